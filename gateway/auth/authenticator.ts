@@ -1,0 +1,64 @@
+import { createHash } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
+import type { AuthConfig } from '../config/schema.js'
+import { parseBearer } from './bearer.js'
+import { AuthError } from './errors.js'
+import type { KeySource } from './keys.js'
+import { toPrincipal, type Principal } from './principal.js'
+import { checkAudience, verifyAccessToken } from './verify.js'
+
+interface Verified {
+  principal: Principal
+  aud: string | string[] | undefined
+}
+
+/** Turns an `Authorization` header into a Principal for one resource. */
+export interface Authenticator {
+  /**
+   * @param authorization the raw header value
+   * @param audiences values of `aud` accepted for this resource
+   * @throws AuthError
+   */
+  authenticate(authorization: string | null | undefined, audiences: readonly string[]): Promise<Principal>
+}
+
+/**
+ * Creates the authenticator: bearer parse, a cache of verified tokens (LRU keyed by the
+ * token's SHA-256, an entry never outliving the token's `exp`), full verification on a miss,
+ * and the audience check on every request.
+ */
+export function createAuthenticator(
+  auth: AuthConfig & { issuer: string },
+  keys: KeySource,
+  now: () => number = Date.now,
+): Authenticator {
+  const cache =
+    auth.tokenCacheMax > 0
+      ? new LRUCache<string, Verified>({ max: auth.tokenCacheMax, ttlAutopurge: false, perf: { now } })
+      : undefined
+  const options = {
+    issuer: auth.issuer,
+    algorithms: auth.algorithms,
+    clockTolerance: auth.clockTolerance,
+    requireJwtAccessTokenType: auth.requireJwtAccessTokenType,
+    getKey: keys.getKey,
+  }
+  return {
+    async authenticate(authorization, audiences) {
+      const token = parseBearer(authorization)
+      const key = cache ? createHash('sha256').update(token).digest('base64url') : ''
+      let verified = cache?.get(key)
+      if (verified === undefined) {
+        const payload = await verifyAccessToken(token, options)
+        verified = { principal: toPrincipal(payload, auth.roleClaims), aud: payload.aud }
+        const ttl = Math.min(auth.tokenCacheTtl * 1000, (payload.exp ?? 0) * 1000 - now())
+        if (cache && ttl > 0) cache.set(key, verified, { ttl })
+      } else if (verified.principal.exp !== undefined && verified.principal.exp * 1000 <= now()) {
+        cache?.delete(key)
+        throw new AuthError('token_expired', 'the access token has expired')
+      }
+      checkAudience(verified.aud, audiences)
+      return verified.principal
+    },
+  }
+}

@@ -1,0 +1,41 @@
+import { Agent, fetch as undiciFetch } from 'undici'
+
+/** Sockets kept open to the IdP at most. */
+export const DEFAULT_IDP_CONNECTIONS = 4
+/** Largest discovery or JWKS document accepted, in bytes. */
+export const DEFAULT_IDP_MAX_RESPONSE_BYTES = 256 * 1024
+
+/** A fetch bound to a dedicated undici agent, for discovery and JWKS only. */
+export interface IdpHttp {
+  fetch: (url: string, init?: { headers?: Headers; signal?: AbortSignal; redirect?: 'manual' }) => Promise<Response>
+  close(): Promise<void>
+}
+
+/**
+ * Creates the IdP client: its own connection pool with connect, header and body timeouts,
+ * keep-alive, a connection cap and a response size cap, so a slow or hostile IdP cannot stall
+ * or flood the gateway. Redirects are never followed (RFC 8414 §3.3: the issuer is exact).
+ */
+export function createIdpHttp(timeoutMs: number): IdpHttp {
+  const agent = new Agent({
+    connect: { timeout: timeoutMs },
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    keepAliveTimeout: 30_000,
+    connections: DEFAULT_IDP_CONNECTIONS,
+    maxResponseSize: DEFAULT_IDP_MAX_RESPONSE_BYTES,
+  })
+  return {
+    fetch: async (url, init = {}) => {
+      const signal = init.signal ?? AbortSignal.timeout(timeoutMs)
+      const res = await undiciFetch(url, {
+        headers: init.headers as never,
+        signal,
+        redirect: 'manual',
+        dispatcher: agent,
+      })
+      return res as unknown as Response
+    },
+    close: () => agent.close(),
+  }
+}

@@ -1,0 +1,184 @@
+import { WebStandardStreamableHTTPServerTransport, type AuthInfo } from '@modelcontextprotocol/server'
+import type { JSONRPCMessage } from '@modelcontextprotocol/server'
+import type { Logger } from 'pino'
+import type { Principal } from '../auth/principal.js'
+import type { ServerConfig } from '../config/schema.js'
+import type { Child } from './child.js'
+import { RPC } from './errors.js'
+import { envelope, progressToken, rpcError, type RequestId } from './jsonrpc.js'
+
+/** Rewrites a server's reply to a list request for the caller (policy filtering); identity by default. */
+export type ResultFilter = (server: string, method: string, result: unknown, principal: Principal) => unknown
+
+interface InFlight {
+  method: string
+  principal: Principal
+  progressToken: RequestId | undefined
+  timer: NodeJS.Timeout | undefined
+}
+
+/** The stable identity a session is bound to: issuer and subject, never the token. */
+export function ownerKey(p: Pick<Principal, 'iss' | 'sub'>): string {
+  return `${p.iss}\n${p.sub}`
+}
+
+/**
+ * One MCP session: an SDK Streamable HTTP server transport facing the client, relaying raw
+ * JSON-RPC to and from its own stdio process. Replies route by id; progress by token; other
+ * server notifications and server→client requests go with the one request in flight, else on
+ * the GET stream. A process exit fails every request in flight and ends the session.
+ */
+export class Session {
+  readonly id: string
+  readonly server: string
+  readonly owner: string
+  readonly child: Child
+  readonly transport: WebStandardStreamableHTTPServerTransport
+  lastActive = Date.now()
+  private readonly inflight = new Map<RequestId, InFlight>()
+  private readonly progress = new Map<RequestId, RequestId>()
+  private closed = false
+
+  constructor(
+    private readonly o: {
+      id: string
+      server: string
+      config: ServerConfig
+      owner: Principal
+      child: Child
+      log: Logger
+      filter?: ResultFilter
+      onclose: (session: Session) => void
+    },
+  ) {
+    this.id = o.id
+    this.server = o.server
+    this.owner = ownerKey(o.owner)
+    this.child = o.child
+    this.transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: () => o.id,
+      enableJsonResponse: o.config.responses === 'json',
+      onsessionclosed: () => {
+        o.log.info('session deleted by client')
+        void this.close()
+      },
+    })
+    this.transport.onmessage = (message, extra) => this.fromClient(message, extra?.authInfo)
+    this.transport.onerror = (err) => o.log.debug({ err: { message: err.message } }, 'transport refused a request')
+    o.child.onmessage = (message) => this.fromServer(message)
+    o.child.onexit = () => this.onChildExit()
+  }
+
+  /** Hands one HTTP request to the session's transport, the body already parsed and the caller authenticated. */
+  handle(req: Request, parsedBody: unknown, principal: Principal): Promise<Response> {
+    this.lastActive = Date.now()
+    const authInfo: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], extra: { principal } }
+    return this.transport.handleRequest(req, { parsedBody, authInfo })
+  }
+
+  /** Number of client requests awaiting a reply. */
+  get pending(): number {
+    return this.inflight.size
+  }
+
+  /** Ends the session: streams closed, process stopped. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.o.onclose(this)
+    this.failInflight(RPC.sessionNotFound, 'the session was closed')
+    await this.transport.close()
+    await this.child.close()
+  }
+
+  private fromClient(message: JSONRPCMessage, authInfo: AuthInfo | undefined): void {
+    const env = envelope(message)
+    if (env.kind === 'request') {
+      const principal = (authInfo?.extra as { principal: Principal }).principal
+      const token = progressToken(env.params)
+      const timeout = this.o.config.requestTimeout
+      const timer = timeout > 0 ? setTimeout(() => this.timeOut(env.id), timeout) : undefined
+      this.inflight.set(env.id, { method: env.method, principal, progressToken: token, timer })
+      if (token !== undefined) this.progress.set(token, env.id)
+    }
+    this.child.send(message).catch((err: Error) => {
+      this.o.log.warn({ err: { message: err.message } }, 'could not write to server process')
+      if (env.kind === 'request') this.reply(env.id, RPC.processExited, 'the MCP server process is not running')
+    })
+  }
+
+  private fromServer(message: JSONRPCMessage): void {
+    const env = envelope(message)
+    if (env.kind === 'response') {
+      const req = this.inflight.get(env.id)
+      if (req === undefined) {
+        this.o.log.warn('server sent a reply to no pending request; dropped')
+        return
+      }
+      this.settle(env.id, req)
+      const m = message as { result?: unknown }
+      if (this.o.filter && m.result !== undefined) {
+        message = { ...message, result: this.o.filter(this.server, req.method, m.result, req.principal) } as JSONRPCMessage
+      }
+      this.send(message)
+      return
+    }
+    if (env.kind === 'invalid') {
+      this.o.log.warn('server sent an invalid JSON-RPC message; dropped')
+      return
+    }
+    this.send(message, this.relatedRequest(env))
+  }
+
+  /** The client request a server notification or request belongs to, if it can be told. */
+  private relatedRequest(env: { method: string; params: Record<string, unknown> | undefined }): RequestId | undefined {
+    // JSON replies carry only the response: anything else goes on the GET stream.
+    if (this.o.config.responses === 'json') return undefined
+    if (env.method === 'notifications/progress') {
+      const token = env.params?.progressToken
+      return typeof token === 'string' || typeof token === 'number' ? this.progress.get(token) : undefined
+    }
+    // MCP transports §Sending Messages: server messages SHOULD relate to the originating
+    // request; over stdio the relation is lost, so only a lone request in flight is certain.
+    if (this.inflight.size === 1) return this.inflight.keys().next().value
+    return undefined
+  }
+
+  private send(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
+    this.transport.send(message, relatedRequestId === undefined ? undefined : { relatedRequestId }).catch((err: Error) => {
+      this.o.log.debug({ err: { message: err.message } }, 'message for a closed stream dropped')
+    })
+  }
+
+  private settle(id: RequestId, req: InFlight): void {
+    clearTimeout(req.timer)
+    this.inflight.delete(id)
+    if (req.progressToken !== undefined) this.progress.delete(req.progressToken)
+  }
+
+  private reply(id: RequestId, code: number, text: string): void {
+    const req = this.inflight.get(id)
+    if (req === undefined) return
+    this.settle(id, req)
+    this.send(rpcError(id, code, text))
+  }
+
+  private timeOut(id: RequestId): void {
+    this.o.log.warn({ requestTimeout: this.o.config.requestTimeout }, 'server request timed out')
+    this.reply(id, RPC.requestTimeout, 'the MCP server did not answer in time')
+    void this.child
+      .send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'timeout' } } as JSONRPCMessage)
+      .catch(() => {})
+  }
+
+  private failInflight(code: number, text: string): void {
+    for (const id of [...this.inflight.keys()]) this.reply(id, code, text)
+  }
+
+  private onChildExit(): void {
+    if (this.closed) return
+    this.o.log.warn({ pending: this.inflight.size }, 'server process exited; ending its session')
+    this.failInflight(RPC.processExited, 'the MCP server process exited')
+    void this.close()
+  }
+}

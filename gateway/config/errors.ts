@@ -1,0 +1,26 @@
+import { GatewayError } from '../errors.js'
+
+/** One problem found in a configuration or policy file, located to a line where possible. */
+export interface ConfigProblem {
+  file: string
+  line?: number
+  column?: number
+  path?: string
+  message: string
+}
+
+/** Formats a problem as `file:line:col: path: message`, the shape editors jump to. */
+export function formatProblem(p: ConfigProblem): string {
+  const where = p.line === undefined ? p.file : `${p.file}:${p.line}${p.column ? `:${p.column}` : ''}`
+  return `${where}: ${p.path ? `${p.path}: ` : ''}${p.message}`
+}
+
+/** A file that does not load. Carries every problem found, not just the first. */
+export class ConfigError extends GatewayError<'config_invalid'> {
+  readonly problems: ConfigProblem[]
+
+  constructor(problems: ConfigProblem[]) {
+    super('config_invalid', `invalid configuration:\n  ${problems.map(formatProblem).join('\n  ')}`)
+    this.problems = problems
+  }
+}

@@ -1,0 +1,74 @@
+import { dirname, isAbsolute, resolve } from 'node:path'
+import { ConfigError, type ConfigProblem } from './errors.js'
+import { configSchema, type GatewayConfig } from './schema.js'
+import { readYamlFile } from './yaml.js'
+
+/** Environment variables that override one config field each, applied before validation. */
+export const ENV_OVERRIDES: Record<string, { path: string[]; number?: boolean }> = {
+  MCP_EDGE_ISSUER: { path: ['auth', 'issuer'] },
+  MCP_EDGE_AUDIENCE: { path: ['auth', 'audience'] },
+  MCP_EDGE_PUBLIC_URL: { path: ['publicUrl'] },
+  MCP_EDGE_HOST: { path: ['listen', 'host'] },
+  MCP_EDGE_PORT: { path: ['listen', 'port'], number: true },
+  MCP_EDGE_LOG_LEVEL: { path: ['log', 'level'] },
+}
+
+/**
+ * Reads, overrides from `env`, and validates a YAML config file. Relative paths (server
+ * `cwd`, `policies`) are resolved against the file's folder.
+ * @throws ConfigError listing every problem with file and line
+ */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const yaml = readYamlFile(file)
+  const raw = yaml.value ?? {}
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError([{ file, line: 1, message: 'the top level must be a mapping' }])
+  }
+  return validateConfig(raw, { file, baseDir: dirname(resolve(file)), env, locate: yaml.locate })
+}
+
+/**
+ * Validates a config object (the embedded default, or a parsed file).
+ * @throws ConfigError listing every problem
+ */
+export function validateConfig(
+  raw: object,
+  opts: { file: string; baseDir: string; env?: NodeJS.ProcessEnv; locate?: (path: PropertyKey[]) => Partial<ConfigProblem> },
+): GatewayConfig {
+  const input = structuredClone(raw) as Record<string, unknown>
+  const overridden = applyEnv(input, opts.env ?? {})
+  const parsed = configSchema.safeParse(input)
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const path = issue.path.map(String).join('.')
+        const env = overridden.get(path)
+        if (env) return { file: `environment variable ${env}`, message: issue.message }
+        return { file: opts.file, ...opts.locate?.(issue.path), path: path || undefined, message: issue.message }
+      }),
+    )
+  }
+  const config = parsed.data
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(opts.baseDir, p))
+  if (config.policies) config.policies = abs(config.policies)
+  for (const server of Object.values(config.servers)) {
+    if (server.cwd) server.cwd = abs(server.cwd)
+  }
+  return config
+}
+
+function applyEnv(input: Record<string, unknown>, env: NodeJS.ProcessEnv): Map<string, string> {
+  const applied = new Map<string, string>()
+  for (const [name, { path, number }] of Object.entries(ENV_OVERRIDES)) {
+    const value = env[name]
+    if (value === undefined || value === '') continue
+    let node = input
+    for (const key of path.slice(0, -1)) {
+      if (typeof node[key] !== 'object' || node[key] === null) node[key] = {}
+      node = node[key] as Record<string, unknown>
+    }
+    node[path.at(-1)!] = number && /^\d+$/.test(value) ? Number(value) : value
+    applied.set(path.join('.'), name)
+  }
+  return applied
+}

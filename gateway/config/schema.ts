@@ -1,0 +1,113 @@
+import { z } from 'zod'
+
+/** Request body cap in bytes (→ 413). A JSON-RPC message larger than this is not a tool call. */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+/** Live MCP sessions the gateway holds at once (→ 503 past it). */
+export const DEFAULT_MAX_SESSIONS = 1000
+/** Allowed clock skew when checking `exp`/`nbf`, in seconds. */
+export const DEFAULT_CLOCK_TOLERANCE_S = 30
+/** Minimum time between two JWKS refetches triggered by an unknown `kid`, in ms. */
+export const DEFAULT_JWKS_COOLDOWN_MS = 30_000
+/** How long a fetched JWKS is trusted before a refetch, in ms. */
+export const DEFAULT_JWKS_MAX_AGE_MS = 10 * 60_000
+/** Connect, header and body timeout for every call to the IdP, in ms. */
+export const DEFAULT_IDP_TIMEOUT_MS = 5_000
+/** Verified tokens remembered (LRU), keyed by the token's SHA-256. */
+export const DEFAULT_TOKEN_CACHE_MAX = 10_000
+/** A cached verification is reused at most this long, and never past the token's `exp`, in s. */
+export const DEFAULT_TOKEN_CACHE_TTL_S = 300
+/** A child request with no reply after this long fails with a JSON-RPC error, in ms. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
+/** Session idle time after which the session and its process are ended, in ms. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000
+/** The dev IdP's loopback port when the gateway runs it. */
+export const DEFAULT_DEV_IDP_PORT = 8090
+
+/** Asymmetric algorithms accepted by default: never `none`, never HS* (RFC 8725 §3.1, §3.2). */
+export const ASYMMETRIC_ALGORITHMS = [
+  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
+] as const
+
+const SERVER_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+
+/** A URL used as an identifier: no query, no fragment, no trailing slash (MCP canonical URI). */
+const canonicalUrl = httpUrl.refine(
+  (u) => !u.includes('?') && !u.includes('#') && !u.endsWith('/'),
+  'must have no query, no fragment and no trailing slash',
+)
+
+const ms = z.number().int().nonnegative()
+
+const serverSchema = z.strictObject({
+  command: z.string().min(1),
+  args: z.array(z.string()).default([]),
+  env: z.record(z.string(), z.string()).default({}),
+  cwd: z.string().optional(),
+  /** `sse` streams every reply (progress, server→client requests on the POST stream); `json` answers each request with one JSON body. */
+  responses: z.enum(['sse', 'json']).default('sse'),
+  requestTimeout: ms.default(DEFAULT_REQUEST_TIMEOUT_MS),
+  idleTimeout: ms.default(DEFAULT_IDLE_TIMEOUT_MS),
+  description: z.string().optional(),
+})
+
+const authSchema = z.strictObject({
+  issuer: httpUrl.optional(),
+  audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  jwksUri: httpUrl.optional(),
+  algorithms: z
+    .array(z.enum(ASYMMETRIC_ALGORITHMS, { error: 'only asymmetric algorithms are accepted' }))
+    .min(1)
+    .default([...ASYMMETRIC_ALGORITHMS]),
+  clockTolerance: z.number().int().min(0).max(300).default(DEFAULT_CLOCK_TOLERANCE_S),
+  /** Dotted claim paths holding role lists; `*` matches any key (Keycloak client roles). */
+  roleClaims: z.array(z.string().min(1)).default(['realm_access.roles', 'resource_access.*.roles']),
+  /** Require `typ: at+jwt` (RFC 9068 §4). Off by default: many IdPs issue `typ: JWT`. */
+  requireJwtAccessTokenType: z.boolean().default(false),
+  scopesSupported: z.array(z.string().min(1)).optional(),
+  jwksCooldown: ms.default(DEFAULT_JWKS_COOLDOWN_MS),
+  jwksMaxAge: ms.default(DEFAULT_JWKS_MAX_AGE_MS),
+  idpTimeout: ms.min(100).default(DEFAULT_IDP_TIMEOUT_MS),
+  tokenCacheMax: z.number().int().min(0).default(DEFAULT_TOKEN_CACHE_MAX),
+  tokenCacheTtl: z.number().int().min(0).default(DEFAULT_TOKEN_CACHE_TTL_S),
+})
+
+/** The whole gateway.yaml. Every field has a default except `servers`. */
+export const configSchema = z.strictObject({
+  listen: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(8080),
+    })
+    .prefault({}),
+  publicUrl: canonicalUrl.optional(),
+  trustProxy: z.boolean().default(false),
+  allowedOrigins: z.array(z.string().min(1)).default([]),
+  auth: authSchema.prefault({}),
+  devIdp: z
+    .strictObject({ port: z.number().int().min(0).max(65535).default(DEFAULT_DEV_IDP_PORT) })
+    .prefault({}),
+  servers: z
+    .record(z.string().regex(SERVER_NAME, 'server names are lowercase letters, digits, - and _'), serverSchema)
+    .refine((s) => Object.keys(s).length > 0, 'at least one server is required'),
+  policies: z.string().min(1).optional(),
+  limits: z
+    .strictObject({
+      maxBodyBytes: z.number().int().min(1024).default(DEFAULT_MAX_BODY_BYTES),
+      maxSessions: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .prefault({}),
+})
+
+/** A validated configuration, with every default filled in and paths made absolute. */
+export type GatewayConfig = z.infer<typeof configSchema>
+/** One `servers.<name>` entry. */
+export type ServerConfig = z.infer<typeof serverSchema>
+/** The `auth` section. */
+export type AuthConfig = z.infer<typeof authSchema>

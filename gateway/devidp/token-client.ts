@@ -1,0 +1,78 @@
+import { request } from 'undici'
+import { devIdpStatePath, readDevIdpState } from './state.js'
+
+/** Access token issued to the built-in CLI client. */
+export interface DevToken { access_token: string; expires_in: number; scope?: string }
+
+/**
+ * Gets an access token for the dev user from the running dev IdP (client_credentials as
+ * `mcp-edge-cli`, client_secret_basic). Defaults: first allowed resource, every scope.
+ */
+export async function requestDevToken(opts: {
+  scope?: string
+  resource?: string
+  statePath?: string
+} = {}): Promise<DevToken> {
+  const state = await readDevIdpState(opts.statePath ?? devIdpStatePath())
+  const resource = opts.resource ?? state.resources[0]
+  if (!resource) throw new Error('the dev IdP state lists no resources')
+  const meta = await getJson(`${state.issuer}/.well-known/openid-configuration`, state.issuer)
+  if (typeof meta.body.token_endpoint !== 'string') {
+    throw new Error(`dev IdP at ${state.issuer} has no token_endpoint in its discovery document`)
+  }
+  // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
+  const basic = Buffer.from(
+    `${encodeURIComponent(state.clientId)}:${encodeURIComponent(state.clientSecret)}`,
+  ).toString('base64')
+  const form = new URLSearchParams({
+    grant_type: 'client_credentials',
+    resource,
+    scope: opts.scope ?? state.scopes.join(' '),
+  })
+  const res = await call(state.issuer, meta.body.token_endpoint, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${basic}`,
+      'content-type': 'application/x-www-form-urlencoded',
+      accept: 'application/json',
+    },
+    body: form.toString(),
+  })
+  const { body } = res
+  if (res.status !== 200 || typeof body.access_token !== 'string') {
+    const error = typeof body.error === 'string' ? body.error : `HTTP ${res.status}`
+    const detail = typeof body.error_description === 'string' ? `: ${body.error_description}` : ''
+    throw new Error(`dev IdP refused the token request (${error}${detail})`)
+  }
+  return {
+    access_token: body.access_token,
+    expires_in: Number(body.expires_in),
+    ...(typeof body.scope === 'string' ? { scope: body.scope } : {}),
+  }
+}
+
+type Json = Record<string, unknown>
+
+function getJson(url: string, issuer: string): Promise<{ status: number; body: Json }> {
+  return call(issuer, url, { method: 'GET', headers: { accept: 'application/json' } })
+}
+
+async function call(
+  issuer: string,
+  url: string,
+  init: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string },
+): Promise<{ status: number; body: Json }> {
+  let res
+  try {
+    res = await request(url, { ...init, headersTimeout: 10_000, bodyTimeout: 10_000 })
+  } catch (err) {
+    const reason = (err as { code?: string }).code ?? (err as Error).message
+    throw new Error(`dev IdP at ${issuer} is not reachable (${reason}); is the gateway running?`)
+  }
+  const text = await res.body.text().catch(() => '')
+  try {
+    return { status: res.statusCode, body: JSON.parse(text) as Json }
+  } catch {
+    throw new Error(`dev IdP at ${issuer} answered ${url} with non-JSON (HTTP ${res.statusCode})`)
+  }
+}

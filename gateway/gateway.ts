@@ -1,0 +1,186 @@
+import type { AddressInfo } from 'node:net'
+import { createAdaptorServer } from '@hono/node-server'
+import type { Logger } from 'pino'
+import { createAuthenticator, type Authenticator } from './auth/authenticator.js'
+import { createIdpHttp, type IdpHttp } from './auth/idp-http.js'
+import { createKeySource } from './auth/keys.js'
+import { metadataUrl } from './auth/metadata.js'
+import type { Principal } from './auth/principal.js'
+import { SessionRegistry } from './bridge/registry.js'
+import { ConfigError } from './config/errors.js'
+import type { GatewayConfig } from './config/schema.js'
+import { startDevIdp, type DevIdp } from './devidp/provider.js'
+import { createApp } from './http/app.js'
+import { filterListResult } from './policy/filter.js'
+import { loadPolicy } from './policy/load.js'
+import type { Policy } from './policy/policy.js'
+import { createPolicyStore } from './policy/store.js'
+
+/** Scopes the dev IdP issues; the example policies use these. */
+export const DEV_SCOPES = ['mcp:read', 'mcp:write', 'mcp:admin']
+
+const LOOPBACK = /^(127(?:\.\d{1,3}){3}|::1|localhost)$/
+
+export interface StartOptions {
+  log: Logger
+  /** Serve without authentication (loopback only). */
+  insecureNoAuth?: boolean
+  /** May start the embedded dev IdP when no issuer is configured. */
+  allowDevIdp?: boolean
+  /** Options passed to the dev IdP (tests: keys, clients). */
+  devIdp?: Partial<Parameters<typeof startDevIdp>[0]>
+}
+
+/** A running gateway. */
+export interface Gateway {
+  /** Where it listens, e.g. http://127.0.0.1:8080. */
+  url: string
+  publicUrl: string
+  issuer: string | undefined
+  devIdp: DevIdp | undefined
+  registry: SessionRegistry
+  /** Stops accepting, ends every session and process, stops the dev IdP. */
+  close(): Promise<void>
+}
+
+/**
+ * Starts the gateway: listen, load policies, set up authentication (external issuer, dev
+ * IdP, or explicitly none), then serve. Anything misconfigured fails here, not on a request.
+ * @throws ConfigError
+ */
+export async function startGateway(config: GatewayConfig, o: StartOptions): Promise<Gateway> {
+  const { log } = o
+  const loopback = LOOPBACK.test(config.listen.host)
+  if (!loopback && config.publicUrl === undefined) {
+    throw new ConfigError([{ file: 'configuration', path: 'publicUrl', message: `required when listening on ${config.listen.host} (tokens are bound to it)` }])
+  }
+  if (o.insecureNoAuth && !loopback) {
+    throw new ConfigError([{ file: 'command line', message: '--insecure-no-auth only listens on a loopback address' }])
+  }
+  const policy = createPolicyStore(config.policies ? loadPolicy(config.policies) : emptyPolicy(log))
+
+  let handler: (req: Request) => Response | Promise<Response> = () => new Response('starting', { status: 503 })
+  const server = createAdaptorServer({ fetch: (req: Request) => handler(req) })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(config.listen.port, config.listen.host, () => resolve())
+  })
+  const { port } = server.address() as AddressInfo
+  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host
+  const url = `http://${host}:${port}`
+  const publicUrl = config.publicUrl ?? url
+  const resourceOf = (name: string) => `${publicUrl}/mcp/${name}`
+
+  let devIdp: DevIdp | undefined
+  let idpHttp: IdpHttp | undefined
+  let authenticator: Authenticator | undefined
+  let issuer = config.auth.issuer
+  let keysReady = false
+  let keysProblem = 'signing keys not fetched yet'
+  try {
+    if (issuer === undefined && o.insecureNoAuth) {
+      log.warn('AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach this port acts with every scope')
+    } else {
+      if (issuer === undefined) {
+        if (!o.allowDevIdp || process.env.NODE_ENV === 'production') {
+          throw new ConfigError([{ file: 'configuration', path: 'auth.issuer', message: 'no issuer configured: set auth.issuer (or MCP_EDGE_ISSUER), or pass --insecure-no-auth for a loopback-only test' }])
+        }
+        devIdp = await startDevIdp({
+          port: config.devIdp.port,
+          resources: Object.keys(config.servers).map(resourceOf),
+          scopes: DEV_SCOPES,
+          logger: log.child({ component: 'dev-idp' }),
+          ...o.devIdp,
+        })
+        issuer = devIdp.issuer
+        log.warn({ issuer }, 'DEVELOPMENT IdP running: a fixed user logs in and consents automatically. Never use it in production; configure auth.issuer instead')
+      }
+      idpHttp = createIdpHttp(config.auth.idpTimeout)
+      const keys = createKeySource({
+        issuer,
+        jwksUri: config.auth.jwksUri,
+        http: idpHttp,
+        timeoutMs: config.auth.idpTimeout,
+        cooldownMs: config.auth.jwksCooldown,
+        maxAgeMs: config.auth.jwksMaxAge,
+      })
+      authenticator = createAuthenticator({ ...config.auth, issuer }, keys)
+      keys.warm().then(
+        () => {
+          keysReady = true
+          log.info({ jwksUri: keys.jwksUri }, 'issuer signing keys loaded')
+        },
+        (err: Error) => {
+          keysProblem = `issuer signing keys unavailable: ${err.message}`
+          log.warn({ issuer, cause: (err.cause as Error | undefined)?.message }, 'issuer signing keys could not be fetched; will retry on demand')
+        },
+      )
+    }
+  } catch (err) {
+    server.close()
+    await devIdp?.close()
+    throw err
+  }
+
+  const registry = new SessionRegistry({
+    config,
+    log,
+    filter: (name, method, result, principal) => filterListResult(policy.current, name, method, result, principal),
+  })
+  const scopes = (name: string | undefined) =>
+    config.auth.scopesSupported ?? (name === undefined ? [] : [...(policy.current.servers.get(name)?.access ?? [])])
+  const app = createApp({
+    config,
+    log,
+    publicUrl,
+    issuer: () => issuer ?? '',
+    resourceOf,
+    metadataOf: (name) => metadataUrl(resourceOf(name)),
+    authenticator,
+    anonymous: ANONYMOUS,
+    policy,
+    registry,
+    scopes,
+    origin: {
+      origins: [new URL(publicUrl).origin, ...config.allowedOrigins].map((s) => s.toLowerCase()),
+      local: loopback,
+      publicHost: new URL(publicUrl).host,
+    },
+    readiness: () => (authenticator && !keysReady ? [keysProblem] : []),
+  })
+  handler = (req) => app.fetch(req)
+  log.info({ url, publicUrl, issuer: issuer ?? null, servers: Object.keys(config.servers) }, 'listening')
+
+  let closing: Promise<void> | undefined
+  return {
+    url,
+    publicUrl,
+    issuer,
+    devIdp,
+    registry,
+    close: () =>
+      (closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
+        await registry.closeAll()
+        ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+        await stopped
+        await devIdp?.close()
+        await idpHttp?.close()
+      })()),
+  }
+}
+
+/** Everyone's identity under --insecure-no-auth: every scope; explicit deny rules still apply. */
+const ANONYMOUS: Principal = {
+  iss: 'urn:mcp-edge:insecure-no-auth',
+  sub: 'anonymous',
+  clientId: undefined,
+  scopes: new Set(['*']),
+  roles: new Set(),
+  exp: undefined,
+}
+
+function emptyPolicy(log: Logger): Policy {
+  log.warn('no policies configured: every MCP request is denied (set `policies:` in the config)')
+  return { roles: new Map(), servers: new Map(), files: [] }
+}

@@ -1,0 +1,44 @@
+import { Hono } from 'hono'
+import type { Logger } from 'pino'
+import { PRM_PREFIX } from '../auth/metadata.js'
+import { mcpEndpoint, type McpEndpointDeps } from './mcp.js'
+import { originGuard, type OriginPolicy } from './origin.js'
+import { requestId, type Vars } from './request-id.js'
+import { rpcErrorResponse } from './respond.js'
+import { wellKnown } from './well-known.js'
+
+export interface AppDeps extends McpEndpointDeps {
+  log: Logger
+  publicUrl: string
+  issuer: () => string
+  origin: OriginPolicy
+  /** Readiness problems; empty when ready. */
+  readiness: () => string[]
+}
+
+/** The gateway's HTTP surface: MCP endpoints, metadata, health. Every route is listed here. */
+export function createApp(d: AppDeps): Hono<Vars> {
+  const app = new Hono<Vars>()
+  const meta = wellKnown(d)
+  app.use('*', requestId(d.log, d.config.trustProxy))
+  app.use('*', async (c, next) => {
+    const start = performance.now()
+    await next()
+    c.get('log').info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: +(performance.now() - start).toFixed(2) }, 'request')
+  })
+  app.get('/healthz', () => Response.json({ status: 'ok' }))
+  app.get('/readyz', () => {
+    const problems = d.readiness()
+    return Response.json({ status: problems.length === 0 ? 'ready' : 'not ready', problems }, { status: problems.length === 0 ? 200 : 503 })
+  })
+  app.get(`${PRM_PREFIX}/mcp/:server`, (c) => meta.server(c))
+  app.get(PRM_PREFIX, () => meta.root())
+  app.use('/mcp/:server', originGuard(d.origin))
+  app.all('/mcp/:server', mcpEndpoint(d))
+  app.notFound(() => rpcErrorResponse(404, -32601, 'not found'))
+  app.onError((err, c) => {
+    c.get('log')?.error({ err }, 'unhandled error')
+    return rpcErrorResponse(500, -32603, 'internal error')
+  })
+  return app
+}

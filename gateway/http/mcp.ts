@@ -1,0 +1,127 @@
+import type { Context } from 'hono'
+import type { Authenticator } from '../auth/authenticator.js'
+import type { Principal } from '../auth/principal.js'
+import { BridgeError } from '../bridge/errors.js'
+import { envelope, type Envelope } from '../bridge/jsonrpc.js'
+import type { SessionRegistry } from '../bridge/registry.js'
+import type { GatewayConfig } from '../config/schema.js'
+import { GatewayError } from '../errors.js'
+import { decide, decideAccess, type Decision } from '../policy/evaluate.js'
+import { gatedTarget } from '../policy/filter.js'
+import type { PolicyStore } from '../policy/store.js'
+import { readJsonBody } from './body.js'
+import type { Vars } from './request-id.js'
+import { decisionResponse, errorResponse, rpcErrorResponse } from './respond.js'
+
+/** What the MCP endpoint needs to serve one server. */
+export interface McpEndpointDeps {
+  config: GatewayConfig
+  /** Resource URL of each server: `publicUrl/mcp/<name>`. */
+  resourceOf: (server: string) => string
+  metadataOf: (server: string) => string
+  /** undefined only under --insecure-no-auth. */
+  authenticator: Authenticator | undefined
+  /** The principal every request gets under --insecure-no-auth. */
+  anonymous: Principal
+  policy: PolicyStore
+  registry: SessionRegistry
+  /** Baseline scopes of a server, named in 401 challenges. */
+  scopes: (server: string | undefined) => string[]
+}
+
+/**
+ * `POST/GET/DELETE /mcp/:server`: authenticate, find the caller's session (or open one on
+ * `initialize`), decide policy on every message, then hand the request to the session's
+ * SDK transport. Order of checks: auth → session → policy → process (checklist "recommended
+ * order"; Origin ran before this, in middleware).
+ */
+export function mcpEndpoint(d: McpEndpointDeps) {
+  const audiences = (server: string) => {
+    const extra = d.config.auth.audience
+    return [d.resourceOf(server), ...(extra === undefined ? [] : Array.isArray(extra) ? extra : [extra])]
+  }
+  return async function handleMcp(c: Context<Vars>): Promise<Response> {
+    const server = c.req.param('server') ?? ''
+    const log = c.get('log').child({ server })
+    const resourceMetadata = d.metadataOf(server)
+    try {
+      if (d.config.servers[server] === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
+      const method = c.req.method
+      if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
+        return rpcErrorResponse(405, -32000, 'method not allowed', { allow: 'GET, POST, DELETE' })
+      }
+      // Edge check before any auth work: a declared oversize body is refused unread.
+      const declared = Number(c.req.header('content-length') ?? NaN)
+      if (declared > d.config.limits.maxBodyBytes) {
+        throw new GatewayError('body_too_large', `the request body is larger than ${d.config.limits.maxBodyBytes} bytes`, { status: 413, expose: true })
+      }
+      const principal = d.authenticator
+        ? await d.authenticator.authenticate(c.req.header('authorization'), audiences(server))
+        : d.anonymous
+      const sessionId = c.req.header('mcp-session-id')
+      const policy = d.policy.current
+
+      if (method !== 'POST') {
+        if (sessionId === undefined) throw new BridgeError('session_required', 'the Mcp-Session-Id header is required')
+        const session = d.registry.find(sessionId, server, principal)
+        if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
+        const access = decideAccess(policy, principal, server)
+        if (access.effect !== 'allow') return decisionResponse(access, { resourceMetadata, id: null })
+        return await session.handle(c.req.raw, undefined, principal)
+      }
+
+      const body = await readJsonBody(c.req.raw, d.config.limits.maxBodyBytes)
+      const messages = (Array.isArray(body) ? body : [body]).map(envelope)
+      const refused = refusal(messages, (m) => decideMessage(m, principal, server, policy))
+      if (refused) return decisionResponse(refused.decision, { resourceMetadata, id: Array.isArray(body) ? null : refused.id })
+
+      if (sessionId === undefined) {
+        const init = messages.length === 1 && messages[0]!.kind === 'request' && messages[0]!.method === 'initialize'
+        if (!init) throw new BridgeError('session_required', 'the Mcp-Session-Id header is required (send initialize first)')
+        const notAcceptable = precheckInitialize(c.req.raw)
+        if (notAcceptable) return notAcceptable
+        const session = await d.registry.open(server, principal, log)
+        const res = await session.handle(c.req.raw, body, principal)
+        // The transport refused the initialize: nothing may outlive it.
+        if (res.status !== 200) await session.close()
+        return res
+      }
+      const session = d.registry.find(sessionId, server, principal)
+      if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
+      return await session.handle(c.req.raw, body, principal)
+    } catch (err) {
+      return errorResponse(err, { resourceMetadata, scope: d.scopes(server), log })
+    }
+  }
+}
+
+/** Policy for one client→server message. Responses and notifications need only server access. */
+function decideMessage(m: Envelope, principal: Principal, server: string, policy: PolicyStore['current']): Decision {
+  if (m.kind === 'invalid') return { effect: 'allow', reason: 'left to the transport to refuse', source: undefined }
+  const target = m.kind === 'request' ? gatedTarget(m.method, m.params) : undefined
+  return target ? decide(policy, principal, server, target.feature, target.name) : decideAccess(policy, principal, server)
+}
+
+function refusal(messages: Envelope[], decideOne: (m: Envelope) => Decision) {
+  for (const m of messages) {
+    const decision = decideOne(m)
+    if (decision.effect !== 'allow') return { decision, id: m.kind === 'request' ? m.id : null }
+  }
+  return undefined
+}
+
+/**
+ * The SDK transport's own Accept and Content-Type checks, run before a process is spawned
+ * for a request that would be refused anyway.
+ */
+function precheckInitialize(req: Request): Response | undefined {
+  const accept = req.headers.get('accept') ?? ''
+  if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
+    return rpcErrorResponse(406, -32000, 'Not Acceptable: Client must accept both application/json and text/event-stream')
+  }
+  const type = req.headers.get('content-type') ?? ''
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    return rpcErrorResponse(415, -32000, 'Unsupported Media Type: Content-Type must be application/json')
+  }
+  return undefined
+}

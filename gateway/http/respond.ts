@@ -1,0 +1,65 @@
+import type { Logger } from 'pino'
+import { AuthError } from '../auth/errors.js'
+import { bearerChallenge } from '../auth/challenge.js'
+import { GatewayError } from '../errors.js'
+import type { Decision } from '../policy/evaluate.js'
+
+/** JSON-RPC error code for a request refused by policy (implementation-defined range). */
+export const RPC_POLICY_DENIED = -32010
+
+/** JSON-RPC codes for gateway error codes that have a standard one. */
+const RPC_CODE: Record<string, number> = { parse_error: -32700, invalid_message: -32600 }
+
+/** A JSON-RPC error body with no id (transport-level failures: MCP transports, "error response that has no id"). */
+export function rpcErrorResponse(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }), {
+    status,
+    headers: { 'content-type': 'application/json', ...headers },
+  })
+}
+
+/**
+ * The one place an error becomes a response. Exposed errors keep their message; anything
+ * else is a 500 with a fixed text, its detail going to the log only.
+ */
+export function errorResponse(err: unknown, o: { resourceMetadata: string; scope?: string[]; log: Logger }): Response {
+  if (err instanceof AuthError) {
+    o.log.info({ auth: err.code, reason: err.message, cause: causeOf(err) }, 'authentication failed')
+    if (err.code === 'idp_unavailable') {
+      return rpcErrorResponse(503, -32000, 'the authorization server is unreachable; retry later', { 'retry-after': '5' })
+    }
+    // RFC 6750 §3.1: no error code when the request carried no credentials.
+    const error = err.code === 'missing_token' ? undefined : err.code === 'invalid_request' ? 'invalid_request' : 'invalid_token'
+    // MCP authorization: the challenge SHOULD name the scopes basic use needs.
+    const challenge = bearerChallenge({ resourceMetadata: o.resourceMetadata, error, description: err.message, scope: o.scope })
+    const message = err.code === 'missing_token' ? 'authentication required' : err.message
+    return rpcErrorResponse(err.status, -32001, message, { 'www-authenticate': challenge })
+  }
+  if (err instanceof GatewayError && err.expose) {
+    o.log.info({ code: err.code, reason: err.message }, 'request refused')
+    const retry: Record<string, string> = err.status === 503 ? { 'retry-after': '5' } : {}
+    return rpcErrorResponse(err.status, RPC_CODE[err.code] ?? (err.status === 404 ? -32001 : -32000), err.message, retry)
+  }
+  o.log.error({ err }, 'unexpected error')
+  return rpcErrorResponse(500, -32603, 'internal error')
+}
+
+/**
+ * A refused policy decision as a response: a missing scope is a `403` step-up challenge
+ * (MCP 2025-11-25 §Runtime Insufficient Scope Errors); an outright denial is a JSON-RPC error
+ * on `200` when the request has an id to answer, naming no rule or file.
+ */
+export function decisionResponse(d: Exclude<Decision, { effect: 'allow' }>, o: { resourceMetadata: string; id: string | number | null }): Response {
+  if (d.effect === 'challenge') {
+    const description = `this operation needs scope ${d.missing.join(' ')}`
+    const challenge = bearerChallenge({ resourceMetadata: o.resourceMetadata, error: 'insufficient_scope', scope: [...d.required], description })
+    return rpcErrorResponse(403, RPC_POLICY_DENIED, description, { 'www-authenticate': challenge })
+  }
+  const body = { jsonrpc: '2.0', id: o.id, error: { code: RPC_POLICY_DENIED, message: 'denied by policy' } }
+  return new Response(JSON.stringify(body), { status: o.id === null ? 403 : 200, headers: { 'content-type': 'application/json' } })
+}
+
+function causeOf(err: Error): string | undefined {
+  const cause = err.cause
+  return cause instanceof Error ? `${cause.name}: ${cause.message}`.slice(0, 300) : undefined
+}

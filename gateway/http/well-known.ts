@@ -1,0 +1,40 @@
+import type { Context } from 'hono'
+import { DEFAULT_METADATA_MAX_AGE_S, protectedResourceMetadata } from '../auth/metadata.js'
+import type { GatewayConfig } from '../config/schema.js'
+import { rpcErrorResponse } from './respond.js'
+
+/**
+ * RFC 9728 metadata documents: one per server, at the well-known path built from its
+ * resource URL; the root form only when one gateway-wide audience is configured (else 404,
+ * so a token for one server is never advertised as good for another: checklist A7).
+ * Public (no auth), cacheable, readable cross-origin.
+ */
+export function wellKnown(d: { config: GatewayConfig; issuer: () => string; publicUrl: string; resourceOf: (s: string) => string; scopes: (s: string | undefined) => string[] }) {
+  const respond = (doc: Record<string, unknown>) =>
+    new Response(JSON.stringify(doc), {
+      headers: {
+        'content-type': 'application/json',
+        'cache-control': `public, max-age=${DEFAULT_METADATA_MAX_AGE_S}`,
+        'access-control-allow-origin': '*',
+      },
+    })
+  return {
+    server(c: Context): Response {
+      const server = c.req.param('server') ?? ''
+      const config = d.config.servers[server]
+      if (config === undefined) return rpcErrorResponse(404, -32001, 'no such protected resource')
+      return respond(
+        protectedResourceMetadata({
+          resource: d.resourceOf(server),
+          issuer: d.issuer(),
+          scopes: d.scopes(server),
+          name: config.description ? `${server}: ${config.description}` : `MCP server ${server}`,
+        }),
+      )
+    },
+    root(): Response {
+      if (d.config.auth.audience === undefined) return rpcErrorResponse(404, -32001, 'no gateway-wide resource; use /.well-known/oauth-protected-resource/mcp/<server>')
+      return respond(protectedResourceMetadata({ resource: d.publicUrl, issuer: d.issuer(), scopes: d.scopes(undefined), name: 'mcp-edge gateway' }))
+    },
+  }
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// The mcp-edge command line: serve | token | validate.
+import { parseArgs } from 'node:util'
+import { ConfigError } from './config/errors.js'
+import { defaultConfig } from './config/defaults.js'
+import { loadConfigFile } from './config/load.js'
+import type { GatewayConfig } from './config/schema.js'
+import { requestDevToken } from './devidp/token-client.js'
+import { startGateway } from './gateway.js'
+import { createLogger } from './observability/logger.js'
+import { loadPolicy } from './policy/load.js'
+
+const USAGE = `usage: mcp-edge <command> [options]
+
+commands:
+  serve     [--config FILE] [--dev-idp] [--insecure-no-auth]   run the gateway
+  token     [--scope "a b"] [--resource URL]                    print an access token from the running dev IdP
+  validate  [--config FILE]                                     check config and policies, then exit
+
+Without --config the embedded default runs: demo servers, example policies, dev IdP on 127.0.0.1.`
+
+/** Grace for in-flight work after SIGTERM/SIGINT before the process exits anyway, in ms. */
+const SHUTDOWN_DEADLINE_MS = 10_000
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  switch (command) {
+    case 'serve':
+      return serve(rest)
+    case 'token':
+      return token(rest)
+    case 'validate':
+      return validate(rest)
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(`${USAGE}\n`)
+      return command === undefined ? 2 : 0
+    default:
+      process.stderr.write(`mcp-edge: unknown command ${command}\n${USAGE}\n`)
+      return 2
+  }
+}
+
+function readConfig(file: string | undefined): GatewayConfig {
+  return file === undefined ? defaultConfig() : loadConfigFile(file)
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string' }, 'insecure-no-auth': { type: 'boolean' }, 'dev-idp': { type: 'boolean' } },
+  })
+  const config = readConfig(values.config)
+  const log = createLogger(config.log.level)
+  const gateway = await startGateway(config, {
+    log,
+    insecureNoAuth: values['insecure-no-auth'] === true,
+    // The embedded default is the development setup; a config file asks for it explicitly.
+    allowDevIdp: values.config === undefined || values['dev-idp'] === true,
+  })
+  const stop = (signal: string) => {
+    log.info({ signal }, 'shutting down')
+    setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref()
+    gateway.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+  return new Promise<number>(() => {})
+}
+
+async function token(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { scope: { type: 'string' }, resource: { type: 'string' } } })
+  const t = await requestDevToken({ scope: values.scope, resource: values.resource })
+  process.stdout.write(`${t.access_token}\n`)
+  return 0
+}
+
+async function validate(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' } } })
+  const config = readConfig(values.config)
+  if (config.policies) loadPolicy(config.policies)
+  const servers = Object.keys(config.servers).join(', ')
+  process.stdout.write(`ok: ${values.config ?? 'embedded default config'} (servers: ${servers}; policies: ${config.policies ?? 'none'})\n`)
+  return 0
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError) process.stderr.write(`mcp-edge: ${err.message}\n`)
+    else if (err instanceof Error && (err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') process.stderr.write(`mcp-edge: ${err.message}\n${USAGE}\n`)
+    else process.stderr.write(`mcp-edge: ${err instanceof Error ? err.message : String(err)}\n`)
+    process.exit(1)
+  },
+)

@@ -1,0 +1,75 @@
+import type { Principal } from '../auth/principal.js'
+import { compileGlob } from './glob.js'
+import type { Feature, Policy, Rule, Source } from './policy.js'
+
+/** The outcome of one policy question, with the reason the audit log and explain print. */
+export type Decision =
+  | { effect: 'allow'; reason: string; source: Source | undefined }
+  /** Refused outright: a deny rule, no rule, or no policy for the server. */
+  | { effect: 'deny'; reason: string; source: Source | undefined }
+  /** Refused for missing scopes: the caller may step up to `required`. */
+  | { effect: 'challenge'; reason: string; source: Source | undefined; required: readonly string[]; missing: readonly string[] }
+
+/** The scopes a principal holds under a policy: its token scopes plus what its roles grant. */
+export interface Grants {
+  scopes: ReadonlySet<string>
+  has(scope: string): boolean
+}
+
+const grantsCache = new WeakMap<Principal, { policy: Policy; grants: Grants }>()
+
+/** Expands a principal's roles through the policy's role map (cached per principal and policy). */
+export function grantsOf(policy: Policy, principal: Principal): Grants {
+  const hit = grantsCache.get(principal)
+  if (hit?.policy === policy) return hit.grants
+  const scopes = new Set(principal.scopes)
+  for (const role of principal.roles) for (const s of policy.roles.get(role) ?? []) scopes.add(s)
+  // Scope hierarchies (MCP authorization, step-up): `*` grants all, `tools:*` grants `tools:x`.
+  const patterns = [...scopes].filter((s) => s.includes('*')).map(compileGlob)
+  const grants: Grants = {
+    scopes,
+    has: (s) => scopes.has(s) || patterns.some((m) => m(s)),
+  }
+  grantsCache.set(principal, { policy, grants })
+  return grants
+}
+
+/** May this principal open a session on (or keep using) `server`? */
+export function decideAccess(policy: Policy, principal: Principal, server: string): Decision {
+  const sp = policy.servers.get(server)
+  // No policy for the server: nothing is allowed there.
+  if (sp === undefined) return { effect: 'deny', reason: `no policy for server ${server}`, source: undefined }
+  const grants = grantsOf(policy, principal)
+  const missing = sp.access.filter((s) => !grants.has(s))
+  // The server's access scopes are missing: step up to them.
+  if (missing.length > 0) {
+    return { effect: 'challenge', reason: `missing access scope ${missing.join(' ')}`, source: sp.accessSource, required: sp.access, missing }
+  }
+  return { effect: 'allow', reason: 'access scopes held', source: sp.accessSource }
+}
+
+/** May this principal use the tool, prompt or resource `name` of `server`? First matching rule wins. */
+export function decide(policy: Policy, principal: Principal, server: string, feature: Feature, name: string): Decision {
+  const access = decideAccess(policy, principal, server)
+  // Without access to the server, nothing on it is usable.
+  if (access.effect !== 'allow') return access
+  const sp = policy.servers.get(server)!
+  const rule = sp.rules[feature].find((r) => r.matches(name))
+  // Unmatched names are denied.
+  if (rule === undefined) return { effect: 'deny', reason: `no ${feature} rule matches ${name}`, source: undefined }
+  return ruleDecision(rule, grantsOf(policy, principal), sp.access)
+}
+
+function ruleDecision(rule: Rule, grants: Grants, access: readonly string[]): Decision {
+  const { effect, source } = rule
+  // An explicit deny is final.
+  if (effect.kind === 'deny') return { effect: 'deny', reason: `denied by rule ${rule.pattern}`, source }
+  // An explicit allow needs nothing beyond server access.
+  if (effect.kind === 'allow') return { effect: 'allow', reason: `allowed by rule ${rule.pattern}`, source }
+  const missing = effect.scopes.filter((s) => !grants.has(s))
+  // Every listed scope held: allowed.
+  if (missing.length === 0) return { effect: 'allow', reason: `scopes held for rule ${rule.pattern}`, source }
+  // MCP 2025-11-25 step-up: challenge with everything the operation needs, in one stable list.
+  const required = [...new Set([...access, ...effect.scopes])]
+  return { effect: 'challenge', reason: `missing scope ${missing.join(' ')} for rule ${rule.pattern}`, source, required, missing }
+}

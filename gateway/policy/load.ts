@@ -1,0 +1,83 @@
+import { readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { ConfigError, type ConfigProblem } from '../config/errors.js'
+import { readYamlFile, type YamlFile } from '../config/yaml.js'
+import { compileGlob } from './glob.js'
+import type { Feature, Policy, Rule, ServerPolicy, Source } from './policy.js'
+import { policyFileSchema, type PolicyFile, type RuleValue } from './schema.js'
+
+const FEATURES: Feature[] = ['tools', 'prompts', 'resources']
+
+/**
+ * Loads a policy file, or every `*.yaml`/`*.yml` file of a folder (in name order), validates
+ * each, and merges them. A role or server defined in two files is an error naming both.
+ * @throws ConfigError with every problem, located to file and line
+ */
+export function loadPolicy(path: string): Policy {
+  const files = policyFiles(path)
+  const problems: ConfigProblem[] = []
+  const roles = new Map<string, readonly string[]>()
+  const roleFrom = new Map<string, string>()
+  const servers = new Map<string, ServerPolicy>()
+  const serverFrom = new Map<string, string>()
+  for (const file of files) {
+    let yaml: YamlFile
+    try {
+      yaml = readYamlFile(file)
+    } catch (err) {
+      if (err instanceof ConfigError) problems.push(...err.problems)
+      else throw err
+      continue
+    }
+    const parsed = policyFileSchema.safeParse(yaml.value ?? {})
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) {
+        problems.push({ file, ...yaml.locate(issue.path), path: issue.path.map(String).join('.') || undefined, message: issue.message })
+      }
+      continue
+    }
+    const data: PolicyFile = parsed.data
+    for (const [role, scopes] of Object.entries(data.roles)) {
+      const other = roleFrom.get(role)
+      if (other) problems.push({ file, ...yaml.locate(['roles', role]), message: `role ${role} is also defined in ${other}` })
+      roles.set(role, scopes)
+      roleFrom.set(role, file)
+    }
+    for (const [name, server] of Object.entries(data.servers)) {
+      const other = serverFrom.get(name)
+      if (other) problems.push({ file, ...yaml.locate(['servers', name]), message: `server ${name} is also defined in ${other}` })
+      const src = (path: PropertyKey[]): Source => ({ file, line: yaml.locate(path).line })
+      const rules = {} as Record<Feature, Rule[]>
+      for (const feature of FEATURES) {
+        rules[feature] = Object.entries(server[feature]).map(([pattern, value]) =>
+          compileRule(pattern, value, src(['servers', name, feature, pattern])),
+        )
+      }
+      servers.set(name, { access: server.access, accessSource: src(['servers', name, 'access']), rules })
+      serverFrom.set(name, file)
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return { roles, servers, files }
+}
+
+function compileRule(pattern: string, value: RuleValue, source: Source): Rule {
+  const effect = value === 'allow' ? { kind: 'allow' as const } : value === 'deny' ? { kind: 'deny' as const } : { kind: 'scopes' as const, scopes: value }
+  return { pattern, matches: compileGlob(pattern), effect, source }
+}
+
+function policyFiles(path: string): string[] {
+  let stat
+  try {
+    stat = statSync(path)
+  } catch (err) {
+    throw new ConfigError([{ file: path, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? err}` }])
+  }
+  if (!stat.isDirectory()) return [path]
+  const files = readdirSync(path)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort()
+    .map((f) => join(path, f))
+  if (files.length === 0) throw new ConfigError([{ file: path, message: 'the policy folder holds no .yaml file' }])
+  return files
+}

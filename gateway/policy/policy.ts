@@ -1,0 +1,35 @@
+/** Where a rule was written, for explanations and audit. */
+export interface Source {
+  file: string
+  line: number | undefined
+}
+
+/** What a matching rule does. */
+export type Effect = { kind: 'allow' } | { kind: 'deny' } | { kind: 'scopes'; scopes: readonly string[] }
+
+/** One compiled rule: a name pattern and its effect. */
+export interface Rule {
+  pattern: string
+  matches: (name: string) => boolean
+  effect: Effect
+  source: Source
+}
+
+/** The kinds of thing a rule can name. */
+export type Feature = 'tools' | 'prompts' | 'resources'
+
+/** A server's compiled rules. */
+export interface ServerPolicy {
+  access: readonly string[]
+  accessSource: Source
+  rules: Record<Feature, readonly Rule[]>
+}
+
+/** A whole policy, compiled once, swapped atomically on reload. */
+export interface Policy {
+  /** Role → scopes it grants. */
+  roles: ReadonlyMap<string, readonly string[]>
+  servers: ReadonlyMap<string, ServerPolicy>
+  /** Files it was loaded from. */
+  files: readonly string[]
+}

@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+// fixture: a stdio MCP server whose tools exercise every path the gateway must carry (tests only).
+import { appendFileSync } from 'node:fs'
+import { setTimeout as delay } from 'node:timers/promises'
+import { McpServer } from '@modelcontextprotocol/server'
+import { StdioServerTransport } from '@modelcontextprotocol/server/stdio'
+import type { CallToolResult, RegisteredTool } from '@modelcontextprotocol/server'
+import * as z from 'zod/v4'
+
+const server = new McpServer(
+  { name: 'fixture', version: '1.0.0' },
+  // Strict: server→client requests fail fast when the client did not declare the capability.
+  { capabilities: { logging: {} }, enforceStrictCapabilities: true },
+)
+
+const text = (t: string, isError = false): CallToolResult => ({
+  content: [{ type: 'text', text: t }],
+  ...(isError ? { isError } : {}),
+})
+const json = (value: unknown): CallToolResult => text(JSON.stringify(value))
+/** Runs a server→client round trip; a refusal or missing capability becomes an isError result. */
+const attempt = async (fn: () => Promise<CallToolResult>): Promise<CallToolResult> => {
+  try {
+    return await fn()
+  } catch (err) {
+    return text(err instanceof Error ? err.message : String(err), true)
+  }
+}
+
+server.registerTool('env', { description: 'process.env, pid, argv and cwd as JSON' }, () =>
+  json({ env: process.env, pid: process.pid, argv: process.argv, cwd: process.cwd() }),
+)
+
+server.registerTool('pid', { description: 'The process id' }, () => text(String(process.pid)))
+
+server.registerTool(
+  'notify',
+  {
+    description: 'Send count log notifications (and progress, if a progressToken was given)',
+    inputSchema: z.object({ count: z.number().int().min(0).max(1000).optional() }),
+  },
+  async ({ count = 2 }, ctx) => {
+    const progressToken = ctx.mcpReq._meta?.progressToken
+    for (let i = 1; i <= count; i++) {
+      await ctx.mcpReq.log('info', `notification ${i} of ${count}`, 'fixture')
+      if (progressToken !== undefined) {
+        await ctx.mcpReq.notify({
+          method: 'notifications/progress',
+          params: { progressToken, progress: i, total: count, message: `step ${i}` },
+        })
+      }
+    }
+    return text(`notified ${count}`)
+  },
+)
+
+server.registerTool(
+  'sample',
+  { description: 'Ask the client to sample an LLM', inputSchema: z.object({ prompt: z.string() }) },
+  ({ prompt }, ctx) =>
+    attempt(async () => {
+      const reply = await ctx.mcpReq.requestSampling({
+        messages: [{ role: 'user', content: { type: 'text', text: prompt } }],
+        maxTokens: 100,
+      })
+      const blocks = Array.isArray(reply.content) ? reply.content : [reply.content]
+      return text(blocks.map((b) => (b.type === 'text' ? b.text : '')).join(''))
+    }),
+)
+
+server.registerTool(
+  'elicit',
+  { description: 'Ask the user for an answer', inputSchema: z.object({ message: z.string() }) },
+  ({ message }, ctx) =>
+    attempt(async () => {
+      const { action, content } = await ctx.mcpReq.elicitInput({
+        mode: 'form',
+        message,
+        requestedSchema: {
+          type: 'object',
+          properties: { answer: { type: 'string', title: 'Answer' } },
+          required: ['answer'],
+        },
+      })
+      return json({ action, content })
+    }),
+)
+
+server.registerTool('roots', { description: "The client's roots/list result" }, (ctx) =>
+  attempt(async () => json(await ctx.mcpReq.send({ method: 'roots/list' }))),
+)
+
+server.registerTool(
+  'slow',
+  {
+    description: 'Wait ms milliseconds (stops early when cancelled)',
+    inputSchema: z.object({ ms: z.number().int().min(0).max(60_000) }),
+  },
+  async ({ ms }, ctx) => {
+    await delay(ms, undefined, { signal: ctx.mcpReq.signal }).catch(() => {})
+    return text(ctx.mcpReq.signal.aborted ? 'cancelled' : 'done')
+  },
+)
+
+server.registerTool(
+  'crash',
+  {
+    description: 'Exit the process before answering',
+    inputSchema: z.object({ code: z.number().int().min(0).max(255).optional() }),
+  },
+  ({ code }) => {
+    process.stderr.write(`fixture: crashing with exit code ${code ?? 1}\n`)
+    process.exit(code ?? 1)
+  },
+)
+
+server.registerTool(
+  'stderr',
+  { description: 'Write text to stderr', inputSchema: z.object({ text: z.string() }) },
+  (args) => {
+    process.stderr.write(args.text.endsWith('\n') ? args.text : `${args.text}\n`)
+    return text('ok')
+  },
+)
+
+let dummy: RegisteredTool | undefined
+server.registerTool(
+  'list_changed',
+  { description: 'Toggle a dummy tool, emitting notifications/tools/list_changed' },
+  () => {
+    if (dummy) {
+      dummy.remove()
+      dummy = undefined
+    } else {
+      dummy = server.registerTool('dummy', { description: 'Placeholder' }, () => text('dummy'))
+    }
+    return text('ok')
+  },
+)
+
+server.registerPrompt(
+  'greet',
+  { description: 'Greet someone', argsSchema: z.object({ name: z.string() }) },
+  ({ name }) => ({
+    messages: [{ role: 'user', content: { type: 'text', text: `Say hello to ${name}.` } }],
+  }),
+)
+
+server.registerResource(
+  'hello',
+  'fixture://hello',
+  { description: 'A static text resource', mimeType: 'text/plain' },
+  (uri) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'hello' }] }),
+)
+
+const transport = new StdioServerTransport()
+await server.connect(transport)
+
+// Record every received message before the SDK handles it, so tests can prove what reached us.
+const recordFile = process.env.FIXTURE_RECORD_FILE
+if (recordFile) {
+  const handle = transport.onmessage
+  transport.onmessage = (message) => {
+    appendFileSync(recordFile, `${JSON.stringify(message)}\n`)
+    handle?.(message)
+  }
+}

@@ -1,0 +1,159 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { request } from 'undici'
+
+/** The authorization server metadata fields the helpers use. */
+export interface Discovery {
+  issuer: string
+  authorization_endpoint: string
+  token_endpoint: string
+  registration_endpoint: string
+  jwks_uri: string
+  [key: string]: unknown
+}
+
+/** Token endpoint response (RFC 6749 §5.1). */
+export interface TokenResponse {
+  access_token: string
+  token_type: string
+  expires_in: number
+  scope?: string
+  refresh_token?: string
+}
+
+/** Fetches `{issuer}/.well-known/openid-configuration`. */
+export async function discover(issuer: string): Promise<Discovery> {
+  const res = await request(`${issuer}/.well-known/openid-configuration`)
+  if (res.statusCode !== 200) throw new Error(`discovery failed: ${res.statusCode}`)
+  return await res.body.json() as Discovery
+}
+
+/**
+ * RFC 7591 registration of a public client (PKCE, no secret); returns its client_id.
+ * `extra` adds metadata, e.g. `{ application_type: 'native' }` as the MCP SDK sends.
+ */
+export async function registerPublicClient(
+  issuer: string,
+  redirectUri: string,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  const { registration_endpoint: endpoint } = await discover(issuer)
+  const res = await request(endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      client_name: 'oauth-flow test client',
+      redirect_uris: [redirectUri],
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      ...extra,
+    }),
+  })
+  const body = await res.body.json() as { client_id?: string }
+  if (res.statusCode !== 201 || !body.client_id) {
+    throw new Error(`registration failed: ${res.statusCode} ${JSON.stringify(body)}`)
+  }
+  return body.client_id
+}
+
+/**
+ * Authorization code + PKCE (S256) through the dev IdP's automatic login/consent: follows
+ * redirects by hand with a cookie jar until the redirect to `redirectUri`, then exchanges
+ * the code at the token endpoint.
+ */
+export async function authorizationCodeFlow(o: {
+  issuer: string
+  clientId: string
+  redirectUri: string
+  resource: string
+  scope: string
+  /** Extra authorization request parameters, e.g. `{ prompt: 'consent' }`. */
+  params?: Record<string, string>
+}): Promise<TokenResponse> {
+  const meta = await discover(o.issuer)
+  const verifier = randomBytes(32).toString('base64url')
+  const state = randomBytes(16).toString('base64url')
+  const authorize = new URL(meta.authorization_endpoint)
+  authorize.search = new URLSearchParams({
+    response_type: 'code',
+    client_id: o.clientId,
+    redirect_uri: o.redirectUri,
+    scope: o.scope,
+    resource: o.resource,
+    state,
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
+    ...o.params,
+  }).toString()
+
+  const callback = await followToRedirectUri(authorize.href, o.redirectUri)
+  const error = callback.searchParams.get('error')
+  if (error) {
+    const description = callback.searchParams.get('error_description')
+    throw new Error(`authorization failed: ${error} ${description}`)
+  }
+  if (callback.searchParams.get('state') !== state) throw new Error('state mismatch')
+  const code = callback.searchParams.get('code')
+  if (!code) throw new Error(`no code in ${callback.href}`)
+
+  return tokenRequest(meta.token_endpoint, {
+    grant_type: 'authorization_code',
+    code,
+    redirect_uri: o.redirectUri,
+    client_id: o.clientId,
+    code_verifier: verifier,
+    resource: o.resource,
+  })
+}
+
+/** POSTs a form to the token endpoint; throws with the OAuth error on non-200. */
+export async function tokenRequest(
+  endpoint: string,
+  form: Record<string, string>,
+  headers: Record<string, string> = {},
+): Promise<TokenResponse> {
+  const res = await request(endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(form).toString(),
+  })
+  const body = await res.body.json() as TokenResponse & { error?: string }
+  if (res.statusCode !== 200) {
+    throw new Error(`token request failed: ${res.statusCode} ${JSON.stringify(body)}`)
+  }
+  return body
+}
+
+/** Follows 3xx responses, carrying cookies, until a Location starts with `redirectUri`. */
+async function followToRedirectUri(start: string, redirectUri: string): Promise<URL> {
+  const jar = new Map<string, string>()
+  let url = start
+  for (let hop = 0; hop < 10; hop++) {
+    const cookie = [...jar].map(([name, value]) => `${name}=${value}`).join('; ')
+    const res = await request(url, { headers: cookie ? { cookie } : {} })
+    storeCookies(jar, res.headers['set-cookie'])
+    const text = await res.body.text()
+    const location = res.headers.location
+    if (res.statusCode < 300 || res.statusCode >= 400 || typeof location !== 'string') {
+      throw new Error(`authorization stopped at ${url}: ${res.statusCode} ${text}`)
+    }
+    const next = new URL(location, url)
+    if (next.href.startsWith(redirectUri)) return next
+    url = next.href
+  }
+  throw new Error('too many redirects')
+}
+
+// Cookie paths are ignored: names are unique per step and the newest value wins.
+function storeCookies(jar: Map<string, string>, header: string | string[] | undefined): void {
+  for (const line of [header ?? []].flat()) {
+    const [pair = '', ...attributes] = line.split(';')
+    const eq = pair.indexOf('=')
+    const name = pair.slice(0, eq).trim()
+    const value = pair.slice(eq + 1).trim()
+    const expires = attributes.find((a) => a.trim().toLowerCase().startsWith('expires='))
+    const expired = expires && Date.parse(expires.split('=')[1] ?? '') <= Date.now()
+    if (!value || expired) jar.delete(name)
+    else jar.set(name, value)
+  }
+}
