@@ -37,8 +37,10 @@ export function errorResponse(err: unknown, o: { resourceMetadata: string; scope
   }
   if (err instanceof GatewayError && err.expose) {
     o.log.info({ code: err.code, reason: err.message }, 'request refused')
-    const retry: Record<string, string> = err.status === 503 ? { 'retry-after': '5' } : {}
-    return rpcErrorResponse(err.status, RPC_CODE[err.code] ?? (err.status === 404 ? -32001 : -32000), err.message, retry)
+    const headers: Record<string, string> = err.status === 503 ? { 'retry-after': '5' } : {}
+    // The rest of an oversized body is never read: the connection cannot be reused.
+    if (err.status === 413) headers.connection = 'close'
+    return rpcErrorResponse(err.status, RPC_CODE[err.code] ?? (err.status === 404 ? -32001 : -32000), err.message, headers)
   }
   o.log.error({ err }, 'unexpected error')
   return rpcErrorResponse(500, -32603, 'internal error')

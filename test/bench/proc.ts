@@ -1,0 +1,85 @@
+import { execFileSync } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
+
+/** Kernel clock ticks per second (`getconf CLK_TCK`), read once. */
+export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
+
+interface Stat { pid: number; ppid: number; ticks: number }
+
+/** One /proc/<pid>/stat line; undefined if the process is gone. */
+function readStat(pid: number): Stat | undefined {
+  let text: string
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  } catch {
+    return undefined
+  }
+  // comm (field 2) may hold spaces and parentheses: split after its last ')'. proc(5):
+  // 4 ppid, 14 utime, 15 stime, 16 cutime, 17 cstime; rest[0] is field 3.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ')
+  const f = (n: number) => Number(rest[n - 3])
+  return { pid, ppid: f(4), ticks: f(14) + f(15) + f(16) + f(17) }
+}
+
+function allStats(): Stat[] {
+  const out: Stat[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    const s = readStat(Number(name))
+    if (s) out.push(s)
+  }
+  return out
+}
+
+/** `root` and every live descendant (ppid links), with their stats. */
+function treeStats(root: number): Stat[] {
+  const stats = allStats()
+  const children = new Map<number, Stat[]>()
+  for (const s of stats) children.set(s.ppid, [...(children.get(s.ppid) ?? []), s])
+  const rootStat = stats.find((s) => s.pid === root)
+  if (!rootStat) return []
+  const out = [rootStat]
+  for (let i = 0; i < out.length; i++) out.push(...(children.get(out[i]!.pid) ?? []))
+  return out
+}
+
+/** Pids of `root` and its live descendants. */
+export function treePids(root: number): number[] {
+  return treeStats(root).map((s) => s.pid)
+}
+
+/**
+ * CPU ms used so far by the tree under `root`: utime+stime of each live process plus
+ * cutime+cstime (children it has reaped), so processes that exited still count.
+ */
+export function treeCpuMs(root: number): number {
+  return (treeStats(root).reduce((sum, s) => sum + s.ticks, 0) * 1000) / CLK_TCK
+}
+
+/** Sum of VmRSS over the tree under `root`, in MB. */
+export function treeRssMb(root: number): number {
+  let kb = 0
+  for (const pid of treePids(root)) {
+    try {
+      const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+      kb += Number(m?.[1] ?? 0)
+    } catch {
+      // exited between listing and reading
+    }
+  }
+  return kb / 1024
+}
+
+/** Samples the tree's RSS every `everyMs` until stopped; returns the peak (MB). */
+export function rssSampler(root: number, everyMs = 50): { stop(): number } {
+  let peak = treeRssMb(root)
+  const timer = setInterval(() => {
+    peak = Math.max(peak, treeRssMb(root))
+  }, everyMs)
+  return {
+    stop() {
+      clearInterval(timer)
+      return Math.max(peak, treeRssMb(root))
+    },
+  }
+}

@@ -1,0 +1,164 @@
+// A real IdP (the dev IdP with test keys and clients) plus a real gateway in front of the
+// fixture and demo servers, all on 127.0.0.1 with ephemeral ports.
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose'
+import { pino, type Logger } from 'pino'
+import { validateConfig } from '../../gateway/config/load.js'
+import { startDevIdp, type DevIdp, type DevIdpClient } from '../../gateway/devidp/provider.js'
+import { startGateway, type Gateway } from '../../gateway/gateway.js'
+import { discover, tokenRequest } from './oauth-flow.js'
+
+export const SERVERS_DIR = fileURLToPath(new URL('../../servers/', import.meta.url))
+
+export const CLIENTS: DevIdpClient[] = [
+  { clientId: 'alice', clientSecret: 'alice-secret', roles: ['mcp-user'], subject: 'alice' },
+  { clientId: 'bob', clientSecret: 'bob-secret', roles: ['mcp-user'], subject: 'bob' },
+  { clientId: 'dev', clientSecret: 'dev-secret', roles: ['mcp-developer'], subject: 'dora' },
+  { clientId: 'admin', clientSecret: 'admin-secret', roles: ['mcp-admin'], subject: 'ada' },
+]
+
+/** Policy used by the gateway tests: demo servers as shipped, plus the fixture. */
+export const TEST_POLICY = `
+roles:
+  mcp-admin: ["*"]
+  mcp-developer: ["mcp:read", "mcp:write"]
+  mcp-user: ["mcp:read"]
+servers:
+  echo:
+    access: ["mcp:read"]
+    tools: { echo: ["mcp:read"] }
+  notes:
+    access: ["mcp:read"]
+    tools:
+      list_notes: ["mcp:read"]
+      read_note: ["mcp:read"]
+      write_note: ["mcp:write"]
+      delete_note: ["mcp:admin"]
+  fixture:
+    access: ["mcp:read"]
+    tools:
+      crash: deny
+      "*": ["mcp:read"]
+    prompts: { "*": allow }
+    resources: { "*": allow }
+`
+
+export interface Stack {
+  gateway: Gateway
+  idp: DevIdp
+  url: string
+  endpoint(server: string): string
+  /** A real token from the IdP by client_credentials. */
+  token(client: string, o?: { scope?: string; server?: string }): Promise<string>
+  /** A token signed with the IdP's own key, with any claims (expired, wrong audience…). */
+  forge(claims: JWTPayload, header?: Record<string, unknown>): Promise<string>
+  privateKey: CryptoKey
+  kid: string
+  dir: string
+  log: Logger
+  logLines: string[]
+  /** Restarts the IdP on the same port with a fresh key (rotation). */
+  rotateKeys(): Promise<void>
+  close(): Promise<void>
+}
+
+/** Reserves a free loopback port (bind 0, read it, release). */
+export async function freePort(): Promise<number> {
+  const srv = createServer()
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  const { port } = srv.address() as AddressInfo
+  await new Promise<void>((resolve) => srv.close(() => resolve()))
+  return port
+}
+
+export async function startStack(o: { policy?: string; config?: Record<string, unknown>; auth?: Record<string, unknown> } = {}): Promise<Stack> {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-test-'))
+  writeFileSync(join(dir, 'policy.yaml'), o.policy ?? TEST_POLICY)
+  const [gwPort, idpPort] = [await freePort(), await freePort()]
+  const url = `http://127.0.0.1:${gwPort}`
+  const endpoint = (s: string) => `${url}/mcp/${s}`
+  const servers = ['echo', 'notes', 'fixture']
+
+  let { privateKey, kid, jwk } = await newKey()
+  const idpOptions = () => ({
+    port: idpPort,
+    resources: servers.map(endpoint),
+    clients: CLIENTS,
+    jwks: { keys: [jwk] },
+    stateFile: false as const,
+  })
+  let idp = await startDevIdp(idpOptions())
+
+  const logLines: string[] = []
+  const log = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) })
+  const node = process.execPath
+  const config = validateConfig(
+    {
+      listen: { host: '127.0.0.1', port: gwPort },
+      auth: { issuer: idp.issuer, jwksCooldown: 0, ...o.auth },
+      servers: {
+        echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] },
+        notes: { command: node, args: [join(SERVERS_DIR, 'notes.js')] },
+        fixture: { command: node, args: [join(SERVERS_DIR, 'fixture.js')], env: { FIXTURE_RECORD_FILE: join(dir, 'fixture-record.jsonl') } },
+      },
+      policies: join(dir, 'policy.yaml'),
+      ...o.config,
+    },
+    { file: 'test', baseDir: dir },
+  )
+  const gateway = await startGateway(config, { log })
+  const stack: Stack = {
+    gateway,
+    get idp() {
+      return idp
+    },
+    url,
+    endpoint,
+    dir,
+    log,
+    logLines,
+    get privateKey() {
+      return privateKey
+    },
+    get kid() {
+      return kid
+    },
+    async token(client, t = {}) {
+      const c = CLIENTS.find((x) => x.clientId === client)!
+      const { token_endpoint } = await discover(idp.issuer)
+      const res = await tokenRequest(
+        token_endpoint,
+        { grant_type: 'client_credentials', resource: endpoint(t.server ?? 'echo'), scope: t.scope ?? '' },
+        { authorization: `Basic ${Buffer.from(`${c.clientId}:${c.clientSecret}`).toString('base64')}` },
+      )
+      return res.access_token
+    },
+    forge(claims, header = {}) {
+      const now = Math.floor(Date.now() / 1000)
+      return new SignJWT({ iss: idp.issuer, sub: 'alice', aud: endpoint('echo'), iat: now, exp: now + 300, ...claims })
+        .setProtectedHeader({ alg: 'RS256', kid, typ: 'at+jwt', ...header })
+        .sign(privateKey)
+    },
+    async rotateKeys() {
+      await idp.close()
+      ;({ privateKey, kid, jwk } = await newKey())
+      idp = await startDevIdp(idpOptions())
+    },
+    async close() {
+      await gateway.close()
+      await idp.close()
+    },
+  }
+  return stack
+}
+
+async function newKey() {
+  const { privateKey } = await generateKeyPair('RS256', { extractable: true })
+  const kid = `k-${Math.random().toString(36).slice(2, 10)}`
+  const jwk = { ...(await exportJWK(privateKey)), kid, alg: 'RS256', use: 'sig' }
+  return { privateKey, kid, jwk }
+}
