@@ -24,3 +24,34 @@ export class ConfigError extends GatewayError<'config_invalid'> {
     this.problems = problems
   }
 }
+
+/** A zod issue, as the loaders see it. */
+interface SchemaIssue {
+  code: string
+  path: PropertyKey[]
+  message: string
+  keys?: string[]
+}
+
+/**
+ * Turns schema issues into located problems. An unknown key is reported at the key itself,
+ * not at its parent mapping.
+ */
+export function schemaProblems(
+  issues: readonly SchemaIssue[],
+  file: string,
+  locate?: (path: PropertyKey[]) => { line?: number; column?: number },
+): ConfigProblem[] {
+  return issues.flatMap((issue) => {
+    const at = (path: PropertyKey[], message: string): ConfigProblem => ({
+      file,
+      ...locate?.(path),
+      path: issue.path.map(String).join('.') || undefined,
+      message,
+    })
+    if (issue.code === 'unrecognized_keys' && issue.keys) {
+      return issue.keys.map((key) => at([...issue.path, key], `unknown key "${key}"`))
+    }
+    return [at(issue.path, issue.message)]
+  })
+}

@@ -1,5 +1,5 @@
 import { dirname, isAbsolute, resolve } from 'node:path'
-import { ConfigError, type ConfigProblem } from './errors.js'
+import { ConfigError, schemaProblems, type ConfigProblem } from './errors.js'
 import { configSchema, type GatewayConfig } from './schema.js'
 import { readYamlFile } from './yaml.js'
 
@@ -39,14 +39,12 @@ export function validateConfig(
   const overridden = applyEnv(input, opts.env ?? {})
   const parsed = configSchema.safeParse(input)
   if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => {
-        const path = issue.path.map(String).join('.')
-        const env = overridden.get(path)
-        if (env) return { file: `environment variable ${env}`, message: issue.message }
-        return { file: opts.file, ...opts.locate?.(issue.path), path: path || undefined, message: issue.message }
-      }),
-    )
+    const fromEnv = parsed.error.issues.filter((i) => overridden.has(i.path.map(String).join('.')))
+    const fromFile = parsed.error.issues.filter((i) => !fromEnv.includes(i))
+    throw new ConfigError([
+      ...fromEnv.map((i) => ({ file: `environment variable ${overridden.get(i.path.map(String).join('.'))}`, message: i.message })),
+      ...schemaProblems(fromFile, opts.file, opts.locate),
+    ])
   }
   const config = parsed.data
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(opts.baseDir, p))

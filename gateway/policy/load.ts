@@ -1,6 +1,6 @@
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { ConfigError, type ConfigProblem } from '../config/errors.js'
+import { ConfigError, schemaProblems, type ConfigProblem } from '../config/errors.js'
 import { readYamlFile, type YamlFile } from '../config/yaml.js'
 import { compileGlob } from './glob.js'
 import type { Feature, Policy, Rule, ServerPolicy, Source } from './policy.js'
@@ -31,9 +31,7 @@ export function loadPolicy(path: string): Policy {
     }
     const parsed = policyFileSchema.safeParse(yaml.value ?? {})
     if (!parsed.success) {
-      for (const issue of parsed.error.issues) {
-        problems.push({ file, ...yaml.locate(issue.path), path: issue.path.map(String).join('.') || undefined, message: issue.message })
-      }
+      problems.push(...schemaProblems(parsed.error.issues, file, yaml.locate))
       continue
     }
     const data: PolicyFile = parsed.data

@@ -125,7 +125,7 @@ export async function tokenRequest(
 }
 
 /** Follows 3xx responses, carrying cookies, until a Location starts with `redirectUri`. */
-async function followToRedirectUri(start: string, redirectUri: string): Promise<URL> {
+export async function followToRedirectUri(start: string, redirectUri: string): Promise<URL> {
   const jar = new Map<string, string>()
   let url = start
   for (let hop = 0; hop < 10; hop++) {

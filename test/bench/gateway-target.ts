@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { request } from 'undici'
+import { stringify } from 'yaml'
+import { startDevIdp, type DevIdp } from '../../gateway/devidp/provider.js'
+import { spawnTracked, stopTree } from './procs.js'
+import { awaitLine, freePort, httpTarget, type Target } from './target.js'
+
+const CLIENT = { clientId: 'bench', clientSecret: randomBytes(24).toString('base64url'), roles: ['mcp-user'], subject: 'bench-user' }
+
+/**
+ * mcp-edge as its own process (`serve --config`), authenticating against a dev IdP in this
+ * process. The port is fixed up front because the token's audience is the resource URL.
+ * Log level: env BENCH_GATEWAY_LOG, default `info` (the shipped default: one line per request).
+ */
+export async function gatewayTarget(o: { root: string; echoJs: string }): Promise<Target> {
+  const port = await freePort()
+  const publicUrl = `http://127.0.0.1:${port}`
+  const resource = `${publicUrl}/mcp/echo`
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-bench-'))
+  let idp: DevIdp | undefined
+  try {
+    idp = await startDevIdp({
+      port: 0, resources: [resource], clients: [CLIENT], stateFile: false,
+      logger: pino({ level: 'warn' }),
+    })
+    const config = join(dir, 'gateway.yaml')
+    writeFileSync(config, stringify({
+      listen: { host: '127.0.0.1', port },
+      publicUrl,
+      auth: { issuer: idp.issuer },
+      servers: { echo: { command: process.execPath, args: [o.echoJs] } },
+      policies: join(o.root, 'policies'),
+      log: { level: process.env.BENCH_GATEWAY_LOG ?? 'info' },
+    }))
+    const child = spawnTracked(process.execPath, [join(o.root, 'dist/gateway/main.js'), 'serve', '--config', config], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const problems: string[] = []
+    let lines = 0
+    const onLine = (line: string) => {
+      lines++
+      if (/"level":"(warn|error|fatal)"/.test(line) && problems.length < 20) problems.push(line.slice(0, 400))
+    }
+    try {
+      await awaitLine(child, (line) => (line.includes('"msg":"listening"') ? true : undefined), onLine)
+    } catch (err) {
+      await stopTree(child)
+      throw new Error(`mcp-edge: ${(err as Error).message}`)
+    }
+    const token = await clientCredentials(idp.issuer, resource)
+    const closeIdp = idp
+    return httpTarget({
+      name: 'mcp-edge',
+      origin: publicUrl,
+      path: '/mcp/echo',
+      child,
+      headers: () => ({ authorization: `Bearer ${token}` }),
+      problems: () => [...problems, `log lines after start: ${lines}`],
+      stop: async () => {
+        await closeIdp.close()
+        rmSync(dir, { recursive: true, force: true })
+      },
+    })
+  } catch (err) {
+    await idp?.close()
+    rmSync(dir, { recursive: true, force: true })
+    throw err
+  }
+}
+
+/**
+ * A real access token: client_credentials (RFC 6749 §4.4) for the echo resource (RFC 8707),
+ * no scope requested, so access rests on the client's role `mcp-user` through the policy.
+ */
+async function clientCredentials(issuer: string, resource: string): Promise<string> {
+  const meta = await request(`${issuer}/.well-known/openid-configuration`)
+  const { token_endpoint: endpoint } = await meta.body.json() as { token_endpoint: string }
+  const basic = Buffer.from(`${CLIENT.clientId}:${CLIENT.clientSecret}`).toString('base64')
+  const res = await request(endpoint, {
+    method: 'POST',
+    headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource }).toString(),
+  })
+  const body = await res.body.json() as { access_token?: string }
+  if (res.statusCode !== 200 || !body.access_token) throw new Error(`token request failed: ${res.statusCode} ${JSON.stringify(body)}`)
+  return body.access_token
+}

@@ -1,0 +1,95 @@
+import type { Dispatcher } from 'undici'
+
+/** The echo call every row makes, and the text its reply must carry. */
+export const ECHO_TEXT = 'hello'
+const PROTOCOL_VERSION = '2025-11-25'
+
+interface RpcReply { id?: unknown; result?: unknown; error?: { code: number; message: string } }
+
+/** A reply that is not what a correct server sends: the row fails instead of looking fast. */
+export class WrongReply extends Error {}
+
+/**
+ * A raw Streamable HTTP MCP session over an undici dispatcher (keep-alive pool): no SDK on
+ * the client side, so the row measures the server. Replies may be JSON or SSE.
+ */
+export class HttpSession {
+  private nextId = 1
+
+  private constructor(
+    private readonly pool: Dispatcher,
+    private readonly path: string,
+    private readonly headers: Record<string, string>,
+  ) {}
+
+  /**
+   * initialize + notifications/initialized (MCP lifecycle). `ms` is the whole handshake:
+   * from the initialize POST to the 202 of the initialized notification.
+   */
+  static async open(pool: Dispatcher, path: string, extra: Record<string, string>) {
+    const start = performance.now()
+    const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...extra }
+    const s = new HttpSession(pool, path, base)
+    const { result, headers } = await s.rpc('initialize', {
+      protocolVersion: PROTOCOL_VERSION,
+      capabilities: {},
+      clientInfo: { name: 'mcp-edge-bench', version: '1.0.0' },
+    })
+    const sessionId = headers['mcp-session-id']
+    if (typeof sessionId !== 'string') throw new WrongReply('initialize: no Mcp-Session-Id header')
+    const version = (result as { protocolVersion?: unknown }).protocolVersion
+    if (typeof version !== 'string') throw new WrongReply('initialize: no protocolVersion in result')
+    Object.assign(base, { 'mcp-session-id': sessionId, 'mcp-protocol-version': version })
+    const res = await pool.request({
+      path, method: 'POST', headers: base,
+      body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+    })
+    const text = await res.body.text()
+    if (res.statusCode !== 202) throw new WrongReply(`notifications/initialized: HTTP ${res.statusCode} ${text.slice(0, 300)}`)
+    return { session: s, ms: performance.now() - start }
+  }
+
+  /** tools/call echo {text: hello}; throws unless the reply has our id and the echoed text. */
+  async callEcho(): Promise<void> {
+    const { result } = await this.rpc('tools/call', { name: 'echo', arguments: { text: ECHO_TEXT } })
+    const content = (result as { content?: { type?: string; text?: string }[] }).content
+    if (content?.[0]?.text !== ECHO_TEXT) throw new WrongReply(`tools/call: unexpected result ${JSON.stringify(result)}`)
+  }
+
+  /** DELETE the session; errors ignored (the server is stopped right after anyway). */
+  async close(): Promise<void> {
+    const res = await this.pool.request({ path: this.path, method: 'DELETE', headers: this.headers }).catch(() => undefined)
+    await res?.body.dump()
+  }
+
+  private async rpc(method: string, params: unknown) {
+    const id = this.nextId++
+    const res = await this.pool.request({
+      path: this.path, method: 'POST', headers: this.headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id, method, params }),
+    })
+    const text = await res.body.text()
+    if (res.statusCode !== 200) throw new WrongReply(`${method}: HTTP ${res.statusCode} ${text.slice(0, 300)}`)
+    const type = String(res.headers['content-type'] ?? '')
+    const reply = parseMessages(type, text).find((m) => m.id === id)
+    if (reply === undefined) throw new WrongReply(`${method}: no reply with id ${id} in ${type} body ${text.slice(0, 300)}`)
+    if (reply.error) throw new WrongReply(`${method}: JSON-RPC error ${JSON.stringify(reply.error)}`)
+    return { result: reply.result, headers: res.headers }
+  }
+}
+
+/** JSON-RPC messages of a JSON body or an SSE stream (`data:` lines of each event). */
+function parseMessages(contentType: string, text: string): RpcReply[] {
+  if (contentType.startsWith('application/json')) {
+    const body = JSON.parse(text) as RpcReply | RpcReply[]
+    return Array.isArray(body) ? body : [body]
+  }
+  if (!contentType.startsWith('text/event-stream')) throw new WrongReply(`unexpected content-type ${contentType}`)
+  const out: RpcReply[] = []
+  for (const event of text.split(/\r?\n\r?\n/)) {
+    const data = event.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n')
+    // Priming events (resumability) carry an empty data field.
+    if (data !== '') out.push(JSON.parse(data) as RpcReply)
+  }
+  return out
+}

@@ -1,0 +1,98 @@
+import type { ChildProcess } from 'node:child_process'
+import { createServer, type AddressInfo } from 'node:net'
+import { createInterface } from 'node:readline'
+import { Pool } from 'undici'
+import { HttpSession } from './mcp-http.js'
+import { stopTree } from './procs.js'
+
+/** One session of a row: calls the echo tool, verified. */
+export interface BenchSession {
+  call(): Promise<void>
+  close(): Promise<void>
+  /** Session start (handshake) time, ms. */
+  ms: number
+  /** Own serving process, when a session is a process (stdio). */
+  pid?: number
+}
+
+/** A server under test. */
+export interface Target {
+  name: string
+  /** Root of the serving process tree; undefined: the first session's own process (stdio). */
+  pid: number | undefined
+  /** Concurrency mode: true = 16 calls in flight on one session, false = 16 sessions. */
+  sharedSession: boolean
+  open(): Promise<BenchSession>
+  /** Problems the server reported while running (warn/error log lines), for the report. */
+  problems(): string[]
+  stop(): Promise<void>
+}
+
+/** A free loopback port: bind port 0, read it, close (for servers that need a fixed port). */
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => resolve())
+  })
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+/**
+ * Resolves with the first stdout line `match` accepts (its return value); rejects if the
+ * process exits first, with its stderr tail. Later lines go to `onLine`.
+ */
+export function awaitLine<T>(
+  child: ChildProcess,
+  match: (line: string) => T | undefined,
+  onLine: (line: string) => void = () => {},
+): Promise<T> {
+  let stderr = ''
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000)
+  })
+  return new Promise<T>((resolve, reject) => {
+    let done = false
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (done) return onLine(line)
+      const value = match(line)
+      if (value !== undefined) {
+        done = true
+        resolve(value)
+      }
+    })
+    child.once('exit', (code, signal) => {
+      if (!done) reject(new Error(`exited (${signal ?? code}) before it was ready; stderr: ${stderr.trim()}`))
+    })
+  })
+}
+
+/** A Streamable HTTP row: sessions over one keep-alive undici pool to `origin`. */
+export function httpTarget(o: {
+  name: string
+  origin: string
+  path: string
+  child: ChildProcess
+  headers?: () => Record<string, string>
+  problems?: () => string[]
+  stop?: () => Promise<void>
+}): Target {
+  const pool = new Pool(o.origin, { connections: 32, pipelining: 1, headersTimeout: 30_000, bodyTimeout: 30_000 })
+  return {
+    name: o.name,
+    pid: o.child.pid,
+    sharedSession: false,
+    async open() {
+      const { session, ms } = await HttpSession.open(pool, o.path, o.headers?.() ?? {})
+      return { ms, call: () => session.callEcho(), close: () => session.close() }
+    },
+    problems: o.problems ?? (() => []),
+    async stop() {
+      await pool.close()
+      await stopTree(o.child)
+      await o.stop?.()
+    },
+  }
+}

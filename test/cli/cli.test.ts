@@ -1,0 +1,184 @@
+// The mcp-edge command as operators run it: real processes, real exit codes, real output.
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { after, describe, it } from 'node:test'
+import { request } from 'undici'
+import { SERVERS_DIR } from '../helpers/stack.js'
+
+const MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url))
+const POLICIES = fileURLToPath(new URL('../../../policies/', import.meta.url))
+const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-cli-'))
+const ACCEPT = 'application/json, text/event-stream'
+
+function file(name: string, text: string): string {
+  const path = join(dir, name)
+  writeFileSync(path, text)
+  return path
+}
+
+/** Runs the CLI to completion. */
+function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env } })
+    let stdout = ''
+    let stderr = ''
+    p.stdout.on('data', (d) => (stdout += d))
+    p.stderr.on('data', (d) => (stderr += d))
+    p.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+const running: ChildProcess[] = []
+after(() => {
+  for (const p of running) if (p.exitCode === null) p.kill('SIGKILL')
+})
+
+/** Starts `serve` and resolves with its "listening" log line. */
+function serve(args: string[], env: Record<string, string> = {}) {
+  const p = spawn(process.execPath, [MAIN, 'serve', ...args], { env: { ...process.env, ...env } })
+  running.push(p)
+  const lines: Record<string, unknown>[] = []
+  const listening = new Promise<{ url: string; issuer: string | null }>((resolve, reject) => {
+    createInterface({ input: p.stdout! }).on('line', (line) => {
+      const entry = JSON.parse(line) as Record<string, unknown>
+      lines.push(entry)
+      if (entry.msg === 'listening') resolve(entry as never)
+    })
+    p.on('exit', (code) => reject(new Error(`serve exited with ${code}`)))
+  })
+  const exited = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)))
+  return { p, lines, listening, exited }
+}
+
+const echoServer = `
+servers:
+  echo:
+    command: ${JSON.stringify(process.execPath)}
+    args: [${JSON.stringify(join(SERVERS_DIR, 'echo.js'))}]
+  fixture:
+    command: ${JSON.stringify(process.execPath)}
+    args: [${JSON.stringify(join(SERVERS_DIR, 'fixture.js'))}]
+policies: ${JSON.stringify(POLICIES)}
+`
+
+describe('configuration errors stop start-up with file, line and reason', () => {
+  const cases = [
+    { name: 'unknown key', yaml: `listen:\n  port: 0\n  hots: x\n${echoServer}`, expect: /bad\.yaml:3:3: listen: unknown key "hots"/ },
+    { name: 'wrong type', yaml: `listen:\n  port: "eighty"\n${echoServer}`, expect: /bad\.yaml:2:\d+: listen\.port: .*number/i },
+    { name: 'YAML syntax', yaml: `listen: [\n${echoServer}`, expect: /bad\.yaml:\d+:\d+: / },
+    { name: 'HS256 in the algorithm list', yaml: `auth:\n  issuer: https://idp.example\n  algorithms: [HS256]\n${echoServer}`, expect: /bad\.yaml:3:\d+: auth\.algorithms\.0: only asymmetric algorithms are accepted/ },
+  ]
+  for (const c of cases) {
+    for (const command of ['serve', 'validate']) {
+      it(`${command}: ${c.name}`, async () => {
+        const path = file('bad.yaml', c.yaml)
+        const res = await run([command, '--config', path])
+        assert.equal(res.code, 1)
+        assert.match(res.stderr, /^mcp-edge: invalid configuration:/)
+        assert.match(res.stderr, c.expect)
+        assert.equal(res.stdout, '')
+      })
+    }
+  }
+
+  it('a broken policy file is reported with its line', async () => {
+    const policy = file('broken-policy.yaml', 'servers:\n  echo:\n    tools:\n      echo: maybe\n')
+    const cfg = file('cfg.yaml', `auth: { issuer: "https://idp.example" }\n${echoServer.replace(/policies: .*/, `policies: ${JSON.stringify(policy)}`)}`)
+    const res = await run(['validate', '--config', cfg])
+    assert.equal(res.code, 1)
+    assert.match(res.stderr, /broken-policy\.yaml:4:\d+: servers\.echo\.tools\.echo: a rule is allow, deny, or a list of scopes/)
+  })
+
+  it('an invalid environment override names the variable', async () => {
+    const res = await run(['validate'], { MCP_EDGE_PUBLIC_URL: 'http://gw.example/' })
+    assert.equal(res.code, 1)
+    assert.match(res.stderr, /environment variable MCP_EDGE_PUBLIC_URL: must have no query, no fragment and no trailing slash/)
+  })
+
+  it('validate accepts the embedded default and the shipped policies', async () => {
+    const res = await run(['validate'])
+    assert.equal(res.code, 0, res.stderr)
+    assert.match(res.stdout, /^ok: embedded default config \(servers: echo, notes; policies: .*policies\)/)
+  })
+})
+
+describe('production safety', () => {
+  it('a config without an issuer refuses to start', async () => {
+    const res = await run(['serve', '--config', file('noissuer.yaml', `listen: { port: 0 }\n${echoServer}`)])
+    assert.equal(res.code, 1)
+    assert.match(res.stderr, /no issuer configured: set auth\.issuer \(or MCP_EDGE_ISSUER\), or pass --insecure-no-auth/)
+  })
+
+  it('--insecure-no-auth refuses a non-loopback address', async () => {
+    const cfg = file('open.yaml', `listen: { host: 0.0.0.0, port: 0 }\npublicUrl: http://gw.example\n${echoServer}`)
+    const res = await run(['serve', '--config', cfg, '--insecure-no-auth'])
+    assert.equal(res.code, 1)
+    assert.match(res.stderr, /--insecure-no-auth only listens on a loopback address/)
+  })
+
+  it('NODE_ENV=production never starts the dev IdP', async () => {
+    const res = await run(['serve', '--config', file('noissuer2.yaml', `listen: { port: 0 }\ndevIdp: { port: 0 }\n${echoServer}`), '--dev-idp'], { NODE_ENV: 'production' })
+    assert.equal(res.code, 1)
+    assert.match(res.stderr, /no issuer configured/)
+  })
+
+  it('--insecure-no-auth on loopback serves without a token and warns', async () => {
+    const s = serve(['--config', file('noauth.yaml', `listen: { port: 0 }\n${echoServer}`), '--insecure-no-auth'])
+    const { url } = await s.listening
+    assert.ok(s.lines.some((l) => l.level === 'warn' && /AUTHENTICATION IS OFF/.test(String(l.msg))))
+    const res = await request(`${url}/mcp/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: ACCEPT },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '0' } } }),
+    })
+    assert.equal(res.statusCode, 200)
+    await res.body.dump()
+    s.p.kill('SIGTERM')
+    assert.equal(await s.exited, 0)
+  })
+})
+
+describe('serve with the dev IdP, token, and a clean shutdown', () => {
+  it('mcp-edge token gets a token the gateway accepts; SIGTERM ends every child', async () => {
+    const state = join(dir, 'dev-idp-state.json')
+    const env = { MCP_EDGE_DEV_IDP_STATE: state }
+    const s = serve(['--config', file('dev.yaml', `listen: { port: 0 }\ndevIdp: { port: 0 }\n${echoServer}`), '--dev-idp'], env)
+    const { url, issuer } = await s.listening
+    assert.match(issuer ?? '', /^http:\/\/127\.0\.0\.1:\d+$/)
+    assert.ok(s.lines.some((l) => l.level === 'warn' && /DEVELOPMENT IdP/.test(String(l.msg))))
+
+    const tok = await run(['token', '--resource', `${url}/mcp/echo`], env)
+    assert.equal(tok.code, 0, tok.stderr)
+    const token = tok.stdout.trim()
+    assert.match(token, /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/)
+
+    const post = (server: string, body: unknown, sid?: string) =>
+      request(`${url}/mcp/${server}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, ...(sid ? { 'mcp-session-id': sid } : {}) },
+        body: JSON.stringify(body),
+      })
+    const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '0' } } }
+    const init = await post('echo', initialize)
+    assert.equal(init.statusCode, 200)
+    await init.body.dump()
+    const sid = init.headers['mcp-session-id'] as string
+    const call = await post('echo', { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'via cli token' } } }, sid)
+    assert.equal(call.statusCode, 200)
+    assert.match(await call.body.text(), /via cli token/)
+
+    s.p.kill('SIGTERM')
+    assert.equal(await s.exited, 0)
+    const pids = s.lines.filter((l) => l.msg === 'session opened').map((l) => l.pid as number)
+    assert.equal(pids.length, 1)
+    for (const pid of pids) assert.throws(() => process.kill(pid, 0), /ESRCH/)
+    const after = await run(['token'], env)
+    assert.equal(after.code, 1)
+    assert.match(after.stderr, /no dev IdP is running/)
+  })
+})
