@@ -175,7 +175,8 @@ const ANONYMOUS: Principal = {
   iss: 'urn:mcp-edge:insecure-no-auth',
   sub: 'anonymous',
   clientId: undefined,
-  scopes: new Set(['*']),
+  scopes: new Set(),
+  allScopes: true,
   roles: new Set(),
   exp: undefined,
 }

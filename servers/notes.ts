@@ -54,7 +54,9 @@ server.registerTool(
     annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true },
   },
   (args) =>
-    notes.delete(args.name) ? text(`deleted ${args.name}`) : text(`no note named ${args.name}`, true),
+    notes.delete(args.name)
+      ? text(`deleted ${args.name}`)
+      : text(`no note named ${args.name}`, true),
 )
 
 await server.connect(new StdioServerTransport())

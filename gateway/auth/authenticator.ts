@@ -42,6 +42,7 @@ export function createAuthenticator(
     clockTolerance: auth.clockTolerance,
     requireJwtAccessTokenType: auth.requireJwtAccessTokenType,
     getKey: keys.getKey,
+    now,
   }
   return {
     async authenticate(authorization, audiences) {
@@ -53,7 +54,7 @@ export function createAuthenticator(
         verified = { principal: toPrincipal(payload, auth.roleClaims), aud: payload.aud }
         const ttl = Math.min(auth.tokenCacheTtl * 1000, (payload.exp ?? 0) * 1000 - now())
         if (cache && ttl > 0) cache.set(key, verified, { ttl })
-      } else if (verified.principal.exp !== undefined && verified.principal.exp * 1000 <= now()) {
+      } else if (verified.principal.exp !== undefined && (verified.principal.exp + auth.clockTolerance) * 1000 <= now()) {
         cache?.delete(key)
         throw new AuthError('token_expired', 'the access token has expired')
       }

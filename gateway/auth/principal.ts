@@ -12,6 +12,8 @@ export interface Principal {
   roles: ReadonlySet<string>
   /** Token expiry, seconds since the epoch. */
   exp: number | undefined
+  /** Holds every scope. Only the --insecure-no-auth identity has it; no token can set it. */
+  allScopes?: true
 }
 
 /**

@@ -7,6 +7,8 @@ export interface VerifyOptions {
   clockTolerance: number
   requireJwtAccessTokenType: boolean
   getKey: JWTVerifyGetKey
+  /** Clock, ms since the epoch; default Date.now. */
+  now?: () => number
 }
 
 /**
@@ -30,7 +32,8 @@ export async function verifyAccessToken(token: string, o: VerifyOptions): Promis
     throw new AuthError('alg_not_allowed', `the signing algorithm ${safe(alg)} is not accepted`)
   }
   // RFC 9068 §4: at+jwt when the deployment asks for it.
-  if (o.requireJwtAccessTokenType && typ !== 'at+jwt' && typ !== 'application/at+jwt') {
+  // RFC 7515 §4.1.9: media types compare case-insensitively, `application/` may be omitted.
+  if (o.requireJwtAccessTokenType && typ?.toLowerCase().replace(/^application\//, '') !== 'at+jwt') {
     throw new AuthError('wrong_token_type', 'the token is not a JWT access token (typ at+jwt)')
   }
   // Checked before any key lookup, so tokens of other issuers never trigger a JWKS refetch.
@@ -41,6 +44,7 @@ export async function verifyAccessToken(token: string, o: VerifyOptions): Promis
       issuer: o.issuer,
       clockTolerance: o.clockTolerance,
       requiredClaims: ['exp', 'sub'],
+      currentDate: o.now ? new Date(o.now()) : undefined,
     })
     return payload
   } catch (err) {

@@ -31,6 +31,7 @@ interface SchemaIssue {
   path: PropertyKey[]
   message: string
   keys?: string[]
+  issues?: readonly { message: string }[]
 }
 
 /**
@@ -52,6 +53,8 @@ export function schemaProblems(
     if (issue.code === 'unrecognized_keys' && issue.keys) {
       return issue.keys.map((key) => at([...issue.path, key], `unknown key "${key}"`))
     }
+    // A bad record key: zod's own message is generic, the key schema's is the useful one.
+    if (issue.code === 'invalid_key' && issue.issues?.[0]) return [at(issue.path, issue.issues[0].message)]
     return [at(issue.path, issue.message)]
   })
 }

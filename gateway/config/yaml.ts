@@ -8,6 +8,11 @@ export interface YamlFile {
   value: unknown
   /** Line and column of the deepest node that exists on `path`. */
   locate(path: readonly PropertyKey[]): { line?: number; column?: number }
+  /**
+   * The keys of the mapping at `path` in document order (a JS object would list
+   * integer-like keys first), or undefined when there is no mapping there.
+   */
+  keysAt(path: readonly PropertyKey[]): string[] | undefined
 }
 
 /**
@@ -31,7 +36,15 @@ export function readYamlFile(file: string): YamlFile {
       }),
     )
   }
-  return { file, value: doc.toJS(), locate: (path) => locate(doc, lines, path) }
+  return {
+    file,
+    value: doc.toJS(),
+    locate: (path) => locate(doc, lines, path),
+    keysAt: (path) => {
+      const node = path.length === 0 ? doc.contents : doc.getIn(path as unknown[], true)
+      return isMap(node) ? node.items.map((p) => String((p.key as { value?: unknown } | null)?.value)) : undefined
+    },
+  }
 }
 
 function locate(doc: Document, lines: LineCounter, path: readonly PropertyKey[]): { line?: number; column?: number } {

@@ -23,12 +23,15 @@ export function grantsOf(policy: Policy, principal: Principal): Grants {
   const hit = grantsCache.get(principal)
   if (hit?.policy === policy) return hit.grants
   const scopes = new Set(principal.scopes)
-  for (const role of principal.roles) for (const s of policy.roles.get(role) ?? []) scopes.add(s)
-  // Scope hierarchies (MCP authorization, step-up): `*` grants all, `tools:*` grants `tools:x`.
-  const patterns = [...scopes].filter((s) => s.includes('*')).map(compileGlob)
+  const granted = new Set<string>()
+  for (const role of principal.roles) for (const s of policy.roles.get(role) ?? []) granted.add(s)
+  for (const s of granted) scopes.add(s)
+  // Scope hierarchies (MCP authorization, step-up): `*` grants all, `tools:*` grants `tools:x`,
+  // but only when the policy's role map says so: a token's own scopes are taken literally.
+  const patterns = [...granted].filter((s) => s.includes('*')).map(compileGlob)
   const grants: Grants = {
     scopes,
-    has: (s) => scopes.has(s) || patterns.some((m) => m(s)),
+    has: (s) => principal.allScopes === true || scopes.has(s) || patterns.some((m) => m(s)),
   }
   grantsCache.set(principal, { policy, grants })
   return grants

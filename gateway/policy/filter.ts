@@ -36,6 +36,13 @@ export function gatedTarget(method: string, params: Record<string, unknown> | un
     case 'resources/read':
     case 'resources/subscribe':
       return { feature: 'resources', name: str(params?.uri) }
+    case 'completion/complete': {
+      // Completions reveal a prompt's or resource's arguments: gated like the thing itself.
+      const ref = params?.ref as Record<string, unknown> | undefined
+      if (ref?.type === 'ref/prompt') return { feature: 'prompts', name: str(ref.name) }
+      if (ref?.type === 'ref/resource') return { feature: 'resources', name: str(ref.uri) }
+      return { feature: 'prompts', name: '' }
+    }
     default:
       return undefined
   }

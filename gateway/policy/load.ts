@@ -47,9 +47,9 @@ export function loadPolicy(path: string): Policy {
       const src = (path: PropertyKey[]): Source => ({ file, line: yaml.locate(path).line })
       const rules = {} as Record<Feature, Rule[]>
       for (const feature of FEATURES) {
-        rules[feature] = Object.entries(server[feature]).map(([pattern, value]) =>
-          compileRule(pattern, value, src(['servers', name, feature, pattern])),
-        )
+        // First match wins, so the order is the file's, not the JS object's.
+        const order = yaml.keysAt(['servers', name, feature]) ?? Object.keys(server[feature])
+        rules[feature] = order.map((pattern) => compileRule(pattern, server[feature][pattern]!, src(['servers', name, feature, pattern])))
       }
       servers.set(name, { access: server.access, accessSource: src(['servers', name, 'access']), rules })
       serverFrom.set(name, file)

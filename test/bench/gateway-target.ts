@@ -6,8 +6,8 @@ import { pino } from 'pino'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { startDevIdp, type DevIdp } from '../../gateway/devidp/provider.js'
-import { spawnTracked, stopTree } from './procs.js'
-import { awaitLine, freePort, httpTarget, type Target } from './target.js'
+import { cleanup, spawnTracked, stopTree } from './procs.js'
+import { awaitLine, freePort, httpTarget, pollReady, type Target } from './target.js'
 
 const CLIENT = { clientId: 'bench', clientSecret: randomBytes(24).toString('base64url'), roles: ['mcp-user'], subject: 'bench-user' }
 
@@ -21,12 +21,14 @@ export async function gatewayTarget(o: { root: string; echoJs: string }): Promis
   const publicUrl = `http://127.0.0.1:${port}`
   const resource = `${publicUrl}/mcp/echo`
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-bench-'))
+  const removeDir = cleanup(() => rmSync(dir, { recursive: true, force: true }))
   let idp: DevIdp | undefined
   try {
     idp = await startDevIdp({
       port: 0, resources: [resource], clients: [CLIENT], stateFile: false,
       logger: pino({ level: 'warn' }),
     })
+    const level = process.env.BENCH_GATEWAY_LOG ?? 'info'
     const config = join(dir, 'gateway.yaml')
     writeFileSync(config, stringify({
       listen: { host: '127.0.0.1', port },
@@ -34,9 +36,12 @@ export async function gatewayTarget(o: { root: string; echoJs: string }): Promis
       auth: { issuer: idp.issuer },
       servers: { echo: { command: process.execPath, args: [o.echoJs] } },
       policies: join(o.root, 'policies'),
-      log: { level: process.env.BENCH_GATEWAY_LOG ?? 'info' },
+      log: { level },
     }))
-    const child = spawnTracked(process.execPath, [join(o.root, 'dist/gateway/main.js'), 'serve', '--config', config], {
+    // e.g. BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the gateway.
+    const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
+    const main = join(o.root, 'dist/gateway/main.js')
+    const child = spawnTracked(process.execPath, [...nodeArgs, main, 'serve', '--config', config], {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     const problems: string[] = []
@@ -46,7 +51,12 @@ export async function gatewayTarget(o: { root: string; echoJs: string }): Promis
       if (/"level":"(warn|error|fatal)"/.test(line) && problems.length < 20) problems.push(line.slice(0, 400))
     }
     try {
-      await awaitLine(child, (line) => (line.includes('"msg":"listening"') ? true : undefined), onLine)
+      // The "listening" line is logged at info; above that, poll /healthz instead.
+      const logsListening = ['info', 'debug', 'trace'].includes(level)
+      const listening = awaitLine(child, (line) => (logsListening && line.includes('"msg":"listening"') ? true : undefined), onLine)
+      if (logsListening) await listening
+      else listening.catch(() => {}) // never matches; it only feeds onLine
+      if (!logsListening) await pollReady(`${publicUrl}/healthz`, () => child.exitCode !== null || child.signalCode !== null)
     } catch (err) {
       await stopTree(child)
       throw new Error(`mcp-edge: ${(err as Error).message}`)
@@ -62,12 +72,12 @@ export async function gatewayTarget(o: { root: string; echoJs: string }): Promis
       problems: () => [...problems, `log lines after start: ${lines}`],
       stop: async () => {
         await closeIdp.close()
-        rmSync(dir, { recursive: true, force: true })
+        removeDir()
       },
     })
   } catch (err) {
     await idp?.close()
-    rmSync(dir, { recursive: true, force: true })
+    removeDir()
     throw err
   }
 }

@@ -1,11 +1,9 @@
-import { setTimeout as delay } from 'node:timers/promises'
-import { request } from 'undici'
 import { spawnTracked, stopTree } from './procs.js'
-import { awaitLine, freePort, httpTarget, type Target } from './target.js'
+import { awaitLine, freePort, httpTarget, pollReady, type Target } from './target.js'
 
 /** The SDK's own Streamable HTTP server (test/bench/sdk-http-server.ts) as its own process. */
 export async function sdkHttpTarget(serverJs: string): Promise<Target> {
-  const child = spawnTracked(process.execPath, [serverJs], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawnTracked(process.execPath, [serverJs, '--serve'], { stdio: ['ignore', 'pipe', 'pipe'] })
   try {
     const port = await awaitLine(child, (line) => (JSON.parse(line) as { port?: number }).port)
     return httpTarget({ name: 'SDK HTTP (HTTP floor)', origin: `http://127.0.0.1:${port}`, path: '/mcp', child })
@@ -45,19 +43,4 @@ export async function supergatewayTarget(bin: string, echoJs: string): Promise<T
   }
   const problems = () => (stderr.trim() === '' ? [] : [`stderr: ${stderr.trim().slice(-500)}`])
   return httpTarget({ name: 'supergateway', origin, path: '/mcp', child, problems })
-}
-
-/** No readiness event without logs: poll the health endpoint every 25 ms, 15 s at most. */
-async function pollReady(url: string, exited: () => boolean): Promise<void> {
-  const deadline = Date.now() + 15_000
-  while (Date.now() < deadline) {
-    if (exited()) throw new Error('exited before it was ready')
-    const ok = await request(url).then(async (r) => {
-      await r.body.dump()
-      return r.statusCode === 200
-    }, () => false)
-    if (ok) return
-    await delay(25)
-  }
-  throw new Error(`not ready after 15 s at ${url}`)
 }

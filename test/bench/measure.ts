@@ -1,4 +1,4 @@
-import { rssSampler, treeCpuMs, treePids, treeRssMb } from './proc.js'
+import { ownCpuMs, rssSampler, treeCpuMs, treePids, treeRssMb } from './proc.js'
 import type { BenchSession, Target } from './target.js'
 
 /** Sizes of one run (env BENCH_*). */
@@ -16,6 +16,8 @@ export interface RowResult {
   p99Ms: number
   callsPerSec: number
   cpuMsPerCall: number
+  /** Part of cpuMsPerCall spent in the root process itself (the rest: its children). */
+  rootCpuMsPerCall: number
   sessionStartP50Ms: number
   idleRssMb: number
   peakRssMb: number
@@ -82,9 +84,11 @@ export async function measure(target: Target, sizes: Sizes): Promise<RowResult> 
     await runWorkers(calls, sizes.concurrency * Math.max(1, Math.ceil(sizes.warmup / 10)))
 
     const cpu0 = treeCpuMs(root)
+    const own0 = ownCpuMs(root)
     const processes = treePids(root).length
     const wallMs = await runWorkers(calls, sizes.concurrentCalls)
     const cpu1 = treeCpuMs(root)
+    const own1 = ownCpuMs(root)
     const peakRssMb = sampler.stop()
 
     return {
@@ -93,6 +97,7 @@ export async function measure(target: Target, sizes: Sizes): Promise<RowResult> 
       p99Ms: percentile(latencies, 99),
       callsPerSec: (sizes.concurrentCalls * 1000) / wallMs,
       cpuMsPerCall: (cpu1 - cpu0) / sizes.concurrentCalls,
+      rootCpuMsPerCall: (own1 - own0) / sizes.concurrentCalls,
       sessionStartP50Ms: percentile(starts, 50),
       idleRssMb,
       peakRssMb,

@@ -56,6 +56,18 @@ export function treeCpuMs(root: number): number {
   return (treeStats(root).reduce((sum, s) => sum + s.ticks, 0) * 1000) / CLK_TCK
 }
 
+/** CPU ms of `root` itself (utime+stime), without its children. */
+export function ownCpuMs(root: number): number {
+  let text: string
+  try {
+    text = readFileSync(`/proc/${root}/stat`, 'utf8')
+  } catch {
+    return NaN
+  }
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ')
+  return ((Number(rest[11]) + Number(rest[12])) * 1000) / CLK_TCK
+}
+
 /** Sum of VmRSS over the tree under `root`, in MB. */
 export function treeRssMb(root: number): number {
   let kb = 0

@@ -4,6 +4,8 @@ import { treePids } from './proc.js'
 
 /** Root pids of every process tree the bench started and has not stopped yet. */
 const live = new Set<number>()
+/** Synchronous cleanups still due (temporary files). */
+const cleanups = new Set<() => void>()
 
 function killTree(pid: number, signal: NodeJS.Signals): void {
   for (const p of treePids(pid).reverse()) {
@@ -18,9 +20,18 @@ function killTree(pid: number, signal: NodeJS.Signals): void {
 // Last resort: whatever still runs when the bench exits (error, Ctrl-C) is killed with it.
 process.on('exit', () => {
   for (const pid of live) killTree(pid, 'SIGKILL')
+  for (const fn of cleanups) fn()
 })
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => process.exit(130))
+}
+
+/** Runs `fn` now or at exit, whichever comes first; returns the "now" trigger. */
+export function cleanup(fn: () => void): () => void {
+  cleanups.add(fn)
+  return () => {
+    if (cleanups.delete(fn)) fn()
+  }
 }
 
 /** Registers a process tree started elsewhere (the SDK's stdio transport) for cleanup. */

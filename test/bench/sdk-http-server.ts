@@ -1,6 +1,7 @@
 // The HTTP floor: the SDK's own Streamable HTTP server for the echo tool (same tool as
 // servers/echo.ts), stateful, one transport and McpServer per session, default SSE replies.
-// Listens on 127.0.0.1:0 and prints {"port":N} on stdout.
+// Listens on 127.0.0.1:0 and prints {"port":N} on stdout. Needs `--serve`: everything under
+// dist/test/ matches `node --test dist/test/`, and a server started there would never exit.
 import { randomUUID } from 'node:crypto'
 import { serve } from '@hono/node-server'
 import { McpServer, WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server'
@@ -18,6 +19,11 @@ function echoServer(): McpServer {
     ({ text }) => ({ content: [{ type: 'text', text }] }),
   )
   return server
+}
+
+if (process.argv[2] !== '--serve') {
+  process.stderr.write('sdk-http-server: started by test/bench/run.ts with --serve; exiting\n')
+  process.exit(0)
 }
 
 const sessions = new Map<string, WebStandardStreamableHTTPServerTransport>()

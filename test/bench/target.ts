@@ -1,7 +1,8 @@
 import type { ChildProcess } from 'node:child_process'
 import { createServer, type AddressInfo } from 'node:net'
 import { createInterface } from 'node:readline'
-import { Pool } from 'undici'
+import { setTimeout as delay } from 'node:timers/promises'
+import { Pool, request } from 'undici'
 import { HttpSession } from './mcp-http.js'
 import { stopTree } from './procs.js'
 
@@ -55,18 +56,44 @@ export function awaitLine<T>(
   })
   return new Promise<T>((resolve, reject) => {
     let done = false
+    const timer = setTimeout(() => {
+      done = true
+      reject(new Error(`no ready line on stdout after 15 s; stderr: ${stderr.trim()}`))
+    }, 15_000)
     createInterface({ input: child.stdout! }).on('line', (line) => {
       if (done) return onLine(line)
-      const value = match(line)
+      let value: T | undefined
+      try {
+        value = match(line)
+      } catch {
+        value = undefined // not the line we wait for (e.g. not JSON)
+      }
       if (value !== undefined) {
         done = true
+        clearTimeout(timer)
         resolve(value)
       }
     })
     child.once('exit', (code, signal) => {
+      clearTimeout(timer)
       if (!done) reject(new Error(`exited (${signal ?? code}) before it was ready; stderr: ${stderr.trim()}`))
     })
   })
+}
+
+/** Without a readiness log line: poll a health endpoint every 25 ms, 15 s at most. */
+export async function pollReady(url: string, exited: () => boolean): Promise<void> {
+  const deadline = Date.now() + 15_000
+  while (Date.now() < deadline) {
+    if (exited()) throw new Error('exited before it was ready')
+    const ok = await request(url).then(async (r) => {
+      await r.body.dump()
+      return r.statusCode === 200
+    }, () => false)
+    if (ok) return
+    await delay(25)
+  }
+  throw new Error(`not ready after 15 s at ${url}`)
 }
 
 /** A Streamable HTTP row: sessions over one keep-alive undici pool to `origin`. */

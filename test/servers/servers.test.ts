@@ -18,7 +18,7 @@ interface Connection {
   transport: StdioClientTransport
 }
 
-/** Spawns dist/servers/<name>.js and connects an SDK client to it; stderr is piped, not inherited. */
+/** Spawns dist/servers/<name>.js and connects an SDK client; the child's stderr is piped. */
 async function connect(
   name: string,
   opts: { env?: Record<string, string>; capabilities?: ClientCapabilities } = {},
@@ -57,16 +57,19 @@ const waitForOutput = (stream: Readable, needle: string) =>
     stream.on('data', onData)
   })
 
-/** A promise plus an array that resolves it once n items have been pushed. */
-function collector<T>(n: number) {
+/** Collects pushed items; until(n) resolves once n items have arrived. */
+function collector<T>() {
   const items: T[] = []
-  let done!: (items: T[]) => void
-  const full = new Promise<T[]>((resolve) => (done = resolve))
+  const waiters: Array<[n: number, resolve: (items: T[]) => void]> = []
   return {
-    full,
     push(item: T) {
       items.push(item)
-      if (items.length === n) done(items)
+      for (const [n, resolve] of waiters) if (items.length >= n) resolve(items)
+    },
+    until(n: number) {
+      return new Promise<T[]>((resolve) =>
+        items.length >= n ? resolve(items) : waiters.push([n, resolve]),
+      )
     },
   }
 }
@@ -146,28 +149,32 @@ describe('fixture server', () => {
     elicitation: { form: {} },
     roots: { listChanged: true },
   }
-  const logs = collector<unknown>(3)
-  const listChanged = collector<string>(1)
+  const logs = collector<unknown>()
+  const listChanged = collector<string>()
+  // The SDK client dispatches notifications a microtask after responses, so its own onprogress
+  // loses progress that arrives in the same read as the result; observe the wire instead.
+  const progress = collector<{ progressToken: unknown; progress: number; total?: number }>()
   let conn: Connection
-  before(async () => {
-    conn = await connect('fixture', { env: { FIXTURE_MARK: 'marked' }, capabilities: caps }, (c) => {
-      c.setNotificationHandler('notifications/message', (n) => logs.push(n.params))
-      c.setNotificationHandler('notifications/tools/list_changed', (n) => listChanged.push(n.method))
-      c.setRequestHandler('sampling/createMessage', (req) => {
-        const [message] = req.params.messages
-        const content = message?.content
-        const prompt = content && !Array.isArray(content) && content.type === 'text' ? content.text : ''
-        return { role: 'assistant', model: 'test-model', content: { type: 'text', text: `re: ${prompt}` } }
-      })
-      c.setRequestHandler('elicitation/create', (req) => ({
-        action: 'accept',
-        content: { answer: `yes to ${req.params.message}` },
-      }))
-      c.setRequestHandler('roots/list', () => ({
-        roots: [{ uri: 'file:///tmp/project', name: 'project' }],
-      }))
+  /** Client side of the server→client round trips: answers from the request itself. */
+  const answer = (c: Client) => {
+    c.setRequestHandler('sampling/createMessage', (req) => {
+      const content = req.params.messages[0]?.content
+      const text = content && !Array.isArray(content) && content.type === 'text' ? content.text : ''
+      return { role: 'assistant', model: 'test', content: { type: 'text', text: `re: ${text}` } }
     })
-  })
+    c.setRequestHandler('elicitation/create', (req) => ({
+      action: 'accept',
+      content: { answer: `yes to ${req.params.message}` },
+    }))
+    c.setRequestHandler('roots/list', () => ({
+      roots: [{ uri: 'file:///tmp/project', name: 'project' }],
+    }))
+    c.setNotificationHandler('notifications/message', (n) => logs.push(n.params))
+    c.setNotificationHandler('notifications/progress', (n) => progress.push(n.params))
+    c.setNotificationHandler('notifications/tools/list_changed', (n) => listChanged.push(n.method))
+  }
+  const env = { FIXTURE_MARK: 'marked' }
+  before(async () => (conn = await connect('fixture', { env, capabilities: caps }, answer)))
   after(() => conn.client.close())
 
   const call = (name: string, args: Record<string, unknown> = {}) =>
@@ -186,22 +193,22 @@ describe('fixture server', () => {
   })
 
   it('notify sends log notifications and progress for the request', async () => {
-    const progress = collector<{ progress: number; total?: number }>(3)
-    const result = await conn.client.callTool(
-      { name: 'notify', arguments: { count: 3 } },
-      { onprogress: (p) => progress.push(p) },
-    )
+    const result = await conn.client.callTool({
+      name: 'notify',
+      arguments: { count: 3 },
+      _meta: { progressToken: 'notify-token' },
+    })
     assert.equal(textOf(result), 'notified 3')
-    const got = await progress.full
+    const got = await progress.until(3)
     assert.deepEqual(
-      got.map((p) => [p.progress, p.total]),
+      got.map((p) => [p.progressToken, p.progress, p.total]),
       [
-        [1, 3],
-        [2, 3],
-        [3, 3],
+        ['notify-token', 1, 3],
+        ['notify-token', 2, 3],
+        ['notify-token', 3, 3],
       ],
     )
-    const messages = await logs.full
+    const messages = await logs.until(3)
     assert.deepEqual(messages[0], { level: 'info', data: 'notification 1 of 3', logger: 'fixture' })
   })
 
@@ -222,7 +229,7 @@ describe('fixture server', () => {
     })
   }
 
-  it('slow waits, and stops when the caller cancels', async () => {
+  it('slow waits; a cancelled call rejects and the server keeps serving', async () => {
     assert.equal(textOf(await call('slow', { ms: 5 })), 'done')
     const abort = new AbortController()
     const pending = conn.client.callTool(
@@ -241,13 +248,17 @@ describe('fixture server', () => {
     assert.match(await seen, /fixture-stderr-line\n/)
   })
 
-  it('list_changed toggles a dummy tool and notifies', async () => {
-    assert.equal(textOf(await call('list_changed')), 'ok')
-    assert.deepEqual(await listChanged.full, ['notifications/tools/list_changed'])
-    const { tools } = await conn.client.listTools({}, { cache: 'refresh' } as never)
-    assert.ok(tools.some((t) => t.name === 'dummy'))
-    await call('list_changed')
-  })
+  for (const [i, present] of [true, false].entries()) {
+    it(`list_changed ${present ? 'adds' : 'removes'} the dummy tool and notifies`, async () => {
+      assert.equal(textOf(await call('list_changed')), 'ok')
+      assert.equal((await listChanged.until(i + 1))[i], 'notifications/tools/list_changed')
+      const { tools } = await conn.client.listTools({}, { cacheMode: 'refresh' })
+      assert.equal(
+        tools.some((t) => t.name === 'dummy'),
+        present,
+      )
+    })
+  }
 
   it('exposes the greet prompt and the hello resource', async () => {
     const prompt = await conn.client.getPrompt({ name: 'greet', arguments: { name: 'Ada' } })
@@ -264,7 +275,7 @@ describe('fixture server without client capabilities', () => {
 
   const cases: Array<[tool: string, args: Record<string, unknown>, message: RegExp]> = [
     ['sample', { prompt: 'hi' }, /does not support sampling/],
-    ['elicit', { message: 'ok?' }, /does not support elicitation/],
+    ['elicit', { message: 'ok?' }, /does not support form elicitation/],
     ['roots', {}, /does not support listing roots/],
   ]
   for (const [tool, args, message] of cases) {
@@ -278,9 +289,9 @@ describe('fixture server without client capabilities', () => {
 
 describe('fixture crash', () => {
   for (const code of [undefined, 3]) {
-    it(`crash ${code ?? '(default)'} fails the call and ends the process`, async () => {
+    it(`crash ${code ?? '(default)'} fails the call and ends the process`, async (t) => {
       const conn = await connect('fixture')
-      after(() => conn.client.close())
+      t.after(() => conn.client.close())
       const pid = conn.transport.pid
       assert.ok(pid)
       const closed = new Promise<void>((resolve) => (conn.client.onclose = resolve))
@@ -300,12 +311,13 @@ describe('fixture FIXTURE_RECORD_FILE', () => {
   const file = join(dir, 'received.jsonl')
   after(() => rmSync(dir, { recursive: true, force: true }))
 
-  it('records every received message, in order', async () => {
+  it('records every received message, in order', async (t) => {
     const conn = await connect('fixture', { env: { FIXTURE_RECORD_FILE: file } })
-    after(() => conn.client.close())
+    t.after(() => conn.client.close())
     await conn.client.callTool({ name: 'pid', arguments: {} })
     const lines = readFileSync(file, 'utf8').trimEnd().split('\n')
-    const received = lines.map((l) => JSON.parse(l) as { method?: string; params?: { name?: string } })
+    type Received = { method?: string; params?: { name?: string } }
+    const received = lines.map((l) => JSON.parse(l) as Received)
     assert.deepEqual(
       received.map((m) => m.method),
       ['initialize', 'notifications/initialized', 'tools/call'],

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { JWTPayload } from 'jose'
+import { toPrincipal } from '../../gateway/auth/principal.js'
+
+const KEYCLOAK = ['realm_access.roles', 'resource_access.*.roles']
+const BASE = { iss: 'http://idp', sub: 'u1', exp: 2_000_000_000 }
+
+interface Case {
+  name: string
+  payload: JWTPayload
+  roleClaims?: string[]
+  expect: { scopes?: string[]; roles?: string[]; clientId?: string | undefined }
+}
+
+const cases: Case[] = [
+  { name: 'scope string', payload: { scope: 'mcp:read mcp:write' },
+    expect: { scopes: ['mcp:read', 'mcp:write'] } },
+  { name: 'scope with extra spaces', payload: { scope: ' a  b ' }, expect: { scopes: ['a', 'b'] } },
+  { name: 'scp string', payload: { scp: 'a b' }, expect: { scopes: ['a', 'b'] } },
+  { name: 'scp array', payload: { scp: ['a', 'b'] }, expect: { scopes: ['a', 'b'] } },
+  { name: 'scope and scp merged', payload: { scope: 'a b', scp: ['b', 'c'] },
+    expect: { scopes: ['a', 'b', 'c'] } },
+  { name: 'scope array (non-standard) accepted', payload: { scope: ['a'] },
+    expect: { scopes: ['a'] } },
+  { name: 'junk in scp ignored', payload: { scp: ['a', 1, null, { x: 1 }, '', ['b']] },
+    expect: { scopes: ['a'] } },
+  { name: 'non-string scope ignored', payload: { scope: 42, scp: { a: 1 } },
+    expect: { scopes: [] } },
+  { name: 'no scopes', payload: {}, expect: { scopes: [], roles: [], clientId: undefined } },
+  { name: 'azp wins over client_id', payload: { azp: 'web', client_id: 'cli' },
+    expect: { clientId: 'web' } },
+  { name: 'client_id when no azp', payload: { client_id: 'cli' }, expect: { clientId: 'cli' } },
+  { name: 'empty azp falls back to client_id', payload: { azp: '', client_id: 'cli' },
+    expect: { clientId: 'cli' } },
+  { name: 'non-string azp falls back', payload: { azp: 7, client_id: 'cli' },
+    expect: { clientId: 'cli' } },
+  { name: 'non-string client_id ignored', payload: { client_id: ['cli'] },
+    expect: { clientId: undefined } },
+  { name: 'Keycloak realm roles',
+    payload: { realm_access: { roles: ['mcp-user', 'offline_access'] } },
+    expect: { roles: ['mcp-user', 'offline_access'] } },
+  { name: 'Keycloak client roles of every client (wildcard)',
+    payload: { resource_access: {
+      gateway: { roles: ['mcp-admin'] }, account: { roles: ['view-profile'] } } },
+    expect: { roles: ['mcp-admin', 'view-profile'] } },
+  { name: 'realm and client roles merged and deduplicated',
+    payload: { realm_access: { roles: ['a'] }, resource_access: { c: { roles: ['a', 'b'] } } },
+    expect: { roles: ['a', 'b'] } },
+  { name: 'custom path groups (array)', roleClaims: ['groups'],
+    payload: { groups: ['admins', 'devs'] }, expect: { roles: ['admins', 'devs'] } },
+  { name: 'custom path holding one string', roleClaims: ['role'], payload: { role: 'admin' },
+    expect: { roles: ['admin'] } },
+  { name: 'deep custom path', roleClaims: ['a.b.c'], payload: { a: { b: { c: ['deep'] } } },
+    expect: { roles: ['deep'] } },
+  { name: 'paths not configured are not read', roleClaims: ['groups'],
+    payload: { realm_access: { roles: ['x'] } }, expect: { roles: [] } },
+  { name: 'junk role values ignored', roleClaims: [...KEYCLOAK, 'groups'],
+    payload: {
+      realm_access: { roles: ['ok', 1, '', null, ['nested']] },
+      resource_access: { c1: 'nope', c2: { roles: 'single' }, c3: null, c4: [{ roles: ['arr'] }] },
+      groups: { admins: true },
+    },
+    expect: { roles: ['ok', 'single'] } },
+  { name: 'wildcard over an array does not index it', roleClaims: ['list.*.roles'],
+    payload: { list: [{ roles: ['x'] }] }, expect: { roles: [] } },
+  { name: 'inherited properties are not claims',
+    roleClaims: ['constructor.name', 'toString', '__proto__'], payload: {},
+    expect: { roles: [] } },
+]
+
+for (const c of cases) {
+  test(`toPrincipal: ${c.name}`, () => {
+    const p = toPrincipal({ ...BASE, ...c.payload }, c.roleClaims ?? KEYCLOAK)
+    assert.deepEqual([p.iss, p.sub, p.exp], [BASE.iss, BASE.sub, BASE.exp])
+    if (c.expect.scopes) assert.deepEqual([...p.scopes].sort(), c.expect.scopes)
+    if (c.expect.roles) assert.deepEqual([...p.roles].sort(), c.expect.roles)
+    if ('clientId' in c.expect) assert.equal(p.clientId, c.expect.clientId)
+  })
+}
+
+test('toPrincipal keeps no token material', () => {
+  const p = toPrincipal({ ...BASE, scope: 'a', secret: 'x' }, KEYCLOAK)
+  assert.deepEqual(Object.keys(p).sort(), ['clientId', 'exp', 'iss', 'roles', 'scopes', 'sub'])
+})

@@ -1,0 +1,93 @@
+// Benchmark: tools/call of the echo tool through stdio, the SDK's Streamable HTTP server,
+// mcp-edge and supergateway. `npm run bench`; sizes via BENCH_CALLS, BENCH_CONCURRENT_CALLS,
+// BENCH_WARMUP; rows via BENCH_ROWS=stdio,sdk,edge,supergateway. Writes dist/bench-results.json.
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { gatewayTarget } from './gateway-target.js'
+import { sdkHttpTarget, supergatewayTarget } from './http-targets.js'
+import { measure, type RowResult, type Sizes } from './measure.js'
+import { CLK_TCK } from './proc.js'
+import { summary, summaryText, table, type RowFailure } from './report.js'
+import { stdioTarget } from './stdio-target.js'
+import type { Target } from './target.js'
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+const ECHO_JS = join(ROOT, 'dist/servers/echo.js')
+
+const int = (name: string, dflt: number) => {
+  const v = Number(process.env[name] ?? dflt)
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`)
+  return v
+}
+
+const sizes: Sizes = {
+  calls: int('BENCH_CALLS', 2000),
+  concurrentCalls: int('BENCH_CONCURRENT_CALLS', 5000),
+  concurrency: 16,
+  warmup: int('BENCH_WARMUP', 200),
+}
+
+const ROWS: [string, () => Promise<Target> | Target][] = [
+  ['stdio', () => stdioTarget(ECHO_JS)],
+  ['sdk', () => sdkHttpTarget(join(ROOT, 'dist/test/bench/sdk-http-server.js'))],
+  ['edge', () => gatewayTarget({ root: ROOT, echoJs: ECHO_JS })],
+  ['supergateway', () => supergatewayTarget(join(ROOT, 'node_modules/.bin/supergateway'), ECHO_JS)],
+]
+
+async function main(): Promise<number> {
+  // `node --test dist/test/` runs every file under a test/ folder, this one too: not a test.
+  if (process.env.NODE_TEST_CONTEXT !== undefined) {
+    console.log('bench: skipped under node --test (run: node dist/test/bench/run.js)')
+    return 0
+  }
+  const wanted = (process.env.BENCH_ROWS ?? ROWS.map(([k]) => k).join(',')).split(',')
+  const results: RowResult[] = []
+  const failures: RowFailure[] = []
+  console.log(`sizes: ${JSON.stringify(sizes)}; node ${process.version}; ${cpus().length} CPUs; CLK_TCK ${CLK_TCK}`)
+  for (const [key, start] of ROWS) {
+    if (!wanted.includes(key)) continue
+    let target: Target | undefined
+    try {
+      target = await start()
+      const r = await measure(target, sizes)
+      results.push(r)
+      console.log(`${r.row}: done (${r.processes} processes in the serving tree under load)`)
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err)
+      failures.push({ row: target?.name ?? key, error })
+      console.error(`${target?.name ?? key}: FAILED: ${error}`)
+      for (const p of target?.problems() ?? []) console.error(`  ${p}`)
+    } finally {
+      await target?.stop().catch((err: Error) => console.error(`${key}: stop failed: ${err.message}`))
+    }
+  }
+
+  console.log(`\n${table(results)}\n`)
+  for (const r of results) {
+    const split = `CPU/call ${r.rootCpuMsPerCall.toFixed(3)} ms in the root process, ${(r.cpuMsPerCall - r.rootCpuMsPerCall).toFixed(3)} ms in its children`
+    console.log(`${r.row}: concurrency = ${r.concurrencyMode}; ${r.processes} processes under load; ${split}`)
+    for (const p of r.problems) console.log(`  ${p}`)
+  }
+  const s = summary(results)
+  if (s) console.log(`\n${summaryText(s)}`)
+  for (const f of failures) console.log(`FAILED ${f.row}: ${f.error}`)
+
+  mkdirSync(join(ROOT, 'dist'), { recursive: true })
+  const out = join(ROOT, 'dist/bench-results.json')
+  writeFileSync(out, `${JSON.stringify({
+    date: new Date().toISOString(), node: process.version, cpus: cpus().length, clkTck: CLK_TCK,
+    sizes, rows: results, failures, summary: s,
+  }, null, 2)}\n`)
+  console.log(`\nwrote ${out}`)
+  return failures.length === 0 ? 0 : 1
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err)
+    process.exit(1)
+  },
+)
