@@ -23,13 +23,11 @@ export class BridgeError extends GatewayError<BridgeErrorCode> {
   }
 }
 
-/** JSON-RPC error codes the bridge answers with (-32000…-32099 is implementation-defined). */
+/**
+ * JSON-RPC error codes the bridge answers with, aligned with the SDK's: -32000 is its
+ * ConnectionClosed, -32001 its RequestTimeout.
+ */
 export const RPC = {
-  parseError: -32700,
-  invalidRequest: -32600,
-  internalError: -32603,
-  serverError: -32000,
-  sessionNotFound: -32001,
-  processExited: -32003,
-  requestTimeout: -32004,
+  connectionClosed: -32000,
+  requestTimeout: -32001,
 } as const

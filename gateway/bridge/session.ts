@@ -86,7 +86,7 @@ export class Session {
     if (this.closed) return
     this.closed = true
     this.o.onclose(this)
-    this.failInflight(RPC.sessionNotFound, 'the session was closed')
+    this.failInflight(RPC.connectionClosed, 'the session was closed')
     await this.transport.close()
     await this.child.close()
   }
@@ -103,7 +103,7 @@ export class Session {
     }
     this.child.send(message).catch((err: Error) => {
       this.o.log.warn({ err: { message: err.message } }, 'could not write to server process')
-      if (env.kind === 'request') this.reply(env.id, RPC.processExited, 'the MCP server process is not running')
+      if (env.kind === 'request') this.reply(env.id, RPC.connectionClosed, 'the MCP server process is not running')
     })
   }
 
@@ -178,7 +178,7 @@ export class Session {
   private onChildExit(): void {
     if (this.closed) return
     this.o.log.warn({ pending: this.inflight.size }, 'server process exited; ending its session')
-    this.failInflight(RPC.processExited, 'the MCP server process exited')
+    this.failInflight(RPC.connectionClosed, 'the MCP server process exited')
     void this.close()
   }
 }

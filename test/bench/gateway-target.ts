@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -9,12 +10,18 @@ import { startDevIdp, type DevIdp } from '../../gateway/devidp/provider.js'
 import { cleanup, spawnTracked, stopTree } from './procs.js'
 import { awaitLine, freePort, httpTarget, pollReady, type Target } from './target.js'
 
-const CLIENT = { clientId: 'bench', clientSecret: randomBytes(24).toString('base64url'), roles: ['mcp-user'], subject: 'bench-user' }
+const CLIENT = {
+  clientId: 'bench',
+  clientSecret: randomBytes(24).toString('base64url'),
+  roles: ['mcp-user'],
+  subject: 'bench-user',
+}
 
 /**
  * mcp-edge as its own process (`serve --config`), authenticating against a dev IdP in this
  * process. The port is fixed up front because the token's audience is the resource URL.
- * Log level: env BENCH_GATEWAY_LOG, default `info` (the shipped default: one line per request).
+ * Env: BENCH_GATEWAY_LOG (default `info`, the shipped default: a line per request),
+ * BENCH_GATEWAY_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
  */
 export async function gatewayTarget(o: { root: string; echoJs: string }): Promise<Target> {
   const port = await freePort()
@@ -38,29 +45,10 @@ export async function gatewayTarget(o: { root: string; echoJs: string }): Promis
       policies: join(o.root, 'policies'),
       log: { level },
     }))
-    // e.g. BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the gateway.
-    const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
-    const main = join(o.root, 'dist/gateway/main.js')
-    const child = spawnTracked(process.execPath, [...nodeArgs, main, 'serve', '--config', config], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const { child, problems } = await spawnGateway(join(o.root, 'dist/gateway/main.js'), config, {
+      logsListening: ['info', 'debug', 'trace'].includes(level),
+      healthz: `${publicUrl}/healthz`,
     })
-    const problems: string[] = []
-    let lines = 0
-    const onLine = (line: string) => {
-      lines++
-      if (/"level":"(warn|error|fatal)"/.test(line) && problems.length < 20) problems.push(line.slice(0, 400))
-    }
-    try {
-      // The "listening" line is logged at info; above that, poll /healthz instead.
-      const logsListening = ['info', 'debug', 'trace'].includes(level)
-      const listening = awaitLine(child, (line) => (logsListening && line.includes('"msg":"listening"') ? true : undefined), onLine)
-      if (logsListening) await listening
-      else listening.catch(() => {}) // never matches; it only feeds onLine
-      if (!logsListening) await pollReady(`${publicUrl}/healthz`, () => child.exitCode !== null || child.signalCode !== null)
-    } catch (err) {
-      await stopTree(child)
-      throw new Error(`mcp-edge: ${(err as Error).message}`)
-    }
     const token = await clientCredentials(idp.issuer, resource)
     const closeIdp = idp
     return httpTarget({
@@ -69,7 +57,7 @@ export async function gatewayTarget(o: { root: string; echoJs: string }): Promis
       path: '/mcp/echo',
       child,
       headers: () => ({ authorization: `Bearer ${token}` }),
-      problems: () => [...problems, `log lines after start: ${lines}`],
+      problems,
       stop: async () => {
         await closeIdp.close()
         removeDir()
@@ -83,6 +71,41 @@ export async function gatewayTarget(o: { root: string; echoJs: string }): Promis
 }
 
 /**
+ * Starts `main.js serve --config` and waits for its "listening" log line (logged at info;
+ * at quieter levels /healthz is polled). Every later warn/error line is kept for the report.
+ */
+async function spawnGateway(
+  main: string,
+  config: string,
+  o: { logsListening: boolean; healthz: string },
+): Promise<{ child: ChildProcess; problems: () => string[] }> {
+  const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
+  const child = spawnTracked(process.execPath, [...nodeArgs, main, 'serve', '--config', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const seen: string[] = []
+  let lines = 0
+  const onLine = (line: string) => {
+    lines++
+    if (/"level":"(warn|error|fatal)"/.test(line) && seen.length < 20) seen.push(line.slice(0, 400))
+  }
+  const isListening = (line: string) => o.logsListening && line.includes('"msg":"listening"')
+  const listening = awaitLine(child, (line) => (isListening(line) ? true : undefined), onLine)
+  try {
+    if (o.logsListening) {
+      await listening
+    } else {
+      listening.catch(() => {}) // never matches: it only feeds onLine
+      await pollReady(o.healthz, () => child.exitCode !== null || child.signalCode !== null)
+    }
+  } catch (err) {
+    await stopTree(child)
+    throw new Error(`mcp-edge: ${(err as Error).message}`)
+  }
+  return { child, problems: () => [...seen, `log lines after start: ${lines}`] }
+}
+
+/**
  * A real access token: client_credentials (RFC 6749 §4.4) for the echo resource (RFC 8707),
  * no scope requested, so access rests on the client's role `mcp-user` through the policy.
  */
@@ -92,10 +115,15 @@ async function clientCredentials(issuer: string, resource: string): Promise<stri
   const basic = Buffer.from(`${CLIENT.clientId}:${CLIENT.clientSecret}`).toString('base64')
   const res = await request(endpoint, {
     method: 'POST',
-    headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+    headers: {
+      authorization: `Basic ${basic}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
     body: new URLSearchParams({ grant_type: 'client_credentials', resource }).toString(),
   })
   const body = await res.body.json() as { access_token?: string }
-  if (res.statusCode !== 200 || !body.access_token) throw new Error(`token request failed: ${res.statusCode} ${JSON.stringify(body)}`)
+  if (res.statusCode !== 200 || !body.access_token) {
+    throw new Error(`token request failed: HTTP ${res.statusCode} ${JSON.stringify(body)}`)
+  }
   return body.access_token
 }

@@ -3,10 +3,13 @@ import { awaitLine, freePort, httpTarget, pollReady, type Target } from './targe
 
 /** The SDK's own Streamable HTTP server (test/bench/sdk-http-server.ts) as its own process. */
 export async function sdkHttpTarget(serverJs: string): Promise<Target> {
-  const child = spawnTracked(process.execPath, [serverJs, '--serve'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawnTracked(process.execPath, [serverJs, '--serve'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   try {
     const port = await awaitLine(child, (line) => (JSON.parse(line) as { port?: number }).port)
-    return httpTarget({ name: 'SDK HTTP (HTTP floor)', origin: `http://127.0.0.1:${port}`, path: '/mcp', child })
+    const origin = `http://127.0.0.1:${port}`
+    return httpTarget({ name: 'SDK HTTP (HTTP floor)', origin, path: '/mcp', child })
   } catch (err) {
     await stopTree(child)
     throw err

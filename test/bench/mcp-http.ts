@@ -3,11 +3,14 @@ import type { Dispatcher } from 'undici'
 /** The echo call every row makes, and the text its reply must carry. */
 export const ECHO_TEXT = 'hello'
 const PROTOCOL_VERSION = '2025-11-25'
+const ACCEPT = 'application/json, text/event-stream'
 
 interface RpcReply { id?: unknown; result?: unknown; error?: { code: number; message: string } }
 
 /** A reply that is not what a correct server sends: the row fails instead of looking fast. */
 export class WrongReply extends Error {}
+
+const snippet = (text: string) => text.slice(0, 300)
 
 /**
  * A raw Streamable HTTP MCP session over an undici dispatcher (keep-alive pool): no SDK on
@@ -28,37 +31,44 @@ export class HttpSession {
    */
   static async open(pool: Dispatcher, path: string, extra: Record<string, string>) {
     const start = performance.now()
-    const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...extra }
-    const s = new HttpSession(pool, path, base)
-    const { result, headers } = await s.rpc('initialize', {
+    const headers = { 'content-type': 'application/json', accept: ACCEPT, ...extra }
+    const s = new HttpSession(pool, path, headers)
+    const { result, headers: got } = await s.rpc('initialize', {
       protocolVersion: PROTOCOL_VERSION,
       capabilities: {},
       clientInfo: { name: 'mcp-edge-bench', version: '1.0.0' },
     })
-    const sessionId = headers['mcp-session-id']
+    const sessionId = got['mcp-session-id']
     if (typeof sessionId !== 'string') throw new WrongReply('initialize: no Mcp-Session-Id header')
     const version = (result as { protocolVersion?: unknown }).protocolVersion
-    if (typeof version !== 'string') throw new WrongReply('initialize: no protocolVersion in result')
-    Object.assign(base, { 'mcp-session-id': sessionId, 'mcp-protocol-version': version })
+    if (typeof version !== 'string') throw new WrongReply('initialize: no protocolVersion')
+    Object.assign(headers, { 'mcp-session-id': sessionId, 'mcp-protocol-version': version })
     const res = await pool.request({
-      path, method: 'POST', headers: base,
+      path, method: 'POST', headers,
       body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
     })
     const text = await res.body.text()
-    if (res.statusCode !== 202) throw new WrongReply(`notifications/initialized: HTTP ${res.statusCode} ${text.slice(0, 300)}`)
+    if (res.statusCode !== 202) {
+      throw new WrongReply(`notifications/initialized: HTTP ${res.statusCode} ${snippet(text)}`)
+    }
     return { session: s, ms: performance.now() - start }
   }
 
   /** tools/call echo {text: hello}; throws unless the reply has our id and the echoed text. */
   async callEcho(): Promise<void> {
-    const { result } = await this.rpc('tools/call', { name: 'echo', arguments: { text: ECHO_TEXT } })
+    const params = { name: 'echo', arguments: { text: ECHO_TEXT } }
+    const { result } = await this.rpc('tools/call', params)
     const content = (result as { content?: { type?: string; text?: string }[] }).content
-    if (content?.[0]?.text !== ECHO_TEXT) throw new WrongReply(`tools/call: unexpected result ${JSON.stringify(result)}`)
+    if (content?.[0]?.text !== ECHO_TEXT) {
+      throw new WrongReply(`tools/call: unexpected result ${JSON.stringify(result)}`)
+    }
   }
 
   /** DELETE the session; errors ignored (the server is stopped right after anyway). */
   async close(): Promise<void> {
-    const res = await this.pool.request({ path: this.path, method: 'DELETE', headers: this.headers }).catch(() => undefined)
+    const res = await this.pool
+      .request({ path: this.path, method: 'DELETE', headers: this.headers })
+      .catch(() => undefined)
     await res?.body.dump()
   }
 
@@ -69,11 +79,17 @@ export class HttpSession {
       body: JSON.stringify({ jsonrpc: '2.0', id, method, params }),
     })
     const text = await res.body.text()
-    if (res.statusCode !== 200) throw new WrongReply(`${method}: HTTP ${res.statusCode} ${text.slice(0, 300)}`)
+    if (res.statusCode !== 200) {
+      throw new WrongReply(`${method}: HTTP ${res.statusCode} ${snippet(text)}`)
+    }
     const type = String(res.headers['content-type'] ?? '')
     const reply = parseMessages(type, text).find((m) => m.id === id)
-    if (reply === undefined) throw new WrongReply(`${method}: no reply with id ${id} in ${type} body ${text.slice(0, 300)}`)
-    if (reply.error) throw new WrongReply(`${method}: JSON-RPC error ${JSON.stringify(reply.error)}`)
+    if (reply === undefined) {
+      throw new WrongReply(`${method}: no reply with id ${id} in ${type} body ${snippet(text)}`)
+    }
+    if (reply.error) {
+      throw new WrongReply(`${method}: JSON-RPC error ${JSON.stringify(reply.error)}`)
+    }
     return { result: reply.result, headers: res.headers }
   }
 }
@@ -84,10 +100,16 @@ function parseMessages(contentType: string, text: string): RpcReply[] {
     const body = JSON.parse(text) as RpcReply | RpcReply[]
     return Array.isArray(body) ? body : [body]
   }
-  if (!contentType.startsWith('text/event-stream')) throw new WrongReply(`unexpected content-type ${contentType}`)
+  if (!contentType.startsWith('text/event-stream')) {
+    throw new WrongReply(`unexpected content-type ${contentType}`)
+  }
   const out: RpcReply[] = []
   for (const event of text.split(/\r?\n\r?\n/)) {
-    const data = event.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n')
+    const data = event
+      .split(/\r?\n/)
+      .filter((l) => l.startsWith('data:'))
+      .map((l) => l.slice(5).trimStart())
+      .join('\n')
     // Priming events (resumability) carry an empty data field.
     if (data !== '') out.push(JSON.parse(data) as RpcReply)
   }

@@ -30,7 +30,8 @@ export interface RowResult {
 /** Nearest-rank percentile (p in 0..100) of unsorted samples. */
 export function percentile(samples: number[], p: number): number {
   const sorted = [...samples].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN
+  const rank = Math.ceil((p / 100) * sorted.length) - 1
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank))] ?? NaN
 }
 
 /** `total` calls spread over workers, each awaiting its previous call; wall time in ms. */
@@ -81,7 +82,8 @@ export async function measure(target: Target, sizes: Sizes): Promise<RowResult> 
       workers.push(target.sharedSession ? primary : s)
     }
     const calls = workers.map((s) => () => s.call())
-    await runWorkers(calls, sizes.concurrency * Math.max(1, Math.ceil(sizes.warmup / 10)))
+    // Warm every session (and, per session, its fresh process) as much as the first one.
+    await runWorkers(calls, sizes.concurrency * sizes.warmup)
 
     const cpu0 = treeCpuMs(root)
     const own0 = ownCpuMs(root)

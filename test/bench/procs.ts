@@ -45,7 +45,11 @@ export function untrack(pid: number): void {
 }
 
 /** Spawns a process whose tree is killed when the bench exits. */
-export function spawnTracked(command: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
+export function spawnTracked(
+  command: string,
+  args: string[],
+  opts: SpawnOptions = {},
+): ChildProcess {
   const child = spawn(command, args, opts)
   if (child.pid !== undefined) track(child.pid)
   return child

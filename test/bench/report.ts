@@ -21,8 +21,10 @@ const COLUMNS: [string, (r: RowResult) => string][] = [
 export function table(rows: RowResult[]): string {
   const cells = [COLUMNS.map(([h]) => h), ...rows.map((r) => COLUMNS.map(([, f]) => f(r)))]
   const widths = COLUMNS.map((_, i) => Math.max(...cells.map((c) => c[i]!.length)))
-  const line = (c: string[]) => c.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ')
-  return [line(cells[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n')
+  const pad = (v: string, i: number) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))
+  const line = (c: string[]) => c.map(pad).join('  ')
+  const rule = widths.map((w) => '-'.repeat(w)).join('  ')
+  return [line(cells[0]!), rule, ...cells.slice(1).map(line)].join('\n')
 }
 
 type Ratios = Record<'p50' | 'p99' | 'callsPerSec' | 'cpuMsPerCall', number>
@@ -46,21 +48,32 @@ export function summary(rows: RowResult[]) {
     vsStdio: stdio ? ratios(edge, stdio) : undefined,
     vsSdkHttp: sdk ? ratios(edge, sdk) : undefined,
     targets: {
-      p50NoWorseThanSdkHttp: sdk ? { ok: edge.p50Ms <= sdk.p50Ms, edge: edge.p50Ms, sdkHttp: sdk.p50Ms } : undefined,
-      cpuMsPerCallBelow: { ok: edge.cpuMsPerCall < TARGETS.cpuMsPerCall, edge: edge.cpuMsPerCall, limit: TARGETS.cpuMsPerCall },
+      p50NoWorseThanSdkHttp: sdk
+        ? { ok: edge.p50Ms <= sdk.p50Ms, edge: edge.p50Ms, sdkHttp: sdk.p50Ms }
+        : undefined,
+      cpuMsPerCallBelow: {
+        ok: edge.cpuMsPerCall < TARGETS.cpuMsPerCall,
+        edge: edge.cpuMsPerCall,
+        limit: TARGETS.cpuMsPerCall,
+      },
     },
   }
 }
 
+const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL')
+
 /** Human-readable ratios and verdicts. */
 export function summaryText(s: NonNullable<ReturnType<typeof summary>>): string {
-  const fmt = (r: Ratios | undefined) => r === undefined ? 'n/a' : Object.entries(r).map(([k, v]) => `${k} ×${v.toFixed(2)}`).join(', ')
+  const fmt = (r: Ratios | undefined) =>
+    r === undefined ? 'n/a' : Object.entries(r).map(([k, v]) => `${k} ×${v.toFixed(2)}`).join(', ')
   const p50 = s.targets.p50NoWorseThanSdkHttp
   const cpu = s.targets.cpuMsPerCallBelow
   return [
     `mcp-edge / stdio floor:    ${fmt(s.vsStdio)}`,
     `mcp-edge / SDK HTTP floor: ${fmt(s.vsSdkHttp)}`,
-    `target p50 <= SDK HTTP p50: ${p50 ? `${p50.ok ? 'PASS' : 'FAIL'} (${p50.edge.toFixed(3)} vs ${p50.sdkHttp.toFixed(3)} ms)` : 'n/a'}`,
-    `target CPU/call < ${cpu.limit} ms: ${cpu.ok ? 'PASS' : 'FAIL'} (${cpu.edge.toFixed(3)} ms)`,
+    `target p50 <= SDK HTTP p50: ${p50
+      ? `${verdict(p50.ok)} (${p50.edge.toFixed(3)} vs ${p50.sdkHttp.toFixed(3)} ms)`
+      : 'n/a'}`,
+    `target CPU/call < ${cpu.limit} ms: ${verdict(cpu.ok)} (${cpu.edge.toFixed(3)} ms)`,
   ].join('\n')
 }

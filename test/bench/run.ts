@@ -45,7 +45,8 @@ async function main(): Promise<number> {
   const wanted = (process.env.BENCH_ROWS ?? ROWS.map(([k]) => k).join(',')).split(',')
   const results: RowResult[] = []
   const failures: RowFailure[] = []
-  console.log(`sizes: ${JSON.stringify(sizes)}; node ${process.version}; ${cpus().length} CPUs; CLK_TCK ${CLK_TCK}`)
+  const host = `node ${process.version}; ${cpus().length} CPUs; CLK_TCK ${CLK_TCK}`
+  console.log(`sizes: ${JSON.stringify(sizes)}; ${host}`)
   for (const [key, start] of ROWS) {
     if (!wanted.includes(key)) continue
     let target: Target | undefined
@@ -60,14 +61,19 @@ async function main(): Promise<number> {
       console.error(`${target?.name ?? key}: FAILED: ${error}`)
       for (const p of target?.problems() ?? []) console.error(`  ${p}`)
     } finally {
-      await target?.stop().catch((err: Error) => console.error(`${key}: stop failed: ${err.message}`))
+      await target?.stop().catch((err: Error) => {
+        console.error(`${key}: stop failed: ${err.message}`)
+      })
     }
   }
 
   console.log(`\n${table(results)}\n`)
   for (const r of results) {
-    const split = `CPU/call ${r.rootCpuMsPerCall.toFixed(3)} ms in the root process, ${(r.cpuMsPerCall - r.rootCpuMsPerCall).toFixed(3)} ms in its children`
-    console.log(`${r.row}: concurrency = ${r.concurrencyMode}; ${r.processes} processes under load; ${split}`)
+    const own = r.rootCpuMsPerCall
+    const split = `CPU/call ${own.toFixed(3)} ms in the root process, `
+      + `${(r.cpuMsPerCall - own).toFixed(3)} ms in its children`
+    console.log(`${r.row}: concurrency = ${r.concurrencyMode}; `
+      + `${r.processes} processes under load; ${split}`)
     for (const p of r.problems) console.log(`  ${p}`)
   }
   const s = summary(results)

@@ -35,7 +35,8 @@ async function handle(req: Request): Promise<Response> {
     const transport = sessions.get(id)
     if (transport) return transport.handleRequest(req)
     // MCP Streamable HTTP §Session Management: unknown session → 404.
-    return Response.json({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }, { status: 404 })
+    const error = { code: -32001, message: 'Session not found' }
+    return Response.json({ jsonrpc: '2.0', error, id: null }, { status: 404 })
   }
   const transport = new WebStandardStreamableHTTPServerTransport({
     sessionIdGenerator: () => randomUUID(),

@@ -21,7 +21,11 @@ export function stdioTarget(echoJs: string): Target {
 
 async function openStdio(echoJs: string): Promise<BenchSession> {
   const start = performance.now()
-  const transport = new StdioClientTransport({ command: process.execPath, args: [echoJs], stderr: 'inherit' })
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [echoJs],
+    stderr: 'inherit',
+  })
   const client = new Client({ name: 'mcp-edge-bench', version: '1.0.0' })
   try {
     await client.connect(transport)

@@ -76,7 +76,8 @@ export function awaitLine<T>(
     })
     child.once('exit', (code, signal) => {
       clearTimeout(timer)
-      if (!done) reject(new Error(`exited (${signal ?? code}) before it was ready; stderr: ${stderr.trim()}`))
+      if (done) return
+      reject(new Error(`exited (${signal ?? code}) before it was ready; stderr: ${stderr.trim()}`))
     })
   })
 }
@@ -106,7 +107,12 @@ export function httpTarget(o: {
   problems?: () => string[]
   stop?: () => Promise<void>
 }): Target {
-  const pool = new Pool(o.origin, { connections: 32, pipelining: 1, headersTimeout: 30_000, bodyTimeout: 30_000 })
+  const pool = new Pool(o.origin, {
+    connections: 32,
+    pipelining: 1,
+    headersTimeout: 30_000,
+    bodyTimeout: 30_000,
+  })
   return {
     name: o.name,
     pid: o.child.pid,

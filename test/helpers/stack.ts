@@ -45,6 +45,9 @@ servers:
       "*": ["mcp:read"]
     prompts: { "*": allow }
     resources: { "*": allow }
+  impatient:
+    access: ["mcp:read"]
+    tools: { "*": ["mcp:read"] }
 `
 
 export interface Stack {
@@ -81,7 +84,7 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
   const [gwPort, idpPort] = [await freePort(), await freePort()]
   const url = `http://127.0.0.1:${gwPort}`
   const endpoint = (s: string) => `${url}/mcp/${s}`
-  const servers = ['echo', 'notes', 'fixture']
+  const servers = ['echo', 'notes', 'fixture', 'impatient']
 
   let { privateKey, kid, jwk } = await newKey()
   const idpOptions = () => ({
@@ -104,6 +107,7 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
         echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] },
         notes: { command: node, args: [join(SERVERS_DIR, 'notes.js')] },
         fixture: { command: node, args: [join(SERVERS_DIR, 'fixture.js')], env: { FIXTURE_RECORD_FILE: join(dir, 'fixture-record.jsonl') } },
+        impatient: { command: node, args: [join(SERVERS_DIR, 'fixture.js')], requestTimeout: 300 },
       },
       policies: join(dir, 'policy.yaml'),
       ...o.config,

@@ -305,6 +305,29 @@ describe('sessions', () => {
     await client.close()
   })
 
+  it('a process that dies mid-call fails that call with a JSON-RPC error', async () => {
+    const { client } = await connect('fixture', await stack.token('alice', { server: 'fixture' }))
+    try {
+      const pid = Number(textOf(await client.callTool({ name: 'pid', arguments: {} })))
+      const pending = client.callTool({ name: 'slow', arguments: { ms: 30_000 } })
+      await new Promise((r) => setTimeout(r, 200))
+      process.kill(pid, 'SIGKILL')
+      await assert.rejects(pending, (err: Error & { code?: number }) => err.code === -32000 && /the MCP server process exited/.test(err.message))
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('a call the process never answers fails after requestTimeout, and the session goes on', async () => {
+    const { client } = await connect('impatient', await stack.token('alice', { server: 'impatient' }))
+    try {
+      await assert.rejects(client.callTool({ name: 'slow', arguments: { ms: 30_000 } }, { timeout: 10_000 }), (err: Error & { code?: number }) => err.code === -32001 && /did not answer in time/.test(err.message))
+      assert.equal(textOf(await client.callTool({ name: 'slow', arguments: { ms: 1 } })), 'done')
+    } finally {
+      await client.close()
+    }
+  })
+
   it('never hands the token to the process (environment, argv, tool output)', async () => {
     const token = await stack.token('alice', { server: 'fixture' })
     const { client } = await connect('fixture', token)
