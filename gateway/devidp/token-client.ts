@@ -6,7 +6,8 @@ export interface DevToken { access_token: string; expires_in: number; scope?: st
 
 /**
  * Gets an access token for the dev user from the running dev IdP (client_credentials as
- * `mcp-edge-cli`, client_secret_basic). Defaults: first allowed resource, every scope.
+ * `mcp-edge-cli`, client_secret_basic). Defaults: the first allowed resource, and no scope
+ * beyond what the dev user's roles grant through the policy (so policies show their effect).
  */
 export async function requestDevToken(opts: {
   scope?: string
@@ -27,7 +28,7 @@ export async function requestDevToken(opts: {
   const form = new URLSearchParams({
     grant_type: 'client_credentials',
     resource,
-    scope: opts.scope ?? state.scopes.join(' '),
+    scope: opts.scope ?? '',
   })
   const res = await call(state.issuer, meta.body.token_endpoint, {
     method: 'POST',

@@ -276,8 +276,8 @@ describe('dev IdP defaults, state file and requestDevToken', () => {
 
   it('requestDevToken gets dev-user tokens with defaults and explicit options', async () => {
     const jwks = createRemoteJWKSet(new URL(`${idp.issuer}/jwks`))
-    const cases = [
-      { opts: {}, scope: 'mcp:read mcp:write mcp:admin' },
+    const cases: { opts: { scope?: string; resource?: string }; scope: string | undefined }[] = [
+      { opts: {}, scope: undefined }, // no scope asked: roles alone decide at the gateway
       { opts: { scope: 'mcp:read', resource: ECHO }, scope: 'mcp:read' },
     ]
     for (const c of cases) {
