@@ -39,7 +39,6 @@ export async function spawnChild(config: ServerConfig, log: Logger): Promise<Chi
     stderr: 'pipe',
     maxBufferSize: DEFAULT_CHILD_MAX_MESSAGE_BYTES,
   })
-  logStderr(transport.stderr as Readable, log)
   let exited = false
   const child: Child = {
     pid: 0,
@@ -56,6 +55,8 @@ export async function spawnChild(config: ServerConfig, log: Logger): Promise<Chi
   }
   await transport.start()
   ;(child as { pid: number }).pid = transport.pid ?? 0
+  // The stderr pass-through buffers until read, so nothing written before this is lost.
+  logStderr(transport.stderr as Readable, log.child({ pid: child.pid }))
   return child
 }
 

@@ -31,10 +31,18 @@ export function createApp(d: AppDeps): Hono<Vars> {
     const problems = d.readiness()
     return Response.json({ status: problems.length === 0 ? 'ready' : 'not ready', problems }, { status: problems.length === 0 ? 200 : 503 })
   })
-  app.get(`${PRM_PREFIX}/mcp/:server`, (c) => meta.server(c))
+  // A publicUrl with a path (https://host/base) is served both with the path (a proxy that
+  // passes it through) and without it (a proxy that strips it); RFC 9728 §3.1 puts the
+  // well-known segment before the path.
+  const base = new URL(d.publicUrl).pathname.replace(/\/$/, '')
+  const mcp = mcpEndpoint(d)
+  const guard = originGuard(d.origin)
+  for (const prefix of new Set(['', base])) {
+    app.get(`${PRM_PREFIX}${prefix}/mcp/:server`, (c) => meta.server(c))
+    app.use(`${prefix}/mcp/:server`, guard)
+    app.all(`${prefix}/mcp/:server`, mcp)
+  }
   app.get(PRM_PREFIX, () => meta.root())
-  app.use('/mcp/:server', originGuard(d.origin))
-  app.all('/mcp/:server', mcpEndpoint(d))
   app.notFound(() => rpcErrorResponse(404, -32601, 'not found'))
   app.onError((err, c) => {
     c.get('log')?.error({ err }, 'unhandled error')

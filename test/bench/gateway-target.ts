@@ -84,10 +84,13 @@ async function spawnGateway(
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const seen: string[] = []
+  const recent: string[] = []
   let lines = 0
   const onLine = (line: string) => {
     lines++
     if (/"level":"(warn|error|fatal)"/.test(line) && seen.length < 20) seen.push(line.slice(0, 400))
+    // Lines other than the per-request access log, for context when a row fails.
+    if (!line.includes('"msg":"request"') && recent.push(line.slice(0, 400)) > 20) recent.shift()
   }
   const isListening = (line: string) => o.logsListening && line.includes('"msg":"listening"')
   const listening = awaitLine(child, (line) => (isListening(line) ? true : undefined), onLine)
@@ -102,7 +105,12 @@ async function spawnGateway(
     await stopTree(child)
     throw new Error(`mcp-edge: ${(err as Error).message}`)
   }
-  return { child, problems: () => [...seen, `log lines after start: ${lines}`] }
+  const problems = () => [
+    ...seen,
+    `log lines after start: ${lines}; last non-access lines:`,
+    ...recent.filter((l) => !seen.includes(l)).map((l) => `  ${l}`),
+  ]
+  return { child, problems }
 }
 
 /**

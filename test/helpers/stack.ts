@@ -48,13 +48,21 @@ servers:
   impatient:
     access: ["mcp:read"]
     tools: { "*": ["mcp:read"] }
+  echojson:
+    access: ["mcp:read"]
+    tools: { echo: ["mcp:read"] }
+  broken:
+    access: ["mcp:read"]
 `
 
 export interface Stack {
   gateway: Gateway
   idp: DevIdp
   url: string
+  /** The server's resource URL (publicUrl based). */
   endpoint(server: string): string
+  /** Where to send requests for the server (the listening address). */
+  local(server: string): string
   /** A real token from the IdP by client_credentials. */
   token(client: string, o?: { scope?: string; server?: string }): Promise<string>
   /** A token signed with the IdP's own key, with any claims (expired, wrong audience…). */
@@ -78,13 +86,14 @@ export async function freePort(): Promise<number> {
   return port
 }
 
-export async function startStack(o: { policy?: string; config?: Record<string, unknown>; auth?: Record<string, unknown> } = {}): Promise<Stack> {
+export async function startStack(o: { policy?: string; config?: Record<string, unknown>; auth?: Record<string, unknown>; publicUrl?: string } = {}): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-test-'))
   writeFileSync(join(dir, 'policy.yaml'), o.policy ?? TEST_POLICY)
   const [gwPort, idpPort] = [await freePort(), await freePort()]
   const url = `http://127.0.0.1:${gwPort}`
-  const endpoint = (s: string) => `${url}/mcp/${s}`
-  const servers = ['echo', 'notes', 'fixture', 'impatient']
+  const endpoint = (s: string) => `${o.publicUrl ?? url}/mcp/${s}`
+  const local = (s: string) => `${url}/mcp/${s}`
+  const servers = ['echo', 'notes', 'fixture', 'impatient', 'echojson', 'broken']
 
   let { privateKey, kid, jwk } = await newKey()
   const idpOptions = () => ({
@@ -102,12 +111,15 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
   const config = validateConfig(
     {
       listen: { host: '127.0.0.1', port: gwPort },
+      ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}),
       auth: { issuer: idp.issuer, jwksCooldown: 0, ...o.auth },
       servers: {
         echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] },
         notes: { command: node, args: [join(SERVERS_DIR, 'notes.js')] },
         fixture: { command: node, args: [join(SERVERS_DIR, 'fixture.js')], env: { FIXTURE_RECORD_FILE: join(dir, 'fixture-record.jsonl') } },
         impatient: { command: node, args: [join(SERVERS_DIR, 'fixture.js')], requestTimeout: 300 },
+        echojson: { command: node, args: [join(SERVERS_DIR, 'echo.js')], responses: 'json' },
+        broken: { command: join(dir, 'no-such-command') },
       },
       policies: join(dir, 'policy.yaml'),
       ...o.config,
@@ -122,6 +134,7 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
     },
     url,
     endpoint,
+    local,
     dir,
     log,
     logLines,
@@ -143,7 +156,7 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
     },
     forge(claims, header = {}) {
       const now = Math.floor(Date.now() / 1000)
-      return new SignJWT({ iss: idp.issuer, sub: 'alice', aud: endpoint('echo'), iat: now, exp: now + 300, ...claims })
+      return new SignJWT({ iss: idp.issuer, sub: 'alice', aud: endpoint('echo'), iat: now, exp: now + 300, realm_access: { roles: ['mcp-user'] }, ...claims })
         .setProtectedHeader({ alg: 'RS256', kid, typ: 'at+jwt', ...header })
         .sign(privateKey)
     },

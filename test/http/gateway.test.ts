@@ -28,7 +28,7 @@ after(() => stack.close())
 async function connect(server: string, token: string, o: { capabilities?: Record<string, unknown>; setup?: (c: Client) => void } = {}) {
   const client = new Client({ name: 'test', version: '0' }, { capabilities: o.capabilities ?? {} })
   o.setup?.(client)
-  const transport = new StreamableHTTPClientTransport(new URL(stack.endpoint(server)), {
+  const transport = new StreamableHTTPClientTransport(new URL(stack.local(server)), {
     requestInit: { headers: { authorization: `Bearer ${token}` } },
   })
   await client.connect(transport)
@@ -41,7 +41,7 @@ function textOf(result: unknown): string {
 }
 
 async function post(server: string, body: unknown, headers: Record<string, string> = {}) {
-  const res = await request(stack.endpoint(server), {
+  const res = await request(stack.local(server), {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
@@ -432,6 +432,58 @@ describe('edge checks', () => {
     const res = await post('echo', { jsonrpc: '2.0', method: 'notifications/initialized' }, { authorization: `Bearer ${token}`, 'mcp-session-id': sid })
     assert.equal(res.status, 202)
     assert.equal(res.text, '')
+  })
+})
+
+describe('operations', () => {
+  it('responses: json answers a call with one JSON body', async () => {
+    const token = await stack.token('alice', { server: 'echojson' })
+    const sid = await openSession('echojson', token)
+    const res = await post('echojson', { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { text: 'j' } } }, { authorization: `Bearer ${token}`, 'mcp-session-id': sid })
+    assert.equal(res.status, 200)
+    assert.match(res.headers['content-type'] as string, /^application\/json/)
+    assert.deepEqual(JSON.parse(res.text), { jsonrpc: '2.0', id: 3, result: { content: [{ type: 'text', text: 'j' }] } })
+  })
+
+  it('a server whose command cannot start is 502, and the gateway goes on', async () => {
+    const sessions = stack.gateway.registry.size
+    const res = await post('broken', INIT, { authorization: `Bearer ${await stack.token('alice', { server: 'broken' })}` })
+    assert.equal(res.status, 502)
+    assert.equal(res.json().error.message, 'the MCP server could not be started')
+    assert.equal(stack.gateway.registry.size, sessions)
+    assert.ok(stack.logLines.some((l) => /server process failed to start/.test(l) && /ENOENT/.test(l)))
+  })
+
+  it('healthz and readyz', async () => {
+    for (const [path, body] of [['/healthz', { status: 'ok' }], ['/readyz', { status: 'ready', problems: [] }]] as const) {
+      const res = await request(`${stack.url}${path}`)
+      assert.equal(res.statusCode, 200, path)
+      assert.deepEqual(await res.body.json(), body)
+    }
+  })
+
+  it('every log line of a request carries its request id, echoed as X-Request-Id', async () => {
+    const res = await post('echo', INIT, { authorization: `Bearer ${await stack.token('alice')}` })
+    const id = res.headers['x-request-id'] as string
+    assert.match(id, /^[0-9a-f-]{36}$/)
+    const lines = stack.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.req === id)
+    assert.deepEqual(lines.map((l) => l.msg), ['session opened', 'request'])
+    assert.equal(lines[0]!.server, 'echo')
+  })
+
+  it("a child's stderr is logged with server, session and pid", async () => {
+    const { client } = await connect('fixture', await stack.token('alice', { server: 'fixture' }))
+    try {
+      await client.callTool({ name: 'stderr', arguments: { text: 'hello from stderr' } })
+      const pid = Number(textOf(await client.callTool({ name: 'pid', arguments: {} })))
+      const line = stack.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.stderr === 'hello from stderr')
+      assert.ok(line, 'the stderr line was logged')
+      assert.equal(line.server, 'fixture')
+      assert.equal(line.pid, pid)
+      assert.match(String(line.session), /^[\w-]{8}$/)
+    } finally {
+      await client.close()
+    }
   })
 })
 
