@@ -117,7 +117,7 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
         echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] },
         notes: { command: node, args: [join(SERVERS_DIR, 'notes.js')] },
         fixture: { command: node, args: [join(SERVERS_DIR, 'fixture.js')], env: { FIXTURE_RECORD_FILE: join(dir, 'fixture-record.jsonl') } },
-        impatient: { command: node, args: [join(SERVERS_DIR, 'fixture.js')], requestTimeout: 300 },
+        impatient: { command: node, args: [join(SERVERS_DIR, 'fixture.js')], requestTimeout: 1500 },
         echojson: { command: node, args: [join(SERVERS_DIR, 'echo.js')], responses: 'json' },
         broken: { command: join(dir, 'no-such-command') },
       },
