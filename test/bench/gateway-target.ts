@@ -45,7 +45,8 @@ export async function gatewayTarget(o: { root: string; echoJs: string }): Promis
       policies: join(o.root, 'policies'),
       log: { level },
     }))
-    const { child, problems } = await spawnGateway(join(o.root, 'dist/gateway/main.js'), config, {
+    const main = join(o.root, 'dist/gateway/main.js')
+    const { child, problems, recentLog } = await spawnGateway(main, config, {
       logsListening: ['info', 'debug', 'trace'].includes(level),
       healthz: `${publicUrl}/healthz`,
     })
@@ -58,6 +59,7 @@ export async function gatewayTarget(o: { root: string; echoJs: string }): Promis
       child,
       headers: () => ({ authorization: `Bearer ${token}` }),
       problems,
+      recentLog,
       stop: async () => {
         await closeIdp.close()
         removeDir()
@@ -78,7 +80,7 @@ async function spawnGateway(
   main: string,
   config: string,
   o: { logsListening: boolean; healthz: string },
-): Promise<{ child: ChildProcess; problems: () => string[] }> {
+): Promise<{ child: ChildProcess; problems: () => string[]; recentLog: () => string[] }> {
   const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
   const child = spawnTracked(process.execPath, [...nodeArgs, main, 'serve', '--config', config], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -89,7 +91,7 @@ async function spawnGateway(
   const onLine = (line: string) => {
     lines++
     if (/"level":"(warn|error|fatal)"/.test(line) && seen.length < 20) seen.push(line.slice(0, 400))
-    // Lines other than the per-request access log, for context when a row fails.
+    // Lines other than the per-request access log: context when a row fails.
     if (!line.includes('"msg":"request"') && recent.push(line.slice(0, 400)) > 20) recent.shift()
   }
   const isListening = (line: string) => o.logsListening && line.includes('"msg":"listening"')
@@ -105,12 +107,8 @@ async function spawnGateway(
     await stopTree(child)
     throw new Error(`mcp-edge: ${(err as Error).message}`)
   }
-  const problems = () => [
-    ...seen,
-    `log lines after start: ${lines}; last non-access lines:`,
-    ...recent.filter((l) => !seen.includes(l)).map((l) => `  ${l}`),
-  ]
-  return { child, problems }
+  const problems = () => [...seen, `log lines after start: ${lines}`]
+  return { child, problems, recentLog: () => [...recent] }
 }
 
 /**

@@ -60,6 +60,9 @@ async function main(): Promise<number> {
       failures.push({ row: target?.name ?? key, error })
       console.error(`${target?.name ?? key}: FAILED: ${error}`)
       for (const p of target?.problems() ?? []) console.error(`  ${p}`)
+      const recent = target?.recentLog() ?? []
+      if (recent.length > 0) console.error('  latest log lines (access log left out):')
+      for (const l of recent) console.error(`    ${l}`)
     } finally {
       await target?.stop().catch((err: Error) => {
         console.error(`${key}: stop failed: ${err.message}`)

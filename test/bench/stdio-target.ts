@@ -15,6 +15,7 @@ export function stdioTarget(echoJs: string): Target {
     sharedSession: true,
     open: () => openStdio(echoJs),
     problems: () => [],
+    recentLog: () => [],
     stop: async () => {},
   }
 }

@@ -26,6 +26,8 @@ export interface Target {
   open(): Promise<BenchSession>
   /** Problems the server reported while running (warn/error log lines), for the report. */
   problems(): string[]
+  /** The server's latest log lines, printed when the row fails. */
+  recentLog(): string[]
   stop(): Promise<void>
 }
 
@@ -105,6 +107,7 @@ export function httpTarget(o: {
   child: ChildProcess
   headers?: () => Record<string, string>
   problems?: () => string[]
+  recentLog?: () => string[]
   stop?: () => Promise<void>
 }): Target {
   const pool = new Pool(o.origin, {
@@ -122,6 +125,7 @@ export function httpTarget(o: {
       return { ms, call: () => session.callEcho(), close: () => session.close() }
     },
     problems: o.problems ?? (() => []),
+    recentLog: o.recentLog ?? (() => []),
     async stop() {
       await pool.close()
       await stopTree(o.child)
