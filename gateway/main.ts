@@ -60,14 +60,18 @@ async function serve(args: string[]): Promise<number> {
     // The embedded default is the development setup; a config file asks for it explicitly.
     allowDevIdp: values.config === undefined || values['dev-idp'] === true,
   })
+  const exit = (code: number) => log.flush(() => process.exit(code))
   const stop = (signal: string) => {
     log.info({ signal }, 'shutting down')
     setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref()
     gateway.close().then(
-      () => process.exit(0),
+      () => {
+        log.info('stopped')
+        exit(0)
+      },
       (err: unknown) => {
         log.error({ err }, 'shutdown failed')
-        process.exit(1)
+        exit(1)
       },
     )
   }

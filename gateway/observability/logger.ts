@@ -21,8 +21,11 @@ export const REDACT_PATHS = [
   '*.client_secret',
 ]
 
-/** Creates the gateway's JSON logger. `destination` defaults to stdout. */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+/**
+ * Creates the gateway's JSON logger. `destination` defaults to stdout written asynchronously
+ * (lines logged in the same tick share one write); call `logger.flush()` before exiting.
+ */
+export function createLogger(level: string, destination: DestinationStream = pino.destination({ dest: 1, sync: false })): Logger {
   return pino(
     {
       level,

@@ -41,7 +41,7 @@ export async function gatewayTarget(o: { root: string; echoJs: string }): Promis
       listen: { host: '127.0.0.1', port },
       publicUrl,
       auth: { issuer: idp.issuer },
-      servers: { echo: { command: process.execPath, args: [o.echoJs] } },
+      servers: { echo: { command: process.execPath, args: [o.echoJs], responses: process.env.BENCH_RESPONSES ?? 'sse' } },
       policies: join(o.root, 'policies'),
       log: { level },
     }))
