@@ -177,6 +177,7 @@ const ANONYMOUS: Principal = {
   clientId: undefined,
   scopes: new Set(),
   allScopes: true,
+  claims: {},
   roles: new Set(),
   exp: undefined,
 }

@@ -14,6 +14,8 @@ export interface Principal {
   exp: number | undefined
   /** Holds every scope. Only the --insecure-no-auth identity has it; no token can set it. */
   allScopes?: true
+  /** The verified token's claims, for policy conditions. */
+  claims: Readonly<Record<string, unknown>>
 }
 
 /**
@@ -34,7 +36,18 @@ export function toPrincipal(payload: JWTPayload, roleClaims: readonly string[]):
     }
   }
   const clientId = str(payload.azp) ?? str(payload.client_id)
-  return { iss: payload.iss!, sub: payload.sub!, clientId, scopes, roles, exp: payload.exp }
+  return { iss: payload.iss!, sub: payload.sub!, clientId, scopes, roles, exp: payload.exp, claims: payload }
+}
+
+/** The values at a dotted claim path (`*` matches any key), flattened to strings. */
+export function claimValues(claims: unknown, path: string): string[] {
+  const out: string[] = []
+  for (const value of walk(claims, path.split('.'))) {
+    for (const v of Array.isArray(value) ? value : [value]) {
+      if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out.push(String(v))
+    }
+  }
+  return out
 }
 
 function* walk(node: unknown, path: string[]): Generator<unknown> {

@@ -1,6 +1,6 @@
-import type { Principal } from '../auth/principal.js'
+import { claimValues, type Principal } from '../auth/principal.js'
 import { compileGlob } from './glob.js'
-import type { Feature, Policy, Rule, Source } from './policy.js'
+import type { Conditions, Feature, Policy, Rule, Source } from './policy.js'
 
 /** The outcome of one policy question, with the reason the audit log and explain print. */
 export type Decision =
@@ -57,10 +57,19 @@ export function decide(policy: Policy, principal: Principal, server: string, fea
   // Without access to the server, nothing on it is usable.
   if (access.effect !== 'allow') return access
   const sp = policy.servers.get(server)!
-  const rule = sp.rules[feature].find((r) => r.matches(name))
+  const rule = sp.rules[feature].find((r) => r.matches(name) && (r.when === undefined || conditionsHold(r.when, principal)))
   // Unmatched names are denied.
   if (rule === undefined) return { effect: 'deny', reason: `no ${feature} rule matches ${name}`, source: undefined }
   return ruleDecision(rule, grantsOf(policy, principal), sp.access)
+}
+
+/** Every `when` key has a value the caller holds. */
+export function conditionsHold(when: Conditions, p: Principal): boolean {
+  for (const [key, accepted] of when) {
+    const held = key === 'sub' ? [p.sub] : key === 'client_id' ? (p.clientId ? [p.clientId] : []) : key === 'roles' ? [...p.roles] : claimValues(p.claims, key)
+    if (!held.some((v) => accepted.has(v))) return false
+  }
+  return true
 }
 
 function ruleDecision(rule: Rule, grants: Grants, access: readonly string[]): Decision {

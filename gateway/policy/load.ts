@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { ConfigError, schemaProblems, type ConfigProblem } from '../config/errors.js'
 import { readYamlFile, type YamlFile } from '../config/yaml.js'
 import { compileGlob } from './glob.js'
-import type { Feature, Policy, Rule, ServerPolicy, Source } from './policy.js'
+import type { Effect, Feature, Policy, Rule, ServerPolicy, Source } from './policy.js'
 import { policyFileSchema, type PolicyFile, type RuleValue } from './schema.js'
 
 const FEATURES: Feature[] = ['tools', 'prompts', 'resources']
@@ -60,8 +60,12 @@ export function loadPolicy(path: string): Policy {
 }
 
 function compileRule(pattern: string, value: RuleValue, source: Source): Rule {
-  const effect = value === 'allow' ? { kind: 'allow' as const } : value === 'deny' ? { kind: 'deny' as const } : { kind: 'scopes' as const, scopes: value }
-  return { pattern, matches: compileGlob(pattern), effect, source }
+  const matches = compileGlob(pattern)
+  if (value === 'allow' || value === 'deny') return { pattern, matches, when: undefined, effect: { kind: value }, source }
+  if (Array.isArray(value)) return { pattern, matches, when: undefined, effect: { kind: 'scopes', scopes: value }, source }
+  const effect: Effect = value.scopes ? { kind: 'scopes', scopes: value.scopes } : { kind: value.effect! }
+  const when = new Map(Object.entries(value.when).map(([k, v]) => [k, new Set(typeof v === 'string' ? [v] : v)]))
+  return { pattern, matches, when, effect, source }
 }
 
 function policyFiles(path: string): string[] {

@@ -7,10 +7,14 @@ export interface Source {
 /** What a matching rule does. */
 export type Effect = { kind: 'allow' } | { kind: 'deny' } | { kind: 'scopes'; scopes: readonly string[] }
 
-/** One compiled rule: a name pattern and its effect. */
+/** A compiled `when`: each key's accepted values; all keys must match. */
+export type Conditions = ReadonlyMap<string, ReadonlySet<string>>
+
+/** One compiled rule: a name pattern, optional caller conditions, and its effect. */
 export interface Rule {
   pattern: string
   matches: (name: string) => boolean
+  when: Conditions | undefined
   effect: Effect
   source: Source
 }

@@ -91,7 +91,7 @@ describe('configuration errors stop start-up with file, line and reason', () => 
     const cfg = file('cfg.yaml', `auth: { issuer: "https://idp.example" }\n${echoServer.replace(/policies: .*/, `policies: ${JSON.stringify(policy)}`)}`)
     const res = await run(['validate', '--config', cfg])
     assert.equal(res.code, 1)
-    assert.match(res.stderr, /broken-policy\.yaml:4:\d+: servers\.echo\.tools\.echo: a rule is allow, deny, or a list of scopes/)
+    assert.match(res.stderr, /broken-policy\.yaml:4:\d+: servers\.echo\.tools\.echo: a rule is allow, deny, a list of scopes, or \{ scopes \| effect, when \}/)
   })
 
   it('an invalid environment override names the variable', async () => {

@@ -32,10 +32,10 @@ export function policyDir(): PolicyDir {
 }
 
 /** A principal holding token `scopes` and `roles`. */
-export function who(scopes: string[] = [], roles: string[] = [], sub = 'user-1'): Principal {
+export function who(scopes: string[] = [], roles: string[] = [], sub = 'user-1', claims: Record<string, unknown> = {}): Principal {
   return {
     iss: 'http://idp', sub, clientId: 'client', scopes: new Set(scopes), roles: new Set(roles),
-    exp: undefined,
+    exp: undefined, claims: { sub, ...claims },
   }
 }
 

@@ -81,7 +81,7 @@ interface ErrorCase {
   expect: (f: Record<string, string>) => Partial<ConfigProblem>[]
 }
 
-const RULE = 'a rule is allow, deny, or a list of scopes'
+const RULE = 'a rule is allow, deny, a list of scopes, or { scopes | effect, when }'
 const SCOPE = 'a scope is printable ASCII without spaces, quotes or backslashes'
 
 const errorCases: ErrorCase[] = [
