@@ -1,6 +1,9 @@
 import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
-import type { Logger } from 'pino'
+import type { DestinationStream, Logger } from 'pino'
+import { createAuditLog } from './observability/audit.js'
+import { createMetrics, type Metrics } from './observability/metrics.js'
+import { watchPolicy, type ReloadResult } from './policy/reload.js'
 import { createAuthenticator, type Authenticator } from './auth/authenticator.js'
 import { createIdpHttp, type IdpHttp } from './auth/idp-http.js'
 import { createKeySource } from './auth/keys.js'
@@ -29,6 +32,8 @@ export interface StartOptions {
   allowDevIdp?: boolean
   /** Options passed to the dev IdP (tests: keys, clients). */
   devIdp?: Partial<Parameters<typeof startDevIdp>[0]>
+  /** Where audit events go instead of `log.audit` (tests). */
+  auditDestination?: DestinationStream
 }
 
 /** A running gateway. */
@@ -39,6 +44,9 @@ export interface Gateway {
   issuer: string | undefined
   devIdp: DevIdp | undefined
   registry: SessionRegistry
+  metrics: Metrics
+  /** Reloads the policy files now (SIGHUP); undefined when no policies are configured. */
+  reloadPolicy(): ReloadResult | undefined
   /** Stops accepting, ends every session and process, stops the dev IdP. */
   close(): Promise<void>
 }
@@ -58,6 +66,9 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     throw new ConfigError([{ file: 'command line', message: '--insecure-no-auth only listens on a loopback address' }])
   }
   const policy = createPolicyStore(config.policies ? loadPolicy(config.policies) : emptyPolicy(log))
+  const audit = createAuditLog(config.log.audit, log, o.auditDestination)
+  let sessions = () => 0
+  const metrics = createMetrics(() => sessions())
 
   let handler: (req: Request) => Response | Promise<Response> = () => new Response('starting', { status: 503 })
   const server = createAdaptorServer({ fetch: (req: Request) => handler(req) })
@@ -70,6 +81,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const url = `http://${host}:${port}`
   const publicUrl = config.publicUrl ?? url
   const resourceOf = (name: string) => `${publicUrl}/mcp/${name}`
+  const extraAudience = config.auth.audience === undefined ? [] : [config.auth.audience].flat()
+  const audiences = (name: string) => [resourceOf(name), ...extraAudience]
 
   let devIdp: DevIdp | undefined
   let idpHttp: IdpHttp | undefined
@@ -103,6 +116,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         timeoutMs: config.auth.idpTimeout,
         cooldownMs: config.auth.jwksCooldown,
         maxAgeMs: config.auth.jwksMaxAge,
+        onJwksFetch: (result) => metrics.jwksRefreshes.inc({ result }),
       })
       authenticator = createAuthenticator({ ...config.auth, issuer }, keys)
       keys.warm().then(
@@ -125,8 +139,18 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const registry = new SessionRegistry({
     config,
     log,
+    audit,
+    metrics,
     filter: (name, method, result, principal) => filterListResult(policy.current, name, method, result, principal),
   })
+  sessions = () => registry.size
+  const reloader = config.policies
+    ? watchPolicy(config.policies, policy, (r) => {
+        metrics.policyReloads.inc({ result: r.ok ? 'ok' : 'failed' })
+        if (r.ok) log.info({ files: r.files }, 'policy reloaded')
+        else log.error({ problems: r.problems }, 'policy reload refused; the last good policy stays in force')
+      })
+    : undefined
   const scopes = (name: string | undefined) =>
     config.auth.scopesSupported ?? (name === undefined ? [] : [...(policy.current.servers.get(name)?.access ?? [])])
   const app = createApp({
@@ -135,6 +159,9 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     publicUrl,
     issuer: () => issuer ?? '',
     resourceOf,
+    audiences,
+    audit,
+    metrics,
     metadataOf: (name) => metadataUrl(resourceOf(name)),
     authenticator,
     anonymous: ANONYMOUS,
@@ -146,7 +173,10 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       local: loopback,
       publicHost: new URL(publicUrl).host,
     },
-    readiness: () => (authenticator && !keysReady ? [keysProblem] : []),
+    readiness: () => ({
+      problems: authenticator && !keysReady ? [keysProblem] : [],
+      warnings: reloader?.lastError ? [`policy reload failed, the previous policy is in force: ${reloader.lastError.join('; ')}`] : [],
+    }),
   })
   handler = (req) => app.fetch(req)
   log.info({ url, publicUrl, issuer: issuer ?? null, servers: Object.keys(config.servers) }, 'listening')
@@ -158,14 +188,18 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     issuer,
     devIdp,
     registry,
+    metrics,
+    reloadPolicy: () => reloader?.reload(),
     close: () =>
       (closing ??= (async () => {
+        reloader?.close()
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
         await registry.closeAll()
         ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
         await stopped
         await devIdp?.close()
         await idpHttp?.close()
+        audit.flush()
       })()),
   }
 }

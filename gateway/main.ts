@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The mcp-edge command line: serve | token | validate.
 import { parseArgs } from 'node:util'
+import { policyCommand } from './cli/policy-check.js'
 import { ConfigError } from './config/errors.js'
 import { defaultConfig } from './config/defaults.js'
 import { loadConfigFile } from './config/load.js'
@@ -16,6 +17,7 @@ commands:
   serve     [--config FILE] [--dev-idp] [--insecure-no-auth]   run the gateway
   token     [--scope "a b"] [--resource URL]                    print an access token from the running dev IdP
   validate  [--config FILE]                                     check config and policies, then exit
+  policy    check --policy P --claims F|- --server S --tool T    explain a policy decision (policy --help)
 
 Without --config the embedded default runs: demo servers, example policies, dev IdP on 127.0.0.1.`
 
@@ -31,6 +33,8 @@ async function main(argv: string[]): Promise<number> {
       return token(rest)
     case 'validate':
       return validate(rest)
+    case 'policy':
+      return policyCommand(rest)
     case undefined:
     case '-h':
     case '--help':
@@ -77,6 +81,10 @@ async function serve(args: string[]): Promise<number> {
   }
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: reloading policies')
+    if (gateway.reloadPolicy() === undefined) log.warn('no policies configured; nothing to reload')
+  })
   return new Promise<number>(() => {})
 }
 

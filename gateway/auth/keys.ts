@@ -13,6 +13,8 @@ export interface KeySourceOptions {
   cooldownMs: number
   maxAgeMs: number
   now?: () => number
+  /** Told of every JWKS fetch and its result. */
+  onJwksFetch?: (result: 'ok' | 'failed') => void
 }
 
 /** The issuer's signing keys: discovery once, then jose's remote JWKS with its own cache. */
@@ -43,7 +45,16 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
       timeoutDuration: opts.timeoutMs,
       cooldownDuration: opts.cooldownMs,
       cacheMaxAge: opts.maxAgeMs,
-      [customFetch]: opts.http.fetch as never,
+      [customFetch]: (async (url: string, init: Parameters<IdpHttp['fetch']>[1]) => {
+        try {
+          const res = await opts.http.fetch(url, init)
+          opts.onJwksFetch?.(res.status === 200 ? 'ok' : 'failed')
+          return res
+        } catch (err) {
+          opts.onJwksFetch?.('failed')
+          throw err
+        }
+      }) as never,
     })
 
   async function resolveJwks(): Promise<JWTVerifyGetKey> {

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { GatewayConfig } from '../config/schema.js'
+import type { AuditLog } from '../observability/audit.js'
+import type { Metrics } from '../observability/metrics.js'
 import { spawnChild } from './child.js'
 import { BridgeError } from './errors.js'
 import { ownerKey, Session, type ResultFilter } from './session.js'
@@ -20,7 +22,7 @@ export class SessionRegistry {
   private readonly reaper: NodeJS.Timeout
 
   constructor(
-    private readonly o: { config: GatewayConfig; log: Logger; filter?: ResultFilter; now?: () => number },
+    private readonly o: { config: GatewayConfig; log: Logger; filter?: ResultFilter; audit?: AuditLog; metrics?: Metrics; now?: () => number },
   ) {
     this.reaper = setInterval(() => this.reapIdle(), DEFAULT_REAP_INTERVAL_MS).unref()
   }
@@ -57,6 +59,8 @@ export class SessionRegistry {
       child,
       log: sessionLog.child({ pid: child.pid }),
       filter: this.o.filter,
+      audit: this.o.audit,
+      metrics: this.o.metrics,
       onclose: (s) => this.sessions.delete(s.id),
     })
     this.sessions.set(id, session)

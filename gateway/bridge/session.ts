@@ -3,6 +3,9 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { ServerConfig } from '../config/schema.js'
+import type { AuditLog } from '../observability/audit.js'
+import type { Metrics } from '../observability/metrics.js'
+import type { Decision } from '../policy/evaluate.js'
 import type { Child } from './child.js'
 import { RPC } from './errors.js'
 import { envelope, progressToken, rpcError, type RequestId } from './jsonrpc.js'
@@ -10,11 +13,24 @@ import { envelope, progressToken, rpcError, type RequestId } from './jsonrpc.js'
 /** Rewrites a server's reply to a list request for the caller (policy filtering); identity by default. */
 export type ResultFilter = (server: string, method: string, result: unknown, principal: Principal) => unknown
 
+/** A policy verdict on one request, and the name it was about. */
+export interface Decided {
+  decision: Decision
+  name?: string
+}
+
+/** How an audit line names the rule behind a decision. */
+export function ruleOf(d: Decision): string {
+  return d.source ? `${d.source.file}:${d.source.line ?? '?'} ${d.reason}` : d.reason
+}
+
 interface InFlight {
   method: string
   principal: Principal
   progressToken: RequestId | undefined
   timer: NodeJS.Timeout | undefined
+  decided: Decided | undefined
+  start: number
 }
 
 /** The stable identity a session is bound to: issuer and subject, never the token. */
@@ -48,6 +64,8 @@ export class Session {
       child: Child
       log: Logger
       filter?: ResultFilter
+      audit?: AuditLog
+      metrics?: Metrics
       onclose: (session: Session) => void
     },
   ) {
@@ -69,10 +87,13 @@ export class Session {
     o.child.onexit = () => this.onChildExit()
   }
 
-  /** Hands one HTTP request to the session's transport, the body already parsed and the caller authenticated. */
-  handle(req: Request, parsedBody: unknown, principal: Principal): Promise<Response> {
+  /**
+   * Hands one HTTP request to the session's transport, the body already parsed, the caller
+   * authenticated and every request in it allowed by policy (`decided`, by id).
+   */
+  handle(req: Request, parsedBody: unknown, principal: Principal, decided: ReadonlyMap<RequestId, Decided>): Promise<Response> {
     this.lastActive = Date.now()
-    const authInfo: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], extra: { principal } }
+    const authInfo: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], extra: { principal, decided } }
     return this.transport.handleRequest(req, { parsedBody, authInfo })
   }
 
@@ -94,11 +115,11 @@ export class Session {
   private fromClient(message: JSONRPCMessage, authInfo: AuthInfo | undefined): void {
     const env = envelope(message)
     if (env.kind === 'request') {
-      const principal = (authInfo?.extra as { principal: Principal }).principal
+      const { principal, decided } = authInfo?.extra as { principal: Principal; decided: ReadonlyMap<RequestId, Decided> }
       const token = progressToken(env.params)
       const timeout = this.o.config.requestTimeout
       const timer = timeout > 0 ? setTimeout(() => this.timeOut(env.id), timeout) : undefined
-      this.inflight.set(env.id, { method: env.method, principal, progressToken: token, timer })
+      this.inflight.set(env.id, { method: env.method, principal, progressToken: token, timer, decided: decided.get(env.id), start: performance.now() })
       if (token !== undefined) this.progress.set(token, env.id)
     }
     this.child.send(message).catch((err: Error) => {
@@ -116,10 +137,14 @@ export class Session {
         return
       }
       this.settle(env.id, req)
-      const m = message as { result?: unknown }
+      const m = message as { result?: unknown; error?: { code?: unknown } }
+      let outcome = m.error ? `error ${m.error.code}` : 'ok'
       if (this.o.filter && m.result !== undefined) {
-        message = { ...message, result: this.o.filter(this.server, req.method, m.result, req.principal) } as JSONRPCMessage
+        const result = this.o.filter(this.server, req.method, m.result, req.principal)
+        if (result !== m.result) outcome = listOutcome(m.result, result)
+        message = { ...message, result } as JSONRPCMessage
       }
+      this.audit(req, outcome)
       this.send(message)
       return
     }
@@ -150,6 +175,25 @@ export class Session {
     })
   }
 
+  private audit(req: InFlight, outcome: string): void {
+    const { decided, principal } = req
+    if (decided === undefined || this.o.audit === undefined) return
+    const filtered = outcome.startsWith('kept ')
+    this.o.metrics?.decisions.inc({ server: this.server, decision: filtered ? 'filter' : 'allow' })
+    this.o.audit.record({
+      sub: principal.sub,
+      iss: principal.iss,
+      clientId: principal.clientId,
+      server: this.server,
+      method: req.method,
+      name: decided.name,
+      decision: filtered ? 'filter' : 'allow',
+      rule: ruleOf(decided.decision),
+      durationMs: +(performance.now() - req.start).toFixed(2),
+      outcome,
+    })
+  }
+
   private settle(id: RequestId, req: InFlight): void {
     clearTimeout(req.timer)
     this.inflight.delete(id)
@@ -160,6 +204,7 @@ export class Session {
     const req = this.inflight.get(id)
     if (req === undefined) return
     this.settle(id, req)
+    this.audit(req, `error ${code}`)
     this.send(rpcError(id, code, text))
   }
 
@@ -178,7 +223,17 @@ export class Session {
   private onChildExit(): void {
     if (this.closed) return
     this.o.log.warn({ pending: this.inflight.size }, 'server process exited; ending its session')
+    this.o.metrics?.childExits.inc({ server: this.server })
     this.failInflight(RPC.connectionClosed, 'the MCP server process exited')
     void this.close()
   }
+}
+
+/** `kept N of M` for a filtered list result. */
+function listOutcome(before: unknown, after: unknown): string {
+  const count = (r: unknown) => {
+    const arr = Object.values(r as Record<string, unknown>).find(Array.isArray)
+    return arr ? arr.length : 0
+  }
+  return `kept ${count(after)} of ${count(before)}`
 }

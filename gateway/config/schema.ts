@@ -101,6 +101,8 @@ export const configSchema = z.strictObject({
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** Audit events: `stdout`, `stderr`, a file path (appended), or `off`. */
+      audit: z.string().min(1).default('stdout'),
     })
     .prefault({}),
 })

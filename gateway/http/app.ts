@@ -6,14 +6,15 @@ import { originGuard, type OriginPolicy } from './origin.js'
 import { requestId, type Vars } from './request-id.js'
 import { rpcErrorResponse } from './respond.js'
 import { wellKnown } from './well-known.js'
+import { whoami } from './whoami.js'
 
 export interface AppDeps extends McpEndpointDeps {
   log: Logger
   publicUrl: string
   issuer: () => string
   origin: OriginPolicy
-  /** Readiness problems; empty when ready. */
-  readiness: () => string[]
+  /** Readiness: problems make it 503; warnings are reported on a 200. */
+  readiness: () => { problems: string[]; warnings: string[] }
 }
 
 /** The gateway's HTTP surface: MCP endpoints, metadata, health. Every route is listed here. */
@@ -28,9 +29,12 @@ export function createApp(d: AppDeps): Hono<Vars> {
   })
   app.get('/healthz', () => Response.json({ status: 'ok' }))
   app.get('/readyz', () => {
-    const problems = d.readiness()
-    return Response.json({ status: problems.length === 0 ? 'ready' : 'not ready', problems }, { status: problems.length === 0 ? 200 : 503 })
+    const { problems, warnings } = d.readiness()
+    const ready = problems.length === 0
+    return Response.json({ status: ready ? 'ready' : 'not ready', problems, warnings }, { status: ready ? 200 : 503 })
   })
+  app.get('/metrics', async () => new Response(await d.metrics.registry.metrics(), { headers: { 'content-type': d.metrics.registry.contentType } }))
+  app.get('/whoami', whoami({ ...d, servers: Object.keys(d.config.servers) }))
   // A publicUrl with a path (https://host/base) is served both with the path (a proxy that
   // passes it through) and without it (a proxy that strips it); RFC 9728 §3.1 puts the
   // well-known segment before the path.

@@ -1,14 +1,18 @@
 import type { Context } from 'hono'
 import type { Authenticator } from '../auth/authenticator.js'
+import { AuthError } from '../auth/errors.js'
 import type { Principal } from '../auth/principal.js'
 import { BridgeError } from '../bridge/errors.js'
-import { envelope, type Envelope } from '../bridge/jsonrpc.js'
+import { envelope, type Envelope, type RequestId } from '../bridge/jsonrpc.js'
+import { ruleOf, type Decided } from '../bridge/session.js'
 import type { SessionRegistry } from '../bridge/registry.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { GatewayError } from '../errors.js'
-import { decide, decideAccess, type Decision } from '../policy/evaluate.js'
+import { decide, decideAccess } from '../policy/evaluate.js'
 import { gatedTarget } from '../policy/filter.js'
 import type { PolicyStore } from '../policy/store.js'
+import type { AuditLog } from '../observability/audit.js'
+import type { Metrics } from '../observability/metrics.js'
 import { readJsonBody } from './body.js'
 import type { Vars } from './request-id.js'
 import { decisionResponse, errorResponse, rpcErrorResponse } from './respond.js'
@@ -18,6 +22,8 @@ export interface McpEndpointDeps {
   config: GatewayConfig
   /** Resource URL of each server: `publicUrl/mcp/<name>`. */
   resourceOf: (server: string) => string
+  /** `aud` values accepted for a server: its resource URL and any gateway-wide audience. */
+  audiences: (server: string) => string[]
   metadataOf: (server: string) => string
   /** undefined only under --insecure-no-auth. */
   authenticator: Authenticator | undefined
@@ -25,6 +31,8 @@ export interface McpEndpointDeps {
   anonymous: Principal
   policy: PolicyStore
   registry: SessionRegistry
+  audit: AuditLog
+  metrics: Metrics
   /** Baseline scopes of a server, named in 401 challenges. */
   scopes: (server: string | undefined) => string[]
 }
@@ -36,10 +44,6 @@ export interface McpEndpointDeps {
  * order"; Origin ran before this, in middleware).
  */
 export function mcpEndpoint(d: McpEndpointDeps) {
-  const audiences = (server: string) => {
-    const extra = d.config.auth.audience
-    return [d.resourceOf(server), ...(extra === undefined ? [] : Array.isArray(extra) ? extra : [extra])]
-  }
   return async function handleMcp(c: Context<Vars>): Promise<Response> {
     const server = c.req.param('server') ?? ''
     const log = c.get('log').child({ server })
@@ -56,7 +60,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         throw new GatewayError('body_too_large', `the request body is larger than ${d.config.limits.maxBodyBytes} bytes`, { status: 413, expose: true })
       }
       const principal = d.authenticator
-        ? await d.authenticator.authenticate(c.req.header('authorization'), audiences(server))
+        ? await d.authenticator.authenticate(c.req.header('authorization'), d.audiences(server))
         : d.anonymous
       const sessionId = c.req.header('mcp-session-id')
       const policy = d.policy.current
@@ -67,13 +71,27 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
         const access = decideAccess(policy, principal, server)
         if (access.effect !== 'allow') return decisionResponse(access, { resourceMetadata, id: null })
-        return await session.handle(c.req.raw, undefined, principal)
+        return await session.handle(c.req.raw, undefined, principal, new Map())
       }
 
       const body = await readJsonBody(c.req.raw, d.config.limits.maxBodyBytes)
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
-      const refused = refusal(messages, (m) => decideMessage(m, principal, server, policy))
-      if (refused) return decisionResponse(refused.decision, { resourceMetadata, id: Array.isArray(body) ? null : refused.id })
+      const decided = new Map<RequestId, Decided>()
+      for (const m of messages) {
+        const verdict = decideMessage(m, principal, server, policy)
+        if (verdict.decision.effect === 'allow') {
+          if (m.kind === 'request') decided.set(m.id, verdict)
+          continue
+        }
+        // Refused: audited here, never handed to the session.
+        d.metrics.decisions.inc({ server, decision: verdict.decision.effect })
+        d.audit.record({
+          sub: principal.sub, iss: principal.iss, clientId: principal.clientId, server,
+          method: m.kind === 'request' || m.kind === 'notification' ? m.method : 'response',
+          name: verdict.name, decision: verdict.decision.effect, rule: ruleOf(verdict.decision), outcome: 'refused',
+        })
+        return decisionResponse(verdict.decision, { resourceMetadata, id: Array.isArray(body) || m.kind !== 'request' ? null : m.id })
+      }
 
       if (sessionId === undefined) {
         const init = messages.length === 1 && messages[0]!.kind === 'request' && messages[0]!.method === 'initialize'
@@ -81,33 +99,27 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         const notAcceptable = precheckInitialize(c.req.raw)
         if (notAcceptable) return notAcceptable
         const session = await d.registry.open(server, principal, log)
-        const res = await session.handle(c.req.raw, body, principal)
+        const res = await session.handle(c.req.raw, body, principal, decided)
         // The transport refused the initialize: nothing may outlive it.
         if (res.status !== 200) await session.close()
         return res
       }
       const session = d.registry.find(sessionId, server, principal)
       if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
-      return await session.handle(c.req.raw, body, principal)
+      return await session.handle(c.req.raw, body, principal, decided)
     } catch (err) {
+      if (err instanceof AuthError) d.metrics.authFailures.inc({ code: err.code })
       return errorResponse(err, { resourceMetadata, scope: d.scopes(server), log })
     }
   }
 }
 
 /** Policy for one client→server message. Responses and notifications need only server access. */
-function decideMessage(m: Envelope, principal: Principal, server: string, policy: PolicyStore['current']): Decision {
-  if (m.kind === 'invalid') return { effect: 'allow', reason: 'left to the transport to refuse', source: undefined }
+function decideMessage(m: Envelope, principal: Principal, server: string, policy: PolicyStore['current']): Decided {
+  if (m.kind === 'invalid') return { decision: { effect: 'allow', reason: 'left to the transport to refuse', source: undefined } }
   const target = m.kind === 'request' ? gatedTarget(m.method, m.params) : undefined
-  return target ? decide(policy, principal, server, target.feature, target.name) : decideAccess(policy, principal, server)
-}
-
-function refusal(messages: Envelope[], decideOne: (m: Envelope) => Decision) {
-  for (const m of messages) {
-    const decision = decideOne(m)
-    if (decision.effect !== 'allow') return { decision, id: m.kind === 'request' ? m.id : null }
-  }
-  return undefined
+  if (target === undefined) return { decision: decideAccess(policy, principal, server) }
+  return { decision: decide(policy, principal, server, target.feature, target.name), name: target.name }
 }
 
 /**

@@ -85,3 +85,27 @@ function ruleDecision(rule: Rule, grants: Grants, access: readonly string[]): De
   const required = [...new Set([...access, ...effect.scopes])]
   return { effect: 'challenge', reason: `missing scope ${missing.join(' ')} for rule ${rule.pattern}`, source, required, missing }
 }
+
+/** What one rule means for one caller: its pattern and the effect it would have. */
+export interface RuleVerdict {
+  pattern: string
+  effect: Decision['effect']
+  /** Scopes the caller lacks for it (challenge only). */
+  missing?: readonly string[]
+}
+
+/**
+ * The rules of one feature of a server as this caller would meet them, in order, leaving out
+ * rules whose conditions the caller does not meet (for /whoami and explanations).
+ */
+export function ruleVerdicts(policy: Policy, principal: Principal, server: string, feature: Feature): RuleVerdict[] {
+  const sp = policy.servers.get(server)
+  if (sp === undefined) return []
+  const grants = grantsOf(policy, principal)
+  return sp.rules[feature]
+    .filter((r) => r.when === undefined || conditionsHold(r.when, principal))
+    .map((r) => {
+      const d = ruleDecision(r, grants, sp.access)
+      return d.effect === 'challenge' ? { pattern: r.pattern, effect: d.effect, missing: d.missing } : { pattern: r.pattern, effect: d.effect }
+    })
+}

@@ -72,6 +72,8 @@ export interface Stack {
   dir: string
   log: Logger
   logLines: string[]
+  /** Audit events written so far, parsed. */
+  audit(): Record<string, unknown>[]
   /** Restarts the IdP on the same port with a fresh key (rotation). */
   rotateKeys(): Promise<void>
   close(): Promise<void>
@@ -126,7 +128,8 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
     },
     { file: 'test', baseDir: dir },
   )
-  const gateway = await startGateway(config, { log })
+  const auditLines: string[] = []
+  const gateway = await startGateway(config, { log, auditDestination: { write: (line: string) => void auditLines.push(line) } })
   const stack: Stack = {
     gateway,
     get idp() {
@@ -138,6 +141,7 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
     dir,
     log,
     logLines,
+    audit: () => auditLines.map((l) => JSON.parse(l) as Record<string, unknown>),
     get privateKey() {
       return privateKey
     },

@@ -455,7 +455,7 @@ describe('operations', () => {
   })
 
   it('healthz and readyz', async () => {
-    for (const [path, body] of [['/healthz', { status: 'ok' }], ['/readyz', { status: 'ready', problems: [] }]] as const) {
+    for (const [path, body] of [['/healthz', { status: 'ok' }], ['/readyz', { status: 'ready', problems: [], warnings: [] }]] as const) {
       const res = await request(`${stack.url}${path}`)
       assert.equal(res.statusCode, 200, path)
       assert.deepEqual(await res.body.json(), body)

@@ -1,0 +1,83 @@
+import type { JWTPayload } from 'jose'
+import { toPrincipal, type Principal } from '../auth/principal.js'
+import { configSchema } from '../config/schema.js'
+import { conditionsHold, decide, grantsOf } from './evaluate.js'
+import type { Feature, Policy, Rule } from './policy.js'
+
+/** Where the deciding rule (or the server's `access`, which has no pattern) was written. */
+export interface ExplainedRule {
+  pattern?: string
+  file: string
+  line: number | undefined
+}
+
+/** Why the gateway would allow, deny or challenge one operation: the decision plus its context. */
+export interface Explanation {
+  decision: 'allow' | 'deny' | 'challenge'
+  reason: string
+  /** undefined when no rule decided: no policy for the server, or no rule matched. */
+  rule: ExplainedRule | undefined
+  /** Scopes the caller holds: token scopes plus role grants (wildcards as written), sorted. */
+  has: string[]
+  /** What the deciding rule or `access` needs (a challenge's `scope`); empty for a deny. */
+  required: string[]
+  /** The part of `required` the caller does not hold. */
+  lacks: string[]
+  /** Rules before the deciding one whose pattern matched but whose `when` did not hold. */
+  skipped: ExplainedRule[]
+}
+
+/**
+ * Explains `decide` for one operation. The decision is `decide`'s own, never recomputed; the
+ * rest only locates the rule it came from (by identity of its source) and lists scopes.
+ */
+export function explain(policy: Policy, principal: Principal, server: string, feature: Feature, name: string): Explanation {
+  const d = decide(policy, principal, server, feature, name)
+  const grants = grantsOf(policy, principal)
+  const sp = policy.servers.get(server)
+  const rules = sp?.rules[feature] ?? []
+  const at = d.source === undefined ? -1 : rules.findIndex((r) => r.source === d.source)
+  const rule = at >= 0 ? located(rules[at]!) : d.source && { file: d.source.file, line: d.source.line }
+  // Rules that would have matched but for their conditions, up to the deciding one (or all).
+  const skipped = sp === undefined || (d.source !== undefined && at < 0)
+    ? []
+    : rules
+      .slice(0, at >= 0 ? at : rules.length)
+      .filter((r) => r.when !== undefined && r.matches(name) && !conditionsHold(r.when, principal))
+      .map(located)
+  let required: string[] = []
+  if (d.effect === 'challenge') required = [...d.required]
+  else if (d.effect === 'allow' && sp !== undefined) {
+    const effect = at >= 0 ? rules[at]!.effect : undefined
+    required = [...new Set([...sp.access, ...(effect?.kind === 'scopes' ? effect.scopes : [])])]
+  }
+  return {
+    decision: d.effect,
+    reason: d.reason,
+    rule,
+    has: [...grants.scopes].sort(),
+    required,
+    lacks: d.effect === 'challenge' ? [...d.missing] : [],
+    skipped,
+  }
+}
+
+function located(r: Rule): ExplainedRule {
+  return { pattern: r.pattern, file: r.source.file, line: r.source.line }
+}
+
+/** The role claim paths the gateway uses when the config names none. */
+export const DEFAULT_ROLE_CLAIMS: readonly string[] = configSchema.shape.auth.parse(undefined).roleClaims
+
+/**
+ * A principal from a token's claims, as the gateway would build it after verification.
+ * `iss` and `sub` default to '' when absent, which no `when` condition accepts.
+ */
+export function principalFromClaims(claims: Record<string, unknown>, roleClaims: readonly string[] = DEFAULT_ROLE_CLAIMS): Principal {
+  const payload: JWTPayload = {
+    ...claims,
+    iss: typeof claims.iss === 'string' ? claims.iss : '',
+    sub: typeof claims.sub === 'string' ? claims.sub : '',
+  }
+  return toPrincipal(payload, roleClaims)
+}
