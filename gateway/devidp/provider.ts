@@ -171,6 +171,15 @@ async function configuration(oidc: OidcModule, s: Settings): Promise<Configurati
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     enabledJWA: { idTokenSigningAlgValues: [alg] },
     extraTokenClaims: (_ctx, token) => ({ realm_access: { roles: rolesOf(token, s) } }),
+    // MCP clients register with `scope` = the scopes of their first request, which
+    // oidc-provider then enforces as a ceiling; step-up (MCP 2025-11-25) asks for more later.
+    // The validator runs on every registration and may edit the metadata: drop the ceiling.
+    extraClientMetadata: {
+      properties: ['mcp_edge_dev_idp'],
+      validator: (_ctx, _key, _value, metadata) => {
+        delete (metadata as { scope?: string }).scope
+      },
+    },
     features: {
       devInteractions: { enabled: false },
       dPoP: { enabled: false }, // the gateway validates Bearer tokens only

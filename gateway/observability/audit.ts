@@ -41,7 +41,7 @@ export function createAuditLog(target: string, main: Logger, destination?: Desti
       level: 'info',
       base: { service: 'mcp-edge', log: 'audit' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: () => ({}) },
+      formatters: { level: (label) => ({ level: label }) },
     },
     dest,
   )

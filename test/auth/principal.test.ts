@@ -79,7 +79,9 @@ for (const c of cases) {
   })
 }
 
-test('toPrincipal keeps no token material', () => {
-  const p = toPrincipal({ ...BASE, scope: 'a', secret: 'x' }, KEYCLOAK)
-  assert.deepEqual(Object.keys(p).sort(), ['clientId', 'exp', 'iss', 'roles', 'scopes', 'sub'])
+test('toPrincipal keeps the verified claims (for policy conditions) and nothing else', () => {
+  const payload = { ...BASE, scope: 'a', secret: 'x' }
+  const p = toPrincipal(payload, KEYCLOAK)
+  assert.deepEqual(Object.keys(p).sort(), ['claims', 'clientId', 'exp', 'iss', 'roles', 'scopes', 'sub'])
+  assert.deepEqual(p.claims, payload)
 })
