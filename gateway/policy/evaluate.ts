@@ -56,8 +56,13 @@ export function decide(policy: Policy, principal: Principal, server: string, fea
   const access = decideAccess(policy, principal, server)
   // Without access to the server, nothing on it is usable.
   if (access.effect !== 'allow') return access
+  return decideByRules(policy, principal, server, feature, name)
+}
+
+/** The rules' verdict on `name`, for a principal already known to have access to `server`. */
+export function decideByRules(policy: Policy, principal: Principal, server: string, feature: Feature, name: string): Decision {
   const sp = policy.servers.get(server)!
-  const rule = sp.rules[feature].find((r) => r.matches(name) && (r.when === undefined || conditionsHold(r.when, principal)))
+  const rule = sp.find[feature](name, (r) => conditionsHold(r.when!, principal))
   // Unmatched names are denied.
   if (rule === undefined) return { effect: 'deny', reason: `no ${feature} rule matches ${name}`, source: undefined }
   return ruleDecision(rule, grantsOf(policy, principal), sp.access)

@@ -1,5 +1,5 @@
 import type { Principal } from '../auth/principal.js'
-import { decide } from './evaluate.js'
+import { decideAccess, decideByRules } from './evaluate.js'
 import type { Feature, Policy } from './policy.js'
 
 /** List methods whose results are filtered, the array holding the items, and the item's name field. */
@@ -19,9 +19,11 @@ export function filterListResult(policy: Policy, server: string, method: string,
   if (list === undefined || typeof result !== 'object' || result === null) return result
   const items = (result as Record<string, unknown>)[list.key]
   if (!Array.isArray(items)) return result
+  // Server access once for the whole list, then each item's rule.
+  const access = decideAccess(policy, principal, server).effect === 'allow'
   const kept = items.filter((item) => {
     const name = (item as Record<string, unknown> | null)?.[list.name]
-    return typeof name === 'string' && decide(policy, principal, server, list.feature, name).effect === 'allow'
+    return access && typeof name === 'string' && decideByRules(policy, principal, server, list.feature, name).effect === 'allow'
   })
   return { ...result, [list.key]: kept }
 }

@@ -2,6 +2,7 @@ import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigError, schemaProblems, type ConfigProblem } from '../config/errors.js'
 import { readYamlFile, type YamlFile } from '../config/yaml.js'
+import { ruleFinder } from './find.js'
 import { compileGlob } from './glob.js'
 import type { Effect, Feature, Policy, Rule, ServerPolicy, Source } from './policy.js'
 import { policyFileSchema, type PolicyFile, type RuleValue } from './schema.js'
@@ -51,7 +52,8 @@ export function loadPolicy(path: string): Policy {
         const order = yaml.keysAt(['servers', name, feature]) ?? Object.keys(server[feature])
         rules[feature] = order.map((pattern) => compileRule(pattern, server[feature][pattern]!, src(['servers', name, feature, pattern])))
       }
-      servers.set(name, { access: server.access, accessSource: src(['servers', name, 'access']), rules })
+      const find = { tools: ruleFinder(rules.tools), prompts: ruleFinder(rules.prompts), resources: ruleFinder(rules.resources) }
+      servers.set(name, { access: server.access, accessSource: src(['servers', name, 'access']), rules, find })
       serverFrom.set(name, file)
     }
   }

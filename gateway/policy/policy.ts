@@ -27,6 +27,8 @@ export interface ServerPolicy {
   access: readonly string[]
   accessSource: Source
   rules: Record<Feature, readonly Rule[]>
+  /** First-match lookup over `rules`, indexed at load. */
+  find: Record<Feature, (name: string, holds: (rule: Rule) => boolean) => Rule | undefined>
 }
 
 /** A whole policy, compiled once, swapped atomically on reload. */

@@ -10,6 +10,7 @@ import { sdkHttpTarget, supergatewayTarget } from './http-targets.js'
 import { measure, type RowResult, type Sizes } from './measure.js'
 import { CLK_TCK } from './proc.js'
 import { summary, summaryText, table, type RowFailure } from './report.js'
+import { benchPolicy } from './policy.js'
 import { stdioTarget } from './stdio-target.js'
 import type { Target } from './target.js'
 
@@ -81,13 +82,17 @@ async function main(): Promise<number> {
   }
   const s = summary(results)
   if (s) console.log(`\n${summaryText(s)}`)
+  const policy = benchPolicy()
+  console.log(`\npolicy (${policy.rules} rules): decision ${policy.decideUs.toFixed(2)} µs per gated call; `
+    + `tools/list filtering ${policy.filterUs.toFixed(2)} µs per list of ${policy.listSize} `
+    + `(target < 50 µs per message: ${policy.decideUs < 50 && policy.filterUs < 50 ? 'PASS' : 'FAIL'})`)
   for (const f of failures) console.log(`FAILED ${f.row}: ${f.error}`)
 
   mkdirSync(join(ROOT, 'dist'), { recursive: true })
   const out = join(ROOT, 'dist/bench-results.json')
   writeFileSync(out, `${JSON.stringify({
     date: new Date().toISOString(), node: process.version, cpus: cpus().length, clkTck: CLK_TCK,
-    sizes, rows: results, failures, summary: s,
+    sizes, rows: results, failures, summary: s, policy,
   }, null, 2)}\n`)
   console.log(`\nwrote ${out}`)
   return failures.length === 0 ? 0 : 1
