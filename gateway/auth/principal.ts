@@ -58,6 +58,9 @@ function* walk(node: unknown, path: string[]): Generator<unknown> {
   if (typeof node !== 'object' || node === null || Array.isArray(node)) return
   const [head, ...rest] = path
   const obj = node as Record<string, unknown>
+  // A claim name may itself hold dots (Auth0's `https://example.com/roles`): try it whole.
+  const whole = path.join('.')
+  if (path.length > 1 && Object.hasOwn(obj, whole)) yield obj[whole]
   if (head === '*') for (const key of Object.keys(obj)) yield* walk(obj[key], rest)
   else if (Object.hasOwn(obj, head!)) yield* walk(obj[head!], rest)
 }

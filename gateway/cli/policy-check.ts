@@ -3,25 +3,32 @@ import { createReadStream, readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import type { Principal } from '../auth/principal.js'
-import { ConfigError } from '../config/errors.js'
 import { loadConfigFile } from '../config/load.js'
-import { DEFAULT_ROLE_CLAIMS, explain, principalFromClaims, type Explanation } from '../policy/explain.js'
+import {
+  DEFAULT_ROLE_CLAIMS,
+  explain,
+  principalFromClaims,
+  type Explanation,
+} from '../policy/explain.js'
 import { loadPolicy } from '../policy/load.js'
 import type { Feature, Policy } from '../policy/policy.js'
 
 /** Usage of the `policy` command, printed on any usage error. */
-export const POLICY_USAGE = `usage: mcp-edge policy check [--policy FILE|DIR] [--config FILE] --claims FILE|- --server S
-                           (--tool T | --prompt P | --resource URI) [--json]
+export const POLICY_USAGE = `\
+usage: mcp-edge policy check [--policy FILE|DIR] [--config FILE] --claims FILE|- --server S
+                             (--tool T | --prompt P | --resource URI) [--json]
        mcp-edge policy check [--policy FILE|DIR] [--config FILE] --batch FILE|-
 
-  --policy    policy file or folder (default: the config's policies)
-  --config    gateway config: its auth.roleClaims (default ${DEFAULT_ROLE_CLAIMS.join(', ')})
+  --policy    policy file or folder (default: the policies of --config)
+  --config    gateway config, for its auth.roleClaims
+              (default: ${DEFAULT_ROLE_CLAIMS.join(', ')})
   --claims    a JSON object of token claims, from a file or - for stdin
   --json      print one JSON object instead of text
-  --batch     JSON lines {"claims":{…},"server":"s","tool":"t"} (or "prompt"/"resource", optional "id");
-              prints one JSON line per input line
+  --batch     JSON lines {"claims":{…},"server":"s","tool":"t"} (or "prompt" or "resource",
+              optional "id"), from a file or - for stdin; one JSON line out per line in
 
-exit: 0 allow, 1 deny or challenge, 2 usage or load error (batch: 0 when every line was processed)`
+exit: 0 allow, 1 deny or challenge, 2 usage or load error (--batch: 0 once every line
+was answered)`
 
 /** What one check names. */
 interface Target {
@@ -40,12 +47,15 @@ export async function policyCommand(args: string[]): Promise<number> {
   try {
     const [sub, ...rest] = args
     if (sub === '-h' || sub === '--help') return await out(`${POLICY_USAGE}\n`, 0)
-    if (sub !== 'check') throw new UsageError(sub === undefined ? 'missing subcommand' : `unknown subcommand ${sub}`)
+    if (sub === undefined) throw new UsageError('missing subcommand')
+    if (sub !== 'check') throw new UsageError(`unknown subcommand ${sub}`)
     return await check(rest)
   } catch (err) {
     if (err instanceof UsageError || isParseArgsError(err)) {
       process.stderr.write(`mcp-edge policy: ${(err as Error).message}\n${POLICY_USAGE}\n`)
-    } else process.stderr.write(`mcp-edge: ${err instanceof Error ? err.message : String(err)}\n`)
+    } else {
+      process.stderr.write(`mcp-edge: ${err instanceof Error ? err.message : String(err)}\n`)
+    }
     return 2
   }
 }
@@ -62,26 +72,35 @@ async function check(args: string[]): Promise<number> {
   })
   const config = v.config === undefined ? undefined : loadConfigFile(v.config)
   const policyPath = v.policy ?? config?.policies
-  if (policyPath === undefined) throw new UsageError(v.config ? `${v.config} names no policies; give --policy` : '--policy is required')
+  if (policyPath === undefined) {
+    const noPolicies = `${v.config} names no policies; give --policy`
+    throw new UsageError(v.config === undefined ? '--policy is required' : noPolicies)
+  }
   const roleClaims = config?.auth.roleClaims ?? DEFAULT_ROLE_CLAIMS
 
   if (v.batch !== undefined) {
-    const extra = (['claims', 'server', 'tool', 'prompt', 'resource', 'json'] as const).filter((k) => v[k] !== undefined)
-    if (extra.length > 0) throw new UsageError(`--batch takes its input from lines, not --${extra.join(', --')}`)
+    const extra = (['claims', 'server', 'tool', 'prompt', 'resource', 'json'] as const)
+      .filter((k) => v[k] !== undefined)
+    if (extra.length > 0) {
+      throw new UsageError(`--batch takes its input from lines, not --${extra.join(', --')}`)
+    }
     return batch(loadPolicy(policyPath), roleClaims, v.batch)
   }
   if (v.claims === undefined) throw new UsageError('--claims is required')
   if (v.server === undefined) throw new UsageError('--server is required')
   const target = { server: v.server, ...pick(v) }
   const policy = loadPolicy(policyPath)
-  const principal = principalFromClaims(parseClaims(await readInput(v.claims), v.claims), roleClaims)
+  const claims = parseClaims(await readInput(v.claims), v.claims)
+  const principal = principalFromClaims(claims, roleClaims)
   const result = explain(policy, principal, target.server, target.feature, target.name)
-  const text = v.json ? `${JSON.stringify(report(target, principal, result))}\n` : human(target, principal, result)
+  const text = v.json
+    ? `${JSON.stringify(report(target, principal, result))}\n`
+    : human(target, principal, result)
   return out(text, result.decision === 'allow' ? 0 : 1)
 }
 
 /** Exactly one of --tool, --prompt, --resource (or the same keys of a batch line). */
-function pick(o: { tool?: unknown; prompt?: unknown; resource?: unknown }): { feature: Feature; name: string } {
+function pick(o: { tool?: unknown; prompt?: unknown; resource?: unknown }): Omit<Target, 'server'> {
   const given = (['tool', 'prompt', 'resource'] as const).filter((k) => o[k] !== undefined)
   if (given.length !== 1) throw new UsageError('give exactly one of tool, prompt, resource')
   const key = given[0]!
@@ -99,13 +118,13 @@ async function batch(policy: Policy, roleClaims: readonly string[], from: string
     if (line.trim() === '') continue
     let result: Record<string, unknown>
     try {
-      const entry = JSON.parse(line) as Record<string, unknown> | null
-      if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new Error('a line must be a JSON object')
+      const entry = jsonObject(JSON.parse(line), 'a line')
       if (typeof entry.server !== 'string') throw new Error('server must be a string')
-      const target = { server: entry.server, ...pick(entry) }
-      const principal = principalFromClaims(claimsObject(entry.claims, 'claims'), roleClaims)
+      const t: Target = { server: entry.server, ...pick(entry) }
+      const principal = principalFromClaims(jsonObject(entry.claims, 'claims'), roleClaims)
+      const e = explain(policy, principal, t.server, t.feature, t.name)
       const id = entry.id === undefined ? {} : { id: entry.id }
-      result = { line: n, ...id, ...report(target, principal, explain(policy, principal, target.server, target.feature, target.name)) }
+      result = { line: n, ...id, ...report(t, principal, e) }
     } catch (err) {
       failed = true
       result = { line: n, error: (err as Error).message }
@@ -116,19 +135,24 @@ async function batch(policy: Policy, roleClaims: readonly string[], from: string
 }
 
 function report(t: Target, p: Principal, e: Explanation) {
-  return { server: t.server, feature: t.feature, name: t.name, caller: caller(p), ...e, rule: e.rule ?? null }
+  // JSON has no undefined: a decision without a rule says null.
+  return { ...t, caller: caller(p), ...e, rule: e.rule ?? null }
 }
 
 function caller(p: Principal) {
   return { sub: p.sub, client_id: p.clientId ?? null, roles: [...p.roles].sort() }
 }
 
-const SINGULAR: Record<Feature, string> = { tools: 'tool', prompts: 'prompt', resources: 'resource' }
+const SINGULAR: Record<Feature, string> = {
+  tools: 'tool',
+  prompts: 'prompt',
+  resources: 'resource',
+}
 
 function human(t: Target, p: Principal, e: Explanation): string {
   const list = (xs: readonly string[]) => (xs.length > 0 ? xs.join(' ') : '(none)')
   const where = (r: { pattern?: string; file: string; line: number | undefined }) =>
-    `${r.pattern === undefined ? 'access' : r.pattern} at ${r.file}${r.line === undefined ? '' : `:${r.line}`}`
+    `${r.pattern ?? 'access'} at ${r.file}${r.line === undefined ? '' : `:${r.line}`}`
   const c = caller(p)
   const answer = e.decision === 'allow'
     ? 'relayed to the server'
@@ -140,7 +164,8 @@ function human(t: Target, p: Principal, e: Explanation): string {
     `  reason    ${e.reason}`,
     `  rule      ${e.rule === undefined ? '(none)' : where(e.rule)}`,
     ...e.skipped.map((r) => `  skipped   ${where(r)} (its when does not hold)`),
-    `  caller    sub ${c.sub || '(none)'}, client_id ${c.client_id ?? '(none)'}, roles ${list(c.roles)}`,
+    `  caller    sub ${c.sub || '(none)'}, client_id ${c.client_id ?? '(none)'}, `
+      + `roles ${list(c.roles)}`,
     `  has       ${list(e.has)}`,
     `  required  ${list(e.required)}`,
     `  lacks     ${list(e.lacks)}`,
@@ -154,7 +179,7 @@ async function readInput(from: string): Promise<string> {
     try {
       return readFileSync(from, 'utf8')
     } catch (err) {
-      throw new ConfigError([{ file: from, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? err}` }])
+      throw new Error(`${from}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`)
     }
   }
   const chunks: Buffer[] = []
@@ -163,16 +188,24 @@ async function readInput(from: string): Promise<string> {
 }
 
 function parseClaims(text: string, from: string): Record<string, unknown> {
-  const file = from === '-' ? '(stdin)' : from
+  const where = from === '-' ? '(stdin)' : from
+  let value: unknown
   try {
-    return claimsObject(JSON.parse(text), 'the claims')
+    value = JSON.parse(text)
   } catch (err) {
-    throw new ConfigError([{ file, message: `claims: ${(err as Error).message}` }])
+    throw new Error(`${where}: the claims are not JSON: ${(err as Error).message}`)
+  }
+  try {
+    return jsonObject(value, 'the claims')
+  } catch (err) {
+    throw new Error(`${where}: ${(err as Error).message}`)
   }
 }
 
-function claimsObject(v: unknown, what: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${what} must be a JSON object`)
+function jsonObject(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new Error(`${what} must be a JSON object`)
+  }
   return v as Record<string, unknown>
 }
 
@@ -182,5 +215,6 @@ function out(text: string, code: number): Promise<number> {
 }
 
 function isParseArgsError(err: unknown): boolean {
-  return err instanceof Error && String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS')
+  const code = (err as NodeJS.ErrnoException | undefined)?.code
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')
 }

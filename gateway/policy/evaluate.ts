@@ -1,5 +1,5 @@
 import { claimValues, type Principal } from '../auth/principal.js'
-import { compileGlob } from './glob.js'
+import { scopePattern } from './glob.js'
 import type { Conditions, Feature, Policy, Rule, Source } from './policy.js'
 
 /** The outcome of one policy question, with the reason the audit log and explain print. */
@@ -28,7 +28,7 @@ export function grantsOf(policy: Policy, principal: Principal): Grants {
   for (const s of granted) scopes.add(s)
   // Scope hierarchies (MCP authorization, step-up): `*` grants all, `tools:*` grants `tools:x`,
   // but only when the policy's role map says so: a token's own scopes are taken literally.
-  const patterns = [...granted].filter((s) => s.includes('*')).map(compileGlob)
+  const patterns = [...granted].filter((s) => s.includes('*')).map(scopePattern)
   const grants: Grants = {
     scopes,
     has: (s) => principal.allScopes === true || scopes.has(s) || patterns.some((m) => m(s)),
@@ -71,7 +71,12 @@ export function decideByRules(policy: Policy, principal: Principal, server: stri
 /** Every `when` key has a value the caller holds. */
 export function conditionsHold(when: Conditions, p: Principal): boolean {
   for (const [key, accepted] of when) {
-    const held = key === 'sub' ? [p.sub] : key === 'client_id' ? (p.clientId ? [p.clientId] : []) : key === 'roles' ? [...p.roles] : claimValues(p.claims, key)
+    const held =
+      key === 'sub' ? [p.sub]
+      : key === 'client_id' ? (p.clientId ? [p.clientId] : [])
+      : key === 'roles' ? [...p.roles]
+      : key === 'scope' || key === 'scp' ? [...p.scopes]
+      : claimValues(p.claims, key)
     if (!held.some((v) => accepted.has(v))) return false
   }
   return true

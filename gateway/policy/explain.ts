@@ -31,13 +31,21 @@ export interface Explanation {
  * Explains `decide` for one operation. The decision is `decide`'s own, never recomputed; the
  * rest only locates the rule it came from (by identity of its source) and lists scopes.
  */
-export function explain(policy: Policy, principal: Principal, server: string, feature: Feature, name: string): Explanation {
+export function explain(
+  policy: Policy,
+  principal: Principal,
+  server: string,
+  feature: Feature,
+  name: string,
+): Explanation {
   const d = decide(policy, principal, server, feature, name)
   const grants = grantsOf(policy, principal)
   const sp = policy.servers.get(server)
   const rules = sp?.rules[feature] ?? []
   const at = d.source === undefined ? -1 : rules.findIndex((r) => r.source === d.source)
-  const rule = at >= 0 ? located(rules[at]!) : d.source && { file: d.source.file, line: d.source.line }
+  // No rule but a source: the server's `access` decided.
+  const rule: ExplainedRule | undefined =
+    at >= 0 ? located(rules[at]!) : d.source && { file: d.source.file, line: d.source.line }
   // Rules that would have matched but for their conditions, up to the deciding one (or all).
   const skipped = sp === undefined || (d.source !== undefined && at < 0)
     ? []
@@ -67,13 +75,17 @@ function located(r: Rule): ExplainedRule {
 }
 
 /** The role claim paths the gateway uses when the config names none. */
-export const DEFAULT_ROLE_CLAIMS: readonly string[] = configSchema.shape.auth.parse(undefined).roleClaims
+export const DEFAULT_ROLE_CLAIMS: readonly string[] =
+  configSchema.shape.auth.parse(undefined).roleClaims
 
 /**
  * A principal from a token's claims, as the gateway would build it after verification.
  * `iss` and `sub` default to '' when absent, which no `when` condition accepts.
  */
-export function principalFromClaims(claims: Record<string, unknown>, roleClaims: readonly string[] = DEFAULT_ROLE_CLAIMS): Principal {
+export function principalFromClaims(
+  claims: Record<string, unknown>,
+  roleClaims: readonly string[] = DEFAULT_ROLE_CLAIMS,
+): Principal {
   const payload: JWTPayload = {
     ...claims,
     iss: typeof claims.iss === 'string' ? claims.iss : '',

@@ -9,3 +9,10 @@ export function compileGlob(pattern: string): (name: string) => boolean {
   const re = new RegExp(`^${source}$`, 's')
   return (name) => re.test(name)
 }
+
+/** A granted scope with `*` wildcards (`tools:*`); unlike name patterns, `?` is literal here. */
+export function scopePattern(scope: string): (s: string) => boolean {
+  if (scope === '*') return () => true
+  const re = new RegExp(`^${scope.replace(/[.+^${}()|[\]\\?]/g, '\\$&').replace(/\*/g, '.*')}$`, 's')
+  return (s) => re.test(s)
+}

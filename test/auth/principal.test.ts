@@ -85,3 +85,8 @@ test('toPrincipal keeps the verified claims (for policy conditions) and nothing 
   assert.deepEqual(Object.keys(p).sort(), ['claims', 'clientId', 'exp', 'iss', 'roles', 'scopes', 'sub'])
   assert.deepEqual(p.claims, payload)
 })
+
+test('a role claim whose name holds dots is found whole (Auth0 namespaced claims)', () => {
+  const p = toPrincipal({ ...BASE, 'https://example.com/roles': ['admin'] }, ['https://example.com/roles'])
+  assert.deepEqual([...p.roles], ['admin'])
+})

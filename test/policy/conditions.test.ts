@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 import { ConfigError } from '../../gateway/config/errors.js'
-import { decide } from '../../gateway/policy/evaluate.js'
+import { decide, grantsOf } from '../../gateway/policy/evaluate.js'
 import { loadPolicy } from '../../gateway/policy/load.js'
 import type { Policy } from '../../gateway/policy/policy.js'
 import { policyDir, who } from './fixtures.js'
@@ -53,5 +53,39 @@ describe('rules with conditions on claims', () => {
   test('a rule with both scopes and effect, or with neither, is a load error at its line', async () => {
     const file = await dir.file('bad.yaml', 'servers:\n  s:\n    tools:\n      a:\n        scopes: [x]\n        effect: allow\n        when: { sub: a }\n')
     assert.throws(() => loadPolicy(file), (err: ConfigError) => err.problems.some((p) => p.line === 4 && /either scopes or an effect/.test(p.message)))
+  })
+})
+
+describe('claims and scopes edge cases', () => {
+  const dir = policyDir()
+  let policy: Policy
+  before(async () => {
+    policy = loadPolicy(await dir.file('edge.yaml', `roles:
+  odd: ["a?*"]
+servers:
+  s:
+    tools:
+      by_scope:
+        effect: allow
+        when: { scope: mcp:deploy }
+      by_dotted_claim:
+        effect: allow
+        when: { "https://example.com/groups": admins }
+`))
+  })
+
+  const cases = [
+    { name: 'when scope matches one of several token scopes', who: who(['mcp:read', 'mcp:deploy']), tool: 'by_scope', expect: 'allow' },
+    { name: 'when scope absent', who: who(['mcp:read']), tool: 'by_scope', expect: 'deny' },
+    { name: 'a claim name holding dots (Auth0 namespaced claim)', who: who([], [], 'u', { 'https://example.com/groups': ['admins'] }), tool: 'by_dotted_claim', expect: 'allow' },
+  ] as const
+  for (const c of cases) {
+    test(c.name, () => assert.equal(decide(policy, c.who, 's', 'tools', c.tool).effect, c.expect))
+  }
+
+  test('in a granted scope only * is a wildcard; ? is literal', () => {
+    const p = who([], ['odd'])
+    assert.equal(grantsOf(policy, p).has('a?xyz'), true)
+    assert.equal(grantsOf(policy, p).has('abxyz'), false)
   })
 })
