@@ -27,6 +27,15 @@ export function createApp(d: AppDeps): Hono<Vars> {
     await next()
     c.get('log').info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: +(performance.now() - start).toFixed(2) }, 'request')
   })
+  // Metadata is public: any origin may read it, preflights included (browser clients send
+  // MCP-Protocol-Version with discovery requests), and misses too, so probing is quiet.
+  app.use('/.well-known/*', async (c, next) => {
+    if (c.req.method === 'OPTIONS') {
+      return new Response(null, { status: 204, headers: { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET', 'access-control-allow-headers': '*', 'access-control-max-age': '600' } })
+    }
+    await next()
+    c.res.headers.set('access-control-allow-origin', '*')
+  })
   app.get('/healthz', () => Response.json({ status: 'ok' }))
   app.get('/readyz', () => {
     const { problems, warnings } = d.readiness()

@@ -32,7 +32,10 @@ export function errorResponse(err: unknown, o: { resourceMetadata: string; scope
     const error = err.code === 'missing_token' ? undefined : err.code === 'invalid_request' ? 'invalid_request' : 'invalid_token'
     // MCP authorization: the challenge SHOULD name the scopes basic use needs.
     const challenge = bearerChallenge({ resourceMetadata: o.resourceMetadata, error, description: err.message, scope: o.scope })
-    const message = err.code === 'missing_token' ? 'authentication required' : err.message
+    // "Unauthorized" in the text: some clients (MCP Inspector 0.17) start their OAuth flow
+    // only when the error they surface says so.
+    const reason = err.code === 'missing_token' ? 'authentication required' : err.message
+    const message = err.status === 401 ? `Unauthorized: ${reason}` : reason
     return rpcErrorResponse(err.status, -32001, message, { 'www-authenticate': challenge })
   }
   if (err instanceof GatewayError && err.expose) {

@@ -181,6 +181,22 @@ describe('401 and 400 from authentication', () => {
     })
   }
 
+  it('401 bodies say Unauthorized (MCP Inspector 0.17 starts OAuth only on that word)', async () => {
+    const res = await post('echo', INIT)
+    assert.deepEqual(res.json(), { jsonrpc: '2.0', error: { code: -32001, message: 'Unauthorized: authentication required' }, id: null })
+  })
+
+  it('metadata answers browser preflights and carries CORS headers, misses included', async () => {
+    const pre = await request(`${stack.url}/.well-known/oauth-protected-resource/mcp/echo`, { method: 'OPTIONS', headers: { origin: 'http://localhost:6274', 'access-control-request-method': 'GET', 'access-control-request-headers': 'mcp-protocol-version' } })
+    assert.equal(pre.statusCode, 204)
+    assert.equal(pre.headers['access-control-allow-origin'], '*')
+    await pre.body.dump()
+    const miss = await request(`${stack.url}/.well-known/openid-configuration`, { headers: { origin: 'http://localhost:6274' } })
+    assert.equal(miss.statusCode, 404)
+    assert.equal(miss.headers['access-control-allow-origin'], '*')
+    await miss.body.dump()
+  })
+
   it('the token in a query string is ignored (treated as no credentials)', async () => {
     const token = await stack.token('alice')
     const res = await request(`${stack.endpoint('echo')}?access_token=${token}`, {
