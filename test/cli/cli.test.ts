@@ -172,6 +172,11 @@ describe('serve with the dev IdP, token, and a clean shutdown', () => {
     assert.equal(call.statusCode, 200)
     assert.match(await call.body.text(), /via cli token/)
 
+    s.p.kill('SIGHUP')
+    for (let i = 0; i < 100 && !s.lines.some((l) => l.msg === 'policy reloaded'); i++) await new Promise((r) => setTimeout(r, 50))
+    assert.ok(s.lines.some((l) => l.msg === 'SIGHUP: reloading policies'))
+    assert.ok(s.lines.some((l) => l.msg === 'policy reloaded'))
+
     s.p.kill('SIGTERM')
     assert.equal(await s.exited, 0)
     const pids = s.lines.filter((l) => l.msg === 'session opened').map((l) => l.pid as number)

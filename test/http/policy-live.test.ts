@@ -104,6 +104,36 @@ describe('live reload', () => {
     await until(async () => ((await (await request(`${stack.url}/readyz`)).body.json()) as { warnings: string[] }).warnings.length === 0, 'the warning to clear')
   })
 
+  it('reloads under load lose no request and never apply half a policy', async () => {
+    const token = await stack.token('alice', { server: 'notes' })
+    const s = await session('notes', token)
+    const original = readFileSync(file(), 'utf8')
+    // Version A allows read_note and denies list_notes; version B the other way round. A message
+    // decided by half of each would be allowed or denied on both, which neither version does.
+    const a = original.replace('list_notes: ["mcp:read"]', 'list_notes: deny')
+    const b = original.replace('read_note: ["mcp:read"]', 'read_note: deny')
+    let flips = 0
+    const flipper = setInterval(() => {
+      writeFileSync(file(), flips++ % 2 === 0 ? a : b)
+      stack.gateway.reloadPolicy()
+    }, 5)
+    try {
+      const calls = Array.from({ length: 300 }, (_, i) => s.call(100 + i, i % 2 === 0 ? 'read_note' : 'list_notes', i % 2 === 0 ? { name: 'welcome' } : {}))
+      const results = await Promise.all(calls)
+      assert.equal(results.length, 300)
+      for (const r of results) {
+        assert.equal(r.status, 200, r.text)
+        const body = r.json()
+        assert.ok(body.result !== undefined || body.error?.code === -32010, r.text)
+      }
+      assert.ok(flips > 3, `the policy flipped ${flips} times during the calls`)
+    } finally {
+      clearInterval(flipper)
+      writeFileSync(file(), original)
+      stack.gateway.reloadPolicy()
+    }
+  })
+
   it('reloadPolicy (SIGHUP) reloads on demand and reports problems', () => {
     assert.deepEqual(stack.gateway.reloadPolicy(), { ok: true, files: [file()] })
   })
