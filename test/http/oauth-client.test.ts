@@ -3,37 +3,10 @@
 // authorize with PKCE (the dev IdP's user consents by itself) → token → tools. Real SDK client.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import {
-  Client,
-  StreamableHTTPClientTransport,
-  UnauthorizedError,
-  type OAuthClientProvider,
-} from '@modelcontextprotocol/client'
+import { Client, StreamableHTTPClientTransport, UnauthorizedError } from '@modelcontextprotocol/client'
 import { followToRedirectUri } from '../helpers/oauth-flow.js'
+import { memoryProvider, REDIRECT } from '../helpers/oauth-provider.js'
 import { startStack, type Stack } from '../helpers/stack.js'
-
-const REDIRECT = 'http://127.0.0.1:9/callback'
-
-/** What a client like MCP Inspector keeps between the steps of the flow, in memory. */
-function memoryProvider() {
-  const saved: Record<string, unknown> = {}
-  const provider: OAuthClientProvider & { authorizationUrl?: URL } = {
-    get redirectUrl() {
-      return REDIRECT
-    },
-    get clientMetadata() {
-      return { client_name: 'test client', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' }
-    },
-    clientInformation: () => saved.client as never,
-    saveClientInformation: (info) => void (saved.client = info),
-    tokens: () => saved.tokens as never,
-    saveTokens: (tokens) => void (saved.tokens = tokens),
-    redirectToAuthorization: (url) => void (provider.authorizationUrl = url),
-    saveCodeVerifier: (v) => void (saved.verifier = v),
-    codeVerifier: () => saved.verifier as string,
-  }
-  return { provider, saved }
-}
 
 let stack: Stack
 before(async () => {

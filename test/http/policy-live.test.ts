@@ -4,9 +4,10 @@ import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { Client, StreamableHTTPClientTransport, UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/client'
+import { Client, StreamableHTTPClientTransport, UnauthorizedError } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { followToRedirectUri } from '../helpers/oauth-flow.js'
+import { memoryProvider, REDIRECT } from '../helpers/oauth-provider.js'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const ACCEPT = 'application/json, text/event-stream'
@@ -181,27 +182,10 @@ describe('/metrics', () => {
 
 describe('step-up with the SDK client', () => {
   it('a 403 insufficient_scope leads the client to a wider token, and the retried call succeeds', async () => {
-    const redirect = 'http://127.0.0.1:9/callback'
-    const saved: Record<string, unknown> = {}
-    let authorizationUrl: URL | undefined
-    const provider: OAuthClientProvider = {
-      get redirectUrl() {
-        return redirect
-      },
-      get clientMetadata() {
-        return { client_name: 'step-up', redirect_uris: [redirect], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' }
-      },
-      clientInformation: () => saved.client as never,
-      saveClientInformation: (i) => void (saved.client = i),
-      tokens: () => saved.tokens as never,
-      saveTokens: (t) => void (saved.tokens = t),
-      redirectToAuthorization: (u) => void (authorizationUrl = u),
-      saveCodeVerifier: (v) => void (saved.verifier = v),
-      codeVerifier: () => saved.verifier as string,
-    }
+    const { provider, saved } = memoryProvider('step-up')
     const url = new URL(stack.local('notes'))
     const authorize = async (transport: StreamableHTTPClientTransport) => {
-      const callback = await followToRedirectUri(authorizationUrl!.href, redirect)
+      const callback = await followToRedirectUri(provider.authorizationUrl!.href, REDIRECT)
       await transport.finishAuth(callback.searchParams)
     }
     const client = new Client({ name: 'step-up', version: '0' })
@@ -214,7 +198,7 @@ describe('step-up with the SDK client', () => {
     assert.doesNotMatch(scopeOf(), /mcp:admin/)
     // delete_note needs mcp:admin: the gateway answers 403 with scope="mcp:read mcp:admin".
     await assert.rejects(client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } }), UnauthorizedError)
-    assert.match(authorizationUrl!.searchParams.get('scope') ?? '', /mcp:admin/, 'the client asked for the challenged scope')
+    assert.match(provider.authorizationUrl!.searchParams.get('scope') ?? '', /mcp:admin/, 'the client asked for the challenged scope')
     await authorize(transport)
     assert.match(scopeOf(), /mcp:admin/)
     const result = await client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } })
