@@ -14,6 +14,8 @@ import { ConfigError } from './config/errors.js'
 import type { GatewayConfig } from './config/schema.js'
 import { startDevIdp, type DevIdp } from './devidp/provider.js'
 import { createApp } from './http/app.js'
+import { rpcErrorResponse } from './http/respond.js'
+import { grantsOf } from './policy/evaluate.js'
 import { filterListResult } from './policy/filter.js'
 import { loadPolicy } from './policy/load.js'
 import type { Policy } from './policy/policy.js'
@@ -142,7 +144,9 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     audit,
     metrics,
     filter: (name, method, result, principal) => filterListResult(policy.current, name, method, result, principal),
+    scopesOf: (p) => grantsOf(policy.current, p).scopes,
   })
+  registry.start()
   sessions = () => registry.size
   const reloader = config.policies
     ? watchPolicy(config.policies, policy, (r) => {
@@ -193,6 +197,9 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     close: () =>
       (closing ??= (async () => {
         reloader?.close()
+        // Stop accepting: new connections are refused, new requests on open ones get 503,
+        // requests in flight finish (up to shutdownGrace) before the processes are stopped.
+        handler = () => rpcErrorResponse(503, -32000, 'the gateway is shutting down', { connection: 'close', 'retry-after': '1' })
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
         await registry.closeAll()
         ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()

@@ -6,6 +6,7 @@ export type BridgeErrorCode =
   | 'session_required' // 400: no Mcp-Session-Id on a non-initialize request
   | 'session_not_found' // 404: unknown, ended, or another subject's session
   | 'too_many_sessions' // 503
+  | 'subject_session_limit' // 429
   | 'spawn_failed' // 502: the server process could not start
 
 const STATUS: Record<BridgeErrorCode, number> = {
@@ -13,6 +14,7 @@ const STATUS: Record<BridgeErrorCode, number> = {
   session_required: 400,
   session_not_found: 404,
   too_many_sessions: 503,
+  subject_session_limit: 429,
   spawn_failed: 502,
 }
 

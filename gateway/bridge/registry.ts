@@ -4,27 +4,55 @@ import type { Principal } from '../auth/principal.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
-import { spawnChild } from './child.js'
+import type { Child } from './child.js'
 import { BridgeError } from './errors.js'
+import { ProcessPool } from './pool.js'
 import { ownerKey, Session, type ResultFilter } from './session.js'
+import { SharedServer } from './shared.js'
 
 /** Random bytes in a session id (192 bits, base64url: visible ASCII only). */
 export const SESSION_ID_BYTES = 24
 /** How often idle sessions are looked for, in ms. */
 export const DEFAULT_REAP_INTERVAL_MS = 10_000
+/** How often a draining shutdown looks whether requests are still in flight, in ms. */
+const DRAIN_POLL_MS = 25
 
 /**
- * Every live session, by id. A lookup from a principal other than the session's owner finds
- * nothing, exactly like an unknown id, so session ids are not authentication and do not leak.
+ * Every live session, by id, and where their processes come from: a warm pool per
+ * session-mode server, a shared process per shared-mode server. A lookup from a principal
+ * other than the session's owner finds nothing, exactly like an unknown id, so session ids
+ * are not authentication and do not leak.
  */
 export class SessionRegistry {
   private readonly sessions = new Map<string, Session>()
+  private readonly pools = new Map<string, ProcessPool>()
+  private readonly shared = new Map<string, SharedServer>()
   private readonly reaper: NodeJS.Timeout
 
   constructor(
-    private readonly o: { config: GatewayConfig; log: Logger; filter?: ResultFilter; audit?: AuditLog; metrics?: Metrics; now?: () => number },
+    private readonly o: {
+      config: GatewayConfig
+      log: Logger
+      filter?: ResultFilter
+      audit?: AuditLog
+      metrics?: Metrics
+      /** The scopes handed to `identityEnv` processes (token scopes plus what roles grant). */
+      scopesOf?: (p: Principal) => Iterable<string>
+      now?: () => number
+    },
   ) {
+    for (const [name, config] of Object.entries(o.config.servers)) {
+      const log = o.log.child({ server: name })
+      if (config.mode === 'shared') this.shared.set(name, new SharedServer({ name, config, log }))
+      else this.pools.set(name, new ProcessPool({ name, config, log }))
+    }
     this.reaper = setInterval(() => this.reapIdle(), DEFAULT_REAP_INTERVAL_MS).unref()
+  }
+
+  /** Starts warm pools and shared processes. */
+  start(): void {
+    for (const p of this.pools.values()) p.start()
+    for (const s of this.shared.values()) s.start()
   }
 
   /** Live sessions. */
@@ -32,9 +60,14 @@ export class SessionRegistry {
     return this.sessions.size
   }
 
+  /** Warm processes waiting, per session-mode server. */
+  warm(server: string): number {
+    return this.pools.get(server)?.warm ?? 0
+  }
+
   /**
-   * Spawns a process for a new session of `server`, owned by `principal`.
-   * @throws BridgeError `too_many_sessions`, `spawn_failed`
+   * Opens a session of `server` owned by `principal`, with its process.
+   * @throws BridgeError `too_many_sessions` (503), `subject_session_limit` (429), `spawn_failed`
    */
   async open(server: string, principal: Principal, log: Logger): Promise<Session> {
     const config = this.o.config.servers[server]
@@ -42,15 +75,26 @@ export class SessionRegistry {
     if (this.sessions.size >= this.o.config.limits.maxSessions) {
       throw new BridgeError('too_many_sessions', 'the gateway is at its session limit; retry later')
     }
+    const owner = ownerKey(principal)
+    let ofServer = 0
+    let ofSubject = 0
+    for (const s of this.sessions.values()) {
+      if (s.server !== server) continue
+      ofServer++
+      if (s.owner === owner) ofSubject++
+    }
+    if (config.maxSessions !== undefined && ofServer >= config.maxSessions) {
+      throw new BridgeError('too_many_sessions', `server ${server} is at its session limit; retry later`)
+    }
+    if (config.maxSessionsPerSubject !== undefined && ofSubject >= config.maxSessionsPerSubject) {
+      throw new BridgeError('subject_session_limit', `you have ${ofSubject} open sessions on ${server}, the most allowed; end one (DELETE) or retry later`)
+    }
     const id = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const sessionLog = log.child({ session: id.slice(0, 8) })
-    let child
-    try {
-      child = await spawnChild(config, sessionLog)
-    } catch (err) {
-      sessionLog.error({ err: { message: (err as Error).message }, command: config.command }, 'server process failed to start')
-      throw new BridgeError('spawn_failed', 'the MCP server could not be started', err)
-    }
+    const child: Child =
+      config.mode === 'shared'
+        ? await this.shared.get(server)!.attach(sessionLog)
+        : await this.pools.get(server)!.take(sessionLog, config.identityEnv ? this.identity(principal) : undefined)
     const session = new Session({
       id,
       server,
@@ -64,7 +108,7 @@ export class SessionRegistry {
       onclose: (s) => this.sessions.delete(s.id),
     })
     this.sessions.set(id, session)
-    sessionLog.info({ pid: child.pid }, 'session opened')
+    sessionLog.info({ pid: child.pid, mode: config.mode }, 'session opened')
     return session
   }
 
@@ -75,10 +119,28 @@ export class SessionRegistry {
     return session
   }
 
-  /** Ends every session and its process. */
+  /**
+   * Shutdown: waits until no request is in flight, at most the longest `shutdownGrace` of the
+   * servers that have sessions, then ends every session, warm process and shared process.
+   */
   async closeAll(): Promise<void> {
     clearInterval(this.reaper)
+    const grace = Math.max(0, ...[...this.sessions.values()].map((s) => this.o.config.servers[s.server]?.shutdownGrace ?? 0))
+    const deadline = Date.now() + grace
+    while (Date.now() < deadline && [...this.sessions.values()].some((s) => s.pending > 0)) {
+      await new Promise((r) => setTimeout(r, DRAIN_POLL_MS))
+    }
     await Promise.all([...this.sessions.values()].map((s) => s.close()))
+    await Promise.all([...this.pools.values()].map((p) => p.close()))
+    await Promise.all([...this.shared.values()].map((s) => s.close()))
+  }
+
+  private identity(p: Principal): Record<string, string> {
+    return {
+      MCP_EDGE_SUBJECT: p.sub,
+      MCP_EDGE_CLIENT_ID: p.clientId ?? '',
+      MCP_EDGE_SCOPES: [...(this.o.scopesOf?.(p) ?? p.scopes)].sort().join(' '),
+    }
   }
 
   private reapIdle(): void {

@@ -16,6 +16,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): GatewayConf
   const server = (name: string, description: string) => ({
     command: node,
     args: [fileURLToPath(new URL(`../../servers/${name}.js`, import.meta.url))],
+    pool: { min: 1 },
     description,
   })
   return validateConfig(

@@ -20,6 +20,12 @@ export const DEFAULT_TOKEN_CACHE_TTL_S = 300
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
 /** Session idle time after which the session and its process are ended, in ms. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000
+/** Warm processes kept ready per session-mode server. */
+export const DEFAULT_POOL_MIN = 0
+/** Processes per session-mode server at most (warm and in use). */
+export const DEFAULT_POOL_MAX = 1000
+/** On shutdown, time for requests in flight to finish before processes are stopped, in ms. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000
 /** The dev IdP's loopback port when the gateway runs it. */
 export const DEFAULT_DEV_IDP_PORT = 8090
 
@@ -40,17 +46,41 @@ const canonicalUrl = httpUrl.refine(
 
 const ms = z.number().int().nonnegative()
 
-const serverSchema = z.strictObject({
-  command: z.string().min(1),
-  args: z.array(z.string()).default([]),
-  env: z.record(z.string(), z.string()).default({}),
-  cwd: z.string().optional(),
-  /** `sse` streams every reply (progress, server→client requests on the POST stream); `json` answers each request with one JSON body. */
-  responses: z.enum(['sse', 'json']).default('sse'),
-  requestTimeout: ms.default(DEFAULT_REQUEST_TIMEOUT_MS),
-  idleTimeout: ms.default(DEFAULT_IDLE_TIMEOUT_MS),
-  description: z.string().optional(),
-})
+const serverSchema = z
+  .strictObject({
+    command: z.string().min(1),
+    args: z.array(z.string()).default([]),
+    env: z.record(z.string(), z.string()).default({}),
+    /** Names of the gateway's own environment variables the child may also see (besides HOME, LOGNAME, PATH, SHELL, TERM, USER). */
+    inheritEnv: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')).default([]),
+    cwd: z.string().optional(),
+    /** `session`: a process per session; `shared`: one long-lived process (per replica) for every session. */
+    mode: z.enum(['session', 'shared']).default('session'),
+    /** session mode: `min` processes kept spawned and ready; `max` processes at most (warm and in use). */
+    pool: z
+      .strictObject({
+        min: z.number().int().min(0).max(256).default(DEFAULT_POOL_MIN),
+        max: z.number().int().min(1).max(100_000).default(DEFAULT_POOL_MAX),
+      })
+      .refine((p) => p.min <= p.max, 'pool.min must not exceed pool.max')
+      .prefault({}),
+    /** shared mode: how many processes serve the sessions (spread by least load). */
+    replicas: z.number().int().min(1).max(64).default(1),
+    /** Live sessions of this server at most (→ 503). */
+    maxSessions: z.number().int().min(1).optional(),
+    /** Live sessions of this server per subject at most (→ 429). */
+    maxSessionsPerSubject: z.number().int().min(1).optional(),
+    /** Hand the session's subject, client id and scopes to the process as MCP_EDGE_* variables (spawns on demand, no warm pool). */
+    identityEnv: z.boolean().default(false),
+    /** `sse` streams every reply (progress, server→client requests on the POST stream); `json` answers each request with one JSON body. */
+    responses: z.enum(['sse', 'json']).default('sse'),
+    requestTimeout: ms.default(DEFAULT_REQUEST_TIMEOUT_MS),
+    idleTimeout: ms.default(DEFAULT_IDLE_TIMEOUT_MS),
+    /** On shutdown, how long requests in flight may finish before processes are stopped. */
+    shutdownGrace: ms.default(DEFAULT_SHUTDOWN_GRACE_MS),
+    description: z.string().optional(),
+  })
+  .refine((s) => !(s.mode === 'shared' && s.identityEnv), 'identityEnv needs mode: session (a shared process serves many subjects)')
 
 const authSchema = z.strictObject({
   issuer: httpUrl.optional(),

@@ -302,8 +302,9 @@ describe('validateConfig', () => {
     assert.deepEqual(raw, before)
     assert.equal(config.listen.port, 1)
     assert.deepEqual(config.servers.echo, {
-      command: 'node', args: [], env: {}, responses: 'sse', requestTimeout: 60_000,
-      idleTimeout: 1_800_000,
+      command: 'node', args: [], env: {}, inheritEnv: [], mode: 'session', pool: { min: 0, max: 1000 },
+      replicas: 1, identityEnv: false, responses: 'sse', requestTimeout: 60_000,
+      idleTimeout: 1_800_000, shutdownGrace: 5_000,
     })
     assert.equal(config.auth.clockTolerance, 30)
     assert.deepEqual(config.auth.roleClaims, ['realm_access.roles', 'resource_access.*.roles'])

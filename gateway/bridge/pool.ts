@@ -1,0 +1,125 @@
+import type { Logger } from 'pino'
+import type { ServerConfig } from '../config/schema.js'
+import { spawnChild, type Child } from './child.js'
+import { BridgeError } from './errors.js'
+
+/** First wait before respawning warm processes that keep dying, in ms; doubles up to the max. */
+export const DEFAULT_RESPAWN_BACKOFF_MS = 500
+/** Longest wait between respawn attempts, in ms. */
+export const DEFAULT_RESPAWN_BACKOFF_MAX_MS = 30_000
+
+/**
+ * The processes of one session-mode server: `pool.min` kept spawned and waiting so a new
+ * session does not pay the spawn, at most `pool.max` alive in all. A process handed to a
+ * session is never handed to another; the pool refills in the background. Warm processes that
+ * die are replaced with exponential backoff, so a crashing command cannot spin.
+ */
+export class ProcessPool {
+  private readonly idle: Child[] = []
+  private starting = 0
+  private inUse = 0
+  private backoff = 0
+  private retry: NodeJS.Timeout | undefined
+  private closed = false
+
+  constructor(private readonly o: { name: string; config: ServerConfig; log: Logger }) {}
+
+  /** Processes alive or starting, warm and in use. */
+  get size(): number {
+    return this.idle.length + this.starting + this.inUse
+  }
+
+  /** Warm processes waiting for a session. */
+  get warm(): number {
+    return this.idle.length
+  }
+
+  /** Starts filling the pool. */
+  start(): void {
+    this.refill()
+  }
+
+  /**
+   * A process for a new session: a warm one when there is one (never with `identityEnv`,
+   * whose environment must be the session's), else a new one.
+   * @throws BridgeError `too_many_sessions` at `pool.max`, `spawn_failed`
+   */
+  async take(log: Logger, identity?: Record<string, string>): Promise<Child> {
+    let child: Child | undefined
+    if (identity === undefined) {
+      while (child === undefined && this.idle.length > 0) {
+        const c = this.idle.shift()!
+        if (c.alive) child = c
+      }
+    }
+    if (child !== undefined) {
+      child.retag(log)
+    } else {
+      if (this.size >= this.o.config.pool.max) {
+        throw new BridgeError('too_many_sessions', `server ${this.o.name} is at its process limit; retry later`)
+      }
+      this.starting++
+      try {
+        child = await spawnChild(this.o.config, log, identity)
+      } catch (err) {
+        log.error({ err: { message: (err as Error).message }, command: this.o.config.command }, 'server process failed to start')
+        throw new BridgeError('spawn_failed', 'the MCP server could not be started', err)
+      } finally {
+        this.starting--
+      }
+    }
+    this.inUse++
+    void child.exited.then(() => {
+      this.inUse--
+      this.refill()
+    })
+    this.refill()
+    return child
+  }
+
+  /** Stops refilling and ends the warm processes (sessions end their own). */
+  async close(): Promise<void> {
+    this.closed = true
+    clearTimeout(this.retry)
+    await Promise.all(this.idle.splice(0).map((c) => c.close()))
+  }
+
+  private refill(): void {
+    if (this.closed || this.retry !== undefined) return
+    const { min, max } = this.o.config.pool
+    while (this.idle.length + this.starting < min && this.size < max) {
+      this.starting++
+      spawnChild(this.o.config, this.o.log.child({ warm: true }))
+        .then((child) => {
+          this.starting--
+          if (this.closed) return void child.close()
+          child.onexit = () => this.onWarmExit(child)
+          this.idle.push(child)
+          this.backoff = 0
+        })
+        .catch((err: Error) => {
+          this.starting--
+          this.o.log.error({ err: { message: err.message }, command: this.o.config.command }, 'warm server process failed to start')
+          this.later()
+        })
+    }
+  }
+
+  private onWarmExit(child: Child): void {
+    const i = this.idle.indexOf(child)
+    if (i === -1) return
+    this.idle.splice(i, 1)
+    this.o.log.warn({ pid: child.pid }, 'warm server process exited before use')
+    this.later()
+  }
+
+  /** Refills after a growing delay. */
+  private later(): void {
+    if (this.closed || this.retry !== undefined) return
+    this.backoff = Math.min(this.backoff === 0 ? DEFAULT_RESPAWN_BACKOFF_MS : this.backoff * 2, DEFAULT_RESPAWN_BACKOFF_MAX_MS)
+    this.retry = setTimeout(() => {
+      this.retry = undefined
+      this.refill()
+    }, this.backoff).unref()
+  }
+}
