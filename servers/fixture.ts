@@ -123,6 +123,31 @@ server.registerTool(
   },
 )
 
+server.registerTool(
+  'echo_args',
+  { description: 'Its arguments back, as JSON text', inputSchema: z.object({ session: z.number(), i: z.number() }) },
+  (args) => text(JSON.stringify({ session: args.session, i: args.i })),
+)
+
+server.registerTool(
+  'stdout_junk',
+  {
+    description: 'Write junk to stdout (not JSON-RPC): `lines` short lines, or one line of `bytes` bytes',
+    inputSchema: z.object({ lines: z.number().int().min(0).max(1_000_000).optional(), bytes: z.number().int().min(0).max(64 * 1024 * 1024).optional() }),
+  },
+  async ({ lines, bytes }) => {
+    for (let i = 0; i < (lines ?? 0); i++) process.stdout.write(`this is not JSON ${i}\n`)
+    if (bytes) {
+      const chunk = 'x'.repeat(64 * 1024)
+      for (let sent = 0; sent < bytes; sent += chunk.length) {
+        if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r))
+      }
+      process.stdout.write('\n')
+    }
+    return text('junk written')
+  },
+)
+
 let dummy: RegisteredTool | undefined
 server.registerTool(
   'list_changed',

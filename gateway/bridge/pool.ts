@@ -95,6 +95,7 @@ export class ProcessPool {
           if (this.closed) return void child.close()
           child.onexit = () => this.onWarmExit(child)
           this.idle.push(child)
+          this.o.log.debug({ pid: child.pid }, 'warm server process ready')
           this.backoff = 0
         })
         .catch((err: Error) => {

@@ -12,7 +12,7 @@ import { SharedServer } from './shared.js'
 
 /** Random bytes in a session id (192 bits, base64url: visible ASCII only). */
 export const SESSION_ID_BYTES = 24
-/** How often idle sessions are looked for, in ms. */
+/** How often idle sessions are looked for at most, in ms (more often for short idle timeouts). */
 export const DEFAULT_REAP_INTERVAL_MS = 10_000
 /** How often a draining shutdown looks whether requests are still in flight, in ms. */
 const DRAIN_POLL_MS = 25
@@ -46,7 +46,9 @@ export class SessionRegistry {
       if (config.mode === 'shared') this.shared.set(name, new SharedServer({ name, config, log }))
       else this.pools.set(name, new ProcessPool({ name, config, log }))
     }
-    this.reaper = setInterval(() => this.reapIdle(), DEFAULT_REAP_INTERVAL_MS).unref()
+    const idles = Object.values(o.config.servers).map((s) => s.idleTimeout).filter((t) => t > 0)
+    const every = Math.max(50, Math.min(DEFAULT_REAP_INTERVAL_MS, ...idles.map((t) => t / 2)))
+    this.reaper = setInterval(() => this.reapIdle(), every).unref()
   }
 
   /** Starts warm pools and shared processes. */

@@ -121,6 +121,8 @@ export class Session {
       const timer = timeout > 0 ? setTimeout(() => this.timeOut(env.id), timeout) : undefined
       this.inflight.set(env.id, { method: env.method, principal, progressToken: token, timer, decided: decided.get(env.id), start: performance.now() })
       if (token !== undefined) this.progress.set(token, env.id)
+    } else if (env.kind === 'notification' && env.method === 'notifications/cancelled') {
+      this.cancelledByClient(env.params?.requestId)
     }
     this.child.send(message).catch((err: Error) => {
       this.o.log.warn({ err: { message: err.message } }, 'could not write to server process')
@@ -206,6 +208,21 @@ export class Session {
     this.settle(id, req)
     this.audit(req, `error ${code}`)
     this.send(rpcError(id, code, text))
+  }
+
+  /**
+   * The client gave up on a request (MCP cancellation): no reply is owed, so its stream is
+   * closed now rather than left open until the timeout. A JSON reply cannot be withdrawn; it
+   * ends with an error the client no longer waits for.
+   */
+  private cancelledByClient(id: unknown): void {
+    if (typeof id !== 'string' && typeof id !== 'number') return
+    const req = this.inflight.get(id)
+    if (req === undefined) return
+    if (this.o.config.responses === 'json') return this.reply(id, RPC.connectionClosed, 'the request was cancelled')
+    this.settle(id, req)
+    this.audit(req, 'cancelled')
+    this.transport.closeSSEStream(id)
   }
 
   private timeOut(id: RequestId): void {

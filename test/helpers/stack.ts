@@ -88,14 +88,14 @@ export async function freePort(): Promise<number> {
   return port
 }
 
-export async function startStack(o: { policy?: string; config?: Record<string, unknown>; auth?: Record<string, unknown>; publicUrl?: string } = {}): Promise<Stack> {
+export async function startStack(o: { policy?: string; config?: Record<string, unknown>; auth?: Record<string, unknown>; publicUrl?: string; servers?: Record<string, Record<string, unknown>> } = {}): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-test-'))
   writeFileSync(join(dir, 'policy.yaml'), o.policy ?? TEST_POLICY)
   const [gwPort, idpPort] = [await freePort(), await freePort()]
   const url = `http://127.0.0.1:${gwPort}`
   const endpoint = (s: string) => `${o.publicUrl ?? url}/mcp/${s}`
   const local = (s: string) => `${url}/mcp/${s}`
-  const servers = ['echo', 'notes', 'fixture', 'impatient', 'echojson', 'broken']
+  const servers = ['echo', 'notes', 'fixture', 'impatient', 'echojson', 'broken', ...Object.keys(o.servers ?? {})]
 
   let { privateKey, kid, jwk } = await newKey()
   const idpOptions = () => ({
@@ -122,6 +122,7 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
         impatient: { command: node, args: [join(SERVERS_DIR, 'fixture.js')], requestTimeout: 1500 },
         echojson: { command: node, args: [join(SERVERS_DIR, 'echo.js')], responses: 'json' },
         broken: { command: join(dir, 'no-such-command') },
+        ...o.servers,
       },
       policies: join(dir, 'policy.yaml'),
       ...o.config,

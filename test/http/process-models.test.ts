@@ -1,0 +1,268 @@
+// Process lifetimes: warm pools, limits, idle reaping, identity env, shared multiplexing,
+// faults injected with the fixture server, and shutdown leaving no process behind.
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { Pool } from 'undici'
+import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+
+const node = process.execPath
+const fixture = join(SERVERS_DIR, 'fixture.js')
+const echo = join(SERVERS_DIR, 'echo.js')
+const SERVERS = {
+  pooled: { command: node, args: [fixture], pool: { min: 2, max: 4 } },
+  limited: { command: node, args: [echo], maxSessions: 2, maxSessionsPerSubject: 1 },
+  sleepy: { command: node, args: [echo], idleTimeout: 300 },
+  identity: { command: node, args: [fixture], identityEnv: true, pool: { min: 1 } },
+  faulty: { command: node, args: [fixture], requestTimeout: 1500 },
+  shared: { command: node, args: [fixture], mode: 'shared' },
+}
+const POLICY = `${TEST_POLICY}${Object.keys(SERVERS).map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`
+
+let stack: Stack
+let pool: Pool
+before(async () => {
+  stack = await startStack({ servers: SERVERS, policy: POLICY })
+  pool = new Pool(stack.url, { connections: 64 })
+})
+after(async () => {
+  await pool.close()
+  await stack.close()
+})
+
+const ACCEPT = 'application/json, text/event-stream'
+
+async function rpc(server: string, token: string, body: unknown, sid?: string) {
+  const res = await pool.request({
+    path: `/mcp/${server}`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, ...(sid ? { 'mcp-session-id': sid } : {}) },
+    body: JSON.stringify(body),
+  })
+  const text = await res.body.text()
+  const sse = String(res.headers['content-type']).startsWith('text/event-stream')
+  const messages = sse
+    ? text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)))
+    : text ? [JSON.parse(text)] : []
+  return { status: res.statusCode, headers: res.headers, messages, last: messages.at(-1) }
+}
+
+async function open(server: string, token: string, protocolVersion = '2025-11-25') {
+  const init = await rpc(server, token, { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion, capabilities: {}, clientInfo: { name: 't', version: '0' } } })
+  if (init.status !== 200) return { init, sid: '', call: async () => init }
+  const sid = init.headers['mcp-session-id'] as string
+  await rpc(server, token, { jsonrpc: '2.0', method: 'notifications/initialized' }, sid)
+  let id = 1
+  const call = (name: string, args: Record<string, unknown> = {}, extra: { id?: number; meta?: Record<string, unknown> } = {}) =>
+    rpc(server, token, { jsonrpc: '2.0', id: extra.id ?? id++, method: 'tools/call', params: { name, arguments: args, ...(extra.meta ? { _meta: extra.meta } : {}) } }, sid)
+  return { init, sid, call }
+}
+
+const textOf = (m: { result?: { content?: { text: string }[] } } | undefined) => m?.result?.content?.[0]?.text
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+async function until(check: () => boolean, what: string, ms = 5000) {
+  const end = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+const bySession = (sid: string) => `tok-${sid}`
+
+describe('session mode: the warm pool', () => {
+  it('keeps pool.min processes ready, hands each to one session only, and refills', async () => {
+    await until(() => stack.gateway.registry.warm('pooled') === 2, 'the pool to fill')
+    const token = await stack.token('alice', { server: 'pooled' })
+    const pids = new Set<string>()
+    for (let i = 0; i < 4; i++) {
+      const s = await open('pooled', token)
+      assert.equal(s.init.status, 200)
+      pids.add(textOf((await s.call('pid')).last)!)
+    }
+    assert.equal(pids.size, 4, 'four sessions, four different processes')
+    const over = await open('pooled', token)
+    assert.equal(over.init.status, 503, 'pool.max reached')
+    assert.equal(over.init.headers['retry-after'], '5')
+    assert.match(over.init.last.error.message, /process limit/)
+  })
+})
+
+describe('limits', () => {
+  it('maxSessionsPerSubject → 429 with Retry-After; maxSessions → 503 with Retry-After', async () => {
+    const alice = await stack.token('alice', { server: 'limited' })
+    const bob = await stack.token('bob', { server: 'limited' })
+    assert.equal((await open('limited', alice)).init.status, 200)
+    const again = await open('limited', alice)
+    assert.equal(again.init.status, 429)
+    assert.equal(again.init.headers['retry-after'], '5')
+    assert.match(again.init.last.error.message, /open sessions on limited/)
+    assert.equal((await open('limited', bob)).init.status, 200)
+    const third = await open('limited', await stack.token('dev', { server: 'limited' }))
+    assert.equal(third.init.status, 503)
+    assert.equal(third.init.headers['retry-after'], '5')
+  })
+
+  it('idle sessions are reaped after idleTimeout: the process ends, the id answers 404', async () => {
+    const token = await stack.token('alice', { server: 'sleepy' })
+    const s = await open('sleepy', token)
+    const opened = stack.logLines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'session opened' && l.server === 'sleepy').at(-1)
+    await until(() => !alive(opened.pid), 'the idle process to end', 5000)
+    const res = await rpc('sleepy', token, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, s.sid)
+    assert.equal(res.status, 404)
+  })
+})
+
+describe('identityEnv', () => {
+  it("hands the session's subject, client and scopes to its own process, never the token", async () => {
+    await until(() => stack.gateway.registry.warm('identity') === 1, 'a warm process that must not be used')
+    const token = await stack.token('dev', { server: 'identity' })
+    const s = await open('identity', token)
+    const info = JSON.parse(textOf((await s.call('env')).last)!)
+    assert.equal(info.env.MCP_EDGE_SUBJECT, 'dora')
+    assert.equal(info.env.MCP_EDGE_CLIENT_ID, 'dev')
+    assert.equal(info.env.MCP_EDGE_SCOPES, 'mcp:read mcp:write')
+    assert.equal(JSON.stringify(info).includes(token), false)
+    assert.equal(readFileSync(`/proc/${info.pid}/environ`, 'latin1').includes(token), false)
+    assert.equal(stack.gateway.registry.warm('identity'), 1, 'the warm process was not handed out')
+  })
+})
+
+describe('faults (fixture server)', () => {
+  const token = () => stack.token('alice', { server: 'faulty' })
+
+  it('junk lines on stdout are dropped; the session keeps working', async () => {
+    const s = await open('faulty', await token())
+    assert.equal(textOf((await s.call('stdout_junk', { lines: 1000 })).last), 'junk written')
+    assert.equal(textOf((await s.call('pid')).last)?.match(/^\d+$/) !== null, true)
+  })
+
+  it('a request never answered fails within requestTimeout; others go on', async () => {
+    const s = await open('faulty', await token())
+    const res = await s.call('slow', { ms: 60_000 })
+    assert.equal(res.last.error.code, -32001)
+    assert.equal(textOf((await s.call('slow', { ms: 1 })).last), 'done')
+  })
+
+  it('a line larger than the message limit (stdout flood) ends that process only, memory bounded', async () => {
+    const s = await open('faulty', await token())
+    const other = await open('faulty', await token())
+    const rss = process.memoryUsage().rss
+    const res = await s.call('stdout_junk', { bytes: 24 * 1024 * 1024 })
+    assert.equal(res.last.error.code, -32000, JSON.stringify(res.last))
+    assert.ok(process.memoryUsage().rss - rss < 200 * 1024 * 1024, 'the gateway did not buffer the flood')
+    assert.equal((await rpc('faulty', await token(), { jsonrpc: '2.0', id: 5, method: 'tools/list' }, s.sid)).status, 404)
+    assert.equal(textOf((await other.call('slow', { ms: 1 })).last), 'done', 'other sessions unaffected')
+  })
+})
+
+describe('shared mode', () => {
+  it('50 sessions × 100 calls with distinct arguments each get exactly their own answers, on one process', async () => {
+    const token = await stack.token('alice', { server: 'shared' })
+    const sessions = await Promise.all(Array.from({ length: 50 }, () => open('shared', token)))
+    const pids = new Set(await Promise.all(sessions.map(async (s) => textOf((await s.call('pid')).last))))
+    assert.equal(pids.size, 1, 'one shared process')
+    let mismatches = 0
+    await Promise.all(sessions.map(async (s, n) => {
+      for (let i = 0; i < 100; i++) {
+        // Every session uses the same JSON-RPC ids: only rewriting keeps replies apart.
+        const res = await s.call('echo_args', { session: n, i }, { id: 1000 + i })
+        const got = textOf(res.last)
+        if (res.last?.id !== 1000 + i || got !== JSON.stringify({ session: n, i })) mismatches++
+      }
+    }))
+    assert.equal(mismatches, 0)
+  })
+
+  it('initialize is answered from the cached result at the version the session asked for', async () => {
+    const token = await stack.token('alice', { server: 'shared' })
+    for (const v of ['2025-03-26', '2025-06-18', '2025-11-25']) {
+      const s = await open('shared', token, v)
+      assert.equal(s.init.last.result.protocolVersion, v)
+      assert.equal(s.init.last.result.serverInfo.name, 'fixture')
+    }
+    assert.equal((await open('shared', token, '1999-01-01')).init.last.result.protocolVersion, '2025-11-25')
+  })
+
+  it('progress reaches only its own session; a cancellation cancels only its own request', async () => {
+    const token = await stack.token('alice', { server: 'shared' })
+    const a = await open('shared', token)
+    const b = await open('shared', token)
+    const [pa, pb] = await Promise.all([
+      a.call('notify', { count: 3 }, { id: 7, meta: { progressToken: 'same' } }),
+      b.call('notify', { count: 2 }, { id: 7, meta: { progressToken: 'same' } }),
+    ])
+    const progress = (r: typeof pa) => r.messages.filter((m) => m.method === 'notifications/progress').map((m) => [m.params.progressToken, m.params.progress, m.params.total])
+    assert.deepEqual(progress(pa), [['same', 1, 3], ['same', 2, 3], ['same', 3, 3]])
+    assert.deepEqual(progress(pb), [['same', 1, 2], ['same', 2, 2]])
+
+    const slowA = a.call('slow', { ms: 2000 }, { id: 8 })
+    const slowB = b.call('slow', { ms: 300 }, { id: 8 })
+    await new Promise((r) => setTimeout(r, 100))
+    await rpc('shared', token, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 8 } }, a.sid)
+    assert.equal(textOf((await slowB).last), 'done', "b's request with the same id ran to the end")
+    const ra = await slowA
+    assert.equal(ra.messages.length, 0, 'a was cancelled: its stream closed with no reply')
+  })
+
+  it('a server→client request is refused in shared mode', async () => {
+    const s = await open('shared', await stack.token('alice', { server: 'shared' }))
+    const res = await s.call('sample', { prompt: 'hi' })
+    assert.equal(res.last.result.isError, true)
+  })
+
+  it('a crash fails requests in flight, ends the sessions (404), and the process restarts', async () => {
+    const token = await stack.token('alice', { server: 'shared' })
+    const s = await open('shared', token)
+    const pid = Number(textOf((await s.call('pid')).last))
+    const pending = s.call('slow', { ms: 10_000 })
+    await new Promise((r) => setTimeout(r, 100))
+    process.kill(pid, 'SIGKILL')
+    assert.equal((await pending).last.error.code, -32000)
+    assert.equal((await rpc('shared', token, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, s.sid)).status, 404)
+    const fresh = await open('shared', token)
+    assert.equal(fresh.init.status, 200)
+    assert.notEqual(Number(textOf((await fresh.call('pid')).last)), pid)
+  })
+})
+
+describe('shutdown', () => {
+  it('stops accepting, finishes requests in flight, then leaves no process behind', async () => {
+    const own = await startStack({ servers: SERVERS, policy: POLICY })
+    const http = new Pool(own.url, { connections: 8 })
+    try {
+      await until(() => own.gateway.registry.warm('pooled') === 2, 'warm processes')
+      const token = await own.token('alice', { server: 'pooled' })
+      const post = async (server: string, body: unknown, sid?: string) => {
+        const res = await http.request({ path: `/mcp/${server}`, method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, ...(sid ? { 'mcp-session-id': sid } : {}) }, body: JSON.stringify(body) })
+        return { status: res.statusCode, sid: res.headers['mcp-session-id'] as string, text: await res.body.text() }
+      }
+      const init = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '0' } } }
+      const a = await post('pooled', init)
+      await post('shared', init)
+      const inFlight = post('pooled', { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'slow', arguments: { ms: 400 } } }, a.sid)
+      await new Promise((r) => setTimeout(r, 100))
+      const lines = () => own.logLines.map((l) => JSON.parse(l) as Record<string, unknown>)
+      const closing = own.close()
+      const refused = await post('pooled', { jsonrpc: '2.0', id: 2, method: 'tools/list' }, a.sid).catch(() => ({ status: 0 }))
+      assert.ok(refused.status === 503 || refused.status === 0, `new requests are refused while draining (${refused.status})`)
+      const finished = await inFlight
+      assert.equal(finished.status, 200)
+      assert.match(finished.text, /"done"/, 'the request in flight finished')
+      await closing
+      const pids = lines().filter((l) => typeof l.pid === 'number' && /session opened|warm server process ready|shared server process ready/.test(String(l.msg))).map((l) => l.pid as number)
+      assert.ok(pids.length >= 4, `pids seen: ${pids.join(' ')}`)
+      for (const pid of new Set(pids)) assert.equal(alive(pid), false, `process ${pid} is gone`)
+    } finally {
+      await http.close()
+      await own.close()
+    }
+  })
+})
