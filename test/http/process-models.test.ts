@@ -14,7 +14,7 @@ const SERVERS = {
   pooled: { command: node, args: [fixture], pool: { min: 2, max: 4 } },
   limited: { command: node, args: [echo], maxSessions: 2, maxSessionsPerSubject: 1 },
   sleepy: { command: node, args: [echo], idleTimeout: 300 },
-  identity: { command: node, args: [fixture], identityEnv: true, pool: { min: 1 } },
+  identity: { command: node, args: [fixture], identityEnv: true, pool: { min: 1 }, inheritEnv: ['MCP_EDGE_TEST_SHARED'] },
   faulty: { command: node, args: [fixture], requestTimeout: 1500 },
   shared: { command: node, args: [fixture], mode: 'shared' },
 }
@@ -117,6 +117,37 @@ describe('limits', () => {
     await until(() => !alive(opened.pid), 'the idle process to end', 5000)
     const res = await rpc('sleepy', token, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, s.sid)
     assert.equal(res.status, 404)
+  })
+})
+
+describe('environment', () => {
+  it("a child sees the allow-list, inheritEnv and its env, never the gateway's other variables", async () => {
+    process.env.MCP_EDGE_TEST_SHARED = 'visible'
+    process.env.MCP_EDGE_TEST_SECRET = 's3cret'
+    try {
+      const s = await open('identity', await stack.token('alice', { server: 'identity' }))
+      const env = JSON.parse(textOf((await s.call('env')).last)!).env as Record<string, string>
+      assert.equal(env.MCP_EDGE_TEST_SHARED, 'visible')
+      assert.equal(env.MCP_EDGE_TEST_SECRET, undefined)
+      const allowed = new Set(['HOME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER', 'MCP_EDGE_TEST_SHARED', 'MCP_EDGE_SUBJECT', 'MCP_EDGE_CLIENT_ID', 'MCP_EDGE_SCOPES'])
+      assert.deepEqual(Object.keys(env).filter((k) => !allowed.has(k)), [])
+    } finally {
+      delete process.env.MCP_EDGE_TEST_SHARED
+      delete process.env.MCP_EDGE_TEST_SECRET
+    }
+  })
+
+  it('stderr is logged with server and session tags, at most 50 lines per window', async () => {
+    const s = await open('faulty', await stack.token('alice', { server: 'faulty' }))
+    const pid = Number(textOf((await s.call('pid')).last))
+    await s.call('stderr', { text: Array.from({ length: 80 }, (_, i) => `line ${i}`).join('\n') })
+    const stderrLines = () => stack.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'server stderr' && l.pid === pid)
+    await until(() => stderrLines().length >= 50, 'the stderr lines')
+    await s.call('pid')
+    const logged = stderrLines()
+    assert.equal(logged.length, 50)
+    assert.equal(logged[0]!.server, 'faulty')
+    assert.equal(typeof logged[0]!.session, 'string')
   })
 })
 
