@@ -25,7 +25,9 @@ export function createApp(d: AppDeps): Hono<Vars> {
   app.use('*', async (c, next) => {
     const start = performance.now()
     await next()
-    c.get('log').info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: +(performance.now() - start).toFixed(2) }, 'request')
+    // Answered MCP requests already have their audit event: their HTTP line is debug.
+    const level = c.res.status >= 400 || !c.req.path.includes('/mcp/') ? 'info' : 'debug'
+    c.get('log')[level]({ method: c.req.method, path: c.req.path, status: c.res.status, ms: +(performance.now() - start).toFixed(2) }, 'request')
   })
   // Metadata is public: any origin may read it, preflights included (browser clients send
   // MCP-Protocol-Version with discovery requests), and misses too, so probing is quiet.

@@ -17,13 +17,34 @@ const CLIENT = {
   subject: 'bench-user',
 }
 
+/** A running mcp-edge process with a token for its echo server. */
+export interface Gateway {
+  origin: string
+  path: string
+  child: ChildProcess
+  /** The bearer header for the echo resource. */
+  headers: Record<string, string>
+  problems: () => string[]
+  recentLog: () => string[]
+  /** Stops the gateway tree, the dev IdP, and removes the config. */
+  stop: () => Promise<void>
+}
+
+/** Options of a gateway run: `server` and `limits` are merged into the generated config. */
+export interface GatewayOptions {
+  root: string
+  echoJs: string
+  server?: Record<string, unknown>
+  limits?: Record<string, unknown>
+}
+
 /**
  * mcp-edge as its own process (`serve --config`), authenticating against a dev IdP in this
  * process. The port is fixed up front because the token's audience is the resource URL.
  * Env: BENCH_GATEWAY_LOG (default `info`, the shipped default: a line per request),
  * BENCH_GATEWAY_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
  */
-export async function gatewayTarget(o: { root: string; echoJs: string }): Promise<Target> {
+export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const port = await freePort()
   const publicUrl = `http://127.0.0.1:${port}`
   const resource = `${publicUrl}/mcp/echo`
@@ -37,12 +58,16 @@ export async function gatewayTarget(o: { root: string; echoJs: string }): Promis
     })
     const level = process.env.BENCH_GATEWAY_LOG ?? 'info'
     const config = join(dir, 'gateway.yaml')
+    const responses = process.env.BENCH_RESPONSES ?? 'sse'
     writeFileSync(config, stringify({
       listen: { host: '127.0.0.1', port },
       publicUrl,
       auth: { issuer: idp.issuer },
-      servers: { echo: { command: process.execPath, args: [o.echoJs], responses: process.env.BENCH_RESPONSES ?? 'sse' } },
+      servers: {
+        echo: { command: process.execPath, args: [o.echoJs], responses, ...o.server },
+      },
       policies: join(o.root, 'policies'),
+      ...(o.limits ? { limits: o.limits } : {}),
       log: { level },
     }))
     const main = join(o.root, 'dist/gateway/main.js')
@@ -50,26 +75,44 @@ export async function gatewayTarget(o: { root: string; echoJs: string }): Promis
       logsListening: ['info', 'debug', 'trace'].includes(level),
       healthz: `${publicUrl}/healthz`,
     })
-    const token = await clientCredentials(idp.issuer, resource)
+    const token = await clientCredentials(idp.issuer, resource).catch(async (err: unknown) => {
+      await stopTree(child)
+      throw err
+    })
     const closeIdp = idp
-    return httpTarget({
-      name: 'mcp-edge',
+    return {
       origin: publicUrl,
       path: '/mcp/echo',
       child,
-      headers: () => ({ authorization: `Bearer ${token}` }),
+      headers: { authorization: `Bearer ${token}` },
       problems,
       recentLog,
       stop: async () => {
+        await stopTree(child)
         await closeIdp.close()
         removeDir()
       },
-    })
+    }
   } catch (err) {
     await idp?.close()
     removeDir()
     throw err
   }
+}
+
+/** The `edge` row: the gateway with the echo server in its default (session) mode. */
+export async function gatewayTarget(o: GatewayOptions): Promise<Target> {
+  const gw = await startGateway(o)
+  return httpTarget({
+    name: 'mcp-edge',
+    origin: gw.origin,
+    path: gw.path,
+    child: gw.child,
+    headers: () => gw.headers,
+    problems: gw.problems,
+    recentLog: gw.recentLog,
+    stop: gw.stop, // httpTarget stops the tree first; stopping it again is a no-op
+  })
 }
 
 /**

@@ -27,7 +27,8 @@ export class HttpSession {
 
   /**
    * initialize + notifications/initialized (MCP lifecycle). `ms` is the whole handshake:
-   * from the initialize POST to the 202 of the initialized notification.
+   * from the initialize POST to the 202 of the initialized notification; `initMs` ends at
+   * the initialize reply (200 with Mcp-Session-Id).
    */
   static async open(pool: Dispatcher, path: string, extra: Record<string, string>) {
     const start = performance.now()
@@ -38,6 +39,7 @@ export class HttpSession {
       capabilities: {},
       clientInfo: { name: 'mcp-edge-bench', version: '1.0.0' },
     })
+    const initMs = performance.now() - start
     const sessionId = got['mcp-session-id']
     if (typeof sessionId !== 'string') throw new WrongReply('initialize: no Mcp-Session-Id header')
     const version = (result as { protocolVersion?: unknown }).protocolVersion
@@ -51,7 +53,7 @@ export class HttpSession {
     if (res.statusCode !== 202) {
       throw new WrongReply(`notifications/initialized: HTTP ${res.statusCode} ${snippet(text)}`)
     }
-    return { session: s, ms: performance.now() - start }
+    return { session: s, ms: performance.now() - start, initMs }
   }
 
   /** tools/call echo {text: hello}; throws unless the reply has our id and the echoed text. */
