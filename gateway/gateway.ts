@@ -72,8 +72,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   let sessions = () => 0
   const metrics = createMetrics(() => sessions())
 
-  let handler: (req: Request) => Response | Promise<Response> = () => new Response('starting', { status: 503 })
-  const server = createAdaptorServer({ fetch: (req: Request) => handler(req) })
+  let handler: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response('starting', { status: 503 })
+  const server = createAdaptorServer({ fetch: (req: Request, env: unknown) => handler(req, env) })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(config.listen.port, config.listen.host, () => resolve())
@@ -182,7 +182,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       warnings: reloader?.lastError ? [`policy reload failed, the previous policy is in force: ${reloader.lastError.join('; ')}`] : [],
     }),
   })
-  handler = (req) => app.fetch(req)
+  handler = (req, env) => app.fetch(req, env as never)
   log.info({ url, publicUrl, issuer: issuer ?? null, servers: Object.keys(config.servers) }, 'listening')
 
   let closing: Promise<void> | undefined

@@ -12,6 +12,7 @@ import { SharedServer } from './shared.js'
 
 /** Random bytes in a session id (192 bits, base64url: visible ASCII only). */
 export const SESSION_ID_BYTES = 24
+const SESSION_ID_CHARS = 32
 /** How often idle sessions are looked for at most, in ms (more often for short idle timeouts). */
 export const DEFAULT_REAP_INTERVAL_MS = 10_000
 /** How often a draining shutdown looks whether requests are still in flight, in ms. */
@@ -91,8 +92,9 @@ export class SessionRegistry {
     if (config.maxSessionsPerSubject !== undefined && ofSubject >= config.maxSessionsPerSubject) {
       throw new BridgeError('subject_session_limit', `you have ${ofSubject} open sessions on ${server}, the most allowed; end one (DELETE) or retry later`)
     }
-    const id = randomBytes(SESSION_ID_BYTES).toString('base64url')
-    const sessionLog = log.child({ session: id.slice(0, 8) })
+    const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
+    const id = this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
+    const sessionLog = log.child({ session: random.slice(0, 8) })
     const child: Child =
       config.mode === 'shared'
         ? await this.shared.get(server)!.attach(sessionLog)
@@ -150,7 +152,7 @@ export class SessionRegistry {
     for (const session of this.sessions.values()) {
       const idle = this.o.config.servers[session.server]?.idleTimeout ?? 0
       if (idle > 0 && session.pending === 0 && now - session.lastActive > idle) {
-        this.o.log.info({ server: session.server, session: session.id.slice(0, 8) }, 'idle session reaped')
+        this.o.log.info({ server: session.server, session: session.id.slice(-SESSION_ID_CHARS, -SESSION_ID_CHARS + 8) }, 'idle session reaped')
         void session.close()
       }
     }

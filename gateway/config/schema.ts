@@ -112,7 +112,17 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   publicUrl: canonicalUrl.optional(),
-  trustProxy: z.boolean().default(false),
+  /**
+   * Proxies whose X-Forwarded-For and X-Request-Id are believed: `true` (any peer), `false`
+   * (none), or a list of peer addresses (IPv4/IPv6, or CIDR ranges). Resource URLs and
+   * audiences never come from headers, only from `publicUrl`.
+   */
+  trustProxy: z.union([z.boolean(), z.array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'an IP address or CIDR range')).min(1)]).default(false),
+  /**
+   * This replica's name, the prefix of every session id it mints (`<replicaId>.<random>`),
+   * so a proxy can route a session back to the replica that holds its process.
+   */
+  replicaId: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'lowercase letters, digits and -, at most 32').optional(),
   allowedOrigins: z.array(z.string().min(1)).default([]),
   auth: authSchema.prefault({}),
   devIdp: z

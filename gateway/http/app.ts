@@ -4,6 +4,7 @@ import { PRM_PREFIX } from '../auth/metadata.js'
 import { mcpEndpoint, type McpEndpointDeps } from './mcp.js'
 import { originGuard, type OriginPolicy } from './origin.js'
 import { requestId, type Vars } from './request-id.js'
+import { trustedPeer } from './trust.js'
 import { rpcErrorResponse } from './respond.js'
 import { wellKnown } from './well-known.js'
 import { whoami } from './whoami.js'
@@ -21,7 +22,7 @@ export interface AppDeps extends McpEndpointDeps {
 export function createApp(d: AppDeps): Hono<Vars> {
   const app = new Hono<Vars>()
   const meta = wellKnown(d)
-  app.use('*', requestId(d.log, d.config.trustProxy))
+  app.use('*', requestId(d.log, trustedPeer(d.config.trustProxy)))
   app.use('*', async (c, next) => {
     const start = performance.now()
     await next()

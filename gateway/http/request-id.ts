@@ -1,24 +1,32 @@
 import { randomUUID } from 'node:crypto'
+import type { HttpBindings } from '@hono/node-server'
 import type { Context, Next } from 'hono'
 import type { Logger } from 'pino'
+import type { TrustedPeer } from './trust.js'
 
 /** Hono context variables set by the gateway's middleware. */
 export interface Vars {
+  Bindings: Partial<HttpBindings>
   Variables: { log: Logger; requestId: string }
 }
 
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,64}$/
 
 /**
- * Gives every request an id (the proxy's `X-Request-Id` when trusted and well-formed) and a
- * child logger carrying it, so every line of a request can be found; echoes it back.
+ * Gives every request an id and a child logger carrying it and the client's address, so
+ * every line of a request can be found; echoes the id back. From a trusted proxy, its
+ * `X-Request-Id` (when well-formed) and the first `X-Forwarded-For` address are believed;
+ * from anyone else they are ignored.
  */
-export function requestId(log: Logger, trustProxy: boolean) {
+export function requestId(log: Logger, trusted: TrustedPeer) {
   return async function assignRequestId(c: Context<Vars>, next: Next): Promise<void> {
-    const incoming = trustProxy ? c.req.header('x-request-id') : undefined
+    const peer = c.env?.incoming?.socket?.remoteAddress
+    const viaProxy = trusted(peer)
+    const incoming = viaProxy ? c.req.header('x-request-id') : undefined
     const id = incoming && SAFE_ID.test(incoming) ? incoming : randomUUID()
+    const forwarded = viaProxy ? c.req.header('x-forwarded-for')?.split(',')[0]?.trim() : undefined
     c.set('requestId', id)
-    c.set('log', log.child({ req: id }))
+    c.set('log', log.child({ req: id, ip: forwarded || peer }))
     await next()
     c.res.headers.set('x-request-id', id)
   }
