@@ -49,8 +49,9 @@ export function watchPolicy(path: string, store: PolicyStore, onResult: (r: Relo
   const folder = isDir ? path : dirname(path)
   const name = isDir ? undefined : basename(path)
   let watcher: FSWatcher | undefined = watch(folder, { persistent: false }, (_event, file) => {
-    if (name !== undefined && file !== null && file !== name) return
-    if (isDir && file !== null && !/\.ya?ml$/.test(file)) return
+    // Kubernetes mounts a ConfigMap as symlinks into `..data`, and updates it by swapping that
+    // link: the yaml names never change, so `..*` entries count as changes too.
+    if (name !== undefined && file !== null && file !== name && !file.startsWith('..')) return
     clearTimeout(timer)
     timer = setTimeout(reload, DEFAULT_RELOAD_DEBOUNCE_MS)
   })

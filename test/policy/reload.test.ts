@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict'
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { loadPolicy } from '../../gateway/policy/load.js'
+import { watchPolicy, type ReloadResult } from '../../gateway/policy/reload.js'
+import { createPolicyStore } from '../../gateway/policy/store.js'
+
+const policy = (scope: string) => `servers:\n  s:\n    tools:\n      t: ["${scope}"]\n`
+
+/** Resolves with the next reload result. */
+function nextResult(results: ReloadResult[]): Promise<ReloadResult> {
+  const seen = results.length
+  return new Promise((resolve, reject) => {
+    const start = Date.now()
+    const poll = () => {
+      if (results.length > seen) return resolve(results.at(-1)!)
+      if (Date.now() - start > 5000) return reject(new Error('no reload within 5 s'))
+      setTimeout(poll, 20)
+    }
+    poll()
+  })
+}
+
+describe('watchPolicy', () => {
+  const dirs: string[] = []
+  after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
+
+  it('sees a Kubernetes ConfigMap update (an atomic swap of the ..data symlink)', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'mcp-edge-cm-'))
+    dirs.push(root)
+    // The kubelet's layout: ..<timestamp>/ holds the files, ..data -> ..<timestamp>, name -> ..data/name.
+    mkdirSync(join(root, '..v1'))
+    writeFileSync(join(root, '..v1', 'p.yaml'), policy('a:one'))
+    symlinkSync('..v1', join(root, '..data'))
+    symlinkSync(join('..data', 'p.yaml'), join(root, 'p.yaml'))
+    const store = createPolicyStore(loadPolicy(root))
+    const results: ReloadResult[] = []
+    const reloader = watchPolicy(root, store, (r) => results.push(r))
+    try {
+      const next = nextResult(results)
+      mkdirSync(join(root, '..v2'))
+      writeFileSync(join(root, '..v2', 'p.yaml'), policy('b:two'))
+      symlinkSync('..v2', join(root, '..data_tmp'))
+      renameSync(join(root, '..data_tmp'), join(root, '..data'))
+      const r = await next
+      assert.equal(r.ok, true)
+      const rule = store.current.servers.get('s')!.rules.tools[0]!
+      assert.deepEqual(rule.effect, { kind: 'scopes', scopes: ['b:two'] })
+    } finally {
+      reloader.close()
+    }
+  })
+
+  it('a single watched file replaced by rename is reloaded', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'mcp-edge-file-'))
+    dirs.push(root)
+    const file = join(root, 'p.yaml')
+    writeFileSync(file, policy('a:one'))
+    const store = createPolicyStore(loadPolicy(file))
+    const results: ReloadResult[] = []
+    const reloader = watchPolicy(file, store, (r) => results.push(r))
+    try {
+      const next = nextResult(results)
+      writeFileSync(join(root, 'p.yaml.tmp'), policy('c:three'))
+      renameSync(join(root, 'p.yaml.tmp'), file)
+      assert.equal((await next).ok, true)
+      assert.deepEqual(store.current.servers.get('s')!.rules.tools[0]!.effect, { kind: 'scopes', scopes: ['c:three'] })
+    } finally {
+      reloader.close()
+    }
+  })
+})
