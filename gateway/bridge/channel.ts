@@ -1,0 +1,138 @@
+import type { JSONRPCMessage } from '@modelcontextprotocol/server'
+import type { Logger } from 'pino'
+import type { Child } from './child.js'
+import { envelope, type RequestId } from './jsonrpc.js'
+import { SHARED_PROTOCOL_VERSIONS, type Pending, type Replica } from './replica.js'
+
+type Params = Record<string, unknown> | undefined
+
+/** One session's share of a replica, shaped like its own process. */
+export class Channel implements Child {
+  readonly pid: number
+  readonly exited: Promise<void>
+  onmessage?: (message: JSONRPCMessage) => void
+  onexit?: () => void
+  private readonly ids = new Map<RequestId, string>()
+  private readonly subscriptions = new Set<string>()
+  private markExited!: () => void
+  private open = true
+
+  constructor(
+    private readonly replica: Replica,
+    private log: Logger,
+  ) {
+    this.pid = replica.child?.pid ?? 0
+    this.exited = new Promise((resolve) => (this.markExited = resolve))
+    replica.channels.add(this)
+  }
+
+  get alive(): boolean {
+    return this.open && this.replica.child?.alive === true
+  }
+
+  retag(log: Logger): void {
+    this.log = log
+  }
+
+  async send(message: JSONRPCMessage): Promise<void> {
+    if (!this.alive) throw new Error('the shared server process is not running')
+    const env = envelope(message)
+    const r = this.replica
+    if (env.kind === 'request') {
+      const params = env.params
+      switch (env.method) {
+        case 'initialize':
+          return this.answer(env.id, { ...r.init!, protocolVersion: negotiate(params?.protocolVersion, r.init!.protocolVersion) })
+        case 'logging/setLevel':
+          // The level of a shared process is everyone's: it is not the session's to change.
+          return this.answer(env.id, {})
+        case 'resources/subscribe':
+          this.subscribe(String(params?.uri), true)
+          break
+        case 'resources/unsubscribe':
+          this.subscribe(String(params?.uri), false)
+          if (r.subscribers.has(String(params?.uri))) return this.answer(env.id, {})
+          break
+      }
+      const id = r.nextId('s')
+      const meta = params?._meta as Record<string, unknown> | undefined
+      const token = meta?.progressToken as RequestId | undefined
+      const p: Pending = { channel: this, id: env.id, token }
+      r.pending.set(id, p)
+      this.ids.set(env.id, id)
+      let outParams: Params = params
+      if (token !== undefined) {
+        p.backendToken = r.nextId('p')
+        r.progress.set(p.backendToken, p)
+        outParams = { ...params, _meta: { ...meta, progressToken: p.backendToken } }
+      }
+      return r.child!.send({ ...message, id, params: outParams } as JSONRPCMessage)
+    }
+    if (env.kind === 'notification') {
+      if (env.method !== 'notifications/cancelled') return // initialized, roots changes: the gateway's business
+      const id = this.ids.get(env.params?.requestId as RequestId)
+      if (id === undefined) return
+      return r.child!.send({ ...message, params: { ...env.params, requestId: id } } as JSONRPCMessage)
+    }
+    // A response would answer a server→client request, which shared mode never relays.
+  }
+
+  /** A reply or notification for this session. */
+  deliver(message: JSONRPCMessage): void {
+    if (this.open) this.onmessage?.(message)
+  }
+
+  /** Forgets a request the process answered. */
+  settled(p: Pending): void {
+    this.ids.delete(p.id)
+    if (p.backendToken !== undefined) this.replica.progress.delete(p.backendToken)
+  }
+
+  /** The process died: this session ends. */
+  lost(): void {
+    if (!this.open) return
+    this.open = false
+    this.replica.channels.delete(this)
+    this.markExited()
+    this.onexit?.()
+  }
+
+  async close(): Promise<void> {
+    if (!this.open) return
+    this.open = false
+    const r = this.replica
+    r.channels.delete(this)
+    for (const uri of [...this.subscriptions]) this.subscribe(uri, false)
+    // Requests still in flight are of no use to anyone now: cancel them at the process.
+    for (const id of [...this.ids.values()]) {
+      const p = r.pending.get(id)
+      r.pending.delete(id)
+      if (p) this.settled(p)
+      void r.child?.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'session closed' } } as JSONRPCMessage).catch(() => {})
+    }
+    this.ids.clear()
+    this.markExited()
+  }
+
+  private answer(id: RequestId, result: unknown): Promise<void> {
+    queueMicrotask(() => this.deliver({ jsonrpc: '2.0', id, result } as JSONRPCMessage))
+    return Promise.resolve()
+  }
+
+  private subscribe(uri: string, on: boolean): void {
+    const subs = this.replica.subscribers
+    if (on) {
+      this.subscriptions.add(uri)
+      subs.set(uri, (subs.get(uri) ?? new Set()).add(this))
+    } else {
+      this.subscriptions.delete(uri)
+      subs.get(uri)?.delete(this)
+      if (subs.get(uri)?.size === 0) subs.delete(uri)
+    }
+  }
+}
+
+/** MCP lifecycle: the requested version if spoken, else the newest one (the process's). */
+function negotiate(requested: unknown, fallback: string): string {
+  return typeof requested === 'string' && SHARED_PROTOCOL_VERSIONS.includes(requested) ? requested : fallback
+}

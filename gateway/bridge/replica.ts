@@ -1,0 +1,164 @@
+import type { JSONRPCMessage } from '@modelcontextprotocol/server'
+import type { Logger } from 'pino'
+import type { ServerConfig } from '../config/schema.js'
+import type { Channel } from './channel.js'
+import { spawnChild, type Child } from './child.js'
+import { RPC } from './errors.js'
+import { envelope, rpcError, type RequestId } from './jsonrpc.js'
+import { DEFAULT_RESPAWN_BACKOFF_MAX_MS, DEFAULT_RESPAWN_BACKOFF_MS } from './pool.js'
+
+/** Session-era protocol versions a shared process's sessions may negotiate, newest first. */
+export const SHARED_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26']
+
+/** The process's own initialize result, reused for every session. */
+export interface InitResult { protocolVersion: string; [key: string]: unknown }
+/** A session's request on its way through the shared process. */
+export interface Pending { channel: Channel; id: RequestId; token: RequestId | undefined; backendToken?: string }
+
+/**
+ * One shared process: started and initialized by the gateway, restarted with backoff when it
+ * dies. Routes what the process sends to the sessions (channels) it belongs to.
+ */
+export class Replica {
+  child: Child | undefined
+  init: InitResult | undefined
+  readonly channels = new Set<Channel>()
+  readonly pending = new Map<string, Pending>()
+  readonly progress = new Map<string, Pending>()
+  readonly subscribers = new Map<string, Set<Channel>>()
+  private seq = 0
+  private backoff = 0
+  private closed = false
+  private waiters: (() => void)[] = []
+  private retry: NodeJS.Timeout | undefined
+  private initId: string | undefined
+  private initWaiter: ((m: JSONRPCMessage) => void) | undefined
+
+  constructor(
+    readonly config: ServerConfig,
+    readonly log: Logger,
+  ) {}
+
+  get ready(): boolean {
+    return this.child?.alive === true && this.init !== undefined
+  }
+
+  readyOnce(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve))
+  }
+
+  nextId(prefix: string): string {
+    return `${prefix}${(this.seq++).toString(36)}`
+  }
+
+  start(): void {
+    void this.boot()
+  }
+
+  private async boot(): Promise<void> {
+    try {
+      const child = await spawnChild(this.config, this.log)
+      this.child = child
+      child.onmessage = (m) => this.fromServer(m)
+      child.onexit = () => this.onExit()
+      const id = this.nextId('init')
+      const result = new Promise<InitResult>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no initialize result')), this.config.requestTimeout || 30_000)
+        this.initWaiter = (m) => {
+          clearTimeout(timer)
+          const r = m as { result?: InitResult; error?: { message?: string } }
+          if (r.result) resolve(r.result)
+          else reject(new Error(`initialize failed: ${r.error?.message}`))
+        }
+        this.initId = id
+      })
+      await child.send({ jsonrpc: '2.0', id, method: 'initialize', params: { protocolVersion: SHARED_PROTOCOL_VERSIONS[0], capabilities: {}, clientInfo: { name: 'mcp-edge', version: '0.1.0' } } } as JSONRPCMessage)
+      this.init = await result
+      await child.send({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage)
+      this.backoff = 0
+      this.log.info({ pid: child.pid, protocolVersion: this.init.protocolVersion }, 'shared server process ready')
+      for (const w of this.waiters.splice(0)) w()
+    } catch (err) {
+      this.log.error({ err: { message: (err as Error).message } }, 'shared server process failed to start')
+      await this.child?.close()
+      this.child = undefined
+      this.restartLater()
+    }
+  }
+
+  private fromServer(message: JSONRPCMessage): void {
+    const env = envelope(message)
+    if (env.kind === 'response') {
+      if (env.id === this.initId) {
+        this.initId = undefined
+        this.initWaiter?.(message)
+        return
+      }
+      const p = this.pending.get(String(env.id))
+      if (p === undefined) return this.log.warn('shared server replied to no pending request; dropped')
+      this.pending.delete(String(env.id))
+      p.channel.settled(p)
+      p.channel.deliver({ ...message, id: p.id } as JSONRPCMessage)
+      return
+    }
+    if (env.kind === 'request') {
+      // Server→client requests are not offered in shared mode: refuse at once, so it does not wait.
+      void this.child?.send(rpcError(env.id, -32601, 'server-to-client requests are not available through a shared mcp-edge server')).catch(() => {})
+      return
+    }
+    if (env.kind !== 'notification') return
+    const params = env.params
+    switch (env.method) {
+      case 'notifications/progress': {
+        const p = this.progress.get(String(params?.progressToken))
+        if (p) p.channel.deliver({ ...message, params: { ...params, progressToken: p.token } } as JSONRPCMessage)
+        return
+      }
+      case 'notifications/cancelled': {
+        const p = this.pending.get(String(params?.requestId))
+        if (p) p.channel.deliver({ ...message, params: { ...params, requestId: p.id } } as JSONRPCMessage)
+        return
+      }
+      case 'notifications/tools/list_changed':
+      case 'notifications/prompts/list_changed':
+      case 'notifications/resources/list_changed':
+        for (const c of this.channels) c.deliver(message)
+        return
+      case 'notifications/resources/updated':
+        for (const c of this.subscribers.get(String(params?.uri)) ?? []) c.deliver(message)
+        return
+      case 'notifications/message': {
+        // A log line belongs to a session only when one request is in flight; never broadcast.
+        if (this.pending.size === 1) this.pending.values().next().value!.channel.deliver(message)
+        return
+      }
+      default:
+        return
+    }
+  }
+
+  private onExit(): void {
+    this.init = undefined
+    if (this.closed) return
+    this.log.warn({ pending: this.pending.size, sessions: this.channels.size }, 'shared server process exited; its sessions end and it restarts')
+    for (const [, p] of this.pending) p.channel.deliver(rpcError(p.id, RPC.connectionClosed, 'the MCP server process exited'))
+    this.pending.clear()
+    this.progress.clear()
+    this.subscribers.clear()
+    for (const c of [...this.channels]) c.lost()
+    this.restartLater()
+  }
+
+  private restartLater(): void {
+    if (this.closed) return
+    this.backoff = Math.min(this.backoff === 0 ? DEFAULT_RESPAWN_BACKOFF_MS : this.backoff * 2, DEFAULT_RESPAWN_BACKOFF_MAX_MS)
+    this.log.info({ inMs: this.backoff }, 'shared server process restarting')
+    this.retry = setTimeout(() => void this.boot(), this.backoff).unref()
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    clearTimeout(this.retry)
+    await this.child?.close()
+  }
+}
