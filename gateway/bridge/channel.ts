@@ -1,5 +1,4 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
-import type { Logger } from 'pino'
 import type { Child } from './child.js'
 import { envelope, type RequestId } from './jsonrpc.js'
 import { SHARED_PROTOCOL_VERSIONS, type Pending, type Replica } from './replica.js'
@@ -17,10 +16,7 @@ export class Channel implements Child {
   private markExited!: () => void
   private open = true
 
-  constructor(
-    private readonly replica: Replica,
-    private log: Logger,
-  ) {
+  constructor(private readonly replica: Replica) {
     this.pid = replica.child?.pid ?? 0
     this.exited = new Promise((resolve) => (this.markExited = resolve))
     replica.channels.add(this)
@@ -30,9 +26,8 @@ export class Channel implements Child {
     return this.open && this.replica.child?.alive === true
   }
 
-  retag(log: Logger): void {
-    this.log = log
-  }
+  /** The shared process's own lines belong to no single session: they stay under its logger. */
+  retag(): void {}
 
   async send(message: JSONRPCMessage): Promise<void> {
     if (!this.alive) throw new Error('the shared server process is not running')

@@ -45,7 +45,7 @@ export class SharedServer {
       const ready = this.replicas.filter((r) => r.ready)
       if (ready.length > 0) {
         const replica = ready.reduce((a, b) => (b.channels.size < a.channels.size ? b : a))
-        return new Channel(replica, log)
+        return new Channel(replica)
       }
       if (Date.now() > deadline) throw new BridgeError('spawn_failed', 'the MCP server is not available; retry later')
       await Promise.race(this.replicas.map((r) => r.readyOnce()))
