@@ -1,3 +1,4 @@
+import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
 import { spawnChild, type Child } from './child.js'
@@ -90,9 +91,10 @@ export class ProcessPool {
     while (this.idle.length + this.starting < min && this.size < max) {
       this.starting++
       spawnChild(this.o.config, this.o.log.child({ warm: true }))
-        .then((child) => {
+        .then(async (child) => {
+          await primed(child)
           this.starting--
-          if (this.closed) return void child.close()
+          if (this.closed || !child.alive) return void child.close()
           child.onexit = () => this.onWarmExit(child)
           this.idle.push(child)
           this.o.log.debug({ pid: child.pid }, 'warm server process ready')
@@ -123,4 +125,28 @@ export class ProcessPool {
       this.refill()
     }, this.backoff).unref()
   }
+}
+
+/** Longest wait for a warm process to answer its priming ping, in ms. */
+export const DEFAULT_PRIME_TIMEOUT_MS = 10_000
+
+/**
+ * Waits until a new process has loaded: it answers a `ping` (MCP lifecycle: pings may precede
+ * initialize). A process counts as warm only then, so a session never waits on a runtime that
+ * is still starting. Any answer will do, an error included; silence ends the wait at a timeout.
+ */
+function primed(child: Child): Promise<void> {
+  return new Promise((resolve) => {
+    const id = 'mcp-edge-warm-up'
+    const done = () => {
+      clearTimeout(timer)
+      child.onmessage = undefined
+      resolve()
+    }
+    const timer = setTimeout(done, DEFAULT_PRIME_TIMEOUT_MS)
+    child.onmessage = (m) => {
+      if ((m as { id?: unknown }).id === id) done()
+    }
+    child.send({ jsonrpc: '2.0', id, method: 'ping' } as JSONRPCMessage).catch(done)
+  })
 }

@@ -116,6 +116,27 @@ export async function gatewayTarget(o: GatewayOptions): Promise<Target> {
 }
 
 /**
+ * Runs `fn` against a fresh gateway and stops it afterwards, even on failure; on failure the
+ * gateway's warn/error lines and latest log lines go to stderr before the error is rethrown.
+ */
+export async function withGateway<T>(
+  o: GatewayOptions,
+  fn: (gw: Gateway) => Promise<T>,
+): Promise<T> {
+  const gw = await startGateway(o)
+  try {
+    return await fn(gw)
+  } catch (err) {
+    for (const p of gw.problems()) console.error(`  ${p}`)
+    console.error('  latest log lines (access log left out):')
+    for (const l of gw.recentLog()) console.error(`    ${l}`)
+    throw err
+  } finally {
+    await gw.stop()
+  }
+}
+
+/**
  * Starts `main.js serve --config` and waits for its "listening" log line (logged at info;
  * at quieter levels /healthz is polled). Every later warn/error line is kept for the report.
  */

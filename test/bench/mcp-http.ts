@@ -66,12 +66,16 @@ export class HttpSession {
     }
   }
 
-  /** DELETE the session; errors ignored (the server is stopped right after anyway). */
-  async close(): Promise<void> {
+  /**
+   * DELETE the session; errors ignored (the server is stopped right after anyway). Resolves
+   * with the HTTP status, undefined when the request failed.
+   */
+  async close(): Promise<number | undefined> {
     const res = await this.pool
       .request({ path: this.path, method: 'DELETE', headers: this.headers })
       .catch(() => undefined)
     await res?.body.dump()
+    return res?.statusCode
   }
 
   private async rpc(method: string, params: unknown) {

@@ -96,3 +96,36 @@ export function rssSampler(root: number, everyMs = 50): { stop(): number } {
     },
   }
 }
+
+/** VmRSS of `pid` alone, in MB (NaN if it is gone). */
+export function ownRssMb(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return Number(m?.[1] ?? NaN) / 1024
+  } catch {
+    return NaN
+  }
+}
+
+/** A live (not zombie) direct child of a process and how long it has been running. */
+export interface LiveChild { pid: number; ageMs: number }
+
+/** The live direct children of `parent`; zombies (exited, not yet reaped) are left out. */
+export function liveChildren(parent: number): LiveChild[] {
+  const uptimeMs = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000
+  const out: LiveChild[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    let text: string
+    try {
+      text = readFileSync(`/proc/${name}/stat`, 'utf8')
+    } catch {
+      continue
+    }
+    // proc(5): 3 state, 4 ppid, 22 starttime (ticks after boot); rest[0] is field 3.
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ')
+    if (Number(rest[1]) !== parent || rest[0] === 'Z' || rest[0] === 'X') continue
+    out.push({ pid: Number(name), ageMs: uptimeMs - (Number(rest[19]) * 1000) / CLK_TCK })
+  }
+  return out
+}

@@ -19,8 +19,12 @@ const COLUMNS: [string, (r: RowResult) => string][] = [
 
 /** The results table, fixed-width. */
 export function table(rows: RowResult[]): string {
-  const cells = [COLUMNS.map(([h]) => h), ...rows.map((r) => COLUMNS.map(([, f]) => f(r)))]
-  const widths = COLUMNS.map((_, i) => Math.max(...cells.map((c) => c[i]!.length)))
+  return grid([COLUMNS.map(([h]) => h), ...rows.map((r) => COLUMNS.map(([, f]) => f(r)))])
+}
+
+/** A fixed-width table: the first row is the header, first column left-aligned. */
+export function grid(cells: string[][]): string {
+  const widths = cells[0]!.map((_, i) => Math.max(...cells.map((c) => c[i]!.length)))
   const pad = (v: string, i: number) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))
   const line = (c: string[]) => c.map(pad).join('  ')
   const rule = widths.map((w) => '-'.repeat(w)).join('  ')
@@ -60,7 +64,8 @@ export function summary(rows: RowResult[]) {
   }
 }
 
-const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL')
+/** PASS or FAIL. */
+export const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL')
 
 /** Human-readable ratios and verdicts. */
 export function summaryText(s: NonNullable<ReturnType<typeof summary>>): string {

@@ -1,6 +1,9 @@
 // Benchmark: tools/call of the echo tool through stdio, the SDK's Streamable HTTP server,
-// mcp-edge and supergateway. `npm run bench`; sizes via BENCH_CALLS, BENCH_CONCURRENT_CALLS,
-// BENCH_WARMUP; rows via BENCH_ROWS=stdio,sdk,edge,supergateway. Writes dist/bench-results.json.
+// mcp-edge and supergateway, then mcp-edge's process models (session start from a warm pool
+// or a cold spawn; shared mode with 1,000 sessions). `npm run bench`; sizes via BENCH_CALLS,
+// BENCH_CONCURRENT_CALLS, BENCH_WARMUP, BENCH_POOL_*, BENCH_SHARED_*; rows and sections via
+// BENCH_ROWS=stdio,sdk,edge,supergateway,pool-warm,pool-cold,shared.
+// Writes dist/bench-results.json.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
@@ -9,6 +12,8 @@ import { gatewayTarget } from './gateway-target.js'
 import { sdkHttpTarget, supergatewayTarget } from './http-targets.js'
 import { measure, type RowResult, type Sizes } from './measure.js'
 import { CLK_TCK } from './proc.js'
+import { poolSummary, poolText, sharedSummary, sharedText } from './process-report.js'
+import { processSections, type ProcessResults, type ProcessSizes } from './process-sections.js'
 import { summary, summaryText, table, type RowFailure } from './report.js'
 import { benchPolicy } from './policy.js'
 import { stdioTarget } from './stdio-target.js'
@@ -30,6 +35,27 @@ const sizes: Sizes = {
   warmup: int('BENCH_WARMUP', 200),
 }
 
+const processSizes: ProcessSizes = {
+  // Sessions one at a time; before each, the pool is full again and every warm process has
+  // run BENCH_POOL_SETTLE_MS (pool-start.ts).
+  pool: {
+    sessions: int('BENCH_POOL_SESSIONS', 50),
+    warmup: int('BENCH_POOL_WARMUP', 5),
+    settleMs: int('BENCH_POOL_SETTLE_MS', 250),
+  },
+  warmMin: 4,
+  poolMax: 16,
+  shared: {
+    sessions: int('BENCH_SHARED_SESSIONS', 1000),
+    inFlight: int('BENCH_SHARED_IN_FLIGHT', 64),
+    calls: int('BENCH_SHARED_CALLS', 16_000),
+    warmup: int('BENCH_SHARED_WARMUP', 2000),
+    sequential: int('BENCH_SHARED_SEQUENTIAL', 1000),
+  },
+}
+const processResults: ProcessResults = { poolStart: [] }
+const SECTIONS = processSections({ root: ROOT, echoJs: ECHO_JS }, processSizes, processResults)
+
 const ROWS: [string, () => Promise<Target> | Target][] = [
   ['stdio', () => stdioTarget(ECHO_JS)],
   ['sdk', () => sdkHttpTarget(join(ROOT, 'dist/test/bench/sdk-http-server.js'))],
@@ -43,11 +69,17 @@ async function main(): Promise<number> {
     console.log('bench: skipped under node --test (run: node dist/test/bench/run.js)')
     return 0
   }
-  const wanted = (process.env.BENCH_ROWS ?? ROWS.map(([k]) => k).join(',')).split(',')
+  const all = [...ROWS, ...SECTIONS].map(([k]) => k)
+  const wanted = (process.env.BENCH_ROWS ?? all.join(',')).split(',')
+  const unknown = wanted.filter((k) => !all.includes(k))
+  if (unknown.length > 0) {
+    throw new Error(`BENCH_ROWS: unknown ${unknown.join(', ')}; known: ${all.join(', ')}`)
+  }
   const results: RowResult[] = []
   const failures: RowFailure[] = []
   const host = `node ${process.version}; ${cpus().length} CPUs; CLK_TCK ${CLK_TCK}`
   console.log(`sizes: ${JSON.stringify(sizes)}; ${host}`)
+  console.log(`process-model sizes: ${JSON.stringify(processSizes)}`)
   for (const [key, start] of ROWS) {
     if (!wanted.includes(key)) continue
     let target: Target | undefined
@@ -71,7 +103,19 @@ async function main(): Promise<number> {
     }
   }
 
-  console.log(`\n${table(results)}\n`)
+  for (const [key, run] of SECTIONS) {
+    if (!wanted.includes(key)) continue
+    try {
+      await run()
+      console.log(`${key}: done`)
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err)
+      failures.push({ row: key, error })
+      console.error(`${key}: FAILED: ${error}`)
+    }
+  }
+
+  if (results.length > 0) console.log(`\n${table(results)}\n`)
   for (const r of results) {
     const own = r.rootCpuMsPerCall
     const split = `CPU/call ${own.toFixed(3)} ms in the root process, `
@@ -86,6 +130,9 @@ async function main(): Promise<number> {
   console.log(`\npolicy (${policy.rules} rules): decision ${policy.decideUs.toFixed(2)} µs per gated call; `
     + `tools/list filtering ${policy.filterUs.toFixed(2)} µs per list of ${policy.listSize} `
     + `(target < 50 µs per message: ${policy.decideUs < 50 && policy.filterUs < 50 ? 'PASS' : 'FAIL'})`)
+  const { poolStart: pool, sharedScale: shared } = processResults
+  if (pool.length > 0) console.log(`\n${poolText(pool)}`)
+  if (shared) console.log(`\n${sharedText(shared)}`)
   for (const f of failures) console.log(`FAILED ${f.row}: ${f.error}`)
 
   mkdirSync(join(ROOT, 'dist'), { recursive: true })
@@ -93,6 +140,11 @@ async function main(): Promise<number> {
   writeFileSync(out, `${JSON.stringify({
     date: new Date().toISOString(), node: process.version, cpus: cpus().length, clkTck: CLK_TCK,
     sizes, rows: results, failures, summary: s, policy,
+    processSizes,
+    poolStart: pool,
+    poolStartSummary: poolSummary(pool),
+    sharedScale: shared,
+    sharedScaleSummary: shared && sharedSummary(shared),
   }, null, 2)}\n`)
   console.log(`\nwrote ${out}`)
   return failures.length === 0 ? 0 : 1

@@ -122,7 +122,7 @@ export function httpTarget(o: {
     sharedSession: false,
     async open() {
       const { session, ms } = await HttpSession.open(pool, o.path, o.headers?.() ?? {})
-      return { ms, call: () => session.callEcho(), close: () => session.close() }
+      return { ms, call: () => session.callEcho(), close: async () => void await session.close() }
     },
     problems: o.problems ?? (() => []),
     recentLog: o.recentLog ?? (() => []),

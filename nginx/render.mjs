@@ -1,0 +1,210 @@
+#!/usr/bin/env node
+// Fills nginx/mcp-edge.conf.template from the environment and NAME=value arguments (plain
+// Node, no dependencies). Usage and every setting: nginx/README.md.
+import { spawnSync } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+/** Settings with their defaults; `undefined` = required. */
+export const DEFAULTS = {
+  SERVER_NAME: undefined,
+  TLS_CERT: undefined,
+  TLS_KEY: undefined,
+  REPLICAS: undefined,
+  PUBLIC_URL: '',
+  HTTP_PORT: '80',
+  HTTPS_PORT: '443',
+  LISTEN: '',
+  HTTP2: 'auto',
+  NGINX_VERSION: '',
+  MAX_BODY: '1m',
+  SSE_TIMEOUT: '3600s',
+  WORKER_PROCESSES: 'auto',
+  WORKER_CONNECTIONS: '4096',
+  KEEPALIVE: '32',
+  UPSTREAM_KEEPALIVE_TIMEOUT: '4s',
+  FAIL_TIMEOUT: '10s',
+  NGINX_USER: '',
+  PID_FILE: '',
+  TEMP_DIR: '',
+  ERROR_LOG: '/var/log/nginx/error.log',
+  ACCESS_LOG: '/var/log/nginx/access.log',
+}
+
+/** The gateway's replicaId syntax (gateway/config/schema.ts). */
+const REPLICA_ID = /^[a-z0-9][a-z0-9-]{0,31}$/
+/** Words a `map` reads as its own parameters, not as a key. */
+const MAP_KEYWORDS = new Set(['default', 'hostnames', 'include', 'volatile'])
+/** Nothing that could end a directive or open a block or a variable. */
+const SAFE = /^[^;{}'"$\\\s]+$/
+
+/**
+ * Renders the template. `values` are the settings (see DEFAULTS); returns the config text.
+ * @throws Error naming every bad or missing setting
+ */
+export function render(template, values) {
+  const v = { ...Object.fromEntries(Object.entries(DEFAULTS).filter(([, d]) => d !== undefined)), ...values }
+  const problems = []
+  const need = (name, test, what) => {
+    if (v[name] === undefined || v[name] === '') problems.push(`${name}: required`)
+    else if (!test(v[name])) problems.push(`${name}: ${what} (got ${JSON.stringify(v[name])})`)
+  }
+  const port = (s) => /^\d{1,5}$/.test(s) && +s >= 1 && +s <= 65535
+  const safe = (s) => SAFE.test(s)
+  need('SERVER_NAME', (s) => s.split(/\s+/).every(safe), 'host names separated by spaces')
+  need('TLS_CERT', safe, 'a file path without spaces, quotes, ; { } or $')
+  need('TLS_KEY', safe, 'a file path without spaces, quotes, ; { } or $')
+  need('HTTP_PORT', port, 'a port number')
+  need('HTTPS_PORT', port, 'a port number')
+  need('MAX_BODY', (s) => /^\d+[kKmM]?$/.test(s), 'a size like 1m, 512k or 1048576 (as limits.maxBodyBytes)')
+  need('SSE_TIMEOUT', (s) => /^\d+(ms|s|m|h|d)?$/.test(s), 'an nginx time like 3600s or 1h')
+  need('UPSTREAM_KEEPALIVE_TIMEOUT', (s) => /^\d+(ms|s|m)?$/.test(s), 'an nginx time like 4s')
+  need('FAIL_TIMEOUT', (s) => /^\d+(ms|s|m)?$/.test(s), 'an nginx time like 10s')
+  need('WORKER_PROCESSES', (s) => s === 'auto' || /^\d+$/.test(s), 'auto or a number')
+  need('WORKER_CONNECTIONS', (s) => /^\d+$/.test(s), 'a number')
+  need('KEEPALIVE', (s) => /^\d+$/.test(s), 'a number')
+  need('HTTP2', (s) => ['auto', 'on', 'off'].includes(s), 'auto, on or off')
+  for (const name of ['NGINX_USER', 'PID_FILE', 'TEMP_DIR', 'ERROR_LOG', 'ACCESS_LOG', 'LISTEN']) {
+    if (v[name] !== '' && !v[name].split(/\s+/).every(safe)) problems.push(`${name}: no quotes, ; { } or $ (got ${JSON.stringify(v[name])})`)
+  }
+
+  const replicas = parseReplicas(v.REPLICAS ?? '', problems)
+  const httpsPort = v.HTTPS_PORT
+  const firstName = (v.SERVER_NAME ?? '').split(/\s+/)[0]
+  const publicUrl = v.PUBLIC_URL || `https://${firstName}${httpsPort === '443' ? '' : `:${httpsPort}`}`
+  let publicOrigin = ''
+  try {
+    const url = new URL(publicUrl)
+    if (url.protocol !== 'https:') problems.push(`PUBLIC_URL: must be https (got ${publicUrl})`)
+    publicOrigin = url.origin
+  } catch {
+    problems.push(`PUBLIC_URL: not a URL (got ${JSON.stringify(publicUrl)})`)
+  }
+  if (problems.length > 0) throw new Error(`cannot render the nginx config:\n  ${problems.join('\n  ')}`)
+
+  // nginx 1.25.1 moved HTTP/2 from a listen parameter to the `http2` directive.
+  const h2 = v.HTTP2 === 'off' ? 'off' : newHttp2Syntax(v.NGINX_VERSION) ? 'directive' : 'listen'
+  const listen = (port, flags) =>
+    (v.LISTEN === '' ? [port] : v.LISTEN.split(/\s+/).map((a) => `${a}:${port}`)).map((a) => `listen ${a}${flags};`).join('\n')
+  const filled = {
+    ...v,
+    PUBLIC_ORIGIN: publicOrigin,
+    MAX_BODY_BYTES: String(bytes(v.MAX_BODY)),
+    HTTP_LISTEN: listen(v.HTTP_PORT, ''),
+    HTTPS_LISTEN: listen(httpsPort, h2 === 'listen' ? ' ssl http2' : ' ssl'),
+    HTTP2: h2 === 'directive' ? 'http2 on;' : '',
+    REPLICA_MAP: replicas.map((r) => `${r.id} ${upstreamOf(r.id)};`).join('\n'),
+    UPSTREAMS: upstreams(replicas, v),
+  }
+  const lines = []
+  for (const line of template.split('\n')) {
+    const indent = /^\s*/.exec(line)[0]
+    let empty = false
+    const out = line.replace(/\$\{([A-Z][A-Z0-9_]*)\}/g, (_, name) => {
+      if (!(name in filled)) throw new Error(`the template names an unknown setting \${${name}}`)
+      const value = filled[name]
+      if (value === '') empty = true
+      return value.split('\n').join(`\n${indent}`)
+    })
+    // A directive whose value is empty is left out (an unset optional setting).
+    if (!empty) lines.push(out)
+  }
+  return lines.join('\n')
+}
+
+/** `id=host:port` entries separated by spaces or commas, ids as the gateways' replicaId. */
+function parseReplicas(text, problems) {
+  const replicas = []
+  for (const entry of text.split(/[\s,]+/).filter(Boolean)) {
+    const m = /^([^=]+)=([^=]+)$/.exec(entry)
+    if (!m) {
+      problems.push(`REPLICAS: "${entry}" is not id=host:port`)
+      continue
+    }
+    const [, id, address] = m
+    if (!REPLICA_ID.test(id) || MAP_KEYWORDS.has(id)) problems.push(`REPLICAS: "${id}" is not a replicaId (lowercase letters, digits and -, at most 32; not ${[...MAP_KEYWORDS].join('/')})`)
+    else if (!/^[^:\s]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$|^unix:\/\S+$/.test(address) || !SAFE.test(address)) problems.push(`REPLICAS: "${address}" is not host:port`)
+    else if (replicas.some((r) => r.id === id)) problems.push(`REPLICAS: "${id}" is listed twice`)
+    else replicas.push({ id, address })
+  }
+  if (replicas.length === 0 && !problems.some((p) => p.startsWith('REPLICAS'))) problems.push('REPLICAS: required (e.g. "a=10.0.0.11:8080 b=10.0.0.12:8080")')
+  return replicas
+}
+
+function upstreamOf(id) {
+  return `mcp_edge_replica_${id}`
+}
+
+/** The pool of every replica, then one upstream per replica with the others as backup. */
+function upstreams(replicas, v) {
+  const primary = (r) => `server ${r.address} max_fails=1 fail_timeout=${v.FAIL_TIMEOUT};`
+  const block = (name, body, keepalive) =>
+    [
+      `upstream ${name} {`,
+      `    zone ${name} 64k;`,
+      ...body.map((l) => `    ${l}`),
+      `    keepalive ${keepalive};`,
+      // Below the gateway's idle keep-alive (Node's 5 s), so nginx never reuses a
+      // connection the replica is closing.
+      `    keepalive_timeout ${v.UPSTREAM_KEEPALIVE_TIMEOUT};`,
+      '}',
+    ].join('\n')
+  const pool = block('mcp_edge_pool', ['least_conn;', ...replicas.map(primary)], v.KEEPALIVE)
+  const own = replicas.map((r) =>
+    block(upstreamOf(r.id), [primary(r), ...replicas.filter((o) => o !== r).map((o) => `server ${o.address} backup;`)], Math.max(1, Math.ceil(+v.KEEPALIVE / 2))),
+  )
+  return [pool, ...own].join('\n')
+}
+
+/** True for nginx ≥ 1.25.1, or when the version is unknown (assume a current nginx). */
+function newHttp2Syntax(given) {
+  let version = given
+  if (!version) {
+    // `nginx -v` prints to stderr; no nginx on PATH leaves the version unknown.
+    const run = spawnSync('nginx', ['-v'], { encoding: 'utf8' })
+    version = `${run.stdout ?? ''}${run.stderr ?? ''}`
+  }
+  const m = /(\d+)\.(\d+)\.(\d+)/.exec(version ?? '')
+  if (!m) return true
+  const [a, b, c] = m.slice(1).map(Number)
+  return a > 1 || (a === 1 && (b > 25 || (b === 25 && c >= 1)))
+}
+
+/** nginx size syntax → bytes. */
+function bytes(size) {
+  const unit = { k: 1024, m: 1024 * 1024 }[size.slice(-1).toLowerCase()] ?? 1
+  return parseInt(size, 10) * unit
+}
+
+function main(argv) {
+  const values = {}
+  for (const [name] of Object.entries(DEFAULTS)) if (process.env[name] !== undefined) values[name] = process.env[name]
+  let template = fileURLToPath(new URL('./mcp-edge.conf.template', import.meta.url))
+  let out
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (arg === '--template') template = argv[++i]
+    else if (arg === '--out' || arg === '-o') out = argv[++i]
+    else if (arg === '--help' || arg === '-h') {
+      process.stdout.write(`usage: render.mjs [--template FILE] [--out FILE] [NAME=value ...]\nsettings (env or NAME=value): ${Object.keys(DEFAULTS).join(', ')}\n`)
+      return 0
+    } else if (/^[A-Z][A-Z0-9_]*=/.test(arg)) {
+      const [name, ...rest] = arg.split('=')
+      if (!(name in DEFAULTS)) throw new Error(`unknown setting ${name}`)
+      values[name] = rest.join('=')
+    } else throw new Error(`unexpected argument ${arg}`)
+  }
+  const text = `# Generated by nginx/render.mjs from ${template.split('/').pop()}: edit the template, not this file.\n${render(readFileSync(template, 'utf8'), values)}`
+  if (out) writeFileSync(out, text)
+  else process.stdout.write(text)
+  return 0
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  try {
+    process.exitCode = main(process.argv.slice(2))
+  } catch (err) {
+    process.stderr.write(`render.mjs: ${err.message}\n`)
+    process.exitCode = 2
+  }
+}

@@ -1,0 +1,116 @@
+// Tables and target verdicts of the process-model sections (pool start, shared scale).
+import type { LoadResult } from './load.js'
+import type { PoolStartResult } from './pool-start.js'
+import { grid, TARGETS, verdict } from './report.js'
+import type { SharedScaleResult } from './shared-scale.js'
+
+/** Targets of the process-models issue. */
+export const PROCESS_TARGETS = {
+  /** Session start from a warm pool, p50. */
+  warmStartP50Ms: 5,
+  /** The gateway process with 1,000 shared-mode sessions open. */
+  sharedGatewayRssMb: 300,
+  /** Throughput over many sessions relative to the same load on one session. */
+  spreadRatio: 0.8,
+  /** CPU per call of the serving tree (the edge row's target). */
+  cpuMsPerCall: TARGETS.cpuMsPerCall,
+}
+
+const ms = (v: number) => v.toFixed(2)
+
+/** Cold-to-warm ratios and the warm-start verdicts; undefined unless both rows ran. */
+export function poolSummary(rows: PoolStartResult[]) {
+  const warm = rows.find((r) => r.poolMin > 0)
+  const cold = rows.find((r) => r.poolMin === 0)
+  const limit = PROCESS_TARGETS.warmStartP50Ms
+  return {
+    coldOverWarm: warm && cold
+      ? {
+        initP50: cold.initP50Ms / warm.initP50Ms,
+        initP99: cold.initP99Ms / warm.initP99Ms,
+        handshakeP50: cold.handshakeP50Ms / warm.handshakeP50Ms,
+        handshakeP99: cold.handshakeP99Ms / warm.handshakeP99Ms,
+      }
+      : undefined,
+    warmInitP50Below: warm && { ok: warm.initP50Ms < limit, value: warm.initP50Ms, limit },
+    warmHandshakeP50Below: warm
+      && { ok: warm.handshakeP50Ms < limit, value: warm.handshakeP50Ms, limit },
+  }
+}
+
+/** The pool-start table, ratios and verdicts. */
+export function poolText(rows: PoolStartResult[]): string {
+  const head = ['session start', 'sessions', 'init p50 ms', 'init p99 ms', 'handshake p50 ms',
+    'handshake p99 ms', 'settle ms', 'mean wait ms']
+  const cells = rows.map((r) => [r.row, String(r.sessions), ms(r.initP50Ms), ms(r.initP99Ms),
+    ms(r.handshakeP50Ms), ms(r.handshakeP99Ms), String(r.settleMs), r.meanWaitMs.toFixed(0)])
+  const lines = [grid([head, ...cells])]
+  const s = poolSummary(rows)
+  const c = s.coldOverWarm
+  if (c) {
+    const x = (v: number) => `×${v.toFixed(1)}`
+    lines.push(`cold / warm: init p50 ${x(c.initP50)}, init p99 ${x(c.initP99)}, `
+      + `handshake p50 ${x(c.handshakeP50)}, handshake p99 ${x(c.handshakeP99)}`)
+  }
+  if (s.warmInitP50Below && s.warmHandshakeP50Below) {
+    lines.push(`target warm p50 < ${PROCESS_TARGETS.warmStartP50Ms} ms: `
+      + `initialize ${verdict(s.warmInitP50Below.ok)} (${ms(s.warmInitP50Below.value)} ms), `
+      + `full handshake ${verdict(s.warmHandshakeP50Below.ok)} `
+      + `(${ms(s.warmHandshakeP50Below.value)} ms)`)
+  }
+  for (const r of rows) for (const p of r.problems) lines.push(`  ${r.row}: ${p}`)
+  return lines.join('\n')
+}
+
+/** The shared-scale verdicts. */
+export function sharedSummary(r: SharedScaleResult) {
+  const t = PROCESS_TARGETS
+  return {
+    gatewayRssBelow: {
+      ok: r.rss.open.gatewayMb < t.sharedGatewayRssMb,
+      value: r.rss.open.gatewayMb,
+      limit: t.sharedGatewayRssMb,
+    },
+    spreadRatioAtLeast: {
+      ok: r.spreadRatio >= t.spreadRatio, value: r.spreadRatio, limit: t.spreadRatio,
+    },
+    cpuMsPerCallBelow: {
+      ok: r.spread.cpuMsPerCall < t.cpuMsPerCall,
+      value: r.spread.cpuMsPerCall,
+      limit: t.cpuMsPerCall,
+    },
+  }
+}
+
+/** The shared-scale tables and verdicts. */
+export function sharedText(r: SharedScaleResult): string {
+  const n = r.sessions
+  const mb = (v: number) => v.toFixed(1)
+  const memory = grid([['RSS MB', 'gateway', 'tree'],
+    ...([['no session', r.rss.idle], [`${n} sessions open`, r.rss.open],
+      [`after a call on each`, r.rss.used], ['peak under load', r.rss.peak]] as const)
+      .map(([k, v]) => [k, mb(v.gatewayMb), mb(v.treeMb)])])
+  const row = (name: string, l: LoadResult) => [name, l.callsPerSec.toFixed(0), ms(l.p50Ms),
+    ms(l.p99Ms), l.cpuMsPerCall.toFixed(3), l.rootCpuMsPerCall.toFixed(3)]
+  const k = r.spread.inFlight
+  const load = grid([['shared mode load', 'calls/s', 'p50 ms', 'p99 ms', 'CPU ms/call',
+    'gateway CPU ms/call'],
+  row(`${k} in flight on 1 session`, r.oneSession),
+  row(`${k} sessions, 1 in flight each`, r.spread)])
+  const s = sharedSummary(r)
+  return [
+    `shared mode: ${n} sessions open on ${r.processes} processes (gateway + echo), opened in `
+      + `${r.openSec.toFixed(1)} s, handshake p50 ${ms(r.openP50Ms)} / p99 ${ms(r.openP99Ms)} ms`
+      + ` at 32 at a time; one call at a time on one session: p50 ${ms(r.sequentialP50Ms)} / `
+      + `p99 ${ms(r.sequentialP99Ms)} ms`,
+    memory,
+    load,
+    `target gateway RSS < ${s.gatewayRssBelow.limit} MB with ${n} sessions open: `
+      + `${verdict(s.gatewayRssBelow.ok)} (${mb(s.gatewayRssBelow.value)} MB)`,
+    `target calls/s with ${k} sessions >= ${s.spreadRatioAtLeast.limit} × ${k} in flight on 1 `
+      + `session: ${verdict(s.spreadRatioAtLeast.ok)} (×${s.spreadRatioAtLeast.value.toFixed(2)})`,
+    `target CPU/call < ${s.cpuMsPerCallBelow.limit} ms (serving tree, ${k} sessions): `
+      + `${verdict(s.cpuMsPerCallBelow.ok)} (${s.cpuMsPerCallBelow.value.toFixed(3)} ms)`,
+    ...r.problems.map((p) => `  ${p}`),
+  ].join('\n')
+}

@@ -1,0 +1,42 @@
+// The process-model sections of `npm run bench`, each on a gateway of its own:
+// pool-warm / pool-cold (session start) and shared (1,000 sessions on one process).
+import { withGateway } from './gateway-target.js'
+import { poolStart, type PoolStartResult, type PoolStartSizes } from './pool-start.js'
+import { sharedScale, type SharedScaleResult, type SharedScaleSizes } from './shared-scale.js'
+
+/** Sizes of the process-model sections. */
+export interface ProcessSizes {
+  pool: PoolStartSizes
+  /** pool.min of the warm row (the cold row has 0); pool.max of both. */
+  warmMin: number
+  poolMax: number
+  shared: SharedScaleSizes
+}
+
+/** What the sections measured (a section that failed leaves its part empty). */
+export interface ProcessResults {
+  poolStart: PoolStartResult[]
+  sharedScale?: SharedScaleResult
+}
+
+/** The sections by BENCH_ROWS key; each adds to `out`. */
+export function processSections(
+  gateway: { root: string; echoJs: string },
+  sizes: ProcessSizes,
+  out: ProcessResults,
+): [string, () => Promise<void>][] {
+  const pool = (min: number) => async () => {
+    const p = { min, max: sizes.poolMax }
+    out.poolStart.push(await withGateway({ ...gateway, server: { pool: p } },
+      (gw) => poolStart(gw, p, sizes.pool)))
+  }
+  return [
+    ['pool-warm', pool(sizes.warmMin)],
+    ['pool-cold', pool(0)],
+    ['shared', async () => {
+      const limits = { maxSessions: Math.max(1100, sizes.shared.sessions + 100) }
+      out.sharedScale = await withGateway({ ...gateway, server: { mode: 'shared' }, limits },
+        (gw) => sharedScale(gw, sizes.shared))
+    }],
+  ]
+}
