@@ -17,7 +17,10 @@ export const DEFAULT_RESPAWN_BACKOFF_MAX_MS = 30_000
  */
 export class ProcessPool {
   private readonly idle: Child[] = []
+  /** Sessions waiting at pool.max for a warm process that is loading. */
+  private readonly warmed: (() => void)[] = []
   private starting = 0
+  private warming = 0
   private inUse = 0
   private backoff = 0
   private retry: NodeJS.Timeout | undefined
@@ -47,11 +50,16 @@ export class ProcessPool {
    */
   async take(log: Logger, identity?: Record<string, string>): Promise<Child> {
     let child: Child | undefined
-    if (identity === undefined) {
-      while (child === undefined && this.idle.length > 0) {
-        const c = this.idle.shift()!
-        if (c.alive) child = c
+    for (;;) {
+      if (identity === undefined) {
+        while (child === undefined && this.idle.length > 0) {
+          const c = this.idle.shift()!
+          if (c.alive) child = c
+        }
       }
+      // At pool.max with warm processes still loading: one of them is this session's.
+      if (child !== undefined || this.closed || this.size < this.o.config.pool.max || this.warming === 0 || identity !== undefined) break
+      await new Promise<void>((resolve) => this.warmed.push(resolve))
     }
     if (child !== undefined) {
       child.retag(log)
@@ -82,6 +90,7 @@ export class ProcessPool {
   async close(): Promise<void> {
     this.closed = true
     clearTimeout(this.retry)
+    for (const wake of this.warmed.splice(0)) wake()
     await Promise.all(this.idle.splice(0).map((c) => c.close()))
   }
 
@@ -90,10 +99,12 @@ export class ProcessPool {
     const { min, max } = this.o.config.pool
     while (this.idle.length + this.starting < min && this.size < max) {
       this.starting++
+      this.warming++
       spawnChild(this.o.config, this.o.log.child({ warm: true }))
         .then(async (child) => {
           await primed(child)
           this.starting--
+          this.warming--
           if (this.closed || !child.alive) return void child.close()
           child.onexit = () => this.onWarmExit(child)
           this.idle.push(child)
@@ -102,8 +113,12 @@ export class ProcessPool {
         })
         .catch((err: Error) => {
           this.starting--
+          this.warming--
           this.o.log.error({ err: { message: err.message }, command: this.o.config.command }, 'warm server process failed to start')
           this.later()
+        })
+        .finally(() => {
+          for (const wake of this.warmed.splice(0)) wake()
         })
     }
   }

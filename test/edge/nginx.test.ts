@@ -15,7 +15,8 @@ import { call, openSession, readEvents, send, type Answer, type TimedEvent } fro
 import { checkConfig, hasNginx, renderConfig, selfSignedCert, startNginx, type Nginx } from './nginx-run.js'
 import { startReplicas, type Replicas } from './replicas.js'
 
-const SKIP = hasNginx() ? false : 'nginx is not on PATH (CI installs it in .ci/run): edge tests skipped'
+// In CI (.ci/run installs nginx) a missing nginx is a failure, not a skip.
+const SKIP = hasNginx() || process.env.CI === 'true' ? false : 'nginx is not on PATH (CI installs it in .ci/run): edge tests skipped'
 const MAX_BODY = 1024 * 1024
 
 describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
@@ -31,6 +32,7 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
   const bearer = (server: string) => ({ authorization: `Bearer ${tokens[server]}` })
 
   before(async () => {
+    if (!hasNginx()) throw new Error('CI=true but nginx is not on PATH: .ci/run installs it (apt-get install nginx-light openssl)')
     dir = mkdtempSync(join(tmpdir(), 'mcp-edge-nginx-'))
     const [httpsPort, httpPort] = [await freePort(), await freePort()]
     base = `https://127.0.0.1:${httpsPort}`
@@ -178,14 +180,18 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
     }
   })
 
-  it('streams events unbuffered: the first arrives long before the stream ends', async () => {
+  it('streams events unbuffered: the first arrives long before the stream ends', async (t) => {
     // The fixture's `sample` asks the client to sample on the call's own stream and waits
     // for the answer: buffered, that request would never arrive. We answer after HOLD ms.
     const HOLD = 1500
     const sid = await openSession(agent, url('fixture'), tokens.fixture!, { sampling: {} })
     const headers = { ...bearer('fixture'), 'mcp-session-id': sid, accept: 'application/json, text/event-stream', 'content-type': 'application/json', 'accept-encoding': 'gzip' }
+    // Buffered, the call would hang until the server's requestTimeout: give up long before.
+    const abort = new AbortController()
+    const guard = setTimeout(() => abort.abort(new Error(`no event within ${2 * HOLD} ms: the stream is buffered`)), 2 * HOLD)
+    t.after(() => clearTimeout(guard))
     const start = performance.now()
-    const res = await request(url('fixture'), { dispatcher: agent, method: 'POST', headers, body: JSON.stringify(call(7, 'sample', { prompt: 'hi' })) })
+    const res = await request(url('fixture'), { dispatcher: agent, method: 'POST', headers, body: JSON.stringify(call(7, 'sample', { prompt: 'hi' })), signal: abort.signal })
     assert.equal(res.statusCode, 200)
     assert.match(String(res.headers['content-type']), /^text\/event-stream/)
     assert.equal(res.headers['content-encoding'], undefined)
@@ -193,6 +199,7 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
     let answered: Promise<Answer> | undefined
     const end = await readEvents(res.body, (e) => {
       events.push(e)
+      clearTimeout(guard)
       const msg = JSON.parse(e.data) as { id?: number; method?: string }
       if (msg.method !== 'sampling/createMessage') return
       answered = new Promise((resolve) => setTimeout(resolve, HOLD)).then(() =>
@@ -206,6 +213,7 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
     const last = JSON.parse(events.at(-1)!.data) as { id: number; result: { content: { text: string }[] } }
     assert.equal(last.id, 7)
     assert.equal(last.result.content[0]!.text, 'late')
+    t.diagnostic(`first event after ${first.toFixed(0)} ms, stream end after ${(end - start).toFixed(0)} ms (answer held ${HOLD} ms)`)
     assert.ok(first < HOLD / 3, `first event after ${first.toFixed(0)} ms`)
     assert.ok(end - events[0]!.at >= HOLD - 50, `stream ended ${(end - events[0]!.at).toFixed(0)} ms after the first event`)
   })
@@ -257,7 +265,7 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
       assert.notEqual(pidOf.a, pidOf.b)
     })
 
-    it(`spreads ${SESSIONS} sessions over both replicas and keeps each on its own`, async () => {
+    it(`spreads ${SESSIONS} sessions over both replicas and keeps each on its own`, async (t) => {
       const statuses = new Map<number, number>()
       await inParallel(SESSIONS, 10, async () => {
         const sid = await openSession(agent, url('shared'), tokens.shared!)
@@ -273,6 +281,7 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
       const count = (id: string) => sessions.filter((s) => s.replica === id).length
       assert.deepEqual([...statuses], [[200, SESSIONS * 3]])
       assert.equal(count('a') + count('b'), SESSIONS, 'every id carries a known marker')
+      t.diagnostic(`sessions per replica: a ${count('a')}, b ${count('b')}; ${SESSIONS * 3} follow-up calls`)
       assert.ok(count('a') > 0 && count('b') > 0, `a: ${count('a')}, b: ${count('b')}`)
     })
 
