@@ -21,6 +21,9 @@ import { loadPolicy } from './policy/load.js'
 import type { Policy } from './policy/policy.js'
 import { createPolicyStore } from './policy/store.js'
 
+/** Idle keep-alive connections are closed after this long, in ms. */
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000
+
 /** Scopes the dev IdP issues; the example policies use these. */
 export const DEV_SCOPES = ['mcp:read', 'mcp:write', 'mcp:admin']
 
@@ -74,6 +77,11 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
 
   let handler: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response('starting', { status: 503 })
   const server = createAdaptorServer({ fetch: (req: Request, env: unknown) => handler(req, env) })
+  // Longer than the idle timeout of proxies in front (nginx 60 s, most load balancers), so
+  // a proxy never reuses a connection the gateway is closing (a POST cannot be retried).
+  const http = server as import('node:http').Server
+  http.keepAliveTimeout = DEFAULT_KEEP_ALIVE_TIMEOUT_MS
+  http.headersTimeout = DEFAULT_KEEP_ALIVE_TIMEOUT_MS + 1_000
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(config.listen.port, config.listen.host, () => resolve())

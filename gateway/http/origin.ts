@@ -34,8 +34,9 @@ export function originGuard(p: OriginPolicy) {
     const origin = c.req.header('origin')
     if (!originAllowed(origin, p)) return rpcErrorResponse(403, -32000, 'origin not allowed')
     if (p.local) {
+      // The name matters for DNS rebinding, not the port (proxies often drop it from Host).
       const host = (c.req.header('host') ?? '').toLowerCase()
-      if (!LOOPBACK_HOST.test(host) && host !== p.publicHost) return rpcErrorResponse(403, -32000, 'host not allowed')
+      if (!LOOPBACK_HOST.test(host) && hostname(host) !== hostname(p.publicHost)) return rpcErrorResponse(403, -32000, 'host not allowed')
     }
     if (origin !== undefined && c.req.method === 'OPTIONS') {
       return new Response(null, {
@@ -56,4 +57,8 @@ export function originGuard(p: OriginPolicy) {
       c.res.headers.append('vary', 'origin')
     }
   }
+}
+
+function hostname(host: string): string {
+  return host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!
 }

@@ -24,10 +24,20 @@ export function requestId(log: Logger, trusted: TrustedPeer) {
     const viaProxy = trusted(peer)
     const incoming = viaProxy ? c.req.header('x-request-id') : undefined
     const id = incoming && SAFE_ID.test(incoming) ? incoming : randomUUID()
-    const forwarded = viaProxy ? c.req.header('x-forwarded-for')?.split(',')[0]?.trim() : undefined
+    const forwarded = viaProxy ? clientAddress(c.req.header('x-forwarded-for'), trusted) : undefined
     c.set('requestId', id)
     c.set('log', log.child({ req: id, ip: forwarded || peer }))
     await next()
     c.res.headers.set('x-request-id', id)
   }
+}
+
+/**
+ * The client's address from X-Forwarded-For: the rightmost entry that is not a trusted proxy
+ * (entries further left were written by the client and prove nothing).
+ */
+function clientAddress(header: string | undefined, trusted: TrustedPeer): string | undefined {
+  const hops = (header ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')
+  for (let i = hops.length - 1; i >= 0; i--) if (!trusted(hops[i])) return hops[i]
+  return hops[0]
 }

@@ -33,6 +33,19 @@ describe('publicUrl with a path', () => {
     }
   })
 
+  it("Host is checked by name: the public name passes with or without a port, others get 403", async () => {
+    const cases = [
+      { host: 'mcp.example.com', status: 401 },
+      { host: 'mcp.example.com:8443', status: 401 },
+      { host: 'evil.example', status: 403 },
+    ]
+    for (const c of cases) {
+      const res = await request(`${stack.url}/mcp/echo`, { method: 'POST', headers: { host: c.host } })
+      assert.equal(res.statusCode, c.status, c.host)
+      await res.body.dump()
+    }
+  })
+
   it('the challenge points at the public metadata URL', async () => {
     const res = await request(`${stack.url}/mcp/echo`, { method: 'POST' })
     assert.equal(res.statusCode, 401)

@@ -29,7 +29,8 @@ describe('forwarded headers reach the log only from trusted proxies', async () =
     it(`trustProxy ${JSON.stringify(trust)}`, async () => {
       const stack = await startStack({ config: { trustProxy: trust, replicaId: 'r7' } })
       try {
-        const res = await request(`${stack.url}/healthz`, { headers: { 'x-forwarded-for': '198.51.100.7, 127.0.0.1', 'x-request-id': 'from-proxy-1' } })
+        // The client wrote the leftmost entry itself; the trusted proxy appended the real peer.
+        const res = await request(`${stack.url}/healthz`, { headers: { 'x-forwarded-for': '6.6.6.6, 198.51.100.7, 127.0.0.1', 'x-request-id': 'from-proxy-1' } })
         await res.body.dump()
         const trusted = trust[0] === '127.0.0.1'
         assert.equal(res.headers['x-request-id'], trusted ? 'from-proxy-1' : res.headers['x-request-id'])
