@@ -21,6 +21,8 @@ import { loadPolicy } from './policy/load.js'
 import type { Policy } from './policy/policy.js'
 import { createPolicyStore } from './policy/store.js'
 
+/** After a failed key fetch at start-up, the next attempt comes this much later, in ms. */
+export const DEFAULT_KEYS_RETRY_MS = 5_500
 /** Idle keep-alive connections are closed after this long, in ms. */
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000
 
@@ -99,6 +101,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   let authenticator: Authenticator | undefined
   let issuer = config.auth.issuer
   let keysReady = false
+  let stopped = false
+  let warmRetry: NodeJS.Timeout | undefined
   let keysProblem = 'signing keys not fetched yet'
   try {
     if (issuer === undefined && o.insecureNoAuth) {
@@ -126,19 +130,28 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         timeoutMs: config.auth.idpTimeout,
         cooldownMs: config.auth.jwksCooldown,
         maxAgeMs: config.auth.jwksMaxAge,
-        onJwksFetch: (result) => metrics.jwksRefreshes.inc({ result }),
+        onJwksFetch: (result) => {
+          metrics.jwksRefreshes.inc({ result })
+          if (result === 'ok') keysReady = true
+        },
       })
       authenticator = createAuthenticator({ ...config.auth, issuer }, keys)
-      keys.warm().then(
-        () => {
-          keysReady = true
-          log.info({ jwksUri: keys.jwksUri }, 'issuer signing keys loaded')
-        },
-        (err: Error) => {
-          keysProblem = `issuer signing keys unavailable: ${err.message}`
-          log.warn({ issuer, cause: (err.cause as Error | undefined)?.message }, 'issuer signing keys could not be fetched; will retry on demand')
-        },
-      )
+      // Ready once the keys were fetched; an IdP that starts after the gateway is retried in
+      // the background, so readiness recovers without a request having to come first.
+      const warm = (): void => {
+        keys.warm().then(
+          () => {
+            keysReady = true
+            log.info({ jwksUri: keys.jwksUri }, 'issuer signing keys loaded')
+          },
+          (err: Error) => {
+            keysProblem = `issuer signing keys unavailable: ${err.message}`
+            log.warn({ issuer, cause: (err.cause as Error | undefined)?.message }, 'issuer signing keys could not be fetched; retrying')
+            if (!stopped) warmRetry = setTimeout(warm, DEFAULT_KEYS_RETRY_MS).unref()
+          },
+        )
+      }
+      warm()
     }
   } catch (err) {
     server.close()
@@ -204,14 +217,16 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     reloadPolicy: () => reloader?.reload(),
     close: () =>
       (closing ??= (async () => {
+        stopped = true
+        clearTimeout(warmRetry)
         reloader?.close()
         // Stop accepting: new connections are refused, new requests on open ones get 503,
         // requests in flight finish (up to shutdownGrace) before the processes are stopped.
         handler = () => rpcErrorResponse(503, -32000, 'the gateway is shutting down', { connection: 'close', 'retry-after': '1' })
-        const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
+        const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()))
         await registry.closeAll()
         ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
-        await stopped
+        await listenerClosed
         await devIdp?.close()
         await idpHttp?.close()
         audit.flush()

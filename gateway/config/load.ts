@@ -4,9 +4,12 @@ import { configSchema, type GatewayConfig } from './schema.js'
 import { readYamlFile } from './yaml.js'
 
 /** Environment variables that override one config field each, applied before validation. */
-export const ENV_OVERRIDES: Record<string, { path: string[]; number?: boolean }> = {
+/** `list`: several values separated by commas or spaces. */
+export const ENV_OVERRIDES: Record<string, { path: string[]; number?: boolean; list?: boolean }> = {
   MCP_EDGE_ISSUER: { path: ['auth', 'issuer'] },
-  MCP_EDGE_AUDIENCE: { path: ['auth', 'audience'] },
+  MCP_EDGE_AUDIENCE: { path: ['auth', 'audience'], list: true },
+  MCP_EDGE_JWKS_URI: { path: ['auth', 'jwksUri'] },
+  MCP_EDGE_POLICIES: { path: ['policies'] },
   MCP_EDGE_PUBLIC_URL: { path: ['publicUrl'] },
   MCP_EDGE_HOST: { path: ['listen', 'host'] },
   MCP_EDGE_PORT: { path: ['listen', 'port'], number: true },
@@ -58,7 +61,7 @@ export function validateConfig(
 
 function applyEnv(input: Record<string, unknown>, env: NodeJS.ProcessEnv): Map<string, string> {
   const applied = new Map<string, string>()
-  for (const [name, { path, number }] of Object.entries(ENV_OVERRIDES)) {
+  for (const [name, { path, number, list }] of Object.entries(ENV_OVERRIDES)) {
     const value = env[name]
     if (value === undefined || value === '') continue
     let node = input
@@ -66,7 +69,8 @@ function applyEnv(input: Record<string, unknown>, env: NodeJS.ProcessEnv): Map<s
       if (typeof node[key] !== 'object' || node[key] === null) node[key] = {}
       node = node[key] as Record<string, unknown>
     }
-    node[path.at(-1)!] = number && /^\d+$/.test(value) ? Number(value) : value
+    const values = list ? value.split(/[\s,]+/).filter((v) => v !== '') : []
+    node[path.at(-1)!] = number && /^\d+$/.test(value) ? Number(value) : list ? (values.length === 1 ? values[0] : values) : value
     applied.set(path.join('.'), name)
   }
   return applied

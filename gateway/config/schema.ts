@@ -91,8 +91,12 @@ const authSchema = z.strictObject({
     .min(1)
     .default([...ASYMMETRIC_ALGORITHMS]),
   clockTolerance: z.number().int().min(0).max(300).default(DEFAULT_CLOCK_TOLERANCE_S),
-  /** Dotted claim paths holding role lists; `*` matches any key (Keycloak client roles). */
-  roleClaims: z.array(z.string().min(1)).default(['realm_access.roles', 'resource_access.*.roles']),
+  /**
+   * Dotted claim paths holding role lists; `*` matches any key. The default reads Keycloak's
+   * realm roles and the client roles of a client named `mcp-edge`, not every client's: a role
+   * called `mcp-admin` on some unrelated client must not count.
+   */
+  roleClaims: z.array(z.string().min(1)).default(['realm_access.roles', 'resource_access.mcp-edge.roles']),
   /** Require `typ: at+jwt` (RFC 9068 §4). Off by default: many IdPs issue `typ: JWT`. */
   requireJwtAccessTokenType: z.boolean().default(false),
   scopesSupported: z.array(z.string().min(1)).optional(),

@@ -60,12 +60,13 @@ describe('createAuthenticator', () => {
     const auth = authenticator(t)
     const p = await auth.authenticate(await bearer({
       sub: 'alice', azp: 'inspector', scope: 'mcp:read mcp:write',
-      realm_access: { roles: ['mcp-user'] }, resource_access: { gw: { roles: ['mcp-admin'] } },
+      realm_access: { roles: ['mcp-user'] },
+      resource_access: { 'mcp-edge': { roles: ['mcp-developer'] }, other: { roles: ['mcp-admin'] } },
     }), [ECHO])
     assert.deepEqual(
       { iss: p.iss, sub: p.sub, clientId: p.clientId, scopes: [...p.scopes], roles: [...p.roles] },
       { iss: server.origin, sub: 'alice', clientId: 'inspector', scopes: ['mcp:read', 'mcp:write'],
-        roles: ['mcp-user', 'mcp-admin'] })
+        roles: ['mcp-user', 'mcp-developer'] }, 'another client\'s mcp-admin role does not count')
   })
 
   const refusals: {

@@ -307,7 +307,7 @@ describe('validateConfig', () => {
       idleTimeout: 1_800_000, shutdownGrace: 5_000,
     })
     assert.equal(config.auth.clockTolerance, 30)
-    assert.deepEqual(config.auth.roleClaims, ['realm_access.roles', 'resource_access.*.roles'])
+    assert.deepEqual(config.auth.roleClaims, ['realm_access.roles', 'resource_access.mcp-edge.roles'])
   })
 
   test('without a locator, problems carry file and path only', () => {

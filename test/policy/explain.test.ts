@@ -133,10 +133,10 @@ describe('explain', () => {
 describe('principalFromClaims', () => {
   const cases = [
     {
-      name: 'default role claims: realm roles and every client\'s roles',
-      claims: { sub: 'a', realm_access: { roles: ['r1'] }, resource_access: { app: { roles: ['r2'] }, other: { roles: ['r3'] } } },
+      name: 'default role claims: realm roles and the mcp-edge client\'s roles, no other client\'s',
+      claims: { sub: 'a', realm_access: { roles: ['r1'] }, resource_access: { 'mcp-edge': { roles: ['r2'] }, other: { roles: ['r3'] } } },
       roleClaims: undefined,
-      expect: { sub: 'a', clientId: undefined, roles: ['r1', 'r2', 'r3'], scopes: [] },
+      expect: { sub: 'a', clientId: undefined, roles: ['r1', 'r2'], scopes: [] },
     },
     {
       name: 'configured role claims replace the defaults',
