@@ -56,7 +56,7 @@ const cases: { name: string; who: Principal; server: string; tool: string; expec
 describe('policies/demo.yaml', () => {
   test('loads, with the demo roles and servers', () => {
     assert.deepEqual(policy.files, [DEMO])
-    assert.deepEqual([...policy.roles.keys()], ['mcp-admin', 'mcp-developer', 'mcp-user'])
+    assert.deepEqual([...policy.roles.keys()], ['mcp-admin', 'mcp-developer', 'mcp-tools', 'mcp-user'])
     assert.deepEqual([...policy.servers.keys()], ['echo', 'notes'])
   })
 
@@ -68,7 +68,7 @@ describe('policies/demo.yaml', () => {
 
   test('the developer challenge names the delete_note rule', () => {
     const d = decide(policy, developer, 'notes', 'tools', 'delete_note')
-    assert.deepEqual(d.source, { file: DEMO, line: 21 })
+    assert.deepEqual(d.source, { file: DEMO, line: 22 })
   })
 
   test('mcp-user sees only the notes tools it may call', () => {
