@@ -3,6 +3,7 @@
 // Node, no dependencies). Usage and every setting: nginx/README.md.
 import { spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
+import { basename } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** Settings with their defaults; `undefined` = required. */
@@ -35,6 +36,8 @@ export const DEFAULTS = {
 const REPLICA_ID = /^[a-z0-9][a-z0-9-]{0,31}$/
 /** Words a `map` reads as its own parameters, not as a key. */
 const MAP_KEYWORDS = new Set(['default', 'hostnames', 'include', 'volatile'])
+/** host:port, [v6]:port or unix:/path. */
+const ADDRESS = /^[^:\s]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$|^unix:\/\S+$/
 /** Nothing that could end a directive or open a block or a variable. */
 const SAFE = /^[^;{}'"$\\\s]+$/
 
@@ -43,7 +46,8 @@ const SAFE = /^[^;{}'"$\\\s]+$/
  * @throws Error naming every bad or missing setting
  */
 export function render(template, values) {
-  const v = { ...Object.fromEntries(Object.entries(DEFAULTS).filter(([, d]) => d !== undefined)), ...values }
+  const defaults = Object.entries(DEFAULTS).filter(([, d]) => d !== undefined)
+  const v = { ...Object.fromEntries(defaults), ...values }
   const problems = []
   const need = (name, test, what) => {
     if (v[name] === undefined || v[name] === '') problems.push(`${name}: required`)
@@ -65,7 +69,9 @@ export function render(template, values) {
   need('KEEPALIVE', (s) => /^\d+$/.test(s), 'a number')
   need('HTTP2', (s) => ['auto', 'on', 'off'].includes(s), 'auto, on or off')
   for (const name of ['NGINX_USER', 'PID_FILE', 'TEMP_DIR', 'ERROR_LOG', 'ACCESS_LOG', 'LISTEN']) {
-    if (v[name] !== '' && !v[name].split(/\s+/).every(safe)) problems.push(`${name}: no quotes, ; { } or $ (got ${JSON.stringify(v[name])})`)
+    if (v[name] !== '' && !v[name].split(/\s+/).every(safe)) {
+      problems.push(`${name}: no quotes, ; { } or $ (got ${JSON.stringify(v[name])})`)
+    }
   }
 
   const replicas = parseReplicas(v.REPLICAS ?? '', problems)
@@ -73,19 +79,27 @@ export function render(template, values) {
   const firstName = (v.SERVER_NAME ?? '').split(/\s+/)[0]
   const publicUrl = v.PUBLIC_URL || `https://${firstName}${httpsPort === '443' ? '' : `:${httpsPort}`}`
   let publicOrigin = ''
-  try {
-    const url = new URL(publicUrl)
-    if (url.protocol !== 'https:') problems.push(`PUBLIC_URL: must be https (got ${publicUrl})`)
-    publicOrigin = url.origin
-  } catch {
-    problems.push(`PUBLIC_URL: not a URL (got ${JSON.stringify(publicUrl)})`)
+  if (v.PUBLIC_URL || firstName) {
+    try {
+      const url = new URL(publicUrl)
+      if (url.protocol !== 'https:') problems.push(`PUBLIC_URL: must be https (got ${publicUrl})`)
+      // The template's locations serve /mcp/ and /.well-known/ at the root.
+      else if (url.pathname !== '/' || url.search || url.hash) {
+        problems.push(`PUBLIC_URL: must be an origin, without a path (got ${publicUrl})`)
+      }
+      publicOrigin = url.origin
+    } catch {
+      problems.push(`PUBLIC_URL: not a URL (got ${JSON.stringify(publicUrl)})`)
+    }
   }
   if (problems.length > 0) throw new Error(`cannot render the nginx config:\n  ${problems.join('\n  ')}`)
 
   // nginx 1.25.1 moved HTTP/2 from a listen parameter to the `http2` directive.
   const h2 = v.HTTP2 === 'off' ? 'off' : newHttp2Syntax(v.NGINX_VERSION) ? 'directive' : 'listen'
-  const listen = (port, flags) =>
-    (v.LISTEN === '' ? [port] : v.LISTEN.split(/\s+/).map((a) => `${a}:${port}`)).map((a) => `listen ${a}${flags};`).join('\n')
+  const listen = (port, flags) => {
+    const addresses = v.LISTEN === '' ? [port] : v.LISTEN.split(/\s+/).map((a) => `${a}:${port}`)
+    return addresses.map((a) => `listen ${a}${flags};`).join('\n')
+  }
   const filled = {
     ...v,
     PUBLIC_ORIGIN: publicOrigin,
@@ -122,12 +136,18 @@ function parseReplicas(text, problems) {
       continue
     }
     const [, id, address] = m
-    if (!REPLICA_ID.test(id) || MAP_KEYWORDS.has(id)) problems.push(`REPLICAS: "${id}" is not a replicaId (lowercase letters, digits and -, at most 32; not ${[...MAP_KEYWORDS].join('/')})`)
-    else if (!/^[^:\s]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$|^unix:\/\S+$/.test(address) || !SAFE.test(address)) problems.push(`REPLICAS: "${address}" is not host:port`)
-    else if (replicas.some((r) => r.id === id)) problems.push(`REPLICAS: "${id}" is listed twice`)
-    else replicas.push({ id, address })
+    if (!REPLICA_ID.test(id) || MAP_KEYWORDS.has(id)) {
+      const reserved = [...MAP_KEYWORDS].join('/')
+      problems.push(`REPLICAS: "${id}" is not a replicaId (a-z, 0-9 and -, at most 32; not ${reserved})`)
+    } else if (!ADDRESS.test(address) || !SAFE.test(address)) {
+      problems.push(`REPLICAS: "${address}" is not host:port`)
+    } else if (replicas.some((r) => r.id === id)) {
+      problems.push(`REPLICAS: "${id}" is listed twice`)
+    } else replicas.push({ id, address })
   }
-  if (replicas.length === 0 && !problems.some((p) => p.startsWith('REPLICAS'))) problems.push('REPLICAS: required (e.g. "a=10.0.0.11:8080 b=10.0.0.12:8080")')
+  if (replicas.length === 0 && !problems.some((p) => p.startsWith('REPLICAS'))) {
+    problems.push('REPLICAS: required (e.g. "a=10.0.0.11:8080 b=10.0.0.12:8080")')
+  }
   return replicas
 }
 
@@ -150,9 +170,10 @@ function upstreams(replicas, v) {
       '}',
     ].join('\n')
   const pool = block('mcp_edge_pool', ['least_conn;', ...replicas.map(primary)], v.KEEPALIVE)
-  const own = replicas.map((r) =>
-    block(upstreamOf(r.id), [primary(r), ...replicas.filter((o) => o !== r).map((o) => `server ${o.address} backup;`)], Math.max(1, Math.ceil(+v.KEEPALIVE / 2))),
-  )
+  const own = replicas.map((r) => {
+    const backups = replicas.filter((o) => o !== r).map((o) => `server ${o.address} backup;`)
+    return block(upstreamOf(r.id), [primary(r), ...backups], Math.max(1, Math.ceil(+v.KEEPALIVE / 2)))
+  })
   return [pool, ...own].join('\n')
 }
 
@@ -178,7 +199,9 @@ function bytes(size) {
 
 function main(argv) {
   const values = {}
-  for (const [name] of Object.entries(DEFAULTS)) if (process.env[name] !== undefined) values[name] = process.env[name]
+  for (const name of Object.keys(DEFAULTS)) {
+    if (process.env[name] !== undefined) values[name] = process.env[name]
+  }
   let template = fileURLToPath(new URL('./mcp-edge.conf.template', import.meta.url))
   let out
   for (let i = 0; i < argv.length; i++) {
@@ -186,7 +209,8 @@ function main(argv) {
     if (arg === '--template') template = argv[++i]
     else if (arg === '--out' || arg === '-o') out = argv[++i]
     else if (arg === '--help' || arg === '-h') {
-      process.stdout.write(`usage: render.mjs [--template FILE] [--out FILE] [NAME=value ...]\nsettings (env or NAME=value): ${Object.keys(DEFAULTS).join(', ')}\n`)
+      process.stdout.write('usage: render.mjs [--template FILE] [--out FILE] [NAME=value ...]\n')
+      process.stdout.write(`settings (environment or NAME=value): ${Object.keys(DEFAULTS).join(', ')}\n`)
       return 0
     } else if (/^[A-Z][A-Z0-9_]*=/.test(arg)) {
       const [name, ...rest] = arg.split('=')
@@ -194,7 +218,8 @@ function main(argv) {
       values[name] = rest.join('=')
     } else throw new Error(`unexpected argument ${arg}`)
   }
-  const text = `# Generated by nginx/render.mjs from ${template.split('/').pop()}: edit the template, not this file.\n${render(readFileSync(template, 'utf8'), values)}`
+  const header = `# Generated by nginx/render.mjs from ${basename(template)}: edit that, not this.\n`
+  const text = header + render(readFileSync(template, 'utf8'), values)
   if (out) writeFileSync(out, text)
   else process.stdout.write(text)
   return 0

@@ -17,13 +17,19 @@ export const call = (id: number, name: string, args: Record<string, unknown> = {
   jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args },
 })
 
+/** The parts of a JSON-RPC answer the tests read. */
+export interface Rpc {
+  result?: { content: { text: string }[] }
+  error?: { code: number; message: string }
+}
+
 /** A finished response. */
 export interface Answer {
   status: number
   headers: Dispatcher.ResponseData['headers']
   text: string
   /** The JSON body, or the last `data:` of an event stream. */
-  json(): { result?: { content: { text: string }[] }; error?: { code: number; message: string } }
+  json(): Rpc
 }
 
 /** POST/GET/DELETE with the MCP headers, read to the end. */
@@ -35,8 +41,12 @@ export async function send(
   const res = await request(url, {
     dispatcher: agent,
     method: o.method ?? 'POST',
-    headers: { accept: ACCEPT, ...(o.body === undefined ? {} : { 'content-type': 'application/json' }), ...o.headers },
-    body: o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body),
+    headers: {
+      accept: ACCEPT,
+      ...(o.body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...o.headers,
+    },
+    body: o.body === undefined || typeof o.body === 'string' ? o.body : JSON.stringify(o.body),
   })
   const text = await res.body.text()
   return {
@@ -51,12 +61,20 @@ export async function send(
 }
 
 /** initialize + notifications/initialized; returns the session id. */
-export async function openSession(agent: Agent, url: string, token: string, capabilities: Record<string, unknown> = {}): Promise<string> {
+export async function openSession(
+  agent: Agent,
+  url: string,
+  token: string,
+  capabilities: Record<string, unknown> = {},
+): Promise<string> {
   const auth = { authorization: `Bearer ${token}` }
   const init = await send(agent, url, { body: initialize(capabilities), headers: auth })
   if (init.status !== 200) throw new Error(`initialize: ${init.status} ${init.text}`)
   const sid = init.headers['mcp-session-id'] as string
-  const ack = await send(agent, url, { body: { jsonrpc: '2.0', method: 'notifications/initialized' }, headers: { ...auth, 'mcp-session-id': sid } })
+  const ack = await send(agent, url, {
+    body: { jsonrpc: '2.0', method: 'notifications/initialized' },
+    headers: { ...auth, 'mcp-session-id': sid },
+  })
   if (ack.status !== 202) throw new Error(`notifications/initialized: ${ack.status} ${ack.text}`)
   return sid
 }
@@ -71,7 +89,10 @@ export interface TimedEvent {
  * Reads an event stream, handing each event to `onEvent` as it arrives; resolves with the
  * time the stream ended. Comments (keep-alives) and empty priming events are skipped.
  */
-export async function readEvents(body: AsyncIterable<Buffer>, onEvent: (e: TimedEvent) => void): Promise<number> {
+export async function readEvents(
+  body: AsyncIterable<Buffer>,
+  onEvent: (e: TimedEvent) => void,
+): Promise<number> {
   let buffer = ''
   for await (const chunk of body) {
     buffer += chunk.toString('utf8')
@@ -79,7 +100,8 @@ export async function readEvents(body: AsyncIterable<Buffer>, onEvent: (e: Timed
     while ((end = buffer.indexOf('\n\n')) !== -1) {
       const block = buffer.slice(0, end)
       buffer = buffer.slice(end + 2)
-      const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n')
+      const data = block.split('\n').filter((l) => l.startsWith('data:'))
+        .map((l) => l.slice(5).trim()).join('\n')
       if (data !== '') onEvent({ at: performance.now(), data })
     }
   }

@@ -28,7 +28,8 @@ export function selfSignedCert(dir: string): { cert: string; key: string; pem: s
 /** Runs `node nginx/render.mjs` with these settings; returns the config file's path. */
 export function renderConfig(dir: string, settings: Record<string, string>): string {
   const out = join(dir, 'nginx.conf')
-  const args = [join(ROOT, 'nginx/render.mjs'), '--out', out, ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)]
+  const pairs = Object.entries(settings).map(([k, v]) => `${k}=${v}`)
+  const args = [join(ROOT, 'nginx/render.mjs'), '--out', out, ...pairs]
   const run = spawnSync(process.execPath, args, { encoding: 'utf8' })
   if (run.status !== 0) throw new Error(`render.mjs failed: ${run.stderr}`)
   return out
@@ -47,7 +48,8 @@ const globals = (dir: string) => `daemon off; pid ${join(dir, 'nginx.pid')}; err
 
 /** `nginx -t` on the rendered config: returns nginx's verdict text, throws if it fails. */
 export function checkConfig(dir: string, conf: string): string {
-  const run = spawnSync('nginx', ['-t', '-p', dir, '-c', conf, '-g', `pid ${join(dir, 'nginx.pid')};`], { encoding: 'utf8' })
+  const args = ['-t', '-p', dir, '-c', conf, '-g', `pid ${join(dir, 'nginx.pid')};`]
+  const run = spawnSync('nginx', args, { encoding: 'utf8' })
   if (run.status !== 0) throw new Error(`nginx -t failed:\n${run.stderr}`)
   return run.stderr
 }
@@ -59,7 +61,9 @@ export function checkConfig(dir: string, conf: string): string {
 export async function startNginx(dir: string, conf: string): Promise<Nginx> {
   const pidFile = join(dir, 'nginx.pid')
   let stderr = ''
-  const child: ChildProcess = spawn('nginx', ['-p', dir, '-c', conf, '-g', globals(dir)], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child: ChildProcess = spawn('nginx', ['-p', dir, '-c', conf, '-g', globals(dir)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
   child.stderr!.on('data', (d: Buffer) => void (stderr += d.toString()))
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const watcher = watch(dir)
@@ -69,7 +73,7 @@ export async function startNginx(dir: string, conf: string): Promise<Nginx> {
         if (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '') resolve()
       }
       watcher.on('change', check)
-      child.once('exit', (code) => reject(new Error(`nginx exited (${code}) before it was ready:\n${stderr}`)))
+      child.once('exit', (code) => reject(new Error(`nginx exited (${code}) before ready:\n${stderr}`)))
       check()
     })
   } finally {
