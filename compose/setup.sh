@@ -16,7 +16,8 @@ CERTS=certs
 
 # The value of KEY in .env (the last assignment), empty when unset.
 env_get() {
-  awk -v k="$1" 'index($0, k "=") == 1 { v = substr($0, length(k) + 2) } END { print v }' "$ENV_FILE"
+  awk -v k="$1" 'index($0, k "=") == 1 { v = substr($0, length(k) + 2) } END { print v }' \
+    "$ENV_FILE"
 }
 
 # Sets KEY=VALUE in .env: replaces the first KEY= line (dropping later ones), else appends.
@@ -64,8 +65,8 @@ fi
 url_port=443
 [[ $public_url =~ :([0-9]+)$ ]] && url_port=${BASH_REMATCH[1]}
 if [[ $url_port != "$(env_get HTTPS_PORT)" ]]; then
-  echo "note: MCP_PUBLIC_URL names port $url_port, nginx publishes HTTPS_PORT=$(env_get HTTPS_PORT);" \
-    "fine only when something in front forwards one to the other" >&2
+  echo "note: MCP_PUBLIC_URL names port $url_port, nginx publishes on HTTPS_PORT" \
+    "$(env_get HTTPS_PORT): fine only when something in front forwards one to the other" >&2
 fi
 
 # ---- certificates --------------------------------------------------------------------------

@@ -94,7 +94,8 @@ export function envOf(name: string): Map<string, string> {
  */
 export function keycloakResolve(text: string, env: Map<string, string>): string {
   const placeholder = /\$\{([A-Za-z_][A-Za-z0-9_.]*)(?::([^}]*))?\}/g
-  return text.replace(placeholder, (whole, name: string, def?: string) => env.get(name) ?? def ?? whole)
+  const value = (whole: string, name: string, def?: string) => env.get(name) ?? def ?? whole
+  return text.replace(placeholder, value)
 }
 
 /** Runs a command to completion. */
