@@ -118,12 +118,12 @@ describe('realm tokens at the gateway of the stack', () => {
   const whoamiCases = [
     { name: 'demo user (PKCE client)', claims: demo, access: 'allow', granted: both },
     { name: 'service account with its scopes', claims: service, access: 'allow', granted: both },
-    // policies/demo.yaml maps no scope to mcp-tools: without requested scopes, no access.
+    // policies/demo.yaml maps mcp-tools to read and write: the role alone gives access.
     {
-      name: 'service account without scopes',
+      name: 'service account without scopes (its mcp-tools role grants them)',
       claims: { ...service, scope: 'profile' },
-      access: 'challenge',
-      granted: [],
+      access: 'allow',
+      granted: both,
     },
   ]
   for (const c of whoamiCases) {
