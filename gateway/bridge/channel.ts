@@ -1,7 +1,8 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Child } from './child.js'
 import { envelope, type RequestId } from './jsonrpc.js'
-import { SHARED_PROTOCOL_VERSIONS, type Pending, type Replica } from './replica.js'
+import { initializeReply } from './handshake.js'
+import type { Pending, Replica } from './replica.js'
 
 type Params = Record<string, unknown> | undefined
 
@@ -37,7 +38,8 @@ export class Channel implements Child {
       const params = env.params
       switch (env.method) {
         case 'initialize':
-          return this.answer(env.id, { ...r.init!, protocolVersion: negotiate(params?.protocolVersion, r.init!.protocolVersion) })
+          queueMicrotask(() => this.deliver(initializeReply(env.id, r.init!, params)))
+          return
         case 'logging/setLevel':
           // The level of a shared process is everyone's: it is not the session's to change.
           return this.answer(env.id, {})
@@ -125,9 +127,4 @@ export class Channel implements Child {
       if (subs.get(uri)?.size === 0) subs.delete(uri)
     }
   }
-}
-
-/** MCP lifecycle: the requested version if spoken, else the newest one (the process's). */
-function negotiate(requested: unknown, fallback: string): string {
-  return typeof requested === 'string' && SHARED_PROTOCOL_VERSIONS.includes(requested) ? requested : fallback
 }

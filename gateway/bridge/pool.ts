@@ -3,7 +3,10 @@ import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
 import { spawnChild, type Child } from './child.js'
 import { BridgeError } from './errors.js'
+import { initializeChild, preinitialized, type InitResult } from './handshake.js'
 
+/** Delay between handing out a warm process and spawning its replacement, in ms. */
+export const DEFAULT_REFILL_DELAY_MS = 20
 /** First wait before respawning warm processes that keep dying, in ms; doubles up to the max. */
 export const DEFAULT_RESPAWN_BACKOFF_MS = 500
 /** Longest wait between respawn attempts, in ms. */
@@ -17,6 +20,8 @@ export const DEFAULT_RESPAWN_BACKOFF_MAX_MS = 30_000
  */
 export class ProcessPool {
   private readonly idle: Child[] = []
+  /** Results of the gateway's own initialize, for warm processes it already initialized. */
+  private readonly initialized = new WeakMap<Child, InitResult>()
   /** Sessions waiting at pool.max for a warm process that is loading. */
   private readonly warmed: (() => void)[] = []
   private starting = 0
@@ -63,6 +68,9 @@ export class ProcessPool {
     }
     if (child !== undefined) {
       child.retag(log)
+      const init = this.initialized.get(child)
+      this.initialized.delete(child)
+      if (init !== undefined) child = preinitialized(child, init)
     } else {
       if (this.size >= this.o.config.pool.max) {
         throw new BridgeError('too_many_sessions', `server ${this.o.name} is at its process limit; retry later`)
@@ -82,7 +90,8 @@ export class ProcessPool {
       this.inUse--
       this.refill()
     })
-    this.refill()
+    // Spawning blocks the event loop for a moment: do it after this session's reply is out.
+    setTimeout(() => this.refill(), DEFAULT_REFILL_DELAY_MS).unref()
     return child
   }
 
@@ -103,6 +112,17 @@ export class ProcessPool {
       spawnChild(this.o.config, this.o.log.child({ warm: true }))
         .then(async (child) => {
           await primed(child)
+          if (this.o.config.pool.preinitialize && child.alive) {
+            const init = await initializeChild(child, this.o.config.requestTimeout || 30_000).catch((err: Error) => {
+              this.o.log.error({ err: { message: err.message }, pid: child.pid }, 'warm server process failed to initialize')
+              return undefined
+            })
+            if (init === undefined) {
+              await child.close()
+              throw new Error('initialize failed')
+            }
+            this.initialized.set(child, init)
+          }
           this.starting--
           this.warming--
           if (this.closed || !child.alive) return void child.close()

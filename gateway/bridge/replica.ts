@@ -4,14 +4,10 @@ import type { ServerConfig } from '../config/schema.js'
 import type { Channel } from './channel.js'
 import { spawnChild, type Child } from './child.js'
 import { RPC } from './errors.js'
+import { initializeChild, refusal, type InitResult } from './handshake.js'
 import { envelope, rpcError, type RequestId } from './jsonrpc.js'
 import { DEFAULT_RESPAWN_BACKOFF_MAX_MS, DEFAULT_RESPAWN_BACKOFF_MS } from './pool.js'
 
-/** Session-era protocol versions a shared process's sessions may negotiate, newest first. */
-export const SHARED_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26']
-
-/** The process's own initialize result, reused for every session. */
-export interface InitResult { protocolVersion: string; [key: string]: unknown }
 /** A session's request on its way through the shared process. */
 export interface Pending { channel: Channel; id: RequestId; token: RequestId | undefined; backendToken?: string }
 
@@ -31,8 +27,6 @@ export class Replica {
   private closed = false
   private waiters: (() => void)[] = []
   private retry: NodeJS.Timeout | undefined
-  private initId: string | undefined
-  private initWaiter: ((m: JSONRPCMessage) => void) | undefined
 
   constructor(
     readonly config: ServerConfig,
@@ -59,22 +53,9 @@ export class Replica {
     try {
       const child = await spawnChild(this.config, this.log)
       this.child = child
-      child.onmessage = (m) => this.fromServer(m)
       child.onexit = () => this.onExit()
-      const id = this.nextId('init')
-      const result = new Promise<InitResult>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('no initialize result')), this.config.requestTimeout || 30_000)
-        this.initWaiter = (m) => {
-          clearTimeout(timer)
-          const r = m as { result?: InitResult; error?: { message?: string } }
-          if (r.result) resolve(r.result)
-          else reject(new Error(`initialize failed: ${r.error?.message}`))
-        }
-        this.initId = id
-      })
-      await child.send({ jsonrpc: '2.0', id, method: 'initialize', params: { protocolVersion: SHARED_PROTOCOL_VERSIONS[0], capabilities: {}, clientInfo: { name: 'mcp-edge', version: '0.1.0' } } } as JSONRPCMessage)
-      this.init = await result
-      await child.send({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage)
+      this.init = await initializeChild(child, this.config.requestTimeout || 30_000)
+      child.onmessage = (m) => this.fromServer(m)
       this.backoff = 0
       this.log.info({ pid: child.pid, protocolVersion: this.init.protocolVersion }, 'shared server process ready')
       for (const w of this.waiters.splice(0)) w()
@@ -89,11 +70,6 @@ export class Replica {
   private fromServer(message: JSONRPCMessage): void {
     const env = envelope(message)
     if (env.kind === 'response') {
-      if (env.id === this.initId) {
-        this.initId = undefined
-        this.initWaiter?.(message)
-        return
-      }
       const p = this.pending.get(String(env.id))
       if (p === undefined) return this.log.warn('shared server replied to no pending request; dropped')
       this.pending.delete(String(env.id))
@@ -103,7 +79,7 @@ export class Replica {
     }
     if (env.kind === 'request') {
       // Server→client requests are not offered in shared mode: refuse at once, so it does not wait.
-      void this.child?.send(rpcError(env.id, -32601, 'server-to-client requests are not available through a shared mcp-edge server')).catch(() => {})
+      void this.child?.send(refusal(env.id)).catch(() => {})
       return
     }
     if (env.kind !== 'notification') return

@@ -61,6 +61,13 @@ const serverSchema = z
       .strictObject({
         min: z.number().int().min(0).max(256).default(DEFAULT_POOL_MIN),
         max: z.number().int().min(1).max(100_000).default(DEFAULT_POOL_MAX),
+        /**
+         * Warm processes are initialized by the gateway (no client capabilities: no sampling,
+         * elicitation or roots) and each session's initialize is answered from that result:
+         * faster session start, for servers that need neither the client's identity nor its
+         * capabilities.
+         */
+        preinitialize: z.boolean().default(false),
       })
       .refine((p) => p.min <= p.max, 'pool.min must not exceed pool.max')
       .prefault({}),

@@ -19,6 +19,8 @@ export interface PoolStartSizes {
 /** One pool-start row. */
 export interface PoolStartResult {
   row: string
+  /** Warm processes initialized by the gateway (pool.preinitialize). */
+  preinitialize: boolean
   poolMin: number
   poolMax: number
   sessions: number
@@ -65,7 +67,7 @@ async function poolSettled(gatewayPid: number, min: number, settleMs: number): P
  */
 export async function poolStart(
   gw: Gateway,
-  pool: { min: number; max: number },
+  pool: { min: number; max: number; preinitialize?: boolean },
   sizes: PoolStartSizes,
 ): Promise<PoolStartResult> {
   const pid = gw.child.pid
@@ -94,7 +96,8 @@ export async function poolStart(
     await client.close()
   }
   return {
-    row: pool.min > 0 ? `warm pool (min ${pool.min})` : 'cold spawn (min 0)',
+    row: pool.min === 0 ? 'cold spawn (min 0)' : pool.preinitialize ? `pre-initialized (min ${pool.min})` : `warm pool (min ${pool.min})`,
+    preinitialize: pool.preinitialize === true,
     poolMin: pool.min,
     poolMax: pool.max,
     sessions: sizes.sessions,

@@ -25,13 +25,14 @@ export function processSections(
   sizes: ProcessSizes,
   out: ProcessResults,
 ): [string, () => Promise<void>][] {
-  const pool = (min: number) => async () => {
-    const p = { min, max: sizes.poolMax }
+  const pool = (min: number, preinitialize = false) => async () => {
+    const p = { min, max: sizes.poolMax, preinitialize }
     out.poolStart.push(await withGateway({ ...gateway, server: { pool: p } },
       (gw) => poolStart(gw, p, sizes.pool)))
   }
   return [
     ['pool-warm', pool(sizes.warmMin)],
+    ['pool-preinit', pool(sizes.warmMin, true)],
     ['pool-cold', pool(0)],
     ['shared', async () => {
       const limits = { maxSessions: Math.max(1100, sizes.shared.sessions + 100) }

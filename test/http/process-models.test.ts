@@ -17,6 +17,7 @@ const SERVERS = {
   identity: { command: node, args: [fixture], identityEnv: true, pool: { min: 1 }, inheritEnv: ['MCP_EDGE_TEST_SHARED'] },
   faulty: { command: node, args: [fixture], requestTimeout: 1500 },
   shared: { command: node, args: [fixture], mode: 'shared' },
+  preinit: { command: node, args: [fixture], pool: { min: 2, preinitialize: true } },
 }
 const POLICY = `${TEST_POLICY}${Object.keys(SERVERS).map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`
 
@@ -92,6 +93,23 @@ describe('session mode: the warm pool', () => {
     assert.equal(over.init.status, 503, 'pool.max reached')
     assert.equal(over.init.headers['retry-after'], '5')
     assert.match(over.init.last.error.message, /process limit/)
+  })
+})
+
+describe('session mode: a pre-initialized pool', () => {
+  it("answers each session's initialize from the process's own result, at the session's version", async () => {
+    await until(() => stack.gateway.registry.warm('preinit') === 2, 'the pool to fill')
+    const token = await stack.token('alice', { server: 'preinit' })
+    const seen = new Set<string>()
+    for (const v of ['2025-06-18', '2025-11-25']) {
+      const s = await open('preinit', token, v)
+      assert.equal(s.init.last.result.protocolVersion, v)
+      assert.equal(s.init.last.result.serverInfo.name, 'fixture')
+      seen.add(textOf((await s.call('pid')).last)!)
+      // The gateway promised the process no client capabilities: it may not ask the client.
+      assert.equal((await s.call('sample', { prompt: 'hi' })).last.result.isError, true)
+    }
+    assert.equal(seen.size, 2, 'still one process per session')
   })
 })
 

@@ -1,0 +1,87 @@
+import type { JSONRPCMessage } from '@modelcontextprotocol/server'
+import type { Child } from './child.js'
+import { envelope, rpcError, type RequestId } from './jsonrpc.js'
+
+/** Session-era protocol versions a gateway-initialized process's sessions may negotiate, newest first. */
+export const GATEWAY_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26']
+
+/** A process's own initialize result, reused for every session it serves. */
+export interface InitResult {
+  protocolVersion: string
+  [key: string]: unknown
+}
+
+/**
+ * The gateway's own MCP handshake with a process: initialize with no client capabilities
+ * (so it never asks for sampling, elicitation or roots), then `notifications/initialized`.
+ * Owns `child.onmessage` until the result arrives; the caller sets its own afterwards.
+ * @throws Error when the process answers with an error or not within `timeoutMs`
+ */
+export async function initializeChild(child: Child, timeoutMs: number): Promise<InitResult> {
+  const id = 'mcp-edge-initialize'
+  const result = new Promise<InitResult>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no initialize result')), timeoutMs)
+    child.onmessage = (m) => {
+      if ((m as { id?: unknown }).id !== id) return
+      clearTimeout(timer)
+      const r = m as { result?: InitResult; error?: { message?: string } }
+      if (r.result) resolve(r.result)
+      else reject(new Error(`initialize failed: ${r.error?.message}`))
+    }
+  })
+  await child.send({ jsonrpc: '2.0', id, method: 'initialize', params: { protocolVersion: GATEWAY_PROTOCOL_VERSIONS[0], capabilities: {}, clientInfo: { name: 'mcp-edge', version: '0.1.0' } } } as JSONRPCMessage)
+  const init = await result
+  child.onmessage = undefined
+  await child.send({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage)
+  return init
+}
+
+/** MCP lifecycle: the requested version if the gateway speaks it, else the process's own. */
+export function negotiate(requested: unknown, fallback: string): string {
+  return typeof requested === 'string' && GATEWAY_PROTOCOL_VERSIONS.includes(requested) ? requested : fallback
+}
+
+/** A session's `initialize`, answered from the process's cached result at the session's version. */
+export function initializeReply(id: RequestId, init: InitResult, params: Record<string, unknown> | undefined): JSONRPCMessage {
+  return { jsonrpc: '2.0', id, result: { ...init, protocolVersion: negotiate(params?.protocolVersion, init.protocolVersion) } } as JSONRPCMessage
+}
+
+/** The answer to a server→client request from a process that was promised no client capabilities. */
+export function refusal(id: RequestId): JSONRPCMessage {
+  return rpcError(id, -32601, 'server-to-client requests are not available: the gateway initialized this process without client capabilities')
+}
+
+/**
+ * A warm process the gateway already initialized, handed to one session: the session's
+ * `initialize` is answered from the cached result, its `notifications/initialized` is not
+ * repeated, server→client requests are refused, everything else passes through.
+ */
+export function preinitialized(child: Child, init: InitResult): Child {
+  const view: Child = {
+    get pid() {
+      return child.pid
+    },
+    get alive() {
+      return child.alive
+    },
+    exited: child.exited,
+    close: () => child.close(),
+    retag: (log) => child.retag(log),
+    async send(message) {
+      const env = envelope(message)
+      if (env.kind === 'request' && env.method === 'initialize') {
+        queueMicrotask(() => view.onmessage?.(initializeReply(env.id, init, env.params)))
+        return
+      }
+      if (env.kind === 'notification' && env.method === 'notifications/initialized') return
+      return child.send(message)
+    },
+  }
+  child.onmessage = (message) => {
+    const env = envelope(message)
+    if (env.kind === 'request') return void child.send(refusal(env.id)).catch(() => {})
+    view.onmessage?.(message)
+  }
+  child.onexit = () => view.onexit?.()
+  return view
+}
