@@ -68,7 +68,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       },
       policies: join(o.root, 'policies'),
       ...(o.limits ? { limits: o.limits } : {}),
-      log: { level },
+      log: { level, audit: process.env.BENCH_AUDIT ?? 'stdout' },
     }))
     const main = join(o.root, 'dist/gateway/main.js')
     const { child, problems, recentLog } = await spawnGateway(main, config, {

@@ -302,7 +302,7 @@ describe('validateConfig', () => {
     assert.deepEqual(raw, before)
     assert.equal(config.listen.port, 1)
     assert.deepEqual(config.servers.echo, {
-      command: 'node', args: [], env: {}, inheritEnv: [], mode: 'session', pool: { min: 0, max: 1000 },
+      command: 'node', args: [], env: {}, inheritEnv: [], mode: 'session', pool: { min: 0, max: 1000, preinitialize: false },
       replicas: 1, identityEnv: false, responses: 'sse', requestTimeout: 60_000,
       idleTimeout: 1_800_000, shutdownGrace: 5_000,
     })
