@@ -46,7 +46,8 @@ export interface McpEndpointDeps {
 export function mcpEndpoint(d: McpEndpointDeps) {
   return async function handleMcp(c: Context<Vars>): Promise<Response> {
     const server = c.req.param('server') ?? ''
-    const log = c.get('log').child({ server })
+    // Made only when something is logged: most requests log nothing here.
+    const log = () => c.get('log').child({ server })
     const resourceMetadata = d.metadataOf(server)
     try {
       if (d.config.servers[server] === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
@@ -98,7 +99,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         if (!init) throw new BridgeError('session_required', 'the Mcp-Session-Id header is required (send initialize first)')
         const notAcceptable = precheckInitialize(c.req.raw)
         if (notAcceptable) return notAcceptable
-        const session = await d.registry.open(server, principal, log)
+        const session = await d.registry.open(server, principal, log())
         const res = await session.handle(c.req.raw, body, principal, decided)
         // The transport refused the initialize: nothing may outlive it.
         if (res.status !== 200) await session.close()
@@ -109,7 +110,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       return await session.handle(c.req.raw, body, principal, decided)
     } catch (err) {
       if (err instanceof AuthError) d.metrics.authFailures.inc({ code: err.code })
-      return errorResponse(err, { resourceMetadata, scope: d.scopes(server), log })
+      return errorResponse(err, { resourceMetadata, scope: d.scopes(server), log: log() })
     }
   }
 }
