@@ -94,7 +94,9 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const publicUrl = config.publicUrl ?? url
   const resourceOf = (name: string) => `${publicUrl}/mcp/${name}`
   const extraAudience = config.auth.audience === undefined ? [] : [config.auth.audience].flat()
-  const audiences = (name: string) => [resourceOf(name), ...extraAudience]
+  // One array per server, made once: the authenticator caches its canonical form by identity.
+  const audienceLists = new Map(Object.keys(config.servers).map((name) => [name, [resourceOf(name), ...extraAudience]]))
+  const audiences = (name: string) => audienceLists.get(name) ?? [resourceOf(name), ...extraAudience]
 
   let devIdp: DevIdp | undefined
   let idpHttp: IdpHttp | undefined

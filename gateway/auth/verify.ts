@@ -59,11 +59,15 @@ export async function verifyAccessToken(token: string, o: VerifyOptions): Promis
 export function checkAudience(aud: JWTPayload['aud'], expected: readonly string[]): void {
   const got = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : []
   if (got.length === 0) throw new AuthError('wrong_audience', 'the token has no audience')
-  const want = new Set(expected.map(canonical))
+  let want = canonicalSets.get(expected)
+  if (want === undefined) canonicalSets.set(expected, (want = new Set(expected.map(canonical))))
   if (!got.some((a) => typeof a === 'string' && want.has(canonical(a)))) {
     throw new AuthError('wrong_audience', 'the token was issued for another resource')
   }
 }
+
+/** Canonical forms of each (long-lived) list of expected audiences, computed once. */
+const canonicalSets = new WeakMap<readonly string[], Set<string>>()
 
 function canonical(uri: string): string {
   return uri.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, (origin) => origin.toLowerCase())
