@@ -7,7 +7,7 @@ import type { Metrics } from '../observability/metrics.js'
 import type { Child } from './child.js'
 import { BridgeError } from './errors.js'
 import { ProcessPool } from './pool.js'
-import { ownerKey, Session, type ResultFilter } from './session.js'
+import { ownerKey, Session, type ClientTransport, type ResultFilter } from './session.js'
 import { SharedServer } from './shared.js'
 
 /** Random bytes in a session id (192 bits, base64url: visible ASCII only). */
@@ -72,7 +72,7 @@ export class SessionRegistry {
    * Opens a session of `server` owned by `principal`, with its process.
    * @throws BridgeError `too_many_sessions` (503), `subject_session_limit` (429), `spawn_failed`
    */
-  async open(server: string, principal: Principal, log: Logger): Promise<Session> {
+  async open(server: string, principal: Principal, log: Logger, transport?: (session: Session) => ClientTransport): Promise<Session> {
     const config = this.o.config.servers[server]
     if (config === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
     if (this.sessions.size >= this.o.config.limits.maxSessions) {
@@ -109,6 +109,7 @@ export class SessionRegistry {
       filter: this.o.filter,
       audit: this.o.audit,
       metrics: this.o.metrics,
+      transport,
       onclose: (s) => this.sessions.delete(s.id),
     })
     this.sessions.set(id, session)

@@ -10,6 +10,19 @@ import type { Child } from './child.js'
 import { RPC } from './errors.js'
 import { envelope, progressToken, rpcError, type RequestId } from './jsonrpc.js'
 
+/**
+ * What a session needs of its client-facing transport: the SDK's Streamable HTTP server
+ * transport has it, and so does the legacy HTTP+SSE one.
+ */
+export interface ClientTransport {
+  onmessage?: (message: JSONRPCMessage, extra?: { authInfo?: AuthInfo }) => void
+  onerror?: (error: Error) => void
+  handleRequest(req: Request, options: { parsedBody?: unknown; authInfo?: AuthInfo }): Promise<Response>
+  send(message: JSONRPCMessage, options?: { relatedRequestId?: RequestId }): Promise<void>
+  closeSSEStream(requestId: RequestId): void
+  close(): Promise<void>
+}
+
 /** Rewrites a server's reply to a list request for the caller (policy filtering); identity by default. */
 export type ResultFilter = (server: string, method: string, result: unknown, principal: Principal) => unknown
 
@@ -49,7 +62,7 @@ export class Session {
   readonly server: string
   readonly owner: string
   readonly child: Child
-  readonly transport: WebStandardStreamableHTTPServerTransport
+  readonly transport: ClientTransport
   lastActive = Date.now()
   private readonly inflight = new Map<RequestId, InFlight>()
   private readonly progress = new Map<RequestId, RequestId>()
@@ -66,6 +79,8 @@ export class Session {
       filter?: ResultFilter
       audit?: AuditLog
       metrics?: Metrics
+      /** The client-facing transport; default: the SDK's Streamable HTTP server transport. */
+      transport?: (session: Session) => ClientTransport
       onclose: (session: Session) => void
     },
   ) {
@@ -73,14 +88,16 @@ export class Session {
     this.server = o.server
     this.owner = ownerKey(o.owner)
     this.child = o.child
-    this.transport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: () => o.id,
-      enableJsonResponse: o.config.responses === 'json',
-      onsessionclosed: () => {
-        o.log.info('session deleted by client')
-        void this.close()
-      },
-    })
+    this.transport =
+      o.transport?.(this) ??
+      new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator: () => o.id,
+        enableJsonResponse: o.config.responses === 'json',
+        onsessionclosed: () => {
+          o.log.info('session deleted by client')
+          void this.close()
+        },
+      })
     this.transport.onmessage = (message, extra) => this.fromClient(message, extra?.authInfo)
     this.transport.onerror = (err) => o.log.debug({ err: { message: err.message } }, 'transport refused a request')
     o.child.onmessage = (message) => this.fromServer(message)
@@ -95,6 +112,11 @@ export class Session {
     this.lastActive = Date.now()
     const authInfo: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], extra: { principal, decided } }
     return this.transport.handleRequest(req, { parsedBody, authInfo })
+  }
+
+  /** Sends a message of the gateway's own to the client (a refusal, on transports without a reply body). */
+  tell(message: JSONRPCMessage): void {
+    this.send(message)
   }
 
   /** Number of client requests awaiting a reply. */

@@ -1,6 +1,7 @@
 import { Hono } from 'hono'
 import type { Logger } from 'pino'
 import { PRM_PREFIX } from '../auth/metadata.js'
+import { legacyEndpoints } from './legacy.js'
 import { mcpEndpoint, type McpEndpointDeps } from './mcp.js'
 import { originGuard, type OriginPolicy } from './origin.js'
 import { requestId, type Vars } from './request-id.js'
@@ -53,10 +54,16 @@ export function createApp(d: AppDeps): Hono<Vars> {
   const base = new URL(d.publicUrl).pathname.replace(/\/$/, '')
   const mcp = mcpEndpoint(d)
   const guard = originGuard(d.origin)
+  const legacy = legacyEndpoints({ ...d, basePath: base })
   for (const prefix of new Set(['', base])) {
     app.get(`${PRM_PREFIX}${prefix}/mcp/:server`, (c) => meta.server(c))
     app.use(`${prefix}/mcp/:server`, guard)
     app.all(`${prefix}/mcp/:server`, mcp)
+    // HTTP+SSE (2024-11-05), deprecated: the same resource, token, policy and audit.
+    app.use(`${prefix}/sse/:server`, guard)
+    app.get(`${prefix}/sse/:server`, (c) => legacy.stream(c))
+    app.use(`${prefix}/messages/:server`, guard)
+    app.post(`${prefix}/messages/:server`, (c) => legacy.messages(c))
   }
   app.get(PRM_PREFIX, () => meta.root())
   app.notFound(() => rpcErrorResponse(404, -32601, 'not found'))

@@ -3,17 +3,16 @@ import type { Authenticator } from '../auth/authenticator.js'
 import { AuthError } from '../auth/errors.js'
 import type { Principal } from '../auth/principal.js'
 import { BridgeError } from '../bridge/errors.js'
-import { envelope, type Envelope, type RequestId } from '../bridge/jsonrpc.js'
-import { ruleOf, type Decided } from '../bridge/session.js'
+import { envelope } from '../bridge/jsonrpc.js'
 import type { SessionRegistry } from '../bridge/registry.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { GatewayError } from '../errors.js'
-import { decide, decideAccess } from '../policy/evaluate.js'
-import { gatedTarget } from '../policy/filter.js'
+import { decideAccess, type Decision } from '../policy/evaluate.js'
 import type { PolicyStore } from '../policy/store.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { readJsonBody } from './body.js'
+import { decideBody } from './decide.js'
 import type { Vars } from './request-id.js'
 import { decisionResponse, errorResponse, rpcErrorResponse } from './respond.js'
 
@@ -77,21 +76,10 @@ export function mcpEndpoint(d: McpEndpointDeps) {
 
       const body = await readJsonBody(c.req.raw, d.config.limits.maxBodyBytes)
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
-      const decided = new Map<RequestId, Decided>()
-      for (const m of messages) {
-        const verdict = decideMessage(m, principal, server, policy)
-        if (verdict.decision.effect === 'allow') {
-          if (m.kind === 'request') decided.set(m.id, verdict)
-          continue
-        }
-        // Refused: audited here, never handed to the session.
-        d.metrics.decisions.inc({ server, decision: verdict.decision.effect })
-        d.audit.record({
-          sub: principal.sub, iss: principal.iss, clientId: principal.clientId, server,
-          method: m.kind === 'request' || m.kind === 'notification' ? m.method : 'response',
-          name: verdict.name, decision: verdict.decision.effect, rule: ruleOf(verdict.decision), outcome: 'refused',
-        })
-        return decisionResponse(verdict.decision, { resourceMetadata, id: Array.isArray(body) || m.kind !== 'request' ? null : m.id })
+      const { refused, decided } = decideBody(d, messages, principal, server, policy)
+      if (refused) {
+        const { message: m, verdict } = refused
+        return decisionResponse(verdict.decision as Exclude<Decision, { effect: 'allow' }>, { resourceMetadata, id: Array.isArray(body) || m.kind !== 'request' ? null : m.id })
       }
 
       if (sessionId === undefined) {
@@ -113,14 +101,6 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       return errorResponse(err, { resourceMetadata, scope: d.scopes(server), log: log() })
     }
   }
-}
-
-/** Policy for one client→server message. Responses and notifications need only server access. */
-function decideMessage(m: Envelope, principal: Principal, server: string, policy: PolicyStore['current']): Decided {
-  if (m.kind === 'invalid') return { decision: { effect: 'allow', reason: 'left to the transport to refuse', source: undefined } }
-  const target = m.kind === 'request' ? gatedTarget(m.method, m.params) : undefined
-  if (target === undefined) return { decision: decideAccess(policy, principal, server) }
-  return { decision: decide(policy, principal, server, target.feature, target.name), name: target.name }
 }
 
 /**

@@ -308,6 +308,32 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
       assert.ok(count('a') > 0 && count('b') > 0, `a: ${count('a')}, b: ${count('b')}`)
     })
 
+    it('keeps legacy HTTP+SSE sessions (?sessionId=) on their replica too', async () => {
+      const base = url('shared').replace(/\/mcp\/shared$/, '')
+      const markers = new Set<string>()
+      for (let i = 0; i < 10; i++) {
+        const stream = await request(`${base}/sse/shared`, { dispatcher: agent, headers: { ...bearer('shared'), accept: 'text/event-stream' } })
+        assert.equal(stream.statusCode, 200)
+        // Read the first event without ending the stream (leaving a for-await loop would close
+        // it, and the session with it).
+        const events = stream.body[Symbol.asyncIterator]()
+        let text = ''
+        while (!text.includes('\n\n')) text += String((await events.next()).value ?? '')
+        const endpoint = /data: (\S+)/.exec(text)![1]!
+        markers.add(/sessionId=([a-z0-9-]+)\./.exec(endpoint)![1]!)
+        const post = await request(`${base}${endpoint}`, {
+          dispatcher: agent,
+          method: 'POST',
+          headers: { ...bearer('shared'), 'content-type': 'application/json' },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 't', version: '0' } } }),
+        })
+        assert.equal(post.statusCode, 202, `the message reached the replica holding the session (${endpoint}: ${post.statusCode} ${await post.body.text()})`)
+        await post.body.dump()
+        stream.body.destroy()
+      }
+      assert.equal(markers.size, 2, 'sessions on both replicas, so routing by marker is exercised')
+    })
+
     it('sends an unknown marker to the pool, whose replica answers 404', async () => {
       for (const sid of ['zz.unknown', 'no-marker-at-all']) {
         const res = await pidCall(sid)

@@ -1,0 +1,76 @@
+import type { Context } from 'hono'
+import { AuthError } from '../auth/errors.js'
+import { BridgeError } from '../bridge/errors.js'
+import { envelope } from '../bridge/jsonrpc.js'
+import { LegacySseTransport } from '../bridge/legacy-sse.js'
+import { decideAccess, type Decision } from '../policy/evaluate.js'
+import { readJsonBody } from './body.js'
+import { decideBody } from './decide.js'
+import type { McpEndpointDeps } from './mcp.js'
+import type { Vars } from './request-id.js'
+import { decisionResponse, errorResponse, RPC_POLICY_DENIED } from './respond.js'
+
+/**
+ * The deprecated HTTP+SSE transport (2024-11-05) for clients that still use it, with the same
+ * authentication, subject-bound sessions, policy and audit as the MCP endpoint:
+ * `GET /sse/<server>` opens a session and its event stream, `POST /messages/<server>?sessionId=`
+ * carries the client's messages. Every request needs a token, the POST one too.
+ */
+export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
+  const authenticate = (c: Context<Vars>, server: string) =>
+    d.authenticator ? d.authenticator.authenticate(c.req.header('authorization'), d.audiences(server)) : Promise.resolve(d.anonymous)
+  const fail = (c: Context<Vars>, server: string, err: unknown) => {
+    if (err instanceof AuthError) d.metrics.authFailures.inc({ code: err.code })
+    return errorResponse(err, { resourceMetadata: d.metadataOf(server), scope: d.scopes(server), log: c.get('log').child({ server }) })
+  }
+  return {
+    async stream(c: Context<Vars>): Promise<Response> {
+      const server = c.req.param('server') ?? ''
+      try {
+        if (d.config.servers[server] === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
+        const principal = await authenticate(c, server)
+        const access = decideAccess(d.policy.current, principal, server)
+        if (access.effect !== 'allow') return decisionResponse(access, { resourceMetadata: d.metadataOf(server), id: null })
+        let transport!: LegacySseTransport
+        const session = await d.registry.open(server, principal, c.get('log').child({ server, transport: 'sse' }), (s) => {
+          transport = new LegacySseTransport(`${d.basePath}/messages/${server}?sessionId=${encodeURIComponent(s.id)}`)
+          return transport
+        })
+        transport.onclosed = () => void session.close()
+        return new Response(transport.stream, {
+          headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' },
+        })
+      } catch (err) {
+        return fail(c, server, err)
+      }
+    },
+
+    async messages(c: Context<Vars>): Promise<Response> {
+      const server = c.req.param('server') ?? ''
+      try {
+        if (d.config.servers[server] === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
+        const principal = await authenticate(c, server)
+        const id = c.req.query('sessionId')
+        if (!id) throw new BridgeError('session_required', 'the sessionId query parameter is required')
+        const session = d.registry.find(id, server, principal)
+        if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
+        const body = await readJsonBody(c.req.raw, d.config.limits.maxBodyBytes)
+        const messages = (Array.isArray(body) ? body : [body]).map(envelope)
+        const { refused, decided } = decideBody(d, messages, principal, server, d.policy.current)
+        if (refused) {
+          const { message: m, verdict } = refused
+          // Replies travel on the event stream in this transport: an outright denial of a
+          // request is answered there; a missing scope is the POST's own 403 challenge.
+          if (verdict.decision.effect === 'deny' && m.kind === 'request') {
+            session.tell({ jsonrpc: '2.0', id: m.id, error: { code: RPC_POLICY_DENIED, message: 'denied by policy' } } as never)
+            return new Response(null, { status: 202 })
+          }
+          return decisionResponse(verdict.decision as Exclude<Decision, { effect: 'allow' }>, { resourceMetadata: d.metadataOf(server), id: null })
+        }
+        return await session.handle(c.req.raw, body, principal, decided)
+      } catch (err) {
+        return fail(c, server, err)
+      }
+    },
+  }
+}

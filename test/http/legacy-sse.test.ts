@@ -1,0 +1,112 @@
+// The deprecated HTTP+SSE transport (2024-11-05) with the SDK's own SSE client (SDK v1: v2
+// dropped it): same token, sessions, policy and audit as the MCP endpoint.
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
+import { request } from 'undici'
+import { startStack, type Stack } from '../helpers/stack.js'
+
+let stack: Stack
+before(async () => {
+  stack = await startStack()
+})
+after(() => stack.close())
+
+const sseUrl = (server: string) => `${stack.url}/sse/${server}`
+
+async function connect(server: string, token: string) {
+  const client = new Client({ name: 'legacy', version: '0' })
+  const transport = new SSEClientTransport(new URL(sseUrl(server)), { requestInit: { headers: { authorization: `Bearer ${token}` } } })
+  await client.connect(transport)
+  return { client, transport }
+}
+
+/** Opens the event stream by hand and reads its first event (the endpoint). */
+async function endpointOf(server: string, token: string) {
+  const res = await request(sseUrl(server), { headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` } })
+  assert.equal(res.statusCode, 200)
+  // Read the first event without ending the stream (leaving a for-await loop would close it).
+  const events = res.body[Symbol.asyncIterator]()
+  let text = ''
+  while (!text.includes('\n\n')) text += String((await events.next()).value ?? '')
+  const endpoint = /event: endpoint\ndata: (.*)\n/.exec(text)![1]!
+  /** Ends the stream and resolves once the gateway has ended the session. */
+  const close = async () => {
+    const before = stack.gateway.registry.size
+    res.body.destroy()
+    for (let i = 0; i < 200 && stack.gateway.registry.size >= before; i++) await new Promise((r) => setTimeout(r, 10))
+  }
+  return { endpoint, close }
+}
+
+describe('HTTP+SSE (2024-11-05)', () => {
+  it('the SDK SSE client initializes, lists tools filtered by policy, and calls one', async () => {
+    const { client } = await connect('notes', await stack.token('alice', { server: 'notes' }))
+    try {
+      const { tools } = await client.listTools()
+      assert.deepEqual(tools.map((t) => t.name).sort(), ['list_notes', 'read_note'])
+      const result = await client.callTool({ name: 'read_note', arguments: { name: 'welcome' } })
+      assert.match((result.content as { text: string }[])[0]!.text, /./)
+      // Denied outright: the JSON-RPC error arrives on the stream, as any reply does.
+      await assert.rejects(client.callTool({ name: 'no_such_tool', arguments: {} }), /denied by policy/)
+    } finally {
+      await client.close()
+    }
+    const events = stack.audit().filter((e) => e.server === 'notes' && e.name === 'read_note' && e.outcome === 'ok')
+    assert.ok(events.length > 0, 'audited like any call')
+  })
+
+  it('needs a token on the stream and on every message', async () => {
+    const stream = await request(sseUrl('echo'), { headers: { accept: 'text/event-stream' } })
+    assert.equal(stream.statusCode, 401)
+    assert.match(stream.headers['www-authenticate'] as string, /resource_metadata=/)
+    await stream.body.dump()
+    const { endpoint, close } = await endpointOf('echo', await stack.token('alice'))
+    try {
+      const post = await request(`${stack.url}${endpoint}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' })
+      assert.equal(post.statusCode, 401)
+      await post.body.dump()
+    } finally {
+      await close()
+    }
+  })
+
+  it("another user's session id is 404, a missing one 400, and a foreign Origin 403", async () => {
+    const { endpoint, close } = await endpointOf('echo', await stack.token('alice'))
+    try {
+      assert.match(endpoint, /^\/messages\/echo\?sessionId=[\w-]{32}$/)
+      const bob = await stack.token('bob')
+      const cases = [
+        { path: endpoint, headers: { authorization: `Bearer ${bob}` }, status: 404 },
+        { path: '/messages/echo', headers: { authorization: `Bearer ${bob}` }, status: 400 },
+        { path: endpoint, headers: { authorization: `Bearer ${bob}`, origin: 'https://evil.example' }, status: 403 },
+      ]
+      for (const c of cases) {
+        const res = await request(`${stack.url}${c.path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...c.headers }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' })
+        assert.equal(res.statusCode, c.status, JSON.stringify(c))
+        await res.body.dump()
+      }
+    } finally {
+      await close()
+    }
+  })
+
+  it('closing the stream ends the session and its process', async () => {
+    const sessions = stack.gateway.registry.size
+    const { close } = await endpointOf('echo', await stack.token('alice'))
+    assert.equal(stack.gateway.registry.size, sessions + 1)
+    const pid = JSON.parse(stack.logLines.filter((l) => l.includes('"session opened"')).at(-1)!).pid as number
+    await close()
+    assert.equal(stack.gateway.registry.size, sessions)
+    for (let i = 0; i < 100; i++) {
+      try {
+        process.kill(pid, 0)
+      } catch {
+        return
+      }
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    assert.fail(`process ${pid} still runs`)
+  })
+})
