@@ -1,0 +1,96 @@
+// Unmodified third-party stdio servers from the registry behind the gateway, reached with the
+// SDK client: the reference "everything" server and the filesystem server.
+import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { after, before, describe, it } from 'node:test'
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
+import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+
+const MODULES = fileURLToPath(new URL('../../../node_modules/@modelcontextprotocol/', import.meta.url))
+const shared = mkdtempSync(join(tmpdir(), 'mcp-edge-fs-'))
+writeFileSync(join(shared, 'hello.txt'), 'hello from disk\n')
+
+const POLICY = `${TEST_POLICY}  everything:
+    access: ["mcp:read"]
+    tools:
+      echo: ["mcp:read"]
+      get-sum: ["mcp:read"]
+      "*": deny
+    prompts: { "*": ["mcp:read"] }
+    resources: { "*": ["mcp:read"] }
+  files:
+    access: ["mcp:read"]
+    tools:
+      read_text_file: ["mcp:read"]
+      list_allowed_directories: ["mcp:read"]
+      list_directory: ["mcp:read"]
+      "write_*": ["mcp:write"]
+      "*": deny
+`
+
+let stack: Stack
+before(async () => {
+  stack = await startStack({
+    policy: POLICY,
+    servers: {
+      everything: { command: process.execPath, args: [join(MODULES, 'server-everything/dist/index.js'), 'stdio'] },
+      files: { command: process.execPath, args: [join(MODULES, 'server-filesystem/dist/index.js'), shared] },
+    },
+  })
+})
+after(() => stack.close())
+
+async function connect(server: string, client: string) {
+  const c = new Client({ name: 'third-party', version: '0' })
+  await c.connect(new StreamableHTTPClientTransport(new URL(stack.local(server)), {
+    requestInit: { headers: { authorization: `Bearer ${await stack.token(client, { server })}` } },
+  }))
+  return c
+}
+const text = (r: unknown) => ((r as { content: { type: string; text?: string }[] }).content.find((x) => x.type === 'text')?.text ?? '')
+
+describe('@modelcontextprotocol/server-everything', () => {
+  it('tools listed through the policy, an allowed call works, the rest are refused', async () => {
+    const c = await connect('everything', 'alice')
+    try {
+      const { tools } = await c.listTools()
+      assert.deepEqual(tools.map((t) => t.name).sort(), ['echo', 'get-sum'])
+      assert.match(text(await c.callTool({ name: 'echo', arguments: { message: 'via the gateway' } })), /via the gateway/)
+      assert.match(text(await c.callTool({ name: 'get-sum', arguments: { a: 2, b: 3 } })), /5/)
+      await assert.rejects(c.callTool({ name: 'toggle-simulated-logging', arguments: {} }), /denied by policy/)
+      const { prompts } = await c.listPrompts()
+      assert.ok(prompts.length > 0)
+      const { resources } = await c.listResources()
+      assert.ok(resources.length > 0)
+      const first = resources[0]!
+      const read = await c.readResource({ uri: first.uri })
+      assert.equal(read.contents[0]!.uri, first.uri)
+    } finally {
+      await c.close()
+    }
+  })
+})
+
+describe('@modelcontextprotocol/server-filesystem', () => {
+  it('reads through the gateway; writing needs mcp:write', async () => {
+    const reader = await connect('files', 'alice')
+    try {
+      assert.equal(text(await reader.callTool({ name: 'read_text_file', arguments: { path: join(shared, 'hello.txt') } })), 'hello from disk\n')
+      await assert.rejects(reader.callTool({ name: 'write_file', arguments: { path: join(shared, 'x.txt'), content: 'no' } }))
+    } finally {
+      await reader.close()
+    }
+    const writer = await connect('files', 'dev')
+    try {
+      await writer.callTool({ name: 'write_file', arguments: { path: join(shared, 'written.txt'), content: 'by dora' } })
+      assert.equal(readFileSync(join(shared, 'written.txt'), 'utf8'), 'by dora')
+      const { tools } = await writer.listTools()
+      assert.ok(!tools.some((t) => t.name === 'move_file'), 'unlisted tools are filtered out')
+    } finally {
+      await writer.close()
+    }
+  })
+})
