@@ -190,3 +190,18 @@ if (recordFile) {
     handle?.(message)
   }
 }
+
+// FIXTURE_STRICT_LIFECYCLE=1: behave like servers that exit on any request before initialize.
+if (process.env.FIXTURE_STRICT_LIFECYCLE === '1') {
+  let initialized = false
+  const handle = transport.onmessage
+  transport.onmessage = (message) => {
+    const m = message as { method?: string; id?: unknown }
+    if (!initialized && m.id !== undefined && m.method !== 'initialize') {
+      process.stderr.write('fixture: request before initialize, exiting\n')
+      process.exit(3)
+    }
+    if (m.method === 'initialize') initialized = true
+    handle?.(message)
+  }
+}

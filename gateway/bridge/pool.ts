@@ -26,6 +26,8 @@ export class ProcessPool {
   private readonly warmed: (() => void)[] = []
   private starting = 0
   private warming = 0
+  /** Whether new warm processes are primed with a ping (false once a server exited on one). */
+  private primeable = true
   private inUse = 0
   private backoff = 0
   private retry: NodeJS.Timeout | undefined
@@ -111,7 +113,17 @@ export class ProcessPool {
       this.warming++
       spawnChild(this.o.config, this.o.log.child({ warm: true }))
         .then(async (child) => {
-          await primed(child)
+          if (this.primeable) {
+            await primed(child)
+            // Some servers exit on any request before initialize: prime no more, and start over.
+            if (!child.alive) {
+              this.primeable = false
+              this.o.log.warn('server process exited on a ping before initialize; warm processes are no longer primed')
+              this.starting--
+              this.warming--
+              return this.refill()
+            }
+          }
           if (this.o.config.pool.preinitialize && child.alive) {
             const init = await initializeChild(child, this.o.config.requestTimeout || 30_000).catch((err: Error) => {
               this.o.log.error({ err: { message: err.message }, pid: child.pid }, 'warm server process failed to initialize')
@@ -168,7 +180,8 @@ export const DEFAULT_PRIME_TIMEOUT_MS = 10_000
 /**
  * Waits until a new process has loaded: it answers a `ping` (MCP lifecycle: pings may precede
  * initialize). A process counts as warm only then, so a session never waits on a runtime that
- * is still starting. Any answer will do, an error included; silence ends the wait at a timeout.
+ * is still starting. Any answer will do, an error included; the process exiting or silence
+ * ends the wait too.
  */
 function primed(child: Child): Promise<void> {
   return new Promise((resolve) => {
@@ -182,6 +195,7 @@ function primed(child: Child): Promise<void> {
     child.onmessage = (m) => {
       if ((m as { id?: unknown }).id === id) done()
     }
+    void child.exited.then(done)
     child.send({ jsonrpc: '2.0', id, method: 'ping' } as JSONRPCMessage).catch(done)
   })
 }

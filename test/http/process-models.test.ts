@@ -18,6 +18,7 @@ const SERVERS = {
   faulty: { command: node, args: [fixture], requestTimeout: 1500 },
   shared: { command: node, args: [fixture], mode: 'shared' },
   preinit: { command: node, args: [fixture], pool: { min: 2, preinitialize: true } },
+  strict: { command: node, args: [fixture], pool: { min: 1 }, env: { FIXTURE_STRICT_LIFECYCLE: '1' } },
 }
 const POLICY = `${TEST_POLICY}${Object.keys(SERVERS).map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`
 
@@ -110,6 +111,16 @@ describe('session mode: a pre-initialized pool', () => {
       assert.equal((await s.call('sample', { prompt: 'hi' })).last.result.isError, true)
     }
     assert.equal(seen.size, 2, 'still one process per session')
+  })
+})
+
+describe('session mode: a server that exits on a request before initialize', () => {
+  it('still gets a warm pool, unprimed, and its sessions work', async () => {
+    await until(() => stack.logLines.some((l) => l.includes('warm processes are no longer primed')), 'the priming fallback')
+    await until(() => stack.gateway.registry.warm('strict') === 1, 'an unprimed warm process')
+    const s = await open('strict', await stack.token('alice', { server: 'strict' }))
+    assert.equal(s.init.status, 200)
+    assert.match(textOf((await s.call('pid')).last)!, /^\d+$/)
   })
 })
 
