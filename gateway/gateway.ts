@@ -1,33 +1,26 @@
 import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import type { DestinationStream, Logger } from 'pino'
-import { createAuditLog } from './observability/audit.js'
-import { createMetrics, type Metrics } from './observability/metrics.js'
-import { watchPolicy, type ReloadResult } from './policy/reload.js'
-import { createAuthenticator, type Authenticator } from './auth/authenticator.js'
-import { createIdpHttp, type IdpHttp } from './auth/idp-http.js'
-import { createKeySource } from './auth/keys.js'
 import { metadataUrl } from './auth/metadata.js'
 import type { Principal } from './auth/principal.js'
 import { SessionRegistry } from './bridge/registry.js'
 import { ConfigError } from './config/errors.js'
 import type { GatewayConfig } from './config/schema.js'
-import { startDevIdp, type DevIdp } from './devidp/provider.js'
+import type { DevIdp, DevIdpOptions } from './devidp/provider.js'
 import { createApp } from './http/app.js'
 import { rpcErrorResponse } from './http/respond.js'
+import { setUpIdentity, type Identity } from './identity.js'
+import { createAuditLog } from './observability/audit.js'
+import { createMetrics, type Metrics } from './observability/metrics.js'
 import { grantsOf } from './policy/evaluate.js'
 import { filterListResult } from './policy/filter.js'
 import { loadPolicy } from './policy/load.js'
 import type { Policy } from './policy/policy.js'
+import { watchPolicy, type ReloadResult } from './policy/reload.js'
 import { createPolicyStore } from './policy/store.js'
 
-/** After a failed key fetch at start-up, the next attempt comes this much later, in ms. */
-export const DEFAULT_KEYS_RETRY_MS = 5_500
 /** Idle keep-alive connections are closed after this long, in ms. */
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000
-
-/** Scopes the dev IdP issues; the example policies use these. */
-export const DEV_SCOPES = ['mcp:read', 'mcp:write', 'mcp:admin']
 
 const LOOPBACK = /^(127(?:\.\d{1,3}){3}|::1|localhost)$/
 
@@ -38,7 +31,7 @@ export interface StartOptions {
   /** May start the embedded dev IdP when no issuer is configured. */
   allowDevIdp?: boolean
   /** Options passed to the dev IdP (tests: keys, clients). */
-  devIdp?: Partial<Parameters<typeof startDevIdp>[0]>
+  devIdp?: Partial<DevIdpOptions>
   /** Where audit events go instead of `log.audit` (tests). */
   auditDestination?: DestinationStream
 }
@@ -98,68 +91,14 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const audienceLists = new Map(Object.keys(config.servers).map((name) => [name, [resourceOf(name), ...extraAudience]]))
   const audiences = (name: string) => audienceLists.get(name) ?? [resourceOf(name), ...extraAudience]
 
-  let devIdp: DevIdp | undefined
-  let idpHttp: IdpHttp | undefined
-  let authenticator: Authenticator | undefined
-  let issuer = config.auth.issuer
-  let keysReady = false
-  let stopped = false
-  let warmRetry: NodeJS.Timeout | undefined
-  let keysProblem = 'signing keys not fetched yet'
+  let identity: Identity
   try {
-    if (issuer === undefined && o.insecureNoAuth) {
-      log.warn('AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach this port acts with every scope')
-    } else {
-      if (issuer === undefined) {
-        if (!o.allowDevIdp || process.env.NODE_ENV === 'production') {
-          throw new ConfigError([{ file: 'configuration', path: 'auth.issuer', message: 'no issuer configured: set auth.issuer (or MCP_EDGE_ISSUER), or pass --insecure-no-auth for a loopback-only test' }])
-        }
-        devIdp = await startDevIdp({
-          port: config.devIdp.port,
-          resources: Object.keys(config.servers).map(resourceOf),
-          scopes: DEV_SCOPES,
-          logger: log.child({ component: 'dev-idp' }),
-          ...o.devIdp,
-        })
-        issuer = devIdp.issuer
-        log.warn({ issuer }, 'DEVELOPMENT IdP running: a fixed user logs in and consents automatically. Never use it in production; configure auth.issuer instead')
-      }
-      idpHttp = createIdpHttp(config.auth.idpTimeout)
-      const keys = createKeySource({
-        issuer,
-        jwksUri: config.auth.jwksUri,
-        http: idpHttp,
-        timeoutMs: config.auth.idpTimeout,
-        cooldownMs: config.auth.jwksCooldown,
-        maxAgeMs: config.auth.jwksMaxAge,
-        onJwksFetch: (result) => {
-          metrics.jwksRefreshes.inc({ result })
-          if (result === 'ok') keysReady = true
-        },
-      })
-      authenticator = createAuthenticator({ ...config.auth, issuer }, keys)
-      // Ready once the keys were fetched; an IdP that starts after the gateway is retried in
-      // the background, so readiness recovers without a request having to come first.
-      const warm = (): void => {
-        keys.warm().then(
-          () => {
-            keysReady = true
-            log.info({ jwksUri: keys.jwksUri }, 'issuer signing keys loaded')
-          },
-          (err: Error) => {
-            keysProblem = `issuer signing keys unavailable: ${err.message}`
-            log.warn({ issuer, cause: (err.cause as Error | undefined)?.message }, 'issuer signing keys could not be fetched; retrying')
-            if (!stopped) warmRetry = setTimeout(warm, DEFAULT_KEYS_RETRY_MS).unref()
-          },
-        )
-      }
-      warm()
-    }
+    identity = await setUpIdentity({ config, log, metrics, resources: Object.keys(config.servers).map(resourceOf), insecureNoAuth: o.insecureNoAuth, allowDevIdp: o.allowDevIdp, devIdp: o.devIdp })
   } catch (err) {
     server.close()
-    await devIdp?.close()
     throw err
   }
+  const { issuer, authenticator, devIdp } = identity
 
   const registry = new SessionRegistry({
     config,
@@ -201,7 +140,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       publicHost: new URL(publicUrl).host,
     },
     readiness: () => ({
-      problems: authenticator && !keysReady ? [keysProblem] : [],
+      problems: [identity.problem()].filter((p): p is string => p !== undefined),
       warnings: reloader?.lastError ? [`policy reload failed, the previous policy is in force: ${reloader.lastError.join('; ')}`] : [],
     }),
   })
@@ -219,8 +158,6 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     reloadPolicy: () => reloader?.reload(),
     close: () =>
       (closing ??= (async () => {
-        stopped = true
-        clearTimeout(warmRetry)
         reloader?.close()
         // Stop accepting: new connections are refused, new requests on open ones get 503,
         // requests in flight finish (up to shutdownGrace) before the processes are stopped.
@@ -229,8 +166,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         await registry.closeAll()
         ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
         await listenerClosed
-        await devIdp?.close()
-        await idpHttp?.close()
+        await identity.close()
         audit.flush()
       })()),
   }

@@ -29,6 +29,7 @@ export class SessionRegistry {
   private readonly pools = new Map<string, ProcessPool>()
   private readonly shared = new Map<string, SharedServer>()
   private readonly reaper: NodeJS.Timeout
+  private closing = false
 
   constructor(
     private readonly o: {
@@ -99,6 +100,11 @@ export class SessionRegistry {
       config.mode === 'shared'
         ? await this.shared.get(server)!.attach(sessionLog)
         : await this.pools.get(server)!.take(sessionLog, config.identityEnv ? this.identity(principal) : undefined)
+    // The gateway began to shut down while this process started: it must not outlive it.
+    if (this.closing) {
+      await child.close()
+      throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
+    }
     const session = new Session({
       id,
       server,
@@ -129,6 +135,7 @@ export class SessionRegistry {
    * servers that have sessions, then ends every session, warm process and shared process.
    */
   async closeAll(): Promise<void> {
+    this.closing = true
     clearInterval(this.reaper)
     const grace = Math.max(0, ...[...this.sessions.values()].map((s) => this.o.config.servers[s.server]?.shutdownGrace ?? 0))
     const deadline = Date.now() + grace

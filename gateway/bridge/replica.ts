@@ -53,8 +53,11 @@ export class Replica {
     try {
       const child = await spawnChild(this.config, this.log)
       this.child = child
+      // Closed while it was starting: nothing may outlive the gateway.
+      if (this.closed) return void (await child.close())
       child.onexit = () => this.onExit()
       this.init = await initializeChild(child, this.config.requestTimeout || 30_000)
+      if (this.closed) return void (await child.close())
       child.onmessage = (m) => this.fromServer(m)
       this.backoff = 0
       this.log.info({ pid: child.pid, protocolVersion: this.init.protocolVersion }, 'shared server process ready')
@@ -136,5 +139,6 @@ export class Replica {
     this.closed = true
     clearTimeout(this.retry)
     await this.child?.close()
+    for (const w of this.waiters.splice(0)) w()
   }
 }

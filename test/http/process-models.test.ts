@@ -77,7 +77,6 @@ async function until(check: () => boolean, what: string, ms = 5000) {
     await new Promise((r) => setTimeout(r, 25))
   }
 }
-const bySession = (sid: string) => `tok-${sid}`
 
 describe('session mode: the warm pool', () => {
   it('keeps pool.min processes ready, hands each to one session only, and refills', async () => {

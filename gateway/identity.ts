@@ -1,0 +1,99 @@
+import type { Logger } from 'pino'
+import { createAuthenticator, type Authenticator } from './auth/authenticator.js'
+import { createIdpHttp, type IdpHttp } from './auth/idp-http.js'
+import { createKeySource } from './auth/keys.js'
+import { ConfigError } from './config/errors.js'
+import type { GatewayConfig } from './config/schema.js'
+import { startDevIdp, type DevIdp, type DevIdpOptions } from './devidp/provider.js'
+import type { Metrics } from './observability/metrics.js'
+
+/** Scopes the dev IdP issues; the example policies use these. */
+export const DEV_SCOPES = ['mcp:read', 'mcp:write', 'mcp:admin']
+/** After a failed key fetch at start-up, the next attempt comes this much later, in ms. */
+export const DEFAULT_KEYS_RETRY_MS = 5_500
+
+/** How the gateway authenticates: the issuer, its verifier, and whether its keys are in. */
+export interface Identity {
+  /** undefined only under --insecure-no-auth. */
+  issuer: string | undefined
+  authenticator: Authenticator | undefined
+  devIdp: DevIdp | undefined
+  /** Why the gateway is not ready yet, if it is not. */
+  problem(): string | undefined
+  close(): Promise<void>
+}
+
+/**
+ * Sets up authentication: the configured issuer; else the dev IdP when allowed (never with
+ * NODE_ENV=production); else, only with --insecure-no-auth, none. Key fetching starts now
+ * and retries in the background, so readiness follows an IdP that comes up later.
+ * @throws ConfigError when no issuer is configured and neither alternative is allowed
+ */
+export async function setUpIdentity(o: {
+  config: GatewayConfig
+  log: Logger
+  metrics: Metrics
+  resources: string[]
+  insecureNoAuth?: boolean
+  allowDevIdp?: boolean
+  devIdp?: Partial<DevIdpOptions>
+}): Promise<Identity> {
+  const { config, log } = o
+  let issuer = config.auth.issuer
+  if (issuer === undefined && o.insecureNoAuth) {
+    log.warn('AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach this port acts with every scope')
+    return { issuer: undefined, authenticator: undefined, devIdp: undefined, problem: () => undefined, close: async () => {} }
+  }
+  let devIdp: DevIdp | undefined
+  if (issuer === undefined) {
+    if (!o.allowDevIdp || process.env.NODE_ENV === 'production') {
+      throw new ConfigError([{ file: 'configuration', path: 'auth.issuer', message: 'no issuer configured: set auth.issuer (or MCP_EDGE_ISSUER), or pass --insecure-no-auth for a loopback-only test' }])
+    }
+    devIdp = await startDevIdp({ port: config.devIdp.port, resources: o.resources, scopes: DEV_SCOPES, logger: log.child({ component: 'dev-idp' }), ...o.devIdp })
+    issuer = devIdp.issuer
+    log.warn({ issuer }, 'DEVELOPMENT IdP running: a fixed user logs in and consents automatically. Never use it in production; configure auth.issuer instead')
+  }
+  const http: IdpHttp = createIdpHttp(config.auth.idpTimeout)
+  let ready = false
+  let problem = 'signing keys not fetched yet'
+  let stopped = false
+  let retry: NodeJS.Timeout | undefined
+  const keys = createKeySource({
+    issuer,
+    jwksUri: config.auth.jwksUri,
+    http,
+    timeoutMs: config.auth.idpTimeout,
+    cooldownMs: config.auth.jwksCooldown,
+    maxAgeMs: config.auth.jwksMaxAge,
+    onJwksFetch: (result) => {
+      o.metrics.jwksRefreshes.inc({ result })
+      if (result === 'ok') ready = true
+    },
+  })
+  const warm = (): void => {
+    keys.warm().then(
+      () => {
+        ready = true
+        log.info({ jwksUri: keys.jwksUri }, 'issuer signing keys loaded')
+      },
+      (err: Error) => {
+        problem = `issuer signing keys unavailable: ${err.message}`
+        log.warn({ issuer, cause: (err.cause as Error | undefined)?.message }, 'issuer signing keys could not be fetched; retrying')
+        if (!stopped) retry = setTimeout(warm, DEFAULT_KEYS_RETRY_MS).unref()
+      },
+    )
+  }
+  warm()
+  return {
+    issuer,
+    authenticator: createAuthenticator({ ...config.auth, issuer }, keys),
+    devIdp,
+    problem: () => (ready ? undefined : problem),
+    async close() {
+      stopped = true
+      clearTimeout(retry)
+      await devIdp?.close()
+      await http.close()
+    },
+  }
+}
