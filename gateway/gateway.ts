@@ -2,7 +2,6 @@ import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import type { DestinationStream, Logger } from 'pino'
 import { metadataUrl } from './auth/metadata.js'
-import type { Principal } from './auth/principal.js'
 import { SessionRegistry } from './bridge/registry.js'
 import { ConfigError } from './config/errors.js'
 import type { GatewayConfig } from './config/schema.js'
@@ -130,7 +129,6 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     metrics,
     metadataOf: (name) => metadataUrl(resourceOf(name)),
     authenticator,
-    anonymous: ANONYMOUS,
     policy,
     registry,
     scopes,
@@ -170,18 +168,6 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         audit.flush()
       })()),
   }
-}
-
-/** Everyone's identity under --insecure-no-auth: every scope; explicit deny rules still apply. */
-const ANONYMOUS: Principal = {
-  iss: 'urn:mcp-edge:insecure-no-auth',
-  sub: 'anonymous',
-  clientId: undefined,
-  scopes: new Set(),
-  allScopes: true,
-  claims: {},
-  roles: new Set(),
-  exp: undefined,
 }
 
 function emptyPolicy(log: Logger): Policy {

@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import { createAuthenticator, type Authenticator } from './auth/authenticator.js'
 import { createIdpHttp, type IdpHttp } from './auth/idp-http.js'
 import { createKeySource } from './auth/keys.js'
+import type { Principal } from './auth/principal.js'
 import { ConfigError } from './config/errors.js'
 import type { GatewayConfig } from './config/schema.js'
 import { startDevIdp, type DevIdp, type DevIdpOptions } from './devidp/provider.js'
@@ -16,7 +17,8 @@ export const DEFAULT_KEYS_RETRY_MS = 5_500
 export interface Identity {
   /** undefined only under --insecure-no-auth. */
   issuer: string | undefined
-  authenticator: Authenticator | undefined
+  /** Under --insecure-no-auth, one that answers every request with the anonymous principal. */
+  authenticator: Authenticator
   devIdp: DevIdp | undefined
   /** Why the gateway is not ready yet, if it is not. */
   problem(): string | undefined
@@ -42,7 +44,8 @@ export async function setUpIdentity(o: {
   let issuer = config.auth.issuer
   if (issuer === undefined && o.insecureNoAuth) {
     log.warn('AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach this port acts with every scope')
-    return { issuer: undefined, authenticator: undefined, devIdp: undefined, problem: () => undefined, close: async () => {} }
+    const authenticator: Authenticator = { authenticate: async () => ANONYMOUS }
+    return { issuer: undefined, authenticator, devIdp: undefined, problem: () => undefined, close: async () => {} }
   }
   let devIdp: DevIdp | undefined
   if (issuer === undefined) {
@@ -96,4 +99,16 @@ export async function setUpIdentity(o: {
       await http.close()
     },
   }
+}
+
+/** Everyone's identity under --insecure-no-auth: every scope; explicit deny rules still apply. */
+const ANONYMOUS: Principal = {
+  iss: 'urn:mcp-edge:insecure-no-auth',
+  sub: 'anonymous',
+  clientId: undefined,
+  scopes: new Set(),
+  allScopes: true,
+  claims: {},
+  roles: new Set(),
+  exp: undefined,
 }

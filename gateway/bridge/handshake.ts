@@ -18,22 +18,34 @@ export interface InitResult {
  * @throws Error when the process answers with an error or not within `timeoutMs`
  */
 export async function initializeChild(child: Child, timeoutMs: number): Promise<InitResult> {
-  const id = 'mcp-edge-initialize'
-  const result = new Promise<InitResult>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no initialize result')), timeoutMs)
-    child.onmessage = (m) => {
-      if ((m as { id?: unknown }).id !== id) return
-      clearTimeout(timer)
-      const r = m as { result?: InitResult; error?: { message?: string } }
-      if (r.result) resolve(r.result)
-      else reject(new Error(`initialize failed: ${r.error?.message}`))
-    }
-  })
-  await child.send({ jsonrpc: '2.0', id, method: 'initialize', params: { protocolVersion: GATEWAY_PROTOCOL_VERSIONS[0], capabilities: {}, clientInfo: { name: 'mcp-edge', version: '0.1.0' } } } as JSONRPCMessage)
-  const init = await result
-  child.onmessage = undefined
+  const params = { protocolVersion: GATEWAY_PROTOCOL_VERSIONS[0], capabilities: {}, clientInfo: { name: 'mcp-edge', version: '0.1.0' } }
+  const reply = (await exchange(child, 'initialize', params, timeoutMs)) as { result?: InitResult; error?: { message?: string } } | undefined
+  if (reply === undefined) throw new Error('no initialize result')
+  if (!reply.result) throw new Error(`initialize failed: ${reply.error?.message}`)
   await child.send({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage)
-  return init
+  return reply.result
+}
+
+/**
+ * Sends the gateway's own request to a process that belongs to no session yet and waits for
+ * its reply. Owns `child.onmessage` meanwhile. Resolves undefined when the process exits, the
+ * send fails, or nothing comes within `timeoutMs`.
+ */
+export function exchange(child: Child, method: string, params: Record<string, unknown> | undefined, timeoutMs: number): Promise<JSONRPCMessage | undefined> {
+  const id = `mcp-edge-${method}`
+  return new Promise((resolve) => {
+    const done = (reply?: JSONRPCMessage) => {
+      clearTimeout(timer)
+      child.onmessage = undefined
+      resolve(reply)
+    }
+    const timer = setTimeout(done, timeoutMs)
+    child.onmessage = (m) => {
+      if ((m as { id?: unknown }).id === id) done(m)
+    }
+    void child.exited.then(() => done())
+    child.send({ jsonrpc: '2.0', id, method, ...(params ? { params } : {}) } as JSONRPCMessage).catch(() => done())
+  })
 }
 
 /** MCP lifecycle: the requested version if the gateway speaks it, else the process's own. */

@@ -1,9 +1,8 @@
-import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
 import { spawnChild, type Child } from './child.js'
 import { BridgeError } from './errors.js'
-import { initializeChild, preinitialized, type InitResult } from './handshake.js'
+import { exchange, initializeChild, preinitialized, type InitResult } from './handshake.js'
 
 /** Delay between handing out a warm process and spawning its replacement, in ms. */
 export const DEFAULT_REFILL_DELAY_MS = 20
@@ -183,19 +182,6 @@ export const DEFAULT_PRIME_TIMEOUT_MS = 10_000
  * is still starting. Any answer will do, an error included; the process exiting or silence
  * ends the wait too.
  */
-function primed(child: Child): Promise<void> {
-  return new Promise((resolve) => {
-    const id = 'mcp-edge-warm-up'
-    const done = () => {
-      clearTimeout(timer)
-      child.onmessage = undefined
-      resolve()
-    }
-    const timer = setTimeout(done, DEFAULT_PRIME_TIMEOUT_MS)
-    child.onmessage = (m) => {
-      if ((m as { id?: unknown }).id === id) done()
-    }
-    void child.exited.then(done)
-    child.send({ jsonrpc: '2.0', id, method: 'ping' } as JSONRPCMessage).catch(done)
-  })
+async function primed(child: Child): Promise<void> {
+  await exchange(child, 'ping', undefined, DEFAULT_PRIME_TIMEOUT_MS)
 }

@@ -98,7 +98,7 @@ export class SessionRegistry {
     const sessionLog = log.child({ session: random.slice(0, 8) })
     const child: Child =
       config.mode === 'shared'
-        ? await this.shared.get(server)!.attach(sessionLog)
+        ? await this.shared.get(server)!.attach()
         : await this.pools.get(server)!.take(sessionLog, config.identityEnv ? this.identity(principal) : undefined)
     // The gateway began to shut down while this process started: it must not outlive it.
     if (this.closing) {

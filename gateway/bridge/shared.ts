@@ -39,7 +39,7 @@ export class SharedServer {
    * A session's view of the shared process, on the least-loaded ready replica.
    * @throws BridgeError `spawn_failed` when no replica becomes ready in time
    */
-  async attach(log: Logger): Promise<Child> {
+  async attach(): Promise<Child> {
     const deadline = Date.now() + DEFAULT_SHARED_READY_WAIT_MS
     for (;;) {
       const ready = this.replicas.filter((r) => r.ready)
@@ -47,11 +47,10 @@ export class SharedServer {
         const replica = ready.reduce((a, b) => (b.channels.size < a.channels.size ? b : a))
         return new Channel(replica)
       }
-      if (Date.now() > deadline) throw new BridgeError('spawn_failed', 'the MCP server is not available; retry later')
-      await Promise.race(this.replicas.map((r) => r.readyOnce()))
-        .then(() => undefined)
-        .catch(() => undefined)
-      await new Promise((r) => setTimeout(r, 10))
+      const left = deadline - Date.now()
+      if (left <= 0) throw new BridgeError('spawn_failed', 'the MCP server is not available; retry later')
+      // A replica becoming ready, or the deadline: a replica in a long backoff must not hold us.
+      await Promise.race([...this.replicas.map((r) => r.readyOnce()), new Promise((r) => setTimeout(r, left))])
     }
   }
 

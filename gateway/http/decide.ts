@@ -3,14 +3,17 @@ import type { Envelope, RequestId } from '../bridge/jsonrpc.js'
 import { ruleOf, type Decided } from '../bridge/session.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
-import { decide, decideAccess } from '../policy/evaluate.js'
+import { decide, decideAccess, type Decision } from '../policy/evaluate.js'
 import { gatedTarget } from '../policy/filter.js'
 import type { Policy } from '../policy/policy.js'
 
 /** The policy's verdict on a POST body: every request allowed (by id), or the first refusal. */
 export type BodyVerdict =
   | { refused: undefined; decided: Map<RequestId, Decided> }
-  | { refused: { message: Envelope; verdict: Decided }; decided: undefined }
+  | { refused: { message: Envelope; decision: Refusal; name?: string }; decided: undefined }
+
+/** A decision that refuses. */
+export type Refusal = Exclude<Decision, { effect: 'allow' }>
 
 /**
  * Decides every message of a body from one policy version. A refusal is audited and counted
@@ -26,7 +29,8 @@ export function decideBody(
   const decided = new Map<RequestId, Decided>()
   for (const m of messages) {
     const verdict = decideMessage(m, principal, server, policy)
-    if (verdict.decision.effect === 'allow') {
+    const { decision } = verdict
+    if (decision.effect === 'allow') {
       if (m.kind === 'request') decided.set(m.id, verdict)
       continue
     }
@@ -36,7 +40,7 @@ export function decideBody(
       method: m.kind === 'request' || m.kind === 'notification' ? m.method : 'response',
       name: verdict.name, decision: verdict.decision.effect, rule: ruleOf(verdict.decision), outcome: 'refused',
     })
-    return { refused: { message: m, verdict }, decided: undefined }
+    return { refused: { message: m, decision, name: verdict.name }, decided: undefined }
   }
   return { refused: undefined, decided }
 }

@@ -1,9 +1,8 @@
 import type { Context } from 'hono'
-import { AuthError } from '../auth/errors.js'
 import { BridgeError } from '../bridge/errors.js'
 import { envelope } from '../bridge/jsonrpc.js'
 import { LegacySseTransport } from '../bridge/legacy-sse.js'
-import { decideAccess, type Decision } from '../policy/evaluate.js'
+import { decideAccess } from '../policy/evaluate.js'
 import { readJsonBody } from './body.js'
 import { decideBody } from './decide.js'
 import type { McpEndpointDeps } from './mcp.js'
@@ -17,12 +16,9 @@ import { decisionResponse, errorResponse, RPC_POLICY_DENIED } from './respond.js
  * carries the client's messages. Every request needs a token, the POST one too.
  */
 export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
-  const authenticate = (c: Context<Vars>, server: string) =>
-    d.authenticator ? d.authenticator.authenticate(c.req.header('authorization'), d.audiences(server)) : Promise.resolve(d.anonymous)
-  const fail = (c: Context<Vars>, server: string, err: unknown) => {
-    if (err instanceof AuthError) d.metrics.authFailures.inc({ code: err.code })
-    return errorResponse(err, { resourceMetadata: d.metadataOf(server), scope: d.scopes(server), log: c.get('log').child({ server }) })
-  }
+  const authenticate = (c: Context<Vars>, server: string) => d.authenticator.authenticate(c.req.header('authorization'), d.audiences(server))
+  const fail = (c: Context<Vars>, server: string, err: unknown) =>
+    errorResponse(err, { resourceMetadata: d.metadataOf(server), scope: d.scopes(server), log: c.get('log').child({ server }), metrics: d.metrics })
   return {
     async stream(c: Context<Vars>): Promise<Response> {
       const server = c.req.param('server') ?? ''
@@ -58,14 +54,14 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
         const messages = (Array.isArray(body) ? body : [body]).map(envelope)
         const { refused, decided } = decideBody(d, messages, principal, server, d.policy.current)
         if (refused) {
-          const { message: m, verdict } = refused
+          const { message: m, decision } = refused
           // Replies travel on the event stream in this transport: an outright denial of a
           // request is answered there; a missing scope is the POST's own 403 challenge.
-          if (verdict.decision.effect === 'deny' && m.kind === 'request') {
+          if (decision.effect === 'deny' && m.kind === 'request') {
             session.tell({ jsonrpc: '2.0', id: m.id, error: { code: RPC_POLICY_DENIED, message: 'denied by policy' } } as never)
             return new Response(null, { status: 202 })
           }
-          return decisionResponse(verdict.decision as Exclude<Decision, { effect: 'allow' }>, { resourceMetadata: d.metadataOf(server), id: null })
+          return decisionResponse(decision, { resourceMetadata: d.metadataOf(server), id: null })
         }
         return await session.handle(c.req.raw, body, principal, decided)
       } catch (err) {

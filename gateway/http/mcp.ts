@@ -1,13 +1,11 @@
 import type { Context } from 'hono'
 import type { Authenticator } from '../auth/authenticator.js'
-import { AuthError } from '../auth/errors.js'
-import type { Principal } from '../auth/principal.js'
 import { BridgeError } from '../bridge/errors.js'
 import { envelope } from '../bridge/jsonrpc.js'
 import type { SessionRegistry } from '../bridge/registry.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { GatewayError } from '../errors.js'
-import { decideAccess, type Decision } from '../policy/evaluate.js'
+import { decideAccess } from '../policy/evaluate.js'
 import type { PolicyStore } from '../policy/store.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
@@ -24,10 +22,8 @@ export interface McpEndpointDeps {
   /** `aud` values accepted for a server: its resource URL and any gateway-wide audience. */
   audiences: (server: string) => string[]
   metadataOf: (server: string) => string
-  /** undefined only under --insecure-no-auth. */
-  authenticator: Authenticator | undefined
-  /** The principal every request gets under --insecure-no-auth. */
-  anonymous: Principal
+  /** Under --insecure-no-auth it answers every request with the anonymous principal. */
+  authenticator: Authenticator
   policy: PolicyStore
   registry: SessionRegistry
   audit: AuditLog
@@ -59,9 +55,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       if (declared > d.config.limits.maxBodyBytes) {
         throw new GatewayError('body_too_large', `the request body is larger than ${d.config.limits.maxBodyBytes} bytes`, { status: 413, expose: true })
       }
-      const principal = d.authenticator
-        ? await d.authenticator.authenticate(c.req.header('authorization'), d.audiences(server))
-        : d.anonymous
+      const principal = await d.authenticator.authenticate(c.req.header('authorization'), d.audiences(server))
       const sessionId = c.req.header('mcp-session-id')
       const policy = d.policy.current
 
@@ -78,8 +72,8 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
       const { refused, decided } = decideBody(d, messages, principal, server, policy)
       if (refused) {
-        const { message: m, verdict } = refused
-        return decisionResponse(verdict.decision as Exclude<Decision, { effect: 'allow' }>, { resourceMetadata, id: Array.isArray(body) || m.kind !== 'request' ? null : m.id })
+        const { message: m, decision } = refused
+        return decisionResponse(decision, { resourceMetadata, id: Array.isArray(body) || m.kind !== 'request' ? null : m.id })
       }
 
       if (sessionId === undefined) {
@@ -97,8 +91,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
       return await session.handle(c.req.raw, body, principal, decided)
     } catch (err) {
-      if (err instanceof AuthError) d.metrics.authFailures.inc({ code: err.code })
-      return errorResponse(err, { resourceMetadata, scope: d.scopes(server), log: log() })
+      return errorResponse(err, { resourceMetadata, scope: d.scopes(server), log: log(), metrics: d.metrics })
     }
   }
 }

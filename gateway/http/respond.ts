@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import { AuthError } from '../auth/errors.js'
 import { bearerChallenge } from '../auth/challenge.js'
 import { GatewayError } from '../errors.js'
+import type { Metrics } from '../observability/metrics.js'
 import type { Decision } from '../policy/evaluate.js'
 
 /** JSON-RPC error code for a request refused by policy (implementation-defined range). */
@@ -22,8 +23,9 @@ export function rpcErrorResponse(status: number, code: number, message: string, 
  * The one place an error becomes a response. Exposed errors keep their message; anything
  * else is a 500 with a fixed text, its detail going to the log only.
  */
-export function errorResponse(err: unknown, o: { resourceMetadata: string; scope?: string[]; log: Logger }): Response {
+export function errorResponse(err: unknown, o: { resourceMetadata: string; scope?: string[]; log: Logger; metrics?: Metrics }): Response {
   if (err instanceof AuthError) {
+    o.metrics?.authFailures.inc({ code: err.code })
     o.log.info({ auth: err.code, reason: err.message, cause: causeOf(err) }, 'authentication failed')
     if (err.code === 'idp_unavailable') {
       return rpcErrorResponse(503, -32000, 'the authorization server is unreachable; retry later', { 'retry-after': '5' })

@@ -1,11 +1,9 @@
 import type { Context } from 'hono'
 import type { Authenticator } from '../auth/authenticator.js'
-import type { Principal } from '../auth/principal.js'
 import { decideAccess, grantsOf, ruleVerdicts } from '../policy/evaluate.js'
 import type { Feature } from '../policy/policy.js'
 import type { PolicyStore } from '../policy/store.js'
 import type { Metrics } from '../observability/metrics.js'
-import { AuthError } from '../auth/errors.js'
 import type { Vars } from './request-id.js'
 import { errorResponse } from './respond.js'
 
@@ -20,8 +18,7 @@ export function whoami(d: {
   servers: readonly string[]
   audiences: (server: string) => string[]
   metadataOf: (server: string) => string
-  authenticator: Authenticator | undefined
-  anonymous: Principal
+  authenticator: Authenticator
   policy: PolicyStore
   metrics: Metrics
 }) {
@@ -29,7 +26,7 @@ export function whoami(d: {
   return async function handleWhoami(c: Context<Vars>): Promise<Response> {
     const resourceMetadata = d.metadataOf(d.servers[0] ?? '')
     try {
-      const p = d.authenticator ? await d.authenticator.authenticate(c.req.header('authorization'), everyAudience) : d.anonymous
+      const p = await d.authenticator.authenticate(c.req.header('authorization'), everyAudience)
       const policy = d.policy.current
       const servers: Record<string, unknown> = {}
       for (const server of d.servers) {
@@ -48,8 +45,7 @@ export function whoami(d: {
         servers,
       }, { headers: { 'cache-control': 'no-store' } })
     } catch (err) {
-      if (err instanceof AuthError) d.metrics.authFailures.inc({ code: err.code })
-      return errorResponse(err, { resourceMetadata, log: c.get('log') })
+      return errorResponse(err, { resourceMetadata, log: c.get('log'), metrics: d.metrics })
     }
   }
 }

@@ -5,7 +5,8 @@ import { readdirSync, readFileSync } from 'node:fs'
 export const CLK_TCK =
   Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
 
-interface Stat { pid: number; ppid: number; ticks: number }
+/** `own`: utime+stime; `ticks`: own plus cutime+cstime (reaped children). */
+interface Stat { pid: number; ppid: number; own: number; ticks: number }
 
 /** One /proc/<pid>/stat line; undefined if the process is gone. */
 function readStat(pid: number): Stat | undefined {
@@ -19,7 +20,8 @@ function readStat(pid: number): Stat | undefined {
   // 4 ppid, 14 utime, 15 stime, 16 cutime, 17 cstime; rest[0] is field 3.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ')
   const f = (n: number) => Number(rest[n - 3])
-  return { pid, ppid: f(4), ticks: f(14) + f(15) + f(16) + f(17) }
+  const own = f(14) + f(15)
+  return { pid, ppid: f(4), own, ticks: own + f(16) + f(17) }
 }
 
 function allStats(): Stat[] {
@@ -59,14 +61,8 @@ export function treeCpuMs(root: number): number {
 
 /** CPU ms of `root` itself (utime+stime), without its children. */
 export function ownCpuMs(root: number): number {
-  let text: string
-  try {
-    text = readFileSync(`/proc/${root}/stat`, 'utf8')
-  } catch {
-    return NaN
-  }
-  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ')
-  return ((Number(rest[11]) + Number(rest[12])) * 1000) / CLK_TCK
+  const stat = readStat(root)
+  return stat === undefined ? NaN : (stat.own * 1000) / CLK_TCK
 }
 
 /** Sum of VmRSS over the tree under `root`, in MB. */
