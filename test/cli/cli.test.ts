@@ -107,6 +107,20 @@ describe('configuration errors stop start-up with file, line and reason', () => 
   })
 })
 
+describe('the mcp-edge command', () => {
+  it('runs through npx from the package, as the README shows (the bin is executable)', async () => {
+    const root = fileURLToPath(new URL('../../../', import.meta.url))
+    const res = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const p = spawn('npx', ['--no', 'mcp-edge', 'help'], { cwd: root })
+      let stdout = ''
+      p.stdout.on('data', (d) => (stdout += d))
+      p.on('close', (code) => resolve({ code, stdout }))
+    })
+    assert.equal(res.code, 0)
+    assert.match(res.stdout, /^usage: mcp-edge <command>/)
+  })
+})
+
 describe('production safety', () => {
   it('a config without an issuer refuses to start', async () => {
     const res = await run(['serve', '--config', file('noissuer.yaml', `listen: { port: 0 }\n${echoServer}`)])
