@@ -2,6 +2,9 @@ import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import type { DestinationStream, Logger } from 'pino'
 import { metadataUrl } from './auth/metadata.js'
+import type { Principal } from './auth/principal.js'
+import { InputRounds } from './bridge/input-rounds.js'
+import { LanePool } from './bridge/lanes.js'
 import { SessionRegistry } from './bridge/registry.js'
 import { ConfigError } from './config/errors.js'
 import type { GatewayConfig } from './config/schema.js'
@@ -99,16 +102,20 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   }
   const { issuer, authenticator, devIdp } = identity
 
+  const filter = (name: string, method: string, result: unknown, principal: Principal) => filterListResult(policy.current, name, method, result, principal)
   const registry = new SessionRegistry({
     config,
     log,
     audit,
     metrics,
-    filter: (name, method, result, principal) => filterListResult(policy.current, name, method, result, principal),
+    filter,
     scopesOf: (p) => grantsOf(policy.current, p).scopes,
   })
   registry.start()
   sessions = () => registry.size
+  // Sessionless (2026-07-28) requests: the principals' own processes, and their waiting rounds.
+  const lanes = new LanePool({ config, source: registry, log: log.child({ lanes: true }) })
+  const rounds = new InputRounds()
   const reloader = config.policies
     ? watchPolicy(config.policies, policy, (r) => {
         metrics.policyReloads.inc({ result: r.ok ? 'ok' : 'failed' })
@@ -132,6 +139,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     policy,
     registry,
     scopes,
+    modern: { config, lanes, rounds, audit, metrics, filter },
     origin: {
       origins: [new URL(publicUrl).origin, ...config.allowedOrigins].map((s) => s.toLowerCase()),
       local: loopback,
@@ -161,7 +169,9 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         // requests in flight finish (up to shutdownGrace) before the processes are stopped.
         handler = () => rpcErrorResponse(503, -32000, 'the gateway is shutting down', { connection: 'close', 'retry-after': '1' })
         const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()))
-        await registry.closeAll()
+        // Requests waiting for a client's answers will not get them now.
+        rounds.close()
+        await Promise.all([registry.closeAll(), lanes.close()])
         ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
         await listenerClosed
         await identity.close()

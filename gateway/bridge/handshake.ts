@@ -12,13 +12,14 @@ export interface InitResult {
 }
 
 /**
- * The gateway's own MCP handshake with a process: initialize with no client capabilities
- * (so it never asks for sampling, elicitation or roots), then `notifications/initialized`.
+ * The gateway's own MCP handshake with a process: initialize, by default with no client
+ * capabilities (so it never asks for sampling, elicitation or roots), then
+ * `notifications/initialized`.
  * Owns `child.onmessage` until the result arrives; the caller sets its own afterwards.
  * @throws Error when the process answers with an error or not within `timeoutMs`
  */
-export async function initializeChild(child: Child, timeoutMs: number): Promise<InitResult> {
-  const params = { protocolVersion: GATEWAY_PROTOCOL_VERSIONS[0], capabilities: {}, clientInfo: { name: 'mcp-edge', version: '0.1.0' } }
+export async function initializeChild(child: Child, timeoutMs: number, capabilities: Record<string, unknown> = {}): Promise<InitResult> {
+  const params = { protocolVersion: GATEWAY_PROTOCOL_VERSIONS[0], capabilities, clientInfo: { name: 'mcp-edge', version: '0.1.0' } }
   const reply = (await exchange(child, 'initialize', params, timeoutMs)) as { result?: InitResult; error?: { message?: string } } | undefined
   if (reply === undefined) throw new Error('no initialize result')
   if (!reply.result) throw new Error(`initialize failed: ${reply.error?.message}`)

@@ -123,6 +123,26 @@ export class SessionRegistry {
     return session
   }
 
+  /**
+   * A process for the gateway's own use on behalf of `principal` (sessionless 2026-07-28
+   * requests): from the warm pool like a session's, or a view of the shared process.
+   * @throws BridgeError `too_many_sessions` at `pool.max` or while closing, `spawn_failed`
+   */
+  async process(server: string, principal: Principal, log: Logger): Promise<Child> {
+    const config = this.o.config.servers[server]
+    if (config === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
+    if (this.closing) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
+    const child =
+      config.mode === 'shared'
+        ? await this.shared.get(server)!.attach()
+        : await this.pools.get(server)!.take(log, config.identityEnv ? this.identity(principal) : undefined)
+    if (this.closing) {
+      await child.close()
+      throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
+    }
+    return child
+  }
+
   /** The session with this id on this server owned by this principal, else undefined. */
   find(id: string, server: string, principal: Principal): Session | undefined {
     const session = this.sessions.get(id)

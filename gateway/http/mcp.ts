@@ -1,3 +1,4 @@
+import { classifyInboundRequest } from '@modelcontextprotocol/server'
 import type { Context } from 'hono'
 import type { Authenticator } from '../auth/authenticator.js'
 import { BridgeError } from '../bridge/errors.js'
@@ -12,6 +13,9 @@ import type { Metrics } from '../observability/metrics.js'
 import { readJsonBody } from './body.js'
 import { decideBody } from './decide.js'
 import type { Vars } from './request-id.js'
+import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
+import { rpcError, serveModern, type ModernDeps } from './modern.js'
+import { standardHeaders } from './modern-headers.js'
 import { decisionResponse, errorResponse, rpcErrorResponse } from './respond.js'
 
 /** What the MCP endpoint needs to serve one server. */
@@ -30,13 +34,17 @@ export interface McpEndpointDeps {
   metrics: Metrics
   /** Baseline scopes of a server, named in 401 challenges. */
   scopes: (server: string | undefined) => string[]
+  /** The sessionless (2026-07-28) path. */
+  modern: ModernDeps
 }
 
 /**
- * `POST/GET/DELETE /mcp/:server`: authenticate, find the caller's session (or open one on
- * `initialize`), decide policy on every message, then hand the request to the session's
- * SDK transport. Order of checks: auth → session → policy → process (checklist "recommended
- * order"; Origin ran before this, in middleware).
+ * `POST/GET/DELETE /mcp/:server`, both protocol eras on one endpoint. Authenticate, then
+ * classify the body with the SDK's dual-era classifier: a request carrying the 2026-07-28
+ * per-request envelope is served sessionless (modern.ts); anything else finds the caller's
+ * session (or opens one on `initialize`), is decided by policy message by message, and goes
+ * to the session's SDK transport. Order of checks: auth → era and headers → session →
+ * policy → process (checklist "recommended order"; Origin ran before this, in middleware).
  */
 export function mcpEndpoint(d: McpEndpointDeps) {
   return async function handleMcp(c: Context<Vars>): Promise<Response> {
@@ -60,6 +68,10 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       const policy = d.policy.current
 
       if (method !== 'POST') {
+        // 2026-07-28 has only POST (checklist D43).
+        if (standardHeaders(c.req.raw.headers).protocolVersion === MODERN_PROTOCOL_VERSION) {
+          return rpcErrorResponse(405, -32000, 'Method not allowed: protocol revision 2026-07-28 has no GET or DELETE', { allow: 'POST' })
+        }
         if (sessionId === undefined) throw new BridgeError('session_required', 'the Mcp-Session-Id header is required')
         const session = d.registry.find(sessionId, server, principal)
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
@@ -69,6 +81,15 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       }
 
       const body = await readJsonBody(c.req.raw, d.config.limits.maxBodyBytes)
+      const h = standardHeaders(c.req.raw.headers)
+      const route = classifyInboundRequest({ httpMethod: 'POST', protocolVersionHeader: h.protocolVersion, mcpMethodHeader: h.method, mcpNameHeader: h.name, body })
+      if (route.kind === 'modern') {
+        return await serveModern(d.modern, { req: c.req.raw, server, principal, policy, route, resourceMetadata, log: log() })
+      }
+      // Malformed JSON-RPC stays the session transport's to refuse, as it always was.
+      if (route.kind === 'reject' && route.rung !== 'jsonrpc-shape') {
+        return rpcError(route.httpStatus, idOf(body), route.code, route.message, route.data)
+      }
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
       const { refused, decided } = decideBody(d, messages, principal, server, policy)
       if (refused) {
@@ -94,6 +115,12 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       return errorResponse(err, { resourceMetadata, scope: d.scopes(server), log: log(), metrics: d.metrics })
     }
   }
+}
+
+/** The id of a single JSON-RPC request body, to echo in an error about it. */
+function idOf(body: unknown): string | number | null {
+  const id = (body as { id?: unknown } | null)?.id
+  return typeof id === 'string' || typeof id === 'number' ? id : null
 }
 
 /**

@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto'
+import { createRequestStateCodec, type RequestStateCodec, type ServerContext } from '@modelcontextprotocol/server'
+import type { BackendCall } from './modern-call.js'
+
+/** How long a request waiting for the client's answers (input_required) is kept, in ms. */
+export const DEFAULT_INPUT_TTL_MS = 5 * 60_000
+
+/** What a `requestState` carries: which waiting request, and which of its rounds. */
+interface RoundState {
+  call: string
+  round: number
+}
+
+/** Who may continue a waiting request: the same principal, server, method and target. */
+export interface RoundBinding {
+  owner: string
+  server: string
+  method: string
+  name: string | undefined
+}
+
+/** Why a `requestState` cannot continue a request. */
+export type ClaimRefusal = 'invalid' | 'gone'
+
+interface Parked {
+  call: BackendCall
+  round: number
+  timer: NodeJS.Timeout
+  onExpire: () => void
+}
+
+/**
+ * Requests waiting between multi-round-trip rounds (2026-07-28 `input_required`), and the
+ * `requestState` handles that continue them. A handle is opaque, HMAC-sealed by the SDK's
+ * codec with a key that never leaves this process, bound to the principal, server, method and
+ * target (so another user's, or another tool's, retry is refused), expires, and names one
+ * round: an older round's handle is refused once a newer one was issued.
+ */
+export class InputRounds {
+  private readonly codec: RequestStateCodec<RoundState>
+  private readonly parked = new Map<string, Parked>()
+
+  constructor(private readonly ttlMs = DEFAULT_INPUT_TTL_MS) {
+    this.codec = createRequestStateCodec<RoundState>({
+      key: randomBytes(32),
+      ttlSeconds: Math.ceil(ttlMs / 1000),
+      // The codec binds through a server context; ours carries the binding string only.
+      bind: (ctx) => (ctx as unknown as { binding: string }).binding,
+    })
+  }
+
+  /** Requests waiting for answers. */
+  get size(): number {
+    return this.parked.size
+  }
+
+  /**
+   * Keeps `call` waiting for the client's answers and returns the handle that continues it.
+   * `onExpire` runs if no answer comes within the TTL (the caller cancels and frees the lane).
+   */
+  async park(call: BackendCall, binding: RoundBinding, onExpire: () => void): Promise<string> {
+    const key = callKey(call)
+    const previous = this.parked.get(key)
+    if (previous !== undefined) clearTimeout(previous.timer)
+    const round = (rounds.get(call) ?? 0) + 1
+    rounds.set(call, round)
+    const timer = setTimeout(() => {
+      this.parked.delete(key)
+      onExpire()
+    }, this.ttlMs).unref()
+    this.parked.set(key, { call, round, timer, onExpire })
+    return this.codec.mint({ call: key, round }, context(binding))
+  }
+
+  /** The waiting request a handle continues, taken out of waiting; or why not. */
+  async claim(state: string, binding: RoundBinding): Promise<{ call: BackendCall } | { refused: ClaimRefusal }> {
+    let payload: RoundState
+    try {
+      payload = await this.codec.verify(state, context(binding))
+    } catch {
+      return { refused: 'invalid' }
+    }
+    const parked = this.parked.get(payload.call)
+    if (parked === undefined || parked.round !== payload.round || parked.call.done) return { refused: 'gone' }
+    clearTimeout(parked.timer)
+    this.parked.delete(payload.call)
+    return { call: parked.call }
+  }
+
+  /** Cancels every waiting request (shutdown). */
+  close(): void {
+    for (const p of this.parked.values()) {
+      clearTimeout(p.timer)
+      p.onExpire()
+    }
+    this.parked.clear()
+  }
+}
+
+const keys = new WeakMap<BackendCall, string>()
+/** Rounds issued per request, so a handle of an earlier round never continues a later one. */
+const rounds = new WeakMap<BackendCall, number>()
+
+/** A random handle per waiting request: nothing about the process or lane is guessable from it. */
+function callKey(call: BackendCall): string {
+  let key = keys.get(call)
+  if (key === undefined) {
+    key = randomBytes(12).toString('base64url')
+    keys.set(call, key)
+  }
+  return key
+}
+
+function context(b: RoundBinding): ServerContext {
+  return { binding: `${b.owner}\n${b.server}\n${b.method}\n${b.name ?? ''}` } as unknown as ServerContext
+}

@@ -1,0 +1,188 @@
+import type { JSONRPCMessage } from '@modelcontextprotocol/server'
+import type { Lane, LaneUser } from './lanes.js'
+import { envelope, rpcError, type RequestId } from './jsonrpc.js'
+
+/** After a process's first server→client request, how long to gather more before answering, in ms. */
+export const DEFAULT_INPUT_GATHER_MS = 5
+
+/** MCP logging levels, least severe first (RFC 5424 order). */
+const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency']
+
+/** The client capability each server→client request needs. */
+const CAPABILITY_OF: Record<string, string> = {
+  'elicitation/create': 'elicitation',
+  'sampling/createMessage': 'sampling',
+  'roots/list': 'roots',
+}
+
+/** A request the process is waiting on the client for, as an `inputRequests` entry. */
+export interface InputRequest {
+  id: RequestId
+  method: string
+  params: Record<string, unknown> | undefined
+}
+
+/** How a round of a sessionless request ended. */
+export type Outcome =
+  /** The process answered the request (a result or a JSON-RPC error), raw. */
+  | { kind: 'response'; message: JSONRPCMessage }
+  /** The process is waiting for the client: these requests, by key. */
+  | { kind: 'input'; requests: Map<string, InputRequest> }
+  /** The process went away or did not answer in time. */
+  | { kind: 'failed'; code: number; message: string }
+
+/** What a sessionless request declared in its `_meta`. */
+export interface ClientMeta {
+  capabilities: Record<string, unknown>
+  logLevel: string | undefined
+  progressToken: RequestId | undefined
+}
+
+/**
+ * One sessionless (2026-07-28) request running on a lane, across its multi-round-trip rounds.
+ * The process is a session-era server: what it asks of the client mid-request (elicitation,
+ * sampling, roots) becomes an `input_required` round, keyed by the process's own request id,
+ * and the client's `inputResponses` on retry become the JSON-RPC responses it waits for.
+ * Requests for a capability the client did not declare are refused to the process at once and
+ * remembered, so a failure that follows can be reported as the missing capability.
+ */
+export class BackendCall implements LaneUser {
+  readonly backendId: string
+  /** Capabilities the process asked for and the client had not declared. */
+  readonly refused = new Set<string>()
+  private readonly pending = new Map<string, InputRequest>()
+  private settle: ((o: Outcome) => void) | undefined
+  private notify: ((m: JSONRPCMessage) => void) | undefined
+  private gather: NodeJS.Timeout | undefined
+  private timer: NodeJS.Timeout | undefined
+  private ended = false
+  /** How the request ended while no round was waiting (between rounds). */
+  private final: Outcome | undefined
+
+  constructor(
+    readonly lane: Lane,
+    private readonly request: { method: string; params: Record<string, unknown> | undefined },
+    private meta: ClientMeta,
+    private readonly timeoutMs: number,
+  ) {
+    this.backendId = lane.nextId()
+  }
+
+  get done(): boolean {
+    return this.ended
+  }
+
+  /** Sends the request to the process; resolves with how its first round ended. */
+  begin(notify: (m: JSONRPCMessage) => void): Promise<Outcome> {
+    const waiting = this.wait(notify)
+    const message = { jsonrpc: '2.0', id: this.backendId, method: this.request.method, ...(this.request.params ? { params: this.request.params } : {}) }
+    this.lane.child.send(message as JSONRPCMessage).catch(() => this.finish({ kind: 'failed', code: -32000, message: 'the MCP server process is not running' }))
+    return waiting
+  }
+
+  /**
+   * The client's answers to the last round, from its retry (whose own `_meta` now applies).
+   * Keys the process is not waiting on are ignored; a value that is not an object counts as
+   * no answer. Resolves with the next round's end: `input` again for anything unanswered.
+   */
+  resume(responses: Record<string, unknown>, meta: ClientMeta, notify: (m: JSONRPCMessage) => void): Promise<Outcome> {
+    this.meta = meta
+    if (this.final !== undefined) return Promise.resolve(this.final)
+    for (const [key, req] of [...this.pending]) {
+      const answer = responses[key]
+      if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) continue
+      this.pending.delete(key)
+      void this.lane.child.send({ jsonrpc: '2.0', id: req.id, result: answer } as JSONRPCMessage).catch(() => {})
+    }
+    if (this.pending.size > 0) return Promise.resolve({ kind: 'input', requests: new Map(this.pending) })
+    return this.wait(notify)
+  }
+
+  /**
+   * The client went away (a disconnect cancels a 2026-07-28 request) or the gateway gave up:
+   * the process is told (`notifications/cancelled`), its questions are refused, and nothing
+   * more is relayed.
+   */
+  cancel(reason: string): void {
+    if (this.ended) return
+    this.refuseAll(reason)
+    void this.lane.child
+      .send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.backendId, reason } } as JSONRPCMessage)
+      .catch(() => {})
+    this.finish({ kind: 'failed', code: -32000, message: reason })
+  }
+
+  fromServer(message: JSONRPCMessage): void {
+    if (this.ended) return
+    const env = envelope(message)
+    if (env.kind === 'response') {
+      if (env.id === this.backendId) this.finish({ kind: 'response', message })
+      return
+    }
+    if (env.kind === 'request') return this.serverRequest(env.id, env.method, env.params)
+    if (env.kind !== 'notification') return
+    if (env.method === 'notifications/progress') {
+      const token = env.params?.progressToken
+      if (this.meta.progressToken !== undefined && token === this.meta.progressToken) this.notify?.(message)
+      return
+    }
+    if (env.method === 'notifications/message' && this.meta.logLevel !== undefined) {
+      // 2026-07-28: no log notifications unless the request asked for them, at its level.
+      const level = LOG_LEVELS.indexOf(String(env.params?.level))
+      if (level >= LOG_LEVELS.indexOf(this.meta.logLevel)) this.notify?.(message)
+    }
+  }
+
+  lost(): void {
+    this.finish({ kind: 'failed', code: -32000, message: 'the MCP server process exited' })
+  }
+
+  private serverRequest(id: RequestId, method: string, params: Record<string, unknown> | undefined): void {
+    const send = (m: JSONRPCMessage) => void this.lane.child.send(m).catch(() => {})
+    if (method === 'ping') return send({ jsonrpc: '2.0', id, result: {} } as JSONRPCMessage)
+    const capability = CAPABILITY_OF[method]
+    if (capability === undefined) return send(rpcError(id, -32601, `method not available through the gateway: ${method}`))
+    if (!(capability in this.meta.capabilities)) {
+      this.refused.add(capability)
+      return send(rpcError(id, -32601, `the client did not declare the ${capability} capability`))
+    }
+    this.pending.set(String(id), { id, method, params })
+    // Servers often ask several things at once: one round for all of them.
+    this.gather ??= setTimeout(() => {
+      this.gather = undefined
+      if (this.pending.size > 0) this.pause({ kind: 'input', requests: new Map(this.pending) })
+    }, DEFAULT_INPUT_GATHER_MS)
+  }
+
+  private wait(notify: (m: JSONRPCMessage) => void): Promise<Outcome> {
+    this.notify = notify
+    if (this.timeoutMs > 0) {
+      this.timer = setTimeout(() => this.cancel('the MCP server did not answer in time'), this.timeoutMs)
+    }
+    return new Promise((resolve) => (this.settle = resolve))
+  }
+
+  /** Ends a round but not the request: the process waits for the client's answers. */
+  private pause(o: Outcome): void {
+    clearTimeout(this.timer)
+    this.notify = undefined
+    const settle = this.settle
+    this.settle = undefined
+    settle?.(o)
+  }
+
+  private finish(o: Outcome): void {
+    if (this.ended) return
+    this.ended = true
+    clearTimeout(this.gather)
+    if (this.settle === undefined) this.final = o
+    this.pause(o)
+  }
+
+  private refuseAll(reason: string): void {
+    for (const req of this.pending.values()) {
+      void this.lane.child.send(rpcError(req.id, -32000, reason)).catch(() => {})
+    }
+    this.pending.clear()
+  }
+}

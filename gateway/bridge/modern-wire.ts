@@ -1,0 +1,129 @@
+import { SERVER_INFO_META_KEY } from '@modelcontextprotocol/server'
+import { GATEWAY_PROTOCOL_VERSIONS, type InitResult } from './handshake.js'
+import type { InputRequest } from './modern-call.js'
+
+/** The sessionless protocol revision the gateway serves. */
+export const MODERN_PROTOCOL_VERSION = '2026-07-28'
+/** Every revision the gateway serves on an MCP endpoint, newest first. */
+export const SUPPORTED_PROTOCOL_VERSIONS = [MODERN_PROTOCOL_VERSION, ...GATEWAY_PROTOCOL_VERSIONS]
+
+/**
+ * Client→server requests of 2026-07-28. Anything else on the modern path is an unknown method
+ * (404, -32601), including the ones it removed: initialize, ping, logging/setLevel,
+ * resources/subscribe and resources/unsubscribe.
+ */
+export const MODERN_METHODS = new Set([
+  'server/discover',
+  'subscriptions/listen',
+  'tools/list',
+  'tools/call',
+  'prompts/list',
+  'prompts/get',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+  'completion/complete',
+])
+
+/** Results that carry cache hints (SEP-2549). */
+const CACHEABLE = new Set(['tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read', 'server/discover'])
+
+/**
+ * How long a client may reuse a list or read result, in ms. Zero: results are filtered by the
+ * caller's policy, which may change at any reload, and session-era servers say nothing of
+ * their own lists' lifetime.
+ */
+export const DEFAULT_CACHE_TTL_MS = 0
+
+/** JSON-RPC codes of 2026-07-28 the gateway emits. */
+export const MODERN_RPC = {
+  methodNotFound: -32601,
+  invalidParams: -32602,
+  headerMismatch: -32020,
+  missingCapability: -32021,
+  unsupportedVersion: -32022,
+  /** Session-era "resource not found", which 2026-07-28 forbids (it is -32602 there). */
+  legacyResourceNotFound: -32002,
+} as const
+
+/**
+ * A session-era result as 2026-07-28 has it: `resultType: "complete"`, cache hints where the
+ * revision requires them (always `private`: what a caller sees depends on its policy), the
+ * server's identity in `_meta`, and no task fields (an extension the gateway does not carry).
+ */
+export function completeResult(method: string, result: Record<string, unknown>, serverInfo: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...result, resultType: 'complete' }
+  if (CACHEABLE.has(method)) {
+    const ttl = out.ttlMs
+    if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 0) out.ttlMs = DEFAULT_CACHE_TTL_MS
+    out.cacheScope = 'private'
+  }
+  if (method === 'tools/list' && Array.isArray(out.tools)) out.tools = out.tools.map(withoutTaskSupport)
+  if (serverInfo !== undefined) {
+    const meta = typeof out._meta === 'object' && out._meta !== null ? (out._meta as Record<string, unknown>) : {}
+    out._meta = { [SERVER_INFO_META_KEY]: serverInfo, ...meta }
+  }
+  return out
+}
+
+/** `server/discover`, answered from the process's initialize result. */
+export function discoverResult(init: InitResult): Record<string, unknown> {
+  const capabilities = { ...(init.capabilities as Record<string, unknown> | undefined) }
+  delete capabilities.tasks
+  const result: Record<string, unknown> = { supportedVersions: SUPPORTED_PROTOCOL_VERSIONS, capabilities }
+  if (typeof init.instructions === 'string') result.instructions = init.instructions
+  return completeResult('server/discover', result, init.serverInfo)
+}
+
+/** The round a waiting request ends with: what the client must answer, and the handle to retry with. */
+export function inputRequiredResult(requests: ReadonlyMap<string, InputRequest>, requestState: string): Record<string, unknown> {
+  const inputRequests: Record<string, unknown> = {}
+  for (const [key, r] of requests) inputRequests[key] = { method: r.method, params: r.params ?? {} }
+  return { resultType: 'input_required', inputRequests, requestState }
+}
+
+/** A JSON-RPC error as the modern path answers it, and the HTTP status that goes with it. */
+export interface ModernError {
+  status: number
+  error: { code: number; message: string; data?: unknown }
+}
+
+/**
+ * A session-era server's error for a 2026-07-28 client: -32002 becomes -32602, an unknown
+ * method is a 404, and a failure after the server asked for a capability the client lacks is
+ * reported as that missing capability (-32021, 400).
+ */
+export function modernError(error: { code?: unknown; message?: unknown; data?: unknown }, refused: ReadonlySet<string>): ModernError {
+  if (refused.size > 0) return missingCapability(refused)
+  let code = typeof error.code === 'number' ? error.code : -32603
+  if (code === MODERN_RPC.legacyResourceNotFound) code = MODERN_RPC.invalidParams
+  const out: ModernError['error'] = { code, message: typeof error.message === 'string' ? error.message : 'error' }
+  if (error.data !== undefined) out.data = error.data
+  return { status: statusOf(code), error: out }
+}
+
+/** MissingRequiredClientCapabilityError for the capabilities the server asked for in vain. */
+export function missingCapability(refused: ReadonlySet<string>): ModernError {
+  const requiredCapabilities: Record<string, unknown> = {}
+  for (const c of refused) requiredCapabilities[c] = {}
+  return {
+    status: 400,
+    error: { code: MODERN_RPC.missingCapability, message: `the request needs client capabilities it did not declare: ${[...refused].join(', ')}`, data: { requiredCapabilities } },
+  }
+}
+
+/** HTTP status of a JSON-RPC error on the modern path: only these have one of their own. */
+export function statusOf(code: number): number {
+  if (code === MODERN_RPC.methodNotFound) return 404
+  if (code === MODERN_RPC.missingCapability || code === MODERN_RPC.headerMismatch || code === MODERN_RPC.unsupportedVersion) return 400
+  return 200
+}
+
+function withoutTaskSupport(tool: unknown): unknown {
+  if (typeof tool !== 'object' || tool === null) return tool
+  const t = tool as Record<string, unknown>
+  const execution = t.execution
+  if (typeof execution !== 'object' || execution === null || !('taskSupport' in execution)) return tool
+  const { taskSupport: _, ...rest } = execution as Record<string, unknown>
+  return { ...t, execution: rest }
+}

@@ -1,0 +1,243 @@
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
+  LOG_LEVEL_META_KEY,
+  PROTOCOL_VERSION_META_KEY,
+  type InboundModernRoute,
+  type JSONRPCMessage,
+  type JSONRPCRequest,
+} from '@modelcontextprotocol/server'
+import type { Logger } from 'pino'
+import type { Principal } from '../auth/principal.js'
+import { InputRounds, type RoundBinding } from '../bridge/input-rounds.js'
+import type { LanePool } from '../bridge/lanes.js'
+import { BackendCall, type ClientMeta, type Outcome } from '../bridge/modern-call.js'
+import { completeResult, discoverResult, inputRequiredResult, missingCapability, MODERN_METHODS, MODERN_PROTOCOL_VERSION, MODERN_RPC, modernError, SUPPORTED_PROTOCOL_VERSIONS } from '../bridge/modern-wire.js'
+import { envelope, progressToken, type RequestId } from '../bridge/jsonrpc.js'
+import { ownerKey, ruleOf, type Decided, type ResultFilter } from '../bridge/session.js'
+import type { GatewayConfig } from '../config/schema.js'
+import type { AuditLog } from '../observability/audit.js'
+import type { Metrics } from '../observability/metrics.js'
+import type { Policy } from '../policy/policy.js'
+import { decideBody } from './decide.js'
+import { listenStream } from './listen.js'
+import { HEADER_MISMATCH, headerMismatch, standardHeaders } from './modern-headers.js'
+import { decisionResponse } from './respond.js'
+import { openEventStream } from './sse.js'
+
+/** What the sessionless path needs. */
+export interface ModernDeps {
+  config: GatewayConfig
+  lanes: LanePool
+  rounds: InputRounds
+  audit: AuditLog
+  metrics: Metrics
+  filter: ResultFilter
+}
+
+/** One modern request, already authenticated and classified. */
+export interface ModernRequest {
+  req: Request
+  server: string
+  principal: Principal
+  policy: Policy
+  route: InboundModernRoute
+  resourceMetadata: string
+  log: Logger
+}
+
+/** The envelope keys of 2026-07-28 that are the gateway's to read, never the process's. */
+const ENVELOPE_KEYS = [PROTOCOL_VERSION_META_KEY, CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, LOG_LEVEL_META_KEY]
+
+/**
+ * Serves a sessionless (2026-07-28) request on the MCP endpoint: version, standard headers
+ * and method checked with the revision's own codes, policy decided from the body exactly as
+ * in the session era, then run on one of the principal's lanes, its result translated
+ * (`resultType`, cache hints, error codes) and a mid-request server→client request turned
+ * into an `input_required` round. A client that disconnects cancels the request.
+ */
+export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Response> {
+  const { route } = r
+  // A notification means nothing to a 2026-07-28 server: cancellation is a disconnect.
+  if (route.messageKind === 'notification') return new Response(null, { status: 202 })
+  const message = route.message
+  const revision = route.classification.revision
+  if (revision !== MODERN_PROTOCOL_VERSION) {
+    return rpcError(400, message.id, MODERN_RPC.unsupportedVersion, `Unsupported protocol version: ${revision ?? 'none named'}`, {
+      supported: SUPPORTED_PROTOCOL_VERSIONS,
+      requested: revision ?? 'unknown',
+    })
+  }
+  const mismatch = headerMismatch(standardHeaders(r.req.headers), message)
+  if (mismatch) return rpcError(400, message.id, HEADER_MISMATCH, mismatch.message, mismatch.data)
+  if (!MODERN_METHODS.has(message.method)) return rpcError(404, message.id, MODERN_RPC.methodNotFound, `Method not found: ${message.method}`)
+
+  const verdict = decideBody(d, [envelope(message)], r.principal, r.server, r.policy)
+  if (verdict.refused) return decisionResponse(verdict.refused.decision, { resourceMetadata: r.resourceMetadata, id: message.id })
+  const decided = verdict.decided.get(message.id)
+
+  const meta = clientMeta(message)
+  if (message.method === 'server/discover') return discover(d, r, message)
+  if (message.method === 'subscriptions/listen') {
+    return listenStream({ lanes: d.lanes, message, server: r.server, owner: ownerKey(r.principal), principal: r.principal, signal: r.req.signal, log: r.log })
+  }
+  return call(d, r, message, meta, decided)
+}
+
+async function discover(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest): Promise<Response> {
+  let init = d.lanes.initOf(r.server)
+  if (init === undefined) {
+    // No process of this server has started yet: start the caller's, and keep it.
+    const lane = await d.lanes.acquire(r.server, r.principal, r.log)
+    init = lane.init
+    d.lanes.release(lane)
+  }
+  return json(200, { jsonrpc: '2.0', id: message.id, result: discoverResult(init) })
+}
+
+async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, meta: ClientMeta, decided: Decided | undefined): Promise<Response> {
+  const start = performance.now()
+  const params = (message.params ?? {}) as Record<string, unknown>
+  const binding: RoundBinding = { owner: ownerKey(r.principal), server: r.server, method: message.method, name: decided?.name }
+  const state = params.requestState
+  let backend: BackendCall
+  let responses: Record<string, unknown> | undefined
+  if (state !== undefined) {
+    if (typeof state !== 'string') return rpcError(200, message.id, MODERN_RPC.invalidParams, 'requestState must be a string')
+    const claimed = await d.rounds.claim(state, binding)
+    if ('refused' in claimed) {
+      const why = claimed.refused === 'invalid' ? 'requestState failed verification' : 'requestState names no request waiting for input (it expired, was already answered, or its server process ended); send the request again without it'
+      audit(d, r, message.method, decided, start, `refused requestState (${claimed.refused})`)
+      return rpcError(200, message.id, MODERN_RPC.invalidParams, why)
+    }
+    backend = claimed.call
+    const answers = params.inputResponses
+    if (answers !== undefined && (typeof answers !== 'object' || answers === null || Array.isArray(answers))) {
+      d.lanes.release(backend.lane)
+      backend.cancel('invalid inputResponses')
+      return rpcError(200, message.id, MODERN_RPC.invalidParams, 'inputResponses must be an object keyed by the inputRequests keys')
+    }
+    responses = (answers as Record<string, unknown> | undefined) ?? {}
+  } else {
+    const lane = await d.lanes.acquire(r.server, r.principal, r.log)
+    backend = new BackendCall(lane, { method: message.method, params: backendParams(params) }, meta, d.config.servers[r.server]!.requestTimeout)
+    lane.user = backend
+  }
+
+  const sse = (r.req.headers.get('accept') ?? '').includes('text/event-stream')
+  return new Promise<Response>((resolve) => {
+    let stream: ReturnType<typeof openEventStream> | undefined
+    let aborted = false
+    const onAbort = () => {
+      if (aborted || backend.done) return
+      aborted = true
+      backend.cancel('the client disconnected')
+      d.lanes.release(backend.lane)
+      audit(d, r, message.method, decided, start, 'cancelled')
+    }
+    r.req.signal.addEventListener('abort', onAbort, { once: true })
+    const notify = (m: JSONRPCMessage) => {
+      if (!sse) return
+      if (stream === undefined) {
+        stream = openEventStream(onAbort)
+        resolve(stream.response)
+      }
+      stream.write(m)
+    }
+    const round = responses === undefined ? backend.begin(notify) : backend.resume(responses, meta, notify)
+    void round
+      .then((o) => settle(d, r, message, backend, binding, o))
+      .then(({ status, body, outcome }) => {
+        r.req.signal.removeEventListener('abort', onAbort)
+        if (aborted) return resolve(json(499, body))
+        audit(d, r, message.method, decided, start, outcome)
+        if (stream !== undefined) return stream.end(body)
+        resolve(json(status, body))
+      })
+      .catch((err: Error) => {
+        r.log.error({ err }, 'sessionless request failed')
+        const body = { jsonrpc: '2.0', id: message.id, error: { code: -32603, message: 'internal error' } }
+        if (stream !== undefined) return stream.end(body)
+        resolve(json(500, body))
+      })
+  })
+}
+
+/** Turns how a round ended into the response body, parking the request if it waits for input. */
+async function settle(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, backend: BackendCall, binding: RoundBinding, o: Outcome): Promise<{ status: number; body: unknown; outcome: string }> {
+  const id = message.id
+  if (o.kind === 'input') {
+    const requestState = await d.rounds.park(backend, binding, () => {
+      backend.cancel('the client did not answer in time')
+      d.lanes.release(backend.lane)
+    })
+    return { status: 200, body: { jsonrpc: '2.0', id, result: inputRequiredResult(o.requests, requestState) }, outcome: `input_required ${[...o.requests.keys()].join(',')}` }
+  }
+  d.lanes.release(backend.lane)
+  if (o.kind === 'failed') {
+    return { status: 200, body: { jsonrpc: '2.0', id, error: { code: o.code, message: o.message } }, outcome: `error ${o.code}` }
+  }
+  const m = o.message as { result?: Record<string, unknown>; error?: { code?: unknown; message?: unknown; data?: unknown } }
+  if (m.error !== undefined) {
+    const e = modernError(m.error, backend.refused)
+    return { status: e.status, body: { jsonrpc: '2.0', id, error: e.error }, outcome: `error ${e.error.code}` }
+  }
+  let result = m.result ?? {}
+  if (result.isError === true && backend.refused.size > 0) {
+    const e = missingCapability(backend.refused)
+    return { status: e.status, body: { jsonrpc: '2.0', id, error: e.error }, outcome: `error ${e.error.code}` }
+  }
+  let outcome = 'ok'
+  const filtered = d.filter(r.server, message.method, result, r.principal) as Record<string, unknown>
+  if (filtered !== result) outcome = 'filtered'
+  result = completeResult(message.method, filtered, backend.lane.init.serverInfo)
+  return { status: 200, body: { jsonrpc: '2.0', id, result }, outcome }
+}
+
+/** What the request's `_meta` declares (validated by the SDK's classifier already). */
+function clientMeta(message: JSONRPCRequest): ClientMeta {
+  const meta = ((message.params as Record<string, unknown> | undefined)?._meta ?? {}) as Record<string, unknown>
+  const caps = meta[CLIENT_CAPABILITIES_META_KEY]
+  const level = meta[LOG_LEVEL_META_KEY]
+  return {
+    capabilities: typeof caps === 'object' && caps !== null ? (caps as Record<string, unknown>) : {},
+    logLevel: typeof level === 'string' ? level : undefined,
+    progressToken: progressToken(message.params as Record<string, unknown> | undefined),
+  }
+}
+
+/** The request as the session-era process gets it: no envelope keys, no round fields. */
+function backendParams(params: Record<string, unknown>): Record<string, unknown> {
+  const { requestState: _s, inputResponses: _i, _meta, ...rest } = params
+  if (typeof _meta !== 'object' || _meta === null) return rest
+  const kept: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(_meta)) if (!ENVELOPE_KEYS.includes(k)) kept[k] = v
+  return Object.keys(kept).length > 0 ? { ...rest, _meta: kept } : rest
+}
+
+function audit(d: ModernDeps, r: ModernRequest, method: string, decided: Decided | undefined, start: number, outcome: string): void {
+  if (decided === undefined) return
+  const filtered = outcome === 'filtered'
+  d.metrics.decisions.inc({ server: r.server, decision: filtered ? 'filter' : 'allow' })
+  d.audit.record({
+    sub: r.principal.sub,
+    iss: r.principal.iss,
+    clientId: r.principal.clientId,
+    server: r.server,
+    method,
+    name: decided.name,
+    decision: filtered ? 'filter' : 'allow',
+    rule: ruleOf(decided.decision),
+    durationMs: +(performance.now() - start).toFixed(2),
+    outcome,
+  })
+}
+
+/** A JSON-RPC error on the modern path, echoing the request id (checklist D33). */
+export function rpcError(status: number, id: RequestId | null, code: number, message: string, data?: unknown): Response {
+  return json(status, { jsonrpc: '2.0', id, error: { code, message, ...(data !== undefined ? { data } : {}) } })
+}
+
+function json(status: number, body: unknown): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } })
+}
