@@ -134,14 +134,13 @@ describe('MCP through the gateway with the SDK client', () => {
     }
   })
 
-  it("a client in 'auto' version negotiation falls back from server/discover to initialize", async () => {
-    // The gateway serves the session era: the modern probe gets a 400 whose JSON-RPC error is
-    // not a modern one, which is the client's cue to initialize (MCP 2026-07-28 backward compatibility).
+  it("a client in 'auto' version negotiation finds 2026-07-28 by server/discover and uses it", async () => {
     const client = new Client({ name: 'auto', version: '0' }, { versionNegotiation: { mode: 'auto' } })
     await client.connect(new StreamableHTTPClientTransport(new URL(stack.local('echo')), {
       requestInit: { headers: { authorization: `Bearer ${await stack.token('alice')}` } },
     }))
     try {
+      assert.equal(client.getNegotiatedProtocolVersion(), '2026-07-28')
       assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'auto' } })), 'auto')
     } finally {
       await client.close()
