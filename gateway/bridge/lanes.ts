@@ -13,6 +13,8 @@ import { ownerKey } from './session.js'
 export const DEFAULT_LANES_PER_SUBJECT = 4
 /** How long a sessionless request waits for one of its principal's busy processes, in ms. */
 export const DEFAULT_LANE_WAIT_MS = 10_000
+/** Pages of `tools/list` read at most to learn a server's tool schemas. */
+const DEFAULT_TOOL_PAGES = 20
 /** A lane unused this long is ended (unless the server's idleTimeout is shorter), in ms. */
 export const DEFAULT_LANE_IDLE_MS = 5 * 60_000
 
@@ -103,6 +105,8 @@ export class LanePool {
   private readonly listeners = new Set<(event: LaneEvent) => void>()
   private readonly closers = new Set<() => void>()
   private readonly inits = new Map<string, InitResult>()
+  /** Input schemas of each server's tools, by name, until the server says its list changed. */
+  private readonly schemas = new Map<string, Map<string, unknown>>()
   private readonly reaper: NodeJS.Timeout
   private starting = new Map<string, number>()
   private closed = false
@@ -184,6 +188,27 @@ export class LanePool {
         setTimeout(resolve, left).unref()
       })
     }
+  }
+
+  /**
+   * The input schema of each tool of a server, read with `tools/list` on a held lane when not
+   * known yet (a server's tools are the same for every principal's process).
+   */
+  async toolSchemas(lane: Lane): Promise<Map<string, unknown>> {
+    const known = this.schemas.get(lane.server)
+    if (known !== undefined) return known
+    const found = new Map<string, unknown>()
+    let cursor: string | undefined
+    for (let page = 0; page < DEFAULT_TOOL_PAGES; page++) {
+      const reply = (await this.request(lane, 'tools/list', cursor ? { cursor } : {}, DEFAULT_LANE_WAIT_MS)) as { result?: { tools?: unknown; nextCursor?: unknown } } | undefined
+      const tools = reply?.result?.tools
+      if (!Array.isArray(tools)) return found
+      for (const t of tools) if (typeof t?.name === 'string') found.set(t.name, t.inputSchema)
+      cursor = typeof reply?.result?.nextCursor === 'string' ? reply.result.nextCursor : undefined
+      if (cursor === undefined) break
+    }
+    this.schemas.set(lane.server, found)
+    return found
   }
 
   /** A lane by id, if it is still alive and belongs to `principal` on `server`. */
@@ -271,6 +296,7 @@ export class LanePool {
   }
 
   private emit(event: LaneEvent): void {
+    if (event.method === 'notifications/tools/list_changed') this.schemas.delete(event.server)
     for (const fn of this.listeners) fn(event)
   }
 

@@ -22,6 +22,7 @@ import type { Policy } from '../policy/policy.js'
 import { decideBody } from './decide.js'
 import { listenStream } from './listen.js'
 import { HEADER_MISMATCH, headerMismatch, standardHeaders } from './modern-headers.js'
+import { paramHeaderMismatch, paramHeadersOf } from './param-headers.js'
 import { decisionResponse } from './respond.js'
 import { openEventStream } from './sse.js'
 
@@ -120,6 +121,15 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
     responses = (answers as Record<string, unknown> | undefined) ?? {}
   } else {
     const lane = await d.lanes.acquire(r.server, r.principal, r.log)
+    if (message.method === 'tools/call') {
+      // SEP-2243 Mcp-Param-* headers, checked against the tool's own schema.
+      const schema = (await d.lanes.toolSchemas(lane)).get(String(params.name))
+      const bad = paramHeaderMismatch(paramHeadersOf(schema), params.arguments, r.req.headers)
+      if (bad) {
+        d.lanes.release(lane)
+        return rpcError(400, message.id, HEADER_MISMATCH, bad.message, bad.data)
+      }
+    }
     backend = new BackendCall(lane, { method: message.method, params: backendParams(params) }, meta, d.config.servers[r.server]!.requestTimeout)
     lane.user = backend
   }
