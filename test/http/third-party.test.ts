@@ -43,8 +43,12 @@ before(async () => {
 })
 after(() => stack.close())
 
-async function connect(server: string, client: string) {
-  const c = new Client({ name: 'third-party', version: '0' })
+/** Both protocol eras: a session (initialize) and sessionless 2026-07-28 requests. */
+const ERAS = ['session', '2026-07-28'] as const
+type Era = (typeof ERAS)[number]
+
+async function connect(server: string, client: string, era: Era) {
+  const c = new Client({ name: 'third-party', version: '0' }, era === 'session' ? {} : { versionNegotiation: { mode: { pin: era } } })
   await c.connect(new StreamableHTTPClientTransport(new URL(stack.local(server)), {
     requestInit: { headers: { authorization: `Bearer ${await stack.token(client, { server })}` } },
   }))
@@ -52,10 +56,11 @@ async function connect(server: string, client: string) {
 }
 const text = (r: unknown) => ((r as { content: { type: string; text?: string }[] }).content.find((x) => x.type === 'text')?.text ?? '')
 
-describe('@modelcontextprotocol/server-everything', () => {
+for (const era of ERAS) describe(`@modelcontextprotocol/server-everything (${era})`, () => {
   it('tools listed through the policy, an allowed call works, the rest are refused', async () => {
-    const c = await connect('everything', 'alice')
+    const c = await connect('everything', 'alice', era)
     try {
+      assert.equal(c.getNegotiatedProtocolVersion() === '2026-07-28', era !== 'session')
       const { tools } = await c.listTools()
       assert.deepEqual(tools.map((t) => t.name).sort(), ['echo', 'get-sum'])
       assert.match(text(await c.callTool({ name: 'echo', arguments: { message: 'via the gateway' } })), /via the gateway/)
@@ -74,19 +79,19 @@ describe('@modelcontextprotocol/server-everything', () => {
   })
 })
 
-describe('@modelcontextprotocol/server-filesystem', () => {
+for (const era of ERAS) describe(`@modelcontextprotocol/server-filesystem (${era})`, () => {
   it('reads through the gateway; writing needs mcp:write', async () => {
-    const reader = await connect('files', 'alice')
+    const reader = await connect('files', 'alice', era)
     try {
       assert.equal(text(await reader.callTool({ name: 'read_text_file', arguments: { path: join(shared, 'hello.txt') } })), 'hello from disk\n')
       await assert.rejects(reader.callTool({ name: 'write_file', arguments: { path: join(shared, 'x.txt'), content: 'no' } }))
     } finally {
       await reader.close()
     }
-    const writer = await connect('files', 'dev')
+    const writer = await connect('files', 'dev', era)
     try {
-      await writer.callTool({ name: 'write_file', arguments: { path: join(shared, 'written.txt'), content: 'by dora' } })
-      assert.equal(readFileSync(join(shared, 'written.txt'), 'utf8'), 'by dora')
+      await writer.callTool({ name: 'write_file', arguments: { path: join(shared, 'written.txt'), content: `by dora (${era})` } })
+      assert.equal(readFileSync(join(shared, 'written.txt'), 'utf8'), `by dora (${era})`)
       const { tools } = await writer.listTools()
       assert.ok(!tools.some((t) => t.name === 'move_file'), 'unlisted tools are filtered out')
     } finally {
