@@ -1,0 +1,111 @@
+// Where sessionless (2026-07-28) requests run: per-principal lanes over the warm pool, a
+// shared process, identity env, a crash, the per-subject limit, and shutdown.
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { request } from 'undici'
+import { DEFAULT_LANES_PER_SUBJECT } from '../../gateway/bridge/lanes.js'
+import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+
+const V = '2026-07-28'
+const node = process.execPath
+const fixture = join(SERVERS_DIR, 'fixture.js')
+const SERVERS = {
+  pooled: { command: node, args: [fixture], pool: { min: 1, max: 8 } },
+  shared: { command: node, args: [fixture], mode: 'shared' },
+  identity: { command: node, args: [fixture], identityEnv: true },
+  preinit: { command: node, args: [fixture], pool: { min: 1, preinitialize: true } },
+}
+const POLICY = `${TEST_POLICY}${Object.keys(SERVERS).map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`
+
+let stack: Stack
+let alice: (server: string) => Promise<string>
+let bob: (server: string) => Promise<string>
+before(async () => {
+  stack = await startStack({ servers: SERVERS, policy: POLICY })
+  alice = (server) => stack.token('alice', { server })
+  bob = (server) => stack.token('bob', { server })
+})
+after(() => stack.close())
+
+let nextId = 1
+async function call(server: string, token: string, name: string, args: Record<string, unknown> = {}, caps: Record<string, unknown> = {}) {
+  const b = { jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name, arguments: args, _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': caps } } }
+  const res = await request(stack.local(server), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': name },
+    body: JSON.stringify(b),
+  })
+  const json = (await res.body.json()) as { result?: { content: { text: string }[]; isError?: boolean }; error?: { code: number; message: string } }
+  return { status: res.statusCode, json, text: json.result?.content.map((c) => c.text).join('') ?? '' }
+}
+
+describe('sessionless requests and process models', () => {
+  it('a shared server serves every principal from its one process', async () => {
+    const a = await call('shared', await alice('shared'), 'pid')
+    const b = await call('shared', await bob('shared'), 'pid')
+    assert.equal(a.status, 200)
+    assert.equal(a.text, b.text)
+  })
+
+  it('identityEnv: each principal\'s lane has its own identity, never the token', async () => {
+    const token = await alice('identity')
+    const env = JSON.parse((await call('identity', token, 'env')).text).env as Record<string, string>
+    assert.equal(env.MCP_EDGE_SUBJECT, 'alice')
+    assert.ok(!JSON.stringify(env).includes(token))
+    const bobs = JSON.parse((await call('identity', await bob('identity'), 'env')).text).env as Record<string, string>
+    assert.equal(bobs.MCP_EDGE_SUBJECT, 'bob')
+  })
+
+  it('a pre-initialized pool process serves a lane', async () => {
+    const res = await call('preinit', await alice('preinit'), 'pid')
+    assert.equal(res.status, 200)
+    assert.match(res.text, /^\d+$/)
+  })
+
+  it('a crash fails the request in flight; the next request runs on a new process', async () => {
+    const token = await alice('pooled')
+    const before = (await call('pooled', token, 'pid')).text
+    const crashed = await call('pooled', token, 'crash')
+    assert.equal(crashed.json.error?.code, -32000, JSON.stringify(crashed.json))
+    const after = await call('pooled', token, 'pid')
+    assert.equal(after.status, 200)
+    assert.notEqual(after.text, before)
+  })
+
+  it(`one principal runs at most ${DEFAULT_LANES_PER_SUBJECT} requests at once per server; the next waits for a free process`, async () => {
+    const token = await bob('pooled')
+    const started = Date.now()
+    const slow = Array.from({ length: DEFAULT_LANES_PER_SUBJECT + 1 }, () => call('pooled', token, 'slow', { ms: 600 }))
+    const results = await Promise.all(slow)
+    assert.ok(results.every((r) => r.text === 'done'))
+    // The extra one ran after one of the others: two slow calls back to back.
+    assert.ok(Date.now() - started >= 1150, `took ${Date.now() - started} ms`)
+  })
+})
+
+describe('shutdown with sessionless requests', () => {
+  it('leaves no lane process behind', async () => {
+    const own = await startStack({ servers: SERVERS, policy: POLICY })
+    const token = await own.token('alice', { server: 'pooled' })
+    const b = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'pid', _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} } } }
+    const res = await request(own.local('pooled'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': 'pid' },
+      body: JSON.stringify(b),
+    })
+    const pid = Number(((await res.body.json()) as { result: { content: { text: string }[] } }).result.content[0]!.text)
+    assert.ok(alive(pid))
+    await own.close()
+    assert.ok(!alive(pid), `process ${pid} outlived the gateway`)
+  })
+})
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
