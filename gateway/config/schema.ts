@@ -26,6 +26,14 @@ export const DEFAULT_POOL_MIN = 0
 export const DEFAULT_POOL_MAX = 1000
 /** On shutdown, time for requests in flight to finish before processes are stopped, in ms. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000
+/** SSE events a session keeps for resumption with Last-Event-ID, at most. */
+export const DEFAULT_RESUME_MAX_EVENTS = 1000
+/** Serialized size of the SSE events a session keeps for resumption, at most, in bytes. */
+export const DEFAULT_RESUME_MAX_BYTES = 1024 * 1024
+/** How long an SSE event stays replayable, in ms: how long a dropped client has to come back. */
+export const DEFAULT_RESUME_MAX_AGE_MS = 5 * 60_000
+/** SSE polling: the reconnection delay suggested to clients in the `retry` field, in ms. */
+export const DEFAULT_SSE_POLL_RETRY_MS = 1_000
 /** The dev IdP's loopback port when the gateway runs it. */
 export const DEFAULT_DEV_IDP_PORT = 8090
 
@@ -81,6 +89,24 @@ const serverSchema = z
     identityEnv: z.boolean().default(false),
     /** `sse` streams every reply (progress, server→client requests on the POST stream); `json` answers each request with one JSON body. */
     responses: z.enum(['sse', 'json']).default('sse'),
+    /**
+     * Session era (2025-03-26 … 2025-11-25): SSE event ids, priming events (2025-11-25 and
+     * later) and replay after `Last-Event-ID`, from a bounded buffer per session.
+     */
+    resumability: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        maxEvents: z.number().int().min(1).default(DEFAULT_RESUME_MAX_EVENTS),
+        maxBytes: z.number().int().min(1024).default(DEFAULT_RESUME_MAX_BYTES),
+        maxAge: ms.min(1000).default(DEFAULT_RESUME_MAX_AGE_MS),
+      })
+      .prefault({}),
+    /**
+     * SSE polling (SEP-1699), off unless set: the POST stream of a request still pending after
+     * `closeAfter` ms is closed once (its priming event carried `retry`), and the client
+     * resumes with GET + Last-Event-ID. For proxies that cut long responses.
+     */
+    ssePolling: z.strictObject({ closeAfter: ms.min(100), retry: ms.default(DEFAULT_SSE_POLL_RETRY_MS) }).optional(),
     requestTimeout: ms.default(DEFAULT_REQUEST_TIMEOUT_MS),
     idleTimeout: ms.default(DEFAULT_IDLE_TIMEOUT_MS),
     /** On shutdown, how long requests in flight may finish before processes are stopped. */
@@ -88,6 +114,10 @@ const serverSchema = z
     description: z.string().optional(),
   })
   .refine((s) => !(s.mode === 'shared' && s.identityEnv), 'identityEnv needs mode: session (a shared process serves many subjects)')
+  .refine((s) => s.ssePolling === undefined || (s.responses === 'sse' && s.resumability.enabled), {
+    message: 'ssePolling needs responses: sse and resumability.enabled (clients resume from the replay buffer)',
+    path: ['ssePolling'],
+  })
 
 const authSchema = z.strictObject({
   issuer: httpUrl.optional(),

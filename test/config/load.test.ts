@@ -158,6 +158,25 @@ const fileCases: FileCase[] = [
     yaml: `${SERVERS}publicUrl: ftp://127.0.0.1\n`,
     expect: [{ line: 4, path: 'publicUrl', message: 'must be an http(s) URL' }],
   },
+  ...[
+    { name: 'ssePolling with JSON replies refused', extra: '    responses: json\n' },
+    { name: 'ssePolling without resumability refused', extra: '    resumability: { enabled: false }\n' },
+  ].map((c): FileCase => ({
+    name: c.name,
+    yaml: `${SERVERS}${c.extra}    ssePolling: { closeAfter: 30000 }\n`,
+    expect: [{ path: 'servers.echo.ssePolling',
+      message: 'ssePolling needs responses: sse and resumability.enabled (clients resume from the replay buffer)' }],
+  })),
+  {
+    name: 'resumability bounds checked',
+    yaml: `${SERVERS}    resumability: { maxEvents: 0, maxBytes: 10, maxAge: 5, bogus: 1 }\n`,
+    expect: [
+      { line: 4, path: 'servers.echo.resumability.maxEvents', message: 'Too small: expected number to be >=1' },
+      { line: 4, path: 'servers.echo.resumability.maxBytes', message: 'Too small: expected number to be >=1024' },
+      { line: 4, path: 'servers.echo.resumability.maxAge', message: 'Too small: expected number to be >=1000' },
+      { line: 4, path: 'servers.echo.resumability', message: 'unknown key "bogus"' },
+    ],
+  },
   {
     name: 'several problems reported together, in file order',
     yaml: [
@@ -304,8 +323,10 @@ describe('validateConfig', () => {
     assert.deepEqual(config.servers.echo, {
       command: 'node', args: [], env: {}, inheritEnv: [], mode: 'session', pool: { min: 0, max: 1000, preinitialize: false },
       replicas: 1, identityEnv: false, responses: 'sse', requestTimeout: 60_000,
+      resumability: { enabled: true, maxEvents: 1000, maxBytes: 1_048_576, maxAge: 300_000 },
       idleTimeout: 1_800_000, shutdownGrace: 5_000,
     })
+    assert.equal(config.servers.echo?.ssePolling, undefined, 'SSE polling is off by default')
     assert.equal(config.auth.clockTolerance, 30)
     assert.deepEqual(config.auth.roleClaims, ['realm_access.roles', 'resource_access.mcp-edge.roles'])
   })
