@@ -8,6 +8,7 @@ import type { Metrics } from '../observability/metrics.js'
 import type { Decision } from '../policy/evaluate.js'
 import type { Child } from './child.js'
 import { RPC } from './errors.js'
+import { SessionEventStore } from './event-store.js'
 import { envelope, progressToken, rpcError, type RequestId } from './jsonrpc.js'
 
 /**
@@ -15,7 +16,8 @@ import { envelope, progressToken, rpcError, type RequestId } from './jsonrpc.js'
  * transport has it, and so does the legacy HTTP+SSE one.
  */
 export interface ClientTransport {
-  onmessage?: (message: JSONRPCMessage, extra?: { authInfo?: AuthInfo }) => void
+  /** `closeSSEStream` is set when the request's stream can be resumed (primed, with an event store). */
+  onmessage?: (message: JSONRPCMessage, extra?: { authInfo?: AuthInfo; closeSSEStream?: () => void }) => void
   onerror?: (error: Error) => void
   handleRequest(req: Request, options: { parsedBody?: unknown; authInfo?: AuthInfo }): Promise<Response>
   send(message: JSONRPCMessage, options?: { relatedRequestId?: RequestId }): Promise<void>
@@ -42,6 +44,8 @@ interface InFlight {
   principal: Principal
   progressToken: RequestId | undefined
   timer: NodeJS.Timeout | undefined
+  /** SSE polling: closes the request's stream once it has been pending `closeAfter` ms. */
+  poll: NodeJS.Timeout | undefined
   decided: Decided | undefined
   start: number
 }
@@ -55,7 +59,10 @@ export function ownerKey(p: Pick<Principal, 'iss' | 'sub'>): string {
  * One MCP session: an SDK Streamable HTTP server transport facing the client, relaying raw
  * JSON-RPC to and from its own stdio process. Replies route by id; progress by token; other
  * server notifications and server→client requests go with the one request in flight, else on
- * the GET stream. A process exit fails every request in flight and ends the session.
+ * the GET stream. With `resumability` on (the default) every SSE event is kept in the
+ * session's replay buffer, so a client that lost a stream resumes it with GET +
+ * Last-Event-ID; a dropped stream never cancels its request (MCP 2025-11-25 §Sending
+ * Messages 6). A process exit fails every request in flight and ends the session.
  */
 export class Session {
   readonly id: string
@@ -67,6 +74,8 @@ export class Session {
   private readonly inflight = new Map<RequestId, InFlight>()
   private readonly progress = new Map<RequestId, RequestId>()
   private closed = false
+  /** The latest message handed to the transport; earlier ones are written before it. */
+  private lastSend: Promise<void> = Promise.resolve()
 
   constructor(
     private readonly o: {
@@ -88,17 +97,21 @@ export class Session {
     this.server = o.server
     this.owner = ownerKey(o.owner)
     this.child = o.child
+    const { resumability, ssePolling } = o.config
     this.transport =
       o.transport?.(this) ??
       new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => o.id,
         enableJsonResponse: o.config.responses === 'json',
+        // The SDK primes streams (id, empty data) only for clients at 2025-11-25 or later.
+        eventStore: resumability.enabled ? new SessionEventStore(resumability) : undefined,
+        retryInterval: ssePolling?.retry,
         onsessionclosed: () => {
           o.log.info('session deleted by client')
           void this.close()
         },
       })
-    this.transport.onmessage = (message, extra) => this.fromClient(message, extra?.authInfo)
+    this.transport.onmessage = (message, extra) => this.fromClient(message, extra?.authInfo, extra?.closeSSEStream)
     this.transport.onerror = (err) => o.log.debug({ err: { message: err.message } }, 'transport refused a request')
     o.child.onmessage = (message) => this.fromServer(message)
     o.child.onexit = () => this.onChildExit()
@@ -130,18 +143,24 @@ export class Session {
     this.closed = true
     this.o.onclose(this)
     this.failInflight(RPC.connectionClosed, 'the session was closed')
+    // The transport stores each event before writing it: let the last errors reach their
+    // streams before the streams are closed.
+    await this.lastSend
     await this.transport.close()
     await this.child.close()
   }
 
-  private fromClient(message: JSONRPCMessage, authInfo: AuthInfo | undefined): void {
+  private fromClient(message: JSONRPCMessage, authInfo: AuthInfo | undefined, closeStream: (() => void) | undefined): void {
     const env = envelope(message)
     if (env.kind === 'request') {
       const { principal, decided } = authInfo?.extra as { principal: Principal; decided: ReadonlyMap<RequestId, Decided> }
       const token = progressToken(env.params)
       const timeout = this.o.config.requestTimeout
       const timer = timeout > 0 ? setTimeout(() => this.timeOut(env.id), timeout) : undefined
-      this.inflight.set(env.id, { method: env.method, principal, progressToken: token, timer, decided: decided.get(env.id), start: performance.now() })
+      // Only a primed stream may be closed: the client needs an event id to resume from.
+      const polling = this.o.config.ssePolling
+      const poll = polling && closeStream ? setTimeout(() => this.pollClose(env.id, closeStream), polling.closeAfter) : undefined
+      this.inflight.set(env.id, { method: env.method, principal, progressToken: token, timer, poll, decided: decided.get(env.id), start: performance.now() })
       if (token !== undefined) this.progress.set(token, env.id)
     } else if (env.kind === 'notification' && env.method === 'notifications/cancelled') {
       this.cancelledByClient(env.params?.requestId)
@@ -194,7 +213,7 @@ export class Session {
   }
 
   private send(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
-    this.transport.send(message, relatedRequestId === undefined ? undefined : { relatedRequestId }).catch((err: Error) => {
+    this.lastSend = this.transport.send(message, relatedRequestId === undefined ? undefined : { relatedRequestId }).catch((err: Error) => {
       this.o.log.debug({ err: { message: err.message } }, 'message for a closed stream dropped')
     })
   }
@@ -220,6 +239,7 @@ export class Session {
 
   private settle(id: RequestId, req: InFlight): void {
     clearTimeout(req.timer)
+    clearTimeout(req.poll)
     this.inflight.delete(id)
     if (req.progressToken !== undefined) this.progress.delete(req.progressToken)
   }
@@ -245,6 +265,16 @@ export class Session {
     this.settle(id, req)
     this.audit(req, 'cancelled')
     this.transport.closeSSEStream(id)
+  }
+
+  /**
+   * SSE polling (MCP 2025-11-25 §Sending Messages 6, SEP-1699): the server MAY close the
+   * connection without ending the stream; the reply waits in the replay buffer.
+   */
+  private pollClose(id: RequestId, closeStream: () => void): void {
+    if (!this.inflight.has(id)) return
+    this.o.log.debug({ closeAfter: this.o.config.ssePolling?.closeAfter }, 'SSE polling: stream closed while its request runs')
+    closeStream()
   }
 
   private timeOut(id: RequestId): void {

@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { authorizationCodeFlow, registerPublicClient } from '../helpers/oauth-flow.js'
+import { firstData } from '../helpers/sse.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 const ACCEPT = 'application/json, text/event-stream'
@@ -47,7 +48,7 @@ async function post(server: string, body: unknown, headers: Record<string, strin
     body: typeof body === 'string' ? body : JSON.stringify(body),
   })
   const text = await res.body.text()
-  return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text.startsWith('event:') ? text.split('data: ')[1]! : text) }
+  return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(firstData(text) ?? text) }
 }
 
 async function openSession(server: string, token: string): Promise<string> {

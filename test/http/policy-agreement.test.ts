@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { after, before, it } from 'node:test'
 import { decodeJwt } from 'jose'
 import { request } from 'undici'
+import { firstData } from '../helpers/sse.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 const MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url))
@@ -64,9 +65,7 @@ async function post(token: string, body: unknown, sid?: string): Promise<Answer>
 
 /** The one JSON-RPC message of a JSON or SSE body. */
 function message(text: string): { result?: unknown; error?: { code: number } } {
-  const data = text.startsWith('{')
-    ? text
-    : text.split('\n').find((l) => l.startsWith('data: '))?.slice(6)
+  const data = text.startsWith('{') ? text : firstData(text)
   return JSON.parse(data ?? 'null') ?? {}
 }
 

@@ -8,6 +8,7 @@ import { Client, StreamableHTTPClientTransport, UnauthorizedError } from '@model
 import { request } from 'undici'
 import { followToRedirectUri } from '../helpers/oauth-flow.js'
 import { memoryProvider, REDIRECT } from '../helpers/oauth-provider.js'
+import { firstData } from '../helpers/sse.js'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const ACCEPT = 'application/json, text/event-stream'
@@ -22,7 +23,7 @@ after(() => stack.close())
 async function post(server: string, body: unknown, headers: Record<string, string>) {
   const res = await request(stack.local(server), { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers }, body: JSON.stringify(body) })
   const text = await res.body.text()
-  return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text.startsWith('event:') ? text.split('data: ')[1]! : text) }
+  return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(firstData(text) ?? text) }
 }
 
 async function session(server: string, token: string) {

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Pool } from 'undici'
+import { sseData } from '../helpers/sse.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const node = process.execPath
@@ -45,7 +46,7 @@ async function rpc(server: string, token: string, body: unknown, sid?: string) {
   const text = await res.body.text()
   const sse = String(res.headers['content-type']).startsWith('text/event-stream')
   const messages = sse
-    ? text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)))
+    ? sseData(text).map((l) => JSON.parse(l))
     : text ? [JSON.parse(text)] : []
   return { status: res.statusCode, headers: res.headers, messages, last: messages.at(-1) }
 }
