@@ -93,12 +93,26 @@ server.registerTool('roots', { description: "The client's roots/list result" }, 
 server.registerTool(
   'slow',
   {
-    description: 'Wait ms milliseconds (stops early when cancelled)',
-    inputSchema: z.object({ ms: z.number().int().min(0).max(60_000) }),
+    description: 'Wait ms milliseconds (stops early when cancelled); with a progressToken and every, a progress notification every `every` ms',
+    inputSchema: z.object({ ms: z.number().int().min(0).max(60_000), every: z.number().int().min(10).max(60_000).optional() }),
   },
-  async ({ ms }, ctx) => {
-    await delay(ms, undefined, { signal: ctx.mcpReq.signal }).catch(() => {})
-    return text(ctx.mcpReq.signal.aborted ? 'cancelled' : 'done')
+  async ({ ms, every }, ctx) => {
+    const signal = ctx.mcpReq.signal
+    const progressToken = ctx.mcpReq._meta?.progressToken
+    const step = every !== undefined && progressToken !== undefined ? every : Math.max(ms, 1)
+    try {
+      for (let waited = 0, i = 1; waited < ms; i++) {
+        const wait = Math.min(step, ms - waited)
+        await delay(wait, undefined, { signal })
+        waited += wait
+        if (waited < ms && progressToken !== undefined && every !== undefined) {
+          await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, progress: i, total: Math.ceil(ms / every) } })
+        }
+      }
+    } catch {
+      // cancelled
+    }
+    return text(signal.aborted ? 'cancelled' : 'done')
   },
 )
 
