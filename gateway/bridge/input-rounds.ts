@@ -4,6 +4,8 @@ import type { BackendCall } from './modern-call.js'
 
 /** How long a request waiting for the client's answers (input_required) is kept, in ms. */
 export const DEFAULT_INPUT_TTL_MS = 5 * 60_000
+/** Requests one principal may have waiting for answers; past it the oldest is cancelled. */
+export const DEFAULT_WAITING_PER_SUBJECT = 4
 
 /** What a `requestState` carries: which waiting request, and which of its rounds. */
 interface RoundState {
@@ -24,6 +26,7 @@ export type ClaimRefusal = 'invalid' | 'gone'
 
 interface Parked {
   call: BackendCall
+  owner: string
   round: number
   timer: NodeJS.Timeout
   onExpire: () => void
@@ -64,11 +67,12 @@ export class InputRounds {
     if (previous !== undefined) clearTimeout(previous.timer)
     const round = (rounds.get(call) ?? 0) + 1
     rounds.set(call, round)
-    const timer = setTimeout(() => {
-      this.parked.delete(key)
-      onExpire()
-    }, this.ttlMs).unref()
-    this.parked.set(key, { call, round, timer, onExpire })
+    // A principal's abandoned rounds each hold a process: past the bound, the oldest goes.
+    const mine = [...this.parked.entries()].filter(([k, p]) => p.owner === binding.owner && k !== key)
+    for (const [k] of mine.slice(0, Math.max(0, mine.length - DEFAULT_WAITING_PER_SUBJECT + 1))) this.expire(k)
+    const timer = setTimeout(() => this.expire(key), this.ttlMs).unref()
+    this.parked.set(key, { call, owner: binding.owner, round, timer, onExpire })
+    call.lane.parked = true
     return this.codec.mint({ call: key, round }, context(binding))
   }
 
@@ -84,7 +88,16 @@ export class InputRounds {
     if (parked === undefined || parked.round !== payload.round || parked.call.done) return { refused: 'gone' }
     clearTimeout(parked.timer)
     this.parked.delete(payload.call)
+    parked.call.lane.parked = false
     return { call: parked.call }
+  }
+
+  private expire(key: string): void {
+    const p = this.parked.get(key)
+    if (p === undefined) return
+    clearTimeout(p.timer)
+    this.parked.delete(key)
+    p.onExpire()
   }
 
   /** Cancels every waiting request (shutdown). */

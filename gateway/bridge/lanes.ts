@@ -44,6 +44,8 @@ export interface LaneUser {
 export class Lane {
   readonly id = randomBytes(9).toString('base64url')
   user: LaneUser | undefined
+  /** Held by a request waiting between rounds for the client's answers (input_required). */
+  parked = false
   lastUsed = Date.now()
   private seq = 0
 
@@ -174,7 +176,10 @@ export class LanePool {
         free.user = HELD
         return free
       }
-      if (lanes.length + (this.starting.get(key) ?? 0) < DEFAULT_LANES_PER_SUBJECT) {
+      // Requests waiting for their client's answers do not count: an abandoned round must not
+      // lock its principal out (InputRounds bounds those separately).
+      const active = lanes.filter((l) => !l.parked).length
+      if (active + (this.starting.get(key) ?? 0) < DEFAULT_LANES_PER_SUBJECT) {
         const lane = await this.start(key, server, principal, log)
         lane.user = HELD
         return lane
@@ -220,6 +225,7 @@ export class LanePool {
   /** Gives a lane back: the next request of its principal may take it. */
   release(lane: Lane): void {
     lane.user = undefined
+    lane.parked = false
     lane.lastUsed = Date.now()
     const key = `${lane.server}\n${lane.owner}`
     for (const wake of this.waiting.get(key)?.splice(0) ?? []) wake()

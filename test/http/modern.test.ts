@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
+import { DEFAULT_WAITING_PER_SUBJECT } from '../../gateway/bridge/input-rounds.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 const V = '2026-07-28'
@@ -287,6 +288,24 @@ describe('2026-07-28 multi-round-trip requests for session-era servers', () => {
     assert.equal(res.status, 400, res.text)
     assert.equal(res.json.error.code, -32021)
     assert.deepEqual(res.json.error.data.requiredCapabilities, { sampling: {} })
+  })
+
+  it('abandoned rounds never lock a principal out: past the bound the oldest is cancelled', async () => {
+    const token = await stack.token('dev', { server: 'fixture' })
+    const rounds: { state: string; key: string }[] = []
+    for (let i = 0; i < DEFAULT_WAITING_PER_SUBJECT + 1; i++) {
+      const res = await call('tools/call', { name: 'sample', arguments: { prompt: `abandoned ${i}` } }, { caps: SAMPLING, token })
+      assert.equal(res.json.result.resultType, 'input_required', res.text)
+      rounds.push({ state: res.json.result.requestState, key: Object.keys(res.json.result.inputRequests)[0]! })
+    }
+    // Rounds held the principal's processes; ordinary requests still get one at once.
+    const quick = await call('tools/call', { name: 'pid' }, { token })
+    assert.equal(quick.status, 200)
+    const oldest = await call('tools/call', { name: 'sample', arguments: { prompt: 'abandoned 0' }, inputResponses: { [rounds[0]!.key]: answer }, requestState: rounds[0]!.state }, { caps: SAMPLING, token })
+    assert.equal(oldest.json.error?.code, -32602, 'the oldest round was cancelled')
+    const last = rounds.at(-1)!
+    const newest = await call('tools/call', { name: 'sample', arguments: { prompt: 'abandoned' }, inputResponses: { [last.key]: answer }, requestState: last.state }, { caps: SAMPLING, token })
+    assert.equal(textOf(newest.json.result), 'Paris', newest.text)
   })
 
   it('inputResponses that are not an object are -32602', async () => {
