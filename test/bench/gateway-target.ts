@@ -100,11 +100,15 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   }
 }
 
-/** The `edge` row: the gateway with the echo server in its default (session) mode. */
-export async function gatewayTarget(o: GatewayOptions): Promise<Target> {
+/**
+ * The `edge` row: the gateway with the echo server in its default (session) mode; `modern`:
+ * the same gateway serving sessionless 2026-07-28 requests (one principal's lanes).
+ */
+export async function gatewayTarget(o: GatewayOptions, modern = false): Promise<Target> {
   const gw = await startGateway(o)
   return httpTarget({
-    name: 'mcp-edge',
+    modern,
+    name: modern ? 'mcp-edge (2026-07-28, sessionless)' : 'mcp-edge',
     origin: gw.origin,
     path: gw.path,
     child: gw.child,

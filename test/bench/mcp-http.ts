@@ -100,6 +100,52 @@ export class HttpSession {
   }
 }
 
+const MODERN_VERSION = '2026-07-28'
+
+/**
+ * Sessionless 2026-07-28 requests over an undici dispatcher: every request carries its
+ * envelope in `_meta` and the standard headers; "opening" is `server/discover`.
+ */
+export class ModernSession {
+  private nextId = 1
+
+  private constructor(
+    private readonly pool: Dispatcher,
+    private readonly path: string,
+    private readonly headers: Record<string, string>,
+  ) {}
+
+  static async open(pool: Dispatcher, path: string, extra: Record<string, string>) {
+    const start = performance.now()
+    const s = new ModernSession(pool, path, { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': MODERN_VERSION, ...extra })
+    const result = (await s.rpc('server/discover', {})) as { supportedVersions?: string[] }
+    if (!result.supportedVersions?.includes(MODERN_VERSION)) throw new WrongReply(`server/discover: ${MODERN_VERSION} not offered`)
+    return { session: s, ms: performance.now() - start }
+  }
+
+  async callEcho(): Promise<void> {
+    const result = await this.rpc('tools/call', { name: 'echo', arguments: { text: ECHO_TEXT } }, 'echo')
+    const content = (result as { content?: { text?: string }[]; resultType?: string }).content
+    if (content?.[0]?.text !== ECHO_TEXT) throw new WrongReply(`tools/call: unexpected result ${JSON.stringify(result)}`)
+  }
+
+  private async rpc(method: string, params: Record<string, unknown>, name?: string) {
+    const id = this.nextId++
+    const _meta = { 'io.modelcontextprotocol/protocolVersion': MODERN_VERSION, 'io.modelcontextprotocol/clientCapabilities': {} }
+    const res = await this.pool.request({
+      path: this.path,
+      method: 'POST',
+      headers: { ...this.headers, 'mcp-method': method, ...(name ? { 'mcp-name': name } : {}) },
+      body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta } }),
+    })
+    const text = await res.body.text()
+    if (res.statusCode !== 200) throw new WrongReply(`${method}: HTTP ${res.statusCode} ${snippet(text)}`)
+    const reply = parseMessages(String(res.headers['content-type'] ?? ''), text).find((m) => m.id === id)
+    if (reply === undefined || reply.error) throw new WrongReply(`${method}: ${snippet(text)}`)
+    return reply.result
+  }
+}
+
 /** JSON-RPC messages of a JSON body or an SSE stream (`data:` lines of each event). */
 function parseMessages(contentType: string, text: string): RpcReply[] {
   if (contentType.startsWith('application/json')) {

@@ -2,7 +2,7 @@
 // mcp-edge and supergateway, then mcp-edge's process models (session start from a warm pool
 // or a cold spawn; shared mode with 1,000 sessions). `npm run bench`; sizes via BENCH_CALLS,
 // BENCH_CONCURRENT_CALLS, BENCH_WARMUP, BENCH_POOL_*, BENCH_SHARED_*; rows and sections via
-// BENCH_ROWS=stdio,sdk,edge,supergateway,pool-warm,pool-cold,shared.
+// BENCH_ROWS=stdio,sdk,edge,edge-2026,supergateway,pool-warm,pool-cold,shared.
 // Writes dist/bench-results.json.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
@@ -60,6 +60,7 @@ const ROWS: [string, () => Promise<Target> | Target][] = [
   ['stdio', () => stdioTarget(ECHO_JS)],
   ['sdk', () => sdkHttpTarget(join(ROOT, 'dist/test/bench/sdk-http-server.js'))],
   ['edge', () => gatewayTarget({ root: ROOT, echoJs: ECHO_JS })],
+  ['edge-2026', () => gatewayTarget({ root: ROOT, echoJs: ECHO_JS }, true)],
   ['supergateway', () => supergatewayTarget(join(ROOT, 'node_modules/.bin/supergateway'), ECHO_JS)],
 ]
 

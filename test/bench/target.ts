@@ -3,7 +3,7 @@ import { createServer, type AddressInfo } from 'node:net'
 import { createInterface } from 'node:readline'
 import { setTimeout as delay } from 'node:timers/promises'
 import { Pool, request } from 'undici'
-import { HttpSession } from './mcp-http.js'
+import { HttpSession, ModernSession } from './mcp-http.js'
 import { stopTree } from './procs.js'
 
 /** One session of a row: calls the echo tool, verified. */
@@ -109,6 +109,8 @@ export function httpTarget(o: {
   problems?: () => string[]
   recentLog?: () => string[]
   stop?: () => Promise<void>
+  /** Sessionless 2026-07-28 requests instead of sessions. */
+  modern?: boolean
 }): Target {
   const pool = new Pool(o.origin, {
     connections: 32,
@@ -121,6 +123,10 @@ export function httpTarget(o: {
     pid: o.child.pid,
     sharedSession: false,
     async open() {
+      if (o.modern) {
+        const { session, ms } = await ModernSession.open(pool, o.path, o.headers?.() ?? {})
+        return { ms, call: () => session.callEcho(), close: async () => {} }
+      }
       const { session, ms } = await HttpSession.open(pool, o.path, o.headers?.() ?? {})
       return { ms, call: () => session.callEcho(), close: async () => void await session.close() }
     },
