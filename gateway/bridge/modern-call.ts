@@ -1,5 +1,6 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Lane, LaneUser } from './lanes.js'
+import { RPC } from './errors.js'
 import { envelope, rpcError, type RequestId } from './jsonrpc.js'
 
 /** After a process's first server→client request, how long to gather more before answering, in ms. */
@@ -76,7 +77,7 @@ export class BackendCall implements LaneUser {
   begin(notify: (m: JSONRPCMessage) => void): Promise<Outcome> {
     const waiting = this.wait(notify)
     const message = { jsonrpc: '2.0', id: this.backendId, method: this.request.method, ...(this.request.params ? { params: this.request.params } : {}) }
-    this.lane.child.send(message as JSONRPCMessage).catch(() => this.finish({ kind: 'failed', code: -32000, message: 'the MCP server process is not running' }))
+    this.lane.child.send(message as JSONRPCMessage).catch(() => this.finish({ kind: 'failed', code: RPC.connectionClosed, message: 'the MCP server process is not running' }))
     return waiting
   }
 
@@ -103,13 +104,13 @@ export class BackendCall implements LaneUser {
    * the process is told (`notifications/cancelled`), its questions are refused, and nothing
    * more is relayed.
    */
-  cancel(reason: string): void {
+  cancel(reason: string, code: number = RPC.connectionClosed): void {
     if (this.ended) return
     this.refuseAll(reason)
     void this.lane.child
       .send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.backendId, reason } } as JSONRPCMessage)
       .catch(() => {})
-    this.finish({ kind: 'failed', code: -32000, message: reason })
+    this.finish({ kind: 'failed', code, message: reason })
   }
 
   fromServer(message: JSONRPCMessage): void {
@@ -134,7 +135,7 @@ export class BackendCall implements LaneUser {
   }
 
   lost(): void {
-    this.finish({ kind: 'failed', code: -32000, message: 'the MCP server process exited' })
+    this.finish({ kind: 'failed', code: RPC.connectionClosed, message: 'the MCP server process exited' })
   }
 
   private serverRequest(id: RequestId, method: string, params: Record<string, unknown> | undefined): void {
@@ -157,7 +158,7 @@ export class BackendCall implements LaneUser {
   private wait(notify: (m: JSONRPCMessage) => void): Promise<Outcome> {
     this.notify = notify
     if (this.timeoutMs > 0) {
-      this.timer = setTimeout(() => this.cancel('the MCP server did not answer in time'), this.timeoutMs)
+      this.timer = setTimeout(() => this.cancel('the MCP server did not answer in time', RPC.requestTimeout), this.timeoutMs)
     }
     return new Promise((resolve) => (this.settle = resolve))
   }

@@ -86,8 +86,9 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       if (route.kind === 'modern') {
         return await serveModern(d.modern, { req: c.req.raw, server, principal, policy, route, resourceMetadata, log: log() })
       }
-      // Malformed JSON-RPC stays the session transport's to refuse, as it always was.
-      if (route.kind === 'reject' && route.rung !== 'jsonrpc-shape') {
+      // Malformed JSON-RPC stays the session transport's to refuse, as it always was; a batch
+      // with a 2026-07-28 request in it is the classifier's (batches are session-era only).
+      if (route.kind === 'reject' && (route.rung !== 'jsonrpc-shape' || route.cell === 'batch-with-modern-element')) {
         return rpcError(route.httpStatus, idOf(body), route.code, route.message, route.data)
       }
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)

@@ -114,8 +114,8 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
     backend = claimed.call
     const answers = params.inputResponses
     if (answers !== undefined && (typeof answers !== 'object' || answers === null || Array.isArray(answers))) {
-      d.lanes.release(backend.lane)
       backend.cancel('invalid inputResponses')
+      d.lanes.release(backend.lane)
       return rpcError(200, message.id, MODERN_RPC.invalidParams, 'inputResponses must be an object keyed by the inputRequests keys')
     }
     responses = (answers as Record<string, unknown> | undefined) ?? {}

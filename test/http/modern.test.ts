@@ -167,6 +167,12 @@ describe('2026-07-28 validation, with the revision\'s codes', () => {
     assert.equal(res.statusCode, 405)
   })
 
+  it('a batch holding a 2026-07-28 request is 400 -32600 (batches are session-era only)', async () => {
+    const res = await post([body('tools/list'), body('tools/list')], { 'mcp-protocol-version': V })
+    assert.equal(res.status, 400, res.text)
+    assert.equal(res.json.error.code, -32600)
+  })
+
   it('no token: 401 with the challenge, before any validation', async () => {
     const b = body('tools/list')
     const res = await request(stack.local('fixture'), { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT, ...headersFor(b) }, body: JSON.stringify(b) })
@@ -210,6 +216,12 @@ describe('2026-07-28 streams, logs, progress and cancellation', () => {
     assert.equal(quiet.headers['content-type'], 'application/json', 'no logLevel, no progress token: nothing to stream')
     const errorsOnly = await call('tools/call', { name: 'notify', arguments: { count: 2 } }, { meta: { 'io.modelcontextprotocol/logLevel': 'error' } })
     assert.equal(errorsOnly.headers['content-type'], 'application/json', 'info logs are below the requested level')
+  })
+
+  it('a request the process does not answer in time fails with -32001 and is cancelled there', async () => {
+    const token = await stack.token('alice', { server: 'impatient' })
+    const res = await call('tools/call', { name: 'slow', arguments: { ms: 5000 } }, { token, server: 'impatient' })
+    assert.equal(res.json.error?.code, -32001, res.text)
   })
 
   it('a client that disconnects cancels the request: the process gets notifications/cancelled', async () => {
