@@ -96,15 +96,7 @@ export class SessionRegistry {
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const id = this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
     const sessionLog = log.child({ session: random.slice(0, 8) })
-    const child: Child =
-      config.mode === 'shared'
-        ? await this.shared.get(server)!.attach()
-        : await this.pools.get(server)!.take(sessionLog, config.identityEnv ? this.identity(principal) : undefined)
-    // The gateway began to shut down while this process started: it must not outlive it.
-    if (this.closing) {
-      await child.close()
-      throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
-    }
+    const child = await this.process(server, principal, sessionLog)
     const session = new Session({
       id,
       server,
@@ -124,8 +116,9 @@ export class SessionRegistry {
   }
 
   /**
-   * A process for the gateway's own use on behalf of `principal` (sessionless 2026-07-28
-   * requests): from the warm pool like a session's, or a view of the shared process.
+   * A process to serve `principal` (a session, or sessionless 2026-07-28 requests): from the
+   * warm pool, spawned with the principal's identity (`identityEnv`), or a view of the shared
+   * process.
    * @throws BridgeError `too_many_sessions` at `pool.max` or while closing, `spawn_failed`
    */
   async process(server: string, principal: Principal, log: Logger): Promise<Child> {
@@ -136,6 +129,7 @@ export class SessionRegistry {
       config.mode === 'shared'
         ? await this.shared.get(server)!.attach()
         : await this.pools.get(server)!.take(log, config.identityEnv ? this.identity(principal) : undefined)
+    // The gateway began to shut down while this process started: it must not outlive it.
     if (this.closing) {
       await child.close()
       throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
