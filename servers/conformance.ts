@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// conformance: a session-era (2025-11-25 and earlier) stdio MCP server with every tool, resource and prompt the MCP conformance suite's server scenarios call (tests only).
+// conformance: a session-era stdio MCP server with what the MCP conformance suite's server scenarios call (tests only).
 //
 // Raw newline-delimited JSON-RPC, no SDK server: the ids of its server→client requests are
 // chosen by hand, because the gateway exposes them as 2026-07-28 inputRequests keys. It never

@@ -14,8 +14,10 @@ export async function elicit(call: Call, id: RequestId, message: string, request
   const r = await call.peer.request(id, 'elicitation/create', { message, requestedSchema }, call.signal)
   const action = (r as { action?: unknown } | null)?.action
   const content = (r as { content?: unknown } | null)?.content
-  if (action !== 'accept' && action !== 'decline' && action !== 'cancel') throw invalid(id, 'elicitation/create', 'action must be accept, decline or cancel')
-  if (content !== undefined && (typeof content !== 'object' || content === null || Array.isArray(content))) throw invalid(id, 'elicitation/create', 'content must be an object')
+  if (action !== 'accept' && action !== 'decline' && action !== 'cancel') {
+    throw invalid(id, 'elicitation/create', 'action must be accept, decline or cancel')
+  }
+  if (content !== undefined && !isObject(content)) throw invalid(id, 'elicitation/create', 'content must be an object')
   return r as ElicitResult
 }
 
@@ -39,7 +41,9 @@ export async function sample(call: Call, id: RequestId, text: string, maxTokens 
 export async function listRoots(call: Call, id: RequestId): Promise<ListRootsResult> {
   const r = await call.peer.request(id, 'roots/list', {}, call.signal)
   const roots = (r as { roots?: unknown } | null)?.roots
-  if (!Array.isArray(roots) || !roots.every((x) => typeof (x as { uri?: unknown } | null)?.uri === 'string')) throw invalid(id, 'roots/list', 'expected roots, each with a uri')
+  if (!Array.isArray(roots) || !roots.every((x) => isObject(x) && typeof x.uri === 'string')) {
+    throw invalid(id, 'roots/list', 'expected roots, each with a uri')
+  }
   return r as ListRootsResult
 }
 
@@ -53,6 +57,10 @@ export function textOf(r: CreateMessageResult): string {
 export function field(r: ElicitResult, name: string): string {
   const v = r.content?.[name]
   return v === undefined ? '' : String(v)
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x)
 }
 
 function invalid(id: RequestId, method: string, why: string): RpcError {

@@ -118,7 +118,13 @@ export class Peer {
 
   private receive(m: unknown): void {
     if (typeof m !== 'object' || m === null) return
-    const { id, method, params, result, error } = m as { id?: RequestId; method?: unknown; params?: Params; result?: unknown; error?: { code?: number; message?: string; data?: unknown } }
+    const { id, method, params, result, error } = m as {
+      id?: RequestId
+      method?: unknown
+      params?: Params
+      result?: unknown
+      error?: { code?: number; message?: string; data?: unknown }
+    }
     if (typeof method === 'string') {
       if (id === undefined) return this.notification(method, params ?? {})
       return void this.dispatch(id, method, params ?? {})

@@ -93,7 +93,8 @@ function report(found: Tally[], unscored: ReadonlyMap<string, string>): string[]
     ]
     lines.push(`${mark} ${s.scenario}: ${s.passed}/${checks} checks passed${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`)
   }
-  lines.push(`scored: ${scored.clean}/${scored.scenarios} scenarios and ${scored.passed}/${scored.checks} checks passed; ${unscored.size} scenario(s) run but not scored`)
+  const { clean, scenarios, passed, checks } = scored
+  lines.push(`scored: ${clean}/${scenarios} scenarios and ${passed}/${checks} checks passed; ${unscored.size} scenario(s) run but not scored`)
   return lines
 }
 

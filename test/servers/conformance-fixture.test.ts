@@ -96,7 +96,8 @@ describe('conformance fixture with every client capability', () => {
     it(`${tool} asks with ids ${ids.join(', ')}${together ? ', all at once' : ''}`, async () => {
       conn.requests.length = 0
       hold = together ? ids.length : 0
-      const result = await conn.client.callTool({ name: tool, arguments: tool === 'test_sampling' ? { prompt: 'p' } : tool === 'test_elicitation' ? { message: 'm' } : {} })
+      const args = tool === 'test_sampling' ? { prompt: 'p' } : tool === 'test_elicitation' ? { message: 'm' } : {}
+      const result = await conn.client.callTool({ name: tool, arguments: args })
       assert.equal(result.isError, undefined, textOf(result))
       assert.deepEqual(conn.requests.map((r) => r.id), ids)
       assert.match(textOf(result), text)
@@ -125,6 +126,18 @@ describe('conformance fixture with every client capability', () => {
     assert.equal((await read('test://static-text')).mimeType, 'text/plain')
     assert.equal(typeof (await read('test://static-binary')).blob, 'string')
     assert.deepEqual(JSON.parse((await read('test://template/123/data')).text as string), { id: '123', templateTest: true, data: 'Data for ID: 123' })
+  })
+
+  it('notifies subscribers of test://watched-resource when it changes, and only them', async () => {
+    const updates = async () => {
+      const from = conn.wire.length
+      await conn.client.callTool({ name: 'test_update_watched_resource', arguments: {} })
+      return conn.wire.slice(from).filter((m) => m.method === 'notifications/resources/updated').map((m) => m.params?.uri)
+    }
+    await conn.client.subscribeResource({ uri: 'test://watched-resource' })
+    assert.deepEqual(await updates(), ['test://watched-resource'])
+    await conn.client.unsubscribeResource({ uri: 'test://watched-resource' })
+    assert.deepEqual(await updates(), [])
   })
 
   // level set → the levels test_logging_tool (debug + info) gets through.
