@@ -176,7 +176,9 @@ export class Session {
     if (env.kind === 'response') {
       const req = this.inflight.get(env.id)
       if (req === undefined) {
-        this.o.log.warn('server sent a reply to no pending request; dropped')
+        // After the session closed, a late reply is expected (e.g. DELETE during initialize).
+        if (this.closed) this.o.log.debug('reply after the session closed; dropped')
+        else this.o.log.warn('server sent a reply to no pending request; dropped')
         return
       }
       this.settle(env.id, req)

@@ -130,7 +130,9 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
         return rpcError(400, message.id, HEADER_MISMATCH, bad.message, bad.data)
       }
     }
-    backend = new BackendCall(lane, { method: message.method, params: backendParams(params) }, meta, d.config.servers[r.server]!.requestTimeout)
+    const given = params.inputResponses
+    const presupplied = typeof given === 'object' && given !== null && !Array.isArray(given) ? { ...(given as Record<string, unknown>) } : {}
+    backend = new BackendCall(lane, { method: message.method, params: backendParams(params) }, meta, d.config.servers[r.server]!.requestTimeout, presupplied)
     lane.user = backend
   }
 

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { DEFAULT_WAITING_PER_SUBJECT } from '../../gateway/bridge/input-rounds.js'
-import { startStack, type Stack } from '../helpers/stack.js'
+import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const V = '2026-07-28'
 const ACCEPT = 'application/json, text/event-stream'
@@ -17,7 +17,10 @@ let stack: Stack
 let alice: string
 let bob: string
 before(async () => {
-  stack = await startStack()
+  stack = await startStack({
+    servers: { conformance: { command: process.execPath, args: [join(SERVERS_DIR, 'conformance.js')] } },
+    policy: `${TEST_POLICY}  conformance:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
+  })
   alice = await stack.token('alice', { server: 'fixture' })
   bob = await stack.token('bob', { server: 'fixture' })
 })
@@ -318,6 +321,15 @@ describe('2026-07-28 multi-round-trip requests for session-era servers', () => {
     const last = rounds.at(-1)!
     const newest = await call('tools/call', { name: 'sample', arguments: { prompt: 'abandoned' }, inputResponses: { [last.key]: answer }, requestState: last.state }, { caps: SAMPLING, token })
     assert.equal(textOf(newest.json.result), 'Paris', newest.text)
+  })
+
+  it('answers sent with the first round, before any was asked, are used when their key comes up', async () => {
+    // The conformance server asks for "user_name" under that very id.
+    const token = await stack.token('alice', { server: 'conformance' })
+    const name = 'test_input_required_result_elicitation'
+    const res = await call('tools/call', { name, arguments: {}, inputResponses: { user_name: { action: 'accept', content: { name: 'Early' } }, unrelated: { x: 1 } } }, { caps: { elicitation: {} }, token, server: 'conformance' })
+    assert.equal(res.json.result.resultType, 'complete', res.text)
+    assert.match(textOf(res.json.result), /Early/)
   })
 
   it('inputResponses that are not an object are -32602', async () => {
