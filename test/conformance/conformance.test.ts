@@ -36,16 +36,16 @@ servers:
 
 /**
  * The gateway on 127.0.0.1 (an ephemeral port, so dns-rebinding's "valid localhost" Host
- * passes) in front of the conformance server in session mode with SSE replies. ssePolling
+ * passes) in front of the conformance server in `mode` with SSE replies. ssePolling
  * closes a POST stream still open after 500 ms, so test_reconnection (2 s) makes
  * server-sse-polling exercise a disconnect and a Last-Event-ID resume.
  */
-async function gateway(dir: string): Promise<Gateway> {
+async function gateway(dir: string, mode: 'session' | 'shared'): Promise<Gateway> {
   writeFileSync(join(dir, 'policy.yaml'), POLICY)
   const config = validateConfig(
     {
       listen: { host: '127.0.0.1', port: 0 },
-      servers: { conformance: { command: process.execPath, args: [SERVER], ssePolling: { closeAfter: 500 } } },
+      servers: { conformance: { command: process.execPath, args: [SERVER], mode, ssePolling: { closeAfter: 500 } } },
       policies: join(dir, 'policy.yaml'),
     },
     { file: 'conformance test', baseDir: dir },
@@ -100,17 +100,19 @@ function report(found: Tally[], unscored: ReadonlyMap<string, string>): string[]
 
 // name → how the suite selects its scenarios (a requirement set also runs scenarios it does
 // not score), and the baseline of known failures.
-const RUNS: Array<[name: string, select: string[], baseline: string]> = [
-  ['2025-11-25 requirements (session era)', ['--requirements', '2025-11-25'], 'baseline-session-2025-11-25.yml'],
-  ['2026-07-28 requirements (sessionless)', ['--requirements', '2026-07-28'], 'baseline-sessionless-2026-07-28.yml'],
-  ['2025-06-18 scenarios (session era)', ['--spec-version', '2025-06-18'], 'baseline-session-2025-06-18.yml'],
+const RUNS: Array<[name: string, mode: 'session' | 'shared', select: string[], baseline: string]> = [
+  ['2025-11-25 requirements (session era), session mode', 'session', ['--requirements', '2025-11-25'], 'baseline-session-2025-11-25.yml'],
+  ['2026-07-28 requirements (sessionless), session mode', 'session', ['--requirements', '2026-07-28'], 'baseline-sessionless-2026-07-28.yml'],
+  ['2025-06-18 scenarios (session era), session mode', 'session', ['--spec-version', '2025-06-18'], 'baseline-session-2025-06-18.yml'],
+  ['2025-11-25 requirements (session era), shared mode', 'shared', ['--requirements', '2025-11-25'], 'baseline-shared-2025-11-25.yml'],
+  ['2026-07-28 requirements (sessionless), shared mode', 'shared', ['--requirements', '2026-07-28'], 'baseline-shared-2026-07-28.yml'],
 ]
 
-describe('MCP conformance suite against the gateway', { timeout: 3 * RUN_TIMEOUT_MS }, () => {
-  for (const [name, select, file] of RUNS) {
+describe('MCP conformance suite against the gateway', { timeout: RUNS.length * RUN_TIMEOUT_MS }, () => {
+  for (const [name, mode, select, file] of RUNS) {
     it(name, { timeout: RUN_TIMEOUT_MS + 30_000 }, async (t) => {
       const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-conformance-'))
-      const gw = await gateway(dir)
+      const gw = await gateway(dir, mode)
       try {
         const url = `${gw.url}/mcp/conformance`
         const { code, out } = await conformance(dir, ['server', '--url', url, ...select, '--expected-failures', baseline(file), '-o', join(dir, 'results')])
