@@ -10,6 +10,7 @@ import { ConfigError } from './config/errors.js'
 import type { GatewayConfig } from './config/schema.js'
 import type { DevIdp, DevIdpOptions } from './devidp/provider.js'
 import { createApp } from './http/app.js'
+import { hostname } from './http/origin.js'
 import { rpcErrorResponse } from './http/respond.js'
 import { setUpIdentity, type Identity } from './identity.js'
 import { createAuditLog } from './observability/audit.js'
@@ -143,7 +144,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     origin: {
       origins: [new URL(publicUrl).origin, ...config.allowedOrigins].map((s) => s.toLowerCase()),
       local: loopback,
-      publicHost: new URL(publicUrl).host,
+      hosts: [hostname(new URL(publicUrl).host), ...config.allowedHosts].map((h) => h.toLowerCase()),
     },
     readiness: () => ({
       problems: [identity.problem()].filter((p): p is string => p !== undefined),

@@ -165,6 +165,11 @@ export const configSchema = z.strictObject({
    */
   replicaId: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'lowercase letters, digits and -, at most 32').optional(),
   allowedOrigins: z.array(z.string().min(1)).default([]),
+  /**
+   * Host names (no port) the MCP endpoints answer to besides `publicUrl`'s and the loopback
+   * names; any other `Host` is refused with 403 before authentication (DNS rebinding).
+   */
+  allowedHosts: z.array(z.string().regex(/^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$/, 'a host name or [IPv6] address, without a port')).default([]),
   auth: authSchema.prefault({}),
   devIdp: z
     .strictObject({ port: z.number().int().min(0).max(65535).default(DEFAULT_DEV_IDP_PORT) })

@@ -4,17 +4,18 @@ import { rpcErrorResponse } from './respond.js'
 const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i
 const LOOPBACK_ORIGIN = /^https?:\/\/(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i
 
-/** Request headers a browser client may send to the MCP endpoint. */
-export const CORS_ALLOW_HEADERS = 'authorization, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id'
+/** Request headers a browser client may send to the MCP endpoint (plus any `Mcp-Param-*`). */
+export const CORS_ALLOW_HEADERS = ['authorization', 'content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id', 'mcp-method', 'mcp-name']
 /** Response headers a browser client must be able to read (checklist B17). */
 export const CORS_EXPOSE_HEADERS = 'www-authenticate, mcp-session-id, mcp-protocol-version'
 
 export interface OriginPolicy {
   /** Exact origins allowed (the public URL's, plus configured ones). */
   origins: readonly string[]
-  /** Gateway on loopback: loopback origins are allowed, and Host must be a loopback name or the public host. */
+  /** Gateway on loopback: loopback origins are allowed too. */
   local: boolean
-  publicHost: string
+  /** Host names allowed besides the loopback names: the public URL's, plus configured ones. */
+  hosts: readonly string[]
 }
 
 /** True when a request may proceed: no Origin, or an allowed one. */
@@ -24,27 +25,30 @@ export function originAllowed(origin: string | undefined, p: OriginPolicy): bool
   return p.origins.includes(o) || (p.local && LOOPBACK_ORIGIN.test(o))
 }
 
+/** True when a request's Host names us: a loopback name, the public URL's host, or a configured one. */
+export function hostAllowed(host: string | undefined, p: OriginPolicy): boolean {
+  const h = (host ?? '').toLowerCase()
+  // The name matters for DNS rebinding, not the port (proxies often drop it from Host).
+  return LOOPBACK_HOST.test(h) || p.hosts.includes(hostname(h))
+}
+
 /**
  * DNS-rebinding defence, before any auth work (MCP transports §Security Warning): a present
- * Origin that is not allowed, or in local mode a Host that is not ours, gets `403`. Allowed
- * origins get CORS headers; preflights are answered here without auth.
+ * Origin that is not allowed, or a Host that is not ours, gets `403`. Allowed origins get
+ * CORS headers; preflights are answered here without auth.
  */
 export function originGuard(p: OriginPolicy) {
   return async function checkOrigin(c: Context, next: Next): Promise<Response | void> {
     const origin = c.req.header('origin')
     if (!originAllowed(origin, p)) return rpcErrorResponse(403, -32000, 'origin not allowed')
-    if (p.local) {
-      // The name matters for DNS rebinding, not the port (proxies often drop it from Host).
-      const host = (c.req.header('host') ?? '').toLowerCase()
-      if (!LOOPBACK_HOST.test(host) && hostname(host) !== hostname(p.publicHost)) return rpcErrorResponse(403, -32000, 'host not allowed')
-    }
+    if (!hostAllowed(c.req.header('host'), p)) return rpcErrorResponse(403, -32000, 'host not allowed')
     if (origin !== undefined && c.req.method === 'OPTIONS') {
       return new Response(null, {
         status: 204,
         headers: {
           'access-control-allow-origin': origin,
           'access-control-allow-methods': 'GET, POST, DELETE',
-          'access-control-allow-headers': CORS_ALLOW_HEADERS,
+          'access-control-allow-headers': allowHeaders(c.req.header('access-control-request-headers')),
           'access-control-max-age': '600',
           vary: 'origin',
         },
@@ -59,6 +63,13 @@ export function originGuard(p: OriginPolicy) {
   }
 }
 
-function hostname(host: string): string {
+/** The preflight's requested headers that may be sent: the fixed list and any Mcp-Param-*. */
+function allowHeaders(requested: string | undefined): string {
+  const extra = (requested ?? '').split(',').map((h) => h.trim().toLowerCase()).filter((h) => /^mcp-param-[a-z0-9-]+$/.test(h))
+  return [...CORS_ALLOW_HEADERS, ...new Set(extra)].join(', ')
+}
+
+/** The name of a Host value, without its port. */
+export function hostname(host: string): string {
   return host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!
 }
