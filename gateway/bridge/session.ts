@@ -71,6 +71,8 @@ export class Session {
   readonly child: Child
   readonly transport: ClientTransport
   lastActive = Date.now()
+  /** The protocol version negotiated at initialize, once the server has answered it. */
+  version: string | undefined
   private readonly inflight = new Map<RequestId, InFlight>()
   private readonly progress = new Map<RequestId, RequestId>()
   private closed = false
@@ -183,6 +185,10 @@ export class Session {
       }
       this.settle(env.id, req)
       const m = message as { result?: unknown; error?: { code?: unknown } }
+      if (req.method === 'initialize') {
+        const v = (m.result as { protocolVersion?: unknown } | undefined)?.protocolVersion
+        if (typeof v === 'string') this.version = v
+      }
       let outcome = m.error ? `error ${m.error.code}` : 'ok'
       if (this.o.filter && m.result !== undefined) {
         const result = this.o.filter(this.server, req.method, m.result, req.principal)

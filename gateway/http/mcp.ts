@@ -75,6 +75,8 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         if (sessionId === undefined) throw new BridgeError('session_required', 'the Mcp-Session-Id header is required')
         const session = d.registry.find(sessionId, server, principal)
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
+        const wrongVersion = versionMismatch(c.req.raw, session.version)
+        if (wrongVersion) return wrongVersion
         const access = decideAccess(policy, principal, server)
         if (access.effect !== 'allow') return decisionResponse(access, { resourceMetadata, id: null })
         return await session.handle(c.req.raw, undefined, principal, new Map())
@@ -111,11 +113,24 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       }
       const session = d.registry.find(sessionId, server, principal)
       if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
+      const wrongVersion = versionMismatch(c.req.raw, session.version)
+      if (wrongVersion) return wrongVersion
       return await session.handle(c.req.raw, body, principal, decided)
     } catch (err) {
       return errorResponse(err, { resourceMetadata, scope: d.scopes(server), log: log(), metrics: d.metrics })
     }
   }
+}
+
+/**
+ * MCP transports §Protocol Version Header: a session's later requests name the version it
+ * negotiated; another one (even one the gateway supports) is a 400. No header is fine: the
+ * negotiated version applies.
+ */
+function versionMismatch(req: Request, negotiated: string | undefined): Response | undefined {
+  const header = req.headers.get('mcp-protocol-version')?.trim()
+  if (header === undefined || negotiated === undefined || header === negotiated) return undefined
+  return rpcErrorResponse(400, -32000, `Bad Request: MCP-Protocol-Version ${header} is not the version negotiated for this session (${negotiated})`)
 }
 
 /** The id of a single JSON-RPC request body, to echo in an error about it. */

@@ -285,6 +285,19 @@ describe('sessions', () => {
     assert.equal(again.json().result.content[0].text, 'x')
   })
 
+  it('MCP-Protocol-Version: the negotiated one or none is served; another, even a supported one, is 400', async () => {
+    const token = await stack.token('alice')
+    const sid = await openSession('echo', token)
+    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' }
+    const h = { authorization: `Bearer ${token}`, 'mcp-session-id': sid }
+    assert.equal((await post('echo', list, { ...h, 'mcp-protocol-version': '2025-11-25' })).status, 200)
+    assert.equal((await post('echo', list, h)).status, 200)
+    const other = await post('echo', list, { ...h, 'mcp-protocol-version': '2025-06-18' })
+    assert.equal(other.status, 400)
+    assert.match(other.text, /not the version negotiated for this session \(2025-11-25\)/)
+    assert.equal((await post('echo', list, { ...h, 'mcp-protocol-version': '1999-01-01' })).status, 400)
+  })
+
   it('a token for the same subject with another audience cannot use the session', async () => {
     const sid = await openSession('echo', await stack.token('alice'))
     const res = await post('echo', { jsonrpc: '2.0', id: 2, method: 'tools/list' }, { authorization: `Bearer ${await stack.token('alice', { server: 'notes' })}`, 'mcp-session-id': sid })
