@@ -155,7 +155,10 @@ function upstreamOf(id) {
   return `mcp_edge_replica_${id}`
 }
 
-/** The pool of every replica, then one upstream per replica with the others as backup. */
+/**
+ * The pool of every replica, the same pool hashed by bearer token (sessionless requests),
+ * then one upstream per replica with the others as backup.
+ */
 function upstreams(replicas, v) {
   const primary = (r) => `server ${r.address} max_fails=1 fail_timeout=${v.FAIL_TIMEOUT};`
   const block = (name, body, keepalive) =>
@@ -170,11 +173,13 @@ function upstreams(replicas, v) {
       '}',
     ].join('\n')
   const pool = block('mcp_edge_pool', ['least_conn;', ...replicas.map(primary)], v.KEEPALIVE)
+  // nginx refuses `backup` servers with `hash`: a failed replica is skipped by next-upstream.
+  const principal = block('mcp_edge_principal', ['hash $http_authorization consistent;', ...replicas.map(primary)], v.KEEPALIVE)
   const own = replicas.map((r) => {
     const backups = replicas.filter((o) => o !== r).map((o) => `server ${o.address} backup;`)
     return block(upstreamOf(r.id), [primary(r), ...backups], Math.max(1, Math.ceil(+v.KEEPALIVE / 2)))
   })
-  return [pool, ...own].join('\n')
+  return [pool, principal, ...own].join('\n')
 }
 
 /** True for nginx ≥ 1.25.1, or when the version is unknown (assume a current nginx). */

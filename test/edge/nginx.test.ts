@@ -334,6 +334,26 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
       assert.equal(markers.size, 2, 'sessions on both replicas, so routing by marker is exercised')
     })
 
+    it("routes a principal's 2026-07-28 requests to one replica, so a multi-round request completes", async () => {
+      const meta = (caps: Record<string, unknown> = {}) => ({ 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': caps })
+      const modern = (server: string, name: string, params: Record<string, unknown>, caps?: Record<string, unknown>) =>
+        send(agent, url(server), {
+          body: { jsonrpc: '2.0', id: ++ids, method: 'tools/call', params: { name, ...params, _meta: meta(caps) } },
+          headers: { ...bearer(server), 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': name },
+        })
+      const pids = new Set<string>()
+      for (let i = 0; i < 10; i++) pids.add(pidIn(await modern('shared', 'pid', {})))
+      assert.equal(pids.size, 1, 'one token, one replica')
+      const caps = { sampling: {} }
+      const first = (await modern('fixture', 'sample', { arguments: { prompt: 'q' } }, caps)).json() as { result?: Record<string, any> }
+      assert.equal(first.result?.resultType, 'input_required', JSON.stringify(first))
+      const key = Object.keys(first.result!.inputRequests)[0]!
+      const answer = { role: 'assistant', model: 'm', content: { type: 'text', text: 'through nginx' } }
+      const done = await modern('fixture', 'sample', { arguments: { prompt: 'q' }, inputResponses: { [key]: answer }, requestState: first.result!.requestState }, caps)
+      assert.equal(done.status, 200, done.text)
+      assert.equal(done.json().result?.content[0]!.text, 'through nginx')
+    })
+
     it('sends an unknown marker to the pool, whose replica answers 404', async () => {
       for (const sid of ['zz.unknown', 'no-marker-at-all']) {
         const res = await pidCall(sid)
