@@ -70,8 +70,9 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   }
   const policy = createPolicyStore(config.policies ? loadPolicy(config.policies) : emptyPolicy(log))
   const audit = createAuditLog(config.log.audit, log, o.auditDestination)
-  let sessions = () => 0
-  const metrics = createMetrics(() => sessions())
+  // Filled in once the registry and lanes exist (metrics are needed before: identity counts).
+  const gauges = { sessions: () => 0, lanes: () => 0, waitingRounds: () => 0, listenStreams: () => 0 }
+  const metrics = createMetrics(gauges)
 
   let handler: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response('starting', { status: 503 })
   const server = createAdaptorServer({ fetch: (req: Request, env: unknown) => handler(req, env) })
@@ -113,10 +114,13 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     scopesOf: (p) => grantsOf(policy.current, p).scopes,
   })
   registry.start()
-  sessions = () => registry.size
+  gauges.sessions = () => registry.size
   // Sessionless (2026-07-28) requests: the principals' own processes, and their waiting rounds.
   const lanes = new LanePool({ config, source: registry, log: log.child({ lanes: true }) })
   const rounds = new InputRounds()
+  gauges.lanes = () => lanes.size
+  gauges.waitingRounds = () => rounds.size
+  gauges.listenStreams = () => lanes.listenStreams
   const reloader = config.policies
     ? watchPolicy(config.policies, policy, (r) => {
         metrics.policyReloads.inc({ result: r.ok ? 'ok' : 'failed' })

@@ -13,6 +13,8 @@ import { ownerKey } from './session.js'
 export const DEFAULT_LANES_PER_SUBJECT = 4
 /** How long a sessionless request waits for one of its principal's busy processes, in ms. */
 export const DEFAULT_LANE_WAIT_MS = 10_000
+/** `subscriptions/listen` streams one principal may hold open per server. */
+export const DEFAULT_LISTENS_PER_SUBJECT = 8
 /** Pages of `tools/list` read at most to learn a server's tool schemas. */
 const DEFAULT_TOOL_PAGES = 20
 /** A lane unused this long is ended (unless the server's idleTimeout is shorter), in ms. */
@@ -106,6 +108,8 @@ export class LanePool {
   private readonly waiting = new Map<string, (() => void)[]>()
   private readonly listeners = new Set<(event: LaneEvent) => void>()
   private readonly closers = new Set<() => void>()
+  /** Open `subscriptions/listen` streams per (server, principal). */
+  private readonly listening = new Map<string, number>()
   private readonly inits = new Map<string, InitResult>()
   /** Input schemas of each server's tools, by name, until the server says its list changed. */
   private readonly schemas = new Map<string, Map<string, unknown>>()
@@ -130,16 +134,32 @@ export class LanePool {
   }
 
   /**
-   * Subscribes to server events of every lane, and to the pool closing (shutdown ends
-   * `subscriptions/listen` streams gracefully); returns the unsubscribe.
+   * Subscribes a `subscriptions/listen` stream of `principal` on `server` to server events of
+   * every lane, and to the pool closing (shutdown ends streams gracefully); returns the
+   * unsubscribe, or undefined when the principal already holds DEFAULT_LISTENS_PER_SUBJECT.
    */
-  listen(fn: (event: LaneEvent) => void, onClose: () => void): () => void {
+  listen(server: string, principal: Principal, fn: (event: LaneEvent) => void, onClose: () => void): (() => void) | undefined {
+    const key = `${server}\n${ownerKey(principal)}`
+    const open = this.listening.get(key) ?? 0
+    if (open >= DEFAULT_LISTENS_PER_SUBJECT) return undefined
+    this.listening.set(key, open + 1)
     this.listeners.add(fn)
     this.closers.add(onClose)
+    let live = true
     return () => {
+      if (!live) return
+      live = false
       this.listeners.delete(fn)
       this.closers.delete(onClose)
+      const left = (this.listening.get(key) ?? 1) - 1
+      if (left === 0) this.listening.delete(key)
+      else this.listening.set(key, left)
     }
+  }
+
+  /** Open listen streams, all servers and principals. */
+  get listenStreams(): number {
+    return this.listeners.size
   }
 
   /**

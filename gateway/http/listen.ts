@@ -1,7 +1,7 @@
 import { SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY, type JSONRPCRequest } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
-import type { LaneEvent, LanePool } from '../bridge/lanes.js'
+import { DEFAULT_LISTENS_PER_SUBJECT, type LaneEvent, type LanePool } from '../bridge/lanes.js'
 import { MODERN_RPC } from '../bridge/modern-wire.js'
 import { openEventStream } from './sse.js'
 
@@ -55,13 +55,8 @@ export async function listenStream(o: {
   const subscriptionId = message.id
   const stamp = (params: Record<string, unknown> | undefined) => ({ ...params, _meta: { ...(params?._meta as object | undefined), [SUBSCRIPTION_ID_META_KEY]: subscriptionId } })
 
-  let unsubscribe = () => {}
-  const stream = openEventStream(() => unsubscribe())
-  stream.write({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: stamp({ notifications: honored }) })
-  if (Object.keys(honored).length === 0) {
-    stream.end(finalResult(subscriptionId, init.serverInfo))
-    return stream.response
-  }
+  let unsubscribe: () => void = () => {}
+  // Held before the stream opens: a principal's streams are bounded like its processes.
   const onEvent = (e: LaneEvent) => {
     if (e.server !== o.server || e.owner !== o.owner || !accepts(honored, e)) return
     stream.write({ jsonrpc: '2.0', method: e.method, params: stamp(e.params) })
@@ -71,7 +66,21 @@ export async function listenStream(o: {
     unsubscribe()
     stream.end(finalResult(subscriptionId, init.serverInfo))
   }
-  unsubscribe = o.lanes.listen(onEvent, onClose)
+  const held = o.lanes.listen(o.server, o.principal, onEvent, onClose)
+  if (held === undefined) {
+    return Response.json(
+      { jsonrpc: '2.0', id: message.id, error: { code: -32000, message: `you have ${DEFAULT_LISTENS_PER_SUBJECT} subscription streams open on ${o.server}, the most allowed; close one` } },
+      { status: 429, headers: { 'retry-after': '5' } },
+    )
+  }
+  unsubscribe = held
+  const stream = openEventStream(() => unsubscribe())
+  stream.write({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: stamp({ notifications: honored }) })
+  if (Object.keys(honored).length === 0) {
+    unsubscribe()
+    stream.end(finalResult(subscriptionId, init.serverInfo))
+    return stream.response
+  }
   o.signal.addEventListener('abort', () => unsubscribe(), { once: true })
   return stream.response
 }

@@ -10,8 +10,19 @@ export interface Metrics {
   childExits: Counter<'server'>
 }
 
-/** Creates the metrics; `sessions` is read at scrape time. */
-export function createMetrics(sessions: () => number): Metrics {
+/** Live counts read at scrape time. */
+export interface Gauges {
+  sessions(): number
+  /** Processes serving sessionless (2026-07-28) requests. */
+  lanes(): number
+  /** Sessionless requests waiting for their client's answers (input_required). */
+  waitingRounds(): number
+  /** Open `subscriptions/listen` streams. */
+  listenStreams(): number
+}
+
+/** Creates the metrics; the gauges are read at scrape time. */
+export function createMetrics(g: Gauges): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'mcp_edge_' })
   const metrics: Metrics = {
@@ -22,6 +33,9 @@ export function createMetrics(sessions: () => number): Metrics {
     jwksRefreshes: new Counter({ name: 'mcp_edge_jwks_fetches_total', help: 'Issuer key set loads, by result', labelNames: ['result'], registers: [registry] }),
     childExits: new Counter({ name: 'mcp_edge_server_process_exits_total', help: 'Server processes that exited on their own (not ended by the gateway)', labelNames: ['server'], registers: [registry] }),
   }
-  new Gauge({ name: 'mcp_edge_sessions', help: 'Live MCP sessions', registers: [registry], collect() { this.set(sessions()) } })
+  new Gauge({ name: 'mcp_edge_sessions', help: 'Live MCP sessions', registers: [registry], collect() { this.set(g.sessions()) } })
+  new Gauge({ name: 'mcp_edge_lanes', help: 'Processes serving sessionless (2026-07-28) requests', registers: [registry], collect() { this.set(g.lanes()) } })
+  new Gauge({ name: 'mcp_edge_waiting_rounds', help: 'Sessionless requests waiting for their client\'s answers (input_required)', registers: [registry], collect() { this.set(g.waitingRounds()) } })
+  new Gauge({ name: 'mcp_edge_listen_streams', help: 'Open subscriptions/listen streams', registers: [registry], collect() { this.set(g.listenStreams()) } })
   return metrics
 }

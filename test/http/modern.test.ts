@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { DEFAULT_WAITING_PER_SUBJECT } from '../../gateway/bridge/input-rounds.js'
+import { DEFAULT_LISTENS_PER_SUBJECT } from '../../gateway/bridge/lanes.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const V = '2026-07-28'
@@ -298,6 +299,16 @@ describe('2026-07-28 multi-round-trip requests for session-era servers', () => {
     assert.equal(textOf(ok.json.result), 'Paris')
   })
 
+  it('/metrics counts lanes and waiting rounds', async () => {
+    const first = await call('tools/call', { name: 'sample', arguments: { prompt: 'metrics' } }, { caps: SAMPLING })
+    assert.equal(first.json.result.resultType, 'input_required')
+    const res = await request(`${stack.url}/metrics`)
+    const text = await res.body.text()
+    assert.match(text, /^mcp_edge_lanes [1-9]/m)
+    assert.match(text, /^mcp_edge_waiting_rounds [1-9]/m)
+    assert.match(text, /^mcp_edge_listen_streams \d+/m)
+  })
+
   it('a server request for a capability the client did not declare is -32021 naming it', async () => {
     const res = await call('tools/call', { name: 'sample', arguments: { prompt: 'x' } })
     assert.equal(res.status, 400, res.text)
@@ -376,6 +387,46 @@ describe('2026-07-28 subscriptions/listen', () => {
     await new Promise((r) => setTimeout(r, 200))
     assert.equal(events.length, 2)
     ac.abort()
+  })
+})
+
+describe('2026-07-28 subscriptions/listen limits', () => {
+  it(`a principal holds at most ${DEFAULT_LISTENS_PER_SUBJECT} streams per server; closing one frees its place`, async () => {
+    const token = await stack.token('admin', { server: 'fixture' })
+    const open = async () => {
+      const b = body('subscriptions/listen', { notifications: { toolsListChanged: true } })
+      const ac = new AbortController()
+      const res = await request(stack.local('fixture'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, ...headersFor(b) },
+        body: JSON.stringify(b),
+        signal: ac.signal,
+      })
+      res.body.on('error', () => {})
+      if (res.statusCode !== 200) await res.body.text()
+      return { status: res.statusCode, close: () => ac.abort() }
+    }
+    const streams = []
+    for (let i = 0; i < DEFAULT_LISTENS_PER_SUBJECT; i++) streams.push(await open())
+    assert.ok(streams.every((s) => s.status === 200))
+    const refused = await open()
+    assert.equal(refused.status, 429)
+    // Another principal is not affected.
+    const b = body('subscriptions/listen', { notifications: { toolsListChanged: true } })
+    const ac = new AbortController()
+    const other = await request(stack.local('fixture'), { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${bob}`, ...headersFor(b) }, body: JSON.stringify(b), signal: ac.signal })
+    other.body.on('error', () => {})
+    assert.equal(other.statusCode, 200)
+    ac.abort()
+    streams.pop()!.close()
+    // The gateway sees the disconnect a moment later.
+    let reopened = await open()
+    for (let i = 0; i < 20 && reopened.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 50))
+      reopened = await open()
+    }
+    assert.equal(reopened.status, 200)
+    for (const s of [...streams, reopened]) s.close()
   })
 })
 
