@@ -99,7 +99,11 @@ export class Channel implements Child {
     this.open = false
     const r = this.replica
     r.channels.delete(this)
-    for (const uri of [...this.subscriptions]) this.subscribe(uri, false)
+    for (const uri of [...this.subscriptions]) {
+      this.subscribe(uri, false)
+      // The last subscriber is gone: the process may stop watching (its reply goes nowhere).
+      if (!r.subscribers.has(uri)) this.forward('resources/unsubscribe', { uri })
+    }
     // Requests still in flight are of no use to anyone now: cancel them at the process.
     for (const id of [...this.ids.values()]) {
       const p = r.pending.get(id)
@@ -109,6 +113,14 @@ export class Channel implements Child {
     }
     this.ids.clear()
     this.markExited()
+  }
+
+  /** A request of the gateway's own on behalf of this (closing) session; its reply is dropped. */
+  private forward(method: string, params: Params): void {
+    const r = this.replica
+    const id = r.nextId('s')
+    r.pending.set(id, { channel: this, id, token: undefined })
+    void r.child?.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage).catch(() => r.pending.delete(id))
   }
 
   private answer(id: RequestId, result: unknown): Promise<void> {

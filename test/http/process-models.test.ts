@@ -1,7 +1,8 @@
 // Process lifetimes: warm pools, limits, idle reaping, identity env, shared multiplexing,
 // faults injected with the fixture server, and shutdown leaving no process behind.
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Pool } from 'undici'
@@ -9,6 +10,7 @@ import { sseData } from '../helpers/sse.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const node = process.execPath
+const SHARED_RECORD = join(mkdtempSync(join(tmpdir(), 'mcp-edge-shared-')), 'record.jsonl')
 const fixture = join(SERVERS_DIR, 'fixture.js')
 const echo = join(SERVERS_DIR, 'echo.js')
 const SERVERS = {
@@ -18,10 +20,11 @@ const SERVERS = {
   identity: { command: node, args: [fixture], identityEnv: true, pool: { min: 1 }, inheritEnv: ['MCP_EDGE_TEST_SHARED'] },
   faulty: { command: node, args: [fixture], requestTimeout: 1500 },
   shared: { command: node, args: [fixture], mode: 'shared' },
+  sharedrec: { command: node, args: [fixture], mode: 'shared', env: { FIXTURE_RECORD_FILE: SHARED_RECORD } },
   preinit: { command: node, args: [fixture], pool: { min: 2, preinitialize: true } },
   strict: { command: node, args: [fixture], pool: { min: 1 }, env: { FIXTURE_STRICT_LIFECYCLE: '1' } },
 }
-const POLICY = `${TEST_POLICY}${Object.keys(SERVERS).map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`
+const POLICY = `${TEST_POLICY}${Object.keys(SERVERS).map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    resources: { "*": ["mcp:read"] }\n`).join('')}`
 
 let stack: Stack
 let pool: Pool
@@ -270,6 +273,21 @@ describe('shared mode', () => {
     assert.equal(textOf((await slowB).last), 'done', "b's request with the same id ran to the end")
     const ra = await slowA
     assert.equal(ra.messages.length, 0, 'a was cancelled: its stream closed with no reply')
+  })
+
+  it('when the last subscriber of a resource closes, the shared process is told to unsubscribe', async () => {
+    const token = await stack.token('alice', { server: 'sharedrec' })
+    const a = await open('sharedrec', token)
+    const b = await open('sharedrec', token)
+    const uri = 'file:///watched'
+    for (const s of [a, b]) await rpc('sharedrec', token, { jsonrpc: '2.0', id: 50, method: 'resources/subscribe', params: { uri } }, s.sid)
+    const unsubscribes = () => (existsSync(SHARED_RECORD) ? readFileSync(SHARED_RECORD, 'utf8') : '').split('\n').filter((l) => l.includes('"resources/unsubscribe"')).length
+    const del = (sid: string) => pool.request({ path: '/mcp/sharedrec', method: 'DELETE', headers: { authorization: `Bearer ${token}`, 'mcp-session-id': sid } }).then((r) => r.body.dump())
+    await del(a.sid)
+    await new Promise((r) => setTimeout(r, 200))
+    assert.equal(unsubscribes(), 0, 'b still watches it')
+    await del(b.sid)
+    await until(() => unsubscribes() === 1, 'resources/unsubscribe at the process')
   })
 
   it('a server→client request is refused in shared mode', async () => {
