@@ -173,7 +173,7 @@ export class SessionRegistry {
     const now = (this.o.now ?? Date.now)()
     for (const session of this.sessions.values()) {
       const idle = this.o.config.servers[session.server]?.idleTimeout ?? 0
-      if (idle > 0 && session.pending === 0 && now - session.lastActive > idle) {
+      if (idle > 0 && session.pending === 0 && !session.listening && now - session.lastActive > idle) {
         this.o.log.info({ server: session.server, session: session.id.slice(-SESSION_ID_CHARS, -SESSION_ID_CHARS + 8) }, 'idle session reaped')
         void session.close()
       }

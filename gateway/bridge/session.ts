@@ -74,6 +74,8 @@ export class Session {
   /** The protocol version negotiated at initialize, once the server has answered it. */
   version: string | undefined
   private readonly inflight = new Map<RequestId, InFlight>()
+  /** Listening streams open (the GET stream; the legacy transport's event stream). */
+  private streams = 0
   private readonly progress = new Map<RequestId, RequestId>()
   private closed = false
   /** The latest message handed to the transport; earlier ones are written before it. */
@@ -123,10 +125,54 @@ export class Session {
    * Hands one HTTP request to the session's transport, the body already parsed, the caller
    * authenticated and every request in it allowed by policy (`decided`, by id).
    */
-  handle(req: Request, parsedBody: unknown, principal: Principal, decided: ReadonlyMap<RequestId, Decided>): Promise<Response> {
+  async handle(req: Request, parsedBody: unknown, principal: Principal, decided: ReadonlyMap<RequestId, Decided>): Promise<Response> {
     this.lastActive = Date.now()
     const authInfo: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], extra: { principal, decided } }
-    return this.transport.handleRequest(req, { parsedBody, authInfo })
+    const res = await this.transport.handleRequest(req, { parsedBody, authInfo })
+    // The GET stream is the client listening: the session is not idle while it is open.
+    if (req.method === 'GET' && res.status === 200 && res.body !== null) {
+      return new Response(this.holdStream(res.body), { status: res.status, headers: res.headers })
+    }
+    return res
+  }
+
+  /** Whether a client holds one of the session's listening streams open. */
+  get listening(): boolean {
+    return this.streams > 0
+  }
+
+  /**
+   * The same stream, counted while it is open: idle reaping spares a session whose client
+   * listens, and its idle time starts when the stream ends.
+   */
+  holdStream(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+    this.streams++
+    const reader = body.getReader()
+    let ended = false
+    const end = () => {
+      if (ended) return
+      ended = true
+      this.streams--
+      this.lastActive = Date.now()
+    }
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const chunk = await reader.read()
+          if (chunk.done) {
+            end()
+            controller.close()
+          } else controller.enqueue(chunk.value)
+        } catch (err) {
+          end()
+          controller.error(err)
+        }
+      },
+      cancel(reason) {
+        end()
+        return reader.cancel(reason)
+      },
+    })
   }
 
   /** Sends a message of the gateway's own to the client (a refusal, on transports without a reply body). */

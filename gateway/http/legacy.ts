@@ -33,7 +33,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           return transport
         })
         transport.onclosed = () => void session.close()
-        return new Response(transport.stream, {
+        return new Response(session.holdStream(transport.stream), {
           headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' },
         })
       } catch (err) {

@@ -150,6 +150,23 @@ describe('limits', () => {
     const res = await rpc('sleepy', token, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, s.sid)
     assert.equal(res.status, 404)
   })
+  it('a session whose client holds its GET stream open is not idle; its idle time starts when the stream ends', async () => {
+    const token = await stack.token('alice', { server: 'sleepy' })
+    const s = await open('sleepy', token)
+    const ac = new AbortController()
+    const get = await pool.request({ path: '/mcp/sleepy', method: 'GET', headers: { accept: 'text/event-stream', authorization: `Bearer ${token}`, 'mcp-session-id': s.sid }, signal: ac.signal })
+    assert.equal(get.statusCode, 200)
+    get.body.on('error', () => {})
+    get.body.resume()
+    await new Promise((r) => setTimeout(r, 1000))
+    const during = await rpc('sleepy', token, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, s.sid)
+    assert.equal(during.status, 200, 'three idle timeouts passed with the stream open')
+    const opened = stack.logLines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'session opened' && l.server === 'sleepy').at(-1)
+    assert.ok(alive(opened.pid))
+    ac.abort()
+    await until(() => !alive(opened.pid), 'the session to be reaped once its stream ended', 5000)
+    assert.equal((await rpc('sleepy', token, { jsonrpc: '2.0', id: 10, method: 'tools/list' }, s.sid)).status, 404)
+  })
 })
 
 describe('environment', () => {
