@@ -118,6 +118,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   // Sessionless (2026-07-28) requests: the principals' own processes, and their waiting rounds.
   const lanes = new LanePool({ config, source: registry, log: log.child({ lanes: true }) })
   const rounds = new InputRounds()
+  registry.reclaim = (server) => lanes.reclaim(server)
   gauges.lanes = () => lanes.size
   gauges.waitingRounds = () => rounds.size
   gauges.listenStreams = () => lanes.listenStreams
@@ -144,7 +145,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     policy,
     registry,
     scopes,
-    modern: { config, lanes, rounds, audit, metrics, filter },
+    modern: { config, policy, lanes, rounds, audit, metrics, filter },
     origin: {
       origins: [new URL(publicUrl).origin, ...config.allowedOrigins].map((s) => s.toLowerCase()),
       local: loopback,
@@ -176,7 +177,10 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()))
         // Requests waiting for a client's answers will not get them now.
         rounds.close()
-        await Promise.all([registry.closeAll(), lanes.close()])
+        // Lanes may be views of shared processes: the registry waits for them before it ends those.
+        const lanesClosed = lanes.close()
+        await registry.closeAll(() => lanes.busy)
+        await lanesClosed
         ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
         await listenerClosed
         await identity.close()

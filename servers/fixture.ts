@@ -9,8 +9,13 @@ import * as z from 'zod/v4'
 
 const server = new McpServer(
   { name: 'fixture', version: '1.0.0' },
-  // Strict: server→client requests fail fast when the client did not declare the capability.
-  { capabilities: { logging: {} }, enforceStrictCapabilities: true },
+  {
+    capabilities: { logging: {} },
+    // Strict: server→client requests fail fast when the client did not declare the capability.
+    enforceStrictCapabilities: true,
+    // Under identityEnv, what the server tells its client depends on whom it acts for.
+    ...(process.env.MCP_EDGE_SUBJECT ? { instructions: `acting for ${process.env.MCP_EDGE_SUBJECT}` } : {}),
+  },
 )
 
 const text = (t: string, isError = false): CallToolResult => ({

@@ -29,7 +29,7 @@ export async function initializeChild(child: Child, timeoutMs: number, capabilit
 
 /**
  * Sends the gateway's own request to a process that belongs to no session yet and waits for
- * its reply. Owns `child.onmessage` meanwhile. Resolves undefined when the process exits, the
+ * its reply. Owns `child.onmessage` meanwhile; server→client requests are refused. Resolves undefined when the process exits, the
  * send fails, or nothing comes within `timeoutMs`.
  */
 export function exchange(child: Child, method: string, params: Record<string, unknown> | undefined, timeoutMs: number): Promise<JSONRPCMessage | undefined> {
@@ -42,6 +42,13 @@ export function exchange(child: Child, method: string, params: Record<string, un
     }
     const timer = setTimeout(done, timeoutMs)
     child.onmessage = (m) => {
+      const env = envelope(m)
+      if (env.kind === 'request') {
+        // A server asking the client something before the handshake ends (roots, say) is
+        // refused at once rather than left waiting.
+        void child.send(rpcError(env.id, -32601, 'no client request is in progress to answer this')).catch(() => {})
+        return
+      }
       if ((m as { id?: unknown }).id === id) done(m)
     }
     void child.exited.then(() => done())

@@ -72,7 +72,7 @@ export class InputRounds {
     for (const [k] of mine.slice(0, Math.max(0, mine.length - DEFAULT_WAITING_PER_SUBJECT + 1))) this.expire(k)
     const timer = setTimeout(() => this.expire(key), this.ttlMs).unref()
     this.parked.set(key, { call, owner: binding.owner, round, timer, onExpire })
-    call.lane.parked = true
+    if (call.lane.user === call) call.lane.parked = true
     return this.codec.mint({ call: key, round }, context(binding))
   }
 
@@ -85,10 +85,12 @@ export class InputRounds {
       return { refused: 'invalid' }
     }
     const parked = this.parked.get(payload.call)
-    if (parked === undefined || parked.round !== payload.round || parked.call.done) return { refused: 'gone' }
+    if (parked === undefined || parked.round !== payload.round) return { refused: 'gone' }
     clearTimeout(parked.timer)
     this.parked.delete(payload.call)
-    parked.call.lane.parked = false
+    // A request that ended while waiting (its server answered anyway, or its process died)
+    // is still handed back: the retry gets how it ended.
+    if (parked.call.lane.user === parked.call) parked.call.lane.parked = false
     return { call: parked.call }
   }
 

@@ -48,6 +48,11 @@ export class Lane {
   user: LaneUser | undefined
   /** Held by a request waiting between rounds for the client's answers (input_required). */
   parked = false
+  /**
+   * `subscriptions/listen` streams whose resource subscriptions live on this process: it is
+   * kept while they are open (requests still use it), and each hears if it ends.
+   */
+  readonly pins = new Set<() => void>()
   lastUsed = Date.now()
   private seq = 0
 
@@ -76,7 +81,7 @@ export class Lane {
       this.emit({ server: this.server, owner: this.owner, method: env.method, params: env.params })
       return
     }
-    if (this.user !== undefined) return this.user.fromServer(message)
+    if (this.user !== undefined && this.user !== HELD) return this.user.fromServer(message)
     // Nobody is waiting: a server→client request gets a refusal so the process does not hang.
     if (env.kind === 'request') {
       const reply = env.method === 'ping' ? ({ jsonrpc: '2.0', id: env.id, result: {} } as JSONRPCMessage) : rpcError(env.id, -32601, 'no client request is in progress to answer this')
@@ -115,10 +120,22 @@ export class LanePool {
   private readonly schemas = new Map<string, Map<string, unknown>>()
   private readonly reaper: NodeJS.Timeout
   private starting = new Map<string, number>()
-  private closed = false
+  private acquiring = 0
+  /** When shutdown began: requests accepted since get no lane. */
+  private closedAt: number | undefined
+  /** Shutdown ended: every lane was closed. */
+  private finished = false
 
   constructor(private readonly o: { config: GatewayConfig; source: ProcessSource; log: Logger }) {
-    this.reaper = setInterval(() => this.reap(), 10_000).unref()
+    const idles = Object.values(o.config.servers).map((c) => c.idleTimeout).filter((t) => t > 0)
+    this.reaper = setInterval(() => this.reap(), Math.max(50, Math.min(10_000, ...idles.map((t) => t / 2)))).unref()
+  }
+
+  /** Whether any lane is in use (a request, a waiting round) or being started for one. */
+  get busy(): boolean {
+    if (this.acquiring > 0) return true
+    for (const list of this.lanes.values()) if (list.some((l) => l.busy)) return true
+    return false
   }
 
   /** Live lanes, all servers. */
@@ -128,9 +145,17 @@ export class LanePool {
     return n
   }
 
-  /** The first initialize result seen for a server, if any lane has started yet. */
-  initOf(server: string): InitResult | undefined {
-    return this.inits.get(server)
+  /**
+   * The initialize result of a server's processes, if one has started yet. With `identityEnv`
+   * each principal's processes may answer differently, so each has its own.
+   */
+  initOf(server: string, principal: Principal): InitResult | undefined {
+    return this.inits.get(this.cacheKey(server, ownerKey(principal)))
+  }
+
+  /** What a server's processes have in common: all of them, or one principal's (`identityEnv`). */
+  private cacheKey(server: string, owner: string): string {
+    return this.o.config.servers[server]?.identityEnv ? `${server}\n${owner}` : server
   }
 
   /**
@@ -182,30 +207,39 @@ export class LanePool {
 
   /**
    * A lane of `principal` on `server`, held until `release`; its holder sets `lane.user` to
-   * whoever should see the process's messages.
+   * whoever should see the process's messages. `accepted`: when the HTTP request arrived.
    * @throws BridgeError `too_many_sessions` when none frees up in time, `spawn_failed`
    */
-  async acquire(server: string, principal: Principal, log: Logger): Promise<Lane> {
+  async acquire(server: string, principal: Principal, log: Logger, accepted = Date.now()): Promise<Lane> {
+    // A request the gateway accepted before shutdown began is still served (within the grace).
+    if (this.closedAt !== undefined && accepted >= this.closedAt) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
+    // A request already here when shutdown begins is waited for, even while its lane starts.
+    this.acquiring++
+    try {
+      return await this.acquireLane(server, principal, log)
+    } finally {
+      this.acquiring--
+    }
+  }
+
+  private async acquireLane(server: string, principal: Principal, log: Logger): Promise<Lane> {
     const key = `${server}\n${ownerKey(principal)}`
     const deadline = Date.now() + DEFAULT_LANE_WAIT_MS
     for (;;) {
-      if (this.closed) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
+      if (this.finished) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
       const lanes = this.lanes.get(key) ?? []
       const free = lanes.find((l) => !l.busy && l.child.alive)
       if (free !== undefined) {
         free.user = HELD
         return free
       }
-      // Requests waiting for their client's answers do not count: an abandoned round must not
-      // lock its principal out (InputRounds bounds those separately).
+      // Requests waiting for their client's answers do not count: an abandoned round must
+      // not lock its principal out (InputRounds bounds those on its own).
       const active = lanes.filter((l) => !l.parked).length
-      if (active + (this.starting.get(key) ?? 0) < DEFAULT_LANES_PER_SUBJECT) {
-        const lane = await this.start(key, server, principal, log)
-        lane.user = HELD
-        return lane
-      }
+      const cap = this.laneCap(server)
+      if (active + (this.starting.get(key) ?? 0) < cap) return await this.start(key, server, principal, log)
       const left = deadline - Date.now()
-      if (left <= 0) throw new BridgeError('too_many_sessions', `you have ${DEFAULT_LANES_PER_SUBJECT} requests in progress on ${server}, the most allowed; retry later`)
+      if (left <= 0) throw new BridgeError('too_many_sessions', `you have ${cap} requests in progress on ${server}, the most allowed; retry later`)
       await new Promise<void>((resolve) => {
         const list = this.waiting.get(key) ?? []
         list.push(resolve)
@@ -216,11 +250,39 @@ export class LanePool {
   }
 
   /**
+   * Concurrent requests one principal may run on a server: DEFAULT_LANES_PER_SUBJECT, or the
+   * server's `maxSessionsPerSubject` when lower (the operator's bound on one user's processes).
+   */
+  laneCap(server: string): number {
+    return Math.min(DEFAULT_LANES_PER_SUBJECT, this.o.config.servers[server]?.maxSessionsPerSubject ?? Infinity)
+  }
+
+  /**
+   * Ends the longest-unused idle lane of a server, of any principal, to make room at
+   * `pool.max`. Resolves true when one was ended.
+   */
+  async reclaim(server: string): Promise<boolean> {
+    let oldest: { key: string; lane: Lane } | undefined
+    for (const [key, list] of this.lanes) {
+      for (const lane of list) {
+        if (lane.server !== server || lane.busy || lane.pins.size > 0) continue
+        if (oldest === undefined || lane.lastUsed < oldest.lane.lastUsed) oldest = { key, lane }
+      }
+    }
+    if (oldest === undefined) return false
+    this.lost(oldest.key, oldest.lane)
+    await oldest.lane.child.close()
+    return true
+  }
+
+  /**
    * The input schema of each tool of a server, read with `tools/list` on a held lane when not
-   * known yet (a server's tools are the same for every principal's process).
+   * known yet (a server's tools are the same for every principal's process, unless
+   * `identityEnv` makes them the principal's own).
    */
   async toolSchemas(lane: Lane): Promise<Map<string, unknown>> {
-    const known = this.schemas.get(lane.server)
+    const cacheKey = this.cacheKey(lane.server, lane.owner)
+    const known = this.schemas.get(cacheKey)
     if (known !== undefined) return known
     const found = new Map<string, unknown>()
     let cursor: string | undefined
@@ -232,23 +294,27 @@ export class LanePool {
       cursor = typeof reply?.result?.nextCursor === 'string' ? reply.result.nextCursor : undefined
       if (cursor === undefined) break
     }
-    this.schemas.set(lane.server, found)
+    this.schemas.set(cacheKey, found)
     return found
   }
 
-  /** A lane by id, if it is still alive and belongs to `principal` on `server`. */
-  find(id: string, server: string, principal: Principal): Lane | undefined {
-    const lane = this.lanes.get(`${server}\n${ownerKey(principal)}`)?.find((l) => l.id === id)
-    return lane?.child.alive ? lane : undefined
-  }
-
-  /** Gives a lane back: the next request of its principal may take it. */
-  release(lane: Lane): void {
+  /**
+   * Gives a lane back: the next request of its principal may take it. With `holder`, only if
+   * that holder still has it (a late release must not free a lane someone else now uses).
+   */
+  release(lane: Lane, holder?: LaneUser): void {
+    if (holder !== undefined && lane.user !== holder) return
     lane.user = undefined
     lane.parked = false
     lane.lastUsed = Date.now()
-    const key = `${lane.server}\n${lane.owner}`
-    for (const wake of this.waiting.get(key)?.splice(0) ?? []) wake()
+    this.wake(`${lane.server}\n${lane.owner}`)
+  }
+
+  private wake(key: string): void {
+    const list = this.waiting.get(key)
+    if (list === undefined) return
+    this.waiting.delete(key)
+    for (const wake of list) wake()
   }
 
   /**
@@ -256,7 +322,7 @@ export class LanePool {
    * at most the longest `shutdownGrace` of the servers, then ends every lane.
    */
   async close(): Promise<void> {
-    this.closed = true
+    this.closedAt = Date.now()
     clearInterval(this.reaper)
     for (const fn of [...this.closers]) fn()
     const grace = Math.max(0, ...Object.values(this.o.config.servers).map((s) => s.shutdownGrace))
@@ -264,6 +330,7 @@ export class LanePool {
     while (Date.now() < deadline && [...this.lanes.values()].some((l) => l.some((lane) => lane.busy))) {
       await new Promise((r) => setTimeout(r, 25))
     }
+    this.finished = true
     for (const list of this.waiting.values()) for (const wake of list.splice(0)) wake()
     const all = [...this.lanes.values()].flat()
     this.lanes.clear()
@@ -289,12 +356,16 @@ export class LanePool {
         log.error({ err: { message: (err as Error).message } }, 'server process failed to initialize')
         throw new BridgeError('spawn_failed', 'the MCP server could not be started', err)
       }
-      if (this.closed) {
+      // Past the shutdown grace the lanes are gone: this one must not outlive them.
+      if (this.finished) {
         await child.close()
         throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
       }
-      if (!this.inits.has(server)) this.inits.set(server, init)
-      const lane = new Lane(server, ownerKey(principal), child, init, (e) => this.emit(e))
+      const owner = ownerKey(principal)
+      if (!this.inits.has(this.cacheKey(server, owner))) this.inits.set(this.cacheKey(server, owner), init)
+      const lane = new Lane(server, owner, child, init, (e) => this.emit(e))
+      // Held from the start: listed unheld, another request could take it first.
+      lane.user = HELD
       const list = this.lanes.get(key) ?? []
       list.push(lane)
       this.lanes.set(key, list)
@@ -318,20 +389,26 @@ export class LanePool {
     const user = lane.user
     lane.user = undefined
     user?.lost()
-    for (const wake of this.waiting.get(key)?.splice(0) ?? []) wake()
+    for (const pin of [...lane.pins]) pin()
+    lane.pins.clear()
+    this.wake(key)
   }
 
   private emit(event: LaneEvent): void {
-    if (event.method === 'notifications/tools/list_changed') this.schemas.delete(event.server)
+    if (event.method === 'notifications/tools/list_changed') this.schemas.delete(this.cacheKey(event.server, event.owner))
     for (const fn of this.listeners) fn(event)
   }
 
   private reap(): void {
     const now = Date.now()
-    for (const list of this.lanes.values()) {
+    for (const [key, list] of [...this.lanes]) {
       for (const lane of [...list]) {
         const idle = Math.min(DEFAULT_LANE_IDLE_MS, this.o.config.servers[lane.server]?.idleTimeout || DEFAULT_LANE_IDLE_MS)
-        if (!lane.busy && now - lane.lastUsed > idle) void lane.child.close()
+        if (lane.busy || lane.pins.size > 0 || now - lane.lastUsed <= idle) continue
+        // Out of the list first: a closing lane is never handed out, and a view of a shared
+        // process (whose close fires no exit) is forgotten all the same.
+        this.lost(key, lane)
+        void lane.child.close()
       }
     }
   }

@@ -149,7 +149,7 @@ export class BackendCall implements LaneUser {
     if (method === 'ping') return send({ jsonrpc: '2.0', id, result: {} } as JSONRPCMessage)
     const capability = CAPABILITY_OF[method]
     if (capability === undefined) return send(rpcError(id, -32601, `method not available through the gateway: ${method}`))
-    if (!(capability in this.meta.capabilities)) {
+    if (!declares(this.meta.capabilities, method, params)) {
       this.refused.add(capability)
       return send(rpcError(id, -32601, `the client did not declare the ${capability} capability`))
     }
@@ -198,4 +198,18 @@ export class BackendCall implements LaneUser {
     }
     this.pending.clear()
   }
+}
+
+/**
+ * Whether the client's capabilities cover a server request: the capability itself, and for a
+ * URL-mode elicitation its `url` mode (an empty `elicitation` object means form mode only).
+ */
+function declares(caps: Record<string, unknown>, method: string, params: Record<string, unknown> | undefined): boolean {
+  const capability = CAPABILITY_OF[method]!
+  if (!(capability in caps)) return false
+  if (method === 'elicitation/create' && params?.mode === 'url') {
+    const elicitation = caps.elicitation as Record<string, unknown> | undefined
+    return typeof elicitation === 'object' && elicitation !== null && 'url' in elicitation
+  }
+  return true
 }

@@ -30,6 +30,8 @@ export class SessionRegistry {
   private readonly shared = new Map<string, SharedServer>()
   private readonly reaper: NodeJS.Timeout
   private closing = false
+  /** Ends an idle process kept for another purpose (sessionless lanes) when a pool is full. */
+  reclaim: ((server: string) => Promise<boolean>) | undefined
 
   constructor(
     private readonly o: {
@@ -125,10 +127,18 @@ export class SessionRegistry {
     const config = this.o.config.servers[server]
     if (config === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
     if (this.closing) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
-    const child =
-      config.mode === 'shared'
-        ? await this.shared.get(server)!.attach()
-        : await this.pools.get(server)!.take(log, config.identityEnv ? this.identity(principal) : undefined)
+    const take = () => this.pools.get(server)!.take(log, config.identityEnv ? this.identity(principal) : undefined)
+    let child: Child
+    if (config.mode === 'shared') child = await this.shared.get(server)!.attach()
+    else {
+      try {
+        child = await take()
+      } catch (err) {
+        // At pool.max: an idle process kept for sessionless requests makes room, if there is one.
+        if (!(err instanceof BridgeError && err.code === 'too_many_sessions' && (await this.reclaim?.(server)))) throw err
+        child = await take()
+      }
+    }
     // The gateway began to shut down while this process started: it must not outlive it.
     if (this.closing) {
       await child.close()
@@ -145,15 +155,17 @@ export class SessionRegistry {
   }
 
   /**
-   * Shutdown: waits until no request is in flight, at most the longest `shutdownGrace` of the
-   * servers that have sessions, then ends every session, warm process and shared process.
+   * Shutdown: waits until no request is in flight (nor `othersBusy`: sessionless requests on
+   * these processes), at most the longest `shutdownGrace` of the servers concerned, then ends
+   * every session, warm process and shared process.
    */
-  async closeAll(): Promise<void> {
+  async closeAll(othersBusy: () => boolean = () => false): Promise<void> {
     this.closing = true
     clearInterval(this.reaper)
-    const grace = Math.max(0, ...[...this.sessions.values()].map((s) => this.o.config.servers[s.server]?.shutdownGrace ?? 0))
+    const servers = othersBusy() ? Object.keys(this.o.config.servers) : [...this.sessions.values()].map((s) => s.server)
+    const grace = Math.max(0, ...servers.map((name) => this.o.config.servers[name]?.shutdownGrace ?? 0))
     const deadline = Date.now() + grace
-    while (Date.now() < deadline && [...this.sessions.values()].some((s) => s.pending > 0)) {
+    while (Date.now() < deadline && ([...this.sessions.values()].some((s) => s.pending > 0) || othersBusy())) {
       await new Promise((r) => setTimeout(r, DRAIN_POLL_MS))
     }
     await Promise.all([...this.sessions.values()].map((s) => s.close()))

@@ -138,6 +138,9 @@ export class Replica {
   async close(): Promise<void> {
     this.closed = true
     clearTimeout(this.retry)
+    // Requests still in flight after the grace get an answer, not a cut connection.
+    for (const [, p] of this.pending) p.channel.deliver(rpcError(p.id, RPC.connectionClosed, 'the gateway is shutting down'))
+    this.pending.clear()
     await this.child?.close()
     for (const w of this.waiters.splice(0)) w()
   }

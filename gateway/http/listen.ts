@@ -1,8 +1,12 @@
-import { SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY, type JSONRPCRequest } from '@modelcontextprotocol/server'
+import { SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY, type JSONRPCMessage, type JSONRPCRequest } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
-import { DEFAULT_LISTENS_PER_SUBJECT, type LaneEvent, type LanePool } from '../bridge/lanes.js'
+import { DEFAULT_LISTENS_PER_SUBJECT, type Lane, type LaneEvent, type LanePool } from '../bridge/lanes.js'
 import { MODERN_RPC } from '../bridge/modern-wire.js'
+import { ruleOf } from '../bridge/session.js'
+import type { AuditLog } from '../observability/audit.js'
+import { decide, decideAccess } from '../policy/evaluate.js'
+import type { PolicyStore } from '../policy/store.js'
 import { openEventStream } from './sse.js'
 
 /** What a `subscriptions/listen` stream asked for (2026-07-28 SubscriptionFilter). */
@@ -13,19 +17,29 @@ interface Filter {
   resourceSubscriptions?: string[]
 }
 
-/** How long subscribing a process to a resource may take, in ms. */
+/** How long subscribing a process to one resource may take, in ms. */
 const SUBSCRIBE_TIMEOUT_MS = 10_000
+/** Resources one listen stream may subscribe to. */
+export const DEFAULT_LISTEN_RESOURCES = 64
 
 /**
  * `subscriptions/listen` (2026-07-28): an SSE stream that opens with
  * `notifications/subscriptions/acknowledged` naming what will be delivered (what was asked,
- * narrowed to what the server's capabilities offer), then carries the server's list-changed
- * and resource-updated notifications from the caller's own processes, each stamped with the
- * subscription id (the request's id), and nothing the caller did not ask for. Resource
- * subscriptions are placed on one of the caller's processes with `resources/subscribe`.
+ * narrowed to what the server's capabilities offer and the caller's policy allows), then
+ * carries the server's list-changed and resource-updated notifications from the caller's own
+ * processes, each stamped with the subscription id (the request's id), and nothing else.
+ *
+ * Resource subscriptions are decided per URI like `resources/subscribe` in the session era
+ * (refusals audited and left out of the acknowledgement) and placed on a process the stream
+ * holds for its life; if that process ends, so does the stream. Every notification is
+ * decided again by the policy in force when it arrives, and the stream ends when the
+ * caller's token expires or the policy takes the server away: the client listens again,
+ * with a fresh token.
  */
 export async function listenStream(o: {
   lanes: LanePool
+  policy: PolicyStore
+  audit: AuditLog
   message: JSONRPCRequest
   server: string
   owner: string
@@ -33,56 +47,106 @@ export async function listenStream(o: {
   signal: AbortSignal
   log: Logger
 }): Promise<Response> {
-  const { message } = o
+  const { message, principal, server } = o
   const requested = parseFilter((message.params as Record<string, unknown> | undefined)?.notifications)
-  if (requested === undefined) {
-    return Response.json({ jsonrpc: '2.0', id: message.id, error: { code: MODERN_RPC.invalidParams, message: "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter" } })
+  if (requested === undefined) return invalid(message.id, "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter")
+  if ((requested.resourceSubscriptions?.length ?? 0) > DEFAULT_LISTEN_RESOURCES) {
+    return invalid(message.id, `Invalid params: at most ${DEFAULT_LISTEN_RESOURCES} resourceSubscriptions per stream`)
   }
-  let init = o.lanes.initOf(o.server)
-  const wantsResources = (requested.resourceSubscriptions?.length ?? 0) > 0
-  if (init === undefined || wantsResources) {
-    const lane = await o.lanes.acquire(o.server, o.principal, o.log)
-    try {
-      init = lane.init
-      if (wantsResources && subscribable(init.capabilities)) {
-        for (const uri of requested.resourceSubscriptions!) await o.lanes.request(lane, 'resources/subscribe', { uri }, SUBSCRIBE_TIMEOUT_MS)
-      }
-    } finally {
-      o.lanes.release(lane)
-    }
-  }
-  const honored = honoredSubset(requested, init.capabilities as Record<string, Record<string, unknown> | undefined> | undefined)
-  const subscriptionId = message.id
-  const stamp = (params: Record<string, unknown> | undefined) => ({ ...params, _meta: { ...(params?._meta as object | undefined), [SUBSCRIPTION_ID_META_KEY]: subscriptionId } })
+  const uris = (requested.resourceSubscriptions ?? []).filter((uri) => allowed(o, uri, true))
 
-  let unsubscribe: () => void = () => {}
-  // Held before the stream opens: a principal's streams are bounded like its processes.
-  const onEvent = (e: LaneEvent) => {
-    if (e.server !== o.server || e.owner !== o.owner || !accepts(honored, e)) return
-    stream.write({ jsonrpc: '2.0', method: e.method, params: stamp(e.params) })
-  }
-  // Shutdown: the subscription ends gracefully, with its result.
-  const onClose = () => {
-    unsubscribe()
-    stream.end(finalResult(subscriptionId, init.serverInfo))
-  }
-  const held = o.lanes.listen(o.server, o.principal, onEvent, onClose)
-  if (held === undefined) {
+  let ended = false
+  let expiry: NodeJS.Timeout | undefined
+  const stream = openEventStream(() => end(false))
+  const slot = o.lanes.listen(server, principal, (e) => onEvent(e), () => end(true))
+  if (slot === undefined) {
     return Response.json(
-      { jsonrpc: '2.0', id: message.id, error: { code: -32000, message: `you have ${DEFAULT_LISTENS_PER_SUBJECT} subscription streams open on ${o.server}, the most allowed; close one` } },
+      { jsonrpc: '2.0', id: message.id, error: { code: -32000, message: `you have ${DEFAULT_LISTENS_PER_SUBJECT} subscription streams open on ${server}, the most allowed; close one` } },
       { status: 429, headers: { 'retry-after': '5' } },
     )
   }
-  unsubscribe = held
-  const stream = openEventStream(() => unsubscribe())
+
+  let lane: Lane | undefined
+  const subscribed: string[] = []
+  const pin = () => end(false)
+  let init = o.lanes.initOf(server, principal)
+  try {
+    if (init === undefined || uris.length > 0) {
+      const held = await o.lanes.acquire(server, principal, o.log)
+      try {
+        init = held.init
+        if (uris.length > 0 && subscribable(init.capabilities)) {
+          for (const uri of uris) {
+            if (o.signal.aborted) break
+            const reply = (await o.lanes.request(held, 'resources/subscribe', { uri }, SUBSCRIBE_TIMEOUT_MS)) as { result?: unknown } | undefined
+            if (reply?.result !== undefined) subscribed.push(uri)
+            else o.log.info({ uri }, 'the server refused a resource subscription; left out of the acknowledgement')
+          }
+        }
+        // The subscriptions live on this process: it stays while the stream is open, still
+        // serving the principal's requests (which may be what changes the resources).
+        if (subscribed.length > 0) {
+          lane = held
+          lane.pins.add(pin)
+        }
+      } finally {
+        o.lanes.release(held)
+      }
+    }
+  } catch (err) {
+    slot?.()
+    throw err
+  }
+
+  const honored = honoredSubset({ ...requested, resourceSubscriptions: subscribed }, init.capabilities as Record<string, Record<string, unknown> | undefined> | undefined)
+  const subscriptionId = message.id
+  const stamp = (params: Record<string, unknown> | undefined) => ({ ...params, _meta: { ...(params?._meta as object | undefined), [SUBSCRIPTION_ID_META_KEY]: subscriptionId } })
+  /** Ends the subscription: gracefully (its result) or because the client went away. */
+  function end(graceful: boolean): void {
+    if (ended) return
+    ended = true
+    clearTimeout(expiry)
+    slot?.()
+    if (lane !== undefined && lane.pins.delete(pin)) {
+      // Its replies go to nobody (or to whichever request holds the lane, which ignores them).
+      for (const uri of subscribed) void lane.child.send({ jsonrpc: '2.0', id: lane.nextId(), method: 'resources/unsubscribe', params: { uri } } as JSONRPCMessage).catch(() => {})
+    }
+    stream.end(graceful ? finalResult(subscriptionId, init?.serverInfo) : undefined)
+  }
+  function onEvent(e: LaneEvent): void {
+    if (ended || e.server !== server || e.owner !== o.owner || !accepts(honored, e)) return
+    // The policy in force now decides, not the one the stream opened under.
+    if (decideAccess(o.policy.current, principal, server).effect !== 'allow') return end(true)
+    if (e.method === 'notifications/resources/updated' && !allowed(o, String(e.params?.uri), false)) return
+    stream.write({ jsonrpc: '2.0', method: e.method, params: stamp(e.params) })
+  }
+
   stream.write({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: stamp({ notifications: honored }) })
-  if (Object.keys(honored).length === 0) {
-    unsubscribe()
-    stream.end(finalResult(subscriptionId, init.serverInfo))
+  if (Object.keys(honored).length === 0 || o.signal.aborted) {
+    end(!o.signal.aborted)
     return stream.response
   }
-  o.signal.addEventListener('abort', () => unsubscribe(), { once: true })
+  o.signal.addEventListener('abort', () => end(false), { once: true })
+  if (principal.exp !== undefined) {
+    // A stream authorizes nothing past its token: the client listens again with a new one.
+    expiry = setTimeout(() => end(true), Math.max(0, principal.exp * 1000 - Date.now())).unref()
+  }
   return stream.response
+}
+
+/** The policy on one resource URI; refusals are audited when `audit` is set. */
+function allowed(o: { policy: PolicyStore; audit: AuditLog; principal: Principal; server: string }, uri: string, audit: boolean): boolean {
+  const d = decide(o.policy.current, o.principal, o.server, 'resources', uri)
+  if (d.effect === 'allow') return true
+  if (audit) {
+    const p = o.principal
+    o.audit.record({ sub: p.sub, iss: p.iss, clientId: p.clientId, server: o.server, method: 'subscriptions/listen', name: uri, decision: d.effect, rule: ruleOf(d), outcome: 'left out' })
+  }
+  return false
+}
+
+function invalid(id: string | number, text: string): Response {
+  return Response.json({ jsonrpc: '2.0', id, error: { code: MODERN_RPC.invalidParams, message: text } })
 }
 
 function finalResult(id: string | number, serverInfo: unknown) {
@@ -100,7 +164,7 @@ function parseFilter(value: unknown): Filter | undefined {
   }
   if (v.resourceSubscriptions !== undefined) {
     if (!Array.isArray(v.resourceSubscriptions) || !v.resourceSubscriptions.every((u) => typeof u === 'string')) return undefined
-    out.resourceSubscriptions = v.resourceSubscriptions as string[]
+    out.resourceSubscriptions = [...new Set(v.resourceSubscriptions as string[])]
   }
   return out
 }

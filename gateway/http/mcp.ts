@@ -48,6 +48,7 @@ export interface McpEndpointDeps {
  */
 export function mcpEndpoint(d: McpEndpointDeps) {
   return async function handleMcp(c: Context<Vars>): Promise<Response> {
+    const accepted = Date.now()
     const server = c.req.param('server') ?? ''
     // Made only when something is logged: most requests log nothing here.
     const log = () => c.get('log').child({ server })
@@ -86,7 +87,13 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       const h = standardHeaders(c.req.raw.headers)
       const route = classifyInboundRequest({ httpMethod: 'POST', protocolVersionHeader: h.protocolVersion, mcpMethodHeader: h.method, mcpNameHeader: h.name, body })
       if (route.kind === 'modern') {
-        return await serveModern(d.modern, { req: c.req.raw, server, principal, policy, route, resourceMetadata, log: log() })
+        const id = route.messageKind === 'request' ? route.message.id : null
+        try {
+          return await serveModern(d.modern, { req: c.req.raw, server, principal, policy, route, resourceMetadata, log: log(), accepted })
+        } catch (err) {
+          // 2026-07-28: every error answer echoes the request's id (checklist D33).
+          return errorResponse(err, { resourceMetadata, scope: d.scopes(server), log: log(), metrics: d.metrics, id })
+        }
       }
       // Malformed JSON-RPC stays the session transport's to refuse, as it always was; a batch
       // with a 2026-07-28 request in it is the classifier's (batches are session-era only).

@@ -19,6 +19,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { Policy } from '../policy/policy.js'
+import type { PolicyStore } from '../policy/store.js'
 import { decideBody } from './decide.js'
 import { listenStream } from './listen.js'
 import { HEADER_MISMATCH, headerMismatch, standardHeaders } from './modern-headers.js'
@@ -29,6 +30,8 @@ import { openEventStream } from './sse.js'
 /** What the sessionless path needs. */
 export interface ModernDeps {
   config: GatewayConfig
+  /** The live policy (a listen stream decides each notification by the policy in force). */
+  policy: PolicyStore
   lanes: LanePool
   rounds: InputRounds
   audit: AuditLog
@@ -45,6 +48,8 @@ export interface ModernRequest {
   route: InboundModernRoute
   resourceMetadata: string
   log: Logger
+  /** When the HTTP request arrived (Date.now()): one accepted before shutdown is still served. */
+  accepted: number
 }
 
 /** The envelope keys of 2026-07-28 that are the gateway's to read, never the process's. */
@@ -62,6 +67,14 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
   // A notification means nothing to a 2026-07-28 server: cancellation is a disconnect.
   if (route.messageKind === 'notification') return new Response(null, { status: 202 })
   const message = route.message
+  // Transports §Sending Messages: a JSON body, and a client that takes JSON and SSE answers.
+  if (!/^application\/json\s*(;|$)/i.test(r.req.headers.get('content-type') ?? '')) {
+    return rpcError(415, message.id, -32000, 'Unsupported Media Type: Content-Type must be application/json')
+  }
+  const accept = r.req.headers.get('accept') ?? ''
+  if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
+    return rpcError(406, message.id, -32000, 'Not Acceptable: Client must accept both application/json and text/event-stream')
+  }
   const revision = route.classification.revision
   if (revision !== MODERN_PROTOCOL_VERSION) {
     return rpcError(400, message.id, MODERN_RPC.unsupportedVersion, `Unsupported protocol version: ${revision ?? 'none named'}`, {
@@ -78,18 +91,23 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
   const decided = verdict.decided.get(message.id)
 
   const meta = clientMeta(message)
-  if (message.method === 'server/discover') return discover(d, r, message)
-  if (message.method === 'subscriptions/listen') {
-    return listenStream({ lanes: d.lanes, message, server: r.server, owner: ownerKey(r.principal), principal: r.principal, signal: r.req.signal, log: r.log })
+  if (message.method === 'server/discover' || message.method === 'subscriptions/listen') {
+    const start = performance.now()
+    const res =
+      message.method === 'server/discover'
+        ? await discover(d, r, message)
+        : await listenStream({ lanes: d.lanes, policy: d.policy, audit: d.audit, message, server: r.server, owner: ownerKey(r.principal), principal: r.principal, signal: r.req.signal, log: r.log })
+    audit(d, r, message.method, decided, start, res.status === 200 ? 'ok' : `status ${res.status}`)
+    return res
   }
   return call(d, r, message, meta, decided)
 }
 
 async function discover(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest): Promise<Response> {
-  let init = d.lanes.initOf(r.server)
+  let init = d.lanes.initOf(r.server, r.principal)
   if (init === undefined) {
     // No process of this server has started yet: start the caller's, and keep it.
-    const lane = await d.lanes.acquire(r.server, r.principal, r.log)
+    const lane = await d.lanes.acquire(r.server, r.principal, r.log, r.accepted)
     init = lane.init
     d.lanes.release(lane)
   }
@@ -115,12 +133,12 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
     const answers = params.inputResponses
     if (answers !== undefined && (typeof answers !== 'object' || answers === null || Array.isArray(answers))) {
       backend.cancel('invalid inputResponses')
-      d.lanes.release(backend.lane)
+      d.lanes.release(backend.lane, backend)
       return rpcError(200, message.id, MODERN_RPC.invalidParams, 'inputResponses must be an object keyed by the inputRequests keys')
     }
     responses = (answers as Record<string, unknown> | undefined) ?? {}
   } else {
-    const lane = await d.lanes.acquire(r.server, r.principal, r.log)
+    const lane = await d.lanes.acquire(r.server, r.principal, r.log, r.accepted)
     if (message.method === 'tools/call') {
       // SEP-2243 Mcp-Param-* headers, checked against the tool's own schema.
       const schema = (await d.lanes.toolSchemas(lane)).get(String(params.name))
@@ -144,7 +162,7 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
       if (aborted || backend.done) return
       aborted = true
       backend.cancel('the client disconnected')
-      d.lanes.release(backend.lane)
+      d.lanes.release(backend.lane, backend)
       audit(d, r, message.method, decided, start, 'cancelled')
     }
     r.req.signal.addEventListener('abort', onAbort, { once: true })
@@ -181,11 +199,11 @@ async function settle(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, 
   if (o.kind === 'input') {
     const requestState = await d.rounds.park(backend, binding, () => {
       backend.cancel('the client did not answer in time')
-      d.lanes.release(backend.lane)
+      d.lanes.release(backend.lane, backend)
     })
     return { status: 200, body: { jsonrpc: '2.0', id, result: inputRequiredResult(o.requests, requestState) }, outcome: `input_required ${[...o.requests.keys()].join(',')}` }
   }
-  d.lanes.release(backend.lane)
+  d.lanes.release(backend.lane, backend)
   if (o.kind === 'failed') {
     return { status: 200, body: { jsonrpc: '2.0', id, error: { code: o.code, message: o.message } }, outcome: `error ${o.code}` }
   }

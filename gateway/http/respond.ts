@@ -11,9 +11,12 @@ export const RPC_POLICY_DENIED = -32010
 /** JSON-RPC codes for gateway error codes that have a standard one. */
 const RPC_CODE: Record<string, number> = { parse_error: -32700, invalid_message: -32600 }
 
-/** A JSON-RPC error body with no id (transport-level failures: MCP transports, "error response that has no id"). */
-export function rpcErrorResponse(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }), {
+/**
+ * A JSON-RPC error body, with no id for transport-level failures (MCP transports, "error
+ * response that has no id"), or the request's when it is known (2026-07-28 requests).
+ */
+export function rpcErrorResponse(status: number, code: number, message: string, headers: Record<string, string> = {}, id: string | number | null = null): Response {
+  return new Response(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id }), {
     status,
     headers: { 'content-type': 'application/json', ...headers },
   })
@@ -23,12 +26,13 @@ export function rpcErrorResponse(status: number, code: number, message: string, 
  * The one place an error becomes a response. Exposed errors keep their message; anything
  * else is a 500 with a fixed text, its detail going to the log only.
  */
-export function errorResponse(err: unknown, o: { resourceMetadata: string; scope?: string[]; log: Logger; metrics?: Metrics }): Response {
+export function errorResponse(err: unknown, o: { resourceMetadata: string; scope?: string[]; log: Logger; metrics?: Metrics; id?: string | number | null }): Response {
+  const id = o.id ?? null
   if (err instanceof AuthError) {
     o.metrics?.authFailures.inc({ code: err.code })
     o.log.info({ auth: err.code, reason: err.message, cause: causeOf(err) }, 'authentication failed')
     if (err.code === 'idp_unavailable') {
-      return rpcErrorResponse(503, -32000, 'the authorization server is unreachable; retry later', { 'retry-after': '5' })
+      return rpcErrorResponse(503, -32000, 'the authorization server is unreachable; retry later', { 'retry-after': '5' }, id)
     }
     // RFC 6750 §3.1: no error code when the request carried no credentials.
     const error = err.code === 'missing_token' ? undefined : err.code === 'invalid_request' ? 'invalid_request' : 'invalid_token'
@@ -38,7 +42,7 @@ export function errorResponse(err: unknown, o: { resourceMetadata: string; scope
     // only when the error they surface says so.
     const reason = err.code === 'missing_token' ? 'authentication required' : err.message
     const message = err.status === 401 ? `Unauthorized: ${reason}` : reason
-    return rpcErrorResponse(err.status, -32001, message, { 'www-authenticate': challenge })
+    return rpcErrorResponse(err.status, -32001, message, { 'www-authenticate': challenge }, id)
   }
   if (err instanceof GatewayError && err.expose) {
     o.log.info({ code: err.code, reason: err.message }, 'request refused')
@@ -46,10 +50,10 @@ export function errorResponse(err: unknown, o: { resourceMetadata: string; scope
     const headers: Record<string, string> = err.status === 503 || err.status === 429 ? { 'retry-after': '5' } : {}
     // The rest of an oversized body is never read: the connection cannot be reused.
     if (err.status === 413) headers.connection = 'close'
-    return rpcErrorResponse(err.status, RPC_CODE[err.code] ?? (err.status === 404 ? -32001 : -32000), err.message, headers)
+    return rpcErrorResponse(err.status, RPC_CODE[err.code] ?? (err.status === 404 ? -32001 : -32000), err.message, headers, id)
   }
   o.log.error({ err }, 'unexpected error')
-  return rpcErrorResponse(500, -32603, 'internal error')
+  return rpcErrorResponse(500, -32603, 'internal error', {}, id)
 }
 
 /**
@@ -61,7 +65,7 @@ export function decisionResponse(d: Exclude<Decision, { effect: 'allow' }>, o: {
   if (d.effect === 'challenge') {
     const description = `this operation needs scope ${d.missing.join(' ')}`
     const challenge = bearerChallenge({ resourceMetadata: o.resourceMetadata, error: 'insufficient_scope', scope: [...d.required], description })
-    return rpcErrorResponse(403, RPC_POLICY_DENIED, description, { 'www-authenticate': challenge })
+    return rpcErrorResponse(403, RPC_POLICY_DENIED, description, { 'www-authenticate': challenge }, o.id)
   }
   const body = { jsonrpc: '2.0', id: o.id, error: { code: RPC_POLICY_DENIED, message: 'denied by policy' } }
   return new Response(JSON.stringify(body), { status: o.id === null ? 403 : 200, headers: { 'content-type': 'application/json' } })

@@ -15,6 +15,8 @@ const SERVERS = {
   shared: { command: node, args: [fixture], mode: 'shared' },
   identity: { command: node, args: [fixture], identityEnv: true },
   preinit: { command: node, args: [fixture], pool: { min: 1, preinitialize: true } },
+  sharedidle: { command: node, args: [fixture], mode: 'shared', idleTimeout: 300 },
+  capped: { command: node, args: [fixture], pool: { min: 0, max: 2 } },
 }
 const POLICY = `${TEST_POLICY}${Object.keys(SERVERS).map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`
 
@@ -33,7 +35,7 @@ async function call(server: string, token: string, name: string, args: Record<st
   const b = { jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name, arguments: args, _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': caps } } }
   const res = await request(stack.local(server), {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': name },
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': name },
     body: JSON.stringify(b),
   })
   const json = (await res.body.json()) as { result?: { content: { text: string }[]; isError?: boolean }; error?: { code: number; message: string } }
@@ -84,18 +86,92 @@ describe('sessionless requests and process models', () => {
   })
 })
 
+describe('sessionless lanes: reaping, identity, capacity', () => {
+  const metric = async (name: string) => {
+    const text = await (await request(`${stack.url}/metrics`)).body.text()
+    return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1])
+  }
+
+  it('idle lanes on a shared server are forgotten when reaped; their principal is served again at once', async () => {
+    const token = await alice('sharedidle')
+    await Promise.all(Array.from({ length: DEFAULT_LANES_PER_SUBJECT }, () => call('sharedidle', token, 'slow', { ms: 200 })))
+    await new Promise((r) => setTimeout(r, 1200))
+    const started = Date.now()
+    const res = await call('sharedidle', token, 'pid')
+    assert.equal(res.status, 200, JSON.stringify(res.json))
+    assert.ok(Date.now() - started < 2000, 'no wait for a lane that no longer exists')
+  })
+
+  it('server/discover answers from the caller\'s own process under identityEnv', async () => {
+    const discover = async (token: string) => {
+      const b = { jsonrpc: '2.0', id: 1, method: 'server/discover', params: { _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} } } }
+      const res = await request(stack.local('identity'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'server/discover' },
+        body: JSON.stringify(b),
+      })
+      return ((await res.body.json()) as { result: { instructions?: string } }).result.instructions
+    }
+    assert.equal(await discover(await alice('identity')), 'acting for alice')
+    assert.equal(await discover(await bob('identity')), 'acting for bob')
+  })
+
+  it('at pool.max, an idle lane of another principal makes room for a new session or lane', async () => {
+    const a = await alice('capped')
+    await Promise.all([call('capped', a, 'slow', { ms: 100 }), call('capped', a, 'slow', { ms: 100 })])
+    const b = await bob('capped')
+    const res = await call('capped', b, 'pid')
+    assert.equal(res.status, 200, JSON.stringify(res.json))
+    const init = await request(stack.local('capped'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${a}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '0' } } }),
+    })
+    await init.body.text()
+    assert.equal(init.statusCode, 200, 'a session too')
+    assert.ok((await metric('mcp_edge_lanes')) >= 1)
+  })
+})
+
 describe('shutdown with sessionless requests', () => {
-  it('leaves no lane process behind', async () => {
+  it('lets a request on a shared process finish within the grace', async (t) => {
     const own = await startStack({ servers: SERVERS, policy: POLICY })
+    let closed = false
+    t.after(() => (closed ? undefined : own.close()))
+    const token = await own.token('alice', { server: 'shared' })
+    const b = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'slow', arguments: { ms: 800 }, _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} } } }
+    const pending = request(own.local('shared'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': 'slow' },
+      body: JSON.stringify(b),
+    }).then(async (r) => ({ status: r.statusCode, json: (await r.body.json()) as { result?: { content: { text: string }[] } } }))
+    // Shut down once the request is being served (start-up spawns can delay its arrival).
+    const deadline = Date.now() + 5000
+    while (!own.logLines.some((l) => l.includes('sessionless lane started')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    await new Promise((r) => setTimeout(r, 50))
+    closed = true
+    const closing = own.close()
+    const res = await pending
+    await closing
+    assert.equal(res.status, 200)
+    assert.equal(res.json.result?.content[0]?.text, 'done')
+  })
+
+
+  it('leaves no lane process behind', async (t) => {
+    const own = await startStack({ servers: SERVERS, policy: POLICY })
+    let closed = false
+    t.after(() => (closed ? undefined : own.close()))
     const token = await own.token('alice', { server: 'pooled' })
     const b = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'pid', _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} } } }
     const res = await request(own.local('pooled'), {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': 'pid' },
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': 'pid' },
       body: JSON.stringify(b),
     })
     const pid = Number(((await res.body.json()) as { result: { content: { text: string }[] } }).result.content[0]!.text)
     assert.ok(alive(pid))
+    closed = true
     await own.close()
     assert.ok(!alive(pid), `process ${pid} outlived the gateway`)
   })

@@ -19,8 +19,9 @@ let alice: string
 let bob: string
 before(async () => {
   stack = await startStack({
-    servers: { conformance: { command: process.execPath, args: [join(SERVERS_DIR, 'conformance.js')] } },
-    policy: `${TEST_POLICY}  conformance:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
+    // Lanes of this server are reaped quickly: a listen stream's process must survive it.
+    servers: { conformance: { command: process.execPath, args: [join(SERVERS_DIR, 'conformance.js')], idleTimeout: 300 } },
+    policy: `${TEST_POLICY}  conformance:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    resources: { "test://static-text": deny, "*": ["mcp:read"] }\n`,
   })
   alice = await stack.token('alice', { server: 'fixture' })
   bob = await stack.token('bob', { server: 'fixture' })
@@ -175,6 +176,22 @@ describe('2026-07-28 validation, with the revision\'s codes', () => {
     const res = await post([body('tools/list'), body('tools/list')], { 'mcp-protocol-version': V })
     assert.equal(res.status, 400, res.text)
     assert.equal(res.json.error.code, -32600)
+  })
+
+  it('errors of the gateway itself echo the request id too (a server that cannot start: 502)', async () => {
+    const token = await stack.token('alice', { server: 'broken' })
+    const b = body('tools/list', {}, { id: 4711 })
+    const res = await post(b, headersFor(b), token, 'broken')
+    assert.equal(res.status, 502, res.text)
+    assert.equal(res.json.id, 4711)
+  })
+
+  it('a body that is not JSON is 415; a client that does not take JSON and SSE is 406', async () => {
+    const b = body('tools/list')
+    const res415 = await request(stack.local('fixture'), { method: 'POST', headers: { 'content-type': 'text/plain', accept: ACCEPT, authorization: `Bearer ${alice}`, ...headersFor(b) }, body: JSON.stringify(b) })
+    assert.equal(res415.statusCode, 415, await res415.body.text())
+    const res406 = await request(stack.local('fixture'), { method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/html', authorization: `Bearer ${alice}`, ...headersFor(b) }, body: JSON.stringify(b) })
+    assert.equal(res406.statusCode, 406, await res406.body.text())
   })
 
   it('no token: 401 with the challenge, before any validation', async () => {
@@ -390,6 +407,36 @@ describe('2026-07-28 subscriptions/listen', () => {
   })
 })
 
+describe('2026-07-28 subscriptions/listen and resources', () => {
+  it('resource subscriptions are decided per URI, survive idle reaping, and deliver updates', async () => {
+    const token = await stack.token('alice', { server: 'conformance' })
+    const b = body('subscriptions/listen', { notifications: { resourceSubscriptions: ['test://watched-resource', 'test://static-text'] } }, { id: 77 })
+    const ac = new AbortController()
+    const res = await request(stack.local('conformance'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, ...headersFor(b) },
+      body: JSON.stringify(b),
+      signal: ac.signal,
+    })
+    const events = collect(res.body)
+    try {
+      await waitFor(() => events.length >= 1)
+      assert.deepEqual(events[0]!.params.notifications, { resourceSubscriptions: ['test://watched-resource'] }, 'the denied URI is left out')
+      const refusal = stack.audit().find((e) => e.method === 'subscriptions/listen' && e.name === 'test://static-text')
+      assert.equal(refusal?.decision, 'deny')
+      // Well past idleTimeout: the stream's process is kept, and requests still run on it.
+      await new Promise((r) => setTimeout(r, 1200))
+      await call('tools/call', { name: 'test_update_watched_resource', arguments: {} }, { token, server: 'conformance' })
+      await waitFor(() => events.some((e) => e.method === 'notifications/resources/updated'))
+      const update = events.find((e) => e.method === 'notifications/resources/updated')!
+      assert.equal(update.params.uri, 'test://watched-resource')
+      assert.equal(update.params._meta['io.modelcontextprotocol/subscriptionId'], 77)
+    } finally {
+      ac.abort()
+    }
+  })
+})
+
 describe('2026-07-28 subscriptions/listen limits', () => {
   it(`a principal holds at most ${DEFAULT_LISTENS_PER_SUBJECT} streams per server; closing one frees its place`, async () => {
     const token = await stack.token('admin', { server: 'fixture' })
@@ -461,6 +508,23 @@ describe('the SDK client pinned to 2026-07-28', () => {
     }
   })
 })
+
+/** The JSON-RPC messages of an SSE body as they arrive. */
+function collect(stream: NodeJS.ReadableStream & { on: (e: string, f: (x: any) => void) => unknown }): Record<string, any>[] {
+  const events: Record<string, any>[] = []
+  let buffer = ''
+  stream.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString()
+    let i
+    while ((i = buffer.indexOf('\n\n')) !== -1) {
+      const data = buffer.slice(0, i).split('\n').find((l) => l.startsWith('data: '))
+      buffer = buffer.slice(i + 2)
+      if (data) events.push(JSON.parse(data.slice(6)))
+    }
+  })
+  stream.on('error', () => {})
+  return events
+}
 
 async function waitFor<T>(fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
   const deadline = Date.now() + timeoutMs
