@@ -106,6 +106,7 @@ const RUNS: Array<[name: string, mode: 'session' | 'shared', select: string[], b
   ['2025-06-18 scenarios (session era), session mode', 'session', ['--spec-version', '2025-06-18'], 'baseline-session-2025-06-18.yml'],
   ['2025-11-25 requirements (session era), shared mode', 'shared', ['--requirements', '2025-11-25'], 'baseline-shared-2025-11-25.yml'],
   ['2026-07-28 requirements (sessionless), shared mode', 'shared', ['--requirements', '2026-07-28'], 'baseline-shared-2026-07-28.yml'],
+  ['2025-06-18 scenarios (session era), shared mode', 'shared', ['--spec-version', '2025-06-18'], 'baseline-shared-2025-06-18.yml'],
 ]
 
 describe('MCP conformance suite against the gateway', { timeout: RUNS.length * RUN_TIMEOUT_MS }, () => {
