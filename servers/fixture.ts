@@ -197,6 +197,33 @@ server.registerResource(
   (uri) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'hello' }] }),
 )
 
+server.registerTool(
+  'ask_briefly',
+  { description: 'Ask the user, but give up after ms milliseconds', inputSchema: z.object({ ms: z.number().int().min(1).max(60_000) }) },
+  async ({ ms }, ctx) => {
+    try {
+      const { action } = await ctx.mcpReq.elicitInput(
+        { mode: 'form', message: 'quick?', requestedSchema: { type: 'object', properties: { answer: { type: 'string' } } } },
+        { timeout: ms },
+      )
+      return text(`answered: ${action}`)
+    } catch {
+      return text('gave up')
+    }
+  },
+)
+
+// FIXTURE_ROOTS_ON_INIT=1: ask the client for its roots as soon as it is initialized, like
+// servers that scope themselves to the client's roots (server-filesystem does).
+if (process.env.FIXTURE_ROOTS_ON_INIT === '1') {
+  server.server.oninitialized = () => {
+    server.server.listRoots().then(
+      () => process.stderr.write('fixture: roots answered\n'),
+      (err: Error) => process.stderr.write(`fixture: roots refused: ${err.message}\n`),
+    )
+  }
+}
+
 const transport = new StdioServerTransport()
 await server.connect(transport)
 

@@ -17,6 +17,7 @@ const SERVERS = {
   preinit: { command: node, args: [fixture], pool: { min: 1, preinitialize: true } },
   sharedidle: { command: node, args: [fixture], mode: 'shared', idleTimeout: 300 },
   capped: { command: node, args: [fixture], pool: { min: 0, max: 2 } },
+  rooted: { command: node, args: [fixture], pool: { min: 0 }, env: { FIXTURE_ROOTS_ON_INIT: '1' } },
 }
 const POLICY = `${TEST_POLICY}${Object.keys(SERVERS).map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`
 
@@ -100,6 +101,15 @@ describe('sessionless lanes: reaping, identity, capacity', () => {
     const res = await call('sharedidle', token, 'pid')
     assert.equal(res.status, 200, JSON.stringify(res.json))
     assert.ok(Date.now() - started < 2000, 'no wait for a lane that no longer exists')
+  })
+
+  it('a server asking for roots as soon as the gateway initializes it is refused at once, not left waiting', async () => {
+    const res = await call('rooted', await alice('rooted'), 'pid')
+    assert.equal(res.status, 200)
+    const deadline = Date.now() + 5000
+    const said = () => stack.logLines.find((l) => l.includes('fixture: roots'))
+    while (!said() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
+    assert.match(String(said()), /roots refused/)
   })
 
   it('server/discover answers from the caller\'s own process under identityEnv', async () => {

@@ -360,6 +360,17 @@ describe('2026-07-28 multi-round-trip requests for session-era servers', () => {
     assert.match(textOf(res.json.result), /Early/)
   })
 
+  it('a request whose server finished while it waited: the retry gets how it ended', async () => {
+    const caps = { elicitation: {} }
+    const first = await call('tools/call', { name: 'ask_briefly', arguments: { ms: 200 } }, { caps })
+    assert.equal(first.json.result.resultType, 'input_required', first.text)
+    await new Promise((r) => setTimeout(r, 500))
+    const [key] = Object.keys(first.json.result.inputRequests)
+    const retry = await call('tools/call', { name: 'ask_briefly', arguments: { ms: 200 }, inputResponses: { [key!]: { action: 'accept', content: {} } }, requestState: first.json.result.requestState }, { caps })
+    assert.equal(retry.json.result?.resultType, 'complete', retry.text)
+    assert.equal(textOf(retry.json.result), 'gave up')
+  })
+
   it('inputResponses that are not an object are -32602', async () => {
     const first = await call('tools/call', { name: 'sample', arguments: { prompt: 'x' } }, { caps: SAMPLING })
     const res = await call('tools/call', { name: 'sample', arguments: { prompt: 'x' }, inputResponses: 'garbage', requestState: first.json.result.requestState }, { caps: SAMPLING })
