@@ -275,6 +275,11 @@ export class LanePool {
     return true
   }
 
+  /** The tool schemas of a server as the principal's processes have them, if already read. */
+  knownToolSchemas(server: string, principal: Principal): Map<string, unknown> | undefined {
+    return this.schemas.get(this.cacheKey(server, ownerKey(principal)))
+  }
+
   /**
    * The input schema of each tool of a server, read with `tools/list` on a held lane when not
    * known yet (a server's tools are the same for every principal's process, unless

@@ -138,11 +138,15 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
     }
     responses = (answers as Record<string, unknown> | undefined) ?? {}
   } else {
+    // SEP-2243 Mcp-Param-* headers, checked against the tool's own schema: before any process
+    // is taken when the schemas are known, else once the lane has read them.
+    const badHeaders = (schemas: Map<string, unknown>) => paramHeaderMismatch(paramHeadersOf(schemas.get(String(params.name))), params.arguments, r.req.headers)
+    const known = message.method === 'tools/call' ? d.lanes.knownToolSchemas(r.server, r.principal) : undefined
+    const early = known && badHeaders(known)
+    if (early) return rpcError(400, message.id, HEADER_MISMATCH, early.message, early.data)
     const lane = await d.lanes.acquire(r.server, r.principal, r.log, r.accepted)
-    if (message.method === 'tools/call') {
-      // SEP-2243 Mcp-Param-* headers, checked against the tool's own schema.
-      const schema = (await d.lanes.toolSchemas(lane)).get(String(params.name))
-      const bad = paramHeaderMismatch(paramHeadersOf(schema), params.arguments, r.req.headers)
+    if (message.method === 'tools/call' && known === undefined) {
+      const bad = badHeaders(await d.lanes.toolSchemas(lane))
       if (bad) {
         d.lanes.release(lane)
         return rpcError(400, message.id, HEADER_MISMATCH, bad.message, bad.data)
