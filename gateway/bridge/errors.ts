@@ -8,6 +8,7 @@ export type BridgeErrorCode =
   | 'too_many_sessions' // 503
   | 'subject_session_limit' // 429
   | 'spawn_failed' // 502: the server process could not start
+  | 'client_gone' // 499: the client disconnected before its request could run
 
 const STATUS: Record<BridgeErrorCode, number> = {
   unknown_server: 404,
@@ -16,6 +17,7 @@ const STATUS: Record<BridgeErrorCode, number> = {
   too_many_sessions: 503,
   subject_session_limit: 429,
   spawn_failed: 502,
+  client_gone: 499,
 }
 
 /** A bridge failure; its message is safe for the client. */

@@ -15,6 +15,8 @@ export const DEFAULT_LANES_PER_SUBJECT = 4
 export const DEFAULT_LANE_WAIT_MS = 10_000
 /** `subscriptions/listen` streams one principal may hold open per server. */
 export const DEFAULT_LISTENS_PER_SUBJECT = 8
+/** Requests of one principal that may wait for a lane on a server; more are refused at once. */
+export const DEFAULT_LANE_WAITERS = 16
 /** Pages of `tools/list` read at most to learn a server's tool schemas. */
 const DEFAULT_TOOL_PAGES = 20
 /** A lane unused this long is ended (unless the server's idleTimeout is shorter), in ms. */
@@ -53,10 +55,14 @@ export class Lane {
    * kept while they are open (requests still use it), and each hears if it ends.
    */
   readonly pins = new Set<() => void>()
+  /** Resource subscriptions placed on this process, by URI, with the streams that share each. */
+  readonly subscriptions = new Map<string, number>()
   lastUsed = Date.now()
   private seq = 0
 
   constructor(
+    /** Which lanes are interchangeable: server, principal, and under identityEnv the identity. */
+    readonly key: string,
     readonly server: string,
     readonly owner: string,
     readonly child: Child,
@@ -99,7 +105,9 @@ const HELD: LaneUser = { fromServer: () => {}, lost: () => {} }
 
 /** Where lanes' processes come from (the session registry's pools and shared processes). */
 export interface ProcessSource {
-  process(server: string, principal: Principal, log: Logger): Promise<Child>
+  process(server: string, principal: Principal, log: Logger, accepted?: number): Promise<Child>
+  /** The identity a process of `server` is started with for `principal` (identityEnv), if any. */
+  identityOf(server: string, principal: Principal): string | undefined
 }
 
 /**
@@ -113,6 +121,8 @@ export class LanePool {
   private readonly waiting = new Map<string, (() => void)[]>()
   private readonly listeners = new Set<(event: LaneEvent) => void>()
   private readonly closers = new Set<() => void>()
+  /** Shared-server events delivered this tick (each of a principal's views repeats them). */
+  private readonly recent = new Set<string>()
   /** Open `subscriptions/listen` streams per (server, principal). */
   private readonly listening = new Map<string, number>()
   private readonly inits = new Map<string, InitResult>()
@@ -150,12 +160,22 @@ export class LanePool {
    * each principal's processes may answer differently, so each has its own.
    */
   initOf(server: string, principal: Principal): InitResult | undefined {
-    return this.inits.get(this.cacheKey(server, ownerKey(principal)))
+    return this.inits.get(this.cacheKey(server, principal))
   }
 
-  /** What a server's processes have in common: all of them, or one principal's (`identityEnv`). */
-  private cacheKey(server: string, owner: string): string {
-    return this.o.config.servers[server]?.identityEnv ? `${server}\n${owner}` : server
+  /**
+   * Which of a server's lanes serve a principal: its own, and under `identityEnv` only those
+   * started with the identity it has now (client, scopes), so a narrower client of the same
+   * user never runs as a broader one, and a scope taken away takes effect on new processes.
+   */
+  private keyOf(server: string, principal: Principal): string {
+    const identity = this.o.source.identityOf(server, principal)
+    return `${server}\n${ownerKey(principal)}${identity === undefined ? '' : `\n${identity}`}`
+  }
+
+  /** What a server's processes have in common: all of them, or one identity's (`identityEnv`). */
+  private cacheKey(server: string, principal: Principal): string {
+    return this.o.config.servers[server]?.identityEnv ? this.keyOf(server, principal) : server
   }
 
   /**
@@ -210,20 +230,26 @@ export class LanePool {
    * whoever should see the process's messages. `accepted`: when the HTTP request arrived.
    * @throws BridgeError `too_many_sessions` when none frees up in time, `spawn_failed`
    */
-  async acquire(server: string, principal: Principal, log: Logger, accepted = Date.now()): Promise<Lane> {
+  async acquire(server: string, principal: Principal, log: Logger, accepted = Date.now(), signal?: AbortSignal): Promise<Lane> {
     // A request the gateway accepted before shutdown began is still served (within the grace).
     if (this.closedAt !== undefined && accepted >= this.closedAt) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
     // A request already here when shutdown begins is waited for, even while its lane starts.
     this.acquiring++
     try {
-      return await this.acquireLane(server, principal, log)
+      const lane = await this.acquireLane(server, principal, log, accepted, signal)
+      // The client left while its lane was found or started: nothing may run for it.
+      if (signal?.aborted) {
+        this.release(lane)
+        throw new BridgeError('client_gone', 'the client disconnected')
+      }
+      return lane
     } finally {
       this.acquiring--
     }
   }
 
-  private async acquireLane(server: string, principal: Principal, log: Logger): Promise<Lane> {
-    const key = `${server}\n${ownerKey(principal)}`
+  private async acquireLane(server: string, principal: Principal, log: Logger, accepted: number, signal: AbortSignal | undefined): Promise<Lane> {
+    const key = this.keyOf(server, principal)
     const deadline = Date.now() + DEFAULT_LANE_WAIT_MS
     for (;;) {
       if (this.finished) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
@@ -237,14 +263,16 @@ export class LanePool {
       // not lock its principal out (InputRounds bounds those on its own).
       const active = lanes.filter((l) => !l.parked).length
       const cap = this.laneCap(server)
-      if (active + (this.starting.get(key) ?? 0) < cap) return await this.start(key, server, principal, log)
+      if (active + (this.starting.get(key) ?? 0) < cap) return await this.start(key, server, principal, log, accepted)
       const left = deadline - Date.now()
-      if (left <= 0) throw new BridgeError('too_many_sessions', `you have ${cap} requests in progress on ${server}, the most allowed; retry later`)
+      const queue = this.waiting.get(key) ?? []
+      if (left <= 0 || queue.length >= DEFAULT_LANE_WAITERS) throw new BridgeError('too_many_sessions', `you have ${cap} requests in progress on ${server}, the most allowed; retry later`)
+      if (signal?.aborted) throw new BridgeError('client_gone', 'the client disconnected')
       await new Promise<void>((resolve) => {
-        const list = this.waiting.get(key) ?? []
-        list.push(resolve)
-        this.waiting.set(key, list)
+        queue.push(resolve)
+        this.waiting.set(key, queue)
         setTimeout(resolve, left).unref()
+        signal?.addEventListener('abort', () => resolve(), { once: true })
       })
     }
   }
@@ -277,7 +305,7 @@ export class LanePool {
 
   /** The tool schemas of a server as the principal's processes have them, if already read. */
   knownToolSchemas(server: string, principal: Principal): Map<string, unknown> | undefined {
-    return this.schemas.get(this.cacheKey(server, ownerKey(principal)))
+    return this.schemas.get(this.cacheKey(server, principal))
   }
 
   /**
@@ -286,7 +314,7 @@ export class LanePool {
    * `identityEnv` makes them the principal's own).
    */
   async toolSchemas(lane: Lane): Promise<Map<string, unknown>> {
-    const cacheKey = this.cacheKey(lane.server, lane.owner)
+    const cacheKey = this.o.config.servers[lane.server]?.identityEnv ? lane.key : lane.server
     const known = this.schemas.get(cacheKey)
     if (known !== undefined) return known
     const found = new Map<string, unknown>()
@@ -312,7 +340,7 @@ export class LanePool {
     lane.user = undefined
     lane.parked = false
     lane.lastUsed = Date.now()
-    this.wake(`${lane.server}\n${lane.owner}`)
+    this.wake(lane.key)
   }
 
   private wake(key: string): void {
@@ -332,7 +360,7 @@ export class LanePool {
     for (const fn of [...this.closers]) fn()
     const grace = Math.max(0, ...Object.values(this.o.config.servers).map((s) => s.shutdownGrace))
     const deadline = Date.now() + grace
-    while (Date.now() < deadline && [...this.lanes.values()].some((l) => l.some((lane) => lane.busy))) {
+    while (Date.now() < deadline && this.busy) {
       await new Promise((r) => setTimeout(r, 25))
     }
     this.finished = true
@@ -342,11 +370,11 @@ export class LanePool {
     await Promise.all(all.map((l) => l.child.close()))
   }
 
-  private async start(key: string, server: string, principal: Principal, log: Logger): Promise<Lane> {
+  private async start(key: string, server: string, principal: Principal, log: Logger, accepted: number): Promise<Lane> {
     this.starting.set(key, (this.starting.get(key) ?? 0) + 1)
     try {
       const config = this.o.config.servers[server]!
-      const child = await this.o.source.process(server, principal, log)
+      const child = await this.o.source.process(server, principal, log, accepted)
       const timeout = config.requestTimeout || 30_000
       let init: InitResult
       try {
@@ -366,9 +394,9 @@ export class LanePool {
         await child.close()
         throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
       }
-      const owner = ownerKey(principal)
-      if (!this.inits.has(this.cacheKey(server, owner))) this.inits.set(this.cacheKey(server, owner), init)
-      const lane = new Lane(server, owner, child, init, (e) => this.emit(e))
+      const cacheKey = this.cacheKey(server, principal)
+      if (!this.inits.has(cacheKey)) this.inits.set(cacheKey, init)
+      const lane = new Lane(key, server, ownerKey(principal), child, init, (e) => this.emit(e, lane))
       // Held from the start: listed unheld, another request could take it first.
       lane.user = HELD
       const list = this.lanes.get(key) ?? []
@@ -399,8 +427,15 @@ export class LanePool {
     this.wake(key)
   }
 
-  private emit(event: LaneEvent): void {
-    if (event.method === 'notifications/tools/list_changed') this.schemas.delete(this.cacheKey(event.server, event.owner))
+  private emit(event: LaneEvent, lane: Lane): void {
+    if (event.method === 'notifications/tools/list_changed') this.schemas.delete(this.o.config.servers[event.server]?.identityEnv ? lane.key : event.server)
+    if (this.o.config.servers[event.server]?.mode === 'shared') {
+      // A shared process tells every view of it at once: one event per principal, not per lane.
+      const once = `${event.owner}\n${event.method}\n${JSON.stringify(event.params ?? null)}`
+      if (this.recent.has(once)) return
+      this.recent.add(once)
+      if (this.recent.size === 1) setImmediate(() => this.recent.clear())
+    }
     for (const fn of this.listeners) fn(event)
   }
 

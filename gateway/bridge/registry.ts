@@ -29,7 +29,9 @@ export class SessionRegistry {
   private readonly pools = new Map<string, ProcessPool>()
   private readonly shared = new Map<string, SharedServer>()
   private readonly reaper: NodeJS.Timeout
-  private closing = false
+  /** When shutdown began; `closed` once every process was ended. */
+  private closingAt: number | undefined
+  private closed = false
   /** Ends an idle process kept for another purpose (sessionless lanes) when a pool is full. */
   reclaim: ((server: string) => Promise<boolean>) | undefined
 
@@ -123,10 +125,11 @@ export class SessionRegistry {
    * process.
    * @throws BridgeError `too_many_sessions` at `pool.max` or while closing, `spawn_failed`
    */
-  async process(server: string, principal: Principal, log: Logger): Promise<Child> {
+  async process(server: string, principal: Principal, log: Logger, accepted = Date.now()): Promise<Child> {
     const config = this.o.config.servers[server]
     if (config === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
-    if (this.closing) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
+    // A request accepted before shutdown began still gets its process (it finishes in the grace).
+    if (this.closingAt !== undefined && accepted >= this.closingAt) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
     const take = () => this.pools.get(server)!.take(log, config.identityEnv ? this.identity(principal) : undefined)
     let child: Child
     if (config.mode === 'shared') child = await this.shared.get(server)!.attach()
@@ -139,8 +142,8 @@ export class SessionRegistry {
         child = await take()
       }
     }
-    // The gateway began to shut down while this process started: it must not outlive it.
-    if (this.closing) {
+    // The gateway finished shutting down while this process started: it must not outlive it.
+    if (this.closed) {
       await child.close()
       throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
     }
@@ -160,7 +163,7 @@ export class SessionRegistry {
    * every session, warm process and shared process.
    */
   async closeAll(othersBusy: () => boolean = () => false): Promise<void> {
-    this.closing = true
+    this.closingAt = Date.now()
     clearInterval(this.reaper)
     const servers = othersBusy() ? Object.keys(this.o.config.servers) : [...this.sessions.values()].map((s) => s.server)
     const grace = Math.max(0, ...servers.map((name) => this.o.config.servers[name]?.shutdownGrace ?? 0))
@@ -168,9 +171,17 @@ export class SessionRegistry {
     while (Date.now() < deadline && ([...this.sessions.values()].some((s) => s.pending > 0) || othersBusy())) {
       await new Promise((r) => setTimeout(r, DRAIN_POLL_MS))
     }
+    this.closed = true
     await Promise.all([...this.sessions.values()].map((s) => s.close()))
     await Promise.all([...this.pools.values()].map((p) => p.close()))
     await Promise.all([...this.shared.values()].map((s) => s.close()))
+  }
+
+  /** The identity a process of `server` starts with for `p` under identityEnv, as one string. */
+  identityOf(server: string, p: Principal): string | undefined {
+    if (!this.o.config.servers[server]?.identityEnv) return undefined
+    const env = this.identity(p)
+    return `${env.MCP_EDGE_CLIENT_ID}\n${env.MCP_EDGE_SCOPES}`
   }
 
   private identity(p: Principal): Record<string, string> {

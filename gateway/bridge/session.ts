@@ -131,7 +131,9 @@ export class Session {
     const res = await this.transport.handleRequest(req, { parsedBody, authInfo })
     // The GET stream is the client listening: the session is not idle while it is open.
     if (req.method === 'GET' && res.status === 200 && res.body !== null) {
-      return new Response(this.holdStream(res.body), { status: res.status, headers: res.headers })
+      // Held no longer than the token that opened it authorizes: then the client reconnects.
+      const until = principal.exp === undefined ? undefined : principal.exp * 1000
+      return new Response(this.holdStream(res.body, until), { status: res.status, headers: res.headers })
     }
     return res
   }
@@ -145,17 +147,31 @@ export class Session {
    * The same stream, counted while it is open: idle reaping spares a session whose client
    * listens, and its idle time starts when the stream ends.
    */
-  holdStream(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  holdStream(body: ReadableStream<Uint8Array>, until?: number): ReadableStream<Uint8Array> {
     this.streams++
     const reader = body.getReader()
     let ended = false
+    let expiry: NodeJS.Timeout | undefined
     const end = () => {
       if (ended) return
       ended = true
+      clearTimeout(expiry)
       this.streams--
       this.lastActive = Date.now()
     }
     return new ReadableStream<Uint8Array>({
+      start(controller) {
+        if (until === undefined) return
+        expiry = setTimeout(() => {
+          end()
+          void reader.cancel('the token that opened the stream expired').catch(() => {})
+          try {
+            controller.close()
+          } catch {
+            // already closed
+          }
+        }, Math.max(0, until - Date.now())).unref()
+      },
       async pull(controller) {
         try {
           const chunk = await reader.read()

@@ -2,12 +2,13 @@ import { SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY, type JSONRPCMessage, ty
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import { DEFAULT_LISTENS_PER_SUBJECT, type Lane, type LaneEvent, type LanePool } from '../bridge/lanes.js'
+import { BridgeError } from '../bridge/errors.js'
 import { MODERN_RPC } from '../bridge/modern-wire.js'
 import { ruleOf } from '../bridge/session.js'
 import type { AuditLog } from '../observability/audit.js'
 import { decide, decideAccess } from '../policy/evaluate.js'
 import type { PolicyStore } from '../policy/store.js'
-import { openEventStream } from './sse.js'
+import { openEventStream, type EventStream } from './sse.js'
 
 /** What a `subscriptions/listen` stream asked for (2026-07-28 SubscriptionFilter). */
 interface Filter {
@@ -19,6 +20,8 @@ interface Filter {
 
 /** How long subscribing a process to one resource may take, in ms. */
 const SUBSCRIBE_TIMEOUT_MS = 10_000
+/** How often an open listen stream checks that the policy still lets its caller in, in ms. */
+export const DEFAULT_LISTEN_RECHECK_MS = 30_000
 /** Resources one listen stream may subscribe to. */
 export const DEFAULT_LISTEN_RESOURCES = 64
 
@@ -57,7 +60,9 @@ export async function listenStream(o: {
 
   let ended = false
   let expiry: NodeJS.Timeout | undefined
-  const stream = openEventStream(() => end(false))
+  let recheck: NodeJS.Timeout | undefined
+  // Opened once the stream is sure to be served: an early refusal leaves nothing running.
+  let stream: EventStream | undefined
   const slot = o.lanes.listen(server, principal, (e) => onEvent(e), () => end(true))
   if (slot === undefined) {
     return Response.json(
@@ -72,17 +77,28 @@ export async function listenStream(o: {
   let init = o.lanes.initOf(server, principal)
   try {
     if (init === undefined || uris.length > 0) {
-      const held = await o.lanes.acquire(server, principal, o.log)
+      const held = await o.lanes.acquire(server, principal, o.log, undefined, o.signal)
       try {
         init = held.init
         if (uris.length > 0 && subscribable(init.capabilities)) {
           for (const uri of uris) {
             if (o.signal.aborted) break
+            // Streams on one process share its subscription to a URI: placed by the first,
+            // withdrawn by the last (the process keeps one per URI, not one per stream).
+            const shared = held.subscriptions.get(uri) ?? 0
+            if (shared > 0) {
+              held.subscriptions.set(uri, shared + 1)
+              subscribed.push(uri)
+              continue
+            }
             const reply = (await o.lanes.request(held, 'resources/subscribe', { uri }, SUBSCRIBE_TIMEOUT_MS)) as { result?: unknown } | undefined
-            if (reply?.result !== undefined) subscribed.push(uri)
-            else o.log.info({ uri }, 'the server refused a resource subscription; left out of the acknowledgement')
+            if (reply?.result !== undefined) {
+              held.subscriptions.set(uri, (held.subscriptions.get(uri) ?? 0) + 1)
+              subscribed.push(uri)
+            } else o.log.info({ uri }, 'the server refused a resource subscription; left out of the acknowledgement')
           }
         }
+        if (!held.child.alive) throw new BridgeError('spawn_failed', 'the MCP server process exited')
         // The subscriptions live on this process: it stays while the stream is open, still
         // serving the principal's requests (which may be what changes the resources).
         if (subscribed.length > 0) {
@@ -94,7 +110,7 @@ export async function listenStream(o: {
       }
     }
   } catch (err) {
-    slot?.()
+    slot()
     throw err
   }
 
@@ -106,32 +122,49 @@ export async function listenStream(o: {
     if (ended) return
     ended = true
     clearTimeout(expiry)
+    clearInterval(recheck)
     slot?.()
     if (lane !== undefined && lane.pins.delete(pin)) {
-      // Its replies go to nobody (or to whichever request holds the lane, which ignores them).
-      for (const uri of subscribed) void lane.child.send({ jsonrpc: '2.0', id: lane.nextId(), method: 'resources/unsubscribe', params: { uri } } as JSONRPCMessage).catch(() => {})
+      for (const uri of subscribed) {
+        const left = (lane.subscriptions.get(uri) ?? 1) - 1
+        if (left > 0) {
+          lane.subscriptions.set(uri, left)
+          continue
+        }
+        lane.subscriptions.delete(uri)
+        // Its reply goes to nobody (or to whichever request holds the lane, which ignores it).
+        void lane.child.send({ jsonrpc: '2.0', id: lane.nextId(), method: 'resources/unsubscribe', params: { uri } } as JSONRPCMessage).catch(() => {})
+      }
     }
-    stream.end(graceful ? finalResult(subscriptionId, init?.serverInfo) : undefined)
+    stream?.end(graceful ? finalResult(subscriptionId, init?.serverInfo) : undefined)
+  }
+  /** The policy in force now decides, not the one the stream opened under. */
+  function stillAllowed(): boolean {
+    if (decideAccess(o.policy.current, principal, server).effect === 'allow') return true
+    end(true)
+    return false
   }
   function onEvent(e: LaneEvent): void {
-    if (ended || e.server !== server || e.owner !== o.owner || !accepts(honored, e)) return
-    // The policy in force now decides, not the one the stream opened under.
-    if (decideAccess(o.policy.current, principal, server).effect !== 'allow') return end(true)
+    if (ended || e.server !== server || e.owner !== o.owner || !accepts(honored, e) || !stillAllowed()) return
     if (e.method === 'notifications/resources/updated' && !allowed(o, String(e.params?.uri), false)) return
-    stream.write({ jsonrpc: '2.0', method: e.method, params: stamp(e.params) })
+    stream?.write({ jsonrpc: '2.0', method: e.method, params: stamp(e.params) })
   }
 
+  stream = openEventStream(() => end(false))
+  const response = stream.response
   stream.write({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: stamp({ notifications: honored }) })
   if (Object.keys(honored).length === 0 || o.signal.aborted) {
     end(!o.signal.aborted)
-    return stream.response
+    return response
   }
   o.signal.addEventListener('abort', () => end(false), { once: true })
   if (principal.exp !== undefined) {
     // A stream authorizes nothing past its token: the client listens again with a new one.
     expiry = setTimeout(() => end(true), Math.max(0, principal.exp * 1000 - Date.now())).unref()
   }
-  return stream.response
+  // A quiet stream notices a policy that took the server away, too.
+  recheck = setInterval(stillAllowed, DEFAULT_LISTEN_RECHECK_MS).unref()
+  return response
 }
 
 /** The policy on one resource URI; refusals are audited when `audit` is set. */

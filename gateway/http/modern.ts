@@ -144,7 +144,7 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
     const known = message.method === 'tools/call' ? d.lanes.knownToolSchemas(r.server, r.principal) : undefined
     const early = known && badHeaders(known)
     if (early) return rpcError(400, message.id, HEADER_MISMATCH, early.message, early.data)
-    const lane = await d.lanes.acquire(r.server, r.principal, r.log, r.accepted)
+    const lane = await d.lanes.acquire(r.server, r.principal, r.log, r.accepted, r.req.signal)
     if (message.method === 'tools/call' && known === undefined) {
       const bad = badHeaders(await d.lanes.toolSchemas(lane))
       if (bad) {
@@ -170,6 +170,11 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
       audit(d, r, message.method, decided, start, 'cancelled')
     }
     r.req.signal.addEventListener('abort', onAbort, { once: true })
+    // Gone already (while its schemas were read, say): nothing is sent to the process.
+    if (r.req.signal.aborted) {
+      onAbort()
+      return resolve(json(499, { jsonrpc: '2.0', id: message.id, error: { code: -32000, message: 'the client disconnected' } }))
+    }
     const notify = (m: JSONRPCMessage) => {
       if (!sse) return
       if (stream === undefined) {

@@ -112,6 +112,18 @@ describe('sessionless lanes: reaping, identity, capacity', () => {
     assert.match(String(said()), /roots refused/)
   })
 
+  it('identityEnv: two clients of one user never share a lane; each process has its client\'s identity', async () => {
+    const env = async (clientId: string, scope: string) => {
+      const token = await stack.forge({ sub: 'alice', azp: clientId, scope, aud: stack.endpoint('identity') })
+      return JSON.parse((await call('identity', token, 'env')).text).env as Record<string, string>
+    }
+    const broad = await env('admin-console', 'mcp:read billing:write')
+    const narrow = await env('third-party-app', 'mcp:read')
+    assert.equal(broad.MCP_EDGE_CLIENT_ID, 'admin-console')
+    assert.equal(narrow.MCP_EDGE_CLIENT_ID, 'third-party-app')
+    assert.ok(!narrow.MCP_EDGE_SCOPES!.includes('billing:write'), narrow.MCP_EDGE_SCOPES)
+  })
+
   it('server/discover answers from the caller\'s own process under identityEnv', async () => {
     const discover = async (token: string) => {
       const b = { jsonrpc: '2.0', id: 1, method: 'server/discover', params: { _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} } } }

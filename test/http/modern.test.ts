@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { DEFAULT_WAITING_PER_SUBJECT } from '../../gateway/bridge/input-rounds.js'
-import { DEFAULT_LISTENS_PER_SUBJECT } from '../../gateway/bridge/lanes.js'
+import { DEFAULT_LANES_PER_SUBJECT, DEFAULT_LISTENS_PER_SUBJECT } from '../../gateway/bridge/lanes.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const V = '2026-07-28'
@@ -239,6 +239,26 @@ describe('2026-07-28 streams, logs, progress and cancellation', () => {
     assert.equal(errorsOnly.headers['content-type'], 'application/json', 'info logs are below the requested level')
   })
 
+  it('a client that disconnects while waiting for a free process: its request never runs', async () => {
+    const token = await stack.token('bob', { server: 'fixture' })
+    const busy = Array.from({ length: DEFAULT_LANES_PER_SUBJECT }, () => call('tools/call', { name: 'slow', arguments: { ms: 1200 } }, { token }))
+    await new Promise((r) => setTimeout(r, 200))
+    const b = body('tools/call', { name: 'echo_args', arguments: { session: 99, i: 424242 } })
+    const ac = new AbortController()
+    const waiting = request(stack.local('fixture'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, ...headersFor(b) },
+      body: JSON.stringify(b),
+      signal: ac.signal,
+    }).catch(() => undefined)
+    await new Promise((r) => setTimeout(r, 200))
+    ac.abort()
+    await waiting
+    await Promise.all(busy)
+    await new Promise((r) => setTimeout(r, 300))
+    assert.ok(!recorded().some((m) => JSON.stringify(m).includes('424242')), 'the abandoned request reached the process')
+  })
+
   it('a request the process does not answer in time fails with -32001 and is cancelled there', async () => {
     const token = await stack.token('alice', { server: 'impatient' })
     const res = await call('tools/call', { name: 'slow', arguments: { ms: 5000 } }, { token, server: 'impatient' })
@@ -445,6 +465,36 @@ describe('2026-07-28 subscriptions/listen and resources', () => {
     } finally {
       ac.abort()
     }
+  })
+})
+
+describe('2026-07-28 subscriptions/listen sharing a process', () => {
+  it('two streams on one URI share its subscription: closing one leaves the other its updates', async () => {
+    const token = await stack.token('dev', { server: 'conformance' })
+    const open = async (id: number) => {
+      const b = body('subscriptions/listen', { notifications: { resourceSubscriptions: ['test://watched-resource'] } }, { id })
+      const ac = new AbortController()
+      const res = await request(stack.local('conformance'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, ...headersFor(b) },
+        body: JSON.stringify(b),
+        signal: ac.signal,
+      })
+      const events = collect(res.body)
+      await waitFor(() => events.length >= 1)
+      return { events, close: () => ac.abort() }
+    }
+    const one = await open(1)
+    const two = await open(2)
+    const updates = (e: Record<string, any>[]) => e.filter((m) => m.method === 'notifications/resources/updated').length
+    const change = () => call('tools/call', { name: 'test_update_watched_resource', arguments: {} }, { token, server: 'conformance' })
+    await change()
+    await waitFor(() => updates(one.events) === 1 && updates(two.events) === 1)
+    one.close()
+    await new Promise((r) => setTimeout(r, 200))
+    await change()
+    await waitFor(() => updates(two.events) === 2)
+    two.close()
   })
 })
 
