@@ -29,6 +29,11 @@ export function envelope(value: unknown): Envelope {
   return { kind: 'invalid' }
 }
 
+/** A JSON object: not null, not an array. */
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
 /** A JSON-RPC error response. */
 export function rpcError(id: RequestId | null, code: number, message: string, data?: unknown): JSONRPCMessage {
   const error: Record<string, unknown> = { code, message }

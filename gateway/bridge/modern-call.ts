@@ -1,7 +1,7 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Lane, LaneUser } from './lanes.js'
 import { RPC } from './errors.js'
-import { envelope, rpcError, type RequestId } from './jsonrpc.js'
+import { envelope, isObject, rpcError, type RequestId } from './jsonrpc.js'
 
 /** After a process's first server→client request, how long to gather more before answering, in ms. */
 export const DEFAULT_INPUT_GATHER_MS = 5
@@ -97,7 +97,7 @@ export class BackendCall implements LaneUser {
     if (this.final !== undefined) return Promise.resolve(this.final)
     for (const [key, req] of [...this.pending]) {
       const answer = responses[key]
-      if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) continue
+      if (!isObject(answer)) continue
       this.pending.delete(key)
       void this.lane.child.send({ jsonrpc: '2.0', id: req.id, result: answer } as JSONRPCMessage).catch(() => {})
     }
@@ -155,7 +155,7 @@ export class BackendCall implements LaneUser {
     }
     const key = String(id)
     const given = Object.hasOwn(this.presupplied, key) ? this.presupplied[key] : undefined
-    if (typeof given === 'object' && given !== null && !Array.isArray(given)) {
+    if (isObject(given)) {
       delete this.presupplied[key]
       return send({ jsonrpc: '2.0', id, result: given } as JSONRPCMessage)
     }

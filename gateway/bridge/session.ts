@@ -289,22 +289,8 @@ export class Session {
   }
 
   private audit(req: InFlight, outcome: string): void {
-    const { decided, principal } = req
-    if (decided === undefined || this.o.audit === undefined) return
-    const filtered = outcome.startsWith('kept ')
-    this.o.metrics?.decisions.inc({ server: this.server, decision: filtered ? 'filter' : 'allow' })
-    this.o.audit.record({
-      sub: principal.sub,
-      iss: principal.iss,
-      clientId: principal.clientId,
-      server: this.server,
-      method: req.method,
-      name: decided.name,
-      decision: filtered ? 'filter' : 'allow',
-      rule: ruleOf(decided.decision),
-      durationMs: +(performance.now() - req.start).toFixed(2),
-      outcome,
-    })
+    if (req.decided === undefined || this.o.audit === undefined) return
+    auditAllowed(this.o.audit, this.o.metrics, { ...req, decided: req.decided, server: this.server, outcome })
   }
 
   private settle(id: RequestId, req: InFlight): void {
@@ -368,8 +354,33 @@ export class Session {
   }
 }
 
+/**
+ * The audit event (and decision count) of a request policy allowed, once its outcome is known;
+ * an outcome `kept N of M` is a list the policy filtered. Both eras record requests this way.
+ */
+export function auditAllowed(
+  audit: AuditLog,
+  metrics: Metrics | undefined,
+  e: { principal: Principal; server: string; method: string; decided: Decided; start: number; outcome: string },
+): void {
+  const decision = e.outcome.startsWith('kept ') ? 'filter' : 'allow'
+  metrics?.decisions.inc({ server: e.server, decision })
+  audit.record({
+    sub: e.principal.sub,
+    iss: e.principal.iss,
+    clientId: e.principal.clientId,
+    server: e.server,
+    method: e.method,
+    name: e.decided.name,
+    decision,
+    rule: ruleOf(e.decided.decision),
+    durationMs: +(performance.now() - e.start).toFixed(2),
+    outcome: e.outcome,
+  })
+}
+
 /** `kept N of M` for a filtered list result. */
-function listOutcome(before: unknown, after: unknown): string {
+export function listOutcome(before: unknown, after: unknown): string {
   const count = (r: unknown) => {
     const arr = Object.values(r as Record<string, unknown>).find(Array.isArray)
     return arr ? arr.length : 0

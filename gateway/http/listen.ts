@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import { DEFAULT_LISTENS_PER_SUBJECT, type Lane, type LaneEvent, type LanePool } from '../bridge/lanes.js'
 import { BridgeError } from '../bridge/errors.js'
+import { isObject } from '../bridge/jsonrpc.js'
 import { MODERN_RPC } from '../bridge/modern-wire.js'
 import { ruleOf } from '../bridge/session.js'
 import type { AuditLog } from '../observability/audit.js'
@@ -187,8 +188,8 @@ function finalResult(id: string | number, serverInfo: unknown) {
 }
 
 function parseFilter(value: unknown): Filter | undefined {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined
-  const v = value as Record<string, unknown>
+  if (!isObject(value)) return undefined
+  const v = value
   const out: Filter = {}
   for (const key of ['toolsListChanged', 'promptsListChanged', 'resourcesListChanged'] as const) {
     if (v[key] === undefined) continue

@@ -16,7 +16,7 @@ import type { Vars } from './request-id.js'
 import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
 import { rpcError, serveModern, type ModernDeps } from './modern.js'
 import { standardHeaders } from './modern-headers.js'
-import { decisionResponse, errorResponse, rpcErrorResponse } from './respond.js'
+import { decisionResponse, errorResponse, negotiationRefusal, rpcErrorResponse } from './respond.js'
 
 /** What the MCP endpoint needs to serve one server. */
 export interface McpEndpointDeps {
@@ -110,7 +110,8 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       if (sessionId === undefined) {
         const init = messages.length === 1 && messages[0]!.kind === 'request' && messages[0]!.method === 'initialize'
         if (!init) throw new BridgeError('session_required', 'the Mcp-Session-Id header is required (send initialize first)')
-        const notAcceptable = precheckInitialize(c.req.raw)
+        // Checked before a process is spawned for a request the transport would refuse anyway.
+        const notAcceptable = negotiationRefusal(c.req.raw)
         if (notAcceptable) return notAcceptable
         const session = await d.registry.open(server, principal, log())
         const res = await session.handle(c.req.raw, body, principal, decided)
@@ -146,18 +147,3 @@ function idOf(body: unknown): string | number | null {
   return typeof id === 'string' || typeof id === 'number' ? id : null
 }
 
-/**
- * The SDK transport's own Accept and Content-Type checks, run before a process is spawned
- * for a request that would be refused anyway.
- */
-function precheckInitialize(req: Request): Response | undefined {
-  const accept = req.headers.get('accept') ?? ''
-  if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
-    return rpcErrorResponse(406, -32000, 'Not Acceptable: Client must accept both application/json and text/event-stream')
-  }
-  const type = req.headers.get('content-type') ?? ''
-  if (!/^application\/json\s*(;|$)/i.test(type)) {
-    return rpcErrorResponse(415, -32000, 'Unsupported Media Type: Content-Type must be application/json')
-  }
-  return undefined
-}

@@ -1,5 +1,4 @@
 import type { JSONRPCRequest } from '@modelcontextprotocol/server'
-import { MODERN_RPC } from '../bridge/modern-wire.js'
 
 /** A header/body disagreement (2026-07-28 HeaderMismatch: 400, -32020). */
 export interface HeaderMismatch {
@@ -66,6 +65,3 @@ export function decodeHeaderValue(value: string): string | undefined {
 function mismatch(header: string, body: string): HeaderMismatch {
   return { message: `Bad Request: the request headers and body disagree: ${body}`, data: { mismatch: { header, body } } }
 }
-
-/** The JSON-RPC code for a header mismatch. */
-export const HEADER_MISMATCH = MODERN_RPC.headerMismatch

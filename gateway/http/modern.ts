@@ -13,8 +13,8 @@ import { InputRounds, type RoundBinding } from '../bridge/input-rounds.js'
 import type { LanePool } from '../bridge/lanes.js'
 import { BackendCall, type ClientMeta, type Outcome } from '../bridge/modern-call.js'
 import { completeResult, discoverResult, inputRequiredResult, missingCapability, MODERN_METHODS, MODERN_PROTOCOL_VERSION, MODERN_RPC, modernError, SUPPORTED_PROTOCOL_VERSIONS } from '../bridge/modern-wire.js'
-import { envelope, progressToken, type RequestId } from '../bridge/jsonrpc.js'
-import { ownerKey, ruleOf, type Decided, type ResultFilter } from '../bridge/session.js'
+import { envelope, isObject, progressToken, type RequestId } from '../bridge/jsonrpc.js'
+import { auditAllowed, listOutcome, ownerKey, type Decided, type ResultFilter } from '../bridge/session.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
@@ -22,9 +22,9 @@ import type { Policy } from '../policy/policy.js'
 import type { PolicyStore } from '../policy/store.js'
 import { decideBody } from './decide.js'
 import { listenStream } from './listen.js'
-import { HEADER_MISMATCH, headerMismatch, standardHeaders } from './modern-headers.js'
+import { headerMismatch, standardHeaders } from './modern-headers.js'
 import { paramHeaderMismatch, paramHeadersOf } from './param-headers.js'
-import { decisionResponse } from './respond.js'
+import { decisionResponse, negotiationRefusal } from './respond.js'
 import { openEventStream } from './sse.js'
 
 /** What the sessionless path needs. */
@@ -67,14 +67,8 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
   // A notification means nothing to a 2026-07-28 server: cancellation is a disconnect.
   if (route.messageKind === 'notification') return new Response(null, { status: 202 })
   const message = route.message
-  // Transports §Sending Messages: a JSON body, and a client that takes JSON and SSE answers.
-  if (!/^application\/json\s*(;|$)/i.test(r.req.headers.get('content-type') ?? '')) {
-    return rpcError(415, message.id, -32000, 'Unsupported Media Type: Content-Type must be application/json')
-  }
-  const accept = r.req.headers.get('accept') ?? ''
-  if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
-    return rpcError(406, message.id, -32000, 'Not Acceptable: Client must accept both application/json and text/event-stream')
-  }
+  const notAcceptable = negotiationRefusal(r.req, message.id)
+  if (notAcceptable) return notAcceptable
   const revision = route.classification.revision
   if (revision !== MODERN_PROTOCOL_VERSION) {
     return rpcError(400, message.id, MODERN_RPC.unsupportedVersion, `Unsupported protocol version: ${revision ?? 'none named'}`, {
@@ -83,7 +77,7 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
     })
   }
   const mismatch = headerMismatch(standardHeaders(r.req.headers), message)
-  if (mismatch) return rpcError(400, message.id, HEADER_MISMATCH, mismatch.message, mismatch.data)
+  if (mismatch) return rpcError(400, message.id, MODERN_RPC.headerMismatch, mismatch.message, mismatch.data)
   if (!MODERN_METHODS.has(message.method)) return rpcError(404, message.id, MODERN_RPC.methodNotFound, `Method not found: ${message.method}`)
 
   const verdict = decideBody(d, [envelope(message)], r.principal, r.server, r.policy)
@@ -131,29 +125,29 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
     }
     backend = claimed.call
     const answers = params.inputResponses
-    if (answers !== undefined && (typeof answers !== 'object' || answers === null || Array.isArray(answers))) {
+    if (answers !== undefined && !isObject(answers)) {
       backend.cancel('invalid inputResponses')
       d.lanes.release(backend.lane, backend)
       return rpcError(200, message.id, MODERN_RPC.invalidParams, 'inputResponses must be an object keyed by the inputRequests keys')
     }
-    responses = (answers as Record<string, unknown> | undefined) ?? {}
+    responses = answers ?? {}
   } else {
     // SEP-2243 Mcp-Param-* headers, checked against the tool's own schema: before any process
     // is taken when the schemas are known, else once the lane has read them.
     const badHeaders = (schemas: Map<string, unknown>) => paramHeaderMismatch(paramHeadersOf(schemas.get(String(params.name))), params.arguments, r.req.headers)
     const known = message.method === 'tools/call' ? d.lanes.knownToolSchemas(r.server, r.principal) : undefined
     const early = known && badHeaders(known)
-    if (early) return rpcError(400, message.id, HEADER_MISMATCH, early.message, early.data)
+    if (early) return rpcError(400, message.id, MODERN_RPC.headerMismatch, early.message, early.data)
     const lane = await d.lanes.acquire(r.server, r.principal, r.log, r.accepted, r.req.signal)
     if (message.method === 'tools/call' && known === undefined) {
       const bad = badHeaders(await d.lanes.toolSchemas(lane))
       if (bad) {
         d.lanes.release(lane)
-        return rpcError(400, message.id, HEADER_MISMATCH, bad.message, bad.data)
+        return rpcError(400, message.id, MODERN_RPC.headerMismatch, bad.message, bad.data)
       }
     }
     const given = params.inputResponses
-    const presupplied = typeof given === 'object' && given !== null && !Array.isArray(given) ? { ...(given as Record<string, unknown>) } : {}
+    const presupplied = isObject(given) ? { ...given } : {}
     backend = new BackendCall(lane, { method: message.method, params: backendParams(params) }, meta, d.config.servers[r.server]!.requestTimeout, presupplied)
     lane.user = backend
   }
@@ -226,9 +220,8 @@ async function settle(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, 
     const e = missingCapability(backend.refused)
     return { status: e.status, body: { jsonrpc: '2.0', id, error: e.error }, outcome: `error ${e.error.code}` }
   }
-  let outcome = 'ok'
   const filtered = d.filter(r.server, message.method, result, r.principal) as Record<string, unknown>
-  if (filtered !== result) outcome = 'filtered'
+  const outcome = filtered === result ? 'ok' : listOutcome(result, filtered)
   result = completeResult(message.method, filtered, backend.lane.init.serverInfo)
   return { status: 200, body: { jsonrpc: '2.0', id, result }, outcome }
 }
@@ -255,21 +248,7 @@ function backendParams(params: Record<string, unknown>): Record<string, unknown>
 }
 
 function audit(d: ModernDeps, r: ModernRequest, method: string, decided: Decided | undefined, start: number, outcome: string): void {
-  if (decided === undefined) return
-  const filtered = outcome === 'filtered'
-  d.metrics.decisions.inc({ server: r.server, decision: filtered ? 'filter' : 'allow' })
-  d.audit.record({
-    sub: r.principal.sub,
-    iss: r.principal.iss,
-    clientId: r.principal.clientId,
-    server: r.server,
-    method,
-    name: decided.name,
-    decision: filtered ? 'filter' : 'allow',
-    rule: ruleOf(decided.decision),
-    durationMs: +(performance.now() - start).toFixed(2),
-    outcome,
-  })
+  if (decided !== undefined) auditAllowed(d.audit, d.metrics, { principal: r.principal, server: r.server, method, decided, start, outcome })
 }
 
 /** A JSON-RPC error on the modern path, echoing the request id (checklist D33). */

@@ -23,6 +23,22 @@ export function rpcErrorResponse(status: number, code: number, message: string, 
 }
 
 /**
+ * MCP transports §Sending Messages: a POST carries JSON and its client takes both JSON and
+ * SSE answers; otherwise `406` or `415` (the SDK transport's own checks, run where the gateway
+ * answers before it). `id`: the request's, when it is known.
+ */
+export function negotiationRefusal(req: Request, id: string | number | null = null): Response | undefined {
+  const accept = req.headers.get('accept') ?? ''
+  if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
+    return rpcErrorResponse(406, -32000, 'Not Acceptable: Client must accept both application/json and text/event-stream', {}, id)
+  }
+  if (!/^application\/json\s*(;|$)/i.test(req.headers.get('content-type') ?? '')) {
+    return rpcErrorResponse(415, -32000, 'Unsupported Media Type: Content-Type must be application/json', {}, id)
+  }
+  return undefined
+}
+
+/**
  * The one place an error becomes a response. Exposed errors keep their message; anything
  * else is a 500 with a fixed text, its detail going to the log only.
  */
