@@ -400,28 +400,8 @@ describe('2026-07-28 multi-round-trip requests for session-era servers', () => {
 
 describe('2026-07-28 subscriptions/listen', () => {
   it('acknowledges first, then delivers only the asked-for list changes, stamped with the subscription id', async () => {
-    const b = body('subscriptions/listen', { notifications: { toolsListChanged: true, promptsListChanged: true } }, { id: 4242 })
-    const ac = new AbortController()
-    const res = await request(stack.local('fixture'), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${alice}`, ...headersFor(b) },
-      body: JSON.stringify(b),
-      signal: ac.signal,
-    })
-    assert.equal(res.statusCode, 200)
-    const events: Record<string, any>[] = []
-    let buffer = ''
-    res.body.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString()
-      let i
-      while ((i = buffer.indexOf('\n\n')) !== -1) {
-        const frame = buffer.slice(0, i)
-        buffer = buffer.slice(i + 2)
-        const data = frame.split('\n').find((l) => l.startsWith('data: '))
-        if (data) events.push(JSON.parse(data.slice(6)))
-      }
-    })
-    res.body.on('error', () => {})
+    const { status, events, close } = await listen({ toolsListChanged: true, promptsListChanged: true }, { id: 4242 })
+    assert.equal(status, 200)
     await waitFor(() => events.length >= 1)
     assert.equal(events[0]!.method, 'notifications/subscriptions/acknowledged')
     assert.deepEqual(events[0]!.params.notifications, { toolsListChanged: true, promptsListChanged: true })
@@ -434,22 +414,14 @@ describe('2026-07-28 subscriptions/listen', () => {
     await call('tools/call', { name: 'list_changed' }, { token: bob })
     await new Promise((r) => setTimeout(r, 200))
     assert.equal(events.length, 2)
-    ac.abort()
+    close()
   })
 })
 
 describe('2026-07-28 subscriptions/listen and resources', () => {
   it('resource subscriptions are decided per URI, survive idle reaping, and deliver updates', async () => {
     const token = await stack.token('alice', { server: 'conformance' })
-    const b = body('subscriptions/listen', { notifications: { resourceSubscriptions: ['test://watched-resource', 'test://static-text'] } }, { id: 77 })
-    const ac = new AbortController()
-    const res = await request(stack.local('conformance'), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, ...headersFor(b) },
-      body: JSON.stringify(b),
-      signal: ac.signal,
-    })
-    const events = collect(res.body)
+    const { events, close } = await listen({ resourceSubscriptions: ['test://watched-resource', 'test://static-text'] }, { token, server: 'conformance', id: 77 })
     try {
       await waitFor(() => events.length >= 1)
       assert.deepEqual(events[0]!.params.notifications, { resourceSubscriptions: ['test://watched-resource'] }, 'the denied URI is left out')
@@ -463,7 +435,7 @@ describe('2026-07-28 subscriptions/listen and resources', () => {
       assert.equal(update.params.uri, 'test://watched-resource')
       assert.equal(update.params._meta['io.modelcontextprotocol/subscriptionId'], 77)
     } finally {
-      ac.abort()
+      close()
     }
   })
 })
@@ -472,17 +444,9 @@ describe('2026-07-28 subscriptions/listen sharing a process', () => {
   it('two streams on one URI share its subscription: closing one leaves the other its updates', async () => {
     const token = await stack.token('dev', { server: 'conformance' })
     const open = async (id: number) => {
-      const b = body('subscriptions/listen', { notifications: { resourceSubscriptions: ['test://watched-resource'] } }, { id })
-      const ac = new AbortController()
-      const res = await request(stack.local('conformance'), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, ...headersFor(b) },
-        body: JSON.stringify(b),
-        signal: ac.signal,
-      })
-      const events = collect(res.body)
-      await waitFor(() => events.length >= 1)
-      return { events, close: () => ac.abort() }
+      const stream = await listen({ resourceSubscriptions: ['test://watched-resource'] }, { token, server: 'conformance', id })
+      await waitFor(() => stream.events.length >= 1)
+      return stream
     }
     const one = await open(1)
     const two = await open(2)
@@ -501,31 +465,16 @@ describe('2026-07-28 subscriptions/listen sharing a process', () => {
 describe('2026-07-28 subscriptions/listen limits', () => {
   it(`a principal holds at most ${DEFAULT_LISTENS_PER_SUBJECT} streams per server; closing one frees its place`, async () => {
     const token = await stack.token('admin', { server: 'fixture' })
-    const open = async () => {
-      const b = body('subscriptions/listen', { notifications: { toolsListChanged: true } })
-      const ac = new AbortController()
-      const res = await request(stack.local('fixture'), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, ...headersFor(b) },
-        body: JSON.stringify(b),
-        signal: ac.signal,
-      })
-      res.body.on('error', () => {})
-      if (res.statusCode !== 200) await res.body.text()
-      return { status: res.statusCode, close: () => ac.abort() }
-    }
+    const open = () => listen({ toolsListChanged: true }, { token })
     const streams = []
     for (let i = 0; i < DEFAULT_LISTENS_PER_SUBJECT; i++) streams.push(await open())
     assert.ok(streams.every((s) => s.status === 200))
     const refused = await open()
     assert.equal(refused.status, 429)
     // Another principal is not affected.
-    const b = body('subscriptions/listen', { notifications: { toolsListChanged: true } })
-    const ac = new AbortController()
-    const other = await request(stack.local('fixture'), { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${bob}`, ...headersFor(b) }, body: JSON.stringify(b), signal: ac.signal })
-    other.body.on('error', () => {})
-    assert.equal(other.statusCode, 200)
-    ac.abort()
+    const other = await listen({ toolsListChanged: true }, { token: bob })
+    assert.equal(other.status, 200)
+    other.close()
     streams.pop()!.close()
     // The gateway sees the disconnect a moment later.
     let reopened = await open()
@@ -585,6 +534,19 @@ function collect(stream: NodeJS.ReadableStream & { on: (e: string, f: (x: any) =
   })
   stream.on('error', () => {})
   return events
+}
+
+/** Opens a subscriptions/listen stream; its messages are collected as they arrive. */
+async function listen(notifications: Record<string, unknown>, o: { token?: string; server?: string; id?: number } = {}) {
+  const b = body('subscriptions/listen', { notifications }, { id: o.id })
+  const ac = new AbortController()
+  const res = await request(stack.local(o.server ?? 'fixture'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${o.token ?? alice}`, ...headersFor(b) },
+    body: JSON.stringify(b),
+    signal: ac.signal,
+  })
+  return { status: res.statusCode, events: collect(res.body), close: () => ac.abort() }
 }
 
 async function waitFor<T>(fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
