@@ -62,13 +62,12 @@ export class InputRounds {
    * `onExpire` runs if no answer comes within the TTL (the caller cancels and frees the lane).
    */
   async park(call: BackendCall, binding: RoundBinding, onExpire: () => void): Promise<string> {
+    // Never waiting already: a request leaves waiting when claimed, before its next round.
     const key = callKey(call)
-    const previous = this.parked.get(key)
-    if (previous !== undefined) clearTimeout(previous.timer)
     const round = (rounds.get(call) ?? 0) + 1
     rounds.set(call, round)
     // A principal's abandoned rounds each hold a process: past the bound, the oldest goes.
-    const mine = [...this.parked.entries()].filter(([k, p]) => p.owner === binding.owner && k !== key)
+    const mine = [...this.parked.entries()].filter(([, p]) => p.owner === binding.owner)
     for (const [k] of mine.slice(0, Math.max(0, mine.length - DEFAULT_WAITING_PER_SUBJECT + 1))) this.expire(k)
     const timer = setTimeout(() => this.expire(key), this.ttlMs).unref()
     this.parked.set(key, { call, owner: binding.owner, round, timer, onExpire })

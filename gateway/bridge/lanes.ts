@@ -160,7 +160,7 @@ export class LanePool {
    * each principal's processes may answer differently, so each has its own.
    */
   initOf(server: string, principal: Principal): InitResult | undefined {
-    return this.inits.get(this.cacheKey(server, principal))
+    return this.inits.get(this.cacheKey(server, this.keyOf(server, principal)))
   }
 
   /**
@@ -173,9 +173,12 @@ export class LanePool {
     return `${server}\n${ownerKey(principal)}${identity === undefined ? '' : `\n${identity}`}`
   }
 
-  /** What a server's processes have in common: all of them, or one identity's (`identityEnv`). */
-  private cacheKey(server: string, principal: Principal): string {
-    return this.o.config.servers[server]?.identityEnv ? this.keyOf(server, principal) : server
+  /**
+   * What the processes behind lane key `key` have in common with others of the server: all of
+   * them, or under `identityEnv` only those of the same identity.
+   */
+  private cacheKey(server: string, key: string): string {
+    return this.o.config.servers[server]?.identityEnv ? key : server
   }
 
   /**
@@ -290,22 +293,21 @@ export class LanePool {
    * `pool.max`. Resolves true when one was ended.
    */
   async reclaim(server: string): Promise<boolean> {
-    let oldest: { key: string; lane: Lane } | undefined
-    for (const [key, list] of this.lanes) {
+    let oldest: Lane | undefined
+    for (const list of this.lanes.values()) {
       for (const lane of list) {
         if (lane.server !== server || lane.busy || lane.pins.size > 0) continue
-        if (oldest === undefined || lane.lastUsed < oldest.lane.lastUsed) oldest = { key, lane }
+        if (oldest === undefined || lane.lastUsed < oldest.lastUsed) oldest = lane
       }
     }
     if (oldest === undefined) return false
-    this.lost(oldest.key, oldest.lane)
-    await oldest.lane.child.close()
+    await this.retire(oldest)
     return true
   }
 
   /** The tool schemas of a server as the principal's processes have them, if already read. */
   knownToolSchemas(server: string, principal: Principal): Map<string, unknown> | undefined {
-    return this.schemas.get(this.cacheKey(server, principal))
+    return this.schemas.get(this.cacheKey(server, this.keyOf(server, principal)))
   }
 
   /**
@@ -314,7 +316,7 @@ export class LanePool {
    * `identityEnv` makes them the principal's own).
    */
   async toolSchemas(lane: Lane): Promise<Map<string, unknown>> {
-    const cacheKey = this.o.config.servers[lane.server]?.identityEnv ? lane.key : lane.server
+    const cacheKey = this.cacheKey(lane.server, lane.key)
     const known = this.schemas.get(cacheKey)
     if (known !== undefined) return known
     const found = new Map<string, unknown>()
@@ -394,7 +396,7 @@ export class LanePool {
         await child.close()
         throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
       }
-      const cacheKey = this.cacheKey(server, principal)
+      const cacheKey = this.cacheKey(server, key)
       if (!this.inits.has(cacheKey)) this.inits.set(cacheKey, init)
       const lane = new Lane(key, server, ownerKey(principal), child, init, (e) => this.emit(e, lane))
       // Held from the start: listed unheld, another request could take it first.
@@ -402,7 +404,7 @@ export class LanePool {
       const list = this.lanes.get(key) ?? []
       list.push(lane)
       this.lanes.set(key, list)
-      child.onexit = () => this.lost(key, lane)
+      child.onexit = () => this.lost(lane)
       log.debug({ pid: child.pid, lane: lane.id }, 'sessionless lane started')
       return lane
     } finally {
@@ -412,23 +414,33 @@ export class LanePool {
     }
   }
 
-  private lost(key: string, lane: Lane): void {
-    const list = this.lanes.get(key)
+  /**
+   * Ends a lane's process, forgotten first: a closing lane is never handed out, and a view of a
+   * shared process (whose close fires no exit) is forgotten all the same.
+   */
+  private retire(lane: Lane): Promise<void> {
+    this.lost(lane)
+    return lane.child.close()
+  }
+
+  /** Forgets a lane whose process is gone or going; whoever used it hears so. */
+  private lost(lane: Lane): void {
+    const list = this.lanes.get(lane.key)
     if (list !== undefined) {
       const i = list.indexOf(lane)
       if (i !== -1) list.splice(i, 1)
-      if (list.length === 0) this.lanes.delete(key)
+      if (list.length === 0) this.lanes.delete(lane.key)
     }
     const user = lane.user
     lane.user = undefined
     user?.lost()
     for (const pin of [...lane.pins]) pin()
     lane.pins.clear()
-    this.wake(key)
+    this.wake(lane.key)
   }
 
   private emit(event: LaneEvent, lane: Lane): void {
-    if (event.method === 'notifications/tools/list_changed') this.schemas.delete(this.o.config.servers[event.server]?.identityEnv ? lane.key : event.server)
+    if (event.method === 'notifications/tools/list_changed') this.schemas.delete(this.cacheKey(event.server, lane.key))
     if (this.o.config.servers[event.server]?.mode === 'shared') {
       // A shared process tells every view of it at once: one event per principal, not per lane.
       const once = `${event.owner}\n${event.method}\n${JSON.stringify(event.params ?? null)}`
@@ -441,14 +453,11 @@ export class LanePool {
 
   private reap(): void {
     const now = Date.now()
-    for (const [key, list] of [...this.lanes]) {
+    for (const list of [...this.lanes.values()]) {
       for (const lane of [...list]) {
         const idle = Math.min(DEFAULT_LANE_IDLE_MS, this.o.config.servers[lane.server]?.idleTimeout || DEFAULT_LANE_IDLE_MS)
         if (lane.busy || lane.pins.size > 0 || now - lane.lastUsed <= idle) continue
-        // Out of the list first: a closing lane is never handed out, and a view of a shared
-        // process (whose close fires no exit) is forgotten all the same.
-        this.lost(key, lane)
-        void lane.child.close()
+        void this.retire(lane)
       }
     }
   }
