@@ -86,17 +86,15 @@ export async function listenStream(o: {
             if (o.signal.aborted) break
             // Streams on one process share its subscription to a URI: placed by the first,
             // withdrawn by the last (the process keeps one per URI, not one per stream).
-            const shared = held.subscriptions.get(uri) ?? 0
-            if (shared > 0) {
-              held.subscriptions.set(uri, shared + 1)
-              subscribed.push(uri)
-              continue
+            if (!held.subscriptions.has(uri)) {
+              const reply = (await o.lanes.request(held, 'resources/subscribe', { uri }, SUBSCRIBE_TIMEOUT_MS)) as { result?: unknown } | undefined
+              if (reply?.result === undefined) {
+                o.log.info({ uri }, 'the server refused a resource subscription; left out of the acknowledgement')
+                continue
+              }
             }
-            const reply = (await o.lanes.request(held, 'resources/subscribe', { uri }, SUBSCRIBE_TIMEOUT_MS)) as { result?: unknown } | undefined
-            if (reply?.result !== undefined) {
-              held.subscriptions.set(uri, (held.subscriptions.get(uri) ?? 0) + 1)
-              subscribed.push(uri)
-            } else o.log.info({ uri }, 'the server refused a resource subscription; left out of the acknowledgement')
+            held.subscriptions.set(uri, (held.subscriptions.get(uri) ?? 0) + 1)
+            subscribed.push(uri)
           }
         }
         if (!held.child.alive) throw new BridgeError('spawn_failed', 'the MCP server process exited')
