@@ -131,9 +131,7 @@ export class Session {
     const res = await this.transport.handleRequest(req, { parsedBody, authInfo })
     // The GET stream is the client listening: the session is not idle while it is open.
     if (req.method === 'GET' && res.status === 200 && res.body !== null) {
-      // Held no longer than the token that opened it authorizes: then the client reconnects.
-      const until = principal.exp === undefined ? undefined : principal.exp * 1000
-      return new Response(this.holdStream(res.body, until), { status: res.status, headers: res.headers })
+      return new Response(this.holdStream(res.body, principal.exp), { status: res.status, headers: res.headers })
     }
     return res
   }
@@ -145,9 +143,10 @@ export class Session {
 
   /**
    * The same stream, counted while it is open: idle reaping spares a session whose client
-   * listens, and its idle time starts when the stream ends.
+   * listens, and its idle time starts when the stream ends. It lasts no longer than the token
+   * that opened it (`exp`, seconds since the epoch): then the client reconnects with a new one.
    */
-  holdStream(body: ReadableStream<Uint8Array>, until?: number): ReadableStream<Uint8Array> {
+  holdStream(body: ReadableStream<Uint8Array>, exp: number | undefined): ReadableStream<Uint8Array> {
     this.streams++
     const reader = body.getReader()
     let ended = false
@@ -161,7 +160,7 @@ export class Session {
     }
     return new ReadableStream<Uint8Array>({
       start(controller) {
-        if (until === undefined) return
+        if (exp === undefined) return
         expiry = setTimeout(() => {
           end()
           void reader.cancel('the token that opened the stream expired').catch(() => {})
@@ -170,7 +169,7 @@ export class Session {
           } catch {
             // already closed
           }
-        }, Math.max(0, until - Date.now())).unref()
+        }, Math.max(0, exp * 1000 - Date.now())).unref()
       },
       async pull(controller) {
         try {

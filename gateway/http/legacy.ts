@@ -33,8 +33,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           return transport
         })
         transport.onclosed = () => void session.close()
-        // The stream lasts no longer than the token that opened it (the client reconnects).
-        return new Response(session.holdStream(transport.stream, principal.exp === undefined ? undefined : principal.exp * 1000), {
+        return new Response(session.holdStream(transport.stream, principal.exp), {
           headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' },
         })
       } catch (err) {
