@@ -150,6 +150,18 @@ describe('limits', () => {
     const res = await rpc('sleepy', token, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, s.sid)
     assert.equal(res.status, 404)
   })
+  it('a GET stream ends when the token that opened it expires', async () => {
+    const token = await stack.forge({ aud: stack.endpoint('sleepy'), exp: Math.floor(Date.now() / 1000) + 2 })
+    const s = await open('sleepy', token)
+    const started = Date.now()
+    // Without the expiry the stream would stay open: give up (and fail) after a while.
+    const get = await pool.request({ path: '/mcp/sleepy', method: 'GET', headers: { accept: 'text/event-stream', authorization: `Bearer ${token}`, 'mcp-session-id': s.sid }, signal: AbortSignal.timeout(8000) })
+    assert.equal(get.statusCode, 200)
+    await get.body.text()
+    const took = Date.now() - started
+    assert.ok(took >= 500 && took < 4000, `the stream ended after ${took} ms`)
+  })
+
   it('a session whose client holds its GET stream open is not idle; its idle time starts when the stream ends', async () => {
     const token = await stack.token('alice', { server: 'sleepy' })
     const s = await open('sleepy', token)
