@@ -227,6 +227,11 @@ if (process.env.FIXTURE_ROOTS_ON_INIT === '1') {
 const transport = new StdioServerTransport()
 await server.connect(transport)
 
+// Record every byte of stdin as it arrives, before any parsing: what a lenient server would have
+// acted on, including messages the SDK's own parser would drop.
+const rawFile = process.env.FIXTURE_RAW_RECORD_FILE
+if (rawFile) process.stdin.on('data', (chunk: Buffer) => appendFileSync(rawFile, chunk))
+
 // Record every received message before the SDK handles it, so tests can prove what reached us.
 const recordFile = process.env.FIXTURE_RECORD_FILE
 if (recordFile) {

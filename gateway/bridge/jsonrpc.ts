@@ -12,22 +12,29 @@ export type Envelope =
 
 /**
  * Classifies a parsed JSON value by its envelope only (the hot path decides on method and
- * name; full validation happens once, in the SDK transport).
+ * name; full validation happens once, in the SDK transport). The one classification every
+ * transport uses: a message is a notification only when it has no `id` member at all
+ * (JSON-RPC 2.0 §4.1); an `id` that is not a string or a number (null, an object, a boolean,
+ * an array) makes the message invalid, never a notification.
  */
 export function envelope(value: unknown): Envelope {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { kind: 'invalid' }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return INVALID
   const m = value as Record<string, unknown>
-  if (m.jsonrpc !== '2.0') return { kind: 'invalid' }
+  if (m.jsonrpc !== '2.0') return INVALID
   const params = typeof m.params === 'object' && m.params !== null ? (m.params as Record<string, unknown>) : undefined
-  const hasId = typeof m.id === 'string' || typeof m.id === 'number'
+  const id = m.id
+  const hasId = typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id))
+  if (!hasId && id !== undefined) return INVALID
   if (typeof m.method === 'string') {
     return hasId
-      ? { kind: 'request', id: m.id as RequestId, method: m.method, params }
+      ? { kind: 'request', id: id as RequestId, method: m.method, params }
       : { kind: 'notification', method: m.method, params }
   }
-  if (hasId && ('result' in m || 'error' in m)) return { kind: 'response', id: m.id as RequestId }
-  return { kind: 'invalid' }
+  if (hasId && ('result' in m || 'error' in m)) return { kind: 'response', id: id as RequestId }
+  return INVALID
 }
+
+const INVALID: Envelope = { kind: 'invalid' }
 
 /** A JSON object: not null, not an array. */
 export function isObject(value: unknown): value is Record<string, unknown> {

@@ -4,20 +4,27 @@ import { ruleOf, type Decided } from '../bridge/session.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { decide, decideAccess, type Decision } from '../policy/evaluate.js'
-import { gatedTarget } from '../policy/filter.js'
 import type { Policy } from '../policy/policy.js'
+import { GATED_METHODS, gatedTarget } from '../policy/target.js'
 
 /** The policy's verdict on a POST body: every request allowed (by id), or the first refusal. */
 export type BodyVerdict =
   | { refused: undefined; decided: Map<RequestId, Decided> }
   | { refused: { message: Envelope; decision: Refusal; name?: string }; decided: undefined }
 
-/** A decision that refuses. */
-export type Refusal = Exclude<Decision, { effect: 'allow' }>
+/**
+ * A message the gateway will not pass on, and why: a policy refusal (deny, or a challenge the
+ * caller may step up from), or a message malformed where the gateway must read it (`invalid`,
+ * with its JSON-RPC code: -32600 for the envelope, -32602 for the name or URI it carries).
+ */
+export type Refusal =
+  | Exclude<Decision, { effect: 'allow' }>
+  | { effect: 'invalid'; code: -32600 | -32602; reason: string; source: undefined }
 
 /**
- * Decides every message of a body from one policy version. A refusal is audited and counted
- * here, and nothing of the body may then reach the session.
+ * Decides every message of a body from one policy version, with one classification for every
+ * transport and era. A refusal is audited and counted here, and nothing of the body may then
+ * reach the session.
  */
 export function decideBody(
   d: { audit: AuditLog; metrics: Metrics },
@@ -29,26 +36,36 @@ export function decideBody(
   const decided = new Map<RequestId, Decided>()
   for (const m of messages) {
     const verdict = decideMessage(m, principal, server, policy)
-    const { decision } = verdict
+    const decision = verdict.decision
     if (decision.effect === 'allow') {
-      if (m.kind === 'request') decided.set(m.id, verdict)
+      if (m.kind === 'request') decided.set(m.id, verdict as Decided)
       continue
     }
-    d.metrics.decisions.inc({ server, decision: verdict.decision.effect })
+    d.metrics.decisions.inc({ server, decision: decision.effect })
     d.audit.record({
       sub: principal.sub, iss: principal.iss, clientId: principal.clientId, server,
-      method: m.kind === 'request' || m.kind === 'notification' ? m.method : 'response',
-      name: verdict.name, decision: verdict.decision.effect, rule: ruleOf(verdict.decision), outcome: 'refused',
+      method: m.kind === 'request' || m.kind === 'notification' ? m.method : m.kind,
+      name: verdict.name, decision: decision.effect, rule: ruleOf(decision), outcome: 'refused',
     })
     return { refused: { message: m, decision, name: verdict.name }, decided: undefined }
   }
   return { refused: undefined, decided }
 }
 
-/** Policy for one client→server message. Responses and notifications need only server access. */
-function decideMessage(m: Envelope, principal: Principal, server: string, policy: Policy): Decided {
-  if (m.kind === 'invalid') return { decision: { effect: 'allow', reason: 'left to the transport to refuse', source: undefined } }
+/** Policy for one client→server message. Responses and ungated messages need only server access. */
+function decideMessage(m: Envelope, principal: Principal, server: string, policy: Policy): Decided | { decision: Refusal; name?: string } {
+  // JSON-RPC 2.0 §4: a malformed envelope (an id that is null, an object, a boolean…) is no
+  // notification; it goes nowhere.
+  if (m.kind === 'invalid') return { decision: invalid(-32600, 'Invalid Request: not a JSON-RPC 2.0 request, notification or response (an id must be a string or a number)') }
+  if (m.kind === 'notification' && GATED_METHODS.has(m.method)) {
+    return { decision: invalid(-32600, `Invalid Request: ${m.method} is a request and needs an id`) }
+  }
   const target = m.kind === 'request' ? gatedTarget(m.method, m.params) : undefined
   if (target === undefined) return { decision: decideAccess(policy, principal, server) }
+  if (target.kind === 'invalid') return { decision: invalid(-32602, target.reason) }
   return { decision: decide(policy, principal, server, target.feature, target.name), name: target.name }
+}
+
+function invalid(code: -32600 | -32602, reason: string): Refusal {
+  return { effect: 'invalid', code, reason, source: undefined }
 }

@@ -7,7 +7,7 @@ import { readJsonBody } from './body.js'
 import { decideBody } from './decide.js'
 import type { McpEndpointDeps } from './mcp.js'
 import type { Vars } from './request-id.js'
-import { decisionResponse, errorResponse, RPC_POLICY_DENIED } from './respond.js'
+import { decisionResponse, errorResponse, refusalError } from './respond.js'
 
 /**
  * The deprecated HTTP+SSE transport (2024-11-05) for clients that still use it, with the same
@@ -55,13 +55,15 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
         const { refused, decided } = decideBody(d, messages, principal, server, d.policy.current)
         if (refused) {
           const { message: m, decision } = refused
-          // Replies travel on the event stream in this transport: an outright denial of a
-          // request is answered there; a missing scope is the POST's own 403 challenge.
-          if (decision.effect === 'deny' && m.kind === 'request') {
-            session.tell({ jsonrpc: '2.0', id: m.id, error: { code: RPC_POLICY_DENIED, message: 'denied by policy' } } as never)
+          const id = !Array.isArray(body) && m.kind === 'request' ? m.id : null
+          // Replies travel on the event stream in this transport: a refused request with an id
+          // to answer is answered there; a missing scope is the POST's own 403 challenge, and a
+          // malformed envelope the POST's own 400.
+          if (id !== null && decision.effect !== 'challenge' && !(decision.effect === 'invalid' && decision.code === -32600)) {
+            session.tell({ jsonrpc: '2.0', id, error: refusalError(decision) } as never)
             return new Response(null, { status: 202 })
           }
-          return decisionResponse(decision, { resourceMetadata: d.metadataOf(server), id: null })
+          return decisionResponse(decision, { resourceMetadata: d.metadataOf(server), id })
         }
         return await session.handle(c.req.raw, body, principal, decided)
       } catch (err) {

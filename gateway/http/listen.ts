@@ -8,6 +8,7 @@ import { MODERN_RPC } from '../bridge/modern-wire.js'
 import { ruleOf } from '../bridge/session.js'
 import type { AuditLog } from '../observability/audit.js'
 import { decide, decideAccess } from '../policy/evaluate.js'
+import { nonCanonicalUri } from '../policy/resource-uri.js'
 import type { PolicyStore } from '../policy/store.js'
 import { openEventStream, type EventStream } from './sse.js'
 
@@ -166,13 +167,20 @@ export async function listenStream(o: {
   return response
 }
 
-/** The policy on one resource URI; refusals are audited when `audit` is set. */
+/**
+ * The policy on one resource URI, which must be canonical (the form the server reads);
+ * refusals are audited when `audit` is set.
+ */
 function allowed(o: { policy: PolicyStore; audit: AuditLog; principal: Principal; server: string }, uri: string, audit: boolean): boolean {
-  const d = decide(o.policy.current, o.principal, o.server, 'resources', uri)
-  if (d.effect === 'allow') return true
+  const malformed = nonCanonicalUri(uri)
+  const d = malformed === undefined ? decide(o.policy.current, o.principal, o.server, 'resources', uri) : undefined
+  if (d?.effect === 'allow') return true
   if (audit) {
     const p = o.principal
-    o.audit.record({ sub: p.sub, iss: p.iss, clientId: p.clientId, server: o.server, method: 'subscriptions/listen', name: uri, decision: d.effect, rule: ruleOf(d), outcome: 'left out' })
+    o.audit.record({
+      sub: p.sub, iss: p.iss, clientId: p.clientId, server: o.server, method: 'subscriptions/listen', name: uri,
+      decision: d?.effect ?? 'invalid', rule: d ? ruleOf(d) : `Invalid params: ${malformed}`, outcome: 'left out',
+    })
   }
   return false
 }

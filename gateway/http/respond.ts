@@ -3,10 +3,15 @@ import { AuthError } from '../auth/errors.js'
 import { bearerChallenge } from '../auth/challenge.js'
 import { GatewayError } from '../errors.js'
 import type { Metrics } from '../observability/metrics.js'
-import type { Decision } from '../policy/evaluate.js'
+import type { Refusal } from './decide.js'
 
-/** JSON-RPC error code for a request refused by policy (implementation-defined range). */
+/** JSON-RPC error code for a request refused by policy for good (implementation-defined range). */
 export const RPC_POLICY_DENIED = -32010
+/**
+ * JSON-RPC error code in the body of a `403` step-up challenge: the caller may get a token with
+ * the scopes named in `WWW-Authenticate` and retry, unlike a denial.
+ */
+export const RPC_INSUFFICIENT_SCOPE = -32011
 
 /** JSON-RPC codes for gateway error codes that have a standard one. */
 const RPC_CODE: Record<string, number> = { parse_error: -32700, invalid_message: -32600 }
@@ -73,18 +78,25 @@ export function errorResponse(err: unknown, o: { resourceMetadata: string; scope
 }
 
 /**
- * A refused policy decision as a response: a missing scope is a `403` step-up challenge
- * (MCP 2025-11-25 §Runtime Insufficient Scope Errors); an outright denial is a JSON-RPC error
- * on `200` when the request has an id to answer, naming no rule or file.
+ * A refusal as a response. A missing scope is a `403` step-up challenge (MCP 2025-11-25
+ * §Runtime Insufficient Scope Errors) with its own code, so a client can tell it from a denial;
+ * an outright denial is a JSON-RPC error on `200` when the request has an id to answer, naming
+ * no rule or file; a malformed message is `-32600` (HTTP 400) or `-32602` (on 200, with its id).
  */
-export function decisionResponse(d: Exclude<Decision, { effect: 'allow' }>, o: { resourceMetadata: string; id: string | number | null }): Response {
+export function decisionResponse(d: Refusal, o: { resourceMetadata: string; id: string | number | null }): Response {
   if (d.effect === 'challenge') {
     const description = `this operation needs scope ${d.missing.join(' ')}`
     const challenge = bearerChallenge({ resourceMetadata: o.resourceMetadata, error: 'insufficient_scope', scope: [...d.required], description })
-    return rpcErrorResponse(403, RPC_POLICY_DENIED, description, { 'www-authenticate': challenge }, o.id)
+    return rpcErrorResponse(403, RPC_INSUFFICIENT_SCOPE, `Insufficient scope: ${description}`, { 'www-authenticate': challenge }, o.id)
   }
-  const body = { jsonrpc: '2.0', id: o.id, error: { code: RPC_POLICY_DENIED, message: 'denied by policy' } }
-  return new Response(JSON.stringify(body), { status: o.id === null ? 403 : 200, headers: { 'content-type': 'application/json' } })
+  const error = refusalError(d)
+  const status = d.effect === 'invalid' && d.code === -32600 ? 400 : o.id === null ? (d.effect === 'invalid' ? 400 : 403) : 200
+  return new Response(JSON.stringify({ jsonrpc: '2.0', id: o.id, error }), { status, headers: { 'content-type': 'application/json' } })
+}
+
+/** The JSON-RPC error object of a refusal that is not a challenge (also sent on event streams). */
+export function refusalError(d: Exclude<Refusal, { effect: 'challenge' }>): { code: number; message: string } {
+  return d.effect === 'invalid' ? { code: d.code, message: d.reason } : { code: RPC_POLICY_DENIED, message: 'denied by policy' }
 }
 
 function causeOf(err: Error): string | undefined {

@@ -9,7 +9,8 @@ export interface AuditEvent {
   method: string
   /** Tool or prompt name, or resource URI, when the method names one. */
   name?: string
-  decision: 'allow' | 'deny' | 'challenge' | 'filter'
+  /** `invalid`: refused before any decision, the message being malformed where policy reads it. */
+  decision: 'allow' | 'deny' | 'challenge' | 'filter' | 'invalid'
   /** The rule that decided: `file:line pattern`, or the reason when no rule did. */
   rule: string
   /** Milliseconds from decision to the server's reply (allowed requests only). */

@@ -27,29 +27,3 @@ export function filterListResult(policy: Policy, server: string, method: string,
   })
   return { ...result, [list.key]: kept }
 }
-
-/** The feature and name a gated request names, or undefined for requests that are not gated per name. */
-export function gatedTarget(method: string, params: Record<string, unknown> | undefined): { feature: Feature; name: string } | undefined {
-  switch (method) {
-    case 'tools/call':
-      return { feature: 'tools', name: str(params?.name) }
-    case 'prompts/get':
-      return { feature: 'prompts', name: str(params?.name) }
-    case 'resources/read':
-    case 'resources/subscribe':
-      return { feature: 'resources', name: str(params?.uri) }
-    case 'completion/complete': {
-      // Completions reveal a prompt's or resource's arguments: gated like the thing itself.
-      const ref = params?.ref as Record<string, unknown> | undefined
-      if (ref?.type === 'ref/prompt') return { feature: 'prompts', name: str(ref.name) }
-      if (ref?.type === 'ref/resource') return { feature: 'resources', name: str(ref.uri) }
-      return { feature: 'prompts', name: '' }
-    }
-    default:
-      return undefined
-  }
-}
-
-function str(v: unknown): string {
-  return typeof v === 'string' ? v : ''
-}

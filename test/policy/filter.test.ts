@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 import type { Principal } from '../../gateway/auth/principal.js'
 import { decide } from '../../gateway/policy/evaluate.js'
-import { filterListResult, gatedTarget } from '../../gateway/policy/filter.js'
+import { filterListResult } from '../../gateway/policy/filter.js'
+import { gatedTarget } from '../../gateway/policy/target.js'
 import { loadPolicy } from '../../gateway/policy/load.js'
 import type { Policy } from '../../gateway/policy/policy.js'
 import { policyDir, POLICY, who } from './fixtures.js'
@@ -99,52 +100,60 @@ describe('filterListResult', () => {
 })
 
 describe('gatedTarget', () => {
+  const named = (feature: string, name: string) => ({ kind: 'named', feature, name })
+  const invalid = (reason: RegExp) => ({ invalid: reason })
   const targets: {
     name: string
     method: string
     params?: Record<string, unknown>
     expect: unknown
   }[] = [
-    { name: 'tools/call', method: 'tools/call', params: { name: 'echo', arguments: {} },
-      expect: { feature: 'tools', name: 'echo' } },
-    { name: 'tools/call without a name', method: 'tools/call', params: {},
-      expect: { feature: 'tools', name: '' } },
-    { name: 'tools/call with a non-string name', method: 'tools/call', params: { name: ['echo'] },
-      expect: { feature: 'tools', name: '' } },
-    { name: 'tools/call without params', method: 'tools/call',
-      expect: { feature: 'tools', name: '' } },
-    { name: 'prompts/get', method: 'prompts/get', params: { name: 'greet' },
-      expect: { feature: 'prompts', name: 'greet' } },
-    { name: 'resources/read', method: 'resources/read', params: { uri: 'file:///a' },
-      expect: { feature: 'resources', name: 'file:///a' } },
-    { name: 'resources/subscribe', method: 'resources/subscribe', params: { uri: 'file:///a' },
-      expect: { feature: 'resources', name: 'file:///a' } },
+    { name: 'tools/call', method: 'tools/call', params: { name: 'echo', arguments: {} }, expect: named('tools', 'echo') },
+    { name: 'tools/call without a name', method: 'tools/call', params: {}, expect: invalid(/params\.name must be a non-empty string/) },
+    { name: 'tools/call with an empty name', method: 'tools/call', params: { name: '' }, expect: invalid(/params\.name/) },
+    { name: 'tools/call with a list for a name', method: 'tools/call', params: { name: ['echo'] }, expect: invalid(/params\.name/) },
+    { name: 'tools/call with an object for a name', method: 'tools/call', params: { name: { toString: 'echo' } }, expect: invalid(/params\.name/) },
+    { name: 'tools/call with a number for a name', method: 'tools/call', params: { name: 7 }, expect: invalid(/params\.name/) },
+    { name: 'tools/call without params', method: 'tools/call', expect: invalid(/params\.name/) },
+    { name: 'prompts/get', method: 'prompts/get', params: { name: 'greet' }, expect: named('prompts', 'greet') },
+    { name: 'prompts/get with null for a name', method: 'prompts/get', params: { name: null }, expect: invalid(/params\.name/) },
+    { name: 'resources/read', method: 'resources/read', params: { uri: 'file:///a' }, expect: named('resources', 'file:///a') },
+    { name: 'resources/subscribe', method: 'resources/subscribe', params: { uri: 'file:///a' }, expect: named('resources', 'file:///a') },
+    { name: 'resources/read of a non-canonical URI', method: 'resources/read', params: { uri: 'file:///a ' }, expect: invalid(/canonical/) },
+    { name: 'resources/subscribe of a non-canonical URI', method: 'resources/subscribe', params: { uri: 'FILE:///a' }, expect: invalid(/canonical/) },
+    { name: 'resources/read with a list for a URI', method: 'resources/read', params: { uri: ['file:///a'] }, expect: invalid(/params\.uri must be a string/) },
     { name: 'tools/list is not gated per name', method: 'tools/list', expect: undefined },
-    { name: 'initialize is not gated per name', method: 'initialize', params: { name: 'x' },
-      expect: undefined },
+    { name: 'initialize is not gated per name', method: 'initialize', params: { name: 'x' }, expect: undefined },
+    { name: 'a method differing in case is not gated (and the server knows no such method)', method: 'Tools/Call', params: { name: 'x' }, expect: undefined },
   ]
-  for (const c of targets) {
-    test(c.name, () => assert.deepEqual(gatedTarget(c.method, c.params), c.expect))
+  const check = (got: unknown, want: unknown) => {
+    if (want && typeof want === 'object' && 'invalid' in want) {
+      assert.equal((got as { kind: string }).kind, 'invalid')
+      assert.match((got as { reason: string }).reason, (want as { invalid: RegExp }).invalid)
+    } else assert.deepEqual(got, want)
   }
-
-  test('a nameless tools/call is denied unless a * rule allows it', () => {
-    const t = gatedTarget('tools/call', {})!
-    assert.equal(decide(policy, who(), 'open', t.feature, t.name).effect, 'allow')
-    assert.equal(decide(policy, viewer, 's', t.feature, t.name).effect, 'deny')
-  })
+  for (const c of targets) {
+    test(c.name, () => check(gatedTarget(c.method, c.params), c.expect))
+  }
 
   const completions = [
     { name: 'completion/complete for a prompt is gated by the prompt rules',
       params: { ref: { type: 'ref/prompt', name: 'greet' }, argument: { name: 'a', value: '' } },
-      expect: { feature: 'prompts', name: 'greet' } },
+      expect: named('prompts', 'greet') },
     { name: 'completion/complete for a resource template is gated by the resource rules',
-      params: { ref: { type: 'ref/resource', uri: 'file:///private/{k}' },
-        argument: { name: 'k', value: '' } },
-      expect: { feature: 'resources', name: 'file:///private/{k}' } },
+      params: { ref: { type: 'ref/resource', uri: 'file:///private/{k}' }, argument: { name: 'k', value: '' } },
+      expect: named('resources', 'file:///private/{k}') },
+    { name: 'completion/complete for a resource template with a trailing space is refused',
+      params: { ref: { type: 'ref/resource', uri: 'file:///private/{k} ' }, argument: { name: 'k', value: '' } },
+      expect: invalid(/params\.ref\.uri: .*canonical/) },
+    { name: 'completion/complete for a resource template in another scheme case is refused',
+      params: { ref: { type: 'ref/resource', uri: 'FILE:///private/{k}' } },
+      expect: invalid(/canonical/) },
+    { name: 'completion/complete without a ref is refused', params: {}, expect: invalid(/params\.ref must be an object/) },
+    { name: 'completion/complete with an unknown ref type is refused',
+      params: { ref: { type: 'ref/tool', name: 'x' } }, expect: invalid(/ref\/prompt or ref\/resource/) },
   ]
   for (const c of completions) {
-    test(c.name, () => {
-      assert.deepEqual(gatedTarget('completion/complete', c.params), c.expect)
-    })
+    test(c.name, () => check(gatedTarget('completion/complete', c.params), c.expect))
   }
 })
