@@ -46,6 +46,11 @@ export async function verifyAccessToken(token: string, o: VerifyOptions): Promis
       requiredClaims: ['exp', 'sub'],
       currentDate: o.now ? new Date(o.now()) : undefined,
     })
+    // RFC 7519 §4.1.2 (a StringOrURI) and RFC 9068 §2.2: `sub` names the user. A number, list,
+    // object or empty string would make identities collide (`["x"]` acting as `"x"`).
+    if (typeof payload.sub !== 'string' || payload.sub === '') {
+      throw new AuthError('malformed_token', 'the access token\'s sub claim must be a non-empty string')
+    }
     return payload
   } catch (err) {
     throw translate(err)

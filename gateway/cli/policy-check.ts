@@ -2,7 +2,7 @@
 import { createReadStream, readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import type { Principal } from '../auth/principal.js'
+import type { Principal, RoleClaim } from '../auth/principal.js'
 import { loadConfigFile } from '../config/load.js'
 import {
   DEFAULT_ROLE_CLAIMS,
@@ -12,6 +12,7 @@ import {
 } from '../policy/explain.js'
 import { loadPolicy } from '../policy/load.js'
 import type { Feature, Policy } from '../policy/policy.js'
+import type { ScopeBasis } from '../policy/evaluate.js'
 
 /** Usage of the `policy` command, printed on any usage error. */
 export const POLICY_USAGE = `\
@@ -109,7 +110,7 @@ function pick(o: { tool?: unknown; prompt?: unknown; resource?: unknown }): Omit
   return { feature: `${key}s` as Feature, name }
 }
 
-async function batch(policy: Policy, roleClaims: readonly string[], from: string): Promise<number> {
+async function batch(policy: Policy, roleClaims: readonly RoleClaim[], from: string): Promise<number> {
   const input = from === '-' ? process.stdin : createReadStream(from)
   let failed = false
   let n = 0
@@ -143,6 +144,14 @@ function caller(p: Principal) {
   return { sub: p.sub, client_id: p.clientId ?? null, roles: [...p.roles].sort() }
 }
 
+/** How `has` was formed, in words (README "Scopes and roles"). */
+const BASIS: Record<ScopeBasis, string> = {
+  'scopes within roles': 'the token\'s scopes, only those its roles grant (the token carries a scope claim)',
+  roles: 'what the roles grant (the token carries no scope claim)',
+  scopes: 'the token\'s scopes alone (the policy maps no roles)',
+  all: 'every scope (--insecure-no-auth)',
+}
+
 const SINGULAR: Record<Feature, string> = {
   tools: 'tool',
   prompts: 'prompt',
@@ -158,7 +167,7 @@ function human(t: Target, p: Principal, e: Explanation): string {
     ? 'relayed to the server'
     : e.decision === 'deny'
       ? '200, JSON-RPC error -32010 denied by policy'
-      : `403 insufficient_scope, scope="${e.required.join(' ')}"`
+      : `403 insufficient_scope, scope="${e.required.join(' ')}", JSON-RPC error -32011`
   const lines = [
     `${e.decision}: ${SINGULAR[t.feature]} ${t.name} on server ${t.server}`,
     `  reason    ${e.reason}`,
@@ -167,6 +176,7 @@ function human(t: Target, p: Principal, e: Explanation): string {
     `  caller    sub ${c.sub || '(none)'}, client_id ${c.client_id ?? '(none)'}, `
       + `roles ${list(c.roles)}`,
     `  has       ${list(e.has)}`,
+    `  from      ${BASIS[e.basis]}`,
     `  required  ${list(e.required)}`,
     `  lacks     ${list(e.lacks)}`,
     `  gateway   ${answer}`,

@@ -129,11 +129,15 @@ const authSchema = z.strictObject({
     .default([...ASYMMETRIC_ALGORITHMS]),
   clockTolerance: z.number().int().min(0).max(300).default(DEFAULT_CLOCK_TOLERANCE_S),
   /**
-   * Dotted claim paths holding role lists; `*` matches any key. The default reads Keycloak's
-   * realm roles and the client roles of a client named `mcp-edge`, not every client's: a role
-   * called `mcp-admin` on some unrelated client must not count.
+   * Claim paths holding role lists: dotted paths through nested objects (`*` matches any key),
+   * or a claim name with `://` taken whole; each value must be an array of strings, or with
+   * `{ path, format: space-separated }` one string. The default reads Keycloak's realm roles
+   * and the client roles of a client named `mcp-edge`, not every client's: a role called
+   * `mcp-admin` on some unrelated client must not count.
    */
-  roleClaims: z.array(z.string().min(1)).default(['realm_access.roles', 'resource_access.mcp-edge.roles']),
+  roleClaims: z
+    .array(z.union([z.string().min(1), z.strictObject({ path: z.string().min(1), format: z.enum(['array', 'space-separated']).default('array') })]))
+    .default(['realm_access.roles', 'resource_access.mcp-edge.roles']),
   /** Require `typ: at+jwt` (RFC 9068 §4). Off by default: many IdPs issue `typ: JWT`. */
   requireJwtAccessTokenType: z.boolean().default(false),
   scopesSupported: z.array(z.string().min(1)).optional(),

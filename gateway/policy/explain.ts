@@ -1,7 +1,7 @@
 import type { JWTPayload } from 'jose'
-import { toPrincipal, type Principal } from '../auth/principal.js'
+import { toPrincipal, type Principal, type RoleClaim } from '../auth/principal.js'
 import { configSchema } from '../config/schema.js'
-import { conditionsHold, decide, grantsOf } from './evaluate.js'
+import { conditionsHold, decide, grantsOf, type ScopeBasis } from './evaluate.js'
 import type { Feature, Policy, Rule } from './policy.js'
 
 /** Where the deciding rule (or the server's `access`, which has no pattern) was written. */
@@ -17,8 +17,10 @@ export interface Explanation {
   reason: string
   /** undefined when no rule decided: no policy for the server, or no rule matched. */
   rule: ExplainedRule | undefined
-  /** Scopes the caller holds: token scopes plus role grants (wildcards as written), sorted. */
+  /** Scopes the caller may use (see `basis`), sorted; role grants keep their wildcards. */
   has: string[]
+  /** How `has` was formed: the token's scopes within its roles, the roles alone, or the scopes alone. */
+  basis: ScopeBasis
   /** What the deciding rule or `access` needs (a challenge's `scope`); empty for a deny. */
   required: string[]
   /** The part of `required` the caller does not hold. */
@@ -64,6 +66,7 @@ export function explain(
     reason: d.reason,
     rule,
     has: [...grants.scopes].sort(),
+    basis: grants.basis,
     required,
     lacks: d.effect === 'challenge' ? [...d.missing] : [],
     skipped,
@@ -75,7 +78,7 @@ function located(r: Rule): ExplainedRule {
 }
 
 /** The role claim paths the gateway uses when the config names none. */
-export const DEFAULT_ROLE_CLAIMS: readonly string[] =
+export const DEFAULT_ROLE_CLAIMS: readonly RoleClaim[] =
   configSchema.shape.auth.parse(undefined).roleClaims
 
 /**
@@ -84,7 +87,7 @@ export const DEFAULT_ROLE_CLAIMS: readonly string[] =
  */
 export function principalFromClaims(
   claims: Record<string, unknown>,
-  roleClaims: readonly string[] = DEFAULT_ROLE_CLAIMS,
+  roleClaims: readonly RoleClaim[] = DEFAULT_ROLE_CLAIMS,
 ): Principal {
   const payload: JWTPayload = {
     ...claims,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { JWTPayload } from 'jose'
-import { toPrincipal } from '../../gateway/auth/principal.js'
+import { toPrincipal, type RoleClaim } from '../../gateway/auth/principal.js'
 
 const KEYCLOAK = ['realm_access.roles', 'resource_access.*.roles']
 const BASE = { iss: 'http://idp', sub: 'u1', exp: 2_000_000_000 }
@@ -9,7 +9,7 @@ const BASE = { iss: 'http://idp', sub: 'u1', exp: 2_000_000_000 }
 interface Case {
   name: string
   payload: JWTPayload
-  roleClaims?: string[]
+  roleClaims?: RoleClaim[]
   expect: { scopes?: string[]; roles?: string[]; clientId?: string | undefined }
 }
 
@@ -49,19 +49,19 @@ const cases: Case[] = [
     expect: { roles: ['a', 'b'] } },
   { name: 'custom path groups (array)', roleClaims: ['groups'],
     payload: { groups: ['admins', 'devs'] }, expect: { roles: ['admins', 'devs'] } },
-  { name: 'custom path holding one string', roleClaims: ['role'], payload: { role: 'admin' },
-    expect: { roles: ['admin'] } },
+  { name: 'custom path holding one string: not a role list, nothing', roleClaims: ['role'], payload: { role: 'admin' },
+    expect: { roles: [] } },
   { name: 'deep custom path', roleClaims: ['a.b.c'], payload: { a: { b: { c: ['deep'] } } },
     expect: { roles: ['deep'] } },
   { name: 'paths not configured are not read', roleClaims: ['groups'],
     payload: { realm_access: { roles: ['x'] } }, expect: { roles: [] } },
-  { name: 'junk role values ignored', roleClaims: [...KEYCLOAK, 'groups'],
+  { name: 'a list with any non-string member grants nothing; strings elsewhere are not lists', roleClaims: [...KEYCLOAK, 'groups'],
     payload: {
       realm_access: { roles: ['ok', 1, '', null, ['nested']] },
-      resource_access: { c1: 'nope', c2: { roles: 'single' }, c3: null, c4: [{ roles: ['arr'] }] },
+      resource_access: { c1: 'nope', c2: { roles: 'single' }, c3: null, c4: [{ roles: ['arr'] }], c5: { roles: ['fine', ''] } },
       groups: { admins: true },
     },
-    expect: { roles: ['ok', 'single'] } },
+    expect: { roles: ['fine'] } },
   { name: 'wildcard over an array does not index it', roleClaims: ['list.*.roles'],
     payload: { list: [{ roles: ['x'] }] }, expect: { roles: [] } },
   { name: 'inherited properties are not claims',
@@ -82,11 +82,46 @@ for (const c of cases) {
 test('toPrincipal keeps the verified claims (for policy conditions) and nothing else', () => {
   const payload = { ...BASE, scope: 'a', secret: 'x' }
   const p = toPrincipal(payload, KEYCLOAK)
-  assert.deepEqual(Object.keys(p).sort(), ['claims', 'clientId', 'exp', 'iss', 'roles', 'scopes', 'sub'])
+  assert.deepEqual(Object.keys(p).sort(), ['claims', 'clientId', 'exp', 'hasScopeClaim', 'iss', 'roles', 'scopes', 'sub'])
   assert.deepEqual(p.claims, payload)
 })
 
-test('a role claim whose name holds dots is found whole (Auth0 namespaced claims)', () => {
+test('a role claim named with :// is one claim, taken whole (Auth0 namespaced claims)', () => {
   const p = toPrincipal({ ...BASE, 'https://example.com/roles': ['admin'] }, ['https://example.com/roles'])
   assert.deepEqual([...p.roles], ['admin'])
+})
+
+// Look-alike claims: a path walks nested objects only, and the value must have the configured form.
+const lookalikes: { name: string; roleClaims: RoleClaim[]; payload: Record<string, unknown> }[] = [
+  { name: 'a top-level claim literally named realm_access.roles', roleClaims: ['realm_access.roles'], payload: { 'realm_access.roles': ['mcp-admin'] } },
+  { name: 'a nested key holding the rest of the path with dots', roleClaims: ['resource_access.mcp-edge.roles'], payload: { resource_access: { 'mcp-edge.roles': ['mcp-admin'] } } },
+  { name: 'a key holding the whole path one level down', roleClaims: ['resource_access.mcp-edge.roles'], payload: { resource_access: { mcp: { 'edge.roles': ['mcp-admin'] } } } },
+  { name: 'a string-valued roles claim', roleClaims: ['roles'], payload: { roles: 'mcp-admin' } },
+  { name: 'a space-separated string where a list is configured', roleClaims: ['roles'], payload: { roles: 'mcp-user mcp-admin' } },
+  { name: 'a list hiding an admin role among non-strings', roleClaims: ['roles'], payload: { roles: ['mcp-admin', 1] } },
+  { name: 'an object keyed by role', roleClaims: ['roles'], payload: { roles: { 'mcp-admin': true } } },
+  { name: 'a nested list', roleClaims: ['roles'], payload: { roles: [['mcp-admin']] } },
+  { name: 'a number', roleClaims: ['roles'], payload: { roles: 1 } },
+  { name: 'a boolean', roleClaims: ['roles'], payload: { roles: true } },
+  { name: 'a list where space-separated is configured', roleClaims: [{ path: 'roles', format: 'space-separated' }], payload: { roles: ['mcp-admin'] } },
+  { name: 'the path through an array', roleClaims: ['realm_access.roles'], payload: { realm_access: [{ roles: ['mcp-admin'] }] } },
+  { name: 'a dotted path named like a URL segment', roleClaims: ['https://example.com/roles'], payload: { 'https://example': { 'com/roles': ['mcp-admin'] } } },
+  { name: 'inherited properties', roleClaims: ['constructor.prototype.roles', 'toString.roles'], payload: {} },
+]
+for (const c of lookalikes) {
+  test(`look-alike role claims grant nothing: ${c.name}`, () => {
+    assert.deepEqual([...toPrincipal({ ...BASE, ...c.payload }, c.roleClaims).roles], [])
+  })
+}
+
+test('a space-separated role string is read only where configured so', () => {
+  const p = toPrincipal({ ...BASE, roles: ' mcp-user  mcp-developer ' }, [{ path: 'roles', format: 'space-separated' }])
+  assert.deepEqual([...p.roles].sort(), ['mcp-developer', 'mcp-user'])
+})
+
+test('hasScopeClaim: any scope or scp claim, even empty or junk; none otherwise', () => {
+  const cases: [Record<string, unknown>, boolean][] = [
+    [{}, false], [{ scope: '' }, true], [{ scope: 'a' }, true], [{ scp: [] }, true], [{ scp: 7 }, true], [{ scopes: 'a' }, false],
+  ]
+  for (const [claims, has] of cases) assert.equal(toPrincipal({ ...BASE, ...claims }, KEYCLOAK).hasScopeClaim, has, JSON.stringify(claims))
 })

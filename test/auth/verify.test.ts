@@ -118,6 +118,10 @@ const cases: Case[] = [
     expect: code('malformed_token'), fetches: 0 },
   { name: 'missing sub', token: () => signToken(rsa, valid({ sub: undefined })),
     expect: code('missing_claim') },
+  // sub must be a non-empty string: anything else would make identities collide.
+  ...([['an empty string', ''], ['a number', 42], ['zero', 0], ['a list', ['user-1']], ['an empty list', []],
+    ['an object', { id: 'user-1' }], ['an empty object', {}], ['true', true], ['false', false], ['null', null]] as [string, unknown][])
+    .map(([what, sub]): Case => ({ name: `sub is ${what}`, token: () => signToken(rsa, valid({ sub: sub as never })), expect: code('malformed_token') })),
   { name: 'missing exp', token: () => signToken(rsa, valid({ exp: undefined })),
     expect: code('missing_claim') },
   { name: 'exp not a number', token: () => signToken(rsa, valid({ exp: 'tomorrow' as never })),
