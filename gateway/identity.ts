@@ -107,6 +107,7 @@ const ANONYMOUS: Principal = {
   sub: 'anonymous',
   clientId: undefined,
   scopes: new Set(),
+  hasScopeClaim: false,
   allScopes: true,
   claims: {},
   roles: new Set(),

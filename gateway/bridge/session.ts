@@ -34,8 +34,8 @@ export interface Decided {
   name?: string
 }
 
-/** How an audit line names the rule behind a decision. */
-export function ruleOf(d: Decision): string {
+/** How an audit line names the rule behind a decision (or a refusal's reason). */
+export function ruleOf(d: Pick<Decision, 'reason' | 'source'>): string {
   return d.source ? `${d.source.file}:${d.source.line ?? '?'} ${d.reason}` : d.reason
 }
 
@@ -50,9 +50,12 @@ interface InFlight {
   start: number
 }
 
-/** The stable identity a session is bound to: issuer and subject, never the token. */
+/**
+ * The stable identity a session is bound to: issuer and subject, never the token. Encoded so no
+ * two (iss, sub) pairs share a key, whatever characters they hold.
+ */
 export function ownerKey(p: Pick<Principal, 'iss' | 'sub'>): string {
-  return `${p.iss}\n${p.sub}`
+  return JSON.stringify([p.iss, p.sub])
 }
 
 /**

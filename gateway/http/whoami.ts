@@ -41,7 +41,9 @@ export function whoami(d: {
         clientId: p.clientId ?? null,
         scopes: [...p.scopes].sort(),
         roles: [...p.roles].sort(),
+        // The scopes that count (README "Scopes and roles"), and how they were formed.
         grantedScopes: [...grantsOf(policy, p).scopes].sort(),
+        scopeBasis: grantsOf(policy, p).basis,
         servers,
       }, { headers: { 'cache-control': 'no-store' } })
     } catch (err) {

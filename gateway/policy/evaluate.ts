@@ -10,31 +10,50 @@ export type Decision =
   /** Refused for missing scopes: the caller may step up to `required`. */
   | { effect: 'challenge'; reason: string; source: Source | undefined; required: readonly string[]; missing: readonly string[] }
 
-/** The scopes a principal holds under a policy: its token scopes plus what its roles grant. */
+/**
+ * How a principal's effective scopes were formed (README "Scopes and roles"):
+ * - `scopes within roles`: the token carries a scope claim, so its scopes are what the user
+ *   delegated to this client, and only those the user's roles allow count (a read-only token of
+ *   a user who could write can only read; a token claiming `mcp:admin` without the role gets
+ *   nothing for it);
+ * - `roles`: the token carries no scope claim at all (some IdPs issue none): the roles decide;
+ * - `scopes`: the policy maps no roles, so there is no ceiling: the token's scopes decide;
+ * - `all`: the --insecure-no-auth identity.
+ */
+export type ScopeBasis = 'scopes within roles' | 'roles' | 'scopes' | 'all'
+
+/** The scopes a principal may use under a policy, and how they were formed. */
 export interface Grants {
+  /** The effective scopes: granted wildcards as written under `roles`, else literal scopes. */
   scopes: ReadonlySet<string>
+  basis: ScopeBasis
   has(scope: string): boolean
 }
 
 const grantsCache = new WeakMap<Principal, { policy: Policy; grants: Grants }>()
 
-/** Expands a principal's roles through the policy's role map (cached per principal and policy). */
+/** A principal's effective scopes under a policy (cached per principal and policy). */
 export function grantsOf(policy: Policy, principal: Principal): Grants {
   const hit = grantsCache.get(principal)
   if (hit?.policy === policy) return hit.grants
-  const scopes = new Set(principal.scopes)
-  const granted = new Set<string>()
-  for (const role of principal.roles) for (const s of policy.roles.get(role) ?? []) granted.add(s)
-  for (const s of granted) scopes.add(s)
-  // Scope hierarchies (MCP authorization, step-up): `*` grants all, `tools:*` grants `tools:x`,
-  // but only when the policy's role map says so: a token's own scopes are taken literally.
-  const patterns = [...granted].filter((s) => s.includes('*')).map(scopePattern)
-  const grants: Grants = {
-    scopes,
-    has: (s) => principal.allScopes === true || scopes.has(s) || patterns.some((m) => m(s)),
-  }
+  const grants = computeGrants(policy, principal)
   grantsCache.set(principal, { policy, grants })
   return grants
+}
+
+function computeGrants(policy: Policy, principal: Principal): Grants {
+  if (principal.allScopes === true) return { scopes: new Set(principal.scopes), basis: 'all', has: () => true }
+  const token = principal.scopes
+  if (policy.roles.size === 0) return { scopes: new Set(token), basis: 'scopes', has: (s) => token.has(s) }
+  // The ceiling: what the user's roles grant through the role map. A granted scope may be a
+  // pattern (`*`, `tools:*`), but only there: a token's own scopes are taken literally.
+  const ceiling = new Set<string>()
+  for (const role of principal.roles) for (const s of policy.roles.get(role) ?? []) ceiling.add(s)
+  const patterns = [...ceiling].filter((s) => s.includes('*')).map(scopePattern)
+  const withinRoles = (s: string) => ceiling.has(s) || patterns.some((m) => m(s))
+  if (!principal.hasScopeClaim) return { scopes: ceiling, basis: 'roles', has: withinRoles }
+  const effective = new Set([...token].filter(withinRoles))
+  return { scopes: effective, basis: 'scopes within roles', has: (s) => effective.has(s) }
 }
 
 /** May this principal open a session on (or keep using) `server`? */

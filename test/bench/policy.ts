@@ -27,7 +27,7 @@ export function benchPolicy(iterations = 20_000): PolicyBenchResult {
     rules.push('      "*": deny')
     writeFileSync(join(dir, 'p.yaml'), `roles:\n  user: ["mcp:read"]\n  dev: ["mcp:read", "mcp:write"]\nservers:\n  s:\n    access: ["mcp:read"]\n    tools:\n${rules.join('\n')}\n`)
     const policy = loadPolicy(join(dir, 'p.yaml'))
-    const principal = (): Principal => ({ iss: 'i', sub: 'u', clientId: 'c', scopes: new Set(), roles: new Set(['user']), exp: undefined, claims: {} })
+    const principal = (): Principal => ({ iss: 'i', sub: 'u', clientId: 'c', scopes: new Set(), hasScopeClaim: false, roles: new Set(['user']), exp: undefined, claims: {} })
     const listSize = 100
     const result = { tools: Array.from({ length: listSize }, (_, i) => ({ name: `tool_${i}`, inputSchema: { type: 'object' } })), nextCursor: 'x' }
 

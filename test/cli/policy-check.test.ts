@@ -76,7 +76,8 @@ describe('policy check: one question, human output and exit code', { concurrency
       code: 1,
       out: [/^challenge: tool write_note on server notes$/m, /^  reason +missing scope mcp:write for rule write_note$/m,
         new RegExp(`^  rule +write_note at ${esc(POLICY)}:10$`, 'm'), /^  required +mcp:read mcp:write$/m,
-        /^  lacks +mcp:write$/m, /^  gateway +403 insufficient_scope, scope="mcp:read mcp:write"$/m],
+        /^  lacks +mcp:write$/m, /^  gateway +403 insufficient_scope, scope="mcp:read mcp:write", JSON-RPC error -32011$/m,
+        /^  from +what the roles grant \(the token carries no scope claim\)$/m],
     },
     {
       name: 'deny by rule → 1, with the rule',
@@ -97,6 +98,14 @@ describe('policy check: one question, human output and exit code', { concurrency
       args: check('--claims', file('nobody.json', '{"sub":"x"}'), '--server', 'notes', '--tool', 'read_note'),
       code: 1,
       out: [/^challenge: /m, new RegExp(`^  rule +access at ${esc(POLICY)}:6$`, 'm'), /^  caller +sub x, client_id \(none\), roles \(none\)$/m],
+    },
+    {
+      name: 'a read-only token of a developer: scopes within roles, explained',
+      args: check('--claims', '-', '--server', 'notes', '--tool', 'write_note'),
+      stdin: JSON.stringify({ sub: 'dora', scope: 'mcp:read mcp:admin', realm_access: { roles: ['mcp-developer'] } }),
+      code: 1,
+      out: [/^challenge: tool write_note on server notes$/m, /^  has +mcp:read$/m, /^  lacks +mcp:write$/m,
+        /^  from +the token's scopes, only those its roles grant \(the token carries a scope claim\)$/m],
     },
     {
       name: 'claims from stdin',
@@ -133,7 +142,7 @@ describe('policy check --json', { concurrency: true }, () => {
       caller: { sub: 'alice', client_id: 'laptop', roles: ['mcp-user'] },
       decision: 'challenge', reason: 'missing scope mcp:write for rule write_note',
       rule: { pattern: 'write_note', file: POLICY, line: 10 },
-      has: ['mcp:read'], required: ['mcp:read', 'mcp:write'], lacks: ['mcp:write'], skipped: [],
+      has: ['mcp:read'], basis: 'roles', required: ['mcp:read', 'mcp:write'], lacks: ['mcp:write'], skipped: [],
     })
   })
 

@@ -116,14 +116,16 @@ const initialize = {
 describe('realm tokens at the gateway of the stack', () => {
   const both = ['mcp:read', 'mcp:write']
   const whoamiCases = [
-    { name: 'demo user (PKCE client)', claims: demo, access: 'allow', granted: both },
-    { name: 'service account with its scopes', claims: service, access: 'allow', granted: both },
-    // policies/demo.yaml maps mcp-tools to read and write: the role alone gives access.
+    // The token's scopes are what the client was delegated; the roles are the ceiling.
+    { name: 'demo user (PKCE client): a developer with a read token reads', claims: demo, access: 'allow', granted: ['mcp:read'], lacks: ['mcp:write'] },
+    { name: 'service account with its scopes', claims: service, access: 'allow', granted: both, lacks: [] },
+    // A scope claim without any MCP scope delegates nothing: the client must ask for mcp:read.
     {
-      name: 'service account without scopes (its mcp-tools role grants them)',
+      name: 'service account whose token names no MCP scope gets a step-up, whatever its role',
       claims: { ...service, scope: 'profile' },
-      access: 'allow',
-      granted: both,
+      access: 'challenge',
+      granted: [],
+      lacks: both,
     },
   ]
   for (const c of whoamiCases) {
@@ -140,6 +142,7 @@ describe('realm tokens at the gateway of the stack', () => {
       assert.equal(body.iss, ISSUER)
       assert.equal(body.clientId, c.claims.azp)
       for (const s of c.granted) assert.ok(body.grantedScopes.includes(s), s)
+      for (const s of c.lacks) assert.ok(!body.grantedScopes.includes(s), s)
       for (const server of ['echo', 'notes']) {
         assert.equal(body.servers[server]?.access, c.access, server)
       }

@@ -182,7 +182,7 @@ describe('/metrics', () => {
 })
 
 describe('step-up with the SDK client', () => {
-  it('a 403 insufficient_scope leads the client to a wider token, and the retried call succeeds', async () => {
+  it('a 403 insufficient_scope leads the client to a wider token its roles allow, and the retried call succeeds; one its roles forbid never helps', async () => {
     const { provider, saved } = memoryProvider('step-up')
     const url = new URL(stack.local('notes'))
     const authorize = async (transport: StreamableHTTPClientTransport) => {
@@ -196,14 +196,23 @@ describe('step-up with the SDK client', () => {
     transport = new StreamableHTTPClientTransport(url, { authProvider: provider })
     await client.connect(transport)
     const scopeOf = () => String(JSON.parse(Buffer.from((saved.tokens as { access_token: string }).access_token.split('.')[1]!, 'base64url').toString()).scope ?? '')
-    assert.doesNotMatch(scopeOf(), /mcp:admin/)
-    // delete_note needs mcp:admin: the gateway answers 403 with scope="mcp:read mcp:admin".
-    await assert.rejects(client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } }), UnauthorizedError)
-    assert.match(provider.authorizationUrl!.searchParams.get('scope') ?? '', /mcp:admin/, 'the client asked for the challenged scope')
+    assert.doesNotMatch(scopeOf(), /mcp:write/)
+    // write_note needs mcp:write, which the token lacks but the user's roles allow: 403 with
+    // scope="mcp:read mcp:write", a new authorization, and the retried call succeeds.
+    await assert.rejects(client.callTool({ name: 'write_note', arguments: { name: 'stepped', text: 'up' } }), UnauthorizedError)
+    assert.match(provider.authorizationUrl!.searchParams.get('scope') ?? '', /mcp:write/, 'the client asked for the challenged scope')
     await authorize(transport)
-    assert.match(scopeOf(), /mcp:admin/)
-    const result = await client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } })
-    assert.equal((result.content as { text: string }[])[0]!.text, 'deleted welcome')
+    assert.match(scopeOf(), /mcp:write/)
+    const result = await client.callTool({ name: 'write_note', arguments: { name: 'stepped', text: 'up' } })
+    assert.match((result.content as { text: string }[])[0]!.text, /stepped/)
+    // delete_note needs mcp:admin, which no role of this user grants: a step-up cannot help.
+    // Whatever the new token says, the gateway still refuses, and the note stays.
+    const refused = (err: Error) => err instanceof UnauthorizedError || /403 insufficient_scope/.test(err.message)
+    await assert.rejects(client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } }), refused)
+    if (provider.authorizationUrl) await authorize(transport)
+    await assert.rejects(client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } }), refused)
+    const still = await client.callTool({ name: 'read_note', arguments: { name: 'welcome' } })
+    assert.equal((still as { isError?: boolean }).isError, undefined)
     await client.close()
   })
 })

@@ -65,21 +65,32 @@ const cases: Case[] = [
     expect: challenge(['mcp:read', 'mcp:write', 'mcp:admin'], ['mcp:admin']) },
   { name: 'scope list needs all: two missing', who: viewer, input: 'both',
     expect: challenge(['mcp:read', 'mcp:write', 'mcp:admin'], ['mcp:write', 'mcp:admin']) },
-  { name: 'scope list held from token scopes', who: who(['mcp:read', 'mcp:write', 'mcp:admin']),
+  { name: 'scope list held: token scopes all within the roles', who: who(['mcp:read', 'mcp:write', 'mcp:admin'], ['root']),
     input: 'both', expect: allow },
-  { name: 'token scopes and role scopes add up', who: who(['mcp:admin'], ['editor']),
-    input: 'both', expect: allow },
+  { name: 'token scopes without a role that grants them count for nothing', who: who(['mcp:read', 'mcp:write', 'mcp:admin']),
+    input: 'both', expect: challenge(['mcp:read'], ['mcp:read']) },
+  { name: 'token scopes and role scopes do not add up: mcp:admin on the token, editor role', who: who(['mcp:read', 'mcp:write', 'mcp:admin'], ['editor']),
+    input: 'both', expect: challenge(['mcp:read', 'mcp:write', 'mcp:admin'], ['mcp:admin']) },
+  { name: 'a read-only token of an editor can only read', who: who(['mcp:read'], ['editor']),
+    input: 'write_x', expect: challenge(['mcp:read', 'mcp:write'], ['mcp:write']) },
+  { name: 'the same editor with no scope claim at all: roles decide', who: editor, input: 'write_x', expect: allow },
+  { name: 'an empty scope claim delegates nothing, whatever the roles', who: who([], ['root'], 'u', {}, true),
+    input: 'read_note', expect: challenge(['mcp:read'], ['mcp:read']) },
+  { name: 'an unrelated token scope does not count as the role scope', who: who(['openid', 'profile'], ['editor']),
+    input: 'read_note', expect: challenge(['mcp:read'], ['mcp:read']) },
   { name: 'role expansion: editor may write', who: editor, input: 'write_x', expect: allow },
   { name: 'a role the policy does not define grants nothing', who: who([], ['ghost']),
     input: 'read_note', expect: challenge(['mcp:read'], ['mcp:read']) },
   { name: '* grant allows every scope rule', who: root, input: 'both', expect: allow },
-  { name: 'wildcard grant tools:* covers tools:scoped', who: who(['mcp:read'], ['tooler']),
+  { name: 'wildcard grant tools:* covers tools:scoped (roles alone)', who: who([], ['viewer', 'tooler']),
     input: 'scoped', expect: allow },
-  { name: 'a token scope tools:* is literal: no wildcard from the token', who: who(['mcp:read', 'tools:*']),
+  { name: 'wildcard grant tools:* lets a token scope tools:scoped count', who: who(['mcp:read', 'tools:scoped'], ['viewer', 'tooler']),
+    input: 'scoped', expect: allow },
+  { name: 'a token scope tools:* is literal: no wildcard from the token', who: who(['mcp:read', 'tools:*'], ['viewer', 'tooler']),
     input: 'scoped', expect: challenge(['mcp:read', 'tools:scoped'], ['tools:scoped']) },
-  { name: 'tools:* does not cover mcp:write', who: who(['mcp:read'], ['tooler']), input: 'write_x',
+  { name: 'tools:* does not cover mcp:write', who: who(['mcp:read', 'mcp:write'], ['viewer', 'tooler']), input: 'write_x',
     expect: challenge(['mcp:read', 'mcp:write'], ['mcp:write']) },
-  { name: '? in a granted scope is not a wildcard', who: who(['mcp:read', 'tools:scope?']),
+  { name: '? in a granted scope is not a wildcard', who: who(['mcp:read', 'tools:scope?'], ['viewer', 'tooler']),
     input: 'scoped', expect: challenge(['mcp:read', 'tools:scoped'], ['tools:scoped']) },
   { name: 'required has no duplicates', who: nobody, input: 'reread',
     expect: challenge(['mcp:read'], ['mcp:read']) },
@@ -108,7 +119,7 @@ describe('decide', () => {
   }
 
   test('challenge `required` is stable between calls and principals', () => {
-    const runs = [viewer, viewer, who([], ['viewer']), who(['mcp:read'])]
+    const runs = [viewer, viewer, who([], ['viewer']), who(['mcp:read'], ['viewer'])]
       .map((p) => decide(policy, p, 's', 'tools', 'both'))
     for (const d of runs) {
       assert.equal(d.effect, 'challenge')
@@ -135,11 +146,13 @@ describe('decideAccess', () => {
 
 describe('grantsOf', () => {
   const grantCases: { name: string; who: Principal; input: string; expect: boolean }[] = [
-    { name: 'token scope', who: who(['a']), input: 'a', expect: true },
+    { name: 'token scope within a role', who: who(['mcp:read'], ['viewer']), input: 'mcp:read', expect: true },
+    { name: 'token scope outside every role', who: who(['mcp:admin'], ['viewer']), input: 'mcp:admin', expect: false },
+    { name: 'role scope not on a token that has a scope claim', who: who(['mcp:read'], ['editor']), input: 'mcp:write', expect: false },
     { name: 'role scope', who: editor, input: 'mcp:write', expect: true },
     { name: 'neither', who: editor, input: 'mcp:admin', expect: false },
     { name: '* grants anything', who: root, input: 'whatever:else', expect: true },
-    { name: 'a token scope * grants only the scope named *', who: who(['*']), input: 'mcp:read', expect: false },
+    { name: 'a token scope * grants only the scope named *', who: who(['*'], ['root']), input: 'mcp:read', expect: false },
     { name: 'allScopes (--insecure-no-auth) grants anything', who: { ...who([]), allScopes: true }, input: 'x:y', expect: true },
     { name: 'tools:* grants tools:x', who: who([], ['tooler']), input: 'tools:x', expect: true },
     { name: 'tools:* does not grant toolsx', who: who([], ['tooler']), input: 'toolsx',
@@ -149,9 +162,26 @@ describe('grantsOf', () => {
     test(c.name, () => assert.equal(grantsOf(policy, c.who).has(c.input), c.expect))
   }
 
-  test('expanded scopes list token and role scopes', () => {
-    const scopes = [...grantsOf(policy, who(['x'], ['editor'])).scopes].sort()
-    assert.deepEqual(scopes, ['mcp:read', 'mcp:write', 'x'])
+  test('effective scopes and their basis', () => {
+    const cases: [Principal, string[], string][] = [
+      [who([], ['editor']), ['mcp:read', 'mcp:write'], 'roles'],
+      [who(['x', 'mcp:read'], ['editor']), ['mcp:read'], 'scopes within roles'],
+      [who(['x', 'mcp:read']), [], 'scopes within roles'],
+      [{ ...who([]), allScopes: true }, [], 'all'],
+    ]
+    for (const [p, scopes, basis] of cases) {
+      const g = grantsOf(policy, p)
+      assert.deepEqual([...g.scopes].sort(), scopes)
+      assert.equal(g.basis, basis)
+    }
+  })
+
+  test('a policy that maps no roles has no ceiling: the token scopes decide', async () => {
+    const noRoles = loadPolicy(await tmp.file('no-roles.yaml', yaml('servers:', '  s:', '    access: [mcp:read]', '    tools: { w: [mcp:write] }')))
+    const p = who(['mcp:read', 'mcp:write'], ['editor'])
+    assert.equal(grantsOf(noRoles, p).basis, 'scopes')
+    assert.equal(decide(noRoles, p, 's', 'tools', 'w').effect, 'allow')
+    assert.equal(decide(noRoles, who([], ['editor']), 's', 'tools', 'w').effect, 'challenge')
   })
 
   test('recomputed for another policy (reload), not served from the cache', async () => {

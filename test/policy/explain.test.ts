@@ -43,7 +43,7 @@ describe('explain', () => {
     policy = loadPolicy(file)
   })
 
-  type Expect = Omit<Explanation, 'reason' | 'rule' | 'skipped'> & {
+  type Expect = Omit<Explanation, 'reason' | 'rule' | 'skipped' | 'basis'> & {
     reason: RegExp
     rule: { pattern?: string; line: number } | undefined
     skipped?: { pattern: string; line: number }[]
@@ -71,7 +71,7 @@ describe('explain', () => {
       name: 'challenge on server access: the rule is the access line, no pattern',
       who: who(['other']), target: 'ping',
       expect: { decision: 'challenge', reason: /missing access scope mcp:read/, rule: { line: 8 },
-        has: ['other'], required: ['mcp:read'], lacks: ['mcp:read'] },
+        has: [], required: ['mcp:read'], lacks: ['mcp:read'] },
     },
     {
       name: 'deny by rule, even for "*": the rule and its line',
@@ -102,10 +102,10 @@ describe('explain', () => {
         skipped: [{ pattern: 'deploy', line: 13 }], has: ['mcp:read', 'ops:deploy'], required: [], lacks: [] },
     },
     {
-      name: 'has: token scopes and role grants, sorted and deduplicated',
+      name: 'has: the token scopes its roles grant, not the role scopes it lacks nor scopes no role grants',
       who: who(['z:token', 'mcp:read'], ['editor']), feature: 'prompts', target: 'greet',
       expect: { decision: 'allow', reason: /allowed by rule greet/, rule: { pattern: 'greet', line: 18 },
-        has: ['mcp:read', 'mcp:write', 'z:token'], required: ['mcp:read'], lacks: [] },
+        has: ['mcp:read'], required: ['mcp:read'], lacks: [] },
     },
     {
       name: 'resources: a URI pattern challenge',
@@ -126,6 +126,7 @@ describe('explain', () => {
       assert.deepEqual(e.rule, rule && { ...rule, file })
       assert.deepEqual(e.skipped, skipped.map((r) => ({ ...r, file })))
       assert.deepEqual({ has: e.has, required: e.required, lacks: e.lacks }, { has: c.expect.has, required: c.expect.required, lacks: c.expect.lacks })
+      assert.equal(e.basis, c.who.hasScopeClaim ? 'scopes within roles' : 'roles')
     })
   }
 })

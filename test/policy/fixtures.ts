@@ -31,10 +31,13 @@ export function policyDir(): PolicyDir {
   }
 }
 
-/** A principal holding token `scopes` and `roles`. */
-export function who(scopes: string[] = [], roles: string[] = [], sub = 'user-1', claims: Record<string, unknown> = {}): Principal {
+/**
+ * A principal holding token `scopes` and `roles`. Its token carries a scope claim when it has
+ * scopes (else roles decide alone), unless `hasScopeClaim` says otherwise.
+ */
+export function who(scopes: string[] = [], roles: string[] = [], sub = 'user-1', claims: Record<string, unknown> = {}, hasScopeClaim = scopes.length > 0): Principal {
   return {
-    iss: 'http://idp', sub, clientId: 'client', scopes: new Set(scopes), roles: new Set(roles),
+    iss: 'http://idp', sub, clientId: 'client', scopes: new Set(scopes), hasScopeClaim, roles: new Set(roles),
     exp: undefined, claims: { sub, ...claims },
   }
 }
