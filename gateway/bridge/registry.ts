@@ -18,6 +18,12 @@ export const DEFAULT_REAP_INTERVAL_MS = 10_000
 /** How often a draining shutdown looks whether requests are still in flight, in ms. */
 const DRAIN_POLL_MS = 25
 
+/** What a session limit looks at: whose it is and of which server. */
+interface Slot {
+  server: string
+  owner: string
+}
+
 /**
  * Every live session, by id, and where their processes come from: a warm pool per
  * session-mode server, a shared process per shared-mode server. A lookup from a principal
@@ -26,6 +32,8 @@ const DRAIN_POLL_MS = 25
  */
 export class SessionRegistry {
   private readonly sessions = new Map<string, Session>()
+  /** Sessions whose process is being taken: they count toward every limit already. */
+  private readonly opening = new Set<Slot>()
   private readonly pools = new Map<string, ProcessPool>()
   private readonly shared = new Map<string, SharedServer>()
   private readonly reaper: NodeJS.Timeout
@@ -74,33 +82,49 @@ export class SessionRegistry {
   }
 
   /**
-   * Opens a session of `server` owned by `principal`, with its process.
+   * Opens a session of `server` owned by `principal`, with its process. At a session limit the
+   * least recently used idle session in the limit's scope is ended first.
    * @throws BridgeError `too_many_sessions` (503), `subject_session_limit` (429), `spawn_failed`
    */
   async open(server: string, principal: Principal, log: Logger, transport?: (session: Session) => ClientTransport): Promise<Session> {
     const config = this.o.config.servers[server]
     if (config === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
-    if (this.sessions.size >= this.o.config.limits.maxSessions) {
-      throw new BridgeError('too_many_sessions', 'the gateway is at its session limit; retry later')
-    }
     const owner = ownerKey(principal)
-    let ofServer = 0
-    let ofSubject = 0
-    for (const s of this.sessions.values()) {
-      if (s.server !== server) continue
-      ofServer++
-      if (s.owner === owner) ofSubject++
+    const limits = this.o.config.limits
+    // Each bound, narrowest first: when it is reached, the least recently used idle session in
+    // its scope makes room (clients rarely send DELETE); only when none is idle is it a refusal.
+    const bounds: { of: (s: Slot) => boolean; max: number | undefined; refuse: () => BridgeError }[] = [
+      {
+        of: (s) => s.server === server && s.owner === owner,
+        max: config.maxSessionsPerSubject,
+        refuse: () => new BridgeError('subject_session_limit', `you have ${config.maxSessionsPerSubject} sessions in use on ${server}, the most allowed; end one (DELETE) or retry later`),
+      },
+      {
+        of: (s) => s.owner === owner,
+        max: limits.maxSessionsPerSubject,
+        refuse: () => new BridgeError('subject_session_limit', `you have ${limits.maxSessionsPerSubject} sessions in use on this gateway, the most allowed; end one (DELETE) or retry later`),
+      },
+      { of: (s) => s.server === server, max: config.maxSessions, refuse: () => new BridgeError('too_many_sessions', `server ${server} is at its session limit; retry later`) },
+      { of: () => true, max: limits.maxSessions, refuse: () => new BridgeError('too_many_sessions', 'the gateway is at its session limit; retry later') },
+    ]
+    for (;;) {
+      const full = bounds.find((b) => b.max !== undefined && this.count(b.of) >= b.max)
+      if (full === undefined) break
+      if (!(await this.reclaimIdle(full.of, 'session limit'))) throw full.refuse()
     }
-    if (config.maxSessions !== undefined && ofServer >= config.maxSessions) {
-      throw new BridgeError('too_many_sessions', `server ${server} is at its session limit; retry later`)
-    }
-    if (config.maxSessionsPerSubject !== undefined && ofSubject >= config.maxSessionsPerSubject) {
-      throw new BridgeError('subject_session_limit', `you have ${ofSubject} open sessions on ${server}, the most allowed; end one (DELETE) or retry later`)
-    }
+    // Counted from here, synchronously after the last check: concurrent initializes cannot all
+    // pass the bounds while their processes start.
+    const slot: Slot = { server, owner }
+    this.opening.add(slot)
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const id = this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
     const sessionLog = log.child({ session: random.slice(0, 8) })
-    const child = await this.process(server, principal, sessionLog)
+    let child: Child
+    try {
+      child = await this.process(server, principal, sessionLog)
+    } finally {
+      this.opening.delete(slot)
+    }
     const session = new Session({
       id,
       server,
@@ -137,8 +161,11 @@ export class SessionRegistry {
       try {
         child = await take()
       } catch (err) {
-        // At pool.max: an idle process kept for sessionless requests makes room, if there is one.
-        if (!(err instanceof BridgeError && err.code === 'too_many_sessions' && (await this.reclaim?.(server)))) throw err
+        // At pool.max: an idle session of this server, else an idle process kept for
+        // sessionless requests, makes room, if there is one.
+        if (!(err instanceof BridgeError && err.code === 'too_many_sessions')) throw err
+        const made = (await this.reclaimIdle((s) => s.server === server, 'process limit')) || (await this.reclaim?.(server))
+        if (!made) throw err
         child = await take()
       }
     }
@@ -148,6 +175,11 @@ export class SessionRegistry {
       throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
     }
     return child
+  }
+
+  /** Whether the session with this id holds a listening stream open. */
+  isListening(id: string): boolean {
+    return this.sessions.get(id)?.listening === true
   }
 
   /** The session with this id on this server owned by this principal, else undefined. */
@@ -190,6 +222,31 @@ export class SessionRegistry {
       MCP_EDGE_CLIENT_ID: p.clientId ?? '',
       MCP_EDGE_SCOPES: [...(this.o.scopesOf?.(p) ?? p.scopes)].sort().join(' '),
     }
+  }
+
+  /** Sessions, and sessions being opened, that `of` selects. */
+  private count(of: (s: Slot) => boolean): number {
+    let n = 0
+    for (const s of this.sessions.values()) if (of(s)) n++
+    for (const s of this.opening) if (of(s)) n++
+    return n
+  }
+
+  /**
+   * Ends the least recently used idle session among those `of` selects: no request in flight,
+   * no stream open (a client listening is not idle). Resolves true when one was ended.
+   */
+  private async reclaimIdle(of: (s: Slot) => boolean, reason: string): Promise<boolean> {
+    let oldest: Session | undefined
+    for (const s of this.sessions.values()) {
+      if (!of(s) || s.pending > 0 || s.listening) continue
+      if (oldest === undefined || s.lastActive < oldest.lastActive) oldest = s
+    }
+    if (oldest === undefined) return false
+    this.o.log.info({ server: oldest.server, session: oldest.id.slice(-SESSION_ID_CHARS, -SESSION_ID_CHARS + 8), reason }, 'idle session reclaimed to make room')
+    this.o.metrics?.sessionsReclaimed.inc({ server: oldest.server, reason })
+    await oldest.close()
+    return true
   }
 
   private reapIdle(): void {

@@ -18,8 +18,22 @@ export const DEFAULT_TOKEN_CACHE_MAX = 10_000
 export const DEFAULT_TOKEN_CACHE_TTL_S = 300
 /** A child request with no reply after this long fails with a JSON-RPC error, in ms. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
-/** Session idle time after which the session and its process are ended, in ms. */
-export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000
+/**
+ * Session idle time after which the session and its process are ended, in ms. Clients that
+ * never send DELETE (most) leave a ~60 MB process behind; idle sessions are also reclaimed,
+ * least recently used first, whenever a limit is reached.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000
+/** Live sessions of one server per subject at most, unless the server says otherwise (→ 429). */
+export const DEFAULT_SERVER_SESSIONS_PER_SUBJECT = 8
+/** Live sessions per subject across all servers at most (→ 429): one user never takes the gateway. */
+export const DEFAULT_SESSIONS_PER_SUBJECT = 32
+/** JSON-RPC messages in one batch at most (→ 400 -32600), on every transport. */
+export const DEFAULT_MAX_BATCH = 100
+/** Nesting depth of a request body at most (→ 400 -32600): no MCP message nests deeper. */
+export const DEFAULT_MAX_JSON_DEPTH = 64
+/** Time to receive a whole request body once it has started, in ms (→ 408). */
+export const DEFAULT_BODY_TIMEOUT_MS = 10_000
 /** Warm processes kept ready per session-mode server. */
 export const DEFAULT_POOL_MIN = 0
 /** Processes per session-mode server at most (warm and in use). */
@@ -83,8 +97,11 @@ const serverSchema = z
     replicas: z.number().int().min(1).max(64).default(1),
     /** Live sessions of this server at most (→ 503). */
     maxSessions: z.number().int().min(1).optional(),
-    /** Live sessions of this server per subject at most (→ 429). */
-    maxSessionsPerSubject: z.number().int().min(1).optional(),
+    /**
+     * Live sessions of this server per subject at most (→ 429 once none of that subject's
+     * sessions is idle: an idle one is reclaimed first).
+     */
+    maxSessionsPerSubject: z.number().int().min(1).default(DEFAULT_SERVER_SESSIONS_PER_SUBJECT),
     /** Hand the session's subject, client id and scopes to the process as MCP_EDGE_* variables (spawns on demand, no warm pool). */
     identityEnv: z.boolean().default(false),
     /** `sse` streams every reply (progress, server→client requests on the POST stream); `json` answers each request with one JSON body. */
@@ -186,6 +203,21 @@ export const configSchema = z.strictObject({
     .strictObject({
       maxBodyBytes: z.number().int().min(1024).default(DEFAULT_MAX_BODY_BYTES),
       maxSessions: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS),
+      maxSessionsPerSubject: z.number().int().min(1).default(DEFAULT_SESSIONS_PER_SUBJECT),
+      maxBatch: z.number().int().min(1).max(10_000).default(DEFAULT_MAX_BATCH),
+      maxJsonDepth: z.number().int().min(8).max(1_000).default(DEFAULT_MAX_JSON_DEPTH),
+      bodyTimeout: ms.min(100).default(DEFAULT_BODY_TIMEOUT_MS),
+    })
+    .prefault({}),
+  /**
+   * Where `/metrics` is served: on the main listener to any peer (the default), to the peers
+   * in `allowFrom` only (addresses or CIDR ranges), or only on a listener of its own
+   * (`listen`), e.g. a loopback or cluster-internal port the public proxy never reaches.
+   */
+  metrics: z
+    .strictObject({
+      listen: z.strictObject({ host: z.string().min(1), port: z.number().int().min(0).max(65535) }).optional(),
+      allowFrom: z.array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'an IP address or CIDR range')).min(1).optional(),
     })
     .prefault({}),
   log: z

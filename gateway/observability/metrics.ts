@@ -8,6 +8,7 @@ export interface Metrics {
   policyReloads: Counter<'result'>
   jwksRefreshes: Counter<'result'>
   childExits: Counter<'server'>
+  sessionsReclaimed: Counter<'server' | 'reason'>
 }
 
 /** Live counts read at scrape time. */
@@ -31,6 +32,7 @@ export function createMetrics(g: Gauges): Metrics {
     authFailures: new Counter({ name: 'mcp_edge_auth_failures_total', help: 'Requests refused by authentication, by reason', labelNames: ['code'], registers: [registry] }),
     policyReloads: new Counter({ name: 'mcp_edge_policy_reloads_total', help: 'Policy reloads, by result (ok, failed)', labelNames: ['result'], registers: [registry] }),
     jwksRefreshes: new Counter({ name: 'mcp_edge_jwks_fetches_total', help: 'Issuer key set loads, by result', labelNames: ['result'], registers: [registry] }),
+    sessionsReclaimed: new Counter({ name: 'mcp_edge_sessions_reclaimed_total', help: 'Idle sessions ended early to make room at a limit (session or process), by server and reason', labelNames: ['server', 'reason'], registers: [registry] }),
     childExits: new Counter({ name: 'mcp_edge_server_process_exits_total', help: 'Server processes that exited on their own (not ended by the gateway)', labelNames: ['server'], registers: [registry] }),
   }
   new Gauge({ name: 'mcp_edge_sessions', help: 'Live MCP sessions', registers: [registry], collect() { this.set(g.sessions()) } })

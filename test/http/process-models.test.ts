@@ -19,7 +19,8 @@ const SERVERS = {
   sleepy: { command: node, args: [echo], idleTimeout: 300 },
   identity: { command: node, args: [fixture], identityEnv: true, pool: { min: 1 }, inheritEnv: ['MCP_EDGE_TEST_SHARED'] },
   faulty: { command: node, args: [fixture], requestTimeout: 1500 },
-  shared: { command: node, args: [fixture], mode: 'shared' },
+  // Many sessions of one user on one cheap shared process: its bounds are raised.
+  shared: { command: node, args: [fixture], mode: 'shared', maxSessionsPerSubject: 64 },
   sharedrec: { command: node, args: [fixture], mode: 'shared', env: { FIXTURE_RECORD_FILE: SHARED_RECORD } },
   preinit: { command: node, args: [fixture], pool: { min: 2, preinitialize: true } },
   strict: { command: node, args: [fixture], pool: { min: 1 }, env: { FIXTURE_STRICT_LIFECYCLE: '1' } },
@@ -29,7 +30,7 @@ const POLICY = `${TEST_POLICY}${Object.keys(SERVERS).map((s) => `  ${s}:\n    ac
 let stack: Stack
 let pool: Pool
 before(async () => {
-  stack = await startStack({ servers: SERVERS, policy: POLICY })
+  stack = await startStack({ servers: SERVERS, policy: POLICY, config: { limits: { maxSessionsPerSubject: 100 } } })
   pool = new Pool(stack.url, { connections: 64 })
 })
 after(async () => {
@@ -65,6 +66,11 @@ async function open(server: string, token: string, protocolVersion = '2025-11-25
   return { init, sid, call }
 }
 
+async function metric(line: string): Promise<string> {
+  const text = await (await pool.request({ path: '/metrics', method: 'GET' })).body.text()
+  return text.split('\n').find((l) => l.startsWith(line))?.slice(line.length + 1) ?? ''
+}
+
 const textOf = (m: { result?: { content?: { text: string }[] } } | undefined) => m?.result?.content?.[0]?.text
 const alive = (pid: number) => {
   try {
@@ -93,11 +99,8 @@ describe('session mode: the warm pool', () => {
       pids.add(textOf((await s.call('pid')).last)!)
     }
     assert.equal(pids.size, 4, 'four sessions, four different processes')
-    const over = await open('pooled', token)
-    assert.equal(over.init.status, 503, 'pool.max reached')
-    assert.equal(over.init.headers['retry-after'], '5')
-    assert.match(over.init.last.error.message, /process limit/)
   })
+
 })
 
 describe('session mode: a pre-initialized pool', () => {
@@ -127,19 +130,69 @@ describe('session mode: a server that exits on a request before initialize', () 
   })
 })
 
+/** Holds a session's GET stream open (a listening client is never idle); returns its release. */
+async function listen(server: string, token: string, sid: string): Promise<() => Promise<void>> {
+  const ac = new AbortController()
+  const get = await pool.request({ path: `/mcp/${server}`, method: 'GET', headers: { accept: 'text/event-stream', authorization: `Bearer ${token}`, 'mcp-session-id': sid }, signal: ac.signal })
+  assert.equal(get.statusCode, 200)
+  get.body.on('error', () => {})
+  get.body.resume()
+  return async () => {
+    ac.abort()
+    // The stream counts until the gateway has seen it end.
+    await until(() => !stack.gateway.registry.isListening(sid), 'the stream to end')
+  }
+}
+
 describe('limits', () => {
-  it('maxSessionsPerSubject → 429 with Retry-After; maxSessions → 503 with Retry-After', async () => {
+  it('maxSessionsPerSubject → 429 with Retry-After once none of the subject\'s sessions is idle; maxSessions → 503 likewise', async () => {
     const alice = await stack.token('alice', { server: 'limited' })
     const bob = await stack.token('bob', { server: 'limited' })
-    assert.equal((await open('limited', alice)).init.status, 200)
+    const first = await open('limited', alice)
+    assert.equal(first.init.status, 200)
+    const release = await listen('limited', alice, first.sid)
     const again = await open('limited', alice)
     assert.equal(again.init.status, 429)
     assert.equal(again.init.headers['retry-after'], '5')
-    assert.match(again.init.last.error.message, /open sessions on limited/)
-    assert.equal((await open('limited', bob)).init.status, 200)
+    assert.match(again.init.last.error.message, /sessions in use on limited/)
+    const ofBob = await open('limited', bob)
+    assert.equal(ofBob.init.status, 200)
+    const releaseBob = await listen('limited', bob, ofBob.sid)
     const third = await open('limited', await stack.token('dev', { server: 'limited' }))
     assert.equal(third.init.status, 503)
     assert.equal(third.init.headers['retry-after'], '5')
+    await release()
+    await releaseBob()
+  })
+
+  it("an idle session is reclaimed, least recently used first, when its subject's limit is reached (never a busy one)", async () => {
+    const alice = await stack.token('alice', { server: 'limited' })
+    const older = await open('limited', alice)
+    assert.equal(older.init.status, 200)
+    // Idle: a new session of the same subject takes its place; the old id is gone (404).
+    const newer = await open('limited', alice)
+    assert.equal(newer.init.status, 200)
+    assert.equal((await rpc('limited', alice, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, older.sid)).status, 404)
+    assert.equal((await rpc('limited', alice, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, newer.sid)).status, 200)
+    assert.match(await metric('mcp_edge_sessions_reclaimed_total{server="limited",reason="session limit"}'), /^\d+$/)
+  })
+
+  it('at pool.max an idle session of the server makes room; with every session busy, 503', async () => {
+    const token = await stack.token('bob', { server: 'pooled' })
+    const held: { sid: string; release: () => Promise<void> }[] = []
+    for (let i = 0; i < 4; i++) {
+      const s = await open('pooled', token)
+      assert.equal(s.init.status, 200)
+      held.push({ sid: s.sid, release: await listen('pooled', token, s.sid) })
+    }
+    const over = await open('pooled', token)
+    assert.equal(over.init.status, 503, 'pool.max reached, nothing idle')
+    assert.match(over.init.last.error.message, /process limit/)
+    await held[1]!.release()
+    const room = await open('pooled', token)
+    assert.equal(room.init.status, 200, 'the idle one made room')
+    assert.equal((await rpc('pooled', token, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, held[1]!.sid)).status, 404)
+    for (const h of [held[0]!, held[2]!, held[3]!]) await h.release()
   })
 
   it('idle sessions are reaped after idleTimeout: the process ends, the id answers 404', async () => {
