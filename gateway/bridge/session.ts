@@ -76,6 +76,13 @@ export class Session {
   lastActive = Date.now()
   /** The protocol version negotiated at initialize, once the server has answered it. */
   version: string | undefined
+  /**
+   * How the session's `initialize` ended: its result, or the error the client got (from the
+   * server, or the gateway's when the request never reached it). A session whose initialize
+   * failed must not outlive that response.
+   */
+  readonly initialized: Promise<{ ok: true } | { ok: false; error: { code: number; message: string; data?: unknown } }>
+  private settleInit!: (outcome: { ok: true } | { ok: false; error: { code: number; message: string; data?: unknown } }) => void
   private readonly inflight = new Map<RequestId, InFlight>()
   /** Listening streams open (the GET stream; the legacy transport's event stream). */
   private streams = 0
@@ -100,6 +107,7 @@ export class Session {
       onclose: (session: Session) => void
     },
   ) {
+    this.initialized = new Promise((resolve) => (this.settleInit = resolve))
     this.id = o.id
     this.server = o.server
     this.owner = ownerKey(o.owner)
@@ -207,6 +215,7 @@ export class Session {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.settleInit({ ok: false, error: { code: RPC.connectionClosed, message: 'the session was closed' } })
     this.o.onclose(this)
     this.failInflight(RPC.connectionClosed, 'the session was closed')
     // The transport stores each event before writing it: let the last errors reach their
@@ -232,8 +241,13 @@ export class Session {
       this.cancelledByClient(env.params?.requestId)
     }
     this.child.send(message).catch((err: Error) => {
-      this.o.log.warn({ err: { message: err.message } }, 'could not write to server process')
-      if (env.kind === 'request') this.reply(env.id, RPC.connectionClosed, 'the MCP server process is not running')
+      // A message that cannot be serialized fails here too, with the process still running.
+      const running = this.child.alive
+      this.o.log.warn({ err: { message: err.message }, running }, 'could not write to server process')
+      if (env.kind === 'request') {
+        if (running) this.reply(env.id, -32603, 'the request could not be passed to the MCP server')
+        else this.reply(env.id, RPC.connectionClosed, 'the MCP server process is not running')
+      }
     })
   }
 
@@ -252,6 +266,8 @@ export class Session {
       if (req.method === 'initialize') {
         const v = (m.result as { protocolVersion?: unknown } | undefined)?.protocolVersion
         if (typeof v === 'string') this.version = v
+        const error = (message as { error?: { code: number; message: string; data?: unknown } }).error
+        this.settleInit(error ? { ok: false, error } : { ok: true })
       }
       let outcome = m.error ? `error ${m.error.code}` : 'ok'
       if (this.o.filter && m.result !== undefined) {
@@ -305,6 +321,7 @@ export class Session {
   private reply(id: RequestId, code: number, text: string): void {
     const req = this.inflight.get(id)
     if (req === undefined) return
+    if (req.method === 'initialize') this.settleInit({ ok: false, error: { code, message: text } })
     this.settle(id, req)
     this.audit(req, `error ${code}`)
     this.send(rpcError(id, code, text))

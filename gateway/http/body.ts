@@ -1,16 +1,54 @@
 import { GatewayError } from '../errors.js'
 
-/** Reads a request body up to `limit` bytes and parses it as JSON. */
-export async function readJsonBody(req: Request, limit: number): Promise<unknown> {
+/** What a request body may be: its size, how long it may take to arrive, its shape. */
+export interface BodyLimits {
+  maxBodyBytes: number
+  /** Time from the first read to the last byte, in ms (→ 408). */
+  bodyTimeout: number
+  /** Nesting of arrays and objects at most (→ 400 -32600). */
+  maxJsonDepth: number
+  /** Messages in one JSON-RPC batch at most (→ 400 -32600); an empty batch is refused too. */
+  maxBatch: number
+}
+
+/**
+ * Reads a request body within `limits` and parses it as JSON: the one reader every MCP
+ * transport uses, so every transport has the same bounds.
+ * @throws GatewayError `body_too_large` (413), `body_timeout` (408), `parse_error` (400),
+ * `invalid_message` (400, nesting or batch size)
+ */
+export async function readJsonBody(req: Request, limits: BodyLimits): Promise<unknown> {
+  const limit = limits.maxBodyBytes
   const declared = Number(req.headers.get('content-length') ?? NaN)
   if (declared > limit) throw tooLarge(limit)
   if (req.body === null) throw new GatewayError('parse_error', 'the request body is empty', { status: 400, expose: true })
+  const reader = req.body.getReader()
+  let timedOut = false
+  // A client that declares a body and then stalls holds a connection and a slot: not for long.
+  const timer = setTimeout(() => {
+    timedOut = true
+    void reader.cancel('body timeout').catch(() => {})
+  }, limits.bodyTimeout)
   const chunks: Uint8Array[] = []
   let size = 0
-  for await (const chunk of req.body as unknown as AsyncIterable<Uint8Array>) {
-    size += chunk.byteLength
-    if (size > limit) throw tooLarge(limit)
-    chunks.push(chunk)
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (timedOut) throw new GatewayError('body_timeout', `the request body did not arrive within ${limits.bodyTimeout} ms`, { status: 408, expose: true })
+      if (done) break
+      size += value.byteLength
+      if (size > limit) throw tooLarge(limit)
+      chunks.push(value)
+    }
+  } catch (err) {
+    if (err instanceof GatewayError) {
+      void reader.cancel().catch(() => {})
+      throw err
+    }
+    if (timedOut) throw new GatewayError('body_timeout', `the request body did not arrive within ${limits.bodyTimeout} ms`, { status: 408, expose: true })
+    throw err
+  } finally {
+    clearTimeout(timer)
   }
   let text: string
   try {
@@ -19,11 +57,41 @@ export async function readJsonBody(req: Request, limit: number): Promise<unknown
   } catch {
     throw new GatewayError('parse_error', 'the request body is not valid UTF-8', { status: 400, expose: true })
   }
+  // Checked on the text, before parsing: a deep body costs the parser (and every later
+  // serializer) a stack frame per level.
+  if (deeperThan(text, limits.maxJsonDepth)) {
+    throw new GatewayError('invalid_message', `Invalid Request: the body nests deeper than ${limits.maxJsonDepth} levels`, { status: 400, expose: true })
+  }
+  let body: unknown
   try {
-    return JSON.parse(text)
+    body = JSON.parse(text)
   } catch {
     throw new GatewayError('parse_error', 'the request body is not valid JSON', { status: 400, expose: true })
   }
+  if (Array.isArray(body) && (body.length === 0 || body.length > limits.maxBatch)) {
+    const why = body.length === 0 ? 'an empty batch' : `a batch of more than ${limits.maxBatch} messages`
+    throw new GatewayError('invalid_message', `Invalid Request: ${why}`, { status: 400, expose: true })
+  }
+  return body
+}
+
+/** Whether JSON text nests arrays and objects deeper than `max` (strings skipped, escapes too). */
+export function deeperThan(text: string, max: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // backslash: the next character is escaped
+      else if (c === 0x22) inString = false
+      continue
+    }
+    if (c === 0x22) inString = true
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true
+    } else if (c === 0x7d || c === 0x5d) depth--
+  }
+  return false
 }
 
 function tooLarge(limit: number): GatewayError {

@@ -1,8 +1,9 @@
 import { classifyInboundRequest } from '@modelcontextprotocol/server'
 import type { Context } from 'hono'
 import type { Authenticator } from '../auth/authenticator.js'
+import type { Resources } from '../auth/resources.js'
 import { BridgeError } from '../bridge/errors.js'
-import { envelope } from '../bridge/jsonrpc.js'
+import { envelope, type RequestId } from '../bridge/jsonrpc.js'
 import type { SessionRegistry } from '../bridge/registry.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { GatewayError } from '../errors.js'
@@ -21,11 +22,8 @@ import { decisionResponse, errorResponse, negotiationRefusal, rpcErrorResponse }
 /** What the MCP endpoint needs to serve one server. */
 export interface McpEndpointDeps {
   config: GatewayConfig
-  /** Resource URL of each server: `publicUrl/mcp/<name>`. */
-  resourceOf: (server: string) => string
-  /** `aud` values accepted for a server: its resource URL and any gateway-wide audience. */
-  audiences: (server: string) => string[]
-  metadataOf: (server: string) => string
+  /** Resource URLs, metadata URLs and accepted audiences of each server. */
+  resources: Resources
   /** Under --insecure-no-auth it answers every request with the anonymous principal. */
   authenticator: Authenticator
   policy: PolicyStore
@@ -52,7 +50,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
     const server = c.req.param('server') ?? ''
     // Made only when something is logged: most requests log nothing here.
     const log = () => c.get('log').child({ server })
-    const resourceMetadata = d.metadataOf(server)
+    const resourceMetadata = d.resources.metadata(server, 'mcp', c.req.header('host'))
     try {
       if (d.config.servers[server] === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
       const method = c.req.method
@@ -64,7 +62,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       if (declared > d.config.limits.maxBodyBytes) {
         throw new GatewayError('body_too_large', `the request body is larger than ${d.config.limits.maxBodyBytes} bytes`, { status: 413, expose: true })
       }
-      const principal = await d.authenticator.authenticate(c.req.header('authorization'), d.audiences(server))
+      const principal = await d.authenticator.authenticate(c.req.header('authorization'), d.resources.audiences(server))
       const sessionId = c.req.header('mcp-session-id')
       const policy = d.policy.current
 
@@ -83,7 +81,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         return await session.handle(c.req.raw, undefined, principal, new Map())
       }
 
-      const body = await readJsonBody(c.req.raw, d.config.limits.maxBodyBytes)
+      const body = await readJsonBody(c.req.raw, d.config.limits)
       const h = standardHeaders(c.req.raw.headers)
       const route = classifyInboundRequest({ httpMethod: 'POST', protocolVersionHeader: h.protocolVersion, mcpMethodHeader: h.method, mcpNameHeader: h.name, body })
       if (route.kind === 'modern') {
@@ -116,8 +114,19 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         const session = await d.registry.open(server, principal, log())
         const res = await session.handle(c.req.raw, body, principal, decided)
         // The transport refused the initialize: nothing may outlive it.
-        if (res.status !== 200) await session.close()
-        return res
+        if (res.status !== 200) {
+          await session.close()
+          return res
+        }
+        // A session is handed out only once its server accepted the initialize (an SSE answer
+        // is already on its way; it is held until then). A failed one ends here, with its
+        // error and no Mcp-Session-Id.
+        const outcome = await session.initialized
+        if (outcome.ok) return res
+        await res.body?.cancel().catch(() => {})
+        await session.close()
+        log().info({ code: outcome.error.code }, 'initialize failed; no session was opened')
+        return Response.json({ jsonrpc: '2.0', id: (messages[0] as { id: RequestId }).id, error: outcome.error })
       }
       const session = d.registry.find(sessionId, server, principal)
       if (session === undefined) throw new BridgeError('session_not_found', 'session not found')

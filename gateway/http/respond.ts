@@ -69,8 +69,8 @@ export function errorResponse(err: unknown, o: { resourceMetadata: string; scope
     o.log.info({ code: err.code, reason: err.message }, 'request refused')
     // RFC 9110 §10.2.3: when to come back, for the limits a client can wait out.
     const headers: Record<string, string> = err.status === 503 || err.status === 429 ? { 'retry-after': '5' } : {}
-    // The rest of an oversized body is never read: the connection cannot be reused.
-    if (err.status === 413) headers.connection = 'close'
+    // The rest of an oversized or stalled body is never read: the connection cannot be reused.
+    if (err.status === 413 || err.status === 408) headers.connection = 'close'
     return rpcErrorResponse(err.status, RPC_CODE[err.code] ?? (err.status === 404 ? -32001 : -32000), err.message, headers, id)
   }
   o.log.error({ err }, 'unexpected error')
