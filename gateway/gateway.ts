@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import type { DestinationStream, Logger } from 'pino'
-import { metadataUrl } from './auth/metadata.js'
+import { createResources } from './auth/resources.js'
 import type { Principal } from './auth/principal.js'
 import { InputRounds } from './bridge/input-rounds.js'
 import { LanePool } from './bridge/lanes.js'
@@ -10,7 +10,8 @@ import { ConfigError } from './config/errors.js'
 import type { GatewayConfig } from './config/schema.js'
 import type { DevIdp, DevIdpOptions } from './devidp/provider.js'
 import { createApp } from './http/app.js'
-import { hostname } from './http/origin.js'
+import { metricsResponse } from './http/metrics.js'
+import { hostAllowed, hostname, type OriginPolicy } from './http/origin.js'
 import { rpcErrorResponse } from './http/respond.js'
 import { setUpIdentity, type Identity } from './identity.js'
 import { createAuditLog } from './observability/audit.js'
@@ -48,6 +49,8 @@ export interface Gateway {
   devIdp: DevIdp | undefined
   registry: SessionRegistry
   metrics: Metrics
+  /** Where Prometheus scrapes: the main listener's /metrics, or `metrics.listen`'s. */
+  metricsUrl: string
   /** Reloads the policy files now (SIGHUP); undefined when no policies are configured. */
   reloadPolicy(): ReloadResult | undefined
   /** Stops accepting, ends every session and process, stops the dev IdP. */
@@ -89,15 +92,12 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host
   const url = `http://${host}:${port}`
   const publicUrl = config.publicUrl ?? url
-  const resourceOf = (name: string) => `${publicUrl}/mcp/${name}`
   const extraAudience = config.auth.audience === undefined ? [] : [config.auth.audience].flat()
-  // One array per server, made once: the authenticator caches its canonical form by identity.
-  const audienceLists = new Map(Object.keys(config.servers).map((name) => [name, [resourceOf(name), ...extraAudience]]))
-  const audiences = (name: string) => audienceLists.get(name) ?? [resourceOf(name), ...extraAudience]
+  const resources = createResources({ publicUrl: config.publicUrl, listenUrl: url, servers: Object.keys(config.servers), extra: extraAudience })
 
   let identity: Identity
   try {
-    identity = await setUpIdentity({ config, log, metrics, resources: Object.keys(config.servers).map(resourceOf), insecureNoAuth: o.insecureNoAuth, allowDevIdp: o.allowDevIdp, devIdp: o.devIdp })
+    identity = await setUpIdentity({ config, log, metrics, resources: resources.all(), insecureNoAuth: o.insecureNoAuth, allowDevIdp: o.allowDevIdp, devIdp: o.devIdp })
   } catch (err) {
     server.close()
     throw err
@@ -136,11 +136,9 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     log,
     publicUrl,
     issuer: () => issuer ?? '',
-    resourceOf,
-    audiences,
+    resources,
     audit,
     metrics,
-    metadataOf: (name) => metadataUrl(resourceOf(name)),
     authenticator,
     policy,
     registry,
@@ -157,7 +155,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     }),
   })
   handler = (req, env) => app.fetch(req, env as never)
-  log.info({ url, publicUrl, issuer: issuer ?? null, servers: Object.keys(config.servers) }, 'listening')
+  const metricsServer = config.metrics.listen ? await listenMetrics(config.metrics.listen, metrics, { origins: [], local: true, hosts: [...config.allowedHosts] }) : undefined
+  log.info({ url, publicUrl, issuer: issuer ?? null, servers: Object.keys(config.servers), metrics: metricsServer?.url ?? `${url}/metrics` }, 'listening')
 
   let closing: Promise<void> | undefined
   return {
@@ -167,6 +166,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     devIdp,
     registry,
     metrics,
+    metricsUrl: metricsServer ? `${metricsServer.url}/metrics` : `${url}/metrics`,
     reloadPolicy: () => reloader?.reload(),
     close: () =>
       (closing ??= (async () => {
@@ -183,10 +183,33 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         await lanesClosed
         ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
         await listenerClosed
+        await metricsServer?.close()
         await identity.close()
         audit.flush()
       })()),
   }
+}
+
+/**
+ * A listener of its own for `/metrics` (`metrics.listen`): nothing else is served there, and
+ * its Host is checked like every route's (IP addresses and loopback names, plus allowedHosts).
+ */
+async function listenMetrics(at: { host: string; port: number }, metrics: Metrics, hosts: OriginPolicy): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createAdaptorServer({
+    fetch: (req: Request) => {
+      const path = new URL(req.url).pathname
+      if (!hostAllowed(req.headers.get('host') ?? undefined, hosts, true)) return rpcErrorResponse(403, -32000, 'host not allowed')
+      if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) return rpcErrorResponse(404, -32601, 'not found')
+      return metricsResponse(metrics)
+    },
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(at.port, at.host, () => resolve())
+  })
+  const { port } = server.address() as AddressInfo
+  const host = at.host.includes(':') ? `[${at.host}]` : at.host
+  return { url: `http://${host}:${port}`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) }
 }
 
 function emptyPolicy(log: Logger): Policy {

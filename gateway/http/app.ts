@@ -3,7 +3,8 @@ import type { Logger } from 'pino'
 import { PRM_PREFIX } from '../auth/metadata.js'
 import { legacyEndpoints } from './legacy.js'
 import { mcpEndpoint, type McpEndpointDeps } from './mcp.js'
-import { originGuard, type OriginPolicy } from './origin.js'
+import { metricsEndpoint } from './metrics.js'
+import { hostGuard, originGuard, type OriginPolicy } from './origin.js'
 import { requestId, type Vars } from './request-id.js'
 import { trustedPeer } from './trust.js'
 import { rpcErrorResponse } from './respond.js'
@@ -19,6 +20,11 @@ export interface AppDeps extends McpEndpointDeps {
   readiness: () => { problems: string[]; warnings: string[] }
 }
 
+/** Paths of the MCP endpoints of both transports, whose answered requests are audited. */
+const MCP_PATH = /\/(mcp|sse|messages)\/[^/]+$/
+/** Paths where a HEAD (a GET without its body) changes nothing. */
+const HEAD_PATHS = /^\/(healthz|readyz|metrics|whoami|\.well-known\/.*)$/
+
 /** The gateway's HTTP surface: MCP endpoints, metadata, health. Every route is listed here. */
 export function createApp(d: AppDeps): Hono<Vars> {
   const app = new Hono<Vars>()
@@ -27,9 +33,16 @@ export function createApp(d: AppDeps): Hono<Vars> {
   app.use('*', async (c, next) => {
     const start = performance.now()
     await next()
-    // Answered MCP requests already have their audit event: their HTTP line is debug.
-    const level = c.res.status >= 400 || !c.req.path.includes('/mcp/') ? 'info' : 'debug'
+    // Answered MCP requests (either transport) already have their audit event: their HTTP line is debug.
+    const level = c.res.status >= 400 || !MCP_PATH.test(c.req.path) ? 'info' : 'debug'
     c.get('log')[level]({ method: c.req.method, path: c.req.path, status: c.res.status, ms: +(performance.now() - start).toFixed(2) }, 'request')
+  })
+  app.use('*', hostGuard(d.origin))
+  // The framework answers HEAD with a route's GET handler: only where GET changes nothing (a
+  // HEAD of /sse/<server> opened a session and a process that nothing ever ended).
+  app.use('*', async (c, next) => {
+    if (c.req.method === 'HEAD' && !HEAD_PATHS.test(c.req.path)) return rpcErrorResponse(405, -32000, 'method not allowed', { allow: 'GET' })
+    await next()
   })
   // Metadata is public: any origin may read it, preflights included (browser clients send
   // MCP-Protocol-Version with discovery requests), and misses too, so probing is quiet.
@@ -46,7 +59,7 @@ export function createApp(d: AppDeps): Hono<Vars> {
     const ready = problems.length === 0
     return Response.json({ status: ready ? 'ready' : 'not ready', problems, warnings }, { status: ready ? 200 : 503 })
   })
-  app.get('/metrics', async () => new Response(await d.metrics.registry.metrics(), { headers: { 'content-type': d.metrics.registry.contentType } }))
+  app.get('/metrics', metricsEndpoint(d.metrics, d.config.metrics))
   app.get('/whoami', whoami({ ...d, servers: Object.keys(d.config.servers) }))
   // A publicUrl with a path (https://host/base) is served both with the path (a proxy that
   // passes it through) and without it (a proxy that strips it); RFC 9728 §3.1 puts the
@@ -56,7 +69,8 @@ export function createApp(d: AppDeps): Hono<Vars> {
   const guard = originGuard(d.origin)
   const legacy = legacyEndpoints({ ...d, basePath: base })
   for (const prefix of new Set(['', base])) {
-    app.get(`${PRM_PREFIX}${prefix}/mcp/:server`, (c) => meta.server(c))
+    app.get(`${PRM_PREFIX}${prefix}/mcp/:server`, (c) => meta.server(c, 'mcp'))
+    app.get(`${PRM_PREFIX}${prefix}/sse/:server`, (c) => meta.server(c, 'sse'))
     app.use(`${prefix}/mcp/:server`, guard)
     app.all(`${prefix}/mcp/:server`, mcp)
     // HTTP+SSE (2024-11-05), deprecated: the same resource, token, policy and audit.

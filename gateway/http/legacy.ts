@@ -16,9 +16,11 @@ import { decisionResponse, errorResponse, refusalError } from './respond.js'
  * carries the client's messages. Every request needs a token, the POST one too.
  */
 export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
-  const authenticate = (c: Context<Vars>, server: string) => d.authenticator.authenticate(c.req.header('authorization'), d.audiences(server))
+  const authenticate = (c: Context<Vars>, server: string) => d.authenticator.authenticate(c.req.header('authorization'), d.resources.audiences(server))
+  // RFC 9728 §3.3: the metadata a client finds from /sse/<server> names /sse/<server> itself.
+  const metadataOf = (c: Context<Vars>, server: string) => d.resources.metadata(server, 'sse', c.req.header('host'))
   const fail = (c: Context<Vars>, server: string, err: unknown) =>
-    errorResponse(err, { resourceMetadata: d.metadataOf(server), scope: d.scopes(server), log: c.get('log').child({ server }), metrics: d.metrics })
+    errorResponse(err, { resourceMetadata: metadataOf(c, server), scope: d.scopes(server), log: c.get('log').child({ server }), metrics: d.metrics })
   return {
     async stream(c: Context<Vars>): Promise<Response> {
       const server = c.req.param('server') ?? ''
@@ -26,13 +28,16 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
         if (d.config.servers[server] === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
         const principal = await authenticate(c, server)
         const access = decideAccess(d.policy.current, principal, server)
-        if (access.effect !== 'allow') return decisionResponse(access, { resourceMetadata: d.metadataOf(server), id: null })
+        if (access.effect !== 'allow') return decisionResponse(access, { resourceMetadata: metadataOf(c, server), id: null })
         let transport!: LegacySseTransport
         const session = await d.registry.open(server, principal, c.get('log').child({ server, transport: 'sse' }), (s) => {
           transport = new LegacySseTransport(`${d.basePath}/messages/${server}?sessionId=${encodeURIComponent(s.id)}`)
           return transport
         })
-        transport.onclosed = () => void session.close()
+        transport.onclosed = () => {
+          c.get('log').info({ server, transport: 'sse' }, 'legacy event stream closed by the client; its session ended')
+          void session.close()
+        }
         return new Response(session.holdStream(transport.stream, principal.exp), {
           headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' },
         })
@@ -50,7 +55,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
         if (!id) throw new BridgeError('session_required', 'the sessionId query parameter is required')
         const session = d.registry.find(id, server, principal)
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
-        const body = await readJsonBody(c.req.raw, d.config.limits.maxBodyBytes)
+        const body = await readJsonBody(c.req.raw, d.config.limits)
         const messages = (Array.isArray(body) ? body : [body]).map(envelope)
         const { refused, decided } = decideBody(d, messages, principal, server, d.policy.current)
         if (refused) {
@@ -63,7 +68,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
             session.tell({ jsonrpc: '2.0', id, error: refusalError(decision) } as never)
             return new Response(null, { status: 202 })
           }
-          return decisionResponse(decision, { resourceMetadata: d.metadataOf(server), id })
+          return decisionResponse(decision, { resourceMetadata: metadataOf(c, server), id })
         }
         return await session.handle(c.req.raw, body, principal, decided)
       } catch (err) {

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import type { Context, Next } from 'hono'
 import { rpcErrorResponse } from './respond.js'
 
@@ -25,23 +26,42 @@ export function originAllowed(origin: string | undefined, p: OriginPolicy): bool
   return p.origins.includes(o) || (p.local && LOOPBACK_ORIGIN.test(o))
 }
 
-/** True when a request's Host names us: a loopback name, the public URL's host, or a configured one. */
-export function hostAllowed(host: string | undefined, p: OriginPolicy): boolean {
+/**
+ * True when a request's Host names us: a loopback name, the public URL's host, or a configured
+ * one; with `ipLiterals`, any IP address too (a DNS-rebinding page always sends a name, and
+ * probes such as Kubernetes' send the pod's address).
+ */
+export function hostAllowed(host: string | undefined, p: OriginPolicy, ipLiterals = false): boolean {
   const h = (host ?? '').toLowerCase()
   // The name matters for DNS rebinding, not the port (proxies often drop it from Host).
-  return LOOPBACK_HOST.test(h) || p.hosts.includes(hostname(h))
+  if (LOOPBACK_HOST.test(h) || p.hosts.includes(hostname(h))) return true
+  return ipLiterals && isIP(hostname(h).replace(/^\[|\]$/g, '')) !== 0
+}
+
+/** Paths a probe or scraper may reach by IP address: health, readiness and metrics. */
+const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics'])
+
+/**
+ * DNS-rebinding defence for every route, before anything else (MCP transports §Security
+ * Warning): a Host that is not ours gets `403`, so a rebinding page cannot read metrics,
+ * metadata, whoami or anything else of a gateway on loopback or an internal address.
+ */
+export function hostGuard(p: OriginPolicy) {
+  return async function checkHost(c: Context, next: Next): Promise<Response | void> {
+    if (!hostAllowed(c.req.header('host'), p, PROBE_PATHS.has(c.req.path))) return rpcErrorResponse(403, -32000, 'host not allowed')
+    await next()
+  }
 }
 
 /**
- * DNS-rebinding defence, before any auth work (MCP transports §Security Warning): a present
- * Origin that is not allowed, or a Host that is not ours, gets `403`. Allowed origins get
- * CORS headers; preflights are answered here without auth.
+ * Cross-origin requests to the MCP endpoints, before any auth work: a present Origin that is
+ * not allowed gets `403`; allowed origins get CORS headers; preflights are answered here
+ * without auth. (The Host was checked for every route by {@link hostGuard}.)
  */
 export function originGuard(p: OriginPolicy) {
   return async function checkOrigin(c: Context, next: Next): Promise<Response | void> {
     const origin = c.req.header('origin')
     if (!originAllowed(origin, p)) return rpcErrorResponse(403, -32000, 'origin not allowed')
-    if (!hostAllowed(c.req.header('host'), p)) return rpcErrorResponse(403, -32000, 'host not allowed')
     if (origin !== undefined && c.req.method === 'OPTIONS') {
       return new Response(null, {
         status: 204,

@@ -1,5 +1,6 @@
 import type { Context } from 'hono'
 import { DEFAULT_METADATA_MAX_AGE_S, protectedResourceMetadata } from '../auth/metadata.js'
+import type { Endpoint, Resources } from '../auth/resources.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { rpcErrorResponse } from './respond.js'
 
@@ -9,7 +10,7 @@ import { rpcErrorResponse } from './respond.js'
  * so a token for one server is never advertised as good for another: checklist A7).
  * Public (no auth), cacheable, readable cross-origin.
  */
-export function wellKnown(d: { config: GatewayConfig; issuer: () => string; publicUrl: string; resourceOf: (s: string) => string; scopes: (s: string | undefined) => string[] }) {
+export function wellKnown(d: { config: GatewayConfig; issuer: () => string; publicUrl: string; resources: Resources; scopes: (s: string | undefined) => string[] }) {
   const respond = (doc: Record<string, unknown>) =>
     new Response(JSON.stringify(doc), {
       headers: {
@@ -19,13 +20,14 @@ export function wellKnown(d: { config: GatewayConfig; issuer: () => string; publ
       },
     })
   return {
-    server(c: Context): Response {
+    /** The document of `server`'s Streamable HTTP (`mcp`) or legacy HTTP+SSE (`sse`) endpoint. */
+    server(c: Context, endpoint: Endpoint): Response {
       const server = c.req.param('server') ?? ''
       const config = d.config.servers[server]
       if (config === undefined) return rpcErrorResponse(404, -32001, 'no such protected resource')
       return respond(
         protectedResourceMetadata({
-          resource: d.resourceOf(server),
+          resource: d.resources.resource(server, endpoint, c.req.header('host')),
           issuer: d.issuer(),
           scopes: d.scopes(server),
           name: config.description ? `${server}: ${config.description}` : `MCP server ${server}`,

@@ -1,5 +1,6 @@
 import type { Context } from 'hono'
 import type { Authenticator } from '../auth/authenticator.js'
+import type { Resources } from '../auth/resources.js'
 import { decideAccess, grantsOf, ruleVerdicts } from '../policy/evaluate.js'
 import type { Feature } from '../policy/policy.js'
 import type { PolicyStore } from '../policy/store.js'
@@ -16,15 +17,14 @@ const FEATURES: Feature[] = ['tools', 'prompts', 'resources']
  */
 export function whoami(d: {
   servers: readonly string[]
-  audiences: (server: string) => string[]
-  metadataOf: (server: string) => string
+  resources: Resources
   authenticator: Authenticator
   policy: PolicyStore
   metrics: Metrics
 }) {
-  const everyAudience = [...new Set(d.servers.flatMap(d.audiences))]
+  const everyAudience = [...new Set(d.servers.flatMap((s) => d.resources.audiences(s)))]
   return async function handleWhoami(c: Context<Vars>): Promise<Response> {
-    const resourceMetadata = d.metadataOf(d.servers[0] ?? '')
+    const resourceMetadata = d.resources.metadata(d.servers[0] ?? '', 'mcp', c.req.header('host'))
     try {
       const p = await d.authenticator.authenticate(c.req.header('authorization'), everyAudience)
       const policy = d.policy.current

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose'
 import { pino, type Logger } from 'pino'
+import { createResources } from '../../gateway/auth/resources.js'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startDevIdp, type DevIdp, type DevIdpClient } from '../../gateway/devidp/provider.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
@@ -100,7 +101,8 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
   let { privateKey, kid, jwk } = await newKey()
   const idpOptions = () => ({
     port: idpPort,
-    resources: servers.map(endpoint),
+    // Every resource the gateway serves: both endpoints of each server, under each loopback name.
+    resources: createResources({ publicUrl: o.publicUrl, listenUrl: url, servers, extra: [] }).all(),
     clients: CLIENTS,
     jwks: { keys: [jwk] },
     stateFile: false as const,

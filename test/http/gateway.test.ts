@@ -266,10 +266,17 @@ describe('protected resource metadata (RFC 9728)', () => {
     }
   })
 
-  it('does not follow the Host header', async () => {
-    const res = await request(`${stack.url}/.well-known/oauth-protected-resource/mcp/echo`, { headers: { host: 'evil.example' } })
-    const doc = (await res.body.json()) as { resource: string }
-    assert.equal(doc.resource, stack.endpoint('echo'))
+  it('refuses a foreign Host; follows only which loopback name the client used', async () => {
+    const path = '/.well-known/oauth-protected-resource/mcp/echo'
+    const evil = await request(`${stack.url}${path}`, { headers: { host: 'evil.example' } })
+    assert.equal(evil.statusCode, 403)
+    assert.match(await evil.body.text(), /host not allowed/)
+    const port = new URL(stack.url).port
+    for (const name of ['127.0.0.1', 'localhost', 'LOCALHOST', '[::1]']) {
+      const res = await request(`${stack.url}${path}`, { headers: { host: `${name}:${port}` } })
+      const doc = (await res.body.json()) as { resource: string }
+      assert.equal(doc.resource, `http://${name.toLowerCase()}:${port}/mcp/echo`, name)
+    }
   })
 })
 

@@ -110,3 +110,37 @@ describe('HTTP+SSE (2024-11-05)', () => {
     assert.fail(`process ${pid} still runs`)
   })
 })
+
+describe('HTTP+SSE: refusals a client can act on, and its log lines', () => {
+  it('a step-up is the POST\'s own 403 naming the request id and -32011; a denial arrives on the stream as -32010', async () => {
+    const token = await stack.token('alice', { server: 'notes' })
+    const { endpoint, close } = await endpointOf('notes', token)
+    try {
+      const post = (body: unknown) => request(`${stack.url}${endpoint}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) })
+      await (await post({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'l', version: '0' } } })).body.dump()
+      const res = await post({ jsonrpc: '2.0', id: 'write-1', method: 'tools/call', params: { name: 'write_note', arguments: { name: 'a', text: 'b' } } })
+      assert.equal(res.statusCode, 403)
+      assert.match(String(res.headers['www-authenticate']), /error="insufficient_scope".*scope="mcp:read mcp:write".*resource_metadata="[^"]*\/\.well-known\/oauth-protected-resource\/sse\/notes"/)
+      const body = (await res.body.json()) as { id: unknown; error: { code: number } }
+      assert.equal(body.id, 'write-1')
+      assert.equal(body.error.code, -32011)
+    } finally {
+      await close()
+    }
+  })
+
+  it('answered legacy requests log at debug (their audit event says the rest); a closed stream logs that its session ended', async () => {
+    const token = await stack.token('alice')
+    const before = stack.logLines.length
+    const { endpoint, close } = await endpointOf('echo', token)
+    const res = await request(`${stack.url}${endpoint}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
+    assert.equal(res.statusCode, 202)
+    await res.body.dump()
+    await close()
+    const lines = stack.logLines.slice(before).map((l) => JSON.parse(l) as { level: number; msg: string; path?: string; status?: number })
+    const http = lines.filter((l) => l.msg === 'request' && l.path?.startsWith('/messages/echo'))
+    assert.ok(http.length > 0)
+    for (const l of http) assert.equal(l.level, 20, JSON.stringify(l)) // pino's debug
+    assert.ok(lines.some((l) => l.msg === 'legacy event stream closed by the client; its session ended'), 'the end of the session is logged')
+  })
+})

@@ -44,3 +44,46 @@ describe('an MCP client completes the OAuth flow against the gateway alone', () 
     }
   })
 })
+
+describe('the resource is the URL the client used', () => {
+  it('http://localhost:<port>/mcp/echo completes the flow as well as 127.0.0.1 (RFC 9728 §3.3 holds)', async () => {
+    const url = new URL(stack.endpoint('echo').replace('127.0.0.1', 'localhost'))
+    const { provider, saved } = memoryProvider('localhost client')
+    const client = new Client({ name: 'localhost', version: '0' })
+    await assert.rejects(client.connect(new StreamableHTTPClientTransport(url, { authProvider: provider })), UnauthorizedError)
+    assert.equal(provider.authorizationUrl!.searchParams.get('resource'), url.href)
+    const callback = await followToRedirectUri(provider.authorizationUrl!.href, REDIRECT)
+    const transport = new StreamableHTTPClientTransport(url, { authProvider: provider })
+    await transport.finishAuth(callback.searchParams)
+    const claims = JSON.parse(Buffer.from((saved.tokens as { access_token: string }).access_token.split('.')[1]!, 'base64url').toString())
+    assert.equal(claims.aud, url.href)
+    await client.connect(transport)
+    try {
+      assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['echo'])
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('SDK v1 SSEClientTransport with OAuth discovers metadata for /sse/<server> itself and completes the flow', async () => {
+    const { Client: V1Client } = await import('@modelcontextprotocol/sdk/client/index.js')
+    const { SSEClientTransport } = await import('@modelcontextprotocol/sdk/client/sse.js')
+    const { UnauthorizedError: V1Unauthorized } = await import('@modelcontextprotocol/sdk/client/auth.js')
+    const url = new URL(`${stack.url}/sse/echo`)
+    const { provider, saved } = memoryProvider('legacy client')
+    await assert.rejects(new V1Client({ name: 'legacy-oauth', version: '0' }).connect(new SSEClientTransport(url, { authProvider: provider as never })), V1Unauthorized)
+    const client = new V1Client({ name: 'legacy-oauth', version: '0' })
+    assert.equal(provider.authorizationUrl!.searchParams.get('resource'), url.href, 'the resource the legacy metadata names')
+    const callback = await followToRedirectUri(provider.authorizationUrl!.href, REDIRECT)
+    const transport = new SSEClientTransport(url, { authProvider: provider as never })
+    await transport.finishAuth(callback.searchParams.get('code')!)
+    const claims = JSON.parse(Buffer.from((saved.tokens as { access_token: string }).access_token.split('.')[1]!, 'base64url').toString())
+    assert.equal(claims.aud, url.href)
+    await client.connect(transport)
+    try {
+      assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['echo'])
+    } finally {
+      await client.close()
+    }
+  })
+})

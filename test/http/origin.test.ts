@@ -5,20 +5,22 @@ import { describe, it } from 'node:test'
 import { Hono } from 'hono'
 import { ConfigError } from '../../gateway/config/errors.js'
 import { validateConfig } from '../../gateway/config/load.js'
-import { hostAllowed, originGuard, type OriginPolicy } from '../../gateway/http/origin.js'
+import { hostAllowed, hostGuard, originGuard, type OriginPolicy } from '../../gateway/http/origin.js'
 
 const PUBLIC: OriginPolicy = { origins: ['https://mcp.example.com'], local: false, hosts: ['mcp.example.com', 'mcp-edge.tools.svc'] }
 const LOCAL: OriginPolicy = { origins: ['http://127.0.0.1:8080'], local: true, hosts: ['127.0.0.1'] }
 
 function app(p: OriginPolicy) {
   const a = new Hono()
+  a.use('*', hostGuard(p))
   a.use('/mcp/:server', originGuard(p))
   a.all('/mcp/:server', () => new Response('reached'))
+  for (const path of ['/metrics', '/healthz', '/readyz', '/whoami', '/.well-known/oauth-protected-resource/mcp/x']) a.get(path, () => new Response('reached'))
   return a
 }
 
-async function hit(p: OriginPolicy, headers: Record<string, string>, method = 'POST') {
-  const res = await app(p).fetch(new Request('http://gateway/mcp/x', { method, headers }))
+async function hit(p: OriginPolicy, headers: Record<string, string>, method = 'POST', path = '/mcp/x') {
+  const res = await app(p).fetch(new Request(`http://gateway${path}`, { method, headers }))
   return { status: res.status, headers: res.headers, text: await res.text() }
 }
 
@@ -48,6 +50,25 @@ describe('Host allow-list', () => {
   it('on loopback too', async () => {
     assert.equal((await hit(LOCAL, { host: 'evil.example' })).status, 403)
     assert.equal((await hit(LOCAL, { host: 'localhost:1234' })).text, 'reached')
+  })
+
+  it('covers every route: a rebinding page reads no metrics, health, whoami or metadata', async () => {
+    for (const p of [LOCAL, PUBLIC]) {
+      for (const path of ['/metrics', '/healthz', '/readyz', '/whoami', '/.well-known/oauth-protected-resource/mcp/x', '/nowhere']) {
+        for (const host of ['evil.example', 'evil.example:8080', '127.0.0.1.evil.example', 'localhost.evil.example', '']) {
+          const res = await hit(p, host === '' ? {} : { host }, 'GET', path)
+          assert.equal(res.status, 403, `${path} ${host}`)
+          assert.match(res.text, /host not allowed/)
+        }
+      }
+    }
+  })
+
+  it('probes and scrapers may address health, readiness and metrics by IP, nothing else', async () => {
+    for (const host of ['10.0.0.7', '10.0.0.7:8080', '[fd00::7]:9464', '192.168.1.2']) {
+      for (const path of ['/metrics', '/healthz', '/readyz']) assert.equal((await hit(PUBLIC, { host }, 'GET', path)).text, 'reached', `${path} ${host}`)
+      for (const path of ['/whoami', '/mcp/x', '/.well-known/oauth-protected-resource/mcp/x']) assert.equal((await hit(PUBLIC, { host }, 'GET', path)).status, 403, `${path} ${host}`)
+    }
   })
 })
 

@@ -26,10 +26,16 @@ async function init(path: string, token: string) {
 describe('publicUrl with a path', () => {
   it('metadata lives at the RFC 9728 path for the public resource, and at the stripped path', async () => {
     for (const path of ['/.well-known/oauth-protected-resource/edge/mcp/echo', '/.well-known/oauth-protected-resource/mcp/echo']) {
-      const res = await request(`${stack.url}${path}`, { headers: { host: 'evil.example' } })
-      assert.equal(res.statusCode, 200, path)
-      const doc = (await res.body.json()) as { resource: string }
-      assert.equal(doc.resource, `${PUBLIC}/mcp/echo`)
+      // The public name or a loopback one: the resource is the public URL's either way.
+      for (const host of ['mcp.example.com', 'localhost']) {
+        const res = await request(`${stack.url}${path}`, { headers: { host } })
+        assert.equal(res.statusCode, 200, path)
+        const doc = (await res.body.json()) as { resource: string }
+        assert.equal(doc.resource, `${PUBLIC}/mcp/echo`)
+      }
+      const evil = await request(`${stack.url}${path}`, { headers: { host: 'evil.example' } })
+      assert.equal(evil.statusCode, 403, `${path}: a foreign Host is refused on metadata too`)
+      await evil.body.dump()
     }
   })
 
