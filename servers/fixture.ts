@@ -121,6 +121,36 @@ server.registerTool(
   },
 )
 
+// Gates: a `gate` call waits until `open_gate` opens it (from a concurrent request), so a test
+// decides when a request ends instead of guessing with a duration.
+const gates = new Map<string, { opened: Promise<void>; open: () => void }>()
+const gateOf = (name: string) => {
+  let g = gates.get(name)
+  if (g === undefined) {
+    let open!: () => void
+    const opened = new Promise<void>((resolve) => (open = resolve))
+    g = { opened, open }
+    gates.set(name, g)
+  }
+  return g
+}
+server.registerTool(
+  'gate',
+  { description: 'Wait until open_gate opens the gate of this name', inputSchema: z.object({ name: z.string() }) },
+  async ({ name }) => {
+    await gateOf(name).opened
+    return text(`passed ${name}`)
+  },
+)
+server.registerTool(
+  'open_gate',
+  { description: 'Open the gate of this name', inputSchema: z.object({ name: z.string() }) },
+  ({ name }) => {
+    gateOf(name).open()
+    return text(`opened ${name}`)
+  },
+)
+
 server.registerTool(
   'crash',
   {

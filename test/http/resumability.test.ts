@@ -15,11 +15,13 @@ const POLL = { closeAfter: 300, retry: 250 }
 let stack: Stack
 before(async () => {
   const fixture = { command: process.execPath, args: [join(SERVERS_DIR, 'fixture.js')] }
-  const extra = ['polled', 'tiny'].map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')
+  const extra = ['polled', 'polledlong', 'tiny'].map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')
   stack = await startStack({
     policy: TEST_POLICY + extra,
     servers: {
       polled: { ...fixture, ssePolling: POLL },
+      // A request answered at once must not be closed: with a closeAfter no reply takes this long.
+      polledlong: { ...fixture, ssePolling: { closeAfter: 60_000, retry: 250 } },
       tiny: { ...fixture, resumability: { maxEvents: 4 } },
     },
   })
@@ -264,20 +266,22 @@ describe('SSE polling (D9)', () => {
   it('a request pending past closeAfter has its POST stream closed after a retry hint; its reply comes on GET + Last-Event-ID', async () => {
     const s = await open('polled')
     const start = performance.now()
-    const post = new Events(await s.call(1, 'slow', { ms: 1000 }))
+    // Held at a gate the test opens only once the stream has closed: however slow the machine.
+    const post = new Events(await s.call(1, 'gate', { name: 'poll' }))
     const events = await post.rest()
     const closedAfter = performance.now() - start
     assert.equal(events.length, 1, 'only the priming event before the close')
     assert.equal(events[0]!.data, '')
     assert.equal(events[0]!.retry, POLL.retry)
-    assert.ok(closedAfter >= POLL.closeAfter - 50 && closedAfter < 900, `closed after ${closedAfter} ms`)
+    assert.ok(closedAfter >= POLL.closeAfter - 50, `closed after ${closedAfter} ms`)
+    await new Events(await s.call(2, 'open_gate', { name: 'poll' })).rest()
     const resumed = await new Events(await s.get(events[0]!.id)).rest()
     assert.deepEqual(resumed.map((e) => json(e).id), [1])
-    assert.equal(json(resumed[0]!).result!.content[0]!.text, 'done')
+    assert.equal(json(resumed[0]!).result!.content[0]!.text, 'passed poll')
   })
 
   it('a quick request is not closed', async () => {
-    const s = await open('polled')
+    const s = await open('polledlong')
     const events = await new Events(await s.call(1, 'slow', { ms: 10 })).rest()
     assert.deepEqual(events.map((e) => (e.data === '' ? 'priming' : json(e).id)), ['priming', 1])
   })
