@@ -55,8 +55,10 @@ export async function startReplicas(o: { ids: string[]; publicUrl: string; dir: 
           auth: { issuer: idp.issuer },
           servers: {
             fixture: { command: node, args: [fixture] },
-            shared: { command: node, args: [fixture], mode: 'shared' },
+            // One user opens a hundred cheap shared sessions through the proxy: bounds raised.
+            shared: { command: node, args: [fixture], mode: 'shared', maxSessionsPerSubject: 500 },
           },
+          limits: { maxSessionsPerSubject: 500 },
           policies: join(o.dir, 'policy.yaml'),
           log: { level: 'debug', audit: 'off' },
         },

@@ -19,6 +19,8 @@ const SERVERS = {
   sleepy: { command: node, args: [echo], idleTimeout: 300 },
   identity: { command: node, args: [fixture], identityEnv: true, pool: { min: 1 }, inheritEnv: ['MCP_EDGE_TEST_SHARED'] },
   faulty: { command: node, args: [fixture], requestTimeout: 1500 },
+  // The flood test waits for the process to die, never for a timeout, however slow the machine.
+  flooded: { command: node, args: [fixture] },
   // Many sessions of one user on one cheap shared process: its bounds are raised.
   shared: { command: node, args: [fixture], mode: 'shared', maxSessionsPerSubject: 64 },
   sharedrec: { command: node, args: [fixture], mode: 'shared', env: { FIXTURE_RECORD_FILE: SHARED_RECORD } },
@@ -297,13 +299,14 @@ describe('faults (fixture server)', () => {
   })
 
   it('a line larger than the message limit (stdout flood) ends that process only, memory bounded', async () => {
-    const s = await open('faulty', await token())
+    const flooded = await stack.token('alice', { server: 'flooded' })
+    const s = await open('flooded', flooded)
     const other = await open('faulty', await token())
     const rss = process.memoryUsage().rss
     const res = await s.call('stdout_junk', { bytes: 24 * 1024 * 1024 })
     assert.equal(res.last.error.code, -32000, JSON.stringify(res.last))
     assert.ok(process.memoryUsage().rss - rss < 200 * 1024 * 1024, 'the gateway did not buffer the flood')
-    assert.equal((await rpc('faulty', await token(), { jsonrpc: '2.0', id: 5, method: 'tools/list' }, s.sid)).status, 404)
+    assert.equal((await rpc('flooded', flooded, { jsonrpc: '2.0', id: 5, method: 'tools/list' }, s.sid)).status, 404)
     assert.equal(textOf((await other.call('slow', { ms: 1 })).last), 'done', 'other sessions unaffected')
   })
 })
