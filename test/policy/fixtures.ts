@@ -14,16 +14,19 @@ export interface PolicyDir {
 /** A temp folder for policy files, created before and removed after the calling test file. */
 export function policyDir(): PolicyDir {
   let dir = ''
-  before(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'mcp-edge-policy-'))
-  })
-  after(() => rm(dir, { recursive: true, force: true }))
+  // Top-level hooks may start together (Node 20): a file() called from another before hook
+  // waits for the folder instead of writing to the working directory (which is how a stray
+  // policy.yaml kept appearing at the repository root).
+  let made: Promise<string> | undefined
+  const ready = () => (made ??= mkdtemp(path.join(os.tmpdir(), 'mcp-edge-policy-')).then((d) => (dir = d)))
+  before(ready)
+  after(async () => rm(await ready(), { recursive: true, force: true }))
   return {
     get dir() {
       return dir
     },
     async file(name, text) {
-      const file = path.join(dir, name)
+      const file = path.join(await ready(), name)
       await mkdir(path.dirname(file), { recursive: true })
       await writeFile(file, text)
       return file
