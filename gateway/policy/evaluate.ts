@@ -1,6 +1,6 @@
 import { claimValues, type Principal } from '../auth/principal.js'
-import { scopePattern } from './glob.js'
 import type { Conditions, Feature, Policy, Rule, Source } from './policy.js'
+import { scopesOfRoles } from './role-scopes.js'
 
 /** The outcome of one policy question, with the reason the audit log and explain print. */
 export type Decision =
@@ -22,16 +22,11 @@ const grantsCache = new WeakMap<Principal, { policy: Policy; grants: Grants }>()
 export function grantsOf(policy: Policy, principal: Principal): Grants {
   const hit = grantsCache.get(principal)
   if (hit?.policy === policy) return hit.grants
-  const scopes = new Set(principal.scopes)
-  const granted = new Set<string>()
-  for (const role of principal.roles) for (const s of policy.roles.get(role) ?? []) granted.add(s)
-  for (const s of granted) scopes.add(s)
-  // Scope hierarchies (MCP authorization, step-up): `*` grants all, `tools:*` grants `tools:x`,
-  // but only when the policy's role map says so: a token's own scopes are taken literally.
-  const patterns = [...granted].filter((s) => s.includes('*')).map(scopePattern)
+  const fromRoles = scopesOfRoles(policy.roles, principal.roles)
+  const scopes = new Set([...principal.scopes, ...fromRoles.granted])
   const grants: Grants = {
     scopes,
-    has: (s) => principal.allScopes === true || scopes.has(s) || patterns.some((m) => m(s)),
+    has: (s) => principal.allScopes === true || principal.scopes.has(s) || fromRoles.has(s),
   }
   grantsCache.set(principal, { policy, grants })
   return grants
