@@ -161,7 +161,8 @@ describe('serve with the dev IdP, token, and a clean shutdown', () => {
   it('mcp-edge token gets a token the gateway accepts; SIGTERM ends every child', async () => {
     const state = join(dir, 'dev-idp-state.json')
     const env = { MCP_EDGE_DEV_IDP_STATE: state }
-    const s = serve(['--config', file('dev.yaml', `listen: { port: 0 }\ndevIdp: { port: 0 }\n${echoServer}`), '--dev-idp'], env)
+    const users = '[{ sub: dev-user, roles: [mcp-user, mcp-developer] }, { sub: ada, roles: [mcp-admin] }]'
+    const s = serve(['--config', file('dev.yaml', `listen: { port: 0 }\ndevIdp: { port: 0, users: ${users} }\n${echoServer}`), '--dev-idp'], env)
     const { url, issuer } = await s.listening
     assert.match(issuer ?? '', /^http:\/\/127\.0\.0\.1:\d+$/)
     assert.ok(s.lines.some((l) => l.level === 'warn' && /DEVELOPMENT IdP/.test(String(l.msg))))
@@ -170,6 +171,21 @@ describe('serve with the dev IdP, token, and a clean shutdown', () => {
     assert.equal(tok.code, 0, tok.stderr)
     const token = tok.stdout.trim()
     assert.match(token, /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/)
+    const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { sub: string; scope?: string }
+    // The first configured user by default; --user picks another; scopes follow their roles.
+    const asUsers = [
+      { args: ['--scope', 'mcp:read mcp:admin'], sub: 'dev-user', scope: 'mcp:read' },
+      { args: ['--scope', 'mcp:read mcp:admin', '--user', 'ada'], sub: 'ada', scope: 'mcp:read mcp:admin' },
+    ]
+    for (const u of asUsers) {
+      const res = await run(['token', '--resource', `${url}/mcp/echo`, ...u.args], env)
+      assert.equal(res.code, 0, res.stderr)
+      const claims = claimsOf(res.stdout.trim())
+      assert.deepEqual([claims.sub, claims.scope], [u.sub, u.scope], u.args.join(' '))
+    }
+    const unknown = await run(['token', '--user', 'root'], env)
+    assert.equal(unknown.code, 1)
+    assert.match(unknown.stderr, /^mcp-edge: no dev user "root"; the dev IdP has: dev-user, ada\n$/)
 
     const post = (server: string, body: unknown, sid?: string) =>
       request(`${url}/mcp/${server}`, {

@@ -16,7 +16,8 @@ const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVe
 
 let stack: Stack
 before(async () => {
-  stack = await startStack()
+  // Two dev users: logins show "Sign in as", so a step-up can be tried as either.
+  stack = await startStack({ users: [{ sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'] }, { sub: 'ada', roles: ['mcp-admin'] }] })
 })
 after(() => stack.close())
 
@@ -182,27 +183,38 @@ describe('/metrics', () => {
 })
 
 describe('step-up with the SDK client', () => {
-  it('a 403 insufficient_scope leads the client to a wider token, and the retried call succeeds', async () => {
+  it('a 403 insufficient_scope leads the client to ask again: refused for a non-admin, granted for an admin', async () => {
     const { provider, saved } = memoryProvider('step-up')
     const url = new URL(stack.local('notes'))
-    const authorize = async (transport: StreamableHTTPClientTransport) => {
-      const callback = await followToRedirectUri(provider.authorizationUrl!.href, REDIRECT)
+    const jar = new Map<string, string>() // one browser for every login
+    const authorize = async (transport: StreamableHTTPClientTransport, user: string) => {
+      const callback = await followToRedirectUri(provider.authorizationUrl!.href, REDIRECT, { user, jar })
       await transport.finishAuth(callback.searchParams)
     }
     const client = new Client({ name: 'step-up', version: '0' })
     let transport = new StreamableHTTPClientTransport(url, { authProvider: provider })
     await assert.rejects(client.connect(transport), UnauthorizedError)
-    await authorize(transport)
+    await authorize(transport, 'dev-user')
     transport = new StreamableHTTPClientTransport(url, { authProvider: provider })
     await client.connect(transport)
     const scopeOf = () => String(JSON.parse(Buffer.from((saved.tokens as { access_token: string }).access_token.split('.')[1]!, 'base64url').toString()).scope ?? '')
     assert.doesNotMatch(scopeOf(), /mcp:admin/)
+    const deleteNote = () => client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } })
     // delete_note needs mcp:admin: the gateway answers 403 with scope="mcp:read mcp:admin".
-    await assert.rejects(client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } }), UnauthorizedError)
+    await assert.rejects(deleteNote(), UnauthorizedError)
     assert.match(provider.authorizationUrl!.searchParams.get('scope') ?? '', /mcp:admin/, 'the client asked for the challenged scope')
-    await authorize(transport)
+    // Signed in as dev-user again: the IdP leaves mcp:admin out, the policy holds.
+    await authorize(transport, 'dev-user')
+    assert.doesNotMatch(scopeOf(), /mcp:admin/)
+    await assert.rejects(deleteNote(), UnauthorizedError, 'still refused: the client is sent to log in again')
+    // Signed in as the admin: the step-up succeeds, in a new session (the open one is bound
+    // to dev-user, so ada's token gets 404 there, as for any other subject).
+    await authorize(transport, 'ada')
     assert.match(scopeOf(), /mcp:admin/)
-    const result = await client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } })
+    await assert.rejects(deleteNote(), /session not found/)
+    await client.close()
+    await client.connect(new StreamableHTTPClientTransport(url, { authProvider: provider }))
+    const result = await deleteNote()
     assert.equal((result.content as { text: string }[])[0]!.text, 'deleted welcome')
     await client.close()
   })
