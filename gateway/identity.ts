@@ -56,7 +56,7 @@ export async function setUpIdentity(o: {
     }
     devIdp = await startDevIdp({ port: config.devIdp.port, resources: o.resources, scopes: DEV_SCOPES, scopesFor: o.scopesFor, users: config.devIdp.users, logger: log.child({ component: 'dev-idp' }), ...o.devIdp })
     issuer = devIdp.issuer
-    log.warn({ issuer, users: config.devIdp.users.map((u) => u.sub) }, 'DEVELOPMENT IdP running: passwordless users sign in and consent automatically. Never use it in production; configure auth.issuer instead')
+    log.warn({ issuer, users: config.devIdp.users.map((u) => u.sub), stateDir: devIdp.stateDir ?? null }, 'DEVELOPMENT IdP running: passwordless users sign in and consent automatically. Never use it in production; configure auth.issuer instead')
   }
   const http: IdpHttp = createIdpHttp(config.auth.idpTimeout)
   let ready = false

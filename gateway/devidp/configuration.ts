@@ -116,8 +116,11 @@ export function configuration(oidc: OidcModule, s: Settings): Configuration {
       policy: loginPolicy(interactionPolicy, s.users.size > 1),
     },
     // Refresh tokens for every client registered with the refresh_token grant, not only
-    // those asking for offline_access (MCP clients rarely request OIDC scopes).
+    // those asking for offline_access (MCP clients rarely request OIDC scopes), and not tied
+    // to the browser session: a restart (sessions are not kept) or signing in as another
+    // user in the same browser must not end another client's refresh token.
     issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    expiresWithSession: () => false,
     jwks: s.jwks as Configuration['jwks'],
     pkce: { required: () => true }, // OAuth 2.1 §4.1.1: PKCE for every client
     renderError: (ctx, out) => {

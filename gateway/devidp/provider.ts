@@ -2,16 +2,18 @@ import { randomBytes } from 'node:crypto'
 import type { EventEmitter } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import path from 'node:path'
 import type Provider from 'oidc-provider'
 import type { errors as OidcErrors } from 'oidc-provider'
 import { pino, type Logger } from 'pino'
-import { createModelStore, type ModelStore } from './adapter.js'
+import { createModelStore, MODELS_FILE, type ModelStore } from './adapter.js'
 import { configuration, isLoopbackHost, registrationCors, type Settings } from './configuration.js'
 import { DevIdpError } from './errors.js'
 import { devInteractions } from './interactions.js'
-import { generateJwks, type Jwks } from './keys.js'
+import { generateJwks, persistentJwks, type Jwks } from './keys.js'
 import type { DevUser } from './sign-in-page.js'
-import { devIdpStatePath, removeDevIdpState, writeDevIdpState } from './state.js'
+import { openStateDir } from './state-dir.js'
+import { devIdpStateDir, devIdpStatePath, removeDevIdpState, writeDevIdpState } from './state.js'
 
 /** A confidential client allowed to use the client_credentials grant. */
 export interface DevIdpClient {
@@ -44,12 +46,17 @@ export interface DevIdpOptions {
   users?: DevUser[]
   /** Extra confidential clients for client_credentials. */
   clients?: DevIdpClient[]
-  /** Private JWKs to sign with; default: one fresh RS256 key. */
+  /** Private JWKs to sign with (never stored); default: those of the state folder, or one fresh RS256 key. */
   jwks?: Jwks
   /** Access token lifetime in seconds; default 3600. */
   accessTokenTtl?: number
   /** Where to publish the CLI clients; default devIdpStatePath(); false: nowhere. */
   stateFile?: string | false
+  /**
+   * Folder keeping signing keys and registrations across restarts; default: next to
+   * `stateFile` (devIdpStateDir), none when `stateFile` is false; false: keep nothing.
+   */
+  stateDir?: string | false
   logger?: Logger
 }
 
@@ -60,6 +67,8 @@ export interface DevIdp {
   cliClient: DevIdpClient
   /** One CLI client per user, in the users' order. */
   cliClients: DevIdpClient[]
+  /** The folder keys and registrations persist in, if any. */
+  stateDir: string | undefined
   close(): Promise<void>
 }
 
@@ -75,8 +84,9 @@ type OidcModule = typeof import('oidc-provider')
  * open dynamic client registration, authorization code + PKCE (S256) with passwordless
  * users (one: signed in automatically; several: a "Sign in as" page), client_credentials,
  * JWT access tokens (RFC 9068) audience-bound to RFC 8707 resource indicators, scopes cut
- * to what the subject's roles allow.
- * @throws DevIdpError bad_options
+ * to what the subject's roles allow. With a state folder, signing keys, registered clients,
+ * grants and refresh tokens survive a restart.
+ * @throws DevIdpError bad_options, state_unsafe
  */
 export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   const host = options.host ?? '127.0.0.1'
@@ -113,14 +123,19 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   }
   const logger = options.logger ?? pino({ name: 'devidp', level: 'warn' })
   const stateFile = options.stateFile === undefined ? devIdpStatePath() : options.stateFile
-  const store: ModelStore = await createModelStore({ log: logger })
+  const stateDir = options.stateDir ?? (stateFile ? devIdpStateDir(stateFile) : false)
+  if (stateDir) await openStateDir(stateDir)
+  const store: ModelStore = await createModelStore({
+    ...(stateDir ? { file: path.join(stateDir, MODELS_FILE) } : {}),
+    log: logger,
+  })
   const settings: Settings = {
     resources: new Set(options.resources),
     scopes: options.scopes ?? DEFAULT_SCOPES,
     scopesFor: options.scopesFor,
     users,
     clients,
-    jwks: options.jwks ?? generateJwks(),
+    jwks: options.jwks ?? (stateDir ? await persistentJwks(stateDir, logger) : generateJwks()),
     ttl: options.accessTokenTtl ?? 3600,
     adapter: store.adapter,
   }
@@ -150,14 +165,15 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     await closeServer(server)
     throw err
   }
-  logger.info({ issuer, resources: options.resources, users: [...users.keys()] },
-    'dev IdP listening')
+  logger.info({ issuer, resources: options.resources, users: [...users.keys()],
+    stateDir: stateDir || null }, 'dev IdP listening')
 
   let closing: Promise<void> | undefined
   return {
     issuer,
     cliClient: cliClients[0]!,
     cliClients,
+    stateDir: stateDir || undefined,
     close() {
       closing ??= (async () => {
         if (stateFile) await removeDevIdpState(stateFile, issuer)

@@ -26,6 +26,14 @@ export function devIdpStatePath(): string {
   return process.env.MCP_EDGE_DEV_IDP_STATE || path.join(os.tmpdir(), 'mcp-edge-dev-idp.json')
 }
 
+/**
+ * The folder next to a state file where keys and registrations persist: the file's path
+ * without `.json` (`<tmpdir>/mcp-edge-dev-idp/` by default), else with `.d` appended.
+ */
+export function devIdpStateDir(stateFile: string): string {
+  return stateFile.endsWith('.json') ? stateFile.slice(0, -'.json'.length) : `${stateFile}.d`
+}
+
 /** Writes the state file atomically, readable by the owner only. */
 export async function writeDevIdpState(file: string, state: DevIdpState): Promise<void> {
   await writeFileAtomic(file, `${JSON.stringify(state, null, 2)}\n`)

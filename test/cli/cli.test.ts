@@ -1,7 +1,7 @@
 // The mcp-edge command as operators run it: real processes, real exit codes, real output.
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -158,6 +158,15 @@ describe('production safety', () => {
 })
 
 describe('serve with the dev IdP, token, and a clean shutdown', () => {
+  it('refuses a dev IdP state folder others may write to, naming it', async () => {
+    const state = join(dir, 'shared-state.json')
+    mkdirSync(join(dir, 'shared-state'))
+    chmodSync(join(dir, 'shared-state'), 0o777)
+    const res = await run(['serve', '--config', file('dev-shared.yaml', `listen: { port: 0 }\ndevIdp: { port: 0 }\n${echoServer}`), '--dev-idp'], { MCP_EDGE_DEV_IDP_STATE: state })
+    assert.equal(res.code, 1)
+    assert.match(res.stderr, new RegExp(`^mcp-edge: dev IdP state folder ${join(dir, 'shared-state')} is writable by group or others \\(mode 0777\\); chmod 700 it`))
+  })
+
   it('mcp-edge token gets a token the gateway accepts; SIGTERM ends every child', async () => {
     const state = join(dir, 'dev-idp-state.json')
     const env = { MCP_EDGE_DEV_IDP_STATE: state }
