@@ -2,7 +2,7 @@ import type { Adapter, AdapterFactory, AdapterPayload } from 'oidc-provider'
 import type { Logger } from 'pino'
 import { readStateFile, writeFileAtomic } from './state-dir.js'
 
-/** Models kept across restarts, so a registered, logged-in client keeps its client id, grant and refresh token. */
+/** Models kept across restarts: a registered client keeps its id, grant and refresh token. */
 export const PERSISTED_MODELS: ReadonlySet<string> =
   new Set(['Client', 'Grant', 'RefreshToken', 'RegistrationAccessToken'])
 /** Entries held at most (registration is open, if only on loopback); past it the oldest go. */
@@ -52,7 +52,7 @@ export async function createModelStore(o: {
     }
   }
 
-  // One write at a time; a change made while one runs is carried by the next, shared by all waiting.
+  // One write at a time; changes made while one runs go in the next, which all their callers await.
   let previous: Promise<void> = Promise.resolve()
   let queued: Promise<void> | undefined
   const save = (): Promise<void> => {
@@ -89,11 +89,10 @@ export async function createModelStore(o: {
     return {
       async upsert(id, payload, expiresIn) {
         entries.delete(key(id)) // re-inserted last: the cap drops the least recently written
-        const ttl = typeof expiresIn === 'number' ? expiresIn + DEFAULT_CLOCK_TOLERANCE_S : undefined
-        entries.set(key(id), {
-          payload: structuredClone(payload),
-          expiresAt: ttl === undefined ? undefined : now() + ttl * 1000,
-        })
+        const expiresAt = typeof expiresIn === 'number'
+          ? now() + (expiresIn + DEFAULT_CLOCK_TOLERANCE_S) * 1000
+          : undefined
+        entries.set(key(id), { payload: structuredClone(payload), expiresAt })
         if (entries.size > max) evict(entries, max, live)
         await changed(model)
       },

@@ -41,7 +41,9 @@ export function devInteractions(
         const sub = await chosenUser(ctx, csrfOf(interaction.uid), users)
         return await finish(ctx, provider, interaction, { login: { accountId: sub } }, logger)
       }
-      if (chooser && name === 'login') return await showChooser(ctx, provider, interaction, users, csrfOf)
+      if (chooser && name === 'login') {
+        return await showChooser(ctx, provider, interaction, users, csrfOf)
+      }
       const result: InteractionResults = name === 'login'
         ? { login: { accountId: users[0]!.sub } }
         : name === 'consent'

@@ -42,11 +42,11 @@ export interface DevIdpOptions {
   scopes?: string[]
   /** Which of them a subject's roles allow, asked on every grant. */
   scopesFor: ScopesFor
-  /** Users who can sign in; the first is the CLI's default. Default: dev-user (mcp-user, mcp-developer). */
+  /** Who can sign in; the first is the CLI's. Default: dev-user (mcp-user, mcp-developer). */
   users?: DevUser[]
   /** Extra confidential clients for client_credentials. */
   clients?: DevIdpClient[]
-  /** Private JWKs to sign with (never stored); default: those of the state folder, or one fresh RS256 key. */
+  /** Private JWKs to sign with (not stored); default: the state folder's, else a new RS256 key */
   jwks?: Jwks
   /** Access token lifetime in seconds; default 3600. */
   accessTokenTtl?: number
@@ -94,7 +94,9 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     throw new DevIdpError('bad_options',
       `dev IdP must listen on a loopback address, got host ${JSON.stringify(host)}`)
   }
-  if (options.resources.length === 0) throw new DevIdpError('bad_options', 'dev IdP needs at least one resource')
+  if (options.resources.length === 0) {
+    throw new DevIdpError('bad_options', 'dev IdP needs at least one resource')
+  }
   for (const resource of options.resources) {
     if (!URL.parse(resource) || resource.includes('#')) {
       throw new DevIdpError('bad_options',
@@ -103,7 +105,9 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   }
   const users = new Map<string, DevUser>()
   for (const user of options.users ?? DEFAULT_USERS) {
-    if (users.has(user.sub)) throw new DevIdpError('bad_options', `duplicate dev IdP user ${user.sub}`)
+    if (users.has(user.sub)) {
+      throw new DevIdpError('bad_options', `duplicate dev IdP user ${user.sub}`)
+    }
     users.set(user.sub, user)
   }
   if (users.size === 0) throw new DevIdpError('bad_options', 'dev IdP needs at least one user')

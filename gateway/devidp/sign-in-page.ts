@@ -3,8 +3,9 @@ import { createHash } from 'node:crypto'
 /** A configured dev IdP user: the `sub` of its tokens and the roles they carry. */
 export interface DevUser { sub: string; roles: string[] }
 
-const STYLE = `body{font:1rem/1.5 system-ui,sans-serif;margin:0;padding:1rem;color:#1a1a1a;background:#f6f6f6}
-main{max-width:28rem;margin:2rem auto}h1{font-size:1.4rem}code{overflow-wrap:anywhere}
+const STYLE = `body{font:1rem/1.5 system-ui,sans-serif;margin:0;padding:1rem;color:#1a1a1a;
+background:#f6f6f6}main{max-width:28rem;margin:2rem auto}h1{font-size:1.4rem}
+code{overflow-wrap:anywhere}
 button{display:block;width:100%;margin:.75rem 0;padding:1rem;font:inherit;text-align:left;
 border:1px solid #888;border-radius:.5rem;background:#fff;cursor:pointer}
 button:hover,button:focus{border-color:#0b57d0;outline:2px solid #0b57d0}
@@ -37,7 +38,8 @@ export function signInPage(o: {
 }): string {
   const buttons = o.users.map((u) => `<button type="submit" name="sub" value="${esc(u.sub)}">`
     + `<span class="sub">${esc(u.sub)}</span>`
-    + `<span class="roles">${u.roles.length ? esc(u.roles.join(', ')) : 'no roles'}</span></button>`)
+    + `<span class="roles">${u.roles.length ? esc(u.roles.join(', ')) : 'no roles'}</span>`
+    + '</button>')
   return `<!doctype html>
 <html lang="en">
 <head>

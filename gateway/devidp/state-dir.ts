@@ -10,7 +10,8 @@ import { DevIdpError } from './errors.js'
  */
 export async function openStateDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EEXIST') throw unsafe(dir, `cannot be created (${err.code ?? err.message})`, err)
+    if (err.code === 'EEXIST') return // checked below
+    throw unsafe(dir, `cannot be created (${err.code ?? err.message})`, err)
   })
   const st = await lstat(dir)
   if (!st.isDirectory()) throw unsafe(dir, 'is not a folder (a symlink or a file)')
@@ -58,7 +59,7 @@ export async function writeFileAtomic(
 export type StateRead<T> =
   | { kind: 'absent' }
   | { kind: 'ok'; value: T }
-  /** Unparseable or invalid: moved to `aside`, so the caller starts fresh and the file stays for a look. */
+  /** Unparseable or invalid: moved to `aside` (kept to look at); the caller starts fresh. */
   | { kind: 'corrupt'; reason: string; aside: string }
 
 /**

@@ -18,7 +18,9 @@ export async function requestDevToken(opts: {
   statePath?: string
 } = {}): Promise<DevToken> {
   const state = await readDevIdpState(opts.statePath ?? devIdpStatePath())
-  const cli = opts.user === undefined ? state.users[0] : state.users.find((u) => u.sub === opts.user)
+  const cli = opts.user === undefined
+    ? state.users[0]
+    : state.users.find((u) => u.sub === opts.user)
   if (!cli) {
     const known = state.users.map((u) => u.sub).join(', ')
     throw new Error(`no dev user ${JSON.stringify(opts.user)}; the dev IdP has: ${known}`)

@@ -325,7 +325,8 @@ describe('dev IdP defaults, state file and requestDevToken', () => {
       { opts: { statePath: path.join(dir, 'missing.json') }, error: /no dev IdP is running/ },
       { opts: { statePath, resource: 'http://127.0.0.1:1/mcp/nope' }, error: /invalid_target/ },
       { opts: { statePath: stale }, error: /not reachable.*ECONNREFUSED/ },
-      { opts: { statePath, user: 'nobody' }, error: /no dev user "nobody"; the dev IdP has: dev-user/ },
+      { opts: { statePath, user: 'nobody' },
+        error: /no dev user "nobody"; the dev IdP has: dev-user/ },
     ]
     for (const c of cases) await assert.rejects(requestDevToken(c.opts), c.error)
   })
