@@ -21,6 +21,7 @@ import { filterListResult } from './policy/filter.js'
 import { loadPolicy } from './policy/load.js'
 import type { Policy } from './policy/policy.js'
 import { watchPolicy, type ReloadResult } from './policy/reload.js'
+import { scopesOfRoles } from './policy/role-scopes.js'
 import { createPolicyStore } from './policy/store.js'
 
 /** Idle keep-alive connections are closed after this long, in ms. */
@@ -97,7 +98,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
 
   let identity: Identity
   try {
-    identity = await setUpIdentity({ config, log, metrics, resources: resources.all(), insecureNoAuth: o.insecureNoAuth, allowDevIdp: o.allowDevIdp, devIdp: o.devIdp })
+    identity = await setUpIdentity({ config, log, metrics, resources: resources.all(), insecureNoAuth: o.insecureNoAuth, allowDevIdp: o.allowDevIdp, devIdp: o.devIdp, scopesFor: (roles) => scopesOfRoles(policy.current.roles, roles).has })
   } catch (err) {
     server.close()
     throw err

@@ -5,7 +5,7 @@ import { createKeySource } from './auth/keys.js'
 import type { Principal } from './auth/principal.js'
 import { ConfigError } from './config/errors.js'
 import type { GatewayConfig } from './config/schema.js'
-import { startDevIdp, type DevIdp, type DevIdpOptions } from './devidp/provider.js'
+import { startDevIdp, type DevIdp, type DevIdpOptions, type ScopesFor } from './devidp/provider.js'
 import type { Metrics } from './observability/metrics.js'
 
 /** Scopes the dev IdP issues; the example policies use these. */
@@ -38,6 +38,8 @@ export async function setUpIdentity(o: {
   resources: string[]
   insecureNoAuth?: boolean
   allowDevIdp?: boolean
+  /** What roles allow under the live policy: the dev IdP grants no other scope. */
+  scopesFor: ScopesFor
   devIdp?: Partial<DevIdpOptions>
 }): Promise<Identity> {
   const { config, log } = o
@@ -52,9 +54,9 @@ export async function setUpIdentity(o: {
     if (!o.allowDevIdp || process.env.NODE_ENV === 'production') {
       throw new ConfigError([{ file: 'configuration', path: 'auth.issuer', message: 'no issuer configured: set auth.issuer (or MCP_EDGE_ISSUER), or pass --insecure-no-auth for a loopback-only test' }])
     }
-    devIdp = await startDevIdp({ port: config.devIdp.port, resources: o.resources, scopes: DEV_SCOPES, logger: log.child({ component: 'dev-idp' }), ...o.devIdp })
+    devIdp = await startDevIdp({ port: config.devIdp.port, resources: o.resources, scopes: DEV_SCOPES, scopesFor: o.scopesFor, users: config.devIdp.users, logger: log.child({ component: 'dev-idp' }), ...o.devIdp })
     issuer = devIdp.issuer
-    log.warn({ issuer }, 'DEVELOPMENT IdP running: a fixed user logs in and consents automatically. Never use it in production; configure auth.issuer instead')
+    log.warn({ issuer, users: config.devIdp.users.map((u) => u.sub), stateDir: devIdp.stateDir ?? null }, 'DEVELOPMENT IdP running: passwordless users sign in and consent automatically. Never use it in production; configure auth.issuer instead')
   }
   const http: IdpHttp = createIdpHttp(config.auth.idpTimeout)
   let ready = false

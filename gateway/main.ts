@@ -15,7 +15,7 @@ const USAGE = `usage: mcp-edge <command> [options]
 
 commands:
   serve     [--config FILE] [--dev-idp] [--insecure-no-auth]   run the gateway
-  token     [--scope "a b"] [--resource URL]                    print an access token from the running dev IdP
+  token     [--scope "a b"] [--resource URL] [--user SUB]       print an access token from the running dev IdP
   validate  [--config FILE]                                     check config and policies, then exit
   policy    check --policy P --claims F|- --server S --tool T    explain a policy decision (policy --help)
 
@@ -89,8 +89,8 @@ async function serve(args: string[]): Promise<number> {
 }
 
 async function token(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { scope: { type: 'string' }, resource: { type: 'string' } } })
-  const t = await requestDevToken({ scope: values.scope, resource: values.resource })
+  const { values } = parseArgs({ args, options: { scope: { type: 'string' }, resource: { type: 'string' }, user: { type: 'string' } } })
+  const t = await requestDevToken({ scope: values.scope, resource: values.resource, user: values.user })
   process.stdout.write(`${t.access_token}\n`)
   return 0
 }

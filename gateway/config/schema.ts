@@ -50,6 +50,8 @@ export const DEFAULT_RESUME_MAX_AGE_MS = 5 * 60_000
 export const DEFAULT_SSE_POLL_RETRY_MS = 1_000
 /** The dev IdP's loopback port when the gateway runs it. */
 export const DEFAULT_DEV_IDP_PORT = 8090
+/** The dev IdP's users when none are configured: one, logged in automatically, not an admin. */
+export const DEFAULT_DEV_IDP_USERS = [{ sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'] }]
 
 /** Asymmetric algorithms accepted by default: never `none`, never HS* (RFC 8725 §3.1, §3.2). */
 export const ASYMMETRIC_ALGORITHMS = [
@@ -67,6 +69,12 @@ const canonicalUrl = httpUrl.refine(
 )
 
 const ms = z.number().int().nonnegative()
+
+/** A dev IdP user: the `sub` of its tokens, and the roles the policy's role map expands. */
+const devUserSchema = z.strictObject({
+  sub: z.string().regex(/^[\w.@+-]{1,100}$/, 'letters, digits and . _ @ + - (1 to 100)'),
+  roles: z.array(z.string().min(1)).default([]),
+})
 
 const serverSchema = z
   .strictObject({
@@ -193,7 +201,15 @@ export const configSchema = z.strictObject({
   allowedHosts: z.array(z.string().regex(/^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$/, 'a host name or [IPv6] address, without a port')).default([]),
   auth: authSchema.prefault({}),
   devIdp: z
-    .strictObject({ port: z.number().int().min(0).max(65535).default(DEFAULT_DEV_IDP_PORT) })
+    .strictObject({
+      port: z.number().int().min(0).max(65535).default(DEFAULT_DEV_IDP_PORT),
+      /** The first is who `mcp-edge token` acts as; with several, logins show a chooser. */
+      users: z
+        .array(devUserSchema)
+        .min(1)
+        .refine((u) => new Set(u.map((x) => x.sub)).size === u.length, 'each sub once')
+        .default(() => DEFAULT_DEV_IDP_USERS.map((u) => ({ ...u, roles: [...u.roles] }))),
+    })
     .prefault({}),
   servers: z
     .record(z.string().regex(SERVER_NAME, 'server names are lowercase letters, digits, - and _'), serverSchema)

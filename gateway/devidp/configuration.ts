@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import type Provider from 'oidc-provider'
-import type { Configuration } from 'oidc-provider'
+import type { Configuration, KoaContextWithOIDC } from 'oidc-provider'
 import { INTERACTION_PATH } from './interactions.js'
-import type { DevIdpClient } from './provider.js'
+import type { DevIdpClient, ScopesFor } from './provider.js'
+import type { DevUser } from './sign-in-page.js'
 
 type OidcModule = typeof import('oidc-provider')
 type KoaMiddleware = Parameters<Provider['use']>[0]
@@ -14,20 +15,24 @@ export const REGISTRATION_PATH = '/reg'
 /** What the dev IdP was started with, resolved. */
 export interface Settings {
   resources: Set<string>
+  /** Every scope the IdP knows; a token gets those its subject's roles allow. */
   scopes: string[]
-  user: { sub: string; roles: string[] }
+  scopesFor: ScopesFor
+  /** By sub, in configured order. */
+  users: Map<string, DevUser>
   clients: Map<string, DevIdpClient>
   jwks: { keys: object[] }
   ttl: number
+  adapter: NonNullable<Configuration['adapter']>
 }
 
 /** oidc-provider's configuration for the dev IdP: every OAuth decision it makes is here. */
-export async function configuration(oidc: OidcModule, s: Settings): Promise<Configuration> {
-  const { errors } = oidc
+export function configuration(oidc: OidcModule, s: Settings): Configuration {
+  const { errors, interactionPolicy } = oidc
   const [resource] = s.resources
   const alg = signingAlg(s.jwks)
   return {
-    adapter: await memoryAdapter(),
+    adapter: s.adapter,
     clients: [...s.clients.values()].map((c) => ({
       client_id: c.clientId,
       client_secret: c.clientSecret,
@@ -73,12 +78,17 @@ export async function configuration(oidc: OidcModule, s: Settings): Promise<Conf
         },
         // The token request may omit `resource`: use the one granted at authorization.
         useGrantedResource: () => true,
-        getResourceServerInfo: (_ctx, indicator) => {
+        getResourceServerInfo: (ctx, indicator) => {
           if (!s.resources.has(indicator)) {
             throw new errors.InvalidTarget(`resource ${indicator} is not served by this gateway`)
           }
+          // The one place scopes are decided, at consent and at every token (refreshes
+          // included): what the subject's roles allow under the live policy. The rest of a
+          // request is left out, not refused (RFC 6749 §3.3: the token's scope says what was
+          // granted).
+          const allowed = s.scopesFor(rolesInContext(ctx, s))
           return {
-            scope: s.scopes.join(' '),
+            scope: s.scopes.filter(allowed).join(' '),
             audience: indicator,
             accessTokenTTL: s.ttl,
             accessTokenFormat: 'jwt',
@@ -87,9 +97,9 @@ export async function configuration(oidc: OidcModule, s: Settings): Promise<Conf
         },
       },
     },
-    findAccount: (_ctx, sub) => sub !== s.user.sub ? undefined : {
-      accountId: sub,
-      claims: () => ({ sub, roles: s.user.roles }),
+    findAccount: (_ctx, sub) => {
+      const user = s.users.get(sub)
+      return user && { accountId: sub, claims: () => ({ sub, roles: user.roles }) }
     },
     formats: {
       customizers: {
@@ -101,10 +111,16 @@ export async function configuration(oidc: OidcModule, s: Settings): Promise<Conf
         },
       },
     },
-    interactions: { url: (_ctx, interaction) => `${INTERACTION_PATH}${interaction.uid}` },
+    interactions: {
+      url: (_ctx, interaction) => `${INTERACTION_PATH}${interaction.uid}`,
+      policy: loginPolicy(interactionPolicy, s.users.size > 1),
+    },
     // Refresh tokens for every client registered with the refresh_token grant, not only
-    // those asking for offline_access (MCP clients rarely request OIDC scopes).
+    // those asking for offline_access (MCP clients rarely request OIDC scopes), and not tied
+    // to the browser session: a restart (sessions are not kept) or signing in as another
+    // user in the same browser must not end another client's refresh token.
     issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    expiresWithSession: () => false,
     jwks: s.jwks as Configuration['jwks'],
     pkce: { required: () => true }, // OAuth 2.1 §4.1.1: PKCE for every client
     renderError: (ctx, out) => {
@@ -128,7 +144,34 @@ export async function configuration(oidc: OidcModule, s: Settings): Promise<Conf
 
 function rolesOf(token: { kind: string; clientId?: string; accountId?: string }, s: Settings) {
   if (token.kind === 'ClientCredentials') return s.clients.get(token.clientId ?? '')?.roles ?? []
-  return token.accountId === s.user.sub ? s.user.roles : []
+  return s.users.get(token.accountId ?? '')?.roles ?? []
+}
+
+/**
+ * Roles of whoever is being granted scopes now: the confidential client itself for
+ * client_credentials (a registered client unknown here has none); else the user of the grant
+ * being redeemed or refreshed, or the one signed in at the authorization endpoint.
+ */
+function rolesInContext(ctx: KoaContextWithOIDC, s: Settings): readonly string[] {
+  const { oidc } = ctx
+  if (oidc.params?.grant_type === 'client_credentials') {
+    return s.clients.get(oidc.client?.clientId ?? '')?.roles ?? []
+  }
+  const accountId = oidc.entities.Grant?.accountId ?? oidc.session?.accountId
+  return s.users.get(accountId ?? '')?.roles ?? []
+}
+
+/**
+ * oidc-provider's default prompts; with several users, every authorization request shows
+ * the sign-in page, so the next login (a step-up, say) can pick another user.
+ */
+function loginPolicy(policies: OidcModule['interactionPolicy'], choose: boolean) {
+  const policy = policies.base()
+  if (!choose) return policy
+  const { Check } = policies
+  policy.get('login')!.checks.add(new Check('dev_user_choice', 'choose a dev user',
+    (ctx) => ctx.oidc.result?.login ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT))
+  return policy
 }
 
 /** RFC 7591 registration has no CORS in oidc-provider; allow loopback browser origins. */
@@ -146,14 +189,6 @@ export function registrationCors(): KoaMiddleware {
     ctx.set('Access-Control-Max-Age', '3600')
     ctx.status = 204
   }
-}
-
-/** Per-instance in-memory storage (the default adapter is process-global and warns). */
-async function memoryAdapter(): Promise<NonNullable<Configuration['adapter']>> {
-  // Not in oidc-provider's typings; the package has no "exports" map, so the path is public.
-  const spec: string = 'oidc-provider/lib/adapters/memory_adapter.js'
-  const mod = await import(spec) as { createMemoryAdapter(tolerance?: number): unknown }
-  return mod.createMemoryAdapter(15) as NonNullable<Configuration['adapter']>
 }
 
 function signingAlg(jwks: { keys: object[] }): SigningAlg {

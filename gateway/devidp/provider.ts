@@ -1,13 +1,19 @@
-import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { EventEmitter } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import path from 'node:path'
 import type Provider from 'oidc-provider'
 import type { errors as OidcErrors } from 'oidc-provider'
 import { pino, type Logger } from 'pino'
+import { createModelStore, MODELS_FILE, type ModelStore } from './adapter.js'
 import { configuration, isLoopbackHost, registrationCors, type Settings } from './configuration.js'
-import { autoInteractions } from './interactions.js'
-import { devIdpStatePath, removeDevIdpState, writeDevIdpState } from './state.js'
+import { DevIdpError } from './errors.js'
+import { devInteractions } from './interactions.js'
+import { generateJwks, persistentJwks, type Jwks } from './keys.js'
+import type { DevUser } from './sign-in-page.js'
+import { openStateDir } from './state-dir.js'
+import { devIdpStateDir, devIdpStatePath, removeDevIdpState, writeDevIdpState } from './state.js'
 
 /** A confidential client allowed to use the client_credentials grant. */
 export interface DevIdpClient {
@@ -18,6 +24,12 @@ export interface DevIdpClient {
   subject?: string
 }
 
+/**
+ * For a subject's roles, which scopes it may be granted: the gateway passes its live policy's
+ * role map, so a token never carries a scope the roles do not grant.
+ */
+export type ScopesFor = (roles: readonly string[]) => (scope: string) => boolean
+
 /** Options of {@link startDevIdp}. */
 export interface DevIdpOptions {
   /** Loopback address only (127.x, ::1, localhost); default '127.0.0.1'. */
@@ -26,91 +38,128 @@ export interface DevIdpOptions {
   port?: number
   /** Allowed RFC 8707 resource indicators, e.g. http://127.0.0.1:8080/mcp/echo. */
   resources: string[]
-  /** Scopes a token may carry; default mcp:read mcp:write mcp:admin. */
+  /** Scopes the IdP knows; default mcp:read mcp:write mcp:admin. */
   scopes?: string[]
-  /** The auto-logged-in user; default dev-user with roles mcp-user, mcp-developer. */
-  user?: { sub: string; roles: string[] }
+  /** Which of them a subject's roles allow, asked on every grant. */
+  scopesFor: ScopesFor
+  /** Who can sign in; the first is the CLI's. Default: dev-user (mcp-user, mcp-developer). */
+  users?: DevUser[]
   /** Extra confidential clients for client_credentials. */
   clients?: DevIdpClient[]
-  /** Private JWKs to sign with; default: one fresh RS256 key. */
-  jwks?: { keys: object[] }
+  /** Private JWKs to sign with (not stored); default: the state folder's, else a new RS256 key */
+  jwks?: Jwks
   /** Access token lifetime in seconds; default 3600. */
   accessTokenTtl?: number
-  /** Where to publish the CLI client; default devIdpStatePath(); false: nowhere. */
+  /** Where to publish the CLI clients; default devIdpStatePath(); false: nowhere. */
   stateFile?: string | false
+  /**
+   * Folder keeping signing keys and registrations across restarts; default: next to
+   * `stateFile` (devIdpStateDir), none when `stateFile` is false; false: keep nothing.
+   */
+  stateDir?: string | false
   logger?: Logger
 }
 
 /** A running dev IdP. */
 export interface DevIdp {
   issuer: string
+  /** The CLI client of the first user. */
   cliClient: DevIdpClient
+  /** One CLI client per user, in the users' order. */
+  cliClients: DevIdpClient[]
+  /** The folder keys and registrations persist in, if any. */
+  stateDir: string | undefined
   close(): Promise<void>
 }
 
-/** Client id of the built-in confidential client used by `mcp-edge token`. */
+/** Client id of the built-in confidential client used by `mcp-edge token` (first user). */
 export const CLI_CLIENT_ID = 'mcp-edge-cli'
 const DEFAULT_SCOPES = ['mcp:read', 'mcp:write', 'mcp:admin']
-const DEFAULT_USER = { sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'] }
+const DEFAULT_USERS: DevUser[] = [{ sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'] }]
 
 type OidcModule = typeof import('oidc-provider')
 
 /**
  * Starts the development OAuth 2.1 / OIDC authorization server on a loopback address:
- * open dynamic client registration, authorization code + PKCE (S256) with a dev user that
- * is logged in and consents automatically, client_credentials, JWT access tokens (RFC 9068)
- * audience-bound to RFC 8707 resource indicators.
+ * open dynamic client registration, authorization code + PKCE (S256) with passwordless
+ * users (one: signed in automatically; several: a "Sign in as" page), client_credentials,
+ * JWT access tokens (RFC 9068) audience-bound to RFC 8707 resource indicators, scopes cut
+ * to what the subject's roles allow. With a state folder, signing keys, registered clients,
+ * grants and refresh tokens survive a restart.
+ * @throws DevIdpError bad_options, state_unsafe
  */
 export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   const host = options.host ?? '127.0.0.1'
   if (!isLoopbackHost(host)) {
-    throw new Error(`dev IdP must listen on a loopback address, got host ${JSON.stringify(host)}`)
+    throw new DevIdpError('bad_options',
+      `dev IdP must listen on a loopback address, got host ${JSON.stringify(host)}`)
   }
-  if (options.resources.length === 0) throw new Error('dev IdP needs at least one resource')
+  if (options.resources.length === 0) {
+    throw new DevIdpError('bad_options', 'dev IdP needs at least one resource')
+  }
   for (const resource of options.resources) {
     if (!URL.parse(resource) || resource.includes('#')) {
-      throw new Error(`dev IdP resource must be an absolute URI without fragment: ${resource}`)
+      throw new DevIdpError('bad_options',
+        `dev IdP resource must be an absolute URI without fragment: ${resource}`)
     }
   }
-  const user = options.user ?? DEFAULT_USER
-  const cliClient: DevIdpClient = {
-    clientId: CLI_CLIENT_ID,
-    clientSecret: randomBytes(32).toString('base64url'),
-    roles: [...user.roles],
-    subject: user.sub,
+  const users = new Map<string, DevUser>()
+  for (const user of options.users ?? DEFAULT_USERS) {
+    if (users.has(user.sub)) {
+      throw new DevIdpError('bad_options', `duplicate dev IdP user ${user.sub}`)
+    }
+    users.set(user.sub, user)
   }
-  const clients = new Map<string, DevIdpClient>([[CLI_CLIENT_ID, cliClient]])
-  for (const client of options.clients ?? []) {
-    if (clients.has(client.clientId)) throw new Error(`duplicate dev IdP client ${client.clientId}`)
+  if (users.size === 0) throw new DevIdpError('bad_options', 'dev IdP needs at least one user')
+  // One CLI client per user, acting as that user with that user's roles.
+  const cliClients: DevIdpClient[] = [...users.values()].map((u, i) => ({
+    clientId: i === 0 ? CLI_CLIENT_ID : `${CLI_CLIENT_ID}:${u.sub}`,
+    clientSecret: randomBytes(32).toString('base64url'),
+    roles: [...u.roles],
+    subject: u.sub,
+  }))
+  const clients = new Map<string, DevIdpClient>()
+  for (const client of [...cliClients, ...options.clients ?? []]) {
+    if (clients.has(client.clientId)) {
+      throw new DevIdpError('bad_options', `duplicate dev IdP client ${client.clientId}`)
+    }
     clients.set(client.clientId, client)
   }
   const logger = options.logger ?? pino({ name: 'devidp', level: 'warn' })
+  const stateFile = options.stateFile === undefined ? devIdpStatePath() : options.stateFile
+  const stateDir = options.stateDir ?? (stateFile ? devIdpStateDir(stateFile) : false)
+  if (stateDir) await openStateDir(stateDir)
+  const store: ModelStore = await createModelStore({
+    ...(stateDir ? { file: path.join(stateDir, MODELS_FILE) } : {}),
+    log: logger,
+  })
   const settings: Settings = {
     resources: new Set(options.resources),
     scopes: options.scopes ?? DEFAULT_SCOPES,
-    user,
+    scopesFor: options.scopesFor,
+    users,
     clients,
-    jwks: options.jwks ?? generateJwks(),
+    jwks: options.jwks ?? (stateDir ? await persistentJwks(stateDir, logger) : generateJwks()),
     ttl: options.accessTokenTtl ?? 3600,
+    adapter: store.adapter,
   }
 
   const server = http.createServer()
   await listen(server, options.port ?? 0, host)
   const { port } = server.address() as AddressInfo
   const issuer = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
-  const stateFile = options.stateFile === undefined ? devIdpStatePath() : options.stateFile
   try {
     const oidc = await loadOidcProvider(logger)
-    const provider = new oidc.Provider(issuer, await configuration(oidc, settings))
+    const provider = new oidc.Provider(issuer, configuration(oidc, settings))
     provider.use(registrationCors())
-    provider.use(autoInteractions(provider, user.sub, logger))
+    provider.use(devInteractions(provider, [...users.values()], logger))
     observe(provider, logger)
     server.on('request', provider.callback())
     if (stateFile) {
       await writeDevIdpState(stateFile, {
         issuer,
-        clientId: cliClient.clientId,
-        clientSecret: cliClient.clientSecret,
+        users: cliClients.map((c) => ({ sub: c.subject!, roles: c.roles, clientId: c.clientId,
+          clientSecret: c.clientSecret })),
         resources: [...options.resources],
         scopes: settings.scopes,
         pid: process.pid,
@@ -120,16 +169,20 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     await closeServer(server)
     throw err
   }
-  logger.info({ issuer, resources: options.resources }, 'dev IdP listening')
+  logger.info({ issuer, resources: options.resources, users: [...users.keys()],
+    stateDir: stateDir || null }, 'dev IdP listening')
 
   let closing: Promise<void> | undefined
   return {
     issuer,
-    cliClient,
+    cliClient: cliClients[0]!,
+    cliClients,
+    stateDir: stateDir || undefined,
     close() {
       closing ??= (async () => {
         if (stateFile) await removeDevIdpState(stateFile, issuer)
         await closeServer(server)
+        await store.flushed()
       })()
       return closing
     },
@@ -178,12 +231,6 @@ function loadOidcProvider(logger: Logger): Promise<OidcModule> {
     }
   })()
   return oidcModule
-}
-
-function generateJwks(): { keys: object[] } {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
-  const jwk = privateKey.export({ format: 'jwk' })
-  return { keys: [{ ...jwk, kid: randomUUID(), alg: 'RS256', use: 'sig' }] }
 }
 
 function listen(server: http.Server, port: number, host: string): Promise<void> {

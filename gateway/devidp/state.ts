@@ -1,13 +1,21 @@
-import { randomBytes } from 'node:crypto'
-import { readFile, rename, unlink, writeFile } from 'node:fs/promises'
+import { readFile, unlink } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { writeFileAtomic } from './state-dir.js'
 
-/** What a running dev IdP publishes for `mcp-edge token` (secret included: mode 0600). */
-export interface DevIdpState {
-  issuer: string
+/** One CLI client of a running dev IdP: acts as user `sub` (secret included: mode 0600). */
+export interface DevIdpCliUser {
+  sub: string
+  roles: string[]
   clientId: string
   clientSecret: string
+}
+
+/** What a running dev IdP publishes for `mcp-edge token`. */
+export interface DevIdpState {
+  issuer: string
+  /** One per configured user; the first is the default. */
+  users: DevIdpCliUser[]
   resources: string[]
   scopes: string[]
   pid: number
@@ -18,18 +26,17 @@ export function devIdpStatePath(): string {
   return process.env.MCP_EDGE_DEV_IDP_STATE || path.join(os.tmpdir(), 'mcp-edge-dev-idp.json')
 }
 
+/**
+ * The folder next to a state file where keys and registrations persist: the file's path
+ * without `.json` (`<tmpdir>/mcp-edge-dev-idp/` by default), else with `.d` appended.
+ */
+export function devIdpStateDir(stateFile: string): string {
+  return stateFile.endsWith('.json') ? stateFile.slice(0, -'.json'.length) : `${stateFile}.d`
+}
+
 /** Writes the state file atomically, readable by the owner only. */
 export async function writeDevIdpState(file: string, state: DevIdpState): Promise<void> {
-  // Temp file + rename: never follows a pre-planted symlink at `file` in a shared tmpdir,
-  // and readers never see a half-written file.
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
-  await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600, flag: 'wx' })
-  try {
-    await rename(tmp, file)
-  } catch (err) {
-    await unlink(tmp).catch(() => {})
-    throw err
-  }
+  await writeFileAtomic(file, `${JSON.stringify(state, null, 2)}\n`)
 }
 
 /** Reads the state file; throws a user-facing Error when no dev IdP is running. */
@@ -49,11 +56,17 @@ export async function readDevIdpState(file: string): Promise<DevIdpState> {
   } catch {
     throw new Error(`dev IdP state ${file} is not valid JSON; restart the gateway`)
   }
-  const ok = typeof state.issuer === 'string' && typeof state.clientId === 'string'
-    && typeof state.clientSecret === 'string' && Array.isArray(state.resources)
-    && Array.isArray(state.scopes)
+  const ok = typeof state.issuer === 'string' && Array.isArray(state.users)
+    && state.users.length > 0 && state.users.every(isCliUser)
+    && Array.isArray(state.resources) && Array.isArray(state.scopes)
   if (!ok) throw new Error(`dev IdP state ${file} is incomplete; restart the gateway`)
   return state as DevIdpState
+}
+
+function isCliUser(u: unknown): boolean {
+  const x = u as Partial<DevIdpCliUser> | null
+  return typeof x?.sub === 'string' && typeof x.clientId === 'string'
+    && typeof x.clientSecret === 'string' && Array.isArray(x.roles)
 }
 
 /** Deletes the state file if it still describes `issuer` (a newer instance may own it). */

@@ -5,16 +5,26 @@ import { devIdpStatePath, readDevIdpState } from './state.js'
 export interface DevToken { access_token: string; expires_in: number; scope?: string }
 
 /**
- * Gets an access token for the dev user from the running dev IdP (client_credentials as
- * `mcp-edge-cli`, client_secret_basic). Defaults: the first allowed resource, and no scope
- * beyond what the dev user's roles grant through the policy (so policies show their effect).
+ * Gets an access token for a dev user from the running dev IdP (client_credentials as that
+ * user's CLI client, client_secret_basic). Defaults: the first configured user, the first
+ * allowed resource, and no scope (the user's roles decide through the policy). A scope the
+ * user's roles do not grant is left out of the token, not refused.
  */
 export async function requestDevToken(opts: {
   scope?: string
   resource?: string
+  /** The `sub` of a configured dev user. */
+  user?: string
   statePath?: string
 } = {}): Promise<DevToken> {
   const state = await readDevIdpState(opts.statePath ?? devIdpStatePath())
+  const cli = opts.user === undefined
+    ? state.users[0]
+    : state.users.find((u) => u.sub === opts.user)
+  if (!cli) {
+    const known = state.users.map((u) => u.sub).join(', ')
+    throw new Error(`no dev user ${JSON.stringify(opts.user)}; the dev IdP has: ${known}`)
+  }
   const resource = opts.resource ?? state.resources[0]
   if (!resource) throw new Error('the dev IdP state lists no resources')
   const meta = await getJson(`${state.issuer}/.well-known/openid-configuration`, state.issuer)
@@ -23,7 +33,7 @@ export async function requestDevToken(opts: {
   }
   // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
   const basic = Buffer.from(
-    `${encodeURIComponent(state.clientId)}:${encodeURIComponent(state.clientSecret)}`,
+    `${encodeURIComponent(cli.clientId)}:${encodeURIComponent(cli.clientSecret)}`,
   ).toString('base64')
   const form = new URLSearchParams({
     grant_type: 'client_credentials',

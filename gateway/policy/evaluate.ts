@@ -1,6 +1,6 @@
 import { claimValues, type Principal } from '../auth/principal.js'
-import { scopePattern } from './glob.js'
 import type { Conditions, Feature, Policy, Rule, Source } from './policy.js'
+import { scopesOfRoles } from './role-scopes.js'
 
 /** The outcome of one policy question, with the reason the audit log and explain print. */
 export type Decision =
@@ -47,11 +47,9 @@ function computeGrants(policy: Policy, principal: Principal): Grants {
   if (policy.roles.size === 0) return { scopes: new Set(token), basis: 'scopes', has: (s) => token.has(s) }
   // The ceiling: what the user's roles grant through the role map. A granted scope may be a
   // pattern (`*`, `tools:*`), but only there: a token's own scopes are taken literally.
-  const ceiling = new Set<string>()
-  for (const role of principal.roles) for (const s of policy.roles.get(role) ?? []) ceiling.add(s)
-  const patterns = [...ceiling].filter((s) => s.includes('*')).map(scopePattern)
-  const withinRoles = (s: string) => ceiling.has(s) || patterns.some((m) => m(s))
-  if (!principal.hasScopeClaim) return { scopes: ceiling, basis: 'roles', has: withinRoles }
+  const ceiling = scopesOfRoles(policy.roles, principal.roles)
+  const withinRoles = (s: string) => ceiling.has(s)
+  if (!principal.hasScopeClaim) return { scopes: ceiling.granted, basis: 'roles', has: withinRoles }
   const effective = new Set([...token].filter(withinRoles))
   return { scopes: effective, basis: 'scopes within roles', has: (s) => effective.has(s) }
 }

@@ -6,6 +6,7 @@ import { createIdpHttp, type IdpHttp } from '../../gateway/auth/idp-http.js'
 import { createKeySource, type KeySource } from '../../gateway/auth/keys.js'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startDevIdp, type DevIdp } from '../../gateway/devidp/provider.js'
+import { DEMO_ROLES, scopesForRoles } from '../helpers/dev-roles.js'
 import { claims, makeKey, rejectsWith, signToken, type TestKey } from '../helpers/keys.js'
 
 const ECHO = 'http://127.0.0.1:8080/mcp/echo'
@@ -41,7 +42,7 @@ before(async () => {
   signing = await makeKey('ES256', 'dev-es256')
   idp = await startDevIdp({
     resources: [ECHO, NOTES], clients: [CLIENT], jwks: { keys: [signing.privateJwk] },
-    stateFile: false,
+    scopesFor: scopesForRoles(DEMO_ROLES), stateFile: false,
   })
   const raw = {
     servers: { echo: { command: 'node' } },

@@ -7,6 +7,7 @@ import { pino } from 'pino'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { startDevIdp, type DevIdp } from '../../gateway/devidp/provider.js'
+import { scopesForPolicy } from '../helpers/dev-roles.js'
 import { cleanup, spawnTracked, stopTree } from './procs.js'
 import { awaitLine, freePort, httpTarget, pollReady, type Target } from './target.js'
 
@@ -54,6 +55,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   try {
     idp = await startDevIdp({
       port: 0, resources: [resource], clients: [CLIENT], stateFile: false,
+      scopesFor: scopesForPolicy(join(o.root, 'policies')),
       logger: pino({ level: 'warn' }),
     })
     const level = process.env.BENCH_GATEWAY_LOG ?? 'info'

@@ -1,7 +1,7 @@
 // The mcp-edge command as operators run it: real processes, real exit codes, real output.
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -158,10 +158,20 @@ describe('production safety', () => {
 })
 
 describe('serve with the dev IdP, token, and a clean shutdown', () => {
+  it('refuses a dev IdP state folder others may write to, naming it', async () => {
+    const state = join(dir, 'shared-state.json')
+    mkdirSync(join(dir, 'shared-state'))
+    chmodSync(join(dir, 'shared-state'), 0o777)
+    const res = await run(['serve', '--config', file('dev-shared.yaml', `listen: { port: 0 }\ndevIdp: { port: 0 }\n${echoServer}`), '--dev-idp'], { MCP_EDGE_DEV_IDP_STATE: state })
+    assert.equal(res.code, 1)
+    assert.match(res.stderr, new RegExp(`^mcp-edge: dev IdP state folder ${join(dir, 'shared-state')} is writable by group or others \\(mode 0777\\); chmod 700 it`))
+  })
+
   it('mcp-edge token gets a token the gateway accepts; SIGTERM ends every child', async () => {
     const state = join(dir, 'dev-idp-state.json')
     const env = { MCP_EDGE_DEV_IDP_STATE: state }
-    const s = serve(['--config', file('dev.yaml', `listen: { port: 0 }\ndevIdp: { port: 0 }\n${echoServer}`), '--dev-idp'], env)
+    const users = '[{ sub: dev-user, roles: [mcp-user, mcp-developer] }, { sub: ada, roles: [mcp-admin] }]'
+    const s = serve(['--config', file('dev.yaml', `listen: { port: 0 }\ndevIdp: { port: 0, users: ${users} }\n${echoServer}`), '--dev-idp'], env)
     const { url, issuer } = await s.listening
     assert.match(issuer ?? '', /^http:\/\/127\.0\.0\.1:\d+$/)
     assert.ok(s.lines.some((l) => l.level === 'warn' && /DEVELOPMENT IdP/.test(String(l.msg))))
@@ -170,6 +180,21 @@ describe('serve with the dev IdP, token, and a clean shutdown', () => {
     assert.equal(tok.code, 0, tok.stderr)
     const token = tok.stdout.trim()
     assert.match(token, /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/)
+    const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { sub: string; scope?: string }
+    // The first configured user by default; --user picks another; scopes follow their roles.
+    const asUsers = [
+      { args: ['--scope', 'mcp:read mcp:admin'], sub: 'dev-user', scope: 'mcp:read' },
+      { args: ['--scope', 'mcp:read mcp:admin', '--user', 'ada'], sub: 'ada', scope: 'mcp:read mcp:admin' },
+    ]
+    for (const u of asUsers) {
+      const res = await run(['token', '--resource', `${url}/mcp/echo`, ...u.args], env)
+      assert.equal(res.code, 0, res.stderr)
+      const claims = claimsOf(res.stdout.trim())
+      assert.deepEqual([claims.sub, claims.scope], [u.sub, u.scope], u.args.join(' '))
+    }
+    const unknown = await run(['token', '--user', 'root'], env)
+    assert.equal(unknown.code, 1)
+    assert.match(unknown.stderr, /^mcp-edge: no dev user "root"; the dev IdP has: dev-user, ada\n$/)
 
     const post = (server: string, body: unknown, sid?: string) =>
       request(`${url}/mcp/${server}`, {

@@ -11,6 +11,7 @@ import { request } from 'undici'
 import { startDevIdp, type DevIdp } from '../../gateway/devidp/provider.js'
 import { readDevIdpState } from '../../gateway/devidp/state.js'
 import { requestDevToken } from '../../gateway/devidp/token-client.js'
+import { DEMO_ROLES, scopesForRoles } from '../helpers/dev-roles.js'
 import {
   authorizationCodeFlow, discover, registerPublicClient, tokenRequest, type Discovery,
 } from '../helpers/oauth-flow.js'
@@ -19,6 +20,7 @@ const ECHO = 'http://127.0.0.1:8080/mcp/echo'
 const FILES = 'http://127.0.0.1:8080/mcp/files'
 const REDIRECT = 'http://localhost:6274/oauth/callback'
 const INSPECTOR = 'http://localhost:6274'
+const scopesFor = scopesForRoles(DEMO_ROLES)
 const CLIENTS = [
   { clientId: 'alice', clientSecret: 'alice-secret', roles: ['mcp-admin'], subject: 'alice@dev' },
   { clientId: 'bob', clientSecret: 'bob-secret', roles: ['mcp-user'] },
@@ -62,6 +64,7 @@ describe('dev IdP with test keys, two resources and test clients', () => {
       resources: [ECHO, FILES],
       clients: CLIENTS,
       jwks: { keys: [privateJwk] },
+      scopesFor,
       stateFile: false,
     })
     meta = await discover(idp.issuer)
@@ -98,6 +101,10 @@ describe('dev IdP with test keys, two resources and test clients', () => {
       { client: CLIENTS[1]!, resource: FILES, scope: 'mcp:read', sub: 'bob' },
       { client: CLIENTS[1]!, resource: ECHO, scope: 'mcp:read openid unknown', sub: 'bob',
         granted: 'mcp:read' },
+      // mcp-user grants mcp:read only: the rest is left out, not refused.
+      { client: CLIENTS[1]!, resource: ECHO, scope: 'mcp:read mcp:write mcp:admin', sub: 'bob',
+        granted: 'mcp:read' },
+      { client: CLIENTS[1]!, resource: ECHO, scope: 'mcp:admin', sub: 'bob', granted: undefined },
     ]
     for (const c of cases) {
       const { status, body } = await clientCredentials(meta, c.client,
@@ -108,7 +115,9 @@ describe('dev IdP with test keys, two resources and test clients', () => {
       assert.equal(payload.aud, c.resource)
       assert.equal(payload.sub, c.sub)
       assert.equal(payload.client_id, c.client.clientId)
-      assert.equal(payload.scope, c.granted ?? c.scope)
+      const granted = 'granted' in c ? c.granted : c.scope
+      assert.equal(payload.scope, granted, c.scope)
+      assert.equal(body.scope, granted, `${c.scope}: the response says what was granted`)
       assert.deepEqual(payload.realm_access, { roles: c.client.roles })
       assert.ok(payload.jti && payload.iat && payload.exp! - payload.iat === 3600)
     }
@@ -258,7 +267,8 @@ describe('dev IdP defaults, state file and requestDevToken', () => {
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'devidp-test-'))
     statePath = path.join(dir, 'state.json')
-    idp = await startDevIdp({ resources: [ECHO], stateFile: statePath, accessTokenTtl: 120 })
+    idp = await startDevIdp({ resources: [ECHO], scopesFor, stateFile: statePath,
+      accessTokenTtl: 120 })
   })
   after(async () => {
     await idp.close()
@@ -268,8 +278,8 @@ describe('dev IdP defaults, state file and requestDevToken', () => {
   it('writes the CLI client to a 0600 state file', async () => {
     const state = await readDevIdpState(statePath)
     assert.equal(state.issuer, idp.issuer)
-    assert.equal(state.clientId, 'mcp-edge-cli')
-    assert.equal(state.clientSecret, idp.cliClient.clientSecret)
+    assert.deepEqual(state.users, [{ sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'],
+      clientId: 'mcp-edge-cli', clientSecret: idp.cliClient.clientSecret }])
     assert.deepEqual(state.resources, [ECHO])
     assert.equal((await stat(statePath)).mode & 0o777, 0o600)
   })
@@ -303,24 +313,28 @@ describe('dev IdP defaults, state file and requestDevToken', () => {
   })
 
   it('requestDevToken reports errors clearly', async () => {
-    const closed = await startDevIdp({ resources: [ECHO], stateFile: path.join(dir, 'c.json') })
+    const closed = await startDevIdp({ resources: [ECHO], scopesFor,
+      stateFile: path.join(dir, 'c.json') })
     await closed.close()
     const stale = path.join(dir, 'stale.json')
     const { writeDevIdpState } = await import('../../gateway/devidp/state.js')
-    await writeDevIdpState(stale, { issuer: closed.issuer, clientId: 'mcp-edge-cli',
-      clientSecret: 'x', resources: [ECHO], scopes: ['mcp:read'], pid: 1 })
+    await writeDevIdpState(stale, { issuer: closed.issuer, users: [{ sub: 'dev-user', roles: [],
+      clientId: 'mcp-edge-cli', clientSecret: 'x' }], resources: [ECHO], scopes: ['mcp:read'],
+      pid: 1 })
     const cases = [
       { opts: { statePath: path.join(dir, 'missing.json') }, error: /no dev IdP is running/ },
       { opts: { statePath, resource: 'http://127.0.0.1:1/mcp/nope' }, error: /invalid_target/ },
       { opts: { statePath: stale }, error: /not reachable.*ECONNREFUSED/ },
+      { opts: { statePath, user: 'nobody' },
+        error: /no dev user "nobody"; the dev IdP has: dev-user/ },
     ]
     for (const c of cases) await assert.rejects(requestDevToken(c.opts), c.error)
   })
 
   it('close() removes only its own state file', async () => {
     const file = path.join(dir, 'own.json')
-    const first = await startDevIdp({ resources: [ECHO], stateFile: file })
-    const second = await startDevIdp({ resources: [ECHO], stateFile: file })
+    const first = await startDevIdp({ resources: [ECHO], scopesFor, stateFile: file })
+    const second = await startDevIdp({ resources: [ECHO], scopesFor, stateFile: file })
     await first.close()
     assert.equal((await readDevIdpState(file)).issuer, second.issuer)
     await second.close()
@@ -329,7 +343,7 @@ describe('dev IdP defaults, state file and requestDevToken', () => {
 
   it('refuses non-loopback hosts', async () => {
     for (const host of ['0.0.0.0', '::', '192.168.1.10', 'example.com', '128.0.0.1']) {
-      await assert.rejects(startDevIdp({ host, resources: [ECHO], stateFile: false }),
+      await assert.rejects(startDevIdp({ host, resources: [ECHO], scopesFor, stateFile: false }),
         /loopback/, host)
     }
   })

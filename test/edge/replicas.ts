@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startDevIdp, type DevIdp } from '../../gateway/devidp/provider.js'
+import { scopesForPolicy } from '../helpers/dev-roles.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
 import { discover, tokenRequest } from '../helpers/oauth-flow.js'
 import { CLIENTS, SERVERS_DIR } from '../helpers/stack.js'
@@ -39,8 +40,9 @@ export async function startReplicas(o: { ids: string[]; publicUrl: string; dir: 
   const servers = ['fixture', 'shared']
   const resource = (s: string) => `${o.publicUrl}/mcp/${s}`
   const silent = pino({ level: 'silent' })
-  const idp = await startDevIdp({ resources: servers.map(resource), clients: CLIENTS, stateFile: false, logger: silent })
   writeFileSync(join(o.dir, 'policy.yaml'), POLICY)
+  const scopesFor = scopesForPolicy(join(o.dir, 'policy.yaml'))
+  const idp = await startDevIdp({ resources: servers.map(resource), clients: CLIENTS, scopesFor, stateFile: false, logger: silent })
   const node = process.execPath
   const fixture = join(SERVERS_DIR, 'fixture.js')
   const list: Replica[] = []

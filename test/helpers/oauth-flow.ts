@@ -69,6 +69,10 @@ export async function authorizationCodeFlow(o: {
   scope: string
   /** Extra authorization request parameters, e.g. `{ prompt: 'consent' }`. */
   params?: Record<string, string>
+  /** Whom to pick on the dev IdP's "Sign in as" page (several users). */
+  user?: string
+  /** Cookies carried across flows, as one browser would. */
+  jar?: CookieJar
 }): Promise<TokenResponse> {
   const meta = await discover(o.issuer)
   const verifier = randomBytes(32).toString('base64url')
@@ -86,7 +90,8 @@ export async function authorizationCodeFlow(o: {
     ...o.params,
   }).toString()
 
-  const callback = await followToRedirectUri(authorize.href, o.redirectUri)
+  const callback = await followToRedirectUri(authorize.href, o.redirectUri,
+    { user: o.user, jar: o.jar })
   const error = callback.searchParams.get('error')
   if (error) {
     const description = callback.searchParams.get('error_description')
@@ -124,15 +129,48 @@ export async function tokenRequest(
   return body
 }
 
-/** Follows 3xx responses, carrying cookies, until a Location starts with `redirectUri`. */
-export async function followToRedirectUri(start: string, redirectUri: string): Promise<URL> {
-  const jar = new Map<string, string>()
+/** Cookies by name, shared by the requests of one (simulated) browser. */
+export type CookieJar = Map<string, string>
+
+/** What the dev IdP's "Sign in as" form holds: where it posts, its token, its users. */
+export interface SignInForm { action: string; csrf: string; users: string[] }
+
+/** Reads the sign-in form out of the dev IdP's page, or undefined if `html` has none. */
+export function signInForm(html: string): SignInForm | undefined {
+  const action = /<form method="post" action="([^"]+)">/.exec(html)?.[1]
+  const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1]
+  if (!action || !csrf) return undefined
+  const users = [...html.matchAll(/name="sub" value="([^"]+)"/g)].map((m) => m[1]!)
+  return { action, csrf, users }
+}
+
+/**
+ * Follows 3xx responses, carrying cookies, until a Location starts with `redirectUri`. On
+ * the dev IdP's "Sign in as" page, posts the button of `o.user` as a browser would.
+ */
+export async function followToRedirectUri(
+  start: string,
+  redirectUri: string,
+  o: { user?: string; jar?: CookieJar } = {},
+): Promise<URL> {
+  const jar = o.jar ?? new Map<string, string>()
   let url = start
-  for (let hop = 0; hop < 10; hop++) {
+  let form: Record<string, string> | undefined
+  for (let hop = 0; hop < 12; hop++) {
     const cookie = [...jar].map(([name, value]) => `${name}=${value}`).join('; ')
-    const res = await request(url, { headers: cookie ? { cookie } : {} })
+    const res = await request(url, form
+      ? { method: 'POST', body: new URLSearchParams(form).toString(), headers: {
+        'content-type': 'application/x-www-form-urlencoded', ...(cookie ? { cookie } : {}) } }
+      : { headers: cookie ? { cookie } : {} })
+    form = undefined
     storeCookies(jar, res.headers['set-cookie'])
     const text = await res.body.text()
+    const page = res.statusCode === 200 ? signInForm(text) : undefined
+    if (page && o.user !== undefined) {
+      form = { csrf: page.csrf, sub: o.user }
+      url = new URL(page.action, url).href
+      continue
+    }
     const location = res.headers.location
     if (res.statusCode < 300 || res.statusCode >= 400 || typeof location !== 'string') {
       throw new Error(`authorization stopped at ${url}: ${res.statusCode} ${text}`)
@@ -145,7 +183,7 @@ export async function followToRedirectUri(start: string, redirectUri: string): P
 }
 
 // Cookie paths are ignored: names are unique per step and the newest value wins.
-function storeCookies(jar: Map<string, string>, header: string | string[] | undefined): void {
+export function storeCookies(jar: CookieJar, header: string | string[] | undefined): void {
   for (const line of [header ?? []].flat()) {
     const [pair = '', ...attributes] = line.split(';')
     const eq = pair.indexOf('=')

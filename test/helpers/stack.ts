@@ -10,7 +10,9 @@ import { pino, type Logger } from 'pino'
 import { createResources } from '../../gateway/auth/resources.js'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startDevIdp, type DevIdp, type DevIdpClient } from '../../gateway/devidp/provider.js'
+import type { DevUser } from '../../gateway/devidp/sign-in-page.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
+import { scopesForPolicy } from './dev-roles.js'
 import { discover, tokenRequest } from './oauth-flow.js'
 
 export const SERVERS_DIR = fileURLToPath(new URL('../../servers/', import.meta.url))
@@ -89,9 +91,11 @@ export async function freePort(): Promise<number> {
   return port
 }
 
-export async function startStack(o: { policy?: string; config?: Record<string, unknown>; auth?: Record<string, unknown>; publicUrl?: string; servers?: Record<string, Record<string, unknown>> } = {}): Promise<Stack> {
+export async function startStack(o: { policy?: string; config?: Record<string, unknown>; auth?: Record<string, unknown>; publicUrl?: string; servers?: Record<string, Record<string, unknown>>; users?: DevUser[] } = {}): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-test-'))
   writeFileSync(join(dir, 'policy.yaml'), o.policy ?? TEST_POLICY)
+  // The IdP grants what the roles of the policy as written allow (the gateway reads it live).
+  const scopesFor = scopesForPolicy(join(dir, 'policy.yaml'))
   const [gwPort, idpPort] = [await freePort(), await freePort()]
   const url = `http://127.0.0.1:${gwPort}`
   const endpoint = (s: string) => `${o.publicUrl ?? url}/mcp/${s}`
@@ -105,6 +109,8 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
     resources: createResources({ publicUrl: o.publicUrl, listenUrl: url, servers, extra: [] }).all(),
     clients: CLIENTS,
     jwks: { keys: [jwk] },
+    scopesFor,
+    ...(o.users ? { users: o.users } : {}),
     stateFile: false as const,
   })
   let idp = await startDevIdp(idpOptions())

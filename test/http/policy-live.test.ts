@@ -16,7 +16,8 @@ const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVe
 
 let stack: Stack
 before(async () => {
-  stack = await startStack()
+  // Two dev users: logins show "Sign in as", so a step-up can be tried as either.
+  stack = await startStack({ users: [{ sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'] }, { sub: 'ada', roles: ['mcp-admin'] }] })
 })
 after(() => stack.close())
 
@@ -182,37 +183,47 @@ describe('/metrics', () => {
 })
 
 describe('step-up with the SDK client', () => {
-  it('a 403 insufficient_scope leads the client to a wider token its roles allow, and the retried call succeeds; one its roles forbid never helps', async () => {
+  it('a 403 insufficient_scope leads the client to ask again: granted within the roles, refused beyond them, granted for an admin', async () => {
     const { provider, saved } = memoryProvider('step-up')
     const url = new URL(stack.local('notes'))
-    const authorize = async (transport: StreamableHTTPClientTransport) => {
-      const callback = await followToRedirectUri(provider.authorizationUrl!.href, REDIRECT)
+    const jar = new Map<string, string>() // one browser for every login
+    const authorize = async (transport: StreamableHTTPClientTransport, user: string) => {
+      const callback = await followToRedirectUri(provider.authorizationUrl!.href, REDIRECT, { user, jar })
       await transport.finishAuth(callback.searchParams)
     }
     const client = new Client({ name: 'step-up', version: '0' })
     let transport = new StreamableHTTPClientTransport(url, { authProvider: provider })
     await assert.rejects(client.connect(transport), UnauthorizedError)
-    await authorize(transport)
+    await authorize(transport, 'dev-user')
     transport = new StreamableHTTPClientTransport(url, { authProvider: provider })
     await client.connect(transport)
     const scopeOf = () => String(JSON.parse(Buffer.from((saved.tokens as { access_token: string }).access_token.split('.')[1]!, 'base64url').toString()).scope ?? '')
     assert.doesNotMatch(scopeOf(), /mcp:write/)
-    // write_note needs mcp:write, which the token lacks but the user's roles allow: 403 with
+    // write_note needs mcp:write, which the token lacks but dev-user's roles allow: 403 with
     // scope="mcp:read mcp:write", a new authorization, and the retried call succeeds.
     await assert.rejects(client.callTool({ name: 'write_note', arguments: { name: 'stepped', text: 'up' } }), UnauthorizedError)
     assert.match(provider.authorizationUrl!.searchParams.get('scope') ?? '', /mcp:write/, 'the client asked for the challenged scope')
-    await authorize(transport)
+    await authorize(transport, 'dev-user')
     assert.match(scopeOf(), /mcp:write/)
-    const result = await client.callTool({ name: 'write_note', arguments: { name: 'stepped', text: 'up' } })
-    assert.match((result.content as { text: string }[])[0]!.text, /stepped/)
-    // delete_note needs mcp:admin, which no role of this user grants: a step-up cannot help.
-    // Whatever the new token says, the gateway still refuses, and the note stays.
-    const refused = (err: Error) => err instanceof UnauthorizedError || /403 insufficient_scope/.test(err.message)
-    await assert.rejects(client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } }), refused)
-    if (provider.authorizationUrl) await authorize(transport)
-    await assert.rejects(client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } }), refused)
-    const still = await client.callTool({ name: 'read_note', arguments: { name: 'welcome' } })
-    assert.equal((still as { isError?: boolean }).isError, undefined)
+    const written = await client.callTool({ name: 'write_note', arguments: { name: 'stepped', text: 'up' } })
+    assert.match((written.content as { text: string }[])[0]!.text, /stepped/)
+    const deleteNote = () => client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } })
+    // delete_note needs mcp:admin: the gateway answers 403 with scope="mcp:read mcp:admin".
+    await assert.rejects(deleteNote(), UnauthorizedError)
+    assert.match(provider.authorizationUrl!.searchParams.get('scope') ?? '', /mcp:admin/, 'the client asked for the challenged scope')
+    // Signed in as dev-user again: the IdP leaves mcp:admin out, the policy holds.
+    await authorize(transport, 'dev-user')
+    assert.doesNotMatch(scopeOf(), /mcp:admin/)
+    await assert.rejects(deleteNote(), (err: Error) => err instanceof UnauthorizedError || /403 insufficient_scope/.test(err.message), 'still refused')
+    // Signed in as the admin: the step-up succeeds, in a new session (the open one is bound
+    // to dev-user, so ada's token gets 404 there, as for any other subject).
+    await authorize(transport, 'ada')
+    assert.match(scopeOf(), /mcp:admin/)
+    await assert.rejects(deleteNote(), /session not found/)
+    await client.close()
+    await client.connect(new StreamableHTTPClientTransport(url, { authProvider: provider }))
+    const result = await deleteNote()
+    assert.equal((result.content as { text: string }[])[0]!.text, 'deleted welcome')
     await client.close()
   })
 })

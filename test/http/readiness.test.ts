@@ -7,6 +7,7 @@ import { pino } from 'pino'
 import { request } from 'undici'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startDevIdp } from '../../gateway/devidp/provider.js'
+import { DEMO_ROLES, scopesForRoles } from '../helpers/dev-roles.js'
 import { startGateway } from '../../gateway/gateway.js'
 import { freePort, SERVERS_DIR } from '../helpers/stack.js'
 
@@ -27,7 +28,7 @@ it('an IdP that starts after the gateway makes it ready, with no request needed'
     const before = await ready()
     assert.equal(before.status, 503)
     assert.match(before.body.problems[0]!, /signing keys/)
-    idp = await startDevIdp({ port: idpPort, resources: [`${gateway.url}/mcp/echo`], stateFile: false })
+    idp = await startDevIdp({ port: idpPort, resources: [`${gateway.url}/mcp/echo`], scopesFor: scopesForRoles(DEMO_ROLES), stateFile: false })
     const deadline = Date.now() + 15_000
     let now = before
     while (now.status !== 200 && Date.now() < deadline) {
