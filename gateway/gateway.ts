@@ -98,7 +98,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
 
   let identity: Identity
   try {
-    identity = await setUpIdentity({ config, log, metrics, resources: resources.all(), insecureNoAuth: o.insecureNoAuth, allowDevIdp: o.allowDevIdp, devIdp: o.devIdp, scopesFor: (roles) => scopesOfRoles(policy.current.roles, roles).has })
+    identity = await setUpIdentity({ config, log, metrics, resources: resources.all(), defaultResource: Object.keys(config.servers).length === 1 ? resources.resource(Object.keys(config.servers)[0]!, 'mcp') : undefined, insecureNoAuth: o.insecureNoAuth, allowDevIdp: o.allowDevIdp, devIdp: o.devIdp, scopesFor: (roles) => scopesOfRoles(policy.current.roles, roles).has })
   } catch (err) {
     server.close()
     throw err

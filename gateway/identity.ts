@@ -36,6 +36,8 @@ export async function setUpIdentity(o: {
   log: Logger
   metrics: Metrics
   resources: string[]
+  /** The resource a token request without one gets (a gateway with one server). */
+  defaultResource?: string
   insecureNoAuth?: boolean
   allowDevIdp?: boolean
   /** What roles allow under the live policy: the dev IdP grants no other scope. */
@@ -54,7 +56,7 @@ export async function setUpIdentity(o: {
     if (!o.allowDevIdp || process.env.NODE_ENV === 'production') {
       throw new ConfigError([{ file: 'configuration', path: 'auth.issuer', message: 'no issuer configured: set auth.issuer (or MCP_EDGE_ISSUER), or pass --insecure-no-auth for a loopback-only test' }])
     }
-    devIdp = await startDevIdp({ port: config.devIdp.port, resources: o.resources, scopes: DEV_SCOPES, scopesFor: o.scopesFor, users: config.devIdp.users, logger: log.child({ component: 'dev-idp' }), ...o.devIdp })
+    devIdp = await startDevIdp({ port: config.devIdp.port, resources: o.resources, defaultResource: o.defaultResource, scopes: DEV_SCOPES, scopesFor: o.scopesFor, users: config.devIdp.users, logger: log.child({ component: 'dev-idp' }), ...o.devIdp })
     issuer = devIdp.issuer
     log.warn({ issuer, users: config.devIdp.users.map((u) => u.sub), stateDir: devIdp.stateDir ?? null }, 'DEVELOPMENT IdP running: passwordless users sign in and consent automatically. Never use it in production; configure auth.issuer instead')
   }

@@ -15,6 +15,7 @@ export const REGISTRATION_PATH = '/reg'
 /** What the dev IdP was started with, resolved. */
 export interface Settings {
   resources: Set<string>
+  defaultResource: string | undefined
   /** Every scope the IdP knows; a token gets those its subject's roles allow. */
   scopes: string[]
   scopesFor: ScopesFor
@@ -29,7 +30,6 @@ export interface Settings {
 /** oidc-provider's configuration for the dev IdP: every OAuth decision it makes is here. */
 export function configuration(oidc: OidcModule, s: Settings): Configuration {
   const { errors, interactionPolicy } = oidc
-  const [resource] = s.resources
   const alg = signingAlg(s.jwks)
   return {
     adapter: s.adapter,
@@ -72,7 +72,7 @@ export function configuration(oidc: OidcModule, s: Settings): Configuration {
         // otherwise fail loudly instead of issuing a token no MCP server accepts.
         defaultResource: (_ctx, _client, oneOf) => {
           if (oneOf) return oneOf
-          if (s.resources.size === 1) return resource
+          if (s.defaultResource !== undefined) return s.defaultResource
           throw new errors.InvalidTarget(
             `resource parameter required (RFC 8707), one of: ${[...s.resources].join(' ')}`)
         },

@@ -38,6 +38,11 @@ export interface DevIdpOptions {
   port?: number
   /** Allowed RFC 8707 resource indicators, e.g. http://127.0.0.1:8080/mcp/echo. */
   resources: string[]
+  /**
+   * The resource a request without `resource` gets (RFC 8707 §2: only when unambiguous, e.g.
+   * a gateway with one server); default: the only resource, if there is one.
+   */
+  defaultResource?: string
   /** Scopes the IdP knows; default mcp:read mcp:write mcp:admin. */
   scopes?: string[]
   /** Which of them a subject's roles allow, asked on every grant. */
@@ -135,6 +140,7 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   })
   const settings: Settings = {
     resources: new Set(options.resources),
+    defaultResource: options.defaultResource ?? (options.resources.length === 1 ? options.resources[0] : undefined),
     scopes: options.scopes ?? DEFAULT_SCOPES,
     scopesFor: options.scopesFor,
     users,
