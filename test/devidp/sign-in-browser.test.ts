@@ -2,31 +2,28 @@
 // or desktop sees and clicks decides which user, and so which scopes, a client gets.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { decodeJwt } from 'jose'
 import { pino } from 'pino'
-import puppeteer, { type Browser, type Page } from 'puppeteer-core'
+import type { Browser, Page } from 'puppeteer-core'
 import { startDevIdp, type DevIdp } from '../../gateway/devidp/provider.js'
+import { launchBrowser, NO_BROWSER } from '../helpers/browser.js'
 import { DEMO_ROLES, scopesForRoles } from '../helpers/dev-roles.js'
 import { discover, registerPublicClient, tokenRequest, type Discovery } from '../helpers/oauth-flow.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const ECHO = 'http://127.0.0.1:8080/mcp/echo'
 const USERS = [
   { sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'] },
   { sub: 'ada', roles: ['mcp-admin'] },
 ]
 
-describe('the sign-in page in headless Chromium', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM}` }, () => {
+describe('the sign-in page in headless Chromium', { skip: NO_BROWSER }, () => {
   let idp: DevIdp
   let meta: Discovery
   let browser: Browser
-  let profile: string
+  let closeBrowser: () => Promise<void>
   // The client's redirect_uri, and a page of another origin on the same host (same site).
   let site: http.Server
   let siteUrl: string
@@ -42,20 +39,12 @@ describe('the sign-in page in headless Chromium', { skip: !existsSync(CHROMIUM) 
     })
     await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve))
     siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`
-    profile = mkdtempSync(join(tmpdir(), 'mcp-edge-chromium-'))
-    browser = await puppeteer.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--no-first-run',
-        `--user-data-dir=${profile}`],
-    })
+    ;({ browser, close: closeBrowser } = await launchBrowser())
   })
   after(async () => {
-    await browser?.close()
+    await closeBrowser?.()
     await new Promise<void>((resolve) => site ? site.close(() => resolve()) : resolve())
     await idp?.close()
-    if (profile) rmSync(profile, { recursive: true, force: true })
   })
 
   /** Opens an authorization request in `page`; resolves once the sign-in page is shown. */
