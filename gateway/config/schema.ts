@@ -144,6 +144,154 @@ const serverSchema = z
     path: ['ssePolling'],
   })
 
+/**
+ * Where a secret comes from: an environment variable or a file (a mounted Kubernetes secret),
+ * read at start-up. Never inline in the YAML, which ends up in repositories and logs.
+ */
+export const secretRef = z.union([
+  z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
+  z.strictObject({ file: z.string().min(1) }),
+], { error: 'a secret is { env: NAME } or { file: /path }, never a literal value' })
+
+const cidr = z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'an IP address or CIDR range')
+
+const roleClaimSchema = z.union([z.string().min(1), z.strictObject({ path: z.string().min(1), format: z.enum(['array', 'space-separated']).default('array') })])
+
+/** Access tokens the broker issues live this long, in s (MCP: short-lived access tokens). */
+export const DEFAULT_BROKER_ACCESS_TOKEN_TTL_S = 300
+/** Refresh tokens the broker issues live at most this long, in s (each use rotates them). */
+export const DEFAULT_BROKER_REFRESH_TOKEN_TTL_S = 14 * 24 * 3600
+/** Authorization codes live this long, in s (single use). */
+export const DEFAULT_BROKER_CODE_TTL_S = 60
+/** A login (consent page, upstream round trip) must finish within this, in s. */
+export const DEFAULT_BROKER_LOGIN_TTL_S = 600
+/** How often a refresh re-checks the user at the upstream IdP, in s (0: at every refresh). */
+export const DEFAULT_BROKER_RECHECK_S = 15 * 60
+/** Remembered consent (per user, client, redirect URI and scope set) lasts this long, in s. */
+export const DEFAULT_BROKER_CONSENT_TTL_S = 30 * 24 * 3600
+/** Dynamically registered clients at most (→ 429 at /register). */
+export const DEFAULT_BROKER_MAX_CLIENTS = 1000
+/** A registration unused for this long is forgotten, in s. */
+export const DEFAULT_BROKER_CLIENT_UNUSED_TTL_S = 30 * 24 * 3600
+/** Registration request body at most, in bytes. */
+export const DEFAULT_BROKER_REGISTRATION_MAX_BYTES = 8192
+/** Redirect URIs one client may register at most. */
+export const DEFAULT_BROKER_MAX_REDIRECT_URIS = 10
+/** Registrations one address may make per minute. */
+export const DEFAULT_BROKER_REGISTRATIONS_PER_MINUTE = 20
+/** Timeout of one upstream IdP call (discovery, token, userinfo), in ms. */
+export const DEFAULT_BROKER_UPSTREAM_TIMEOUT_MS = 10_000
+/** Timeout of one Client ID Metadata Document fetch, in ms (oidc-provider caps it at 2500). */
+export const DEFAULT_CIMD_TIMEOUT_MS = 2_500
+/** Largest Client ID Metadata Document accepted, in bytes (the CIMD draft: 5 KB). */
+export const DEFAULT_CIMD_MAX_BYTES = 5_120
+
+/**
+ * Redirect URIs dynamically registered clients may use unless the operator sets their own:
+ * loopback (any port, RFC 8252 §7.3), private-use schemes of desktop apps (RFC 8252 §7.1:
+ * `cursor://`, `vscode://`), and the hosted clients' callbacks.
+ */
+export const DEFAULT_BROKER_REDIRECT_URIS = [
+  'http://127.0.0.1:*/*',
+  'http://localhost:*/*',
+  'http://[::1]:*/*',
+  'cursor://*',
+  'vscode://*',
+  'vscode-insiders://*',
+  'https://claude.ai/api/mcp/auth_callback',
+  'https://claude.com/api/mcp/auth_callback',
+  'https://chatgpt.com/connector_platform_oauth_redirect',
+  'https://chatgpt.com/connector/oauth/*',
+  'https://vscode.dev/redirect',
+  'https://insiders.vscode.dev/redirect',
+  'https://www.cursor.com/agents/mcp/oauth/callback',
+]
+
+/** The company IdP the broker logs users in at, with the gateway's own registered client. */
+const upstreamSchema = z
+  .strictObject({
+    /** OIDC issuer (discovery at {issuer}/.well-known/openid-configuration); or `endpoints`. */
+    issuer: httpUrl.optional(),
+    /** A plain OAuth 2.0 provider without discovery (GitHub): its endpoints. */
+    endpoints: z.strictObject({ authorization: httpUrl, token: httpUrl, userinfo: httpUrl.optional() }).optional(),
+    clientId: z.string().min(1),
+    /** client_secret_basic (or _post with `tokenEndpointAuth: client_secret_post`). */
+    clientSecret: secretRef.optional(),
+    /** private_key_jwt: a PEM (PKCS#8) or JWK private key, and its key id. */
+    privateKey: secretRef.optional(),
+    privateKeyId: z.string().min(1).optional(),
+    tokenEndpointAuth: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt']).optional(),
+    /** Scopes asked of the upstream. Default: openid profile email (OIDC), none (OAuth 2.0). */
+    scopes: z.array(z.string().min(1)).optional(),
+    /** Extra authorization parameters (Google: access_type=offline, prompt=consent, hd). */
+    authorizeParams: z.record(z.string(), z.string()).default({}),
+    /** Send RFC 8707 `resource` upstream (Entra and Google refuse it). */
+    sendResource: z.boolean().default(false),
+    /** The claim (ID token, else userinfo) that names the user: Entra `oid`, GitHub `id`. */
+    subjectClaim: z.string().min(1).default('sub'),
+    /** Where the upstream keeps roles or groups, in the syntax of auth.roleClaims. */
+    roleClaims: z.array(roleClaimSchema).default(['roles', 'groups']),
+    /** Upstream role or group values (Entra group ids) → role names of the policy's role map. */
+    roleMap: z.record(z.string(), z.array(z.string().min(1))).default({}),
+    /** Only users whose email domain (or Google `hd`) is listed may log in. */
+    allowedDomains: z.array(z.string().min(1)).optional(),
+    /** How often a refresh re-checks the user upstream, in s; 0 = every refresh. */
+    recheckInterval: z.number().int().min(0).default(DEFAULT_BROKER_RECHECK_S),
+    timeout: ms.min(500).default(DEFAULT_BROKER_UPSTREAM_TIMEOUT_MS),
+  })
+  .refine((u) => (u.issuer === undefined) !== (u.endpoints === undefined), 'set exactly one of issuer (OIDC discovery) or endpoints (plain OAuth 2.0)')
+  .refine((u) => (u.clientSecret === undefined) !== (u.privateKey === undefined), 'set exactly one of clientSecret or privateKey')
+  .refine((u) => u.tokenEndpointAuth === undefined || (u.tokenEndpointAuth === 'private_key_jwt') === (u.privateKey !== undefined), 'tokenEndpointAuth private_key_jwt goes with privateKey, the others with clientSecret')
+
+/**
+ * The OAuth broker: the gateway is the authorization server MCP clients register with and log
+ * in through; users authenticate at `upstream`. Off unless this section is present.
+ */
+const brokerSchema = z.strictObject({
+  upstream: upstreamSchema,
+  /** Private JWKS signing the broker's tokens (first key signs; rotate by prepending). Default: generated at start (one replica only). */
+  signingKeys: secretRef.optional(),
+  /** Keys signing the broker's cookies (JSON list of strings, ≥ 32 chars; first signs). Default: generated at start (one replica only). */
+  cookieKeys: secretRef.optional(),
+  accessTokenTtl: z.number().int().min(30).max(3600).default(DEFAULT_BROKER_ACCESS_TOKEN_TTL_S),
+  refreshTokenTtl: z.number().int().min(60).default(DEFAULT_BROKER_REFRESH_TOKEN_TTL_S),
+  codeTtl: z.number().int().min(10).max(600).default(DEFAULT_BROKER_CODE_TTL_S),
+  loginTtl: z.number().int().min(60).max(3600).default(DEFAULT_BROKER_LOGIN_TTL_S),
+  consent: z
+    .strictObject({
+      /** Remember a user's consent per client, redirect URI and scope set (else ask every time). */
+      remember: z.boolean().default(true),
+      rememberFor: z.number().int().min(60).default(DEFAULT_BROKER_CONSENT_TTL_S),
+    })
+    .prefault({}),
+  registration: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      maxClients: z.number().int().min(1).default(DEFAULT_BROKER_MAX_CLIENTS),
+      unusedTtl: z.number().int().min(60).default(DEFAULT_BROKER_CLIENT_UNUSED_TTL_S),
+      maxBodyBytes: z.number().int().min(512).max(65536).default(DEFAULT_BROKER_REGISTRATION_MAX_BYTES),
+      maxRedirectUris: z.number().int().min(1).max(100).default(DEFAULT_BROKER_MAX_REDIRECT_URIS),
+      perAddressPerMinute: z.number().int().min(1).default(DEFAULT_BROKER_REGISTRATIONS_PER_MINUTE),
+      /** Patterns a registered redirect URI must match (`*` any run of characters; `:*` any port). */
+      redirectUris: z.array(z.string().min(1)).default(DEFAULT_BROKER_REDIRECT_URIS),
+    })
+    .prefault({}),
+  /** Client ID Metadata Documents (client_id is an https URL). */
+  cimd: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Only documents on these hosts (default: any public host). */
+      allowHosts: z.array(z.string().min(1)).optional(),
+      /** Addresses a document host may resolve to although private, loopback or special-use (tests, intranets). */
+      allowPrivate: z.array(cidr).default([]),
+      timeout: ms.min(100).max(2_500).default(DEFAULT_CIMD_TIMEOUT_MS),
+      maxBytes: z.number().int().min(512).max(5_120).default(DEFAULT_CIMD_MAX_BYTES),
+      /** A CA certificate (PEM file) trusted for document hosts besides the system's (tests, intranets). */
+      caFile: z.string().min(1).optional(),
+    })
+    .prefault({}),
+})
+
 const authSchema = z.strictObject({
   issuer: httpUrl.optional(),
   audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
@@ -160,9 +308,7 @@ const authSchema = z.strictObject({
    * and the client roles of a client named `mcp-edge`, not every client's: a role called
    * `mcp-admin` on some unrelated client must not count.
    */
-  roleClaims: z
-    .array(z.union([z.string().min(1), z.strictObject({ path: z.string().min(1), format: z.enum(['array', 'space-separated']).default('array') })]))
-    .default(['realm_access.roles', 'resource_access.mcp-edge.roles']),
+  roleClaims: z.array(roleClaimSchema).default(['realm_access.roles', 'resource_access.mcp-edge.roles']),
   /** Require `typ: at+jwt` (RFC 9068 §4). Off by default: many IdPs issue `typ: JWT`. */
   requireJwtAccessTokenType: z.boolean().default(false),
   scopesSupported: z.array(z.string().min(1)).optional(),
@@ -171,6 +317,8 @@ const authSchema = z.strictObject({
   idpTimeout: ms.min(100).default(DEFAULT_IDP_TIMEOUT_MS),
   tokenCacheMax: z.number().int().min(0).default(DEFAULT_TOKEN_CACHE_MAX),
   tokenCacheTtl: z.number().int().min(0).default(DEFAULT_TOKEN_CACHE_TTL_S),
+  /** The gateway as the authorization server, federating to an upstream IdP (see brokerSchema). */
+  broker: brokerSchema.optional(),
 })
 
 /** The whole gateway.yaml. Every field has a default except `servers`. */
@@ -236,6 +384,25 @@ export const configSchema = z.strictObject({
       allowFrom: z.array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'an IP address or CIDR range')).min(1).optional(),
     })
     .prefault({}),
+  /**
+   * Where shared state lives (broker clients and grants, users' secrets, counters): `memory`
+   * (one replica, the default) or `redis` (several replicas; `url` from env or file, as it may
+   * hold a password).
+   */
+  store: z
+    .strictObject({
+      kind: z.enum(['memory', 'redis']).default('memory'),
+      url: secretRef.optional(),
+      keyPrefix: z.string().default('mcp-edge:'),
+    })
+    .refine((st) => st.kind === 'memory' || st.url !== undefined, 'store.url is required with kind: redis')
+    .prefault({}),
+  /**
+   * Keys sealing what the gateway keeps at rest (upstream tokens, users' secrets): a JSON
+   * object `{ "<key id>": "<32 bytes, base64url>" }`; `active` seals, every key opens, so a
+   * key is rotated by adding one and making it active.
+   */
+  secrets: z.strictObject({ keys: secretRef, active: z.string().min(1) }).optional(),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
