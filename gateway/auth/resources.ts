@@ -26,6 +26,8 @@ export interface Resources {
   audiences(server: string): readonly string[]
   /** Every resource URL of every server, for an IdP that must know them (the dev IdP). */
   all(): string[]
+  /** The server a resource URL names (exactly one of `all()`), else undefined. */
+  serverOf(resource: string): string | undefined
 }
 
 /**
@@ -43,10 +45,12 @@ export function createResources(o: { publicUrl: string | undefined; listenUrl: s
   }
   const urlOf = (b: string, server: string, endpoint: Endpoint) => `${b}/${endpoint}/${server}`
   const lists = new Map(o.servers.map((s) => [s, [...bases.flatMap((b) => [urlOf(b, s, 'mcp'), urlOf(b, s, 'sse')]), ...o.extra]]))
+  const owners = new Map(o.servers.flatMap((s) => bases.flatMap((b) => [[urlOf(b, s, 'mcp'), s], [urlOf(b, s, 'sse'), s]] as [string, string][])))
   return {
     resource: (server, endpoint, host) => urlOf(base(host), server, endpoint),
     metadata: (server, endpoint, host) => metadataUrl(urlOf(base(host), server, endpoint)),
     audiences: (server) => lists.get(server) ?? o.extra,
     all: () => o.servers.flatMap((s) => bases.flatMap((b) => [urlOf(b, s, 'mcp'), urlOf(b, s, 'sse')])),
+    serverOf: (resource) => owners.get(resource),
   }
 }

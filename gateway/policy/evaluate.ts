@@ -28,6 +28,11 @@ export interface Grants {
   scopes: ReadonlySet<string>
   basis: ScopeBasis
   has(scope: string): boolean
+  /**
+   * Whether a new token could carry `scope`: the user's roles grant it though this token does
+   * not (a step-up can succeed). False whenever the token's scopes are not what limits it.
+   */
+  reachable(scope: string): boolean
 }
 
 const grantsCache = new WeakMap<Principal, { policy: Policy; grants: Grants }>()
@@ -42,16 +47,17 @@ export function grantsOf(policy: Policy, principal: Principal): Grants {
 }
 
 function computeGrants(policy: Policy, principal: Principal): Grants {
-  if (principal.allScopes === true) return { scopes: new Set(principal.scopes), basis: 'all', has: () => true }
+  const never = () => false
+  if (principal.allScopes === true) return { scopes: new Set(principal.scopes), basis: 'all', has: () => true, reachable: never }
   const token = principal.scopes
-  if (policy.roles.size === 0) return { scopes: new Set(token), basis: 'scopes', has: (s) => token.has(s) }
+  if (policy.roles.size === 0) return { scopes: new Set(token), basis: 'scopes', has: (s) => token.has(s), reachable: never }
   // The ceiling: what the user's roles grant through the role map. A granted scope may be a
   // pattern (`*`, `tools:*`), but only there: a token's own scopes are taken literally.
   const ceiling = scopesOfRoles(policy.roles, principal.roles)
   const withinRoles = (s: string) => ceiling.has(s)
-  if (!principal.hasScopeClaim) return { scopes: ceiling.granted, basis: 'roles', has: withinRoles }
+  if (!principal.hasScopeClaim) return { scopes: ceiling.granted, basis: 'roles', has: withinRoles, reachable: never }
   const effective = new Set([...token].filter(withinRoles))
-  return { scopes: effective, basis: 'scopes within roles', has: (s) => effective.has(s) }
+  return { scopes: effective, basis: 'scopes within roles', has: (s) => effective.has(s), reachable: (s) => !effective.has(s) && withinRoles(s) }
 }
 
 /** May this principal open a session on (or keep using) `server`? */

@@ -100,14 +100,18 @@ describe('roles come from the configured claim paths, in the configured form', (
 describe("a token's scopes count only within the user's roles", () => {
   const call = (name: string, id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: { name: 'x', text: 'y' } } })
 
-  it("a developer's read-only token lists and calls only read tools; write_note is a step-up (-32011)", async () => {
+  it("a developer's read-only token calls only read tools; write_note is listed for a step-up (-32011), delete_note hidden", async () => {
     const token = await stack.token('dev', { server: 'notes', scope: 'mcp:read' })
     const me = await whoami(token)
     assert.deepEqual(me.body.grantedScopes, ['mcp:read'])
     assert.equal(me.body.scopeBasis, 'scopes within roles')
     const sid = await session('notes', token)
     const list = await post('notes', token, { jsonrpc: '2.0', id: 2, method: 'tools/list' }, sid)
-    assert.deepEqual(list.json.result.tools.map((t: { name: string }) => t.name).sort(), ['list_notes', 'read_note'])
+    // write_note stays listed, marked as needing a step-up the roles allow; delete_note (admin) is hidden.
+    const tools = list.json.result.tools as { name: string; _meta?: Record<string, unknown> }[]
+    assert.deepEqual(tools.map((t) => t.name).sort(), ['list_notes', 'read_note', 'write_note'])
+    assert.deepEqual(tools.find((t) => t.name === 'write_note')!._meta?.['mcp-edge/stepUp'], { scopes: ['mcp:read', 'mcp:write'] })
+    assert.equal(tools.find((t) => t.name === 'read_note')!._meta?.['mcp-edge/stepUp'], undefined)
     const write = await post('notes', token, call('write_note', 3), sid)
     assert.equal(write.status, 403, write.text)
     assert.match(String(write.headers['www-authenticate']), /error="insufficient_scope", error_description="[^"]*", scope="mcp:read mcp:write"/)

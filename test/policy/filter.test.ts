@@ -50,6 +50,28 @@ const cases: Case[] = [
     expect: { tools: tools('both') },
   },
   {
+    name: 'a narrow token of an editor: write tools listed, marked for a step-up its roles allow',
+    who: who(['mcp:read'], ['editor']),
+    method: 'tools/list',
+    input: { tools: [...tools('read_note', 'danger_x'), { name: 'write_x', _meta: { keep: true } }, ...tools('both')] },
+    // both needs mcp:admin too, which no role of an editor grants: hidden.
+    expect: { tools: [{ name: 'read_note' }, { name: 'write_x', _meta: { keep: true, 'mcp-edge/stepUp': { scopes: ['mcp:read', 'mcp:write'] } } }] },
+  },
+  {
+    name: 'the same editor with no scope claim: the roles decide, nothing to step up to',
+    who: who([], ['editor']),
+    method: 'tools/list',
+    input: { tools: tools('read_note', 'write_x', 'both') },
+    expect: { tools: tools('read_note', 'write_x') },
+  },
+  {
+    name: 'a viewer: write tools hidden (no role reaches mcp:write)',
+    who: who(['mcp:read'], ['viewer']),
+    method: 'tools/list',
+    input: { tools: tools('read_note', 'write_x') },
+    expect: { tools: tools('read_note') },
+  },
+  {
     name: 'tools/list without server access: empty, cursor kept',
     who: who(),
     method: 'tools/list',

@@ -1,0 +1,157 @@
+import type { Logger } from 'pino'
+import type { Store } from '../store/store.js'
+
+/** What the broker knows of a user between logins: never tokens (those are sealed apart). */
+export interface Account {
+  /** The subject of the broker's tokens: the upstream user's stable id. */
+  sub: string
+  /** Roles from the upstream (roles, groups, through upstream.roleMap). */
+  roles: string[]
+  email?: string
+  name?: string
+  /** When the upstream last confirmed the user (login or re-check), epoch s. */
+  checkedAt: number
+}
+
+/** The upstream's tokens for a user, as the broker keeps them (sealed at rest). */
+export interface UpstreamTokens {
+  accessToken: string
+  refreshToken?: string
+  idToken?: string
+  expiresAt?: number
+  scope?: string
+}
+
+/** What the upstream says of a user at login or re-check. */
+export interface UpstreamIdentity {
+  subject: string
+  claims: Record<string, unknown>
+  roles: string[]
+  email?: string
+  tokens: UpstreamTokens
+}
+
+/** The upstream side the accounts need: a re-check from the kept tokens. */
+export interface UpstreamRecheck {
+  refresh(tokens: UpstreamTokens): Promise<UpstreamIdentity>
+}
+
+/** Seals values at rest, bound to their key (additional authenticated data). */
+export interface Sealer {
+  seal(plaintext: string, aad: string): string
+  open(sealed: string, aad: string): string
+}
+
+/** Why a re-check ended a user's access, or kept it. */
+export type RecheckOutcome = 'fresh' | 'rechecked' | 'revoked' | 'unavailable'
+
+/**
+ * Users the broker has logged in, in the shared store: their account (roles, when last
+ * checked) and their upstream tokens, sealed so a store dump reveals none. A refresh re-checks
+ * the user upstream once `recheckInterval` has passed: a user removed or disabled at the IdP
+ * loses access then (the refresh fails and the grant is revoked); roles that changed upstream
+ * take effect at once. Re-checks of one user are serialised across replicas, so a rotating
+ * upstream refresh token is never used twice.
+ */
+export class Accounts {
+  constructor(
+    private readonly o: {
+      store: Store
+      sealer: Sealer
+      upstream: UpstreamRecheck
+      /** Seconds between re-checks; 0 = at every refresh. */
+      recheckInterval: number
+      /** How long an account and its tokens are kept without a login or refresh, in s. */
+      ttl: number
+      /** Serialises work on one key across replicas. */
+      withLock: <T>(key: string, fn: () => Promise<T>) => Promise<T>
+      log: Logger
+      now?: () => number
+    },
+  ) {}
+
+  private now(): number {
+    return Math.floor((this.o.now ?? Date.now)() / 1000)
+  }
+
+  /** Records a login: the account from the upstream's identity, its tokens sealed. */
+  async login(identity: UpstreamIdentity): Promise<Account> {
+    const account: Account = {
+      sub: identity.subject,
+      roles: [...new Set(identity.roles)].sort(),
+      ...(identity.email ? { email: identity.email } : {}),
+      ...(typeof identity.claims.name === 'string' ? { name: identity.claims.name } : {}),
+      checkedAt: this.now(),
+    }
+    await this.save(account, identity.tokens)
+    return account
+  }
+
+  async find(sub: string): Promise<Account | undefined> {
+    const value = await this.o.store.get(accountKey(sub))
+    return value === undefined ? undefined : (JSON.parse(value) as Account)
+  }
+
+  /** The user's upstream tokens, opened; undefined when none are kept (or they do not open). */
+  async tokens(sub: string): Promise<UpstreamTokens | undefined> {
+    const sealed = await this.o.store.get(tokensKey(sub))
+    if (sealed === undefined) return undefined
+    try {
+      return JSON.parse(this.o.sealer.open(sealed, tokensKey(sub))) as UpstreamTokens
+    } catch {
+      this.o.log.warn({ sub }, 'kept upstream tokens did not open (key removed?); the user must log in again')
+      return undefined
+    }
+  }
+
+  /**
+   * The account for a refresh: re-checked upstream when due. `revoked` (the upstream refused
+   * the user) forgets the account; `unavailable` (the upstream could not be reached) keeps it
+   * unchanged and refuses this refresh, so a client retries rather than keep a stale role.
+   */
+  async forRefresh(sub: string): Promise<{ account: Account | undefined; outcome: RecheckOutcome }> {
+    const account = await this.find(sub)
+    if (account === undefined) return { account: undefined, outcome: 'revoked' }
+    if (this.now() - account.checkedAt < this.o.recheckInterval) return { account, outcome: 'fresh' }
+    return this.o.withLock(`broker:recheck:${sub}`, async () => {
+      // Another replica may have re-checked while this one waited.
+      const current = await this.find(sub)
+      if (current === undefined) return { account: undefined, outcome: 'revoked' as const }
+      if (this.now() - current.checkedAt < this.o.recheckInterval) return { account: current, outcome: 'fresh' as const }
+      const tokens = await this.tokens(sub)
+      if (tokens === undefined) {
+        await this.forget(sub)
+        return { account: undefined, outcome: 'revoked' as const }
+      }
+      try {
+        const identity = await this.o.upstream.refresh(tokens)
+        if (identity.subject !== sub) throw Object.assign(new Error('the upstream names another user'), { code: 'upstream_revoked' })
+        return { account: await this.login(identity), outcome: 'rechecked' as const }
+      } catch (err) {
+        const code = (err as { code?: string }).code
+        if (code === 'upstream_unavailable') return { account: undefined, outcome: 'unavailable' as const }
+        this.o.log.info({ sub, code }, 'the upstream no longer vouches for the user; access ends')
+        await this.forget(sub)
+        return { account: undefined, outcome: 'revoked' as const }
+      }
+    })
+  }
+
+  async forget(sub: string): Promise<void> {
+    await this.o.store.del([accountKey(sub), tokensKey(sub)])
+  }
+
+  private async save(account: Account, tokens: UpstreamTokens): Promise<void> {
+    const ttlMs = this.o.ttl * 1000
+    await this.o.store.set(accountKey(account.sub), JSON.stringify(account), { ttlMs })
+    await this.o.store.set(tokensKey(account.sub), this.o.sealer.seal(JSON.stringify(tokens), tokensKey(account.sub)), { ttlMs })
+  }
+}
+
+function accountKey(sub: string): string {
+  return `broker:account:${encodeURIComponent(sub)}`
+}
+
+function tokensKey(sub: string): string {
+  return `broker:upstream:${encodeURIComponent(sub)}`
+}

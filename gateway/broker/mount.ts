@@ -1,0 +1,46 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
+import type { Context, Hono } from 'hono'
+import type Provider from 'oidc-provider'
+import { BROKER_ROUTES } from './provider.js'
+
+/** Every path oidc-provider answers, relative to the issuer. */
+export const PROVIDER_PATHS = [
+  ...Object.values(BROKER_ROUTES),
+  `${BROKER_ROUTES.registration}/*`,
+  '/.well-known/oauth-authorization-server',
+  '/.well-known/openid-configuration',
+]
+
+/**
+ * Serves oidc-provider inside the gateway's Hono app, on the same port, behind the same Host
+ * check: its Node handler gets the raw request (nothing before it reads the body). Its URLs
+ * (issuer, endpoints, redirects) come from the configured issuer only: the forwarded headers it
+ * reads are set from the issuer, never taken from the client (a spoofed Host cannot change
+ * the metadata). An issuer with a path (`https://host/base`) is served with or without the
+ * path, like the MCP endpoints.
+ */
+export function mountProvider(app: Hono, provider: Provider, issuer: string): void {
+  const url = new URL(issuer)
+  const base = url.pathname.replace(/\/$/, '')
+  provider.proxy = true
+  const handler = provider.callback()
+  const serve = async (c: Context): Promise<Response> => {
+    const { incoming, outgoing } = c.env as { incoming: IncomingMessage & { originalUrl?: string }; outgoing: ServerResponse }
+    const path = incoming.url ?? '/'
+    const stripped = base !== '' && path.startsWith(`${base}/`) ? path.slice(base.length) : path
+    incoming.url = stripped
+    incoming.originalUrl = `${base}${stripped}`
+    incoming.headers['x-forwarded-proto'] = url.protocol.slice(0, -1)
+    incoming.headers['x-forwarded-host'] = url.host
+    delete incoming.headers['x-forwarded-port']
+    delete incoming.headers.forwarded
+    const done = new Promise<void>((resolve) => outgoing.once('close', resolve))
+    handler(incoming, outgoing)
+    await done
+    return RESPONSE_ALREADY_SENT
+  }
+  for (const prefix of new Set(['', base])) {
+    for (const path of PROVIDER_PATHS) app.all(`${prefix}${path}`, serve)
+  }
+}

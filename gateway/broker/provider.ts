@@ -1,0 +1,257 @@
+import type { Configuration, KoaContextWithOIDC } from 'oidc-provider'
+import type Provider from 'oidc-provider'
+import type { Logger } from 'pino'
+import type { Resources } from '../auth/resources.js'
+import type { GatewayConfig } from '../config/schema.js'
+import type { PolicyStore } from '../policy/store.js'
+import type { Store } from '../store/store.js'
+import type { Accounts } from './accounts.js'
+import { storeAdapter } from './adapter.js'
+import type { BrokerKeys } from './keys.js'
+import { grantableScopes, serverScopes } from './scopes.js'
+
+type OidcModule = typeof import('oidc-provider')
+type BrokerConfig = NonNullable<GatewayConfig['auth']['broker']>
+
+/** Paths the authorization server answers at, relative to the issuer. */
+export const BROKER_ROUTES = {
+  authorization: '/authorize',
+  token: '/token',
+  registration: '/register',
+  revocation: '/revoke',
+  jwks: '/jwks',
+} as const
+
+/** Where oidc-provider sends the browser for login and consent (ours, see interactions.ts). */
+export const INTERACTION_PREFIX = '/interaction/'
+
+/** What the configuration needs from the rest of the broker. */
+export interface ProviderDeps {
+  oidc: OidcModule
+  issuer: string
+  config: BrokerConfig
+  keys: BrokerKeys
+  store: Store
+  accounts: Accounts
+  resources: Resources
+  policy: PolicyStore
+  log: Logger
+  /** Checks a client's metadata (DCR or CIMD); throws with a client-safe message to refuse it. */
+  checkClient: (metadata: Record<string, unknown>, source: 'dcr' | 'cimd') => void
+  /** The fetch used for Client ID Metadata Documents (address checks at connect time). */
+  cimdFetch?: Configuration['fetch']
+  /** Whether a CIMD client_id URL may be fetched at all (host allow-list). */
+  cimdAllowed: (clientId: string) => boolean
+  /** Told when a user's access ends because the upstream refused them (audit). */
+  onRevoked?: (sub: string, reason: string) => void
+}
+
+/**
+ * oidc-provider's configuration for the broker: every OAuth decision of the authorization
+ * server is made here. Access tokens are JWTs for exactly one resource (a server's URL), with
+ * the scopes the user's roles grant under the live policy (at consent, at every token and
+ * refresh), and the user's roles as a claim so the gateway applies the same ceiling again.
+ * PKCE S256 is required, codes are single use, refresh tokens rotate and a reused one
+ * revokes the grant (atomically across replicas, see adapter.ts), and every redirect carries
+ * `iss` (RFC 9207).
+ */
+export function brokerConfiguration(d: ProviderDeps): Configuration {
+  const { oidc, config } = d
+  const { errors } = oidc
+  const resources = new Set(d.resources.all())
+  const serverOf = (indicator: string) => d.resources.serverOf(indicator)
+  const ttl = {
+    AccessToken: config.accessTokenTtl,
+    AuthorizationCode: config.codeTtl,
+    RefreshToken: config.refreshTokenTtl,
+    Grant: config.refreshTokenTtl,
+    Interaction: config.loginTtl,
+    Session: config.refreshTokenTtl,
+    IdToken: config.accessTokenTtl,
+  }
+  const allScopes = () => [...new Set([...d.policy.current.servers.keys()].flatMap((s) => serverScopes(d.policy.current, s)))]
+  return {
+    adapter: storeAdapter({
+      store: d.store,
+      clientTtl: config.registration.unusedTtl,
+      consumedTtl: config.refreshTokenTtl,
+      reused: () => new errors.InvalidGrant('grant request is invalid'),
+      onReuse: async (model, grantId) => {
+        d.log.warn({ model, grantId }, 'a code or refresh token was used twice; its grant is revoked')
+      },
+    }),
+    clients: [],
+    clientBasedCORS: (_ctx, origin, client) => client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) === true || isLoopbackOrigin(origin),
+    claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
+    conformIdTokenClaims: true,
+    cookies: {
+      keys: d.keys.cookieKeys,
+      names: { session: '_mcp_edge_session', interaction: '_mcp_edge_interaction', resume: '_mcp_edge_resume' },
+      long: { httpOnly: true, sameSite: 'lax', signed: true },
+      short: { httpOnly: true, sameSite: 'lax', signed: true },
+    },
+    enabledJWA: { idTokenSigningAlgValues: [d.keys.alg] as never },
+    clientDefaults: { id_token_signed_response_alg: d.keys.alg as never, grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' },
+    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    extraClientMetadata: {
+      properties: [],
+      validator: (ctx, _key, _value, metadata) => {
+        const source = typeof metadata.client_id === 'string' && metadata.client_id.startsWith('https://') ? 'cimd' : 'dcr'
+        // Runs for every client built, stored ones too; registration is where it refuses.
+        if (source === 'dcr' && ctx?.oidc?.route !== 'registration') return
+        try {
+          d.checkClient(metadata as Record<string, unknown>, source)
+        } catch (err) {
+          throw new errors.InvalidClientMetadata((err as Error).message)
+        }
+        // MCP clients register `scope` as their first request's scopes, which oidc-provider
+        // would keep as a ceiling; a step-up asks for more later, and the roles cap it anyway.
+        delete (metadata as { scope?: string }).scope
+      },
+    },
+    extraTokenClaims: async (ctx, token) => {
+      if (token.kind !== 'AccessToken') return undefined
+      const account = await d.accounts.find((token as { accountId?: string }).accountId ?? '')
+      // The user's roles: the gateway caps the token's scopes by them again, under the policy
+      // in force when the token is used (a role mapping removed later takes effect at once).
+      return { roles: account?.roles ?? [] }
+    },
+    features: {
+      devInteractions: { enabled: false },
+      dPoP: { enabled: false },
+      introspection: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
+      userinfo: { enabled: false },
+      revocation: { enabled: true },
+      registration: { enabled: config.registration.enabled, initialAccessToken: false, issueRegistrationAccessToken: false },
+      clientIdMetadataDocument: {
+        enabled: config.cimd.enabled,
+        ack: 'draft-02',
+        allowFetch: (_ctx: unknown, clientId: string) => d.cimdAllowed(clientId),
+      } as never,
+      resourceIndicators: {
+        enabled: true,
+        // RFC 8707 §2: without `resource`, default only when unambiguous (a gateway of one server).
+        defaultResource: (_ctx, _client, oneOf) => {
+          if (oneOf) return oneOf
+          const servers = [...new Set(d.resources.all().map(serverOf))]
+          if (servers.length === 1) return d.resources.resource(servers[0]!, 'mcp')
+          throw new errors.InvalidTarget('resource parameter required (RFC 8707): the URL of the MCP server')
+        },
+        useGrantedResource: () => true,
+        getResourceServerInfo: async (ctx, indicator) => {
+          const server = resources.has(indicator) ? serverOf(indicator) : undefined
+          if (server === undefined) throw new errors.InvalidTarget('this gateway serves no such resource')
+          const roles = await rolesInContext(ctx, d.accounts)
+          const scopes = roles === undefined ? serverScopes(d.policy.current, server) : grantableScopes(d.policy.current, server, roles)
+          return {
+            scope: scopes.join(' '),
+            audience: indicator,
+            accessTokenTTL: config.accessTokenTtl,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: d.keys.alg as never } },
+          }
+        },
+      },
+    },
+    fetch: d.cimdFetch,
+    findAccount: async (ctx, sub) => {
+      const refreshing = ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'refresh_token'
+      if (!refreshing) {
+        const account = await d.accounts.find(sub)
+        return account && { accountId: sub, roles: account.roles, claims: () => claimsOf(account) }
+      }
+      const { account, outcome } = await d.accounts.forRefresh(sub)
+      // The upstream could not say: this refresh fails and the client retries; nothing is revoked.
+      if (outcome === 'unavailable') throw new errors.TemporarilyUnavailable('the identity provider cannot be reached; retry later')
+      if (account === undefined) {
+        // The upstream no longer vouches for the user: the grant being refreshed ends with it.
+        const grantId = ctx.oidc.entities.RefreshToken?.grantId
+        if (grantId) await revokeGrant(ctx, grantId)
+        d.onRevoked?.(sub, 'the upstream refused the user at re-check')
+        return undefined
+      }
+      return { accountId: sub, roles: account.roles, claims: () => claimsOf(account) }
+    },
+    interactions: {
+      url: (_ctx, interaction) => `${INTERACTION_PREFIX}${interaction.uid}`,
+      policy: interactionPolicy(oidc, config),
+    },
+    issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    expiresWithSession: () => false,
+    jwks: d.keys.jwks as Configuration['jwks'],
+    pkce: { required: () => true },
+    renderError: (ctx, out) => {
+      ctx.type = 'html'
+      ctx.set('content-security-policy', "default-src 'none'; frame-ancestors 'none'")
+      ctx.set('cache-control', 'no-store')
+      ctx.body = errorPage(String(out.error ?? 'error'), String(out.error_description ?? ''))
+    },
+    responseTypes: ['code'],
+    rotateRefreshToken: true,
+    routes: BROKER_ROUTES,
+    scopes: ['openid', 'offline_access', 'email', 'profile', ...allScopes()],
+    ttl,
+    loadExistingGrant: async (ctx) => {
+      // Remembered consent is the grant a user gave this client before, in this browser.
+      if (!config.consent.remember) return undefined
+      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session?.grantIdFor(ctx.oidc.client!.clientId)
+      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined
+    },
+  }
+}
+
+/**
+ * Login and consent prompts: oidc-provider's, plus a login whenever the browser's session is
+ * older than the upstream re-check interval, so a user is confirmed at the company IdP at least
+ * that often, and a consent every time unless remembering it is on.
+ */
+function interactionPolicy(oidc: OidcModule, config: BrokerConfig) {
+  const { interactionPolicy: { base, Check } } = oidc
+  const policy = base()
+  const recheck = config.upstream.recheckInterval
+  policy.get('login')!.checks.add(new Check('mcp_edge_stale_login', 'the upstream login is older than the re-check interval', (ctx) => {
+    const at = ctx.oidc.session?.authTime as number | undefined
+    return at !== undefined && recheck > 0 && Math.floor(Date.now() / 1000) - at > recheck ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT
+  }))
+  if (!config.consent.remember) {
+    policy.get('consent')!.checks.add(new Check('mcp_edge_always_consent', 'consent is asked every time', (ctx) =>
+      ctx.oidc.result?.consent ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT))
+  }
+  return policy
+}
+
+/** The roles of whoever is being granted scopes now, if known (undefined before login). */
+async function rolesInContext(ctx: KoaContextWithOIDC, accounts: Accounts): Promise<string[] | undefined> {
+  const entity = ctx.oidc.entities.Account as { roles?: string[] } | undefined
+  if (entity?.roles) return entity.roles
+  const accountId = ctx.oidc.entities.Grant?.accountId ?? ctx.oidc.session?.accountId
+  if (accountId === undefined) return undefined
+  return (await accounts.find(accountId))?.roles ?? []
+}
+
+/** Revokes every token of a grant, and the grant (oidc-provider's own revocation path). */
+async function revokeGrant(ctx: KoaContextWithOIDC, grantId: string): Promise<void> {
+  const { provider } = ctx.oidc
+  const models = [provider.AccessToken, provider.AuthorizationCode, provider.RefreshToken] as unknown as { adapter: { revokeByGrantId(id: string): Promise<void> } }[]
+  await Promise.all(models.map((m) => m.adapter.revokeByGrantId(grantId)))
+  await (provider.Grant as unknown as { adapter: { destroy(id: string): Promise<void> } }).adapter.destroy(grantId)
+}
+
+function claimsOf(account: { sub: string; email?: string; name?: string }): { sub: string; [key: string]: unknown } {
+  return { sub: account.sub, ...(account.email ? { email: account.email } : {}), ...(account.name ? { name: account.name } : {}) }
+}
+
+function isLoopbackOrigin(origin: string): boolean {
+  const url = URL.parse(origin)
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) return false
+  return ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)
+}
+
+/** The page shown when a request cannot go back to the client (unknown client, bad redirect URI). */
+export function errorPage(error: string, description: string): string {
+  const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign-in error</title></head><body><h1>This sign-in cannot continue</h1><p><code>${esc(error)}</code>${description ? `: ${esc(description)}` : ''}</p><p>Close this page and start again from your application.</p></body></html>`
+}
+
+export type { Provider }

@@ -1,0 +1,38 @@
+import type { Policy } from '../policy/policy.js'
+import { scopesOfRoles } from '../policy/role-scopes.js'
+
+/**
+ * The scopes a server's policy speaks of: its `access` scopes and every scope a rule needs.
+ * These are what a token for that server may carry (oidc-provider: a resource server's
+ * scopes); wildcards belong to the role map only and are never issued.
+ */
+export function serverScopes(policy: Policy, server: string): string[] {
+  const sp = policy.servers.get(server)
+  if (sp === undefined) return []
+  const out = new Set(sp.access)
+  for (const rules of Object.values(sp.rules)) {
+    for (const r of rules) if (r.effect.kind === 'scopes') for (const s of r.effect.scopes) out.add(s)
+  }
+  return [...out].filter((s) => !s.includes('*'))
+}
+
+/**
+ * What a user may be granted on a server: the server's scopes that the user's roles grant
+ * through the live role map (consent can never grant more than the role map would).
+ */
+export function grantableScopes(policy: Policy, server: string, roles: readonly string[]): string[] {
+  const held = scopesOfRoles(policy.roles, roles)
+  return serverScopes(policy, server).filter((s) => held.has(s))
+}
+
+/**
+ * For each scope a user lacks, the roles of the role map that would grant it: what the
+ * "missing role" page names.
+ */
+export function rolesGranting(policy: Policy, scopes: readonly string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>()
+  for (const scope of scopes) {
+    out.set(scope, [...policy.roles.keys()].filter((role) => scopesOfRoles(policy.roles, [role]).has(scope)))
+  }
+  return out
+}
