@@ -1,5 +1,7 @@
 import type { Logger } from 'pino'
+import type { JWTVerifyGetKey } from 'jose'
 import { createAuthenticator, type Authenticator } from './auth/authenticator.js'
+import { byIssuer } from './auth/issuers.js'
 import { createIdpHttp, type IdpHttp } from './auth/idp-http.js'
 import { createKeySource } from './auth/keys.js'
 import type { Principal } from './auth/principal.js'
@@ -13,9 +15,21 @@ export const DEV_SCOPES = ['mcp:read', 'mcp:write', 'mcp:admin']
 /** After a failed key fetch at start-up, the next attempt comes this much later, in ms. */
 export const DEFAULT_KEYS_RETRY_MS = 5_500
 
+/** The broker as an issuer the gateway trusts: its own tokens, verified with its own keys. */
+export interface BrokerIssuer {
+  issuer: string
+  getKey: JWTVerifyGetKey
+  alg: string
+  /** The upstream the broker logs users in at, when it is the dev IdP (the embedded default). */
+  upstream: { issuer?: string; clientId: string; clientSecret: string | undefined; redirectUri: string }
+}
+
 /** How the gateway authenticates: the issuer, its verifier, and whether its keys are in. */
 export interface Identity {
-  /** undefined only under --insecure-no-auth. */
+  /**
+   * The authorization server the metadata names: the broker when it runs, else the configured
+   * issuer or the dev IdP; undefined only under --insecure-no-auth.
+   */
   issuer: string | undefined
   /** Under --insecure-no-auth, one that answers every request with the anonymous principal. */
   authenticator: Authenticator
@@ -43,22 +57,39 @@ export async function setUpIdentity(o: {
   /** What roles allow under the live policy: the dev IdP grants no other scope. */
   scopesFor: ScopesFor
   devIdp?: Partial<DevIdpOptions>
+  /** The broker, when `auth.broker` is configured: its tokens are accepted, and it is advertised. */
+  broker?: BrokerIssuer
 }): Promise<Identity> {
-  const { config, log } = o
+  const { config, log, broker } = o
   let issuer = config.auth.issuer
-  if (issuer === undefined && o.insecureNoAuth) {
+  if (issuer === undefined && broker === undefined && o.insecureNoAuth) {
     log.warn('AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach this port acts with every scope')
     const authenticator: Authenticator = { authenticate: async () => ANONYMOUS }
     return { issuer: undefined, authenticator, devIdp: undefined, problem: () => undefined, close: async () => {} }
   }
   let devIdp: DevIdp | undefined
-  if (issuer === undefined) {
+  const devIdpUrl = `http://127.0.0.1:${config.devIdp.port}`
+  // The dev IdP runs when nothing else issues tokens, or as the broker's upstream (the
+  // embedded default), where it knows the broker as a registered app and has no DCR, like Entra.
+  const devUpstream = broker !== undefined && broker.upstream.issuer === devIdpUrl
+  if (issuer === undefined && (broker === undefined || devUpstream)) {
     if (!o.allowDevIdp || process.env.NODE_ENV === 'production') {
-      throw new ConfigError([{ file: 'configuration', path: 'auth.issuer', message: 'no issuer configured: set auth.issuer (or MCP_EDGE_ISSUER), or pass --insecure-no-auth for a loopback-only test' }])
+      throw new ConfigError([{ file: 'configuration', path: 'auth.issuer', message: 'no issuer configured: set auth.issuer (or MCP_EDGE_ISSUER) or auth.broker, or pass --insecure-no-auth for a loopback-only test' }])
     }
-    devIdp = await startDevIdp({ port: config.devIdp.port, resources: o.resources, defaultResource: o.defaultResource, scopes: DEV_SCOPES, scopesFor: o.scopesFor, users: config.devIdp.users, logger: log.child({ component: 'dev-idp' }), ...o.devIdp })
+    const webClients = devUpstream ? [{ clientId: broker.upstream.clientId, clientSecret: broker.upstream.clientSecret ?? '', redirectUris: [broker.upstream.redirectUri] }] : []
+    devIdp = await startDevIdp({ port: config.devIdp.port, resources: o.resources, defaultResource: o.defaultResource, scopes: DEV_SCOPES, scopesFor: o.scopesFor, users: config.devIdp.users, webClients, registration: !devUpstream, logger: log.child({ component: 'dev-idp' }), ...o.devIdp })
     issuer = devIdp.issuer
     log.warn({ issuer, users: config.devIdp.users.map((u) => u.sub), stateDir: devIdp.stateDir ?? null }, 'DEVELOPMENT IdP running: passwordless users sign in and consent automatically. Never use it in production; configure auth.issuer instead')
+  }
+  const brokerAuthenticator = broker && createAuthenticator(
+    { ...config.auth, issuer: broker.issuer, algorithms: [broker.alg] as never, roleClaims: ['roles'], requireJwtAccessTokenType: true },
+    { getKey: broker.getKey },
+    Date.now,
+    { scopesAlwaysDelegated: true },
+  )
+  if (issuer === undefined) {
+    // The broker alone: its keys are in memory, nothing to fetch.
+    return { issuer: broker!.issuer, authenticator: brokerAuthenticator!, devIdp, problem: () => undefined, close: async () => await devIdp?.close() }
   }
   const http: IdpHttp = createIdpHttp(config.auth.idpTimeout)
   let ready = false
@@ -91,9 +122,10 @@ export async function setUpIdentity(o: {
     )
   }
   warm()
+  const external = createAuthenticator({ ...config.auth, issuer }, keys)
   return {
-    issuer,
-    authenticator: createAuthenticator({ ...config.auth, issuer }, keys),
+    issuer: broker?.issuer ?? issuer,
+    authenticator: broker ? byIssuer([{ issuer: broker.issuer, authenticator: brokerAuthenticator! }, { issuer, authenticator: external }]) : external,
     devIdp,
     problem: () => (ready ? undefined : problem),
     async close() {

@@ -29,8 +29,15 @@ export interface Authenticator {
  */
 export function createAuthenticator(
   auth: AuthConfig & { issuer: string },
-  keys: KeySource,
+  keys: Pick<KeySource, 'getKey'>,
   now: () => number = Date.now,
+  o: {
+    /**
+     * The issuer always states the delegation (the broker: a token without a scope claim was
+     * granted no scope), so a missing claim never lets the roles decide alone.
+     */
+    scopesAlwaysDelegated?: boolean
+  } = {},
 ): Authenticator {
   const cache =
     auth.tokenCacheMax > 0
@@ -51,7 +58,8 @@ export function createAuthenticator(
       let verified = cache?.get(key)
       if (verified === undefined) {
         const payload = await verifyAccessToken(token, options)
-        verified = { principal: toPrincipal(payload, auth.roleClaims), aud: payload.aud }
+        const principal = toPrincipal(payload, auth.roleClaims)
+        verified = { principal: o.scopesAlwaysDelegated ? { ...principal, hasScopeClaim: true } : principal, aud: payload.aud }
         const ttl = Math.min(auth.tokenCacheTtl * 1000, (payload.exp ?? 0) * 1000 - now())
         if (cache && ttl > 0) cache.set(key, verified, { ttl })
       } else if (verified.principal.exp !== undefined && (verified.principal.exp + auth.clockTolerance) * 1000 <= now()) {

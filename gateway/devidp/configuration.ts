@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import type Provider from 'oidc-provider'
-import type { Configuration, KoaContextWithOIDC } from 'oidc-provider'
+import type { ClientMetadata, Configuration, KoaContextWithOIDC } from 'oidc-provider'
 import { INTERACTION_PATH } from './interactions.js'
-import type { DevIdpClient, ScopesFor } from './provider.js'
+import type { DevIdpClient, DevIdpWebClient, ScopesFor } from './provider.js'
 import type { DevUser } from './sign-in-page.js'
 
 type OidcModule = typeof import('oidc-provider')
@@ -22,6 +22,9 @@ export interface Settings {
   /** By sub, in configured order. */
   users: Map<string, DevUser>
   clients: Map<string, DevIdpClient>
+  /** Authorization-code clients registered up front (an upstream's registered app). */
+  webClients: Map<string, DevIdpWebClient>
+  registration: boolean
   jwks: { keys: object[] }
   ttl: number
   adapter: NonNullable<Configuration['adapter']>
@@ -33,14 +36,21 @@ export function configuration(oidc: OidcModule, s: Settings): Configuration {
   const alg = signingAlg(s.jwks)
   return {
     adapter: s.adapter,
-    clients: [...s.clients.values()].map((c) => ({
+    clients: [...s.clients.values()].map((c): ClientMetadata => ({
       client_id: c.clientId,
       client_secret: c.clientSecret,
       grant_types: ['client_credentials'],
       response_types: [],
       redirect_uris: [],
       token_endpoint_auth_method: 'client_secret_basic',
-    })),
+    })).concat([...s.webClients.values()].map((c): ClientMetadata => ({
+      client_id: c.clientId,
+      client_secret: c.clientSecret,
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: c.redirectUris,
+      token_endpoint_auth_method: 'client_secret_basic',
+    }))),
     clientDefaults: { id_token_signed_response_alg: alg },
     // Browser clients (MCP Inspector on http://localhost:6274) call the token endpoint
     // directly. oidc-provider's default only allows public clients from their redirect_uri
@@ -65,13 +75,15 @@ export function configuration(oidc: OidcModule, s: Settings): Configuration {
       dPoP: { enabled: false }, // the gateway validates Bearer tokens only
       rpInitiatedLogout: { enabled: false },
       clientCredentials: { enabled: true },
-      registration: { enabled: true, initialAccessToken: false },
+      registration: { enabled: s.registration, initialAccessToken: false },
       resourceIndicators: {
         enabled: true,
         // RFC 8707 §2: without `resource`, default only when unambiguous (one MCP server);
         // otherwise fail loudly instead of issuing a token no MCP server accepts.
-        defaultResource: (_ctx, _client, oneOf) => {
+        defaultResource: (_ctx, client, oneOf) => {
           if (oneOf) return oneOf
+          // An upstream's registered app logs users in; its access token is for userinfo.
+          if (client && s.webClients.has(client.clientId)) return undefined as never
           if (s.defaultResource !== undefined) return s.defaultResource
           throw new errors.InvalidTarget(
             `resource parameter required (RFC 8707), one of: ${[...s.resources].join(' ')}`)

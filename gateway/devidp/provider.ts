@@ -25,6 +25,16 @@ export interface DevIdpClient {
 }
 
 /**
+ * A confidential web client using the authorization code flow: the gateway's own broker,
+ * when the dev IdP plays the company IdP (upstream), as Entra would with a registered app.
+ */
+export interface DevIdpWebClient {
+  clientId: string
+  clientSecret: string
+  redirectUris: string[]
+}
+
+/**
  * For a subject's roles, which scopes it may be granted: the gateway passes its live policy's
  * role map, so a token never carries a scope the roles do not grant.
  */
@@ -51,6 +61,10 @@ export interface DevIdpOptions {
   users?: DevUser[]
   /** Extra confidential clients for client_credentials. */
   clients?: DevIdpClient[]
+  /** Confidential authorization-code clients registered up front (the broker's upstream client). */
+  webClients?: DevIdpWebClient[]
+  /** Dynamic client registration (default on; off when playing an upstream like Entra). */
+  registration?: boolean
   /** Private JWKs to sign with (not stored); default: the state folder's, else a new RS256 key */
   jwks?: Jwks
   /** Access token lifetime in seconds; default 3600. */
@@ -145,6 +159,8 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     scopesFor: options.scopesFor,
     users,
     clients,
+    webClients: new Map((options.webClients ?? []).map((c) => [c.clientId, c])),
+    registration: options.registration ?? true,
     jwks: options.jwks ?? (stateDir ? await persistentJwks(stateDir, logger) : generateJwks()),
     ttl: options.accessTokenTtl ?? 3600,
     adapter: store.adapter,

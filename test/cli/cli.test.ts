@@ -125,7 +125,7 @@ describe('production safety', () => {
   it('a config without an issuer refuses to start', async () => {
     const res = await run(['serve', '--config', file('noissuer.yaml', `listen: { port: 0 }\n${echoServer}`)])
     assert.equal(res.code, 1)
-    assert.match(res.stderr, /no issuer configured: set auth\.issuer \(or MCP_EDGE_ISSUER\), or pass --insecure-no-auth/)
+    assert.match(res.stderr, /no issuer configured: set auth\.issuer \(or MCP_EDGE_ISSUER\) or auth\.broker, or pass --insecure-no-auth/)
   })
 
   it('--insecure-no-auth refuses a non-loopback address', async () => {
