@@ -79,7 +79,8 @@ export function parseIp(ip: string): Uint8Array | undefined {
   const [head, rest] = text.split('::') as [string, string | undefined]
   const left = head === '' ? [] : head.split(':')
   const right = rest === undefined || rest === '' ? [] : rest.split(':')
-  const groups = rest === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right]
+  const zeros = Array<string>(8 - left.length - right.length).fill('0')
+  const groups = rest === undefined ? left : [...left, ...zeros, ...right]
   const bytes = new Uint8Array(16)
   groups.forEach((g, i) => {
     const n = parseInt(g, 16)
@@ -144,8 +145,8 @@ export function compileCidrs(list: readonly string[]): { test: (ip: string) => b
       continue
     }
     // `::ffff:a.b.c.d/n` with n ≥ 96 is the IPv4 range a.b.c.d/(n-96).
-    if (bytes.length === 16 && n >= 96 && inRange(bytes, V6_EMBEDDING[0]!)) ranges.push({ bytes: bytes.subarray(12), bits: n - 96 })
-    else ranges.push({ bytes, bits: n })
+    const mapped = bytes.length === 16 && n >= 96 && inRange(bytes, V6_EMBEDDING[0]!)
+    ranges.push(mapped ? { bytes: bytes.subarray(12), bits: n - 96 } : { bytes, bits: n })
   }
   const test = (ip: string): boolean => {
     const bytes = parseIp(ip)

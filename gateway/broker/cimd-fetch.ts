@@ -31,7 +31,7 @@ export type CimdFetchInit = RequestInit & { dispatcher?: unknown }
 
 /** A fetch-compatible function for oidc-provider's `fetch` configuration, and its connection pool's close. */
 export interface CimdFetch {
-  (input: string | URL, init?: CimdFetchInit): Promise<Response>
+  (input: string | URL | Request, init?: CimdFetchInit): Promise<Response>
   close(): Promise<void>
 }
 
@@ -45,7 +45,9 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
   const allowPrivate = compileCidrs(o.allowPrivate)
   const hosts = compileHosts(o.allowHosts)
   const problems = [...allowPrivate.problems, ...hosts.problems]
-  if (problems.length > 0) throw new CimdFetchError('bad_options', `invalid CIMD fetch options:\n  ${problems.join('\n  ')}`)
+  if (problems.length > 0) {
+    throw new CimdFetchError('bad_options', `invalid CIMD fetch options:\n  ${problems.join('\n  ')}`)
+  }
   const permitted = (ip: string) => !isSpecialUseAddress(ip) || allowPrivate.test(ip)
 
   const base = buildConnector({
@@ -56,44 +58,57 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
   // Names are checked by the lookup above; an IP literal is never looked up, so check it here.
   const connect: buildConnector.connector = (opts, callback) => {
     if (isIP(opts.hostname) !== 0 && !permitted(opts.hostname)) {
-      callback(new CimdFetchError('address_refused', `${opts.hostname} is a loopback, private or special-use address`), null)
+      const why = `${opts.hostname} is a loopback, private or special-use address`
+      callback(new CimdFetchError('address_refused', why), null)
       return
     }
     base(opts, callback)
   }
   const agent = new Agent({ connect, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs })
 
-  async function cimdFetch(input: string | URL, init: CimdFetchInit = {}): Promise<Response> {
-    const url = URL.parse(String(input))
+  async function cimdFetch(input: string | URL | Request, init: CimdFetchInit = {}): Promise<Response> {
+    // A Request would carry its own method, headers and body past these checks: URLs only.
+    const url = input instanceof Request ? null : URL.parse(String(input))
     if (url === null) throw new CimdFetchError('bad_url', 'not an absolute URL')
     if (url.protocol !== 'https:') throw new CimdFetchError('not_https', `${url.protocol} is not https:`)
-    if (url.username !== '' || url.password !== '') throw new CimdFetchError('bad_url', 'the URL has credentials')
-    if (!hosts.test(url.hostname)) throw new CimdFetchError('host_not_allowed', `${url.hostname} is not an allowed host`)
+    if (url.username !== '' || url.password !== '') {
+      throw new CimdFetchError('bad_url', 'the URL has credentials')
+    }
+    if (!hosts.test(url.hostname)) {
+      throw new CimdFetchError('host_not_allowed', `${url.hostname} is not an allowed host`)
+    }
     const timeout = AbortSignal.timeout(o.timeoutMs)
     const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout
     const failed = (err: unknown) => translate(err, url.host, signal)
     const { dispatcher: _ignored, ...rest } = init
     // Our agent, whatever the caller passed: oidc-provider's own checks only after connecting.
-    const response = await undiciFetch(url, { ...(rest as UndiciRequestInit), dispatcher: agent, redirect: 'manual', signal }).catch((err) => {
+    const options: UndiciRequestInit = {
+      ...(rest as UndiciRequestInit), dispatcher: agent, redirect: 'manual', signal,
+    }
+    const response = await undiciFetch(url, options).catch((err) => {
       throw failed(err)
     })
     if (response.status >= 300 && response.status < 400) {
       await response.body?.cancel().catch(() => {})
-      throw new CimdFetchError('redirect_refused', `${url.host} answered ${response.status}: redirects are not followed`)
+      const why = `${url.host} answered ${response.status}: redirects are not followed`
+      throw new CimdFetchError('redirect_refused', why)
     }
     const declared = Number(response.headers.get('content-length') ?? NaN)
     if (declared > o.maxBytes) {
       await response.body?.cancel().catch(() => {})
       throw new CimdFetchError('too_large', `${url.host} declared ${declared} bytes, more than ${o.maxBytes}`)
     }
-    const body = await readCapped(response.body as ReadableStream<Uint8Array> | null, o.maxBytes, url.host).catch((err) => {
+    const stream = response.body as ReadableStream<Uint8Array> | null
+    const body = await readCapped(stream, o.maxBytes, url.host).catch((err) => {
       throw failed(err)
     })
+    // The body is handed on decoded and whole: its framing headers describe it, not the wire.
     const headers = new Headers()
-    for (const [k, v] of response.headers) if (!['content-length', 'content-encoding', 'transfer-encoding'].includes(k)) headers.append(k, v)
+    for (const [k, v] of response.headers) if (!FRAMING.has(k)) headers.append(k, v)
     headers.set('content-length', String(body.byteLength))
     const empty = response.status === 204 || response.status === 205
-    return new Response(empty ? null : body, { status: response.status, statusText: response.statusText, headers })
+    const answer = { status: response.status, statusText: response.statusText, headers }
+    return new Response(empty ? null : body, answer)
   }
 
   return Object.assign(cimdFetch, { close: () => agent.close() })
@@ -105,11 +120,14 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
  */
 function checkedLookup(permitted: (ip: string) => boolean): LookupFunction {
   return (hostname, options, callback) => {
-    dns.lookup(hostname, { all: true, family: options.family ?? 0, hints: options.hints ?? 0 }, (err, addresses) => {
+    const query = { all: true, family: options.family ?? 0, hints: options.hints ?? 0 } as const
+    dns.lookup(hostname, query, (err, addresses) => {
       if (err) return callback(err, '', 0)
       const refused = addresses.find((a) => !permitted(a.address))
       if (refused !== undefined || addresses.length === 0) {
-        const why = refused === undefined ? 'no address' : `${refused.address}, a loopback, private or special-use address`
+        const why = refused === undefined
+          ? 'no address'
+          : `${refused.address}, a loopback, private or special-use address`
         return callback(new CimdFetchError('address_refused', `${hostname} resolves to ${why}`), '', 0)
       }
       if (options.all) return callback(null, addresses)
@@ -119,7 +137,11 @@ function checkedLookup(permitted: (ip: string) => boolean): LookupFunction {
 }
 
 /** The body, read until `max` bytes at most; one byte more cancels the stream. */
-async function readCapped(body: ReadableStream<Uint8Array> | null, max: number, host: string): Promise<Uint8Array<ArrayBuffer>> {
+async function readCapped(
+  body: ReadableStream<Uint8Array> | null,
+  max: number,
+  host: string,
+): Promise<Uint8Array<ArrayBuffer>> {
   if (body === null) return new Uint8Array(0)
   const reader = body.getReader()
   const chunks: Uint8Array[] = []
@@ -137,7 +159,11 @@ async function readCapped(body: ReadableStream<Uint8Array> | null, max: number, 
 }
 
 /** undici's own connect, headers and body timeouts (each set to `timeoutMs`). */
-const UNDICI_TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+const UNDICI_TIMEOUTS = new Set([
+  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
+])
+/** Headers about the wire form of a body, dropped from the decoded copy handed on. */
+const FRAMING = new Set(['content-length', 'content-encoding', 'transfer-encoding'])
 
 /** A fetch failure as a `CimdFetchError`: ours from deep inside (lookup, connect), or by the signal. */
 function translate(err: unknown, host: string, signal: AbortSignal): CimdFetchError {
@@ -149,14 +175,18 @@ function translate(err: unknown, host: string, signal: AbortSignal): CimdFetchEr
   if (timedOut) return new CimdFetchError('timeout', `${host} did not answer in time`, err)
   if (signal.aborted) {
     const reason = signal.reason as { name?: string } | undefined
-    if (reason?.name === 'TimeoutError') return new CimdFetchError('timeout', `${host} did not answer in time`, err)
+    if (reason?.name === 'TimeoutError') {
+      return new CimdFetchError('timeout', `${host} did not answer in time`, err)
+    }
     return new CimdFetchError('aborted', `the fetch from ${host} was aborted`, err)
   }
   return new CimdFetchError('fetch_failed', `fetching from ${host} failed`, err)
 }
 
 /** Compiles `allowHosts`: exact host names, or `*.suffix` for any name below the suffix. */
-function compileHosts(list: readonly string[] | undefined): { test: (host: string) => boolean; problems: string[] } {
+function compileHosts(
+  list: readonly string[] | undefined,
+): { test: (host: string) => boolean; problems: string[] } {
   if (list === undefined) return { test: () => true, problems: [] }
   const exact = new Set<string>()
   const suffixes: string[] = []

@@ -2,8 +2,10 @@ import { GatewayError } from '../errors.js'
 
 /**
  * Why a client's metadata or a redirect pattern was refused. The first two are RFC 7591 §3.2.2
- * error codes, so the broker maps them one to one onto oidc-provider's
- * `errors.InvalidRedirectUri` and `errors.InvalidClientMetadata`.
+ * error codes. The broker maps both to oidc-provider's `errors.InvalidClientMetadata(message)`,
+ * which answers `invalid_redirect_uri` for descriptions starting with "redirect_uris" (as every
+ * `invalid_redirect_uri` message here does). Not `errors.InvalidRedirectUri`: that is the
+ * authorization request's error, with a fixed description.
  */
 export type ClientPolicyErrorCode =
   | 'invalid_redirect_uri' // a redirect URI outside the allow-list or of a dangerous kind
@@ -13,7 +15,8 @@ export type ClientPolicyErrorCode =
 /** A refused registration or client document; `message` is safe to show the registrant. */
 export class ClientPolicyError extends GatewayError<ClientPolicyErrorCode> {
   constructor(code: ClientPolicyErrorCode, message: string) {
-    super(code, message, { status: code === 'bad_redirect_pattern' ? 500 : 400, expose: code !== 'bad_redirect_pattern' })
+    const startUp = code === 'bad_redirect_pattern'
+    super(code, message, { status: startUp ? 500 : 400, expose: !startUp })
   }
 }
 

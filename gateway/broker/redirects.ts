@@ -44,14 +44,27 @@ export type RedirectKind = 'loopback' | 'private-scheme' | 'https' | 'invalid'
  * `policy/resource-uri.ts`), a fragment, userinfo, percent-encoded control characters.
  */
 export function redirectProblem(uri: unknown): string | undefined {
+  return problemOf(uri, false)
+}
+
+/** {@link redirectProblem}; `echo` names a non-canonical URI's canonical form (operators only). */
+function problemOf(uri: unknown, echo: boolean): string | undefined {
   if (typeof uri !== 'string') return 'a redirect URI must be a string'
-  if (uri.length > DEFAULT_REDIRECT_URI_MAX_LENGTH) return `a redirect URI must be at most ${DEFAULT_REDIRECT_URI_MAX_LENGTH} characters`
+  if (uri.length > DEFAULT_REDIRECT_URI_MAX_LENGTH) {
+    return `a redirect URI must be at most ${DEFAULT_REDIRECT_URI_MAX_LENGTH} characters`
+  }
   if (!PLAIN.test(uri)) return 'a redirect URI must be printable ASCII without spaces or backslashes'
   const canonical = nonCanonicalUri(uri)
-  if (canonical !== undefined) return canonical.replace('the resource URI', 'the redirect URI')
+  if (canonical !== undefined) {
+    const why = canonical.replace('the resource URI', 'the redirect URI')
+    // A registrant's own string is never sent back to it.
+    return echo ? why : why.replace(/ \(canonical: .*\)$/s, '')
+  }
   const u = new URL(uri)
-  // RFC 6749 §3.1.2: no fragment; userinfo is how `https://claude.ai@evil.com/` misleads.
-  if (u.username !== '' || u.password !== '' || authorityOf(uri).includes('@')) return 'the redirect URI has userinfo'
+  // Fragments (RFC 6749 §3.1.2) went with the non-canonical forms above. Userinfo is how
+  // `https://claude.ai@evil.com/` reads as claude.ai to a person and as evil.com to a browser.
+  const userinfo = u.username !== '' || u.password !== '' || authorityOf(uri).includes('@')
+  if (userinfo) return 'the redirect URI has userinfo'
   if (ENCODED_CONTROL.test(uri)) return 'the redirect URI percent-encodes a control character'
   return undefined
 }
@@ -62,7 +75,10 @@ export function redirectProblem(uri: unknown): string | undefined {
  * `https` (a claimed or hosted https URL, not on a loopback host), else `invalid` (including
  * every URI {@link redirectProblem} refuses and http to any other host).
  */
-export function redirectKind(uri: unknown, appSchemes: ReadonlySet<string> = KNOWN_APP_SCHEMES): RedirectKind {
+export function redirectKind(
+  uri: unknown,
+  appSchemes: ReadonlySet<string> = KNOWN_APP_SCHEMES,
+): RedirectKind {
   if (redirectProblem(uri) !== undefined) return 'invalid'
   const u = new URL(uri as string)
   const scheme = u.protocol.slice(0, -1)
@@ -84,7 +100,10 @@ export function isLocalhostByName(uri: string): boolean {
  * loopback or a private-use scheme. oidc-provider lets the loopback port vary only for
  * `application_type: native` clients, so the broker marks such clients native.
  */
-export function isNativeClient(redirectUris: readonly unknown[], appSchemes: ReadonlySet<string> = KNOWN_APP_SCHEMES): boolean {
+export function isNativeClient(
+  redirectUris: readonly unknown[],
+  appSchemes: ReadonlySet<string> = KNOWN_APP_SCHEMES,
+): boolean {
   return redirectUris.length > 0 && redirectUris.every((u) => {
     const kind = redirectKind(u, appSchemes)
     return kind === 'loopback' || kind === 'private-scheme'
@@ -96,7 +115,8 @@ export function patternSchemes(patterns: readonly string[]): Set<string> {
   const schemes = new Set(KNOWN_APP_SCHEMES)
   for (const p of patterns) {
     const scheme = /^([a-z][a-z0-9+.-]*):/.exec(p)?.[1]
-    if (scheme !== undefined && scheme !== 'http' && scheme !== 'https' && !FORBIDDEN_SCHEMES.has(scheme)) schemes.add(scheme)
+    if (scheme === undefined || scheme === 'http' || scheme === 'https') continue
+    if (!FORBIDDEN_SCHEMES.has(scheme)) schemes.add(scheme)
   }
   return schemes
 }
@@ -124,7 +144,10 @@ export function compileRedirectPatterns(patterns: readonly string[]): (uri: stri
     if (typeof compiled === 'string') problems.push(`${JSON.stringify(pattern)}: ${compiled}`)
     else matchers.push(compiled)
   }
-  if (problems.length > 0) throw new ClientPolicyError('bad_redirect_pattern', `invalid redirect URI patterns:\n  ${problems.join('\n  ')}`)
+  if (problems.length > 0) {
+    const list = problems.join('\n  ')
+    throw new ClientPolicyError('bad_redirect_pattern', `invalid redirect URI patterns:\n  ${list}`)
+  }
   return function redirectAllowed(uri: string): boolean {
     if (redirectKind(uri, appSchemes) === 'invalid') return false
     const u = new URL(uri)
@@ -146,14 +169,22 @@ function compilePattern(pattern: string, appSchemes: ReadonlySet<string>): Match
   const other = OTHER_PATTERN.exec(pattern)
   if (other === null) return 'not an absolute URI (scheme:…)'
   const [, scheme, rest, query] = other as unknown as [string, string, string, string | undefined]
-  const sample = `${scheme}:${rest.replaceAll('*', 'x')}${query === undefined ? '' : `?${query.replaceAll('*', 'x')}`}`
-  const why = redirectProblem(sample)
+  const sample = `${scheme}:${filled(rest)}${filledQuery(query)}`
+  const why = problemOf(sample, true)
   if (why !== undefined) return why
-  if (redirectKind(sample, appSchemes) !== 'private-scheme') return `the ${scheme}: scheme is never a redirect target`
+  if (redirectKind(sample, appSchemes) !== 'private-scheme') {
+    return `the ${scheme}: scheme is never a redirect target`
+  }
   return (u, raw) => u.protocol === `${scheme}:` && glob(rest, afterScheme(raw)) && queryMatches(query, raw)
 }
 
-function compileHttp(scheme: string, authority: string, path: string, query: string | undefined, appSchemes: ReadonlySet<string>): Matcher | string {
+function compileHttp(
+  scheme: string,
+  authority: string,
+  path: string,
+  query: string | undefined,
+  appSchemes: ReadonlySet<string>,
+): Matcher | string {
   const bracket = authority.startsWith('[') ? authority.indexOf(']') + 1 : 0
   const colon = authority.indexOf(':', bracket)
   const host = colon === -1 ? authority : authority.slice(0, colon)
@@ -162,16 +193,21 @@ function compileHttp(scheme: string, authority: string, path: string, query: str
   const suffix = host.startsWith('*.') ? host.slice(2) : undefined
   const exactHost = suffix ?? host
   if (exactHost.includes('*')) return 'a host may only start with *. (whole labels), nowhere else'
-  if (suffix !== undefined && (!suffix.includes('.') || /^\d+$/.test(suffix.slice(suffix.lastIndexOf('.') + 1)))) {
+  const numericTld = suffix !== undefined && /^\d+$/.test(suffix.slice(suffix.lastIndexOf('.') + 1))
+  if (suffix !== undefined && (!suffix.includes('.') || numericTld)) {
     return '*. must precede a domain name of two labels or more'
   }
   const sampleHost = suffix === undefined ? host : `x.${suffix}`
   const samplePort = port === undefined ? '' : port === '*' ? ':1' : `:${port}`
-  const sample = `${scheme}://${sampleHost}${samplePort}${path.replaceAll('*', 'x')}${query === undefined ? '' : `?${query.replaceAll('*', 'x')}`}`
-  const why = redirectProblem(sample)
+  const sample = `${scheme}://${sampleHost}${samplePort}${filled(path)}${filledQuery(query)}`
+  const why = problemOf(sample, true)
   if (why !== undefined) return why
   const kind = redirectKind(sample, appSchemes)
-  if (kind === 'invalid') return scheme === 'http' ? 'http is for loopback hosts only (127.0.0.1, [::1], localhost)' : 'https on a loopback host is not a redirect target'
+  if (kind === 'invalid') {
+    return scheme === 'http'
+      ? 'http is for loopback hosts only (127.0.0.1, [::1], localhost)'
+      : 'https on a loopback host is not a redirect target'
+  }
   return (u, raw) =>
     u.protocol === `${scheme}:` &&
     (suffix === undefined ? u.hostname === host : u.hostname.endsWith(`.${suffix}`)) &&
@@ -179,6 +215,10 @@ function compileHttp(scheme: string, authority: string, path: string, query: str
     glob(path, u.pathname) &&
     queryMatches(query, raw)
 }
+
+/** A pattern part with each `*` filled in, to check the rest is canonical. */
+const filled = (part: string) => part.replaceAll('*', 'x')
+const filledQuery = (query: string | undefined) => (query === undefined ? '' : `?${filled(query)}`)
 
 /** A URI's query as written (without `?`), or undefined when it has no `?` at all. */
 function queryOf(raw: string): string | undefined {

@@ -36,27 +36,37 @@ export interface RegistrationGuardOptions {
  * @throws RegistrationGuardError `length_required`, `bad_content_length`, `body_too_large`,
  * `slow_down`, `too_many_clients`
  */
-export async function admitRegistration(o: RegistrationGuardOptions, headers: { contentLength: string | undefined; transferEncoding: string | undefined }, peer: string | undefined): Promise<void> {
+export async function admitRegistration(
+  o: RegistrationGuardOptions,
+  headers: { contentLength: string | undefined; transferEncoding: string | undefined },
+  peer: string | undefined,
+): Promise<void> {
   // RFC 9112 §6.1: a chunked body has no length to check before reading it; demand one.
   if (headers.transferEncoding !== undefined || headers.contentLength === undefined) {
     throw new RegistrationGuardError('length_required', 'a registration request needs a Content-Length')
   }
   // RFC 9110 §8.6: Content-Length = 1*DIGIT; anything else (two joined values, a sign) is not one.
-  if (!/^\d+$/.test(headers.contentLength)) throw new RegistrationGuardError('bad_content_length', 'Content-Length must be one decimal number')
+  if (!/^\d+$/.test(headers.contentLength)) {
+    throw new RegistrationGuardError('bad_content_length', 'Content-Length must be one decimal number')
+  }
   if (Number(headers.contentLength) > o.maxBodyBytes) {
-    throw new RegistrationGuardError('body_too_large', `a registration request is at most ${o.maxBodyBytes} bytes`)
+    const why = `a registration request is at most ${o.maxBodyBytes} bytes`
+    throw new RegistrationGuardError('body_too_large', why)
   }
   const now = (o.now ?? Date.now)()
   const window = Math.floor(now / REGISTRATION_WINDOW_MS)
   // Requests without a known peer share one bucket, so they cannot escape the limit.
-  const count = await o.store.incr(`broker:register:${addressBucket(peer ?? 'unknown')}:${window}`, REGISTRATION_WINDOW_MS)
+  const key = `broker:register:${addressBucket(peer ?? 'unknown')}:${window}`
+  const count = await o.store.incr(key, REGISTRATION_WINDOW_MS)
   if (count > o.perAddressPerMinute) {
     const retryAfterS = Math.ceil(((window + 1) * REGISTRATION_WINDOW_MS - now) / 1000)
-    throw new RegistrationGuardError('slow_down', 'too many registrations from this address; retry later', retryAfterS)
+    const why = 'too many registrations from this address; retry later'
+    throw new RegistrationGuardError('slow_down', why, retryAfterS)
   }
   // A soft cap: concurrent registrations may each see room for one more.
   if ((await o.store.scard(BROKER_CLIENTS_SET)) >= o.maxClients) {
-    throw new RegistrationGuardError('too_many_clients', 'this server holds as many client registrations as it accepts; retry later', DEFAULT_CLIENT_CAP_RETRY_AFTER_S)
+    const why = 'this server holds as many client registrations as it accepts; retry later'
+    throw new RegistrationGuardError('too_many_clients', why, DEFAULT_CLIENT_CAP_RETRY_AFTER_S)
   }
 }
 
@@ -67,7 +77,8 @@ export function registrationRefusal(err: RegistrationGuardError): Response {
   // The unread body is not worth draining: close the connection after the answer.
   if (err.status === 411 || err.status === 413 || err.status === 400) headers.set('connection', 'close')
   const error = err.status === 429 ? err.code : 'invalid_request'
-  return new Response(JSON.stringify({ error, error_description: err.message }), { status: err.status, headers })
+  const body = JSON.stringify({ error, error_description: err.message })
+  return new Response(body, { status: err.status, headers })
 }
 
 /**
@@ -78,7 +89,11 @@ export function registrationRefusal(err: RegistrationGuardError): Response {
 export function registrationGuard(o: RegistrationGuardOptions) {
   return async function guardRegistration(c: Context, next: Next): Promise<Response | void> {
     try {
-      await admitRegistration(o, { contentLength: c.req.header('content-length'), transferEncoding: c.req.header('transfer-encoding') }, o.peer(c))
+      const headers = {
+        contentLength: c.req.header('content-length'),
+        transferEncoding: c.req.header('transfer-encoding'),
+      }
+      await admitRegistration(o, headers, o.peer(c))
     } catch (err) {
       if (err instanceof RegistrationGuardError) return registrationRefusal(err)
       throw err

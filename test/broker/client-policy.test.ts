@@ -56,7 +56,7 @@ describe('clientPolicy.check: refused', () => {
     ['no redirect_uris', 'dcr', { redirect_uris: [] }, 'invalid_redirect_uri', /non-empty array/],
     ['redirect_uris not an array', 'dcr', { redirect_uris: 'http://127.0.0.1/cb' }, 'invalid_redirect_uri', /non-empty array/],
     ['redirect_uris absent', 'dcr', { redirect_uris: undefined }, 'invalid_redirect_uri', /non-empty array/],
-    ['one redirect URI too many', 'dcr', { redirect_uris: Array.from({ length: DEFAULT_BROKER_MAX_REDIRECT_URIS + 1 }, (_, i) => `http://127.0.0.1/cb${i}`) }, 'invalid_redirect_uri', /at most 10/],
+    ['one redirect URI too many', 'dcr', { redirect_uris: Array.from({ length: DEFAULT_BROKER_MAX_REDIRECT_URIS + 1 }, (_, i) => `http://127.0.0.1/cb${i}`) }, 'invalid_redirect_uri', /at most 10 URIs/],
     ['a redirect URI that is not a string', 'dcr', { redirect_uris: ['http://127.0.0.1/cb', 7] }, 'invalid_redirect_uri', /redirect_uris\[1\]: a redirect URI must be a string/],
     ['a redirect URI outside the allow-list', 'dcr', { redirect_uris: ['https://evil.example/cb'] }, 'invalid_redirect_uri', /redirect_uris\[0\]: not allowed/],
     ['host confusion', 'dcr', { redirect_uris: ['https://claude.ai.evil.com/api/mcp/auth_callback'] }, 'invalid_redirect_uri', /not allowed/],
@@ -122,6 +122,8 @@ describe('clientPolicy.check: refused', () => {
         assert.equal(err.status, 400)
         assert.equal(err.expose, true)
         assert.match(err.message, why)
+        // oidc-provider's InvalidClientMetadata says invalid_redirect_uri for these messages only.
+        assert.equal(err.message.startsWith('redirect_uris'), code === 'invalid_redirect_uri')
         return true
       })
     })
@@ -140,7 +142,7 @@ describe('clientPolicy.check: refused', () => {
 describe('clientPolicy: configuration', () => {
   test('a lower maxRedirectUris applies', () => {
     const one = clientPolicy({ maxRedirectUris: 1, redirectUris: DEFAULT_BROKER_REDIRECT_URIS }, { ownCallbacks: [] })
-    assert.throws(() => one.check(metadata('dcr', { redirect_uris: ['http://127.0.0.1/a', 'http://127.0.0.1/b'] }), 'dcr'), /at most 1 redirect_uris/)
+    assert.throws(() => one.check(metadata('dcr', { redirect_uris: ['http://127.0.0.1/a', 'http://127.0.0.1/b'] }), 'dcr'), /redirect_uris may hold at most 1 URIs/)
   })
   test('a narrower allow-list refuses what the default allows', () => {
     const https = clientPolicy({ maxRedirectUris: 10, redirectUris: ['https://claude.ai/api/mcp/auth_callback'] }, { ownCallbacks: [] })
