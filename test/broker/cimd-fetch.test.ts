@@ -13,8 +13,8 @@ import { createCimdFetch, type CimdFetch, type CimdFetchOptions } from '../../ga
 import { makeTestCa, type TestCa } from '../helpers/test-ca.js'
 
 const MAX_BYTES = 5120
-/** Short, so a stalled server fails fast; no assertion depends on it. */
-const TIMEOUT_MS = 300
+/** Long enough for a loaded machine's TLS handshake; no assertion depends on time. */
+const TIMEOUT_MS = 2000
 const DOC = { client_id: 'set per server', client_name: 'Test client', redirect_uris: ['http://127.0.0.1/cb'] }
 
 /** A document server: fixed routes, a log of requests, a count of TLS connections. */
@@ -79,6 +79,14 @@ async function startDocServer(ca: TestCa): Promise<DocServer> {
 async function stop(server: http.Server | https.Server): Promise<void> {
   server.closeAllConnections()
   await new Promise((resolve) => server.close(resolve))
+}
+
+/**
+ * Resolves when the server has the request, or when the fetch has already ended (so a slow
+ * machine cannot hang the test).
+ */
+async function requestArrived(server: https.Server, fetching: Promise<unknown>): Promise<void> {
+  await Promise.race([once(server, 'request'), fetching.catch(() => undefined)])
 }
 
 /** Asserts that `p` rejects with a CimdFetchError of `code`. */
@@ -243,26 +251,24 @@ describe('createCimdFetch', () => {
     test('a small gzip body that decodes larger than maxBytes', () => refused(make()(`${docs.origin}/gzip-bomb`), 'too_large'))
 
     test('a server that never answers: timeout', async () => {
-      const seen = once(docs.server, 'request')
       const fetching = make()(`${docs.origin}/stall`)
-      await seen
+      await requestArrived(docs.server, fetching)
       await refused(fetching, 'timeout')
+      assert.equal(docs.requests.at(-1), '/stall')
     })
 
     test('a body that stops halfway: timeout', () => refused(make()(`${docs.origin}/stall-body`), 'timeout'))
 
     test("the caller's own timeout counts as a timeout", async () => {
-      const seen = once(docs.server, 'request')
-      const fetching = make({ timeoutMs: 60_000 })(`${docs.origin}/stall`, { signal: AbortSignal.timeout(200) })
-      await seen
+      const fetching = make({ timeoutMs: 60_000 })(`${docs.origin}/stall`, { signal: AbortSignal.timeout(TIMEOUT_MS) })
+      await requestArrived(docs.server, fetching)
       await refused(fetching, 'timeout')
     })
 
     test("the caller's abort", async () => {
       const controller = new AbortController()
-      const seen = once(docs.server, 'request')
       const fetching = make({ timeoutMs: 60_000 })(`${docs.origin}/stall`, { signal: controller.signal })
-      await seen
+      await requestArrived(docs.server, fetching)
       controller.abort()
       await refused(fetching, 'aborted')
     })
