@@ -1,5 +1,6 @@
 import { nonCanonicalUri } from '../policy/resource-uri.js'
 import { ClientPolicyError } from './client-errors.js'
+import { glob } from './glob.js'
 
 /**
  * Redirect URIs a client may register: what kind each is (RFC 8252 loopback, private-use
@@ -245,24 +246,4 @@ function authorityOf(raw: string): string {
   const rest = raw.slice(start + 2)
   const end = rest.search(/[/?#]/)
   return end === -1 ? rest : rest.slice(0, end)
-}
-
-/**
- * Whether `s` matches `pattern`, where `*` is any run of characters (possibly empty) and
- * everything else is literal. Linear scan, no backtracking.
- */
-export function glob(pattern: string, s: string): boolean {
-  const parts = pattern.split('*')
-  if (parts.length === 1) return pattern === s
-  const first = parts[0]!
-  const last = parts[parts.length - 1]!
-  if (s.length < first.length + last.length || !s.startsWith(first) || !s.endsWith(last)) return false
-  let at = first.length
-  const end = s.length - last.length
-  for (const part of parts.slice(1, -1)) {
-    const found = s.indexOf(part, at)
-    if (found === -1 || found + part.length > end) return false
-    at = found + part.length
-  }
-  return true
 }
