@@ -1,0 +1,103 @@
+import type { Context, Next } from 'hono'
+import type { Store } from '../store/store.js'
+import { addressBucket } from './addresses.js'
+import { RegistrationGuardError } from './client-errors.js'
+
+/**
+ * The bounds of `POST /register` that oidc-provider has no setting for, checked before it
+ * reads a byte of the body: a declared, bounded body size; registrations per address per
+ * minute; registered clients in all. The body stream is left untouched for oidc-provider.
+ */
+
+/** The store set holding every registered client id; the broker adds and removes members. */
+export const BROKER_CLIENTS_SET = 'broker:clients'
+/** Registrations are counted per address in fixed windows of this length, in ms. */
+export const REGISTRATION_WINDOW_MS = 60_000
+/** `Retry-After` when the client cap is reached, in s: unused clients expire slowly. */
+export const DEFAULT_CLIENT_CAP_RETRY_AFTER_S = 3600
+
+export interface RegistrationGuardOptions {
+  store: Store
+  /** Largest registration body, in bytes (Content-Length). */
+  maxBodyBytes: number
+  /** Registered clients at most. */
+  maxClients: number
+  /** Registrations one address (an IPv6 /64) may make per window. */
+  perAddressPerMinute: number
+  /** The client's address, as the broker trusts it (the socket's, or a trusted proxy's header). */
+  peer: (c: Context) => string | undefined
+  /** Milliseconds since the epoch; injected by tests. */
+  now?: () => number
+}
+
+/**
+ * Decides whether a registration request may reach oidc-provider; the peer counts one
+ * attempt per call that gets past the header checks.
+ * @throws RegistrationGuardError `length_required`, `bad_content_length`, `body_too_large`,
+ * `slow_down`, `too_many_clients`
+ */
+export async function admitRegistration(
+  o: RegistrationGuardOptions,
+  headers: { contentLength: string | undefined; transferEncoding: string | undefined },
+  peer: string | undefined,
+): Promise<void> {
+  // RFC 9112 §6.1: a chunked body has no length to check before reading it; demand one.
+  if (headers.transferEncoding !== undefined || headers.contentLength === undefined) {
+    throw new RegistrationGuardError('length_required', 'a registration request needs a Content-Length')
+  }
+  // RFC 9110 §8.6: Content-Length = 1*DIGIT; anything else (two joined values, a sign) is not one.
+  if (!/^\d+$/.test(headers.contentLength)) {
+    throw new RegistrationGuardError('bad_content_length', 'Content-Length must be one decimal number')
+  }
+  if (Number(headers.contentLength) > o.maxBodyBytes) {
+    const why = `a registration request is at most ${o.maxBodyBytes} bytes`
+    throw new RegistrationGuardError('body_too_large', why)
+  }
+  const now = (o.now ?? Date.now)()
+  const window = Math.floor(now / REGISTRATION_WINDOW_MS)
+  // Requests without a known peer share one bucket, so they cannot escape the limit.
+  const key = `broker:register:${addressBucket(peer ?? 'unknown')}:${window}`
+  const count = await o.store.incr(key, REGISTRATION_WINDOW_MS)
+  if (count > o.perAddressPerMinute) {
+    const retryAfterS = Math.ceil(((window + 1) * REGISTRATION_WINDOW_MS - now) / 1000)
+    const why = 'too many registrations from this address; retry later'
+    throw new RegistrationGuardError('slow_down', why, retryAfterS)
+  }
+  // A soft cap: concurrent registrations may each see room for one more.
+  if ((await o.store.scard(BROKER_CLIENTS_SET)) >= o.maxClients) {
+    const why = 'this server holds as many client registrations as it accepts; retry later'
+    throw new RegistrationGuardError('too_many_clients', why, DEFAULT_CLIENT_CAP_RETRY_AFTER_S)
+  }
+}
+
+/** An RFC 7591 §3.2.2-style error response for a refused registration. */
+export function registrationRefusal(err: RegistrationGuardError): Response {
+  const headers = new Headers({ 'content-type': 'application/json', 'cache-control': 'no-store' })
+  if (err.retryAfterS !== undefined) headers.set('retry-after', String(err.retryAfterS))
+  // The unread body is not worth draining: close the connection after the answer.
+  if (err.status === 411 || err.status === 413 || err.status === 400) headers.set('connection', 'close')
+  const error = err.status === 429 ? err.code : 'invalid_request'
+  const body = JSON.stringify({ error, error_description: err.message })
+  return new Response(body, { status: err.status, headers })
+}
+
+/**
+ * Hono middleware for `POST /register`: refuses with {@link registrationRefusal} what
+ * {@link admitRegistration} refuses, else hands the untouched request on. Store failures
+ * propagate to the app's error handler.
+ */
+export function registrationGuard(o: RegistrationGuardOptions) {
+  return async function guardRegistration(c: Context, next: Next): Promise<Response | void> {
+    try {
+      const headers = {
+        contentLength: c.req.header('content-length'),
+        transferEncoding: c.req.header('transfer-encoding'),
+      }
+      await admitRegistration(o, headers, o.peer(c))
+    } catch (err) {
+      if (err instanceof RegistrationGuardError) return registrationRefusal(err)
+      throw err
+    }
+    await next()
+  }
+}
