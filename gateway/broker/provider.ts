@@ -7,6 +7,8 @@ import type { PolicyStore } from '../policy/store.js'
 import type { Store } from '../store/store.js'
 import type { Accounts } from './accounts.js'
 import { storeAdapter } from './adapter.js'
+import { ClientPolicyError } from './client-errors.js'
+import { CLIENT_POLICY_PROPERTY, type ClientPolicy } from './client-policy.js'
 import type { BrokerKeys } from './keys.js'
 import { grantableScopes, serverScopes } from './scopes.js'
 
@@ -36,8 +38,8 @@ export interface ProviderDeps {
   resources: Resources
   policy: PolicyStore
   log: Logger
-  /** Checks a client's metadata (DCR or CIMD); throws with a client-safe message to refuse it. */
-  checkClient: (metadata: Record<string, unknown>, source: 'dcr' | 'cimd') => void
+  /** Checks (and marks native) a client's metadata, DCR or CIMD; see client-policy.ts. */
+  clients: ClientPolicy
   /** The fetch used for Client ID Metadata Documents (address checks at connect time). */
   cimdFetch?: Configuration['fetch']
   /** Whether a CIMD client_id URL may be fetched at all (host allow-list). */
@@ -94,15 +96,14 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
     clientDefaults: { id_token_signed_response_alg: d.keys.alg as never, grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' },
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     extraClientMetadata: {
-      properties: [],
-      validator: (ctx, _key, _value, metadata) => {
-        const source = typeof metadata.client_id === 'string' && metadata.client_id.startsWith('https://') ? 'cimd' : 'dcr'
-        // Runs for every client built, stored ones too; registration is where it refuses.
-        if (source === 'dcr' && ctx?.oidc?.route !== 'registration') return
+      properties: [CLIENT_POLICY_PROPERTY],
+      validator: (ctx, key, value, metadata) => {
         try {
-          d.checkClient(metadata as Record<string, unknown>, source)
+          d.clients.validator(ctx, key, value, metadata as Record<string, unknown>)
         } catch (err) {
-          throw new errors.InvalidClientMetadata((err as Error).message)
+          // "redirect_uris…" descriptions become invalid_redirect_uri, others invalid_client_metadata.
+          if (err instanceof ClientPolicyError) throw new errors.InvalidClientMetadata(err.message)
+          throw err
         }
         // MCP clients register `scope` as their first request's scopes, which oidc-provider
         // would keep as a ceiling; a step-up asks for more later, and the roles cap it anyway.
