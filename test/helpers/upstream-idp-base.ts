@@ -69,6 +69,7 @@ export interface UpstreamIdp {
   forgeIdToken(idToken: string, edit?: (claims: Record<string, unknown>) => void, o?: { foreign?: boolean }): Promise<string>
   /** A browser: follows `url` through the auto-login to the gateway's callback and returns that URL. */
   browse(url: string, jar?: CookieJar): Promise<URL>
+  /** Clears knobs and counts, re-enables users, restores their claims and the default next user. */
   reset(): void
   close(): Promise<void>
 }
@@ -190,6 +191,7 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
     browse: (url, jar) => followToRedirectUri(url, UPSTREAM_CALLBACK, { jar }),
     reset() {
       for (const key of Object.keys(idp.knobs)) delete idp.knobs[key as keyof Knobs]
+      idp.counts = { token: 0, userinfo: 0, resource: 0 }
       state.disabled.clear()
       chosen = profile.users[0]!.id
       for (const u of profile.users) users.set(u.id, u)
@@ -297,7 +299,8 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
     if (k.tokenOversize !== undefined) {
       const { bytes, chunked } = k.tokenOversize
       delete k.tokenOversize
-      const body = JSON.stringify({ access_token: 'x', token_type: 'Bearer', padding: 'p'.repeat(Math.max(0, bytes - 60)) })
+      const empty = JSON.stringify({ access_token: 'x', token_type: 'Bearer', padding: '' })
+      const body = JSON.stringify({ access_token: 'x', token_type: 'Bearer', padding: 'p'.repeat(Math.max(0, bytes - empty.length)) })
       res.writeHead(200, { 'content-type': 'application/json', ...(chunked ? {} : { 'content-length': Buffer.byteLength(body) }) })
       if (chunked) for (let i = 0; i < body.length; i += 16384) res.write(body.slice(i, i + 16384))
       res.end(chunked ? undefined : body)
