@@ -4,7 +4,7 @@ import { GatewayError } from '../errors.js'
 export type UpstreamErrorCode =
   | 'upstream_denied' // the user declined or could not sign in (access_denied, login_required …)
   | 'upstream_refused' // the upstream refused the gateway's request (invalid_target, invalid_scope …)
-  | 'upstream_invalid_response' // a response that fails validation: signature, nonce, sub, shape, size, redirect
+  | 'upstream_invalid_response' // fails validation: signature, nonce, sub, shape, size, redirect
   | 'upstream_state_mismatch' // the callback's state is not the transaction's (RFC 6749 §10.12)
   | 'upstream_issuer_mismatch' // the callback's iss is not the upstream's (RFC 9207 mix-up defence)
   | 'upstream_replayed' // this transaction already went through finish once

@@ -39,14 +39,18 @@ export function verifyCallback(
       throw new UpstreamError('upstream_invalid_response', `the callback repeats the ${name} parameter`)
     }
   }
-  if (!(tx.expiresAt > o.nowS)) throw new UpstreamError('upstream_expired', 'the sign-in took too long; start again')
+  if (!(tx.expiresAt > o.nowS)) {
+    throw new UpstreamError('upstream_expired', 'the sign-in took too long; start again')
+  }
   const iss = params.get('iss')
   if (o.issuer !== undefined) {
     if (iss === null && o.issRequired) {
-      throw new UpstreamError('upstream_issuer_mismatch', 'the callback lacks the iss parameter the upstream promises (RFC 9207)')
+      throw new UpstreamError('upstream_issuer_mismatch',
+        'the callback lacks the iss parameter the upstream promises (RFC 9207)')
     }
     if (iss !== null && iss !== o.issuer) {
-      throw new UpstreamError('upstream_issuer_mismatch', 'the callback comes from another issuer than the upstream (RFC 9207)')
+      throw new UpstreamError('upstream_issuer_mismatch',
+        'the callback comes from another issuer than the upstream (RFC 9207)')
     }
   }
   if (!same(params.get('state') ?? '', tx.state)) {
@@ -61,10 +65,16 @@ export function verifyCallback(
  * @throws UpstreamError for an `error` response (upstream_denied, upstream_refused,
  *   upstream_unavailable) or a missing code (upstream_invalid_response)
  */
-export function authorizationResponse(params: URLSearchParams, redirectUri: string, issuer: string | undefined): URL {
+export function authorizationResponse(
+  params: URLSearchParams,
+  redirectUri: string,
+  issuer: string | undefined,
+): URL {
   if (params.has('error')) throw callbackError(params.get('error'))
   const code = params.get('code')
-  if (!code) throw new UpstreamError('upstream_invalid_response', 'the callback carries neither a code nor an error')
+  if (!code) {
+    throw new UpstreamError('upstream_invalid_response', 'the callback carries neither a code nor an error')
+  }
   const url = new URL(redirectUri)
   url.search = ''
   url.searchParams.set('code', code)

@@ -61,8 +61,11 @@ export function clientSource(o: {
     }, config.clientId, {}, o.auth)
     c[oidc.customFetch] = o.fetch as never
     c.timeout = timeout
-    if ([authorization, token, userinfo].some((u) => u !== undefined && insecureAllowed(u))) oidc.allowInsecureRequests(c)
-    client = { config: c, issuer: undefined, issRequired: false, userinfo: userinfo ? new URL(userinfo) : undefined }
+    if ([authorization, token, userinfo].some((u) => u !== undefined && insecureAllowed(u))) {
+      oidc.allowInsecureRequests(c)
+    }
+    const info = userinfo ? new URL(userinfo) : undefined
+    client = { config: c, issuer: undefined, issRequired: false, userinfo: info }
   }
 
   async function discover(issuer: string): Promise<UpstreamClient> {
@@ -96,14 +99,19 @@ export function clientSource(o: {
       }, (err: unknown) => {
         const e = upstreamFailure(err, 'discovery')
         failure = { at: o.now(), message: e.message }
-        o.log.warn({ issuer: config.issuer, code: e.code, reason: e.message }, 'upstream IdP discovery failed')
-        throw new UpstreamError('upstream_unavailable', 'the upstream IdP has not been discovered yet', { cause: e })
+        o.log.warn({ issuer: config.issuer, code: e.code, reason: e.message },
+          'upstream IdP discovery failed')
+        throw new UpstreamError('upstream_unavailable', 'the upstream IdP has not been discovered yet',
+          { cause: e })
       }).finally(() => {
         pending = undefined
       })
       return pending
     },
-    problem: () => client ? undefined : failure ? `upstream IdP: ${failure.message}` : 'upstream IdP: discovery pending',
+    problem: () => {
+      if (client) return undefined
+      return failure ? `upstream IdP: ${failure.message}` : 'upstream IdP: discovery pending'
+    },
   }
 }
 

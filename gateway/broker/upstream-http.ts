@@ -26,7 +26,8 @@ export interface UpstreamHttp {
   close(): Promise<void>
 }
 
-// Fetch (WHATWG) forbids a body on these statuses.
+// Fetch (WHATWG) forbids a body on these statuses; these are its redirect statuses.
+const REDIRECT = new Set([301, 302, 303, 307, 308])
 const NULL_BODY = new Set([101, 103, 204, 205, 304])
 
 /**
@@ -50,15 +51,15 @@ export function createUpstreamHttp(o: {
     keepAliveTimeout: DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
     connections: DEFAULT_UPSTREAM_CONNECTIONS,
   })
-  const transport: UpstreamFetch = o.transport
-    ?? ((url, init) => undiciFetch(url, { ...init, dispatcher: agent } as never) as unknown as Promise<Response>)
+  const transport: UpstreamFetch = o.transport ?? ((url, init) =>
+    undiciFetch(url, { ...init, dispatcher: agent } as never) as unknown as Promise<Response>)
 
   return {
     fetch: async (url, init) => {
       const deadline = AbortSignal.timeout(o.timeoutMs)
       const signal = init.signal ? AbortSignal.any([init.signal, deadline]) : deadline
       const res = await transport(url, { ...init, redirect: 'manual', signal })
-      if (res.status >= 300 && res.status < 400) {
+      if (REDIRECT.has(res.status)) {
         await res.body?.cancel()
         throw new UpstreamError('upstream_invalid_response',
           `the upstream answered ${res.status} with a redirect, which is not followed`)
@@ -68,7 +69,8 @@ export function createUpstreamHttp(o: {
       // The body is now decoded and whole: its original framing no longer applies.
       headers.delete('content-length')
       headers.delete('content-encoding')
-      return new Response(body as BodyInit | null, { status: res.status, statusText: res.statusText, headers })
+      const { status, statusText } = res
+      return new Response(body as BodyInit | null, { status, statusText, headers })
     },
     close: async () => {
       await agent?.close()

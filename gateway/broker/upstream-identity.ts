@@ -30,8 +30,8 @@ export const DEFAULT_MAX_SUBJECT_LENGTH = 255
  * Reads the identity out of verified ID token claims and/or userinfo claims; `previous` (the
  * login's ID token, at a re-check without a new one) only fills gaps and never adds roles. The
  * subject claim is looked up in the ID token first, then userinfo, then `previous` (GitHub's
- * numeric `id` becomes "123"); roles are the union of both documents' role claims, plus what `roleMap` adds for
- * each value found. With `allowedDomains`, the user's domain must be listed: Google's `hd`
+ * numeric `id` becomes "123"); roles are the union of both documents' role claims, plus what
+ * `roleMap` adds for each value found. With `allowedDomains`, the user's domain must be listed: Google's `hd`
  * (the Workspace the account belongs to) when present, else the email's domain; an email the
  * upstream marks `email_verified: false` proves no domain.
  * @throws UpstreamError no_subject, domain_not_allowed
@@ -48,18 +48,21 @@ export function identityOf(
   const subject = subjectOf(own(idToken, rules.subjectClaim) ?? own(userinfo, rules.subjectClaim)
     ?? own(previous, rules.subjectClaim))
   if (subject === undefined) {
-    throw new UpstreamError('no_subject', `the upstream names no usable user id in the ${rules.subjectClaim} claim`)
+    throw new UpstreamError('no_subject',
+      `the upstream names no usable user id in the ${rules.subjectClaim} claim`)
   }
 
-  const found = new Set([...rolesAt(idToken ?? {}, rules.roleClaims), ...rolesAt(userinfo ?? {}, rules.roleClaims)])
+  const found = new Set([
+    ...rolesAt(idToken ?? {}, rules.roleClaims),
+    ...rolesAt(userinfo ?? {}, rules.roleClaims),
+  ])
   const roles = new Set(found)
   for (const value of found) {
     if (Object.hasOwn(rules.roleMap, value)) for (const role of rules.roleMap[value]!) roles.add(role)
   }
 
-  const email = typeof claims.email === 'string' && claims.email.includes('@') && claims.email_verified !== false
-    ? claims.email
-    : undefined
+  const email = typeof claims.email === 'string' && claims.email.includes('@')
+    && claims.email_verified !== false ? claims.email : undefined
   if (rules.allowedDomains !== undefined) {
     const domain = typeof claims.hd === 'string' ? claims.hd : email?.slice(email.lastIndexOf('@') + 1)
     const allowed = rules.allowedDomains.map((d) => d.toLowerCase())

@@ -47,9 +47,11 @@ function exportPrivate(key: string | JsonWebKey): JsonWebKey {
   return k.export({ format: 'jwk' })
 }
 
+const EC_ALG: Record<string, string> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512' }
+
 function algOf(jwk: JsonWebKey): string | undefined {
   if (jwk.kty === 'RSA') return 'RS256'
-  if (jwk.kty === 'EC') return ({ 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512' } as Record<string, string>)[jwk.crv ?? '']
+  if (jwk.kty === 'EC') return EC_ALG[jwk.crv ?? '']
   if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') return 'EdDSA'
   return undefined
 }

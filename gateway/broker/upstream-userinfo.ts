@@ -23,11 +23,12 @@ export async function readUserinfo(
   if (client.userinfo === undefined) return undefined
   try {
     if (client.issuer !== undefined) {
-      const claims = await oidc.fetchUserInfo(client.config, accessToken, o.expectedSub ?? oidc.skipSubjectCheck)
+      const expected = o.expectedSub ?? oidc.skipSubjectCheck
+      const claims = await oidc.fetchUserInfo(client.config, accessToken, expected)
       return { ...claims }
     }
-    const res = await oidc.fetchProtectedResource(client.config, accessToken, client.userinfo, 'GET', undefined,
-      new Headers({ accept: 'application/json' }))
+    const res = await oidc.fetchProtectedResource(client.config, accessToken, client.userinfo, 'GET',
+      undefined, new Headers({ accept: 'application/json' }))
     if (res.status !== 200) throw statusFailure(res.status, 'userinfo', undefined)
     let body: unknown
     try {
@@ -47,7 +48,8 @@ export async function readUserinfo(
       return undefined
     }
     if (e.code === 'upstream_revoked' && o.signIn) {
-      throw new UpstreamError('upstream_refused', "the upstream's userinfo refused the access token it just issued", { cause: e })
+      throw new UpstreamError('upstream_refused',
+        "the upstream's userinfo refused the access token it just issued", { cause: e })
     }
     throw e
   }

@@ -5,7 +5,9 @@ import type { AuthConfig } from '../config/schema.js'
 import { DEFAULT_BROKER_LOGIN_TTL_S } from '../config/schema.js'
 import type { SecretRef } from '../config/secrets.js'
 import { UpstreamError } from './errors.js'
-import { authorizationResponse, memoryTxClaims, verifyCallback, type UpstreamTx } from './upstream-callback.js'
+import {
+  authorizationResponse, memoryTxClaims, verifyCallback, type UpstreamTx,
+} from './upstream-callback.js'
 import { clientSource } from './upstream-client.js'
 import { upstreamFailure } from './upstream-failure.js'
 import { createUpstreamHttp, type UpstreamFetch } from './upstream-http.js'
@@ -94,30 +96,17 @@ export async function createUpstream(config: UpstreamConfig, o: UpstreamOptions)
   const nowS = () => Math.floor(now() / 1000)
   const txTtl = o.txTtl ?? DEFAULT_BROKER_LOGIN_TTL_S
   const { auth, scopes, isOidc } = await upstreamSetup(config, o.redirectUri, o.readSecret)
-  const http = createUpstreamHttp({ timeoutMs: config.timeout, maxResponseBytes: o.maxResponseBytes, transport: o.fetch })
+  const http = createUpstreamHttp({
+    timeoutMs: config.timeout, maxResponseBytes: o.maxResponseBytes, transport: o.fetch,
+  })
   const source = clientSource({ config, auth, fetch: http.fetch, log: o.log, now })
   const claimTx = o.claimTx ?? memoryTxClaims(now)
-  const rules = config
   await source.get().catch(() => {}) // logged by the source; retried on use
 
   /** Identity from fresh claims; `previous` (the login's ID token) only fills gaps. */
-  function identity(fresh: { idToken?: Record<string, unknown>; userinfo?: Record<string, unknown> }, previous: Record<string, unknown> | undefined, tokens: UpstreamTokens): UpstreamIdentity {
+  function identity(fresh: Fresh, previous: Claims | undefined, tokens: UpstreamTokens): UpstreamIdentity {
     const stale = fresh.idToken === undefined && fresh.userinfo === undefined
-    return { ...identityOf(stale ? previous : fresh.idToken, fresh.userinfo, rules, previous), tokens }
-  }
-
-  function tokensOf(r: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers, old?: UpstreamTokens): UpstreamTokens {
-    const expiresIn = r.expiresIn()
-    const refreshToken = r.refresh_token ?? old?.refreshToken
-    const idToken = r.id_token ?? old?.idToken
-    const scope = r.scope ?? old?.scope
-    return {
-      accessToken: r.access_token,
-      ...(refreshToken !== undefined ? { refreshToken } : {}),
-      ...(idToken !== undefined ? { idToken } : {}),
-      ...(expiresIn !== undefined ? { expiresAt: nowS() + expiresIn } : {}),
-      ...(scope !== undefined ? { scope } : {}),
-    }
+    return { ...identityOf(stale ? previous : fresh.idToken, fresh.userinfo, config, previous), tokens }
   }
 
   return {
@@ -131,7 +120,7 @@ export async function createUpstream(config: UpstreamConfig, o: UpstreamOptions)
       const state = oidc.randomState()
       const nonce = isOidc ? oidc.randomNonce() : undefined
       const resource = config.sendResource ? b.resource : undefined
-      const params: Record<string, string> = {
+      const url = oidc.buildAuthorizationUrl(client.config, {
         ...config.authorizeParams,
         redirect_uri: o.redirectUri,
         response_type: 'code',
@@ -141,13 +130,15 @@ export async function createUpstream(config: UpstreamConfig, o: UpstreamOptions)
         ...(scopes.length > 0 ? { scope: scopes.join(' ') } : {}),
         ...(nonce !== undefined ? { nonce } : {}),
         ...(resource !== undefined ? { resource } : {}),
-      }
-      const url = oidc.buildAuthorizationUrl(client.config, params).href
+      })
       const tx: UpstreamTx = {
-        state, codeVerifier, ...(nonce !== undefined ? { nonce } : {}), ...(resource !== undefined ? { resource } : {}),
+        state,
+        codeVerifier,
+        ...(nonce !== undefined ? { nonce } : {}),
+        ...(resource !== undefined ? { resource } : {}),
         expiresAt: nowS() + txTtl,
       }
-      return { url, tx }
+      return { url: url.href, tx }
     },
 
     async finish(callback, tx) {
@@ -160,7 +151,7 @@ export async function createUpstream(config: UpstreamConfig, o: UpstreamOptions)
         throw new UpstreamError('upstream_replayed', 'this sign-in was already completed; start again')
       }
       const response = authorizationResponse(params, o.redirectUri, client.issuer)
-      let r
+      let r: TokenResponse
       try {
         r = await oidc.authorizationCodeGrant(client.config, response, {
           pkceCodeVerifier: tx.codeVerifier,
@@ -170,44 +161,43 @@ export async function createUpstream(config: UpstreamConfig, o: UpstreamOptions)
       } catch (err) {
         throw upstreamFailure(err, 'code exchange')
       }
-      const idToken = r.claims() as Record<string, unknown> | undefined
-      const tokens = tokensOf(r)
+      const idToken = r.claims() as Claims | undefined
+      const tokens = tokensOf(r, nowS())
       const userinfo = await readUserinfo(client, tokens.accessToken, {
-        expectedSub: typeof idToken?.sub === 'string' ? idToken.sub : undefined,
-        proven: idToken !== undefined,
-        signIn: true,
-        log: o.log,
+        expectedSub: str(idToken?.sub), proven: idToken !== undefined, signIn: true, log: o.log,
       })
       return identity({ idToken, userinfo }, undefined, tokens)
     },
 
     async refresh(tokens) {
       const client = await source.get()
-      // Verified when it was issued, kept sealed since: only the subject's continuity and
-      // gaps in fresh claims are read from it.
-      const previous = tokens.idToken ? decodeJwt(tokens.idToken) as Record<string, unknown> : undefined
-      const previousSub = typeof previous?.sub === 'string' ? previous.sub : undefined
+      const previous = claimsOf(tokens.idToken)
+      const previousSub = str(previous?.sub)
       if (tokens.refreshToken === undefined) {
         if (client.userinfo === undefined) {
-          throw new UpstreamError('upstream_revoked', 'the user cannot be re-checked: no refresh token and no userinfo endpoint')
+          throw new UpstreamError('upstream_revoked',
+            'the user cannot be re-checked: no refresh token and no userinfo endpoint')
         }
-        const userinfo = await readUserinfo(client, tokens.accessToken, { expectedSub: previousSub, proven: false, signIn: false, log: o.log })
+        const userinfo = await readUserinfo(client, tokens.accessToken, {
+          expectedSub: previousSub, proven: false, signIn: false, log: o.log,
+        })
         return identity({ userinfo }, previous, tokens)
       }
-      let r
+      let r: TokenResponse
       try {
         r = await oidc.refreshTokenGrant(client.config, tokens.refreshToken)
       } catch (err) {
         throw upstreamFailure(err, 'refresh')
       }
-      const idToken = r.claims() as Record<string, unknown> | undefined
+      const idToken = r.claims() as Claims | undefined
       // OIDC Core §12.2: a refreshed ID token names the same user as the first one.
       if (idToken !== undefined && previousSub !== undefined && idToken.sub !== previousSub) {
-        throw new UpstreamError('upstream_invalid_response', 'the refreshed ID token names another user than the login did')
+        throw new UpstreamError('upstream_invalid_response',
+          'the refreshed ID token names another user than the login did')
       }
-      const fresh = tokensOf(r, tokens)
+      const fresh = tokensOf(r, nowS(), tokens)
       const userinfo = await readUserinfo(client, fresh.accessToken, {
-        expectedSub: typeof idToken?.sub === 'string' ? idToken.sub : previousSub,
+        expectedSub: str(idToken?.sub) ?? previousSub,
         proven: idToken !== undefined,
         signIn: false,
         log: o.log,
@@ -218,4 +208,40 @@ export async function createUpstream(config: UpstreamConfig, o: UpstreamOptions)
     problem: () => source.problem(),
     close: () => http.close(),
   }
+}
+
+type Claims = Record<string, unknown>
+type Fresh = { idToken?: Claims; userinfo?: Claims }
+type TokenResponse = oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers
+
+/** The tokens to keep: a refresh response's, with what it did not renew kept from `old`. */
+function tokensOf(r: TokenResponse, nowS: number, old?: UpstreamTokens): UpstreamTokens {
+  const expiresIn = r.expiresIn()
+  const refreshToken = r.refresh_token ?? old?.refreshToken // not rotated (Google): keep it
+  const idToken = r.id_token ?? old?.idToken
+  const scope = r.scope ?? old?.scope
+  return {
+    accessToken: r.access_token,
+    ...(refreshToken !== undefined ? { refreshToken } : {}),
+    ...(idToken !== undefined ? { idToken } : {}),
+    ...(expiresIn !== undefined ? { expiresAt: nowS + expiresIn } : {}),
+    ...(scope !== undefined ? { scope } : {}),
+  }
+}
+
+/**
+ * The claims of the login's ID token, verified when it was issued and kept sealed since: read
+ * only for the subject's continuity and to fill gaps in fresh claims. Unreadable: none.
+ */
+function claimsOf(idToken: string | undefined): Claims | undefined {
+  if (idToken === undefined) return undefined
+  try {
+    return decodeJwt(idToken) as Claims
+  } catch {
+    return undefined
+  }
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined
 }

@@ -160,6 +160,18 @@ describe('upstream sign-in refusals', () => {
     })
   }
 
+  it('a callback replayed on another replica is refused when they share claimTx (the store)', async (t) => {
+    const used = new Set<string>()
+    const claimTx = async (state: string) => !used.has(state) && Boolean(used.add(state))
+    const a = await connect(idps.entra, 'basic', {}, { claimTx })
+    const b = await connect(idps.entra, 'basic', {}, { claimTx })
+    t.after(() => Promise.all([a.close(), b.close()]))
+    const { callback, tx } = await toCallback(a, idps.entra)
+    await a.finish(callback, tx)
+    await rejectsUpstream(b.finish(callback, tx), 'upstream_replayed')
+    assert.equal(idps.entra.counts.token, 1)
+  })
+
   it('a redirect from the token endpoint is not followed to another host either', async (t) => {
     let hits = 0
     const other = http.createServer((_req, res) => {

@@ -79,6 +79,24 @@ describe('importClientKey: private_key_jwt keys as PEM or JWK, for WebCrypto on 
   }
 })
 
+describe('a custom transport (o.fetch)', () => {
+  it('carries every upstream request, still under the redirect refusal', async (t) => {
+    const idp = await startEntraLike()
+    t.after(() => idp.close())
+    const seen: string[] = []
+    const fetch = async (url: string, init: Parameters<typeof globalThis.fetch>[1]) => {
+      seen.push(`${init?.method ?? 'GET'} ${new URL(url).pathname.replace(/^\/[^/]+\/v2\.0/, '')}`)
+      return globalThis.fetch(url, init)
+    }
+    const up = await connect(idp, 'jwt', {}, { fetch: fetch as never })
+    t.after(() => up.close())
+    await signIn(up, idp)
+    assert.deepEqual(seen, ['GET /.well-known/openid-configuration', 'POST /token', 'GET /jwks', 'GET /me'])
+    idp.knobs.tokenRedirect = idp.endpoints.token
+    await rejectsUpstream(signIn(up, idp), 'upstream_invalid_response')
+  })
+})
+
 describe('discovery', () => {
   let idp: UpstreamIdp
   before(async () => {

@@ -66,10 +66,13 @@ export async function connect(
   })
 }
 
-/** begin, the browser through the fixture's auto-login, the callback URL (editable): no finish. */
+/**
+ * begin, the browser through the fixture's auto-login, the callback URL (editable): no finish.
+ * The transaction goes through JSON, as it does through the shared store.
+ */
 export async function toCallback(up: Upstream, idp: UpstreamIdp, o: { resource?: string } = {}): Promise<{ callback: URL; tx: UpstreamTx; url: URL }> {
   const { url, tx } = await up.begin(o)
-  return { callback: await idp.browse(url), tx, url: new URL(url) }
+  return { callback: await idp.browse(url), tx: JSON.parse(JSON.stringify(tx)) as UpstreamTx, url: new URL(url) }
 }
 
 /** A whole sign-in: begin, browser, finish. */
