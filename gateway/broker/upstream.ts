@@ -76,6 +76,7 @@ export interface UpstreamOptions {
   now?: () => number
   /** How long a login transaction is good for, in s; default DEFAULT_BROKER_LOGIN_TTL_S. */
   txTtl?: number
+  /** Largest upstream response read, in bytes; default DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES. */
   maxResponseBytes?: number
   /**
    * Marks a transaction used; resolves false if it already was. Default: in this process. With
