@@ -43,16 +43,22 @@ export function toPrincipal(payload: JWTPayload, roleClaims: readonly RoleClaim[
     const list = typeof claim === 'string' ? claim.split(' ') : Array.isArray(claim) ? claim : []
     for (const s of list) if (typeof s === 'string' && s !== '') scopes.add(s)
   }
-  const roles = new Set<string>()
-  for (const spec of roleClaims) {
-    const { path, format } = typeof spec === 'string' ? { path: spec, format: 'array' as const } : spec
-    for (const value of walk(payload, claimPath(path))) {
-      for (const r of roleList(value, format ?? 'array')) roles.add(r)
-    }
-  }
+  const roles = rolesAt(payload, roleClaims)
   const clientId = str(payload.azp) ?? str(payload.client_id)
   const hasScopeClaim = Object.hasOwn(payload, 'scope') || Object.hasOwn(payload, 'scp')
   return { iss: payload.iss!, sub: payload.sub!, clientId, scopes, hasScopeClaim, roles, exp: payload.exp, claims: payload }
+}
+
+/** The roles found at the configured claim paths of `claims` (a token's, or userinfo's). */
+export function rolesAt(claims: unknown, roleClaims: readonly RoleClaim[]): Set<string> {
+  const roles = new Set<string>()
+  for (const spec of roleClaims) {
+    const { path, format } = typeof spec === 'string' ? { path: spec, format: 'array' as const } : spec
+    for (const value of walk(claims, claimPath(path))) {
+      for (const r of roleList(value, format ?? 'array')) roles.add(r)
+    }
+  }
+  return roles
 }
 
 /** The roles in one claim value, if it has the configured form; nothing otherwise. */

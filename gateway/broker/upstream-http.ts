@@ -1,0 +1,103 @@
+import { Agent, fetch as undiciFetch } from 'undici'
+import { UpstreamError } from './errors.js'
+
+/** Largest upstream response read (discovery, JWKS, token, userinfo), in bytes. */
+export const DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES = 256 * 1024
+/** Sockets kept open to the upstream IdP at most. */
+export const DEFAULT_UPSTREAM_CONNECTIONS = 8
+/** An idle socket to the upstream is closed after this, in ms. */
+export const DEFAULT_UPSTREAM_KEEP_ALIVE_MS = 30_000
+
+/** What openid-client hands its custom fetch (oauth4webapi's CustomFetchOptions, loosely). */
+export interface UpstreamRequestInit {
+  method?: string
+  headers?: Record<string, string> | Headers
+  body?: string | URLSearchParams | null
+  redirect?: 'manual' | 'follow' | 'error'
+  signal?: AbortSignal
+}
+
+/** A fetch to the upstream: the shape openid-client's `customFetch` takes. */
+export type UpstreamFetch = (url: string, init: UpstreamRequestInit) => Promise<Response>
+
+/** The gateway's HTTP client for one upstream IdP. */
+export interface UpstreamHttp {
+  fetch: UpstreamFetch
+  close(): Promise<void>
+}
+
+// Fetch (WHATWG) forbids a body on these statuses; these are its redirect statuses.
+const REDIRECT = new Set([301, 302, 303, 307, 308])
+const NULL_BODY = new Set([101, 103, 204, 205, 304])
+
+/**
+ * Creates the upstream client: a dedicated undici Agent with connect, headers and body
+ * timeouts and a connection cap, plus a deadline on the whole exchange, so a slow IdP costs at
+ * most `timeoutMs` per call. A redirect is refused, never followed (the token endpoint must not
+ * bounce a client secret or an assertion elsewhere); a body above `maxResponseBytes` is
+ * refused while streaming, whatever Content-Length said. Both are `upstream_invalid_response`.
+ * `transport` replaces the agent-bound undici fetch (tests); the checks still apply.
+ */
+export function createUpstreamHttp(o: {
+  timeoutMs: number
+  maxResponseBytes?: number
+  transport?: UpstreamFetch
+}): UpstreamHttp {
+  const max = o.maxResponseBytes ?? DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES
+  const agent = o.transport ? undefined : new Agent({
+    connect: { timeout: o.timeoutMs },
+    headersTimeout: o.timeoutMs,
+    bodyTimeout: o.timeoutMs,
+    keepAliveTimeout: DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
+    connections: DEFAULT_UPSTREAM_CONNECTIONS,
+  })
+  const transport: UpstreamFetch = o.transport ?? ((url, init) =>
+    undiciFetch(url, { ...init, dispatcher: agent } as never) as unknown as Promise<Response>)
+
+  return {
+    fetch: async (url, init) => {
+      const deadline = AbortSignal.timeout(o.timeoutMs)
+      const signal = init.signal ? AbortSignal.any([init.signal, deadline]) : deadline
+      const res = await transport(url, { ...init, redirect: 'manual', signal })
+      if (REDIRECT.has(res.status)) {
+        await res.body?.cancel()
+        throw new UpstreamError('upstream_invalid_response',
+          `the upstream answered ${res.status} with a redirect, which is not followed`)
+      }
+      const body = NULL_BODY.has(res.status) ? null : await readCapped(res, max)
+      const headers = new Headers(res.headers)
+      // The body is now decoded and whole: its original framing no longer applies.
+      headers.delete('content-length')
+      headers.delete('content-encoding')
+      const { status, statusText } = res
+      return new Response(body as BodyInit | null, { status, statusText, headers })
+    },
+    close: async () => {
+      await agent?.close()
+    },
+  }
+}
+
+/** The body, refused as soon as it is known to exceed `max` bytes. */
+async function readCapped(res: Response, max: number): Promise<Uint8Array> {
+  const tooLarge = () => new UpstreamError('upstream_invalid_response',
+    `the upstream's response exceeds ${max} bytes`)
+  if (Number(res.headers.get('content-length') ?? 0) > max) {
+    await res.body?.cancel()
+    throw tooLarge()
+  }
+  if (!res.body) return new Uint8Array(0)
+  const reader = res.body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) return Buffer.concat(chunks, size)
+    size += value.byteLength
+    if (size > max) {
+      await reader.cancel().catch(() => {})
+      throw tooLarge()
+    }
+    chunks.push(value)
+  }
+}
