@@ -178,7 +178,8 @@ export function createMemoryStore(o: {
         entries.set(key, { kind: 'value', value: '1', expiresAt: now() + windowMs })
         return 1
       }
-      const n = /^-?\d+$/.test(e.value) ? Number(e.value) + 1 : NaN
+      // INCR's syntax: no sign on 0, no leading zeros, no spaces.
+      const n = /^(0|-?[1-9]\d*)$/.test(e.value) ? Number(e.value) + 1 : NaN
       if (!Number.isSafeInteger(n)) throw new StoreError('wrong_type', 'incr: the key does not hold an integer')
       e.value = String(n)
       // A counter that lost its window (written by set) gets one, so it cannot count forever.

@@ -44,14 +44,20 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
   const commandTimeoutMs = o.commandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS
   const maxDelay = o.reconnectMaxDelayMs ?? DEFAULT_REDIS_RECONNECT_MAX_DELAY_MS
   const { where, redact } = describeUrl(o.url)
-  const client = createClient({
-    url: o.url,
-    disableOfflineQueue: true,
-    socket: {
-      connectTimeout: connectTimeoutMs,
-      reconnectStrategy: (retries) => Math.min(50 * 2 ** retries, maxDelay) + Math.floor(Math.random() * 50),
-    },
-  })
+  let client: ReturnType<typeof createClient>
+  try {
+    client = createClient({
+      url: o.url,
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: connectTimeoutMs,
+        reconnectStrategy: (retries) => Math.min(50 * 2 ** retries, maxDelay) + Math.floor(Math.random() * 50),
+      },
+    })
+  } catch (err) {
+    // node-redis refuses e.g. a path that is not a database number; its message is not passed on.
+    throw new StoreError('invalid_argument', 'the Redis URL cannot be used (redis://[user:password@]host[:port][/db])', err)
+  }
   let lastError: unknown
   let up = false
   client.on('error', (err: unknown) => {
@@ -101,11 +107,11 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
     getMany: (keys) => run('getMany', async () =>
       keys.length === 0 ? [] : (await client.mGet(keys.map(k))).map((v) => v ?? undefined)),
 
-    set: (key, value, so = {}) => run('set', async () => {
+    async set(key, value, so = {}) {
       const px = so.ttlMs === undefined ? {} : { expiration: { type: 'PX' as const, value: checkTtl(so.ttlMs, 'set ttlMs') } }
-      const reply = await client.set(k(key), value, { ...px, ...(so.ifAbsent ? { condition: 'NX' as const } : {}) })
-      return reply === 'OK'
-    }),
+      const nx = so.ifAbsent ? { condition: 'NX' as const } : {}
+      return run('set', async () => (await client.set(k(key), value, { ...px, ...nx })) === 'OK')
+    },
 
     take: (key) => run('take', async () => (await client.getDel(k(key))) ?? undefined),
 
@@ -116,17 +122,19 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
     delIf: (key, value) => run('delIf', async () =>
       (await client.eval(DEL_IF, { keys: [k(key)], arguments: [value] })) === 1),
 
-    expire: (key, ttlMs) => run('expire', async () =>
-      (await client.pExpire(k(key), checkTtl(ttlMs, 'expire ttlMs'))) === 1),
+    async expire(key, ttlMs) {
+      checkTtl(ttlMs, 'expire ttlMs')
+      return run('expire', async () => (await client.pExpire(k(key), ttlMs)) === 1)
+    },
 
-    sadd: (set, member, ttlMs) => run('sadd', async () => {
-      if (ttlMs === undefined) {
-        await client.sAdd(k(set), member)
-        return
-      }
-      // One transaction: the set never exists without its time to live.
-      await client.multi().sAdd(k(set), member).pExpire(k(set), checkTtl(ttlMs, 'sadd ttlMs')).exec()
-    }),
+    async sadd(set, member, ttlMs) {
+      if (ttlMs !== undefined) checkTtl(ttlMs, 'sadd ttlMs')
+      return run('sadd', async () => {
+        if (ttlMs === undefined) await client.sAdd(k(set), member)
+        // One transaction: the set never exists without its time to live.
+        else await client.multi().sAdd(k(set), member).pExpire(k(set), ttlMs).exec()
+      })
+    },
 
     srem: (set, member) => run('srem', async () => {
       await client.sRem(k(set), member)
@@ -136,10 +144,10 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
 
     scard: (set) => run('scard', () => client.sCard(k(set))),
 
-    incr: (key, windowMs) => run('incr', async () => {
-      const n = await client.eval(INCR_WINDOW, { keys: [k(key)], arguments: [String(checkTtl(windowMs, 'incr windowMs'))] })
-      return Number(n)
-    }),
+    async incr(key, windowMs) {
+      checkTtl(windowMs, 'incr windowMs')
+      return run('incr', async () => Number(await client.eval(INCR_WINDOW, { keys: [k(key)], arguments: [String(windowMs)] })))
+    },
 
     async ping() {
       try {

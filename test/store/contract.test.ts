@@ -169,6 +169,10 @@ const cases: { name: string; run(h: Harness): Promise<void> }[] = [
     await rejectsWith(s.smembers('value'), 'wrong_type', 'smembers of a value')
     await rejectsWith(s.scard('value'), 'wrong_type', 'scard of a value')
     await rejectsWith(s.incr('value', 1000), 'wrong_type', 'incr of text')
+    for (const notInteger of ['007', '-0', ' 1', '1.5', '']) {
+      await s.set('odd', notInteger)
+      await rejectsWith(s.incr('odd', 1000), 'wrong_type', `incr of ${JSON.stringify(notInteger)}`)
+    }
     assert.deepEqual(await s.getMany(['set', 'value']), [undefined, 'text'], 'getMany reads a set as absent (MGET)')
     assert.equal(await s.set('set', 'replaced'), true, 'set replaces a set')
     assert.equal(await s.get('set'), 'replaced')

@@ -57,6 +57,7 @@ describe('Redis store: start-up', { skip: NO_REDIS }, () => {
   const urls = [
     { name: 'not a URL', url: 'localhost:6379' },
     { name: 'another scheme', url: `http://:${PASSWORD}@127.0.0.1:6379` },
+    { name: 'a database that is not a number', url: `redis://:${PASSWORD}@127.0.0.1:6379/${PASSWORD}` },
   ]
   for (const c of urls) {
     it(`refuses a URL that is ${c.name}, without echoing it`, async () => {
@@ -100,6 +101,7 @@ describe('Redis store: outages', { skip: NO_REDIS }, () => {
       await redis.stop()
       await everyOperation(store, 'unavailable')
       assert.equal(await store.ping(), false)
+      await rejectsWith(store.set('k', 'v', { ttlMs: 0 }), 'invalid_argument', 'a caller\'s bug is reported as such, even now')
       await redis.start()
       // The client reconnects on its own; wait for it, however long its backoff takes.
       while (!(await store.ping())) await sleep(20)
