@@ -22,7 +22,9 @@ export async function createStore(
   // Checked here so a typo fails as configuration; the value itself is never echoed.
   if (!URL.canParse(url)) throw problem('not a URL (its value is not shown: it may hold a password)')
   const { protocol, hostname } = new URL(url)
-  if ((protocol !== 'redis:' && protocol !== 'rediss:') || hostname === '') throw problem('not a redis:// or rediss:// URL with a host')
+  if ((protocol !== 'redis:' && protocol !== 'rediss:') || hostname === '') {
+    throw problem('not a redis:// or rediss:// URL with a host')
+  }
   return createRedisStore({ url, keyPrefix: config.keyPrefix, log: deps.log })
 }
 

@@ -43,6 +43,8 @@ export class StoreError extends GatewayError<StoreErrorCode> {
  * @throws StoreError invalid_argument
  */
 export function checkTtl(ms: number, what: string): number {
-  if (!Number.isSafeInteger(ms) || ms < 1) throw new StoreError('invalid_argument', `${what} must be a positive integer of ms`)
+  if (!Number.isSafeInteger(ms) || ms < 1) {
+    throw new StoreError('invalid_argument', `${what} must be a positive integer of ms`)
+  }
   return ms
 }

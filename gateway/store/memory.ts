@@ -32,7 +32,9 @@ export function createMemoryStore(o: {
 } = {}): MemoryStore {
   const now = o.now ?? Date.now
   const maxKeys = o.maxKeys ?? DEFAULT_MEMORY_MAX_KEYS
-  if (!Number.isSafeInteger(maxKeys) || maxKeys < 1) throw new StoreError('invalid_argument', 'maxKeys must be a positive integer')
+  if (!Number.isSafeInteger(maxKeys) || maxKeys < 1) {
+    throw new StoreError('invalid_argument', 'maxKeys must be a positive integer')
+  }
   const entries = new Map<string, Entry>()
   let closed = false
   const timer = setInterval(sweep, o.sweepIntervalMs ?? DEFAULT_MEMORY_SWEEP_INTERVAL_MS)
@@ -73,7 +75,9 @@ export function createMemoryStore(o: {
   function makeRoom(key: string, op: string): void {
     if (live(key) !== undefined || entries.size < maxKeys) return
     sweep()
-    if (entries.size >= maxKeys) throw new StoreError('full', `${op}: the in-memory store holds its maximum of ${maxKeys} keys`)
+    if (entries.size >= maxKeys) {
+      throw new StoreError('full', `${op}: the in-memory store holds its maximum of ${maxKeys} keys`)
+    }
   }
 
   const expiry = (ttlMs: number | undefined, what: string) =>

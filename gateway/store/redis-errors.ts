@@ -27,7 +27,9 @@ const CONNECTION_ERRORS = [
 ]
 
 /** Socket error codes that mean Redis cannot be reached. */
-const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'])
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
+])
 
 /** Server replies that mean "not now" (loading, a busy script, a replica or failover, auth). */
 const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|NOAUTH|WRONGPASS|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)\b/

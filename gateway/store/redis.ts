@@ -88,7 +88,8 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
     const pending = fn()
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreError('unavailable', `${op}: Redis did not answer within ${commandTimeoutMs} ms`)), commandTimeoutMs)
+      const late = () => new StoreError('unavailable', `${op}: Redis did not answer within ${commandTimeoutMs} ms`)
+      timer = setTimeout(() => reject(late()), commandTimeoutMs)
     })
     // A reply arriving after the timeout is dropped; the command may still have run.
     pending.catch(() => {})
@@ -108,7 +109,8 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
       keys.length === 0 ? [] : (await client.mGet(keys.map(k))).map((v) => v ?? undefined)),
 
     async set(key, value, so = {}) {
-      const px = so.ttlMs === undefined ? {} : { expiration: { type: 'PX' as const, value: checkTtl(so.ttlMs, 'set ttlMs') } }
+      const ttl = so.ttlMs === undefined ? undefined : checkTtl(so.ttlMs, 'set ttlMs')
+      const px = ttl === undefined ? {} : { expiration: { type: 'PX' as const, value: ttl } }
       const nx = so.ifAbsent ? { condition: 'NX' as const } : {}
       return run('set', async () => (await client.set(k(key), value, { ...px, ...nx })) === 'OK')
     },
@@ -146,7 +148,8 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
 
     async incr(key, windowMs) {
       checkTtl(windowMs, 'incr windowMs')
-      return run('incr', async () => Number(await client.eval(INCR_WINDOW, { keys: [k(key)], arguments: [String(windowMs)] })))
+      const args = { keys: [k(key)], arguments: [String(windowMs)] }
+      return run('incr', async () => Number(await client.eval(INCR_WINDOW, args)))
     },
 
     async ping() {

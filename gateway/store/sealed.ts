@@ -61,11 +61,15 @@ export function createSealer(keys: Record<string, Uint8Array>, active: string): 
     open(sealed, aad) {
       const parts = sealed.split('.')
       const [version, kid, nonceText, ciphertextText, tagText] = parts
-      if (parts.length !== 5 || version !== VERSION || kid === undefined || !KEY_ID.test(kid)) throw malformed('not a sealed value')
+      if (parts.length !== 5 || version !== VERSION || kid === undefined || !KEY_ID.test(kid)) {
+        throw malformed('not a sealed value')
+      }
       const nonce = fromB64u(nonceText)
       const ciphertext = fromB64u(ciphertextText)
       const tag = fromB64u(tagText)
-      if (nonce?.length !== NONCE_BYTES || ciphertext === undefined || tag?.length !== TAG_BYTES) throw malformed('a part is not base64url of the right length')
+      if (nonce?.length !== NONCE_BYTES || ciphertext === undefined || tag?.length !== TAG_BYTES) {
+        throw malformed('a part is not base64url of the right length')
+      }
       const key = ring.get(kid)
       if (key === undefined) throw new StoreError('seal_unknown_key', `sealed with key "${kid}", which is not configured`)
       const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
@@ -108,13 +112,20 @@ export function sealerFromConfig(secrets: GatewayConfig['secrets'], readSecret: 
       problems.push(at('secrets.keys', 'a key id is not 1 to 64 of A-Z a-z 0-9 _ - (it is not shown)'))
       continue
     }
+    // RFC 4648 §5: base64url, padding optional.
     const key = typeof value === 'string' ? fromB64u(value.replace(/={1,2}$/, '')) : undefined
-    if (key === undefined) problems.push(at('secrets.keys', `key "${kid}" is not a base64url string (A-Z a-z 0-9 - _)`))
-    else if (key.length !== KEY_BYTES) problems.push(at('secrets.keys', `key "${kid}" is ${key.length} bytes; AES-256 needs exactly ${KEY_BYTES}`))
-    else keys[kid] = key
+    if (key === undefined) {
+      problems.push(at('secrets.keys', `key "${kid}" is not a base64url string (A-Z a-z 0-9 - _)`))
+    } else if (key.length !== KEY_BYTES) {
+      problems.push(at('secrets.keys', `key "${kid}" is ${key.length} bytes; AES-256 needs exactly ${KEY_BYTES}`))
+    } else {
+      keys[kid] = key
+    }
   }
   if (Object.keys(json).length === 0) problems.push(at('secrets.keys', 'no keys'))
-  if (!Object.hasOwn(json, secrets.active)) problems.push(at('secrets.active', `"${secrets.active}" is not a key id in secrets.keys`))
+  if (!Object.hasOwn(json, secrets.active)) {
+    problems.push(at('secrets.active', `"${secrets.active}" is not a key id in secrets.keys`))
+  }
   if (problems.length > 0) throw new ConfigError(problems)
   return createSealer(keys, secrets.active)
 }
