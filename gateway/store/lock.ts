@@ -1,0 +1,46 @@
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { StoreError } from './errors.js'
+import type { Store } from './store.js'
+
+/** How long withLock waits for a lock someone else holds before it gives up, in ms. */
+export const DEFAULT_LOCK_WAIT_MS = 5_000
+/** The first retry comes after this, in ms; each next one waits twice as long (plus jitter). */
+export const DEFAULT_LOCK_RETRY_MS = 10
+/** Retries are never further apart than this, in ms. */
+export const DEFAULT_LOCK_RETRY_MAX_MS = 200
+
+/**
+ * Runs `fn` while holding the lock `key` (per-grant serialisation across replicas): the lock is
+ * `key` set to a random token, if absent, for `ttlMs`, and released afterwards only if it still
+ * holds that token, so a holder whose lock expired never releases the next holder's. A holder
+ * that crashes frees the lock when `ttlMs` runs out: `fn` must finish well within it. Waiting
+ * retries with a growing backoff for at most `waitMs`. A failed release is ignored (the lock
+ * then expires on its own); `fn`'s result or error is what the caller gets.
+ * @throws StoreError lock_timeout when the lock is still held after `waitMs`; the store's own
+ *   errors (unavailable, …) while acquiring
+ */
+export async function withLock<T>(
+  store: Store,
+  key: string,
+  ttlMs: number,
+  fn: () => Promise<T>,
+  o: { waitMs?: number } = {},
+): Promise<T> {
+  const waitMs = o.waitMs ?? DEFAULT_LOCK_WAIT_MS
+  const token = randomBytes(16).toString('base64url')
+  const start = performance.now()
+  let delay = DEFAULT_LOCK_RETRY_MS
+  while (!(await store.set(key, token, { ttlMs, ifAbsent: true }))) {
+    const left = waitMs - (performance.now() - start)
+    if (left <= 0) throw new StoreError('lock_timeout', `the lock was still held after ${waitMs} ms`)
+    // Jitter spreads contenders out so they do not retry in lockstep.
+    await sleep(Math.min(delay + Math.random() * delay, left))
+    delay = Math.min(delay * 2, DEFAULT_LOCK_RETRY_MAX_MS)
+  }
+  try {
+    return await fn()
+  } finally {
+    await store.delIf(key, token).catch(() => {})
+  }
+}

@@ -1,0 +1,122 @@
+// A real redis-server as a test child: loopback only, a free port, no persistence, a temp dir.
+// Outside CI a machine without redis-server skips the Redis tests; in CI (CI=true) a missing
+// redis-server is a failure, never a skip (.ci/run installs it).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { connect, createServer, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+const BINARY = 'redis-server'
+
+/** The `skip` option of a Redis suite: a reason outside CI when redis-server is absent, else false. */
+export const NO_REDIS: string | false =
+  spawnSync(BINARY, ['--version']).status !== 0 && process.env.CI !== 'true' && `no ${BINARY} on PATH`
+
+/** A running (or stopped, or paused) redis-server on one port. */
+export interface RedisServer {
+  port: number
+  /** `redis://127.0.0.1:<port>` (with the password when one was asked for). */
+  url: string
+  /** SIGTERM, and wait for it to exit. */
+  stop(): Promise<void>
+  /** Starts it again on the same port (empty: nothing is saved); resolves once it answers PING. */
+  start(): Promise<void>
+  /** SIGSTOP: connections stay open, nothing answers. */
+  pause(): void
+  /** SIGCONT. */
+  resume(): void
+  /** Stops it and removes its folder (for `after`). */
+  close(): Promise<void>
+}
+
+/** Starts redis-server on a free loopback port; resolves once it answers PING. */
+export async function startRedis(o: { password?: string } = {}): Promise<RedisServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-redis-'))
+  const port = await freePort()
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--dir', dir, '--daemonize', 'no', ...(o.password ? ['--requirepass', o.password] : [])]
+  let child: ChildProcess | undefined
+  let exited: Promise<void> = Promise.resolve()
+  let paused = false
+
+  async function start(): Promise<void> {
+    let output = ''
+    let gone = false
+    const proc = spawn(BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    child = proc
+    proc.stdout!.on('data', (d: Buffer) => void (output += d.toString()))
+    proc.stderr!.on('data', (d: Buffer) => void (output += d.toString()))
+    exited = new Promise<void>((resolve) => proc.once('close', () => resolve()))
+    const spawned = new Promise<never>((_, reject) => {
+      proc.once('error', (err) => reject(new Error(`cannot run ${BINARY}: ${err.message}`)))
+      proc.once('exit', (code, signal) => {
+        gone = true
+        reject(new Error(`${BINARY} exited (${code ?? signal}) before answering PING:\n${output}`))
+      })
+    })
+    spawned.catch(() => {})
+    // Polls until it answers; a server that dies instead ends the wait with its output.
+    const ready = (async () => {
+      while (!gone && !(await answersPing(port))) await sleep(20)
+    })()
+    await Promise.race([ready, spawned])
+  }
+
+  async function stop(): Promise<void> {
+    const proc = child
+    if (proc === undefined) return
+    if (paused) proc.kill('SIGCONT')
+    paused = false
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM')
+    await exited
+    child = undefined
+  }
+
+  await start()
+  const auth = o.password ? `:${encodeURIComponent(o.password)}@` : ''
+  return {
+    port,
+    url: `redis://${auth}127.0.0.1:${port}`,
+    start,
+    stop,
+    pause() {
+      paused = true
+      child?.kill('SIGSTOP')
+    },
+    resume() {
+      paused = false
+      child?.kill('SIGCONT')
+    },
+    async close() {
+      await stop()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** Whether something on the port answers `PING` (a password-protected Redis answers NOAUTH: yes). */
+function answersPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    let reply = ''
+    const socket = connect(port, '127.0.0.1', () => socket.write('PING\r\n'))
+    socket.on('data', (d) => {
+      reply += d.toString()
+      if (!reply.includes('\r\n')) return
+      socket.destroy()
+      resolve(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH'))
+    })
+    socket.on('error', () => resolve(false))
+    socket.on('close', () => resolve(false))
+  })
+}
+
+/** Reserves a free loopback port (bind 0, read it, release). */
+export async function freePort(): Promise<number> {
+  const srv = createServer()
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  const { port } = srv.address() as AddressInfo
+  await new Promise<void>((resolve) => srv.close(() => resolve()))
+  return port
+}
