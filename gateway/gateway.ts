@@ -1,7 +1,15 @@
 import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import type { DestinationStream, Logger } from 'pino'
+import type { Context } from 'hono'
 import { createResources } from './auth/resources.js'
+import { startBroker, type Broker } from './broker/broker.js'
+import { UPSTREAM_CALLBACK_PATH } from './broker/interactions.js'
+import { brokerKeys } from './broker/keys.js'
+import { readSecret } from './config/secrets.js'
+import type { Vars } from './http/request-id.js'
+import { createStore } from './store/create.js'
+import type { Store } from './store/store.js'
 import type { Principal } from './auth/principal.js'
 import { InputRounds } from './bridge/input-rounds.js'
 import { LanePool } from './bridge/lanes.js'
@@ -97,10 +105,35 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const resources = createResources({ publicUrl: config.publicUrl, listenUrl: url, servers: Object.keys(config.servers), extra: extraAudience })
 
   let identity: Identity
+  let store: Store | undefined
+  let broker: Broker | undefined
   try {
-    identity = await setUpIdentity({ config, log, metrics, resources: resources.all(), defaultResource: Object.keys(config.servers).length === 1 ? resources.resource(Object.keys(config.servers)[0]!, 'mcp') : undefined, insecureNoAuth: o.insecureNoAuth, allowDevIdp: o.allowDevIdp, devIdp: o.devIdp, scopesFor: (roles) => scopesOfRoles(policy.current.roles, roles).has })
+    // The broker is its own issuer, at the public URL; its keys exist before identity, which
+    // trusts its tokens (and may start the dev IdP it logs users in at).
+    const brokerConfig = config.auth.broker
+    const keys = brokerConfig && (await brokerKeys(brokerConfig, readSecret))
+    const upstream = brokerConfig?.upstream
+    identity = await setUpIdentity({
+      config, log, metrics, resources: resources.all(),
+      defaultResource: Object.keys(config.servers).length === 1 ? resources.resource(Object.keys(config.servers)[0]!, 'mcp') : undefined,
+      insecureNoAuth: o.insecureNoAuth, allowDevIdp: o.allowDevIdp, devIdp: o.devIdp,
+      scopesFor: (roles) => scopesOfRoles(policy.current.roles, roles).has,
+      broker: keys && upstream && {
+        issuer: publicUrl,
+        getKey: keys.getKey,
+        alg: keys.alg,
+        upstream: { issuer: upstream.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret && readSecret(upstream.clientSecret, 'auth.broker.upstream.clientSecret'), redirectUri: `${publicUrl}${UPSTREAM_CALLBACK_PATH}` },
+      },
+    })
+    if (keys) {
+      const shared = await createStore(config.store, { log, readSecret })
+      store = shared
+      broker = await startBroker({ config, issuer: publicUrl, keys, store: shared, resources, policy, audit, log: log.child({ component: 'broker' }), readSecret, peer: (c) => (c as Context<Vars>).get('clientIp') })
+    }
   } catch (err) {
     server.close()
+    await broker?.close()
+    await store?.close()
     throw err
   }
   const { issuer, authenticator, devIdp } = identity
@@ -150,8 +183,9 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       local: loopback,
       hosts: [hostname(new URL(publicUrl).host), ...config.allowedHosts].map((h) => h.toLowerCase()),
     },
+    broker: broker?.routes,
     readiness: () => ({
-      problems: [identity.problem()].filter((p): p is string => p !== undefined),
+      problems: [identity.problem(), broker?.problem()].filter((p): p is string => p !== undefined),
       warnings: reloader?.lastError ? [`policy reload failed, the previous policy is in force: ${reloader.lastError.join('; ')}`] : [],
     }),
   })
@@ -186,6 +220,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         await listenerClosed
         await metricsServer?.close()
         await identity.close()
+        await broker?.close()
+        await store?.close()
         audit.flush()
       })()),
   }

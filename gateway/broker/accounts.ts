@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { Store } from '../store/store.js'
+import type { UpstreamIdentity, UpstreamTokens } from './upstream.js'
 
 /** What the broker knows of a user between logins: never tokens (those are sealed apart). */
 export interface Account {
@@ -11,24 +12,6 @@ export interface Account {
   name?: string
   /** When the upstream last confirmed the user (login or re-check), epoch s. */
   checkedAt: number
-}
-
-/** The upstream's tokens for a user, as the broker keeps them (sealed at rest). */
-export interface UpstreamTokens {
-  accessToken: string
-  refreshToken?: string
-  idToken?: string
-  expiresAt?: number
-  scope?: string
-}
-
-/** What the upstream says of a user at login or re-check. */
-export interface UpstreamIdentity {
-  subject: string
-  claims: Record<string, unknown>
-  roles: string[]
-  email?: string
-  tokens: UpstreamTokens
 }
 
 /** The upstream side the accounts need: a re-check from the kept tokens. */

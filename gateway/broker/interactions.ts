@@ -10,10 +10,11 @@ import { GatewayError } from '../errors.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { PolicyStore } from '../policy/store.js'
 import type { Store } from '../store/store.js'
-import type { Accounts, UpstreamIdentity } from './accounts.js'
+import type { Accounts } from './accounts.js'
 import { consentPage, messagePage, missingRolePage, PAGE_HEADERS } from './consent-page.js'
 import { INTERACTION_PREFIX } from './provider.js'
 import { grantableScopes, rolesGranting, serverScopes } from './scopes.js'
+import type { Upstream, UpstreamIdentity, UpstreamTx } from './upstream.js'
 
 /** Where the upstream IdP sends the browser back (register it there as the redirect URI). */
 export const UPSTREAM_CALLBACK_PATH = '/oauth/callback'
@@ -22,10 +23,7 @@ const MAX_FORM_BYTES = 4096
 const OIDC_SCOPES = new Set(['openid', 'email', 'profile', 'offline_access'])
 
 /** The upstream login the interactions drive. */
-export interface UpstreamLogin {
-  begin(o: { resource?: string }): Promise<{ url: string; tx: { state: string } & Record<string, unknown> }>
-  finish(callback: URL, tx: { state: string } & Record<string, unknown>): Promise<UpstreamIdentity>
-}
+export type UpstreamLogin = Pick<Upstream, 'begin' | 'finish'>
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>
 
@@ -181,7 +179,7 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
     const state = c.req.query('state')
     const stored = state ? await d.store.take(`broker:tx:${state}`) : undefined
     if (stored === undefined) return html(400, messagePage('This sign-in has expired', 'The sign-in was already completed, or left too long. Start again from your application.'))
-    const tx = JSON.parse(stored) as { uid: string; tx: { state: string } & Record<string, unknown>; binding: string }
+    const tx = JSON.parse(stored) as { uid: string; tx: UpstreamTx; binding: string }
     const binding = getCookie(c, bindingCookie)
     deleteCookie(c, bindingCookie, { path: secure ? '/' : UPSTREAM_CALLBACK_PATH, secure })
     // FastMCP GHSA-rww4-4w9c-7733: the browser that approved must be the one coming back.

@@ -7,6 +7,7 @@ import { BROKER_ROUTES } from './provider.js'
 /** Every path oidc-provider answers, relative to the issuer. */
 export const PROVIDER_PATHS = [
   ...Object.values(BROKER_ROUTES),
+  `${BROKER_ROUTES.authorization}/*`, // oidc-provider resumes an authorization here after login and consent
   `${BROKER_ROUTES.registration}/*`,
   '/.well-known/oauth-authorization-server',
   '/.well-known/openid-configuration',

@@ -71,7 +71,6 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
     Session: config.refreshTokenTtl,
     IdToken: config.accessTokenTtl,
   }
-  const allScopes = () => [...new Set([...d.policy.current.servers.keys()].flatMap((s) => serverScopes(d.policy.current, s)))]
   return {
     adapter: storeAdapter({
       store: d.store,
@@ -191,7 +190,8 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
     responseTypes: ['code'],
     rotateRefreshToken: true,
     routes: BROKER_ROUTES,
-    scopes: ['openid', 'offline_access', 'email', 'profile', ...allScopes()],
+    // OIDC scopes only: a server's scopes are the resource server's (resourceIndicators).
+    scopes: ['openid', 'offline_access', 'email', 'profile'],
     ttl,
     loadExistingGrant: async (ctx) => {
       // Remembered consent is the grant a user gave this client before, in this browser.

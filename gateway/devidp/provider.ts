@@ -7,6 +7,7 @@ import type Provider from 'oidc-provider'
 import type { errors as OidcErrors } from 'oidc-provider'
 import { pino, type Logger } from 'pino'
 import { createModelStore, MODELS_FILE, type ModelStore } from './adapter.js'
+import { loadOidcModule } from '../broker/oidc-module.js'
 import { configuration, isLoopbackHost, registrationCors, type Settings } from './configuration.js'
 import { DevIdpError } from './errors.js'
 import { devInteractions } from './interactions.js'
@@ -96,7 +97,6 @@ export const CLI_CLIENT_ID = 'mcp-edge-cli'
 const DEFAULT_SCOPES = ['mcp:read', 'mcp:write', 'mcp:admin']
 const DEFAULT_USERS: DevUser[] = [{ sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'] }]
 
-type OidcModule = typeof import('oidc-provider')
 
 /**
  * Starts the development OAuth 2.1 / OIDC authorization server on a loopback address:
@@ -171,7 +171,7 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   const { port } = server.address() as AddressInfo
   const issuer = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
   try {
-    const oidc = await loadOidcProvider(logger)
+    const oidc = await loadOidcModule(logger)
     const provider = new oidc.Provider(issuer, configuration(oidc, settings))
     provider.use(registrationCors())
     provider.use(devInteractions(provider, [...users.values()], logger))
@@ -227,32 +227,6 @@ function observe(provider: Provider, logger: Logger): void {
   // A Koa 'error' listener replaces Koa's default console.error reporting.
   const koa = provider as unknown as EventEmitter
   koa.on('error', (err: Error) => logger.error({ err }, 'dev IdP request failed'))
-}
-
-let oidcModule: Promise<OidcModule> | undefined
-
-/**
- * Imports oidc-provider once. Its import-time "Unsupported runtime" notice (it targets
- * Node 22+) is not configurable; route just that line to the logger.
- */
-function loadOidcProvider(logger: Logger): Promise<OidcModule> {
-  oidcModule ??= (async () => {
-    const warn = console.warn
-    console.warn = (...args: unknown[]) => {
-      const text = String(args[0])
-      if (text.includes('oidc-provider WARNING: Unsupported runtime')) {
-        logger.debug({ notice: text }, 'oidc-provider runtime notice')
-      } else {
-        warn.apply(console, args)
-      }
-    }
-    try {
-      return await import('oidc-provider')
-    } finally {
-      console.warn = warn
-    }
-  })()
-  return oidcModule
 }
 
 function listen(server: http.Server, port: number, host: string): Promise<void> {

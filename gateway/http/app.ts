@@ -16,6 +16,8 @@ export interface AppDeps extends McpEndpointDeps {
   publicUrl: string
   issuer: () => string
   origin: OriginPolicy
+  /** The OAuth broker's routes (authorization server, login, consent), when it runs. */
+  broker?: Hono
   /** Readiness: problems make it 503; warnings are reported on a 200. */
   readiness: () => { problems: string[]; warnings: string[] }
 }
@@ -80,6 +82,7 @@ export function createApp(d: AppDeps): Hono<Vars> {
     app.post(`${prefix}/messages/:server`, (c) => legacy.messages(c))
   }
   app.get(PRM_PREFIX, () => meta.root())
+  if (d.broker) app.route('/', d.broker)
   app.notFound(() => rpcErrorResponse(404, -32601, 'not found'))
   app.onError((err, c) => {
     c.get('log')?.error({ err }, 'unhandled error')

@@ -7,7 +7,7 @@ import type { TrustedPeer } from './trust.js'
 /** Hono context variables set by the gateway's middleware. */
 export interface Vars {
   Bindings: Partial<HttpBindings>
-  Variables: { log: Logger; requestId: string }
+  Variables: { log: Logger; requestId: string; /** The client's address (from a trusted proxy's X-Forwarded-For, else the peer). */ clientIp: string | undefined }
 }
 
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,64}$/
@@ -26,6 +26,7 @@ export function requestId(log: Logger, trusted: TrustedPeer) {
     const id = incoming && SAFE_ID.test(incoming) ? incoming : randomUUID()
     const forwarded = viaProxy ? clientAddress(c.req.header('x-forwarded-for'), trusted) : undefined
     c.set('requestId', id)
+    c.set('clientIp', forwarded || peer)
     c.set('log', log.child({ req: id, ip: forwarded || peer }))
     await next()
     c.res.headers.set('x-request-id', id)

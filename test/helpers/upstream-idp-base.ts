@@ -76,6 +76,8 @@ export interface UpstreamIdp {
 
 /** What makes one fixture like one IdP. */
 export interface Profile {
+  /** The redirect URI of the registered apps (default UPSTREAM_CALLBACK): the broker's own callback. */
+  callback?: string
   kind: 'oidc' | 'oauth2'
   /** Issuer path below the origin ('' or e.g. '/<tenant>/v2.0'). */
   prefix: string
@@ -124,6 +126,7 @@ export async function clientKeyPair(kid: string): Promise<{ pem: string; jwk: JW
  * everything asked, and the knobs of {@link Knobs} on its token, userinfo and callback paths.
  */
 export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
+  const callback = profile.callback ?? UPSTREAM_CALLBACK
   const server = http.createServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
@@ -188,7 +191,7 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
       const key = o.foreign ? (await generateKeyPair('RS256')).privateKey : signing.privateKey
       return new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' }).sign(key)
     },
-    browse: (url, jar) => followToRedirectUri(url, UPSTREAM_CALLBACK, { jar }),
+    browse: (url, jar) => followToRedirectUri(url, callback, { jar }),
     reset() {
       for (const key of Object.keys(idp.knobs)) delete idp.knobs[key as keyof Knobs]
       idp.counts = { token: 0, userinfo: 0, resource: 0 }
@@ -219,7 +222,7 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
       ctx.body = tamper(ctx.body as Record<string, unknown>)
     }
     const location = String(ctx.response.get('location') ?? '')
-    if (location.startsWith(UPSTREAM_CALLBACK)) {
+    if (location.startsWith(callback)) {
       const url = new URL(location)
       profile.editCallback?.(url)
       if (idp.knobs.wrongIss !== undefined) {

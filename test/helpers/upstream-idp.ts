@@ -7,7 +7,8 @@ import {
 
 export { UPSTREAM_CALLBACK, type IdpUser, type Knobs, type UpstreamIdp } from './upstream-idp-base.js'
 
-const CLIENT = { redirect_uris: [UPSTREAM_CALLBACK], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code' as const] }
+/** A registered app's redirect URI, grants and response types: `callback` is the broker's. */
+const client = (callback = UPSTREAM_CALLBACK) => ({ redirect_uris: [callback], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code' as const] })
 const TTL = { AccessToken: 3600, AuthorizationCode: 60, Grant: 3600, IdToken: 3600, Interaction: 600, RefreshToken: 86400, Session: 3600 }
 
 /** Entra group object ids the default Entra users belong to. */
@@ -23,10 +24,11 @@ export const ENTRA_GROUPS = { developers: '5f0b6b0e-8c7a-4d7e-9a40-3f1f5d2b9c11'
  * (client_secret_basic). Users: alice (MCP.Developer; developers + everyone) and bob
  * (no app role; everyone).
  */
-export async function startEntraLike(o: { tenant?: string; users?: IdpUser[] } = {}): Promise<UpstreamIdp & { tenant: string }> {
+export async function startEntraLike(o: { tenant?: string; users?: IdpUser[]; callback?: string } = {}): Promise<UpstreamIdp & { tenant: string }> {
   const tenant = o.tenant ?? randomUUID()
   const key = await clientKeyPair('gw-entra-1')
   const idp = await startIdp({
+    callback: o.callback,
     kind: 'oidc',
     prefix: `/${tenant}/v2.0`,
     users: o.users ?? [
@@ -40,8 +42,8 @@ export async function startEntraLike(o: { tenant?: string; users?: IdpUser[] } =
     extraClaims: () => ({ tid: tenant, ver: '2.0' }),
     configuration: () => ({
       clients: [
-        { client_id: 'mcp-edge-entra-jwt', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [key.jwk] }, ...CLIENT },
-        { client_id: 'mcp-edge-entra-basic', client_secret: 'entra-secret-0123456789', token_endpoint_auth_method: 'client_secret_basic', ...CLIENT },
+        { client_id: 'mcp-edge-entra-jwt', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [key.jwk] }, ...client(o.callback) },
+        { client_id: 'mcp-edge-entra-basic', client_secret: 'entra-secret-0123456789', token_endpoint_auth_method: 'client_secret_basic', ...client(o.callback) },
       ],
       // Entra puts roles and groups in the ID token whatever the scopes.
       claims: { openid: ['sub', 'oid', 'tid', 'ver', 'roles', 'groups'], profile: ['name', 'preferred_username'], email: ['email'] },
@@ -82,8 +84,9 @@ export async function startEntraLike(o: { tenant?: string; users?: IdpUser[] } =
  * and `post`. Users: ann@example.com (Workspace example.com), gus@gmail.com (no hd), and
  * eve@example.com (consumer account, email unverified).
  */
-export async function startGoogleLike(o: { users?: IdpUser[] } = {}): Promise<UpstreamIdp> {
+export async function startGoogleLike(o: { users?: IdpUser[]; callback?: string } = {}): Promise<UpstreamIdp> {
   return startIdp({
+    callback: o.callback,
     kind: 'oidc',
     prefix: '',
     users: o.users ?? [
@@ -97,8 +100,8 @@ export async function startGoogleLike(o: { users?: IdpUser[] } = {}): Promise<Up
     },
     configuration: (s) => ({
       clients: [
-        { client_id: '1234-basic.apps.googleusercontent.example', client_secret: 'GOCSPX-basic-secret', token_endpoint_auth_method: 'client_secret_basic', ...CLIENT },
-        { client_id: '1234-post.apps.googleusercontent.example', client_secret: 'GOCSPX-post-secret', token_endpoint_auth_method: 'client_secret_post', ...CLIENT },
+        { client_id: '1234-basic.apps.googleusercontent.example', client_secret: 'GOCSPX-basic-secret', token_endpoint_auth_method: 'client_secret_basic', ...client(o.callback) },
+        { client_id: '1234-post.apps.googleusercontent.example', client_secret: 'GOCSPX-post-secret', token_endpoint_auth_method: 'client_secret_post', ...client(o.callback) },
       ],
       claims: { openid: ['sub', 'hd'], email: ['email', 'email_verified'], profile: ['name'] },
       conformIdTokenClaims: false,
@@ -125,8 +128,9 @@ export async function startGoogleLike(o: { users?: IdpUser[] } = {}): Promise<Up
  * (GitHub Apps' user tokens), refresh tokens are issued and rotate. Users: octocat (id 123,
  * acme/mcp-admins) and hubot (id 456, no team).
  */
-export async function startPlainOAuth(o: { users?: IdpUser[]; expiringTokens?: boolean } = {}): Promise<UpstreamIdp> {
+export async function startPlainOAuth(o: { users?: IdpUser[]; expiringTokens?: boolean; callback?: string } = {}): Promise<UpstreamIdp> {
   return startIdp({
+    callback: o.callback,
     kind: 'oauth2',
     prefix: '',
     userinfoPath: '/user',
@@ -139,7 +143,7 @@ export async function startPlainOAuth(o: { users?: IdpUser[]; expiringTokens?: b
     },
     configuration: () => ({
       clients: [
-        { client_id: 'Iv1.0123456789abcdef', client_secret: 'gh-secret-0123456789abcdef', token_endpoint_auth_method: 'client_secret_post', ...CLIENT },
+        { client_id: 'Iv1.0123456789abcdef', client_secret: 'gh-secret-0123456789abcdef', token_endpoint_auth_method: 'client_secret_post', ...client(o.callback) },
       ],
       routes: { authorization: '/login/oauth/authorize', token: '/login/oauth/access_token' },
       scopes: ['public', 'read:user', 'user:email', 'read:org'],

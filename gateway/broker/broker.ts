@@ -1,0 +1,163 @@
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { Hono, type Context } from 'hono'
+import type Provider from 'oidc-provider'
+import type { Logger } from 'pino'
+import type { Resources } from '../auth/resources.js'
+import { ConfigError } from '../config/errors.js'
+import type { GatewayConfig } from '../config/schema.js'
+import type { SecretRef } from '../config/secrets.js'
+import type { AuditLog } from '../observability/audit.js'
+import type { PolicyStore } from '../policy/store.js'
+import { withLock } from '../store/lock.js'
+import { createSealer, sealerFromConfig, type Sealer } from '../store/sealed.js'
+import type { Store } from '../store/store.js'
+import { Accounts } from './accounts.js'
+import { createCimdFetch, type CimdFetch } from './cimd-fetch.js'
+import { clientPolicy } from './client-policy.js'
+import { mountInteractions, UPSTREAM_CALLBACK_PATH } from './interactions.js'
+import type { BrokerKeys } from './keys.js'
+import { mountProvider } from './mount.js'
+import { loadOidcModule } from './oidc-module.js'
+import { BROKER_ROUTES, brokerConfiguration } from './provider.js'
+import { registrationGuard } from './registration-guard.js'
+import { createUpstream, type Upstream } from './upstream.js'
+
+/** How long a per-user upstream re-check may hold its lock, in ms (it must finish well within). */
+export const DEFAULT_RECHECK_LOCK_MS = 30_000
+
+/** A running broker: the authorization server the gateway is, federating to the upstream IdP. */
+export interface Broker {
+  issuer: string
+  /** Its routes (authorization server endpoints, login and consent), for the gateway's app. */
+  routes: Hono
+  /** Why it cannot serve yet (the upstream not discovered), if it cannot. */
+  problem(): string | undefined
+  close(): Promise<void>
+}
+
+/**
+ * Starts the broker: the upstream client (discovery), the client policy and CIMD fetcher, the
+ * accounts (upstream tokens sealed at rest), oidc-provider over the shared store, and the
+ * routes. With a Redis store (several replicas) the signing and cookie keys and the sealing
+ * keys must be configured: generated ones would differ between replicas.
+ * @throws ConfigError
+ */
+export async function startBroker(o: {
+  config: GatewayConfig
+  issuer: string
+  keys: BrokerKeys
+  store: Store
+  resources: Resources
+  policy: PolicyStore
+  audit: AuditLog
+  log: Logger
+  readSecret: (ref: SecretRef, path: string) => string
+  /** The address a registration counts against (the direct peer, or X-Forwarded-For from a trusted proxy). */
+  peer: (c: Context) => string | undefined
+}): Promise<Broker> {
+  const { config, issuer, log } = o
+  const broker = config.auth.broker!
+  const shared = config.store.kind !== 'memory'
+  if (shared && o.keys.generated) {
+    throw new ConfigError([{ file: 'configuration', path: 'auth.broker.signingKeys', message: 'required with a shared store (several replicas must sign and verify with the same keys); set signingKeys and cookieKeys' }])
+  }
+  const sealer = sealerFor(config, o.readSecret, shared)
+  const callback = `${issuer.replace(/\/$/, '')}${UPSTREAM_CALLBACK_PATH}`
+  const upstream: Upstream = await createUpstream(broker.upstream, {
+    redirectUri: callback,
+    readSecret: o.readSecret,
+    log: log.child({ component: 'upstream' }),
+    txTtl: broker.loginTtl,
+    // A login transaction is single use on every replica.
+    claimTx: (state, ttlMs) => o.store.set(`broker:tx-used:${state}`, '1', { ifAbsent: true, ttlMs }),
+  })
+  const accounts = new Accounts({
+    store: o.store,
+    sealer,
+    upstream,
+    recheckInterval: broker.upstream.recheckInterval,
+    ttl: broker.refreshTokenTtl,
+    withLock: (key, fn) => withLock(o.store, key, DEFAULT_RECHECK_LOCK_MS, fn),
+    log,
+  })
+  const clients = clientPolicy(broker.registration, { ownCallbacks: [callback] })
+  const cimdFetch: CimdFetch = createCimdFetch({
+    allowPrivate: broker.cimd.allowPrivate,
+    allowHosts: broker.cimd.allowHosts,
+    timeoutMs: broker.cimd.timeout,
+    maxBytes: broker.cimd.maxBytes,
+    ca: broker.cimd.caFile ? readFileSync(broker.cimd.caFile, 'utf8') : undefined,
+  })
+  const oidc = await loadOidcModule(log)
+  const provider: Provider = new oidc.Provider(issuer, brokerConfiguration({
+    oidc,
+    issuer,
+    config: broker,
+    keys: o.keys,
+    store: o.store,
+    accounts,
+    resources: o.resources,
+    policy: o.policy,
+    log,
+    clients,
+    cimdFetch: cimdFetch as never,
+    cimdAllowed: () => true,
+    onRevoked: (sub, reason) => o.audit.record({ sub, iss: issuer, clientId: undefined, server: '', method: 'oauth/refresh', decision: 'deny', rule: reason, outcome: 'grant revoked' }),
+  }))
+  observe(provider, o.audit, issuer, log)
+
+  const routes = new Hono()
+  // RFC 7591 from a browser page (MCP Inspector): registration needs no credentials, so any
+  // origin may call it; the guard bounds size, rate and count before oidc-provider reads it.
+  routes.use(BROKER_ROUTES.registration, async (c, next) => {
+    if (c.req.method === 'OPTIONS') return new Response(null, { status: 204, headers: { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'POST', 'access-control-allow-headers': 'content-type', 'access-control-max-age': '600' } })
+    await next()
+    c.res.headers.set('access-control-allow-origin', '*')
+  })
+  routes.post(BROKER_ROUTES.registration, registrationGuard({
+    store: o.store,
+    maxBodyBytes: broker.registration.maxBodyBytes,
+    maxClients: broker.registration.maxClients,
+    perAddressPerMinute: broker.registration.perAddressPerMinute,
+    peer: o.peer,
+  }))
+  mountProvider(routes, provider, issuer)
+  mountInteractions(routes, { provider, issuer, config, upstream, accounts, store: o.store, policy: o.policy, resources: o.resources, cookieKeys: o.keys.cookieKeys, audit: o.audit, log })
+  log.info({ issuer, upstream: broker.upstream.issuer ?? broker.upstream.endpoints?.authorization, callback, registration: broker.registration.enabled, cimd: broker.cimd.enabled }, 'OAuth broker ready')
+  return {
+    issuer,
+    routes,
+    problem: () => upstream.problem(),
+    async close() {
+      await upstream.close()
+      await cimdFetch.close()
+    },
+  }
+}
+
+/**
+ * The sealer of upstream tokens: from `secrets` when configured; with the in-memory store
+ * (one replica, nothing written anywhere) an ephemeral key otherwise.
+ */
+function sealerFor(config: GatewayConfig, readSecret: (ref: SecretRef, path: string) => string, shared: boolean): Sealer {
+  const configured = sealerFromConfig(config.secrets, readSecret)
+  if (configured) return configured
+  if (shared) throw new ConfigError([{ file: 'configuration', path: 'secrets', message: 'required with a shared store: upstream tokens are sealed at rest with these keys' }])
+  return createSealer({ ephemeral: randomBytes(32) }, 'ephemeral')
+}
+
+/** Audit lines for what the authorization server decides on its own (grants revoked, refusals). */
+function observe(provider: Provider, audit: AuditLog, issuer: string, log: Logger): void {
+  const record = (method: string, decision: 'allow' | 'deny', outcome: string, clientId?: string, sub = '') =>
+    audit.record({ sub, iss: issuer, clientId, server: '', method, decision, rule: 'authorization server', outcome })
+  provider.on('grant.revoked', (_ctx, grantId: string) => record('oauth/revoke', 'deny', `grant ${grantId.slice(0, 8)} revoked`))
+  provider.on('grant.error', (ctx, err: { error?: string; error_description?: string }) => record('oauth/token', 'deny', `${err.error}: ${err.error_description ?? ''}`, ctx.oidc?.client?.clientId))
+  provider.on('authorization.error', (ctx, err: { error?: string; error_description?: string }) => record('oauth/authorize', 'deny', `${err.error}: ${err.error_description ?? ''}`, ctx.oidc?.client?.clientId))
+  provider.on('registration_create.success', (_ctx, client: { clientId: string; clientName?: string }) => record('oauth/register', 'allow', `registered ${client.clientName ?? ''}`.trim(), client.clientId))
+  provider.on('registration_create.error', (_ctx, err: { error?: string; error_description?: string }) => record('oauth/register', 'deny', `${err.error}: ${err.error_description ?? ''}`))
+  provider.on('revocation.error', (ctx, err: { error?: string }) => record('oauth/revoke', 'deny', String(err.error), ctx.oidc?.client?.clientId))
+  provider.on('server_error', (_ctx, err: Error) => log.error({ err }, 'authorization server error'))
+  const koa = provider as unknown as import('node:events').EventEmitter
+  koa.on('error', (err: Error) => log.error({ err }, 'authorization server request failed'))
+}

@@ -1,0 +1,102 @@
+// A gateway in broker mode in front of a real upstream IdP fixture (Entra-, Google- or
+// GitHub-like oidc-provider), on 127.0.0.1 with ephemeral ports: the authorization server MCP
+// clients register with is the gateway itself.
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino, type Logger } from 'pino'
+import { validateConfig } from '../../gateway/config/load.js'
+import { startGateway, type Gateway } from '../../gateway/gateway.js'
+import { SERVERS_DIR, freePort } from './stack.js'
+import { startEntraLike, startGoogleLike, startPlainOAuth, type UpstreamIdp } from './upstream-idp.js'
+
+/** Roles of the fixtures' users mapped to scopes, and the demo servers' rules. */
+export const BROKER_POLICY = `
+roles:
+  MCP.Developer: ["mcp:read", "mcp:write"]
+  MCP.Admin: ["*"]
+  mcp-reader: ["mcp:read"]
+servers:
+  echo:
+    access: ["mcp:read"]
+    tools: { echo: ["mcp:read"] }
+  notes:
+    access: ["mcp:read"]
+    tools:
+      list_notes: ["mcp:read"]
+      read_note: ["mcp:read"]
+      write_note: ["mcp:write"]
+      delete_note: ["mcp:admin"]
+`
+
+export type UpstreamKind = 'entra' | 'google' | 'github'
+
+export interface BrokerStack {
+  gateway: Gateway
+  idp: UpstreamIdp
+  url: string
+  endpoint(server: string): string
+  dir: string
+  logLines: string[]
+  log: Logger
+  audit(): Record<string, unknown>[]
+  close(): Promise<void>
+}
+
+/**
+ * Starts an upstream fixture of `kind` and a gateway whose broker logs users in there, with
+ * the upstream's registered app (client secret from an environment variable, as in production).
+ * `broker` and `config` add to the configuration.
+ */
+export async function startBrokerStack(o: { kind?: UpstreamKind; broker?: Record<string, unknown>; upstream?: Record<string, unknown>; config?: Record<string, unknown>; policy?: string; port?: number } = {}): Promise<BrokerStack> {
+  const kind = o.kind ?? 'entra'
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-broker-'))
+  writeFileSync(join(dir, 'policy.yaml'), o.policy ?? BROKER_POLICY)
+  const port = o.port ?? (await freePort())
+  const url = `http://127.0.0.1:${port}`
+  const callback = `${url}/oauth/callback`
+  const idp = kind === 'entra' ? await startEntraLike({ callback }) : kind === 'google' ? await startGoogleLike({ callback }) : await startPlainOAuth({ callback })
+  const env = `MCP_EDGE_TEST_UPSTREAM_SECRET_${port}`
+  const upstream = kind === 'entra'
+    ? { issuer: idp.issuer, clientId: 'mcp-edge-entra-basic', clientSecret: { env }, roleClaims: ['roles'], subjectClaim: 'oid' }
+    : kind === 'google'
+      ? { issuer: idp.issuer, clientId: '1234-basic.apps.googleusercontent.example', clientSecret: { env }, roleClaims: [], authorizeParams: { access_type: 'offline', prompt: 'consent' } }
+      : { endpoints: idp.endpoints, clientId: 'Iv1.0123456789abcdef', clientSecret: { env }, tokenEndpointAuth: 'client_secret_post', subjectClaim: 'id', roleClaims: ['teams'] }
+  process.env[env] = kind === 'entra' ? 'entra-secret-0123456789' : kind === 'google' ? 'GOCSPX-basic-secret' : 'gh-secret-0123456789abcdef'
+  const logLines: string[] = []
+  const log = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) })
+  const node = process.execPath
+  const config = validateConfig({
+    listen: { host: '127.0.0.1', port },
+    auth: { broker: { upstream: { ...upstream, ...o.upstream }, ...o.broker } },
+    servers: {
+      echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] },
+      notes: { command: node, args: [join(SERVERS_DIR, 'notes.js')] },
+    },
+    policies: join(dir, 'policy.yaml'),
+    ...o.config,
+  }, { file: 'test', baseDir: dir })
+  const auditLines: string[] = []
+  let gateway: Gateway
+  try {
+    gateway = await startGateway(config, { log, auditDestination: { write: (line: string) => void auditLines.push(line) } })
+  } catch (err) {
+    await idp.close()
+    throw err
+  }
+  return {
+    gateway,
+    idp,
+    url,
+    endpoint: (server) => `${url}/mcp/${server}`,
+    dir,
+    logLines,
+    log,
+    audit: () => auditLines.map((l) => JSON.parse(l) as Record<string, unknown>),
+    async close() {
+      await gateway.close()
+      await idp.close()
+      delete process.env[env]
+    },
+  }
+}
