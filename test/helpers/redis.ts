@@ -50,7 +50,10 @@ export async function startRedis(o: { password?: string } = {}): Promise<RedisSe
     proc.stderr!.on('data', (d: Buffer) => void (output += d.toString()))
     exited = new Promise<void>((resolve) => proc.once('close', () => resolve()))
     const spawned = new Promise<never>((_, reject) => {
-      proc.once('error', (err) => reject(new Error(`cannot run ${BINARY}: ${err.message}`)))
+      proc.once('error', (err) => {
+        gone = true
+        reject(new Error(`cannot run ${BINARY}: ${err.message}`))
+      })
       proc.once('exit', (code, signal) => {
         gone = true
         reject(new Error(`${BINARY} exited (${code ?? signal}) before answering PING:\n${output}`))
