@@ -1,17 +1,42 @@
+import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { ConfigError } from './errors.js'
 import { validateConfig } from './load.js'
-import type { GatewayConfig } from './schema.js'
+import { DEFAULT_DEV_IDP_PORT, type GatewayConfig } from './schema.js'
 
 /** The installed package's root folder (this file is dist/gateway/config/defaults.js). */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
+/** The variable holding the client secret the broker and the dev IdP share in the embedded default. */
+export const DEV_BROKER_SECRET_ENV = 'MCP_EDGE_DEV_BROKER_SECRET'
+
 /**
  * The embedded default: the demo servers of `servers/`, the example policies of `policies/`,
- * no issuer (so the dev IdP runs), listening on 127.0.0.1:8080. Used when no `--config` is given.
+ * listening on 127.0.0.1:8080, with the OAuth broker on: MCP clients register with the gateway
+ * and log in through it at the embedded dev IdP, which plays the company IdP (a registered app,
+ * no DCR, like Entra). Used when no `--config` is given. The secret the two share is made up
+ * here unless the environment sets it.
  * @throws ConfigError when an environment override is invalid
  */
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  env[DEV_BROKER_SECRET_ENV] ||= randomBytes(24).toString('base64url')
+  const devIdpPort = /^\d+$/.test(env.MCP_EDGE_DEV_IDP_PORT ?? '') ? Number(env.MCP_EDGE_DEV_IDP_PORT) : DEFAULT_DEV_IDP_PORT
+  // An issuer given in the environment means a resource server in front of it: no broker.
+  const broker = env.MCP_EDGE_ISSUER
+    ? {}
+    : {
+        auth: {
+          broker: {
+            upstream: {
+              issuer: `http://127.0.0.1:${devIdpPort}`,
+              clientId: 'mcp-edge-broker',
+              clientSecret: { env: DEV_BROKER_SECRET_ENV },
+              scopes: ['openid'],
+              roleClaims: ['roles'],
+            },
+          },
+        },
+      }
   const node = process.execPath
   const server = (name: string, description: string) => ({
     command: node,
@@ -27,6 +52,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): GatewayConf
         notes: server('notes', 'In-memory notes (demo)'),
       },
       policies: 'policies',
+      ...broker,
     },
     { file: '(embedded default config)', baseDir: PACKAGE_ROOT, env },
   )
