@@ -2,6 +2,7 @@
 // The mcp-edge command line: serve | token | validate.
 import { parseArgs } from 'node:util'
 import { policyCommand } from './cli/policy-check.js'
+import { validateBroker } from './broker/validate.js'
 import { ConfigError } from './config/errors.js'
 import { defaultConfig } from './config/defaults.js'
 import { loadConfigFile } from './config/load.js'
@@ -99,8 +100,10 @@ async function validate(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string' } } })
   const config = readConfig(values.config)
   if (config.policies) loadPolicy(config.policies)
+  await validateBroker(config, config.publicUrl ?? `http://${config.listen.host}:${config.listen.port}`)
   const servers = Object.keys(config.servers).join(', ')
-  process.stdout.write(`ok: ${values.config ?? 'embedded default config'} (servers: ${servers}; policies: ${config.policies ?? 'none'})\n`)
+  const broker = config.auth.broker ? `; broker: upstream ${config.auth.broker.upstream.issuer ?? config.auth.broker.upstream.endpoints?.authorization}` : ''
+  process.stdout.write(`ok: ${values.config ?? 'embedded default config'} (servers: ${servers}; policies: ${config.policies ?? 'none'}${broker})\n`)
   return 0
 }
 

@@ -30,7 +30,19 @@ export async function brokerKeys(
   config: { signingKeys?: SecretRef; cookieKeys?: SecretRef },
   readSecret: (ref: SecretRef, path: string) => string,
 ): Promise<BrokerKeys> {
-  const jwks = config.signingKeys ? parseJwks(readSecret(config.signingKeys, 'auth.broker.signingKeys')) : { keys: [generated()] }
+  const problems: ConfigError[] = []
+  const attempt = <T>(fn: () => T): T | undefined => {
+    try {
+      return fn()
+    } catch (err) {
+      if (err instanceof ConfigError) problems.push(err)
+      else throw err
+      return undefined
+    }
+  }
+  const jwks = attempt(() => (config.signingKeys ? parseJwks(readSecret(config.signingKeys, 'auth.broker.signingKeys')) : { keys: [generated()] }))
+  const cookieKeys = attempt(() => (config.cookieKeys ? parseCookieKeys(readSecret(config.cookieKeys, 'auth.broker.cookieKeys')) : [randomBytes(32).toString('base64url')]))
+  if (jwks === undefined || cookieKeys === undefined) throw new ConfigError(problems.flatMap((e) => e.problems))
   const first = jwks.keys[0]!
   const alg = first.alg ?? ALG_BY_KTY[first.kty ?? '']!
   const publicKeys = await Promise.all(jwks.keys.map(async (k) => {
@@ -39,7 +51,6 @@ export async function brokerKeys(
     const key = await importJWK({ ...pub, alg: k.alg ?? ALG_BY_KTY[k.kty ?? ''] }, k.alg ?? ALG_BY_KTY[k.kty ?? ''])
     return { ...(await exportJWK(key)), kid: k.kid, alg: k.alg ?? ALG_BY_KTY[k.kty ?? ''], use: 'sig' }
   }))
-  const cookieKeys = config.cookieKeys ? parseCookieKeys(readSecret(config.cookieKeys, 'auth.broker.cookieKeys')) : [randomBytes(32).toString('base64url')]
   return {
     jwks: { keys: jwks.keys.map((k) => ({ ...k, alg: k.alg ?? ALG_BY_KTY[k.kty ?? ''], use: 'sig' })) },
     alg,

@@ -103,7 +103,24 @@ describe('configuration errors stop start-up with file, line and reason', () => 
   it('validate accepts the embedded default and the shipped policies', async () => {
     const res = await run(['validate'])
     assert.equal(res.code, 0, res.stderr)
-    assert.match(res.stdout, /^ok: embedded default config \(servers: echo, notes; policies: .*policies\)/)
+    assert.match(res.stdout, /^ok: embedded default config \(servers: echo, notes; policies: .*policies; broker: upstream http:\/\/127\.0\.0\.1:8090\)/)
+  })
+
+  it('validate checks the broker without the network: every unreadable secret, bad key and bad pattern at once', async () => {
+    const keys = file('signing.json', '{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b"}]}')
+    chmodSync(keys, 0o600)
+    const open = file('open-secret.txt', 'world-readable\n')
+    chmodSync(open, 0o644)
+    const cfg = file('broker.yaml', `publicUrl: https://gw.example\nlisten: { host: 0.0.0.0, port: 0 }\nstore: { kind: redis, url: { env: MCP_EDGE_TEST_NO_REDIS_URL } }\nauth:\n  broker:\n    upstream: { issuer: "https://login.example/t/v2.0", clientId: gw, clientSecret: { env: MCP_EDGE_TEST_NO_SUCH_SECRET } }\n    signingKeys: { file: ${JSON.stringify(keys)} }\n    cookieKeys: { file: ${JSON.stringify(open)} }\n    registration: { redirectUris: ["https://*.example.com/cb", "http://evil.example/*"] }\n${echoServer}`)
+    const res = await run(['validate', '--config', cfg])
+    assert.equal(res.code, 1)
+    assert.match(res.stderr, /auth\.broker\.upstream\.clientSecret: environment variable MCP_EDGE_TEST_NO_SUCH_SECRET is not set/)
+    assert.match(res.stderr, /auth\.broker\.signingKeys\.keys\.0: needs a kid/)
+    assert.match(res.stderr, /auth\.broker\.cookieKeys: .*readable by every user/)
+    assert.match(res.stderr, /secrets: required with a shared store/)
+    assert.match(res.stderr, /store\.url: environment variable MCP_EDGE_TEST_NO_REDIS_URL is not set/)
+    assert.match(res.stderr, /http:\/\/evil\.example/)
+    assert.doesNotMatch(res.stderr, /world-readable/, 'no secret value is printed')
   })
 })
 
