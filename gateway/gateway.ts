@@ -5,6 +5,7 @@ import { metadataUrl } from './auth/metadata.js'
 import type { Principal } from './auth/principal.js'
 import { InputRounds } from './bridge/input-rounds.js'
 import { LanePool } from './bridge/lanes.js'
+import { Outbound, queueLimits } from './bridge/outbound-budget.js'
 import { SessionRegistry } from './bridge/registry.js'
 import { ConfigError } from './config/errors.js'
 import type { GatewayConfig } from './config/schema.js'
@@ -48,6 +49,8 @@ export interface Gateway {
   devIdp: DevIdp | undefined
   registry: SessionRegistry
   metrics: Metrics
+  /** The bounds of every SSE stream, what they queue now and the largest queues seen. */
+  outbound: Outbound
   /** Reloads the policy files now (SIGHUP); undefined when no policies are configured. */
   reloadPolicy(): ReloadResult | undefined
   /** Stops accepting, ends every session and process, stops the dev IdP. */
@@ -71,8 +74,12 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const policy = createPolicyStore(config.policies ? loadPolicy(config.policies) : emptyPolicy(log))
   const audit = createAuditLog(config.log.audit, log, o.auditDestination)
   // Filled in once the registry and lanes exist (metrics are needed before: identity counts).
-  const gauges = { sessions: () => 0, lanes: () => 0, waitingRounds: () => 0, listenStreams: () => 0 }
+  const gauges = { sessions: () => 0, lanes: () => 0, waitingRounds: () => 0, listenStreams: () => 0, queuedBytes: () => 0, queuedEvents: () => 0 }
   const metrics = createMetrics(gauges)
+  // Every SSE stream the gateway returns, both eras and transports, is bounded by these.
+  const outbound = new Outbound(queueLimits(config), metrics)
+  gauges.queuedBytes = () => outbound.bytes
+  gauges.queuedEvents = () => outbound.events
 
   let handler: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response('starting', { status: 503 })
   const server = createAdaptorServer({ fetch: (req: Request, env: unknown) => handler(req, env) })
@@ -167,6 +174,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     devIdp,
     registry,
     metrics,
+    outbound,
     reloadPolicy: () => reloader?.reload(),
     close: () =>
       (closing ??= (async () => {

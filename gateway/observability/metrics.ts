@@ -8,6 +8,10 @@ export interface Metrics {
   policyReloads: Counter<'result'>
   jwksRefreshes: Counter<'result'>
   childExits: Counter<'server'>
+  /** SSE events not sent to a client that was not reading: `reason` names the bound passed, `kind` what was dropped. */
+  streamEventsDropped: Counter<'reason' | 'kind'>
+  /** SSE streams the gateway closed, by reason (`slow_client`: it owed its client more than the bound). */
+  streamsClosed: Counter<'reason'>
 }
 
 /** Live counts read at scrape time. */
@@ -19,6 +23,10 @@ export interface Gauges {
   waitingRounds(): number
   /** Open `subscriptions/listen` streams. */
   listenStreams(): number
+  /** Bytes queued on every SSE stream for clients that have not read them yet. */
+  queuedBytes(): number
+  /** SSE events queued on every stream for clients that have not read them yet. */
+  queuedEvents(): number
 }
 
 /** Creates the metrics; the gauges are read at scrape time. */
@@ -32,10 +40,14 @@ export function createMetrics(g: Gauges): Metrics {
     policyReloads: new Counter({ name: 'mcp_edge_policy_reloads_total', help: 'Policy reloads, by result (ok, failed)', labelNames: ['result'], registers: [registry] }),
     jwksRefreshes: new Counter({ name: 'mcp_edge_jwks_fetches_total', help: 'Issuer key set loads, by result', labelNames: ['result'], registers: [registry] }),
     childExits: new Counter({ name: 'mcp_edge_server_process_exits_total', help: 'Server processes that exited on their own (not ended by the gateway)', labelNames: ['server'], registers: [registry] }),
+    streamEventsDropped: new Counter({ name: 'mcp_edge_stream_events_dropped_total', help: 'SSE events dropped for clients not reading their streams, by the bound passed and what was dropped', labelNames: ['reason', 'kind'], registers: [registry] }),
+    streamsClosed: new Counter({ name: 'mcp_edge_streams_closed_total', help: 'SSE streams closed by the gateway, by reason', labelNames: ['reason'], registers: [registry] }),
   }
   new Gauge({ name: 'mcp_edge_sessions', help: 'Live MCP sessions', registers: [registry], collect() { this.set(g.sessions()) } })
   new Gauge({ name: 'mcp_edge_lanes', help: 'Processes serving sessionless (2026-07-28) requests', registers: [registry], collect() { this.set(g.lanes()) } })
   new Gauge({ name: 'mcp_edge_waiting_rounds', help: 'Sessionless requests waiting for their client\'s answers (input_required)', registers: [registry], collect() { this.set(g.waitingRounds()) } })
   new Gauge({ name: 'mcp_edge_listen_streams', help: 'Open subscriptions/listen streams', registers: [registry], collect() { this.set(g.listenStreams()) } })
+  new Gauge({ name: 'mcp_edge_stream_queued_bytes', help: 'Bytes queued on SSE streams for clients that have not read them yet', registers: [registry], collect() { this.set(g.queuedBytes()) } })
+  new Gauge({ name: 'mcp_edge_stream_queued_events', help: 'SSE events queued for clients that have not read them yet', registers: [registry], collect() { this.set(g.queuedEvents()) } })
   return metrics
 }
