@@ -118,6 +118,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     audit,
     metrics,
     filter,
+    outbound,
     scopesOf: (p) => grantsOf(policy.current, p).scopes,
   })
   registry.start()
@@ -152,7 +153,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     policy,
     registry,
     scopes,
-    modern: { config, policy, lanes, rounds, audit, metrics, filter },
+    modern: { config, policy, lanes, rounds, audit, metrics, filter, outbound },
     origin: {
       origins: [new URL(publicUrl).origin, ...config.allowedOrigins].map((s) => s.toLowerCase()),
       local: loopback,
