@@ -97,6 +97,8 @@ export class QueueBudget {
   bytes = 0
   events = 0
   private streams = 0
+  /** The stream holding a replay taken whole, not yet read. */
+  private replaying: OutboundStream | undefined
 
   constructor(
     private readonly outbound: Outbound,
@@ -125,6 +127,17 @@ export class QueueBudget {
       if (this.bytes + size > l.sessionBytes) return 'session_bytes'
     }
     return undefined
+  }
+
+  /** @internal Whether `stream` may take a replay whole: no other stream of the budget holds one. */
+  holdReplay(stream: OutboundStream): boolean {
+    this.replaying ??= stream
+    return this.replaying === stream
+  }
+
+  /** @internal */
+  releaseReplay(stream: OutboundStream): void {
+    if (this.replaying === stream) this.replaying = undefined
   }
 
   /** @internal */

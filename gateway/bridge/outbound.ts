@@ -23,6 +23,8 @@ interface Entry {
   chunk: Uint8Array
   /** Known when the producer said, else read on demand (only past a bound). */
   kind: ChunkKind | undefined
+  /** Part of a replay taken whole. */
+  replay?: true
 }
 
 /**
@@ -37,6 +39,11 @@ interface Entry {
  * SDK transport then keeps the stream's later events for resumption only), and the client is
  * told by the end of its stream. A `final` message is always queued. Nothing is parsed unless
  * a bound is passed.
+ *
+ * A replay (session era, GET + Last-Event-ID) is written whole before the stream is handed
+ * out: bounded chunk by chunk, the replay of more than the bound owes could never be delivered.
+ * So one replay per session at a time is taken whole, whatever its size (the replay buffer
+ * bounds it); what comes after it, and any other replay meanwhile, meets the bounds as usual.
  */
 export class OutboundStream {
   readonly body: ReadableStream<Uint8Array>
@@ -51,6 +58,9 @@ export class OutboundStream {
   private ended = false
   private source: ReadableStreamDefaultReader<Uint8Array> | undefined
   private shedding = false
+  /** Replayed chunks still to come from the source, and those taken whole but not read yet. */
+  private replayLeft = 0
+  private replayUnread = 0
 
   constructor(
     private readonly budget: QueueBudget,
@@ -92,17 +102,9 @@ export class OutboundStream {
    */
   push(chunk: Uint8Array, kind?: ChunkKind): boolean {
     if (this.ending) return false
-    const waiting = this.waiting
-    if (waiting !== undefined) {
-      // The reader is waiting, so the queue is empty: hand it over, nothing is kept.
-      this.waiting = undefined
-      this.controller.enqueue(chunk)
-      waiting()
-      return true
-    }
-    const bound = this.budget.over(this, chunk.byteLength)
+    const bound = this.waiting === undefined ? this.budget.over(this, chunk.byteLength) : undefined
     if (bound === undefined) {
-      this.enqueue(chunk, kind)
+      this.take(chunk, kind)
       return true
     }
     kind ??= classify(chunk)
@@ -113,7 +115,7 @@ export class OutboundStream {
     // The client needs this one: notifications queued before it give way.
     const still = this.evict(chunk.byteLength, bound)
     if (still === undefined || kind === 'final') {
-      this.enqueue(chunk, kind)
+      this.take(chunk, kind)
       return true
     }
     this.o.metrics?.streamsClosed.inc({ reason: 'slow_client' })
@@ -125,14 +127,25 @@ export class OutboundStream {
     return false
   }
 
-  /** Drains `source` into this stream as fast as it fills; its end ends this stream. */
-  drain(source: ReadableStream<Uint8Array>): this {
+  /**
+   * Drains `source` into this stream as fast as it fills; its end ends this stream. Its first
+   * `replayed` chunks are a replay, taken whole if no other replay of the session is unread.
+   */
+  drain(source: ReadableStream<Uint8Array>, replayed = 0): this {
     const reader = source.getReader()
     this.source = reader
+    this.replayLeft = replayed
+    const whole = replayed > 0 && this.budget.holdReplay(this)
     const fail = () => this.end()
     const next = (r: ReadableStreamReadResult<Uint8Array>): void => {
       if (r.done) return this.end()
-      if (this.push(r.value)) void reader.read().then(next, fail)
+      let taken: boolean
+      if (this.replayLeft > 0) {
+        this.replayLeft--
+        taken = whole ? this.take(r.value, undefined, true) : this.push(r.value)
+        this.replayDone()
+      } else taken = this.push(r.value)
+      if (taken) void reader.read().then(next, fail)
     }
     void reader.read().then(next, fail)
     return this
@@ -150,11 +163,27 @@ export class OutboundStream {
     this.finish(why)
   }
 
-  private enqueue(chunk: Uint8Array, kind: ChunkKind | undefined): void {
-    this.queue.push({ chunk, kind })
+  /** Hands a chunk to a waiting reader (nothing is kept), else queues it. */
+  private take(chunk: Uint8Array, kind: ChunkKind | undefined, replay?: true): boolean {
+    if (this.ending) return false
+    const waiting = this.waiting
+    if (waiting !== undefined) {
+      this.waiting = undefined
+      this.controller.enqueue(chunk)
+      waiting()
+      return true
+    }
+    this.queue.push(replay ? { chunk, kind, replay } : { chunk, kind })
+    if (replay) this.replayUnread++
     this.events++
     this.bytes += chunk.byteLength
     this.budget.add(chunk.byteLength, this)
+    return true
+  }
+
+  /** Once the replay has all come and been read, the session may take another one whole. */
+  private replayDone(): void {
+    if (this.replayLeft === 0 && this.replayUnread === 0) this.budget.releaseReplay(this)
   }
 
   private pull(): Promise<void> | undefined {
@@ -169,6 +198,10 @@ export class OutboundStream {
       this.bytes -= e.chunk.byteLength
       this.budget.remove(1, e.chunk.byteLength)
       this.controller.enqueue(e.chunk)
+      if (e.replay) {
+        this.replayUnread--
+        this.replayDone()
+      }
       return undefined
     }
     if (this.ending) {
@@ -188,12 +221,14 @@ export class OutboundStream {
         this.events--
         this.bytes -= e.chunk.byteLength
         this.budget.remove(1, e.chunk.byteLength)
+        if (e.replay) this.replayUnread--
         this.dropped(e.kind, over)
         over = this.budget.over(this, size)
       } else kept.push(e)
     }
     this.queue = kept
     this.head = 0
+    this.replayDone()
     return over
   }
 
@@ -222,6 +257,8 @@ export class OutboundStream {
     }
     waiting?.()
     if (why !== 'done') void this.source?.cancel(why).catch(() => {})
+    this.replayLeft = this.replayUnread = 0
+    this.budget.releaseReplay(this)
     this.budget.detach()
     this.o.onEnd?.(why)
   }

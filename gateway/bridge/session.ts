@@ -85,6 +85,8 @@ export class Session {
   /** The latest message handed to the transport; earlier ones are written before it. */
   private lastSend: Promise<void> = Promise.resolve()
   private readonly budget: QueueBudget
+  /** The replay buffer, when resumability is on. */
+  private readonly store: SessionEventStore | undefined
 
   constructor(
     private readonly o: {
@@ -110,13 +112,14 @@ export class Session {
     this.child = o.child
     this.budget = o.budget
     const { resumability, ssePolling } = o.config
+    this.store = o.transport === undefined && resumability.enabled ? new SessionEventStore(resumability) : undefined
     this.transport =
       o.transport?.(this) ??
       new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => o.id,
         enableJsonResponse: o.config.responses === 'json',
         // The SDK primes streams (id, empty data) only for clients at 2025-11-25 or later.
-        eventStore: resumability.enabled ? new SessionEventStore(resumability) : undefined,
+        eventStore: this.store,
         retryInterval: ssePolling?.retry,
         onsessionclosed: () => {
           o.log.info('session deleted by client')
@@ -138,10 +141,12 @@ export class Session {
     this.lastActive = Date.now()
     const authInfo: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], extra: { principal, decided } }
     const res = await this.transport.handleRequest(req, { parsedBody, authInfo })
+    const resumed = req.method === 'GET' ? req.headers.get('last-event-id') : null
+    const replayed = resumed ? (this.store?.takeReplayed(resumed) ?? 0) : 0
     if (res.body === null || !res.headers.get('content-type')?.startsWith('text/event-stream')) return res
     // The GET stream is the client listening: the session is not idle while it is open.
     const listening = req.method === 'GET' && res.status === 200
-    const out = this.openStream({ listening, exp: listening ? principal.exp : undefined }).drain(res.body)
+    const out = this.openStream({ listening, exp: listening ? principal.exp : undefined }).drain(res.body, replayed)
     return new Response(out.body, { status: res.status, headers: res.headers })
   }
 

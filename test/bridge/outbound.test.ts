@@ -305,6 +305,31 @@ describe('OutboundStream: budgets, readers and sources', () => {
     assert.throws(() => source.enqueue(reply('r3')), 'the source is closed to its producer')
   })
 
+  test('a replay is taken whole, past the bound; what follows it meets the bound; a second replay meanwhile does not', async () => {
+    const s = setup({ streamEvents: 2 })
+    /** A resumed stream: the SDK writes the replay before the stream is handed out. */
+    const resumed = (labels: string[]) => {
+      let source!: ReadableStreamDefaultController<Uint8Array>
+      const body = new ReadableStream<Uint8Array>({ start: (c) => void (source = c) })
+      for (const l of labels) source.enqueue(reply(l))
+      return { out: s.open().drain(body, labels.length), source }
+    }
+    const first = resumed(['r1', 'r2', 'r3', 'r4'])
+    await turn()
+    assert.equal(first.out.queuedEvents, 4, 'the whole replay')
+    first.source.enqueue(note('live'))
+    await turn()
+    assert.deepEqual(await s.dropped(), { 'stream_events notification': 1 }, 'a live notification after it is over the bound')
+    const second = resumed(['r1', 'r2', 'r3'])
+    await turn()
+    assert.equal(second.out.closed, true, 'another replay of the session meanwhile is bounded: it owes too much and closes')
+    assert.deepEqual((await readAll(first.out)).read, ['r1', 'r2', 'r3', 'r4'])
+    const third = resumed(['r1', 'r2', 'r3'])
+    await turn()
+    assert.equal(third.out.queuedEvents, 3, 'once the first was read, the next replay is taken whole')
+    assert.deepEqual(s.ends, ['slow_client'])
+  })
+
   test('end() lets the client read what is queued, then ends; close() frees it at once', async () => {
     const s = setup()
     const ended = s.open()
