@@ -13,6 +13,7 @@ import type { Store } from './store/store.js'
 import type { Principal } from './auth/principal.js'
 import { InputRounds } from './bridge/input-rounds.js'
 import { LanePool } from './bridge/lanes.js'
+import { Outbound, queueLimits } from './bridge/outbound-budget.js'
 import { SessionRegistry } from './bridge/registry.js'
 import { ConfigError } from './config/errors.js'
 import type { GatewayConfig } from './config/schema.js'
@@ -60,6 +61,8 @@ export interface Gateway {
   metrics: Metrics
   /** Where Prometheus scrapes: the main listener's /metrics, or `metrics.listen`'s. */
   metricsUrl: string
+  /** The bounds of every SSE stream, what they queue now and the largest queues seen. */
+  outbound: Outbound
   /** Reloads the policy files now (SIGHUP); undefined when no policies are configured. */
   reloadPolicy(): ReloadResult | undefined
   /** Stops accepting, ends every session and process, stops the dev IdP. */
@@ -83,8 +86,12 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const policy = createPolicyStore(config.policies ? loadPolicy(config.policies) : emptyPolicy(log))
   const audit = createAuditLog(config.log.audit, log, o.auditDestination)
   // Filled in once the registry and lanes exist (metrics are needed before: identity counts).
-  const gauges = { sessions: () => 0, lanes: () => 0, waitingRounds: () => 0, listenStreams: () => 0 }
+  const gauges = { sessions: () => 0, lanes: () => 0, waitingRounds: () => 0, listenStreams: () => 0, queuedBytes: () => 0, queuedEvents: () => 0 }
   const metrics = createMetrics(gauges)
+  // Every SSE stream the gateway returns, both eras and transports, is bounded by these.
+  const outbound = new Outbound(queueLimits(config), metrics)
+  gauges.queuedBytes = () => outbound.bytes
+  gauges.queuedEvents = () => outbound.events
 
   let handler: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response('starting', { status: 503 })
   const server = createAdaptorServer({ fetch: (req: Request, env: unknown) => handler(req, env) })
@@ -145,6 +152,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     audit,
     metrics,
     filter,
+    outbound,
     scopesOf: (p) => grantsOf(policy.current, p).scopes,
   })
   registry.start()
@@ -177,7 +185,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     policy,
     registry,
     scopes,
-    modern: { config, policy, lanes, rounds, audit, metrics, filter },
+    modern: { config, policy, lanes, rounds, audit, metrics, filter, outbound },
     origin: {
       origins: [new URL(publicUrl).origin, ...config.allowedOrigins].map((s) => s.toLowerCase()),
       local: loopback,
@@ -202,6 +210,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     registry,
     metrics,
     metricsUrl: metricsServer ? `${metricsServer.url}/metrics` : `${url}/metrics`,
+    outbound,
     reloadPolicy: () => reloader?.reload(),
     close: () =>
       (closing ??= (async () => {

@@ -60,6 +60,32 @@ server.registerTool(
 )
 
 server.registerTool(
+  'flood',
+  {
+    description:
+      'Send count log notifications of size characters each (progress notifications if a progressToken was given; with changes, tools/list_changed notifications), then pings server→client pings without waiting for their answers, then answer',
+    inputSchema: z.object({
+      count: z.number().int().min(0).max(1_000_000),
+      size: z.number().int().min(0).max(1024 * 1024).optional(),
+      pings: z.number().int().min(0).max(100_000).optional(),
+      changes: z.boolean().optional(),
+    }),
+  },
+  async ({ count, size = 1000, pings = 0, changes }, ctx) => {
+    const pad = 'x'.repeat(size)
+    const progressToken = ctx.mcpReq._meta?.progressToken
+    // Each send waits for stdout to drain: the gateway, not this process, holds what is unread.
+    for (let i = 1; i <= count; i++) {
+      if (changes) await server.server.sendToolListChanged()
+      else if (progressToken !== undefined) await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, progress: i, total: count, message: pad } })
+      else await ctx.mcpReq.log('info', `${i} ${pad}`, 'fixture')
+    }
+    for (let i = 0; i < pings; i++) void ctx.mcpReq.send({ method: 'ping' }).catch(() => {})
+    return text(`flooded ${count}`)
+  },
+)
+
+server.registerTool(
   'sample',
   { description: 'Ask the client to sample an LLM', inputSchema: z.object({ prompt: z.string() }) },
   ({ prompt }, ctx) =>

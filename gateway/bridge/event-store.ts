@@ -49,6 +49,8 @@ export class SessionEventStore implements EventStore {
   private dropped = 0
   private count = 0
   private chars = 0
+  /** Events each replay sent, by the Last-Event-ID it answered, until `takeReplayed`. */
+  private readonly replayed = new Map<EventId, number>()
 
   constructor(
     private readonly bounds: ReplayBounds,
@@ -105,8 +107,19 @@ export class SessionEventStore implements EventStore {
     for (let e = from.stream.first; e !== undefined; e = e.nextInStream) {
       if (e.seq > from.seq && e.data !== undefined) due.push(e)
     }
+    this.replayed.set(lastEventId, due.length)
     for (const e of due) await send(eventId(from.stream.id, e.seq), JSON.parse(e.data!) as JSONRPCMessage)
     return from.stream.id
+  }
+
+  /**
+   * How many events the replay after `lastEventId` sent (the SDK writes each as one chunk of
+   * the resumed stream, before it hands the stream out); 0 if none. Forgotten once taken.
+   */
+  takeReplayed(lastEventId: EventId): number {
+    const n = this.replayed.get(lastEventId) ?? 0
+    this.replayed.delete(lastEventId)
+    return n
   }
 
   /** The stream and position a `Last-Event-ID` names, if everything after it is still kept. */

@@ -1,6 +1,7 @@
 import type { AuthInfo, JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { ClientTransport } from './session.js'
 import { envelope } from './jsonrpc.js'
+import type { ChunkKind, EndReason, OutboundStream } from './outbound.js'
 
 /** Comment lines sent on an idle legacy event stream so proxies keep it open, in ms. */
 export const DEFAULT_LEGACY_KEEPALIVE_MS = 15_000
@@ -9,33 +10,33 @@ export const DEFAULT_LEGACY_KEEPALIVE_MS = 15_000
  * The HTTP+SSE transport of protocol 2024-11-05 (deprecated, kept for old clients): one
  * long-lived `GET /sse/<server>` event stream that first names the endpoint to POST to, then
  * carries every server message as an `event: message`; each `POST /messages/<server>` is
- * answered `202` and its reply comes on the stream. The stream closing ends the session.
+ * answered `202` and its reply comes on the stream. The stream is a bounded one of the
+ * session's (`open`); it cannot be resumed, so its ending for any reason but the session's own
+ * close (the client went away, its token expired, it owed a client that was not reading more
+ * than the bound) ends the session: `onclosed` says why.
  */
 export class LegacySseTransport implements ClientTransport {
   onmessage?: (message: JSONRPCMessage, extra?: { authInfo?: AuthInfo }) => void
   onerror?: (error: Error) => void
-  /** The client went away (stream cancelled). */
-  onclosed?: () => void
+  /** The stream ended other than by `close()`. */
+  onclosed?: (why: EndReason) => void
   readonly stream: ReadableStream<Uint8Array>
-  private controller!: ReadableStreamDefaultController<Uint8Array>
+  private readonly out: OutboundStream
   private readonly encoder = new TextEncoder()
   private readonly keepAlive: NodeJS.Timeout
   private closed = false
 
-  constructor(endpoint: string) {
-    this.stream = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.controller = controller
-        // HTTP+SSE (2024-11-05): the first event names the URI for client messages.
-        this.write(`event: endpoint\ndata: ${endpoint}\n\n`)
-      },
-      cancel: () => {
-        this.closed = true
-        clearInterval(this.keepAlive)
-        this.onclosed?.()
-      },
+  constructor(endpoint: string, open: (onEnd: (why: EndReason) => void) => OutboundStream) {
+    this.out = open((why) => {
+      clearInterval(this.keepAlive)
+      if (this.closed) return
+      this.closed = true
+      this.onclosed?.(why)
     })
-    this.keepAlive = setInterval(() => this.write(': keepalive\n\n'), DEFAULT_LEGACY_KEEPALIVE_MS).unref()
+    this.stream = this.out.body
+    // HTTP+SSE (2024-11-05): the first event names the URI for client messages.
+    this.write(`event: endpoint\ndata: ${endpoint}\n\n`, 'owed')
+    this.keepAlive = setInterval(() => this.write(': keepalive\n\n', 'control'), DEFAULT_LEGACY_KEEPALIVE_MS).unref()
   }
 
   async handleRequest(_req: Request, options: { parsedBody?: unknown; authInfo?: AuthInfo }): Promise<Response> {
@@ -49,7 +50,9 @@ export class LegacySseTransport implements ClientTransport {
   }
 
   async send(message: JSONRPCMessage): Promise<void> {
-    this.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`)
+    // A notification has a method and no id; replies and server requests are owed.
+    const kind = 'method' in message && !('id' in message) ? 'notification' : 'owed'
+    this.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`, kind)
   }
 
   /** Replies share the one stream: there is no per-request stream to close. */
@@ -59,19 +62,11 @@ export class LegacySseTransport implements ClientTransport {
     if (this.closed) return
     this.closed = true
     clearInterval(this.keepAlive)
-    try {
-      this.controller.close()
-    } catch {
-      // already closed by the client
-    }
+    this.out.end()
   }
 
-  private write(text: string): void {
+  private write(text: string, kind: ChunkKind): void {
     if (this.closed) return
-    try {
-      this.controller.enqueue(this.encoder.encode(text))
-    } catch (err) {
-      this.onerror?.(err as Error)
-    }
+    this.out.push(this.encoder.encode(text), kind)
   }
 }

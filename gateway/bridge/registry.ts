@@ -6,6 +6,7 @@ import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { Child } from './child.js'
 import { BridgeError } from './errors.js'
+import { Outbound, queueLimits } from './outbound-budget.js'
 import { ProcessPool } from './pool.js'
 import { ownerKey, Session, type ClientTransport, type ResultFilter } from './session.js'
 import { SharedServer } from './shared.js'
@@ -42,6 +43,7 @@ export class SessionRegistry {
   private closed = false
   /** Ends an idle process kept for another purpose (sessionless lanes) when a pool is full. */
   reclaim: ((server: string) => Promise<boolean>) | undefined
+  private readonly outbound: Outbound
 
   constructor(
     private readonly o: {
@@ -50,11 +52,14 @@ export class SessionRegistry {
       filter?: ResultFilter
       audit?: AuditLog
       metrics?: Metrics
+      /** Where sessions get their stream budgets; default: one of its own from `config.limits`. */
+      outbound?: Outbound
       /** The scopes handed to `identityEnv` processes (token scopes plus what roles grant). */
       scopesOf?: (p: Principal) => Iterable<string>
       now?: () => number
     },
   ) {
+    this.outbound = o.outbound ?? new Outbound(queueLimits(o.config), o.metrics)
     for (const [name, config] of Object.entries(o.config.servers)) {
       const log = o.log.child({ server: name })
       if (config.mode === 'shared') this.shared.set(name, new SharedServer({ name, config, log }))
@@ -135,6 +140,7 @@ export class SessionRegistry {
       filter: this.o.filter,
       audit: this.o.audit,
       metrics: this.o.metrics,
+      budget: this.outbound.session(),
       transport,
       onclose: (s) => this.sessions.delete(s.id),
     })

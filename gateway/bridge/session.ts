@@ -10,6 +10,8 @@ import type { Child } from './child.js'
 import { RPC } from './errors.js'
 import { SessionEventStore } from './event-store.js'
 import { envelope, progressToken, rpcError, type RequestId } from './jsonrpc.js'
+import type { EndReason, OutboundStream } from './outbound.js'
+import type { QueueBudget } from './outbound-budget.js'
 
 /**
  * What a session needs of its client-facing transport: the SDK's Streamable HTTP server
@@ -65,7 +67,9 @@ export function ownerKey(p: Pick<Principal, 'iss' | 'sub'>): string {
  * the GET stream. With `resumability` on (the default) every SSE event is kept in the
  * session's replay buffer, so a client that lost a stream resumes it with GET +
  * Last-Event-ID; a dropped stream never cancels its request (MCP 2025-11-25 §Sending
- * Messages 6). A process exit fails every request in flight and ends the session.
+ * Messages 6). Every SSE body leaves through a bounded stream charged to the session's queue
+ * budget (outbound.ts), so a client that stops reading costs at most the limits. A process
+ * exit fails every request in flight and ends the session.
  */
 export class Session {
   readonly id: string
@@ -90,6 +94,9 @@ export class Session {
   private closed = false
   /** The latest message handed to the transport; earlier ones are written before it. */
   private lastSend: Promise<void> = Promise.resolve()
+  private readonly budget: QueueBudget
+  /** The replay buffer, when resumability is on. */
+  private readonly store: SessionEventStore | undefined
 
   constructor(
     private readonly o: {
@@ -102,6 +109,8 @@ export class Session {
       filter?: ResultFilter
       audit?: AuditLog
       metrics?: Metrics
+      /** What the session's streams may queue together for a client that is not reading. */
+      budget: QueueBudget
       /** The client-facing transport; default: the SDK's Streamable HTTP server transport. */
       transport?: (session: Session) => ClientTransport
       onclose: (session: Session) => void
@@ -112,14 +121,16 @@ export class Session {
     this.server = o.server
     this.owner = ownerKey(o.owner)
     this.child = o.child
+    this.budget = o.budget
     const { resumability, ssePolling } = o.config
+    this.store = o.transport === undefined && resumability.enabled ? new SessionEventStore(resumability) : undefined
     this.transport =
       o.transport?.(this) ??
       new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => o.id,
         enableJsonResponse: o.config.responses === 'json',
         // The SDK primes streams (id, empty data) only for clients at 2025-11-25 or later.
-        eventStore: resumability.enabled ? new SessionEventStore(resumability) : undefined,
+        eventStore: this.store,
         retryInterval: ssePolling?.retry,
         onsessionclosed: () => {
           o.log.info('session deleted by client')
@@ -134,17 +145,20 @@ export class Session {
 
   /**
    * Hands one HTTP request to the session's transport, the body already parsed, the caller
-   * authenticated and every request in it allowed by policy (`decided`, by id).
+   * authenticated and every request in it allowed by policy (`decided`, by id). An SSE reply
+   * goes out through a bounded stream of the session's.
    */
   async handle(req: Request, parsedBody: unknown, principal: Principal, decided: ReadonlyMap<RequestId, Decided>): Promise<Response> {
     this.lastActive = Date.now()
     const authInfo: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], extra: { principal, decided } }
     const res = await this.transport.handleRequest(req, { parsedBody, authInfo })
+    const resumed = req.method === 'GET' ? req.headers.get('last-event-id') : null
+    const replayed = resumed ? (this.store?.takeReplayed(resumed) ?? 0) : 0
+    if (res.body === null || !res.headers.get('content-type')?.startsWith('text/event-stream')) return res
     // The GET stream is the client listening: the session is not idle while it is open.
-    if (req.method === 'GET' && res.status === 200 && res.body !== null) {
-      return new Response(this.holdStream(res.body, principal.exp), { status: res.status, headers: res.headers })
-    }
-    return res
+    const listening = req.method === 'GET' && res.status === 200
+    const out = this.openStream({ listening, exp: listening ? principal.exp : undefined }).drain(res.body, replayed)
+    return new Response(out.body, { status: res.status, headers: res.headers })
   }
 
   /** Whether a client holds one of the session's listening streams open. */
@@ -153,52 +167,28 @@ export class Session {
   }
 
   /**
-   * The same stream, counted while it is open: idle reaping spares a session whose client
-   * listens, and its idle time starts when the stream ends. It lasts no longer than the token
-   * that opened it (`exp`, seconds since the epoch): then the client reconnects with a new one.
+   * A stream to this session's client, bounded per stream and charged to the session's budget
+   * (outbound.ts says what happens past a bound). A listening one (the GET stream, the legacy
+   * event stream) spares the session from idle reaping while it is open, its idle time
+   * starting when it ends, and it lasts no longer than the token that opened it (`exp`,
+   * seconds since the epoch): then the client reconnects with a new one.
    */
-  holdStream(body: ReadableStream<Uint8Array>, exp: number | undefined): ReadableStream<Uint8Array> {
-    this.streams++
-    const reader = body.getReader()
-    let ended = false
+  openStream(o: { listening: boolean; exp?: number; onEnd?: (why: EndReason) => void }): OutboundStream {
     let expiry: NodeJS.Timeout | undefined
-    const end = () => {
-      if (ended) return
-      ended = true
-      clearTimeout(expiry)
-      this.streams--
-      this.lastActive = Date.now()
-    }
-    return new ReadableStream<Uint8Array>({
-      start(controller) {
-        if (exp === undefined) return
-        expiry = setTimeout(() => {
-          end()
-          void reader.cancel('the token that opened the stream expired').catch(() => {})
-          try {
-            controller.close()
-          } catch {
-            // already closed
-          }
-        }, Math.max(0, exp * 1000 - Date.now())).unref()
-      },
-      async pull(controller) {
-        try {
-          const chunk = await reader.read()
-          if (chunk.done) {
-            end()
-            controller.close()
-          } else controller.enqueue(chunk.value)
-        } catch (err) {
-          end()
-          controller.error(err)
+    if (o.listening) this.streams++
+    const out = this.budget.stream({
+      log: this.o.log,
+      onEnd: (why) => {
+        clearTimeout(expiry)
+        if (o.listening) {
+          this.streams--
+          this.lastActive = Date.now()
         }
-      },
-      cancel(reason) {
-        end()
-        return reader.cancel(reason)
+        o.onEnd?.(why)
       },
     })
+    if (o.exp !== undefined) expiry = setTimeout(() => out.close('expired'), Math.max(0, o.exp * 1000 - Date.now())).unref()
+    return out
   }
 
   /** Sends a message of the gateway's own to the client (a refusal, on transports without a reply body). */

@@ -48,6 +48,14 @@ export const DEFAULT_RESUME_MAX_BYTES = 1024 * 1024
 export const DEFAULT_RESUME_MAX_AGE_MS = 5 * 60_000
 /** SSE polling: the reconnection delay suggested to clients in the `retry` field, in ms. */
 export const DEFAULT_SSE_POLL_RETRY_MS = 1_000
+/** SSE bytes one stream may queue for a client that is not reading; past it notifications are dropped. */
+export const DEFAULT_STREAM_QUEUE_BYTES = 1024 * 1024
+/** SSE events one stream may queue for a client that is not reading. */
+export const DEFAULT_STREAM_QUEUE_EVENTS = 1000
+/** SSE bytes all streams of one session (or one principal's sessionless streams) may queue together. */
+export const DEFAULT_SESSION_QUEUE_BYTES = 4 * 1024 * 1024
+/** SSE events all streams of one session (or one principal's sessionless streams) may queue together. */
+export const DEFAULT_SESSION_QUEUE_EVENTS = 4000
 /** The dev IdP's loopback port when the gateway runs it. */
 export const DEFAULT_DEV_IDP_PORT = 8090
 /** The dev IdP's users when none are configured: one, logged in automatically, not an admin. */
@@ -371,7 +379,19 @@ export const configSchema = z.strictObject({
       maxBatch: z.number().int().min(1).max(10_000).default(DEFAULT_MAX_BATCH),
       maxJsonDepth: z.number().int().min(8).max(1_000).default(DEFAULT_MAX_JSON_DEPTH),
       bodyTimeout: ms.min(100).default(DEFAULT_BODY_TIMEOUT_MS),
+      /**
+       * What the gateway holds for a client that reads its SSE streams slower than they fill:
+       * per stream, and per session (a principal's sessionless streams count as one). Past a
+       * bound notifications and keep-alives are dropped; a stream that owes its client a reply
+       * or a request is closed (session era: the client resumes it from the replay buffer).
+       */
+      streamQueueBytes: z.number().int().min(1024).default(DEFAULT_STREAM_QUEUE_BYTES),
+      streamQueueEvents: z.number().int().min(1).default(DEFAULT_STREAM_QUEUE_EVENTS),
+      sessionQueueBytes: z.number().int().min(1024).default(DEFAULT_SESSION_QUEUE_BYTES),
+      sessionQueueEvents: z.number().int().min(1).default(DEFAULT_SESSION_QUEUE_EVENTS),
     })
+    .refine((l) => l.streamQueueBytes <= l.sessionQueueBytes, { message: 'must not exceed sessionQueueBytes', path: ['streamQueueBytes'] })
+    .refine((l) => l.streamQueueEvents <= l.sessionQueueEvents, { message: 'must not exceed sessionQueueEvents', path: ['streamQueueEvents'] })
     .prefault({}),
   /**
    * Where `/metrics` is served: on the main listener to any peer (the default), to the peers

@@ -4,6 +4,7 @@ import { envelope } from '../bridge/jsonrpc.js'
 import { LegacySseTransport } from '../bridge/legacy-sse.js'
 import { decideAccess } from '../policy/evaluate.js'
 import { readJsonBody } from './body.js'
+import { SSE_HEADERS } from './sse.js'
 import { decideBody } from './decide.js'
 import type { McpEndpointDeps } from './mcp.js'
 import type { Vars } from './request-id.js'
@@ -30,17 +31,19 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
         const access = decideAccess(d.policy.current, principal, server)
         if (access.effect !== 'allow') return decisionResponse(access, { resourceMetadata: metadataOf(c, server), id: null })
         let transport!: LegacySseTransport
-        const session = await d.registry.open(server, principal, c.get('log').child({ server, transport: 'sse' }), (s) => {
-          transport = new LegacySseTransport(`${d.basePath}/messages/${server}?sessionId=${encodeURIComponent(s.id)}`)
+        const log = c.get('log').child({ server, transport: 'sse' })
+        const session = await d.registry.open(server, principal, log, (s) => {
+          const endpoint = `${d.basePath}/messages/${server}?sessionId=${encodeURIComponent(s.id)}`
+          transport = new LegacySseTransport(endpoint, (onEnd) => s.openStream({ listening: true, exp: principal.exp, onEnd }))
           return transport
         })
-        transport.onclosed = () => {
-          c.get('log').info({ server, transport: 'sse' }, 'legacy event stream closed by the client; its session ended')
+        transport.onclosed = (why) => {
+          // This transport has no resumption: a stream closed on a slow client takes its session.
+          if (why === 'slow_client') log.warn({ session: session.id.slice(-32, -24) }, 'HTTP+SSE stream closed on a client that is not reading it: session ended')
+          else log.info('legacy event stream closed by the client; its session ended')
           void session.close()
         }
-        return new Response(session.holdStream(transport.stream, principal.exp), {
-          headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' },
-        })
+        return new Response(transport.stream, { headers: SSE_HEADERS })
       } catch (err) {
         return fail(c, server, err)
       }

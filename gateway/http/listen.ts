@@ -4,6 +4,7 @@ import type { Principal } from '../auth/principal.js'
 import { DEFAULT_LISTENS_PER_SUBJECT, type Lane, type LaneEvent, type LanePool } from '../bridge/lanes.js'
 import { BridgeError } from '../bridge/errors.js'
 import { isObject } from '../bridge/jsonrpc.js'
+import type { Outbound } from '../bridge/outbound-budget.js'
 import { MODERN_RPC } from '../bridge/modern-wire.js'
 import { ruleOf } from '../bridge/session.js'
 import type { AuditLog } from '../observability/audit.js'
@@ -45,6 +46,7 @@ export async function listenStream(o: {
   lanes: LanePool
   policy: PolicyStore
   audit: AuditLog
+  outbound: Outbound
   message: JSONRPCRequest
   server: string
   owner: string
@@ -150,9 +152,10 @@ export async function listenStream(o: {
     stream?.write({ jsonrpc: '2.0', method: e.method, params: stamp(e.params) })
   }
 
-  stream = openEventStream(() => end(false))
+  stream = openEventStream({ outbound: o.outbound, owner: o.owner, log: o.log, onCancel: () => end(false) })
   const response = stream.response
-  stream.write({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: stamp({ notifications: honored }) })
+  // The acknowledgement is the stream's answer to the request: owed, never dropped.
+  stream.write({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: stamp({ notifications: honored }) }, 'owed')
   if (Object.keys(honored).length === 0 || o.signal.aborted) {
     end(!o.signal.aborted)
     return response

@@ -11,6 +11,7 @@ import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import { InputRounds, type RoundBinding } from '../bridge/input-rounds.js'
 import type { LanePool } from '../bridge/lanes.js'
+import type { Outbound } from '../bridge/outbound-budget.js'
 import { BackendCall, type ClientMeta, type Outcome } from '../bridge/modern-call.js'
 import { completeResult, discoverResult, inputRequiredResult, missingCapability, MODERN_METHODS, MODERN_PROTOCOL_VERSION, MODERN_RPC, modernError, SUPPORTED_PROTOCOL_VERSIONS } from '../bridge/modern-wire.js'
 import { envelope, isObject, progressToken, type RequestId } from '../bridge/jsonrpc.js'
@@ -37,6 +38,8 @@ export interface ModernDeps {
   audit: AuditLog
   metrics: Metrics
   filter: ResultFilter
+  /** Where SSE streams get their bounds (a principal's streams share one budget). */
+  outbound: Outbound
 }
 
 /** One modern request, already authenticated and classified. */
@@ -90,7 +93,7 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
     const res =
       message.method === 'server/discover'
         ? await discover(d, r, message)
-        : await listenStream({ lanes: d.lanes, policy: d.policy, audit: d.audit, message, server: r.server, owner: ownerKey(r.principal), principal: r.principal, signal: r.req.signal, log: r.log })
+        : await listenStream({ lanes: d.lanes, policy: d.policy, audit: d.audit, outbound: d.outbound, message, server: r.server, owner: ownerKey(r.principal), principal: r.principal, signal: r.req.signal, log: r.log })
     audit(d, r, message.method, decided, start, res.status === 200 ? 'ok' : `status ${res.status}`)
     return res
   }
@@ -172,7 +175,7 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
     const notify = (m: JSONRPCMessage) => {
       if (!sse) return
       if (stream === undefined) {
-        stream = openEventStream(onAbort)
+        stream = openEventStream({ outbound: d.outbound, owner: binding.owner, log: r.log, onCancel: onAbort })
         resolve(stream.response)
       }
       stream.write(m)

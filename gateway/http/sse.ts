@@ -1,4 +1,7 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
+import type { Logger } from 'pino'
+import type { ChunkKind } from '../bridge/outbound.js'
+import type { Outbound } from '../bridge/outbound-budget.js'
 
 /** Comment lines sent on a quiet stream so proxies keep it open, in ms (2026-07-28 encourages them). */
 export const DEFAULT_SSE_KEEPALIVE_MS = 15_000
@@ -13,59 +16,47 @@ export const SSE_HEADERS = {
 /** An SSE response the gateway writes JSON-RPC messages to. */
 export interface EventStream {
   response: Response
-  write(message: unknown): void
-  /** Writes the last message, if any, and ends the stream. */
+  /** Writes a notification (dropped past the queue bound), or a message its client is `owed`. */
+  write(message: unknown, kind?: 'notification' | 'owed'): void
+  /** Writes the last message, if any (always queued), and ends the stream. */
   end(last?: unknown): void
   readonly closed: boolean
 }
 
 /**
  * Opens an SSE response for JSON-RPC messages (2026-07-28 streams carry no event ids: they
- * are not resumable). `onCancel` runs if the client goes away before `end`.
+ * are not resumable), bounded like every stream of the gateway and charged to the budget the
+ * principal's sessionless streams share (`owner`). `onCancel` runs if the stream ends before
+ * `end`: the client went away, or was owed more than the bound while not reading.
  */
-export function openEventStream(onCancel: () => void, keepAliveMs = DEFAULT_SSE_KEEPALIVE_MS): EventStream {
+export function openEventStream(o: { outbound: Outbound; owner: string; log?: Logger; onCancel: () => void; keepAliveMs?: number }): EventStream {
   const encoder = new TextEncoder()
-  let controller!: ReadableStreamDefaultController<Uint8Array>
-  let closed = false
+  const keepAliveMs = o.keepAliveMs ?? DEFAULT_SSE_KEEPALIVE_MS
+  let ended = false
   let keepAlive: NodeJS.Timeout | undefined
-  const frame = (text: string) => {
-    if (closed) return
-    try {
-      controller.enqueue(encoder.encode(text))
-    } catch {
-      closed = true
-    }
-  }
-  const stop = () => {
-    closed = true
-    clearInterval(keepAlive)
-  }
-  const body = new ReadableStream<Uint8Array>({
-    start(c) {
-      controller = c
-      if (keepAliveMs > 0) keepAlive = setInterval(() => frame(': keepalive\n\n'), keepAliveMs).unref()
-    },
-    cancel() {
-      if (closed) return
-      stop()
-      onCancel()
+  const out = o.outbound.principalStream(o.owner, {
+    log: o.log,
+    onEnd: () => {
+      clearInterval(keepAlive)
+      if (ended) return
+      ended = true
+      o.onCancel()
     },
   })
+  const frame = (text: string, kind: ChunkKind) => void out.push(encoder.encode(text), kind)
+  if (keepAliveMs > 0) keepAlive = setInterval(() => frame(': keepalive\n\n', 'control'), keepAliveMs).unref()
   return {
-    response: new Response(body, { status: 200, headers: SSE_HEADERS }),
-    write: (m) => frame(`event: message\ndata: ${JSON.stringify(m as JSONRPCMessage)}\n\n`),
+    response: new Response(out.body, { status: 200, headers: SSE_HEADERS }),
+    write: (m, kind = 'notification') => frame(`event: message\ndata: ${JSON.stringify(m as JSONRPCMessage)}\n\n`, kind),
     end(last) {
-      if (last !== undefined) frame(`event: message\ndata: ${JSON.stringify(last)}\n\n`)
-      if (closed) return
-      stop()
-      try {
-        controller.close()
-      } catch {
-        // already closed by the client
-      }
+      if (ended) return
+      ended = true
+      clearInterval(keepAlive)
+      if (last !== undefined) frame(`event: message\ndata: ${JSON.stringify(last)}\n\n`, 'final')
+      out.end()
     },
     get closed() {
-      return closed
+      return ended
     },
   }
 }

@@ -9,6 +9,10 @@ export interface Metrics {
   jwksRefreshes: Counter<'result'>
   childExits: Counter<'server'>
   sessionsReclaimed: Counter<'server' | 'reason'>
+  /** SSE events not sent to a client that was not reading: `reason` names the bound passed, `kind` what was dropped. */
+  streamEventsDropped: Counter<'reason' | 'kind'>
+  /** SSE streams the gateway closed, by reason (`slow_client`: it owed its client more than the bound). */
+  streamsClosed: Counter<'reason'>
 }
 
 /** Live counts read at scrape time. */
@@ -20,6 +24,10 @@ export interface Gauges {
   waitingRounds(): number
   /** Open `subscriptions/listen` streams. */
   listenStreams(): number
+  /** Bytes queued on every SSE stream for clients that have not read them yet. */
+  queuedBytes(): number
+  /** SSE events queued on every stream for clients that have not read them yet. */
+  queuedEvents(): number
 }
 
 /** Creates the metrics; the gauges are read at scrape time. */
@@ -34,10 +42,14 @@ export function createMetrics(g: Gauges): Metrics {
     jwksRefreshes: new Counter({ name: 'mcp_edge_jwks_fetches_total', help: 'Issuer key set loads, by result', labelNames: ['result'], registers: [registry] }),
     sessionsReclaimed: new Counter({ name: 'mcp_edge_sessions_reclaimed_total', help: 'Idle sessions ended early to make room at a limit (session or process), by server and reason', labelNames: ['server', 'reason'], registers: [registry] }),
     childExits: new Counter({ name: 'mcp_edge_server_process_exits_total', help: 'Server processes that exited on their own (not ended by the gateway)', labelNames: ['server'], registers: [registry] }),
+    streamEventsDropped: new Counter({ name: 'mcp_edge_stream_events_dropped_total', help: 'SSE events dropped for clients not reading their streams, by the bound passed and what was dropped', labelNames: ['reason', 'kind'], registers: [registry] }),
+    streamsClosed: new Counter({ name: 'mcp_edge_streams_closed_total', help: 'SSE streams closed by the gateway, by reason', labelNames: ['reason'], registers: [registry] }),
   }
   new Gauge({ name: 'mcp_edge_sessions', help: 'Live MCP sessions', registers: [registry], collect() { this.set(g.sessions()) } })
   new Gauge({ name: 'mcp_edge_lanes', help: 'Processes serving sessionless (2026-07-28) requests', registers: [registry], collect() { this.set(g.lanes()) } })
   new Gauge({ name: 'mcp_edge_waiting_rounds', help: 'Sessionless requests waiting for their client\'s answers (input_required)', registers: [registry], collect() { this.set(g.waitingRounds()) } })
   new Gauge({ name: 'mcp_edge_listen_streams', help: 'Open subscriptions/listen streams', registers: [registry], collect() { this.set(g.listenStreams()) } })
+  new Gauge({ name: 'mcp_edge_stream_queued_bytes', help: 'Bytes queued on SSE streams for clients that have not read them yet', registers: [registry], collect() { this.set(g.queuedBytes()) } })
+  new Gauge({ name: 'mcp_edge_stream_queued_events', help: 'SSE events queued for clients that have not read them yet', registers: [registry], collect() { this.set(g.queuedEvents()) } })
   return metrics
 }

@@ -47,6 +47,16 @@ describe('SessionEventStore ids and replay', () => {
     assert.deepEqual(await replay(s, a2), [])
   })
 
+  test('tells, once, how many events the replay after an id sent (the resumed stream takes them whole)', async () => {
+    const { s } = store()
+    const a0 = await s.storeEvent('a', PRIMING)
+    for (let i = 1; i <= 3; i++) await s.storeEvent('a', note(i))
+    assert.equal(s.takeReplayed(a0), 0, 'nothing replayed yet')
+    assert.equal((await replay(s, a0) as unknown[]).length, 3)
+    assert.equal(s.takeReplayed(a0), 3)
+    assert.equal(s.takeReplayed(a0), 0, 'forgotten once taken')
+  })
+
   const bad = ['', 'a', '.1', 'a.', 'a.-1', 'a.ZZ', 'nope.1', `a.${'1'.repeat(20)}`, 'a.zz']
   for (const id of bad) {
     test(`Last-Event-ID ${JSON.stringify(id)} is refused`, async () => {

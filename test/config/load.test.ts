@@ -178,6 +178,22 @@ const fileCases: FileCase[] = [
     ],
   },
   {
+    name: 'stream queue bounds checked',
+    yaml: `${SERVERS}limits:\n  streamQueueBytes: 10\n  streamQueueEvents: 0\n`,
+    expect: [
+      { line: 5, path: 'limits.streamQueueBytes', message: 'Too small: expected number to be >=1024' },
+      { line: 6, path: 'limits.streamQueueEvents', message: 'Too small: expected number to be >=1' },
+    ],
+  },
+  {
+    name: "a stream's queue bound larger than its session's refused",
+    yaml: `${SERVERS}limits:\n  streamQueueBytes: 8388608\n  streamQueueEvents: 5000\n`,
+    expect: [
+      { line: 5, path: 'limits.streamQueueBytes', message: 'must not exceed sessionQueueBytes' },
+      { line: 6, path: 'limits.streamQueueEvents', message: 'must not exceed sessionQueueEvents' },
+    ],
+  },
+  {
     name: 'several problems reported together, in file order',
     yaml: [
       'listen:',
@@ -327,6 +343,10 @@ describe('validateConfig', () => {
       idleTimeout: 600_000, shutdownGrace: 5_000, maxSessionsPerSubject: 8,
     })
     assert.equal(config.servers.echo?.ssePolling, undefined, 'SSE polling is off by default')
+    assert.deepEqual(config.limits, {
+      maxBodyBytes: 1_048_576, maxSessions: 1000,
+      streamQueueBytes: 1_048_576, streamQueueEvents: 1000, sessionQueueBytes: 4_194_304, sessionQueueEvents: 4000,
+    })
     assert.equal(config.auth.clockTolerance, 30)
     assert.deepEqual(config.auth.roleClaims, ['realm_access.roles', 'resource_access.mcp-edge.roles'])
   })
