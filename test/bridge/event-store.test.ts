@@ -124,13 +124,13 @@ describe('SessionEventStore bounds', () => {
     assert.equal(s.size, 0)
   })
 
-  test('many events: bounded, and appends stay O(1) (no scan per event)', async () => {
+  test('many events over many streams: the events and the streams it remembers stay bounded', async () => {
     const { s } = store({ maxEvents: 100 })
-    const start = performance.now()
     let last = ''
     for (let i = 0; i < 200_000; i++) last = await s.storeEvent(`s${i >> 1}`, i % 2 === 0 ? PRIMING : reply(i))
     assert.equal(s.size, 100)
-    assert.ok(performance.now() - start < 2000, 'took too long for a linear-time store')
+    // No per-stream record outlives its events (100 events span at most 50 streams here).
+    assert.ok((s as unknown as { streams: Map<string, unknown> }).streams.size <= 50)
     assert.deepEqual(await replay(s, last), [])
   })
 })
