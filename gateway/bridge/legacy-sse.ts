@@ -1,7 +1,8 @@
 import type { AuthInfo, JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { ClientTransport } from './session.js'
 import { envelope } from './jsonrpc.js'
-import type { ChunkKind, EndReason, OutboundStream } from './outbound.js'
+import type { EndReason, OutboundStream } from './outbound.js'
+import type { ChunkKind } from './sse-chunk.js'
 
 /** Comment lines sent on an idle legacy event stream so proxies keep it open, in ms. */
 export const DEFAULT_LEGACY_KEEPALIVE_MS = 15_000

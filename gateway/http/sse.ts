@@ -1,6 +1,6 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
-import type { ChunkKind } from '../bridge/outbound.js'
+import type { ChunkKind } from '../bridge/sse-chunk.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
 
 /** Comment lines sent on a quiet stream so proxies keep it open, in ms (2026-07-28 encourages them). */

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict'
 import { setImmediate as turn } from 'node:timers/promises'
 import { describe, test } from 'node:test'
 import { pino } from 'pino'
-import { classify, type ChunkKind, type EndReason, type OutboundStream } from '../../gateway/bridge/outbound.js'
+import type { EndReason, OutboundStream } from '../../gateway/bridge/outbound.js'
+import type { ChunkKind } from '../../gateway/bridge/sse-chunk.js'
 import { Outbound, type QueueLimits } from '../../gateway/bridge/outbound-budget.js'
 import { createMetrics } from '../../gateway/observability/metrics.js'
 
@@ -364,22 +365,4 @@ describe('OutboundStream: budgets, readers and sources', () => {
     for (const n of ['1', '2']) again.push(note(n))
     assert.equal(again.queuedEvents, 2, 'a fresh budget')
   })
-})
-
-describe('classify: what a chunk is, read only past a bound', () => {
-  const table: [string, Uint8Array, ChunkKind][] = [
-    ['a keep-alive comment', keepalive(), 'control'],
-    ['a priming event', priming(), 'control'],
-    ['a priming event with a retry hint', encoder.encode('id: s.0\nretry: 1000\ndata: \n\n'), 'control'],
-    ['a notification', note('n'), 'notification'],
-    ['a notification without event id (2026-07-28, legacy)', encoder.encode('event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress"}\n\n'), 'notification'],
-    ['a response', reply('r'), 'owed'],
-    ['an error response with a null id', encoder.encode('event: message\ndata: {"jsonrpc":"2.0","id":null,"error":{"code":-32000}}\n\n'), 'owed'],
-    ['a server→client request', request('q'), 'owed'],
-    ['the legacy endpoint event', encoder.encode('event: endpoint\ndata: /messages/x?sessionId=1\n\n'), 'owed'],
-    ['two notifications in one chunk', encoder.encode(`${decoder.decode(note('a'))}${decoder.decode(note('b'))}`), 'notification'],
-    ['a notification and a reply in one chunk', encoder.encode(`${decoder.decode(note('a'))}${decoder.decode(reply('b'))}`), 'owed'],
-    ['a JSON array', encoder.encode('data: [{"jsonrpc":"2.0","method":"x"}]\n\n'), 'owed'],
-  ]
-  for (const [name, chunk, kind] of table) test(`${name}: ${kind}`, () => assert.equal(classify(chunk), kind))
 })
