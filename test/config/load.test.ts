@@ -344,7 +344,7 @@ describe('validateConfig', () => {
     })
     assert.equal(config.servers.echo?.ssePolling, undefined, 'SSE polling is off by default')
     assert.deepEqual(config.limits, {
-      maxBodyBytes: 1_048_576, maxSessions: 1000,
+      maxBodyBytes: 1_048_576, maxSessions: 1000, maxSessionsPerSubject: 32, maxBatch: 100, maxJsonDepth: 64, bodyTimeout: 10_000,
       streamQueueBytes: 1_048_576, streamQueueEvents: 1000, sessionQueueBytes: 4_194_304, sessionQueueEvents: 4000,
     })
     assert.equal(config.auth.clockTolerance, 30)
