@@ -84,6 +84,22 @@ const devUserSchema = z.strictObject({
   roles: z.array(z.string().min(1)).default([]),
 })
 
+/** A credential a server's process gets in its environment, per user (see the README). */
+const credentialSchema = z.union([
+  /** A secret the user sets themselves (the account page, or `mcp-edge secrets set`). */
+  z.strictObject({ secret: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a secret name: letters, digits, _ . -'), describe: z.string().max(200).optional() }),
+  /** RFC 8693 token exchange at the IdP: the user's token for one meant for the downstream service. */
+  z.strictObject({
+    exchange: z.strictObject({
+      audience: z.string().min(1).optional(),
+      resource: z.string().min(1).optional(),
+      scope: z.string().min(1).optional(),
+    }).refine((e) => e.audience !== undefined || e.resource !== undefined, 'an exchange names an audience or a resource'),
+  }),
+  /** The upstream token the broker got when the user logged in (needs auth.broker), refreshed with it. */
+  z.strictObject({ upstreamToken: z.enum(['access_token', 'id_token']) }),
+], { error: 'a credential is { secret: NAME }, { exchange: { audience | resource, scope } } or { upstreamToken: access_token | id_token }' })
+
 const serverSchema = z
   .strictObject({
     command: z.string().min(1),
@@ -145,7 +161,15 @@ const serverSchema = z
     /** On shutdown, how long requests in flight may finish before processes are stopped. */
     shutdownGrace: ms.default(DEFAULT_SHUTDOWN_GRACE_MS),
     description: z.string().optional(),
+    /**
+     * Per-user credentials handed to the process as environment variables: the process is the
+     * user's own (never pooled, never shared), started with that user's values, and replaced at
+     * a request boundary when they change.
+     */
+    credentials: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), credentialSchema).default({}),
   })
+  .refine((s) => Object.keys(s.credentials).length === 0 || s.mode === 'session', { message: 'credentials need mode: session (a shared process serves many users, and would mix their credentials)', path: ['credentials'] })
+  .refine((s) => Object.keys(s.credentials).length === 0 || (s.pool.min === 0 && !s.pool.preinitialize), { message: 'credentials need pool.min: 0 and no preinitialize (each process is started with its user\'s own values)', path: ['credentials'] })
   .refine((s) => !(s.mode === 'shared' && s.identityEnv), 'identityEnv needs mode: session (a shared process serves many subjects)')
   .refine((s) => s.ssePolling === undefined || (s.responses === 'sse' && s.resumability.enabled), {
     message: 'ssePolling needs responses: sse and resumability.enabled (clients resume from the replay buffer)',
