@@ -8,14 +8,35 @@ export interface AdapterOptions {
   clientTtl: number
   /** How long a consumed marker outlives its token at most, in s (refresh tokens' lifetime). */
   consumedTtl: number
-  /** Called when a second use of a code or refresh token is seen: the grant must be revoked. */
-  onReuse: (model: string, grantId: string | undefined) => Promise<void>
+  /** Told when a second use of a code or refresh token was seen and its grant revoked (log, audit). */
+  onReuse: (model: string, grantId: string | undefined, accountId: string | undefined) => Promise<void>
   /** oidc-provider's error a reused token becomes (errors.InvalidGrant). */
   reused: () => Error
 }
 
 /** The set of every registered (DCR) client id: its size is the client count. */
 export const CLIENTS_SET = 'broker:clients'
+
+/** The models whose records belong to a grant and end with it (oidc-provider's helpers/revoke.js, the flows enabled here). */
+const GRANT_MODELS = ['AccessToken', 'AuthorizationCode', 'RefreshToken'] as const
+
+const recordKey = (model: string, id: string) => `oidc:${model}:${id}`
+const grantIndex = (model: string, grantId: string) => `oidc:${model}:grant:${grantId}`
+
+/** Deletes every record of `model` issued under a grant, and the grant's index of them. */
+async function revokeModelByGrant(store: Store, model: string, grantId: string): Promise<void> {
+  const ids = await store.smembers(grantIndex(model, grantId))
+  await store.del([...ids.map((id) => recordKey(model, id)), grantIndex(model, grantId)])
+}
+
+/**
+ * Revokes a grant in the store, on every replica at once: its codes and tokens, then the grant
+ * itself, so a token saved by a request still in flight finds no grant and is refused.
+ */
+export async function revokeGrantRecords(store: Store, grantId: string): Promise<void> {
+  await Promise.all(GRANT_MODELS.map((model) => revokeModelByGrant(store, model, grantId)))
+  await store.del([recordKey('Grant', grantId)])
+}
 
 /**
  * oidc-provider's storage over the shared Store, so a user who logs in through one replica
@@ -25,7 +46,8 @@ export const CLIENTS_SET = 'broker:clients'
  * between the two it may look the account up (an upstream re-check), so two concurrent uses
  * of one refresh token could both pass. Here the first `consume` wins (set-if-absent) and the
  * second revokes the grant and fails with invalid_grant: reuse is detected however the uses
- * interleave, on any replica.
+ * interleave, on any replica. oidc-provider revokes the grant only when it sees `consumed`
+ * itself; when the adapter's `consume` refuses, the grant is revoked here.
  */
 export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
   const { store } = o
@@ -33,7 +55,7 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
     constructor(private readonly name: string) {}
 
     private key(id: string): string {
-      return `oidc:${this.name}:${id}`
+      return recordKey(this.name, id)
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
@@ -41,7 +63,7 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
       const ttlMs = ttl > 0 ? ttl * 1000 : undefined
       await store.set(this.key(id), JSON.stringify(payload), { ttlMs })
       if (this.name === 'Client') await store.sadd(CLIENTS_SET, id)
-      if (payload.grantId) await store.sadd(`oidc:${this.name}:grant:${payload.grantId}`, id, ttlMs)
+      if (payload.grantId) await store.sadd(grantIndex(this.name, payload.grantId), id, ttlMs)
       if (payload.uid) await store.set(`oidc:${this.name}:uid:${payload.uid}`, id, { ttlMs })
     }
 
@@ -70,10 +92,12 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
     async consume(id: string): Promise<void> {
       const won = await store.set(`${this.key(id)}:consumed`, String(Math.floor(Date.now() / 1000)), { ifAbsent: true, ttlMs: o.consumedTtl * 1000 })
       if (won) return
-      // Another request consumed it first (a replay, or a race between replicas).
+      // Another request consumed it first (a replay, or a race between replicas): RFC 9700
+      // §4.14.2, the grant ends, whichever request got there first.
       const value = await store.get(this.key(id))
-      const grantId = value === undefined ? undefined : (JSON.parse(value) as AdapterPayload).grantId
-      await o.onReuse(this.name, grantId)
+      const payload = value === undefined ? undefined : (JSON.parse(value) as AdapterPayload)
+      if (payload?.grantId) await revokeGrantRecords(store, payload.grantId)
+      await o.onReuse(this.name, payload?.grantId, payload?.accountId)
       throw o.reused()
     }
 
@@ -86,9 +110,7 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      const set = `oidc:${this.name}:grant:${grantId}`
-      const ids = await store.smembers(set)
-      await store.del([...ids.map((id) => this.key(id)), set])
+      await revokeModelByGrant(store, this.name, grantId)
     }
   }
 }
