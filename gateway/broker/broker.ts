@@ -4,7 +4,7 @@ import { Hono, type Context } from 'hono'
 import type Provider from 'oidc-provider'
 import type { Logger } from 'pino'
 import type { Resources } from '../auth/resources.js'
-import { ConfigError } from '../config/errors.js'
+import { ConfigError, type ConfigProblem } from '../config/errors.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { SecretRef } from '../config/secrets.js'
 import type { AuditLog } from '../observability/audit.js'
@@ -59,9 +59,7 @@ export async function startBroker(o: {
   const { config, issuer, log } = o
   const broker = config.auth.broker!
   const shared = config.store.kind !== 'memory'
-  if (shared && o.keys.generated) {
-    throw new ConfigError([{ file: 'configuration', path: 'auth.broker.signingKeys', message: 'required with a shared store (several replicas must sign and verify with the same keys); set signingKeys and cookieKeys' }])
-  }
+  if (shared) requireSharedKeys(config)
   const sealer = sealerFor(config, o.readSecret, shared)
   const callback = `${issuer.replace(/\/$/, '')}${UPSTREAM_CALLBACK_PATH}`
   const upstream: Upstream = await createUpstream(broker.upstream, {
@@ -134,6 +132,22 @@ export async function startBroker(o: {
       await cimdFetch.close()
     },
   }
+}
+
+/**
+ * With a shared store every replica must sign and verify tokens, cookies and sealed values
+ * alike: keys generated at start would differ between replicas. Names every missing one at once.
+ * @throws ConfigError
+ */
+function requireSharedKeys(config: GatewayConfig): void {
+  const broker = config.auth.broker!
+  const missing = (path: string, why: string): ConfigProblem => ({ file: 'configuration', path, message: `required with a shared store: ${why}` })
+  const problems = [
+    broker.signingKeys === undefined && missing('auth.broker.signingKeys', 'every replica signs and verifies the broker\'s tokens with these keys (a private JWKS)'),
+    broker.cookieKeys === undefined && missing('auth.broker.cookieKeys', 'every replica verifies the browser cookies the others signed (a JSON list of strings of 32 characters or more)'),
+    config.secrets === undefined && missing('secrets', 'upstream tokens are sealed at rest with these keys, and every replica opens them'),
+  ].filter((p): p is ConfigProblem => p !== false)
+  if (problems.length > 0) throw new ConfigError(problems)
 }
 
 /**

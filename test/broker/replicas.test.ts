@@ -346,6 +346,16 @@ describe('a Redis store without shared keys', { skip: NO_REDIS }, () => {
     { name: 'no signing keys', edit: (r) => delete r.auth.broker.signingKeys, path: /auth\.broker\.signingKeys/, message: /shared store/ },
     { name: 'no cookie keys', edit: (r) => delete r.auth.broker.cookieKeys, path: /auth\.broker\.cookieKeys/, message: /shared store/ },
     { name: 'no sealing keys', edit: (r) => delete r.secrets, path: /secrets/, message: /shared store/ },
+    {
+      name: 'none of them',
+      edit: (r) => {
+        delete r.auth.broker.signingKeys
+        delete r.auth.broker.cookieKeys
+        delete r.secrets
+      },
+      path: /auth\.broker\.signingKeys: [^\n]*\n\s*configuration: auth\.broker\.cookieKeys: [^\n]*\n\s*configuration: secrets: /,
+      message: /shared store/,
+    },
   ]
   for (const c of cases) {
     it(`${c.name}: start-up is refused, naming what is missing`, async () => {
