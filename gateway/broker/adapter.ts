@@ -39,6 +39,20 @@ export async function revokeGrantRecords(store: Store, grantId: string): Promise
 }
 
 /**
+ * Forgets the clients whose registration expired unused (their record expires; their place in
+ * {@link CLIENTS_SET} cannot, and no one looks an abandoned client up again), and resolves how
+ * many are left. One read of every record: worth it only when the cap seems reached.
+ */
+export async function pruneClients(store: Store): Promise<number> {
+  const ids = await store.smembers(CLIENTS_SET)
+  const records = ids.length === 0 ? [] : await store.getMany(ids.map((id) => recordKey('Client', id)))
+  // A registration writes its record before it joins the set, so a member without one is gone.
+  const gone = ids.filter((_, i) => records[i] === undefined)
+  for (const id of gone) await store.srem(CLIENTS_SET, id)
+  return ids.length - gone.length
+}
+
+/**
  * oidc-provider's storage over the shared Store, so a user who logs in through one replica
  * refreshes through another. One instance per model (`Grant`, `RefreshToken`, `Client`, …).
  *

@@ -13,6 +13,7 @@ import { withLock } from '../store/lock.js'
 import { createSealer, sealerFromConfig, type Sealer } from '../store/sealed.js'
 import type { Store } from '../store/store.js'
 import { Accounts } from './accounts.js'
+import { pruneClients } from './adapter.js'
 import { createCimdFetch, type CimdFetch } from './cimd-fetch.js'
 import { clientPolicy } from './client-policy.js'
 import { mountInteractions, UPSTREAM_CALLBACK_PATH } from './interactions.js'
@@ -118,6 +119,7 @@ export async function startBroker(o: {
     maxBodyBytes: broker.registration.maxBodyBytes,
     maxClients: broker.registration.maxClients,
     perAddressPerMinute: broker.registration.perAddressPerMinute,
+    recount: () => pruneClients(o.store),
     peer: o.peer,
   }))
   mountProvider(routes, provider, issuer)

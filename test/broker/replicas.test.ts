@@ -339,6 +339,35 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
   })
 })
 
+describe('the client cap, counted in Redis by both replicas', { skip: NO_REDIS }, () => {
+  before(async () => {
+    s = await startBrokerReplicas({ broker: { registration: { maxClients: 2 } } })
+  })
+  after(() => s?.close())
+
+  it('the cap holds across replicas, and clients that expired unused no longer count', async () => {
+    await register('a')
+    await register('b')
+    const full = await call('b', '/register', { json: { client_name: 'third', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' } })
+    assert.equal(full.status, 429, full.text)
+    assert.equal(full.json.error, 'too_many_clients')
+    // Both registrations expire unused, as after registration.unusedTtl: Redis deletes a key
+    // whose expiry time is past. Their places in the cap are free again.
+    const client = await redisClient()
+    try {
+      const records = (await keys()).filter((k) => k.key.startsWith('oidc:Client:'))
+      assert.equal(records.length, 2)
+      for (const r of records) assert.equal(await client.pExpireAt(`${s.keyPrefix}${r.key}`, 1), 1)
+    } finally {
+      client.destroy()
+    }
+    const again = await call('a', '/register', { json: { client_name: 'third', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' } })
+    assert.equal(again.status, 201, again.text)
+    const index = (await keys()).find((k) => k.key === 'broker:clients')!
+    assert.deepEqual(index.values, [again.json.client_id], 'the index holds only the live client')
+  })
+})
+
 describe('a Redis store without shared keys', { skip: NO_REDIS }, () => {
   before(async () => {
     s = await startBrokerReplicas()
