@@ -267,8 +267,10 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
 
   it('a login whose every request goes to the other replica than the one before still completes', async () => {
     const client = await register('b')
+    const hits = { ...s.router.hits }
     const { code, verifier, visits } = await authorize({ client, mode: 'alternate', jar: new Map() })
-    assert.ok(visits.length >= 6, 'consent, upstream and back: several hops on both replicas')
+    assert.ok(visits.length >= 6, 'consent, upstream and back: several hops')
+    assert.ok(s.router.hits.a - hits.a >= 3 && s.router.hits.b - hits.b >= 3, 'on both replicas')
     const res = await exchange('a', client, code, verifier)
     assert.equal(res.status, 200, res.text)
   })
@@ -336,6 +338,35 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
     assert.equal(res.json.access_token, undefined)
     const again = await refresh('a', client, rt)
     assert.equal(again.status, 200, again.text)
+  })
+})
+
+describe('upstream re-checks at every refresh, on both replicas at once', { skip: NO_REDIS }, () => {
+  before(async () => {
+    s = await startBrokerReplicas({ upstream: { recheckInterval: 0 } })
+  })
+  after(() => s?.close())
+
+  it("one user's refreshes at A and B at once re-check upstream one at a time: its rotating refresh token is never used twice", async () => {
+    // Two clients of one user (one browser: the second login needs no upstream trip).
+    const jar = new Map<string, string>()
+    const first = await register('a')
+    const second = await register('b')
+    let one = (await loggedIn(first, jar)).refresh
+    const next = await authorize({ client: second, mode: 'b', jar })
+    const exchanged = await exchange('a', second, next.code, next.verifier)
+    assert.equal(exchanged.status, 200, exchanged.text)
+    let two = exchanged.json.refresh_token!
+    const rounds = 8
+    const before = s.idp.counts.token
+    for (let round = 0; round < rounds; round++) {
+      const [a, b] = await Promise.all([refresh('a', first, one), refresh('b', second, two)])
+      assert.equal(a.status, 200, `round ${round}, A: ${a.text}`)
+      assert.equal(b.status, 200, `round ${round}, B: ${b.text}`)
+      one = a.json.refresh_token!
+      two = b.json.refresh_token!
+    }
+    assert.equal(s.idp.counts.token - before, 2 * rounds, 'one upstream refresh per refresh, none refused')
   })
 })
 

@@ -62,7 +62,7 @@ export interface BrokerReplicas {
  * Starts redis-server (with an append-only file, so a stopped Redis comes back with its data),
  * an Entra-like upstream, the router, and replicas `a` and `b`.
  */
-export async function startBrokerReplicas(o: { broker?: Record<string, unknown> } = {}): Promise<BrokerReplicas> {
+export async function startBrokerReplicas(o: { broker?: Record<string, unknown>; upstream?: Record<string, unknown> } = {}): Promise<BrokerReplicas> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-replicas-'))
   writeFileSync(join(dir, 'policy.yaml'), BROKER_POLICY)
   const redis = await startRedis({ persist: true })
@@ -94,7 +94,7 @@ export async function startBrokerReplicas(o: { broker?: Record<string, unknown> 
     replicaId: id,
     auth: {
       broker: {
-        upstream: { issuer: idp.issuer, clientId: 'mcp-edge-entra-basic', clientSecret: { env: env.upstreamSecret }, roleClaims: ['roles'], subjectClaim: 'oid' },
+        upstream: { issuer: idp.issuer, clientId: 'mcp-edge-entra-basic', clientSecret: { env: env.upstreamSecret }, roleClaims: ['roles'], subjectClaim: 'oid', ...o.upstream },
         signingKeys: { env: env.signingKeys },
         cookieKeys: { env: env.cookieKeys },
         ...o.broker,
