@@ -234,6 +234,21 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
     }
   })
 
+  it('the same code at A and B at once: exactly one exchange wins, and the grant it gave is revoked', async () => {
+    const client = await register('b')
+    const jar = new Map<string, string>()
+    for (let round = 0; round < 6; round++) {
+      const { code, verifier } = await authorize({ client, mode: round % 2 === 0 ? 'a' : 'b', jar })
+      const [a, b] = await Promise.all([exchange('a', client, code, verifier), exchange('b', client, code, verifier)])
+      assert.deepEqual([a.status, b.status].sort(), [200, 400], `round ${round}: ${a.text} | ${b.text}`)
+      const won = a.status === 200 ? a : b
+      assert.equal((a.status === 200 ? b : a).json.error, 'invalid_grant')
+      // RFC 6749 §4.1.2: tokens issued from a code used twice are revoked.
+      const res = await refresh('a', client, won.json.refresh_token!)
+      assert.equal(res.status, 400, `round ${round}: ${res.text}`)
+    }
+  })
+
   it("a browser's session and remembered consent work on the other replica", async () => {
     const client = await register('a', { web: true })
     const jar = new Map<string, string>()
