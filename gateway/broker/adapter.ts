@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Adapter, AdapterPayload } from 'oidc-provider'
 import type { Store } from '../store/store.js'
 
@@ -20,13 +21,28 @@ export const CLIENTS_SET = 'broker:clients'
 /** The models whose records belong to a grant and end with it (oidc-provider's helpers/revoke.js, the flows enabled here). */
 const GRANT_MODELS = ['AccessToken', 'AuthorizationCode', 'RefreshToken'] as const
 
-const recordKey = (model: string, id: string) => `oidc:${model}:${id}`
+/**
+ * Models whose id is a credential a client presents (a refresh token, a code, an opaque access
+ * token): stored under a SHA-256 of it and without it in the payload (`jti`), so a copy of the
+ * store (a dump, a backup, a Redis replica) holds none that could be used. The other ids are
+ * public (clients), name nothing usable (grants), or need a signed cookie too (sessions,
+ * interactions).
+ */
+const CREDENTIALS: ReadonlySet<string> = new Set(GRANT_MODELS)
+
+/** The name a record is stored under. */
+function storedName(model: string, id: string): string {
+  return CREDENTIALS.has(model) ? createHash('sha256').update(id).digest('base64url') : id
+}
+
+const recordKey = (model: string, stored: string) => `oidc:${model}:${stored}`
+const keyOf = (model: string, id: string) => recordKey(model, storedName(model, id))
 const grantIndex = (model: string, grantId: string) => `oidc:${model}:grant:${grantId}`
 
-/** Deletes every record of `model` issued under a grant, and the grant's index of them. */
+/** Deletes every record of `model` issued under a grant, and the grant's index of them (stored names). */
 async function revokeModelByGrant(store: Store, model: string, grantId: string): Promise<void> {
-  const ids = await store.smembers(grantIndex(model, grantId))
-  await store.del([...ids.map((id) => recordKey(model, id)), grantIndex(model, grantId)])
+  const names = await store.smembers(grantIndex(model, grantId))
+  await store.del([...names.map((name) => recordKey(model, name)), grantIndex(model, grantId)])
 }
 
 /**
@@ -35,7 +51,7 @@ async function revokeModelByGrant(store: Store, model: string, grantId: string):
  */
 export async function revokeGrantRecords(store: Store, grantId: string): Promise<void> {
   await Promise.all(GRANT_MODELS.map((model) => revokeModelByGrant(store, model, grantId)))
-  await store.del([recordKey('Grant', grantId)])
+  await store.del([keyOf('Grant', grantId)])
 }
 
 /**
@@ -45,7 +61,7 @@ export async function revokeGrantRecords(store: Store, grantId: string): Promise
  */
 export async function pruneClients(store: Store): Promise<number> {
   const ids = await store.smembers(CLIENTS_SET)
-  const records = ids.length === 0 ? [] : await store.getMany(ids.map((id) => recordKey('Client', id)))
+  const records = ids.length === 0 ? [] : await store.getMany(ids.map((id) => keyOf('Client', id)))
   // A registration writes its record before it joins the set, so a member without one is gone.
   const gone = ids.filter((_, i) => records[i] === undefined)
   for (const id of gone) await store.srem(CLIENTS_SET, id)
@@ -69,33 +85,41 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
     constructor(private readonly name: string) {}
 
     private key(id: string): string {
-      return recordKey(this.name, id)
+      return keyOf(this.name, id)
+    }
+
+    /** The record under `key`, with its id (when known) and consumed mark. */
+    private async read(key: string, id?: string): Promise<AdapterPayload | undefined> {
+      const [value, consumed] = await store.getMany([key, `${key}:consumed`])
+      if (value === undefined) return undefined
+      const payload = JSON.parse(value) as AdapterPayload
+      if (id !== undefined && CREDENTIALS.has(this.name)) payload.jti = id
+      return consumed === undefined ? payload : { ...payload, consumed: Number(consumed) }
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       const ttl = this.name === 'Client' ? o.clientTtl : expiresIn
       const ttlMs = ttl > 0 ? ttl * 1000 : undefined
-      await store.set(this.key(id), JSON.stringify(payload), { ttlMs })
+      const { jti: _jti, ...rest } = payload
+      await store.set(this.key(id), JSON.stringify(CREDENTIALS.has(this.name) ? rest : payload), { ttlMs })
       if (this.name === 'Client') await store.sadd(CLIENTS_SET, id)
-      if (payload.grantId) await store.sadd(grantIndex(this.name, payload.grantId), id, ttlMs)
-      if (payload.uid) await store.set(`oidc:${this.name}:uid:${payload.uid}`, id, { ttlMs })
+      if (payload.grantId) await store.sadd(grantIndex(this.name, payload.grantId), storedName(this.name, id), ttlMs)
+      if (payload.uid) await store.set(`oidc:${this.name}:uid:${payload.uid}`, storedName(this.name, id), { ttlMs })
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
-      const [value, consumed] = await store.getMany([this.key(id), `${this.key(id)}:consumed`])
-      if (value === undefined) {
-        if (this.name === 'Client') await store.srem(CLIENTS_SET, id)
-        return undefined
+      const payload = await this.read(this.key(id), id)
+      if (this.name === 'Client') {
+        // An unused registration expires; a used one lives on.
+        if (payload === undefined) await store.srem(CLIENTS_SET, id)
+        else await store.expire(this.key(id), o.clientTtl * 1000)
       }
-      // An unused registration expires; a used one lives on.
-      if (this.name === 'Client') await store.expire(this.key(id), o.clientTtl * 1000)
-      const payload = JSON.parse(value) as AdapterPayload
-      return consumed === undefined ? payload : { ...payload, consumed: Number(consumed) }
+      return payload
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      const id = await store.get(`oidc:${this.name}:uid:${uid}`)
-      return id === undefined ? undefined : this.find(id)
+      const stored = await store.get(`oidc:${this.name}:uid:${uid}`)
+      return stored === undefined ? undefined : this.read(recordKey(this.name, stored))
     }
 
     async findByUserCode(): Promise<undefined> {

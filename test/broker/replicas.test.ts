@@ -132,7 +132,8 @@ async function keys(): Promise<{ key: string; type: string; ttl: number; values:
 
 /** The grant a refresh token belongs to, read from Redis. */
 async function grantOf(refreshToken: string): Promise<string> {
-  const found = (await keys()).find((k) => k.key === `oidc:RefreshToken:${refreshToken}`)
+  const stored = createHash('sha256').update(refreshToken).digest('base64url')
+  const found = (await keys()).find((k) => k.key === `oidc:RefreshToken:${stored}`)
   assert.ok(found, 'the refresh token is in Redis')
   return (JSON.parse(found.values[0]!) as { grantId: string }).grantId
 }
@@ -310,6 +311,16 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
           assert.ok(!k.values.some((v) => v.includes(part)), `${k.key} holds part of an upstream token`)
         }
       }
+    }
+    // The broker's own refresh tokens are bearer credentials of a public client: a copy of the
+    // store (a dump, a backup, a Redis replica) must not hold one it could use.
+    const { refresh: rt } = await loggedIn(client)
+    const rotated = await refresh('a', client, rt)
+    assert.equal(rotated.status, 200, rotated.text)
+    const now = await keys()
+    for (const token of [rt, rotated.json.refresh_token!]) {
+      const holders = now.filter((k) => k.key.includes(token) || k.values.some((v) => v.includes(token))).map((k) => k.key.replace(token, '<token>'))
+      assert.deepEqual(holders, [], 'keys naming or holding a refresh token')
     }
     const forever = all.filter((k) => k.ttl < 0).map((k) => k.key)
     // The index of registered clients: its size is the client count; members leave as clients expire.
