@@ -1,10 +1,12 @@
 // Two gateway replicas sharing a real Redis (redis-server started here, on a loopback port),
 // behind one public URL: a client registered on one is known on the other; a login on A gives
 // a code B exchanges; refresh tokens rotate across replicas, and a reused one (on either, or
-// the same one at both at once) revokes the grant on both; a browser's session and remembered
-// consent carry over; an access token of one is accepted by the other's MCP endpoint. Upstream
-// tokens in Redis are sealed and every key expires. Missing keys refuse start-up; Redis down
-// during a refresh is a clean error, and the next refresh after it is back works.
+// the same one at both at once; a code too) revokes the grant on both; a browser's session and
+// remembered consent carry over; an access token of one is accepted by the other's MCP
+// endpoint; one user's upstream re-checks take turns. Redis holds upstream tokens sealed, the
+// broker's own only as digests, and every key expires but the client index, whose expired
+// members leave the client cap. Missing keys refuse start-up; Redis down or stalled during a
+// refresh is a clean error, and the refresh token still works once it is back.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
@@ -291,7 +293,7 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
     assert.equal(res.status, 200, res.text)
   })
 
-  it('upstream tokens in Redis are sealed, and every key expires except the client index', async () => {
+  it("upstream tokens in Redis are sealed, the broker's own are not there, and every key expires but the client index", async () => {
     let upstream: Record<string, unknown> | undefined
     s.idp.knobs.tamperToken = (body) => (upstream = body)
     const client = await register('a')
