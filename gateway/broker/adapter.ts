@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Adapter, AdapterPayload } from 'oidc-provider'
 import type { Store } from '../store/store.js'
 
@@ -8,14 +9,64 @@ export interface AdapterOptions {
   clientTtl: number
   /** How long a consumed marker outlives its token at most, in s (refresh tokens' lifetime). */
   consumedTtl: number
-  /** Called when a second use of a code or refresh token is seen: the grant must be revoked. */
-  onReuse: (model: string, grantId: string | undefined) => Promise<void>
+  /** Told when a second use of a code or refresh token was seen and its grant revoked (log, audit). */
+  onReuse: (model: string, grantId: string | undefined, accountId: string | undefined) => Promise<void>
   /** oidc-provider's error a reused token becomes (errors.InvalidGrant). */
   reused: () => Error
 }
 
 /** The set of every registered (DCR) client id: its size is the client count. */
 export const CLIENTS_SET = 'broker:clients'
+
+/** The models whose records belong to a grant and end with it (oidc-provider's helpers/revoke.js, the flows enabled here). */
+const GRANT_MODELS = ['AccessToken', 'AuthorizationCode', 'RefreshToken'] as const
+
+/**
+ * Models whose id is a credential a client presents (a refresh token, a code, an opaque access
+ * token): stored under a SHA-256 of it and without it in the payload (`jti`), so a copy of the
+ * store (a dump, a backup, a Redis replica) holds none that could be used. The other ids are
+ * public (clients), name nothing usable (grants), or need a signed cookie too (sessions,
+ * interactions).
+ */
+const CREDENTIALS: ReadonlySet<string> = new Set(GRANT_MODELS)
+
+/** The name a record is stored under. */
+function storedName(model: string, id: string): string {
+  return CREDENTIALS.has(model) ? createHash('sha256').update(id).digest('base64url') : id
+}
+
+const recordKey = (model: string, stored: string) => `oidc:${model}:${stored}`
+const keyOf = (model: string, id: string) => recordKey(model, storedName(model, id))
+const grantIndex = (model: string, grantId: string) => `oidc:${model}:grant:${grantId}`
+
+/** Deletes every record of `model` issued under a grant, and the grant's index of them (stored names). */
+async function revokeModelByGrant(store: Store, model: string, grantId: string): Promise<void> {
+  const names = await store.smembers(grantIndex(model, grantId))
+  await store.del([...names.map((name) => recordKey(model, name)), grantIndex(model, grantId)])
+}
+
+/**
+ * Revokes a grant in the store, on every replica at once: its codes and tokens, then the grant
+ * itself, so a token saved by a request still in flight finds no grant and is refused.
+ */
+export async function revokeGrantRecords(store: Store, grantId: string): Promise<void> {
+  await Promise.all(GRANT_MODELS.map((model) => revokeModelByGrant(store, model, grantId)))
+  await store.del([keyOf('Grant', grantId)])
+}
+
+/**
+ * Forgets the clients whose registration expired unused (their record expires; their place in
+ * {@link CLIENTS_SET} cannot, and no one looks an abandoned client up again), and resolves how
+ * many are left. One read of every record: worth it only when the cap seems reached.
+ */
+export async function pruneClients(store: Store): Promise<number> {
+  const ids = await store.smembers(CLIENTS_SET)
+  const records = ids.length === 0 ? [] : await store.getMany(ids.map((id) => keyOf('Client', id)))
+  // A registration writes its record before it joins the set, so a member without one is gone.
+  const gone = ids.filter((_, i) => records[i] === undefined)
+  for (const id of gone) await store.srem(CLIENTS_SET, id)
+  return ids.length - gone.length
+}
 
 /**
  * oidc-provider's storage over the shared Store, so a user who logs in through one replica
@@ -25,7 +76,8 @@ export const CLIENTS_SET = 'broker:clients'
  * between the two it may look the account up (an upstream re-check), so two concurrent uses
  * of one refresh token could both pass. Here the first `consume` wins (set-if-absent) and the
  * second revokes the grant and fails with invalid_grant: reuse is detected however the uses
- * interleave, on any replica.
+ * interleave, on any replica. oidc-provider revokes the grant only when it sees `consumed`
+ * itself; when the adapter's `consume` refuses, the grant is revoked here.
  */
 export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
   const { store } = o
@@ -33,33 +85,41 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
     constructor(private readonly name: string) {}
 
     private key(id: string): string {
-      return `oidc:${this.name}:${id}`
+      return keyOf(this.name, id)
+    }
+
+    /** The record under `key`, with its id (when known) and consumed mark. */
+    private async read(key: string, id?: string): Promise<AdapterPayload | undefined> {
+      const [value, consumed] = await store.getMany([key, `${key}:consumed`])
+      if (value === undefined) return undefined
+      const payload = JSON.parse(value) as AdapterPayload
+      if (id !== undefined && CREDENTIALS.has(this.name)) payload.jti = id
+      return consumed === undefined ? payload : { ...payload, consumed: Number(consumed) }
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       const ttl = this.name === 'Client' ? o.clientTtl : expiresIn
       const ttlMs = ttl > 0 ? ttl * 1000 : undefined
-      await store.set(this.key(id), JSON.stringify(payload), { ttlMs })
+      const { jti: _jti, ...rest } = payload
+      await store.set(this.key(id), JSON.stringify(CREDENTIALS.has(this.name) ? rest : payload), { ttlMs })
       if (this.name === 'Client') await store.sadd(CLIENTS_SET, id)
-      if (payload.grantId) await store.sadd(`oidc:${this.name}:grant:${payload.grantId}`, id, ttlMs)
-      if (payload.uid) await store.set(`oidc:${this.name}:uid:${payload.uid}`, id, { ttlMs })
+      if (payload.grantId) await store.sadd(grantIndex(this.name, payload.grantId), storedName(this.name, id), ttlMs)
+      if (payload.uid) await store.set(`oidc:${this.name}:uid:${payload.uid}`, storedName(this.name, id), { ttlMs })
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
-      const [value, consumed] = await store.getMany([this.key(id), `${this.key(id)}:consumed`])
-      if (value === undefined) {
-        if (this.name === 'Client') await store.srem(CLIENTS_SET, id)
-        return undefined
+      const payload = await this.read(this.key(id), id)
+      if (this.name === 'Client') {
+        // An unused registration expires; a used one lives on.
+        if (payload === undefined) await store.srem(CLIENTS_SET, id)
+        else await store.expire(this.key(id), o.clientTtl * 1000)
       }
-      // An unused registration expires; a used one lives on.
-      if (this.name === 'Client') await store.expire(this.key(id), o.clientTtl * 1000)
-      const payload = JSON.parse(value) as AdapterPayload
-      return consumed === undefined ? payload : { ...payload, consumed: Number(consumed) }
+      return payload
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      const id = await store.get(`oidc:${this.name}:uid:${uid}`)
-      return id === undefined ? undefined : this.find(id)
+      const stored = await store.get(`oidc:${this.name}:uid:${uid}`)
+      return stored === undefined ? undefined : this.read(recordKey(this.name, stored))
     }
 
     async findByUserCode(): Promise<undefined> {
@@ -70,10 +130,12 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
     async consume(id: string): Promise<void> {
       const won = await store.set(`${this.key(id)}:consumed`, String(Math.floor(Date.now() / 1000)), { ifAbsent: true, ttlMs: o.consumedTtl * 1000 })
       if (won) return
-      // Another request consumed it first (a replay, or a race between replicas).
+      // Another request consumed it first (a replay, or a race between replicas): RFC 9700
+      // §4.14.2, the grant ends, whichever request got there first.
       const value = await store.get(this.key(id))
-      const grantId = value === undefined ? undefined : (JSON.parse(value) as AdapterPayload).grantId
-      await o.onReuse(this.name, grantId)
+      const payload = value === undefined ? undefined : (JSON.parse(value) as AdapterPayload)
+      if (payload?.grantId) await revokeGrantRecords(store, payload.grantId)
+      await o.onReuse(this.name, payload?.grantId, payload?.accountId)
       throw o.reused()
     }
 
@@ -86,9 +148,7 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      const set = `oidc:${this.name}:grant:${grantId}`
-      const ids = await store.smembers(set)
-      await store.del([...ids.map((id) => this.key(id)), set])
+      await revokeModelByGrant(store, this.name, grantId)
     }
   }
 }

@@ -4,7 +4,7 @@ import { Hono, type Context } from 'hono'
 import type Provider from 'oidc-provider'
 import type { Logger } from 'pino'
 import type { Resources } from '../auth/resources.js'
-import { ConfigError } from '../config/errors.js'
+import { ConfigError, type ConfigProblem } from '../config/errors.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { SecretRef } from '../config/secrets.js'
 import type { AuditLog } from '../observability/audit.js'
@@ -13,6 +13,7 @@ import { withLock } from '../store/lock.js'
 import { createSealer, sealerFromConfig, type Sealer } from '../store/sealed.js'
 import type { Store } from '../store/store.js'
 import { Accounts } from './accounts.js'
+import { pruneClients } from './adapter.js'
 import { createCimdFetch, type CimdFetch } from './cimd-fetch.js'
 import { clientPolicy } from './client-policy.js'
 import { mountInteractions, UPSTREAM_CALLBACK_PATH } from './interactions.js'
@@ -59,9 +60,7 @@ export async function startBroker(o: {
   const { config, issuer, log } = o
   const broker = config.auth.broker!
   const shared = config.store.kind !== 'memory'
-  if (shared && o.keys.generated) {
-    throw new ConfigError([{ file: 'configuration', path: 'auth.broker.signingKeys', message: 'required with a shared store (several replicas must sign and verify with the same keys); set signingKeys and cookieKeys' }])
-  }
+  if (shared) requireSharedKeys(config)
   const sealer = sealerFor(config, o.readSecret, shared)
   const callback = `${issuer.replace(/\/$/, '')}${UPSTREAM_CALLBACK_PATH}`
   const upstream: Upstream = await createUpstream(broker.upstream, {
@@ -120,6 +119,7 @@ export async function startBroker(o: {
     maxBodyBytes: broker.registration.maxBodyBytes,
     maxClients: broker.registration.maxClients,
     perAddressPerMinute: broker.registration.perAddressPerMinute,
+    recount: () => pruneClients(o.store),
     peer: o.peer,
   }))
   mountProvider(routes, provider, issuer)
@@ -134,6 +134,22 @@ export async function startBroker(o: {
       await cimdFetch.close()
     },
   }
+}
+
+/**
+ * With a shared store every replica must sign and verify tokens, cookies and sealed values
+ * alike: keys generated at start would differ between replicas. Names every missing one at once.
+ * @throws ConfigError
+ */
+function requireSharedKeys(config: GatewayConfig): void {
+  const broker = config.auth.broker!
+  const missing = (path: string, why: string): ConfigProblem => ({ file: 'configuration', path, message: `required with a shared store: ${why}` })
+  const problems = [
+    broker.signingKeys === undefined && missing('auth.broker.signingKeys', 'every replica signs and verifies the broker\'s tokens with these keys (a private JWKS)'),
+    broker.cookieKeys === undefined && missing('auth.broker.cookieKeys', 'every replica verifies the browser cookies the others signed (a JSON list of strings of 32 characters or more)'),
+    config.secrets === undefined && missing('secrets', 'upstream tokens are sealed at rest with these keys, and every replica opens them'),
+  ].filter((p): p is ConfigProblem => p !== false)
+  if (problems.length > 0) throw new ConfigError(problems)
 }
 
 /**

@@ -77,8 +77,9 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       clientTtl: config.registration.unusedTtl,
       consumedTtl: config.refreshTokenTtl,
       reused: () => new errors.InvalidGrant('grant request is invalid'),
-      onReuse: async (model, grantId) => {
+      onReuse: async (model, grantId, accountId) => {
         d.log.warn({ model, grantId }, 'a code or refresh token was used twice; its grant is revoked')
+        d.onRevoked?.(accountId ?? '', `a ${model === 'RefreshToken' ? 'refresh token' : 'code'} was used twice`)
       },
     }),
     clients: [],

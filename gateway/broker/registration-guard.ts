@@ -24,6 +24,11 @@ export interface RegistrationGuardOptions {
   maxClients: number
   /** Registrations one address (an IPv6 /64) may make per window. */
   perAddressPerMinute: number
+  /**
+   * Recounts the registered clients, forgetting those that expired, when the set says the cap
+   * is reached (the adapter knows which still exist). Without it the set's size is the count.
+   */
+  recount?: () => Promise<number>
   /** The client's address, as the broker trusts it (the socket's, or a trusted proxy's header). */
   peer: (c: Context) => string | undefined
   /** Milliseconds since the epoch; injected by tests. */
@@ -63,8 +68,10 @@ export async function admitRegistration(
     const why = 'too many registrations from this address; retry later'
     throw new RegistrationGuardError('slow_down', why, retryAfterS)
   }
-  // A soft cap: concurrent registrations may each see room for one more.
-  if ((await o.store.scard(BROKER_CLIENTS_SET)) >= o.maxClients) {
+  // A soft cap: concurrent registrations may each see room for one more. Expired clients
+  // leave the set only when recounted, so a full set is recounted before it refuses.
+  const full = (await o.store.scard(BROKER_CLIENTS_SET)) >= o.maxClients
+  if (full && (o.recount === undefined || (await o.recount()) >= o.maxClients)) {
     const why = 'this server holds as many client registrations as it accepts; retry later'
     throw new RegistrationGuardError('too_many_clients', why, DEFAULT_CLIENT_CAP_RETRY_AFTER_S)
   }

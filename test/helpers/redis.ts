@@ -21,7 +21,7 @@ export interface RedisServer {
   url: string
   /** SIGTERM, and wait for it to exit. */
   stop(): Promise<void>
-  /** Starts it again on the same port (empty: nothing is saved); resolves once it answers PING. */
+  /** Starts it again on the same port (empty unless started with `persist`); resolves once it answers PING. */
   start(): Promise<void>
   /** SIGSTOP: connections stay open, nothing answers. */
   pause(): void
@@ -31,11 +31,14 @@ export interface RedisServer {
   close(): Promise<void>
 }
 
-/** Starts redis-server on a free loopback port; resolves once it answers PING. */
-export async function startRedis(o: { password?: string } = {}): Promise<RedisServer> {
+/**
+ * Starts redis-server on a free loopback port; resolves once it answers PING. With `persist`
+ * it keeps an append-only file, so after stop() and start() it holds what it held.
+ */
+export async function startRedis(o: { password?: string; persist?: boolean } = {}): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-redis-'))
   const port = await freePort()
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', o.persist ? 'yes' : 'no',
     '--dir', dir, '--daemonize', 'no', ...(o.password ? ['--requirepass', o.password] : [])]
   let child: ChildProcess | undefined
   let exited: Promise<void> = Promise.resolve()
