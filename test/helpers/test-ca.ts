@@ -7,17 +7,17 @@ import { join } from 'node:path'
 export interface TestCa {
   /** The CA certificate (PEM): what a client trusts. */
   ca: string
-  /** The server's certificate (PEM) for 127.0.0.1 and localhost. */
+  /** The server's certificate (PEM) for its names (default 127.0.0.1 and localhost). */
   cert: string
   /** The server's private key (PEM). */
   key: string
 }
 
 /**
- * Makes a CA and a server certificate (subjectAltName IP:127.0.0.1, DNS:localhost) with
- * openssl, in a temporary folder removed before returning.
+ * Makes a CA and a server certificate with openssl (subjectAltName `names`, by default
+ * IP:127.0.0.1 and DNS:localhost), in a temporary folder removed before returning.
  */
-export function makeTestCa(): TestCa {
+export function makeTestCa(names: string[] = ['IP:127.0.0.1', 'DNS:localhost']): TestCa {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-ca-'))
   const at = (name: string) => join(dir, name)
   const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] })
@@ -25,7 +25,7 @@ export function makeTestCa(): TestCa {
     openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', at('ca.key'), '-out', at('ca.pem'),
       '-days', '2', '-subj', '/CN=mcp-edge test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign')
     openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', at('server.key'), '-out', at('server.csr'), '-subj', '/CN=localhost')
-    writeFileSync(at('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n')
+    writeFileSync(at('ext.cnf'), `subjectAltName=${names.join(',')}\nextendedKeyUsage=serverAuth\n`)
     openssl('x509', '-req', '-in', at('server.csr'), '-CA', at('ca.pem'), '-CAkey', at('ca.key'), '-CAcreateserial', '-out', at('server.pem'),
       '-days', '2', '-extfile', at('ext.cnf'))
     return { ca: readFileSync(at('ca.pem'), 'utf8'), cert: readFileSync(at('server.pem'), 'utf8'), key: readFileSync(at('server.key'), 'utf8') }
