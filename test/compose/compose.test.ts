@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { parse, stringify } from 'yaml'
+import { UPSTREAM_CALLBACK_PATH } from '../../gateway/broker/interactions.js'
 import {
   COMPOSE, COMPOSE_VAR, ROOT, code, compose, dotenvExample, envOf, keycloakResolve, onPath,
   parseDotenv, read, run, service,
@@ -31,7 +32,9 @@ interface Client {
   redirectUris: string[]
   webOrigins: string[]
   attributes?: Record<string, string>
+  protocolMappers?: Mapper[]
   defaultClientScopes: string[]
+  optionalClientScopes?: string[]
 }
 interface User {
   username: string
@@ -55,6 +58,8 @@ interface GatewayYaml {
 }
 
 const MAIN = join(ROOT, 'dist/gateway/main.js')
+/** The realm's client for the gateway's broker. */
+const BROKER_CLIENT = 'mcp-edge-broker'
 const services = compose.services
 const realmText = read('realm-mcp.json')
 const realm = JSON.parse(realmText) as Realm
@@ -225,9 +230,23 @@ describe('issuer and audience agree across Keycloak, the gateway and nginx', () 
     assert.deepEqual(audiences.sort(), expected.sort())
     const holders = realm.clientScopes.filter((s) =>
       s.protocolMappers?.some((m) => m.protocolMapper === 'oidc-audience-mapper'))
-    for (const c of realm.clients) {
+    for (const c of realm.clients.filter((x) => x.clientId !== BROKER_CLIENT)) {
       for (const h of holders) assert.ok(c.defaultClientScopes.includes(h.name), c.clientId)
     }
+  })
+
+  it("the broker's client gets no audience: its Keycloak tokens are never MCP tokens", () => {
+    const c = realm.clients.find((x) => x.clientId === BROKER_CLIENT)!
+    const scopes = [...c.defaultClientScopes, ...(c.optionalClientScopes ?? [])]
+    const mappers = [...scopes.flatMap((n) => realm.clientScopes.find((x) => x.name === n)?.protocolMappers ?? []),
+      ...(c.protocolMappers ?? [])]
+    assert.deepEqual(mappers.filter((m) => m.protocolMapper === 'oidc-audience-mapper'), [])
+  })
+
+  it("the broker client's redirect URI is the gateway's callback on the public URL", () => {
+    const resolved = JSON.parse(keycloakResolve(realmText, kc)) as Realm
+    const c = resolved.clients.find((x) => x.clientId === BROKER_CLIENT)!
+    assert.deepEqual(c.redirectUris, [`${publicUrl}${UPSTREAM_CALLBACK_PATH}`])
   })
 
   it('every ${VAR} of the realm import is in Keycloak\'s environment', () => {
@@ -289,17 +308,33 @@ describe('realm-mcp.json', () => {
     })
   }
 
-  it('has a public client with PKCE S256 for MCP Inspector and loopback redirects', () => {
-    const c = client('mcp-inspector')
+  it('has no public client: MCP clients register with the gateway and sign in through it', () => {
+    const open = realm.clients.filter((c) => c.publicClient || c.directAccessGrantsEnabled)
+    assert.deepEqual(open.map((c) => c.clientId), [])
+    const withLogins = realm.clients.filter((c) => c.standardFlowEnabled)
+    assert.deepEqual(withLogins.map((c) => c.clientId), [BROKER_CLIENT], 'only the broker sends users here')
+  })
+
+  it("has the broker's confidential client: code flow with PKCE S256, its secret from the environment", () => {
+    const c = client(BROKER_CLIENT)
     assert.ok(c)
-    assert.equal(c.publicClient, true)
+    assert.equal(c.publicClient, false)
     assert.equal(c.standardFlowEnabled, true)
     assert.equal(c.directAccessGrantsEnabled, false)
+    assert.equal(c.serviceAccountsEnabled, false)
     assert.equal(c.attributes?.['pkce.code.challenge.method'], 'S256')
-    for (const uri of ['http://localhost:6274/*', 'http://127.0.0.1/*']) {
-      assert.ok(c.redirectUris.includes(uri), uri)
-    }
-    assert.ok(c.webOrigins.includes('http://localhost:6274'))
+    assert.match(c.secret ?? '', isPlaceholder, 'the secret comes from the environment')
+    assert.deepEqual(c.redirectUris, ['${MCP_PUBLIC_URL}/oauth/callback'], 'one exact URI, no wildcard')
+    assert.deepEqual(c.webOrigins, [], 'the gateway calls Keycloak server to server: no CORS')
+  })
+
+  it("puts the realm roles in the broker client's ID token and userinfo", () => {
+    const mapper = client(BROKER_CLIENT)?.protocolMappers?.find((m) => m.protocolMapper === 'oidc-usermodel-realm-role-mapper')
+    assert.ok(mapper)
+    assert.equal(mapper.config['claim.name'], 'realm_access.roles')
+    assert.equal(mapper.config.multivalued, 'true')
+    assert.equal(mapper.config['id.token.claim'], 'true')
+    assert.equal(mapper.config['userinfo.token.claim'], 'true')
   })
 
   it('has a confidential client whose service account holds mcp-tools', () => {
