@@ -7,12 +7,13 @@ import {
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, describe, it } from 'node:test'
+import { after, before, describe, it } from 'node:test'
+import { importJWK, jwtVerify, SignJWT, type JWK } from 'jose'
 import { parse, stringify } from 'yaml'
 import { UPSTREAM_CALLBACK_PATH } from '../../gateway/broker/interactions.js'
 import {
-  COMPOSE, COMPOSE_VAR, ROOT, code, compose, dotenvExample, envOf, keycloakResolve, onPath,
-  parseDotenv, read, run, service,
+  COMPOSE, COMPOSE_VAR, ROOT, SECRET_FILES, code, compose, dotenvExample, envOf, generatedSecrets,
+  keycloakResolve, onPath, parseDotenv, read, run, runSetup, service,
 } from './stack.js'
 
 interface Mapper { protocolMapper: string; config: Record<string, string> }
@@ -444,29 +445,106 @@ describe('compose/setup.sh', () => {
   })
 
   const noOpenssl = !onPath('openssl') && 'openssl is not installed'
-  it('creates .env and the certificate once, then keeps them', { skip: noOpenssl }, async () => {
+  const root = process.getuid?.() === 0
+  describe('run twice in a scratch folder', { skip: noOpenssl }, () => {
     const dir = mkdtempSync(join(scratch, 'setup-'))
-    for (const f of ['setup.sh', '.env.example']) copyFileSync(join(COMPOSE, f), join(dir, f))
-    const first = await run('bash', ['setup.sh'], { cwd: dir })
-    assert.equal(first.code, 0, first.stderr)
-    const env = parseDotenv(readFileSync(join(dir, '.env'), 'utf8'))
-    const secrets = [...dotenvExample].filter(([, v]) => v === '').map(([k]) => k)
-    for (const [k, v] of dotenvExample) {
-      if (v === '') assert.match(env.get(k) ?? '', /^[0-9a-f]{64}$/, `${k} is generated`)
-      else assert.equal(env.get(k), v, `${k} keeps its default`)
-    }
-    assert.equal(new Set(secrets.map((k) => env.get(k))).size, secrets.length, 'all different')
-    if (process.platform !== 'win32') {
-      assert.equal(statSync(join(dir, '.env')).mode & 0o777, 0o600, '.env is private')
-    }
-    const names = ['.env', 'certs/tls.crt', 'certs/tls.key', 'certs/ca.crt']
-    const files = names.map((f) => join(dir, f))
-    const before = files.map((f) => readFileSync(f, 'utf8'))
-    const second = await run('bash', ['setup.sh'], { cwd: dir })
-    assert.equal(second.code, 0, second.stderr)
-    assert.deepEqual(files.map((f) => readFileSync(f, 'utf8')), before, 'nothing replaced')
-    const verify = await run('openssl', ['verify', '-CAfile', files[3]!, files[1]!])
-    assert.equal(verify.code, 0, verify.stderr)
+    const at = (f: string) => join(dir, f)
+    const kept = ['.env', 'certs/tls.crt', 'certs/tls.key', 'certs/ca.crt', ...SECRET_FILES.map((f) => `secrets/${f}`)]
+    let first: Awaited<ReturnType<typeof runSetup>>
+    let second: Awaited<ReturnType<typeof runSetup>>
+    let env: Map<string, string>
+    let firstFiles: string[]
+    before(async () => {
+      first = await runSetup(dir)
+      assert.equal(first.code, 0, first.stderr)
+      env = parseDotenv(readFileSync(at('.env'), 'utf8'))
+      firstFiles = kept.map((f) => readFileSync(at(f), 'utf8'))
+      second = await runSetup(dir)
+      assert.equal(second.code, 0, second.stderr)
+    })
+
+    it('.env: every secret generated and different, every default kept, private', () => {
+      for (const k of generatedSecrets) assert.match(env.get(k) ?? '', /^[0-9a-f]{64}$/, `${k} is generated`)
+      for (const [k, v] of dotenvExample) if (v !== '') assert.equal(env.get(k), v, `${k} keeps its default`)
+      assert.equal(new Set(generatedSecrets.map((k) => env.get(k))).size, generatedSecrets.length, 'all different')
+      assert.equal(statSync(at('.env')).mode & 0o777, 0o600, '.env is private')
+    })
+
+    it('.env: the gateway runs as the owner of secrets/ (the image user when root ran setup.sh)', () => {
+      const self = `${process.getuid!()}:${process.getgid!()}`
+      assert.equal(env.get('MCP_EDGE_USER'), root ? '1000:1000' : self)
+    })
+
+    it('secrets/: private folder, files 0400 owned by MCP_EDGE_USER', () => {
+      assert.equal(statSync(at('secrets')).mode & 0o777, 0o700)
+      const [uid, gid] = env.get('MCP_EDGE_USER')!.split(':').map(Number)
+      for (const f of SECRET_FILES) {
+        const st = statSync(at(`secrets/${f}`))
+        assert.equal(st.mode & 0o777, 0o400, f)
+        assert.deepEqual([st.uid, st.gid], [uid, gid], f)
+      }
+    })
+
+    it("secrets/: the broker's client secret is the one Keycloak imports from .env", () => {
+      const copy = readFileSync(at('secrets/broker-client-secret'), 'utf8')
+      assert.equal(copy, `${env.get('MCP_BROKER_CLIENT_SECRET')}\n`)
+    })
+
+    it('secrets/: a private ES256 JWKS whose public half verifies what the private half signs', async () => {
+      const jwks = JSON.parse(readFileSync(at('secrets/broker-signing-keys.json'), 'utf8')) as { keys: JWK[] }
+      assert.equal(jwks.keys.length, 1)
+      const [k] = jwks.keys
+      assert.deepEqual([k!.kty, k!.crv, k!.alg, k!.use], ['EC', 'P-256', 'ES256', 'sig'])
+      assert.match(k!.kid ?? '', /^es256-[0-9a-f]{16}$/)
+      for (const n of ['x', 'y', 'd'] as const) assert.match(k![n] ?? '', /^[A-Za-z0-9_-]{43}$/, n)
+      const jwt = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'ES256' }).sign(await importJWK(k!, 'ES256'))
+      const { d: _d, ...pub } = k!
+      await jwtVerify(jwt, await importJWK(pub, 'ES256'))
+    })
+
+    it('secrets/: cookie keys and the sealing key in the shapes the gateway reads', () => {
+      const cookies = JSON.parse(readFileSync(at('secrets/broker-cookie-keys.json'), 'utf8')) as unknown
+      assert.ok(Array.isArray(cookies) && cookies.length === 1 && /^[0-9a-f]{64}$/.test(String(cookies[0])))
+      const sealing = JSON.parse(readFileSync(at('secrets/sealing-keys.json'), 'utf8')) as Record<string, string>
+      assert.deepEqual(Object.keys(sealing), ['k1'])
+      assert.equal(Buffer.from(sealing.k1!, 'base64url').length, 32)
+    })
+
+    it('the second run replaces nothing, and the certificate chains to the CA', async () => {
+      assert.deepEqual(kept.map((f) => readFileSync(at(f), 'utf8')), firstFiles)
+      const verify = await run('openssl', ['verify', '-CAfile', at('certs/ca.crt'), at('certs/tls.crt')])
+      assert.equal(verify.code, 0, verify.stderr)
+    })
+
+    it('prints no secret, on either run', () => {
+      const values = [...generatedSecrets.map((k) => env.get(k)!),
+        ...SECRET_FILES.map((f) => readFileSync(at(`secrets/${f}`), 'utf8').trim())]
+      for (const out of [first, second].flatMap((r) => [r.stdout, r.stderr])) {
+        for (const v of values) assert.ok(!out.includes(v), 'a secret value was printed')
+      }
+    })
+
+    it('a new MCP_BROKER_CLIENT_SECRET in .env reaches the gateway\'s copy at the next run', async () => {
+      const text = readFileSync(at('.env'), 'utf8')
+      const rotated = 'f'.repeat(64)
+      writeFileSync(at('.env'), text.replace(/^MCP_BROKER_CLIENT_SECRET=.*$/m, `MCP_BROKER_CLIENT_SECRET=${rotated}`))
+      const third = await runSetup(dir)
+      assert.equal(third.code, 0, third.stderr)
+      assert.equal(readFileSync(at('secrets/broker-client-secret'), 'utf8'), `${rotated}\n`)
+      assert.equal(statSync(at('secrets/broker-client-secret')).mode & 0o777, 0o400)
+      assert.equal(readFileSync(at('secrets/sealing-keys.json'), 'utf8'), firstFiles[kept.indexOf('secrets/sealing-keys.json')])
+    })
+  })
+
+  it('stops when a certificate was brought without the CA that issued it', { skip: noOpenssl }, async () => {
+    const dir = mkdtempSync(join(scratch, 'setup-byo-'))
+    mkdirSync(join(dir, 'certs'))
+    const cert = ['-x509', '-nodes', '-newkey', 'rsa:2048', '-days', '1', '-subj', '/CN=localhost']
+    const made = await run('openssl', ['req', ...cert, '-keyout', join(dir, 'certs/tls.key'), '-out', join(dir, 'certs/tls.crt')])
+    assert.equal(made.code, 0, made.stderr)
+    const res = await runSetup(dir)
+    assert.equal(res.code, 1)
+    assert.match(res.stderr, /certs\/ca\.crt is missing/)
   })
 })
 

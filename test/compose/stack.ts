@@ -1,7 +1,7 @@
 // The files of compose/, parsed, and the two substitutions they rely on: docker compose's
 // `${VAR}` interpolation from .env, and Keycloak's `${VAR}` placeholders in a realm import.
 import { spawn } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { copyFileSync, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
@@ -60,12 +60,20 @@ export function parseDotenv(text: string): Map<string, string> {
   return vars
 }
 
-/** .env.example: an empty value is a secret setup.sh generates. */
+/** .env.example: an empty value is a secret setup.sh generates, or one it derives (DERIVED). */
 export const dotenvExample = parseDotenv(read('.env.example'))
+
+/** Empty in .env.example but not secrets: setup.sh derives them (here: what root would get). */
+export const DERIVED: Record<string, string> = { MCP_EDGE_USER: '1000:1000' }
+
+/** The names of the secrets setup.sh generates into .env. */
+export const generatedSecrets = [...dotenvExample]
+  .filter(([k, v]) => v === '' && !Object.hasOwn(DERIVED, k))
+  .map(([k]) => k)
 
 /** The .env setup.sh would write: the example's defaults, each secret a distinct stand-in. */
 export const stackEnv = new Map(
-  [...dotenvExample].map(([k, v]) => [k, v === '' ? `test-${k.toLowerCase()}` : v]),
+  [...dotenvExample].map(([k, v]) => [k, v !== '' ? v : DERIVED[k] ?? `test-${k.toLowerCase()}`]),
 )
 
 /** ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}. */
@@ -119,4 +127,17 @@ export function run(
 export function onPath(cmd: string): boolean {
   const dirs = (process.env.PATH ?? '').split(':').filter((d) => d !== '')
   return dirs.some((dir) => existsSync(join(dir, cmd)))
+}
+
+/** The secret files setup.sh writes into secrets/, which the gateway reads. */
+export const SECRET_FILES = [
+  'broker-client-secret', 'broker-signing-keys.json', 'broker-cookie-keys.json', 'sealing-keys.json',
+]
+
+/** Runs compose/setup.sh in `dir` (a scratch copy of compose/ with setup.sh and .env.example). */
+export async function runSetup(dir: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  for (const f of ['setup.sh', '.env.example']) {
+    if (!existsSync(join(dir, f))) copyFileSync(join(COMPOSE, f), join(dir, f))
+  }
+  return run('bash', ['setup.sh'], { cwd: dir })
 }
