@@ -11,9 +11,13 @@ import { after, before, describe, it } from 'node:test'
 import { importJWK, jwtVerify, SignJWT, type JWK } from 'jose'
 import { parse, stringify } from 'yaml'
 import { UPSTREAM_CALLBACK_PATH } from '../../gateway/broker/interactions.js'
+import { brokerKeys } from '../../gateway/broker/keys.js'
+import { readSecret } from '../../gateway/config/secrets.js'
+import { sealerFromConfig } from '../../gateway/store/sealed.js'
 import {
   COMPOSE, COMPOSE_VAR, ROOT, SECRET_FILES, code, compose, dotenvExample, envOf, generatedSecrets,
-  keycloakResolve, onPath, parseDotenv, read, run, runSetup, service,
+  interpolate, keycloakResolve, loopbackGateway, onPath, parseDotenv, read, run, runSetup, service,
+  stackEnv, writeSecrets,
 } from './stack.js'
 
 interface Mapper { protocolMapper: string; config: Record<string, string> }
@@ -54,7 +58,15 @@ interface Realm {
 interface GatewayYaml {
   publicUrl: string
   policies: string
-  auth: { issuer: string; jwksUri: string; audience?: string | string[] }
+  auth: {
+    issuer: string
+    jwksUri: string
+    audience?: string | string[]
+    broker: {
+      upstream: { issuer: string; connectTo: string; caFile: string; clientId: string; scopes: string[]; roleClaims: string[] }
+    }
+  }
+  secrets: { active: string }
   servers: Record<string, { command: string; args: string[] }>
 }
 
@@ -192,6 +204,26 @@ describe('docker-compose.yml', () => {
     assert.equal(volumes.filter((v) => v.startsWith('./certs')).length, 2)
     assert.ok(volumes.includes('./nginx.conf:/etc/nginx/conf.d/default.conf:ro'))
   })
+
+  it('runs the gateway as MCP_EDGE_USER, the owner of secrets/ (the image user by default), never root', () => {
+    const user = service('gateway').user ?? ''
+    assert.match(user, /^\$\{MCP_EDGE_USER:\?[^}]+\}$/)
+    assert.match(interpolate(user, stackEnv), /^[1-9][0-9]*:[0-9]+$/)
+  })
+
+  it('gives the gateway, and only the gateway, the secret files setup.sh writes', () => {
+    const files = Object.values(compose.secrets).map((x) => x.file).sort()
+    assert.deepEqual(files, SECRET_FILES.map((f) => `./secrets/${f}`).sort())
+    assert.deepEqual(service('gateway').secrets?.slice().sort(), Object.keys(compose.secrets).sort())
+    for (const [name, x] of Object.entries(services)) if (name !== 'gateway') assert.equal(x.secrets, undefined, name)
+  })
+
+  it("mounts into the gateway the CA the broker trusts (gateway.yaml caFile), and nowhere the CA's key", () => {
+    const volumes = service('gateway').volumes ?? []
+    assert.ok(volumes.includes(`./certs/ca.crt:${gatewayYaml.auth.broker.upstream.caFile}:ro`), volumes.join(', '))
+    assert.deepEqual(volumes.filter((v) => v.startsWith('./certs/')), [`./certs/ca.crt:${gatewayYaml.auth.broker.upstream.caFile}:ro`])
+    for (const x of Object.values(services)) for (const v of x.volumes ?? []) assert.doesNotMatch(v, /ca\.key|^\.\/certs:/, v)
+  })
 })
 
 describe('issuer and audience agree across Keycloak, the gateway and nginx', () => {
@@ -216,6 +248,35 @@ describe('issuer and audience agree across Keycloak, the gateway and nginx', () 
     const keycloakNets = service('keycloak').networks ?? []
     const shared = service('gateway').networks?.filter((n) => keycloakNets.includes(n)) ?? []
     assert.ok(shared.length > 0, 'a shared network')
+  })
+
+  it("the broker's upstream is Keycloak's public issuer, from the environment and by default", () => {
+    assert.equal(gw.get('MCP_EDGE_UPSTREAM_ISSUER'), `${kc.get('KC_HOSTNAME')}/realms/${realm.realm}`)
+    assert.equal(gatewayYaml.auth.broker.upstream.issuer, `${gatewayYaml.publicUrl}/realms/${realm.realm}`)
+  })
+
+  it('the broker reaches that URL through nginx, which serves /realms/ from Keycloak with a certificate of the trusted CA', () => {
+    const { connectTo } = gatewayYaml.auth.broker.upstream
+    assert.equal(connectTo, 'nginx')
+    const shared = service('gateway').networks?.filter((n) => service(connectTo).networks?.includes(n)) ?? []
+    assert.ok(shared.length > 0, 'nginx is on a network of the gateway')
+    assert.match(read('nginx.conf'), /location ~ \^\/\(realms\|[^)]*\)\/ \{\s*proxy_pass http:\/\/keycloak;/)
+    assert.ok(service(connectTo).volumes?.some((v) => v.startsWith('./certs/tls.crt:')), "nginx's certificate, issued by certs/ca.crt")
+    // Plain http would need a loopback connectTo (checked at start-up): the public URL is https.
+    assert.match(dotenvExample.get('MCP_PUBLIC_URL') ?? '', /^https:\/\//)
+  })
+
+  it("the broker signs in with the realm's client: its id, scopes it has, roles where its mapper writes them", () => {
+    const { clientId, scopes, roleClaims } = gatewayYaml.auth.broker.upstream
+    const c = realm.clients.find((x) => x.clientId === clientId)
+    assert.ok(c, `the realm has the client ${clientId}`)
+    assert.equal(clientId, BROKER_CLIENT)
+    // Keycloak answers invalid_scope for a scope that is not the client's.
+    const has = new Set(['openid', ...c.defaultClientScopes, ...(c.optionalClientScopes ?? [])])
+    for (const sc of scopes) assert.ok(has.has(sc), `${sc} is a scope of ${clientId}`)
+    assert.ok(scopes.includes('openid'))
+    const written = (c.protocolMappers ?? []).filter((m) => m.config['id.token.claim'] === 'true').map((m) => m.config['claim.name'])
+    assert.ok(roleClaims.every((r) => written.includes(r)), `${roleClaims.join(', ')} in ${written.join(', ')}`)
   })
 
   it('tokens carry an audience the gateway accepts, for every configured server', () => {
@@ -427,6 +488,21 @@ describe('compose/gateway.yaml', () => {
     })
   }
 
+  it('reads every secret from a file Compose mounts, in the shapes the gateway accepts', async () => {
+    const dir = mkdtempSync(join(scratch, 'secrets-'))
+    writeSecrets(dir, 'client-secret-0123456789')
+    const config = loopbackGateway({ secretsDir: dir })
+    const broker = config.auth.broker!
+    const refs = [broker.upstream.clientSecret, broker.signingKeys, broker.cookieKeys, config.secrets?.keys]
+    for (const ref of refs) assert.ok(ref && 'file' in ref && ref.file.startsWith(`${dir}/`), JSON.stringify(ref))
+    assert.equal(readSecret(broker.upstream.clientSecret!, 'clientSecret'), 'client-secret-0123456789')
+    const keys = await brokerKeys(broker, readSecret)
+    assert.equal(keys.generated, false)
+    assert.equal(keys.alg, 'ES256')
+    assert.ok(sealerFromConfig(config.secrets, readSecret))
+    assert.equal(config.store.kind, 'memory')
+  })
+
   it('starts demo servers that the image holds (WORKDIR /app, dist/ copied)', () => {
     assert.match(dockerfile, /^WORKDIR \/app$/m)
     for (const [name, s] of Object.entries(gatewayYaml.servers)) {
@@ -506,8 +582,16 @@ describe('compose/setup.sh', () => {
       const cookies = JSON.parse(readFileSync(at('secrets/broker-cookie-keys.json'), 'utf8')) as unknown
       assert.ok(Array.isArray(cookies) && cookies.length === 1 && /^[0-9a-f]{64}$/.test(String(cookies[0])))
       const sealing = JSON.parse(readFileSync(at('secrets/sealing-keys.json'), 'utf8')) as Record<string, string>
-      assert.deepEqual(Object.keys(sealing), ['k1'])
-      assert.equal(Buffer.from(sealing.k1!, 'base64url').length, 32)
+      assert.deepEqual(Object.keys(sealing), [gatewayYaml.secrets.active])
+      assert.equal(Buffer.from(sealing[gatewayYaml.secrets.active]!, 'base64url').length, 32)
+    })
+
+    it('secrets/: what the stack\'s gateway.yaml reads, accepted by the gateway', async () => {
+      const config = loopbackGateway({ secretsDir: at('secrets') })
+      const broker = config.auth.broker!
+      assert.equal(readSecret(broker.upstream.clientSecret!, 'clientSecret'), env.get('MCP_BROKER_CLIENT_SECRET'))
+      assert.equal((await brokerKeys(broker, readSecret)).generated, false)
+      assert.ok(sealerFromConfig(config.secrets, readSecret))
     })
 
     it('the second run replaces nothing, and the certificate chains to the CA', async () => {

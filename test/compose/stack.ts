@@ -1,10 +1,13 @@
 // The files of compose/, parsed, and the two substitutions they rely on: docker compose's
 // `${VAR}` interpolation from .env, and Keycloak's `${VAR}` placeholders in a realm import.
 import { spawn } from 'node:child_process'
-import { copyFileSync, existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto'
+import { chmodSync, copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
+import { validateConfig } from '../../gateway/config/load.js'
+import type { GatewayConfig } from '../../gateway/config/schema.js'
 
 /** The repository root (this file is dist/test/compose/stack.js). */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
@@ -29,6 +32,8 @@ export interface Service {
   depends_on?: Record<string, { condition: string; restart?: boolean }>
   healthcheck?: { test?: string[] }
   network_mode?: string
+  user?: string
+  secrets?: string[]
 }
 
 /** docker-compose.yml. */
@@ -36,6 +41,7 @@ export const compose = parse(read('docker-compose.yml')) as {
   services: Record<string, Service>
   networks: Record<string, { internal?: boolean } | null>
   volumes: Record<string, unknown>
+  secrets: Record<string, { file: string }>
 }
 
 /** A service that must exist. */
@@ -140,4 +146,63 @@ export async function runSetup(dir: string): Promise<{ code: number | null; stdo
     if (!existsSync(join(dir, f))) copyFileSync(join(COMPOSE, f), join(dir, f))
   }
   return run('bash', ['setup.sh'], { cwd: dir })
+}
+
+/** Where Compose mounts a service's file secret `name` (short syntax). */
+export const secretPath = (name: string) => `/run/secrets/${name}`
+
+/**
+ * Writes the gateway's secret files into `dir` under the names setup.sh gives them, in its
+ * formats, mode 0400: for tests that need them without running setup.sh.
+ */
+export function writeSecrets(dir: string, clientSecret = randomBytes(32).toString('hex')): void {
+  const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' })
+  const files: Record<string, string> = {
+    'broker-client-secret': `${clientSecret}\n`,
+    'broker-signing-keys.json': `${JSON.stringify({ keys: [{ ...jwk, alg: 'ES256', use: 'sig', kid: randomUUID() }] })}\n`,
+    'broker-cookie-keys.json': `${JSON.stringify([randomBytes(32).toString('hex')])}\n`,
+    'sealing-keys.json': `${JSON.stringify({ k1: randomBytes(32).toString('base64url') })}\n`,
+  }
+  for (const [name, text] of Object.entries(files)) {
+    writeFileSync(join(dir, name), text, { mode: 0o400 })
+    chmodSync(join(dir, name), 0o400)
+  }
+}
+
+/**
+ * compose/gateway.yaml moved to loopback and validated: listening on 127.0.0.1, the demo
+ * servers run from dist/, the repository's policies, logs off; every secret the stack mounts
+ * at /run/secrets/<name> read from `secretsDir`, under the file name docker-compose.yml
+ * mounts it from; `edit` changes the rest (the upstream, the CA, the public URL).
+ */
+export function loopbackGateway(o: {
+  secretsDir: string
+  port?: number
+  edit?: (raw: Record<string, any>) => void
+}): GatewayConfig {
+  const file = parse(read('gateway.yaml')) as Record<string, any>
+  const servers = Object.fromEntries(
+    Object.entries(file.servers as Record<string, Record<string, unknown>>).map(([name, s]) => [name, {
+      ...s,
+      command: process.execPath,
+      args: [join(ROOT, 'dist/servers', `${name}.js`)],
+      pool: { min: 0 },
+    }]),
+  )
+  const hostFile = new Map(Object.entries(compose.secrets).map(([name, s]) => [secretPath(name), basename(s.file)]))
+  const local = JSON.parse(JSON.stringify(file), (_k, v: unknown) => {
+    if (v !== null && typeof v === 'object' && 'file' in v && typeof v.file === 'string' && hostFile.has(v.file)) {
+      return { file: join(o.secretsDir, hostFile.get(v.file)!) }
+    }
+    return v
+  }) as Record<string, any>
+  const raw = {
+    ...local,
+    listen: { host: '127.0.0.1', port: o.port ?? 0 },
+    servers,
+    policies: join(ROOT, 'policies'),
+    log: { level: 'silent', audit: 'off' },
+  }
+  o.edit?.(raw)
+  return validateConfig(raw, { file: 'compose/gateway.yaml (loopback copy)', baseDir: COMPOSE })
 }
