@@ -11,13 +11,15 @@ import { after, before, describe, it } from 'node:test'
 import { importJWK, jwtVerify, SignJWT, type JWK } from 'jose'
 import { parse, stringify } from 'yaml'
 import { UPSTREAM_CALLBACK_PATH } from '../../gateway/broker/interactions.js'
+import { PROVIDER_PATHS } from '../../gateway/broker/mount.js'
+import { INTERACTION_PREFIX } from '../../gateway/broker/provider.js'
 import { brokerKeys } from '../../gateway/broker/keys.js'
 import { readSecret } from '../../gateway/config/secrets.js'
 import { sealerFromConfig } from '../../gateway/store/sealed.js'
 import {
   COMPOSE, COMPOSE_VAR, ROOT, SECRET_FILES, code, compose, dotenvExample, envOf, generatedSecrets,
-  interpolate, keycloakResolve, loopbackGateway, onPath, parseDotenv, read, run, runSetup, service,
-  stackEnv, writeSecrets,
+  interpolate, keycloakResolve, loopbackGateway, nginxLocations, nginxRoute, onPath, parseDotenv, read,
+  run, runSetup, service, stackEnv, writeSecrets,
 } from './stack.js'
 
 interface Mapper { protocolMapper: string; config: Record<string, string> }
@@ -629,6 +631,37 @@ describe('compose/setup.sh', () => {
     const res = await runSetup(dir)
     assert.equal(res.code, 1)
     assert.match(res.stderr, /certs\/ca\.crt is missing/)
+  })
+})
+
+describe('compose/nginx.conf routes', () => {
+  const locations = nginxLocations(read('nginx.conf'), '443 ssl')
+  const route = (path: string) => nginxRoute(locations, path)?.action
+  // Every path the broker serves (its oidc-provider routes, with * filled in, the consent pages
+  // and the upstream's callback), then the MCP endpoints; all to the gateway.
+  const gateway = [
+    ...PROVIDER_PATHS.map((p) => p.replace('*', 'x1')),
+    `${INTERACTION_PREFIX}uid1`, `${INTERACTION_PREFIX}uid1/approve`, `${INTERACTION_PREFIX}uid1/finish`,
+    UPSTREAM_CALLBACK_PATH,
+    '/mcp/notes', '/.well-known/oauth-protected-resource/mcp/notes', '/whoami',
+  ]
+  const keycloak = [
+    '/realms/mcp/protocol/openid-connect/auth', '/realms/mcp/protocol/openid-connect/token',
+    '/realms/mcp/.well-known/openid-configuration', '/resources/x/login/style.css', '/js/keycloak.js',
+    '/.well-known/oauth-authorization-server/realms/mcp', '/.well-known/openid-configuration/realms/mcp',
+  ]
+  const nowhere = ['/', '/metrics', '/healthz', '/readyz', '/tokens', '/authorized', '/oauth/callbacks']
+  for (const path of gateway) it(`${path} → the gateway`, () => assert.equal(route(path), 'http://mcp_edge'))
+  for (const path of keycloak) it(`${path} → Keycloak`, () => assert.equal(route(path), 'http://keycloak'))
+  for (const path of nowhere) it(`${path} → 404 from nginx`, () => assert.equal(route(path), 'return 404'))
+
+  it('buffers no MCP stream, and holds the broker\'s redirects with their cookies', () => {
+    assert.match(nginxRoute(locations, '/mcp/notes')!.body, /proxy_buffering off;/)
+    for (const path of ['/authorize', `${INTERACTION_PREFIX}uid1`, UPSTREAM_CALLBACK_PATH]) {
+      const body = nginxRoute(locations, path)!.body
+      assert.doesNotMatch(body, /proxy_buffering off|add_header/, path)
+      assert.match(body, /proxy_buffer_size 16k;/, path)
+    }
   })
 })
 

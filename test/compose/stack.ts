@@ -206,3 +206,64 @@ export function loopbackGateway(o: {
   o.edit?.(raw)
   return validateConfig(raw, { file: 'compose/gateway.yaml (loopback copy)', baseDir: COMPOSE })
 }
+
+/** One `location` of an nginx server block: its modifier, pattern, and what it does. */
+export interface NginxLocation {
+  modifier: '=' | '^~' | '~' | '~*' | ''
+  pattern: string
+  /** proxy_pass target, or `return <status>`. */
+  action: string
+  body: string
+}
+
+/**
+ * The locations of the nginx.conf server block that listens on `listen` (e.g. `443 ssl`), in
+ * order; named locations (@…) are left out. Quoted strings may hold braces.
+ */
+export function nginxLocations(conf: string, listen: string): NginxLocation[] {
+  const servers = blocks(conf, /\bserver\s*\{/g)
+  const server = servers.find((b) => new RegExp(`^\\s*listen ${listen}\\b`, 'm').test(b))
+  if (server === undefined) throw new Error(`no server listens on ${listen}`)
+  const out: NginxLocation[] = []
+  for (const m of server.matchAll(/\blocation\s+(=|\^~|~\*|~)?\s*(\S+)\s*\{/g)) {
+    if (m[2]!.startsWith('@')) continue
+    const body = blockAt(server, m.index! + m[0].length)
+    const action = /\bproxy_pass\s+(\S+);/.exec(body)?.[1] ?? `return ${/\breturn\s+(\d+)/.exec(body)?.[1] ?? '?'}`
+    out.push({ modifier: (m[1] ?? '') as NginxLocation['modifier'], pattern: m[2]!, action, body })
+  }
+  return out
+}
+
+/**
+ * The location nginx picks for `path` (nginx's rule: an exact match; else the longest prefix,
+ * final with ^~; else the first matching regex in order; else that longest prefix).
+ */
+export function nginxRoute(locations: NginxLocation[], path: string): NginxLocation | undefined {
+  const exact = locations.find((l) => l.modifier === '=' && l.pattern === path)
+  if (exact) return exact
+  const prefixes = locations
+    .filter((l) => (l.modifier === '' || l.modifier === '^~') && path.startsWith(l.pattern))
+    .sort((a, b) => b.pattern.length - a.pattern.length)
+  if (prefixes[0]?.modifier === '^~') return prefixes[0]
+  const regex = locations.find((l) => (l.modifier === '~' || l.modifier === '~*')
+    && new RegExp(l.pattern, l.modifier === '~*' ? 'i' : '').test(path))
+  return regex ?? prefixes[0]
+}
+
+/** The bodies of the blocks opened by `opener` (at the top level of `text` or nested). */
+function blocks(text: string, opener: RegExp): string[] {
+  return [...text.matchAll(opener)].map((m) => blockAt(text, m.index! + m[0].length))
+}
+
+/** The text from `start` (just after a `{`) to its matching `}`, skipping quoted strings and comments. */
+function blockAt(text: string, start: number): string {
+  let depth = 1
+  for (let i = start; i < text.length; i++) {
+    const ch = text[i]
+    if (ch === '#') i = text.indexOf('\n', i) === -1 ? text.length : text.indexOf('\n', i)
+    else if (ch === "'" || ch === '"') i = text.indexOf(ch, i + 1)
+    else if (ch === '{') depth++
+    else if (ch === '}' && --depth === 0) return text.slice(start, i)
+  }
+  throw new Error('unbalanced braces')
+}
