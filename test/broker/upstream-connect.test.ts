@@ -8,13 +8,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { pino } from 'pino'
-import { Agent, setGlobalDispatcher } from 'undici'
+import { setGlobalDispatcher } from 'undici'
 import { DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS } from '../../gateway/broker/upstream-client.js'
 import { createUpstream, type UpstreamConfig } from '../../gateway/broker/upstream.js'
 import { ConfigError } from '../../gateway/config/errors.js'
 import { connect, rejectsUpstream, signIn } from '../helpers/upstream-client.js'
 import { startKeycloakLike, UPSTREAM_CALLBACK, type UpstreamIdp } from '../helpers/upstream-idp.js'
-import { makeTestCa } from '../helpers/test-ca.js'
+import { loopbackAgent, makeTestCa } from '../helpers/test-ca.js'
 
 const P = 'auth.broker.upstream'
 let dir: string
@@ -34,7 +34,7 @@ before(async () => {
     publicOrigin: (port) => `https://idp.invalid:${port}`,
   })
   // The test's browser reaches idp.invalid too; the gateway's upstream client has its own agent.
-  setGlobalDispatcher(new Agent({ connect: { ca: ca.ca, lookup: (_n, opts, cb) => void cb(null, opts.all ? [{ address: '127.0.0.1', family: 4 }] : '127.0.0.1' as never, 4) } }))
+  setGlobalDispatcher(loopbackAgent(ca.ca))
 })
 
 after(async () => {

@@ -96,10 +96,10 @@ export function interpolate(value: string, env: Map<string, string>): string {
   return value.split('$$').map((part) => part.replace(COMPOSE_VAR, one)).join('$')
 }
 
-/** The environment a service's process gets, with .env made by setup.sh. */
-export function envOf(name: string): Map<string, string> {
+/** The environment a service's process gets, with .env made by setup.sh (or `dotenv`). */
+export function envOf(name: string, dotenv: Map<string, string> = stackEnv): Map<string, string> {
   const env = Object.entries(service(name).environment ?? {})
-  return new Map(env.map(([k, v]) => [k, interpolate(String(v), stackEnv)]))
+  return new Map(env.map(([k, v]) => [k, interpolate(String(v), dotenv)]))
 }
 
 /**
@@ -178,6 +178,8 @@ export function writeSecrets(dir: string, clientSecret = randomBytes(32).toStrin
 export function loopbackGateway(o: {
   secretsDir: string
   port?: number
+  /** Environment overrides, as the gateway service's environment would set them. */
+  env?: Map<string, string>
   edit?: (raw: Record<string, any>) => void
 }): GatewayConfig {
   const file = parse(read('gateway.yaml')) as Record<string, any>
@@ -204,7 +206,8 @@ export function loopbackGateway(o: {
     log: { level: 'silent', audit: 'off' },
   }
   o.edit?.(raw)
-  return validateConfig(raw, { file: 'compose/gateway.yaml (loopback copy)', baseDir: COMPOSE })
+  const env = o.env && Object.fromEntries(o.env)
+  return validateConfig(raw, { file: 'compose/gateway.yaml (loopback copy)', baseDir: COMPOSE, ...(env ? { env } : {}) })
 }
 
 /** One `location` of an nginx server block: its modifier, pattern, and what it does. */

@@ -1,7 +1,10 @@
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import type { LookupFunction } from 'node:net'
 import { join } from 'node:path'
+import { rootCertificates } from 'node:tls'
+import { Agent } from 'undici'
 
 /** A throwaway certificate authority and one server certificate it signed. */
 export interface TestCa {
@@ -32,4 +35,14 @@ export function makeTestCa(names: string[] = ['IP:127.0.0.1', 'DNS:localhost']):
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/**
+ * An undici Agent for a test's browser or client: trusts `ca` besides the system's roots and
+ * connects every host name to 127.0.0.1 (names that only a proxy or connectTo would resolve).
+ */
+export function loopbackAgent(ca: string): Agent {
+  const lookup: LookupFunction = (_name, o, cb) =>
+    o.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4)
+  return new Agent({ connect: { ca: [...rootCertificates, ca], lookup } })
 }

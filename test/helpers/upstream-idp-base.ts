@@ -52,6 +52,8 @@ export interface UpstreamIdp {
   /** OpenID Connect (discovery, ID tokens), or plain OAuth 2.0 (endpoints, userinfo only). */
   kind: 'oidc' | 'oauth2'
   issuer: string
+  /** Where it listens (http(s)://127.0.0.1:<port>): the issuer's origin unless `publicOrigin` moved it. */
+  listening: string
   /** Endpoint URLs, for a client configured without discovery. */
   endpoints: { authorization: string; token: string; userinfo: string }
   clients: Record<string, IdpClient>
@@ -139,7 +141,8 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
   const server = (profile.tls ? https.createServer(profile.tls) : http.createServer()) as http.Server
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as AddressInfo).port
-  const origin = profile.publicOrigin?.(port) ?? `${profile.tls ? 'https' : 'http'}://127.0.0.1:${port}`
+  const listening = `${profile.tls ? 'https' : 'http'}://127.0.0.1:${port}`
+  const origin = profile.publicOrigin?.(port) ?? listening
   const issuer = `${origin}${profile.prefix}`
   const signing = await generateKeyPair('RS256', { extractable: true })
   const kid = `idp-${randomBytes(4).toString('hex')}`
@@ -183,6 +186,7 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
   const idp: UpstreamIdp = {
     kind: profile.kind,
     issuer,
+    listening,
     endpoints,
     clients: profile.clients,
     knobs: {},
