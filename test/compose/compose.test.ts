@@ -281,6 +281,13 @@ describe('issuer and audience agree across Keycloak, the gateway and nginx', () 
     assert.ok(roleClaims.every((r) => written.includes(r)), `${roleClaims.join(', ')} in ${written.join(', ')}`)
   })
 
+  it('the broker advertises no Client ID Metadata Documents: the gateway could not fetch them', () => {
+    const egress = service('gateway').networks?.some((n) => compose.networks[n]?.internal !== true)
+    const cimd = (parse(read('gateway.yaml')) as { auth: { broker: { cimd?: { enabled?: boolean } } } }).auth.broker.cimd
+    assert.equal(egress, false, 'the gateway has no route out')
+    assert.equal(cimd?.enabled, false)
+  })
+
   it('tokens carry an audience the gateway accepts, for every configured server', () => {
     const resolved = JSON.parse(keycloakResolve(realmText, kc)) as Realm
     const audiences = resolved.clientScopes
