@@ -1,3 +1,6 @@
+import dns from 'node:dns'
+import type { LookupFunction } from 'node:net'
+import tls from 'node:tls'
 import { Agent, fetch as undiciFetch } from 'undici'
 import { UpstreamError } from './errors.js'
 
@@ -36,16 +39,24 @@ const NULL_BODY = new Set([101, 103, 204, 205, 304])
  * most `timeoutMs` per call. A redirect is refused, never followed (the token endpoint must not
  * bounce a client secret or an assertion elsewhere); a body above `maxResponseBytes` is
  * refused while streaming, whatever Content-Length said. Both are `upstream_invalid_response`.
+ * `connectTo` opens every connection at that host instead of the URL's (the URL's port, and
+ * its name for SNI and the certificate check); `ca` is trusted besides the system's roots.
  * `transport` replaces the agent-bound undici fetch (tests); the checks still apply.
  */
 export function createUpstreamHttp(o: {
   timeoutMs: number
   maxResponseBytes?: number
+  connectTo?: string
+  ca?: string
   transport?: UpstreamFetch
 }): UpstreamHttp {
   const max = o.maxResponseBytes ?? DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES
   const agent = o.transport ? undefined : new Agent({
-    connect: { timeout: o.timeoutMs },
+    connect: {
+      timeout: o.timeoutMs,
+      ...(o.connectTo !== undefined ? { lookup: lookupAt(o.connectTo) } : {}),
+      ...(o.ca !== undefined ? { ca: [...tls.rootCertificates, o.ca] } : {}),
+    },
     headersTimeout: o.timeoutMs,
     bodyTimeout: o.timeoutMs,
     keepAliveTimeout: DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
@@ -76,6 +87,15 @@ export function createUpstreamHttp(o: {
       await agent?.close()
     },
   }
+}
+
+/**
+ * A `net.connect` lookup that resolves `host` whatever name it is asked for. undici still sets
+ * SNI and checks the certificate against the URL's host name, so TLS proves the peer is the
+ * upstream; only the route to it changes.
+ */
+function lookupAt(host: string): LookupFunction {
+  return (_name, options, callback) => dns.lookup(host, options, callback as never)
 }
 
 /** The body, refused as soon as it is known to exceed `max` bytes. */

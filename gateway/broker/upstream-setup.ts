@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import * as oidc from 'openid-client'
 import { ConfigError, type ConfigProblem } from '../config/errors.js'
 import type { SecretRef } from '../config/secrets.js'
@@ -22,6 +23,8 @@ export interface UpstreamSetup {
   scopes: string[]
   /** An OIDC issuer (ID tokens, nonce, discovery), not plain OAuth 2.0 endpoints. */
   isOidc: boolean
+  /** The PEM of `caFile`, trusted besides the system's roots. */
+  ca?: string
 }
 
 /**
@@ -57,6 +60,20 @@ export async function upstreamSetup(
       problem(path, 'must be https (http only for loopback)')
     }
   }
+  // A loopback URL connected elsewhere would carry the secret off the host in clear.
+  const plain = Object.values(urls).some((u) => u?.startsWith('http:'))
+  if (plain && config.connectTo !== undefined && !insecureAllowed(`http://${hostOf(config.connectTo)}/`)) {
+    problem('.connectTo', 'must be a loopback address while the upstream URLs are http')
+  }
+  let ca: string | undefined
+  if (config.caFile !== undefined) {
+    try {
+      ca = readFileSync(config.caFile, 'utf8')
+      if (!ca.includes('-----BEGIN CERTIFICATE-----')) problem('.caFile', `${config.caFile} holds no PEM certificate`)
+    } catch (err) {
+      problem('.caFile', `cannot read ${config.caFile}: ${(err as NodeJS.ErrnoException).code ?? err}`)
+    }
+  }
   if (isOidc && !scopes.includes('openid')) {
     problem('.scopes', 'must include openid for an OIDC issuer (the login reads the ID token)')
   }
@@ -78,7 +95,12 @@ export async function upstreamSetup(
     else problem('.privateKey', (err as Error).message)
   }
   if (problems.length > 0 || auth === undefined) throw new ConfigError(problems)
-  return { auth, scopes, isOidc }
+  return { auth, scopes, isOidc, ...(ca !== undefined ? { ca } : {}) }
+}
+
+/** An IPv6 literal in URL form ([::1]); a name or IPv4 address as it is. */
+function hostOf(host: string): string {
+  return host.includes(':') ? `[${host}]` : host
 }
 
 /**

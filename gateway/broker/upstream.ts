@@ -96,9 +96,10 @@ export async function createUpstream(config: UpstreamConfig, o: UpstreamOptions)
   const now = o.now ?? Date.now
   const nowS = () => Math.floor(now() / 1000)
   const txTtl = o.txTtl ?? DEFAULT_BROKER_LOGIN_TTL_S
-  const { auth, scopes, isOidc } = await upstreamSetup(config, o.redirectUri, o.readSecret)
+  const { auth, scopes, isOidc, ca } = await upstreamSetup(config, o.redirectUri, o.readSecret)
   const http = createUpstreamHttp({
     timeoutMs: config.timeout, maxResponseBytes: o.maxResponseBytes, transport: o.fetch,
+    connectTo: config.connectTo, ca,
   })
   const source = clientSource({ config, auth, fetch: http.fetch, log: o.log, now })
   const claimTx = o.claimTx ?? memoryTxClaims(now)

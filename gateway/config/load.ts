@@ -9,6 +9,7 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; number?: boolean; l
   MCP_EDGE_ISSUER: { path: ['auth', 'issuer'] },
   MCP_EDGE_AUDIENCE: { path: ['auth', 'audience'], list: true },
   MCP_EDGE_JWKS_URI: { path: ['auth', 'jwksUri'] },
+  MCP_EDGE_UPSTREAM_ISSUER: { path: ['auth', 'broker', 'upstream', 'issuer'] },
   MCP_EDGE_POLICIES: { path: ['policies'] },
   MCP_EDGE_PUBLIC_URL: { path: ['publicUrl'] },
   MCP_EDGE_HOST: { path: ['listen', 'host'] },

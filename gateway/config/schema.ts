@@ -270,6 +270,15 @@ const upstreamSchema = z
     /** How often a refresh re-checks the user upstream, in s; 0 = every refresh. */
     recheckInterval: z.number().int().min(0).default(DEFAULT_BROKER_RECHECK_S),
     timeout: ms.min(500).default(DEFAULT_BROKER_UPSTREAM_TIMEOUT_MS),
+    /**
+     * Open every connection to the upstream at this host instead of the one its URLs name; the
+     * port, the Host header and the name TLS checks stay the URL's (curl's --connect-to). For an
+     * IdP whose public name leads elsewhere from where the gateway runs: a container network
+     * where the public host is the gateway's own loopback, split-horizon DNS, hairpin NAT.
+     */
+    connectTo: z.string().regex(/^[A-Za-z0-9.-]+$|^[0-9A-Fa-f:]+$/, 'a host name or IP address, without a port').optional(),
+    /** A CA certificate (PEM file) trusted for the upstream besides the system's (a private CA). */
+    caFile: z.string().min(1).optional(),
   })
   .refine((u) => (u.issuer === undefined) !== (u.endpoints === undefined), 'set exactly one of issuer (OIDC discovery) or endpoints (plain OAuth 2.0)')
   .refine((u) => (u.clientSecret === undefined) !== (u.privateKey === undefined), 'set exactly one of clientSecret or privateKey')

@@ -7,11 +7,19 @@ import {
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, describe, it } from 'node:test'
+import { after, before, describe, it } from 'node:test'
+import { importJWK, jwtVerify, SignJWT, type JWK } from 'jose'
 import { parse, stringify } from 'yaml'
+import { UPSTREAM_CALLBACK_PATH } from '../../gateway/broker/interactions.js'
+import { PROVIDER_PATHS } from '../../gateway/broker/mount.js'
+import { INTERACTION_PREFIX } from '../../gateway/broker/provider.js'
+import { brokerKeys } from '../../gateway/broker/keys.js'
+import { readSecret } from '../../gateway/config/secrets.js'
+import { sealerFromConfig } from '../../gateway/store/sealed.js'
 import {
-  COMPOSE, COMPOSE_VAR, ROOT, code, compose, dotenvExample, envOf, keycloakResolve, onPath,
-  parseDotenv, read, run, service,
+  COMPOSE, COMPOSE_VAR, ROOT, SECRET_FILES, code, compose, dotenvExample, envOf, generatedSecrets,
+  interpolate, keycloakResolve, loopbackGateway, nginxLocations, nginxRoute, onPath, parseDotenv, read,
+  run, runSetup, service, stackEnv, writeSecrets,
 } from './stack.js'
 
 interface Mapper { protocolMapper: string; config: Record<string, string> }
@@ -31,7 +39,9 @@ interface Client {
   redirectUris: string[]
   webOrigins: string[]
   attributes?: Record<string, string>
+  protocolMappers?: Mapper[]
   defaultClientScopes: string[]
+  optionalClientScopes?: string[]
 }
 interface User {
   username: string
@@ -50,11 +60,21 @@ interface Realm {
 interface GatewayYaml {
   publicUrl: string
   policies: string
-  auth: { issuer: string; jwksUri: string; audience?: string | string[] }
+  auth: {
+    issuer: string
+    jwksUri: string
+    audience?: string | string[]
+    broker: {
+      upstream: { issuer: string; connectTo: string; caFile: string; clientId: string; scopes: string[]; roleClaims: string[] }
+    }
+  }
+  secrets: { active: string }
   servers: Record<string, { command: string; args: string[] }>
 }
 
 const MAIN = join(ROOT, 'dist/gateway/main.js')
+/** The realm's client for the gateway's broker. */
+const BROKER_CLIENT = 'mcp-edge-broker'
 const services = compose.services
 const realmText = read('realm-mcp.json')
 const realm = JSON.parse(realmText) as Realm
@@ -186,6 +206,26 @@ describe('docker-compose.yml', () => {
     assert.equal(volumes.filter((v) => v.startsWith('./certs')).length, 2)
     assert.ok(volumes.includes('./nginx.conf:/etc/nginx/conf.d/default.conf:ro'))
   })
+
+  it('runs the gateway as MCP_EDGE_USER, the owner of secrets/ (the image user by default), never root', () => {
+    const user = service('gateway').user ?? ''
+    assert.match(user, /^\$\{MCP_EDGE_USER:\?[^}]+\}$/)
+    assert.match(interpolate(user, stackEnv), /^[1-9][0-9]*:[0-9]+$/)
+  })
+
+  it('gives the gateway, and only the gateway, the secret files setup.sh writes', () => {
+    const files = Object.values(compose.secrets).map((x) => x.file).sort()
+    assert.deepEqual(files, SECRET_FILES.map((f) => `./secrets/${f}`).sort())
+    assert.deepEqual(service('gateway').secrets?.slice().sort(), Object.keys(compose.secrets).sort())
+    for (const [name, x] of Object.entries(services)) if (name !== 'gateway') assert.equal(x.secrets, undefined, name)
+  })
+
+  it("mounts into the gateway the CA the broker trusts (gateway.yaml caFile), and nowhere the CA's key", () => {
+    const volumes = service('gateway').volumes ?? []
+    assert.ok(volumes.includes(`./certs/ca.crt:${gatewayYaml.auth.broker.upstream.caFile}:ro`), volumes.join(', '))
+    assert.deepEqual(volumes.filter((v) => v.startsWith('./certs/')), [`./certs/ca.crt:${gatewayYaml.auth.broker.upstream.caFile}:ro`])
+    for (const x of Object.values(services)) for (const v of x.volumes ?? []) assert.doesNotMatch(v, /ca\.key|^\.\/certs:/, v)
+  })
 })
 
 describe('issuer and audience agree across Keycloak, the gateway and nginx', () => {
@@ -212,6 +252,42 @@ describe('issuer and audience agree across Keycloak, the gateway and nginx', () 
     assert.ok(shared.length > 0, 'a shared network')
   })
 
+  it("the broker's upstream is Keycloak's public issuer, from the environment and by default", () => {
+    assert.equal(gw.get('MCP_EDGE_UPSTREAM_ISSUER'), `${kc.get('KC_HOSTNAME')}/realms/${realm.realm}`)
+    assert.equal(gatewayYaml.auth.broker.upstream.issuer, `${gatewayYaml.publicUrl}/realms/${realm.realm}`)
+  })
+
+  it('the broker reaches that URL through nginx, which serves /realms/ from Keycloak with a certificate of the trusted CA', () => {
+    const { connectTo } = gatewayYaml.auth.broker.upstream
+    assert.equal(connectTo, 'nginx')
+    const shared = service('gateway').networks?.filter((n) => service(connectTo).networks?.includes(n)) ?? []
+    assert.ok(shared.length > 0, 'nginx is on a network of the gateway')
+    assert.match(read('nginx.conf'), /location ~ \^\/\(realms\|[^)]*\)\/ \{\s*proxy_pass http:\/\/keycloak;/)
+    assert.ok(service(connectTo).volumes?.some((v) => v.startsWith('./certs/tls.crt:')), "nginx's certificate, issued by certs/ca.crt")
+    // Plain http would need a loopback connectTo (checked at start-up): the public URL is https.
+    assert.match(dotenvExample.get('MCP_PUBLIC_URL') ?? '', /^https:\/\//)
+  })
+
+  it("the broker signs in with the realm's client: its id, scopes it has, roles where its mapper writes them", () => {
+    const { clientId, scopes, roleClaims } = gatewayYaml.auth.broker.upstream
+    const c = realm.clients.find((x) => x.clientId === clientId)
+    assert.ok(c, `the realm has the client ${clientId}`)
+    assert.equal(clientId, BROKER_CLIENT)
+    // Keycloak answers invalid_scope for a scope that is not the client's.
+    const has = new Set(['openid', ...c.defaultClientScopes, ...(c.optionalClientScopes ?? [])])
+    for (const sc of scopes) assert.ok(has.has(sc), `${sc} is a scope of ${clientId}`)
+    assert.ok(scopes.includes('openid'))
+    const written = (c.protocolMappers ?? []).filter((m) => m.config['id.token.claim'] === 'true').map((m) => m.config['claim.name'])
+    assert.ok(roleClaims.every((r) => written.includes(r)), `${roleClaims.join(', ')} in ${written.join(', ')}`)
+  })
+
+  it('the broker advertises no Client ID Metadata Documents: the gateway could not fetch them', () => {
+    const egress = service('gateway').networks?.some((n) => compose.networks[n]?.internal !== true)
+    const cimd = (parse(read('gateway.yaml')) as { auth: { broker: { cimd?: { enabled?: boolean } } } }).auth.broker.cimd
+    assert.equal(egress, false, 'the gateway has no route out')
+    assert.equal(cimd?.enabled, false)
+  })
+
   it('tokens carry an audience the gateway accepts, for every configured server', () => {
     const resolved = JSON.parse(keycloakResolve(realmText, kc)) as Realm
     const audiences = resolved.clientScopes
@@ -225,9 +301,23 @@ describe('issuer and audience agree across Keycloak, the gateway and nginx', () 
     assert.deepEqual(audiences.sort(), expected.sort())
     const holders = realm.clientScopes.filter((s) =>
       s.protocolMappers?.some((m) => m.protocolMapper === 'oidc-audience-mapper'))
-    for (const c of realm.clients) {
+    for (const c of realm.clients.filter((x) => x.clientId !== BROKER_CLIENT)) {
       for (const h of holders) assert.ok(c.defaultClientScopes.includes(h.name), c.clientId)
     }
+  })
+
+  it("the broker's client gets no audience: its Keycloak tokens are never MCP tokens", () => {
+    const c = realm.clients.find((x) => x.clientId === BROKER_CLIENT)!
+    const scopes = [...c.defaultClientScopes, ...(c.optionalClientScopes ?? [])]
+    const mappers = [...scopes.flatMap((n) => realm.clientScopes.find((x) => x.name === n)?.protocolMappers ?? []),
+      ...(c.protocolMappers ?? [])]
+    assert.deepEqual(mappers.filter((m) => m.protocolMapper === 'oidc-audience-mapper'), [])
+  })
+
+  it("the broker client's redirect URI is the gateway's callback on the public URL", () => {
+    const resolved = JSON.parse(keycloakResolve(realmText, kc)) as Realm
+    const c = resolved.clients.find((x) => x.clientId === BROKER_CLIENT)!
+    assert.deepEqual(c.redirectUris, [`${publicUrl}${UPSTREAM_CALLBACK_PATH}`])
   })
 
   it('every ${VAR} of the realm import is in Keycloak\'s environment', () => {
@@ -289,17 +379,33 @@ describe('realm-mcp.json', () => {
     })
   }
 
-  it('has a public client with PKCE S256 for MCP Inspector and loopback redirects', () => {
-    const c = client('mcp-inspector')
+  it('has no public client: MCP clients register with the gateway and sign in through it', () => {
+    const open = realm.clients.filter((c) => c.publicClient || c.directAccessGrantsEnabled)
+    assert.deepEqual(open.map((c) => c.clientId), [])
+    const withLogins = realm.clients.filter((c) => c.standardFlowEnabled)
+    assert.deepEqual(withLogins.map((c) => c.clientId), [BROKER_CLIENT], 'only the broker sends users here')
+  })
+
+  it("has the broker's confidential client: code flow with PKCE S256, its secret from the environment", () => {
+    const c = client(BROKER_CLIENT)
     assert.ok(c)
-    assert.equal(c.publicClient, true)
+    assert.equal(c.publicClient, false)
     assert.equal(c.standardFlowEnabled, true)
     assert.equal(c.directAccessGrantsEnabled, false)
+    assert.equal(c.serviceAccountsEnabled, false)
     assert.equal(c.attributes?.['pkce.code.challenge.method'], 'S256')
-    for (const uri of ['http://localhost:6274/*', 'http://127.0.0.1/*']) {
-      assert.ok(c.redirectUris.includes(uri), uri)
-    }
-    assert.ok(c.webOrigins.includes('http://localhost:6274'))
+    assert.match(c.secret ?? '', isPlaceholder, 'the secret comes from the environment')
+    assert.deepEqual(c.redirectUris, ['${MCP_PUBLIC_URL}/oauth/callback'], 'one exact URI, no wildcard')
+    assert.deepEqual(c.webOrigins, [], 'the gateway calls Keycloak server to server: no CORS')
+  })
+
+  it("puts the realm roles in the broker client's ID token and userinfo", () => {
+    const mapper = client(BROKER_CLIENT)?.protocolMappers?.find((m) => m.protocolMapper === 'oidc-usermodel-realm-role-mapper')
+    assert.ok(mapper)
+    assert.equal(mapper.config['claim.name'], 'realm_access.roles')
+    assert.equal(mapper.config.multivalued, 'true')
+    assert.equal(mapper.config['id.token.claim'], 'true')
+    assert.equal(mapper.config['userinfo.token.claim'], 'true')
   })
 
   it('has a confidential client whose service account holds mcp-tools', () => {
@@ -391,6 +497,21 @@ describe('compose/gateway.yaml', () => {
     })
   }
 
+  it('reads every secret from a file Compose mounts, in the shapes the gateway accepts', async () => {
+    const dir = mkdtempSync(join(scratch, 'secrets-'))
+    writeSecrets(dir, 'client-secret-0123456789')
+    const config = loopbackGateway({ secretsDir: dir })
+    const broker = config.auth.broker!
+    const refs = [broker.upstream.clientSecret, broker.signingKeys, broker.cookieKeys, config.secrets?.keys]
+    for (const ref of refs) assert.ok(ref && 'file' in ref && ref.file.startsWith(`${dir}/`), JSON.stringify(ref))
+    assert.equal(readSecret(broker.upstream.clientSecret!, 'clientSecret'), 'client-secret-0123456789')
+    const keys = await brokerKeys(broker, readSecret)
+    assert.equal(keys.generated, false)
+    assert.equal(keys.alg, 'ES256')
+    assert.ok(sealerFromConfig(config.secrets, readSecret))
+    assert.equal(config.store.kind, 'memory')
+  })
+
   it('starts demo servers that the image holds (WORKDIR /app, dist/ copied)', () => {
     assert.match(dockerfile, /^WORKDIR \/app$/m)
     for (const [name, s] of Object.entries(gatewayYaml.servers)) {
@@ -409,29 +530,145 @@ describe('compose/setup.sh', () => {
   })
 
   const noOpenssl = !onPath('openssl') && 'openssl is not installed'
-  it('creates .env and the certificate once, then keeps them', { skip: noOpenssl }, async () => {
+  const root = process.getuid?.() === 0
+  describe('run twice in a scratch folder', { skip: noOpenssl }, () => {
     const dir = mkdtempSync(join(scratch, 'setup-'))
-    for (const f of ['setup.sh', '.env.example']) copyFileSync(join(COMPOSE, f), join(dir, f))
-    const first = await run('bash', ['setup.sh'], { cwd: dir })
-    assert.equal(first.code, 0, first.stderr)
-    const env = parseDotenv(readFileSync(join(dir, '.env'), 'utf8'))
-    const secrets = [...dotenvExample].filter(([, v]) => v === '').map(([k]) => k)
-    for (const [k, v] of dotenvExample) {
-      if (v === '') assert.match(env.get(k) ?? '', /^[0-9a-f]{64}$/, `${k} is generated`)
-      else assert.equal(env.get(k), v, `${k} keeps its default`)
+    const at = (f: string) => join(dir, f)
+    const kept = ['.env', 'certs/tls.crt', 'certs/tls.key', 'certs/ca.crt', ...SECRET_FILES.map((f) => `secrets/${f}`)]
+    let first: Awaited<ReturnType<typeof runSetup>>
+    let second: Awaited<ReturnType<typeof runSetup>>
+    let env: Map<string, string>
+    let firstFiles: string[]
+    before(async () => {
+      first = await runSetup(dir)
+      assert.equal(first.code, 0, first.stderr)
+      env = parseDotenv(readFileSync(at('.env'), 'utf8'))
+      firstFiles = kept.map((f) => readFileSync(at(f), 'utf8'))
+      second = await runSetup(dir)
+      assert.equal(second.code, 0, second.stderr)
+    })
+
+    it('.env: every secret generated and different, every default kept, private', () => {
+      for (const k of generatedSecrets) assert.match(env.get(k) ?? '', /^[0-9a-f]{64}$/, `${k} is generated`)
+      for (const [k, v] of dotenvExample) if (v !== '') assert.equal(env.get(k), v, `${k} keeps its default`)
+      assert.equal(new Set(generatedSecrets.map((k) => env.get(k))).size, generatedSecrets.length, 'all different')
+      assert.equal(statSync(at('.env')).mode & 0o777, 0o600, '.env is private')
+    })
+
+    it('.env: the gateway runs as the owner of secrets/ (the image user when root ran setup.sh)', () => {
+      const self = `${process.getuid!()}:${process.getgid!()}`
+      assert.equal(env.get('MCP_EDGE_USER'), root ? '1000:1000' : self)
+    })
+
+    it('secrets/: private folder, files 0400 owned by MCP_EDGE_USER', () => {
+      assert.equal(statSync(at('secrets')).mode & 0o777, 0o700)
+      const [uid, gid] = env.get('MCP_EDGE_USER')!.split(':').map(Number)
+      for (const f of SECRET_FILES) {
+        const st = statSync(at(`secrets/${f}`))
+        assert.equal(st.mode & 0o777, 0o400, f)
+        assert.deepEqual([st.uid, st.gid], [uid, gid], f)
+      }
+    })
+
+    it("secrets/: the broker's client secret is the one Keycloak imports from .env", () => {
+      const copy = readFileSync(at('secrets/broker-client-secret'), 'utf8')
+      assert.equal(copy, `${env.get('MCP_BROKER_CLIENT_SECRET')}\n`)
+    })
+
+    it('secrets/: a private ES256 JWKS whose public half verifies what the private half signs', async () => {
+      const jwks = JSON.parse(readFileSync(at('secrets/broker-signing-keys.json'), 'utf8')) as { keys: JWK[] }
+      assert.equal(jwks.keys.length, 1)
+      const [k] = jwks.keys
+      assert.deepEqual([k!.kty, k!.crv, k!.alg, k!.use], ['EC', 'P-256', 'ES256', 'sig'])
+      assert.match(k!.kid ?? '', /^es256-[0-9a-f]{16}$/)
+      for (const n of ['x', 'y', 'd'] as const) assert.match(k![n] ?? '', /^[A-Za-z0-9_-]{43}$/, n)
+      const jwt = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'ES256' }).sign(await importJWK(k!, 'ES256'))
+      const { d: _d, ...pub } = k!
+      await jwtVerify(jwt, await importJWK(pub, 'ES256'))
+    })
+
+    it('secrets/: cookie keys and the sealing key in the shapes the gateway reads', () => {
+      const cookies = JSON.parse(readFileSync(at('secrets/broker-cookie-keys.json'), 'utf8')) as unknown
+      assert.ok(Array.isArray(cookies) && cookies.length === 1 && /^[0-9a-f]{64}$/.test(String(cookies[0])))
+      const sealing = JSON.parse(readFileSync(at('secrets/sealing-keys.json'), 'utf8')) as Record<string, string>
+      assert.deepEqual(Object.keys(sealing), [gatewayYaml.secrets.active])
+      assert.equal(Buffer.from(sealing[gatewayYaml.secrets.active]!, 'base64url').length, 32)
+    })
+
+    it('secrets/: what the stack\'s gateway.yaml reads, accepted by the gateway', async () => {
+      const config = loopbackGateway({ secretsDir: at('secrets') })
+      const broker = config.auth.broker!
+      assert.equal(readSecret(broker.upstream.clientSecret!, 'clientSecret'), env.get('MCP_BROKER_CLIENT_SECRET'))
+      assert.equal((await brokerKeys(broker, readSecret)).generated, false)
+      assert.ok(sealerFromConfig(config.secrets, readSecret))
+    })
+
+    it('the second run replaces nothing, and the certificate chains to the CA', async () => {
+      assert.deepEqual(kept.map((f) => readFileSync(at(f), 'utf8')), firstFiles)
+      const verify = await run('openssl', ['verify', '-CAfile', at('certs/ca.crt'), at('certs/tls.crt')])
+      assert.equal(verify.code, 0, verify.stderr)
+    })
+
+    it('prints no secret, on either run', () => {
+      const values = [...generatedSecrets.map((k) => env.get(k)!),
+        ...SECRET_FILES.map((f) => readFileSync(at(`secrets/${f}`), 'utf8').trim())]
+      for (const out of [first, second].flatMap((r) => [r.stdout, r.stderr])) {
+        for (const v of values) assert.ok(!out.includes(v), 'a secret value was printed')
+      }
+    })
+
+    it('a new MCP_BROKER_CLIENT_SECRET in .env reaches the gateway\'s copy at the next run', async () => {
+      const text = readFileSync(at('.env'), 'utf8')
+      const rotated = 'f'.repeat(64)
+      writeFileSync(at('.env'), text.replace(/^MCP_BROKER_CLIENT_SECRET=.*$/m, `MCP_BROKER_CLIENT_SECRET=${rotated}`))
+      const third = await runSetup(dir)
+      assert.equal(third.code, 0, third.stderr)
+      assert.equal(readFileSync(at('secrets/broker-client-secret'), 'utf8'), `${rotated}\n`)
+      assert.equal(statSync(at('secrets/broker-client-secret')).mode & 0o777, 0o400)
+      assert.equal(readFileSync(at('secrets/sealing-keys.json'), 'utf8'), firstFiles[kept.indexOf('secrets/sealing-keys.json')])
+    })
+  })
+
+  it('stops when a certificate was brought without the CA that issued it', { skip: noOpenssl }, async () => {
+    const dir = mkdtempSync(join(scratch, 'setup-byo-'))
+    mkdirSync(join(dir, 'certs'))
+    const cert = ['-x509', '-nodes', '-newkey', 'rsa:2048', '-days', '1', '-subj', '/CN=localhost']
+    const made = await run('openssl', ['req', ...cert, '-keyout', join(dir, 'certs/tls.key'), '-out', join(dir, 'certs/tls.crt')])
+    assert.equal(made.code, 0, made.stderr)
+    const res = await runSetup(dir)
+    assert.equal(res.code, 1)
+    assert.match(res.stderr, /certs\/ca\.crt is missing/)
+  })
+})
+
+describe('compose/nginx.conf routes', () => {
+  const locations = nginxLocations(read('nginx.conf'), '443 ssl')
+  const route = (path: string) => nginxRoute(locations, path)?.action
+  // Every path the broker serves (its oidc-provider routes, with * filled in, the consent pages
+  // and the upstream's callback), then the MCP endpoints; all to the gateway.
+  const gateway = [
+    ...PROVIDER_PATHS.map((p) => p.replace('*', 'x1')),
+    `${INTERACTION_PREFIX}uid1`, `${INTERACTION_PREFIX}uid1/approve`, `${INTERACTION_PREFIX}uid1/finish`,
+    UPSTREAM_CALLBACK_PATH,
+    '/mcp/notes', '/.well-known/oauth-protected-resource/mcp/notes', '/whoami',
+  ]
+  const keycloak = [
+    '/realms/mcp/protocol/openid-connect/auth', '/realms/mcp/protocol/openid-connect/token',
+    '/realms/mcp/.well-known/openid-configuration', '/resources/x/login/style.css', '/js/keycloak.js',
+    '/.well-known/oauth-authorization-server/realms/mcp', '/.well-known/openid-configuration/realms/mcp',
+  ]
+  const nowhere = ['/', '/metrics', '/healthz', '/readyz', '/tokens', '/authorized', '/oauth/callbacks']
+  for (const path of gateway) it(`${path} → the gateway`, () => assert.equal(route(path), 'http://mcp_edge'))
+  for (const path of keycloak) it(`${path} → Keycloak`, () => assert.equal(route(path), 'http://keycloak'))
+  for (const path of nowhere) it(`${path} → 404 from nginx`, () => assert.equal(route(path), 'return 404'))
+
+  it('buffers no MCP stream, and holds the broker\'s redirects with their cookies', () => {
+    assert.match(nginxRoute(locations, '/mcp/notes')!.body, /proxy_buffering off;/)
+    for (const path of ['/authorize', `${INTERACTION_PREFIX}uid1`, UPSTREAM_CALLBACK_PATH]) {
+      const body = nginxRoute(locations, path)!.body
+      assert.doesNotMatch(body, /proxy_buffering off|add_header/, path)
+      assert.match(body, /proxy_buffer_size 16k;/, path)
     }
-    assert.equal(new Set(secrets.map((k) => env.get(k))).size, secrets.length, 'all different')
-    if (process.platform !== 'win32') {
-      assert.equal(statSync(join(dir, '.env')).mode & 0o777, 0o600, '.env is private')
-    }
-    const names = ['.env', 'certs/tls.crt', 'certs/tls.key', 'certs/ca.crt']
-    const files = names.map((f) => join(dir, f))
-    const before = files.map((f) => readFileSync(f, 'utf8'))
-    const second = await run('bash', ['setup.sh'], { cwd: dir })
-    assert.equal(second.code, 0, second.stderr)
-    assert.deepEqual(files.map((f) => readFileSync(f, 'utf8')), before, 'nothing replaced')
-    const verify = await run('openssl', ['verify', '-CAfile', files[3]!, files[1]!])
-    assert.equal(verify.code, 0, verify.stderr)
   })
 })
 

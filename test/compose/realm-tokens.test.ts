@@ -1,27 +1,25 @@
 // Tokens shaped as the realm of compose/realm-mcp.json issues them (Keycloak's claims, its
-// audiences, its public issuer), presented to a gateway configured by compose/gateway.yaml.
-// A local JWKS server stands in for http://keycloak:8080; everything else is the stack's own.
+// audiences, its public issuer), presented to a gateway configured by compose/gateway.yaml:
+// machine clients' tokens, which the gateway accepts beside its broker's own. A local JWKS
+// server stands in for http://keycloak:8080; the broker's upstream is left unreachable (its
+// logins are test/compose/broker-login.test.ts); everything else is the stack's own.
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { JWTPayload } from 'jose'
 import { pino } from 'pino'
-import { parse } from 'yaml'
-import { validateConfig } from '../../gateway/config/load.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
 import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js'
 import { makeKey, signToken, type TestKey } from '../helpers/keys.js'
-import { COMPOSE, ROOT, envOf, keycloakResolve, read } from './stack.js'
+import { envOf, keycloakResolve, loopbackGateway, read, writeSecrets } from './stack.js'
 
 interface Realm {
   clientScopes: { protocolMappers?: { protocolMapper: string; config: Record<string, string> }[] }[]
 }
 
-const file = parse(read('gateway.yaml')) as {
-  auth: Record<string, unknown>
-  servers: Record<string, Record<string, unknown>>
-}
 const realm = JSON.parse(keycloakResolve(read('realm-mcp.json'), envOf('keycloak'))) as Realm
 /** What the realm's audience mappers put in every access token. */
 const AUD = realm.clientScopes
@@ -34,34 +32,29 @@ const ISSUER = `${envOf('keycloak').get('KC_HOSTNAME')}/realms/mcp`
 let jwks: JwksServer
 let key: TestKey
 let gateway: Gateway
+const secrets = mkdtempSync(join(tmpdir(), 'mcp-edge-realm-tokens-'))
 
 before(async () => {
   key = await makeKey('RS256')
   jwks = await startJwksServer([key.publicJwk])
-  // The stack's config, moved to loopback: local JWKS, local server scripts, no warm pool.
-  const servers = Object.fromEntries(
-    Object.entries(file.servers).map(([name, s]) => [name, {
-      ...s,
-      command: process.execPath,
-      args: [join(ROOT, 'dist/servers', `${name}.js`)],
-      pool: { min: 0 },
-    }]),
-  )
-  const raw = {
-    ...file,
-    listen: { host: '127.0.0.1', port: 0 },
-    auth: { ...file.auth, jwksUri: jwks.jwksUri },
-    servers,
-    policies: join(ROOT, 'policies'),
-    log: { level: 'silent', audit: 'off' },
-  }
-  const config = validateConfig(raw, { file: 'compose/gateway.yaml (test copy)', baseDir: COMPOSE })
+  writeSecrets(secrets)
+  // The stack's config, moved to loopback: local JWKS, local server scripts, no warm pool; the
+  // broker's upstream connects to a loopback port nothing listens on (refused at once).
+  const config = loopbackGateway({
+    secretsDir: secrets,
+    edit: (raw) => {
+      raw.auth.jwksUri = jwks.jwksUri
+      raw.auth.broker.upstream.connectTo = '127.0.0.1'
+      delete raw.auth.broker.upstream.caFile
+    },
+  })
   gateway = await startGateway(config, { log: pino({ level: 'silent' }) })
 })
 
 after(async () => {
   await gateway?.close()
   await jwks?.close()
+  rmSync(secrets, { recursive: true, force: true })
 })
 
 /** An access token as Keycloak writes it (header typ JWT, RS256, the realm's claims). */
@@ -80,10 +73,12 @@ function keycloakToken(over: JWTPayload): Promise<string> {
   return signToken(key, payload, { typ: 'JWT' })
 }
 
-const demo = {
-  azp: 'mcp-inspector',
+/** What Keycloak gives the broker's own client for the demo user: no MCP audience. */
+const brokerUser = {
+  azp: 'mcp-edge-broker',
+  aud: 'account',
   realm_access: { roles: ['mcp-user', 'mcp-developer'] },
-  scope: 'profile mcp:read',
+  scope: 'openid profile',
   preferred_username: 'demo',
 }
 const service = {
@@ -117,8 +112,8 @@ describe('realm tokens at the gateway of the stack', () => {
   const both = ['mcp:read', 'mcp:write']
   const whoamiCases = [
     // The token's scopes are what the client was delegated; the roles are the ceiling.
-    { name: 'demo user (PKCE client): a developer with a read token reads', claims: demo, access: 'allow', granted: ['mcp:read'], lacks: ['mcp:write'] },
     { name: 'service account with its scopes', claims: service, access: 'allow', granted: both, lacks: [] },
+    { name: 'service account with mcp:read only', claims: { ...service, scope: 'profile mcp:read' }, access: 'allow', granted: ['mcp:read'], lacks: ['mcp:write'] },
     // A scope claim without any MCP scope delegates nothing: the client must ask for mcp:read.
     {
       name: 'service account whose token names no MCP scope gets a step-up, whatever its role',
@@ -150,8 +145,8 @@ describe('realm tokens at the gateway of the stack', () => {
   }
 
   for (const server of ['echo', 'notes']) {
-    it(`initialize at /mcp/${server} with the demo user's token`, async () => {
-      const res = await post(server, await keycloakToken(demo), initialize)
+    it(`initialize at /mcp/${server} with the service account's token`, async () => {
+      const res = await post(server, await keycloakToken(service), initialize)
       await res.body?.cancel()
       assert.equal(res.status, 200)
       assert.ok(res.headers.get('mcp-session-id'))
@@ -169,10 +164,15 @@ describe('realm tokens at the gateway of the stack', () => {
       over: { aud: 'account' },
       expect: /another resource/,
     },
+    {
+      name: "the broker's own Keycloak client (a user's upstream token is no MCP token)",
+      over: brokerUser,
+      expect: /another resource/,
+    },
   ]
   for (const r of refusals) {
     it(`refuses a token with ${r.name}`, async () => {
-      const res = await post('notes', await keycloakToken({ ...demo, ...r.over }), initialize)
+      const res = await post('notes', await keycloakToken({ ...service, ...r.over }), initialize)
       assert.equal(res.status, 401)
       assert.match(await res.text(), r.expect)
     })

@@ -1,5 +1,6 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import http from 'node:http'
+import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose'
 import Provider, { type AccountClaims, type Configuration } from 'oidc-provider'
@@ -51,6 +52,8 @@ export interface UpstreamIdp {
   /** OpenID Connect (discovery, ID tokens), or plain OAuth 2.0 (endpoints, userinfo only). */
   kind: 'oidc' | 'oauth2'
   issuer: string
+  /** Where it listens (http(s)://127.0.0.1:<port>): the issuer's origin unless `publicOrigin` moved it. */
+  listening: string
   /** Endpoint URLs, for a client configured without discovery. */
   endpoints: { authorization: string; token: string; userinfo: string }
   clients: Record<string, IdpClient>
@@ -81,6 +84,14 @@ export interface Profile {
   kind: 'oidc' | 'oauth2'
   /** Issuer path below the origin ('' or e.g. '/<tenant>/v2.0'). */
   prefix: string
+  /**
+   * Where clients reach the fixture, given the port it listens on: a proxy's origin, or a name
+   * only the gateway's `connectTo` resolves (default http(s)://127.0.0.1:<port>). oidc-provider
+   * then believes X-Forwarded-Proto and -Host, as behind a proxy.
+   */
+  publicOrigin?(port: number): string
+  /** Serve https with this certificate and key (PEM) instead of plain http. */
+  tls?: { cert: string; key: string }
   /** Where userinfo is served below the prefix, when a profile route serves it (GitHub's /user). */
   userinfoPath?: string
   users: IdpUser[]
@@ -127,9 +138,11 @@ export async function clientKeyPair(kid: string): Promise<{ pem: string; jwk: JW
  */
 export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
   const callback = profile.callback ?? UPSTREAM_CALLBACK
-  const server = http.createServer()
+  const server = (profile.tls ? https.createServer(profile.tls) : http.createServer()) as http.Server
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const port = (server.address() as AddressInfo).port
+  const listening = `${profile.tls ? 'https' : 'http'}://127.0.0.1:${port}`
+  const origin = profile.publicOrigin?.(port) ?? listening
   const issuer = `${origin}${profile.prefix}`
   const signing = await generateKeyPair('RS256', { extractable: true })
   const kid = `idp-${randomBytes(4).toString('hex')}`
@@ -166,12 +179,14 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
     },
     features: { devInteractions: { enabled: false }, registration: { enabled: false }, ...base.features },
   })
+  if (profile.publicOrigin) provider.proxy = true
   const path = (name: 'token' | 'userinfo' | 'authorization') => (name === 'userinfo' ? profile.userinfoPath : undefined)
     ?? base.routes?.[name] ?? { token: '/token', userinfo: '/me', authorization: '/auth' }[name]
   const endpoints = { authorization: `${issuer}${path('authorization')}`, token: `${issuer}${path('token')}`, userinfo: `${issuer}${path('userinfo')}` }
   const idp: UpstreamIdp = {
     kind: profile.kind,
     issuer,
+    listening,
     endpoints,
     clients: profile.clients,
     knobs: {},

@@ -175,3 +175,66 @@ export async function startPlainOAuth(o: { users?: IdpUser[]; expiringTokens?: b
     },
   })
 }
+
+/** The client a Keycloak realm knows the gateway's broker as (a realm file's confidential client). */
+export interface KeycloakClient {
+  clientId: string
+  secret: string
+  redirectUri: string
+  /** Its default and optional client scopes: what it may ask for besides `openid`. */
+  scopes: string[]
+}
+
+/**
+ * Like a Keycloak realm: issuer `<origin>/realms/<realm>`, no registration; one confidential
+ * client (client_secret_basic, PKCE S256, its redirect URI exact); an authorization request
+ * naming a scope the client does not have is sent back with invalid_scope (Keycloak's "Invalid
+ * scopes"), where oidc-provider alone would drop the scope; ID tokens and userinfo carry
+ * `realm_access.roles` (a realm role mapper on the client) and, with `profile`,
+ * `preferred_username`; refresh tokens are issued at every login and rotate.
+ */
+export async function startKeycloakLike(o: {
+  realm: string
+  client: KeycloakClient
+  users: IdpUser[]
+  publicOrigin?: (port: number) => string
+  tls?: { cert: string; key: string }
+}): Promise<UpstreamIdp> {
+  const { client: c } = o
+  const allowed = new Set(['openid', ...c.scopes])
+  return startIdp({
+    callback: c.redirectUri,
+    kind: 'oidc',
+    prefix: `/realms/${o.realm}`,
+    ...(o.publicOrigin ? { publicOrigin: o.publicOrigin } : {}),
+    ...(o.tls ? { tls: o.tls } : {}),
+    users: o.users,
+    clients: { broker: { clientId: c.clientId, method: 'client_secret_basic', clientSecret: c.secret } },
+    configuration: () => ({
+      clients: [{ client_id: c.clientId, client_secret: c.secret, token_endpoint_auth_method: 'client_secret_basic', ...client(c.redirectUri) }],
+      claims: {
+        openid: ['sub', 'realm_access'],
+        profile: ['name', 'given_name', 'family_name', 'preferred_username'],
+        email: ['email', 'email_verified'],
+      },
+      conformIdTokenClaims: false,
+      scopes: [...allowed],
+      issueRefreshToken: () => true,
+      rotateRefreshToken: true,
+      expiresWithSession: () => false,
+      ttl: TTL,
+    }),
+    route: async (ctx, s) => {
+      if (ctx.path !== '/auth' || ctx.query.redirect_uri !== c.redirectUri) return false
+      const asked = String(ctx.query.scope ?? '').split(' ').filter((s) => s !== '')
+      if (asked.every((s) => allowed.has(s))) return false
+      const back = new URL(c.redirectUri)
+      back.searchParams.set('error', 'invalid_scope')
+      back.searchParams.set('error_description', `Invalid scopes: ${asked.join(' ')}`)
+      if (typeof ctx.query.state === 'string') back.searchParams.set('state', ctx.query.state)
+      back.searchParams.set('iss', s.provider().issuer)
+      ctx.redirect(back.href)
+      return true
+    },
+  })
+}
