@@ -340,7 +340,7 @@ describe('validateConfig', () => {
       command: 'node', args: [], env: {}, inheritEnv: [], mode: 'session', pool: { min: 0, max: 1000, preinitialize: false },
       replicas: 1, identityEnv: false, responses: 'sse', requestTimeout: 60_000,
       resumability: { enabled: true, maxEvents: 1000, maxBytes: 1_048_576, maxAge: 300_000 },
-      idleTimeout: 600_000, shutdownGrace: 5_000, maxSessionsPerSubject: 8,
+      idleTimeout: 600_000, shutdownGrace: 5_000, maxSessionsPerSubject: 8, credentials: {},
     })
     assert.equal(config.servers.echo?.ssePolling, undefined, 'SSE polling is off by default')
     assert.deepEqual(config.limits, {
