@@ -214,7 +214,10 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
 
   it('a step-up the roles do not allow: the missing-role page names the role; continuing grants the rest', async () => {
     const page = await newPage({ width: 360 })
-    // Signed in already (the same browser): this is the client asking for more later.
+    // Signed in first; then the client asks for more (a step-up) in the same browser.
+    await authorize(page, { scope: 'mcp:read' })
+    await click(page, approve)
+    assert.ok(new URL(page.url()).searchParams.get('code'))
     const flow = await authorize(page, { scope: 'mcp:read mcp:admin' })
     assert.match(await text(page), /Signed in as/)
     const res = await click(page, approve)
