@@ -219,7 +219,8 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
     await click(page, approve)
     assert.ok(new URL(page.url()).searchParams.get('code'))
     const flow = await authorize(page, { scope: 'mcp:read mcp:admin' })
-    assert.match(await text(page), /Signed in as/)
+    // The person checks who they are signed in as: their email, not the upstream's object id.
+    assert.match(await text(page), /Signed in as alice@contoso\.example\./)
     const res = await click(page, approve)
     assert.equal(res?.status(), 403)
     assert.equal(await page.$eval('h1', (h) => h.textContent), 'Your account lacks a role for this')
