@@ -229,6 +229,9 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
     assert.match(body, /alice@contoso\.example/)
     const size = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }))
     assert.ok(size.scroll <= size.inner, `scrollWidth ${size.scroll} > ${size.inner}`)
+    // The role is what the person asks an administrator for: never split across lines.
+    const lines = await page.$$eval('li code', (codes) => codes.map((c) => [c.textContent, c.getClientRects().length]))
+    assert.deepEqual(lines, [['mcp:admin', 1], ['MCP.Admin', 1]])
     await shot(page, '4-missing-role')
     await click(page, 'form button.primary')
     const landed = new URL(page.url())
