@@ -212,6 +212,34 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
     await page.close()
   })
 
+  // oidc-provider's own error page, for what cannot go back to the client (RFC 6749 §4.1.2.1).
+  const unroutable = [
+    { name: 'an unknown client', params: (id: string) => ({ client_id: `${id}-unknown`, redirect_uri: redirectUri }), says: /invalid_client/ },
+    { name: 'a redirect URI the client did not register', params: (id: string) => ({ client_id: id, redirect_uri: 'http://127.0.0.1:1/elsewhere' }), says: /redirect_uri/ },
+  ]
+  for (const u of unroutable) {
+    it(`${u.name}: the broker's own page, with the headers of every page it shows a person`, async () => {
+      const page = await newPage({ width: 360 })
+      const clientId = await registerPublicClient(stack.url, redirectUri, { client_name: 'Browser test' })
+      const res = await page.goto(`${stack.url}/authorize?${new URLSearchParams({
+        response_type: 'code', scope: 'mcp:read', resource: stack.endpoint('notes'), state: 'st',
+        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', ...u.params(clientId),
+      })}`)
+      assert.equal(res?.status(), 400)
+      assert.equal(arrivals.filter((a) => a.includes('state=st')).length, 0, 'nothing went to the client')
+      assert.equal(await page.$eval('h1', (h) => h.textContent), 'This sign-in cannot continue')
+      assert.match(await text(page), u.says)
+      const headers = res!.headers()
+      assert.equal(headers['x-frame-options'], 'DENY')
+      assert.equal(headers['referrer-policy'], 'no-referrer')
+      assert.match(headers['content-security-policy'] ?? '', /frame-ancestors 'none'/)
+      // The stylesheet applies (its CSP hash matches): the same card as the other pages.
+      assert.equal(await page.$eval('.card', (c) => getComputedStyle(c).borderRadius), '10px')
+      if (u.name === 'an unknown client') await shot(page, '7-error-page')
+      await page.close()
+    })
+  }
+
   it('a step-up the roles do not allow: the missing-role page names the role; continuing grants the rest', async () => {
     const page = await newPage({ width: 360 })
     // Signed in first; then the client asks for more (a step-up) in the same browser.
