@@ -1,8 +1,8 @@
-// The broker's consent and missing-role pages in a real headless Chromium, scripts off, in a
-// real login (a registered client's authorization URL; the Entra-like upstream signs the user
-// in without a page): approve lands on the client with a code, deny with access_denied; pages
-// of other origins can neither post the forms nor frame them; the loopback warning; a phone's
-// width. MCP_EDGE_SCREENSHOTS=<dir> keeps a screenshot of each page there.
+// The broker's consent, missing-role and error pages in a real headless Chromium, scripts off,
+// in a real login (a registered client's authorization URL; the Entra-like upstream signs the
+// user in without a page): approve lands on the client with a code, deny with access_denied;
+// pages of other origins can neither post the forms nor frame them; the loopback warning; a
+// phone's width. MCP_EDGE_SCREENSHOTS=<dir> keeps a screenshot of each page there.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
