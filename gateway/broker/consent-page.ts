@@ -42,7 +42,7 @@ h1{font-size:1.3rem;margin:0 0 .75rem}
 .muted{color:#5b636e;font-size:.9rem}
 .warn{background:#fff4e5;border:1px solid #f0b35a;border-radius:8px;padding:.6rem .75rem;margin:.75rem 0}
 ul{padding-left:1.2rem;margin:.25rem 0 .75rem}
-code{font-size:.95em;background:#eef0f3;padding:0 .25em;border-radius:4px;word-break:break-all}
+code{font-size:.95em;background:#eef0f3;padding:0 .25em;border-radius:4px;overflow-wrap:anywhere}
 .actions{display:flex;gap:.75rem;flex-wrap:wrap;margin-top:1rem}
 button{font:inherit;padding:.65rem 1.2rem;border-radius:8px;border:1px solid #9aa3ad;background:#fff;cursor:pointer;flex:1 1 8rem}
 button.primary{background:#1f5fd1;border-color:#1f5fd1;color:#fff}

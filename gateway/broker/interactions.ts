@@ -145,6 +145,10 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
     const resources = [det.params.resource].flat().filter((r): r is string => typeof r === 'string')
     const servers = [...new Set(resources.map((r) => d.resources.serverOf(r)).filter((s): s is string => s !== undefined))]
     const clientId = client.clientId
+    // A step-up: the person checks who they are signed in as, so name them as they know
+    // themselves (the subject is the upstream's opaque object id).
+    const signedIn = det.prompt.name === 'consent' && det.session?.accountId ? det.session.accountId : undefined
+    const account = signedIn === undefined ? undefined : await d.accounts.find(signedIn)
     return html(200, consentPage({
       clientName: client.clientName,
       clientId,
@@ -153,7 +157,7 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
       redirectLocal: redirect === null || !(redirect.protocol === 'https:' && !['localhost', '127.0.0.1', '[::1]'].includes(redirect.hostname)),
       servers: servers.map((name) => ({ name, description: d.config.servers[name]?.description })),
       scopes: requestedScopes(det).filter((s) => !OIDC_SCOPES.has(s)),
-      user: det.prompt.name === 'consent' ? det.session?.accountId : undefined,
+      user: signedIn === undefined ? undefined : (account?.email ?? account?.name ?? signedIn),
       csrf: csrfOf(det.uid),
       action: { approve: `${INTERACTION_PREFIX}${det.uid}/approve`, deny: `${INTERACTION_PREFIX}${det.uid}/deny` },
     }))

@@ -9,6 +9,7 @@ import type { Accounts } from './accounts.js'
 import { storeAdapter } from './adapter.js'
 import { ClientPolicyError } from './client-errors.js'
 import { CLIENT_POLICY_PROPERTY, type ClientPolicy } from './client-policy.js'
+import { messagePage, PAGE_HEADERS } from './consent-page.js'
 import type { BrokerKeys } from './keys.js'
 import { grantableScopes, serverScopes } from './scopes.js'
 
@@ -182,10 +183,10 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
     expiresWithSession: () => false,
     jwks: d.keys.jwks as Configuration['jwks'],
     pkce: { required: () => true },
+    // What cannot go back to the client (unknown client, unregistered redirect URI): the
+    // broker's own page, with the headers of every page it shows a person.
     renderError: (ctx, out) => {
-      ctx.type = 'html'
-      ctx.set('content-security-policy', "default-src 'none'; frame-ancestors 'none'")
-      ctx.set('cache-control', 'no-store')
+      ctx.set(PAGE_HEADERS)
       ctx.body = errorPage(String(out.error ?? 'error'), String(out.error_description ?? ''))
     },
     responseTypes: ['code'],
@@ -252,8 +253,7 @@ function isLoopbackOrigin(origin: string): boolean {
 
 /** The page shown when a request cannot go back to the client (unknown client, bad redirect URI). */
 export function errorPage(error: string, description: string): string {
-  const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign-in error</title></head><body><h1>This sign-in cannot continue</h1><p><code>${esc(error)}</code>${description ? `: ${esc(description)}` : ''}</p><p>Close this page and start again from your application.</p></body></html>`
+  return messagePage('This sign-in cannot continue', description ? `${error}: ${description}` : error)
 }
 
 export type { Provider }

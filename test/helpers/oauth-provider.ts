@@ -5,11 +5,14 @@ export const REDIRECT = 'http://127.0.0.1:9/callback'
 
 /**
  * What a client like MCP Inspector keeps between the steps of an OAuth flow, in memory: its
- * registration, tokens, PKCE verifier, and the last authorization URL it was sent to.
+ * registration, tokens, PKCE verifier, and the last authorization URL it was sent to. With
+ * `clientMetadataUrl` the SDK uses that URL as its client_id (CIMD) where the authorization
+ * server supports it, instead of registering.
  */
-export function memoryProvider(name = 'test client') {
+export function memoryProvider(name = 'test client', o: { clientMetadataUrl?: string } = {}) {
   const saved: Record<string, unknown> = {}
   const provider: OAuthClientProvider & { authorizationUrl?: URL } = {
+    ...(o.clientMetadataUrl ? { clientMetadataUrl: o.clientMetadataUrl } : {}),
     get redirectUrl() {
       return REDIRECT
     },
