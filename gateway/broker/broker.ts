@@ -24,6 +24,8 @@ import { BROKER_ROUTES, brokerConfiguration } from './provider.js'
 import { registrationGuard } from './registration-guard.js'
 import { createUpstream, type Upstream } from './upstream.js'
 
+/** How often readiness asks the shared store whether it answers, in ms. */
+export const DEFAULT_STORE_PING_MS = 5_000
 /** How long a per-user upstream re-check may hold its lock, in ms (it must finish well within). */
 export const DEFAULT_RECHECK_LOCK_MS = 30_000
 
@@ -125,11 +127,16 @@ export async function startBroker(o: {
   mountProvider(routes, provider, issuer)
   mountInteractions(routes, { provider, issuer, config, upstream, accounts, store: o.store, policy: o.policy, resources: o.resources, cookieKeys: o.keys.cookieKeys, audit: o.audit, log })
   log.info({ issuer, upstream: broker.upstream.issuer ?? broker.upstream.endpoints?.authorization, callback, registration: broker.registration.enabled, cimd: broker.cimd.enabled }, 'OAuth broker ready')
+  // Readiness follows the shared store too: without it no login, token or refresh works.
+  let storeDown = false
+  const ping = setInterval(() => void o.store.ping().then((up) => (storeDown = !up), () => (storeDown = true)), DEFAULT_STORE_PING_MS)
+  ping.unref()
   return {
     issuer,
     routes,
-    problem: () => upstream.problem(),
+    problem: () => upstream.problem() ?? (storeDown ? 'the shared store (Redis) cannot be reached' : undefined),
     async close() {
+      clearInterval(ping)
       await upstream.close()
       await cimdFetch.close()
     },

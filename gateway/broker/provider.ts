@@ -196,10 +196,17 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     ttl,
     loadExistingGrant: async (ctx) => {
-      // Remembered consent is the grant a user gave this client before, in this browser.
+      // The consent just given is this authorization's grant.
+      const given = ctx.oidc.result?.consent?.grantId
+      if (given) return ctx.oidc.provider.Grant.find(given)
+      // Remembered consent: the grant this browser's user gave this client before, for at
+      // most consent.rememberFor; else the consent page is shown again.
       if (!config.consent.remember) return undefined
-      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session?.grantIdFor(ctx.oidc.client!.clientId)
-      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined
+      const grantId = ctx.oidc.session?.grantIdFor(ctx.oidc.client!.clientId)
+      const grant = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined
+      const issuedAt = (grant as { iat?: number } | undefined)?.iat
+      if (grant === undefined || issuedAt === undefined || Math.floor(Date.now() / 1000) - issuedAt > config.consent.rememberFor) return undefined
+      return grant
     },
   }
 }

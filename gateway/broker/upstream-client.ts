@@ -24,6 +24,8 @@ export interface ClientSource {
   get(): Promise<UpstreamClient>
   /** Why the upstream is not usable yet (readiness), if it is not. */
   problem(): string | undefined
+  /** Stops retrying discovery in the background. */
+  close(): void
 }
 
 /**
@@ -50,6 +52,8 @@ export function clientSource(o: {
   let client: UpstreamClient | undefined
   let pending: Promise<UpstreamClient> | undefined
   let failure: { at: number; message: string } | undefined
+  let retry: NodeJS.Timeout | undefined
+  let closed = false
 
   if (config.endpoints) {
     const { authorization, token, userinfo } = config.endpoints
@@ -84,7 +88,7 @@ export function clientSource(o: {
     }
   }
 
-  return {
+  const source: ClientSource = {
     get: async () => {
       if (client) return client
       if (pending) return pending
@@ -99,6 +103,9 @@ export function clientSource(o: {
       }, (err: unknown) => {
         const e = upstreamFailure(err, 'discovery')
         failure = { at: o.now(), message: e.message }
+        // Tried again in the background too, so readiness follows an IdP (or the proxy in
+        // front of it) that comes up after the gateway, without waiting for a first login.
+        if (!closed) retry = setTimeout(() => void source.get().catch(() => {}), retryMs).unref()
         o.log.warn({ issuer: config.issuer, code: e.code, reason: e.message },
           'upstream IdP discovery failed')
         throw new UpstreamError('upstream_unavailable', 'the upstream IdP has not been discovered yet',
@@ -112,7 +119,12 @@ export function clientSource(o: {
       if (client) return undefined
       return failure ? `upstream IdP: ${failure.message}` : 'upstream IdP: discovery pending'
     },
+    close: () => {
+      closed = true
+      clearTimeout(retry)
+    },
   }
+  return source
 }
 
 /** http:// is acceptable only to a loopback host: elsewhere it would carry secrets in clear. */

@@ -208,7 +208,10 @@ export async function createUpstream(config: UpstreamConfig, o: UpstreamOptions)
     },
 
     problem: () => source.problem(),
-    close: () => http.close(),
+    close: () => {
+      source.close()
+      return http.close()
+    },
   }
 }
 

@@ -35,9 +35,13 @@ export function createApp(d: AppDeps): Hono<Vars> {
   app.use('*', async (c, next) => {
     const start = performance.now()
     await next()
+    // A response written straight to the socket (the broker's authorization server) has its
+    // status there, not on the Hono response.
+    const outgoing = c.env?.outgoing
+    const status = outgoing?.headersSent ? outgoing.statusCode : c.res.status
     // Answered MCP requests (either transport) already have their audit event: their HTTP line is debug.
-    const level = c.res.status >= 400 || !MCP_PATH.test(c.req.path) ? 'info' : 'debug'
-    c.get('log')[level]({ method: c.req.method, path: c.req.path, status: c.res.status, ms: +(performance.now() - start).toFixed(2) }, 'request')
+    const level = status >= 400 || !MCP_PATH.test(c.req.path) ? 'info' : 'debug'
+    c.get('log')[level]({ method: c.req.method, path: c.req.path, status, ms: +(performance.now() - start).toFixed(2) }, 'request')
   })
   app.use('*', hostGuard(d.origin))
   // The framework answers HEAD with a route's GET handler: only where GET changes nothing (a
