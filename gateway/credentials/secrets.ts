@@ -1,0 +1,90 @@
+import { createHash } from 'node:crypto'
+import type { Sealer } from '../store/sealed.js'
+import type { Store } from '../store/store.js'
+
+/** What the gateway says of a secret: never its value. */
+export interface SecretInfo {
+  name: string
+  /** When it was set, epoch ms. */
+  setAt: number
+}
+
+/** Whose secrets: the issuer and subject of a verified token, never the token. */
+export interface SecretOwner {
+  iss: string
+  sub: string
+}
+
+/** Largest secret value accepted, in characters. */
+export const DEFAULT_SECRET_MAX_LENGTH = 8192
+/** Secrets one user may hold at most. */
+export const DEFAULT_SECRETS_PER_USER = 64
+
+/**
+ * Each user's own secrets (API tokens, passwords) for the servers that need them, in the shared
+ * store, sealed at rest (AES-256-GCM, bound to their key so records cannot be swapped). Write
+ * only: a value goes in and, apart from the process it is handed to, never comes out — the
+ * account page and the API show a name and when it was set. Keys name the user by a hash, so
+ * a store listing shows no subjects.
+ */
+export class UserSecrets {
+  constructor(private readonly o: { store: Store; sealer: Sealer; now?: () => number }) {}
+
+  /** Sets or replaces a secret. @throws Error with a user-facing message when refused */
+  async set(owner: SecretOwner, name: string, value: string): Promise<SecretInfo> {
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new Error('a secret name is 1 to 64 letters, digits, _ . -')
+    if (value === '' || value.length > DEFAULT_SECRET_MAX_LENGTH) throw new Error(`a secret value is 1 to ${DEFAULT_SECRET_MAX_LENGTH} characters`)
+    // Values end up in a process's environment: no NUL (it would cut the variable).
+    if (value.includes('\0')) throw new Error('a secret value cannot hold a NUL character')
+    const index = indexKey(owner)
+    const names = await this.o.store.smembers(index)
+    if (!names.includes(name) && names.length >= DEFAULT_SECRETS_PER_USER) throw new Error(`at most ${DEFAULT_SECRETS_PER_USER} secrets per user`)
+    const setAt = (this.o.now ?? Date.now)()
+    const key = valueKey(owner, name)
+    await this.o.store.set(key, this.o.sealer.seal(JSON.stringify({ value, setAt }), key))
+    await this.o.store.sadd(index, name)
+    return { name, setAt }
+  }
+
+  /** Deletes a secret (absent is fine). */
+  async remove(owner: SecretOwner, name: string): Promise<void> {
+    await this.o.store.del([valueKey(owner, name)])
+    await this.o.store.srem(indexKey(owner), name)
+  }
+
+  /** The user's secrets: names and dates only. */
+  async list(owner: SecretOwner): Promise<SecretInfo[]> {
+    const names = (await this.o.store.smembers(indexKey(owner))).sort()
+    const out: SecretInfo[] = []
+    for (const name of names) {
+      const got = await this.read(owner, name)
+      if (got) out.push({ name, setAt: got.setAt })
+    }
+    return out
+  }
+
+  /** A secret's value, for the process it is handed to; undefined when not set. */
+  async value(owner: SecretOwner, name: string): Promise<string | undefined> {
+    return (await this.read(owner, name))?.value
+  }
+
+  private async read(owner: SecretOwner, name: string): Promise<{ value: string; setAt: number } | undefined> {
+    const key = valueKey(owner, name)
+    const sealed = await this.o.store.get(key)
+    if (sealed === undefined) return undefined
+    return JSON.parse(this.o.sealer.open(sealed, key)) as { value: string; setAt: number }
+  }
+}
+
+/** The user's part of a key: a hash of issuer and subject. */
+export function userKey(owner: SecretOwner): string {
+  return createHash('sha256').update(JSON.stringify([owner.iss, owner.sub])).digest('base64url')
+}
+
+function indexKey(owner: SecretOwner): string {
+  return `secrets:${userKey(owner)}`
+}
+
+function valueKey(owner: SecretOwner, name: string): string {
+  return `secrets:${userKey(owner)}:${name}`
+}
