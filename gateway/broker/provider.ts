@@ -71,16 +71,20 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
     Session: config.refreshTokenTtl,
     IdToken: config.accessTokenTtl,
   }
+  const Adapter = storeAdapter({
+    store: d.store,
+    clientTtl: config.registration.unusedTtl,
+    consumedTtl: config.refreshTokenTtl,
+    reused: () => new errors.InvalidGrant('grant request is invalid'),
+    onReuse: async (model, grantId) => {
+      d.log.warn({ model, grantId }, 'a code or refresh token was used twice; its grant is revoked')
+      // Both uses passed oidc-provider's own "consumed?" check (a race, e.g. two refreshes each
+      // waiting on the upstream re-check): it will not revoke, so revoke here as it would.
+      if (grantId) await revokeStored(Adapter, grantId)
+    },
+  })
   return {
-    adapter: storeAdapter({
-      store: d.store,
-      clientTtl: config.registration.unusedTtl,
-      consumedTtl: config.refreshTokenTtl,
-      reused: () => new errors.InvalidGrant('grant request is invalid'),
-      onReuse: async (model, grantId) => {
-        d.log.warn({ model, grantId }, 'a code or refresh token was used twice; its grant is revoked')
-      },
-    }),
+    adapter: Adapter,
     clients: [],
     clientBasedCORS: (_ctx, origin, client) => client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) === true || isLoopbackOrigin(origin),
     claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
@@ -237,6 +241,12 @@ async function revokeGrant(ctx: KoaContextWithOIDC, grantId: string): Promise<vo
   const models = [provider.AccessToken, provider.AuthorizationCode, provider.RefreshToken] as unknown as { adapter: { revokeByGrantId(id: string): Promise<void> } }[]
   await Promise.all(models.map((m) => m.adapter.revokeByGrantId(grantId)))
   await (provider.Grant as unknown as { adapter: { destroy(id: string): Promise<void> } }).adapter.destroy(grantId)
+}
+
+/** Revokes every token of a grant, and the grant, straight in the store (no request at hand). */
+async function revokeStored(Adapter: ReturnType<typeof storeAdapter>, grantId: string): Promise<void> {
+  await Promise.all(['AccessToken', 'AuthorizationCode', 'RefreshToken'].map((m) => new Adapter(m).revokeByGrantId(grantId)))
+  await new Adapter('Grant').destroy(grantId)
 }
 
 function claimsOf(account: { sub: string; email?: string; name?: string }): { sub: string; [key: string]: unknown } {
