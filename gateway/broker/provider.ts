@@ -192,7 +192,19 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       ctx.body = errorPage(String(out.error ?? 'error'), String(out.error_description ?? ''))
     },
     responseTypes: ['code'],
-    rotateRefreshToken: true,
+    // Called just before the old refresh token is consumed, and oidc-provider resolves
+    // `resource` only after that: a refused resource would spend the token the client holds
+    // (and mint one nobody receives), so its retry would look like a replay and revoke the
+    // grant. Refuse such a request here, before anything is spent.
+    rotateRefreshToken: (ctx) => {
+      const held = ctx.oidc.entities.RefreshToken as { resource?: string | string[] } | undefined
+      const granted = new Set([held?.resource ?? []].flat())
+      const asked = ctx.oidc.params?.resource as unknown
+      if (asked === undefined ? granted.size > 1 : typeof asked !== 'string' || !granted.has(asked) || !resources.has(asked)) {
+        throw new errors.InvalidTarget()
+      }
+      return true
+    },
     routes: BROKER_ROUTES,
     // OIDC scopes only: a server's scopes are the resource server's (resourceIndicators).
     scopes: ['openid', 'offline_access', 'email', 'profile'],
