@@ -17,6 +17,22 @@ export interface AdapterOptions {
 /** The set of every registered (DCR) client id: its size is the client count. */
 export const CLIENTS_SET = 'broker:clients'
 
+/** Where a registered client's record is kept. */
+export const clientKey = (id: string) => `oidc:Client:${id}`
+
+/**
+ * How many members of {@link CLIENTS_SET} still have a record. Records expire unused in the
+ * store, but the set forgets a member only when someone looks its client up, which nobody
+ * may ever do again: the members whose record is gone are removed here.
+ */
+export async function liveClients(store: Store): Promise<number> {
+  const ids = await store.smembers(CLIENTS_SET)
+  const records = await store.getMany(ids.map(clientKey))
+  const gone = ids.filter((_, i) => records[i] === undefined)
+  for (const id of gone) await store.srem(CLIENTS_SET, id)
+  return ids.length - gone.length
+}
+
 /**
  * oidc-provider's storage over the shared Store, so a user who logs in through one replica
  * refreshes through another. One instance per model (`Grant`, `RefreshToken`, `Client`, …).

@@ -1,5 +1,6 @@
 import type { Context, Next } from 'hono'
 import type { Store } from '../store/store.js'
+import { liveClients } from './adapter.js'
 import { addressBucket } from './addresses.js'
 import { RegistrationGuardError } from './client-errors.js'
 
@@ -63,8 +64,10 @@ export async function admitRegistration(
     const why = 'too many registrations from this address; retry later'
     throw new RegistrationGuardError('slow_down', why, retryAfterS)
   }
-  // A soft cap: concurrent registrations may each see room for one more.
-  if ((await o.store.scard(BROKER_CLIENTS_SET)) >= o.maxClients) {
+  // A soft cap: concurrent registrations may each see room for one more. At the cap, the
+  // registrations that expired unused are counted out (else abandoned ones hold it forever).
+  const atCap = async () => (await o.store.scard(BROKER_CLIENTS_SET)) >= o.maxClients
+  if ((await atCap()) && (await liveClients(o.store)) >= o.maxClients) {
     const why = 'this server holds as many client registrations as it accepts; retry later'
     throw new RegistrationGuardError('too_many_clients', why, DEFAULT_CLIENT_CAP_RETRY_AFTER_S)
   }
