@@ -131,7 +131,15 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       clientIdMetadataDocument: {
         enabled: config.cimd.enabled,
         ack: 'draft-02',
-        allowFetch: (_ctx: unknown, clientId: string) => d.cimdAllowed(clientId),
+        allowFetch: (ctx: { state?: { cimdTried?: Set<string> } } | undefined, clientId: string) => {
+          // One fetch per document per request: after a failed lookup, oidc-provider's
+          // authorization error handler looks the client up again, which would fetch a
+          // failing (or stalling) document twice. The first failure is the answer.
+          const tried = ctx?.state ? (ctx.state.cimdTried ??= new Set()) : undefined
+          if (tried?.has(clientId)) return false
+          tried?.add(clientId)
+          return d.cimdAllowed(clientId)
+        },
       } as never,
       resourceIndicators: {
         enabled: true,
