@@ -236,8 +236,12 @@ function interactionPolicy(oidc: OidcModule, config: BrokerConfig) {
   const policy = base()
   const recheck = config.upstream.recheckInterval
   policy.get('login')!.checks.add(new Check('mcp_edge_stale_login', 'the upstream login is older than the re-check interval', (ctx) => {
+    // This authorization has just been through the upstream: it is as fresh as it gets.
+    if (ctx.oidc.result?.login) return Check.NO_NEED_TO_PROMPT
     const at = ctx.oidc.session?.authTime as number | undefined
-    return at !== undefined && recheck > 0 && Math.floor(Date.now() / 1000) - at > recheck ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT
+    // 0 re-checks every time, here as at refresh: a user disabled upstream gets no new code.
+    const stale = at !== undefined && (recheck === 0 || Math.floor(Date.now() / 1000) - at > recheck)
+    return stale ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT
   }))
   if (!config.consent.remember) {
     policy.get('consent')!.checks.add(new Check('mcp_edge_always_consent', 'consent is asked every time', (ctx) =>

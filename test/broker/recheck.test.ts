@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { after, afterEach, before, describe, it } from 'node:test'
 import { decodeJwt } from 'jose'
-import { exchange, login, newClient, refresh, useAt, type Answer } from '../helpers/broker-raw.js'
+import { exchange, issued, login, newClient, refresh, useAt, type Answer } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import type { CookieJar } from '../helpers/oauth-flow.js'
 
@@ -74,6 +74,35 @@ describe('re-check at refresh: the upstream no longer vouches for the user', () 
       assert.match(String(line.rule), /upstream refused the user at re-check/)
     })
   }
+})
+
+describe('re-check at login: recheckInterval 0 means every authorization goes upstream', () => {
+  const refusals: { name: string; act: (idp: BrokerStack['idp']) => void }[] = [
+    { name: 'a user disabled upstream', act: (idp) => idp.disable(ALICE) },
+  ]
+  for (const r of refusals) {
+    it(`${r.name} gets no new code through their existing browser session`, async () => {
+      const jar = new Map<string, string>()
+      await tokens({ jar })
+      r.act(stack.idp)
+      const before = await issued(stack)
+      const attempt = await login(stack, { ...client(), jar }).then((l) => l.callback, (err: { visits?: { url: string; status: number }[] }) => err)
+      assert.equal(attempt instanceof URL, false, `no redirect back to the client: ${attempt instanceof URL ? attempt.href : ''}`)
+      const visits = (attempt as { visits: { url: string; status: number }[] }).visits
+      assert.ok(visits.some((v) => v.url.startsWith(stack.idp.issuer)), 'the browser was sent upstream')
+      assert.ok(visits.at(-1)!.status >= 400, 'the sign-in ends on an error page')
+      assert.deepEqual(await issued(stack), before, 'no code, no token')
+    })
+  }
+
+  it('an enabled user in the same browser is confirmed upstream again, and gets a code', async () => {
+    const jar = new Map<string, string>()
+    await tokens({ jar })
+    const before = stack.idp.counts.token
+    const l = await login(stack, { ...client(), jar })
+    assert.ok(l.callback.searchParams.get('code'))
+    assert.ok(stack.idp.counts.token > before, 'a new upstream code exchange')
+  })
 })
 
 describe('re-check at refresh: roles changed upstream', () => {
