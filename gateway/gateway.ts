@@ -48,6 +48,8 @@ export interface StartOptions {
   devIdp?: Partial<DevIdpOptions>
   /** Where audit events go instead of `log.audit` (tests). */
   auditDestination?: DestinationStream
+  /** The broker's store instead of the configured one (tests read what it holds at rest). */
+  store?: Store
 }
 
 /** A running gateway. */
@@ -133,7 +135,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       },
     })
     if (keys) {
-      const shared = await createStore(config.store, { log, readSecret })
+      const shared = o.store ?? (await createStore(config.store, { log, readSecret }))
       store = shared
       broker = await startBroker({ config, issuer: publicUrl, keys, store: shared, resources, policy, audit, log: log.child({ component: 'broker' }), readSecret, peer: (c) => (c as Context<Vars>).get('clientIp') })
     }

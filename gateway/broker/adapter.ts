@@ -37,6 +37,8 @@ function storedName(model: string, id: string): string {
 
 const recordKey = (model: string, stored: string) => `oidc:${model}:${stored}`
 const keyOf = (model: string, id: string) => recordKey(model, storedName(model, id))
+/** Where a registered client's record is stored. */
+export const clientKey = (id: string): string => keyOf('Client', id)
 const grantIndex = (model: string, grantId: string) => `oidc:${model}:grant:${grantId}`
 
 /** Deletes every record of `model` issued under a grant, and the grant's index of them (stored names). */

@@ -129,7 +129,15 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       clientIdMetadataDocument: {
         enabled: config.cimd.enabled,
         ack: 'draft-02',
-        allowFetch: (_ctx: unknown, clientId: string) => d.cimdAllowed(clientId),
+        allowFetch: (ctx: { state?: { cimdTried?: Set<string> } } | undefined, clientId: string) => {
+          // One fetch per document per request: after a failed lookup, oidc-provider's
+          // authorization error handler looks the client up again, which would fetch a
+          // failing (or stalling) document twice. The first failure is the answer.
+          const tried = ctx?.state ? (ctx.state.cimdTried ??= new Set()) : undefined
+          if (tried?.has(clientId)) return false
+          tried?.add(clientId)
+          return d.cimdAllowed(clientId)
+        },
       } as never,
       resourceIndicators: {
         enabled: true,
@@ -190,7 +198,19 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       ctx.body = errorPage(String(out.error ?? 'error'), String(out.error_description ?? ''))
     },
     responseTypes: ['code'],
-    rotateRefreshToken: true,
+    // Called just before the old refresh token is consumed, and oidc-provider resolves
+    // `resource` only after that: a refused resource would spend the token the client holds
+    // (and mint one nobody receives), so its retry would look like a replay and revoke the
+    // grant. Refuse such a request here, before anything is spent.
+    rotateRefreshToken: (ctx) => {
+      const held = ctx.oidc.entities.RefreshToken as { resource?: string | string[] } | undefined
+      const granted = new Set([held?.resource ?? []].flat())
+      const asked = ctx.oidc.params?.resource as unknown
+      if (asked === undefined ? granted.size > 1 : typeof asked !== 'string' || !granted.has(asked) || !resources.has(asked)) {
+        throw new errors.InvalidTarget()
+      }
+      return true
+    },
     routes: BROKER_ROUTES,
     // OIDC scopes only: a server's scopes are the resource server's (resourceIndicators).
     scopes: ['openid', 'offline_access', 'email', 'profile'],
@@ -221,8 +241,12 @@ function interactionPolicy(oidc: OidcModule, config: BrokerConfig) {
   const policy = base()
   const recheck = config.upstream.recheckInterval
   policy.get('login')!.checks.add(new Check('mcp_edge_stale_login', 'the upstream login is older than the re-check interval', (ctx) => {
+    // This authorization has just been through the upstream: it is as fresh as it gets.
+    if (ctx.oidc.result?.login) return Check.NO_NEED_TO_PROMPT
     const at = ctx.oidc.session?.authTime as number | undefined
-    return at !== undefined && recheck > 0 && Math.floor(Date.now() / 1000) - at > recheck ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT
+    // 0 re-checks every time, here as at refresh: a user disabled upstream gets no new code.
+    const stale = at !== undefined && (recheck === 0 || Math.floor(Date.now() / 1000) - at > recheck)
+    return stale ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT
   }))
   if (!config.consent.remember) {
     policy.get('consent')!.checks.add(new Check('mcp_edge_always_consent', 'consent is asked every time', (ctx) =>
@@ -248,6 +272,7 @@ async function revokeGrant(ctx: KoaContextWithOIDC, grantId: string): Promise<vo
   await (provider.Grant as unknown as { adapter: { destroy(id: string): Promise<void> } }).adapter.destroy(grantId)
 }
 
+
 function claimsOf(account: { sub: string; email?: string; name?: string }): { sub: string; [key: string]: unknown } {
   return { sub: account.sub, ...(account.email ? { email: account.email } : {}), ...(account.name ? { name: account.name } : {}) }
 }
@@ -260,7 +285,7 @@ function isLoopbackOrigin(origin: string): boolean {
 
 /** The page shown when a request cannot go back to the client (unknown client, bad redirect URI). */
 export function errorPage(error: string, description: string): string {
-  return messagePage('This sign-in cannot continue', description ? `${error}: ${description}` : error)
+  return messagePage('This sign-in cannot continue', description, error)
 }
 
 export type { Provider }

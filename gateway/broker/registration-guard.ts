@@ -1,5 +1,6 @@
 import type { Context, Next } from 'hono'
 import type { Store } from '../store/store.js'
+import { CLIENTS_SET } from './adapter.js'
 import { addressBucket } from './addresses.js'
 import { RegistrationGuardError } from './client-errors.js'
 
@@ -9,8 +10,6 @@ import { RegistrationGuardError } from './client-errors.js'
  * minute; registered clients in all. The body stream is left untouched for oidc-provider.
  */
 
-/** The store set holding every registered client id; the broker adds and removes members. */
-export const BROKER_CLIENTS_SET = 'broker:clients'
 /** Registrations are counted per address in fixed windows of this length, in ms. */
 export const REGISTRATION_WINDOW_MS = 60_000
 /** `Retry-After` when the client cap is reached, in s: unused clients expire slowly. */
@@ -70,7 +69,7 @@ export async function admitRegistration(
   }
   // A soft cap: concurrent registrations may each see room for one more. Expired clients
   // leave the set only when recounted, so a full set is recounted before it refuses.
-  const full = (await o.store.scard(BROKER_CLIENTS_SET)) >= o.maxClients
+  const full = (await o.store.scard(CLIENTS_SET)) >= o.maxClients
   if (full && (o.recount === undefined || (await o.recount()) >= o.maxClients)) {
     const why = 'this server holds as many client registrations as it accepts; retry later'
     throw new RegistrationGuardError('too_many_clients', why, DEFAULT_CLIENT_CAP_RETRY_AFTER_S)

@@ -274,9 +274,11 @@ for (const kind of ['entra', 'google', 'github'] as const) {
           const write = { name: 'write_note', arguments: { name: `${name}-${c.registration}`, text: 'hello' } }
           await sdk.stepUp({ sdk, client, call: write, provider, saved, url })
           assert.match(provider.authorizationUrl!.searchParams.get('scope') ?? '', /mcp:write/)
+          // recheckInterval 0: every authorization, this one too, goes through the upstream again.
           const upstreamTokenCalls = stack.idp.counts.token
+          stack.idp.nextUser(user)
           const second = await browse()
-          assert.equal(stack.idp.counts.token, upstreamTokenCalls, 'the browser session is fresh: no second upstream login')
+          assert.equal(stack.idp.counts.token, upstreamTokenCalls + 1, 'recheckInterval 0: the step-up signs in upstream again')
           await sdk.finish(transport, second.callback)
           assert.deepEqual(String(decodeJwt(tokens().access_token).scope).split(' ').sort(), ['mcp:read', 'mcp:write'])
           const wrote = await client.callTool(write) as { isError?: boolean }

@@ -7,9 +7,10 @@ import type { AddressInfo } from 'node:net'
 import { after, before, beforeEach, describe, test } from 'node:test'
 import { createAdaptorServer, type HttpBindings } from '@hono/node-server'
 import { Hono } from 'hono'
+import { CLIENTS_SET, clientKey, pruneClients } from '../../gateway/broker/adapter.js'
 import { RegistrationGuardError } from '../../gateway/broker/client-errors.js'
 import {
-  admitRegistration, BROKER_CLIENTS_SET, DEFAULT_CLIENT_CAP_RETRY_AFTER_S, registrationGuard, type RegistrationGuardOptions,
+  admitRegistration, DEFAULT_CLIENT_CAP_RETRY_AFTER_S, registrationGuard, type RegistrationGuardOptions,
 } from '../../gateway/broker/registration-guard.js'
 import { testStore } from '../helpers/memory-store.js'
 
@@ -55,6 +56,7 @@ describe('registrationGuard over HTTP', () => {
     // Stands in for a trusted proxy's forwarded address when a test sets it.
     peer: (c) => c.req.header('x-test-peer') ?? c.env.incoming.socket.remoteAddress,
     now: () => clock,
+    recount: () => pruneClients(store),
   })
   app.post('/register', (c, next) => registrationGuard(options())(c, next), async (c) => {
     // Like oidc-provider: read the Node request stream itself.
@@ -153,10 +155,14 @@ describe('registrationGuard over HTTP', () => {
   })
 
   test('at maxClients registered clients, the next registration is refused 429', async () => {
-    for (let i = 0; i < MAX_CLIENTS - 1; i++) await store.sadd(BROKER_CLIENTS_SET, `client-${i}`)
+    const add = async (id: string) => {
+      await store.sadd(CLIENTS_SET, id)
+      await store.set(clientKey(id), '{}')
+    }
+    for (let i = 0; i < MAX_CLIENTS - 1; i++) await add(`client-${i}`)
     const headers = { 'content-type': 'application/json', 'content-length': '2' }
     assert.equal((await post(port, headers, '{}')).status, 201)
-    await store.sadd(BROKER_CLIENTS_SET, `client-${MAX_CLIENTS - 1}`)
+    await add(`client-${MAX_CLIENTS - 1}`)
     const r = await post(port, headers, '{}')
     assert.equal(r.status, 429)
     assert.deepEqual(JSON.parse(r.body), { error: 'too_many_clients', error_description: 'this server holds as many client registrations as it accepts; retry later' })
@@ -164,8 +170,14 @@ describe('registrationGuard over HTTP', () => {
     assert.equal(r.headers['cache-control'], 'no-store')
     assert.equal(reached.length, 1)
     // A client forgotten makes room again.
-    await store.srem(BROKER_CLIENTS_SET, 'client-0')
+    await store.srem(CLIENTS_SET, 'client-0')
     assert.equal((await post(port, headers, '{}')).status, 201)
+    // So does one whose record expired unused, although the set still names it.
+    await add('client-0')
+    assert.equal((await post(port, headers, '{}')).status, 429)
+    await store.del([clientKey('client-1')])
+    assert.equal((await post(port, headers, '{}')).status, 201)
+    assert.equal(await store.scard(CLIENTS_SET), MAX_CLIENTS - 1)
   })
 
   test('a store failure is an error for the app, not an admission', async () => {

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { pino, type Logger } from 'pino'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
+import { recordingStore, type RecordingStore } from './recording-store.js'
 import { SERVERS_DIR, freePort } from './stack.js'
 import { startEntraLike, startGoogleLike, startPlainOAuth, type UpstreamIdp } from './upstream-idp.js'
 
@@ -39,6 +40,8 @@ export interface BrokerStack {
   dir: string
   logLines: string[]
   log: Logger
+  /** The broker's store (in memory), readable whole. */
+  store: RecordingStore
   audit(): Record<string, unknown>[]
   close(): Promise<void>
 }
@@ -77,9 +80,10 @@ export async function startBrokerStack(o: { kind?: UpstreamKind; broker?: Record
     ...o.config,
   }, { file: 'test', baseDir: dir })
   const auditLines: string[] = []
+  const store = recordingStore()
   let gateway: Gateway
   try {
-    gateway = await startGateway(config, { log, auditDestination: { write: (line: string) => void auditLines.push(line) } })
+    gateway = await startGateway(config, { log, store, auditDestination: { write: (line: string) => void auditLines.push(line) } })
   } catch (err) {
     await idp.close()
     throw err
@@ -92,6 +96,7 @@ export async function startBrokerStack(o: { kind?: UpstreamKind; broker?: Record
     dir,
     logLines,
     log,
+    store,
     audit: () => auditLines.map((l) => JSON.parse(l) as Record<string, unknown>),
     async close() {
       await gateway.close()
