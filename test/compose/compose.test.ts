@@ -493,7 +493,7 @@ describe('compose/gateway.yaml', () => {
       const env = { ...Object.fromEntries(clean), ...c.env }
       const res = await run(process.execPath, [MAIN, 'validate', '--config', copy, '--skip-secrets'], { env })
       assert.equal(res.code, 0, res.stderr)
-      assert.match(res.stdout, /^ok: .* \(servers: echo, notes; policies: .*policies\)$/m)
+      assert.match(res.stdout, /^ok: .* \(servers: echo, notes; policies: .*policies; broker: upstream https:\/\/localhost\/realms\/mcp\)$/m)
     })
   }
 
