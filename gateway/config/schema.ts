@@ -12,6 +12,15 @@ export const DEFAULT_JWKS_COOLDOWN_MS = 30_000
 export const DEFAULT_JWKS_MAX_AGE_MS = 10 * 60_000
 /** Connect, header and body timeout for every call to the IdP, in ms. */
 export const DEFAULT_IDP_TIMEOUT_MS = 5_000
+/** Token exchange (RFC 8693): answer timeout, how long before expiry a token is renewed, answer size, tokens cached. */
+export const DEFAULT_EXCHANGE_TIMEOUT_MS = 10_000
+export const DEFAULT_EXCHANGE_RENEW_BEFORE_MS = 60_000
+export const DEFAULT_EXCHANGE_MAX_RESPONSE_BYTES = 65_536
+export const DEFAULT_EXCHANGE_CACHE_MAX = 10_000
+/** How long a call waits for its user to set a missing secret after a URL elicitation, in ms. */
+export const DEFAULT_CREDENTIAL_ELICITATION_TIMEOUT_MS = 600_000
+/** How often a waiting call looks whether the secret is set (in the shared store), in ms. */
+export const DEFAULT_CREDENTIAL_POLL_INTERVAL_MS = 1_000
 /** Verified tokens remembered (LRU), keyed by the token's SHA-256. */
 export const DEFAULT_TOKEN_CACHE_MAX = 10_000
 /** A cached verification is reused at most this long, and never past the token's `exp`, in s. */
@@ -360,6 +369,27 @@ const authSchema = z.strictObject({
   tokenCacheTtl: z.number().int().min(0).default(DEFAULT_TOKEN_CACHE_TTL_S),
   /** The gateway as the authorization server, federating to an upstream IdP (see brokerSchema). */
   broker: brokerSchema.optional(),
+  /**
+   * RFC 8693 token exchange at the IdP, for `credentials` of kind `exchange`: the user's token
+   * traded for one meant for a downstream service. `subjectToken`: which of the user's tokens
+   * is traded: the bearer the client presented (`bearer`, with an external issuer) or the
+   * access token the broker got upstream (`upstream`, the default with the broker).
+   */
+  tokenExchange: z
+    .strictObject({
+      /** Default: the token endpoint of the issuer's discovery document (the broker's upstream with the broker). */
+      tokenEndpoint: httpUrl.optional(),
+      clientId: z.string().min(1),
+      clientSecret: secretRef.optional(),
+      clientAuth: z.enum(['client_secret_basic', 'client_secret_post', 'none']).default('client_secret_basic'),
+      subjectToken: z.enum(['bearer', 'upstream']).optional(),
+      timeout: ms.min(100).default(DEFAULT_EXCHANGE_TIMEOUT_MS),
+      renewBefore: ms.default(DEFAULT_EXCHANGE_RENEW_BEFORE_MS),
+      maxResponseBytes: z.number().int().min(1024).default(DEFAULT_EXCHANGE_MAX_RESPONSE_BYTES),
+      cacheMax: z.number().int().min(1).default(DEFAULT_EXCHANGE_CACHE_MAX),
+    })
+    .refine((x) => (x.clientAuth === 'none') === (x.clientSecret === undefined), 'clientSecret goes with clientAuth client_secret_basic or client_secret_post; none has no secret')
+    .optional(),
 })
 
 /** The whole gateway.yaml. Every field has a default except `servers`. */
@@ -449,6 +479,13 @@ export const configSchema = z.strictObject({
       keyPrefix: z.string().default('mcp-edge:'),
     })
     .refine((st) => st.kind === 'memory' || st.url !== undefined, 'store.url is required with kind: redis')
+    .prefault({}),
+  /** How a call waits for a user's missing credential (see servers.<name>.credentials). */
+  credentials: z
+    .strictObject({
+      elicitationTimeout: ms.min(1_000).default(DEFAULT_CREDENTIAL_ELICITATION_TIMEOUT_MS),
+      pollInterval: ms.min(10).default(DEFAULT_CREDENTIAL_POLL_INTERVAL_MS),
+    })
     .prefault({}),
   /**
    * Keys sealing what the gateway keeps at rest (upstream tokens, users' secrets): a JSON
