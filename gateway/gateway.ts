@@ -9,6 +9,8 @@ import { brokerKeys } from './broker/keys.js'
 import { readSecret } from './config/secrets.js'
 import type { Vars } from './http/request-id.js'
 import { createStore } from './store/create.js'
+import { sealerForStore } from './store/sealed.js'
+import { UserSecrets } from './credentials/secrets.js'
 import type { Store } from './store/store.js'
 import type { Principal } from './auth/principal.js'
 import { InputRounds } from './bridge/input-rounds.js'
@@ -116,6 +118,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   let identity: Identity
   let store: Store | undefined
   let broker: Broker | undefined
+  let secrets: UserSecrets | undefined
   try {
     // The broker is its own issuer, at the public URL; its keys exist before identity, which
     // trusts its tokens (and may start the dev IdP it logs users in at).
@@ -134,10 +137,13 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         upstream: { issuer: upstream.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret && readSecret(upstream.clientSecret, 'auth.broker.upstream.clientSecret'), redirectUri: `${publicUrl}${UPSTREAM_CALLBACK_PATH}` },
       },
     })
-    if (keys) {
+    // Shared state (the broker's clients and grants, users' secrets) lives in the store, sealed.
+    if (keys || usesCredentials(config)) {
       const shared = o.store ?? (await createStore(config.store, { log, readSecret }))
       store = shared
-      broker = await startBroker({ config, issuer: publicUrl, keys, store: shared, resources, policy, audit, log: log.child({ component: 'broker' }), readSecret, peer: (c) => (c as Context<Vars>).get('clientIp') })
+      const sealer = sealerForStore(config, readSecret)
+      secrets = new UserSecrets({ store: shared, sealer })
+      if (keys) broker = await startBroker({ config, issuer: publicUrl, keys, store: shared, sealer, resources, policy, audit, log: log.child({ component: 'broker' }), readSecret, peer: (c) => (c as Context<Vars>).get('clientIp') })
     }
   } catch (err) {
     server.close()
@@ -263,4 +269,9 @@ async function listenMetrics(at: { host: string; port: number }, metrics: Metric
 function emptyPolicy(log: Logger): Policy {
   log.warn('no policies configured: every MCP request is denied (set `policies:` in the config)')
   return { roles: new Map(), servers: new Map(), files: [] }
+}
+
+/** Whether any server takes per-user credentials (then users' secrets need the store). */
+function usesCredentials(config: GatewayConfig): boolean {
+  return Object.values(config.servers).some((s) => Object.keys(s.credentials).length > 0)
 }

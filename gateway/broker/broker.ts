@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Hono, type Context } from 'hono'
 import type Provider from 'oidc-provider'
@@ -10,7 +9,7 @@ import type { SecretRef } from '../config/secrets.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { PolicyStore } from '../policy/store.js'
 import { withLock } from '../store/lock.js'
-import { createSealer, sealerFromConfig, type Sealer } from '../store/sealed.js'
+import type { Sealer } from '../store/sealed.js'
 import type { Store } from '../store/store.js'
 import { Accounts } from './accounts.js'
 import { pruneClients } from './adapter.js'
@@ -34,6 +33,8 @@ export interface Broker {
   issuer: string
   /** Its routes (authorization server endpoints, login and consent), for the gateway's app. */
   routes: Hono
+  /** Users it logged in, with their upstream tokens (the `upstreamToken` credential source). */
+  accounts: Accounts
   /** Why it cannot serve yet (the upstream not discovered), if it cannot. */
   problem(): string | undefined
   close(): Promise<void>
@@ -51,6 +52,8 @@ export async function startBroker(o: {
   issuer: string
   keys: BrokerKeys
   store: Store
+  /** Seals upstream tokens at rest (the gateway's one sealer). */
+  sealer: Sealer
   resources: Resources
   policy: PolicyStore
   audit: AuditLog
@@ -63,7 +66,7 @@ export async function startBroker(o: {
   const broker = config.auth.broker!
   const shared = config.store.kind !== 'memory'
   if (shared) requireSharedKeys(config)
-  const sealer = sealerFor(config, o.readSecret, shared)
+  const sealer = o.sealer
   const callback = `${issuer.replace(/\/$/, '')}${UPSTREAM_CALLBACK_PATH}`
   const upstream: Upstream = await createUpstream(broker.upstream, {
     redirectUri: callback,
@@ -134,6 +137,7 @@ export async function startBroker(o: {
   return {
     issuer,
     routes,
+    accounts,
     problem: () => upstream.problem() ?? (storeDown ? 'the shared store (Redis) cannot be reached' : undefined),
     async close() {
       clearInterval(ping)
@@ -157,17 +161,6 @@ function requireSharedKeys(config: GatewayConfig): void {
     config.secrets === undefined && missing('secrets', 'upstream tokens are sealed at rest with these keys, and every replica opens them'),
   ].filter((p): p is ConfigProblem => p !== false)
   if (problems.length > 0) throw new ConfigError(problems)
-}
-
-/**
- * The sealer of upstream tokens: from `secrets` when configured; with the in-memory store
- * (one replica, nothing written anywhere) an ephemeral key otherwise.
- */
-function sealerFor(config: GatewayConfig, readSecret: (ref: SecretRef, path: string) => string, shared: boolean): Sealer {
-  const configured = sealerFromConfig(config.secrets, readSecret)
-  if (configured) return configured
-  if (shared) throw new ConfigError([{ file: 'configuration', path: 'secrets', message: 'required with a shared store: upstream tokens are sealed at rest with these keys' }])
-  return createSealer({ ephemeral: randomBytes(32) }, 'ephemeral')
 }
 
 /** Audit lines for what the authorization server decides on its own (grants revoked, refusals). */

@@ -142,3 +142,18 @@ function fromB64u(text: string | undefined): Buffer | undefined {
 function malformed(why: string): StoreError {
   return new StoreError('seal_malformed', `malformed sealed value: ${why}`)
 }
+
+/**
+ * The gateway's sealer: from `secrets` when configured; with the in-memory store (one replica,
+ * nothing written anywhere) an ephemeral key otherwise. A shared store needs configured keys:
+ * every replica must open what the others sealed.
+ * @throws ConfigError
+ */
+export function sealerForStore(config: Pick<GatewayConfig, 'secrets' | 'store'>, readSecret: typeof ReadSecret): Sealer {
+  const configured = sealerFromConfig(config.secrets, readSecret)
+  if (configured) return configured
+  if (config.store.kind !== 'memory') {
+    throw new ConfigError([{ file: 'configuration', path: 'secrets', message: 'required with a shared store: upstream tokens and users\' secrets are sealed at rest with these keys' }])
+  }
+  return createSealer({ ephemeral: randomBytes(KEY_BYTES) }, 'ephemeral')
+}

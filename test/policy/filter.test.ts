@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 import type { Principal } from '../../gateway/auth/principal.js'
-import { decide } from '../../gateway/policy/evaluate.js'
 import { filterListResult } from '../../gateway/policy/filter.js'
 import { gatedTarget } from '../../gateway/policy/target.js'
 import { loadPolicy } from '../../gateway/policy/load.js'
