@@ -3,7 +3,7 @@ import { createAdaptorServer } from '@hono/node-server'
 import type { DestinationStream, Logger } from 'pino'
 import type { Context } from 'hono'
 import { createResources } from './auth/resources.js'
-import { startBroker, type Broker } from './broker/broker.js'
+import { requireSharedKeys, startBroker, type Broker } from './broker/broker.js'
 import { UPSTREAM_CALLBACK_PATH } from './broker/interactions.js'
 import { brokerKeys } from './broker/keys.js'
 import { readSecret } from './config/secrets.js'
@@ -141,6 +141,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     if (keys || usesCredentials(config)) {
       const shared = o.store ?? (await createStore(config.store, { log, readSecret }))
       store = shared
+      // Every key replicas must share, named at once (the broker's, then the sealing keys).
+      if (keys && config.store.kind !== 'memory') requireSharedKeys(config)
       const sealer = sealerForStore(config, readSecret)
       secrets = new UserSecrets({ store: shared, sealer })
       if (keys) broker = await startBroker({ config, issuer: publicUrl, keys, store: shared, sealer, resources, policy, audit, log: log.child({ component: 'broker' }), readSecret, peer: (c) => (c as Context<Vars>).get('clientIp') })

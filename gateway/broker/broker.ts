@@ -152,7 +152,7 @@ export async function startBroker(o: {
  * alike: keys generated at start would differ between replicas. Names every missing one at once.
  * @throws ConfigError
  */
-function requireSharedKeys(config: GatewayConfig): void {
+export function requireSharedKeys(config: GatewayConfig): void {
   const broker = config.auth.broker!
   const missing = (path: string, why: string): ConfigProblem => ({ file: 'configuration', path, message: `required with a shared store: ${why}` })
   const problems = [
