@@ -11,6 +11,8 @@ import type { Vars } from './http/request-id.js'
 import { createStore } from './store/create.js'
 import { sealerForStore } from './store/sealed.js'
 import { UserSecrets } from './credentials/secrets.js'
+import { CredentialResolver } from './credentials/resolve.js'
+import { CredentialGate } from './bridge/credential-gate.js'
 import type { Store } from './store/store.js'
 import type { Principal } from './auth/principal.js'
 import { InputRounds } from './bridge/input-rounds.js'
@@ -65,6 +67,8 @@ export interface Gateway {
   metrics: Metrics
   /** Where Prometheus scrapes: the main listener's /metrics, or `metrics.listen`'s. */
   metricsUrl: string
+  /** Users' secrets for servers that take per-user credentials (undefined when none does). */
+  secrets: UserSecrets | undefined
   /** The bounds of every SSE stream, what they queue now and the largest queues seen. */
   outbound: Outbound
   /** Reloads the policy files now (SIGHUP); undefined when no policies are configured. */
@@ -156,6 +160,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const { issuer, authenticator, devIdp } = identity
 
   const filter = (name: string, method: string, result: unknown, principal: Principal) => filterListResult(policy.current, name, method, result, principal)
+  const gate = credentialGate(config, { secrets, broker, publicUrl, log })
   const registry = new SessionRegistry({
     config,
     log,
@@ -163,6 +168,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     metrics,
     filter,
     outbound,
+    gate,
     scopesOf: (p) => grantsOf(policy.current, p).scopes,
   })
   registry.start()
@@ -195,7 +201,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     policy,
     registry,
     scopes,
-    modern: { config, policy, lanes, rounds, audit, metrics, filter, outbound },
+    modern: { config, policy, lanes, rounds, audit, metrics, filter, outbound, gate },
     origin: {
       origins: [new URL(publicUrl).origin, ...config.allowedOrigins].map((s) => s.toLowerCase()),
       local: loopback,
@@ -220,6 +226,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     registry,
     metrics,
     metricsUrl: metricsServer ? `${metricsServer.url}/metrics` : `${url}/metrics`,
+    secrets,
     outbound,
     reloadPolicy: () => reloader?.reload(),
     close: () =>
@@ -276,4 +283,29 @@ function emptyPolicy(log: Logger): Policy {
 /** Whether any server takes per-user credentials (then users' secrets need the store). */
 function usesCredentials(config: GatewayConfig): boolean {
   return Object.values(config.servers).some((s) => Object.keys(s.credentials).length > 0)
+}
+
+/** How long before its expiry an upstream token handed to a process is refreshed, in s. */
+const UPSTREAM_TOKEN_MIN_VALIDITY_S = 60
+
+/**
+ * The gate before requests of servers that take per-user credentials, with the sources those
+ * name: users' secrets, the broker's upstream tokens. Undefined when no server takes any.
+ */
+function credentialGate(config: GatewayConfig, o: { secrets: UserSecrets | undefined; broker: Broker | undefined; publicUrl: string; log: Logger }): CredentialGate | undefined {
+  if (!usesCredentials(config)) return undefined
+  const accounts = o.broker?.accounts
+  const resolver = new CredentialResolver({
+    config,
+    secrets: o.secrets,
+    upstream: accounts && { issuer: o.broker!.issuer, token: (sub, kind) => accounts.upstreamToken(sub, kind, UPSTREAM_TOKEN_MIN_VALIDITY_S) },
+    subjectToken: config.auth.tokenExchange?.subjectToken ?? (o.broker ? 'upstream' : 'bearer'),
+  })
+  return new CredentialGate({
+    resolver,
+    publicUrl: o.publicUrl,
+    elicitationTimeout: config.credentials.elicitationTimeout,
+    pollInterval: config.credentials.pollInterval,
+    log: o.log.child({ component: 'credentials' }),
+  })
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // fixture: a stdio MCP server whose tools exercise every path the gateway must carry (tests only).
+import { createHash } from 'node:crypto'
 import { appendFileSync } from 'node:fs'
 import { setTimeout as delay } from 'node:timers/promises'
 import { McpServer } from '@modelcontextprotocol/server'
@@ -266,6 +267,27 @@ server.registerTool(
     } catch {
       return text('gave up')
     }
+  },
+)
+
+// Per-user credentials: which value this process was started with, by hash (never the value),
+// so a test can prove whose credential a call ran with.
+server.registerTool(
+  'credential',
+  { description: 'The SHA-256 of an environment variable this process was started with, and its pid', inputSchema: z.object({ name: z.string() }) },
+  ({ name }) => {
+    const value = process.env[name]
+    return json({ pid: process.pid, sha256: value === undefined ? null : createHash('sha256').update(value).digest('hex') })
+  },
+)
+
+server.registerTool(
+  'print_credential',
+  { description: 'Writes an environment variable to stderr, raw and encoded (the gateway must redact it)', inputSchema: z.object({ name: z.string() }) },
+  ({ name }) => {
+    const value = process.env[name] ?? ''
+    process.stderr.write(`config ${name}=${value} json=${JSON.stringify({ value })} url=${encodeURIComponent(value)} b64=${Buffer.from(value).toString('base64')}\n`)
+    return text('printed')
   },
 )
 

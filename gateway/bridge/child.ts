@@ -11,6 +11,8 @@ export const DEFAULT_STDERR_LINES_PER_WINDOW = 50
 export const DEFAULT_STDERR_WINDOW_MS = 10_000
 /** Longest stderr line logged, in characters; the rest is cut. */
 export const DEFAULT_STDERR_LINE_MAX = 2_000
+/** Characters past the cut still read for redaction: a secret's longest encoded form fits (8 KiB values, base64). */
+const REDACT_MARGIN = 16_384
 /** Largest single stdout message accepted from a child, in bytes; past it the child is closed. */
 export const DEFAULT_CHILD_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
@@ -34,9 +36,10 @@ export interface Child {
  * Spawns a server process: no shell, a minimal environment (the SDK's allow-list of HOME,
  * LOGNAME, PATH, SHELL, TERM, USER, plus the names in `inheritEnv`) and the server's own
  * `env`, then `extraEnv` (identity), the configured `cwd`. Nothing from the request (token,
- * headers) reaches its argv or environment. Its stderr is logged line by line, rate-limited.
+ * headers) reaches its argv or environment. Its stderr is logged line by line, rate-limited,
+ * with every value in `redact` (the user's credentials it was started with) blotted out.
  */
-export async function spawnChild(config: ServerConfig, log: Logger, extraEnv: Record<string, string> = {}): Promise<Child> {
+export async function spawnChild(config: ServerConfig, log: Logger, extraEnv: Record<string, string> = {}, redact: readonly string[] = []): Promise<Child> {
   const inherited: Record<string, string> = {}
   for (const name of config.inheritEnv) {
     const value = process.env[name]
@@ -79,11 +82,33 @@ export async function spawnChild(config: ServerConfig, log: Logger, extraEnv: Re
   ;(child as { pid: number }).pid = transport.pid ?? 0
   current = log.child({ pid: child.pid })
   // The stderr pass-through buffers until read, so nothing written before this is lost.
-  logStderr(transport.stderr as Readable, () => current)
+  logStderr(transport.stderr as Readable, () => current, redactor(redact))
   return child
 }
 
-function logStderr(stream: Readable, log: () => Logger): void {
+/**
+ * Blots out known secret values in a line: each value as written, and as JSON and URL
+ * encoding would write it (a process that logs its config or a request). Longest first, so a
+ * value containing another is blotted whole.
+ */
+export function redactor(values: readonly string[]): (line: string) => string {
+  const forms = new Set<string>()
+  for (const v of values) {
+    if (v === '') continue
+    forms.add(v)
+    forms.add(JSON.stringify(v).slice(1, -1))
+    forms.add(encodeURIComponent(v))
+    forms.add(Buffer.from(v).toString('base64'))
+  }
+  const list = [...forms].filter((f) => f !== '').sort((a, b) => b.length - a.length)
+  if (list.length === 0) return (line) => line
+  return (line) => {
+    for (const f of list) if (line.includes(f)) line = line.split(f).join('[redacted]')
+    return line
+  }
+}
+
+function logStderr(stream: Readable, log: () => Logger, redact: (line: string) => string = (l) => l): void {
   let windowStart = Date.now()
   let lines = 0
   let dropped = 0
@@ -99,6 +124,7 @@ function logStderr(stream: Readable, log: () => Logger): void {
       dropped++
       return
     }
-    log().info({ stderr: line.slice(0, DEFAULT_STDERR_LINE_MAX) }, 'server stderr')
+    // Redacted before it is cut: a cut must not leave half a secret showing.
+    log().info({ stderr: redact(line.slice(0, DEFAULT_STDERR_LINE_MAX + REDACT_MARGIN)).slice(0, DEFAULT_STDERR_LINE_MAX) }, 'server stderr')
   })
 }

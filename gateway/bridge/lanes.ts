@@ -3,6 +3,7 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { GatewayConfig } from '../config/schema.js'
+import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { Child } from './child.js'
 import { BridgeError } from './errors.js'
 import { exchange, initializeChild, type InitResult } from './handshake.js'
@@ -58,6 +59,8 @@ export class Lane {
   /** Resource subscriptions placed on this process, by URI, with the streams that share each. */
   readonly subscriptions = new Map<string, number>()
   lastUsed = Date.now()
+  /** Started with credentials the user has changed since: ended once released. */
+  stale = false
   private seq = 0
 
   constructor(
@@ -105,7 +108,7 @@ const HELD: LaneUser = { fromServer: () => {}, lost: () => {} }
 
 /** Where lanes' processes come from (the session registry's pools and shared processes). */
 export interface ProcessSource {
-  process(server: string, principal: Principal, log: Logger, accepted?: number): Promise<Child>
+  process(server: string, principal: Principal, log: Logger, accepted?: number, credentials?: ResolvedCredentials): Promise<Child>
   /** The identity a process of `server` is started with for `principal` (identityEnv), if any. */
   identityOf(server: string, principal: Principal): string | undefined
 }
@@ -168,9 +171,10 @@ export class LanePool {
    * started with the identity it has now (client, scopes), so a narrower client of the same
    * user never runs as a broader one, and a scope taken away takes effect on new processes.
    */
-  private keyOf(server: string, principal: Principal): string {
+  private keyOf(server: string, principal: Principal, credentials?: ResolvedCredentials): string {
     const identity = this.o.source.identityOf(server, principal)
-    return `${server}\n${ownerKey(principal)}${identity === undefined ? '' : `\n${identity}`}`
+    const values = credentials?.fingerprint ? `\n#${credentials.fingerprint}` : ''
+    return `${server}\n${ownerKey(principal)}${identity === undefined ? '' : `\n${identity}`}${values}`
   }
 
   /**
@@ -233,13 +237,14 @@ export class LanePool {
    * whoever should see the process's messages. `accepted`: when the HTTP request arrived.
    * @throws BridgeError `too_many_sessions` when none frees up in time, `spawn_failed`
    */
-  async acquire(server: string, principal: Principal, log: Logger, accepted = Date.now(), signal?: AbortSignal): Promise<Lane> {
+  async acquire(server: string, principal: Principal, log: Logger, accepted = Date.now(), signal?: AbortSignal, credentials?: ResolvedCredentials): Promise<Lane> {
     // A request the gateway accepted before shutdown began is still served (within the grace).
     if (this.closedAt !== undefined && accepted >= this.closedAt) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
     // A request already here when shutdown begins is waited for, even while its lane starts.
     this.acquiring++
     try {
-      const lane = await this.acquireLane(server, principal, log, accepted, signal)
+      if (credentials !== undefined) this.retireStale(this.keyOf(server, principal, credentials))
+      const lane = await this.acquireLane(server, principal, log, accepted, signal, credentials)
       // The client left while its lane was found or started: nothing may run for it.
       if (signal?.aborted) {
         this.release(lane)
@@ -251,8 +256,24 @@ export class LanePool {
     }
   }
 
-  private async acquireLane(server: string, principal: Principal, log: Logger, accepted: number, signal: AbortSignal | undefined): Promise<Lane> {
-    const key = this.keyOf(server, principal)
+  /**
+   * A user's credentials changed (a secret set or rotated, a token renewed): their lanes
+   * started with the old values end at a request boundary, now if idle, else when released.
+   */
+  private retireStale(current: string): void {
+    // The same server, principal and identity; other values (`\n#<fingerprint>` ends a key).
+    const base = current.split('\n#')[0]
+    for (const [key, list] of [...this.lanes]) {
+      if (key === current || key.split('\n#')[0] !== base) continue
+      for (const lane of [...list]) {
+        if (lane.busy || lane.pins.size > 0) lane.stale = true
+        else void this.retire(lane)
+      }
+    }
+  }
+
+  private async acquireLane(server: string, principal: Principal, log: Logger, accepted: number, signal: AbortSignal | undefined, credentials: ResolvedCredentials | undefined): Promise<Lane> {
+    const key = this.keyOf(server, principal, credentials)
     const deadline = Date.now() + DEFAULT_LANE_WAIT_MS
     for (;;) {
       if (this.finished) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
@@ -266,7 +287,7 @@ export class LanePool {
       // not lock its principal out (InputRounds bounds those on its own).
       const active = lanes.filter((l) => !l.parked).length
       const cap = this.laneCap(server)
-      if (active + (this.starting.get(key) ?? 0) < cap) return await this.start(key, server, principal, log, accepted)
+      if (active + (this.starting.get(key) ?? 0) < cap) return await this.start(key, server, principal, log, accepted, credentials)
       const left = deadline - Date.now()
       const queue = this.waiting.get(key) ?? []
       if (left <= 0 || queue.length >= DEFAULT_LANE_WAITERS) throw new BridgeError('too_many_sessions', `you have ${cap} requests in progress on ${server}, the most allowed; retry later`)
@@ -342,6 +363,8 @@ export class LanePool {
     lane.user = undefined
     lane.parked = false
     lane.lastUsed = Date.now()
+    // Started with credentials that have changed since: ended at this request boundary.
+    if (lane.stale && lane.pins.size === 0) void this.retire(lane)
     this.wake(lane.key)
   }
 
@@ -372,11 +395,11 @@ export class LanePool {
     await Promise.all(all.map((l) => l.child.close()))
   }
 
-  private async start(key: string, server: string, principal: Principal, log: Logger, accepted: number): Promise<Lane> {
+  private async start(key: string, server: string, principal: Principal, log: Logger, accepted: number, credentials: ResolvedCredentials | undefined): Promise<Lane> {
     this.starting.set(key, (this.starting.get(key) ?? 0) + 1)
     try {
       const config = this.o.config.servers[server]!
-      const child = await this.o.source.process(server, principal, log, accepted)
+      const child = await this.o.source.process(server, principal, log, accepted, credentials)
       const timeout = config.requestTimeout || 30_000
       let init: InitResult
       try {

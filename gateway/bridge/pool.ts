@@ -50,11 +50,12 @@ export class ProcessPool {
   }
 
   /**
-   * A process for a new session: a warm one when there is one (never with `identityEnv`,
+   * A process for a new session: a warm one when there is one (never with an `env` of its own:
+   * `identityEnv` or the user's credentials,
    * whose environment must be the session's), else a new one.
    * @throws BridgeError `too_many_sessions` at `pool.max`, `spawn_failed`
    */
-  async take(log: Logger, identity?: Record<string, string>): Promise<Child> {
+  async take(log: Logger, identity?: Record<string, string>, redact: readonly string[] = []): Promise<Child> {
     let child: Child | undefined
     for (;;) {
       if (identity === undefined) {
@@ -78,7 +79,7 @@ export class ProcessPool {
       }
       this.starting++
       try {
-        child = await spawnChild(this.o.config, log, identity)
+        child = await spawnChild(this.o.config, log, identity, redact)
       } catch (err) {
         log.error({ err: { message: (err as Error).message }, command: this.o.config.command }, 'server process failed to start')
         throw new BridgeError('spawn_failed', 'the MCP server could not be started', err)

@@ -2,9 +2,11 @@ import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { GatewayConfig } from '../config/schema.js'
+import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { Child } from './child.js'
+import type { CredentialGate } from './credential-gate.js'
 import { BridgeError } from './errors.js'
 import { Outbound, queueLimits } from './outbound-budget.js'
 import { ProcessPool } from './pool.js'
@@ -54,6 +56,8 @@ export class SessionRegistry {
       metrics?: Metrics
       /** Where sessions get their stream budgets; default: one of its own from `config.limits`. */
       outbound?: Outbound
+      /** Stands before requests of servers that take per-user credentials. */
+      gate?: CredentialGate
       /** The scopes handed to `identityEnv` processes (token scopes plus what roles grant). */
       scopesOf?: (p: Principal) => Iterable<string>
       now?: () => number
@@ -91,7 +95,7 @@ export class SessionRegistry {
    * least recently used idle session in the limit's scope is ended first.
    * @throws BridgeError `too_many_sessions` (503), `subject_session_limit` (429), `spawn_failed`
    */
-  async open(server: string, principal: Principal, log: Logger, transport?: (session: Session) => ClientTransport): Promise<Session> {
+  async open(server: string, principal: Principal, log: Logger, transport?: (session: Session) => ClientTransport, bearer?: string): Promise<Session> {
     const config = this.o.config.servers[server]
     if (config === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
     const owner = ownerKey(principal)
@@ -124,9 +128,14 @@ export class SessionRegistry {
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const id = this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
     const sessionLog = log.child({ session: random.slice(0, 8) })
+    // A server that takes the user's credentials starts with what is set now; the gate
+    // asks for the rest at the first call that needs them.
+    const gate = this.o.gate !== undefined && this.o.gate.needs(server) ? this.o.gate : undefined
     let child: Child
+    let initial: ResolvedCredentials | undefined
     try {
-      child = await this.process(server, principal, sessionLog)
+      initial = gate && (await gate.initial(server, principal, bearer))
+      child = await this.process(server, principal, sessionLog, Date.now(), initial)
     } finally {
       this.opening.delete(slot)
     }
@@ -143,6 +152,7 @@ export class SessionRegistry {
       budget: this.outbound.session(),
       transport,
       onclose: (s) => this.sessions.delete(s.id),
+      credentials: gate && initial && { gate, fingerprint: initial.fingerprint, spawn: (c) => this.process(server, principal, sessionLog, Date.now(), c) },
     })
     this.sessions.set(id, session)
     sessionLog.info({ pid: child.pid, mode: config.mode }, 'session opened')
@@ -151,16 +161,19 @@ export class SessionRegistry {
 
   /**
    * A process to serve `principal` (a session, or sessionless 2026-07-28 requests): from the
-   * warm pool, spawned with the principal's identity (`identityEnv`), or a view of the shared
-   * process.
+   * warm pool, spawned with the principal's identity (`identityEnv`) and `credentials` (the
+   * user's own, for a server that takes them), or a view of the shared process.
    * @throws BridgeError `too_many_sessions` at `pool.max` or while closing, `spawn_failed`
    */
-  async process(server: string, principal: Principal, log: Logger, accepted = Date.now()): Promise<Child> {
+  async process(server: string, principal: Principal, log: Logger, accepted = Date.now(), credentials?: ResolvedCredentials): Promise<Child> {
     const config = this.o.config.servers[server]
     if (config === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
     // A request accepted before shutdown began still gets its process (it finishes in the grace).
     if (this.closingAt !== undefined && accepted >= this.closingAt) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
-    const take = () => this.pools.get(server)!.take(log, config.identityEnv ? this.identity(principal) : undefined)
+    // Its own environment (identity, the user's credentials) means a process of its own, never a warm one.
+    const own = config.identityEnv || credentials !== undefined
+    const env = own ? { ...(config.identityEnv ? this.identity(principal) : {}), ...credentials?.env } : undefined
+    const take = () => this.pools.get(server)!.take(log, env, credentials ? Object.values(credentials.env) : [])
     let child: Child
     if (config.mode === 'shared') child = await this.shared.get(server)!.attach()
     else {

@@ -6,8 +6,12 @@ import type { ServerConfig } from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { Decision } from '../policy/evaluate.js'
+import { randomBytes } from 'node:crypto'
+import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { Child } from './child.js'
+import type { CredentialGate, GatedSession } from './credential-gate.js'
 import { RPC } from './errors.js'
+import { exchange } from './handshake.js'
 import { SessionEventStore } from './event-store.js'
 import { envelope, progressToken, rpcError, type RequestId } from './jsonrpc.js'
 import type { EndReason, OutboundStream } from './outbound.js'
@@ -50,6 +54,19 @@ interface InFlight {
   poll: NodeJS.Timeout | undefined
   decided: Decided | undefined
   start: number
+  /** Handed to the process (a request waiting for its credentials is not yet). */
+  forwarded: boolean
+  /** Which credentials the process acted with, for the audit line (names and sources only). */
+  credentials?: ResolvedCredentials['supplied']
+}
+
+/** What a session of a server that takes per-user credentials needs. */
+export interface SessionCredentials {
+  gate: CredentialGate
+  /** Which values the first process was started with. */
+  fingerprint: string
+  /** A process started with these credentials, for this session's owner. */
+  spawn(credentials: ResolvedCredentials): Promise<Child>
 }
 
 /**
@@ -71,11 +88,10 @@ export function ownerKey(p: Pick<Principal, 'iss' | 'sub'>): string {
  * budget (outbound.ts), so a client that stops reading costs at most the limits. A process
  * exit fails every request in flight and ends the session.
  */
-export class Session {
+export class Session implements GatedSession {
   readonly id: string
   readonly server: string
   readonly owner: string
-  readonly child: Child
   readonly transport: ClientTransport
   lastActive = Date.now()
   /** The protocol version negotiated at initialize, once the server has answered it. */
@@ -97,6 +113,18 @@ export class Session {
   private readonly budget: QueueBudget
   /** The replay buffer, when resumability is on. */
   private readonly store: SessionEventStore | undefined
+  /** The process; replaced when the user's credentials change (credential servers only). */
+  private current: Child
+  /** Which credential values the process was started with. */
+  fingerprint = ''
+  /** The client's initialize params (a replacement process is initialized with them). */
+  private initParams: Record<string, unknown> | undefined
+  /** A process replacement under way: messages for the process wait for it. */
+  private swapping: Promise<void> | undefined
+  /** Waiting for the requests handed to the process to finish (a replacement). */
+  private idleWaiters: (() => void)[] = []
+  /** The gateway's own requests to the client (elicitations), by id, waiting for answers. */
+  private readonly asked = new Map<string, (answer: JSONRPCMessage | undefined) => void>()
 
   constructor(
     private readonly o: {
@@ -114,13 +142,16 @@ export class Session {
       /** The client-facing transport; default: the SDK's Streamable HTTP server transport. */
       transport?: (session: Session) => ClientTransport
       onclose: (session: Session) => void
+      /** For a server that takes per-user credentials. */
+      credentials?: SessionCredentials
     },
   ) {
     this.initialized = new Promise((resolve) => (this.settleInit = resolve))
     this.id = o.id
     this.server = o.server
     this.owner = ownerKey(o.owner)
-    this.child = o.child
+    this.current = o.child
+    this.fingerprint = o.credentials?.fingerprint ?? ''
     this.budget = o.budget
     const { resumability, ssePolling } = o.config
     this.store = o.transport === undefined && resumability.enabled ? new SessionEventStore(resumability) : undefined
@@ -139,8 +170,17 @@ export class Session {
       })
     this.transport.onmessage = (message, extra) => this.fromClient(message, extra?.authInfo, extra?.closeSSEStream)
     this.transport.onerror = (err) => o.log.debug({ err: { message: err.message } }, 'transport refused a request')
-    o.child.onmessage = (message) => this.fromServer(message)
-    o.child.onexit = () => this.onChildExit()
+    this.attach(o.child)
+  }
+
+  /** The session's process (the current one, when credentials replaced it). */
+  get child(): Child {
+    return this.current
+  }
+
+  private attach(child: Child): void {
+    child.onmessage = (message) => this.fromServer(message)
+    child.onexit = () => this.onChildExit()
   }
 
   /**
@@ -148,9 +188,10 @@ export class Session {
    * authenticated and every request in it allowed by policy (`decided`, by id). An SSE reply
    * goes out through a bounded stream of the session's.
    */
-  async handle(req: Request, parsedBody: unknown, principal: Principal, decided: ReadonlyMap<RequestId, Decided>): Promise<Response> {
+  async handle(req: Request, parsedBody: unknown, principal: Principal, decided: ReadonlyMap<RequestId, Decided>, bearer?: string): Promise<Response> {
     this.lastActive = Date.now()
-    const authInfo: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], extra: { principal, decided } }
+    // The bearer stays here: only a credential exchange at the IdP ever sees it, never the process.
+    const authInfo: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], extra: { principal, decided, bearer } }
     const res = await this.transport.handleRequest(req, { parsedBody, authInfo })
     const resumed = req.method === 'GET' ? req.headers.get('last-event-id') : null
     const replayed = resumed ? (this.store?.takeReplayed(resumed) ?? 0) : 0
@@ -192,8 +233,8 @@ export class Session {
   }
 
   /** Sends a message of the gateway's own to the client (a refusal, on transports without a reply body). */
-  tell(message: JSONRPCMessage): void {
-    this.send(message)
+  tell(message: JSONRPCMessage, relatedId?: RequestId): void {
+    this.send(message, this.o.config.responses === 'json' ? undefined : relatedId)
   }
 
   /** Number of client requests awaiting a reply. */
@@ -208,6 +249,7 @@ export class Session {
     this.settleInit({ ok: false, error: { code: RPC.connectionClosed, message: 'the session was closed' } })
     this.o.onclose(this)
     this.failInflight(RPC.connectionClosed, 'the session was closed')
+    for (const answer of [...this.asked.values()]) answer(undefined)
     // The transport stores each event before writing it: let the last errors reach their
     // streams before the streams are closed.
     await this.lastSend
@@ -217,18 +259,68 @@ export class Session {
 
   private fromClient(message: JSONRPCMessage, authInfo: AuthInfo | undefined, closeStream: (() => void) | undefined): void {
     const env = envelope(message)
+    if (env.kind === 'response' && typeof env.id === 'string' && this.asked.has(env.id)) {
+      // The client's answer to the gateway's own request (an elicitation): never the process's.
+      return this.asked.get(env.id)!(message)
+    }
     if (env.kind === 'request') {
-      const { principal, decided } = authInfo?.extra as { principal: Principal; decided: ReadonlyMap<RequestId, Decided> }
+      const { principal, decided, bearer } = authInfo?.extra as { principal: Principal; decided: ReadonlyMap<RequestId, Decided>; bearer?: string }
       const token = progressToken(env.params)
-      const timeout = this.o.config.requestTimeout
-      const timer = timeout > 0 ? setTimeout(() => this.timeOut(env.id), timeout) : undefined
+      const gate = this.o.credentials?.gate
+      const gated = gate !== undefined && gate.applies(this.server, env.method)
+      // A request waiting for its credentials is not yet the server's: its timeout starts when it is.
+      const timer = gated ? undefined : this.requestTimer(env.id)
       // Only a primed stream may be closed: the client needs an event id to resume from.
       const polling = this.o.config.ssePolling
       const poll = polling && closeStream ? setTimeout(() => this.pollClose(env.id, closeStream), polling.closeAfter) : undefined
-      this.inflight.set(env.id, { method: env.method, principal, progressToken: token, timer, poll, decided: decided.get(env.id), start: performance.now() })
+      this.inflight.set(env.id, { method: env.method, principal, progressToken: token, timer, poll, decided: decided.get(env.id), start: performance.now(), forwarded: false })
       if (token !== undefined) this.progress.set(token, env.id)
+      if (env.method === 'initialize') this.initParams = env.params
+      if (gated) return void this.gated(message, { id: env.id, method: env.method, principal, bearer })
     } else if (env.kind === 'notification' && env.method === 'notifications/cancelled') {
       this.cancelledByClient(env.params?.requestId)
+    }
+    this.forward(message)
+  }
+
+  private requestTimer(id: RequestId): NodeJS.Timeout | undefined {
+    const timeout = this.o.config.requestTimeout
+    return timeout > 0 ? setTimeout(() => this.timeOut(id), timeout) : undefined
+  }
+
+  /** A request that acts with the user's credentials: to the process once the gate lets it through. */
+  private async gated(message: JSONRPCMessage, req: { id: RequestId; method: string; principal: Principal; bearer: string | undefined }): Promise<void> {
+    let outcome: Awaited<ReturnType<CredentialGate['run']>>
+    try {
+      outcome = await this.o.credentials!.gate.run(this, req)
+    } catch (err) {
+      this.o.log.warn({ err: { message: (err as Error).message } }, 'the request could not get its credentials')
+      return this.reply(req.id, -32603, 'the MCP server could not be started with your credentials')
+    }
+    const pending = this.inflight.get(req.id)
+    // Cancelled, timed out or the session ended while it waited: nothing reaches the process.
+    if (pending === undefined) return
+    if (!outcome.forward) {
+      this.settle(req.id, pending)
+      this.audit(pending, outcome.outcome)
+      return this.send(outcome.reply, req.id)
+    }
+    pending.credentials = outcome.supplied
+    pending.timer = this.requestTimer(req.id)
+    this.forward(message)
+  }
+
+  /** Hands a client message to the process, after a process replacement under way. */
+  private forward(message: JSONRPCMessage): void {
+    if (this.swapping !== undefined) {
+      void this.swapping.then(() => this.forward(message))
+      return
+    }
+    const env = envelope(message)
+    if (env.kind === 'request') {
+      const pending = this.inflight.get(env.id)
+      if (pending === undefined) return
+      pending.forwarded = true
     }
     this.child.send(message).catch((err: Error) => {
       // A message that cannot be serialized fails here too, with the process still running.
@@ -306,6 +398,78 @@ export class Session {
     clearTimeout(req.poll)
     this.inflight.delete(id)
     if (req.progressToken !== undefined) this.progress.delete(req.progressToken)
+    if (this.idleWaiters.length > 0 && this.forwardedCount() === 0) for (const wake of this.idleWaiters.splice(0)) wake()
+  }
+
+  private forwardedCount(): number {
+    let n = 0
+    for (const r of this.inflight.values()) if (r.forwarded) n++
+    return n
+  }
+
+  /** Resolves once no request handed to the process is in flight. */
+  private whenIdle(): Promise<void> {
+    if (this.forwardedCount() === 0) return Promise.resolve()
+    return new Promise((resolve) => this.idleWaiters.push(resolve))
+  }
+
+  /** Whether a URL elicitation can reach the client: declared at initialize, and a stream to carry it. */
+  get canElicitUrl(): boolean {
+    const elicitation = (this.initParams?.capabilities as Record<string, unknown> | undefined)?.elicitation
+    const declared = typeof elicitation === 'object' && elicitation !== null && 'url' in elicitation
+    return declared && (this.o.config.responses !== 'json' || this.listening)
+  }
+
+  ask(relatedId: RequestId, method: string, params: Record<string, unknown>, timeoutMs: number): Promise<JSONRPCMessage | undefined> {
+    const id = `mcp-edge-ask-${randomBytes(9).toString('base64url')}`
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(undefined), timeoutMs)
+      const done = (answer: JSONRPCMessage | undefined) => {
+        clearTimeout(timer)
+        this.asked.delete(id)
+        resolve(answer)
+      }
+      this.asked.set(id, done)
+      this.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage, this.o.config.responses === 'json' ? undefined : relatedId)
+    })
+  }
+
+  /**
+   * Replaces the process by one started with `credentials`, at a request boundary: requests
+   * the old one has finish first, messages for the process wait meanwhile, and the new one is
+   * initialized with the client's own initialize params before it gets any. Its server-side
+   * state (subscriptions, log level) starts afresh.
+   * @throws BridgeError when no process can be started (the session keeps its old one)
+   */
+  replaceChild(credentials: ResolvedCredentials): Promise<void> {
+    const previous = this.swapping ?? Promise.resolve()
+    const run = previous.then(async () => {
+      if (credentials.fingerprint === this.fingerprint || this.closed) return
+      await this.whenIdle()
+      const next = await this.o.credentials!.spawn(credentials)
+      const timeout = this.o.config.requestTimeout > 0 ? this.o.config.requestTimeout : 30_000
+      const init = (await exchange(next, 'initialize', this.initParams, timeout)) as { result?: unknown } | undefined
+      if (init?.result === undefined || this.closed) {
+        await next.close()
+        if (this.closed) return
+        throw new Error('the replacement process did not initialize')
+      }
+      await next.send({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage)
+      const old = this.current
+      old.onmessage = undefined
+      old.onexit = undefined
+      this.current = next
+      this.attach(next)
+      this.fingerprint = credentials.fingerprint
+      this.o.log.info({ pid: next.pid, replaced: old.pid }, 'process replaced: the user\'s credentials changed')
+      void old.close()
+    })
+    const settled = run.catch(() => {})
+    this.swapping = settled
+    void settled.then(() => {
+      if (this.swapping === settled) this.swapping = undefined
+    })
+    return run
   }
 
   private reply(id: RequestId, code: number, text: string): void {
@@ -370,7 +534,7 @@ export class Session {
 export function auditAllowed(
   audit: AuditLog,
   metrics: Metrics | undefined,
-  e: { principal: Principal; server: string; method: string; decided: Decided; start: number; outcome: string },
+  e: { principal: Principal; server: string; method: string; decided: Decided; start: number; outcome: string; credentials?: ResolvedCredentials['supplied'] },
 ): void {
   const decision = e.outcome.startsWith('kept ') ? 'filter' : 'allow'
   metrics?.decisions.inc({ server: e.server, decision })
@@ -385,6 +549,8 @@ export function auditAllowed(
     rule: ruleOf(e.decided.decision),
     durationMs: +(performance.now() - e.start).toFixed(2),
     outcome: e.outcome,
+    // "credential X supplied from source Y": names and sources, never a value.
+    ...(e.credentials && e.credentials.length > 0 ? { credentials: e.credentials.map((c) => ({ name: c.variable, source: c.source })) } : {}),
   })
 }
 

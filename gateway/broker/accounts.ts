@@ -120,6 +120,35 @@ export class Accounts {
     })
   }
 
+  /**
+   * The user's upstream token of `kind`, for a server process that acts as them upstream
+   * (the `upstreamToken` credential source). An access token within `minValidity` s of its
+   * expiry is refreshed with the upstream first (serialised with re-checks across replicas,
+   * as the upstream may rotate its refresh token). Undefined when none is kept, or the kept
+   * one has expired and cannot be refreshed: the user must log in again.
+   */
+  async upstreamToken(sub: string, kind: 'access_token' | 'id_token', minValidity: number): Promise<string | undefined> {
+    const stale = (t: UpstreamTokens) => t.expiresAt !== undefined && t.expiresAt - this.now() < minValidity
+    let tokens = await this.tokens(sub)
+    if (tokens !== undefined && stale(tokens) && tokens.refreshToken !== undefined) {
+      tokens = await this.o.withLock(`broker:recheck:${sub}`, async () => {
+        const current = await this.tokens(sub)
+        if (current === undefined || !stale(current) || current.refreshToken === undefined) return current
+        try {
+          const identity = await this.o.upstream.refresh(current)
+          if (identity.subject !== sub) throw Object.assign(new Error('the upstream names another user'), { code: 'upstream_revoked' })
+          await this.login(identity)
+          return identity.tokens
+        } catch (err) {
+          this.o.log.info({ sub, code: (err as { code?: string }).code }, 'the upstream token could not be refreshed for a server process')
+          return current
+        }
+      })
+    }
+    if (tokens === undefined || (tokens.expiresAt !== undefined && tokens.expiresAt <= this.now())) return undefined
+    return kind === 'id_token' ? tokens.idToken : tokens.accessToken
+  }
+
   async forget(sub: string): Promise<void> {
     await this.o.store.del([accountKey(sub), tokensKey(sub)])
   }

@@ -6,7 +6,7 @@ import { decideAccess } from '../policy/evaluate.js'
 import { readJsonBody } from './body.js'
 import { SSE_HEADERS } from './sse.js'
 import { decideBody } from './decide.js'
-import type { McpEndpointDeps } from './mcp.js'
+import { bearerOf, type McpEndpointDeps } from './mcp.js'
 import type { Vars } from './request-id.js'
 import { decisionResponse, errorResponse, refusalError } from './respond.js'
 
@@ -36,7 +36,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           const endpoint = `${d.basePath}/messages/${server}?sessionId=${encodeURIComponent(s.id)}`
           transport = new LegacySseTransport(endpoint, (onEnd) => s.openStream({ listening: true, exp: principal.exp, onEnd }))
           return transport
-        })
+        }, bearerOf(c))
         transport.onclosed = (why) => {
           // This transport has no resumption: a stream closed on a slow client takes its session.
           if (why === 'slow_client') log.warn({ session: session.id.slice(-32, -24) }, 'HTTP+SSE stream closed on a client that is not reading it: session ended')
@@ -73,7 +73,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           }
           return decisionResponse(decision, { resourceMetadata: metadataOf(c, server), id })
         }
-        return await session.handle(c.req.raw, body, principal, decided)
+        return await session.handle(c.req.raw, body, principal, decided, bearerOf(c))
       } catch (err) {
         return fail(c, server, err)
       }

@@ -1,6 +1,7 @@
 import { classifyInboundRequest } from '@modelcontextprotocol/server'
 import type { Context } from 'hono'
 import type { Authenticator } from '../auth/authenticator.js'
+import { parseBearer } from '../auth/bearer.js'
 import type { Resources } from '../auth/resources.js'
 import { BridgeError } from '../bridge/errors.js'
 import { envelope, type RequestId } from '../bridge/jsonrpc.js'
@@ -78,7 +79,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         if (wrongVersion) return wrongVersion
         const access = decideAccess(policy, principal, server)
         if (access.effect !== 'allow') return decisionResponse(access, { resourceMetadata, id: null })
-        return await session.handle(c.req.raw, undefined, principal, new Map())
+        return await session.handle(c.req.raw, undefined, principal, new Map(), bearerOf(c))
       }
 
       const body = await readJsonBody(c.req.raw, d.config.limits)
@@ -87,7 +88,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       if (route.kind === 'modern') {
         const id = route.messageKind === 'request' ? route.message.id : null
         try {
-          return await serveModern(d.modern, { req: c.req.raw, server, principal, policy, route, resourceMetadata, log: log(), accepted })
+          return await serveModern(d.modern, { req: c.req.raw, server, principal, policy, route, resourceMetadata, log: log(), accepted, bearer: bearerOf(c) })
         } catch (err) {
           // 2026-07-28: every error answer echoes the request's id (checklist D33).
           return errorResponse(err, { resourceMetadata, scope: d.scopes(server), log: log(), metrics: d.metrics, id })
@@ -111,8 +112,8 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         // Checked before a process is spawned for a request the transport would refuse anyway.
         const notAcceptable = negotiationRefusal(c.req.raw)
         if (notAcceptable) return notAcceptable
-        const session = await d.registry.open(server, principal, log())
-        const res = await session.handle(c.req.raw, body, principal, decided)
+        const session = await d.registry.open(server, principal, log(), undefined, bearerOf(c))
+        const res = await session.handle(c.req.raw, body, principal, decided, bearerOf(c))
         // The transport refused the initialize: nothing may outlive it.
         if (res.status !== 200) {
           await session.close()
@@ -132,7 +133,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
       const wrongVersion = versionMismatch(c.req.raw, session.version)
       if (wrongVersion) return wrongVersion
-      return await session.handle(c.req.raw, body, principal, decided)
+      return await session.handle(c.req.raw, body, principal, decided, bearerOf(c))
     } catch (err) {
       return errorResponse(err, { resourceMetadata, scope: d.scopes(server), log: log(), metrics: d.metrics })
     }
@@ -148,6 +149,18 @@ function versionMismatch(req: Request, negotiated: string | undefined): Response
   const header = req.headers.get('mcp-protocol-version')?.trim()
   if (header === undefined || negotiated === undefined || header === negotiated) return undefined
   return rpcErrorResponse(400, -32000, `Bad Request: MCP-Protocol-Version ${header} is not the version negotiated for this session (${negotiated})`)
+}
+
+/**
+ * The request's bearer token (already verified), for a credential exchange at the IdP; never
+ * handed to a process. Undefined without one (--insecure-no-auth).
+ */
+export function bearerOf(c: Context): string | undefined {
+  try {
+    return parseBearer(c.req.header('authorization'))
+  } catch {
+    return undefined
+  }
 }
 
 /** The id of a single JSON-RPC request body, to echo in an error about it. */

@@ -13,6 +13,8 @@ import { InputRounds, type RoundBinding } from '../bridge/input-rounds.js'
 import type { LanePool } from '../bridge/lanes.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
 import { BackendCall, type ClientMeta, type Outcome } from '../bridge/modern-call.js'
+import type { CredentialGate } from '../bridge/credential-gate.js'
+import type { ResolvedCredentials } from '../credentials/resolve.js'
 import { completeResult, discoverResult, inputRequiredResult, missingCapability, MODERN_METHODS, MODERN_PROTOCOL_VERSION, MODERN_RPC, modernError, SUPPORTED_PROTOCOL_VERSIONS } from '../bridge/modern-wire.js'
 import { envelope, isObject, progressToken, type RequestId } from '../bridge/jsonrpc.js'
 import { auditAllowed, listOutcome, ownerKey, type Decided, type ResultFilter } from '../bridge/session.js'
@@ -40,6 +42,8 @@ export interface ModernDeps {
   filter: ResultFilter
   /** Where SSE streams get their bounds (a principal's streams share one budget). */
   outbound: Outbound
+  /** Stands before requests of servers that take per-user credentials. */
+  gate?: CredentialGate
 }
 
 /** One modern request, already authenticated and classified. */
@@ -53,6 +57,8 @@ export interface ModernRequest {
   log: Logger
   /** When the HTTP request arrived (Date.now()): one accepted before shutdown is still served. */
   accepted: number
+  /** The verified bearer token, for a credential exchange at the IdP only. */
+  bearer?: string
 }
 
 /** The envelope keys of 2026-07-28 that are the gateway's to read, never the process's. */
@@ -104,7 +110,8 @@ async function discover(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest
   let init = d.lanes.initOf(r.server, r.principal)
   if (init === undefined) {
     // No process of this server has started yet: start the caller's, and keep it.
-    const lane = await d.lanes.acquire(r.server, r.principal, r.log, r.accepted)
+    const credentials = d.gate?.needs(r.server) ? await d.gate.initial(r.server, r.principal, r.bearer) : undefined
+    const lane = await d.lanes.acquire(r.server, r.principal, r.log, r.accepted, undefined, credentials)
     init = lane.init
     d.lanes.release(lane)
   }
@@ -118,6 +125,7 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
   const state = params.requestState
   let backend: BackendCall
   let responses: Record<string, unknown> | undefined
+  let credentials: ResolvedCredentials | undefined
   if (state !== undefined) {
     if (typeof state !== 'string') return rpcError(200, message.id, MODERN_RPC.invalidParams, 'requestState must be a string')
     const claimed = await d.rounds.claim(state, binding)
@@ -141,7 +149,17 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
     const known = message.method === 'tools/call' ? d.lanes.knownToolSchemas(r.server, r.principal) : undefined
     const early = known && badHeaders(known)
     if (early) return rpcError(400, message.id, MODERN_RPC.headerMismatch, early.message, early.data)
-    const lane = await d.lanes.acquire(r.server, r.principal, r.log, r.accepted, r.req.signal)
+    // The user's own credentials, for a server that takes them: a missing one is asked for.
+    if (d.gate?.needs(r.server)) {
+      const got = await d.gate.sessionless(r.server, message.method, { principal: r.principal, bearer: r.bearer }, meta.capabilities)
+      if (!got.ok) {
+        audit(d, r, message.method, decided, start, got.outcome)
+        if (got.error) return rpcError(200, message.id, got.error.code, got.error.message, got.error.data)
+        return json(200, { jsonrpc: '2.0', id: message.id, result: completeResult(message.method, { content: [{ type: 'text', text: got.toolText }], isError: true }, undefined) })
+      }
+      credentials = got.credentials
+    }
+    const lane = await d.lanes.acquire(r.server, r.principal, r.log, r.accepted, r.req.signal, credentials)
     if (message.method === 'tools/call' && known === undefined) {
       const bad = badHeaders(await d.lanes.toolSchemas(lane))
       if (bad) {
@@ -186,7 +204,7 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
       .then(({ status, body, outcome }) => {
         r.req.signal.removeEventListener('abort', onAbort)
         if (aborted) return resolve(json(499, body))
-        audit(d, r, message.method, decided, start, outcome)
+        audit(d, r, message.method, decided, start, outcome, credentials?.supplied)
         if (stream !== undefined) return stream.end(body)
         resolve(json(status, body))
       })
@@ -250,8 +268,8 @@ function backendParams(params: Record<string, unknown>): Record<string, unknown>
   return Object.keys(kept).length > 0 ? { ...rest, _meta: kept } : rest
 }
 
-function audit(d: ModernDeps, r: ModernRequest, method: string, decided: Decided | undefined, start: number, outcome: string): void {
-  if (decided !== undefined) auditAllowed(d.audit, d.metrics, { principal: r.principal, server: r.server, method, decided, start, outcome })
+function audit(d: ModernDeps, r: ModernRequest, method: string, decided: Decided | undefined, start: number, outcome: string, credentials?: ResolvedCredentials['supplied']): void {
+  if (decided !== undefined) auditAllowed(d.audit, d.metrics, { principal: r.principal, server: r.server, method, decided, start, outcome, credentials })
 }
 
 /** A JSON-RPC error on the modern path, echoing the request id (checklist D33). */

@@ -17,6 +17,8 @@ export interface AuditEvent {
   durationMs?: number
   /** `ok`, `error <code>`, `refused`, or for lists `kept N of M`. */
   outcome: string
+  /** The user's credentials the server's process acted with: each variable and where its value came from. */
+  credentials?: { name: string; source: 'secret' | 'exchange' | 'upstreamToken' }[]
 }
 
 /** Where audit events go: a dedicated logger, so they can be routed apart from the rest. */

@@ -1,0 +1,64 @@
+import { randomBytes } from 'node:crypto'
+import type { MissingSecret } from './resolve.js'
+
+/** A URL-mode elicitation (MCP 2025-11-25 §Elicitation): the user is sent to a page, out of band. */
+export interface UrlElicitation {
+  mode: 'url'
+  elicitationId: string
+  url: string
+  message: string
+}
+
+/** MCP's URLElicitationRequiredError (2025-11-25 and later): the request can run once these are done. */
+export const URL_ELICITATION_REQUIRED = -32042
+
+/** The account page, pointed at the first secret `server` is missing. */
+export function accountUrl(publicUrl: string, server: string, missing: readonly MissingSecret[]): string {
+  const url = new URL('/account', publicUrl)
+  url.searchParams.set('server', server)
+  if (missing[0] !== undefined) url.searchParams.set('secret', missing[0].secret)
+  return url.href
+}
+
+/** What the user is asked for, in one sentence: each missing secret by its description. */
+export function missingMessage(server: string, missing: readonly MissingSecret[]): string {
+  const what = missing.map((m) => (m.describe ? `${m.describe} (${m.secret})` : `the secret ${m.secret}`)).join(' and ')
+  return `${server} needs ${what}, which you have not set`
+}
+
+/** The URL elicitation asking the user to set what `server` is missing. */
+export function urlElicitation(publicUrl: string, server: string, missing: readonly MissingSecret[]): UrlElicitation {
+  return {
+    mode: 'url',
+    elicitationId: randomBytes(12).toString('base64url'),
+    url: accountUrl(publicUrl, server, missing),
+    message: `${missingMessage(server, missing)}. Set it on your account page; the request continues once it is set.`,
+  }
+}
+
+/** The text of a tool error for clients that cannot be sent to a page: it names the page. */
+export function missingToolText(publicUrl: string, server: string, missing: readonly MissingSecret[]): string {
+  return `${missingMessage(server, missing)}. Set it at ${accountUrl(publicUrl, server, missing)} and try again.`
+}
+
+/**
+ * Waits until `ready` says yes (the user set the secret, on any replica: it is read from the
+ * shared store), looking every `interval` ms, at most `timeout` ms or until `signal` aborts.
+ * Resolves whether it became ready.
+ */
+export async function waitUntil(ready: () => Promise<boolean>, o: { timeout: number; interval: number; signal?: AbortSignal }): Promise<boolean> {
+  const deadline = Date.now() + o.timeout
+  for (;;) {
+    if (await ready()) return true
+    if (o.signal?.aborted || Date.now() >= deadline) return false
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, Math.min(o.interval, Math.max(0, deadline - Date.now())))
+      o.signal?.addEventListener('abort', done, { once: true })
+      function done() {
+        clearTimeout(timer)
+        o.signal?.removeEventListener('abort', done)
+        resolve()
+      }
+    })
+  }
+}
