@@ -16,12 +16,13 @@ import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/sta
 const ACCEPT = 'application/json, text/event-stream'
 const fixture = (extra: Record<string, unknown> = {}) => ({ command: process.execPath, args: [join(SERVERS_DIR, 'fixture.js')], ...extra })
 const SERVERS = { dsse: fixture(), djson: fixture({ responses: 'json' }), dshared: fixture({ mode: 'shared' }) }
+const RACE = { drace: fixture({ requestTimeout: 1500 }) }
 const RULES = `    access: ["mcp:read"]\n    tools: { crash: deny, env: deny, "*": ["mcp:read"] }\n    resources: { "fixture://hello": deny, "*": ["mcp:read"] }\n    prompts: { greet: deny, "*": allow }\n`
 const POLICY = `${TEST_POLICY}${Object.keys(SERVERS).map((s) => `  ${s}:\n${RULES}`).join('')}`
 
 let stack: Stack
 before(async () => {
-  stack = await startStack({ servers: SERVERS, policy: POLICY })
+  stack = await startStack({ servers: { ...SERVERS, ...RACE }, policy: `${POLICY}  drace:\n${RULES}` })
 })
 after(() => stack.close())
 
@@ -30,10 +31,14 @@ async function post(server: string, token: string, body: unknown, extra: Record<
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, ...extra },
     body: JSON.stringify(body),
-  })
-  const text = await res.body.text()
+    headersTimeout: 5000,
+    bodyTimeout: 5000,
+  }).catch(() => undefined)
+  // A reply that never comes (its stream was given to another request) counts as status 0.
+  if (res === undefined) return { status: 0, headers: {} as Record<string, unknown>, text: '', messages: [] as Record<string, any>[] }
+  const text = await res.body.text().catch(() => '')
   const data = sseData(text)
-  const messages = (data.length > 0 ? data.map((d) => JSON.parse(d)) : text ? [JSON.parse(text)].flat() : []) as Record<string, any>[]
+  const messages = (data.length > 0 ? data.map((d) => JSON.parse(d)) : /^[[{]/.test(text) ? [JSON.parse(text)].flat() : []) as Record<string, any>[]
   return { status: res.statusCode, headers: res.headers, text, messages }
 }
 
@@ -71,6 +76,26 @@ describe('review: list filtering and duplicate request ids', () => {
     })
   }
 
+  it('2025-11-25 (no batches): two concurrent POSTs with one id never unfilter the list (a race: 30 tries)', async () => {
+    const token = await stack.token('alice', { server: 'drace' })
+    const init = await post('drace', token, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'review', version: '0' } } })
+    const sid = init.headers['mcp-session-id'] as string
+    await post('drace', token, { jsonrpc: '2.0', method: 'notifications/initialized' }, { 'mcp-session-id': sid })
+    const leaks: number[] = []
+    const hung: number[] = []
+    for (let id = 100; id < 130; id++) {
+      const [a, b] = await Promise.all([
+        post('drace', token, { jsonrpc: '2.0', id, method: 'tools/list' }, { 'mcp-session-id': sid }),
+        post('drace', token, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'slow', arguments: { ms: 100 } } }, { 'mcp-session-id': sid }),
+      ])
+      if ([...a.messages, ...b.messages].some((m) => names(m, 'tools', 'name').includes('crash'))) leaks.push(id)
+      if (a.status === 0 || b.status === 0) hung.push(id)
+      if (leaks.length > 0 || hung.length > 2) break
+    }
+    assert.deepEqual(leaks, [], `the hidden tool was listed for ids ${leaks.join(', ')}`)
+    assert.deepEqual(hung, [], `requests never answered (their stream went to the other request) for ids ${hung.join(', ')}`)
+  })
+
   it('legacy HTTP+SSE: the same batch on /messages', async () => {
     const token = await stack.token('alice', { server: 'dsse' })
     const stream = await request(`${stack.url}/sse/dsse`, { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } })
@@ -93,7 +118,10 @@ describe('review: list filtering and duplicate request ids', () => {
     buffer += String((await it.next()).value)
     const endpoint = /data: (.*)\n/.exec(buffer)![1]!
     buffer = ''
-    const send = (body: unknown) => request(`${stack.url}${endpoint}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) }).then((r) => r.body.dump())
+    const send = (body: unknown) => request(`${stack.url}${endpoint}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) }).then(async (r) => {
+      await r.body.dump()
+      return r.statusCode
+    })
     try {
       await send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'review', version: '0' } } })
       await next((m) => m.id === 1)
@@ -101,7 +129,9 @@ describe('review: list filtering and duplicate request ids', () => {
       await send({ jsonrpc: '2.0', id: 2, method: 'tools/list' })
       const alone = await next((m) => m.id === 2)
       assert.ok(!names(alone, 'tools', 'name').includes('crash'))
-      await send([{ jsonrpc: '2.0', id: 5, method: 'tools/list' }, { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'slow', arguments: { ms: 200 } } }])
+      const status = await send([{ jsonrpc: '2.0', id: 5, method: 'tools/list' }, { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'slow', arguments: { ms: 200 } } }])
+      // Refusing the batch (its own 400) is one right answer; a filtered list is the other.
+      if (status === 400) return
       const reply = await next((m) => m.id === 5 && (m.result?.tools !== undefined || m.error !== undefined))
       assert.ok(!names(reply, 'tools', 'name').includes('crash'), `legacy: tools/list with a duplicate id shows crash: ${names(reply, 'tools', 'name').join(', ')}`)
     } finally {
