@@ -138,6 +138,12 @@ export class Session {
    */
   async handle(req: Request, parsedBody: unknown, principal: Principal, decided: ReadonlyMap<RequestId, Decided>): Promise<Response> {
     this.lastActive = Date.now()
+    // MCP: a request id is never reused within a session. One still in flight is refused here,
+    // before the transport maps it to this request's stream.
+    const busy = [...decided.keys()].find((id) => this.inflight.has(id))
+    if (busy !== undefined) {
+      return Response.json(rpcError(null, -32600, `Invalid Request: a request with id ${JSON.stringify(busy)} is already in progress on this session`), { status: 400 })
+    }
     const authInfo: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], extra: { principal, decided } }
     const res = await this.transport.handleRequest(req, { parsedBody, authInfo })
     // The GET stream is the client listening: the session is not idle while it is open.
@@ -227,6 +233,13 @@ export class Session {
 
   private fromClient(message: JSONRPCMessage, authInfo: AuthInfo | undefined, closeStream: (() => void) | undefined): void {
     const env = envelope(message)
+    if (env.kind === 'request' && this.inflight.has(env.id)) {
+      // Two concurrent bodies with one id got past handle(): the second is not relayed, so the
+      // first keeps its entry (a list reply is filtered by its own method, never another's).
+      this.o.log.warn('a request reused the id of one in progress; refused')
+      this.send(rpcError(env.id, -32600, 'Invalid Request: a request with this id is already in progress on this session'))
+      return
+    }
     if (env.kind === 'request') {
       const { principal, decided } = authInfo?.extra as { principal: Principal; decided: ReadonlyMap<RequestId, Decided> }
       const token = progressToken(env.params)
