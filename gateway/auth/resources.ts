@@ -41,7 +41,8 @@ export function createResources(o: { publicUrl: string | undefined; listenUrl: s
   const base = (host: string | undefined): string => {
     if (o.publicUrl !== undefined || host === undefined || !LOOPBACK_HOST.test(host)) return bases[0]!
     const name = host.replace(/:\d+$/, '').toLowerCase()
-    return `http://${name}:${port}`
+    // Only the loopback names tokens are issued for (127.9.9.9 is loopback, but no resource).
+    return LOOPBACK_NAMES.includes(name) ? `http://${name}:${port}` : bases[0]!
   }
   const urlOf = (b: string, server: string, endpoint: Endpoint) => `${b}/${endpoint}/${server}`
   const lists = new Map(o.servers.map((s) => [s, [...bases.flatMap((b) => [urlOf(b, s, 'mcp'), urlOf(b, s, 'sse')]), ...o.extra]]))

@@ -190,6 +190,12 @@ export class Session implements GatedSession {
    */
   async handle(req: Request, parsedBody: unknown, principal: Principal, decided: ReadonlyMap<RequestId, Decided>, bearer?: string): Promise<Response> {
     this.lastActive = Date.now()
+    // MCP: a request id is never reused within a session. One still in flight is refused here,
+    // before the transport maps it to this request's stream.
+    const busy = [...decided.keys()].find((id) => this.inflight.has(id))
+    if (busy !== undefined) {
+      return Response.json(rpcError(null, -32600, `Invalid Request: a request with id ${JSON.stringify(busy)} is already in progress on this session`), { status: 400 })
+    }
     // The bearer stays here: only a credential exchange at the IdP ever sees it, never the process.
     const authInfo: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], extra: { principal, decided, bearer } }
     const res = await this.transport.handleRequest(req, { parsedBody, authInfo })
@@ -262,6 +268,13 @@ export class Session implements GatedSession {
     if (env.kind === 'response' && typeof env.id === 'string' && this.asked.has(env.id)) {
       // The client's answer to the gateway's own request (an elicitation): never the process's.
       return this.asked.get(env.id)!(message)
+    }
+    if (env.kind === 'request' && this.inflight.has(env.id)) {
+      // Two concurrent bodies with one id got past handle(): the second is not relayed, so the
+      // first keeps its entry (a list reply is filtered by its own method, never another's).
+      this.o.log.warn('a request reused the id of one in progress; refused')
+      this.send(rpcError(env.id, -32600, 'Invalid Request: a request with this id is already in progress on this session'))
+      return
     }
     if (env.kind === 'request') {
       const { principal, decided, bearer } = authInfo?.extra as { principal: Principal; decided: ReadonlyMap<RequestId, Decided>; bearer?: string }

@@ -35,7 +35,11 @@ export function decideBody(
 ): BodyVerdict {
   const decided = new Map<RequestId, Decided>()
   for (const m of messages) {
-    const verdict = decideMessage(m, principal, server, policy)
+    // Replies are matched to requests by id (and list replies filtered by the request's
+    // method): two requests of one body with one id would take each other's reply unfiltered.
+    const verdict = m.kind === 'request' && decided.has(m.id)
+      ? { decision: invalid(-32600, `Invalid Request: two requests of the body have the id ${JSON.stringify(m.id)}`) }
+      : decideMessage(m, principal, server, policy)
     const decision = verdict.decision
     if (decision.effect === 'allow') {
       if (m.kind === 'request') decided.set(m.id, verdict as Decided)

@@ -48,7 +48,13 @@ const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics'])
  */
 export function hostGuard(p: OriginPolicy) {
   return async function checkHost(c: Context, next: Next): Promise<Response | void> {
-    if (!hostAllowed(c.req.header('host'), p, PROBE_PATHS.has(c.req.path))) return rpcErrorResponse(403, -32000, 'host not allowed')
+    const ipLiterals = PROBE_PATHS.has(c.req.path)
+    if (!hostAllowed(c.req.header('host'), p, ipLiterals)) return rpcErrorResponse(403, -32000, 'host not allowed')
+    // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host; it must name us too.
+    const target: unknown = (c.env as { incoming?: { url?: unknown } } | undefined)?.incoming?.url
+    if (typeof target === 'string' && !target.startsWith('/') && !hostAllowed(URL.parse(target)?.host, p, ipLiterals)) {
+      return rpcErrorResponse(403, -32000, 'host not allowed')
+    }
     await next()
   }
 }
