@@ -11,8 +11,7 @@ import type { Vars } from './http/request-id.js'
 import { createStore } from './store/create.js'
 import { sealerForStore } from './store/sealed.js'
 import { UserSecrets } from './credentials/secrets.js'
-import { CredentialResolver } from './credentials/resolve.js'
-import { CredentialGate } from './bridge/credential-gate.js'
+import { credentialGate, tokenExchange, usesCredentials } from './credential-setup.js'
 import type { Store } from './store/store.js'
 import type { Principal } from './auth/principal.js'
 import { InputRounds } from './bridge/input-rounds.js'
@@ -160,7 +159,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const { issuer, authenticator, devIdp } = identity
 
   const filter = (name: string, method: string, result: unknown, principal: Principal) => filterListResult(policy.current, name, method, result, principal)
-  const gate = credentialGate(config, { secrets, broker, publicUrl, log })
+  const exchange = tokenExchange(config, { readSecret, log })
+  const gate = credentialGate(config, { secrets, broker, publicUrl, log, exchange: exchange?.exchange })
   const registry = new SessionRegistry({
     config,
     log,
@@ -246,6 +246,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         await listenerClosed
         await metricsServer?.close()
         await identity.close()
+        await exchange?.close()
         await broker?.close()
         await store?.close()
         audit.flush()
@@ -280,32 +281,3 @@ function emptyPolicy(log: Logger): Policy {
   return { roles: new Map(), servers: new Map(), files: [] }
 }
 
-/** Whether any server takes per-user credentials (then users' secrets need the store). */
-function usesCredentials(config: GatewayConfig): boolean {
-  return Object.values(config.servers).some((s) => Object.keys(s.credentials).length > 0)
-}
-
-/** How long before its expiry an upstream token handed to a process is refreshed, in s. */
-const UPSTREAM_TOKEN_MIN_VALIDITY_S = 60
-
-/**
- * The gate before requests of servers that take per-user credentials, with the sources those
- * name: users' secrets, the broker's upstream tokens. Undefined when no server takes any.
- */
-function credentialGate(config: GatewayConfig, o: { secrets: UserSecrets | undefined; broker: Broker | undefined; publicUrl: string; log: Logger }): CredentialGate | undefined {
-  if (!usesCredentials(config)) return undefined
-  const accounts = o.broker?.accounts
-  const resolver = new CredentialResolver({
-    config,
-    secrets: o.secrets,
-    upstream: accounts && { issuer: o.broker!.issuer, token: (sub, kind) => accounts.upstreamToken(sub, kind, UPSTREAM_TOKEN_MIN_VALIDITY_S) },
-    subjectToken: config.auth.tokenExchange?.subjectToken ?? (o.broker ? 'upstream' : 'bearer'),
-  })
-  return new CredentialGate({
-    resolver,
-    publicUrl: o.publicUrl,
-    elicitationTimeout: config.credentials.elicitationTimeout,
-    pollInterval: config.credentials.pollInterval,
-    log: o.log.child({ component: 'credentials' }),
-  })
-}

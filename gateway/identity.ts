@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { JWTVerifyGetKey } from 'jose'
 import { createAuthenticator, type Authenticator } from './auth/authenticator.js'
@@ -91,7 +92,7 @@ export async function setUpIdentity(o: {
     // The broker alone: its keys are in memory, nothing to fetch.
     return { issuer: broker!.issuer, authenticator: brokerAuthenticator!, devIdp, problem: () => undefined, close: async () => await devIdp?.close() }
   }
-  const http: IdpHttp = createIdpHttp(config.auth.idpTimeout)
+  const http: IdpHttp = createIdpHttp(config.auth.idpTimeout, config.auth.caFile ? readFileSync(config.auth.caFile, 'utf8') : undefined)
   let ready = false
   let problem = 'signing keys not fetched yet'
   let stopped = false

@@ -15,10 +15,11 @@ export interface IdpHttp {
  * Creates the IdP client: its own connection pool with connect, header and body timeouts,
  * keep-alive, a connection cap and a response size cap, so a slow or hostile IdP cannot stall
  * or flood the gateway. Redirects are never followed (RFC 8414 §3.3: the issuer is exact).
+ * `ca`: a private CA (PEM) trusted besides the system's.
  */
-export function createIdpHttp(timeoutMs: number): IdpHttp {
+export function createIdpHttp(timeoutMs: number, ca?: string): IdpHttp {
   const agent = new Agent({
-    connect: { timeout: timeoutMs },
+    connect: { timeout: timeoutMs, ...(ca ? { ca } : {}) },
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
     keepAliveTimeout: 30_000,

@@ -55,6 +55,11 @@ export function validateConfig(
   const config = parsed.data
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(opts.baseDir, p))
   if (config.policies) config.policies = abs(config.policies)
+  // CA files, like every path in the file, are relative to it.
+  if (config.auth.caFile) config.auth.caFile = abs(config.auth.caFile)
+  const broker = config.auth.broker
+  if (broker?.upstream.caFile) broker.upstream.caFile = abs(broker.upstream.caFile)
+  if (broker?.cimd.caFile) broker.cimd.caFile = abs(broker.cimd.caFile)
   for (const server of Object.values(config.servers)) {
     if (server.cwd) server.cwd = abs(server.cwd)
   }

@@ -344,6 +344,8 @@ const brokerSchema = z.strictObject({
 
 const authSchema = z.strictObject({
   issuer: httpUrl.optional(),
+  /** A CA certificate (PEM file) trusted for the issuer (discovery, JWKS, token exchange) besides the system's: a private CA. */
+  caFile: z.string().min(1).optional(),
   audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
   jwksUri: httpUrl.optional(),
   algorithms: z

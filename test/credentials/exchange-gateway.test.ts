@@ -1,0 +1,149 @@
+// The `exchange` credential source through the whole gateway: the IdP the gateway trusts
+// (oidc-provider over https with a private CA, RFC 8693 grant registered) issues the user's
+// token; the gateway exchanges it for one meant for a downstream API and starts the user's
+// process with that, never with the user's own token. Refusal, renewal and an unreachable
+// IdP end as tool errors with nothing run.
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, beforeEach, describe, it } from 'node:test'
+import { pino } from 'pino'
+import { request } from 'undici'
+import { validateConfig } from '../../gateway/config/load.js'
+import { startGateway, type Gateway } from '../../gateway/gateway.js'
+import { EXCHANGE_CLIENTS, GATEWAY_AUDIENCE, startExchangeIdp, type ExchangeIdp } from '../helpers/exchange-idp.js'
+import { freePort, SERVERS_DIR } from '../helpers/stack.js'
+import { makeTestCa } from '../helpers/test-ca.js'
+
+const V = '2026-07-28'
+const sha = (v: string) => createHash('sha256').update(v).digest('hex')
+const SECRET_ENV = 'MCP_EDGE_TEST_EXCHANGE_SECRET'
+
+let idp: ExchangeIdp
+let gateway: Gateway
+const logLines: string[] = []
+const auditLines: string[] = []
+
+before(async () => {
+  const ca = makeTestCa()
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-exchange-gw-'))
+  writeFileSync(join(dir, 'ca.pem'), ca.ca)
+  writeFileSync(join(dir, 'policy.yaml'), 'servers:\n  warehouse:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n')
+  idp = await startExchangeIdp({ tls: ca, allow: { alice: ['warehouse-api'], bob: ['warehouse-api'], carol: ['warehouse-api'], dave: ['warehouse-api'], mallory: [] }, targets: { 'warehouse-api': ['read'] } })
+  process.env[SECRET_ENV] = EXCHANGE_CLIENTS.basic.clientSecret
+  const port = await freePort()
+  const config = validateConfig({
+    listen: { host: '127.0.0.1', port },
+    auth: {
+      issuer: idp.issuer,
+      caFile: 'ca.pem',
+      audience: GATEWAY_AUDIENCE,
+      roleClaims: [],
+      tokenExchange: { clientId: EXCHANGE_CLIENTS.basic.clientId, clientSecret: { env: SECRET_ENV }, clientAuth: 'client_secret_basic', renewBefore: 60_000 },
+    },
+    servers: {
+      warehouse: {
+        command: process.execPath,
+        args: [join(SERVERS_DIR, 'fixture.js')],
+        credentials: { WAREHOUSE_TOKEN: { exchange: { audience: 'warehouse-api', scope: 'read' } } },
+      },
+    },
+    policies: join(dir, 'policy.yaml'),
+  }, { file: 'test', baseDir: dir })
+  gateway = await startGateway(config, {
+    log: pino({ level: 'debug' }, { write: (l: string) => void logLines.push(l) }),
+    auditDestination: { write: (l: string) => void auditLines.push(l) },
+  })
+})
+after(async () => {
+  await gateway.close()
+  await idp.close()
+  delete process.env[SECRET_ENV]
+})
+beforeEach(() => idp.reset())
+
+let nextId = 1
+async function call(token: string): Promise<{ result?: { content: { text: string }[]; isError?: boolean }; error?: { code: number; message: string } }> {
+  const body = { jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name: 'credential', arguments: { name: 'WAREHOUSE_TOKEN' }, _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} } } }
+  const res = await request(`${gateway.url}/mcp/warehouse`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': 'credential' },
+    body: JSON.stringify(body),
+  })
+  return (await res.body.json()) as never
+}
+
+/** The exchanged tokens the IdP issued, in order, read from its answers. */
+function capture(): string[] {
+  const issued: string[] = []
+  idp.knobs.tamper = (body) => {
+    issued.push(String((body as { access_token?: unknown }).access_token))
+    return body
+  }
+  return issued
+}
+
+describe('credentials from RFC 8693 token exchange, through the gateway', () => {
+  it("the process runs with the exchanged token for the downstream API, each user their own, never the user's token", async () => {
+    const issued = capture()
+    const alice = await idp.subjectToken('alice')
+    const bob = await idp.subjectToken('bob')
+    const a = JSON.parse((await call(alice)).result!.content[0]!.text) as { sha256: string; pid: number }
+    const b = JSON.parse((await call(bob)).result!.content[0]!.text) as { sha256: string; pid: number }
+    assert.equal(issued.length, 2)
+    assert.equal(a.sha256, sha(issued[0]!))
+    assert.equal(b.sha256, sha(issued[1]!))
+    assert.notEqual(a.sha256, sha(alice))
+    assert.notEqual(a.pid, b.pid)
+    // What the IdP received: the grant, the user's token as subject, the audience and scope asked.
+    const form = idp.received[0]!.form
+    assert.equal(form.get('grant_type'), 'urn:ietf:params:oauth:grant-type:token-exchange')
+    assert.equal(form.get('subject_token'), alice)
+    assert.equal(form.get('audience'), 'warehouse-api')
+    assert.equal(form.get('scope'), 'read')
+    // Cached while fresh: the next call exchanges nothing and runs on the same process.
+    const again = JSON.parse((await call(alice)).result!.content[0]!.text) as { sha256: string; pid: number }
+    assert.equal(again.pid, a.pid)
+    assert.equal(idp.received.length, 2)
+    const lines = auditLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.server === 'warehouse' && e.outcome === 'ok')
+    assert.deepEqual(lines.at(-1)!.credentials, [{ name: 'WAREHOUSE_TOKEN', source: 'exchange' }])
+    for (const t of [alice, bob, ...issued]) {
+      assert.ok(!logLines.some((l) => l.includes(t)), 'no token in the log')
+      assert.ok(!auditLines.some((l) => l.includes(t)), 'no token in the audit')
+    }
+  })
+
+  it('a token within renewBefore of expiry is exchanged again, and the process replaced', async () => {
+    // 30 s of life, renewed 60 s before expiry: never fresh, exchanged at every request.
+    idp.knobs.expiresIn = 30
+    const issued = capture()
+    // A user with nothing cached yet (tokens are cached per user).
+    const carol = await idp.subjectToken('carol')
+    const first = JSON.parse((await call(carol)).result!.content[0]!.text) as { sha256: string; pid: number }
+    const issuedAgain = capture()
+    const second = JSON.parse((await call(carol)).result!.content[0]!.text) as { sha256: string; pid: number }
+    assert.equal(first.sha256, sha(issued[0]!))
+    assert.equal(second.sha256, sha(issuedAgain[0]!))
+    assert.notEqual(second.sha256, first.sha256)
+    assert.notEqual(second.pid, first.pid, 'a new process for the new value')
+  })
+
+  it('the IdP refuses the exchange (the user may not have that audience): a tool error, nothing run', async () => {
+    const r = await call(await idp.subjectToken('mallory'))
+    assert.equal(r.result?.isError, true, JSON.stringify(r))
+    assert.match(r.result!.content[0]!.text, /warehouse-api/)
+    assert.equal(idp.received.length, 1)
+  })
+
+  it('the IdP fails (503): a tool error; the next request exchanges again', async () => {
+    idp.knobs.fail = { kind: 'answer', status: 503, body: 'down' }
+    const token = await idp.subjectToken('dave')
+    const r = await call(token)
+    assert.equal(r.result?.isError, true)
+    idp.knobs.fail = undefined
+    const ok = await call(token)
+    assert.notEqual(ok.result?.isError, true, JSON.stringify(ok))
+  })
+})
