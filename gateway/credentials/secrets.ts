@@ -68,11 +68,22 @@ export class UserSecrets {
     return (await this.read(owner, name))?.value
   }
 
+  /**
+   * A secret, opened. One that no longer opens (sealed with a key since removed from
+   * `secrets.keys`, or tampered with) counts as not set: the user is asked for it again, rather
+   * than every call failing.
+   */
   private async read(owner: SecretOwner, name: string): Promise<{ value: string; setAt: number } | undefined> {
     const key = valueKey(owner, name)
     const sealed = await this.o.store.get(key)
     if (sealed === undefined) return undefined
-    return JSON.parse(this.o.sealer.open(sealed, key)) as { value: string; setAt: number }
+    let opened: string
+    try {
+      opened = this.o.sealer.open(sealed, key)
+    } catch {
+      return undefined
+    }
+    return JSON.parse(opened) as { value: string; setAt: number }
   }
 }
 
