@@ -5,6 +5,18 @@ import { envelope, rpcError, type RequestId } from './jsonrpc.js'
 /** Session-era protocol versions a gateway-initialized process's sessions may negotiate, newest first. */
 export const GATEWAY_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26']
 
+/**
+ * How long a starting process may take to answer the gateway's initialize, in ms at least: a
+ * start is not a request (a server fetched by npx, a JVM), so a short `requestTimeout` does not
+ * cut it; a longer `requestTimeout` extends it.
+ */
+export const DEFAULT_INITIALIZE_TIMEOUT_MS = 30_000
+
+/** The initialize timeout for a server whose requestTimeout is `requestTimeout` (0: none). */
+export function initializeTimeout(requestTimeout: number): number {
+  return Math.max(requestTimeout, DEFAULT_INITIALIZE_TIMEOUT_MS)
+}
+
 /** A process's own initialize result, reused for every session it serves. */
 export interface InitResult {
   protocolVersion: string

@@ -6,7 +6,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { Child } from './child.js'
 import { BridgeError } from './errors.js'
-import { exchange, initializeChild, type InitResult } from './handshake.js'
+import { exchange, initializeChild, initializeTimeout, type InitResult } from './handshake.js'
 import { envelope, rpcError } from './jsonrpc.js'
 import { ownerKey } from './session.js'
 
@@ -400,7 +400,7 @@ export class LanePool {
     try {
       const config = this.o.config.servers[server]!
       const child = await this.o.source.process(server, principal, log, accepted, credentials)
-      const timeout = config.requestTimeout || 30_000
+      const timeout = initializeTimeout(config.requestTimeout)
       let init: InitResult
       try {
         init = await initializeChild(child, timeout, LANE_CLIENT_CAPABILITIES)

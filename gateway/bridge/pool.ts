@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
 import { spawnChild, type Child } from './child.js'
 import { BridgeError } from './errors.js'
-import { exchange, initializeChild, preinitialized, type InitResult } from './handshake.js'
+import { exchange, initializeChild, initializeTimeout, preinitialized, type InitResult } from './handshake.js'
 
 /** Delay between handing out a warm process and spawning its replacement, in ms. */
 export const DEFAULT_REFILL_DELAY_MS = 20
@@ -125,7 +125,7 @@ export class ProcessPool {
             }
           }
           if (this.o.config.pool.preinitialize && child.alive) {
-            const init = await initializeChild(child, this.o.config.requestTimeout || 30_000).catch((err: Error) => {
+            const init = await initializeChild(child, initializeTimeout(this.o.config.requestTimeout)).catch((err: Error) => {
               this.o.log.error({ err: { message: err.message }, pid: child.pid }, 'warm server process failed to initialize')
               return undefined
             })

@@ -4,7 +4,7 @@ import type { ServerConfig } from '../config/schema.js'
 import type { Channel } from './channel.js'
 import { spawnChild, type Child } from './child.js'
 import { RPC } from './errors.js'
-import { initializeChild, refusal, type InitResult } from './handshake.js'
+import { initializeChild, initializeTimeout, refusal, type InitResult } from './handshake.js'
 import { envelope, rpcError, type RequestId } from './jsonrpc.js'
 import { DEFAULT_RESPAWN_BACKOFF_MAX_MS, DEFAULT_RESPAWN_BACKOFF_MS } from './pool.js'
 
@@ -56,7 +56,7 @@ export class Replica {
       // Closed while it was starting: nothing may outlive the gateway.
       if (this.closed) return void (await child.close())
       child.onexit = () => this.onExit()
-      this.init = await initializeChild(child, this.config.requestTimeout || 30_000)
+      this.init = await initializeChild(child, initializeTimeout(this.config.requestTimeout))
       if (this.closed) return void (await child.close())
       child.onmessage = (m) => this.fromServer(m)
       this.backoff = 0

@@ -11,7 +11,7 @@ import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { Child } from './child.js'
 import type { CredentialGate, GatedSession } from './credential-gate.js'
 import { RPC } from './errors.js'
-import { exchange } from './handshake.js'
+import { exchange, initializeTimeout } from './handshake.js'
 import { SessionEventStore } from './event-store.js'
 import { envelope, progressToken, rpcError, type RequestId } from './jsonrpc.js'
 import type { EndReason, OutboundStream } from './outbound.js'
@@ -460,7 +460,7 @@ export class Session implements GatedSession {
       if (credentials.fingerprint === this.fingerprint || this.closed) return
       await this.whenIdle()
       const next = await this.o.credentials!.spawn(credentials)
-      const timeout = this.o.config.requestTimeout > 0 ? this.o.config.requestTimeout : 30_000
+      const timeout = initializeTimeout(this.o.config.requestTimeout)
       const init = (await exchange(next, 'initialize', this.initParams, timeout)) as { result?: unknown } | undefined
       if (init?.result === undefined || this.closed) {
         await next.close()
