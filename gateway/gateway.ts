@@ -2,14 +2,17 @@ import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import type { DestinationStream, Logger } from 'pino'
 import type { Context } from 'hono'
+import { createAccount } from './account/account.js'
+import type { AccountBroker } from './account/deps.js'
 import { createResources } from './auth/resources.js'
 import { requireSharedKeys, startBroker, type Broker } from './broker/broker.js'
 import { UPSTREAM_CALLBACK_PATH } from './broker/interactions.js'
-import { brokerKeys } from './broker/keys.js'
+import { brokerKeys, type BrokerKeys } from './broker/keys.js'
+import { BROKER_ROUTES } from './broker/provider.js'
 import { readSecret } from './config/secrets.js'
 import type { Vars } from './http/request-id.js'
 import { createStore } from './store/create.js'
-import { sealerForStore } from './store/sealed.js'
+import { sealerForStore, type Sealer } from './store/sealed.js'
 import { UserSecrets } from './credentials/secrets.js'
 import { credentialGate, tokenExchange, usesCredentials } from './credential-setup.js'
 import type { Store } from './store/store.js'
@@ -53,6 +56,8 @@ export interface StartOptions {
   auditDestination?: DestinationStream
   /** The broker's store instead of the configured one (tests read what it holds at rest). */
   store?: Store
+  /** The account page's clock, epoch ms (tests expire its sessions without waiting). */
+  accountClock?: () => number
 }
 
 /** A running gateway. */
@@ -122,11 +127,13 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   let store: Store | undefined
   let broker: Broker | undefined
   let secrets: UserSecrets | undefined
+  let sealer: Sealer | undefined
+  let keys: BrokerKeys | undefined
   try {
     // The broker is its own issuer, at the public URL; its keys exist before identity, which
     // trusts its tokens (and may start the dev IdP it logs users in at).
     const brokerConfig = config.auth.broker
-    const keys = brokerConfig && (await brokerKeys(brokerConfig, readSecret))
+    keys = brokerConfig && (await brokerKeys(brokerConfig, readSecret))
     const upstream = brokerConfig?.upstream
     identity = await setUpIdentity({
       config, log, metrics, resources: resources.all(),
@@ -146,7 +153,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       store = shared
       // Every key replicas must share, named at once (the broker's, then the sealing keys).
       if (keys && config.store.kind !== 'memory') requireSharedKeys(config)
-      const sealer = sealerForStore(config, readSecret)
+      sealer = sealerForStore(config, readSecret)
       secrets = new UserSecrets({ store: shared, sealer })
       if (keys) broker = await startBroker({ config, issuer: publicUrl, keys, store: shared, sealer, resources, policy, audit, log: log.child({ component: 'broker' }), readSecret, peer: (c) => (c as Context<Vars>).get('clientIp') })
     }
@@ -189,6 +196,17 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     : undefined
   const scopes = (name: string | undefined) =>
     config.auth.scopesSupported ?? (name === undefined ? [] : [...(policy.current.servers.get(name)?.access ?? [])])
+  const origin = {
+    origins: [new URL(publicUrl).origin, ...config.allowedOrigins].map((s) => s.toLowerCase()),
+    local: loopback,
+    hosts: [hostname(new URL(publicUrl).host), ...config.allowedHosts].map((h) => h.toLowerCase()),
+  }
+  // Users' secrets exist (a server takes credentials, or the broker runs): the page to set them.
+  const account = secrets && sealer && store && createAccount({
+    config, publicUrl, secrets, policy, authenticator, resources, audit, origin, sealer, store,
+    now: o.accountClock ?? Date.now,
+    broker: broker && keys && accountBroker(broker, keys, { config, publicUrl, listenUrl: url }),
+  })
   const app = createApp({
     config,
     log,
@@ -202,12 +220,9 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     registry,
     scopes,
     modern: { config, policy, lanes, rounds, audit, metrics, filter, outbound, gate },
-    origin: {
-      origins: [new URL(publicUrl).origin, ...config.allowedOrigins].map((s) => s.toLowerCase()),
-      local: loopback,
-      hosts: [hostname(new URL(publicUrl).host), ...config.allowedHosts].map((h) => h.toLowerCase()),
-    },
+    origin,
     broker: broker?.routes,
+    account,
     readiness: () => ({
       problems: [identity.problem(), broker?.problem()].filter((p): p is string => p !== undefined),
       warnings: reloader?.lastError ? [`policy reload failed, the previous policy is in force: ${reloader.lastError.join('; ')}`] : [],
@@ -274,6 +289,34 @@ async function listenMetrics(at: { host: string; port: number }, metrics: Metric
   const { port } = server.address() as AddressInfo
   const host = at.host.includes(':') ? `[${at.host}]` : at.host
   return { url: `http://${host}:${port}`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) }
+}
+
+/**
+ * The broker as the account page signs in with it: its first-party client, its keys (in
+ * memory), and its token endpoint reached at this process's own listener with the public Host
+ * (the public URL may lead through a proxy this process cannot reach).
+ */
+function accountBroker(broker: Broker, keys: BrokerKeys, o: { config: GatewayConfig; publicUrl: string; listenUrl: string }): AccountBroker {
+  const listen = new URL(o.listenUrl)
+  // A wildcard listener is reached on loopback.
+  if (listen.hostname === '0.0.0.0') listen.hostname = '127.0.0.1'
+  if (listen.hostname === '[::]') listen.hostname = '[::1]'
+  const path = new URL(o.publicUrl).pathname.replace(/\/$/, '')
+  const upstream = o.config.auth.broker!.upstream
+  return {
+    issuer: broker.issuer,
+    client: broker.firstParty,
+    tokenEndpoint: `${listen.origin}${path}${BROKER_ROUTES.token}`,
+    tokenHost: new URL(o.publicUrl).host,
+    getKey: keys.getKey,
+    alg: keys.alg,
+    account: async (sub) => {
+      const a = await broker.accounts.find(sub)
+      return a && { roles: a.roles, label: a.email ?? a.name ?? a.sub }
+    },
+    holdsUpstreamToken: (sub) => broker.accounts.holdsTokens(sub),
+    upstream: new URL(upstream.issuer ?? upstream.endpoints!.authorization).host,
+  }
 }
 
 function emptyPolicy(log: Logger): Policy {

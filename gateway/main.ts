@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// The mcp-edge command line: serve | token | validate.
+// The mcp-edge command line: serve | token | validate | policy | secrets.
 import { parseArgs } from 'node:util'
 import { policyCommand } from './cli/policy-check.js'
+import { secretsCommand } from './cli/secrets.js'
 import { validateBroker } from './broker/validate.js'
 import { ConfigError } from './config/errors.js'
 import { defaultConfig } from './config/defaults.js'
@@ -19,6 +20,7 @@ commands:
   token     [--scope "a b"] [--resource URL] [--user SUB]       print an access token from the running dev IdP
   validate  [--config FILE] [--skip-secrets]                    check config, policies and secrets, then exit
   policy    check --policy P --claims F|- --server S --tool T    explain a policy decision (policy --help)
+  secrets   set NAME | list | delete NAME [--url U]              your own secrets at a gateway (secrets --help)
 
 Without --config the embedded default runs: demo servers, example policies, dev IdP on 127.0.0.1.`
 
@@ -36,6 +38,8 @@ async function main(argv: string[]): Promise<number> {
       return validate(rest)
     case 'policy':
       return policyCommand(rest)
+    case 'secrets':
+      return secretsCommand(rest)
     case undefined:
     case '-h':
     case '--help':

@@ -87,6 +87,11 @@ export class Accounts {
     }
   }
 
+  /** Whether upstream tokens are kept for the user (without opening them: the account page says so). */
+  async holdsTokens(sub: string): Promise<boolean> {
+    return (await this.o.store.get(tokensKey(sub))) !== undefined
+  }
+
   /**
    * The account for a refresh: re-checked upstream when due. `revoked` (the upstream refused
    * the user) forgets the account; `unavailable` (the upstream could not be reached) keeps it

@@ -15,6 +15,7 @@ import { Accounts } from './accounts.js'
 import { pruneClients } from './adapter.js'
 import { createCimdFetch, type CimdFetch } from './cimd-fetch.js'
 import { clientPolicy } from './client-policy.js'
+import { firstPartyClient, type FirstPartyClient } from './first-party.js'
 import { mountInteractions, UPSTREAM_CALLBACK_PATH } from './interactions.js'
 import type { BrokerKeys } from './keys.js'
 import { mountProvider } from './mount.js'
@@ -35,6 +36,8 @@ export interface Broker {
   routes: Hono
   /** Users it logged in, with their upstream tokens (the `upstreamToken` credential source). */
   accounts: Accounts
+  /** The gateway's own client, which the account page signs users in with. */
+  firstParty: FirstPartyClient
   /** Why it cannot serve yet (the upstream not discovered), if it cannot. */
   problem(): string | undefined
   close(): Promise<void>
@@ -85,7 +88,9 @@ export async function startBroker(o: {
     withLock: (key, fn) => withLock(o.store, key, DEFAULT_RECHECK_LOCK_MS, fn),
     log,
   })
-  const clients = clientPolicy(broker.registration, { ownCallbacks: [callback] })
+  const firstParty = firstPartyClient(issuer, o.keys.cookieKeys)
+  // Nobody else may register the gateway's own callbacks: codes meant for the gateway go there.
+  const clients = clientPolicy(broker.registration, { ownCallbacks: [callback, firstParty.redirectUri] })
   const cimdFetch: CimdFetch = createCimdFetch({
     allowPrivate: broker.cimd.allowPrivate,
     allowHosts: broker.cimd.allowHosts,
@@ -108,6 +113,7 @@ export async function startBroker(o: {
     cimdFetch: cimdFetch as never,
     cimdAllowed: () => true,
     onRevoked: (sub, reason) => o.audit.record({ sub, iss: issuer, clientId: undefined, server: '', method: 'oauth/refresh', decision: 'deny', rule: reason, outcome: 'grant revoked' }),
+    firstParty,
   }))
   observe(provider, o.audit, issuer, log)
 
@@ -128,7 +134,7 @@ export async function startBroker(o: {
     peer: o.peer,
   }))
   mountProvider(routes, provider, issuer)
-  mountInteractions(routes, { provider, issuer, config, upstream, accounts, store: o.store, policy: o.policy, resources: o.resources, cookieKeys: o.keys.cookieKeys, audit: o.audit, log })
+  mountInteractions(routes, { provider, issuer, config, upstream, accounts, store: o.store, policy: o.policy, resources: o.resources, cookieKeys: o.keys.cookieKeys, audit: o.audit, log, firstPartyId: firstParty.clientId })
   log.info({ issuer, upstream: broker.upstream.issuer ?? broker.upstream.endpoints?.authorization, callback, registration: broker.registration.enabled, cimd: broker.cimd.enabled }, 'OAuth broker ready')
   // Readiness follows the shared store too: without it no login, token or refresh works.
   let storeDown = false
@@ -138,6 +144,7 @@ export async function startBroker(o: {
     issuer,
     routes,
     accounts,
+    firstParty,
     problem: () => upstream.problem() ?? (storeDown ? 'the shared store (Redis) cannot be reached' : undefined),
     async close() {
       clearInterval(ping)

@@ -1,4 +1,6 @@
-import { createHash } from 'node:crypto'
+import { esc, page } from '../http/page.js'
+
+export { esc, PAGE_HEADERS } from '../http/page.js'
 
 /** What the consent page shows about one authorization request. */
 export interface ConsentView {
@@ -31,37 +33,6 @@ export interface MissingRoleView {
   csrf: string
   action: string
   token: string
-}
-
-const CSS = `
-body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f4f5f7;color:#1d2126}
-main{max-width:34rem;margin:0 auto;padding:1.5rem 1rem}
-.card{background:#fff;border:1px solid #d8dce2;border-radius:10px;padding:1.25rem 1.25rem 1rem}
-h1{font-size:1.3rem;margin:0 0 .75rem}
-.host{font-size:1.4rem;font-weight:600;word-break:break-all;margin:.25rem 0 .75rem}
-.muted{color:#5b636e;font-size:.9rem}
-.warn{background:#fff4e5;border:1px solid #f0b35a;border-radius:8px;padding:.6rem .75rem;margin:.75rem 0}
-ul{padding-left:1.2rem;margin:.25rem 0 .75rem}
-code{font-size:.95em;background:#eef0f3;padding:0 .25em;border-radius:4px;overflow-wrap:anywhere}
-.actions{display:flex;gap:.75rem;flex-wrap:wrap;margin-top:1rem}
-button{font:inherit;padding:.65rem 1.2rem;border-radius:8px;border:1px solid #9aa3ad;background:#fff;cursor:pointer;flex:1 1 8rem}
-button.primary{background:#1f5fd1;border-color:#1f5fd1;color:#fff}
-`.trim()
-
-/** The `style-src` hash of the one stylesheet (CSP: no inline scripts or styles but this one). */
-const CSS_HASH = `'sha256-${createHash('sha256').update(CSS).digest('base64')}'`
-
-/**
- * Response headers of every page the broker shows a person: no framing (clickjacking), no
- * script at all, no caching, no referrer leaking the query to other sites.
- */
-export const PAGE_HEADERS: Record<string, string> = {
-  'content-type': 'text/html; charset=utf-8',
-  'content-security-policy': `default-src 'none'; style-src ${CSS_HASH}; frame-ancestors 'none'; base-uri 'none'`,
-  'x-frame-options': 'DENY',
-  'cache-control': 'no-store',
-  'referrer-policy': 'no-referrer',
-  'x-content-type-options': 'nosniff',
 }
 
 /**
@@ -121,13 +92,4 @@ ${go}
 export function messagePage(title: string, text: string, code?: string): string {
   const line = code === undefined ? esc(text) : `<code>${esc(code)}</code>${text ? `: ${esc(text)}` : ''}`
   return page(title, `<h1>${esc(title)}</h1><p>${line}</p><p class="muted">Close this page and start again from your application.</p>`)
-}
-
-function page(title: string, body: string): string {
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${esc(title)}</title><style>${CSS}</style></head><body><main><div class="card">${body}</div></main></body></html>`
-}
-
-/** HTML-escapes text for element content and attribute values. */
-export function esc(s: string): string {
-  return s.replace(/[&<>"'`]/g, (c) => `&#${c.charCodeAt(0)};`)
 }

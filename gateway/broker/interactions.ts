@@ -40,6 +40,8 @@ export interface InteractionDeps {
   cookieKeys: readonly string[]
   audit: AuditLog
   log: Logger
+  /** The gateway's own client (the account page): it asks for no scope of any server, so no consent page. */
+  firstPartyId?: string
 }
 
 /**
@@ -97,7 +99,7 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
     return c.redirect(url, 303)
   }
   /** Grants what was asked within the user's roles, or shows what is missing. */
-  const decide = async (c: Context, det: Details, accountId: string) => {
+  const decide = async (c: Context, det: Details, accountId: string, o: { signedIn?: boolean } = {}) => {
     const account = await d.accounts.find(accountId)
     if (account === undefined) return html(400, messagePage('Sign-in failed', 'Your sign-in could not be completed; start again from your application.'))
     const policy = d.policy.current
@@ -119,9 +121,10 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
         token,
       }))
     }
-    return complete(c, det, accountId, plan)
+    return complete(c, det, accountId, plan, o)
   }
-  const complete = async (c: Context, det: Details, accountId: string, plan: ScopePlan[]) => {
+  /** `signedIn`: the browser's session vouches for the user, not a login just made (its time stays). */
+  const complete = async (c: Context, det: Details, accountId: string, plan: ScopePlan[], o: { signedIn?: boolean } = {}) => {
     const clientId = String(det.params.client_id)
     const existing = det.grantId ? await d.provider.Grant.find(det.grantId) : undefined
     const grant = existing && existing.accountId === accountId ? existing : new d.provider.Grant({ accountId, clientId })
@@ -130,6 +133,7 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
     if (oidcScopes.length > 0) grant.addOIDCScope(oidcScopes.join(' '))
     const grantId = await grant.save()
     audit(det, 'allow', `granted ${plan.flatMap((p) => p.granted).join(' ') || '(no scope)'}`, accountId)
+    if (o.signedIn) return finishWith(c, { consent: { grantId } })
     return finishWith(c, { login: { accountId, ts: Math.floor(Date.now() / 1000) }, consent: { grantId } })
   }
 
@@ -138,6 +142,11 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
     if (det instanceof Response) return det
     const client = await d.provider.Client.find(String(det.params.client_id))
     if (client === undefined) return html(400, messagePage('Unknown application', 'The application that sent you here is not registered.'))
+    // The gateway's own account page is not a third party: the user signs in (or is signed in
+    // already) and nothing is delegated, so there is nothing to consent to.
+    if (d.firstPartyId !== undefined && client.clientId === d.firstPartyId) {
+      return det.prompt.name === 'consent' && det.session?.accountId ? decide(c, det, det.session.accountId, { signedIn: true }) : toUpstream(c, det)
+    }
     // Remembered consent: a grant this browser's user gave this client covers the request;
     // only the upstream login is due again.
     if (det.prompt.name === 'login' && broker.consent.remember && det.grantId && (await covers(d.provider, det))) return toUpstream(c, det)

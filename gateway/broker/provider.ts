@@ -10,6 +10,7 @@ import { storeAdapter } from './adapter.js'
 import { ClientPolicyError } from './client-errors.js'
 import { CLIENT_POLICY_PROPERTY, type ClientPolicy } from './client-policy.js'
 import { messagePage, PAGE_HEADERS } from './consent-page.js'
+import { firstPartyMetadata, type FirstPartyClient } from './first-party.js'
 import type { BrokerKeys } from './keys.js'
 import { grantableScopes, serverScopes } from './scopes.js'
 
@@ -47,6 +48,8 @@ export interface ProviderDeps {
   cimdAllowed: (clientId: string) => boolean
   /** Told when a user's access ends because the upstream refused them (audit). */
   onRevoked?: (sub: string, reason: string) => void
+  /** The gateway's own client (the account page): static, no consent page, no resource. */
+  firstParty?: FirstPartyClient
 }
 
 /**
@@ -83,7 +86,7 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
         d.onRevoked?.(accountId ?? '', `a ${model === 'RefreshToken' ? 'refresh token' : 'code'} was used twice`)
       },
     }),
-    clients: [],
+    clients: d.firstParty ? [firstPartyMetadata(d.firstParty) as never] : [],
     clientBasedCORS: (_ctx, origin, client) => client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) === true || isLoopbackOrigin(origin),
     claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
     conformIdTokenClaims: true,
@@ -99,6 +102,12 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
     extraClientMetadata: {
       properties: [CLIENT_POLICY_PROPERTY],
       validator: (ctx, key, value, metadata) => {
+        // The gateway's own client is configured here, not registered: the registration
+        // policy (redirect URI allow-list, the gateway's own callbacks) is not for it.
+        if (d.firstParty && (metadata as { client_id?: unknown }).client_id === d.firstParty.clientId) {
+          delete (metadata as Record<string, unknown>)[key]
+          return
+        }
         try {
           d.clients.validator(ctx, key, value, metadata as Record<string, unknown>)
         } catch (err) {
@@ -142,8 +151,10 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       resourceIndicators: {
         enabled: true,
         // RFC 8707 §2: without `resource`, default only when unambiguous (a gateway of one server).
-        defaultResource: (_ctx, _client, oneOf) => {
+        defaultResource: (_ctx, client, oneOf) => {
           if (oneOf) return oneOf
+          // The account page asks for an ID token only: no resource.
+          if (d.firstParty && client?.clientId === d.firstParty.clientId) return undefined as unknown as string
           const servers = [...new Set(d.resources.all().map(serverOf))]
           if (servers.length === 1) return d.resources.resource(servers[0]!, 'mcp')
           throw new errors.InvalidTarget('resource parameter required (RFC 8707): the URL of the MCP server')

@@ -4,6 +4,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import { readSecret } from '../config/secrets.js'
 import { sealerFromConfig } from '../store/sealed.js'
 import { clientPolicy } from './client-policy.js'
+import { ACCOUNT_CALLBACK_PATH } from './first-party.js'
 import { UPSTREAM_CALLBACK_PATH } from './interactions.js'
 import { brokerKeys } from './keys.js'
 import { upstreamSetup } from './upstream-setup.js'
@@ -30,7 +31,7 @@ export async function validateBroker(config: GatewayConfig, issuer: string): Pro
   const callback = `${issuer.replace(/\/$/, '')}${UPSTREAM_CALLBACK_PATH}`
   await collect(() => upstreamSetup(broker.upstream, callback, readSecret))
   await collect(() => brokerKeys(broker, readSecret))
-  await collect(() => clientPolicy(broker.registration, { ownCallbacks: [callback] }))
+  await collect(() => clientPolicy(broker.registration, { ownCallbacks: [callback, `${issuer.replace(/\/$/, '')}${ACCOUNT_CALLBACK_PATH}`] }))
   await collect(() => sealerFromConfig(config.secrets, readSecret))
   if (broker.cimd.caFile) await collect(() => readFileSync(broker.cimd.caFile!, 'utf8'))
   if (config.store.kind !== 'memory') {

@@ -21,6 +21,17 @@ export const DEFAULT_EXCHANGE_CACHE_MAX = 10_000
 export const DEFAULT_CREDENTIAL_ELICITATION_TIMEOUT_MS = 600_000
 /** How often a waiting call looks whether the secret is set (in the shared store), in ms. */
 export const DEFAULT_CREDENTIAL_POLL_INTERVAL_MS = 1_000
+/** The account page's session (a sealed cookie) lasts this long, in s. */
+export const DEFAULT_ACCOUNT_SESSION_TTL_S = 15 * 60
+/** The account page's sign-in at the broker must come back within this, in s. */
+export const DEFAULT_ACCOUNT_LOGIN_TTL_S = 10 * 60
+/**
+ * Largest request body of the account page's forms and API, in bytes: the longest secret
+ * (8192 characters) percent-encoded in a form, whatever its characters.
+ */
+export const DEFAULT_ACCOUNT_MAX_BODY_BYTES = 128 * 1024
+/** The account page's code exchange at the broker's own token endpoint, in ms. */
+export const DEFAULT_ACCOUNT_TOKEN_TIMEOUT_MS = 10_000
 /** Verified tokens remembered (LRU), keyed by the token's SHA-256. */
 export const DEFAULT_TOKEN_CACHE_MAX = 10_000
 /** A cached verification is reused at most this long, and never past the token's `exp`, in s. */
@@ -487,6 +498,18 @@ export const configSchema = z.strictObject({
     .strictObject({
       elicitationTimeout: ms.min(1_000).default(DEFAULT_CREDENTIAL_ELICITATION_TIMEOUT_MS),
       pollInterval: ms.min(10).default(DEFAULT_CREDENTIAL_POLL_INTERVAL_MS),
+    })
+    .prefault({}),
+  /**
+   * The account page (`/account`) and its API: where users set the secrets their servers need.
+   * The page signs in through the broker; the API takes any bearer token the gateway accepts.
+   */
+  account: z
+    .strictObject({
+      sessionTtl: z.number().int().min(60).max(24 * 3600).default(DEFAULT_ACCOUNT_SESSION_TTL_S),
+      loginTtl: z.number().int().min(60).max(3600).default(DEFAULT_ACCOUNT_LOGIN_TTL_S),
+      maxBodyBytes: z.number().int().min(1024).max(1024 * 1024).default(DEFAULT_ACCOUNT_MAX_BODY_BYTES),
+      tokenTimeout: ms.min(100).default(DEFAULT_ACCOUNT_TOKEN_TIMEOUT_MS),
     })
     .prefault({}),
   /**

@@ -18,6 +18,8 @@ export interface AppDeps extends McpEndpointDeps {
   origin: OriginPolicy
   /** The OAuth broker's routes (authorization server, login, consent), when it runs. */
   broker?: Hono
+  /** The account page and its API (`/account…`), when users have secrets to set or the broker runs. */
+  account?: Hono<Vars>
   /** Readiness: problems make it 503; warnings are reported on a 200. */
   readiness: () => { problems: string[]; warnings: string[] }
 }
@@ -86,6 +88,9 @@ export function createApp(d: AppDeps): Hono<Vars> {
     app.post(`${prefix}/messages/:server`, (c) => legacy.messages(c))
   }
   app.get(PRM_PREFIX, () => meta.root())
+  // The account page, with and without the public URL's path like the MCP endpoints (its
+  // links and cookies name the public path; its API guards Origin itself, without CORS).
+  if (d.account) for (const prefix of new Set(['', base])) app.route(prefix || '/', d.account)
   if (d.broker) app.route('/', d.broker)
   app.notFound(() => rpcErrorResponse(404, -32601, 'not found'))
   app.onError((err, c) => {

@@ -18,6 +18,38 @@ export interface BodyLimits {
  * `invalid_message` (400, nesting or batch size)
  */
 export async function readJsonBody(req: Request, limits: BodyLimits): Promise<unknown> {
+  const bytes = await readBody(req, limits)
+  let text: string
+  try {
+    // MCP transports: messages MUST be UTF-8; fatal decoding refuses anything else.
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+  } catch {
+    throw new GatewayError('parse_error', 'the request body is not valid UTF-8', { status: 400, expose: true })
+  }
+  // Checked on the text, before parsing: a deep body costs the parser (and every later
+  // serializer) a stack frame per level.
+  if (deeperThan(text, limits.maxJsonDepth)) {
+    throw new GatewayError('invalid_message', `Invalid Request: the body nests deeper than ${limits.maxJsonDepth} levels`, { status: 400, expose: true })
+  }
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    throw new GatewayError('parse_error', 'the request body is not valid JSON', { status: 400, expose: true })
+  }
+  if (Array.isArray(body) && (body.length === 0 || body.length > limits.maxBatch)) {
+    const why = body.length === 0 ? 'an empty batch' : `a batch of more than ${limits.maxBatch} messages`
+    throw new GatewayError('invalid_message', `Invalid Request: ${why}`, { status: 400, expose: true })
+  }
+  return body
+}
+
+/**
+ * Reads a whole request body within `maxBodyBytes` (a declared or actual size past it is
+ * refused without reading on) and `bodyTimeout`.
+ * @throws GatewayError `body_too_large` (413), `body_timeout` (408), `parse_error` (400, no body)
+ */
+export async function readBody(req: Request, limits: Pick<BodyLimits, 'maxBodyBytes' | 'bodyTimeout'>): Promise<Buffer> {
   const limit = limits.maxBodyBytes
   const declared = Number(req.headers.get('content-length') ?? NaN)
   if (declared > limit) throw tooLarge(limit)
@@ -50,29 +82,7 @@ export async function readJsonBody(req: Request, limits: BodyLimits): Promise<un
   } finally {
     clearTimeout(timer)
   }
-  let text: string
-  try {
-    // MCP transports: messages MUST be UTF-8; fatal decoding refuses anything else.
-    text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks))
-  } catch {
-    throw new GatewayError('parse_error', 'the request body is not valid UTF-8', { status: 400, expose: true })
-  }
-  // Checked on the text, before parsing: a deep body costs the parser (and every later
-  // serializer) a stack frame per level.
-  if (deeperThan(text, limits.maxJsonDepth)) {
-    throw new GatewayError('invalid_message', `Invalid Request: the body nests deeper than ${limits.maxJsonDepth} levels`, { status: 400, expose: true })
-  }
-  let body: unknown
-  try {
-    body = JSON.parse(text)
-  } catch {
-    throw new GatewayError('parse_error', 'the request body is not valid JSON', { status: 400, expose: true })
-  }
-  if (Array.isArray(body) && (body.length === 0 || body.length > limits.maxBatch)) {
-    const why = body.length === 0 ? 'an empty batch' : `a batch of more than ${limits.maxBatch} messages`
-    throw new GatewayError('invalid_message', `Invalid Request: ${why}`, { status: 400, expose: true })
-  }
-  return body
+  return Buffer.concat(chunks)
 }
 
 /** Whether JSON text nests arrays and objects deeper than `max` (strings skipped, escapes too). */

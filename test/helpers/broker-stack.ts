@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino, type Logger } from 'pino'
 import { validateConfig } from '../../gateway/config/load.js'
-import { startGateway, type Gateway } from '../../gateway/gateway.js'
+import { startGateway, type Gateway, type StartOptions } from '../../gateway/gateway.js'
 import { recordingStore, type RecordingStore } from './recording-store.js'
 import { SERVERS_DIR, freePort } from './stack.js'
 import { startEntraLike, startGoogleLike, startPlainOAuth, type UpstreamIdp } from './upstream-idp.js'
@@ -51,7 +51,7 @@ export interface BrokerStack {
  * the upstream's registered app (client secret from an environment variable, as in production).
  * `broker` and `config` add to the configuration.
  */
-export async function startBrokerStack(o: { kind?: UpstreamKind; broker?: Record<string, unknown>; upstream?: Record<string, unknown>; config?: Record<string, unknown>; policy?: string; port?: number } = {}): Promise<BrokerStack> {
+export async function startBrokerStack(o: { kind?: UpstreamKind; broker?: Record<string, unknown>; upstream?: Record<string, unknown>; config?: Record<string, unknown>; policy?: string; port?: number; start?: Pick<StartOptions, 'accountClock'> } = {}): Promise<BrokerStack> {
   const kind = o.kind ?? 'entra'
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-broker-'))
   writeFileSync(join(dir, 'policy.yaml'), o.policy ?? BROKER_POLICY)
@@ -83,7 +83,7 @@ export async function startBrokerStack(o: { kind?: UpstreamKind; broker?: Record
   const store = recordingStore()
   let gateway: Gateway
   try {
-    gateway = await startGateway(config, { log, store, auditDestination: { write: (line: string) => void auditLines.push(line) } })
+    gateway = await startGateway(config, { log, store, auditDestination: { write: (line: string) => void auditLines.push(line) }, ...o.start })
   } catch (err) {
     await idp.close()
     throw err

@@ -12,6 +12,7 @@ import { validateConfig } from '../../gateway/config/load.js'
 import { startDevIdp, type DevIdp, type DevIdpClient } from '../../gateway/devidp/provider.js'
 import type { DevUser } from '../../gateway/devidp/sign-in-page.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
+import type { Store } from '../../gateway/store/store.js'
 import { scopesForPolicy } from './dev-roles.js'
 import { discover, tokenRequest } from './oauth-flow.js'
 
@@ -91,7 +92,7 @@ export async function freePort(): Promise<number> {
   return port
 }
 
-export async function startStack(o: { policy?: string; config?: Record<string, unknown>; auth?: Record<string, unknown>; publicUrl?: string; servers?: Record<string, Record<string, unknown>>; users?: DevUser[] } = {}): Promise<Stack> {
+export async function startStack(o: { policy?: string; config?: Record<string, unknown>; auth?: Record<string, unknown>; publicUrl?: string; servers?: Record<string, Record<string, unknown>>; users?: DevUser[]; store?: Store } = {}): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-test-'))
   writeFileSync(join(dir, 'policy.yaml'), o.policy ?? TEST_POLICY)
   // The IdP grants what the roles of the policy as written allow (the gateway reads it live).
@@ -138,7 +139,7 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
     { file: 'test', baseDir: dir },
   )
   const auditLines: string[] = []
-  const gateway = await startGateway(config, { log, auditDestination: { write: (line: string) => void auditLines.push(line) } })
+  const gateway = await startGateway(config, { log, auditDestination: { write: (line: string) => void auditLines.push(line) }, ...(o.store ? { store: o.store } : {}) })
   const stack: Stack = {
     gateway,
     get idp() {
