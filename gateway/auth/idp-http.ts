@@ -40,3 +40,23 @@ export function createIdpHttp(timeoutMs: number, ca?: string): IdpHttp {
     close: () => agent.close(),
   }
 }
+
+/**
+ * A body read to its end, `max` bytes at most: one byte more cancels the stream and throws
+ * `tooLarge()`, so a hostile answer costs at most `max` bytes of memory, chunked or not.
+ */
+export async function readCapped(stream: ReadableStream<Uint8Array>, max: number, tooLarge: () => Error): Promise<Uint8Array> {
+  const reader = stream.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) return Buffer.concat(chunks, size)
+    size += value.byteLength
+    if (size > max) {
+      await reader.cancel().catch(() => {})
+      throw tooLarge()
+    }
+    chunks.push(value)
+  }
+}

@@ -2,6 +2,7 @@ import dns from 'node:dns'
 import type { LookupFunction } from 'node:net'
 import tls from 'node:tls'
 import { Agent, fetch as undiciFetch } from 'undici'
+import { readCapped } from '../auth/idp-http.js'
 import { UpstreamError } from './errors.js'
 
 /** Largest upstream response read (discovery, JWKS, token, userinfo), in bytes. */
@@ -75,7 +76,7 @@ export function createUpstreamHttp(o: {
         throw new UpstreamError('upstream_invalid_response',
           `the upstream answered ${res.status} with a redirect, which is not followed`)
       }
-      const body = NULL_BODY.has(res.status) ? null : await readCapped(res, max)
+      const body = NULL_BODY.has(res.status) ? null : await readBounded(res, max)
       const headers = new Headers(res.headers)
       // The body is now decoded and whole: its original framing no longer applies.
       headers.delete('content-length')
@@ -99,7 +100,7 @@ function lookupAt(host: string): LookupFunction {
 }
 
 /** The body, refused as soon as it is known to exceed `max` bytes. */
-async function readCapped(res: Response, max: number): Promise<Uint8Array> {
+async function readBounded(res: Response, max: number): Promise<Uint8Array> {
   const tooLarge = () => new UpstreamError('upstream_invalid_response',
     `the upstream's response exceeds ${max} bytes`)
   if (Number(res.headers.get('content-length') ?? 0) > max) {
@@ -107,17 +108,5 @@ async function readCapped(res: Response, max: number): Promise<Uint8Array> {
     throw tooLarge()
   }
   if (!res.body) return new Uint8Array(0)
-  const reader = res.body.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) return Buffer.concat(chunks, size)
-    size += value.byteLength
-    if (size > max) {
-      await reader.cancel().catch(() => {})
-      throw tooLarge()
-    }
-    chunks.push(value)
-  }
+  return readCapped(res.body as ReadableStream<Uint8Array>, max, tooLarge)
 }

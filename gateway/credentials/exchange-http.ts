@@ -1,4 +1,5 @@
 import { fetch as undiciFetch, type Dispatcher } from 'undici'
+import { readCapped } from '../auth/idp-http.js'
 import { CredentialError } from './errors.js'
 
 /** What came back from the token endpoint: its status, media type and whole (bounded) body. */
@@ -43,7 +44,7 @@ export async function postForm(
       throw tooLarge(o.maxBytes)
     }
     const stream = res.body as ReadableStream<Uint8Array> | null
-    const read = stream === null ? new Uint8Array(0) : await readCapped(stream, o.maxBytes)
+    const read = stream === null ? new Uint8Array(0) : await readCapped(stream, o.maxBytes, () => tooLarge(o.maxBytes))
     return { status: res.status, contentType: res.headers.get('content-type'), body: read }
   } catch (err) {
     if (err instanceof CredentialError) throw err
@@ -52,23 +53,6 @@ export async function postForm(
       throw new CredentialError('exchange_unavailable', late, err)
     }
     throw new CredentialError('exchange_unavailable', 'the IdP could not be reached for the token exchange', err)
-  }
-}
-
-/** The body, read until `max` bytes at most; one byte more cancels the stream. */
-async function readCapped(stream: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array> {
-  const reader = stream.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) return Buffer.concat(chunks, size)
-    size += value.byteLength
-    if (size > max) {
-      await reader.cancel().catch(() => {})
-      throw tooLarge(max)
-    }
-    chunks.push(value)
   }
 }
 
