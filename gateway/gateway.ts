@@ -17,6 +17,7 @@ import { UserSecrets } from './credentials/secrets.js'
 import { credentialGate, tokenExchange, usesCredentials } from './credential-setup.js'
 import type { Store } from './store/store.js'
 import type { Principal } from './auth/principal.js'
+import { SubjectBounds } from './bridge/bounds.js'
 import { InputRounds } from './bridge/input-rounds.js'
 import { LanePool } from './bridge/lanes.js'
 import { Outbound, queueLimits } from './bridge/outbound-budget.js'
@@ -98,7 +99,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const policy = createPolicyStore(config.policies ? loadPolicy(config.policies) : emptyPolicy(log))
   const audit = createAuditLog(config.log.audit, log, o.auditDestination)
   // Filled in once the registry and lanes exist (metrics are needed before: identity counts).
-  const gauges = { sessions: () => 0, lanes: () => 0, waitingRounds: () => 0, listenStreams: () => 0, queuedBytes: () => 0, queuedEvents: () => 0 }
+  const gauges = { sessions: () => 0, lanes: () => 0, waitingRounds: () => 0, laneWaiters: () => new Map<string, number>(), listenStreams: () => 0, queuedBytes: () => 0, queuedEvents: () => 0 }
   const metrics = createMetrics(gauges)
   // Every SSE stream the gateway returns, both eras and transports, is bounded by these.
   const outbound = new Outbound(queueLimits(config), metrics)
@@ -168,6 +169,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const filter = (name: string, method: string, result: unknown, principal: Principal) => filterListResult(policy.current, name, method, result, principal)
   const exchange = tokenExchange(config, { readSecret, log })
   const gate = credentialGate(config, { secrets, broker, publicUrl, log, exchange: exchange?.exchange })
+  // Sessions and sessionless lanes (their waiting rounds included) share the subject limits.
+  const bounds = new SubjectBounds({ config, log })
   const registry = new SessionRegistry({
     config,
     log,
@@ -177,15 +180,17 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     outbound,
     gate,
     scopesOf: (p) => grantsOf(policy.current, p).scopes,
+    bounds,
   })
   registry.start()
   gauges.sessions = () => registry.size
   // Sessionless (2026-07-28) requests: the principals' own processes, and their waiting rounds.
-  const lanes = new LanePool({ config, source: registry, log: log.child({ lanes: true }) })
+  const lanes = new LanePool({ config, source: registry, bounds, log: log.child({ lanes: true }) })
   const rounds = new InputRounds()
-  registry.reclaim = (server) => lanes.reclaim(server)
+  bounds.holders = { sessions: registry, lanes, rounds }
   gauges.lanes = () => lanes.size
   gauges.waitingRounds = () => rounds.size
+  gauges.laneWaiters = () => lanes.waiters()
   gauges.listenStreams = () => lanes.listenStreams
   const reloader = config.policies
     ? watchPolicy(config.policies, policy, (r) => {

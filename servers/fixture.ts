@@ -163,8 +163,14 @@ const gateOf = (name: string) => {
 }
 server.registerTool(
   'gate',
-  { description: 'Wait until open_gate opens the gate of this name', inputSchema: z.object({ name: z.string() }) },
-  async ({ name }) => {
+  {
+    description: 'Wait until open_gate opens the gate of this name; with a progressToken, a progress notification once waiting',
+    inputSchema: z.object({ name: z.string() }),
+  },
+  async ({ name }, ctx) => {
+    // Tells a test the request is running here (not waiting in the gateway for a process).
+    const progressToken = ctx.mcpReq._meta?.progressToken
+    if (progressToken !== undefined) await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, progress: 0, message: `waiting at ${name}` } })
     await gateOf(name).opened
     return text(`passed ${name}`)
   },

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { createRequestStateCodec, type RequestStateCodec, type ServerContext } from '@modelcontextprotocol/server'
+import type { ParkedRounds, Scope } from './bounds.js'
 import type { BackendCall } from './modern-call.js'
 
 /** How long a request waiting for the client's answers (input_required) is kept, in ms. */
@@ -27,6 +28,7 @@ export type ClaimRefusal = 'invalid' | 'gone'
 interface Parked {
   call: BackendCall
   owner: string
+  server: string
   round: number
   timer: NodeJS.Timeout
   onExpire: () => void
@@ -39,7 +41,7 @@ interface Parked {
  * target (so another user's, or another tool's, retry is refused), expires, and names one
  * round: an older round's handle is refused once a newer one was issued.
  */
-export class InputRounds {
+export class InputRounds implements ParkedRounds {
   private readonly codec: RequestStateCodec<RoundState>
   private readonly parked = new Map<string, Parked>()
 
@@ -70,7 +72,7 @@ export class InputRounds {
     const mine = [...this.parked.entries()].filter(([, p]) => p.owner === binding.owner)
     for (const [k] of mine.slice(0, Math.max(0, mine.length - DEFAULT_WAITING_PER_SUBJECT + 1))) this.expire(k)
     const timer = setTimeout(() => this.expire(key), this.ttlMs).unref()
-    this.parked.set(key, { call, owner: binding.owner, round, timer, onExpire })
+    this.parked.set(key, { call, owner: binding.owner, server: binding.server, round, timer, onExpire })
     if (call.lane.user === call) call.lane.parked = true
     return this.codec.mint({ call: key, round }, context(binding))
   }
@@ -91,6 +93,20 @@ export class InputRounds {
     // is still handed back: the retry gets how it ended.
     if (parked.call.lane.user === parked.call) parked.call.lane.parked = false
     return { call: parked.call }
+  }
+
+  /**
+   * Ends the oldest waiting request in `scope` to make room at a limit on processes: it is
+   * cancelled exactly as if its TTL had passed, so its requestState answers as expired.
+   */
+  endOldest(scope: Scope): boolean {
+    // Map order is parking order: a request re-parked after a round moves to the end.
+    for (const [key, p] of this.parked) {
+      if (!scope(p)) continue
+      this.expire(key)
+      return true
+    }
+    return false
   }
 
   private expire(key: string): void {

@@ -4,15 +4,20 @@ import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
+import type { Bound, Hold, Holders, Scope, SubjectBounds } from './bounds.js'
 import type { Child } from './child.js'
 import { BridgeError } from './errors.js'
 import { exchange, initializeChild, initializeTimeout, type InitResult } from './handshake.js'
 import { envelope, rpcError } from './jsonrpc.js'
 import { ownerKey } from './session.js'
 
-/** Processes one principal may hold per server for sessionless requests at the same time. */
+/**
+ * Sessionless requests one principal may run at once per server, over all its client ids,
+ * identities and credentials (rounds waiting for the client's answers aside: the subject's
+ * bounds count those).
+ */
 export const DEFAULT_LANES_PER_SUBJECT = 4
-/** How long a sessionless request waits for one of its principal's busy processes, in ms. */
+/** How long a sessionless request waits for a process of its principal to free up, in ms. */
 export const DEFAULT_LANE_WAIT_MS = 10_000
 /** `subscriptions/listen` streams one principal may hold open per server. */
 export const DEFAULT_LISTENS_PER_SUBJECT = 8
@@ -46,7 +51,7 @@ export interface LaneUser {
  * holds the lane, every message of the process is that request's, so progress, logs and
  * server→client requests are correlated exactly, with no guessing.
  */
-export class Lane {
+export class Lane implements Hold {
   readonly id = randomBytes(9).toString('base64url')
   user: LaneUser | undefined
   /** Held by a request waiting between rounds for the client's answers (input_required). */
@@ -117,11 +122,13 @@ export interface ProcessSource {
  * The lanes of every (server, principal): a principal's sessionless requests never share a
  * process with another principal's (a `shared` server's lanes are views of its one process,
  * as its sessions are). A request takes a free lane of its principal, else a new one up to
- * DEFAULT_LANES_PER_SUBJECT, else waits for one. Idle lanes end after a while.
+ * DEFAULT_LANES_PER_SUBJECT running and within the bounds it shares with sessions (idle and
+ * parked lanes count there), else waits for one. Idle lanes end after a while.
  */
-export class LanePool {
+export class LanePool implements Holders {
   private readonly lanes = new Map<string, Lane[]>()
-  private readonly waiting = new Map<string, (() => void)[]>()
+  /** Requests waiting for a lane to free up, per (server, principal). */
+  private readonly waiting = new Map<string, Set<() => void>>()
   private readonly listeners = new Set<(event: LaneEvent) => void>()
   private readonly closers = new Set<() => void>()
   /** Shared-server events delivered this tick (each of a principal's views repeats them). */
@@ -132,14 +139,17 @@ export class LanePool {
   /** Input schemas of each server's tools, by name, until the server says its list changed. */
   private readonly schemas = new Map<string, Map<string, unknown>>()
   private readonly reaper: NodeJS.Timeout
-  private starting = new Map<string, number>()
+  /** Lanes whose process is being taken: they count toward every bound already. */
+  private readonly starting = new Set<Hold>()
+  /** Lanes whose process is being ended: they count toward the bounds until it has exited. */
+  private readonly ending = new Map<Lane, Promise<void>>()
   private acquiring = 0
   /** When shutdown began: requests accepted since get no lane. */
   private closedAt: number | undefined
   /** Shutdown ended: every lane was closed. */
   private finished = false
 
-  constructor(private readonly o: { config: GatewayConfig; source: ProcessSource; log: Logger }) {
+  constructor(private readonly o: { config: GatewayConfig; source: ProcessSource; bounds: SubjectBounds; log: Logger }) {
     const idles = Object.values(o.config.servers).map((c) => c.idleTimeout).filter((t) => t > 0)
     this.reaper = setInterval(() => this.reap(), Math.max(50, Math.min(10_000, ...idles.map((t) => t / 2)))).unref()
   }
@@ -149,6 +159,16 @@ export class LanePool {
     if (this.acquiring > 0) return true
     for (const list of this.lanes.values()) if (list.some((l) => l.busy)) return true
     return false
+  }
+
+  /** Requests waiting for a lane to free up, per server. */
+  waiters(): Map<string, number> {
+    const n = new Map<string, number>()
+    for (const [pair, set] of this.waiting) {
+      const server = pair.slice(0, pair.indexOf('\n'))
+      n.set(server, (n.get(server) ?? 0) + set.size)
+    }
+    return n
   }
 
   /** Live lanes, all servers. */
@@ -274,54 +294,98 @@ export class LanePool {
 
   private async acquireLane(server: string, principal: Principal, log: Logger, accepted: number, signal: AbortSignal | undefined, credentials: ResolvedCredentials | undefined): Promise<Lane> {
     const key = this.keyOf(server, principal, credentials)
+    const owner = ownerKey(principal)
+    const mine: Scope = (h) => h.server === server && h.owner === owner
     const deadline = Date.now() + DEFAULT_LANE_WAIT_MS
     for (;;) {
       if (this.finished) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
-      const lanes = this.lanes.get(key) ?? []
-      const free = lanes.find((l) => !l.busy && l.child.alive)
+      const free = this.lanes.get(key)?.find((l) => !l.busy && l.child.alive)
       if (free !== undefined) {
         free.user = HELD
         return free
       }
-      // Requests waiting for their client's answers do not count: an abandoned round must
-      // not lock its principal out (InputRounds bounds those on its own).
-      const active = lanes.filter((l) => !l.parked).length
+      // Requests running at once, over every identity and credential of the principal. Rounds
+      // waiting for their client's answers do not count here: the bounds below end the oldest.
       const cap = this.laneCap(server)
-      if (active + (this.starting.get(key) ?? 0) < cap) return await this.start(key, server, principal, log, accepted, credentials)
+      let full: Bound | undefined
+      if (this.running(mine) < cap) {
+        full = this.o.bounds.full(server, owner)
+        // Counted as starting in this same turn: concurrent requests cannot all pass.
+        if (full === undefined) return await this.start(key, server, principal, log, accepted, credentials)
+        if (await this.o.bounds.makeRoom(full, owner, 'session limit')) continue
+        // Nothing to end: a request running in the bound's scope will free a process; else
+        // there is nothing to wait for.
+        if (this.running(full.scope) === 0) throw full.refuse()
+      }
+      const refuse = () => full?.refuse() ?? new BridgeError('too_many_sessions', `you have ${cap} requests in progress on ${server}, the most allowed; retry later`)
       const left = deadline - Date.now()
-      const queue = this.waiting.get(key) ?? []
-      if (left <= 0 || queue.length >= DEFAULT_LANE_WAITERS) throw new BridgeError('too_many_sessions', `you have ${cap} requests in progress on ${server}, the most allowed; retry later`)
+      const pair = `${server}\n${owner}`
+      const queue = this.waiting.get(pair) ?? new Set<() => void>()
+      if (left <= 0 || queue.size >= DEFAULT_LANE_WAITERS) throw refuse()
       if (signal?.aborted) throw new BridgeError('client_gone', 'the client disconnected')
+      this.waiting.set(pair, queue)
       await new Promise<void>((resolve) => {
-        queue.push(resolve)
-        this.waiting.set(key, queue)
-        setTimeout(resolve, left).unref()
-        signal?.addEventListener('abort', () => resolve(), { once: true })
+        const timer = setTimeout(done, left).unref()
+        signal?.addEventListener('abort', done, { once: true })
+        queue.add(done)
+        function done() {
+          clearTimeout(timer)
+          signal?.removeEventListener('abort', done)
+          queue.delete(done)
+          resolve()
+        }
       })
+      if (queue.size === 0 && this.waiting.get(pair) === queue) this.waiting.delete(pair)
     }
   }
 
+  /** Lanes in `scope` running a request or starting for one: each will be released. */
+  private running(scope: Scope): number {
+    let n = 0
+    for (const list of this.lanes.values()) for (const l of list) if (l.busy && !l.parked && scope(l)) n++
+    for (const h of this.starting) if (scope(h)) n++
+    return n
+  }
+
+  /** Lanes in `scope`, live (running, parked or idle), starting, or ending. */
+  count(scope: Scope): number {
+    let n = 0
+    for (const list of this.lanes.values()) for (const l of list) if (scope(l)) n++
+    for (const h of this.starting) if (scope(h)) n++
+    for (const l of this.ending.keys()) if (scope(l)) n++
+    return n
+  }
+
+  /** Waits until the lanes in `scope` being ended have exited; true when there were any. */
+  async ended(scope: Scope): Promise<boolean> {
+    const closing = [...this.ending].filter(([l]) => scope(l)).map(([, p]) => p)
+    await Promise.all(closing)
+    return closing.length > 0
+  }
+
   /**
-   * Concurrent requests one principal may run on a server: DEFAULT_LANES_PER_SUBJECT, or the
-   * server's `maxSessionsPerSubject` when lower (the operator's bound on one user's processes).
+   * Concurrent requests one principal may run on a server, over all its identities:
+   * DEFAULT_LANES_PER_SUBJECT, or the server's `maxSessionsPerSubject` when lower (the
+   * operator's bound on one user's processes, which sessions and parked lanes share).
    */
   laneCap(server: string): number {
     return Math.min(DEFAULT_LANES_PER_SUBJECT, this.o.config.servers[server]?.maxSessionsPerSubject ?? Infinity)
   }
 
   /**
-   * Ends the longest-unused idle lane of a server, of any principal, to make room at
-   * `pool.max`. Resolves true when one was ended.
+   * Ends the longest-unused idle lane in `scope` (no request, no listen stream on it) to make
+   * room at a limit. Resolves true when one was ended.
    */
-  async reclaim(server: string): Promise<boolean> {
+  async reclaimIdle(scope: Scope, reason: string): Promise<boolean> {
     let oldest: Lane | undefined
     for (const list of this.lanes.values()) {
       for (const lane of list) {
-        if (lane.server !== server || lane.busy || lane.pins.size > 0) continue
+        if (lane.busy || lane.pins.size > 0 || !scope(lane)) continue
         if (oldest === undefined || lane.lastUsed < oldest.lastUsed) oldest = lane
       }
     }
     if (oldest === undefined) return false
+    this.o.log.debug({ server: oldest.server, lane: oldest.id, reason }, 'idle lane reclaimed to make room')
     await this.retire(oldest)
     return true
   }
@@ -365,14 +429,15 @@ export class LanePool {
     lane.lastUsed = Date.now()
     // Started with credentials that have changed since: ended at this request boundary.
     if (lane.stale && lane.pins.size === 0) void this.retire(lane)
-    this.wake(lane.key)
+    this.wake()
   }
 
-  private wake(key: string): void {
-    const list = this.waiting.get(key)
-    if (list === undefined) return
-    this.waiting.delete(key)
-    for (const wake of list) wake()
+  /**
+   * A lane was released or ended: every waiting request looks again (a lane of another of
+   * its principal's identities, or another principal's, may be what held its bound).
+   */
+  private wake(): void {
+    for (const queue of [...this.waiting.values()]) for (const done of [...queue]) done()
   }
 
   /**
@@ -389,14 +454,16 @@ export class LanePool {
       await new Promise((r) => setTimeout(r, 25))
     }
     this.finished = true
-    for (const list of this.waiting.values()) for (const wake of list.splice(0)) wake()
+    this.wake()
     const all = [...this.lanes.values()].flat()
     this.lanes.clear()
     await Promise.all(all.map((l) => l.child.close()))
   }
 
   private async start(key: string, server: string, principal: Principal, log: Logger, accepted: number, credentials: ResolvedCredentials | undefined): Promise<Lane> {
-    this.starting.set(key, (this.starting.get(key) ?? 0) + 1)
+    const hold: Hold = { server, owner: ownerKey(principal) }
+    this.starting.add(hold)
+    let started = false
     try {
       const config = this.o.config.servers[server]!
       const child = await this.o.source.process(server, principal, log, accepted, credentials)
@@ -429,11 +496,12 @@ export class LanePool {
       this.lanes.set(key, list)
       child.onexit = () => this.lost(lane)
       log.debug({ pid: child.pid, lane: lane.id }, 'sessionless lane started')
+      started = true
       return lane
     } finally {
-      const n = (this.starting.get(key) ?? 1) - 1
-      if (n === 0) this.starting.delete(key)
-      else this.starting.set(key, n)
+      this.starting.delete(hold)
+      // A start that failed frees its place under the bounds.
+      if (!started) this.wake()
     }
   }
 
@@ -443,7 +511,15 @@ export class LanePool {
    */
   private retire(lane: Lane): Promise<void> {
     this.lost(lane)
-    return lane.child.close()
+    let closing = this.ending.get(lane)
+    if (closing === undefined) {
+      closing = lane.child.close().finally(() => {
+        this.ending.delete(lane)
+        this.wake()
+      })
+      this.ending.set(lane, closing)
+    }
+    return closing
   }
 
   /** Forgets a lane whose process is gone or going; whoever used it hears so. */
@@ -459,7 +535,7 @@ export class LanePool {
     user?.lost()
     for (const pin of [...lane.pins]) pin()
     lane.pins.clear()
-    this.wake(lane.key)
+    this.wake()
   }
 
   private emit(event: LaneEvent, lane: Lane): void {

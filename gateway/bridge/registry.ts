@@ -5,6 +5,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
+import { SubjectBounds, type Hold, type Holders, type Scope } from './bounds.js'
 import type { Child } from './child.js'
 import type { CredentialGate } from './credential-gate.js'
 import { BridgeError } from './errors.js'
@@ -21,31 +22,26 @@ export const DEFAULT_REAP_INTERVAL_MS = 10_000
 /** How often a draining shutdown looks whether requests are still in flight, in ms. */
 const DRAIN_POLL_MS = 25
 
-/** What a session limit looks at: whose it is and of which server. */
-interface Slot {
-  server: string
-  owner: string
-}
-
 /**
  * Every live session, by id, and where their processes come from: a warm pool per
  * session-mode server, a shared process per shared-mode server. A lookup from a principal
  * other than the session's owner finds nothing, exactly like an unknown id, so session ids
- * are not authentication and do not leak.
+ * are not authentication and do not leak. Sessions are bounded together with sessionless
+ * lanes (`bounds`).
  */
-export class SessionRegistry {
+export class SessionRegistry implements Holders {
   private readonly sessions = new Map<string, Session>()
   /** Sessions whose process is being taken: they count toward every limit already. */
-  private readonly opening = new Set<Slot>()
+  private readonly opening = new Set<Hold>()
   private readonly pools = new Map<string, ProcessPool>()
   private readonly shared = new Map<string, SharedServer>()
   private readonly reaper: NodeJS.Timeout
   /** When shutdown began; `closed` once every process was ended. */
   private closingAt: number | undefined
   private closed = false
-  /** Ends an idle process kept for another purpose (sessionless lanes) when a pool is full. */
-  reclaim: ((server: string) => Promise<boolean>) | undefined
   private readonly outbound: Outbound
+  /** The limits sessions share with sessionless lanes. */
+  readonly bounds: SubjectBounds
 
   constructor(
     private readonly o: {
@@ -60,10 +56,14 @@ export class SessionRegistry {
       gate?: CredentialGate
       /** The scopes handed to `identityEnv` processes (token scopes plus what roles grant). */
       scopesOf?: (p: Principal) => Iterable<string>
+      /** The limits shared with sessionless lanes; default: its own, counting sessions only. */
+      bounds?: SubjectBounds
       now?: () => number
     },
   ) {
     this.outbound = o.outbound ?? new Outbound(queueLimits(o.config), o.metrics)
+    this.bounds = o.bounds ?? new SubjectBounds({ config: o.config, log: o.log })
+    this.bounds.holders.sessions ??= this
     for (const [name, config] of Object.entries(o.config.servers)) {
       const log = o.log.child({ server: name })
       if (config.mode === 'shared') this.shared.set(name, new SharedServer({ name, config, log }))
@@ -91,39 +91,25 @@ export class SessionRegistry {
   }
 
   /**
-   * Opens a session of `server` owned by `principal`, with its process. At a session limit the
-   * least recently used idle session in the limit's scope is ended first.
+   * Opens a session of `server` owned by `principal`, with its process. At a limit (sessions
+   * and sessionless lanes count alike) room is made first: an idle lane or the least recently
+   * used idle session in the limit's scope, else the principal's oldest round waiting for input.
    * @throws BridgeError `too_many_sessions` (503), `subject_session_limit` (429), `spawn_failed`
    */
   async open(server: string, principal: Principal, log: Logger, transport?: (session: Session) => ClientTransport, bearer?: string): Promise<Session> {
     const config = this.o.config.servers[server]
     if (config === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
     const owner = ownerKey(principal)
-    const limits = this.o.config.limits
-    // Each bound, narrowest first: when it is reached, the least recently used idle session in
-    // its scope makes room (clients rarely send DELETE); only when none is idle is it a refusal.
-    const bounds: { of: (s: Slot) => boolean; max: number | undefined; refuse: () => BridgeError }[] = [
-      {
-        of: (s) => s.server === server && s.owner === owner,
-        max: config.maxSessionsPerSubject,
-        refuse: () => new BridgeError('subject_session_limit', `you have ${config.maxSessionsPerSubject} sessions in use on ${server}, the most allowed; end one (DELETE) or retry later`),
-      },
-      {
-        of: (s) => s.owner === owner,
-        max: limits.maxSessionsPerSubject,
-        refuse: () => new BridgeError('subject_session_limit', `you have ${limits.maxSessionsPerSubject} sessions in use on this gateway, the most allowed; end one (DELETE) or retry later`),
-      },
-      { of: (s) => s.server === server, max: config.maxSessions, refuse: () => new BridgeError('too_many_sessions', `server ${server} is at its session limit; retry later`) },
-      { of: () => true, max: limits.maxSessions, refuse: () => new BridgeError('too_many_sessions', 'the gateway is at its session limit; retry later') },
-    ]
+    // At a bound, room is made (clients rarely send DELETE); a session never waits: with
+    // nothing to end it is a refusal.
     for (;;) {
-      const full = bounds.find((b) => b.max !== undefined && this.count(b.of) >= b.max)
+      const full = this.bounds.full(server, owner)
       if (full === undefined) break
-      if (!(await this.reclaimIdle(full.of, 'session limit'))) throw full.refuse()
+      if (!(await this.bounds.makeRoom(full, owner, 'session limit'))) throw full.refuse()
     }
     // Counted from here, synchronously after the last check: concurrent initializes cannot all
     // pass the bounds while their processes start.
-    const slot: Slot = { server, owner }
+    const slot: Hold = { server, owner }
     this.opening.add(slot)
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const id = this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
@@ -180,10 +166,11 @@ export class SessionRegistry {
       try {
         child = await take()
       } catch (err) {
-        // At pool.max: an idle session of this server, else an idle process kept for
-        // sessionless requests, makes room, if there is one.
+        // At pool.max: an idle process kept for sessionless requests (it holds no client
+        // state), else an idle session of this server, makes room, if there is one.
         if (!(err instanceof BridgeError && err.code === 'too_many_sessions')) throw err
-        const made = (await this.reclaimIdle((s) => s.server === server, 'process limit')) || (await this.reclaim?.(server))
+        const ofServer: Scope = (s) => s.server === server
+        const made = (await this.bounds.holders.lanes?.reclaimIdle(ofServer, 'process limit')) || (await this.reclaimIdle(ofServer, 'process limit'))
         if (!made) throw err
         child = await take()
       }
@@ -244,7 +231,7 @@ export class SessionRegistry {
   }
 
   /** Sessions, and sessions being opened, that `of` selects. */
-  private count(of: (s: Slot) => boolean): number {
+  count(of: Scope): number {
     let n = 0
     for (const s of this.sessions.values()) if (of(s)) n++
     for (const s of this.opening) if (of(s)) n++
@@ -255,7 +242,7 @@ export class SessionRegistry {
    * Ends the least recently used idle session among those `of` selects: no request in flight,
    * no stream open (a client listening is not idle). Resolves true when one was ended.
    */
-  private async reclaimIdle(of: (s: Slot) => boolean, reason: string): Promise<boolean> {
+  async reclaimIdle(of: Scope, reason: string): Promise<boolean> {
     let oldest: Session | undefined
     for (const s of this.sessions.values()) {
       if (!of(s) || s.pending > 0 || s.listening) continue

@@ -2,7 +2,7 @@ import { z } from 'zod'
 
 /** Request body cap in bytes (→ 413). A JSON-RPC message larger than this is not a tool call. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-/** Live MCP sessions the gateway holds at once (→ 503 past it). */
+/** Live MCP sessions and sessionless lanes the gateway holds at once (→ 503 past it). */
 export const DEFAULT_MAX_SESSIONS = 1000
 /** Allowed clock skew when checking `exp`/`nbf`, in seconds. */
 export const DEFAULT_CLOCK_TOLERANCE_S = 30
@@ -44,9 +44,9 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
  * least recently used first, whenever a limit is reached.
  */
 export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000
-/** Live sessions of one server per subject at most, unless the server says otherwise (→ 429). */
+/** Live sessions and lanes of one server per subject at most, unless the server says otherwise (→ 429). */
 export const DEFAULT_SERVER_SESSIONS_PER_SUBJECT = 8
-/** Live sessions per subject across all servers at most (→ 429): one user never takes the gateway. */
+/** Live sessions and lanes per subject across all servers at most (→ 429): one user never takes the gateway. */
 export const DEFAULT_SESSIONS_PER_SUBJECT = 32
 /** JSON-RPC messages in one batch at most (→ 400 -32600), on every transport. */
 export const DEFAULT_MAX_BATCH = 100
@@ -147,11 +147,13 @@ const serverSchema = z
       .prefault({}),
     /** shared mode: how many processes serve the sessions (spread by least load). */
     replicas: z.number().int().min(1).max(64).default(1),
-    /** Live sessions of this server at most (→ 503). */
+    /** Live sessions and sessionless lanes of this server at most (→ 503). */
     maxSessions: z.number().int().min(1).optional(),
     /**
-     * Live sessions of this server per subject at most (→ 429 once none of that subject's
-     * sessions is idle: an idle one is reclaimed first).
+     * Live sessions and sessionless lanes (running, idle, or waiting for input) of this server
+     * per subject at most, over all its client ids: the bound on one user's processes (→ 429
+     * once nothing of that subject's can be ended: an idle lane or session, or its oldest
+     * request waiting for input, is ended first).
      */
     maxSessionsPerSubject: z.number().int().min(1).default(DEFAULT_SERVER_SESSIONS_PER_SUBJECT),
     /** Hand the session's subject, client id and scopes to the process as MCP_EDGE_* variables (spawns on demand, no warm pool). */

@@ -22,6 +22,8 @@ export interface Gauges {
   lanes(): number
   /** Sessionless requests waiting for their client's answers (input_required). */
   waitingRounds(): number
+  /** Sessionless requests waiting for a process, their principal being at its bound, per server. */
+  laneWaiters(): ReadonlyMap<string, number>
   /** Open `subscriptions/listen` streams. */
   listenStreams(): number
   /** Bytes queued on every SSE stream for clients that have not read them yet. */
@@ -48,6 +50,16 @@ export function createMetrics(g: Gauges): Metrics {
   new Gauge({ name: 'mcp_edge_sessions', help: 'Live MCP sessions', registers: [registry], collect() { this.set(g.sessions()) } })
   new Gauge({ name: 'mcp_edge_lanes', help: 'Processes serving sessionless (2026-07-28) requests', registers: [registry], collect() { this.set(g.lanes()) } })
   new Gauge({ name: 'mcp_edge_waiting_rounds', help: 'Sessionless requests waiting for their client\'s answers (input_required)', registers: [registry], collect() { this.set(g.waitingRounds()) } })
+  new Gauge({
+    name: 'mcp_edge_lane_waiters',
+    help: 'Sessionless requests waiting for a process, their principal being at its bound, by server',
+    labelNames: ['server'],
+    registers: [registry],
+    collect() {
+      this.reset()
+      for (const [server, n] of g.laneWaiters()) this.set({ server }, n)
+    },
+  })
   new Gauge({ name: 'mcp_edge_listen_streams', help: 'Open subscriptions/listen streams', registers: [registry], collect() { this.set(g.listenStreams()) } })
   new Gauge({ name: 'mcp_edge_stream_queued_bytes', help: 'Bytes queued on SSE streams for clients that have not read them yet', registers: [registry], collect() { this.set(g.queuedBytes()) } })
   new Gauge({ name: 'mcp_edge_stream_queued_events', help: 'SSE events queued for clients that have not read them yet', registers: [registry], collect() { this.set(g.queuedEvents()) } })

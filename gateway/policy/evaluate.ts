@@ -85,20 +85,28 @@ export function decide(policy: Policy, principal: Principal, server: string, fea
 /** The rules' verdict on `name`, for a principal already known to have access to `server`. */
 export function decideByRules(policy: Policy, principal: Principal, server: string, feature: Feature, name: string): Decision {
   const sp = policy.servers.get(server)!
-  const rule = sp.find[feature](name, (r) => conditionsHold(r.when!, principal))
+  const grants = grantsOf(policy, principal)
+  const rule = sp.find[feature](name, (r) => conditionsHold(r.when!, principal, grants))
   // Unmatched names are denied.
   if (rule === undefined) return { effect: 'deny', reason: `no ${feature} rule matches ${name}`, source: undefined }
-  return ruleDecision(rule, grantsOf(policy, principal), sp.access)
+  return ruleDecision(rule, grants, sp.access)
 }
 
-/** Every `when` key has a value the caller holds. */
-export function conditionsHold(when: Conditions, p: Principal): boolean {
+/**
+ * Every `when` key has a value the caller holds. `scope` and `scp` mean the scopes `grants`
+ * gives (the token's within its roles, as every other scope check): a scope the token claims
+ * but no role grants holds no condition.
+ */
+export function conditionsHold(when: Conditions, p: Principal, grants: Grants): boolean {
   for (const [key, accepted] of when) {
+    if (key === 'scope' || key === 'scp') {
+      if (![...accepted].some((s) => grants.has(s))) return false
+      continue
+    }
     const held =
       key === 'sub' ? [p.sub]
       : key === 'client_id' ? (p.clientId ? [p.clientId] : [])
       : key === 'roles' ? [...p.roles]
-      : key === 'scope' || key === 'scp' ? [...p.scopes]
       : claimValues(p.claims, key)
     if (!held.some((v) => accepted.has(v))) return false
   }
@@ -136,7 +144,7 @@ export function ruleVerdicts(policy: Policy, principal: Principal, server: strin
   if (sp === undefined) return []
   const grants = grantsOf(policy, principal)
   return sp.rules[feature]
-    .filter((r) => r.when === undefined || conditionsHold(r.when, principal))
+    .filter((r) => r.when === undefined || conditionsHold(r.when, principal, grants))
     .map((r) => {
       const d = ruleDecision(r, grants, sp.access)
       return d.effect === 'challenge' ? { pattern: r.pattern, effect: d.effect, missing: d.missing } : { pattern: r.pattern, effect: d.effect }

@@ -53,7 +53,7 @@ export function explain(
     ? []
     : rules
       .slice(0, at >= 0 ? at : rules.length)
-      .filter((r) => r.when !== undefined && r.matches(name) && !conditionsHold(r.when, principal))
+      .filter((r) => r.when !== undefined && r.matches(name) && !conditionsHold(r.when, principal, grants))
       .map(located)
   let required: string[] = []
   if (d.effect === 'challenge') required = [...d.required]

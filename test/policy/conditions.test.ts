@@ -62,12 +62,17 @@ describe('claims and scopes edge cases', () => {
   before(async () => {
     policy = loadPolicy(await dir.file('edge.yaml', `roles:
   odd: ["a?*"]
+  deployer: ["mcp:deploy"]
+  root: ["*"]
 servers:
   s:
     tools:
       by_scope:
         effect: allow
         when: { scope: mcp:deploy }
+      by_scp:
+        effect: allow
+        when: { scp: [mcp:deploy, mcp:ship] }
       by_dotted_claim:
         effect: allow
         when: { "https://example.com/groups": admins }
@@ -75,8 +80,16 @@ servers:
   })
 
   const cases = [
-    { name: 'when scope matches one of several token scopes', who: who(['mcp:read', 'mcp:deploy']), tool: 'by_scope', expect: 'allow' },
-    { name: 'when scope absent', who: who(['mcp:read']), tool: 'by_scope', expect: 'deny' },
+    // `scope`/`scp` conditions read the granted scopes (the token's, within its roles), as
+    // every other scope check does: the token's claim alone holds nothing.
+    { name: 'when scope: the token claims it and a role grants it', who: who(['mcp:read', 'mcp:deploy'], ['deployer']), tool: 'by_scope', expect: 'allow' },
+    { name: 'when scope: the token claims it, no role grants it', who: who(['mcp:read', 'mcp:deploy']), tool: 'by_scope', expect: 'deny' },
+    { name: 'when scope: a role grants it, the token does not carry it (a narrower token)', who: who(['mcp:read'], ['deployer']), tool: 'by_scope', expect: 'deny' },
+    { name: 'when scope: no scope claim, the roles decide', who: who([], ['deployer']), tool: 'by_scope', expect: 'allow' },
+    { name: 'when scope: a granted wildcard holds it', who: who([], ['root']), tool: 'by_scope', expect: 'allow' },
+    { name: 'when scope absent', who: who(['mcp:read'], ['deployer']), tool: 'by_scope', expect: 'deny' },
+    { name: 'when scp: any one of its values granted', who: who(['mcp:deploy'], ['deployer']), tool: 'by_scp', expect: 'allow' },
+    { name: 'when scp: claimed but not granted', who: who(['mcp:deploy', 'mcp:ship']), tool: 'by_scp', expect: 'deny' },
     { name: 'a claim name holding dots (Auth0 namespaced claim)', who: who([], [], 'u', { 'https://example.com/groups': ['admins'] }), tool: 'by_dotted_claim', expect: 'allow' },
   ] as const
   for (const c of cases) {

@@ -1,0 +1,107 @@
+import type { Logger } from 'pino'
+import type { GatewayConfig } from '../config/schema.js'
+import { BridgeError } from './errors.js'
+
+/**
+ * One of a subject's holds on a server: a session, or a lane (the process of a sessionless
+ * request: running, idle, or parked on an input_required round). Each is a process, or a view
+ * of a shared one.
+ */
+export interface Hold {
+  readonly server: string
+  /** The subject (`ownerKey`: issuer and sub). */
+  readonly owner: string
+}
+
+/** Which holds a bound counts. */
+export type Scope = (h: Hold) => boolean
+
+/** A kind of hold the bounds count and may end to make room: sessions, lanes. */
+export interface Holders {
+  /** Holds in `scope`: live, being opened, or being ended (their process has not exited yet). */
+  count(scope: Scope): number
+  /** Ends the least recently used idle hold in `scope`; resolves true when one was ended. */
+  reclaimIdle(scope: Scope, reason: string): Promise<boolean>
+  /** Waits for the holds in `scope` being ended to be gone; true when there were any. */
+  ended?(scope: Scope): Promise<boolean>
+}
+
+/** Rounds waiting for their client's answers (input_required), each holding a lane. */
+export interface ParkedRounds {
+  /**
+   * Ends the oldest waiting round in `scope` (its requestState answers as expired from then
+   * on, and its lane is released); true when one was ended.
+   */
+  endOldest(scope: Scope): boolean
+}
+
+/** One limit on holds: whose it counts, how many, and the refusal once nothing makes room. */
+export interface Bound {
+  scope: Scope
+  max: number
+  refuse(): BridgeError
+}
+
+/**
+ * The limits on what subjects hold, for sessions and lanes together: a server's
+ * `maxSessionsPerSubject` bounds one subject's sessions and lanes on it (every client id,
+ * identity and credential alike), `limits.maxSessionsPerSubject` one subject's on every server,
+ * `maxSessions` a server's, `limits.maxSessions` the gateway's. At a bound, room is made before
+ * anything is refused: an idle lane (it holds no client state), else the least recently used
+ * idle session, else the requesting subject's oldest parked round, never another subject's.
+ */
+export class SubjectBounds {
+  /** Filled in by whoever creates the holders (the gateway), before the first request. */
+  holders: { sessions?: Holders; lanes?: Holders; rounds?: ParkedRounds } = {}
+
+  constructor(private readonly o: { config: GatewayConfig; log: Logger }) {}
+
+  /** Holds in `scope`, sessions and lanes. */
+  count(scope: Scope): number {
+    return (this.holders.sessions?.count(scope) ?? 0) + (this.holders.lanes?.count(scope) ?? 0)
+  }
+
+  /**
+   * The narrowest bound one more hold of `owner` on `server` would pass, or undefined when
+   * there is room. Synchronous: a caller counts its new hold in the same turn, so concurrent
+   * requests cannot all pass.
+   */
+  full(server: string, owner: string): Bound | undefined {
+    const config = this.o.config.servers[server]
+    const limits = this.o.config.limits
+    const bounds: Bound[] = [
+      {
+        scope: (h) => h.server === server && h.owner === owner,
+        max: config?.maxSessionsPerSubject ?? Infinity,
+        refuse: () => new BridgeError('subject_session_limit', `you have ${config?.maxSessionsPerSubject} sessions in use on ${server} (sessionless requests count as sessions), the most allowed; end one (DELETE) or retry later`),
+      },
+      {
+        scope: (h) => h.owner === owner,
+        max: limits.maxSessionsPerSubject,
+        refuse: () => new BridgeError('subject_session_limit', `you have ${limits.maxSessionsPerSubject} sessions in use on this gateway (sessionless requests count as sessions), the most allowed; end one (DELETE) or retry later`),
+      },
+      { scope: (h) => h.server === server, max: config?.maxSessions ?? Infinity, refuse: () => new BridgeError('too_many_sessions', `server ${server} is at its session limit; retry later`) },
+      { scope: () => true, max: limits.maxSessions, refuse: () => new BridgeError('too_many_sessions', 'the gateway is at its session limit; retry later') },
+    ]
+    return bounds.find((b) => this.count(b.scope) >= b.max)
+  }
+
+  /**
+   * Makes room under `bound` for one more hold of `owner`: waits for holds in its scope that
+   * are ending already, else ends an idle lane in its scope, else the least recently used idle
+   * session, else `owner`'s oldest round waiting for input in its scope. Resolves true when
+   * something ended (the caller checks the bounds again).
+   */
+  async makeRoom(bound: Bound, owner: string, reason: string): Promise<boolean> {
+    const { sessions, lanes, rounds } = this.holders
+    if (await lanes?.ended?.(bound.scope)) return true
+    if (await lanes?.reclaimIdle(bound.scope, reason)) return true
+    if (await sessions?.reclaimIdle(bound.scope, reason)) return true
+    const mine: Scope = (h) => h.owner === owner && bound.scope(h)
+    if (rounds?.endOldest(mine)) {
+      this.o.log.info({ reason }, 'oldest round waiting for input ended to make room')
+      return true
+    }
+    return false
+  }
+}
