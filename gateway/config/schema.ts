@@ -527,6 +527,19 @@ export const configSchema = z.strictObject({
       audit: z.string().min(1).default('stdout'),
     })
     .prefault({}),
+}).superRefine((c, ctx) => {
+  // A credential source the gateway cannot serve is a start-up error, not a failing call.
+  for (const [name, server] of Object.entries(c.servers)) {
+    for (const [variable, spec] of Object.entries(server.credentials)) {
+      const path = ['servers', name, 'credentials', variable]
+      if ('exchange' in spec && c.auth.tokenExchange === undefined) {
+        ctx.addIssue({ code: 'custom', path, message: 'an exchange credential needs auth.tokenExchange (the client the gateway exchanges tokens as)' })
+      }
+      if ('upstreamToken' in spec && c.auth.broker === undefined) {
+        ctx.addIssue({ code: 'custom', path, message: 'an upstreamToken credential needs auth.broker (only the broker holds tokens from the users\' sign-in)' })
+      }
+    }
+  }
 })
 
 /** A validated configuration, with every default filled in and paths made absolute. */

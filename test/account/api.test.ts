@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { ACCOUNT_POLICY, accountServers, formFor, pageSignIn, SEALING, secretsIn, submit } from '../helpers/account.js'
+import { ACCOUNT_EXCHANGE, ACCOUNT_POLICY, accountServers, formFor, pageSignIn, SEALING, secretsIn, submit } from '../helpers/account.js'
 import { exchange, login, newClient, send } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { recordingStore, type RecordingStore } from '../helpers/recording-store.js'
@@ -57,7 +57,7 @@ describe('the account API with an external issuer (the dev IdP)', () => {
 
   before(async () => {
     store = recordingStore()
-    stack = await startStack({ policy: ACCOUNT_POLICY, servers: accountServers({ upstreamToken: false }), store, config: { secrets: SEALING, account: { maxBodyBytes: MAX_BODY } } })
+    stack = await startStack({ policy: ACCOUNT_POLICY, servers: accountServers({ upstreamToken: false }), store, auth: ACCOUNT_EXCHANGE, config: { secrets: SEALING, account: { maxBodyBytes: MAX_BODY } } })
     alice = await stack.token('alice', { server: 'github' })
     bob = await stack.token('bob', { server: 'github' })
     dora = await stack.token('dev', { server: 'jira' })
@@ -288,7 +288,7 @@ describe('with the broker: the page and the API are the same user', () => {
   const REDIRECT = 'http://127.0.0.1:43190/cb'
 
   before(async () => {
-    stack = await startBrokerStack({ policy: ACCOUNT_POLICY, config: { servers: accountServers(), secrets: SEALING } })
+    stack = await startBrokerStack({ policy: ACCOUNT_POLICY, auth: ACCOUNT_EXCHANGE, config: { servers: accountServers(), secrets: SEALING } })
   })
   after(async () => {
     await stack?.close()

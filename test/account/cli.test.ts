@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
-import { ACCOUNT_POLICY, accountServers, SEALING, secretsIn } from '../helpers/account.js'
+import { ACCOUNT_EXCHANGE, ACCOUNT_POLICY, accountServers, SEALING, secretsIn } from '../helpers/account.js'
 import { closedPortUrl } from '../helpers/jwks-server.js'
 import { recordingStore, type RecordingStore } from '../helpers/recording-store.js'
 import { startStack, type Stack } from '../helpers/stack.js'
@@ -43,7 +43,7 @@ describe('mcp-edge secrets', () => {
 
   before(async () => {
     store = recordingStore()
-    stack = await startStack({ policy: ACCOUNT_POLICY, servers: accountServers({ upstreamToken: false }), store, config: { secrets: SEALING } })
+    stack = await startStack({ policy: ACCOUNT_POLICY, servers: accountServers({ upstreamToken: false }), store, auth: ACCOUNT_EXCHANGE, config: { secrets: SEALING } })
     token = await stack.token('alice', { server: 'github' })
     nobody = await closedPortUrl()
   })

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { Browser, BrowserContext, HTTPResponse, Page } from 'puppeteer-core'
-import { ACCOUNT_POLICY, accountServers, SEALING, secretsIn } from '../helpers/account.js'
+import { ACCOUNT_EXCHANGE, ACCOUNT_POLICY, accountServers, SEALING, secretsIn } from '../helpers/account.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { launchBrowser, NO_BROWSER } from '../helpers/browser.js'
 
@@ -30,7 +30,7 @@ describe('the account page in headless Chromium', { skip: NO_BROWSER }, () => {
   const contexts: BrowserContext[] = []
 
   before(async () => {
-    stack = await startBrokerStack({ kind: 'entra', policy: ACCOUNT_POLICY, config: { servers: accountServers(), secrets: SEALING } })
+    stack = await startBrokerStack({ kind: 'entra', policy: ACCOUNT_POLICY, auth: ACCOUNT_EXCHANGE, config: { servers: accountServers(), secrets: SEALING } })
     site = http.createServer((_req, res) => {
       res.setHeader('content-type', 'text/html; charset=utf-8')
       res.end(evilPage)

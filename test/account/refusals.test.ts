@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { accountCookies } from '../../gateway/account/session.js'
-import { ACCOUNT_POLICY, accountServers, formFor, pageForms, pageSignIn, SEALING, secretsIn, submit, type PageForm } from '../helpers/account.js'
+import { ACCOUNT_EXCHANGE, ACCOUNT_POLICY, accountServers, formFor, pageForms, pageSignIn, SEALING, secretsIn, submit, type PageForm } from '../helpers/account.js'
 import { send, type Answer } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import type { CookieJar } from '../helpers/oauth-flow.js'
@@ -27,6 +27,7 @@ const alice = () => ({ iss: stack.url, sub: ALICE })
 before(async () => {
   stack = await startBrokerStack({
     policy: ACCOUNT_POLICY,
+    auth: ACCOUNT_EXCHANGE,
     config: { servers: accountServers(), secrets: SEALING, account: { sessionTtl: SESSION_TTL_S, maxBodyBytes: MAX_BODY } },
     start: { accountClock: () => Date.now() + skew },
   })

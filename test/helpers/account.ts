@@ -58,6 +58,12 @@ export function accountServers(o: { upstreamToken?: boolean } = {}): Record<stri
   }
 }
 
+/**
+ * The token exchange the `jira` server's exchange credential names (the config requires one);
+ * these tests list that credential on the page and never run an exchange.
+ */
+export const ACCOUNT_EXCHANGE = { tokenExchange: { tokenEndpoint: 'http://127.0.0.1:9/token', clientId: 'account-tests', clientAuth: 'none' } }
+
 /** The environment variable holding the test's sealing keys. */
 export const SEALING_ENV = 'MCP_EDGE_TEST_ACCOUNT_SEALING_KEYS'
 process.env[SEALING_ENV] ??= JSON.stringify({ k1: randomBytes(32).toString('base64url') })

@@ -51,7 +51,7 @@ export interface BrokerStack {
  * the upstream's registered app (client secret from an environment variable, as in production).
  * `broker` and `config` add to the configuration.
  */
-export async function startBrokerStack(o: { kind?: UpstreamKind; broker?: Record<string, unknown>; upstream?: Record<string, unknown>; config?: Record<string, unknown>; policy?: string; port?: number; start?: Pick<StartOptions, 'accountClock'> } = {}): Promise<BrokerStack> {
+export async function startBrokerStack(o: { kind?: UpstreamKind; broker?: Record<string, unknown>; upstream?: Record<string, unknown>; auth?: Record<string, unknown>; config?: Record<string, unknown>; policy?: string; port?: number; start?: Pick<StartOptions, 'accountClock'> } = {}): Promise<BrokerStack> {
   const kind = o.kind ?? 'entra'
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-broker-'))
   writeFileSync(join(dir, 'policy.yaml'), o.policy ?? BROKER_POLICY)
@@ -71,7 +71,7 @@ export async function startBrokerStack(o: { kind?: UpstreamKind; broker?: Record
   const node = process.execPath
   const config = validateConfig({
     listen: { host: '127.0.0.1', port },
-    auth: { broker: { upstream: { ...upstream, ...o.upstream }, ...o.broker } },
+    auth: { broker: { upstream: { ...upstream, ...o.upstream }, ...o.broker }, ...o.auth },
     servers: {
       echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] },
       notes: { command: node, args: [join(SERVERS_DIR, 'notes.js')] },
