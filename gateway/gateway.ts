@@ -122,7 +122,14 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const url = `http://${host}:${port}`
   const publicUrl = config.publicUrl ?? url
   const extraAudience = config.auth.audience === undefined ? [] : [config.auth.audience].flat()
-  const resources = createResources({ publicUrl: config.publicUrl, listenUrl: url, servers: Object.keys(config.servers), extra: extraAudience })
+  const resources = createResources({
+    publicUrl: config.publicUrl,
+    listenUrl: url,
+    servers: Object.keys(config.servers),
+    endpoints: Object.fromEntries(Object.entries(config.endpoints).map(([name, e]) => [name, { path: e.path ?? `/mcp/${name}`, servers: e.servers === '*' ? Object.keys(config.servers) : e.servers }])),
+    hosts: config.hosts,
+    extra: extraAudience,
+  })
 
   let identity: Identity
   let store: Store | undefined
@@ -202,9 +209,10 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const scopes = (name: string | undefined) =>
     config.auth.scopesSupported ?? (name === undefined ? [] : [...(policy.current.servers.get(name)?.access ?? [])])
   const origin = {
-    origins: [new URL(publicUrl).origin, ...config.allowedOrigins].map((s) => s.toLowerCase()),
+    // A routed host is the gateway's own, as Host and as a browser origin of its clients.
+    origins: [new URL(publicUrl).origin, ...Object.keys(config.hosts).map((h) => new URL(`${new URL(publicUrl).protocol}//${h}${new URL(publicUrl).port ? `:${new URL(publicUrl).port}` : ''}`).origin), ...config.allowedOrigins].map((s) => s.toLowerCase()),
     local: loopback,
-    hosts: [hostname(new URL(publicUrl).host), ...config.allowedHosts].map((h) => h.toLowerCase()),
+    hosts: [hostname(new URL(publicUrl).host), ...Object.keys(config.hosts), ...config.allowedHosts].map((h) => h.toLowerCase()),
   }
   // Users' secrets exist (a server takes credentials, or the broker runs): the page to set them.
   const account = secrets && sealer && store && createAccount({

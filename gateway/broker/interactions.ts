@@ -81,7 +81,7 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
   const audit = (det: Details, decision: 'allow' | 'deny', outcome: string, sub = '') => {
     const resource = [det.params.resource].flat()[0]
     d.audit.record({
-      sub, iss: d.issuer, clientId: String(det.params.client_id ?? ''), server: (typeof resource === 'string' && d.resources.serverOf(resource)) || '',
+      sub, iss: d.issuer, clientId: String(det.params.client_id ?? ''), server: (typeof resource === 'string' && d.resources.serversOf(resource).join(',')) || '',
       method: 'oauth/authorize', name: String(det.params.scope ?? ''), decision, rule: 'consent', outcome,
     })
   }
@@ -152,7 +152,7 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
     if (det.prompt.name === 'login' && broker.consent.remember && det.grantId && (await covers(d.provider, det))) return toUpstream(c, det)
     const redirect = URL.parse(String(det.params.redirect_uri))
     const resources = [det.params.resource].flat().filter((r): r is string => typeof r === 'string')
-    const servers = [...new Set(resources.map((r) => d.resources.serverOf(r)).filter((s): s is string => s !== undefined))]
+    const servers = [...new Set(resources.flatMap((r) => d.resources.serversOf(r)))]
     const clientId = client.clientId
     // A step-up: the person checks who they are signed in as, so name them as they know
     // themselves (the subject is the upstream's opaque object id).
@@ -258,11 +258,12 @@ interface ScopePlan {
 function scopePlan(det: Details, resources: Resources, policy: PolicyStore['current'], roles: readonly string[]): ScopePlan[] {
   const asked = requestedScopes(det)
   return [det.params.resource].flat().filter((r): r is string => typeof r === 'string').map((resource) => {
-    const server = resources.serverOf(resource) ?? ''
-    const vocabulary = new Set(serverScopes(policy, server))
+    // An endpoint's resource speaks for its backends: their scopes together.
+    const servers = resources.serversOf(resource)
+    const vocabulary = new Set(serverScopes(policy, servers))
     const wanted = asked.filter((s) => vocabulary.has(s))
-    const effective = wanted.length > 0 ? wanted : [...(policy.servers.get(server)?.access ?? [])]
-    const grantable = new Set(grantableScopes(policy, server, roles))
+    const effective = wanted.length > 0 ? wanted : [...new Set(servers.flatMap((server) => policy.servers.get(server)?.access ?? []))]
+    const grantable = new Set(grantableScopes(policy, servers, roles))
     return { resource, granted: effective.filter((s) => grantable.has(s)), missing: effective.filter((s) => !grantable.has(s)) }
   })
 }

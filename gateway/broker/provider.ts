@@ -65,7 +65,7 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
   const { oidc, config } = d
   const { errors } = oidc
   const resources = new Set(d.resources.all())
-  const serverOf = (indicator: string) => d.resources.serverOf(indicator)
+  const serversOf = (indicator: string) => d.resources.serversOf(indicator)
   const ttl = {
     AccessToken: config.accessTokenTtl,
     AuthorizationCode: config.codeTtl,
@@ -155,14 +155,16 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
           if (oneOf) return oneOf
           // The account page asks for an ID token only: no resource.
           if (d.firstParty && client?.clientId === d.firstParty.clientId) return undefined as unknown as string
-          const servers = [...new Set(d.resources.all().map(serverOf))]
-          if (servers.length === 1) return d.resources.resource(servers[0]!, 'mcp')
+          const all = d.resources.all()
+          const servers = [...new Set(all.flatMap(serversOf))]
+          // One server behind every resource (none routed elsewhere): that server's.
+          if (servers.length === 1 && all.every((r) => serversOf(r).length === 1)) return d.resources.resource(servers[0]!, 'mcp')
           throw new errors.InvalidTarget('resource parameter required (RFC 8707): the URL of the MCP server')
         },
         useGrantedResource: () => true,
         getResourceServerInfo: async (ctx, indicator) => {
-          const server = resources.has(indicator) ? serverOf(indicator) : undefined
-          if (server === undefined) throw new errors.InvalidTarget('this gateway serves no such resource')
+          const server = resources.has(indicator) ? serversOf(indicator) : []
+          if (server.length === 0) throw new errors.InvalidTarget('this gateway serves no such resource')
           const roles = await rolesInContext(ctx, d.accounts)
           const scopes = roles === undefined ? serverScopes(d.policy.current, server) : grantableScopes(d.policy.current, server, roles)
           return {

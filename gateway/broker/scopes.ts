@@ -6,12 +6,16 @@ import { scopesOfRoles } from '../policy/role-scopes.js'
  * These are what a token for that server may carry (oidc-provider: a resource server's
  * scopes); wildcards belong to the role map only and are never issued.
  */
-export function serverScopes(policy: Policy, server: string): string[] {
-  const sp = policy.servers.get(server)
-  if (sp === undefined) return []
-  const out = new Set(sp.access)
-  for (const rules of Object.values(sp.rules)) {
-    for (const r of rules) if (r.effect.kind === 'scopes') for (const s of r.effect.scopes) out.add(s)
+export function serverScopes(policy: Policy, servers: string | readonly string[]): string[] {
+  const out = new Set<string>()
+  // An endpoint's resource speaks for each of its backends: the union of their scopes.
+  for (const server of [servers].flat()) {
+    const sp = policy.servers.get(server)
+    if (sp === undefined) continue
+    for (const s of sp.access) out.add(s)
+    for (const rules of Object.values(sp.rules)) {
+      for (const r of rules) if (r.effect.kind === 'scopes') for (const s of r.effect.scopes) out.add(s)
+    }
   }
   return [...out].filter((s) => !s.includes('*'))
 }
@@ -20,7 +24,7 @@ export function serverScopes(policy: Policy, server: string): string[] {
  * What a user may be granted on a server: the server's scopes that the user's roles grant
  * through the live role map (consent can never grant more than the role map would).
  */
-export function grantableScopes(policy: Policy, server: string, roles: readonly string[]): string[] {
+export function grantableScopes(policy: Policy, server: string | readonly string[], roles: readonly string[]): string[] {
   const held = scopesOfRoles(policy.roles, roles)
   return serverScopes(policy, server).filter((s) => held.has(s))
 }

@@ -104,6 +104,24 @@ const devUserSchema = z.strictObject({
   roles: z.array(z.string().min(1)).default([]),
 })
 
+/** Longest tool or prompt name an endpoint shows by default (OpenAI's clients refuse longer ones). */
+export const DEFAULT_ENDPOINT_MAX_NAME_LENGTH = 64
+
+/**
+ * An endpoint: one URL serving several servers' tools, prompts and resources, each namespaced
+ * by `prefix` (`{server}` stands for the server's name) and decided by policy on the server's
+ * own names. `servers: "*"` is every configured server.
+ */
+const endpointSchema = z.strictObject({
+  /** Where it is served; default `/mcp/<endpoint name>`. `/mcp` is what claude.ai's connectors expect. */
+  path: z.string().regex(/^\/[a-z0-9_-]+(\/[a-z0-9_-]+)*$/, 'a path of lowercase letters, digits, - and _ segments, like /mcp or /mcp/support').optional(),
+  servers: z.union([z.literal('*'), z.array(z.string().regex(SERVER_NAME, 'a server name')).min(1)]),
+  prefix: z.string().regex(/^[A-Za-z0-9_.-]*(\{server\}[A-Za-z0-9_.-]*)?$/, 'letters, digits, _ . - and at most one {server}').default('{server}_'),
+  maxNameLength: z.number().int().min(16).max(128).default(DEFAULT_ENDPOINT_MAX_NAME_LENGTH),
+  /** Shown as the endpoint's resource_name and in its initialize instructions. */
+  description: z.string().max(500).optional(),
+})
+
 /** A credential a server's process gets in its environment, per user (see the README). */
 const credentialSchema = z.union([
   /** A secret the user sets themselves (the account page, or `mcp-edge secrets set`). */
@@ -448,6 +466,18 @@ export const configSchema = z.strictObject({
   servers: z
     .record(z.string().regex(SERVER_NAME, 'server names are lowercase letters, digits, - and _'), serverSchema)
     .refine((s) => Object.keys(s).length > 0, 'at least one server is required'),
+  /** Endpoints that aggregate several servers at one URL (see the README's "Endpoints"). */
+  endpoints: z.record(z.string().regex(SERVER_NAME, 'endpoint names are lowercase letters, digits, - and _'), endpointSchema).default({}),
+  /**
+   * Host names (no port) whose `/mcp` is one server or endpoint: `notes.example.com: { server:
+   * notes }`. Each is also allowed as Host, and its URL is a resource of its own.
+   */
+  hosts: z
+    .record(
+      z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, 'a lowercase DNS host name'),
+      z.union([z.strictObject({ server: z.string().regex(SERVER_NAME) }), z.strictObject({ endpoint: z.string().regex(SERVER_NAME) })], { error: 'a host routes to { server: NAME } or { endpoint: NAME }' }),
+    )
+    .default({}),
   policies: z.string().min(1).optional(),
   limits: z
     .strictObject({
@@ -528,6 +558,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 }).superRefine((c, ctx) => {
+  endpointProblems(c, ctx)
   // A credential source the gateway cannot serve is a start-up error, not a failing call.
   for (const [name, server] of Object.entries(c.servers)) {
     for (const [variable, spec] of Object.entries(server.credentials)) {
@@ -542,9 +573,36 @@ export const configSchema = z.strictObject({
   }
 })
 
+/** Paths the gateway serves itself: no endpoint may take one, nor a path below one. */
+const RESERVED_PATHS = ['/sse', '/messages', '/account', '/authorize', '/token', '/register', '/revoke', '/jwks', '/interaction', '/oauth', '/healthz', '/readyz', '/metrics', '/whoami', '/.well-known', '/userinfo', '/session']
+
+/** Endpoints name servers that exist, take paths of their own, and hosts name what exists. */
+function endpointProblems(c: { servers: Record<string, unknown>; endpoints: Record<string, { path?: string | undefined; servers: '*' | string[]; prefix: string }>; hosts: Record<string, { server: string } | { endpoint: string }> }, ctx: z.RefinementCtx): void {
+  const taken = new Map<string, string>()
+  for (const name of Object.keys(c.servers)) taken.set(`/mcp/${name}`, `server ${name}`)
+  for (const [name, e] of Object.entries(c.endpoints)) {
+    const at = ['endpoints', name]
+    const path = e.path ?? `/mcp/${name}`
+    const owner = taken.get(path)
+    if (owner !== undefined) ctx.addIssue({ code: 'custom', path: [...at, 'path'], message: `${path} is already ${owner}'s` })
+    taken.set(path, `endpoint ${name}`)
+    if (RESERVED_PATHS.some((r) => path === r || path.startsWith(`${r}/`))) ctx.addIssue({ code: 'custom', path: [...at, 'path'], message: `${path} is one of the gateway's own paths` })
+    const servers = e.servers === '*' ? Object.keys(c.servers) : e.servers
+    for (const s of servers) if (!(s in c.servers)) ctx.addIssue({ code: 'custom', path: [...at, 'servers'], message: `no server named ${s}` })
+    // An empty prefix over several servers is allowed: names that collide get a hashed form.
+    if (new Set(servers).size !== servers.length) ctx.addIssue({ code: 'custom', path: [...at, 'servers'], message: 'each server once' })
+  }
+  for (const [host, route] of Object.entries(c.hosts)) {
+    if ('server' in route && !(route.server in c.servers)) ctx.addIssue({ code: 'custom', path: ['hosts', host], message: `no server named ${route.server}` })
+    if ('endpoint' in route && !(route.endpoint in c.endpoints)) ctx.addIssue({ code: 'custom', path: ['hosts', host], message: `no endpoint named ${route.endpoint}` })
+  }
+}
+
 /** A validated configuration, with every default filled in and paths made absolute. */
 export type GatewayConfig = z.infer<typeof configSchema>
 /** One `servers.<name>` entry. */
 export type ServerConfig = z.infer<typeof serverSchema>
+/** One `endpoints.<name>` entry. */
+export type EndpointConfig = z.infer<typeof endpointSchema>
 /** The `auth` section. */
 export type AuthConfig = z.infer<typeof authSchema>
