@@ -133,6 +133,7 @@ export function buildNameTable(backends: readonly BackendNames[], o: { prefix: s
   return {
     publicName(server, name) {
       const e = byServer.get(server)?.get(name)
+      // Not the owner of its own name: a pair left out at the longest hash.
       return e !== undefined && owners.get(e.current) === e ? e.current : undefined
     },
     resolve(publicName) {
