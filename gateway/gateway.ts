@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import type { DestinationStream, Logger } from 'pino'
@@ -18,6 +19,8 @@ import { credentialGate, tokenExchange, usesCredentials } from './credential-set
 import type { Store } from './store/store.js'
 import type { Principal } from './auth/principal.js'
 import { SubjectBounds } from './bridge/bounds.js'
+import { Aggregate } from './bridge/aggregate.js'
+import { AggregateSessions } from './bridge/aggregate-sessions.js'
 import { InputRounds } from './bridge/input-rounds.js'
 import { LanePool } from './bridge/lanes.js'
 import { Outbound, queueLimits } from './bridge/outbound-budget.js'
@@ -199,6 +202,13 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   gauges.waitingRounds = () => rounds.size
   gauges.laneWaiters = () => lanes.waiters()
   gauges.listenStreams = () => lanes.listenStreams
+  const aggregates = new Map(Object.entries(config.endpoints).map(([name, endpoint]) => [name, new Aggregate({
+    name, endpoint, config, lanes, policy, filter, gate,
+    cursorKey: endpointCursorKey(config),
+    log: log.child({ endpoint: name }),
+    onSkipped: (server) => metrics.endpointBackendsSkipped.inc({ endpoint: name, server }),
+  })]))
+  const endpointSessions = new AggregateSessions({ config, lanes, gate, log: log.child({ endpoints: true }), audit, metrics, outbound })
   const reloader = config.policies
     ? watchPolicy(config.policies, policy, (r) => {
         metrics.policyReloads.inc({ result: r.ok ? 'ok' : 'failed' })
@@ -233,6 +243,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     registry,
     scopes,
     modern: { config, policy, lanes, rounds, audit, metrics, filter, outbound, gate },
+    aggregates,
+    endpointSessions,
     origin,
     broker: broker?.routes,
     account,
@@ -267,6 +279,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         // Requests waiting for a client's answers will not get them now.
         rounds.close()
         // Lanes may be views of shared processes: the registry waits for them before it ends those.
+        await endpointSessions.closeAll()
+        for (const a of aggregates.values()) a.close()
         const lanesClosed = lanes.close()
         await registry.closeAll(() => lanes.busy)
         await lanesClosed
@@ -337,3 +351,12 @@ function emptyPolicy(log: Logger): Policy {
   return { roles: new Map(), servers: new Map(), files: [] }
 }
 
+
+/**
+ * The key endpoint cursors are authenticated with: derived from the sealing keys when they are
+ * configured, so every replica accepts the others' cursors; random per process otherwise.
+ */
+function endpointCursorKey(config: GatewayConfig): Uint8Array {
+  if (config.secrets === undefined) return randomBytes(32)
+  return createHash('sha256').update('mcp-edge endpoint cursor\0').update(readSecret(config.secrets.keys, 'secrets.keys')).digest()
+}

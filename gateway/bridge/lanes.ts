@@ -231,8 +231,19 @@ export class LanePool implements Holders {
 
   /** Open listen streams, all servers and principals. */
   get listenStreams(): number {
-    return this.listeners.size
+    return this.listeners.size - this.internal
   }
+
+  /** The gateway's own listener to every lane's server events (an endpoint's list caches); unbounded, uncounted. */
+  onEvent(fn: (event: LaneEvent) => void): () => void {
+    this.listeners.add(fn)
+    this.internal++
+    return () => {
+      if (this.listeners.delete(fn)) this.internal--
+    }
+  }
+
+  private internal = 0
 
   /**
    * Sends the gateway's own request on a held lane and waits for its reply (undefined when the

@@ -106,6 +106,17 @@ export class BackendCall implements LaneUser {
   }
 
   /**
+   * The client refused one of the last round's requests (a session's client answering with a
+   * JSON-RPC error): the process gets that error for it. Other keys are left waiting.
+   */
+  refuse(key: string, error: { code: number; message: string }): void {
+    const req = this.pending.get(key)
+    if (req === undefined) return
+    this.pending.delete(key)
+    void this.lane.child.send(rpcError(req.id, error.code, error.message)).catch(() => {})
+  }
+
+  /**
    * The client went away (a disconnect cancels a 2026-07-28 request) or the gateway gave up:
    * the process is told (`notifications/cancelled`), its questions are refused, and nothing
    * more is relayed.

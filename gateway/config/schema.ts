@@ -106,6 +106,8 @@ const devUserSchema = z.strictObject({
 
 /** Longest tool or prompt name an endpoint shows by default (OpenAI's clients refuse longer ones). */
 export const DEFAULT_ENDPOINT_MAX_NAME_LENGTH = 64
+/** Items of a merged list per page an endpoint answers with. */
+export const DEFAULT_ENDPOINT_PAGE_SIZE = 500
 
 /**
  * An endpoint: one URL serving several servers' tools, prompts and resources, each namespaced
@@ -118,6 +120,8 @@ const endpointSchema = z.strictObject({
   servers: z.union([z.literal('*'), z.array(z.string().regex(SERVER_NAME, 'a server name')).min(1)]),
   prefix: z.string().regex(/^[A-Za-z0-9_.-]*(\{server\}[A-Za-z0-9_.-]*)?$/, 'letters, digits, _ . - and at most one {server}').default('{server}_'),
   maxNameLength: z.number().int().min(16).max(128).default(DEFAULT_ENDPOINT_MAX_NAME_LENGTH),
+  /** Items per page of a merged list (a client pages on with nextCursor). */
+  pageSize: z.number().int().min(1).max(10_000).default(DEFAULT_ENDPOINT_PAGE_SIZE),
   /** Shown as the endpoint's resource_name and in its initialize instructions. */
   description: z.string().max(500).optional(),
 })

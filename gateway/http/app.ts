@@ -1,8 +1,8 @@
-import { Hono } from 'hono'
+import { Hono, type Context } from 'hono'
 import type { Logger } from 'pino'
 import { PRM_PREFIX } from '../auth/metadata.js'
 import { legacyEndpoints } from './legacy.js'
-import { mcpEndpoint, type McpEndpointDeps } from './mcp.js'
+import { mcpEndpoint, type McpEndpointDeps, type Target } from './mcp.js'
 import { metricsEndpoint } from './metrics.js'
 import { hostGuard, originGuard, type OriginPolicy } from './origin.js'
 import { requestId, type Vars } from './request-id.js'
@@ -77,10 +77,29 @@ export function createApp(d: AppDeps): Hono<Vars> {
   const guard = originGuard(d.origin)
   const legacy = legacyEndpoints({ ...d, basePath: base })
   for (const prefix of new Set(['', base])) {
+    // Host routing and endpoints first: `/mcp` of a routed host, and endpoint paths, before `/mcp/:server`.
+    const targetOf = (c: Context<Vars>, path: string): Target | undefined => {
+      const route = path === '/mcp' ? d.resources.routeOf(c.req.header('host')) : undefined
+      if (route !== undefined) return route
+      const endpoint = Object.entries(d.config.endpoints).find(([name, e]) => (e.path ?? `/mcp/${name}`) === path)
+      return endpoint && { endpoint: endpoint[0] }
+    }
+    const paths = new Set([...Object.entries(d.config.endpoints).map(([name, e]) => e.path ?? `/mcp/${name}`), ...(Object.keys(d.config.hosts).length > 0 ? ['/mcp'] : [])])
+    for (const path of paths) {
+      app.get(`${PRM_PREFIX}${prefix}${path}`, (c) => {
+        const target = targetOf(c, path)
+        return target === undefined ? rpcErrorResponse(404, -32001, 'no such protected resource') : meta.target(c, target)
+      })
+      app.use(`${prefix}${path}`, guard)
+      app.all(`${prefix}${path}`, (c) => {
+        const target = targetOf(c, path)
+        return target === undefined ? rpcErrorResponse(404, -32601, 'not found') : mcp(c, target)
+      })
+    }
     app.get(`${PRM_PREFIX}${prefix}/mcp/:server`, (c) => meta.server(c, 'mcp'))
     app.get(`${PRM_PREFIX}${prefix}/sse/:server`, (c) => meta.server(c, 'sse'))
     app.use(`${prefix}/mcp/:server`, guard)
-    app.all(`${prefix}/mcp/:server`, mcp)
+    app.all(`${prefix}/mcp/:server`, (c) => mcp(c))
     // HTTP+SSE (2024-11-05), deprecated: the same resource, token, policy and audit.
     app.use(`${prefix}/sse/:server`, guard)
     app.get(`${prefix}/sse/:server`, (c) => legacy.stream(c))

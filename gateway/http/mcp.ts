@@ -3,8 +3,11 @@ import type { Context } from 'hono'
 import type { Authenticator } from '../auth/authenticator.js'
 import { parseBearer } from '../auth/bearer.js'
 import type { Resources } from '../auth/resources.js'
+import type { Aggregate } from '../bridge/aggregate.js'
+import type { RoutedRequest } from '../bridge/aggregate-session.js'
+import type { AggregateSessions } from '../bridge/aggregate-sessions.js'
 import { BridgeError } from '../bridge/errors.js'
-import { envelope, type RequestId } from '../bridge/jsonrpc.js'
+import { envelope, rpcError as rpcErrorBody, type RequestId } from '../bridge/jsonrpc.js'
 import type { SessionRegistry } from '../bridge/registry.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { GatewayError } from '../errors.js'
@@ -35,7 +38,13 @@ export interface McpEndpointDeps {
   scopes: (server: string | undefined) => string[]
   /** The sessionless (2026-07-28) path. */
   modern: ModernDeps
+  /** Aggregating endpoints, by name, and their session-era sessions. */
+  aggregates?: ReadonlyMap<string, Aggregate>
+  endpointSessions?: AggregateSessions
 }
+
+/** What an MCP request is for: one server, or an endpoint aggregating several. */
+export type Target = { server: string } | { endpoint: string }
 
 /**
  * `POST/GET/DELETE /mcp/:server`, both protocol eras on one endpoint. Authenticate, then
@@ -46,9 +55,11 @@ export interface McpEndpointDeps {
  * policy → process (checklist "recommended order"; Origin ran before this, in middleware).
  */
 export function mcpEndpoint(d: McpEndpointDeps) {
-  return async function handleMcp(c: Context<Vars>): Promise<Response> {
+  const handleEndpoint = endpointHandler(d)
+  return async function handleMcp(c: Context<Vars>, target: Target = { server: c.req.param('server') ?? '' }): Promise<Response> {
     const accepted = Date.now()
-    const server = c.req.param('server') ?? ''
+    if ('endpoint' in target) return handleEndpoint(c, target.endpoint, accepted)
+    const server = target.server
     // Made only when something is logged: most requests log nothing here.
     const log = () => c.get('log').child({ server })
     const resourceMetadata = d.resources.metadata(server, 'mcp', c.req.header('host'))
@@ -136,6 +147,96 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       return await session.handle(c.req.raw, body, principal, decided, bearerOf(c))
     } catch (err) {
       return errorResponse(err, { resourceMetadata, scope: d.scopes(server), log: log(), metrics: d.metrics })
+    }
+  }
+}
+
+/** The methods of an endpoint that name a tool, prompt or resource of one of its backends. */
+const ROUTED = new Set(['tools/call', 'prompts/get', 'resources/read', 'resources/subscribe', 'resources/unsubscribe', 'completion/complete'])
+
+/**
+ * An aggregating endpoint: its own audience and metadata; 2026-07-28 requests served by the
+ * sessionless path with the endpoint's routing, session-era ones by {@link AggregateSession}s.
+ */
+function endpointHandler(d: McpEndpointDeps) {
+  return async function handleEndpoint(c: Context<Vars>, name: string, accepted: number): Promise<Response> {
+    const agg = d.aggregates?.get(name)
+    const log = () => c.get('log').child({ endpoint: name })
+    const resourceMetadata = d.resources.endpointMetadata(name, c.req.header('host'))
+    const scopes = () => (agg ? [...new Set(agg.servers.flatMap((s) => d.scopes(s)))] : [])
+    try {
+      if (agg === undefined) throw new BridgeError('unknown_server', `no MCP endpoint named ${name}`)
+      const method = c.req.method
+      if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') return rpcErrorResponse(405, -32000, 'method not allowed', { allow: 'GET, POST, DELETE' })
+      const declared = Number(c.req.header('content-length') ?? NaN)
+      if (declared > d.config.limits.maxBodyBytes) {
+        throw new GatewayError('body_too_large', `the request body is larger than ${d.config.limits.maxBodyBytes} bytes`, { status: 413, expose: true })
+      }
+      const principal = await d.authenticator.authenticate(c.req.header('authorization'), d.resources.endpointAudiences(name))
+      const sessions = d.endpointSessions!
+      const sessionId = c.req.header('mcp-session-id')
+      if (method !== 'POST') {
+        if (standardHeaders(c.req.raw.headers).protocolVersion === MODERN_PROTOCOL_VERSION) {
+          return rpcErrorResponse(405, -32000, 'Method not allowed: protocol revision 2026-07-28 has no GET or DELETE', { allow: 'POST' })
+        }
+        if (sessionId === undefined) throw new BridgeError('session_required', 'the Mcp-Session-Id header is required')
+        const session = sessions.find(sessionId, name, principal)
+        if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
+        const wrongVersion = versionMismatch(c.req.raw, session.version)
+        if (wrongVersion) return wrongVersion
+        return await session.handle(c.req.raw, undefined, principal, new Map(), bearerOf(c))
+      }
+      const body = await readJsonBody(c.req.raw, d.config.limits)
+      const h = standardHeaders(c.req.raw.headers)
+      const route = classifyInboundRequest({ httpMethod: 'POST', protocolVersionHeader: h.protocolVersion, mcpMethodHeader: h.method, mcpNameHeader: h.name, body })
+      if (route.kind === 'modern') {
+        const id = route.messageKind === 'request' ? route.message.id : null
+        try {
+          return await serveModern(d.modern, { req: c.req.raw, server: name, principal, policy: d.policy.current, route, resourceMetadata, log: log(), accepted, bearer: bearerOf(c), aggregate: agg })
+        } catch (err) {
+          return errorResponse(err, { resourceMetadata, scope: scopes(), log: log(), metrics: d.metrics, id })
+        }
+      }
+      if (route.kind === 'reject' && (route.rung !== 'jsonrpc-shape' || route.cell === 'batch-with-modern-element')) {
+        return rpcError(route.httpStatus, idOf(body), route.code, route.message, route.data)
+      }
+      const messages = (Array.isArray(body) ? body : [body]).map(envelope)
+      // Each request that names a tool, prompt or resource goes to its backend, where policy
+      // decides on the backend's own names, before anything runs.
+      const caller = { principal, bearer: bearerOf(c), log: log(), accepted }
+      const routed = new Map<RequestId, RoutedRequest>()
+      const ids = new Set<RequestId>()
+      for (const m of messages) {
+        if (m.kind === 'invalid') return rpcErrorResponse(400, -32600, 'Invalid Request: not a JSON-RPC 2.0 request, notification or response')
+        if (m.kind !== 'request') continue
+        if (ids.has(m.id)) return Response.json(rpcErrorBody(null, -32600, `Invalid Request: two requests of the body have the id ${JSON.stringify(m.id)}`), { status: 400 })
+        ids.add(m.id)
+        if (!ROUTED.has(m.method)) continue
+        const params = m.params ?? {}
+        const r = await agg.route(m.method, params, caller)
+        if ('error' in r) return Response.json(rpcErrorBody(m.id, r.error.code, r.error.message))
+        const backendMessage = envelope({ jsonrpc: '2.0', id: m.id, method: m.method, params: r.params })
+        const { refused, decided } = decideBody(d, [backendMessage], principal, r.server, d.policy.current)
+        if (refused) return decisionResponse(refused.decision, { resourceMetadata, id: Array.isArray(body) ? null : m.id })
+        routed.set(m.id, { server: r.server, params: r.params, decided: decided.get(m.id)!, original: params })
+      }
+      if (sessionId === undefined) {
+        const init = messages.length === 1 && messages[0]!.kind === 'request' && messages[0]!.method === 'initialize'
+        if (!init) throw new BridgeError('session_required', 'the Mcp-Session-Id header is required (send initialize first)')
+        const notAcceptable = negotiationRefusal(c.req.raw)
+        if (notAcceptable) return notAcceptable
+        const session = await sessions.open(agg, principal, log())
+        const res = await session.handle(c.req.raw, body, principal, routed, bearerOf(c))
+        if (res.status !== 200) await session.close()
+        return res
+      }
+      const session = sessions.find(sessionId, name, principal)
+      if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
+      const wrongVersion = versionMismatch(c.req.raw, session.version)
+      if (wrongVersion) return wrongVersion
+      return await session.handle(c.req.raw, body, principal, routed, bearerOf(c))
+    } catch (err) {
+      return errorResponse(err, { resourceMetadata, scope: scopes(), log: log(), metrics: d.metrics })
     }
   }
 }

@@ -13,6 +13,7 @@ import { InputRounds, type RoundBinding } from '../bridge/input-rounds.js'
 import type { LanePool } from '../bridge/lanes.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
 import { BackendCall, type ClientMeta, type Outcome } from '../bridge/modern-call.js'
+import { LISTS, type Aggregate, type ListMethod } from '../bridge/aggregate.js'
 import type { CredentialGate } from '../bridge/credential-gate.js'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
 import { completeResult, discoverResult, inputRequiredResult, missingCapability, MODERN_METHODS, MODERN_PROTOCOL_VERSION, MODERN_RPC, modernError, SUPPORTED_PROTOCOL_VERSIONS } from '../bridge/modern-wire.js'
@@ -59,6 +60,8 @@ export interface ModernRequest {
   accepted: number
   /** The verified bearer token, for a credential exchange at the IdP only. */
   bearer?: string
+  /** Set when the request is for an aggregating endpoint (then `server` is the endpoint's name). */
+  aggregate?: Aggregate
 }
 
 /** The envelope keys of 2026-07-28 that are the gateway's to read, never the process's. */
@@ -89,6 +92,8 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
   if (mismatch) return rpcError(400, message.id, MODERN_RPC.headerMismatch, mismatch.message, mismatch.data)
   if (!MODERN_METHODS.has(message.method)) return rpcError(404, message.id, MODERN_RPC.methodNotFound, `Method not found: ${message.method}`)
 
+  if (r.aggregate) return serveEndpoint(d, r, r.aggregate, message)
+
   const verdict = decideBody(d, [envelope(message)], r.principal, r.server, r.policy)
   if (verdict.refused) return decisionResponse(verdict.refused.decision, { resourceMetadata: r.resourceMetadata, id: message.id })
   const decided = verdict.decided.get(message.id)
@@ -106,6 +111,35 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
   return call(d, r, message, meta, decided)
 }
 
+/**
+ * A 2026-07-28 request to an aggregating endpoint: lists merged from the backends the caller
+ * may use; a call, read, prompt or completion routed by its public name to its backend, where
+ * policy decides on the backend's own names and it runs as a request to that server would.
+ */
+async function serveEndpoint(d: ModernDeps, r: ModernRequest, agg: Aggregate, message: JSONRPCRequest): Promise<Response> {
+  const caller = { principal: r.principal, bearer: r.bearer, log: r.log, accepted: r.accepted, signal: r.req.signal }
+  const params = (message.params ?? {}) as Record<string, unknown>
+  const start = performance.now()
+  if (message.method === 'server/discover') {
+    const init = agg.initResult(r.principal, MODERN_PROTOCOL_VERSION)
+    return json(200, { jsonrpc: '2.0', id: message.id, result: discoverResult(init as never) })
+  }
+  if (message.method in LISTS) {
+    const listed = await agg.list(message.method as ListMethod, caller, params.cursor)
+    if ('error' in listed) return rpcError(200, message.id, listed.error.code, listed.error.message)
+    d.audit.record({ sub: r.principal.sub, iss: r.principal.iss, clientId: r.principal.clientId, server: agg.name, method: message.method, decision: 'filter', rule: 'endpoint: each backend\'s policy', durationMs: +(performance.now() - start).toFixed(2), outcome: listed.skipped.length > 0 ? `left out ${listed.skipped.join(',')}` : 'ok' })
+    return json(200, { jsonrpc: '2.0', id: message.id, result: completeResult(message.method, listed.result, agg.initResult(r.principal, MODERN_PROTOCOL_VERSION).serverInfo) })
+  }
+  if (message.method === 'subscriptions/listen') return rpcError(404, message.id, MODERN_RPC.methodNotFound, 'subscriptions/listen is not available on an endpoint yet; listen at each server')
+  const routed = await agg.route(message.method, params, caller)
+  if ('error' in routed) return rpcError(200, message.id, routed.error.code, routed.error.message)
+  const backend = { ...message, params: routed.params } as JSONRPCRequest
+  const verdict = decideBody(d, [envelope(backend)], r.principal, routed.server, r.policy)
+  if (verdict.refused) return decisionResponse(verdict.refused.decision, { resourceMetadata: r.resourceMetadata, id: message.id })
+  const publish = (result: Record<string, unknown>) => agg.publish(routed.server, result, caller) as Promise<Record<string, unknown>>
+  return call(d, { ...r, server: routed.server, aggregate: undefined }, backend, clientMeta(backend), verdict.decided.get(message.id), publish)
+}
+
 async function discover(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest): Promise<Response> {
   let init = d.lanes.initOf(r.server, r.principal)
   if (init === undefined) {
@@ -118,7 +152,7 @@ async function discover(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest
   return json(200, { jsonrpc: '2.0', id: message.id, result: discoverResult(init) })
 }
 
-async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, meta: ClientMeta, decided: Decided | undefined): Promise<Response> {
+async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, meta: ClientMeta, decided: Decided | undefined, publish?: (result: Record<string, unknown>) => Promise<Record<string, unknown>>): Promise<Response> {
   const start = performance.now()
   const params = (message.params ?? {}) as Record<string, unknown>
   const binding: RoundBinding = { owner: ownerKey(r.principal), server: r.server, method: message.method, name: decided?.name }
@@ -200,7 +234,7 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
     }
     const round = responses === undefined ? backend.begin(notify) : backend.resume(responses, meta, notify)
     void round
-      .then((o) => settle(d, r, message, backend, binding, o))
+      .then((o) => settle(d, r, message, backend, binding, o, publish))
       .then(({ status, body, outcome }) => {
         r.req.signal.removeEventListener('abort', onAbort)
         if (aborted) return resolve(json(499, body))
@@ -218,7 +252,7 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
 }
 
 /** Turns how a round ended into the response body, parking the request if it waits for input. */
-async function settle(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, backend: BackendCall, binding: RoundBinding, o: Outcome): Promise<{ status: number; body: unknown; outcome: string }> {
+async function settle(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, backend: BackendCall, binding: RoundBinding, o: Outcome, publish?: (result: Record<string, unknown>) => Promise<Record<string, unknown>>): Promise<{ status: number; body: unknown; outcome: string }> {
   const id = message.id
   if (o.kind === 'input') {
     const requestState = await d.rounds.park(backend, binding, () => {
@@ -243,7 +277,8 @@ async function settle(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, 
   }
   const filtered = d.filter(r.server, message.method, result, r.principal) as Record<string, unknown>
   const outcome = filtered === result ? 'ok' : listOutcome(result, filtered)
-  result = completeResult(message.method, filtered, backend.lane.init.serverInfo)
+  // Through an endpoint: its resource URIs in their public form.
+  result = completeResult(message.method, publish ? await publish(filtered) : filtered, backend.lane.init.serverInfo)
   return { status: 200, body: { jsonrpc: '2.0', id, result }, outcome }
 }
 

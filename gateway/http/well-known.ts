@@ -34,6 +34,29 @@ export function wellKnown(d: { config: GatewayConfig; issuer: () => string; publ
         }),
       )
     },
+    /** The document of what a routed host's `/mcp` or an endpoint's path serves. */
+    target(c: Context, target: { server: string } | { endpoint: string }): Response {
+      const host = c.req.header('host')
+      if ('server' in target) {
+        const config = d.config.servers[target.server]
+        if (config === undefined) return rpcErrorResponse(404, -32001, 'no such protected resource')
+        return respond(protectedResourceMetadata({
+          resource: d.resources.resource(target.server, 'mcp', host),
+          issuer: d.issuer(),
+          scopes: d.scopes(target.server),
+          name: config.description ? `${target.server}: ${config.description}` : `MCP server ${target.server}`,
+        }))
+      }
+      const endpoint = d.config.endpoints[target.endpoint]
+      if (endpoint === undefined) return rpcErrorResponse(404, -32001, 'no such protected resource')
+      const servers = endpoint.servers === '*' ? Object.keys(d.config.servers) : endpoint.servers
+      return respond(protectedResourceMetadata({
+        resource: d.resources.endpointResource(target.endpoint, host),
+        issuer: d.issuer(),
+        scopes: [...new Set(servers.flatMap((s) => d.scopes(s)))],
+        name: endpoint.description ? `${target.endpoint}: ${endpoint.description}` : `MCP endpoint ${target.endpoint}`,
+      }))
+    },
     root(): Response {
       if (d.config.auth.audience === undefined) return rpcErrorResponse(404, -32001, 'no gateway-wide resource; use /.well-known/oauth-protected-resource/mcp/<server>')
       return respond(protectedResourceMetadata({ resource: d.publicUrl, issuer: d.issuer(), scopes: d.scopes(undefined), name: 'mcp-edge gateway' }))

@@ -13,6 +13,8 @@ export interface Metrics {
   streamEventsDropped: Counter<'reason' | 'kind'>
   /** SSE streams the gateway closed, by reason (`slow_client`: it owed its client more than the bound). */
   streamsClosed: Counter<'reason'>
+  /** Backends an endpoint left out of a list because they failed or timed out. */
+  endpointBackendsSkipped: Counter<'endpoint' | 'server'>
 }
 
 /** Live counts read at scrape time. */
@@ -46,6 +48,7 @@ export function createMetrics(g: Gauges): Metrics {
     childExits: new Counter({ name: 'mcp_edge_server_process_exits_total', help: 'Server processes that exited on their own (not ended by the gateway)', labelNames: ['server'], registers: [registry] }),
     streamEventsDropped: new Counter({ name: 'mcp_edge_stream_events_dropped_total', help: 'SSE events dropped for clients not reading their streams, by the bound passed and what was dropped', labelNames: ['reason', 'kind'], registers: [registry] }),
     streamsClosed: new Counter({ name: 'mcp_edge_streams_closed_total', help: 'SSE streams closed by the gateway, by reason', labelNames: ['reason'], registers: [registry] }),
+    endpointBackendsSkipped: new Counter({ name: 'mcp_edge_endpoint_backends_skipped_total', help: 'Backends an endpoint left out of a list because they failed or timed out, by endpoint and server', labelNames: ['endpoint', 'server'], registers: [registry] }),
   }
   new Gauge({ name: 'mcp_edge_sessions', help: 'Live MCP sessions', registers: [registry], collect() { this.set(g.sessions()) } })
   new Gauge({ name: 'mcp_edge_lanes', help: 'Processes serving sessionless (2026-07-28) requests', registers: [registry], collect() { this.set(g.lanes()) } })

@@ -67,8 +67,8 @@ export interface Stack {
   endpoint(server: string): string
   /** Where to send requests for the server (the listening address). */
   local(server: string): string
-  /** A real token from the IdP by client_credentials. */
-  token(client: string, o?: { scope?: string; server?: string }): Promise<string>
+  /** A real token from the IdP by client_credentials, for a server (default echo) or any resource URL. */
+  token(client: string, o?: { scope?: string; server?: string; resource?: string }): Promise<string>
   /** A token signed with the IdP's own key, with any claims (expired, wrong audience…). */
   forge(claims: JWTPayload, header?: Record<string, unknown>): Promise<string>
   privateKey: CryptoKey
@@ -107,7 +107,7 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
   const idpOptions = () => ({
     port: idpPort,
     // Every resource the gateway serves: both endpoints of each server, under each loopback name.
-    resources: createResources({ publicUrl: o.publicUrl, listenUrl: url, servers, extra: [] }).all(),
+    resources: createResources({ publicUrl: o.publicUrl, listenUrl: url, servers, endpoints: endpointsOf(o.config, servers), hosts: (o.config?.hosts ?? {}) as never, extra: [] }).all(),
     clients: CLIENTS,
     jwks: { keys: [jwk] },
     scopesFor,
@@ -163,7 +163,7 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
       const { token_endpoint } = await discover(idp.issuer)
       const res = await tokenRequest(
         token_endpoint,
-        { grant_type: 'client_credentials', resource: endpoint(t.server ?? 'echo'), scope: t.scope ?? '' },
+        { grant_type: 'client_credentials', resource: t.resource ?? endpoint(t.server ?? 'echo'), scope: t.scope ?? '' },
         { authorization: `Basic ${Buffer.from(`${c.clientId}:${c.clientSecret}`).toString('base64')}` },
       )
       return res.access_token
@@ -185,6 +185,12 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
     },
   }
   return stack
+}
+
+/** The `endpoints` of a test config, as createResources takes them. */
+function endpointsOf(config: Record<string, unknown> | undefined, servers: string[]): Record<string, { path: string; servers: string[] }> {
+  const endpoints = (config?.endpoints ?? {}) as Record<string, { path?: string; servers: '*' | string[] }>
+  return Object.fromEntries(Object.entries(endpoints).map(([name, e]) => [name, { path: e.path ?? `/mcp/${name}`, servers: e.servers === '*' ? servers : e.servers }]))
 }
 
 async function newKey() {

@@ -1,0 +1,298 @@
+import { randomBytes } from 'node:crypto'
+import { WebStandardStreamableHTTPServerTransport, type AuthInfo, type JSONRPCMessage } from '@modelcontextprotocol/server'
+import type { Logger } from 'pino'
+import type { Principal } from '../auth/principal.js'
+import type { GatewayConfig } from '../config/schema.js'
+import type { AuditLog } from '../observability/audit.js'
+import type { Metrics } from '../observability/metrics.js'
+import { LISTS, type Aggregate, type AggregateCaller, type ListMethod } from './aggregate.js'
+import type { CredentialGate } from './credential-gate.js'
+import { RPC } from './errors.js'
+import { GATEWAY_PROTOCOL_VERSIONS, negotiate } from './handshake.js'
+import { envelope, isObject, progressToken, rpcError, type RequestId } from './jsonrpc.js'
+import type { LanePool } from './lanes.js'
+import { BackendCall, type InputRequest } from './modern-call.js'
+import type { OutboundStream } from './outbound.js'
+import type { QueueBudget } from './outbound-budget.js'
+import { auditAllowed, ownerKey, type ClientTransport, type Decided } from './session.js'
+
+/** A request of the HTTP body, routed to its backend and allowed there by policy. */
+export interface RoutedRequest {
+  server: string
+  params: Record<string, unknown>
+  decided: Decided
+  /** The params as the client sent them (public names). */
+  original: Record<string, unknown>
+}
+
+/** The list-changed notifications an endpoint relays, one per kind, from any of its backends. */
+const LIST_CHANGED = new Set(['notifications/tools/list_changed', 'notifications/prompts/list_changed', 'notifications/resources/list_changed'])
+
+/**
+ * A session-era (2025-03-26 … 2025-11-25) session on an aggregating endpoint. The gateway is
+ * the MCP server here: it answers `initialize`, `ping` and `logging/setLevel` itself, merges
+ * the backends' lists, and runs each call, read, prompt and completion on one of the user's
+ * processes of its backend (a lane, as sessionless requests do), relaying what the process
+ * asks the client mid-call (sampling, elicitation, roots) on the call's stream, its progress
+ * and its logs at the session's level. List changes of any backend become one list_changed;
+ * resource updates reach the session when it subscribed to that (public) URI.
+ */
+export class AggregateSession {
+  readonly id: string
+  readonly endpoint: string
+  readonly owner: string
+  readonly transport: ClientTransport
+  lastActive = Date.now()
+  version: string | undefined
+  private capabilities: Record<string, unknown> = {}
+  private logLevel: string | undefined
+  private readonly calls = new Map<RequestId, BackendCall>()
+  private readonly asked = new Map<string, (answer: JSONRPCMessage | undefined) => void>()
+  private readonly subscribed = new Set<string>()
+  private streams = 0
+  private closed = false
+  private readonly unlisten: () => void
+  /** List-changed notifications already sent this tick (several backends, one notification). */
+  private readonly sentThisTick = new Set<string>()
+
+  constructor(
+    private readonly o: {
+      id: string
+      agg: Aggregate
+      owner: Principal
+      config: GatewayConfig
+      lanes: LanePool
+      gate?: CredentialGate
+      log: Logger
+      audit?: AuditLog
+      metrics?: Metrics
+      budget: QueueBudget
+      transport?: (session: AggregateSession) => ClientTransport
+      onclose: (session: AggregateSession) => void
+    },
+  ) {
+    this.id = o.id
+    this.endpoint = o.agg.name
+    this.owner = ownerKey(o.owner)
+    this.transport =
+      o.transport?.(this) ??
+      new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator: () => o.id,
+        onsessionclosed: () => void this.close(),
+      })
+    this.transport.onmessage = (message, extra) => void this.fromClient(message, extra?.authInfo)
+    this.transport.onerror = (err) => o.log.debug({ err: { message: err.message } }, 'transport refused a request')
+    this.unlisten = o.lanes.onEvent((e) => {
+      if (e.owner !== this.owner || this.closed) return
+      void this.serverEvent(e.server, e.method, e.params)
+    })
+  }
+
+  /** One HTTP request of the session: its requests already routed (`routed`, by id) and allowed. */
+  async handle(req: Request, parsedBody: unknown, principal: Principal, routed: ReadonlyMap<RequestId, RoutedRequest>, bearer?: string): Promise<Response> {
+    this.lastActive = Date.now()
+    const authInfo: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], extra: { principal, routed, bearer } }
+    const res = await this.transport.handleRequest(req, { parsedBody, authInfo })
+    if (res.body === null || !res.headers.get('content-type')?.startsWith('text/event-stream')) return res
+    const listening = req.method === 'GET' && res.status === 200
+    const out = this.openStream(listening, listening ? principal.exp : undefined).drain(res.body, 0)
+    return new Response(out.body, { status: res.status, headers: res.headers })
+  }
+
+  /** Requests in flight (a call on a backend, or the gateway's own answer being made). */
+  get pending(): number {
+    return this.calls.size
+  }
+
+  get listening(): boolean {
+    return this.streams > 0
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.unlisten()
+    this.o.onclose(this)
+    for (const call of this.calls.values()) {
+      call.cancel('the session was closed')
+      this.o.lanes.release(call.lane, call)
+    }
+    this.calls.clear()
+    for (const answer of [...this.asked.values()]) answer(undefined)
+    await this.transport.close()
+  }
+
+  private openStream(listening: boolean, exp: number | undefined): OutboundStream {
+    let expiry: NodeJS.Timeout | undefined
+    if (listening) this.streams++
+    const out = this.o.budget.stream({
+      log: this.o.log,
+      onEnd: () => {
+        clearTimeout(expiry)
+        if (listening) {
+          this.streams--
+          this.lastActive = Date.now()
+        }
+      },
+    })
+    if (exp !== undefined) expiry = setTimeout(() => out.close('expired'), Math.max(0, exp * 1000 - Date.now())).unref()
+    return out
+  }
+
+  private send(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
+    this.transport.send(message, relatedRequestId === undefined ? undefined : { relatedRequestId }).catch((err: Error) => {
+      this.o.log.debug({ err: { message: err.message } }, 'message for a closed stream dropped')
+    })
+  }
+
+  private reply(id: RequestId, result: unknown): void {
+    this.send({ jsonrpc: '2.0', id, result } as JSONRPCMessage, id)
+  }
+
+  private async fromClient(message: JSONRPCMessage, authInfo: AuthInfo | undefined): Promise<void> {
+    const env = envelope(message)
+    if (env.kind === 'response') {
+      if (typeof env.id === 'string') this.asked.get(env.id)?.(message)
+      return
+    }
+    if (env.kind === 'notification') {
+      if (env.method === 'notifications/cancelled') {
+        const id = env.params?.requestId
+        const call = typeof id === 'string' || typeof id === 'number' ? this.calls.get(id) : undefined
+        if (call !== undefined) {
+          call.cancel('cancelled by the client')
+          this.o.lanes.release(call.lane, call)
+        }
+      }
+      return
+    }
+    if (env.kind !== 'request') return
+    const { principal, routed, bearer } = authInfo?.extra as { principal: Principal; routed: ReadonlyMap<RequestId, RoutedRequest>; bearer?: string }
+    const caller: AggregateCaller = { principal, bearer, log: this.o.log, accepted: Date.now() }
+    const params = env.params ?? {}
+    try {
+      switch (env.method) {
+        case 'initialize': {
+          this.version = negotiate(params.protocolVersion, GATEWAY_PROTOCOL_VERSIONS[0]!)
+          this.capabilities = isObject(params.capabilities) ? params.capabilities : {}
+          return this.reply(env.id, this.o.agg.initResult(principal, this.version))
+        }
+        case 'ping':
+          return this.reply(env.id, {})
+        case 'logging/setLevel':
+          this.logLevel = typeof params.level === 'string' ? params.level : undefined
+          return this.reply(env.id, {})
+      }
+      if (env.method in LISTS) return await this.list(env.id, env.method as ListMethod, params, caller)
+      const target = routed.get(env.id)
+      if (target === undefined) return this.send(rpcError(env.id, -32601, `Method not found: ${env.method}`), env.id)
+      await this.call(env.id, env.method, target, caller)
+    } catch (err) {
+      this.o.log.error({ err: { message: (err as Error).message }, method: env.method }, 'endpoint request failed')
+      this.send(rpcError(env.id, -32603, 'internal error'), env.id)
+    }
+  }
+
+  private async list(id: RequestId, method: ListMethod, params: Record<string, unknown>, caller: AggregateCaller): Promise<void> {
+    const start = performance.now()
+    const listed = await this.o.agg.list(method, caller, params.cursor)
+    if ('error' in listed) return this.send(rpcError(id, listed.error.code, listed.error.message), id)
+    // 2025-11-25 and later: the client hears which backends are missing from the list.
+    if (listed.skipped.length > 0 && (this.version ?? '') >= '2025-11-25') {
+      this.send({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'warning', logger: 'mcp-edge', data: `left out of this list (not answering): ${listed.skipped.join(', ')}` } } as JSONRPCMessage, id)
+    }
+    this.o.audit?.record({ sub: caller.principal.sub, iss: caller.principal.iss, clientId: caller.principal.clientId, server: this.endpoint, method, decision: 'filter', rule: "endpoint: each backend's policy", durationMs: +(performance.now() - start).toFixed(2), outcome: listed.skipped.length > 0 ? `left out ${listed.skipped.join(',')}` : 'ok' })
+    this.reply(id, listed.result)
+  }
+
+  /** A routed request, run on one of the user's processes of its backend. */
+  private async call(id: RequestId, method: string, target: RoutedRequest, caller: AggregateCaller): Promise<void> {
+    const start = performance.now()
+    const server = target.server
+    const config = this.o.config.servers[server]!
+    const audit = (outcome: string) => this.o.audit && auditAllowed(this.o.audit, this.o.metrics, { principal: caller.principal, server, method, decided: target.decided, start, outcome })
+    let credentials
+    if (this.o.gate?.needs(server)) {
+      const got = await this.o.gate.sessionless(server, method, caller, this.capabilities)
+      if (!got.ok) {
+        audit(got.outcome)
+        if (got.error) return this.send(rpcError(id, got.error.code, got.error.message, got.error.data), id)
+        return this.reply(id, { content: [{ type: 'text', text: got.toolText }], isError: true })
+      }
+      credentials = got.credentials
+    }
+    const lane = await this.o.lanes.acquire(server, caller.principal, caller.log, caller.accepted, undefined, credentials)
+    const meta = { capabilities: this.capabilities, logLevel: this.logLevel, progressToken: progressToken(target.params) }
+    const backend = new BackendCall(lane, { method, params: target.params }, meta, config.requestTimeout)
+    lane.user = backend
+    this.calls.set(id, backend)
+    const notify = (m: JSONRPCMessage) => this.send(m, id)
+    try {
+      let outcome = await backend.begin(notify)
+      while (outcome.kind === 'input') {
+        const answers = await this.ask(id, backend, outcome.requests)
+        outcome = await backend.resume(answers, meta, notify)
+      }
+      if (!this.calls.has(id)) return audit('cancelled')
+      if (outcome.kind === 'failed') {
+        audit(`error ${outcome.code}`)
+        return this.send(rpcError(id, outcome.code, outcome.message), id)
+      }
+      const m = outcome.message as { result?: unknown; error?: { code: number; message: string; data?: unknown } }
+      if (m.error !== undefined) {
+        audit(`error ${m.error.code}`)
+        return this.send(rpcError(id, m.error.code, m.error.message, m.error.data), id)
+      }
+      const result = await this.o.agg.publish(server, m.result ?? {}, caller)
+      if (method === 'resources/subscribe') this.subscribed.add(String(target.original.uri))
+      if (method === 'resources/unsubscribe') this.subscribed.delete(String(target.original.uri))
+      audit('ok')
+      this.reply(id, result)
+    } finally {
+      this.calls.delete(id)
+      this.o.lanes.release(lane, backend)
+    }
+  }
+
+  /**
+   * Relays what a backend's process asks the client mid-call, on the call's stream, and hands
+   * the answers back: a result to the process as a result, an error as an error.
+   */
+  private async ask(relatedId: RequestId, backend: BackendCall, requests: ReadonlyMap<string, InputRequest>): Promise<Record<string, unknown>> {
+    const timeout = this.o.config.servers[backend.lane.server]?.requestTimeout || 60_000
+    const answers: Record<string, unknown> = {}
+    await Promise.all([...requests].map(async ([key, r]) => {
+      const id = `mcp-edge-ask-${randomBytes(9).toString('base64url')}`
+      const answer = await new Promise<JSONRPCMessage | undefined>((resolve) => {
+        const timer = setTimeout(() => done(undefined), timeout)
+        const done = (m: JSONRPCMessage | undefined) => {
+          clearTimeout(timer)
+          this.asked.delete(id)
+          resolve(m)
+        }
+        this.asked.set(id, done)
+        this.send({ jsonrpc: '2.0', id, method: r.method, ...(r.params ? { params: r.params } : {}) } as JSONRPCMessage, relatedId)
+      })
+      const a = answer as { result?: unknown; error?: { code?: unknown; message?: unknown } } | undefined
+      if (a !== undefined && isObject(a.result)) answers[key] = a.result
+      else backend.refuse(key, { code: typeof a?.error?.code === 'number' ? a.error.code : RPC.connectionClosed, message: typeof a?.error?.message === 'string' ? a.error.message : 'the client did not answer' })
+    }))
+    return answers
+  }
+
+  /** A backend's event for this session's user: one list_changed per kind, subscribed resource updates. */
+  private async serverEvent(server: string, method: string, params: Record<string, unknown> | undefined): Promise<void> {
+    if (!this.o.agg.servers.includes(server)) return
+    if (LIST_CHANGED.has(method)) {
+      if (this.sentThisTick.has(method)) return
+      this.sentThisTick.add(method)
+      if (this.sentThisTick.size === 1) setImmediate(() => this.sentThisTick.clear())
+      return this.send({ jsonrpc: '2.0', method } as JSONRPCMessage)
+    }
+    if (method === 'notifications/resources/updated') {
+      const event = await this.o.agg.publicEvent({ server, owner: this.owner, method, params }, { principal: this.o.owner, bearer: undefined, log: this.o.log, accepted: Date.now() })
+      const uri = event?.params?.uri
+      if (typeof uri === 'string' && this.subscribed.has(uri)) this.send({ jsonrpc: '2.0', method, params: event!.params } as JSONRPCMessage)
+    }
+  }
+}

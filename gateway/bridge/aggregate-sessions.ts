@@ -1,0 +1,84 @@
+import { randomBytes } from 'node:crypto'
+import type { Logger } from 'pino'
+import type { Principal } from '../auth/principal.js'
+import type { GatewayConfig } from '../config/schema.js'
+import type { AuditLog } from '../observability/audit.js'
+import type { Metrics } from '../observability/metrics.js'
+import type { Aggregate } from './aggregate.js'
+import { AggregateSession } from './aggregate-session.js'
+import type { CredentialGate } from './credential-gate.js'
+import { BridgeError } from './errors.js'
+import type { LanePool } from './lanes.js'
+import type { Outbound } from './outbound-budget.js'
+import { SESSION_ID_BYTES } from './registry.js'
+import { ownerKey, type ClientTransport } from './session.js'
+
+/** How long an endpoint session lives without a request or an open stream, in ms. */
+export const DEFAULT_ENDPOINT_SESSION_IDLE_MS = 10 * 60_000
+
+/**
+ * The session-era sessions of every endpoint, by id. A session holds no process of its own
+ * (its calls run on the user's lanes, which the subject bounds count), so its own bounds are
+ * the gateway's session limits: per subject and in all, the least recently used idle one
+ * giving way first. A lookup by another principal finds nothing, as for server sessions.
+ */
+export class AggregateSessions {
+  private readonly sessions = new Map<string, AggregateSession>()
+  private readonly reaper: NodeJS.Timeout
+
+  constructor(private readonly o: { config: GatewayConfig; lanes: LanePool; gate?: CredentialGate; log: Logger; audit?: AuditLog; metrics?: Metrics; outbound: Outbound; now?: () => number }) {
+    this.reaper = setInterval(() => this.reap(), Math.min(10_000, DEFAULT_ENDPOINT_SESSION_IDLE_MS / 2)).unref()
+  }
+
+  get size(): number {
+    return this.sessions.size
+  }
+
+  /** @throws BridgeError `subject_session_limit` (429), `too_many_sessions` (503) */
+  async open(agg: Aggregate, principal: Principal, log: Logger, transport?: (s: AggregateSession) => ClientTransport): Promise<AggregateSession> {
+    const owner = ownerKey(principal)
+    const limits = this.o.config.limits
+    const mine = () => [...this.sessions.values()].filter((s) => s.owner === owner)
+    if (mine().length >= limits.maxSessionsPerSubject && !(await this.reclaim(mine()))) {
+      throw new BridgeError('subject_session_limit', `you have ${limits.maxSessionsPerSubject} endpoint sessions in use, the most allowed; end one (DELETE) or retry later`)
+    }
+    if (this.sessions.size >= limits.maxSessions && !(await this.reclaim([...this.sessions.values()]))) {
+      throw new BridgeError('too_many_sessions', 'the gateway is at its session limit; retry later')
+    }
+    const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
+    const id = this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
+    const session = new AggregateSession({
+      id, agg, owner: principal, config: this.o.config, lanes: this.o.lanes, gate: this.o.gate,
+      log: log.child({ session: random.slice(0, 8) }), audit: this.o.audit, metrics: this.o.metrics,
+      budget: this.o.outbound.session(), transport,
+      onclose: (s) => this.sessions.delete(s.id),
+    })
+    this.sessions.set(id, session)
+    return session
+  }
+
+  find(id: string, endpoint: string, principal: Principal): AggregateSession | undefined {
+    const s = this.sessions.get(id)
+    return s === undefined || s.endpoint !== endpoint || s.owner !== ownerKey(principal) ? undefined : s
+  }
+
+  async closeAll(): Promise<void> {
+    clearInterval(this.reaper)
+    await Promise.all([...this.sessions.values()].map((s) => s.close()))
+  }
+
+  /** Ends the least recently used idle one of `among`; resolves whether one was ended. */
+  private async reclaim(among: AggregateSession[]): Promise<boolean> {
+    const idle = among.filter((s) => s.pending === 0 && !s.listening).sort((a, b) => a.lastActive - b.lastActive)[0]
+    if (idle === undefined) return false
+    await idle.close()
+    return true
+  }
+
+  private reap(): void {
+    const now = (this.o.now ?? Date.now)()
+    for (const s of this.sessions.values()) {
+      if (s.pending === 0 && !s.listening && now - s.lastActive > DEFAULT_ENDPOINT_SESSION_IDLE_MS) void s.close()
+    }
+  }
+}

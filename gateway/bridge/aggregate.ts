@@ -1,0 +1,347 @@
+import type { Logger } from 'pino'
+import type { Principal } from '../auth/principal.js'
+import type { EndpointConfig, GatewayConfig } from '../config/schema.js'
+import { decideAccess } from '../policy/evaluate.js'
+import type { PolicyStore } from '../policy/store.js'
+import type { CredentialGate } from './credential-gate.js'
+import { decodeCursor, encodeCursor } from './endpoint-cursor.js'
+import { buildNameTable, type NameTable } from './endpoint-names.js'
+import { buildUriTable, type UriTable } from './endpoint-uris.js'
+import { isObject } from './jsonrpc.js'
+import type { LaneEvent, LanePool } from './lanes.js'
+import { ownerKey, type ResultFilter } from './session.js'
+
+/** Pages of a backend's list read at most (each page is one request to its process). */
+export const DEFAULT_BACKEND_LIST_PAGES = 20
+/** How long a backend has to answer one page of a list before it is left out, in ms. */
+export const DEFAULT_BACKEND_LIST_TIMEOUT_MS = 10_000
+
+/** The version an endpoint reports in its serverInfo. */
+export const ENDPOINT_VERSION = '1.0.0'
+
+/** The lists an endpoint merges: the result's array, and the field that names an item. */
+export const LISTS = {
+  'tools/list': { key: 'tools', field: 'name' },
+  'prompts/list': { key: 'prompts', field: 'name' },
+  'resources/list': { key: 'resources', field: 'uri' },
+  'resources/templates/list': { key: 'resourceTemplates', field: 'uriTemplate' },
+} as const
+export type ListMethod = keyof typeof LISTS
+
+/** Who is asking, and what their request carries that a backend process needs. */
+export interface AggregateCaller {
+  principal: Principal
+  bearer: string | undefined
+  log: Logger
+  /** When the HTTP request arrived (a request accepted before shutdown is still served). */
+  accepted: number
+  signal?: AbortSignal
+}
+
+/** A request routed to one backend: the server, and the params with its own names. */
+export type Routed = { server: string; params: Record<string, unknown> } | { error: { code: number; message: string } }
+
+type Item = Record<string, unknown>
+
+/**
+ * One endpoint's view of its backends: which of them a caller may use (policy, on each
+ * backend's own server), their lists merged under public names (prefix, stable short forms,
+ * namespaced URIs where they collide), a client's public name routed back to its backend and
+ * own name, and a backend's result rewritten to public names. Backends' whole lists are cached
+ * (per server, or per user when a server's processes differ per user) until the server says
+ * its list changed, so listing an endpoint starts no process the cache can spare. A backend
+ * that fails to list is left out of the list, not the cause of its failure.
+ */
+export class Aggregate {
+  readonly name: string
+  readonly servers: readonly string[]
+  private readonly cache = new Map<string, Item[]>()
+  private readonly unsubscribe: () => void
+
+  constructor(
+    private readonly o: {
+      name: string
+      endpoint: EndpointConfig
+      config: GatewayConfig
+      lanes: LanePool
+      policy: PolicyStore
+      filter: ResultFilter
+      gate?: CredentialGate
+      /** Authenticates cursors (a per-gateway random key). */
+      cursorKey: Uint8Array
+      log: Logger
+      /** Told when a backend is left out of a list (a metric). */
+      onSkipped?: (server: string) => void
+    },
+  ) {
+    this.name = o.name
+    this.servers = o.endpoint.servers === '*' ? Object.keys(o.config.servers) : [...o.endpoint.servers]
+    this.unsubscribe = o.lanes.onEvent((e) => this.changed(e))
+  }
+
+  close(): void {
+    this.unsubscribe()
+  }
+
+  /** The backends `principal` may use, in the endpoint's order. */
+  accessible(principal: Principal): string[] {
+    return this.servers.filter((s) => decideAccess(this.o.policy.current, principal, s).effect === 'allow')
+  }
+
+  /**
+   * One page of a merged list, filtered by policy on each backend's own names. Backends that
+   * could not list are named in `skipped`.
+   */
+  async list(method: ListMethod, caller: AggregateCaller, cursor: unknown): Promise<{ result: Item; skipped: string[] } | { error: { code: number; message: string } }> {
+    let start = 0
+    if (cursor !== undefined) {
+      // Bound to this endpoint and list: a cursor of another is refused.
+      const c = decodeCursor(cursor, this.o.cursorKey, `${method} ${this.name}`)
+      const offset = c?.cursor === undefined ? 0 : Number(c.cursor)
+      if (c === undefined || c.backend !== 0 || !Number.isSafeInteger(offset) || offset < 0) return { error: { code: -32602, message: 'Invalid params: the cursor is not one this endpoint gave' } }
+      start = offset
+    }
+    const { lists, skipped } = await this.lists(method, caller)
+    const publish = await this.publisher(method, lists, caller)
+    const { key } = LISTS[method]
+    const items: Item[] = []
+    for (const [server, all] of lists) {
+      const filtered = this.o.filter(server, method, { [key]: all }, caller.principal) as Record<string, unknown>
+      for (const item of (filtered[key] as Item[] | undefined) ?? []) {
+        const shown = publish(server, item)
+        if (shown !== undefined) items.push(shown)
+      }
+    }
+    const size = this.o.endpoint.pageSize
+    const page = items.slice(start, start + size)
+    const result: Item = { [key]: page }
+    if (start + size < items.length) result.nextCursor = encodeCursor({ backend: 0, cursor: String(start + size) }, this.o.cursorKey, `${method} ${this.name}`)
+    return { result, skipped }
+  }
+
+  /**
+   * The backend and its own names for a request that names a tool, prompt or resource by its
+   * public name. Unknown names, and names of backends the caller may not use, are not found.
+   */
+  async route(method: string, params: Record<string, unknown>, caller: AggregateCaller): Promise<Routed> {
+    const notFound = (what: string) => ({ error: { code: -32602, message: `Invalid params: ${what}` } })
+    const allowed = new Set(this.accessible(caller.principal))
+    const byName = async (list: 'tools/list' | 'prompts/list', name: unknown) => {
+      if (typeof name !== 'string' || name === '') return undefined
+      const hit = (await this.nameTable(list, caller)).resolve(name)
+      return hit !== undefined && allowed.has(hit.server) ? hit : undefined
+    }
+    const byUri = async (uri: unknown) => {
+      if (typeof uri !== 'string' || uri === '') return undefined
+      const hit = (await this.uriTable(caller)).resolveUri(uri)
+      return hit !== undefined && allowed.has(hit.server) ? hit : undefined
+    }
+    switch (method) {
+      case 'tools/call':
+      case 'prompts/get': {
+        const hit = await byName(method === 'tools/call' ? 'tools/list' : 'prompts/list', params.name)
+        if (hit === undefined) return notFound(`no ${method === 'tools/call' ? 'tool' : 'prompt'} named ${JSON.stringify(params.name)} on this endpoint`)
+        return { server: hit.server, params: { ...params, name: hit.name } }
+      }
+      case 'resources/read':
+      case 'resources/subscribe':
+      case 'resources/unsubscribe': {
+        const hit = await byUri(params.uri)
+        if (hit === undefined) return notFound(`no resource ${JSON.stringify(params.uri)} on this endpoint (or it matches the templates of several servers)`)
+        return { server: hit.server, params: { ...params, uri: hit.uri } }
+      }
+      case 'completion/complete': {
+        const ref = isObject(params.ref) ? params.ref : undefined
+        if (ref?.type === 'ref/prompt') {
+          const hit = await byName('prompts/list', ref.name)
+          if (hit === undefined) return notFound(`no prompt named ${JSON.stringify(ref.name)} on this endpoint`)
+          return { server: hit.server, params: { ...params, ref: { ...ref, name: hit.name } } }
+        }
+        if (ref?.type === 'ref/resource') {
+          const hit = typeof ref.uri === 'string' ? await this.templateOf(ref.uri, caller) : undefined
+          if (hit === undefined || !allowed.has(hit.server)) return notFound(`no resource template ${JSON.stringify(ref.uri)} on this endpoint`)
+          return { server: hit.server, params: { ...params, ref: { ...ref, uri: hit.template } } }
+        }
+        return notFound('completion/complete needs a ref of type ref/prompt or ref/resource')
+      }
+      default:
+        return { error: { code: -32601, message: `Method not found: ${method}` } }
+    }
+  }
+
+  /**
+   * A backend's result as the endpoint's clients see it: resource URIs (read contents, links
+   * and embedded resources in tool results and prompts) in their public form.
+   */
+  async publish(server: string, result: unknown, caller: AggregateCaller): Promise<unknown> {
+    if (!isObject(result)) return result
+    const table = await this.uriTable(caller)
+    const map = (uri: unknown) => (typeof uri === 'string' ? (table.publicUri(server, uri) ?? uri) : uri)
+    const content = (c: unknown): unknown => {
+      if (!isObject(c)) return c
+      if (c.type === 'resource_link') return { ...c, uri: map(c.uri) }
+      if (c.type === 'resource' && isObject(c.resource)) return { ...c, resource: { ...c.resource, uri: map(c.resource.uri) } }
+      return c
+    }
+    const out: Record<string, unknown> = { ...result }
+    if (Array.isArray(result.contents)) out.contents = result.contents.map((c) => (isObject(c) ? { ...c, uri: map(c.uri) } : c))
+    if (Array.isArray(result.content)) out.content = result.content.map(content)
+    if (Array.isArray(result.messages)) out.messages = result.messages.map((m) => (isObject(m) ? { ...m, content: content(m.content) } : m))
+    return out
+  }
+
+  /** The backend and its own template for a template's public form. */
+  private async templateOf(publicTemplate: string, caller: AggregateCaller): Promise<{ server: string; template: string } | undefined> {
+    const table = await this.uriTable(caller)
+    for (const [server, items] of (await this.lists('resources/templates/list', caller)).lists) {
+      for (const i of items) if (typeof i.uriTemplate === 'string' && table.publicTemplate(server, i.uriTemplate) === publicTemplate) return { server, template: i.uriTemplate }
+    }
+    return undefined
+  }
+
+  /** A server event as an endpoint's listener sees it (its URI public), or undefined when not of this endpoint. */
+  async publicEvent(event: LaneEvent, caller: AggregateCaller): Promise<LaneEvent | undefined> {
+    if (!this.servers.includes(event.server)) return undefined
+    if (event.method !== 'notifications/resources/updated') return event
+    const uri = event.params?.uri
+    const table = await this.uriTable(caller)
+    return { ...event, params: { ...event.params, uri: typeof uri === 'string' ? (table.publicUri(event.server, uri) ?? uri) : uri } }
+  }
+
+  /** Each accessible backend's whole list, fetched where not cached; failures left out. */
+  private async lists(method: ListMethod, caller: AggregateCaller): Promise<{ lists: [string, Item[]][]; skipped: string[] }> {
+    const servers = this.accessible(caller.principal)
+    const settled = await Promise.allSettled(servers.map((s) => this.backendList(method, s, caller)))
+    const lists: [string, Item[]][] = []
+    const skipped: string[] = []
+    settled.forEach((r, i) => {
+      const server = servers[i]!
+      if (r.status === 'fulfilled') lists.push([server, r.value])
+      else {
+        skipped.push(server)
+        this.o.onSkipped?.(server)
+        caller.log.warn({ endpoint: this.name, server, method, err: { message: (r.reason as Error).message } }, 'a backend could not list; left out of the endpoint\'s list')
+      }
+    })
+    return { lists, skipped }
+  }
+
+  /** Maps a backend's item to its public form, for the list being answered. */
+  private async publisher(method: ListMethod, lists: [string, Item[]][], caller: AggregateCaller): Promise<(server: string, item: Item) => Item | undefined> {
+    const { field } = LISTS[method]
+    if (method === 'tools/list' || method === 'prompts/list') {
+      const table = this.tableOf(lists)
+      return (server, item) => {
+        const name = table.publicName(server, String(item[field]))
+        return name === undefined ? undefined : { ...item, [field]: name }
+      }
+    }
+    const table = await this.uriTable(caller)
+    return (server, item) => {
+      const value = String(item[field])
+      const shown = method === 'resources/list' ? table.publicUri(server, value) : table.publicTemplate(server, value)
+      return shown === undefined ? undefined : { ...item, [field]: shown }
+    }
+  }
+
+  private tableOf(lists: [string, Item[]][]): NameTable {
+    return buildNameTable(lists.map(([server, items]) => ({ server, names: items.map((i) => i.name).filter((n): n is string => typeof n === 'string') })), {
+      prefix: this.o.endpoint.prefix,
+      maxLength: this.o.endpoint.maxNameLength,
+    })
+  }
+
+  private async nameTable(method: 'tools/list' | 'prompts/list', caller: AggregateCaller): Promise<NameTable> {
+    return this.tableOf((await this.lists(method, caller)).lists)
+  }
+
+  /** Resources and templates of every accessible backend, in one table (URIs collide across both). */
+  private async uriTable(caller: AggregateCaller): Promise<UriTable> {
+    const [resources, templates] = await Promise.all([this.lists('resources/list', caller), this.lists('resources/templates/list', caller)])
+    const templatesOf = new Map(templates.lists)
+    const servers = [...new Set([...resources.lists.map(([s]) => s), ...templates.lists.map(([s]) => s)])]
+    const uris = new Map(resources.lists)
+    return buildUriTable(servers.map((server) => ({
+      server,
+      uris: (uris.get(server) ?? []).map((i) => i.uri).filter((u): u is string => typeof u === 'string'),
+      templates: (templatesOf.get(server) ?? []).map((i) => i.uriTemplate).filter((u): u is string => typeof u === 'string'),
+    })))
+  }
+
+  /**
+   * The endpoint's own initialize result: every capability an endpoint can relay (its
+   * backends' processes start only when a user needs them, so not theirs), its description
+   * and the instructions of backends whose processes have started, each under its name.
+   */
+  initResult(principal: Principal, protocolVersion: string): Item {
+    const instructions: string[] = []
+    if (this.o.endpoint.description) instructions.push(this.o.endpoint.description)
+    for (const server of this.accessible(principal)) {
+      const text = this.o.lanes.initOf(server, principal)?.instructions
+      if (typeof text === 'string' && text !== '') instructions.push(`${server}: ${text}`)
+    }
+    return {
+      protocolVersion,
+      capabilities: { tools: { listChanged: true }, prompts: { listChanged: true }, resources: { subscribe: true, listChanged: true }, logging: {}, completions: {} },
+      serverInfo: { name: `mcp-edge/${this.name}`, version: ENDPOINT_VERSION },
+      ...(instructions.length > 0 ? { instructions: instructions.join('\n\n') } : {}),
+    }
+  }
+
+  /** A backend's whole list of `method`: cached, else read page by page from one of the caller's processes. */
+  private async backendList(method: ListMethod, server: string, caller: AggregateCaller): Promise<Item[]> {
+    const key = this.cacheKey(method, server, caller.principal)
+    const cached = this.cache.get(key)
+    if (cached !== undefined) return cached
+    const { lanes, gate } = this.o
+    const credentials = gate?.needs(server) ? await gate.initial(server, caller.principal, caller.bearer) : undefined
+    const lane = await lanes.acquire(server, caller.principal, caller.log, caller.accepted, caller.signal, credentials)
+    const items: Item[] = []
+    try {
+      // A server that does not offer the feature has nothing to list (and is not asked).
+      const capability = method.startsWith('tools') ? 'tools' : method.startsWith('prompts') ? 'prompts' : 'resources'
+      const caps = lane.init.capabilities
+      if (isObject(caps) && !(capability in caps)) return this.remember(key, items)
+      const { key: field } = LISTS[method]
+      let cursor: string | undefined
+      for (let page = 0; page < DEFAULT_BACKEND_LIST_PAGES; page++) {
+        const reply = (await lanes.request(lane, method, cursor === undefined ? {} : { cursor }, DEFAULT_BACKEND_LIST_TIMEOUT_MS)) as { result?: Record<string, unknown>; error?: { message?: unknown } } | undefined
+        if (reply === undefined) throw new Error(`${server} did not answer ${method}`)
+        if (reply.error !== undefined) throw new Error(`${server} refused ${method}: ${String(reply.error.message ?? '')}`)
+        const got = reply.result?.[field]
+        if (Array.isArray(got)) for (const item of got) if (isObject(item)) items.push(item)
+        cursor = typeof reply.result?.nextCursor === 'string' ? reply.result.nextCursor : undefined
+        if (cursor === undefined) break
+      }
+    } finally {
+      lanes.release(lane)
+    }
+    return this.remember(key, items)
+  }
+
+  private remember(key: string, items: Item[]): Item[] {
+    this.cache.set(key, items)
+    return items
+  }
+
+  /** Per server, or per user when the server's processes differ per user (identity, credentials). */
+  private cacheKey(method: ListMethod, server: string, principal: Principal): string {
+    const c = this.o.config.servers[server]
+    const own = c !== undefined && (c.identityEnv || Object.keys(c.credentials).length > 0)
+    return `${method}\n${server}${own ? `\n${ownerKey(principal)}` : ''}`
+  }
+
+  /** A server said a list changed: its cached lists of that kind are read again when next needed. */
+  private changed(e: LaneEvent): void {
+    if (!this.servers.includes(e.server)) return
+    const methods: ListMethod[] =
+      e.method === 'notifications/tools/list_changed' ? ['tools/list']
+      : e.method === 'notifications/prompts/list_changed' ? ['prompts/list']
+      : e.method === 'notifications/resources/list_changed' ? ['resources/list', 'resources/templates/list']
+      : []
+    for (const m of methods) {
+      const prefix = `${m}\n${e.server}`
+      for (const key of [...this.cache.keys()]) if (key === prefix || key.startsWith(`${prefix}\n`)) this.cache.delete(key)
+    }
+  }
+}
