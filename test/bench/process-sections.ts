@@ -35,8 +35,11 @@ export function processSections(
     ['pool-preinit', pool(sizes.warmMin, true)],
     ['pool-cold', pool(0)],
     ['shared', async () => {
-      const limits = { maxSessions: Math.max(1100, sizes.shared.sessions + 100) }
-      out.sharedScale = await withGateway({ ...gateway, server: { mode: 'shared' }, limits },
+      // Every session is the one bench user's: the per-subject bounds must hold them all.
+      const most = Math.max(1100, sizes.shared.sessions + 100)
+      const limits = { maxSessions: most, maxSessionsPerSubject: most }
+      const server = { mode: 'shared', maxSessionsPerSubject: most }
+      out.sharedScale = await withGateway({ ...gateway, server, limits },
         (gw) => sharedScale(gw, sizes.shared))
     }],
   ]

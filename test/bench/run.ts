@@ -56,11 +56,16 @@ const processSizes: ProcessSizes = {
 const processResults: ProcessResults = { poolStart: [] }
 const SECTIONS = processSections({ root: ROOT, echoJs: ECHO_JS }, processSizes, processResults)
 
+// Every session of a row is the one bench user's: the server's per-subject bound
+// (maxSessionsPerSubject, default 8) must hold them all, or the gateway ends the least recently
+// used idle one to make room, and its next call is a 404.
+const EDGE = { root: ROOT, echoJs: ECHO_JS, server: { maxSessionsPerSubject: sizes.concurrency } }
+
 const ROWS: [string, () => Promise<Target> | Target][] = [
   ['stdio', () => stdioTarget(ECHO_JS)],
   ['sdk', () => sdkHttpTarget(join(ROOT, 'dist/test/bench/sdk-http-server.js'))],
-  ['edge', () => gatewayTarget({ root: ROOT, echoJs: ECHO_JS })],
-  ['edge-2026', () => gatewayTarget({ root: ROOT, echoJs: ECHO_JS }, true)],
+  ['edge', () => gatewayTarget(EDGE)],
+  ['edge-2026', () => gatewayTarget(EDGE, true)],
   ['supergateway', () => supergatewayTarget(join(ROOT, 'node_modules/.bin/supergateway'), ECHO_JS)],
 ]
 
