@@ -15,18 +15,26 @@ const V = '2026-07-28'
 const fixture = join(SERVERS_DIR, 'fixture.js')
 const LONG = '{server}_with_a_prefix_long_enough_to_push_names_past_the_limit_'
 const POLICY = `${TEST_POLICY}  secretive:\n    access: ["mcp:admin"]\n    tools: { "*": ["mcp:admin"] }\n`
+  + ['plain1', 'plain2'].map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { echo: ["mcp:read"] }\n`).join('')
+/** Echo processes of the tools-only endpoint, told apart by this last argument (echo ignores it). */
+const TOOLS_ONLY = 'tools-only'
 
 let stack: Stack
 before(async () => {
   stack = await startStack({
     policy: POLICY,
-    servers: { secretive: { command: process.execPath, args: [fixture, 'secretive'] } },
+    servers: {
+      secretive: { command: process.execPath, args: [fixture, 'secretive'] },
+      plain1: { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js'), TOOLS_ONLY] },
+      plain2: { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js'), TOOLS_ONLY] },
+    },
     config: {
       endpoints: {
         all: { path: '/mcp', servers: ['echo', 'notes', 'fixture', 'broken', 'secretive'], description: 'Every tool you may use' },
         bare: { servers: ['echo', 'echojson'], prefix: '' },
         paged: { servers: ['fixture'], pageSize: 3 },
         long: { servers: ['notes'], prefix: LONG },
+        toolsonly: { servers: ['plain1', 'plain2'] },
       },
     },
   })
@@ -258,6 +266,20 @@ describe('an endpoint starts only what a user needs', () => {
       assert.ok(warnings.some((w) => /broken/.test(w)), warnings.join(' | '))
       const metrics = await (await request(stack.gateway.metricsUrl)).body.text()
       assert.match(metrics, /mcp_edge_endpoint_backends_skipped_total\{endpoint="all",server="broken"\} [1-9]/)
+    } finally {
+      await c.close()
+    }
+  })
+})
+
+describe('an endpoint starts only what a user needs: after the list', () => {
+  it('a call runs on the process the list started; none starts to learn that tools-only backends have no resources', async () => {
+    const c = await connect('bob', '/mcp/toolsonly')
+    try {
+      assert.deepEqual((await allTools(c)).sort(), ['plain1_echo', 'plain2_echo'])
+      assert.equal(processes(TOOLS_ONLY), 2, 'one process per backend for the list')
+      assert.equal(textOf(await c.callTool({ name: 'plain1_echo', arguments: { text: 'once' } })), 'once')
+      assert.equal(processes(TOOLS_ONLY), 2, 'no process started by the call')
     } finally {
       await c.close()
     }
