@@ -318,6 +318,22 @@ describe('an endpoint starts only what a user needs: a backend without tools', (
   })
 })
 
+describe('an endpoint\'s log', () => {
+  it('answered requests at /mcp log their HTTP line at debug, as at /mcp/<server> (their audit event says the rest)', async () => {
+    const before = stack.logLines.length
+    const c = await connect('alice', '/mcp')
+    try {
+      assert.equal(textOf(await c.callTool({ name: 'echo_echo', arguments: { text: 'quiet' } })), 'quiet')
+    } finally {
+      await c.close()
+    }
+    const lines = stack.logLines.slice(before).map((l) => JSON.parse(l) as { level: number; msg: string; path?: string; status?: number })
+    const http = lines.filter((l) => l.msg === 'request' && l.path === '/mcp')
+    assert.ok(http.length >= 3, 'initialize, initialized, the call')
+    for (const l of http) assert.equal(l.level, 20, JSON.stringify(l)) // pino's debug
+  })
+})
+
 describe('an endpoint with the SDK v1 client', () => {
   it('lists and calls', async () => {
     const { Client: V1 } = await import('@modelcontextprotocol/sdk/client/index.js')
