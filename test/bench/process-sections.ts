@@ -1,5 +1,7 @@
 // The process-model sections of `npm run bench`, each on a gateway of its own:
-// pool-warm / pool-cold (session start) and shared (1,000 sessions on one process).
+// pool-warm / pool-cold (session start), shared (1,000 sessions on one process) and
+// endpoint-start (initialize + tools/list on an endpoint over 20 backends, with spawn counts).
+import { endpointStart, type EndpointStartResult, type EndpointStartSizes } from './endpoint-start.js'
 import { withGateway } from './gateway-target.js'
 import { poolStart, type PoolStartResult, type PoolStartSizes } from './pool-start.js'
 import { sharedScale, type SharedScaleResult, type SharedScaleSizes } from './shared-scale.js'
@@ -11,12 +13,14 @@ export interface ProcessSizes {
   warmMin: number
   poolMax: number
   shared: SharedScaleSizes
+  endpoint: EndpointStartSizes
 }
 
 /** What the sections measured (a section that failed leaves its part empty). */
 export interface ProcessResults {
   poolStart: PoolStartResult[]
   sharedScale?: SharedScaleResult
+  endpointStart?: EndpointStartResult
 }
 
 /** The sections by BENCH_ROWS key; each adds to `out`. */
@@ -41,6 +45,9 @@ export function processSections(
       const server = { mode: 'shared', maxSessionsPerSubject: most }
       out.sharedScale = await withGateway({ ...gateway, server, limits },
         (gw) => sharedScale(gw, sizes.shared))
+    }],
+    ['endpoint-start', async () => {
+      out.endpointStart = await endpointStart(gateway, sizes.endpoint)
     }],
   ]
 }
