@@ -1,0 +1,50 @@
+// The rows of `npm run bench`'s table: every server under test in both load shapes, 16
+// sessions with one call in flight each (`×16s`) and 16 calls in flight on one session
+// (`×16/1s`), each started fresh for every repetition.
+import { join } from 'node:path'
+import { aggregateTarget } from './aggregate-target.js'
+import { gatewayTarget } from './gateway-target.js'
+import { mcpProxyTarget, sdkHttpTarget, supergatewayTarget, type RowShape } from './http-targets.js'
+import { stdioTarget } from './stdio-target.js'
+import type { Target } from './target.js'
+
+/** One row: its BENCH_ROWS key, name and shape, and how to start its server. */
+export interface RowSpec extends RowShape {
+  key: string
+  start: () => Promise<Target> | Target
+}
+
+/**
+ * Every row, stdio first, then the HTTP rows as 16 sessions, then the same rows as one
+ * session. `concurrency` is the calls in flight.
+ */
+export function benchRows(o: { root: string; echoJs: string; concurrency: number }): RowSpec[] {
+  const n = o.concurrency
+  // Every session of a row is the one bench user's: the server's per-subject bound
+  // (maxSessionsPerSubject, default 8) must hold them all, or the gateway ends the least
+  // recently used idle one to make room, and its next call is a 404.
+  const edge = { root: o.root, echoJs: o.echoJs, server: { maxSessionsPerSubject: n } }
+  const bin = (p: string) => join(o.root, 'node_modules', p)
+  const http: [string, string, (shape: RowShape) => Promise<Target>][] = [
+    ['sdk', 'SDK HTTP floor', (s) => sdkHttpTarget(join(o.root, 'dist/test/bench/sdk-http-server.js'), s)],
+    ['edge', 'edge', (s) => gatewayTarget(edge, s)],
+    ['edge-2026', 'edge-2026 sessionless', (s) => gatewayTarget(edge, s, true, s.oneSession ? 1 : n)],
+    ['aggregate', 'aggregate (4 backends)', (s) => aggregateTarget({ root: o.root, echoJs: o.echoJs }, s)],
+    ['supergateway', 'supergateway', (s) => supergatewayTarget(bin('.bin/supergateway'), o.echoJs, s)],
+    ['mcp-proxy', 'mcp-proxy', (s) => mcpProxyTarget(bin('mcp-proxy/dist/bin/mcp-proxy.mjs'), o.echoJs, s)],
+  ]
+  const rows: RowSpec[] = [{
+    key: 'stdio',
+    name: `stdio floor ×${n}/1s`,
+    oneSession: true,
+    start: () => stdioTarget(o.echoJs, `stdio floor ×${n}/1s`),
+  }]
+  for (const oneSession of [false, true]) {
+    for (const [base, label, start] of http) {
+      const key = oneSession ? `${base}-1s` : base
+      const shape = { name: `${label} ×${n}${oneSession ? '/1s' : 's'}`, oneSession }
+      rows.push({ key, ...shape, start: () => start(shape) })
+    }
+  }
+  return rows
+}
