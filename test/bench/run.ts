@@ -2,7 +2,7 @@
 // mcp-edge (session mode, sessionless 2026-07-28, an endpoint over 4 servers), supergateway and
 // mcp-proxy, each HTTP row as 16 sessions (×16s) and as 16 calls in flight on one session
 // (×16/1s), every row started fresh in each of BENCH_REPS repetitions (rows interleaved) and
-// reported as medians; then mcp-edge's process models (session
+// reported as medians, with the relay targets' ratios; then mcp-edge's process models (session
 // start from a warm pool or a cold spawn; shared mode with 1,000 sessions) and an endpoint over
 // 20 servers. `npm run bench`; sizes via BENCH_CALLS, BENCH_CONCURRENT_CALLS, BENCH_WARMUP,
 // BENCH_LOAD_WARMUP, BENCH_REPS, BENCH_POOL_*, BENCH_SHARED_*, BENCH_ENDPOINT_*; rows and
@@ -19,6 +19,7 @@ import { benchPolicy } from './policy.js'
 import { CLK_TCK } from './proc.js'
 import { endpointText, poolSummary, poolText, sharedSummary, sharedText } from './process-report.js'
 import { processSections, type ProcessResults, type ProcessSizes } from './process-sections.js'
+import { relayRatios, relayText } from './ratios.js'
 import { aggregateSummary, aggregateText, summary, summaryText, table, type RowFailure } from './report.js'
 import { benchRows, type RowSpec } from './rows.js'
 import type { Target } from './target.js'
@@ -148,6 +149,8 @@ async function main(): Promise<number> {
     console.log(`${r.row}: ${r.concurrencyMode}; ${r.processes} processes under load`)
     for (const p of r.problems) console.log(`  ${p}`)
   }
+  const ratios = relayRatios(results)
+  if (ratios.length > 0) console.log(`\n${relayText(ratios)}`)
   const s = summary(results)
   if (s) console.log(`\n${summaryText(s)}`)
   const agg = aggregateSummary(results)
@@ -167,7 +170,7 @@ async function main(): Promise<number> {
   writeFileSync(out, `${JSON.stringify({
     date: new Date().toISOString(), node: process.version, cpus: cpus().length, clkTck: CLK_TCK,
     sizes, reps: REPS, rows: results, repetitions: Object.fromEntries(reps), failures,
-    summary: s, aggregate: agg, policy,
+    relayTargets: ratios, summary: s, aggregate: agg, policy,
     processSizes,
     poolStart: pool,
     poolStartSummary: poolSummary(pool),
