@@ -3,10 +3,11 @@
 // mcp-proxy, each HTTP row as 16 sessions (×16s) and as 16 calls in flight on one session
 // (×16/1s), every row started fresh in each of BENCH_REPS repetitions (rows interleaved) and
 // reported as medians, with the relay targets' ratios; then mcp-edge's process models (session
-// start from a warm pool or a cold spawn; shared mode with 1,000 sessions) and an endpoint over
-// 20 servers. `npm run bench`; sizes via BENCH_CALLS, BENCH_CONCURRENT_CALLS, BENCH_WARMUP,
-// BENCH_LOAD_WARMUP, BENCH_REPS, BENCH_POOL_*, BENCH_SHARED_*, BENCH_ENDPOINT_*; rows and
-// sections via BENCH_ROWS (keys in rows.ts and process-sections.ts; default all).
+// start from a warm pool, cold, and back to back with the default config; shared mode with 1,000
+// sessions; memory) and an endpoint over 20 servers. `npm run bench`; sizes via BENCH_CALLS,
+// BENCH_CONCURRENT_CALLS, BENCH_WARMUP, BENCH_LOAD_WARMUP, BENCH_REPS, BENCH_POOL_*,
+// BENCH_START_*, BENCH_SHARED_*, BENCH_MEMORY_*, BENCH_ENDPOINT_*; rows and sections via
+// BENCH_ROWS (keys in rows.ts and process-sections.ts; default all).
 // Writes dist/bench-results.json.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
@@ -17,7 +18,10 @@ import { measure, type RowResult, type Sizes } from './measure.js'
 import { medianRow } from './medians.js'
 import { benchPolicy } from './policy.js'
 import { CLK_TCK } from './proc.js'
-import { endpointText, poolSummary, poolText, sharedSummary, sharedText } from './process-report.js'
+import {
+  endpointText, memorySummary, memoryText, poolSummary, poolText, sessionStartSummary,
+  sessionStartText, sharedSummary, sharedText,
+} from './process-report.js'
 import { processSections, type ProcessResults, type ProcessSizes } from './process-sections.js'
 import { relayRatios, relayText } from './ratios.js'
 import { aggregateSummary, aggregateText, summary, summaryText, table, type RowFailure } from './report.js'
@@ -52,12 +56,21 @@ const processSizes: ProcessSizes = {
   },
   warmMin: 4,
   poolMax: 16,
+  start: {
+    starts: int('BENCH_START_SESSIONS', 20),
+    warmup: int('BENCH_START_WARMUP', 2),
+  },
   shared: {
     sessions: int('BENCH_SHARED_SESSIONS', 1000),
     inFlight: int('BENCH_SHARED_IN_FLIGHT', 64),
     calls: int('BENCH_SHARED_CALLS', 16_000),
     warmup: int('BENCH_SHARED_WARMUP', 2000),
     sequential: int('BENCH_SHARED_SEQUENTIAL', 1000),
+  },
+  memory: {
+    sessions: int('BENCH_MEMORY_SESSIONS', 1000),
+    churn: int('BENCH_MEMORY_CHURN', 10_000),
+    settleMs: int('BENCH_MEMORY_SETTLE_MS', 5000),
   },
   endpoint: {
     backends: int('BENCH_ENDPOINT_BACKENDS', 20),
@@ -66,7 +79,7 @@ const processSizes: ProcessSizes = {
     warm: int('BENCH_ENDPOINT_WARM', 10),
   },
 }
-const processResults: ProcessResults = { poolStart: [] }
+const processResults: ProcessResults = { poolStart: [], sessionStart: [] }
 const SECTIONS = processSections({ root: ROOT, echoJs: ECHO_JS }, processSizes, processResults)
 const ROWS = benchRows({ root: ROOT, echoJs: ECHO_JS, concurrency: sizes.concurrency })
 
@@ -159,9 +172,11 @@ async function main(): Promise<number> {
   console.log(`\npolicy (${policy.rules} rules): decision ${policy.decideUs.toFixed(2)} µs per gated call; `
     + `tools/list filtering ${policy.filterUs.toFixed(2)} µs per list of ${policy.listSize} `
     + `(target < 50 µs per message: ${policy.decideUs < 50 && policy.filterUs < 50 ? 'PASS' : 'FAIL'})`)
-  const { poolStart: pool, sharedScale: shared, endpointStart: endpoint } = processResults
+  const { poolStart: pool, sessionStart: starts, sharedScale: shared, memory: mem, endpointStart: endpoint } = processResults
   if (pool.length > 0) console.log(`\n${poolText(pool)}`)
+  if (starts.length > 0) console.log(`\n${sessionStartText(starts)}`)
   if (shared) console.log(`\n${sharedText(shared)}`)
+  if (mem) console.log(`\n${memoryText(mem)}`)
   if (endpoint) console.log(`\n${endpointText(endpoint)}`)
   for (const f of failures) console.log(`FAILED ${f.row}: ${f.error}`)
 
@@ -174,8 +189,12 @@ async function main(): Promise<number> {
     processSizes,
     poolStart: pool,
     poolStartSummary: poolSummary(pool),
+    sessionStart: starts,
+    sessionStartSummary: sessionStartSummary(starts),
     sharedScale: shared,
     sharedScaleSummary: shared && sharedSummary(shared),
+    memory: mem,
+    memorySummary: mem && memorySummary(mem),
     endpointStart: endpoint,
     endpointStartSummary: endpoint && endpointSummary(endpoint),
   }, null, 2)}\n`)
