@@ -4,10 +4,11 @@
 // (×16/1s), every row started fresh in each of BENCH_REPS repetitions (rows interleaved) and
 // reported as medians, with the relay targets' ratios; then mcp-edge's process models (session
 // start from a warm pool, cold, and back to back with the default config; shared mode with 1,000
-// sessions; memory) and an endpoint over 20 servers. `npm run bench`; sizes via BENCH_CALLS,
+// sessions; memory) and an endpoint over 20 servers (without BENCH_ROWS: every row and the
+// sections DEFAULT_SECTIONS names: 4 to 6 minutes on 2 cores). `npm run bench`; sizes via BENCH_CALLS,
 // BENCH_CONCURRENT_CALLS, BENCH_WARMUP, BENCH_LOAD_WARMUP, BENCH_REPS, BENCH_POOL_*,
 // BENCH_START_*, BENCH_SHARED_*, BENCH_MEMORY_*, BENCH_ENDPOINT_*; rows and sections via
-// BENCH_ROWS (keys in rows.ts and process-sections.ts; default all).
+// BENCH_ROWS (keys in rows.ts and process-sections.ts; `all` for every one).
 // Writes dist/bench-results.json.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
@@ -82,6 +83,12 @@ const processSizes: ProcessSizes = {
 const processResults: ProcessResults = { poolStart: [], sessionStart: [] }
 const SECTIONS = processSections({ root: ROOT, echoJs: ECHO_JS }, processSizes, processResults)
 const ROWS = benchRows({ root: ROOT, echoJs: ECHO_JS, concurrency: sizes.concurrency })
+/**
+ * Sections run without BENCH_ROWS, beside every row: the ones the relay issue's targets name.
+ * The others (pool-*, shared, endpoint-start: another three minutes) run when named or with
+ * BENCH_ROWS=all.
+ */
+const DEFAULT_SECTIONS = ['session-start', 'memory']
 
 /** Seconds since `t0`, for the progress lines. */
 const since = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)} s`
@@ -119,7 +126,10 @@ async function main(): Promise<number> {
   }
   const start = performance.now()
   const all = [...ROWS.map((r) => r.key), ...SECTIONS.map(([k]) => k)]
-  const wanted = (process.env.BENCH_ROWS ?? all.join(',')).split(',')
+  const asked = process.env.BENCH_ROWS
+  const wanted = asked === 'all' ? all
+    : asked === undefined ? [...ROWS.map((r) => r.key), ...DEFAULT_SECTIONS]
+    : asked.split(',')
   const unknown = wanted.filter((k) => !all.includes(k))
   if (unknown.length > 0) {
     throw new Error(`BENCH_ROWS: unknown ${unknown.join(', ')}; known: ${all.join(', ')}`)
@@ -129,6 +139,8 @@ async function main(): Promise<number> {
   const host = `node ${process.version}; ${cpus().length} CPUs; CLK_TCK ${CLK_TCK}`
   console.log(`sizes: ${JSON.stringify(sizes)}; ${REPS} repetitions; ${host}`)
   console.log(`process-model sizes: ${JSON.stringify(processSizes)}`)
+  const skipped = all.filter((k) => !wanted.includes(k))
+  if (skipped.length > 0) console.log(`not run: ${skipped.join(', ')} (BENCH_ROWS=all runs every one)`)
 
   // Rows interleaved: a repetition runs every row once, so a slow spell of the machine falls
   // on one repetition of many rows, and each row's median drops it.
