@@ -51,6 +51,8 @@ export interface GatewayOptions {
   path?: string
   /** Each user's roles (one subject each) to get a token for; default one `mcp-user`. */
   users?: readonly (readonly string[])[]
+  /** Node options of the gateway process (e.g. --cpu-prof), before BENCH_GATEWAY_NODE_ARGS. */
+  nodeArgs?: readonly string[]
 }
 
 /**
@@ -93,6 +95,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     }))
     const main = join(o.root, 'dist/gateway/main.js')
     const { child, problems, recentLog } = await spawnGateway(main, config, {
+      nodeArgs: o.nodeArgs ?? [],
       logsListening: ['info', 'debug', 'trace'].includes(level),
       healthz: `${publicUrl}/healthz`,
     })
@@ -180,9 +183,10 @@ export async function withGateway<T>(
 async function spawnGateway(
   main: string,
   config: string,
-  o: { logsListening: boolean; healthz: string },
+  o: { nodeArgs: readonly string[]; logsListening: boolean; healthz: string },
 ): Promise<{ child: ChildProcess; problems: () => string[]; recentLog: () => string[] }> {
-  const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
+  const env = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
+  const nodeArgs = [...o.nodeArgs, ...env]
   const child = spawnTracked(process.execPath, [...nodeArgs, main, 'serve', '--config', config], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -8,9 +8,10 @@
 // sections DEFAULT_SECTIONS names: 4 to 6 minutes on 2 cores). `npm run bench`; sizes via BENCH_CALLS,
 // BENCH_CONCURRENT_CALLS, BENCH_WARMUP, BENCH_LOAD_WARMUP, BENCH_REPS, BENCH_POOL_*,
 // BENCH_START_*, BENCH_SHARED_*, BENCH_MEMORY_*, BENCH_ENDPOINT_*; rows and sections via
-// BENCH_ROWS (keys in rows.ts and process-sections.ts; `all` for every one).
-// Writes dist/bench-results.json.
-import { mkdirSync, writeFileSync } from 'node:fs'
+// BENCH_ROWS (keys in rows.ts and process-sections.ts; `all` for every one). BENCH_PROFILE=1
+// runs the edge ×16/1s row's gateway with --cpu-prof into dist/bench-profile/ (read it with
+// `node dist/test/bench/profile-summary.js`). Writes dist/bench-results.json.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -26,7 +27,7 @@ import {
 import { processSections, type ProcessResults, type ProcessSizes } from './process-sections.js'
 import { relayRatios, relayText } from './ratios.js'
 import { aggregateSummary, aggregateText, summary, summaryText, table, type RowFailure } from './report.js'
-import { benchRows, type RowSpec } from './rows.js'
+import { benchRows, profileDir, type RowSpec } from './rows.js'
 import type { Target } from './target.js'
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
@@ -46,6 +47,7 @@ const sizes: Sizes = {
   loadWarmup: int('BENCH_LOAD_WARMUP', 500),
 }
 const REPS = int('BENCH_REPS', 3)
+const PROFILE = process.env.BENCH_PROFILE === '1'
 
 const processSizes: ProcessSizes = {
   // Sessions one at a time; before each, the pool is full again and every warm process has
@@ -82,7 +84,7 @@ const processSizes: ProcessSizes = {
 }
 const processResults: ProcessResults = { poolStart: [], sessionStart: [] }
 const SECTIONS = processSections({ root: ROOT, echoJs: ECHO_JS }, processSizes, processResults)
-const ROWS = benchRows({ root: ROOT, echoJs: ECHO_JS, concurrency: sizes.concurrency })
+const ROWS = benchRows({ root: ROOT, echoJs: ECHO_JS, concurrency: sizes.concurrency, profile: PROFILE })
 /**
  * Sections run without BENCH_ROWS, beside every row: the ones the relay issue's targets name.
  * The others (pool-*, shared, endpoint-start: another three minutes) run when named or with
@@ -100,6 +102,11 @@ async function runRow(spec: RowSpec, rep: number, failures: RowFailure[]): Promi
   try {
     target = await spec.start()
     const r = await measure(spec.key, target, sizes)
+    if (spec.profiled && target.pid !== undefined) {
+      // The profile-summary reads the load's window from here (the profile covers the whole life).
+      writeFileSync(join(profileDir(ROOT), `window-${target.pid}.json`),
+        `${JSON.stringify({ row: r.row, rep, pid: target.pid, loadWindowUs: r.loadWindowUs })}\n`)
+    }
     console.log(`rep ${rep}: ${r.row}: done in ${since(t0)} (${r.processes} processes under load)`)
     return r
   } catch (err) {
@@ -135,6 +142,10 @@ async function main(): Promise<number> {
     throw new Error(`BENCH_ROWS: unknown ${unknown.join(', ')}; known: ${all.join(', ')}`)
   }
   const rows = ROWS.filter((r) => wanted.includes(r.key))
+  if (PROFILE) {
+    rmSync(profileDir(ROOT), { recursive: true, force: true })
+    mkdirSync(profileDir(ROOT), { recursive: true })
+  }
   const failures: RowFailure[] = []
   const host = `node ${process.version}; ${cpus().length} CPUs; CLK_TCK ${CLK_TCK}`
   console.log(`sizes: ${JSON.stringify(sizes)}; ${REPS} repetitions; ${host}`)
@@ -191,6 +202,10 @@ async function main(): Promise<number> {
   if (mem) console.log(`\n${memoryText(mem)}`)
   if (endpoint) console.log(`\n${endpointText(endpoint)}`)
   for (const f of failures) console.log(`FAILED ${f.row}: ${f.error}`)
+  if (PROFILE) {
+    console.log(`\nprofiles of the edge ×16/1s gateway in ${profileDir(ROOT)}; summary: `
+      + 'node dist/test/bench/profile-summary.js')
+  }
 
   mkdirSync(join(ROOT, 'dist'), { recursive: true })
   const out = join(ROOT, 'dist/bench-results.json')
