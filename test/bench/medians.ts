@@ -16,11 +16,32 @@ export type MedianRow = RowResult & { reps: number }
 const FIGURES = ['p50Ms', 'p99Ms', 'seqP50Ms', 'seqP99Ms', 'callsPerSec', 'cpuMsPerCall',
   'rootCpuMsPerCall', 'sessionStartP50Ms', 'idleRssMb', 'peakRssMb', 'processes'] as const
 
-/** The medians of one row's repetitions (at least one); problems of every repetition, once each. */
+/**
+ * Lines that differ only in their numbers, as one line with each number's values in order
+ * (`log lines after start: 2918/2926`); other lines once each, in order of first appearance.
+ */
+export function mergeLines(lines: string[]): string[] {
+  const NUMBER = /\d+(?:\.\d+)?/g
+  const groups = new Map<string, string[]>()
+  for (const l of lines) {
+    const shape = l.replace(NUMBER, '#')
+    groups.set(shape, [...(groups.get(shape) ?? []), l])
+  }
+  return [...groups].map(([shape, same]) => {
+    const values = same.map((l) => l.match(NUMBER) ?? [])
+    let i = 0
+    return shape.replace(/#/g, () => {
+      const at = i++
+      return [...new Set(values.map((v) => v[at]))].join('/')
+    })
+  })
+}
+
+/** The medians of one row's repetitions (at least one); problems of every repetition, merged. */
 export function medianRow(reps: RowResult[]): MedianRow {
   const first = reps[0]
   if (first === undefined) throw new Error('medianRow: no repetition')
-  const out: MedianRow = { ...first, reps: reps.length, problems: [...new Set(reps.flatMap((r) => r.problems))] }
+  const out: MedianRow = { ...first, reps: reps.length, problems: mergeLines(reps.flatMap((r) => r.problems)) }
   for (const f of FIGURES) out[f] = median(reps.map((r) => r[f]))
   return out
 }
