@@ -68,7 +68,7 @@ export function relayText(ratios: RelayRatio[]): string {
   return [
     'relay targets (medians; each edge row against the row of the same load shape; '
       + 'mcp-edge with auth + policy + audit, the peers with none):',
-    grid([head, ...cells]),
+    grid([head, ...cells], 3),
     `${passed} of ${ratios.length} PASS`,
   ].join('\n')
 }

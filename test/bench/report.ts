@@ -36,10 +36,10 @@ export function table(rows: MedianRow[], reps: number): string {
   return [grid([cols.map(([h]) => h), ...rows.map((r) => cols.map(([, f]) => f(r)))]), ...legend].join('\n')
 }
 
-/** A fixed-width table: the first row is the header, first column left-aligned. */
-export function grid(cells: string[][]): string {
+/** A fixed-width table: the first row is the header; the first `left` columns left-aligned. */
+export function grid(cells: string[][], left = 1): string {
   const widths = cells[0]!.map((_, i) => Math.max(...cells.map((c) => c[i]!.length)))
-  const pad = (v: string, i: number) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))
+  const pad = (v: string, i: number) => (i < left ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))
   const line = (c: string[]) => c.map(pad).join('  ')
   const rule = widths.map((w) => '-'.repeat(w)).join('  ')
   return [line(cells[0]!), rule, ...cells.slice(1).map(line)].join('\n')
