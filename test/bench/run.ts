@@ -10,7 +10,8 @@
 // BENCH_START_*, BENCH_SHARED_*, BENCH_MEMORY_*, BENCH_ENDPOINT_*; rows and sections via
 // BENCH_ROWS (keys in rows.ts and process-sections.ts; `all` for every one). BENCH_PROFILE=1
 // runs the edge ×16/1s row's gateway with --cpu-prof into dist/bench-profile/ (read it with
-// `node dist/test/bench/profile-summary.js`). Writes dist/bench-results.json.
+// `node dist/test/bench/profile-summary.js`; for 10 s of load alone: BENCH_PROFILE=1
+// BENCH_ROWS=edge-1s BENCH_REPS=1 BENCH_CONCURRENT_CALLS=10000). Writes dist/bench-results.json.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
