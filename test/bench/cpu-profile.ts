@@ -32,7 +32,8 @@ export function locate(url: string, functionName: string, root: string): { pkg: 
   if (url === '') {
     // (program), (garbage collector), (idle), (root): V8's own; else code with no script: a V8
     // builtin or a Node binding in C++ (writeUtf8String, writev).
-    return functionName.startsWith('(') ? { pkg: functionName, file: functionName } : { pkg: '(native)', file: '(native)' }
+    const group = functionName.startsWith('(') ? functionName : '(native)'
+    return { pkg: group, file: group }
   }
   if (url.startsWith('node:')) return { pkg: 'node (internals)', file: url }
   const path = url.startsWith('file://') ? decodeURIComponent(url.slice('file://'.length)) : url
@@ -55,7 +56,11 @@ export function locate(url: string, functionName: string, root: string): { pkg: 
  * Self time by function, file and package, of the samples within `window` ([start, end] µs on
  * the profile's clock; all samples without it). A sample's time is the gap to the next sample.
  */
-export function summarize(profiles: CpuProfile[], root: string, window?: (p: CpuProfile) => [number, number] | undefined): ProfileSummary {
+export function summarize(
+  profiles: CpuProfile[],
+  root: string,
+  window?: (p: CpuProfile) => [number, number] | undefined,
+): ProfileSummary {
   const fn = new Map<string, SelfTime>()
   const files = new Map<string, number>()
   const pkgs = new Map<string, number>()
@@ -82,7 +87,8 @@ export function summarize(profiles: CpuProfile[], root: string, window?: (p: Cpu
       const { pkg, file } = locate(frame.url, frame.functionName, root)
       const name = frame.functionName === '' ? '(anonymous)' : frame.functionName
       // V8's own entries name themselves; native code has no line.
-      const where = frame.url === '' ? (name.startsWith('(') ? undefined : file) : `${file}:${frame.lineNumber + 1}`
+      const where = frame.url !== '' ? `${file}:${frame.lineNumber + 1}`
+        : name.startsWith('(') ? undefined : file
       const key = `${name}\u0000${where}`
       const entry = fn.get(key) ?? { name, ms: 0, ...(where ? { where } : {}) }
       entry.ms += us // µs until the end

@@ -41,7 +41,8 @@ export function mergeLines(lines: string[]): string[] {
 export function medianRow(reps: RowResult[]): MedianRow {
   const first = reps[0]
   if (first === undefined) throw new Error('medianRow: no repetition')
-  const out: MedianRow = { ...first, reps: reps.length, problems: mergeLines(reps.flatMap((r) => r.problems)) }
+  const problems = mergeLines(reps.flatMap((r) => r.problems))
+  const out: MedianRow = { ...first, reps: reps.length, problems }
   for (const f of FIGURES) out[f] = median(reps.map((r) => r[f]))
   return out
 }

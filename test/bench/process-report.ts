@@ -184,10 +184,11 @@ export function sessionStartText(rows: SessionStartResult[]): string {
 export function memorySummary(r: MemoryResult) {
   const t = PROCESS_TARGETS
   const churnRatio = r.settled.gatewayMb / r.idle.gatewayMb
+  const atMost = (value: number, limit: number) => ({ ok: value <= limit, value, limit })
   return {
-    idleGatewayRss: { ok: r.idle.gatewayMb <= t.idleGatewayRssMb, value: r.idle.gatewayMb, limit: t.idleGatewayRssMb },
-    idleSessionsGatewayRss: { ok: r.open.gatewayMb <= t.idleSessionsGatewayRssMb, value: r.open.gatewayMb, limit: t.idleSessionsGatewayRssMb },
-    churnOverIdle: { ok: churnRatio <= t.churnRssRatio, value: churnRatio, limit: t.churnRssRatio },
+    idleGatewayRss: atMost(r.idle.gatewayMb, t.idleGatewayRssMb),
+    idleSessionsGatewayRss: atMost(r.open.gatewayMb, t.idleSessionsGatewayRssMb),
+    churnOverIdle: atMost(churnRatio, t.churnRssRatio),
     churnOverClosed: r.settled.gatewayMb / r.closed.gatewayMb,
   }
 }

@@ -60,9 +60,10 @@ export function processSections(
     ['pool-cold', pool(0)],
     ['session-start', async () => {
       // The server as the config reference's defaults leave it: no pool settings at all.
+      const min = sizes.warmMin
       const rows = [
         { row: `default config (pool.min ${DEFAULT_POOL_MIN})`, poolMin: DEFAULT_POOL_MIN, server: {} },
-        { row: `warm pool (min ${sizes.warmMin})`, poolMin: sizes.warmMin, server: { pool: { min: sizes.warmMin } } },
+        { row: `warm pool (min ${min})`, poolMin: min, server: { pool: { min } } },
       ]
       for (const { server, ...row } of rows) {
         out.sessionStart.push(await withGateway({ ...gateway, server },

@@ -40,7 +40,8 @@ function main(argv: string[]): number {
     const p = JSON.parse(readFileSync(f, 'utf8')) as CpuProfile
     const w = whole ? undefined : loadWindow(f)
     windows.set(p, w)
-    const span = w ? `load run, ${((w[1] - w[0]) / 1e6).toFixed(1)} s` : `whole life, ${((p.endTime - p.startTime) / 1e6).toFixed(1)} s`
+    const sec = (from: number, to: number) => `${((to - from) / 1e6).toFixed(1)} s`
+    const span = w ? `load run, ${sec(w[0], w[1])}` : `whole life, ${sec(p.startTime, p.endTime)}`
     console.log(`${f} (${span})`)
     return p
   })

@@ -45,8 +45,9 @@ export function relayRatios(rows: RowResult[]): RelayRatio[] {
     const check = (baseKey: string, figure: string, f: (r: RowResult) => number, limit: number) => {
       const base = byKey.get(baseKey + suffix)
       if (base === undefined) return
-      const ratio = f(edge) / f(base)
-      out.push({ row: edge.row, figure, base: base.row, value: f(edge), baseValue: f(base), ratio, limit, ok: ratio <= limit })
+      const [value, baseValue] = [f(edge), f(base)]
+      const ratio = value / baseValue
+      out.push({ row: edge.row, figure, base: base.row, value, baseValue, ratio, limit, ok: ratio <= limit })
     }
     const t = RELAY_TARGETS
     check('supergateway', 'tree CPU/call', (r) => r.cpuMsPerCall, t.treeCpuOverPeer)

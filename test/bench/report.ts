@@ -33,7 +33,8 @@ export function table(rows: MedianRow[], reps: number): string {
     'time on one session; start: session start (handshake) p50 of the sessions the row opened; '
       + '×16s = 16 sessions with 1 call in flight each, ×16/1s = 16 calls in flight on 1 session',
   ]
-  return [grid([cols.map(([h]) => h), ...rows.map((r) => cols.map(([, f]) => f(r)))]), ...legend].join('\n')
+  const cells = [cols.map(([h]) => h), ...rows.map((r) => cols.map(([, f]) => f(r)))]
+  return [grid(cells), ...legend].join('\n')
 }
 
 /** A fixed-width table: the first row is the header; the first `left` columns left-aligned. */

@@ -63,7 +63,8 @@ export function benchRows(o: {
     for (const [base, label, start] of http) {
       const key = oneSession ? `${base}-1s` : base
       const shape = { name: `${label} ×${n}${oneSession ? '/1s' : 's'}`, oneSession }
-      rows.push({ key, ...shape, profiled: o.profile && key === PROFILED_ROW, start: () => start(shape, key) })
+      const profiled = o.profile && key === PROFILED_ROW
+      rows.push({ key, ...shape, profiled, start: () => start(shape, key) })
     }
   }
   return rows

@@ -196,7 +196,8 @@ async function main(): Promise<number> {
   console.log(`\npolicy (${policy.rules} rules): decision ${policy.decideUs.toFixed(2)} µs per gated call; `
     + `tools/list filtering ${policy.filterUs.toFixed(2)} µs per list of ${policy.listSize} `
     + `(target < 50 µs per message: ${policy.decideUs < 50 && policy.filterUs < 50 ? 'PASS' : 'FAIL'})`)
-  const { poolStart: pool, sessionStart: starts, sharedScale: shared, memory: mem, endpointStart: endpoint } = processResults
+  const { poolStart: pool, sessionStart: starts, sharedScale: shared } = processResults
+  const { memory: mem, endpointStart: endpoint } = processResults
   if (pool.length > 0) console.log(`\n${poolText(pool)}`)
   if (starts.length > 0) console.log(`\n${sessionStartText(starts)}`)
   if (shared) console.log(`\n${sharedText(shared)}`)

@@ -153,7 +153,9 @@ export function httpTarget(o: {
       if (tools === undefined) return { ms, call: () => session.callEcho(), close }
       const listed = await session.listTools()
       const missing = tools.filter((t) => !listed.includes(t))
-      if (missing.length > 0) throw new WrongReply(`tools/list: no ${missing.join(', ')} in ${listed.join(', ')}`)
+      if (missing.length > 0) {
+        throw new WrongReply(`tools/list: no ${missing.join(', ')} in ${listed.join(', ')}`)
+      }
       const tool = (w: number | undefined) => tools[(o.oneSession ? w ?? 0 : k) % tools.length]!
       return { ms, call: (w) => session.callEcho(tool(w)), close }
     },
