@@ -39,7 +39,7 @@ export interface AggregateCaller {
 }
 
 /** A request routed to one backend: the server, and the params with its own names. */
-export type Routed = { server: string; params: Record<string, unknown> } | { error: { code: number; message: string } }
+export type Routed = { server: string; params: Record<string, unknown> } | { error: { code: number; message: string; data?: unknown } }
 
 type Item = Record<string, unknown>
 
@@ -124,7 +124,7 @@ export class Aggregate {
    * public name. Unknown names, and names of backends the caller may not use, are not found.
    */
   async route(method: string, params: Record<string, unknown>, caller: AggregateCaller): Promise<Routed> {
-    const notFound = (what: string) => ({ error: { code: -32602, message: `Invalid params: ${what}` } })
+    const notFound = (what: string, data?: unknown) => ({ error: { code: -32602, message: `Invalid params: ${what}`, ...(data !== undefined ? { data } : {}) } })
     const allowed = new Set(this.accessible(caller.principal))
     const byName = async (list: 'tools/list' | 'prompts/list', name: unknown) => {
       if (typeof name !== 'string' || name === '') return undefined
@@ -147,7 +147,8 @@ export class Aggregate {
       case 'resources/subscribe':
       case 'resources/unsubscribe': {
         const hit = await byUri(params.uri)
-        if (hit === undefined) return notFound(`no resource ${JSON.stringify(params.uri)} on this endpoint (or it matches the templates of several servers)`)
+        // SEP-2164: resource not found is -32602 with the URI asked for in its data.
+        if (hit === undefined) return notFound(`no resource ${JSON.stringify(params.uri)} on this endpoint (or it matches the templates of several servers)`, { uri: params.uri })
         return { server: hit.server, params: { ...params, uri: hit.uri } }
       }
       case 'completion/complete': {

@@ -214,7 +214,7 @@ function endpointHandler(d: McpEndpointDeps) {
         if (!ROUTED.has(m.method)) continue
         const params = m.params ?? {}
         const r = await agg.route(m.method, params, caller)
-        if ('error' in r) return Response.json(rpcErrorBody(m.id, r.error.code, r.error.message))
+        if ('error' in r) return Response.json(rpcErrorBody(m.id, r.error.code, r.error.message, r.error.data))
         const backendMessage = envelope({ jsonrpc: '2.0', id: m.id, method: m.method, params: r.params })
         const { refused, decided } = decideBody(d, [backendMessage], principal, r.server, d.policy.current)
         if (refused) return decisionResponse(refused.decision, { resourceMetadata, id: Array.isArray(body) ? null : m.id })

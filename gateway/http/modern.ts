@@ -132,7 +132,7 @@ async function serveEndpoint(d: ModernDeps, r: ModernRequest, agg: Aggregate, me
   }
   if (message.method === 'subscriptions/listen') return rpcError(404, message.id, MODERN_RPC.methodNotFound, 'subscriptions/listen is not available on an endpoint yet; listen at each server')
   const routed = await agg.route(message.method, params, caller)
-  if ('error' in routed) return rpcError(200, message.id, routed.error.code, routed.error.message)
+  if ('error' in routed) return rpcError(200, message.id, routed.error.code, routed.error.message, routed.error.data)
   const backend = { ...message, params: routed.params } as JSONRPCRequest
   const verdict = decideBody(d, [envelope(backend)], r.principal, routed.server, r.policy)
   if (verdict.refused) return decisionResponse(verdict.refused.decision, { resourceMetadata: r.resourceMetadata, id: message.id })

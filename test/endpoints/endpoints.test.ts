@@ -105,6 +105,20 @@ for (const era of ['session', V] as const) {
         await c.close()
       }
     })
+
+    it('a resource no backend serves is not found, and the error names its URI (SEP-2164)', async () => {
+      const c = await connect('alice', '/mcp', { era })
+      try {
+        const uri = 'fixture://no-such-resource'
+        await assert.rejects(c.readResource({ uri }), (err: { code?: unknown; data?: { uri?: unknown } }) => {
+          assert.equal(err.code, -32602)
+          assert.equal(err.data?.uri, uri)
+          return true
+        })
+      } finally {
+        await c.close()
+      }
+    })
   })
 }
 
