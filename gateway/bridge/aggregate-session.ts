@@ -8,6 +8,7 @@ import type { Metrics } from '../observability/metrics.js'
 import { LISTS, type Aggregate, type AggregateCaller, type ListMethod } from './aggregate.js'
 import type { CredentialGate } from './credential-gate.js'
 import { RPC } from './errors.js'
+import { SessionEventStore } from './event-store.js'
 import { GATEWAY_PROTOCOL_VERSIONS, negotiate } from './handshake.js'
 import { envelope, isObject, progressToken, rpcError, type RequestId } from './jsonrpc.js'
 import type { LanePool } from './lanes.js'
@@ -35,7 +36,9 @@ const LIST_CHANGED = new Set(['notifications/tools/list_changed', 'notifications
  * processes of its backend (a lane, as sessionless requests do), relaying what the process
  * asks the client mid-call (sampling, elicitation, roots) on the call's stream, its progress
  * and its logs at the session's level. List changes of any backend become one list_changed;
- * resource updates reach the session when it subscribed to that (public) URI.
+ * resource updates reach the session when it subscribed to that (public) URI. Its streams
+ * follow the endpoint's own `resumability` and `ssePolling`, as a server session's follow its
+ * server's: events kept for GET + Last-Event-ID, a long call's stream closed and resumed.
  */
 export class AggregateSession {
   readonly id: string
@@ -51,6 +54,8 @@ export class AggregateSession {
   private readonly subscribed = new Set<string>()
   private streams = 0
   private closed = false
+  /** The replay buffer, when the endpoint's resumability is on. */
+  private readonly store: SessionEventStore | undefined
   private readonly unlisten: () => void
   /** List-changed notifications already sent this tick (several backends, one notification). */
   private readonly sentThisTick = new Set<string>()
@@ -74,13 +79,18 @@ export class AggregateSession {
     this.id = o.id
     this.endpoint = o.agg.name
     this.owner = ownerKey(o.owner)
+    const { resumability, ssePolling } = o.agg.endpoint
+    this.store = o.transport === undefined && resumability.enabled ? new SessionEventStore(resumability) : undefined
     this.transport =
       o.transport?.(this) ??
       new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => o.id,
+        // The SDK primes streams (id, empty data) only for clients at 2025-11-25 or later.
+        eventStore: this.store,
+        retryInterval: ssePolling?.retry,
         onsessionclosed: () => void this.close(),
       })
-    this.transport.onmessage = (message, extra) => void this.fromClient(message, extra?.authInfo)
+    this.transport.onmessage = (message, extra) => void this.fromClient(message, extra?.authInfo, extra?.closeSSEStream)
     this.transport.onerror = (err) => o.log.debug({ err: { message: err.message } }, 'transport refused a request')
     this.unlisten = o.lanes.onEvent((e) => {
       if (e.owner !== this.owner || this.closed) return
@@ -93,9 +103,11 @@ export class AggregateSession {
     this.lastActive = Date.now()
     const authInfo: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], extra: { principal, routed, bearer } }
     const res = await this.transport.handleRequest(req, { parsedBody, authInfo })
+    const resumed = req.method === 'GET' ? req.headers.get('last-event-id') : null
+    const replayed = resumed ? (this.store?.takeReplayed(resumed) ?? 0) : 0
     if (res.body === null || !res.headers.get('content-type')?.startsWith('text/event-stream')) return res
     const listening = req.method === 'GET' && res.status === 200
-    const out = this.openStream(listening, listening ? principal.exp : undefined).drain(res.body, 0)
+    const out = this.openStream(listening, listening ? principal.exp : undefined).drain(res.body, replayed)
     return new Response(out.body, { status: res.status, headers: res.headers })
   }
 
@@ -149,7 +161,7 @@ export class AggregateSession {
     this.send({ jsonrpc: '2.0', id, result } as JSONRPCMessage, id)
   }
 
-  private async fromClient(message: JSONRPCMessage, authInfo: AuthInfo | undefined): Promise<void> {
+  private async fromClient(message: JSONRPCMessage, authInfo: AuthInfo | undefined, closeStream: (() => void) | undefined): Promise<void> {
     const env = envelope(message)
     if (env.kind === 'response') {
       if (typeof env.id === 'string') this.asked.get(env.id)?.(message)
@@ -170,6 +182,10 @@ export class AggregateSession {
     const { principal, routed, bearer } = authInfo?.extra as { principal: Principal; routed: ReadonlyMap<RequestId, RoutedRequest>; bearer?: string }
     const caller: AggregateCaller = { principal, bearer, log: this.o.log, accepted: Date.now() }
     const params = env.params ?? {}
+    // SSE polling (MCP 2025-11-25 §Sending Messages 6, SEP-1699): a request still running after
+    // closeAfter has its (primed) stream closed; the reply waits in the replay buffer.
+    const polling = this.o.agg.endpoint.ssePolling
+    const poll = polling && closeStream ? setTimeout(closeStream, polling.closeAfter) : undefined
     try {
       switch (env.method) {
         case 'initialize': {
@@ -190,6 +206,8 @@ export class AggregateSession {
     } catch (err) {
       this.o.log.error({ err: { message: (err as Error).message }, method: env.method }, 'endpoint request failed')
       this.send(rpcError(env.id, -32603, 'internal error'), env.id)
+    } finally {
+      clearTimeout(poll)
     }
   }
 

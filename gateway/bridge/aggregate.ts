@@ -55,6 +55,8 @@ type Item = Record<string, unknown>
 export class Aggregate {
   readonly name: string
   readonly servers: readonly string[]
+  /** The endpoint's configuration (its streams' resumability and polling among it). */
+  readonly endpoint: EndpointConfig
   private readonly cache = new Map<string, Item[]>()
   private readonly unsubscribe: () => void
 
@@ -75,6 +77,7 @@ export class Aggregate {
     },
   ) {
     this.name = o.name
+    this.endpoint = o.endpoint
     this.servers = o.endpoint.servers === '*' ? Object.keys(o.config.servers) : [...o.endpoint.servers]
     this.unsubscribe = o.lanes.onEvent((e) => this.changed(e))
   }
