@@ -12,6 +12,9 @@ export const DEFAULTS = {
   TLS_CERT: undefined,
   TLS_KEY: undefined,
   REPLICAS: undefined,
+  HOSTS: '',
+  HOSTS_TLS_CERT: '',
+  HOSTS_TLS_KEY: '',
   PUBLIC_URL: '',
   HTTP_PORT: '80',
   HTTPS_PORT: '443',
@@ -40,6 +43,13 @@ const MAP_KEYWORDS = new Set(['default', 'hostnames', 'include', 'volatile'])
 const ADDRESS = /^[^:\s]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$|^unix:\/\S+$/
 /** Nothing that could end a directive or open a block or a variable. */
 const SAFE = /^[^;{}'"$\\\s]+$/
+/** The gateway's `hosts:` key syntax (gateway/config/schema.ts): a lowercase DNS name, no wildcard. */
+const HOST_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/
+/** Where HOSTS_TLS_CERT and HOSTS_TLS_KEY name each routed host (certbot: live/{host}/…). */
+const HOST_SLOT = '{host}'
+/** The template lines rendered once per site: the main names, then each group of HOSTS. */
+const EACH_SITE = '${EACH_SITE}'
+const END_EACH_SITE = '${END_EACH_SITE}'
 
 /**
  * Renders the template. `values` are the settings (see DEFAULTS); returns the config text.
@@ -79,6 +89,7 @@ export function render(template, values) {
   const firstName = (v.SERVER_NAME ?? '').split(/\s+/)[0]
   const publicUrl = v.PUBLIC_URL || `https://${firstName}${httpsPort === '443' ? '' : `:${httpsPort}`}`
   let publicOrigin = ''
+  let publicPort = ''
   if (v.PUBLIC_URL || firstName) {
     try {
       const url = new URL(publicUrl)
@@ -88,9 +99,17 @@ export function render(template, values) {
         problems.push(`PUBLIC_URL: must be an origin, without a path (got ${publicUrl})`)
       }
       publicOrigin = url.origin
+      publicPort = url.port
     } catch {
       problems.push(`PUBLIC_URL: not a URL (got ${JSON.stringify(publicUrl)})`)
     }
+  }
+  const hostGroups = parseHosts(v, problems)
+  const lines = template.split('\n')
+  const [begin, end] = [EACH_SITE, END_EACH_SITE].map((marker) => lines.findIndex((l) => l.trim() === marker))
+  const sectioned = begin !== -1 && end > begin
+  if (hostGroups.length > 0 && !sectioned) {
+    problems.push(`HOSTS: the template has no ${EACH_SITE} … ${END_EACH_SITE} lines around its server blocks`)
   }
   if (problems.length > 0) throw new Error(`cannot render the nginx config:\n  ${problems.join('\n  ')}`)
 
@@ -102,7 +121,10 @@ export function render(template, values) {
   }
   const filled = {
     ...v,
-    PUBLIC_ORIGIN: publicOrigin,
+    // The main site: its marker line is left out, plain HTTP goes to the public URL.
+    EACH_SITE: '',
+    END_EACH_SITE: '',
+    REDIRECT_ORIGIN: publicOrigin,
     MAX_BODY_BYTES: String(bytes(v.MAX_BODY)),
     HTTP_LISTEN: listen(v.HTTP_PORT, ''),
     HTTPS_LISTEN: listen(httpsPort, h2 === 'listen' ? ' ssl http2' : ' ssl'),
@@ -110,20 +132,92 @@ export function render(template, values) {
     REPLICA_MAP: replicas.map((r) => `${r.id} ${upstreamOf(r.id)};`).join('\n'),
     UPSTREAMS: upstreams(replicas, v),
   }
-  const lines = []
-  for (const line of template.split('\n')) {
+  if (!sectioned) return fill(lines, filled).join('\n')
+  // Each group of routed hosts gets the main site's two server blocks again, with its own
+  // names and certificate; its plain HTTP goes to the same name over https. `$host` is one
+  // of the group's names: nginx picked the block because the request named one exactly.
+  const sites = hostGroups.map((g) => ({
+    ...filled,
+    EACH_SITE: [
+      "# Routed hosts (the gateways' hosts:): the two servers above again, with their own names",
+      '# and certificate; plain HTTP goes to https on the same name, not to the public URL.',
+    ].join('\n'),
+    SERVER_NAME: g.names.join(' '),
+    TLS_CERT: g.cert,
+    TLS_KEY: g.key,
+    REDIRECT_ORIGIN: `https://$host${publicPort ? `:${publicPort}` : ''}`,
+  }))
+  const section = lines.slice(begin, end + 1)
+  return [
+    ...fill(lines.slice(0, begin), filled),
+    ...fill(section, filled),
+    ...sites.flatMap((site) => ['', ...fill(section, site)]),
+    ...fill(lines.slice(end + 1), filled),
+  ].join('\n')
+}
+
+/**
+ * Fills the placeholders of template lines; a line whose placeholder renders empty is left
+ * out (an unset optional setting). A multi-line value keeps the placeholder's indentation.
+ */
+function fill(lines, filled) {
+  const out = []
+  for (const line of lines) {
     const indent = /^\s*/.exec(line)[0]
     let empty = false
-    const out = line.replace(/\$\{([A-Z][A-Z0-9_]*)\}/g, (_, name) => {
+    const text = line.replace(/\$\{([A-Z][A-Z0-9_]*)\}/g, (_, name) => {
       if (!(name in filled)) throw new Error(`the template names an unknown setting \${${name}}`)
       const value = filled[name]
       if (value === '') empty = true
       return value.split('\n').join(`\n${indent}`)
     })
-    // A directive whose value is empty is left out (an unset optional setting).
-    if (!empty) lines.push(out)
+    if (!empty) out.push(text)
   }
-  return lines.join('\n')
+  return out
+}
+
+/**
+ * HOSTS (names separated by spaces or commas) grouped by their certificate and key:
+ * HOSTS_TLS_CERT/HOSTS_TLS_KEY with `{host}` replaced by each name, or TLS_CERT/TLS_KEY
+ * (a certificate whose SANs, or wildcard, cover every name). One group per certificate.
+ */
+function parseHosts(v, problems) {
+  const names = (v.HOSTS ?? '').split(/[\s,]+/).filter(Boolean)
+  const [certSlot, keySlot] = [v.HOSTS_TLS_CERT ?? '', v.HOSTS_TLS_KEY ?? '']
+  const both = certSlot !== '' && keySlot !== ''
+  if ((certSlot !== '') !== (keySlot !== '')) {
+    problems.push('HOSTS_TLS_CERT, HOSTS_TLS_KEY: set both or neither (a certificate needs its own key)')
+  } else if (both && names.length === 0) problems.push('HOSTS_TLS_CERT, HOSTS_TLS_KEY: only with HOSTS')
+  const main = new Set((v.SERVER_NAME ?? '').toLowerCase().split(/\s+/))
+  const groups = new Map()
+  const seen = new Set()
+  for (const name of names) {
+    if (!HOST_NAME.test(name)) {
+      problems.push(`HOSTS: "${name}" is not a lowercase DNS name (as the gateways' hosts: keys, no wildcard)`)
+      continue
+    }
+    if (seen.has(name)) {
+      problems.push(`HOSTS: "${name}" is listed twice`)
+      continue
+    }
+    seen.add(name)
+    // nginx would serve it from the first block naming it, the main one: its plain HTTP
+    // would go to PUBLIC_URL, not to the host's own resource URL.
+    if (main.has(name)) problems.push(`HOSTS: "${name}" is also in SERVER_NAME`)
+    const [cert, key] = both
+      ? [certSlot, keySlot].map((p) => p.split(HOST_SLOT).join(name))
+      : [v.TLS_CERT, v.TLS_KEY]
+    const bad = [['HOSTS_TLS_CERT', cert], ['HOSTS_TLS_KEY', key]].filter(([, p]) => both && !SAFE.test(p))
+    for (const [setting, p] of bad) {
+      const what = `a file path without spaces, quotes, ; { } or $ besides ${HOST_SLOT}`
+      problems.push(`${setting}: ${what} (got ${JSON.stringify(p)} for ${name})`)
+    }
+    if (bad.length > 0) continue
+    const id = `${cert}\n${key}`
+    if (!groups.has(id)) groups.set(id, { names: [], cert, key })
+    groups.get(id).names.push(name)
+  }
+  return [...groups.values()]
 }
 
 /** `id=host:port` entries separated by spaces or commas, ids as the gateways' replicaId. */

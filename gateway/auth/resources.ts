@@ -30,9 +30,9 @@ export interface Resources {
   metadata(server: string, endpoint: Endpoint, host?: string): string
   /** Every `aud` accepted for `server` (the same array each time: its canonical form is cached). */
   audiences(server: string): readonly string[]
-  /** The resource URL of an aggregating endpoint, as addressed with this Host. */
-  endpointResource(name: string, host?: string): string
-  endpointMetadata(name: string, host?: string): string
+  /** The resource URL of an aggregating endpoint (its path, or the legacy `/sse/<name>`), as addressed with this Host. */
+  endpointResource(name: string, host?: string, transport?: Endpoint): string
+  endpointMetadata(name: string, host?: string, transport?: Endpoint): string
   /** Every `aud` accepted at an endpoint: its own URLs, never a backend's. */
   endpointAudiences(name: string): readonly string[]
   /** What `host`'s `/mcp` serves, if `hosts:` routes it. */
@@ -79,7 +79,7 @@ export function createResources(o: {
   }
   const urlOf = (b: string, server: string, endpoint: Endpoint) => `${b}/${endpoint}/${server}`
   const serverUrls = (s: string) => [...bases.flatMap((b) => [urlOf(b, s, 'mcp'), urlOf(b, s, 'sse')]), ...hostsOf((r) => 'server' in r && r.server === s)]
-  const endpointUrls = (e: string) => [...bases.map((b) => `${b}${endpoints[e]!.path}`), ...hostsOf((r) => 'endpoint' in r && r.endpoint === e)]
+  const endpointUrls = (e: string) => [...bases.flatMap((b) => [`${b}${endpoints[e]!.path}`, urlOf(b, e, 'sse')]), ...hostsOf((r) => 'endpoint' in r && r.endpoint === e)]
   const lists = new Map(o.servers.map((s) => [s, [...serverUrls(s), ...o.extra]]))
   const endpointLists = new Map(Object.keys(endpoints).map((e) => [e, [...endpointUrls(e), ...o.extra]]))
   const owners = new Map<string, string[]>([
@@ -90,7 +90,8 @@ export function createResources(o: {
     const route = endpoint === 'mcp' ? routeOf(host) : undefined
     return route !== undefined && 'server' in route && route.server === server ? hostUrl(host!.replace(/:\d+$/, '').replace(/\.$/, '').toLowerCase()) : urlOf(base(host), server, endpoint)
   }
-  const endpointResource = (name: string, host?: string) => {
+  const endpointResource = (name: string, host?: string, transport: Endpoint = 'mcp') => {
+    if (transport === 'sse') return urlOf(base(host), name, 'sse')
     const route = routeOf(host)
     return route !== undefined && 'endpoint' in route && route.endpoint === name ? hostUrl(host!.replace(/:\d+$/, '').replace(/\.$/, '').toLowerCase()) : `${base(host)}${endpoints[name]?.path ?? ''}`
   }
@@ -99,7 +100,7 @@ export function createResources(o: {
     metadata: (server, endpoint, host) => metadataUrl(serverResource(server, endpoint, host)),
     audiences: (server) => lists.get(server) ?? o.extra,
     endpointResource,
-    endpointMetadata: (name, host) => metadataUrl(endpointResource(name, host)),
+    endpointMetadata: (name, host, transport) => metadataUrl(endpointResource(name, host, transport)),
     endpointAudiences: (name) => endpointLists.get(name) ?? o.extra,
     routeOf,
     all: () => [...owners.keys()],

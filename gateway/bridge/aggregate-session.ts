@@ -13,7 +13,7 @@ import { GATEWAY_PROTOCOL_VERSIONS, negotiate } from './handshake.js'
 import { envelope, isObject, progressToken, rpcError, type RequestId } from './jsonrpc.js'
 import type { LanePool } from './lanes.js'
 import { BackendCall, type InputRequest } from './modern-call.js'
-import type { OutboundStream } from './outbound.js'
+import type { EndReason, OutboundStream } from './outbound.js'
 import type { QueueBudget } from './outbound-budget.js'
 import { auditAllowed, ownerKey, type ClientTransport, type Decided } from './session.js'
 
@@ -98,6 +98,14 @@ export class AggregateSession {
     })
   }
 
+  /**
+   * A stream to the client, bounded by the session's budget; a listening one (the GET stream,
+   * the legacy event stream) keeps the session from being idle while it is open.
+   */
+  openStream(o: { listening: boolean; exp?: number; onEnd?: (why: EndReason) => void }): OutboundStream {
+    return this.stream(o.listening, o.exp, o.onEnd)
+  }
+
   /** One HTTP request of the session: its requests already routed (`routed`, by id) and allowed. */
   async handle(req: Request, parsedBody: unknown, principal: Principal, routed: ReadonlyMap<RequestId, RoutedRequest>, bearer?: string): Promise<Response> {
     this.lastActive = Date.now()
@@ -107,8 +115,13 @@ export class AggregateSession {
     const replayed = resumed ? (this.store?.takeReplayed(resumed) ?? 0) : 0
     if (res.body === null || !res.headers.get('content-type')?.startsWith('text/event-stream')) return res
     const listening = req.method === 'GET' && res.status === 200
-    const out = this.openStream(listening, listening ? principal.exp : undefined).drain(res.body, replayed)
+    const out = this.stream(listening, listening ? principal.exp : undefined).drain(res.body, replayed)
     return new Response(out.body, { status: res.status, headers: res.headers })
+  }
+
+  /** Sends a message of the gateway's own to the client (a refusal, on the legacy transport's stream). */
+  tell(message: JSONRPCMessage): void {
+    this.send(message)
   }
 
   /** Requests in flight (a call on a backend, or the gateway's own answer being made). */
@@ -134,17 +147,18 @@ export class AggregateSession {
     await this.transport.close()
   }
 
-  private openStream(listening: boolean, exp: number | undefined): OutboundStream {
+  private stream(listening: boolean, exp: number | undefined, onEnd?: (why: EndReason) => void): OutboundStream {
     let expiry: NodeJS.Timeout | undefined
     if (listening) this.streams++
     const out = this.o.budget.stream({
       log: this.o.log,
-      onEnd: () => {
+      onEnd: (why) => {
         clearTimeout(expiry)
         if (listening) {
           this.streams--
           this.lastActive = Date.now()
         }
+        onEnd?.(why)
       },
     })
     if (exp !== undefined) expiry = setTimeout(() => out.close('expired'), Math.max(0, exp * 1000 - Date.now())).unref()

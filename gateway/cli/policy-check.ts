@@ -12,30 +12,38 @@ import {
 } from '../policy/explain.js'
 import { loadPolicy } from '../policy/load.js'
 import type { Feature, Policy } from '../policy/policy.js'
-import type { ScopeBasis } from '../policy/evaluate.js'
+import { decideAccess, type ScopeBasis } from '../policy/evaluate.js'
+import type { GatewayConfig } from '../config/schema.js'
+import { endpointTarget, EndpointTargetError, type EndpointTarget } from './endpoint-target.js'
 
 /** Usage of the `policy` command, printed on any usage error. */
 export const POLICY_USAGE = `\
 usage: mcp-edge policy check [--policy FILE|DIR] [--config FILE] --claims FILE|- --server S
                              (--tool T | --prompt P | --resource URI) [--json]
+       mcp-edge policy check --config FILE [--policy FILE|DIR] --claims FILE|- --endpoint E
+                             [--server S] (--tool T | --prompt P | --resource URI) [--json]
        mcp-edge policy check [--policy FILE|DIR] [--config FILE] --batch FILE|-
 
   --policy    policy file or folder (default: the policies of --config)
   --config    gateway config, for its auth.roleClaims
               (default: ${DEFAULT_ROLE_CLAIMS.join(', ')})
   --claims    a JSON object of token claims, from a file or - for stdin
+  --endpoint  an aggregated endpoint of --config: the name is the one its clients see
+              (notes_read_note); with --server, that backend's own name (read_note)
   --json      print one JSON object instead of text
   --batch     JSON lines {"claims":{…},"server":"s","tool":"t"} (or "prompt" or "resource",
-              optional "id"), from a file or - for stdin; one JSON line out per line in
+              "endpoint" instead of or with "server", optional "id"), from a file or - for
+              stdin; one JSON line out per line in
 
 exit: 0 allow, 1 deny or challenge, 2 usage or load error (--batch: 0 once every line
 was answered)`
 
-/** What one check names. */
+/** What one check names: a server's own tool, prompt or resource (reached through an endpoint). */
 interface Target {
   server: string
   feature: Feature
   name: string
+  via?: EndpointTarget
 }
 
 class UsageError extends Error {}
@@ -69,6 +77,7 @@ async function check(args: string[]): Promise<number> {
       policy: { type: 'string' }, config: { type: 'string' }, claims: { type: 'string' },
       server: { type: 'string' }, tool: { type: 'string' }, prompt: { type: 'string' },
       resource: { type: 'string' }, json: { type: 'boolean' }, batch: { type: 'string' },
+      endpoint: { type: 'string' },
     },
   })
   const config = v.config === undefined ? undefined : loadConfigFile(v.config)
@@ -80,24 +89,37 @@ async function check(args: string[]): Promise<number> {
   const roleClaims = config?.auth.roleClaims ?? DEFAULT_ROLE_CLAIMS
 
   if (v.batch !== undefined) {
-    const extra = (['claims', 'server', 'tool', 'prompt', 'resource', 'json'] as const)
+    const extra = (['claims', 'server', 'endpoint', 'tool', 'prompt', 'resource', 'json'] as const)
       .filter((k) => v[k] !== undefined)
     if (extra.length > 0) {
       throw new UsageError(`--batch takes its input from lines, not --${extra.join(', --')}`)
     }
-    return batch(loadPolicy(policyPath), roleClaims, v.batch)
+    return batch(loadPolicy(policyPath), roleClaims, config, v.batch)
   }
   if (v.claims === undefined) throw new UsageError('--claims is required')
-  if (v.server === undefined) throw new UsageError('--server is required')
-  const target = { server: v.server, ...pick(v) }
+  if (v.server === undefined && v.endpoint === undefined) throw new UsageError('--server or --endpoint is required')
+  const target = targetOf(config, { server: v.server, endpoint: v.endpoint, ...pick(v) })
   const policy = loadPolicy(policyPath)
   const claims = parseClaims(await readInput(v.claims), v.claims)
   const principal = principalFromClaims(claims, roleClaims)
   const result = explain(policy, principal, target.server, target.feature, target.name)
   const text = v.json
-    ? `${JSON.stringify(report(target, principal, result))}\n`
-    : human(target, principal, result)
+    ? `${JSON.stringify(report(target, principal, result, hiddenOn(policy, principal, target)))}\n`
+    : human(target, principal, result, hiddenOn(policy, principal, target))
   return out(text, result.decision === 'allow' ? 0 : 1)
+}
+
+/** A server's own target, read back from an endpoint's name when the check names one. */
+function targetOf(config: GatewayConfig | undefined, t: { server?: string | undefined; endpoint?: string | undefined; feature: Feature; name: string }): Target {
+  if (t.endpoint === undefined) return { server: t.server!, feature: t.feature, name: t.name }
+  if (config === undefined) throw new UsageError('--endpoint needs --config (endpoints are defined there)')
+  try {
+    const via = endpointTarget(config, t.endpoint, t.feature, t.name, t.server)
+    return { server: via.server, feature: t.feature, name: via.name, via }
+  } catch (err) {
+    if (err instanceof EndpointTargetError) throw new UsageError(err.message)
+    throw err
+  }
 }
 
 /** Exactly one of --tool, --prompt, --resource (or the same keys of a batch line). */
@@ -110,7 +132,7 @@ function pick(o: { tool?: unknown; prompt?: unknown; resource?: unknown }): Omit
   return { feature: `${key}s` as Feature, name }
 }
 
-async function batch(policy: Policy, roleClaims: readonly RoleClaim[], from: string): Promise<number> {
+async function batch(policy: Policy, roleClaims: readonly RoleClaim[], config: GatewayConfig | undefined, from: string): Promise<number> {
   const input = from === '-' ? process.stdin : createReadStream(from)
   let failed = false
   let n = 0
@@ -120,12 +142,14 @@ async function batch(policy: Policy, roleClaims: readonly RoleClaim[], from: str
     let result: Record<string, unknown>
     try {
       const entry = jsonObject(JSON.parse(line), 'a line')
-      if (typeof entry.server !== 'string') throw new Error('server must be a string')
-      const t: Target = { server: entry.server, ...pick(entry) }
+      if (entry.endpoint !== undefined && typeof entry.endpoint !== 'string') throw new Error('endpoint must be a string')
+      if (entry.server !== undefined && typeof entry.server !== 'string') throw new Error('server must be a string')
+      if (entry.server === undefined && entry.endpoint === undefined) throw new Error('server or endpoint is required')
+      const t = targetOf(config, { server: entry.server as string | undefined, endpoint: entry.endpoint as string | undefined, ...pick(entry) })
       const principal = principalFromClaims(jsonObject(entry.claims, 'claims'), roleClaims)
       const e = explain(policy, principal, t.server, t.feature, t.name)
       const id = entry.id === undefined ? {} : { id: entry.id }
-      result = { line: n, ...id, ...report(t, principal, e) }
+      result = { line: n, ...id, ...report(t, principal, e, hiddenOn(policy, principal, t)) }
     } catch (err) {
       failed = true
       result = { line: n, error: (err as Error).message }
@@ -135,9 +159,19 @@ async function batch(policy: Policy, roleClaims: readonly RoleClaim[], from: str
   return out('', failed ? 2 : 0)
 }
 
-function report(t: Target, p: Principal, e: Explanation) {
+/**
+ * True when the check goes through an endpoint to a backend the caller may not access: the
+ * endpoint never opens that backend for them, so it answers as for a name it does not know.
+ */
+function hiddenOn(policy: Policy, p: Principal, t: Target): boolean {
+  return t.via !== undefined && decideAccess(policy, p, t.server).effect !== 'allow'
+}
+
+function report(t: Target, p: Principal, e: Explanation, hidden: boolean) {
+  const { via, ...target } = t
+  const endpoint = via === undefined ? {} : { endpoint: via.endpoint, publicName: via.publicName, hidden }
   // JSON has no undefined: a decision without a rule says null.
-  return { ...t, caller: caller(p), ...e, rule: e.rule ?? null }
+  return { ...target, ...endpoint, caller: caller(p), ...e, rule: e.rule ?? null }
 }
 
 function caller(p: Principal) {
@@ -158,18 +192,21 @@ const SINGULAR: Record<Feature, string> = {
   resources: 'resource',
 }
 
-function human(t: Target, p: Principal, e: Explanation): string {
+function human(t: Target, p: Principal, e: Explanation, hidden: boolean): string {
   const list = (xs: readonly string[]) => (xs.length > 0 ? xs.join(' ') : '(none)')
   const where = (r: { pattern?: string; file: string; line: number | undefined }) =>
     `${r.pattern ?? 'access'} at ${r.file}${r.line === undefined ? '' : `:${r.line}`}`
   const c = caller(p)
-  const answer = e.decision === 'allow'
+  const answer = hidden
+    ? `200, JSON-RPC error -32602, not found (endpoint ${t.via!.endpoint} does not open server ${t.server} for this caller)`
+    : e.decision === 'allow'
     ? 'relayed to the server'
     : e.decision === 'deny'
       ? '200, JSON-RPC error -32010 denied by policy'
       : `403 insufficient_scope, scope="${e.required.join(' ')}", JSON-RPC error -32011`
   const lines = [
     `${e.decision}: ${SINGULAR[t.feature]} ${t.name} on server ${t.server}`,
+    ...(t.via === undefined ? [] : [`  endpoint  ${t.via.endpoint}, where clients see it as ${t.via.publicName}`]),
     `  reason    ${e.reason}`,
     `  rule      ${e.rule === undefined ? '(none)' : where(e.rule)}`,
     ...e.skipped.map((r) => `  skipped   ${where(r)} (its when does not hold)`),

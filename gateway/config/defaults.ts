@@ -11,8 +11,8 @@ export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 export const DEV_BROKER_SECRET_ENV = 'MCP_EDGE_DEV_BROKER_SECRET'
 
 /**
- * The embedded default: the demo servers of `servers/`, the example policies of `policies/`,
- * listening on 127.0.0.1:8080, with the OAuth broker on: MCP clients register with the gateway
+ * The embedded default: the demo servers of `servers/` (each at /mcp/<name>, all of them at
+ * /mcp), the example policies of `policies/`, listening on 127.0.0.1:8080, with the OAuth broker on: MCP clients register with the gateway
  * and log in through it at the embedded dev IdP, which plays the company IdP (a registered app,
  * no DCR, like Entra). Used when no `--config` is given. The secret the two share is made up
  * here unless the environment sets it.
@@ -51,6 +51,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): GatewayConf
         echo: server('echo', 'Echoes text back (demo)'),
         notes: server('notes', 'In-memory notes (demo)'),
       },
+      // One URL for every server (README "Endpoints"): what claude.ai's connectors need.
+      endpoints: { all: { path: '/mcp', servers: '*', description: 'Every demo tool you may use' } },
       policies: 'policies',
       ...broker,
     },

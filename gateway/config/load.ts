@@ -63,7 +63,17 @@ export function validateConfig(
   for (const server of Object.values(config.servers)) {
     if (server.cwd) server.cwd = abs(server.cwd)
   }
+  // Servers, endpoints and hosts are looked up by names from request paths and Host headers:
+  // `constructor` or `__proto__` must find nothing, not Object.prototype's members.
+  config.servers = byName(config.servers)
+  config.endpoints = byName(config.endpoints)
+  config.hosts = byName(config.hosts)
   return config
+}
+
+/** The same entries in an object without a prototype. */
+function byName<T>(record: Record<string, T>): Record<string, T> {
+  return Object.assign(Object.create(null) as Record<string, T>, record)
 }
 
 function applyEnv(input: Record<string, unknown>, env: NodeJS.ProcessEnv): Map<string, string> {

@@ -596,6 +596,8 @@ function endpointProblems(c: { servers: Record<string, unknown>; endpoints: Reco
   for (const name of Object.keys(c.servers)) taken.set(`/mcp/${name}`, `server ${name}`)
   for (const [name, e] of Object.entries(c.endpoints)) {
     const at = ['endpoints', name]
+    // Audit lines, metrics and the legacy transport's /sse/<name> name endpoints as they name servers.
+    if (name in c.servers) ctx.addIssue({ code: 'custom', path: at, message: `${name} is also a server's name; an endpoint needs a name of its own` })
     const path = e.path ?? `/mcp/${name}`
     const owner = taken.get(path)
     if (owner !== undefined) ctx.addIssue({ code: 'custom', path: [...at, 'path'], message: `${path} is already ${owner}'s` })

@@ -68,7 +68,9 @@ export function createApp(d: AppDeps): Hono<Vars> {
     return Response.json({ status: ready ? 'ready' : 'not ready', problems, warnings }, { status: ready ? 200 : 503 })
   })
   app.get('/metrics', metricsEndpoint(d.metrics, d.config.metrics))
-  app.get('/whoami', whoami({ ...d, servers: Object.keys(d.config.servers) }))
+  const servers = Object.keys(d.config.servers)
+  const endpoints = Object.fromEntries(Object.entries(d.config.endpoints).map(([name, e]) => [name, { prefix: e.prefix, servers: e.servers === '*' ? servers : e.servers }]))
+  app.get('/whoami', whoami({ ...d, servers, endpoints }))
   // A publicUrl with a path (https://host/base) is served both with the path (a proxy that
   // passes it through) and without it (a proxy that strips it); RFC 9728 §3.1 puts the
   // well-known segment before the path.

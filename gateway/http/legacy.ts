@@ -6,6 +6,7 @@ import { decideAccess } from '../policy/evaluate.js'
 import { readJsonBody } from './body.js'
 import { SSE_HEADERS } from './sse.js'
 import { decideBody } from './decide.js'
+import { routeBody } from './endpoint-route.js'
 import { bearerOf, type McpEndpointDeps } from './mcp.js'
 import type { Vars } from './request-id.js'
 import { decisionResponse, errorResponse, refusalError } from './respond.js'
@@ -22,9 +23,55 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
   const metadataOf = (c: Context<Vars>, server: string) => d.resources.metadata(server, 'sse', c.req.header('host'))
   const fail = (c: Context<Vars>, server: string, err: unknown) =>
     errorResponse(err, { resourceMetadata: metadataOf(c, server), scope: d.scopes(server), log: c.get('log').child({ server }), metrics: d.metrics })
+  const endpointMetadataOf = (c: Context<Vars>, name: string) => d.resources.endpointMetadata(name, c.req.header('host'), 'sse')
+  const endpointFail = (c: Context<Vars>, name: string, err: unknown) => {
+    const agg = d.aggregates?.get(name)
+    const scope = agg ? [...new Set(agg.servers.flatMap((s) => d.scopes(s)))] : []
+    return errorResponse(err, { resourceMetadata: endpointMetadataOf(c, name), scope, log: c.get('log').child({ endpoint: name }), metrics: d.metrics })
+  }
   return {
+    /** `GET /sse/<endpoint>`: a legacy session on an aggregating endpoint. */
+    async endpointStream(c: Context<Vars>, name: string): Promise<Response> {
+      try {
+        const agg = d.aggregates!.get(name)!
+        const principal = await d.authenticator.authenticate(c.req.header('authorization'), d.resources.endpointAudiences(name))
+        const log = c.get('log').child({ endpoint: name, transport: 'sse' })
+        let transport!: LegacySseTransport
+        const session = await d.endpointSessions!.open(agg, principal, log, (s) => {
+          const endpoint = `${d.basePath}/messages/${name}?sessionId=${encodeURIComponent(s.id)}`
+          transport = new LegacySseTransport(endpoint, (onEnd) => s.openStream({ listening: true, exp: principal.exp, onEnd }))
+          return transport
+        })
+        transport.onclosed = () => void session.close()
+        return new Response(transport.stream, { headers: SSE_HEADERS })
+      } catch (err) {
+        return endpointFail(c, name, err)
+      }
+    },
+
+    /** `POST /messages/<endpoint>?sessionId=`: routed and decided like the Streamable HTTP endpoint's. */
+    async endpointMessages(c: Context<Vars>, name: string): Promise<Response> {
+      try {
+        const agg = d.aggregates!.get(name)!
+        const principal = await d.authenticator.authenticate(c.req.header('authorization'), d.resources.endpointAudiences(name))
+        const id = c.req.query('sessionId')
+        if (!id) throw new BridgeError('session_required', 'the sessionId query parameter is required')
+        const session = d.endpointSessions!.find(id, name, principal)
+        if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
+        const body = await readJsonBody(c.req.raw, d.config.limits)
+        const messages = (Array.isArray(body) ? body : [body]).map(envelope)
+        const caller = { principal, bearer: bearerOf(c), log: c.get('log').child({ endpoint: name }), accepted: Date.now() }
+        const verdict = await routeBody(d, agg, body, messages, caller, d.policy.current, endpointMetadataOf(c, name), (m) => session.tell(m))
+        if ('refused' in verdict) return verdict.refused
+        return await session.handle(c.req.raw, body, principal, verdict.routed, bearerOf(c))
+      } catch (err) {
+        return endpointFail(c, name, err)
+      }
+    },
+
     async stream(c: Context<Vars>): Promise<Response> {
       const server = c.req.param('server') ?? ''
+      if (d.aggregates?.has(server)) return this.endpointStream(c, server)
       try {
         if (d.config.servers[server] === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
         const principal = await authenticate(c, server)
@@ -51,6 +98,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
 
     async messages(c: Context<Vars>): Promise<Response> {
       const server = c.req.param('server') ?? ''
+      if (d.aggregates?.has(server)) return this.endpointMessages(c, server)
       try {
         if (d.config.servers[server] === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
         const principal = await authenticate(c, server)

@@ -4,10 +4,9 @@ import type { Authenticator } from '../auth/authenticator.js'
 import { parseBearer } from '../auth/bearer.js'
 import type { Resources } from '../auth/resources.js'
 import type { Aggregate } from '../bridge/aggregate.js'
-import type { RoutedRequest } from '../bridge/aggregate-session.js'
 import type { AggregateSessions } from '../bridge/aggregate-sessions.js'
 import { BridgeError } from '../bridge/errors.js'
-import { envelope, rpcError as rpcErrorBody, type RequestId } from '../bridge/jsonrpc.js'
+import { envelope, type RequestId } from '../bridge/jsonrpc.js'
 import type { SessionRegistry } from '../bridge/registry.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { GatewayError } from '../errors.js'
@@ -16,6 +15,7 @@ import type { PolicyStore } from '../policy/store.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { readJsonBody } from './body.js'
+import { routeBody } from './endpoint-route.js'
 import { decideBody } from './decide.js'
 import type { Vars } from './request-id.js'
 import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
@@ -151,8 +151,6 @@ export function mcpEndpoint(d: McpEndpointDeps) {
   }
 }
 
-/** The methods of an endpoint that name a tool, prompt or resource of one of its backends. */
-const ROUTED = new Set(['tools/call', 'prompts/get', 'resources/read', 'resources/subscribe', 'resources/unsubscribe', 'completion/complete'])
 
 /**
  * An aggregating endpoint: its own audience and metadata; 2026-07-28 requests served by the
@@ -201,25 +199,10 @@ function endpointHandler(d: McpEndpointDeps) {
         return rpcError(route.httpStatus, idOf(body), route.code, route.message, route.data)
       }
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
-      // Each request that names a tool, prompt or resource goes to its backend, where policy
-      // decides on the backend's own names, before anything runs.
       const caller = { principal, bearer: bearerOf(c), log: log(), accepted }
-      const routed = new Map<RequestId, RoutedRequest>()
-      const ids = new Set<RequestId>()
-      for (const m of messages) {
-        if (m.kind === 'invalid') return rpcErrorResponse(400, -32600, 'Invalid Request: not a JSON-RPC 2.0 request, notification or response')
-        if (m.kind !== 'request') continue
-        if (ids.has(m.id)) return Response.json(rpcErrorBody(null, -32600, `Invalid Request: two requests of the body have the id ${JSON.stringify(m.id)}`), { status: 400 })
-        ids.add(m.id)
-        if (!ROUTED.has(m.method)) continue
-        const params = m.params ?? {}
-        const r = await agg.route(m.method, params, caller)
-        if ('error' in r) return Response.json(rpcErrorBody(m.id, r.error.code, r.error.message, r.error.data))
-        const backendMessage = envelope({ jsonrpc: '2.0', id: m.id, method: m.method, params: r.params })
-        const { refused, decided } = decideBody(d, [backendMessage], principal, r.server, d.policy.current)
-        if (refused) return decisionResponse(refused.decision, { resourceMetadata, id: Array.isArray(body) ? null : m.id })
-        routed.set(m.id, { server: r.server, params: r.params, decided: decided.get(m.id)!, original: params })
-      }
+      const verdict = await routeBody(d, agg, body, messages, caller, d.policy.current, resourceMetadata)
+      if ('refused' in verdict) return verdict.refused
+      const { routed } = verdict
       if (sessionId === undefined) {
         const init = messages.length === 1 && messages[0]!.kind === 'request' && messages[0]!.method === 'initialize'
         if (!init) throw new BridgeError('session_required', 'the Mcp-Session-Id header is required (send initialize first)')

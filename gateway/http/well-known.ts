@@ -23,6 +23,8 @@ export function wellKnown(d: { config: GatewayConfig; issuer: () => string; publ
     /** The document of `server`'s Streamable HTTP (`mcp`) or legacy HTTP+SSE (`sse`) endpoint. */
     server(c: Context, endpoint: Endpoint): Response {
       const server = c.req.param('server') ?? ''
+      // /sse/<endpoint>: an endpoint's legacy transport is a resource of its own.
+      if (endpoint === 'sse' && d.config.endpoints[server] !== undefined) return this.target(c, { endpoint: server }, 'sse')
       const config = d.config.servers[server]
       if (config === undefined) return rpcErrorResponse(404, -32001, 'no such protected resource')
       return respond(
@@ -35,7 +37,7 @@ export function wellKnown(d: { config: GatewayConfig; issuer: () => string; publ
       )
     },
     /** The document of what a routed host's `/mcp` or an endpoint's path serves. */
-    target(c: Context, target: { server: string } | { endpoint: string }): Response {
+    target(c: Context, target: { server: string } | { endpoint: string }, transport: Endpoint = 'mcp'): Response {
       const host = c.req.header('host')
       if ('server' in target) {
         const config = d.config.servers[target.server]
@@ -51,7 +53,7 @@ export function wellKnown(d: { config: GatewayConfig; issuer: () => string; publ
       if (endpoint === undefined) return rpcErrorResponse(404, -32001, 'no such protected resource')
       const servers = endpoint.servers === '*' ? Object.keys(d.config.servers) : endpoint.servers
       return respond(protectedResourceMetadata({
-        resource: d.resources.endpointResource(target.endpoint, host),
+        resource: d.resources.endpointResource(target.endpoint, host, transport),
         issuer: d.issuer(),
         scopes: [...new Set(servers.flatMap((s) => d.scopes(s)))],
         name: endpoint.description ? `${target.endpoint}: ${endpoint.description}` : `MCP endpoint ${target.endpoint}`,

@@ -12,17 +12,24 @@ const FEATURES: Feature[] = ['tools', 'prompts', 'resources']
 
 /**
  * `GET /whoami`: what the gateway sees of the caller's token (subject, client, scopes, roles,
- * the scopes they expand to) and, per server, its access and every rule as it applies to this
- * caller. Takes a token for any of the gateway's servers. Never echoes the token or its claims.
+ * the scopes they expand to); per server, its access and every rule as it applies to this
+ * caller; per endpoint, its resource and which of its backends this caller reaches (the others
+ * are left out of its lists and never started for them). Takes a token for any of the gateway's
+ * servers or endpoints. Never echoes the token or its claims.
  */
 export function whoami(d: {
   servers: readonly string[]
+  /** Aggregating endpoints and their backend servers ('*' already expanded). */
+  endpoints: Readonly<Record<string, { servers: readonly string[]; prefix: string }>>
   resources: Resources
   authenticator: Authenticator
   policy: PolicyStore
   metrics: Metrics
 }) {
-  const everyAudience = [...new Set(d.servers.flatMap((s) => d.resources.audiences(s)))]
+  const everyAudience = [...new Set([
+    ...d.servers.flatMap((s) => d.resources.audiences(s)),
+    ...Object.keys(d.endpoints).flatMap((e) => d.resources.endpointAudiences(e)),
+  ])]
   return async function handleWhoami(c: Context<Vars>): Promise<Response> {
     const resourceMetadata = d.resources.metadata(d.servers[0] ?? '', 'mcp', c.req.header('host'))
     try {
@@ -35,6 +42,18 @@ export function whoami(d: {
         for (const f of FEATURES) entry[f] = ruleVerdicts(policy, p, server, f)
         servers[server] = entry
       }
+      const endpoints: Record<string, unknown> = {}
+      for (const [name, e] of Object.entries(d.endpoints)) {
+        const reach = (effect: string) => e.servers.filter((s) => (servers[s] as { access: string }).access === effect)
+        endpoints[name] = {
+          resource: d.resources.endpointResource(name, c.req.header('host')),
+          prefix: e.prefix,
+          // Backends whose tools, prompts and resources this caller sees through the endpoint.
+          servers: reach('allow'),
+          // Backends a broader token would add (their access asks for a scope this one lacks).
+          challenged: reach('challenge'),
+        }
+      }
       return Response.json({
         sub: p.sub,
         iss: p.iss,
@@ -45,6 +64,7 @@ export function whoami(d: {
         grantedScopes: [...grantsOf(policy, p).scopes].sort(),
         scopeBasis: grantsOf(policy, p).basis,
         servers,
+        endpoints,
       }, { headers: { 'cache-control': 'no-store' } })
     } catch (err) {
       return errorResponse(err, { resourceMetadata, log: c.get('log'), metrics: d.metrics })

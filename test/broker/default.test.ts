@@ -67,6 +67,27 @@ describe('the embedded default runs the broker', () => {
     })
   }
 
+  it('one URL, /mcp, serves every demo server: the client logs in once and sees every tool under its server\'s prefix', async () => {
+    const url = new URL(`${base}/mcp`)
+    const { provider, saved } = memoryProvider('default-endpoint')
+    await assert.rejects(new Client({ name: 'd', version: '0' }).connect(new StreamableHTTPClientTransport(url, { authProvider: provider })), UnauthorizedError)
+    const { callback } = await brokerLogin(provider.authorizationUrl!.href, { redirectUri: REDIRECT })
+    const transport = new StreamableHTTPClientTransport(url, { authProvider: provider })
+    await transport.finishAuth(callback.searchParams)
+    assert.equal(decodeJwt((saved.tokens as { access_token: string }).access_token).aud, url.href)
+    const client = new Client({ name: 'd', version: '0' })
+    await client.connect(transport)
+    try {
+      assert.deepEqual((await client.listTools()).tools.map((t) => t.name).sort(), ['echo_echo', 'notes_list_notes', 'notes_read_note', 'notes_write_note'])
+      const r = await client.callTool({ name: 'notes_list_notes', arguments: {} })
+      assert.match(JSON.stringify(r.content), /welcome/)
+    } finally {
+      await client.close()
+    }
+    const t = await requestDevToken({ resource: `${base}/mcp`, statePath: state })
+    assert.equal((await request(`${base}/whoami`, { headers: { authorization: `Bearer ${t.access_token}` } })).statusCode, 200, 'mcp-edge token --resource …/mcp')
+  })
+
   it('mcp-edge token (client credentials at the dev IdP) is still accepted', async () => {
     const t = await requestDevToken({ resource: `${base}/mcp/echo`, statePath: state })
     const res = await request(`${base}/whoami`, { headers: { authorization: `Bearer ${t.access_token}` } })

@@ -13,13 +13,17 @@ export function hasNginx(): boolean {
   return spawnSync('nginx', ['-v']).status === 0
 }
 
-/** A self-signed certificate for localhost and 127.0.0.1; returns the PEM paths. */
-export function selfSignedCert(dir: string): { cert: string; key: string; pem: string } {
+/**
+ * A self-signed certificate (cert.pem, key.pem in `dir`) for these DNS names, the first its
+ * subject, and IP addresses; returns the PEM paths and the certificate.
+ */
+export function selfSignedCert(dir: string, names = ['localhost'], ips = ['127.0.0.1']): { cert: string; key: string; pem: string } {
   const cert = join(dir, 'cert.pem')
   const key = join(dir, 'key.pem')
+  const san = [...names.map((n) => `DNS:${n}`), ...ips.map((ip) => `IP:${ip}`)].join(',')
   execFileSync('openssl', [
     'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    '-subj', `/CN=${names[0]}`, '-addext', `subjectAltName=${san}`,
     '-keyout', key, '-out', cert,
   ], { stdio: 'pipe' })
   return { cert, key, pem: readFileSync(cert, 'utf8') }

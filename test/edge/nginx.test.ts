@@ -195,16 +195,15 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
     }
   })
 
-  it('streams events unbuffered: the first arrives long before the stream ends', async (t) => {
-    // The fixture's `sample` asks the client to sample on the call's own stream and waits
-    // for the answer: buffered, that request would never arrive. We answer after HOLD ms.
-    const HOLD = 1500
+  it('streams events unbuffered: a request on the call\'s stream arrives before the call can end', async (t) => {
+    // The fixture's `sample` asks the client to sample on the call's own stream and waits for
+    // the answer, which is sent only once that request has arrived: a buffering proxy would hold
+    // the request until the stream ended, and the stream cannot end before the answer. So the
+    // call finishing at all proves the events flowed; the guard only ends a deadlock early.
     const sid = await openSession(agent, url('fixture'), tokens.fixture!, { sampling: {} })
-    // Buffered, the call would hang until the server's requestTimeout: give up long before.
     const abort = new AbortController()
-    const guard = setTimeout(() => abort.abort(new Error(`no event in ${2 * HOLD} ms: buffered`)), 2 * HOLD)
+    const guard = setTimeout(() => abort.abort(new Error('no event came: the stream is buffered')), 30_000)
     t.after(() => clearTimeout(guard))
-    const start = performance.now()
     const res = await request(url('fixture'), {
       dispatcher: agent,
       method: 'POST',
@@ -220,23 +219,21 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
     assert.equal(res.headers['content-encoding'], undefined)
     const events: TimedEvent[] = []
     let answered: Promise<Answer> | undefined
-    const end = await readEvents(res.body, (e) => {
+    await readEvents(res.body, (e) => {
       events.push(e)
-      clearTimeout(guard)
       const msg = JSON.parse(e.data) as { id?: number; method?: string }
       if (msg.method !== 'sampling/createMessage') return
       const reply = { role: 'assistant', model: 'm', content: { type: 'text', text: 'late' } }
-      answered = new Promise((resolve) => setTimeout(resolve, HOLD))
-        .then(() => mcp('fixture', { jsonrpc: '2.0', id: msg.id, result: reply }, sid))
+      answered = mcp('fixture', { jsonrpc: '2.0', id: msg.id, result: reply }, sid)
     })
-    assert.equal((await answered!).status, 202)
-    const first = events[0]!.at - start
+    clearTimeout(guard)
+    assert.ok(answered, 'the sampling request arrived on the open stream')
+    assert.equal((await answered).status, 202)
+    const requestAt = events.findIndex((e) => (JSON.parse(e.data) as { method?: string }).method === 'sampling/createMessage')
     const last = JSON.parse(events.at(-1)!.data) as { id: number; result: { content: { text: string }[] } }
+    assert.ok(requestAt >= 0 && requestAt < events.length - 1, 'the request came before the result')
     assert.equal(last.id, 7)
     assert.equal(last.result.content[0]!.text, 'late')
-    t.diagnostic(`first event after ${first.toFixed(0)} ms, end after ${(end - start).toFixed(0)} ms (held ${HOLD} ms)`)
-    assert.ok(first < HOLD / 3, `first event after ${first.toFixed(0)} ms`)
-    assert.ok(end - events[0]!.at >= HOLD - 50, `ended ${(end - events[0]!.at).toFixed(0)} ms after the first event`)
   })
 
   it('stops bodies over limits.maxBodyBytes with 413 before any replica sees them', async () => {

@@ -355,6 +355,30 @@ describe('an endpoint with the SDK v1 client', () => {
   })
 })
 
+describe('an endpoint over the legacy HTTP+SSE transport (2024-11-05)', () => {
+  it('lists and calls under the same names, with its own resource', async () => {
+    const { Client: V1 } = await import('@modelcontextprotocol/sdk/client/index.js')
+    const { SSEClientTransport } = await import('@modelcontextprotocol/sdk/client/sse.js')
+    const token = await tokenFor('alice', '/sse/all')
+    const c = new V1({ name: 'legacy', version: '0' })
+    await c.connect(new SSEClientTransport(new URL(url('/sse/all')), {
+      eventSourceInit: { fetch: (u, init) => fetch(u, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: `Bearer ${token}` } }) },
+      requestInit: { headers: { authorization: `Bearer ${token}` } },
+    }))
+    try {
+      const { tools } = await c.listTools()
+      assert.ok(tools.some((t) => t.name === 'notes_read_note'))
+      assert.ok(!tools.some((t) => t.name === 'notes_write_note'))
+      assert.equal(textOf(await c.callTool({ name: 'echo_echo', arguments: { text: 'legacy' } })), 'legacy')
+      await assert.rejects(c.callTool({ name: 'fixture_crash', arguments: {} }), /denied by policy/)
+    } finally {
+      await c.close()
+    }
+    const meta = (await (await request(url('/.well-known/oauth-protected-resource/sse/all'))).body.json()) as { resource: string }
+    assert.equal(meta.resource, url('/sse/all'))
+  })
+})
+
 const SUBSCRIPTION_ID = 'io.modelcontextprotocol/subscriptionId'
 
 /** A 2026-07-28 request body and the standard headers a conforming client sends with it. */

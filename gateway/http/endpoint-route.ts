@@ -1,0 +1,65 @@
+import type { Aggregate, AggregateCaller } from '../bridge/aggregate.js'
+import type { RoutedRequest } from '../bridge/aggregate-session.js'
+import { envelope, rpcError, type Envelope, type RequestId } from '../bridge/jsonrpc.js'
+import type { AuditLog } from '../observability/audit.js'
+import type { Metrics } from '../observability/metrics.js'
+import type { Policy } from '../policy/policy.js'
+import { decideBody } from './decide.js'
+import { decisionResponse, refusalError, rpcErrorResponse } from './respond.js'
+
+/** The methods of an endpoint that name a tool, prompt or resource of one of its backends. */
+export const ROUTED = new Set(['tools/call', 'prompts/get', 'resources/read', 'resources/subscribe', 'resources/unsubscribe', 'completion/complete'])
+
+/**
+ * Routes each request of a session-era body sent to an endpoint that names a tool, prompt or
+ * resource to its backend, and decides it there by policy on the backend's own names, before
+ * anything runs. Resolves the routed requests by id, or the response that refuses the body:
+ * a malformed message or a reused id (400), a name no backend of the caller has (a JSON-RPC
+ * error), a policy refusal (its deny, or the 403 step-up naming the endpoint's metadata).
+ * `tell`: where a refusal with an id goes instead when replies travel on a stream (the legacy
+ * transport); then only a challenge or a malformed body is the POST's own answer.
+ */
+export async function routeBody(
+  d: { audit: AuditLog; metrics: Metrics },
+  agg: Aggregate,
+  body: unknown,
+  messages: readonly Envelope[],
+  caller: AggregateCaller,
+  policy: Policy,
+  resourceMetadata: string,
+  tell?: (message: ReturnType<typeof rpcError>) => void,
+): Promise<{ routed: Map<RequestId, RoutedRequest> } | { refused: Response }> {
+  const routed = new Map<RequestId, RoutedRequest>()
+  const ids = new Set<RequestId>()
+  const refuseWith = (id: RequestId, error: { code: number; message: string; data?: unknown }) => {
+    const reply = rpcError(id, error.code, error.message, error.data)
+    if (tell) {
+      tell(reply)
+      return new Response(null, { status: 202 })
+    }
+    return Response.json(reply)
+  }
+  for (const m of messages) {
+    if (m.kind === 'invalid') return { refused: rpcErrorResponse(400, -32600, 'Invalid Request: not a JSON-RPC 2.0 request, notification or response') }
+    if (m.kind !== 'request') continue
+    if (ids.has(m.id)) return { refused: Response.json(rpcError(null, -32600, `Invalid Request: two requests of the body have the id ${JSON.stringify(m.id)}`), { status: 400 }) }
+    ids.add(m.id)
+    if (!ROUTED.has(m.method)) continue
+    const params = m.params ?? {}
+    const r = await agg.route(m.method, params, caller)
+    if ('error' in r) return { refused: refuseWith(m.id, r.error) }
+    const backend = envelope({ jsonrpc: '2.0', id: m.id, method: m.method, params: r.params })
+    const { refused, decided } = decideBody(d, [backend], caller.principal, r.server, policy)
+    if (refused) {
+      const { decision } = refused
+      if (tell && decision.effect !== 'challenge' && !(decision.effect === 'invalid' && decision.code === -32600)) {
+        const e = refusalError(decision)
+        tell(rpcError(m.id, e.code, e.message))
+        return { refused: new Response(null, { status: 202 }) }
+      }
+      return { refused: decisionResponse(decision, { resourceMetadata, id: Array.isArray(body) ? null : m.id }) }
+    }
+    routed.set(m.id, { server: r.server, params: r.params, decided: decided.get(m.id)!, original: params })
+  }
+  return { routed }
+}
