@@ -35,7 +35,7 @@ const LIST_CHANGED = new Set(['notifications/tools/list_changed', 'notifications
  * the backends' lists, and runs each call, read, prompt and completion on one of the user's
  * processes of its backend (a lane, as sessionless requests do), relaying what the process
  * asks the client mid-call (sampling, elicitation, roots) on the call's stream, its progress
- * and its logs at the session's level. List changes of any backend become one list_changed;
+ * and its logs at the session's level (every log, until the client sets one). List changes of any backend become one list_changed;
  * resource updates reach the session when it subscribed to that (public) URI. Its streams
  * follow the endpoint's own `resumability` and `ssePolling`, as a server session's follow its
  * server's: events kept for GET + Last-Event-ID, a long call's stream closed and resumed.
@@ -48,6 +48,7 @@ export class AggregateSession {
   lastActive = Date.now()
   version: string | undefined
   private capabilities: Record<string, unknown> = {}
+  /** Set by the client's logging/setLevel; until then every log the backends send is relayed. */
   private logLevel: string | undefined
   private readonly calls = new Map<RequestId, BackendCall>()
   private readonly asked = new Map<string, (answer: JSONRPCMessage | undefined) => void>()
@@ -254,7 +255,9 @@ export class AggregateSession {
       credentials = got.credentials
     }
     const lane = await this.o.lanes.acquire(server, caller.principal, caller.log, caller.accepted, undefined, credentials)
-    const meta = { capabilities: this.capabilities, logLevel: this.logLevel, progressToken: progressToken(target.params) }
+    // MCP logging: the level is a minimum the client may set. A session-era client that never
+    // set one hears every log, as from the server itself (the lane's process sends them all).
+    const meta = { capabilities: this.capabilities, logLevel: this.logLevel ?? 'debug', progressToken: progressToken(target.params) }
     const backend = new BackendCall(lane, { method, params: target.params }, meta, config.requestTimeout)
     lane.user = backend
     this.calls.set(id, backend)
