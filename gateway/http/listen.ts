@@ -1,8 +1,9 @@
-import { SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY, type JSONRPCMessage, type JSONRPCRequest } from '@modelcontextprotocol/server'
+import { SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY, type JSONRPCRequest } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import { DEFAULT_LISTENS_PER_SUBJECT, type Lane, type LaneEvent, type LanePool } from '../bridge/lanes.js'
 import { BridgeError } from '../bridge/errors.js'
+import { placeSubscriptions, withdrawSubscriptions } from '../bridge/lane-subscriptions.js'
 import { isObject } from '../bridge/jsonrpc.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
 import { MODERN_RPC } from '../bridge/modern-wire.js'
@@ -21,8 +22,6 @@ export interface Filter {
   resourceSubscriptions?: string[]
 }
 
-/** How long subscribing a process to one resource may take, in ms. */
-const SUBSCRIBE_TIMEOUT_MS = 10_000
 /** How often an open listen stream checks that the policy still lets its caller in, in ms. */
 export const DEFAULT_LISTEN_RECHECK_MS = 30_000
 /** Resources one listen stream may subscribe to. */
@@ -145,44 +144,6 @@ export async function listenStream(o: {
 }
 
 /**
- * Subscribes the process of a held lane to `uris` (those its server offers subscriptions for
- * and accepts); resolves with the URIs subscribed. Streams on one process share its
- * subscription to a URI: placed by the first, withdrawn by the last (the process keeps one
- * per URI, not one per stream).
- */
-export async function placeSubscriptions(lanes: LanePool, held: Lane, uris: readonly string[], signal: AbortSignal, log: Logger): Promise<string[]> {
-  const subscribed: string[] = []
-  if (uris.length === 0 || !subscribable(held.init.capabilities)) return subscribed
-  for (const uri of uris) {
-    if (signal.aborted) break
-    if (!held.subscriptions.has(uri)) {
-      const reply = (await lanes.request(held, 'resources/subscribe', { uri }, SUBSCRIBE_TIMEOUT_MS)) as { result?: unknown } | undefined
-      if (reply?.result === undefined) {
-        log.info({ uri }, 'the server refused a resource subscription; left out of the acknowledgement')
-        continue
-      }
-    }
-    held.subscriptions.set(uri, (held.subscriptions.get(uri) ?? 0) + 1)
-    subscribed.push(uri)
-  }
-  return subscribed
-}
-
-/** A stream's share of its lane's subscriptions given back: the last stream on a URI unsubscribes the process. */
-export function withdrawSubscriptions(lane: Lane, uris: readonly string[]): void {
-  for (const uri of uris) {
-    const left = (lane.subscriptions.get(uri) ?? 1) - 1
-    if (left > 0) {
-      lane.subscriptions.set(uri, left)
-      continue
-    }
-    lane.subscriptions.delete(uri)
-    // Its reply goes to nobody (or to whichever request holds the lane, which ignores it).
-    void lane.child.send({ jsonrpc: '2.0', id: lane.nextId(), method: 'resources/unsubscribe', params: { uri } } as JSONRPCMessage).catch(() => {})
-  }
-}
-
-/**
  * The policy on one resource URI, which must be canonical (the form the server reads);
  * refusals are audited when `audit` is set.
  */
@@ -222,11 +183,6 @@ export function parseFilter(value: unknown): Filter | undefined {
     out.resourceSubscriptions = [...new Set(v.resourceSubscriptions as string[])]
   }
   return out
-}
-
-function subscribable(capabilities: unknown): boolean {
-  const resources = (capabilities as { resources?: { subscribe?: unknown } } | undefined)?.resources
-  return resources?.subscribe === true
 }
 
 /** What is asked for and offered by the server's capabilities. */
