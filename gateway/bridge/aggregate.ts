@@ -203,15 +203,6 @@ export class Aggregate {
     return undefined
   }
 
-  /** A server event as an endpoint's listener sees it (its URI public), or undefined when not of this endpoint. */
-  async publicEvent(event: LaneEvent, caller: AggregateCaller): Promise<LaneEvent | undefined> {
-    if (!this.servers.includes(event.server)) return undefined
-    if (event.method !== 'notifications/resources/updated') return event
-    const uri = event.params?.uri
-    const table = await this.uriTable(caller)
-    return { ...event, params: { ...event.params, uri: typeof uri === 'string' ? (table.publicUri(event.server, uri) ?? uri) : uri } }
-  }
-
   /** Each accessible backend's whole list, fetched where not cached; failures left out. */
   private async lists(method: ListMethod, caller: AggregateCaller): Promise<{ lists: [string, Item[]][]; skipped: string[] }> {
     const servers = this.accessible(caller.principal)
