@@ -178,7 +178,9 @@ export class Aggregate {
    * and embedded resources in tool results and prompts) in their public form.
    */
   async publish(server: string, result: unknown, caller: AggregateCaller): Promise<unknown> {
-    if (!isObject(result)) return result
+    // Only resource URIs change: a result without one is answered without the URI table, so it
+    // never waits for the backends' resource lists (requests, and a process when none is free).
+    if (!isObject(result) || !carriesUris(result)) return result
     const table = await this.uriTable(caller)
     const map = (uri: unknown) => (typeof uri === 'string' ? (table.publicUri(server, uri) ?? uri) : uri)
     const content = (c: unknown): unknown => {
@@ -339,4 +341,12 @@ export class Aggregate {
       for (const key of [...this.cache.keys()]) if (key === prefix || key.startsWith(`${prefix}\n`)) this.cache.delete(key)
     }
   }
+}
+
+/** Whether a result holds a resource URI `publish` would rewrite: read contents, links, embedded resources. */
+function carriesUris(result: Record<string, unknown>): boolean {
+  const uriIn = (c: unknown) => isObject(c) && (c.type === 'resource_link' || (c.type === 'resource' && isObject(c.resource)))
+  if (Array.isArray(result.contents) && result.contents.length > 0) return true
+  if (Array.isArray(result.content) && result.content.some(uriIn)) return true
+  return Array.isArray(result.messages) && result.messages.some((m) => isObject(m) && uriIn(m.content))
 }

@@ -5,6 +5,7 @@
 // failing backend, audiences, and which processes a user's list starts.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
@@ -29,6 +30,7 @@ before(async () => {
         paged: { servers: ['fixture'], pageSize: 3 },
         long: { servers: ['notes'], prefix: LONG },
         watch: { servers: ['fixture', 'conformance'] },
+        quick: { servers: ['fixture'] },
       },
     },
   })
@@ -333,6 +335,21 @@ describe('an endpoint starts only what a user needs', () => {
       assert.ok(warnings.some((w) => /broken/.test(w)), warnings.join(' | '))
       const metrics = await (await request(stack.gateway.metricsUrl)).body.text()
       assert.match(metrics, /mcp_edge_endpoint_backends_skipped_total\{endpoint="all",server="broken"\} [1-9]/)
+    } finally {
+      await c.close()
+    }
+  })
+
+  it('a call whose result names no resource waits for no resource list; a read, which needs the URIs, lists them', async () => {
+    const record = join(stack.dir, 'fixture-record.jsonl')
+    const lists = () => (existsSync(record) ? readFileSync(record, 'utf8') : '').split('\n').filter((l) => l.includes('"method":"resources/list"')).length
+    const c = await connect('alice', '/mcp/quick')
+    try {
+      const before = lists()
+      assert.match(textOf(await c.callTool({ name: 'fixture_pid', arguments: {} })), /^\d+$/)
+      assert.equal(lists(), before, 'no resources/list reached the backend for a plain tool result')
+      await c.readResource({ uri: 'fixture://hello' })
+      assert.equal(lists(), before + 1, "the endpoint's first read lists the backend's resources once")
     } finally {
       await c.close()
     }
