@@ -291,12 +291,15 @@ export class Aggregate {
     const cached = this.cache.get(key)
     if (cached !== undefined) return cached
     const { lanes, gate } = this.o
+    // A server that does not offer the feature has nothing to list (and is not asked). Once one
+    // of its processes has answered initialize, that is known without taking (or starting) one.
+    const capability = method.startsWith('tools') ? 'tools' : method.startsWith('prompts') ? 'prompts' : 'resources'
+    const known = lanes.initOf(server, caller.principal)?.capabilities
+    if (isObject(known) && !(capability in known)) return this.remember(key, [])
     const credentials = gate?.needs(server) ? await gate.initial(server, caller.principal, caller.bearer) : undefined
     const lane = await lanes.acquire(server, caller.principal, caller.log, caller.accepted, caller.signal, credentials)
     const items: Item[] = []
     try {
-      // A server that does not offer the feature has nothing to list (and is not asked).
-      const capability = method.startsWith('tools') ? 'tools' : method.startsWith('prompts') ? 'prompts' : 'resources'
       const caps = lane.init.capabilities
       if (isObject(caps) && !(capability in caps)) return this.remember(key, items)
       const { key: field } = LISTS[method]

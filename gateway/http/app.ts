@@ -33,6 +33,14 @@ const HEAD_PATHS = /^\/(healthz|readyz|metrics|whoami|\.well-known\/.*)$/
 export function createApp(d: AppDeps): Hono<Vars> {
   const app = new Hono<Vars>()
   const meta = wellKnown(d)
+  // A publicUrl with a path (https://host/base) is served both with the path (a proxy that
+  // passes it through) and without it (a proxy that strips it); RFC 9728 §3.1 puts the
+  // well-known segment before the path.
+  const base = new URL(d.publicUrl).pathname.replace(/\/$/, '')
+  const prefixes = new Set(['', base])
+  // Endpoint paths, and `/mcp` of routed hosts: MCP endpoints whatever their form (`/mcp`, `/`).
+  const paths = new Set([...Object.entries(d.config.endpoints).map(([name, e]) => e.path ?? `/mcp/${name}`), ...(Object.keys(d.config.hosts).length > 0 ? ['/mcp'] : [])])
+  const mcpPaths = new Set([...prefixes].flatMap((prefix) => [...paths].map((path) => `${prefix}${path}`)))
   app.use('*', requestId(d.log, trustedPeer(d.config.trustProxy)))
   app.use('*', async (c, next) => {
     const start = performance.now()
@@ -42,7 +50,8 @@ export function createApp(d: AppDeps): Hono<Vars> {
     const outgoing = c.env?.outgoing
     const status = outgoing?.headersSent ? outgoing.statusCode : c.res.status
     // Answered MCP requests (either transport) already have their audit event: their HTTP line is debug.
-    const level = status >= 400 || !MCP_PATH.test(c.req.path) ? 'info' : 'debug'
+    const answered = status < 400 && (MCP_PATH.test(c.req.path) || mcpPaths.has(c.req.path))
+    const level = answered ? 'debug' : 'info'
     c.get('log')[level]({ method: c.req.method, path: c.req.path, status, ms: +(performance.now() - start).toFixed(2) }, 'request')
   })
   app.use('*', hostGuard(d.origin))
@@ -71,14 +80,10 @@ export function createApp(d: AppDeps): Hono<Vars> {
   const servers = Object.keys(d.config.servers)
   const endpoints = Object.fromEntries(Object.entries(d.config.endpoints).map(([name, e]) => [name, { prefix: e.prefix, servers: e.servers === '*' ? servers : e.servers }]))
   app.get('/whoami', whoami({ ...d, servers, endpoints }))
-  // A publicUrl with a path (https://host/base) is served both with the path (a proxy that
-  // passes it through) and without it (a proxy that strips it); RFC 9728 §3.1 puts the
-  // well-known segment before the path.
-  const base = new URL(d.publicUrl).pathname.replace(/\/$/, '')
   const mcp = mcpEndpoint(d)
   const guard = originGuard(d.origin)
   const legacy = legacyEndpoints({ ...d, basePath: base })
-  for (const prefix of new Set(['', base])) {
+  for (const prefix of prefixes) {
     // Host routing and endpoints first: `/mcp` of a routed host, and endpoint paths, before `/mcp/:server`.
     const targetOf = (c: Context<Vars>, path: string): Target | undefined => {
       const route = path === '/mcp' ? d.resources.routeOf(c.req.header('host')) : undefined
@@ -86,7 +91,6 @@ export function createApp(d: AppDeps): Hono<Vars> {
       const endpoint = Object.entries(d.config.endpoints).find(([name, e]) => (e.path ?? `/mcp/${name}`) === path)
       return endpoint && { endpoint: endpoint[0] }
     }
-    const paths = new Set([...Object.entries(d.config.endpoints).map(([name, e]) => e.path ?? `/mcp/${name}`), ...(Object.keys(d.config.hosts).length > 0 ? ['/mcp'] : [])])
     for (const path of paths) {
       app.get(`${PRM_PREFIX}${prefix}${path}`, (c) => {
         const target = targetOf(c, path)

@@ -11,20 +11,23 @@ import { scopesForPolicy } from '../helpers/dev-roles.js'
 import { cleanup, spawnTracked, stopTree } from './procs.js'
 import { awaitLine, freePort, httpTarget, pollReady, type Target } from './target.js'
 
-const CLIENT = {
-  clientId: 'bench',
+/** The bench's users: client_credentials clients with the given roles, user 0 first. */
+const client = (i: number, roles: readonly string[]) => ({
+  clientId: i === 0 ? 'bench' : `bench-${i}`,
   clientSecret: randomBytes(24).toString('base64url'),
-  roles: ['mcp-user'],
-  subject: 'bench-user',
-}
+  roles: [...roles],
+  subject: i === 0 ? 'bench-user' : `bench-user-${i}`,
+})
 
-/** A running mcp-edge process with a token for its echo server. */
+/** A running mcp-edge process with a token for its echo server (or the resource at `path`). */
 export interface Gateway {
   origin: string
   path: string
   child: ChildProcess
-  /** The bearer header for the echo resource. */
+  /** The bearer header of user 0 for the resource at `path`. */
   headers: Record<string, string>
+  /** The bearer header of each user (`users` of the options), in their order. */
+  users: Record<string, string>[]
   problems: () => string[]
   recentLog: () => string[]
   /** Stops the gateway tree, the dev IdP, and removes the config. */
@@ -37,6 +40,16 @@ export interface GatewayOptions {
   echoJs: string
   server?: Record<string, unknown>
   limits?: Record<string, unknown>
+  /** Every server of the config instead of the one echo server (`server` is then unused). */
+  servers?: Record<string, Record<string, unknown>>
+  /** `endpoints:` of the config. */
+  endpoints?: Record<string, unknown>
+  /** Policy YAML, written beside the config; default the shipped `policies/`. */
+  policyYaml?: string
+  /** The MCP path the tokens are for (their RFC 8707 resource); default `/mcp/echo`. */
+  path?: string
+  /** Each user's roles (one subject each) to get a token for; default one `mcp-user`. */
+  users?: readonly (readonly string[])[]
 }
 
 /**
@@ -48,14 +61,18 @@ export interface GatewayOptions {
 export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const port = await freePort()
   const publicUrl = `http://127.0.0.1:${port}`
-  const resource = `${publicUrl}/mcp/echo`
+  const path = o.path ?? '/mcp/echo'
+  const resource = `${publicUrl}${path}`
+  const clients = (o.users ?? [['mcp-user']]).map((roles, i) => client(i, roles))
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-bench-'))
   const removeDir = cleanup(() => rmSync(dir, { recursive: true, force: true }))
+  const policies = o.policyYaml === undefined ? join(o.root, 'policies') : join(dir, 'policy.yaml')
+  if (o.policyYaml !== undefined) writeFileSync(policies, o.policyYaml)
   let idp: DevIdp | undefined
   try {
     idp = await startDevIdp({
-      port: 0, resources: [resource], clients: [CLIENT], stateFile: false,
-      scopesFor: scopesForPolicy(join(o.root, 'policies')),
+      port: 0, resources: [resource], clients, stateFile: false,
+      scopesFor: scopesForPolicy(policies),
       logger: pino({ level: 'warn' }),
     })
     const level = process.env.BENCH_GATEWAY_LOG ?? 'info'
@@ -65,10 +82,11 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       listen: { host: '127.0.0.1', port },
       publicUrl,
       auth: { issuer: idp.issuer },
-      servers: {
+      servers: o.servers ?? {
         echo: { command: process.execPath, args: [o.echoJs], responses, ...o.server },
       },
-      policies: join(o.root, 'policies'),
+      ...(o.endpoints ? { endpoints: o.endpoints } : {}),
+      policies,
       ...(o.limits ? { limits: o.limits } : {}),
       log: { level, audit: process.env.BENCH_AUDIT ?? 'stdout' },
     }))
@@ -77,16 +95,20 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       logsListening: ['info', 'debug', 'trace'].includes(level),
       healthz: `${publicUrl}/healthz`,
     })
-    const token = await clientCredentials(idp.issuer, resource).catch(async (err: unknown) => {
-      await stopTree(child)
-      throw err
-    })
+    const issuer = idp.issuer
+    const tokens = await Promise.all(clients.map((c) => clientCredentials(issuer, resource, c)))
+      .catch(async (err: unknown) => {
+        await stopTree(child)
+        throw err
+      })
+    const users = tokens.map((token) => ({ authorization: `Bearer ${token}` }))
     const closeIdp = idp
     return {
       origin: publicUrl,
-      path: '/mcp/echo',
+      path,
       child,
-      headers: { authorization: `Bearer ${token}` },
+      headers: users[0]!,
+      users,
       problems,
       recentLog,
       stop: async () => {
@@ -182,13 +204,17 @@ async function spawnGateway(
 }
 
 /**
- * A real access token: client_credentials (RFC 6749 §4.4) for the echo resource (RFC 8707),
- * no scope requested, so access rests on the client's role `mcp-user` through the policy.
+ * A real access token: client_credentials (RFC 6749 §4.4) for the resource (RFC 8707), no
+ * scope requested, so access rests on the client's role `mcp-user` through the policy.
  */
-async function clientCredentials(issuer: string, resource: string): Promise<string> {
+async function clientCredentials(
+  issuer: string,
+  resource: string,
+  c: { clientId: string; clientSecret: string },
+): Promise<string> {
   const meta = await request(`${issuer}/.well-known/openid-configuration`)
   const { token_endpoint: endpoint } = await meta.body.json() as { token_endpoint: string }
-  const basic = Buffer.from(`${CLIENT.clientId}:${CLIENT.clientSecret}`).toString('base64')
+  const basic = Buffer.from(`${c.clientId}:${c.clientSecret}`).toString('base64')
   const res = await request(endpoint, {
     method: 'POST',
     headers: {

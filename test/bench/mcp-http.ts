@@ -56,14 +56,31 @@ export class HttpSession {
     return { session: s, ms: performance.now() - start, initMs }
   }
 
-  /** tools/call echo {text: hello}; throws unless the reply has our id and the echoed text. */
-  async callEcho(): Promise<void> {
-    const params = { name: 'echo', arguments: { text: ECHO_TEXT } }
+  /**
+   * tools/call echo {text: hello} (`tool`: the echo tool's name, e.g. its public name on an
+   * endpoint); throws unless the reply has our id and the echoed text.
+   */
+  async callEcho(tool = 'echo'): Promise<void> {
+    const params = { name: tool, arguments: { text: ECHO_TEXT } }
     const { result } = await this.rpc('tools/call', params)
     const content = (result as { content?: { type?: string; text?: string }[] }).content
     if (content?.[0]?.text !== ECHO_TEXT) {
       throw new WrongReply(`tools/call: unexpected result ${JSON.stringify(result)}`)
     }
+  }
+
+  /** tools/list, every page: the tool names, in order. */
+  async listTools(): Promise<string[]> {
+    const names: string[] = []
+    let cursor: string | undefined
+    do {
+      const { result } = await this.rpc('tools/list', cursor === undefined ? {} : { cursor })
+      const page = result as { tools?: { name?: unknown }[]; nextCursor?: unknown }
+      if (!Array.isArray(page.tools)) throw new WrongReply(`tools/list: no tools in ${JSON.stringify(result)}`)
+      for (const t of page.tools) if (typeof t.name === 'string') names.push(t.name)
+      cursor = typeof page.nextCursor === 'string' ? page.nextCursor : undefined
+    } while (cursor !== undefined)
+    return names
   }
 
   /**

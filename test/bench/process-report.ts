@@ -1,4 +1,6 @@
-// Tables and target verdicts of the process-model sections (pool start, shared scale).
+// Tables and target verdicts of the process-model sections (pool start, shared scale,
+// endpoint start).
+import { endpointSummary, type EndpointStartResult } from './endpoint-start.js'
 import type { LoadResult } from './load.js'
 import type { PoolStartResult } from './pool-start.js'
 import { grid, TARGETS, verdict } from './report.js'
@@ -120,6 +122,25 @@ export function sharedText(r: SharedScaleResult): string {
       + `session: ${verdict(s.spreadRatioAtLeast.ok)} (×${s.spreadRatioAtLeast.value.toFixed(2)})`,
     `target CPU/call < ${s.cpuMsPerCallBelow.limit} ms (serving tree, ${k} sessions): `
       + `${verdict(s.cpuMsPerCallBelow.ok)} (${s.cpuMsPerCallBelow.value.toFixed(3)} ms)`,
+    ...r.problems.map((p) => `  ${p}`),
+  ].join('\n')
+}
+
+/** The endpoint-start table: times p50 / p95, and the processes each step started. */
+export function endpointText(r: EndpointStartResult): string {
+  const t = (v: { p50: number; p95: number }) => `${ms(v.p50)} / ${ms(v.p95)}`
+  const head = ['endpoint session (backends allowed)', 'sessions', 'init ms', 'tools/list ms',
+    'init+list ms', 'first call ms', 'spawned: init', 'list', 'call']
+  const cells = endpointSummary(r).map((s) => [s.row, String(s.sessions), t(s.initMs),
+    t(s.listMs), t(s.initPlusListMs), t(s.callMs), s.spawned.handshake, s.spawned.list,
+    s.spawned.call])
+  const rss = (v: number[]) => v.map((x) => x.toFixed(0)).join(', ')
+  return [
+    `endpoint over ${r.backends} echo backends (${r.runs} fresh gateways per cold row; times `
+      + 'p50 / p95; spawned: backend processes each step started)',
+    grid([head, ...cells]),
+    `serving tree after the cold list (gateway + backends): ${rss(r.coldTreeRssMb)} MB `
+      + `(${r.backends} allowed), ${rss(r.partialTreeRssMb)} MB (${r.partial} allowed)`,
     ...r.problems.map((p) => `  ${p}`),
   ].join('\n')
 }

@@ -1,5 +1,7 @@
 // The process-model sections of `npm run bench`, each on a gateway of its own:
-// pool-warm / pool-cold (session start) and shared (1,000 sessions on one process).
+// pool-warm / pool-cold (session start), shared (1,000 sessions on one process) and
+// endpoint-start (initialize + tools/list on an endpoint over 20 backends, with spawn counts).
+import { endpointStart, type EndpointStartResult, type EndpointStartSizes } from './endpoint-start.js'
 import { withGateway } from './gateway-target.js'
 import { poolStart, type PoolStartResult, type PoolStartSizes } from './pool-start.js'
 import { sharedScale, type SharedScaleResult, type SharedScaleSizes } from './shared-scale.js'
@@ -11,12 +13,14 @@ export interface ProcessSizes {
   warmMin: number
   poolMax: number
   shared: SharedScaleSizes
+  endpoint: EndpointStartSizes
 }
 
 /** What the sections measured (a section that failed leaves its part empty). */
 export interface ProcessResults {
   poolStart: PoolStartResult[]
   sharedScale?: SharedScaleResult
+  endpointStart?: EndpointStartResult
 }
 
 /** The sections by BENCH_ROWS key; each adds to `out`. */
@@ -35,9 +39,15 @@ export function processSections(
     ['pool-preinit', pool(sizes.warmMin, true)],
     ['pool-cold', pool(0)],
     ['shared', async () => {
-      const limits = { maxSessions: Math.max(1100, sizes.shared.sessions + 100) }
-      out.sharedScale = await withGateway({ ...gateway, server: { mode: 'shared' }, limits },
+      // Every session is the one bench user's: the per-subject bounds must hold them all.
+      const most = Math.max(1100, sizes.shared.sessions + 100)
+      const limits = { maxSessions: most, maxSessionsPerSubject: most }
+      const server = { mode: 'shared', maxSessionsPerSubject: most }
+      out.sharedScale = await withGateway({ ...gateway, server, limits },
         (gw) => sharedScale(gw, sizes.shared))
+    }],
+    ['endpoint-start', async () => {
+      out.endpointStart = await endpointStart(gateway, sizes.endpoint)
     }],
   ]
 }

@@ -64,6 +64,29 @@ export function summary(rows: RowResult[]) {
   }
 }
 
+/**
+ * The aggregate row over the plain edge row (the same echo call, the same load and client):
+ * what an endpoint adds per call. Undefined unless both rows ran.
+ */
+export function aggregateSummary(rows: RowResult[]) {
+  const edge = rows.find((r) => r.row === 'mcp-edge')
+  const agg = rows.find((r) => r.row.startsWith('mcp-edge endpoint'))
+  if (!edge || !agg) return undefined
+  return {
+    row: agg.row,
+    overEdge: ratios(agg, edge),
+    gatewayCpuMsPerCall: { aggregate: agg.rootCpuMsPerCall, edge: edge.rootCpuMsPerCall },
+  }
+}
+
+/** The aggregate-over-edge line. */
+export function aggregateText(a: NonNullable<ReturnType<typeof aggregateSummary>>): string {
+  const r = Object.entries(a.overEdge).map(([k, v]) => `${k} ×${v.toFixed(2)}`).join(', ')
+  const g = a.gatewayCpuMsPerCall
+  return `${a.row} / mcp-edge: ${r}; gateway process CPU/call ${g.aggregate.toFixed(3)} vs `
+    + `${g.edge.toFixed(3)} ms`
+}
+
 /** PASS or FAIL. */
 export const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL')
 

@@ -1,20 +1,24 @@
 // Benchmark: tools/call of the echo tool through stdio, the SDK's Streamable HTTP server,
 // mcp-edge and supergateway, then mcp-edge's process models (session start from a warm pool
-// or a cold spawn; shared mode with 1,000 sessions). `npm run bench`; sizes via BENCH_CALLS,
-// BENCH_CONCURRENT_CALLS, BENCH_WARMUP, BENCH_POOL_*, BENCH_SHARED_*; rows and sections via
-// BENCH_ROWS=stdio,sdk,edge,edge-2026,supergateway,pool-warm,pool-cold,shared.
+// or a cold spawn; shared mode with 1,000 sessions), and an aggregated endpoint: a row over 4
+// echo backends, and opening one over 20 (cold and warm, with spawn counts). `npm run bench`;
+// sizes via BENCH_CALLS, BENCH_CONCURRENT_CALLS, BENCH_WARMUP, BENCH_POOL_*, BENCH_SHARED_*,
+// BENCH_ENDPOINT_*; rows and sections via BENCH_ROWS=stdio,sdk,edge,aggregate,edge-2026,
+// supergateway,pool-warm,pool-preinit,pool-cold,shared,endpoint-start.
 // Writes dist/bench-results.json.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { aggregateTarget } from './aggregate-target.js'
 import { gatewayTarget } from './gateway-target.js'
 import { sdkHttpTarget, supergatewayTarget } from './http-targets.js'
 import { measure, type RowResult, type Sizes } from './measure.js'
 import { CLK_TCK } from './proc.js'
-import { poolSummary, poolText, sharedSummary, sharedText } from './process-report.js'
+import { endpointSummary } from './endpoint-start.js'
+import { endpointText, poolSummary, poolText, sharedSummary, sharedText } from './process-report.js'
 import { processSections, type ProcessResults, type ProcessSizes } from './process-sections.js'
-import { summary, summaryText, table, type RowFailure } from './report.js'
+import { aggregateSummary, aggregateText, summary, summaryText, table, type RowFailure } from './report.js'
 import { benchPolicy } from './policy.js'
 import { stdioTarget } from './stdio-target.js'
 import type { Target } from './target.js'
@@ -52,15 +56,27 @@ const processSizes: ProcessSizes = {
     warmup: int('BENCH_SHARED_WARMUP', 2000),
     sequential: int('BENCH_SHARED_SEQUENTIAL', 1000),
   },
+  endpoint: {
+    backends: int('BENCH_ENDPOINT_BACKENDS', 20),
+    partial: int('BENCH_ENDPOINT_PARTIAL', 5),
+    runs: int('BENCH_ENDPOINT_RUNS', 5),
+    warm: int('BENCH_ENDPOINT_WARM', 10),
+  },
 }
 const processResults: ProcessResults = { poolStart: [] }
 const SECTIONS = processSections({ root: ROOT, echoJs: ECHO_JS }, processSizes, processResults)
 
+// Every session of a row is the one bench user's: the server's per-subject bound
+// (maxSessionsPerSubject, default 8) must hold them all, or the gateway ends the least recently
+// used idle one to make room, and its next call is a 404.
+const EDGE = { root: ROOT, echoJs: ECHO_JS, server: { maxSessionsPerSubject: sizes.concurrency } }
+
 const ROWS: [string, () => Promise<Target> | Target][] = [
   ['stdio', () => stdioTarget(ECHO_JS)],
   ['sdk', () => sdkHttpTarget(join(ROOT, 'dist/test/bench/sdk-http-server.js'))],
-  ['edge', () => gatewayTarget({ root: ROOT, echoJs: ECHO_JS })],
-  ['edge-2026', () => gatewayTarget({ root: ROOT, echoJs: ECHO_JS }, true)],
+  ['edge', () => gatewayTarget(EDGE)],
+  ['aggregate', () => aggregateTarget({ root: ROOT, echoJs: ECHO_JS })],
+  ['edge-2026', () => gatewayTarget(EDGE, true)],
   ['supergateway', () => supergatewayTarget(join(ROOT, 'node_modules/.bin/supergateway'), ECHO_JS)],
 ]
 
@@ -127,25 +143,30 @@ async function main(): Promise<number> {
   }
   const s = summary(results)
   if (s) console.log(`\n${summaryText(s)}`)
+  const agg = aggregateSummary(results)
+  if (agg) console.log(`\n${aggregateText(agg)}`)
   const policy = benchPolicy()
   console.log(`\npolicy (${policy.rules} rules): decision ${policy.decideUs.toFixed(2)} µs per gated call; `
     + `tools/list filtering ${policy.filterUs.toFixed(2)} µs per list of ${policy.listSize} `
     + `(target < 50 µs per message: ${policy.decideUs < 50 && policy.filterUs < 50 ? 'PASS' : 'FAIL'})`)
-  const { poolStart: pool, sharedScale: shared } = processResults
+  const { poolStart: pool, sharedScale: shared, endpointStart: endpoint } = processResults
   if (pool.length > 0) console.log(`\n${poolText(pool)}`)
   if (shared) console.log(`\n${sharedText(shared)}`)
+  if (endpoint) console.log(`\n${endpointText(endpoint)}`)
   for (const f of failures) console.log(`FAILED ${f.row}: ${f.error}`)
 
   mkdirSync(join(ROOT, 'dist'), { recursive: true })
   const out = join(ROOT, 'dist/bench-results.json')
   writeFileSync(out, `${JSON.stringify({
     date: new Date().toISOString(), node: process.version, cpus: cpus().length, clkTck: CLK_TCK,
-    sizes, rows: results, failures, summary: s, policy,
+    sizes, rows: results, failures, summary: s, aggregate: agg, policy,
     processSizes,
     poolStart: pool,
     poolStartSummary: poolSummary(pool),
     sharedScale: shared,
     sharedScaleSummary: shared && sharedSummary(shared),
+    endpointStart: endpoint,
+    endpointStartSummary: endpoint && endpointSummary(endpoint),
   }, null, 2)}\n`)
   console.log(`\nwrote ${out}`)
   return failures.length === 0 ? 0 : 1

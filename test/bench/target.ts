@@ -3,7 +3,7 @@ import { createServer, type AddressInfo } from 'node:net'
 import { createInterface } from 'node:readline'
 import { setTimeout as delay } from 'node:timers/promises'
 import { Pool, request } from 'undici'
-import { HttpSession, ModernSession } from './mcp-http.js'
+import { HttpSession, ModernSession, WrongReply } from './mcp-http.js'
 import { stopTree } from './procs.js'
 
 /** One session of a row: calls the echo tool, verified. */
@@ -111,6 +111,11 @@ export function httpTarget(o: {
   stop?: () => Promise<void>
   /** Sessionless 2026-07-28 requests instead of sessions. */
   modern?: boolean
+  /**
+   * The echo tools to call instead of `echo` (an endpoint's public names): the k-th session
+   * opened calls `tools[k % n]`, and lists the tools first, as a client learns the names.
+   */
+  tools?: readonly string[]
 }): Target {
   const pool = new Pool(o.origin, {
     connections: 32,
@@ -118,6 +123,7 @@ export function httpTarget(o: {
     headersTimeout: 30_000,
     bodyTimeout: 30_000,
   })
+  let opened = 0
   return {
     name: o.name,
     pid: o.child.pid,
@@ -128,7 +134,12 @@ export function httpTarget(o: {
         return { ms, call: () => session.callEcho(), close: async () => {} }
       }
       const { session, ms } = await HttpSession.open(pool, o.path, o.headers?.() ?? {})
-      return { ms, call: () => session.callEcho(), close: async () => void await session.close() }
+      const close = async () => void await session.close()
+      if (o.tools === undefined) return { ms, call: () => session.callEcho(), close }
+      const tool = o.tools[opened++ % o.tools.length]!
+      const listed = await session.listTools()
+      if (!listed.includes(tool)) throw new WrongReply(`tools/list: no ${tool} in ${listed.join(', ')}`)
+      return { ms, call: () => session.callEcho(tool), close }
     },
     problems: o.problems ?? (() => []),
     recentLog: o.recentLog ?? (() => []),

@@ -17,12 +17,28 @@ const fixture = join(SERVERS_DIR, 'fixture.js')
 const LONG = '{server}_with_a_prefix_long_enough_to_push_names_past_the_limit_'
 const POLICY = `${TEST_POLICY}  secretive:\n    access: ["mcp:admin"]\n    tools: { "*": ["mcp:admin"] }\n`
   + `  conformance:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    prompts: { "*": allow }\n    resources: { "test://static-text": deny, "*": ["mcp:read"] }\n`
+  + ['plain1', 'plain2'].map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { echo: ["mcp:read"] }\n`).join('')
+  + '  promptsonly:\n    access: ["mcp:read"]\n    prompts: { "*": allow }\n'
+/** Echo processes of the tools-only endpoint, told apart by this last argument (echo ignores it). */
+const TOOLS_ONLY = 'tools-only'
+/** The prompts-only server's processes, told apart by this last argument. */
+const PROMPTS_ONLY = 'prompts-only'
+// A server with one prompt (listed and got) and no tools: its initialize result has no `tools` capability.
+const PROMPTS_ONLY_SERVER = "require('readline').createInterface({ input: process.stdin }).on('line', (l) => { const m = JSON.parse(l); if (m.id === undefined || m.method === undefined) return; "
+  + "const result = m.method === 'initialize' ? { protocolVersion: m.params.protocolVersion, capabilities: { prompts: {} }, serverInfo: { name: 'prompts-only', version: '0' } } : m.method === 'prompts/list' ? { prompts: [{ name: 'hello' }] } : m.method === 'prompts/get' ? { messages: [{ role: 'user', content: { type: 'text', text: 'hello' } }] } : m.method === 'ping' ? {} : undefined; "
+  + "process.stdout.write(JSON.stringify(result ? { jsonrpc: '2.0', id: m.id, result } : { jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Method not found' } }) + '\\n') })"
 
 let stack: Stack
 before(async () => {
   stack = await startStack({
     policy: POLICY,
-    servers: { secretive: { command: process.execPath, args: [fixture, 'secretive'] }, conformance: { command: process.execPath, args: [join(SERVERS_DIR, 'conformance.js')] } },
+    servers: {
+      secretive: { command: process.execPath, args: [fixture, 'secretive'] },
+      plain1: { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js'), TOOLS_ONLY] },
+      plain2: { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js'), TOOLS_ONLY] },
+      promptsonly: { command: process.execPath, args: ['-e', PROMPTS_ONLY_SERVER, PROMPTS_ONLY] },
+      conformance: { command: process.execPath, args: [join(SERVERS_DIR, 'conformance.js')] },
+    },
     config: {
       endpoints: {
         all: { path: '/mcp', servers: ['echo', 'notes', 'fixture', 'broken', 'secretive'], description: 'Every tool you may use' },
@@ -31,6 +47,8 @@ before(async () => {
         long: { servers: ['notes'], prefix: LONG },
         watch: { servers: ['fixture', 'conformance'] },
         quick: { servers: ['fixture'] },
+        toolsonly: { servers: ['plain1', 'plain2'] },
+        prompting: { servers: ['promptsonly'] },
       },
     },
   })
@@ -353,6 +371,59 @@ describe('an endpoint starts only what a user needs', () => {
     } finally {
       await c.close()
     }
+  })
+})
+
+describe('an endpoint starts only what a user needs: after the list', () => {
+  it('a call runs on the process the list started; none starts to learn that tools-only backends have no resources', async () => {
+    const c = await connect('bob', '/mcp/toolsonly')
+    try {
+      assert.deepEqual((await allTools(c)).sort(), ['plain1_echo', 'plain2_echo'])
+      assert.equal(processes(TOOLS_ONLY), 2, 'one process per backend for the list')
+      assert.equal(textOf(await c.callTool({ name: 'plain1_echo', arguments: { text: 'once' } })), 'once')
+      assert.equal(processes(TOOLS_ONLY), 2, 'no process started by the call')
+    } finally {
+      await c.close()
+    }
+  })
+})
+
+describe('an endpoint starts only what a user needs: a backend without tools', () => {
+  it('once a process of a backend has said it offers no tools, no user\'s tools/list starts one of it', async () => {
+    const bob = await connect('bob', '/mcp/prompting')
+    try {
+      assert.deepEqual((await bob.listPrompts()).prompts.map((p) => p.name), ['promptsonly_hello'])
+      assert.equal(processes(PROMPTS_ONLY), 1, 'bob\'s process, for the prompts')
+    } finally {
+      await bob.close()
+    }
+    const alice = await connect('alice', '/mcp/prompting')
+    try {
+      assert.deepEqual(await allTools(alice), [])
+      assert.equal(processes(PROMPTS_ONLY), 1, 'none started for alice\'s tools/list')
+      // Control: what alice does need of the backend starts her own process.
+      const got = await alice.getPrompt({ name: 'promptsonly_hello' })
+      assert.deepEqual(got.messages.map((m) => m.content), [{ type: 'text', text: 'hello' }])
+      assert.equal(processes(PROMPTS_ONLY), 2, 'alice\'s process, for her prompts/get')
+    } finally {
+      await alice.close()
+    }
+  })
+})
+
+describe('an endpoint\'s log', () => {
+  it('answered requests at /mcp log their HTTP line at debug, as at /mcp/<server> (their audit event says the rest)', async () => {
+    const before = stack.logLines.length
+    const c = await connect('alice', '/mcp')
+    try {
+      assert.equal(textOf(await c.callTool({ name: 'echo_echo', arguments: { text: 'quiet' } })), 'quiet')
+    } finally {
+      await c.close()
+    }
+    const lines = stack.logLines.slice(before).map((l) => JSON.parse(l) as { level: number; msg: string; path?: string; status?: number })
+    const http = lines.filter((l) => l.msg === 'request' && l.path === '/mcp')
+    assert.ok(http.length >= 3, 'initialize, initialized, the call')
+    for (const l of http) assert.equal(l.level, 20, JSON.stringify(l)) // pino's debug
   })
 })
 
