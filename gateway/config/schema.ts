@@ -104,6 +104,26 @@ const devUserSchema = z.strictObject({
   roles: z.array(z.string().min(1)).default([]),
 })
 
+/**
+ * Session era (2025-03-26 … 2025-11-25): SSE event ids, priming events (2025-11-25 and
+ * later) and replay after `Last-Event-ID`, from a bounded buffer per session.
+ */
+const resumabilitySchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    maxEvents: z.number().int().min(1).default(DEFAULT_RESUME_MAX_EVENTS),
+    maxBytes: z.number().int().min(1024).default(DEFAULT_RESUME_MAX_BYTES),
+    maxAge: ms.min(1000).default(DEFAULT_RESUME_MAX_AGE_MS),
+  })
+  .prefault({})
+
+/**
+ * SSE polling (SEP-1699), off unless set: the POST stream of a request still pending after
+ * `closeAfter` ms is closed once (its priming event carried `retry`), and the client
+ * resumes with GET + Last-Event-ID. For proxies that cut long responses.
+ */
+const ssePollingSchema = z.strictObject({ closeAfter: ms.min(100), retry: ms.default(DEFAULT_SSE_POLL_RETRY_MS) }).optional()
+
 /** Longest tool or prompt name an endpoint shows by default (OpenAI's clients refuse longer ones). */
 export const DEFAULT_ENDPOINT_MAX_NAME_LENGTH = 64
 /** Items of a merged list per page an endpoint answers with. */
@@ -124,6 +144,12 @@ const endpointSchema = z.strictObject({
   pageSize: z.number().int().min(1).max(10_000).default(DEFAULT_ENDPOINT_PAGE_SIZE),
   /** Shown as the endpoint's resource_name and in its initialize instructions. */
   description: z.string().max(500).optional(),
+  /** The endpoint's own session-era streams (a backend's settings are its own sessions'). */
+  resumability: resumabilitySchema,
+  ssePolling: ssePollingSchema,
+}).refine((e) => e.ssePolling === undefined || e.resumability.enabled, {
+  message: 'ssePolling needs resumability.enabled (clients resume from the replay buffer)',
+  path: ['ssePolling'],
 })
 
 /** A credential a server's process gets in its environment, per user (see the README). */
@@ -182,24 +208,8 @@ const serverSchema = z
     identityEnv: z.boolean().default(false),
     /** `sse` streams every reply (progress, server→client requests on the POST stream); `json` answers each request with one JSON body. */
     responses: z.enum(['sse', 'json']).default('sse'),
-    /**
-     * Session era (2025-03-26 … 2025-11-25): SSE event ids, priming events (2025-11-25 and
-     * later) and replay after `Last-Event-ID`, from a bounded buffer per session.
-     */
-    resumability: z
-      .strictObject({
-        enabled: z.boolean().default(true),
-        maxEvents: z.number().int().min(1).default(DEFAULT_RESUME_MAX_EVENTS),
-        maxBytes: z.number().int().min(1024).default(DEFAULT_RESUME_MAX_BYTES),
-        maxAge: ms.min(1000).default(DEFAULT_RESUME_MAX_AGE_MS),
-      })
-      .prefault({}),
-    /**
-     * SSE polling (SEP-1699), off unless set: the POST stream of a request still pending after
-     * `closeAfter` ms is closed once (its priming event carried `retry`), and the client
-     * resumes with GET + Last-Event-ID. For proxies that cut long responses.
-     */
-    ssePolling: z.strictObject({ closeAfter: ms.min(100), retry: ms.default(DEFAULT_SSE_POLL_RETRY_MS) }).optional(),
+    resumability: resumabilitySchema,
+    ssePolling: ssePollingSchema,
     requestTimeout: ms.default(DEFAULT_REQUEST_TIMEOUT_MS),
     idleTimeout: ms.default(DEFAULT_IDLE_TIMEOUT_MS),
     /** On shutdown, how long requests in flight may finish before processes are stopped. */
