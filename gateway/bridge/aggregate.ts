@@ -266,20 +266,25 @@ export class Aggregate {
   }
 
   /**
-   * The endpoint's own initialize result: every capability an endpoint can relay (its
-   * backends' processes start only when a user needs them, so not theirs), its description
-   * and the instructions of backends whose processes have started, each under its name.
+   * The endpoint's own initialize result: the caller's backends' capabilities merged once each
+   * of them has answered an initialize (a process of it started, for anyone, or for this user
+   * where processes differ per user), else every capability an endpoint relays, since starting
+   * backends to learn theirs is what an endpoint must not do; its description and the
+   * instructions of backends whose processes have started, each under its name.
    */
   initResult(principal: Principal, protocolVersion: string): Item {
     const instructions: string[] = []
     if (this.o.endpoint.description) instructions.push(this.o.endpoint.description)
-    for (const server of this.accessible(principal)) {
-      const text = this.o.lanes.initOf(server, principal)?.instructions
+    const accessible = this.accessible(principal)
+    const inits = accessible.map((server) => this.o.lanes.initOf(server, principal))
+    for (const [i, server] of accessible.entries()) {
+      const text = inits[i]?.instructions
       if (typeof text === 'string' && text !== '') instructions.push(`${server}: ${text}`)
     }
+    const known = inits.every((init) => init !== undefined) && accessible.length > 0
     return {
       protocolVersion,
-      capabilities: { tools: { listChanged: true }, prompts: { listChanged: true }, resources: { subscribe: true, listChanged: true }, logging: {}, completions: {} },
+      capabilities: known ? mergedCapabilities(inits.map((init) => init!.capabilities)) : EVERY_CAPABILITY,
       serverInfo: { name: `mcp-edge/${this.name}`, version: ENDPOINT_VERSION },
       ...(instructions.length > 0 ? { instructions: instructions.join('\n\n') } : {}),
     }
@@ -352,4 +357,28 @@ function carriesUris(result: Record<string, unknown>): boolean {
   if (Array.isArray(result.contents) && result.contents.length > 0) return true
   if (Array.isArray(result.content) && result.content.some(uriIn)) return true
   return Array.isArray(result.messages) && result.messages.some((m) => isObject(m) && uriIn(m.content))
+}
+
+/** What an endpoint offers while some backend it may use has not started yet: every feature it relays. */
+const EVERY_CAPABILITY = Object.freeze({ tools: { listChanged: true }, prompts: { listChanged: true }, resources: { subscribe: true, listChanged: true }, logging: {}, completions: {} })
+
+/**
+ * The features the backends offer, as the endpoint offers them: a list feature when any backend
+ * has it (always with listChanged: the endpoint announces any backend's change), resource
+ * subscriptions and completions when any backend has them, and logging. Nothing else is relayed
+ * (experimental features, extensions), so nothing else is offered.
+ */
+export function mergedCapabilities(all: readonly unknown[]): Item {
+  const has = (key: string) => all.some((c) => isObject(c) && key in c)
+  const caps: Item = {}
+  if (has('tools')) caps.tools = { listChanged: true }
+  if (has('prompts')) caps.prompts = { listChanged: true }
+  if (has('resources')) {
+    const subscribe = all.some((c) => isObject(c) && isObject(c.resources) && c.resources.subscribe === true)
+    caps.resources = { ...(subscribe ? { subscribe: true } : {}), listChanged: true }
+  }
+  // Always: the endpoint itself tells session-era clients which backends a list left out.
+  caps.logging = {}
+  if (has('completions')) caps.completions = {}
+  return caps
 }
