@@ -6,7 +6,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { LISTS, type Aggregate, type AggregateCaller, type ListMethod } from './aggregate.js'
-import { SessionSubscriptions } from './aggregate-subscriptions.js'
+import { DEFAULT_SESSION_SUBSCRIPTIONS, SessionSubscriptions } from './aggregate-subscriptions.js'
 import type { CredentialGate } from './credential-gate.js'
 import { RPC } from './errors.js'
 import { SessionEventStore } from './event-store.js'
@@ -224,7 +224,16 @@ export class AggregateSession {
       if (env.method === 'resources/unsubscribe' || (env.method === 'resources/subscribe' && this.subscriptions.has(String(target.original.uri)))) {
         return this.answerSubscription(env.id, env.method, target, caller)
       }
-      await this.call(env.id, env.method, target, caller)
+      if (env.method !== 'resources/subscribe') return await this.call(env.id, env.method, target, caller)
+      // Each subscription is kept here and pins a process: a session holds a bounded number.
+      if (!this.subscriptions.reserve()) {
+        return this.send(rpcError(env.id, -32000, `this session holds ${DEFAULT_SESSION_SUBSCRIPTIONS} resource subscriptions, the most allowed; unsubscribe from one first`), env.id)
+      }
+      try {
+        await this.call(env.id, env.method, target, caller)
+      } finally {
+        this.subscriptions.settled()
+      }
     } catch (err) {
       this.o.log.error({ err: { message: (err as Error).message }, method: env.method }, 'endpoint request failed')
       this.send(rpcError(env.id, -32603, 'internal error'), env.id)

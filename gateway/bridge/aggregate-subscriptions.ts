@@ -2,6 +2,12 @@ import type { Logger } from 'pino'
 import { countSubscription, withdrawSubscriptions } from './lane-subscriptions.js'
 import type { Lane } from './lanes.js'
 
+/**
+ * Resource subscriptions one endpoint session may hold (or be taking) at once. Each is kept by
+ * the gateway and pins a process, and a template names as many URIs as a client can make up.
+ */
+export const DEFAULT_SESSION_SUBSCRIPTIONS = 256
+
 /** One subscription: the backend, its own URI, and the lane whose process holds it. */
 interface Held {
   server: string
@@ -21,12 +27,28 @@ interface Held {
  */
 export class SessionSubscriptions {
   private readonly held = new Map<string, Held>()
+  /** Subscribes on their way to a process: counted against the bound until held or failed. */
+  private taking = 0
   private closed = false
 
-  constructor(private readonly log: Logger) {}
+  constructor(private readonly log: Logger, private readonly max = DEFAULT_SESSION_SUBSCRIPTIONS) {}
 
   has(publicUri: string): boolean {
     return this.held.has(publicUri)
+  }
+
+  /**
+   * Room for one more subscribe, taken until `settled` is called (after `hold`, or on failure);
+   * false when the session holds (or is taking) as many as it may.
+   */
+  reserve(): boolean {
+    if (this.held.size + this.taking >= this.max) return false
+    this.taking++
+    return true
+  }
+
+  settled(): void {
+    this.taking = Math.max(0, this.taking - 1)
   }
 
   /**

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
 
 /** Request body cap in bytes (→ 413). A JSON-RPC message larger than this is not a tool call. */
@@ -573,6 +574,14 @@ export const configSchema = z.strictObject({
     .prefault({}),
 }).superRefine((c, ctx) => {
   endpointProblems(c, ctx)
+  // A routed host's resource is <scheme>://<host>/mcp: for the public URL's own host, or an IP
+  // address (127.0.0.1 is a loopback base), that URL is also another resource's (an endpoint at
+  // /mcp), and one token would be good at both.
+  const own = c.publicUrl === undefined ? undefined : new URL(c.publicUrl).hostname.toLowerCase()
+  for (const host of Object.keys(c.hosts)) {
+    if (isIP(host) !== 0) ctx.addIssue({ code: 'custom', path: ['hosts', host], message: 'an IP address is no routed host: its /mcp is the gateway\'s own (loopback) resource' })
+    else if (host === own) ctx.addIssue({ code: 'custom', path: ['hosts', host], message: 'the public URL\'s own host is no routed host: its /mcp is already a resource of the public URL' })
+  }
   // A credential source the gateway cannot serve is a start-up error, not a failing call.
   for (const [name, server] of Object.entries(c.servers)) {
     for (const [variable, spec] of Object.entries(server.credentials)) {
