@@ -24,15 +24,18 @@ const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(:\d+)?$/i
  * server's, an endpoint's, or a routed host's (unless the gateway-wide `extra` audience).
  */
 export interface Resources {
-  /** The resource URL of `server`'s `endpoint`, as addressed by a request with this Host. */
-  resource(server: string, endpoint: Endpoint, host?: string): string
+  /**
+   * The resource URL of `server`'s `endpoint`, as addressed by a request with this Host;
+   * `routed`: the request came to a routed host's `/mcp` (else the URL is the path's own).
+   */
+  resource(server: string, endpoint: Endpoint, host?: string, routed?: boolean): string
   /** Its RFC 9728 metadata URL (the well-known segment before the path, §3.1). */
-  metadata(server: string, endpoint: Endpoint, host?: string): string
+  metadata(server: string, endpoint: Endpoint, host?: string, routed?: boolean): string
   /** Every `aud` accepted for `server` (the same array each time: its canonical form is cached). */
   audiences(server: string): readonly string[]
   /** The resource URL of an aggregating endpoint (its path, or the legacy `/sse/<name>`), as addressed with this Host. */
-  endpointResource(name: string, host?: string, transport?: Endpoint): string
-  endpointMetadata(name: string, host?: string, transport?: Endpoint): string
+  endpointResource(name: string, host?: string, transport?: Endpoint, routed?: boolean): string
+  endpointMetadata(name: string, host?: string, transport?: Endpoint, routed?: boolean): string
   /** Every `aud` accepted at an endpoint: its own URLs, never a backend's. */
   endpointAudiences(name: string): readonly string[]
   /** What `host`'s `/mcp` serves, if `hosts:` routes it. */
@@ -86,21 +89,21 @@ export function createResources(o: {
     ...o.servers.flatMap((s) => serverUrls(s).map((u) => [u, [s]] as [string, string[]])),
     ...Object.keys(endpoints).flatMap((e) => endpointUrls(e).map((u) => [u, [...endpoints[e]!.servers]] as [string, string[]])),
   ])
-  const serverResource = (server: string, endpoint: Endpoint, host?: string) => {
-    const route = endpoint === 'mcp' ? routeOf(host) : undefined
+  const serverResource = (server: string, endpoint: Endpoint, host?: string, routed = false) => {
+    const route = endpoint === 'mcp' && routed ? routeOf(host) : undefined
     return route !== undefined && 'server' in route && route.server === server ? hostUrl(host!.replace(/:\d+$/, '').replace(/\.$/, '').toLowerCase()) : urlOf(base(host), server, endpoint)
   }
-  const endpointResource = (name: string, host?: string, transport: Endpoint = 'mcp') => {
+  const endpointResource = (name: string, host?: string, transport: Endpoint = 'mcp', routed = false) => {
     if (transport === 'sse') return urlOf(base(host), name, 'sse')
-    const route = routeOf(host)
+    const route = routed ? routeOf(host) : undefined
     return route !== undefined && 'endpoint' in route && route.endpoint === name ? hostUrl(host!.replace(/:\d+$/, '').replace(/\.$/, '').toLowerCase()) : `${base(host)}${endpoints[name]?.path ?? ''}`
   }
   return {
     resource: serverResource,
-    metadata: (server, endpoint, host) => metadataUrl(serverResource(server, endpoint, host)),
+    metadata: (server, endpoint, host, routed) => metadataUrl(serverResource(server, endpoint, host, routed)),
     audiences: (server) => lists.get(server) ?? o.extra,
     endpointResource,
-    endpointMetadata: (name, host, transport) => metadataUrl(endpointResource(name, host, transport)),
+    endpointMetadata: (name, host, transport, routed) => metadataUrl(endpointResource(name, host, transport, routed)),
     endpointAudiences: (name) => endpointLists.get(name) ?? o.extra,
     routeOf,
     all: () => [...owners.keys()],

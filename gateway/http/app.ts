@@ -87,7 +87,7 @@ export function createApp(d: AppDeps): Hono<Vars> {
     // Host routing and endpoints first: `/mcp` of a routed host, and endpoint paths, before `/mcp/:server`.
     const targetOf = (c: Context<Vars>, path: string): Target | undefined => {
       const route = path === '/mcp' ? d.resources.routeOf(c.req.header('host')) : undefined
-      if (route !== undefined) return route
+      if (route !== undefined) return { ...route, routed: true }
       const endpoint = Object.entries(d.config.endpoints).find(([name, e]) => (e.path ?? `/mcp/${name}`) === path)
       return endpoint && { endpoint: endpoint[0] }
     }

@@ -43,8 +43,8 @@ export interface McpEndpointDeps {
   endpointSessions?: AggregateSessions
 }
 
-/** What an MCP request is for: one server, or an endpoint aggregating several. */
-export type Target = { server: string } | { endpoint: string }
+/** What an MCP request is for: one server, or an endpoint aggregating several; `routed` when it came to a routed host's `/mcp`. */
+export type Target = ({ server: string } | { endpoint: string }) & { routed?: boolean }
 
 /**
  * `POST/GET/DELETE /mcp/:server`, both protocol eras on one endpoint. Authenticate, then
@@ -58,11 +58,11 @@ export function mcpEndpoint(d: McpEndpointDeps) {
   const handleEndpoint = endpointHandler(d)
   return async function handleMcp(c: Context<Vars>, target: Target = { server: c.req.param('server') ?? '' }): Promise<Response> {
     const accepted = Date.now()
-    if ('endpoint' in target) return handleEndpoint(c, target.endpoint, accepted)
+    if ('endpoint' in target) return handleEndpoint(c, target.endpoint, accepted, target.routed === true)
     const server = target.server
     // Made only when something is logged: most requests log nothing here.
     const log = () => c.get('log').child({ server })
-    const resourceMetadata = d.resources.metadata(server, 'mcp', c.req.header('host'))
+    const resourceMetadata = d.resources.metadata(server, 'mcp', c.req.header('host'), target.routed === true)
     try {
       if (d.config.servers[server] === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
       const method = c.req.method
@@ -157,10 +157,10 @@ export function mcpEndpoint(d: McpEndpointDeps) {
  * sessionless path with the endpoint's routing, session-era ones by {@link AggregateSession}s.
  */
 function endpointHandler(d: McpEndpointDeps) {
-  return async function handleEndpoint(c: Context<Vars>, name: string, accepted: number): Promise<Response> {
+  return async function handleEndpoint(c: Context<Vars>, name: string, accepted: number, routed: boolean): Promise<Response> {
     const agg = d.aggregates?.get(name)
     const log = () => c.get('log').child({ endpoint: name })
-    const resourceMetadata = d.resources.endpointMetadata(name, c.req.header('host'))
+    const resourceMetadata = d.resources.endpointMetadata(name, c.req.header('host'), 'mcp', routed)
     const scopes = () => (agg ? [...new Set(agg.servers.flatMap((s) => d.scopes(s)))] : [])
     try {
       if (agg === undefined) throw new BridgeError('unknown_server', `no MCP endpoint named ${name}`)

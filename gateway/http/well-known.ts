@@ -37,13 +37,13 @@ export function wellKnown(d: { config: GatewayConfig; issuer: () => string; publ
       )
     },
     /** The document of what a routed host's `/mcp` or an endpoint's path serves. */
-    target(c: Context, target: { server: string } | { endpoint: string }, transport: Endpoint = 'mcp'): Response {
+    target(c: Context, target: ({ server: string } | { endpoint: string }) & { routed?: boolean }, transport: Endpoint = 'mcp'): Response {
       const host = c.req.header('host')
       if ('server' in target) {
         const config = d.config.servers[target.server]
         if (config === undefined) return rpcErrorResponse(404, -32001, 'no such protected resource')
         return respond(protectedResourceMetadata({
-          resource: d.resources.resource(target.server, 'mcp', host),
+          resource: d.resources.resource(target.server, 'mcp', host, target.routed === true),
           issuer: d.issuer(),
           scopes: d.scopes(target.server),
           name: config.description ? `${target.server}: ${config.description}` : `MCP server ${target.server}`,
@@ -53,7 +53,7 @@ export function wellKnown(d: { config: GatewayConfig; issuer: () => string; publ
       if (endpoint === undefined) return rpcErrorResponse(404, -32001, 'no such protected resource')
       const servers = endpoint.servers === '*' ? Object.keys(d.config.servers) : endpoint.servers
       return respond(protectedResourceMetadata({
-        resource: d.resources.endpointResource(target.endpoint, host, transport),
+        resource: d.resources.endpointResource(target.endpoint, host, transport, target.routed === true),
         issuer: d.issuer(),
         scopes: [...new Set(servers.flatMap((s) => d.scopes(s)))],
         name: endpoint.description ? `${target.endpoint}: ${endpoint.description}` : `MCP endpoint ${target.endpoint}`,
