@@ -102,7 +102,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const policy = createPolicyStore(config.policies ? loadPolicy(config.policies) : emptyPolicy(log))
   const audit = createAuditLog(config.log.audit, log, o.auditDestination)
   // Filled in once the registry and lanes exist (metrics are needed before: identity counts).
-  const gauges = { sessions: () => 0, lanes: () => 0, waitingRounds: () => 0, laneWaiters: () => new Map<string, number>(), listenStreams: () => 0, queuedBytes: () => 0, queuedEvents: () => 0 }
+  const gauges = { sessions: () => 0, lanes: () => 0, waitingRounds: () => 0, laneWaiters: () => new Map<string, number>(), listenStreams: () => 0, queuedBytes: () => 0, queuedEvents: () => 0, endpointUserLists: () => 0 }
   const metrics = createMetrics(gauges)
   // Every SSE stream the gateway returns, both eras and transports, is bounded by these.
   const outbound = new Outbound(queueLimits(config), metrics)
@@ -208,6 +208,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     log: log.child({ endpoint: name }),
     onSkipped: (server) => metrics.endpointBackendsSkipped.inc({ endpoint: name, server }),
   })]))
+  gauges.endpointUserLists = () => [...aggregates.values()].reduce((n, a) => n + a.userLists, 0)
   const endpointSessions = new AggregateSessions({ config, lanes, gate, log: log.child({ endpoints: true }), audit, metrics, outbound })
   const reloader = config.policies
     ? watchPolicy(config.policies, policy, (r) => {

@@ -85,7 +85,12 @@ export class Aggregate {
     this.name = o.name
     this.endpoint = o.endpoint
     this.servers = o.endpoint.servers === '*' ? Object.keys(o.config.servers) : [...o.endpoint.servers]
-    this.unsubscribe = o.lanes.onEvent((e) => this.changed(e))
+    const unlisten = o.lanes.onEvent((e) => this.changed(e))
+    const unended = o.lanes.onLanesEnded((server, owner) => this.forget(server, owner))
+    this.unsubscribe = () => {
+      unlisten()
+      unended()
+    }
   }
 
   close(): void {
@@ -345,6 +350,23 @@ export class Aggregate {
     const owner = ownerKey(principal)
     const own = c !== undefined && (c.identityEnv || Object.keys(c.credentials).length > 0 || this.diverged.has(`${server}\n${owner}`))
     return `${method}\n${server}${own ? `\n${owner}` : ''}`
+  }
+
+  /** Lists kept for one user, and users whose process changed its lists (what grows with users). */
+  get userLists(): number {
+    let n = this.diverged.size
+    for (const key of this.cache.keys()) if (key.split('\n').length > 2) n++
+    return n
+  }
+
+  /**
+   * A user's last process of a server is gone: their own lists of it (and that their process had
+   * changed them) go too, so what is kept per user is bounded by the processes alive.
+   */
+  private forget(server: string, owner: string): void {
+    if (!this.servers.includes(server)) return
+    this.diverged.delete(`${server}\n${owner}`)
+    for (const key of [...this.cache.keys()]) if (key.endsWith(`\n${server}\n${owner}`)) this.cache.delete(key)
   }
 
   /** A server said a list changed: its cached lists of that kind are read again when next needed. */

@@ -130,6 +130,7 @@ export class LanePool implements Holders {
   /** Requests waiting for a lane to free up, per (server, principal). */
   private readonly waiting = new Map<string, Set<() => void>>()
   private readonly listeners = new Set<(event: LaneEvent) => void>()
+  private readonly lanesEnded = new Set<(server: string, owner: string) => void>()
   private readonly closers = new Set<() => void>()
   /** Shared-server events delivered this tick (each of a principal's views repeats them). */
   private readonly recent = new Set<string>()
@@ -232,6 +233,15 @@ export class LanePool implements Holders {
   /** Open listen streams, all servers and principals. */
   get listenStreams(): number {
     return this.listeners.size - this.internal
+  }
+
+  /**
+   * Calls `fn` when a principal's last process of a server is gone: what the gateway keeps
+   * about that principal's own process of it (an endpoint's per-user lists) can go too.
+   */
+  onLanesEnded(fn: (server: string, owner: string) => void): () => void {
+    this.lanesEnded.add(fn)
+    return () => void this.lanesEnded.delete(fn)
   }
 
   /** The gateway's own listener to every lane's server events (an endpoint's list caches); unbounded, uncounted. */
@@ -540,6 +550,9 @@ export class LanePool implements Holders {
       const i = list.indexOf(lane)
       if (i !== -1) list.splice(i, 1)
       if (list.length === 0) this.lanes.delete(lane.key)
+    }
+    if (this.lanesEnded.size > 0 && ![...this.lanes.values()].some((l) => l.some((x) => x.server === lane.server && x.owner === lane.owner))) {
+      for (const fn of this.lanesEnded) fn(lane.server, lane.owner)
     }
     const user = lane.user
     lane.user = undefined

@@ -32,6 +32,8 @@ export interface Gauges {
   queuedBytes(): number
   /** SSE events queued on every stream for clients that have not read them yet. */
   queuedEvents(): number
+  /** Lists endpoints keep for one user (their processes' lists differ from everyone's), all endpoints. */
+  endpointUserLists(): number
 }
 
 /** Creates the metrics; the gauges are read at scrape time. */
@@ -66,5 +68,6 @@ export function createMetrics(g: Gauges): Metrics {
   new Gauge({ name: 'mcp_edge_listen_streams', help: 'Open subscriptions/listen streams', registers: [registry], collect() { this.set(g.listenStreams()) } })
   new Gauge({ name: 'mcp_edge_stream_queued_bytes', help: 'Bytes queued on SSE streams for clients that have not read them yet', registers: [registry], collect() { this.set(g.queuedBytes()) } })
   new Gauge({ name: 'mcp_edge_stream_queued_events', help: 'SSE events queued for clients that have not read them yet', registers: [registry], collect() { this.set(g.queuedEvents()) } })
+  new Gauge({ name: 'mcp_edge_endpoint_user_lists', help: 'Backend lists endpoints keep for one user whose processes differ from everyone\'s (dropped when the user\'s last process of the server ends)', registers: [registry], collect() { this.set(g.endpointUserLists()) } })
   return metrics
 }

@@ -41,7 +41,7 @@ function label(chunk: Uint8Array): string {
 
 /** A gateway's outbound side with real metrics, one session budget, and what the streams logged. */
 function setup(limits: Partial<QueueLimits> = {}) {
-  const metrics = createMetrics({ sessions: () => 0, lanes: () => 0, waitingRounds: () => 0, laneWaiters: () => new Map(), listenStreams: () => 0, queuedBytes: () => 0, queuedEvents: () => 0 })
+  const metrics = createMetrics({ sessions: () => 0, lanes: () => 0, waitingRounds: () => 0, laneWaiters: () => new Map(), listenStreams: () => 0, queuedBytes: () => 0, queuedEvents: () => 0 , endpointUserLists: () => 0})
   const outbound = new Outbound({ ...LIMITS, ...limits }, metrics)
   const budget = outbound.session()
   const logs: { level: number; msg: string }[] = []
