@@ -196,7 +196,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   gauges.sessions = () => registry.size
   // Sessionless (2026-07-28) requests: the principals' own processes, and their waiting rounds.
   const lanes = new LanePool({ config, source: registry, bounds, log: log.child({ lanes: true }) })
-  const rounds = new InputRounds()
+  const { inputTtl, waitingPerSubject } = config.limits.sessionless
+  const rounds = new InputRounds({ ttlMs: inputTtl, perSubject: waitingPerSubject })
   bounds.holders = { sessions: registry, lanes, rounds }
   gauges.lanes = () => lanes.size
   gauges.waitingRounds = () => rounds.size

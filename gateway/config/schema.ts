@@ -81,6 +81,31 @@ export const DEFAULT_DEV_IDP_PORT = 8090
 /** The dev IdP's users when none are configured: one, logged in automatically, not an admin. */
 export const DEFAULT_DEV_IDP_USERS = [{ sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'] }]
 
+// Sessionless (2026-07-28) requests, per server and principal (`limits.sessionless`): lanes
+// are the principal's own processes, rounds its requests waiting for the client's answers.
+/** Requests of one principal running at once on one server (rounds waiting for answers aside). */
+export const DEFAULT_LANES_PER_SUBJECT = 4
+/** How long a request waits for a process of its principal to free up, in ms (then 429). */
+export const DEFAULT_LANE_WAIT_MS = 10_000
+/** Requests of one principal that may wait for a lane on a server; more are refused at once (429). */
+export const DEFAULT_LANE_WAITERS = 16
+/** A lane unused this long is ended (unless the server's idleTimeout is shorter), in ms. */
+export const DEFAULT_LANE_IDLE_MS = 5 * 60_000
+/** Pages of `tools/list` read at most to learn a server's tool schemas (Mcp-Param headers). */
+export const DEFAULT_TOOL_PAGES = 20
+/** How long a request waiting for the client's answers (input_required) is kept, in ms. */
+export const DEFAULT_INPUT_TTL_MS = 5 * 60_000
+/** Requests one principal may have waiting for answers; past it the oldest is cancelled. */
+export const DEFAULT_WAITING_PER_SUBJECT = 4
+/** `subscriptions/listen` streams one principal may hold open per server (→ -32000). */
+export const DEFAULT_LISTENS_PER_SUBJECT = 8
+/** Resources one listen stream may subscribe to (→ -32602). */
+export const DEFAULT_LISTEN_RESOURCES = 64
+/** How often an open listen stream checks that the policy still lets its caller in, in ms. */
+export const DEFAULT_LISTEN_RECHECK_MS = 30_000
+/** How long subscribing a process to one resource for a listen stream may take, in ms. */
+export const DEFAULT_SUBSCRIBE_TIMEOUT_MS = 10_000
+
 /** Asymmetric algorithms accepted by default: never `none`, never HS* (RFC 8725 §3.1, §3.2). */
 export const ASYMMETRIC_ALGORITHMS = [
   'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
@@ -501,6 +526,33 @@ export const configSchema = z.strictObject({
       streamQueueEvents: z.number().int().min(1).default(DEFAULT_STREAM_QUEUE_EVENTS),
       sessionQueueBytes: z.number().int().min(1024).default(DEFAULT_SESSION_QUEUE_BYTES),
       sessionQueueEvents: z.number().int().min(1).default(DEFAULT_SESSION_QUEUE_EVENTS),
+      /** Sessionless (2026-07-28) requests: each principal's processes, waiters, rounds and listen streams, per server. */
+      sessionless: z
+        .strictObject({
+          /** Requests running at once (the server's maxSessionsPerSubject, when lower, wins). */
+          lanesPerSubject: z.number().int().min(1).max(1000).default(DEFAULT_LANES_PER_SUBJECT),
+          /** How long a request waits for a running one to finish before 429; 0: never waits. */
+          laneWait: ms.max(10 * 60_000).default(DEFAULT_LANE_WAIT_MS),
+          /** Requests waiting for a lane at most; 0: none waits. */
+          laneWaiters: z.number().int().min(0).max(10_000).default(DEFAULT_LANE_WAITERS),
+          /** An unused lane's process ends after this (or the server's idleTimeout when shorter). */
+          laneIdle: ms.min(1000).default(DEFAULT_LANE_IDLE_MS),
+          /** Pages of a server's tools/list read to learn its tools' input schemas. */
+          toolPages: z.number().int().min(1).max(1000).default(DEFAULT_TOOL_PAGES),
+          /** How long a request waits for its client's answers (input_required) before it is cancelled. */
+          inputTtl: ms.min(1000).max(24 * 3600_000).default(DEFAULT_INPUT_TTL_MS),
+          /** Requests waiting for answers at most; a new one cancels the oldest. */
+          waitingPerSubject: z.number().int().min(1).max(1000).default(DEFAULT_WAITING_PER_SUBJECT),
+          /** subscriptions/listen streams open at most. */
+          listensPerSubject: z.number().int().min(1).max(1000).default(DEFAULT_LISTENS_PER_SUBJECT),
+          /** resourceSubscriptions of one listen stream at most. */
+          listenResources: z.number().int().min(1).max(10_000).default(DEFAULT_LISTEN_RESOURCES),
+          /** How often a listen stream re-checks the policy in force (it ends when access is gone). */
+          listenRecheck: ms.min(1000).default(DEFAULT_LISTEN_RECHECK_MS),
+          /** How long the server may take to accept one resource subscription of a listen stream. */
+          subscribeTimeout: ms.min(100).default(DEFAULT_SUBSCRIBE_TIMEOUT_MS),
+        })
+        .prefault({}),
     })
     .refine((l) => l.streamQueueBytes <= l.sessionQueueBytes, { message: 'must not exceed sessionQueueBytes', path: ['streamQueueBytes'] })
     .refine((l) => l.streamQueueEvents <= l.sessionQueueEvents, { message: 'must not exceed sessionQueueEvents', path: ['streamQueueEvents'] })

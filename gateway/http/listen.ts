@@ -1,7 +1,7 @@
 import { SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY, type JSONRPCMessage, type JSONRPCRequest } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
-import { DEFAULT_LISTENS_PER_SUBJECT, type Lane, type LaneEvent, type LanePool } from '../bridge/lanes.js'
+import type { Lane, LaneEvent, LanePool } from '../bridge/lanes.js'
 import { BridgeError } from '../bridge/errors.js'
 import { isObject } from '../bridge/jsonrpc.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
@@ -20,13 +20,6 @@ interface Filter {
   resourcesListChanged?: true
   resourceSubscriptions?: string[]
 }
-
-/** How long subscribing a process to one resource may take, in ms. */
-const SUBSCRIBE_TIMEOUT_MS = 10_000
-/** How often an open listen stream checks that the policy still lets its caller in, in ms. */
-export const DEFAULT_LISTEN_RECHECK_MS = 30_000
-/** Resources one listen stream may subscribe to. */
-export const DEFAULT_LISTEN_RESOURCES = 64
 
 /**
  * `subscriptions/listen` (2026-07-28): an SSE stream that opens with
@@ -57,8 +50,8 @@ export async function listenStream(o: {
   const { message, principal, server } = o
   const requested = parseFilter((message.params as Record<string, unknown> | undefined)?.notifications)
   if (requested === undefined) return invalid(message.id, "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter")
-  if ((requested.resourceSubscriptions?.length ?? 0) > DEFAULT_LISTEN_RESOURCES) {
-    return invalid(message.id, `Invalid params: at most ${DEFAULT_LISTEN_RESOURCES} resourceSubscriptions per stream`)
+  if ((requested.resourceSubscriptions?.length ?? 0) > o.lanes.limits.listenResources) {
+    return invalid(message.id, `Invalid params: at most ${o.lanes.limits.listenResources} resourceSubscriptions per stream`)
   }
   const uris = (requested.resourceSubscriptions ?? []).filter((uri) => allowed(o, uri, true))
 
@@ -70,7 +63,7 @@ export async function listenStream(o: {
   const slot = o.lanes.listen(server, principal, (e) => onEvent(e), () => end(true))
   if (slot === undefined) {
     return Response.json(
-      { jsonrpc: '2.0', id: message.id, error: { code: -32000, message: `you have ${DEFAULT_LISTENS_PER_SUBJECT} subscription streams open on ${server}, the most allowed; close one` } },
+      { jsonrpc: '2.0', id: message.id, error: { code: -32000, message: `you have ${o.lanes.limits.listensPerSubject} subscription streams open on ${server}, the most allowed; close one` } },
       { status: 429, headers: { 'retry-after': '5' } },
     )
   }
@@ -90,7 +83,7 @@ export async function listenStream(o: {
             // Streams on one process share its subscription to a URI: placed by the first,
             // withdrawn by the last (the process keeps one per URI, not one per stream).
             if (!held.subscriptions.has(uri)) {
-              const reply = (await o.lanes.request(held, 'resources/subscribe', { uri }, SUBSCRIBE_TIMEOUT_MS)) as { result?: unknown } | undefined
+              const reply = (await o.lanes.request(held, 'resources/subscribe', { uri }, o.lanes.limits.subscribeTimeout)) as { result?: unknown } | undefined
               if (reply?.result === undefined) {
                 o.log.info({ uri }, 'the server refused a resource subscription; left out of the acknowledgement')
                 continue
@@ -166,7 +159,7 @@ export async function listenStream(o: {
     expiry = setTimeout(() => end(true), Math.max(0, principal.exp * 1000 - Date.now())).unref()
   }
   // A quiet stream notices a policy that took the server away, too.
-  recheck = setInterval(stillAllowed, DEFAULT_LISTEN_RECHECK_MS).unref()
+  recheck = setInterval(stillAllowed, o.lanes.limits.listenRecheck).unref()
   return response
 }
 

@@ -346,6 +346,10 @@ describe('validateConfig', () => {
     assert.deepEqual(config.limits, {
       maxBodyBytes: 1_048_576, maxSessions: 1000, maxSessionsPerSubject: 32, maxBatch: 100, maxJsonDepth: 64, bodyTimeout: 10_000,
       streamQueueBytes: 1_048_576, streamQueueEvents: 1000, sessionQueueBytes: 4_194_304, sessionQueueEvents: 4000,
+      sessionless: {
+        lanesPerSubject: 4, laneWait: 10_000, laneWaiters: 16, laneIdle: 300_000, toolPages: 20, inputTtl: 300_000,
+        waitingPerSubject: 4, listensPerSubject: 8, listenResources: 64, listenRecheck: 30_000, subscribeTimeout: 10_000,
+      },
     })
     assert.equal(config.auth.clockTolerance, 30)
     assert.deepEqual(config.auth.roleClaims, ['realm_access.roles', 'resource_access.mcp-edge.roles'])

@@ -1,0 +1,111 @@
+// Every operator-settable limit: left out it is its default, written as its default it loads,
+// and a value out of range is refused at start-up at its own file:line, with the reason.
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { stringify } from 'yaml'
+import * as S from '../../gateway/config/schema.js'
+import { ConfigError } from '../../gateway/config/errors.js'
+import { loadConfigFile, validateConfig } from '../../gateway/config/load.js'
+
+const SERVERS = { servers: { echo: { command: '/bin/echo' } } }
+const ENDPOINT = { ...SERVERS, endpoints: { all: { servers: '*' } } }
+
+/** `>= n` and `<= n`, as zod says them. */
+const min = (n: number) => `Too small: expected number to be >=${n}`
+const max = (n: number) => `Too big: expected number to be <=${n}`
+
+interface LimitCase {
+  /** Dotted path of the key in gateway.yaml. */
+  key: string
+  default: number
+  /** A value out of range, and the message that refuses it. */
+  bad: number
+  message: string
+  /** What else the file needs for the key to be read (a server, an endpoint, the broker…). */
+  base?: Record<string, unknown>
+}
+
+const cases: LimitCase[] = [
+  // limits.sessionless: each principal's sessionless processes, waiters, rounds and streams.
+  { key: 'limits.sessionless.lanesPerSubject', default: S.DEFAULT_LANES_PER_SUBJECT, bad: 0, message: min(1) },
+  { key: 'limits.sessionless.laneWait', default: S.DEFAULT_LANE_WAIT_MS, bad: 600_001, message: max(600_000) },
+  { key: 'limits.sessionless.laneWaiters', default: S.DEFAULT_LANE_WAITERS, bad: -1, message: min(0) },
+  { key: 'limits.sessionless.laneIdle', default: S.DEFAULT_LANE_IDLE_MS, bad: 999, message: min(1000) },
+  { key: 'limits.sessionless.toolPages', default: S.DEFAULT_TOOL_PAGES, bad: 0, message: min(1) },
+  { key: 'limits.sessionless.inputTtl', default: S.DEFAULT_INPUT_TTL_MS, bad: 999, message: min(1000) },
+  { key: 'limits.sessionless.waitingPerSubject', default: S.DEFAULT_WAITING_PER_SUBJECT, bad: 0, message: min(1) },
+  { key: 'limits.sessionless.listensPerSubject', default: S.DEFAULT_LISTENS_PER_SUBJECT, bad: 1001, message: max(1000) },
+  { key: 'limits.sessionless.listenResources', default: S.DEFAULT_LISTEN_RESOURCES, bad: 0, message: min(1) },
+  { key: 'limits.sessionless.listenRecheck', default: S.DEFAULT_LISTEN_RECHECK_MS, bad: 10, message: min(1000) },
+  { key: 'limits.sessionless.subscribeTimeout', default: S.DEFAULT_SUBSCRIBE_TIMEOUT_MS, bad: 99, message: min(100) },
+]
+
+/** `obj` with `value` at dotted `key` (objects on the way created or copied). */
+function withValue(obj: Record<string, unknown>, key: string, value: unknown): Record<string, unknown> {
+  const out = structuredClone(obj)
+  let node = out
+  const parts = key.split('.')
+  for (const part of parts.slice(0, -1)) {
+    node[part] = typeof node[part] === 'object' && node[part] !== null ? node[part] : {}
+    node = node[part] as Record<string, unknown>
+  }
+  node[parts.at(-1)!] = value
+  return out
+}
+
+/** The value at dotted `key`. */
+function valueAt(obj: unknown, key: string): unknown {
+  return key.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], obj)
+}
+
+/** The 1-based line of dotted `key` in YAML text written by `stringify` (one key per line). */
+function lineOf(text: string, key: string): number {
+  const lines = text.split('\n')
+  let at = -1
+  for (const part of key.split('.')) at = lines.findIndex((l, i) => i > at && l.trimStart().startsWith(`${part}:`))
+  assert.ok(at >= 0, `${key} not found in\n${text}`)
+  return at + 1
+}
+
+let dir: string
+let n = 0
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'mcp-edge-limits-'))
+})
+after(() => rm(dir, { recursive: true, force: true }))
+
+describe('limits: each key has its default, and accepts it written out', () => {
+  for (const c of cases) {
+    test(`${c.key} defaults to ${c.default}`, () => {
+      const base = c.base ?? SERVERS
+      const implicit = validateConfig(base, { file: 'x', baseDir: '/' })
+      assert.equal(valueAt(implicit, c.key), c.default)
+      const explicit = validateConfig(withValue(base, c.key, c.default), { file: 'x', baseDir: '/' })
+      assert.equal(valueAt(explicit, c.key), c.default)
+    })
+  }
+})
+
+describe('limits: a value out of range is refused at its file:line', () => {
+  for (const c of cases) {
+    test(`${c.key}: ${c.bad} refused`, async () => {
+      const text = stringify(withValue(c.base ?? SERVERS, c.key, c.bad))
+      const file = path.join(dir, `limits-${++n}.yaml`)
+      await writeFile(file, text)
+      let err: unknown
+      try {
+        loadConfigFile(file, {})
+      } catch (e) {
+        err = e
+      }
+      assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`)
+      assert.deepEqual(err.problems.map((p) => ({ file: p.file, line: p.line, path: p.path, message: p.message })), [
+        { file, line: lineOf(text, c.key), path: c.key, message: c.message },
+      ])
+      assert.ok(err.message.includes(`${file}:${lineOf(text, c.key)}:`), err.message)
+    })
+  }
+})
