@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { WebStandardStreamableHTTPServerTransport, type AuthInfo, type JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
-import type { GatewayConfig } from '../config/schema.js'
+import { DEFAULT_REQUEST_TIMEOUT_MS, type GatewayConfig } from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { LISTS, type Aggregate, type AggregateCaller, type ListMethod } from './aggregate.js'
@@ -273,7 +273,7 @@ export class AggregateSession {
    * the answers back: a result to the process as a result, an error as an error.
    */
   private async ask(relatedId: RequestId, backend: BackendCall, requests: ReadonlyMap<string, InputRequest>): Promise<Record<string, unknown>> {
-    const timeout = this.o.config.servers[backend.lane.server]?.requestTimeout || 60_000
+    const timeout = this.o.config.servers[backend.lane.server]?.requestTimeout || DEFAULT_REQUEST_TIMEOUT_MS
     const answers: Record<string, unknown> = {}
     await Promise.all([...requests].map(async ([key, r]) => {
       const id = `mcp-edge-ask-${randomBytes(9).toString('base64url')}`

@@ -106,6 +106,14 @@ export const DEFAULT_LISTEN_RECHECK_MS = 30_000
 /** How long subscribing a process to one resource for a listen stream may take, in ms. */
 export const DEFAULT_SUBSCRIBE_TIMEOUT_MS = 10_000
 
+// Endpoints (`endpoints.<name>`): several servers at one URL.
+/** Pages of a backend's list read at most (each page is one request to its process). */
+export const DEFAULT_BACKEND_LIST_PAGES = 20
+/** How long a backend has to answer one page of a list before it is left out, in ms. */
+export const DEFAULT_BACKEND_LIST_TIMEOUT_MS = 10_000
+/** How long an endpoint's session-era session lives without a request or an open stream, in ms. */
+export const DEFAULT_ENDPOINT_SESSION_IDLE_MS = 10 * 60_000
+
 /** Asymmetric algorithms accepted by default: never `none`, never HS* (RFC 8725 §3.1, §3.2). */
 export const ASYMMETRIC_ALGORITHMS = [
   'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
@@ -147,6 +155,12 @@ const endpointSchema = z.strictObject({
   maxNameLength: z.number().int().min(16).max(128).default(DEFAULT_ENDPOINT_MAX_NAME_LENGTH),
   /** Items per page of a merged list (a client pages on with nextCursor). */
   pageSize: z.number().int().min(1).max(10_000).default(DEFAULT_ENDPOINT_PAGE_SIZE),
+  /** How long a backend may take to answer one page of a list; a slower one is left out of the merged list. */
+  listTimeout: ms.min(100).max(10 * 60_000).default(DEFAULT_BACKEND_LIST_TIMEOUT_MS),
+  /** Pages of one backend's list read at most; past them the rest of its list is left out. */
+  listPages: z.number().int().min(1).max(1000).default(DEFAULT_BACKEND_LIST_PAGES),
+  /** A session-era session of the endpoint with no request and no open stream ends after this. */
+  idleTimeout: ms.min(1000).default(DEFAULT_ENDPOINT_SESSION_IDLE_MS),
   /** Shown as the endpoint's resource_name and in its initialize instructions. */
   description: z.string().max(500).optional(),
 })

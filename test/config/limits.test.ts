@@ -41,6 +41,10 @@ const cases: LimitCase[] = [
   { key: 'limits.sessionless.listenResources', default: S.DEFAULT_LISTEN_RESOURCES, bad: 0, message: min(1) },
   { key: 'limits.sessionless.listenRecheck', default: S.DEFAULT_LISTEN_RECHECK_MS, bad: 10, message: min(1000) },
   { key: 'limits.sessionless.subscribeTimeout', default: S.DEFAULT_SUBSCRIBE_TIMEOUT_MS, bad: 99, message: min(100) },
+  // endpoints.<name>: an endpoint's lists of its backends, and its session-era sessions.
+  { key: 'endpoints.all.listTimeout', default: S.DEFAULT_BACKEND_LIST_TIMEOUT_MS, bad: 99, message: min(100), base: ENDPOINT },
+  { key: 'endpoints.all.listPages', default: S.DEFAULT_BACKEND_LIST_PAGES, bad: 1001, message: max(1000), base: ENDPOINT },
+  { key: 'endpoints.all.idleTimeout', default: S.DEFAULT_ENDPOINT_SESSION_IDLE_MS, bad: 999, message: min(1000), base: ENDPOINT },
 ]
 
 /** `obj` with `value` at dotted `key` (objects on the way created or copied). */
