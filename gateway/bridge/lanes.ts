@@ -465,7 +465,7 @@ export class LanePool implements Holders {
     try {
       const config = this.o.config.servers[server]!
       const child = await this.o.source.process(server, principal, log, accepted, credentials)
-      const timeout = initializeTimeout(config.requestTimeout)
+      const timeout = initializeTimeout(config)
       let init: InitResult
       try {
         init = await initializeChild(child, timeout, LANE_CLIENT_CAPABILITIES)

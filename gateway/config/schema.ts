@@ -81,6 +81,30 @@ export const DEFAULT_DEV_IDP_PORT = 8090
 /** The dev IdP's users when none are configured: one, logged in automatically, not an admin. */
 export const DEFAULT_DEV_IDP_USERS = [{ sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'] }]
 
+// A server's processes (`servers.<name>`).
+/**
+ * How long a starting process may take to answer the gateway's initialize, in ms at least: a
+ * start is not a request (a server fetched by npx, a JVM), so a short `requestTimeout` does not
+ * cut it; a longer `requestTimeout` extends it.
+ */
+export const DEFAULT_INITIALIZE_TIMEOUT_MS = 30_000
+/** Longest wait for a warm process to answer its priming ping, in ms. */
+export const DEFAULT_PRIME_TIMEOUT_MS = 10_000
+/** How long a new session waits for a shared process that is (re)starting, in ms. */
+export const DEFAULT_SHARED_READY_WAIT_MS = 10_000
+/** The first restart of a failed warm or shared process comes this much later, in ms; each next one twice as late. */
+export const DEFAULT_RESPAWN_BACKOFF_MS = 500
+/** Restarts are never further apart than this, in ms. */
+export const DEFAULT_RESPAWN_BACKOFF_MAX_MS = 30_000
+/** Largest single stdout message accepted from a child, in bytes; past it the child is closed. */
+export const DEFAULT_CHILD_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+/** stderr lines logged per child per window before the rest are counted and dropped. */
+export const DEFAULT_STDERR_LINES_PER_WINDOW = 50
+/** The stderr rate-limit window, in ms. */
+export const DEFAULT_STDERR_WINDOW_MS = 10_000
+/** Longest stderr line logged, in characters; the rest is cut. */
+export const DEFAULT_STDERR_LINE_MAX = 2_000
+
 // Sessionless (2026-07-28) requests, per server and principal (`limits.sessionless`): lanes
 // are the principal's own processes, rounds its requests waiting for the client's answers.
 /** Requests of one principal running at once on one server (rounds waiting for answers aside). */
@@ -203,6 +227,8 @@ const serverSchema = z
          * capabilities.
          */
         preinitialize: z.boolean().default(false),
+        /** How long a warm process may take to answer its first ping (its runtime loading) before it counts as warm anyway. */
+        primeTimeout: ms.min(100).default(DEFAULT_PRIME_TIMEOUT_MS),
       })
       .refine((p) => p.min <= p.max, 'pool.min must not exceed pool.max')
       .prefault({}),
@@ -243,6 +269,23 @@ const serverSchema = z
     idleTimeout: ms.default(DEFAULT_IDLE_TIMEOUT_MS),
     /** On shutdown, how long requests in flight may finish before processes are stopped. */
     shutdownGrace: ms.default(DEFAULT_SHUTDOWN_GRACE_MS),
+    /** How long a new process may take to answer initialize (at least; a longer requestTimeout extends it). */
+    initializeTimeout: ms.min(100).default(DEFAULT_INITIALIZE_TIMEOUT_MS),
+    /** shared mode: how long a new session waits for a (re)starting process before 503. */
+    readyWait: ms.max(10 * 60_000).default(DEFAULT_SHARED_READY_WAIT_MS),
+    /** A warm or shared process that failed is started again after this, doubling up to respawnBackoffMax. */
+    respawnBackoff: ms.min(10).max(3600_000).default(DEFAULT_RESPAWN_BACKOFF_MS),
+    respawnBackoffMax: ms.min(10).max(3600_000).default(DEFAULT_RESPAWN_BACKOFF_MAX_MS),
+    /** Largest JSON-RPC message the process may write on stdout; a larger one closes the process. */
+    maxMessageBytes: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(DEFAULT_CHILD_MAX_MESSAGE_BYTES),
+    /** The process's stderr in the log: `linesPerWindow` lines per `window` ms (the rest counted), each cut at `lineMax` characters. */
+    stderr: z
+      .strictObject({
+        linesPerWindow: z.number().int().min(0).default(DEFAULT_STDERR_LINES_PER_WINDOW),
+        window: ms.min(100).default(DEFAULT_STDERR_WINDOW_MS),
+        lineMax: z.number().int().min(80).max(1024 * 1024).default(DEFAULT_STDERR_LINE_MAX),
+      })
+      .prefault({}),
     description: z.string().optional(),
     /**
      * Per-user credentials handed to the process as environment variables: the process is the
@@ -254,6 +297,7 @@ const serverSchema = z
   .refine((s) => Object.keys(s.credentials).length === 0 || s.mode === 'session', { message: 'credentials need mode: session (a shared process serves many users, and would mix their credentials)', path: ['credentials'] })
   .refine((s) => Object.keys(s.credentials).length === 0 || (s.pool.min === 0 && !s.pool.preinitialize), { message: 'credentials need pool.min: 0 and no preinitialize (each process is started with its user\'s own values)', path: ['credentials'] })
   .refine((s) => !(s.mode === 'shared' && s.identityEnv), 'identityEnv needs mode: session (a shared process serves many subjects)')
+  .refine((s) => s.respawnBackoff <= s.respawnBackoffMax, { message: 'must not exceed respawnBackoffMax', path: ['respawnBackoff'] })
   .refine((s) => s.ssePolling === undefined || (s.responses === 'sse' && s.resumability.enabled), {
     message: 'ssePolling needs responses: sse and resumability.enabled (clients resume from the replay buffer)',
     path: ['ssePolling'],

@@ -41,6 +41,16 @@ const cases: LimitCase[] = [
   { key: 'limits.sessionless.listenResources', default: S.DEFAULT_LISTEN_RESOURCES, bad: 0, message: min(1) },
   { key: 'limits.sessionless.listenRecheck', default: S.DEFAULT_LISTEN_RECHECK_MS, bad: 10, message: min(1000) },
   { key: 'limits.sessionless.subscribeTimeout', default: S.DEFAULT_SUBSCRIBE_TIMEOUT_MS, bad: 99, message: min(100) },
+  // servers.<name>: a server's processes.
+  { key: 'servers.echo.initializeTimeout', default: S.DEFAULT_INITIALIZE_TIMEOUT_MS, bad: 99, message: min(100) },
+  { key: 'servers.echo.pool.primeTimeout', default: S.DEFAULT_PRIME_TIMEOUT_MS, bad: 99, message: min(100) },
+  { key: 'servers.echo.readyWait', default: S.DEFAULT_SHARED_READY_WAIT_MS, bad: 600_001, message: max(600_000) },
+  { key: 'servers.echo.respawnBackoff', default: S.DEFAULT_RESPAWN_BACKOFF_MS, bad: 9, message: min(10) },
+  { key: 'servers.echo.respawnBackoffMax', default: S.DEFAULT_RESPAWN_BACKOFF_MAX_MS, bad: 3_600_001, message: max(3_600_000) },
+  { key: 'servers.echo.maxMessageBytes', default: S.DEFAULT_CHILD_MAX_MESSAGE_BYTES, bad: 65_535, message: min(65_536) },
+  { key: 'servers.echo.stderr.linesPerWindow', default: S.DEFAULT_STDERR_LINES_PER_WINDOW, bad: -1, message: min(0) },
+  { key: 'servers.echo.stderr.window', default: S.DEFAULT_STDERR_WINDOW_MS, bad: 99, message: min(100) },
+  { key: 'servers.echo.stderr.lineMax', default: S.DEFAULT_STDERR_LINE_MAX, bad: 79, message: min(80) },
   // endpoints.<name>: an endpoint's lists of its backends, and its session-era sessions.
   { key: 'endpoints.all.listTimeout', default: S.DEFAULT_BACKEND_LIST_TIMEOUT_MS, bad: 99, message: min(100), base: ENDPOINT },
   { key: 'endpoints.all.listPages', default: S.DEFAULT_BACKEND_LIST_PAGES, bad: 1001, message: max(1000), base: ENDPOINT },
@@ -110,6 +120,44 @@ describe('limits: a value out of range is refused at its file:line', () => {
         { file, line: lineOf(text, c.key), path: c.key, message: c.message },
       ])
       assert.ok(err.message.includes(`${file}:${lineOf(text, c.key)}:`), err.message)
+    })
+  }
+})
+
+interface RelationCase {
+  name: string
+  config: Record<string, unknown>
+  /** Where the problem is reported, and why. */
+  key: string
+  message: string
+}
+
+// Limits that bound one another: a value in range is still refused when it contradicts another.
+const relations: RelationCase[] = [
+  {
+    name: 'a first respawn backoff longer than the longest',
+    config: withValue(withValue(SERVERS, 'servers.echo.respawnBackoff', 2000), 'servers.echo.respawnBackoffMax', 1000),
+    key: 'servers.echo.respawnBackoff',
+    message: 'must not exceed respawnBackoffMax',
+  },
+]
+
+describe('limits: values that contradict another limit are refused at their file:line', () => {
+  for (const c of relations) {
+    test(c.name, async () => {
+      const text = stringify(c.config)
+      const file = path.join(dir, `relation-${++n}.yaml`)
+      await writeFile(file, text)
+      let err: unknown
+      try {
+        loadConfigFile(file, {})
+      } catch (e) {
+        err = e
+      }
+      assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`)
+      assert.deepEqual(err.problems.map((p) => ({ file: p.file, line: p.line, path: p.path, message: p.message })), [
+        { file, line: lineOf(text, c.key), path: c.key, message: c.message },
+      ])
     })
   }
 })
