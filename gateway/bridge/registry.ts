@@ -61,7 +61,7 @@ export class SessionRegistry implements Holders {
       now?: () => number
     },
   ) {
-    this.outbound = o.outbound ?? new Outbound(queueLimits(o.config), o.metrics)
+    this.outbound = o.outbound ?? new Outbound(queueLimits(o.config), o.metrics, o.config.limits.sseKeepAlive)
     this.bounds = o.bounds ?? new SubjectBounds({ config: o.config, log: o.log })
     this.bounds.holders.sessions ??= this
     for (const [name, config] of Object.entries(o.config.servers)) {

@@ -81,6 +81,20 @@ export const DEFAULT_DEV_IDP_PORT = 8090
 /** The dev IdP's users when none are configured: one, logged in automatically, not an admin. */
 export const DEFAULT_DEV_IDP_USERS = [{ sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'] }]
 
+// The gateway's own listener and process (`limits`, `log`).
+/** Idle keep-alive connections are closed after this long, in ms: longer than a proxy's idle timeout (nginx 60 s). */
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000
+/** A comment line on every idle SSE stream this often, in ms, so proxies keep it open. */
+export const DEFAULT_SSE_KEEPALIVE_MS = 15_000
+/** After SIGTERM or SIGINT, the process exits after this long even if shutdown has not finished, in ms. */
+export const DEFAULT_SHUTDOWN_DEADLINE_MS = 10_000
+/** Quiet time after the last policy file event before a reload, in ms (editors write in bursts). */
+export const DEFAULT_RELOAD_DEBOUNCE_MS = 150
+/** Bytes of log lines gathered before a write to stdout (one write per many lines under load). */
+export const DEFAULT_LOG_BUFFER_BYTES = 4096
+/** Lines waiting in the log buffer are written at the latest after this long, in ms. */
+export const DEFAULT_LOG_FLUSH_MS = 200
+
 // A server's processes (`servers.<name>`).
 /**
  * How long a starting process may take to answer the gateway's initialize, in ms at least: a
@@ -584,6 +598,14 @@ export const configSchema = z.strictObject({
       streamQueueEvents: z.number().int().min(1).default(DEFAULT_STREAM_QUEUE_EVENTS),
       sessionQueueBytes: z.number().int().min(1024).default(DEFAULT_SESSION_QUEUE_BYTES),
       sessionQueueEvents: z.number().int().min(1).default(DEFAULT_SESSION_QUEUE_EVENTS),
+      /** Idle keep-alive connections are closed after this; keep it above the idle timeout of any proxy in front. */
+      keepAliveTimeout: ms.min(1000).max(3600_000).default(DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
+      /** A keep-alive comment on an idle SSE stream this often (every transport), so proxies keep it open. */
+      sseKeepAlive: ms.min(1000).max(3600_000).default(DEFAULT_SSE_KEEPALIVE_MS),
+      /** On SIGTERM, the process exits after this even if shutdown is unfinished; must exceed every server's shutdownGrace. */
+      shutdownDeadline: ms.min(1000).max(3600_000).default(DEFAULT_SHUTDOWN_DEADLINE_MS),
+      /** Quiet time after a policy file changes before it is reloaded. */
+      policyReloadDebounce: ms.min(10).max(60_000).default(DEFAULT_RELOAD_DEBOUNCE_MS),
       /** Sessionless (2026-07-28) requests: each principal's processes, waiters, rounds and listen streams, per server. */
       sessionless: z
         .strictObject({
@@ -669,10 +691,19 @@ export const configSchema = z.strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       /** Audit events: `stdout`, `stderr`, a file path (appended), or `off`. */
       audit: z.string().min(1).default('stdout'),
+      /** Bytes of log lines gathered before a write to stdout; 0 writes each line at once. */
+      bufferBytes: z.number().int().min(0).max(1024 * 1024).default(DEFAULT_LOG_BUFFER_BYTES),
+      /** Buffered lines are written at the latest after this. */
+      flushInterval: ms.min(10).max(60_000).default(DEFAULT_LOG_FLUSH_MS),
     })
     .prefault({}),
 }).superRefine((c, ctx) => {
   endpointProblems(c, ctx)
+  // The process exits at the deadline: a grace as long would never be given in full.
+  const grace = Math.max(0, ...Object.values(c.servers).map((s) => s.shutdownGrace))
+  if (c.limits.shutdownDeadline <= grace) {
+    ctx.addIssue({ code: 'custom', path: ['limits', 'shutdownDeadline'], message: `must exceed the longest shutdownGrace of the servers (${grace} ms)` })
+  }
   // A credential source the gateway cannot serve is a start-up error, not a failing call.
   for (const [name, server] of Object.entries(c.servers)) {
     for (const [variable, spec] of Object.entries(server.credentials)) {

@@ -29,6 +29,13 @@ interface LimitCase {
 }
 
 const cases: LimitCase[] = [
+  // limits and log: the gateway's own listener and process.
+  { key: 'limits.keepAliveTimeout', default: S.DEFAULT_KEEP_ALIVE_TIMEOUT_MS, bad: 999, message: min(1000) },
+  { key: 'limits.sseKeepAlive', default: S.DEFAULT_SSE_KEEPALIVE_MS, bad: 999, message: min(1000) },
+  { key: 'limits.shutdownDeadline', default: S.DEFAULT_SHUTDOWN_DEADLINE_MS, bad: 3_600_001, message: max(3_600_000) },
+  { key: 'limits.policyReloadDebounce', default: S.DEFAULT_RELOAD_DEBOUNCE_MS, bad: 60_001, message: max(60_000) },
+  { key: 'log.bufferBytes', default: S.DEFAULT_LOG_BUFFER_BYTES, bad: -1, message: min(0) },
+  { key: 'log.flushInterval', default: S.DEFAULT_LOG_FLUSH_MS, bad: 9, message: min(10) },
   // limits.sessionless: each principal's sessionless processes, waiters, rounds and streams.
   { key: 'limits.sessionless.lanesPerSubject', default: S.DEFAULT_LANES_PER_SUBJECT, bad: 0, message: min(1) },
   { key: 'limits.sessionless.laneWait', default: S.DEFAULT_LANE_WAIT_MS, bad: 600_001, message: max(600_000) },
@@ -139,6 +146,12 @@ const relations: RelationCase[] = [
     config: withValue(withValue(SERVERS, 'servers.echo.respawnBackoff', 2000), 'servers.echo.respawnBackoffMax', 1000),
     key: 'servers.echo.respawnBackoff',
     message: 'must not exceed respawnBackoffMax',
+  },
+  {
+    name: 'a shutdown deadline that would cut a server\'s shutdown grace',
+    config: withValue(withValue(SERVERS, 'servers.echo.shutdownGrace', 10_000), 'limits.shutdownDeadline', 10_000),
+    key: 'limits.shutdownDeadline',
+    message: 'must exceed the longest shutdownGrace of the servers (10000 ms)',
   },
 ]
 

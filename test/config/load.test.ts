@@ -348,6 +348,7 @@ describe('validateConfig', () => {
     assert.deepEqual(config.limits, {
       maxBodyBytes: 1_048_576, maxSessions: 1000, maxSessionsPerSubject: 32, maxBatch: 100, maxJsonDepth: 64, bodyTimeout: 10_000,
       streamQueueBytes: 1_048_576, streamQueueEvents: 1000, sessionQueueBytes: 4_194_304, sessionQueueEvents: 4000,
+      keepAliveTimeout: 65_000, sseKeepAlive: 15_000, shutdownDeadline: 10_000, policyReloadDebounce: 150,
       sessionless: {
         lanesPerSubject: 4, laneWait: 10_000, laneWaiters: 16, laneIdle: 300_000, toolPages: 20, inputTtl: 300_000,
         waitingPerSubject: 4, listensPerSubject: 8, listenResources: 64, listenRecheck: 30_000, subscribeTimeout: 10_000,
