@@ -57,8 +57,9 @@ export function tokenExchange(config: GatewayConfig, o: { readSecret: typeof rea
   const issuer = upstream?.issuer ?? config.auth.issuer
   const caFile = upstream ? upstream.caFile : config.auth.caFile
   const ca = caFile ? readFileSync(caFile, 'utf8') : undefined
-  const http = createIdpHttp(x.timeout, ca)
-  const dispatcher = ca ? new Agent({ connect: { ca, timeout: x.timeout }, headersTimeout: x.timeout, bodyTimeout: x.timeout }) : undefined
+  const { auth } = config
+  const http = createIdpHttp(x.timeout, ca, { connections: auth.idpConnections, maxResponseBytes: auth.idpMaxResponseBytes, keepAliveMs: auth.idpKeepAlive })
+  const dispatcher = ca ? new Agent({ connect: { ca, timeout: x.timeout }, headersTimeout: x.timeout, bodyTimeout: x.timeout, connections: x.connections }) : undefined
   const discovered = issuer === undefined ? undefined : discoveredTokenEndpoint(issuer, http)
   const known = x.tokenEndpoint ?? upstream?.endpoints?.token
   const exchange = new TokenExchange({

@@ -95,6 +95,24 @@ export const DEFAULT_LOG_BUFFER_BYTES = 4096
 /** Lines waiting in the log buffer are written at the latest after this long, in ms. */
 export const DEFAULT_LOG_FLUSH_MS = 200
 
+// The IdP as the gateway reaches it (`auth`), for discovery, JWKS and token exchange.
+/** Sockets kept open to the IdP at most. */
+export const DEFAULT_IDP_CONNECTIONS = 4
+/** Largest discovery or JWKS document accepted, in bytes. */
+export const DEFAULT_IDP_MAX_RESPONSE_BYTES = 256 * 1024
+/** An idle connection to the IdP is closed after this long, in ms. */
+export const DEFAULT_IDP_KEEP_ALIVE_MS = 30_000
+/** After a failed discovery, wait this long before the next attempt, in ms (requests meanwhile get 503). */
+export const DEFAULT_DISCOVERY_RETRY_MS = 5_000
+/** How long clients may cache an RFC 9728 metadata document (Cache-Control max-age, RFC 9728 §7.10), in s. */
+export const DEFAULT_METADATA_MAX_AGE_S = 300
+/** Token exchange: a token whose answer had no expires_in is reused for this long, in ms, then exchanged anew. */
+export const DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS = 60_000
+/** Token exchange: a token is reused at most this long, in ms, whatever its lifetime: the IdP re-decides at least hourly. */
+export const DEFAULT_EXCHANGE_MAX_REUSE_MS = 3_600_000
+/** Token exchange: sockets kept open to the token endpoint at most. */
+export const DEFAULT_EXCHANGE_CONNECTIONS = 8
+
 // A server's processes (`servers.<name>`).
 /**
  * How long a starting process may take to answer the gateway's initialize, in ms at least: a
@@ -499,6 +517,16 @@ const authSchema = z.strictObject({
   jwksCooldown: ms.default(DEFAULT_JWKS_COOLDOWN_MS),
   jwksMaxAge: ms.default(DEFAULT_JWKS_MAX_AGE_MS),
   idpTimeout: ms.min(100).default(DEFAULT_IDP_TIMEOUT_MS),
+  /** Connections to the IdP (discovery, JWKS) at most. */
+  idpConnections: z.number().int().min(1).max(256).default(DEFAULT_IDP_CONNECTIONS),
+  /** A larger discovery or JWKS document is refused (the IdP counts as unreachable). */
+  idpMaxResponseBytes: z.number().int().min(4096).max(16 * 1024 * 1024).default(DEFAULT_IDP_MAX_RESPONSE_BYTES),
+  /** An idle connection to the IdP is closed after this. */
+  idpKeepAlive: ms.min(1000).max(600_000).default(DEFAULT_IDP_KEEP_ALIVE_MS),
+  /** After a failed discovery, requests are refused (503) for this long before it is tried again. */
+  discoveryRetry: ms.min(100).max(600_000).default(DEFAULT_DISCOVERY_RETRY_MS),
+  /** Cache-Control max-age of the RFC 9728 metadata documents, in s. */
+  metadataMaxAge: z.number().int().min(0).max(86_400).default(DEFAULT_METADATA_MAX_AGE_S),
   tokenCacheMax: z.number().int().min(0).default(DEFAULT_TOKEN_CACHE_MAX),
   tokenCacheTtl: z.number().int().min(0).default(DEFAULT_TOKEN_CACHE_TTL_S),
   /** The gateway as the authorization server, federating to an upstream IdP (see brokerSchema). */
@@ -521,6 +549,12 @@ const authSchema = z.strictObject({
       renewBefore: ms.default(DEFAULT_EXCHANGE_RENEW_BEFORE_MS),
       maxResponseBytes: z.number().int().min(1024).default(DEFAULT_EXCHANGE_MAX_RESPONSE_BYTES),
       cacheMax: z.number().int().min(1).default(DEFAULT_EXCHANGE_CACHE_MAX),
+      /** A token whose answer had no expires_in is reused this long. */
+      unknownLifetime: ms.max(24 * 3600_000).default(DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS),
+      /** A token is reused at most this long, whatever its lifetime (the IdP decides again). */
+      maxReuse: ms.min(1000).max(24 * 3600_000).default(DEFAULT_EXCHANGE_MAX_REUSE_MS),
+      /** Connections to the token endpoint at most. */
+      connections: z.number().int().min(1).max(256).default(DEFAULT_EXCHANGE_CONNECTIONS),
     })
     .refine((x) => (x.clientAuth === 'none') === (x.clientSecret === undefined), 'clientSecret goes with clientAuth client_secret_basic or client_secret_post; none has no secret')
     .optional(),

@@ -12,6 +12,7 @@ import { loadConfigFile, validateConfig } from '../../gateway/config/load.js'
 
 const SERVERS = { servers: { echo: { command: '/bin/echo' } } }
 const ENDPOINT = { ...SERVERS, endpoints: { all: { servers: '*' } } }
+const EXCHANGE = { ...SERVERS, auth: { tokenExchange: { clientId: 'gateway', clientAuth: 'none' } } }
 
 /** `>= n` and `<= n`, as zod says them. */
 const min = (n: number) => `Too small: expected number to be >=${n}`
@@ -48,6 +49,15 @@ const cases: LimitCase[] = [
   { key: 'limits.sessionless.listenResources', default: S.DEFAULT_LISTEN_RESOURCES, bad: 0, message: min(1) },
   { key: 'limits.sessionless.listenRecheck', default: S.DEFAULT_LISTEN_RECHECK_MS, bad: 10, message: min(1000) },
   { key: 'limits.sessionless.subscribeTimeout', default: S.DEFAULT_SUBSCRIBE_TIMEOUT_MS, bad: 99, message: min(100) },
+  // auth: the IdP as the gateway reaches it.
+  { key: 'auth.idpConnections', default: S.DEFAULT_IDP_CONNECTIONS, bad: 0, message: min(1) },
+  { key: 'auth.idpMaxResponseBytes', default: S.DEFAULT_IDP_MAX_RESPONSE_BYTES, bad: 4095, message: min(4096) },
+  { key: 'auth.idpKeepAlive', default: S.DEFAULT_IDP_KEEP_ALIVE_MS, bad: 999, message: min(1000) },
+  { key: 'auth.discoveryRetry', default: S.DEFAULT_DISCOVERY_RETRY_MS, bad: 99, message: min(100) },
+  { key: 'auth.metadataMaxAge', default: S.DEFAULT_METADATA_MAX_AGE_S, bad: 86_401, message: max(86_400) },
+  { key: 'auth.tokenExchange.unknownLifetime', default: S.DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS, bad: -1, message: min(0), base: EXCHANGE },
+  { key: 'auth.tokenExchange.maxReuse', default: S.DEFAULT_EXCHANGE_MAX_REUSE_MS, bad: 999, message: min(1000), base: EXCHANGE },
+  { key: 'auth.tokenExchange.connections', default: S.DEFAULT_EXCHANGE_CONNECTIONS, bad: 0, message: min(1), base: EXCHANGE },
   // servers.<name>: a server's processes.
   { key: 'servers.echo.initializeTimeout', default: S.DEFAULT_INITIALIZE_TIMEOUT_MS, bad: 99, message: min(100) },
   { key: 'servers.echo.pool.primeTimeout', default: S.DEFAULT_PRIME_TIMEOUT_MS, bad: 99, message: min(100) },
