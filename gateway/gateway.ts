@@ -163,7 +163,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       // Every key replicas must share, named at once (the broker's, then the sealing keys).
       if (keys && config.store.kind !== 'memory') requireSharedKeys(config)
       sealer = sealerForStore(config, readSecret)
-      secrets = new UserSecrets({ store: shared, sealer })
+      secrets = new UserSecrets({ store: shared, sealer, maxLength: config.credentials.secretMaxLength, perUser: config.credentials.secretsPerUser })
       if (keys) broker = await startBroker({ config, issuer: publicUrl, keys, store: shared, sealer, resources, policy, audit, log: log.child({ component: 'broker' }), readSecret, peer: (c) => (c as Context<Vars>).get('clientIp') })
     }
   } catch (err) {

@@ -113,6 +113,44 @@ export const DEFAULT_EXCHANGE_MAX_REUSE_MS = 3_600_000
 /** Token exchange: sockets kept open to the token endpoint at most. */
 export const DEFAULT_EXCHANGE_CONNECTIONS = 8
 
+// Shared state (`store`), users' secrets (`credentials`).
+/** How often readiness asks the shared store whether it answers (with the broker), in ms. */
+export const DEFAULT_STORE_PING_MS = 5_000
+/** How long a caller waits for a per-user lock another replica holds before giving up, in ms. */
+export const DEFAULT_LOCK_WAIT_MS = 5_000
+/** Redis: how long one connection attempt may take, and how long start-up waits for Redis, in ms. */
+export const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 5_000
+/** Redis: how long one operation waits before it fails as `unavailable`, in ms. */
+export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2_000
+/** Redis: reconnect attempts back off exponentially from 50 ms up to this, in ms (plus jitter). */
+export const DEFAULT_REDIS_RECONNECT_MAX_DELAY_MS = 2_000
+/** The in-memory store: keys held at most; a write that would add one more is refused (`full`). */
+export const DEFAULT_MEMORY_MAX_KEYS = 100_000
+/** The in-memory store: expired keys are swept this often, in ms. */
+export const DEFAULT_MEMORY_SWEEP_INTERVAL_MS = 60_000
+/** Longest secret value a user may set, in characters. */
+export const DEFAULT_SECRET_MAX_LENGTH = 8192
+/** Secrets one user may hold at most. */
+export const DEFAULT_SECRETS_PER_USER = 64
+
+// The broker's upstream IdP and registrations (`auth.broker`).
+/** Largest answer of the upstream IdP accepted (discovery, token, userinfo, JWKS), in bytes. */
+export const DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES = 256 * 1024
+/** Sockets kept open to the upstream IdP at most. */
+export const DEFAULT_UPSTREAM_CONNECTIONS = 8
+/** An idle connection to the upstream IdP is closed after this long, in ms. */
+export const DEFAULT_UPSTREAM_KEEP_ALIVE_MS = 30_000
+/** After a failed upstream discovery, logins are refused for this long before it is tried again, in ms. */
+export const DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS = 5_000
+/** How long a per-user upstream re-check may hold its lock, in ms (it must finish well within). */
+export const DEFAULT_RECHECK_LOCK_MS = 30_000
+/** An upstream token handed to a process is refreshed first when less than this is left of it, in ms. */
+export const DEFAULT_UPSTREAM_RENEW_BEFORE_MS = 60_000
+/** Longest client_name a registration may carry, in UTF-16 code units (it is shown on the consent page). */
+export const DEFAULT_CLIENT_NAME_MAX_LENGTH = 256
+/** `Retry-After` when the client cap is reached, in s: unused clients expire slowly. */
+export const DEFAULT_CLIENT_CAP_RETRY_AFTER_S = 3600
+
 // A server's processes (`servers.<name>`).
 /**
  * How long a starting process may take to answer the gateway's initialize, in ms at least: a
@@ -429,6 +467,18 @@ const upstreamSchema = z
     /** How often a refresh re-checks the user upstream, in s; 0 = every refresh. */
     recheckInterval: z.number().int().min(0).default(DEFAULT_BROKER_RECHECK_S),
     timeout: ms.min(500).default(DEFAULT_BROKER_UPSTREAM_TIMEOUT_MS),
+    /** A larger answer of the upstream (discovery, token, userinfo, JWKS) is refused. */
+    maxResponseBytes: z.number().int().min(4096).max(16 * 1024 * 1024).default(DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES),
+    /** Connections to the upstream at most. */
+    connections: z.number().int().min(1).max(256).default(DEFAULT_UPSTREAM_CONNECTIONS),
+    /** An idle connection to the upstream is closed after this. */
+    keepAlive: ms.min(1000).max(600_000).default(DEFAULT_UPSTREAM_KEEP_ALIVE_MS),
+    /** After a failed discovery, logins are refused for this long before it is tried again. */
+    discoveryRetry: ms.min(100).max(600_000).default(DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS),
+    /** A user's re-check holds a lock this long at most (replicas wait meanwhile); it must exceed timeout. */
+    recheckLock: ms.min(1000).max(600_000).default(DEFAULT_RECHECK_LOCK_MS),
+    /** An upstream token handed to a process (upstreamToken credentials) is refreshed when less than this is left. */
+    renewBefore: ms.max(3600_000).default(DEFAULT_UPSTREAM_RENEW_BEFORE_MS),
     /**
      * Open every connection to the upstream at this host instead of the one its URLs name; the
      * port, the Host header and the name TLS checks stay the URL's (curl's --connect-to). For an
@@ -442,6 +492,7 @@ const upstreamSchema = z
   .refine((u) => (u.issuer === undefined) !== (u.endpoints === undefined), 'set exactly one of issuer (OIDC discovery) or endpoints (plain OAuth 2.0)')
   .refine((u) => (u.clientSecret === undefined) !== (u.privateKey === undefined), 'set exactly one of clientSecret or privateKey')
   .refine((u) => u.tokenEndpointAuth === undefined || (u.tokenEndpointAuth === 'private_key_jwt') === (u.privateKey !== undefined), 'tokenEndpointAuth private_key_jwt goes with privateKey, the others with clientSecret')
+  .refine((u) => u.recheckLock > u.timeout, { message: 'must exceed timeout (a re-check calls the upstream while it holds the lock)', path: ['recheckLock'] })
 
 /**
  * The OAuth broker: the gateway is the authorization server MCP clients register with and log
@@ -472,6 +523,10 @@ const brokerSchema = z.strictObject({
       maxBodyBytes: z.number().int().min(512).max(65536).default(DEFAULT_BROKER_REGISTRATION_MAX_BYTES),
       maxRedirectUris: z.number().int().min(1).max(100).default(DEFAULT_BROKER_MAX_REDIRECT_URIS),
       perAddressPerMinute: z.number().int().min(1).default(DEFAULT_BROKER_REGISTRATIONS_PER_MINUTE),
+      /** Longest client_name accepted (shown on the consent page). */
+      maxClientNameLength: z.number().int().min(16).max(4096).default(DEFAULT_CLIENT_NAME_MAX_LENGTH),
+      /** Retry-After of a registration refused because maxClients are registered, in s. */
+      retryAfterWhenFull: z.number().int().min(1).max(86_400).default(DEFAULT_CLIENT_CAP_RETRY_AFTER_S),
       /** Patterns a registered redirect URI must match (`*` any run of characters; `:*` any port). */
       redirectUris: z.array(z.string().min(1)).default(DEFAULT_BROKER_REDIRECT_URIS),
     })
@@ -692,6 +747,20 @@ export const configSchema = z.strictObject({
       kind: z.enum(['memory', 'redis']).default('memory'),
       url: secretRef.optional(),
       keyPrefix: z.string().default('mcp-edge:'),
+      /** With the broker: how often readiness asks the store whether it answers. */
+      pingInterval: ms.min(100).max(600_000).default(DEFAULT_STORE_PING_MS),
+      /** How long a request waits for a per-user lock (an upstream re-check) before it fails. */
+      lockWait: ms.min(100).max(600_000).default(DEFAULT_LOCK_WAIT_MS),
+      /** redis: connecting at most this long (at start-up, and each reconnect). */
+      connectTimeout: ms.min(100).max(600_000).default(DEFAULT_REDIS_CONNECT_TIMEOUT_MS),
+      /** redis: one command at most this long; past it the store counts as unavailable. */
+      commandTimeout: ms.min(100).max(600_000).default(DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
+      /** redis: reconnect attempts back off up to this far apart. */
+      reconnectMaxDelay: ms.min(100).max(600_000).default(DEFAULT_REDIS_RECONNECT_MAX_DELAY_MS),
+      /** memory: keys held at most; a write that would add one more fails (never by evicting another's). */
+      maxKeys: z.number().int().min(1000).default(DEFAULT_MEMORY_MAX_KEYS),
+      /** memory: how often expired keys are swept. */
+      sweepInterval: ms.min(1000).max(3600_000).default(DEFAULT_MEMORY_SWEEP_INTERVAL_MS),
     })
     .refine((st) => st.kind === 'memory' || st.url !== undefined, 'store.url is required with kind: redis')
     .prefault({}),
@@ -700,6 +769,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       elicitationTimeout: ms.min(1_000).default(DEFAULT_CREDENTIAL_ELICITATION_TIMEOUT_MS),
       pollInterval: ms.min(10).default(DEFAULT_CREDENTIAL_POLL_INTERVAL_MS),
+      /** Longest secret value a user may set, in characters (account.maxBodyBytes must carry it). */
+      secretMaxLength: z.number().int().min(1).max(65_536).default(DEFAULT_SECRET_MAX_LENGTH),
+      /** Secrets one user may hold. */
+      secretsPerUser: z.number().int().min(1).max(10_000).default(DEFAULT_SECRETS_PER_USER),
     })
     .prefault({}),
   /**
@@ -733,6 +806,12 @@ export const configSchema = z.strictObject({
     .prefault({}),
 }).superRefine((c, ctx) => {
   endpointProblems(c, ctx)
+  // The account page's body cap must carry at least the longest plain-ASCII secret and the
+  // form's other fields (other characters take up to 9 bytes each once percent-encoded).
+  const needed = c.credentials.secretMaxLength + 1024
+  if (c.account.maxBodyBytes < needed) {
+    ctx.addIssue({ code: 'custom', path: ['account', 'maxBodyBytes'], message: `must be at least ${needed} to carry a secret of credentials.secretMaxLength characters` })
+  }
   // The process exits at the deadline: a grace as long would never be given in full.
   const grace = Math.max(0, ...Object.values(c.servers).map((s) => s.shutdownGrace))
   if (c.limits.shutdownDeadline <= grace) {

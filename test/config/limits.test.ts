@@ -13,6 +13,7 @@ import { loadConfigFile, validateConfig } from '../../gateway/config/load.js'
 const SERVERS = { servers: { echo: { command: '/bin/echo' } } }
 const ENDPOINT = { ...SERVERS, endpoints: { all: { servers: '*' } } }
 const EXCHANGE = { ...SERVERS, auth: { tokenExchange: { clientId: 'gateway', clientAuth: 'none' } } }
+const BROKER = { ...SERVERS, auth: { broker: { upstream: { issuer: 'https://idp.example.com', clientId: 'gateway', clientSecret: { env: 'S' } } } } }
 
 /** `>= n` and `<= n`, as zod says them. */
 const min = (n: number) => `Too small: expected number to be >=${n}`
@@ -58,6 +59,25 @@ const cases: LimitCase[] = [
   { key: 'auth.tokenExchange.unknownLifetime', default: S.DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS, bad: -1, message: min(0), base: EXCHANGE },
   { key: 'auth.tokenExchange.maxReuse', default: S.DEFAULT_EXCHANGE_MAX_REUSE_MS, bad: 999, message: min(1000), base: EXCHANGE },
   { key: 'auth.tokenExchange.connections', default: S.DEFAULT_EXCHANGE_CONNECTIONS, bad: 0, message: min(1), base: EXCHANGE },
+  // auth.broker: the upstream IdP and registrations.
+  { key: 'auth.broker.upstream.maxResponseBytes', default: S.DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES, bad: 4095, message: min(4096), base: BROKER },
+  { key: 'auth.broker.upstream.connections', default: S.DEFAULT_UPSTREAM_CONNECTIONS, bad: 257, message: max(256), base: BROKER },
+  { key: 'auth.broker.upstream.keepAlive', default: S.DEFAULT_UPSTREAM_KEEP_ALIVE_MS, bad: 999, message: min(1000), base: BROKER },
+  { key: 'auth.broker.upstream.discoveryRetry', default: S.DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS, bad: 99, message: min(100), base: BROKER },
+  { key: 'auth.broker.upstream.recheckLock', default: S.DEFAULT_RECHECK_LOCK_MS, bad: 600_001, message: max(600_000), base: BROKER },
+  { key: 'auth.broker.upstream.renewBefore', default: S.DEFAULT_UPSTREAM_RENEW_BEFORE_MS, bad: -1, message: min(0), base: BROKER },
+  { key: 'auth.broker.registration.maxClientNameLength', default: S.DEFAULT_CLIENT_NAME_MAX_LENGTH, bad: 15, message: min(16), base: BROKER },
+  { key: 'auth.broker.registration.retryAfterWhenFull', default: S.DEFAULT_CLIENT_CAP_RETRY_AFTER_S, bad: 0, message: min(1), base: BROKER },
+  // store and credentials: shared state, users' secrets.
+  { key: 'store.pingInterval', default: S.DEFAULT_STORE_PING_MS, bad: 99, message: min(100) },
+  { key: 'store.lockWait', default: S.DEFAULT_LOCK_WAIT_MS, bad: 99, message: min(100) },
+  { key: 'store.connectTimeout', default: S.DEFAULT_REDIS_CONNECT_TIMEOUT_MS, bad: 99, message: min(100) },
+  { key: 'store.commandTimeout', default: S.DEFAULT_REDIS_COMMAND_TIMEOUT_MS, bad: 99, message: min(100) },
+  { key: 'store.reconnectMaxDelay', default: S.DEFAULT_REDIS_RECONNECT_MAX_DELAY_MS, bad: 99, message: min(100) },
+  { key: 'store.maxKeys', default: S.DEFAULT_MEMORY_MAX_KEYS, bad: 999, message: min(1000) },
+  { key: 'store.sweepInterval', default: S.DEFAULT_MEMORY_SWEEP_INTERVAL_MS, bad: 999, message: min(1000) },
+  { key: 'credentials.secretMaxLength', default: S.DEFAULT_SECRET_MAX_LENGTH, bad: 0, message: min(1) },
+  { key: 'credentials.secretsPerUser', default: S.DEFAULT_SECRETS_PER_USER, bad: 10_001, message: max(10_000) },
   // servers.<name>: a server's processes.
   { key: 'servers.echo.initializeTimeout', default: S.DEFAULT_INITIALIZE_TIMEOUT_MS, bad: 99, message: min(100) },
   { key: 'servers.echo.pool.primeTimeout', default: S.DEFAULT_PRIME_TIMEOUT_MS, bad: 99, message: min(100) },
@@ -162,6 +182,18 @@ const relations: RelationCase[] = [
     config: withValue(withValue(SERVERS, 'servers.echo.shutdownGrace', 10_000), 'limits.shutdownDeadline', 10_000),
     key: 'limits.shutdownDeadline',
     message: 'must exceed the longest shutdownGrace of the servers (10000 ms)',
+  },
+  {
+    name: 'an upstream re-check lock shorter than one upstream call',
+    config: withValue(withValue(BROKER, 'auth.broker.upstream.timeout', 20_000), 'auth.broker.upstream.recheckLock', 20_000),
+    key: 'auth.broker.upstream.recheckLock',
+    message: 'must exceed timeout (a re-check calls the upstream while it holds the lock)',
+  },
+  {
+    name: 'an account page body cap too small for the longest secret',
+    config: withValue(withValue(SERVERS, 'credentials.secretMaxLength', 65_536), 'account.maxBodyBytes', 65_536),
+    key: 'account.maxBodyBytes',
+    message: 'must be at least 66560 to carry a secret of credentials.secretMaxLength characters',
   },
 ]
 
