@@ -138,6 +138,7 @@ export class LanePool implements Holders {
   constructor(private readonly o: { config: GatewayConfig; source: ProcessSource; bounds: SubjectBounds; log: Logger }) {
     this.limits = o.config.limits.sessionless
     const idles = [this.limits.laneIdle, ...Object.values(o.config.servers).map((c) => c.idleTimeout)].filter((t) => t > 0)
+    // Half the shortest idle time, at most 10 s: how late past it a lane may end (a pace, not a bound).
     this.reaper = setInterval(() => this.reap(), Math.max(50, Math.min(10_000, ...idles.map((t) => t / 2)))).unref()
   }
 
@@ -449,6 +450,7 @@ export class LanePool implements Holders {
     const grace = Math.max(0, ...Object.values(this.o.config.servers).map((s) => s.shutdownGrace))
     const deadline = Date.now() + grace
     while (Date.now() < deadline && this.busy) {
+      // A pace, not a bound: the longest shutdownGrace is.
       await new Promise((r) => setTimeout(r, 25))
     }
     this.finished = true
