@@ -326,6 +326,19 @@ if (recordFile) {
   }
 }
 
+// FIXTURE_CRASH_ON=<method>: exit (code 4) on that request, as a server that crashes mid-list.
+const crashOn = process.env.FIXTURE_CRASH_ON
+if (crashOn) {
+  const handle = transport.onmessage
+  transport.onmessage = (message) => {
+    if ((message as { method?: string }).method === crashOn) {
+      process.stderr.write(`fixture: crashing on ${crashOn}\n`)
+      process.exit(4)
+    }
+    handle?.(message)
+  }
+}
+
 // FIXTURE_STRICT_LIFECYCLE=1: behave like servers that exit on any request before initialize.
 if (process.env.FIXTURE_STRICT_LIFECYCLE === '1') {
   let initialized = false

@@ -6,8 +6,10 @@ import { DEFAULT_REQUEST_TIMEOUT_MS, type GatewayConfig } from '../config/schema
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { LISTS, type Aggregate, type AggregateCaller, type ListMethod } from './aggregate.js'
+import { SessionSubscriptions } from './aggregate-subscriptions.js'
 import type { CredentialGate } from './credential-gate.js'
 import { RPC } from './errors.js'
+import { SessionEventStore } from './event-store.js'
 import { GATEWAY_PROTOCOL_VERSIONS, negotiate } from './handshake.js'
 import { envelope, isObject, progressToken, rpcError, type RequestId } from './jsonrpc.js'
 import type { LanePool } from './lanes.js'
@@ -34,8 +36,11 @@ const LIST_CHANGED = new Set(['notifications/tools/list_changed', 'notifications
  * the backends' lists, and runs each call, read, prompt and completion on one of the user's
  * processes of its backend (a lane, as sessionless requests do), relaying what the process
  * asks the client mid-call (sampling, elicitation, roots) on the call's stream, its progress
- * and its logs at the session's level. List changes of any backend become one list_changed;
- * resource updates reach the session when it subscribed to that (public) URI.
+ * and its logs at the session's level (every log, until the client sets one). List changes of
+ * any backend become one list_changed; a resource subscription holds the process that took it
+ * (aggregate-subscriptions.ts), whose updates reach the session by public URI. Its streams
+ * follow the endpoint's own `resumability` and `ssePolling`, as a server session's follow its
+ * server's: events kept for GET + Last-Event-ID, a long call's stream closed and resumed.
  */
 export class AggregateSession {
   readonly id: string
@@ -45,12 +50,15 @@ export class AggregateSession {
   lastActive = Date.now()
   version: string | undefined
   private capabilities: Record<string, unknown> = {}
+  /** Set by the client's logging/setLevel; until then every log the backends send is relayed. */
   private logLevel: string | undefined
   private readonly calls = new Map<RequestId, BackendCall>()
   private readonly asked = new Map<string, (answer: JSONRPCMessage | undefined) => void>()
-  private readonly subscribed = new Set<string>()
+  private readonly subscriptions: SessionSubscriptions
   private streams = 0
   private closed = false
+  /** The replay buffer, when the endpoint's resumability is on. */
+  private readonly store: SessionEventStore | undefined
   private readonly unlisten: () => void
   /** List-changed notifications already sent this tick (several backends, one notification). */
   private readonly sentThisTick = new Set<string>()
@@ -74,17 +82,23 @@ export class AggregateSession {
     this.id = o.id
     this.endpoint = o.agg.name
     this.owner = ownerKey(o.owner)
+    this.subscriptions = new SessionSubscriptions(o.log)
+    const { resumability, ssePolling } = o.agg.endpoint
+    this.store = o.transport === undefined && resumability.enabled ? new SessionEventStore(resumability) : undefined
     this.transport =
       o.transport?.(this) ??
       new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => o.id,
+        // The SDK primes streams (id, empty data) only for clients at 2025-11-25 or later.
+        eventStore: this.store,
+        retryInterval: ssePolling?.retry,
         onsessionclosed: () => void this.close(),
       })
-    this.transport.onmessage = (message, extra) => void this.fromClient(message, extra?.authInfo)
+    this.transport.onmessage = (message, extra) => void this.fromClient(message, extra?.authInfo, extra?.closeSSEStream)
     this.transport.onerror = (err) => o.log.debug({ err: { message: err.message } }, 'transport refused a request')
     this.unlisten = o.lanes.onEvent((e) => {
       if (e.owner !== this.owner || this.closed) return
-      void this.serverEvent(e.server, e.method, e.params)
+      this.serverEvent(e.server, e.method, e.params)
     })
   }
 
@@ -101,9 +115,11 @@ export class AggregateSession {
     this.lastActive = Date.now()
     const authInfo: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], extra: { principal, routed, bearer } }
     const res = await this.transport.handleRequest(req, { parsedBody, authInfo })
+    const resumed = req.method === 'GET' ? req.headers.get('last-event-id') : null
+    const replayed = resumed ? (this.store?.takeReplayed(resumed) ?? 0) : 0
     if (res.body === null || !res.headers.get('content-type')?.startsWith('text/event-stream')) return res
     const listening = req.method === 'GET' && res.status === 200
-    const out = this.stream(listening, listening ? principal.exp : undefined).drain(res.body, 0)
+    const out = this.stream(listening, listening ? principal.exp : undefined).drain(res.body, replayed)
     return new Response(out.body, { status: res.status, headers: res.headers })
   }
 
@@ -125,6 +141,7 @@ export class AggregateSession {
     if (this.closed) return
     this.closed = true
     this.unlisten()
+    this.subscriptions.releaseAll()
     this.o.onclose(this)
     for (const call of this.calls.values()) {
       call.cancel('the session was closed')
@@ -163,7 +180,7 @@ export class AggregateSession {
     this.send({ jsonrpc: '2.0', id, result } as JSONRPCMessage, id)
   }
 
-  private async fromClient(message: JSONRPCMessage, authInfo: AuthInfo | undefined): Promise<void> {
+  private async fromClient(message: JSONRPCMessage, authInfo: AuthInfo | undefined, closeStream: (() => void) | undefined): Promise<void> {
     const env = envelope(message)
     if (env.kind === 'response') {
       if (typeof env.id === 'string') this.asked.get(env.id)?.(message)
@@ -184,6 +201,10 @@ export class AggregateSession {
     const { principal, routed, bearer } = authInfo?.extra as { principal: Principal; routed: ReadonlyMap<RequestId, RoutedRequest>; bearer?: string }
     const caller: AggregateCaller = { principal, bearer, log: this.o.log, accepted: Date.now() }
     const params = env.params ?? {}
+    // SSE polling (MCP 2025-11-25 §Sending Messages 6, SEP-1699): a request still running after
+    // closeAfter has its (primed) stream closed; the reply waits in the replay buffer.
+    const polling = this.o.agg.endpoint.ssePolling
+    const poll = polling && closeStream ? setTimeout(closeStream, polling.closeAfter) : undefined
     try {
       switch (env.method) {
         case 'initialize': {
@@ -200,10 +221,15 @@ export class AggregateSession {
       if (env.method in LISTS) return await this.list(env.id, env.method as ListMethod, params, caller)
       const target = routed.get(env.id)
       if (target === undefined) return this.send(rpcError(env.id, -32601, `Method not found: ${env.method}`), env.id)
+      if (env.method === 'resources/unsubscribe' || (env.method === 'resources/subscribe' && this.subscriptions.has(String(target.original.uri)))) {
+        return this.answerSubscription(env.id, env.method, target, caller)
+      }
       await this.call(env.id, env.method, target, caller)
     } catch (err) {
       this.o.log.error({ err: { message: (err as Error).message }, method: env.method }, 'endpoint request failed')
       this.send(rpcError(env.id, -32603, 'internal error'), env.id)
+    } finally {
+      clearTimeout(poll)
     }
   }
 
@@ -236,7 +262,9 @@ export class AggregateSession {
       credentials = got.credentials
     }
     const lane = await this.o.lanes.acquire(server, caller.principal, caller.log, caller.accepted, undefined, credentials)
-    const meta = { capabilities: this.capabilities, logLevel: this.logLevel, progressToken: progressToken(target.params) }
+    // MCP logging: the level is a minimum the client may set. A session-era client that never
+    // set one hears every log, as from the server itself (the lane's process sends them all).
+    const meta = { capabilities: this.capabilities, logLevel: this.logLevel ?? 'debug', progressToken: progressToken(target.params) }
     const backend = new BackendCall(lane, { method, params: target.params }, meta, config.requestTimeout)
     lane.user = backend
     this.calls.set(id, backend)
@@ -246,6 +274,10 @@ export class AggregateSession {
       while (outcome.kind === 'input') {
         const answers = await this.ask(id, backend, outcome.requests)
         outcome = await backend.resume(answers, meta, notify)
+      }
+      if (method === 'resources/subscribe' && outcome.kind === 'response' && !('error' in outcome.message)) {
+        // Held before the lane is released below (given back at once if the session has ended).
+        this.subscriptions.hold(String(target.original.uri), server, String(target.params.uri), lane)
       }
       if (!this.calls.has(id)) return audit('cancelled')
       if (outcome.kind === 'failed') {
@@ -258,14 +290,24 @@ export class AggregateSession {
         return this.send(rpcError(id, m.error.code, m.error.message, m.error.data), id)
       }
       const result = await this.o.agg.publish(server, m.result ?? {}, caller)
-      if (method === 'resources/subscribe') this.subscribed.add(String(target.original.uri))
-      if (method === 'resources/unsubscribe') this.subscribed.delete(String(target.original.uri))
       audit('ok')
       this.reply(id, result)
     } finally {
       this.calls.delete(id)
       this.o.lanes.release(lane, backend)
     }
+  }
+
+  /**
+   * `resources/unsubscribe`, or a subscribe to a URI the session already holds: answered here.
+   * An unsubscribe goes to the process holding the subscription; one for a URI the session
+   * never subscribed to has nothing to undo.
+   */
+  private answerSubscription(id: RequestId, method: string, target: RoutedRequest, caller: AggregateCaller): void {
+    const start = performance.now()
+    if (method === 'resources/unsubscribe') this.subscriptions.release(String(target.original.uri))
+    if (this.o.audit) auditAllowed(this.o.audit, this.o.metrics, { principal: caller.principal, server: target.server, method, decided: target.decided, start, outcome: 'ok' })
+    this.reply(id, {})
   }
 
   /**
@@ -295,7 +337,7 @@ export class AggregateSession {
   }
 
   /** A backend's event for this session's user: one list_changed per kind, subscribed resource updates. */
-  private async serverEvent(server: string, method: string, params: Record<string, unknown> | undefined): Promise<void> {
+  private serverEvent(server: string, method: string, params: Record<string, unknown> | undefined): void {
     if (!this.o.agg.servers.includes(server)) return
     if (LIST_CHANGED.has(method)) {
       if (this.sentThisTick.has(method)) return
@@ -304,9 +346,8 @@ export class AggregateSession {
       return this.send({ jsonrpc: '2.0', method } as JSONRPCMessage)
     }
     if (method === 'notifications/resources/updated') {
-      const event = await this.o.agg.publicEvent({ server, owner: this.owner, method, params }, { principal: this.o.owner, bearer: undefined, log: this.o.log, accepted: Date.now() })
-      const uri = event?.params?.uri
-      if (typeof uri === 'string' && this.subscribed.has(uri)) this.send({ jsonrpc: '2.0', method, params: event!.params } as JSONRPCMessage)
+      const uri = this.subscriptions.publicUri(server, String(params?.uri))
+      if (uri !== undefined) this.send({ jsonrpc: '2.0', method, params: { ...params, uri } } as JSONRPCMessage)
     }
   }
 }

@@ -34,7 +34,7 @@ export interface AggregateCaller {
 }
 
 /** A request routed to one backend: the server, and the params with its own names. */
-export type Routed = { server: string; params: Record<string, unknown> } | { error: { code: number; message: string } }
+export type Routed = { server: string; params: Record<string, unknown> } | { error: { code: number; message: string; data?: unknown } }
 
 type Item = Record<string, unknown>
 
@@ -50,6 +50,8 @@ type Item = Record<string, unknown>
 export class Aggregate {
   readonly name: string
   readonly servers: readonly string[]
+  /** The endpoint's configuration (its streams' resumability and polling among it). */
+  readonly endpoint: EndpointConfig
   private readonly cache = new Map<string, Item[]>()
   private readonly unsubscribe: () => void
 
@@ -70,6 +72,7 @@ export class Aggregate {
     },
   ) {
     this.name = o.name
+    this.endpoint = o.endpoint
     this.servers = o.endpoint.servers === '*' ? Object.keys(o.config.servers) : [...o.endpoint.servers]
     this.unsubscribe = o.lanes.onEvent((e) => this.changed(e))
   }
@@ -119,7 +122,7 @@ export class Aggregate {
    * public name. Unknown names, and names of backends the caller may not use, are not found.
    */
   async route(method: string, params: Record<string, unknown>, caller: AggregateCaller): Promise<Routed> {
-    const notFound = (what: string) => ({ error: { code: -32602, message: `Invalid params: ${what}` } })
+    const notFound = (what: string, data?: unknown) => ({ error: { code: -32602, message: `Invalid params: ${what}`, ...(data !== undefined ? { data } : {}) } })
     const allowed = new Set(this.accessible(caller.principal))
     const byName = async (list: 'tools/list' | 'prompts/list', name: unknown) => {
       if (typeof name !== 'string' || name === '') return undefined
@@ -142,7 +145,8 @@ export class Aggregate {
       case 'resources/subscribe':
       case 'resources/unsubscribe': {
         const hit = await byUri(params.uri)
-        if (hit === undefined) return notFound(`no resource ${JSON.stringify(params.uri)} on this endpoint (or it matches the templates of several servers)`)
+        // SEP-2164: resource not found is -32602 with the URI asked for in its data.
+        if (hit === undefined) return notFound(`no resource ${JSON.stringify(params.uri)} on this endpoint (or it matches the templates of several servers)`, { uri: params.uri })
         return { server: hit.server, params: { ...params, uri: hit.uri } }
       }
       case 'completion/complete': {
@@ -169,7 +173,9 @@ export class Aggregate {
    * and embedded resources in tool results and prompts) in their public form.
    */
   async publish(server: string, result: unknown, caller: AggregateCaller): Promise<unknown> {
-    if (!isObject(result)) return result
+    // Only resource URIs change: a result without one is answered without the URI table, so it
+    // never waits for the backends' resource lists (requests, and a process when none is free).
+    if (!isObject(result) || !carriesUris(result)) return result
     const table = await this.uriTable(caller)
     const map = (uri: unknown) => (typeof uri === 'string' ? (table.publicUri(server, uri) ?? uri) : uri)
     const content = (c: unknown): unknown => {
@@ -192,15 +198,6 @@ export class Aggregate {
       for (const i of items) if (typeof i.uriTemplate === 'string' && table.publicTemplate(server, i.uriTemplate) === publicTemplate) return { server, template: i.uriTemplate }
     }
     return undefined
-  }
-
-  /** A server event as an endpoint's listener sees it (its URI public), or undefined when not of this endpoint. */
-  async publicEvent(event: LaneEvent, caller: AggregateCaller): Promise<LaneEvent | undefined> {
-    if (!this.servers.includes(event.server)) return undefined
-    if (event.method !== 'notifications/resources/updated') return event
-    const uri = event.params?.uri
-    const table = await this.uriTable(caller)
-    return { ...event, params: { ...event.params, uri: typeof uri === 'string' ? (table.publicUri(event.server, uri) ?? uri) : uri } }
   }
 
   /** Each accessible backend's whole list, fetched where not cached; failures left out. */
@@ -264,20 +261,25 @@ export class Aggregate {
   }
 
   /**
-   * The endpoint's own initialize result: every capability an endpoint can relay (its
-   * backends' processes start only when a user needs them, so not theirs), its description
-   * and the instructions of backends whose processes have started, each under its name.
+   * The endpoint's own initialize result: the caller's backends' capabilities merged once each
+   * of them has answered an initialize (a process of it started, for anyone, or for this user
+   * where processes differ per user), else every capability an endpoint relays, since starting
+   * backends to learn theirs is what an endpoint must not do; its description and the
+   * instructions of backends whose processes have started, each under its name.
    */
   initResult(principal: Principal, protocolVersion: string): Item {
     const instructions: string[] = []
     if (this.o.endpoint.description) instructions.push(this.o.endpoint.description)
-    for (const server of this.accessible(principal)) {
-      const text = this.o.lanes.initOf(server, principal)?.instructions
+    const accessible = this.accessible(principal)
+    const inits = accessible.map((server) => this.o.lanes.initOf(server, principal))
+    for (const [i, server] of accessible.entries()) {
+      const text = inits[i]?.instructions
       if (typeof text === 'string' && text !== '') instructions.push(`${server}: ${text}`)
     }
+    const known = inits.every((init) => init !== undefined) && accessible.length > 0
     return {
       protocolVersion,
-      capabilities: { tools: { listChanged: true }, prompts: { listChanged: true }, resources: { subscribe: true, listChanged: true }, logging: {}, completions: {} },
+      capabilities: known ? mergedCapabilities(inits.map((init) => init!.capabilities)) : EVERY_CAPABILITY,
       serverInfo: { name: `mcp-edge/${this.name}`, version: ENDPOINT_VERSION },
       ...(instructions.length > 0 ? { instructions: instructions.join('\n\n') } : {}),
     }
@@ -343,4 +345,36 @@ export class Aggregate {
       for (const key of [...this.cache.keys()]) if (key === prefix || key.startsWith(`${prefix}\n`)) this.cache.delete(key)
     }
   }
+}
+
+/** Whether a result holds a resource URI `publish` would rewrite: read contents, links, embedded resources. */
+function carriesUris(result: Record<string, unknown>): boolean {
+  const uriIn = (c: unknown) => isObject(c) && (c.type === 'resource_link' || (c.type === 'resource' && isObject(c.resource)))
+  if (Array.isArray(result.contents) && result.contents.length > 0) return true
+  if (Array.isArray(result.content) && result.content.some(uriIn)) return true
+  return Array.isArray(result.messages) && result.messages.some((m) => isObject(m) && uriIn(m.content))
+}
+
+/** What an endpoint offers while some backend it may use has not started yet: every feature it relays. */
+const EVERY_CAPABILITY = Object.freeze({ tools: { listChanged: true }, prompts: { listChanged: true }, resources: { subscribe: true, listChanged: true }, logging: {}, completions: {} })
+
+/**
+ * The features the backends offer, as the endpoint offers them: a list feature when any backend
+ * has it (always with listChanged: the endpoint announces any backend's change), resource
+ * subscriptions and completions when any backend has them, and logging. Nothing else is relayed
+ * (experimental features, extensions), so nothing else is offered.
+ */
+export function mergedCapabilities(all: readonly unknown[]): Item {
+  const has = (key: string) => all.some((c) => isObject(c) && key in c)
+  const caps: Item = {}
+  if (has('tools')) caps.tools = { listChanged: true }
+  if (has('prompts')) caps.prompts = { listChanged: true }
+  if (has('resources')) {
+    const subscribe = all.some((c) => isObject(c) && isObject(c.resources) && c.resources.subscribe === true)
+    caps.resources = { ...(subscribe ? { subscribe: true } : {}), listChanged: true }
+  }
+  // Always: the endpoint itself tells session-era clients which backends a list left out.
+  caps.logging = {}
+  if (has('completions')) caps.completions = {}
+  return caps
 }

@@ -1,9 +1,11 @@
+import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
-import { StdioClientTransport } from '@modelcontextprotocol/client/stdio'
+import { getDefaultEnvironment } from '@modelcontextprotocol/client/stdio'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
+import { FrameReader, FrameWriter, type Frame } from './stdio-frames.js'
 
 /** A running stdio MCP server process, spoken to in JSON-RPC messages. */
 export interface Child {
@@ -34,45 +36,79 @@ export async function spawnChild(config: ServerConfig, log: Logger, extraEnv: Re
     const value = process.env[name]
     if (value !== undefined) inherited[name] = value
   }
-  const transport = new StdioClientTransport({
-    command: config.command,
-    args: config.args,
-    env: { ...inherited, ...config.env, ...extraEnv },
+  // The SDK's stdio transport validated every message with zod and wrote each to the pipe on
+  // its own; framing is ours now (stdio-frames.ts), the environment allow-list still the SDK's.
+  const proc = spawn(config.command, config.args, {
+    env: { ...getDefaultEnvironment(), ...inherited, ...config.env, ...extraEnv },
     cwd: config.cwd,
-    stderr: 'pipe',
-    maxBufferSize: config.maxMessageBytes,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    shell: false,
+    windowsHide: process.platform === 'win32',
   })
-  let current = log
+  await new Promise<void>((resolve, reject) => {
+    proc.once('spawn', resolve)
+    proc.once('error', reject)
+  })
+  let current = log.child({ pid: proc.pid })
   let alive = true
   let markExited!: () => void
   const exited = new Promise<void>((resolve) => (markExited = resolve))
+  const writer = new FrameWriter(proc.stdin)
+  const reader = new FrameReader(config.maxMessageBytes)
+  let closing: Promise<void> | undefined
   const child: Child = {
-    pid: 0,
+    pid: proc.pid ?? 0,
     exited,
     get alive() {
       return alive
     },
-    send: (message) => transport.send(message),
-    close: async () => {
-      if (alive) await transport.close()
-    },
+    send: (message) => writer.send(message),
+    close: () => (closing ??= alive ? stop(proc, exited, config.stopGrace) : Promise.resolve()),
     retag: (next) => {
       current = next.child({ pid: child.pid })
     },
   }
-  transport.onmessage = (message) => child.onmessage?.(message)
-  transport.onerror = (err) => current.warn({ err: { message: err.message } }, 'server process stream error')
-  transport.onclose = () => {
+  const streamError = (err: Error) => current.warn({ err: { message: err.message } }, 'server process stream error')
+  proc.on('error', streamError)
+  proc.stdin.on('error', streamError)
+  proc.stdout.on('error', streamError)
+  proc.stdout.on('data', (chunk: Buffer) => {
+    let frames: Frame[]
+    try {
+      frames = reader.push(chunk)
+    } catch (err) {
+      streamError(err as Error)
+      void child.close()
+      return
+    }
+    for (const f of frames) {
+      if ('message' in f) child.onmessage?.(f.message)
+      else current.debug({ skipped: f.skipped }, 'server process wrote a line that is not a JSON-RPC message')
+    }
+  })
+  proc.once('close', () => {
     alive = false
     markExited()
     child.onexit?.()
-  }
-  await transport.start()
-  ;(child as { pid: number }).pid = transport.pid ?? 0
-  current = log.child({ pid: child.pid })
-  // The stderr pass-through buffers until read, so nothing written before this is lost.
-  logStderr(transport.stderr as Readable, () => current, config.stderr, redactor(redact))
+  })
+  logStderr(proc.stderr, () => current, config.stderr, redactor(redact))
   return child
+}
+
+/** Closes stdin, then SIGTERM, then SIGKILL, each after `graceMs`; resolves once the process is gone. */
+async function stop(proc: ChildProcess, exited: Promise<void>, graceMs: number): Promise<void> {
+  const gone = (ms: number) => Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, ms).unref())])
+  try {
+    proc.stdin?.end()
+  } catch {}
+  await gone(graceMs)
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    if (proc.exitCode !== null || proc.signalCode !== null) break
+    try {
+      proc.kill(signal)
+    } catch {}
+    await gone(graceMs)
+  }
 }
 
 /** A redacting function, and the length of the longest form it blots out. */

@@ -174,6 +174,8 @@ export const DEFAULT_STDERR_LINES_PER_WINDOW = 50
 export const DEFAULT_STDERR_WINDOW_MS = 10_000
 /** Longest stderr line logged, in characters; the rest is cut. */
 export const DEFAULT_STDERR_LINE_MAX = 2_000
+/** Stopping a process: after stdin closes, then after SIGTERM, it has this long to exit before the next step (SIGTERM, SIGKILL), in ms. */
+export const DEFAULT_STOP_GRACE_MS = 2_000
 
 // Sessionless (2026-07-28) requests, per server and principal (`limits.sessionless`): lanes
 // are the principal's own processes, rounds its requests waiting for the client's answers.
@@ -231,6 +233,26 @@ const devUserSchema = z.strictObject({
   roles: z.array(z.string().min(1)).default([]),
 })
 
+/**
+ * Session era (2025-03-26 … 2025-11-25): SSE event ids, priming events (2025-11-25 and
+ * later) and replay after `Last-Event-ID`, from a bounded buffer per session.
+ */
+const resumabilitySchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    maxEvents: z.number().int().min(1).default(DEFAULT_RESUME_MAX_EVENTS),
+    maxBytes: z.number().int().min(1024).default(DEFAULT_RESUME_MAX_BYTES),
+    maxAge: ms.min(1000).default(DEFAULT_RESUME_MAX_AGE_MS),
+  })
+  .prefault({})
+
+/**
+ * SSE polling (SEP-1699), off unless set: the POST stream of a request still pending after
+ * `closeAfter` ms is closed once (its priming event carried `retry`), and the client
+ * resumes with GET + Last-Event-ID. For proxies that cut long responses.
+ */
+const ssePollingSchema = z.strictObject({ closeAfter: ms.min(100), retry: ms.default(DEFAULT_SSE_POLL_RETRY_MS) }).optional()
+
 /** Longest tool or prompt name an endpoint shows by default (OpenAI's clients refuse longer ones). */
 export const DEFAULT_ENDPOINT_MAX_NAME_LENGTH = 64
 /** Items of a merged list per page an endpoint answers with. */
@@ -257,6 +279,12 @@ const endpointSchema = z.strictObject({
   idleTimeout: ms.min(1000).default(DEFAULT_ENDPOINT_SESSION_IDLE_MS),
   /** Shown as the endpoint's resource_name and in its initialize instructions. */
   description: z.string().max(500).optional(),
+  /** The endpoint's own session-era streams (a backend's settings are its own sessions'). */
+  resumability: resumabilitySchema,
+  ssePolling: ssePollingSchema,
+}).refine((e) => e.ssePolling === undefined || e.resumability.enabled, {
+  message: 'ssePolling needs resumability.enabled (clients resume from the replay buffer)',
+  path: ['ssePolling'],
 })
 
 /** A credential a server's process gets in its environment, per user (see the README). */
@@ -317,24 +345,8 @@ const serverSchema = z
     identityEnv: z.boolean().default(false),
     /** `sse` streams every reply (progress, server→client requests on the POST stream); `json` answers each request with one JSON body. */
     responses: z.enum(['sse', 'json']).default('sse'),
-    /**
-     * Session era (2025-03-26 … 2025-11-25): SSE event ids, priming events (2025-11-25 and
-     * later) and replay after `Last-Event-ID`, from a bounded buffer per session.
-     */
-    resumability: z
-      .strictObject({
-        enabled: z.boolean().default(true),
-        maxEvents: z.number().int().min(1).default(DEFAULT_RESUME_MAX_EVENTS),
-        maxBytes: z.number().int().min(1024).default(DEFAULT_RESUME_MAX_BYTES),
-        maxAge: ms.min(1000).default(DEFAULT_RESUME_MAX_AGE_MS),
-      })
-      .prefault({}),
-    /**
-     * SSE polling (SEP-1699), off unless set: the POST stream of a request still pending after
-     * `closeAfter` ms is closed once (its priming event carried `retry`), and the client
-     * resumes with GET + Last-Event-ID. For proxies that cut long responses.
-     */
-    ssePolling: z.strictObject({ closeAfter: ms.min(100), retry: ms.default(DEFAULT_SSE_POLL_RETRY_MS) }).optional(),
+    resumability: resumabilitySchema,
+    ssePolling: ssePollingSchema,
     requestTimeout: ms.default(DEFAULT_REQUEST_TIMEOUT_MS),
     idleTimeout: ms.default(DEFAULT_IDLE_TIMEOUT_MS),
     /** On shutdown, how long requests in flight may finish before processes are stopped. */
@@ -348,6 +360,8 @@ const serverSchema = z
     respawnBackoffMax: ms.min(10).max(3600_000).default(DEFAULT_RESPAWN_BACKOFF_MAX_MS),
     /** Largest JSON-RPC message the process may write on stdout; a larger one closes the process. */
     maxMessageBytes: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(DEFAULT_CHILD_MAX_MESSAGE_BYTES),
+    /** Stopping the process: after stdin closes, then after SIGTERM, it has this long to exit before SIGTERM, then SIGKILL. */
+    stopGrace: ms.min(100).max(60_000).default(DEFAULT_STOP_GRACE_MS),
     /** The process's stderr in the log: `linesPerWindow` lines per `window` ms (the rest counted), each cut at `lineMax` characters. */
     stderr: z
       .strictObject({

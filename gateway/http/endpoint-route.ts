@@ -31,12 +31,13 @@ export async function routeBody(
 ): Promise<{ routed: Map<RequestId, RoutedRequest> } | { refused: Response }> {
   const routed = new Map<RequestId, RoutedRequest>()
   const ids = new Set<RequestId>()
-  const refuseWith = (id: RequestId, code: number, message: string) => {
+  const refuseWith = (id: RequestId, error: { code: number; message: string; data?: unknown }) => {
+    const reply = rpcError(id, error.code, error.message, error.data)
     if (tell) {
-      tell(rpcError(id, code, message))
+      tell(reply)
       return new Response(null, { status: 202 })
     }
-    return Response.json(rpcError(id, code, message))
+    return Response.json(reply)
   }
   for (const m of messages) {
     if (m.kind === 'invalid') return { refused: rpcErrorResponse(400, -32600, 'Invalid Request: not a JSON-RPC 2.0 request, notification or response') }
@@ -46,7 +47,7 @@ export async function routeBody(
     if (!ROUTED.has(m.method)) continue
     const params = m.params ?? {}
     const r = await agg.route(m.method, params, caller)
-    if ('error' in r) return { refused: refuseWith(m.id, r.error.code, r.error.message) }
+    if ('error' in r) return { refused: refuseWith(m.id, r.error) }
     const backend = envelope({ jsonrpc: '2.0', id: m.id, method: m.method, params: r.params })
     const { refused, decided } = decideBody(d, [backend], caller.principal, r.server, policy)
     if (refused) {

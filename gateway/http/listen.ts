@@ -1,8 +1,9 @@
-import { SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY, type JSONRPCMessage, type JSONRPCRequest } from '@modelcontextprotocol/server'
+import { SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY, type JSONRPCRequest } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { Lane, LaneEvent, LanePool } from '../bridge/lanes.js'
 import { BridgeError } from '../bridge/errors.js'
+import { placeSubscriptions, withdrawSubscriptions } from '../bridge/lane-subscriptions.js'
 import { isObject } from '../bridge/jsonrpc.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
 import { MODERN_RPC } from '../bridge/modern-wire.js'
@@ -14,7 +15,7 @@ import type { PolicyStore } from '../policy/store.js'
 import { openEventStream, type EventStream } from './sse.js'
 
 /** What a `subscriptions/listen` stream asked for (2026-07-28 SubscriptionFilter). */
-interface Filter {
+export interface Filter {
   toolsListChanged?: true
   promptsListChanged?: true
   resourcesListChanged?: true
@@ -77,22 +78,7 @@ export async function listenStream(o: {
       const held = await o.lanes.acquire(server, principal, o.log, undefined, o.signal)
       try {
         init = held.init
-        if (uris.length > 0 && subscribable(init.capabilities)) {
-          for (const uri of uris) {
-            if (o.signal.aborted) break
-            // Streams on one process share its subscription to a URI: placed by the first,
-            // withdrawn by the last (the process keeps one per URI, not one per stream).
-            if (!held.subscriptions.has(uri)) {
-              const reply = (await o.lanes.request(held, 'resources/subscribe', { uri }, o.lanes.limits.subscribeTimeout)) as { result?: unknown } | undefined
-              if (reply?.result === undefined) {
-                o.log.info({ uri }, 'the server refused a resource subscription; left out of the acknowledgement')
-                continue
-              }
-            }
-            held.subscriptions.set(uri, (held.subscriptions.get(uri) ?? 0) + 1)
-            subscribed.push(uri)
-          }
-        }
+        subscribed.push(...(await placeSubscriptions(o.lanes, held, uris, o.signal, o.log)))
         if (!held.child.alive) throw new BridgeError('spawn_failed', 'the MCP server process exited')
         // The subscriptions live on this process: it stays while the stream is open, still
         // serving the principal's requests (which may be what changes the resources).
@@ -119,18 +105,7 @@ export async function listenStream(o: {
     clearTimeout(expiry)
     clearInterval(recheck)
     slot?.()
-    if (lane !== undefined && lane.pins.delete(pin)) {
-      for (const uri of subscribed) {
-        const left = (lane.subscriptions.get(uri) ?? 1) - 1
-        if (left > 0) {
-          lane.subscriptions.set(uri, left)
-          continue
-        }
-        lane.subscriptions.delete(uri)
-        // Its reply goes to nobody (or to whichever request holds the lane, which ignores it).
-        void lane.child.send({ jsonrpc: '2.0', id: lane.nextId(), method: 'resources/unsubscribe', params: { uri } } as JSONRPCMessage).catch(() => {})
-      }
-    }
+    if (lane !== undefined && lane.pins.delete(pin)) withdrawSubscriptions(lane, subscribed)
     stream?.end(graceful ? finalResult(subscriptionId, init?.serverInfo) : undefined)
   }
   /** The policy in force now decides, not the one the stream opened under. */
@@ -167,7 +142,7 @@ export async function listenStream(o: {
  * The policy on one resource URI, which must be canonical (the form the server reads);
  * refusals are audited when `audit` is set.
  */
-function allowed(o: { policy: PolicyStore; audit: AuditLog; principal: Principal; server: string }, uri: string, audit: boolean): boolean {
+export function allowed(o: { policy: PolicyStore; audit: AuditLog; principal: Principal; server: string }, uri: string, audit: boolean): boolean {
   const malformed = nonCanonicalUri(uri)
   const d = malformed === undefined ? decide(o.policy.current, o.principal, o.server, 'resources', uri) : undefined
   if (d?.effect === 'allow') return true
@@ -181,15 +156,15 @@ function allowed(o: { policy: PolicyStore; audit: AuditLog; principal: Principal
   return false
 }
 
-function invalid(id: string | number, text: string): Response {
+export function invalid(id: string | number, text: string): Response {
   return Response.json({ jsonrpc: '2.0', id, error: { code: MODERN_RPC.invalidParams, message: text } })
 }
 
-function finalResult(id: string | number, serverInfo: unknown) {
+export function finalResult(id: string | number, serverInfo: unknown) {
   return { jsonrpc: '2.0', id, result: { resultType: 'complete', _meta: { [SUBSCRIPTION_ID_META_KEY]: id, [SERVER_INFO_META_KEY]: serverInfo } } }
 }
 
-function parseFilter(value: unknown): Filter | undefined {
+export function parseFilter(value: unknown): Filter | undefined {
   if (!isObject(value)) return undefined
   const v = value
   const out: Filter = {}
@@ -205,13 +180,8 @@ function parseFilter(value: unknown): Filter | undefined {
   return out
 }
 
-function subscribable(capabilities: unknown): boolean {
-  const resources = (capabilities as { resources?: { subscribe?: unknown } } | undefined)?.resources
-  return resources?.subscribe === true
-}
-
 /** What is asked for and offered by the server's capabilities. */
-function honoredSubset(f: Filter, caps: Record<string, Record<string, unknown> | undefined> | undefined): Filter {
+export function honoredSubset(f: Filter, caps: Record<string, Record<string, unknown> | undefined> | undefined): Filter {
   const out: Filter = {}
   if (f.toolsListChanged && caps?.tools?.listChanged === true) out.toolsListChanged = true
   if (f.promptsListChanged && caps?.prompts?.listChanged === true) out.promptsListChanged = true
@@ -220,7 +190,7 @@ function honoredSubset(f: Filter, caps: Record<string, Record<string, unknown> |
   return out
 }
 
-function accepts(f: Filter, e: LaneEvent): boolean {
+export function accepts(f: Filter, e: LaneEvent): boolean {
   switch (e.method) {
     case 'notifications/tools/list_changed':
       return f.toolsListChanged === true

@@ -25,6 +25,7 @@ import type { Metrics } from '../observability/metrics.js'
 import type { Policy } from '../policy/policy.js'
 import type { PolicyStore } from '../policy/store.js'
 import { decideBody } from './decide.js'
+import { listenEndpoint } from './endpoint-listen.js'
 import { listenStream } from './listen.js'
 import { headerMismatch, standardHeaders } from './modern-headers.js'
 import { paramHeaderMismatch, paramHeadersOf } from './param-headers.js'
@@ -130,9 +131,13 @@ async function serveEndpoint(d: ModernDeps, r: ModernRequest, agg: Aggregate, me
     d.audit.record({ sub: r.principal.sub, iss: r.principal.iss, clientId: r.principal.clientId, server: agg.name, method: message.method, decision: 'filter', rule: 'endpoint: each backend\'s policy', durationMs: +(performance.now() - start).toFixed(2), outcome: listed.skipped.length > 0 ? `left out ${listed.skipped.join(',')}` : 'ok' })
     return json(200, { jsonrpc: '2.0', id: message.id, result: completeResult(message.method, listed.result, agg.initResult(r.principal, MODERN_PROTOCOL_VERSION).serverInfo) })
   }
-  if (message.method === 'subscriptions/listen') return rpcError(404, message.id, MODERN_RPC.methodNotFound, 'subscriptions/listen is not available on an endpoint yet; listen at each server')
+  if (message.method === 'subscriptions/listen') {
+    const res = await listenEndpoint({ lanes: d.lanes, policy: d.policy, audit: d.audit, outbound: d.outbound, message, agg, owner: ownerKey(r.principal), principal: r.principal, bearer: r.bearer, signal: r.req.signal, log: r.log })
+    d.audit.record({ sub: r.principal.sub, iss: r.principal.iss, clientId: r.principal.clientId, server: agg.name, method: message.method, decision: 'filter', rule: 'endpoint: each backend\'s policy', durationMs: +(performance.now() - start).toFixed(2), outcome: res.status === 200 ? 'ok' : `status ${res.status}` })
+    return res
+  }
   const routed = await agg.route(message.method, params, caller)
-  if ('error' in routed) return rpcError(200, message.id, routed.error.code, routed.error.message)
+  if ('error' in routed) return rpcError(200, message.id, routed.error.code, routed.error.message, routed.error.data)
   const backend = { ...message, params: routed.params } as JSONRPCRequest
   const verdict = decideBody(d, [envelope(backend)], r.principal, routed.server, r.policy)
   if (verdict.refused) return decisionResponse(verdict.refused.decision, { resourceMetadata: r.resourceMetadata, id: message.id })

@@ -9,6 +9,8 @@ const TEMPLATE = /^test:\/\/template\/([^/]+)\/data$/
 
 let revision = 0
 const subscribed = new Set<string>()
+/** CONFORMANCE_TRACE=1: each subscribe and unsubscribe is told on stderr, so a test knows which process got it. */
+const trace = process.env.CONFORMANCE_TRACE === '1' ? (line: string) => void process.stderr.write(`conformance: ${line}\n`) : () => {}
 
 /** Listed first: the caching scenario reads the first resource listed. */
 const RESOURCES: Resource[] = [
@@ -56,10 +58,13 @@ export const RESOURCE_HANDLERS: Record<string, Handler> = {
     const uri = uriOf(params)
     read(uri) // only what exists can be watched
     subscribed.add(uri)
+    trace(`subscribed ${uri}`)
     return {}
   },
   'resources/unsubscribe': ({ params }) => {
-    subscribed.delete(uriOf(params))
+    const uri = uriOf(params)
+    subscribed.delete(uri)
+    trace(`unsubscribed ${uri}`)
     return {}
   },
 }

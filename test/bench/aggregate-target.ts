@@ -2,6 +2,7 @@
 // gateway being the MCP server there and running each call on the user's own process of the
 // backend (a lane). Also the config pieces the 20-backend section shares with it.
 import { startGateway, type GatewayOptions } from './gateway-target.js'
+import type { RowShape } from './http-targets.js'
 import { httpTarget, type Target } from './target.js'
 
 /** The endpoint's path: the one claude.ai's connectors expect. */
@@ -53,20 +54,22 @@ export function endpointOptions(
 }
 
 /**
- * The `aggregate` row: session era, like the `edge` row, on an endpoint over `backends` echo
- * servers. Each session lists the tools on opening, then calls the echo tool of one backend:
- * session k the backend k mod `backends`, so the 16 concurrent sessions (all one user's) keep
- * 4 calls in flight per backend, which is exactly the lanes a user may run per server
- * (DEFAULT_LANES_PER_SUBJECT): the row measures the relay, not waits for a lane.
+ * The `aggregate` rows: session era, like the `edge` rows, on an endpoint over `backends` echo
+ * servers. Each session lists the tools on opening. As 16 sessions, session k calls the echo
+ * tool of backend k mod `backends`; on one session, the w-th call in flight calls backend
+ * w mod `backends`. Either way the 16 calls in flight (all one user's) keep 4 in flight per
+ * backend, which is exactly the lanes a user may run per server (DEFAULT_LANES_PER_SUBJECT):
+ * the row measures the relay, not waits for a lane.
  */
 export async function aggregateTarget(
   o: { root: string; echoJs: string },
+  shape: RowShape,
   backends = 4,
 ): Promise<Target> {
   const { tools, ...options } = endpointOptions(o, backends)
   const gw = await startGateway(options)
   return httpTarget({
-    name: `mcp-edge endpoint (${backends} backends)`,
+    ...shape,
     origin: gw.origin,
     path: gw.path,
     child: gw.child,

@@ -8,6 +8,7 @@ import { request } from 'undici'
 import { stringify } from 'yaml'
 import { startDevIdp, type DevIdp } from '../../gateway/devidp/provider.js'
 import { scopesForPolicy } from '../helpers/dev-roles.js'
+import type { RowShape } from './http-targets.js'
 import { cleanup, spawnTracked, stopTree } from './procs.js'
 import { awaitLine, freePort, httpTarget, pollReady, type Target } from './target.js'
 
@@ -50,6 +51,8 @@ export interface GatewayOptions {
   path?: string
   /** Each user's roles (one subject each) to get a token for; default one `mcp-user`. */
   users?: readonly (readonly string[])[]
+  /** Node options of the gateway process (e.g. --cpu-prof), before BENCH_GATEWAY_NODE_ARGS. */
+  nodeArgs?: readonly string[]
 }
 
 /**
@@ -92,6 +95,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     }))
     const main = join(o.root, 'dist/gateway/main.js')
     const { child, problems, recentLog } = await spawnGateway(main, config, {
+      nodeArgs: o.nodeArgs ?? [],
       logsListening: ['info', 'debug', 'trace'].includes(level),
       healthz: `${publicUrl}/healthz`,
     })
@@ -125,18 +129,26 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
 }
 
 /**
- * The `edge` row: the gateway with the echo server in its default (session) mode; `modern`:
- * the same gateway serving sessionless 2026-07-28 requests (one principal's lanes).
+ * The `edge` rows: the gateway with the echo server in its default (session) mode, all
+ * sessions the one bench user's. `modern`: the same gateway serving sessionless 2026-07-28
+ * requests, where a "session" is a client with its own principal: on one session, the one
+ * principal's requests in flight (its lanes); as `principals` sessions, one request each.
  */
-export async function gatewayTarget(o: GatewayOptions, modern = false): Promise<Target> {
-  const gw = await startGateway(o)
+export async function gatewayTarget(
+  o: GatewayOptions,
+  shape: RowShape,
+  modern = false,
+  principals = 1,
+): Promise<Target> {
+  const gw = await startGateway({ ...o, users: Array.from({ length: principals }, () => ['mcp-user']) })
   return httpTarget({
+    ...shape,
     modern,
-    name: modern ? 'mcp-edge (2026-07-28, sessionless)' : 'mcp-edge',
+    ...(principals > 1 ? { concurrencyMode: `${principals} principals, 1 in flight each` } : {}),
     origin: gw.origin,
     path: gw.path,
     child: gw.child,
-    headers: () => gw.headers,
+    headers: (k) => gw.users[k % gw.users.length]!,
     problems: gw.problems,
     recentLog: gw.recentLog,
     stop: gw.stop, // httpTarget stops the tree first; stopping it again is a no-op
@@ -171,9 +183,10 @@ export async function withGateway<T>(
 async function spawnGateway(
   main: string,
   config: string,
-  o: { logsListening: boolean; healthz: string },
+  o: { nodeArgs: readonly string[]; logsListening: boolean; healthz: string },
 ): Promise<{ child: ChildProcess; problems: () => string[]; recentLog: () => string[] }> {
-  const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
+  const env = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
+  const nodeArgs = [...o.nodeArgs, ...env]
   const child = spawnTracked(process.execPath, [...nodeArgs, main, 'serve', '--config', config], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -45,7 +45,7 @@ const SETTLE_TIMEOUT_MS = 15_000
  * loaded, and a process the pool hands out before its runtime has loaded is not warm.
  * Resolves with the time waited.
  */
-async function poolSettled(gatewayPid: number, min: number, settleMs: number): Promise<number> {
+export async function poolSettled(gatewayPid: number, min: number, settleMs: number): Promise<number> {
   const start = performance.now()
   for (;;) {
     const kids = liveChildren(gatewayPid)

@@ -1,9 +1,11 @@
-// Tables and target verdicts of the process-model sections (pool start, shared scale,
-// endpoint start).
+// Tables and target verdicts of the process-model sections (pool start, back-to-back session
+// start, shared scale, memory, endpoint start).
 import { endpointSummary, type EndpointStartResult } from './endpoint-start.js'
 import type { LoadResult } from './load.js'
+import type { MemoryResult } from './memory.js'
 import type { PoolStartResult } from './pool-start.js'
 import { grid, TARGETS, verdict } from './report.js'
+import type { SessionStartResult } from './session-start.js'
 import type { SharedScaleResult } from './shared-scale.js'
 
 /** Targets of the process-models issue. */
@@ -16,6 +18,14 @@ export const PROCESS_TARGETS = {
   spreadRatio: 0.8,
   /** CPU per call of the serving tree (the edge row's target). */
   cpuMsPerCall: TARGETS.cpuMsPerCall,
+  /** Session start p50 over back-to-back starts with the default config. */
+  backToBackStartP50Ms: 10,
+  /** The gateway process idle. */
+  idleGatewayRssMb: 100,
+  /** The gateway process with 1,000 idle shared-mode sessions open. */
+  idleSessionsGatewayRssMb: 150,
+  /** The gateway process after many sessions opened and closed, over its idle RSS. */
+  churnRssRatio: 1.1,
 }
 
 const ms = (v: number) => v.toFixed(2)
@@ -141,6 +151,71 @@ export function endpointText(r: EndpointStartResult): string {
     grid([head, ...cells]),
     `serving tree after the cold list (gateway + backends): ${rss(r.coldTreeRssMb)} MB `
       + `(${r.backends} allowed), ${rss(r.partialTreeRssMb)} MB (${r.partial} allowed)`,
+    ...r.problems.map((p) => `  ${p}`),
+  ].join('\n')
+}
+
+/** The back-to-back start verdict: the default-config row's handshake p50; undefined without it. */
+export function sessionStartSummary(rows: SessionStartResult[]) {
+  const dflt = rows[0]
+  if (dflt === undefined) return undefined
+  const limit = PROCESS_TARGETS.backToBackStartP50Ms
+  return { row: dflt.row, ok: dflt.handshakeP50Ms <= limit, value: dflt.handshakeP50Ms, limit }
+}
+
+/** The back-to-back session-start table, each start's time, and the verdict. */
+export function sessionStartText(rows: SessionStartResult[]): string {
+  const head = ['back-to-back session start', 'starts', 'init p50 ms', 'handshake p50 ms',
+    'handshake p95 ms', 'processes started']
+  const cells = rows.map((r) => [r.row, String(r.starts), ms(r.initP50Ms), ms(r.handshakeP50Ms),
+    ms(r.handshakeP95Ms), String(r.spawned)])
+  const s = sessionStartSummary(rows)
+  return [
+    grid([head, ...cells]),
+    ...rows.map((r) => `  ${r.row}, each handshake in order (ms): `
+      + r.handshakeMs.map((v) => v.toFixed(0)).join(' ')),
+    ...(s ? [`target p50 <= ${s.limit} ms over ${rows[0]!.starts} back-to-back starts with the `
+      + `default config: ${verdict(s.ok)} (${ms(s.value)} ms)`] : []),
+    ...rows.flatMap((r) => r.problems.map((p) => `  ${r.row}: ${p}`)),
+  ].join('\n')
+}
+
+/** The memory verdicts. */
+export function memorySummary(r: MemoryResult) {
+  const t = PROCESS_TARGETS
+  const churnRatio = r.settled.gatewayMb / r.idle.gatewayMb
+  const atMost = (value: number, limit: number) => ({ ok: value <= limit, value, limit })
+  return {
+    idleGatewayRss: atMost(r.idle.gatewayMb, t.idleGatewayRssMb),
+    idleSessionsGatewayRss: atMost(r.open.gatewayMb, t.idleSessionsGatewayRssMb),
+    churnOverIdle: atMost(churnRatio, t.churnRssRatio),
+    churnOverClosed: r.settled.gatewayMb / r.closed.gatewayMb,
+  }
+}
+
+/** The memory table and verdicts. */
+export function memoryText(r: MemoryResult): string {
+  const mb = (v: number) => v.toFixed(1)
+  const s = memorySummary(r)
+  const rows: [string, { gatewayMb: number; treeMb: number }][] = [
+    ['idle, no session yet', r.idle],
+    [`${r.sessions} idle sessions open`, r.open],
+    ['those closed (baseline after use)', r.closed],
+    [`${r.churn} more opened and closed`, r.churned],
+    [`  then ${(r.settleMs / 1000).toFixed(0)} s idle`, r.settled],
+  ]
+  return [
+    `memory (echo server in shared mode; sessions 32 handshakes at a time; ${r.churn} opened `
+      + `and closed in ${r.churnSec.toFixed(1)} s)`,
+    grid([['RSS MB', 'gateway', 'tree'], ...rows.map(([k, v]) => [k, mb(v.gatewayMb), mb(v.treeMb)])]),
+    `target idle gateway RSS <= ${s.idleGatewayRss.limit} MB: ${verdict(s.idleGatewayRss.ok)} `
+      + `(${mb(s.idleGatewayRss.value)} MB)`,
+    `target gateway RSS with ${r.sessions} idle shared-mode sessions <= `
+      + `${s.idleSessionsGatewayRss.limit} MB: ${verdict(s.idleSessionsGatewayRss.ok)} `
+      + `(${mb(s.idleSessionsGatewayRss.value)} MB)`,
+    `target gateway RSS after ${r.churn} sessions opened and closed <= ×${s.churnOverIdle.limit} `
+      + `the idle RSS: ${verdict(s.churnOverIdle.ok)} (×${s.churnOverIdle.value.toFixed(2)}; `
+      + `×${s.churnOverClosed.toFixed(2)} the baseline after use)`,
     ...r.problems.map((p) => `  ${p}`),
   ].join('\n')
 }

@@ -1,9 +1,15 @@
 // The process-model sections of `npm run bench`, each on a gateway of its own:
-// pool-warm / pool-cold (session start), shared (1,000 sessions on one process) and
-// endpoint-start (initialize + tools/list on an endpoint over 20 backends, with spawn counts).
+// pool-warm / pool-preinit / pool-cold (session start, the pool refilled before each),
+// session-start (20 back-to-back starts with the default config, and with a warm pool),
+// shared (1,000 sessions on one process), memory (idle, 1,000 idle sessions, after 10,000
+// opened and closed) and endpoint-start (initialize + tools/list on an endpoint over 20
+// backends, with spawn counts).
+import { DEFAULT_POOL_MIN } from '../../gateway/config/schema.js'
 import { endpointStart, type EndpointStartResult, type EndpointStartSizes } from './endpoint-start.js'
 import { withGateway } from './gateway-target.js'
+import { memory, type MemoryResult, type MemorySizes } from './memory.js'
 import { poolStart, type PoolStartResult, type PoolStartSizes } from './pool-start.js'
+import { sessionStart, type SessionStartResult, type SessionStartSizes } from './session-start.js'
 import { sharedScale, type SharedScaleResult, type SharedScaleSizes } from './shared-scale.js'
 
 /** Sizes of the process-model sections. */
@@ -14,12 +20,16 @@ export interface ProcessSizes {
   poolMax: number
   shared: SharedScaleSizes
   endpoint: EndpointStartSizes
+  start: SessionStartSizes
+  memory: MemorySizes
 }
 
 /** What the sections measured (a section that failed leaves its part empty). */
 export interface ProcessResults {
   poolStart: PoolStartResult[]
+  sessionStart: SessionStartResult[]
   sharedScale?: SharedScaleResult
+  memory?: MemoryResult
   endpointStart?: EndpointStartResult
 }
 
@@ -34,17 +44,39 @@ export function processSections(
     out.poolStart.push(await withGateway({ ...gateway, server: { pool: p } },
       (gw) => poolStart(gw, p, sizes.pool)))
   }
+  // Every session of a shared-mode section is the one bench user's: the per-subject bounds
+  // must hold them all.
+  const sharedMode = (sessions: number) => {
+    const most = Math.max(1100, sessions + 100)
+    return {
+      ...gateway,
+      server: { mode: 'shared', maxSessionsPerSubject: most },
+      limits: { maxSessions: most, maxSessionsPerSubject: most },
+    }
+  }
   return [
     ['pool-warm', pool(sizes.warmMin)],
     ['pool-preinit', pool(sizes.warmMin, true)],
     ['pool-cold', pool(0)],
+    ['session-start', async () => {
+      // The server as the config reference's defaults leave it: no pool settings at all.
+      const min = sizes.warmMin
+      const rows = [
+        { row: `default config (pool.min ${DEFAULT_POOL_MIN})`, poolMin: DEFAULT_POOL_MIN, server: {} },
+        { row: `warm pool (min ${min})`, poolMin: min, server: { pool: { min } } },
+      ]
+      for (const { server, ...row } of rows) {
+        out.sessionStart.push(await withGateway({ ...gateway, server },
+          (gw) => sessionStart(gw, row, sizes.start)))
+      }
+    }],
     ['shared', async () => {
-      // Every session is the one bench user's: the per-subject bounds must hold them all.
-      const most = Math.max(1100, sizes.shared.sessions + 100)
-      const limits = { maxSessions: most, maxSessionsPerSubject: most }
-      const server = { mode: 'shared', maxSessionsPerSubject: most }
-      out.sharedScale = await withGateway({ ...gateway, server, limits },
+      out.sharedScale = await withGateway(sharedMode(sizes.shared.sessions),
         (gw) => sharedScale(gw, sizes.shared))
+    }],
+    ['memory', async () => {
+      out.memory = await withGateway(sharedMode(sizes.memory.sessions),
+        (gw) => memory(gw, sizes.memory))
     }],
     ['endpoint-start', async () => {
       out.endpointStart = await endpointStart(gateway, sizes.endpoint)

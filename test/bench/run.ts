@@ -1,26 +1,34 @@
 // Benchmark: tools/call of the echo tool through stdio, the SDK's Streamable HTTP server,
-// mcp-edge and supergateway, then mcp-edge's process models (session start from a warm pool
-// or a cold spawn; shared mode with 1,000 sessions), and an aggregated endpoint: a row over 4
-// echo backends, and opening one over 20 (cold and warm, with spawn counts). `npm run bench`;
-// sizes via BENCH_CALLS, BENCH_CONCURRENT_CALLS, BENCH_WARMUP, BENCH_POOL_*, BENCH_SHARED_*,
-// BENCH_ENDPOINT_*; rows and sections via BENCH_ROWS=stdio,sdk,edge,aggregate,edge-2026,
-// supergateway,pool-warm,pool-preinit,pool-cold,shared,endpoint-start.
-// Writes dist/bench-results.json.
-import { mkdirSync, writeFileSync } from 'node:fs'
+// mcp-edge (session mode, sessionless 2026-07-28, an endpoint over 4 servers), supergateway and
+// mcp-proxy, each HTTP row as 16 sessions (×16s) and as 16 calls in flight on one session
+// (×16/1s), every row started fresh in each of BENCH_REPS repetitions (rows interleaved) and
+// reported as medians, with the relay targets' ratios; then mcp-edge's process models (session
+// start from a warm pool, cold, and back to back with the default config; shared mode with 1,000
+// sessions; memory) and an endpoint over 20 servers (without BENCH_ROWS: every row and the
+// sections DEFAULT_SECTIONS names: 4 to 6 minutes on 2 cores). `npm run bench`; sizes via BENCH_CALLS,
+// BENCH_CONCURRENT_CALLS, BENCH_WARMUP, BENCH_LOAD_WARMUP, BENCH_REPS, BENCH_POOL_*,
+// BENCH_START_*, BENCH_SHARED_*, BENCH_MEMORY_*, BENCH_ENDPOINT_*; rows and sections via
+// BENCH_ROWS (keys in rows.ts and process-sections.ts; `all` for every one). BENCH_PROFILE=1
+// runs the edge ×16/1s row's gateway with --cpu-prof into dist/bench-profile/ (read it with
+// `node dist/test/bench/profile-summary.js`; for 10 s of load alone: BENCH_PROFILE=1
+// BENCH_ROWS=edge-1s BENCH_REPS=1 BENCH_CONCURRENT_CALLS=10000). Writes dist/bench-results.json.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { aggregateTarget } from './aggregate-target.js'
-import { gatewayTarget } from './gateway-target.js'
-import { sdkHttpTarget, supergatewayTarget } from './http-targets.js'
-import { measure, type RowResult, type Sizes } from './measure.js'
-import { CLK_TCK } from './proc.js'
 import { endpointSummary } from './endpoint-start.js'
-import { endpointText, poolSummary, poolText, sharedSummary, sharedText } from './process-report.js'
-import { processSections, type ProcessResults, type ProcessSizes } from './process-sections.js'
-import { aggregateSummary, aggregateText, summary, summaryText, table, type RowFailure } from './report.js'
+import { measure, type RowResult, type Sizes } from './measure.js'
+import { medianRow } from './medians.js'
 import { benchPolicy } from './policy.js'
-import { stdioTarget } from './stdio-target.js'
+import { CLK_TCK } from './proc.js'
+import {
+  endpointText, memorySummary, memoryText, poolSummary, poolText, sessionStartSummary,
+  sessionStartText, sharedSummary, sharedText,
+} from './process-report.js'
+import { processSections, type ProcessResults, type ProcessSizes } from './process-sections.js'
+import { relayRatios, relayText } from './ratios.js'
+import { aggregateSummary, aggregateText, summary, summaryText, table, type RowFailure } from './report.js'
+import { benchRows, profileDir, type RowSpec } from './rows.js'
 import type { Target } from './target.js'
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
@@ -33,11 +41,14 @@ const int = (name: string, dflt: number) => {
 }
 
 const sizes: Sizes = {
-  calls: int('BENCH_CALLS', 2000),
-  concurrentCalls: int('BENCH_CONCURRENT_CALLS', 5000),
+  calls: int('BENCH_CALLS', 300),
+  concurrentCalls: int('BENCH_CONCURRENT_CALLS', 2000),
   concurrency: 16,
-  warmup: int('BENCH_WARMUP', 200),
+  warmup: int('BENCH_WARMUP', 100),
+  loadWarmup: int('BENCH_LOAD_WARMUP', 500),
 }
+const REPS = int('BENCH_REPS', 3)
+const PROFILE = process.env.BENCH_PROFILE === '1'
 
 const processSizes: ProcessSizes = {
   // Sessions one at a time; before each, the pool is full again and every warm process has
@@ -49,12 +60,21 @@ const processSizes: ProcessSizes = {
   },
   warmMin: 4,
   poolMax: 16,
+  start: {
+    starts: int('BENCH_START_SESSIONS', 20),
+    warmup: int('BENCH_START_WARMUP', 2),
+  },
   shared: {
     sessions: int('BENCH_SHARED_SESSIONS', 1000),
     inFlight: int('BENCH_SHARED_IN_FLIGHT', 64),
     calls: int('BENCH_SHARED_CALLS', 16_000),
     warmup: int('BENCH_SHARED_WARMUP', 2000),
     sequential: int('BENCH_SHARED_SEQUENTIAL', 1000),
+  },
+  memory: {
+    sessions: int('BENCH_MEMORY_SESSIONS', 1000),
+    churn: int('BENCH_MEMORY_CHURN', 10_000),
+    settleMs: int('BENCH_MEMORY_SETTLE_MS', 5000),
   },
   endpoint: {
     backends: int('BENCH_ENDPOINT_BACKENDS', 20),
@@ -63,22 +83,48 @@ const processSizes: ProcessSizes = {
     warm: int('BENCH_ENDPOINT_WARM', 10),
   },
 }
-const processResults: ProcessResults = { poolStart: [] }
+const processResults: ProcessResults = { poolStart: [], sessionStart: [] }
 const SECTIONS = processSections({ root: ROOT, echoJs: ECHO_JS }, processSizes, processResults)
+const ROWS = benchRows({ root: ROOT, echoJs: ECHO_JS, concurrency: sizes.concurrency, profile: PROFILE })
+/**
+ * Sections run without BENCH_ROWS, beside every row: the ones the relay issue's targets name.
+ * The others (pool-*, shared, endpoint-start: another three minutes) run when named or with
+ * BENCH_ROWS=all.
+ */
+const DEFAULT_SECTIONS = ['session-start', 'memory']
 
-// Every session of a row is the one bench user's: the server's per-subject bound
-// (maxSessionsPerSubject, default 8) must hold them all, or the gateway ends the least recently
-// used idle one to make room, and its next call is a 404.
-const EDGE = { root: ROOT, echoJs: ECHO_JS, server: { maxSessionsPerSubject: sizes.concurrency } }
+/** Seconds since `t0`, for the progress lines. */
+const since = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)} s`
 
-const ROWS: [string, () => Promise<Target> | Target][] = [
-  ['stdio', () => stdioTarget(ECHO_JS)],
-  ['sdk', () => sdkHttpTarget(join(ROOT, 'dist/test/bench/sdk-http-server.js'))],
-  ['edge', () => gatewayTarget(EDGE)],
-  ['aggregate', () => aggregateTarget({ root: ROOT, echoJs: ECHO_JS })],
-  ['edge-2026', () => gatewayTarget(EDGE, true)],
-  ['supergateway', () => supergatewayTarget(join(ROOT, 'node_modules/.bin/supergateway'), ECHO_JS)],
-]
+/** One repetition of one row: start its server, measure, stop; a failure is reported, not thrown. */
+async function runRow(spec: RowSpec, rep: number, failures: RowFailure[]): Promise<RowResult | undefined> {
+  const t0 = performance.now()
+  let target: Target | undefined
+  try {
+    target = await spec.start()
+    const r = await measure(spec.key, target, sizes)
+    if (spec.profiled && target.pid !== undefined) {
+      // The profile-summary reads the load's window from here (the profile covers the whole life).
+      writeFileSync(join(profileDir(ROOT), `window-${target.pid}.json`),
+        `${JSON.stringify({ row: r.row, rep, pid: target.pid, loadWindowUs: r.loadWindowUs })}\n`)
+    }
+    console.log(`rep ${rep}: ${r.row}: done in ${since(t0)} (${r.processes} processes under load)`)
+    return r
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err)
+    failures.push({ row: `${target?.name ?? spec.name} (rep ${rep})`, error })
+    console.error(`rep ${rep}: ${target?.name ?? spec.name}: FAILED: ${error}`)
+    for (const p of target?.problems() ?? []) console.error(`  ${p}`)
+    const recent = target?.recentLog() ?? []
+    if (recent.length > 0) console.error('  latest log lines (access log left out):')
+    for (const l of recent) console.error(`    ${l}`)
+    return undefined
+  } finally {
+    await target?.stop().catch((err: Error) => {
+      console.error(`${spec.key}: stop failed: ${err.message}`)
+    })
+  }
+}
 
 async function main(): Promise<number> {
   // `node --test dist/test/` runs every file under a test/ folder, this one too: not a test.
@@ -86,45 +132,48 @@ async function main(): Promise<number> {
     console.log('bench: skipped under node --test (run: node dist/test/bench/run.js)')
     return 0
   }
-  const all = [...ROWS, ...SECTIONS].map(([k]) => k)
-  const wanted = (process.env.BENCH_ROWS ?? all.join(',')).split(',')
+  const start = performance.now()
+  const all = [...ROWS.map((r) => r.key), ...SECTIONS.map(([k]) => k)]
+  const asked = process.env.BENCH_ROWS
+  const wanted = asked === 'all' ? all
+    : asked === undefined ? [...ROWS.map((r) => r.key), ...DEFAULT_SECTIONS]
+    : asked.split(',')
   const unknown = wanted.filter((k) => !all.includes(k))
   if (unknown.length > 0) {
     throw new Error(`BENCH_ROWS: unknown ${unknown.join(', ')}; known: ${all.join(', ')}`)
   }
-  const results: RowResult[] = []
+  const rows = ROWS.filter((r) => wanted.includes(r.key))
+  if (PROFILE) {
+    rmSync(profileDir(ROOT), { recursive: true, force: true })
+    mkdirSync(profileDir(ROOT), { recursive: true })
+  }
   const failures: RowFailure[] = []
   const host = `node ${process.version}; ${cpus().length} CPUs; CLK_TCK ${CLK_TCK}`
-  console.log(`sizes: ${JSON.stringify(sizes)}; ${host}`)
+  console.log(`sizes: ${JSON.stringify(sizes)}; ${REPS} repetitions; ${host}`)
   console.log(`process-model sizes: ${JSON.stringify(processSizes)}`)
-  for (const [key, start] of ROWS) {
-    if (!wanted.includes(key)) continue
-    let target: Target | undefined
-    try {
-      target = await start()
-      const r = await measure(target, sizes)
-      results.push(r)
-      console.log(`${r.row}: done (${r.processes} processes in the serving tree under load)`)
-    } catch (err) {
-      const error = err instanceof Error ? err.message : String(err)
-      failures.push({ row: target?.name ?? key, error })
-      console.error(`${target?.name ?? key}: FAILED: ${error}`)
-      for (const p of target?.problems() ?? []) console.error(`  ${p}`)
-      const recent = target?.recentLog() ?? []
-      if (recent.length > 0) console.error('  latest log lines (access log left out):')
-      for (const l of recent) console.error(`    ${l}`)
-    } finally {
-      await target?.stop().catch((err: Error) => {
-        console.error(`${key}: stop failed: ${err.message}`)
-      })
+  const skipped = all.filter((k) => !wanted.includes(k))
+  if (skipped.length > 0) console.log(`not run: ${skipped.join(', ')} (BENCH_ROWS=all runs every one)`)
+
+  // Rows interleaved: a repetition runs every row once, so a slow spell of the machine falls
+  // on one repetition of many rows, and each row's median drops it.
+  const reps = new Map<string, RowResult[]>()
+  for (let rep = 1; rep <= REPS; rep++) {
+    for (const spec of rows) {
+      const r = await runRow(spec, rep, failures)
+      if (r) reps.set(spec.key, [...(reps.get(spec.key) ?? []), r])
     }
   }
+  const results = rows.flatMap((spec) => {
+    const runs = reps.get(spec.key)
+    return runs ? [medianRow(runs)] : []
+  })
 
   for (const [key, run] of SECTIONS) {
     if (!wanted.includes(key)) continue
+    const t0 = performance.now()
     try {
       await run()
-      console.log(`${key}: done`)
+      console.log(`${key}: done in ${since(t0)}`)
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err)
       failures.push({ row: key, error })
@@ -132,43 +181,53 @@ async function main(): Promise<number> {
     }
   }
 
-  if (results.length > 0) console.log(`\n${table(results)}\n`)
+  if (results.length > 0) console.log(`\n${table(results, REPS)}\n`)
   for (const r of results) {
-    const own = r.rootCpuMsPerCall
-    const split = `CPU/call ${own.toFixed(3)} ms in the root process, `
-      + `${(r.cpuMsPerCall - own).toFixed(3)} ms in its children`
-    console.log(`${r.row}: concurrency = ${r.concurrencyMode}; `
-      + `${r.processes} processes under load; ${split}`)
+    console.log(`${r.row}: ${r.concurrencyMode}; ${r.processes} processes under load`)
     for (const p of r.problems) console.log(`  ${p}`)
   }
+  const ratios = relayRatios(results)
+  if (ratios.length > 0) console.log(`\n${relayText(ratios)}`)
   const s = summary(results)
   if (s) console.log(`\n${summaryText(s)}`)
   const agg = aggregateSummary(results)
-  if (agg) console.log(`\n${aggregateText(agg)}`)
+  if (agg.length > 0) console.log(`\n${aggregateText(agg)}`)
   const policy = benchPolicy()
   console.log(`\npolicy (${policy.rules} rules): decision ${policy.decideUs.toFixed(2)} µs per gated call; `
     + `tools/list filtering ${policy.filterUs.toFixed(2)} µs per list of ${policy.listSize} `
     + `(target < 50 µs per message: ${policy.decideUs < 50 && policy.filterUs < 50 ? 'PASS' : 'FAIL'})`)
-  const { poolStart: pool, sharedScale: shared, endpointStart: endpoint } = processResults
+  const { poolStart: pool, sessionStart: starts, sharedScale: shared } = processResults
+  const { memory: mem, endpointStart: endpoint } = processResults
   if (pool.length > 0) console.log(`\n${poolText(pool)}`)
+  if (starts.length > 0) console.log(`\n${sessionStartText(starts)}`)
   if (shared) console.log(`\n${sharedText(shared)}`)
+  if (mem) console.log(`\n${memoryText(mem)}`)
   if (endpoint) console.log(`\n${endpointText(endpoint)}`)
   for (const f of failures) console.log(`FAILED ${f.row}: ${f.error}`)
+  if (PROFILE) {
+    console.log(`\nprofiles of the edge ×16/1s gateway in ${profileDir(ROOT)}; summary: `
+      + 'node dist/test/bench/profile-summary.js')
+  }
 
   mkdirSync(join(ROOT, 'dist'), { recursive: true })
   const out = join(ROOT, 'dist/bench-results.json')
   writeFileSync(out, `${JSON.stringify({
     date: new Date().toISOString(), node: process.version, cpus: cpus().length, clkTck: CLK_TCK,
-    sizes, rows: results, failures, summary: s, aggregate: agg, policy,
+    sizes, reps: REPS, rows: results, repetitions: Object.fromEntries(reps), failures,
+    relayTargets: ratios, summary: s, aggregate: agg, policy,
     processSizes,
     poolStart: pool,
     poolStartSummary: poolSummary(pool),
+    sessionStart: starts,
+    sessionStartSummary: sessionStartSummary(starts),
     sharedScale: shared,
     sharedScaleSummary: shared && sharedSummary(shared),
+    memory: mem,
+    memorySummary: mem && memorySummary(mem),
     endpointStart: endpoint,
     endpointStartSummary: endpoint && endpointSummary(endpoint),
   }, null, 2)}\n`)
-  console.log(`\nwrote ${out}`)
+  console.log(`\nwrote ${out} (${since(start)} in all)`)
   return failures.length === 0 ? 0 : 1
 }
 

@@ -8,9 +8,9 @@ import type { BenchSession, Target } from './target.js'
  * The floor: the SDK client spawning the echo server itself. Each session is a process;
  * concurrency is 16 calls in flight on one client.
  */
-export function stdioTarget(echoJs: string): Target {
+export function stdioTarget(echoJs: string, name: string): Target {
   return {
-    name: 'stdio (floor)',
+    name,
     pid: undefined,
     sharedSession: true,
     open: () => openStdio(echoJs),

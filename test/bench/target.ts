@@ -8,7 +8,8 @@ import { stopTree } from './procs.js'
 
 /** One session of a row: calls the echo tool, verified. */
 export interface BenchSession {
-  call(): Promise<void>
+  /** `worker`: which of the calls in flight this is (0…15), for rows that spread them over tools. */
+  call(worker?: number): Promise<void>
   close(): Promise<void>
   /** Session start (handshake) time, ms. */
   ms: number
@@ -23,6 +24,11 @@ export interface Target {
   pid: number | undefined
   /** Concurrency mode: true = 16 calls in flight on one session, false = 16 sessions. */
   sharedSession: boolean
+  /**
+   * What the row's 16 clients are: one label per mode, e.g. "16 sessions, 1 in flight each"
+   * (default from `sharedSession`).
+   */
+  concurrencyMode?: string
   open(): Promise<BenchSession>
   /** Problems the server reported while running (warn/error log lines), for the report. */
   problems(): string[]
@@ -105,7 +111,11 @@ export function httpTarget(o: {
   origin: string
   path: string
   child: ChildProcess
-  headers?: () => Record<string, string>
+  /** true: the row's calls in flight share one session (the `×16/1s` rows). */
+  oneSession?: boolean
+  concurrencyMode?: string
+  /** Headers of the k-th session opened (e.g. its user's bearer token). */
+  headers?: (k: number) => Record<string, string>
   problems?: () => string[]
   recentLog?: () => string[]
   stop?: () => Promise<void>
@@ -113,7 +123,8 @@ export function httpTarget(o: {
   modern?: boolean
   /**
    * The echo tools to call instead of `echo` (an endpoint's public names): the k-th session
-   * opened calls `tools[k % n]`, and lists the tools first, as a client learns the names.
+   * opened calls `tools[k % n]`, and lists the tools first, as a client learns the names; on
+   * one session, the w-th call in flight calls `tools[w % n]`.
    */
   tools?: readonly string[]
 }): Target {
@@ -127,19 +138,26 @@ export function httpTarget(o: {
   return {
     name: o.name,
     pid: o.child.pid,
-    sharedSession: false,
+    sharedSession: o.oneSession === true,
+    concurrencyMode: o.concurrencyMode,
     async open() {
+      const k = opened++
+      const headers = o.headers?.(k) ?? {}
       if (o.modern) {
-        const { session, ms } = await ModernSession.open(pool, o.path, o.headers?.() ?? {})
+        const { session, ms } = await ModernSession.open(pool, o.path, headers)
         return { ms, call: () => session.callEcho(), close: async () => {} }
       }
-      const { session, ms } = await HttpSession.open(pool, o.path, o.headers?.() ?? {})
+      const { session, ms } = await HttpSession.open(pool, o.path, headers)
       const close = async () => void await session.close()
-      if (o.tools === undefined) return { ms, call: () => session.callEcho(), close }
-      const tool = o.tools[opened++ % o.tools.length]!
+      const tools = o.tools
+      if (tools === undefined) return { ms, call: () => session.callEcho(), close }
       const listed = await session.listTools()
-      if (!listed.includes(tool)) throw new WrongReply(`tools/list: no ${tool} in ${listed.join(', ')}`)
-      return { ms, call: () => session.callEcho(tool), close }
+      const missing = tools.filter((t) => !listed.includes(t))
+      if (missing.length > 0) {
+        throw new WrongReply(`tools/list: no ${missing.join(', ')} in ${listed.join(', ')}`)
+      }
+      const tool = (w: number | undefined) => tools[(o.oneSession ? w ?? 0 : k) % tools.length]!
+      return { ms, call: (w) => session.callEcho(tool(w)), close }
     },
     problems: o.problems ?? (() => []),
     recentLog: o.recentLog ?? (() => []),

@@ -36,11 +36,19 @@ describe('config: endpoints and hosts', () => {
     ['names longer than 128', { endpoints: { a: { servers: '*', maxNameLength: 129 } } }, /maxNameLength/],
     ['a host routing to no server', { hosts: { 'x.example.com': { server: 'nope' } } }, /no server named nope/],
     ['a host routing to no endpoint', { hosts: { 'x.example.com': { endpoint: 'nope' } } }, /no endpoint named nope/],
+    ['SSE polling without resumability', { endpoints: { a: { servers: '*', resumability: { enabled: false }, ssePolling: { closeAfter: 1000 } } } }, /endpoints\.a\.ssePolling: ssePolling needs resumability\.enabled/],
+    ['a replay buffer of no events', { endpoints: { a: { servers: '*', resumability: { maxEvents: 0 } } } }, /endpoints\.a\.resumability\.maxEvents: Too small/],
+    ['an unknown resumability key', { endpoints: { a: { servers: '*', resumability: { bogus: 1 } } } }, /endpoints\.a\.resumability: unknown key "bogus"/],
     ['a host with a port', { hosts: { 'x.example.com:443': { server: 'notes' } } }, /DNS host name/],
     ['an upper-case host', { hosts: { 'X.example.com': { server: 'notes' } } }, /DNS host name/],
     ['a bare host name', { hosts: { localhost: { server: 'notes' } } }, /DNS host name/],
     ['a host routing to both', { hosts: { 'x.example.com': { server: 'notes', endpoint: 'a' } } }, /a host routes to/],
   ]
+  it('gives an endpoint resumable streams and no SSE polling unless set', () => {
+    const config = validateConfig({ servers: SERVERS, endpoints: { a: { servers: '*' } } }, { file: 'test.yaml', baseDir: '/tmp' })
+    assert.equal(config.endpoints.a?.resumability.enabled, true)
+    assert.equal(config.endpoints.a?.ssePolling, undefined)
+  })
   for (const [what, input, message] of refused) {
     it(`refuses ${what}`, () => {
       const found = problems(input)

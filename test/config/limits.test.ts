@@ -84,6 +84,7 @@ const cases: LimitCase[] = [
   { key: 'servers.echo.readyWait', default: S.DEFAULT_SHARED_READY_WAIT_MS, bad: 600_001, message: max(600_000) },
   { key: 'servers.echo.respawnBackoff', default: S.DEFAULT_RESPAWN_BACKOFF_MS, bad: 9, message: min(10) },
   { key: 'servers.echo.respawnBackoffMax', default: S.DEFAULT_RESPAWN_BACKOFF_MAX_MS, bad: 3_600_001, message: max(3_600_000) },
+  { key: 'servers.echo.stopGrace', default: S.DEFAULT_STOP_GRACE_MS, bad: 60_001, message: max(60_000) },
   { key: 'servers.echo.maxMessageBytes', default: S.DEFAULT_CHILD_MAX_MESSAGE_BYTES, bad: 65_535, message: min(65_536) },
   { key: 'servers.echo.stderr.linesPerWindow', default: S.DEFAULT_STDERR_LINES_PER_WINDOW, bad: -1, message: min(0) },
   { key: 'servers.echo.stderr.window', default: S.DEFAULT_STDERR_WINDOW_MS, bad: 99, message: min(100) },

@@ -341,7 +341,7 @@ describe('validateConfig', () => {
       replicas: 1, identityEnv: false, responses: 'sse', requestTimeout: 60_000,
       resumability: { enabled: true, maxEvents: 1000, maxBytes: 1_048_576, maxAge: 300_000 },
       idleTimeout: 600_000, shutdownGrace: 5_000, maxSessionsPerSubject: 8, credentials: {},
-      initializeTimeout: 30_000, readyWait: 10_000, respawnBackoff: 500, respawnBackoffMax: 30_000, maxMessageBytes: 8_388_608,
+      initializeTimeout: 30_000, readyWait: 10_000, respawnBackoff: 500, respawnBackoffMax: 30_000, maxMessageBytes: 8_388_608, stopGrace: 2000,
       stderr: { linesPerWindow: 50, window: 10_000, lineMax: 2000 },
     })
     assert.equal(config.servers.echo?.ssePolling, undefined, 'SSE polling is off by default')

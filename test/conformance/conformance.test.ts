@@ -1,6 +1,8 @@
 // The official MCP conformance suite's server scenarios against the real gateway fronting
 // servers/conformance (a session-era stdio server): the 2025-11-25 and 2026-07-28 requirement
-// sets and the 2025-06-18 era, each against its own baseline of known failures. The suite
+// sets and the 2025-06-18 era, each against its own baseline of known failures; then both
+// requirement sets against an endpoint whose one backend is that server, without a prefix
+// (the server's baselines) and with one (its own, name-dependent checks only). The suite
 // needs Node >= 22: it runs from the registry's `node` package through npx; .ci/run fetches
 // both beforehand.
 import assert from 'node:assert/strict'
@@ -34,18 +36,26 @@ servers:
     resources: { "*": allow }
 `
 
+/** SSE polling closes a POST stream still open after 500 ms: test_reconnection (2 s) makes server-sse-polling resume. */
+const POLLING = { closeAfter: 500 }
+
+/** What a run talks to: the server itself, or an endpoint whose one backend is the server, under `prefix`. */
+type Target = { server: true } | { prefix: string }
+
 /**
  * The gateway on 127.0.0.1 (an ephemeral port, so dns-rebinding's "valid localhost" Host
- * passes) in front of the conformance server in `mode` with SSE replies. ssePolling
- * closes a POST stream still open after 500 ms, so test_reconnection (2 s) makes
- * server-sse-polling exercise a disconnect and a Last-Event-ID resume.
+ * passes) in front of the conformance server in `mode` with SSE replies, and an endpoint
+ * `single` at /mcp over it alone when the target is one. ssePolling is set where the client
+ * talks: on the server, or on the endpoint (whose streams are its own).
  */
-async function gateway(dir: string, mode: 'session' | 'shared'): Promise<Gateway> {
+async function gateway(dir: string, mode: 'session' | 'shared', target: Target): Promise<Gateway> {
   writeFileSync(join(dir, 'policy.yaml'), POLICY)
+  const endpoint = 'prefix' in target ? { single: { path: '/mcp', servers: ['conformance'], prefix: target.prefix, ssePolling: POLLING } } : {}
   const config = validateConfig(
     {
       listen: { host: '127.0.0.1', port: 0 },
-      servers: { conformance: { command: process.execPath, args: [SERVER], mode, ssePolling: { closeAfter: 500 } } },
+      servers: { conformance: { command: process.execPath, args: [SERVER], mode, ...('server' in target ? { ssePolling: POLLING } : {}) } },
+      endpoints: endpoint,
       policies: join(dir, 'policy.yaml'),
     },
     { file: 'conformance test', baseDir: dir },
@@ -98,24 +108,32 @@ function report(found: Tally[], unscored: ReadonlyMap<string, string>): string[]
   return lines
 }
 
-// name → how the suite selects its scenarios (a requirement set also runs scenarios it does
-// not score), and the baseline of known failures.
-const RUNS: Array<[name: string, mode: 'session' | 'shared', select: string[], baseline: string]> = [
-  ['2025-11-25 requirements (session era), session mode', 'session', ['--requirements', '2025-11-25'], 'baseline-session-2025-11-25.yml'],
-  ['2026-07-28 requirements (sessionless), session mode', 'session', ['--requirements', '2026-07-28'], 'baseline-sessionless-2026-07-28.yml'],
-  ['2025-06-18 scenarios (session era), session mode', 'session', ['--spec-version', '2025-06-18'], 'baseline-session-2025-06-18.yml'],
-  ['2025-11-25 requirements (session era), shared mode', 'shared', ['--requirements', '2025-11-25'], 'baseline-shared-2025-11-25.yml'],
-  ['2026-07-28 requirements (sessionless), shared mode', 'shared', ['--requirements', '2026-07-28'], 'baseline-shared-2026-07-28.yml'],
-  ['2025-06-18 scenarios (session era), shared mode', 'shared', ['--spec-version', '2025-06-18'], 'baseline-shared-2025-06-18.yml'],
+const SERVER_ITSELF: Target = { server: true }
+
+// name → what it talks to, how the suite selects its scenarios (a requirement set also runs
+// scenarios it does not score), and the baseline of known failures. An endpoint over the one
+// server and no prefix must pass as the server does, against the same baseline; with a prefix,
+// only the checks that call a tool or prompt by the server's own name may fail.
+const RUNS: Array<[name: string, mode: 'session' | 'shared', target: Target, select: string[], baseline: string]> = [
+  ['2025-11-25 requirements (session era), session mode', 'session', SERVER_ITSELF, ['--requirements', '2025-11-25'], 'baseline-session-2025-11-25.yml'],
+  ['2026-07-28 requirements (sessionless), session mode', 'session', SERVER_ITSELF, ['--requirements', '2026-07-28'], 'baseline-sessionless-2026-07-28.yml'],
+  ['2025-06-18 scenarios (session era), session mode', 'session', SERVER_ITSELF, ['--spec-version', '2025-06-18'], 'baseline-session-2025-06-18.yml'],
+  ['2025-11-25 requirements (session era), shared mode', 'shared', SERVER_ITSELF, ['--requirements', '2025-11-25'], 'baseline-shared-2025-11-25.yml'],
+  ['2026-07-28 requirements (sessionless), shared mode', 'shared', SERVER_ITSELF, ['--requirements', '2026-07-28'], 'baseline-shared-2026-07-28.yml'],
+  ['2025-06-18 scenarios (session era), shared mode', 'shared', SERVER_ITSELF, ['--spec-version', '2025-06-18'], 'baseline-shared-2025-06-18.yml'],
+  ['2025-11-25 requirements (session era), endpoint over the server, no prefix', 'session', { prefix: '' }, ['--requirements', '2025-11-25'], 'baseline-session-2025-11-25.yml'],
+  ['2026-07-28 requirements (sessionless), endpoint over the server, no prefix', 'session', { prefix: '' }, ['--requirements', '2026-07-28'], 'baseline-sessionless-2026-07-28.yml'],
+  ['2025-11-25 requirements (session era), endpoint over the server, prefix {server}_', 'session', { prefix: '{server}_' }, ['--requirements', '2025-11-25'], 'baseline-endpoint-prefix-2025-11-25.yml'],
+  ['2026-07-28 requirements (sessionless), endpoint over the server, prefix {server}_', 'session', { prefix: '{server}_' }, ['--requirements', '2026-07-28'], 'baseline-endpoint-prefix-2026-07-28.yml'],
 ]
 
 describe('MCP conformance suite against the gateway', { timeout: RUNS.length * RUN_TIMEOUT_MS }, () => {
-  for (const [name, mode, select, file] of RUNS) {
+  for (const [name, mode, target, select, file] of RUNS) {
     it(name, { timeout: RUN_TIMEOUT_MS + 30_000 }, async (t) => {
       const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-conformance-'))
-      const gw = await gateway(dir, mode)
+      const gw = await gateway(dir, mode, target)
       try {
-        const url = `${gw.url}/mcp/conformance`
+        const url = `${gw.url}/mcp${'server' in target ? '/conformance' : ''}`
         const { code, out } = await conformance(dir, ['server', '--url', url, ...select, '--expected-failures', baseline(file), '-o', join(dir, 'results')])
         // With a baseline the run does not print which scenarios its set leaves unscored.
         const set = select[0] === '--requirements' ? select[1] : undefined

@@ -5,6 +5,7 @@
 // failing backend, audiences, and which processes a user's list starts.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
@@ -15,6 +16,7 @@ const V = '2026-07-28'
 const fixture = join(SERVERS_DIR, 'fixture.js')
 const LONG = '{server}_with_a_prefix_long_enough_to_push_names_past_the_limit_'
 const POLICY = `${TEST_POLICY}  secretive:\n    access: ["mcp:admin"]\n    tools: { "*": ["mcp:admin"] }\n`
+  + `  conformance:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    prompts: { "*": allow }\n    resources: { "test://static-text": deny, "*": ["mcp:read"] }\n`
   + ['plain1', 'plain2'].map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { echo: ["mcp:read"] }\n`).join('')
   + '  promptsonly:\n    access: ["mcp:read"]\n    prompts: { "*": allow }\n'
 /** Echo processes of the tools-only endpoint, told apart by this last argument (echo ignores it). */
@@ -35,6 +37,7 @@ before(async () => {
       plain1: { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js'), TOOLS_ONLY] },
       plain2: { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js'), TOOLS_ONLY] },
       promptsonly: { command: process.execPath, args: ['-e', PROMPTS_ONLY_SERVER, PROMPTS_ONLY] },
+      conformance: { command: process.execPath, args: [join(SERVERS_DIR, 'conformance.js')] },
     },
     config: {
       endpoints: {
@@ -42,6 +45,8 @@ before(async () => {
         bare: { servers: ['echo', 'echojson'], prefix: '' },
         paged: { servers: ['fixture'], pageSize: 3 },
         long: { servers: ['notes'], prefix: LONG },
+        watch: { servers: ['fixture', 'conformance'] },
+        quick: { servers: ['fixture'] },
         toolsonly: { servers: ['plain1', 'plain2'] },
         prompting: { servers: ['promptsonly'] },
       },
@@ -118,6 +123,20 @@ for (const era of ['session', V] as const) {
         await assert.rejects(c.callTool({ name: 'secretive_pid', arguments: {} }), /no tool named/)
         await assert.rejects(c.callTool({ name: 'echo', arguments: {} }), /no tool named/)
         await assert.rejects(c.callTool({ name: 'fixture_crash', arguments: {} }), /denied by policy/)
+      } finally {
+        await c.close()
+      }
+    })
+
+    it('a resource no backend serves is not found, and the error names its URI (SEP-2164)', async () => {
+      const c = await connect('alice', '/mcp', { era })
+      try {
+        const uri = 'fixture://no-such-resource'
+        await assert.rejects(c.readResource({ uri }), (err: { code?: unknown; data?: { uri?: unknown } }) => {
+          assert.equal(err.code, -32602)
+          assert.equal(err.data?.uri, uri)
+          return true
+        })
       } finally {
         await c.close()
       }
@@ -263,6 +282,65 @@ describe('endpoint resources and audiences', () => {
   })
 })
 
+describe('an endpoint\'s subscriptions/listen (2026-07-28)', () => {
+  it('acknowledges first, then carries the asked-for list changes of every backend, stamped with the subscription id', async () => {
+    const token = await tokenFor('alice', '/mcp/watch')
+    const s = await listenAt('/mcp/watch', token, { toolsListChanged: true, promptsListChanged: true }, 4242)
+    try {
+      assert.equal(s.status, 200)
+      await waitFor(() => s.events.length >= 1)
+      assert.equal(s.events[0]!.method, 'notifications/subscriptions/acknowledged')
+      assert.deepEqual(s.events[0]!.params.notifications, { toolsListChanged: true, promptsListChanged: true })
+      assert.equal(s.events[0]!.params._meta[SUBSCRIPTION_ID], 4242)
+      await callAt('/mcp/watch', token, 'fixture_list_changed')
+      await waitFor(() => s.events.length >= 2)
+      await callAt('/mcp/watch', token, 'conformance_test_trigger_prompt_change')
+      await waitFor(() => s.events.length >= 3)
+      assert.deepEqual(s.events.slice(1).map((e) => [e.method, e.params._meta[SUBSCRIPTION_ID]]), [['notifications/tools/list_changed', 4242], ['notifications/prompts/list_changed', 4242]])
+      // Another user's changes are not this stream's.
+      await callAt('/mcp/watch', await tokenFor('bob', '/mcp/watch'), 'fixture_list_changed')
+      await new Promise((r) => setTimeout(r, 200))
+      assert.equal(s.events.length, 3)
+    } finally {
+      s.close()
+    }
+  })
+
+  it('sends only what the filter asks for', async () => {
+    const token = await tokenFor('alice', '/mcp/watch')
+    const s = await listenAt('/mcp/watch', token, { promptsListChanged: true }, 5)
+    try {
+      await waitFor(() => s.events.length >= 1)
+      assert.deepEqual(s.events[0]!.params.notifications, { promptsListChanged: true })
+      // One process, one after the other: the tools change would arrive first.
+      await callAt('/mcp/watch', token, 'conformance_test_trigger_tool_change')
+      await callAt('/mcp/watch', token, 'conformance_test_trigger_prompt_change')
+      await waitFor(() => s.events.length >= 2)
+      await new Promise((r) => setTimeout(r, 100))
+      assert.deepEqual(s.events.slice(1).map((e) => e.method), ['notifications/prompts/list_changed'])
+    } finally {
+      s.close()
+    }
+  })
+
+  it('resource subscriptions by public URI reach their backend under its policy; updates come back by public URI', async () => {
+    const token = await tokenFor('alice', '/mcp/watch')
+    const s = await listenAt('/mcp/watch', token, { resourceSubscriptions: ['test://watched-resource', 'test://static-text', 'nowhere://at-all'] }, 77)
+    try {
+      await waitFor(() => s.events.length >= 1)
+      assert.deepEqual(s.events[0]!.params.notifications, { resourceSubscriptions: ['test://watched-resource'] }, 'a denied URI and one no backend serves are left out')
+      const refusal = stack.audit().find((e) => e.method === 'subscriptions/listen' && e.name === 'test://static-text')
+      assert.equal(refusal?.decision, 'deny')
+      await callAt('/mcp/watch', token, 'conformance_test_update_watched_resource')
+      const update = await waitFor(() => s.events.find((e) => e.method === 'notifications/resources/updated'))
+      assert.equal(update.params.uri, 'test://watched-resource')
+      assert.equal(update.params._meta[SUBSCRIPTION_ID], 77)
+    } finally {
+      s.close()
+    }
+  })
+})
+
 describe('an endpoint starts only what a user needs', () => {
   it('a user\'s list never starts a backend they may not use; a failing backend is left out, counted and told', async () => {
     const before = processes('secretive')
@@ -275,6 +353,21 @@ describe('an endpoint starts only what a user needs', () => {
       assert.ok(warnings.some((w) => /broken/.test(w)), warnings.join(' | '))
       const metrics = await (await request(stack.gateway.metricsUrl)).body.text()
       assert.match(metrics, /mcp_edge_endpoint_backends_skipped_total\{endpoint="all",server="broken"\} [1-9]/)
+    } finally {
+      await c.close()
+    }
+  })
+
+  it('a call whose result names no resource waits for no resource list; a read, which needs the URIs, lists them', async () => {
+    const record = join(stack.dir, 'fixture-record.jsonl')
+    const lists = () => (existsSync(record) ? readFileSync(record, 'utf8') : '').split('\n').filter((l) => l.includes('"method":"resources/list"')).length
+    const c = await connect('alice', '/mcp/quick')
+    try {
+      const before = lists()
+      assert.match(textOf(await c.callTool({ name: 'fixture_pid', arguments: {} })), /^\d+$/)
+      assert.equal(lists(), before, 'no resources/list reached the backend for a plain tool result')
+      await c.readResource({ uri: 'fixture://hello' })
+      assert.equal(lists(), before + 1, "the endpoint's first read lists the backend's resources once")
     } finally {
       await c.close()
     }
@@ -373,3 +466,54 @@ describe('an endpoint over the legacy HTTP+SSE transport (2024-11-05)', () => {
     assert.equal(meta.resource, url('/sse/all'))
   })
 })
+
+const SUBSCRIPTION_ID = 'io.modelcontextprotocol/subscriptionId'
+
+/** A 2026-07-28 request body and the standard headers a conforming client sends with it. */
+function modern(method: string, params: Record<string, unknown>, id: number) {
+  const body = { jsonrpc: '2.0', id, method, params: { ...params, _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} } } }
+  const name = params.name
+  const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': V, 'mcp-method': method, ...(typeof name === 'string' ? { 'mcp-name': name } : {}) }
+  return { body: JSON.stringify(body), headers }
+}
+
+let nextId = 1000
+
+/** Calls a tool at an endpoint (2026-07-28); resolves once it answered. */
+async function callAt(path: string, token: string, name: string): Promise<void> {
+  const { body, headers } = modern('tools/call', { name, arguments: {} }, nextId++)
+  const res = await request(url(path), { method: 'POST', headers: { ...headers, authorization: `Bearer ${token}` }, body })
+  const text = await res.body.text()
+  assert.equal(res.statusCode, 200, text)
+  assert.doesNotMatch(text, /"error"/, text)
+}
+
+/** Opens a subscriptions/listen stream at an endpoint; its messages are collected as they arrive. */
+async function listenAt(path: string, token: string, notifications: Record<string, unknown>, id: number) {
+  const { body, headers } = modern('subscriptions/listen', { notifications }, id)
+  const ac = new AbortController()
+  const res = await request(url(path), { method: 'POST', headers: { ...headers, authorization: `Bearer ${token}` }, body, signal: ac.signal })
+  const events: Record<string, any>[] = []
+  let buffer = ''
+  res.body.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString()
+    let i
+    while ((i = buffer.indexOf('\n\n')) !== -1) {
+      const data = buffer.slice(0, i).split('\n').find((l) => l.startsWith('data: '))
+      buffer = buffer.slice(i + 2)
+      if (data) events.push(JSON.parse(data.slice(6)))
+    }
+  })
+  res.body.on('error', () => {})
+  return { status: res.statusCode, events, close: () => ac.abort() }
+}
+
+async function waitFor<T>(fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = fn()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error('timed out waiting')
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}

@@ -1,0 +1,68 @@
+import type { Logger } from 'pino'
+import { countSubscription, withdrawSubscriptions } from './lane-subscriptions.js'
+import type { Lane } from './lanes.js'
+
+/** One subscription: the backend, its own URI, and the lane whose process holds it. */
+interface Held {
+  server: string
+  uri: string
+  lane: Lane
+  /** In `lane.pins` while held; called by the pool if the process ends first. */
+  pin: () => void
+}
+
+/**
+ * The resource subscriptions of one session-era endpoint session, by public URI. A
+ * subscription lives in the process that accepted `resources/subscribe`, so that lane is
+ * pinned (never reaped or reclaimed) until the client unsubscribes or the session ends, and
+ * `resources/unsubscribe` goes to that same process, even while a request of the user is
+ * running on it. If the process ends first, the subscription is forgotten. Refuses nothing:
+ * policy decided the subscribe before the process saw it.
+ */
+export class SessionSubscriptions {
+  private readonly held = new Map<string, Held>()
+  private closed = false
+
+  constructor(private readonly log: Logger) {}
+
+  has(publicUri: string): boolean {
+    return this.held.has(publicUri)
+  }
+
+  /**
+   * Keeps a subscription `lane`'s process has just accepted. One already held under the same
+   * public URI (two subscribes at once), or a session already closed, gives it back at once.
+   */
+  hold(publicUri: string, server: string, uri: string, lane: Lane): void {
+    countSubscription(lane, uri)
+    if (this.closed || this.held.has(publicUri) || !lane.child.alive) return withdrawSubscriptions(lane, [uri])
+    const pin = () => {
+      if (this.held.get(publicUri)?.pin !== pin) return
+      this.held.delete(publicUri)
+      this.log.info({ server, uri }, 'the process holding a resource subscription ended; the subscription is gone')
+    }
+    lane.pins.add(pin)
+    this.held.set(publicUri, { server, uri, lane, pin })
+  }
+
+  /** Gives one back; its process is unsubscribed unless another holder shares it. False when none was held. */
+  release(publicUri: string): boolean {
+    const h = this.held.get(publicUri)
+    if (h === undefined) return false
+    this.held.delete(publicUri)
+    if (h.lane.pins.delete(h.pin)) withdrawSubscriptions(h.lane, [h.uri])
+    return true
+  }
+
+  /** The public URI a backend's own URI was subscribed under, if it was. */
+  publicUri(server: string, uri: string): string | undefined {
+    for (const [publicUri, h] of this.held) if (h.server === server && h.uri === uri) return publicUri
+    return undefined
+  }
+
+  /** The session ended: everything given back, and nothing held from now on. */
+  releaseAll(): void {
+    this.closed = true
+    for (const publicUri of [...this.held.keys()]) this.release(publicUri)
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * The stdio transport's framing, both ways, done once per message: a child's stdout split into
+ * newline-delimited JSON-RPC messages (parsed once, classified by their envelope, never
+ * re-validated), and messages to its stdin joined into one write per tick (each write to a pipe
+ * is a system call; a burst of requests costs one).
+ */
+import type { Writable } from 'node:stream'
+import type { JSONRPCMessage } from '@modelcontextprotocol/server'
+import { envelope } from './jsonrpc.js'
+
+const NEWLINE = 0x0a
+
+/** What the reader makes of one line: a message, or a line that is not one (skipped). */
+export type Frame = { message: JSONRPCMessage } | { skipped: 'not JSON' | 'not JSON-RPC' }
+
+/**
+ * Splits stdout chunks into lines and parses each. A line longer than `maxMessageBytes` (without
+ * its newline) throws: the child is then closed, since nothing after it can be trusted to frame.
+ * Chunks are kept as a list and joined once per line, so a large message costs one copy.
+ */
+export class FrameReader {
+  private chunks: Buffer[] = []
+  private held = 0
+
+  constructor(private readonly maxMessageBytes: number) {}
+
+  /** Every complete line in `chunk` (and what came before it), in order. */
+  push(chunk: Buffer): Frame[] {
+    const frames: Frame[] = []
+    let start = 0
+    let at = chunk.indexOf(NEWLINE)
+    while (at !== -1) {
+      const part = chunk.subarray(start, at)
+      if (this.held + part.length > this.maxMessageBytes) throw this.tooLarge()
+      const line = this.chunks.length === 0 ? part : Buffer.concat([...this.chunks, part], this.held + part.length)
+      this.chunks = []
+      this.held = 0
+      const frame = parseLine(line)
+      if (frame !== undefined) frames.push(frame)
+      start = at + 1
+      at = chunk.indexOf(NEWLINE, start)
+    }
+    if (start < chunk.length) {
+      const rest = chunk.subarray(start)
+      if (this.held + rest.length > this.maxMessageBytes) throw this.tooLarge()
+      this.chunks.push(rest)
+      this.held += rest.length
+    }
+    return frames
+  }
+
+  private tooLarge(): Error {
+    this.chunks = []
+    this.held = 0
+    return new RangeError(`a message from the server process is larger than ${this.maxMessageBytes} bytes`)
+  }
+}
+
+function parseLine(line: Buffer): Frame | undefined {
+  // A trailing \r (a server that writes CRLF) is whitespace to JSON.parse; blank lines are nothing.
+  if (line.every((byte) => byte === 0x20 || byte === 0x09 || byte === 0x0d)) return undefined
+  let value: unknown
+  try {
+    value = JSON.parse(line.toString('utf8'))
+  } catch {
+    return { skipped: 'not JSON' }
+  }
+  return envelope(value).kind === 'invalid' ? { skipped: 'not JSON-RPC' } : { message: value as JSONRPCMessage }
+}
+
+/**
+ * Writes messages to a child's stdin, those sent in one tick as one write. Resolves when the
+ * write was taken (at once unless the pipe is full, then on `drain`); rejects when stdin is
+ * closed (the process is gone), as a write to it would fail.
+ */
+export class FrameWriter {
+  private pending: string[] = []
+  private waiting: { resolve: () => void; reject: (err: Error) => void }[] = []
+  private scheduled = false
+
+  constructor(private readonly stdin: Writable) {}
+
+  send(message: JSONRPCMessage): Promise<void> {
+    if (!this.open()) return Promise.reject(notRunning())
+    this.pending.push(`${JSON.stringify(message)}\n`)
+    if (!this.scheduled) {
+      this.scheduled = true
+      process.nextTick(() => this.flush())
+    }
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }))
+  }
+
+  private open(): boolean {
+    return !this.stdin.destroyed && !this.stdin.writableEnded
+  }
+
+  private flush(): void {
+    const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join('')
+    const waiting = this.waiting
+    this.pending = []
+    this.waiting = []
+    this.scheduled = false
+    if (!this.open()) {
+      const err = notRunning()
+      for (const w of waiting) w.reject(err)
+      return
+    }
+    if (this.stdin.write(text)) {
+      for (const w of waiting) w.resolve()
+      return
+    }
+    // The pipe is full: taken on drain, or lost if the process goes first.
+    const drained = () => {
+      this.stdin.off('close', closed)
+      for (const w of waiting) w.resolve()
+    }
+    const closed = () => {
+      this.stdin.off('drain', drained)
+      const err = notRunning()
+      for (const w of waiting) w.reject(err)
+    }
+    this.stdin.once('drain', drained)
+    this.stdin.once('close', closed)
+  }
+}
+
+function notRunning(): Error {
+  return new Error('the MCP server process is not running')
+}

@@ -1,0 +1,152 @@
+import { SUBSCRIPTION_ID_META_KEY, type JSONRPCRequest } from '@modelcontextprotocol/server'
+import type { Logger } from 'pino'
+import type { Principal } from '../auth/principal.js'
+import type { Aggregate } from '../bridge/aggregate.js'
+import { BridgeError } from '../bridge/errors.js'
+import { placeSubscriptions, withdrawSubscriptions } from '../bridge/lane-subscriptions.js'
+import type { Lane, LaneEvent, LanePool } from '../bridge/lanes.js'
+import type { Outbound } from '../bridge/outbound-budget.js'
+import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
+import type { AuditLog } from '../observability/audit.js'
+import { decideAccess } from '../policy/evaluate.js'
+import type { PolicyStore } from '../policy/store.js'
+import { accepts, allowed, finalResult, honoredSubset, invalid, parseFilter } from './listen.js'
+import { openEventStream, type EventStream } from './sse.js'
+
+/**
+ * `subscriptions/listen` (2026-07-28) on an aggregating endpoint: one stream for every backend
+ * the caller may use. It opens with `notifications/subscriptions/acknowledged` naming what will
+ * be delivered (what was asked, narrowed to what the endpoint offers), then carries list
+ * changes from the caller's processes of any backend, several backends' changes at once as one
+ * notification, and updates of the resources subscribed to, by their public URIs. Each public
+ * URI is routed to its backend and decided by that backend's policy on its own URI, then
+ * placed on a process of the backend held for the stream's life, as at a server's own
+ * stream. Every notification is decided again by the policy in force when it arrives; the
+ * stream ends when the token expires or the policy leaves the caller no backend.
+ */
+export async function listenEndpoint(o: {
+  lanes: LanePool
+  policy: PolicyStore
+  audit: AuditLog
+  outbound: Outbound
+  message: JSONRPCRequest
+  agg: Aggregate
+  owner: string
+  principal: Principal
+  bearer: string | undefined
+  signal: AbortSignal
+  log: Logger
+}): Promise<Response> {
+  const { message, principal, agg } = o
+  const requested = parseFilter((message.params as Record<string, unknown> | undefined)?.notifications)
+  if (requested === undefined) return invalid(message.id, "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter")
+  if ((requested.resourceSubscriptions?.length ?? 0) > o.lanes.limits.listenResources) {
+    return invalid(message.id, `Invalid params: at most ${o.lanes.limits.listenResources} resourceSubscriptions per stream`)
+  }
+
+  let ended = false
+  let expiry: NodeJS.Timeout | undefined
+  let recheck: NodeJS.Timeout | undefined
+  let stream: EventStream | undefined
+  // Counted per endpoint and subject, beside (not among) the streams at each server.
+  const slot = o.lanes.listen(`endpoint ${agg.name}`, principal, (e) => onEvent(e), () => end(true))
+  if (slot === undefined) {
+    return Response.json(
+      { jsonrpc: '2.0', id: message.id, error: { code: -32000, message: `you have ${o.lanes.limits.listensPerSubject} subscription streams open on ${agg.name}, the most allowed; close one` } },
+      { status: 429, headers: { 'retry-after': '5' } },
+    )
+  }
+
+  /** Lanes holding this stream's subscriptions, with the backend URIs subscribed on each. */
+  const held: Array<{ lane: Lane; uris: string[] }> = []
+  /** `server \n own URI` → the public URI the client subscribed to. */
+  const shown = new Map<string, string>()
+  const pin = () => end(false)
+  try {
+    // Each public URI to its backend's own, allowed there, grouped by backend.
+    const byServer = new Map<string, Map<string, string>>()
+    const caller = { principal, bearer: o.bearer, log: o.log, accepted: Date.now(), signal: o.signal }
+    for (const uri of requested.resourceSubscriptions ?? []) {
+      const routed = await agg.route('resources/subscribe', { uri }, caller)
+      if ('error' in routed) {
+        o.log.info({ uri }, 'no backend of the endpoint serves this resource; left out of the acknowledgement')
+        continue
+      }
+      const own = String(routed.params.uri)
+      if (!allowed({ policy: o.policy, audit: o.audit, principal, server: routed.server }, own, true)) continue
+      const uris = byServer.get(routed.server) ?? new Map<string, string>()
+      byServer.set(routed.server, uris.set(own, uri))
+    }
+    for (const [server, uris] of byServer) {
+      if (o.signal.aborted) break
+      const lane = await o.lanes.acquire(server, principal, o.log, undefined, o.signal)
+      try {
+        const subscribed = await placeSubscriptions(o.lanes, lane, [...uris.keys()], o.signal, o.log)
+        if (!lane.child.alive) throw new BridgeError('spawn_failed', 'the MCP server process exited')
+        if (subscribed.length === 0) continue
+        // The subscriptions live on this process: it stays while the stream is open.
+        lane.pins.add(pin)
+        held.push({ lane, uris: subscribed })
+        for (const own of subscribed) shown.set(`${server}\n${own}`, uris.get(own)!)
+      } finally {
+        o.lanes.release(lane)
+      }
+    }
+  } catch (err) {
+    slot()
+    for (const h of held) if (h.lane.pins.delete(pin)) withdrawSubscriptions(h.lane, h.uris)
+    throw err
+  }
+
+  const offered = agg.initResult(principal, MODERN_PROTOCOL_VERSION)
+  const honored = agg.accessible(principal).length === 0 ? {} : honoredSubset({ ...requested, resourceSubscriptions: [...shown.values()] }, offered.capabilities as Record<string, Record<string, unknown> | undefined>)
+  const subscriptionId = message.id
+  const stamp = (params: Record<string, unknown> | undefined) => ({ ...params, _meta: { ...(params?._meta as object | undefined), [SUBSCRIPTION_ID_META_KEY]: subscriptionId } })
+  /** List changes already sent this tick (several backends, one notification). */
+  const sentThisTick = new Set<string>()
+  function end(graceful: boolean): void {
+    if (ended) return
+    ended = true
+    clearTimeout(expiry)
+    clearInterval(recheck)
+    slot?.()
+    for (const h of held) if (h.lane.pins.delete(pin)) withdrawSubscriptions(h.lane, h.uris)
+    stream?.end(graceful ? finalResult(subscriptionId, offered.serverInfo) : undefined)
+  }
+  /** The policy in force now decides: a caller left with no backend is done listening. */
+  function stillAllowed(): boolean {
+    if (agg.accessible(principal).length > 0) return true
+    end(true)
+    return false
+  }
+  function onEvent(e: LaneEvent): void {
+    if (ended || e.owner !== o.owner || !agg.servers.includes(e.server) || !stillAllowed()) return
+    if (decideAccess(o.policy.current, principal, e.server).effect !== 'allow') return
+    if (e.method === 'notifications/resources/updated') {
+      const own = String(e.params?.uri)
+      const uri = shown.get(`${e.server}\n${own}`)
+      if (uri === undefined || !allowed({ policy: o.policy, audit: o.audit, principal, server: e.server }, own, false)) return
+      return stream?.write({ jsonrpc: '2.0', method: e.method, params: stamp({ ...e.params, uri }) })
+    }
+    if (!accepts(honored, e) || sentThisTick.has(e.method)) return
+    sentThisTick.add(e.method)
+    if (sentThisTick.size === 1) setImmediate(() => sentThisTick.clear())
+    stream?.write({ jsonrpc: '2.0', method: e.method, params: stamp(e.params) })
+  }
+
+  stream = openEventStream({ outbound: o.outbound, owner: o.owner, log: o.log, onCancel: () => end(false) })
+  const response = stream.response
+  // The acknowledgement is the stream's answer to the request: owed, never dropped.
+  stream.write({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: stamp({ notifications: honored }) }, 'owed')
+  if (Object.keys(honored).length === 0 || o.signal.aborted) {
+    end(!o.signal.aborted)
+    return response
+  }
+  o.signal.addEventListener('abort', () => end(false), { once: true })
+  if (principal.exp !== undefined) {
+    // A stream authorizes nothing past its token: the client listens again with a new one.
+    expiry = setTimeout(() => end(true), Math.max(0, principal.exp * 1000 - Date.now())).unref()
+  }
+  recheck = setInterval(stillAllowed, o.lanes.limits.listenRecheck).unref()
+  return response
+}

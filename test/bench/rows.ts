@@ -1,0 +1,71 @@
+// The rows of `npm run bench`'s table: every server under test in both load shapes, 16
+// sessions with one call in flight each (`×16s`) and 16 calls in flight on one session
+// (`×16/1s`), each started fresh for every repetition.
+import { join } from 'node:path'
+import { aggregateTarget } from './aggregate-target.js'
+import { gatewayTarget } from './gateway-target.js'
+import { mcpProxyTarget, sdkHttpTarget, supergatewayTarget, type RowShape } from './http-targets.js'
+import { stdioTarget } from './stdio-target.js'
+import type { Target } from './target.js'
+
+/** One row: its BENCH_ROWS key, name and shape, and how to start its server. */
+export interface RowSpec extends RowShape {
+  key: string
+  start: () => Promise<Target> | Target
+  /** Whether its gateway runs with --cpu-prof into the profile folder (BENCH_PROFILE). */
+  profiled: boolean
+}
+
+/** Where a profiled row's gateway writes its .cpuprofile (and the bench its load window). */
+export const profileDir = (root: string) => join(root, 'dist/bench-profile')
+
+/** The row profiled with BENCH_PROFILE=1: mcp-edge in session mode, 16 in flight on one session. */
+export const PROFILED_ROW = 'edge-1s'
+
+/**
+ * Every row, stdio first, then the HTTP rows as 16 sessions, then the same rows as one
+ * session. `concurrency` is the calls in flight; `profile`: run PROFILED_ROW's gateway with
+ * --cpu-prof.
+ */
+export function benchRows(o: {
+  root: string
+  echoJs: string
+  concurrency: number
+  profile: boolean
+}): RowSpec[] {
+  const n = o.concurrency
+  // Every session of a row is the one bench user's: the server's per-subject bound
+  // (maxSessionsPerSubject, default 8) must hold them all, or the gateway ends the least
+  // recently used idle one to make room, and its next call is a 404.
+  const edge = { root: o.root, echoJs: o.echoJs, server: { maxSessionsPerSubject: n } }
+  const bin = (p: string) => join(o.root, 'node_modules', p)
+  const http: [string, string, (shape: RowShape, key: string) => Promise<Target>][] = [
+    ['sdk', 'SDK HTTP floor', (s) => sdkHttpTarget(join(o.root, 'dist/test/bench/sdk-http-server.js'), s)],
+    ['edge', 'edge', (s, key) => gatewayTarget({
+      ...edge,
+      ...(o.profile && key === PROFILED_ROW
+        ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir(o.root)}`] }
+        : {}),
+    }, s)],
+    ['edge-2026', 'edge-2026 sessionless', (s) => gatewayTarget(edge, s, true, s.oneSession ? 1 : n)],
+    ['aggregate', 'aggregate (4 backends)', (s) => aggregateTarget({ root: o.root, echoJs: o.echoJs }, s)],
+    ['supergateway', 'supergateway', (s) => supergatewayTarget(bin('.bin/supergateway'), o.echoJs, s)],
+    ['mcp-proxy', 'mcp-proxy', (s) => mcpProxyTarget(bin('mcp-proxy/dist/bin/mcp-proxy.mjs'), o.echoJs, s)],
+  ]
+  const rows: RowSpec[] = [{
+    key: 'stdio',
+    name: `stdio floor ×${n}/1s`,
+    oneSession: true,
+    profiled: false,
+    start: () => stdioTarget(o.echoJs, `stdio floor ×${n}/1s`),
+  }]
+  for (const oneSession of [false, true]) {
+    for (const [base, label, start] of http) {
+      const key = oneSession ? `${base}-1s` : base
+      const shape = { name: `${label} ×${n}${oneSession ? '/1s' : 's'}`, oneSession }
+      const profiled = o.profile && key === PROFILED_ROW
+      rows.push({ key, ...shape, profiled, start: () => start(shape, key) })
+    }
+  }
+  return rows
+}

@@ -1,0 +1,62 @@
+// A backend that crashes in the middle of answering a list: the endpoint's list leaves it out
+// (log line, metric, and a logging notification in the session era) instead of failing, a call
+// to another backend works, and the next list asks the crashed one again.
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
+import { request } from 'undici'
+import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+
+const V = '2026-07-28'
+const POLICY = `${TEST_POLICY}  crashy:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`
+
+let stack: Stack
+before(async () => {
+  stack = await startStack({
+    policy: POLICY,
+    servers: { crashy: { command: process.execPath, args: [join(SERVERS_DIR, 'fixture.js'), 'crashy'], env: { FIXTURE_CRASH_ON: 'tools/list' } } },
+    config: { endpoints: { both: { servers: ['echo', 'crashy'] } } },
+  })
+})
+after(() => stack.close())
+
+async function connect(era: 'session' | typeof V, logs: string[]): Promise<Client> {
+  const c = new Client({ name: 'crash', version: '0' }, era === V ? { versionNegotiation: { mode: { pin: V } } } : {})
+  c.setNotificationHandler('notifications/message', (n) => void logs.push(JSON.stringify(n.params)))
+  const token = await stack.token('alice', { resource: `${stack.url}/mcp/both` })
+  await c.connect(new StreamableHTTPClientTransport(new URL(`${stack.url}/mcp/both`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }))
+  return c
+}
+
+async function skippedCount(): Promise<number> {
+  const text = await (await request(`${stack.url}/metrics`)).body.text()
+  const m = /mcp_edge_endpoint_backends_skipped_total\{endpoint="both",server="crashy"\} (\d+)/.exec(text)
+  return m ? Number(m[1]) : 0
+}
+
+for (const era of ['session', V] as const) {
+  describe(`a backend that crashes mid-list (${era})`, () => {
+    it('is left out of the list, counted and logged; the other backend lists and calls; the next list asks again', async () => {
+      const logs: string[] = []
+      const c = await connect(era, logs)
+      try {
+        const before = await skippedCount()
+        const first = (await c.listTools()).tools.map((t) => t.name)
+        assert.deepEqual(first, ['echo_echo'])
+        const afterFirst = await skippedCount()
+        assert.equal(afterFirst, before + 1)
+        assert.ok(stack.logLines.some((l) => l.includes('a backend could not list') && l.includes('"server":"crashy"')))
+        if (era === 'session') assert.ok(logs.some((l) => /left out of this list.*crashy/.test(l)), logs.join('\n'))
+        assert.deepEqual((await c.callTool({ name: 'echo_echo', arguments: { text: 'still here' } })).content, [{ type: 'text', text: 'still here' }])
+        await assert.rejects(c.callTool({ name: 'crashy_pid', arguments: {} }), /no tool named/)
+        // A failure is not cached as an empty list: the crashed backend is asked (and crashes)
+        // again, by the next list and by every name lookup until it answers.
+        assert.deepEqual((await c.listTools()).tools.map((t) => t.name), ['echo_echo'])
+        assert.ok(await skippedCount() > afterFirst)
+      } finally {
+        await c.close()
+      }
+    })
+  })
+}
