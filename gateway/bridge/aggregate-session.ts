@@ -82,7 +82,7 @@ export class AggregateSession {
     this.id = o.id
     this.endpoint = o.agg.name
     this.owner = ownerKey(o.owner)
-    this.subscriptions = new SessionSubscriptions(o.log)
+    this.subscriptions = new SessionSubscriptions(o.log, o.agg.endpoint.maxSubscriptions)
     const { resumability, ssePolling } = o.agg.endpoint
     this.store = o.transport === undefined && resumability.enabled ? new SessionEventStore(resumability) : undefined
     this.transport =
@@ -224,7 +224,16 @@ export class AggregateSession {
       if (env.method === 'resources/unsubscribe' || (env.method === 'resources/subscribe' && this.subscriptions.has(String(target.original.uri)))) {
         return this.answerSubscription(env.id, env.method, target, caller)
       }
-      await this.call(env.id, env.method, target, caller)
+      if (env.method !== 'resources/subscribe') return await this.call(env.id, env.method, target, caller)
+      // Each subscription is kept here and pins a process: a session holds a bounded number.
+      if (!this.subscriptions.reserve()) {
+        return this.send(rpcError(env.id, -32000, `this session holds ${this.subscriptions.max} resource subscriptions, the most allowed; unsubscribe from one first`), env.id)
+      }
+      try {
+        await this.call(env.id, env.method, target, caller)
+      } finally {
+        this.subscriptions.settled()
+      }
     } catch (err) {
       this.o.log.error({ err: { message: (err as Error).message }, method: env.method }, 'endpoint request failed')
       this.send(rpcError(env.id, -32603, 'internal error'), env.id)

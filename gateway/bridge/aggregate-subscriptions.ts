@@ -21,12 +21,29 @@ interface Held {
  */
 export class SessionSubscriptions {
   private readonly held = new Map<string, Held>()
+  /** Subscribes on their way to a process: counted against the bound until held or failed. */
+  private taking = 0
   private closed = false
 
-  constructor(private readonly log: Logger) {}
+  /** `max`: subscriptions held or being taken at most (`endpoints.<name>.maxSubscriptions`). */
+  constructor(private readonly log: Logger, readonly max: number) {}
 
   has(publicUri: string): boolean {
     return this.held.has(publicUri)
+  }
+
+  /**
+   * Room for one more subscribe, taken until `settled` is called (after `hold`, or on failure);
+   * false when the session holds (or is taking) as many as it may.
+   */
+  reserve(): boolean {
+    if (this.held.size + this.taking >= this.max) return false
+    this.taking++
+    return true
+  }
+
+  settled(): void {
+    this.taking = Math.max(0, this.taking - 1)
   }
 
   /**

@@ -53,6 +53,12 @@ export class Aggregate {
   /** The endpoint's configuration (its streams' resumability and polling among it). */
   readonly endpoint: EndpointConfig
   private readonly cache = new Map<string, Item[]>()
+  /**
+   * `server \n owner` of session-mode servers whose processes for that owner announced a list
+   * change: their state is that user's own from then on, so their lists are cached per user,
+   * and never fill (or are served from) the entry other users share.
+   */
+  private readonly diverged = new Set<string>()
   private readonly unsubscribe: () => void
 
   constructor(
@@ -317,7 +323,8 @@ export class Aggregate {
     } finally {
       lanes.release(lane)
     }
-    return this.remember(key, items)
+    // Keyed again: the process may have announced a change of its own while it listed.
+    return this.remember(this.cacheKey(method, server, caller.principal), items)
   }
 
   private remember(key: string, items: Item[]): Item[] {
@@ -325,16 +332,23 @@ export class Aggregate {
     return items
   }
 
-  /** Per server, or per user when the server's processes differ per user (identity, credentials). */
+  /**
+   * Per server, or per user when the server's processes differ per user (identity, credentials,
+   * or a session-mode process of this user that has changed its lists).
+   */
   private cacheKey(method: ListMethod, server: string, principal: Principal): string {
     const c = this.o.config.servers[server]
-    const own = c !== undefined && (c.identityEnv || Object.keys(c.credentials).length > 0)
-    return `${method}\n${server}${own ? `\n${ownerKey(principal)}` : ''}`
+    const owner = ownerKey(principal)
+    const own = c !== undefined && (c.identityEnv || Object.keys(c.credentials).length > 0 || this.diverged.has(`${server}\n${owner}`))
+    return `${method}\n${server}${own ? `\n${owner}` : ''}`
   }
 
   /** A server said a list changed: its cached lists of that kind are read again when next needed. */
   private changed(e: LaneEvent): void {
     if (!this.servers.includes(e.server)) return
+    // A session-mode process is its user's own: what it changed is that user's, not everyone's.
+    // (A shared process's change is everyone's: the one entry is read again.)
+    if (e.method.endsWith('/list_changed') && this.o.config.servers[e.server]?.mode !== 'shared') this.diverged.add(`${e.server}\n${e.owner}`)
     const methods: ListMethod[] =
       e.method === 'notifications/tools/list_changed' ? ['tools/list']
       : e.method === 'notifications/prompts/list_changed' ? ['prompts/list']

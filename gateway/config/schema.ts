@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
 
 /** Request body cap in bytes (→ 413). A JSON-RPC message larger than this is not a tool call. */
@@ -209,6 +210,11 @@ export const DEFAULT_BACKEND_LIST_PAGES = 20
 export const DEFAULT_BACKEND_LIST_TIMEOUT_MS = 10_000
 /** How long an endpoint's session-era session lives without a request or an open stream, in ms. */
 export const DEFAULT_ENDPOINT_SESSION_IDLE_MS = 10 * 60_000
+/**
+ * Resource subscriptions one endpoint session may hold (or be taking) at once. Each is kept by
+ * the gateway and pins a process, and a template names as many URIs as a client can make up.
+ */
+export const DEFAULT_SESSION_SUBSCRIPTIONS = 256
 
 /** Asymmetric algorithms accepted by default: never `none`, never HS* (RFC 8725 §3.1, §3.2). */
 export const ASYMMETRIC_ALGORITHMS = [
@@ -277,6 +283,8 @@ const endpointSchema = z.strictObject({
   listPages: z.number().int().min(1).max(1000).default(DEFAULT_BACKEND_LIST_PAGES),
   /** A session-era session of the endpoint with no request and no open stream ends after this. */
   idleTimeout: ms.min(1000).default(DEFAULT_ENDPOINT_SESSION_IDLE_MS),
+  /** resources/subscribe of a session-era session held at once; one more new URI is refused (-32000). */
+  maxSubscriptions: z.number().int().min(1).max(100_000).default(DEFAULT_SESSION_SUBSCRIPTIONS),
   /** Shown as the endpoint's resource_name and in its initialize instructions. */
   description: z.string().max(500).optional(),
   /** The endpoint's own session-era streams (a backend's settings are its own sessions'). */
@@ -830,6 +838,14 @@ export const configSchema = z.strictObject({
   const grace = Math.max(0, ...Object.values(c.servers).map((s) => s.shutdownGrace))
   if (c.limits.shutdownDeadline <= grace) {
     ctx.addIssue({ code: 'custom', path: ['limits', 'shutdownDeadline'], message: `must exceed the longest shutdownGrace of the servers (${grace} ms)` })
+  }
+  // A routed host's resource is <scheme>://<host>/mcp: for the public URL's own host, or an IP
+  // address (127.0.0.1 is a loopback base), that URL is also another resource's (an endpoint at
+  // /mcp), and one token would be good at both.
+  const own = c.publicUrl === undefined ? undefined : new URL(c.publicUrl).hostname.toLowerCase()
+  for (const host of Object.keys(c.hosts)) {
+    if (isIP(host) !== 0) ctx.addIssue({ code: 'custom', path: ['hosts', host], message: 'an IP address is no routed host: its /mcp is the gateway\'s own (loopback) resource' })
+    else if (host === own) ctx.addIssue({ code: 'custom', path: ['hosts', host], message: 'the public URL\'s own host is no routed host: its /mcp is already a resource of the public URL' })
   }
   // A credential source the gateway cannot serve is a start-up error, not a failing call.
   for (const [name, server] of Object.entries(c.servers)) {

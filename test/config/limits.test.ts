@@ -93,6 +93,7 @@ const cases: LimitCase[] = [
   { key: 'endpoints.all.listTimeout', default: S.DEFAULT_BACKEND_LIST_TIMEOUT_MS, bad: 99, message: min(100), base: ENDPOINT },
   { key: 'endpoints.all.listPages', default: S.DEFAULT_BACKEND_LIST_PAGES, bad: 1001, message: max(1000), base: ENDPOINT },
   { key: 'endpoints.all.idleTimeout', default: S.DEFAULT_ENDPOINT_SESSION_IDLE_MS, bad: 999, message: min(1000), base: ENDPOINT },
+  { key: 'endpoints.all.maxSubscriptions', default: S.DEFAULT_SESSION_SUBSCRIPTIONS, bad: 0, message: min(1), base: ENDPOINT },
 ]
 
 /** `obj` with `value` at dotted `key` (objects on the way created or copied). */

@@ -1,10 +1,12 @@
 // An endpoint's own limits, set small in gateway.yaml, take effect: a backend that never
 // answers its list is left out once `listTimeout` has passed, only `listPages` pages of a
-// backend are read, and an idle session-era session ends after `idleTimeout`. Outcomes are
-// asserted, never durations; each test waits for the state it needs.
+// backend are read, a session holds `maxSubscriptions` at most, and an idle session-era
+// session ends after `idleTimeout`. Outcomes are asserted, never durations; each test waits
+// for the state it needs.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
@@ -20,6 +22,7 @@ const ENDLESS_SERVER = "require('readline').createInterface({ input: process.std
   + "const result = m.method === 'initialize' ? { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'endless', version: '0' } } : m.method === 'tools/list' ? { tools: [{ name: 'tool-' + page, inputSchema: { type: 'object' } }], nextCursor: String(page + 1) } : m.method === 'ping' ? {} : undefined; "
   + "process.stdout.write(JSON.stringify(result ? { jsonrpc: '2.0', id: m.id, result } : { jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Method not found' } }) + '\\n') })"
 const POLICY = `${TEST_POLICY}${['silent', 'endless'].map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`
+  + '  conformance:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    resources: { "*": ["mcp:read"] }\n'
 
 let stack: Stack
 before(async () => {
@@ -28,12 +31,14 @@ before(async () => {
     servers: {
       silent: { command: process.execPath, args: ['-e', SILENT_SERVER] },
       endless: { command: process.execPath, args: ['-e', ENDLESS_SERVER] },
+      conformance: { command: process.execPath, args: [join(SERVERS_DIR, 'conformance.js')] },
     },
     config: {
       endpoints: {
         quiet: { servers: ['echo', 'silent'], listTimeout: 200 },
         paged: { servers: ['endless'], listPages: 3 },
         brief: { servers: ['echo'], idleTimeout: 1000 },
+        subs: { servers: ['conformance'], maxSubscriptions: 2 },
       },
     },
   })
@@ -78,6 +83,19 @@ describe('endpoints.<name> limits', () => {
     const res = await modern('/mcp/paged', 'tools/list')
     assert.equal(res.status, 200, JSON.stringify(res.json))
     assert.deepEqual(res.json.result!.tools.map((t) => t.name), ['endless_tool-0', 'endless_tool-1', 'endless_tool-2'])
+  })
+
+  it('maxSubscriptions: a session holding that many refuses a subscribe to one more URI', async () => {
+    const c = new Client({ name: 'subs', version: '0' }, { capabilities: {} })
+    await c.connect(new StreamableHTTPClientTransport(new URL(url('/mcp/subs')), { requestInit: { headers: { authorization: `Bearer ${await stack.token('alice', { resource: url('/mcp/subs') })}` } } }))
+    try {
+      const uri = (i: number) => `test://template/${i}/data`
+      await c.subscribeResource({ uri: uri(0) })
+      await c.subscribeResource({ uri: uri(1) })
+      await assert.rejects(c.subscribeResource({ uri: uri(2) }), /this session holds 2 resource subscriptions/)
+    } finally {
+      await c.close()
+    }
   })
 
   it('idleTimeout: a session-era session nobody uses ends, and its id then answers 404', async () => {
