@@ -182,9 +182,9 @@ export const DEFAULT_STOP_GRACE_MS = 2_000
 // are the principal's own processes, rounds its requests waiting for the client's answers.
 /** Requests of one principal running at once on one server (rounds waiting for answers aside). */
 export const DEFAULT_LANES_PER_SUBJECT = 4
-/** How long a request waits for a process of its principal to free up, in ms (then 429). */
+/** How long a request waits for a process of its principal to free up, in ms (then 503). */
 export const DEFAULT_LANE_WAIT_MS = 10_000
-/** Requests of one principal that may wait for a lane on a server; more are refused at once (429). */
+/** Requests of one principal that may wait for a lane on a server; more are refused at once (503). */
 export const DEFAULT_LANE_WAITERS = 16
 /** A lane unused this long is ended (unless the server's idleTimeout is shorter), in ms. */
 export const DEFAULT_LANE_IDLE_MS = 5 * 60_000
@@ -194,7 +194,7 @@ export const DEFAULT_TOOL_PAGES = 20
 export const DEFAULT_INPUT_TTL_MS = 5 * 60_000
 /** Requests one principal may have waiting for answers; past it the oldest is cancelled. */
 export const DEFAULT_WAITING_PER_SUBJECT = 4
-/** `subscriptions/listen` streams one principal may hold open per server (→ -32000). */
+/** `subscriptions/listen` streams one principal may hold open per server (→ 429, -32000). */
 export const DEFAULT_LISTENS_PER_SUBJECT = 8
 /** Resources one listen stream may subscribe to (→ -32602). */
 export const DEFAULT_LISTEN_RESOURCES = 64
@@ -722,7 +722,7 @@ export const configSchema = z.strictObject({
         .strictObject({
           /** Requests running at once (the server's maxSessionsPerSubject, when lower, wins). */
           lanesPerSubject: z.number().int().min(1).max(1000).default(DEFAULT_LANES_PER_SUBJECT),
-          /** How long a request waits for a running one to finish before 429; 0: never waits. */
+          /** How long a request waits for a running one to finish before 503; 0: never waits. */
           laneWait: ms.max(10 * 60_000).default(DEFAULT_LANE_WAIT_MS),
           /** Requests waiting for a lane at most; 0: none waits. */
           laneWaiters: z.number().int().min(0).max(10_000).default(DEFAULT_LANE_WAITERS),
