@@ -19,9 +19,6 @@ export function usesCredentials(config: GatewayConfig): boolean {
   return Object.values(config.servers).some((s) => Object.keys(s.credentials).length > 0)
 }
 
-/** How long before its expiry an upstream token handed to a process is refreshed, in s. */
-const UPSTREAM_TOKEN_MIN_VALIDITY_S = 60
-
 /**
  * The gate before requests of servers that take per-user credentials, with the sources those
  * name: users' secrets, the broker's upstream tokens. Undefined when no server takes any.
@@ -33,7 +30,8 @@ export function credentialGate(config: GatewayConfig, o: { secrets: UserSecrets 
     config,
     secrets: o.secrets,
     exchange: o.exchange,
-    upstream: accounts && { issuer: o.broker!.issuer, token: (sub, kind) => accounts.upstreamToken(sub, kind, UPSTREAM_TOKEN_MIN_VALIDITY_S) },
+    // Accounts count in s: a token with less than `renewBefore` left is refreshed first.
+    upstream: accounts && { issuer: o.broker!.issuer, token: (sub, kind) => accounts.upstreamToken(sub, kind, Math.ceil(config.auth.broker!.upstream.renewBefore / 1000)) },
     subjectToken: config.auth.tokenExchange?.subjectToken ?? (o.broker ? 'upstream' : 'bearer'),
   })
   return new CredentialGate({
@@ -57,8 +55,9 @@ export function tokenExchange(config: GatewayConfig, o: { readSecret: typeof rea
   const issuer = upstream?.issuer ?? config.auth.issuer
   const caFile = upstream ? upstream.caFile : config.auth.caFile
   const ca = caFile ? readFileSync(caFile, 'utf8') : undefined
-  const http = createIdpHttp(x.timeout, ca)
-  const dispatcher = ca ? new Agent({ connect: { ca, timeout: x.timeout }, headersTimeout: x.timeout, bodyTimeout: x.timeout }) : undefined
+  const { auth } = config
+  const http = createIdpHttp(x.timeout, ca, { connections: auth.idpConnections, maxResponseBytes: auth.idpMaxResponseBytes, keepAliveMs: auth.idpKeepAlive })
+  const dispatcher = ca ? new Agent({ connect: { ca, timeout: x.timeout }, headersTimeout: x.timeout, bodyTimeout: x.timeout, connections: x.connections }) : undefined
   const discovered = issuer === undefined ? undefined : discoveredTokenEndpoint(issuer, http)
   const known = x.tokenEndpoint ?? upstream?.endpoints?.token
   const exchange = new TokenExchange({

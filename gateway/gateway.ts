@@ -43,9 +43,6 @@ import { watchPolicy, type ReloadResult } from './policy/reload.js'
 import { scopesOfRoles } from './policy/role-scopes.js'
 import { createPolicyStore } from './policy/store.js'
 
-/** Idle keep-alive connections are closed after this long, in ms. */
-export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000
-
 const LOOPBACK = /^(127(?:\.\d{1,3}){3}|::1|localhost)$/
 
 export interface StartOptions {
@@ -105,7 +102,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const gauges = { sessions: () => 0, lanes: () => 0, waitingRounds: () => 0, laneWaiters: () => new Map<string, number>(), listenStreams: () => 0, queuedBytes: () => 0, queuedEvents: () => 0, endpointUserLists: () => 0 }
   const metrics = createMetrics(gauges)
   // Every SSE stream the gateway returns, both eras and transports, is bounded by these.
-  const outbound = new Outbound(queueLimits(config), metrics)
+  const outbound = new Outbound(queueLimits(config), metrics, config.limits.sseKeepAlive)
   gauges.queuedBytes = () => outbound.bytes
   gauges.queuedEvents = () => outbound.events
 
@@ -114,8 +111,9 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   // Longer than the idle timeout of proxies in front (nginx 60 s, most load balancers), so
   // a proxy never reuses a connection the gateway is closing (a POST cannot be retried).
   const http = server as import('node:http').Server
-  http.keepAliveTimeout = DEFAULT_KEEP_ALIVE_TIMEOUT_MS
-  http.headersTimeout = DEFAULT_KEEP_ALIVE_TIMEOUT_MS + 1_000
+  http.keepAliveTimeout = config.limits.keepAliveTimeout
+  // Node: a headers timeout not above the keep-alive one can cut a request racing the close.
+  http.headersTimeout = config.limits.keepAliveTimeout + 1_000
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(config.listen.port, config.listen.host, () => resolve())
@@ -165,7 +163,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       // Every key replicas must share, named at once (the broker's, then the sealing keys).
       if (keys && config.store.kind !== 'memory') requireSharedKeys(config)
       sealer = sealerForStore(config, readSecret)
-      secrets = new UserSecrets({ store: shared, sealer })
+      secrets = new UserSecrets({ store: shared, sealer, maxLength: config.credentials.secretMaxLength, perUser: config.credentials.secretsPerUser })
       if (keys) broker = await startBroker({ config, issuer: publicUrl, keys, store: shared, sealer, resources, policy, audit, log: log.child({ component: 'broker' }), readSecret, peer: (c) => (c as Context<Vars>).get('clientIp') })
     }
   } catch (err) {
@@ -196,7 +194,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   gauges.sessions = () => registry.size
   // Sessionless (2026-07-28) requests: the principals' own processes, and their waiting rounds.
   const lanes = new LanePool({ config, source: registry, bounds, log: log.child({ lanes: true }) })
-  const rounds = new InputRounds()
+  const { inputTtl, waitingPerSubject } = config.limits.sessionless
+  const rounds = new InputRounds({ ttlMs: inputTtl, perSubject: waitingPerSubject })
   bounds.holders = { sessions: registry, lanes, rounds }
   gauges.lanes = () => lanes.size
   gauges.waitingRounds = () => rounds.size
@@ -211,7 +210,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   gauges.endpointUserLists = () => [...aggregates.values()].reduce((n, a) => n + a.userLists, 0)
   const endpointSessions = new AggregateSessions({ config, lanes, gate, log: log.child({ endpoints: true }), audit, metrics, outbound })
   const reloader = config.policies
-    ? watchPolicy(config.policies, policy, (r) => {
+    ? watchPolicy(config.policies, policy, config.limits.policyReloadDebounce, (r) => {
         metrics.policyReloads.inc({ result: r.ok ? 'ok' : 'failed' })
         if (r.ok) log.info({ files: r.files }, 'policy reloaded')
         else log.error({ problems: r.problems }, 'policy reload refused; the last good policy stays in force')

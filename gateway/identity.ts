@@ -13,8 +13,6 @@ import type { Metrics } from './observability/metrics.js'
 
 /** Scopes the dev IdP issues; the example policies use these. */
 export const DEV_SCOPES = ['mcp:read', 'mcp:write', 'mcp:admin']
-/** After a failed key fetch at start-up, the next attempt comes this much later, in ms. */
-export const DEFAULT_KEYS_RETRY_MS = 5_500
 
 /** The broker as an issuer the gateway trusts: its own tokens, verified with its own keys. */
 export interface BrokerIssuer {
@@ -92,7 +90,8 @@ export async function setUpIdentity(o: {
     // The broker alone: its keys are in memory, nothing to fetch.
     return { issuer: broker!.issuer, authenticator: brokerAuthenticator!, devIdp, problem: () => undefined, close: async () => await devIdp?.close() }
   }
-  const http: IdpHttp = createIdpHttp(config.auth.idpTimeout, config.auth.caFile ? readFileSync(config.auth.caFile, 'utf8') : undefined)
+  const { auth } = config
+  const http: IdpHttp = createIdpHttp(auth.idpTimeout, auth.caFile ? readFileSync(auth.caFile, 'utf8') : undefined, { connections: auth.idpConnections, maxResponseBytes: auth.idpMaxResponseBytes, keepAliveMs: auth.idpKeepAlive })
   let ready = false
   let problem = 'signing keys not fetched yet'
   let stopped = false
@@ -104,6 +103,7 @@ export async function setUpIdentity(o: {
     timeoutMs: config.auth.idpTimeout,
     cooldownMs: config.auth.jwksCooldown,
     maxAgeMs: config.auth.jwksMaxAge,
+    retryMs: auth.discoveryRetry,
     onJwksFetch: (result) => {
       o.metrics.jwksRefreshes.inc({ result })
       if (result === 'ok') ready = true
@@ -118,7 +118,8 @@ export async function setUpIdentity(o: {
       (err: Error) => {
         problem = `issuer signing keys unavailable: ${err.message}`
         log.warn({ issuer, cause: (err.cause as Error | undefined)?.message }, 'issuer signing keys could not be fetched; retrying')
-        if (!stopped) retry = setTimeout(warm, DEFAULT_KEYS_RETRY_MS).unref()
+        // Just past the discovery retry, so the next warm-up is not refused by its cool-down.
+        if (!stopped) retry = setTimeout(warm, auth.discoveryRetry + 500).unref()
       },
     )
   }

@@ -25,7 +25,6 @@ commands:
 Without --config the embedded default runs: demo servers, example policies, dev IdP on 127.0.0.1.`
 
 /** Grace for in-flight work after SIGTERM/SIGINT before the process exits anyway, in ms. */
-const SHUTDOWN_DEADLINE_MS = 10_000
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -62,7 +61,7 @@ async function serve(args: string[]): Promise<number> {
     options: { config: { type: 'string' }, 'insecure-no-auth': { type: 'boolean' }, 'dev-idp': { type: 'boolean' } },
   })
   const config = readConfig(values.config)
-  const log = createLogger(config.log.level)
+  const log = createLogger(config.log)
   const gateway = await startGateway(config, {
     log,
     insecureNoAuth: values['insecure-no-auth'] === true,
@@ -72,7 +71,7 @@ async function serve(args: string[]): Promise<number> {
   const exit = (code: number) => log.flush(() => process.exit(code))
   const stop = (signal: string) => {
     log.info({ signal }, 'shutting down')
-    setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref()
+    setTimeout(() => process.exit(1), config.limits.shutdownDeadline).unref()
     gateway.close().then(
       () => {
         log.info('stopped')

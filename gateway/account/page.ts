@@ -1,4 +1,3 @@
-import { DEFAULT_SECRET_MAX_LENGTH } from '../credentials/secrets.js'
 import { esc, page } from '../http/page.js'
 import type { AccountNeeds, CredentialNeed, ServerNeeds } from './needs.js'
 
@@ -16,6 +15,8 @@ export interface AccountView {
   unmatched?: boolean
   /** A line confirming what was just done. */
   notice?: string
+  /** Longest secret value accepted (`credentials.secretMaxLength`), the form's maxlength. */
+  maxLength: number
 }
 
 /**
@@ -68,7 +69,7 @@ function credential(v: AccountView, server: string, c: CredentialNeed): string {
 ${status}
 <form method="post" action="${esc(v.base)}/account/secrets">${fields}
 <label for="${esc(id)}">${c.setAt === undefined ? 'Value' : 'A new value'}</label>
-<input type="password" id="${esc(id)}" name="value" autocomplete="off" required maxlength="${DEFAULT_SECRET_MAX_LENGTH}">
+<input type="password" id="${esc(id)}" name="value" autocomplete="off" required maxlength="${v.maxLength}">
 <div class="row"><button class="primary" type="submit">${c.setAt === undefined ? 'Set' : 'Replace'}</button></div></form>
 ${remove}</li>`
 }

@@ -132,7 +132,7 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
     const deleted = c.req.query('deleted')
     const notice = deleted !== undefined && LINK_PARAM.test(deleted) && !user.needs.held.some((h) => h.name === deleted) ? `${deleted} is deleted.` : undefined
     return html(c, 200, accountPage({
-      base, user: user.label, needs: user.needs, csrf: session.csrf, notice,
+      base, user: user.label, needs: user.needs, csrf: session.csrf, notice, maxLength: d.secrets.maxLength,
       wanted: matches ? { server: server!, secret: secret! } : undefined,
       unmatched: asked && !matches,
     }))

@@ -110,6 +110,7 @@ export class PageSessions {
 
   private open<T extends { exp: number }>(c: Context, spec: CookieSpec, aad: string): T | undefined {
     const raw = getCookie(c, spec.name)
+    // RFC 6265 §6.1: browsers keep cookies up to 4096 bytes; a longer one is not ours.
     if (raw === undefined || raw.length > 4096) return undefined
     let value: T
     try {

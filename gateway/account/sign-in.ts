@@ -5,7 +5,11 @@ import type { FirstPartyClient } from '../broker/first-party.js'
 import { AccountError } from './errors.js'
 import type { LoginTx } from './session.js'
 
-/** Largest token response read from the broker's own token endpoint, in bytes (an ID token and an opaque access token). */
+/**
+ * Largest token response read from the broker's own token endpoint, in bytes (an ID token and an
+ * opaque access token). Not a setting: the answer comes from this gateway's own broker, whose
+ * tokens' size the gateway decides; the bound only guards against a misrouted endpoint.
+ */
 const MAX_TOKEN_RESPONSE_BYTES = 65_536
 
 /** How the account page reaches its broker: as the gateway's own client, at its own listener. */

@@ -1,9 +1,12 @@
 import { Agent, fetch as undiciFetch } from 'undici'
+import { DEFAULT_IDP_CONNECTIONS, DEFAULT_IDP_KEEP_ALIVE_MS, DEFAULT_IDP_MAX_RESPONSE_BYTES } from '../config/schema.js'
 
-/** Sockets kept open to the IdP at most. */
-export const DEFAULT_IDP_CONNECTIONS = 4
-/** Largest discovery or JWKS document accepted, in bytes. */
-export const DEFAULT_IDP_MAX_RESPONSE_BYTES = 256 * 1024
+/** How the IdP client is bounded (`auth.idpConnections`, `idpMaxResponseBytes`, `idpKeepAlive`). */
+export interface IdpBounds {
+  connections: number
+  maxResponseBytes: number
+  keepAliveMs: number
+}
 
 /** A fetch bound to a dedicated undici agent, for discovery and JWKS only. */
 export interface IdpHttp {
@@ -15,16 +18,16 @@ export interface IdpHttp {
  * Creates the IdP client: its own connection pool with connect, header and body timeouts,
  * keep-alive, a connection cap and a response size cap, so a slow or hostile IdP cannot stall
  * or flood the gateway. Redirects are never followed (RFC 8414 §3.3: the issuer is exact).
- * `ca`: a private CA (PEM) trusted besides the system's.
+ * `ca`: a private CA (PEM) trusted besides the system's. `bounds` default to the schema's.
  */
-export function createIdpHttp(timeoutMs: number, ca?: string): IdpHttp {
+export function createIdpHttp(timeoutMs: number, ca?: string, bounds: Partial<IdpBounds> = {}): IdpHttp {
   const agent = new Agent({
     connect: { timeout: timeoutMs, ...(ca ? { ca } : {}) },
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
-    keepAliveTimeout: 30_000,
-    connections: DEFAULT_IDP_CONNECTIONS,
-    maxResponseSize: DEFAULT_IDP_MAX_RESPONSE_BYTES,
+    keepAliveTimeout: bounds.keepAliveMs ?? DEFAULT_IDP_KEEP_ALIVE_MS,
+    connections: bounds.connections ?? DEFAULT_IDP_CONNECTIONS,
+    maxResponseSize: bounds.maxResponseBytes ?? DEFAULT_IDP_MAX_RESPONSE_BYTES,
   })
   return {
     fetch: async (url, init = {}) => {

@@ -1,9 +1,7 @@
 import { createRemoteJWKSet, customFetch, type JWTVerifyGetKey } from 'jose'
+import { DEFAULT_DISCOVERY_RETRY_MS } from '../config/schema.js'
 import { AuthError } from './errors.js'
 import type { IdpHttp } from './idp-http.js'
-
-/** After a failed discovery, wait this long before the next attempt, in ms. */
-export const DEFAULT_DISCOVERY_RETRY_MS = 5_000
 
 export interface KeySourceOptions {
   issuer: string
@@ -12,6 +10,8 @@ export interface KeySourceOptions {
   timeoutMs: number
   cooldownMs: number
   maxAgeMs: number
+  /** After a failed discovery, wait this long before the next attempt (`auth.discoveryRetry`). */
+  retryMs?: number
   now?: () => number
   /** Told of every JWKS fetch and its result. */
   onJwksFetch?: (result: 'ok' | 'failed') => void
@@ -59,7 +59,7 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
 
   async function resolveJwks(): Promise<JWTVerifyGetKey> {
     if (jwks) return jwks
-    if (now() - failedAt < DEFAULT_DISCOVERY_RETRY_MS) {
+    if (now() - failedAt < (opts.retryMs ?? DEFAULT_DISCOVERY_RETRY_MS)) {
       throw new AuthError('idp_unavailable', 'the authorization server is unreachable')
     }
     pending ??= (async () => {

@@ -1,7 +1,5 @@
 /** The well-known prefix of RFC 9728 §3. */
 export const PRM_PREFIX = '/.well-known/oauth-protected-resource'
-/** `Cache-Control` max-age of metadata documents, in seconds (RFC 9728 §7.10: cacheable). */
-export const DEFAULT_METADATA_MAX_AGE_S = 300
 
 /** URL of the metadata document for a resource: the well-known string between host and path (RFC 9728 §3.1). */
 export function metadataUrl(resource: string): string {

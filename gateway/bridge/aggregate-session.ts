@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto'
 import { WebStandardStreamableHTTPServerTransport, type AuthInfo, type JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
-import type { GatewayConfig } from '../config/schema.js'
+import { DEFAULT_REQUEST_TIMEOUT_MS, type GatewayConfig } from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { LISTS, type Aggregate, type AggregateCaller, type ListMethod } from './aggregate.js'
-import { DEFAULT_SESSION_SUBSCRIPTIONS, SessionSubscriptions } from './aggregate-subscriptions.js'
+import { SessionSubscriptions } from './aggregate-subscriptions.js'
 import type { CredentialGate } from './credential-gate.js'
 import { RPC } from './errors.js'
 import { SessionEventStore } from './event-store.js'
@@ -82,7 +82,7 @@ export class AggregateSession {
     this.id = o.id
     this.endpoint = o.agg.name
     this.owner = ownerKey(o.owner)
-    this.subscriptions = new SessionSubscriptions(o.log)
+    this.subscriptions = new SessionSubscriptions(o.log, o.agg.endpoint.maxSubscriptions)
     const { resumability, ssePolling } = o.agg.endpoint
     this.store = o.transport === undefined && resumability.enabled ? new SessionEventStore(resumability) : undefined
     this.transport =
@@ -227,7 +227,7 @@ export class AggregateSession {
       if (env.method !== 'resources/subscribe') return await this.call(env.id, env.method, target, caller)
       // Each subscription is kept here and pins a process: a session holds a bounded number.
       if (!this.subscriptions.reserve()) {
-        return this.send(rpcError(env.id, -32000, `this session holds ${DEFAULT_SESSION_SUBSCRIPTIONS} resource subscriptions, the most allowed; unsubscribe from one first`), env.id)
+        return this.send(rpcError(env.id, -32000, `this session holds ${this.subscriptions.max} resource subscriptions, the most allowed; unsubscribe from one first`), env.id)
       }
       try {
         await this.call(env.id, env.method, target, caller)
@@ -324,7 +324,7 @@ export class AggregateSession {
    * the answers back: a result to the process as a result, an error as an error.
    */
   private async ask(relatedId: RequestId, backend: BackendCall, requests: ReadonlyMap<string, InputRequest>): Promise<Record<string, unknown>> {
-    const timeout = this.o.config.servers[backend.lane.server]?.requestTimeout || 60_000
+    const timeout = this.o.config.servers[backend.lane.server]?.requestTimeout || DEFAULT_REQUEST_TIMEOUT_MS
     const answers: Record<string, unknown> = {}
     await Promise.all([...requests].map(async ([key, r]) => {
       const id = `mcp-edge-ask-${randomBytes(9).toString('base64url')}`

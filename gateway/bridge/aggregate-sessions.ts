@@ -13,9 +13,6 @@ import type { Outbound } from './outbound-budget.js'
 import { SESSION_ID_BYTES } from './registry.js'
 import { ownerKey, type ClientTransport } from './session.js'
 
-/** How long an endpoint session lives without a request or an open stream, in ms. */
-export const DEFAULT_ENDPOINT_SESSION_IDLE_MS = 10 * 60_000
-
 /**
  * The session-era sessions of every endpoint, by id. A session holds no process of its own
  * (its calls run on the user's lanes, which the subject bounds count), so its own bounds are
@@ -27,7 +24,9 @@ export class AggregateSessions {
   private readonly reaper: NodeJS.Timeout
 
   constructor(private readonly o: { config: GatewayConfig; lanes: LanePool; gate?: CredentialGate; log: Logger; audit?: AuditLog; metrics?: Metrics; outbound: Outbound; now?: () => number }) {
-    this.reaper = setInterval(() => this.reap(), Math.min(10_000, DEFAULT_ENDPOINT_SESSION_IDLE_MS / 2)).unref()
+    // Often enough that no session outlives its endpoint's idleTimeout by more than half of it.
+    const idles = Object.values(o.config.endpoints).map((e) => e.idleTimeout)
+    this.reaper = setInterval(() => this.reap(), Math.max(50, Math.min(10_000, ...idles.map((t) => t / 2)))).unref()
   }
 
   get size(): number {
@@ -78,7 +77,8 @@ export class AggregateSessions {
   private reap(): void {
     const now = (this.o.now ?? Date.now)()
     for (const s of this.sessions.values()) {
-      if (s.pending === 0 && !s.listening && now - s.lastActive > DEFAULT_ENDPOINT_SESSION_IDLE_MS) void s.close()
+      const idle = this.o.config.endpoints[s.endpoint]?.idleTimeout ?? 0
+      if (s.pending === 0 && !s.listening && now - s.lastActive > idle) void s.close()
     }
   }
 }

@@ -2,12 +2,6 @@ import type { Logger } from 'pino'
 import { countSubscription, withdrawSubscriptions } from './lane-subscriptions.js'
 import type { Lane } from './lanes.js'
 
-/**
- * Resource subscriptions one endpoint session may hold (or be taking) at once. Each is kept by
- * the gateway and pins a process, and a template names as many URIs as a client can make up.
- */
-export const DEFAULT_SESSION_SUBSCRIPTIONS = 256
-
 /** One subscription: the backend, its own URI, and the lane whose process holds it. */
 interface Held {
   server: string
@@ -31,7 +25,8 @@ export class SessionSubscriptions {
   private taking = 0
   private closed = false
 
-  constructor(private readonly log: Logger, private readonly max = DEFAULT_SESSION_SUBSCRIPTIONS) {}
+  /** `max`: subscriptions held or being taken at most (`endpoints.<name>.maxSubscriptions`). */
+  constructor(private readonly log: Logger, readonly max: number) {}
 
   has(publicUri: string): boolean {
     return this.held.has(publicUri)

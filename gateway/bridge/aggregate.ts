@@ -11,11 +11,6 @@ import { isObject } from './jsonrpc.js'
 import type { LaneEvent, LanePool } from './lanes.js'
 import { ownerKey, type ResultFilter } from './session.js'
 
-/** Pages of a backend's list read at most (each page is one request to its process). */
-export const DEFAULT_BACKEND_LIST_PAGES = 20
-/** How long a backend has to answer one page of a list before it is left out, in ms. */
-export const DEFAULT_BACKEND_LIST_TIMEOUT_MS = 10_000
-
 /** The version an endpoint reports in its serverInfo. */
 export const ENDPOINT_VERSION = '1.0.0'
 
@@ -320,8 +315,9 @@ export class Aggregate {
       if (isObject(caps) && !(capability in caps)) return this.remember(key, items)
       const { key: field } = LISTS[method]
       let cursor: string | undefined
-      for (let page = 0; page < DEFAULT_BACKEND_LIST_PAGES; page++) {
-        const reply = (await lanes.request(lane, method, cursor === undefined ? {} : { cursor }, DEFAULT_BACKEND_LIST_TIMEOUT_MS)) as { result?: Record<string, unknown>; error?: { message?: unknown } } | undefined
+      const { listPages, listTimeout } = this.o.endpoint
+      for (let page = 0; page < listPages; page++) {
+        const reply = (await lanes.request(lane, method, cursor === undefined ? {} : { cursor }, listTimeout)) as { result?: Record<string, unknown>; error?: { message?: unknown } } | undefined
         if (reply === undefined) throw new Error(`${server} did not answer ${method}`)
         if (reply.error !== undefined) throw new Error(`${server} refused ${method}: ${String(reply.error.message ?? '')}`)
         const got = reply.result?.[field]

@@ -7,17 +7,6 @@ import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
 import { FrameReader, FrameWriter, type Frame } from './stdio-frames.js'
 
-/** stderr lines logged per child per window before the rest are counted and dropped. */
-export const DEFAULT_STDERR_LINES_PER_WINDOW = 50
-/** The stderr rate-limit window, in ms. */
-export const DEFAULT_STDERR_WINDOW_MS = 10_000
-/** Longest stderr line logged, in characters; the rest is cut. */
-export const DEFAULT_STDERR_LINE_MAX = 2_000
-/** Characters past the cut still read for redaction: a secret's longest encoded form fits (8 KiB values, base64). */
-const REDACT_MARGIN = 16_384
-/** Largest single stdout message accepted from a child, in bytes; past it the child is closed. */
-export const DEFAULT_CHILD_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-
 /** A running stdio MCP server process, spoken to in JSON-RPC messages. */
 export interface Child {
   readonly pid: number
@@ -65,7 +54,7 @@ export async function spawnChild(config: ServerConfig, log: Logger, extraEnv: Re
   let markExited!: () => void
   const exited = new Promise<void>((resolve) => (markExited = resolve))
   const writer = new FrameWriter(proc.stdin)
-  const reader = new FrameReader(DEFAULT_CHILD_MAX_MESSAGE_BYTES)
+  const reader = new FrameReader(config.maxMessageBytes)
   let closing: Promise<void> | undefined
   const child: Child = {
     pid: proc.pid ?? 0,
@@ -74,7 +63,7 @@ export async function spawnChild(config: ServerConfig, log: Logger, extraEnv: Re
       return alive
     },
     send: (message) => writer.send(message),
-    close: () => (closing ??= alive ? stop(proc, exited) : Promise.resolve()),
+    close: () => (closing ??= alive ? stop(proc, exited, config.stopGrace) : Promise.resolve()),
     retag: (next) => {
       current = next.child({ pid: child.pid })
     },
@@ -102,35 +91,35 @@ export async function spawnChild(config: ServerConfig, log: Logger, extraEnv: Re
     markExited()
     child.onexit?.()
   })
-  logStderr(proc.stderr, () => current, redactor(redact))
+  logStderr(proc.stderr, () => current, config.stderr, redactor(redact))
   return child
 }
 
-/** Grace before each step of the stop ladder, in ms. */
-const STOP_STEP_MS = 2_000
-
-/** Closes stdin, then SIGTERM, then SIGKILL, each after a grace; resolves once the process is gone. */
-async function stop(proc: ChildProcess, exited: Promise<void>): Promise<void> {
+/** Closes stdin, then SIGTERM, then SIGKILL, each after `graceMs`; resolves once the process is gone. */
+async function stop(proc: ChildProcess, exited: Promise<void>, graceMs: number): Promise<void> {
   const gone = (ms: number) => Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, ms).unref())])
   try {
     proc.stdin?.end()
   } catch {}
-  await gone(STOP_STEP_MS)
+  await gone(graceMs)
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     if (proc.exitCode !== null || proc.signalCode !== null) break
     try {
       proc.kill(signal)
     } catch {}
-    await gone(STOP_STEP_MS)
+    await gone(graceMs)
   }
 }
+
+/** A redacting function, and the length of the longest form it blots out. */
+export type Redactor = ((line: string) => string) & { longest: number }
 
 /**
  * Blots out known secret values in a line: each value as written, and as JSON and URL
  * encoding would write it (a process that logs its config or a request). Longest first, so a
  * value containing another is blotted whole.
  */
-export function redactor(values: readonly string[]): (line: string) => string {
+export function redactor(values: readonly string[]): Redactor {
   const forms = new Set<string>()
   for (const v of values) {
     if (v === '') continue
@@ -140,30 +129,31 @@ export function redactor(values: readonly string[]): (line: string) => string {
     forms.add(Buffer.from(v).toString('base64'))
   }
   const list = [...forms].filter((f) => f !== '').sort((a, b) => b.length - a.length)
-  if (list.length === 0) return (line) => line
-  return (line) => {
+  if (list.length === 0) return Object.assign((line: string) => line, { longest: 0 })
+  return Object.assign((line: string) => {
     for (const f of list) if (line.includes(f)) line = line.split(f).join('[redacted]')
     return line
-  }
+  }, { longest: list[0]!.length })
 }
 
-function logStderr(stream: Readable, log: () => Logger, redact: (line: string) => string = (l) => l): void {
+function logStderr(stream: Readable, log: () => Logger, bounds: ServerConfig['stderr'], redact: Redactor): void {
   let windowStart = Date.now()
   let lines = 0
   let dropped = 0
   createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
     const now = Date.now()
-    if (now - windowStart >= DEFAULT_STDERR_WINDOW_MS) {
+    if (now - windowStart >= bounds.window) {
       if (dropped > 0) log().warn({ dropped }, 'server stderr lines dropped by rate limit')
       windowStart = now
       lines = 0
       dropped = 0
     }
-    if (++lines > DEFAULT_STDERR_LINES_PER_WINDOW) {
+    if (++lines > bounds.linesPerWindow) {
       dropped++
       return
     }
-    // Redacted before it is cut: a cut must not leave half a secret showing.
-    log().info({ stderr: redact(line.slice(0, DEFAULT_STDERR_LINE_MAX + REDACT_MARGIN)).slice(0, DEFAULT_STDERR_LINE_MAX) }, 'server stderr')
+    // Redacted before it is cut: a cut must not leave half a secret showing, so what is read
+    // past the cut is as long as the longest form of a secret.
+    log().info({ stderr: redact(line.slice(0, bounds.lineMax + redact.longest)).slice(0, bounds.lineMax) }, 'server stderr')
   })
 }

@@ -13,7 +13,11 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto'
 
-/** Longest cursor issued or accepted, in characters; a client's cursor is measured before any work. */
+/**
+ * Longest cursor issued or accepted, in characters; a client's cursor is measured before any
+ * work. Not a setting: a cursor is the gateway's own opaque token (a position and a backend's
+ * cursor under an HMAC); it only bounds what a client must echo and the gateway must check.
+ */
 export const MAX_CURSOR_CHARS = 2048
 /** Shortest key accepted, in bytes: the HMAC-SHA256 output size (RFC 2104 §3). */
 export const MIN_CURSOR_KEY_BYTES = 32

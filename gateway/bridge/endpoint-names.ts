@@ -33,10 +33,8 @@
  */
 import { hash } from 'node:crypto'
 
-/** Longest name MCP allows (2025-11-25, server/tools "Tool names"). */
+/** Longest name MCP allows (2025-11-25, server/tools "Tool names"): the top of `maxNameLength`, not a setting. */
 export const MAX_NAME_LENGTH = 128
-/** The public name length endpoints use unless configured: OpenAI's clients refuse longer tool names. */
-export const DEFAULT_MAX_NAME_LENGTH = 64
 /** Shortest `maxLength` accepted: room for a head of a few characters, `_` and an 8-character hash. */
 export const MIN_MAX_NAME_LENGTH = 16
 

@@ -6,15 +6,12 @@ import { envelope, rpcError, type RequestId } from './jsonrpc.js'
 export const GATEWAY_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26']
 
 /**
- * How long a starting process may take to answer the gateway's initialize, in ms at least: a
- * start is not a request (a server fetched by npx, a JVM), so a short `requestTimeout` does not
- * cut it; a longer `requestTimeout` extends it.
+ * The initialize timeout of a server: its `initializeTimeout`, or its `requestTimeout` when
+ * longer (0: none). A start is not a request (a server fetched by npx, a JVM), so a short
+ * requestTimeout does not cut it.
  */
-export const DEFAULT_INITIALIZE_TIMEOUT_MS = 30_000
-
-/** The initialize timeout for a server whose requestTimeout is `requestTimeout` (0: none). */
-export function initializeTimeout(requestTimeout: number): number {
-  return Math.max(requestTimeout, DEFAULT_INITIALIZE_TIMEOUT_MS)
+export function initializeTimeout(server: { requestTimeout: number; initializeTimeout: number }): number {
+  return Math.max(server.requestTimeout, server.initializeTimeout)
 }
 
 /** A process's own initialize result, reused for every session it serves. */

@@ -3,11 +3,6 @@ import { createRequestStateCodec, type RequestStateCodec, type ServerContext } f
 import type { ParkedRounds, Scope } from './bounds.js'
 import type { BackendCall } from './modern-call.js'
 
-/** How long a request waiting for the client's answers (input_required) is kept, in ms. */
-export const DEFAULT_INPUT_TTL_MS = 5 * 60_000
-/** Requests one principal may have waiting for answers; past it the oldest is cancelled. */
-export const DEFAULT_WAITING_PER_SUBJECT = 4
-
 /** What a `requestState` carries: which waiting request, and which of its rounds. */
 interface RoundState {
   call: string
@@ -45,10 +40,11 @@ export class InputRounds implements ParkedRounds {
   private readonly codec: RequestStateCodec<RoundState>
   private readonly parked = new Map<string, Parked>()
 
-  constructor(private readonly ttlMs = DEFAULT_INPUT_TTL_MS) {
+  /** `ttlMs`: how long a request waits for answers; `perSubject`: waiting requests per principal at most. */
+  constructor(private readonly o: { ttlMs: number; perSubject: number }) {
     this.codec = createRequestStateCodec<RoundState>({
       key: randomBytes(32),
-      ttlSeconds: Math.ceil(ttlMs / 1000),
+      ttlSeconds: Math.ceil(o.ttlMs / 1000),
       // The codec binds through a server context; ours carries the binding string only.
       bind: (ctx) => (ctx as unknown as { binding: string }).binding,
     })
@@ -70,8 +66,8 @@ export class InputRounds implements ParkedRounds {
     rounds.set(call, round)
     // A principal's abandoned rounds each hold a process: past the bound, the oldest goes.
     const mine = [...this.parked.entries()].filter(([, p]) => p.owner === binding.owner)
-    for (const [k] of mine.slice(0, Math.max(0, mine.length - DEFAULT_WAITING_PER_SUBJECT + 1))) this.expire(k)
-    const timer = setTimeout(() => this.expire(key), this.ttlMs).unref()
+    for (const [k] of mine.slice(0, Math.max(0, mine.length - this.o.perSubject + 1))) this.expire(k)
+    const timer = setTimeout(() => this.expire(key), this.o.ttlMs).unref()
     this.parked.set(key, { call, owner: binding.owner, server: binding.server, round, timer, onExpire })
     if (call.lane.user === call) call.lane.parked = true
     return this.codec.mint({ call: key, round }, context(binding))

@@ -2,9 +2,6 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Lane, LanePool } from './lanes.js'
 
-/** How long subscribing a process to one resource may take, in ms. */
-export const SUBSCRIBE_TIMEOUT_MS = 10_000
-
 /*
  * A resource subscription lives in one process, so whoever subscribes a lane's process holds
  * that lane (a pin in `lane.pins`) for as long as the subscription lasts. Holders on one
@@ -23,7 +20,7 @@ export async function placeSubscriptions(lanes: LanePool, held: Lane, uris: read
   for (const uri of uris) {
     if (signal.aborted) break
     if (!held.subscriptions.has(uri)) {
-      const reply = (await lanes.request(held, 'resources/subscribe', { uri }, SUBSCRIBE_TIMEOUT_MS)) as { result?: unknown } | undefined
+      const reply = (await lanes.request(held, 'resources/subscribe', { uri }, lanes.limits.subscribeTimeout)) as { result?: unknown } | undefined
       if (reply?.result === undefined) {
         log.info({ uri }, 'the server refused a resource subscription; left out of the acknowledgement')
         continue

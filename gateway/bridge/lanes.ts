@@ -12,23 +12,6 @@ import { envelope, rpcError } from './jsonrpc.js'
 import { ownerKey } from './session.js'
 
 /**
- * Sessionless requests one principal may run at once per server, over all its client ids,
- * identities and credentials (rounds waiting for the client's answers aside: the subject's
- * bounds count those).
- */
-export const DEFAULT_LANES_PER_SUBJECT = 4
-/** How long a sessionless request waits for a process of its principal to free up, in ms. */
-export const DEFAULT_LANE_WAIT_MS = 10_000
-/** `subscriptions/listen` streams one principal may hold open per server. */
-export const DEFAULT_LISTENS_PER_SUBJECT = 8
-/** Requests of one principal that may wait for a lane on a server; more are refused at once. */
-export const DEFAULT_LANE_WAITERS = 16
-/** Pages of `tools/list` read at most to learn a server's tool schemas. */
-const DEFAULT_TOOL_PAGES = 20
-/** A lane unused this long is ended (unless the server's idleTimeout is shorter), in ms. */
-export const DEFAULT_LANE_IDLE_MS = 5 * 60_000
-
-/**
  * What the gateway declares to a lane's process: every capability a sessionless client may
  * bring, since each request carries its own. A server→client request for one the request's
  * client did not declare is refused by the gateway, not relayed.
@@ -122,7 +105,7 @@ export interface ProcessSource {
  * The lanes of every (server, principal): a principal's sessionless requests never share a
  * process with another principal's (a `shared` server's lanes are views of its one process,
  * as its sessions are). A request takes a free lane of its principal, else a new one up to
- * DEFAULT_LANES_PER_SUBJECT running and within the bounds it shares with sessions (idle and
+ * `limits.sessionless.lanesPerSubject` running and within the bounds it shares with sessions (idle and
  * parked lanes count there), else waits for one. Idle lanes end after a while.
  */
 export class LanePool implements Holders {
@@ -150,8 +133,13 @@ export class LanePool implements Holders {
   /** Shutdown ended: every lane was closed. */
   private finished = false
 
+  /** The configured bounds of sessionless requests (`limits.sessionless`). */
+  readonly limits: GatewayConfig['limits']['sessionless']
+
   constructor(private readonly o: { config: GatewayConfig; source: ProcessSource; bounds: SubjectBounds; log: Logger }) {
-    const idles = Object.values(o.config.servers).map((c) => c.idleTimeout).filter((t) => t > 0)
+    this.limits = o.config.limits.sessionless
+    const idles = [this.limits.laneIdle, ...Object.values(o.config.servers).map((c) => c.idleTimeout)].filter((t) => t > 0)
+    // Half the shortest idle time, at most 10 s: how late past it a lane may end (a pace, not a bound).
     this.reaper = setInterval(() => this.reap(), Math.max(50, Math.min(10_000, ...idles.map((t) => t / 2)))).unref()
   }
 
@@ -209,12 +197,12 @@ export class LanePool implements Holders {
   /**
    * Subscribes a `subscriptions/listen` stream of `principal` on `server` to server events of
    * every lane, and to the pool closing (shutdown ends streams gracefully); returns the
-   * unsubscribe, or undefined when the principal already holds DEFAULT_LISTENS_PER_SUBJECT.
+   * unsubscribe, or undefined when the principal already holds `listensPerSubject`.
    */
   listen(server: string, principal: Principal, fn: (event: LaneEvent) => void, onClose: () => void): (() => void) | undefined {
     const key = `${server}\n${ownerKey(principal)}`
     const open = this.listening.get(key) ?? 0
-    if (open >= DEFAULT_LISTENS_PER_SUBJECT) return undefined
+    if (open >= this.limits.listensPerSubject) return undefined
     this.listening.set(key, open + 1)
     this.listeners.add(fn)
     this.closers.add(onClose)
@@ -317,7 +305,7 @@ export class LanePool implements Holders {
     const key = this.keyOf(server, principal, credentials)
     const owner = ownerKey(principal)
     const mine: Scope = (h) => h.server === server && h.owner === owner
-    const deadline = Date.now() + DEFAULT_LANE_WAIT_MS
+    const deadline = Date.now() + this.limits.laneWait
     for (;;) {
       if (this.finished) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
       const free = this.lanes.get(key)?.find((l) => !l.busy && l.child.alive)
@@ -342,7 +330,7 @@ export class LanePool implements Holders {
       const left = deadline - Date.now()
       const pair = `${server}\n${owner}`
       const queue = this.waiting.get(pair) ?? new Set<() => void>()
-      if (left <= 0 || queue.size >= DEFAULT_LANE_WAITERS) throw refuse()
+      if (left <= 0 || queue.size >= this.limits.laneWaiters) throw refuse()
       if (signal?.aborted) throw new BridgeError('client_gone', 'the client disconnected')
       this.waiting.set(pair, queue)
       await new Promise<void>((resolve) => {
@@ -386,11 +374,11 @@ export class LanePool implements Holders {
 
   /**
    * Concurrent requests one principal may run on a server, over all its identities:
-   * DEFAULT_LANES_PER_SUBJECT, or the server's `maxSessionsPerSubject` when lower (the
+   * `limits.sessionless.lanesPerSubject`, or the server's `maxSessionsPerSubject` when lower (the
    * operator's bound on one user's processes, which sessions and parked lanes share).
    */
   laneCap(server: string): number {
-    return Math.min(DEFAULT_LANES_PER_SUBJECT, this.o.config.servers[server]?.maxSessionsPerSubject ?? Infinity)
+    return Math.min(this.limits.lanesPerSubject, this.o.config.servers[server]?.maxSessionsPerSubject ?? Infinity)
   }
 
   /**
@@ -427,8 +415,8 @@ export class LanePool implements Holders {
     if (known !== undefined) return known
     const found = new Map<string, unknown>()
     let cursor: string | undefined
-    for (let page = 0; page < DEFAULT_TOOL_PAGES; page++) {
-      const reply = (await this.request(lane, 'tools/list', cursor ? { cursor } : {}, DEFAULT_LANE_WAIT_MS)) as { result?: { tools?: unknown; nextCursor?: unknown } } | undefined
+    for (let page = 0; page < this.limits.toolPages; page++) {
+      const reply = (await this.request(lane, 'tools/list', cursor ? { cursor } : {}, this.limits.laneWait)) as { result?: { tools?: unknown; nextCursor?: unknown } } | undefined
       const tools = reply?.result?.tools
       if (!Array.isArray(tools)) return found
       for (const t of tools) if (typeof t?.name === 'string') found.set(t.name, t.inputSchema)
@@ -472,6 +460,7 @@ export class LanePool implements Holders {
     const grace = Math.max(0, ...Object.values(this.o.config.servers).map((s) => s.shutdownGrace))
     const deadline = Date.now() + grace
     while (Date.now() < deadline && this.busy) {
+      // A pace, not a bound: the longest shutdownGrace is.
       await new Promise((r) => setTimeout(r, 25))
     }
     this.finished = true
@@ -488,7 +477,7 @@ export class LanePool implements Holders {
     try {
       const config = this.o.config.servers[server]!
       const child = await this.o.source.process(server, principal, log, accepted, credentials)
-      const timeout = initializeTimeout(config.requestTimeout)
+      const timeout = initializeTimeout(config)
       let init: InitResult
       try {
         init = await initializeChild(child, timeout, LANE_CLIENT_CAPABILITIES)
@@ -578,7 +567,7 @@ export class LanePool implements Holders {
     const now = Date.now()
     for (const list of [...this.lanes.values()]) {
       for (const lane of [...list]) {
-        const idle = Math.min(DEFAULT_LANE_IDLE_MS, this.o.config.servers[lane.server]?.idleTimeout || DEFAULT_LANE_IDLE_MS)
+        const idle = Math.min(this.limits.laneIdle, this.o.config.servers[lane.server]?.idleTimeout || this.limits.laneIdle)
         if (lane.busy || lane.pins.size > 0 || now - lane.lastUsed <= idle) continue
         void this.retire(lane)
       }

@@ -4,9 +4,6 @@ import { envelope } from './jsonrpc.js'
 import type { EndReason, OutboundStream } from './outbound.js'
 import type { ChunkKind } from './sse-chunk.js'
 
-/** Comment lines sent on an idle legacy event stream so proxies keep it open, in ms. */
-export const DEFAULT_LEGACY_KEEPALIVE_MS = 15_000
-
 /**
  * The HTTP+SSE transport of protocol 2024-11-05 (deprecated, kept for old clients): one
  * long-lived `GET /sse/<server>` event stream that first names the endpoint to POST to, then
@@ -27,7 +24,8 @@ export class LegacySseTransport implements ClientTransport {
   private readonly keepAlive: NodeJS.Timeout
   private closed = false
 
-  constructor(endpoint: string, open: (onEnd: (why: EndReason) => void) => OutboundStream) {
+  /** `keepAliveMs`: a comment line on the idle stream this often, so proxies keep it open. */
+  constructor(endpoint: string, open: (onEnd: (why: EndReason) => void) => OutboundStream, keepAliveMs: number) {
     this.out = open((why) => {
       clearInterval(this.keepAlive)
       if (this.closed) return
@@ -37,7 +35,7 @@ export class LegacySseTransport implements ClientTransport {
     this.stream = this.out.body
     // HTTP+SSE (2024-11-05): the first event names the URI for client messages.
     this.write(`event: endpoint\ndata: ${endpoint}\n\n`, 'owed')
-    this.keepAlive = setInterval(() => this.write(': keepalive\n\n', 'control'), DEFAULT_LEGACY_KEEPALIVE_MS).unref()
+    this.keepAlive = setInterval(() => this.write(': keepalive\n\n', 'control'), keepAliveMs).unref()
   }
 
   async handleRequest(_req: Request, options: { parsedBody?: unknown; authInfo?: AuthInfo }): Promise<Response> {

@@ -3,8 +3,12 @@ import type { Lane, LaneUser } from './lanes.js'
 import { RPC } from './errors.js'
 import { envelope, isObject, rpcError, type RequestId } from './jsonrpc.js'
 
-/** After a process's first server→client request, how long to gather more before answering, in ms. */
-export const DEFAULT_INPUT_GATHER_MS = 5
+/**
+ * After a process's first server→client request, how long to gather more before answering, in
+ * ms. Not a setting: one event-loop moment so requests a server sends together make one round;
+ * it bounds nothing, and longer would only delay every input_required answer.
+ */
+const INPUT_GATHER_MS = 5
 
 /** MCP logging levels, least severe first (RFC 5424 order). */
 const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency']
@@ -175,7 +179,7 @@ export class BackendCall implements LaneUser {
     this.gather ??= setTimeout(() => {
       this.gather = undefined
       if (this.pending.size > 0) this.pause({ kind: 'input', requests: new Map(this.pending) })
-    }, DEFAULT_INPUT_GATHER_MS)
+    }, INPUT_GATHER_MS)
   }
 
   private wait(notify: (m: JSONRPCMessage) => void): Promise<Outcome> {

@@ -29,11 +29,12 @@ export const MODERN_METHODS = new Set([
 const CACHEABLE = new Set(['tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read', 'server/discover'])
 
 /**
- * How long a client may reuse a list or read result, in ms. Zero: results are filtered by the
- * caller's policy, which may change at any reload, and session-era servers say nothing of
- * their own lists' lifetime.
+ * How long a client may reuse a list or read result, in ms (SEP-2549 `ttlMs`). Zero, and not a
+ * setting: results are filtered by the caller's policy, which may change at any reload (a
+ * longer hint would let a client keep what a reload took away), and session-era servers say
+ * nothing of their own lists' lifetime.
  */
-export const DEFAULT_CACHE_TTL_MS = 0
+const CACHE_TTL_MS = 0
 
 /** JSON-RPC codes of 2026-07-28 the gateway emits. */
 export const MODERN_RPC = {
@@ -55,7 +56,7 @@ export function completeResult(method: string, result: Record<string, unknown>, 
   const out: Record<string, unknown> = { ...result, resultType: 'complete' }
   if (CACHEABLE.has(method)) {
     const ttl = out.ttlMs
-    if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 0) out.ttlMs = DEFAULT_CACHE_TTL_MS
+    if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 0) out.ttlMs = CACHE_TTL_MS
     out.cacheScope = 'private'
   }
   if (method === 'tools/list' && Array.isArray(out.tools)) out.tools = out.tools.map(withoutTaskSupport)

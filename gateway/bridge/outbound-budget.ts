@@ -50,6 +50,8 @@ export class Outbound {
   constructor(
     readonly limits: QueueLimits,
     readonly metrics?: Metrics,
+    /** The keep-alive interval of idle SSE streams (`limits.sseKeepAlive`), in ms; 0: none. */
+    readonly keepAliveMs = 0,
   ) {}
 
   /** A new budget, for one session's streams. */

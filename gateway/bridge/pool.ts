@@ -4,12 +4,12 @@ import { spawnChild, type Child } from './child.js'
 import { BridgeError } from './errors.js'
 import { exchange, initializeChild, initializeTimeout, preinitialized, type InitResult } from './handshake.js'
 
-/** Delay between handing out a warm process and spawning its replacement, in ms. */
-export const DEFAULT_REFILL_DELAY_MS = 20
-/** First wait before respawning warm processes that keep dying, in ms; doubles up to the max. */
-export const DEFAULT_RESPAWN_BACKOFF_MS = 500
-/** Longest wait between respawn attempts, in ms. */
-export const DEFAULT_RESPAWN_BACKOFF_MAX_MS = 30_000
+/**
+ * Delay between handing out a warm process and spawning its replacement, in ms. Not a setting:
+ * it only lets the session's reply go out before the spawn blocks the event loop; it bounds
+ * nothing, and pool.min/pool.max are the operator's bounds.
+ */
+const REFILL_DELAY_MS = 20
 
 /**
  * The processes of one session-mode server: `pool.min` kept spawned and waiting so a new
@@ -93,7 +93,7 @@ export class ProcessPool {
       this.refill()
     })
     // Spawning blocks the event loop for a moment: do it after this session's reply is out.
-    setTimeout(() => this.refill(), DEFAULT_REFILL_DELAY_MS).unref()
+    setTimeout(() => this.refill(), REFILL_DELAY_MS).unref()
     return child
   }
 
@@ -114,7 +114,7 @@ export class ProcessPool {
       spawnChild(this.o.config, this.o.log.child({ warm: true }))
         .then(async (child) => {
           if (this.primeable) {
-            await primed(child)
+            await primed(child, this.o.config.pool.primeTimeout)
             // Some servers exit on any request before initialize: prime no more, and start over.
             if (!child.alive) {
               this.primeable = false
@@ -125,7 +125,7 @@ export class ProcessPool {
             }
           }
           if (this.o.config.pool.preinitialize && child.alive) {
-            const init = await initializeChild(child, initializeTimeout(this.o.config.requestTimeout)).catch((err: Error) => {
+            const init = await initializeChild(child, initializeTimeout(this.o.config)).catch((err: Error) => {
               this.o.log.error({ err: { message: err.message }, pid: child.pid }, 'warm server process failed to initialize')
               return undefined
             })
@@ -166,7 +166,7 @@ export class ProcessPool {
   /** Refills after a growing delay. */
   private later(): void {
     if (this.closed || this.retry !== undefined) return
-    this.backoff = Math.min(this.backoff === 0 ? DEFAULT_RESPAWN_BACKOFF_MS : this.backoff * 2, DEFAULT_RESPAWN_BACKOFF_MAX_MS)
+    this.backoff = Math.min(this.backoff === 0 ? this.o.config.respawnBackoff : this.backoff * 2, this.o.config.respawnBackoffMax)
     this.retry = setTimeout(() => {
       this.retry = undefined
       this.refill()
@@ -174,15 +174,12 @@ export class ProcessPool {
   }
 }
 
-/** Longest wait for a warm process to answer its priming ping, in ms. */
-export const DEFAULT_PRIME_TIMEOUT_MS = 10_000
-
 /**
  * Waits until a new process has loaded: it answers a `ping` (MCP lifecycle: pings may precede
  * initialize). A process counts as warm only then, so a session never waits on a runtime that
  * is still starting. Any answer will do, an error included; the process exiting or silence
  * ends the wait too.
  */
-async function primed(child: Child): Promise<void> {
-  await exchange(child, 'ping', undefined, DEFAULT_PRIME_TIMEOUT_MS)
+async function primed(child: Child, timeoutMs: number): Promise<void> {
+  await exchange(child, 'ping', undefined, timeoutMs)
 }

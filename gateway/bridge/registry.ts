@@ -14,12 +14,20 @@ import { ProcessPool } from './pool.js'
 import { ownerKey, Session, type ClientTransport, type ResultFilter } from './session.js'
 import { SharedServer } from './shared.js'
 
-/** Random bytes in a session id (192 bits, base64url: visible ASCII only). */
+/**
+ * Random bytes in a session id (192 bits, base64url: visible ASCII only). Not a setting: MCP
+ * (Streamable HTTP, Session Management) asks for a cryptographically secure, unguessable id; a
+ * shorter one would weaken it and a longer one adds nothing.
+ */
 export const SESSION_ID_BYTES = 24
 const SESSION_ID_CHARS = 32
-/** How often idle sessions are looked for at most, in ms (more often for short idle timeouts). */
-export const DEFAULT_REAP_INTERVAL_MS = 10_000
-/** How often a draining shutdown looks whether requests are still in flight, in ms. */
+/**
+ * How often idle sessions are looked for at most, in ms (more often for short idle timeouts:
+ * half the shortest). Not a setting: the operator's bound is each server's idleTimeout; this
+ * only caps how late past it a session ends.
+ */
+const REAP_INTERVAL_MS = 10_000
+/** How often a draining shutdown looks whether requests are still in flight, in ms (pace, not a bound: shutdownGrace is). */
 const DRAIN_POLL_MS = 25
 
 /**
@@ -61,7 +69,7 @@ export class SessionRegistry implements Holders {
       now?: () => number
     },
   ) {
-    this.outbound = o.outbound ?? new Outbound(queueLimits(o.config), o.metrics)
+    this.outbound = o.outbound ?? new Outbound(queueLimits(o.config), o.metrics, o.config.limits.sseKeepAlive)
     this.bounds = o.bounds ?? new SubjectBounds({ config: o.config, log: o.log })
     this.bounds.holders.sessions ??= this
     for (const [name, config] of Object.entries(o.config.servers)) {
@@ -70,7 +78,7 @@ export class SessionRegistry implements Holders {
       else this.pools.set(name, new ProcessPool({ name, config, log }))
     }
     const idles = Object.values(o.config.servers).map((s) => s.idleTimeout).filter((t) => t > 0)
-    const every = Math.max(50, Math.min(DEFAULT_REAP_INTERVAL_MS, ...idles.map((t) => t / 2)))
+    const every = Math.max(50, Math.min(REAP_INTERVAL_MS, ...idles.map((t) => t / 2)))
     this.reaper = setInterval(() => this.reapIdle(), every).unref()
   }
 

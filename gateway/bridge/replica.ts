@@ -6,7 +6,6 @@ import { spawnChild, type Child } from './child.js'
 import { RPC } from './errors.js'
 import { initializeChild, initializeTimeout, refusal, type InitResult } from './handshake.js'
 import { envelope, rpcError, type RequestId } from './jsonrpc.js'
-import { DEFAULT_RESPAWN_BACKOFF_MAX_MS, DEFAULT_RESPAWN_BACKOFF_MS } from './pool.js'
 
 /** A session's request on its way through the shared process. */
 export interface Pending { channel: Channel; id: RequestId; token: RequestId | undefined; backendToken?: string }
@@ -56,7 +55,7 @@ export class Replica {
       // Closed while it was starting: nothing may outlive the gateway.
       if (this.closed) return void (await child.close())
       child.onexit = () => this.onExit()
-      this.init = await initializeChild(child, initializeTimeout(this.config.requestTimeout))
+      this.init = await initializeChild(child, initializeTimeout(this.config))
       if (this.closed) return void (await child.close())
       child.onmessage = (m) => this.fromServer(m)
       this.backoff = 0
@@ -130,7 +129,7 @@ export class Replica {
 
   private restartLater(): void {
     if (this.closed) return
-    this.backoff = Math.min(this.backoff === 0 ? DEFAULT_RESPAWN_BACKOFF_MS : this.backoff * 2, DEFAULT_RESPAWN_BACKOFF_MAX_MS)
+    this.backoff = Math.min(this.backoff === 0 ? this.config.respawnBackoff : this.backoff * 2, this.config.respawnBackoffMax)
     this.log.info({ inMs: this.backoff }, 'shared server process restarting')
     this.retry = setTimeout(() => void this.boot(), this.backoff).unref()
   }

@@ -460,7 +460,7 @@ export class Session implements GatedSession {
       if (credentials.fingerprint === this.fingerprint || this.closed) return
       await this.whenIdle()
       const next = await this.o.credentials!.spawn(credentials)
-      const timeout = initializeTimeout(this.o.config.requestTimeout)
+      const timeout = initializeTimeout(this.o.config)
       const init = (await exchange(next, 'initialize', this.initParams, timeout)) as { result?: unknown } | undefined
       if (init?.result === undefined || this.closed) {
         await next.close()

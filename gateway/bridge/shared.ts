@@ -5,9 +5,6 @@ import type { Child } from './child.js'
 import { BridgeError } from './errors.js'
 import { Replica } from './replica.js'
 
-/** How long a new session waits for a shared process that is (re)starting, in ms. */
-export const DEFAULT_SHARED_READY_WAIT_MS = 10_000
-
 /**
  * One long-lived process (per replica) serving every session of a `shared` server. The
  * gateway initializes it once with no client capabilities, so it never asks for sampling,
@@ -20,8 +17,10 @@ export const DEFAULT_SHARED_READY_WAIT_MS = 10_000
  */
 export class SharedServer {
   private readonly replicas: Replica[]
+  private readonly readyWait: number
 
   constructor(o: { name: string; config: ServerConfig; log: Logger }) {
+    this.readyWait = o.config.readyWait
     this.replicas = Array.from({ length: o.config.replicas }, (_, i) => new Replica(o.config, o.log.child({ replica: i })))
   }
 
@@ -40,7 +39,7 @@ export class SharedServer {
    * @throws BridgeError `spawn_failed` when no replica becomes ready in time
    */
   async attach(): Promise<Child> {
-    const deadline = Date.now() + DEFAULT_SHARED_READY_WAIT_MS
+    const deadline = Date.now() + this.readyWait
     for (;;) {
       const ready = this.replicas.filter((r) => r.ready)
       if (ready.length > 0) {

@@ -24,11 +24,6 @@ import { BROKER_ROUTES, brokerConfiguration } from './provider.js'
 import { registrationGuard } from './registration-guard.js'
 import { createUpstream, type Upstream } from './upstream.js'
 
-/** How often readiness asks the shared store whether it answers, in ms. */
-export const DEFAULT_STORE_PING_MS = 5_000
-/** How long a per-user upstream re-check may hold its lock, in ms (it must finish well within). */
-export const DEFAULT_RECHECK_LOCK_MS = 30_000
-
 /** A running broker: the authorization server the gateway is, federating to the upstream IdP. */
 export interface Broker {
   issuer: string
@@ -85,7 +80,7 @@ export async function startBroker(o: {
     upstream,
     recheckInterval: broker.upstream.recheckInterval,
     ttl: broker.refreshTokenTtl,
-    withLock: (key, fn) => withLock(o.store, key, DEFAULT_RECHECK_LOCK_MS, fn),
+    withLock: (key, fn) => withLock(o.store, key, broker.upstream.recheckLock, fn, { waitMs: config.store.lockWait }),
     log,
   })
   const firstParty = firstPartyClient(issuer, o.keys.cookieKeys)
@@ -130,6 +125,7 @@ export async function startBroker(o: {
     maxBodyBytes: broker.registration.maxBodyBytes,
     maxClients: broker.registration.maxClients,
     perAddressPerMinute: broker.registration.perAddressPerMinute,
+    retryAfterWhenFull: broker.registration.retryAfterWhenFull,
     recount: () => pruneClients(o.store),
     peer: o.peer,
   }))
@@ -138,7 +134,7 @@ export async function startBroker(o: {
   log.info({ issuer, upstream: broker.upstream.issuer ?? broker.upstream.endpoints?.authorization, callback, registration: broker.registration.enabled, cimd: broker.cimd.enabled }, 'OAuth broker ready')
   // Readiness follows the shared store too: without it no login, token or refresh works.
   let storeDown = false
-  const ping = setInterval(() => void o.store.ping().then((up) => (storeDown = !up), () => (storeDown = true)), DEFAULT_STORE_PING_MS)
+  const ping = setInterval(() => void o.store.ping().then((up) => (storeDown = !up), () => (storeDown = true)), config.store.pingInterval)
   ping.unref()
   return {
     issuer,

@@ -11,9 +11,6 @@ import {
  * without shared secrets for CIMD clients. Refuses with RFC 7591 error codes.
  */
 
-/** Longest `client_name` accepted, in UTF-16 code units (shown on the consent page). */
-export const DEFAULT_CLIENT_NAME_MAX_LENGTH = 256
-
 /**
  * The extra client property whose validator runs the policy: oidc-provider calls
  * `extraClientMetadata.validator` only when some extra property is declared, once per
@@ -51,7 +48,7 @@ export interface ClientPolicy {
 
 type RegistrationConfig = Pick<
   NonNullable<AuthConfig['broker']>['registration'],
-  'maxRedirectUris' | 'redirectUris'
+  'maxRedirectUris' | 'redirectUris' | 'maxClientNameLength'
 >
 
 const GRANT_TYPES: ReadonlySet<string> = new Set(['authorization_code', 'refresh_token'])
@@ -109,7 +106,7 @@ export function clientPolicy(
   function check(metadata: Readonly<Record<string, unknown>>, source: ClientSource): ClientVerdict {
     const uris = checkRedirects(metadata.redirect_uris, source)
     const name = metadata.client_name
-    const longest = DEFAULT_CLIENT_NAME_MAX_LENGTH
+    const longest = registration.maxClientNameLength
     if (name !== undefined && (typeof name !== 'string' || name.length === 0 || name.length > longest)) {
       throw metadataError(`client_name must be a string of 1 to ${longest} characters`)
     }

@@ -18,7 +18,10 @@ import type { Upstream, UpstreamIdentity, UpstreamTx } from './upstream.js'
 
 /** Where the upstream IdP sends the browser back (register it there as the redirect URI). */
 export const UPSTREAM_CALLBACK_PATH = '/oauth/callback'
-/** Largest form body the consent pages accept, in bytes. */
+/**
+ * Largest form body the consent pages accept, in bytes. Not a setting: the gateway's own pages
+ * post a few short fields (a CSRF token, a choice); anything larger is not from them.
+ */
 const MAX_FORM_BYTES = 4096
 const OIDC_SCOPES = new Set(['openid', 'email', 'profile', 'offline_access'])
 

@@ -9,8 +9,11 @@ import { glob } from './glob.js'
  * regular expression over the raw string; every other spelling is refused.
  */
 
-/** Longest redirect URI accepted, in characters (browsers and proxies cut long URLs). */
-export const DEFAULT_REDIRECT_URI_MAX_LENGTH = 2048
+/**
+ * Longest redirect URI accepted, in characters. Not a setting: the URI travels inside the
+ * authorization URL the browser follows, and browsers and proxies cut URLs not much longer.
+ */
+export const REDIRECT_URI_MAX_LENGTH = 2048
 
 /** RFC 8252 §7.1 private-use schemes of desktop MCP clients that are not reverse domain names. */
 export const KNOWN_APP_SCHEMES: ReadonlySet<string> = new Set(['cursor', 'vscode', 'vscode-insiders'])
@@ -51,8 +54,8 @@ export function redirectProblem(uri: unknown): string | undefined {
 /** {@link redirectProblem}; `echo` names a non-canonical URI's canonical form (operators only). */
 function problemOf(uri: unknown, echo: boolean): string | undefined {
   if (typeof uri !== 'string') return 'a redirect URI must be a string'
-  if (uri.length > DEFAULT_REDIRECT_URI_MAX_LENGTH) {
-    return `a redirect URI must be at most ${DEFAULT_REDIRECT_URI_MAX_LENGTH} characters`
+  if (uri.length > REDIRECT_URI_MAX_LENGTH) {
+    return `a redirect URI must be at most ${REDIRECT_URI_MAX_LENGTH} characters`
   }
   if (!PLAIN.test(uri)) return 'a redirect URI must be printable ASCII without spaces or backslashes'
   const canonical = nonCanonicalUri(uri)

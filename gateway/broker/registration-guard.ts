@@ -10,10 +10,11 @@ import { RegistrationGuardError } from './client-errors.js'
  * minute; registered clients in all. The body stream is left untouched for oidc-provider.
  */
 
-/** Registrations are counted per address in fixed windows of this length, in ms. */
+/**
+ * Registrations are counted per address in fixed windows of this length, in ms. Not a setting:
+ * the operator's bound is `perAddressPerMinute`, whose name fixes the window.
+ */
 export const REGISTRATION_WINDOW_MS = 60_000
-/** `Retry-After` when the client cap is reached, in s: unused clients expire slowly. */
-export const DEFAULT_CLIENT_CAP_RETRY_AFTER_S = 3600
 
 export interface RegistrationGuardOptions {
   store: Store
@@ -23,6 +24,8 @@ export interface RegistrationGuardOptions {
   maxClients: number
   /** Registrations one address (an IPv6 /64) may make per window. */
   perAddressPerMinute: number
+  /** `Retry-After` when the client cap is reached, in s (unused clients expire slowly). */
+  retryAfterWhenFull: number
   /**
    * Recounts the registered clients, forgetting those that expired, when the set says the cap
    * is reached (the adapter knows which still exist). Without it the set's size is the count.
@@ -72,7 +75,7 @@ export async function admitRegistration(
   const full = (await o.store.scard(CLIENTS_SET)) >= o.maxClients
   if (full && (o.recount === undefined || (await o.recount()) >= o.maxClients)) {
     const why = 'this server holds as many client registrations as it accepts; retry later'
-    throw new RegistrationGuardError('too_many_clients', why, DEFAULT_CLIENT_CAP_RETRY_AFTER_S)
+    throw new RegistrationGuardError('too_many_clients', why, o.retryAfterWhenFull)
   }
 }
 

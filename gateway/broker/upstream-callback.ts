@@ -90,7 +90,11 @@ function same(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y)
 }
 
-/** Used transactions remembered in memory at most (the oldest are forgotten first). */
+/**
+ * Used transactions remembered in memory at most (the oldest are forgotten first). Not a
+ * setting: the gateway always passes the shared store's single-use claim (bounded by
+ * `store.maxKeys`); this in-memory fallback serves library use and tests only.
+ */
 export const DEFAULT_UPSTREAM_USED_TX_MAX = 100_000
 
 /**

@@ -5,9 +5,6 @@ import { UpstreamError } from './errors.js'
 import { upstreamFailure } from './upstream-failure.js'
 import type { UpstreamFetch } from './upstream-http.js'
 
-/** After a failed discovery, calls fail fast for this long before the next attempt, in ms. */
-export const DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS = 5_000
-
 /** The upstream as openid-client sees it, once its metadata is known. */
 export interface UpstreamClient {
   config: oidc.Configuration
@@ -47,7 +44,7 @@ export function clientSource(o: {
   retryMs?: number
 }): ClientSource {
   const { config } = o
-  const retryMs = o.retryMs ?? DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS
+  const retryMs = o.retryMs ?? config.discoveryRetry
   const timeout = Math.ceil(config.timeout / 1000) // openid-client counts seconds
   let client: UpstreamClient | undefined
   let pending: Promise<UpstreamClient> | undefined

@@ -3,14 +3,8 @@ import type { LookupFunction } from 'node:net'
 import tls from 'node:tls'
 import { Agent, fetch as undiciFetch } from 'undici'
 import { readCapped } from '../auth/idp-http.js'
+import { DEFAULT_UPSTREAM_CONNECTIONS, DEFAULT_UPSTREAM_KEEP_ALIVE_MS, DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES } from '../config/schema.js'
 import { UpstreamError } from './errors.js'
-
-/** Largest upstream response read (discovery, JWKS, token, userinfo), in bytes. */
-export const DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES = 256 * 1024
-/** Sockets kept open to the upstream IdP at most. */
-export const DEFAULT_UPSTREAM_CONNECTIONS = 8
-/** An idle socket to the upstream is closed after this, in ms. */
-export const DEFAULT_UPSTREAM_KEEP_ALIVE_MS = 30_000
 
 /** What openid-client hands its custom fetch (oauth4webapi's CustomFetchOptions, loosely). */
 export interface UpstreamRequestInit {
@@ -47,6 +41,9 @@ const NULL_BODY = new Set([101, 103, 204, 205, 304])
 export function createUpstreamHttp(o: {
   timeoutMs: number
   maxResponseBytes?: number
+  /** Sockets to the upstream at most, and how long an idle one stays open (`upstream.connections`, `keepAlive`). */
+  connections?: number
+  keepAliveMs?: number
   connectTo?: string
   ca?: string
   transport?: UpstreamFetch
@@ -60,8 +57,8 @@ export function createUpstreamHttp(o: {
     },
     headersTimeout: o.timeoutMs,
     bodyTimeout: o.timeoutMs,
-    keepAliveTimeout: DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
-    connections: DEFAULT_UPSTREAM_CONNECTIONS,
+    keepAliveTimeout: o.keepAliveMs ?? DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
+    connections: o.connections ?? DEFAULT_UPSTREAM_CONNECTIONS,
   })
   const transport: UpstreamFetch = o.transport ?? ((url, init) =>
     undiciFetch(url, { ...init, dispatcher: agent } as never) as unknown as Promise<Response>)

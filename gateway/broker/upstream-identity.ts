@@ -23,8 +23,8 @@ export interface IdentityRules {
 
 // ID token claims that describe the token exchange, not the user.
 const PROTOCOL_CLAIMS = ['nonce', 'at_hash', 'c_hash', 's_hash']
-/** Longest subject accepted, in characters (OIDC Core §2: sub is at most 255 ASCII characters). */
-export const DEFAULT_MAX_SUBJECT_LENGTH = 255
+/** Longest subject accepted, in characters. Not a setting: OIDC Core §2 caps sub at 255 ASCII characters. */
+export const MAX_SUBJECT_LENGTH = 255
 
 /**
  * Reads the identity out of verified ID token claims and/or userinfo claims; `previous` (the
@@ -79,6 +79,6 @@ function own(doc: Record<string, unknown> | undefined, name: string): unknown {
 
 function subjectOf(value: unknown): string | undefined {
   if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value)
-  if (typeof value === 'string' && value !== '' && value.length <= DEFAULT_MAX_SUBJECT_LENGTH) return value
+  if (typeof value === 'string' && value !== '' && value.length <= MAX_SUBJECT_LENGTH) return value
   return undefined
 }

@@ -76,7 +76,7 @@ export interface UpstreamOptions {
   now?: () => number
   /** How long a login transaction is good for, in s; default DEFAULT_BROKER_LOGIN_TTL_S. */
   txTtl?: number
-  /** Largest upstream response read, in bytes; default DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES. */
+  /** Largest upstream response read, in bytes; default `upstream.maxResponseBytes`. */
   maxResponseBytes?: number
   /**
    * Marks a transaction used; resolves false if it already was. Default: in this process. With
@@ -98,7 +98,8 @@ export async function createUpstream(config: UpstreamConfig, o: UpstreamOptions)
   const txTtl = o.txTtl ?? DEFAULT_BROKER_LOGIN_TTL_S
   const { auth, scopes, isOidc, ca } = await upstreamSetup(config, o.redirectUri, o.readSecret)
   const http = createUpstreamHttp({
-    timeoutMs: config.timeout, maxResponseBytes: o.maxResponseBytes, transport: o.fetch,
+    timeoutMs: config.timeout, maxResponseBytes: o.maxResponseBytes ?? config.maxResponseBytes, transport: o.fetch,
+    connections: config.connections, keepAliveMs: config.keepAlive,
     connectTo: config.connectTo, ca,
   })
   const source = clientSource({ config, auth, fetch: http.fetch, log: o.log, now })

@@ -16,6 +16,8 @@ usage: mcp-edge secrets set NAME    [--url URL] [--token-file FILE]   value from
 
 exit: 0 done, 1 refused by the gateway or not reached, 2 usage error`
 
+// `mcp-edge secrets` runs on a user's machine and reads no gateway.yaml: its bounds are the
+// client's own, not gateway settings.
 /** The gateway asked when --url is not given. */
 export const DEFAULT_GATEWAY_URL = 'http://127.0.0.1:8080'
 /** One request to the gateway at most this long, in ms. */

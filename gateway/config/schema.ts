@@ -82,6 +82,140 @@ export const DEFAULT_DEV_IDP_PORT = 8090
 /** The dev IdP's users when none are configured: one, logged in automatically, not an admin. */
 export const DEFAULT_DEV_IDP_USERS = [{ sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'] }]
 
+// The gateway's own listener and process (`limits`, `log`).
+/** Idle keep-alive connections are closed after this long, in ms: longer than a proxy's idle timeout (nginx 60 s). */
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000
+/** A comment line on every idle SSE stream this often, in ms, so proxies keep it open. */
+export const DEFAULT_SSE_KEEPALIVE_MS = 15_000
+/** After SIGTERM or SIGINT, the process exits after this long even if shutdown has not finished, in ms. */
+export const DEFAULT_SHUTDOWN_DEADLINE_MS = 10_000
+/** Quiet time after the last policy file event before a reload, in ms (editors write in bursts). */
+export const DEFAULT_RELOAD_DEBOUNCE_MS = 150
+/** Bytes of log lines gathered before a write to stdout (one write per many lines under load). */
+export const DEFAULT_LOG_BUFFER_BYTES = 4096
+/** Lines waiting in the log buffer are written at the latest after this long, in ms. */
+export const DEFAULT_LOG_FLUSH_MS = 200
+
+// The IdP as the gateway reaches it (`auth`), for discovery, JWKS and token exchange.
+/** Sockets kept open to the IdP at most. */
+export const DEFAULT_IDP_CONNECTIONS = 4
+/** Largest discovery or JWKS document accepted, in bytes. */
+export const DEFAULT_IDP_MAX_RESPONSE_BYTES = 256 * 1024
+/** An idle connection to the IdP is closed after this long, in ms. */
+export const DEFAULT_IDP_KEEP_ALIVE_MS = 30_000
+/** After a failed discovery, wait this long before the next attempt, in ms (requests meanwhile get 503). */
+export const DEFAULT_DISCOVERY_RETRY_MS = 5_000
+/** How long clients may cache an RFC 9728 metadata document (Cache-Control max-age, RFC 9728 §7.10), in s. */
+export const DEFAULT_METADATA_MAX_AGE_S = 300
+/** Token exchange: a token whose answer had no expires_in is reused for this long, in ms, then exchanged anew. */
+export const DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS = 60_000
+/** Token exchange: a token is reused at most this long, in ms, whatever its lifetime: the IdP re-decides at least hourly. */
+export const DEFAULT_EXCHANGE_MAX_REUSE_MS = 3_600_000
+/** Token exchange: sockets kept open to the token endpoint at most. */
+export const DEFAULT_EXCHANGE_CONNECTIONS = 8
+
+// Shared state (`store`), users' secrets (`credentials`).
+/** How often readiness asks the shared store whether it answers (with the broker), in ms. */
+export const DEFAULT_STORE_PING_MS = 5_000
+/** How long a caller waits for a per-user lock another replica holds before giving up, in ms. */
+export const DEFAULT_LOCK_WAIT_MS = 5_000
+/** Redis: how long one connection attempt may take, and how long start-up waits for Redis, in ms. */
+export const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 5_000
+/** Redis: how long one operation waits before it fails as `unavailable`, in ms. */
+export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2_000
+/** Redis: reconnect attempts back off exponentially from 50 ms up to this, in ms (plus jitter). */
+export const DEFAULT_REDIS_RECONNECT_MAX_DELAY_MS = 2_000
+/** The in-memory store: keys held at most; a write that would add one more is refused (`full`). */
+export const DEFAULT_MEMORY_MAX_KEYS = 100_000
+/** The in-memory store: expired keys are swept this often, in ms. */
+export const DEFAULT_MEMORY_SWEEP_INTERVAL_MS = 60_000
+/** Longest secret value a user may set, in characters. */
+export const DEFAULT_SECRET_MAX_LENGTH = 8192
+/** Secrets one user may hold at most. */
+export const DEFAULT_SECRETS_PER_USER = 64
+
+// The broker's upstream IdP and registrations (`auth.broker`).
+/** Largest answer of the upstream IdP accepted (discovery, token, userinfo, JWKS), in bytes. */
+export const DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES = 256 * 1024
+/** Sockets kept open to the upstream IdP at most. */
+export const DEFAULT_UPSTREAM_CONNECTIONS = 8
+/** An idle connection to the upstream IdP is closed after this long, in ms. */
+export const DEFAULT_UPSTREAM_KEEP_ALIVE_MS = 30_000
+/** After a failed upstream discovery, logins are refused for this long before it is tried again, in ms. */
+export const DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS = 5_000
+/** How long a per-user upstream re-check may hold its lock, in ms (it must finish well within). */
+export const DEFAULT_RECHECK_LOCK_MS = 30_000
+/** An upstream token handed to a process is refreshed first when less than this is left of it, in ms. */
+export const DEFAULT_UPSTREAM_RENEW_BEFORE_MS = 60_000
+/** Longest client_name a registration may carry, in UTF-16 code units (it is shown on the consent page). */
+export const DEFAULT_CLIENT_NAME_MAX_LENGTH = 256
+/** `Retry-After` when the client cap is reached, in s: unused clients expire slowly. */
+export const DEFAULT_CLIENT_CAP_RETRY_AFTER_S = 3600
+
+// A server's processes (`servers.<name>`).
+/**
+ * How long a starting process may take to answer the gateway's initialize, in ms at least: a
+ * start is not a request (a server fetched by npx, a JVM), so a short `requestTimeout` does not
+ * cut it; a longer `requestTimeout` extends it.
+ */
+export const DEFAULT_INITIALIZE_TIMEOUT_MS = 30_000
+/** Longest wait for a warm process to answer its priming ping, in ms. */
+export const DEFAULT_PRIME_TIMEOUT_MS = 10_000
+/** How long a new session waits for a shared process that is (re)starting, in ms. */
+export const DEFAULT_SHARED_READY_WAIT_MS = 10_000
+/** The first restart of a failed warm or shared process comes this much later, in ms; each next one twice as late. */
+export const DEFAULT_RESPAWN_BACKOFF_MS = 500
+/** Restarts are never further apart than this, in ms. */
+export const DEFAULT_RESPAWN_BACKOFF_MAX_MS = 30_000
+/** Largest single stdout message accepted from a child, in bytes; past it the child is closed. */
+export const DEFAULT_CHILD_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+/** stderr lines logged per child per window before the rest are counted and dropped. */
+export const DEFAULT_STDERR_LINES_PER_WINDOW = 50
+/** The stderr rate-limit window, in ms. */
+export const DEFAULT_STDERR_WINDOW_MS = 10_000
+/** Longest stderr line logged, in characters; the rest is cut. */
+export const DEFAULT_STDERR_LINE_MAX = 2_000
+/** Stopping a process: after stdin closes, then after SIGTERM, it has this long to exit before the next step (SIGTERM, SIGKILL), in ms. */
+export const DEFAULT_STOP_GRACE_MS = 2_000
+
+// Sessionless (2026-07-28) requests, per server and principal (`limits.sessionless`): lanes
+// are the principal's own processes, rounds its requests waiting for the client's answers.
+/** Requests of one principal running at once on one server (rounds waiting for answers aside). */
+export const DEFAULT_LANES_PER_SUBJECT = 4
+/** How long a request waits for a process of its principal to free up, in ms (then 503). */
+export const DEFAULT_LANE_WAIT_MS = 10_000
+/** Requests of one principal that may wait for a lane on a server; more are refused at once (503). */
+export const DEFAULT_LANE_WAITERS = 16
+/** A lane unused this long is ended (unless the server's idleTimeout is shorter), in ms. */
+export const DEFAULT_LANE_IDLE_MS = 5 * 60_000
+/** Pages of `tools/list` read at most to learn a server's tool schemas (Mcp-Param headers). */
+export const DEFAULT_TOOL_PAGES = 20
+/** How long a request waiting for the client's answers (input_required) is kept, in ms. */
+export const DEFAULT_INPUT_TTL_MS = 5 * 60_000
+/** Requests one principal may have waiting for answers; past it the oldest is cancelled. */
+export const DEFAULT_WAITING_PER_SUBJECT = 4
+/** `subscriptions/listen` streams one principal may hold open per server (→ 429, -32000). */
+export const DEFAULT_LISTENS_PER_SUBJECT = 8
+/** Resources one listen stream may subscribe to (→ -32602). */
+export const DEFAULT_LISTEN_RESOURCES = 64
+/** How often an open listen stream checks that the policy still lets its caller in, in ms. */
+export const DEFAULT_LISTEN_RECHECK_MS = 30_000
+/** How long subscribing a process to one resource for a listen stream may take, in ms. */
+export const DEFAULT_SUBSCRIBE_TIMEOUT_MS = 10_000
+
+// Endpoints (`endpoints.<name>`): several servers at one URL.
+/** Pages of a backend's list read at most (each page is one request to its process). */
+export const DEFAULT_BACKEND_LIST_PAGES = 20
+/** How long a backend has to answer one page of a list before it is left out, in ms. */
+export const DEFAULT_BACKEND_LIST_TIMEOUT_MS = 10_000
+/** How long an endpoint's session-era session lives without a request or an open stream, in ms. */
+export const DEFAULT_ENDPOINT_SESSION_IDLE_MS = 10 * 60_000
+/**
+ * Resource subscriptions one endpoint session may hold (or be taking) at once. Each is kept by
+ * the gateway and pins a process, and a template names as many URIs as a client can make up.
+ */
+export const DEFAULT_SESSION_SUBSCRIPTIONS = 256
+
 /** Asymmetric algorithms accepted by default: never `none`, never HS* (RFC 8725 §3.1, §3.2). */
 export const ASYMMETRIC_ALGORITHMS = [
   'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
@@ -143,6 +277,14 @@ const endpointSchema = z.strictObject({
   maxNameLength: z.number().int().min(16).max(128).default(DEFAULT_ENDPOINT_MAX_NAME_LENGTH),
   /** Items per page of a merged list (a client pages on with nextCursor). */
   pageSize: z.number().int().min(1).max(10_000).default(DEFAULT_ENDPOINT_PAGE_SIZE),
+  /** How long a backend may take to answer one page of a list; a slower one is left out of the merged list. */
+  listTimeout: ms.min(100).max(10 * 60_000).default(DEFAULT_BACKEND_LIST_TIMEOUT_MS),
+  /** Pages of one backend's list read at most; past them the rest of its list is left out. */
+  listPages: z.number().int().min(1).max(1000).default(DEFAULT_BACKEND_LIST_PAGES),
+  /** A session-era session of the endpoint with no request and no open stream ends after this. */
+  idleTimeout: ms.min(1000).default(DEFAULT_ENDPOINT_SESSION_IDLE_MS),
+  /** resources/subscribe of a session-era session held at once; one more new URI is refused (-32000). */
+  maxSubscriptions: z.number().int().min(1).max(100_000).default(DEFAULT_SESSION_SUBSCRIPTIONS),
   /** Shown as the endpoint's resource_name and in its initialize instructions. */
   description: z.string().max(500).optional(),
   /** The endpoint's own session-era streams (a backend's settings are its own sessions'). */
@@ -191,6 +333,8 @@ const serverSchema = z
          * capabilities.
          */
         preinitialize: z.boolean().default(false),
+        /** How long a warm process may take to answer its first ping (its runtime loading) before it counts as warm anyway. */
+        primeTimeout: ms.min(100).default(DEFAULT_PRIME_TIMEOUT_MS),
       })
       .refine((p) => p.min <= p.max, 'pool.min must not exceed pool.max')
       .prefault({}),
@@ -215,6 +359,25 @@ const serverSchema = z
     idleTimeout: ms.default(DEFAULT_IDLE_TIMEOUT_MS),
     /** On shutdown, how long requests in flight may finish before processes are stopped. */
     shutdownGrace: ms.default(DEFAULT_SHUTDOWN_GRACE_MS),
+    /** How long a new process may take to answer initialize (at least; a longer requestTimeout extends it). */
+    initializeTimeout: ms.min(100).default(DEFAULT_INITIALIZE_TIMEOUT_MS),
+    /** shared mode: how long a new session waits for a (re)starting process before 503. */
+    readyWait: ms.max(10 * 60_000).default(DEFAULT_SHARED_READY_WAIT_MS),
+    /** A warm or shared process that failed is started again after this, doubling up to respawnBackoffMax. */
+    respawnBackoff: ms.min(10).max(3600_000).default(DEFAULT_RESPAWN_BACKOFF_MS),
+    respawnBackoffMax: ms.min(10).max(3600_000).default(DEFAULT_RESPAWN_BACKOFF_MAX_MS),
+    /** Largest JSON-RPC message the process may write on stdout; a larger one closes the process. */
+    maxMessageBytes: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(DEFAULT_CHILD_MAX_MESSAGE_BYTES),
+    /** Stopping the process: after stdin closes, then after SIGTERM, it has this long to exit before SIGTERM, then SIGKILL. */
+    stopGrace: ms.min(100).max(60_000).default(DEFAULT_STOP_GRACE_MS),
+    /** The process's stderr in the log: `linesPerWindow` lines per `window` ms (the rest counted), each cut at `lineMax` characters. */
+    stderr: z
+      .strictObject({
+        linesPerWindow: z.number().int().min(0).default(DEFAULT_STDERR_LINES_PER_WINDOW),
+        window: ms.min(100).default(DEFAULT_STDERR_WINDOW_MS),
+        lineMax: z.number().int().min(80).max(1024 * 1024).default(DEFAULT_STDERR_LINE_MAX),
+      })
+      .prefault({}),
     description: z.string().optional(),
     /**
      * Per-user credentials handed to the process as environment variables: the process is the
@@ -226,6 +389,7 @@ const serverSchema = z
   .refine((s) => Object.keys(s.credentials).length === 0 || s.mode === 'session', { message: 'credentials need mode: session (a shared process serves many users, and would mix their credentials)', path: ['credentials'] })
   .refine((s) => Object.keys(s.credentials).length === 0 || (s.pool.min === 0 && !s.pool.preinitialize), { message: 'credentials need pool.min: 0 and no preinitialize (each process is started with its user\'s own values)', path: ['credentials'] })
   .refine((s) => !(s.mode === 'shared' && s.identityEnv), 'identityEnv needs mode: session (a shared process serves many subjects)')
+  .refine((s) => s.respawnBackoff <= s.respawnBackoffMax, { message: 'must not exceed respawnBackoffMax', path: ['respawnBackoff'] })
   .refine((s) => s.ssePolling === undefined || (s.responses === 'sse' && s.resumability.enabled), {
     message: 'ssePolling needs responses: sse and resumability.enabled (clients resume from the replay buffer)',
     path: ['ssePolling'],
@@ -325,6 +489,18 @@ const upstreamSchema = z
     /** How often a refresh re-checks the user upstream, in s; 0 = every refresh. */
     recheckInterval: z.number().int().min(0).default(DEFAULT_BROKER_RECHECK_S),
     timeout: ms.min(500).default(DEFAULT_BROKER_UPSTREAM_TIMEOUT_MS),
+    /** A larger answer of the upstream (discovery, token, userinfo, JWKS) is refused. */
+    maxResponseBytes: z.number().int().min(4096).max(16 * 1024 * 1024).default(DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES),
+    /** Connections to the upstream at most. */
+    connections: z.number().int().min(1).max(256).default(DEFAULT_UPSTREAM_CONNECTIONS),
+    /** An idle connection to the upstream is closed after this. */
+    keepAlive: ms.min(1000).max(600_000).default(DEFAULT_UPSTREAM_KEEP_ALIVE_MS),
+    /** After a failed discovery, logins are refused for this long before it is tried again. */
+    discoveryRetry: ms.min(100).max(600_000).default(DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS),
+    /** A user's re-check holds a lock this long at most (replicas wait meanwhile); it must exceed timeout. */
+    recheckLock: ms.min(1000).max(600_000).default(DEFAULT_RECHECK_LOCK_MS),
+    /** An upstream token handed to a process (upstreamToken credentials) is refreshed when less than this is left. */
+    renewBefore: ms.max(3600_000).default(DEFAULT_UPSTREAM_RENEW_BEFORE_MS),
     /**
      * Open every connection to the upstream at this host instead of the one its URLs name; the
      * port, the Host header and the name TLS checks stay the URL's (curl's --connect-to). For an
@@ -338,6 +514,7 @@ const upstreamSchema = z
   .refine((u) => (u.issuer === undefined) !== (u.endpoints === undefined), 'set exactly one of issuer (OIDC discovery) or endpoints (plain OAuth 2.0)')
   .refine((u) => (u.clientSecret === undefined) !== (u.privateKey === undefined), 'set exactly one of clientSecret or privateKey')
   .refine((u) => u.tokenEndpointAuth === undefined || (u.tokenEndpointAuth === 'private_key_jwt') === (u.privateKey !== undefined), 'tokenEndpointAuth private_key_jwt goes with privateKey, the others with clientSecret')
+  .refine((u) => u.recheckLock > u.timeout, { message: 'must exceed timeout (a re-check calls the upstream while it holds the lock)', path: ['recheckLock'] })
 
 /**
  * The OAuth broker: the gateway is the authorization server MCP clients register with and log
@@ -368,6 +545,10 @@ const brokerSchema = z.strictObject({
       maxBodyBytes: z.number().int().min(512).max(65536).default(DEFAULT_BROKER_REGISTRATION_MAX_BYTES),
       maxRedirectUris: z.number().int().min(1).max(100).default(DEFAULT_BROKER_MAX_REDIRECT_URIS),
       perAddressPerMinute: z.number().int().min(1).default(DEFAULT_BROKER_REGISTRATIONS_PER_MINUTE),
+      /** Longest client_name accepted (shown on the consent page). */
+      maxClientNameLength: z.number().int().min(16).max(4096).default(DEFAULT_CLIENT_NAME_MAX_LENGTH),
+      /** Retry-After of a registration refused because maxClients are registered, in s. */
+      retryAfterWhenFull: z.number().int().min(1).max(86_400).default(DEFAULT_CLIENT_CAP_RETRY_AFTER_S),
       /** Patterns a registered redirect URI must match (`*` any run of characters; `:*` any port). */
       redirectUris: z.array(z.string().min(1)).default(DEFAULT_BROKER_REDIRECT_URIS),
     })
@@ -413,6 +594,16 @@ const authSchema = z.strictObject({
   jwksCooldown: ms.default(DEFAULT_JWKS_COOLDOWN_MS),
   jwksMaxAge: ms.default(DEFAULT_JWKS_MAX_AGE_MS),
   idpTimeout: ms.min(100).default(DEFAULT_IDP_TIMEOUT_MS),
+  /** Connections to the IdP (discovery, JWKS) at most. */
+  idpConnections: z.number().int().min(1).max(256).default(DEFAULT_IDP_CONNECTIONS),
+  /** A larger discovery or JWKS document is refused (the IdP counts as unreachable). */
+  idpMaxResponseBytes: z.number().int().min(4096).max(16 * 1024 * 1024).default(DEFAULT_IDP_MAX_RESPONSE_BYTES),
+  /** An idle connection to the IdP is closed after this. */
+  idpKeepAlive: ms.min(1000).max(600_000).default(DEFAULT_IDP_KEEP_ALIVE_MS),
+  /** After a failed discovery, requests are refused (503) for this long before it is tried again. */
+  discoveryRetry: ms.min(100).max(600_000).default(DEFAULT_DISCOVERY_RETRY_MS),
+  /** Cache-Control max-age of the RFC 9728 metadata documents, in s. */
+  metadataMaxAge: z.number().int().min(0).max(86_400).default(DEFAULT_METADATA_MAX_AGE_S),
   tokenCacheMax: z.number().int().min(0).default(DEFAULT_TOKEN_CACHE_MAX),
   tokenCacheTtl: z.number().int().min(0).default(DEFAULT_TOKEN_CACHE_TTL_S),
   /** The gateway as the authorization server, federating to an upstream IdP (see brokerSchema). */
@@ -435,6 +626,12 @@ const authSchema = z.strictObject({
       renewBefore: ms.default(DEFAULT_EXCHANGE_RENEW_BEFORE_MS),
       maxResponseBytes: z.number().int().min(1024).default(DEFAULT_EXCHANGE_MAX_RESPONSE_BYTES),
       cacheMax: z.number().int().min(1).default(DEFAULT_EXCHANGE_CACHE_MAX),
+      /** A token whose answer had no expires_in is reused this long. */
+      unknownLifetime: ms.max(24 * 3600_000).default(DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS),
+      /** A token is reused at most this long, whatever its lifetime (the IdP decides again). */
+      maxReuse: ms.min(1000).max(24 * 3600_000).default(DEFAULT_EXCHANGE_MAX_REUSE_MS),
+      /** Connections to the token endpoint at most. */
+      connections: z.number().int().min(1).max(256).default(DEFAULT_EXCHANGE_CONNECTIONS),
     })
     .refine((x) => (x.clientAuth === 'none') === (x.clientSecret === undefined), 'clientSecret goes with clientAuth client_secret_basic or client_secret_post; none has no secret')
     .optional(),
@@ -512,6 +709,41 @@ export const configSchema = z.strictObject({
       streamQueueEvents: z.number().int().min(1).default(DEFAULT_STREAM_QUEUE_EVENTS),
       sessionQueueBytes: z.number().int().min(1024).default(DEFAULT_SESSION_QUEUE_BYTES),
       sessionQueueEvents: z.number().int().min(1).default(DEFAULT_SESSION_QUEUE_EVENTS),
+      /** Idle keep-alive connections are closed after this; keep it above the idle timeout of any proxy in front. */
+      keepAliveTimeout: ms.min(1000).max(3600_000).default(DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
+      /** A keep-alive comment on an idle SSE stream this often (every transport), so proxies keep it open. */
+      sseKeepAlive: ms.min(1000).max(3600_000).default(DEFAULT_SSE_KEEPALIVE_MS),
+      /** On SIGTERM, the process exits after this even if shutdown is unfinished; must exceed every server's shutdownGrace. */
+      shutdownDeadline: ms.min(1000).max(3600_000).default(DEFAULT_SHUTDOWN_DEADLINE_MS),
+      /** Quiet time after a policy file changes before it is reloaded. */
+      policyReloadDebounce: ms.min(10).max(60_000).default(DEFAULT_RELOAD_DEBOUNCE_MS),
+      /** Sessionless (2026-07-28) requests: each principal's processes, waiters, rounds and listen streams, per server. */
+      sessionless: z
+        .strictObject({
+          /** Requests running at once (the server's maxSessionsPerSubject, when lower, wins). */
+          lanesPerSubject: z.number().int().min(1).max(1000).default(DEFAULT_LANES_PER_SUBJECT),
+          /** How long a request waits for a running one to finish before 503; 0: never waits. */
+          laneWait: ms.max(10 * 60_000).default(DEFAULT_LANE_WAIT_MS),
+          /** Requests waiting for a lane at most; 0: none waits. */
+          laneWaiters: z.number().int().min(0).max(10_000).default(DEFAULT_LANE_WAITERS),
+          /** An unused lane's process ends after this (or the server's idleTimeout when shorter). */
+          laneIdle: ms.min(1000).default(DEFAULT_LANE_IDLE_MS),
+          /** Pages of a server's tools/list read to learn its tools' input schemas. */
+          toolPages: z.number().int().min(1).max(1000).default(DEFAULT_TOOL_PAGES),
+          /** How long a request waits for its client's answers (input_required) before it is cancelled. */
+          inputTtl: ms.min(1000).max(24 * 3600_000).default(DEFAULT_INPUT_TTL_MS),
+          /** Requests waiting for answers at most; a new one cancels the oldest. */
+          waitingPerSubject: z.number().int().min(1).max(1000).default(DEFAULT_WAITING_PER_SUBJECT),
+          /** subscriptions/listen streams open at most. */
+          listensPerSubject: z.number().int().min(1).max(1000).default(DEFAULT_LISTENS_PER_SUBJECT),
+          /** resourceSubscriptions of one listen stream at most. */
+          listenResources: z.number().int().min(1).max(10_000).default(DEFAULT_LISTEN_RESOURCES),
+          /** How often a listen stream re-checks the policy in force (it ends when access is gone). */
+          listenRecheck: ms.min(1000).default(DEFAULT_LISTEN_RECHECK_MS),
+          /** How long the server may take to accept one resource subscription of a listen stream. */
+          subscribeTimeout: ms.min(100).default(DEFAULT_SUBSCRIBE_TIMEOUT_MS),
+        })
+        .prefault({}),
     })
     .refine((l) => l.streamQueueBytes <= l.sessionQueueBytes, { message: 'must not exceed sessionQueueBytes', path: ['streamQueueBytes'] })
     .refine((l) => l.streamQueueEvents <= l.sessionQueueEvents, { message: 'must not exceed sessionQueueEvents', path: ['streamQueueEvents'] })
@@ -537,6 +769,20 @@ export const configSchema = z.strictObject({
       kind: z.enum(['memory', 'redis']).default('memory'),
       url: secretRef.optional(),
       keyPrefix: z.string().default('mcp-edge:'),
+      /** With the broker: how often readiness asks the store whether it answers. */
+      pingInterval: ms.min(100).max(600_000).default(DEFAULT_STORE_PING_MS),
+      /** How long a request waits for a per-user lock (an upstream re-check) before it fails. */
+      lockWait: ms.min(100).max(600_000).default(DEFAULT_LOCK_WAIT_MS),
+      /** redis: connecting at most this long (at start-up, and each reconnect). */
+      connectTimeout: ms.min(100).max(600_000).default(DEFAULT_REDIS_CONNECT_TIMEOUT_MS),
+      /** redis: one command at most this long; past it the store counts as unavailable. */
+      commandTimeout: ms.min(100).max(600_000).default(DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
+      /** redis: reconnect attempts back off up to this far apart. */
+      reconnectMaxDelay: ms.min(100).max(600_000).default(DEFAULT_REDIS_RECONNECT_MAX_DELAY_MS),
+      /** memory: keys held at most; a write that would add one more fails (never by evicting another's). */
+      maxKeys: z.number().int().min(1000).default(DEFAULT_MEMORY_MAX_KEYS),
+      /** memory: how often expired keys are swept. */
+      sweepInterval: ms.min(1000).max(3600_000).default(DEFAULT_MEMORY_SWEEP_INTERVAL_MS),
     })
     .refine((st) => st.kind === 'memory' || st.url !== undefined, 'store.url is required with kind: redis')
     .prefault({}),
@@ -545,6 +791,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       elicitationTimeout: ms.min(1_000).default(DEFAULT_CREDENTIAL_ELICITATION_TIMEOUT_MS),
       pollInterval: ms.min(10).default(DEFAULT_CREDENTIAL_POLL_INTERVAL_MS),
+      /** Longest secret value a user may set, in characters (account.maxBodyBytes must carry it). */
+      secretMaxLength: z.number().int().min(1).max(65_536).default(DEFAULT_SECRET_MAX_LENGTH),
+      /** Secrets one user may hold. */
+      secretsPerUser: z.number().int().min(1).max(10_000).default(DEFAULT_SECRETS_PER_USER),
     })
     .prefault({}),
   /**
@@ -570,10 +820,25 @@ export const configSchema = z.strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       /** Audit events: `stdout`, `stderr`, a file path (appended), or `off`. */
       audit: z.string().min(1).default('stdout'),
+      /** Bytes of log lines gathered before a write to stdout; 0 writes each line at once. */
+      bufferBytes: z.number().int().min(0).max(1024 * 1024).default(DEFAULT_LOG_BUFFER_BYTES),
+      /** Buffered lines are written at the latest after this. */
+      flushInterval: ms.min(10).max(60_000).default(DEFAULT_LOG_FLUSH_MS),
     })
     .prefault({}),
 }).superRefine((c, ctx) => {
   endpointProblems(c, ctx)
+  // The account page's body cap must carry at least the longest plain-ASCII secret and the
+  // form's other fields (other characters take up to 9 bytes each once percent-encoded).
+  const needed = c.credentials.secretMaxLength + 1024
+  if (c.account.maxBodyBytes < needed) {
+    ctx.addIssue({ code: 'custom', path: ['account', 'maxBodyBytes'], message: `must be at least ${needed} to carry a secret of credentials.secretMaxLength characters` })
+  }
+  // The process exits at the deadline: a grace as long would never be given in full.
+  const grace = Math.max(0, ...Object.values(c.servers).map((s) => s.shutdownGrace))
+  if (c.limits.shutdownDeadline <= grace) {
+    ctx.addIssue({ code: 'custom', path: ['limits', 'shutdownDeadline'], message: `must exceed the longest shutdownGrace of the servers (${grace} ms)` })
+  }
   // A routed host's resource is <scheme>://<host>/mcp: for the public URL's own host, or an IP
   // address (127.0.0.1 is a loopback base), that URL is also another resource's (an endpoint at
   // /mcp), and one token would be good at both.

@@ -20,13 +20,6 @@ export interface ExchangedToken {
   expiresAt: number | undefined
 }
 
-/** A token whose answer had no expires_in is reused for this long, in ms, then exchanged anew. */
-export const DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS = 60_000
-/** A token is reused at most this long, in ms, whatever its lifetime: the IdP re-decides at least hourly. */
-export const DEFAULT_EXCHANGE_MAX_REUSE_MS = 3_600_000
-/** Sockets kept open to the token endpoint at most (own agent only). */
-export const DEFAULT_EXCHANGE_CONNECTIONS = 8
-
 export interface TokenExchangeOptions {
   config: TokenExchangeConfig
   /** The secret read from `config.clientSecret` (readSecret), for client_secret_basic/post. */
@@ -54,8 +47,8 @@ interface Flight {
  * RFC 8693 token exchange at the IdP, per user: trades a user's token for one meant for a
  * downstream service (`audience`, `resource`, `scope`), to be handed to that user's server
  * process. Tokens are cached per (owner, variable, spec), LRU-bounded by `cacheMax`, and
- * reused while `expiresAt - renewBefore` is ahead (at most DEFAULT_EXCHANGE_MAX_REUSE_MS, or
- * DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS without expires_in); the lifetime counts from when the
+ * reused while `expiresAt - renewBefore` is ahead (at most `maxReuse`, or `unknownLifetime`
+ * without expires_in); the lifetime counts from when the
  * request was sent. Concurrent asks for one key share one request. A refusal or failure is never
  * cached: the next ask asks the IdP again. The answer is read strictly (see readAnswer).
  * No token, subject or issued, is ever logged or put in an error; the log gets the endpoint's
@@ -85,7 +78,7 @@ export class TokenExchange {
     this.#now = o.now ?? Date.now
     const timeout = o.config.timeout
     this.#ownAgent = o.dispatcher ? undefined : new Agent({
-      connect: { timeout }, headersTimeout: timeout, bodyTimeout: timeout, connections: DEFAULT_EXCHANGE_CONNECTIONS,
+      connect: { timeout }, headersTimeout: timeout, bodyTimeout: timeout, connections: o.config.connections,
     })
     this.#dispatcher = o.dispatcher ?? this.#ownAgent!
     this.#cache = new LRUCache({ max: o.config.cacheMax })
@@ -162,8 +155,8 @@ export class TokenExchange {
       throw new CredentialError(code, `${read.reason}, for ${target}`)
     }
     const lifetime = read.expiresIn === undefined ? undefined : read.expiresIn * 1000
-    const reuse = Math.min(DEFAULT_EXCHANGE_MAX_REUSE_MS,
-      lifetime === undefined ? DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS : lifetime - this.#config.renewBefore)
+    const reuse = Math.min(this.#config.maxReuse,
+      lifetime === undefined ? this.#config.unknownLifetime : lifetime - this.#config.renewBefore)
     if (reuse <= 0 && !this.#warnedShortLived) {
       this.#warnedShortLived = true
       this.#log.warn({ host, target, expiresIn: read.expiresIn, renewBefore: this.#config.renewBefore },

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { DEFAULT_SECRET_MAX_LENGTH, DEFAULT_SECRETS_PER_USER } from '../config/schema.js'
 import type { Sealer } from '../store/sealed.js'
 import type { Store } from '../store/store.js'
 
@@ -15,11 +16,6 @@ export interface SecretOwner {
   sub: string
 }
 
-/** Largest secret value accepted, in characters. */
-export const DEFAULT_SECRET_MAX_LENGTH = 8192
-/** Secrets one user may hold at most. */
-export const DEFAULT_SECRETS_PER_USER = 64
-
 /**
  * Each user's own secrets (API tokens, passwords) for the servers that need them, in the shared
  * store, sealed at rest (AES-256-GCM, bound to their key so records cannot be swapped). Write
@@ -28,17 +24,24 @@ export const DEFAULT_SECRETS_PER_USER = 64
  * a store listing shows no subjects.
  */
 export class UserSecrets {
-  constructor(private readonly o: { store: Store; sealer: Sealer; now?: () => number }) {}
+  /** Longest value and most secrets per user (`credentials.secretMaxLength`, `secretsPerUser`). */
+  readonly maxLength: number
+  readonly perUser: number
+
+  constructor(private readonly o: { store: Store; sealer: Sealer; now?: () => number; maxLength?: number; perUser?: number }) {
+    this.maxLength = o.maxLength ?? DEFAULT_SECRET_MAX_LENGTH
+    this.perUser = o.perUser ?? DEFAULT_SECRETS_PER_USER
+  }
 
   /** Sets or replaces a secret. @throws Error with a user-facing message when refused */
   async set(owner: SecretOwner, name: string, value: string): Promise<SecretInfo> {
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new Error('a secret name is 1 to 64 letters, digits, _ . -')
-    if (value === '' || value.length > DEFAULT_SECRET_MAX_LENGTH) throw new Error(`a secret value is 1 to ${DEFAULT_SECRET_MAX_LENGTH} characters`)
+    if (value === '' || value.length > this.maxLength) throw new Error(`a secret value is 1 to ${this.maxLength} characters`)
     // Values end up in a process's environment: no NUL (it would cut the variable).
     if (value.includes('\0')) throw new Error('a secret value cannot hold a NUL character')
     const index = indexKey(owner)
     const names = await this.o.store.smembers(index)
-    if (!names.includes(name) && names.length >= DEFAULT_SECRETS_PER_USER) throw new Error(`at most ${DEFAULT_SECRETS_PER_USER} secrets per user`)
+    if (!names.includes(name) && names.length >= this.perUser) throw new Error(`at most ${this.perUser} secrets per user`)
     const setAt = (this.o.now ?? Date.now)()
     const key = valueKey(owner, name)
     await this.o.store.set(key, this.o.sealer.seal(JSON.stringify({ value, setAt }), key))

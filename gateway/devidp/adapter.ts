@@ -5,6 +5,8 @@ import { readStateFile, writeFileAtomic } from './state-dir.js'
 /** Models kept across restarts: a registered client keeps its id, grant and refresh token. */
 export const PERSISTED_MODELS: ReadonlySet<string> =
   new Set(['Client', 'Grant', 'RefreshToken', 'RegistrationAccessToken'])
+// The dev IdP's bounds are not settings: it runs only on loopback for development, never with
+// an external issuer, and stands in for the company IdP, whose own settings are the real ones.
 /** Entries held at most (registration is open, if only on loopback); past it the oldest go. */
 export const DEFAULT_MAX_ENTRIES = 10_000
 /** Seconds an entry outlives its expiry, as oidc-provider's own memory adapter allows. */

@@ -4,13 +4,13 @@ import type { Principal } from '../auth/principal.js'
 import type { Aggregate } from '../bridge/aggregate.js'
 import { BridgeError } from '../bridge/errors.js'
 import { placeSubscriptions, withdrawSubscriptions } from '../bridge/lane-subscriptions.js'
-import { DEFAULT_LISTENS_PER_SUBJECT, type Lane, type LaneEvent, type LanePool } from '../bridge/lanes.js'
+import type { Lane, LaneEvent, LanePool } from '../bridge/lanes.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
 import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
 import type { AuditLog } from '../observability/audit.js'
 import { decideAccess } from '../policy/evaluate.js'
 import type { PolicyStore } from '../policy/store.js'
-import { accepts, allowed, DEFAULT_LISTEN_RECHECK_MS, DEFAULT_LISTEN_RESOURCES, finalResult, honoredSubset, invalid, parseFilter } from './listen.js'
+import { accepts, allowed, finalResult, honoredSubset, invalid, parseFilter } from './listen.js'
 import { openEventStream, type EventStream } from './sse.js'
 
 /**
@@ -40,8 +40,8 @@ export async function listenEndpoint(o: {
   const { message, principal, agg } = o
   const requested = parseFilter((message.params as Record<string, unknown> | undefined)?.notifications)
   if (requested === undefined) return invalid(message.id, "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter")
-  if ((requested.resourceSubscriptions?.length ?? 0) > DEFAULT_LISTEN_RESOURCES) {
-    return invalid(message.id, `Invalid params: at most ${DEFAULT_LISTEN_RESOURCES} resourceSubscriptions per stream`)
+  if ((requested.resourceSubscriptions?.length ?? 0) > o.lanes.limits.listenResources) {
+    return invalid(message.id, `Invalid params: at most ${o.lanes.limits.listenResources} resourceSubscriptions per stream`)
   }
 
   let ended = false
@@ -52,7 +52,7 @@ export async function listenEndpoint(o: {
   const slot = o.lanes.listen(`endpoint ${agg.name}`, principal, (e) => onEvent(e), () => end(true))
   if (slot === undefined) {
     return Response.json(
-      { jsonrpc: '2.0', id: message.id, error: { code: -32000, message: `you have ${DEFAULT_LISTENS_PER_SUBJECT} subscription streams open on ${agg.name}, the most allowed; close one` } },
+      { jsonrpc: '2.0', id: message.id, error: { code: -32000, message: `you have ${o.lanes.limits.listensPerSubject} subscription streams open on ${agg.name}, the most allowed; close one` } },
       { status: 429, headers: { 'retry-after': '5' } },
     )
   }
@@ -147,6 +147,6 @@ export async function listenEndpoint(o: {
     // A stream authorizes nothing past its token: the client listens again with a new one.
     expiry = setTimeout(() => end(true), Math.max(0, principal.exp * 1000 - Date.now())).unref()
   }
-  recheck = setInterval(stillAllowed, DEFAULT_LISTEN_RECHECK_MS).unref()
+  recheck = setInterval(stillAllowed, o.lanes.limits.listenRecheck).unref()
   return response
 }

@@ -39,7 +39,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
         let transport!: LegacySseTransport
         const session = await d.endpointSessions!.open(agg, principal, log, (s) => {
           const endpoint = `${d.basePath}/messages/${name}?sessionId=${encodeURIComponent(s.id)}`
-          transport = new LegacySseTransport(endpoint, (onEnd) => s.openStream({ listening: true, exp: principal.exp, onEnd }))
+          transport = new LegacySseTransport(endpoint, (onEnd) => s.openStream({ listening: true, exp: principal.exp, onEnd }), d.config.limits.sseKeepAlive)
           return transport
         })
         transport.onclosed = () => void session.close()
@@ -81,7 +81,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
         const log = c.get('log').child({ server, transport: 'sse' })
         const session = await d.registry.open(server, principal, log, (s) => {
           const endpoint = `${d.basePath}/messages/${server}?sessionId=${encodeURIComponent(s.id)}`
-          transport = new LegacySseTransport(endpoint, (onEnd) => s.openStream({ listening: true, exp: principal.exp, onEnd }))
+          transport = new LegacySseTransport(endpoint, (onEnd) => s.openStream({ listening: true, exp: principal.exp, onEnd }), d.config.limits.sseKeepAlive)
           return transport
         }, bearerOf(c))
         transport.onclosed = (why) => {

@@ -1,7 +1,7 @@
 import { SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY, type JSONRPCRequest } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
-import { DEFAULT_LISTENS_PER_SUBJECT, type Lane, type LaneEvent, type LanePool } from '../bridge/lanes.js'
+import type { Lane, LaneEvent, LanePool } from '../bridge/lanes.js'
 import { BridgeError } from '../bridge/errors.js'
 import { placeSubscriptions, withdrawSubscriptions } from '../bridge/lane-subscriptions.js'
 import { isObject } from '../bridge/jsonrpc.js'
@@ -21,11 +21,6 @@ export interface Filter {
   resourcesListChanged?: true
   resourceSubscriptions?: string[]
 }
-
-/** How often an open listen stream checks that the policy still lets its caller in, in ms. */
-export const DEFAULT_LISTEN_RECHECK_MS = 30_000
-/** Resources one listen stream may subscribe to. */
-export const DEFAULT_LISTEN_RESOURCES = 64
 
 /**
  * `subscriptions/listen` (2026-07-28): an SSE stream that opens with
@@ -56,8 +51,8 @@ export async function listenStream(o: {
   const { message, principal, server } = o
   const requested = parseFilter((message.params as Record<string, unknown> | undefined)?.notifications)
   if (requested === undefined) return invalid(message.id, "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter")
-  if ((requested.resourceSubscriptions?.length ?? 0) > DEFAULT_LISTEN_RESOURCES) {
-    return invalid(message.id, `Invalid params: at most ${DEFAULT_LISTEN_RESOURCES} resourceSubscriptions per stream`)
+  if ((requested.resourceSubscriptions?.length ?? 0) > o.lanes.limits.listenResources) {
+    return invalid(message.id, `Invalid params: at most ${o.lanes.limits.listenResources} resourceSubscriptions per stream`)
   }
   const uris = (requested.resourceSubscriptions ?? []).filter((uri) => allowed(o, uri, true))
 
@@ -69,7 +64,7 @@ export async function listenStream(o: {
   const slot = o.lanes.listen(server, principal, (e) => onEvent(e), () => end(true))
   if (slot === undefined) {
     return Response.json(
-      { jsonrpc: '2.0', id: message.id, error: { code: -32000, message: `you have ${DEFAULT_LISTENS_PER_SUBJECT} subscription streams open on ${server}, the most allowed; close one` } },
+      { jsonrpc: '2.0', id: message.id, error: { code: -32000, message: `you have ${o.lanes.limits.listensPerSubject} subscription streams open on ${server}, the most allowed; close one` } },
       { status: 429, headers: { 'retry-after': '5' } },
     )
   }
@@ -139,7 +134,7 @@ export async function listenStream(o: {
     expiry = setTimeout(() => end(true), Math.max(0, principal.exp * 1000 - Date.now())).unref()
   }
   // A quiet stream notices a policy that took the server away, too.
-  recheck = setInterval(stillAllowed, DEFAULT_LISTEN_RECHECK_MS).unref()
+  recheck = setInterval(stillAllowed, o.lanes.limits.listenRecheck).unref()
   return response
 }
 

@@ -4,7 +4,6 @@ import type { ChunkKind } from '../bridge/sse-chunk.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
 
 /** Comment lines sent on a quiet stream so proxies keep it open, in ms (2026-07-28 encourages them). */
-export const DEFAULT_SSE_KEEPALIVE_MS = 15_000
 
 /** Headers of every SSE response of the gateway's own: no caching, no proxy buffering. */
 export const SSE_HEADERS = {
@@ -31,7 +30,7 @@ export interface EventStream {
  */
 export function openEventStream(o: { outbound: Outbound; owner: string; log?: Logger; onCancel: () => void; keepAliveMs?: number }): EventStream {
   const encoder = new TextEncoder()
-  const keepAliveMs = o.keepAliveMs ?? DEFAULT_SSE_KEEPALIVE_MS
+  const keepAliveMs = o.keepAliveMs ?? o.outbound.keepAliveMs
   let ended = false
   let keepAlive: NodeJS.Timeout | undefined
   const out = o.outbound.principalStream(o.owner, {

@@ -1,5 +1,5 @@
 import type { Context } from 'hono'
-import { DEFAULT_METADATA_MAX_AGE_S, protectedResourceMetadata } from '../auth/metadata.js'
+import { protectedResourceMetadata } from '../auth/metadata.js'
 import type { Endpoint, Resources } from '../auth/resources.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { rpcErrorResponse } from './respond.js'
@@ -15,7 +15,7 @@ export function wellKnown(d: { config: GatewayConfig; issuer: () => string; publ
     new Response(JSON.stringify(doc), {
       headers: {
         'content-type': 'application/json',
-        'cache-control': `public, max-age=${DEFAULT_METADATA_MAX_AGE_S}`,
+        'cache-control': `public, max-age=${d.config.auth.metadataMaxAge}`,
         'access-control-allow-origin': '*',
       },
     })

@@ -21,20 +21,16 @@ export const REDACT_PATHS = [
   '*.client_secret',
 ]
 
-/** Bytes of log lines gathered before a write to stdout (one write per many lines under load). */
-export const DEFAULT_LOG_BUFFER_BYTES = 4096
-/** Lines waiting in the buffer are written at the latest after this long, in ms. */
-export const DEFAULT_LOG_FLUSH_MS = 200
-
 /**
  * Creates the gateway's JSON logger. `destination` defaults to stdout, buffered: under load a
  * write carries many lines (a write per line cost more than the line itself), and what waits
- * is written within DEFAULT_LOG_FLUSH_MS, and synchronously when the process exits.
+ * is written within `flushInterval` ms, and synchronously when the process exits.
  */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+export function createLogger(o: { level: string; bufferBytes: number; flushInterval: number }, destination?: DestinationStream): Logger {
+  const { level } = o
   if (destination === undefined) {
-    const stdout = pino.destination({ dest: 1, sync: false, minLength: DEFAULT_LOG_BUFFER_BYTES })
-    setInterval(() => stdout.flush(), DEFAULT_LOG_FLUSH_MS).unref()
+    const stdout = pino.destination({ dest: 1, sync: false, minLength: o.bufferBytes })
+    setInterval(() => stdout.flush(), o.flushInterval).unref()
     process.once('exit', () => stdout.flushSync())
     destination = stdout
   }

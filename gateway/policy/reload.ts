@@ -5,9 +5,6 @@ import { ConfigError, formatProblem } from '../config/errors.js'
 import { loadPolicy } from './load.js'
 import type { PolicyStore } from './store.js'
 
-/** Quiet time after the last file event before a reload, in ms (editors write in bursts). */
-export const DEFAULT_RELOAD_DEBOUNCE_MS = 150
-
 /** The outcome of one reload attempt. */
 export type ReloadResult = { ok: true; files: readonly string[] } | { ok: false; problems: string[] }
 
@@ -23,9 +20,10 @@ export interface PolicyReloader {
 /**
  * Watches the policy file or folder. A change that validates is swapped in atomically: every
  * message decided afterwards sees all of the new policy, none of the old. A change that does
- * not is reported through `onResult` and the last good policy stays.
+ * not is reported through `onResult` and the last good policy stays. A reload waits for
+ * `debounceMs` of quiet after the last file event (editors write in bursts).
  */
-export function watchPolicy(path: string, store: PolicyStore, onResult: (r: ReloadResult) => void): PolicyReloader {
+export function watchPolicy(path: string, store: PolicyStore, debounceMs: number, onResult: (r: ReloadResult) => void): PolicyReloader {
   let lastError: string[] | undefined
   let timer: NodeJS.Timeout | undefined
   const reload = (): ReloadResult => {
@@ -53,7 +51,7 @@ export function watchPolicy(path: string, store: PolicyStore, onResult: (r: Relo
     // link: the yaml names never change, so `..*` entries count as changes too.
     if (name !== undefined && file !== null && file !== name && !file.startsWith('..')) return
     clearTimeout(timer)
-    timer = setTimeout(reload, DEFAULT_RELOAD_DEBOUNCE_MS)
+    timer = setTimeout(reload, debounceMs)
   })
   watcher.on('error', () => {
     watcher?.close()

@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { DEFAULT_LOCK_WAIT_MS } from '../config/schema.js'
 import { StoreError } from './errors.js'
 import type { Store } from './store.js'
 
-/** How long withLock waits for a lock someone else holds before it gives up, in ms. */
-export const DEFAULT_LOCK_WAIT_MS = 5_000
+// The pace of retries while waiting for a lock, not settings: they bound nothing (the wait is
+// `store.lockWait`), they only trade a little store traffic for how soon a freed lock is seen.
 /** The first retry comes after this, in ms; each next one waits twice as long (plus jitter). */
-export const DEFAULT_LOCK_RETRY_MS = 10
+const LOCK_RETRY_MS = 10
 /** Retries are never further apart than this, in ms. */
-export const DEFAULT_LOCK_RETRY_MAX_MS = 200
+const LOCK_RETRY_MAX_MS = 200
 
 /**
  * Runs `fn` while holding the lock `key` (per-grant serialisation across replicas): the lock is
@@ -30,13 +31,13 @@ export async function withLock<T>(
   const waitMs = o.waitMs ?? DEFAULT_LOCK_WAIT_MS
   const token = randomBytes(16).toString('base64url')
   const start = performance.now()
-  let delay = DEFAULT_LOCK_RETRY_MS
+  let delay = LOCK_RETRY_MS
   while (!(await store.set(key, token, { ttlMs, ifAbsent: true }))) {
     const left = waitMs - (performance.now() - start)
     if (left <= 0) throw new StoreError('lock_timeout', `the lock was still held after ${waitMs} ms`)
     // Jitter spreads contenders out so they do not retry in lockstep.
     await sleep(Math.min(delay + Math.random() * delay, left))
-    delay = Math.min(delay * 2, DEFAULT_LOCK_RETRY_MAX_MS)
+    delay = Math.min(delay * 2, LOCK_RETRY_MAX_MS)
   }
   try {
     return await fn()

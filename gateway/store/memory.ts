@@ -1,10 +1,6 @@
+import { DEFAULT_MEMORY_MAX_KEYS, DEFAULT_MEMORY_SWEEP_INTERVAL_MS } from '../config/schema.js'
 import { checkTtl, StoreError } from './errors.js'
 import type { Store } from './store.js'
-
-/** Keys held at most (values, sets and counters alike); past it a write adding a key is refused. */
-export const DEFAULT_MEMORY_MAX_KEYS = 100_000
-/** How often expired keys are swept, in ms. They are invisible at once; the sweep frees memory. */
-export const DEFAULT_MEMORY_SWEEP_INTERVAL_MS = 60_000
 
 type Entry =
   | { kind: 'value'; value: string; expiresAt: number | undefined }

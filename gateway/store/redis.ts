@@ -1,15 +1,10 @@
 import { createClient } from '@redis/client'
 import type { Logger } from 'pino'
+import { DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_REDIS_CONNECT_TIMEOUT_MS, DEFAULT_REDIS_RECONNECT_MAX_DELAY_MS } from '../config/schema.js'
 import { checkTtl, StoreError } from './errors.js'
 import { storeError } from './redis-errors.js'
 import type { Store } from './store.js'
 
-/** How long one connection attempt may take, and how long start-up waits for Redis, in ms. */
-export const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 5_000
-/** How long one operation waits for Redis before it fails as `unavailable`, in ms. */
-export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2_000
-/** Reconnect attempts back off exponentially from 50 ms up to this, in ms (plus jitter). */
-export const DEFAULT_REDIS_RECONNECT_MAX_DELAY_MS = 2_000
 
 // Compare-and-delete: releases a lock only while it still holds the releaser's token.
 const DEL_IF = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test, type TestContext } from 'node:test'
-import {
-  createIdpHttp, DEFAULT_IDP_MAX_RESPONSE_BYTES as MAX_BYTES,
-} from '../../gateway/auth/idp-http.js'
-import {
-  createKeySource, DEFAULT_DISCOVERY_RETRY_MS, type KeySource, type KeySourceOptions,
-} from '../../gateway/auth/keys.js'
+import { createIdpHttp } from '../../gateway/auth/idp-http.js'
+import { createKeySource, type KeySource, type KeySourceOptions } from '../../gateway/auth/keys.js'
 import { verifyAccessToken } from '../../gateway/auth/verify.js'
-import { ASYMMETRIC_ALGORITHMS } from '../../gateway/config/schema.js'
+import {
+  ASYMMETRIC_ALGORITHMS, DEFAULT_DISCOVERY_RETRY_MS, DEFAULT_IDP_MAX_RESPONSE_BYTES as MAX_BYTES,
+} from '../../gateway/config/schema.js'
 import {
   closedPortUrl, JWKS_PATH, OAUTH_PATH, OIDC_PATH, startJwksServer, type JwksServer, type Reply,
 } from '../helpers/jwks-server.js'

@@ -13,7 +13,7 @@ import Provider, { errors, type Configuration } from 'oidc-provider'
 import { ClientPolicyError } from '../../gateway/broker/client-errors.js'
 import { createCimdFetch, type CimdFetch } from '../../gateway/broker/cimd-fetch.js'
 import { CLIENT_POLICY_PROPERTY, clientPolicy } from '../../gateway/broker/client-policy.js'
-import { DEFAULT_BROKER_REDIRECT_URIS, DEFAULT_CIMD_MAX_BYTES } from '../../gateway/config/schema.js'
+import { DEFAULT_BROKER_REDIRECT_URIS, DEFAULT_CIMD_MAX_BYTES, DEFAULT_CLIENT_NAME_MAX_LENGTH } from '../../gateway/config/schema.js'
 import { makeTestCa, type TestCa } from '../helpers/test-ca.js'
 
 /** Documents by path; each names its own URL as client_id unless it says otherwise. */
@@ -38,7 +38,7 @@ async function startBroker(ca: TestCa, allowPrivate: string[]): Promise<Broker> 
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  const policy = clientPolicy({ maxRedirectUris: 10, redirectUris: DEFAULT_BROKER_REDIRECT_URIS }, { ownCallbacks: [`${issuer}/broker/callback`] })
+  const policy = clientPolicy({ maxRedirectUris: 10, maxClientNameLength: DEFAULT_CLIENT_NAME_MAX_LENGTH, redirectUris: DEFAULT_BROKER_REDIRECT_URIS }, { ownCallbacks: [`${issuer}/broker/callback`] })
   const fetcher = createCimdFetch({ allowPrivate, timeoutMs: 2000, maxBytes: DEFAULT_CIMD_MAX_BYTES, ca: ca.ca })
   const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' })
   const configuration: Configuration = {

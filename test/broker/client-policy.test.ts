@@ -4,10 +4,10 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { ClientPolicyError } from '../../gateway/broker/client-errors.js'
 import { CLIENT_POLICY_PROPERTY, clientPolicy, type ClientSource } from '../../gateway/broker/client-policy.js'
-import { DEFAULT_BROKER_MAX_REDIRECT_URIS, DEFAULT_BROKER_REDIRECT_URIS } from '../../gateway/config/schema.js'
+import { DEFAULT_BROKER_MAX_REDIRECT_URIS, DEFAULT_BROKER_REDIRECT_URIS, DEFAULT_CLIENT_NAME_MAX_LENGTH } from '../../gateway/config/schema.js'
 
 const OWN_CALLBACK = 'https://gw.example.com/broker/callback'
-const policy = clientPolicy({ maxRedirectUris: DEFAULT_BROKER_MAX_REDIRECT_URIS, redirectUris: [...DEFAULT_BROKER_REDIRECT_URIS, 'https://gw.example.com/*'] }, { ownCallbacks: [OWN_CALLBACK] })
+const policy = clientPolicy({ maxRedirectUris: DEFAULT_BROKER_MAX_REDIRECT_URIS, maxClientNameLength: DEFAULT_CLIENT_NAME_MAX_LENGTH, redirectUris: [...DEFAULT_BROKER_REDIRECT_URIS, 'https://gw.example.com/*'] }, { ownCallbacks: [OWN_CALLBACK] })
 const CIMD_ID = 'https://client.example.org/oauth/client.json'
 
 /** Metadata as oidc-provider hands it to the validator: oidc-provider's defaults, then the client's. */
@@ -141,19 +141,19 @@ describe('clientPolicy.check: refused', () => {
 
 describe('clientPolicy: configuration', () => {
   test('a lower maxRedirectUris applies', () => {
-    const one = clientPolicy({ maxRedirectUris: 1, redirectUris: DEFAULT_BROKER_REDIRECT_URIS }, { ownCallbacks: [] })
+    const one = clientPolicy({ maxRedirectUris: 1, maxClientNameLength: DEFAULT_CLIENT_NAME_MAX_LENGTH, redirectUris: DEFAULT_BROKER_REDIRECT_URIS }, { ownCallbacks: [] })
     assert.throws(() => one.check(metadata('dcr', { redirect_uris: ['http://127.0.0.1/a', 'http://127.0.0.1/b'] }), 'dcr'), /redirect_uris may hold at most 1 URIs/)
   })
   test('a narrower allow-list refuses what the default allows', () => {
-    const https = clientPolicy({ maxRedirectUris: 10, redirectUris: ['https://claude.ai/api/mcp/auth_callback'] }, { ownCallbacks: [] })
+    const https = clientPolicy({ maxRedirectUris: 10, maxClientNameLength: DEFAULT_CLIENT_NAME_MAX_LENGTH, redirectUris: ['https://claude.ai/api/mcp/auth_callback'] }, { ownCallbacks: [] })
     assert.throws(() => https.check(metadata('dcr'), 'dcr'), (err) => err instanceof ClientPolicyError && err.code === 'invalid_redirect_uri')
   })
   test("the operator's app scheme makes a client native", () => {
-    const own = clientPolicy({ maxRedirectUris: 10, redirectUris: ['myapp://callback'] }, { ownCallbacks: [] })
+    const own = clientPolicy({ maxRedirectUris: 10, maxClientNameLength: DEFAULT_CLIENT_NAME_MAX_LENGTH, redirectUris: ['myapp://callback'] }, { ownCallbacks: [] })
     assert.equal(own.check(metadata('dcr', { redirect_uris: ['myapp://callback'] }), 'dcr').native, true)
   })
   test('bad patterns fail when the policy is built', () => {
-    assert.throws(() => clientPolicy({ maxRedirectUris: 10, redirectUris: ['http://example.com/*'] }, { ownCallbacks: [] }), (err) => err instanceof ClientPolicyError && err.code === 'bad_redirect_pattern')
+    assert.throws(() => clientPolicy({ maxRedirectUris: 10, maxClientNameLength: DEFAULT_CLIENT_NAME_MAX_LENGTH, redirectUris: ['http://example.com/*'] }, { ownCallbacks: [] }), (err) => err instanceof ClientPolicyError && err.code === 'bad_redirect_pattern')
   })
 })
 

@@ -10,8 +10,9 @@ import { Hono } from 'hono'
 import { CLIENTS_SET, clientKey, pruneClients } from '../../gateway/broker/adapter.js'
 import { RegistrationGuardError } from '../../gateway/broker/client-errors.js'
 import {
-  admitRegistration, DEFAULT_CLIENT_CAP_RETRY_AFTER_S, registrationGuard, type RegistrationGuardOptions,
+  admitRegistration, registrationGuard, type RegistrationGuardOptions,
 } from '../../gateway/broker/registration-guard.js'
+import { DEFAULT_CLIENT_CAP_RETRY_AFTER_S } from '../../gateway/config/schema.js'
 import { testStore } from '../helpers/memory-store.js'
 
 const MAX_BYTES = 1024
@@ -53,6 +54,7 @@ describe('registrationGuard over HTTP', () => {
     maxBodyBytes: MAX_BYTES,
     maxClients: MAX_CLIENTS,
     perAddressPerMinute: PER_MINUTE,
+    retryAfterWhenFull: DEFAULT_CLIENT_CAP_RETRY_AFTER_S,
     // Stands in for a trusted proxy's forwarded address when a test sets it.
     peer: (c) => c.req.header('x-test-peer') ?? c.env.incoming.socket.remoteAddress,
     now: () => clock,
@@ -191,7 +193,7 @@ describe('registrationGuard over HTTP', () => {
 })
 
 describe('admitRegistration: request headers', () => {
-  const o = (): RegistrationGuardOptions => ({ store: testStore(() => clock), maxBodyBytes: MAX_BYTES, maxClients: 10, perAddressPerMinute: 5, peer: () => undefined, now: () => clock })
+  const o = (): RegistrationGuardOptions => ({ store: testStore(() => clock), maxBodyBytes: MAX_BYTES, maxClients: 10, perAddressPerMinute: 5, retryAfterWhenFull: DEFAULT_CLIENT_CAP_RETRY_AFTER_S, peer: () => undefined, now: () => clock })
   const cases: [string, string | undefined, string | undefined, string | undefined][] = [
     ['no Content-Length', undefined, undefined, 'length_required'],
     ['chunked', undefined, 'chunked', 'length_required'],

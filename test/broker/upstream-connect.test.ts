@@ -9,10 +9,10 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { pino } from 'pino'
 import { setGlobalDispatcher } from 'undici'
-import { DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS } from '../../gateway/broker/upstream-client.js'
 import { createUpstream, type UpstreamConfig } from '../../gateway/broker/upstream.js'
 import { ConfigError } from '../../gateway/config/errors.js'
-import { connect, rejectsUpstream, signIn } from '../helpers/upstream-client.js'
+import { DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS } from '../../gateway/config/schema.js'
+import { connect, rejectsUpstream, signIn, UPSTREAM_LIMITS } from '../helpers/upstream-client.js'
 import { startKeycloakLike, UPSTREAM_CALLBACK, type UpstreamIdp } from '../helpers/upstream-idp.js'
 import { loopbackAgent, makeTestCa } from '../helpers/test-ca.js'
 
@@ -102,7 +102,7 @@ describe('upstream.connectTo and caFile are checked at start-up', () => {
   const base: UpstreamConfig = {
     issuer: 'https://login.example/realms/mcp', clientId: 'gw', clientSecret: { env: 'S' },
     authorizeParams: {}, sendResource: false, subjectClaim: 'sub', roleClaims: ['roles'], roleMap: {},
-    recheckInterval: 900, timeout: 5000,
+    recheckInterval: 900, timeout: 5000, ...UPSTREAM_LIMITS,
   }
   const cases = [
     { name: 'a caFile that does not exist', over: { caFile: '/nonexistent/ca.crt' }, paths: [`${P}.caFile`], says: /ENOENT/ },

@@ -3,7 +3,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, afterEach, before, describe, it } from 'node:test'
 import type { Upstream, UpstreamConfig, UpstreamOptions, UpstreamTx } from '../../gateway/broker/upstream.js'
-import { DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES } from '../../gateway/broker/upstream-http.js'
+import { DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES } from '../../gateway/config/schema.js'
 import { connect, leaksNone, rejectsUpstream, toCallback } from '../helpers/upstream-client.js'
 import { startEntraLike, startPlainOAuth, type UpstreamIdp } from '../helpers/upstream-idp.js'
 

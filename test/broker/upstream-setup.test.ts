@@ -2,12 +2,12 @@ import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { pino } from 'pino'
-import { DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS } from '../../gateway/broker/upstream-client.js'
 import { importClientKey } from '../../gateway/broker/upstream-key.js'
 import { createUpstream, type UpstreamConfig } from '../../gateway/broker/upstream.js'
 import { ConfigError } from '../../gateway/config/errors.js'
+import { DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS } from '../../gateway/config/schema.js'
 import { readSecret } from '../../gateway/config/secrets.js'
-import { captureLog, configFor, connect, rejectsUpstream, secretsFor, signIn } from '../helpers/upstream-client.js'
+import { captureLog, configFor, connect, rejectsUpstream, secretsFor, signIn, UPSTREAM_LIMITS } from '../helpers/upstream-client.js'
 import { startEntraLike, UPSTREAM_CALLBACK, type UpstreamIdp } from '../helpers/upstream-idp.js'
 
 const SILENT = pino({ level: 'silent' })
@@ -17,7 +17,7 @@ describe('createUpstream refuses what cannot work, at start-up, every problem at
   const base: UpstreamConfig = {
     issuer: 'https://login.example/tenant/v2.0', clientId: 'gw', clientSecret: { env: 'S' },
     authorizeParams: {}, sendResource: false, subjectClaim: 'sub', roleClaims: ['roles'], roleMap: {},
-    recheckInterval: 900, timeout: 5000,
+    recheckInterval: 900, timeout: 5000, ...UPSTREAM_LIMITS,
   }
   const cases: { name: string; config: Partial<UpstreamConfig>; redirectUri?: string; env?: Record<string, string>; paths: string[] }[] = [
     { name: 'an http issuer that is not loopback', config: { issuer: 'http://login.example/t/v2.0' }, paths: [`${P}.issuer`] },

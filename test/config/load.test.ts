@@ -337,15 +337,22 @@ describe('validateConfig', () => {
     assert.deepEqual(raw, before)
     assert.equal(config.listen.port, 1)
     assert.deepEqual(config.servers.echo, {
-      command: 'node', args: [], env: {}, inheritEnv: [], mode: 'session', pool: { min: 0, max: 1000, preinitialize: false },
+      command: 'node', args: [], env: {}, inheritEnv: [], mode: 'session', pool: { min: 0, max: 1000, preinitialize: false, primeTimeout: 10_000 },
       replicas: 1, identityEnv: false, responses: 'sse', requestTimeout: 60_000,
       resumability: { enabled: true, maxEvents: 1000, maxBytes: 1_048_576, maxAge: 300_000 },
       idleTimeout: 600_000, shutdownGrace: 5_000, maxSessionsPerSubject: 8, credentials: {},
+      initializeTimeout: 30_000, readyWait: 10_000, respawnBackoff: 500, respawnBackoffMax: 30_000, maxMessageBytes: 8_388_608, stopGrace: 2000,
+      stderr: { linesPerWindow: 50, window: 10_000, lineMax: 2000 },
     })
     assert.equal(config.servers.echo?.ssePolling, undefined, 'SSE polling is off by default')
     assert.deepEqual(config.limits, {
       maxBodyBytes: 1_048_576, maxSessions: 1000, maxSessionsPerSubject: 32, maxBatch: 100, maxJsonDepth: 64, bodyTimeout: 10_000,
       streamQueueBytes: 1_048_576, streamQueueEvents: 1000, sessionQueueBytes: 4_194_304, sessionQueueEvents: 4000,
+      keepAliveTimeout: 65_000, sseKeepAlive: 15_000, shutdownDeadline: 10_000, policyReloadDebounce: 150,
+      sessionless: {
+        lanesPerSubject: 4, laneWait: 10_000, laneWaiters: 16, laneIdle: 300_000, toolPages: 20, inputTtl: 300_000,
+        waitingPerSubject: 4, listensPerSubject: 8, listenResources: 64, listenRecheck: 30_000, subscribeTimeout: 10_000,
+      },
     })
     assert.equal(config.auth.clockTolerance, 30)
     assert.deepEqual(config.auth.roleClaims, ['realm_access.roles', 'resource_access.mcp-edge.roles'])

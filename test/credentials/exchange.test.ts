@@ -5,9 +5,8 @@ import assert from 'node:assert/strict'
 import { after, before, beforeEach, describe, test } from 'node:test'
 import { decodeJwt } from 'jose'
 import { Agent } from 'undici'
-import {
-  ACCESS_TOKEN_TYPE, DEFAULT_EXCHANGE_MAX_REUSE_MS, DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS, TOKEN_EXCHANGE_GRANT,
-} from '../../gateway/credentials/exchange.js'
+import { DEFAULT_EXCHANGE_MAX_REUSE_MS, DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS } from '../../gateway/config/schema.js'
+import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../../gateway/credentials/exchange.js'
 import { assertNoTokenIn, harness, logged, rejectsWith, type HarnessOptions } from '../helpers/exchange-client.js'
 import { EXCHANGE_CLIENTS, startExchangeIdp, type ExchangeIdp } from '../helpers/exchange-idp.js'
 import { makeTestCa } from '../helpers/test-ca.js'
@@ -131,6 +130,25 @@ describe('TokenExchange', () => {
       clock.t += 1
       issued(await x.token('alice', 'API_TOKEN', API, s))
       assert.equal(idp.received.length, 2)
+    })
+    test('configured maxReuse and unknownLifetime replace the defaults', async () => {
+      const { x, clock } = make({ maxReuse: 10_000, unknownLifetime: 2_000 })
+      idp.knobs.expiresIn = 86_400
+      const s = await subject('alice')
+      const first = issued(await x.token('alice', 'API_TOKEN', API, s))
+      clock.t += 10_000 - 1
+      assert.equal((await x.token('alice', 'API_TOKEN', API, s)).value, first.value)
+      clock.t += 1
+      issued(await x.token('alice', 'API_TOKEN', API, s))
+      assert.equal(idp.received.length, 2)
+      idp.knobs.tamper = ({ expires_in: _, ...rest }) => rest
+      const bob = await subject('bob')
+      const unknown = issued(await x.token('bob', 'API_TOKEN', API, bob))
+      clock.t += 2_000 - 1
+      assert.equal((await x.token('bob', 'API_TOKEN', API, bob)).value, unknown.value)
+      clock.t += 1
+      issued(await x.token('bob', 'API_TOKEN', API, bob))
+      assert.equal(idp.received.length, 4)
     })
     test('tokens living no longer than renewBefore are not kept, and that is said once', async () => {
       const { x, lines } = make({ renewBefore: 60_000 })

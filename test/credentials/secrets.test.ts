@@ -10,7 +10,8 @@ import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { pino } from 'pino'
 import { validateConfig } from '../../gateway/config/load.js'
-import { DEFAULT_SECRET_MAX_LENGTH, DEFAULT_SECRETS_PER_USER, UserSecrets } from '../../gateway/credentials/secrets.js'
+import { DEFAULT_SECRET_MAX_LENGTH, DEFAULT_SECRETS_PER_USER } from '../../gateway/config/schema.js'
+import { UserSecrets } from '../../gateway/credentials/secrets.js'
 import { startGateway } from '../../gateway/gateway.js'
 import { createSealer } from '../../gateway/store/sealed.js'
 import { testStore } from '../helpers/memory-store.js'
@@ -82,6 +83,14 @@ describe('UserSecrets', () => {
     // Replacing one that exists is not a new one.
     assert.ok(await secrets.set(alice, 's1', 'replaced'))
     assert.equal(await secrets.value(alice, 's1'), 'replaced')
+  })
+
+  it('configured bounds (credentials.secretMaxLength, secretsPerUser) replace the defaults', async () => {
+    const secrets = new UserSecrets({ store: testStore(), sealer: createSealer({ k1: key() }, 'k1'), maxLength: 4, perUser: 2 })
+    await assert.rejects(secrets.set(alice, 'a', 'xxxxx'), /a secret value is 1 to 4 characters/)
+    assert.ok(await secrets.set(alice, 'a', 'xxxx'))
+    assert.ok(await secrets.set(alice, 'b', 'v'))
+    await assert.rejects(secrets.set(alice, 'c', 'v'), /at most 2 secrets per user/)
   })
 
   it('key rotation: a value sealed with the old key opens once the new key is active; new values use the new key; a removed key means not set', async () => {

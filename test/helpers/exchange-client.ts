@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { pino } from 'pino'
 import type { Dispatcher } from 'undici'
+import { DEFAULT_EXCHANGE_CONNECTIONS, DEFAULT_EXCHANGE_MAX_REUSE_MS, DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS } from '../../gateway/config/schema.js'
 import { CredentialError, type CredentialErrorCode } from '../../gateway/credentials/errors.js'
 import { TokenExchange, type TokenExchangeConfig } from '../../gateway/credentials/exchange.js'
 import { EXCHANGE_CLIENTS, type ExchangeIdp } from './exchange-idp.js'
@@ -40,6 +41,9 @@ export function harness(idp: ExchangeIdp, dispatcher: Dispatcher, allLines: stri
     renewBefore: o.renewBefore ?? 60_000,
     maxResponseBytes: o.maxResponseBytes ?? 65_536,
     cacheMax: o.cacheMax ?? 100,
+    unknownLifetime: o.unknownLifetime ?? DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS,
+    maxReuse: o.maxReuse ?? DEFAULT_EXCHANGE_MAX_REUSE_MS,
+    connections: o.connections ?? DEFAULT_EXCHANGE_CONNECTIONS,
   }
   const secret = o.secret ?? ('clientSecret' in client ? client.clientSecret : undefined)
   const x = new TokenExchange({

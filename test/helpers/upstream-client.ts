@@ -5,8 +5,22 @@ import { UpstreamError } from '../../gateway/broker/errors.js'
 import {
   createUpstream, type Upstream, type UpstreamConfig, type UpstreamIdentity, type UpstreamOptions, type UpstreamTx,
 } from '../../gateway/broker/upstream.js'
+import {
+  DEFAULT_RECHECK_LOCK_MS, DEFAULT_UPSTREAM_CONNECTIONS, DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS, DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
+  DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES, DEFAULT_UPSTREAM_RENEW_BEFORE_MS,
+} from '../../gateway/config/schema.js'
 import type { SecretRef } from '../../gateway/config/secrets.js'
 import { UPSTREAM_CALLBACK, type UpstreamIdp } from './upstream-idp.js'
+
+/** The upstream section's limits as the schema fills them in (its defaults). */
+export const UPSTREAM_LIMITS = {
+  maxResponseBytes: DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES,
+  connections: DEFAULT_UPSTREAM_CONNECTIONS,
+  keepAlive: DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
+  discoveryRetry: DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS,
+  recheckLock: DEFAULT_RECHECK_LOCK_MS,
+  renewBefore: DEFAULT_UPSTREAM_RENEW_BEFORE_MS,
+}
 
 /** What the parsed schema would hold for the upstream section, for `idp` and one of its clients. */
 export function configFor(idp: UpstreamIdp, client: string, over: Partial<UpstreamConfig> = {}): UpstreamConfig {
@@ -28,6 +42,7 @@ export function configFor(idp: UpstreamIdp, client: string, over: Partial<Upstre
     roleMap: {},
     recheckInterval: 900,
     timeout: 5_000,
+    ...UPSTREAM_LIMITS,
     ...over,
   }
 }

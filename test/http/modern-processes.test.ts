@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { DEFAULT_LANES_PER_SUBJECT } from '../../gateway/bridge/lanes.js'
+import { DEFAULT_LANES_PER_SUBJECT } from '../../gateway/config/schema.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const V = '2026-07-28'

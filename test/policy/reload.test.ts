@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
+import { DEFAULT_RELOAD_DEBOUNCE_MS } from '../../gateway/config/schema.js'
 import { loadPolicy } from '../../gateway/policy/load.js'
 import { watchPolicy, type ReloadResult } from '../../gateway/policy/reload.js'
 import { createPolicyStore } from '../../gateway/policy/store.js'
@@ -37,7 +38,7 @@ describe('watchPolicy', () => {
     symlinkSync(join('..data', 'p.yaml'), join(root, 'p.yaml'))
     const store = createPolicyStore(loadPolicy(root))
     const results: ReloadResult[] = []
-    const reloader = watchPolicy(root, store, (r) => results.push(r))
+    const reloader = watchPolicy(root, store, DEFAULT_RELOAD_DEBOUNCE_MS, (r) => results.push(r))
     try {
       const next = nextResult(results)
       mkdirSync(join(root, '..v2'))
@@ -60,7 +61,7 @@ describe('watchPolicy', () => {
     writeFileSync(file, policy('a:one'))
     const store = createPolicyStore(loadPolicy(file))
     const results: ReloadResult[] = []
-    const reloader = watchPolicy(file, store, (r) => results.push(r))
+    const reloader = watchPolicy(file, store, DEFAULT_RELOAD_DEBOUNCE_MS, (r) => results.push(r))
     try {
       const next = nextResult(results)
       writeFileSync(join(root, 'p.yaml.tmp'), policy('c:three'))

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
-import { DEFAULT_SESSION_SUBSCRIPTIONS } from '../../gateway/bridge/aggregate-subscriptions.js'
+import { DEFAULT_SESSION_SUBSCRIPTIONS } from '../../gateway/config/schema.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const POLICY = `${TEST_POLICY}  conformance:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    resources: { "*": ["mcp:read"] }\n`

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { ConfigError } from '../../gateway/config/errors.js'
+import { validateConfig } from '../../gateway/config/load.js'
 import type { GatewayConfig } from '../../gateway/config/schema.js'
 import { readSecret } from '../../gateway/config/secrets.js'
 import { createStore } from '../../gateway/store/create.js'
@@ -15,18 +16,20 @@ const deps = (url?: string) => ({
   log: SILENT,
   readSecret: ((ref, path) => readSecret(ref, path, url === undefined ? {} : { [VAR]: url })) as typeof readSecret,
 })
-const redisConfig = (keyPrefix = 'cfg:'): GatewayConfig['store'] => ({ kind: 'redis', url: { env: VAR }, keyPrefix })
+/** A store section with the schema's defaults for everything `over` leaves out. */
+const storeConfig = (over: Partial<GatewayConfig['store']>): GatewayConfig['store'] => ({ ...validateConfig({ servers: { s: { command: 'x' } } }, { file: 'x', baseDir: '/' }).store, ...over })
+const redisConfig = (keyPrefix = 'cfg:'): GatewayConfig['store'] => storeConfig({ kind: 'redis', url: { env: VAR }, keyPrefix })
 
 describe('createStore', () => {
   it('memory (the default) needs no URL', async () => {
-    const store = await createStore({ kind: 'memory', keyPrefix: 'mcp-edge:' }, deps())
+    const store = await createStore(storeConfig({ kind: 'memory', keyPrefix: 'mcp-edge:' }), deps())
     assert.equal(await store.set('k', 'v'), true)
     assert.equal(await store.get('k'), 'v')
     await store.close()
   })
 
   const refused: { name: string; config: GatewayConfig['store']; url?: string; message: RegExp }[] = [
-    { name: 'redis without a url (past the schema)', config: { kind: 'redis', keyPrefix: 'x:' }, message: /store\.url: required with kind: redis/ },
+    { name: 'redis without a url (past the schema)', config: storeConfig({ kind: 'redis', keyPrefix: 'x:' }), message: /store\.url: required with kind: redis/ },
     { name: 'a url variable that is not set', config: redisConfig(), message: new RegExp(`store\\.url: environment variable ${VAR} is not set`) },
     { name: 'a url that is not a URL', config: redisConfig(), url: `${PASSWORD}@localhost`, message: /store\.url: not a URL/ },
     { name: 'an http:// url', config: redisConfig(), url: `http://:${PASSWORD}@127.0.0.1:6379`, message: /store\.url: not a redis:\/\/ or rediss:\/\/ URL/ },

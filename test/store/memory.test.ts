@@ -3,7 +3,8 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { StoreError } from '../../gateway/store/errors.js'
-import { createMemoryStore, DEFAULT_MEMORY_MAX_KEYS } from '../../gateway/store/memory.js'
+import { DEFAULT_MEMORY_MAX_KEYS } from '../../gateway/config/schema.js'
+import { createMemoryStore } from '../../gateway/store/memory.js'
 import { rejectsWith } from './harness.js'
 
 /** A store of 3 keys, full: a value `a`, a set `s`, a counter `n`; and its clock. */
