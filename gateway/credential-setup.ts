@@ -23,7 +23,16 @@ export function usesCredentials(config: GatewayConfig): boolean {
  * The gate before requests of servers that take per-user credentials, with the sources those
  * name: users' secrets, the broker's upstream tokens. Undefined when no server takes any.
  */
-export function credentialGate(config: GatewayConfig, o: { secrets: UserSecrets | undefined; broker: Broker | undefined; publicUrl: string; log: Logger; exchange: TokenExchange | undefined }): CredentialGate | undefined {
+export function credentialGate(
+  config: GatewayConfig,
+  o: {
+    secrets: UserSecrets | undefined
+    broker: Broker | undefined
+    publicUrl: string
+    log: Logger
+    exchange: TokenExchange | undefined
+  },
+): CredentialGate | undefined {
   if (!usesCredentials(config)) return undefined
   const accounts = o.broker?.accounts
   const resolver = new CredentialResolver({
@@ -31,7 +40,15 @@ export function credentialGate(config: GatewayConfig, o: { secrets: UserSecrets 
     secrets: o.secrets,
     exchange: o.exchange,
     // Accounts count in s: a token with less than `renewBefore` left is refreshed first.
-    upstream: accounts && { issuer: o.broker!.issuer, token: (sub, kind) => accounts.upstreamToken(sub, kind, Math.ceil(config.auth.broker!.upstream.renewBefore / 1000)) },
+    upstream: accounts && {
+      issuer: o.broker!.issuer,
+      token: (sub, kind) =>
+        accounts.upstreamToken(
+          sub,
+          kind,
+          Math.ceil(config.auth.broker!.upstream.renewBefore / 1000),
+        ),
+    },
     subjectToken: config.auth.tokenExchange?.subjectToken ?? (o.broker ? 'upstream' : 'bearer'),
   })
   return new CredentialGate({
@@ -48,7 +65,10 @@ export function credentialGate(config: GatewayConfig, o: { secrets: UserSecrets 
  * endpoint, else the one the IdP's discovery names (the broker's upstream with the broker, the
  * issuer otherwise). Its own connection pool; a private CA of the upstream is trusted.
  */
-export function tokenExchange(config: GatewayConfig, o: { readSecret: typeof readSecret; log: Logger }): { exchange: TokenExchange; close(): Promise<void> } | undefined {
+export function tokenExchange(
+  config: GatewayConfig,
+  o: { readSecret: typeof readSecret; log: Logger },
+): { exchange: TokenExchange; close(): Promise<void> } | undefined {
   const x = config.auth.tokenExchange
   if (x === undefined) return undefined
   const upstream = config.auth.broker?.upstream
@@ -56,14 +76,29 @@ export function tokenExchange(config: GatewayConfig, o: { readSecret: typeof rea
   const caFile = upstream ? upstream.caFile : config.auth.caFile
   const ca = caFile ? readFileSync(caFile, 'utf8') : undefined
   const { auth } = config
-  const http = createIdpHttp(x.timeout, ca, { connections: auth.idpConnections, maxResponseBytes: auth.idpMaxResponseBytes, keepAliveMs: auth.idpKeepAlive })
-  const dispatcher = ca ? new Agent({ connect: { ca, timeout: x.timeout }, headersTimeout: x.timeout, bodyTimeout: x.timeout, connections: x.connections }) : undefined
+  const http = createIdpHttp(x.timeout, ca, {
+    connections: auth.idpConnections,
+    maxResponseBytes: auth.idpMaxResponseBytes,
+    keepAliveMs: auth.idpKeepAlive,
+  })
+  const dispatcher = ca
+    ? new Agent({
+        connect: { ca, timeout: x.timeout },
+        headersTimeout: x.timeout,
+        bodyTimeout: x.timeout,
+        connections: x.connections,
+      })
+    : undefined
   const discovered = issuer === undefined ? undefined : discoveredTokenEndpoint(issuer, http)
   const known = x.tokenEndpoint ?? upstream?.endpoints?.token
   const exchange = new TokenExchange({
     config: x,
     clientSecret: x.clientSecret && o.readSecret(x.clientSecret, 'auth.tokenExchange.clientSecret'),
-    tokenEndpoint: async () => tokenEndpointFor({ tokenEndpoint: known }, known === undefined ? await discovered?.() : undefined),
+    tokenEndpoint: async () =>
+      tokenEndpointFor(
+        { tokenEndpoint: known },
+        known === undefined ? await discovered?.() : undefined,
+      ),
     log: o.log.child({ component: 'token-exchange' }),
     ...(dispatcher ? { dispatcher } : {}),
   })

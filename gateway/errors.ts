@@ -8,7 +8,11 @@ export class GatewayError<C extends string = string> extends Error {
   readonly status: number
   readonly expose: boolean
 
-  constructor(code: C, message: string, opts: { status?: number; expose?: boolean; cause?: unknown } = {}) {
+  constructor(
+    code: C,
+    message: string,
+    opts: { status?: number; expose?: boolean; cause?: unknown } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
     this.name = new.target.name
     this.code = code

@@ -91,22 +91,40 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const { log } = o
   const loopback = LOOPBACK.test(config.listen.host)
   if (!loopback && config.publicUrl === undefined) {
-    throw new ConfigError([{ file: 'configuration', path: 'publicUrl', message: `required when listening on ${config.listen.host} (tokens are bound to it)` }])
+    throw new ConfigError([
+      {
+        file: 'configuration',
+        path: 'publicUrl',
+        message: `required when listening on ${config.listen.host} (tokens are bound to it)`,
+      },
+    ])
   }
   if (o.insecureNoAuth && !loopback) {
-    throw new ConfigError([{ file: 'command line', message: '--insecure-no-auth only listens on a loopback address' }])
+    throw new ConfigError([
+      { file: 'command line', message: '--insecure-no-auth only listens on a loopback address' },
+    ])
   }
   const policy = createPolicyStore(config.policies ? loadPolicy(config.policies) : emptyPolicy(log))
   const audit = createAuditLog(config.log.audit, log, o.auditDestination)
   // Filled in once the registry and lanes exist (metrics are needed before: identity counts).
-  const gauges = { sessions: () => 0, lanes: () => 0, waitingRounds: () => 0, laneWaiters: () => new Map<string, number>(), listenStreams: () => 0, queuedBytes: () => 0, queuedEvents: () => 0, endpointUserLists: () => 0 }
+  const gauges = {
+    sessions: () => 0,
+    lanes: () => 0,
+    waitingRounds: () => 0,
+    laneWaiters: () => new Map<string, number>(),
+    listenStreams: () => 0,
+    queuedBytes: () => 0,
+    queuedEvents: () => 0,
+    endpointUserLists: () => 0,
+  }
   const metrics = createMetrics(gauges)
   // Every SSE stream the gateway returns, both eras and transports, is bounded by these.
   const outbound = new Outbound(queueLimits(config), metrics, config.limits.sseKeepAlive)
   gauges.queuedBytes = () => outbound.bytes
   gauges.queuedEvents = () => outbound.events
 
-  let handler: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response('starting', { status: 503 })
+  let handler: (req: Request, env: unknown) => Response | Promise<Response> = () =>
+    new Response('starting', { status: 503 })
   const server = createAdaptorServer({ fetch: (req: Request, env: unknown) => handler(req, env) })
   // Longer than the idle timeout of proxies in front (nginx 60 s, most load balancers), so
   // a proxy never reuses a connection the gateway is closing (a POST cannot be retried).
@@ -127,7 +145,15 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     publicUrl: config.publicUrl,
     listenUrl: url,
     servers: Object.keys(config.servers),
-    endpoints: Object.fromEntries(Object.entries(config.endpoints).map(([name, e]) => [name, { path: e.path ?? `/mcp/${name}`, servers: e.servers === '*' ? Object.keys(config.servers) : e.servers }])),
+    endpoints: Object.fromEntries(
+      Object.entries(config.endpoints).map(([name, e]) => [
+        name,
+        {
+          path: e.path ?? `/mcp/${name}`,
+          servers: e.servers === '*' ? Object.keys(config.servers) : e.servers,
+        },
+      ]),
+    ),
     hosts: config.hosts,
     extra: extraAudience,
   })
@@ -145,16 +171,32 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     keys = brokerConfig && (await brokerKeys(brokerConfig, readSecret))
     const upstream = brokerConfig?.upstream
     identity = await setUpIdentity({
-      config, log, metrics, resources: resources.all(),
-      defaultResource: Object.keys(config.servers).length === 1 ? resources.resource(Object.keys(config.servers)[0]!, 'mcp') : undefined,
-      insecureNoAuth: o.insecureNoAuth, allowDevIdp: o.allowDevIdp, devIdp: o.devIdp,
+      config,
+      log,
+      metrics,
+      resources: resources.all(),
+      defaultResource:
+        Object.keys(config.servers).length === 1
+          ? resources.resource(Object.keys(config.servers)[0]!, 'mcp')
+          : undefined,
+      insecureNoAuth: o.insecureNoAuth,
+      allowDevIdp: o.allowDevIdp,
+      devIdp: o.devIdp,
       scopesFor: (roles) => scopesOfRoles(policy.current.roles, roles).has,
-      broker: keys && upstream && {
-        issuer: publicUrl,
-        getKey: keys.getKey,
-        alg: keys.alg,
-        upstream: { issuer: upstream.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret && readSecret(upstream.clientSecret, 'auth.broker.upstream.clientSecret'), redirectUri: `${publicUrl}${UPSTREAM_CALLBACK_PATH}` },
-      },
+      broker: keys &&
+        upstream && {
+          issuer: publicUrl,
+          getKey: keys.getKey,
+          alg: keys.alg,
+          upstream: {
+            issuer: upstream.issuer,
+            clientId: upstream.clientId,
+            clientSecret:
+              upstream.clientSecret &&
+              readSecret(upstream.clientSecret, 'auth.broker.upstream.clientSecret'),
+            redirectUri: `${publicUrl}${UPSTREAM_CALLBACK_PATH}`,
+          },
+        },
     })
     // Shared state (the broker's clients and grants, users' secrets) lives in the store, sealed.
     if (keys || usesCredentials(config)) {
@@ -163,8 +205,26 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       // Every key replicas must share, named at once (the broker's, then the sealing keys).
       if (keys && config.store.kind !== 'memory') requireSharedKeys(config)
       sealer = sealerForStore(config, readSecret)
-      secrets = new UserSecrets({ store: shared, sealer, maxLength: config.credentials.secretMaxLength, perUser: config.credentials.secretsPerUser })
-      if (keys) broker = await startBroker({ config, issuer: publicUrl, keys, store: shared, sealer, resources, policy, audit, log: log.child({ component: 'broker' }), readSecret, peer: (c) => (c as Context<Vars>).get('clientIp') })
+      secrets = new UserSecrets({
+        store: shared,
+        sealer,
+        maxLength: config.credentials.secretMaxLength,
+        perUser: config.credentials.secretsPerUser,
+      })
+      if (keys)
+        broker = await startBroker({
+          config,
+          issuer: publicUrl,
+          keys,
+          store: shared,
+          sealer,
+          resources,
+          policy,
+          audit,
+          log: log.child({ component: 'broker' }),
+          readSecret,
+          peer: (c) => (c as Context<Vars>).get('clientIp'),
+        })
     }
   } catch (err) {
     server.close()
@@ -174,9 +234,16 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   }
   const { issuer, authenticator, devIdp } = identity
 
-  const filter = (name: string, method: string, result: unknown, principal: Principal) => filterListResult(policy.current, name, method, result, principal)
+  const filter = (name: string, method: string, result: unknown, principal: Principal) =>
+    filterListResult(policy.current, name, method, result, principal)
   const exchange = tokenExchange(config, { readSecret, log })
-  const gate = credentialGate(config, { secrets, broker, publicUrl, log, exchange: exchange?.exchange })
+  const gate = credentialGate(config, {
+    secrets,
+    broker,
+    publicUrl,
+    log,
+    exchange: exchange?.exchange,
+  })
   // Sessions and sessionless lanes (their waiting rounds included) share the subject limits.
   const bounds = new SubjectBounds({ config, log })
   const registry = new SessionRegistry({
@@ -201,35 +268,85 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   gauges.waitingRounds = () => rounds.size
   gauges.laneWaiters = () => lanes.waiters()
   gauges.listenStreams = () => lanes.listenStreams
-  const aggregates = new Map(Object.entries(config.endpoints).map(([name, endpoint]) => [name, new Aggregate({
-    name, endpoint, config, lanes, policy, filter, gate,
-    cursorKey: endpointCursorKey(config),
-    log: log.child({ endpoint: name }),
-    onSkipped: (server) => metrics.endpointBackendsSkipped.inc({ endpoint: name, server }),
-  })]))
+  const aggregates = new Map(
+    Object.entries(config.endpoints).map(([name, endpoint]) => [
+      name,
+      new Aggregate({
+        name,
+        endpoint,
+        config,
+        lanes,
+        policy,
+        filter,
+        gate,
+        cursorKey: endpointCursorKey(config),
+        log: log.child({ endpoint: name }),
+        onSkipped: (server) => metrics.endpointBackendsSkipped.inc({ endpoint: name, server }),
+      }),
+    ]),
+  )
   gauges.endpointUserLists = () => [...aggregates.values()].reduce((n, a) => n + a.userLists, 0)
-  const endpointSessions = new AggregateSessions({ config, lanes, gate, log: log.child({ endpoints: true }), audit, metrics, outbound })
+  const endpointSessions = new AggregateSessions({
+    config,
+    lanes,
+    gate,
+    log: log.child({ endpoints: true }),
+    audit,
+    metrics,
+    outbound,
+  })
   const reloader = config.policies
     ? watchPolicy(config.policies, policy, config.limits.policyReloadDebounce, (r) => {
         metrics.policyReloads.inc({ result: r.ok ? 'ok' : 'failed' })
         if (r.ok) log.info({ files: r.files }, 'policy reloaded')
-        else log.error({ problems: r.problems }, 'policy reload refused; the last good policy stays in force')
+        else
+          log.error(
+            { problems: r.problems },
+            'policy reload refused; the last good policy stays in force',
+          )
       })
     : undefined
   const scopes = (name: string | undefined) =>
-    config.auth.scopesSupported ?? (name === undefined ? [] : [...(policy.current.servers.get(name)?.access ?? [])])
+    config.auth.scopesSupported ??
+    (name === undefined ? [] : [...(policy.current.servers.get(name)?.access ?? [])])
   const origin = {
     // A routed host is the gateway's own, as Host and as a browser origin of its clients.
-    origins: [new URL(publicUrl).origin, ...Object.keys(config.hosts).map((h) => new URL(`${new URL(publicUrl).protocol}//${h}${new URL(publicUrl).port ? `:${new URL(publicUrl).port}` : ''}`).origin), ...config.allowedOrigins].map((s) => s.toLowerCase()),
+    origins: [
+      new URL(publicUrl).origin,
+      ...Object.keys(config.hosts).map(
+        (h) =>
+          new URL(
+            `${new URL(publicUrl).protocol}//${h}${new URL(publicUrl).port ? `:${new URL(publicUrl).port}` : ''}`,
+          ).origin,
+      ),
+      ...config.allowedOrigins,
+    ].map((s) => s.toLowerCase()),
     local: loopback,
-    hosts: [hostname(new URL(publicUrl).host), ...Object.keys(config.hosts), ...config.allowedHosts].map((h) => h.toLowerCase()),
+    hosts: [
+      hostname(new URL(publicUrl).host),
+      ...Object.keys(config.hosts),
+      ...config.allowedHosts,
+    ].map((h) => h.toLowerCase()),
   }
   // Users' secrets exist (a server takes credentials, or the broker runs): the page to set them.
-  const account = secrets && sealer && store && createAccount({
-    config, publicUrl, secrets, policy, authenticator, resources, audit, origin, sealer, store,
-    now: o.accountClock ?? Date.now,
-    broker: broker && keys && accountBroker(broker, keys, { config, publicUrl, listenUrl: url }),
-  })
+  const account =
+    secrets &&
+    sealer &&
+    store &&
+    createAccount({
+      config,
+      publicUrl,
+      secrets,
+      policy,
+      authenticator,
+      resources,
+      audit,
+      origin,
+      sealer,
+      store,
+      now: o.accountClock ?? Date.now,
+      broker: broker && keys && accountBroker(broker, keys, { config, publicUrl, listenUrl: url }),
+    })
   const app = createApp({
     config,
     log,
@@ -250,12 +367,31 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     account,
     readiness: () => ({
       problems: [identity.problem(), broker?.problem()].filter((p): p is string => p !== undefined),
-      warnings: reloader?.lastError ? [`policy reload failed, the previous policy is in force: ${reloader.lastError.join('; ')}`] : [],
+      warnings: reloader?.lastError
+        ? [
+            `policy reload failed, the previous policy is in force: ${reloader.lastError.join('; ')}`,
+          ]
+        : [],
     }),
   })
   handler = (req, env) => app.fetch(req, env as never)
-  const metricsServer = config.metrics.listen ? await listenMetrics(config.metrics.listen, metrics, { origins: [], local: true, hosts: [...config.allowedHosts] }) : undefined
-  log.info({ url, publicUrl, issuer: issuer ?? null, servers: Object.keys(config.servers), metrics: metricsServer?.url ?? `${url}/metrics` }, 'listening')
+  const metricsServer = config.metrics.listen
+    ? await listenMetrics(config.metrics.listen, metrics, {
+        origins: [],
+        local: true,
+        hosts: [...config.allowedHosts],
+      })
+    : undefined
+  log.info(
+    {
+      url,
+      publicUrl,
+      issuer: issuer ?? null,
+      servers: Object.keys(config.servers),
+      metrics: metricsServer?.url ?? `${url}/metrics`,
+    },
+    'listening',
+  )
 
   let closing: Promise<void> | undefined
   return {
@@ -274,7 +410,11 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         reloader?.close()
         // Stop accepting: new connections are refused, new requests on open ones get 503,
         // requests in flight finish (up to shutdownGrace) before the processes are stopped.
-        handler = () => rpcErrorResponse(503, -32000, 'the gateway is shutting down', { connection: 'close', 'retry-after': '1' })
+        handler = () =>
+          rpcErrorResponse(503, -32000, 'the gateway is shutting down', {
+            connection: 'close',
+            'retry-after': '1',
+          })
         const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()))
         // Requests waiting for a client's answers will not get them now.
         rounds.close()
@@ -300,12 +440,18 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
  * A listener of its own for `/metrics` (`metrics.listen`): nothing else is served there, and
  * its Host is checked like every route's (IP addresses and loopback names, plus allowedHosts).
  */
-async function listenMetrics(at: { host: string; port: number }, metrics: Metrics, hosts: OriginPolicy): Promise<{ url: string; close(): Promise<void> }> {
+async function listenMetrics(
+  at: { host: string; port: number },
+  metrics: Metrics,
+  hosts: OriginPolicy,
+): Promise<{ url: string; close(): Promise<void> }> {
   const server = createAdaptorServer({
     fetch: (req: Request) => {
       const path = new URL(req.url).pathname
-      if (!hostAllowed(req.headers.get('host') ?? undefined, hosts, true)) return rpcErrorResponse(403, -32000, 'host not allowed')
-      if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) return rpcErrorResponse(404, -32601, 'not found')
+      if (!hostAllowed(req.headers.get('host') ?? undefined, hosts, true))
+        return rpcErrorResponse(403, -32000, 'host not allowed')
+      if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD'))
+        return rpcErrorResponse(404, -32601, 'not found')
       return metricsResponse(metrics)
     },
   })
@@ -315,7 +461,10 @@ async function listenMetrics(at: { host: string; port: number }, metrics: Metric
   })
   const { port } = server.address() as AddressInfo
   const host = at.host.includes(':') ? `[${at.host}]` : at.host
-  return { url: `http://${host}:${port}`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) }
+  return {
+    url: `http://${host}:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
 }
 
 /**
@@ -323,7 +472,11 @@ async function listenMetrics(at: { host: string; port: number }, metrics: Metric
  * memory), and its token endpoint reached at this process's own listener with the public Host
  * (the public URL may lead through a proxy this process cannot reach).
  */
-function accountBroker(broker: Broker, keys: BrokerKeys, o: { config: GatewayConfig; publicUrl: string; listenUrl: string }): AccountBroker {
+function accountBroker(
+  broker: Broker,
+  keys: BrokerKeys,
+  o: { config: GatewayConfig; publicUrl: string; listenUrl: string },
+): AccountBroker {
   const listen = new URL(o.listenUrl)
   // A wildcard listener is reached on loopback.
   if (listen.hostname === '0.0.0.0') listen.hostname = '127.0.0.1'
@@ -351,12 +504,14 @@ function emptyPolicy(log: Logger): Policy {
   return { roles: new Map(), servers: new Map(), files: [] }
 }
 
-
 /**
  * The key endpoint cursors are authenticated with: derived from the sealing keys when they are
  * configured, so every replica accepts the others' cursors; random per process otherwise.
  */
 function endpointCursorKey(config: GatewayConfig): Uint8Array {
   if (config.secrets === undefined) return randomBytes(32)
-  return createHash('sha256').update('mcp-edge endpoint cursor\0').update(readSecret(config.secrets.keys, 'secrets.keys')).digest()
+  return createHash('sha256')
+    .update('mcp-edge endpoint cursor\0')
+    .update(readSecret(config.secrets.keys, 'secrets.keys'))
+    .digest()
 }

@@ -20,7 +20,12 @@ export interface BrokerIssuer {
   getKey: JWTVerifyGetKey
   alg: string
   /** The upstream the broker logs users in at, when it is the dev IdP (the embedded default). */
-  upstream: { issuer?: string; clientId: string; clientSecret: string | undefined; redirectUri: string }
+  upstream: {
+    issuer?: string
+    clientId: string
+    clientSecret: string | undefined
+    redirectUri: string
+  }
 }
 
 /** How the gateway authenticates: the issuer, its verifier, and whether its keys are in. */
@@ -62,9 +67,17 @@ export async function setUpIdentity(o: {
   const { config, log, broker } = o
   let issuer = config.auth.issuer
   if (issuer === undefined && broker === undefined && o.insecureNoAuth) {
-    log.warn('AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach this port acts with every scope')
+    log.warn(
+      'AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach this port acts with every scope',
+    )
     const authenticator: Authenticator = { authenticate: async () => ANONYMOUS }
-    return { issuer: undefined, authenticator, devIdp: undefined, problem: () => undefined, close: async () => {} }
+    return {
+      issuer: undefined,
+      authenticator,
+      devIdp: undefined,
+      problem: () => undefined,
+      close: async () => {},
+    }
   }
   let devIdp: DevIdp | undefined
   const devIdpUrl = `http://127.0.0.1:${config.devIdp.port}`
@@ -73,25 +86,76 @@ export async function setUpIdentity(o: {
   const devUpstream = broker !== undefined && broker.upstream.issuer === devIdpUrl
   if (issuer === undefined && (broker === undefined || devUpstream)) {
     if (!o.allowDevIdp || process.env.NODE_ENV === 'production') {
-      throw new ConfigError([{ file: 'configuration', path: 'auth.issuer', message: 'no issuer configured: set auth.issuer (or MCP_EDGE_ISSUER) or auth.broker, or pass --insecure-no-auth for a loopback-only test' }])
+      throw new ConfigError([
+        {
+          file: 'configuration',
+          path: 'auth.issuer',
+          message:
+            'no issuer configured: set auth.issuer (or MCP_EDGE_ISSUER) or auth.broker, or pass --insecure-no-auth for a loopback-only test',
+        },
+      ])
     }
-    const webClients = devUpstream ? [{ clientId: broker.upstream.clientId, clientSecret: broker.upstream.clientSecret ?? '', redirectUris: [broker.upstream.redirectUri] }] : []
-    devIdp = await startDevIdp({ port: config.devIdp.port, resources: o.resources, defaultResource: o.defaultResource, scopes: DEV_SCOPES, scopesFor: o.scopesFor, users: config.devIdp.users, webClients, registration: !devUpstream, logger: log.child({ component: 'dev-idp' }), ...o.devIdp })
+    const webClients = devUpstream
+      ? [
+          {
+            clientId: broker.upstream.clientId,
+            clientSecret: broker.upstream.clientSecret ?? '',
+            redirectUris: [broker.upstream.redirectUri],
+          },
+        ]
+      : []
+    devIdp = await startDevIdp({
+      port: config.devIdp.port,
+      resources: o.resources,
+      defaultResource: o.defaultResource,
+      scopes: DEV_SCOPES,
+      scopesFor: o.scopesFor,
+      users: config.devIdp.users,
+      webClients,
+      registration: !devUpstream,
+      logger: log.child({ component: 'dev-idp' }),
+      ...o.devIdp,
+    })
     issuer = devIdp.issuer
-    log.warn({ issuer, users: config.devIdp.users.map((u) => u.sub), stateDir: devIdp.stateDir ?? null }, 'DEVELOPMENT IdP running: passwordless users sign in and consent automatically. Never use it in production; configure auth.issuer instead')
+    log.warn(
+      { issuer, users: config.devIdp.users.map((u) => u.sub), stateDir: devIdp.stateDir ?? null },
+      'DEVELOPMENT IdP running: passwordless users sign in and consent automatically. Never use it in production; configure auth.issuer instead',
+    )
   }
-  const brokerAuthenticator = broker && createAuthenticator(
-    { ...config.auth, issuer: broker.issuer, algorithms: [broker.alg] as never, roleClaims: ['roles'], requireJwtAccessTokenType: true },
-    { getKey: broker.getKey },
-    Date.now,
-    { scopesAlwaysDelegated: true },
-  )
+  const brokerAuthenticator =
+    broker &&
+    createAuthenticator(
+      {
+        ...config.auth,
+        issuer: broker.issuer,
+        algorithms: [broker.alg] as never,
+        roleClaims: ['roles'],
+        requireJwtAccessTokenType: true,
+      },
+      { getKey: broker.getKey },
+      Date.now,
+      { scopesAlwaysDelegated: true },
+    )
   if (issuer === undefined) {
     // The broker alone: its keys are in memory, nothing to fetch.
-    return { issuer: broker!.issuer, authenticator: brokerAuthenticator!, devIdp, problem: () => undefined, close: async () => await devIdp?.close() }
+    return {
+      issuer: broker!.issuer,
+      authenticator: brokerAuthenticator!,
+      devIdp,
+      problem: () => undefined,
+      close: async () => await devIdp?.close(),
+    }
   }
   const { auth } = config
-  const http: IdpHttp = createIdpHttp(auth.idpTimeout, auth.caFile ? readFileSync(auth.caFile, 'utf8') : undefined, { connections: auth.idpConnections, maxResponseBytes: auth.idpMaxResponseBytes, keepAliveMs: auth.idpKeepAlive })
+  const http: IdpHttp = createIdpHttp(
+    auth.idpTimeout,
+    auth.caFile ? readFileSync(auth.caFile, 'utf8') : undefined,
+    {
+      connections: auth.idpConnections,
+      maxResponseBytes: auth.idpMaxResponseBytes,
+      keepAliveMs: auth.idpKeepAlive,
+    },
+  )
   let ready = false
   let problem = 'signing keys not fetched yet'
   let stopped = false
@@ -117,7 +181,10 @@ export async function setUpIdentity(o: {
       },
       (err: Error) => {
         problem = `issuer signing keys unavailable: ${err.message}`
-        log.warn({ issuer, cause: (err.cause as Error | undefined)?.message }, 'issuer signing keys could not be fetched; retrying')
+        log.warn(
+          { issuer, cause: (err.cause as Error | undefined)?.message },
+          'issuer signing keys could not be fetched; retrying',
+        )
         // Just past the discovery retry, so the next warm-up is not refused by its cool-down.
         if (!stopped) retry = setTimeout(warm, auth.discoveryRetry + 500).unref()
       },
@@ -127,7 +194,12 @@ export async function setUpIdentity(o: {
   const external = createAuthenticator({ ...config.auth, issuer }, keys)
   return {
     issuer: broker?.issuer ?? issuer,
-    authenticator: broker ? byIssuer([{ issuer: broker.issuer, authenticator: brokerAuthenticator! }, { issuer, authenticator: external }]) : external,
+    authenticator: broker
+      ? byIssuer([
+          { issuer: broker.issuer, authenticator: brokerAuthenticator! },
+          { issuer, authenticator: external },
+        ])
+      : external,
     devIdp,
     problem: () => (ready ? undefined : problem),
     async close() {

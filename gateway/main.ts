@@ -58,7 +58,11 @@ function readConfig(file: string | undefined): GatewayConfig {
 async function serve(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { config: { type: 'string' }, 'insecure-no-auth': { type: 'boolean' }, 'dev-idp': { type: 'boolean' } },
+    options: {
+      config: { type: 'string' },
+      'insecure-no-auth': { type: 'boolean' },
+      'dev-idp': { type: 'boolean' },
+    },
   })
   const config = readConfig(values.config)
   const log = createLogger(config.log)
@@ -93,21 +97,39 @@ async function serve(args: string[]): Promise<number> {
 }
 
 async function token(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { scope: { type: 'string' }, resource: { type: 'string' }, user: { type: 'string' } } })
-  const t = await requestDevToken({ scope: values.scope, resource: values.resource, user: values.user })
+  const { values } = parseArgs({
+    args,
+    options: { scope: { type: 'string' }, resource: { type: 'string' }, user: { type: 'string' } },
+  })
+  const t = await requestDevToken({
+    scope: values.scope,
+    resource: values.resource,
+    user: values.user,
+  })
   process.stdout.write(`${t.access_token}\n`)
   return 0
 }
 
 async function validate(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string' }, 'skip-secrets': { type: 'boolean' } } })
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string' }, 'skip-secrets': { type: 'boolean' } },
+  })
   const config = readConfig(values.config)
   if (config.policies) loadPolicy(config.policies)
   // Secrets are read too, unless they are only mounted where the gateway runs (a config repo's CI).
-  if (!values['skip-secrets']) await validateBroker(config, config.publicUrl ?? `http://${config.listen.host}:${config.listen.port}`)
+  if (!values['skip-secrets'])
+    await validateBroker(
+      config,
+      config.publicUrl ?? `http://${config.listen.host}:${config.listen.port}`,
+    )
   const servers = Object.keys(config.servers).join(', ')
-  const broker = config.auth.broker ? `; broker: upstream ${config.auth.broker.upstream.issuer ?? config.auth.broker.upstream.endpoints?.authorization}` : ''
-  process.stdout.write(`ok: ${values.config ?? 'embedded default config'} (servers: ${servers}; policies: ${config.policies ?? 'none'}${broker})\n`)
+  const broker = config.auth.broker
+    ? `; broker: upstream ${config.auth.broker.upstream.issuer ?? config.auth.broker.upstream.endpoints?.authorization}`
+    : ''
+  process.stdout.write(
+    `ok: ${values.config ?? 'embedded default config'} (servers: ${servers}; policies: ${config.policies ?? 'none'}${broker})\n`,
+  )
   return 0
 }
 
@@ -115,7 +137,11 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     if (err instanceof ConfigError) process.stderr.write(`mcp-edge: ${err.message}\n`)
-    else if (err instanceof Error && (err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') process.stderr.write(`mcp-edge: ${err.message}\n${USAGE}\n`)
+    else if (
+      err instanceof Error &&
+      (err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION'
+    )
+      process.stderr.write(`mcp-edge: ${err.message}\n${USAGE}\n`)
     else process.stderr.write(`mcp-edge: ${err instanceof Error ? err.message : String(err)}\n`)
     process.exit(1)
   },

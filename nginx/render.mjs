@@ -70,7 +70,11 @@ export function render(template, values) {
   need('TLS_KEY', safe, 'a file path without spaces, quotes, ; { } or $')
   need('HTTP_PORT', port, 'a port number')
   need('HTTPS_PORT', port, 'a port number')
-  need('MAX_BODY', (s) => /^\d+[kKmM]?$/.test(s), 'a size like 1m, 512k or 1048576 (as limits.maxBodyBytes)')
+  need(
+    'MAX_BODY',
+    (s) => /^\d+[kKmM]?$/.test(s),
+    'a size like 1m, 512k or 1048576 (as limits.maxBodyBytes)',
+  )
   need('SSE_TIMEOUT', (s) => /^\d+(ms|s|m|h|d)?$/.test(s), 'an nginx time like 3600s or 1h')
   need('UPSTREAM_KEEPALIVE_TIMEOUT', (s) => /^\d+(ms|s|m)?$/.test(s), 'an nginx time like 4s')
   need('FAIL_TIMEOUT', (s) => /^\d+(ms|s|m)?$/.test(s), 'an nginx time like 10s')
@@ -87,7 +91,8 @@ export function render(template, values) {
   const replicas = parseReplicas(v.REPLICAS ?? '', problems)
   const httpsPort = v.HTTPS_PORT
   const firstName = (v.SERVER_NAME ?? '').split(/\s+/)[0]
-  const publicUrl = v.PUBLIC_URL || `https://${firstName}${httpsPort === '443' ? '' : `:${httpsPort}`}`
+  const publicUrl =
+    v.PUBLIC_URL || `https://${firstName}${httpsPort === '443' ? '' : `:${httpsPort}`}`
   let publicOrigin = ''
   let publicPort = ''
   if (v.PUBLIC_URL || firstName) {
@@ -106,12 +111,17 @@ export function render(template, values) {
   }
   const hostGroups = parseHosts(v, problems)
   const lines = template.split('\n')
-  const [begin, end] = [EACH_SITE, END_EACH_SITE].map((marker) => lines.findIndex((l) => l.trim() === marker))
+  const [begin, end] = [EACH_SITE, END_EACH_SITE].map((marker) =>
+    lines.findIndex((l) => l.trim() === marker),
+  )
   const sectioned = begin !== -1 && end > begin
   if (hostGroups.length > 0 && !sectioned) {
-    problems.push(`HOSTS: the template has no ${EACH_SITE} … ${END_EACH_SITE} lines around its server blocks`)
+    problems.push(
+      `HOSTS: the template has no ${EACH_SITE} … ${END_EACH_SITE} lines around its server blocks`,
+    )
   }
-  if (problems.length > 0) throw new Error(`cannot render the nginx config:\n  ${problems.join('\n  ')}`)
+  if (problems.length > 0)
+    throw new Error(`cannot render the nginx config:\n  ${problems.join('\n  ')}`)
 
   // nginx 1.25.1 moved HTTP/2 from a listen parameter to the `http2` directive.
   const h2 = v.HTTP2 === 'off' ? 'off' : newHttp2Syntax(v.NGINX_VERSION) ? 'directive' : 'listen'
@@ -186,14 +196,19 @@ function parseHosts(v, problems) {
   const [certSlot, keySlot] = [v.HOSTS_TLS_CERT ?? '', v.HOSTS_TLS_KEY ?? '']
   const both = certSlot !== '' && keySlot !== ''
   if ((certSlot !== '') !== (keySlot !== '')) {
-    problems.push('HOSTS_TLS_CERT, HOSTS_TLS_KEY: set both or neither (a certificate needs its own key)')
-  } else if (both && names.length === 0) problems.push('HOSTS_TLS_CERT, HOSTS_TLS_KEY: only with HOSTS')
+    problems.push(
+      'HOSTS_TLS_CERT, HOSTS_TLS_KEY: set both or neither (a certificate needs its own key)',
+    )
+  } else if (both && names.length === 0)
+    problems.push('HOSTS_TLS_CERT, HOSTS_TLS_KEY: only with HOSTS')
   const main = new Set((v.SERVER_NAME ?? '').toLowerCase().split(/\s+/))
   const groups = new Map()
   const seen = new Set()
   for (const name of names) {
     if (!HOST_NAME.test(name)) {
-      problems.push(`HOSTS: "${name}" is not a lowercase DNS name (as the gateways' hosts: keys, no wildcard)`)
+      problems.push(
+        `HOSTS: "${name}" is not a lowercase DNS name (as the gateways' hosts: keys, no wildcard)`,
+      )
       continue
     }
     if (seen.has(name)) {
@@ -207,7 +222,10 @@ function parseHosts(v, problems) {
     const [cert, key] = both
       ? [certSlot, keySlot].map((p) => p.split(HOST_SLOT).join(name))
       : [v.TLS_CERT, v.TLS_KEY]
-    const bad = [['HOSTS_TLS_CERT', cert], ['HOSTS_TLS_KEY', key]].filter(([, p]) => both && !SAFE.test(p))
+    const bad = [
+      ['HOSTS_TLS_CERT', cert],
+      ['HOSTS_TLS_KEY', key],
+    ].filter(([, p]) => both && !SAFE.test(p))
     for (const [setting, p] of bad) {
       const what = `a file path without spaces, quotes, ; { } or $ besides ${HOST_SLOT}`
       problems.push(`${setting}: ${what} (got ${JSON.stringify(p)} for ${name})`)
@@ -232,7 +250,9 @@ function parseReplicas(text, problems) {
     const [, id, address] = m
     if (!REPLICA_ID.test(id) || MAP_KEYWORDS.has(id)) {
       const reserved = [...MAP_KEYWORDS].join('/')
-      problems.push(`REPLICAS: "${id}" is not a replicaId (a-z, 0-9 and -, at most 32; not ${reserved})`)
+      problems.push(
+        `REPLICAS: "${id}" is not a replicaId (a-z, 0-9 and -, at most 32; not ${reserved})`,
+      )
     } else if (!ADDRESS.test(address) || !SAFE.test(address)) {
       problems.push(`REPLICAS: "${address}" is not host:port`)
     } else if (replicas.some((r) => r.id === id)) {
@@ -268,10 +288,18 @@ function upstreams(replicas, v) {
     ].join('\n')
   const pool = block('mcp_edge_pool', ['least_conn;', ...replicas.map(primary)], v.KEEPALIVE)
   // nginx refuses `backup` servers with `hash`: a failed replica is skipped by next-upstream.
-  const principal = block('mcp_edge_principal', ['hash $http_authorization consistent;', ...replicas.map(primary)], v.KEEPALIVE)
+  const principal = block(
+    'mcp_edge_principal',
+    ['hash $http_authorization consistent;', ...replicas.map(primary)],
+    v.KEEPALIVE,
+  )
   const own = replicas.map((r) => {
     const backups = replicas.filter((o) => o !== r).map((o) => `server ${o.address} backup;`)
-    return block(upstreamOf(r.id), [primary(r), ...backups], Math.max(1, Math.ceil(+v.KEEPALIVE / 2)))
+    return block(
+      upstreamOf(r.id),
+      [primary(r), ...backups],
+      Math.max(1, Math.ceil(+v.KEEPALIVE / 2)),
+    )
   })
   return [pool, principal, ...own].join('\n')
 }
@@ -309,7 +337,9 @@ function main(argv) {
     else if (arg === '--out' || arg === '-o') out = argv[++i]
     else if (arg === '--help' || arg === '-h') {
       process.stdout.write('usage: render.mjs [--template FILE] [--out FILE] [NAME=value ...]\n')
-      process.stdout.write(`settings (environment or NAME=value): ${Object.keys(DEFAULTS).join(', ')}\n`)
+      process.stdout.write(
+        `settings (environment or NAME=value): ${Object.keys(DEFAULTS).join(', ')}\n`,
+      )
       return 0
     } else if (/^[A-Z][A-Z0-9_]*=/.test(arg)) {
       const [name, ...rest] = arg.split('=')

@@ -19,7 +19,9 @@ const tools = new Map([...TOOLS, ...INPUT_TOOLS].map((t) => [t.tool.name, t]))
 const handlers: Record<string, Handler> = {
   initialize: ({ params }): InitializeResult => ({
     // Lifecycle §Version Negotiation: echo a supported version, else offer our latest.
-    protocolVersion: VERSIONS.includes(params.protocolVersion as string) ? (params.protocolVersion as string) : VERSIONS[0]!,
+    protocolVersion: VERSIONS.includes(params.protocolVersion as string)
+      ? (params.protocolVersion as string)
+      : VERSIONS[0]!,
     capabilities: {
       tools: { listChanged: true },
       resources: { subscribe: true, listChanged: true },
@@ -31,7 +33,8 @@ const handlers: Record<string, Handler> = {
   }),
   ping: () => ({}),
   'logging/setLevel': ({ params, peer }) => {
-    if (!LEVELS.includes(params.level as LoggingLevel)) throw new RpcError(CODE.invalidParams, `level must be one of ${LEVELS.join(', ')}`)
+    if (!LEVELS.includes(params.level as LoggingLevel))
+      throw new RpcError(CODE.invalidParams, `level must be one of ${LEVELS.join(', ')}`)
     peer.level = params.level as LoggingLevel
     return {}
   },
@@ -40,7 +43,12 @@ const handlers: Record<string, Handler> = {
     const { name, arguments: args } = call.params as { name?: unknown; arguments?: unknown }
     const entry = tools.get(name as string)
     if (entry === undefined) throw new RpcError(CODE.invalidParams, `Unknown tool: ${String(name)}`)
-    return entry.run(call, typeof args === 'object' && args !== null && !Array.isArray(args) ? (args as Record<string, unknown>) : {})
+    return entry.run(
+      call,
+      typeof args === 'object' && args !== null && !Array.isArray(args)
+        ? (args as Record<string, unknown>)
+        : {},
+    )
   },
   ...RESOURCE_HANDLERS,
   ...PROMPT_HANDLERS,

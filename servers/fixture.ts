@@ -15,7 +15,9 @@ const server = new McpServer(
     // Strict: server→client requests fail fast when the client did not declare the capability.
     enforceStrictCapabilities: true,
     // Under identityEnv, what the server tells its client depends on whom it acts for.
-    ...(process.env.MCP_EDGE_SUBJECT ? { instructions: `acting for ${process.env.MCP_EDGE_SUBJECT}` } : {}),
+    ...(process.env.MCP_EDGE_SUBJECT
+      ? { instructions: `acting for ${process.env.MCP_EDGE_SUBJECT}` }
+      : {}),
   },
 )
 
@@ -67,7 +69,12 @@ server.registerTool(
       'Send count log notifications of size characters each (progress notifications if a progressToken was given; with changes, tools/list_changed notifications), then pings server→client pings without waiting for their answers, then answer',
     inputSchema: z.object({
       count: z.number().int().min(0).max(1_000_000),
-      size: z.number().int().min(0).max(1024 * 1024).optional(),
+      size: z
+        .number()
+        .int()
+        .min(0)
+        .max(1024 * 1024)
+        .optional(),
       pings: z.number().int().min(0).max(100_000).optional(),
       changes: z.boolean().optional(),
     }),
@@ -78,7 +85,11 @@ server.registerTool(
     // Each send waits for stdout to drain: the gateway, not this process, holds what is unread.
     for (let i = 1; i <= count; i++) {
       if (changes) await server.server.sendToolListChanged()
-      else if (progressToken !== undefined) await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, progress: i, total: count, message: pad } })
+      else if (progressToken !== undefined)
+        await ctx.mcpReq.notify({
+          method: 'notifications/progress',
+          params: { progressToken, progress: i, total: count, message: pad },
+        })
       else await ctx.mcpReq.log('info', `${i} ${pad}`, 'fixture')
     }
     for (let i = 0; i < pings; i++) void ctx.mcpReq.send({ method: 'ping' }).catch(() => {})
@@ -125,8 +136,12 @@ server.registerTool('roots', { description: "The client's roots/list result" }, 
 server.registerTool(
   'slow',
   {
-    description: 'Wait ms milliseconds (stops early when cancelled); with a progressToken and every, a progress notification every `every` ms',
-    inputSchema: z.object({ ms: z.number().int().min(0).max(60_000), every: z.number().int().min(10).max(60_000).optional() }),
+    description:
+      'Wait ms milliseconds (stops early when cancelled); with a progressToken and every, a progress notification every `every` ms',
+    inputSchema: z.object({
+      ms: z.number().int().min(0).max(60_000),
+      every: z.number().int().min(10).max(60_000).optional(),
+    }),
   },
   async ({ ms, every }, ctx) => {
     const signal = ctx.mcpReq.signal
@@ -138,7 +153,10 @@ server.registerTool(
         await delay(wait, undefined, { signal })
         waited += wait
         if (waited < ms && progressToken !== undefined && every !== undefined) {
-          await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, progress: i, total: Math.ceil(ms / every) } })
+          await ctx.mcpReq.notify({
+            method: 'notifications/progress',
+            params: { progressToken, progress: i, total: Math.ceil(ms / every) },
+          })
         }
       }
     } catch {
@@ -164,13 +182,18 @@ const gateOf = (name: string) => {
 server.registerTool(
   'gate',
   {
-    description: 'Wait until open_gate opens the gate of this name; with a progressToken, a progress notification once waiting',
+    description:
+      'Wait until open_gate opens the gate of this name; with a progressToken, a progress notification once waiting',
     inputSchema: z.object({ name: z.string() }),
   },
   async ({ name }, ctx) => {
     // Tells a test the request is running here (not waiting in the gateway for a process).
     const progressToken = ctx.mcpReq._meta?.progressToken
-    if (progressToken !== undefined) await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, progress: 0, message: `waiting at ${name}` } })
+    if (progressToken !== undefined)
+      await ctx.mcpReq.notify({
+        method: 'notifications/progress',
+        params: { progressToken, progress: 0, message: `waiting at ${name}` },
+      })
     await gateOf(name).opened
     return text(`passed ${name}`)
   },
@@ -207,15 +230,27 @@ server.registerTool(
 
 server.registerTool(
   'echo_args',
-  { description: 'Its arguments back, as JSON text', inputSchema: z.object({ session: z.number(), i: z.number() }) },
+  {
+    description: 'Its arguments back, as JSON text',
+    inputSchema: z.object({ session: z.number(), i: z.number() }),
+  },
   (args) => text(JSON.stringify({ session: args.session, i: args.i })),
 )
 
 server.registerTool(
   'stdout_junk',
   {
-    description: 'Write junk to stdout (not JSON-RPC): `lines` short lines, or one line of `bytes` bytes',
-    inputSchema: z.object({ lines: z.number().int().min(0).max(1_000_000).optional(), bytes: z.number().int().min(0).max(64 * 1024 * 1024).optional() }),
+    description:
+      'Write junk to stdout (not JSON-RPC): `lines` short lines, or one line of `bytes` bytes',
+    inputSchema: z.object({
+      lines: z.number().int().min(0).max(1_000_000).optional(),
+      bytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(64 * 1024 * 1024)
+        .optional(),
+    }),
   },
   async ({ lines, bytes }) => {
     for (let i = 0; i < (lines ?? 0); i++) process.stdout.write(`this is not JSON ${i}\n`)
@@ -262,11 +297,18 @@ server.registerResource(
 
 server.registerTool(
   'ask_briefly',
-  { description: 'Ask the user, but give up after ms milliseconds', inputSchema: z.object({ ms: z.number().int().min(1).max(60_000) }) },
+  {
+    description: 'Ask the user, but give up after ms milliseconds',
+    inputSchema: z.object({ ms: z.number().int().min(1).max(60_000) }),
+  },
   async ({ ms }, ctx) => {
     try {
       const { action } = await ctx.mcpReq.elicitInput(
-        { mode: 'form', message: 'quick?', requestedSchema: { type: 'object', properties: { answer: { type: 'string' } } } },
+        {
+          mode: 'form',
+          message: 'quick?',
+          requestedSchema: { type: 'object', properties: { answer: { type: 'string' } } },
+        },
         { timeout: ms },
       )
       return text(`answered: ${action}`)
@@ -280,19 +322,32 @@ server.registerTool(
 // so a test can prove whose credential a call ran with.
 server.registerTool(
   'credential',
-  { description: 'The SHA-256 of an environment variable this process was started with, and its pid', inputSchema: z.object({ name: z.string() }) },
+  {
+    description:
+      'The SHA-256 of an environment variable this process was started with, and its pid',
+    inputSchema: z.object({ name: z.string() }),
+  },
   ({ name }) => {
     const value = process.env[name]
-    return json({ pid: process.pid, sha256: value === undefined ? null : createHash('sha256').update(value).digest('hex') })
+    return json({
+      pid: process.pid,
+      sha256: value === undefined ? null : createHash('sha256').update(value).digest('hex'),
+    })
   },
 )
 
 server.registerTool(
   'print_credential',
-  { description: 'Writes an environment variable to stderr, raw and encoded (the gateway must redact it)', inputSchema: z.object({ name: z.string() }) },
+  {
+    description:
+      'Writes an environment variable to stderr, raw and encoded (the gateway must redact it)',
+    inputSchema: z.object({ name: z.string() }),
+  },
   ({ name }) => {
     const value = process.env[name] ?? ''
-    process.stderr.write(`config ${name}=${value} json=${JSON.stringify({ value })} url=${encodeURIComponent(value)} b64=${Buffer.from(value).toString('base64')}\n`)
+    process.stderr.write(
+      `config ${name}=${value} json=${JSON.stringify({ value })} url=${encodeURIComponent(value)} b64=${Buffer.from(value).toString('base64')}\n`,
+    )
     return text('printed')
   },
 )

@@ -13,7 +13,11 @@ import { accountNeeds, serverTaking, type AccountNeeds, type CredentialNeed } fr
 /** Where the API lives, below the public URL's path. */
 export const ACCOUNT_API_PATH = '/account/api'
 
-const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' }
+const JSON_HEADERS = {
+  'content-type': 'application/json',
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+}
 
 /**
  * The account page's API, for scripts and `mcp-edge secrets`: `GET /account/api` (the caller's
@@ -26,25 +30,50 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
   const servers = Object.keys(d.config.servers)
   const audiences = [...new Set(servers.flatMap((s) => d.resources.audiences(s)))]
   const reply = (status: number, body: unknown, headers: Record<string, string> = {}) =>
-    new Response(body === undefined ? null : JSON.stringify(body), { status, headers: { ...JSON_HEADERS, ...headers } })
+    new Response(body === undefined ? null : JSON.stringify(body), {
+      status,
+      headers: { ...JSON_HEADERS, ...headers },
+    })
 
   /** The one place an API error becomes a response: the client gets the code and safe text, the log the rest. */
   const failure = (c: Context<Vars>, err: unknown): Response => {
     const log = c.get('log')
     if (err instanceof AuthError) {
       log.info({ auth: err.code, reason: err.message }, 'account API: authentication failed')
-      if (err.code === 'idp_unavailable') return reply(503, { error: 'idp_unavailable', message: 'the authorization server is unreachable; retry later' }, { 'retry-after': '5' })
+      if (err.code === 'idp_unavailable')
+        return reply(
+          503,
+          {
+            error: 'idp_unavailable',
+            message: 'the authorization server is unreachable; retry later',
+          },
+          { 'retry-after': '5' },
+        )
       const resourceMetadata = d.resources.metadata(servers[0] ?? '', 'mcp', c.req.header('host'))
       // RFC 6750 §3.1: no error code when no credentials came.
-      const error = err.code === 'missing_token' ? undefined : err.code === 'invalid_request' ? 'invalid_request' : 'invalid_token'
+      const error =
+        err.code === 'missing_token'
+          ? undefined
+          : err.code === 'invalid_request'
+            ? 'invalid_request'
+            : 'invalid_token'
       const challenge = bearerChallenge({ resourceMetadata, error, description: err.message })
-      return reply(err.status, { error: err.code === 'invalid_request' ? 'invalid_request' : 'unauthorized', message: err.message }, { 'www-authenticate': challenge })
+      return reply(
+        err.status,
+        {
+          error: err.code === 'invalid_request' ? 'invalid_request' : 'unauthorized',
+          message: err.message,
+        },
+        { 'www-authenticate': challenge },
+      )
     }
     if (err instanceof GatewayError && err.expose) {
       log.info({ code: err.code, reason: err.message }, 'account API: request refused')
       // The rest of an oversized or stalled body is never read: the connection cannot be reused.
-      const headers: Record<string, string> = err.status === 413 || err.status === 408 ? { connection: 'close' } : {}
-      const code = err.code === 'parse_error' || err.code === 'invalid_message' ? 'invalid_body' : err.code
+      const headers: Record<string, string> =
+        err.status === 413 || err.status === 408 ? { connection: 'close' } : {}
+      const code =
+        err.code === 'parse_error' || err.code === 'invalid_message' ? 'invalid_body' : err.code
       return reply(err.status, { error: code, message: err.message }, headers)
     }
     log.error({ err }, 'account API: unexpected error')
@@ -54,21 +83,48 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
   /** Origin (a present one must be ours), then the bearer token for any of the gateway's servers. */
   const caller = async (c: Context<Vars>): Promise<Principal> => {
     const origin = c.req.header('origin')
-    if (origin !== undefined && !originAllowed(origin, d.origin)) throw new AccountError('origin_not_allowed', 'requests from this origin are not accepted')
+    if (origin !== undefined && !originAllowed(origin, d.origin))
+      throw new AccountError('origin_not_allowed', 'requests from this origin are not accepted')
     return d.authenticator.authenticate(c.req.header('authorization'), audiences)
   }
   const needsOf = async (p: Principal): Promise<AccountNeeds> => {
     const b = d.broker
     // Whether the broker holds an upstream token is known for users signed in through it.
-    const upstream = b && { name: b.upstream, held: p.iss === b.issuer ? await b.holdsUpstreamToken(p.sub) : undefined }
+    const upstream = b && {
+      name: b.upstream,
+      held: p.iss === b.issuer ? await b.holdsUpstreamToken(p.sub) : undefined,
+    }
     // Secrets are the user's, not one client's delegation: what the user may use is what their
     // roles open (the page decides the same way), not the scopes of the token that happened to
     // be presented (the broker's are those of one server). With no role map, the token's scopes.
     const user: Principal = { ...p, hasScopeClaim: false }
-    return accountNeeds({ servers: d.config.servers, policy: d.policy.current, principal: user, held: await d.secrets.list({ iss: p.iss, sub: p.sub }), upstream })
+    return accountNeeds({
+      servers: d.config.servers,
+      policy: d.policy.current,
+      principal: user,
+      held: await d.secrets.list({ iss: p.iss, sub: p.sub }),
+      upstream,
+    })
   }
-  const record = (p: Principal, needs: AccountNeeds, method: string, name: string, decision: 'allow' | 'deny', outcome: string) =>
-    d.audit.record({ sub: p.sub, iss: p.iss, clientId: p.clientId, server: serverTaking(needs, name), method, name, decision, rule: 'account api', outcome })
+  const record = (
+    p: Principal,
+    needs: AccountNeeds,
+    method: string,
+    name: string,
+    decision: 'allow' | 'deny',
+    outcome: string,
+  ) =>
+    d.audit.record({
+      sub: p.sub,
+      iss: p.iss,
+      clientId: p.clientId,
+      server: serverTaking(needs, name),
+      method,
+      name,
+      decision,
+      rule: 'account api',
+      outcome,
+    })
   const handle = (fn: (c: Context<Vars>) => Promise<Response>) => async (c: Context<Vars>) => {
     try {
       return await fn(c)
@@ -77,62 +133,126 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
     }
   }
 
-  app.get(ACCOUNT_API_PATH, handle(async (c) => {
-    const p = await caller(c)
-    const needs = await needsOf(p)
-    return reply(200, {
-      iss: p.iss,
-      sub: p.sub,
-      servers: needs.servers.map((s) => ({ name: s.name, ...(s.description ? { description: s.description } : {}), credentials: s.credentials.map(credentialJson) })),
-      secrets: needs.held.map((s) => ({ name: s.name, setAt: new Date(s.setAt).toISOString() })),
-    })
-  }))
+  app.get(
+    ACCOUNT_API_PATH,
+    handle(async (c) => {
+      const p = await caller(c)
+      const needs = await needsOf(p)
+      return reply(200, {
+        iss: p.iss,
+        sub: p.sub,
+        servers: needs.servers.map((s) => ({
+          name: s.name,
+          ...(s.description ? { description: s.description } : {}),
+          credentials: s.credentials.map(credentialJson),
+        })),
+        secrets: needs.held.map((s) => ({ name: s.name, setAt: new Date(s.setAt).toISOString() })),
+      })
+    }),
+  )
 
-  app.put(`${ACCOUNT_API_PATH}/secrets/:name`, handle(async (c) => {
-    const p = await caller(c)
-    const name = c.req.param('name') ?? ''
-    const needs = await needsOf(p)
-    // No free-form storage: only names a server this caller may use takes.
-    if (!needs.settable.has(name)) {
-      record(p, needs, 'account/secret.set', name, 'deny', 'refused: no server of the caller takes it')
-      throw new AccountError('secret_not_allowed', 'no server you may use takes a secret of that name')
-    }
-    if (!/^application\/json\s*(;|$)/i.test(c.req.header('content-type') ?? '')) throw new AccountError('unsupported_media_type', 'the body must be application/json: { "value": "…" }')
-    const body = await readJsonBody(c.req.raw, { maxBodyBytes: d.config.account.maxBodyBytes, bodyTimeout: d.config.limits.bodyTimeout, maxJsonDepth: 2, maxBatch: 1 })
-    if (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).join() !== 'value' || typeof (body as { value: unknown }).value !== 'string') {
-      throw new AccountError('invalid_body', 'the body must be { "value": "…" } with a string value, and nothing else')
-    }
-    const replaced = needs.held.some((h) => h.name === name)
-    let setAt: number
-    try {
-      ;({ setAt } = await d.secrets.set({ iss: p.iss, sub: p.sub }, name, (body as { value: string }).value))
-    } catch (err) {
-      // The secret store's refusals (length, NUL, how many) are written for the user.
-      if (err instanceof GatewayError) throw err
-      throw new AccountError('secret_refused', (err as Error).message)
-    }
-    record(p, needs, 'account/secret.set', name, 'allow', replaced ? 'replaced' : 'set')
-    return reply(replaced ? 200 : 201, { name, setAt: new Date(setAt).toISOString(), replaced })
-  }))
+  app.put(
+    `${ACCOUNT_API_PATH}/secrets/:name`,
+    handle(async (c) => {
+      const p = await caller(c)
+      const name = c.req.param('name') ?? ''
+      const needs = await needsOf(p)
+      // No free-form storage: only names a server this caller may use takes.
+      if (!needs.settable.has(name)) {
+        record(
+          p,
+          needs,
+          'account/secret.set',
+          name,
+          'deny',
+          'refused: no server of the caller takes it',
+        )
+        throw new AccountError(
+          'secret_not_allowed',
+          'no server you may use takes a secret of that name',
+        )
+      }
+      if (!/^application\/json\s*(;|$)/i.test(c.req.header('content-type') ?? ''))
+        throw new AccountError(
+          'unsupported_media_type',
+          'the body must be application/json: { "value": "…" }',
+        )
+      const body = await readJsonBody(c.req.raw, {
+        maxBodyBytes: d.config.account.maxBodyBytes,
+        bodyTimeout: d.config.limits.bodyTimeout,
+        maxJsonDepth: 2,
+        maxBatch: 1,
+      })
+      if (
+        typeof body !== 'object' ||
+        body === null ||
+        Array.isArray(body) ||
+        Object.keys(body).join() !== 'value' ||
+        typeof (body as { value: unknown }).value !== 'string'
+      ) {
+        throw new AccountError(
+          'invalid_body',
+          'the body must be { "value": "…" } with a string value, and nothing else',
+        )
+      }
+      const replaced = needs.held.some((h) => h.name === name)
+      let setAt: number
+      try {
+        ;({ setAt } = await d.secrets.set(
+          { iss: p.iss, sub: p.sub },
+          name,
+          (body as { value: string }).value,
+        ))
+      } catch (err) {
+        // The secret store's refusals (length, NUL, how many) are written for the user.
+        if (err instanceof GatewayError) throw err
+        throw new AccountError('secret_refused', (err as Error).message)
+      }
+      record(p, needs, 'account/secret.set', name, 'allow', replaced ? 'replaced' : 'set')
+      return reply(replaced ? 200 : 201, { name, setAt: new Date(setAt).toISOString(), replaced })
+    }),
+  )
 
-  app.delete(`${ACCOUNT_API_PATH}/secrets/:name`, handle(async (c) => {
-    const p = await caller(c)
-    const name = c.req.param('name') ?? ''
-    const needs = await needsOf(p)
-    const held = needs.held.some((h) => h.name === name)
-    // What a server of theirs takes, or what is held for them anyway (a server dropped it since).
-    if (!held && !needs.settable.has(name)) {
-      record(p, needs, 'account/secret.delete', name, 'deny', 'refused: no server of the caller takes it')
-      throw new AccountError('secret_not_allowed', 'no server you may use takes a secret of that name')
-    }
-    await d.secrets.remove({ iss: p.iss, sub: p.sub }, name)
-    record(p, needs, 'account/secret.delete', name, 'allow', held ? 'deleted' : 'not set')
-    return reply(204, undefined)
-  }))
+  app.delete(
+    `${ACCOUNT_API_PATH}/secrets/:name`,
+    handle(async (c) => {
+      const p = await caller(c)
+      const name = c.req.param('name') ?? ''
+      const needs = await needsOf(p)
+      const held = needs.held.some((h) => h.name === name)
+      // What a server of theirs takes, or what is held for them anyway (a server dropped it since).
+      if (!held && !needs.settable.has(name)) {
+        record(
+          p,
+          needs,
+          'account/secret.delete',
+          name,
+          'deny',
+          'refused: no server of the caller takes it',
+        )
+        throw new AccountError(
+          'secret_not_allowed',
+          'no server you may use takes a secret of that name',
+        )
+      }
+      await d.secrets.remove({ iss: p.iss, sub: p.sub }, name)
+      record(p, needs, 'account/secret.delete', name, 'allow', held ? 'deleted' : 'not set')
+      return reply(204, undefined)
+    }),
+  )
 
   // Other methods (OPTIONS included: no preflight succeeds, so no other site's script calls it).
-  for (const [path, methods] of [[ACCOUNT_API_PATH, 'GET'], [`${ACCOUNT_API_PATH}/secrets/:name`, 'PUT, DELETE']] as const) {
-    app.all(path, () => reply(405, { error: 'method_not_allowed', message: `this address answers ${methods} only` }, { allow: methods }))
+  for (const [path, methods] of [
+    [ACCOUNT_API_PATH, 'GET'],
+    [`${ACCOUNT_API_PATH}/secrets/:name`, 'PUT, DELETE'],
+  ] as const) {
+    app.all(path, () =>
+      reply(
+        405,
+        { error: 'method_not_allowed', message: `this address answers ${methods} only` },
+        { allow: methods },
+      ),
+    )
   }
 }
 
@@ -140,10 +260,29 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
 function credentialJson(c: CredentialNeed): Record<string, unknown> {
   switch (c.kind) {
     case 'secret':
-      return { env: c.env, kind: c.kind, secret: c.secret, ...(c.describe ? { describe: c.describe } : {}), set: c.setAt !== undefined, setAt: c.setAt === undefined ? null : new Date(c.setAt).toISOString() }
+      return {
+        env: c.env,
+        kind: c.kind,
+        secret: c.secret,
+        ...(c.describe ? { describe: c.describe } : {}),
+        set: c.setAt !== undefined,
+        setAt: c.setAt === undefined ? null : new Date(c.setAt).toISOString(),
+      }
     case 'exchange':
-      return { env: c.env, kind: c.kind, ...(c.audience ? { audience: c.audience } : {}), ...(c.resource ? { resource: c.resource } : {}), ...(c.scope ? { scope: c.scope } : {}) }
+      return {
+        env: c.env,
+        kind: c.kind,
+        ...(c.audience ? { audience: c.audience } : {}),
+        ...(c.resource ? { resource: c.resource } : {}),
+        ...(c.scope ? { scope: c.scope } : {}),
+      }
     case 'upstreamToken':
-      return { env: c.env, kind: c.kind, token: c.token, ...(c.upstream ? { upstream: c.upstream } : {}), held: c.held ?? null }
+      return {
+        env: c.env,
+        kind: c.kind,
+        token: c.token,
+        ...(c.upstream ? { upstream: c.upstream } : {}),
+        held: c.held ?? null,
+      }
   }
 }

@@ -42,6 +42,20 @@ export interface AccountDeps {
 }
 
 /** The principal the page decides with: the user's roles now, no token, so the role ceiling is what counts. */
-export function pagePrincipal(iss: string, sub: string, roles: readonly string[], clientId: string): Principal {
-  return { iss, sub, clientId, scopes: new Set(), hasScopeClaim: false, roles: new Set(roles), exp: undefined, claims: { sub, roles: [...roles] } }
+export function pagePrincipal(
+  iss: string,
+  sub: string,
+  roles: readonly string[],
+  clientId: string,
+): Principal {
+  return {
+    iss,
+    sub,
+    clientId,
+    scopes: new Set(),
+    hasScopeClaim: false,
+    roles: new Set(roles),
+    exp: undefined,
+    claims: { sub, roles: [...roles] },
+  }
 }

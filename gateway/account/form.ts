@@ -12,7 +12,10 @@ const FIELDS = ['csrf', 'name', 'value', 'server']
  * typed), each field once.
  * @throws AccountError `unsupported_media_type`, `invalid_body`; GatewayError `body_too_large`, `body_timeout`
  */
-export async function readForm(req: Request, limits: { maxBodyBytes: number; bodyTimeout: number }): Promise<URLSearchParams> {
+export async function readForm(
+  req: Request,
+  limits: { maxBodyBytes: number; bodyTimeout: number },
+): Promise<URLSearchParams> {
   if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(req.headers.get('content-type') ?? '')) {
     throw new AccountError('unsupported_media_type', 'The form was not sent as a form.')
   }
@@ -29,11 +32,15 @@ export async function readForm(req: Request, limits: { maxBodyBytes: number; bod
       if (pair === '') continue
       const eq = pair.indexOf('=')
       const [k, v] = eq === -1 ? [pair, ''] : [pair.slice(0, eq), pair.slice(eq + 1)]
-      form.append(decodeURIComponent(k.replace(/\+/g, ' ')), decodeURIComponent(v.replace(/\+/g, ' ')))
+      form.append(
+        decodeURIComponent(k.replace(/\+/g, ' ')),
+        decodeURIComponent(v.replace(/\+/g, ' ')),
+      )
     }
   } catch {
     throw new AccountError('invalid_body', 'The form could not be read.')
   }
-  if (FIELDS.some((f) => form.getAll(f).length > 1)) throw new AccountError('invalid_body', 'The form holds a field twice.')
+  if (FIELDS.some((f) => form.getAll(f).length > 1))
+    throw new AccountError('invalid_body', 'The form holds a field twice.')
   return form
 }

@@ -7,14 +7,32 @@ import type { Policy } from '../policy/policy.js'
 /** One credential a server's process gets, as the user sees it: never a value. */
 export type CredentialNeed =
   /** A secret the user sets: its name, what it is, and when it was set (undefined: not set). */
-  | { env: string; kind: 'secret'; secret: string; describe: string | undefined; setAt: number | undefined }
+  | {
+      env: string
+      kind: 'secret'
+      secret: string
+      describe: string | undefined
+      setAt: number | undefined
+    }
   /** Supplied automatically: the user's token exchanged at the identity provider (RFC 8693). */
-  | { env: string; kind: 'exchange'; audience: string | undefined; resource: string | undefined; scope: string | undefined }
+  | {
+      env: string
+      kind: 'exchange'
+      audience: string | undefined
+      resource: string | undefined
+      scope: string | undefined
+    }
   /**
    * Supplied automatically: the token of the user's sign-in at the broker's upstream. `held`:
    * whether the broker keeps one for this user (undefined: the user did not sign in through it).
    */
-  | { env: string; kind: 'upstreamToken'; token: 'access_token' | 'id_token'; upstream: string | undefined; held: boolean | undefined }
+  | {
+      env: string
+      kind: 'upstreamToken'
+      token: 'access_token' | 'id_token'
+      upstream: string | undefined
+      held: boolean | undefined
+    }
 
 /** A server the user may use, and what it needs from them. */
 export interface ServerNeeds {
@@ -54,10 +72,29 @@ export function accountNeeds(o: {
     const credentials = Object.entries(server.credentials).map(([env, c]): CredentialNeed => {
       if ('secret' in c) {
         settable.add(c.secret)
-        return { env, kind: 'secret', secret: c.secret, describe: c.describe, setAt: setAt.get(c.secret) }
+        return {
+          env,
+          kind: 'secret',
+          secret: c.secret,
+          describe: c.describe,
+          setAt: setAt.get(c.secret),
+        }
       }
-      if ('exchange' in c) return { env, kind: 'exchange', audience: c.exchange.audience, resource: c.exchange.resource, scope: c.exchange.scope }
-      return { env, kind: 'upstreamToken', token: c.upstreamToken, upstream: o.upstream?.name, held: o.upstream?.held }
+      if ('exchange' in c)
+        return {
+          env,
+          kind: 'exchange',
+          audience: c.exchange.audience,
+          resource: c.exchange.resource,
+          scope: c.exchange.scope,
+        }
+      return {
+        env,
+        kind: 'upstreamToken',
+        token: c.upstreamToken,
+        upstream: o.upstream?.name,
+        held: o.upstream?.held,
+      }
     })
     servers.push({ name, description: server.description, credentials })
   }
@@ -66,7 +103,8 @@ export function accountNeeds(o: {
 
 /** The first server of `needs` that takes secret `name` (where a set or delete is audited). */
 export function serverTaking(needs: AccountNeeds, name: string, preferred?: string): string {
-  const takes = (s: ServerNeeds) => s.credentials.some((c) => c.kind === 'secret' && c.secret === name)
+  const takes = (s: ServerNeeds) =>
+    s.credentials.some((c) => c.kind === 'secret' && c.secret === name)
   const preferredServer = needs.servers.find((s) => s.name === preferred)
   if (preferredServer && takes(preferredServer)) return preferredServer.name
   return needs.servers.find(takes)?.name ?? ''

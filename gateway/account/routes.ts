@@ -39,7 +39,14 @@ const TITLES: Partial<Record<AccountErrorCode, string>> = {
 export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
   const base = new URL(d.publicUrl).pathname.replace(/\/$/, '')
   const sessionCookie = accountCookies(d.publicUrl).session.name
-  const sessions = new PageSessions({ sealer: d.sealer, store: d.store, publicUrl: d.publicUrl, sessionTtlS: d.config.account.sessionTtl, loginTtlS: d.config.account.loginTtl, now: d.now })
+  const sessions = new PageSessions({
+    sealer: d.sealer,
+    store: d.store,
+    publicUrl: d.publicUrl,
+    sessionTtlS: d.config.account.sessionTtl,
+    loginTtlS: d.config.account.loginTtl,
+    now: d.now,
+  })
   const broker = d.broker
   const signIn = broker && brokerSignIn({ ...broker, timeoutMs: d.config.account.tokenTimeout })
   // Its forms post to itself only, with their Origin (checked below).
@@ -48,7 +55,14 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
     c.body(body, status as 200, { ...headers, ...extra })
   const refuse = (c: Context, err: AccountError) => {
     const signInAgain = err.code === 'not_signed_in' || err.code.startsWith('sign_in')
-    return html(c, err.status, refusalPage(base, TITLES[err.code] ?? 'Request refused', err.message, { code: err.code, signIn: signInAgain }))
+    return html(
+      c,
+      err.status,
+      refusalPage(base, TITLES[err.code] ?? 'Request refused', err.message, {
+        code: err.code,
+        signIn: signInAgain,
+      }),
+    )
   }
   const noSignIn = (c: Context) => html(c, 404, apiOnlyPage(d.publicUrl))
   /** `server` and `secret` of a link, passed through sign-in (only names the config could hold). */
@@ -60,7 +74,10 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
   }
 
   /** The signed-in user as the page sees them: a name to show, and what they may use and set. */
-  const who = async (b: AccountBroker, session: PageSession): Promise<{ label: string; needs: AccountNeeds } | undefined> => {
+  const who = async (
+    b: AccountBroker,
+    session: PageSession,
+  ): Promise<{ label: string; needs: AccountNeeds } | undefined> => {
     const account = await b.account(session.sub)
     if (account === undefined) return undefined
     const owner = { iss: session.iss, sub: session.sub }
@@ -79,19 +96,39 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
    * body, the session's CSRF token.
    * @throws AccountError; GatewayError for the body's limits
    */
-  const posted = async (c: Context): Promise<{ b: AccountBroker; session: PageSession; form: URLSearchParams } | Response> => {
+  const posted = async (
+    c: Context,
+  ): Promise<{ b: AccountBroker; session: PageSession; form: URLSearchParams } | Response> => {
     if (broker === undefined) return noSignIn(c)
     const origin = c.req.header('origin')
     // A browser names the page a form came from; another site's is refused before anything is read.
-    if (origin !== undefined && !originAllowed(origin, d.origin)) throw new AccountError('origin_not_allowed', 'The form was sent from another site.')
+    if (origin !== undefined && !originAllowed(origin, d.origin))
+      throw new AccountError('origin_not_allowed', 'The form was sent from another site.')
     const session = await sessions.read(c)
-    if (session === undefined) throw new AccountError('not_signed_in', 'Your session on this page has ended, or never began. Sign in again.')
-    const form = await readForm(c.req.raw, { maxBodyBytes: d.config.account.maxBodyBytes, bodyTimeout: d.config.limits.bodyTimeout })
-    if (!sessions.csrfOk(session, form.get('csrf'))) throw new AccountError('csrf_mismatch', 'The form did not come from your account page. Open the page again and retry.')
+    if (session === undefined)
+      throw new AccountError(
+        'not_signed_in',
+        'Your session on this page has ended, or never began. Sign in again.',
+      )
+    const form = await readForm(c.req.raw, {
+      maxBodyBytes: d.config.account.maxBodyBytes,
+      bodyTimeout: d.config.limits.bodyTimeout,
+    })
+    if (!sessions.csrfOk(session, form.get('csrf')))
+      throw new AccountError(
+        'csrf_mismatch',
+        'The form did not come from your account page. Open the page again and retry.',
+      )
     return { b: broker, session, form }
   }
   /** Runs a form's action after its checks; refusals become pages. */
-  const onPost = (action: (c: Context, p: { b: AccountBroker; session: PageSession; form: URLSearchParams }) => Promise<Response>) =>
+  const onPost =
+    (
+      action: (
+        c: Context,
+        p: { b: AccountBroker; session: PageSession; form: URLSearchParams },
+      ) => Promise<Response>,
+    ) =>
     async (c: Context): Promise<Response> => {
       let p: Awaited<ReturnType<typeof posted>>
       try {
@@ -99,7 +136,13 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
       } catch (err) {
         if (err instanceof AccountError) return refuse(c, err)
         // The body's own limits (size, time): a page too; the rest of the body is never read.
-        if (err instanceof GatewayError && err.expose) return html(c, err.status, refusalPage(base, 'Not saved', err.message, { code: err.code }), { connection: 'close' })
+        if (err instanceof GatewayError && err.expose)
+          return html(
+            c,
+            err.status,
+            refusalPage(base, 'Not saved', err.message, { code: err.code }),
+            { connection: 'close' },
+          )
         throw err
       }
       if (p instanceof Response) return p
@@ -110,8 +153,25 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
         throw err
       }
     }
-  const record = (session: PageSession, b: AccountBroker, server: string, method: string, name: string, outcome: string) =>
-    d.audit.record({ sub: session.sub, iss: session.iss, clientId: b.client.clientId, server, method, name, decision: 'allow', rule: 'account page', outcome })
+  const record = (
+    session: PageSession,
+    b: AccountBroker,
+    server: string,
+    method: string,
+    name: string,
+    outcome: string,
+  ) =>
+    d.audit.record({
+      sub: session.sub,
+      iss: session.iss,
+      clientId: b.client.clientId,
+      server,
+      method,
+      name,
+      decision: 'allow',
+      rule: 'account page',
+      outcome,
+    })
 
   app.get('/account', async (c) => {
     if (broker === undefined) return html(c, 200, apiOnlyPage(d.publicUrl))
@@ -122,20 +182,44 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
       // A cookie that no longer opens (expired, forged, signed out, the user forgotten) is cleared.
       const stale = getCookie(c, sessionCookie) !== undefined
       if (stale) await sessions.end(c)
-      return html(c, 200, signInPage(base, { query, ended: stale, signedOut: c.req.query('signed_out') === '1' }))
+      return html(
+        c,
+        200,
+        signInPage(base, { query, ended: stale, signedOut: c.req.query('signed_out') === '1' }),
+      )
     }
     const server = c.req.query('server')
     const secret = c.req.query('secret')
     // A link names a secret (and the server that asked for it); a server alone points at nothing.
     const asked = secret !== undefined
-    const matches = asked && user.needs.servers.some((s) => s.name === server && s.credentials.some((x) => x.kind === 'secret' && x.secret === secret))
+    const matches =
+      asked &&
+      user.needs.servers.some(
+        (s) =>
+          s.name === server &&
+          s.credentials.some((x) => x.kind === 'secret' && x.secret === secret),
+      )
     const deleted = c.req.query('deleted')
-    const notice = deleted !== undefined && LINK_PARAM.test(deleted) && !user.needs.held.some((h) => h.name === deleted) ? `${deleted} is deleted.` : undefined
-    return html(c, 200, accountPage({
-      base, user: user.label, needs: user.needs, csrf: session.csrf, notice, maxLength: d.secrets.maxLength,
-      wanted: matches ? { server: server!, secret: secret! } : undefined,
-      unmatched: asked && !matches,
-    }))
+    const notice =
+      deleted !== undefined &&
+      LINK_PARAM.test(deleted) &&
+      !user.needs.held.some((h) => h.name === deleted)
+        ? `${deleted} is deleted.`
+        : undefined
+    return html(
+      c,
+      200,
+      accountPage({
+        base,
+        user: user.label,
+        needs: user.needs,
+        csrf: session.csrf,
+        notice,
+        maxLength: d.secrets.maxLength,
+        wanted: matches ? { server: server!, secret: secret! } : undefined,
+        unmatched: asked && !matches,
+      }),
+    )
   })
 
   app.get('/account/login', (c) => {
@@ -143,20 +227,34 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
     const { url, tx } = signIn.begin()
     const server = c.req.query('server')
     const secret = c.req.query('secret')
-    sessions.beginLogin(c, { ...tx, ...(server && LINK_PARAM.test(server) ? { server } : {}), ...(secret && LINK_PARAM.test(secret) ? { secret } : {}) })
+    sessions.beginLogin(c, {
+      ...tx,
+      ...(server && LINK_PARAM.test(server) ? { server } : {}),
+      ...(secret && LINK_PARAM.test(secret) ? { secret } : {}),
+    })
     return c.redirect(url, 303)
   })
 
   app.get(ACCOUNT_CALLBACK_PATH, async (c) => {
     if (broker === undefined || signIn === undefined) return noSignIn(c)
     const tx = sessions.takeLogin(c)
-    if (tx === undefined) return refuse(c, new AccountError('sign_in_expired', 'No sign-in of this browser is in progress, or it took too long. Start again.'))
+    if (tx === undefined)
+      return refuse(
+        c,
+        new AccountError(
+          'sign_in_expired',
+          'No sign-in of this browser is in progress, or it took too long. Start again.',
+        ),
+      )
     let who: { iss: string; sub: string }
     try {
       who = await signIn.finish(new URL(c.req.url).searchParams, tx)
     } catch (err) {
       if (!(err instanceof AccountError)) throw err
-      c.get('log').info({ code: err.code, reason: err.message, cause: (err.cause as Error | undefined)?.message }, 'account page sign-in refused')
+      c.get('log').info(
+        { code: err.code, reason: err.message, cause: (err.cause as Error | undefined)?.message },
+        'account page sign-in refused',
+      )
       return refuse(c, err)
     }
     sessions.start(c, who.iss, who.sub)
@@ -164,58 +262,112 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
     return c.redirect(`${base}/account${query ? `?${query}` : ''}`, 303)
   })
 
-  app.post('/account/secrets', onPost(async (c, { b, session, form }) => {
-    const name = form.get('name') ?? ''
-    const value = form.get('value') ?? ''
-    const user = await who(b, session)
-    if (user === undefined) throw new AccountError('not_signed_in', 'Your account is no longer known here. Sign in again.')
-    // No free-form storage: only what a server this user may use takes.
-    if (!user.needs.settable.has(name)) throw new AccountError('secret_not_allowed', 'No server you may use takes a secret of that name.')
-    const replaced = user.needs.held.some((h) => h.name === name)
-    try {
-      await d.secrets.set({ iss: session.iss, sub: session.sub }, name, value)
-    } catch (err) {
-      // The secret store's refusals (length, NUL, how many) are written for the user.
-      if (err instanceof GatewayError) throw err
-      throw new AccountError('secret_refused', (err as Error).message)
-    }
-    record(session, b, serverTaking(user.needs, name, form.get('server') ?? undefined), 'account/secret.set', name, replaced ? 'replaced' : 'set')
-    return c.redirect(`${base}/account/saved?${new URLSearchParams({ secret: name })}`, 303)
-  }))
+  app.post(
+    '/account/secrets',
+    onPost(async (c, { b, session, form }) => {
+      const name = form.get('name') ?? ''
+      const value = form.get('value') ?? ''
+      const user = await who(b, session)
+      if (user === undefined)
+        throw new AccountError(
+          'not_signed_in',
+          'Your account is no longer known here. Sign in again.',
+        )
+      // No free-form storage: only what a server this user may use takes.
+      if (!user.needs.settable.has(name))
+        throw new AccountError(
+          'secret_not_allowed',
+          'No server you may use takes a secret of that name.',
+        )
+      const replaced = user.needs.held.some((h) => h.name === name)
+      try {
+        await d.secrets.set({ iss: session.iss, sub: session.sub }, name, value)
+      } catch (err) {
+        // The secret store's refusals (length, NUL, how many) are written for the user.
+        if (err instanceof GatewayError) throw err
+        throw new AccountError('secret_refused', (err as Error).message)
+      }
+      record(
+        session,
+        b,
+        serverTaking(user.needs, name, form.get('server') ?? undefined),
+        'account/secret.set',
+        name,
+        replaced ? 'replaced' : 'set',
+      )
+      return c.redirect(`${base}/account/saved?${new URLSearchParams({ secret: name })}`, 303)
+    }),
+  )
 
   app.get('/account/saved', async (c) => {
     if (broker === undefined) return noSignIn(c)
     const session = await sessions.read(c)
     const name = c.req.query('secret') ?? ''
-    const held = session && (await d.secrets.list({ iss: session.iss, sub: session.sub })).find((s) => s.name === name)
+    const held =
+      session &&
+      (await d.secrets.list({ iss: session.iss, sub: session.sub })).find((s) => s.name === name)
     if (held === undefined) return c.redirect(`${base}/account`, 303)
     return html(c, 200, savedPage(base, held))
   })
 
-  app.post('/account/secrets/delete', onPost(async (c, { b, session, form }) => {
-    const name = form.get('name') ?? ''
-    const user = await who(b, session)
-    if (user === undefined) throw new AccountError('not_signed_in', 'Your account is no longer known here. Sign in again.')
-    // What a server of theirs takes, or what is held for them anyway (a server dropped it since).
-    const held = user.needs.held.some((h) => h.name === name)
-    if (!held && !user.needs.settable.has(name)) throw new AccountError('secret_not_allowed', 'No server you may use takes a secret of that name.')
-    await d.secrets.remove({ iss: session.iss, sub: session.sub }, name)
-    record(session, b, serverTaking(user.needs, name, form.get('server') ?? undefined), 'account/secret.delete', name, held ? 'deleted' : 'not set')
-    return c.redirect(`${base}/account?${new URLSearchParams({ deleted: name })}`, 303)
-  }))
+  app.post(
+    '/account/secrets/delete',
+    onPost(async (c, { b, session, form }) => {
+      const name = form.get('name') ?? ''
+      const user = await who(b, session)
+      if (user === undefined)
+        throw new AccountError(
+          'not_signed_in',
+          'Your account is no longer known here. Sign in again.',
+        )
+      // What a server of theirs takes, or what is held for them anyway (a server dropped it since).
+      const held = user.needs.held.some((h) => h.name === name)
+      if (!held && !user.needs.settable.has(name))
+        throw new AccountError(
+          'secret_not_allowed',
+          'No server you may use takes a secret of that name.',
+        )
+      await d.secrets.remove({ iss: session.iss, sub: session.sub }, name)
+      record(
+        session,
+        b,
+        serverTaking(user.needs, name, form.get('server') ?? undefined),
+        'account/secret.delete',
+        name,
+        held ? 'deleted' : 'not set',
+      )
+      return c.redirect(`${base}/account?${new URLSearchParams({ deleted: name })}`, 303)
+    }),
+  )
 
-  app.post('/account/logout', onPost(async (c, { session }) => {
-    await sessions.end(c, session)
-    return c.redirect(`${base}/account?signed_out=1`, 303)
-  }))
+  app.post(
+    '/account/logout',
+    onPost(async (c, { session }) => {
+      await sessions.end(c, session)
+      return c.redirect(`${base}/account?signed_out=1`, 303)
+    }),
+  )
 
   // Any other method on these paths: refused, saying which one is served.
   const allow: [string, string][] = [
-    ['/account', 'GET'], ['/account/login', 'GET'], [ACCOUNT_CALLBACK_PATH, 'GET'], ['/account/saved', 'GET'],
-    ['/account/secrets', 'POST'], ['/account/secrets/delete', 'POST'], ['/account/logout', 'POST'],
+    ['/account', 'GET'],
+    ['/account/login', 'GET'],
+    [ACCOUNT_CALLBACK_PATH, 'GET'],
+    ['/account/saved', 'GET'],
+    ['/account/secrets', 'POST'],
+    ['/account/secrets/delete', 'POST'],
+    ['/account/logout', 'POST'],
   ]
   for (const [path, method] of allow) {
-    app.all(path, (c) => html(c, 405, refusalPage(base, 'Not here', `This address answers ${method} only.`, { code: 'method_not_allowed' }), { allow: method }))
+    app.all(path, (c) =>
+      html(
+        c,
+        405,
+        refusalPage(base, 'Not here', `This address answers ${method} only.`, {
+          code: 'method_not_allowed',
+        }),
+        { allow: method },
+      ),
+    )
   }
 }
-

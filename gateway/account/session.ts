@@ -45,8 +45,14 @@ export function accountCookies(publicUrl: string): { session: CookieSpec; login:
   const base = url.pathname.replace(/\/$/, '')
   const secure = url.protocol === 'https:'
   return secure
-    ? { session: { name: '__Host-mcp_edge_account', path: '/', secure }, login: { name: '__Host-mcp_edge_account_login', path: '/', secure } }
-    : { session: { name: 'mcp_edge_account', path: `${base}/account`, secure }, login: { name: 'mcp_edge_account_login', path: `${base}/account/callback`, secure } }
+    ? {
+        session: { name: '__Host-mcp_edge_account', path: '/', secure },
+        login: { name: '__Host-mcp_edge_account_login', path: '/', secure },
+      }
+    : {
+        session: { name: 'mcp_edge_account', path: `${base}/account`, secure },
+        login: { name: 'mcp_edge_account_login', path: `${base}/account/callback`, secure },
+      }
 }
 
 // What each cookie is sealed under: a value sealed for one purpose (or a store record) never
@@ -63,20 +69,42 @@ const LOGIN_AAD = 'mcp-edge account page sign-in'
 export class PageSessions {
   private readonly cookies: { session: CookieSpec; login: CookieSpec }
 
-  constructor(private readonly o: { sealer: Sealer; store: Store; publicUrl: string; sessionTtlS: number; loginTtlS: number; now: () => number }) {
+  constructor(
+    private readonly o: {
+      sealer: Sealer
+      store: Store
+      publicUrl: string
+      sessionTtlS: number
+      loginTtlS: number
+      now: () => number
+    },
+  ) {
     this.cookies = accountCookies(o.publicUrl)
   }
 
   /** The request's session, if it has one that opens, has not expired and was not signed out. */
   async read(c: Context): Promise<PageSession | undefined> {
     const s = this.open<PageSession>(c, this.cookies.session, SESSION_AAD)
-    if (!s || typeof s.sid !== 'string' || typeof s.iss !== 'string' || typeof s.sub !== 'string' || typeof s.csrf !== 'string') return undefined
+    if (
+      !s ||
+      typeof s.sid !== 'string' ||
+      typeof s.iss !== 'string' ||
+      typeof s.sub !== 'string' ||
+      typeof s.csrf !== 'string'
+    )
+      return undefined
     return (await this.o.store.get(endedKey(s.sid))) === undefined ? s : undefined
   }
 
   /** Starts a session for (iss, sub) with a fresh CSRF token. */
   start(c: Context, iss: string, sub: string): PageSession {
-    const session: PageSession = { sid: random(), iss, sub, csrf: random(), exp: this.o.now() + this.o.sessionTtlS * 1000 }
+    const session: PageSession = {
+      sid: random(),
+      iss,
+      sub,
+      csrf: random(),
+      exp: this.o.now() + this.o.sessionTtlS * 1000,
+    }
     this.write(c, this.cookies.session, SESSION_AAD, session, this.o.sessionTtlS)
     return session
   }
@@ -85,7 +113,8 @@ export class PageSessions {
   async end(c: Context, session?: PageSession): Promise<void> {
     this.clear(c, this.cookies.session)
     const left = session === undefined ? 0 : session.exp - this.o.now()
-    if (session !== undefined && left > 0) await this.o.store.set(endedKey(session.sid), '1', { ttlMs: Math.ceil(left) })
+    if (session !== undefined && left > 0)
+      await this.o.store.set(endedKey(session.sid), '1', { ttlMs: Math.ceil(left) })
   }
 
   /** Whether a form's token is this session's. */
@@ -98,17 +127,32 @@ export class PageSessions {
 
   /** Keeps a sign-in in progress in this browser. */
   beginLogin(c: Context, tx: Omit<LoginTx, 'exp'>): void {
-    this.write(c, this.cookies.login, LOGIN_AAD, { ...tx, exp: this.o.now() + this.o.loginTtlS * 1000 }, this.o.loginTtlS)
+    this.write(
+      c,
+      this.cookies.login,
+      LOGIN_AAD,
+      { ...tx, exp: this.o.now() + this.o.loginTtlS * 1000 },
+      this.o.loginTtlS,
+    )
   }
 
   /** The sign-in this browser started, once: the cookie is cleared whatever it held. */
   takeLogin(c: Context): LoginTx | undefined {
     const tx = this.open<LoginTx>(c, this.cookies.login, LOGIN_AAD)
     if (getCookie(c, this.cookies.login.name) !== undefined) this.clear(c, this.cookies.login)
-    return tx && typeof tx.state === 'string' && typeof tx.verifier === 'string' && typeof tx.nonce === 'string' ? tx : undefined
+    return tx &&
+      typeof tx.state === 'string' &&
+      typeof tx.verifier === 'string' &&
+      typeof tx.nonce === 'string'
+      ? tx
+      : undefined
   }
 
-  private open<T extends { exp: number }>(c: Context, spec: CookieSpec, aad: string): T | undefined {
+  private open<T extends { exp: number }>(
+    c: Context,
+    spec: CookieSpec,
+    aad: string,
+  ): T | undefined {
     const raw = getCookie(c, spec.name)
     // RFC 6265 §6.1: browsers keep cookies up to 4096 bytes; a longer one is not ours.
     if (raw === undefined || raw.length > 4096) return undefined
@@ -123,11 +167,22 @@ export class PageSessions {
   }
 
   private write(c: Context, spec: CookieSpec, aad: string, value: object, maxAgeS: number): void {
-    setCookie(c, spec.name, this.o.sealer.seal(JSON.stringify(value), aad), { path: spec.path, httpOnly: true, secure: spec.secure, sameSite: 'Lax', maxAge: maxAgeS })
+    setCookie(c, spec.name, this.o.sealer.seal(JSON.stringify(value), aad), {
+      path: spec.path,
+      httpOnly: true,
+      secure: spec.secure,
+      sameSite: 'Lax',
+      maxAge: maxAgeS,
+    })
   }
 
   private clear(c: Context, spec: CookieSpec): void {
-    deleteCookie(c, spec.name, { path: spec.path, secure: spec.secure, httpOnly: true, sameSite: 'Lax' })
+    deleteCookie(c, spec.name, {
+      path: spec.path,
+      secure: spec.secure,
+      httpOnly: true,
+      sameSite: 'Lax',
+    })
   }
 }
 

@@ -67,24 +67,44 @@ export function brokerSignIn(d: BrokerClientDeps) {
      */
     async finish(query: URLSearchParams, tx: LoginTx): Promise<SignedIn> {
       // The state is this browser's, or the callback was someone else's (login CSRF).
-      if (!same(query.get('state'), tx.state)) throw new AccountError('sign_in_mismatch', 'this sign-in was started in another browser or tab')
+      if (!same(query.get('state'), tx.state))
+        throw new AccountError(
+          'sign_in_mismatch',
+          'this sign-in was started in another browser or tab',
+        )
       // RFC 9207: the response names its issuer; one from another would be a mix-up.
       const iss = query.get('iss')
-      if (iss !== null && iss !== issuer) throw new AccountError('sign_in_failed', 'the sign-in came back from another issuer')
+      if (iss !== null && iss !== issuer)
+        throw new AccountError('sign_in_failed', 'the sign-in came back from another issuer')
       const error = query.get('error')
-      if (error !== null) throw new AccountError('sign_in_refused', `the sign-in did not complete (${error.slice(0, 64)})`)
+      if (error !== null)
+        throw new AccountError(
+          'sign_in_refused',
+          `the sign-in did not complete (${error.slice(0, 64)})`,
+        )
       const code = query.get('code')
-      if (code === null || code === '') throw new AccountError('sign_in_failed', 'the sign-in came back without a code')
+      if (code === null || code === '')
+        throw new AccountError('sign_in_failed', 'the sign-in came back without a code')
       const idToken = await exchange(d, code, tx.verifier)
       let sub: unknown
       try {
-        const { payload } = await jwtVerify(idToken, d.getKey, { issuer, audience: d.client.clientId, algorithms: [d.alg] })
-        if (!same(typeof payload.nonce === 'string' ? payload.nonce : null, tx.nonce)) throw new Error('nonce mismatch')
+        const { payload } = await jwtVerify(idToken, d.getKey, {
+          issuer,
+          audience: d.client.clientId,
+          algorithms: [d.alg],
+        })
+        if (!same(typeof payload.nonce === 'string' ? payload.nonce : null, tx.nonce))
+          throw new Error('nonce mismatch')
         sub = payload.sub
       } catch (err) {
-        throw new AccountError('sign_in_failed', 'the identity the sign-in returned did not verify', err)
+        throw new AccountError(
+          'sign_in_failed',
+          'the identity the sign-in returned did not verify',
+          err,
+        )
       }
-      if (typeof sub !== 'string' || sub === '') throw new AccountError('sign_in_failed', 'the identity the sign-in returned names no user')
+      if (typeof sub !== 'string' || sub === '')
+        throw new AccountError('sign_in_failed', 'the identity the sign-in returned names no user')
       return { iss: issuer, sub }
     },
   }
@@ -104,7 +124,12 @@ async function exchange(d: BrokerClientDeps, code: string, verifier: string): Pr
         // RFC 6749 §2.3.1: the id and secret form-encoded before Basic.
         authorization: `Basic ${Buffer.from(`${encodeURIComponent(d.client.clientId)}:${encodeURIComponent(d.client.clientSecret)}`).toString('base64')}`,
       },
-      body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: d.client.redirectUri, code_verifier: verifier }).toString(),
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code,
+        redirect_uri: d.client.redirectUri,
+        code_verifier: verifier,
+      }).toString(),
       // undici's request follows no redirect: an answer elsewhere is an answer, not a hop.
       signal: AbortSignal.timeout(d.timeoutMs),
     })

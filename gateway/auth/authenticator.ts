@@ -19,7 +19,10 @@ export interface Authenticator {
    * @param audiences values of `aud` accepted for this resource
    * @throws AuthError
    */
-  authenticate(authorization: string | null | undefined, audiences: readonly string[]): Promise<Principal>
+  authenticate(
+    authorization: string | null | undefined,
+    audiences: readonly string[],
+  ): Promise<Principal>
 }
 
 /**
@@ -41,7 +44,11 @@ export function createAuthenticator(
 ): Authenticator {
   const cache =
     auth.tokenCacheMax > 0
-      ? new LRUCache<string, Verified>({ max: auth.tokenCacheMax, ttlAutopurge: false, perf: { now } })
+      ? new LRUCache<string, Verified>({
+          max: auth.tokenCacheMax,
+          ttlAutopurge: false,
+          perf: { now },
+        })
       : undefined
   const options = {
     issuer: auth.issuer,
@@ -59,10 +66,16 @@ export function createAuthenticator(
       if (verified === undefined) {
         const payload = await verifyAccessToken(token, options)
         const principal = toPrincipal(payload, auth.roleClaims)
-        verified = { principal: o.scopesAlwaysDelegated ? { ...principal, hasScopeClaim: true } : principal, aud: payload.aud }
+        verified = {
+          principal: o.scopesAlwaysDelegated ? { ...principal, hasScopeClaim: true } : principal,
+          aud: payload.aud,
+        }
         const ttl = Math.min(auth.tokenCacheTtl * 1000, (payload.exp ?? 0) * 1000 - now())
         if (cache && ttl > 0) cache.set(key, verified, { ttl })
-      } else if (verified.principal.exp !== undefined && (verified.principal.exp + auth.clockTolerance) * 1000 <= now()) {
+      } else if (
+        verified.principal.exp !== undefined &&
+        (verified.principal.exp + auth.clockTolerance) * 1000 <= now()
+      ) {
         cache?.delete(key)
         throw new AuthError('token_expired', 'the access token has expired')
       }

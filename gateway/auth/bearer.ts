@@ -16,10 +16,14 @@ export function parseBearer(header: string | null | undefined): string {
   const space = header.indexOf(' ')
   const scheme = space === -1 ? header : header.slice(0, space)
   // RFC 6750 §3.1: a request using another method counts as carrying no credentials.
-  if (scheme.toLowerCase() !== 'bearer') throw new AuthError('missing_token', 'no bearer token was sent')
+  if (scheme.toLowerCase() !== 'bearer')
+    throw new AuthError('missing_token', 'no bearer token was sent')
   const token = header.slice(space + 1).trim()
   if (space === -1 || !B64TOKEN.test(token)) {
-    throw new AuthError('invalid_request', 'the Authorization header must be "Bearer <token>", sent once')
+    throw new AuthError(
+      'invalid_request',
+      'the Authorization header must be "Bearer <token>", sent once',
+    )
   }
   return token
 }

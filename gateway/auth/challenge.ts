@@ -18,7 +18,9 @@ export function bearerChallenge(c: BearerChallenge): string {
   if (c.error && c.description) params.push(`error_description="${clean(c.description)}"`)
   // RFC 6750 §3: scope-token chars are %x21 / %x23-5B / %x5D-7E, space separated.
   if (c.scope) {
-    const scopes = c.scope.map((s) => s.replace(/[^\x21\x23-\x5B\x5D-\x7E]/g, '')).filter((s) => s !== '')
+    const scopes = c.scope
+      .map((s) => s.replace(/[^\x21\x23-\x5B\x5D-\x7E]/g, ''))
+      .filter((s) => s !== '')
     if (scopes.length > 0) params.push(`scope="${scopes.join(' ')}"`)
   }
   params.push(`resource_metadata="${clean(c.resourceMetadata)}"`)

@@ -1,5 +1,9 @@
 import { Agent, fetch as undiciFetch } from 'undici'
-import { DEFAULT_IDP_CONNECTIONS, DEFAULT_IDP_KEEP_ALIVE_MS, DEFAULT_IDP_MAX_RESPONSE_BYTES } from '../config/schema.js'
+import {
+  DEFAULT_IDP_CONNECTIONS,
+  DEFAULT_IDP_KEEP_ALIVE_MS,
+  DEFAULT_IDP_MAX_RESPONSE_BYTES,
+} from '../config/schema.js'
 
 /** How the IdP client is bounded (`auth.idpConnections`, `idpMaxResponseBytes`, `idpKeepAlive`). */
 export interface IdpBounds {
@@ -10,7 +14,10 @@ export interface IdpBounds {
 
 /** A fetch bound to a dedicated undici agent, for discovery and JWKS only. */
 export interface IdpHttp {
-  fetch: (url: string, init?: { headers?: Headers; signal?: AbortSignal; redirect?: 'manual' }) => Promise<Response>
+  fetch: (
+    url: string,
+    init?: { headers?: Headers; signal?: AbortSignal; redirect?: 'manual' },
+  ) => Promise<Response>
   close(): Promise<void>
 }
 
@@ -20,7 +27,11 @@ export interface IdpHttp {
  * or flood the gateway. Redirects are never followed (RFC 8414 §3.3: the issuer is exact).
  * `ca`: a private CA (PEM) trusted besides the system's. `bounds` default to the schema's.
  */
-export function createIdpHttp(timeoutMs: number, ca?: string, bounds: Partial<IdpBounds> = {}): IdpHttp {
+export function createIdpHttp(
+  timeoutMs: number,
+  ca?: string,
+  bounds: Partial<IdpBounds> = {},
+): IdpHttp {
   const agent = new Agent({
     connect: { timeout: timeoutMs, ...(ca ? { ca } : {}) },
     headersTimeout: timeoutMs,
@@ -48,7 +59,11 @@ export function createIdpHttp(timeoutMs: number, ca?: string, bounds: Partial<Id
  * A body read to its end, `max` bytes at most: one byte more cancels the stream and throws
  * `tooLarge()`, so a hostile answer costs at most `max` bytes of memory, chunked or not.
  */
-export async function readCapped(stream: ReadableStream<Uint8Array>, max: number, tooLarge: () => Error): Promise<Uint8Array> {
+export async function readCapped(
+  stream: ReadableStream<Uint8Array>,
+  max: number,
+  tooLarge: () => Error,
+): Promise<Uint8Array> {
   const reader = stream.getReader()
   const chunks: Uint8Array[] = []
   let size = 0

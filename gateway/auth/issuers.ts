@@ -9,7 +9,9 @@ import { AuthError } from './errors.js'
  * chooses which issuer's verifier runs, and that verifier checks `iss` again with the rest.
  * An issuer not listed is refused without touching any key set.
  */
-export function byIssuer(entries: readonly { issuer: string; authenticator: Authenticator }[]): Authenticator {
+export function byIssuer(
+  entries: readonly { issuer: string; authenticator: Authenticator }[],
+): Authenticator {
   if (entries.length === 1) return entries[0]!.authenticator
   const by = new Map(entries.map((e) => [e.issuer, e.authenticator]))
   return {
@@ -22,7 +24,8 @@ export function byIssuer(entries: readonly { issuer: string; authenticator: Auth
         throw new AuthError('malformed_token', 'the access token is not a signed JWT', err)
       }
       const chosen = typeof iss === 'string' ? by.get(iss) : undefined
-      if (chosen === undefined) throw new AuthError('wrong_issuer', 'the token was issued by another issuer')
+      if (chosen === undefined)
+        throw new AuthError('wrong_issuer', 'the token was issued by another issuer')
       return chosen.authenticate(authorization, audiences)
     },
   }

@@ -69,7 +69,9 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
         return jwks
       } catch (err) {
         failedAt = now()
-        throw err instanceof AuthError ? err : new AuthError('idp_unavailable', 'the authorization server is unreachable', err)
+        throw err instanceof AuthError
+          ? err
+          : new AuthError('idp_unavailable', 'the authorization server is unreachable', err)
       } finally {
         pending = undefined
       }
@@ -108,7 +110,9 @@ async function discoverJwksUri(issuer: string, http: IdpHttp): Promise<string> {
       }
       const doc = (await res.json()) as { issuer?: unknown; jwks_uri?: unknown }
       if (doc.issuer !== issuer) {
-        lastError = new Error(`${url} names issuer ${JSON.stringify(doc.issuer)}, expected ${issuer}`)
+        lastError = new Error(
+          `${url} names issuer ${JSON.stringify(doc.issuer)}, expected ${issuer}`,
+        )
         continue
       }
       if (typeof doc.jwks_uri !== 'string') {

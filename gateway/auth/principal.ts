@@ -46,14 +46,24 @@ export function toPrincipal(payload: JWTPayload, roleClaims: readonly RoleClaim[
   const roles = rolesAt(payload, roleClaims)
   const clientId = str(payload.azp) ?? str(payload.client_id)
   const hasScopeClaim = Object.hasOwn(payload, 'scope') || Object.hasOwn(payload, 'scp')
-  return { iss: payload.iss!, sub: payload.sub!, clientId, scopes, hasScopeClaim, roles, exp: payload.exp, claims: payload }
+  return {
+    iss: payload.iss!,
+    sub: payload.sub!,
+    clientId,
+    scopes,
+    hasScopeClaim,
+    roles,
+    exp: payload.exp,
+    claims: payload,
+  }
 }
 
 /** The roles found at the configured claim paths of `claims` (a token's, or userinfo's). */
 export function rolesAt(claims: unknown, roleClaims: readonly RoleClaim[]): Set<string> {
   const roles = new Set<string>()
   for (const spec of roleClaims) {
-    const { path, format } = typeof spec === 'string' ? { path: spec, format: 'array' as const } : spec
+    const { path, format } =
+      typeof spec === 'string' ? { path: spec, format: 'array' as const } : spec
     for (const value of walk(claims, claimPath(path))) {
       for (const r of roleList(value, format ?? 'array')) roles.add(r)
     }
@@ -63,7 +73,8 @@ export function rolesAt(claims: unknown, roleClaims: readonly RoleClaim[]): Set<
 
 /** The roles in one claim value, if it has the configured form; nothing otherwise. */
 function roleList(value: unknown, format: 'array' | 'space-separated'): string[] {
-  if (format === 'space-separated') return typeof value === 'string' ? value.split(' ').filter((r) => r !== '') : []
+  if (format === 'space-separated')
+    return typeof value === 'string' ? value.split(' ').filter((r) => r !== '') : []
   if (!Array.isArray(value) || !value.every((r) => typeof r === 'string')) return []
   return (value as string[]).filter((r) => r !== '')
 }
@@ -78,7 +89,8 @@ export function claimValues(claims: unknown, path: string): string[] {
   const out: string[] = []
   for (const value of walk(claims, claimPath(path))) {
     for (const v of Array.isArray(value) ? value : [value]) {
-      if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out.push(String(v))
+      if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')
+        out.push(String(v))
     }
   }
   return out

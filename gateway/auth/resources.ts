@@ -62,9 +62,16 @@ export function createResources(o: {
   extra: readonly string[]
 }): Resources {
   const port = new URL(o.listenUrl).port
-  const bases = o.publicUrl !== undefined ? [o.publicUrl] : [o.listenUrl, ...LOOPBACK_NAMES.map((h) => `http://${h}:${port}`).filter((b) => b !== o.listenUrl)]
+  const bases =
+    o.publicUrl !== undefined
+      ? [o.publicUrl]
+      : [
+          o.listenUrl,
+          ...LOOPBACK_NAMES.map((h) => `http://${h}:${port}`).filter((b) => b !== o.listenUrl),
+        ]
   const base = (host: string | undefined): string => {
-    if (o.publicUrl !== undefined || host === undefined || !LOOPBACK_HOST.test(host)) return bases[0]!
+    if (o.publicUrl !== undefined || host === undefined || !LOOPBACK_HOST.test(host))
+      return bases[0]!
     const name = host.replace(/:\d+$/, '').toLowerCase()
     // Only the loopback names tokens are issued for (127.9.9.9 is loopback, but no resource).
     return LOOPBACK_NAMES.includes(name) ? `http://${name}:${port}` : bases[0]!
@@ -73,37 +80,62 @@ export function createResources(o: {
   const hosts = o.hosts ?? {}
   // A routed host keeps the public URL's scheme and port: https://notes.example.com/mcp.
   const origin = new URL(bases[0]!)
-  const hostUrl = (host: string) => `${origin.protocol}//${host}${origin.port ? `:${origin.port}` : ''}/mcp`
-  const hostsOf = (match: (r: HostRoute) => boolean) => Object.entries(hosts).filter(([, r]) => match(r)).map(([h]) => hostUrl(h))
+  const hostUrl = (host: string) =>
+    `${origin.protocol}//${host}${origin.port ? `:${origin.port}` : ''}/mcp`
+  const hostsOf = (match: (r: HostRoute) => boolean) =>
+    Object.entries(hosts)
+      .filter(([, r]) => match(r))
+      .map(([h]) => hostUrl(h))
   const routeOf = (host: string | undefined): HostRoute | undefined => {
     if (host === undefined) return undefined
     const name = host.replace(/:\d+$/, '').replace(/\.$/, '').toLowerCase()
     return Object.hasOwn(hosts, name) ? hosts[name] : undefined
   }
   const urlOf = (b: string, server: string, endpoint: Endpoint) => `${b}/${endpoint}/${server}`
-  const serverUrls = (s: string) => [...bases.flatMap((b) => [urlOf(b, s, 'mcp'), urlOf(b, s, 'sse')]), ...hostsOf((r) => 'server' in r && r.server === s)]
-  const endpointUrls = (e: string) => [...bases.flatMap((b) => [`${b}${endpoints[e]!.path}`, urlOf(b, e, 'sse')]), ...hostsOf((r) => 'endpoint' in r && r.endpoint === e)]
+  const serverUrls = (s: string) => [
+    ...bases.flatMap((b) => [urlOf(b, s, 'mcp'), urlOf(b, s, 'sse')]),
+    ...hostsOf((r) => 'server' in r && r.server === s),
+  ]
+  const endpointUrls = (e: string) => [
+    ...bases.flatMap((b) => [`${b}${endpoints[e]!.path}`, urlOf(b, e, 'sse')]),
+    ...hostsOf((r) => 'endpoint' in r && r.endpoint === e),
+  ]
   const lists = new Map(o.servers.map((s) => [s, [...serverUrls(s), ...o.extra]]))
-  const endpointLists = new Map(Object.keys(endpoints).map((e) => [e, [...endpointUrls(e), ...o.extra]]))
+  const endpointLists = new Map(
+    Object.keys(endpoints).map((e) => [e, [...endpointUrls(e), ...o.extra]]),
+  )
   const owners = new Map<string, string[]>([
     ...o.servers.flatMap((s) => serverUrls(s).map((u) => [u, [s]] as [string, string[]])),
-    ...Object.keys(endpoints).flatMap((e) => endpointUrls(e).map((u) => [u, [...endpoints[e]!.servers]] as [string, string[]])),
+    ...Object.keys(endpoints).flatMap((e) =>
+      endpointUrls(e).map((u) => [u, [...endpoints[e]!.servers]] as [string, string[]]),
+    ),
   ])
   const serverResource = (server: string, endpoint: Endpoint, host?: string, routed = false) => {
     const route = endpoint === 'mcp' && routed ? routeOf(host) : undefined
-    return route !== undefined && 'server' in route && route.server === server ? hostUrl(host!.replace(/:\d+$/, '').replace(/\.$/, '').toLowerCase()) : urlOf(base(host), server, endpoint)
+    return route !== undefined && 'server' in route && route.server === server
+      ? hostUrl(host!.replace(/:\d+$/, '').replace(/\.$/, '').toLowerCase())
+      : urlOf(base(host), server, endpoint)
   }
-  const endpointResource = (name: string, host?: string, transport: Endpoint = 'mcp', routed = false) => {
+  const endpointResource = (
+    name: string,
+    host?: string,
+    transport: Endpoint = 'mcp',
+    routed = false,
+  ) => {
     if (transport === 'sse') return urlOf(base(host), name, 'sse')
     const route = routed ? routeOf(host) : undefined
-    return route !== undefined && 'endpoint' in route && route.endpoint === name ? hostUrl(host!.replace(/:\d+$/, '').replace(/\.$/, '').toLowerCase()) : `${base(host)}${endpoints[name]?.path ?? ''}`
+    return route !== undefined && 'endpoint' in route && route.endpoint === name
+      ? hostUrl(host!.replace(/:\d+$/, '').replace(/\.$/, '').toLowerCase())
+      : `${base(host)}${endpoints[name]?.path ?? ''}`
   }
   return {
     resource: serverResource,
-    metadata: (server, endpoint, host, routed) => metadataUrl(serverResource(server, endpoint, host, routed)),
+    metadata: (server, endpoint, host, routed) =>
+      metadataUrl(serverResource(server, endpoint, host, routed)),
     audiences: (server) => lists.get(server) ?? o.extra,
     endpointResource,
-    endpointMetadata: (name, host, transport, routed) => metadataUrl(endpointResource(name, host, transport, routed)),
+    endpointMetadata: (name, host, transport, routed) =>
+      metadataUrl(endpointResource(name, host, transport, routed)),
     endpointAudiences: (name) => endpointLists.get(name) ?? o.extra,
     routeOf,
     all: () => [...owners.keys()],

@@ -1,4 +1,11 @@
-import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
+import {
+  decodeJwt,
+  decodeProtectedHeader,
+  errors,
+  jwtVerify,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose'
 import { AuthError } from './errors.js'
 
 export interface VerifyOptions {
@@ -33,11 +40,15 @@ export async function verifyAccessToken(token: string, o: VerifyOptions): Promis
   }
   // RFC 9068 §4: at+jwt when the deployment asks for it.
   // RFC 7515 §4.1.9: media types compare case-insensitively, `application/` may be omitted.
-  if (o.requireJwtAccessTokenType && typ?.toLowerCase().replace(/^application\//, '') !== 'at+jwt') {
+  if (
+    o.requireJwtAccessTokenType &&
+    typ?.toLowerCase().replace(/^application\//, '') !== 'at+jwt'
+  ) {
     throw new AuthError('wrong_token_type', 'the token is not a JWT access token (typ at+jwt)')
   }
   // Checked before any key lookup, so tokens of other issuers never trigger a JWKS refetch.
-  if (iss !== o.issuer) throw new AuthError('wrong_issuer', 'the token was issued by another issuer')
+  if (iss !== o.issuer)
+    throw new AuthError('wrong_issuer', 'the token was issued by another issuer')
   try {
     const { payload } = await jwtVerify(token, o.getKey, {
       algorithms: [...o.algorithms],
@@ -49,7 +60,10 @@ export async function verifyAccessToken(token: string, o: VerifyOptions): Promis
     // RFC 7519 §4.1.2 (a StringOrURI) and RFC 9068 §2.2: `sub` names the user. A number, list,
     // object or empty string would make identities collide (`["x"]` acting as `"x"`).
     if (typeof payload.sub !== 'string' || payload.sub === '') {
-      throw new AuthError('malformed_token', 'the access token\'s sub claim must be a non-empty string')
+      throw new AuthError(
+        'malformed_token',
+        "the access token's sub claim must be a non-empty string",
+      )
     }
     return payload
   } catch (err) {
@@ -81,28 +95,47 @@ function canonical(uri: string): string {
 /** jose's errors → ours, at this boundary only. */
 function translate(err: unknown): AuthError {
   if (err instanceof AuthError) return err
-  if (err instanceof errors.JWTExpired) return new AuthError('token_expired', 'the access token has expired', err)
+  if (err instanceof errors.JWTExpired)
+    return new AuthError('token_expired', 'the access token has expired', err)
   if (err instanceof errors.JWTClaimValidationFailed) {
-    if (err.claim === 'nbf') return new AuthError('token_not_yet_valid', 'the access token is not valid yet', err)
-    if (err.claim === 'iss') return new AuthError('wrong_issuer', 'the token was issued by another issuer', err)
-    if (err.reason === 'missing') return new AuthError('missing_claim', `the access token has no ${safe(err.claim)} claim`, err)
-    return new AuthError('malformed_token', `the access token's ${safe(err.claim)} claim is invalid`, err)
+    if (err.claim === 'nbf')
+      return new AuthError('token_not_yet_valid', 'the access token is not valid yet', err)
+    if (err.claim === 'iss')
+      return new AuthError('wrong_issuer', 'the token was issued by another issuer', err)
+    if (err.reason === 'missing')
+      return new AuthError('missing_claim', `the access token has no ${safe(err.claim)} claim`, err)
+    return new AuthError(
+      'malformed_token',
+      `the access token's ${safe(err.claim)} claim is invalid`,
+      err,
+    )
   }
-  if (err instanceof errors.JWKSNoMatchingKey) return new AuthError('unknown_key', 'the token was signed with an unknown key', err)
-  if (err instanceof errors.JWSSignatureVerificationFailed) return new AuthError('bad_signature', 'the token signature is invalid', err)
-  if (err instanceof errors.JOSEAlgNotAllowed) return new AuthError('alg_not_allowed', 'the signing algorithm is not accepted', err)
+  if (err instanceof errors.JWKSNoMatchingKey)
+    return new AuthError('unknown_key', 'the token was signed with an unknown key', err)
+  if (err instanceof errors.JWSSignatureVerificationFailed)
+    return new AuthError('bad_signature', 'the token signature is invalid', err)
+  if (err instanceof errors.JOSEAlgNotAllowed)
+    return new AuthError('alg_not_allowed', 'the signing algorithm is not accepted', err)
   if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) {
     return new AuthError('idp_unavailable', 'the authorization server is unreachable', err)
   }
-  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid || err instanceof errors.JOSENotSupported) {
+  if (
+    err instanceof errors.JWSInvalid ||
+    err instanceof errors.JWTInvalid ||
+    err instanceof errors.JOSENotSupported
+  ) {
     return new AuthError('malformed_token', 'the access token is malformed', err)
   }
-  if (err instanceof errors.JWKSMultipleMatchingKeys) return new AuthError('unknown_key', 'the token names an ambiguous key', err)
+  if (err instanceof errors.JWKSMultipleMatchingKeys)
+    return new AuthError('unknown_key', 'the token names an ambiguous key', err)
   // Anything else is a fetch failure inside the key resolver.
   return new AuthError('idp_unavailable', 'the authorization server is unreachable', err)
 }
 
 /** A claim or header value shown to a client: short and printable only. */
 function safe(v: unknown): string {
-  return String(v).replace(/[^\x20-\x7E]/g, '').replace(/["\\]/g, '').slice(0, 40)
+  return String(v)
+    .replace(/[^\x20-\x7E]/g, '')
+    .replace(/["\\]/g, '')
+    .slice(0, 40)
 }

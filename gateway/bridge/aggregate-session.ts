@@ -1,10 +1,15 @@
 import { randomBytes } from 'node:crypto'
-import { WebStandardStreamableHTTPServerTransport, type AuthInfo, type JSONRPCMessage } from '@modelcontextprotocol/server'
+import {
+  WebStandardStreamableHTTPServerTransport,
+  type AuthInfo,
+  type JSONRPCMessage,
+} from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import { DEFAULT_REQUEST_TIMEOUT_MS, type GatewayConfig } from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
+import type { ResolvedCredentials } from '../credentials/resolve.js'
 import { LISTS, type Aggregate, type AggregateCaller, type ListMethod } from './aggregate.js'
 import { SessionSubscriptions } from './aggregate-subscriptions.js'
 import type { CredentialGate } from './credential-gate.js'
@@ -28,7 +33,11 @@ export interface RoutedRequest {
 }
 
 /** The list-changed notifications an endpoint relays, one per kind, from any of its backends. */
-const LIST_CHANGED = new Set(['notifications/tools/list_changed', 'notifications/prompts/list_changed', 'notifications/resources/list_changed'])
+const LIST_CHANGED = new Set([
+  'notifications/tools/list_changed',
+  'notifications/prompts/list_changed',
+  'notifications/resources/list_changed',
+])
 
 /**
  * A session-era (2025-03-26 … 2025-11-25) session on an aggregating endpoint. The gateway is
@@ -84,7 +93,10 @@ export class AggregateSession {
     this.owner = ownerKey(o.owner)
     this.subscriptions = new SessionSubscriptions(o.log, o.agg.endpoint.maxSubscriptions)
     const { resumability, ssePolling } = o.agg.endpoint
-    this.store = o.transport === undefined && resumability.enabled ? new SessionEventStore(resumability) : undefined
+    this.store =
+      o.transport === undefined && resumability.enabled
+        ? new SessionEventStore(resumability)
+        : undefined
     this.transport =
       o.transport?.(this) ??
       new WebStandardStreamableHTTPServerTransport({
@@ -94,8 +106,10 @@ export class AggregateSession {
         retryInterval: ssePolling?.retry,
         onsessionclosed: () => void this.close(),
       })
-    this.transport.onmessage = (message, extra) => void this.fromClient(message, extra?.authInfo, extra?.closeSSEStream)
-    this.transport.onerror = (err) => o.log.debug({ err: { message: err.message } }, 'transport refused a request')
+    this.transport.onmessage = (message, extra) =>
+      void this.fromClient(message, extra?.authInfo, extra?.closeSSEStream)
+    this.transport.onerror = (err) =>
+      o.log.debug({ err: { message: err.message } }, 'transport refused a request')
     this.unlisten = o.lanes.onEvent((e) => {
       if (e.owner !== this.owner || this.closed) return
       this.serverEvent(e.server, e.method, e.params)
@@ -106,20 +120,39 @@ export class AggregateSession {
    * A stream to the client, bounded by the session's budget; a listening one (the GET stream,
    * the legacy event stream) keeps the session from being idle while it is open.
    */
-  openStream(o: { listening: boolean; exp?: number; onEnd?: (why: EndReason) => void }): OutboundStream {
+  openStream(o: {
+    listening: boolean
+    exp?: number
+    onEnd?: (why: EndReason) => void
+  }): OutboundStream {
     return this.stream(o.listening, o.exp, o.onEnd)
   }
 
   /** One HTTP request of the session: its requests already routed (`routed`, by id) and allowed. */
-  async handle(req: Request, parsedBody: unknown, principal: Principal, routed: ReadonlyMap<RequestId, RoutedRequest>, bearer?: string): Promise<Response> {
+  async handle(
+    req: Request,
+    parsedBody: unknown,
+    principal: Principal,
+    routed: ReadonlyMap<RequestId, RoutedRequest>,
+    bearer?: string,
+  ): Promise<Response> {
     this.lastActive = Date.now()
-    const authInfo: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], extra: { principal, routed, bearer } }
+    const authInfo: AuthInfo = {
+      token: '',
+      clientId: principal.clientId ?? '',
+      scopes: [...principal.scopes],
+      extra: { principal, routed, bearer },
+    }
     const res = await this.transport.handleRequest(req, { parsedBody, authInfo })
     const resumed = req.method === 'GET' ? req.headers.get('last-event-id') : null
     const replayed = resumed ? (this.store?.takeReplayed(resumed) ?? 0) : 0
-    if (res.body === null || !res.headers.get('content-type')?.startsWith('text/event-stream')) return res
+    if (res.body === null || !res.headers.get('content-type')?.startsWith('text/event-stream'))
+      return res
     const listening = req.method === 'GET' && res.status === 200
-    const out = this.stream(listening, listening ? principal.exp : undefined).drain(res.body, replayed)
+    const out = this.stream(listening, listening ? principal.exp : undefined).drain(
+      res.body,
+      replayed,
+    )
     return new Response(out.body, { status: res.status, headers: res.headers })
   }
 
@@ -152,7 +185,11 @@ export class AggregateSession {
     await this.transport.close()
   }
 
-  private stream(listening: boolean, exp: number | undefined, onEnd?: (why: EndReason) => void): OutboundStream {
+  private stream(
+    listening: boolean,
+    exp: number | undefined,
+    onEnd?: (why: EndReason) => void,
+  ): OutboundStream {
     let expiry: NodeJS.Timeout | undefined
     if (listening) this.streams++
     const out = this.o.budget.stream({
@@ -166,21 +203,28 @@ export class AggregateSession {
         onEnd?.(why)
       },
     })
-    if (exp !== undefined) expiry = setTimeout(() => out.close('expired'), Math.max(0, exp * 1000 - Date.now())).unref()
+    if (exp !== undefined)
+      expiry = setTimeout(() => out.close('expired'), Math.max(0, exp * 1000 - Date.now())).unref()
     return out
   }
 
   private send(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
-    this.transport.send(message, relatedRequestId === undefined ? undefined : { relatedRequestId }).catch((err: Error) => {
-      this.o.log.debug({ err: { message: err.message } }, 'message for a closed stream dropped')
-    })
+    this.transport
+      .send(message, relatedRequestId === undefined ? undefined : { relatedRequestId })
+      .catch((err: Error) => {
+        this.o.log.debug({ err: { message: err.message } }, 'message for a closed stream dropped')
+      })
   }
 
   private reply(id: RequestId, result: unknown): void {
     this.send({ jsonrpc: '2.0', id, result } as JSONRPCMessage, id)
   }
 
-  private async fromClient(message: JSONRPCMessage, authInfo: AuthInfo | undefined, closeStream: (() => void) | undefined): Promise<void> {
+  private async fromClient(
+    message: JSONRPCMessage,
+    authInfo: AuthInfo | undefined,
+    closeStream: (() => void) | undefined,
+  ): Promise<void> {
     const env = envelope(message)
     if (env.kind === 'response') {
       if (typeof env.id === 'string') this.asked.get(env.id)?.(message)
@@ -189,7 +233,8 @@ export class AggregateSession {
     if (env.kind === 'notification') {
       if (env.method === 'notifications/cancelled') {
         const id = env.params?.requestId
-        const call = typeof id === 'string' || typeof id === 'number' ? this.calls.get(id) : undefined
+        const call =
+          typeof id === 'string' || typeof id === 'number' ? this.calls.get(id) : undefined
         if (call !== undefined) {
           call.cancel('cancelled by the client')
           this.o.lanes.release(call.lane, call)
@@ -198,7 +243,11 @@ export class AggregateSession {
       return
     }
     if (env.kind !== 'request') return
-    const { principal, routed, bearer } = authInfo?.extra as { principal: Principal; routed: ReadonlyMap<RequestId, RoutedRequest>; bearer?: string }
+    const { principal, routed, bearer } = authInfo!.extra as {
+      principal: Principal
+      routed: ReadonlyMap<RequestId, RoutedRequest>
+      bearer?: string
+    }
     const caller: AggregateCaller = { principal, bearer, log: this.o.log, accepted: Date.now() }
     const params = env.params ?? {}
     // SSE polling (MCP 2025-11-25 §Sending Messages 6, SEP-1699): a request still running after
@@ -218,16 +267,30 @@ export class AggregateSession {
           this.logLevel = typeof params.level === 'string' ? params.level : undefined
           return this.reply(env.id, {})
       }
-      if (env.method in LISTS) return await this.list(env.id, env.method as ListMethod, params, caller)
+      if (env.method in LISTS)
+        return await this.list(env.id, env.method as ListMethod, params, caller)
       const target = routed.get(env.id)
-      if (target === undefined) return this.send(rpcError(env.id, -32601, `Method not found: ${env.method}`), env.id)
-      if (env.method === 'resources/unsubscribe' || (env.method === 'resources/subscribe' && this.subscriptions.has(String(target.original.uri)))) {
+      if (target === undefined)
+        return this.send(rpcError(env.id, -32601, `Method not found: ${env.method}`), env.id)
+      if (
+        env.method === 'resources/unsubscribe' ||
+        (env.method === 'resources/subscribe' &&
+          this.subscriptions.has(String(target.original.uri)))
+      ) {
         return this.answerSubscription(env.id, env.method, target, caller)
       }
-      if (env.method !== 'resources/subscribe') return await this.call(env.id, env.method, target, caller)
+      if (env.method !== 'resources/subscribe')
+        return await this.call(env.id, env.method, target, caller)
       // Each subscription is kept here and pins a process: a session holds a bounded number.
       if (!this.subscriptions.reserve()) {
-        return this.send(rpcError(env.id, -32000, `this session holds ${this.subscriptions.max} resource subscriptions, the most allowed; unsubscribe from one first`), env.id)
+        return this.send(
+          rpcError(
+            env.id,
+            -32000,
+            `this session holds ${this.subscriptions.max} resource subscriptions, the most allowed; unsubscribe from one first`,
+          ),
+          env.id,
+        )
       }
       try {
         await this.call(env.id, env.method, target, caller)
@@ -235,46 +298,107 @@ export class AggregateSession {
         this.subscriptions.settled()
       }
     } catch (err) {
-      this.o.log.error({ err: { message: (err as Error).message }, method: env.method }, 'endpoint request failed')
+      this.o.log.error(
+        { err: { message: (err as Error).message }, method: env.method },
+        'endpoint request failed',
+      )
       this.send(rpcError(env.id, -32603, 'internal error'), env.id)
     } finally {
       clearTimeout(poll)
     }
   }
 
-  private async list(id: RequestId, method: ListMethod, params: Record<string, unknown>, caller: AggregateCaller): Promise<void> {
+  private async list(
+    id: RequestId,
+    method: ListMethod,
+    params: Record<string, unknown>,
+    caller: AggregateCaller,
+  ): Promise<void> {
     const start = performance.now()
     const listed = await this.o.agg.list(method, caller, params.cursor)
-    if ('error' in listed) return this.send(rpcError(id, listed.error.code, listed.error.message), id)
+    if ('error' in listed)
+      return this.send(rpcError(id, listed.error.code, listed.error.message), id)
     // 2025-11-25 and later: the client hears which backends are missing from the list.
     if (listed.skipped.length > 0 && (this.version ?? '') >= '2025-11-25') {
-      this.send({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'warning', logger: 'mcp-edge', data: `left out of this list (not answering): ${listed.skipped.join(', ')}` } } as JSONRPCMessage, id)
+      this.send(
+        {
+          jsonrpc: '2.0',
+          method: 'notifications/message',
+          params: {
+            level: 'warning',
+            logger: 'mcp-edge',
+            data: `left out of this list (not answering): ${listed.skipped.join(', ')}`,
+          },
+        } as JSONRPCMessage,
+        id,
+      )
     }
-    this.o.audit?.record({ sub: caller.principal.sub, iss: caller.principal.iss, clientId: caller.principal.clientId, server: this.endpoint, method, decision: 'filter', rule: "endpoint: each backend's policy", durationMs: +(performance.now() - start).toFixed(2), outcome: listed.skipped.length > 0 ? `left out ${listed.skipped.join(',')}` : 'ok' })
+    this.o.audit?.record({
+      sub: caller.principal.sub,
+      iss: caller.principal.iss,
+      clientId: caller.principal.clientId,
+      server: this.endpoint,
+      method,
+      decision: 'filter',
+      rule: "endpoint: each backend's policy",
+      durationMs: +(performance.now() - start).toFixed(2),
+      outcome: listed.skipped.length > 0 ? `left out ${listed.skipped.join(',')}` : 'ok',
+    })
     this.reply(id, listed.result)
   }
 
   /** A routed request, run on one of the user's processes of its backend. */
-  private async call(id: RequestId, method: string, target: RoutedRequest, caller: AggregateCaller): Promise<void> {
+  private async call(
+    id: RequestId,
+    method: string,
+    target: RoutedRequest,
+    caller: AggregateCaller,
+  ): Promise<void> {
     const start = performance.now()
     const server = target.server
     const config = this.o.config.servers[server]!
-    const audit = (outcome: string) => this.o.audit && auditAllowed(this.o.audit, this.o.metrics, { principal: caller.principal, server, method, decided: target.decided, start, outcome })
-    let credentials
+    const audit = (outcome: string) =>
+      this.o.audit &&
+      auditAllowed(this.o.audit, this.o.metrics, {
+        principal: caller.principal,
+        server,
+        method,
+        decided: target.decided,
+        start,
+        outcome,
+      })
+    let credentials: ResolvedCredentials | undefined
     if (this.o.gate?.needs(server)) {
       const got = await this.o.gate.sessionless(server, method, caller, this.capabilities)
       if (!got.ok) {
         audit(got.outcome)
-        if (got.error) return this.send(rpcError(id, got.error.code, got.error.message, got.error.data), id)
+        if (got.error)
+          return this.send(rpcError(id, got.error.code, got.error.message, got.error.data), id)
         return this.reply(id, { content: [{ type: 'text', text: got.toolText }], isError: true })
       }
       credentials = got.credentials
     }
-    const lane = await this.o.lanes.acquire(server, caller.principal, caller.log, caller.accepted, undefined, credentials)
+    const lane = await this.o.lanes.acquire(
+      server,
+      caller.principal,
+      caller.log,
+      caller.accepted,
+      undefined,
+      credentials,
+    )
     // MCP logging: the level is a minimum the client may set. A session-era client that never
     // set one hears every log, as from the server itself (the lane's process sends them all).
-    const meta = { capabilities: this.capabilities, logLevel: this.logLevel ?? 'debug', progressToken: progressToken(target.params) }
-    const backend = new BackendCall(lane, { method, params: target.params }, meta, config.requestTimeout)
+    const meta = {
+      capabilities: this.capabilities,
+      logLevel: this.logLevel ?? 'debug',
+      progressToken: progressToken(target.params),
+    }
+    const backend = new BackendCall(
+      lane,
+      { method, params: target.params },
+      meta,
+      config.requestTimeout,
+    )
     lane.user = backend
     this.calls.set(id, backend)
     const notify = (m: JSONRPCMessage) => this.send(m, id)
@@ -284,16 +408,28 @@ export class AggregateSession {
         const answers = await this.ask(id, backend, outcome.requests)
         outcome = await backend.resume(answers, meta, notify)
       }
-      if (method === 'resources/subscribe' && outcome.kind === 'response' && !('error' in outcome.message)) {
+      if (
+        method === 'resources/subscribe' &&
+        outcome.kind === 'response' &&
+        !('error' in outcome.message)
+      ) {
         // Held before the lane is released below (given back at once if the session has ended).
-        this.subscriptions.hold(String(target.original.uri), server, String(target.params.uri), lane)
+        this.subscriptions.hold(
+          String(target.original.uri),
+          server,
+          String(target.params.uri),
+          lane,
+        )
       }
       if (!this.calls.has(id)) return audit('cancelled')
       if (outcome.kind === 'failed') {
         audit(`error ${outcome.code}`)
         return this.send(rpcError(id, outcome.code, outcome.message), id)
       }
-      const m = outcome.message as { result?: unknown; error?: { code: number; message: string; data?: unknown } }
+      const m = outcome.message as {
+        result?: unknown
+        error?: { code: number; message: string; data?: unknown }
+      }
       if (m.error !== undefined) {
         audit(`error ${m.error.code}`)
         return this.send(rpcError(id, m.error.code, m.error.message, m.error.data), id)
@@ -312,10 +448,23 @@ export class AggregateSession {
    * An unsubscribe goes to the process holding the subscription; one for a URI the session
    * never subscribed to has nothing to undo.
    */
-  private answerSubscription(id: RequestId, method: string, target: RoutedRequest, caller: AggregateCaller): void {
+  private answerSubscription(
+    id: RequestId,
+    method: string,
+    target: RoutedRequest,
+    caller: AggregateCaller,
+  ): void {
     const start = performance.now()
     if (method === 'resources/unsubscribe') this.subscriptions.release(String(target.original.uri))
-    if (this.o.audit) auditAllowed(this.o.audit, this.o.metrics, { principal: caller.principal, server: target.server, method, decided: target.decided, start, outcome: 'ok' })
+    if (this.o.audit)
+      auditAllowed(this.o.audit, this.o.metrics, {
+        principal: caller.principal,
+        server: target.server,
+        method,
+        decided: target.decided,
+        start,
+        outcome: 'ok',
+      })
     this.reply(id, {})
   }
 
@@ -323,30 +472,56 @@ export class AggregateSession {
    * Relays what a backend's process asks the client mid-call, on the call's stream, and hands
    * the answers back: a result to the process as a result, an error as an error.
    */
-  private async ask(relatedId: RequestId, backend: BackendCall, requests: ReadonlyMap<string, InputRequest>): Promise<Record<string, unknown>> {
-    const timeout = this.o.config.servers[backend.lane.server]?.requestTimeout || DEFAULT_REQUEST_TIMEOUT_MS
+  private async ask(
+    relatedId: RequestId,
+    backend: BackendCall,
+    requests: ReadonlyMap<string, InputRequest>,
+  ): Promise<Record<string, unknown>> {
+    const timeout =
+      this.o.config.servers[backend.lane.server]?.requestTimeout || DEFAULT_REQUEST_TIMEOUT_MS
     const answers: Record<string, unknown> = {}
-    await Promise.all([...requests].map(async ([key, r]) => {
-      const id = `mcp-edge-ask-${randomBytes(9).toString('base64url')}`
-      const answer = await new Promise<JSONRPCMessage | undefined>((resolve) => {
-        const timer = setTimeout(() => done(undefined), timeout)
-        const done = (m: JSONRPCMessage | undefined) => {
-          clearTimeout(timer)
-          this.asked.delete(id)
-          resolve(m)
-        }
-        this.asked.set(id, done)
-        this.send({ jsonrpc: '2.0', id, method: r.method, ...(r.params ? { params: r.params } : {}) } as JSONRPCMessage, relatedId)
-      })
-      const a = answer as { result?: unknown; error?: { code?: unknown; message?: unknown } } | undefined
-      if (a !== undefined && isObject(a.result)) answers[key] = a.result
-      else backend.refuse(key, { code: typeof a?.error?.code === 'number' ? a.error.code : RPC.connectionClosed, message: typeof a?.error?.message === 'string' ? a.error.message : 'the client did not answer' })
-    }))
+    await Promise.all(
+      [...requests].map(async ([key, r]) => {
+        const id = `mcp-edge-ask-${randomBytes(9).toString('base64url')}`
+        const answer = await new Promise<JSONRPCMessage | undefined>((resolve) => {
+          const timer = setTimeout(() => done(undefined), timeout)
+          const done = (m: JSONRPCMessage | undefined) => {
+            clearTimeout(timer)
+            this.asked.delete(id)
+            resolve(m)
+          }
+          this.asked.set(id, done)
+          this.send(
+            {
+              jsonrpc: '2.0',
+              id,
+              method: r.method,
+              ...(r.params ? { params: r.params } : {}),
+            } as JSONRPCMessage,
+            relatedId,
+          )
+        })
+        const a = answer as
+          | { result?: unknown; error?: { code?: unknown; message?: unknown } }
+          | undefined
+        if (a !== undefined && isObject(a.result)) answers[key] = a.result
+        else
+          backend.refuse(key, {
+            code: typeof a?.error?.code === 'number' ? a.error.code : RPC.connectionClosed,
+            message:
+              typeof a?.error?.message === 'string' ? a.error.message : 'the client did not answer',
+          })
+      }),
+    )
     return answers
   }
 
   /** A backend's event for this session's user: one list_changed per kind, subscribed resource updates. */
-  private serverEvent(server: string, method: string, params: Record<string, unknown> | undefined): void {
+  private serverEvent(
+    server: string,
+    method: string,
+    params: Record<string, unknown> | undefined,
+  ): void {
     if (!this.o.agg.servers.includes(server)) return
     if (LIST_CHANGED.has(method)) {
       if (this.sentThisTick.has(method)) return
@@ -356,7 +531,8 @@ export class AggregateSession {
     }
     if (method === 'notifications/resources/updated') {
       const uri = this.subscriptions.publicUri(server, String(params?.uri))
-      if (uri !== undefined) this.send({ jsonrpc: '2.0', method, params: { ...params, uri } } as JSONRPCMessage)
+      if (uri !== undefined)
+        this.send({ jsonrpc: '2.0', method, params: { ...params, uri } } as JSONRPCMessage)
     }
   }
 }

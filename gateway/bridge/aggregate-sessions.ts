@@ -23,10 +23,24 @@ export class AggregateSessions {
   private readonly sessions = new Map<string, AggregateSession>()
   private readonly reaper: NodeJS.Timeout
 
-  constructor(private readonly o: { config: GatewayConfig; lanes: LanePool; gate?: CredentialGate; log: Logger; audit?: AuditLog; metrics?: Metrics; outbound: Outbound; now?: () => number }) {
+  constructor(
+    private readonly o: {
+      config: GatewayConfig
+      lanes: LanePool
+      gate?: CredentialGate
+      log: Logger
+      audit?: AuditLog
+      metrics?: Metrics
+      outbound: Outbound
+      now?: () => number
+    },
+  ) {
     // Often enough that no session outlives its endpoint's idleTimeout by more than half of it.
     const idles = Object.values(o.config.endpoints).map((e) => e.idleTimeout)
-    this.reaper = setInterval(() => this.reap(), Math.max(50, Math.min(10_000, ...idles.map((t) => t / 2)))).unref()
+    this.reaper = setInterval(
+      () => this.reap(),
+      Math.max(50, Math.min(10_000, ...idles.map((t) => t / 2))),
+    ).unref()
   }
 
   get size(): number {
@@ -34,22 +48,42 @@ export class AggregateSessions {
   }
 
   /** @throws BridgeError `subject_session_limit` (429), `too_many_sessions` (503) */
-  async open(agg: Aggregate, principal: Principal, log: Logger, transport?: (s: AggregateSession) => ClientTransport): Promise<AggregateSession> {
+  async open(
+    agg: Aggregate,
+    principal: Principal,
+    log: Logger,
+    transport?: (s: AggregateSession) => ClientTransport,
+  ): Promise<AggregateSession> {
     const owner = ownerKey(principal)
     const limits = this.o.config.limits
     const mine = () => [...this.sessions.values()].filter((s) => s.owner === owner)
     if (mine().length >= limits.maxSessionsPerSubject && !(await this.reclaim(mine()))) {
-      throw new BridgeError('subject_session_limit', `you have ${limits.maxSessionsPerSubject} endpoint sessions in use, the most allowed; end one (DELETE) or retry later`)
+      throw new BridgeError(
+        'subject_session_limit',
+        `you have ${limits.maxSessionsPerSubject} endpoint sessions in use, the most allowed; end one (DELETE) or retry later`,
+      )
     }
-    if (this.sessions.size >= limits.maxSessions && !(await this.reclaim([...this.sessions.values()]))) {
+    if (
+      this.sessions.size >= limits.maxSessions &&
+      !(await this.reclaim([...this.sessions.values()]))
+    ) {
       throw new BridgeError('too_many_sessions', 'the gateway is at its session limit; retry later')
     }
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
-    const id = this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
+    const id =
+      this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
     const session = new AggregateSession({
-      id, agg, owner: principal, config: this.o.config, lanes: this.o.lanes, gate: this.o.gate,
-      log: log.child({ session: random.slice(0, 8) }), audit: this.o.audit, metrics: this.o.metrics,
-      budget: this.o.outbound.session(), transport,
+      id,
+      agg,
+      owner: principal,
+      config: this.o.config,
+      lanes: this.o.lanes,
+      gate: this.o.gate,
+      log: log.child({ session: random.slice(0, 8) }),
+      audit: this.o.audit,
+      metrics: this.o.metrics,
+      budget: this.o.outbound.session(),
+      transport,
       onclose: (s) => this.sessions.delete(s.id),
     })
     this.sessions.set(id, session)
@@ -58,7 +92,9 @@ export class AggregateSessions {
 
   find(id: string, endpoint: string, principal: Principal): AggregateSession | undefined {
     const s = this.sessions.get(id)
-    return s === undefined || s.endpoint !== endpoint || s.owner !== ownerKey(principal) ? undefined : s
+    return s === undefined || s.endpoint !== endpoint || s.owner !== ownerKey(principal)
+      ? undefined
+      : s
   }
 
   async closeAll(): Promise<void> {
@@ -68,7 +104,9 @@ export class AggregateSessions {
 
   /** Ends the least recently used idle one of `among`; resolves whether one was ended. */
   private async reclaim(among: AggregateSession[]): Promise<boolean> {
-    const idle = among.filter((s) => s.pending === 0 && !s.listening).sort((a, b) => a.lastActive - b.lastActive)[0]
+    const idle = among
+      .filter((s) => s.pending === 0 && !s.listening)
+      .sort((a, b) => a.lastActive - b.lastActive)[0]
     if (idle === undefined) return false
     await idle.close()
     return true

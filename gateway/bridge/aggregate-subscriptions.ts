@@ -26,7 +26,10 @@ export class SessionSubscriptions {
   private closed = false
 
   /** `max`: subscriptions held or being taken at most (`endpoints.<name>.maxSubscriptions`). */
-  constructor(private readonly log: Logger, readonly max: number) {}
+  constructor(
+    private readonly log: Logger,
+    readonly max: number,
+  ) {}
 
   has(publicUri: string): boolean {
     return this.held.has(publicUri)
@@ -52,11 +55,15 @@ export class SessionSubscriptions {
    */
   hold(publicUri: string, server: string, uri: string, lane: Lane): void {
     countSubscription(lane, uri)
-    if (this.closed || this.held.has(publicUri) || !lane.child.alive) return withdrawSubscriptions(lane, [uri])
+    if (this.closed || this.held.has(publicUri) || !lane.child.alive)
+      return withdrawSubscriptions(lane, [uri])
     const pin = () => {
       if (this.held.get(publicUri)?.pin !== pin) return
       this.held.delete(publicUri)
-      this.log.info({ server, uri }, 'the process holding a resource subscription ended; the subscription is gone')
+      this.log.info(
+        { server, uri },
+        'the process holding a resource subscription ended; the subscription is gone',
+      )
     }
     lane.pins.add(pin)
     this.held.set(publicUri, { server, uri, lane, pin })
@@ -73,7 +80,8 @@ export class SessionSubscriptions {
 
   /** The public URI a backend's own URI was subscribed under, if it was. */
   publicUri(server: string, uri: string): string | undefined {
-    for (const [publicUri, h] of this.held) if (h.server === server && h.uri === uri) return publicUri
+    for (const [publicUri, h] of this.held)
+      if (h.server === server && h.uri === uri) return publicUri
     return undefined
   }
 

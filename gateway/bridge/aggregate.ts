@@ -34,7 +34,9 @@ export interface AggregateCaller {
 }
 
 /** A request routed to one backend: the server, and the params with its own names. */
-export type Routed = { server: string; params: Record<string, unknown> } | { error: { code: number; message: string; data?: unknown } }
+export type Routed =
+  | { server: string; params: Record<string, unknown> }
+  | { error: { code: number; message: string; data?: unknown } }
 
 type Item = Record<string, unknown>
 
@@ -79,7 +81,8 @@ export class Aggregate {
   ) {
     this.name = o.name
     this.endpoint = o.endpoint
-    this.servers = o.endpoint.servers === '*' ? Object.keys(o.config.servers) : [...o.endpoint.servers]
+    this.servers =
+      o.endpoint.servers === '*' ? Object.keys(o.config.servers) : [...o.endpoint.servers]
     const unlisten = o.lanes.onEvent((e) => this.changed(e))
     const unended = o.lanes.onLanesEnded((server, owner) => this.forget(server, owner))
     this.unsubscribe = () => {
@@ -94,20 +97,32 @@ export class Aggregate {
 
   /** The backends `principal` may use, in the endpoint's order. */
   accessible(principal: Principal): string[] {
-    return this.servers.filter((s) => decideAccess(this.o.policy.current, principal, s).effect === 'allow')
+    return this.servers.filter(
+      (s) => decideAccess(this.o.policy.current, principal, s).effect === 'allow',
+    )
   }
 
   /**
    * One page of a merged list, filtered by policy on each backend's own names. Backends that
    * could not list are named in `skipped`.
    */
-  async list(method: ListMethod, caller: AggregateCaller, cursor: unknown): Promise<{ result: Item; skipped: string[] } | { error: { code: number; message: string } }> {
+  async list(
+    method: ListMethod,
+    caller: AggregateCaller,
+    cursor: unknown,
+  ): Promise<{ result: Item; skipped: string[] } | { error: { code: number; message: string } }> {
     let start = 0
     if (cursor !== undefined) {
       // Bound to this endpoint and list: a cursor of another is refused.
       const c = decodeCursor(cursor, this.o.cursorKey, `${method} ${this.name}`)
       const offset = c?.cursor === undefined ? 0 : Number(c.cursor)
-      if (c === undefined || c.backend !== 0 || !Number.isSafeInteger(offset) || offset < 0) return { error: { code: -32602, message: 'Invalid params: the cursor is not one this endpoint gave' } }
+      if (c === undefined || c.backend !== 0 || !Number.isSafeInteger(offset) || offset < 0)
+        return {
+          error: {
+            code: -32602,
+            message: 'Invalid params: the cursor is not one this endpoint gave',
+          },
+        }
       start = offset
     }
     const { lists, skipped } = await this.lists(method, caller)
@@ -115,7 +130,10 @@ export class Aggregate {
     const { key } = LISTS[method]
     const items: Item[] = []
     for (const [server, all] of lists) {
-      const filtered = this.o.filter(server, method, { [key]: all }, caller.principal) as Record<string, unknown>
+      const filtered = this.o.filter(server, method, { [key]: all }, caller.principal) as Record<
+        string,
+        unknown
+      >
       for (const item of (filtered[key] as Item[] | undefined) ?? []) {
         const shown = publish(server, item)
         if (shown !== undefined) items.push(shown)
@@ -124,7 +142,12 @@ export class Aggregate {
     const size = this.o.endpoint.pageSize
     const page = items.slice(start, start + size)
     const result: Item = { [key]: page }
-    if (start + size < items.length) result.nextCursor = encodeCursor({ backend: 0, cursor: String(start + size) }, this.o.cursorKey, `${method} ${this.name}`)
+    if (start + size < items.length)
+      result.nextCursor = encodeCursor(
+        { backend: 0, cursor: String(start + size) },
+        this.o.cursorKey,
+        `${method} ${this.name}`,
+      )
     return { result, skipped }
   }
 
@@ -132,8 +155,18 @@ export class Aggregate {
    * The backend and its own names for a request that names a tool, prompt or resource by its
    * public name. Unknown names, and names of backends the caller may not use, are not found.
    */
-  async route(method: string, params: Record<string, unknown>, caller: AggregateCaller): Promise<Routed> {
-    const notFound = (what: string, data?: unknown) => ({ error: { code: -32602, message: `Invalid params: ${what}`, ...(data !== undefined ? { data } : {}) } })
+  async route(
+    method: string,
+    params: Record<string, unknown>,
+    caller: AggregateCaller,
+  ): Promise<Routed> {
+    const notFound = (what: string, data?: unknown) => ({
+      error: {
+        code: -32602,
+        message: `Invalid params: ${what}`,
+        ...(data !== undefined ? { data } : {}),
+      },
+    })
     const allowed = new Set(this.accessible(caller.principal))
     const byName = async (list: 'tools/list' | 'prompts/list', name: unknown) => {
       if (typeof name !== 'string' || name === '') return undefined
@@ -148,8 +181,14 @@ export class Aggregate {
     switch (method) {
       case 'tools/call':
       case 'prompts/get': {
-        const hit = await byName(method === 'tools/call' ? 'tools/list' : 'prompts/list', params.name)
-        if (hit === undefined) return notFound(`no ${method === 'tools/call' ? 'tool' : 'prompt'} named ${JSON.stringify(params.name)} on this endpoint`)
+        const hit = await byName(
+          method === 'tools/call' ? 'tools/list' : 'prompts/list',
+          params.name,
+        )
+        if (hit === undefined)
+          return notFound(
+            `no ${method === 'tools/call' ? 'tool' : 'prompt'} named ${JSON.stringify(params.name)} on this endpoint`,
+          )
         return { server: hit.server, params: { ...params, name: hit.name } }
       }
       case 'resources/read':
@@ -157,19 +196,26 @@ export class Aggregate {
       case 'resources/unsubscribe': {
         const hit = await byUri(params.uri)
         // SEP-2164: resource not found is -32602 with the URI asked for in its data.
-        if (hit === undefined) return notFound(`no resource ${JSON.stringify(params.uri)} on this endpoint (or it matches the templates of several servers)`, { uri: params.uri })
+        if (hit === undefined)
+          return notFound(
+            `no resource ${JSON.stringify(params.uri)} on this endpoint (or it matches the templates of several servers)`,
+            { uri: params.uri },
+          )
         return { server: hit.server, params: { ...params, uri: hit.uri } }
       }
       case 'completion/complete': {
         const ref = isObject(params.ref) ? params.ref : undefined
         if (ref?.type === 'ref/prompt') {
           const hit = await byName('prompts/list', ref.name)
-          if (hit === undefined) return notFound(`no prompt named ${JSON.stringify(ref.name)} on this endpoint`)
+          if (hit === undefined)
+            return notFound(`no prompt named ${JSON.stringify(ref.name)} on this endpoint`)
           return { server: hit.server, params: { ...params, ref: { ...ref, name: hit.name } } }
         }
         if (ref?.type === 'ref/resource') {
-          const hit = typeof ref.uri === 'string' ? await this.templateOf(ref.uri, caller) : undefined
-          if (hit === undefined || !allowed.has(hit.server)) return notFound(`no resource template ${JSON.stringify(ref.uri)} on this endpoint`)
+          const hit =
+            typeof ref.uri === 'string' ? await this.templateOf(ref.uri, caller) : undefined
+          if (hit === undefined || !allowed.has(hit.server))
+            return notFound(`no resource template ${JSON.stringify(ref.uri)} on this endpoint`)
           return { server: hit.server, params: { ...params, ref: { ...ref, uri: hit.template } } }
         }
         return notFound('completion/complete needs a ref of type ref/prompt or ref/resource')
@@ -188,33 +234,52 @@ export class Aggregate {
     // never waits for the backends' resource lists (requests, and a process when none is free).
     if (!isObject(result) || !carriesUris(result)) return result
     const table = await this.uriTable(caller)
-    const map = (uri: unknown) => (typeof uri === 'string' ? (table.publicUri(server, uri) ?? uri) : uri)
+    const map = (uri: unknown) =>
+      typeof uri === 'string' ? (table.publicUri(server, uri) ?? uri) : uri
     const content = (c: unknown): unknown => {
       if (!isObject(c)) return c
       if (c.type === 'resource_link') return { ...c, uri: map(c.uri) }
-      if (c.type === 'resource' && isObject(c.resource)) return { ...c, resource: { ...c.resource, uri: map(c.resource.uri) } }
+      if (c.type === 'resource' && isObject(c.resource))
+        return { ...c, resource: { ...c.resource, uri: map(c.resource.uri) } }
       return c
     }
     const out: Record<string, unknown> = { ...result }
-    if (Array.isArray(result.contents)) out.contents = result.contents.map((c) => (isObject(c) ? { ...c, uri: map(c.uri) } : c))
+    if (Array.isArray(result.contents))
+      out.contents = result.contents.map((c) => (isObject(c) ? { ...c, uri: map(c.uri) } : c))
     if (Array.isArray(result.content)) out.content = result.content.map(content)
-    if (Array.isArray(result.messages)) out.messages = result.messages.map((m) => (isObject(m) ? { ...m, content: content(m.content) } : m))
+    if (Array.isArray(result.messages))
+      out.messages = result.messages.map((m) =>
+        isObject(m) ? { ...m, content: content(m.content) } : m,
+      )
     return out
   }
 
   /** The backend and its own template for a template's public form. */
-  private async templateOf(publicTemplate: string, caller: AggregateCaller): Promise<{ server: string; template: string } | undefined> {
+  private async templateOf(
+    publicTemplate: string,
+    caller: AggregateCaller,
+  ): Promise<{ server: string; template: string } | undefined> {
     const table = await this.uriTable(caller)
     for (const [server, items] of (await this.lists('resources/templates/list', caller)).lists) {
-      for (const i of items) if (typeof i.uriTemplate === 'string' && table.publicTemplate(server, i.uriTemplate) === publicTemplate) return { server, template: i.uriTemplate }
+      for (const i of items)
+        if (
+          typeof i.uriTemplate === 'string' &&
+          table.publicTemplate(server, i.uriTemplate) === publicTemplate
+        )
+          return { server, template: i.uriTemplate }
     }
     return undefined
   }
 
   /** Each accessible backend's whole list, fetched where not cached; failures left out. */
-  private async lists(method: ListMethod, caller: AggregateCaller): Promise<{ lists: [string, Item[]][]; skipped: string[] }> {
+  private async lists(
+    method: ListMethod,
+    caller: AggregateCaller,
+  ): Promise<{ lists: [string, Item[]][]; skipped: string[] }> {
     const servers = this.accessible(caller.principal)
-    const settled = await Promise.allSettled(servers.map((s) => this.backendList(method, s, caller)))
+    const settled = await Promise.allSettled(
+      servers.map((s) => this.backendList(method, s, caller)),
+    )
     const lists: [string, Item[]][] = []
     const skipped: string[] = []
     settled.forEach((r, i) => {
@@ -223,14 +288,21 @@ export class Aggregate {
       else {
         skipped.push(server)
         this.o.onSkipped?.(server)
-        caller.log.warn({ endpoint: this.name, server, method, err: { message: (r.reason as Error).message } }, 'a backend could not list; left out of the endpoint\'s list')
+        caller.log.warn(
+          { endpoint: this.name, server, method, err: { message: (r.reason as Error).message } },
+          "a backend could not list; left out of the endpoint's list",
+        )
       }
     })
     return { lists, skipped }
   }
 
   /** Maps a backend's item to its public form, for the list being answered. */
-  private async publisher(method: ListMethod, lists: [string, Item[]][], caller: AggregateCaller): Promise<(server: string, item: Item) => Item | undefined> {
+  private async publisher(
+    method: ListMethod,
+    lists: [string, Item[]][],
+    caller: AggregateCaller,
+  ): Promise<(server: string, item: Item) => Item | undefined> {
     const { field } = LISTS[method]
     if (method === 'tools/list' || method === 'prompts/list') {
       const table = this.tableOf(lists)
@@ -242,33 +314,56 @@ export class Aggregate {
     const table = await this.uriTable(caller)
     return (server, item) => {
       const value = String(item[field])
-      const shown = method === 'resources/list' ? table.publicUri(server, value) : table.publicTemplate(server, value)
+      const shown =
+        method === 'resources/list'
+          ? table.publicUri(server, value)
+          : table.publicTemplate(server, value)
       return shown === undefined ? undefined : { ...item, [field]: shown }
     }
   }
 
   private tableOf(lists: [string, Item[]][]): NameTable {
-    return buildNameTable(lists.map(([server, items]) => ({ server, names: items.map((i) => i.name).filter((n): n is string => typeof n === 'string') })), {
-      prefix: this.o.endpoint.prefix,
-      maxLength: this.o.endpoint.maxNameLength,
-    })
+    return buildNameTable(
+      lists.map(([server, items]) => ({
+        server,
+        names: items.map((i) => i.name).filter((n): n is string => typeof n === 'string'),
+      })),
+      {
+        prefix: this.o.endpoint.prefix,
+        maxLength: this.o.endpoint.maxNameLength,
+      },
+    )
   }
 
-  private async nameTable(method: 'tools/list' | 'prompts/list', caller: AggregateCaller): Promise<NameTable> {
+  private async nameTable(
+    method: 'tools/list' | 'prompts/list',
+    caller: AggregateCaller,
+  ): Promise<NameTable> {
     return this.tableOf((await this.lists(method, caller)).lists)
   }
 
   /** Resources and templates of every accessible backend, in one table (URIs collide across both). */
   private async uriTable(caller: AggregateCaller): Promise<UriTable> {
-    const [resources, templates] = await Promise.all([this.lists('resources/list', caller), this.lists('resources/templates/list', caller)])
+    const [resources, templates] = await Promise.all([
+      this.lists('resources/list', caller),
+      this.lists('resources/templates/list', caller),
+    ])
     const templatesOf = new Map(templates.lists)
-    const servers = [...new Set([...resources.lists.map(([s]) => s), ...templates.lists.map(([s]) => s)])]
+    const servers = [
+      ...new Set([...resources.lists.map(([s]) => s), ...templates.lists.map(([s]) => s)]),
+    ]
     const uris = new Map(resources.lists)
-    return buildUriTable(servers.map((server) => ({
-      server,
-      uris: (uris.get(server) ?? []).map((i) => i.uri).filter((u): u is string => typeof u === 'string'),
-      templates: (templatesOf.get(server) ?? []).map((i) => i.uriTemplate).filter((u): u is string => typeof u === 'string'),
-    })))
+    return buildUriTable(
+      servers.map((server) => ({
+        server,
+        uris: (uris.get(server) ?? [])
+          .map((i) => i.uri)
+          .filter((u): u is string => typeof u === 'string'),
+        templates: (templatesOf.get(server) ?? [])
+          .map((i) => i.uriTemplate)
+          .filter((u): u is string => typeof u === 'string'),
+      })),
+    )
   }
 
   /**
@@ -290,25 +385,44 @@ export class Aggregate {
     const known = inits.every((init) => init !== undefined) && accessible.length > 0
     return {
       protocolVersion,
-      capabilities: known ? mergedCapabilities(inits.map((init) => init!.capabilities)) : EVERY_CAPABILITY,
+      capabilities: known
+        ? mergedCapabilities(inits.map((init) => init!.capabilities))
+        : EVERY_CAPABILITY,
       serverInfo: { name: `mcp-edge/${this.name}`, version: ENDPOINT_VERSION },
       ...(instructions.length > 0 ? { instructions: instructions.join('\n\n') } : {}),
     }
   }
 
   /** A backend's whole list of `method`: cached, else read page by page from one of the caller's processes. */
-  private async backendList(method: ListMethod, server: string, caller: AggregateCaller): Promise<Item[]> {
+  private async backendList(
+    method: ListMethod,
+    server: string,
+    caller: AggregateCaller,
+  ): Promise<Item[]> {
     const key = this.cacheKey(method, server, caller.principal)
     const cached = this.cache.get(key)
     if (cached !== undefined) return cached
     const { lanes, gate } = this.o
     // A server that does not offer the feature has nothing to list (and is not asked). Once one
     // of its processes has answered initialize, that is known without taking (or starting) one.
-    const capability = method.startsWith('tools') ? 'tools' : method.startsWith('prompts') ? 'prompts' : 'resources'
+    const capability = method.startsWith('tools')
+      ? 'tools'
+      : method.startsWith('prompts')
+        ? 'prompts'
+        : 'resources'
     const known = lanes.initOf(server, caller.principal)?.capabilities
     if (isObject(known) && !(capability in known)) return this.remember(key, [])
-    const credentials = gate?.needs(server) ? await gate.initial(server, caller.principal, caller.bearer) : undefined
-    const lane = await lanes.acquire(server, caller.principal, caller.log, caller.accepted, caller.signal, credentials)
+    const credentials = gate?.needs(server)
+      ? await gate.initial(server, caller.principal, caller.bearer)
+      : undefined
+    const lane = await lanes.acquire(
+      server,
+      caller.principal,
+      caller.log,
+      caller.accepted,
+      caller.signal,
+      credentials,
+    )
     const items: Item[] = []
     try {
       const caps = lane.init.capabilities
@@ -317,9 +431,15 @@ export class Aggregate {
       let cursor: string | undefined
       const { listPages, listTimeout } = this.o.endpoint
       for (let page = 0; page < listPages; page++) {
-        const reply = (await lanes.request(lane, method, cursor === undefined ? {} : { cursor }, listTimeout)) as { result?: Record<string, unknown>; error?: { message?: unknown } } | undefined
+        const reply = (await lanes.request(
+          lane,
+          method,
+          cursor === undefined ? {} : { cursor },
+          listTimeout,
+        )) as { result?: Record<string, unknown>; error?: { message?: unknown } } | undefined
         if (reply === undefined) throw new Error(`${server} did not answer ${method}`)
-        if (reply.error !== undefined) throw new Error(`${server} refused ${method}: ${String(reply.error.message ?? '')}`)
+        if (reply.error !== undefined)
+          throw new Error(`${server} refused ${method}: ${String(reply.error.message ?? '')}`)
         const got = reply.result?.[field]
         if (Array.isArray(got)) for (const item of got) if (isObject(item)) items.push(item)
         cursor = typeof reply.result?.nextCursor === 'string' ? reply.result.nextCursor : undefined
@@ -344,7 +464,11 @@ export class Aggregate {
   private cacheKey(method: ListMethod, server: string, principal: Principal): string {
     const c = this.o.config.servers[server]
     const owner = ownerKey(principal)
-    const own = c !== undefined && (c.identityEnv || Object.keys(c.credentials).length > 0 || this.diverged.has(`${server}\n${owner}`))
+    const own =
+      c !== undefined &&
+      (c.identityEnv ||
+        Object.keys(c.credentials).length > 0 ||
+        this.diverged.has(`${server}\n${owner}`))
     return `${method}\n${server}${own ? `\n${owner}` : ''}`
   }
 
@@ -362,7 +486,8 @@ export class Aggregate {
   private forget(server: string, owner: string): void {
     if (!this.servers.includes(server)) return
     this.diverged.delete(`${server}\n${owner}`)
-    for (const key of [...this.cache.keys()]) if (key.endsWith(`\n${server}\n${owner}`)) this.cache.delete(key)
+    for (const key of [...this.cache.keys()])
+      if (key.endsWith(`\n${server}\n${owner}`)) this.cache.delete(key)
   }
 
   /** A server said a list changed: its cached lists of that kind are read again when next needed. */
@@ -370,29 +495,43 @@ export class Aggregate {
     if (!this.servers.includes(e.server)) return
     // A session-mode process is its user's own: what it changed is that user's, not everyone's.
     // (A shared process's change is everyone's: the one entry is read again.)
-    if (e.method.endsWith('/list_changed') && this.o.config.servers[e.server]?.mode !== 'shared') this.diverged.add(`${e.server}\n${e.owner}`)
+    if (e.method.endsWith('/list_changed') && this.o.config.servers[e.server]?.mode !== 'shared')
+      this.diverged.add(`${e.server}\n${e.owner}`)
     const methods: ListMethod[] =
-      e.method === 'notifications/tools/list_changed' ? ['tools/list']
-      : e.method === 'notifications/prompts/list_changed' ? ['prompts/list']
-      : e.method === 'notifications/resources/list_changed' ? ['resources/list', 'resources/templates/list']
-      : []
+      e.method === 'notifications/tools/list_changed'
+        ? ['tools/list']
+        : e.method === 'notifications/prompts/list_changed'
+          ? ['prompts/list']
+          : e.method === 'notifications/resources/list_changed'
+            ? ['resources/list', 'resources/templates/list']
+            : []
     for (const m of methods) {
       const prefix = `${m}\n${e.server}`
-      for (const key of [...this.cache.keys()]) if (key === prefix || key.startsWith(`${prefix}\n`)) this.cache.delete(key)
+      for (const key of [...this.cache.keys()])
+        if (key === prefix || key.startsWith(`${prefix}\n`)) this.cache.delete(key)
     }
   }
 }
 
 /** Whether a result holds a resource URI `publish` would rewrite: read contents, links, embedded resources. */
 function carriesUris(result: Record<string, unknown>): boolean {
-  const uriIn = (c: unknown) => isObject(c) && (c.type === 'resource_link' || (c.type === 'resource' && isObject(c.resource)))
+  const uriIn = (c: unknown) =>
+    isObject(c) && (c.type === 'resource_link' || (c.type === 'resource' && isObject(c.resource)))
   if (Array.isArray(result.contents) && result.contents.length > 0) return true
   if (Array.isArray(result.content) && result.content.some(uriIn)) return true
-  return Array.isArray(result.messages) && result.messages.some((m) => isObject(m) && uriIn(m.content))
+  return (
+    Array.isArray(result.messages) && result.messages.some((m) => isObject(m) && uriIn(m.content))
+  )
 }
 
 /** What an endpoint offers while some backend it may use has not started yet: every feature it relays. */
-const EVERY_CAPABILITY = Object.freeze({ tools: { listChanged: true }, prompts: { listChanged: true }, resources: { subscribe: true, listChanged: true }, logging: {}, completions: {} })
+const EVERY_CAPABILITY = Object.freeze({
+  tools: { listChanged: true },
+  prompts: { listChanged: true },
+  resources: { subscribe: true, listChanged: true },
+  logging: {},
+  completions: {},
+})
 
 /**
  * The features the backends offer, as the endpoint offers them: a list feature when any backend
@@ -406,7 +545,9 @@ export function mergedCapabilities(all: readonly unknown[]): Item {
   if (has('tools')) caps.tools = { listChanged: true }
   if (has('prompts')) caps.prompts = { listChanged: true }
   if (has('resources')) {
-    const subscribe = all.some((c) => isObject(c) && isObject(c.resources) && c.resources.subscribe === true)
+    const subscribe = all.some(
+      (c) => isObject(c) && isObject(c.resources) && c.resources.subscribe === true,
+    )
     caps.resources = { ...(subscribe ? { subscribe: true } : {}), listChanged: true }
   }
   // Always: the endpoint itself tells session-era clients which backends a list left out.

@@ -73,15 +73,36 @@ export class SubjectBounds {
       {
         scope: (h) => h.server === server && h.owner === owner,
         max: config?.maxSessionsPerSubject ?? Infinity,
-        refuse: () => new BridgeError('subject_session_limit', `you have ${config?.maxSessionsPerSubject} sessions in use on ${server} (sessionless requests count as sessions), the most allowed; end one (DELETE) or retry later`),
+        refuse: () =>
+          new BridgeError(
+            'subject_session_limit',
+            `you have ${config?.maxSessionsPerSubject} sessions in use on ${server} (sessionless requests count as sessions), the most allowed; end one (DELETE) or retry later`,
+          ),
       },
       {
         scope: (h) => h.owner === owner,
         max: limits.maxSessionsPerSubject,
-        refuse: () => new BridgeError('subject_session_limit', `you have ${limits.maxSessionsPerSubject} sessions in use on this gateway (sessionless requests count as sessions), the most allowed; end one (DELETE) or retry later`),
+        refuse: () =>
+          new BridgeError(
+            'subject_session_limit',
+            `you have ${limits.maxSessionsPerSubject} sessions in use on this gateway (sessionless requests count as sessions), the most allowed; end one (DELETE) or retry later`,
+          ),
       },
-      { scope: (h) => h.server === server, max: config?.maxSessions ?? Infinity, refuse: () => new BridgeError('too_many_sessions', `server ${server} is at its session limit; retry later`) },
-      { scope: () => true, max: limits.maxSessions, refuse: () => new BridgeError('too_many_sessions', 'the gateway is at its session limit; retry later') },
+      {
+        scope: (h) => h.server === server,
+        max: config?.maxSessions ?? Infinity,
+        refuse: () =>
+          new BridgeError(
+            'too_many_sessions',
+            `server ${server} is at its session limit; retry later`,
+          ),
+      },
+      {
+        scope: () => true,
+        max: limits.maxSessions,
+        refuse: () =>
+          new BridgeError('too_many_sessions', 'the gateway is at its session limit; retry later'),
+      },
     ]
     return bounds.find((b) => this.count(b.scope) >= b.max)
   }

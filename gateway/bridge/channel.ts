@@ -69,7 +69,10 @@ export class Channel implements Child {
       if (env.method !== 'notifications/cancelled') return // initialized, roots changes: the gateway's business
       const id = this.ids.get(env.params?.requestId as RequestId)
       if (id === undefined) return
-      return r.child!.send({ ...message, params: { ...env.params, requestId: id } } as JSONRPCMessage)
+      return r.child!.send({
+        ...message,
+        params: { ...env.params, requestId: id },
+      } as JSONRPCMessage)
     }
     // A response would answer a server→client request, which shared mode never relays.
   }
@@ -109,7 +112,13 @@ export class Channel implements Child {
       const p = r.pending.get(id)
       r.pending.delete(id)
       if (p) this.settled(p)
-      void r.child?.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'session closed' } } as JSONRPCMessage).catch(() => {})
+      void r.child
+        ?.send({
+          jsonrpc: '2.0',
+          method: 'notifications/cancelled',
+          params: { requestId: id, reason: 'session closed' },
+        } as JSONRPCMessage)
+        .catch(() => {})
     }
     this.ids.clear()
     this.markExited()
@@ -120,7 +129,9 @@ export class Channel implements Child {
     const r = this.replica
     const id = r.nextId('s')
     r.pending.set(id, { channel: this, id, token: undefined })
-    void r.child?.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage).catch(() => r.pending.delete(id))
+    void r.child
+      ?.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage)
+      .catch(() => r.pending.delete(id))
   }
 
   private answer(id: RequestId, result: unknown): Promise<void> {

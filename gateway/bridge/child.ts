@@ -30,7 +30,12 @@ export interface Child {
  * headers) reaches its argv or environment. Its stderr is logged line by line, rate-limited,
  * with every value in `redact` (the user's credentials it was started with) blotted out.
  */
-export async function spawnChild(config: ServerConfig, log: Logger, extraEnv: Record<string, string> = {}, redact: readonly string[] = []): Promise<Child> {
+export async function spawnChild(
+  config: ServerConfig,
+  log: Logger,
+  extraEnv: Record<string, string> = {},
+  redact: readonly string[] = [],
+): Promise<Child> {
   const inherited: Record<string, string> = {}
   for (const name of config.inheritEnv) {
     const value = process.env[name]
@@ -68,7 +73,8 @@ export async function spawnChild(config: ServerConfig, log: Logger, extraEnv: Re
       current = next.child({ pid: child.pid })
     },
   }
-  const streamError = (err: Error) => current.warn({ err: { message: err.message } }, 'server process stream error')
+  const streamError = (err: Error) =>
+    current.warn({ err: { message: err.message } }, 'server process stream error')
   proc.on('error', streamError)
   proc.stdin.on('error', streamError)
   proc.stdout.on('error', streamError)
@@ -83,7 +89,11 @@ export async function spawnChild(config: ServerConfig, log: Logger, extraEnv: Re
     }
     for (const f of frames) {
       if ('message' in f) child.onmessage?.(f.message)
-      else current.debug({ skipped: f.skipped }, 'server process wrote a line that is not a JSON-RPC message')
+      else
+        current.debug(
+          { skipped: f.skipped },
+          'server process wrote a line that is not a JSON-RPC message',
+        )
     }
   })
   proc.once('close', () => {
@@ -97,7 +107,8 @@ export async function spawnChild(config: ServerConfig, log: Logger, extraEnv: Re
 
 /** Closes stdin, then SIGTERM, then SIGKILL, each after `graceMs`; resolves once the process is gone. */
 async function stop(proc: ChildProcess, exited: Promise<void>, graceMs: number): Promise<void> {
-  const gone = (ms: number) => Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, ms).unref())])
+  const gone = (ms: number) =>
+    Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, ms).unref())])
   try {
     proc.stdin?.end()
   } catch {}
@@ -130,13 +141,21 @@ export function redactor(values: readonly string[]): Redactor {
   }
   const list = [...forms].filter((f) => f !== '').sort((a, b) => b.length - a.length)
   if (list.length === 0) return Object.assign((line: string) => line, { longest: 0 })
-  return Object.assign((line: string) => {
-    for (const f of list) if (line.includes(f)) line = line.split(f).join('[redacted]')
-    return line
-  }, { longest: list[0]!.length })
+  return Object.assign(
+    (line: string) => {
+      for (const f of list) if (line.includes(f)) line = line.split(f).join('[redacted]')
+      return line
+    },
+    { longest: list[0]!.length },
+  )
 }
 
-function logStderr(stream: Readable, log: () => Logger, bounds: ServerConfig['stderr'], redact: Redactor): void {
+function logStderr(
+  stream: Readable,
+  log: () => Logger,
+  bounds: ServerConfig['stderr'],
+  redact: Redactor,
+): void {
   let windowStart = Date.now()
   let lines = 0
   let dropped = 0
@@ -154,6 +173,9 @@ function logStderr(stream: Readable, log: () => Logger, bounds: ServerConfig['st
     }
     // Redacted before it is cut: a cut must not leave half a secret showing, so what is read
     // past the cut is as long as the longest form of a secret.
-    log().info({ stderr: redact(line.slice(0, bounds.lineMax + redact.longest)).slice(0, bounds.lineMax) }, 'server stderr')
+    log().info(
+      { stderr: redact(line.slice(0, bounds.lineMax + redact.longest)).slice(0, bounds.lineMax) },
+      'server stderr',
+    )
   })
 }

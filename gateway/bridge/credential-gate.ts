@@ -1,16 +1,31 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
-import { missingToolText, URL_ELICITATION_REQUIRED, urlElicitation, waitUntil } from '../credentials/elicitation.js'
+import {
+  missingToolText,
+  URL_ELICITATION_REQUIRED,
+  urlElicitation,
+  waitUntil,
+} from '../credentials/elicitation.js'
 import { CredentialError } from '../credentials/errors.js'
-import type { CredentialResolver, MissingSecret, ResolvedCredentials } from '../credentials/resolve.js'
+import type {
+  CredentialResolver,
+  MissingSecret,
+  ResolvedCredentials,
+} from '../credentials/resolve.js'
 import { isObject, rpcError, type RequestId } from './jsonrpc.js'
 
 /**
  * Requests that act with the user's credentials: they wait for them (and run on a process
  * started with them). Lists, ping, logging/setLevel run on whatever process the session has.
  */
-export const CREDENTIAL_METHODS: ReadonlySet<string> = new Set(['tools/call', 'resources/read', 'resources/subscribe', 'prompts/get', 'completion/complete'])
+export const CREDENTIAL_METHODS: ReadonlySet<string> = new Set([
+  'tools/call',
+  'resources/read',
+  'resources/subscribe',
+  'prompts/get',
+  'completion/complete',
+])
 
 /**
  * The JSON-RPC error a request other than a tool call gets when its credential is missing or
@@ -27,7 +42,12 @@ export interface GatedSession {
   /** Whether a URL elicitation can reach this session's client (declared, and a stream to carry it). */
   readonly canElicitUrl: boolean
   /** Sends the client a request of the gateway's own, on the stream of `relatedId`; resolves its response (undefined: none in time). */
-  ask(relatedId: RequestId, method: string, params: Record<string, unknown>, timeoutMs: number): Promise<JSONRPCMessage | undefined>
+  ask(
+    relatedId: RequestId,
+    method: string,
+    params: Record<string, unknown>,
+    timeoutMs: number,
+  ): Promise<JSONRPCMessage | undefined>
   /** Sends the client a notification of the gateway's own, on the stream of `relatedId`. */
   tell(message: JSONRPCMessage, relatedId?: RequestId): void
   /** Replaces the session's process by one started with `credentials`, once its requests in flight are done. */
@@ -77,7 +97,11 @@ export class CredentialGate {
   }
 
   /** Credentials for a new session's first process; a source that fails now is reported at the first call. */
-  async initial(server: string, principal: Principal, bearer: string | undefined): Promise<ResolvedCredentials> {
+  async initial(
+    server: string,
+    principal: Principal,
+    bearer: string | undefined,
+  ): Promise<ResolvedCredentials> {
     try {
       return await this.o.resolver.resolve(server, { principal, bearer })
     } catch (err) {
@@ -92,17 +116,43 @@ export class CredentialGate {
     try {
       creds = await this.o.resolver.resolve(s.server, caller)
       if (creds.missing.length > 0) {
-        if (!s.canElicitUrl) return this.refuse(req, missingToolText(this.o.publicUrl, s.server, creds.missing), 'credential missing')
+        if (!s.canElicitUrl)
+          return this.refuse(
+            req,
+            missingToolText(this.o.publicUrl, s.server, creds.missing),
+            'credential missing',
+          )
         const { action, elicitationId } = await this.elicit(s, req, creds.missing)
-        if (action !== 'accept') return this.refuse(req, missingToolText(this.o.publicUrl, s.server, creds.missing), `credential missing (elicitation ${action})`)
+        if (action !== 'accept')
+          return this.refuse(
+            req,
+            missingToolText(this.o.publicUrl, s.server, creds.missing),
+            `credential missing (elicitation ${action})`,
+          )
         let latest = creds
-        const set = await waitUntil(async () => (latest = await this.o.resolver.resolve(s.server, caller)).missing.length === 0, {
-          timeout: this.o.elicitationTimeout,
-          interval: this.o.pollInterval,
-        })
-        if (!set) return this.refuse(req, `${missingToolText(this.o.publicUrl, s.server, latest.missing)} (the request waited ${Math.round(this.o.elicitationTimeout / 1000)} s)`, 'credential missing (not set in time)')
+        const set = await waitUntil(
+          async () =>
+            (latest = await this.o.resolver.resolve(s.server, caller)).missing.length === 0,
+          {
+            timeout: this.o.elicitationTimeout,
+            interval: this.o.pollInterval,
+          },
+        )
+        if (!set)
+          return this.refuse(
+            req,
+            `${missingToolText(this.o.publicUrl, s.server, latest.missing)} (the request waited ${Math.round(this.o.elicitationTimeout / 1000)} s)`,
+            'credential missing (not set in time)',
+          )
         creds = latest
-        s.tell({ jsonrpc: '2.0', method: 'notifications/elicitation/complete', params: { elicitationId } } as JSONRPCMessage, req.id)
+        s.tell(
+          {
+            jsonrpc: '2.0',
+            method: 'notifications/elicitation/complete',
+            params: { elicitationId },
+          } as JSONRPCMessage,
+          req.id,
+        )
       }
     } catch (err) {
       if (!(err instanceof CredentialError)) throw err
@@ -120,13 +170,31 @@ export class CredentialGate {
    * has set it. Other clients get a tool error (or -32003) naming the page. Requests that do
    * not act with credentials (lists) get whatever is set now.
    */
-  async sessionless(server: string, method: string, caller: { principal: Principal; bearer: string | undefined }, capabilities: Record<string, unknown>): Promise<
+  async sessionless(
+    server: string,
+    method: string,
+    caller: { principal: Principal; bearer: string | undefined },
+    capabilities: Record<string, unknown>,
+  ): Promise<
     | { ok: true; credentials: ResolvedCredentials }
-    | { ok: false; error: { code: number; message: string; data?: unknown } | undefined; toolText: string | undefined; outcome: string }
+    | {
+        ok: false
+        error: { code: number; message: string; data?: unknown } | undefined
+        toolText: string | undefined
+        outcome: string
+      }
   > {
-    if (!CREDENTIAL_METHODS.has(method)) return { ok: true, credentials: await this.initial(server, caller.principal, caller.bearer) }
+    if (!CREDENTIAL_METHODS.has(method))
+      return { ok: true, credentials: await this.initial(server, caller.principal, caller.bearer) }
     const refuse = (text: string, outcome: string) =>
-      method === 'tools/call' ? { ok: false as const, error: undefined, toolText: text, outcome } : { ok: false as const, error: { code: CREDENTIAL_UNAVAILABLE, message: text }, toolText: undefined, outcome }
+      method === 'tools/call'
+        ? { ok: false as const, error: undefined, toolText: text, outcome }
+        : {
+            ok: false as const,
+            error: { code: CREDENTIAL_UNAVAILABLE, message: text },
+            toolText: undefined,
+            outcome,
+          }
     let credentials: ResolvedCredentials
     try {
       credentials = await this.o.resolver.resolve(server, caller)
@@ -139,20 +207,40 @@ export class CredentialGate {
     const elicitation = capabilities.elicitation
     if (isObject(elicitation) && 'url' in elicitation) {
       const e = urlElicitation(this.o.publicUrl, server, credentials.missing)
-      return { ok: false, error: { code: URL_ELICITATION_REQUIRED, message: e.message, data: { elicitations: [e] } }, toolText: undefined, outcome: 'credential missing (URL elicitation required)' }
+      return {
+        ok: false,
+        error: { code: URL_ELICITATION_REQUIRED, message: e.message, data: { elicitations: [e] } },
+        toolText: undefined,
+        outcome: 'credential missing (URL elicitation required)',
+      }
     }
-    return refuse(missingToolText(this.o.publicUrl, server, credentials.missing), 'credential missing')
+    return refuse(
+      missingToolText(this.o.publicUrl, server, credentials.missing),
+      'credential missing',
+    )
   }
 
   /** Asks the user for the missing secrets with a URL elicitation; resolves the client's action. */
-  private async elicit(s: GatedSession, req: GatedRequest, missing: MissingSecret[]): Promise<{ action: string; elicitationId: string }> {
+  private async elicit(
+    s: GatedSession,
+    req: GatedRequest,
+    missing: MissingSecret[],
+  ): Promise<{ action: string; elicitationId: string }> {
     const e = urlElicitation(this.o.publicUrl, s.server, missing)
-    const answer = (await s.ask(req.id, 'elicitation/create', { ...e }, this.o.elicitationTimeout)) as { result?: unknown; error?: unknown } | undefined
+    const answer = (await s.ask(
+      req.id,
+      'elicitation/create',
+      { ...e },
+      this.o.elicitationTimeout,
+    )) as { result?: unknown; error?: unknown } | undefined
     const action =
-      answer === undefined ? 'unanswered'
-      : answer.error !== undefined || !isObject(answer.result) ? 'refused by the client'
-      : ['accept', 'decline', 'cancel'].includes(answer.result.action as string) ? (answer.result.action as string)
-      : 'invalid answer'
+      answer === undefined
+        ? 'unanswered'
+        : answer.error !== undefined || !isObject(answer.result)
+          ? 'refused by the client'
+          : ['accept', 'decline', 'cancel'].includes(answer.result.action as string)
+            ? (answer.result.action as string)
+            : 'invalid answer'
     return { action, elicitationId: e.elicitationId }
   }
 
@@ -160,7 +248,11 @@ export class CredentialGate {
   private refuse(req: GatedRequest, text: string, outcome: string): GateOutcome {
     const reply =
       req.method === 'tools/call'
-        ? ({ jsonrpc: '2.0', id: req.id, result: { content: [{ type: 'text', text }], isError: true } } as JSONRPCMessage)
+        ? ({
+            jsonrpc: '2.0',
+            id: req.id,
+            result: { content: [{ type: 'text', text }], isError: true },
+          } as JSONRPCMessage)
         : rpcError(req.id, CREDENTIAL_UNAVAILABLE, text)
     return { forward: false, reply, outcome }
   }

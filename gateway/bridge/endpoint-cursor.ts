@@ -43,11 +43,16 @@ export interface CursorState {
  */
 export function encodeCursor(state: CursorState, key: Uint8Array, bind = ''): string {
   checkKey(key)
-  if (!Number.isSafeInteger(state.backend) || state.backend < 0) throw new RangeError(`backend must be a non-negative integer, not ${state.backend}`)
-  if (state.cursor !== undefined && typeof state.cursor !== 'string') throw new RangeError('a backend cursor is a string')
-  const body = Buffer.from(JSON.stringify(state.cursor === undefined ? [state.backend] : [state.backend, state.cursor]))
+  if (!Number.isSafeInteger(state.backend) || state.backend < 0)
+    throw new RangeError(`backend must be a non-negative integer, not ${state.backend}`)
+  if (state.cursor !== undefined && typeof state.cursor !== 'string')
+    throw new RangeError('a backend cursor is a string')
+  const body = Buffer.from(
+    JSON.stringify(state.cursor === undefined ? [state.backend] : [state.backend, state.cursor]),
+  )
   const text = Buffer.concat([body, tag(key, bind, body)]).toString('base64url')
-  if (text.length > MAX_CURSOR_CHARS) throw new RangeError(`the cursor would be ${text.length} characters, past ${MAX_CURSOR_CHARS}`)
+  if (text.length > MAX_CURSOR_CHARS)
+    throw new RangeError(`the cursor would be ${text.length} characters, past ${MAX_CURSOR_CHARS}`)
   return text
 }
 
@@ -58,7 +63,8 @@ export function encodeCursor(state: CursorState, key: Uint8Array, bind = ''): st
  */
 export function decodeCursor(text: unknown, key: Uint8Array, bind = ''): CursorState | undefined {
   checkKey(key)
-  if (typeof text !== 'string' || text.length > MAX_CURSOR_CHARS || !BASE64URL.test(text)) return undefined
+  if (typeof text !== 'string' || text.length > MAX_CURSOR_CHARS || !BASE64URL.test(text))
+    return undefined
   const raw = Buffer.from(text, 'base64url')
   if (raw.length <= TAG_BYTES || raw.toString('base64url') !== text) return undefined // Buffer skips stray bits
   const body = raw.subarray(0, raw.length - TAG_BYTES)
@@ -78,9 +84,13 @@ export function decodeCursor(text: unknown, key: Uint8Array, bind = ''): CursorS
 }
 
 function tag(key: Uint8Array, bind: string, body: Uint8Array): Buffer {
-  return createHmac('sha256', key).update(`${CONTEXT}\n${Buffer.byteLength(bind)}:${bind}\n`).update(body).digest()
+  return createHmac('sha256', key)
+    .update(`${CONTEXT}\n${Buffer.byteLength(bind)}:${bind}\n`)
+    .update(body)
+    .digest()
 }
 
 function checkKey(key: Uint8Array): void {
-  if (!(key instanceof Uint8Array) || key.byteLength < MIN_CURSOR_KEY_BYTES) throw new RangeError(`the cursor key must be at least ${MIN_CURSOR_KEY_BYTES} bytes`)
+  if (!(key instanceof Uint8Array) || key.byteLength < MIN_CURSOR_KEY_BYTES)
+    throw new RangeError(`the cursor key must be at least ${MIN_CURSOR_KEY_BYTES} bytes`)
 }

@@ -73,13 +73,25 @@ interface Entry {
  * Throws a RangeError when `maxLength` is outside 16…128 or the prefix holds characters a name
  * may not (a configuration error, caught at start-up).
  */
-export function buildNameTable(backends: readonly BackendNames[], o: { prefix: string; maxLength: number }): NameTable {
+export function buildNameTable(
+  backends: readonly BackendNames[],
+  o: { prefix: string; maxLength: number },
+): NameTable {
   const { prefix, maxLength } = o
-  if (!Number.isInteger(maxLength) || maxLength < MIN_MAX_NAME_LENGTH || maxLength > MAX_NAME_LENGTH) {
-    throw new RangeError(`maxLength must be an integer from ${MIN_MAX_NAME_LENGTH} to ${MAX_NAME_LENGTH}, not ${maxLength}`)
+  if (
+    !Number.isInteger(maxLength) ||
+    maxLength < MIN_MAX_NAME_LENGTH ||
+    maxLength > MAX_NAME_LENGTH
+  ) {
+    throw new RangeError(
+      `maxLength must be an integer from ${MIN_MAX_NAME_LENGTH} to ${MAX_NAME_LENGTH}, not ${maxLength}`,
+    )
   }
   const literal = prefix.split('{server}').join('')
-  if (literal !== '' && !VALID.test(literal)) throw new RangeError(`prefix ${JSON.stringify(prefix)}: only {server} and the characters A-Z a-z 0-9 _ - . may appear`)
+  if (literal !== '' && !VALID.test(literal))
+    throw new RangeError(
+      `prefix ${JSON.stringify(prefix)}: only {server} and the characters A-Z a-z 0-9 _ - . may appear`,
+    )
 
   // `byServer` deduplicates and, once built, answers publicName; `owners` answers resolve.
   const byServer = new Map<string, Map<string, Entry>>()
@@ -161,7 +173,10 @@ function setLevel(e: Entry, level: number, maxLength: number): void {
 function head(lead: string, name: string, room: number): string {
   const p = clean(lead.slice(0, room))
   const n = clean(name.slice(0, room))
-  const keep = p.length + n.length <= room ? p.length : Math.min(p.length, Math.max(room - n.length, Math.ceil(room / 2)))
+  const keep =
+    p.length + n.length <= room
+      ? p.length
+      : Math.min(p.length, Math.max(room - n.length, Math.ceil(room / 2)))
   return (p.slice(0, keep) + n).slice(0, room).replace(/[_.-]+$/, '')
 }
 

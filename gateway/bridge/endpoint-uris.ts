@@ -96,9 +96,11 @@ export function buildUriTable(backends: readonly BackendResources[]): UriTable {
   const uriOwners = new Map<string, Set<string>>()
   const templateOwners = new Map<string, Set<string>>()
   for (const { server, uris, templates } of backends) {
-    if (!SERVER.test(server)) throw new TypeError(`server name ${JSON.stringify(server)} cannot be put in a URI`)
+    if (!SERVER.test(server))
+      throw new TypeError(`server name ${JSON.stringify(server)} cannot be put in a URI`)
     let b = byServer.get(server)
-    if (b === undefined) byServer.set(server, (b = { server, uris: new Set(), templates: new Map() }))
+    if (b === undefined)
+      byServer.set(server, (b = { server, uris: new Set(), templates: new Map() }))
     for (const uri of uris) {
       if (!usable(uri) || b.uris.has(uri)) continue
       b.uris.add(uri)
@@ -128,7 +130,10 @@ export function buildUriTable(backends: readonly BackendResources[]): UriTable {
   for (const b of byServer.values()) {
     const forms = new Map<string, string>()
     for (const uri of b.uris) {
-      const plain = uriOwners.get(uri)!.size === 1 && !OWN_SCHEME.test(uri) && plainTemplates.servers(uri, b.server).length === 0
+      const plain =
+        uriOwners.get(uri)!.size === 1 &&
+        !OWN_SCHEME.test(uri) &&
+        plainTemplates.servers(uri, b.server).length === 0
       const form = plain ? uri : namespaced(b.server, uri)
       forms.set(uri, form)
       listed.set(form, Object.freeze({ server: b.server, uri }))
@@ -146,7 +151,8 @@ export function buildUriTable(backends: readonly BackendResources[]): UriTable {
       const b = m === null ? undefined : byServer.get(m[1]!)
       if (m === null || b === undefined) return undefined
       const uri = publicUri.slice(m[0].length)
-      for (const t of b.templates.values()) if (t !== undefined && matchesTemplate(t, uri)) return { server: b.server, uri }
+      for (const t of b.templates.values())
+        if (t !== undefined && matchesTemplate(t, uri)) return { server: b.server, uri }
       return b.uris.has(uri) ? { server: b.server, uri } : undefined
     }
     // 3. A plain URI: the one backend whose templates could produce it, or nothing.
@@ -159,7 +165,11 @@ export function buildUriTable(backends: readonly BackendResources[]): UriTable {
       const form = uriPublic.get(server)?.get(uri)
       if (form !== undefined) return form
       const b = byServer.get(server)
-      if (b === undefined || ![...b.templates.values()].some((t) => t !== undefined && matchesTemplate(t, uri))) return undefined
+      if (
+        b === undefined ||
+        ![...b.templates.values()].some((t) => t !== undefined && matchesTemplate(t, uri))
+      )
+        return undefined
       const plain = resolveUri(uri)
       return plain?.server === server && plain.uri === uri ? uri : namespaced(server, uri)
     },

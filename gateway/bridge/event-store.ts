@@ -76,8 +76,16 @@ export class SessionEventStore implements EventStore {
       this.streams.set(streamId, stream)
     }
     // The SDK primes a stream with `{}`: an id and empty data, nothing to replay later.
-    const data = (message as { jsonrpc?: unknown }).jsonrpc === undefined ? undefined : JSON.stringify(message)
-    const entry: Entry = { seq: ++this.seq, stream, data, at, next: undefined, nextInStream: undefined }
+    const data =
+      (message as { jsonrpc?: unknown }).jsonrpc === undefined ? undefined : JSON.stringify(message)
+    const entry: Entry = {
+      seq: ++this.seq,
+      stream,
+      data,
+      at,
+      next: undefined,
+      nextInStream: undefined,
+    }
     if (this.last === undefined) this.first = entry
     else this.last.next = entry
     this.last = entry
@@ -100,7 +108,10 @@ export class SessionEventStore implements EventStore {
    * @throws Error when the id is unknown or an event after it was dropped (the SDK answers 500;
    * `getStreamIdForEventId` refuses such ids first, with 400)
    */
-  async replayEventsAfter(lastEventId: EventId, { send }: { send: (eventId: EventId, message: JSONRPCMessage) => Promise<void> }): Promise<StreamId> {
+  async replayEventsAfter(
+    lastEventId: EventId,
+    { send }: { send: (eventId: EventId, message: JSONRPCMessage) => Promise<void> },
+  ): Promise<StreamId> {
     const from = this.resumable(lastEventId)
     if (from === undefined) throw new Error('the events after this id are no longer kept')
     const due: Entry[] = []
@@ -108,7 +119,8 @@ export class SessionEventStore implements EventStore {
       if (e.seq > from.seq && e.data !== undefined) due.push(e)
     }
     this.replayed.set(lastEventId, due.length)
-    for (const e of due) await send(eventId(from.stream.id, e.seq), JSON.parse(e.data!) as JSONRPCMessage)
+    for (const e of due)
+      await send(eventId(from.stream.id, e.seq), JSON.parse(e.data!) as JSONRPCMessage)
     return from.stream.id
   }
 

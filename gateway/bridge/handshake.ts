@@ -10,7 +10,10 @@ export const GATEWAY_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-2
  * longer (0: none). A start is not a request (a server fetched by npx, a JVM), so a short
  * requestTimeout does not cut it.
  */
-export function initializeTimeout(server: { requestTimeout: number; initializeTimeout: number }): number {
+export function initializeTimeout(server: {
+  requestTimeout: number
+  initializeTimeout: number
+}): number {
   return Math.max(server.requestTimeout, server.initializeTimeout)
 }
 
@@ -27,9 +30,19 @@ export interface InitResult {
  * Owns `child.onmessage` until the result arrives; the caller sets its own afterwards.
  * @throws Error when the process answers with an error or not within `timeoutMs`
  */
-export async function initializeChild(child: Child, timeoutMs: number, capabilities: Record<string, unknown> = {}): Promise<InitResult> {
-  const params = { protocolVersion: GATEWAY_PROTOCOL_VERSIONS[0], capabilities, clientInfo: { name: 'mcp-edge', version: '0.1.0' } }
-  const reply = (await exchange(child, 'initialize', params, timeoutMs)) as { result?: InitResult; error?: { message?: string } } | undefined
+export async function initializeChild(
+  child: Child,
+  timeoutMs: number,
+  capabilities: Record<string, unknown> = {},
+): Promise<InitResult> {
+  const params = {
+    protocolVersion: GATEWAY_PROTOCOL_VERSIONS[0],
+    capabilities,
+    clientInfo: { name: 'mcp-edge', version: '0.1.0' },
+  }
+  const reply = (await exchange(child, 'initialize', params, timeoutMs)) as
+    | { result?: InitResult; error?: { message?: string } }
+    | undefined
   if (reply === undefined) throw new Error('no initialize result')
   if (!reply.result) throw new Error(`initialize failed: ${reply.error?.message}`)
   await child.send({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage)
@@ -41,7 +54,12 @@ export async function initializeChild(child: Child, timeoutMs: number, capabilit
  * its reply. Owns `child.onmessage` meanwhile; server→client requests are refused. Resolves undefined when the process exits, the
  * send fails, or nothing comes within `timeoutMs`.
  */
-export function exchange(child: Child, method: string, params: Record<string, unknown> | undefined, timeoutMs: number): Promise<JSONRPCMessage | undefined> {
+export function exchange(
+  child: Child,
+  method: string,
+  params: Record<string, unknown> | undefined,
+  timeoutMs: number,
+): Promise<JSONRPCMessage | undefined> {
   const id = `mcp-edge-${method}`
   return new Promise((resolve) => {
     const done = (reply?: JSONRPCMessage) => {
@@ -55,29 +73,47 @@ export function exchange(child: Child, method: string, params: Record<string, un
       if (env.kind === 'request') {
         // A server asking the client something before the handshake ends (roots, say) is
         // refused at once rather than left waiting.
-        void child.send(rpcError(env.id, -32601, 'no client request is in progress to answer this')).catch(() => {})
+        void child
+          .send(rpcError(env.id, -32601, 'no client request is in progress to answer this'))
+          .catch(() => {})
         return
       }
       if ((m as { id?: unknown }).id === id) done(m)
     }
     void child.exited.then(() => done())
-    child.send({ jsonrpc: '2.0', id, method, ...(params ? { params } : {}) } as JSONRPCMessage).catch(() => done())
+    child
+      .send({ jsonrpc: '2.0', id, method, ...(params ? { params } : {}) } as JSONRPCMessage)
+      .catch(() => done())
   })
 }
 
 /** MCP lifecycle: the requested version if the gateway speaks it, else the process's own. */
 export function negotiate(requested: unknown, fallback: string): string {
-  return typeof requested === 'string' && GATEWAY_PROTOCOL_VERSIONS.includes(requested) ? requested : fallback
+  return typeof requested === 'string' && GATEWAY_PROTOCOL_VERSIONS.includes(requested)
+    ? requested
+    : fallback
 }
 
 /** A session's `initialize`, answered from the process's cached result at the session's version. */
-export function initializeReply(id: RequestId, init: InitResult, params: Record<string, unknown> | undefined): JSONRPCMessage {
-  return { jsonrpc: '2.0', id, result: { ...init, protocolVersion: negotiate(params?.protocolVersion, init.protocolVersion) } } as JSONRPCMessage
+export function initializeReply(
+  id: RequestId,
+  init: InitResult,
+  params: Record<string, unknown> | undefined,
+): JSONRPCMessage {
+  return {
+    jsonrpc: '2.0',
+    id,
+    result: { ...init, protocolVersion: negotiate(params?.protocolVersion, init.protocolVersion) },
+  } as JSONRPCMessage
 }
 
 /** The answer to a server→client request from a process that was promised no client capabilities. */
 export function refusal(id: RequestId): JSONRPCMessage {
-  return rpcError(id, -32601, 'server-to-client requests are not available: the gateway initialized this process without client capabilities')
+  return rpcError(
+    id,
+    -32601,
+    'server-to-client requests are not available: the gateway initialized this process without client capabilities',
+  )
 }
 
 /**

@@ -1,5 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import { createRequestStateCodec, type RequestStateCodec, type ServerContext } from '@modelcontextprotocol/server'
+import {
+  createRequestStateCodec,
+  type RequestStateCodec,
+  type ServerContext,
+} from '@modelcontextprotocol/server'
 import type { ParkedRounds, Scope } from './bounds.js'
 import type { BackendCall } from './modern-call.js'
 
@@ -66,15 +70,26 @@ export class InputRounds implements ParkedRounds {
     rounds.set(call, round)
     // A principal's abandoned rounds each hold a process: past the bound, the oldest goes.
     const mine = [...this.parked.entries()].filter(([, p]) => p.owner === binding.owner)
-    for (const [k] of mine.slice(0, Math.max(0, mine.length - this.o.perSubject + 1))) this.expire(k)
+    for (const [k] of mine.slice(0, Math.max(0, mine.length - this.o.perSubject + 1)))
+      this.expire(k)
     const timer = setTimeout(() => this.expire(key), this.o.ttlMs).unref()
-    this.parked.set(key, { call, owner: binding.owner, server: binding.server, round, timer, onExpire })
+    this.parked.set(key, {
+      call,
+      owner: binding.owner,
+      server: binding.server,
+      round,
+      timer,
+      onExpire,
+    })
     if (call.lane.user === call) call.lane.parked = true
     return this.codec.mint({ call: key, round }, context(binding))
   }
 
   /** The waiting request a handle continues, taken out of waiting; or why not. */
-  async claim(state: string, binding: RoundBinding): Promise<{ call: BackendCall } | { refused: ClaimRefusal }> {
+  async claim(
+    state: string,
+    binding: RoundBinding,
+  ): Promise<{ call: BackendCall } | { refused: ClaimRefusal }> {
     let payload: RoundState
     try {
       payload = await this.codec.verify(state, context(binding))
@@ -138,5 +153,7 @@ function callKey(call: BackendCall): string {
 }
 
 function context(b: RoundBinding): ServerContext {
-  return { binding: `${b.owner}\n${b.server}\n${b.method}\n${b.name ?? ''}` } as unknown as ServerContext
+  return {
+    binding: `${b.owner}\n${b.server}\n${b.method}\n${b.name ?? ''}`,
+  } as unknown as ServerContext
 }

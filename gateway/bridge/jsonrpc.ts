@@ -21,7 +21,10 @@ export function envelope(value: unknown): Envelope {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return INVALID
   const m = value as Record<string, unknown>
   if (m.jsonrpc !== '2.0') return INVALID
-  const params = typeof m.params === 'object' && m.params !== null ? (m.params as Record<string, unknown>) : undefined
+  const params =
+    typeof m.params === 'object' && m.params !== null
+      ? (m.params as Record<string, unknown>)
+      : undefined
   const id = m.id
   const hasId = typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id))
   if (!hasId && id !== undefined) return INVALID
@@ -42,7 +45,12 @@ export function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** A JSON-RPC error response. */
-export function rpcError(id: RequestId | null, code: number, message: string, data?: unknown): JSONRPCMessage {
+export function rpcError(
+  id: RequestId | null,
+  code: number,
+  message: string,
+  data?: unknown,
+): JSONRPCMessage {
   const error: Record<string, unknown> = { code, message }
   if (data !== undefined) error.data = data
   return { jsonrpc: '2.0', id, error } as unknown as JSONRPCMessage

@@ -14,15 +14,29 @@ import type { Lane, LanePool } from './lanes.js'
  * and accepts), counting each; resolves with the URIs subscribed. A URI the process already
  * has is only counted.
  */
-export async function placeSubscriptions(lanes: LanePool, held: Lane, uris: readonly string[], signal: AbortSignal, log: Logger): Promise<string[]> {
+export async function placeSubscriptions(
+  lanes: LanePool,
+  held: Lane,
+  uris: readonly string[],
+  signal: AbortSignal,
+  log: Logger,
+): Promise<string[]> {
   const subscribed: string[] = []
   if (uris.length === 0 || !subscribable(held.init.capabilities)) return subscribed
   for (const uri of uris) {
     if (signal.aborted) break
     if (!held.subscriptions.has(uri)) {
-      const reply = (await lanes.request(held, 'resources/subscribe', { uri }, lanes.limits.subscribeTimeout)) as { result?: unknown } | undefined
+      const reply = (await lanes.request(
+        held,
+        'resources/subscribe',
+        { uri },
+        lanes.limits.subscribeTimeout,
+      )) as { result?: unknown } | undefined
       if (reply?.result === undefined) {
-        log.info({ uri }, 'the server refused a resource subscription; left out of the acknowledgement')
+        log.info(
+          { uri },
+          'the server refused a resource subscription; left out of the acknowledgement',
+        )
         continue
       }
     }
@@ -49,7 +63,14 @@ export function withdrawSubscriptions(lane: Lane, uris: readonly string[]): void
     // Sent to the process directly, busy or not: the subscription is there, wherever the
     // lane's next request would go. Its reply goes to nobody (or to whichever request holds
     // the lane, which ignores an id not its own).
-    void lane.child.send({ jsonrpc: '2.0', id: lane.nextId(), method: 'resources/unsubscribe', params: { uri } } as JSONRPCMessage).catch(() => {})
+    void lane.child
+      .send({
+        jsonrpc: '2.0',
+        id: lane.nextId(),
+        method: 'resources/unsubscribe',
+        params: { uri },
+      } as JSONRPCMessage)
+      .catch(() => {})
   }
 }
 

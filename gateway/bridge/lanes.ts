@@ -16,10 +16,19 @@ import { ownerKey } from './session.js'
  * bring, since each request carries its own. A server→client request for one the request's
  * client did not declare is refused by the gateway, not relayed.
  */
-export const LANE_CLIENT_CAPABILITIES = { sampling: {}, elicitation: { form: {}, url: {} }, roots: {} }
+export const LANE_CLIENT_CAPABILITIES = {
+  sampling: {},
+  elicitation: { form: {}, url: {} },
+  roots: {},
+}
 
 /** Server events a lane's process emits outside any request, for `subscriptions/listen` streams. */
-export type LaneEvent = { server: string; owner: string; method: string; params: Record<string, unknown> | undefined }
+export type LaneEvent = {
+  server: string
+  owner: string
+  method: string
+  params: Record<string, unknown> | undefined
+}
 
 /** Whoever is using a lane right now: it sees every message the process sends. */
 export interface LaneUser {
@@ -81,14 +90,22 @@ export class Lane implements Hold {
     if (this.user !== undefined && this.user !== HELD) return this.user.fromServer(message)
     // Nobody is waiting: a server→client request gets a refusal so the process does not hang.
     if (env.kind === 'request') {
-      const reply = env.method === 'ping' ? ({ jsonrpc: '2.0', id: env.id, result: {} } as JSONRPCMessage) : rpcError(env.id, -32601, 'no client request is in progress to answer this')
+      const reply =
+        env.method === 'ping'
+          ? ({ jsonrpc: '2.0', id: env.id, result: {} } as JSONRPCMessage)
+          : rpcError(env.id, -32601, 'no client request is in progress to answer this')
       void this.child.send(reply).catch(() => {})
     }
   }
 }
 
 function isServerEvent(method: string): boolean {
-  return method === 'notifications/tools/list_changed' || method === 'notifications/prompts/list_changed' || method === 'notifications/resources/list_changed' || method === 'notifications/resources/updated'
+  return (
+    method === 'notifications/tools/list_changed' ||
+    method === 'notifications/prompts/list_changed' ||
+    method === 'notifications/resources/list_changed' ||
+    method === 'notifications/resources/updated'
+  )
 }
 
 /** A held lane's user until its holder sets one: the process's messages have nobody to go to. */
@@ -96,7 +113,13 @@ const HELD: LaneUser = { fromServer: () => {}, lost: () => {} }
 
 /** Where lanes' processes come from (the session registry's pools and shared processes). */
 export interface ProcessSource {
-  process(server: string, principal: Principal, log: Logger, accepted?: number, credentials?: ResolvedCredentials): Promise<Child>
+  process(
+    server: string,
+    principal: Principal,
+    log: Logger,
+    accepted?: number,
+    credentials?: ResolvedCredentials,
+  ): Promise<Child>
   /** The identity a process of `server` is started with for `principal` (identityEnv), if any. */
   identityOf(server: string, principal: Principal): string | undefined
 }
@@ -136,11 +159,24 @@ export class LanePool implements Holders {
   /** The configured bounds of sessionless requests (`limits.sessionless`). */
   readonly limits: GatewayConfig['limits']['sessionless']
 
-  constructor(private readonly o: { config: GatewayConfig; source: ProcessSource; bounds: SubjectBounds; log: Logger }) {
+  constructor(
+    private readonly o: {
+      config: GatewayConfig
+      source: ProcessSource
+      bounds: SubjectBounds
+      log: Logger
+    },
+  ) {
     this.limits = o.config.limits.sessionless
-    const idles = [this.limits.laneIdle, ...Object.values(o.config.servers).map((c) => c.idleTimeout)].filter((t) => t > 0)
+    const idles = [
+      this.limits.laneIdle,
+      ...Object.values(o.config.servers).map((c) => c.idleTimeout),
+    ].filter((t) => t > 0)
     // Half the shortest idle time, at most 10 s: how late past it a lane may end (a pace, not a bound).
-    this.reaper = setInterval(() => this.reap(), Math.max(50, Math.min(10_000, ...idles.map((t) => t / 2)))).unref()
+    this.reaper = setInterval(
+      () => this.reap(),
+      Math.max(50, Math.min(10_000, ...idles.map((t) => t / 2))),
+    ).unref()
   }
 
   /** Whether any lane is in use (a request, a waiting round) or being started for one. */
@@ -199,7 +235,12 @@ export class LanePool implements Holders {
    * every lane, and to the pool closing (shutdown ends streams gracefully); returns the
    * unsubscribe, or undefined when the principal already holds `listensPerSubject`.
    */
-  listen(server: string, principal: Principal, fn: (event: LaneEvent) => void, onClose: () => void): (() => void) | undefined {
+  listen(
+    server: string,
+    principal: Principal,
+    fn: (event: LaneEvent) => void,
+    onClose: () => void,
+  ): (() => void) | undefined {
     const key = `${server}\n${ownerKey(principal)}`
     const open = this.listening.get(key) ?? 0
     if (open >= this.limits.listensPerSubject) return undefined
@@ -247,7 +288,12 @@ export class LanePool implements Holders {
    * Sends the gateway's own request on a held lane and waits for its reply (undefined when the
    * process exits or stays silent past `timeoutMs`).
    */
-  request(lane: Lane, method: string, params: Record<string, unknown>, timeoutMs: number): Promise<JSONRPCMessage | undefined> {
+  request(
+    lane: Lane,
+    method: string,
+    params: Record<string, unknown>,
+    timeoutMs: number,
+  ): Promise<JSONRPCMessage | undefined> {
     const id = lane.nextId()
     return new Promise((resolve) => {
       const done = (m?: JSONRPCMessage) => {
@@ -256,7 +302,10 @@ export class LanePool implements Holders {
         resolve(m)
       }
       const timer = setTimeout(done, timeoutMs)
-      lane.user = { fromServer: (m) => void ((m as { id?: unknown }).id === id && done(m)), lost: () => done() }
+      lane.user = {
+        fromServer: (m) => void ((m as { id?: unknown }).id === id && done(m)),
+        lost: () => done(),
+      }
       lane.child.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage).catch(() => done())
     })
   }
@@ -266,9 +315,17 @@ export class LanePool implements Holders {
    * whoever should see the process's messages. `accepted`: when the HTTP request arrived.
    * @throws BridgeError `too_many_sessions` when none frees up in time, `spawn_failed`
    */
-  async acquire(server: string, principal: Principal, log: Logger, accepted = Date.now(), signal?: AbortSignal, credentials?: ResolvedCredentials): Promise<Lane> {
+  async acquire(
+    server: string,
+    principal: Principal,
+    log: Logger,
+    accepted = Date.now(),
+    signal?: AbortSignal,
+    credentials?: ResolvedCredentials,
+  ): Promise<Lane> {
     // A request the gateway accepted before shutdown began is still served (within the grace).
-    if (this.closedAt !== undefined && accepted >= this.closedAt) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
+    if (this.closedAt !== undefined && accepted >= this.closedAt)
+      throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
     // A request already here when shutdown begins is waited for, even while its lane starts.
     this.acquiring++
     try {
@@ -301,13 +358,21 @@ export class LanePool implements Holders {
     }
   }
 
-  private async acquireLane(server: string, principal: Principal, log: Logger, accepted: number, signal: AbortSignal | undefined, credentials: ResolvedCredentials | undefined): Promise<Lane> {
+  private async acquireLane(
+    server: string,
+    principal: Principal,
+    log: Logger,
+    accepted: number,
+    signal: AbortSignal | undefined,
+    credentials: ResolvedCredentials | undefined,
+  ): Promise<Lane> {
     const key = this.keyOf(server, principal, credentials)
     const owner = ownerKey(principal)
     const mine: Scope = (h) => h.server === server && h.owner === owner
     const deadline = Date.now() + this.limits.laneWait
     for (;;) {
-      if (this.finished) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
+      if (this.finished)
+        throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
       const free = this.lanes.get(key)?.find((l) => !l.busy && l.child.alive)
       if (free !== undefined) {
         free.user = HELD
@@ -320,13 +385,19 @@ export class LanePool implements Holders {
       if (this.running(mine) < cap) {
         full = this.o.bounds.full(server, owner)
         // Counted as starting in this same turn: concurrent requests cannot all pass.
-        if (full === undefined) return await this.start(key, server, principal, log, accepted, credentials)
+        if (full === undefined)
+          return await this.start(key, server, principal, log, accepted, credentials)
         if (await this.o.bounds.makeRoom(full, owner, 'session limit')) continue
         // Nothing to end: a request running in the bound's scope will free a process; else
         // there is nothing to wait for.
         if (this.running(full.scope) === 0) throw full.refuse()
       }
-      const refuse = () => full?.refuse() ?? new BridgeError('too_many_sessions', `you have ${cap} requests in progress on ${server}, the most allowed; retry later`)
+      const refuse = () =>
+        full?.refuse() ??
+        new BridgeError(
+          'too_many_sessions',
+          `you have ${cap} requests in progress on ${server}, the most allowed; retry later`,
+        )
       const left = deadline - Date.now()
       const pair = `${server}\n${owner}`
       const queue = this.waiting.get(pair) ?? new Set<() => void>()
@@ -351,7 +422,8 @@ export class LanePool implements Holders {
   /** Lanes in `scope` running a request or starting for one: each will be released. */
   private running(scope: Scope): number {
     let n = 0
-    for (const list of this.lanes.values()) for (const l of list) if (l.busy && !l.parked && scope(l)) n++
+    for (const list of this.lanes.values())
+      for (const l of list) if (l.busy && !l.parked && scope(l)) n++
     for (const h of this.starting) if (scope(h)) n++
     return n
   }
@@ -378,7 +450,10 @@ export class LanePool implements Holders {
    * operator's bound on one user's processes, which sessions and parked lanes share).
    */
   laneCap(server: string): number {
-    return Math.min(this.limits.lanesPerSubject, this.o.config.servers[server]?.maxSessionsPerSubject ?? Infinity)
+    return Math.min(
+      this.limits.lanesPerSubject,
+      this.o.config.servers[server]?.maxSessionsPerSubject ?? Infinity,
+    )
   }
 
   /**
@@ -394,7 +469,10 @@ export class LanePool implements Holders {
       }
     }
     if (oldest === undefined) return false
-    this.o.log.debug({ server: oldest.server, lane: oldest.id, reason }, 'idle lane reclaimed to make room')
+    this.o.log.debug(
+      { server: oldest.server, lane: oldest.id, reason },
+      'idle lane reclaimed to make room',
+    )
     await this.retire(oldest)
     return true
   }
@@ -416,7 +494,12 @@ export class LanePool implements Holders {
     const found = new Map<string, unknown>()
     let cursor: string | undefined
     for (let page = 0; page < this.limits.toolPages; page++) {
-      const reply = (await this.request(lane, 'tools/list', cursor ? { cursor } : {}, this.limits.laneWait)) as { result?: { tools?: unknown; nextCursor?: unknown } } | undefined
+      const reply = (await this.request(
+        lane,
+        'tools/list',
+        cursor ? { cursor } : {},
+        this.limits.laneWait,
+      )) as { result?: { tools?: unknown; nextCursor?: unknown } } | undefined
       const tools = reply?.result?.tools
       if (!Array.isArray(tools)) return found
       for (const t of tools) if (typeof t?.name === 'string') found.set(t.name, t.inputSchema)
@@ -470,7 +553,14 @@ export class LanePool implements Holders {
     await Promise.all(all.map((l) => l.child.close()))
   }
 
-  private async start(key: string, server: string, principal: Principal, log: Logger, accepted: number, credentials: ResolvedCredentials | undefined): Promise<Lane> {
+  private async start(
+    key: string,
+    server: string,
+    principal: Principal,
+    log: Logger,
+    accepted: number,
+    credentials: ResolvedCredentials | undefined,
+  ): Promise<Lane> {
     const hold: Hold = { server, owner: ownerKey(principal) }
     this.starting.add(hold)
     let started = false
@@ -483,12 +573,19 @@ export class LanePool implements Holders {
         init = await initializeChild(child, timeout, LANE_CLIENT_CAPABILITIES)
         // Logs are filtered per request by the gateway (each names its own logLevel): the
         // process sends them all.
-        if (init.capabilities !== null && typeof init.capabilities === 'object' && 'logging' in init.capabilities) {
+        if (
+          init.capabilities !== null &&
+          typeof init.capabilities === 'object' &&
+          'logging' in init.capabilities
+        ) {
           await exchange(child, 'logging/setLevel', { level: 'debug' }, timeout)
         }
       } catch (err) {
         await child.close()
-        log.error({ err: { message: (err as Error).message } }, 'server process failed to initialize')
+        log.error(
+          { err: { message: (err as Error).message } },
+          'server process failed to initialize',
+        )
         throw new BridgeError('spawn_failed', 'the MCP server could not be started', err)
       }
       // Past the shutdown grace the lanes are gone: this one must not outlive them.
@@ -498,7 +595,9 @@ export class LanePool implements Holders {
       }
       const cacheKey = this.cacheKey(server, key)
       if (!this.inits.has(cacheKey)) this.inits.set(cacheKey, init)
-      const lane = new Lane(key, server, ownerKey(principal), child, init, (e) => this.emit(e, lane))
+      const lane = new Lane(key, server, ownerKey(principal), child, init, (e) =>
+        this.emit(e, lane),
+      )
       // Held from the start: listed unheld, another request could take it first.
       lane.user = HELD
       const list = this.lanes.get(key) ?? []
@@ -540,7 +639,12 @@ export class LanePool implements Holders {
       if (i !== -1) list.splice(i, 1)
       if (list.length === 0) this.lanes.delete(lane.key)
     }
-    if (this.lanesEnded.size > 0 && ![...this.lanes.values()].some((l) => l.some((x) => x.server === lane.server && x.owner === lane.owner))) {
+    if (
+      this.lanesEnded.size > 0 &&
+      ![...this.lanes.values()].some((l) =>
+        l.some((x) => x.server === lane.server && x.owner === lane.owner),
+      )
+    ) {
       for (const fn of this.lanesEnded) fn(lane.server, lane.owner)
     }
     const user = lane.user
@@ -552,7 +656,8 @@ export class LanePool implements Holders {
   }
 
   private emit(event: LaneEvent, lane: Lane): void {
-    if (event.method === 'notifications/tools/list_changed') this.schemas.delete(this.cacheKey(event.server, lane.key))
+    if (event.method === 'notifications/tools/list_changed')
+      this.schemas.delete(this.cacheKey(event.server, lane.key))
     if (this.o.config.servers[event.server]?.mode === 'shared') {
       // A shared process tells every view of it at once: one event per principal, not per lane.
       const once = `${event.owner}\n${event.method}\n${JSON.stringify(event.params ?? null)}`
@@ -567,7 +672,10 @@ export class LanePool implements Holders {
     const now = Date.now()
     for (const list of [...this.lanes.values()]) {
       for (const lane of [...list]) {
-        const idle = Math.min(this.limits.laneIdle, this.o.config.servers[lane.server]?.idleTimeout || this.limits.laneIdle)
+        const idle = Math.min(
+          this.limits.laneIdle,
+          this.o.config.servers[lane.server]?.idleTimeout || this.limits.laneIdle,
+        )
         if (lane.busy || lane.pins.size > 0 || now - lane.lastUsed <= idle) continue
         void this.retire(lane)
       }

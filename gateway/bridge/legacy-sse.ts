@@ -25,7 +25,11 @@ export class LegacySseTransport implements ClientTransport {
   private closed = false
 
   /** `keepAliveMs`: a comment line on the idle stream this often, so proxies keep it open. */
-  constructor(endpoint: string, open: (onEnd: (why: EndReason) => void) => OutboundStream, keepAliveMs: number) {
+  constructor(
+    endpoint: string,
+    open: (onEnd: (why: EndReason) => void) => OutboundStream,
+    keepAliveMs: number,
+  ) {
     this.out = open((why) => {
       clearInterval(this.keepAlive)
       if (this.closed) return
@@ -35,14 +39,27 @@ export class LegacySseTransport implements ClientTransport {
     this.stream = this.out.body
     // HTTP+SSE (2024-11-05): the first event names the URI for client messages.
     this.write(`event: endpoint\ndata: ${endpoint}\n\n`, 'owed')
-    this.keepAlive = setInterval(() => this.write(': keepalive\n\n', 'control'), keepAliveMs).unref()
+    this.keepAlive = setInterval(
+      () => this.write(': keepalive\n\n', 'control'),
+      keepAliveMs,
+    ).unref()
   }
 
-  async handleRequest(_req: Request, options: { parsedBody?: unknown; authInfo?: AuthInfo }): Promise<Response> {
+  async handleRequest(
+    _req: Request,
+    options: { parsedBody?: unknown; authInfo?: AuthInfo },
+  ): Promise<Response> {
     const body = options.parsedBody
     const messages = Array.isArray(body) ? body : [body]
     if (messages.length === 0 || messages.some((m) => envelope(m).kind === 'invalid')) {
-      return Response.json({ jsonrpc: '2.0', error: { code: -32600, message: 'Invalid Request: not a JSON-RPC message' }, id: null }, { status: 400 })
+      return Response.json(
+        {
+          jsonrpc: '2.0',
+          error: { code: -32600, message: 'Invalid Request: not a JSON-RPC message' },
+          id: null,
+        },
+        { status: 400 },
+      )
     }
     for (const m of messages) this.onmessage?.(m as JSONRPCMessage, { authInfo: options.authInfo })
     return new Response(null, { status: 202 })

@@ -86,8 +86,19 @@ export class BackendCall implements LaneUser {
   /** Sends the request to the process; resolves with how its first round ended. */
   begin(notify: (m: JSONRPCMessage) => void): Promise<Outcome> {
     const waiting = this.wait(notify)
-    const message = { jsonrpc: '2.0', id: this.backendId, method: this.request.method, ...(this.request.params ? { params: this.request.params } : {}) }
-    this.lane.child.send(message as JSONRPCMessage).catch(() => this.finish({ kind: 'failed', code: RPC.connectionClosed, message: 'the MCP server process is not running' }))
+    const message = {
+      jsonrpc: '2.0',
+      id: this.backendId,
+      method: this.request.method,
+      ...(this.request.params ? { params: this.request.params } : {}),
+    }
+    this.lane.child.send(message as JSONRPCMessage).catch(() =>
+      this.finish({
+        kind: 'failed',
+        code: RPC.connectionClosed,
+        message: 'the MCP server process is not running',
+      }),
+    )
     return waiting
   }
 
@@ -96,16 +107,23 @@ export class BackendCall implements LaneUser {
    * Keys the process is not waiting on are ignored; a value that is not an object counts as
    * no answer. Resolves with the next round's end: `input` again for anything unanswered.
    */
-  resume(responses: Record<string, unknown>, meta: ClientMeta, notify: (m: JSONRPCMessage) => void): Promise<Outcome> {
+  resume(
+    responses: Record<string, unknown>,
+    meta: ClientMeta,
+    notify: (m: JSONRPCMessage) => void,
+  ): Promise<Outcome> {
     this.meta = meta
     if (this.final !== undefined) return Promise.resolve(this.final)
     for (const [key, req] of [...this.pending]) {
       const answer = responses[key]
       if (!isObject(answer)) continue
       this.pending.delete(key)
-      void this.lane.child.send({ jsonrpc: '2.0', id: req.id, result: answer } as JSONRPCMessage).catch(() => {})
+      void this.lane.child
+        .send({ jsonrpc: '2.0', id: req.id, result: answer } as JSONRPCMessage)
+        .catch(() => {})
     }
-    if (this.pending.size > 0) return Promise.resolve({ kind: 'input', requests: new Map(this.pending) })
+    if (this.pending.size > 0)
+      return Promise.resolve({ kind: 'input', requests: new Map(this.pending) })
     return this.wait(notify)
   }
 
@@ -129,7 +147,11 @@ export class BackendCall implements LaneUser {
     if (this.ended) return
     this.refuseAll(reason)
     void this.lane.child
-      .send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.backendId, reason } } as JSONRPCMessage)
+      .send({
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: this.backendId, reason },
+      } as JSONRPCMessage)
       .catch(() => {})
     this.finish({ kind: 'failed', code, message: reason })
   }
@@ -145,7 +167,8 @@ export class BackendCall implements LaneUser {
     if (env.kind !== 'notification') return
     if (env.method === 'notifications/progress') {
       const token = env.params?.progressToken
-      if (this.meta.progressToken !== undefined && token === this.meta.progressToken) this.notify?.(message)
+      if (this.meta.progressToken !== undefined && token === this.meta.progressToken)
+        this.notify?.(message)
       return
     }
     if (env.method === 'notifications/message' && this.meta.logLevel !== undefined) {
@@ -156,14 +179,23 @@ export class BackendCall implements LaneUser {
   }
 
   lost(): void {
-    this.finish({ kind: 'failed', code: RPC.connectionClosed, message: 'the MCP server process exited' })
+    this.finish({
+      kind: 'failed',
+      code: RPC.connectionClosed,
+      message: 'the MCP server process exited',
+    })
   }
 
-  private serverRequest(id: RequestId, method: string, params: Record<string, unknown> | undefined): void {
+  private serverRequest(
+    id: RequestId,
+    method: string,
+    params: Record<string, unknown> | undefined,
+  ): void {
     const send = (m: JSONRPCMessage) => void this.lane.child.send(m).catch(() => {})
     if (method === 'ping') return send({ jsonrpc: '2.0', id, result: {} } as JSONRPCMessage)
     const capability = CAPABILITY_OF[method]
-    if (capability === undefined) return send(rpcError(id, -32601, `method not available through the gateway: ${method}`))
+    if (capability === undefined)
+      return send(rpcError(id, -32601, `method not available through the gateway: ${method}`))
     if (!declares(this.meta.capabilities, method, params)) {
       this.refused.add(capability)
       return send(rpcError(id, -32601, `the client did not declare the ${capability} capability`))
@@ -185,7 +217,10 @@ export class BackendCall implements LaneUser {
   private wait(notify: (m: JSONRPCMessage) => void): Promise<Outcome> {
     this.notify = notify
     if (this.timeoutMs > 0) {
-      this.timer = setTimeout(() => this.cancel('the MCP server did not answer in time', RPC.requestTimeout), this.timeoutMs)
+      this.timer = setTimeout(
+        () => this.cancel('the MCP server did not answer in time', RPC.requestTimeout),
+        this.timeoutMs,
+      )
     }
     return new Promise((resolve) => (this.settle = resolve))
   }
@@ -219,7 +254,11 @@ export class BackendCall implements LaneUser {
  * Whether the client's capabilities cover a server request: the capability itself, and for a
  * URL-mode elicitation its `url` mode (an empty `elicitation` object means form mode only).
  */
-function declares(caps: Record<string, unknown>, method: string, params: Record<string, unknown> | undefined): boolean {
+function declares(
+  caps: Record<string, unknown>,
+  method: string,
+  params: Record<string, unknown> | undefined,
+): boolean {
   const capability = CAPABILITY_OF[method]!
   if (!(capability in caps)) return false
   if (method === 'elicitation/create' && params?.mode === 'url') {

@@ -26,7 +26,14 @@ export const MODERN_METHODS = new Set([
 ])
 
 /** Results that carry cache hints (SEP-2549). */
-const CACHEABLE = new Set(['tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read', 'server/discover'])
+const CACHEABLE = new Set([
+  'tools/list',
+  'prompts/list',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+  'server/discover',
+])
 
 /**
  * How long a client may reuse a list or read result, in ms (SEP-2549 `ttlMs`). Zero, and not a
@@ -52,16 +59,24 @@ export const MODERN_RPC = {
  * revision requires them (always `private`: what a caller sees depends on its policy), the
  * server's identity in `_meta`, and no task fields (an extension the gateway does not carry).
  */
-export function completeResult(method: string, result: Record<string, unknown>, serverInfo: unknown): Record<string, unknown> {
+export function completeResult(
+  method: string,
+  result: Record<string, unknown>,
+  serverInfo: unknown,
+): Record<string, unknown> {
   const out: Record<string, unknown> = { ...result, resultType: 'complete' }
   if (CACHEABLE.has(method)) {
     const ttl = out.ttlMs
     if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 0) out.ttlMs = CACHE_TTL_MS
     out.cacheScope = 'private'
   }
-  if (method === 'tools/list' && Array.isArray(out.tools)) out.tools = out.tools.map(withoutTaskSupport)
+  if (method === 'tools/list' && Array.isArray(out.tools))
+    out.tools = out.tools.map(withoutTaskSupport)
   if (serverInfo !== undefined) {
-    const meta = typeof out._meta === 'object' && out._meta !== null ? (out._meta as Record<string, unknown>) : {}
+    const meta =
+      typeof out._meta === 'object' && out._meta !== null
+        ? (out._meta as Record<string, unknown>)
+        : {}
     out._meta = { [SERVER_INFO_META_KEY]: serverInfo, ...meta }
   }
   return out
@@ -71,13 +86,19 @@ export function completeResult(method: string, result: Record<string, unknown>, 
 export function discoverResult(init: InitResult): Record<string, unknown> {
   const capabilities = { ...(init.capabilities as Record<string, unknown> | undefined) }
   delete capabilities.tasks
-  const result: Record<string, unknown> = { supportedVersions: SUPPORTED_PROTOCOL_VERSIONS, capabilities }
+  const result: Record<string, unknown> = {
+    supportedVersions: SUPPORTED_PROTOCOL_VERSIONS,
+    capabilities,
+  }
   if (typeof init.instructions === 'string') result.instructions = init.instructions
   return completeResult('server/discover', result, init.serverInfo)
 }
 
 /** The round a waiting request ends with: what the client must answer, and the handle to retry with. */
-export function inputRequiredResult(requests: ReadonlyMap<string, InputRequest>, requestState: string): Record<string, unknown> {
+export function inputRequiredResult(
+  requests: ReadonlyMap<string, InputRequest>,
+  requestState: string,
+): Record<string, unknown> {
   const inputRequests: Record<string, unknown> = {}
   for (const [key, r] of requests) inputRequests[key] = { method: r.method, params: r.params ?? {} }
   return { resultType: 'input_required', inputRequests, requestState }
@@ -94,11 +115,17 @@ export interface ModernError {
  * method is a 404, and a failure after the server asked for a capability the client lacks is
  * reported as that missing capability (-32021, 400).
  */
-export function modernError(error: { code?: unknown; message?: unknown; data?: unknown }, refused: ReadonlySet<string>): ModernError {
+export function modernError(
+  error: { code?: unknown; message?: unknown; data?: unknown },
+  refused: ReadonlySet<string>,
+): ModernError {
   if (refused.size > 0) return missingCapability(refused)
   let code = typeof error.code === 'number' ? error.code : -32603
   if (code === MODERN_RPC.legacyResourceNotFound) code = MODERN_RPC.invalidParams
-  const out: ModernError['error'] = { code, message: typeof error.message === 'string' ? error.message : 'error' }
+  const out: ModernError['error'] = {
+    code,
+    message: typeof error.message === 'string' ? error.message : 'error',
+  }
   if (error.data !== undefined) out.data = error.data
   return { status: statusOf(code), error: out }
 }
@@ -109,14 +136,23 @@ export function missingCapability(refused: ReadonlySet<string>): ModernError {
   for (const c of refused) requiredCapabilities[c] = {}
   return {
     status: 400,
-    error: { code: MODERN_RPC.missingCapability, message: `the request needs client capabilities it did not declare: ${[...refused].join(', ')}`, data: { requiredCapabilities } },
+    error: {
+      code: MODERN_RPC.missingCapability,
+      message: `the request needs client capabilities it did not declare: ${[...refused].join(', ')}`,
+      data: { requiredCapabilities },
+    },
   }
 }
 
 /** HTTP status of a JSON-RPC error on the modern path: only these have one of their own. */
 export function statusOf(code: number): number {
   if (code === MODERN_RPC.methodNotFound) return 404
-  if (code === MODERN_RPC.missingCapability || code === MODERN_RPC.headerMismatch || code === MODERN_RPC.unsupportedVersion) return 400
+  if (
+    code === MODERN_RPC.missingCapability ||
+    code === MODERN_RPC.headerMismatch ||
+    code === MODERN_RPC.unsupportedVersion
+  )
+    return 400
   return 200
 }
 
@@ -124,7 +160,8 @@ function withoutTaskSupport(tool: unknown): unknown {
   if (typeof tool !== 'object' || tool === null) return tool
   const t = tool as Record<string, unknown>
   const execution = t.execution
-  if (typeof execution !== 'object' || execution === null || !('taskSupport' in execution)) return tool
+  if (typeof execution !== 'object' || execution === null || !('taskSupport' in execution))
+    return tool
   const { taskSupport: _, ...rest } = execution as Record<string, unknown>
   return { ...t, execution: rest }
 }

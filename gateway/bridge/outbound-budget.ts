@@ -31,7 +31,12 @@ export interface QueuePeaks {
 /** The queue limits of a configuration (`limits.streamQueue*`, `limits.sessionQueue*`). */
 export function queueLimits(config: GatewayConfig): QueueLimits {
   const l = config.limits
-  return { streamBytes: l.streamQueueBytes, streamEvents: l.streamQueueEvents, sessionBytes: l.sessionQueueBytes, sessionEvents: l.sessionQueueEvents }
+  return {
+    streamBytes: l.streamQueueBytes,
+    streamEvents: l.streamQueueEvents,
+    sessionBytes: l.sessionQueueBytes,
+    sessionEvents: l.sessionQueueEvents,
+  }
 }
 
 /**

@@ -226,7 +226,10 @@ export class OutboundStream {
     this.o.metrics?.streamEventsDropped.inc({ reason: bound, kind })
     if (this.shedding) return
     this.shedding = true
-    this.o.log?.info({ bound, queuedBytes: this.bytes, queuedEvents: this.events }, 'client is not reading its stream: notifications past the bound are dropped')
+    this.o.log?.info(
+      { bound, queuedBytes: this.bytes, queuedEvents: this.events },
+      'client is not reading its stream: notifications past the bound are dropped',
+    )
   }
 
   private finish(why: EndReason): void {

@@ -2,7 +2,13 @@ import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
 import { spawnChild, type Child } from './child.js'
 import { BridgeError } from './errors.js'
-import { exchange, initializeChild, initializeTimeout, preinitialized, type InitResult } from './handshake.js'
+import {
+  exchange,
+  initializeChild,
+  initializeTimeout,
+  preinitialized,
+  type InitResult,
+} from './handshake.js'
 
 /**
  * Delay between handing out a warm process and spawning its replacement, in ms. Not a setting:
@@ -55,7 +61,11 @@ export class ProcessPool {
    * whose environment must be the session's), else a new one.
    * @throws BridgeError `too_many_sessions` at `pool.max`, `spawn_failed`
    */
-  async take(log: Logger, identity?: Record<string, string>, redact: readonly string[] = []): Promise<Child> {
+  async take(
+    log: Logger,
+    identity?: Record<string, string>,
+    redact: readonly string[] = [],
+  ): Promise<Child> {
     let child: Child | undefined
     for (;;) {
       if (identity === undefined) {
@@ -65,7 +75,14 @@ export class ProcessPool {
         }
       }
       // At pool.max with warm processes still loading: one of them is this session's.
-      if (child !== undefined || this.closed || this.size < this.o.config.pool.max || this.warming === 0 || identity !== undefined) break
+      if (
+        child !== undefined ||
+        this.closed ||
+        this.size < this.o.config.pool.max ||
+        this.warming === 0 ||
+        identity !== undefined
+      )
+        break
       await new Promise<void>((resolve) => this.warmed.push(resolve))
     }
     if (child !== undefined) {
@@ -75,13 +92,19 @@ export class ProcessPool {
       if (init !== undefined) child = preinitialized(child, init)
     } else {
       if (this.size >= this.o.config.pool.max) {
-        throw new BridgeError('too_many_sessions', `server ${this.o.name} is at its process limit; retry later`)
+        throw new BridgeError(
+          'too_many_sessions',
+          `server ${this.o.name} is at its process limit; retry later`,
+        )
       }
       this.starting++
       try {
         child = await spawnChild(this.o.config, log, identity, redact)
       } catch (err) {
-        log.error({ err: { message: (err as Error).message }, command: this.o.config.command }, 'server process failed to start')
+        log.error(
+          { err: { message: (err as Error).message }, command: this.o.config.command },
+          'server process failed to start',
+        )
         throw new BridgeError('spawn_failed', 'the MCP server could not be started', err)
       } finally {
         this.starting--
@@ -118,17 +141,24 @@ export class ProcessPool {
             // Some servers exit on any request before initialize: prime no more, and start over.
             if (!child.alive) {
               this.primeable = false
-              this.o.log.warn('server process exited on a ping before initialize; warm processes are no longer primed')
+              this.o.log.warn(
+                'server process exited on a ping before initialize; warm processes are no longer primed',
+              )
               this.starting--
               this.warming--
               return this.refill()
             }
           }
           if (this.o.config.pool.preinitialize && child.alive) {
-            const init = await initializeChild(child, initializeTimeout(this.o.config)).catch((err: Error) => {
-              this.o.log.error({ err: { message: err.message }, pid: child.pid }, 'warm server process failed to initialize')
-              return undefined
-            })
+            const init = await initializeChild(child, initializeTimeout(this.o.config)).catch(
+              (err: Error) => {
+                this.o.log.error(
+                  { err: { message: err.message }, pid: child.pid },
+                  'warm server process failed to initialize',
+                )
+                return undefined
+              },
+            )
             if (init === undefined) {
               await child.close()
               throw new Error('initialize failed')
@@ -146,7 +176,10 @@ export class ProcessPool {
         .catch((err: Error) => {
           this.starting--
           this.warming--
-          this.o.log.error({ err: { message: err.message }, command: this.o.config.command }, 'warm server process failed to start')
+          this.o.log.error(
+            { err: { message: err.message }, command: this.o.config.command },
+            'warm server process failed to start',
+          )
           this.later()
         })
         .finally(() => {
@@ -166,7 +199,10 @@ export class ProcessPool {
   /** Refills after a growing delay. */
   private later(): void {
     if (this.closed || this.retry !== undefined) return
-    this.backoff = Math.min(this.backoff === 0 ? this.o.config.respawnBackoff : this.backoff * 2, this.o.config.respawnBackoffMax)
+    this.backoff = Math.min(
+      this.backoff === 0 ? this.o.config.respawnBackoff : this.backoff * 2,
+      this.o.config.respawnBackoffMax,
+    )
     this.retry = setTimeout(() => {
       this.retry = undefined
       this.refill()

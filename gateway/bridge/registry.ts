@@ -69,7 +69,8 @@ export class SessionRegistry implements Holders {
       now?: () => number
     },
   ) {
-    this.outbound = o.outbound ?? new Outbound(queueLimits(o.config), o.metrics, o.config.limits.sseKeepAlive)
+    this.outbound =
+      o.outbound ?? new Outbound(queueLimits(o.config), o.metrics, o.config.limits.sseKeepAlive)
     this.bounds = o.bounds ?? new SubjectBounds({ config: o.config, log: o.log })
     this.bounds.holders.sessions ??= this
     for (const [name, config] of Object.entries(o.config.servers)) {
@@ -77,7 +78,9 @@ export class SessionRegistry implements Holders {
       if (config.mode === 'shared') this.shared.set(name, new SharedServer({ name, config, log }))
       else this.pools.set(name, new ProcessPool({ name, config, log }))
     }
-    const idles = Object.values(o.config.servers).map((s) => s.idleTimeout).filter((t) => t > 0)
+    const idles = Object.values(o.config.servers)
+      .map((s) => s.idleTimeout)
+      .filter((t) => t > 0)
     const every = Math.max(50, Math.min(REAP_INTERVAL_MS, ...idles.map((t) => t / 2)))
     this.reaper = setInterval(() => this.reapIdle(), every).unref()
   }
@@ -104,9 +107,16 @@ export class SessionRegistry implements Holders {
    * used idle session in the limit's scope, else the principal's oldest round waiting for input.
    * @throws BridgeError `too_many_sessions` (503), `subject_session_limit` (429), `spawn_failed`
    */
-  async open(server: string, principal: Principal, log: Logger, transport?: (session: Session) => ClientTransport, bearer?: string): Promise<Session> {
+  async open(
+    server: string,
+    principal: Principal,
+    log: Logger,
+    transport?: (session: Session) => ClientTransport,
+    bearer?: string,
+  ): Promise<Session> {
     const config = this.o.config.servers[server]
-    if (config === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
+    if (config === undefined)
+      throw new BridgeError('unknown_server', `no MCP server named ${server}`)
     const owner = ownerKey(principal)
     // At a bound, room is made (clients rarely send DELETE); a session never waits: with
     // nothing to end it is a refusal.
@@ -120,11 +130,12 @@ export class SessionRegistry implements Holders {
     const slot: Hold = { server, owner }
     this.opening.add(slot)
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
-    const id = this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
+    const id =
+      this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
     const sessionLog = log.child({ session: random.slice(0, 8) })
     // A server that takes the user's credentials starts with what is set now; the gate
     // asks for the rest at the first call that needs them.
-    const gate = this.o.gate !== undefined && this.o.gate.needs(server) ? this.o.gate : undefined
+    const gate = this.o.gate?.needs(server) ? this.o.gate : undefined
     let child: Child
     let initial: ResolvedCredentials | undefined
     try {
@@ -146,7 +157,12 @@ export class SessionRegistry implements Holders {
       budget: this.outbound.session(),
       transport,
       onclose: (s) => this.sessions.delete(s.id),
-      credentials: gate && initial && { gate, fingerprint: initial.fingerprint, spawn: (c) => this.process(server, principal, sessionLog, Date.now(), c) },
+      credentials: gate &&
+        initial && {
+          gate,
+          fingerprint: initial.fingerprint,
+          spawn: (c) => this.process(server, principal, sessionLog, Date.now(), c),
+        },
     })
     this.sessions.set(id, session)
     sessionLog.info({ pid: child.pid, mode: config.mode }, 'session opened')
@@ -159,15 +175,26 @@ export class SessionRegistry implements Holders {
    * user's own, for a server that takes them), or a view of the shared process.
    * @throws BridgeError `too_many_sessions` at `pool.max` or while closing, `spawn_failed`
    */
-  async process(server: string, principal: Principal, log: Logger, accepted = Date.now(), credentials?: ResolvedCredentials): Promise<Child> {
+  async process(
+    server: string,
+    principal: Principal,
+    log: Logger,
+    accepted = Date.now(),
+    credentials?: ResolvedCredentials,
+  ): Promise<Child> {
     const config = this.o.config.servers[server]
-    if (config === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
+    if (config === undefined)
+      throw new BridgeError('unknown_server', `no MCP server named ${server}`)
     // A request accepted before shutdown began still gets its process (it finishes in the grace).
-    if (this.closingAt !== undefined && accepted >= this.closingAt) throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
+    if (this.closingAt !== undefined && accepted >= this.closingAt)
+      throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
     // Its own environment (identity, the user's credentials) means a process of its own, never a warm one.
     const own = config.identityEnv || credentials !== undefined
-    const env = own ? { ...(config.identityEnv ? this.identity(principal) : {}), ...credentials?.env } : undefined
-    const take = () => this.pools.get(server)!.take(log, env, credentials ? Object.values(credentials.env) : [])
+    const env = own
+      ? { ...(config.identityEnv ? this.identity(principal) : {}), ...credentials?.env }
+      : undefined
+    const take = () =>
+      this.pools.get(server)!.take(log, env, credentials ? Object.values(credentials.env) : [])
     let child: Child
     if (config.mode === 'shared') child = await this.shared.get(server)!.attach()
     else {
@@ -178,7 +205,9 @@ export class SessionRegistry implements Holders {
         // state), else an idle session of this server, makes room, if there is one.
         if (!(err instanceof BridgeError && err.code === 'too_many_sessions')) throw err
         const ofServer: Scope = (s) => s.server === server
-        const made = (await this.bounds.holders.lanes?.reclaimIdle(ofServer, 'process limit')) || (await this.reclaimIdle(ofServer, 'process limit'))
+        const made =
+          (await this.bounds.holders.lanes?.reclaimIdle(ofServer, 'process limit')) ||
+          (await this.reclaimIdle(ofServer, 'process limit'))
         if (!made) throw err
         child = await take()
       }
@@ -199,7 +228,8 @@ export class SessionRegistry implements Holders {
   /** The session with this id on this server owned by this principal, else undefined. */
   find(id: string, server: string, principal: Principal): Session | undefined {
     const session = this.sessions.get(id)
-    if (session === undefined || session.server !== server || session.owner !== ownerKey(principal)) return undefined
+    if (session === undefined || session.server !== server || session.owner !== ownerKey(principal))
+      return undefined
     return session
   }
 
@@ -211,10 +241,18 @@ export class SessionRegistry implements Holders {
   async closeAll(othersBusy: () => boolean = () => false): Promise<void> {
     this.closingAt = Date.now()
     clearInterval(this.reaper)
-    const servers = othersBusy() ? Object.keys(this.o.config.servers) : [...this.sessions.values()].map((s) => s.server)
-    const grace = Math.max(0, ...servers.map((name) => this.o.config.servers[name]?.shutdownGrace ?? 0))
+    const servers = othersBusy()
+      ? Object.keys(this.o.config.servers)
+      : [...this.sessions.values()].map((s) => s.server)
+    const grace = Math.max(
+      0,
+      ...servers.map((name) => this.o.config.servers[name]?.shutdownGrace ?? 0),
+    )
     const deadline = Date.now() + grace
-    while (Date.now() < deadline && ([...this.sessions.values()].some((s) => s.pending > 0) || othersBusy())) {
+    while (
+      Date.now() < deadline &&
+      ([...this.sessions.values()].some((s) => s.pending > 0) || othersBusy())
+    ) {
       await new Promise((r) => setTimeout(r, DRAIN_POLL_MS))
     }
     this.closed = true
@@ -257,7 +295,14 @@ export class SessionRegistry implements Holders {
       if (oldest === undefined || s.lastActive < oldest.lastActive) oldest = s
     }
     if (oldest === undefined) return false
-    this.o.log.info({ server: oldest.server, session: oldest.id.slice(-SESSION_ID_CHARS, -SESSION_ID_CHARS + 8), reason }, 'idle session reclaimed to make room')
+    this.o.log.info(
+      {
+        server: oldest.server,
+        session: oldest.id.slice(-SESSION_ID_CHARS, -SESSION_ID_CHARS + 8),
+        reason,
+      },
+      'idle session reclaimed to make room',
+    )
     this.o.metrics?.sessionsReclaimed.inc({ server: oldest.server, reason })
     await oldest.close()
     return true
@@ -267,8 +312,19 @@ export class SessionRegistry implements Holders {
     const now = (this.o.now ?? Date.now)()
     for (const session of this.sessions.values()) {
       const idle = this.o.config.servers[session.server]?.idleTimeout ?? 0
-      if (idle > 0 && session.pending === 0 && !session.listening && now - session.lastActive > idle) {
-        this.o.log.info({ server: session.server, session: session.id.slice(-SESSION_ID_CHARS, -SESSION_ID_CHARS + 8) }, 'idle session reaped')
+      if (
+        idle > 0 &&
+        session.pending === 0 &&
+        !session.listening &&
+        now - session.lastActive > idle
+      ) {
+        this.o.log.info(
+          {
+            server: session.server,
+            session: session.id.slice(-SESSION_ID_CHARS, -SESSION_ID_CHARS + 8),
+          },
+          'idle session reaped',
+        )
         void session.close()
       }
     }

@@ -8,7 +8,12 @@ import { initializeChild, initializeTimeout, refusal, type InitResult } from './
 import { envelope, rpcError, type RequestId } from './jsonrpc.js'
 
 /** A session's request on its way through the shared process. */
-export interface Pending { channel: Channel; id: RequestId; token: RequestId | undefined; backendToken?: string }
+export interface Pending {
+  channel: Channel
+  id: RequestId
+  token: RequestId | undefined
+  backendToken?: string
+}
 
 /**
  * One shared process: started and initialized by the gateway, restarted with backoff when it
@@ -59,10 +64,16 @@ export class Replica {
       if (this.closed) return void (await child.close())
       child.onmessage = (m) => this.fromServer(m)
       this.backoff = 0
-      this.log.info({ pid: child.pid, protocolVersion: this.init.protocolVersion }, 'shared server process ready')
+      this.log.info(
+        { pid: child.pid, protocolVersion: this.init.protocolVersion },
+        'shared server process ready',
+      )
       for (const w of this.waiters.splice(0)) w()
     } catch (err) {
-      this.log.error({ err: { message: (err as Error).message } }, 'shared server process failed to start')
+      this.log.error(
+        { err: { message: (err as Error).message } },
+        'shared server process failed to start',
+      )
       await this.child?.close()
       this.child = undefined
       this.restartLater()
@@ -73,7 +84,8 @@ export class Replica {
     const env = envelope(message)
     if (env.kind === 'response') {
       const p = this.pending.get(String(env.id))
-      if (p === undefined) return this.log.warn('shared server replied to no pending request; dropped')
+      if (p === undefined)
+        return this.log.warn('shared server replied to no pending request; dropped')
       this.pending.delete(String(env.id))
       p.channel.settled(p)
       p.channel.deliver({ ...message, id: p.id } as JSONRPCMessage)
@@ -89,12 +101,20 @@ export class Replica {
     switch (env.method) {
       case 'notifications/progress': {
         const p = this.progress.get(String(params?.progressToken))
-        if (p) p.channel.deliver({ ...message, params: { ...params, progressToken: p.token } } as JSONRPCMessage)
+        if (p)
+          p.channel.deliver({
+            ...message,
+            params: { ...params, progressToken: p.token },
+          } as JSONRPCMessage)
         return
       }
       case 'notifications/cancelled': {
         const p = this.pending.get(String(params?.requestId))
-        if (p) p.channel.deliver({ ...message, params: { ...params, requestId: p.id } } as JSONRPCMessage)
+        if (p)
+          p.channel.deliver({
+            ...message,
+            params: { ...params, requestId: p.id },
+          } as JSONRPCMessage)
         return
       }
       case 'notifications/tools/list_changed':
@@ -118,8 +138,12 @@ export class Replica {
   private onExit(): void {
     this.init = undefined
     if (this.closed) return
-    this.log.warn({ pending: this.pending.size, sessions: this.channels.size }, 'shared server process exited; its sessions end and it restarts')
-    for (const [, p] of this.pending) p.channel.deliver(rpcError(p.id, RPC.connectionClosed, 'the MCP server process exited'))
+    this.log.warn(
+      { pending: this.pending.size, sessions: this.channels.size },
+      'shared server process exited; its sessions end and it restarts',
+    )
+    for (const [, p] of this.pending)
+      p.channel.deliver(rpcError(p.id, RPC.connectionClosed, 'the MCP server process exited'))
     this.pending.clear()
     this.progress.clear()
     this.subscribers.clear()
@@ -129,7 +153,10 @@ export class Replica {
 
   private restartLater(): void {
     if (this.closed) return
-    this.backoff = Math.min(this.backoff === 0 ? this.config.respawnBackoff : this.backoff * 2, this.config.respawnBackoffMax)
+    this.backoff = Math.min(
+      this.backoff === 0 ? this.config.respawnBackoff : this.backoff * 2,
+      this.config.respawnBackoffMax,
+    )
     this.log.info({ inMs: this.backoff }, 'shared server process restarting')
     this.retry = setTimeout(() => void this.boot(), this.backoff).unref()
   }
@@ -138,7 +165,8 @@ export class Replica {
     this.closed = true
     clearTimeout(this.retry)
     // Requests still in flight after the grace get an answer, not a cut connection.
-    for (const [, p] of this.pending) p.channel.deliver(rpcError(p.id, RPC.connectionClosed, 'the gateway is shutting down'))
+    for (const [, p] of this.pending)
+      p.channel.deliver(rpcError(p.id, RPC.connectionClosed, 'the gateway is shutting down'))
     this.pending.clear()
     await this.child?.close()
     for (const w of this.waiters.splice(0)) w()

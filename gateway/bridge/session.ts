@@ -1,4 +1,7 @@
-import { WebStandardStreamableHTTPServerTransport, type AuthInfo } from '@modelcontextprotocol/server'
+import {
+  WebStandardStreamableHTTPServerTransport,
+  type AuthInfo,
+} from '@modelcontextprotocol/server'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
@@ -23,16 +26,27 @@ import type { QueueBudget } from './outbound-budget.js'
  */
 export interface ClientTransport {
   /** `closeSSEStream` is set when the request's stream can be resumed (primed, with an event store). */
-  onmessage?: (message: JSONRPCMessage, extra?: { authInfo?: AuthInfo; closeSSEStream?: () => void }) => void
+  onmessage?: (
+    message: JSONRPCMessage,
+    extra?: { authInfo?: AuthInfo; closeSSEStream?: () => void },
+  ) => void
   onerror?: (error: Error) => void
-  handleRequest(req: Request, options: { parsedBody?: unknown; authInfo?: AuthInfo }): Promise<Response>
+  handleRequest(
+    req: Request,
+    options: { parsedBody?: unknown; authInfo?: AuthInfo },
+  ): Promise<Response>
   send(message: JSONRPCMessage, options?: { relatedRequestId?: RequestId }): Promise<void>
   closeSSEStream(requestId: RequestId): void
   close(): Promise<void>
 }
 
 /** Rewrites a server's reply to a list request for the caller (policy filtering); identity by default. */
-export type ResultFilter = (server: string, method: string, result: unknown, principal: Principal) => unknown
+export type ResultFilter = (
+  server: string,
+  method: string,
+  result: unknown,
+  principal: Principal,
+) => unknown
 
 /** A policy verdict on one request, and the name it was about. */
 export interface Decided {
@@ -101,8 +115,12 @@ export class Session implements GatedSession {
    * server, or the gateway's when the request never reached it). A session whose initialize
    * failed must not outlive that response.
    */
-  readonly initialized: Promise<{ ok: true } | { ok: false; error: { code: number; message: string; data?: unknown } }>
-  private settleInit!: (outcome: { ok: true } | { ok: false; error: { code: number; message: string; data?: unknown } }) => void
+  readonly initialized: Promise<
+    { ok: true } | { ok: false; error: { code: number; message: string; data?: unknown } }
+  >
+  private settleInit!: (
+    outcome: { ok: true } | { ok: false; error: { code: number; message: string; data?: unknown } },
+  ) => void
   private readonly inflight = new Map<RequestId, InFlight>()
   /** Listening streams open (the GET stream; the legacy transport's event stream). */
   private streams = 0
@@ -154,7 +172,10 @@ export class Session implements GatedSession {
     this.fingerprint = o.credentials?.fingerprint ?? ''
     this.budget = o.budget
     const { resumability, ssePolling } = o.config
-    this.store = o.transport === undefined && resumability.enabled ? new SessionEventStore(resumability) : undefined
+    this.store =
+      o.transport === undefined && resumability.enabled
+        ? new SessionEventStore(resumability)
+        : undefined
     this.transport =
       o.transport?.(this) ??
       new WebStandardStreamableHTTPServerTransport({
@@ -168,8 +189,10 @@ export class Session implements GatedSession {
           void this.close()
         },
       })
-    this.transport.onmessage = (message, extra) => this.fromClient(message, extra?.authInfo, extra?.closeSSEStream)
-    this.transport.onerror = (err) => o.log.debug({ err: { message: err.message } }, 'transport refused a request')
+    this.transport.onmessage = (message, extra) =>
+      this.fromClient(message, extra?.authInfo, extra?.closeSSEStream)
+    this.transport.onerror = (err) =>
+      o.log.debug({ err: { message: err.message } }, 'transport refused a request')
     this.attach(o.child)
   }
 
@@ -188,23 +211,45 @@ export class Session implements GatedSession {
    * authenticated and every request in it allowed by policy (`decided`, by id). An SSE reply
    * goes out through a bounded stream of the session's.
    */
-  async handle(req: Request, parsedBody: unknown, principal: Principal, decided: ReadonlyMap<RequestId, Decided>, bearer?: string): Promise<Response> {
+  async handle(
+    req: Request,
+    parsedBody: unknown,
+    principal: Principal,
+    decided: ReadonlyMap<RequestId, Decided>,
+    bearer?: string,
+  ): Promise<Response> {
     this.lastActive = Date.now()
     // MCP: a request id is never reused within a session. One still in flight is refused here,
     // before the transport maps it to this request's stream.
     const busy = [...decided.keys()].find((id) => this.inflight.has(id))
     if (busy !== undefined) {
-      return Response.json(rpcError(null, -32600, `Invalid Request: a request with id ${JSON.stringify(busy)} is already in progress on this session`), { status: 400 })
+      return Response.json(
+        rpcError(
+          null,
+          -32600,
+          `Invalid Request: a request with id ${JSON.stringify(busy)} is already in progress on this session`,
+        ),
+        { status: 400 },
+      )
     }
     // The bearer stays here: only a credential exchange at the IdP ever sees it, never the process.
-    const authInfo: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], extra: { principal, decided, bearer } }
+    const authInfo: AuthInfo = {
+      token: '',
+      clientId: principal.clientId ?? '',
+      scopes: [...principal.scopes],
+      extra: { principal, decided, bearer },
+    }
     const res = await this.transport.handleRequest(req, { parsedBody, authInfo })
     const resumed = req.method === 'GET' ? req.headers.get('last-event-id') : null
     const replayed = resumed ? (this.store?.takeReplayed(resumed) ?? 0) : 0
-    if (res.body === null || !res.headers.get('content-type')?.startsWith('text/event-stream')) return res
+    if (res.body === null || !res.headers.get('content-type')?.startsWith('text/event-stream'))
+      return res
     // The GET stream is the client listening: the session is not idle while it is open.
     const listening = req.method === 'GET' && res.status === 200
-    const out = this.openStream({ listening, exp: listening ? principal.exp : undefined }).drain(res.body, replayed)
+    const out = this.openStream({ listening, exp: listening ? principal.exp : undefined }).drain(
+      res.body,
+      replayed,
+    )
     return new Response(out.body, { status: res.status, headers: res.headers })
   }
 
@@ -220,7 +265,11 @@ export class Session implements GatedSession {
    * starting when it ends, and it lasts no longer than the token that opened it (`exp`,
    * seconds since the epoch): then the client reconnects with a new one.
    */
-  openStream(o: { listening: boolean; exp?: number; onEnd?: (why: EndReason) => void }): OutboundStream {
+  openStream(o: {
+    listening: boolean
+    exp?: number
+    onEnd?: (why: EndReason) => void
+  }): OutboundStream {
     let expiry: NodeJS.Timeout | undefined
     if (o.listening) this.streams++
     const out = this.budget.stream({
@@ -234,7 +283,11 @@ export class Session implements GatedSession {
         o.onEnd?.(why)
       },
     })
-    if (o.exp !== undefined) expiry = setTimeout(() => out.close('expired'), Math.max(0, o.exp * 1000 - Date.now())).unref()
+    if (o.exp !== undefined)
+      expiry = setTimeout(
+        () => out.close('expired'),
+        Math.max(0, o.exp * 1000 - Date.now()),
+      ).unref()
     return out
   }
 
@@ -252,7 +305,10 @@ export class Session implements GatedSession {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    this.settleInit({ ok: false, error: { code: RPC.connectionClosed, message: 'the session was closed' } })
+    this.settleInit({
+      ok: false,
+      error: { code: RPC.connectionClosed, message: 'the session was closed' },
+    })
     this.o.onclose(this)
     this.failInflight(RPC.connectionClosed, 'the session was closed')
     for (const answer of [...this.asked.values()]) answer(undefined)
@@ -263,7 +319,11 @@ export class Session implements GatedSession {
     await this.child.close()
   }
 
-  private fromClient(message: JSONRPCMessage, authInfo: AuthInfo | undefined, closeStream: (() => void) | undefined): void {
+  private fromClient(
+    message: JSONRPCMessage,
+    authInfo: AuthInfo | undefined,
+    closeStream: (() => void) | undefined,
+  ): void {
     const env = envelope(message)
     if (env.kind === 'response' && typeof env.id === 'string' && this.asked.has(env.id)) {
       // The client's answer to the gateway's own request (an elicitation): never the process's.
@@ -273,23 +333,46 @@ export class Session implements GatedSession {
       // Two concurrent bodies with one id got past handle(): the second is not relayed, so the
       // first keeps its entry (a list reply is filtered by its own method, never another's).
       this.o.log.warn('a request reused the id of one in progress; refused')
-      this.send(rpcError(env.id, -32600, 'Invalid Request: a request with this id is already in progress on this session'))
+      this.send(
+        rpcError(
+          env.id,
+          -32600,
+          'Invalid Request: a request with this id is already in progress on this session',
+        ),
+      )
       return
     }
     if (env.kind === 'request') {
-      const { principal, decided, bearer } = authInfo?.extra as { principal: Principal; decided: ReadonlyMap<RequestId, Decided>; bearer?: string }
+      const { principal, decided, bearer } = authInfo!.extra as {
+        principal: Principal
+        decided: ReadonlyMap<RequestId, Decided>
+        bearer?: string
+      }
       const token = progressToken(env.params)
       const gate = this.o.credentials?.gate
-      const gated = gate !== undefined && gate.applies(this.server, env.method)
+      const gated = gate?.applies(this.server, env.method)
       // A request waiting for its credentials is not yet the server's: its timeout starts when it is.
       const timer = gated ? undefined : this.requestTimer(env.id)
       // Only a primed stream may be closed: the client needs an event id to resume from.
       const polling = this.o.config.ssePolling
-      const poll = polling && closeStream ? setTimeout(() => this.pollClose(env.id, closeStream), polling.closeAfter) : undefined
-      this.inflight.set(env.id, { method: env.method, principal, progressToken: token, timer, poll, decided: decided.get(env.id), start: performance.now(), forwarded: false })
+      const poll =
+        polling && closeStream
+          ? setTimeout(() => this.pollClose(env.id, closeStream), polling.closeAfter)
+          : undefined
+      this.inflight.set(env.id, {
+        method: env.method,
+        principal,
+        progressToken: token,
+        timer,
+        poll,
+        decided: decided.get(env.id),
+        start: performance.now(),
+        forwarded: false,
+      })
       if (token !== undefined) this.progress.set(token, env.id)
       if (env.method === 'initialize') this.initParams = env.params
-      if (gated) return void this.gated(message, { id: env.id, method: env.method, principal, bearer })
+      if (gated)
+        return void this.gated(message, { id: env.id, method: env.method, principal, bearer })
     } else if (env.kind === 'notification' && env.method === 'notifications/cancelled') {
       this.cancelledByClient(env.params?.requestId)
     }
@@ -302,12 +385,18 @@ export class Session implements GatedSession {
   }
 
   /** A request that acts with the user's credentials: to the process once the gate lets it through. */
-  private async gated(message: JSONRPCMessage, req: { id: RequestId; method: string; principal: Principal; bearer: string | undefined }): Promise<void> {
+  private async gated(
+    message: JSONRPCMessage,
+    req: { id: RequestId; method: string; principal: Principal; bearer: string | undefined },
+  ): Promise<void> {
     let outcome: Awaited<ReturnType<CredentialGate['run']>>
     try {
       outcome = await this.o.credentials!.gate.run(this, req)
     } catch (err) {
-      this.o.log.warn({ err: { message: (err as Error).message } }, 'the request could not get its credentials')
+      this.o.log.warn(
+        { err: { message: (err as Error).message } },
+        'the request could not get its credentials',
+      )
       return this.reply(req.id, -32603, 'the MCP server could not be started with your credentials')
     }
     const pending = this.inflight.get(req.id)
@@ -338,7 +427,10 @@ export class Session implements GatedSession {
     this.child.send(message).catch((err: Error) => {
       // A message that cannot be serialized fails here too, with the process still running.
       const running = this.child.alive
-      this.o.log.warn({ err: { message: err.message }, running }, 'could not write to server process')
+      this.o.log.warn(
+        { err: { message: err.message }, running },
+        'could not write to server process',
+      )
       if (env.kind === 'request') {
         if (running) this.reply(env.id, -32603, 'the request could not be passed to the MCP server')
         else this.reply(env.id, RPC.connectionClosed, 'the MCP server process is not running')
@@ -361,7 +453,8 @@ export class Session implements GatedSession {
       if (req.method === 'initialize') {
         const v = (m.result as { protocolVersion?: unknown } | undefined)?.protocolVersion
         if (typeof v === 'string') this.version = v
-        const error = (message as { error?: { code: number; message: string; data?: unknown } }).error
+        const error = (message as { error?: { code: number; message: string; data?: unknown } })
+          .error
         this.settleInit(error ? { ok: false, error } : { ok: true })
       }
       let outcome = m.error ? `error ${m.error.code}` : 'ok'
@@ -382,12 +475,17 @@ export class Session implements GatedSession {
   }
 
   /** The client request a server notification or request belongs to, if it can be told. */
-  private relatedRequest(env: { method: string; params: Record<string, unknown> | undefined }): RequestId | undefined {
+  private relatedRequest(env: {
+    method: string
+    params: Record<string, unknown> | undefined
+  }): RequestId | undefined {
     // JSON replies carry only the response: anything else goes on the GET stream.
     if (this.o.config.responses === 'json') return undefined
     if (env.method === 'notifications/progress') {
       const token = env.params?.progressToken
-      return typeof token === 'string' || typeof token === 'number' ? this.progress.get(token) : undefined
+      return typeof token === 'string' || typeof token === 'number'
+        ? this.progress.get(token)
+        : undefined
     }
     // MCP transports §Sending Messages: server messages SHOULD relate to the originating
     // request; over stdio the relation is lost, so only a lone request in flight is certain.
@@ -396,14 +494,21 @@ export class Session implements GatedSession {
   }
 
   private send(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
-    this.lastSend = this.transport.send(message, relatedRequestId === undefined ? undefined : { relatedRequestId }).catch((err: Error) => {
-      this.o.log.debug({ err: { message: err.message } }, 'message for a closed stream dropped')
-    })
+    this.lastSend = this.transport
+      .send(message, relatedRequestId === undefined ? undefined : { relatedRequestId })
+      .catch((err: Error) => {
+        this.o.log.debug({ err: { message: err.message } }, 'message for a closed stream dropped')
+      })
   }
 
   private audit(req: InFlight, outcome: string): void {
     if (req.decided === undefined || this.o.audit === undefined) return
-    auditAllowed(this.o.audit, this.o.metrics, { ...req, decided: req.decided, server: this.server, outcome })
+    auditAllowed(this.o.audit, this.o.metrics, {
+      ...req,
+      decided: req.decided,
+      server: this.server,
+      outcome,
+    })
   }
 
   private settle(id: RequestId, req: InFlight): void {
@@ -411,7 +516,8 @@ export class Session implements GatedSession {
     clearTimeout(req.poll)
     this.inflight.delete(id)
     if (req.progressToken !== undefined) this.progress.delete(req.progressToken)
-    if (this.idleWaiters.length > 0 && this.forwardedCount() === 0) for (const wake of this.idleWaiters.splice(0)) wake()
+    if (this.idleWaiters.length > 0 && this.forwardedCount() === 0)
+      for (const wake of this.idleWaiters.splice(0)) wake()
   }
 
   private forwardedCount(): number {
@@ -428,12 +534,18 @@ export class Session implements GatedSession {
 
   /** Whether a URL elicitation can reach the client: declared at initialize, and a stream to carry it. */
   get canElicitUrl(): boolean {
-    const elicitation = (this.initParams?.capabilities as Record<string, unknown> | undefined)?.elicitation
+    const elicitation = (this.initParams?.capabilities as Record<string, unknown> | undefined)
+      ?.elicitation
     const declared = typeof elicitation === 'object' && elicitation !== null && 'url' in elicitation
     return declared && (this.o.config.responses !== 'json' || this.listening)
   }
 
-  ask(relatedId: RequestId, method: string, params: Record<string, unknown>, timeoutMs: number): Promise<JSONRPCMessage | undefined> {
+  ask(
+    relatedId: RequestId,
+    method: string,
+    params: Record<string, unknown>,
+    timeoutMs: number,
+  ): Promise<JSONRPCMessage | undefined> {
     const id = `mcp-edge-ask-${randomBytes(9).toString('base64url')}`
     return new Promise((resolve) => {
       const timer = setTimeout(() => done(undefined), timeoutMs)
@@ -443,7 +555,10 @@ export class Session implements GatedSession {
         resolve(answer)
       }
       this.asked.set(id, done)
-      this.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage, this.o.config.responses === 'json' ? undefined : relatedId)
+      this.send(
+        { jsonrpc: '2.0', id, method, params } as JSONRPCMessage,
+        this.o.config.responses === 'json' ? undefined : relatedId,
+      )
     })
   }
 
@@ -461,7 +576,9 @@ export class Session implements GatedSession {
       await this.whenIdle()
       const next = await this.o.credentials!.spawn(credentials)
       const timeout = initializeTimeout(this.o.config)
-      const init = (await exchange(next, 'initialize', this.initParams, timeout)) as { result?: unknown } | undefined
+      const init = (await exchange(next, 'initialize', this.initParams, timeout)) as
+        | { result?: unknown }
+        | undefined
       if (init?.result === undefined || this.closed) {
         await next.close()
         if (this.closed) return
@@ -474,7 +591,10 @@ export class Session implements GatedSession {
       this.current = next
       this.attach(next)
       this.fingerprint = credentials.fingerprint
-      this.o.log.info({ pid: next.pid, replaced: old.pid }, 'process replaced: the user\'s credentials changed')
+      this.o.log.info(
+        { pid: next.pid, replaced: old.pid },
+        "process replaced: the user's credentials changed",
+      )
       void old.close()
     })
     const settled = run.catch(() => {})
@@ -503,7 +623,8 @@ export class Session implements GatedSession {
     if (typeof id !== 'string' && typeof id !== 'number') return
     const req = this.inflight.get(id)
     if (req === undefined) return
-    if (this.o.config.responses === 'json') return this.reply(id, RPC.connectionClosed, 'the request was cancelled')
+    if (this.o.config.responses === 'json')
+      return this.reply(id, RPC.connectionClosed, 'the request was cancelled')
     this.settle(id, req)
     this.audit(req, 'cancelled')
     this.transport.closeSSEStream(id)
@@ -515,7 +636,10 @@ export class Session implements GatedSession {
    */
   private pollClose(id: RequestId, closeStream: () => void): void {
     if (!this.inflight.has(id)) return
-    this.o.log.debug({ closeAfter: this.o.config.ssePolling?.closeAfter }, 'SSE polling: stream closed while its request runs')
+    this.o.log.debug(
+      { closeAfter: this.o.config.ssePolling?.closeAfter },
+      'SSE polling: stream closed while its request runs',
+    )
     closeStream()
   }
 
@@ -523,7 +647,11 @@ export class Session implements GatedSession {
     this.o.log.warn({ requestTimeout: this.o.config.requestTimeout }, 'server request timed out')
     this.reply(id, RPC.requestTimeout, 'the MCP server did not answer in time')
     void this.child
-      .send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'timeout' } } as JSONRPCMessage)
+      .send({
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: id, reason: 'timeout' },
+      } as JSONRPCMessage)
       .catch(() => {})
   }
 
@@ -547,7 +675,15 @@ export class Session implements GatedSession {
 export function auditAllowed(
   audit: AuditLog,
   metrics: Metrics | undefined,
-  e: { principal: Principal; server: string; method: string; decided: Decided; start: number; outcome: string; credentials?: ResolvedCredentials['supplied'] },
+  e: {
+    principal: Principal
+    server: string
+    method: string
+    decided: Decided
+    start: number
+    outcome: string
+    credentials?: ResolvedCredentials['supplied']
+  },
 ): void {
   const decision = e.outcome.startsWith('kept ') ? 'filter' : 'allow'
   metrics?.decisions.inc({ server: e.server, decision })
@@ -563,7 +699,9 @@ export function auditAllowed(
     durationMs: +(performance.now() - e.start).toFixed(2),
     outcome: e.outcome,
     // "credential X supplied from source Y": names and sources, never a value.
-    ...(e.credentials && e.credentials.length > 0 ? { credentials: e.credentials.map((c) => ({ name: c.variable, source: c.source })) } : {}),
+    ...(e.credentials && e.credentials.length > 0
+      ? { credentials: e.credentials.map((c) => ({ name: c.variable, source: c.source })) }
+      : {}),
   })
 }
 

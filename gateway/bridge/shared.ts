@@ -21,7 +21,10 @@ export class SharedServer {
 
   constructor(o: { name: string; config: ServerConfig; log: Logger }) {
     this.readyWait = o.config.readyWait
-    this.replicas = Array.from({ length: o.config.replicas }, (_, i) => new Replica(o.config, o.log.child({ replica: i })))
+    this.replicas = Array.from(
+      { length: o.config.replicas },
+      (_, i) => new Replica(o.config, o.log.child({ replica: i })),
+    )
   }
 
   /** Starts every replica (in the background; sessions wait for one to be ready). */
@@ -47,9 +50,13 @@ export class SharedServer {
         return new Channel(replica)
       }
       const left = deadline - Date.now()
-      if (left <= 0) throw new BridgeError('spawn_failed', 'the MCP server is not available; retry later')
+      if (left <= 0)
+        throw new BridgeError('spawn_failed', 'the MCP server is not available; retry later')
       // A replica becoming ready, or the deadline: a replica in a long backoff must not hold us.
-      await Promise.race([...this.replicas.map((r) => r.readyOnce()), new Promise((r) => setTimeout(r, left))])
+      await Promise.race([
+        ...this.replicas.map((r) => r.readyOnce()),
+        new Promise((r) => setTimeout(r, left)),
+      ])
     }
   }
 

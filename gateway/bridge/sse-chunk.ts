@@ -33,7 +33,8 @@ export function classify(chunk: Uint8Array): ChunkKind {
     } catch {
       return 'owed'
     }
-    if (typeof m !== 'object' || m === null || Array.isArray(m) || 'id' in m || !('method' in m)) return 'owed'
+    if (typeof m !== 'object' || m === null || Array.isArray(m) || 'id' in m || !('method' in m))
+      return 'owed'
     kind = 'notification'
   }
   return kind

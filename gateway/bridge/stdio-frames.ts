@@ -32,7 +32,10 @@ export class FrameReader {
     while (at !== -1) {
       const part = chunk.subarray(start, at)
       if (this.held + part.length > this.maxMessageBytes) throw this.tooLarge()
-      const line = this.chunks.length === 0 ? part : Buffer.concat([...this.chunks, part], this.held + part.length)
+      const line =
+        this.chunks.length === 0
+          ? part
+          : Buffer.concat([...this.chunks, part], this.held + part.length)
       this.chunks = []
       this.held = 0
       const frame = parseLine(line)
@@ -52,7 +55,9 @@ export class FrameReader {
   private tooLarge(): Error {
     this.chunks = []
     this.held = 0
-    return new RangeError(`a message from the server process is larger than ${this.maxMessageBytes} bytes`)
+    return new RangeError(
+      `a message from the server process is larger than ${this.maxMessageBytes} bytes`,
+    )
   }
 }
 
@@ -65,7 +70,9 @@ function parseLine(line: Buffer): Frame | undefined {
   } catch {
     return { skipped: 'not JSON' }
   }
-  return envelope(value).kind === 'invalid' ? { skipped: 'not JSON-RPC' } : { message: value as JSONRPCMessage }
+  return envelope(value).kind === 'invalid'
+    ? { skipped: 'not JSON-RPC' }
+    : { message: value as JSONRPCMessage }
 }
 
 /**

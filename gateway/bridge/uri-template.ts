@@ -22,9 +22,19 @@ type Token = { readonly literal: string } | { readonly lead: string; readonly al
 const UNRESERVED = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%'
 const RESERVED = ":/?#[]@!$&'()*+,;="
 /** What each operator's expansion may hold besides unreserved characters and its lead (RFC 6570 §3.2.1, appendix A). */
-const EXTRA: Record<string, string> = { '': ',', '+': RESERVED, '#': RESERVED, '.': ',', '/': ',', ';': ',=', '?': ',&=', '&': ',=' }
+const EXTRA: Record<string, string> = {
+  '': ',',
+  '+': RESERVED,
+  '#': RESERVED,
+  '.': ',',
+  '/': ',',
+  ';': ',=',
+  '?': ',&=',
+  '&': ',=',
+}
 /** RFC 6570 §2.3 varspec: a varname (dotted, pct-encoded allowed) and an optional modifier. */
-const VARSPEC = /^(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2})(?:\.?(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2}))*(?::[1-9][0-9]{0,3}|\*)?$/
+const VARSPEC =
+  /^(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2})(?:\.?(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2}))*(?::[1-9][0-9]{0,3}|\*)?$/
 
 /** Parses a template; undefined when malformed (unclosed brace, reserved operator, bad varspec). */
 export function parseTemplate(text: string): Template | undefined {

@@ -82,7 +82,10 @@ export class Accounts {
     try {
       return JSON.parse(this.o.sealer.open(sealed, tokensKey(sub))) as UpstreamTokens
     } catch {
-      this.o.log.warn({ sub }, 'kept upstream tokens did not open (key removed?); the user must log in again')
+      this.o.log.warn(
+        { sub },
+        'kept upstream tokens did not open (key removed?); the user must log in again',
+      )
       return undefined
     }
   }
@@ -97,15 +100,19 @@ export class Accounts {
    * the user) forgets the account; `unavailable` (the upstream could not be reached) keeps it
    * unchanged and refuses this refresh, so a client retries rather than keep a stale role.
    */
-  async forRefresh(sub: string): Promise<{ account: Account | undefined; outcome: RecheckOutcome }> {
+  async forRefresh(
+    sub: string,
+  ): Promise<{ account: Account | undefined; outcome: RecheckOutcome }> {
     const account = await this.find(sub)
     if (account === undefined) return { account: undefined, outcome: 'revoked' }
-    if (this.now() - account.checkedAt < this.o.recheckInterval) return { account, outcome: 'fresh' }
+    if (this.now() - account.checkedAt < this.o.recheckInterval)
+      return { account, outcome: 'fresh' }
     return this.o.withLock(`broker:recheck:${sub}`, async () => {
       // Another replica may have re-checked while this one waited.
       const current = await this.find(sub)
       if (current === undefined) return { account: undefined, outcome: 'revoked' as const }
-      if (this.now() - current.checkedAt < this.o.recheckInterval) return { account: current, outcome: 'fresh' as const }
+      if (this.now() - current.checkedAt < this.o.recheckInterval)
+        return { account: current, outcome: 'fresh' as const }
       const tokens = await this.tokens(sub)
       if (tokens === undefined) {
         await this.forget(sub)
@@ -113,11 +120,15 @@ export class Accounts {
       }
       try {
         const identity = await this.o.upstream.refresh(tokens)
-        if (identity.subject !== sub) throw Object.assign(new Error('the upstream names another user'), { code: 'upstream_revoked' })
+        if (identity.subject !== sub)
+          throw Object.assign(new Error('the upstream names another user'), {
+            code: 'upstream_revoked',
+          })
         return { account: await this.login(identity), outcome: 'rechecked' as const }
       } catch (err) {
         const code = (err as { code?: string }).code
-        if (code === 'upstream_unavailable') return { account: undefined, outcome: 'unavailable' as const }
+        if (code === 'upstream_unavailable')
+          return { account: undefined, outcome: 'unavailable' as const }
         this.o.log.info({ sub, code }, 'the upstream no longer vouches for the user; access ends')
         await this.forget(sub)
         return { account: undefined, outcome: 'revoked' as const }
@@ -132,25 +143,38 @@ export class Accounts {
    * as the upstream may rotate its refresh token). Undefined when none is kept, or the kept
    * one has expired and cannot be refreshed: the user must log in again.
    */
-  async upstreamToken(sub: string, kind: 'access_token' | 'id_token', minValidity: number): Promise<string | undefined> {
-    const stale = (t: UpstreamTokens) => t.expiresAt !== undefined && t.expiresAt - this.now() < minValidity
+  async upstreamToken(
+    sub: string,
+    kind: 'access_token' | 'id_token',
+    minValidity: number,
+  ): Promise<string | undefined> {
+    const stale = (t: UpstreamTokens) =>
+      t.expiresAt !== undefined && t.expiresAt - this.now() < minValidity
     let tokens = await this.tokens(sub)
     if (tokens !== undefined && stale(tokens) && tokens.refreshToken !== undefined) {
       tokens = await this.o.withLock(`broker:recheck:${sub}`, async () => {
         const current = await this.tokens(sub)
-        if (current === undefined || !stale(current) || current.refreshToken === undefined) return current
+        if (current === undefined || !stale(current) || current.refreshToken === undefined)
+          return current
         try {
           const identity = await this.o.upstream.refresh(current)
-          if (identity.subject !== sub) throw Object.assign(new Error('the upstream names another user'), { code: 'upstream_revoked' })
+          if (identity.subject !== sub)
+            throw Object.assign(new Error('the upstream names another user'), {
+              code: 'upstream_revoked',
+            })
           await this.login(identity)
           return identity.tokens
         } catch (err) {
-          this.o.log.info({ sub, code: (err as { code?: string }).code }, 'the upstream token could not be refreshed for a server process')
+          this.o.log.info(
+            { sub, code: (err as { code?: string }).code },
+            'the upstream token could not be refreshed for a server process',
+          )
           return current
         }
       })
     }
-    if (tokens === undefined || (tokens.expiresAt !== undefined && tokens.expiresAt <= this.now())) return undefined
+    if (tokens === undefined || (tokens.expiresAt !== undefined && tokens.expiresAt <= this.now()))
+      return undefined
     return kind === 'id_token' ? tokens.idToken : tokens.accessToken
   }
 
@@ -161,7 +185,11 @@ export class Accounts {
   private async save(account: Account, tokens: UpstreamTokens): Promise<void> {
     const ttlMs = this.o.ttl * 1000
     await this.o.store.set(accountKey(account.sub), JSON.stringify(account), { ttlMs })
-    await this.o.store.set(tokensKey(account.sub), this.o.sealer.seal(JSON.stringify(tokens), tokensKey(account.sub)), { ttlMs })
+    await this.o.store.set(
+      tokensKey(account.sub),
+      this.o.sealer.seal(JSON.stringify(tokens), tokensKey(account.sub)),
+      { ttlMs },
+    )
   }
 }
 

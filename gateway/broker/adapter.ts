@@ -10,7 +10,11 @@ export interface AdapterOptions {
   /** How long a consumed marker outlives its token at most, in s (refresh tokens' lifetime). */
   consumedTtl: number
   /** Told when a second use of a code or refresh token was seen and its grant revoked (log, audit). */
-  onReuse: (model: string, grantId: string | undefined, accountId: string | undefined) => Promise<void>
+  onReuse: (
+    model: string,
+    grantId: string | undefined,
+    accountId: string | undefined,
+  ) => Promise<void>
   /** oidc-provider's error a reused token becomes (errors.InvalidGrant). */
   reused: () => Error
 }
@@ -103,10 +107,16 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
       const ttl = this.name === 'Client' ? o.clientTtl : expiresIn
       const ttlMs = ttl > 0 ? ttl * 1000 : undefined
       const { jti: _jti, ...rest } = payload
-      await store.set(this.key(id), JSON.stringify(CREDENTIALS.has(this.name) ? rest : payload), { ttlMs })
+      await store.set(this.key(id), JSON.stringify(CREDENTIALS.has(this.name) ? rest : payload), {
+        ttlMs,
+      })
       if (this.name === 'Client') await store.sadd(CLIENTS_SET, id)
-      if (payload.grantId) await store.sadd(grantIndex(this.name, payload.grantId), storedName(this.name, id), ttlMs)
-      if (payload.uid) await store.set(`oidc:${this.name}:uid:${payload.uid}`, storedName(this.name, id), { ttlMs })
+      if (payload.grantId)
+        await store.sadd(grantIndex(this.name, payload.grantId), storedName(this.name, id), ttlMs)
+      if (payload.uid)
+        await store.set(`oidc:${this.name}:uid:${payload.uid}`, storedName(this.name, id), {
+          ttlMs,
+        })
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
@@ -130,7 +140,11 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
     }
 
     async consume(id: string): Promise<void> {
-      const won = await store.set(`${this.key(id)}:consumed`, String(Math.floor(Date.now() / 1000)), { ifAbsent: true, ttlMs: o.consumedTtl * 1000 })
+      const won = await store.set(
+        `${this.key(id)}:consumed`,
+        String(Math.floor(Date.now() / 1000)),
+        { ifAbsent: true, ttlMs: o.consumedTtl * 1000 },
+      )
       if (won) return
       // Another request consumed it first (a replay, or a race between replicas): RFC 9700
       // §4.14.2, the grant ends, whichever request got there first.

@@ -53,7 +53,10 @@ interface Range {
   bits: number
 }
 
-const range = ([address, bits]: readonly [string, number]): Range => ({ bytes: parseIp(address)!, bits })
+const range = ([address, bits]: readonly [string, number]): Range => ({
+  bytes: parseIp(address)!,
+  bits,
+})
 const V4_RANGES = V4_SPECIAL.map(range)
 const V6_GLOBAL = range(V6_GLOBAL_UNICAST)
 const V6_RANGES = V6_SPECIAL_IN_GLOBAL.map(range)
@@ -73,7 +76,12 @@ export function parseIp(ip: string): Uint8Array | undefined {
   const lastColon = text.lastIndexOf(':')
   if (text.includes('.', lastColon)) {
     // A dotted IPv4 tail (`::ffff:1.2.3.4`) is the last two 16-bit groups.
-    tail.push(...text.slice(lastColon + 1).split('.').map(Number))
+    tail.push(
+      ...text
+        .slice(lastColon + 1)
+        .split('.')
+        .map(Number),
+    )
     text = `${text.slice(0, lastColon + 1)}0:0`
   }
   const [head, rest] = text.split('::') as [string, string | undefined]
@@ -132,7 +140,10 @@ function isSpecialBytes(bytes: Uint8Array): boolean {
  * address literals. IPv4-mapped IPv6 addresses are tested as IPv4, so `127.0.0.1/32` covers
  * `::ffff:127.0.0.1`. Resolves the problems instead when any entry is not a CIDR range.
  */
-export function compileCidrs(list: readonly string[]): { test: (ip: string) => boolean; problems: string[] } {
+export function compileCidrs(list: readonly string[]): {
+  test: (ip: string) => boolean
+  problems: string[]
+} {
   const ranges: Range[] = []
   const problems: string[] = []
   for (const entry of list) {

@@ -72,7 +72,8 @@ export async function startBroker(o: {
     log: log.child({ component: 'upstream' }),
     txTtl: broker.loginTtl,
     // A login transaction is single use on every replica.
-    claimTx: (state, ttlMs) => o.store.set(`broker:tx-used:${state}`, '1', { ifAbsent: true, ttlMs }),
+    claimTx: (state, ttlMs) =>
+      o.store.set(`broker:tx-used:${state}`, '1', { ifAbsent: true, ttlMs }),
   })
   const accounts = new Accounts({
     store: o.store,
@@ -80,12 +81,15 @@ export async function startBroker(o: {
     upstream,
     recheckInterval: broker.upstream.recheckInterval,
     ttl: broker.refreshTokenTtl,
-    withLock: (key, fn) => withLock(o.store, key, broker.upstream.recheckLock, fn, { waitMs: config.store.lockWait }),
+    withLock: (key, fn) =>
+      withLock(o.store, key, broker.upstream.recheckLock, fn, { waitMs: config.store.lockWait }),
     log,
   })
   const firstParty = firstPartyClient(issuer, o.keys.cookieKeys)
   // Nobody else may register the gateway's own callbacks: codes meant for the gateway go there.
-  const clients = clientPolicy(broker.registration, { ownCallbacks: [callback, firstParty.redirectUri] })
+  const clients = clientPolicy(broker.registration, {
+    ownCallbacks: [callback, firstParty.redirectUri],
+  })
   const cimdFetch: CimdFetch = createCimdFetch({
     allowPrivate: broker.cimd.allowPrivate,
     allowHosts: broker.cimd.allowHosts,
@@ -94,54 +98,109 @@ export async function startBroker(o: {
     ca: broker.cimd.caFile ? readFileSync(broker.cimd.caFile, 'utf8') : undefined,
   })
   const oidc = await loadOidcModule(log)
-  const provider: Provider = new oidc.Provider(issuer, brokerConfiguration({
-    oidc,
+  const provider: Provider = new oidc.Provider(
     issuer,
-    config: broker,
-    keys: o.keys,
-    store: o.store,
-    accounts,
-    resources: o.resources,
-    policy: o.policy,
-    log,
-    clients,
-    cimdFetch: cimdFetch as never,
-    cimdAllowed: () => true,
-    onRevoked: (sub, reason) => o.audit.record({ sub, iss: issuer, clientId: undefined, server: '', method: 'oauth/refresh', decision: 'deny', rule: reason, outcome: 'grant revoked' }),
-    firstParty,
-  }))
+    brokerConfiguration({
+      oidc,
+      issuer,
+      config: broker,
+      keys: o.keys,
+      store: o.store,
+      accounts,
+      resources: o.resources,
+      policy: o.policy,
+      log,
+      clients,
+      cimdFetch: cimdFetch as never,
+      cimdAllowed: () => true,
+      onRevoked: (sub, reason) =>
+        o.audit.record({
+          sub,
+          iss: issuer,
+          clientId: undefined,
+          server: '',
+          method: 'oauth/refresh',
+          decision: 'deny',
+          rule: reason,
+          outcome: 'grant revoked',
+        }),
+      firstParty,
+    }),
+  )
   observe(provider, o.audit, issuer, log)
 
   const routes = new Hono()
   // RFC 7591 from a browser page (MCP Inspector): registration needs no credentials, so any
   // origin may call it; the guard bounds size, rate and count before oidc-provider reads it.
   routes.use(BROKER_ROUTES.registration, async (c, next) => {
-    if (c.req.method === 'OPTIONS') return new Response(null, { status: 204, headers: { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'POST', 'access-control-allow-headers': 'content-type', 'access-control-max-age': '600' } })
+    if (c.req.method === 'OPTIONS')
+      return new Response(null, {
+        status: 204,
+        headers: {
+          'access-control-allow-origin': '*',
+          'access-control-allow-methods': 'POST',
+          'access-control-allow-headers': 'content-type',
+          'access-control-max-age': '600',
+        },
+      })
     await next()
     c.res.headers.set('access-control-allow-origin', '*')
   })
-  routes.post(BROKER_ROUTES.registration, registrationGuard({
-    store: o.store,
-    maxBodyBytes: broker.registration.maxBodyBytes,
-    maxClients: broker.registration.maxClients,
-    perAddressPerMinute: broker.registration.perAddressPerMinute,
-    retryAfterWhenFull: broker.registration.retryAfterWhenFull,
-    recount: () => pruneClients(o.store),
-    peer: o.peer,
-  }))
+  routes.post(
+    BROKER_ROUTES.registration,
+    registrationGuard({
+      store: o.store,
+      maxBodyBytes: broker.registration.maxBodyBytes,
+      maxClients: broker.registration.maxClients,
+      perAddressPerMinute: broker.registration.perAddressPerMinute,
+      retryAfterWhenFull: broker.registration.retryAfterWhenFull,
+      recount: () => pruneClients(o.store),
+      peer: o.peer,
+    }),
+  )
   mountProvider(routes, provider, issuer)
-  mountInteractions(routes, { provider, issuer, config, upstream, accounts, store: o.store, policy: o.policy, resources: o.resources, cookieKeys: o.keys.cookieKeys, audit: o.audit, log, firstPartyId: firstParty.clientId })
-  log.info({ issuer, upstream: broker.upstream.issuer ?? broker.upstream.endpoints?.authorization, callback, registration: broker.registration.enabled, cimd: broker.cimd.enabled }, 'OAuth broker ready')
+  mountInteractions(routes, {
+    provider,
+    issuer,
+    config,
+    upstream,
+    accounts,
+    store: o.store,
+    policy: o.policy,
+    resources: o.resources,
+    cookieKeys: o.keys.cookieKeys,
+    audit: o.audit,
+    log,
+    firstPartyId: firstParty.clientId,
+  })
+  log.info(
+    {
+      issuer,
+      upstream: broker.upstream.issuer ?? broker.upstream.endpoints?.authorization,
+      callback,
+      registration: broker.registration.enabled,
+      cimd: broker.cimd.enabled,
+    },
+    'OAuth broker ready',
+  )
   // Readiness follows the shared store too: without it no login, token or refresh works.
   let storeDown = false
-  const ping = setInterval(() => void o.store.ping().then((up) => (storeDown = !up), () => (storeDown = true)), config.store.pingInterval)
+  const ping = setInterval(
+    () =>
+      void o.store.ping().then(
+        (up) => (storeDown = !up),
+        () => (storeDown = true),
+      ),
+    config.store.pingInterval,
+  )
   ping.unref()
   return {
     issuer,
     routes,
     accounts,
     firstParty,
-    problem: () => upstream.problem() ?? (storeDown ? 'the shared store (Redis) cannot be reached' : undefined),
+    problem: () =>
+      upstream.problem() ?? (storeDown ? 'the shared store (Redis) cannot be reached' : undefined),
     async close() {
       clearInterval(ping)
       await upstream.close()
@@ -157,26 +216,90 @@ export async function startBroker(o: {
  */
 export function requireSharedKeys(config: GatewayConfig): void {
   const broker = config.auth.broker!
-  const missing = (path: string, why: string): ConfigProblem => ({ file: 'configuration', path, message: `required with a shared store: ${why}` })
+  const missing = (path: string, why: string): ConfigProblem => ({
+    file: 'configuration',
+    path,
+    message: `required with a shared store: ${why}`,
+  })
   const problems = [
-    broker.signingKeys === undefined && missing('auth.broker.signingKeys', 'every replica signs and verifies the broker\'s tokens with these keys (a private JWKS)'),
-    broker.cookieKeys === undefined && missing('auth.broker.cookieKeys', 'every replica verifies the browser cookies the others signed (a JSON list of strings of 32 characters or more)'),
-    config.secrets === undefined && missing('secrets', 'upstream tokens are sealed at rest with these keys, and every replica opens them'),
+    broker.signingKeys === undefined &&
+      missing(
+        'auth.broker.signingKeys',
+        "every replica signs and verifies the broker's tokens with these keys (a private JWKS)",
+      ),
+    broker.cookieKeys === undefined &&
+      missing(
+        'auth.broker.cookieKeys',
+        'every replica verifies the browser cookies the others signed (a JSON list of strings of 32 characters or more)',
+      ),
+    config.secrets === undefined &&
+      missing(
+        'secrets',
+        'upstream tokens are sealed at rest with these keys, and every replica opens them',
+      ),
   ].filter((p): p is ConfigProblem => p !== false)
   if (problems.length > 0) throw new ConfigError(problems)
 }
 
 /** Audit lines for what the authorization server decides on its own (grants revoked, refusals). */
 function observe(provider: Provider, audit: AuditLog, issuer: string, log: Logger): void {
-  const record = (method: string, decision: 'allow' | 'deny', outcome: string, clientId?: string, sub = '') =>
-    audit.record({ sub, iss: issuer, clientId, server: '', method, decision, rule: 'authorization server', outcome })
-  provider.on('grant.revoked', (_ctx, grantId: string) => record('oauth/revoke', 'deny', `grant ${grantId.slice(0, 8)} revoked`))
-  provider.on('grant.error', (ctx, err: { error?: string; error_description?: string }) => record('oauth/token', 'deny', `${err.error}: ${err.error_description ?? ''}`, ctx.oidc?.client?.clientId))
-  provider.on('authorization.error', (ctx, err: { error?: string; error_description?: string }) => record('oauth/authorize', 'deny', `${err.error}: ${err.error_description ?? ''}`, ctx.oidc?.client?.clientId))
-  provider.on('registration_create.success', (_ctx, client: { clientId: string; clientName?: string }) => record('oauth/register', 'allow', `registered ${client.clientName ?? ''}`.trim(), client.clientId))
-  provider.on('registration_create.error', (_ctx, err: { error?: string; error_description?: string }) => record('oauth/register', 'deny', `${err.error}: ${err.error_description ?? ''}`))
-  provider.on('revocation.error', (ctx, err: { error?: string }) => record('oauth/revoke', 'deny', String(err.error), ctx.oidc?.client?.clientId))
-  provider.on('server_error', (_ctx, err: Error) => log.error({ err }, 'authorization server error'))
+  const record = (
+    method: string,
+    decision: 'allow' | 'deny',
+    outcome: string,
+    clientId?: string,
+    sub = '',
+  ) =>
+    audit.record({
+      sub,
+      iss: issuer,
+      clientId,
+      server: '',
+      method,
+      decision,
+      rule: 'authorization server',
+      outcome,
+    })
+  provider.on('grant.revoked', (_ctx, grantId: string) =>
+    record('oauth/revoke', 'deny', `grant ${grantId.slice(0, 8)} revoked`),
+  )
+  provider.on('grant.error', (ctx, err: { error?: string; error_description?: string }) =>
+    record(
+      'oauth/token',
+      'deny',
+      `${err.error}: ${err.error_description ?? ''}`,
+      ctx.oidc?.client?.clientId,
+    ),
+  )
+  provider.on('authorization.error', (ctx, err: { error?: string; error_description?: string }) =>
+    record(
+      'oauth/authorize',
+      'deny',
+      `${err.error}: ${err.error_description ?? ''}`,
+      ctx.oidc?.client?.clientId,
+    ),
+  )
+  provider.on(
+    'registration_create.success',
+    (_ctx, client: { clientId: string; clientName?: string }) =>
+      record(
+        'oauth/register',
+        'allow',
+        `registered ${client.clientName ?? ''}`.trim(),
+        client.clientId,
+      ),
+  )
+  provider.on(
+    'registration_create.error',
+    (_ctx, err: { error?: string; error_description?: string }) =>
+      record('oauth/register', 'deny', `${err.error}: ${err.error_description ?? ''}`),
+  )
+  provider.on('revocation.error', (ctx, err: { error?: string }) =>
+    record('oauth/revoke', 'deny', String(err.error), ctx.oidc?.client?.clientId),
+  )
+  provider.on('server_error', (_ctx, err: Error) =>
+    log.error({ err }, 'authorization server error'),
+  )
   const koa = provider as unknown as import('node:events').EventEmitter
   koa.on('error', (err: Error) => log.error({ err }, 'authorization server request failed'))
 }

@@ -1,7 +1,12 @@
 import dns from 'node:dns'
 import { isIP, type LookupFunction } from 'node:net'
 import tls from 'node:tls'
-import { Agent, buildConnector, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici'
+import {
+  Agent,
+  buildConnector,
+  fetch as undiciFetch,
+  type RequestInit as UndiciRequestInit,
+} from 'undici'
 import { compileCidrs, isSpecialUseAddress } from './addresses.js'
 import { CimdFetchError } from './client-errors.js'
 
@@ -46,7 +51,10 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
   const hosts = compileHosts(o.allowHosts)
   const problems = [...allowPrivate.problems, ...hosts.problems]
   if (problems.length > 0) {
-    throw new CimdFetchError('bad_options', `invalid CIMD fetch options:\n  ${problems.join('\n  ')}`)
+    throw new CimdFetchError(
+      'bad_options',
+      `invalid CIMD fetch options:\n  ${problems.join('\n  ')}`,
+    )
   }
   const permitted = (ip: string) => !isSpecialUseAddress(ip) || allowPrivate.test(ip)
 
@@ -66,11 +74,15 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
   }
   const agent = new Agent({ connect, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs })
 
-  async function cimdFetch(input: string | URL | Request, init: CimdFetchInit = {}): Promise<Response> {
+  async function cimdFetch(
+    input: string | URL | Request,
+    init: CimdFetchInit = {},
+  ): Promise<Response> {
     // A Request would carry its own method, headers and body past these checks: URLs only.
     const url = input instanceof Request ? null : URL.parse(String(input))
     if (url === null) throw new CimdFetchError('bad_url', 'not an absolute URL')
-    if (url.protocol !== 'https:') throw new CimdFetchError('not_https', `${url.protocol} is not https:`)
+    if (url.protocol !== 'https:')
+      throw new CimdFetchError('not_https', `${url.protocol} is not https:`)
     if (url.username !== '' || url.password !== '') {
       throw new CimdFetchError('bad_url', 'the URL has credentials')
     }
@@ -83,7 +95,10 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
     const { dispatcher: _ignored, ...rest } = init
     // Our agent, whatever the caller passed: oidc-provider's own checks only after connecting.
     const options: UndiciRequestInit = {
-      ...(rest as UndiciRequestInit), dispatcher: agent, redirect: 'manual', signal,
+      ...(rest as UndiciRequestInit),
+      dispatcher: agent,
+      redirect: 'manual',
+      signal,
     }
     const response = await undiciFetch(url, options).catch((err) => {
       throw failed(err)
@@ -96,7 +111,10 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
     const declared = Number(response.headers.get('content-length') ?? NaN)
     if (declared > o.maxBytes) {
       await response.body?.cancel().catch(() => {})
-      throw new CimdFetchError('too_large', `${url.host} declared ${declared} bytes, more than ${o.maxBytes}`)
+      throw new CimdFetchError(
+        'too_large',
+        `${url.host} declared ${declared} bytes, more than ${o.maxBytes}`,
+      )
     }
     const stream = response.body as ReadableStream<Uint8Array> | null
     const body = await readCapped(stream, o.maxBytes, url.host).catch((err) => {
@@ -125,10 +143,15 @@ function checkedLookup(permitted: (ip: string) => boolean): LookupFunction {
       if (err) return callback(err, '', 0)
       const refused = addresses.find((a) => !permitted(a.address))
       if (refused !== undefined || addresses.length === 0) {
-        const why = refused === undefined
-          ? 'no address'
-          : `${refused.address}, a loopback, private or special-use address`
-        return callback(new CimdFetchError('address_refused', `${hostname} resolves to ${why}`), '', 0)
+        const why =
+          refused === undefined
+            ? 'no address'
+            : `${refused.address}, a loopback, private or special-use address`
+        return callback(
+          new CimdFetchError('address_refused', `${hostname} resolves to ${why}`),
+          '',
+          0,
+        )
       }
       if (options.all) return callback(null, addresses)
       callback(null, addresses[0]!.address, addresses[0]!.family)
@@ -160,7 +183,9 @@ async function readCapped(
 
 /** undici's own connect, headers and body timeouts (each set to `timeoutMs`). */
 const UNDICI_TIMEOUTS = new Set([
-  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
 ])
 /** Headers about the wire form of a body, dropped from the decoded copy handed on. */
 const FRAMING = new Set(['content-length', 'content-encoding', 'transfer-encoding'])
@@ -184,9 +209,10 @@ function translate(err: unknown, host: string, signal: AbortSignal): CimdFetchEr
 }
 
 /** Compiles `allowHosts`: exact host names, or `*.suffix` for any name below the suffix. */
-function compileHosts(
-  list: readonly string[] | undefined,
-): { test: (host: string) => boolean; problems: string[] } {
+function compileHosts(list: readonly string[] | undefined): {
+  test: (host: string) => boolean
+  problems: string[]
+} {
   if (list === undefined) return { test: () => true, problems: [] }
   const exact = new Set<string>()
   const suffixes: string[] = []

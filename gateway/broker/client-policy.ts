@@ -1,7 +1,12 @@
 import type { AuthConfig } from '../config/schema.js'
 import { ClientPolicyError } from './client-errors.js'
 import {
-  compileRedirectPatterns, isLocalhostByName, isNativeClient, patternSchemes, redirectKind, redirectProblem,
+  compileRedirectPatterns,
+  isLocalhostByName,
+  isNativeClient,
+  patternSchemes,
+  redirectKind,
+  redirectProblem,
 } from './redirects.js'
 
 /**
@@ -59,7 +64,10 @@ const AUTH_METHODS: Record<ClientSource, ReadonlySet<string>> = {
 }
 /** Metadata the server would fetch or redirect to on the client's word, beyond redirect_uris. */
 const REFUSED_URIS = [
-  'sector_identifier_uri', 'request_uris', 'post_logout_redirect_uris', 'backchannel_logout_uri',
+  'sector_identifier_uri',
+  'request_uris',
+  'post_logout_redirect_uris',
+  'backchannel_logout_uri',
   'initiate_login_uri',
 ]
 /** Control characters (C0, DEL, C1) and bidirectional overrides, which can disguise a name. */
@@ -88,7 +96,8 @@ export function clientPolicy(
     uris.forEach((uri, i) => {
       // Every source: a redirect URI of no acceptable kind is refused with its reason.
       if (redirectKind(uri, appSchemes) === 'invalid') {
-        const why = redirectProblem(uri) ?? 'not loopback http, https or a private-use app scheme (RFC 8252)'
+        const why =
+          redirectProblem(uri) ?? 'not loopback http, https or a private-use app scheme (RFC 8252)'
         throw redirectError(`redirect_uris[${i}]: ${why}`)
       }
       // The broker's own callback receives upstream codes: nobody else may.
@@ -107,11 +116,16 @@ export function clientPolicy(
     const uris = checkRedirects(metadata.redirect_uris, source)
     const name = metadata.client_name
     const longest = registration.maxClientNameLength
-    if (name !== undefined && (typeof name !== 'string' || name.length === 0 || name.length > longest)) {
+    if (
+      name !== undefined &&
+      (typeof name !== 'string' || name.length === 0 || name.length > longest)
+    ) {
       throw metadataError(`client_name must be a string of 1 to ${longest} characters`)
     }
     if (typeof name === 'string' && DISGUISING.test(name)) {
-      throw metadataError('client_name must not contain control or bidirectional formatting characters')
+      throw metadataError(
+        'client_name must not contain control or bidirectional formatting characters',
+      )
     }
     const method = metadata.token_endpoint_auth_method
     if (typeof method !== 'string' || !AUTH_METHODS[source].has(method)) {
@@ -136,14 +150,23 @@ export function clientPolicy(
       const empty = Array.isArray(value) && value.length === 0
       if (value !== undefined && !empty) throw metadataError(`${field} is not accepted`)
     }
-    return { native: isNativeClient(uris, appSchemes), localhostRedirects: uris.filter(isLocalhostByName) }
+    return {
+      native: isNativeClient(uris, appSchemes),
+      localhostRedirects: uris.filter(isLocalhostByName),
+    }
   }
 
-  function validator(_ctx: unknown, key: string, _value: unknown, metadata: Record<string, unknown>): void {
+  function validator(
+    _ctx: unknown,
+    key: string,
+    _value: unknown,
+    metadata: Record<string, unknown>,
+  ): void {
     if (key !== CLIENT_POLICY_PROPERTY) return
     delete metadata[CLIENT_POLICY_PROPERTY]
     const id = metadata.client_id
-    const source: ClientSource = typeof id === 'string' && id.startsWith('https://') ? 'cimd' : 'dcr'
+    const source: ClientSource =
+      typeof id === 'string' && id.startsWith('https://') ? 'cimd' : 'dcr'
     if (check(metadata, source).native) metadata.application_type = 'native'
   }
 

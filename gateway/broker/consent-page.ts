@@ -48,10 +48,22 @@ export function consentPage(v: ConsentView): string {
   const local = v.redirectLocal
     ? `<div class="warn"><strong>An application on this device</strong> will receive access. Continue only if you just started the sign-in from an application you trust: any program on this device can claim this name.</div>`
     : ''
-  const servers = v.servers.map((s) => `<li><strong>${esc(s.name)}</strong>${s.description ? ` — ${esc(s.description)}` : ''}</li>`).join('')
-  const scopes = v.scopes.length > 0 ? v.scopes.map((s) => `<li><code>${esc(s)}</code></li>`).join('') : '<li>basic access</li>'
-  const user = v.user ? `<p class="muted">Signed in as <strong>${esc(v.user)}</strong>.</p>` : `<p class="muted">You will sign in with your organization's account next.</p>`
-  return page(`Allow ${name}?`, `
+  const servers = v.servers
+    .map(
+      (s) =>
+        `<li><strong>${esc(s.name)}</strong>${s.description ? ` — ${esc(s.description)}` : ''}</li>`,
+    )
+    .join('')
+  const scopes =
+    v.scopes.length > 0
+      ? v.scopes.map((s) => `<li><code>${esc(s)}</code></li>`).join('')
+      : '<li>basic access</li>'
+  const user = v.user
+    ? `<p class="muted">Signed in as <strong>${esc(v.user)}</strong>.</p>`
+    : `<p class="muted">You will sign in with your organization's account next.</p>`
+  return page(
+    `Allow ${name}?`,
+    `
 <h1>Allow <span>${name}</span> to use these tools for you?</h1>
 ${who}
 <p class="muted">Client id <code>${esc(v.clientId)}</code></p>
@@ -67,17 +79,25 @@ ${user}
 <div class="actions">
 <form method="post" action="${esc(v.action.deny)}"><input type="hidden" name="csrf" value="${esc(v.csrf)}"><button type="submit">Deny</button></form>
 <form method="post" action="${esc(v.action.approve)}"><input type="hidden" name="csrf" value="${esc(v.csrf)}"><button class="primary" type="submit">Allow</button></form>
-</div>`)
+</div>`,
+  )
 }
 
 /** The page that says a user's roles do not grant part (or all) of what the client asked. */
 export function missingRolePage(v: MissingRoleView): string {
-  const rows = [...v.missing].map(([scope, roles]) =>
-    `<li><code>${esc(scope)}</code>: ${roles.length > 0 ? `needs the role ${roles.map((r) => `<code>${esc(r)}</code>`).join(' or ')}` : 'no role grants it'}</li>`).join('')
-  const go = v.granted.length > 0
-    ? `<form method="post" action="${esc(v.action)}"><input type="hidden" name="csrf" value="${esc(v.csrf)}"><input type="hidden" name="t" value="${esc(v.token)}"><input type="hidden" name="choice" value="continue"><button class="primary" type="submit">Continue with ${v.granted.map(esc).join(', ')}</button></form>`
-    : ''
-  return page('A role is missing', `
+  const rows = [...v.missing]
+    .map(
+      ([scope, roles]) =>
+        `<li><code>${esc(scope)}</code>: ${roles.length > 0 ? `needs the role ${roles.map((r) => `<code>${esc(r)}</code>`).join(' or ')}` : 'no role grants it'}</li>`,
+    )
+    .join('')
+  const go =
+    v.granted.length > 0
+      ? `<form method="post" action="${esc(v.action)}"><input type="hidden" name="csrf" value="${esc(v.csrf)}"><input type="hidden" name="t" value="${esc(v.token)}"><input type="hidden" name="choice" value="continue"><button class="primary" type="submit">Continue with ${v.granted.map(esc).join(', ')}</button></form>`
+      : ''
+  return page(
+    'A role is missing',
+    `
 <h1>Your account lacks a role for this</h1>
 <p><strong>${esc(v.user)}</strong> may not give <strong>${esc(v.clientName)}</strong>:</p>
 <ul>${rows}</ul>
@@ -85,11 +105,16 @@ export function missingRolePage(v: MissingRoleView): string {
 <div class="actions">
 <form method="post" action="${esc(v.action)}"><input type="hidden" name="csrf" value="${esc(v.csrf)}"><input type="hidden" name="t" value="${esc(v.token)}"><input type="hidden" name="choice" value="cancel"><button type="submit">Cancel</button></form>
 ${go}
-</div>`)
+</div>`,
+  )
 }
 
 /** A page that ends a sign-in with a reason and nothing to click but "close". */
 export function messagePage(title: string, text: string, code?: string): string {
-  const line = code === undefined ? esc(text) : `<code>${esc(code)}</code>${text ? `: ${esc(text)}` : ''}`
-  return page(title, `<h1>${esc(title)}</h1><p>${line}</p><p class="muted">Close this page and start again from your application.</p>`)
+  const line =
+    code === undefined ? esc(text) : `<code>${esc(code)}</code>${text ? `: ${esc(text)}` : ''}`
+  return page(
+    title,
+    `<h1>${esc(title)}</h1><p>${line}</p><p class="muted">Close this page and start again from your application.</p>`,
+  )
 }

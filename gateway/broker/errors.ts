@@ -36,7 +36,11 @@ const STATUS: Record<UpstreamErrorCode, number> = {
 export class UpstreamError extends GatewayError<UpstreamErrorCode> {
   readonly upstreamError: string | undefined
 
-  constructor(code: UpstreamErrorCode, message: string, o: { cause?: unknown; upstreamError?: string } = {}) {
+  constructor(
+    code: UpstreamErrorCode,
+    message: string,
+    o: { cause?: unknown; upstreamError?: string } = {},
+  ) {
     super(code, message, { status: STATUS[code], expose: true, cause: o.cause })
     this.upstreamError = o.upstreamError
   }

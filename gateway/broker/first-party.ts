@@ -21,7 +21,9 @@ export interface FirstPartyClient {
 export function firstPartyClient(issuer: string, cookieKeys: readonly string[]): FirstPartyClient {
   return {
     clientId: ACCOUNT_CLIENT_ID,
-    clientSecret: createHmac('sha256', cookieKeys[0]!).update('mcp-edge first-party client: account page').digest('base64url'),
+    clientSecret: createHmac('sha256', cookieKeys[0]!)
+      .update('mcp-edge first-party client: account page')
+      .digest('base64url'),
     redirectUri: `${issuer.replace(/\/$/, '')}${ACCOUNT_CALLBACK_PATH}`,
   }
 }

@@ -10,7 +10,8 @@ export function glob(pattern: string, s: string): boolean {
   if (parts.length === 1) return pattern === s
   const first = parts[0]!
   const last = parts[parts.length - 1]!
-  if (s.length < first.length + last.length || !s.startsWith(first) || !s.endsWith(last)) return false
+  if (s.length < first.length + last.length || !s.startsWith(first) || !s.endsWith(last))
+    return false
   let at = first.length
   const end = s.length - last.length
   for (const part of parts.slice(1, -1)) {

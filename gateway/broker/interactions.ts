@@ -61,10 +61,15 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
   const bindingCookie = secure ? '__Host-mcp_edge_login' : 'mcp_edge_login'
   const loginTtlMs = broker.loginTtl * 1000
   const nodeOf = (c: Context) => c.env as { incoming: IncomingMessage; outgoing: ServerResponse }
-  const html = (status: number, body: string) => new Response(body, { status, headers: PAGE_HEADERS })
-  const csrfOf = (uid: string) => createHmac('sha256', d.cookieKeys[0]!).update(`csrf:${uid}`).digest('base64url')
+  const html = (status: number, body: string) =>
+    new Response(body, { status, headers: PAGE_HEADERS })
+  const csrfOf = (uid: string) =>
+    createHmac('sha256', d.cookieKeys[0]!).update(`csrf:${uid}`).digest('base64url')
   const csrfOk = (uid: string, token: unknown) =>
-    typeof token === 'string' && d.cookieKeys.some((k) => safeEqual(createHmac('sha256', k).update(`csrf:${uid}`).digest('base64url'), token))
+    typeof token === 'string' &&
+    d.cookieKeys.some((k) =>
+      safeEqual(createHmac('sha256', k).update(`csrf:${uid}`).digest('base64url'), token),
+    )
 
   const details = async (c: Context): Promise<Details | Response> => {
     try {
@@ -73,135 +78,261 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
       if (got.uid !== c.req.param('uid')) throw new Error('interaction mismatch')
       return got
     } catch {
-      return html(400, messagePage('This sign-in has expired', 'The sign-in page was opened in another browser, already used, or left open too long.'))
+      return html(
+        400,
+        messagePage(
+          'This sign-in has expired',
+          'The sign-in page was opened in another browser, already used, or left open too long.',
+        ),
+      )
     }
   }
   const form = async (c: Context): Promise<Record<string, unknown> | undefined> => {
     const length = Number(c.req.header('content-length') ?? NaN)
-    if (!(length <= MAX_FORM_BYTES) || !/^application\/x-www-form-urlencoded\b/i.test(c.req.header('content-type') ?? '')) return undefined
+    if (
+      !(length <= MAX_FORM_BYTES) ||
+      !/^application\/x-www-form-urlencoded\b/i.test(c.req.header('content-type') ?? '')
+    )
+      return undefined
     return (await c.req.parseBody()) as Record<string, unknown>
   }
   const audit = (det: Details, decision: 'allow' | 'deny', outcome: string, sub = '') => {
     const resource = [det.params.resource].flat()[0]
     d.audit.record({
-      sub, iss: d.issuer, clientId: String(det.params.client_id ?? ''), server: (typeof resource === 'string' && d.resources.serversOf(resource).join(',')) || '',
-      method: 'oauth/authorize', name: String(det.params.scope ?? ''), decision, rule: 'consent', outcome,
+      sub,
+      iss: d.issuer,
+      clientId: String(det.params.client_id ?? ''),
+      server: (typeof resource === 'string' && d.resources.serversOf(resource).join(',')) || '',
+      method: 'oauth/authorize',
+      name: String(det.params.scope ?? ''),
+      decision,
+      rule: 'consent',
+      outcome,
     })
   }
   const finishWith = async (c: Context, result: Parameters<Provider['interactionResult']>[2]) => {
     const { incoming, outgoing } = nodeOf(c)
-    const to = await d.provider.interactionResult(incoming, outgoing, result, { mergeWithLastSubmission: false })
+    const to = await d.provider.interactionResult(incoming, outgoing, result, {
+      mergeWithLastSubmission: false,
+    })
     return c.redirect(to, 303)
   }
   const toUpstream = async (c: Context, det: Details) => {
     const resource = [det.params.resource].flat()[0]
-    const { url, tx } = await d.upstream.begin({ resource: typeof resource === 'string' ? resource : undefined })
+    const { url, tx } = await d.upstream.begin({
+      resource: typeof resource === 'string' ? resource : undefined,
+    })
     const binding = randomBytes(32).toString('base64url')
-    await d.store.set(`broker:tx:${tx.state}`, JSON.stringify({ uid: det.uid, tx, binding: sha256(binding) }), { ttlMs: loginTtlMs })
-    setCookie(c, bindingCookie, binding, { path: secure ? '/' : UPSTREAM_CALLBACK_PATH, httpOnly: true, sameSite: 'Lax', secure, maxAge: broker.loginTtl })
+    await d.store.set(
+      `broker:tx:${tx.state}`,
+      JSON.stringify({ uid: det.uid, tx, binding: sha256(binding) }),
+      { ttlMs: loginTtlMs },
+    )
+    setCookie(c, bindingCookie, binding, {
+      path: secure ? '/' : UPSTREAM_CALLBACK_PATH,
+      httpOnly: true,
+      sameSite: 'Lax',
+      secure,
+      maxAge: broker.loginTtl,
+    })
     return c.redirect(url, 303)
   }
   /** Grants what was asked within the user's roles, or shows what is missing. */
-  const decide = async (c: Context, det: Details, accountId: string, o: { signedIn?: boolean } = {}) => {
+  const decide = async (
+    c: Context,
+    det: Details,
+    accountId: string,
+    o: { signedIn?: boolean } = {},
+  ) => {
     const account = await d.accounts.find(accountId)
-    if (account === undefined) return html(400, messagePage('Sign-in failed', 'Your sign-in could not be completed; start again from your application.'))
+    if (account === undefined)
+      return html(
+        400,
+        messagePage(
+          'Sign-in failed',
+          'Your sign-in could not be completed; start again from your application.',
+        ),
+      )
     const policy = d.policy.current
     const plan = scopePlan(det, d.resources, policy, account.roles)
     const missing = new Map<string, string[]>()
     for (const p of plan) for (const s of p.missing) missing.set(s, [])
     if (missing.size > 0) {
       const token = randomBytes(24).toString('base64url')
-      await d.store.set(`broker:decide:${token}`, JSON.stringify({ uid: det.uid, accountId }), { ttlMs: loginTtlMs })
+      await d.store.set(`broker:decide:${token}`, JSON.stringify({ uid: det.uid, accountId }), {
+        ttlMs: loginTtlMs,
+      })
       audit(det, 'deny', `missing role for ${[...missing.keys()].join(' ')}`, accountId)
       const client = await d.provider.Client.find(String(det.params.client_id))
-      return html(403, missingRolePage({
-        user: account.email ?? account.sub,
-        clientName: client?.clientName ?? String(det.params.client_id),
-        granted: [...new Set(plan.flatMap((p) => p.granted))],
-        missing: rolesGranting(policy, [...missing.keys()]),
-        csrf: csrfOf(det.uid),
-        action: `${INTERACTION_PREFIX}${det.uid}/finish`,
-        token,
-      }))
+      return html(
+        403,
+        missingRolePage({
+          user: account.email ?? account.sub,
+          clientName: client?.clientName ?? String(det.params.client_id),
+          granted: [...new Set(plan.flatMap((p) => p.granted))],
+          missing: rolesGranting(policy, [...missing.keys()]),
+          csrf: csrfOf(det.uid),
+          action: `${INTERACTION_PREFIX}${det.uid}/finish`,
+          token,
+        }),
+      )
     }
     return complete(c, det, accountId, plan, o)
   }
   /** `signedIn`: the browser's session vouches for the user, not a login just made (its time stays). */
-  const complete = async (c: Context, det: Details, accountId: string, plan: ScopePlan[], o: { signedIn?: boolean } = {}) => {
+  const complete = async (
+    c: Context,
+    det: Details,
+    accountId: string,
+    plan: ScopePlan[],
+    o: { signedIn?: boolean } = {},
+  ) => {
     const clientId = String(det.params.client_id)
     const existing = det.grantId ? await d.provider.Grant.find(det.grantId) : undefined
-    const grant = existing && existing.accountId === accountId ? existing : new d.provider.Grant({ accountId, clientId })
-    for (const p of plan) if (p.granted.length > 0) grant.addResourceScope(p.resource, p.granted.join(' '))
-    const oidcScopes = String(det.params.scope ?? '').split(' ').filter((s) => OIDC_SCOPES.has(s))
+    const grant =
+      existing && existing.accountId === accountId
+        ? existing
+        : new d.provider.Grant({ accountId, clientId })
+    for (const p of plan)
+      if (p.granted.length > 0) grant.addResourceScope(p.resource, p.granted.join(' '))
+    const oidcScopes = String(det.params.scope ?? '')
+      .split(' ')
+      .filter((s) => OIDC_SCOPES.has(s))
     if (oidcScopes.length > 0) grant.addOIDCScope(oidcScopes.join(' '))
     const grantId = await grant.save()
-    audit(det, 'allow', `granted ${plan.flatMap((p) => p.granted).join(' ') || '(no scope)'}`, accountId)
+    audit(
+      det,
+      'allow',
+      `granted ${plan.flatMap((p) => p.granted).join(' ') || '(no scope)'}`,
+      accountId,
+    )
     if (o.signedIn) return finishWith(c, { consent: { grantId } })
-    return finishWith(c, { login: { accountId, ts: Math.floor(Date.now() / 1000) }, consent: { grantId } })
+    return finishWith(c, {
+      login: { accountId, ts: Math.floor(Date.now() / 1000) },
+      consent: { grantId },
+    })
   }
 
   app.get(`${INTERACTION_PREFIX}:uid`, async (c) => {
     const det = await details(c)
     if (det instanceof Response) return det
     const client = await d.provider.Client.find(String(det.params.client_id))
-    if (client === undefined) return html(400, messagePage('Unknown application', 'The application that sent you here is not registered.'))
+    if (client === undefined)
+      return html(
+        400,
+        messagePage('Unknown application', 'The application that sent you here is not registered.'),
+      )
     // The gateway's own account page is not a third party: the user signs in (or is signed in
     // already) and nothing is delegated, so there is nothing to consent to.
     if (d.firstPartyId !== undefined && client.clientId === d.firstPartyId) {
-      return det.prompt.name === 'consent' && det.session?.accountId ? decide(c, det, det.session.accountId, { signedIn: true }) : toUpstream(c, det)
+      return det.prompt.name === 'consent' && det.session?.accountId
+        ? decide(c, det, det.session.accountId, { signedIn: true })
+        : toUpstream(c, det)
     }
     // Remembered consent: a grant this browser's user gave this client covers the request;
     // only the upstream login is due again.
-    if (det.prompt.name === 'login' && broker.consent.remember && det.grantId && (await covers(d.provider, det))) return toUpstream(c, det)
+    if (
+      det.prompt.name === 'login' &&
+      broker.consent.remember &&
+      det.grantId &&
+      (await covers(d.provider, det))
+    )
+      return toUpstream(c, det)
     const redirect = URL.parse(String(det.params.redirect_uri))
     const resources = [det.params.resource].flat().filter((r): r is string => typeof r === 'string')
     const servers = [...new Set(resources.flatMap((r) => d.resources.serversOf(r)))]
     const clientId = client.clientId
     // A step-up: the person checks who they are signed in as, so name them as they know
     // themselves (the subject is the upstream's opaque object id).
-    const signedIn = det.prompt.name === 'consent' && det.session?.accountId ? det.session.accountId : undefined
+    const signedIn =
+      det.prompt.name === 'consent' && det.session?.accountId ? det.session.accountId : undefined
     const account = signedIn === undefined ? undefined : await d.accounts.find(signedIn)
-    return html(200, consentPage({
-      clientName: client.clientName,
-      clientId,
-      documentHost: clientId.startsWith('https://') ? new URL(clientId).host : undefined,
-      redirectHost: redirect?.protocol === 'http:' || redirect?.protocol === 'https:' ? redirect.host : `${redirect?.protocol ?? ''}//`,
-      redirectLocal: redirect === null || !(redirect.protocol === 'https:' && !['localhost', '127.0.0.1', '[::1]'].includes(redirect.hostname)),
-      servers: servers.map((name) => ({ name, description: d.config.servers[name]?.description })),
-      scopes: requestedScopes(det).filter((s) => !OIDC_SCOPES.has(s)),
-      user: signedIn === undefined ? undefined : (account?.email ?? account?.name ?? signedIn),
-      csrf: csrfOf(det.uid),
-      action: { approve: `${INTERACTION_PREFIX}${det.uid}/approve`, deny: `${INTERACTION_PREFIX}${det.uid}/deny` },
-    }))
+    return html(
+      200,
+      consentPage({
+        clientName: client.clientName,
+        clientId,
+        documentHost: clientId.startsWith('https://') ? new URL(clientId).host : undefined,
+        redirectHost:
+          redirect?.protocol === 'http:' || redirect?.protocol === 'https:'
+            ? redirect.host
+            : `${redirect?.protocol ?? ''}//`,
+        redirectLocal:
+          redirect === null ||
+          !(
+            redirect.protocol === 'https:' &&
+            !['localhost', '127.0.0.1', '[::1]'].includes(redirect.hostname)
+          ),
+        servers: servers.map((name) => ({
+          name,
+          description: d.config.servers[name]?.description,
+        })),
+        scopes: requestedScopes(det).filter((s) => !OIDC_SCOPES.has(s)),
+        user: signedIn === undefined ? undefined : (account?.email ?? account?.name ?? signedIn),
+        csrf: csrfOf(det.uid),
+        action: {
+          approve: `${INTERACTION_PREFIX}${det.uid}/approve`,
+          deny: `${INTERACTION_PREFIX}${det.uid}/deny`,
+        },
+      }),
+    )
   })
 
   app.post(`${INTERACTION_PREFIX}:uid/approve`, async (c) => {
     const det = await details(c)
     if (det instanceof Response) return det
-    if (!csrfOk(det.uid, (await form(c))?.csrf)) return html(403, messagePage('Request refused', 'The form did not come from this sign-in page.'))
-    if (det.prompt.name === 'consent' && det.session?.accountId) return decide(c, det, det.session.accountId)
+    if (!csrfOk(det.uid, (await form(c))?.csrf))
+      return html(
+        403,
+        messagePage('Request refused', 'The form did not come from this sign-in page.'),
+      )
+    if (det.prompt.name === 'consent' && det.session?.accountId)
+      return decide(c, det, det.session.accountId)
     return toUpstream(c, det)
   })
 
   app.post(`${INTERACTION_PREFIX}:uid/deny`, async (c) => {
     const det = await details(c)
     if (det instanceof Response) return det
-    if (!csrfOk(det.uid, (await form(c))?.csrf)) return html(403, messagePage('Request refused', 'The form did not come from this sign-in page.'))
+    if (!csrfOk(det.uid, (await form(c))?.csrf))
+      return html(
+        403,
+        messagePage('Request refused', 'The form did not come from this sign-in page.'),
+      )
     audit(det, 'deny', 'denied by the user', det.session?.accountId)
-    return finishWith(c, { error: 'access_denied', error_description: 'the user denied the request' })
+    return finishWith(c, {
+      error: 'access_denied',
+      error_description: 'the user denied the request',
+    })
   })
 
   app.get(UPSTREAM_CALLBACK_PATH, async (c) => {
     const state = c.req.query('state')
     const stored = state ? await d.store.take(`broker:tx:${state}`) : undefined
-    if (stored === undefined) return html(400, messagePage('This sign-in has expired', 'The sign-in was already completed, or left too long. Start again from your application.'))
+    if (stored === undefined)
+      return html(
+        400,
+        messagePage(
+          'This sign-in has expired',
+          'The sign-in was already completed, or left too long. Start again from your application.',
+        ),
+      )
     const tx = JSON.parse(stored) as { uid: string; tx: UpstreamTx; binding: string }
     const binding = getCookie(c, bindingCookie)
     deleteCookie(c, bindingCookie, { path: secure ? '/' : UPSTREAM_CALLBACK_PATH, secure })
     // FastMCP GHSA-rww4-4w9c-7733: the browser that approved must be the one coming back.
     if (binding === undefined || !safeEqual(sha256(binding), tx.binding)) {
-      d.log.warn({ uid: tx.uid }, 'an upstream callback came back to another browser than the one that approved; refused')
-      return html(403, messagePage('Sign-in refused', 'This sign-in was started in another browser. Start again from your application, in this browser.'))
+      d.log.warn(
+        { uid: tx.uid },
+        'an upstream callback came back to another browser than the one that approved; refused',
+      )
+      return html(
+        403,
+        messagePage(
+          'Sign-in refused',
+          'This sign-in was started in another browser. Start again from your application, in this browser.',
+        ),
+      )
     }
     const callback = new URL(`${d.issuer.replace(/\/$/, '')}${UPSTREAM_CALLBACK_PATH}`)
     callback.search = new URL(c.req.url).search
@@ -209,13 +340,23 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
     try {
       identity = await d.upstream.finish(callback, tx.tx)
     } catch (err) {
-      const safe = err instanceof GatewayError && err.expose ? err.message : 'the identity provider did not confirm the sign-in'
-      d.log.info({ code: (err as { code?: string }).code, reason: (err as Error).message }, 'upstream login refused')
+      const safe =
+        err instanceof GatewayError && err.expose
+          ? err.message
+          : 'the identity provider did not confirm the sign-in'
+      d.log.info(
+        { code: (err as { code?: string }).code, reason: (err as Error).message },
+        'upstream login refused',
+      )
       return html(403, messagePage('Sign-in failed', safe))
     }
     const account = await d.accounts.login(identity)
     const token = randomBytes(24).toString('base64url')
-    await d.store.set(`broker:finish:${token}`, JSON.stringify({ uid: tx.uid, accountId: account.sub }), { ttlMs: loginTtlMs })
+    await d.store.set(
+      `broker:finish:${token}`,
+      JSON.stringify({ uid: tx.uid, accountId: account.sub }),
+      { ttlMs: loginTtlMs },
+    )
     return c.redirect(`${INTERACTION_PREFIX}${tx.uid}/finish?t=${token}`, 303)
   })
 
@@ -224,8 +365,13 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
     if (det instanceof Response) return det
     const t = c.req.query('t')
     const stored = t ? await d.store.take(`broker:finish:${t}`) : undefined
-    const rec = stored === undefined ? undefined : (JSON.parse(stored) as { uid: string; accountId: string })
-    if (rec === undefined || rec.uid !== det.uid) return html(400, messagePage('This sign-in has expired', 'Start again from your application.'))
+    const rec =
+      stored === undefined ? undefined : (JSON.parse(stored) as { uid: string; accountId: string })
+    if (rec === undefined || rec.uid !== det.uid)
+      return html(
+        400,
+        messagePage('This sign-in has expired', 'Start again from your application.'),
+      )
     return decide(c, det, rec.accountId)
   })
 
@@ -233,17 +379,34 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
     const det = await details(c)
     if (det instanceof Response) return det
     const body = await form(c)
-    if (!csrfOk(det.uid, body?.csrf)) return html(403, messagePage('Request refused', 'The form did not come from this sign-in page.'))
-    const stored = typeof body?.t === 'string' ? await d.store.take(`broker:decide:${body.t}`) : undefined
-    const rec = stored === undefined ? undefined : (JSON.parse(stored) as { uid: string; accountId: string })
-    if (rec === undefined || rec.uid !== det.uid) return html(400, messagePage('This sign-in has expired', 'Start again from your application.'))
+    if (!csrfOk(det.uid, body?.csrf))
+      return html(
+        403,
+        messagePage('Request refused', 'The form did not come from this sign-in page.'),
+      )
+    const stored =
+      typeof body?.t === 'string' ? await d.store.take(`broker:decide:${body.t}`) : undefined
+    const rec =
+      stored === undefined ? undefined : (JSON.parse(stored) as { uid: string; accountId: string })
+    if (rec === undefined || rec.uid !== det.uid)
+      return html(
+        400,
+        messagePage('This sign-in has expired', 'Start again from your application.'),
+      )
     if (body?.choice !== 'continue') {
       audit(det, 'deny', 'cancelled: a role is missing', rec.accountId)
-      return finishWith(c, { error: 'access_denied', error_description: 'the user lacks a role for the requested scope' })
+      return finishWith(c, {
+        error: 'access_denied',
+        error_description: 'the user lacks a role for the requested scope',
+      })
     }
     const account = await d.accounts.find(rec.accountId)
     const plan = scopePlan(det, d.resources, d.policy.current, account?.roles ?? [])
-    if (plan.every((p) => p.granted.length === 0)) return finishWith(c, { error: 'access_denied', error_description: 'the user lacks a role for the requested scope' })
+    if (plan.every((p) => p.granted.length === 0))
+      return finishWith(c, {
+        error: 'access_denied',
+        error_description: 'the user lacks a role for the requested scope',
+      })
     return complete(c, det, rec.accountId, plan)
   })
 }
@@ -258,21 +421,42 @@ interface ScopePlan {
  * Per resource asked for: the scopes asked (the server's `access` scopes when none were),
  * split into those the user's roles grant and those they do not.
  */
-function scopePlan(det: Details, resources: Resources, policy: PolicyStore['current'], roles: readonly string[]): ScopePlan[] {
+function scopePlan(
+  det: Details,
+  resources: Resources,
+  policy: PolicyStore['current'],
+  roles: readonly string[],
+): ScopePlan[] {
   const asked = requestedScopes(det)
-  return [det.params.resource].flat().filter((r): r is string => typeof r === 'string').map((resource) => {
-    // An endpoint's resource speaks for its backends: their scopes together.
-    const servers = resources.serversOf(resource)
-    const vocabulary = new Set(serverScopes(policy, servers))
-    const wanted = asked.filter((s) => vocabulary.has(s))
-    const effective = wanted.length > 0 ? wanted : [...new Set(servers.flatMap((server) => policy.servers.get(server)?.access ?? []))]
-    const grantable = new Set(grantableScopes(policy, servers, roles))
-    return { resource, granted: effective.filter((s) => grantable.has(s)), missing: effective.filter((s) => !grantable.has(s)) }
-  })
+  return [det.params.resource]
+    .flat()
+    .filter((r): r is string => typeof r === 'string')
+    .map((resource) => {
+      // An endpoint's resource speaks for its backends: their scopes together.
+      const servers = resources.serversOf(resource)
+      const vocabulary = new Set(serverScopes(policy, servers))
+      const wanted = asked.filter((s) => vocabulary.has(s))
+      const effective =
+        wanted.length > 0
+          ? wanted
+          : [...new Set(servers.flatMap((server) => policy.servers.get(server)?.access ?? []))]
+      const grantable = new Set(grantableScopes(policy, servers, roles))
+      return {
+        resource,
+        granted: effective.filter((s) => grantable.has(s)),
+        missing: effective.filter((s) => !grantable.has(s)),
+      }
+    })
 }
 
 function requestedScopes(det: Details): string[] {
-  return [...new Set(String(det.params.scope ?? '').split(' ').filter((s) => s !== ''))]
+  return [
+    ...new Set(
+      String(det.params.scope ?? '')
+        .split(' ')
+        .filter((s) => s !== ''),
+    ),
+  ]
 }
 
 /** Whether the grant found for this client already holds every scope asked, for every resource. */

@@ -40,19 +40,40 @@ export async function brokerKeys(
       return undefined
     }
   }
-  const jwks = attempt(() => (config.signingKeys ? parseJwks(readSecret(config.signingKeys, 'auth.broker.signingKeys')) : { keys: [generated()] }))
-  const cookieKeys = attempt(() => (config.cookieKeys ? parseCookieKeys(readSecret(config.cookieKeys, 'auth.broker.cookieKeys')) : [randomBytes(32).toString('base64url')]))
-  if (jwks === undefined || cookieKeys === undefined) throw new ConfigError(problems.flatMap((e) => e.problems))
+  const jwks = attempt(() =>
+    config.signingKeys
+      ? parseJwks(readSecret(config.signingKeys, 'auth.broker.signingKeys'))
+      : { keys: [generated()] },
+  )
+  const cookieKeys = attempt(() =>
+    config.cookieKeys
+      ? parseCookieKeys(readSecret(config.cookieKeys, 'auth.broker.cookieKeys'))
+      : [randomBytes(32).toString('base64url')],
+  )
+  if (jwks === undefined || cookieKeys === undefined)
+    throw new ConfigError(problems.flatMap((e) => e.problems))
   const first = jwks.keys[0]!
   const alg = first.alg ?? ALG_BY_KTY[first.kty ?? '']!
-  const publicKeys = await Promise.all(jwks.keys.map(async (k) => {
-    const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub } = k
-    // Round-trip through jose: an unusable key fails here, at start-up.
-    const key = await importJWK({ ...pub, alg: k.alg ?? ALG_BY_KTY[k.kty ?? ''] }, k.alg ?? ALG_BY_KTY[k.kty ?? ''])
-    return { ...(await exportJWK(key)), kid: k.kid, alg: k.alg ?? ALG_BY_KTY[k.kty ?? ''], use: 'sig' }
-  }))
+  const publicKeys = await Promise.all(
+    jwks.keys.map(async (k) => {
+      const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub } = k
+      // Round-trip through jose: an unusable key fails here, at start-up.
+      const key = await importJWK(
+        { ...pub, alg: k.alg ?? ALG_BY_KTY[k.kty ?? ''] },
+        k.alg ?? ALG_BY_KTY[k.kty ?? ''],
+      )
+      return {
+        ...(await exportJWK(key)),
+        kid: k.kid,
+        alg: k.alg ?? ALG_BY_KTY[k.kty ?? ''],
+        use: 'sig',
+      }
+    }),
+  )
   return {
-    jwks: { keys: jwks.keys.map((k) => ({ ...k, alg: k.alg ?? ALG_BY_KTY[k.kty ?? ''], use: 'sig' })) },
+    jwks: {
+      keys: jwks.keys.map((k) => ({ ...k, alg: k.alg ?? ALG_BY_KTY[k.kty ?? ''], use: 'sig' })),
+    },
     alg,
     getKey: createLocalJWKSet({ keys: publicKeys }),
     cookieKeys,
@@ -73,12 +94,17 @@ function parseJwks(text: string): { keys: JWK[] } {
     throw problem('auth.broker.signingKeys', 'is not JSON (a private JWKS: {"keys":[…]})')
   }
   const keys = (value as { keys?: unknown })?.keys
-  if (!Array.isArray(keys) || keys.length === 0) throw problem('auth.broker.signingKeys', 'has no keys (a private JWKS: {"keys":[…]})')
+  if (!Array.isArray(keys) || keys.length === 0)
+    throw problem('auth.broker.signingKeys', 'has no keys (a private JWKS: {"keys":[…]})')
   keys.forEach((k: JWK, i) => {
-    if (typeof k !== 'object' || k === null) throw problem(`auth.broker.signingKeys.keys.${i}`, 'is not a JWK')
-    if (typeof k.kid !== 'string' || k.kid === '') throw problem(`auth.broker.signingKeys.keys.${i}`, 'needs a kid')
-    if (ALG_BY_KTY[k.kty ?? ''] === undefined) throw problem(`auth.broker.signingKeys.keys.${i}`, 'must be an EC, RSA or OKP key')
-    if (typeof k.d !== 'string') throw problem(`auth.broker.signingKeys.keys.${i}`, 'must be a private key (no "d")')
+    if (typeof k !== 'object' || k === null)
+      throw problem(`auth.broker.signingKeys.keys.${i}`, 'is not a JWK')
+    if (typeof k.kid !== 'string' || k.kid === '')
+      throw problem(`auth.broker.signingKeys.keys.${i}`, 'needs a kid')
+    if (ALG_BY_KTY[k.kty ?? ''] === undefined)
+      throw problem(`auth.broker.signingKeys.keys.${i}`, 'must be an EC, RSA or OKP key')
+    if (typeof k.d !== 'string')
+      throw problem(`auth.broker.signingKeys.keys.${i}`, 'must be a private key (no "d")')
   })
   return { keys: keys as JWK[] }
 }
@@ -90,8 +116,15 @@ function parseCookieKeys(text: string): string[] {
   } catch {
     throw problem('auth.broker.cookieKeys', 'is not a JSON list of strings')
   }
-  if (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => typeof k === 'string' && k.length >= 32)) {
-    throw problem('auth.broker.cookieKeys', 'must be a string of at least 32 characters, or a JSON list of such strings')
+  if (
+    !Array.isArray(keys) ||
+    keys.length === 0 ||
+    !keys.every((k) => typeof k === 'string' && k.length >= 32)
+  ) {
+    throw problem(
+      'auth.broker.cookieKeys',
+      'must be a string of at least 32 characters, or a JSON list of such strings',
+    )
   }
   return keys as string[]
 }

@@ -27,7 +27,10 @@ export function mountProvider(app: Hono, provider: Provider, issuer: string): vo
   provider.proxy = true
   const handler = provider.callback()
   const serve = async (c: Context): Promise<Response> => {
-    const { incoming, outgoing } = c.env as { incoming: IncomingMessage & { originalUrl?: string }; outgoing: ServerResponse }
+    const { incoming, outgoing } = c.env as {
+      incoming: IncomingMessage & { originalUrl?: string }
+      outgoing: ServerResponse
+    }
     const path = incoming.url ?? '/'
     const stripped = base !== '' && path.startsWith(`${base}/`) ? path.slice(base.length) : path
     incoming.url = stripped

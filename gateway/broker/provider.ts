@@ -82,29 +82,49 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       consumedTtl: config.refreshTokenTtl,
       reused: () => new errors.InvalidGrant('grant request is invalid'),
       onReuse: async (model, grantId, accountId) => {
-        d.log.warn({ model, grantId }, 'a code or refresh token was used twice; its grant is revoked')
-        d.onRevoked?.(accountId ?? '', `a ${model === 'RefreshToken' ? 'refresh token' : 'code'} was used twice`)
+        d.log.warn(
+          { model, grantId },
+          'a code or refresh token was used twice; its grant is revoked',
+        )
+        d.onRevoked?.(
+          accountId ?? '',
+          `a ${model === 'RefreshToken' ? 'refresh token' : 'code'} was used twice`,
+        )
       },
     }),
     clients: d.firstParty ? [firstPartyMetadata(d.firstParty) as never] : [],
-    clientBasedCORS: (_ctx, origin, client) => client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) === true || isLoopbackOrigin(origin),
+    clientBasedCORS: (_ctx, origin, client) =>
+      client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) === true ||
+      isLoopbackOrigin(origin),
     claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
     conformIdTokenClaims: true,
     cookies: {
       keys: d.keys.cookieKeys,
-      names: { session: '_mcp_edge_session', interaction: '_mcp_edge_interaction', resume: '_mcp_edge_resume' },
+      names: {
+        session: '_mcp_edge_session',
+        interaction: '_mcp_edge_interaction',
+        resume: '_mcp_edge_resume',
+      },
       long: { httpOnly: true, sameSite: 'lax', signed: true },
       short: { httpOnly: true, sameSite: 'lax', signed: true },
     },
     enabledJWA: { idTokenSigningAlgValues: [d.keys.alg] as never },
-    clientDefaults: { id_token_signed_response_alg: d.keys.alg as never, grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' },
+    clientDefaults: {
+      id_token_signed_response_alg: d.keys.alg as never,
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    },
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     extraClientMetadata: {
       properties: [CLIENT_POLICY_PROPERTY],
       validator: (ctx, key, value, metadata) => {
         // The gateway's own client is configured here, not registered: the registration
         // policy (redirect URI allow-list, the gateway's own callbacks) is not for it.
-        if (d.firstParty && (metadata as { client_id?: unknown }).client_id === d.firstParty.clientId) {
+        if (
+          d.firstParty &&
+          (metadata as { client_id?: unknown }).client_id === d.firstParty.clientId
+        ) {
           delete (metadata as Record<string, unknown>)[key]
           return
         }
@@ -120,7 +140,7 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
         delete (metadata as { scope?: string }).scope
       },
     },
-    extraTokenClaims: async (ctx, token) => {
+    extraTokenClaims: async (_ctx, token) => {
       if (token.kind !== 'AccessToken') return undefined
       const account = await d.accounts.find((token as { accountId?: string }).accountId ?? '')
       // The user's roles: the gateway caps the token's scopes by them again, under the policy
@@ -134,11 +154,18 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       rpInitiatedLogout: { enabled: false },
       userinfo: { enabled: false },
       revocation: { enabled: true },
-      registration: { enabled: config.registration.enabled, initialAccessToken: false, issueRegistrationAccessToken: false },
+      registration: {
+        enabled: config.registration.enabled,
+        initialAccessToken: false,
+        issueRegistrationAccessToken: false,
+      },
       clientIdMetadataDocument: {
         enabled: config.cimd.enabled,
         ack: 'draft-02',
-        allowFetch: (ctx: { state?: { cimdTried?: Set<string> } } | undefined, clientId: string) => {
+        allowFetch: (
+          ctx: { state?: { cimdTried?: Set<string> } } | undefined,
+          clientId: string,
+        ) => {
           // One fetch per document per request: after a failed lookup, oidc-provider's
           // authorization error handler looks the client up again, which would fetch a
           // failing (or stalling) document twice. The first failure is the answer.
@@ -154,19 +181,27 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
         defaultResource: (_ctx, client, oneOf) => {
           if (oneOf) return oneOf
           // The account page asks for an ID token only: no resource.
-          if (d.firstParty && client?.clientId === d.firstParty.clientId) return undefined as unknown as string
+          if (d.firstParty && client?.clientId === d.firstParty.clientId)
+            return undefined as unknown as string
           const all = d.resources.all()
           const servers = [...new Set(all.flatMap(serversOf))]
           // One server behind every resource (none routed elsewhere): that server's.
-          if (servers.length === 1 && all.every((r) => serversOf(r).length === 1)) return d.resources.resource(servers[0]!, 'mcp')
-          throw new errors.InvalidTarget('resource parameter required (RFC 8707): the URL of the MCP server')
+          if (servers.length === 1 && all.every((r) => serversOf(r).length === 1))
+            return d.resources.resource(servers[0]!, 'mcp')
+          throw new errors.InvalidTarget(
+            'resource parameter required (RFC 8707): the URL of the MCP server',
+          )
         },
         useGrantedResource: () => true,
         getResourceServerInfo: async (ctx, indicator) => {
           const server = resources.has(indicator) ? serversOf(indicator) : []
-          if (server.length === 0) throw new errors.InvalidTarget('this gateway serves no such resource')
+          if (server.length === 0)
+            throw new errors.InvalidTarget('this gateway serves no such resource')
           const roles = await rolesInContext(ctx, d.accounts)
-          const scopes = roles === undefined ? serverScopes(d.policy.current, server) : grantableScopes(d.policy.current, server, roles)
+          const scopes =
+            roles === undefined
+              ? serverScopes(d.policy.current, server)
+              : grantableScopes(d.policy.current, server, roles)
           return {
             scope: scopes.join(' '),
             audience: indicator,
@@ -179,14 +214,18 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
     },
     fetch: d.cimdFetch,
     findAccount: async (ctx, sub) => {
-      const refreshing = ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'refresh_token'
+      const refreshing =
+        ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'refresh_token'
       if (!refreshing) {
         const account = await d.accounts.find(sub)
         return account && { accountId: sub, roles: account.roles, claims: () => claimsOf(account) }
       }
       const { account, outcome } = await d.accounts.forRefresh(sub)
       // The upstream could not say: this refresh fails and the client retries; nothing is revoked.
-      if (outcome === 'unavailable') throw new errors.TemporarilyUnavailable('the identity provider cannot be reached; retry later')
+      if (outcome === 'unavailable')
+        throw new errors.TemporarilyUnavailable(
+          'the identity provider cannot be reached; retry later',
+        )
       if (account === undefined) {
         // The upstream no longer vouches for the user: the grant being refreshed ends with it.
         const grantId = ctx.oidc.entities.RefreshToken?.grantId
@@ -219,7 +258,11 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       const held = ctx.oidc.entities.RefreshToken as { resource?: string | string[] } | undefined
       const granted = new Set([held?.resource ?? []].flat())
       const asked = ctx.oidc.params?.resource as unknown
-      if (asked === undefined ? granted.size > 1 : typeof asked !== 'string' || !granted.has(asked) || !resources.has(asked)) {
+      if (
+        asked === undefined
+          ? granted.size > 1
+          : typeof asked !== 'string' || !granted.has(asked) || !resources.has(asked)
+      ) {
         throw new errors.InvalidTarget()
       }
       return true
@@ -238,7 +281,12 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       const grantId = ctx.oidc.session?.grantIdFor(ctx.oidc.client!.clientId)
       const grant = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined
       const issuedAt = (grant as { iat?: number } | undefined)?.iat
-      if (grant === undefined || issuedAt === undefined || Math.floor(Date.now() / 1000) - issuedAt > config.consent.rememberFor) return undefined
+      if (
+        grant === undefined ||
+        issuedAt === undefined ||
+        Math.floor(Date.now() / 1000) - issuedAt > config.consent.rememberFor
+      )
+        return undefined
       return grant
     },
   }
@@ -250,26 +298,43 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
  * that often, and a consent every time unless remembering it is on.
  */
 function interactionPolicy(oidc: OidcModule, config: BrokerConfig) {
-  const { interactionPolicy: { base, Check } } = oidc
+  const {
+    interactionPolicy: { base, Check },
+  } = oidc
   const policy = base()
   const recheck = config.upstream.recheckInterval
-  policy.get('login')!.checks.add(new Check('mcp_edge_stale_login', 'the upstream login is older than the re-check interval', (ctx) => {
-    // This authorization has just been through the upstream: it is as fresh as it gets.
-    if (ctx.oidc.result?.login) return Check.NO_NEED_TO_PROMPT
-    const at = ctx.oidc.session?.authTime as number | undefined
-    // 0 re-checks every time, here as at refresh: a user disabled upstream gets no new code.
-    const stale = at !== undefined && (recheck === 0 || Math.floor(Date.now() / 1000) - at > recheck)
-    return stale ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT
-  }))
+  policy.get('login')!.checks.add(
+    new Check(
+      'mcp_edge_stale_login',
+      'the upstream login is older than the re-check interval',
+      (ctx) => {
+        // This authorization has just been through the upstream: it is as fresh as it gets.
+        if (ctx.oidc.result?.login) return Check.NO_NEED_TO_PROMPT
+        const at = ctx.oidc.session?.authTime as number | undefined
+        // 0 re-checks every time, here as at refresh: a user disabled upstream gets no new code.
+        const stale =
+          at !== undefined && (recheck === 0 || Math.floor(Date.now() / 1000) - at > recheck)
+        return stale ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT
+      },
+    ),
+  )
   if (!config.consent.remember) {
-    policy.get('consent')!.checks.add(new Check('mcp_edge_always_consent', 'consent is asked every time', (ctx) =>
-      ctx.oidc.result?.consent ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT))
+    policy
+      .get('consent')!
+      .checks.add(
+        new Check('mcp_edge_always_consent', 'consent is asked every time', (ctx) =>
+          ctx.oidc.result?.consent ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT,
+        ),
+      )
   }
   return policy
 }
 
 /** The roles of whoever is being granted scopes now, if known (undefined before login). */
-async function rolesInContext(ctx: KoaContextWithOIDC, accounts: Accounts): Promise<string[] | undefined> {
+async function rolesInContext(
+  ctx: KoaContextWithOIDC,
+  accounts: Accounts,
+): Promise<string[] | undefined> {
   const entity = ctx.oidc.entities.Account as { roles?: string[] } | undefined
   if (entity?.roles) return entity.roles
   const accountId = ctx.oidc.entities.Grant?.accountId ?? ctx.oidc.session?.accountId
@@ -280,14 +345,26 @@ async function rolesInContext(ctx: KoaContextWithOIDC, accounts: Accounts): Prom
 /** Revokes every token of a grant, and the grant (oidc-provider's own revocation path). */
 async function revokeGrant(ctx: KoaContextWithOIDC, grantId: string): Promise<void> {
   const { provider } = ctx.oidc
-  const models = [provider.AccessToken, provider.AuthorizationCode, provider.RefreshToken] as unknown as { adapter: { revokeByGrantId(id: string): Promise<void> } }[]
+  const models = [
+    provider.AccessToken,
+    provider.AuthorizationCode,
+    provider.RefreshToken,
+  ] as unknown as { adapter: { revokeByGrantId(id: string): Promise<void> } }[]
   await Promise.all(models.map((m) => m.adapter.revokeByGrantId(grantId)))
-  await (provider.Grant as unknown as { adapter: { destroy(id: string): Promise<void> } }).adapter.destroy(grantId)
+  await (
+    provider.Grant as unknown as { adapter: { destroy(id: string): Promise<void> } }
+  ).adapter.destroy(grantId)
 }
 
-
-function claimsOf(account: { sub: string; email?: string; name?: string }): { sub: string; [key: string]: unknown } {
-  return { sub: account.sub, ...(account.email ? { email: account.email } : {}), ...(account.name ? { name: account.name } : {}) }
+function claimsOf(account: { sub: string; email?: string; name?: string }): {
+  sub: string
+  [key: string]: unknown
+} {
+  return {
+    sub: account.sub,
+    ...(account.email ? { email: account.email } : {}),
+    ...(account.name ? { name: account.name } : {}),
+  }
 }
 
 function isLoopbackOrigin(origin: string): boolean {

@@ -16,7 +16,11 @@ import { glob } from './glob.js'
 export const REDIRECT_URI_MAX_LENGTH = 2048
 
 /** RFC 8252 §7.1 private-use schemes of desktop MCP clients that are not reverse domain names. */
-export const KNOWN_APP_SCHEMES: ReadonlySet<string> = new Set(['cursor', 'vscode', 'vscode-insiders'])
+export const KNOWN_APP_SCHEMES: ReadonlySet<string> = new Set([
+  'cursor',
+  'vscode',
+  'vscode-insiders',
+])
 
 /**
  * Loopback hosts (RFC 8252 §7.3), the same three oidc-provider lets vary their port for
@@ -27,9 +31,26 @@ const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(['127.0.0.1', '[::1]', 'loca
 
 /** Schemes that are never a redirect target: script, inline or local content, other protocols. */
 const FORBIDDEN_SCHEMES: ReadonlySet<string> = new Set([
-  'javascript', 'vbscript', 'data', 'blob', 'file', 'filesystem', 'about', 'view-source',
-  'ws', 'wss', 'ftp', 'mailto', 'tel', 'sms', 'intent', 'jar', 'chrome', 'chrome-extension',
-  'moz-extension', 'resource',
+  'javascript',
+  'vbscript',
+  'data',
+  'blob',
+  'file',
+  'filesystem',
+  'about',
+  'view-source',
+  'ws',
+  'wss',
+  'ftp',
+  'mailto',
+  'tel',
+  'sms',
+  'intent',
+  'jar',
+  'chrome',
+  'chrome-extension',
+  'moz-extension',
+  'resource',
 ])
 
 /** RFC 8252 §7.1: a reverse domain name, e.g. `com.example.app`. */
@@ -57,7 +78,8 @@ function problemOf(uri: unknown, echo: boolean): string | undefined {
   if (uri.length > REDIRECT_URI_MAX_LENGTH) {
     return `a redirect URI must be at most ${REDIRECT_URI_MAX_LENGTH} characters`
   }
-  if (!PLAIN.test(uri)) return 'a redirect URI must be printable ASCII without spaces or backslashes'
+  if (!PLAIN.test(uri))
+    return 'a redirect URI must be printable ASCII without spaces or backslashes'
   const canonical = nonCanonicalUri(uri)
   if (canonical !== undefined) {
     const why = canonical.replace('the resource URI', 'the redirect URI')
@@ -108,10 +130,13 @@ export function isNativeClient(
   redirectUris: readonly unknown[],
   appSchemes: ReadonlySet<string> = KNOWN_APP_SCHEMES,
 ): boolean {
-  return redirectUris.length > 0 && redirectUris.every((u) => {
-    const kind = redirectKind(u, appSchemes)
-    return kind === 'loopback' || kind === 'private-scheme'
-  })
+  return (
+    redirectUris.length > 0 &&
+    redirectUris.every((u) => {
+      const kind = redirectKind(u, appSchemes)
+      return kind === 'loopback' || kind === 'private-scheme'
+    })
+  )
 }
 
 /** The schemes `patterns` name besides http(s): the operator's own app schemes. */
@@ -179,7 +204,8 @@ function compilePattern(pattern: string, appSchemes: ReadonlySet<string>): Match
   if (redirectKind(sample, appSchemes) !== 'private-scheme') {
     return `the ${scheme}: scheme is never a redirect target`
   }
-  return (u, raw) => u.protocol === `${scheme}:` && glob(rest, afterScheme(raw)) && queryMatches(query, raw)
+  return (u, raw) =>
+    u.protocol === `${scheme}:` && glob(rest, afterScheme(raw)) && queryMatches(query, raw)
 }
 
 function compileHttp(
@@ -193,7 +219,8 @@ function compileHttp(
   const colon = authority.indexOf(':', bracket)
   const host = colon === -1 ? authority : authority.slice(0, colon)
   const port = colon === -1 ? undefined : authority.slice(colon + 1)
-  if (port !== undefined && port !== '*' && !/^\d{1,5}$/.test(port)) return 'the port must be digits or *'
+  if (port !== undefined && port !== '*' && !/^\d{1,5}$/.test(port))
+    return 'the port must be digits or *'
   const suffix = host.startsWith('*.') ? host.slice(2) : undefined
   const exactHost = suffix ?? host
   if (exactHost.includes('*')) return 'a host may only start with *. (whole labels), nowhere else'

@@ -50,11 +50,17 @@ export async function admitRegistration(
 ): Promise<void> {
   // RFC 9112 §6.1: a chunked body has no length to check before reading it; demand one.
   if (headers.transferEncoding !== undefined || headers.contentLength === undefined) {
-    throw new RegistrationGuardError('length_required', 'a registration request needs a Content-Length')
+    throw new RegistrationGuardError(
+      'length_required',
+      'a registration request needs a Content-Length',
+    )
   }
   // RFC 9110 §8.6: Content-Length = 1*DIGIT; anything else (two joined values, a sign) is not one.
   if (!/^\d+$/.test(headers.contentLength)) {
-    throw new RegistrationGuardError('bad_content_length', 'Content-Length must be one decimal number')
+    throw new RegistrationGuardError(
+      'bad_content_length',
+      'Content-Length must be one decimal number',
+    )
   }
   if (Number(headers.contentLength) > o.maxBodyBytes) {
     const why = `a registration request is at most ${o.maxBodyBytes} bytes`
@@ -84,7 +90,8 @@ export function registrationRefusal(err: RegistrationGuardError): Response {
   const headers = new Headers({ 'content-type': 'application/json', 'cache-control': 'no-store' })
   if (err.retryAfterS !== undefined) headers.set('retry-after', String(err.retryAfterS))
   // The unread body is not worth draining: close the connection after the answer.
-  if (err.status === 411 || err.status === 413 || err.status === 400) headers.set('connection', 'close')
+  if (err.status === 411 || err.status === 413 || err.status === 400)
+    headers.set('connection', 'close')
   const error = err.status === 429 ? err.code : 'invalid_request'
   const body = JSON.stringify({ error, error_description: err.message })
   return new Response(body, { status: err.status, headers })

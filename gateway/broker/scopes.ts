@@ -14,7 +14,8 @@ export function serverScopes(policy: Policy, servers: string | readonly string[]
     if (sp === undefined) continue
     for (const s of sp.access) out.add(s)
     for (const rules of Object.values(sp.rules)) {
-      for (const r of rules) if (r.effect.kind === 'scopes') for (const s of r.effect.scopes) out.add(s)
+      for (const r of rules)
+        if (r.effect.kind === 'scopes') for (const s of r.effect.scopes) out.add(s)
     }
   }
   return [...out].filter((s) => !s.includes('*'))
@@ -24,7 +25,11 @@ export function serverScopes(policy: Policy, servers: string | readonly string[]
  * What a user may be granted on a server: the server's scopes that the user's roles grant
  * through the live role map (consent can never grant more than the role map would).
  */
-export function grantableScopes(policy: Policy, server: string | readonly string[], roles: readonly string[]): string[] {
+export function grantableScopes(
+  policy: Policy,
+  server: string | readonly string[],
+  roles: readonly string[],
+): string[] {
   const held = scopesOfRoles(policy.roles, roles)
   return serverScopes(policy, server).filter((s) => held.has(s))
 }
@@ -36,7 +41,10 @@ export function grantableScopes(policy: Policy, server: string | readonly string
 export function rolesGranting(policy: Policy, scopes: readonly string[]): Map<string, string[]> {
   const out = new Map<string, string[]>()
   for (const scope of scopes) {
-    out.set(scope, [...policy.roles.keys()].filter((role) => scopesOfRoles(policy.roles, [role]).has(scope)))
+    out.set(
+      scope,
+      [...policy.roles.keys()].filter((role) => scopesOfRoles(policy.roles, [role]).has(scope)),
+    )
   }
   return out
 }

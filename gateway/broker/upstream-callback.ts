@@ -36,7 +36,10 @@ export function verifyCallback(
 ): void {
   for (const name of SINGLE) {
     if (params.getAll(name).length > 1) {
-      throw new UpstreamError('upstream_invalid_response', `the callback repeats the ${name} parameter`)
+      throw new UpstreamError(
+        'upstream_invalid_response',
+        `the callback repeats the ${name} parameter`,
+      )
     }
   }
   if (!(tx.expiresAt > o.nowS)) {
@@ -45,16 +48,23 @@ export function verifyCallback(
   const iss = params.get('iss')
   if (o.issuer !== undefined) {
     if (iss === null && o.issRequired) {
-      throw new UpstreamError('upstream_issuer_mismatch',
-        'the callback lacks the iss parameter the upstream promises (RFC 9207)')
+      throw new UpstreamError(
+        'upstream_issuer_mismatch',
+        'the callback lacks the iss parameter the upstream promises (RFC 9207)',
+      )
     }
     if (iss !== null && iss !== o.issuer) {
-      throw new UpstreamError('upstream_issuer_mismatch',
-        'the callback comes from another issuer than the upstream (RFC 9207)')
+      throw new UpstreamError(
+        'upstream_issuer_mismatch',
+        'the callback comes from another issuer than the upstream (RFC 9207)',
+      )
     }
   }
   if (!same(params.get('state') ?? '', tx.state)) {
-    throw new UpstreamError('upstream_state_mismatch', 'the callback does not belong to this sign-in (state)')
+    throw new UpstreamError(
+      'upstream_state_mismatch',
+      'the callback does not belong to this sign-in (state)',
+    )
   }
 }
 
@@ -73,7 +83,10 @@ export function authorizationResponse(
   if (params.has('error')) throw callbackError(params.get('error'))
   const code = params.get('code')
   if (!code) {
-    throw new UpstreamError('upstream_invalid_response', 'the callback carries neither a code nor an error')
+    throw new UpstreamError(
+      'upstream_invalid_response',
+      'the callback carries neither a code nor an error',
+    )
   }
   const url = new URL(redirectUri)
   url.search = ''

@@ -54,12 +54,17 @@ export function clientSource(o: {
 
   if (config.endpoints) {
     const { authorization, token, userinfo } = config.endpoints
-    const c = new oidc.Configuration({
-      issuer: new URL(authorization).origin,
-      authorization_endpoint: authorization,
-      token_endpoint: token,
-      ...(userinfo ? { userinfo_endpoint: userinfo } : {}),
-    }, config.clientId, {}, o.auth)
+    const c = new oidc.Configuration(
+      {
+        issuer: new URL(authorization).origin,
+        authorization_endpoint: authorization,
+        token_endpoint: token,
+        ...(userinfo ? { userinfo_endpoint: userinfo } : {}),
+      },
+      config.clientId,
+      {},
+      o.auth,
+    )
     c[oidc.customFetch] = o.fetch as never
     c.timeout = timeout
     if ([authorization, token, userinfo].some((u) => u !== undefined && insecureAllowed(u))) {
@@ -90,26 +95,40 @@ export function clientSource(o: {
       if (client) return client
       if (pending) return pending
       if (failure && o.now() - failure.at < retryMs) {
-        throw new UpstreamError('upstream_unavailable', 'the upstream IdP has not been discovered yet')
+        throw new UpstreamError(
+          'upstream_unavailable',
+          'the upstream IdP has not been discovered yet',
+        )
       }
-      pending = discover(config.issuer!).then((c) => {
-        client = c
-        failure = undefined
-        o.log.info({ issuer: c.issuer }, 'upstream IdP discovered')
-        return c
-      }, (err: unknown) => {
-        const e = upstreamFailure(err, 'discovery')
-        failure = { at: o.now(), message: e.message }
-        // Tried again in the background too, so readiness follows an IdP (or the proxy in
-        // front of it) that comes up after the gateway, without waiting for a first login.
-        if (!closed) retry = setTimeout(() => void source.get().catch(() => {}), retryMs).unref()
-        o.log.warn({ issuer: config.issuer, code: e.code, reason: e.message },
-          'upstream IdP discovery failed')
-        throw new UpstreamError('upstream_unavailable', 'the upstream IdP has not been discovered yet',
-          { cause: e })
-      }).finally(() => {
-        pending = undefined
-      })
+      pending = discover(config.issuer!)
+        .then(
+          (c) => {
+            client = c
+            failure = undefined
+            o.log.info({ issuer: c.issuer }, 'upstream IdP discovered')
+            return c
+          },
+          (err: unknown) => {
+            const e = upstreamFailure(err, 'discovery')
+            failure = { at: o.now(), message: e.message }
+            // Tried again in the background too, so readiness follows an IdP (or the proxy in
+            // front of it) that comes up after the gateway, without waiting for a first login.
+            if (!closed)
+              retry = setTimeout(() => void source.get().catch(() => {}), retryMs).unref()
+            o.log.warn(
+              { issuer: config.issuer, code: e.code, reason: e.message },
+              'upstream IdP discovery failed',
+            )
+            throw new UpstreamError(
+              'upstream_unavailable',
+              'the upstream IdP has not been discovered yet',
+              { cause: e },
+            )
+          },
+        )
+        .finally(() => {
+          pending = undefined
+        })
       return pending
     },
     problem: () => {

@@ -1,5 +1,8 @@
 import {
-  AuthorizationResponseError, ClientError, ResponseBodyError, WWWAuthenticateChallengeError,
+  AuthorizationResponseError,
+  ClientError,
+  ResponseBodyError,
+  WWWAuthenticateChallengeError,
 } from 'openid-client'
 import { oauthErrorCode, UpstreamError, type UpstreamErrorCode } from './errors.js'
 
@@ -11,8 +14,13 @@ const NETWORK = /^(UND_ERR_|ECONN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|E
 // openid-client's codes for a fetch that was aborted or ran out of time.
 const ABORTED = new Set(['OAUTH_TIMEOUT', 'OAUTH_ABORT'])
 // RFC 6749 §4.1.2.1 and OIDC Core §3.1.2.6 errors that say the user did not get through.
-const DENIED = new Set(['access_denied', 'login_required', 'consent_required',
-  'interaction_required', 'account_selection_required'])
+const DENIED = new Set([
+  'access_denied',
+  'login_required',
+  'consent_required',
+  'interaction_required',
+  'account_selection_required',
+])
 // Errors that say the upstream is having trouble, not that it refuses.
 const TROUBLE = new Set(['server_error', 'temporarily_unavailable'])
 
@@ -27,32 +35,55 @@ export function upstreamFailure(err: unknown, call: UpstreamCall): UpstreamError
   const own = find(err, (e): e is UpstreamError => e instanceof UpstreamError)
   if (own) return own
   if (unreachable(err)) {
-    return fail('upstream_unavailable',
-      `the upstream's ${call} did not answer in time or could not be reached`, err)
+    return fail(
+      'upstream_unavailable',
+      `the upstream's ${call} did not answer in time or could not be reached`,
+      err,
+    )
   }
   if (err instanceof AuthorizationResponseError) return callbackError(err.error, err)
   if (err instanceof ResponseBodyError) return oauthError(err, call)
   if (err instanceof WWWAuthenticateChallengeError) return statusFailure(err.status, call, err)
-  if (err instanceof ClientError && err.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM'
-    && err.cause instanceof Response) {
+  if (
+    err instanceof ClientError &&
+    err.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' &&
+    err.cause instanceof Response
+  ) {
     return statusFailure(err.cause.status, call, err)
   }
   const reason = innermostMessage(err)
-  return fail('upstream_invalid_response',
-    `the upstream's ${call} response failed validation${reason ? `: ${reason}` : ''}`, err)
+  return fail(
+    'upstream_invalid_response',
+    `the upstream's ${call} response failed validation${reason ? `: ${reason}` : ''}`,
+    err,
+  )
 }
 
 /** The error a callback (authorization response) carries, as a typed error. */
 export function callbackError(error: unknown, cause?: unknown): UpstreamError {
   const code = oauthErrorCode(error)
   if (code !== undefined && DENIED.has(code)) {
-    return fail('upstream_denied', `the user did not sign in at the upstream (${code})`, cause, code)
+    return fail(
+      'upstream_denied',
+      `the user did not sign in at the upstream (${code})`,
+      cause,
+      code,
+    )
   }
   if (code !== undefined && TROUBLE.has(code)) {
-    return fail('upstream_unavailable', `the upstream could not sign the user in (${code})`, cause, code)
+    return fail(
+      'upstream_unavailable',
+      `the upstream could not sign the user in (${code})`,
+      cause,
+      code,
+    )
   }
-  return fail('upstream_refused',
-    `the upstream refused the sign-in request (${code ?? 'unreadable error'})`, cause, code)
+  return fail(
+    'upstream_refused',
+    `the upstream refused the sign-in request (${code ?? 'unreadable error'})`,
+    cause,
+    code,
+  )
 }
 
 /** A bare HTTP status from `call`, as a typed error (5xx and 429: unavailable). */
@@ -62,7 +93,11 @@ export function statusFailure(status: number, call: UpstreamCall, cause: unknown
   }
   // RFC 6750 §3.1: 401 at a resource = the access token is not (or no longer) valid.
   if (call === 'userinfo' && status === 401) {
-    return fail('upstream_revoked', 'the upstream no longer accepts the access token (userinfo 401)', cause)
+    return fail(
+      'upstream_revoked',
+      'the upstream no longer accepts the access token (userinfo 401)',
+      cause,
+    )
   }
   return fail('upstream_refused', `the upstream refused the ${call} with ${status}`, cause)
 }
@@ -70,15 +105,29 @@ export function statusFailure(status: number, call: UpstreamCall, cause: unknown
 function oauthError(err: ResponseBodyError, call: UpstreamCall): UpstreamError {
   const code = oauthErrorCode(err.error)
   if (err.status >= 500 || err.status === 429 || (code !== undefined && TROUBLE.has(code))) {
-    return fail('upstream_unavailable', `the upstream's ${call} failed with ${err.status}`, err, code)
+    return fail(
+      'upstream_unavailable',
+      `the upstream's ${call} failed with ${err.status}`,
+      err,
+      code,
+    )
   }
   // RFC 6749 §5.2: at a refresh, invalid_grant = the refresh token is no longer valid
   // (revoked, expired, user disabled): the upstream no longer vouches for this user.
   if (call === 'refresh' && code === 'invalid_grant') {
-    return fail('upstream_revoked',
-      'the upstream no longer accepts the refresh token (invalid_grant)', err, code)
+    return fail(
+      'upstream_revoked',
+      'the upstream no longer accepts the refresh token (invalid_grant)',
+      err,
+      code,
+    )
   }
-  return fail('upstream_refused', `the upstream refused the ${call} (${code ?? err.status})`, err, code)
+  return fail(
+    'upstream_refused',
+    `the upstream refused the ${call} (${code ?? err.status})`,
+    err,
+    code,
+  )
 }
 
 function fail(code: UpstreamErrorCode, message: string, cause: unknown, upstreamError?: string) {
@@ -87,12 +136,14 @@ function fail(code: UpstreamErrorCode, message: string, cause: unknown, upstream
 
 function unreachable(err: unknown): boolean {
   if (err instanceof TypeError && err.message === 'fetch failed') return true // undici, any cause
-  return find(err, (e): e is Error => {
-    if (e instanceof DOMException) return e.name === 'TimeoutError' || e.name === 'AbortError'
-    const code = (e as { code?: unknown }).code
-    if (e instanceof ClientError) return typeof code === 'string' && ABORTED.has(code)
-    return typeof code === 'string' && NETWORK.test(code)
-  }) !== undefined
+  return (
+    find(err, (e): e is Error => {
+      if (e instanceof DOMException) return e.name === 'TimeoutError' || e.name === 'AbortError'
+      const code = (e as { code?: unknown }).code
+      if (e instanceof ClientError) return typeof code === 'string' && ABORTED.has(code)
+      return typeof code === 'string' && NETWORK.test(code)
+    }) !== undefined
+  )
 }
 
 /** The first error in the `cause` chain (the error itself included) that `test` accepts. */

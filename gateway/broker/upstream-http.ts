@@ -3,7 +3,11 @@ import type { LookupFunction } from 'node:net'
 import tls from 'node:tls'
 import { Agent, fetch as undiciFetch } from 'undici'
 import { readCapped } from '../auth/idp-http.js'
-import { DEFAULT_UPSTREAM_CONNECTIONS, DEFAULT_UPSTREAM_KEEP_ALIVE_MS, DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES } from '../config/schema.js'
+import {
+  DEFAULT_UPSTREAM_CONNECTIONS,
+  DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
+  DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES,
+} from '../config/schema.js'
 import { UpstreamError } from './errors.js'
 
 /** What openid-client hands its custom fetch (oauth4webapi's CustomFetchOptions, loosely). */
@@ -49,19 +53,23 @@ export function createUpstreamHttp(o: {
   transport?: UpstreamFetch
 }): UpstreamHttp {
   const max = o.maxResponseBytes ?? DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES
-  const agent = o.transport ? undefined : new Agent({
-    connect: {
-      timeout: o.timeoutMs,
-      ...(o.connectTo !== undefined ? { lookup: lookupAt(o.connectTo) } : {}),
-      ...(o.ca !== undefined ? { ca: [...tls.rootCertificates, o.ca] } : {}),
-    },
-    headersTimeout: o.timeoutMs,
-    bodyTimeout: o.timeoutMs,
-    keepAliveTimeout: o.keepAliveMs ?? DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
-    connections: o.connections ?? DEFAULT_UPSTREAM_CONNECTIONS,
-  })
-  const transport: UpstreamFetch = o.transport ?? ((url, init) =>
-    undiciFetch(url, { ...init, dispatcher: agent } as never) as unknown as Promise<Response>)
+  const agent = o.transport
+    ? undefined
+    : new Agent({
+        connect: {
+          timeout: o.timeoutMs,
+          ...(o.connectTo !== undefined ? { lookup: lookupAt(o.connectTo) } : {}),
+          ...(o.ca !== undefined ? { ca: [...tls.rootCertificates, o.ca] } : {}),
+        },
+        headersTimeout: o.timeoutMs,
+        bodyTimeout: o.timeoutMs,
+        keepAliveTimeout: o.keepAliveMs ?? DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
+        connections: o.connections ?? DEFAULT_UPSTREAM_CONNECTIONS,
+      })
+  const transport: UpstreamFetch =
+    o.transport ??
+    ((url, init) =>
+      undiciFetch(url, { ...init, dispatcher: agent } as never) as unknown as Promise<Response>)
 
   return {
     fetch: async (url, init) => {
@@ -70,8 +78,10 @@ export function createUpstreamHttp(o: {
       const res = await transport(url, { ...init, redirect: 'manual', signal })
       if (REDIRECT.has(res.status)) {
         await res.body?.cancel()
-        throw new UpstreamError('upstream_invalid_response',
-          `the upstream answered ${res.status} with a redirect, which is not followed`)
+        throw new UpstreamError(
+          'upstream_invalid_response',
+          `the upstream answered ${res.status} with a redirect, which is not followed`,
+        )
       }
       const body = NULL_BODY.has(res.status) ? null : await readBounded(res, max)
       const headers = new Headers(res.headers)
@@ -98,8 +108,8 @@ function lookupAt(host: string): LookupFunction {
 
 /** The body, refused as soon as it is known to exceed `max` bytes. */
 async function readBounded(res: Response, max: number): Promise<Uint8Array> {
-  const tooLarge = () => new UpstreamError('upstream_invalid_response',
-    `the upstream's response exceeds ${max} bytes`)
+  const tooLarge = () =>
+    new UpstreamError('upstream_invalid_response', `the upstream's response exceeds ${max} bytes`)
   if (Number(res.headers.get('content-length') ?? 0) > max) {
     await res.body?.cancel()
     throw tooLarge()

@@ -45,11 +45,16 @@ export function identityOf(
   const claims: Record<string, unknown> = { ...previous, ...userinfo, ...idToken }
   for (const name of PROTOCOL_CLAIMS) delete claims[name]
 
-  const subject = subjectOf(own(idToken, rules.subjectClaim) ?? own(userinfo, rules.subjectClaim)
-    ?? own(previous, rules.subjectClaim))
+  const subject = subjectOf(
+    own(idToken, rules.subjectClaim) ??
+      own(userinfo, rules.subjectClaim) ??
+      own(previous, rules.subjectClaim),
+  )
   if (subject === undefined) {
-    throw new UpstreamError('no_subject',
-      `the upstream names no usable user id in the ${rules.subjectClaim} claim`)
+    throw new UpstreamError(
+      'no_subject',
+      `the upstream names no usable user id in the ${rules.subjectClaim} claim`,
+    )
   }
 
   const found = new Set([
@@ -58,16 +63,25 @@ export function identityOf(
   ])
   const roles = new Set(found)
   for (const value of found) {
-    if (Object.hasOwn(rules.roleMap, value)) for (const role of rules.roleMap[value]!) roles.add(role)
+    if (Object.hasOwn(rules.roleMap, value))
+      for (const role of rules.roleMap[value]!) roles.add(role)
   }
 
-  const email = typeof claims.email === 'string' && claims.email.includes('@')
-    && claims.email_verified !== false ? claims.email : undefined
+  const email =
+    typeof claims.email === 'string' &&
+    claims.email.includes('@') &&
+    claims.email_verified !== false
+      ? claims.email
+      : undefined
   if (rules.allowedDomains !== undefined) {
-    const domain = typeof claims.hd === 'string' ? claims.hd : email?.slice(email.lastIndexOf('@') + 1)
+    const domain =
+      typeof claims.hd === 'string' ? claims.hd : email?.slice(email.lastIndexOf('@') + 1)
     const allowed = rules.allowedDomains.map((d) => d.toLowerCase())
     if (domain === undefined || !allowed.includes(domain.toLowerCase())) {
-      throw new UpstreamError('domain_not_allowed', "the user's domain is not in upstream.allowedDomains")
+      throw new UpstreamError(
+        'domain_not_allowed',
+        "the user's domain is not in upstream.allowedDomains",
+      )
     }
   }
   return { subject, claims, roles: [...roles].sort(), ...(email !== undefined ? { email } : {}) }

@@ -31,7 +31,8 @@ export async function importClientKey(text: string): Promise<ClientKey> {
     throw new Error('not a private key: expected a PEM private key or a private JWK')
   }
   const alg = jwk.alg ?? algOf(jwk)
-  if (alg === undefined) throw new Error(`unsupported key type ${jwk.kty}${jwk.crv ? ` (${jwk.crv})` : ''}`)
+  if (alg === undefined)
+    throw new Error(`unsupported key type ${jwk.kty}${jwk.crv ? ` (${jwk.crv})` : ''}`)
   const { kid, alg: _alg, use: _use, key_ops: _ops, ...material } = jwk as Record<string, unknown>
   try {
     const key = await importJWK(material as JsonWebKey, alg, { extractable: false })
@@ -43,7 +44,8 @@ export async function importClientKey(text: string): Promise<ClientKey> {
 
 /** The private JWK of a PEM or JWK, through node:crypto so a public key is refused here. */
 function exportPrivate(key: string | JsonWebKey): JsonWebKey {
-  const k = typeof key === 'string' ? createPrivateKey(key) : createPrivateKey({ key, format: 'jwk' })
+  const k =
+    typeof key === 'string' ? createPrivateKey(key) : createPrivateKey({ key, format: 'jwk' })
   return k.export({ format: 'jwk' })
 }
 

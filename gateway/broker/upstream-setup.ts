@@ -10,8 +10,20 @@ import { importClientKey } from './upstream-key.js'
 export const DEFAULT_UPSTREAM_OIDC_SCOPES = ['openid', 'profile', 'email']
 
 // Authorization parameters the login sets itself: authorizeParams may not replace them.
-const RESERVED = new Set(['client_id', 'redirect_uri', 'response_type', 'response_mode', 'scope',
-  'state', 'nonce', 'code_challenge', 'code_challenge_method', 'resource', 'request', 'request_uri'])
+const RESERVED = new Set([
+  'client_id',
+  'redirect_uri',
+  'response_type',
+  'response_mode',
+  'scope',
+  'state',
+  'nonce',
+  'code_challenge',
+  'code_challenge_method',
+  'resource',
+  'request',
+  'request_uri',
+])
 
 const AT = 'auth.broker.upstream'
 
@@ -45,7 +57,7 @@ export async function upstreamSetup(
   const scopes = config.scopes ?? (isOidc ? DEFAULT_UPSTREAM_OIDC_SCOPES : [])
 
   const redirect = URL.parse(redirectUri)
-  if (!redirect || redirect.search !== '' || redirect.hash !== '') {
+  if (redirect?.search !== '' || redirect.hash !== '') {
     // openid-client sends the callback URL stripped of its query as redirect_uri.
     problem('', "the gateway's callback URL must be absolute, without query or fragment")
   }
@@ -62,16 +74,24 @@ export async function upstreamSetup(
   }
   // A loopback URL connected elsewhere would carry the secret off the host in clear.
   const plain = Object.values(urls).some((u) => u?.startsWith('http:'))
-  if (plain && config.connectTo !== undefined && !insecureAllowed(`http://${hostOf(config.connectTo)}/`)) {
+  if (
+    plain &&
+    config.connectTo !== undefined &&
+    !insecureAllowed(`http://${hostOf(config.connectTo)}/`)
+  ) {
     problem('.connectTo', 'must be a loopback address while the upstream URLs are http')
   }
   let ca: string | undefined
   if (config.caFile !== undefined) {
     try {
       ca = readFileSync(config.caFile, 'utf8')
-      if (!ca.includes('-----BEGIN CERTIFICATE-----')) problem('.caFile', `${config.caFile} holds no PEM certificate`)
+      if (!ca.includes('-----BEGIN CERTIFICATE-----'))
+        problem('.caFile', `${config.caFile} holds no PEM certificate`)
     } catch (err) {
-      problem('.caFile', `cannot read ${config.caFile}: ${(err as NodeJS.ErrnoException).code ?? err}`)
+      problem(
+        '.caFile',
+        `cannot read ${config.caFile}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+      )
     }
   }
   if (isOidc && !scopes.includes('openid')) {
@@ -82,8 +102,10 @@ export async function upstreamSetup(
   }
   for (const name of Object.keys(config.authorizeParams)) {
     if (RESERVED.has(name)) {
-      problem(`.authorizeParams.${name}`,
-        'is set by the login itself (scope: use scopes; resource: sendResource)')
+      problem(
+        `.authorizeParams.${name}`,
+        'is set by the login itself (scope: use scopes; resource: sendResource)',
+      )
     }
   }
 
@@ -108,7 +130,10 @@ function hostOf(host: string): string {
  * the token endpoint (RFC 7523 §3 allows it; Entra ID and Okta require it; oidc-provider and
  * Keycloak accept it) instead of openid-client's default, the issuer.
  */
-async function clientAuth(config: UpstreamConfig, readSecret: ReadSecret): Promise<oidc.ClientAuth> {
+async function clientAuth(
+  config: UpstreamConfig,
+  readSecret: ReadSecret,
+): Promise<oidc.ClientAuth> {
   if (config.privateKey === undefined) {
     const secret = readSecret(config.clientSecret!, `${AT}.clientSecret`)
     return config.tokenEndpointAuth === 'client_secret_post'
@@ -118,11 +143,14 @@ async function clientAuth(config: UpstreamConfig, readSecret: ReadSecret): Promi
   const imported = await importClientKey(readSecret(config.privateKey, `${AT}.privateKey`))
   const kid = config.privateKeyId ?? imported.kid
   let audience = ''
-  const sign = oidc.PrivateKeyJwt({ key: imported.key, ...(kid !== undefined ? { kid } : {}) }, {
-    [oidc.modifyAssertion]: (_header, payload) => {
-      payload.aud = audience
+  const sign = oidc.PrivateKeyJwt(
+    { key: imported.key, ...(kid !== undefined ? { kid } : {}) },
+    {
+      [oidc.modifyAssertion]: (_header, payload) => {
+        payload.aud = audience
+      },
     },
-  })
+  )
   return (as, client, body, headers) => {
     audience = as.token_endpoint ?? as.issuer
     return sign(as, client, body, headers)

@@ -27,8 +27,14 @@ export async function readUserinfo(
       const claims = await oidc.fetchUserInfo(client.config, accessToken, expected)
       return { ...claims }
     }
-    const res = await oidc.fetchProtectedResource(client.config, accessToken, client.userinfo, 'GET',
-      undefined, new Headers({ accept: 'application/json' }))
+    const res = await oidc.fetchProtectedResource(
+      client.config,
+      accessToken,
+      client.userinfo,
+      'GET',
+      undefined,
+      new Headers({ accept: 'application/json' }),
+    )
     if (res.status !== 200) throw statusFailure(res.status, 'userinfo', undefined)
     let body: unknown
     try {
@@ -37,19 +43,28 @@ export async function readUserinfo(
       throw new UpstreamError('upstream_invalid_response', "the upstream's userinfo is not JSON")
     }
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      throw new UpstreamError('upstream_invalid_response', "the upstream's userinfo is not a JSON object")
+      throw new UpstreamError(
+        'upstream_invalid_response',
+        "the upstream's userinfo is not a JSON object",
+      )
     }
     return body as Record<string, unknown>
   } catch (err) {
     const e = upstreamFailure(err, 'userinfo')
     const refused = e.code === 'upstream_revoked' || e.code === 'upstream_refused'
     if (refused && o.proven) {
-      o.log.warn({ code: e.code, reason: e.message }, 'upstream userinfo refused; using the ID token alone')
+      o.log.warn(
+        { code: e.code, reason: e.message },
+        'upstream userinfo refused; using the ID token alone',
+      )
       return undefined
     }
     if (e.code === 'upstream_revoked' && o.signIn) {
-      throw new UpstreamError('upstream_refused',
-        "the upstream's userinfo refused the access token it just issued", { cause: e })
+      throw new UpstreamError(
+        'upstream_refused',
+        "the upstream's userinfo refused the access token it just issued",
+        { cause: e },
+      )
     }
     throw e
   }

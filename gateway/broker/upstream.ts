@@ -6,7 +6,10 @@ import { DEFAULT_BROKER_LOGIN_TTL_S } from '../config/schema.js'
 import type { SecretRef } from '../config/secrets.js'
 import { UpstreamError } from './errors.js'
 import {
-  authorizationResponse, memoryTxClaims, verifyCallback, type UpstreamTx,
+  authorizationResponse,
+  memoryTxClaims,
+  verifyCallback,
+  type UpstreamTx,
 } from './upstream-callback.js'
 import { clientSource } from './upstream-client.js'
 import { upstreamFailure } from './upstream-failure.js'
@@ -92,24 +95,38 @@ export interface UpstreamOptions {
  * next call after a cooldown (calls in between fail with upstream_unavailable).
  * @throws ConfigError
  */
-export async function createUpstream(config: UpstreamConfig, o: UpstreamOptions): Promise<Upstream> {
+export async function createUpstream(
+  config: UpstreamConfig,
+  o: UpstreamOptions,
+): Promise<Upstream> {
   const now = o.now ?? Date.now
   const nowS = () => Math.floor(now() / 1000)
   const txTtl = o.txTtl ?? DEFAULT_BROKER_LOGIN_TTL_S
   const { auth, scopes, isOidc, ca } = await upstreamSetup(config, o.redirectUri, o.readSecret)
   const http = createUpstreamHttp({
-    timeoutMs: config.timeout, maxResponseBytes: o.maxResponseBytes ?? config.maxResponseBytes, transport: o.fetch,
-    connections: config.connections, keepAliveMs: config.keepAlive,
-    connectTo: config.connectTo, ca,
+    timeoutMs: config.timeout,
+    maxResponseBytes: o.maxResponseBytes ?? config.maxResponseBytes,
+    transport: o.fetch,
+    connections: config.connections,
+    keepAliveMs: config.keepAlive,
+    connectTo: config.connectTo,
+    ca,
   })
   const source = clientSource({ config, auth, fetch: http.fetch, log: o.log, now })
   const claimTx = o.claimTx ?? memoryTxClaims(now)
   await source.get().catch(() => {}) // logged by the source; retried on use
 
   /** Identity from fresh claims; `previous` (the login's ID token) only fills gaps. */
-  function identity(fresh: Fresh, previous: Claims | undefined, tokens: UpstreamTokens): UpstreamIdentity {
+  function identity(
+    fresh: Fresh,
+    previous: Claims | undefined,
+    tokens: UpstreamTokens,
+  ): UpstreamIdentity {
     const stale = fresh.idToken === undefined && fresh.userinfo === undefined
-    return { ...identityOf(stale ? previous : fresh.idToken, fresh.userinfo, config, previous), tokens }
+    return {
+      ...identityOf(stale ? previous : fresh.idToken, fresh.userinfo, config, previous),
+      tokens,
+    }
   }
 
   return {
@@ -147,27 +164,42 @@ export async function createUpstream(config: UpstreamConfig, o: UpstreamOptions)
     async finish(callback, tx) {
       const client = await source.get()
       const params = callback.searchParams
-      verifyCallback(params, tx, { issuer: client.issuer, issRequired: client.issRequired, nowS: nowS() })
+      verifyCallback(params, tx, {
+        issuer: client.issuer,
+        issRequired: client.issRequired,
+        nowS: nowS(),
+      })
       // Single use before anything else happens: a replayed callback never reaches the token
       // endpoint (where a reused code would also revoke the first login's tokens).
       if (!(await claimTx(tx.state, Math.max(0, tx.expiresAt * 1000 - now())))) {
-        throw new UpstreamError('upstream_replayed', 'this sign-in was already completed; start again')
+        throw new UpstreamError(
+          'upstream_replayed',
+          'this sign-in was already completed; start again',
+        )
       }
       const response = authorizationResponse(params, o.redirectUri, client.issuer)
       let r: TokenResponse
       try {
-        r = await oidc.authorizationCodeGrant(client.config, response, {
-          pkceCodeVerifier: tx.codeVerifier,
-          expectedState: tx.state,
-          ...(isOidc ? { expectedNonce: tx.nonce ?? '', idTokenExpected: true } : {}),
-        }, tx.resource !== undefined ? { resource: tx.resource } : undefined)
+        r = await oidc.authorizationCodeGrant(
+          client.config,
+          response,
+          {
+            pkceCodeVerifier: tx.codeVerifier,
+            expectedState: tx.state,
+            ...(isOidc ? { expectedNonce: tx.nonce ?? '', idTokenExpected: true } : {}),
+          },
+          tx.resource !== undefined ? { resource: tx.resource } : undefined,
+        )
       } catch (err) {
         throw upstreamFailure(err, 'code exchange')
       }
       const idToken = r.claims() as Claims | undefined
       const tokens = tokensOf(r, nowS())
       const userinfo = await readUserinfo(client, tokens.accessToken, {
-        expectedSub: str(idToken?.sub), proven: idToken !== undefined, signIn: true, log: o.log,
+        expectedSub: str(idToken?.sub),
+        proven: idToken !== undefined,
+        signIn: true,
+        log: o.log,
       })
       return identity({ idToken, userinfo }, undefined, tokens)
     },
@@ -178,11 +210,16 @@ export async function createUpstream(config: UpstreamConfig, o: UpstreamOptions)
       const previousSub = str(previous?.sub)
       if (tokens.refreshToken === undefined) {
         if (client.userinfo === undefined) {
-          throw new UpstreamError('upstream_revoked',
-            'the user cannot be re-checked: no refresh token and no userinfo endpoint')
+          throw new UpstreamError(
+            'upstream_revoked',
+            'the user cannot be re-checked: no refresh token and no userinfo endpoint',
+          )
         }
         const userinfo = await readUserinfo(client, tokens.accessToken, {
-          expectedSub: previousSub, proven: false, signIn: false, log: o.log,
+          expectedSub: previousSub,
+          proven: false,
+          signIn: false,
+          log: o.log,
         })
         return identity({ userinfo }, previous, tokens)
       }
@@ -195,8 +232,10 @@ export async function createUpstream(config: UpstreamConfig, o: UpstreamOptions)
       const idToken = r.claims() as Claims | undefined
       // OIDC Core §12.2: a refreshed ID token names the same user as the first one.
       if (idToken !== undefined && previousSub !== undefined && idToken.sub !== previousSub) {
-        throw new UpstreamError('upstream_invalid_response',
-          'the refreshed ID token names another user than the login did')
+        throw new UpstreamError(
+          'upstream_invalid_response',
+          'the refreshed ID token names another user than the login did',
+        )
       }
       const fresh = tokensOf(r, nowS(), tokens)
       const userinfo = await readUserinfo(client, fresh.accessToken, {

@@ -25,20 +25,39 @@ export async function validateBroker(config: GatewayConfig, issuer: string): Pro
       await fn()
     } catch (err) {
       if (err instanceof ConfigError) problems.push(...err.problems)
-      else problems.push({ file: 'configuration', path: 'auth.broker', message: (err as Error).message })
+      else
+        problems.push({
+          file: 'configuration',
+          path: 'auth.broker',
+          message: (err as Error).message,
+        })
     }
   }
   const callback = `${issuer.replace(/\/$/, '')}${UPSTREAM_CALLBACK_PATH}`
   await collect(() => upstreamSetup(broker.upstream, callback, readSecret))
   await collect(() => brokerKeys(broker, readSecret))
-  await collect(() => clientPolicy(broker.registration, { ownCallbacks: [callback, `${issuer.replace(/\/$/, '')}${ACCOUNT_CALLBACK_PATH}`] }))
+  await collect(() =>
+    clientPolicy(broker.registration, {
+      ownCallbacks: [callback, `${issuer.replace(/\/$/, '')}${ACCOUNT_CALLBACK_PATH}`],
+    }),
+  )
   await collect(() => sealerFromConfig(config.secrets, readSecret))
   if (broker.cimd.caFile) await collect(() => readFileSync(broker.cimd.caFile!, 'utf8'))
   if (config.store.kind !== 'memory') {
     if (broker.signingKeys === undefined || broker.cookieKeys === undefined) {
-      problems.push({ file: 'configuration', path: 'auth.broker.signingKeys', message: 'signingKeys and cookieKeys are required with a shared store (every replica signs and verifies with the same keys)' })
+      problems.push({
+        file: 'configuration',
+        path: 'auth.broker.signingKeys',
+        message:
+          'signingKeys and cookieKeys are required with a shared store (every replica signs and verifies with the same keys)',
+      })
     }
-    if (config.secrets === undefined) problems.push({ file: 'configuration', path: 'secrets', message: 'required with a shared store: upstream tokens are sealed at rest with these keys' })
+    if (config.secrets === undefined)
+      problems.push({
+        file: 'configuration',
+        path: 'secrets',
+        message: 'required with a shared store: upstream tokens are sealed at rest with these keys',
+      })
     if (config.store.url) await collect(() => readSecret(config.store.url!, 'store.url'))
   }
   if (problems.length > 0) throw new ConfigError(problems)

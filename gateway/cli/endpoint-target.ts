@@ -28,20 +28,35 @@ export class EndpointTargetError extends Error {}
  * an endpoint unless two backends list it, so a plain URI names a backend only when the endpoint
  * has one; `mcp-edge://<server>/<uri>` names its server.
  */
-export function endpointTarget(config: GatewayConfig, endpoint: string, feature: Feature, name: string, server?: string): EndpointTarget {
+export function endpointTarget(
+  config: GatewayConfig,
+  endpoint: string,
+  feature: Feature,
+  name: string,
+  server?: string,
+): EndpointTarget {
   const e = Object.hasOwn(config.endpoints, endpoint) ? config.endpoints[endpoint] : undefined
   if (e === undefined) {
     const known = Object.keys(config.endpoints)
-    throw new EndpointTargetError(`endpoint ${endpoint} is not in the config (endpoints: ${known.length > 0 ? known.join(', ') : 'none'})`)
+    throw new EndpointTargetError(
+      `endpoint ${endpoint} is not in the config (endpoints: ${known.length > 0 ? known.join(', ') : 'none'})`,
+    )
   }
   const servers = e.servers === '*' ? Object.keys(config.servers) : e.servers
   const publicOf = (s: string, n: string) => {
     if (feature === 'resources') return n
-    return buildNameTable([{ server: s, names: [n] }], { prefix: e.prefix, maxLength: e.maxNameLength }).publicName(s, n) ?? n
+    return (
+      buildNameTable([{ server: s, names: [n] }], {
+        prefix: e.prefix,
+        maxLength: e.maxNameLength,
+      }).publicName(s, n) ?? n
+    )
   }
   if (server !== undefined) {
     if (!servers.includes(server)) {
-      throw new EndpointTargetError(`server ${server} is not a backend of endpoint ${endpoint} (its servers: ${servers.join(', ')})`)
+      throw new EndpointTargetError(
+        `server ${server} is not a backend of endpoint ${endpoint} (its servers: ${servers.join(', ')})`,
+      )
     }
     return { endpoint, server, name, publicName: publicOf(server, name) }
   }
@@ -55,9 +70,13 @@ export function endpointTarget(config: GatewayConfig, endpoint: string, feature:
   if (found.length === 1) return found[0]!
   const kind = feature === 'tools' ? 'tool' : 'prompt'
   if (found.length === 0) {
-    throw new EndpointTargetError(`${kind} ${name} is no backend's name on endpoint ${endpoint} by its prefix "${e.prefix}" (a hashed short form cannot be read back offline): give --server and the backend's own name`)
+    throw new EndpointTargetError(
+      `${kind} ${name} is no backend's name on endpoint ${endpoint} by its prefix "${e.prefix}" (a hashed short form cannot be read back offline): give --server and the backend's own name`,
+    )
   }
-  throw new EndpointTargetError(`${kind} ${name} on endpoint ${endpoint} could be ${found.map((f) => `${f.name} on ${f.server}`).join(' or ')} (the endpoint shows each a hashed name when both exist): give --server`)
+  throw new EndpointTargetError(
+    `${kind} ${name} on endpoint ${endpoint} could be ${found.map((f) => `${f.name} on ${f.server}`).join(' or ')} (the endpoint shows each a hashed name when both exist): give --server`,
+  )
 }
 
 function resourceTarget(endpoint: string, servers: readonly string[], uri: string): EndpointTarget {
@@ -67,10 +86,14 @@ function resourceTarget(endpoint: string, servers: readonly string[], uri: strin
     const slash = rest.indexOf('/')
     const server = slash > 0 ? rest.slice(0, slash) : ''
     if (!servers.includes(server)) {
-      throw new EndpointTargetError(`resource ${uri} names no backend of endpoint ${endpoint} (its servers: ${servers.join(', ')})`)
+      throw new EndpointTargetError(
+        `resource ${uri} names no backend of endpoint ${endpoint} (its servers: ${servers.join(', ')})`,
+      )
     }
     return { endpoint, server, name: rest.slice(slash + 1), publicName: uri }
   }
   if (servers.length === 1) return { endpoint, server: servers[0]!, name: uri, publicName: uri }
-  throw new EndpointTargetError(`resource ${uri} on endpoint ${endpoint}: which backend serves a plain URI is known only from their lists: give --server`)
+  throw new EndpointTargetError(
+    `resource ${uri} on endpoint ${endpoint}: which backend serves a plain URI is known only from their lists: give --server`,
+  )
 }

@@ -74,9 +74,15 @@ async function check(args: string[]): Promise<number> {
     args,
     strict: true,
     options: {
-      policy: { type: 'string' }, config: { type: 'string' }, claims: { type: 'string' },
-      server: { type: 'string' }, tool: { type: 'string' }, prompt: { type: 'string' },
-      resource: { type: 'string' }, json: { type: 'boolean' }, batch: { type: 'string' },
+      policy: { type: 'string' },
+      config: { type: 'string' },
+      claims: { type: 'string' },
+      server: { type: 'string' },
+      tool: { type: 'string' },
+      prompt: { type: 'string' },
+      resource: { type: 'string' },
+      json: { type: 'boolean' },
+      batch: { type: 'string' },
       endpoint: { type: 'string' },
     },
   })
@@ -89,15 +95,17 @@ async function check(args: string[]): Promise<number> {
   const roleClaims = config?.auth.roleClaims ?? DEFAULT_ROLE_CLAIMS
 
   if (v.batch !== undefined) {
-    const extra = (['claims', 'server', 'endpoint', 'tool', 'prompt', 'resource', 'json'] as const)
-      .filter((k) => v[k] !== undefined)
+    const extra = (
+      ['claims', 'server', 'endpoint', 'tool', 'prompt', 'resource', 'json'] as const
+    ).filter((k) => v[k] !== undefined)
     if (extra.length > 0) {
       throw new UsageError(`--batch takes its input from lines, not --${extra.join(', --')}`)
     }
     return batch(loadPolicy(policyPath), roleClaims, config, v.batch)
   }
   if (v.claims === undefined) throw new UsageError('--claims is required')
-  if (v.server === undefined && v.endpoint === undefined) throw new UsageError('--server or --endpoint is required')
+  if (v.server === undefined && v.endpoint === undefined)
+    throw new UsageError('--server or --endpoint is required')
   const target = targetOf(config, { server: v.server, endpoint: v.endpoint, ...pick(v) })
   const policy = loadPolicy(policyPath)
   const claims = parseClaims(await readInput(v.claims), v.claims)
@@ -110,9 +118,13 @@ async function check(args: string[]): Promise<number> {
 }
 
 /** A server's own target, read back from an endpoint's name when the check names one. */
-function targetOf(config: GatewayConfig | undefined, t: { server?: string | undefined; endpoint?: string | undefined; feature: Feature; name: string }): Target {
+function targetOf(
+  config: GatewayConfig | undefined,
+  t: { server?: string | undefined; endpoint?: string | undefined; feature: Feature; name: string },
+): Target {
   if (t.endpoint === undefined) return { server: t.server!, feature: t.feature, name: t.name }
-  if (config === undefined) throw new UsageError('--endpoint needs --config (endpoints are defined there)')
+  if (config === undefined)
+    throw new UsageError('--endpoint needs --config (endpoints are defined there)')
   try {
     const via = endpointTarget(config, t.endpoint, t.feature, t.name, t.server)
     return { server: via.server, feature: t.feature, name: via.name, via }
@@ -132,7 +144,12 @@ function pick(o: { tool?: unknown; prompt?: unknown; resource?: unknown }): Omit
   return { feature: `${key}s` as Feature, name }
 }
 
-async function batch(policy: Policy, roleClaims: readonly RoleClaim[], config: GatewayConfig | undefined, from: string): Promise<number> {
+async function batch(
+  policy: Policy,
+  roleClaims: readonly RoleClaim[],
+  config: GatewayConfig | undefined,
+  from: string,
+): Promise<number> {
   const input = from === '-' ? process.stdin : createReadStream(from)
   let failed = false
   let n = 0
@@ -142,10 +159,17 @@ async function batch(policy: Policy, roleClaims: readonly RoleClaim[], config: G
     let result: Record<string, unknown>
     try {
       const entry = jsonObject(JSON.parse(line), 'a line')
-      if (entry.endpoint !== undefined && typeof entry.endpoint !== 'string') throw new Error('endpoint must be a string')
-      if (entry.server !== undefined && typeof entry.server !== 'string') throw new Error('server must be a string')
-      if (entry.server === undefined && entry.endpoint === undefined) throw new Error('server or endpoint is required')
-      const t = targetOf(config, { server: entry.server as string | undefined, endpoint: entry.endpoint as string | undefined, ...pick(entry) })
+      if (entry.endpoint !== undefined && typeof entry.endpoint !== 'string')
+        throw new Error('endpoint must be a string')
+      if (entry.server !== undefined && typeof entry.server !== 'string')
+        throw new Error('server must be a string')
+      if (entry.server === undefined && entry.endpoint === undefined)
+        throw new Error('server or endpoint is required')
+      const t = targetOf(config, {
+        server: entry.server as string | undefined,
+        endpoint: entry.endpoint as string | undefined,
+        ...pick(entry),
+      })
       const principal = principalFromClaims(jsonObject(entry.claims, 'claims'), roleClaims)
       const e = explain(policy, principal, t.server, t.feature, t.name)
       const id = entry.id === undefined ? {} : { id: entry.id }
@@ -169,7 +193,8 @@ function hiddenOn(policy: Policy, p: Principal, t: Target): boolean {
 
 function report(t: Target, p: Principal, e: Explanation, hidden: boolean) {
   const { via, ...target } = t
-  const endpoint = via === undefined ? {} : { endpoint: via.endpoint, publicName: via.publicName, hidden }
+  const endpoint =
+    via === undefined ? {} : { endpoint: via.endpoint, publicName: via.publicName, hidden }
   // JSON has no undefined: a decision without a rule says null.
   return { ...target, ...endpoint, caller: caller(p), ...e, rule: e.rule ?? null }
 }
@@ -180,9 +205,10 @@ function caller(p: Principal) {
 
 /** How `has` was formed, in words (README "Scopes and roles"). */
 const BASIS: Record<ScopeBasis, string> = {
-  'scopes within roles': 'the token\'s scopes, only those its roles grant (the token carries a scope claim)',
+  'scopes within roles':
+    "the token's scopes, only those its roles grant (the token carries a scope claim)",
   roles: 'what the roles grant (the token carries no scope claim)',
-  scopes: 'the token\'s scopes alone (the policy maps no roles)',
+  scopes: "the token's scopes alone (the policy maps no roles)",
   all: 'every scope (--insecure-no-auth)',
 }
 
@@ -200,18 +226,20 @@ function human(t: Target, p: Principal, e: Explanation, hidden: boolean): string
   const answer = hidden
     ? `200, JSON-RPC error -32602, not found (endpoint ${t.via!.endpoint} does not open server ${t.server} for this caller)`
     : e.decision === 'allow'
-    ? 'relayed to the server'
-    : e.decision === 'deny'
-      ? '200, JSON-RPC error -32010 denied by policy'
-      : `403 insufficient_scope, scope="${e.required.join(' ')}", JSON-RPC error -32011`
+      ? 'relayed to the server'
+      : e.decision === 'deny'
+        ? '200, JSON-RPC error -32010 denied by policy'
+        : `403 insufficient_scope, scope="${e.required.join(' ')}", JSON-RPC error -32011`
   const lines = [
     `${e.decision}: ${SINGULAR[t.feature]} ${t.name} on server ${t.server}`,
-    ...(t.via === undefined ? [] : [`  endpoint  ${t.via.endpoint}, where clients see it as ${t.via.publicName}`]),
+    ...(t.via === undefined
+      ? []
+      : [`  endpoint  ${t.via.endpoint}, where clients see it as ${t.via.publicName}`]),
     `  reason    ${e.reason}`,
     `  rule      ${e.rule === undefined ? '(none)' : where(e.rule)}`,
     ...e.skipped.map((r) => `  skipped   ${where(r)} (its when does not hold)`),
-    `  caller    sub ${c.sub || '(none)'}, client_id ${c.client_id ?? '(none)'}, `
-      + `roles ${list(c.roles)}`,
+    `  caller    sub ${c.sub || '(none)'}, client_id ${c.client_id ?? '(none)'}, ` +
+      `roles ${list(c.roles)}`,
     `  has       ${list(e.has)}`,
     `  from      ${BASIS[e.basis]}`,
     `  required  ${list(e.required)}`,

@@ -39,7 +39,12 @@ export async function secretsCommand(args: string[]): Promise<number> {
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
-      options: { url: { type: 'string' }, 'token-file': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        url: { type: 'string' },
+        'token-file': { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
     })
     if (values.help) {
       process.stdout.write(`${SECRETS_USAGE}\n`)
@@ -56,7 +61,12 @@ export async function secretsCommand(args: string[]): Promise<number> {
       case 'delete': {
         if (name === undefined) throw new UsageError(`${sub} needs a secret NAME`)
         // A value on the command line would sit in the shell history and the process list.
-        if (extra.length > 0) throw new UsageError(sub === 'set' ? 'the value is read from standard input, never from the command line' : 'delete takes one NAME')
+        if (extra.length > 0)
+          throw new UsageError(
+            sub === 'set'
+              ? 'the value is read from standard input, never from the command line'
+              : 'delete takes one NAME',
+          )
         const bearer = token(values['token-file'])
         return sub === 'set' ? await set(api, bearer, name) : await remove(api, bearer, name)
       }
@@ -66,7 +76,10 @@ export async function secretsCommand(args: string[]): Promise<number> {
         throw new UsageError(`unknown subcommand ${sub}`)
     }
   } catch (err) {
-    if (err instanceof UsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (
+      err instanceof UsageError ||
+      (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
       process.stderr.write(`mcp-edge secrets: ${(err as Error).message}\n${SECRETS_USAGE}\n`)
       return 2
     }
@@ -82,7 +95,9 @@ function token(file: string | undefined): string {
     try {
       value = readFileSync(file, 'utf8').trim()
     } catch (err) {
-      throw new UsageError(`cannot read --token-file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+      throw new UsageError(
+        `cannot read --token-file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      )
     }
   } else {
     value = process.env.MCP_EDGE_TOKEN?.trim()
@@ -103,13 +118,26 @@ async function list(api: string, bearer: string, json: boolean): Promise<number>
     lines.push(`${s.name}${s.description ? `: ${s.description}` : ''}`)
     if (s.credentials.length === 0) lines.push('  nothing to set')
     for (const c of s.credentials) {
-      if (c.kind === 'secret') lines.push(`  ${c.secret}  ${c.setAt ? `set ${when(c.setAt)}` : 'not set'}${c.describe ? `  (${c.describe})` : ''}`)
-      else if (c.kind === 'exchange') lines.push(`  ${c.env}  supplied: exchanged at your identity provider for ${c.audience ?? c.resource}`)
-      else lines.push(`  ${c.env}  supplied: from your sign-in${c.upstream ? ` at ${c.upstream}` : ''}${c.held === true ? ' (held)' : c.held === false ? ' (none held: sign in again)' : ''}`)
+      if (c.kind === 'secret')
+        lines.push(
+          `  ${c.secret}  ${c.setAt ? `set ${when(c.setAt)}` : 'not set'}${c.describe ? `  (${c.describe})` : ''}`,
+        )
+      else if (c.kind === 'exchange')
+        lines.push(
+          `  ${c.env}  supplied: exchanged at your identity provider for ${c.audience ?? c.resource}`,
+        )
+      else
+        lines.push(
+          `  ${c.env}  supplied: from your sign-in${c.upstream ? ` at ${c.upstream}` : ''}${c.held === true ? ' (held)' : c.held === false ? ' (none held: sign in again)' : ''}`,
+        )
     }
   }
   if (body.servers.length === 0) lines.push('no server of this gateway is open to you')
-  lines.push(body.secrets.length === 0 ? 'held for you: nothing' : `held for you: ${body.secrets.map((s) => `${s.name} (set ${when(s.setAt)})`).join(', ')}`)
+  lines.push(
+    body.secrets.length === 0
+      ? 'held for you: nothing'
+      : `held for you: ${body.secrets.map((s) => `${s.name} (set ${when(s.setAt)})`).join(', ')}`,
+  )
   process.stdout.write(`${lines.join('\n')}\n`)
   return 0
 }
@@ -117,7 +145,9 @@ async function list(api: string, bearer: string, json: boolean): Promise<number>
 async function set(api: string, bearer: string, name: string): Promise<number> {
   const value = await readValue(name)
   if (value === '') throw new Failure('no value was given (standard input was empty)')
-  const body = (await call('PUT', `${api}/secrets/${encodeURIComponent(name)}`, bearer, { value })) as { name: string; setAt: string; replaced: boolean }
+  const body = (await call('PUT', `${api}/secrets/${encodeURIComponent(name)}`, bearer, {
+    value,
+  })) as { name: string; setAt: string; replaced: boolean }
   process.stdout.write(`${body.name} ${body.replaced ? 'replaced' : 'set'} ${when(body.setAt)}\n`)
   return 0
 }
@@ -134,14 +164,20 @@ async function call(method: string, url: string, bearer: string, json?: unknown)
   try {
     res = await fetch(url, {
       method,
-      headers: { authorization: `Bearer ${bearer}`, accept: 'application/json', ...(json === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${bearer}`,
+        accept: 'application/json',
+        ...(json === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       ...(json === undefined ? {} : { body: JSON.stringify(json) }),
       redirect: 'error',
       signal: AbortSignal.timeout(DEFAULT_CLI_TIMEOUT_MS),
     })
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause
-    throw new Failure(`cannot reach ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (err as Error).message}`)
+    throw new Failure(
+      `cannot reach ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+    )
   }
   const text = await res.text()
   let body: unknown
@@ -170,10 +206,13 @@ async function readValue(name: string): Promise<string> {
   let size = 0
   for await (const chunk of stdin) {
     size += (chunk as Buffer).length
-    if (size > DEFAULT_CLI_STDIN_MAX_BYTES) throw new Failure(`standard input holds more than ${DEFAULT_CLI_STDIN_MAX_BYTES} bytes`)
+    if (size > DEFAULT_CLI_STDIN_MAX_BYTES)
+      throw new Failure(`standard input holds more than ${DEFAULT_CLI_STDIN_MAX_BYTES} bytes`)
     chunks.push(chunk as Buffer)
   }
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '')
 }
 
 /** Reads one line from the terminal in raw mode, echoing nothing. */
@@ -213,6 +252,21 @@ function when(iso: string): string {
 interface ApiList {
   iss: string
   sub: string
-  servers: { name: string; description?: string; credentials: ({ env: string; kind: 'secret'; secret: string; describe?: string; set: boolean; setAt: string | null } | { env: string; kind: 'exchange'; audience?: string; resource?: string } | { env: string; kind: 'upstreamToken'; upstream?: string; held: boolean | null })[] }[]
+  servers: {
+    name: string
+    description?: string
+    credentials: (
+      | {
+          env: string
+          kind: 'secret'
+          secret: string
+          describe?: string
+          set: boolean
+          setAt: string | null
+        }
+      | { env: string; kind: 'exchange'; audience?: string; resource?: string }
+      | { env: string; kind: 'upstreamToken'; upstream?: string; held: boolean | null }
+    )[]
+  }[]
   secrets: { name: string; setAt: string }[]
 }

@@ -20,7 +20,9 @@ export const DEV_BROKER_SECRET_ENV = 'MCP_EDGE_DEV_BROKER_SECRET'
  */
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   env[DEV_BROKER_SECRET_ENV] ||= randomBytes(24).toString('base64url')
-  const devIdpPort = /^\d+$/.test(env.MCP_EDGE_DEV_IDP_PORT ?? '') ? Number(env.MCP_EDGE_DEV_IDP_PORT) : DEFAULT_DEV_IDP_PORT
+  const devIdpPort = /^\d+$/.test(env.MCP_EDGE_DEV_IDP_PORT ?? '')
+    ? Number(env.MCP_EDGE_DEV_IDP_PORT)
+    : DEFAULT_DEV_IDP_PORT
   // An issuer given in the environment means a resource server in front of it: no broker.
   const broker = env.MCP_EDGE_ISSUER
     ? {}
@@ -52,7 +54,9 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): GatewayConf
         notes: server('notes', 'In-memory notes (demo)'),
       },
       // One URL for every server (README "Endpoints"): what claude.ai's connectors need.
-      endpoints: { all: { path: '/mcp', servers: '*', description: 'Every demo tool you may use' } },
+      endpoints: {
+        all: { path: '/mcp', servers: '*', description: 'Every demo tool you may use' },
+      },
       policies: 'policies',
       ...broker,
     },

@@ -11,7 +11,8 @@ export interface ConfigProblem {
 
 /** Formats a problem as `file:line:col: path: message`, the shape editors jump to. */
 export function formatProblem(p: ConfigProblem): string {
-  const where = p.line === undefined ? p.file : `${p.file}:${p.line}${p.column ? `:${p.column}` : ''}`
+  const where =
+    p.line === undefined ? p.file : `${p.file}:${p.line}${p.column ? `:${p.column}` : ''}`
   return `${where}: ${p.path ? `${p.path}: ` : ''}${p.message}`
 }
 
@@ -54,7 +55,8 @@ export function schemaProblems(
       return issue.keys.map((key) => at([...issue.path, key], `unknown key "${key}"`))
     }
     // A bad record key: zod's own message is generic, the key schema's is the useful one.
-    if (issue.code === 'invalid_key' && issue.issues?.[0]) return [at(issue.path, issue.issues[0].message)]
+    if (issue.code === 'invalid_key' && issue.issues?.[0])
+      return [at(issue.path, issue.issues[0].message)]
     return [at(issue.path, issue.message)]
   })
 }

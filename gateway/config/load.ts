@@ -39,7 +39,12 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
  */
 export function validateConfig(
   raw: object,
-  opts: { file: string; baseDir: string; env?: NodeJS.ProcessEnv; locate?: (path: PropertyKey[]) => Partial<ConfigProblem> },
+  opts: {
+    file: string
+    baseDir: string
+    env?: NodeJS.ProcessEnv
+    locate?: (path: PropertyKey[]) => Partial<ConfigProblem>
+  },
 ): GatewayConfig {
   const input = structuredClone(raw) as Record<string, unknown>
   const overridden = applyEnv(input, opts.env ?? {})
@@ -48,7 +53,10 @@ export function validateConfig(
     const fromEnv = parsed.error.issues.filter((i) => overridden.has(i.path.map(String).join('.')))
     const fromFile = parsed.error.issues.filter((i) => !fromEnv.includes(i))
     throw new ConfigError([
-      ...fromEnv.map((i) => ({ file: `environment variable ${overridden.get(i.path.map(String).join('.'))}`, message: i.message })),
+      ...fromEnv.map((i) => ({
+        file: `environment variable ${overridden.get(i.path.map(String).join('.'))}`,
+        message: i.message,
+      })),
       ...schemaProblems(fromFile, opts.file, opts.locate),
     ])
   }
@@ -87,7 +95,14 @@ function applyEnv(input: Record<string, unknown>, env: NodeJS.ProcessEnv): Map<s
       node = node[key] as Record<string, unknown>
     }
     const values = list ? value.split(/[\s,]+/).filter((v) => v !== '') : []
-    node[path.at(-1)!] = number && /^\d+$/.test(value) ? Number(value) : list ? (values.length === 1 ? values[0] : values) : value
+    node[path.at(-1)!] =
+      number && /^\d+$/.test(value)
+        ? Number(value)
+        : list
+          ? values.length === 1
+            ? values[0]
+            : values
+          : value
     applied.set(path.join('.'), name)
   }
   return applied

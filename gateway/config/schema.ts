@@ -218,7 +218,16 @@ export const DEFAULT_SESSION_SUBSCRIPTIONS = 256
 
 /** Asymmetric algorithms accepted by default: never `none`, never HS* (RFC 8725 §3.1, §3.2). */
 export const ASYMMETRIC_ALGORITHMS = [
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
 ] as const
 
 const SERVER_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/
@@ -257,7 +266,9 @@ const resumabilitySchema = z
  * `closeAfter` ms is closed once (its priming event carried `retry`), and the client
  * resumes with GET + Last-Event-ID. For proxies that cut long responses.
  */
-const ssePollingSchema = z.strictObject({ closeAfter: ms.min(100), retry: ms.default(DEFAULT_SSE_POLL_RETRY_MS) }).optional()
+const ssePollingSchema = z
+  .strictObject({ closeAfter: ms.min(100), retry: ms.default(DEFAULT_SSE_POLL_RETRY_MS) })
+  .optional()
 
 /** Longest tool or prompt name an endpoint shows by default (OpenAI's clients refuse longer ones). */
 export const DEFAULT_ENDPOINT_MAX_NAME_LENGTH = 64
@@ -269,47 +280,81 @@ export const DEFAULT_ENDPOINT_PAGE_SIZE = 500
  * by `prefix` (`{server}` stands for the server's name) and decided by policy on the server's
  * own names. `servers: "*"` is every configured server.
  */
-const endpointSchema = z.strictObject({
-  /** Where it is served; default `/mcp/<endpoint name>`. `/mcp` is what claude.ai's connectors expect. */
-  path: z.string().regex(/^\/[a-z0-9_-]+(\/[a-z0-9_-]+)*$/, 'a path of lowercase letters, digits, - and _ segments, like /mcp or /mcp/support').optional(),
-  servers: z.union([z.literal('*'), z.array(z.string().regex(SERVER_NAME, 'a server name')).min(1)]),
-  prefix: z.string().regex(/^[A-Za-z0-9_.-]*(\{server\}[A-Za-z0-9_.-]*)?$/, 'letters, digits, _ . - and at most one {server}').default('{server}_'),
-  maxNameLength: z.number().int().min(16).max(128).default(DEFAULT_ENDPOINT_MAX_NAME_LENGTH),
-  /** Items per page of a merged list (a client pages on with nextCursor). */
-  pageSize: z.number().int().min(1).max(10_000).default(DEFAULT_ENDPOINT_PAGE_SIZE),
-  /** How long a backend may take to answer one page of a list; a slower one is left out of the merged list. */
-  listTimeout: ms.min(100).max(10 * 60_000).default(DEFAULT_BACKEND_LIST_TIMEOUT_MS),
-  /** Pages of one backend's list read at most; past them the rest of its list is left out. */
-  listPages: z.number().int().min(1).max(1000).default(DEFAULT_BACKEND_LIST_PAGES),
-  /** A session-era session of the endpoint with no request and no open stream ends after this. */
-  idleTimeout: ms.min(1000).default(DEFAULT_ENDPOINT_SESSION_IDLE_MS),
-  /** resources/subscribe of a session-era session held at once; one more new URI is refused (-32000). */
-  maxSubscriptions: z.number().int().min(1).max(100_000).default(DEFAULT_SESSION_SUBSCRIPTIONS),
-  /** Shown as the endpoint's resource_name and in its initialize instructions. */
-  description: z.string().max(500).optional(),
-  /** The endpoint's own session-era streams (a backend's settings are its own sessions'). */
-  resumability: resumabilitySchema,
-  ssePolling: ssePollingSchema,
-}).refine((e) => e.ssePolling === undefined || e.resumability.enabled, {
-  message: 'ssePolling needs resumability.enabled (clients resume from the replay buffer)',
-  path: ['ssePolling'],
-})
+const endpointSchema = z
+  .strictObject({
+    /** Where it is served; default `/mcp/<endpoint name>`. `/mcp` is what claude.ai's connectors expect. */
+    path: z
+      .string()
+      .regex(
+        /^\/[a-z0-9_-]+(\/[a-z0-9_-]+)*$/,
+        'a path of lowercase letters, digits, - and _ segments, like /mcp or /mcp/support',
+      )
+      .optional(),
+    servers: z.union([
+      z.literal('*'),
+      z.array(z.string().regex(SERVER_NAME, 'a server name')).min(1),
+    ]),
+    prefix: z
+      .string()
+      .regex(
+        /^[A-Za-z0-9_.-]*(\{server\}[A-Za-z0-9_.-]*)?$/,
+        'letters, digits, _ . - and at most one {server}',
+      )
+      .default('{server}_'),
+    maxNameLength: z.number().int().min(16).max(128).default(DEFAULT_ENDPOINT_MAX_NAME_LENGTH),
+    /** Items per page of a merged list (a client pages on with nextCursor). */
+    pageSize: z.number().int().min(1).max(10_000).default(DEFAULT_ENDPOINT_PAGE_SIZE),
+    /** How long a backend may take to answer one page of a list; a slower one is left out of the merged list. */
+    listTimeout: ms
+      .min(100)
+      .max(10 * 60_000)
+      .default(DEFAULT_BACKEND_LIST_TIMEOUT_MS),
+    /** Pages of one backend's list read at most; past them the rest of its list is left out. */
+    listPages: z.number().int().min(1).max(1000).default(DEFAULT_BACKEND_LIST_PAGES),
+    /** A session-era session of the endpoint with no request and no open stream ends after this. */
+    idleTimeout: ms.min(1000).default(DEFAULT_ENDPOINT_SESSION_IDLE_MS),
+    /** resources/subscribe of a session-era session held at once; one more new URI is refused (-32000). */
+    maxSubscriptions: z.number().int().min(1).max(100_000).default(DEFAULT_SESSION_SUBSCRIPTIONS),
+    /** Shown as the endpoint's resource_name and in its initialize instructions. */
+    description: z.string().max(500).optional(),
+    /** The endpoint's own session-era streams (a backend's settings are its own sessions'). */
+    resumability: resumabilitySchema,
+    ssePolling: ssePollingSchema,
+  })
+  .refine((e) => e.ssePolling === undefined || e.resumability.enabled, {
+    message: 'ssePolling needs resumability.enabled (clients resume from the replay buffer)',
+    path: ['ssePolling'],
+  })
 
 /** A credential a server's process gets in its environment, per user (see the README). */
-const credentialSchema = z.union([
-  /** A secret the user sets themselves (the account page, or `mcp-edge secrets set`). */
-  z.strictObject({ secret: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a secret name: letters, digits, _ . -'), describe: z.string().max(200).optional() }),
-  /** RFC 8693 token exchange at the IdP: the user's token for one meant for the downstream service. */
-  z.strictObject({
-    exchange: z.strictObject({
-      audience: z.string().min(1).optional(),
-      resource: z.string().min(1).optional(),
-      scope: z.string().min(1).optional(),
-    }).refine((e) => e.audience !== undefined || e.resource !== undefined, 'an exchange names an audience or a resource'),
-  }),
-  /** The upstream token the broker got when the user logged in (needs auth.broker), refreshed with it. */
-  z.strictObject({ upstreamToken: z.enum(['access_token', 'id_token']) }),
-], { error: 'a credential is { secret: NAME }, { exchange: { audience | resource, scope } } or { upstreamToken: access_token | id_token }' })
+const credentialSchema = z.union(
+  [
+    /** A secret the user sets themselves (the account page, or `mcp-edge secrets set`). */
+    z.strictObject({
+      secret: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a secret name: letters, digits, _ . -'),
+      describe: z.string().max(200).optional(),
+    }),
+    /** RFC 8693 token exchange at the IdP: the user's token for one meant for the downstream service. */
+    z.strictObject({
+      exchange: z
+        .strictObject({
+          audience: z.string().min(1).optional(),
+          resource: z.string().min(1).optional(),
+          scope: z.string().min(1).optional(),
+        })
+        .refine(
+          (e) => e.audience !== undefined || e.resource !== undefined,
+          'an exchange names an audience or a resource',
+        ),
+    }),
+    /** The upstream token the broker got when the user logged in (needs auth.broker), refreshed with it. */
+    z.strictObject({ upstreamToken: z.enum(['access_token', 'id_token']) }),
+  ],
+  {
+    error:
+      'a credential is { secret: NAME }, { exchange: { audience | resource, scope } } or { upstreamToken: access_token | id_token }',
+  },
+)
 
 const serverSchema = z
   .strictObject({
@@ -317,7 +362,9 @@ const serverSchema = z
     args: z.array(z.string()).default([]),
     env: z.record(z.string(), z.string()).default({}),
     /** Names of the gateway's own environment variables the child may also see (besides HOME, LOGNAME, PATH, SHELL, TERM, USER). */
-    inheritEnv: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')).default([]),
+    inheritEnv: z
+      .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'))
+      .default([]),
     cwd: z.string().optional(),
     /** `session`: a process per session; `shared`: one long-lived process (per replica) for every session. */
     mode: z.enum(['session', 'shared']).default('session'),
@@ -367,7 +414,12 @@ const serverSchema = z
     respawnBackoff: ms.min(10).max(3600_000).default(DEFAULT_RESPAWN_BACKOFF_MS),
     respawnBackoffMax: ms.min(10).max(3600_000).default(DEFAULT_RESPAWN_BACKOFF_MAX_MS),
     /** Largest JSON-RPC message the process may write on stdout; a larger one closes the process. */
-    maxMessageBytes: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(DEFAULT_CHILD_MAX_MESSAGE_BYTES),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .max(1024 * 1024 * 1024)
+      .default(DEFAULT_CHILD_MAX_MESSAGE_BYTES),
     /** Stopping the process: after stdin closes, then after SIGTERM, it has this long to exit before SIGTERM, then SIGKILL. */
     stopGrace: ms.min(100).max(60_000).default(DEFAULT_STOP_GRACE_MS),
     /** The process's stderr in the log: `linesPerWindow` lines per `window` ms (the rest counted), each cut at `lineMax` characters. */
@@ -375,7 +427,12 @@ const serverSchema = z
       .strictObject({
         linesPerWindow: z.number().int().min(0).default(DEFAULT_STDERR_LINES_PER_WINDOW),
         window: ms.min(100).default(DEFAULT_STDERR_WINDOW_MS),
-        lineMax: z.number().int().min(80).max(1024 * 1024).default(DEFAULT_STDERR_LINE_MAX),
+        lineMax: z
+          .number()
+          .int()
+          .min(80)
+          .max(1024 * 1024)
+          .default(DEFAULT_STDERR_LINE_MAX),
       })
       .prefault({}),
     description: z.string().optional(),
@@ -384,14 +441,37 @@ const serverSchema = z
      * user's own (never pooled, never shared), started with that user's values, and replaced at
      * a request boundary when they change.
      */
-    credentials: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), credentialSchema).default({}),
+    credentials: z
+      .record(
+        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'),
+        credentialSchema,
+      )
+      .default({}),
   })
-  .refine((s) => Object.keys(s.credentials).length === 0 || s.mode === 'session', { message: 'credentials need mode: session (a shared process serves many users, and would mix their credentials)', path: ['credentials'] })
-  .refine((s) => Object.keys(s.credentials).length === 0 || (s.pool.min === 0 && !s.pool.preinitialize), { message: 'credentials need pool.min: 0 and no preinitialize (each process is started with its user\'s own values)', path: ['credentials'] })
-  .refine((s) => !(s.mode === 'shared' && s.identityEnv), 'identityEnv needs mode: session (a shared process serves many subjects)')
-  .refine((s) => s.respawnBackoff <= s.respawnBackoffMax, { message: 'must not exceed respawnBackoffMax', path: ['respawnBackoff'] })
+  .refine((s) => Object.keys(s.credentials).length === 0 || s.mode === 'session', {
+    message:
+      'credentials need mode: session (a shared process serves many users, and would mix their credentials)',
+    path: ['credentials'],
+  })
+  .refine(
+    (s) => Object.keys(s.credentials).length === 0 || (s.pool.min === 0 && !s.pool.preinitialize),
+    {
+      message:
+        "credentials need pool.min: 0 and no preinitialize (each process is started with its user's own values)",
+      path: ['credentials'],
+    },
+  )
+  .refine(
+    (s) => !(s.mode === 'shared' && s.identityEnv),
+    'identityEnv needs mode: session (a shared process serves many subjects)',
+  )
+  .refine((s) => s.respawnBackoff <= s.respawnBackoffMax, {
+    message: 'must not exceed respawnBackoffMax',
+    path: ['respawnBackoff'],
+  })
   .refine((s) => s.ssePolling === undefined || (s.responses === 'sse' && s.resumability.enabled), {
-    message: 'ssePolling needs responses: sse and resumability.enabled (clients resume from the replay buffer)',
+    message:
+      'ssePolling needs responses: sse and resumability.enabled (clients resume from the replay buffer)',
     path: ['ssePolling'],
   })
 
@@ -399,14 +479,25 @@ const serverSchema = z
  * Where a secret comes from: an environment variable or a file (a mounted Kubernetes secret),
  * read at start-up. Never inline in the YAML, which ends up in repositories and logs.
  */
-export const secretRef = z.union([
-  z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
-  z.strictObject({ file: z.string().min(1) }),
-], { error: 'a secret is { env: NAME } or { file: /path }, never a literal value' })
+export const secretRef = z.union(
+  [
+    z.strictObject({
+      env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'),
+    }),
+    z.strictObject({ file: z.string().min(1) }),
+  ],
+  { error: 'a secret is { env: NAME } or { file: /path }, never a literal value' },
+)
 
 const cidr = z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'an IP address or CIDR range')
 
-const roleClaimSchema = z.union([z.string().min(1), z.strictObject({ path: z.string().min(1), format: z.enum(['array', 'space-separated']).default('array') })])
+const roleClaimSchema = z.union([
+  z.string().min(1),
+  z.strictObject({
+    path: z.string().min(1),
+    format: z.enum(['array', 'space-separated']).default('array'),
+  }),
+])
 
 /** Access tokens the broker issues live this long, in s (MCP: short-lived access tokens). */
 export const DEFAULT_BROKER_ACCESS_TOKEN_TTL_S = 300
@@ -464,14 +555,18 @@ const upstreamSchema = z
     /** OIDC issuer (discovery at {issuer}/.well-known/openid-configuration); or `endpoints`. */
     issuer: httpUrl.optional(),
     /** A plain OAuth 2.0 provider without discovery (GitHub): its endpoints. */
-    endpoints: z.strictObject({ authorization: httpUrl, token: httpUrl, userinfo: httpUrl.optional() }).optional(),
+    endpoints: z
+      .strictObject({ authorization: httpUrl, token: httpUrl, userinfo: httpUrl.optional() })
+      .optional(),
     clientId: z.string().min(1),
     /** client_secret_basic (or _post with `tokenEndpointAuth: client_secret_post`). */
     clientSecret: secretRef.optional(),
     /** private_key_jwt: a PEM (PKCS#8) or JWK private key, and its key id. */
     privateKey: secretRef.optional(),
     privateKeyId: z.string().min(1).optional(),
-    tokenEndpointAuth: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt']).optional(),
+    tokenEndpointAuth: z
+      .enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt'])
+      .optional(),
     /** Scopes asked of the upstream. Default: openid profile email (OIDC), none (OAuth 2.0). */
     scopes: z.array(z.string().min(1)).optional(),
     /** Extra authorization parameters (Google: access_type=offline, prompt=consent, hd). */
@@ -490,7 +585,12 @@ const upstreamSchema = z
     recheckInterval: z.number().int().min(0).default(DEFAULT_BROKER_RECHECK_S),
     timeout: ms.min(500).default(DEFAULT_BROKER_UPSTREAM_TIMEOUT_MS),
     /** A larger answer of the upstream (discovery, token, userinfo, JWKS) is refused. */
-    maxResponseBytes: z.number().int().min(4096).max(16 * 1024 * 1024).default(DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES),
+    maxResponseBytes: z
+      .number()
+      .int()
+      .min(4096)
+      .max(16 * 1024 * 1024)
+      .default(DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES),
     /** Connections to the upstream at most. */
     connections: z.number().int().min(1).max(256).default(DEFAULT_UPSTREAM_CONNECTIONS),
     /** An idle connection to the upstream is closed after this. */
@@ -507,14 +607,31 @@ const upstreamSchema = z
      * IdP whose public name leads elsewhere from where the gateway runs: a container network
      * where the public host is the gateway's own loopback, split-horizon DNS, hairpin NAT.
      */
-    connectTo: z.string().regex(/^[A-Za-z0-9.-]+$|^[0-9A-Fa-f:]+$/, 'a host name or IP address, without a port').optional(),
+    connectTo: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+$|^[0-9A-Fa-f:]+$/, 'a host name or IP address, without a port')
+      .optional(),
     /** A CA certificate (PEM file) trusted for the upstream besides the system's (a private CA). */
     caFile: z.string().min(1).optional(),
   })
-  .refine((u) => (u.issuer === undefined) !== (u.endpoints === undefined), 'set exactly one of issuer (OIDC discovery) or endpoints (plain OAuth 2.0)')
-  .refine((u) => (u.clientSecret === undefined) !== (u.privateKey === undefined), 'set exactly one of clientSecret or privateKey')
-  .refine((u) => u.tokenEndpointAuth === undefined || (u.tokenEndpointAuth === 'private_key_jwt') === (u.privateKey !== undefined), 'tokenEndpointAuth private_key_jwt goes with privateKey, the others with clientSecret')
-  .refine((u) => u.recheckLock > u.timeout, { message: 'must exceed timeout (a re-check calls the upstream while it holds the lock)', path: ['recheckLock'] })
+  .refine(
+    (u) => (u.issuer === undefined) !== (u.endpoints === undefined),
+    'set exactly one of issuer (OIDC discovery) or endpoints (plain OAuth 2.0)',
+  )
+  .refine(
+    (u) => (u.clientSecret === undefined) !== (u.privateKey === undefined),
+    'set exactly one of clientSecret or privateKey',
+  )
+  .refine(
+    (u) =>
+      u.tokenEndpointAuth === undefined ||
+      (u.tokenEndpointAuth === 'private_key_jwt') === (u.privateKey !== undefined),
+    'tokenEndpointAuth private_key_jwt goes with privateKey, the others with clientSecret',
+  )
+  .refine((u) => u.recheckLock > u.timeout, {
+    message: 'must exceed timeout (a re-check calls the upstream while it holds the lock)',
+    path: ['recheckLock'],
+  })
 
 /**
  * The OAuth broker: the gateway is the authorization server MCP clients register with and log
@@ -542,13 +659,28 @@ const brokerSchema = z.strictObject({
       enabled: z.boolean().default(true),
       maxClients: z.number().int().min(1).default(DEFAULT_BROKER_MAX_CLIENTS),
       unusedTtl: z.number().int().min(60).default(DEFAULT_BROKER_CLIENT_UNUSED_TTL_S),
-      maxBodyBytes: z.number().int().min(512).max(65536).default(DEFAULT_BROKER_REGISTRATION_MAX_BYTES),
+      maxBodyBytes: z
+        .number()
+        .int()
+        .min(512)
+        .max(65536)
+        .default(DEFAULT_BROKER_REGISTRATION_MAX_BYTES),
       maxRedirectUris: z.number().int().min(1).max(100).default(DEFAULT_BROKER_MAX_REDIRECT_URIS),
       perAddressPerMinute: z.number().int().min(1).default(DEFAULT_BROKER_REGISTRATIONS_PER_MINUTE),
       /** Longest client_name accepted (shown on the consent page). */
-      maxClientNameLength: z.number().int().min(16).max(4096).default(DEFAULT_CLIENT_NAME_MAX_LENGTH),
+      maxClientNameLength: z
+        .number()
+        .int()
+        .min(16)
+        .max(4096)
+        .default(DEFAULT_CLIENT_NAME_MAX_LENGTH),
       /** Retry-After of a registration refused because maxClients are registered, in s. */
-      retryAfterWhenFull: z.number().int().min(1).max(86_400).default(DEFAULT_CLIENT_CAP_RETRY_AFTER_S),
+      retryAfterWhenFull: z
+        .number()
+        .int()
+        .min(1)
+        .max(86_400)
+        .default(DEFAULT_CLIENT_CAP_RETRY_AFTER_S),
       /** Patterns a registered redirect URI must match (`*` any run of characters; `:*` any port). */
       redirectUris: z.array(z.string().min(1)).default(DEFAULT_BROKER_REDIRECT_URIS),
     })
@@ -587,7 +719,9 @@ const authSchema = z.strictObject({
    * and the client roles of a client named `mcp-edge`, not every client's: a role called
    * `mcp-admin` on some unrelated client must not count.
    */
-  roleClaims: z.array(roleClaimSchema).default(['realm_access.roles', 'resource_access.mcp-edge.roles']),
+  roleClaims: z
+    .array(roleClaimSchema)
+    .default(['realm_access.roles', 'resource_access.mcp-edge.roles']),
   /** Require `typ: at+jwt` (RFC 9068 §4). Off by default: many IdPs issue `typ: JWT`. */
   requireJwtAccessTokenType: z.boolean().default(false),
   scopesSupported: z.array(z.string().min(1)).optional(),
@@ -597,7 +731,12 @@ const authSchema = z.strictObject({
   /** Connections to the IdP (discovery, JWKS) at most. */
   idpConnections: z.number().int().min(1).max(256).default(DEFAULT_IDP_CONNECTIONS),
   /** A larger discovery or JWKS document is refused (the IdP counts as unreachable). */
-  idpMaxResponseBytes: z.number().int().min(4096).max(16 * 1024 * 1024).default(DEFAULT_IDP_MAX_RESPONSE_BYTES),
+  idpMaxResponseBytes: z
+    .number()
+    .int()
+    .min(4096)
+    .max(16 * 1024 * 1024)
+    .default(DEFAULT_IDP_MAX_RESPONSE_BYTES),
   /** An idle connection to the IdP is closed after this. */
   idpKeepAlive: ms.min(1000).max(600_000).default(DEFAULT_IDP_KEEP_ALIVE_MS),
   /** After a failed discovery, requests are refused (503) for this long before it is tried again. */
@@ -620,7 +759,9 @@ const authSchema = z.strictObject({
       tokenEndpoint: httpUrl.optional(),
       clientId: z.string().min(1),
       clientSecret: secretRef.optional(),
-      clientAuth: z.enum(['client_secret_basic', 'client_secret_post', 'none']).default('client_secret_basic'),
+      clientAuth: z
+        .enum(['client_secret_basic', 'client_secret_post', 'none'])
+        .default('client_secret_basic'),
       subjectToken: z.enum(['bearer', 'upstream']).optional(),
       timeout: ms.min(100).default(DEFAULT_EXCHANGE_TIMEOUT_MS),
       renewBefore: ms.default(DEFAULT_EXCHANGE_RENEW_BEFORE_MS),
@@ -629,262 +770,438 @@ const authSchema = z.strictObject({
       /** A token whose answer had no expires_in is reused this long. */
       unknownLifetime: ms.max(24 * 3600_000).default(DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS),
       /** A token is reused at most this long, whatever its lifetime (the IdP decides again). */
-      maxReuse: ms.min(1000).max(24 * 3600_000).default(DEFAULT_EXCHANGE_MAX_REUSE_MS),
+      maxReuse: ms
+        .min(1000)
+        .max(24 * 3600_000)
+        .default(DEFAULT_EXCHANGE_MAX_REUSE_MS),
       /** Connections to the token endpoint at most. */
       connections: z.number().int().min(1).max(256).default(DEFAULT_EXCHANGE_CONNECTIONS),
     })
-    .refine((x) => (x.clientAuth === 'none') === (x.clientSecret === undefined), 'clientSecret goes with clientAuth client_secret_basic or client_secret_post; none has no secret')
+    .refine(
+      (x) => (x.clientAuth === 'none') === (x.clientSecret === undefined),
+      'clientSecret goes with clientAuth client_secret_basic or client_secret_post; none has no secret',
+    )
     .optional(),
 })
 
 /** The whole gateway.yaml. Every field has a default except `servers`. */
-export const configSchema = z.strictObject({
-  listen: z
-    .strictObject({
-      host: z.string().min(1).default('127.0.0.1'),
-      port: z.number().int().min(0).max(65535).default(8080),
-    })
-    .prefault({}),
-  publicUrl: canonicalUrl.optional(),
-  /**
-   * Proxies whose X-Forwarded-For and X-Request-Id are believed: `true` (any peer), `false`
-   * (none), or a list of peer addresses (IPv4/IPv6, or CIDR ranges). Resource URLs and
-   * audiences never come from headers, only from `publicUrl`.
-   */
-  trustProxy: z.union([z.boolean(), z.array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'an IP address or CIDR range')).min(1)]).default(false),
-  /**
-   * This replica's name, the prefix of every session id it mints (`<replicaId>.<random>`),
-   * so a proxy can route a session back to the replica that holds its process.
-   */
-  replicaId: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'lowercase letters, digits and -, at most 32').optional(),
-  allowedOrigins: z.array(z.string().min(1)).default([]),
-  /**
-   * Host names (no port) the MCP endpoints answer to besides `publicUrl`'s and the loopback
-   * names; any other `Host` is refused with 403 before authentication (DNS rebinding).
-   */
-  allowedHosts: z.array(z.string().regex(/^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$/, 'a host name or [IPv6] address, without a port')).default([]),
-  auth: authSchema.prefault({}),
-  devIdp: z
-    .strictObject({
-      port: z.number().int().min(0).max(65535).default(DEFAULT_DEV_IDP_PORT),
-      /** The first is who `mcp-edge token` acts as; with several, logins show a chooser. */
-      users: z
-        .array(devUserSchema)
-        .min(1)
-        .refine((u) => new Set(u.map((x) => x.sub)).size === u.length, 'each sub once')
-        .default(() => DEFAULT_DEV_IDP_USERS.map((u) => ({ ...u, roles: [...u.roles] }))),
-    })
-    .prefault({}),
-  servers: z
-    .record(z.string().regex(SERVER_NAME, 'server names are lowercase letters, digits, - and _'), serverSchema)
-    .refine((s) => Object.keys(s).length > 0, 'at least one server is required'),
-  /** Endpoints that aggregate several servers at one URL (see the README's "Endpoints"). */
-  endpoints: z.record(z.string().regex(SERVER_NAME, 'endpoint names are lowercase letters, digits, - and _'), endpointSchema).default({}),
-  /**
-   * Host names (no port) whose `/mcp` is one server or endpoint: `notes.example.com: { server:
-   * notes }`. Each is also allowed as Host, and its URL is a resource of its own.
-   */
-  hosts: z
-    .record(
-      z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, 'a lowercase DNS host name'),
-      z.union([z.strictObject({ server: z.string().regex(SERVER_NAME) }), z.strictObject({ endpoint: z.string().regex(SERVER_NAME) })], { error: 'a host routes to { server: NAME } or { endpoint: NAME }' }),
-    )
-    .default({}),
-  policies: z.string().min(1).optional(),
-  limits: z
-    .strictObject({
-      maxBodyBytes: z.number().int().min(1024).default(DEFAULT_MAX_BODY_BYTES),
-      maxSessions: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS),
-      maxSessionsPerSubject: z.number().int().min(1).default(DEFAULT_SESSIONS_PER_SUBJECT),
-      maxBatch: z.number().int().min(1).max(10_000).default(DEFAULT_MAX_BATCH),
-      maxJsonDepth: z.number().int().min(8).max(1_000).default(DEFAULT_MAX_JSON_DEPTH),
-      bodyTimeout: ms.min(100).default(DEFAULT_BODY_TIMEOUT_MS),
-      /**
-       * What the gateway holds for a client that reads its SSE streams slower than they fill:
-       * per stream, and per session (a principal's sessionless streams count as one). Past a
-       * bound notifications and keep-alives are dropped; a stream that owes its client a reply
-       * or a request is closed (session era: the client resumes it from the replay buffer).
-       */
-      streamQueueBytes: z.number().int().min(1024).default(DEFAULT_STREAM_QUEUE_BYTES),
-      streamQueueEvents: z.number().int().min(1).default(DEFAULT_STREAM_QUEUE_EVENTS),
-      sessionQueueBytes: z.number().int().min(1024).default(DEFAULT_SESSION_QUEUE_BYTES),
-      sessionQueueEvents: z.number().int().min(1).default(DEFAULT_SESSION_QUEUE_EVENTS),
-      /** Idle keep-alive connections are closed after this; keep it above the idle timeout of any proxy in front. */
-      keepAliveTimeout: ms.min(1000).max(3600_000).default(DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
-      /** A keep-alive comment on an idle SSE stream this often (every transport), so proxies keep it open. */
-      sseKeepAlive: ms.min(1000).max(3600_000).default(DEFAULT_SSE_KEEPALIVE_MS),
-      /** On SIGTERM, the process exits after this even if shutdown is unfinished; must exceed every server's shutdownGrace. */
-      shutdownDeadline: ms.min(1000).max(3600_000).default(DEFAULT_SHUTDOWN_DEADLINE_MS),
-      /** Quiet time after a policy file changes before it is reloaded. */
-      policyReloadDebounce: ms.min(10).max(60_000).default(DEFAULT_RELOAD_DEBOUNCE_MS),
-      /** Sessionless (2026-07-28) requests: each principal's processes, waiters, rounds and listen streams, per server. */
-      sessionless: z
-        .strictObject({
-          /** Requests running at once (the server's maxSessionsPerSubject, when lower, wins). */
-          lanesPerSubject: z.number().int().min(1).max(1000).default(DEFAULT_LANES_PER_SUBJECT),
-          /** How long a request waits for a running one to finish before 503; 0: never waits. */
-          laneWait: ms.max(10 * 60_000).default(DEFAULT_LANE_WAIT_MS),
-          /** Requests waiting for a lane at most; 0: none waits. */
-          laneWaiters: z.number().int().min(0).max(10_000).default(DEFAULT_LANE_WAITERS),
-          /** An unused lane's process ends after this (or the server's idleTimeout when shorter). */
-          laneIdle: ms.min(1000).default(DEFAULT_LANE_IDLE_MS),
-          /** Pages of a server's tools/list read to learn its tools' input schemas. */
-          toolPages: z.number().int().min(1).max(1000).default(DEFAULT_TOOL_PAGES),
-          /** How long a request waits for its client's answers (input_required) before it is cancelled. */
-          inputTtl: ms.min(1000).max(24 * 3600_000).default(DEFAULT_INPUT_TTL_MS),
-          /** Requests waiting for answers at most; a new one cancels the oldest. */
-          waitingPerSubject: z.number().int().min(1).max(1000).default(DEFAULT_WAITING_PER_SUBJECT),
-          /** subscriptions/listen streams open at most. */
-          listensPerSubject: z.number().int().min(1).max(1000).default(DEFAULT_LISTENS_PER_SUBJECT),
-          /** resourceSubscriptions of one listen stream at most. */
-          listenResources: z.number().int().min(1).max(10_000).default(DEFAULT_LISTEN_RESOURCES),
-          /** How often a listen stream re-checks the policy in force (it ends when access is gone). */
-          listenRecheck: ms.min(1000).default(DEFAULT_LISTEN_RECHECK_MS),
-          /** How long the server may take to accept one resource subscription of a listen stream. */
-          subscribeTimeout: ms.min(100).default(DEFAULT_SUBSCRIBE_TIMEOUT_MS),
+export const configSchema = z
+  .strictObject({
+    listen: z
+      .strictObject({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+      })
+      .prefault({}),
+    publicUrl: canonicalUrl.optional(),
+    /**
+     * Proxies whose X-Forwarded-For and X-Request-Id are believed: `true` (any peer), `false`
+     * (none), or a list of peer addresses (IPv4/IPv6, or CIDR ranges). Resource URLs and
+     * audiences never come from headers, only from `publicUrl`.
+     */
+    trustProxy: z
+      .union([
+        z.boolean(),
+        z
+          .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'an IP address or CIDR range'))
+          .min(1),
+      ])
+      .default(false),
+    /**
+     * This replica's name, the prefix of every session id it mints (`<replicaId>.<random>`),
+     * so a proxy can route a session back to the replica that holds its process.
+     */
+    replicaId: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'lowercase letters, digits and -, at most 32')
+      .optional(),
+    allowedOrigins: z.array(z.string().min(1)).default([]),
+    /**
+     * Host names (no port) the MCP endpoints answer to besides `publicUrl`'s and the loopback
+     * names; any other `Host` is refused with 403 before authentication (DNS rebinding).
+     */
+    allowedHosts: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$/,
+            'a host name or [IPv6] address, without a port',
+          ),
+      )
+      .default([]),
+    auth: authSchema.prefault({}),
+    devIdp: z
+      .strictObject({
+        port: z.number().int().min(0).max(65535).default(DEFAULT_DEV_IDP_PORT),
+        /** The first is who `mcp-edge token` acts as; with several, logins show a chooser. */
+        users: z
+          .array(devUserSchema)
+          .min(1)
+          .refine((u) => new Set(u.map((x) => x.sub)).size === u.length, 'each sub once')
+          .default(() => DEFAULT_DEV_IDP_USERS.map((u) => ({ ...u, roles: [...u.roles] }))),
+      })
+      .prefault({}),
+    servers: z
+      .record(
+        z.string().regex(SERVER_NAME, 'server names are lowercase letters, digits, - and _'),
+        serverSchema,
+      )
+      .refine((s) => Object.keys(s).length > 0, 'at least one server is required'),
+    /** Endpoints that aggregate several servers at one URL (see the README's "Endpoints"). */
+    endpoints: z
+      .record(
+        z.string().regex(SERVER_NAME, 'endpoint names are lowercase letters, digits, - and _'),
+        endpointSchema,
+      )
+      .default({}),
+    /**
+     * Host names (no port) whose `/mcp` is one server or endpoint: `notes.example.com: { server:
+     * notes }`. Each is also allowed as Host, and its URL is a resource of its own.
+     */
+    hosts: z
+      .record(
+        z
+          .string()
+          .regex(
+            /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/,
+            'a lowercase DNS host name',
+          ),
+        z.union(
+          [
+            z.strictObject({ server: z.string().regex(SERVER_NAME) }),
+            z.strictObject({ endpoint: z.string().regex(SERVER_NAME) }),
+          ],
+          { error: 'a host routes to { server: NAME } or { endpoint: NAME }' },
+        ),
+      )
+      .default({}),
+    policies: z.string().min(1).optional(),
+    limits: z
+      .strictObject({
+        maxBodyBytes: z.number().int().min(1024).default(DEFAULT_MAX_BODY_BYTES),
+        maxSessions: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS),
+        maxSessionsPerSubject: z.number().int().min(1).default(DEFAULT_SESSIONS_PER_SUBJECT),
+        maxBatch: z.number().int().min(1).max(10_000).default(DEFAULT_MAX_BATCH),
+        maxJsonDepth: z.number().int().min(8).max(1_000).default(DEFAULT_MAX_JSON_DEPTH),
+        bodyTimeout: ms.min(100).default(DEFAULT_BODY_TIMEOUT_MS),
+        /**
+         * What the gateway holds for a client that reads its SSE streams slower than they fill:
+         * per stream, and per session (a principal's sessionless streams count as one). Past a
+         * bound notifications and keep-alives are dropped; a stream that owes its client a reply
+         * or a request is closed (session era: the client resumes it from the replay buffer).
+         */
+        streamQueueBytes: z.number().int().min(1024).default(DEFAULT_STREAM_QUEUE_BYTES),
+        streamQueueEvents: z.number().int().min(1).default(DEFAULT_STREAM_QUEUE_EVENTS),
+        sessionQueueBytes: z.number().int().min(1024).default(DEFAULT_SESSION_QUEUE_BYTES),
+        sessionQueueEvents: z.number().int().min(1).default(DEFAULT_SESSION_QUEUE_EVENTS),
+        /** Idle keep-alive connections are closed after this; keep it above the idle timeout of any proxy in front. */
+        keepAliveTimeout: ms.min(1000).max(3600_000).default(DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
+        /** A keep-alive comment on an idle SSE stream this often (every transport), so proxies keep it open. */
+        sseKeepAlive: ms.min(1000).max(3600_000).default(DEFAULT_SSE_KEEPALIVE_MS),
+        /** On SIGTERM, the process exits after this even if shutdown is unfinished; must exceed every server's shutdownGrace. */
+        shutdownDeadline: ms.min(1000).max(3600_000).default(DEFAULT_SHUTDOWN_DEADLINE_MS),
+        /** Quiet time after a policy file changes before it is reloaded. */
+        policyReloadDebounce: ms.min(10).max(60_000).default(DEFAULT_RELOAD_DEBOUNCE_MS),
+        /** Sessionless (2026-07-28) requests: each principal's processes, waiters, rounds and listen streams, per server. */
+        sessionless: z
+          .strictObject({
+            /** Requests running at once (the server's maxSessionsPerSubject, when lower, wins). */
+            lanesPerSubject: z.number().int().min(1).max(1000).default(DEFAULT_LANES_PER_SUBJECT),
+            /** How long a request waits for a running one to finish before 503; 0: never waits. */
+            laneWait: ms.max(10 * 60_000).default(DEFAULT_LANE_WAIT_MS),
+            /** Requests waiting for a lane at most; 0: none waits. */
+            laneWaiters: z.number().int().min(0).max(10_000).default(DEFAULT_LANE_WAITERS),
+            /** An unused lane's process ends after this (or the server's idleTimeout when shorter). */
+            laneIdle: ms.min(1000).default(DEFAULT_LANE_IDLE_MS),
+            /** Pages of a server's tools/list read to learn its tools' input schemas. */
+            toolPages: z.number().int().min(1).max(1000).default(DEFAULT_TOOL_PAGES),
+            /** How long a request waits for its client's answers (input_required) before it is cancelled. */
+            inputTtl: ms
+              .min(1000)
+              .max(24 * 3600_000)
+              .default(DEFAULT_INPUT_TTL_MS),
+            /** Requests waiting for answers at most; a new one cancels the oldest. */
+            waitingPerSubject: z
+              .number()
+              .int()
+              .min(1)
+              .max(1000)
+              .default(DEFAULT_WAITING_PER_SUBJECT),
+            /** subscriptions/listen streams open at most. */
+            listensPerSubject: z
+              .number()
+              .int()
+              .min(1)
+              .max(1000)
+              .default(DEFAULT_LISTENS_PER_SUBJECT),
+            /** resourceSubscriptions of one listen stream at most. */
+            listenResources: z.number().int().min(1).max(10_000).default(DEFAULT_LISTEN_RESOURCES),
+            /** How often a listen stream re-checks the policy in force (it ends when access is gone). */
+            listenRecheck: ms.min(1000).default(DEFAULT_LISTEN_RECHECK_MS),
+            /** How long the server may take to accept one resource subscription of a listen stream. */
+            subscribeTimeout: ms.min(100).default(DEFAULT_SUBSCRIBE_TIMEOUT_MS),
+          })
+          .prefault({}),
+      })
+      .refine((l) => l.streamQueueBytes <= l.sessionQueueBytes, {
+        message: 'must not exceed sessionQueueBytes',
+        path: ['streamQueueBytes'],
+      })
+      .refine((l) => l.streamQueueEvents <= l.sessionQueueEvents, {
+        message: 'must not exceed sessionQueueEvents',
+        path: ['streamQueueEvents'],
+      })
+      .prefault({}),
+    /**
+     * Where `/metrics` is served: on the main listener to any peer (the default), to the peers
+     * in `allowFrom` only (addresses or CIDR ranges), or only on a listener of its own
+     * (`listen`), e.g. a loopback or cluster-internal port the public proxy never reaches.
+     */
+    metrics: z
+      .strictObject({
+        listen: z
+          .strictObject({ host: z.string().min(1), port: z.number().int().min(0).max(65535) })
+          .optional(),
+        allowFrom: z
+          .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'an IP address or CIDR range'))
+          .min(1)
+          .optional(),
+      })
+      .prefault({}),
+    /**
+     * Where shared state lives (broker clients and grants, users' secrets, counters): `memory`
+     * (one replica, the default) or `redis` (several replicas; `url` from env or file, as it may
+     * hold a password).
+     */
+    store: z
+      .strictObject({
+        kind: z.enum(['memory', 'redis']).default('memory'),
+        url: secretRef.optional(),
+        keyPrefix: z.string().default('mcp-edge:'),
+        /** With the broker: how often readiness asks the store whether it answers. */
+        pingInterval: ms.min(100).max(600_000).default(DEFAULT_STORE_PING_MS),
+        /** How long a request waits for a per-user lock (an upstream re-check) before it fails. */
+        lockWait: ms.min(100).max(600_000).default(DEFAULT_LOCK_WAIT_MS),
+        /** redis: connecting at most this long (at start-up, and each reconnect). */
+        connectTimeout: ms.min(100).max(600_000).default(DEFAULT_REDIS_CONNECT_TIMEOUT_MS),
+        /** redis: one command at most this long; past it the store counts as unavailable. */
+        commandTimeout: ms.min(100).max(600_000).default(DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
+        /** redis: reconnect attempts back off up to this far apart. */
+        reconnectMaxDelay: ms.min(100).max(600_000).default(DEFAULT_REDIS_RECONNECT_MAX_DELAY_MS),
+        /** memory: keys held at most; a write that would add one more fails (never by evicting another's). */
+        maxKeys: z.number().int().min(1000).default(DEFAULT_MEMORY_MAX_KEYS),
+        /** memory: how often expired keys are swept. */
+        sweepInterval: ms.min(1000).max(3600_000).default(DEFAULT_MEMORY_SWEEP_INTERVAL_MS),
+      })
+      .refine(
+        (st) => st.kind === 'memory' || st.url !== undefined,
+        'store.url is required with kind: redis',
+      )
+      .prefault({}),
+    /** How a call waits for a user's missing credential (see servers.<name>.credentials). */
+    credentials: z
+      .strictObject({
+        elicitationTimeout: ms.min(1_000).default(DEFAULT_CREDENTIAL_ELICITATION_TIMEOUT_MS),
+        pollInterval: ms.min(10).default(DEFAULT_CREDENTIAL_POLL_INTERVAL_MS),
+        /** Longest secret value a user may set, in characters (account.maxBodyBytes must carry it). */
+        secretMaxLength: z.number().int().min(1).max(65_536).default(DEFAULT_SECRET_MAX_LENGTH),
+        /** Secrets one user may hold. */
+        secretsPerUser: z.number().int().min(1).max(10_000).default(DEFAULT_SECRETS_PER_USER),
+      })
+      .prefault({}),
+    /**
+     * The account page (`/account`) and its API: where users set the secrets their servers need.
+     * The page signs in through the broker; the API takes any bearer token the gateway accepts.
+     */
+    account: z
+      .strictObject({
+        sessionTtl: z
+          .number()
+          .int()
+          .min(60)
+          .max(24 * 3600)
+          .default(DEFAULT_ACCOUNT_SESSION_TTL_S),
+        loginTtl: z.number().int().min(60).max(3600).default(DEFAULT_ACCOUNT_LOGIN_TTL_S),
+        maxBodyBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(1024 * 1024)
+          .default(DEFAULT_ACCOUNT_MAX_BODY_BYTES),
+        tokenTimeout: ms.min(100).default(DEFAULT_ACCOUNT_TOKEN_TIMEOUT_MS),
+      })
+      .prefault({}),
+    /**
+     * Keys sealing what the gateway keeps at rest (upstream tokens, users' secrets): a JSON
+     * object `{ "<key id>": "<32 bytes, base64url>" }`; `active` seals, every key opens, so a
+     * key is rotated by adding one and making it active.
+     */
+    secrets: z.strictObject({ keys: secretRef, active: z.string().min(1) }).optional(),
+    log: z
+      .strictObject({
+        level: z
+          .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+          .default('info'),
+        /** Audit events: `stdout`, `stderr`, a file path (appended), or `off`. */
+        audit: z.string().min(1).default('stdout'),
+        /** Bytes of log lines gathered before a write to stdout; 0 writes each line at once. */
+        bufferBytes: z
+          .number()
+          .int()
+          .min(0)
+          .max(1024 * 1024)
+          .default(DEFAULT_LOG_BUFFER_BYTES),
+        /** Buffered lines are written at the latest after this. */
+        flushInterval: ms.min(10).max(60_000).default(DEFAULT_LOG_FLUSH_MS),
+      })
+      .prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    endpointProblems(c, ctx)
+    // The account page's body cap must carry at least the longest plain-ASCII secret and the
+    // form's other fields (other characters take up to 9 bytes each once percent-encoded).
+    const needed = c.credentials.secretMaxLength + 1024
+    if (c.account.maxBodyBytes < needed) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['account', 'maxBodyBytes'],
+        message: `must be at least ${needed} to carry a secret of credentials.secretMaxLength characters`,
+      })
+    }
+    // The process exits at the deadline: a grace as long would never be given in full.
+    const grace = Math.max(0, ...Object.values(c.servers).map((s) => s.shutdownGrace))
+    if (c.limits.shutdownDeadline <= grace) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['limits', 'shutdownDeadline'],
+        message: `must exceed the longest shutdownGrace of the servers (${grace} ms)`,
+      })
+    }
+    // A routed host's resource is <scheme>://<host>/mcp: for the public URL's own host, or an IP
+    // address (127.0.0.1 is a loopback base), that URL is also another resource's (an endpoint at
+    // /mcp), and one token would be good at both.
+    const own = c.publicUrl === undefined ? undefined : new URL(c.publicUrl).hostname.toLowerCase()
+    for (const host of Object.keys(c.hosts)) {
+      if (isIP(host) !== 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['hosts', host],
+          message:
+            "an IP address is no routed host: its /mcp is the gateway's own (loopback) resource",
         })
-        .prefault({}),
-    })
-    .refine((l) => l.streamQueueBytes <= l.sessionQueueBytes, { message: 'must not exceed sessionQueueBytes', path: ['streamQueueBytes'] })
-    .refine((l) => l.streamQueueEvents <= l.sessionQueueEvents, { message: 'must not exceed sessionQueueEvents', path: ['streamQueueEvents'] })
-    .prefault({}),
-  /**
-   * Where `/metrics` is served: on the main listener to any peer (the default), to the peers
-   * in `allowFrom` only (addresses or CIDR ranges), or only on a listener of its own
-   * (`listen`), e.g. a loopback or cluster-internal port the public proxy never reaches.
-   */
-  metrics: z
-    .strictObject({
-      listen: z.strictObject({ host: z.string().min(1), port: z.number().int().min(0).max(65535) }).optional(),
-      allowFrom: z.array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'an IP address or CIDR range')).min(1).optional(),
-    })
-    .prefault({}),
-  /**
-   * Where shared state lives (broker clients and grants, users' secrets, counters): `memory`
-   * (one replica, the default) or `redis` (several replicas; `url` from env or file, as it may
-   * hold a password).
-   */
-  store: z
-    .strictObject({
-      kind: z.enum(['memory', 'redis']).default('memory'),
-      url: secretRef.optional(),
-      keyPrefix: z.string().default('mcp-edge:'),
-      /** With the broker: how often readiness asks the store whether it answers. */
-      pingInterval: ms.min(100).max(600_000).default(DEFAULT_STORE_PING_MS),
-      /** How long a request waits for a per-user lock (an upstream re-check) before it fails. */
-      lockWait: ms.min(100).max(600_000).default(DEFAULT_LOCK_WAIT_MS),
-      /** redis: connecting at most this long (at start-up, and each reconnect). */
-      connectTimeout: ms.min(100).max(600_000).default(DEFAULT_REDIS_CONNECT_TIMEOUT_MS),
-      /** redis: one command at most this long; past it the store counts as unavailable. */
-      commandTimeout: ms.min(100).max(600_000).default(DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
-      /** redis: reconnect attempts back off up to this far apart. */
-      reconnectMaxDelay: ms.min(100).max(600_000).default(DEFAULT_REDIS_RECONNECT_MAX_DELAY_MS),
-      /** memory: keys held at most; a write that would add one more fails (never by evicting another's). */
-      maxKeys: z.number().int().min(1000).default(DEFAULT_MEMORY_MAX_KEYS),
-      /** memory: how often expired keys are swept. */
-      sweepInterval: ms.min(1000).max(3600_000).default(DEFAULT_MEMORY_SWEEP_INTERVAL_MS),
-    })
-    .refine((st) => st.kind === 'memory' || st.url !== undefined, 'store.url is required with kind: redis')
-    .prefault({}),
-  /** How a call waits for a user's missing credential (see servers.<name>.credentials). */
-  credentials: z
-    .strictObject({
-      elicitationTimeout: ms.min(1_000).default(DEFAULT_CREDENTIAL_ELICITATION_TIMEOUT_MS),
-      pollInterval: ms.min(10).default(DEFAULT_CREDENTIAL_POLL_INTERVAL_MS),
-      /** Longest secret value a user may set, in characters (account.maxBodyBytes must carry it). */
-      secretMaxLength: z.number().int().min(1).max(65_536).default(DEFAULT_SECRET_MAX_LENGTH),
-      /** Secrets one user may hold. */
-      secretsPerUser: z.number().int().min(1).max(10_000).default(DEFAULT_SECRETS_PER_USER),
-    })
-    .prefault({}),
-  /**
-   * The account page (`/account`) and its API: where users set the secrets their servers need.
-   * The page signs in through the broker; the API takes any bearer token the gateway accepts.
-   */
-  account: z
-    .strictObject({
-      sessionTtl: z.number().int().min(60).max(24 * 3600).default(DEFAULT_ACCOUNT_SESSION_TTL_S),
-      loginTtl: z.number().int().min(60).max(3600).default(DEFAULT_ACCOUNT_LOGIN_TTL_S),
-      maxBodyBytes: z.number().int().min(1024).max(1024 * 1024).default(DEFAULT_ACCOUNT_MAX_BODY_BYTES),
-      tokenTimeout: ms.min(100).default(DEFAULT_ACCOUNT_TOKEN_TIMEOUT_MS),
-    })
-    .prefault({}),
-  /**
-   * Keys sealing what the gateway keeps at rest (upstream tokens, users' secrets): a JSON
-   * object `{ "<key id>": "<32 bytes, base64url>" }`; `active` seals, every key opens, so a
-   * key is rotated by adding one and making it active.
-   */
-  secrets: z.strictObject({ keys: secretRef, active: z.string().min(1) }).optional(),
-  log: z
-    .strictObject({
-      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-      /** Audit events: `stdout`, `stderr`, a file path (appended), or `off`. */
-      audit: z.string().min(1).default('stdout'),
-      /** Bytes of log lines gathered before a write to stdout; 0 writes each line at once. */
-      bufferBytes: z.number().int().min(0).max(1024 * 1024).default(DEFAULT_LOG_BUFFER_BYTES),
-      /** Buffered lines are written at the latest after this. */
-      flushInterval: ms.min(10).max(60_000).default(DEFAULT_LOG_FLUSH_MS),
-    })
-    .prefault({}),
-}).superRefine((c, ctx) => {
-  endpointProblems(c, ctx)
-  // The account page's body cap must carry at least the longest plain-ASCII secret and the
-  // form's other fields (other characters take up to 9 bytes each once percent-encoded).
-  const needed = c.credentials.secretMaxLength + 1024
-  if (c.account.maxBodyBytes < needed) {
-    ctx.addIssue({ code: 'custom', path: ['account', 'maxBodyBytes'], message: `must be at least ${needed} to carry a secret of credentials.secretMaxLength characters` })
-  }
-  // The process exits at the deadline: a grace as long would never be given in full.
-  const grace = Math.max(0, ...Object.values(c.servers).map((s) => s.shutdownGrace))
-  if (c.limits.shutdownDeadline <= grace) {
-    ctx.addIssue({ code: 'custom', path: ['limits', 'shutdownDeadline'], message: `must exceed the longest shutdownGrace of the servers (${grace} ms)` })
-  }
-  // A routed host's resource is <scheme>://<host>/mcp: for the public URL's own host, or an IP
-  // address (127.0.0.1 is a loopback base), that URL is also another resource's (an endpoint at
-  // /mcp), and one token would be good at both.
-  const own = c.publicUrl === undefined ? undefined : new URL(c.publicUrl).hostname.toLowerCase()
-  for (const host of Object.keys(c.hosts)) {
-    if (isIP(host) !== 0) ctx.addIssue({ code: 'custom', path: ['hosts', host], message: 'an IP address is no routed host: its /mcp is the gateway\'s own (loopback) resource' })
-    else if (host === own) ctx.addIssue({ code: 'custom', path: ['hosts', host], message: 'the public URL\'s own host is no routed host: its /mcp is already a resource of the public URL' })
-  }
-  // A credential source the gateway cannot serve is a start-up error, not a failing call.
-  for (const [name, server] of Object.entries(c.servers)) {
-    for (const [variable, spec] of Object.entries(server.credentials)) {
-      const path = ['servers', name, 'credentials', variable]
-      if ('exchange' in spec && c.auth.tokenExchange === undefined) {
-        ctx.addIssue({ code: 'custom', path, message: 'an exchange credential needs auth.tokenExchange (the client the gateway exchanges tokens as)' })
-      }
-      if ('upstreamToken' in spec && c.auth.broker === undefined) {
-        ctx.addIssue({ code: 'custom', path, message: 'an upstreamToken credential needs auth.broker (only the broker holds tokens from the users\' sign-in)' })
+      else if (host === own)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['hosts', host],
+          message:
+            "the public URL's own host is no routed host: its /mcp is already a resource of the public URL",
+        })
+    }
+    // A credential source the gateway cannot serve is a start-up error, not a failing call.
+    for (const [name, server] of Object.entries(c.servers)) {
+      for (const [variable, spec] of Object.entries(server.credentials)) {
+        const path = ['servers', name, 'credentials', variable]
+        if ('exchange' in spec && c.auth.tokenExchange === undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path,
+            message:
+              'an exchange credential needs auth.tokenExchange (the client the gateway exchanges tokens as)',
+          })
+        }
+        if ('upstreamToken' in spec && c.auth.broker === undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path,
+            message:
+              "an upstreamToken credential needs auth.broker (only the broker holds tokens from the users' sign-in)",
+          })
+        }
       }
     }
-  }
-})
+  })
 
 /** Paths the gateway serves itself: no endpoint may take one, nor a path below one. */
-const RESERVED_PATHS = ['/sse', '/messages', '/account', '/authorize', '/token', '/register', '/revoke', '/jwks', '/interaction', '/oauth', '/healthz', '/readyz', '/metrics', '/whoami', '/.well-known', '/userinfo', '/session']
+const RESERVED_PATHS = [
+  '/sse',
+  '/messages',
+  '/account',
+  '/authorize',
+  '/token',
+  '/register',
+  '/revoke',
+  '/jwks',
+  '/interaction',
+  '/oauth',
+  '/healthz',
+  '/readyz',
+  '/metrics',
+  '/whoami',
+  '/.well-known',
+  '/userinfo',
+  '/session',
+]
 
 /** Endpoints name servers that exist, take paths of their own, and hosts name what exists. */
-function endpointProblems(c: { servers: Record<string, unknown>; endpoints: Record<string, { path?: string | undefined; servers: '*' | string[]; prefix: string }>; hosts: Record<string, { server: string } | { endpoint: string }> }, ctx: z.RefinementCtx): void {
+function endpointProblems(
+  c: {
+    servers: Record<string, unknown>
+    endpoints: Record<
+      string,
+      { path?: string | undefined; servers: '*' | string[]; prefix: string }
+    >
+    hosts: Record<string, { server: string } | { endpoint: string }>
+  },
+  ctx: z.RefinementCtx,
+): void {
   const taken = new Map<string, string>()
   for (const name of Object.keys(c.servers)) taken.set(`/mcp/${name}`, `server ${name}`)
   for (const [name, e] of Object.entries(c.endpoints)) {
     const at = ['endpoints', name]
     // Audit lines, metrics and the legacy transport's /sse/<name> name endpoints as they name servers.
-    if (name in c.servers) ctx.addIssue({ code: 'custom', path: at, message: `${name} is also a server's name; an endpoint needs a name of its own` })
+    if (name in c.servers)
+      ctx.addIssue({
+        code: 'custom',
+        path: at,
+        message: `${name} is also a server's name; an endpoint needs a name of its own`,
+      })
     const path = e.path ?? `/mcp/${name}`
     const owner = taken.get(path)
-    if (owner !== undefined) ctx.addIssue({ code: 'custom', path: [...at, 'path'], message: `${path} is already ${owner}'s` })
+    if (owner !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: [...at, 'path'],
+        message: `${path} is already ${owner}'s`,
+      })
     taken.set(path, `endpoint ${name}`)
-    if (RESERVED_PATHS.some((r) => path === r || path.startsWith(`${r}/`))) ctx.addIssue({ code: 'custom', path: [...at, 'path'], message: `${path} is one of the gateway's own paths` })
+    if (RESERVED_PATHS.some((r) => path === r || path.startsWith(`${r}/`)))
+      ctx.addIssue({
+        code: 'custom',
+        path: [...at, 'path'],
+        message: `${path} is one of the gateway's own paths`,
+      })
     const servers = e.servers === '*' ? Object.keys(c.servers) : e.servers
-    for (const s of servers) if (!(s in c.servers)) ctx.addIssue({ code: 'custom', path: [...at, 'servers'], message: `no server named ${s}` })
+    for (const s of servers)
+      if (!(s in c.servers))
+        ctx.addIssue({ code: 'custom', path: [...at, 'servers'], message: `no server named ${s}` })
     // An empty prefix over several servers is allowed: names that collide get a hashed form.
-    if (new Set(servers).size !== servers.length) ctx.addIssue({ code: 'custom', path: [...at, 'servers'], message: 'each server once' })
+    if (new Set(servers).size !== servers.length)
+      ctx.addIssue({ code: 'custom', path: [...at, 'servers'], message: 'each server once' })
   }
   for (const [host, route] of Object.entries(c.hosts)) {
-    if ('server' in route && !(route.server in c.servers)) ctx.addIssue({ code: 'custom', path: ['hosts', host], message: `no server named ${route.server}` })
-    if ('endpoint' in route && !(route.endpoint in c.endpoints)) ctx.addIssue({ code: 'custom', path: ['hosts', host], message: `no endpoint named ${route.endpoint}` })
+    if ('server' in route && !(route.server in c.servers))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['hosts', host],
+        message: `no server named ${route.server}`,
+      })
+    if ('endpoint' in route && !(route.endpoint in c.endpoints))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['hosts', host],
+        message: `no endpoint named ${route.endpoint}`,
+      })
   }
 }
 

@@ -10,10 +10,15 @@ export type SecretRef = { env: string } | { file: string }
  * others may read, is a configuration error naming where it was looked for, never its value.
  * @throws ConfigError
  */
-export function readSecret(ref: SecretRef, path: string, env: NodeJS.ProcessEnv = process.env): string {
+export function readSecret(
+  ref: SecretRef,
+  path: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
   if ('env' in ref) {
     const value = env[ref.env]
-    if (value === undefined || value === '') throw problem(path, `environment variable ${ref.env} is not set`)
+    if (value === undefined || value === '')
+      throw problem(path, `environment variable ${ref.env} is not set`)
     return value
   }
   let text: string
@@ -21,7 +26,8 @@ export function readSecret(ref: SecretRef, path: string, env: NodeJS.ProcessEnv 
     const mode = statSync(ref.file).mode
     // A secret file readable by others is a leak waiting to happen (Kubernetes mounts 0644 by
     // default only when defaultMode says so; ask for 0400/0440).
-    if ((mode & 0o004) !== 0) throw problem(path, `${ref.file} is readable by every user: chmod o-r it`)
+    if ((mode & 0o004) !== 0)
+      throw problem(path, `${ref.file} is readable by every user: chmod o-r it`)
     text = readFileSync(ref.file, 'utf8')
   } catch (err) {
     if (err instanceof ConfigError) throw err

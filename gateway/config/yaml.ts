@@ -24,7 +24,9 @@ export function readYamlFile(file: string): YamlFile {
   try {
     text = readFileSync(file, 'utf8')
   } catch (err) {
-    throw new ConfigError([{ file, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? err}` }])
+    throw new ConfigError([
+      { file, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? err}` },
+    ])
   }
   const lines = new LineCounter()
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
@@ -42,16 +44,24 @@ export function readYamlFile(file: string): YamlFile {
     locate: (path) => locate(doc, lines, path),
     keysAt: (path) => {
       const node = path.length === 0 ? doc.contents : doc.getIn(path as unknown[], true)
-      return isMap(node) ? node.items.map((p) => String((p.key as { value?: unknown } | null)?.value)) : undefined
+      return isMap(node)
+        ? node.items.map((p) => String((p.key as { value?: unknown } | null)?.value))
+        : undefined
     },
   }
 }
 
-function locate(doc: Document, lines: LineCounter, path: readonly PropertyKey[]): { line?: number; column?: number } {
+function locate(
+  doc: Document,
+  lines: LineCounter,
+  path: readonly PropertyKey[],
+): { line?: number; column?: number } {
   for (let n = path.length; n >= 0; n--) {
     const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n) as unknown[], true)
     const key = n > 0 ? keyNode(doc, path.slice(0, n)) : undefined
-    const range = ((n === path.length ? key : undefined) ?? node) as { range?: [number, number, number] } | undefined
+    const range = ((n === path.length ? key : undefined) ?? node) as
+      | { range?: [number, number, number] }
+      | undefined
     if (range?.range) {
       const { line, col } = lines.linePos(range.range[0])
       return { line, column: col }

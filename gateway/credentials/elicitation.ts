@@ -13,7 +13,11 @@ export interface UrlElicitation {
 export const URL_ELICITATION_REQUIRED = -32042
 
 /** The account page, pointed at the first secret `server` is missing. */
-export function accountUrl(publicUrl: string, server: string, missing: readonly MissingSecret[]): string {
+export function accountUrl(
+  publicUrl: string,
+  server: string,
+  missing: readonly MissingSecret[],
+): string {
   const url = new URL('/account', publicUrl)
   url.searchParams.set('server', server)
   if (missing[0] !== undefined) url.searchParams.set('secret', missing[0].secret)
@@ -22,12 +26,18 @@ export function accountUrl(publicUrl: string, server: string, missing: readonly 
 
 /** What the user is asked for, in one sentence: each missing secret by its description. */
 export function missingMessage(server: string, missing: readonly MissingSecret[]): string {
-  const what = missing.map((m) => (m.describe ? `${m.describe} (${m.secret})` : `the secret ${m.secret}`)).join(' and ')
+  const what = missing
+    .map((m) => (m.describe ? `${m.describe} (${m.secret})` : `the secret ${m.secret}`))
+    .join(' and ')
   return `${server} needs ${what}, which you have not set`
 }
 
 /** The URL elicitation asking the user to set what `server` is missing. */
-export function urlElicitation(publicUrl: string, server: string, missing: readonly MissingSecret[]): UrlElicitation {
+export function urlElicitation(
+  publicUrl: string,
+  server: string,
+  missing: readonly MissingSecret[],
+): UrlElicitation {
   return {
     mode: 'url',
     elicitationId: randomBytes(12).toString('base64url'),
@@ -37,7 +47,11 @@ export function urlElicitation(publicUrl: string, server: string, missing: reado
 }
 
 /** The text of a tool error for clients that cannot be sent to a page: it names the page. */
-export function missingToolText(publicUrl: string, server: string, missing: readonly MissingSecret[]): string {
+export function missingToolText(
+  publicUrl: string,
+  server: string,
+  missing: readonly MissingSecret[],
+): string {
   return `${missingMessage(server, missing)}. Set it at ${accountUrl(publicUrl, server, missing)} and try again.`
 }
 
@@ -46,7 +60,10 @@ export function missingToolText(publicUrl: string, server: string, missing: read
  * shared store), looking every `interval` ms, at most `timeout` ms or until `signal` aborts.
  * Resolves whether it became ready.
  */
-export async function waitUntil(ready: () => Promise<boolean>, o: { timeout: number; interval: number; signal?: AbortSignal }): Promise<boolean> {
+export async function waitUntil(
+  ready: () => Promise<boolean>,
+  o: { timeout: number; interval: number; signal?: AbortSignal },
+): Promise<boolean> {
   const deadline = Date.now() + o.timeout
   for (;;) {
     if (await ready()) return true

@@ -12,7 +12,10 @@ export function discoveredTokenEndpoint(issuer: string, http: IdpHttp): () => Pr
   const base = issuer.replace(/\/$/, '')
   return async () => {
     if (found !== undefined) return found
-    for (const url of [`${base}/.well-known/openid-configuration`, `${base}/.well-known/oauth-authorization-server`]) {
+    for (const url of [
+      `${base}/.well-known/openid-configuration`,
+      `${base}/.well-known/oauth-authorization-server`,
+    ]) {
       try {
         const res = await http.fetch(url)
         if (res.status !== 200) {
@@ -20,11 +23,15 @@ export function discoveredTokenEndpoint(issuer: string, http: IdpHttp): () => Pr
           continue
         }
         const doc = (await res.json()) as { issuer?: unknown; token_endpoint?: unknown }
-        if (doc.issuer === issuer && typeof doc.token_endpoint === 'string') return (found = doc.token_endpoint)
+        if (doc.issuer === issuer && typeof doc.token_endpoint === 'string')
+          return (found = doc.token_endpoint)
       } catch {
         // the next document, else unavailable
       }
     }
-    throw new CredentialError('exchange_unavailable', `the identity provider's token endpoint could not be discovered at ${new URL(issuer).host}; set auth.tokenExchange.tokenEndpoint`)
+    throw new CredentialError(
+      'exchange_unavailable',
+      `the identity provider's token endpoint could not be discovered at ${new URL(issuer).host}; set auth.tokenExchange.tokenEndpoint`,
+    )
   }
 }

@@ -14,8 +14,11 @@ export function tokenEndpointFor(
 ): string {
   const endpoint = config.tokenEndpoint ?? discovered
   if (endpoint === undefined) {
-    throw new CredentialError('exchange_unavailable', 'no token endpoint for the token exchange: '
-      + 'set auth.tokenExchange.tokenEndpoint, or use an issuer whose discovery names one')
+    throw new CredentialError(
+      'exchange_unavailable',
+      'no token endpoint for the token exchange: ' +
+        'set auth.tokenExchange.tokenEndpoint, or use an issuer whose discovery names one',
+    )
   }
   return endpoint
 }
@@ -32,8 +35,10 @@ export function checkTokenEndpoint(endpoint: string): URL {
     new CredentialError('exchange_unavailable', `the token exchange endpoint ${why}`)
   if (url === null) throw refuse('is not an absolute URL')
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.test(url.hostname))) {
-    throw refuse(`${url.origin} is neither https nor on this machine: `
-      + "the client secret and the user's token would cross the network in clear")
+    throw refuse(
+      `${url.origin} is neither https nor on this machine: ` +
+        "the client secret and the user's token would cross the network in clear",
+    )
   }
   if (url.username !== '' || url.password !== '') throw refuse('has credentials in its URL')
   if (url.hash !== '') throw refuse('has a fragment (RFC 6749 §3.2)')

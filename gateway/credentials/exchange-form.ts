@@ -29,7 +29,11 @@ export interface ExchangeClient {
  * form-urlencoded first, so a `:` or `+` in either survives; post puts both in the body; none
  * sends the id alone. The body is application/x-www-form-urlencoded, UTF-8 (RFC 6749 App. B).
  */
-export function exchangeRequest(client: ExchangeClient, spec: ExchangeSpec, subject: SubjectToken): {
+export function exchangeRequest(
+  client: ExchangeClient,
+  spec: ExchangeSpec,
+  subject: SubjectToken,
+): {
   body: string
   headers: Record<string, string>
 } {
@@ -51,7 +55,8 @@ export function exchangeRequest(client: ExchangeClient, spec: ExchangeSpec, subj
     headers.authorization = `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`
   } else {
     form.set('client_id', client.clientId)
-    if (client.clientAuth === 'client_secret_post') form.set('client_secret', client.clientSecret ?? '')
+    if (client.clientAuth === 'client_secret_post')
+      form.set('client_secret', client.clientSecret ?? '')
   }
   return { body: form.toString(), headers }
 }

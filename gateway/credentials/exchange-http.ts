@@ -17,7 +17,11 @@ export interface PostLimits {
 }
 
 // undici's own connect, headers and body timeouts, when its agent's limits fire first.
-const UNDICI_TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+const UNDICI_TIMEOUTS = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+])
 
 /**
  * POSTs `body` to the token endpoint and reads the answer, whatever its status, within
@@ -36,7 +40,12 @@ export async function postForm(
   const signal = AbortSignal.timeout(o.timeoutMs)
   try {
     const res = await undiciFetch(url, {
-      method: 'POST', body, headers, redirect: 'manual', signal, dispatcher: o.dispatcher,
+      method: 'POST',
+      body,
+      headers,
+      redirect: 'manual',
+      signal,
+      dispatcher: o.dispatcher,
     })
     const declared = Number(res.headers.get('content-length') ?? NaN)
     if (declared > o.maxBytes) {
@@ -44,7 +53,10 @@ export async function postForm(
       throw tooLarge(o.maxBytes)
     }
     const stream = res.body as ReadableStream<Uint8Array> | null
-    const read = stream === null ? new Uint8Array(0) : await readCapped(stream, o.maxBytes, () => tooLarge(o.maxBytes))
+    const read =
+      stream === null
+        ? new Uint8Array(0)
+        : await readCapped(stream, o.maxBytes, () => tooLarge(o.maxBytes))
     return { status: res.status, contentType: res.headers.get('content-type'), body: read }
   } catch (err) {
     if (err instanceof CredentialError) throw err
@@ -52,12 +64,19 @@ export async function postForm(
       const late = `the IdP did not answer the token exchange within ${o.timeoutMs} ms`
       throw new CredentialError('exchange_unavailable', late, err)
     }
-    throw new CredentialError('exchange_unavailable', 'the IdP could not be reached for the token exchange', err)
+    throw new CredentialError(
+      'exchange_unavailable',
+      'the IdP could not be reached for the token exchange',
+      err,
+    )
   }
 }
 
 function tooLarge(max: number): CredentialError {
-  return new CredentialError('exchange_unavailable', `the IdP's token exchange answer exceeds ${max} bytes`)
+  return new CredentialError(
+    'exchange_unavailable',
+    `the IdP's token exchange answer exceeds ${max} bytes`,
+  )
 }
 
 /** Whether undici's own timeouts ended the request (anywhere in the cause chain). */

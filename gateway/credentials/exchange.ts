@@ -9,7 +9,12 @@ import { exchangeRequest, type ExchangeSpec, type SubjectToken } from './exchang
 import { postForm, type Answer } from './exchange-http.js'
 
 export { tokenEndpointFor } from './exchange-endpoint.js'
-export { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, type ExchangeSpec, type SubjectToken } from './exchange-form.js'
+export {
+  ACCESS_TOKEN_TYPE,
+  TOKEN_EXCHANGE_GRANT,
+  type ExchangeSpec,
+  type SubjectToken,
+} from './exchange-form.js'
 
 /** The parsed `auth.tokenExchange`. */
 export type TokenExchangeConfig = NonNullable<AuthConfig['tokenExchange']>
@@ -69,7 +74,9 @@ export class TokenExchange {
   /** @throws TypeError when the client authentication needs a secret and none is given */
   constructor(o: TokenExchangeOptions) {
     if (o.config.clientAuth !== 'none' && !o.clientSecret) {
-      throw new TypeError(`auth.tokenExchange.clientAuth ${o.config.clientAuth} needs the client secret`)
+      throw new TypeError(
+        `auth.tokenExchange.clientAuth ${o.config.clientAuth} needs the client secret`,
+      )
     }
     this.#config = o.config
     this.#secret = o.config.clientAuth === 'none' ? undefined : o.clientSecret
@@ -77,9 +84,14 @@ export class TokenExchange {
     this.#log = o.log
     this.#now = o.now ?? Date.now
     const timeout = o.config.timeout
-    this.#ownAgent = o.dispatcher ? undefined : new Agent({
-      connect: { timeout }, headersTimeout: timeout, bodyTimeout: timeout, connections: o.config.connections,
-    })
+    this.#ownAgent = o.dispatcher
+      ? undefined
+      : new Agent({
+          connect: { timeout },
+          headersTimeout: timeout,
+          bodyTimeout: timeout,
+          connections: o.config.connections,
+        })
     this.#dispatcher = o.dispatcher ?? this.#ownAgent!
     this.#cache = new LRUCache({ max: o.config.cacheMax })
   }
@@ -90,25 +102,39 @@ export class TokenExchange {
    * token is the one traded, which is the same user's by the key).
    * @throws CredentialError `no_subject_token` (nothing to trade), `exchange_refused`, `exchange_unavailable`
    */
-  token(owner: string, variable: string, spec: ExchangeSpec, subject: SubjectToken): Promise<ExchangedToken> {
+  token(
+    owner: string,
+    variable: string,
+    spec: ExchangeSpec,
+    subject: SubjectToken,
+  ): Promise<ExchangedToken> {
     // Checked even when a token is cached: no token of the user means no session to act for.
     if (typeof subject.token !== 'string' || subject.token === '') {
       const none = 'there is no token of the user to exchange: sign in again'
       return Promise.reject(new CredentialError('no_subject_token', none))
     }
-    const key = JSON.stringify([owner, variable, spec.audience ?? null, spec.resource ?? null, spec.scope ?? null])
+    const key = JSON.stringify([
+      owner,
+      variable,
+      spec.audience ?? null,
+      spec.resource ?? null,
+      spec.scope ?? null,
+    ])
     const hit = this.#cache.get(key)
     if (hit !== undefined && this.#now() < hit.freshUntil) return Promise.resolve(hit.token)
     const under = this.#flights.get(key)
     if (under !== undefined) return under.promise
     const flight = { owner } as Flight
-    flight.promise = this.#exchange(spec, subject).then(({ token, freshUntil }) => {
-      // A flight forgotten while under way (the user signed out) answers its askers, unkept.
-      if (this.#flights.get(key) === flight && this.#now() < freshUntil) this.#cache.set(key, { token, freshUntil })
-      return token
-    }).finally(() => {
-      if (this.#flights.get(key) === flight) this.#flights.delete(key)
-    })
+    flight.promise = this.#exchange(spec, subject)
+      .then(({ token, freshUntil }) => {
+        // A flight forgotten while under way (the user signed out) answers its askers, unkept.
+        if (this.#flights.get(key) === flight && this.#now() < freshUntil)
+          this.#cache.set(key, { token, freshUntil })
+        return token
+      })
+      .finally(() => {
+        if (this.#flights.get(key) === flight) this.#flights.delete(key)
+      })
     this.#flights.set(key, flight)
     return flight.promise
   }
@@ -126,43 +152,72 @@ export class TokenExchange {
   }
 
   async #exchange(spec: ExchangeSpec, subject: SubjectToken): Promise<Cached> {
-    const target = spec.audience !== undefined ? `audience ${JSON.stringify(spec.audience)}`
-      : spec.resource !== undefined ? `resource ${JSON.stringify(spec.resource)}` : 'no audience or resource'
+    const target =
+      spec.audience !== undefined
+        ? `audience ${JSON.stringify(spec.audience)}`
+        : spec.resource !== undefined
+          ? `resource ${JSON.stringify(spec.resource)}`
+          : 'no audience or resource'
     const url = await this.#url(target)
     const host = url.host
-    const client = { clientId: this.#config.clientId, clientSecret: this.#secret, clientAuth: this.#config.clientAuth }
+    const client = {
+      clientId: this.#config.clientId,
+      clientSecret: this.#secret,
+      clientAuth: this.#config.clientAuth,
+    }
     const { body, headers } = exchangeRequest(client, spec, subject)
     const sent = this.#now()
     let answer: Answer
     try {
       answer = await postForm(url, body, headers, {
-        timeoutMs: this.#config.timeout, maxBytes: this.#config.maxResponseBytes, dispatcher: this.#dispatcher,
+        timeoutMs: this.#config.timeout,
+        maxBytes: this.#config.maxResponseBytes,
+        dispatcher: this.#dispatcher,
       })
     } catch (err) {
       if (!(err instanceof CredentialError)) throw err
-      this.#log.warn({ host, target, reason: err.message, cause: causeCode(err.cause) }, 'token exchange failed')
+      this.#log.warn(
+        { host, target, reason: err.message, cause: causeCode(err.cause) },
+        'token exchange failed',
+      )
       throw new CredentialError(err.code, `${err.message}, for ${target}`, err.cause)
     }
     const read = readAnswer(answer)
     if (!read.ok) {
       // A hostile IdP could echo the user's token back in its description.
-      const description = read.description === undefined ? undefined : logSafe(read.description, subject.token)
+      const description =
+        read.description === undefined ? undefined : logSafe(read.description, subject.token)
       const refused = read.kind === 'refused'
       this.#log[read.level](
-        { host, status: answer.status, error: read.error, description, target, reason: read.reason },
-        refused ? 'token exchange refused' : 'token exchange failed')
+        {
+          host,
+          status: answer.status,
+          error: read.error,
+          description,
+          target,
+          reason: read.reason,
+        },
+        refused ? 'token exchange refused' : 'token exchange failed',
+      )
       const code = refused ? 'exchange_refused' : 'exchange_unavailable'
       throw new CredentialError(code, `${read.reason}, for ${target}`)
     }
     const lifetime = read.expiresIn === undefined ? undefined : read.expiresIn * 1000
-    const reuse = Math.min(this.#config.maxReuse,
-      lifetime === undefined ? this.#config.unknownLifetime : lifetime - this.#config.renewBefore)
+    const reuse = Math.min(
+      this.#config.maxReuse,
+      lifetime === undefined ? this.#config.unknownLifetime : lifetime - this.#config.renewBefore,
+    )
     if (reuse <= 0 && !this.#warnedShortLived) {
       this.#warnedShortLived = true
-      this.#log.warn({ host, target, expiresIn: read.expiresIn, renewBefore: this.#config.renewBefore },
-        'exchanged tokens live no longer than auth.tokenExchange.renewBefore: every request exchanges anew')
+      this.#log.warn(
+        { host, target, expiresIn: read.expiresIn, renewBefore: this.#config.renewBefore },
+        'exchanged tokens live no longer than auth.tokenExchange.renewBefore: every request exchanges anew',
+      )
     }
-    this.#log.debug({ host, status: answer.status, target, expiresIn: read.expiresIn }, 'token exchanged')
+    this.#log.debug(
+      { host, status: answer.status, target, expiresIn: read.expiresIn },
+      'token exchanged',
+    )
     const expiresAt = lifetime === undefined ? undefined : sent + lifetime
     return { token: { value: read.token, expiresAt }, freshUntil: sent + reuse }
   }
@@ -172,10 +227,18 @@ export class TokenExchange {
     try {
       return checkTokenEndpoint(await this.#endpoint())
     } catch (err) {
-      const failure = err instanceof CredentialError ? err : new CredentialError('exchange_unavailable',
-        'the token exchange endpoint is not known (discovery failed)', err)
-      this.#log.error({ target, reason: failure.message, cause: causeCode(failure.cause) },
-        'token exchange endpoint unusable')
+      const failure =
+        err instanceof CredentialError
+          ? err
+          : new CredentialError(
+              'exchange_unavailable',
+              'the token exchange endpoint is not known (discovery failed)',
+              err,
+            )
+      this.#log.error(
+        { target, reason: failure.message, cause: causeCode(failure.cause) },
+        'token exchange endpoint unusable',
+      )
       throw new CredentialError(failure.code, `${failure.message}, for ${target}`, failure.cause)
     }
   }

@@ -40,7 +40,12 @@ export interface ResolvedCredentials {
 
 /** The RFC 8693 exchange, as the resolver uses it (credentials/exchange.ts). */
 export interface ExchangeSource {
-  token(owner: string, variable: string, spec: { audience?: string; resource?: string; scope?: string }, subject: { token: string; type: string }): Promise<{ value: string }>
+  token(
+    owner: string,
+    variable: string,
+    spec: { audience?: string; resource?: string; scope?: string },
+    subject: { token: string; type: string },
+  ): Promise<{ value: string }>
 }
 
 /** The broker's kept upstream tokens of a user, fresh (refreshed with the upstream when near expiry). */
@@ -54,7 +59,12 @@ export interface UpstreamTokenSource {
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token'
 
 /** Nothing to resolve: the answer for a server without credentials. */
-const NONE: ResolvedCredentials = Object.freeze({ env: {}, fingerprint: '', missing: [], supplied: [] }) as ResolvedCredentials
+const NONE: ResolvedCredentials = Object.freeze({
+  env: {},
+  fingerprint: '',
+  missing: [],
+  supplied: [],
+}) as ResolvedCredentials
 
 /**
  * Each user's credentials for a server's processes, from the sources its `credentials` name:
@@ -99,10 +109,13 @@ export class CredentialResolver {
     const missing: MissingSecret[] = []
     const supplied: ResolvedCredentials['supplied'] = []
     // One at a time, in a stable order: few per server, and an exchange failing first stops the rest.
-    for (const [variable, spec] of Object.entries(config.credentials).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    for (const [variable, spec] of Object.entries(config.credentials).sort(([a], [b]) =>
+      a < b ? -1 : 1,
+    )) {
       if ('secret' in spec) {
         const value = await this.secretOf(caller.principal, spec.secret)
-        if (value === undefined) missing.push({ variable, secret: spec.secret, describe: spec.describe })
+        if (value === undefined)
+          missing.push({ variable, secret: spec.secret, describe: spec.describe })
         else {
           env[variable] = value
           supplied.push({ variable, source: 'secret' })
@@ -122,7 +135,9 @@ export class CredentialResolver {
   secretsOf(server: string): MissingSecret[] {
     const config: ServerConfig | undefined = this.o.config.servers[server]
     if (config === undefined) return []
-    return Object.entries(config.credentials).flatMap(([variable, spec]) => ('secret' in spec ? [{ variable, secret: spec.secret, describe: spec.describe }] : []))
+    return Object.entries(config.credentials).flatMap(([variable, spec]) =>
+      'secret' in spec ? [{ variable, secret: spec.secret, describe: spec.describe }] : [],
+    )
   }
 
   private async secretOf(p: Principal, name: string): Promise<string | undefined> {
@@ -130,25 +145,55 @@ export class CredentialResolver {
     return this.o.secrets.value({ iss: p.iss, sub: p.sub }, name)
   }
 
-  private async exchanged(caller: Caller, variable: string, spec: { audience?: string; resource?: string; scope?: string }): Promise<string> {
-    if (this.o.exchange === undefined) throw new CredentialError('exchange_unavailable', 'token exchange is not configured on this gateway (auth.tokenExchange)')
-    const subject = this.o.subjectToken === 'upstream' ? await this.upstreamToken(caller.principal, 'access_token') : caller.bearer
-    if (subject === undefined || subject === '') throw new CredentialError('no_subject_token', 'there is no token of yours to exchange; sign in again')
+  private async exchanged(
+    caller: Caller,
+    variable: string,
+    spec: { audience?: string; resource?: string; scope?: string },
+  ): Promise<string> {
+    if (this.o.exchange === undefined)
+      throw new CredentialError(
+        'exchange_unavailable',
+        'token exchange is not configured on this gateway (auth.tokenExchange)',
+      )
+    const subject =
+      this.o.subjectToken === 'upstream'
+        ? await this.upstreamToken(caller.principal, 'access_token')
+        : caller.bearer
+    if (subject === undefined || subject === '')
+      throw new CredentialError(
+        'no_subject_token',
+        'there is no token of yours to exchange; sign in again',
+      )
     const owner = JSON.stringify([caller.principal.iss, caller.principal.sub])
-    return (await this.o.exchange.token(owner, variable, spec, { token: subject, type: ACCESS_TOKEN_TYPE })).value
+    return (
+      await this.o.exchange.token(owner, variable, spec, {
+        token: subject,
+        type: ACCESS_TOKEN_TYPE,
+      })
+    ).value
   }
 
   private async upstreamToken(p: Principal, kind: 'access_token' | 'id_token'): Promise<string> {
     const upstream = this.o.upstream
     if (upstream === undefined || p.iss !== upstream.issuer) {
-      throw new CredentialError('upstream_token_unavailable', 'this server needs your sign-in at the identity provider, which only a login through this gateway\'s broker provides')
+      throw new CredentialError(
+        'upstream_token_unavailable',
+        "this server needs your sign-in at the identity provider, which only a login through this gateway's broker provides",
+      )
     }
     const token = await upstream.token(p.sub, kind)
-    if (token === undefined) throw new CredentialError('upstream_token_unavailable', `the gateway holds no ${kind === 'id_token' ? 'ID' : 'access'} token from your sign-in any more; sign in again`)
+    if (token === undefined)
+      throw new CredentialError(
+        'upstream_token_unavailable',
+        `the gateway holds no ${kind === 'id_token' ? 'ID' : 'access'} token from your sign-in any more; sign in again`,
+      )
     return token
   }
 
   private fingerprint(env: Record<string, string>): string {
-    return createHmac('sha256', this.key).update(JSON.stringify(Object.entries(env))).digest('base64url').slice(0, 22)
+    return createHmac('sha256', this.key)
+      .update(JSON.stringify(Object.entries(env)))
+      .digest('base64url')
+      .slice(0, 22)
   }
 }

@@ -28,20 +28,31 @@ export class UserSecrets {
   readonly maxLength: number
   readonly perUser: number
 
-  constructor(private readonly o: { store: Store; sealer: Sealer; now?: () => number; maxLength?: number; perUser?: number }) {
+  constructor(
+    private readonly o: {
+      store: Store
+      sealer: Sealer
+      now?: () => number
+      maxLength?: number
+      perUser?: number
+    },
+  ) {
     this.maxLength = o.maxLength ?? DEFAULT_SECRET_MAX_LENGTH
     this.perUser = o.perUser ?? DEFAULT_SECRETS_PER_USER
   }
 
   /** Sets or replaces a secret. @throws Error with a user-facing message when refused */
   async set(owner: SecretOwner, name: string, value: string): Promise<SecretInfo> {
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new Error('a secret name is 1 to 64 letters, digits, _ . -')
-    if (value === '' || value.length > this.maxLength) throw new Error(`a secret value is 1 to ${this.maxLength} characters`)
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name))
+      throw new Error('a secret name is 1 to 64 letters, digits, _ . -')
+    if (value === '' || value.length > this.maxLength)
+      throw new Error(`a secret value is 1 to ${this.maxLength} characters`)
     // Values end up in a process's environment: no NUL (it would cut the variable).
     if (value.includes('\0')) throw new Error('a secret value cannot hold a NUL character')
     const index = indexKey(owner)
     const names = await this.o.store.smembers(index)
-    if (!names.includes(name) && names.length >= this.perUser) throw new Error(`at most ${this.perUser} secrets per user`)
+    if (!names.includes(name) && names.length >= this.perUser)
+      throw new Error(`at most ${this.perUser} secrets per user`)
     const setAt = (this.o.now ?? Date.now)()
     const key = valueKey(owner, name)
     await this.o.store.set(key, this.o.sealer.seal(JSON.stringify({ value, setAt }), key))
@@ -76,7 +87,10 @@ export class UserSecrets {
    * `secrets.keys`, or tampered with) counts as not set: the user is asked for it again, rather
    * than every call failing.
    */
-  private async read(owner: SecretOwner, name: string): Promise<{ value: string; setAt: number } | undefined> {
+  private async read(
+    owner: SecretOwner,
+    name: string,
+  ): Promise<{ value: string; setAt: number } | undefined> {
     const key = valueKey(owner, name)
     const sealed = await this.o.store.get(key)
     if (sealed === undefined) return undefined
@@ -92,7 +106,9 @@ export class UserSecrets {
 
 /** The user's part of a key: a hash of issuer and subject. */
 export function userKey(owner: SecretOwner): string {
-  return createHash('sha256').update(JSON.stringify([owner.iss, owner.sub])).digest('base64url')
+  return createHash('sha256')
+    .update(JSON.stringify([owner.iss, owner.sub]))
+    .digest('base64url')
 }
 
 function indexKey(owner: SecretOwner): string {

@@ -3,8 +3,12 @@ import type { Logger } from 'pino'
 import { readStateFile, writeFileAtomic } from './state-dir.js'
 
 /** Models kept across restarts: a registered client keeps its id, grant and refresh token. */
-export const PERSISTED_MODELS: ReadonlySet<string> =
-  new Set(['Client', 'Grant', 'RefreshToken', 'RegistrationAccessToken'])
+export const PERSISTED_MODELS: ReadonlySet<string> = new Set([
+  'Client',
+  'Grant',
+  'RefreshToken',
+  'RegistrationAccessToken',
+])
 // The dev IdP's bounds are not settings: it runs only on loopback for development, never with
 // an external issuer, and stands in for the company IdP, whose own settings are the real ones.
 /** Entries held at most (registration is open, if only on loopback); past it the oldest go. */
@@ -14,7 +18,10 @@ export const DEFAULT_CLOCK_TOLERANCE_S = 15
 /** File in the state folder holding the persisted models. */
 export const MODELS_FILE = 'models.json'
 
-interface Entry { payload: AdapterPayload; expiresAt: number | undefined }
+interface Entry {
+  payload: AdapterPayload
+  expiresAt: number | undefined
+}
 type Snapshot = { version: 1; entries: Record<string, Entry> }
 
 /** oidc-provider storage for one dev IdP: every model in memory, some also in a file. */
@@ -31,13 +38,15 @@ export interface ModelStore {
  * is only sent once its refresh token is on disk. A corrupt file is set aside and the store
  * starts empty: clients register and log in again, as they did before persistence existed.
  */
-export async function createModelStore(o: {
-  file?: string
-  log?: Logger
-  /** Clock in ms (tests); default Date.now. */
-  now?: () => number
-  maxEntries?: number
-} = {}): Promise<ModelStore> {
+export async function createModelStore(
+  o: {
+    file?: string
+    log?: Logger
+    /** Clock in ms (tests); default Date.now. */
+    now?: () => number
+    maxEntries?: number
+  } = {},
+): Promise<ModelStore> {
   const now = o.now ?? Date.now
   const max = o.maxEntries ?? DEFAULT_MAX_ENTRIES
   const entries = new Map<string, Entry>()
@@ -49,8 +58,10 @@ export async function createModelStore(o: {
     if (found.kind === 'ok') {
       for (const [key, e] of Object.entries(found.value.entries)) if (live(e)) entries.set(key, e)
     } else if (found.kind === 'corrupt') {
-      o.log?.warn({ file: o.file, reason: found.reason, movedTo: found.aside },
-        'dev IdP registrations unreadable; starting without them, clients must register again')
+      o.log?.warn(
+        { file: o.file, reason: found.reason, movedTo: found.aside },
+        'dev IdP registrations unreadable; starting without them, clients must register again',
+      )
     }
   }
 
@@ -91,9 +102,10 @@ export async function createModelStore(o: {
     return {
       async upsert(id, payload, expiresIn) {
         entries.delete(key(id)) // re-inserted last: the cap drops the least recently written
-        const expiresAt = typeof expiresIn === 'number'
-          ? now() + (expiresIn + DEFAULT_CLOCK_TOLERANCE_S) * 1000
-          : undefined
+        const expiresAt =
+          typeof expiresIn === 'number'
+            ? now() + (expiresIn + DEFAULT_CLOCK_TOLERANCE_S) * 1000
+            : undefined
         entries.set(key(id), { payload: structuredClone(payload), expiresAt })
         if (entries.size > max) evict(entries, max, live)
         await changed(model)
@@ -145,8 +157,10 @@ function validSnapshot(value: unknown): Snapshot {
   for (const [key, e] of Object.entries(s.entries)) {
     const model = key.slice(0, key.indexOf(':'))
     if (!PERSISTED_MODELS.has(model)) throw new Error(`entry ${key} is not a persisted model`)
-    const ok = typeof e?.payload === 'object' && e.payload !== null
-      && (e.expiresAt === undefined || typeof e.expiresAt === 'number')
+    const ok =
+      typeof e?.payload === 'object' &&
+      e.payload !== null &&
+      (e.expiresAt === undefined || typeof e.expiresAt === 'number')
     if (!ok) throw new Error(`entry ${key} has no payload or a bad expiresAt`)
   }
   return s as Snapshot

@@ -36,27 +36,36 @@ export function configuration(oidc: OidcModule, s: Settings): Configuration {
   const alg = signingAlg(s.jwks)
   return {
     adapter: s.adapter,
-    clients: [...s.clients.values()].map((c): ClientMetadata => ({
-      client_id: c.clientId,
-      client_secret: c.clientSecret,
-      grant_types: ['client_credentials'],
-      response_types: [],
-      redirect_uris: [],
-      token_endpoint_auth_method: 'client_secret_basic',
-    })).concat([...s.webClients.values()].map((c): ClientMetadata => ({
-      client_id: c.clientId,
-      client_secret: c.clientSecret,
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      redirect_uris: c.redirectUris,
-      token_endpoint_auth_method: 'client_secret_basic',
-    }))),
+    clients: [...s.clients.values()]
+      .map(
+        (c): ClientMetadata => ({
+          client_id: c.clientId,
+          client_secret: c.clientSecret,
+          grant_types: ['client_credentials'],
+          response_types: [],
+          redirect_uris: [],
+          token_endpoint_auth_method: 'client_secret_basic',
+        }),
+      )
+      .concat(
+        [...s.webClients.values()].map(
+          (c): ClientMetadata => ({
+            client_id: c.clientId,
+            client_secret: c.clientSecret,
+            grant_types: ['authorization_code', 'refresh_token'],
+            response_types: ['code'],
+            redirect_uris: c.redirectUris,
+            token_endpoint_auth_method: 'client_secret_basic',
+          }),
+        ),
+      ),
     clientDefaults: { id_token_signed_response_alg: alg },
     // Browser clients (MCP Inspector on http://localhost:6274) call the token endpoint
     // directly. oidc-provider's default only allows public clients from their redirect_uri
     // origins; also allow any loopback origin, as everything here is loopback-only.
-    clientBasedCORS: (_ctx, origin, client) => isLoopbackOrigin(origin)
-      || client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) === true,
+    clientBasedCORS: (_ctx, origin, client) =>
+      isLoopbackOrigin(origin) ||
+      client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) === true,
     claims: { openid: ['sub', 'roles'] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     enabledJWA: { idTokenSigningAlgValues: [alg] },
@@ -86,7 +95,8 @@ export function configuration(oidc: OidcModule, s: Settings): Configuration {
           if (client && s.webClients.has(client.clientId)) return undefined as never
           if (s.defaultResource !== undefined) return s.defaultResource
           throw new errors.InvalidTarget(
-            `resource parameter required (RFC 8707), one of: ${[...s.resources].join(' ')}`)
+            `resource parameter required (RFC 8707), one of: ${[...s.resources].join(' ')}`,
+          )
         },
         // The token request may omit `resource`: use the one granted at authorization.
         useGrantedResource: () => true,
@@ -181,8 +191,13 @@ function loginPolicy(policies: OidcModule['interactionPolicy'], choose: boolean)
   const policy = policies.base()
   if (!choose) return policy
   const { Check } = policies
-  policy.get('login')!.checks.add(new Check('dev_user_choice', 'choose a dev user',
-    (ctx) => ctx.oidc.result?.login ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT))
+  policy
+    .get('login')!
+    .checks.add(
+      new Check('dev_user_choice', 'choose a dev user', (ctx) =>
+        ctx.oidc.result?.login ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT,
+      ),
+    )
   return policy
 }
 

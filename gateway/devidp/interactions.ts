@@ -44,16 +44,18 @@ export function devInteractions(
       if (chooser && name === 'login') {
         return await showChooser(ctx, provider, interaction, users, csrfOf)
       }
-      const result: InteractionResults = name === 'login'
-        ? { login: { accountId: users[0]!.sub } }
-        : name === 'consent'
-          ? { consent: { grantId: await grantOffered(provider, interaction) } }
-          : { error: 'access_denied', error_description: 'unsupported interaction prompt' }
+      const result: InteractionResults =
+        name === 'login'
+          ? { login: { accountId: users[0]!.sub } }
+          : name === 'consent'
+            ? { consent: { grantId: await grantOffered(provider, interaction) } }
+            : { error: 'access_denied', error_description: 'unsupported interaction prompt' }
       return await finish(ctx, provider, interaction, result, logger)
     } catch (err) {
       // oidc-provider errors carry the useful text in error_description.
       const { error_description: description, message } = err as Error & {
-        error_description?: string }
+        error_description?: string
+      }
       logger?.warn({ reason: description ?? message }, 'dev IdP interaction failed')
       ctx.status = 400
       ctx.type = 'text'
@@ -123,8 +125,10 @@ async function finish(
   // As provider.interactionResult does: merge with what the previous prompt submitted.
   interaction.result = { ...interaction.lastSubmission, ...result }
   await interaction.save(interaction.exp - Math.floor(Date.now() / 1000))
-  logger?.debug({ prompt: interaction.prompt.name, client: interaction.params.client_id },
-    'dev IdP interaction completed')
+  logger?.debug(
+    { prompt: interaction.prompt.name, client: interaction.params.client_id },
+    'dev IdP interaction completed',
+  )
   ctx.status = 303
   ctx.redirect(interaction.returnTo)
 }
@@ -136,9 +140,8 @@ async function grantOffered(provider: Provider, interaction: Interaction): Promi
   if (!accountId) throw new Refusal('consent without a signed-in user')
   const clientId = String(interaction.params.client_id)
   const existing = interaction.grantId ? await provider.Grant.find(interaction.grantId) : undefined
-  const grant = existing?.accountId === accountId
-    ? existing
-    : new provider.Grant({ accountId, clientId })
+  const grant =
+    existing?.accountId === accountId ? existing : new provider.Grant({ accountId, clientId })
   // The mcp:* scopes are provider scopes too (discovery lists them), so they also show up
   // here as OIDC scopes. Granting them at that level puts nothing in an access token, which
   // takes resource scopes only; it lets a request for nothing the roles allow (a step-up to

@@ -4,7 +4,9 @@ import type { Logger } from 'pino'
 import { readStateFile, writeFileAtomic } from './state-dir.js'
 
 /** Private signing keys as a JWKS (the provider publishes their public parts). */
-export interface Jwks { keys: object[] }
+export interface Jwks {
+  keys: object[]
+}
 
 /** File in the state folder holding the signing keys. */
 export const KEYS_FILE = 'keys.json'
@@ -27,8 +29,10 @@ export async function persistentJwks(dir: string, log: Logger): Promise<Jwks> {
     const found = await readStateFile(file, validJwks)
     if (found.kind === 'ok') return found.value
     if (found.kind === 'corrupt') {
-      log.warn({ file, reason: found.reason, movedTo: found.aside },
-        'dev IdP signing keys unreadable; new keys made, clients must log in again')
+      log.warn(
+        { file, reason: found.reason, movedTo: found.aside },
+        'dev IdP signing keys unreadable; new keys made, clients must log in again',
+      )
     }
     const jwks = generateJwks()
     if (await writeFileAtomic(file, `${JSON.stringify(jwks)}\n`, { exclusive: true })) return jwks

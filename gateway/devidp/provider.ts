@@ -97,7 +97,6 @@ export const CLI_CLIENT_ID = 'mcp-edge-cli'
 const DEFAULT_SCOPES = ['mcp:read', 'mcp:write', 'mcp:admin']
 const DEFAULT_USERS: DevUser[] = [{ sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'] }]
 
-
 /**
  * Starts the development OAuth 2.1 / OIDC authorization server on a loopback address:
  * open dynamic client registration, authorization code + PKCE (S256) with passwordless
@@ -110,16 +109,20 @@ const DEFAULT_USERS: DevUser[] = [{ sub: 'dev-user', roles: ['mcp-user', 'mcp-de
 export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   const host = options.host ?? '127.0.0.1'
   if (!isLoopbackHost(host)) {
-    throw new DevIdpError('bad_options',
-      `dev IdP must listen on a loopback address, got host ${JSON.stringify(host)}`)
+    throw new DevIdpError(
+      'bad_options',
+      `dev IdP must listen on a loopback address, got host ${JSON.stringify(host)}`,
+    )
   }
   if (options.resources.length === 0) {
     throw new DevIdpError('bad_options', 'dev IdP needs at least one resource')
   }
   for (const resource of options.resources) {
     if (!URL.parse(resource) || resource.includes('#')) {
-      throw new DevIdpError('bad_options',
-        `dev IdP resource must be an absolute URI without fragment: ${resource}`)
+      throw new DevIdpError(
+        'bad_options',
+        `dev IdP resource must be an absolute URI without fragment: ${resource}`,
+      )
     }
   }
   const users = new Map<string, DevUser>()
@@ -138,7 +141,7 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     subject: u.sub,
   }))
   const clients = new Map<string, DevIdpClient>()
-  for (const client of [...cliClients, ...options.clients ?? []]) {
+  for (const client of [...cliClients, ...(options.clients ?? [])]) {
     if (clients.has(client.clientId)) {
       throw new DevIdpError('bad_options', `duplicate dev IdP client ${client.clientId}`)
     }
@@ -154,7 +157,9 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   })
   const settings: Settings = {
     resources: new Set(options.resources),
-    defaultResource: options.defaultResource ?? (options.resources.length === 1 ? options.resources[0] : undefined),
+    defaultResource:
+      options.defaultResource ??
+      (options.resources.length === 1 ? options.resources[0] : undefined),
     scopes: options.scopes ?? DEFAULT_SCOPES,
     scopesFor: options.scopesFor,
     users,
@@ -180,8 +185,12 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     if (stateFile) {
       await writeDevIdpState(stateFile, {
         issuer,
-        users: cliClients.map((c) => ({ sub: c.subject!, roles: c.roles, clientId: c.clientId,
-          clientSecret: c.clientSecret })),
+        users: cliClients.map((c) => ({
+          sub: c.subject!,
+          roles: c.roles,
+          clientId: c.clientId,
+          clientSecret: c.clientSecret,
+        })),
         resources: [...options.resources],
         scopes: settings.scopes,
         pid: process.pid,
@@ -191,8 +200,10 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     await closeServer(server)
     throw err
   }
-  logger.info({ issuer, resources: options.resources, users: [...users.keys()],
-    stateDir: stateDir || null }, 'dev IdP listening')
+  logger.info(
+    { issuer, resources: options.resources, users: [...users.keys()], stateDir: stateDir || null },
+    'dev IdP listening',
+  )
 
   let closing: Promise<void> | undefined
   return {

@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto'
 
 /** A configured dev IdP user: the `sub` of its tokens and the roles they carry. */
-export interface DevUser { sub: string; roles: string[] }
+export interface DevUser {
+  sub: string
+  roles: string[]
+}
 
 const STYLE = `body{font:1rem/1.5 system-ui,sans-serif;margin:0;padding:1rem;color:#1a1a1a;
 background:#f6f6f6}main{max-width:28rem;margin:2rem auto}h1{font-size:1.4rem}
@@ -17,8 +20,9 @@ button:hover,button:focus{border-color:#0b57d0;outline:2px solid #0b57d0}
  * no scripts at all, the one stylesheet by hash, never cached, no referrer.
  */
 export const SIGN_IN_HEADERS: Readonly<Record<string, string>> = {
-  'content-security-policy': `default-src 'none'; style-src 'sha256-${
-    createHash('sha256').update(STYLE).digest('base64')}'; frame-ancestors 'none'; base-uri 'none'`,
+  'content-security-policy': `default-src 'none'; style-src 'sha256-${createHash('sha256')
+    .update(STYLE)
+    .digest('base64')}'; frame-ancestors 'none'; base-uri 'none'`,
   'x-frame-options': 'DENY',
   'cache-control': 'no-store',
   'referrer-policy': 'no-referrer',
@@ -36,10 +40,13 @@ export function signInPage(o: {
   client: string
   scope: string
 }): string {
-  const buttons = o.users.map((u) => `<button type="submit" name="sub" value="${esc(u.sub)}">`
-    + `<span class="sub">${esc(u.sub)}</span>`
-    + `<span class="roles">${u.roles.length ? esc(u.roles.join(', ')) : 'no roles'}</span>`
-    + '</button>')
+  const buttons = o.users.map(
+    (u) =>
+      `<button type="submit" name="sub" value="${esc(u.sub)}">` +
+      `<span class="sub">${esc(u.sub)}</span>` +
+      `<span class="roles">${u.roles.length ? esc(u.roles.join(', ')) : 'no roles'}</span>` +
+      '</button>',
+  )
   return `<!doctype html>
 <html lang="en">
 <head>

@@ -26,8 +26,12 @@ export async function openStateDir(dir: string): Promise<void> {
 }
 
 function unsafe(dir: string, why: string, cause?: unknown): DevIdpError {
-  return new DevIdpError('state_unsafe', `dev IdP state folder ${dir} ${why}; fix it, remove it, `
-    + 'or point MCP_EDGE_DEV_IDP_STATE at a file in a private folder', cause)
+  return new DevIdpError(
+    'state_unsafe',
+    `dev IdP state folder ${dir} ${why}; fix it, remove it, ` +
+      'or point MCP_EDGE_DEV_IDP_STATE at a file in a private folder',
+    cause,
+  )
 }
 
 /**

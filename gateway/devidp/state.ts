@@ -56,17 +56,25 @@ export async function readDevIdpState(file: string): Promise<DevIdpState> {
   } catch {
     throw new Error(`dev IdP state ${file} is not valid JSON; restart the gateway`)
   }
-  const ok = typeof state.issuer === 'string' && Array.isArray(state.users)
-    && state.users.length > 0 && state.users.every(isCliUser)
-    && Array.isArray(state.resources) && Array.isArray(state.scopes)
+  const ok =
+    typeof state.issuer === 'string' &&
+    Array.isArray(state.users) &&
+    state.users.length > 0 &&
+    state.users.every(isCliUser) &&
+    Array.isArray(state.resources) &&
+    Array.isArray(state.scopes)
   if (!ok) throw new Error(`dev IdP state ${file} is incomplete; restart the gateway`)
   return state as DevIdpState
 }
 
 function isCliUser(u: unknown): boolean {
   const x = u as Partial<DevIdpCliUser> | null
-  return typeof x?.sub === 'string' && typeof x.clientId === 'string'
-    && typeof x.clientSecret === 'string' && Array.isArray(x.roles)
+  return (
+    typeof x?.sub === 'string' &&
+    typeof x.clientId === 'string' &&
+    typeof x.clientSecret === 'string' &&
+    Array.isArray(x.roles)
+  )
 }
 
 /** Deletes the state file if it still describes `issuer` (a newer instance may own it). */

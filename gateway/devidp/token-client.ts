@@ -2,7 +2,11 @@ import { request } from 'undici'
 import { devIdpStatePath, readDevIdpState } from './state.js'
 
 /** Access token issued to the built-in CLI client. */
-export interface DevToken { access_token: string; expires_in: number; scope?: string }
+export interface DevToken {
+  access_token: string
+  expires_in: number
+  scope?: string
+}
 
 /**
  * Gets an access token for a dev user from the running dev IdP (client_credentials as that
@@ -10,17 +14,18 @@ export interface DevToken { access_token: string; expires_in: number; scope?: st
  * allowed resource, and no scope (the user's roles decide through the policy). A scope the
  * user's roles do not grant is left out of the token, not refused.
  */
-export async function requestDevToken(opts: {
-  scope?: string
-  resource?: string
-  /** The `sub` of a configured dev user. */
-  user?: string
-  statePath?: string
-} = {}): Promise<DevToken> {
+export async function requestDevToken(
+  opts: {
+    scope?: string
+    resource?: string
+    /** The `sub` of a configured dev user. */
+    user?: string
+    statePath?: string
+  } = {},
+): Promise<DevToken> {
   const state = await readDevIdpState(opts.statePath ?? devIdpStatePath())
-  const cli = opts.user === undefined
-    ? state.users[0]
-    : state.users.find((u) => u.sub === opts.user)
+  const cli =
+    opts.user === undefined ? state.users[0] : state.users.find((u) => u.sub === opts.user)
   if (!cli) {
     const known = state.users.map((u) => u.sub).join(', ')
     throw new Error(`no dev user ${JSON.stringify(opts.user)}; the dev IdP has: ${known}`)
@@ -73,7 +78,7 @@ async function call(
   url: string,
   init: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string },
 ): Promise<{ status: number; body: Json }> {
-  let res
+  let res: Awaited<ReturnType<typeof request>>
   try {
     res = await request(url, { ...init, headersTimeout: 10_000, bodyTimeout: 10_000 })
   } catch (err) {

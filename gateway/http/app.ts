@@ -39,8 +39,13 @@ export function createApp(d: AppDeps): Hono<Vars> {
   const base = new URL(d.publicUrl).pathname.replace(/\/$/, '')
   const prefixes = new Set(['', base])
   // Endpoint paths, and `/mcp` of routed hosts: MCP endpoints whatever their form (`/mcp`, `/`).
-  const paths = new Set([...Object.entries(d.config.endpoints).map(([name, e]) => e.path ?? `/mcp/${name}`), ...(Object.keys(d.config.hosts).length > 0 ? ['/mcp'] : [])])
-  const mcpPaths = new Set([...prefixes].flatMap((prefix) => [...paths].map((path) => `${prefix}${path}`)))
+  const paths = new Set([
+    ...Object.entries(d.config.endpoints).map(([name, e]) => e.path ?? `/mcp/${name}`),
+    ...(Object.keys(d.config.hosts).length > 0 ? ['/mcp'] : []),
+  ])
+  const mcpPaths = new Set(
+    [...prefixes].flatMap((prefix) => [...paths].map((path) => `${prefix}${path}`)),
+  )
   app.use('*', requestId(d.log, trustedPeer(d.config.trustProxy)))
   app.use('*', async (c, next) => {
     const start = performance.now()
@@ -52,20 +57,37 @@ export function createApp(d: AppDeps): Hono<Vars> {
     // Answered MCP requests (either transport) already have their audit event: their HTTP line is debug.
     const answered = status < 400 && (MCP_PATH.test(c.req.path) || mcpPaths.has(c.req.path))
     const level = answered ? 'debug' : 'info'
-    c.get('log')[level]({ method: c.req.method, path: c.req.path, status, ms: +(performance.now() - start).toFixed(2) }, 'request')
+    c.get('log')[level](
+      {
+        method: c.req.method,
+        path: c.req.path,
+        status,
+        ms: +(performance.now() - start).toFixed(2),
+      },
+      'request',
+    )
   })
   app.use('*', hostGuard(d.origin))
   // The framework answers HEAD with a route's GET handler: only where GET changes nothing (a
   // HEAD of /sse/<server> opened a session and a process that nothing ever ended).
   app.use('*', async (c, next) => {
-    if (c.req.method === 'HEAD' && !HEAD_PATHS.test(c.req.path)) return rpcErrorResponse(405, -32000, 'method not allowed', { allow: 'GET' })
+    if (c.req.method === 'HEAD' && !HEAD_PATHS.test(c.req.path))
+      return rpcErrorResponse(405, -32000, 'method not allowed', { allow: 'GET' })
     await next()
   })
   // Metadata is public: any origin may read it, preflights included (browser clients send
   // MCP-Protocol-Version with discovery requests), and misses too, so probing is quiet.
   app.use('/.well-known/*', async (c, next) => {
     if (c.req.method === 'OPTIONS') {
-      return new Response(null, { status: 204, headers: { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET', 'access-control-allow-headers': '*', 'access-control-max-age': '600' } })
+      return new Response(null, {
+        status: 204,
+        headers: {
+          'access-control-allow-origin': '*',
+          'access-control-allow-methods': 'GET',
+          'access-control-allow-headers': '*',
+          'access-control-max-age': '600',
+        },
+      })
     }
     await next()
     c.res.headers.set('access-control-allow-origin', '*')
@@ -74,11 +96,19 @@ export function createApp(d: AppDeps): Hono<Vars> {
   app.get('/readyz', () => {
     const { problems, warnings } = d.readiness()
     const ready = problems.length === 0
-    return Response.json({ status: ready ? 'ready' : 'not ready', problems, warnings }, { status: ready ? 200 : 503 })
+    return Response.json(
+      { status: ready ? 'ready' : 'not ready', problems, warnings },
+      { status: ready ? 200 : 503 },
+    )
   })
   app.get('/metrics', metricsEndpoint(d.metrics, d.config.metrics))
   const servers = Object.keys(d.config.servers)
-  const endpoints = Object.fromEntries(Object.entries(d.config.endpoints).map(([name, e]) => [name, { prefix: e.prefix, servers: e.servers === '*' ? servers : e.servers }]))
+  const endpoints = Object.fromEntries(
+    Object.entries(d.config.endpoints).map(([name, e]) => [
+      name,
+      { prefix: e.prefix, servers: e.servers === '*' ? servers : e.servers },
+    ]),
+  )
   app.get('/whoami', whoami({ ...d, servers, endpoints }))
   const mcp = mcpEndpoint(d)
   const guard = originGuard(d.origin)
@@ -88,13 +118,17 @@ export function createApp(d: AppDeps): Hono<Vars> {
     const targetOf = (c: Context<Vars>, path: string): Target | undefined => {
       const route = path === '/mcp' ? d.resources.routeOf(c.req.header('host')) : undefined
       if (route !== undefined) return { ...route, routed: true }
-      const endpoint = Object.entries(d.config.endpoints).find(([name, e]) => (e.path ?? `/mcp/${name}`) === path)
+      const endpoint = Object.entries(d.config.endpoints).find(
+        ([name, e]) => (e.path ?? `/mcp/${name}`) === path,
+      )
       return endpoint && { endpoint: endpoint[0] }
     }
     for (const path of paths) {
       app.get(`${PRM_PREFIX}${prefix}${path}`, (c) => {
         const target = targetOf(c, path)
-        return target === undefined ? rpcErrorResponse(404, -32001, 'no such protected resource') : meta.target(c, target)
+        return target === undefined
+          ? rpcErrorResponse(404, -32001, 'no such protected resource')
+          : meta.target(c, target)
       })
       app.use(`${prefix}${path}`, guard)
       app.all(`${prefix}${path}`, (c) => {

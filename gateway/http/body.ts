@@ -24,22 +24,36 @@ export async function readJsonBody(req: Request, limits: BodyLimits): Promise<un
     // MCP transports: messages MUST be UTF-8; fatal decoding refuses anything else.
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
   } catch {
-    throw new GatewayError('parse_error', 'the request body is not valid UTF-8', { status: 400, expose: true })
+    throw new GatewayError('parse_error', 'the request body is not valid UTF-8', {
+      status: 400,
+      expose: true,
+    })
   }
   // Checked on the text, before parsing: a deep body costs the parser (and every later
   // serializer) a stack frame per level.
   if (deeperThan(text, limits.maxJsonDepth)) {
-    throw new GatewayError('invalid_message', `Invalid Request: the body nests deeper than ${limits.maxJsonDepth} levels`, { status: 400, expose: true })
+    throw new GatewayError(
+      'invalid_message',
+      `Invalid Request: the body nests deeper than ${limits.maxJsonDepth} levels`,
+      { status: 400, expose: true },
+    )
   }
   let body: unknown
   try {
     body = JSON.parse(text)
   } catch {
-    throw new GatewayError('parse_error', 'the request body is not valid JSON', { status: 400, expose: true })
+    throw new GatewayError('parse_error', 'the request body is not valid JSON', {
+      status: 400,
+      expose: true,
+    })
   }
   if (Array.isArray(body) && (body.length === 0 || body.length > limits.maxBatch)) {
-    const why = body.length === 0 ? 'an empty batch' : `a batch of more than ${limits.maxBatch} messages`
-    throw new GatewayError('invalid_message', `Invalid Request: ${why}`, { status: 400, expose: true })
+    const why =
+      body.length === 0 ? 'an empty batch' : `a batch of more than ${limits.maxBatch} messages`
+    throw new GatewayError('invalid_message', `Invalid Request: ${why}`, {
+      status: 400,
+      expose: true,
+    })
   }
   return body
 }
@@ -49,11 +63,18 @@ export async function readJsonBody(req: Request, limits: BodyLimits): Promise<un
  * refused without reading on) and `bodyTimeout`.
  * @throws GatewayError `body_too_large` (413), `body_timeout` (408), `parse_error` (400, no body)
  */
-export async function readBody(req: Request, limits: Pick<BodyLimits, 'maxBodyBytes' | 'bodyTimeout'>): Promise<Buffer> {
+export async function readBody(
+  req: Request,
+  limits: Pick<BodyLimits, 'maxBodyBytes' | 'bodyTimeout'>,
+): Promise<Buffer> {
   const limit = limits.maxBodyBytes
   const declared = Number(req.headers.get('content-length') ?? NaN)
   if (declared > limit) throw tooLarge(limit)
-  if (req.body === null) throw new GatewayError('parse_error', 'the request body is empty', { status: 400, expose: true })
+  if (req.body === null)
+    throw new GatewayError('parse_error', 'the request body is empty', {
+      status: 400,
+      expose: true,
+    })
   const reader = req.body.getReader()
   let timedOut = false
   // A client that declares a body and then stalls holds a connection and a slot: not for long.
@@ -66,7 +87,12 @@ export async function readBody(req: Request, limits: Pick<BodyLimits, 'maxBodyBy
   try {
     for (;;) {
       const { done, value } = await reader.read()
-      if (timedOut) throw new GatewayError('body_timeout', `the request body did not arrive within ${limits.bodyTimeout} ms`, { status: 408, expose: true })
+      if (timedOut)
+        throw new GatewayError(
+          'body_timeout',
+          `the request body did not arrive within ${limits.bodyTimeout} ms`,
+          { status: 408, expose: true },
+        )
       if (done) break
       size += value.byteLength
       if (size > limit) throw tooLarge(limit)
@@ -77,7 +103,12 @@ export async function readBody(req: Request, limits: Pick<BodyLimits, 'maxBodyBy
       void reader.cancel().catch(() => {})
       throw err
     }
-    if (timedOut) throw new GatewayError('body_timeout', `the request body did not arrive within ${limits.bodyTimeout} ms`, { status: 408, expose: true })
+    if (timedOut)
+      throw new GatewayError(
+        'body_timeout',
+        `the request body did not arrive within ${limits.bodyTimeout} ms`,
+        { status: 408, expose: true },
+      )
     throw err
   } finally {
     clearTimeout(timer)
@@ -92,7 +123,8 @@ export function deeperThan(text: string, max: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (inString) {
-      if (c === 0x5c) i++ // backslash: the next character is escaped
+      if (c === 0x5c)
+        i++ // backslash: the next character is escaped
       else if (c === 0x22) inString = false
       continue
     }
@@ -105,5 +137,8 @@ export function deeperThan(text: string, max: number): boolean {
 }
 
 function tooLarge(limit: number): GatewayError {
-  return new GatewayError('body_too_large', `the request body is larger than ${limit} bytes`, { status: 413, expose: true })
+  return new GatewayError('body_too_large', `the request body is larger than ${limit} bytes`, {
+    status: 413,
+    expose: true,
+  })
 }

@@ -37,9 +37,15 @@ export function decideBody(
   for (const m of messages) {
     // Replies are matched to requests by id (and list replies filtered by the request's
     // method): two requests of one body with one id would take each other's reply unfiltered.
-    const verdict = m.kind === 'request' && decided.has(m.id)
-      ? { decision: invalid(-32600, `Invalid Request: two requests of the body have the id ${JSON.stringify(m.id)}`) }
-      : decideMessage(m, principal, server, policy)
+    const verdict =
+      m.kind === 'request' && decided.has(m.id)
+        ? {
+            decision: invalid(
+              -32600,
+              `Invalid Request: two requests of the body have the id ${JSON.stringify(m.id)}`,
+            ),
+          }
+        : decideMessage(m, principal, server, policy)
     const decision = verdict.decision
     if (decision.effect === 'allow') {
       if (m.kind === 'request') decided.set(m.id, verdict as Decided)
@@ -47,9 +53,15 @@ export function decideBody(
     }
     d.metrics.decisions.inc({ server, decision: decision.effect })
     d.audit.record({
-      sub: principal.sub, iss: principal.iss, clientId: principal.clientId, server,
+      sub: principal.sub,
+      iss: principal.iss,
+      clientId: principal.clientId,
+      server,
       method: m.kind === 'request' || m.kind === 'notification' ? m.method : m.kind,
-      name: verdict.name, decision: decision.effect, rule: ruleOf(decision), outcome: 'refused',
+      name: verdict.name,
+      decision: decision.effect,
+      rule: ruleOf(decision),
+      outcome: 'refused',
     })
     return { refused: { message: m, decision, name: verdict.name }, decided: undefined }
   }
@@ -57,17 +69,33 @@ export function decideBody(
 }
 
 /** Policy for one client→server message. Responses and ungated messages need only server access. */
-function decideMessage(m: Envelope, principal: Principal, server: string, policy: Policy): Decided | { decision: Refusal; name?: string } {
+function decideMessage(
+  m: Envelope,
+  principal: Principal,
+  server: string,
+  policy: Policy,
+): Decided | { decision: Refusal; name?: string } {
   // JSON-RPC 2.0 §4: a malformed envelope (an id that is null, an object, a boolean…) is no
   // notification; it goes nowhere.
-  if (m.kind === 'invalid') return { decision: invalid(-32600, 'Invalid Request: not a JSON-RPC 2.0 request, notification or response (an id must be a string or a number)') }
+  if (m.kind === 'invalid')
+    return {
+      decision: invalid(
+        -32600,
+        'Invalid Request: not a JSON-RPC 2.0 request, notification or response (an id must be a string or a number)',
+      ),
+    }
   if (m.kind === 'notification' && GATED_METHODS.has(m.method)) {
-    return { decision: invalid(-32600, `Invalid Request: ${m.method} is a request and needs an id`) }
+    return {
+      decision: invalid(-32600, `Invalid Request: ${m.method} is a request and needs an id`),
+    }
   }
   const target = m.kind === 'request' ? gatedTarget(m.method, m.params) : undefined
   if (target === undefined) return { decision: decideAccess(policy, principal, server) }
   if (target.kind === 'invalid') return { decision: invalid(-32602, target.reason) }
-  return { decision: decide(policy, principal, server, target.feature, target.name), name: target.name }
+  return {
+    decision: decide(policy, principal, server, target.feature, target.name),
+    name: target.name,
+  }
 }
 
 function invalid(code: -32600 | -32602, reason: string): Refusal {

@@ -38,10 +38,19 @@ export async function listenEndpoint(o: {
   log: Logger
 }): Promise<Response> {
   const { message, principal, agg } = o
-  const requested = parseFilter((message.params as Record<string, unknown> | undefined)?.notifications)
-  if (requested === undefined) return invalid(message.id, "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter")
+  const requested = parseFilter(
+    (message.params as Record<string, unknown> | undefined)?.notifications,
+  )
+  if (requested === undefined)
+    return invalid(
+      message.id,
+      "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter",
+    )
   if ((requested.resourceSubscriptions?.length ?? 0) > o.lanes.limits.listenResources) {
-    return invalid(message.id, `Invalid params: at most ${o.lanes.limits.listenResources} resourceSubscriptions per stream`)
+    return invalid(
+      message.id,
+      `Invalid params: at most ${o.lanes.limits.listenResources} resourceSubscriptions per stream`,
+    )
   }
 
   let ended = false
@@ -49,10 +58,22 @@ export async function listenEndpoint(o: {
   let recheck: NodeJS.Timeout | undefined
   let stream: EventStream | undefined
   // Counted per endpoint and subject, beside (not among) the streams at each server.
-  const slot = o.lanes.listen(`endpoint ${agg.name}`, principal, (e) => onEvent(e), () => end(true))
+  const slot = o.lanes.listen(
+    `endpoint ${agg.name}`,
+    principal,
+    (e) => onEvent(e),
+    () => end(true),
+  )
   if (slot === undefined) {
     return Response.json(
-      { jsonrpc: '2.0', id: message.id, error: { code: -32000, message: `you have ${o.lanes.limits.listensPerSubject} subscription streams open on ${agg.name}, the most allowed; close one` } },
+      {
+        jsonrpc: '2.0',
+        id: message.id,
+        error: {
+          code: -32000,
+          message: `you have ${o.lanes.limits.listensPerSubject} subscription streams open on ${agg.name}, the most allowed; close one`,
+        },
+      },
       { status: 429, headers: { 'retry-after': '5' } },
     )
   }
@@ -65,15 +86,27 @@ export async function listenEndpoint(o: {
   try {
     // Each public URI to its backend's own, allowed there, grouped by backend.
     const byServer = new Map<string, Map<string, string>>()
-    const caller = { principal, bearer: o.bearer, log: o.log, accepted: Date.now(), signal: o.signal }
+    const caller = {
+      principal,
+      bearer: o.bearer,
+      log: o.log,
+      accepted: Date.now(),
+      signal: o.signal,
+    }
     for (const uri of requested.resourceSubscriptions ?? []) {
       const routed = await agg.route('resources/subscribe', { uri }, caller)
       if ('error' in routed) {
-        o.log.info({ uri }, 'no backend of the endpoint serves this resource; left out of the acknowledgement')
+        o.log.info(
+          { uri },
+          'no backend of the endpoint serves this resource; left out of the acknowledgement',
+        )
         continue
       }
       const own = String(routed.params.uri)
-      if (!allowed({ policy: o.policy, audit: o.audit, principal, server: routed.server }, own, true)) continue
+      if (
+        !allowed({ policy: o.policy, audit: o.audit, principal, server: routed.server }, own, true)
+      )
+        continue
       const uris = byServer.get(routed.server) ?? new Map<string, string>()
       byServer.set(routed.server, uris.set(own, uri))
     }
@@ -81,8 +114,15 @@ export async function listenEndpoint(o: {
       if (o.signal.aborted) break
       const lane = await o.lanes.acquire(server, principal, o.log, undefined, o.signal)
       try {
-        const subscribed = await placeSubscriptions(o.lanes, lane, [...uris.keys()], o.signal, o.log)
-        if (!lane.child.alive) throw new BridgeError('spawn_failed', 'the MCP server process exited')
+        const subscribed = await placeSubscriptions(
+          o.lanes,
+          lane,
+          [...uris.keys()],
+          o.signal,
+          o.log,
+        )
+        if (!lane.child.alive)
+          throw new BridgeError('spawn_failed', 'the MCP server process exited')
         if (subscribed.length === 0) continue
         // The subscriptions live on this process: it stays while the stream is open.
         lane.pins.add(pin)
@@ -99,9 +139,18 @@ export async function listenEndpoint(o: {
   }
 
   const offered = agg.initResult(principal, MODERN_PROTOCOL_VERSION)
-  const honored = agg.accessible(principal).length === 0 ? {} : honoredSubset({ ...requested, resourceSubscriptions: [...shown.values()] }, offered.capabilities as Record<string, Record<string, unknown> | undefined>)
+  const honored =
+    agg.accessible(principal).length === 0
+      ? {}
+      : honoredSubset(
+          { ...requested, resourceSubscriptions: [...shown.values()] },
+          offered.capabilities as Record<string, Record<string, unknown> | undefined>,
+        )
   const subscriptionId = message.id
-  const stamp = (params: Record<string, unknown> | undefined) => ({ ...params, _meta: { ...(params?._meta as object | undefined), [SUBSCRIPTION_ID_META_KEY]: subscriptionId } })
+  const stamp = (params: Record<string, unknown> | undefined) => ({
+    ...params,
+    _meta: { ...(params?._meta as object | undefined), [SUBSCRIPTION_ID_META_KEY]: subscriptionId },
+  })
   /** List changes already sent this tick (several backends, one notification). */
   const sentThisTick = new Set<string>()
   function end(graceful: boolean): void {
@@ -125,8 +174,16 @@ export async function listenEndpoint(o: {
     if (e.method === 'notifications/resources/updated') {
       const own = String(e.params?.uri)
       const uri = shown.get(`${e.server}\n${own}`)
-      if (uri === undefined || !allowed({ policy: o.policy, audit: o.audit, principal, server: e.server }, own, false)) return
-      return stream?.write({ jsonrpc: '2.0', method: e.method, params: stamp({ ...e.params, uri }) })
+      if (
+        uri === undefined ||
+        !allowed({ policy: o.policy, audit: o.audit, principal, server: e.server }, own, false)
+      )
+        return
+      return stream?.write({
+        jsonrpc: '2.0',
+        method: e.method,
+        params: stamp({ ...e.params, uri }),
+      })
     }
     if (!accepts(honored, e) || sentThisTick.has(e.method)) return
     sentThisTick.add(e.method)
@@ -134,10 +191,22 @@ export async function listenEndpoint(o: {
     stream?.write({ jsonrpc: '2.0', method: e.method, params: stamp(e.params) })
   }
 
-  stream = openEventStream({ outbound: o.outbound, owner: o.owner, log: o.log, onCancel: () => end(false) })
+  stream = openEventStream({
+    outbound: o.outbound,
+    owner: o.owner,
+    log: o.log,
+    onCancel: () => end(false),
+  })
   const response = stream.response
   // The acknowledgement is the stream's answer to the request: owed, never dropped.
-  stream.write({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: stamp({ notifications: honored }) }, 'owed')
+  stream.write(
+    {
+      jsonrpc: '2.0',
+      method: 'notifications/subscriptions/acknowledged',
+      params: stamp({ notifications: honored }),
+    },
+    'owed',
+  )
   if (Object.keys(honored).length === 0 || o.signal.aborted) {
     end(!o.signal.aborted)
     return response

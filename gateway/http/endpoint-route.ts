@@ -8,7 +8,14 @@ import { decideBody } from './decide.js'
 import { decisionResponse, refusalError, rpcErrorResponse } from './respond.js'
 
 /** The methods of an endpoint that name a tool, prompt or resource of one of its backends. */
-export const ROUTED = new Set(['tools/call', 'prompts/get', 'resources/read', 'resources/subscribe', 'resources/unsubscribe', 'completion/complete'])
+export const ROUTED = new Set([
+  'tools/call',
+  'prompts/get',
+  'resources/read',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'completion/complete',
+])
 
 /**
  * Routes each request of a session-era body sent to an endpoint that names a tool, prompt or
@@ -40,9 +47,26 @@ export async function routeBody(
     return Response.json(reply)
   }
   for (const m of messages) {
-    if (m.kind === 'invalid') return { refused: rpcErrorResponse(400, -32600, 'Invalid Request: not a JSON-RPC 2.0 request, notification or response') }
+    if (m.kind === 'invalid')
+      return {
+        refused: rpcErrorResponse(
+          400,
+          -32600,
+          'Invalid Request: not a JSON-RPC 2.0 request, notification or response',
+        ),
+      }
     if (m.kind !== 'request') continue
-    if (ids.has(m.id)) return { refused: Response.json(rpcError(null, -32600, `Invalid Request: two requests of the body have the id ${JSON.stringify(m.id)}`), { status: 400 }) }
+    if (ids.has(m.id))
+      return {
+        refused: Response.json(
+          rpcError(
+            null,
+            -32600,
+            `Invalid Request: two requests of the body have the id ${JSON.stringify(m.id)}`,
+          ),
+          { status: 400 },
+        ),
+      }
     ids.add(m.id)
     if (!ROUTED.has(m.method)) continue
     const params = m.params ?? {}
@@ -52,14 +76,28 @@ export async function routeBody(
     const { refused, decided } = decideBody(d, [backend], caller.principal, r.server, policy)
     if (refused) {
       const { decision } = refused
-      if (tell && decision.effect !== 'challenge' && !(decision.effect === 'invalid' && decision.code === -32600)) {
+      if (
+        tell &&
+        decision.effect !== 'challenge' &&
+        !(decision.effect === 'invalid' && decision.code === -32600)
+      ) {
         const e = refusalError(decision)
         tell(rpcError(m.id, e.code, e.message))
         return { refused: new Response(null, { status: 202 }) }
       }
-      return { refused: decisionResponse(decision, { resourceMetadata, id: Array.isArray(body) ? null : m.id }) }
+      return {
+        refused: decisionResponse(decision, {
+          resourceMetadata,
+          id: Array.isArray(body) ? null : m.id,
+        }),
+      }
     }
-    routed.set(m.id, { server: r.server, params: r.params, decided: decided.get(m.id)!, original: params })
+    routed.set(m.id, {
+      server: r.server,
+      params: r.params,
+      decided: decided.get(m.id)!,
+      original: params,
+    })
   }
   return { routed }
 }

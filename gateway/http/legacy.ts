@@ -18,28 +18,48 @@ import { decisionResponse, errorResponse, refusalError } from './respond.js'
  * carries the client's messages. Every request needs a token, the POST one too.
  */
 export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
-  const authenticate = (c: Context<Vars>, server: string) => d.authenticator.authenticate(c.req.header('authorization'), d.resources.audiences(server))
+  const authenticate = (c: Context<Vars>, server: string) =>
+    d.authenticator.authenticate(c.req.header('authorization'), d.resources.audiences(server))
   // RFC 9728 §3.3: the metadata a client finds from /sse/<server> names /sse/<server> itself.
-  const metadataOf = (c: Context<Vars>, server: string) => d.resources.metadata(server, 'sse', c.req.header('host'))
+  const metadataOf = (c: Context<Vars>, server: string) =>
+    d.resources.metadata(server, 'sse', c.req.header('host'))
   const fail = (c: Context<Vars>, server: string, err: unknown) =>
-    errorResponse(err, { resourceMetadata: metadataOf(c, server), scope: d.scopes(server), log: c.get('log').child({ server }), metrics: d.metrics })
-  const endpointMetadataOf = (c: Context<Vars>, name: string) => d.resources.endpointMetadata(name, c.req.header('host'), 'sse')
+    errorResponse(err, {
+      resourceMetadata: metadataOf(c, server),
+      scope: d.scopes(server),
+      log: c.get('log').child({ server }),
+      metrics: d.metrics,
+    })
+  const endpointMetadataOf = (c: Context<Vars>, name: string) =>
+    d.resources.endpointMetadata(name, c.req.header('host'), 'sse')
   const endpointFail = (c: Context<Vars>, name: string, err: unknown) => {
     const agg = d.aggregates?.get(name)
     const scope = agg ? [...new Set(agg.servers.flatMap((s) => d.scopes(s)))] : []
-    return errorResponse(err, { resourceMetadata: endpointMetadataOf(c, name), scope, log: c.get('log').child({ endpoint: name }), metrics: d.metrics })
+    return errorResponse(err, {
+      resourceMetadata: endpointMetadataOf(c, name),
+      scope,
+      log: c.get('log').child({ endpoint: name }),
+      metrics: d.metrics,
+    })
   }
   return {
     /** `GET /sse/<endpoint>`: a legacy session on an aggregating endpoint. */
     async endpointStream(c: Context<Vars>, name: string): Promise<Response> {
       try {
         const agg = d.aggregates!.get(name)!
-        const principal = await d.authenticator.authenticate(c.req.header('authorization'), d.resources.endpointAudiences(name))
+        const principal = await d.authenticator.authenticate(
+          c.req.header('authorization'),
+          d.resources.endpointAudiences(name),
+        )
         const log = c.get('log').child({ endpoint: name, transport: 'sse' })
         let transport!: LegacySseTransport
         const session = await d.endpointSessions!.open(agg, principal, log, (s) => {
           const endpoint = `${d.basePath}/messages/${name}?sessionId=${encodeURIComponent(s.id)}`
-          transport = new LegacySseTransport(endpoint, (onEnd) => s.openStream({ listening: true, exp: principal.exp, onEnd }), d.config.limits.sseKeepAlive)
+          transport = new LegacySseTransport(
+            endpoint,
+            (onEnd) => s.openStream({ listening: true, exp: principal.exp, onEnd }),
+            d.config.limits.sseKeepAlive,
+          )
           return transport
         })
         transport.onclosed = () => void session.close()
@@ -53,15 +73,33 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
     async endpointMessages(c: Context<Vars>, name: string): Promise<Response> {
       try {
         const agg = d.aggregates!.get(name)!
-        const principal = await d.authenticator.authenticate(c.req.header('authorization'), d.resources.endpointAudiences(name))
+        const principal = await d.authenticator.authenticate(
+          c.req.header('authorization'),
+          d.resources.endpointAudiences(name),
+        )
         const id = c.req.query('sessionId')
-        if (!id) throw new BridgeError('session_required', 'the sessionId query parameter is required')
+        if (!id)
+          throw new BridgeError('session_required', 'the sessionId query parameter is required')
         const session = d.endpointSessions!.find(id, name, principal)
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
         const body = await readJsonBody(c.req.raw, d.config.limits)
         const messages = (Array.isArray(body) ? body : [body]).map(envelope)
-        const caller = { principal, bearer: bearerOf(c), log: c.get('log').child({ endpoint: name }), accepted: Date.now() }
-        const verdict = await routeBody(d, agg, body, messages, caller, d.policy.current, endpointMetadataOf(c, name), (m) => session.tell(m))
+        const caller = {
+          principal,
+          bearer: bearerOf(c),
+          log: c.get('log').child({ endpoint: name }),
+          accepted: Date.now(),
+        }
+        const verdict = await routeBody(
+          d,
+          agg,
+          body,
+          messages,
+          caller,
+          d.policy.current,
+          endpointMetadataOf(c, name),
+          (m) => session.tell(m),
+        )
         if ('refused' in verdict) return verdict.refused
         return await session.handle(c.req.raw, body, principal, verdict.routed, bearerOf(c))
       } catch (err) {
@@ -73,20 +111,36 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
       const server = c.req.param('server') ?? ''
       if (d.aggregates?.has(server)) return this.endpointStream(c, server)
       try {
-        if (d.config.servers[server] === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
+        if (d.config.servers[server] === undefined)
+          throw new BridgeError('unknown_server', `no MCP server named ${server}`)
         const principal = await authenticate(c, server)
         const access = decideAccess(d.policy.current, principal, server)
-        if (access.effect !== 'allow') return decisionResponse(access, { resourceMetadata: metadataOf(c, server), id: null })
+        if (access.effect !== 'allow')
+          return decisionResponse(access, { resourceMetadata: metadataOf(c, server), id: null })
         let transport!: LegacySseTransport
         const log = c.get('log').child({ server, transport: 'sse' })
-        const session = await d.registry.open(server, principal, log, (s) => {
-          const endpoint = `${d.basePath}/messages/${server}?sessionId=${encodeURIComponent(s.id)}`
-          transport = new LegacySseTransport(endpoint, (onEnd) => s.openStream({ listening: true, exp: principal.exp, onEnd }), d.config.limits.sseKeepAlive)
-          return transport
-        }, bearerOf(c))
+        const session = await d.registry.open(
+          server,
+          principal,
+          log,
+          (s) => {
+            const endpoint = `${d.basePath}/messages/${server}?sessionId=${encodeURIComponent(s.id)}`
+            transport = new LegacySseTransport(
+              endpoint,
+              (onEnd) => s.openStream({ listening: true, exp: principal.exp, onEnd }),
+              d.config.limits.sseKeepAlive,
+            )
+            return transport
+          },
+          bearerOf(c),
+        )
         transport.onclosed = (why) => {
           // This transport has no resumption: a stream closed on a slow client takes its session.
-          if (why === 'slow_client') log.warn({ session: session.id.slice(-32, -24) }, 'HTTP+SSE stream closed on a client that is not reading it: session ended')
+          if (why === 'slow_client')
+            log.warn(
+              { session: session.id.slice(-32, -24) },
+              'HTTP+SSE stream closed on a client that is not reading it: session ended',
+            )
           else log.info('legacy event stream closed by the client; its session ended')
           void session.close()
         }
@@ -100,10 +154,12 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
       const server = c.req.param('server') ?? ''
       if (d.aggregates?.has(server)) return this.endpointMessages(c, server)
       try {
-        if (d.config.servers[server] === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
+        if (d.config.servers[server] === undefined)
+          throw new BridgeError('unknown_server', `no MCP server named ${server}`)
         const principal = await authenticate(c, server)
         const id = c.req.query('sessionId')
-        if (!id) throw new BridgeError('session_required', 'the sessionId query parameter is required')
+        if (!id)
+          throw new BridgeError('session_required', 'the sessionId query parameter is required')
         const session = d.registry.find(id, server, principal)
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
         const body = await readJsonBody(c.req.raw, d.config.limits)
@@ -115,7 +171,11 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           // Replies travel on the event stream in this transport: a refused request with an id
           // to answer is answered there; a missing scope is the POST's own 403 challenge, and a
           // malformed envelope the POST's own 400.
-          if (id !== null && decision.effect !== 'challenge' && !(decision.effect === 'invalid' && decision.code === -32600)) {
+          if (
+            id !== null &&
+            decision.effect !== 'challenge' &&
+            !(decision.effect === 'invalid' && decision.code === -32600)
+          ) {
             session.tell({ jsonrpc: '2.0', id, error: refusalError(decision) } as never)
             return new Response(null, { status: 202 })
           }

@@ -1,4 +1,8 @@
-import { SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY, type JSONRPCRequest } from '@modelcontextprotocol/server'
+import {
+  SERVER_INFO_META_KEY,
+  SUBSCRIPTION_ID_META_KEY,
+  type JSONRPCRequest,
+} from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { Lane, LaneEvent, LanePool } from '../bridge/lanes.js'
@@ -49,10 +53,19 @@ export async function listenStream(o: {
   log: Logger
 }): Promise<Response> {
   const { message, principal, server } = o
-  const requested = parseFilter((message.params as Record<string, unknown> | undefined)?.notifications)
-  if (requested === undefined) return invalid(message.id, "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter")
+  const requested = parseFilter(
+    (message.params as Record<string, unknown> | undefined)?.notifications,
+  )
+  if (requested === undefined)
+    return invalid(
+      message.id,
+      "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter",
+    )
   if ((requested.resourceSubscriptions?.length ?? 0) > o.lanes.limits.listenResources) {
-    return invalid(message.id, `Invalid params: at most ${o.lanes.limits.listenResources} resourceSubscriptions per stream`)
+    return invalid(
+      message.id,
+      `Invalid params: at most ${o.lanes.limits.listenResources} resourceSubscriptions per stream`,
+    )
   }
   const uris = (requested.resourceSubscriptions ?? []).filter((uri) => allowed(o, uri, true))
 
@@ -61,10 +74,22 @@ export async function listenStream(o: {
   let recheck: NodeJS.Timeout | undefined
   // Opened once the stream is sure to be served: an early refusal leaves nothing running.
   let stream: EventStream | undefined
-  const slot = o.lanes.listen(server, principal, (e) => onEvent(e), () => end(true))
+  const slot = o.lanes.listen(
+    server,
+    principal,
+    (e) => onEvent(e),
+    () => end(true),
+  )
   if (slot === undefined) {
     return Response.json(
-      { jsonrpc: '2.0', id: message.id, error: { code: -32000, message: `you have ${o.lanes.limits.listensPerSubject} subscription streams open on ${server}, the most allowed; close one` } },
+      {
+        jsonrpc: '2.0',
+        id: message.id,
+        error: {
+          code: -32000,
+          message: `you have ${o.lanes.limits.listensPerSubject} subscription streams open on ${server}, the most allowed; close one`,
+        },
+      },
       { status: 429, headers: { 'retry-after': '5' } },
     )
   }
@@ -79,7 +104,8 @@ export async function listenStream(o: {
       try {
         init = held.init
         subscribed.push(...(await placeSubscriptions(o.lanes, held, uris, o.signal, o.log)))
-        if (!held.child.alive) throw new BridgeError('spawn_failed', 'the MCP server process exited')
+        if (!held.child.alive)
+          throw new BridgeError('spawn_failed', 'the MCP server process exited')
         // The subscriptions live on this process: it stays while the stream is open, still
         // serving the principal's requests (which may be what changes the resources).
         if (subscribed.length > 0) {
@@ -95,9 +121,15 @@ export async function listenStream(o: {
     throw err
   }
 
-  const honored = honoredSubset({ ...requested, resourceSubscriptions: subscribed }, init.capabilities as Record<string, Record<string, unknown> | undefined> | undefined)
+  const honored = honoredSubset(
+    { ...requested, resourceSubscriptions: subscribed },
+    init.capabilities as Record<string, Record<string, unknown> | undefined> | undefined,
+  )
   const subscriptionId = message.id
-  const stamp = (params: Record<string, unknown> | undefined) => ({ ...params, _meta: { ...(params?._meta as object | undefined), [SUBSCRIPTION_ID_META_KEY]: subscriptionId } })
+  const stamp = (params: Record<string, unknown> | undefined) => ({
+    ...params,
+    _meta: { ...(params?._meta as object | undefined), [SUBSCRIPTION_ID_META_KEY]: subscriptionId },
+  })
   /** Ends the subscription: gracefully (its result) or because the client went away. */
   function end(graceful: boolean): void {
     if (ended) return
@@ -105,7 +137,7 @@ export async function listenStream(o: {
     clearTimeout(expiry)
     clearInterval(recheck)
     slot?.()
-    if (lane !== undefined && lane.pins.delete(pin)) withdrawSubscriptions(lane, subscribed)
+    if (lane?.pins.delete(pin)) withdrawSubscriptions(lane, subscribed)
     stream?.end(graceful ? finalResult(subscriptionId, init?.serverInfo) : undefined)
   }
   /** The policy in force now decides, not the one the stream opened under. */
@@ -115,15 +147,35 @@ export async function listenStream(o: {
     return false
   }
   function onEvent(e: LaneEvent): void {
-    if (ended || e.server !== server || e.owner !== o.owner || !accepts(honored, e) || !stillAllowed()) return
-    if (e.method === 'notifications/resources/updated' && !allowed(o, String(e.params?.uri), false)) return
+    if (
+      ended ||
+      e.server !== server ||
+      e.owner !== o.owner ||
+      !accepts(honored, e) ||
+      !stillAllowed()
+    )
+      return
+    if (e.method === 'notifications/resources/updated' && !allowed(o, String(e.params?.uri), false))
+      return
     stream?.write({ jsonrpc: '2.0', method: e.method, params: stamp(e.params) })
   }
 
-  stream = openEventStream({ outbound: o.outbound, owner: o.owner, log: o.log, onCancel: () => end(false) })
+  stream = openEventStream({
+    outbound: o.outbound,
+    owner: o.owner,
+    log: o.log,
+    onCancel: () => end(false),
+  })
   const response = stream.response
   // The acknowledgement is the stream's answer to the request: owed, never dropped.
-  stream.write({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: stamp({ notifications: honored }) }, 'owed')
+  stream.write(
+    {
+      jsonrpc: '2.0',
+      method: 'notifications/subscriptions/acknowledged',
+      params: stamp({ notifications: honored }),
+    },
+    'owed',
+  )
   if (Object.keys(honored).length === 0 || o.signal.aborted) {
     end(!o.signal.aborted)
     return response
@@ -142,26 +194,51 @@ export async function listenStream(o: {
  * The policy on one resource URI, which must be canonical (the form the server reads);
  * refusals are audited when `audit` is set.
  */
-export function allowed(o: { policy: PolicyStore; audit: AuditLog; principal: Principal; server: string }, uri: string, audit: boolean): boolean {
+export function allowed(
+  o: { policy: PolicyStore; audit: AuditLog; principal: Principal; server: string },
+  uri: string,
+  audit: boolean,
+): boolean {
   const malformed = nonCanonicalUri(uri)
-  const d = malformed === undefined ? decide(o.policy.current, o.principal, o.server, 'resources', uri) : undefined
+  const d =
+    malformed === undefined
+      ? decide(o.policy.current, o.principal, o.server, 'resources', uri)
+      : undefined
   if (d?.effect === 'allow') return true
   if (audit) {
     const p = o.principal
     o.audit.record({
-      sub: p.sub, iss: p.iss, clientId: p.clientId, server: o.server, method: 'subscriptions/listen', name: uri,
-      decision: d?.effect ?? 'invalid', rule: d ? ruleOf(d) : `Invalid params: ${malformed}`, outcome: 'left out',
+      sub: p.sub,
+      iss: p.iss,
+      clientId: p.clientId,
+      server: o.server,
+      method: 'subscriptions/listen',
+      name: uri,
+      decision: d?.effect ?? 'invalid',
+      rule: d ? ruleOf(d) : `Invalid params: ${malformed}`,
+      outcome: 'left out',
     })
   }
   return false
 }
 
 export function invalid(id: string | number, text: string): Response {
-  return Response.json({ jsonrpc: '2.0', id, error: { code: MODERN_RPC.invalidParams, message: text } })
+  return Response.json({
+    jsonrpc: '2.0',
+    id,
+    error: { code: MODERN_RPC.invalidParams, message: text },
+  })
 }
 
 export function finalResult(id: string | number, serverInfo: unknown) {
-  return { jsonrpc: '2.0', id, result: { resultType: 'complete', _meta: { [SUBSCRIPTION_ID_META_KEY]: id, [SERVER_INFO_META_KEY]: serverInfo } } }
+  return {
+    jsonrpc: '2.0',
+    id,
+    result: {
+      resultType: 'complete',
+      _meta: { [SUBSCRIPTION_ID_META_KEY]: id, [SERVER_INFO_META_KEY]: serverInfo },
+    },
+  }
 }
 
 export function parseFilter(value: unknown): Filter | undefined {
@@ -174,19 +251,28 @@ export function parseFilter(value: unknown): Filter | undefined {
     if (v[key] === true) out[key] = true
   }
   if (v.resourceSubscriptions !== undefined) {
-    if (!Array.isArray(v.resourceSubscriptions) || !v.resourceSubscriptions.every((u) => typeof u === 'string')) return undefined
+    if (
+      !Array.isArray(v.resourceSubscriptions) ||
+      !v.resourceSubscriptions.every((u) => typeof u === 'string')
+    )
+      return undefined
     out.resourceSubscriptions = [...new Set(v.resourceSubscriptions as string[])]
   }
   return out
 }
 
 /** What is asked for and offered by the server's capabilities. */
-export function honoredSubset(f: Filter, caps: Record<string, Record<string, unknown> | undefined> | undefined): Filter {
+export function honoredSubset(
+  f: Filter,
+  caps: Record<string, Record<string, unknown> | undefined> | undefined,
+): Filter {
   const out: Filter = {}
   if (f.toolsListChanged && caps?.tools?.listChanged === true) out.toolsListChanged = true
   if (f.promptsListChanged && caps?.prompts?.listChanged === true) out.promptsListChanged = true
-  if (f.resourcesListChanged && caps?.resources?.listChanged === true) out.resourcesListChanged = true
-  if (f.resourceSubscriptions?.length && caps?.resources?.subscribe === true) out.resourceSubscriptions = [...f.resourceSubscriptions]
+  if (f.resourcesListChanged && caps?.resources?.listChanged === true)
+    out.resourcesListChanged = true
+  if (f.resourceSubscriptions?.length && caps?.resources?.subscribe === true)
+    out.resourceSubscriptions = [...f.resourceSubscriptions]
   return out
 }
 

@@ -56,15 +56,25 @@ export type Target = ({ server: string } | { endpoint: string }) & { routed?: bo
  */
 export function mcpEndpoint(d: McpEndpointDeps) {
   const handleEndpoint = endpointHandler(d)
-  return async function handleMcp(c: Context<Vars>, target: Target = { server: c.req.param('server') ?? '' }): Promise<Response> {
+  return async function handleMcp(
+    c: Context<Vars>,
+    target: Target = { server: c.req.param('server') ?? '' },
+  ): Promise<Response> {
     const accepted = Date.now()
-    if ('endpoint' in target) return handleEndpoint(c, target.endpoint, accepted, target.routed === true)
+    if ('endpoint' in target)
+      return handleEndpoint(c, target.endpoint, accepted, target.routed === true)
     const server = target.server
     // Made only when something is logged: most requests log nothing here.
     const log = () => c.get('log').child({ server })
-    const resourceMetadata = d.resources.metadata(server, 'mcp', c.req.header('host'), target.routed === true)
+    const resourceMetadata = d.resources.metadata(
+      server,
+      'mcp',
+      c.req.header('host'),
+      target.routed === true,
+    )
     try {
-      if (d.config.servers[server] === undefined) throw new BridgeError('unknown_server', `no MCP server named ${server}`)
+      if (d.config.servers[server] === undefined)
+        throw new BridgeError('unknown_server', `no MCP server named ${server}`)
       const method = c.req.method
       if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
         return rpcErrorResponse(405, -32000, 'method not allowed', { allow: 'GET, POST, DELETE' })
@@ -72,54 +82,103 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       // Edge check before any auth work: a declared oversize body is refused unread.
       const declared = Number(c.req.header('content-length') ?? NaN)
       if (declared > d.config.limits.maxBodyBytes) {
-        throw new GatewayError('body_too_large', `the request body is larger than ${d.config.limits.maxBodyBytes} bytes`, { status: 413, expose: true })
+        throw new GatewayError(
+          'body_too_large',
+          `the request body is larger than ${d.config.limits.maxBodyBytes} bytes`,
+          { status: 413, expose: true },
+        )
       }
-      const principal = await d.authenticator.authenticate(c.req.header('authorization'), d.resources.audiences(server))
+      const principal = await d.authenticator.authenticate(
+        c.req.header('authorization'),
+        d.resources.audiences(server),
+      )
       const sessionId = c.req.header('mcp-session-id')
       const policy = d.policy.current
 
       if (method !== 'POST') {
         // 2026-07-28 has only POST (checklist D43).
         if (standardHeaders(c.req.raw.headers).protocolVersion === MODERN_PROTOCOL_VERSION) {
-          return rpcErrorResponse(405, -32000, 'Method not allowed: protocol revision 2026-07-28 has no GET or DELETE', { allow: 'POST' })
+          return rpcErrorResponse(
+            405,
+            -32000,
+            'Method not allowed: protocol revision 2026-07-28 has no GET or DELETE',
+            { allow: 'POST' },
+          )
         }
-        if (sessionId === undefined) throw new BridgeError('session_required', 'the Mcp-Session-Id header is required')
+        if (sessionId === undefined)
+          throw new BridgeError('session_required', 'the Mcp-Session-Id header is required')
         const session = d.registry.find(sessionId, server, principal)
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
         const wrongVersion = versionMismatch(c.req.raw, session.version)
         if (wrongVersion) return wrongVersion
         const access = decideAccess(policy, principal, server)
-        if (access.effect !== 'allow') return decisionResponse(access, { resourceMetadata, id: null })
+        if (access.effect !== 'allow')
+          return decisionResponse(access, { resourceMetadata, id: null })
         return await session.handle(c.req.raw, undefined, principal, new Map(), bearerOf(c))
       }
 
       const body = await readJsonBody(c.req.raw, d.config.limits)
       const h = standardHeaders(c.req.raw.headers)
-      const route = classifyInboundRequest({ httpMethod: 'POST', protocolVersionHeader: h.protocolVersion, mcpMethodHeader: h.method, mcpNameHeader: h.name, body })
+      const route = classifyInboundRequest({
+        httpMethod: 'POST',
+        protocolVersionHeader: h.protocolVersion,
+        mcpMethodHeader: h.method,
+        mcpNameHeader: h.name,
+        body,
+      })
       if (route.kind === 'modern') {
         const id = route.messageKind === 'request' ? route.message.id : null
         try {
-          return await serveModern(d.modern, { req: c.req.raw, server, principal, policy, route, resourceMetadata, log: log(), accepted, bearer: bearerOf(c) })
+          return await serveModern(d.modern, {
+            req: c.req.raw,
+            server,
+            principal,
+            policy,
+            route,
+            resourceMetadata,
+            log: log(),
+            accepted,
+            bearer: bearerOf(c),
+          })
         } catch (err) {
           // 2026-07-28: every error answer echoes the request's id (checklist D33).
-          return errorResponse(err, { resourceMetadata, scope: d.scopes(server), log: log(), metrics: d.metrics, id })
+          return errorResponse(err, {
+            resourceMetadata,
+            scope: d.scopes(server),
+            log: log(),
+            metrics: d.metrics,
+            id,
+          })
         }
       }
       // Malformed JSON-RPC stays the session transport's to refuse, as it always was; a batch
       // with a 2026-07-28 request in it is the classifier's (batches are session-era only).
-      if (route.kind === 'reject' && (route.rung !== 'jsonrpc-shape' || route.cell === 'batch-with-modern-element')) {
+      if (
+        route.kind === 'reject' &&
+        (route.rung !== 'jsonrpc-shape' || route.cell === 'batch-with-modern-element')
+      ) {
         return rpcError(route.httpStatus, idOf(body), route.code, route.message, route.data)
       }
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
       const { refused, decided } = decideBody(d, messages, principal, server, policy)
       if (refused) {
         const { message: m, decision } = refused
-        return decisionResponse(decision, { resourceMetadata, id: Array.isArray(body) || m.kind !== 'request' ? null : m.id })
+        return decisionResponse(decision, {
+          resourceMetadata,
+          id: Array.isArray(body) || m.kind !== 'request' ? null : m.id,
+        })
       }
 
       if (sessionId === undefined) {
-        const init = messages.length === 1 && messages[0]!.kind === 'request' && messages[0]!.method === 'initialize'
-        if (!init) throw new BridgeError('session_required', 'the Mcp-Session-Id header is required (send initialize first)')
+        const init =
+          messages.length === 1 &&
+          messages[0]!.kind === 'request' &&
+          messages[0]!.method === 'initialize'
+        if (!init)
+          throw new BridgeError(
+            'session_required',
+            'the Mcp-Session-Id header is required (send initialize first)',
+          )
         // Checked before a process is spawned for a request the transport would refuse anyway.
         const notAcceptable = negotiationRefusal(c.req.raw)
         if (notAcceptable) return notAcceptable
@@ -138,7 +197,11 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         await res.body?.cancel().catch(() => {})
         await session.close()
         log().info({ code: outcome.error.code }, 'initialize failed; no session was opened')
-        return Response.json({ jsonrpc: '2.0', id: (messages[0] as { id: RequestId }).id, error: outcome.error })
+        return Response.json({
+          jsonrpc: '2.0',
+          id: (messages[0] as { id: RequestId }).id,
+          error: outcome.error,
+        })
       }
       const session = d.registry.find(sessionId, server, principal)
       if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
@@ -146,38 +209,62 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       if (wrongVersion) return wrongVersion
       return await session.handle(c.req.raw, body, principal, decided, bearerOf(c))
     } catch (err) {
-      return errorResponse(err, { resourceMetadata, scope: d.scopes(server), log: log(), metrics: d.metrics })
+      return errorResponse(err, {
+        resourceMetadata,
+        scope: d.scopes(server),
+        log: log(),
+        metrics: d.metrics,
+      })
     }
   }
 }
-
 
 /**
  * An aggregating endpoint: its own audience and metadata; 2026-07-28 requests served by the
  * sessionless path with the endpoint's routing, session-era ones by {@link AggregateSession}s.
  */
 function endpointHandler(d: McpEndpointDeps) {
-  return async function handleEndpoint(c: Context<Vars>, name: string, accepted: number, routed: boolean): Promise<Response> {
+  return async function handleEndpoint(
+    c: Context<Vars>,
+    name: string,
+    accepted: number,
+    routed: boolean,
+  ): Promise<Response> {
     const agg = d.aggregates?.get(name)
     const log = () => c.get('log').child({ endpoint: name })
     const resourceMetadata = d.resources.endpointMetadata(name, c.req.header('host'), 'mcp', routed)
     const scopes = () => (agg ? [...new Set(agg.servers.flatMap((s) => d.scopes(s)))] : [])
     try {
-      if (agg === undefined) throw new BridgeError('unknown_server', `no MCP endpoint named ${name}`)
+      if (agg === undefined)
+        throw new BridgeError('unknown_server', `no MCP endpoint named ${name}`)
       const method = c.req.method
-      if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') return rpcErrorResponse(405, -32000, 'method not allowed', { allow: 'GET, POST, DELETE' })
+      if (method !== 'POST' && method !== 'GET' && method !== 'DELETE')
+        return rpcErrorResponse(405, -32000, 'method not allowed', { allow: 'GET, POST, DELETE' })
       const declared = Number(c.req.header('content-length') ?? NaN)
       if (declared > d.config.limits.maxBodyBytes) {
-        throw new GatewayError('body_too_large', `the request body is larger than ${d.config.limits.maxBodyBytes} bytes`, { status: 413, expose: true })
+        throw new GatewayError(
+          'body_too_large',
+          `the request body is larger than ${d.config.limits.maxBodyBytes} bytes`,
+          { status: 413, expose: true },
+        )
       }
-      const principal = await d.authenticator.authenticate(c.req.header('authorization'), d.resources.endpointAudiences(name))
+      const principal = await d.authenticator.authenticate(
+        c.req.header('authorization'),
+        d.resources.endpointAudiences(name),
+      )
       const sessions = d.endpointSessions!
       const sessionId = c.req.header('mcp-session-id')
       if (method !== 'POST') {
         if (standardHeaders(c.req.raw.headers).protocolVersion === MODERN_PROTOCOL_VERSION) {
-          return rpcErrorResponse(405, -32000, 'Method not allowed: protocol revision 2026-07-28 has no GET or DELETE', { allow: 'POST' })
+          return rpcErrorResponse(
+            405,
+            -32000,
+            'Method not allowed: protocol revision 2026-07-28 has no GET or DELETE',
+            { allow: 'POST' },
+          )
         }
-        if (sessionId === undefined) throw new BridgeError('session_required', 'the Mcp-Session-Id header is required')
+        if (sessionId === undefined)
+          throw new BridgeError('session_required', 'the Mcp-Session-Id header is required')
         const session = sessions.find(sessionId, name, principal)
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
         const wrongVersion = versionMismatch(c.req.raw, session.version)
@@ -186,26 +273,67 @@ function endpointHandler(d: McpEndpointDeps) {
       }
       const body = await readJsonBody(c.req.raw, d.config.limits)
       const h = standardHeaders(c.req.raw.headers)
-      const route = classifyInboundRequest({ httpMethod: 'POST', protocolVersionHeader: h.protocolVersion, mcpMethodHeader: h.method, mcpNameHeader: h.name, body })
+      const route = classifyInboundRequest({
+        httpMethod: 'POST',
+        protocolVersionHeader: h.protocolVersion,
+        mcpMethodHeader: h.method,
+        mcpNameHeader: h.name,
+        body,
+      })
       if (route.kind === 'modern') {
         const id = route.messageKind === 'request' ? route.message.id : null
         try {
-          return await serveModern(d.modern, { req: c.req.raw, server: name, principal, policy: d.policy.current, route, resourceMetadata, log: log(), accepted, bearer: bearerOf(c), aggregate: agg })
+          return await serveModern(d.modern, {
+            req: c.req.raw,
+            server: name,
+            principal,
+            policy: d.policy.current,
+            route,
+            resourceMetadata,
+            log: log(),
+            accepted,
+            bearer: bearerOf(c),
+            aggregate: agg,
+          })
         } catch (err) {
-          return errorResponse(err, { resourceMetadata, scope: scopes(), log: log(), metrics: d.metrics, id })
+          return errorResponse(err, {
+            resourceMetadata,
+            scope: scopes(),
+            log: log(),
+            metrics: d.metrics,
+            id,
+          })
         }
       }
-      if (route.kind === 'reject' && (route.rung !== 'jsonrpc-shape' || route.cell === 'batch-with-modern-element')) {
+      if (
+        route.kind === 'reject' &&
+        (route.rung !== 'jsonrpc-shape' || route.cell === 'batch-with-modern-element')
+      ) {
         return rpcError(route.httpStatus, idOf(body), route.code, route.message, route.data)
       }
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
       const caller = { principal, bearer: bearerOf(c), log: log(), accepted }
-      const verdict = await routeBody(d, agg, body, messages, caller, d.policy.current, resourceMetadata)
+      const verdict = await routeBody(
+        d,
+        agg,
+        body,
+        messages,
+        caller,
+        d.policy.current,
+        resourceMetadata,
+      )
       if ('refused' in verdict) return verdict.refused
       const { routed } = verdict
       if (sessionId === undefined) {
-        const init = messages.length === 1 && messages[0]!.kind === 'request' && messages[0]!.method === 'initialize'
-        if (!init) throw new BridgeError('session_required', 'the Mcp-Session-Id header is required (send initialize first)')
+        const init =
+          messages.length === 1 &&
+          messages[0]!.kind === 'request' &&
+          messages[0]!.method === 'initialize'
+        if (!init)
+          throw new BridgeError(
+            'session_required',
+            'the Mcp-Session-Id header is required (send initialize first)',
+          )
         const notAcceptable = negotiationRefusal(c.req.raw)
         if (notAcceptable) return notAcceptable
         const session = await sessions.open(agg, principal, log())
@@ -219,7 +347,12 @@ function endpointHandler(d: McpEndpointDeps) {
       if (wrongVersion) return wrongVersion
       return await session.handle(c.req.raw, body, principal, routed, bearerOf(c))
     } catch (err) {
-      return errorResponse(err, { resourceMetadata, scope: scopes(), log: log(), metrics: d.metrics })
+      return errorResponse(err, {
+        resourceMetadata,
+        scope: scopes(),
+        log: log(),
+        metrics: d.metrics,
+      })
     }
   }
 }
@@ -232,7 +365,11 @@ function endpointHandler(d: McpEndpointDeps) {
 function versionMismatch(req: Request, negotiated: string | undefined): Response | undefined {
   const header = req.headers.get('mcp-protocol-version')?.trim()
   if (header === undefined || negotiated === undefined || header === negotiated) return undefined
-  return rpcErrorResponse(400, -32000, `Bad Request: MCP-Protocol-Version ${header} is not the version negotiated for this session (${negotiated})`)
+  return rpcErrorResponse(
+    400,
+    -32000,
+    `Bad Request: MCP-Protocol-Version ${header} is not the version negotiated for this session (${negotiated})`,
+  )
 }
 
 /**
@@ -252,4 +389,3 @@ function idOf(body: unknown): string | number | null {
   const id = (body as { id?: unknown } | null)?.id
   return typeof id === 'string' || typeof id === 'number' ? id : null
 }
-

@@ -15,12 +15,15 @@ export function metricsEndpoint(metrics: Metrics, config: GatewayConfig['metrics
   const allowed = config.allowFrom === undefined ? () => true : trustedPeer(config.allowFrom)
   return async function serveMetrics(c: Context<Vars>): Promise<Response> {
     if (config.listen !== undefined) return rpcErrorResponse(404, -32601, 'not found')
-    if (!allowed(c.env?.incoming?.socket?.remoteAddress)) return rpcErrorResponse(403, -32000, 'metrics are not served to this address')
+    if (!allowed(c.env?.incoming?.socket?.remoteAddress))
+      return rpcErrorResponse(403, -32000, 'metrics are not served to this address')
     return metricsResponse(metrics)
   }
 }
 
 /** The metrics as a Prometheus text response. */
 export async function metricsResponse(metrics: Metrics): Promise<Response> {
-  return new Response(await metrics.registry.metrics(), { headers: { 'content-type': metrics.registry.contentType } })
+  return new Response(await metrics.registry.metrics(), {
+    headers: { 'content-type': metrics.registry.contentType },
+  })
 }

@@ -7,7 +7,11 @@ export interface HeaderMismatch {
 }
 
 /** The body field `Mcp-Name` mirrors, per method (2026-07-28 §Standard Request Headers). */
-const NAME_SOURCE: Record<string, string> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' }
+const NAME_SOURCE: Record<string, string> = {
+  'tools/call': 'name',
+  'prompts/get': 'name',
+  'resources/read': 'uri',
+}
 
 const BASE64_PREFIX = '=?base64?'
 const BASE64_SUFFIX = '?='
@@ -23,7 +27,11 @@ export interface StandardHeaders {
 /** Reads the standard MCP headers (names are case-insensitive; values are not). */
 export function standardHeaders(h: Headers): StandardHeaders {
   const get = (n: string) => h.get(n)?.trim() ?? undefined
-  return { protocolVersion: get('mcp-protocol-version'), method: get('mcp-method'), name: get('mcp-name') }
+  return {
+    protocolVersion: get('mcp-protocol-version'),
+    method: get('mcp-method'),
+    name: get('mcp-name'),
+  }
 }
 
 /**
@@ -32,21 +40,43 @@ export function standardHeaders(h: Headers): StandardHeaders {
  * and `Mcp-Name`, decoded from its Base64 form if it has one, must equal the body's target.
  * The gateway decides policy from the body only, so a lying header can at worst be refused.
  */
-export function headerMismatch(h: StandardHeaders, message: JSONRPCRequest): HeaderMismatch | undefined {
+export function headerMismatch(
+  h: StandardHeaders,
+  message: JSONRPCRequest,
+): HeaderMismatch | undefined {
   const method = message.method
-  if (h.protocolVersion === undefined) return mismatch('(missing)', 'the required MCP-Protocol-Version header is absent')
-  if (h.method === undefined) return mismatch('(missing)', `the body names method ${method} but the required Mcp-Method header is absent`)
-  if (h.method !== method) return mismatch(h.method, `the body names method ${method} but the Mcp-Method header names ${h.method}`)
+  if (h.protocolVersion === undefined)
+    return mismatch('(missing)', 'the required MCP-Protocol-Version header is absent')
+  if (h.method === undefined)
+    return mismatch(
+      '(missing)',
+      `the body names method ${method} but the required Mcp-Method header is absent`,
+    )
+  if (h.method !== method)
+    return mismatch(
+      h.method,
+      `the body names method ${method} but the Mcp-Method header names ${h.method}`,
+    )
   const field = NAME_SOURCE[method]
   if (field === undefined) return undefined
   const raw = (message.params as Record<string, unknown> | undefined)?.[field]
   const body = typeof raw === 'string' ? raw : undefined
   if (h.name === undefined) {
-    return body === undefined ? undefined : mismatch('(missing)', `the body carries params.${field}="${body}" but the required Mcp-Name header is absent`)
+    return body === undefined
+      ? undefined
+      : mismatch(
+          '(missing)',
+          `the body carries params.${field}="${body}" but the required Mcp-Name header is absent`,
+        )
   }
   const decoded = decodeHeaderValue(h.name)
-  if (decoded === undefined) return mismatch(h.name, 'the Mcp-Name header carries an invalid Base64 value')
-  if (body !== undefined && decoded !== body) return mismatch(h.name, `the body carries params.${field}="${body}" but the Mcp-Name header names "${decoded}"`)
+  if (decoded === undefined)
+    return mismatch(h.name, 'the Mcp-Name header carries an invalid Base64 value')
+  if (body !== undefined && decoded !== body)
+    return mismatch(
+      h.name,
+      `the body carries params.${field}="${body}" but the Mcp-Name header names "${decoded}"`,
+    )
   return undefined
 }
 
@@ -63,5 +93,8 @@ export function decodeHeaderValue(value: string): string | undefined {
 }
 
 function mismatch(header: string, body: string): HeaderMismatch {
-  return { message: `Bad Request: the request headers and body disagree: ${body}`, data: { mismatch: { header, body } } }
+  return {
+    message: `Bad Request: the request headers and body disagree: ${body}`,
+    data: { mismatch: { header, body } },
+  }
 }

@@ -9,16 +9,32 @@ import {
 } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
-import { InputRounds, type RoundBinding } from '../bridge/input-rounds.js'
+import type { InputRounds, RoundBinding } from '../bridge/input-rounds.js'
 import type { LanePool } from '../bridge/lanes.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
 import { BackendCall, type ClientMeta, type Outcome } from '../bridge/modern-call.js'
 import { LISTS, type Aggregate, type ListMethod } from '../bridge/aggregate.js'
 import type { CredentialGate } from '../bridge/credential-gate.js'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
-import { completeResult, discoverResult, inputRequiredResult, missingCapability, MODERN_METHODS, MODERN_PROTOCOL_VERSION, MODERN_RPC, modernError, SUPPORTED_PROTOCOL_VERSIONS } from '../bridge/modern-wire.js'
+import {
+  completeResult,
+  discoverResult,
+  inputRequiredResult,
+  missingCapability,
+  MODERN_METHODS,
+  MODERN_PROTOCOL_VERSION,
+  MODERN_RPC,
+  modernError,
+  SUPPORTED_PROTOCOL_VERSIONS,
+} from '../bridge/modern-wire.js'
 import { envelope, isObject, progressToken, type RequestId } from '../bridge/jsonrpc.js'
-import { auditAllowed, listOutcome, ownerKey, type Decided, type ResultFilter } from '../bridge/session.js'
+import {
+  auditAllowed,
+  listOutcome,
+  ownerKey,
+  type Decided,
+  type ResultFilter,
+} from '../bridge/session.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
@@ -66,7 +82,12 @@ export interface ModernRequest {
 }
 
 /** The envelope keys of 2026-07-28 that are the gateway's to read, never the process's. */
-const ENVELOPE_KEYS = [PROTOCOL_VERSION_META_KEY, CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, LOG_LEVEL_META_KEY]
+const ENVELOPE_KEYS = [
+  PROTOCOL_VERSION_META_KEY,
+  CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
+  LOG_LEVEL_META_KEY,
+]
 
 /**
  * Serves a sessionless (2026-07-28) request on the MCP endpoint: version, standard headers
@@ -84,19 +105,36 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
   if (notAcceptable) return notAcceptable
   const revision = route.classification.revision
   if (revision !== MODERN_PROTOCOL_VERSION) {
-    return rpcError(400, message.id, MODERN_RPC.unsupportedVersion, `Unsupported protocol version: ${revision ?? 'none named'}`, {
-      supported: SUPPORTED_PROTOCOL_VERSIONS,
-      requested: revision ?? 'unknown',
-    })
+    return rpcError(
+      400,
+      message.id,
+      MODERN_RPC.unsupportedVersion,
+      `Unsupported protocol version: ${revision ?? 'none named'}`,
+      {
+        supported: SUPPORTED_PROTOCOL_VERSIONS,
+        requested: revision ?? 'unknown',
+      },
+    )
   }
   const mismatch = headerMismatch(standardHeaders(r.req.headers), message)
-  if (mismatch) return rpcError(400, message.id, MODERN_RPC.headerMismatch, mismatch.message, mismatch.data)
-  if (!MODERN_METHODS.has(message.method)) return rpcError(404, message.id, MODERN_RPC.methodNotFound, `Method not found: ${message.method}`)
+  if (mismatch)
+    return rpcError(400, message.id, MODERN_RPC.headerMismatch, mismatch.message, mismatch.data)
+  if (!MODERN_METHODS.has(message.method))
+    return rpcError(
+      404,
+      message.id,
+      MODERN_RPC.methodNotFound,
+      `Method not found: ${message.method}`,
+    )
 
   if (r.aggregate) return serveEndpoint(d, r, r.aggregate, message)
 
   const verdict = decideBody(d, [envelope(message)], r.principal, r.server, r.policy)
-  if (verdict.refused) return decisionResponse(verdict.refused.decision, { resourceMetadata: r.resourceMetadata, id: message.id })
+  if (verdict.refused)
+    return decisionResponse(verdict.refused.decision, {
+      resourceMetadata: r.resourceMetadata,
+      id: message.id,
+    })
   const decided = verdict.decided.get(message.id)
 
   const meta = clientMeta(message)
@@ -105,7 +143,18 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
     const res =
       message.method === 'server/discover'
         ? await discover(d, r, message)
-        : await listenStream({ lanes: d.lanes, policy: d.policy, audit: d.audit, outbound: d.outbound, message, server: r.server, owner: ownerKey(r.principal), principal: r.principal, signal: r.req.signal, log: r.log })
+        : await listenStream({
+            lanes: d.lanes,
+            policy: d.policy,
+            audit: d.audit,
+            outbound: d.outbound,
+            message,
+            server: r.server,
+            owner: ownerKey(r.principal),
+            principal: r.principal,
+            signal: r.req.signal,
+            log: r.log,
+          })
     audit(d, r, message.method, decided, start, res.status === 200 ? 'ok' : `status ${res.status}`)
     return res
   }
@@ -117,8 +166,19 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
  * may use; a call, read, prompt or completion routed by its public name to its backend, where
  * policy decides on the backend's own names and it runs as a request to that server would.
  */
-async function serveEndpoint(d: ModernDeps, r: ModernRequest, agg: Aggregate, message: JSONRPCRequest): Promise<Response> {
-  const caller = { principal: r.principal, bearer: r.bearer, log: r.log, accepted: r.accepted, signal: r.req.signal }
+async function serveEndpoint(
+  d: ModernDeps,
+  r: ModernRequest,
+  agg: Aggregate,
+  message: JSONRPCRequest,
+): Promise<Response> {
+  const caller = {
+    principal: r.principal,
+    bearer: r.bearer,
+    log: r.log,
+    accepted: r.accepted,
+    signal: r.req.signal,
+  }
   const params = (message.params ?? {}) as Record<string, unknown>
   const start = performance.now()
   if (message.method === 'server/discover') {
@@ -128,48 +188,130 @@ async function serveEndpoint(d: ModernDeps, r: ModernRequest, agg: Aggregate, me
   if (message.method in LISTS) {
     const listed = await agg.list(message.method as ListMethod, caller, params.cursor)
     if ('error' in listed) return rpcError(200, message.id, listed.error.code, listed.error.message)
-    d.audit.record({ sub: r.principal.sub, iss: r.principal.iss, clientId: r.principal.clientId, server: agg.name, method: message.method, decision: 'filter', rule: 'endpoint: each backend\'s policy', durationMs: +(performance.now() - start).toFixed(2), outcome: listed.skipped.length > 0 ? `left out ${listed.skipped.join(',')}` : 'ok' })
-    return json(200, { jsonrpc: '2.0', id: message.id, result: completeResult(message.method, listed.result, agg.initResult(r.principal, MODERN_PROTOCOL_VERSION).serverInfo) })
+    d.audit.record({
+      sub: r.principal.sub,
+      iss: r.principal.iss,
+      clientId: r.principal.clientId,
+      server: agg.name,
+      method: message.method,
+      decision: 'filter',
+      rule: "endpoint: each backend's policy",
+      durationMs: +(performance.now() - start).toFixed(2),
+      outcome: listed.skipped.length > 0 ? `left out ${listed.skipped.join(',')}` : 'ok',
+    })
+    return json(200, {
+      jsonrpc: '2.0',
+      id: message.id,
+      result: completeResult(
+        message.method,
+        listed.result,
+        agg.initResult(r.principal, MODERN_PROTOCOL_VERSION).serverInfo,
+      ),
+    })
   }
   if (message.method === 'subscriptions/listen') {
-    const res = await listenEndpoint({ lanes: d.lanes, policy: d.policy, audit: d.audit, outbound: d.outbound, message, agg, owner: ownerKey(r.principal), principal: r.principal, bearer: r.bearer, signal: r.req.signal, log: r.log })
-    d.audit.record({ sub: r.principal.sub, iss: r.principal.iss, clientId: r.principal.clientId, server: agg.name, method: message.method, decision: 'filter', rule: 'endpoint: each backend\'s policy', durationMs: +(performance.now() - start).toFixed(2), outcome: res.status === 200 ? 'ok' : `status ${res.status}` })
+    const res = await listenEndpoint({
+      lanes: d.lanes,
+      policy: d.policy,
+      audit: d.audit,
+      outbound: d.outbound,
+      message,
+      agg,
+      owner: ownerKey(r.principal),
+      principal: r.principal,
+      bearer: r.bearer,
+      signal: r.req.signal,
+      log: r.log,
+    })
+    d.audit.record({
+      sub: r.principal.sub,
+      iss: r.principal.iss,
+      clientId: r.principal.clientId,
+      server: agg.name,
+      method: message.method,
+      decision: 'filter',
+      rule: "endpoint: each backend's policy",
+      durationMs: +(performance.now() - start).toFixed(2),
+      outcome: res.status === 200 ? 'ok' : `status ${res.status}`,
+    })
     return res
   }
   const routed = await agg.route(message.method, params, caller)
-  if ('error' in routed) return rpcError(200, message.id, routed.error.code, routed.error.message, routed.error.data)
+  if ('error' in routed)
+    return rpcError(200, message.id, routed.error.code, routed.error.message, routed.error.data)
   const backend = { ...message, params: routed.params } as JSONRPCRequest
   const verdict = decideBody(d, [envelope(backend)], r.principal, routed.server, r.policy)
-  if (verdict.refused) return decisionResponse(verdict.refused.decision, { resourceMetadata: r.resourceMetadata, id: message.id })
-  const publish = (result: Record<string, unknown>) => agg.publish(routed.server, result, caller) as Promise<Record<string, unknown>>
-  return call(d, { ...r, server: routed.server, aggregate: undefined }, backend, clientMeta(backend), verdict.decided.get(message.id), publish)
+  if (verdict.refused)
+    return decisionResponse(verdict.refused.decision, {
+      resourceMetadata: r.resourceMetadata,
+      id: message.id,
+    })
+  const publish = (result: Record<string, unknown>) =>
+    agg.publish(routed.server, result, caller) as Promise<Record<string, unknown>>
+  return call(
+    d,
+    { ...r, server: routed.server, aggregate: undefined },
+    backend,
+    clientMeta(backend),
+    verdict.decided.get(message.id),
+    publish,
+  )
 }
 
-async function discover(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest): Promise<Response> {
+async function discover(
+  d: ModernDeps,
+  r: ModernRequest,
+  message: JSONRPCRequest,
+): Promise<Response> {
   let init = d.lanes.initOf(r.server, r.principal)
   if (init === undefined) {
     // No process of this server has started yet: start the caller's, and keep it.
-    const credentials = d.gate?.needs(r.server) ? await d.gate.initial(r.server, r.principal, r.bearer) : undefined
-    const lane = await d.lanes.acquire(r.server, r.principal, r.log, r.accepted, undefined, credentials)
+    const credentials = d.gate?.needs(r.server)
+      ? await d.gate.initial(r.server, r.principal, r.bearer)
+      : undefined
+    const lane = await d.lanes.acquire(
+      r.server,
+      r.principal,
+      r.log,
+      r.accepted,
+      undefined,
+      credentials,
+    )
     init = lane.init
     d.lanes.release(lane)
   }
   return json(200, { jsonrpc: '2.0', id: message.id, result: discoverResult(init) })
 }
 
-async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, meta: ClientMeta, decided: Decided | undefined, publish?: (result: Record<string, unknown>) => Promise<Record<string, unknown>>): Promise<Response> {
+async function call(
+  d: ModernDeps,
+  r: ModernRequest,
+  message: JSONRPCRequest,
+  meta: ClientMeta,
+  decided: Decided | undefined,
+  publish?: (result: Record<string, unknown>) => Promise<Record<string, unknown>>,
+): Promise<Response> {
   const start = performance.now()
   const params = (message.params ?? {}) as Record<string, unknown>
-  const binding: RoundBinding = { owner: ownerKey(r.principal), server: r.server, method: message.method, name: decided?.name }
+  const binding: RoundBinding = {
+    owner: ownerKey(r.principal),
+    server: r.server,
+    method: message.method,
+    name: decided?.name,
+  }
   const state = params.requestState
   let backend: BackendCall
   let responses: Record<string, unknown> | undefined
   let credentials: ResolvedCredentials | undefined
   if (state !== undefined) {
-    if (typeof state !== 'string') return rpcError(200, message.id, MODERN_RPC.invalidParams, 'requestState must be a string')
+    if (typeof state !== 'string')
+      return rpcError(200, message.id, MODERN_RPC.invalidParams, 'requestState must be a string')
     const claimed = await d.rounds.claim(state, binding)
     if ('refused' in claimed) {
-      const why = claimed.refused === 'invalid' ? 'requestState failed verification' : 'requestState names no request waiting for input (it expired, was already answered, or its server process ended); send the request again without it'
+      const why =
+        claimed.refused === 'invalid'
+          ? 'requestState failed verification'
+          : 'requestState names no request waiting for input (it expired, was already answered, or its server process ended); send the request again without it'
       audit(d, r, message.method, decided, start, `refused requestState (${claimed.refused})`)
       return rpcError(200, message.id, MODERN_RPC.invalidParams, why)
     }
@@ -178,27 +320,60 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
     if (answers !== undefined && !isObject(answers)) {
       backend.cancel('invalid inputResponses')
       d.lanes.release(backend.lane, backend)
-      return rpcError(200, message.id, MODERN_RPC.invalidParams, 'inputResponses must be an object keyed by the inputRequests keys')
+      return rpcError(
+        200,
+        message.id,
+        MODERN_RPC.invalidParams,
+        'inputResponses must be an object keyed by the inputRequests keys',
+      )
     }
     responses = answers ?? {}
   } else {
     // SEP-2243 Mcp-Param-* headers, checked against the tool's own schema: before any process
     // is taken when the schemas are known, else once the lane has read them.
-    const badHeaders = (schemas: Map<string, unknown>) => paramHeaderMismatch(paramHeadersOf(schemas.get(String(params.name))), params.arguments, r.req.headers)
-    const known = message.method === 'tools/call' ? d.lanes.knownToolSchemas(r.server, r.principal) : undefined
+    const badHeaders = (schemas: Map<string, unknown>) =>
+      paramHeaderMismatch(
+        paramHeadersOf(schemas.get(String(params.name))),
+        params.arguments,
+        r.req.headers,
+      )
+    const known =
+      message.method === 'tools/call' ? d.lanes.knownToolSchemas(r.server, r.principal) : undefined
     const early = known && badHeaders(known)
-    if (early) return rpcError(400, message.id, MODERN_RPC.headerMismatch, early.message, early.data)
+    if (early)
+      return rpcError(400, message.id, MODERN_RPC.headerMismatch, early.message, early.data)
     // The user's own credentials, for a server that takes them: a missing one is asked for.
     if (d.gate?.needs(r.server)) {
-      const got = await d.gate.sessionless(r.server, message.method, { principal: r.principal, bearer: r.bearer }, meta.capabilities)
+      const got = await d.gate.sessionless(
+        r.server,
+        message.method,
+        { principal: r.principal, bearer: r.bearer },
+        meta.capabilities,
+      )
       if (!got.ok) {
         audit(d, r, message.method, decided, start, got.outcome)
-        if (got.error) return rpcError(200, message.id, got.error.code, got.error.message, got.error.data)
-        return json(200, { jsonrpc: '2.0', id: message.id, result: completeResult(message.method, { content: [{ type: 'text', text: got.toolText }], isError: true }, undefined) })
+        if (got.error)
+          return rpcError(200, message.id, got.error.code, got.error.message, got.error.data)
+        return json(200, {
+          jsonrpc: '2.0',
+          id: message.id,
+          result: completeResult(
+            message.method,
+            { content: [{ type: 'text', text: got.toolText }], isError: true },
+            undefined,
+          ),
+        })
       }
       credentials = got.credentials
     }
-    const lane = await d.lanes.acquire(r.server, r.principal, r.log, r.accepted, r.req.signal, credentials)
+    const lane = await d.lanes.acquire(
+      r.server,
+      r.principal,
+      r.log,
+      r.accepted,
+      r.req.signal,
+      credentials,
+    )
     if (message.method === 'tools/call' && known === undefined) {
       const bad = badHeaders(await d.lanes.toolSchemas(lane))
       if (bad) {
@@ -208,7 +383,13 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
     }
     const given = params.inputResponses
     const presupplied = isObject(given) ? { ...given } : {}
-    backend = new BackendCall(lane, { method: message.method, params: backendParams(params) }, meta, d.config.servers[r.server]!.requestTimeout, presupplied)
+    backend = new BackendCall(
+      lane,
+      { method: message.method, params: backendParams(params) },
+      meta,
+      d.config.servers[r.server]!.requestTimeout,
+      presupplied,
+    )
     lane.user = backend
   }
 
@@ -227,17 +408,29 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
     // Gone already (while its schemas were read, say): nothing is sent to the process.
     if (r.req.signal.aborted) {
       onAbort()
-      return resolve(json(499, { jsonrpc: '2.0', id: message.id, error: { code: -32000, message: 'the client disconnected' } }))
+      return resolve(
+        json(499, {
+          jsonrpc: '2.0',
+          id: message.id,
+          error: { code: -32000, message: 'the client disconnected' },
+        }),
+      )
     }
     const notify = (m: JSONRPCMessage) => {
       if (!sse) return
       if (stream === undefined) {
-        stream = openEventStream({ outbound: d.outbound, owner: binding.owner, log: r.log, onCancel: onAbort })
+        stream = openEventStream({
+          outbound: d.outbound,
+          owner: binding.owner,
+          log: r.log,
+          onCancel: onAbort,
+        })
         resolve(stream.response)
       }
       stream.write(m)
     }
-    const round = responses === undefined ? backend.begin(notify) : backend.resume(responses, meta, notify)
+    const round =
+      responses === undefined ? backend.begin(notify) : backend.resume(responses, meta, notify)
     void round
       .then((o) => settle(d, r, message, backend, binding, o, publish))
       .then(({ status, body, outcome }) => {
@@ -249,7 +442,11 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
       })
       .catch((err: Error) => {
         r.log.error({ err }, 'sessionless request failed')
-        const body = { jsonrpc: '2.0', id: message.id, error: { code: -32603, message: 'internal error' } }
+        const body = {
+          jsonrpc: '2.0',
+          id: message.id,
+          error: { code: -32603, message: 'internal error' },
+        }
         if (stream !== undefined) return stream.end(body)
         resolve(json(500, body))
       })
@@ -257,43 +454,81 @@ async function call(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, me
 }
 
 /** Turns how a round ended into the response body, parking the request if it waits for input. */
-async function settle(d: ModernDeps, r: ModernRequest, message: JSONRPCRequest, backend: BackendCall, binding: RoundBinding, o: Outcome, publish?: (result: Record<string, unknown>) => Promise<Record<string, unknown>>): Promise<{ status: number; body: unknown; outcome: string }> {
+async function settle(
+  d: ModernDeps,
+  r: ModernRequest,
+  message: JSONRPCRequest,
+  backend: BackendCall,
+  binding: RoundBinding,
+  o: Outcome,
+  publish?: (result: Record<string, unknown>) => Promise<Record<string, unknown>>,
+): Promise<{ status: number; body: unknown; outcome: string }> {
   const id = message.id
   if (o.kind === 'input') {
     const requestState = await d.rounds.park(backend, binding, () => {
       backend.cancel('the client did not answer in time')
       d.lanes.release(backend.lane, backend)
     })
-    return { status: 200, body: { jsonrpc: '2.0', id, result: inputRequiredResult(o.requests, requestState) }, outcome: `input_required ${[...o.requests.keys()].join(',')}` }
+    return {
+      status: 200,
+      body: { jsonrpc: '2.0', id, result: inputRequiredResult(o.requests, requestState) },
+      outcome: `input_required ${[...o.requests.keys()].join(',')}`,
+    }
   }
   d.lanes.release(backend.lane, backend)
   if (o.kind === 'failed') {
-    return { status: 200, body: { jsonrpc: '2.0', id, error: { code: o.code, message: o.message } }, outcome: `error ${o.code}` }
+    return {
+      status: 200,
+      body: { jsonrpc: '2.0', id, error: { code: o.code, message: o.message } },
+      outcome: `error ${o.code}`,
+    }
   }
-  const m = o.message as { result?: Record<string, unknown>; error?: { code?: unknown; message?: unknown; data?: unknown } }
+  const m = o.message as {
+    result?: Record<string, unknown>
+    error?: { code?: unknown; message?: unknown; data?: unknown }
+  }
   if (m.error !== undefined) {
     const e = modernError(m.error, backend.refused)
-    return { status: e.status, body: { jsonrpc: '2.0', id, error: e.error }, outcome: `error ${e.error.code}` }
+    return {
+      status: e.status,
+      body: { jsonrpc: '2.0', id, error: e.error },
+      outcome: `error ${e.error.code}`,
+    }
   }
   let result = m.result ?? {}
   if (result.isError === true && backend.refused.size > 0) {
     const e = missingCapability(backend.refused)
-    return { status: e.status, body: { jsonrpc: '2.0', id, error: e.error }, outcome: `error ${e.error.code}` }
+    return {
+      status: e.status,
+      body: { jsonrpc: '2.0', id, error: e.error },
+      outcome: `error ${e.error.code}`,
+    }
   }
-  const filtered = d.filter(r.server, message.method, result, r.principal) as Record<string, unknown>
+  const filtered = d.filter(r.server, message.method, result, r.principal) as Record<
+    string,
+    unknown
+  >
   const outcome = filtered === result ? 'ok' : listOutcome(result, filtered)
   // Through an endpoint: its resource URIs in their public form.
-  result = completeResult(message.method, publish ? await publish(filtered) : filtered, backend.lane.init.serverInfo)
+  result = completeResult(
+    message.method,
+    publish ? await publish(filtered) : filtered,
+    backend.lane.init.serverInfo,
+  )
   return { status: 200, body: { jsonrpc: '2.0', id, result }, outcome }
 }
 
 /** What the request's `_meta` declares (validated by the SDK's classifier already). */
 function clientMeta(message: JSONRPCRequest): ClientMeta {
-  const meta = ((message.params as Record<string, unknown> | undefined)?._meta ?? {}) as Record<string, unknown>
+  const meta = ((message.params as Record<string, unknown> | undefined)?._meta ?? {}) as Record<
+    string,
+    unknown
+  >
   const caps = meta[CLIENT_CAPABILITIES_META_KEY]
   const level = meta[LOG_LEVEL_META_KEY]
   return {
-    capabilities: typeof caps === 'object' && caps !== null ? (caps as Record<string, unknown>) : {},
+    capabilities:
+      typeof caps === 'object' && caps !== null ? (caps as Record<string, unknown>) : {},
     logLevel: typeof level === 'string' ? level : undefined,
     progressToken: progressToken(message.params as Record<string, unknown> | undefined),
   }
@@ -308,15 +543,45 @@ function backendParams(params: Record<string, unknown>): Record<string, unknown>
   return Object.keys(kept).length > 0 ? { ...rest, _meta: kept } : rest
 }
 
-function audit(d: ModernDeps, r: ModernRequest, method: string, decided: Decided | undefined, start: number, outcome: string, credentials?: ResolvedCredentials['supplied']): void {
-  if (decided !== undefined) auditAllowed(d.audit, d.metrics, { principal: r.principal, server: r.server, method, decided, start, outcome, credentials })
+function audit(
+  d: ModernDeps,
+  r: ModernRequest,
+  method: string,
+  decided: Decided | undefined,
+  start: number,
+  outcome: string,
+  credentials?: ResolvedCredentials['supplied'],
+): void {
+  if (decided !== undefined)
+    auditAllowed(d.audit, d.metrics, {
+      principal: r.principal,
+      server: r.server,
+      method,
+      decided,
+      start,
+      outcome,
+      credentials,
+    })
 }
 
 /** A JSON-RPC error on the modern path, echoing the request id (checklist D33). */
-export function rpcError(status: number, id: RequestId | null, code: number, message: string, data?: unknown): Response {
-  return json(status, { jsonrpc: '2.0', id, error: { code, message, ...(data !== undefined ? { data } : {}) } })
+export function rpcError(
+  status: number,
+  id: RequestId | null,
+  code: number,
+  message: string,
+  data?: unknown,
+): Response {
+  return json(status, {
+    jsonrpc: '2.0',
+    id,
+    error: { code, message, ...(data !== undefined ? { data } : {}) },
+  })
 }
 
 function json(status: number, body: unknown): Response {
-  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } })
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'content-type': 'application/json' },
+  })
 }

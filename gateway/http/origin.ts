@@ -6,7 +6,16 @@ const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i
 const LOOPBACK_ORIGIN = /^https?:\/\/(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i
 
 /** Request headers a browser client may send to the MCP endpoint (plus any `Mcp-Param-*`). */
-export const CORS_ALLOW_HEADERS = ['authorization', 'content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id', 'mcp-method', 'mcp-name']
+export const CORS_ALLOW_HEADERS = [
+  'authorization',
+  'content-type',
+  'accept',
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'last-event-id',
+  'mcp-method',
+  'mcp-name',
+]
 /** Response headers a browser client must be able to read (checklist B17). */
 export const CORS_EXPOSE_HEADERS = 'www-authenticate, mcp-session-id, mcp-protocol-version'
 
@@ -31,7 +40,11 @@ export function originAllowed(origin: string | undefined, p: OriginPolicy): bool
  * one; with `ipLiterals`, any IP address too (a DNS-rebinding page always sends a name, and
  * probes such as Kubernetes' send the pod's address).
  */
-export function hostAllowed(host: string | undefined, p: OriginPolicy, ipLiterals = false): boolean {
+export function hostAllowed(
+  host: string | undefined,
+  p: OriginPolicy,
+  ipLiterals = false,
+): boolean {
   const h = (host ?? '').toLowerCase()
   // The name matters for DNS rebinding, not the port (proxies often drop it from Host).
   if (LOOPBACK_HOST.test(h) || p.hosts.includes(hostname(h))) return true
@@ -49,10 +62,15 @@ const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics'])
 export function hostGuard(p: OriginPolicy) {
   return async function checkHost(c: Context, next: Next): Promise<Response | void> {
     const ipLiterals = PROBE_PATHS.has(c.req.path)
-    if (!hostAllowed(c.req.header('host'), p, ipLiterals)) return rpcErrorResponse(403, -32000, 'host not allowed')
+    if (!hostAllowed(c.req.header('host'), p, ipLiterals))
+      return rpcErrorResponse(403, -32000, 'host not allowed')
     // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host; it must name us too.
     const target: unknown = (c.env as { incoming?: { url?: unknown } } | undefined)?.incoming?.url
-    if (typeof target === 'string' && !target.startsWith('/') && !hostAllowed(URL.parse(target)?.host, p, ipLiterals)) {
+    if (
+      typeof target === 'string' &&
+      !target.startsWith('/') &&
+      !hostAllowed(URL.parse(target)?.host, p, ipLiterals)
+    ) {
       return rpcErrorResponse(403, -32000, 'host not allowed')
     }
     await next()
@@ -74,7 +92,9 @@ export function originGuard(p: OriginPolicy) {
         headers: {
           'access-control-allow-origin': origin,
           'access-control-allow-methods': 'GET, POST, DELETE',
-          'access-control-allow-headers': allowHeaders(c.req.header('access-control-request-headers')),
+          'access-control-allow-headers': allowHeaders(
+            c.req.header('access-control-request-headers'),
+          ),
           'access-control-max-age': '600',
           vary: 'origin',
         },
@@ -91,7 +111,10 @@ export function originGuard(p: OriginPolicy) {
 
 /** The preflight's requested headers that may be sent: the fixed list and any Mcp-Param-*. */
 function allowHeaders(requested: string | undefined): string {
-  const extra = (requested ?? '').split(',').map((h) => h.trim().toLowerCase()).filter((h) => /^mcp-param-[a-z0-9-]+$/.test(h))
+  const extra = (requested ?? '')
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter((h) => /^mcp-param-[a-z0-9-]+$/.test(h))
   return [...CORS_ALLOW_HEADERS, ...new Set(extra)].join(', ')
 }
 

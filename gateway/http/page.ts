@@ -38,7 +38,9 @@ const CSS_HASH = `'sha256-${createHash('sha256').update(CSS).digest('base64')}'`
  * clients). `referrer`: `same-origin` for a page whose own forms must carry their Origin
  * (Chromium sends `Origin: null` from a `no-referrer` page); nothing leaves the origin either way.
  */
-export function pageHeaders(o: { csp?: string; referrer?: 'no-referrer' | 'same-origin' } = {}): Record<string, string> {
+export function pageHeaders(
+  o: { csp?: string; referrer?: 'no-referrer' | 'same-origin' } = {},
+): Record<string, string> {
   return {
     'content-type': 'text/html; charset=utf-8',
     'content-security-policy': `default-src 'none'; style-src ${CSS_HASH}; frame-ancestors 'none'; base-uri 'none'${o.csp ? `; ${o.csp}` : ''}`,

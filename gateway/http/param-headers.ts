@@ -26,7 +26,12 @@ export function paramHeadersOf(inputSchema: unknown): ParamHeader[] {
       const c = child as Record<string, unknown>
       const header = c['x-mcp-header']
       const type = typeof c.type === 'string' ? c.type : undefined
-      if (typeof header === 'string' && header.length > 0 && (type === undefined || PRIMITIVE.has(type))) out.push({ name: header, path: [...path, key], type })
+      if (
+        typeof header === 'string' &&
+        header.length > 0 &&
+        (type === undefined || PRIMITIVE.has(type))
+      )
+        out.push({ name: header, path: [...path, key], type })
       walk(child, [...path, key])
     }
   }
@@ -39,7 +44,11 @@ export function paramHeadersOf(inputSchema: unknown): ParamHeader[] {
  * must be there and equal it (decoded from Base64 when so encoded); an argument that is
  * absent or null expects no header.
  */
-export function paramHeaderMismatch(decls: readonly ParamHeader[], args: unknown, headers: Headers): HeaderMismatch | undefined {
+export function paramHeaderMismatch(
+  decls: readonly ParamHeader[],
+  args: unknown,
+  headers: Headers,
+): HeaderMismatch | undefined {
   for (const d of decls) {
     const raw = valueAt(args, d.path)
     if (raw === undefined || raw === null) continue
@@ -47,11 +56,23 @@ export function paramHeaderMismatch(decls: readonly ParamHeader[], args: unknown
     const headerName = `Mcp-Param-${d.name}`
     const value = headers.get(headerName)?.trim()
     const where = d.path.join('.')
-    if (value === undefined) return mismatch(headerName, `the body carries ${where}=${JSON.stringify(raw)} but the ${headerName} header is absent`)
+    if (value === undefined)
+      return mismatch(
+        headerName,
+        `the body carries ${where}=${JSON.stringify(raw)} but the ${headerName} header is absent`,
+      )
     const decoded = decodeHeaderValue(value)
-    if (decoded === undefined) return mismatch(headerName, `the ${headerName} header carries an invalid Base64 value`)
-    const equal = typeof raw === 'number' && CANONICAL_DECIMAL.test(decoded) ? Number(decoded) === raw : decoded === String(raw)
-    if (!equal) return mismatch(headerName, `the ${headerName} header says ${JSON.stringify(decoded)} but the body carries ${where}=${JSON.stringify(raw)}`)
+    if (decoded === undefined)
+      return mismatch(headerName, `the ${headerName} header carries an invalid Base64 value`)
+    const equal =
+      typeof raw === 'number' && CANONICAL_DECIMAL.test(decoded)
+        ? Number(decoded) === raw
+        : decoded === String(raw)
+    if (!equal)
+      return mismatch(
+        headerName,
+        `the ${headerName} header says ${JSON.stringify(decoded)} but the body carries ${where}=${JSON.stringify(raw)}`,
+      )
   }
   return undefined
 }
@@ -66,5 +87,8 @@ function valueAt(root: unknown, path: readonly string[]): unknown {
 }
 
 function mismatch(header: string, body: string): HeaderMismatch {
-  return { message: `Bad Request: the request headers and body disagree: ${body}`, data: { mismatch: { header, body } } }
+  return {
+    message: `Bad Request: the request headers and body disagree: ${body}`,
+    data: { mismatch: { header, body } },
+  }
 }

@@ -7,7 +7,11 @@ import type { TrustedPeer } from './trust.js'
 /** Hono context variables set by the gateway's middleware. */
 export interface Vars {
   Bindings: Partial<HttpBindings>
-  Variables: { log: Logger; requestId: string; /** The client's address (from a trusted proxy's X-Forwarded-For, else the peer). */ clientIp: string | undefined }
+  Variables: {
+    log: Logger
+    requestId: string /** The client's address (from a trusted proxy's X-Forwarded-For, else the peer). */
+    clientIp: string | undefined
+  }
 }
 
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,64}$/
@@ -38,7 +42,10 @@ export function requestId(log: Logger, trusted: TrustedPeer) {
  * (entries further left were written by the client and prove nothing).
  */
 function clientAddress(header: string | undefined, trusted: TrustedPeer): string | undefined {
-  const hops = (header ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')
+  const hops = (header ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
   for (let i = hops.length - 1; i >= 0; i--) if (!trusted(hops[i])) return hops[i]
   return hops[0]
 }

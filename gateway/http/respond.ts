@@ -20,7 +20,13 @@ const RPC_CODE: Record<string, number> = { parse_error: -32700, invalid_message:
  * A JSON-RPC error body, with no id for transport-level failures (MCP transports, "error
  * response that has no id"), or the request's when it is known (2026-07-28 requests).
  */
-export function rpcErrorResponse(status: number, code: number, message: string, headers: Record<string, string> = {}, id: string | number | null = null): Response {
+export function rpcErrorResponse(
+  status: number,
+  code: number,
+  message: string,
+  headers: Record<string, string> = {},
+  id: string | number | null = null,
+): Response {
   return new Response(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id }), {
     status,
     headers: { 'content-type': 'application/json', ...headers },
@@ -32,13 +38,28 @@ export function rpcErrorResponse(status: number, code: number, message: string, 
  * SSE answers; otherwise `406` or `415` (the SDK transport's own checks, run where the gateway
  * answers before it). `id`: the request's, when it is known.
  */
-export function negotiationRefusal(req: Request, id: string | number | null = null): Response | undefined {
+export function negotiationRefusal(
+  req: Request,
+  id: string | number | null = null,
+): Response | undefined {
   const accept = req.headers.get('accept') ?? ''
   if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
-    return rpcErrorResponse(406, -32000, 'Not Acceptable: Client must accept both application/json and text/event-stream', {}, id)
+    return rpcErrorResponse(
+      406,
+      -32000,
+      'Not Acceptable: Client must accept both application/json and text/event-stream',
+      {},
+      id,
+    )
   }
   if (!/^application\/json\s*(;|$)/i.test(req.headers.get('content-type') ?? '')) {
-    return rpcErrorResponse(415, -32000, 'Unsupported Media Type: Content-Type must be application/json', {}, id)
+    return rpcErrorResponse(
+      415,
+      -32000,
+      'Unsupported Media Type: Content-Type must be application/json',
+      {},
+      id,
+    )
   }
   return undefined
 }
@@ -47,18 +68,46 @@ export function negotiationRefusal(req: Request, id: string | number | null = nu
  * The one place an error becomes a response. Exposed errors keep their message; anything
  * else is a 500 with a fixed text, its detail going to the log only.
  */
-export function errorResponse(err: unknown, o: { resourceMetadata: string; scope?: string[]; log: Logger; metrics?: Metrics; id?: string | number | null }): Response {
+export function errorResponse(
+  err: unknown,
+  o: {
+    resourceMetadata: string
+    scope?: string[]
+    log: Logger
+    metrics?: Metrics
+    id?: string | number | null
+  },
+): Response {
   const id = o.id ?? null
   if (err instanceof AuthError) {
     o.metrics?.authFailures.inc({ code: err.code })
-    o.log.info({ auth: err.code, reason: err.message, cause: causeOf(err) }, 'authentication failed')
+    o.log.info(
+      { auth: err.code, reason: err.message, cause: causeOf(err) },
+      'authentication failed',
+    )
     if (err.code === 'idp_unavailable') {
-      return rpcErrorResponse(503, -32000, 'the authorization server is unreachable; retry later', { 'retry-after': '5' }, id)
+      return rpcErrorResponse(
+        503,
+        -32000,
+        'the authorization server is unreachable; retry later',
+        { 'retry-after': '5' },
+        id,
+      )
     }
     // RFC 6750 §3.1: no error code when the request carried no credentials.
-    const error = err.code === 'missing_token' ? undefined : err.code === 'invalid_request' ? 'invalid_request' : 'invalid_token'
+    const error =
+      err.code === 'missing_token'
+        ? undefined
+        : err.code === 'invalid_request'
+          ? 'invalid_request'
+          : 'invalid_token'
     // MCP authorization: the challenge SHOULD name the scopes basic use needs.
-    const challenge = bearerChallenge({ resourceMetadata: o.resourceMetadata, error, description: err.message, scope: o.scope })
+    const challenge = bearerChallenge({
+      resourceMetadata: o.resourceMetadata,
+      error,
+      description: err.message,
+      scope: o.scope,
+    })
     // "Unauthorized" in the text: some clients (MCP Inspector 0.17) start their OAuth flow
     // only when the error they surface says so.
     const reason = err.code === 'missing_token' ? 'authentication required' : err.message
@@ -68,10 +117,17 @@ export function errorResponse(err: unknown, o: { resourceMetadata: string; scope
   if (err instanceof GatewayError && err.expose) {
     o.log.info({ code: err.code, reason: err.message }, 'request refused')
     // RFC 9110 §10.2.3: when to come back, for the limits a client can wait out.
-    const headers: Record<string, string> = err.status === 503 || err.status === 429 ? { 'retry-after': '5' } : {}
+    const headers: Record<string, string> =
+      err.status === 503 || err.status === 429 ? { 'retry-after': '5' } : {}
     // The rest of an oversized or stalled body is never read: the connection cannot be reused.
     if (err.status === 413 || err.status === 408) headers.connection = 'close'
-    return rpcErrorResponse(err.status, RPC_CODE[err.code] ?? (err.status === 404 ? -32001 : -32000), err.message, headers, id)
+    return rpcErrorResponse(
+      err.status,
+      RPC_CODE[err.code] ?? (err.status === 404 ? -32001 : -32000),
+      err.message,
+      headers,
+      id,
+    )
   }
   o.log.error({ err }, 'unexpected error')
   return rpcErrorResponse(500, -32603, 'internal error', {}, id)
@@ -83,20 +139,49 @@ export function errorResponse(err: unknown, o: { resourceMetadata: string; scope
  * an outright denial is a JSON-RPC error on `200` when the request has an id to answer, naming
  * no rule or file; a malformed message is `-32600` (HTTP 400) or `-32602` (on 200, with its id).
  */
-export function decisionResponse(d: Refusal, o: { resourceMetadata: string; id: string | number | null }): Response {
+export function decisionResponse(
+  d: Refusal,
+  o: { resourceMetadata: string; id: string | number | null },
+): Response {
   if (d.effect === 'challenge') {
     const description = `this operation needs scope ${d.missing.join(' ')}`
-    const challenge = bearerChallenge({ resourceMetadata: o.resourceMetadata, error: 'insufficient_scope', scope: [...d.required], description })
-    return rpcErrorResponse(403, RPC_INSUFFICIENT_SCOPE, `Insufficient scope: ${description}`, { 'www-authenticate': challenge }, o.id)
+    const challenge = bearerChallenge({
+      resourceMetadata: o.resourceMetadata,
+      error: 'insufficient_scope',
+      scope: [...d.required],
+      description,
+    })
+    return rpcErrorResponse(
+      403,
+      RPC_INSUFFICIENT_SCOPE,
+      `Insufficient scope: ${description}`,
+      { 'www-authenticate': challenge },
+      o.id,
+    )
   }
   const error = refusalError(d)
-  const status = d.effect === 'invalid' && d.code === -32600 ? 400 : o.id === null ? (d.effect === 'invalid' ? 400 : 403) : 200
-  return new Response(JSON.stringify({ jsonrpc: '2.0', id: o.id, error }), { status, headers: { 'content-type': 'application/json' } })
+  const status =
+    d.effect === 'invalid' && d.code === -32600
+      ? 400
+      : o.id === null
+        ? d.effect === 'invalid'
+          ? 400
+          : 403
+        : 200
+  return new Response(JSON.stringify({ jsonrpc: '2.0', id: o.id, error }), {
+    status,
+    headers: { 'content-type': 'application/json' },
+  })
 }
 
 /** The JSON-RPC error object of a refusal that is not a challenge (also sent on event streams). */
-export function refusalError(d: Exclude<Refusal, { effect: 'challenge' }>): { code: number; message: string } {
-  return d.effect === 'invalid' ? { code: d.code, message: d.reason } : { code: RPC_POLICY_DENIED, message: 'denied by policy' }
+export function refusalError(d: Exclude<Refusal, { effect: 'challenge' }>): {
+  code: number
+  message: string
+} {
+  return d.effect === 'invalid'
+    ? { code: d.code, message: d.reason }
+    : { code: RPC_POLICY_DENIED, message: 'denied by policy' }
 }
 
 function causeOf(err: Error): string | undefined {

@@ -28,7 +28,13 @@ export interface EventStream {
  * principal's sessionless streams share (`owner`). `onCancel` runs if the stream ends before
  * `end`: the client went away, or was owed more than the bound while not reading.
  */
-export function openEventStream(o: { outbound: Outbound; owner: string; log?: Logger; onCancel: () => void; keepAliveMs?: number }): EventStream {
+export function openEventStream(o: {
+  outbound: Outbound
+  owner: string
+  log?: Logger
+  onCancel: () => void
+  keepAliveMs?: number
+}): EventStream {
   const encoder = new TextEncoder()
   const keepAliveMs = o.keepAliveMs ?? o.outbound.keepAliveMs
   let ended = false
@@ -43,10 +49,12 @@ export function openEventStream(o: { outbound: Outbound; owner: string; log?: Lo
     },
   })
   const frame = (text: string, kind: ChunkKind) => void out.push(encoder.encode(text), kind)
-  if (keepAliveMs > 0) keepAlive = setInterval(() => frame(': keepalive\n\n', 'control'), keepAliveMs).unref()
+  if (keepAliveMs > 0)
+    keepAlive = setInterval(() => frame(': keepalive\n\n', 'control'), keepAliveMs).unref()
   return {
     response: new Response(out.body, { status: 200, headers: SSE_HEADERS }),
-    write: (m, kind = 'notification') => frame(`event: message\ndata: ${JSON.stringify(m as JSONRPCMessage)}\n\n`, kind),
+    write: (m, kind = 'notification') =>
+      frame(`event: message\ndata: ${JSON.stringify(m as JSONRPCMessage)}\n\n`, kind),
     end(last) {
       if (ended) return
       ended = true

@@ -26,10 +26,12 @@ export function whoami(d: {
   policy: PolicyStore
   metrics: Metrics
 }) {
-  const everyAudience = [...new Set([
-    ...d.servers.flatMap((s) => d.resources.audiences(s)),
-    ...Object.keys(d.endpoints).flatMap((e) => d.resources.endpointAudiences(e)),
-  ])]
+  const everyAudience = [
+    ...new Set([
+      ...d.servers.flatMap((s) => d.resources.audiences(s)),
+      ...Object.keys(d.endpoints).flatMap((e) => d.resources.endpointAudiences(e)),
+    ]),
+  ]
   return async function handleWhoami(c: Context<Vars>): Promise<Response> {
     const resourceMetadata = d.resources.metadata(d.servers[0] ?? '', 'mcp', c.req.header('host'))
     try {
@@ -38,13 +40,17 @@ export function whoami(d: {
       const servers: Record<string, unknown> = {}
       for (const server of d.servers) {
         const access = decideAccess(policy, p, server)
-        const entry: Record<string, unknown> = { access: access.effect, ...(access.effect === 'challenge' ? { missing: access.missing } : {}) }
+        const entry: Record<string, unknown> = {
+          access: access.effect,
+          ...(access.effect === 'challenge' ? { missing: access.missing } : {}),
+        }
         for (const f of FEATURES) entry[f] = ruleVerdicts(policy, p, server, f)
         servers[server] = entry
       }
       const endpoints: Record<string, unknown> = {}
       for (const [name, e] of Object.entries(d.endpoints)) {
-        const reach = (effect: string) => e.servers.filter((s) => (servers[s] as { access: string }).access === effect)
+        const reach = (effect: string) =>
+          e.servers.filter((s) => (servers[s] as { access: string }).access === effect)
         endpoints[name] = {
           resource: d.resources.endpointResource(name, c.req.header('host')),
           prefix: e.prefix,
@@ -54,18 +60,21 @@ export function whoami(d: {
           challenged: reach('challenge'),
         }
       }
-      return Response.json({
-        sub: p.sub,
-        iss: p.iss,
-        clientId: p.clientId ?? null,
-        scopes: [...p.scopes].sort(),
-        roles: [...p.roles].sort(),
-        // The scopes that count (README "Scopes and roles"), and how they were formed.
-        grantedScopes: [...grantsOf(policy, p).scopes].sort(),
-        scopeBasis: grantsOf(policy, p).basis,
-        servers,
-        endpoints,
-      }, { headers: { 'cache-control': 'no-store' } })
+      return Response.json(
+        {
+          sub: p.sub,
+          iss: p.iss,
+          clientId: p.clientId ?? null,
+          scopes: [...p.scopes].sort(),
+          roles: [...p.roles].sort(),
+          // The scopes that count (README "Scopes and roles"), and how they were formed.
+          grantedScopes: [...grantsOf(policy, p).scopes].sort(),
+          scopeBasis: grantsOf(policy, p).basis,
+          servers,
+          endpoints,
+        },
+        { headers: { 'cache-control': 'no-store' } },
+      )
     } catch (err) {
       return errorResponse(err, { resourceMetadata, log: c.get('log'), metrics: d.metrics })
     }

@@ -32,13 +32,19 @@ export interface AuditLog {
  * logger's stream, so lines never interleave), stderr or a file (appended), or nowhere with
  * `off`. Always at level info, whatever the main log level.
  */
-export function createAuditLog(target: string, main: Logger, destination?: DestinationStream): AuditLog {
+export function createAuditLog(
+  target: string,
+  main: Logger,
+  destination?: DestinationStream,
+): AuditLog {
   if (target === 'off') return { record() {}, flush() {} }
   if (target === 'stdout' && destination === undefined) {
     const logger = main.child({ log: 'audit' }, { level: 'info' })
     return { record: (event) => logger.info(event, 'audit'), flush: () => logger.flush() }
   }
-  const dest = destination ?? pino.destination({ dest: target === 'stderr' ? 2 : target, sync: false, mkdir: true })
+  const dest =
+    destination ??
+    pino.destination({ dest: target === 'stderr' ? 2 : target, sync: false, mkdir: true })
   const logger = pino(
     {
       level: 'info',

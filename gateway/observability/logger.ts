@@ -26,7 +26,10 @@ export const REDACT_PATHS = [
  * write carries many lines (a write per line cost more than the line itself), and what waits
  * is written within `flushInterval` ms, and synchronously when the process exits.
  */
-export function createLogger(o: { level: string; bufferBytes: number; flushInterval: number }, destination?: DestinationStream): Logger {
+export function createLogger(
+  o: { level: string; bufferBytes: number; flushInterval: number },
+  destination?: DestinationStream,
+): Logger {
   const { level } = o
   if (destination === undefined) {
     const stdout = pino.destination({ dest: 1, sync: false, minLength: o.bufferBytes })

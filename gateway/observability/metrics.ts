@@ -42,19 +42,85 @@ export function createMetrics(g: Gauges): Metrics {
   collectDefaultMetrics({ register: registry, prefix: 'mcp_edge_' })
   const metrics: Metrics = {
     registry,
-    decisions: new Counter({ name: 'mcp_edge_policy_decisions_total', help: 'Policy decisions on gated requests and session access', labelNames: ['server', 'decision'], registers: [registry] }),
-    authFailures: new Counter({ name: 'mcp_edge_auth_failures_total', help: 'Requests refused by authentication, by reason', labelNames: ['code'], registers: [registry] }),
-    policyReloads: new Counter({ name: 'mcp_edge_policy_reloads_total', help: 'Policy reloads, by result (ok, failed)', labelNames: ['result'], registers: [registry] }),
-    jwksRefreshes: new Counter({ name: 'mcp_edge_jwks_fetches_total', help: 'Issuer key set loads, by result', labelNames: ['result'], registers: [registry] }),
-    sessionsReclaimed: new Counter({ name: 'mcp_edge_sessions_reclaimed_total', help: 'Idle sessions ended early to make room at a limit (session or process), by server and reason', labelNames: ['server', 'reason'], registers: [registry] }),
-    childExits: new Counter({ name: 'mcp_edge_server_process_exits_total', help: 'Server processes that exited on their own (not ended by the gateway)', labelNames: ['server'], registers: [registry] }),
-    streamEventsDropped: new Counter({ name: 'mcp_edge_stream_events_dropped_total', help: 'SSE events dropped for clients not reading their streams, by the bound passed and what was dropped', labelNames: ['reason', 'kind'], registers: [registry] }),
-    streamsClosed: new Counter({ name: 'mcp_edge_streams_closed_total', help: 'SSE streams closed by the gateway, by reason', labelNames: ['reason'], registers: [registry] }),
-    endpointBackendsSkipped: new Counter({ name: 'mcp_edge_endpoint_backends_skipped_total', help: 'Backends an endpoint left out of a list because they failed or timed out, by endpoint and server', labelNames: ['endpoint', 'server'], registers: [registry] }),
+    decisions: new Counter({
+      name: 'mcp_edge_policy_decisions_total',
+      help: 'Policy decisions on gated requests and session access',
+      labelNames: ['server', 'decision'],
+      registers: [registry],
+    }),
+    authFailures: new Counter({
+      name: 'mcp_edge_auth_failures_total',
+      help: 'Requests refused by authentication, by reason',
+      labelNames: ['code'],
+      registers: [registry],
+    }),
+    policyReloads: new Counter({
+      name: 'mcp_edge_policy_reloads_total',
+      help: 'Policy reloads, by result (ok, failed)',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    jwksRefreshes: new Counter({
+      name: 'mcp_edge_jwks_fetches_total',
+      help: 'Issuer key set loads, by result',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    sessionsReclaimed: new Counter({
+      name: 'mcp_edge_sessions_reclaimed_total',
+      help: 'Idle sessions ended early to make room at a limit (session or process), by server and reason',
+      labelNames: ['server', 'reason'],
+      registers: [registry],
+    }),
+    childExits: new Counter({
+      name: 'mcp_edge_server_process_exits_total',
+      help: 'Server processes that exited on their own (not ended by the gateway)',
+      labelNames: ['server'],
+      registers: [registry],
+    }),
+    streamEventsDropped: new Counter({
+      name: 'mcp_edge_stream_events_dropped_total',
+      help: 'SSE events dropped for clients not reading their streams, by the bound passed and what was dropped',
+      labelNames: ['reason', 'kind'],
+      registers: [registry],
+    }),
+    streamsClosed: new Counter({
+      name: 'mcp_edge_streams_closed_total',
+      help: 'SSE streams closed by the gateway, by reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    endpointBackendsSkipped: new Counter({
+      name: 'mcp_edge_endpoint_backends_skipped_total',
+      help: 'Backends an endpoint left out of a list because they failed or timed out, by endpoint and server',
+      labelNames: ['endpoint', 'server'],
+      registers: [registry],
+    }),
   }
-  new Gauge({ name: 'mcp_edge_sessions', help: 'Live MCP sessions', registers: [registry], collect() { this.set(g.sessions()) } })
-  new Gauge({ name: 'mcp_edge_lanes', help: 'Processes serving sessionless (2026-07-28) requests', registers: [registry], collect() { this.set(g.lanes()) } })
-  new Gauge({ name: 'mcp_edge_waiting_rounds', help: 'Sessionless requests waiting for their client\'s answers (input_required)', registers: [registry], collect() { this.set(g.waitingRounds()) } })
+  new Gauge({
+    name: 'mcp_edge_sessions',
+    help: 'Live MCP sessions',
+    registers: [registry],
+    collect() {
+      this.set(g.sessions())
+    },
+  })
+  new Gauge({
+    name: 'mcp_edge_lanes',
+    help: 'Processes serving sessionless (2026-07-28) requests',
+    registers: [registry],
+    collect() {
+      this.set(g.lanes())
+    },
+  })
+  new Gauge({
+    name: 'mcp_edge_waiting_rounds',
+    help: "Sessionless requests waiting for their client's answers (input_required)",
+    registers: [registry],
+    collect() {
+      this.set(g.waitingRounds())
+    },
+  })
   new Gauge({
     name: 'mcp_edge_lane_waiters',
     help: 'Sessionless requests waiting for a process, their principal being at its bound, by server',
@@ -65,9 +131,37 @@ export function createMetrics(g: Gauges): Metrics {
       for (const [server, n] of g.laneWaiters()) this.set({ server }, n)
     },
   })
-  new Gauge({ name: 'mcp_edge_listen_streams', help: 'Open subscriptions/listen streams', registers: [registry], collect() { this.set(g.listenStreams()) } })
-  new Gauge({ name: 'mcp_edge_stream_queued_bytes', help: 'Bytes queued on SSE streams for clients that have not read them yet', registers: [registry], collect() { this.set(g.queuedBytes()) } })
-  new Gauge({ name: 'mcp_edge_stream_queued_events', help: 'SSE events queued for clients that have not read them yet', registers: [registry], collect() { this.set(g.queuedEvents()) } })
-  new Gauge({ name: 'mcp_edge_endpoint_user_lists', help: 'Backend lists endpoints keep for one user whose processes differ from everyone\'s (dropped when the user\'s last process of the server ends)', registers: [registry], collect() { this.set(g.endpointUserLists()) } })
+  new Gauge({
+    name: 'mcp_edge_listen_streams',
+    help: 'Open subscriptions/listen streams',
+    registers: [registry],
+    collect() {
+      this.set(g.listenStreams())
+    },
+  })
+  new Gauge({
+    name: 'mcp_edge_stream_queued_bytes',
+    help: 'Bytes queued on SSE streams for clients that have not read them yet',
+    registers: [registry],
+    collect() {
+      this.set(g.queuedBytes())
+    },
+  })
+  new Gauge({
+    name: 'mcp_edge_stream_queued_events',
+    help: 'SSE events queued for clients that have not read them yet',
+    registers: [registry],
+    collect() {
+      this.set(g.queuedEvents())
+    },
+  })
+  new Gauge({
+    name: 'mcp_edge_endpoint_user_lists',
+    help: "Backend lists endpoints keep for one user whose processes differ from everyone's (dropped when the user's last process of the server ends)",
+    registers: [registry],
+    collect() {
+      this.set(g.endpointUserLists())
+    },
+  })
   return metrics
 }

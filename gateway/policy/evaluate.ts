@@ -8,7 +8,13 @@ export type Decision =
   /** Refused outright: a deny rule, no rule, or no policy for the server. */
   | { effect: 'deny'; reason: string; source: Source | undefined }
   /** Refused for missing scopes: the caller may step up to `required`. */
-  | { effect: 'challenge'; reason: string; source: Source | undefined; required: readonly string[]; missing: readonly string[] }
+  | {
+      effect: 'challenge'
+      reason: string
+      source: Source | undefined
+      required: readonly string[]
+      missing: readonly string[]
+    }
 
 /**
  * How a principal's effective scopes were formed (README "Scopes and roles"):
@@ -48,34 +54,55 @@ export function grantsOf(policy: Policy, principal: Principal): Grants {
 
 function computeGrants(policy: Policy, principal: Principal): Grants {
   const never = () => false
-  if (principal.allScopes === true) return { scopes: new Set(principal.scopes), basis: 'all', has: () => true, reachable: never }
+  if (principal.allScopes === true)
+    return { scopes: new Set(principal.scopes), basis: 'all', has: () => true, reachable: never }
   const token = principal.scopes
-  if (policy.roles.size === 0) return { scopes: new Set(token), basis: 'scopes', has: (s) => token.has(s), reachable: never }
+  if (policy.roles.size === 0)
+    return { scopes: new Set(token), basis: 'scopes', has: (s) => token.has(s), reachable: never }
   // The ceiling: what the user's roles grant through the role map. A granted scope may be a
   // pattern (`*`, `tools:*`), but only there: a token's own scopes are taken literally.
   const ceiling = scopesOfRoles(policy.roles, principal.roles)
   const withinRoles = (s: string) => ceiling.has(s)
-  if (!principal.hasScopeClaim) return { scopes: ceiling.granted, basis: 'roles', has: withinRoles, reachable: never }
+  if (!principal.hasScopeClaim)
+    return { scopes: ceiling.granted, basis: 'roles', has: withinRoles, reachable: never }
   const effective = new Set([...token].filter(withinRoles))
-  return { scopes: effective, basis: 'scopes within roles', has: (s) => effective.has(s), reachable: (s) => !effective.has(s) && withinRoles(s) }
+  return {
+    scopes: effective,
+    basis: 'scopes within roles',
+    has: (s) => effective.has(s),
+    reachable: (s) => !effective.has(s) && withinRoles(s),
+  }
 }
 
 /** May this principal open a session on (or keep using) `server`? */
 export function decideAccess(policy: Policy, principal: Principal, server: string): Decision {
   const sp = policy.servers.get(server)
   // No policy for the server: nothing is allowed there.
-  if (sp === undefined) return { effect: 'deny', reason: `no policy for server ${server}`, source: undefined }
+  if (sp === undefined)
+    return { effect: 'deny', reason: `no policy for server ${server}`, source: undefined }
   const grants = grantsOf(policy, principal)
   const missing = sp.access.filter((s) => !grants.has(s))
   // The server's access scopes are missing: step up to them.
   if (missing.length > 0) {
-    return { effect: 'challenge', reason: `missing access scope ${missing.join(' ')}`, source: sp.accessSource, required: sp.access, missing }
+    return {
+      effect: 'challenge',
+      reason: `missing access scope ${missing.join(' ')}`,
+      source: sp.accessSource,
+      required: sp.access,
+      missing,
+    }
   }
   return { effect: 'allow', reason: 'access scopes held', source: sp.accessSource }
 }
 
 /** May this principal use the tool, prompt or resource `name` of `server`? First matching rule wins. */
-export function decide(policy: Policy, principal: Principal, server: string, feature: Feature, name: string): Decision {
+export function decide(
+  policy: Policy,
+  principal: Principal,
+  server: string,
+  feature: Feature,
+  name: string,
+): Decision {
   const access = decideAccess(policy, principal, server)
   // Without access to the server, nothing on it is usable.
   if (access.effect !== 'allow') return access
@@ -83,12 +110,19 @@ export function decide(policy: Policy, principal: Principal, server: string, fea
 }
 
 /** The rules' verdict on `name`, for a principal already known to have access to `server`. */
-export function decideByRules(policy: Policy, principal: Principal, server: string, feature: Feature, name: string): Decision {
+export function decideByRules(
+  policy: Policy,
+  principal: Principal,
+  server: string,
+  feature: Feature,
+  name: string,
+): Decision {
   const sp = policy.servers.get(server)!
   const grants = grantsOf(policy, principal)
   const rule = sp.find[feature](name, (r) => conditionsHold(r.when!, principal, grants))
   // Unmatched names are denied.
-  if (rule === undefined) return { effect: 'deny', reason: `no ${feature} rule matches ${name}`, source: undefined }
+  if (rule === undefined)
+    return { effect: 'deny', reason: `no ${feature} rule matches ${name}`, source: undefined }
   return ruleDecision(rule, grants, sp.access)
 }
 
@@ -104,10 +138,15 @@ export function conditionsHold(when: Conditions, p: Principal, grants: Grants): 
       continue
     }
     const held =
-      key === 'sub' ? [p.sub]
-      : key === 'client_id' ? (p.clientId ? [p.clientId] : [])
-      : key === 'roles' ? [...p.roles]
-      : claimValues(p.claims, key)
+      key === 'sub'
+        ? [p.sub]
+        : key === 'client_id'
+          ? p.clientId
+            ? [p.clientId]
+            : []
+          : key === 'roles'
+            ? [...p.roles]
+            : claimValues(p.claims, key)
     if (!held.some((v) => accepted.has(v))) return false
   }
   return true
@@ -116,15 +155,24 @@ export function conditionsHold(when: Conditions, p: Principal, grants: Grants): 
 function ruleDecision(rule: Rule, grants: Grants, access: readonly string[]): Decision {
   const { effect, source } = rule
   // An explicit deny is final.
-  if (effect.kind === 'deny') return { effect: 'deny', reason: `denied by rule ${rule.pattern}`, source }
+  if (effect.kind === 'deny')
+    return { effect: 'deny', reason: `denied by rule ${rule.pattern}`, source }
   // An explicit allow needs nothing beyond server access.
-  if (effect.kind === 'allow') return { effect: 'allow', reason: `allowed by rule ${rule.pattern}`, source }
+  if (effect.kind === 'allow')
+    return { effect: 'allow', reason: `allowed by rule ${rule.pattern}`, source }
   const missing = effect.scopes.filter((s) => !grants.has(s))
   // Every listed scope held: allowed.
-  if (missing.length === 0) return { effect: 'allow', reason: `scopes held for rule ${rule.pattern}`, source }
+  if (missing.length === 0)
+    return { effect: 'allow', reason: `scopes held for rule ${rule.pattern}`, source }
   // MCP 2025-11-25 step-up: challenge with everything the operation needs, in one stable list.
   const required = [...new Set([...access, ...effect.scopes])]
-  return { effect: 'challenge', reason: `missing scope ${missing.join(' ')} for rule ${rule.pattern}`, source, required, missing }
+  return {
+    effect: 'challenge',
+    reason: `missing scope ${missing.join(' ')} for rule ${rule.pattern}`,
+    source,
+    required,
+    missing,
+  }
 }
 
 /** What one rule means for one caller: its pattern and the effect it would have. */
@@ -139,7 +187,12 @@ export interface RuleVerdict {
  * The rules of one feature of a server as this caller would meet them, in order, leaving out
  * rules whose conditions the caller does not meet (for /whoami and explanations).
  */
-export function ruleVerdicts(policy: Policy, principal: Principal, server: string, feature: Feature): RuleVerdict[] {
+export function ruleVerdicts(
+  policy: Policy,
+  principal: Principal,
+  server: string,
+  feature: Feature,
+): RuleVerdict[] {
   const sp = policy.servers.get(server)
   if (sp === undefined) return []
   const grants = grantsOf(policy, principal)
@@ -147,6 +200,8 @@ export function ruleVerdicts(policy: Policy, principal: Principal, server: strin
     .filter((r) => r.when === undefined || conditionsHold(r.when, principal, grants))
     .map((r) => {
       const d = ruleDecision(r, grants, sp.access)
-      return d.effect === 'challenge' ? { pattern: r.pattern, effect: d.effect, missing: d.missing } : { pattern: r.pattern, effect: d.effect }
+      return d.effect === 'challenge'
+        ? { pattern: r.pattern, effect: d.effect, missing: d.missing }
+        : { pattern: r.pattern, effect: d.effect }
     })
 }

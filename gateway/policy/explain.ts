@@ -49,12 +49,16 @@ export function explain(
   const rule: ExplainedRule | undefined =
     at >= 0 ? located(rules[at]!) : d.source && { file: d.source.file, line: d.source.line }
   // Rules that would have matched but for their conditions, up to the deciding one (or all).
-  const skipped = sp === undefined || (d.source !== undefined && at < 0)
-    ? []
-    : rules
-      .slice(0, at >= 0 ? at : rules.length)
-      .filter((r) => r.when !== undefined && r.matches(name) && !conditionsHold(r.when, principal, grants))
-      .map(located)
+  const skipped =
+    sp === undefined || (d.source !== undefined && at < 0)
+      ? []
+      : rules
+          .slice(0, at >= 0 ? at : rules.length)
+          .filter(
+            (r) =>
+              r.when !== undefined && r.matches(name) && !conditionsHold(r.when, principal, grants),
+          )
+          .map(located)
   let required: string[] = []
   if (d.effect === 'challenge') required = [...d.required]
   else if (d.effect === 'allow' && sp !== undefined) {

@@ -46,6 +46,9 @@ function wildcardMatch(p: string, s: string): boolean {
 /** A granted scope with `*` wildcards (`tools:*`); unlike name patterns, `?` is literal here. */
 export function scopePattern(scope: string): (s: string) => boolean {
   if (scope === '*') return () => true
-  const re = new RegExp(`^${scope.replace(/[.+^${}()|[\]\\?]/g, '\\$&').replace(/\*/g, '.*')}$`, 's')
+  const re = new RegExp(
+    `^${scope.replace(/[.+^${}()|[\]\\?]/g, '\\$&').replace(/\*/g, '.*')}$`,
+    's',
+  )
   return (s) => re.test(s)
 }

@@ -38,22 +38,43 @@ export function loadPolicy(path: string): Policy {
     const data: PolicyFile = parsed.data
     for (const [role, scopes] of Object.entries(data.roles)) {
       const other = roleFrom.get(role)
-      if (other) problems.push({ file, ...yaml.locate(['roles', role]), message: `role ${role} is also defined in ${other}` })
+      if (other)
+        problems.push({
+          file,
+          ...yaml.locate(['roles', role]),
+          message: `role ${role} is also defined in ${other}`,
+        })
       roles.set(role, scopes)
       roleFrom.set(role, file)
     }
     for (const [name, server] of Object.entries(data.servers)) {
       const other = serverFrom.get(name)
-      if (other) problems.push({ file, ...yaml.locate(['servers', name]), message: `server ${name} is also defined in ${other}` })
+      if (other)
+        problems.push({
+          file,
+          ...yaml.locate(['servers', name]),
+          message: `server ${name} is also defined in ${other}`,
+        })
       const src = (path: PropertyKey[]): Source => ({ file, line: yaml.locate(path).line })
       const rules = {} as Record<Feature, Rule[]>
       for (const feature of FEATURES) {
         // First match wins, so the order is the file's, not the JS object's.
         const order = yaml.keysAt(['servers', name, feature]) ?? Object.keys(server[feature])
-        rules[feature] = order.map((pattern) => compileRule(pattern, server[feature][pattern]!, src(['servers', name, feature, pattern])))
+        rules[feature] = order.map((pattern) =>
+          compileRule(pattern, server[feature][pattern]!, src(['servers', name, feature, pattern])),
+        )
       }
-      const find = { tools: ruleFinder(rules.tools), prompts: ruleFinder(rules.prompts), resources: ruleFinder(rules.resources) }
-      servers.set(name, { access: server.access, accessSource: src(['servers', name, 'access']), rules, find })
+      const find = {
+        tools: ruleFinder(rules.tools),
+        prompts: ruleFinder(rules.prompts),
+        resources: ruleFinder(rules.resources),
+      }
+      servers.set(name, {
+        access: server.access,
+        accessSource: src(['servers', name, 'access']),
+        rules,
+        find,
+      })
       serverFrom.set(name, file)
     }
   }
@@ -63,25 +84,34 @@ export function loadPolicy(path: string): Policy {
 
 function compileRule(pattern: string, value: RuleValue, source: Source): Rule {
   const matches = compileGlob(pattern)
-  if (value === 'allow' || value === 'deny') return { pattern, matches, when: undefined, effect: { kind: value }, source }
-  if (Array.isArray(value)) return { pattern, matches, when: undefined, effect: { kind: 'scopes', scopes: value }, source }
-  const effect: Effect = value.scopes ? { kind: 'scopes', scopes: value.scopes } : { kind: value.effect! }
-  const when = new Map(Object.entries(value.when).map(([k, v]) => [k, new Set(typeof v === 'string' ? [v] : v)]))
+  if (value === 'allow' || value === 'deny')
+    return { pattern, matches, when: undefined, effect: { kind: value }, source }
+  if (Array.isArray(value))
+    return { pattern, matches, when: undefined, effect: { kind: 'scopes', scopes: value }, source }
+  const effect: Effect = value.scopes
+    ? { kind: 'scopes', scopes: value.scopes }
+    : { kind: value.effect! }
+  const when = new Map(
+    Object.entries(value.when).map(([k, v]) => [k, new Set(typeof v === 'string' ? [v] : v)]),
+  )
   return { pattern, matches, when, effect, source }
 }
 
 function policyFiles(path: string): string[] {
-  let stat
+  let stat: ReturnType<typeof statSync>
   try {
     stat = statSync(path)
   } catch (err) {
-    throw new ConfigError([{ file: path, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? err}` }])
+    throw new ConfigError([
+      { file: path, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? err}` },
+    ])
   }
   if (!stat.isDirectory()) return [path]
   const files = readdirSync(path)
     .filter((f) => /\.ya?ml$/.test(f))
     .sort()
     .map((f) => join(path, f))
-  if (files.length === 0) throw new ConfigError([{ file: path, message: 'the policy folder holds no .yaml file' }])
+  if (files.length === 0)
+    throw new ConfigError([{ file: path, message: 'the policy folder holds no .yaml file' }])
   return files
 }

@@ -5,7 +5,10 @@ export interface Source {
 }
 
 /** What a matching rule does. */
-export type Effect = { kind: 'allow' } | { kind: 'deny' } | { kind: 'scopes'; scopes: readonly string[] }
+export type Effect =
+  | { kind: 'allow' }
+  | { kind: 'deny' }
+  | { kind: 'scopes'; scopes: readonly string[] }
 
 /** A compiled `when`: each key's accepted values; all keys must match. */
 export type Conditions = ReadonlyMap<string, ReadonlySet<string>>

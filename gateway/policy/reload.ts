@@ -6,7 +6,9 @@ import { loadPolicy } from './load.js'
 import type { PolicyStore } from './store.js'
 
 /** The outcome of one reload attempt. */
-export type ReloadResult = { ok: true; files: readonly string[] } | { ok: false; problems: string[] }
+export type ReloadResult =
+  | { ok: true; files: readonly string[] }
+  | { ok: false; problems: string[] }
 
 /** Reloads the policy on file changes or on demand; a bad edit never replaces a good policy. */
 export interface PolicyReloader {
@@ -23,7 +25,12 @@ export interface PolicyReloader {
  * not is reported through `onResult` and the last good policy stays. A reload waits for
  * `debounceMs` of quiet after the last file event (editors write in bursts).
  */
-export function watchPolicy(path: string, store: PolicyStore, debounceMs: number, onResult: (r: ReloadResult) => void): PolicyReloader {
+export function watchPolicy(
+  path: string,
+  store: PolicyStore,
+  debounceMs: number,
+  onResult: (r: ReloadResult) => void,
+): PolicyReloader {
   let lastError: string[] | undefined
   let timer: NodeJS.Timeout | undefined
   const reload = (): ReloadResult => {
@@ -34,7 +41,10 @@ export function watchPolicy(path: string, store: PolicyStore, debounceMs: number
       lastError = undefined
       result = { ok: true, files: next.files }
     } catch (err) {
-      const problems = err instanceof ConfigError ? err.problems.map(formatProblem) : [String((err as Error).message)]
+      const problems =
+        err instanceof ConfigError
+          ? err.problems.map(formatProblem)
+          : [String((err as Error).message)]
       lastError = problems
       result = { ok: false, problems }
     }

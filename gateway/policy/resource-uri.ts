@@ -40,8 +40,11 @@ export function nonCanonicalUri(uri: string, template = false): string | undefin
   if (parsed.hash !== '' || plain.endsWith('#')) return 'the resource URI has a fragment'
   // RFC 3986 §6.2.2.1: the host is case-insensitive, so a server may fold it. WHATWG folds it
   // for http(s) only; for every other scheme it must already be lower case.
-  if (/[A-Z]/.test(parsed.host.replace(/%[0-9A-F]{2}/g, ''))) return 'the resource URI has upper-case letters in its host'
-  if (ENCODED_UNRESERVED.test(uri)) return 'the resource URI percent-encodes characters that need no encoding'
-  if (LOWERCASE_PERCENT.test(uri)) return 'the resource URI has lower-case percent-encodings (use upper case)'
+  if (/[A-Z]/.test(parsed.host.replace(/%[0-9A-F]{2}/g, '')))
+    return 'the resource URI has upper-case letters in its host'
+  if (ENCODED_UNRESERVED.test(uri))
+    return 'the resource URI percent-encodes characters that need no encoding'
+  if (LOWERCASE_PERCENT.test(uri))
+    return 'the resource URI has lower-case percent-encodings (use upper case)'
   return undefined
 }

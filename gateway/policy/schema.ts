@@ -1,16 +1,26 @@
 import { z } from 'zod'
 
 // RFC 6749 §3.3 scope-token characters, plus `*` as a wildcard.
-const scope = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes')
+const scope = z
+  .string()
+  .regex(
+    /^[\x21\x23-\x5B\x5D-\x7E]+$/,
+    'a scope is printable ASCII without spaces, quotes or backslashes',
+  )
 
-const scopeList = z.array(scope).min(1, 'a scope list needs at least one scope; use allow or deny instead')
+const scopeList = z
+  .array(scope)
+  .min(1, 'a scope list needs at least one scope; use allow or deny instead')
 
 /**
  * Conditions on the caller: claim path → accepted values (any one). `sub`, `client_id`
  * (azp or client_id) and `roles` name the principal's own fields; other keys are dotted
  * claim paths. A list-valued claim matches when it shares a value with the list.
  */
-export const whenSchema = z.record(z.string().min(1), z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]))
+export const whenSchema = z.record(
+  z.string().min(1),
+  z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+)
 
 /** The long form of a rule: what it does, and only for callers matching `when`. */
 const ruleObject = z
@@ -19,7 +29,10 @@ const ruleObject = z
     effect: z.enum(['allow', 'deny']).optional(),
     when: whenSchema,
   })
-  .refine((r) => (r.scopes === undefined) !== (r.effect === undefined), 'a rule has either scopes or an effect (allow or deny), not both')
+  .refine(
+    (r) => (r.scopes === undefined) !== (r.effect === undefined),
+    'a rule has either scopes or an effect (allow or deny), not both',
+  )
 
 /** A rule's right-hand side: the scopes it needs (all of them), a flat allow or deny, or the long form with conditions. */
 export const ruleSchema = z.union([z.literal('allow'), z.literal('deny'), scopeList, ruleObject], {

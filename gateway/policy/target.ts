@@ -8,14 +8,23 @@ export type Target =
   | { kind: 'invalid'; reason: string }
 
 /** Methods decided per name: a message with one of these is a request, never a notification. */
-export const GATED_METHODS: ReadonlySet<string> = new Set(['tools/call', 'prompts/get', 'resources/read', 'resources/subscribe', 'completion/complete'])
+export const GATED_METHODS: ReadonlySet<string> = new Set([
+  'tools/call',
+  'prompts/get',
+  'resources/read',
+  'resources/subscribe',
+  'completion/complete',
+])
 
 /**
  * The feature and name a gated request names, or undefined for methods that are not gated per
  * name. A name that is missing, not a string, or (for resources) not in canonical form is
  * `invalid`: policy never decides on a guess at what the server will read.
  */
-export function gatedTarget(method: string, params: Record<string, unknown> | undefined): Target | undefined {
+export function gatedTarget(
+  method: string,
+  params: Record<string, unknown> | undefined,
+): Target | undefined {
   switch (method) {
     case 'tools/call':
       return named('tools', params?.name, 'params.name')
@@ -27,7 +36,8 @@ export function gatedTarget(method: string, params: Record<string, unknown> | un
     case 'completion/complete': {
       // Completions reveal a prompt's or resource's arguments: gated like the thing itself.
       const ref = params?.ref
-      if (typeof ref !== 'object' || ref === null || Array.isArray(ref)) return invalid('params.ref must be an object')
+      if (typeof ref !== 'object' || ref === null || Array.isArray(ref))
+        return invalid('params.ref must be an object')
       const r = ref as Record<string, unknown>
       if (r.type === 'ref/prompt') return named('prompts', r.name, 'params.ref.name')
       if (r.type === 'ref/resource') return resource(r.uri, 'params.ref.uri', true)
@@ -39,14 +49,17 @@ export function gatedTarget(method: string, params: Record<string, unknown> | un
 }
 
 function named(feature: Feature, value: unknown, field: string): Target {
-  if (typeof value !== 'string' || value === '') return invalid(`${field} must be a non-empty string`)
+  if (typeof value !== 'string' || value === '')
+    return invalid(`${field} must be a non-empty string`)
   return { kind: 'named', feature, name: value }
 }
 
 function resource(value: unknown, field: string, template: boolean): Target {
   if (typeof value !== 'string') return invalid(`${field} must be a string`)
   const why = nonCanonicalUri(value, template)
-  return why === undefined ? { kind: 'named', feature: 'resources', name: value } : invalid(`${field}: ${why}`)
+  return why === undefined
+    ? { kind: 'named', feature: 'resources', name: value }
+    : invalid(`${field}: ${why}`)
 }
 
 function invalid(reason: string): Target {

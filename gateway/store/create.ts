@@ -16,18 +16,24 @@ export async function createStore(
   config: GatewayConfig['store'],
   deps: { log: Logger; readSecret: typeof ReadSecret },
 ): Promise<Store> {
-  if (config.kind === 'memory') return createMemoryStore({ maxKeys: config.maxKeys, sweepIntervalMs: config.sweepInterval })
+  if (config.kind === 'memory')
+    return createMemoryStore({ maxKeys: config.maxKeys, sweepIntervalMs: config.sweepInterval })
   if (config.url === undefined) throw problem('required with kind: redis')
   const url = deps.readSecret(config.url, 'store.url')
   // Checked here so a typo fails as configuration; the value itself is never echoed.
-  if (!URL.canParse(url)) throw problem('not a URL (its value is not shown: it may hold a password)')
+  if (!URL.canParse(url))
+    throw problem('not a URL (its value is not shown: it may hold a password)')
   const { protocol, hostname } = new URL(url)
   if ((protocol !== 'redis:' && protocol !== 'rediss:') || hostname === '') {
     throw problem('not a redis:// or rediss:// URL with a host')
   }
   return createRedisStore({
-    url, keyPrefix: config.keyPrefix, log: deps.log,
-    connectTimeoutMs: config.connectTimeout, commandTimeoutMs: config.commandTimeout, reconnectMaxDelayMs: config.reconnectMaxDelay,
+    url,
+    keyPrefix: config.keyPrefix,
+    log: deps.log,
+    connectTimeoutMs: config.connectTimeout,
+    commandTimeoutMs: config.commandTimeout,
+    reconnectMaxDelayMs: config.reconnectMaxDelay,
   })
 }
 

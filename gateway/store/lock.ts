@@ -34,7 +34,8 @@ export async function withLock<T>(
   let delay = LOCK_RETRY_MS
   while (!(await store.set(key, token, { ttlMs, ifAbsent: true }))) {
     const left = waitMs - (performance.now() - start)
-    if (left <= 0) throw new StoreError('lock_timeout', `the lock was still held after ${waitMs} ms`)
+    if (left <= 0)
+      throw new StoreError('lock_timeout', `the lock was still held after ${waitMs} ms`)
     // Jitter spreads contenders out so they do not retry in lockstep.
     await sleep(Math.min(delay + Math.random() * delay, left))
     delay = Math.min(delay * 2, LOCK_RETRY_MAX_MS)

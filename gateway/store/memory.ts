@@ -20,12 +20,14 @@ export interface MemoryStore extends Store {
  * in Redis, so code tested here behaves the same there (a set read as a value is `wrong_type`).
  * @throws StoreError invalid_argument when maxKeys is not a positive integer
  */
-export function createMemoryStore(o: {
-  /** Clock in ms (tests); default Date.now. */
-  now?: () => number
-  maxKeys?: number
-  sweepIntervalMs?: number
-} = {}): MemoryStore {
+export function createMemoryStore(
+  o: {
+    /** Clock in ms (tests); default Date.now. */
+    now?: () => number
+    maxKeys?: number
+    sweepIntervalMs?: number
+  } = {},
+): MemoryStore {
   const now = o.now ?? Date.now
   const maxKeys = o.maxKeys ?? DEFAULT_MEMORY_MAX_KEYS
   if (!Number.isSafeInteger(maxKeys) || maxKeys < 1) {
@@ -38,7 +40,8 @@ export function createMemoryStore(o: {
 
   function sweep(): void {
     const t = now()
-    for (const [key, e] of entries) if (e.expiresAt !== undefined && e.expiresAt <= t) entries.delete(key)
+    for (const [key, e] of entries)
+      if (e.expiresAt !== undefined && e.expiresAt <= t) entries.delete(key)
   }
 
   function open(op: string): void {
@@ -57,13 +60,15 @@ export function createMemoryStore(o: {
 
   function valueAt(key: string, op: string): Extract<Entry, { kind: 'value' }> | undefined {
     const e = live(key)
-    if (e !== undefined && e.kind !== 'value') throw new StoreError('wrong_type', `${op}: the key holds a set`)
+    if (e !== undefined && e.kind !== 'value')
+      throw new StoreError('wrong_type', `${op}: the key holds a set`)
     return e
   }
 
   function setAt(key: string, op: string): Extract<Entry, { kind: 'set' }> | undefined {
     const e = live(key)
-    if (e !== undefined && e.kind !== 'set') throw new StoreError('wrong_type', `${op}: the key holds a value`)
+    if (e !== undefined && e.kind !== 'set')
+      throw new StoreError('wrong_type', `${op}: the key holds a value`)
     return e
   }
 
@@ -72,7 +77,10 @@ export function createMemoryStore(o: {
     if (live(key) !== undefined || entries.size < maxKeys) return
     sweep()
     if (entries.size >= maxKeys) {
-      throw new StoreError('full', `${op}: the in-memory store holds its maximum of ${maxKeys} keys`)
+      throw new StoreError(
+        'full',
+        `${op}: the in-memory store holds its maximum of ${maxKeys} keys`,
+      )
     }
   }
 
@@ -180,7 +188,8 @@ export function createMemoryStore(o: {
       }
       // INCR's syntax: no sign on 0, no leading zeros, no spaces.
       const n = /^(0|-?[1-9]\d*)$/.test(e.value) ? Number(e.value) + 1 : NaN
-      if (!Number.isSafeInteger(n)) throw new StoreError('wrong_type', 'incr: the key does not hold an integer')
+      if (!Number.isSafeInteger(n))
+        throw new StoreError('wrong_type', 'incr: the key does not hold an integer')
       e.value = String(n)
       // A counter that lost its window (written by set) gets one, so it cannot count forever.
       e.expiresAt ??= now() + windowMs

@@ -1,10 +1,13 @@
 import { createClient } from '@redis/client'
 import type { Logger } from 'pino'
-import { DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_REDIS_CONNECT_TIMEOUT_MS, DEFAULT_REDIS_RECONNECT_MAX_DELAY_MS } from '../config/schema.js'
+import {
+  DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+  DEFAULT_REDIS_CONNECT_TIMEOUT_MS,
+  DEFAULT_REDIS_RECONNECT_MAX_DELAY_MS,
+} from '../config/schema.js'
 import { checkTtl, StoreError } from './errors.js'
 import { storeError } from './redis-errors.js'
 import type { Store } from './store.js'
-
 
 // Compare-and-delete: releases a lock only while it still holds the releaser's token.
 const DEL_IF = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -46,18 +49,24 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
       disableOfflineQueue: true,
       socket: {
         connectTimeout: connectTimeoutMs,
-        reconnectStrategy: (retries) => Math.min(50 * 2 ** retries, maxDelay) + Math.floor(Math.random() * 50),
+        reconnectStrategy: (retries) =>
+          Math.min(50 * 2 ** retries, maxDelay) + Math.floor(Math.random() * 50),
       },
     })
   } catch (err) {
     // node-redis refuses e.g. a path that is not a database number; its message is not passed on.
-    throw new StoreError('invalid_argument', 'the Redis URL cannot be used (redis://[user:password@]host[:port][/db])', err)
+    throw new StoreError(
+      'invalid_argument',
+      'the Redis URL cannot be used (redis://[user:password@]host[:port][/db])',
+      err,
+    )
   }
   let lastError: unknown
   let up = false
   client.on('error', (err: unknown) => {
     lastError = err
-    if (up) o.log.warn({ redis: where, err: redact(err) }, 'store: Redis connection lost, reconnecting')
+    if (up)
+      o.log.warn({ redis: where, err: redact(err) }, 'store: Redis connection lost, reconnecting')
     up = false
   })
   client.on('ready', () => {
@@ -69,8 +78,12 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
   connecting.catch(() => {})
   if (!(await within(connecting, connectTimeoutMs))) {
     client.destroy()
-    throw new StoreError('unavailable', `cannot reach Redis at ${where} within ${connectTimeoutMs} ms` +
-      (lastError === undefined ? '' : `: ${redact(lastError)}`), lastError)
+    throw new StoreError(
+      'unavailable',
+      `cannot reach Redis at ${where} within ${connectTimeoutMs} ms` +
+        (lastError === undefined ? '' : `: ${redact(lastError)}`),
+      lastError,
+    )
   }
 
   const k = (key: string) => o.keyPrefix + key
@@ -79,11 +92,13 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
   /** Runs one operation: fails fast when disconnected, at most `commandTimeoutMs` otherwise. */
   async function run<T>(op: string, fn: () => Promise<T>): Promise<T> {
     if (closed) throw new StoreError('unavailable', `${op}: the store is closed`)
-    if (!client.isReady) throw new StoreError('unavailable', `${op}: Redis is not connected`, lastError)
+    if (!client.isReady)
+      throw new StoreError('unavailable', `${op}: Redis is not connected`, lastError)
     const pending = fn()
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
-      const late = () => new StoreError('unavailable', `${op}: Redis did not answer within ${commandTimeoutMs} ms`)
+      const late = () =>
+        new StoreError('unavailable', `${op}: Redis did not answer within ${commandTimeoutMs} ms`)
       timer = setTimeout(() => reject(late()), commandTimeoutMs)
     })
     // A reply arriving after the timeout is dropped; the command may still have run.
@@ -100,8 +115,10 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
   return {
     get: (key) => run('get', async () => (await client.get(k(key))) ?? undefined),
 
-    getMany: (keys) => run('getMany', async () =>
-      keys.length === 0 ? [] : (await client.mGet(keys.map(k))).map((v) => v ?? undefined)),
+    getMany: (keys) =>
+      run('getMany', async () =>
+        keys.length === 0 ? [] : (await client.mGet(keys.map(k))).map((v) => v ?? undefined),
+      ),
 
     async set(key, value, so = {}) {
       const ttl = so.ttlMs === undefined ? undefined : checkTtl(so.ttlMs, 'set ttlMs')
@@ -112,12 +129,16 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
 
     take: (key) => run('take', async () => (await client.getDel(k(key))) ?? undefined),
 
-    del: (keys) => run('del', async () => {
-      if (keys.length > 0) await client.del(keys.map(k))
-    }),
+    del: (keys) =>
+      run('del', async () => {
+        if (keys.length > 0) await client.del(keys.map(k))
+      }),
 
-    delIf: (key, value) => run('delIf', async () =>
-      (await client.eval(DEL_IF, { keys: [k(key)], arguments: [value] })) === 1),
+    delIf: (key, value) =>
+      run(
+        'delIf',
+        async () => (await client.eval(DEL_IF, { keys: [k(key)], arguments: [value] })) === 1,
+      ),
 
     async expire(key, ttlMs) {
       checkTtl(ttlMs, 'expire ttlMs')
@@ -133,9 +154,10 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
       })
     },
 
-    srem: (set, member) => run('srem', async () => {
-      await client.sRem(k(set), member)
-    }),
+    srem: (set, member) =>
+      run('srem', async () => {
+        await client.sRem(k(set), member)
+      }),
 
     smembers: (set) => run('smembers', async () => [...(await client.sMembers(k(set)))]),
 
@@ -171,7 +193,13 @@ async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
     timer = setTimeout(() => resolve(false), ms)
   })
   try {
-    return await Promise.race([p.then(() => true, () => true), late])
+    return await Promise.race([
+      p.then(
+        () => true,
+        () => true,
+      ),
+      late,
+    ])
   } finally {
     clearTimeout(timer)
   }

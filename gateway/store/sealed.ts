@@ -1,4 +1,10 @@
-import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto'
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto'
 import { ConfigError, type ConfigProblem } from '../config/errors.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { readSecret as ReadSecret } from '../config/secrets.js'
@@ -40,12 +46,15 @@ export interface Sealer {
 export function createSealer(keys: Record<string, Uint8Array>, active: string): Sealer {
   const ring = new Map<string, KeyObject>()
   for (const [kid, key] of Object.entries(keys)) {
-    if (!KEY_ID.test(kid)) throw new StoreError('invalid_argument', 'a sealing key id is not 1 to 64 of A-Z a-z 0-9 _ -')
-    if (key.length !== KEY_BYTES) throw new StoreError('invalid_argument', `sealing key "${kid}" is not ${KEY_BYTES} bytes`)
+    if (!KEY_ID.test(kid))
+      throw new StoreError('invalid_argument', 'a sealing key id is not 1 to 64 of A-Z a-z 0-9 _ -')
+    if (key.length !== KEY_BYTES)
+      throw new StoreError('invalid_argument', `sealing key "${kid}" is not ${KEY_BYTES} bytes`)
     ring.set(kid, createSecretKey(key))
   }
   const activeKey = ring.get(active)
-  if (activeKey === undefined) throw new StoreError('invalid_argument', `the active sealing key "${active}" is not configured`)
+  if (activeKey === undefined)
+    throw new StoreError('invalid_argument', `the active sealing key "${active}" is not configured`)
   // The header is authenticated with the caller's aad: no part of a value can be moved.
   const additional = (kid: string, aad: string) => Buffer.from(`${VERSION}.${kid}.${aad}`, 'utf8')
 
@@ -71,7 +80,11 @@ export function createSealer(keys: Record<string, Uint8Array>, active: string): 
         throw malformed('a part is not base64url of the right length')
       }
       const key = ring.get(kid)
-      if (key === undefined) throw new StoreError('seal_unknown_key', `sealed with key "${kid}", which is not configured`)
+      if (key === undefined)
+        throw new StoreError(
+          'seal_unknown_key',
+          `sealed with key "${kid}", which is not configured`,
+        )
       const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
       decipher.setAAD(additional(kid, aad))
       decipher.setAuthTag(tag)
@@ -79,7 +92,10 @@ export function createSealer(keys: Record<string, Uint8Array>, active: string): 
         return Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString('utf8')
       } catch {
         // GCM cannot tell a flipped bit from a wrong aad or key: both are a forgery here.
-        throw new StoreError('seal_forged', 'the sealed value does not authenticate (tampered, or stored under another key)')
+        throw new StoreError(
+          'seal_forged',
+          'the sealed value does not authenticate (tampered, or stored under another key)',
+        )
       }
     },
   }
@@ -92,24 +108,37 @@ export function createSealer(keys: Record<string, Uint8Array>, active: string): 
  * (JSON.parse's own message would quote the text, so it is not passed on).
  * @throws ConfigError
  */
-export function sealerFromConfig(secrets: GatewayConfig['secrets'], readSecret: typeof ReadSecret): Sealer | undefined {
+export function sealerFromConfig(
+  secrets: GatewayConfig['secrets'],
+  readSecret: typeof ReadSecret,
+): Sealer | undefined {
   if (secrets === undefined) return undefined
   const text = readSecret(secrets.keys, 'secrets.keys')
-  const at = (path: string, message: string): ConfigProblem => ({ file: 'configuration', path, message })
+  const at = (path: string, message: string): ConfigProblem => ({
+    file: 'configuration',
+    path,
+    message,
+  })
   let json: unknown
   try {
     json = JSON.parse(text)
   } catch {
-    throw new ConfigError([at('secrets.keys', 'not JSON: expected { "<key id>": "<32 random bytes, base64url>" }')])
+    throw new ConfigError([
+      at('secrets.keys', 'not JSON: expected { "<key id>": "<32 random bytes, base64url>" }'),
+    ])
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new ConfigError([at('secrets.keys', 'expected a JSON object { "<key id>": "<32 random bytes, base64url>" }')])
+    throw new ConfigError([
+      at('secrets.keys', 'expected a JSON object { "<key id>": "<32 random bytes, base64url>" }'),
+    ])
   }
   const problems: ConfigProblem[] = []
   const keys: Record<string, Uint8Array> = {}
   for (const [kid, value] of Object.entries(json)) {
     if (!KEY_ID.test(kid)) {
-      problems.push(at('secrets.keys', 'a key id is not 1 to 64 of A-Z a-z 0-9 _ - (it is not shown)'))
+      problems.push(
+        at('secrets.keys', 'a key id is not 1 to 64 of A-Z a-z 0-9 _ - (it is not shown)'),
+      )
       continue
     }
     // RFC 4648 §5: base64url, padding optional.
@@ -117,7 +146,12 @@ export function sealerFromConfig(secrets: GatewayConfig['secrets'], readSecret: 
     if (key === undefined) {
       problems.push(at('secrets.keys', `key "${kid}" is not a base64url string (A-Z a-z 0-9 - _)`))
     } else if (key.length !== KEY_BYTES) {
-      problems.push(at('secrets.keys', `key "${kid}" is ${key.length} bytes; AES-256 needs exactly ${KEY_BYTES}`))
+      problems.push(
+        at(
+          'secrets.keys',
+          `key "${kid}" is ${key.length} bytes; AES-256 needs exactly ${KEY_BYTES}`,
+        ),
+      )
     } else {
       keys[kid] = key
     }
@@ -149,11 +183,21 @@ function malformed(why: string): StoreError {
  * every replica must open what the others sealed.
  * @throws ConfigError
  */
-export function sealerForStore(config: Pick<GatewayConfig, 'secrets' | 'store'>, readSecret: typeof ReadSecret): Sealer {
+export function sealerForStore(
+  config: Pick<GatewayConfig, 'secrets' | 'store'>,
+  readSecret: typeof ReadSecret,
+): Sealer {
   const configured = sealerFromConfig(config.secrets, readSecret)
   if (configured) return configured
   if (config.store.kind !== 'memory') {
-    throw new ConfigError([{ file: 'configuration', path: 'secrets', message: 'required with a shared store: upstream tokens and users\' secrets are sealed at rest with these keys' }])
+    throw new ConfigError([
+      {
+        file: 'configuration',
+        path: 'secrets',
+        message:
+          "required with a shared store: upstream tokens and users' secrets are sealed at rest with these keys",
+      },
+    ])
   }
   return createSealer({ ephemeral: randomBytes(KEY_BYTES) }, 'ephemeral')
 }

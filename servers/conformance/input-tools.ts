@@ -22,60 +22,127 @@ async function all<T extends unknown[]>(...ps: { [K in keyof T]: Promise<T[K]> }
 }
 
 export const INPUT_TOOLS: ToolEntry[] = [
-  entry('test_input_required_result_elicitation', 'Asks for the user name (input key user_name), then greets', (call) =>
-    attempt(async () => {
-      const r = await elicit(call, 'user_name', 'What is your name?', ask('name'))
-      return text(r.action === 'accept' ? `Hello, ${field(r, 'name')}!` : `No name given (action=${r.action})`)
-    }),
+  entry(
+    'test_input_required_result_elicitation',
+    'Asks for the user name (input key user_name), then greets',
+    (call) =>
+      attempt(async () => {
+        const r = await elicit(call, 'user_name', 'What is your name?', ask('name'))
+        return text(
+          r.action === 'accept'
+            ? `Hello, ${field(r, 'name')}!`
+            : `No name given (action=${r.action})`,
+        )
+      }),
   ),
-  entry('test_input_required_result_sampling', 'Asks the model a question (input key capital_question)', (call) =>
-    attempt(async () => text(`The model answered: ${textOf(await sample(call, 'capital_question', 'What is the capital of France?'))}`)),
+  entry(
+    'test_input_required_result_sampling',
+    'Asks the model a question (input key capital_question)',
+    (call) =>
+      attempt(async () =>
+        text(
+          `The model answered: ${textOf(await sample(call, 'capital_question', 'What is the capital of France?'))}`,
+        ),
+      ),
   ),
-  entry('test_input_required_result_list_roots', "Reads the client's roots (input key client_roots)", (call) =>
-    attempt(async () => text(`Roots: ${(await listRoots(call, 'client_roots')).roots.map((r) => r.uri).join(', ')}`)),
+  entry(
+    'test_input_required_result_list_roots',
+    "Reads the client's roots (input key client_roots)",
+    (call) =>
+      attempt(async () =>
+        text(
+          `Roots: ${(await listRoots(call, 'client_roots')).roots.map((r) => r.uri).join(', ')}`,
+        ),
+      ),
   ),
   // The gateway keeps and checks requestState; the word state-ok tells the scenario the round
   // trip resumed the same call.
-  entry('test_input_required_result_request_state', 'Asks for a confirmation (input key confirm); its answer says state-ok', (call) =>
-    attempt(async () => text(`state-ok: confirmed=${field(await elicit(call, 'confirm', 'Please confirm', ask('ok', 'boolean')), 'ok')}`)),
+  entry(
+    'test_input_required_result_request_state',
+    'Asks for a confirmation (input key confirm); its answer says state-ok',
+    (call) =>
+      attempt(async () =>
+        text(
+          `state-ok: confirmed=${field(await elicit(call, 'confirm', 'Please confirm', ask('ok', 'boolean')), 'ok')}`,
+        ),
+      ),
   ),
-  entry('test_input_required_result_multiple_inputs', 'Asks for a name, a greeting and the roots at once (user_name, greeting, client_roots)', (call) =>
-    attempt(async () => {
-      const [name, greeting, roots] = await all(
-        elicit(call, 'user_name', 'What is your name?', ask('name')),
-        sample(call, 'greeting', 'Generate a greeting', 50),
-        listRoots(call, 'client_roots'),
-      )
-      return text(`${textOf(greeting)} ${field(name, 'name')}; roots: ${roots.roots.map((r) => r.uri).join(', ')}`)
-    }),
+  entry(
+    'test_input_required_result_multiple_inputs',
+    'Asks for a name, a greeting and the roots at once (user_name, greeting, client_roots)',
+    (call) =>
+      attempt(async () => {
+        const [name, greeting, roots] = await all(
+          elicit(call, 'user_name', 'What is your name?', ask('name')),
+          sample(call, 'greeting', 'Generate a greeting', 50),
+          listRoots(call, 'client_roots'),
+        )
+        return text(
+          `${textOf(greeting)} ${field(name, 'name')}; roots: ${roots.roots.map((r) => r.uri).join(', ')}`,
+        )
+      }),
   ),
-  entry('test_input_required_result_multi_round', 'Asks for a name (step1), then a colour (step2)', (call) =>
-    attempt(async () => {
-      const name = field(await elicit(call, 'step1', 'Step 1: What is your name?', ask('name')), 'name')
-      const color = field(await elicit(call, 'step2', 'Step 2: What is your favorite color?', ask('color')), 'color')
-      return text(`${name} likes ${color}`)
-    }),
+  entry(
+    'test_input_required_result_multi_round',
+    'Asks for a name (step1), then a colour (step2)',
+    (call) =>
+      attempt(async () => {
+        const name = field(
+          await elicit(call, 'step1', 'Step 1: What is your name?', ask('name')),
+          'name',
+        )
+        const color = field(
+          await elicit(call, 'step2', 'Step 2: What is your favorite color?', ask('color')),
+          'color',
+        )
+        return text(`${name} likes ${color}`)
+      }),
   ),
   // Rejecting a tampered requestState is the gateway's job: this tool only asks once.
-  entry('test_input_required_result_tampered_state', 'Asks for a confirmation (input key tamper_check)', (call) =>
-    attempt(async () => text(`confirmed=${field(await elicit(call, 'tamper_check', 'Please confirm', ask('ok', 'boolean')), 'ok')}`)),
+  entry(
+    'test_input_required_result_tampered_state',
+    'Asks for a confirmation (input key tamper_check)',
+    (call) =>
+      attempt(async () =>
+        text(
+          `confirmed=${field(await elicit(call, 'tamper_check', 'Please confirm', ask('ok', 'boolean')), 'ok')}`,
+        ),
+      ),
   ),
   // Sends both; a request for a capability the client did not declare comes back as an error
   // (the gateway refuses it), and the tool completes with what was answered.
-  entry('test_input_required_result_capabilities', 'Asks for sampling and elicitation at once; uses whichever the client supports', async (call) => {
-    const [sampled, elicited] = await Promise.allSettled([
-      sample(call, 'capability_sampling', 'Say something'),
-      elicit(call, 'capability_elicitation', 'Say something', ask('text')),
-    ])
-    for (const s of [sampled, elicited]) if (s.status === 'rejected' && !(s.reason instanceof ClientError)) throw s.reason
-    const parts = [
-      sampled.status === 'fulfilled' ? `sampling: ${textOf(sampled.value)}` : 'sampling: unavailable',
-      elicited.status === 'fulfilled' ? `elicitation: ${field(elicited.value, 'text')}` : 'elicitation: unavailable',
-    ]
-    return sampled.status === 'rejected' && elicited.status === 'rejected' ? failed(parts.join('; ')) : text(parts.join('; '))
-  }),
-  entry('test_streaming_elicitation', 'Asks for a confirmation mid-call (input key streaming_confirm)', (call) =>
-    attempt(async () => text(`confirmed=${field(await elicit(call, 'streaming_confirm', 'Continue?', ask('ok', 'boolean')), 'ok')}`)),
+  entry(
+    'test_input_required_result_capabilities',
+    'Asks for sampling and elicitation at once; uses whichever the client supports',
+    async (call) => {
+      const [sampled, elicited] = await Promise.allSettled([
+        sample(call, 'capability_sampling', 'Say something'),
+        elicit(call, 'capability_elicitation', 'Say something', ask('text')),
+      ])
+      for (const s of [sampled, elicited])
+        if (s.status === 'rejected' && !(s.reason instanceof ClientError)) throw s.reason
+      const parts = [
+        sampled.status === 'fulfilled'
+          ? `sampling: ${textOf(sampled.value)}`
+          : 'sampling: unavailable',
+        elicited.status === 'fulfilled'
+          ? `elicitation: ${field(elicited.value, 'text')}`
+          : 'elicitation: unavailable',
+      ]
+      return sampled.status === 'rejected' && elicited.status === 'rejected'
+        ? failed(parts.join('; '))
+        : text(parts.join('; '))
+    },
+  ),
+  entry(
+    'test_streaming_elicitation',
+    'Asks for a confirmation mid-call (input key streaming_confirm)',
+    (call) =>
+      attempt(async () =>
+        text(
+          `confirmed=${field(await elicit(call, 'streaming_confirm', 'Continue?', ask('ok', 'boolean')), 'ok')}`,
+        ),
+      ),
   ),
   // SEP-2575: a request that needs a capability the client did not declare fails with
   // MissingRequiredClientCapabilityError. A session-era server learns that from the refused
@@ -85,7 +152,9 @@ export const INPUT_TOOLS: ToolEntry[] = [
       return text(`sampled: ${textOf(await sample(call, 'missing_capability_probe', 'Say hello'))}`)
     } catch (err) {
       if (!(err instanceof ClientError)) throw err
-      throw new RpcError(CODE.missingCapability, 'Missing required client capability: sampling', { requiredCapabilities: { sampling: {} } })
+      throw new RpcError(CODE.missingCapability, 'Missing required client capability: sampling', {
+        requiredCapabilities: { sampling: {} },
+      })
     }
   }),
 ]

@@ -2,7 +2,8 @@
 // Schema 2020-12 input schema whose keywords must survive the trip unchanged.
 
 /** A 1×1 red PNG, base64. */
-export const RED_PIXEL_PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC'
+export const RED_PIXEL_PNG =
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC'
 
 /** A valid WAV file (8 kHz, 8-bit mono, 8 samples of silence), base64. */
 export const SILENT_WAV = wav(8)

@@ -30,7 +30,16 @@ export const CODE = {
 } as const
 
 /** Severity order of MCP log levels (RFC 5424). */
-export const LEVELS: readonly LoggingLevel[] = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency']
+export const LEVELS: readonly LoggingLevel[] = [
+  'debug',
+  'info',
+  'notice',
+  'warning',
+  'error',
+  'critical',
+  'alert',
+  'emergency',
+]
 
 /** What a handler gets besides its params: the way back to the client. */
 export interface Call {
@@ -52,7 +61,10 @@ export type Handler = (call: Call) => unknown
 export class Peer {
   /** Minimum level of log notifications sent; undefined until logging/setLevel. */
   level: LoggingLevel | undefined
-  private readonly outstanding = new Map<RequestId, { resolve: (r: unknown) => void; reject: (e: Error) => void }>()
+  private readonly outstanding = new Map<
+    RequestId,
+    { resolve: (r: unknown) => void; reject: (e: Error) => void }
+  >()
   private readonly running = new Map<RequestId, AbortController>()
 
   constructor(private readonly handlers: Readonly<Record<string, Handler>>) {}
@@ -66,7 +78,11 @@ export class Peer {
       try {
         message = JSON.parse(line)
       } catch {
-        return this.write({ jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error' } })
+        return this.write({
+          jsonrpc: '2.0',
+          id: null,
+          error: { code: -32700, message: 'Parse error' },
+        })
       }
       for (const m of Array.isArray(message) ? message : [message]) this.receive(m)
     })
@@ -83,7 +99,12 @@ export class Peer {
    */
   request(id: RequestId, method: string, params: Params, signal?: AbortSignal): Promise<unknown> {
     if (this.outstanding.has(id)) {
-      return Promise.reject(new RpcError(CODE.internal, `a request with id ${JSON.stringify(id)} is already outstanding`))
+      return Promise.reject(
+        new RpcError(
+          CODE.internal,
+          `a request with id ${JSON.stringify(id)} is already outstanding`,
+        ),
+      )
     }
     return new Promise((resolve, reject) => {
       const done = () => {
@@ -93,7 +114,10 @@ export class Peer {
       const abort = () => {
         done()
         // MCP cancellation: tell the client we no longer wait for this answer.
-        this.notify('notifications/cancelled', { requestId: id, reason: 'the tool call was cancelled' })
+        this.notify('notifications/cancelled', {
+          requestId: id,
+          reason: 'the tool call was cancelled',
+        })
         reject(new RpcError(CODE.internal, 'cancelled'))
       }
       if (signal?.aborted) return reject(new RpcError(CODE.internal, 'cancelled'))
@@ -131,8 +155,14 @@ export class Peer {
     }
     if (id === undefined) return
     const waiting = this.outstanding.get(id)
-    if (waiting === undefined) return void process.stderr.write(`conformance: a reply to no outstanding request (id ${JSON.stringify(id)}) was dropped\n`)
-    if (error !== undefined) waiting.reject(new ClientError(error.code ?? CODE.internal, error.message ?? 'error', error.data))
+    if (waiting === undefined)
+      return void process.stderr.write(
+        `conformance: a reply to no outstanding request (id ${JSON.stringify(id)}) was dropped\n`,
+      )
+    if (error !== undefined)
+      waiting.reject(
+        new ClientError(error.code ?? CODE.internal, error.message ?? 'error', error.data),
+      )
     else waiting.resolve(result)
   }
 
@@ -146,18 +176,39 @@ export class Peer {
 
   private async dispatch(id: RequestId, method: string, params: Params): Promise<void> {
     const handler = this.handlers[method]
-    if (handler === undefined) return this.write({ jsonrpc: '2.0', id, error: { code: CODE.methodNotFound, message: `Method not found: ${method}` } })
+    if (handler === undefined)
+      return this.write({
+        jsonrpc: '2.0',
+        id,
+        error: { code: CODE.methodNotFound, message: `Method not found: ${method}` },
+      })
     const controller = new AbortController()
     this.running.set(id, controller)
     const meta = params._meta as { progressToken?: RequestId } | undefined
     try {
-      const result = await handler({ params, progressToken: meta?.progressToken, signal: controller.signal, peer: this })
+      const result = await handler({
+        params,
+        progressToken: meta?.progressToken,
+        signal: controller.signal,
+        peer: this,
+      })
       // MCP cancellation: a cancelled request gets no response.
       if (!controller.signal.aborted) this.write({ jsonrpc: '2.0', id, result })
     } catch (err) {
       if (controller.signal.aborted) return
-      const e = err instanceof RpcError ? err : new RpcError(CODE.internal, err instanceof Error ? err.message : String(err))
-      this.write({ jsonrpc: '2.0', id, error: { code: e.code, message: e.message, ...(e.data === undefined ? {} : { data: e.data }) } })
+      const e =
+        err instanceof RpcError
+          ? err
+          : new RpcError(CODE.internal, err instanceof Error ? err.message : String(err))
+      this.write({
+        jsonrpc: '2.0',
+        id,
+        error: {
+          code: e.code,
+          message: e.message,
+          ...(e.data === undefined ? {} : { data: e.data }),
+        },
+      })
     } finally {
       this.running.delete(id)
     }

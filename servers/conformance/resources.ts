@@ -1,6 +1,10 @@
 // The conformance server's resources: static text and binary, one watched resource that can
 // change, and the template test://template/{id}/data. Unknown URIs are an error, never empty.
-import type { ReadResourceResult, Resource, ResourceTemplateType } from '@modelcontextprotocol/server'
+import type {
+  ReadResourceResult,
+  Resource,
+  ResourceTemplateType,
+} from '@modelcontextprotocol/server'
 import { RED_PIXEL_PNG } from './media.js'
 import { CODE, RpcError, type Handler, type Peer } from './peer.js'
 
@@ -10,35 +14,76 @@ const TEMPLATE = /^test:\/\/template\/([^/]+)\/data$/
 let revision = 0
 const subscribed = new Set<string>()
 /** CONFORMANCE_TRACE=1: each subscribe and unsubscribe is told on stderr, so a test knows which process got it. */
-const trace = process.env.CONFORMANCE_TRACE === '1' ? (line: string) => void process.stderr.write(`conformance: ${line}\n`) : () => {}
+const trace =
+  process.env.CONFORMANCE_TRACE === '1'
+    ? (line: string) => void process.stderr.write(`conformance: ${line}\n`)
+    : () => {}
 
 /** Listed first: the caching scenario reads the first resource listed. */
 const RESOURCES: Resource[] = [
-  { uri: 'test://static-text', name: 'static-text', description: 'A static text resource', mimeType: 'text/plain' },
-  { uri: 'test://static-binary', name: 'static-binary', description: 'A static binary resource (1x1 PNG)', mimeType: 'image/png' },
-  { uri: WATCHED, name: 'watched-resource', description: 'Changes on test_update_watched_resource; subscribable', mimeType: 'text/plain' },
+  {
+    uri: 'test://static-text',
+    name: 'static-text',
+    description: 'A static text resource',
+    mimeType: 'text/plain',
+  },
+  {
+    uri: 'test://static-binary',
+    name: 'static-binary',
+    description: 'A static binary resource (1x1 PNG)',
+    mimeType: 'image/png',
+  },
+  {
+    uri: WATCHED,
+    name: 'watched-resource',
+    description: 'Changes on test_update_watched_resource; subscribable',
+    mimeType: 'text/plain',
+  },
 ]
 
 const TEMPLATES: ResourceTemplateType[] = [
-  { uriTemplate: 'test://template/{id}/data', name: 'template-data', description: 'Data for any id', mimeType: 'application/json' },
+  {
+    uriTemplate: 'test://template/{id}/data',
+    name: 'template-data',
+    description: 'Data for any id',
+    mimeType: 'application/json',
+  },
 ]
 
 /** MCP resources §Error Handling (SEP-2164): -32602 with the URI, not an empty contents array. */
 const notFound = (uri: string) => new RpcError(CODE.invalidParams, 'Resource not found', { uri })
 
 function uriOf(params: Record<string, unknown>): string {
-  if (typeof params.uri !== 'string') throw new RpcError(CODE.invalidParams, 'uri (string) is required')
+  if (typeof params.uri !== 'string')
+    throw new RpcError(CODE.invalidParams, 'uri (string) is required')
   return params.uri
 }
 
 function read(uri: string): ReadResourceResult {
-  if (uri === 'test://static-text') return { contents: [{ uri, mimeType: 'text/plain', text: 'This is the content of the static text resource.' }] }
-  if (uri === 'test://static-binary') return { contents: [{ uri, mimeType: 'image/png', blob: RED_PIXEL_PNG }] }
-  if (uri === WATCHED) return { contents: [{ uri, mimeType: 'text/plain', text: `Watched resource, revision ${revision}` }] }
+  if (uri === 'test://static-text')
+    return {
+      contents: [
+        { uri, mimeType: 'text/plain', text: 'This is the content of the static text resource.' },
+      ],
+    }
+  if (uri === 'test://static-binary')
+    return { contents: [{ uri, mimeType: 'image/png', blob: RED_PIXEL_PNG }] }
+  if (uri === WATCHED)
+    return {
+      contents: [{ uri, mimeType: 'text/plain', text: `Watched resource, revision ${revision}` }],
+    }
   const id = TEMPLATE.exec(uri)?.[1]
   if (id !== undefined) {
     const data = decodeURIComponent(id)
-    return { contents: [{ uri, mimeType: 'application/json', text: JSON.stringify({ id: data, templateTest: true, data: `Data for ID: ${data}` }) }] }
+    return {
+      contents: [
+        {
+          uri,
+          mimeType: 'application/json',
+          text: JSON.stringify({ id: data, templateTest: true, data: `Data for ID: ${data}` }),
+        },
+      ],
+    }
   }
   throw notFound(uri)
 }

@@ -12,7 +12,12 @@ export interface ToolEntry {
 
 export const NO_ARGS = { type: 'object', properties: {} } as const
 
-export const entry = (name: string, description: string, run: ToolEntry['run'], inputSchema: Tool['inputSchema'] = NO_ARGS): ToolEntry => ({
+export const entry = (
+  name: string,
+  description: string,
+  run: ToolEntry['run'],
+  inputSchema: Tool['inputSchema'] = NO_ARGS,
+): ToolEntry => ({
   tool: { name, description, inputSchema },
   run,
 })
@@ -20,10 +25,14 @@ export const entry = (name: string, description: string, run: ToolEntry['run'], 
 export const text = (t: string): CallToolResult => ({ content: [{ type: 'text', text: t }] })
 
 /** A tool execution error (isError): the call reached the tool and the tool failed. */
-export const failed = (t: string): CallToolResult => ({ content: [{ type: 'text', text: t }], isError: true })
+export const failed = (t: string): CallToolResult => ({
+  content: [{ type: 'text', text: t }],
+  isError: true,
+})
 
 /** A string argument; undefined when missing or not a string (the tool then reports it). */
-export const str = (args: Args, name: string): string | undefined => (typeof args[name] === 'string' ? args[name] : undefined)
+export const str = (args: Args, name: string): string | undefined =>
+  typeof args[name] === 'string' ? args[name] : undefined
 
 /**
  * Runs a server→client round trip. The client's refusal becomes a tool error; anything else

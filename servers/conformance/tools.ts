@@ -10,7 +10,12 @@ import { attempt, entry, failed, str, text, type ToolEntry } from './result.js'
 
 /** Emits one progress step when the request carried a progressToken. */
 const progress = (call: Call, value: number, total: number) => {
-  if (call.progressToken !== undefined) call.peer.notify('notifications/progress', { progressToken: call.progressToken, progress: value, total })
+  if (call.progressToken !== undefined)
+    call.peer.notify('notifications/progress', {
+      progressToken: call.progressToken,
+      progress: value,
+      total,
+    })
 }
 
 const SEP1034_SCHEMA: FormSchema = {
@@ -36,8 +41,15 @@ const SEP1330_SCHEMA: FormSchema = {
         { const: 'value3', title: 'Third Option' },
       ],
     },
-    legacyEnum: { type: 'string', enum: ['opt1', 'opt2', 'opt3'], enumNames: ['Option One', 'Option Two', 'Option Three'] },
-    untitledMulti: { type: 'array', items: { type: 'string', enum: ['option1', 'option2', 'option3'] } },
+    legacyEnum: {
+      type: 'string',
+      enum: ['opt1', 'opt2', 'opt3'],
+      enumNames: ['Option One', 'Option Two', 'Option Three'],
+    },
+    untitledMulti: {
+      type: 'array',
+      items: { type: 'string', enum: ['option1', 'option2', 'option3'] },
+    },
     titledMulti: {
       type: 'array',
       items: {
@@ -51,48 +63,81 @@ const SEP1330_SCHEMA: FormSchema = {
   },
 }
 
-const completed = (r: { action: string; content?: unknown }) => text(`Elicitation completed: action=${r.action}, content=${JSON.stringify(r.content ?? {})}`)
+const completed = (r: { action: string; content?: unknown }) =>
+  text(`Elicitation completed: action=${r.action}, content=${JSON.stringify(r.content ?? {})}`)
 
 /**
  * In list order. The first one is what http-header-validation calls with empty arguments,
  * so it must succeed with none.
  */
 export const TOOLS: ToolEntry[] = [
-  entry('test_simple_text', 'Returns a simple text response', () => text('This is a simple text response for testing.')),
-  entry('test_image_content', 'Returns a 1x1 red PNG image', () => ({ content: [{ type: 'image', data: RED_PIXEL_PNG, mimeType: 'image/png' }] })),
-  entry('test_audio_content', 'Returns a short silent WAV clip', () => ({ content: [{ type: 'audio', data: SILENT_WAV, mimeType: 'audio/wav' }] })),
+  entry('test_simple_text', 'Returns a simple text response', () =>
+    text('This is a simple text response for testing.'),
+  ),
+  entry('test_image_content', 'Returns a 1x1 red PNG image', () => ({
+    content: [{ type: 'image', data: RED_PIXEL_PNG, mimeType: 'image/png' }],
+  })),
+  entry('test_audio_content', 'Returns a short silent WAV clip', () => ({
+    content: [{ type: 'audio', data: SILENT_WAV, mimeType: 'audio/wav' }],
+  })),
   entry('test_embedded_resource', 'Returns an embedded text resource', () => ({
-    content: [{ type: 'resource', resource: { uri: 'test://embedded-resource', mimeType: 'text/plain', text: 'This is an embedded resource content.' } }],
+    content: [
+      {
+        type: 'resource',
+        resource: {
+          uri: 'test://embedded-resource',
+          mimeType: 'text/plain',
+          text: 'This is an embedded resource content.',
+        },
+      },
+    ],
   })),
   entry('test_multiple_content_types', 'Returns text, image and resource content', () => ({
     content: [
       { type: 'text', text: 'Multiple content types test:' },
       { type: 'image', data: RED_PIXEL_PNG, mimeType: 'image/png' },
-      { type: 'resource', resource: { uri: 'test://mixed-content-resource', mimeType: 'application/json', text: '{"test":"data","value":123}' } },
+      {
+        type: 'resource',
+        resource: {
+          uri: 'test://mixed-content-resource',
+          mimeType: 'application/json',
+          text: '{"test":"data","value":123}',
+        },
+      },
     ],
   })),
-  entry('test_tool_with_logging', 'Sends three info log notifications ~50 ms apart', async (call) => {
-    call.peer.log('info', 'Tool execution started')
-    await delay(50)
-    call.peer.log('info', 'Tool processing data')
-    await delay(50)
-    call.peer.log('info', 'Tool execution completed')
-    return text('Logging test completed')
-  }),
+  entry(
+    'test_tool_with_logging',
+    'Sends three info log notifications ~50 ms apart',
+    async (call) => {
+      call.peer.log('info', 'Tool execution started')
+      await delay(50)
+      call.peer.log('info', 'Tool processing data')
+      await delay(50)
+      call.peer.log('info', 'Tool execution completed')
+      return text('Logging test completed')
+    },
+  ),
   entry('test_logging_tool', 'Sends log notifications at debug and info level', (call) => {
     call.peer.log('debug', 'test_logging_tool: debug detail')
     call.peer.log('info', 'test_logging_tool: done')
     return text('Logged')
   }),
-  entry('test_tool_with_progress', 'Reports progress 0, 50, 100 of 100 for its progressToken', async (call) => {
-    progress(call, 0, 100)
-    await delay(50)
-    progress(call, 50, 100)
-    await delay(50)
-    progress(call, 100, 100)
-    return text('Progress test completed')
-  }),
-  entry('test_error_handling', 'Always fails with a tool error (isError)', () => failed('This tool intentionally returns an error for testing')),
+  entry(
+    'test_tool_with_progress',
+    'Reports progress 0, 50, 100 of 100 for its progressToken',
+    async (call) => {
+      progress(call, 0, 100)
+      await delay(50)
+      progress(call, 50, 100)
+      await delay(50)
+      progress(call, 100, 100)
+      return text('Progress test completed')
+    },
+  ),
+  entry('test_error_handling', 'Always fails with a tool error (isError)', () =>
+    failed('This tool intentionally returns an error for testing'),
+  ),
   entry(
     'test_reconnection',
     'Answers after ms milliseconds (default 2000), long enough for a gateway to close the SSE stream mid-call (SEP-1699)',
@@ -112,16 +157,31 @@ export const TOOLS: ToolEntry[] = [
     call.peer.notify('notifications/prompts/list_changed', {})
     return text('prompts/list_changed sent')
   }),
-  entry('test_update_watched_resource', 'Changes test://watched-resource, notifying subscribers', (call) => text(`revision ${touchWatched(call.peer)}`)),
+  entry(
+    'test_update_watched_resource',
+    'Changes test://watched-resource, notifying subscribers',
+    (call) => text(`revision ${touchWatched(call.peer)}`),
+  ),
   entry(
     'test_custom_headers',
     'Echoes its arguments; region and priority are mirrored into Mcp-Param-* headers (SEP-2243)',
-    (_call, args) => text(`region=${String(args.region)}, priority=${String(args.priority)}, query=${String(args.query)}`),
+    (_call, args) =>
+      text(
+        `region=${String(args.region)}, priority=${String(args.priority)}, query=${String(args.query)}`,
+      ),
     {
       type: 'object',
       properties: {
-        region: { type: 'string', description: 'Plain ASCII string value', 'x-mcp-header': 'Region' },
-        priority: { type: 'integer', description: 'Integer numeric value', 'x-mcp-header': 'Priority' },
+        region: {
+          type: 'string',
+          description: 'Plain ASCII string value',
+          'x-mcp-header': 'Region',
+        },
+        priority: {
+          type: 'integer',
+          description: 'Integer numeric value',
+          'x-mcp-header': 'Priority',
+        },
         query: { type: 'string', description: 'Not mirrored into a header' },
       },
       required: ['region', 'priority', 'query'],
@@ -139,9 +199,15 @@ export const TOOLS: ToolEntry[] = [
     (call, args) => {
       const prompt = str(args, 'prompt')
       if (prompt === undefined) return failed('prompt (string) is required')
-      return attempt(async () => text(`LLM response: ${textOf(await sample(call, 'sampling', prompt))}`))
+      return attempt(async () =>
+        text(`LLM response: ${textOf(await sample(call, 'sampling', prompt))}`),
+      )
     },
-    { type: 'object', properties: { prompt: { type: 'string', description: 'The prompt to send to the LLM' } }, required: ['prompt'] },
+    {
+      type: 'object',
+      properties: { prompt: { type: 'string', description: 'The prompt to send to the LLM' } },
+      required: ['prompt'],
+    },
   ),
   entry(
     'test_elicitation',
@@ -162,13 +228,40 @@ export const TOOLS: ToolEntry[] = [
         return text(`User response: action=${r.action}, content=${JSON.stringify(r.content ?? {})}`)
       })
     },
-    { type: 'object', properties: { message: { type: 'string', description: 'The message to show the user' } }, required: ['message'] },
+    {
+      type: 'object',
+      properties: { message: { type: 'string', description: 'The message to show the user' } },
+      required: ['message'],
+    },
   ),
-  entry('test_elicitation_sep1034_defaults', 'Elicits with a default for every primitive type (SEP-1034)', (call) =>
-    attempt(async () => completed(await elicit(call, 'sep1034_defaults', 'Please review and update the form fields with defaults', SEP1034_SCHEMA))),
+  entry(
+    'test_elicitation_sep1034_defaults',
+    'Elicits with a default for every primitive type (SEP-1034)',
+    (call) =>
+      attempt(async () =>
+        completed(
+          await elicit(
+            call,
+            'sep1034_defaults',
+            'Please review and update the form fields with defaults',
+            SEP1034_SCHEMA,
+          ),
+        ),
+      ),
   ),
-  entry('test_elicitation_sep1330_enums', 'Elicits with all five enum schema variants (SEP-1330)', (call) =>
-    attempt(async () => completed(await elicit(call, 'sep1330_enums', 'Please select options from the enum fields', SEP1330_SCHEMA))),
+  entry(
+    'test_elicitation_sep1330_enums',
+    'Elicits with all five enum schema variants (SEP-1330)',
+    (call) =>
+      attempt(async () =>
+        completed(
+          await elicit(
+            call,
+            'sep1330_enums',
+            'Please select options from the enum fields',
+            SEP1330_SCHEMA,
+          ),
+        ),
+      ),
   ),
 ]
-

@@ -7,7 +7,16 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { ACCOUNT_EXCHANGE, ACCOUNT_POLICY, accountServers, formFor, pageSignIn, SEALING, secretsIn, submit } from '../helpers/account.js'
+import {
+  ACCOUNT_EXCHANGE,
+  ACCOUNT_POLICY,
+  accountServers,
+  formFor,
+  pageSignIn,
+  SEALING,
+  secretsIn,
+  submit,
+} from '../helpers/account.js'
 import { exchange, login, newClient, send } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { recordingStore, type RecordingStore } from '../helpers/recording-store.js'
@@ -23,7 +32,17 @@ interface Reply {
 }
 
 /** One API request; `token` undefined sends no Authorization. */
-async function api(url: string, o: { method?: string; token?: string; authorization?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+async function api(
+  url: string,
+  o: {
+    method?: string
+    token?: string
+    authorization?: string
+    body?: unknown
+    raw?: string
+    headers?: Record<string, string>
+  } = {},
+): Promise<Reply> {
   const body = o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body))
   const res = await request(url, {
     method: (o.method ?? 'GET') as 'GET',
@@ -57,7 +76,13 @@ describe('the account API with an external issuer (the dev IdP)', () => {
 
   before(async () => {
     store = recordingStore()
-    stack = await startStack({ policy: ACCOUNT_POLICY, servers: accountServers({ upstreamToken: false }), store, auth: ACCOUNT_EXCHANGE, config: { secrets: SEALING, account: { maxBodyBytes: MAX_BODY } } })
+    stack = await startStack({
+      policy: ACCOUNT_POLICY,
+      servers: accountServers({ upstreamToken: false }),
+      store,
+      auth: ACCOUNT_EXCHANGE,
+      config: { secrets: SEALING, account: { maxBodyBytes: MAX_BODY } },
+    })
     alice = await stack.token('alice', { server: 'github' })
     bob = await stack.token('bob', { server: 'github' })
     dora = await stack.token('dev', { server: 'jira' })
@@ -67,24 +92,79 @@ describe('the account API with an external issuer (the dev IdP)', () => {
   })
 
   /** Every store key holding a user's secret. */
-  const secretKeys = async () => (await store.keys('secrets:')).filter((k) => k.split(':').length > 2)
+  const secretKeys = async () =>
+    (await store.keys('secrets:')).filter((k) => k.split(':').length > 2)
 
   describe('bearer tokens', () => {
     const now = () => Math.floor(Date.now() / 1000)
-    const cases: { name: string; auth: () => Promise<{ token?: string; authorization?: string }>; status: number; error: string; challenge: RegExp }[] = [
-      { name: 'none', auth: async () => ({}), status: 401, error: 'unauthorized', challenge: /^Bearer resource_metadata="[^"]+"$/ },
-      { name: 'another scheme (Basic)', auth: async () => ({ authorization: 'Basic YWxpY2U6c2VjcmV0' }), status: 401, error: 'unauthorized', challenge: /^Bearer resource_metadata=/ },
-      { name: 'two tokens', auth: async () => ({ authorization: 'Bearer a b' }), status: 400, error: 'invalid_request', challenge: /error="invalid_request"/ },
-      { name: 'not a JWT', auth: async () => ({ token: 'not-a-jwt' }), status: 401, error: 'unauthorized', challenge: /error="invalid_token"/ },
-      { name: 'another issuer', auth: async () => ({ token: await stack.forge({ iss: 'https://idp.elsewhere.example' }) }), status: 401, error: 'unauthorized', challenge: /error="invalid_token"/ },
-      { name: 'another audience (no server of this gateway)', auth: async () => ({ token: await stack.forge({ aud: 'https://other.example/mcp/github' }) }), status: 401, error: 'unauthorized', challenge: /error="invalid_token"/ },
-      { name: 'expired', auth: async () => ({ token: await stack.forge({ iat: now() - 7200, exp: now() - 3600 }) }), status: 401, error: 'unauthorized', challenge: /error="invalid_token".*expired/ },
+    const cases: {
+      name: string
+      auth: () => Promise<{ token?: string; authorization?: string }>
+      status: number
+      error: string
+      challenge: RegExp
+    }[] = [
+      {
+        name: 'none',
+        auth: async () => ({}),
+        status: 401,
+        error: 'unauthorized',
+        challenge: /^Bearer resource_metadata="[^"]+"$/,
+      },
+      {
+        name: 'another scheme (Basic)',
+        auth: async () => ({ authorization: 'Basic YWxpY2U6c2VjcmV0' }),
+        status: 401,
+        error: 'unauthorized',
+        challenge: /^Bearer resource_metadata=/,
+      },
+      {
+        name: 'two tokens',
+        auth: async () => ({ authorization: 'Bearer a b' }),
+        status: 400,
+        error: 'invalid_request',
+        challenge: /error="invalid_request"/,
+      },
+      {
+        name: 'not a JWT',
+        auth: async () => ({ token: 'not-a-jwt' }),
+        status: 401,
+        error: 'unauthorized',
+        challenge: /error="invalid_token"/,
+      },
+      {
+        name: 'another issuer',
+        auth: async () => ({ token: await stack.forge({ iss: 'https://idp.elsewhere.example' }) }),
+        status: 401,
+        error: 'unauthorized',
+        challenge: /error="invalid_token"/,
+      },
+      {
+        name: 'another audience (no server of this gateway)',
+        auth: async () => ({
+          token: await stack.forge({ aud: 'https://other.example/mcp/github' }),
+        }),
+        status: 401,
+        error: 'unauthorized',
+        challenge: /error="invalid_token"/,
+      },
+      {
+        name: 'expired',
+        auth: async () => ({ token: await stack.forge({ iat: now() - 7200, exp: now() - 3600 }) }),
+        status: 401,
+        error: 'unauthorized',
+        challenge: /error="invalid_token".*expired/,
+      },
     ]
     for (const c of cases) {
       for (const method of ['GET', 'PUT', 'DELETE']) {
         it(`${c.name}: ${method} → ${c.status} ${c.error}, nothing stored`, async () => {
           const before = await secretKeys()
-          const res = await api(method === 'GET' ? base() : secret('github-token'), { method, ...(await c.auth()), ...(method === 'PUT' ? { body: { value: 'refused' } } : {}) })
+          const res = await api(method === 'GET' ? base() : secret('github-token'), {
+            method,
+            ...(await c.auth()),
+            ...(method === 'PUT' ? { body: { value: 'refused' } } : {}),
+          })
           assert.equal(res.status, c.status, res.text)
           assert.equal(res.json.error, c.error)
           assert.match(String(res.headers['www-authenticate']), c.challenge)
@@ -114,7 +194,20 @@ describe('the account API with an external issuer (the dev IdP)', () => {
         sub: 'alice',
         servers: [
           { name: 'echo', description: 'Echoes text back', credentials: [] },
-          { name: 'github', description: 'GitHub tools', credentials: [{ env: 'GITHUB_TOKEN', kind: 'secret', secret: 'github-token', describe: 'a GitHub personal access token', set: false, setAt: null }] },
+          {
+            name: 'github',
+            description: 'GitHub tools',
+            credentials: [
+              {
+                env: 'GITHUB_TOKEN',
+                kind: 'secret',
+                secret: 'github-token',
+                describe: 'a GitHub personal access token',
+                set: false,
+                setAt: null,
+              },
+            ],
+          },
         ],
         secrets: [],
       })
@@ -122,7 +215,9 @@ describe('the account API with an external issuer (the dev IdP)', () => {
 
     it('a developer sees jira too: its secret and the exchange the gateway does for them', async () => {
       const res = await api(base(), { token: dora })
-      const jira = (res.json.servers as { name: string; credentials: unknown[] }[]).find((s) => s.name === 'jira')
+      const jira = (res.json.servers as { name: string; credentials: unknown[] }[]).find(
+        (s) => s.name === 'jira',
+      )
       assert.deepEqual(jira?.credentials, [
         { env: 'JIRA_TOKEN', kind: 'secret', secret: 'jira-token', set: false, setAt: null },
         { env: 'CONFLUENCE', kind: 'exchange', audience: 'https://confluence.example' },
@@ -131,7 +226,11 @@ describe('the account API with an external issuer (the dev IdP)', () => {
 
     it('PUT sets (201), PUT again replaces (200), GET shows the date, DELETE deletes (204): never a value', async () => {
       const seen: string[] = []
-      const set = await api(secret('github-token'), { method: 'PUT', token: alice, body: { value } })
+      const set = await api(secret('github-token'), {
+        method: 'PUT',
+        token: alice,
+        body: { value },
+      })
       seen.push(set.text)
       assert.equal(set.status, 201, set.text)
       assert.equal(set.json.name, 'github-token')
@@ -140,12 +239,18 @@ describe('the account API with an external issuer (the dev IdP)', () => {
 
       const listed = await api(base(), { token: alice })
       seen.push(listed.text)
-      const cred = (listed.json.servers as { name: string; credentials: Record<string, unknown>[] }[]).find((s) => s.name === 'github')!.credentials[0]!
+      const cred = (
+        listed.json.servers as { name: string; credentials: Record<string, unknown>[] }[]
+      ).find((s) => s.name === 'github')!.credentials[0]!
       assert.equal(cred.set, true)
       assert.equal(cred.setAt, set.json.setAt)
       assert.deepEqual(listed.json.secrets, [{ name: 'github-token', setAt: set.json.setAt }])
 
-      const again = await api(secret('github-token'), { method: 'PUT', token: alice, body: { value: replacement } })
+      const again = await api(secret('github-token'), {
+        method: 'PUT',
+        token: alice,
+        body: { value: replacement },
+      })
       seen.push(again.text)
       assert.equal(again.status, 200, again.text)
       assert.equal(again.json.replaced, true)
@@ -161,65 +266,226 @@ describe('the account API with an external issuer (the dev IdP)', () => {
       assert.deepEqual(after.json.secrets, [])
 
       // Nowhere: not in an answer, a log line, an audit line, or the store in the clear.
-      const everywhere = [...seen, ...stack.logLines, ...stack.audit().map((a) => JSON.stringify(a)), ...(await store.dump()).values()].join('\n')
+      const everywhere = [
+        ...seen,
+        ...stack.logLines,
+        ...stack.audit().map((a) => JSON.stringify(a)),
+        ...(await store.dump()).values(),
+      ].join('\n')
       for (const v of [value, replacement]) assert.ok(!everywhere.includes(v), 'a value leaked')
       const audit = stack.audit().filter((a) => String(a.method).startsWith('account/'))
-      assert.deepEqual(audit.map((a) => [a.method, a.name, a.server, a.decision, a.outcome, a.sub, a.clientId]), [
-        ['account/secret.set', 'github-token', 'github', 'allow', 'set', 'alice', 'alice'],
-        ['account/secret.set', 'github-token', 'github', 'allow', 'replaced', 'alice', 'alice'],
-        ['account/secret.delete', 'github-token', 'github', 'allow', 'deleted', 'alice', 'alice'],
-      ])
+      assert.deepEqual(
+        audit.map((a) => [a.method, a.name, a.server, a.decision, a.outcome, a.sub, a.clientId]),
+        [
+          ['account/secret.set', 'github-token', 'github', 'allow', 'set', 'alice', 'alice'],
+          ['account/secret.set', 'github-token', 'github', 'allow', 'replaced', 'alice', 'alice'],
+          ['account/secret.delete', 'github-token', 'github', 'allow', 'deleted', 'alice', 'alice'],
+        ],
+      )
       for (const a of audit) assert.equal(a.value, undefined)
     })
 
     it('users are kept apart: bob neither sees nor changes what alice set', async () => {
-      assert.equal((await api(secret('github-token'), { method: 'PUT', token: alice, body: { value: 'alices' } })).status, 201)
+      assert.equal(
+        (
+          await api(secret('github-token'), {
+            method: 'PUT',
+            token: alice,
+            body: { value: 'alices' },
+          })
+        ).status,
+        201,
+      )
       assert.deepEqual((await api(base(), { token: bob })).json.secrets, [])
-      assert.equal((await api(secret('github-token'), { method: 'PUT', token: bob, body: { value: 'bobs' } })).status, 201)
-      assert.equal((await api(secret('github-token'), { method: 'DELETE', token: bob })).status, 204)
+      assert.equal(
+        (await api(secret('github-token'), { method: 'PUT', token: bob, body: { value: 'bobs' } }))
+          .status,
+        201,
+      )
+      assert.equal(
+        (await api(secret('github-token'), { method: 'DELETE', token: bob })).status,
+        204,
+      )
       assert.equal(await secretsIn(store).value(owner('alice'), 'github-token'), 'alices')
       assert.equal(await secretsIn(store).value(owner('bob'), 'github-token'), undefined)
-      assert.equal((await api(secret('github-token'), { method: 'DELETE', token: alice })).status, 204)
+      assert.equal(
+        (await api(secret('github-token'), { method: 'DELETE', token: alice })).status,
+        204,
+      )
     })
 
     it('DELETE of a settable secret not set: 204 (nothing to do)', async () => {
-      assert.equal((await api(secret('github-token'), { method: 'DELETE', token: alice })).status, 204)
+      assert.equal(
+        (await api(secret('github-token'), { method: 'DELETE', token: alice })).status,
+        204,
+      )
     })
   })
 
   describe('refusals, storing nothing', () => {
-    const cases: { name: string; path?: string; method?: string; body?: unknown; raw?: string; headers?: Record<string, string>; status: number; error: string }[] = [
-      { name: 'a name no server takes', path: 'aws-key', body: { value: 'v' }, status: 403, error: 'secret_not_allowed' },
-      { name: 'a secret of a server the caller may not use (jira: write access)', path: 'jira-token', body: { value: 'v' }, status: 403, error: 'secret_not_allowed' },
-      { name: 'deleting a secret of a server the caller may not use', path: 'vault-token', method: 'DELETE', status: 403, error: 'secret_not_allowed' },
-      { name: 'no Content-Type', raw: '{"value":"v"}', headers: { 'content-type': '' }, status: 415, error: 'unsupported_media_type' },
-      { name: 'text/plain', raw: '{"value":"v"}', headers: { 'content-type': 'text/plain' }, status: 415, error: 'unsupported_media_type' },
-      { name: 'a form', raw: 'value=v', headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 415, error: 'unsupported_media_type' },
+    const cases: {
+      name: string
+      path?: string
+      method?: string
+      body?: unknown
+      raw?: string
+      headers?: Record<string, string>
+      status: number
+      error: string
+    }[] = [
+      {
+        name: 'a name no server takes',
+        path: 'aws-key',
+        body: { value: 'v' },
+        status: 403,
+        error: 'secret_not_allowed',
+      },
+      {
+        name: 'a secret of a server the caller may not use (jira: write access)',
+        path: 'jira-token',
+        body: { value: 'v' },
+        status: 403,
+        error: 'secret_not_allowed',
+      },
+      {
+        name: 'deleting a secret of a server the caller may not use',
+        path: 'vault-token',
+        method: 'DELETE',
+        status: 403,
+        error: 'secret_not_allowed',
+      },
+      {
+        name: 'no Content-Type',
+        raw: '{"value":"v"}',
+        headers: { 'content-type': '' },
+        status: 415,
+        error: 'unsupported_media_type',
+      },
+      {
+        name: 'text/plain',
+        raw: '{"value":"v"}',
+        headers: { 'content-type': 'text/plain' },
+        status: 415,
+        error: 'unsupported_media_type',
+      },
+      {
+        name: 'a form',
+        raw: 'value=v',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        status: 415,
+        error: 'unsupported_media_type',
+      },
       { name: 'not JSON', raw: '{"value":', status: 400, error: 'invalid_body' },
       { name: 'an array', body: ['v'], status: 400, error: 'invalid_body' },
       { name: 'a number value', body: { value: 5 }, status: 400, error: 'invalid_body' },
-      { name: 'an extra field', body: { value: 'v', name: 'vault-token' }, status: 400, error: 'invalid_body' },
+      {
+        name: 'an extra field',
+        body: { value: 'v', name: 'vault-token' },
+        status: 400,
+        error: 'invalid_body',
+      },
       { name: 'no value', body: {}, status: 400, error: 'invalid_body' },
       { name: 'an empty value', body: { value: '' }, status: 400, error: 'secret_refused' },
-      { name: 'a value holding NUL', body: { value: 'a\u0000b' }, status: 400, error: 'secret_refused' },
-      { name: 'a value over 8192 characters', body: { value: 'x'.repeat(8193) }, status: 400, error: 'secret_refused' },
-      { name: 'a body over account.maxBodyBytes', body: { value: 'x'.repeat(MAX_BODY) }, status: 413, error: 'body_too_large' },
-      { name: 'a request from another site (Origin)', body: { value: 'v' }, headers: { origin: 'http://evil.example' }, status: 403, error: 'origin_not_allowed' },
+      {
+        name: 'a value holding NUL',
+        body: { value: 'a\u0000b' },
+        status: 400,
+        error: 'secret_refused',
+      },
+      {
+        name: 'a value over 8192 characters',
+        body: { value: 'x'.repeat(8193) },
+        status: 400,
+        error: 'secret_refused',
+      },
+      {
+        name: 'a body over account.maxBodyBytes',
+        body: { value: 'x'.repeat(MAX_BODY) },
+        status: 413,
+        error: 'body_too_large',
+      },
+      {
+        name: 'a request from another site (Origin)',
+        body: { value: 'v' },
+        headers: { origin: 'http://evil.example' },
+        status: 403,
+        error: 'origin_not_allowed',
+      },
       // Hostile names in the path: decoded once by the router, never twice, never a path.
-      { name: 'the name ../vault-token (encoded slash)', path: '..%2Fvault-token', body: { value: 'v' }, status: 403, error: 'secret_not_allowed' },
-      { name: 'the name github-token NUL', path: 'github-token%00', body: { value: 'v' }, status: 403, error: 'secret_not_allowed' },
-      { name: 'the name github-token LF', path: 'github-token%0A', body: { value: 'v' }, status: 403, error: 'secret_not_allowed' },
-      { name: 'the name github-token with a trailing space', path: 'github-token%20', body: { value: 'v' }, status: 403, error: 'secret_not_allowed' },
-      { name: 'a double-encoded name', path: 'github%252Dtoken', body: { value: 'v' }, status: 403, error: 'secret_not_allowed' },
-      { name: 'an upper-case name', path: 'GITHUB-TOKEN', body: { value: 'v' }, status: 403, error: 'secret_not_allowed' },
-      { name: 'a right-to-left override', path: '%E2%80%AEgithub-token', body: { value: 'v' }, status: 403, error: 'secret_not_allowed' },
-      { name: 'a broken percent-encoding', path: '%ZZ', body: { value: 'v' }, status: 403, error: 'secret_not_allowed' },
-      { name: 'a name of 65 characters', path: 'a'.repeat(65), body: { value: 'v' }, status: 403, error: 'secret_not_allowed' },
+      {
+        name: 'the name ../vault-token (encoded slash)',
+        path: '..%2Fvault-token',
+        body: { value: 'v' },
+        status: 403,
+        error: 'secret_not_allowed',
+      },
+      {
+        name: 'the name github-token NUL',
+        path: 'github-token%00',
+        body: { value: 'v' },
+        status: 403,
+        error: 'secret_not_allowed',
+      },
+      {
+        name: 'the name github-token LF',
+        path: 'github-token%0A',
+        body: { value: 'v' },
+        status: 403,
+        error: 'secret_not_allowed',
+      },
+      {
+        name: 'the name github-token with a trailing space',
+        path: 'github-token%20',
+        body: { value: 'v' },
+        status: 403,
+        error: 'secret_not_allowed',
+      },
+      {
+        name: 'a double-encoded name',
+        path: 'github%252Dtoken',
+        body: { value: 'v' },
+        status: 403,
+        error: 'secret_not_allowed',
+      },
+      {
+        name: 'an upper-case name',
+        path: 'GITHUB-TOKEN',
+        body: { value: 'v' },
+        status: 403,
+        error: 'secret_not_allowed',
+      },
+      {
+        name: 'a right-to-left override',
+        path: '%E2%80%AEgithub-token',
+        body: { value: 'v' },
+        status: 403,
+        error: 'secret_not_allowed',
+      },
+      {
+        name: 'a broken percent-encoding',
+        path: '%ZZ',
+        body: { value: 'v' },
+        status: 403,
+        error: 'secret_not_allowed',
+      },
+      {
+        name: 'a name of 65 characters',
+        path: 'a'.repeat(65),
+        body: { value: 'v' },
+        status: 403,
+        error: 'secret_not_allowed',
+      },
     ]
     for (const c of cases) {
       it(`${c.name}: ${c.status} ${c.error}`, async () => {
         const before = await secretKeys()
-        const res = await api(secret(c.path ?? 'github-token'), { method: c.method ?? 'PUT', token: alice, body: c.body, raw: c.raw, headers: c.headers })
+        const res = await api(secret(c.path ?? 'github-token'), {
+          method: c.method ?? 'PUT',
+          token: alice,
+          body: c.body,
+          raw: c.raw,
+          headers: c.headers,
+        })
         assert.equal(res.status, c.status, res.text)
         assert.equal(res.json.error, c.error)
         assert.equal(typeof res.json.message, 'string')
@@ -238,9 +504,19 @@ describe('the account API with an external issuer (the dev IdP)', () => {
     }
 
     it('a refused name is an audit event (deny), without the value', async () => {
-      await api(secret('aws-key'), { method: 'PUT', token: alice, body: { value: 'never-stored-value' } })
-      const last = stack.audit().filter((a) => a.method === 'account/secret.set').at(-1)!
-      assert.deepEqual([last.name, last.decision, last.outcome], ['aws-key', 'deny', 'refused: no server of the caller takes it'])
+      await api(secret('aws-key'), {
+        method: 'PUT',
+        token: alice,
+        body: { value: 'never-stored-value' },
+      })
+      const last = stack
+        .audit()
+        .filter((a) => a.method === 'account/secret.set')
+        .at(-1)!
+      assert.deepEqual(
+        [last.name, last.decision, last.outcome],
+        ['aws-key', 'deny', 'refused: no server of the caller takes it'],
+      )
       assert.ok(!JSON.stringify(stack.audit()).includes('never-stored-value'))
     })
 
@@ -254,7 +530,11 @@ describe('the account API with an external issuer (the dev IdP)', () => {
     ]
     for (const m of methods) {
       it(`${m.method} /account/api${m.path}: 405, Allow ${m.allow}, no CORS`, async () => {
-        const res = await api(`${base()}${m.path}`, { method: m.method, token: alice, headers: { origin: stack.url } })
+        const res = await api(`${base()}${m.path}`, {
+          method: m.method,
+          token: alice,
+          headers: { origin: stack.url },
+        })
         assert.equal(res.status, 405, res.text)
         assert.equal(res.json.error, 'method_not_allowed')
         assert.equal(res.headers.allow, m.allow)
@@ -272,9 +552,17 @@ describe('the account API with an external issuer (the dev IdP)', () => {
       assert.match(res.text, /\/account\/api/)
       assert.doesNotMatch(res.text, /account\/login/)
     })
-    for (const [method, path] of [['GET', '/account/login'], ['GET', '/account/callback?code=x&state=y'], ['POST', '/account/secrets']] as const) {
+    for (const [method, path] of [
+      ['GET', '/account/login'],
+      ['GET', '/account/callback?code=x&state=y'],
+      ['POST', '/account/secrets'],
+    ] as const) {
       it(`${method} ${path}: 404 (no sign-in without the broker)`, async () => {
-        const res = await send(`${stack.url}${path}`, { method, headers: { 'content-type': 'application/x-www-form-urlencoded' }, ...(method === 'POST' ? { body: 'name=github-token&value=v' } : {}) })
+        const res = await send(`${stack.url}${path}`, {
+          method,
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          ...(method === 'POST' ? { body: 'name=github-token&value=v' } : {}),
+        })
         assert.equal(res.status, 404)
         assert.equal(res.headers['set-cookie'], undefined)
       })
@@ -288,7 +576,11 @@ describe('with the broker: the page and the API are the same user', () => {
   const REDIRECT = 'http://127.0.0.1:43190/cb'
 
   before(async () => {
-    stack = await startBrokerStack({ policy: ACCOUNT_POLICY, auth: ACCOUNT_EXCHANGE, config: { servers: accountServers(), secrets: SEALING } })
+    stack = await startBrokerStack({
+      policy: ACCOUNT_POLICY,
+      auth: ACCOUNT_EXCHANGE,
+      config: { servers: accountServers(), secrets: SEALING },
+    })
   })
   after(async () => {
     await stack?.close()
@@ -297,11 +589,23 @@ describe('with the broker: the page and the API are the same user', () => {
   it('set on the page, seen with an MCP access token of the same user; set with it, seen on the page', async () => {
     const jar = new Map<string, string>()
     const { page } = await pageSignIn(stack.url, jar)
-    assert.equal((await submit(stack.url, jar, formFor(page.text, { set: 'github-token' }), { value: 'from-the-page' })).status, 303)
+    assert.equal(
+      (
+        await submit(stack.url, jar, formFor(page.text, { set: 'github-token' }), {
+          value: 'from-the-page',
+        })
+      ).status,
+      303,
+    )
 
     // An MCP client's login, in another browser: the broker's token for the github server.
     const clientId = await newClient(stack, [REDIRECT])
-    const l = await login(stack, { clientId, redirectUri: REDIRECT, server: 'github', scope: 'mcp:read mcp:write' })
+    const l = await login(stack, {
+      clientId,
+      redirectUri: REDIRECT,
+      server: 'github',
+      scope: 'mcp:read mcp:write',
+    })
     const t = await exchange(stack, l, { clientId, redirectUri: REDIRECT, server: 'github' })
     assert.equal(t.status, 200, t.text)
     const token = String(t.json.access_token)
@@ -309,15 +613,38 @@ describe('with the broker: the page and the API are the same user', () => {
     const listed = await api(`${stack.url}/account/api`, { token })
     assert.equal(listed.status, 200, listed.text)
     assert.deepEqual([listed.json.iss, listed.json.sub], [stack.url, ALICE])
-    assert.deepEqual((listed.json.secrets as { name: string }[]).map((s) => s.name), ['github-token'])
-    const jira = (listed.json.servers as { name: string; credentials: Record<string, unknown>[] }[]).find((s) => s.name === 'jira')!
+    assert.deepEqual(
+      (listed.json.secrets as { name: string }[]).map((s) => s.name),
+      ['github-token'],
+    )
+    const jira = (
+      listed.json.servers as { name: string; credentials: Record<string, unknown>[] }[]
+    ).find((s) => s.name === 'jira')!
     const upstream = new URL(stack.idp.issuer).host
-    assert.deepEqual(jira.credentials.find((c) => c.kind === 'upstreamToken'), { env: 'UPSTREAM', kind: 'upstreamToken', token: 'access_token', upstream, held: true })
+    assert.deepEqual(
+      jira.credentials.find((c) => c.kind === 'upstreamToken'),
+      { env: 'UPSTREAM', kind: 'upstreamToken', token: 'access_token', upstream, held: true },
+    )
 
-    assert.equal((await api(`${stack.url}/account/api/secrets/jira-token`, { method: 'PUT', token, body: { value: 'from-the-api' } })).status, 201)
+    assert.equal(
+      (
+        await api(`${stack.url}/account/api/secrets/jira-token`, {
+          method: 'PUT',
+          token,
+          body: { value: 'from-the-api' },
+        })
+      ).status,
+      201,
+    )
     const again = await send(`${stack.url}/account`, { jar })
     assert.match(again.text, /id="secret-jira-jira-token">[\s\S]*?Set on <time/)
-    assert.equal(await secretsIn(stack.store).value({ iss: stack.url, sub: ALICE }, 'jira-token'), 'from-the-api')
-    assert.equal(await secretsIn(stack.store).value({ iss: stack.url, sub: ALICE }, 'github-token'), 'from-the-page')
+    assert.equal(
+      await secretsIn(stack.store).value({ iss: stack.url, sub: ALICE }, 'jira-token'),
+      'from-the-api',
+    )
+    assert.equal(
+      await secretsIn(stack.store).value({ iss: stack.url, sub: ALICE }, 'github-token'),
+      'from-the-page',
+    )
   })
 })

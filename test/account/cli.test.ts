@@ -9,7 +9,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
-import { ACCOUNT_EXCHANGE, ACCOUNT_POLICY, accountServers, SEALING, secretsIn } from '../helpers/account.js'
+import {
+  ACCOUNT_EXCHANGE,
+  ACCOUNT_POLICY,
+  accountServers,
+  SEALING,
+  secretsIn,
+} from '../helpers/account.js'
 import { closedPortUrl } from '../helpers/jwks-server.js'
 import { recordingStore, type RecordingStore } from '../helpers/recording-store.js'
 import { startStack, type Stack } from '../helpers/stack.js'
@@ -17,12 +23,18 @@ import { startStack, type Stack } from '../helpers/stack.js'
 const MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url))
 
 /** Runs `mcp-edge secrets …` to completion with `stdin` piped in (closed at once when undefined). */
-function cli(args: string[], o: { token?: string; stdin?: string | Buffer; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  o: { token?: string; stdin?: string | Buffer; env?: Record<string, string> } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const env: NodeJS.ProcessEnv = { ...process.env, ...o.env }
     delete env.MCP_EDGE_TOKEN
     if (o.token !== undefined) env.MCP_EDGE_TOKEN = o.token
-    const p = spawn(process.execPath, [MAIN, 'secrets', ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] })
+    const p = spawn(process.execPath, [MAIN, 'secrets', ...args], {
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
     let stdout = ''
     let stderr = ''
     p.stdout.on('data', (d) => (stdout += d))
@@ -43,7 +55,13 @@ describe('mcp-edge secrets', () => {
 
   before(async () => {
     store = recordingStore()
-    stack = await startStack({ policy: ACCOUNT_POLICY, servers: accountServers({ upstreamToken: false }), store, auth: ACCOUNT_EXCHANGE, config: { secrets: SEALING } })
+    stack = await startStack({
+      policy: ACCOUNT_POLICY,
+      servers: accountServers({ upstreamToken: false }),
+      store,
+      auth: ACCOUNT_EXCHANGE,
+      config: { secrets: SEALING },
+    })
     token = await stack.token('alice', { server: 'github' })
     nobody = await closedPortUrl()
   })
@@ -59,27 +77,34 @@ describe('mcp-edge secrets', () => {
 
     const list = await cli(['list', ...url()], { token })
     assert.equal(list.code, 0, list.stderr)
-    assert.match(list.stdout, /^github: GitHub tools\n {2}github-token {2}set \d{4}-\d\d-\d\d \d\d:\d\d UTC {2}\(a GitHub personal access token\)$/m)
+    assert.match(
+      list.stdout,
+      /^github: GitHub tools\n {2}github-token {2}set \d{4}-\d\d-\d\d \d\d:\d\d UTC {2}\(a GitHub personal access token\)$/m,
+    )
     assert.match(list.stdout, /^held for you: github-token \(set /m)
     assert.doesNotMatch(list.stdout + list.stderr, /ghp_piped-value/)
   })
 
   it('set again replaces; a value of several lines (a PEM key) is kept whole', async () => {
-    const pem = '-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7\nAgEAAkEAq7BFUpkGp3+LQmlQ\n-----END PRIVATE KEY-----\n'
+    const pem =
+      '-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7\nAgEAAkEAq7BFUpkGp3+LQmlQ\n-----END PRIVATE KEY-----\n'
     const res = await cli(['set', 'github-token', ...url()], { token, stdin: pem })
     assert.equal(res.code, 0, res.stderr)
     assert.match(res.stdout, /^github-token replaced /)
     assert.equal(await secretsIn(store).value(alice(), 'github-token'), pem.slice(0, -1))
   })
 
-  it('--token-file instead of MCP_EDGE_TOKEN; list --json is the API\'s answer', async () => {
+  it("--token-file instead of MCP_EDGE_TOKEN; list --json is the API's answer", async () => {
     const file = join(dir, 'token')
     writeFileSync(file, `${token}\n`)
     const res = await cli(['list', '--json', '--token-file', file, ...url()])
     assert.equal(res.code, 0, res.stderr)
     const body = JSON.parse(res.stdout) as { sub: string; secrets: { name: string }[] }
     assert.equal(body.sub, 'alice')
-    assert.deepEqual(body.secrets.map((s) => s.name), ['github-token'])
+    assert.deepEqual(
+      body.secrets.map((s) => s.name),
+      ['github-token'],
+    )
   })
 
   it('delete, then list shows it not set', async () => {
@@ -92,18 +117,91 @@ describe('mcp-edge secrets', () => {
     assert.match(list.stdout, /^held for you: nothing$/m)
   })
 
-  const refusals: { name: string; args: () => string[]; token?: () => string | undefined; stdin?: string; code: number; stderr: RegExp }[] = [
-    { name: 'a value on the command line', args: () => ['set', 'github-token', 'ghp_in-argv', ...url()], stdin: 'x', code: 2, stderr: /the value is read from standard input, never from the command line/ },
-    { name: 'no token', args: () => ['set', 'github-token', ...url()], token: () => undefined, stdin: 'x', code: 2, stderr: /no access token: set MCP_EDGE_TOKEN or pass --token-file/ },
-    { name: 'a token the gateway refuses', args: () => ['set', 'github-token', ...url()], token: () => 'not-a-jwt', stdin: 'x', code: 1, stderr: /\(unauthorized, HTTP 401\)/ },
-    { name: 'a name no server of the user takes', args: () => ['set', 'vault-token', ...url()], stdin: 'x', code: 1, stderr: /no server you may use takes a secret of that name \(secret_not_allowed, HTTP 403\)/ },
-    { name: 'a name with a slash (sent encoded, refused as a name)', args: () => ['set', '../github-token', ...url()], stdin: 'x', code: 1, stderr: /\(secret_not_allowed, HTTP 403\)/ },
-    { name: 'empty standard input', args: () => ['set', 'github-token', ...url()], stdin: '', code: 1, stderr: /no value was given/ },
-    { name: 'only a line break', args: () => ['set', 'github-token', ...url()], stdin: '\n', code: 1, stderr: /no value was given/ },
-    { name: 'a value the store refuses (NUL)', args: () => ['set', 'github-token', ...url()], stdin: 'a\u0000b', code: 1, stderr: /NUL character \(secret_refused, HTTP 400\)/ },
-    { name: 'no name', args: () => ['set', ...url()], stdin: 'x', code: 2, stderr: /set needs a secret NAME/ },
-    { name: 'an unknown subcommand', args: () => ['show', ...url()], code: 2, stderr: /unknown subcommand show/ },
-    { name: 'a gateway that is not there', args: () => ['list', '--url', nobody], code: 1, stderr: /cannot reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/ },
+  const refusals: {
+    name: string
+    args: () => string[]
+    token?: () => string | undefined
+    stdin?: string
+    code: number
+    stderr: RegExp
+  }[] = [
+    {
+      name: 'a value on the command line',
+      args: () => ['set', 'github-token', 'ghp_in-argv', ...url()],
+      stdin: 'x',
+      code: 2,
+      stderr: /the value is read from standard input, never from the command line/,
+    },
+    {
+      name: 'no token',
+      args: () => ['set', 'github-token', ...url()],
+      token: () => undefined,
+      stdin: 'x',
+      code: 2,
+      stderr: /no access token: set MCP_EDGE_TOKEN or pass --token-file/,
+    },
+    {
+      name: 'a token the gateway refuses',
+      args: () => ['set', 'github-token', ...url()],
+      token: () => 'not-a-jwt',
+      stdin: 'x',
+      code: 1,
+      stderr: /\(unauthorized, HTTP 401\)/,
+    },
+    {
+      name: 'a name no server of the user takes',
+      args: () => ['set', 'vault-token', ...url()],
+      stdin: 'x',
+      code: 1,
+      stderr: /no server you may use takes a secret of that name \(secret_not_allowed, HTTP 403\)/,
+    },
+    {
+      name: 'a name with a slash (sent encoded, refused as a name)',
+      args: () => ['set', '../github-token', ...url()],
+      stdin: 'x',
+      code: 1,
+      stderr: /\(secret_not_allowed, HTTP 403\)/,
+    },
+    {
+      name: 'empty standard input',
+      args: () => ['set', 'github-token', ...url()],
+      stdin: '',
+      code: 1,
+      stderr: /no value was given/,
+    },
+    {
+      name: 'only a line break',
+      args: () => ['set', 'github-token', ...url()],
+      stdin: '\n',
+      code: 1,
+      stderr: /no value was given/,
+    },
+    {
+      name: 'a value the store refuses (NUL)',
+      args: () => ['set', 'github-token', ...url()],
+      stdin: 'a\u0000b',
+      code: 1,
+      stderr: /NUL character \(secret_refused, HTTP 400\)/,
+    },
+    {
+      name: 'no name',
+      args: () => ['set', ...url()],
+      stdin: 'x',
+      code: 2,
+      stderr: /set needs a secret NAME/,
+    },
+    {
+      name: 'an unknown subcommand',
+      args: () => ['show', ...url()],
+      code: 2,
+      stderr: /unknown subcommand show/,
+    },
+    {
+      name: 'a gateway that is not there',
+      args: () => ['list', '--url', nobody],
+      code: 1,
+      stderr: /cannot reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/,
+    },
   ]
   for (const r of refusals) {
     it(`${r.name}: exit ${r.code}, nothing stored`, async () => {
@@ -111,7 +209,10 @@ describe('mcp-edge secrets', () => {
       const res = await cli(r.args(), { token: r.token ? r.token() : token, stdin: r.stdin })
       assert.equal(res.code, r.code, `${res.stdout}${res.stderr}`)
       assert.match(res.stderr, r.stderr)
-      assert.deepEqual((await store.keys('secrets:')).filter((k) => k.split(':').length > 2), before)
+      assert.deepEqual(
+        (await store.keys('secrets:')).filter((k) => k.split(':').length > 2),
+        before,
+      )
       assert.ok(!stack.logLines.join('\n').includes('ghp_in-argv'))
     })
   }

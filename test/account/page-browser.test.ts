@@ -12,7 +12,13 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { Browser, BrowserContext, HTTPResponse, Page } from 'puppeteer-core'
-import { ACCOUNT_EXCHANGE, ACCOUNT_POLICY, accountServers, SEALING, secretsIn } from '../helpers/account.js'
+import {
+  ACCOUNT_EXCHANGE,
+  ACCOUNT_POLICY,
+  accountServers,
+  SEALING,
+  secretsIn,
+} from '../helpers/account.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { launchBrowser, NO_BROWSER } from '../helpers/browser.js'
 
@@ -30,7 +36,12 @@ describe('the account page in headless Chromium', { skip: NO_BROWSER }, () => {
   const contexts: BrowserContext[] = []
 
   before(async () => {
-    stack = await startBrokerStack({ kind: 'entra', policy: ACCOUNT_POLICY, auth: ACCOUNT_EXCHANGE, config: { servers: accountServers(), secrets: SEALING } })
+    stack = await startBrokerStack({
+      kind: 'entra',
+      policy: ACCOUNT_POLICY,
+      auth: ACCOUNT_EXCHANGE,
+      config: { servers: accountServers(), secrets: SEALING },
+    })
     site = http.createServer((_req, res) => {
       res.setHeader('content-type', 'text/html; charset=utf-8')
       res.end(evilPage)
@@ -61,7 +72,9 @@ describe('the account page in headless Chromium', { skip: NO_BROWSER }, () => {
     contexts.push(context)
     const page = await context.newPage()
     await page.setJavaScriptEnabled(false)
-    await page.setViewport(o.width ? { width: o.width, height: 740, isMobile: true } : { width: 1000, height: 800 })
+    await page.setViewport(
+      o.width ? { width: o.width, height: 740, isMobile: true } : { width: 1000, height: 800 },
+    )
     return page
   }
 
@@ -91,17 +104,36 @@ describe('the account page in headless Chromium', { skip: NO_BROWSER }, () => {
     await shot(page, '1-sign-in')
     await signIn(page)
     // The page the link asked for: the needed secret highlighted, with the sentence saying why.
-    assert.equal(await page.$eval('.warn', (w) => w.textContent), 'github needs a GitHub personal access token; set it, then return to your application.')
-    assert.deepEqual(await page.$$eval('li.cred.needed', (l) => l.map((x) => x.id)), ['secret-github-github-token'])
-    assert.match(await page.$eval(item('github', 'github-token'), (l) => l.textContent ?? ''), /Not set/)
+    assert.equal(
+      await page.$eval('.warn', (w) => w.textContent),
+      'github needs a GitHub personal access token; set it, then return to your application.',
+    )
+    assert.deepEqual(await page.$$eval('li.cred.needed', (l) => l.map((x) => x.id)), [
+      'secret-github-github-token',
+    ])
+    assert.match(
+      await page.$eval(item('github', 'github-token'), (l) => l.textContent ?? ''),
+      /Not set/,
+    )
     // The stylesheet applies (its CSP hash matches): the highlight is coloured.
-    assert.equal(await page.$eval('li.cred.needed', (l) => getComputedStyle(l).backgroundColor), 'rgb(255, 244, 229)')
+    assert.equal(
+      await page.$eval('li.cred.needed', (l) => getComputedStyle(l).backgroundColor),
+      'rgb(255, 244, 229)',
+    )
     const input = `${item('github', 'github-token')} input[name=value]`
-    assert.deepEqual(await page.$eval(input, (i) => [i.getAttribute('type'), i.getAttribute('autocomplete')]), ['password', 'off'])
+    assert.deepEqual(
+      await page.$eval(input, (i) => [i.getAttribute('type'), i.getAttribute('autocomplete')]),
+      ['password', 'off'],
+    )
     // What else the user's servers need: supplied, not set by them.
     const body = await text(page)
     assert.match(body, /Exchanged at your identity provider for https:\/\/confluence\.example/)
-    assert.match(body, new RegExp(`From your sign-in at ${new URL(stack.idp.issuer).host.replace(/\./g, '\\.')}\\. The gateway holds one for you\\.`))
+    assert.match(
+      body,
+      new RegExp(
+        `From your sign-in at ${new URL(stack.idp.issuer).host.replace(/\./g, '\\.')}\\. The gateway holds one for you\\.`,
+      ),
+    )
     assert.doesNotMatch(body, /vault/, 'a server the user may not use is not shown')
     assert.equal(await page.$('script'), null)
     await shot(page, '2-needed')
@@ -110,32 +142,57 @@ describe('the account page in headless Chromium', { skip: NO_BROWSER }, () => {
     await page.type(input, 'ghp_first-value')
     await click(page, `${item('github', 'github-token')} button.primary`)
     assert.equal(new URL(page.url()).pathname, '/account/saved')
-    assert.match(await text(page), /github-token is set \(on .+ UTC\)\.\s+You can go back to your application now/)
+    assert.match(
+      await text(page),
+      /github-token is set \(on .+ UTC\)\.\s+You can go back to your application now/,
+    )
     assert.equal(await secretsIn(stack.store).value(alice(), 'github-token'), 'ghp_first-value')
     await shot(page, '3-saved')
 
     // Back: "Set on", and held for the user (name and date, never the value).
     await click(page, 'a.button')
-    assert.match(await page.$eval(item('github', 'github-token'), (l) => l.textContent ?? ''), /Set on \d{4}-\d\d-\d\d \d\d:\d\d UTC/)
-    assert.equal(await page.$eval(`${item('github', 'github-token')} button.primary`, (b) => b.textContent), 'Replace')
+    assert.match(
+      await page.$eval(item('github', 'github-token'), (l) => l.textContent ?? ''),
+      /Set on \d{4}-\d\d-\d\d \d\d:\d\d UTC/,
+    )
+    assert.equal(
+      await page.$eval(`${item('github', 'github-token')} button.primary`, (b) => b.textContent),
+      'Replace',
+    )
     assert.doesNotMatch(await page.content(), /ghp_first-value/)
     assert.match(await text(page), /What the gateway holds for you\s+github-token set on/)
-    const firstSet = await page.$eval(`${item('github', 'github-token')} time`, (t) => t.getAttribute('datetime'))
+    const firstSet = await page.$eval(`${item('github', 'github-token')} time`, (t) =>
+      t.getAttribute('datetime'),
+    )
 
     // Replace.
     await page.type(input, 'ghp_second-value')
     await click(page, `${item('github', 'github-token')} button.primary`)
     assert.equal(await secretsIn(stack.store).value(alice(), 'github-token'), 'ghp_second-value')
-    assert.deepEqual(stack.audit().filter((a) => a.method === 'account/secret.set').map((a) => a.outcome), ['set', 'replaced'])
+    assert.deepEqual(
+      stack
+        .audit()
+        .filter((a) => a.method === 'account/secret.set')
+        .map((a) => a.outcome),
+      ['set', 'replaced'],
+    )
     await click(page, 'a.button')
-    const secondSet = await page.$eval(`${item('github', 'github-token')} time`, (t) => t.getAttribute('datetime'))
+    const secondSet = await page.$eval(`${item('github', 'github-token')} time`, (t) =>
+      t.getAttribute('datetime'),
+    )
     assert.ok(Date.parse(secondSet!) >= Date.parse(firstSet!))
 
     // Delete.
-    await click(page, `${item('github', 'github-token')} form[action$="/account/secrets/delete"] button`)
+    await click(
+      page,
+      `${item('github', 'github-token')} form[action$="/account/secrets/delete"] button`,
+    )
     assert.equal(new URL(page.url()).searchParams.get('deleted'), 'github-token')
     assert.equal(await page.$eval('.note', (n) => n.textContent), 'github-token is deleted.')
-    assert.match(await page.$eval(item('github', 'github-token'), (l) => l.textContent ?? ''), /Not set/)
+    assert.match(
+      await page.$eval(item('github', 'github-token'), (l) => l.textContent ?? ''),
+      /Not set/,
+    )
     assert.match(await text(page), /What the gateway holds for you\s+No secrets\./)
     assert.equal(await secretsIn(stack.store).value(alice(), 'github-token'), undefined)
     await shot(page, '4-deleted')
@@ -145,19 +202,27 @@ describe('the account page in headless Chromium', { skip: NO_BROWSER }, () => {
   it('at 360 px wide, scripts off: no sideways scrolling, every field and button on screen, and it works', async () => {
     const page = await newPage({ width: 360 })
     await signIn(page, 'server=jira&secret=jira-token')
-    const size = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }))
+    const size = await page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      inner: window.innerWidth,
+    }))
     assert.equal(size.inner, 360)
     assert.ok(size.scroll <= size.inner, `scrollWidth ${size.scroll} > ${size.inner}`)
-    const boxes = await page.$$eval('input[type=password], button, .warn, li.cred', (els) => els.map((e) => {
-      const r = e.getBoundingClientRect()
-      return { what: `${e.tagName}.${e.className}`, left: r.left, right: r.right }
-    }))
+    const boxes = await page.$$eval('input[type=password], button, .warn, li.cred', (els) =>
+      els.map((e) => {
+        const r = e.getBoundingClientRect()
+        return { what: `${e.tagName}.${e.className}`, left: r.left, right: r.right }
+      }),
+    )
     for (const b of boxes) assert.ok(b.left >= 0 && b.right <= 360, JSON.stringify(b))
     await shot(page, '5-360px')
     await page.type(`${item('jira', 'jira-token')} input[name=value]`, 'jira-from-a-phone')
     await click(page, `${item('jira', 'jira-token')} button.primary`)
     assert.equal(new URL(page.url()).pathname, '/account/saved')
-    const saved = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }))
+    const saved = await page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      inner: window.innerWidth,
+    }))
     assert.ok(saved.scroll <= saved.inner)
     assert.equal(await secretsIn(stack.store).value(alice(), 'jira-token'), 'jira-from-a-phone')
     await secretsIn(stack.store).remove(alice(), 'jira-token')

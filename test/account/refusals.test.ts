@@ -10,7 +10,18 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { accountCookies } from '../../gateway/account/session.js'
-import { ACCOUNT_EXCHANGE, ACCOUNT_POLICY, accountServers, formFor, pageForms, pageSignIn, SEALING, secretsIn, submit, type PageForm } from '../helpers/account.js'
+import {
+  ACCOUNT_EXCHANGE,
+  ACCOUNT_POLICY,
+  accountServers,
+  formFor,
+  pageForms,
+  pageSignIn,
+  SEALING,
+  secretsIn,
+  submit,
+  type PageForm,
+} from '../helpers/account.js'
 import { send, type Answer } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import type { CookieJar } from '../helpers/oauth-flow.js'
@@ -28,7 +39,11 @@ before(async () => {
   stack = await startBrokerStack({
     policy: ACCOUNT_POLICY,
     auth: ACCOUNT_EXCHANGE,
-    config: { servers: accountServers(), secrets: SEALING, account: { sessionTtl: SESSION_TTL_S, maxBodyBytes: MAX_BODY } },
+    config: {
+      servers: accountServers(),
+      secrets: SEALING,
+      account: { sessionTtl: SESSION_TTL_S, maxBodyBytes: MAX_BODY },
+    },
     start: { accountClock: () => Date.now() + skew },
   })
 })
@@ -55,7 +70,11 @@ async function secretKeys(): Promise<string[]> {
 async function postRaw(jar: CookieJar, action: string, body: string | Buffer): Promise<Answer> {
   const res = await request(new URL(action, stack.url).href, {
     method: 'POST',
-    headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '), 'content-type': 'application/x-www-form-urlencoded', origin: stack.url },
+    headers: {
+      cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '),
+      'content-type': 'application/x-www-form-urlencoded',
+      origin: stack.url,
+    },
     body,
   })
   const text = await res.body.text()
@@ -93,42 +112,160 @@ describe('forms the page refuses, storing nothing', () => {
   })
 
   const csrfOf = (page: Answer) => pageForms(page.text)[0]!.fields.csrf!
-  const cases: { name: string; jar?: () => CookieJar; over: () => Record<string, string | undefined>; headers?: Record<string, string>; body?: () => string | Buffer; status: number; code: string }[] = [
-    { name: 'no session (a browser never signed in)', jar: () => new Map(), over: () => ({ value: 'v' }), status: 403, code: 'not_signed_in' },
-    { name: 'no CSRF token', over: () => ({ csrf: undefined, value: 'v' }), status: 403, code: 'csrf_mismatch' },
-    { name: 'a wrong CSRF token', over: () => ({ csrf: 'A'.repeat(43), value: 'v' }), status: 403, code: 'csrf_mismatch' },
-    { name: "the CSRF token of the same user's other session", over: () => ({ csrf: csrfOf(a2.page), value: 'v' }), status: 403, code: 'csrf_mismatch' },
-    { name: "the CSRF token of another user's session", over: () => ({ csrf: csrfOf(b.page), value: 'v' }), status: 403, code: 'csrf_mismatch' },
-    { name: 'a form from another site (Origin)', over: () => ({ value: 'v' }), headers: { origin: 'http://evil.example' }, status: 403, code: 'origin_not_allowed' },
-    { name: 'a name no server takes', over: () => ({ name: 'aws-key', value: 'v' }), status: 403, code: 'secret_not_allowed' },
-    { name: 'the name of a server the user may not use (vault: admin only)', over: () => ({ name: 'vault-token', value: 'v' }), status: 403, code: 'secret_not_allowed' },
+  const cases: {
+    name: string
+    jar?: () => CookieJar
+    over: () => Record<string, string | undefined>
+    headers?: Record<string, string>
+    body?: () => string | Buffer
+    status: number
+    code: string
+  }[] = [
+    {
+      name: 'no session (a browser never signed in)',
+      jar: () => new Map(),
+      over: () => ({ value: 'v' }),
+      status: 403,
+      code: 'not_signed_in',
+    },
+    {
+      name: 'no CSRF token',
+      over: () => ({ csrf: undefined, value: 'v' }),
+      status: 403,
+      code: 'csrf_mismatch',
+    },
+    {
+      name: 'a wrong CSRF token',
+      over: () => ({ csrf: 'A'.repeat(43), value: 'v' }),
+      status: 403,
+      code: 'csrf_mismatch',
+    },
+    {
+      name: "the CSRF token of the same user's other session",
+      over: () => ({ csrf: csrfOf(a2.page), value: 'v' }),
+      status: 403,
+      code: 'csrf_mismatch',
+    },
+    {
+      name: "the CSRF token of another user's session",
+      over: () => ({ csrf: csrfOf(b.page), value: 'v' }),
+      status: 403,
+      code: 'csrf_mismatch',
+    },
+    {
+      name: 'a form from another site (Origin)',
+      over: () => ({ value: 'v' }),
+      headers: { origin: 'http://evil.example' },
+      status: 403,
+      code: 'origin_not_allowed',
+    },
+    {
+      name: 'a name no server takes',
+      over: () => ({ name: 'aws-key', value: 'v' }),
+      status: 403,
+      code: 'secret_not_allowed',
+    },
+    {
+      name: 'the name of a server the user may not use (vault: admin only)',
+      over: () => ({ name: 'vault-token', value: 'v' }),
+      status: 403,
+      code: 'secret_not_allowed',
+    },
     { name: 'an empty value', over: () => ({ value: '' }), status: 400, code: 'secret_refused' },
-    { name: 'a value over 8192 characters', over: () => ({ value: 'x'.repeat(8193) }), status: 400, code: 'secret_refused' },
-    { name: 'a value holding NUL', over: () => ({ value: 'ab\u0000cd' }), status: 400, code: 'secret_refused' },
-    { name: 'a body over account.maxBodyBytes', over: () => ({ value: 'x'.repeat(MAX_BODY) }), status: 413, code: 'body_too_large' },
-    { name: 'JSON instead of a form', over: () => ({}), headers: { 'content-type': 'application/json' }, status: 415, code: 'unsupported_media_type' },
-    { name: 'a field twice', over: () => ({}), body: () => `${new URLSearchParams({ ...set.fields, value: 'v' })}&name=vault-token`, status: 400, code: 'invalid_body' },
-    { name: 'a value whose percent-encoding is not UTF-8', over: () => ({}), body: () => `${new URLSearchParams(set.fields)}&value=%FF%FE`, status: 400, code: 'invalid_body' },
-    { name: 'a body that is not UTF-8', over: () => ({}), body: () => Buffer.concat([Buffer.from(`${new URLSearchParams(set.fields)}&value=`), Buffer.from([0xff, 0xfe])]), status: 400, code: 'invalid_body' },
+    {
+      name: 'a value over 8192 characters',
+      over: () => ({ value: 'x'.repeat(8193) }),
+      status: 400,
+      code: 'secret_refused',
+    },
+    {
+      name: 'a value holding NUL',
+      over: () => ({ value: 'ab\u0000cd' }),
+      status: 400,
+      code: 'secret_refused',
+    },
+    {
+      name: 'a body over account.maxBodyBytes',
+      over: () => ({ value: 'x'.repeat(MAX_BODY) }),
+      status: 413,
+      code: 'body_too_large',
+    },
+    {
+      name: 'JSON instead of a form',
+      over: () => ({}),
+      headers: { 'content-type': 'application/json' },
+      status: 415,
+      code: 'unsupported_media_type',
+    },
+    {
+      name: 'a field twice',
+      over: () => ({}),
+      body: () => `${new URLSearchParams({ ...set.fields, value: 'v' })}&name=vault-token`,
+      status: 400,
+      code: 'invalid_body',
+    },
+    {
+      name: 'a value whose percent-encoding is not UTF-8',
+      over: () => ({}),
+      body: () => `${new URLSearchParams(set.fields)}&value=%FF%FE`,
+      status: 400,
+      code: 'invalid_body',
+    },
+    {
+      name: 'a body that is not UTF-8',
+      over: () => ({}),
+      body: () =>
+        Buffer.concat([
+          Buffer.from(`${new URLSearchParams(set.fields)}&value=`),
+          Buffer.from([0xff, 0xfe]),
+        ]),
+      status: 400,
+      code: 'invalid_body',
+    },
   ]
   for (const c of cases) {
     it(`${c.name}: ${c.status} ${c.code}`, async () => {
       const before = await secretKeys()
       const audits = stack.audit().length
       const jar = c.jar?.() ?? a.jar
-      const res = c.body ? await postRaw(jar, set.action, c.body()) : await submit(stack.url, jar, set, c.over(), c.headers)
+      const res = c.body
+        ? await postRaw(jar, set.action, c.body())
+        : await submit(stack.url, jar, set, c.over(), c.headers)
       assertPage(res, c.status, c.code)
       assert.deepEqual(await secretKeys(), before, 'nothing stored')
-      assert.equal(stack.audit().slice(audits).filter((e) => e.method === 'account/secret.set').length, 0, 'nothing set')
+      assert.equal(
+        stack
+          .audit()
+          .slice(audits)
+          .filter((e) => e.method === 'account/secret.set').length,
+        0,
+        'nothing set',
+      )
     })
   }
 
   // Names as a form can carry them: percent-encodings (decoded once, never twice), paths, dots,
   // control and format characters, look-alikes, case. None is a name a server takes.
   const hostile = [
-    'github-token/../vault-token', '../github-token', 'github-token/', '..', '.', 'github%2Dtoken', '%67ithub-token',
-    'github-token\u0000', 'github-token\n', 'github-token\r\nX-Injected: 1', ' github-token', 'github-token ', 'GITHUB-TOKEN',
-    'g\u0456thub-token', 'github-token\u202e', 'github\u200b-token', 'github.token', '', 'a'.repeat(65),
+    'github-token/../vault-token',
+    '../github-token',
+    'github-token/',
+    '..',
+    '.',
+    'github%2Dtoken',
+    '%67ithub-token',
+    'github-token\u0000',
+    'github-token\n',
+    'github-token\r\nX-Injected: 1',
+    ' github-token',
+    'github-token ',
+    'GITHUB-TOKEN',
+    'g\u0456thub-token',
+    'github-token\u202e',
+    'github\u200b-token',
+    'github.token',
+    '',
+    'a'.repeat(65),
   ]
   for (const name of hostile) {
     it(`the name ${JSON.stringify(name)}: 403 secret_not_allowed, nothing stored`, async () => {
@@ -139,7 +276,7 @@ describe('forms the page refuses, storing nothing', () => {
     })
   }
 
-  it('the same form with this session\'s token works (the refusals above were not the form\'s fault)', async () => {
+  it("the same form with this session's token works (the refusals above were not the form's fault)", async () => {
     const res = await submit(stack.url, a.jar, set, { value: 'ghp_right' })
     assert.equal(res.status, 303, res.text)
     assert.equal(res.location, '/account/saved?secret=github-token')
@@ -148,13 +285,18 @@ describe('forms the page refuses, storing nothing', () => {
   })
 
   it('deleting a secret no server of the user takes, and not held: 403 secret_not_allowed', async () => {
-    const del = { action: '/account/secrets/delete', fields: { csrf: csrfOf(a.page), name: 'vault-token' }, takesValue: false, button: '' }
+    const del = {
+      action: '/account/secrets/delete',
+      fields: { csrf: csrfOf(a.page), name: 'vault-token' },
+      takesValue: false,
+      button: '',
+    }
     assertPage(await submit(stack.url, a.jar, del), 403, 'secret_not_allowed')
   })
 })
 
 describe('sessions that ended', () => {
-  it('a session past account.sessionTtl (the page\'s clock moved): forms refused, the page asks to sign in again', async () => {
+  it("a session past account.sessionTtl (the page's clock moved): forms refused, the page asks to sign in again", async () => {
     const a = await browser()
     const set = formFor(a.page.text, { set: 'github-token' })
     skew += (SESSION_TTL_S + 1) * 1000
@@ -180,7 +322,11 @@ describe('sessions that ended', () => {
     assertPage(after, 200)
     assert.match(after.text, /You are signed out of this page/)
     // The copied cookie opens, but its session is over.
-    assertPage(await submit(stack.url, copy, formFor(a.page.text, { set: 'github-token' }), { value: 'v' }), 403, 'not_signed_in')
+    assertPage(
+      await submit(stack.url, copy, formFor(a.page.text, { set: 'github-token' }), { value: 'v' }),
+      403,
+      'not_signed_in',
+    )
     assert.doesNotMatch((await send(`${stack.url}/account`, { jar: copy })).text, /Signed in as/)
   })
 
@@ -188,7 +334,13 @@ describe('sessions that ended', () => {
     const a = await browser()
     const [name, value] = [...a.jar].find(([k]) => k === 'mcp_edge_account')!
     const forged = new Map(a.jar).set(name, `${value.slice(0, -4)}AAAA`)
-    assertPage(await submit(stack.url, forged, formFor(a.page.text, { set: 'github-token' }), { value: 'v' }), 403, 'not_signed_in')
+    assertPage(
+      await submit(stack.url, forged, formFor(a.page.text, { set: 'github-token' }), {
+        value: 'v',
+      }),
+      403,
+      'not_signed_in',
+    )
   })
 })
 
@@ -198,7 +350,10 @@ describe('the sign-in refuses', () => {
     let next = `${stack.url}/account/login`
     for (let hop = 0; hop < 20; hop++) {
       const res = await send(next, { jar })
-      assert.ok(res.status === 302 || res.status === 303, `${next}: ${res.status} ${res.text.slice(0, 200)}`)
+      assert.ok(
+        res.status === 302 || res.status === 303,
+        `${next}: ${res.status} ${res.text.slice(0, 200)}`,
+      )
       const to = new URL(res.location!, next)
       if (to.pathname === '/account/callback') return to
       next = to.href
@@ -228,7 +383,11 @@ describe('the sign-in refuses', () => {
     const jar: CookieJar = new Map()
     const url = await toCallback(jar)
     const error = new URL(url)
-    error.search = new URLSearchParams({ error: 'access_denied', state: url.searchParams.get('state')!, iss: stack.url }).toString()
+    error.search = new URLSearchParams({
+      error: 'access_denied',
+      state: url.searchParams.get('state')!,
+      iss: stack.url,
+    }).toString()
     assertPage(await send(error.href, { jar }), 403, 'sign_in_refused')
   })
 
@@ -255,17 +414,36 @@ describe('the sign-in refuses', () => {
     const url = await toCallback(jar)
     const first = await send(url.href, { jar })
     assert.equal(first.status, 303, first.text)
-    const again = await send(url.href, { jar: new Map([...jar].filter(([k]) => k !== 'mcp_edge_account')) })
+    const again = await send(url.href, {
+      jar: new Map([...jar].filter(([k]) => k !== 'mcp_edge_account')),
+    })
     assertPage(again, 400, 'sign_in_expired')
   })
 })
 
 describe('links', () => {
   const cases = [
-    { query: 'server=github&secret=github-token', needed: ['secret-github-github-token'], banner: /<strong>github<\/strong> needs a GitHub personal access token; set it, then return to your application\./ },
-    { query: 'server=vault&secret=vault-token', needed: [], banner: /The link you followed asks for a credential that no server you may use takes\./ },
-    { query: 'server=github&secret=jira-token', needed: [], banner: /The link you followed asks for a credential/ },
-    { query: 'server=github&secret=%3Cscript%3E', needed: [], banner: /The link you followed asks for a credential/ },
+    {
+      query: 'server=github&secret=github-token',
+      needed: ['secret-github-github-token'],
+      banner:
+        /<strong>github<\/strong> needs a GitHub personal access token; set it, then return to your application\./,
+    },
+    {
+      query: 'server=vault&secret=vault-token',
+      needed: [],
+      banner: /The link you followed asks for a credential that no server you may use takes\./,
+    },
+    {
+      query: 'server=github&secret=jira-token',
+      needed: [],
+      banner: /The link you followed asks for a credential/,
+    },
+    {
+      query: 'server=github&secret=%3Cscript%3E',
+      needed: [],
+      banner: /The link you followed asks for a credential/,
+    },
     { query: 'server=github', needed: [], banner: undefined },
   ]
   for (const c of cases) {
@@ -274,7 +452,10 @@ describe('links', () => {
       const res = await send(`${stack.url}/account?${c.query}`, { jar })
       assertPage(res, 200)
       assert.match(res.text, /Signed in as/)
-      assert.deepEqual([...res.text.matchAll(/<li class="cred needed" id="([^"]+)"/g)].map((m) => m[1]), c.needed)
+      assert.deepEqual(
+        [...res.text.matchAll(/<li class="cred needed" id="([^"]+)"/g)].map((m) => m[1]),
+        c.needed,
+      )
       if (c.banner) assert.match(res.text, c.banner)
       else assert.doesNotMatch(res.text, /class="warn"/)
       assert.doesNotMatch(res.text, /<script>/)
@@ -312,24 +493,40 @@ describe('headers and cookies', () => {
     assertPage(await send(`${stack.url}/account`), 200)
     const a = await browser()
     assertPage(a.page, 200)
-    const set = await submit(stack.url, a.jar, formFor(a.page.text, { set: 'jira-token' }), { value: 'jira' })
+    const set = await submit(stack.url, a.jar, formFor(a.page.text, { set: 'jira-token' }), {
+      value: 'jira',
+    })
     assertPage(await send(new URL(set.location!, stack.url).href, { jar: a.jar }), 200)
-    assertPage(await submit(stack.url, a.jar, formFor(a.page.text, { set: 'jira-token' }), { csrf: 'x' }), 403, 'csrf_mismatch')
+    assertPage(
+      await submit(stack.url, a.jar, formFor(a.page.text, { set: 'jira-token' }), { csrf: 'x' }),
+      403,
+      'csrf_mismatch',
+    )
     await secretsIn(stack.store).remove(alice(), 'jira-token')
   })
 
-  it('the session cookie: HttpOnly, SameSite=Lax, the page\'s path, account.sessionTtl, no Secure on http', async () => {
+  it("the session cookie: HttpOnly, SameSite=Lax, the page's path, account.sessionTtl, no Secure on http", async () => {
     const jar: CookieJar = new Map()
     const login = await send(`${stack.url}/account/login`, { jar })
-    assert.match(String(login.headers['set-cookie']), /^mcp_edge_account_login=[^;]+; Max-Age=600; Path=\/account\/callback; HttpOnly; SameSite=Lax$/)
+    assert.match(
+      String(login.headers['set-cookie']),
+      /^mcp_edge_account_login=[^;]+; Max-Age=600; Path=\/account\/callback; HttpOnly; SameSite=Lax$/,
+    )
     let next = new URL(login.location!, stack.url).href
     let session: string | undefined
     for (let hop = 0; hop < 20 && session === undefined; hop++) {
       const res = await send(next, { jar })
-      session = [res.headers['set-cookie'] ?? []].flat().find((l) => l.startsWith('mcp_edge_account='))
+      session = [res.headers['set-cookie'] ?? []]
+        .flat()
+        .find((l) => l.startsWith('mcp_edge_account='))
       next = new URL(res.location ?? '/', next).href
     }
-    assert.match(session!, new RegExp(`^mcp_edge_account=[A-Za-z0-9._-]+; Max-Age=${SESSION_TTL_S}; Path=/account; HttpOnly; SameSite=Lax$`))
+    assert.match(
+      session!,
+      new RegExp(
+        `^mcp_edge_account=[A-Za-z0-9._-]+; Max-Age=${SESSION_TTL_S}; Path=/account; HttpOnly; SameSite=Lax$`,
+      ),
+    )
   })
 
   it('on https: __Host- cookies (Secure, Path=/, no Domain)', () => {

@@ -39,8 +39,12 @@ function authenticator(
   const http = createIdpHttp(2_000)
   t.after(() => http.close())
   const keys = createKeySource({
-    issuer: server.origin, jwksUri: server.jwksUri, http,
-    timeoutMs: 2_000, cooldownMs: 0, maxAgeMs: 0,
+    issuer: server.origin,
+    jwksUri: server.jwksUri,
+    http,
+    timeoutMs: 2_000,
+    cooldownMs: 0,
+    maxAgeMs: 0,
   })
   return createAuthenticator(authConfig(over), keys, now)
 }
@@ -58,15 +62,30 @@ async function fetchesOf(fn: () => Promise<unknown>): Promise<number> {
 describe('createAuthenticator', () => {
   test('returns the principal of a valid token', async (t) => {
     const auth = authenticator(t)
-    const p = await auth.authenticate(await bearer({
-      sub: 'alice', azp: 'inspector', scope: 'mcp:read mcp:write',
-      realm_access: { roles: ['mcp-user'] },
-      resource_access: { 'mcp-edge': { roles: ['mcp-developer'] }, other: { roles: ['mcp-admin'] } },
-    }), [ECHO])
+    const p = await auth.authenticate(
+      await bearer({
+        sub: 'alice',
+        azp: 'inspector',
+        scope: 'mcp:read mcp:write',
+        realm_access: { roles: ['mcp-user'] },
+        resource_access: {
+          'mcp-edge': { roles: ['mcp-developer'] },
+          other: { roles: ['mcp-admin'] },
+        },
+      }),
+      [ECHO],
+    )
     assert.deepEqual(
       { iss: p.iss, sub: p.sub, clientId: p.clientId, scopes: [...p.scopes], roles: [...p.roles] },
-      { iss: server.origin, sub: 'alice', clientId: 'inspector', scopes: ['mcp:read', 'mcp:write'],
-        roles: ['mcp-user', 'mcp-developer'] }, 'another client\'s mcp-admin role does not count')
+      {
+        iss: server.origin,
+        sub: 'alice',
+        clientId: 'inspector',
+        scopes: ['mcp:read', 'mcp:write'],
+        roles: ['mcp-user', 'mcp-developer'],
+      },
+      "another client's mcp-admin role does not count",
+    )
   })
 
   const refusals: {
@@ -78,16 +97,37 @@ describe('createAuthenticator', () => {
   }[] = [
     { name: 'no header', header: async () => undefined, code: 'missing_token', status: 401 },
     { name: 'Basic', header: async () => 'Basic dTpw', code: 'missing_token', status: 401 },
-    { name: 'two bearer headers', header: async () => `${await bearer()}, ${await bearer()}`,
-      code: 'invalid_request', status: 400 },
-    { name: 'expired', header: () => bearer({ exp: Math.floor(Date.now() / 1000) - 300 }),
-      code: 'token_expired', status: 401 },
-    { name: 'other resource', header: () => bearer(), audiences: [NOTES],
-      code: 'wrong_audience', status: 401 },
-    { name: 'no aud', header: () => bearer({ aud: undefined }),
-      code: 'wrong_audience', status: 401 },
-    { name: 'other issuer', header: () => bearer({ iss: 'http://127.0.0.1:1' }),
-      code: 'wrong_issuer', status: 401 },
+    {
+      name: 'two bearer headers',
+      header: async () => `${await bearer()}, ${await bearer()}`,
+      code: 'invalid_request',
+      status: 400,
+    },
+    {
+      name: 'expired',
+      header: () => bearer({ exp: Math.floor(Date.now() / 1000) - 300 }),
+      code: 'token_expired',
+      status: 401,
+    },
+    {
+      name: 'other resource',
+      header: () => bearer(),
+      audiences: [NOTES],
+      code: 'wrong_audience',
+      status: 401,
+    },
+    {
+      name: 'no aud',
+      header: () => bearer({ aud: undefined }),
+      code: 'wrong_audience',
+      status: 401,
+    },
+    {
+      name: 'other issuer',
+      header: () => bearer({ iss: 'http://127.0.0.1:1' }),
+      code: 'wrong_issuer',
+      status: 401,
+    },
   ]
   for (const c of refusals) {
     test(`refuses: ${c.name}`, async (t) => {
@@ -147,11 +187,26 @@ describe('createAuthenticator: the verified-token cache', () => {
     let clock = t0
     const auth = authenticator(t, { tokenCacheTtl: 300 }, () => clock)
     const header = await bearer({ exp }, t0)
-    const steps: { at: number; fetches: number | undefined; code: string | undefined; why: string }[] = [
+    const steps: {
+      at: number
+      fetches: number | undefined
+      code: string | undefined
+      why: string
+    }[] = [
       { at: t0, fetches: 1, code: undefined, why: 'first use verifies' },
       { at: t0 + 30_000, fetches: 0, code: undefined, why: 'cache hit before exp' },
-      { at: exp * 1000, fetches: undefined, code: undefined, why: 'at exp the entry is gone; within the clock tolerance the token is still good' },
-      { at: (exp + 30) * 1000 + 1, fetches: undefined, code: 'token_expired', why: 'past exp plus tolerance: refused' },
+      {
+        at: exp * 1000,
+        fetches: undefined,
+        code: undefined,
+        why: 'at exp the entry is gone; within the clock tolerance the token is still good',
+      },
+      {
+        at: (exp + 30) * 1000 + 1,
+        fetches: undefined,
+        code: 'token_expired',
+        why: 'past exp plus tolerance: refused',
+      },
       { at: t0 + 30_000, fetches: 1, code: undefined, why: 'the expired entry was dropped' },
     ]
     for (const s of steps) {
@@ -194,7 +249,9 @@ describe('createAuthenticator: the verified-token cache', () => {
     const header = await bearer()
     const saved = server.keys
     server.keys = []
-    t.after(() => { server.keys = saved })
+    t.after(() => {
+      server.keys = saved
+    })
     await rejectsWith(auth.authenticate(header, [ECHO]), 'unknown_key')
     server.keys = saved
     assert.equal((await auth.authenticate(header, [ECHO])).sub, 'user-1')

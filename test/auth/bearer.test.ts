@@ -44,10 +44,13 @@ for (const c of cases) {
       return
     }
     const want = { ...c.expect, expose: true }
-    assert.throws(() => parseBearer(c.input), (err: unknown) => {
-      assert.ok(err instanceof AuthError)
-      assert.deepEqual({ code: err.code, status: err.status, expose: err.expose }, want)
-      return true
-    })
+    assert.throws(
+      () => parseBearer(c.input),
+      (err: unknown) => {
+        assert.ok(err instanceof AuthError)
+        assert.deepEqual({ code: err.code, status: err.status, expose: err.expose }, want)
+        return true
+      },
+    )
   })
 }

@@ -11,8 +11,12 @@ import { claims, makeKey, rejectsWith, signToken, type TestKey } from '../helper
 
 const ECHO = 'http://127.0.0.1:8080/mcp/echo'
 const NOTES = 'http://127.0.0.1:8080/mcp/notes'
-const CLIENT =
-  { clientId: 'svc', clientSecret: 'svc-secret', roles: ['mcp-developer'], subject: 'svc@dev' }
+const CLIENT = {
+  clientId: 'svc',
+  clientSecret: 'svc-secret',
+  roles: ['mcp-developer'],
+  subject: 'svc@dev',
+}
 
 let idp: DevIdp
 let signing: TestKey
@@ -23,7 +27,7 @@ let auth: Authenticator
 /** A client_credentials access token from the dev IdP. */
 async function token(resource: string, scope: string): Promise<string> {
   const discovery = await request(`${idp.issuer}/.well-known/openid-configuration`)
-  const meta = await discovery.body.json() as { token_endpoint: string }
+  const meta = (await discovery.body.json()) as { token_endpoint: string }
   const basic = Buffer.from(`${CLIENT.clientId}:${CLIENT.clientSecret}`).toString('base64')
   const res = await request(meta.token_endpoint, {
     method: 'POST',
@@ -33,7 +37,7 @@ async function token(resource: string, scope: string): Promise<string> {
     },
     body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope }).toString(),
   })
-  const body = await res.body.json() as { access_token?: string }
+  const body = (await res.body.json()) as { access_token?: string }
   assert.equal(res.statusCode, 200, JSON.stringify(body))
   return body.access_token!
 }
@@ -41,8 +45,11 @@ async function token(resource: string, scope: string): Promise<string> {
 before(async () => {
   signing = await makeKey('ES256', 'dev-es256')
   idp = await startDevIdp({
-    resources: [ECHO, NOTES], clients: [CLIENT], jwks: { keys: [signing.privateJwk] },
-    scopesFor: scopesForRoles(DEMO_ROLES), stateFile: false,
+    resources: [ECHO, NOTES],
+    clients: [CLIENT],
+    jwks: { keys: [signing.privateJwk] },
+    scopesFor: scopesForRoles(DEMO_ROLES),
+    stateFile: false,
   })
   const raw = {
     servers: { echo: { command: 'node' } },
@@ -50,8 +57,13 @@ before(async () => {
   }
   const { auth: config } = validateConfig(raw, { file: 'test', baseDir: '/' })
   http = createIdpHttp(config.idpTimeout)
-  keys = createKeySource({ issuer: idp.issuer, http, timeoutMs: config.idpTimeout,
-    cooldownMs: config.jwksCooldown, maxAgeMs: config.jwksMaxAge })
+  keys = createKeySource({
+    issuer: idp.issuer,
+    http,
+    timeoutMs: config.idpTimeout,
+    cooldownMs: config.jwksCooldown,
+    maxAgeMs: config.jwksMaxAge,
+  })
   auth = createAuthenticator({ ...config, issuer: idp.issuer }, keys)
 })
 after(async () => {
@@ -65,8 +77,14 @@ describe('authenticator against the dev IdP (discovery, JWKS, RFC 9068 tokens)',
     const { iss, sub, clientId } = p
     assert.deepEqual(
       { iss, sub, clientId, scopes: [...p.scopes].sort(), roles: [...p.roles] },
-      { iss: idp.issuer, sub: 'svc@dev', clientId: 'svc', scopes: ['mcp:read', 'mcp:write'],
-        roles: ['mcp-developer'] })
+      {
+        iss: idp.issuer,
+        sub: 'svc@dev',
+        clientId: 'svc',
+        scopes: ['mcp:read', 'mcp:write'],
+        roles: ['mcp-developer'],
+      },
+    )
     assert.equal(keys.jwksUri, `${idp.issuer}/jwks`)
   })
 
@@ -78,16 +96,30 @@ describe('authenticator against the dev IdP (discovery, JWKS, RFC 9068 tokens)',
     audiences: string[]
     code: string
   }[] = [
-    { name: 'token for another resource',
+    {
+      name: 'token for another resource',
       header: async () => `Bearer ${await token(NOTES, 'mcp:read')}`,
-      audiences: [ECHO], code: 'wrong_audience' },
-    { name: 'forged with the IdP kid',
+      audiences: [ECHO],
+      code: 'wrong_audience',
+    },
+    {
+      name: 'forged with the IdP kid',
       header: async () => forged(await makeKey('ES256', signing.kid)),
-      audiences: [ECHO], code: 'bad_signature' },
-    { name: 'signed by an unknown key', header: async () => forged(await makeKey('ES256', 'other')),
-      audiences: [ECHO], code: 'unknown_key' },
-    { name: 'typ JWT while at+jwt is required', header: () => forged(signing, { typ: 'JWT' }),
-      audiences: [ECHO], code: 'wrong_token_type' },
+      audiences: [ECHO],
+      code: 'bad_signature',
+    },
+    {
+      name: 'signed by an unknown key',
+      header: async () => forged(await makeKey('ES256', 'other')),
+      audiences: [ECHO],
+      code: 'unknown_key',
+    },
+    {
+      name: 'typ JWT while at+jwt is required',
+      header: () => forged(signing, { typ: 'JWT' }),
+      audiences: [ECHO],
+      code: 'wrong_token_type',
+    },
   ]
   for (const c of cases) {
     test(c.name, async () => {

@@ -4,10 +4,18 @@ import { createIdpHttp } from '../../gateway/auth/idp-http.js'
 import { createKeySource, type KeySource, type KeySourceOptions } from '../../gateway/auth/keys.js'
 import { verifyAccessToken } from '../../gateway/auth/verify.js'
 import {
-  ASYMMETRIC_ALGORITHMS, DEFAULT_DISCOVERY_RETRY_MS, DEFAULT_IDP_MAX_RESPONSE_BYTES as MAX_BYTES,
+  ASYMMETRIC_ALGORITHMS,
+  DEFAULT_DISCOVERY_RETRY_MS,
+  DEFAULT_IDP_MAX_RESPONSE_BYTES as MAX_BYTES,
 } from '../../gateway/config/schema.js'
 import {
-  closedPortUrl, JWKS_PATH, OAUTH_PATH, OIDC_PATH, startJwksServer, type JwksServer, type Reply,
+  closedPortUrl,
+  JWKS_PATH,
+  OAUTH_PATH,
+  OIDC_PATH,
+  startJwksServer,
+  type JwksServer,
+  type Reply,
 } from '../helpers/jwks-server.js'
 import { claims, makeKey, rejectsWith, signToken, type TestKey } from '../helpers/keys.js'
 
@@ -33,7 +41,12 @@ function source(t: TestContext, o: Partial<KeySourceOptions> = {}): KeySource {
   const http = createIdpHttp(o.timeoutMs ?? 2_000)
   t.after(() => http.close())
   return createKeySource({
-    issuer: server.origin, http, timeoutMs: 2_000, cooldownMs: 30_000, maxAgeMs: 600_000, ...o,
+    issuer: server.origin,
+    http,
+    timeoutMs: 2_000,
+    cooldownMs: 30_000,
+    maxAgeMs: 600_000,
+    ...o,
   })
 }
 
@@ -41,15 +54,19 @@ function source(t: TestContext, o: Partial<KeySourceOptions> = {}): KeySource {
 async function verify(keys: KeySource, key: TestKey, issuer = server.origin): Promise<unknown> {
   const token = await signToken(key, claims(issuer))
   const payload = await verifyAccessToken(token, {
-    issuer, algorithms: [...ASYMMETRIC_ALGORITHMS], clockTolerance: 30,
-    requireJwtAccessTokenType: false, getKey: keys.getKey,
+    issuer,
+    algorithms: [...ASYMMETRIC_ALGORITHMS],
+    clockTolerance: 30,
+    requireJwtAccessTokenType: false,
+    getKey: keys.getKey,
   })
   return payload.sub
 }
 
 describe('createKeySource: discovery', () => {
-  const doc = (issuer: string, jwks = true): Reply =>
-    ({ body: { issuer, ...(jwks ? { jwks_uri: server.jwksUri } : {}) } })
+  const doc = (issuer: string, jwks = true): Reply => ({
+    body: { issuer, ...(jwks ? { jwks_uri: server.jwksUri } : {}) },
+  })
 
   const cases: {
     name: string
@@ -60,30 +77,52 @@ describe('createKeySource: discovery', () => {
     requests: string[]
   }[] = [
     { name: 'openid-configuration', expect: 'ok', requests: [OIDC_PATH, JWKS_PATH] },
-    { name: 'RFC 8414 fallback when openid-configuration is missing',
+    {
+      name: 'RFC 8414 fallback when openid-configuration is missing',
       routes: { [OIDC_PATH]: () => ({ status: 404 }), [OAUTH_PATH]: () => doc(server.origin) },
-      expect: 'ok', requests: [OIDC_PATH, OAUTH_PATH, JWKS_PATH] },
-    { name: 'issuer with a path: both well-known forms',
+      expect: 'ok',
+      requests: [OIDC_PATH, OAUTH_PATH, JWKS_PATH],
+    },
+    {
+      name: 'issuer with a path: both well-known forms',
       issuerPath: '/realms/mcp',
-      routes: { [`/realms/mcp${OIDC_PATH}`]: () => ({ status: 500 }),
-        [`${OAUTH_PATH}/realms/mcp`]: () => doc(`${server.origin}/realms/mcp`) },
-      expect: 'ok', requests: [`/realms/mcp${OIDC_PATH}`, `${OAUTH_PATH}/realms/mcp`, JWKS_PATH] },
-    { name: 'issuer mismatch in the discovery document',
+      routes: {
+        [`/realms/mcp${OIDC_PATH}`]: () => ({ status: 500 }),
+        [`${OAUTH_PATH}/realms/mcp`]: () => doc(`${server.origin}/realms/mcp`),
+      },
+      expect: 'ok',
+      requests: [`/realms/mcp${OIDC_PATH}`, `${OAUTH_PATH}/realms/mcp`, JWKS_PATH],
+    },
+    {
+      name: 'issuer mismatch in the discovery document',
       routes: {
         [OIDC_PATH]: () => doc('http://evil.example'),
         [OAUTH_PATH]: () => doc(`${server.origin}/`),
       },
-      expect: 'idp_unavailable', requests: [OIDC_PATH, OAUTH_PATH] },
-    { name: 'no jwks_uri', routes: { [OIDC_PATH]: () => doc(server.origin, false) },
-      expect: 'idp_unavailable', requests: [OIDC_PATH, OAUTH_PATH] },
-    { name: 'not JSON', routes: { [OIDC_PATH]: () => ({ status: 200, body: undefined }) },
-      expect: 'idp_unavailable', requests: [OIDC_PATH, OAUTH_PATH] },
-    { name: 'a redirect is not followed (RFC 8414 §3.3)',
+      expect: 'idp_unavailable',
+      requests: [OIDC_PATH, OAUTH_PATH],
+    },
+    {
+      name: 'no jwks_uri',
+      routes: { [OIDC_PATH]: () => doc(server.origin, false) },
+      expect: 'idp_unavailable',
+      requests: [OIDC_PATH, OAUTH_PATH],
+    },
+    {
+      name: 'not JSON',
+      routes: { [OIDC_PATH]: () => ({ status: 200, body: undefined }) },
+      expect: 'idp_unavailable',
+      requests: [OIDC_PATH, OAUTH_PATH],
+    },
+    {
+      name: 'a redirect is not followed (RFC 8414 §3.3)',
       routes: {
         [OIDC_PATH]: () => ({ status: 302, headers: { location: `${server.origin}/elsewhere` } }),
         '/elsewhere': () => doc(server.origin),
       },
-      expect: 'idp_unavailable', requests: [OIDC_PATH, OAUTH_PATH] },
+      expect: 'idp_unavailable',
+      requests: [OIDC_PATH, OAUTH_PATH],
+    },
   ]
 
   for (const c of cases) {
@@ -146,14 +185,18 @@ describe('createKeySource: JWKS failures are idp_unavailable (503)', () => {
     route?: () => Reply
     timeoutMs?: number
   }[] = [
-    { name: 'JWKS server down (connection refused)',
-      jwksUri: async () => `${await closedPortUrl()}${JWKS_PATH}` },
+    {
+      name: 'JWKS server down (connection refused)',
+      jwksUri: async () => `${await closedPortUrl()}${JWKS_PATH}`,
+    },
     { name: 'JWKS answers 500', route: () => ({ status: 500, body: { error: 'boom' } }) },
     { name: 'JWKS answers 404', route: () => ({ status: 404 }) },
     { name: 'JWKS not JSON', route: () => ({ status: 200, body: undefined }) },
     { name: 'JWKS without keys', route: () => ({ body: { nope: [] } }) },
-    { name: 'JWKS larger than the response cap',
-      route: () => ({ body: { keys: [k1.publicJwk], pad: 'x'.repeat(MAX_BYTES) } }) },
+    {
+      name: 'JWKS larger than the response cap',
+      route: () => ({ body: { keys: [k1.publicJwk], pad: 'x'.repeat(MAX_BYTES) } }),
+    },
     { name: 'JWKS never answers (timeout)', route: () => 'hang', timeoutMs: 200 },
   ]
   for (const c of cases) {

@@ -29,9 +29,15 @@ export function endpointOptions(
   partial = 0,
 ): GatewayOptions & { tools: string[] } {
   const names = backendNames(n)
-  const servers = Object.fromEntries(names.map((name) => [name, {
-    command: process.execPath, args: [o.echoJs, name],
-  }]))
+  const servers = Object.fromEntries(
+    names.map((name) => [
+      name,
+      {
+        command: process.execPath,
+        args: [o.echoJs, name],
+      },
+    ]),
+  )
   const policyYaml = [
     'roles:',
     '  mcp-user: ["mcp:read", "mcp:some"]',

@@ -6,14 +6,56 @@ const ROOT = '/repo'
 
 describe('locate: a call frame to its package and file', () => {
   const cases = [
-    { name: 'V8 entry', url: '', fn: '(garbage collector)', pkg: '(garbage collector)', file: '(garbage collector)' },
+    {
+      name: 'V8 entry',
+      url: '',
+      fn: '(garbage collector)',
+      pkg: '(garbage collector)',
+      file: '(garbage collector)',
+    },
     { name: 'native code', url: '', fn: 'writeUtf8String', pkg: '(native)', file: '(native)' },
-    { name: 'Node internals', url: 'node:internal/streams/readable', fn: 'push', pkg: 'node (internals)', file: 'node:internal/streams/readable' },
-    { name: 'a package', url: 'file:///repo/node_modules/pino/lib/tools.js', fn: 'asJson', pkg: 'pino', file: 'pino/lib/tools.js' },
-    { name: 'a scoped package', url: 'file:///repo/node_modules/@hono/node-server/dist/index.mjs', fn: 'f', pkg: '@hono/node-server', file: '@hono/node-server/dist/index.mjs' },
-    { name: 'a package nested in another', url: 'file:///repo/node_modules/a/node_modules/b/x.js', fn: 'f', pkg: 'b', file: 'b/x.js' },
-    { name: 'the gateway, by folder', url: 'file:///repo/dist/gateway/bridge/jsonrpc.js', fn: 'envelope', pkg: 'mcp-edge gateway/bridge/', file: 'gateway/bridge/jsonrpc.js' },
-    { name: 'a path with an escaped character', url: 'file:///repo/dist/gateway/a%20b.js', fn: 'f', pkg: 'mcp-edge gateway/', file: 'gateway/a b.js' },
+    {
+      name: 'Node internals',
+      url: 'node:internal/streams/readable',
+      fn: 'push',
+      pkg: 'node (internals)',
+      file: 'node:internal/streams/readable',
+    },
+    {
+      name: 'a package',
+      url: 'file:///repo/node_modules/pino/lib/tools.js',
+      fn: 'asJson',
+      pkg: 'pino',
+      file: 'pino/lib/tools.js',
+    },
+    {
+      name: 'a scoped package',
+      url: 'file:///repo/node_modules/@hono/node-server/dist/index.mjs',
+      fn: 'f',
+      pkg: '@hono/node-server',
+      file: '@hono/node-server/dist/index.mjs',
+    },
+    {
+      name: 'a package nested in another',
+      url: 'file:///repo/node_modules/a/node_modules/b/x.js',
+      fn: 'f',
+      pkg: 'b',
+      file: 'b/x.js',
+    },
+    {
+      name: 'the gateway, by folder',
+      url: 'file:///repo/dist/gateway/bridge/jsonrpc.js',
+      fn: 'envelope',
+      pkg: 'mcp-edge gateway/bridge/',
+      file: 'gateway/bridge/jsonrpc.js',
+    },
+    {
+      name: 'a path with an escaped character',
+      url: 'file:///repo/dist/gateway/a%20b.js',
+      fn: 'f',
+      pkg: 'mcp-edge gateway/',
+      file: 'gateway/a b.js',
+    },
     { name: 'elsewhere', url: 'file:///opt/x.js', fn: 'f', pkg: '/opt/x.js', file: '/opt/x.js' },
   ]
   for (const c of cases) {
@@ -25,7 +67,11 @@ describe('locate: a call frame to its package and file', () => {
 
 /** A profile of four functions; samples every 100 µs from t = 1000 µs, in this order. */
 function profile(): CpuProfile {
-  const frame = (functionName: string, url: string, lineNumber = 0) => ({ functionName, url, lineNumber })
+  const frame = (functionName: string, url: string, lineNumber = 0) => ({
+    functionName,
+    url,
+    lineNumber,
+  })
   const nodes = [
     { id: 1, callFrame: frame('(root)', '') },
     { id: 2, callFrame: frame('(idle)', '') },
@@ -49,15 +95,24 @@ describe('summarize: self time of the samples', () => {
       { name: 'asJson', where: 'pino/lib/tools.js:100', ms: 0.1 },
       { name: '(anonymous)', where: 'gateway/bridge/session.js:5', ms: 0.1 },
     ])
-    assert.deepEqual(s.packages, [{ name: 'mcp-edge gateway/bridge/', ms: 0.4 }, { name: 'pino', ms: 0.1 }])
-    assert.deepEqual(s.files.map((f) => f.name), ['gateway/bridge/jsonrpc.js', 'pino/lib/tools.js', 'gateway/bridge/session.js'])
+    assert.deepEqual(s.packages, [
+      { name: 'mcp-edge gateway/bridge/', ms: 0.4 },
+      { name: 'pino', ms: 0.1 },
+    ])
+    assert.deepEqual(
+      s.files.map((f) => f.name),
+      ['gateway/bridge/jsonrpc.js', 'pino/lib/tools.js', 'gateway/bridge/session.js'],
+    )
   })
 
   test('a window keeps only the samples stamped inside it', () => {
     // Samples at 1000, 1100, …, 1600 µs; [1150, 1450] holds the 3rd to 5th (asJson, idle, anonymous).
     const s = summarize([profile()], ROOT, () => [1150, 1450])
     assert.equal(s.samples, 3)
-    assert.deepEqual(s.functions.map((f) => f.name), ['asJson', '(anonymous)'])
+    assert.deepEqual(
+      s.functions.map((f) => f.name),
+      ['asJson', '(anonymous)'],
+    )
     assert.equal(s.idleMs, 0.1)
   })
 

@@ -12,10 +12,18 @@ export interface CpuProfile {
   timeDeltas: number[]
 }
 
-interface CallFrame { functionName: string; url: string; lineNumber: number }
+interface CallFrame {
+  functionName: string
+  url: string
+  lineNumber: number
+}
 
 /** One line of a summary: a function, file or package, and its self time. */
-export interface SelfTime { name: string; ms: number; where?: string }
+export interface SelfTime {
+  name: string
+  ms: number
+  where?: string
+}
 
 /** A profile's self time, busy time being everything but `(idle)`. */
 export interface ProfileSummary {
@@ -28,7 +36,11 @@ export interface ProfileSummary {
 }
 
 /** Where a call frame's code lives: its package (or group) and its file. */
-export function locate(url: string, functionName: string, root: string): { pkg: string; file: string } {
+export function locate(
+  url: string,
+  functionName: string,
+  root: string,
+): { pkg: string; file: string } {
   if (url === '') {
     // (program), (garbage collector), (idle), (root): V8's own; else code with no script: a V8
     // builtin or a Node binding in C++ (writeUtf8String, writev).
@@ -87,8 +99,12 @@ export function summarize(
       const { pkg, file } = locate(frame.url, frame.functionName, root)
       const name = frame.functionName === '' ? '(anonymous)' : frame.functionName
       // V8's own entries name themselves; native code has no line.
-      const where = frame.url !== '' ? `${file}:${frame.lineNumber + 1}`
-        : name.startsWith('(') ? undefined : file
+      const where =
+        frame.url !== ''
+          ? `${file}:${frame.lineNumber + 1}`
+          : name.startsWith('(')
+            ? undefined
+            : file
       const key = `${name}\u0000${where}`
       const entry = fn.get(key) ?? { name, ms: 0, ...(where ? { where } : {}) }
       entry.ms += us // µs until the end

@@ -70,7 +70,8 @@ export async function endpointStart(
   gateway: { root: string; echoJs: string },
   sizes: EndpointStartSizes,
 ): Promise<EndpointStartResult> {
-  if (sizes.partial > sizes.backends) throw new Error('BENCH_ENDPOINT_PARTIAL must not exceed BENCH_ENDPOINT_BACKENDS')
+  if (sizes.partial > sizes.backends)
+    throw new Error('BENCH_ENDPOINT_PARTIAL must not exceed BENCH_ENDPOINT_BACKENDS')
   const rows = {
     cold: [] as EndpointSample[],
     coldPartial: [] as EndpointSample[],
@@ -90,51 +91,64 @@ export async function endpointStart(
   const onGateway = (
     run: number,
     users: string[][],
-    steps: (session: (h: Record<string, string>, expect: string[]) => Promise<EndpointSample>, pid: number, users: Record<string, string>[]) => Promise<void>,
-  ) => withGateway({ ...options, users }, async (gw) => {
-    const pid = gw.child.pid
-    if (pid === undefined) throw new Error('mcp-edge: no process')
-    const client = new Pool(gw.origin, { connections: 2, pipelining: 1 })
-    const ended = new Set<number>()
-    const session = async (headers: Record<string, string>, expect: string[]): Promise<EndpointSample> => {
-      let live = children(pid)
-      // New pids since the last step; pids gone (a process ended to make room) noted.
-      const step = () => {
-        const now = children(pid)
-        for (const p of live) if (!now.has(p)) ended.add(p)
-        const started = [...now].filter((p) => !live.has(p)).length
-        live = now
-        return started
-      }
-      const { session: s, ms: handshakeMs, initMs } = await HttpSession.open(client, gw.path, headers)
-      try {
-        const handshake = step()
-        const t0 = performance.now()
-        const names = await s.listTools()
-        const listMs = performance.now() - t0
-        const list = step()
-        if ([...names].sort().join() !== [...expect].sort().join()) {
-          throw new WrongReply(`tools/list: ${names.join(', ')}; expected ${expect.join(', ')}`)
+    steps: (
+      session: (h: Record<string, string>, expect: string[]) => Promise<EndpointSample>,
+      pid: number,
+      users: Record<string, string>[],
+    ) => Promise<void>,
+  ) =>
+    withGateway({ ...options, users }, async (gw) => {
+      const pid = gw.child.pid
+      if (pid === undefined) throw new Error('mcp-edge: no process')
+      const client = new Pool(gw.origin, { connections: 2, pipelining: 1 })
+      const ended = new Set<number>()
+      const session = async (
+        headers: Record<string, string>,
+        expect: string[],
+      ): Promise<EndpointSample> => {
+        let live = children(pid)
+        // New pids since the last step; pids gone (a process ended to make room) noted.
+        const step = () => {
+          const now = children(pid)
+          for (const p of live) if (!now.has(p)) ended.add(p)
+          const started = [...now].filter((p) => !live.has(p)).length
+          live = now
+          return started
         }
-        const t1 = performance.now()
-        await s.callEcho(expect[0])
-        const callMs = performance.now() - t1
-        return { initMs, handshakeMs, listMs, callMs, spawned: { handshake, list, call: step() } }
-      } finally {
-        const status = await s.close()
-        if (status !== 200 && problems.length < 5) problems.push(`DELETE: HTTP ${status}`)
+        const {
+          session: s,
+          ms: handshakeMs,
+          initMs,
+        } = await HttpSession.open(client, gw.path, headers)
+        try {
+          const handshake = step()
+          const t0 = performance.now()
+          const names = await s.listTools()
+          const listMs = performance.now() - t0
+          const list = step()
+          if ([...names].sort().join() !== [...expect].sort().join()) {
+            throw new WrongReply(`tools/list: ${names.join(', ')}; expected ${expect.join(', ')}`)
+          }
+          const t1 = performance.now()
+          await s.callEcho(expect[0])
+          const callMs = performance.now() - t1
+          return { initMs, handshakeMs, listMs, callMs, spawned: { handshake, list, call: step() } }
+        } finally {
+          const status = await s.close()
+          if (status !== 200 && problems.length < 5) problems.push(`DELETE: HTTP ${status}`)
+        }
       }
-    }
-    try {
-      const before = children(pid).size
-      if (before !== 0) problems.push(`run ${run}: ${before} processes before the first user`)
-      await steps(session, pid, gw.users)
-      if (ended.size > 0) problems.push(`run ${run}: ${ended.size} backend processes ended while sessions opened`)
-      problems.push(...gw.problems().filter((p) => !p.startsWith('log lines')))
-    } finally {
-      await client.close()
-    }
-  })
+      try {
+        const before = children(pid).size
+        if (before !== 0) problems.push(`run ${run}: ${before} processes before the first user`)
+        await steps(session, pid, gw.users)
+        if (ended.size > 0)
+          problems.push(`run ${run}: ${ended.size} backend processes ended while sessions opened`)
+        problems.push(...gw.problems().filter((p) => !p.startsWith('log lines')))
+      } finally {
+        await client.close()
+      }
+    })
 
   const warm = Array.from({ length: sizes.warm }, (_, i) => i + 1)
   for (let run = 0; run < sizes.runs; run++) {

@@ -74,25 +74,31 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   let idp: DevIdp | undefined
   try {
     idp = await startDevIdp({
-      port: 0, resources: [resource], clients, stateFile: false,
+      port: 0,
+      resources: [resource],
+      clients,
+      stateFile: false,
       scopesFor: scopesForPolicy(policies),
       logger: pino({ level: 'warn' }),
     })
     const level = process.env.BENCH_GATEWAY_LOG ?? 'info'
     const config = join(dir, 'gateway.yaml')
     const responses = process.env.BENCH_RESPONSES ?? 'sse'
-    writeFileSync(config, stringify({
-      listen: { host: '127.0.0.1', port },
-      publicUrl,
-      auth: { issuer: idp.issuer },
-      servers: o.servers ?? {
-        echo: { command: process.execPath, args: [o.echoJs], responses, ...o.server },
-      },
-      ...(o.endpoints ? { endpoints: o.endpoints } : {}),
-      policies,
-      ...(o.limits ? { limits: o.limits } : {}),
-      log: { level, audit: process.env.BENCH_AUDIT ?? 'stdout' },
-    }))
+    writeFileSync(
+      config,
+      stringify({
+        listen: { host: '127.0.0.1', port },
+        publicUrl,
+        auth: { issuer: idp.issuer },
+        servers: o.servers ?? {
+          echo: { command: process.execPath, args: [o.echoJs], responses, ...o.server },
+        },
+        ...(o.endpoints ? { endpoints: o.endpoints } : {}),
+        policies,
+        ...(o.limits ? { limits: o.limits } : {}),
+        log: { level, audit: process.env.BENCH_AUDIT ?? 'stdout' },
+      }),
+    )
     const main = join(o.root, 'dist/gateway/main.js')
     const { child, problems, recentLog } = await spawnGateway(main, config, {
       nodeArgs: o.nodeArgs ?? [],
@@ -100,11 +106,12 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       healthz: `${publicUrl}/healthz`,
     })
     const issuer = idp.issuer
-    const tokens = await Promise.all(clients.map((c) => clientCredentials(issuer, resource, c)))
-      .catch(async (err: unknown) => {
-        await stopTree(child)
-        throw err
-      })
+    const tokens = await Promise.all(
+      clients.map((c) => clientCredentials(issuer, resource, c)),
+    ).catch(async (err: unknown) => {
+      await stopTree(child)
+      throw err
+    })
     const users = tokens.map((token) => ({ authorization: `Bearer ${token}` }))
     const closeIdp = idp
     return {
@@ -140,7 +147,10 @@ export async function gatewayTarget(
   modern = false,
   principals = 1,
 ): Promise<Target> {
-  const gw = await startGateway({ ...o, users: Array.from({ length: principals }, () => ['mcp-user']) })
+  const gw = await startGateway({
+    ...o,
+    users: Array.from({ length: principals }, () => ['mcp-user']),
+  })
   return httpTarget({
     ...shape,
     modern,
@@ -226,7 +236,7 @@ async function clientCredentials(
   c: { clientId: string; clientSecret: string },
 ): Promise<string> {
   const meta = await request(`${issuer}/.well-known/openid-configuration`)
-  const { token_endpoint: endpoint } = await meta.body.json() as { token_endpoint: string }
+  const { token_endpoint: endpoint } = (await meta.body.json()) as { token_endpoint: string }
   const basic = Buffer.from(`${c.clientId}:${c.clientSecret}`).toString('base64')
   const res = await request(endpoint, {
     method: 'POST',
@@ -236,7 +246,7 @@ async function clientCredentials(
     },
     body: new URLSearchParams({ grant_type: 'client_credentials', resource }).toString(),
   })
-  const body = await res.body.json() as { access_token?: string }
+  const body = (await res.body.json()) as { access_token?: string }
   if (res.statusCode !== 200 || !body.access_token) {
     throw new Error(`token request failed: HTTP ${res.statusCode} ${JSON.stringify(body)}`)
   }

@@ -2,7 +2,10 @@ import { spawnTracked, stopTree } from './procs.js'
 import { awaitLine, freePort, httpTarget, pollReady, type Target } from './target.js'
 
 /** A row's name and load shape: `oneSession` = every call in flight on one session. */
-export interface RowShape { name: string; oneSession: boolean }
+export interface RowShape {
+  name: string
+  oneSession: boolean
+}
 
 /** The SDK's own Streamable HTTP server (test/bench/sdk-http-server.ts) as its own process. */
 export async function sdkHttpTarget(serverJs: string, shape: RowShape): Promise<Target> {
@@ -24,17 +27,30 @@ export async function sdkHttpTarget(serverJs: string, shape: RowShape): Promise<
  * Its `info` log prints every message; it runs with `--logLevel none` (env
  * BENCH_SUPERGATEWAY_LOG to change), so readiness is polled on its health endpoint.
  */
-export async function supergatewayTarget(bin: string, echoJs: string, shape: RowShape): Promise<Target> {
+export async function supergatewayTarget(
+  bin: string,
+  echoJs: string,
+  shape: RowShape,
+): Promise<Target> {
   const port = await freePort()
   const logLevel = process.env.BENCH_SUPERGATEWAY_LOG ?? 'none'
-  return peerTarget(bin, [
-    '--stdio', `${process.execPath} ${echoJs}`,
-    '--outputTransport', 'streamableHttp',
-    '--stateful',
-    '--port', String(port),
-    '--healthEndpoint', '/healthz',
-    '--logLevel', logLevel,
-  ], { port, health: '/healthz', label: 'supergateway', shape })
+  return peerTarget(
+    bin,
+    [
+      '--stdio',
+      `${process.execPath} ${echoJs}`,
+      '--outputTransport',
+      'streamableHttp',
+      '--stateful',
+      '--port',
+      String(port),
+      '--healthEndpoint',
+      '/healthz',
+      '--logLevel',
+      logLevel,
+    ],
+    { port, health: '/healthz', label: 'supergateway', shape },
+  )
 }
 
 /**
@@ -43,15 +59,28 @@ export async function supergatewayTarget(bin: string, echoJs: string, shape: Row
  * supergateway it starts the stdio server once and serves every session from that one process.
  * Runs on this Node (its CLI needs nothing newer); readiness is polled on its `/ping`.
  */
-export async function mcpProxyTarget(bin: string, echoJs: string, shape: RowShape): Promise<Target> {
+export async function mcpProxyTarget(
+  bin: string,
+  echoJs: string,
+  shape: RowShape,
+): Promise<Target> {
   const port = await freePort()
-  return peerTarget(process.execPath, [
-    bin,
-    '--host', '127.0.0.1',
-    '--port', String(port),
-    '--server', 'stream',
-    '--', process.execPath, echoJs,
-  ], { port, health: '/ping', label: 'mcp-proxy', shape })
+  return peerTarget(
+    process.execPath,
+    [
+      bin,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--server',
+      'stream',
+      '--',
+      process.execPath,
+      echoJs,
+    ],
+    { port, health: '/ping', label: 'mcp-proxy', shape },
+  )
 }
 
 /** A peer gateway as its own process, ready once `health` answers 200; its stderr kept for the report. */
@@ -68,7 +97,10 @@ async function peerTarget(
   })
   child.stdout!.resume()
   try {
-    await pollReady(`${origin}${o.health}`, () => child.exitCode !== null || child.signalCode !== null)
+    await pollReady(
+      `${origin}${o.health}`,
+      () => child.exitCode !== null || child.signalCode !== null,
+    )
   } catch (err) {
     await stopTree(child)
     throw new Error(`${o.label}: ${(err as Error).message}; stderr: ${stderr.trim()}`)

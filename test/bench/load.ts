@@ -39,16 +39,18 @@ export async function runLoad(
   const own0 = ownCpuMs(root)
   const start = performance.now()
   // After a failure no new call starts; the run rejects once the calls in flight settled.
-  await Promise.all(workers.map(async (call) => {
-    while (failure === undefined && issued < total) {
-      issued++
-      const t0 = performance.now()
-      await call().then(
-        () => latencies.push(performance.now() - t0),
-        (err: unknown) => void (failure ??= { err }),
-      )
-    }
-  }))
+  await Promise.all(
+    workers.map(async (call) => {
+      while (failure === undefined && issued < total) {
+        issued++
+        const t0 = performance.now()
+        await call().then(
+          () => latencies.push(performance.now() - t0),
+          (err: unknown) => void (failure ??= { err }),
+        )
+      }
+    }),
+  )
   const wallMs = performance.now() - start
   if (failure !== undefined) throw failure.err
   const cpuMs = treeCpuMs(root) - cpu0
@@ -83,13 +85,15 @@ export async function eachLimit<T>(
 ): Promise<void> {
   let next = 0
   let failure: { err: unknown } | undefined
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (failure === undefined && next < items.length) {
-      const i = next++
-      await fn(items[i]!, i).catch((err: unknown) => {
-        failure ??= { err }
-      })
-    }
-  }))
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (failure === undefined && next < items.length) {
+        const i = next++
+        await fn(items[i]!, i).catch((err: unknown) => {
+          failure ??= { err }
+        })
+      }
+    }),
+  )
   if (failure !== undefined) throw failure.err
 }

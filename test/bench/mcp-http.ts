@@ -5,7 +5,11 @@ export const ECHO_TEXT = 'hello'
 const PROTOCOL_VERSION = '2025-11-25'
 const ACCEPT = 'application/json, text/event-stream'
 
-interface RpcReply { id?: unknown; result?: unknown; error?: { code: number; message: string } }
+interface RpcReply {
+  id?: unknown
+  result?: unknown
+  error?: { code: number; message: string }
+}
 
 /** A reply that is not what a correct server sends: the row fails instead of looking fast. */
 export class WrongReply extends Error {}
@@ -46,7 +50,9 @@ export class HttpSession {
     if (typeof version !== 'string') throw new WrongReply('initialize: no protocolVersion')
     Object.assign(headers, { 'mcp-session-id': sessionId, 'mcp-protocol-version': version })
     const res = await pool.request({
-      path, method: 'POST', headers,
+      path,
+      method: 'POST',
+      headers,
       body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
     })
     const text = await res.body.text()
@@ -76,7 +82,8 @@ export class HttpSession {
     do {
       const { result } = await this.rpc('tools/list', cursor === undefined ? {} : { cursor })
       const page = result as { tools?: { name?: unknown }[]; nextCursor?: unknown }
-      if (!Array.isArray(page.tools)) throw new WrongReply(`tools/list: no tools in ${JSON.stringify(result)}`)
+      if (!Array.isArray(page.tools))
+        throw new WrongReply(`tools/list: no tools in ${JSON.stringify(result)}`)
       for (const t of page.tools) if (typeof t.name === 'string') names.push(t.name)
       cursor = typeof page.nextCursor === 'string' ? page.nextCursor : undefined
     } while (cursor !== undefined)
@@ -98,7 +105,9 @@ export class HttpSession {
   private async rpc(method: string, params: unknown) {
     const id = this.nextId++
     const res = await this.pool.request({
-      path: this.path, method: 'POST', headers: this.headers,
+      path: this.path,
+      method: 'POST',
+      headers: this.headers,
       body: JSON.stringify({ jsonrpc: '2.0', id, method, params }),
     })
     const text = await res.body.text()
@@ -134,21 +143,35 @@ export class ModernSession {
 
   static async open(pool: Dispatcher, path: string, extra: Record<string, string>) {
     const start = performance.now()
-    const s = new ModernSession(pool, path, { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': MODERN_VERSION, ...extra })
+    const s = new ModernSession(pool, path, {
+      'content-type': 'application/json',
+      accept: ACCEPT,
+      'mcp-protocol-version': MODERN_VERSION,
+      ...extra,
+    })
     const result = (await s.rpc('server/discover', {})) as { supportedVersions?: string[] }
-    if (!result.supportedVersions?.includes(MODERN_VERSION)) throw new WrongReply(`server/discover: ${MODERN_VERSION} not offered`)
+    if (!result.supportedVersions?.includes(MODERN_VERSION))
+      throw new WrongReply(`server/discover: ${MODERN_VERSION} not offered`)
     return { session: s, ms: performance.now() - start }
   }
 
   async callEcho(): Promise<void> {
-    const result = await this.rpc('tools/call', { name: 'echo', arguments: { text: ECHO_TEXT } }, 'echo')
+    const result = await this.rpc(
+      'tools/call',
+      { name: 'echo', arguments: { text: ECHO_TEXT } },
+      'echo',
+    )
     const content = (result as { content?: { text?: string }[]; resultType?: string }).content
-    if (content?.[0]?.text !== ECHO_TEXT) throw new WrongReply(`tools/call: unexpected result ${JSON.stringify(result)}`)
+    if (content?.[0]?.text !== ECHO_TEXT)
+      throw new WrongReply(`tools/call: unexpected result ${JSON.stringify(result)}`)
   }
 
   private async rpc(method: string, params: Record<string, unknown>, name?: string) {
     const id = this.nextId++
-    const _meta = { 'io.modelcontextprotocol/protocolVersion': MODERN_VERSION, 'io.modelcontextprotocol/clientCapabilities': {} }
+    const _meta = {
+      'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
+      'io.modelcontextprotocol/clientCapabilities': {},
+    }
     const res = await this.pool.request({
       path: this.path,
       method: 'POST',
@@ -156,8 +179,11 @@ export class ModernSession {
       body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta } }),
     })
     const text = await res.body.text()
-    if (res.statusCode !== 200) throw new WrongReply(`${method}: HTTP ${res.statusCode} ${snippet(text)}`)
-    const reply = parseMessages(String(res.headers['content-type'] ?? ''), text).find((m) => m.id === id)
+    if (res.statusCode !== 200)
+      throw new WrongReply(`${method}: HTTP ${res.statusCode} ${snippet(text)}`)
+    const reply = parseMessages(String(res.headers['content-type'] ?? ''), text).find(
+      (m) => m.id === id,
+    )
     if (reply === undefined || reply.error) throw new WrongReply(`${method}: ${snippet(text)}`)
     return reply.result
   }

@@ -114,9 +114,11 @@ export async function measure(key: string, target: Target, sizes: Sizes): Promis
       idleRssMb,
       peakRssMb,
       processes,
-      concurrencyMode: target.concurrencyMode ?? (target.sharedSession
-        ? `${sizes.concurrency} in flight on 1 session`
-        : `${sizes.concurrency} sessions, 1 in flight each`),
+      concurrencyMode:
+        target.concurrencyMode ??
+        (target.sharedSession
+          ? `${sizes.concurrency} in flight on 1 session`
+          : `${sizes.concurrency} sessions, 1 in flight each`),
       loadWindowUs: window,
       problems: target.problems(),
     }

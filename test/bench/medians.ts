@@ -13,8 +13,19 @@ export function median(samples: number[]): number {
 /** A row over its repetitions: every figure's median, with how many repetitions it had. */
 export type MedianRow = RowResult & { reps: number }
 
-const FIGURES = ['p50Ms', 'p99Ms', 'seqP50Ms', 'seqP99Ms', 'callsPerSec', 'cpuMsPerCall',
-  'rootCpuMsPerCall', 'sessionStartP50Ms', 'idleRssMb', 'peakRssMb', 'processes'] as const
+const FIGURES = [
+  'p50Ms',
+  'p99Ms',
+  'seqP50Ms',
+  'seqP99Ms',
+  'callsPerSec',
+  'cpuMsPerCall',
+  'rootCpuMsPerCall',
+  'sessionStartP50Ms',
+  'idleRssMb',
+  'peakRssMb',
+  'processes',
+] as const
 
 /**
  * Lines that differ only in their numbers, as one line with each number's values in order

@@ -19,7 +19,10 @@ export interface MemorySizes {
 }
 
 /** RSS of the gateway process alone and of its whole tree (with the echo process), MB. */
-export interface Rss { gatewayMb: number; treeMb: number }
+export interface Rss {
+  gatewayMb: number
+  treeMb: number
+}
 
 /** The memory section. */
 export interface MemoryResult {
@@ -87,7 +90,8 @@ export async function memory(gw: Gateway, sizes: MemorySizes): Promise<MemoryRes
       churned,
       settled: rss(pid),
       churnSec,
-      problems: [...bad].map(([k, n]) => `${k} ×${n}`)
+      problems: [...bad]
+        .map(([k, n]) => `${k} ×${n}`)
         .concat(gw.problems().filter((p) => !p.startsWith('log lines'))),
     }
   } finally {

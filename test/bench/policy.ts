@@ -23,13 +23,34 @@ export function benchPolicy(iterations = 20_000): PolicyBenchResult {
   try {
     const rules: string[] = []
     for (let i = 0; i < 90; i++) rules.push(`      tool_${i}: ["mcp:read"]`)
-    for (let i = 0; i < 9; i++) rules.push(`      "group${i}_*":\n        scopes: ["mcp:write"]\n        when: { client_id: [ci-${i}] }`)
+    for (let i = 0; i < 9; i++)
+      rules.push(
+        `      "group${i}_*":\n        scopes: ["mcp:write"]\n        when: { client_id: [ci-${i}] }`,
+      )
     rules.push('      "*": deny')
-    writeFileSync(join(dir, 'p.yaml'), `roles:\n  user: ["mcp:read"]\n  dev: ["mcp:read", "mcp:write"]\nservers:\n  s:\n    access: ["mcp:read"]\n    tools:\n${rules.join('\n')}\n`)
+    writeFileSync(
+      join(dir, 'p.yaml'),
+      `roles:\n  user: ["mcp:read"]\n  dev: ["mcp:read", "mcp:write"]\nservers:\n  s:\n    access: ["mcp:read"]\n    tools:\n${rules.join('\n')}\n`,
+    )
     const policy = loadPolicy(join(dir, 'p.yaml'))
-    const principal = (): Principal => ({ iss: 'i', sub: 'u', clientId: 'c', scopes: new Set(), hasScopeClaim: false, roles: new Set(['user']), exp: undefined, claims: {} })
+    const principal = (): Principal => ({
+      iss: 'i',
+      sub: 'u',
+      clientId: 'c',
+      scopes: new Set(),
+      hasScopeClaim: false,
+      roles: new Set(['user']),
+      exp: undefined,
+      claims: {},
+    })
     const listSize = 100
-    const result = { tools: Array.from({ length: listSize }, (_, i) => ({ name: `tool_${i}`, inputSchema: { type: 'object' } })), nextCursor: 'x' }
+    const result = {
+      tools: Array.from({ length: listSize }, (_, i) => ({
+        name: `tool_${i}`,
+        inputSchema: { type: 'object' },
+      })),
+      nextCursor: 'x',
+    }
 
     const time = (fn: () => void) => {
       for (let i = 0; i < 2_000; i++) fn()

@@ -45,7 +45,11 @@ const SETTLE_TIMEOUT_MS = 15_000
  * loaded, and a process the pool hands out before its runtime has loaded is not warm.
  * Resolves with the time waited.
  */
-export async function poolSettled(gatewayPid: number, min: number, settleMs: number): Promise<number> {
+export async function poolSettled(
+  gatewayPid: number,
+  min: number,
+  settleMs: number,
+): Promise<number> {
   const start = performance.now()
   for (;;) {
     const kids = liveChildren(gatewayPid)
@@ -54,8 +58,10 @@ export async function poolSettled(gatewayPid: number, min: number, settleMs: num
     }
     if (performance.now() - start > SETTLE_TIMEOUT_MS) {
       const ages = kids.map((k) => `${k.pid}: ${k.ageMs.toFixed(0)} ms`).join(', ')
-      throw new Error(`pool not settled after ${SETTLE_TIMEOUT_MS} ms: want ${min} processes`
-        + ` at least ${settleMs} ms old, have [${ages}]`)
+      throw new Error(
+        `pool not settled after ${SETTLE_TIMEOUT_MS} ms: want ${min} processes` +
+          ` at least ${settleMs} ms old, have [${ages}]`,
+      )
     }
     await delay(POLL_MS)
   }
@@ -96,7 +102,12 @@ export async function poolStart(
     await client.close()
   }
   return {
-    row: pool.min === 0 ? 'cold spawn (min 0)' : pool.preinitialize ? `pre-initialized (min ${pool.min})` : `warm pool (min ${pool.min})`,
+    row:
+      pool.min === 0
+        ? 'cold spawn (min 0)'
+        : pool.preinitialize
+          ? `pre-initialized (min ${pool.min})`
+          : `warm pool (min ${pool.min})`,
     preinitialize: pool.preinitialize === true,
     poolMin: pool.min,
     poolMax: pool.max,

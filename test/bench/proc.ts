@@ -6,7 +6,12 @@ export const CLK_TCK =
   Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
 
 /** `own`: utime+stime; `ticks`: own plus cutime+cstime (reaped children). */
-interface Stat { pid: number; ppid: number; own: number; ticks: number }
+interface Stat {
+  pid: number
+  ppid: number
+  own: number
+  ticks: number
+}
 
 /** One /proc/<pid>/stat line; undefined if the process is gone. */
 function readStat(pid: number): Stat | undefined {
@@ -104,7 +109,10 @@ export function ownRssMb(pid: number): number {
 }
 
 /** A live (not zombie) direct child of a process and how long it has been running. */
-export interface LiveChild { pid: number; ageMs: number }
+export interface LiveChild {
+  pid: number
+  ageMs: number
+}
 
 /** The live direct children of `parent`; zombies (exited, not yet reaped) are left out. */
 export function liveChildren(parent: number): LiveChild[] {

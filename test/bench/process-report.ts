@@ -38,46 +38,76 @@ export function poolSummary(rows: PoolStartResult[]) {
   const limit = PROCESS_TARGETS.warmStartP50Ms
   return {
     preinitInitP50Below: pre && { ok: pre.initP50Ms < limit, value: pre.initP50Ms, limit },
-    preinitHandshakeP50Below: pre && { ok: pre.handshakeP50Ms < limit, value: pre.handshakeP50Ms, limit },
-    coldOverWarm: warm && cold
-      ? {
-        initP50: cold.initP50Ms / warm.initP50Ms,
-        initP99: cold.initP99Ms / warm.initP99Ms,
-        handshakeP50: cold.handshakeP50Ms / warm.handshakeP50Ms,
-        handshakeP99: cold.handshakeP99Ms / warm.handshakeP99Ms,
-      }
-      : undefined,
+    preinitHandshakeP50Below: pre && {
+      ok: pre.handshakeP50Ms < limit,
+      value: pre.handshakeP50Ms,
+      limit,
+    },
+    coldOverWarm:
+      warm && cold
+        ? {
+            initP50: cold.initP50Ms / warm.initP50Ms,
+            initP99: cold.initP99Ms / warm.initP99Ms,
+            handshakeP50: cold.handshakeP50Ms / warm.handshakeP50Ms,
+            handshakeP99: cold.handshakeP99Ms / warm.handshakeP99Ms,
+          }
+        : undefined,
     warmInitP50Below: warm && { ok: warm.initP50Ms < limit, value: warm.initP50Ms, limit },
-    warmHandshakeP50Below: warm
-      && { ok: warm.handshakeP50Ms < limit, value: warm.handshakeP50Ms, limit },
+    warmHandshakeP50Below: warm && {
+      ok: warm.handshakeP50Ms < limit,
+      value: warm.handshakeP50Ms,
+      limit,
+    },
   }
 }
 
 /** The pool-start table, ratios and verdicts. */
 export function poolText(rows: PoolStartResult[]): string {
-  const head = ['session start', 'sessions', 'init p50 ms', 'init p99 ms', 'handshake p50 ms',
-    'handshake p99 ms', 'settle ms', 'mean wait ms']
-  const cells = rows.map((r) => [r.row, String(r.sessions), ms(r.initP50Ms), ms(r.initP99Ms),
-    ms(r.handshakeP50Ms), ms(r.handshakeP99Ms), String(r.settleMs), r.meanWaitMs.toFixed(0)])
+  const head = [
+    'session start',
+    'sessions',
+    'init p50 ms',
+    'init p99 ms',
+    'handshake p50 ms',
+    'handshake p99 ms',
+    'settle ms',
+    'mean wait ms',
+  ]
+  const cells = rows.map((r) => [
+    r.row,
+    String(r.sessions),
+    ms(r.initP50Ms),
+    ms(r.initP99Ms),
+    ms(r.handshakeP50Ms),
+    ms(r.handshakeP99Ms),
+    String(r.settleMs),
+    r.meanWaitMs.toFixed(0),
+  ])
   const lines = [grid([head, ...cells])]
   const s = poolSummary(rows)
   const c = s.coldOverWarm
   if (c) {
     const x = (v: number) => `×${v.toFixed(1)}`
-    lines.push(`cold / warm: init p50 ${x(c.initP50)}, init p99 ${x(c.initP99)}, `
-      + `handshake p50 ${x(c.handshakeP50)}, handshake p99 ${x(c.handshakeP99)}`)
+    lines.push(
+      `cold / warm: init p50 ${x(c.initP50)}, init p99 ${x(c.initP99)}, ` +
+        `handshake p50 ${x(c.handshakeP50)}, handshake p99 ${x(c.handshakeP99)}`,
+    )
   }
   if (s.warmInitP50Below && s.warmHandshakeP50Below) {
-    lines.push(`target warm p50 < ${PROCESS_TARGETS.warmStartP50Ms} ms: `
-      + `initialize ${verdict(s.warmInitP50Below.ok)} (${ms(s.warmInitP50Below.value)} ms), `
-      + `full handshake ${verdict(s.warmHandshakeP50Below.ok)} `
-      + `(${ms(s.warmHandshakeP50Below.value)} ms)`)
+    lines.push(
+      `target warm p50 < ${PROCESS_TARGETS.warmStartP50Ms} ms: ` +
+        `initialize ${verdict(s.warmInitP50Below.ok)} (${ms(s.warmInitP50Below.value)} ms), ` +
+        `full handshake ${verdict(s.warmHandshakeP50Below.ok)} ` +
+        `(${ms(s.warmHandshakeP50Below.value)} ms)`,
+    )
   }
   if (s.preinitInitP50Below && s.preinitHandshakeP50Below) {
-    lines.push(`target pre-initialized p50 < ${PROCESS_TARGETS.warmStartP50Ms} ms: `
-      + `initialize ${verdict(s.preinitInitP50Below.ok)} (${ms(s.preinitInitP50Below.value)} ms), `
-      + `full handshake ${verdict(s.preinitHandshakeP50Below.ok)} `
-      + `(${ms(s.preinitHandshakeP50Below.value)} ms)`)
+    lines.push(
+      `target pre-initialized p50 < ${PROCESS_TARGETS.warmStartP50Ms} ms: ` +
+        `initialize ${verdict(s.preinitInitP50Below.ok)} (${ms(s.preinitInitP50Below.value)} ms), ` +
+        `full handshake ${verdict(s.preinitHandshakeP50Below.ok)} ` +
+        `(${ms(s.preinitHandshakeP50Below.value)} ms)`,
+    )
   }
   for (const r of rows) for (const p of r.problems) lines.push(`  ${r.row}: ${p}`)
   return lines.join('\n')
@@ -93,7 +123,9 @@ export function sharedSummary(r: SharedScaleResult) {
       limit: t.sharedGatewayRssMb,
     },
     spreadRatioAtLeast: {
-      ok: r.spreadRatio >= t.spreadRatio, value: r.spreadRatio, limit: t.spreadRatio,
+      ok: r.spreadRatio >= t.spreadRatio,
+      value: r.spreadRatio,
+      limit: t.spreadRatio,
     },
     cpuMsPerCallBelow: {
       ok: r.spread.cpuMsPerCall < t.cpuMsPerCall,
@@ -107,31 +139,45 @@ export function sharedSummary(r: SharedScaleResult) {
 export function sharedText(r: SharedScaleResult): string {
   const n = r.sessions
   const mb = (v: number) => v.toFixed(1)
-  const memory = grid([['RSS MB', 'gateway', 'tree'],
-    ...([['no session', r.rss.idle], [`${n} sessions open`, r.rss.open],
-      [`after a call on each`, r.rss.used], ['peak under load', r.rss.peak]] as const)
-      .map(([k, v]) => [k, mb(v.gatewayMb), mb(v.treeMb)])])
-  const row = (name: string, l: LoadResult) => [name, l.callsPerSec.toFixed(0), ms(l.p50Ms),
-    ms(l.p99Ms), l.cpuMsPerCall.toFixed(3), l.rootCpuMsPerCall.toFixed(3)]
+  const memory = grid([
+    ['RSS MB', 'gateway', 'tree'],
+    ...(
+      [
+        ['no session', r.rss.idle],
+        [`${n} sessions open`, r.rss.open],
+        [`after a call on each`, r.rss.used],
+        ['peak under load', r.rss.peak],
+      ] as const
+    ).map(([k, v]) => [k, mb(v.gatewayMb), mb(v.treeMb)]),
+  ])
+  const row = (name: string, l: LoadResult) => [
+    name,
+    l.callsPerSec.toFixed(0),
+    ms(l.p50Ms),
+    ms(l.p99Ms),
+    l.cpuMsPerCall.toFixed(3),
+    l.rootCpuMsPerCall.toFixed(3),
+  ]
   const k = r.spread.inFlight
-  const load = grid([['shared mode load', 'calls/s', 'p50 ms', 'p99 ms', 'CPU ms/call',
-    'gateway CPU ms/call'],
-  row(`${k} in flight on 1 session`, r.oneSession),
-  row(`${k} sessions, 1 in flight each`, r.spread)])
+  const load = grid([
+    ['shared mode load', 'calls/s', 'p50 ms', 'p99 ms', 'CPU ms/call', 'gateway CPU ms/call'],
+    row(`${k} in flight on 1 session`, r.oneSession),
+    row(`${k} sessions, 1 in flight each`, r.spread),
+  ])
   const s = sharedSummary(r)
   return [
-    `shared mode: ${n} sessions open on ${r.processes} processes (gateway + echo), opened in `
-      + `${r.openSec.toFixed(1)} s, handshake p50 ${ms(r.openP50Ms)} / p99 ${ms(r.openP99Ms)} ms`
-      + ` at 32 at a time; one call at a time on one session: p50 ${ms(r.sequentialP50Ms)} / `
-      + `p99 ${ms(r.sequentialP99Ms)} ms`,
+    `shared mode: ${n} sessions open on ${r.processes} processes (gateway + echo), opened in ` +
+      `${r.openSec.toFixed(1)} s, handshake p50 ${ms(r.openP50Ms)} / p99 ${ms(r.openP99Ms)} ms` +
+      ` at 32 at a time; one call at a time on one session: p50 ${ms(r.sequentialP50Ms)} / ` +
+      `p99 ${ms(r.sequentialP99Ms)} ms`,
     memory,
     load,
-    `target gateway RSS < ${s.gatewayRssBelow.limit} MB with ${n} sessions open: `
-      + `${verdict(s.gatewayRssBelow.ok)} (${mb(s.gatewayRssBelow.value)} MB)`,
-    `target calls/s with ${k} sessions >= ${s.spreadRatioAtLeast.limit} × ${k} in flight on 1 `
-      + `session: ${verdict(s.spreadRatioAtLeast.ok)} (×${s.spreadRatioAtLeast.value.toFixed(2)})`,
-    `target CPU/call < ${s.cpuMsPerCallBelow.limit} ms (serving tree, ${k} sessions): `
-      + `${verdict(s.cpuMsPerCallBelow.ok)} (${s.cpuMsPerCallBelow.value.toFixed(3)} ms)`,
+    `target gateway RSS < ${s.gatewayRssBelow.limit} MB with ${n} sessions open: ` +
+      `${verdict(s.gatewayRssBelow.ok)} (${mb(s.gatewayRssBelow.value)} MB)`,
+    `target calls/s with ${k} sessions >= ${s.spreadRatioAtLeast.limit} × ${k} in flight on 1 ` +
+      `session: ${verdict(s.spreadRatioAtLeast.ok)} (×${s.spreadRatioAtLeast.value.toFixed(2)})`,
+    `target CPU/call < ${s.cpuMsPerCallBelow.limit} ms (serving tree, ${k} sessions): ` +
+      `${verdict(s.cpuMsPerCallBelow.ok)} (${s.cpuMsPerCallBelow.value.toFixed(3)} ms)`,
     ...r.problems.map((p) => `  ${p}`),
   ].join('\n')
 }
@@ -139,18 +185,35 @@ export function sharedText(r: SharedScaleResult): string {
 /** The endpoint-start table: times p50 / p95, and the processes each step started. */
 export function endpointText(r: EndpointStartResult): string {
   const t = (v: { p50: number; p95: number }) => `${ms(v.p50)} / ${ms(v.p95)}`
-  const head = ['endpoint session (backends allowed)', 'sessions', 'init ms', 'tools/list ms',
-    'init+list ms', 'first call ms', 'spawned: init', 'list', 'call']
-  const cells = endpointSummary(r).map((s) => [s.row, String(s.sessions), t(s.initMs),
-    t(s.listMs), t(s.initPlusListMs), t(s.callMs), s.spawned.handshake, s.spawned.list,
-    s.spawned.call])
+  const head = [
+    'endpoint session (backends allowed)',
+    'sessions',
+    'init ms',
+    'tools/list ms',
+    'init+list ms',
+    'first call ms',
+    'spawned: init',
+    'list',
+    'call',
+  ]
+  const cells = endpointSummary(r).map((s) => [
+    s.row,
+    String(s.sessions),
+    t(s.initMs),
+    t(s.listMs),
+    t(s.initPlusListMs),
+    t(s.callMs),
+    s.spawned.handshake,
+    s.spawned.list,
+    s.spawned.call,
+  ])
   const rss = (v: number[]) => v.map((x) => x.toFixed(0)).join(', ')
   return [
-    `endpoint over ${r.backends} echo backends (${r.runs} fresh gateways per cold row; times `
-      + 'p50 / p95; spawned: backend processes each step started)',
+    `endpoint over ${r.backends} echo backends (${r.runs} fresh gateways per cold row; times ` +
+      'p50 / p95; spawned: backend processes each step started)',
     grid([head, ...cells]),
-    `serving tree after the cold list (gateway + backends): ${rss(r.coldTreeRssMb)} MB `
-      + `(${r.backends} allowed), ${rss(r.partialTreeRssMb)} MB (${r.partial} allowed)`,
+    `serving tree after the cold list (gateway + backends): ${rss(r.coldTreeRssMb)} MB ` +
+      `(${r.backends} allowed), ${rss(r.partialTreeRssMb)} MB (${r.partial} allowed)`,
     ...r.problems.map((p) => `  ${p}`),
   ].join('\n')
 }
@@ -165,17 +228,36 @@ export function sessionStartSummary(rows: SessionStartResult[]) {
 
 /** The back-to-back session-start table, each start's time, and the verdict. */
 export function sessionStartText(rows: SessionStartResult[]): string {
-  const head = ['back-to-back session start', 'starts', 'init p50 ms', 'handshake p50 ms',
-    'handshake p95 ms', 'processes started']
-  const cells = rows.map((r) => [r.row, String(r.starts), ms(r.initP50Ms), ms(r.handshakeP50Ms),
-    ms(r.handshakeP95Ms), String(r.spawned)])
+  const head = [
+    'back-to-back session start',
+    'starts',
+    'init p50 ms',
+    'handshake p50 ms',
+    'handshake p95 ms',
+    'processes started',
+  ]
+  const cells = rows.map((r) => [
+    r.row,
+    String(r.starts),
+    ms(r.initP50Ms),
+    ms(r.handshakeP50Ms),
+    ms(r.handshakeP95Ms),
+    String(r.spawned),
+  ])
   const s = sessionStartSummary(rows)
   return [
     grid([head, ...cells]),
-    ...rows.map((r) => `  ${r.row}, each handshake in order (ms): `
-      + r.handshakeMs.map((v) => v.toFixed(0)).join(' ')),
-    ...(s ? [`target p50 <= ${s.limit} ms over ${rows[0]!.starts} back-to-back starts with the `
-      + `default config: ${verdict(s.ok)} (${ms(s.value)} ms)`] : []),
+    ...rows.map(
+      (r) =>
+        `  ${r.row}, each handshake in order (ms): ` +
+        r.handshakeMs.map((v) => v.toFixed(0)).join(' '),
+    ),
+    ...(s
+      ? [
+          `target p50 <= ${s.limit} ms over ${rows[0]!.starts} back-to-back starts with the ` +
+            `default config: ${verdict(s.ok)} (${ms(s.value)} ms)`,
+        ]
+      : []),
     ...rows.flatMap((r) => r.problems.map((p) => `  ${r.row}: ${p}`)),
   ].join('\n')
 }
@@ -205,17 +287,20 @@ export function memoryText(r: MemoryResult): string {
     [`  then ${(r.settleMs / 1000).toFixed(0)} s idle`, r.settled],
   ]
   return [
-    `memory (echo server in shared mode; sessions 32 handshakes at a time; ${r.churn} opened `
-      + `and closed in ${r.churnSec.toFixed(1)} s)`,
-    grid([['RSS MB', 'gateway', 'tree'], ...rows.map(([k, v]) => [k, mb(v.gatewayMb), mb(v.treeMb)])]),
-    `target idle gateway RSS <= ${s.idleGatewayRss.limit} MB: ${verdict(s.idleGatewayRss.ok)} `
-      + `(${mb(s.idleGatewayRss.value)} MB)`,
-    `target gateway RSS with ${r.sessions} idle shared-mode sessions <= `
-      + `${s.idleSessionsGatewayRss.limit} MB: ${verdict(s.idleSessionsGatewayRss.ok)} `
-      + `(${mb(s.idleSessionsGatewayRss.value)} MB)`,
-    `target gateway RSS after ${r.churn} sessions opened and closed <= ×${s.churnOverIdle.limit} `
-      + `the idle RSS: ${verdict(s.churnOverIdle.ok)} (×${s.churnOverIdle.value.toFixed(2)}; `
-      + `×${s.churnOverClosed.toFixed(2)} the baseline after use)`,
+    `memory (echo server in shared mode; sessions 32 handshakes at a time; ${r.churn} opened ` +
+      `and closed in ${r.churnSec.toFixed(1)} s)`,
+    grid([
+      ['RSS MB', 'gateway', 'tree'],
+      ...rows.map(([k, v]) => [k, mb(v.gatewayMb), mb(v.treeMb)]),
+    ]),
+    `target idle gateway RSS <= ${s.idleGatewayRss.limit} MB: ${verdict(s.idleGatewayRss.ok)} ` +
+      `(${mb(s.idleGatewayRss.value)} MB)`,
+    `target gateway RSS with ${r.sessions} idle shared-mode sessions <= ` +
+      `${s.idleSessionsGatewayRss.limit} MB: ${verdict(s.idleSessionsGatewayRss.ok)} ` +
+      `(${mb(s.idleSessionsGatewayRss.value)} MB)`,
+    `target gateway RSS after ${r.churn} sessions opened and closed <= ×${s.churnOverIdle.limit} ` +
+      `the idle RSS: ${verdict(s.churnOverIdle.ok)} (×${s.churnOverIdle.value.toFixed(2)}; ` +
+      `×${s.churnOverClosed.toFixed(2)} the baseline after use)`,
     ...r.problems.map((p) => `  ${p}`),
   ].join('\n')
 }

@@ -5,7 +5,11 @@
 // opened and closed) and endpoint-start (initialize + tools/list on an endpoint over 20
 // backends, with spawn counts).
 import { DEFAULT_POOL_MIN } from '../../gateway/config/schema.js'
-import { endpointStart, type EndpointStartResult, type EndpointStartSizes } from './endpoint-start.js'
+import {
+  endpointStart,
+  type EndpointStartResult,
+  type EndpointStartSizes,
+} from './endpoint-start.js'
 import { withGateway } from './gateway-target.js'
 import { memory, type MemoryResult, type MemorySizes } from './memory.js'
 import { poolStart, type PoolStartResult, type PoolStartSizes } from './pool-start.js'
@@ -39,11 +43,16 @@ export function processSections(
   sizes: ProcessSizes,
   out: ProcessResults,
 ): [string, () => Promise<void>][] {
-  const pool = (min: number, preinitialize = false) => async () => {
-    const p = { min, max: sizes.poolMax, preinitialize }
-    out.poolStart.push(await withGateway({ ...gateway, server: { pool: p } },
-      (gw) => poolStart(gw, p, sizes.pool)))
-  }
+  const pool =
+    (min: number, preinitialize = false) =>
+    async () => {
+      const p = { min, max: sizes.poolMax, preinitialize }
+      out.poolStart.push(
+        await withGateway({ ...gateway, server: { pool: p } }, (gw) =>
+          poolStart(gw, p, sizes.pool),
+        ),
+      )
+    }
   // Every session of a shared-mode section is the one bench user's: the per-subject bounds
   // must hold them all.
   const sharedMode = (sessions: number) => {
@@ -58,28 +67,47 @@ export function processSections(
     ['pool-warm', pool(sizes.warmMin)],
     ['pool-preinit', pool(sizes.warmMin, true)],
     ['pool-cold', pool(0)],
-    ['session-start', async () => {
-      // The server as the config reference's defaults leave it: no pool settings at all.
-      const min = sizes.warmMin
-      const rows = [
-        { row: `default config (pool.min ${DEFAULT_POOL_MIN})`, poolMin: DEFAULT_POOL_MIN, server: {} },
-        { row: `warm pool (min ${min})`, poolMin: min, server: { pool: { min } } },
-      ]
-      for (const { server, ...row } of rows) {
-        out.sessionStart.push(await withGateway({ ...gateway, server },
-          (gw) => sessionStart(gw, row, sizes.start)))
-      }
-    }],
-    ['shared', async () => {
-      out.sharedScale = await withGateway(sharedMode(sizes.shared.sessions),
-        (gw) => sharedScale(gw, sizes.shared))
-    }],
-    ['memory', async () => {
-      out.memory = await withGateway(sharedMode(sizes.memory.sessions),
-        (gw) => memory(gw, sizes.memory))
-    }],
-    ['endpoint-start', async () => {
-      out.endpointStart = await endpointStart(gateway, sizes.endpoint)
-    }],
+    [
+      'session-start',
+      async () => {
+        // The server as the config reference's defaults leave it: no pool settings at all.
+        const min = sizes.warmMin
+        const rows = [
+          {
+            row: `default config (pool.min ${DEFAULT_POOL_MIN})`,
+            poolMin: DEFAULT_POOL_MIN,
+            server: {},
+          },
+          { row: `warm pool (min ${min})`, poolMin: min, server: { pool: { min } } },
+        ]
+        for (const { server, ...row } of rows) {
+          out.sessionStart.push(
+            await withGateway({ ...gateway, server }, (gw) => sessionStart(gw, row, sizes.start)),
+          )
+        }
+      },
+    ],
+    [
+      'shared',
+      async () => {
+        out.sharedScale = await withGateway(sharedMode(sizes.shared.sessions), (gw) =>
+          sharedScale(gw, sizes.shared),
+        )
+      },
+    ],
+    [
+      'memory',
+      async () => {
+        out.memory = await withGateway(sharedMode(sizes.memory.sessions), (gw) =>
+          memory(gw, sizes.memory),
+        )
+      },
+    ],
+    [
+      'endpoint-start',
+      async () => {
+        out.endpointStart = await endpointStart(gateway, sizes.endpoint)
+      },
+    ],
   ]
 }

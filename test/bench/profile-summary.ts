@@ -13,9 +13,14 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 /** The .cpuprofile files named (a folder: every one in it), default the bench's profile folder. */
 function profileFiles(args: string[]): string[] {
   const paths = args.length > 0 ? args : [join(ROOT, 'dist/bench-profile')]
-  return paths.flatMap((p) => (statSync(p).isDirectory()
-    ? readdirSync(p).filter((f) => f.endsWith('.cpuprofile')).sort().map((f) => join(p, f))
-    : [p]))
+  return paths.flatMap((p) =>
+    statSync(p).isDirectory()
+      ? readdirSync(p)
+          .filter((f) => f.endsWith('.cpuprofile'))
+          .sort()
+          .map((f) => join(p, f))
+      : [p],
+  )
 }
 
 /** The load window the bench wrote for this profile's process (CPU.<date>.<time>.<pid>.…), if any. */
@@ -23,7 +28,8 @@ function loadWindow(file: string): [number, number] | undefined {
   const pid = basename(file).split('.')[3]
   const sidecar = join(dirname(file), `window-${pid}.json`)
   if (!existsSync(sidecar)) return undefined
-  return (JSON.parse(readFileSync(sidecar, 'utf8')) as { loadWindowUs: [number, number] }).loadWindowUs
+  return (JSON.parse(readFileSync(sidecar, 'utf8')) as { loadWindowUs: [number, number] })
+    .loadWindowUs
 }
 
 function main(argv: string[]): number {
@@ -48,13 +54,21 @@ function main(argv: string[]): number {
   const s = summarize(profiles, ROOT, (p) => windows.get(p))
   const pct = (ms: number) => `${((100 * ms) / s.busyMs).toFixed(1)}%`
   // self time and share right-aligned, then the name (and where it is) left-aligned.
-  const table = (head: string, rows: SelfTime[]) => [
-    `${'self ms'.padStart(9)}  ${'%'.padStart(6)}  ${head}`,
-    ...rows.slice(0, top).map((r) => `${r.ms.toFixed(1).padStart(9)}  ${pct(r.ms).padStart(6)}  `
-      + `${r.name}${r.where ? `  ${r.where}` : ''}`),
-  ].join('\n')
-  console.log(`\n${s.samples} samples; busy ${s.busyMs.toFixed(0)} ms, idle ${s.idleMs.toFixed(0)} ms `
-    + '(percentages of busy time)\n')
+  const table = (head: string, rows: SelfTime[]) =>
+    [
+      `${'self ms'.padStart(9)}  ${'%'.padStart(6)}  ${head}`,
+      ...rows
+        .slice(0, top)
+        .map(
+          (r) =>
+            `${r.ms.toFixed(1).padStart(9)}  ${pct(r.ms).padStart(6)}  ` +
+            `${r.name}${r.where ? `  ${r.where}` : ''}`,
+        ),
+    ].join('\n')
+  console.log(
+    `\n${s.samples} samples; busy ${s.busyMs.toFixed(0)} ms, idle ${s.idleMs.toFixed(0)} ms ` +
+      '(percentages of busy time)\n',
+  )
   console.log(`${table('package', s.packages)}\n`)
   console.log(`${table('file', s.files)}\n`)
   console.log(table('function  where', s.functions))

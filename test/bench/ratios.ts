@@ -47,7 +47,16 @@ export function relayRatios(rows: RowResult[]): RelayRatio[] {
       if (base === undefined) return
       const [value, baseValue] = [f(edge), f(base)]
       const ratio = value / baseValue
-      out.push({ row: edge.row, figure, base: base.row, value, baseValue, ratio, limit, ok: ratio <= limit })
+      out.push({
+        row: edge.row,
+        figure,
+        base: base.row,
+        value,
+        baseValue,
+        ratio,
+        limit,
+        ok: ratio <= limit,
+      })
     }
     const t = RELAY_TARGETS
     check('supergateway', 'tree CPU/call', (r) => r.cpuMsPerCall, t.treeCpuOverPeer)
@@ -63,12 +72,20 @@ export function relayRatios(rows: RowResult[]): RelayRatio[] {
 export function relayText(ratios: RelayRatio[]): string {
   const fig = (v: number) => v.toFixed(3)
   const head = ['row', 'figure', '÷ row', 'ms', 'base ms', 'ratio', 'target', 'verdict']
-  const cells = ratios.map((r) => [r.row, r.figure, r.base, fig(r.value), fig(r.baseValue),
-    `×${r.ratio.toFixed(2)}`, `≤ ${r.limit.toFixed(1)}`, verdict(r.ok)])
+  const cells = ratios.map((r) => [
+    r.row,
+    r.figure,
+    r.base,
+    fig(r.value),
+    fig(r.baseValue),
+    `×${r.ratio.toFixed(2)}`,
+    `≤ ${r.limit.toFixed(1)}`,
+    verdict(r.ok),
+  ])
   const passed = ratios.filter((r) => r.ok).length
   return [
-    'relay targets (medians; each edge row against the row of the same load shape; '
-      + 'mcp-edge with auth + policy + audit, the peers with none):',
+    'relay targets (medians; each edge row against the row of the same load shape; ' +
+      'mcp-edge with auth + policy + audit, the peers with none):',
     grid([head, ...cells], 3),
     `${passed} of ${ratios.length} PASS`,
   ].join('\n')

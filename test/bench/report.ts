@@ -5,7 +5,10 @@ import type { MedianRow } from './medians.js'
 export const TARGETS = { cpuMsPerCall: 0.25 }
 
 /** A row that could not be measured. */
-export interface RowFailure { row: string; error: string }
+export interface RowFailure {
+  row: string
+  error: string
+}
 
 const columns = (reps: number): [string, (r: MedianRow) => string][] => [
   ['row', (r) => (r.reps < reps ? `${r.row} (${r.reps} of ${reps} reps)` : r.row)],
@@ -28,10 +31,10 @@ const columns = (reps: number): [string, (r: MedianRow) => string][] => [
 export function table(rows: MedianRow[], reps: number): string {
   const cols = columns(reps)
   const legend = [
-    `medians of ${reps} repetitions; p50/p99 and calls/s under the row's load; CPU per call `
-      + 'of the whole serving tree and of its root process alone (the gateway); seq p50: one call at a',
-    'time on one session; start: session start (handshake) p50 of the sessions the row opened; '
-      + '×16s = 16 sessions with 1 call in flight each, ×16/1s = 16 calls in flight on 1 session',
+    `medians of ${reps} repetitions; p50/p99 and calls/s under the row's load; CPU per call ` +
+      'of the whole serving tree and of its root process alone (the gateway); seq p50: one call at a',
+    'time on one session; start: session start (handshake) p50 of the sessions the row opened; ' +
+      '×16s = 16 sessions with 1 call in flight each, ×16/1s = 16 calls in flight on 1 session',
   ]
   const cells = [cols.map(([h]) => h), ...rows.map((r) => cols.map(([, f]) => f(r)))]
   return [grid(cells), ...legend].join('\n')
@@ -85,27 +88,38 @@ export function summary(rows: RowResult[]) {
  * load and client): what an endpoint adds per call. Only the pairs that both ran.
  */
 export function aggregateSummary(rows: RowResult[]) {
-  return [['aggregate', 'edge'], ['aggregate-1s', 'edge-1s']].flatMap(([a, e]) => {
+  return [
+    ['aggregate', 'edge'],
+    ['aggregate-1s', 'edge-1s'],
+  ].flatMap(([a, e]) => {
     const agg = rows.find((r) => r.key === a)
     const edge = rows.find((r) => r.key === e)
     if (!edge || !agg) return []
-    return [{
-      row: agg.row,
-      edgeRow: edge.row,
-      overEdge: ratios(agg, edge),
-      gatewayCpuMsPerCall: { aggregate: agg.rootCpuMsPerCall, edge: edge.rootCpuMsPerCall },
-    }]
+    return [
+      {
+        row: agg.row,
+        edgeRow: edge.row,
+        overEdge: ratios(agg, edge),
+        gatewayCpuMsPerCall: { aggregate: agg.rootCpuMsPerCall, edge: edge.rootCpuMsPerCall },
+      },
+    ]
   })
 }
 
 /** The aggregate-over-edge lines. */
 export function aggregateText(list: ReturnType<typeof aggregateSummary>): string {
-  return list.map((a) => {
-    const r = Object.entries(a.overEdge).map(([k, v]) => `${k} ×${v.toFixed(2)}`).join(', ')
-    const g = a.gatewayCpuMsPerCall
-    return `${a.row} / ${a.edgeRow}: ${r}; gateway process CPU/call ${g.aggregate.toFixed(3)} vs `
-      + `${g.edge.toFixed(3)} ms`
-  }).join('\n')
+  return list
+    .map((a) => {
+      const r = Object.entries(a.overEdge)
+        .map(([k, v]) => `${k} ×${v.toFixed(2)}`)
+        .join(', ')
+      const g = a.gatewayCpuMsPerCall
+      return (
+        `${a.row} / ${a.edgeRow}: ${r}; gateway process CPU/call ${g.aggregate.toFixed(3)} vs ` +
+        `${g.edge.toFixed(3)} ms`
+      )
+    })
+    .join('\n')
 }
 
 /** PASS or FAIL. */
@@ -114,15 +128,19 @@ export const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL')
 /** Human-readable ratios and verdicts. */
 export function summaryText(s: NonNullable<ReturnType<typeof summary>>): string {
   const fmt = (r: Ratios | undefined) =>
-    r === undefined ? 'n/a' : Object.entries(r).map(([k, v]) => `${k} ×${v.toFixed(2)}`).join(', ')
+    r === undefined
+      ? 'n/a'
+      : Object.entries(r)
+          .map(([k, v]) => `${k} ×${v.toFixed(2)}`)
+          .join(', ')
   const p50 = s.targets.p50NoWorseThanSdkHttp
   const cpu = s.targets.cpuMsPerCallBelow
   return [
     `${s.row} / stdio floor:    ${fmt(s.vsStdio)}`,
     `${s.row} / SDK HTTP floor: ${fmt(s.vsSdkHttp)}`,
-    `target p50 <= SDK HTTP p50: ${p50
-      ? `${verdict(p50.ok)} (${p50.edge.toFixed(3)} vs ${p50.sdkHttp.toFixed(3)} ms)`
-      : 'n/a'}`,
+    `target p50 <= SDK HTTP p50: ${
+      p50 ? `${verdict(p50.ok)} (${p50.edge.toFixed(3)} vs ${p50.sdkHttp.toFixed(3)} ms)` : 'n/a'
+    }`,
     `target CPU/call < ${cpu.limit} ms: ${verdict(cpu.ok)} (${cpu.edge.toFixed(3)} ms)`,
   ].join('\n')
 }

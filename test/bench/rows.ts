@@ -40,25 +40,55 @@ export function benchRows(o: {
   const edge = { root: o.root, echoJs: o.echoJs, server: { maxSessionsPerSubject: n } }
   const bin = (p: string) => join(o.root, 'node_modules', p)
   const http: [string, string, (shape: RowShape, key: string) => Promise<Target>][] = [
-    ['sdk', 'SDK HTTP floor', (s) => sdkHttpTarget(join(o.root, 'dist/test/bench/sdk-http-server.js'), s)],
-    ['edge', 'edge', (s, key) => gatewayTarget({
-      ...edge,
-      ...(o.profile && key === PROFILED_ROW
-        ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir(o.root)}`] }
-        : {}),
-    }, s)],
-    ['edge-2026', 'edge-2026 sessionless', (s) => gatewayTarget(edge, s, true, s.oneSession ? 1 : n)],
-    ['aggregate', 'aggregate (4 backends)', (s) => aggregateTarget({ root: o.root, echoJs: o.echoJs }, s)],
-    ['supergateway', 'supergateway', (s) => supergatewayTarget(bin('.bin/supergateway'), o.echoJs, s)],
-    ['mcp-proxy', 'mcp-proxy', (s) => mcpProxyTarget(bin('mcp-proxy/dist/bin/mcp-proxy.mjs'), o.echoJs, s)],
+    [
+      'sdk',
+      'SDK HTTP floor',
+      (s) => sdkHttpTarget(join(o.root, 'dist/test/bench/sdk-http-server.js'), s),
+    ],
+    [
+      'edge',
+      'edge',
+      (s, key) =>
+        gatewayTarget(
+          {
+            ...edge,
+            ...(o.profile && key === PROFILED_ROW
+              ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir(o.root)}`] }
+              : {}),
+          },
+          s,
+        ),
+    ],
+    [
+      'edge-2026',
+      'edge-2026 sessionless',
+      (s) => gatewayTarget(edge, s, true, s.oneSession ? 1 : n),
+    ],
+    [
+      'aggregate',
+      'aggregate (4 backends)',
+      (s) => aggregateTarget({ root: o.root, echoJs: o.echoJs }, s),
+    ],
+    [
+      'supergateway',
+      'supergateway',
+      (s) => supergatewayTarget(bin('.bin/supergateway'), o.echoJs, s),
+    ],
+    [
+      'mcp-proxy',
+      'mcp-proxy',
+      (s) => mcpProxyTarget(bin('mcp-proxy/dist/bin/mcp-proxy.mjs'), o.echoJs, s),
+    ],
   ]
-  const rows: RowSpec[] = [{
-    key: 'stdio',
-    name: `stdio floor ×${n}/1s`,
-    oneSession: true,
-    profiled: false,
-    start: () => stdioTarget(o.echoJs, `stdio floor ×${n}/1s`),
-  }]
+  const rows: RowSpec[] = [
+    {
+      key: 'stdio',
+      name: `stdio floor ×${n}/1s`,
+      oneSession: true,
+      profiled: false,
+      start: () => stdioTarget(o.echoJs, `stdio floor ×${n}/1s`),
+    },
+  ]
   for (const oneSession of [false, true]) {
     for (const [base, label, start] of http) {
       const key = oneSession ? `${base}-1s` : base

@@ -22,12 +22,26 @@ import { medianRow } from './medians.js'
 import { benchPolicy } from './policy.js'
 import { CLK_TCK } from './proc.js'
 import {
-  endpointText, memorySummary, memoryText, poolSummary, poolText, sessionStartSummary,
-  sessionStartText, sharedSummary, sharedText,
+  endpointText,
+  memorySummary,
+  memoryText,
+  poolSummary,
+  poolText,
+  sessionStartSummary,
+  sessionStartText,
+  sharedSummary,
+  sharedText,
 } from './process-report.js'
 import { processSections, type ProcessResults, type ProcessSizes } from './process-sections.js'
 import { relayRatios, relayText } from './ratios.js'
-import { aggregateSummary, aggregateText, summary, summaryText, table, type RowFailure } from './report.js'
+import {
+  aggregateSummary,
+  aggregateText,
+  summary,
+  summaryText,
+  table,
+  type RowFailure,
+} from './report.js'
 import { benchRows, profileDir, type RowSpec } from './rows.js'
 import type { Target } from './target.js'
 
@@ -85,7 +99,12 @@ const processSizes: ProcessSizes = {
 }
 const processResults: ProcessResults = { poolStart: [], sessionStart: [] }
 const SECTIONS = processSections({ root: ROOT, echoJs: ECHO_JS }, processSizes, processResults)
-const ROWS = benchRows({ root: ROOT, echoJs: ECHO_JS, concurrency: sizes.concurrency, profile: PROFILE })
+const ROWS = benchRows({
+  root: ROOT,
+  echoJs: ECHO_JS,
+  concurrency: sizes.concurrency,
+  profile: PROFILE,
+})
 /**
  * Sections run without BENCH_ROWS, beside every row: the ones the relay issue's targets name.
  * The others (pool-*, shared, endpoint-start: another three minutes) run when named or with
@@ -97,7 +116,11 @@ const DEFAULT_SECTIONS = ['session-start', 'memory']
 const since = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)} s`
 
 /** One repetition of one row: start its server, measure, stop; a failure is reported, not thrown. */
-async function runRow(spec: RowSpec, rep: number, failures: RowFailure[]): Promise<RowResult | undefined> {
+async function runRow(
+  spec: RowSpec,
+  rep: number,
+  failures: RowFailure[],
+): Promise<RowResult | undefined> {
   const t0 = performance.now()
   let target: Target | undefined
   try {
@@ -105,8 +128,10 @@ async function runRow(spec: RowSpec, rep: number, failures: RowFailure[]): Promi
     const r = await measure(spec.key, target, sizes)
     if (spec.profiled && target.pid !== undefined) {
       // The profile-summary reads the load's window from here (the profile covers the whole life).
-      writeFileSync(join(profileDir(ROOT), `window-${target.pid}.json`),
-        `${JSON.stringify({ row: r.row, rep, pid: target.pid, loadWindowUs: r.loadWindowUs })}\n`)
+      writeFileSync(
+        join(profileDir(ROOT), `window-${target.pid}.json`),
+        `${JSON.stringify({ row: r.row, rep, pid: target.pid, loadWindowUs: r.loadWindowUs })}\n`,
+      )
     }
     console.log(`rep ${rep}: ${r.row}: done in ${since(t0)} (${r.processes} processes under load)`)
     return r
@@ -135,9 +160,12 @@ async function main(): Promise<number> {
   const start = performance.now()
   const all = [...ROWS.map((r) => r.key), ...SECTIONS.map(([k]) => k)]
   const asked = process.env.BENCH_ROWS
-  const wanted = asked === 'all' ? all
-    : asked === undefined ? [...ROWS.map((r) => r.key), ...DEFAULT_SECTIONS]
-    : asked.split(',')
+  const wanted =
+    asked === 'all'
+      ? all
+      : asked === undefined
+        ? [...ROWS.map((r) => r.key), ...DEFAULT_SECTIONS]
+        : asked.split(',')
   const unknown = wanted.filter((k) => !all.includes(k))
   if (unknown.length > 0) {
     throw new Error(`BENCH_ROWS: unknown ${unknown.join(', ')}; known: ${all.join(', ')}`)
@@ -152,7 +180,8 @@ async function main(): Promise<number> {
   console.log(`sizes: ${JSON.stringify(sizes)}; ${REPS} repetitions; ${host}`)
   console.log(`process-model sizes: ${JSON.stringify(processSizes)}`)
   const skipped = all.filter((k) => !wanted.includes(k))
-  if (skipped.length > 0) console.log(`not run: ${skipped.join(', ')} (BENCH_ROWS=all runs every one)`)
+  if (skipped.length > 0)
+    console.log(`not run: ${skipped.join(', ')} (BENCH_ROWS=all runs every one)`)
 
   // Rows interleaved: a repetition runs every row once, so a slow spell of the machine falls
   // on one repetition of many rows, and each row's median drops it.
@@ -193,9 +222,11 @@ async function main(): Promise<number> {
   const agg = aggregateSummary(results)
   if (agg.length > 0) console.log(`\n${aggregateText(agg)}`)
   const policy = benchPolicy()
-  console.log(`\npolicy (${policy.rules} rules): decision ${policy.decideUs.toFixed(2)} µs per gated call; `
-    + `tools/list filtering ${policy.filterUs.toFixed(2)} µs per list of ${policy.listSize} `
-    + `(target < 50 µs per message: ${policy.decideUs < 50 && policy.filterUs < 50 ? 'PASS' : 'FAIL'})`)
+  console.log(
+    `\npolicy (${policy.rules} rules): decision ${policy.decideUs.toFixed(2)} µs per gated call; ` +
+      `tools/list filtering ${policy.filterUs.toFixed(2)} µs per list of ${policy.listSize} ` +
+      `(target < 50 µs per message: ${policy.decideUs < 50 && policy.filterUs < 50 ? 'PASS' : 'FAIL'})`,
+  )
   const { poolStart: pool, sessionStart: starts, sharedScale: shared } = processResults
   const { memory: mem, endpointStart: endpoint } = processResults
   if (pool.length > 0) console.log(`\n${poolText(pool)}`)
@@ -205,28 +236,47 @@ async function main(): Promise<number> {
   if (endpoint) console.log(`\n${endpointText(endpoint)}`)
   for (const f of failures) console.log(`FAILED ${f.row}: ${f.error}`)
   if (PROFILE) {
-    console.log(`\nprofiles of the edge ×16/1s gateway in ${profileDir(ROOT)}; summary: `
-      + 'node dist/test/bench/profile-summary.js')
+    console.log(
+      `\nprofiles of the edge ×16/1s gateway in ${profileDir(ROOT)}; summary: ` +
+        'node dist/test/bench/profile-summary.js',
+    )
   }
 
   mkdirSync(join(ROOT, 'dist'), { recursive: true })
   const out = join(ROOT, 'dist/bench-results.json')
-  writeFileSync(out, `${JSON.stringify({
-    date: new Date().toISOString(), node: process.version, cpus: cpus().length, clkTck: CLK_TCK,
-    sizes, reps: REPS, rows: results, repetitions: Object.fromEntries(reps), failures,
-    relayTargets: ratios, summary: s, aggregate: agg, policy,
-    processSizes,
-    poolStart: pool,
-    poolStartSummary: poolSummary(pool),
-    sessionStart: starts,
-    sessionStartSummary: sessionStartSummary(starts),
-    sharedScale: shared,
-    sharedScaleSummary: shared && sharedSummary(shared),
-    memory: mem,
-    memorySummary: mem && memorySummary(mem),
-    endpointStart: endpoint,
-    endpointStartSummary: endpoint && endpointSummary(endpoint),
-  }, null, 2)}\n`)
+  writeFileSync(
+    out,
+    `${JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        node: process.version,
+        cpus: cpus().length,
+        clkTck: CLK_TCK,
+        sizes,
+        reps: REPS,
+        rows: results,
+        repetitions: Object.fromEntries(reps),
+        failures,
+        relayTargets: ratios,
+        summary: s,
+        aggregate: agg,
+        policy,
+        processSizes,
+        poolStart: pool,
+        poolStartSummary: poolSummary(pool),
+        sessionStart: starts,
+        sessionStartSummary: sessionStartSummary(starts),
+        sharedScale: shared,
+        sharedScaleSummary: shared && sharedSummary(shared),
+        memory: mem,
+        memorySummary: mem && memorySummary(mem),
+        endpointStart: endpoint,
+        endpointStartSummary: endpoint && endpointSummary(endpoint),
+      },
+      null,
+      2,
+    )}\n`,
+  )
   console.log(`\nwrote ${out} (${since(start)} in all)`)
   return failures.length === 0 ? 0 : 1
 }

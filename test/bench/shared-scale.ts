@@ -20,7 +20,10 @@ export interface SharedScaleSizes {
 }
 
 /** RSS of the gateway process alone and of its whole tree (with the echo process), MB. */
-export interface Rss { gatewayMb: number; treeMb: number }
+export interface Rss {
+  gatewayMb: number
+  treeMb: number
+}
 
 /** The shared-scale section. */
 export interface SharedScaleResult {
@@ -81,15 +84,19 @@ export async function sharedScale(
   if (pid === undefined) throw new Error('mcp-edge: no process')
   if (sizes.sessions < sizes.inFlight) throw new Error('fewer sessions than calls in flight')
   const client = new Pool(gw.origin, {
-    connections: sizes.inFlight + 16, pipelining: 1, headersTimeout: 30_000, bodyTimeout: 30_000,
+    connections: sizes.inFlight + 16,
+    pipelining: 1,
+    headersTimeout: 30_000,
+    bodyTimeout: 30_000,
   })
   const sessions: HttpSession[] = []
   const badDeletes = new Map<string, number>()
-  const closeAll = () => eachLimit(sessions.splice(0), OPEN_AT_ONCE, async (s) => {
-    const status = await s.close()
-    const key = `DELETE: HTTP ${status}`
-    if (status !== 200) badDeletes.set(key, (badDeletes.get(key) ?? 0) + 1)
-  })
+  const closeAll = () =>
+    eachLimit(sessions.splice(0), OPEN_AT_ONCE, async (s) => {
+      const status = await s.close()
+      const key = `DELETE: HTTP ${status}`
+      if (status !== 200) badDeletes.set(key, (badDeletes.get(key) ?? 0) + 1)
+    })
   let sampler: ReturnType<typeof peakSampler> | undefined
   try {
     const idle = rss(pid)

@@ -95,10 +95,13 @@ export async function pollReady(url: string, exited: () => boolean): Promise<voi
   const deadline = Date.now() + 15_000
   while (Date.now() < deadline) {
     if (exited()) throw new Error('exited before it was ready')
-    const ok = await request(url).then(async (r) => {
-      await r.body.dump()
-      return r.statusCode === 200
-    }, () => false)
+    const ok = await request(url).then(
+      async (r) => {
+        await r.body.dump()
+        return r.statusCode === 200
+      },
+      () => false,
+    )
     if (ok) return
     await delay(25)
   }
@@ -148,7 +151,7 @@ export function httpTarget(o: {
         return { ms, call: () => session.callEcho(), close: async () => {} }
       }
       const { session, ms } = await HttpSession.open(pool, o.path, headers)
-      const close = async () => void await session.close()
+      const close = async () => void (await session.close())
       const tools = o.tools
       if (tools === undefined) return { ms, call: () => session.callEcho(), close }
       const listed = await session.listTools()
@@ -156,7 +159,7 @@ export function httpTarget(o: {
       if (missing.length > 0) {
         throw new WrongReply(`tools/list: no ${missing.join(', ')} in ${listed.join(', ')}`)
       }
-      const tool = (w: number | undefined) => tools[(o.oneSession ? w ?? 0 : k) % tools.length]!
+      const tool = (w: number | undefined) => tools[(o.oneSession ? (w ?? 0) : k) % tools.length]!
       return { ms, call: (w) => session.callEcho(tool(w)), close }
     },
     problems: o.problems ?? (() => []),

@@ -5,7 +5,8 @@ import { SessionEventStore, type ReplayBounds } from '../../gateway/bridge/event
 
 const LOOSE: ReplayBounds = { maxEvents: 1000, maxBytes: 1 << 20, maxAge: 60_000 }
 const PRIMING = {} as JSONRPCMessage
-const note = (n: number) => ({ jsonrpc: '2.0', method: 'notifications/message', params: { n } }) as JSONRPCMessage
+const note = (n: number) =>
+  ({ jsonrpc: '2.0', method: 'notifications/message', params: { n } }) as JSONRPCMessage
 const reply = (id: number) => ({ jsonrpc: '2.0', id, result: {} }) as JSONRPCMessage
 
 /** A store on a clock the test moves. */
@@ -19,7 +20,10 @@ async function replay(s: SessionEventStore, id: string) {
   const stream = await s.getStreamIdForEventId(id)
   if (stream === undefined) return 'refused'
   const sent: [string, unknown][] = []
-  assert.equal(await s.replayEventsAfter(id, { send: async (eid, m) => void sent.push([eid, m]) }), stream)
+  assert.equal(
+    await s.replayEventsAfter(id, { send: async (eid, m) => void sent.push([eid, m]) }),
+    stream,
+  )
   return sent
 }
 
@@ -27,11 +31,16 @@ describe('SessionEventStore ids and replay', () => {
   test('ids are unique across streams and name their stream', async () => {
     const { s } = store()
     const ids = [
-      await s.storeEvent('a', PRIMING), await s.storeEvent('b', PRIMING), await s.storeEvent('_GET_stream', note(1)),
-      await s.storeEvent('a', note(2)), await s.storeEvent('b', reply(1)), await s.storeEvent('a', reply(2)),
+      await s.storeEvent('a', PRIMING),
+      await s.storeEvent('b', PRIMING),
+      await s.storeEvent('_GET_stream', note(1)),
+      await s.storeEvent('a', note(2)),
+      await s.storeEvent('b', reply(1)),
+      await s.storeEvent('a', reply(2)),
     ]
     assert.equal(new Set(ids).size, ids.length)
-    for (const id of ids) assert.equal(await s.getStreamIdForEventId(id), id.slice(0, id.lastIndexOf('.')))
+    for (const id of ids)
+      assert.equal(await s.getStreamIdForEventId(id), id.slice(0, id.lastIndexOf('.')))
   })
 
   test("replays only the named stream's later events, priming left out", async () => {
@@ -42,7 +51,10 @@ describe('SessionEventStore ids and replay', () => {
     await s.storeEvent('b', note(2))
     await s.storeEvent('_GET_stream', note(3))
     const a2 = await s.storeEvent('a', reply(7))
-    assert.deepEqual(await replay(s, a0), [[a1, note(1)], [a2, reply(7)]])
+    assert.deepEqual(await replay(s, a0), [
+      [a1, note(1)],
+      [a2, reply(7)],
+    ])
     assert.deepEqual(await replay(s, a1), [[a2, reply(7)]])
     assert.deepEqual(await replay(s, a2), [])
   })
@@ -52,7 +64,7 @@ describe('SessionEventStore ids and replay', () => {
     const a0 = await s.storeEvent('a', PRIMING)
     for (let i = 1; i <= 3; i++) await s.storeEvent('a', note(i))
     assert.equal(s.takeReplayed(a0), 0, 'nothing replayed yet')
-    assert.equal((await replay(s, a0) as unknown[]).length, 3)
+    assert.equal(((await replay(s, a0)) as unknown[]).length, 3)
     assert.equal(s.takeReplayed(a0), 3)
     assert.equal(s.takeReplayed(a0), 0, 'forgotten once taken')
   })
@@ -77,10 +89,22 @@ describe('SessionEventStore bounds', () => {
     const a2 = await s.storeEvent('a', note(2))
     const a3 = await s.storeEvent('a', note(3))
     assert.equal(s.size, 3)
-    assert.deepEqual(await replay(s, a0), [[a1, note(1)], [a2, note(2)], [a3, note(3)]], 'a0 is gone, nothing after it')
+    assert.deepEqual(
+      await replay(s, a0),
+      [
+        [a1, note(1)],
+        [a2, note(2)],
+        [a3, note(3)],
+      ],
+      'a0 is gone, nothing after it',
+    )
     const a4 = await s.storeEvent('a', note(4))
     assert.equal(await replay(s, a0), 'refused', 'a1 was dropped: replaying from a0 would skip it')
-    assert.deepEqual(await replay(s, a1), [[a2, note(2)], [a3, note(3)], [a4, note(4)]])
+    assert.deepEqual(await replay(s, a1), [
+      [a2, note(2)],
+      [a3, note(3)],
+      [a4, note(4)],
+    ])
   })
 
   test('the last dropped event is still a resumption point (nothing after it is missing)', async () => {
@@ -106,8 +130,16 @@ describe('SessionEventStore bounds', () => {
     assert.equal(await replay(s, a0), 'refused')
     assert.equal(await replay(s, a2), 'refused', 'no event of the stream is left to find it by')
     const a3 = await s.storeEvent('a', note(3))
-    assert.equal(await replay(s, a1), 'refused', 'a stream seen again after it emptied: anything up to the last drop may be lost')
-    assert.deepEqual(await replay(s, a2), [[a3, note(3)]], 'the last dropped event: nothing after it is lost')
+    assert.equal(
+      await replay(s, a1),
+      'refused',
+      'a stream seen again after it emptied: anything up to the last drop may be lost',
+    )
+    assert.deepEqual(
+      await replay(s, a2),
+      [[a3, note(3)]],
+      'the last dropped event: nothing after it is lost',
+    )
   })
 
   test('maxAge: events older than maxAge are dropped on the next store or lookup', async () => {
@@ -118,7 +150,11 @@ describe('SessionEventStore bounds', () => {
     clock.t = 1000
     assert.deepEqual(await replay(s, a0), [[a1, note(1)]], 'exactly maxAge old is kept')
     clock.t = 1001
-    assert.deepEqual(await replay(s, a0), [[a1, note(1)]], 'a0 dropped, a1 kept: nothing after a0 missing')
+    assert.deepEqual(
+      await replay(s, a0),
+      [[a1, note(1)]],
+      'a0 dropped, a1 kept: nothing after a0 missing',
+    )
     clock.t = 1601
     assert.equal(await replay(s, a0), 'refused')
     assert.equal(s.size, 0)
@@ -127,7 +163,8 @@ describe('SessionEventStore bounds', () => {
   test('many events over many streams: the events and the streams it remembers stay bounded', async () => {
     const { s } = store({ maxEvents: 100 })
     let last = ''
-    for (let i = 0; i < 200_000; i++) last = await s.storeEvent(`s${i >> 1}`, i % 2 === 0 ? PRIMING : reply(i))
+    for (let i = 0; i < 200_000; i++)
+      last = await s.storeEvent(`s${i >> 1}`, i % 2 === 0 ? PRIMING : reply(i))
     assert.equal(s.size, 100)
     // No per-stream record outlives its events (100 events span at most 50 streams here).
     assert.ok((s as unknown as { streams: Map<string, unknown> }).streams.size <= 50)

@@ -9,7 +9,12 @@ import type { ChunkKind } from '../../gateway/bridge/sse-chunk.js'
 import { Outbound, type QueueLimits } from '../../gateway/bridge/outbound-budget.js'
 import { createMetrics } from '../../gateway/observability/metrics.js'
 
-const LIMITS: QueueLimits = { streamBytes: 100_000, streamEvents: 100, sessionBytes: 400_000, sessionEvents: 400 }
+const LIMITS: QueueLimits = {
+  streamBytes: 100_000,
+  streamEvents: 100,
+  sessionBytes: 400_000,
+  sessionEvents: 400,
+}
 /** Every chunk the cases build is exactly this long unless said otherwise. */
 const SIZE = 200
 
@@ -18,15 +23,19 @@ const decoder = new TextDecoder()
 
 /** One SSE event carrying `message`, padded (inside the JSON) to `size` bytes, as the SDK writes it. */
 function event(message: Record<string, unknown>, size = SIZE, id = 's.1'): Uint8Array {
-  const text = (pad: string) => `event: message\nid: ${id}\ndata: ${JSON.stringify({ ...message, pad })}\n\n`
+  const text = (pad: string) =>
+    `event: message\nid: ${id}\ndata: ${JSON.stringify({ ...message, pad })}\n\n`
   const bare = encoder.encode(text('')).byteLength
   assert.ok(size >= bare, `a ${size}-byte chunk cannot hold ${JSON.stringify(message)}`)
   return encoder.encode(text('x'.repeat(size - bare)))
 }
 
-const note = (label: string, size?: number) => event({ jsonrpc: '2.0', method: 'notifications/message', params: { data: label } }, size)
-const reply = (label: string, size?: number) => event({ jsonrpc: '2.0', id: label, result: {} }, size)
-const request = (label: string, size?: number) => event({ jsonrpc: '2.0', id: label, method: 'ping' }, size)
+const note = (label: string, size?: number) =>
+  event({ jsonrpc: '2.0', method: 'notifications/message', params: { data: label } }, size)
+const reply = (label: string, size?: number) =>
+  event({ jsonrpc: '2.0', id: label, result: {} }, size)
+const request = (label: string, size?: number) =>
+  event({ jsonrpc: '2.0', id: label, method: 'ping' }, size)
 const keepalive = () => encoder.encode(': keepalive\n\n')
 const priming = () => encoder.encode('id: s.0\ndata: \n\n')
 
@@ -35,30 +44,54 @@ function label(chunk: Uint8Array): string {
   const text = decoder.decode(chunk)
   if (text.startsWith(':')) return text.trim()
   if (/^id: [^\n]*\ndata: \n/.test(text)) return 'priming'
-  const m = JSON.parse(/^data: (.*)$/m.exec(text)![1]!) as { id?: string; params?: { data?: string } }
+  const m = JSON.parse(/^data: (.*)$/m.exec(text)![1]!) as {
+    id?: string
+    params?: { data?: string }
+  }
   return m.id ?? m.params!.data!
 }
 
 /** A gateway's outbound side with real metrics, one session budget, and what the streams logged. */
 function setup(limits: Partial<QueueLimits> = {}) {
-  const metrics = createMetrics({ sessions: () => 0, lanes: () => 0, waitingRounds: () => 0, laneWaiters: () => new Map(), listenStreams: () => 0, queuedBytes: () => 0, queuedEvents: () => 0 , endpointUserLists: () => 0})
+  const metrics = createMetrics({
+    sessions: () => 0,
+    lanes: () => 0,
+    waitingRounds: () => 0,
+    laneWaiters: () => new Map(),
+    listenStreams: () => 0,
+    queuedBytes: () => 0,
+    queuedEvents: () => 0,
+    endpointUserLists: () => 0,
+  })
   const outbound = new Outbound({ ...LIMITS, ...limits }, metrics)
   const budget = outbound.session()
   const logs: { level: number; msg: string }[] = []
-  const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line)) })
+  const log = pino(
+    { level: 'debug' },
+    { write: (line: string) => void logs.push(JSON.parse(line)) },
+  )
   const ends: EndReason[] = []
   const open = () => budget.stream({ log, onEnd: (why) => ends.push(why) })
   /** Dropped events by `reason kind`. */
   const dropped = async () => {
     const { values } = await metrics.streamEventsDropped.get()
-    return Object.fromEntries(values.filter((v) => v.value > 0).map((v) => [`${v.labels.reason} ${v.labels.kind}`, v.value]))
+    return Object.fromEntries(
+      values
+        .filter((v) => v.value > 0)
+        .map((v) => [`${v.labels.reason} ${v.labels.kind}`, v.value]),
+    )
   }
-  const closed = async () => (await metrics.streamsClosed.get()).values.find((v) => v.labels.reason === 'slow_client')?.value ?? 0
+  const closed = async () =>
+    (await metrics.streamsClosed.get()).values.find((v) => v.labels.reason === 'slow_client')
+      ?.value ?? 0
   return { outbound, budget, open, logs, ends, dropped, closed }
 }
 
 /** Reads what is queued, then whether the stream has ended (without waiting for more). */
-async function readAll(out: OutboundStream, reader = out.body.getReader()): Promise<{ read: string[]; ended: boolean }> {
+async function readAll(
+  out: OutboundStream,
+  reader = out.body.getReader(),
+): Promise<{ read: string[]; ended: boolean }> {
   const read: string[] = []
   while (out.queuedEvents > 0) read.push(label((await reader.read()).value!))
   // An ended stream answers at once; an open one would wait: look without waiting.
@@ -192,9 +225,17 @@ describe('OutboundStream: a client that reads nothing', () => {
       assert.deepEqual(s.ends, c.end ? [c.end] : [])
       assert.equal(ended, c.end !== undefined)
       assert.equal(await s.closed(), c.end === 'slow_client' ? 1 : 0)
-      assert.deepEqual([s.outbound.bytes, s.outbound.events, s.budget.bytes, s.budget.events], [0, 0, 0, 0], 'nothing queued once read or freed')
+      assert.deepEqual(
+        [s.outbound.bytes, s.outbound.events, s.budget.bytes, s.budget.events],
+        [0, 0, 0, 0],
+        'nothing queued once read or freed',
+      )
       const warned = s.logs.filter((l) => l.level === 40)
-      assert.equal(warned.length, c.end === 'slow_client' ? 1 : 0, 'a closed stream is logged once, at warn')
+      assert.equal(
+        warned.length,
+        c.end === 'slow_client' ? 1 : 0,
+        'a closed stream is logged once, at warn',
+      )
     })
   }
 })
@@ -255,7 +296,12 @@ describe('OutboundStream: budgets, readers and sources', () => {
       out.push(note(`n${i}`, 1000))
       assert.equal(label((await next).value!), `n${i}`)
     }
-    assert.deepEqual(s.outbound.takePeaks(), { streamBytes: 0, streamEvents: 0, sessionBytes: 0, sessionEvents: 0 })
+    assert.deepEqual(s.outbound.takePeaks(), {
+      streamBytes: 0,
+      streamEvents: 0,
+      sessionBytes: 0,
+      sessionEvents: 0,
+    })
     assert.deepEqual(await s.dropped(), {})
   })
 
@@ -263,12 +309,20 @@ describe('OutboundStream: budgets, readers and sources', () => {
     const s = setup()
     let cancelled: unknown
     let source!: ReadableStreamDefaultController<Uint8Array>
-    const out = s.open().drain(new ReadableStream({ start: (c) => void (source = c), cancel: (why) => void (cancelled = why ?? 'cancelled') }))
+    const out = s.open().drain(
+      new ReadableStream({
+        start: (c) => void (source = c),
+        cancel: (why) => void (cancelled = why ?? 'cancelled'),
+      }),
+    )
     for (let i = 0; i < 10; i++) source.enqueue(note(`n${i}`))
     await turn()
     assert.equal(s.budget.events, 10)
     await out.body.cancel()
-    assert.deepEqual([s.outbound.bytes, s.outbound.events, s.budget.bytes, s.budget.events], [0, 0, 0, 0])
+    assert.deepEqual(
+      [s.outbound.bytes, s.outbound.events, s.budget.bytes, s.budget.events],
+      [0, 0, 0, 0],
+    )
     assert.deepEqual(s.ends, ['cancelled'])
     assert.ok(cancelled !== undefined, 'the source was cancelled')
   })
@@ -288,8 +342,15 @@ describe('OutboundStream: budgets, readers and sources', () => {
     source.close()
     await turn()
     const reader = out.body.getReader()
-    assert.deepEqual((await readAll(out, reader)).read, Array.from({ length: 10 }, (_, i) => `n${i}`))
-    assert.equal((await reader.read()).done, true, "the source's end ends the stream once it is read")
+    assert.deepEqual(
+      (await readAll(out, reader)).read,
+      Array.from({ length: 10 }, (_, i) => `n${i}`),
+    )
+    assert.equal(
+      (await reader.read()).done,
+      true,
+      "the source's end ends the stream once it is read",
+    )
     assert.deepEqual(s.ends, ['done'])
   })
 
@@ -297,7 +358,12 @@ describe('OutboundStream: budgets, readers and sources', () => {
     const s = setup({ streamEvents: 1 })
     let cancelled = false
     let source!: ReadableStreamDefaultController<Uint8Array>
-    s.open().drain(new ReadableStream({ start: (c) => void (source = c), cancel: () => void (cancelled = true) }))
+    s.open().drain(
+      new ReadableStream({
+        start: (c) => void (source = c),
+        cancel: () => void (cancelled = true),
+      }),
+    )
     source.enqueue(reply('r1'))
     source.enqueue(reply('r2'))
     await turn()
@@ -320,14 +386,26 @@ describe('OutboundStream: budgets, readers and sources', () => {
     assert.equal(first.out.queuedEvents, 4, 'the whole replay')
     first.source.enqueue(note('live'))
     await turn()
-    assert.deepEqual(await s.dropped(), { 'stream_events notification': 1 }, 'a live notification after it is over the bound')
+    assert.deepEqual(
+      await s.dropped(),
+      { 'stream_events notification': 1 },
+      'a live notification after it is over the bound',
+    )
     const second = resumed(['r1', 'r2', 'r3'])
     await turn()
-    assert.equal(second.out.closed, true, 'another replay of the session meanwhile is bounded: it owes too much and closes')
+    assert.equal(
+      second.out.closed,
+      true,
+      'another replay of the session meanwhile is bounded: it owes too much and closes',
+    )
     assert.deepEqual((await readAll(first.out)).read, ['r1', 'r2', 'r3', 'r4'])
     const third = resumed(['r1', 'r2', 'r3'])
     await turn()
-    assert.equal(third.out.queuedEvents, 3, 'once the first was read, the next replay is taken whole')
+    assert.equal(
+      third.out.queuedEvents,
+      3,
+      'once the first was read, the next replay is taken whole',
+    )
     assert.deepEqual(s.ends, ['slow_client'])
   })
 
@@ -351,7 +429,10 @@ describe('OutboundStream: budgets, readers and sources', () => {
     const s = setup({ streamEvents: 1 })
     const out = s.open()
     for (let i = 0; i < 100; i++) out.push(note(`n${i}`))
-    assert.deepEqual(s.logs.map((l) => [l.level, l.msg]), [[30, 'client is not reading its stream: notifications past the bound are dropped']])
+    assert.deepEqual(
+      s.logs.map((l) => [l.level, l.msg]),
+      [[30, 'client is not reading its stream: notifications past the bound are dropped']],
+    )
   })
 
   test("a principal's sessionless streams share one budget, forgotten with the last of them", async () => {

@@ -15,9 +15,17 @@ describe('classify: what a chunk is, read only past a bound', () => {
     ['a priming event', 'id: s.0\ndata: \n\n', 'control'],
     ['a priming event with a retry hint', 'id: s.0\nretry: 1000\ndata: \n\n', 'control'],
     ['a notification', note, 'notification'],
-    ['a notification without event id (2026-07-28, legacy)', 'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress"}\n\n', 'notification'],
+    [
+      'a notification without event id (2026-07-28, legacy)',
+      'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress"}\n\n',
+      'notification',
+    ],
     ['a response', reply, 'owed'],
-    ['an error response with a null id', 'event: message\ndata: {"jsonrpc":"2.0","id":null,"error":{"code":-32000}}\n\n', 'owed'],
+    [
+      'an error response with a null id',
+      'event: message\ndata: {"jsonrpc":"2.0","id":null,"error":{"code":-32000}}\n\n',
+      'owed',
+    ],
     ['a server→client request', request, 'owed'],
     ['the legacy endpoint event', 'event: endpoint\ndata: /messages/x?sessionId=1\n\n', 'owed'],
     ['two notifications in one chunk', note + note, 'notification'],
@@ -25,5 +33,6 @@ describe('classify: what a chunk is, read only past a bound', () => {
     ['a JSON array', 'data: [{"jsonrpc":"2.0","method":"x"}]\n\n', 'owed'],
     ['data that is not JSON', 'event: message\ndata: {not json\n\n', 'owed'],
   ]
-  for (const [name, chunk, kind] of table) test(`${name}: ${kind}`, () => assert.equal(classify(encoder.encode(chunk)), kind))
+  for (const [name, chunk, kind] of table)
+    test(`${name}: ${kind}`, () => assert.equal(classify(encoder.encode(chunk)), kind))
 })

@@ -7,7 +7,11 @@ import { describe, it } from 'node:test'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import { FrameReader, FrameWriter, type Frame } from '../../gateway/bridge/stdio-frames.js'
 
-const msg = (id: number, extra: Record<string, unknown> = {}) => ({ jsonrpc: '2.0', id, result: { n: id, ...extra } })
+const msg = (id: number, extra: Record<string, unknown> = {}) => ({
+  jsonrpc: '2.0',
+  id,
+  result: { n: id, ...extra },
+})
 const line = (v: unknown) => `${JSON.stringify(v)}\n`
 
 /** Every frame of `text` fed in the given chunk sizes (bytes). */
@@ -26,37 +30,83 @@ function frames(text: string | Buffer, sizes: number[] = [], max = 1024): Frame[
 const messages = (fs: Frame[]) => fs.flatMap((f) => ('message' in f ? [f.message] : []))
 
 describe('FrameReader', () => {
-  const text = line(msg(1)) + line(msg(2, { s: 'é😀' })) + line({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1 } })
-  const expected = [msg(1), msg(2, { s: 'é😀' }), { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1 } }]
+  const text =
+    line(msg(1)) +
+    line(msg(2, { s: 'é😀' })) +
+    line({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1 } })
+  const expected = [
+    msg(1),
+    msg(2, { s: 'é😀' }),
+    { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1 } },
+  ]
 
   it('gives the same messages however the bytes are split, down to one byte at a time', () => {
     const bytes = Buffer.from(text)
     assert.deepEqual(messages(frames(bytes)), expected)
-    for (let cut = 1; cut < bytes.length; cut++) assert.deepEqual(messages(frames(bytes, [cut])), expected, `cut at ${cut}`)
+    for (let cut = 1; cut < bytes.length; cut++)
+      assert.deepEqual(messages(frames(bytes, [cut])), expected, `cut at ${cut}`)
     assert.deepEqual(messages(frames(bytes, Array(bytes.length).fill(1))), expected)
   })
 
   const cases: { name: string; input: string; want: (Frame | 'message')[] }[] = [
     { name: 'CRLF line ends', input: `${JSON.stringify(msg(1))}\r\n`, want: ['message'] },
-    { name: 'blank and whitespace lines', input: `\n \n\t\r\n${line(msg(1))}\n`, want: ['message'] },
+    {
+      name: 'blank and whitespace lines',
+      input: `\n \n\t\r\n${line(msg(1))}\n`,
+      want: ['message'],
+    },
     { name: 'not JSON', input: 'hello world\n', want: [{ skipped: 'not JSON' }] },
     { name: 'half a JSON object', input: '{"jsonrpc":"2.0",\n', want: [{ skipped: 'not JSON' }] },
     { name: 'a JSON string', input: '"x"\n', want: [{ skipped: 'not JSON-RPC' }] },
     { name: 'null', input: 'null\n', want: [{ skipped: 'not JSON-RPC' }] },
-    { name: 'a batch (stdio frames one message a line)', input: `[${JSON.stringify(msg(1))}]\n`, want: [{ skipped: 'not JSON-RPC' }] },
-    { name: 'no jsonrpc member', input: '{"id":1,"result":{}}\n', want: [{ skipped: 'not JSON-RPC' }] },
-    { name: 'jsonrpc 1.0', input: '{"jsonrpc":"1.0","id":1,"result":{}}\n', want: [{ skipped: 'not JSON-RPC' }] },
-    { name: 'an object id', input: '{"jsonrpc":"2.0","id":{},"result":{}}\n', want: [{ skipped: 'not JSON-RPC' }] },
-    { name: 'a boolean id', input: '{"jsonrpc":"2.0","id":true,"method":"x"}\n', want: [{ skipped: 'not JSON-RPC' }] },
-    { name: 'a response without result or error', input: '{"jsonrpc":"2.0","id":1}\n', want: [{ skipped: 'not JSON-RPC' }] },
-    { name: 'a bad line between good ones', input: `${line(msg(1))}oops\n${line(msg(2))}`, want: ['message', { skipped: 'not JSON' }, 'message'] },
-    { name: 'an unfinished last line (kept for later)', input: `${line(msg(1))}{"jsonrpc"`, want: ['message'] },
+    {
+      name: 'a batch (stdio frames one message a line)',
+      input: `[${JSON.stringify(msg(1))}]\n`,
+      want: [{ skipped: 'not JSON-RPC' }],
+    },
+    {
+      name: 'no jsonrpc member',
+      input: '{"id":1,"result":{}}\n',
+      want: [{ skipped: 'not JSON-RPC' }],
+    },
+    {
+      name: 'jsonrpc 1.0',
+      input: '{"jsonrpc":"1.0","id":1,"result":{}}\n',
+      want: [{ skipped: 'not JSON-RPC' }],
+    },
+    {
+      name: 'an object id',
+      input: '{"jsonrpc":"2.0","id":{},"result":{}}\n',
+      want: [{ skipped: 'not JSON-RPC' }],
+    },
+    {
+      name: 'a boolean id',
+      input: '{"jsonrpc":"2.0","id":true,"method":"x"}\n',
+      want: [{ skipped: 'not JSON-RPC' }],
+    },
+    {
+      name: 'a response without result or error',
+      input: '{"jsonrpc":"2.0","id":1}\n',
+      want: [{ skipped: 'not JSON-RPC' }],
+    },
+    {
+      name: 'a bad line between good ones',
+      input: `${line(msg(1))}oops\n${line(msg(2))}`,
+      want: ['message', { skipped: 'not JSON' }, 'message'],
+    },
+    {
+      name: 'an unfinished last line (kept for later)',
+      input: `${line(msg(1))}{"jsonrpc"`,
+      want: ['message'],
+    },
   ]
   for (const c of cases) {
     it(c.name, () => {
       const got = frames(c.input)
       assert.equal(got.length, c.want.length)
-      c.want.forEach((w, i) => (w === 'message' ? assert.ok('message' in got[i]!) : assert.deepEqual(got[i], w)))
+      c.want.forEach((w, i) =>
+        w === 'message' ? assert.ok('message' in got[i]!) : assert.deepEqual(got[i], w),
+      )
     })
   }
 
@@ -73,7 +123,11 @@ describe('FrameReader', () => {
     const r = new FrameReader(max)
     r.push(Buffer.from('x'.repeat(max)))
     assert.throws(() => r.push(Buffer.from('x')), /larger than/)
-    assert.deepEqual(messages(r.push(Buffer.from(line(msg(3))))), [msg(3)], 'the next line frames cleanly')
+    assert.deepEqual(
+      messages(r.push(Buffer.from(line(msg(3))))),
+      [msg(3)],
+      'the next line frames cleanly',
+    )
   })
 })
 
@@ -81,7 +135,14 @@ describe('FrameReader', () => {
 function sink(o: { full?: boolean } = {}) {
   const writes: string[] = []
   // A full pipe: the write completes later, so write() reports the buffer over its mark.
-  const w = new Writable({ write(chunk, _enc, cb) { writes.push(String(chunk)); if (o.full) setImmediate(cb); else cb() }, highWaterMark: o.full ? 1 : 1 << 20 })
+  const w = new Writable({
+    write(chunk, _enc, cb) {
+      writes.push(String(chunk))
+      if (o.full) setImmediate(cb)
+      else cb()
+    },
+    highWaterMark: o.full ? 1 : 1 << 20,
+  })
   return { w, writes }
 }
 
@@ -91,7 +152,13 @@ describe('FrameWriter', () => {
     const fw = new FrameWriter(w)
     await Promise.all([1, 2, 3].map((i) => fw.send(msg(i) as JSONRPCMessage)))
     assert.equal(writes.length, 1)
-    assert.deepEqual(writes[0]!.split('\n').filter(Boolean).map((l) => JSON.parse(l)), [msg(1), msg(2), msg(3)])
+    assert.deepEqual(
+      writes[0]!
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
+      [msg(1), msg(2), msg(3)],
+    )
     await fw.send(msg(4) as JSONRPCMessage)
     assert.equal(writes.length, 2, 'a later tick, a later write')
   })
@@ -116,7 +183,12 @@ describe('FrameWriter', () => {
   })
 
   it('a stdin that closes while the pipe is full refuses what waited for drain', async () => {
-    const w = new Writable({ write(_c, _e, _cb) { /* never done: the pipe stays full */ }, highWaterMark: 1 })
+    const w = new Writable({
+      write(_c, _e, _cb) {
+        /* never done: the pipe stays full */
+      },
+      highWaterMark: 1,
+    })
     const fw = new FrameWriter(w)
     const p = fw.send(msg(1) as JSONRPCMessage)
     await new Promise((r) => setImmediate(r))

@@ -60,11 +60,40 @@ describe('matchesTemplate: expansions of levels 1–4 (RFC 6570 §3.2), read loo
 })
 
 describe('parseTemplate refuses malformed templates', () => {
-  for (const template of ['{', 'a{b', 'a}b', '{}', '{=x}', '{,x}', '{!x}', '{@x}', '{|x}', '{x y}', '{x,}', '{x:0}', '{x:10000}', '{a{b}}', '{.}']) {
+  for (const template of [
+    '{',
+    'a{b',
+    'a}b',
+    '{}',
+    '{=x}',
+    '{,x}',
+    '{!x}',
+    '{@x}',
+    '{|x}',
+    '{x y}',
+    '{x,}',
+    '{x:0}',
+    '{x:10000}',
+    '{a{b}}',
+    '{.}',
+  ]) {
     test(JSON.stringify(template), () => assert.equal(parseTemplate(template), undefined))
   }
   test('and reads well-formed ones', () => {
-    for (const template of ['', 'plain', '{x}', '{+x}', '{#x}', '{.x}', '{/x*}', '{;x:3}', '{?x,y}', '{&x}', '{x.y}', '{%41}']) {
+    for (const template of [
+      '',
+      'plain',
+      '{x}',
+      '{+x}',
+      '{#x}',
+      '{.x}',
+      '{/x*}',
+      '{;x:3}',
+      '{?x,y}',
+      '{&x}',
+      '{x.y}',
+      '{%41}',
+    ]) {
       assert.ok(parseTemplate(template) !== undefined, template)
     }
   })

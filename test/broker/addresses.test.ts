@@ -2,7 +2,12 @@
 // its IPv4-mapped and NAT64 spellings, and anything that is not an address at all.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { addressBucket, compileCidrs, isSpecialUseAddress, parseIp } from '../../gateway/broker/addresses.js'
+import {
+  addressBucket,
+  compileCidrs,
+  isSpecialUseAddress,
+  parseIp,
+} from '../../gateway/broker/addresses.js'
 
 describe('isSpecialUseAddress', () => {
   const special: [string, string][] = [
@@ -99,7 +104,9 @@ describe('isSpecialUseAddress', () => {
     ['1:2:3:4:5:6:7:8:9', 'nine groups'],
     ['1::2::3', 'two ::'],
   ]
-  for (const [ip, why] of special) test(`${JSON.stringify(ip)} is special (${why})`, () => assert.equal(isSpecialUseAddress(ip), true))
+  for (const [ip, why] of special)
+    test(`${JSON.stringify(ip)} is special (${why})`, () =>
+      assert.equal(isSpecialUseAddress(ip), true))
 
   const ordinary: [string, string][] = [
     ['1.1.1.1', 'public'],
@@ -139,7 +146,9 @@ describe('isSpecialUseAddress', () => {
     ['2620:4f:8001::1', 'just above AS112-v6'],
     ['2A00:1450:4001::200E', 'public IPv6, upper case'],
   ]
-  for (const [ip, why] of ordinary) test(`${JSON.stringify(ip)} is ordinary (${why})`, () => assert.equal(isSpecialUseAddress(ip), false))
+  for (const [ip, why] of ordinary)
+    test(`${JSON.stringify(ip)} is ordinary (${why})`, () =>
+      assert.equal(isSpecialUseAddress(ip), false))
 })
 
 describe('parseIp', () => {
@@ -155,12 +164,20 @@ describe('parseIp', () => {
     ['x', undefined],
   ]
   for (const [ip, bytes] of cases) {
-    test(`${JSON.stringify(ip)}`, () => assert.deepEqual(parseIp(ip) === undefined ? undefined : [...parseIp(ip)!], bytes))
+    test(`${JSON.stringify(ip)}`, () =>
+      assert.deepEqual(parseIp(ip) === undefined ? undefined : [...parseIp(ip)!], bytes))
   }
 })
 
 describe('compileCidrs', () => {
-  const { test: inside, problems } = compileCidrs(['127.0.0.1/32', '10.0.0.0/8', '::1', 'fd00::/8', '::ffff:192.168.1.0/120', '172.16.5.7/12'])
+  const { test: inside, problems } = compileCidrs([
+    '127.0.0.1/32',
+    '10.0.0.0/8',
+    '::1',
+    'fd00::/8',
+    '::ffff:192.168.1.0/120',
+    '172.16.5.7/12',
+  ])
   test('valid entries compile', () => assert.deepEqual(problems, []))
   const cases: [string, boolean][] = [
     ['127.0.0.1', true],
@@ -179,11 +196,24 @@ describe('compileCidrs', () => {
     ['localhost', false],
     ['fe80::1%eth0', false],
   ]
-  for (const [ip, expected] of cases) test(`${ip} ${expected ? 'inside' : 'outside'}`, () => assert.equal(inside(ip), expected))
+  for (const [ip, expected] of cases)
+    test(`${ip} ${expected ? 'inside' : 'outside'}`, () => assert.equal(inside(ip), expected))
 
-  const bad = ['10.0.0.0/33', '::/129', '10.0.0.0/8/8', 'example.com/8', '10.0.0/8', '10.0.0.0/', '10.0.0.0/x', '', '1.2.3.4/-1', '1.2.3.4/08a']
+  const bad = [
+    '10.0.0.0/33',
+    '::/129',
+    '10.0.0.0/8/8',
+    'example.com/8',
+    '10.0.0/8',
+    '10.0.0.0/',
+    '10.0.0.0/x',
+    '',
+    '1.2.3.4/-1',
+    '1.2.3.4/08a',
+  ]
   for (const entry of bad) {
-    test(`${JSON.stringify(entry)} is refused`, () => assert.equal(compileCidrs([entry]).problems.length, 1))
+    test(`${JSON.stringify(entry)} is refused`, () =>
+      assert.equal(compileCidrs([entry]).problems.length, 1))
   }
   test('all problems at once', () => assert.equal(compileCidrs(bad).problems.length, bad.length))
 })
@@ -197,5 +227,6 @@ describe('addressBucket', () => {
     ['2001:db8:1:3::1', '2001:db8:1:3::/64'],
     ['unknown', 'unknown'],
   ]
-  for (const [ip, bucket] of cases) test(`${ip} → ${bucket}`, () => assert.equal(addressBucket(ip), bucket))
+  for (const [ip, bucket] of cases)
+    test(`${ip} → ${bucket}`, () => assert.equal(addressBucket(ip), bucket))
 })

@@ -6,7 +6,20 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { decodeJwt } from 'jose'
-import { authorizeUrl, authParams, exchange, issued, login, newClient, pkce, refresh, register, send, token, useAt } from '../helpers/broker-raw.js'
+import {
+  authorizeUrl,
+  authParams,
+  exchange,
+  issued,
+  login,
+  newClient,
+  pkce,
+  refresh,
+  register,
+  send,
+  token,
+  useAt,
+} from '../helpers/broker-raw.js'
 import { brokerLogin } from '../helpers/broker-browser.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 
@@ -17,17 +30,28 @@ let clientId: string
 let otherId: string
 let secretClient: { id: string; secret: string }
 before(async () => {
-  stack = await startBrokerStack({ kind: 'entra', broker: { registration: { perAddressPerMinute: 1000 } } })
+  stack = await startBrokerStack({
+    kind: 'entra',
+    broker: { registration: { perAddressPerMinute: 1000 } },
+  })
   clientId = await newClient(stack, [REDIRECT])
   otherId = await newClient(stack, [REDIRECT])
-  const res = await register(stack, { client_name: 'confidential', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'client_secret_basic', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] })
+  const res = await register(stack, {
+    client_name: 'confidential',
+    redirect_uris: [REDIRECT],
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+  })
   assert.equal(res.status, 201, res.text)
   secretClient = { id: String(res.json.client_id), secret: String(res.json.client_secret) }
 })
 after(() => stack.close())
 
 const client = () => ({ clientId, redirectUri: REDIRECT })
-const basic = (id: string, secret: string) => ({ authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}` })
+const basic = (id: string, secret: string) => ({
+  authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`,
+})
 
 /** Tokens for `server` through a whole login. */
 async function tokensFor(server: string): Promise<Record<string, string>> {
@@ -38,7 +62,7 @@ async function tokensFor(server: string): Promise<Record<string, string>> {
 }
 
 describe('access tokens: one audience, the server asked for', () => {
-  it('aud is exactly the requested server\'s URL (a string, not a list); only that server takes it', async () => {
+  it("aud is exactly the requested server's URL (a string, not a list); only that server takes it", async () => {
     const t = await tokensFor('notes')
     const claims = decodeJwt(t.access_token!)
     assert.equal(claims.aud, stack.endpoint('notes'))
@@ -49,7 +73,9 @@ describe('access tokens: one audience, the server asked for', () => {
   it('the same grant refreshed for another server → 400 invalid_target, no token; the refresh token is not spent', async () => {
     const t = await tokensFor('notes')
     const before = await issued(stack)
-    const res = await refresh(stack, t.refresh_token!, clientId, { resource: stack.endpoint('echo') })
+    const res = await refresh(stack, t.refresh_token!, clientId, {
+      resource: stack.endpoint('echo'),
+    })
     assert.equal(res.status, 400, res.text)
     assert.equal(res.json.error, 'invalid_target')
     assert.equal(res.json.access_token, undefined)
@@ -62,12 +88,12 @@ describe('access tokens: one audience, the server asked for', () => {
 describe('resource indicators that are refused (RFC 8707)', () => {
   const bad = (s: BrokerStack): { name: string; resource: string | string[] }[] => [
     { name: 'a server that does not exist', resource: `${s.url}/mcp/nope` },
-    { name: 'a server\'s URL on another origin', resource: 'https://evil.example/mcp/notes' },
-    { name: 'a server\'s URL with a fragment', resource: `${s.endpoint('notes')}#x` },
-    { name: 'a server\'s URL with a query', resource: `${s.endpoint('notes')}?x=1` },
-    { name: 'a server\'s URL with a trailing slash', resource: `${s.endpoint('notes')}/` },
-    { name: 'the gateway\'s origin', resource: s.url },
-    { name: 'the issuer\'s token endpoint', resource: `${s.url}/token` },
+    { name: "a server's URL on another origin", resource: 'https://evil.example/mcp/notes' },
+    { name: "a server's URL with a fragment", resource: `${s.endpoint('notes')}#x` },
+    { name: "a server's URL with a query", resource: `${s.endpoint('notes')}?x=1` },
+    { name: "a server's URL with a trailing slash", resource: `${s.endpoint('notes')}/` },
+    { name: "the gateway's origin", resource: s.url },
+    { name: "the issuer's token endpoint", resource: `${s.url}/token` },
     { name: 'a relative URL', resource: '/mcp/notes' },
     { name: 'not a URL', resource: 'notes' },
   ]
@@ -77,7 +103,10 @@ describe('resource indicators that are refused (RFC 8707)', () => {
       const before = await issued(stack)
       const params = authParams(stack, { ...client(), challenge: pkce().challenge, state: 'st' })
       const res = await send(authorizeUrl(stack, { ...params, resource: String(b.resource) }))
-      assert.ok(res.status === 303 || res.status === 302, `${b.name}: ${res.status} ${res.text.slice(0, 200)}`)
+      assert.ok(
+        res.status === 303 || res.status === 302,
+        `${b.name}: ${res.status} ${res.text.slice(0, 200)}`,
+      )
       const to = new URL(res.location!)
       assert.equal(`${to.origin}${to.pathname}`, REDIRECT, b.name)
       assert.equal(to.searchParams.get('error'), 'invalid_target', b.name)
@@ -106,10 +135,21 @@ describe('resource indicators that are refused (RFC 8707)', () => {
   it('at refresh: 400 invalid_target, no token, nothing minted; the refresh token still works for its own resource', async () => {
     const t = await tokensFor('notes')
     const before = await issued(stack)
-    for (const b of [...bad(stack), { name: 'two resources', resource: [stack.endpoint('notes'), stack.endpoint('echo')] }]) {
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: t.refresh_token!, client_id: clientId })
+    for (const b of [
+      ...bad(stack),
+      { name: 'two resources', resource: [stack.endpoint('notes'), stack.endpoint('echo')] },
+    ]) {
+      const form = new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: t.refresh_token!,
+        client_id: clientId,
+      })
       for (const r of [b.resource].flat()) form.append('resource', r)
-      const res = await send(`${stack.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() })
+      const res = await send(`${stack.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: form.toString(),
+      })
       assert.equal(res.status, 400, `${b.name}: ${res.text}`)
       assert.equal(res.json.error, 'invalid_target', b.name)
       assert.equal(res.json.access_token, undefined, b.name)
@@ -134,15 +174,29 @@ describe('two resources at once', () => {
     const { verifier, challenge } = pkce()
     const url = `${authorizeUrl(stack, authParams(stack, { ...client(), challenge, state: 'two' }))}&resource=${encodeURIComponent(stack.endpoint('echo'))}`
     const { callback, visits } = await brokerLogin(url, { redirectUri: REDIRECT })
-    assert.match(visits.find((v) => v.html.includes('Allow'))!.html, /echo[\s\S]*notes|notes[\s\S]*echo/, 'the consent page names both')
+    assert.match(
+      visits.find((v) => v.html.includes('Allow'))!.html,
+      /echo[\s\S]*notes|notes[\s\S]*echo/,
+      'the consent page names both',
+    )
     const code = callback.searchParams.get('code')
     assert.ok(code, callback.href)
     return { code, verifier, callback }
   }
   const exchangeFor = (g: { code: string; verifier: string }, resources: string[]) => {
-    const form = new URLSearchParams({ grant_type: 'authorization_code', code: g.code, redirect_uri: REDIRECT, client_id: clientId, code_verifier: g.verifier })
+    const form = new URLSearchParams({
+      grant_type: 'authorization_code',
+      code: g.code,
+      redirect_uri: REDIRECT,
+      client_id: clientId,
+      code_verifier: g.verifier,
+    })
     for (const r of resources) form.append('resource', r)
-    return send(`${stack.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() })
+    return send(`${stack.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: form.toString(),
+    })
   }
 
   const refusals: { name: string; resources: () => string[] }[] = [
@@ -179,14 +233,65 @@ describe('two resources at once', () => {
 })
 
 describe('refresh tokens and codes: bound to their client', () => {
-  const cases: { name: string; send: (rt: string) => ReturnType<typeof refresh>; status: number; error: string }[] = [
-    { name: 'another public client\'s id', send: (rt) => refresh(stack, rt, otherId), status: 400, error: 'invalid_grant' },
-    { name: 'a confidential client\'s valid credentials', send: (rt) => token(stack, { grant_type: 'refresh_token', refresh_token: rt }, basic(secretClient.id, secretClient.secret)), status: 400, error: 'invalid_grant' },
-    { name: 'a confidential client\'s id, wrong secret', send: (rt) => token(stack, { grant_type: 'refresh_token', refresh_token: rt }, basic(secretClient.id, 'wrong')), status: 401, error: 'invalid_client' },
-    { name: 'a confidential client\'s id, no secret', send: (rt) => refresh(stack, rt, secretClient.id), status: 401, error: 'invalid_client' },
-    { name: 'an unknown client id', send: (rt) => refresh(stack, rt, 'no-such-client'), status: 401, error: 'invalid_client' },
-    { name: 'no client id at all', send: (rt) => token(stack, { grant_type: 'refresh_token', refresh_token: rt }), status: 400, error: 'invalid_request' },
-    { name: 'the owner\'s id with a made-up secret (public clients have none)', send: (rt) => token(stack, { grant_type: 'refresh_token', refresh_token: rt }, basic(clientId, 'x')), status: 401, error: 'invalid_client' },
+  const cases: {
+    name: string
+    send: (rt: string) => ReturnType<typeof refresh>
+    status: number
+    error: string
+  }[] = [
+    {
+      name: "another public client's id",
+      send: (rt) => refresh(stack, rt, otherId),
+      status: 400,
+      error: 'invalid_grant',
+    },
+    {
+      name: "a confidential client's valid credentials",
+      send: (rt) =>
+        token(
+          stack,
+          { grant_type: 'refresh_token', refresh_token: rt },
+          basic(secretClient.id, secretClient.secret),
+        ),
+      status: 400,
+      error: 'invalid_grant',
+    },
+    {
+      name: "a confidential client's id, wrong secret",
+      send: (rt) =>
+        token(
+          stack,
+          { grant_type: 'refresh_token', refresh_token: rt },
+          basic(secretClient.id, 'wrong'),
+        ),
+      status: 401,
+      error: 'invalid_client',
+    },
+    {
+      name: "a confidential client's id, no secret",
+      send: (rt) => refresh(stack, rt, secretClient.id),
+      status: 401,
+      error: 'invalid_client',
+    },
+    {
+      name: 'an unknown client id',
+      send: (rt) => refresh(stack, rt, 'no-such-client'),
+      status: 401,
+      error: 'invalid_client',
+    },
+    {
+      name: 'no client id at all',
+      send: (rt) => token(stack, { grant_type: 'refresh_token', refresh_token: rt }),
+      status: 400,
+      error: 'invalid_request',
+    },
+    {
+      name: "the owner's id with a made-up secret (public clients have none)",
+      send: (rt) =>
+        token(stack, { grant_type: 'refresh_token', refresh_token: rt }, basic(clientId, 'x')),
+      status: 401,
+      error: 'invalid_client',
+    },
   ]
   for (const c of cases) {
     it(`${c.name} → ${c.status} ${c.error}, no token; the owner still refreshes`, async () => {
@@ -202,12 +307,27 @@ describe('refresh tokens and codes: bound to their client', () => {
     })
   }
 
-  it('a confidential client\'s own refresh token without its secret → 401 invalid_client', async () => {
+  it("a confidential client's own refresh token without its secret → 401 invalid_client", async () => {
     const l = await login(stack, { clientId: secretClient.id, redirectUri: REDIRECT })
-    const got = await exchange(stack, l, { clientId: secretClient.id, redirectUri: REDIRECT }, { client_id: undefined })
+    const got = await exchange(
+      stack,
+      l,
+      { clientId: secretClient.id, redirectUri: REDIRECT },
+      { client_id: undefined },
+    )
     assert.equal(got.status, 400, `no secret at the code exchange either: ${got.text}`)
     assert.equal(got.json.error, 'invalid_request')
-    const ok = await token(stack, { grant_type: 'authorization_code', code: l.callback.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: l.verifier, resource: stack.endpoint('notes') }, basic(secretClient.id, secretClient.secret))
+    const ok = await token(
+      stack,
+      {
+        grant_type: 'authorization_code',
+        code: l.callback.searchParams.get('code')!,
+        redirect_uri: REDIRECT,
+        code_verifier: l.verifier,
+        resource: stack.endpoint('notes'),
+      },
+      basic(secretClient.id, secretClient.secret),
+    )
     assert.equal(ok.status, 200, ok.text)
     const res = await refresh(stack, String(ok.json.refresh_token), secretClient.id)
     assert.equal(res.status, 401)

@@ -9,13 +9,21 @@ import { gzipSync } from 'node:zlib'
 import { after, before, describe, test } from 'node:test'
 import { Agent } from 'undici'
 import { CimdFetchError, type CimdFetchErrorCode } from '../../gateway/broker/client-errors.js'
-import { createCimdFetch, type CimdFetch, type CimdFetchOptions } from '../../gateway/broker/cimd-fetch.js'
+import {
+  createCimdFetch,
+  type CimdFetch,
+  type CimdFetchOptions,
+} from '../../gateway/broker/cimd-fetch.js'
 import { makeTestCa, type TestCa } from '../helpers/test-ca.js'
 
 const MAX_BYTES = 5120
 /** Long enough for a loaded machine's TLS handshake; no assertion depends on time. */
 const TIMEOUT_MS = 2000
-const DOC = { client_id: 'set per server', client_name: 'Test client', redirect_uris: ['http://127.0.0.1/cb'] }
+const DOC = {
+  client_id: 'set per server',
+  client_name: 'Test client',
+  redirect_uris: ['http://127.0.0.1/cb'],
+}
 
 /** A document server: fixed routes, a log of requests, a count of TLS connections. */
 interface DocServer {
@@ -49,7 +57,10 @@ async function startDocServer(ca: TestCa): Promise<DocServer> {
         res.write('x'.repeat(MAX_BYTES + 1 - 4096))
         return
       case '/too-large-declared':
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(MAX_BYTES + 1) })
+        res.writeHead(200, {
+          'content-type': 'application/json',
+          'content-length': String(MAX_BYTES + 1),
+        })
         return res.write('x')
       case '/gzip-bomb':
         res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' })
@@ -103,7 +114,13 @@ describe('createCimdFetch', () => {
   let docs: DocServer
   const fetchers: CimdFetch[] = []
   const make = (o: Partial<CimdFetchOptions> = {}) => {
-    const f = createCimdFetch({ allowPrivate: ['127.0.0.1/32'], timeoutMs: TIMEOUT_MS, maxBytes: MAX_BYTES, ca: ca.ca, ...o })
+    const f = createCimdFetch({
+      allowPrivate: ['127.0.0.1/32'],
+      timeoutMs: TIMEOUT_MS,
+      maxBytes: MAX_BYTES,
+      ca: ca.ca,
+      ...o,
+    })
     fetchers.push(f)
     return f
   }
@@ -169,13 +186,19 @@ describe('createCimdFetch', () => {
     }
     const addressCases: [string, (port: number) => string][] = [
       ['127.0.0.1 without allowPrivate', (p) => `https://127.0.0.1:${p}/doc.json`],
-      ['localhost (resolves to 127.0.0.1) without allowPrivate', (p) => `https://localhost:${p}/doc.json`],
+      [
+        'localhost (resolves to 127.0.0.1) without allowPrivate',
+        (p) => `https://localhost:${p}/doc.json`,
+      ],
       ['127.1 (the URL parser makes it 127.0.0.1)', (p) => `https://127.1:${p}/doc.json`],
       ['0x7f000001', (p) => `https://0x7f000001:${p}/doc.json`],
       ['2130706433', (p) => `https://2130706433:${p}/doc.json`],
       ['[::1]', (p) => `https://[::1]:${p}/doc.json`],
       ['[::ffff:127.0.0.1]', (p) => `https://[::ffff:127.0.0.1]:${p}/doc.json`],
-      ['[::ffff:169.254.169.254] (cloud metadata, mapped)', (p) => `https://[::ffff:169.254.169.254]:${p}/`],
+      [
+        '[::ffff:169.254.169.254] (cloud metadata, mapped)',
+        (p) => `https://[::ffff:169.254.169.254]:${p}/`,
+      ],
       ['169.254.169.254 (cloud metadata)', (p) => `https://169.254.169.254:${p}/`],
       ['10.0.0.1', (p) => `https://10.0.0.1:${p}/`],
       ['0.0.0.0', (p) => `https://0.0.0.0:${p}/doc.json`],
@@ -192,14 +215,20 @@ describe('createCimdFetch', () => {
 
     test('a loopback address outside a narrower allowPrivate', async () => {
       const was = before()
-      await refused(make({ allowPrivate: ['10.0.0.0/8'] })(`${docs.origin}/doc.json`), 'address_refused')
+      await refused(
+        make({ allowPrivate: ['10.0.0.0/8'] })(`${docs.origin}/doc.json`),
+        'address_refused',
+      )
       untouched(was)
     })
 
     test('whatever dispatcher the caller passes', async () => {
       const theirs = new Agent({ connect: { rejectUnauthorized: false } })
       const was = before()
-      await refused(make({ allowPrivate: [] })(`${docs.origin}/doc.json`, { dispatcher: theirs }), 'address_refused')
+      await refused(
+        make({ allowPrivate: [] })(`${docs.origin}/doc.json`, { dispatcher: theirs }),
+        'address_refused',
+      )
       untouched(was)
       await theirs.close()
     })
@@ -210,7 +239,10 @@ describe('createCimdFetch', () => {
       await once(plain, 'listening')
       let hits = 0
       plain.on('request', () => hits++)
-      await refused(make()(`http://127.0.0.1:${(plain.address() as AddressInfo).port}/doc.json`), 'not_https')
+      await refused(
+        make()(`http://127.0.0.1:${(plain.address() as AddressInfo).port}/doc.json`),
+        'not_https',
+      )
       assert.equal(hits, 0)
       await stop(plain)
     })
@@ -228,7 +260,10 @@ describe('createCimdFetch', () => {
 
     test('a host outside allowHosts', async () => {
       const was = before()
-      await refused(make({ allowHosts: ['client.example.org', '*.example.com'] })(`${docs.origin}/doc.json`), 'host_not_allowed')
+      await refused(
+        make({ allowHosts: ['client.example.org', '*.example.com'] })(`${docs.origin}/doc.json`),
+        'host_not_allowed',
+      )
       untouched(was)
     })
 
@@ -244,11 +279,14 @@ describe('createCimdFetch', () => {
       assert.deepEqual(docs.requests.slice(was), ['/redirect'])
     })
 
-    test('a 5121-byte document, mid-stream (the response never ends)', () => refused(make()(`${docs.origin}/too-large-streaming`), 'too_large'))
+    test('a 5121-byte document, mid-stream (the response never ends)', () =>
+      refused(make()(`${docs.origin}/too-large-streaming`), 'too_large'))
 
-    test('a declared 5121-byte document, before its body', () => refused(make()(`${docs.origin}/too-large-declared`), 'too_large'))
+    test('a declared 5121-byte document, before its body', () =>
+      refused(make()(`${docs.origin}/too-large-declared`), 'too_large'))
 
-    test('a small gzip body that decodes larger than maxBytes', () => refused(make()(`${docs.origin}/gzip-bomb`), 'too_large'))
+    test('a small gzip body that decodes larger than maxBytes', () =>
+      refused(make()(`${docs.origin}/gzip-bomb`), 'too_large'))
 
     test('a server that never answers: timeout', async () => {
       const fetching = make()(`${docs.origin}/stall`)
@@ -257,33 +295,48 @@ describe('createCimdFetch', () => {
       assert.equal(docs.requests.at(-1), '/stall')
     })
 
-    test('a body that stops halfway: timeout', () => refused(make()(`${docs.origin}/stall-body`), 'timeout'))
+    test('a body that stops halfway: timeout', () =>
+      refused(make()(`${docs.origin}/stall-body`), 'timeout'))
 
     test("the caller's own timeout counts as a timeout", async () => {
-      const fetching = make({ timeoutMs: 60_000 })(`${docs.origin}/stall`, { signal: AbortSignal.timeout(TIMEOUT_MS) })
+      const fetching = make({ timeoutMs: 60_000 })(`${docs.origin}/stall`, {
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+      })
       await requestArrived(docs.server, fetching)
       await refused(fetching, 'timeout')
     })
 
     test("the caller's abort", async () => {
       const controller = new AbortController()
-      const fetching = make({ timeoutMs: 60_000 })(`${docs.origin}/stall`, { signal: controller.signal })
+      const fetching = make({ timeoutMs: 60_000 })(`${docs.origin}/stall`, {
+        signal: controller.signal,
+      })
       await requestArrived(docs.server, fetching)
       controller.abort()
       await refused(fetching, 'aborted')
     })
 
-    test('a certificate the CA did not sign (no ca option)', () => refused(make({ ca: undefined })(`${docs.origin}/doc.json`), 'fetch_failed'))
+    test('a certificate the CA did not sign (no ca option)', () =>
+      refused(make({ ca: undefined })(`${docs.origin}/doc.json`), 'fetch_failed'))
   })
 
   describe('options', () => {
     test('bad allowPrivate and allowHosts entries fail at start, all listed', () => {
-      assert.throws(() => createCimdFetch({ allowPrivate: ['10.0.0.0/33', 'intranet', '127.0.0.1/32'], allowHosts: ['Example.com', 'a*.example.com', 'ok.example.com', 'https://x.example'], timeoutMs: 1000, maxBytes: 10 }), (err) => {
-        assert.ok(err instanceof CimdFetchError)
-        assert.equal(err.code, 'bad_options')
-        assert.equal(err.message.split('\n').length, 1 + 5)
-        return true
-      })
+      assert.throws(
+        () =>
+          createCimdFetch({
+            allowPrivate: ['10.0.0.0/33', 'intranet', '127.0.0.1/32'],
+            allowHosts: ['Example.com', 'a*.example.com', 'ok.example.com', 'https://x.example'],
+            timeoutMs: 1000,
+            maxBytes: 10,
+          }),
+        (err) => {
+          assert.ok(err instanceof CimdFetchError)
+          assert.equal(err.code, 'bad_options')
+          assert.equal(err.message.split('\n').length, 1 + 5)
+          return true
+        },
+      )
     })
   })
 })

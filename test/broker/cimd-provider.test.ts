@@ -13,15 +13,36 @@ import Provider, { errors, type Configuration } from 'oidc-provider'
 import { ClientPolicyError } from '../../gateway/broker/client-errors.js'
 import { createCimdFetch, type CimdFetch } from '../../gateway/broker/cimd-fetch.js'
 import { CLIENT_POLICY_PROPERTY, clientPolicy } from '../../gateway/broker/client-policy.js'
-import { DEFAULT_BROKER_REDIRECT_URIS, DEFAULT_CIMD_MAX_BYTES, DEFAULT_CLIENT_NAME_MAX_LENGTH } from '../../gateway/config/schema.js'
+import {
+  DEFAULT_BROKER_REDIRECT_URIS,
+  DEFAULT_CIMD_MAX_BYTES,
+  DEFAULT_CLIENT_NAME_MAX_LENGTH,
+} from '../../gateway/config/schema.js'
 import { makeTestCa, type TestCa } from '../helpers/test-ca.js'
 
 /** Documents by path; each names its own URL as client_id unless it says otherwise. */
 const DOCUMENTS: Record<string, Record<string, unknown>> = {
-  '/good.json': { client_name: 'Doc client', redirect_uris: ['http://127.0.0.1/callback'], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
-  '/script.json': { client_name: 'Doc client', redirect_uris: ['javascript:alert(document.cookie)'], token_endpoint_auth_method: 'none' },
-  '/no-auth-method.json': { client_name: 'Doc client', redirect_uris: ['http://127.0.0.1/callback'] },
-  '/own-callback.json': { client_name: 'Doc client', redirect_uris: ['OWN_CALLBACK'], token_endpoint_auth_method: 'none' },
+  '/good.json': {
+    client_name: 'Doc client',
+    redirect_uris: ['http://127.0.0.1/callback'],
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+  },
+  '/script.json': {
+    client_name: 'Doc client',
+    redirect_uris: ['javascript:alert(document.cookie)'],
+    token_endpoint_auth_method: 'none',
+  },
+  '/no-auth-method.json': {
+    client_name: 'Doc client',
+    redirect_uris: ['http://127.0.0.1/callback'],
+  },
+  '/own-callback.json': {
+    client_name: 'Doc client',
+    redirect_uris: ['OWN_CALLBACK'],
+    token_endpoint_auth_method: 'none',
+  },
 }
 
 interface Broker {
@@ -38,9 +59,23 @@ async function startBroker(ca: TestCa, allowPrivate: string[]): Promise<Broker> 
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  const policy = clientPolicy({ maxRedirectUris: 10, maxClientNameLength: DEFAULT_CLIENT_NAME_MAX_LENGTH, redirectUris: DEFAULT_BROKER_REDIRECT_URIS }, { ownCallbacks: [`${issuer}/broker/callback`] })
-  const fetcher = createCimdFetch({ allowPrivate, timeoutMs: 2000, maxBytes: DEFAULT_CIMD_MAX_BYTES, ca: ca.ca })
-  const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' })
+  const policy = clientPolicy(
+    {
+      maxRedirectUris: 10,
+      maxClientNameLength: DEFAULT_CLIENT_NAME_MAX_LENGTH,
+      redirectUris: DEFAULT_BROKER_REDIRECT_URIS,
+    },
+    { ownCallbacks: [`${issuer}/broker/callback`] },
+  )
+  const fetcher = createCimdFetch({
+    allowPrivate,
+    timeoutMs: 2000,
+    maxBytes: DEFAULT_CIMD_MAX_BYTES,
+    ca: ca.ca,
+  })
+  const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+    format: 'jwk',
+  })
   const configuration: Configuration = {
     jwks: { keys: [{ ...key, alg: 'ES256', kid: 'k1', use: 'sig' }] as never },
     enabledJWA: { idTokenSigningAlgValues: ['ES256'] },
@@ -62,26 +97,35 @@ async function startBroker(ca: TestCa, allowPrivate: string[]): Promise<Broker> 
           policy.validator(ctx, key, value, metadata as Record<string, unknown>)
         } catch (err) {
           // invalid_redirect_uri messages start with "redirect_uris", which oidc-provider answers as such.
-          throw err instanceof ClientPolicyError ? new errors.InvalidClientMetadata(err.message) : err
+          throw err instanceof ClientPolicyError
+            ? new errors.InvalidClientMetadata(err.message)
+            : err
         }
       },
     },
   }
   const provider = new Provider(issuer, configuration)
   const errs: string[] = []
-  provider.on('authorization.error', (_ctx: unknown, err: { error_description?: string }) => errs.push(err.error_description ?? ''))
+  provider.on('authorization.error', (_ctx: unknown, err: { error_description?: string }) =>
+    errs.push(err.error_description ?? ''),
+  )
   server.on('request', provider.callback())
   return { issuer, server, fetcher, errors: errs }
 }
 
-async function startDocServer(ca: TestCa): Promise<{ origin: string; server: https.Server; hits: () => number }> {
+async function startDocServer(
+  ca: TestCa,
+): Promise<{ origin: string; server: https.Server; hits: () => number }> {
   let hits = 0
   const server = https.createServer({ key: ca.key, cert: ca.cert }, (req, res) => {
     hits++
     const doc = DOCUMENTS[req.url ?? '']
     if (doc === undefined) return res.writeHead(404).end()
     const own = `http://127.0.0.1:${brokerPort}/broker/callback`
-    const body = JSON.stringify({ client_id: `${origin}${req.url}`, ...doc }).replace('OWN_CALLBACK', own)
+    const body = JSON.stringify({ client_id: `${origin}${req.url}`, ...doc }).replace(
+      'OWN_CALLBACK',
+      own,
+    )
     res.writeHead(200, { 'content-type': 'application/json' }).end(body)
   })
   server.listen(0, '127.0.0.1')
@@ -98,7 +142,10 @@ async function stop(server: http.Server): Promise<void> {
 }
 
 /** An authorization request for `clientId`, from a loopback redirect on a port the document does not name. */
-async function authorize(issuer: string, clientId: string): Promise<{ status: number; location: string | null; body: string }> {
+async function authorize(
+  issuer: string,
+  clientId: string,
+): Promise<{ status: number; location: string | null; body: string }> {
   const verifier = randomBytes(32).toString('base64url')
   const query = new URLSearchParams({
     client_id: clientId,
@@ -134,7 +181,9 @@ describe('oidc-provider with the CIMD fetcher and the client policy', () => {
   })
 
   test('discovery advertises CIMD', async () => {
-    const meta = (await (await fetch(`${allowed.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>
+    const meta = (await (
+      await fetch(`${allowed.issuer}/.well-known/openid-configuration`)
+    ).json()) as Record<string, unknown>
     assert.equal(meta.client_id_metadata_document_supported, true)
   })
 
@@ -155,8 +204,16 @@ describe('oidc-provider with the CIMD fetcher and the client policy', () => {
   })
 
   const policyRefusals: [string, string, RegExp][] = [
-    ['a javascript: redirect URI', '/script.json', /^redirect_uris\[0\]: not loopback http, https or a private-use app scheme/],
-    ['no token_endpoint_auth_method (a shared secret by default)', '/no-auth-method.json', /no shared secret/],
+    [
+      'a javascript: redirect URI',
+      '/script.json',
+      /^redirect_uris\[0\]: not loopback http, https or a private-use app scheme/,
+    ],
+    [
+      'no token_endpoint_auth_method (a shared secret by default)',
+      '/no-auth-method.json',
+      /no shared secret/,
+    ],
     ["the broker's own callback as redirect URI", '/own-callback.json', /own callback/],
   ]
   for (const [name, path, why] of policyRefusals) {
@@ -171,10 +228,19 @@ describe('oidc-provider with the CIMD fetcher and the client policy', () => {
   }
 
   const register = (issuer: string, body: unknown) =>
-    fetch(`${issuer}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    fetch(`${issuer}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    })
 
   test('DCR: a Cursor-style registration is accepted as a native client', async () => {
-    const r = await register(allowed.issuer, { client_name: 'Cursor', redirect_uris: ['cursor://anysphere.cursor-mcp/oauth/callback'], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'] })
+    const r = await register(allowed.issuer, {
+      client_name: 'Cursor',
+      redirect_uris: ['cursor://anysphere.cursor-mcp/oauth/callback'],
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+    })
     assert.equal(r.status, 201)
     const client = (await r.json()) as Record<string, unknown>
     assert.equal(client.application_type, 'native')
@@ -182,19 +248,56 @@ describe('oidc-provider with the CIMD fetcher and the client policy', () => {
   })
 
   test('DCR: a registered loopback client may use any port', async () => {
-    const r = await register(allowed.issuer, { redirect_uris: ['http://127.0.0.1/callback'], token_endpoint_auth_method: 'none' })
+    const r = await register(allowed.issuer, {
+      redirect_uris: ['http://127.0.0.1/callback'],
+      token_endpoint_auth_method: 'none',
+    })
     const { client_id: id } = (await r.json()) as { client_id: string }
     const auth = await authorize(allowed.issuer, id)
     assert.equal(auth.status, 303, auth.body)
   })
 
   const dcrRefusals: [string, unknown, string, RegExp][] = [
-    ['a redirect URI outside the allow-list', { redirect_uris: ['https://evil.example/cb'] }, 'invalid_redirect_uri', /not allowed by this server/],
-    ['host confusion', { redirect_uris: ['https://claude.ai.evil.com/api/mcp/auth_callback'] }, 'invalid_redirect_uri', /not allowed by this server/],
-    ['too many redirect URIs', { redirect_uris: Array.from({ length: 11 }, (_, i) => `http://127.0.0.1/cb${i}`) }, 'invalid_redirect_uri', /at most 10/],
-    ['a jwks_uri', { redirect_uris: ['http://127.0.0.1/cb'], jwks_uri: 'https://169.254.169.254/jwks', token_endpoint_auth_method: 'none' }, 'invalid_client_metadata', /jwks_uri/],
-    ['the client_credentials grant', { redirect_uris: ['http://127.0.0.1/cb'], grant_types: ['client_credentials'] }, 'invalid_client_metadata', /grant_types/],
-    ['a name with a bidi override', { redirect_uris: ['http://127.0.0.1/cb'], client_name: 'Claude\u202e' }, 'invalid_client_metadata', /client_name/],
+    [
+      'a redirect URI outside the allow-list',
+      { redirect_uris: ['https://evil.example/cb'] },
+      'invalid_redirect_uri',
+      /not allowed by this server/,
+    ],
+    [
+      'host confusion',
+      { redirect_uris: ['https://claude.ai.evil.com/api/mcp/auth_callback'] },
+      'invalid_redirect_uri',
+      /not allowed by this server/,
+    ],
+    [
+      'too many redirect URIs',
+      { redirect_uris: Array.from({ length: 11 }, (_, i) => `http://127.0.0.1/cb${i}`) },
+      'invalid_redirect_uri',
+      /at most 10/,
+    ],
+    [
+      'a jwks_uri',
+      {
+        redirect_uris: ['http://127.0.0.1/cb'],
+        jwks_uri: 'https://169.254.169.254/jwks',
+        token_endpoint_auth_method: 'none',
+      },
+      'invalid_client_metadata',
+      /jwks_uri/,
+    ],
+    [
+      'the client_credentials grant',
+      { redirect_uris: ['http://127.0.0.1/cb'], grant_types: ['client_credentials'] },
+      'invalid_client_metadata',
+      /grant_types/,
+    ],
+    [
+      'a name with a bidi override',
+      { redirect_uris: ['http://127.0.0.1/cb'], client_name: 'Claude\u202e' },
+      'invalid_client_metadata',
+      /client_name/,
+    ],
   ]
   for (const [name, body, error, why] of dcrRefusals) {
     test(`DCR: ${name} is refused with ${error}`, async () => {

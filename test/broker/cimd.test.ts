@@ -12,7 +12,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, beforeEach, describe, it } from 'node:test'
 import { decodeJwt } from 'jose'
-import { assertGatewayPage, authorizeUrl, authParams, exchange, issued, login, pkce, refresh, send } from '../helpers/broker-raw.js'
+import {
+  assertGatewayPage,
+  authorizeUrl,
+  authParams,
+  exchange,
+  issued,
+  login,
+  pkce,
+  refresh,
+  send,
+} from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { makeTestCa, type TestCa } from '../helpers/test-ca.js'
 
@@ -83,8 +93,20 @@ async function startDocHost(ca: TestCa): Promise<DocHost> {
 }
 
 /** A good document for the URL `origin + path`; `extra` changes fields. */
-function document(origin: string, path: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { client_id: `${origin}${path}`, client_name: 'Doc client', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], ...extra }
+function document(
+  origin: string,
+  path: string,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    client_id: `${origin}${path}`,
+    client_name: 'Doc client',
+    redirect_uris: [REDIRECT],
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    ...extra,
+  }
 }
 
 /** A document padded (in client_uri's place, with JSON whitespace) to exactly `bytes` bytes. */
@@ -105,7 +127,12 @@ before(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-cimd-'))
   writeFileSync(join(dir, 'ca.pem'), ca.ca)
   docs = await startDocHost(ca)
-  stack = await startBrokerStack({ kind: 'entra', broker: { cimd: { caFile: join(dir, 'ca.pem'), allowPrivate: ['127.0.0.1/32'], timeout: 2000 } } })
+  stack = await startBrokerStack({
+    kind: 'entra',
+    broker: {
+      cimd: { caFile: join(dir, 'ca.pem'), allowPrivate: ['127.0.0.1/32'], timeout: 2000 },
+    },
+  })
 })
 after(async () => {
   await stack.close()
@@ -114,11 +141,22 @@ after(async () => {
 
 /** The first answer of /authorize for the document client `clientId`. */
 function authorize(s: BrokerStack, clientId: string, redirectUri = REDIRECT) {
-  return send(authorizeUrl(s, authParams(s, { clientId, redirectUri, challenge: pkce().challenge, state: 'st' })))
+  return send(
+    authorizeUrl(
+      s,
+      authParams(s, { clientId, redirectUri, challenge: pkce().challenge, state: 'st' }),
+    ),
+  )
 }
 
 /** A refused document client: the gateway's page with `error`, nothing issued. */
-async function assertRefused(s: BrokerStack, clientId: string, error: string, what: string, redirectUri = REDIRECT): Promise<void> {
+async function assertRefused(
+  s: BrokerStack,
+  clientId: string,
+  error: string,
+  what: string,
+  redirectUri = REDIRECT,
+): Promise<void> {
   const before = await issued(s)
   const res = await authorize(s, clientId, redirectUri)
   assertGatewayPage(assert, res, 400, what)
@@ -133,7 +171,10 @@ describe('CIMD: a good document', () => {
     const clientId = `${docs.origin}${path}`
     const l = await login(stack, { clientId, redirectUri: REDIRECT })
     const consent = l.visits.find((v) => v.html.includes('Allow'))!
-    assert.match(consent.html, new RegExp(`Published by <strong>127\\.0\\.0\\.1:${new URL(docs.origin).port}</strong>`))
+    assert.match(
+      consent.html,
+      new RegExp(`Published by <strong>127\\.0\\.0\\.1:${new URL(docs.origin).port}</strong>`),
+    )
     assert.match(consent.html, /Doc client/)
     assert.ok(l.callback.searchParams.get('code'), l.callback.href)
     const res = await exchange(stack, l, { clientId, redirectUri: REDIRECT })
@@ -156,33 +197,136 @@ describe('CIMD: a good document', () => {
   it('a loopback redirect on another port is accepted (a document of a native client)', async () => {
     const path = fresh('port')
     docs.routes.set(path, {})
-    assert.equal((await authorize(stack, `${docs.origin}${path}`, 'http://127.0.0.1:61000/cb')).status, 303)
+    assert.equal(
+      (await authorize(stack, `${docs.origin}${path}`, 'http://127.0.0.1:61000/cb')).status,
+      303,
+    )
   })
 })
 
 describe('CIMD: refused documents and hosts', () => {
-  const cases: { name: string; route?: (path: string) => Route; clientId?: (path: string) => string; error: string; fetched?: boolean }[] = [
-    { name: 'an http client_id', clientId: (p) => `${docs.origin.replace('https:', 'http:')}${p}`, error: 'invalid_client', fetched: false },
-    { name: 'a client_id with a fragment', clientId: (p) => `${docs.origin}${p}#x`, error: 'invalid_client', fetched: false },
-    { name: 'a client_id with dot segments', clientId: (p) => `${docs.origin}/x/..${p}`, error: 'invalid_client', fetched: false },
-    { name: 'a client_id with userinfo', clientId: (p) => `https://user@${docs.origin.slice(8)}${p}`, error: 'invalid_client', fetched: false },
-    { name: 'a document naming another client_id', route: (p) => ({ body: JSON.stringify(document(docs.origin, `${p}.other`)) }), error: 'invalid_client_metadata' },
-    { name: 'a document naming the http form of its URL', route: (p) => ({ body: JSON.stringify(document(docs.origin.replace('https:', 'http:'), p)) }), error: 'invalid_client_metadata' },
-    { name: 'a redirect (302) to a good document', route: () => ({ status: 302, headers: { location: '/target.json' }, body: '' }), error: 'invalid_client' },
-    { name: 'a redirect (307) to a good document', route: () => ({ status: 307, headers: { location: '/target.json' }, body: '' }), error: 'invalid_client' },
-    { name: `a document of ${MAX_BYTES + 1} bytes (Content-Length)`, route: (p) => ({ body: sized(docs.origin, p, MAX_BYTES + 1) }), error: 'invalid_client' },
-    { name: `a document of ${MAX_BYTES + 1} bytes (chunked)`, route: (p) => ({ body: sized(docs.origin, p, MAX_BYTES + 1), chunked: true }), error: 'invalid_client' },
-    { name: 'a document of 1 MB (chunked)', route: (p) => ({ body: sized(docs.origin, p, 1 << 20), chunked: true }), error: 'invalid_client' },
+  const cases: {
+    name: string
+    route?: (path: string) => Route
+    clientId?: (path: string) => string
+    error: string
+    fetched?: boolean
+  }[] = [
+    {
+      name: 'an http client_id',
+      clientId: (p) => `${docs.origin.replace('https:', 'http:')}${p}`,
+      error: 'invalid_client',
+      fetched: false,
+    },
+    {
+      name: 'a client_id with a fragment',
+      clientId: (p) => `${docs.origin}${p}#x`,
+      error: 'invalid_client',
+      fetched: false,
+    },
+    {
+      name: 'a client_id with dot segments',
+      clientId: (p) => `${docs.origin}/x/..${p}`,
+      error: 'invalid_client',
+      fetched: false,
+    },
+    {
+      name: 'a client_id with userinfo',
+      clientId: (p) => `https://user@${docs.origin.slice(8)}${p}`,
+      error: 'invalid_client',
+      fetched: false,
+    },
+    {
+      name: 'a document naming another client_id',
+      route: (p) => ({ body: JSON.stringify(document(docs.origin, `${p}.other`)) }),
+      error: 'invalid_client_metadata',
+    },
+    {
+      name: 'a document naming the http form of its URL',
+      route: (p) => ({ body: JSON.stringify(document(docs.origin.replace('https:', 'http:'), p)) }),
+      error: 'invalid_client_metadata',
+    },
+    {
+      name: 'a redirect (302) to a good document',
+      route: () => ({ status: 302, headers: { location: '/target.json' }, body: '' }),
+      error: 'invalid_client',
+    },
+    {
+      name: 'a redirect (307) to a good document',
+      route: () => ({ status: 307, headers: { location: '/target.json' }, body: '' }),
+      error: 'invalid_client',
+    },
+    {
+      name: `a document of ${MAX_BYTES + 1} bytes (Content-Length)`,
+      route: (p) => ({ body: sized(docs.origin, p, MAX_BYTES + 1) }),
+      error: 'invalid_client',
+    },
+    {
+      name: `a document of ${MAX_BYTES + 1} bytes (chunked)`,
+      route: (p) => ({ body: sized(docs.origin, p, MAX_BYTES + 1), chunked: true }),
+      error: 'invalid_client',
+    },
+    {
+      name: 'a document of 1 MB (chunked)',
+      route: (p) => ({ body: sized(docs.origin, p, 1 << 20), chunked: true }),
+      error: 'invalid_client',
+    },
     { name: 'invalid JSON', route: () => ({ body: '{"client_id": ' }), error: 'invalid_client' },
-    { name: 'a JSON array', route: (p) => ({ body: JSON.stringify([document(docs.origin, p)]) }), error: 'invalid_client_metadata' },
+    {
+      name: 'a JSON array',
+      route: (p) => ({ body: JSON.stringify([document(docs.origin, p)]) }),
+      error: 'invalid_client_metadata',
+    },
     { name: 'a 404', route: () => ({ status: 404, body: '{}' }), error: 'invalid_client' },
     { name: 'a 500', route: () => ({ status: 500, body: '{}' }), error: 'invalid_client' },
-    { name: 'a shared-secret auth method', route: (p) => ({ body: JSON.stringify(document(docs.origin, p, { token_endpoint_auth_method: 'client_secret_basic' })) }), error: 'invalid_client_metadata' },
-    { name: 'a client_secret in the document', route: (p) => ({ body: JSON.stringify(document(docs.origin, p, { client_secret: 'shh' })) }), error: 'invalid_client_metadata' },
-    { name: 'a javascript: redirect URI', route: (p) => ({ body: JSON.stringify(document(docs.origin, p, { redirect_uris: ['javascript:alert(1)'] })) }), error: 'invalid_redirect_uri' },
-    { name: 'an http redirect URI off loopback', route: (p) => ({ body: JSON.stringify(document(docs.origin, p, { redirect_uris: ['http://evil.example/cb'] })) }), error: 'invalid_redirect_uri' },
-    { name: 'the broker\'s own callback as redirect URI', route: (p) => ({ body: JSON.stringify(document(docs.origin, p, { redirect_uris: [`${stack.url}/oauth/callback`] })) }), error: 'invalid_redirect_uri' },
-    { name: 'a document whose redirect_uris lack the request\'s', route: (p) => ({ body: JSON.stringify(document(docs.origin, p, { redirect_uris: ['http://127.0.0.1:43150/other'] })) }), error: 'invalid_redirect_uri' },
+    {
+      name: 'a shared-secret auth method',
+      route: (p) => ({
+        body: JSON.stringify(
+          document(docs.origin, p, { token_endpoint_auth_method: 'client_secret_basic' }),
+        ),
+      }),
+      error: 'invalid_client_metadata',
+    },
+    {
+      name: 'a client_secret in the document',
+      route: (p) => ({ body: JSON.stringify(document(docs.origin, p, { client_secret: 'shh' })) }),
+      error: 'invalid_client_metadata',
+    },
+    {
+      name: 'a javascript: redirect URI',
+      route: (p) => ({
+        body: JSON.stringify(document(docs.origin, p, { redirect_uris: ['javascript:alert(1)'] })),
+      }),
+      error: 'invalid_redirect_uri',
+    },
+    {
+      name: 'an http redirect URI off loopback',
+      route: (p) => ({
+        body: JSON.stringify(
+          document(docs.origin, p, { redirect_uris: ['http://evil.example/cb'] }),
+        ),
+      }),
+      error: 'invalid_redirect_uri',
+    },
+    {
+      name: "the broker's own callback as redirect URI",
+      route: (p) => ({
+        body: JSON.stringify(
+          document(docs.origin, p, { redirect_uris: [`${stack.url}/oauth/callback`] }),
+        ),
+      }),
+      error: 'invalid_redirect_uri',
+    },
+    {
+      name: "a document whose redirect_uris lack the request's",
+      route: (p) => ({
+        body: JSON.stringify(
+          document(docs.origin, p, { redirect_uris: ['http://127.0.0.1:43150/other'] }),
+        ),
+      }),
+      error: 'invalid_redirect_uri',
+    },
   ]
   beforeEach(() => docs.routes.set('/target.json', {}))
   for (const c of cases) {
@@ -210,7 +354,10 @@ describe('CIMD: refused documents and hosts', () => {
     // The same CA trusted, no allowPrivate: 127.0.0.1 is a loopback address like any other.
     const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-cimd-'))
     writeFileSync(join(dir, 'ca.pem'), ca.ca)
-    const other = await startBrokerStack({ kind: 'entra', broker: { cimd: { caFile: join(dir, 'ca.pem'), timeout: 2000 } } })
+    const other = await startBrokerStack({
+      kind: 'entra',
+      broker: { cimd: { caFile: join(dir, 'ca.pem'), timeout: 2000 } },
+    })
     try {
       const path = fresh('private')
       docs.routes.set(path, {})
@@ -228,8 +375,16 @@ describe('CIMD: caching', () => {
   const broken: { name: string; route: (p: string) => Route }[] = [
     { name: 'invalid JSON', route: () => ({ body: 'not json' }) },
     { name: 'a 503', route: () => ({ status: 503, body: '{}' }) },
-    { name: 'a document too large', route: (p) => ({ body: sized(docs.origin, p, MAX_BYTES + 1) }) },
-    { name: 'a document the client policy refuses', route: (p) => ({ body: JSON.stringify(document(docs.origin, p, { grant_types: ['client_credentials'] })) }) },
+    {
+      name: 'a document too large',
+      route: (p) => ({ body: sized(docs.origin, p, MAX_BYTES + 1) }),
+    },
+    {
+      name: 'a document the client policy refuses',
+      route: (p) => ({
+        body: JSON.stringify(document(docs.origin, p, { grant_types: ['client_credentials'] })),
+      }),
+    },
   ]
   for (const b of broken) {
     it(`${b.name} is not cached: fixed, the next request fetches again and succeeds`, async () => {
@@ -249,15 +404,21 @@ describe('CIMD: caching', () => {
   it('a good document with max-age is fetched once for several authorizations', async () => {
     const path = fresh('cached')
     docs.routes.set(path, { headers: { 'cache-control': 'public, max-age=3600' } })
-    for (let i = 0; i < 3; i++) assert.equal((await authorize(stack, `${docs.origin}${path}`)).status, 303)
+    for (let i = 0; i < 3; i++)
+      assert.equal((await authorize(stack, `${docs.origin}${path}`)).status, 303)
     assert.equal(docs.hits.get(path), 1)
   })
 
   it('concurrent first requests for one document share one fetch', async () => {
     const path = fresh('concurrent')
     docs.routes.set(path, { headers: { 'cache-control': 'max-age=3600' } })
-    const answers = await Promise.all(Array.from({ length: 4 }, () => authorize(stack, `${docs.origin}${path}`)))
-    assert.deepEqual(answers.map((a) => a.status), [303, 303, 303, 303])
+    const answers = await Promise.all(
+      Array.from({ length: 4 }, () => authorize(stack, `${docs.origin}${path}`)),
+    )
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [303, 303, 303, 303],
+    )
     assert.equal(docs.hits.get(path), 1)
   })
 })

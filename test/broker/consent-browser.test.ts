@@ -35,7 +35,11 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
     site = http.createServer((req, res) => {
       res.setHeader('content-type', 'text/html; charset=utf-8')
       if (req.url?.startsWith('/callback')) arrivals.push(req.url)
-      res.end(req.url?.startsWith('/evil') ? evilPage : '<!doctype html><title>client</title><h1>Back at the client</h1>')
+      res.end(
+        req.url?.startsWith('/evil')
+          ? evilPage
+          : '<!doctype html><title>client</title><h1>Back at the client</h1>',
+      )
     })
     await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve))
     port = (site.address() as AddressInfo).port
@@ -46,7 +50,7 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
   after(async () => {
     await closeBrowser?.()
     site?.closeAllConnections()
-    await new Promise<void>((resolve) => site ? site.close(() => resolve()) : resolve())
+    await new Promise<void>((resolve) => (site ? site.close(() => resolve()) : resolve()))
     await stack?.close()
   })
 
@@ -58,7 +62,9 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
   async function newPage(o: { width?: number } = {}): Promise<Page> {
     const page = await browser.newPage()
     await page.setJavaScriptEnabled(false)
-    await page.setViewport(o.width ? { width: o.width, height: 740, isMobile: true } : { width: 1000, height: 800 })
+    await page.setViewport(
+      o.width ? { width: o.width, height: 740, isMobile: true } : { width: 1000, height: 800 },
+    )
     return page
   }
 
@@ -68,13 +74,20 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
    */
   async function authorize(page: Page, o: { scope: string; redirect?: string; name?: string }) {
     const redirect = o.redirect ?? redirectUri
-    const clientId = await registerPublicClient(stack.url, redirect, { client_name: o.name ?? 'Browser test' })
+    const clientId = await registerPublicClient(stack.url, redirect, {
+      client_name: o.name ?? 'Browser test',
+    })
     const verifier = randomBytes(32).toString('base64url')
     const state = randomBytes(8).toString('base64url')
     const url = `${stack.url}/authorize?${new URLSearchParams({
-      response_type: 'code', client_id: clientId, redirect_uri: redirect, scope: o.scope,
-      resource: stack.endpoint('notes'), state,
-      code_challenge: createHash('sha256').update(verifier).digest('base64url'), code_challenge_method: 'S256',
+      response_type: 'code',
+      client_id: clientId,
+      redirect_uri: redirect,
+      scope: o.scope,
+      resource: stack.endpoint('notes'),
+      state,
+      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      code_challenge_method: 'S256',
     })}`
     const res = await page.goto(url)
     assert.equal(res?.status(), 200)
@@ -97,7 +110,10 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
   it('Allow: the upstream login, then the client gets a code (with iss) for what was asked', async () => {
     const page = await newPage()
     const flow = await authorize(page, { scope: 'mcp:read' })
-    assert.equal(await page.$eval('h1', (h) => h.textContent), 'Allow Browser test to use these tools for you?')
+    assert.equal(
+      await page.$eval('h1', (h) => h.textContent),
+      'Allow Browser test to use these tools for you?',
+    )
     assert.match(await text(page), /notes/)
     await shot(page, '1-consent')
     await click(page, approve)
@@ -106,8 +122,12 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
     assert.equal(landed.searchParams.get('iss'), stack.url, 'RFC 9207')
     assert.equal(landed.searchParams.get('state'), flow.state)
     const tokens = await tokenRequest(`${stack.url}/token`, {
-      grant_type: 'authorization_code', code: landed.searchParams.get('code')!, redirect_uri: redirectUri,
-      client_id: flow.clientId, code_verifier: flow.verifier, resource: stack.endpoint('notes'),
+      grant_type: 'authorization_code',
+      code: landed.searchParams.get('code')!,
+      redirect_uri: redirectUri,
+      client_id: flow.clientId,
+      code_verifier: flow.verifier,
+      resource: stack.endpoint('notes'),
     })
     const claims = decodeJwt(tokens.access_token)
     assert.equal(claims.scope, 'mcp:read')
@@ -132,26 +152,57 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
   // the interaction URL). Same site: the cookies go along, the CSRF token is what stops it.
   // Another site: SameSite=Lax keeps the cookies home, so the sign-in is not even found.
   const forgeries = [
-    { name: 'another origin, same site, a guessed token', origin: () => `http://127.0.0.1:${port}`, csrf: 'guess', status: 403, says: /did not come from this sign-in page/ },
-    { name: 'another origin, same site, no token', origin: () => `http://127.0.0.1:${port}`, csrf: undefined, status: 403, says: /did not come from this sign-in page/ },
-    { name: 'another site', origin: () => `http://localhost:${port}`, csrf: 'guess', status: 400, says: /This sign-in has expired/ },
+    {
+      name: 'another origin, same site, a guessed token',
+      origin: () => `http://127.0.0.1:${port}`,
+      csrf: 'guess',
+      status: 403,
+      says: /did not come from this sign-in page/,
+    },
+    {
+      name: 'another origin, same site, no token',
+      origin: () => `http://127.0.0.1:${port}`,
+      csrf: undefined,
+      status: 403,
+      says: /did not come from this sign-in page/,
+    },
+    {
+      name: 'another site',
+      origin: () => `http://localhost:${port}`,
+      csrf: 'guess',
+      status: 400,
+      says: /This sign-in has expired/,
+    },
   ]
   for (const f of forgeries) {
     it(`a form posted from ${f.name} is refused and nothing is issued`, async () => {
       const page = await newPage()
       const flow = await authorize(page, { scope: 'mcp:read mcp:write' })
-      const before = { arrivals: arrivals.length, upstream: stack.idp.counts.token, audit: stack.audit().length }
-      const field = f.csrf === undefined ? '' : `<input type="hidden" name="csrf" value="${f.csrf}">`
+      const before = {
+        arrivals: arrivals.length,
+        upstream: stack.idp.counts.token,
+        audit: stack.audit().length,
+      }
+      const field =
+        f.csrf === undefined ? '' : `<input type="hidden" name="csrf" value="${f.csrf}">`
       evilPage = `<!doctype html><title>Win a prize</title><form method="post" action="${flow.interaction}/approve">${field}<button>Claim your prize</button></form>`
       const evil = await newPage()
       await evil.goto(`${f.origin()}/evil-form`)
       const res = await click(evil, 'button')
       assert.equal(res?.status(), f.status)
       assert.match(await text(evil), f.says)
-      if (f.name === 'another origin, same site, a guessed token') await shot(evil, '5-csrf-refused')
+      if (f.name === 'another origin, same site, a guessed token')
+        await shot(evil, '5-csrf-refused')
       assert.equal(arrivals.length, before.arrivals, 'the client got nothing')
       assert.equal(stack.idp.counts.token, before.upstream, 'no upstream login happened')
-      assert.equal(stack.audit().slice(before.audit).filter((a) => a.decision === 'allow').length, 0, 'no grant')
+      assert.equal(
+        stack
+          .audit()
+          .slice(before.audit)
+          .filter((a) => a.decision === 'allow').length,
+        0,
+        'no grant',
+      )
       // The user's own page still works: the forgery consumed nothing.
       await click(page, deny)
       assert.equal(new URL(page.url()).searchParams.get('error'), 'access_denied')
@@ -160,7 +211,10 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
     })
   }
 
-  for (const framer of [{ name: 'another site', host: 'localhost' }, { name: 'another origin of the same site', host: '127.0.0.1' }]) {
+  for (const framer of [
+    { name: 'another site', host: 'localhost' },
+    { name: 'another origin of the same site', host: '127.0.0.1' },
+  ]) {
     it(`a page of ${framer.name} cannot frame the consent page (frame-ancestors 'none', X-Frame-Options DENY)`, async () => {
       const page = await newPage()
       const flow = await authorize(page, { scope: 'mcp:read' })
@@ -174,7 +228,11 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
       assert.match(framed[0]!.headers()['content-security-policy'] ?? '', /frame-ancestors 'none'/)
       assert.equal(framed[0]!.headers()['x-frame-options'], 'DENY')
       const child = evil.frames().find((fr) => fr !== evil.mainFrame())!
-      assert.notEqual(child.url(), flow.interaction, `the frame shows no consent page (${child.url()})`)
+      assert.notEqual(
+        child.url(),
+        flow.interaction,
+        `the frame shows no consent page (${child.url()})`,
+      )
       const inside = await child.evaluate(() => document.body?.innerText ?? '').catch(() => '')
       assert.doesNotMatch(inside, /Allow/)
       if (framer.host === 'localhost') await shot(evil, '6-framed')
@@ -186,9 +244,16 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
   it('the loopback warning is shown for a redirect URI on this device, not for a web client', async () => {
     const page = await newPage()
     await authorize(page, { scope: 'mcp:read' })
-    assert.match(await page.$eval('.warn', (w) => w.textContent ?? ''), /An application on this device.*any program on this device can claim this name/s)
+    assert.match(
+      await page.$eval('.warn', (w) => w.textContent ?? ''),
+      /An application on this device.*any program on this device can claim this name/s,
+    )
     assert.equal(await page.$eval('.host', (h) => h.textContent), `127.0.0.1:${port}`)
-    await authorize(page, { scope: 'mcp:read', redirect: 'https://claude.ai/api/mcp/auth_callback', name: 'Claude' })
+    await authorize(page, {
+      scope: 'mcp:read',
+      redirect: 'https://claude.ai/api/mcp/auth_callback',
+      name: 'Claude',
+    })
     assert.equal(await page.$('.warn'), null)
     assert.equal(await page.$eval('.host', (h) => h.textContent), 'claude.ai')
     await shot(page, '2-consent-web-client')
@@ -197,12 +262,21 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
 
   it('at 360 px wide, scripts off: no sideways scrolling, both buttons on screen, and it still works', async () => {
     const page = await newPage({ width: 360 })
-    await authorize(page, { scope: 'mcp:read mcp:write', name: 'A client with a rather long name that has to wrap on a phone' })
-    const size = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }))
+    await authorize(page, {
+      scope: 'mcp:read mcp:write',
+      name: 'A client with a rather long name that has to wrap on a phone',
+    })
+    const size = await page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      inner: window.innerWidth,
+    }))
     assert.equal(size.inner, 360)
     assert.ok(size.scroll <= size.inner, `scrollWidth ${size.scroll} > ${size.inner}`)
     for (const selector of [approve, deny]) {
-      const box = await page.$eval(selector, (b) => { const r = b.getBoundingClientRect(); return { left: r.left, right: r.right } })
+      const box = await page.$eval(selector, (b) => {
+        const r = b.getBoundingClientRect()
+        return { left: r.left, right: r.right }
+      })
       assert.ok(box.left >= 0 && box.right <= 360, `${selector} ${JSON.stringify(box)}`)
     }
     assert.equal(await page.$('script'), null, 'the page has no script')
@@ -214,19 +288,40 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
 
   // oidc-provider's own error page, for what cannot go back to the client (RFC 6749 §4.1.2.1).
   const unroutable = [
-    { name: 'an unknown client', params: (id: string) => ({ client_id: `${id}-unknown`, redirect_uri: redirectUri }), says: /invalid_client/ },
-    { name: 'a redirect URI the client did not register', params: (id: string) => ({ client_id: id, redirect_uri: 'http://127.0.0.1:1/elsewhere' }), says: /redirect_uri/ },
+    {
+      name: 'an unknown client',
+      params: (id: string) => ({ client_id: `${id}-unknown`, redirect_uri: redirectUri }),
+      says: /invalid_client/,
+    },
+    {
+      name: 'a redirect URI the client did not register',
+      params: (id: string) => ({ client_id: id, redirect_uri: 'http://127.0.0.1:1/elsewhere' }),
+      says: /redirect_uri/,
+    },
   ]
   for (const u of unroutable) {
     it(`${u.name}: the broker's own page, with the headers of every page it shows a person`, async () => {
       const page = await newPage({ width: 360 })
-      const clientId = await registerPublicClient(stack.url, redirectUri, { client_name: 'Browser test' })
-      const res = await page.goto(`${stack.url}/authorize?${new URLSearchParams({
-        response_type: 'code', scope: 'mcp:read', resource: stack.endpoint('notes'), state: 'st',
-        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', ...u.params(clientId),
-      })}`)
+      const clientId = await registerPublicClient(stack.url, redirectUri, {
+        client_name: 'Browser test',
+      })
+      const res = await page.goto(
+        `${stack.url}/authorize?${new URLSearchParams({
+          response_type: 'code',
+          scope: 'mcp:read',
+          resource: stack.endpoint('notes'),
+          state: 'st',
+          code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+          code_challenge_method: 'S256',
+          ...u.params(clientId),
+        })}`,
+      )
       assert.equal(res?.status(), 400)
-      assert.equal(arrivals.filter((a) => a.includes('state=st')).length, 0, 'nothing went to the client')
+      assert.equal(
+        arrivals.filter((a) => a.includes('state=st')).length,
+        0,
+        'nothing went to the client',
+      )
       assert.equal(await page.$eval('h1', (h) => h.textContent), 'This sign-in cannot continue')
       assert.match(await text(page), u.says)
       const headers = res!.headers()
@@ -255,17 +350,29 @@ describe('the broker consent pages in headless Chromium', { skip: NO_BROWSER }, 
     const body = await text(page)
     assert.match(body, /mcp:admin: needs the role MCP\.Admin/)
     assert.match(body, /alice@contoso\.example/)
-    const size = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }))
+    const size = await page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      inner: window.innerWidth,
+    }))
     assert.ok(size.scroll <= size.inner, `scrollWidth ${size.scroll} > ${size.inner}`)
     // The role is what the person asks an administrator for: never split across lines.
-    const lines = await page.$$eval('li code', (codes) => codes.map((c) => [c.textContent, c.getClientRects().length]))
-    assert.deepEqual(lines, [['mcp:admin', 1], ['MCP.Admin', 1]])
+    const lines = await page.$$eval('li code', (codes) =>
+      codes.map((c) => [c.textContent, c.getClientRects().length]),
+    )
+    assert.deepEqual(lines, [
+      ['mcp:admin', 1],
+      ['MCP.Admin', 1],
+    ])
     await shot(page, '4-missing-role')
     await click(page, 'form button.primary')
     const landed = new URL(page.url())
     const tokens = await tokenRequest(`${stack.url}/token`, {
-      grant_type: 'authorization_code', code: landed.searchParams.get('code')!, redirect_uri: redirectUri,
-      client_id: flow.clientId, code_verifier: flow.verifier, resource: stack.endpoint('notes'),
+      grant_type: 'authorization_code',
+      code: landed.searchParams.get('code')!,
+      redirect_uri: redirectUri,
+      client_id: flow.clientId,
+      code_verifier: flow.verifier,
+      resource: stack.endpoint('notes'),
     })
     assert.equal(decodeJwt(tokens.access_token).scope, 'mcp:read', 'the rest, not mcp:admin')
     await page.close()

@@ -4,7 +4,11 @@
 // token for exactly one server, calls tools, steps up, refreshes, and is revoked.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { Client, StreamableHTTPClientTransport, UnauthorizedError } from '@modelcontextprotocol/client'
+import {
+  Client,
+  StreamableHTTPClientTransport,
+  UnauthorizedError,
+} from '@modelcontextprotocol/client'
 import { decodeJwt } from 'jose'
 import { request } from 'undici'
 import { brokerLogin, type Choices } from '../helpers/broker-browser.js'
@@ -23,8 +27,15 @@ async function connect(server: string, o: { user?: string; choices?: Choices } =
   const { provider, saved } = memoryProvider(`${server} client`)
   const url = new URL(stack.endpoint(server))
   const jar = new Map<string, string>()
-  const login = async (transport: StreamableHTTPClientTransport, choices: Choices = o.choices ?? { consent: 'allow' }) => {
-    const { callback, visits } = await brokerLogin(provider.authorizationUrl!.href, { redirectUri: REDIRECT, choices, jar })
+  const login = async (
+    transport: StreamableHTTPClientTransport,
+    choices: Choices = o.choices ?? { consent: 'allow' },
+  ) => {
+    const { callback, visits } = await brokerLogin(provider.authorizationUrl!.href, {
+      redirectUri: REDIRECT,
+      choices,
+      jar,
+    })
     if (callback.searchParams.get('error')) return { callback, visits }
     await transport.finishAuth(callback.searchParams)
     return { callback, visits }
@@ -41,9 +52,14 @@ async function connect(server: string, o: { user?: string; choices?: Choices } =
 
 describe('broker: metadata', () => {
   it('the gateway is the authorization server its resources name, with DCR, CIMD, S256 and iss', async () => {
-    const prm = (await (await request(`${stack.url}/.well-known/oauth-protected-resource/mcp/notes`)).body.json()) as Record<string, unknown>
+    const prm = (await (
+      await request(`${stack.url}/.well-known/oauth-protected-resource/mcp/notes`)
+    ).body.json()) as Record<string, unknown>
     assert.deepEqual(prm.authorization_servers, [stack.url])
-    for (const path of ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']) {
+    for (const path of [
+      '/.well-known/oauth-authorization-server',
+      '/.well-known/openid-configuration',
+    ]) {
       const res = await request(`${stack.url}${path}`)
       assert.equal(res.statusCode, 200, path)
       const as = (await res.body.json()) as Record<string, unknown>
@@ -64,7 +80,11 @@ describe('broker: the SDK v2 client logs in through the gateway', () => {
   it('DCR → consent → Entra-like login → code with iss → token for exactly this server → tools', async () => {
     const c = await connect('notes')
     try {
-      assert.equal(c.first.callback.searchParams.get('iss'), stack.url, 'RFC 9207 iss on the redirect')
+      assert.equal(
+        c.first.callback.searchParams.get('iss'),
+        stack.url,
+        'RFC 9207 iss on the redirect',
+      )
       const consent = c.first.visits.find((v) => v.html.includes('Allow'))!
       assert.match(consent.html, /notes/)
       assert.match(consent.html, /127\.0\.0\.1:9/, 'the redirect host is shown')
@@ -72,15 +92,31 @@ describe('broker: the SDK v2 client logs in through the gateway', () => {
       const claims = c.token()
       assert.equal(claims.iss, stack.url)
       assert.equal(claims.aud, stack.endpoint('notes'))
-      assert.equal(claims.sub, '00000000-0000-0000-0000-00000000a11c', 'the upstream oid is the subject')
+      assert.equal(
+        claims.sub,
+        '00000000-0000-0000-0000-00000000a11c',
+        'the upstream oid is the subject',
+      )
       assert.deepEqual(claims.roles, ['MCP.Developer'])
-      assert.equal(claims.scope, 'mcp:read', 'what the client asked (the challenge), within the roles')
+      assert.equal(
+        claims.scope,
+        'mcp:read',
+        'what the client asked (the challenge), within the roles',
+      )
       const { tools } = await c.client.listTools()
       assert.deepEqual(tools.map((t) => t.name).sort(), ['list_notes', 'read_note', 'write_note'])
       const read = await c.client.callTool({ name: 'read_note', arguments: { name: 'welcome' } })
       assert.equal((read as { isError?: boolean }).isError, undefined)
       // The token is for notes only.
-      const other = await request(stack.endpoint('echo'), { method: 'POST', headers: { authorization: `Bearer ${(c.saved.tokens as { access_token: string }).access_token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{}' })
+      const other = await request(stack.endpoint('echo'), {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${(c.saved.tokens as { access_token: string }).access_token}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        body: '{}',
+      })
       assert.equal(other.statusCode, 401)
       await other.body.dump()
     } finally {
@@ -92,12 +128,22 @@ describe('broker: the SDK v2 client logs in through the gateway', () => {
     const c = await connect('notes')
     try {
       const before = stack.idp.counts.token
-      await assert.rejects(c.client.callTool({ name: 'write_note', arguments: { name: 'x', text: 'y' } }), UnauthorizedError)
+      await assert.rejects(
+        c.client.callTool({ name: 'write_note', arguments: { name: 'x', text: 'y' } }),
+        UnauthorizedError,
+      )
       assert.match(c.provider.authorizationUrl!.searchParams.get('scope') ?? '', /mcp:write/)
       await c.login(c.transport)
-      assert.equal(stack.idp.counts.token, before, 'the browser session is fresh: no upstream login')
+      assert.equal(
+        stack.idp.counts.token,
+        before,
+        'the browser session is fresh: no upstream login',
+      )
       assert.match(String(c.token().scope), /mcp:write/)
-      const res = await c.client.callTool({ name: 'write_note', arguments: { name: 'x', text: 'y' } })
+      const res = await c.client.callTool({
+        name: 'write_note',
+        arguments: { name: 'x', text: 'y' },
+      })
       assert.equal((res as { isError?: boolean }).isError, undefined)
     } finally {
       await c.client.close()
@@ -107,8 +153,14 @@ describe('broker: the SDK v2 client logs in through the gateway', () => {
   it('a step-up the roles do not allow: the missing-role page names the role; cancelling sends access_denied', async () => {
     const c = await connect('notes')
     try {
-      await assert.rejects(c.client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } }), UnauthorizedError)
-      const { callback, visits } = await c.login(c.transport, { consent: 'allow', missingRole: 'cancel' })
+      await assert.rejects(
+        c.client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } }),
+        UnauthorizedError,
+      )
+      const { callback, visits } = await c.login(c.transport, {
+        consent: 'allow',
+        missingRole: 'cancel',
+      })
       const page = visits.find((v) => v.status === 403)!
       assert.match(page.html, /mcp:admin/)
       assert.match(page.html, /MCP\.Admin/, 'the role that would grant it')
@@ -124,7 +176,15 @@ describe('broker: the SDK v2 client logs in through the gateway', () => {
     try {
       const tokens = c.saved.tokens as { refresh_token: string }
       const refresh = async (rt: string) => {
-        const res = await request(`${stack.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: rt, client_id: (c.saved.client as { client_id: string }).client_id }).toString() })
+        const res = await request(`${stack.url}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({
+            grant_type: 'refresh_token',
+            refresh_token: rt,
+            client_id: (c.saved.client as { client_id: string }).client_id,
+          }).toString(),
+        })
         return { status: res.statusCode, body: (await res.body.json()) as Record<string, string> }
       }
       const one = await refresh(tokens.refresh_token)

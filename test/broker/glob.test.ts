@@ -26,7 +26,8 @@ describe('glob', () => {
     ['/cb?x', '/cbax', false],
     ['a.c', 'abc', false],
   ]
-  for (const [p, s, expected] of cases) test(`${p} ~ ${s} → ${expected}`, () => assert.equal(glob(p, s), expected))
+  for (const [p, s, expected] of cases)
+    test(`${p} ~ ${s} → ${expected}`, () => assert.equal(glob(p, s), expected))
   test('a long hostile string is linear, not exponential', () => {
     assert.equal(glob(`${'*a'.repeat(50)}b`, 'a'.repeat(10_000)), false)
   })

@@ -16,7 +16,10 @@ let stack: BrokerStack
 let clientId: string
 let st: ReturnType<typeof steps>
 before(async () => {
-  stack = await startBrokerStack({ kind: 'entra', broker: { registration: { perAddressPerMinute: 1000 } } })
+  stack = await startBrokerStack({
+    kind: 'entra',
+    broker: { registration: { perAddressPerMinute: 1000 } },
+  })
   clientId = await newClient(stack, [REDIRECT])
   st = steps(stack, clientId, REDIRECT)
 })
@@ -26,8 +29,14 @@ after(() => stack.close())
 describe('browser binding of the upstream trip', () => {
   const browsers: { name: string; cookie: (jar: CookieJar) => CookieJar }[] = [
     { name: 'another browser (no cookies at all)', cookie: () => new Map() },
-    { name: 'the same cookies without the binding cookie', cookie: (jar) => new Map([...jar].filter(([k]) => k !== 'mcp_edge_login')) },
-    { name: 'a binding cookie of another sign-in', cookie: (jar) => new Map([...jar, ['mcp_edge_login', 'x'.repeat(43)]]) },
+    {
+      name: 'the same cookies without the binding cookie',
+      cookie: (jar) => new Map([...jar].filter(([k]) => k !== 'mcp_edge_login')),
+    },
+    {
+      name: 'a binding cookie of another sign-in',
+      cookie: (jar) => new Map([...jar, ['mcp_edge_login', 'x'.repeat(43)]]),
+    },
     { name: 'an empty binding cookie', cookie: (jar) => new Map([...jar, ['mcp_edge_login', '']]) },
   ]
   for (const b of browsers) {
@@ -47,8 +56,15 @@ describe('browser binding of the upstream trip', () => {
   it('the binding cookie is HttpOnly, SameSite=Lax, scoped to the callback path', async () => {
     const t = await st.toConsent()
     const approve = form(t.consent, 'approve')
-    const res = await send(new URL(approve.action, stack.url).href, { method: 'POST', jar: t.jar, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(approve.fields).toString() })
-    const cookie = [res.headers['set-cookie']].flat().find((c) => String(c).startsWith('mcp_edge_login='))
+    const res = await send(new URL(approve.action, stack.url).href, {
+      method: 'POST',
+      jar: t.jar,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(approve.fields).toString(),
+    })
+    const cookie = [res.headers['set-cookie']]
+      .flat()
+      .find((c) => String(c).startsWith('mcp_edge_login='))
     assert.ok(cookie)
     assert.match(String(cookie), /HttpOnly/i)
     assert.match(String(cookie), /SameSite=Lax/i)
@@ -85,13 +101,30 @@ describe('upstream callback state', () => {
 })
 
 describe('CSRF on the consent forms', () => {
-  const variants: { name: string; csrf: (t: Trip, other: Trip) => string | undefined; contentType?: string; body?: (fields: Record<string, string>) => string }[] = [
+  const variants: {
+    name: string
+    csrf: (t: Trip, other: Trip) => string | undefined
+    contentType?: string
+    body?: (fields: Record<string, string>) => string
+  }[] = [
     { name: 'no csrf field', csrf: () => undefined },
     { name: 'an empty csrf', csrf: () => '' },
     { name: 'a made-up csrf', csrf: () => 'x'.repeat(43) },
-    { name: 'the csrf of another sign-in', csrf: (_t, other) => form(other.consent, 'approve').fields.csrf },
-    { name: 'the right csrf sent as JSON', csrf: (t) => form(t.consent, 'approve').fields.csrf, contentType: 'application/json', body: (f) => JSON.stringify(f) },
-    { name: 'the right csrf in a body over 4 KiB', csrf: (t) => form(t.consent, 'approve').fields.csrf, body: (f) => `${new URLSearchParams(f)}&pad=${'p'.repeat(5000)}` },
+    {
+      name: 'the csrf of another sign-in',
+      csrf: (_t, other) => form(other.consent, 'approve').fields.csrf,
+    },
+    {
+      name: 'the right csrf sent as JSON',
+      csrf: (t) => form(t.consent, 'approve').fields.csrf,
+      contentType: 'application/json',
+      body: (f) => JSON.stringify(f),
+    },
+    {
+      name: 'the right csrf in a body over 4 KiB',
+      csrf: (t) => form(t.consent, 'approve').fields.csrf,
+      body: (f) => `${new URLSearchParams(f)}&pad=${'p'.repeat(5000)}`,
+    },
   ]
   let other: Trip
   before(async () => {
@@ -104,9 +137,16 @@ describe('CSRF on the consent forms', () => {
         const f = form(t.consent, which)
         const before = await issued(stack)
         const fields = { ...f.fields, csrf: v.csrf(t, other) }
-        const res = await st.post(t.jar, f.action, fields, { contentType: v.contentType, body: v.body?.(fields as Record<string, string>) })
+        const res = await st.post(t.jar, f.action, fields, {
+          contentType: v.contentType,
+          body: v.body?.(fields as Record<string, string>),
+        })
         await st.assertEnded(res, 403, `${which}: ${v.name}`, before)
-        assert.equal((await st.post(t.jar, f.action, f.fields)).status, 303, 'the genuine form afterwards')
+        assert.equal(
+          (await st.post(t.jar, f.action, f.fields)).status,
+          303,
+          'the genuine form afterwards',
+        )
       })
     }
   }
@@ -115,27 +155,52 @@ describe('CSRF on the consent forms', () => {
     const t = await st.toConsent()
     const f = form(t.consent, 'approve')
     const before = await issued(stack)
-    await st.assertEnded(await st.post(new Map(), f.action, f.fields), 400, 'no interaction cookie', before)
+    await st.assertEnded(
+      await st.post(new Map(), f.action, f.fields),
+      400,
+      'no interaction cookie',
+      before,
+    )
   })
 
-  it('the missing-role page\'s forms: without or with a wrong csrf → 403; a wrong or replayed token → 400', async () => {
+  it("the missing-role page's forms: without or with a wrong csrf → 403; a wrong or replayed token → 400", async () => {
     stack.idp.nextUser(BOB)
     const t = await st.toConsent({ scope: 'mcp:read' })
     const { end } = await st.follow(await st.throughUpstream(t), t.jar)
     assert.equal(end.status, 403, 'bob lacks the role for mcp:read')
     const cancel = form(end, 'cancel')
     const before = await issued(stack)
-    for (const csrf of [undefined, '', 'x'.repeat(43), form(other.consent, 'approve').fields.csrf]) {
-      await st.assertEnded(await st.post(t.jar, cancel.action, { ...cancel.fields, csrf }), 403, `finish with csrf ${String(csrf).slice(0, 8)}`, before)
+    for (const csrf of [
+      undefined,
+      '',
+      'x'.repeat(43),
+      form(other.consent, 'approve').fields.csrf,
+    ]) {
+      await st.assertEnded(
+        await st.post(t.jar, cancel.action, { ...cancel.fields, csrf }),
+        403,
+        `finish with csrf ${String(csrf).slice(0, 8)}`,
+        before,
+      )
     }
     for (const token of [undefined, '', 'x'.repeat(32)]) {
-      await st.assertEnded(await st.post(t.jar, cancel.action, { ...cancel.fields, t: token }), 400, `finish with token ${String(token).slice(0, 8)}`, before)
+      await st.assertEnded(
+        await st.post(t.jar, cancel.action, { ...cancel.fields, t: token }),
+        400,
+        `finish with token ${String(token).slice(0, 8)}`,
+        before,
+      )
     }
     const done = await st.post(t.jar, cancel.action, cancel.fields)
     assert.equal(done.status, 303, 'the genuine cancel')
     const { callback } = await st.follow(new URL(done.location!, stack.url).href, t.jar)
     assert.equal(callback?.searchParams.get('error'), 'access_denied')
-    await st.assertEnded(await st.post(t.jar, cancel.action, cancel.fields), 400, 'the finish token replayed', before)
+    await st.assertEnded(
+      await st.post(t.jar, cancel.action, cancel.fields),
+      400,
+      'the finish token replayed',
+      before,
+    )
   })
 })
 
@@ -150,9 +215,13 @@ describe('interaction and finish tokens: single use, bound to their interaction'
     // Another interaction of the same browser's kind cannot use this token.
     const other = await st.toConsent()
     const before = await issued(stack)
-    const elsewhere = await send(`${stack.url}/interaction/${other.uid}/finish?t=${token}`, { jar: other.jar })
+    const elsewhere = await send(`${stack.url}/interaction/${other.uid}/finish?t=${token}`, {
+      jar: other.jar,
+    })
     await st.assertEnded(elsewhere, 400, 'finish token of another interaction', before)
-    const made = await send(`${stack.url}/interaction/${t.uid}/finish?t=${'x'.repeat(32)}`, { jar: t.jar })
+    const made = await send(`${stack.url}/interaction/${t.uid}/finish?t=${'x'.repeat(32)}`, {
+      jar: t.jar,
+    })
     await st.assertEnded(made, 400, 'a made-up finish token', before)
     // The token was taken by the refused attempt: it is spent for its own interaction too.
     await st.assertEnded(await send(finish.href, { jar: t.jar }), 400, 'spent finish token', before)
@@ -163,7 +232,12 @@ describe('interaction and finish tokens: single use, bound to their interaction'
     const uid = /\/interaction\/([^/?]+)/.exec(l.visits.map((v) => v.url).join(' '))![1]!
     const before = await issued(stack)
     for (const path of ['', '/finish?t=x']) {
-      await st.assertEnded(await send(`${stack.url}/interaction/${uid}${path}`, { jar: l.jar }), 400, `replayed interaction${path}`, before)
+      await st.assertEnded(
+        await send(`${stack.url}/interaction/${uid}${path}`, { jar: l.jar }),
+        400,
+        `replayed interaction${path}`,
+        before,
+      )
     }
     const approve = await st.post(l.jar, `/interaction/${uid}/approve`, { csrf: 'x' })
     await st.assertEnded(approve, 400, 'approve on a finished interaction', before)
@@ -179,9 +253,19 @@ describe('interaction and finish tokens: single use, bound to their interaction'
     stack.store.advance(601_000)
     const before = await issued(stack)
     await st.assertEnded(await send(finish, { jar: t.jar }), 400, 'expired finish', before)
-    await st.assertEnded(await send(`${stack.url}/interaction/${waiting.uid}`, { jar: waiting.jar }), 400, 'expired consent page', before)
+    await st.assertEnded(
+      await send(`${stack.url}/interaction/${waiting.uid}`, { jar: waiting.jar }),
+      400,
+      'expired consent page',
+      before,
+    )
     const approve = form(waiting.consent, 'approve')
-    await st.assertEnded(await st.post(waiting.jar, approve.action, approve.fields), 400, 'approve after expiry', before)
+    await st.assertEnded(
+      await st.post(waiting.jar, approve.action, approve.fields),
+      400,
+      'approve after expiry',
+      before,
+    )
   })
 })
 
@@ -190,7 +274,11 @@ describe('the genuine flow through the same steps issues tokens', () => {
     const t = await st.toConsent({ state: 'genuine' })
     const { callback } = await st.follow(await st.throughUpstream(t), t.jar)
     assert.equal(callback?.searchParams.get('state'), 'genuine')
-    const res = await exchange(stack, { callback: callback!, verifier: t.verifier, visits: [], state: 'genuine', jar: t.jar }, { clientId, redirectUri: REDIRECT })
+    const res = await exchange(
+      stack,
+      { callback: callback!, verifier: t.verifier, visits: [], state: 'genuine', jar: t.jar },
+      { clientId, redirectUri: REDIRECT },
+    )
     assert.equal(res.status, 200, res.text)
   })
 })

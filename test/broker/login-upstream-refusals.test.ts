@@ -5,7 +5,15 @@
 import assert from 'node:assert/strict'
 import { after, afterEach, before, describe, it } from 'node:test'
 import { forms } from '../helpers/broker-browser.js'
-import { assertGatewayPage, authorizeUrl, authParams, issued, newClient, pkce, send } from '../helpers/broker-raw.js'
+import {
+  assertGatewayPage,
+  authorizeUrl,
+  authParams,
+  issued,
+  newClient,
+  pkce,
+  send,
+} from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { steps } from '../helpers/broker-steps.js'
 import type { CookieJar } from '../helpers/oauth-flow.js'
@@ -15,16 +23,36 @@ const REDIRECT = 'http://127.0.0.1:43165/cb'
 let stack: BrokerStack
 let st: ReturnType<typeof steps>
 before(async () => {
-  stack = await startBrokerStack({ kind: 'entra', broker: { registration: { perAddressPerMinute: 1000 } } })
+  stack = await startBrokerStack({
+    kind: 'entra',
+    broker: { registration: { perAddressPerMinute: 1000 } },
+  })
   st = steps(stack, await newClient(stack, [REDIRECT]), REDIRECT)
 })
 afterEach(() => stack.idp.reset())
 after(() => stack.close())
 
-describe('upstream failures end on the gateway\'s page', () => {
-  const failures: { name: string; arrange: () => void; status: number; text: RegExp; hides?: string }[] = [
-    { name: 'the user declines at the IdP', arrange: () => void (stack.idp.knobs.deny = true), status: 403, text: /did not sign in/ },
-    { name: 'the callback names another issuer (mix-up)', arrange: () => void (stack.idp.knobs.wrongIss = 'https://login.attacker.example/v2.0'), status: 403, text: /another issuer than the upstream/, hides: 'attacker.example' },
+describe("upstream failures end on the gateway's page", () => {
+  const failures: {
+    name: string
+    arrange: () => void
+    status: number
+    text: RegExp
+    hides?: string
+  }[] = [
+    {
+      name: 'the user declines at the IdP',
+      arrange: () => void (stack.idp.knobs.deny = true),
+      status: 403,
+      text: /did not sign in/,
+    },
+    {
+      name: 'the callback names another issuer (mix-up)',
+      arrange: () => void (stack.idp.knobs.wrongIss = 'https://login.attacker.example/v2.0'),
+      status: 403,
+      text: /another issuer than the upstream/,
+      hides: 'attacker.example',
+    },
   ]
   for (const f of failures) {
     it(`${f.name} → ${f.status} page with a safe message, nothing issued, no account kept`, async () => {
@@ -51,7 +79,7 @@ describe('upstream failures end on the gateway\'s page', () => {
     const { end } = await st.follow(callback, t.jar)
     await st.assertEnded(end, 403, 'upstream down', before)
     assert.match(end.text, /code exchange failed with 503/)
-    assert.doesNotMatch(end.text, /down for maintenance/, 'the upstream\'s own text is not echoed')
+    assert.doesNotMatch(end.text, /down for maintenance/, "the upstream's own text is not echoed")
   })
 
   it('a refused sign-in leaves the client nothing to redeem: the interaction cannot be finished', async () => {
@@ -60,7 +88,12 @@ describe('upstream failures end on the gateway\'s page', () => {
     const callback = await st.throughUpstream(t)
     await st.follow(callback, t.jar)
     const before = await issued(stack)
-    await st.assertEnded(await send(`${stack.url}/interaction/${t.uid}/finish?t=${'x'.repeat(32)}`, { jar: t.jar }), 400, 'finish after a refusal', before)
+    await st.assertEnded(
+      await send(`${stack.url}/interaction/${t.uid}/finish?t=${'x'.repeat(32)}`, { jar: t.jar }),
+      400,
+      'finish after a refusal',
+      before,
+    )
   })
 })
 
@@ -68,7 +101,10 @@ describe('allowedDomains (Google-like upstream)', () => {
   let google: BrokerStack
   let googleClient: string
   before(async () => {
-    google = await startBrokerStack({ kind: 'google', upstream: { allowedDomains: ['example.com'] } })
+    google = await startBrokerStack({
+      kind: 'google',
+      upstream: { allowedDomains: ['example.com'] },
+    })
     googleClient = await newClient(google, [REDIRECT])
   })
   after(() => google.close())
@@ -76,17 +112,32 @@ describe('allowedDomains (Google-like upstream)', () => {
   const users: { name: string; id: string; allowed: boolean }[] = [
     { name: 'ann@example.com (Workspace example.com)', id: '104857600000000000001', allowed: true },
     { name: 'gus@gmail.com', id: '104857600000000000002', allowed: false },
-    { name: 'eve@example.com with an unverified email', id: '104857600000000000003', allowed: false },
+    {
+      name: 'eve@example.com with an unverified email',
+      id: '104857600000000000003',
+      allowed: false,
+    },
   ]
   for (const u of users) {
     it(`${u.name} → ${u.allowed ? 'past the domain check' : '403 page, nothing issued, no account'}`, async () => {
       google.idp.nextUser(u.id)
       const jar: CookieJar = new Map()
       const { challenge } = pkce()
-      const first = await send(authorizeUrl(google, authParams(google, { clientId: googleClient, redirectUri: REDIRECT, challenge })), { jar })
+      const first = await send(
+        authorizeUrl(
+          google,
+          authParams(google, { clientId: googleClient, redirectUri: REDIRECT, challenge }),
+        ),
+        { jar },
+      )
       const consent = await send(new URL(first.location!, google.url).href, { jar })
       const approve = forms(consent.text).find((x) => x.action.endsWith('/approve'))!
-      const res = await send(new URL(approve.action, google.url).href, { method: 'POST', jar, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(approve.fields).toString() })
+      const res = await send(new URL(approve.action, google.url).href, {
+        method: 'POST',
+        jar,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(approve.fields).toString(),
+      })
       const callback = (await google.idp.browse(res.location!, jar)).href
       const before = await issued(google)
       const back = await send(callback, { jar })

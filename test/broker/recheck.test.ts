@@ -5,19 +5,37 @@
 import assert from 'node:assert/strict'
 import { after, afterEach, before, describe, it } from 'node:test'
 import { decodeJwt } from 'jose'
-import { credentialKey, exchange, issued, login, newClient, refresh, useAt, type Answer } from '../helpers/broker-raw.js'
+import {
+  credentialKey,
+  exchange,
+  issued,
+  login,
+  newClient,
+  refresh,
+  useAt,
+  type Answer,
+} from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import type { CookieJar } from '../helpers/oauth-flow.js'
 
 const REDIRECT = 'http://127.0.0.1:43120/cb'
 const ALICE = 'alice-pairwise-sub'
 const ALICE_OID = '00000000-0000-0000-0000-00000000a11c'
-const ALICE_CLAIMS = { oid: ALICE_OID, name: 'Alice', preferred_username: 'alice@contoso.example', email: 'alice@contoso.example' }
+const ALICE_CLAIMS = {
+  oid: ALICE_OID,
+  name: 'Alice',
+  preferred_username: 'alice@contoso.example',
+  email: 'alice@contoso.example',
+}
 
 let stack: BrokerStack
 let clientId: string
 before(async () => {
-  stack = await startBrokerStack({ kind: 'entra', upstream: { recheckInterval: 0 }, broker: { registration: { perAddressPerMinute: 1000 } } })
+  stack = await startBrokerStack({
+    kind: 'entra',
+    upstream: { recheckInterval: 0 },
+    broker: { registration: { perAddressPerMinute: 1000 } },
+  })
   clientId = await newClient(stack, [REDIRECT])
 })
 afterEach(() => stack.idp.reset())
@@ -26,7 +44,9 @@ after(() => stack.close())
 const client = () => ({ clientId, redirectUri: REDIRECT })
 
 /** Alice logs in (in `jar`'s browser) and the client exchanges the code. */
-async function tokens(o: { scope?: string; jar?: CookieJar } = {}): Promise<Record<string, string>> {
+async function tokens(
+  o: { scope?: string; jar?: CookieJar } = {},
+): Promise<Record<string, string>> {
   const l = await login(stack, { ...client(), scope: o.scope ?? 'mcp:read mcp:write', jar: o.jar })
   const res = await exchange(stack, l, client())
   assert.equal(res.status, 200, res.text)
@@ -61,15 +81,38 @@ describe('re-check at refresh: the upstream no longer vouches for the user', () 
       const grantId = await grantOf(one.refresh_token!)
       assert.equal(await grantOf(two.refresh_token!), grantId, 'one grant, two refresh tokens')
       await c.act(stack.idp)
-      refused(await refresh(stack, one.refresh_token!, clientId), 'invalid_grant', 'the refresh that re-checks')
+      refused(
+        await refresh(stack, one.refresh_token!, clientId),
+        'invalid_grant',
+        'the refresh that re-checks',
+      )
       const held = await stack.store.dump()
       assert.equal(held.has(`oidc:Grant:${grantId}`), false, 'the grant is revoked')
-      assert.equal(held.has(credentialKey('RefreshToken', two.refresh_token!)), false, 'its other refresh token is revoked')
-      assert.equal([...held.keys()].some((k) => k.startsWith('broker:account:') || k.startsWith('broker:upstream:')), false, 'the account and its upstream tokens are forgotten')
+      assert.equal(
+        held.has(credentialKey('RefreshToken', two.refresh_token!)),
+        false,
+        'its other refresh token is revoked',
+      )
+      assert.equal(
+        [...held.keys()].some(
+          (k) => k.startsWith('broker:account:') || k.startsWith('broker:upstream:'),
+        ),
+        false,
+        'the account and its upstream tokens are forgotten',
+      )
       // The upstream vouching again later does not bring the revoked grant back.
       stack.idp.reset()
-      refused(await refresh(stack, two.refresh_token!, clientId), 'invalid_grant', 'the other refresh token')
-      const line = stack.audit().find((a) => a.method === 'oauth/refresh' && a.sub === ALICE_OID && a.outcome === 'grant revoked')
+      refused(
+        await refresh(stack, two.refresh_token!, clientId),
+        'invalid_grant',
+        'the other refresh token',
+      )
+      const line = stack
+        .audit()
+        .find(
+          (a) =>
+            a.method === 'oauth/refresh' && a.sub === ALICE_OID && a.outcome === 'grant revoked',
+        )
       assert.ok(line, 'an audit line for the revocation')
       assert.match(String(line.rule), /upstream refused the user at re-check/)
     })
@@ -86,10 +129,20 @@ describe('re-check at login: recheckInterval 0 means every authorization goes up
       await tokens({ jar })
       r.act(stack.idp)
       const before = await issued(stack)
-      const attempt = await login(stack, { ...client(), jar }).then((l) => l.callback, (err: { visits?: { url: string; status: number }[] }) => err)
-      assert.equal(attempt instanceof URL, false, `no redirect back to the client: ${attempt instanceof URL ? attempt.href : ''}`)
+      const attempt = await login(stack, { ...client(), jar }).then(
+        (l) => l.callback,
+        (err: { visits?: { url: string; status: number }[] }) => err,
+      )
+      assert.equal(
+        attempt instanceof URL,
+        false,
+        `no redirect back to the client: ${attempt instanceof URL ? attempt.href : ''}`,
+      )
       const visits = (attempt as { visits: { url: string; status: number }[] }).visits
-      assert.ok(visits.some((v) => v.url.startsWith(stack.idp.issuer)), 'the browser was sent upstream')
+      assert.ok(
+        visits.some((v) => v.url.startsWith(stack.idp.issuer)),
+        'the browser was sent upstream',
+      )
       assert.ok(visits.at(-1)!.status >= 400, 'the sign-in ends on an error page')
       assert.deepEqual(await issued(stack), before, 'no code, no token')
     })
@@ -127,7 +180,11 @@ describe('re-check at refresh: roles changed upstream', () => {
     assert.equal(claims.scope, undefined)
     assert.deepEqual(claims.roles, [])
     assert.equal(res.json.scope, '')
-    assert.equal(await useAt(stack, 'notes', String(res.json.access_token)), 403, 'the server\'s access scope is missing')
+    assert.equal(
+      await useAt(stack, 'notes', String(res.json.access_token)),
+      403,
+      "the server's access scope is missing",
+    )
   })
 })
 
@@ -135,15 +192,29 @@ describe('re-check at refresh: the upstream cannot be reached', () => {
   it('→ 400 temporarily_unavailable, nothing revoked, nothing consumed; the same refresh token works once it is back', async () => {
     const t = await tokens()
     const grantId = await grantOf(t.refresh_token!)
-    const revocations = () => stack.audit().filter((a) => a.method === 'oauth/refresh' && a.outcome === 'grant revoked').length
+    const revocations = () =>
+      stack.audit().filter((a) => a.method === 'oauth/refresh' && a.outcome === 'grant revoked')
+        .length
     const revokedBefore = revocations()
     stack.idp.knobs.down = true
-    refused(await refresh(stack, t.refresh_token!, clientId), 'temporarily_unavailable', 'upstream down')
-    refused(await refresh(stack, t.refresh_token!, clientId), 'temporarily_unavailable', 'upstream still down')
+    refused(
+      await refresh(stack, t.refresh_token!, clientId),
+      'temporarily_unavailable',
+      'upstream down',
+    )
+    refused(
+      await refresh(stack, t.refresh_token!, clientId),
+      'temporarily_unavailable',
+      'upstream still down',
+    )
     const held = await stack.store.dump()
     assert.ok(held.has(`oidc:Grant:${grantId}`), 'the grant stays')
     assert.ok(held.has(credentialKey('RefreshToken', t.refresh_token!)), 'the refresh token stays')
-    assert.equal(held.has(`${credentialKey('RefreshToken', t.refresh_token!)}:consumed`), false, 'and is not spent')
+    assert.equal(
+      held.has(`${credentialKey('RefreshToken', t.refresh_token!)}:consumed`),
+      false,
+      'and is not spent',
+    )
     assert.equal(revocations(), revokedBefore, 'no revocation audited')
     stack.idp.knobs.down = false
     const back = await refresh(stack, t.refresh_token!, clientId)
@@ -156,11 +227,18 @@ describe('refresh token reuse', () => {
   it('one refresh token used twice at once: one use wins, and the grant is revoked either way', async () => {
     const t = await tokens()
     // Each use re-checks upstream first, so both pass "consumed?" before either consumes.
-    const answers = await Promise.all([refresh(stack, t.refresh_token!, clientId), refresh(stack, t.refresh_token!, clientId)])
+    const answers = await Promise.all([
+      refresh(stack, t.refresh_token!, clientId),
+      refresh(stack, t.refresh_token!, clientId),
+    ])
     const won = answers.filter((a) => a.status === 200)
     assert.equal(won.length, 1, answers.map((a) => `${a.status} ${a.text}`).join(' | '))
     refused(answers.find((a) => a.status !== 200)!, 'invalid_grant', 'the second use')
-    refused(await refresh(stack, String(won[0]!.json.refresh_token), clientId), 'invalid_grant', 'the winner’s rotated refresh token')
+    refused(
+      await refresh(stack, String(won[0]!.json.refresh_token), clientId),
+      'invalid_grant',
+      'the winner’s rotated refresh token',
+    )
   })
 
   it('one refresh token used again later: the grant is revoked', async () => {
@@ -168,6 +246,10 @@ describe('refresh token reuse', () => {
     const one = await refresh(stack, t.refresh_token!, clientId)
     assert.equal(one.status, 200, one.text)
     refused(await refresh(stack, t.refresh_token!, clientId), 'invalid_grant', 'the replay')
-    refused(await refresh(stack, String(one.json.refresh_token), clientId), 'invalid_grant', 'the rotated one')
+    refused(
+      await refresh(stack, String(one.json.refresh_token), clientId),
+      'invalid_grant',
+      'the rotated one',
+    )
   })
 })

@@ -4,7 +4,17 @@
 // `state` comes back byte for byte and `iss` is on every redirect, success and error alike.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { assertGatewayPage, authorizeUrl, authParams, exchange, issued, login, newClient, pkce, send } from '../helpers/broker-raw.js'
+import {
+  assertGatewayPage,
+  authorizeUrl,
+  authParams,
+  exchange,
+  issued,
+  login,
+  newClient,
+  pkce,
+  send,
+} from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 
 const WEB = 'https://claude.ai/api/mcp/auth_callback'
@@ -16,7 +26,10 @@ let web: string
 let noPort: string
 let withPort: string
 before(async () => {
-  stack = await startBrokerStack({ kind: 'entra', broker: { registration: { perAddressPerMinute: 1000 } } })
+  stack = await startBrokerStack({
+    kind: 'entra',
+    broker: { registration: { perAddressPerMinute: 1000 } },
+  })
   web = await newClient(stack, [WEB])
   noPort = await newClient(stack, [NO_PORT])
   withPort = await newClient(stack, [PORT])
@@ -24,8 +37,17 @@ before(async () => {
 after(() => stack.close())
 
 /** The first answer of /authorize for `clientId` with `redirectUri`. */
-function authorize(clientId: string, redirectUri: string, over: Record<string, string | undefined> = {}) {
-  return send(authorizeUrl(stack, { ...authParams(stack, { clientId, redirectUri, challenge: pkce().challenge, state: 'st' }), ...over }))
+function authorize(
+  clientId: string,
+  redirectUri: string,
+  over: Record<string, string | undefined> = {},
+) {
+  return send(
+    authorizeUrl(stack, {
+      ...authParams(stack, { clientId, redirectUri, challenge: pkce().challenge, state: 'st' }),
+      ...over,
+    }),
+  )
 }
 
 /** /authorize went on to the consent page: the redirect URI was accepted. */
@@ -38,9 +60,17 @@ describe('redirect URIs: what is accepted', () => {
   const cases: { name: string; client: () => string; uri: string }[] = [
     { name: 'web: exactly as registered', client: () => web, uri: WEB },
     { name: 'native, registered without a port: no port', client: () => noPort, uri: NO_PORT },
-    { name: 'native, registered without a port: any port', client: () => noPort, uri: 'http://127.0.0.1:61000/cb' },
+    {
+      name: 'native, registered without a port: any port',
+      client: () => noPort,
+      uri: 'http://127.0.0.1:61000/cb',
+    },
     { name: 'native, registered with a port: that port', client: () => withPort, uri: PORT },
-    { name: 'native, registered with a port: another port', client: () => withPort, uri: 'http://127.0.0.1:61000/cb' },
+    {
+      name: 'native, registered with a port: another port',
+      client: () => withPort,
+      uri: 'http://127.0.0.1:61000/cb',
+    },
   ]
   for (const c of cases) {
     it(c.name, async () => assertAccepted(await authorize(c.client(), c.uri), c.name))
@@ -55,57 +85,144 @@ describe('redirect URIs: what is accepted', () => {
   })
 })
 
-describe('redirect URIs: refused with the gateway\'s page, never a redirect', () => {
+describe("redirect URIs: refused with the gateway's page, never a redirect", () => {
   const refusals: { name: string; client: () => string; uri: string; error?: string }[] = [
     // web (exact match)
     { name: 'web: trailing slash', client: () => web, uri: `${WEB}/` },
     { name: 'web: a query added', client: () => web, uri: `${WEB}?next=https://evil.example/` },
     { name: 'web: a fragment', client: () => web, uri: `${WEB}#x` },
-    { name: 'web: another port', client: () => web, uri: 'https://claude.ai:8443/api/mcp/auth_callback' },
-    { name: 'web: explicit default port', client: () => web, uri: 'https://claude.ai:443/api/mcp/auth_callback' },
-    { name: 'web: host in upper case', client: () => web, uri: 'https://CLAUDE.AI/api/mcp/auth_callback' },
+    {
+      name: 'web: another port',
+      client: () => web,
+      uri: 'https://claude.ai:8443/api/mcp/auth_callback',
+    },
+    {
+      name: 'web: explicit default port',
+      client: () => web,
+      uri: 'https://claude.ai:443/api/mcp/auth_callback',
+    },
+    {
+      name: 'web: host in upper case',
+      client: () => web,
+      uri: 'https://CLAUDE.AI/api/mcp/auth_callback',
+    },
     { name: 'web: http', client: () => web, uri: 'http://claude.ai/api/mcp/auth_callback' },
-    { name: 'web: a suffix host', client: () => web, uri: 'https://claude.ai.evil.example/api/mcp/auth_callback' },
-    { name: 'web: userinfo claude.ai@evil', client: () => web, uri: 'https://claude.ai@evil.example/api/mcp/auth_callback' },
-    { name: 'web: userinfo evil@claude.ai', client: () => web, uri: 'https://evil@claude.ai/api/mcp/auth_callback' },
-    { name: 'web: percent-encoded path', client: () => web, uri: 'https://claude.ai/api/mcp/%61uth_callback' },
-    { name: 'web: dot segments', client: () => web, uri: 'https://claude.ai/api/mcp/x/../auth_callback' },
-    { name: 'web: backslash', client: () => web, uri: 'https://claude.ai\\@evil.example/api/mcp/auth_callback' },
-    { name: 'web: the attacker\'s own', client: () => web, uri: 'https://evil.example/cb' },
-    { name: 'web: a loopback URI (web clients get no port leeway either)', client: () => web, uri: 'http://127.0.0.1:61000/cb' },
+    {
+      name: 'web: a suffix host',
+      client: () => web,
+      uri: 'https://claude.ai.evil.example/api/mcp/auth_callback',
+    },
+    {
+      name: 'web: userinfo claude.ai@evil',
+      client: () => web,
+      uri: 'https://claude.ai@evil.example/api/mcp/auth_callback',
+    },
+    {
+      name: 'web: userinfo evil@claude.ai',
+      client: () => web,
+      uri: 'https://evil@claude.ai/api/mcp/auth_callback',
+    },
+    {
+      name: 'web: percent-encoded path',
+      client: () => web,
+      uri: 'https://claude.ai/api/mcp/%61uth_callback',
+    },
+    {
+      name: 'web: dot segments',
+      client: () => web,
+      uri: 'https://claude.ai/api/mcp/x/../auth_callback',
+    },
+    {
+      name: 'web: backslash',
+      client: () => web,
+      uri: 'https://claude.ai\\@evil.example/api/mcp/auth_callback',
+    },
+    { name: "web: the attacker's own", client: () => web, uri: 'https://evil.example/cb' },
+    {
+      name: 'web: a loopback URI (web clients get no port leeway either)',
+      client: () => web,
+      uri: 'http://127.0.0.1:61000/cb',
+    },
     // native (RFC 8252 §7.3: only the port may vary)
     { name: 'native: another path', client: () => noPort, uri: 'http://127.0.0.1:61000/other' },
     { name: 'native: trailing slash', client: () => noPort, uri: 'http://127.0.0.1:61000/cb/' },
     { name: 'native: path case', client: () => noPort, uri: 'http://127.0.0.1:61000/CB' },
     { name: 'native: a query added', client: () => noPort, uri: 'http://127.0.0.1:61000/cb?x=1' },
     { name: 'native: a fragment', client: () => noPort, uri: 'http://127.0.0.1:61000/cb#x' },
-    { name: 'native: localhost for 127.0.0.1', client: () => noPort, uri: 'http://localhost:61000/cb' },
+    {
+      name: 'native: localhost for 127.0.0.1',
+      client: () => noPort,
+      uri: 'http://localhost:61000/cb',
+    },
     { name: 'native: [::1] for 127.0.0.1', client: () => noPort, uri: 'http://[::1]:61000/cb' },
     { name: 'native: 127.0.0.2', client: () => noPort, uri: 'http://127.0.0.2:61000/cb' },
     { name: 'native: 127.1 (shorthand)', client: () => noPort, uri: 'http://127.1:61000/cb' },
     { name: 'native: hex IPv4', client: () => noPort, uri: 'http://0x7f000001:61000/cb' },
-    { name: 'native: a host that starts like loopback', client: () => noPort, uri: 'http://127.0.0.1.evil.example:61000/cb' },
+    {
+      name: 'native: a host that starts like loopback',
+      client: () => noPort,
+      uri: 'http://127.0.0.1.evil.example:61000/cb',
+    },
     { name: 'native: https', client: () => noPort, uri: 'https://127.0.0.1:61000/cb' },
-    { name: 'native: scheme in upper case', client: () => noPort, uri: 'HTTP://127.0.0.1:61000/cb' },
+    {
+      name: 'native: scheme in upper case',
+      client: () => noPort,
+      uri: 'HTTP://127.0.0.1:61000/cb',
+    },
     { name: 'native: userinfo', client: () => noPort, uri: 'http://evil@127.0.0.1:61000/cb' },
-    { name: 'native: userinfo hiding another host', client: () => noPort, uri: 'http://127.0.0.1:61000@evil.example/cb' },
-    { name: 'native: percent-encoded path', client: () => noPort, uri: 'http://127.0.0.1:61000/%63b' },
-    { name: 'native: encoded slash', client: () => noPort, uri: 'http://127.0.0.1:61000/cb%2F..%2Fother' },
+    {
+      name: 'native: userinfo hiding another host',
+      client: () => noPort,
+      uri: 'http://127.0.0.1:61000@evil.example/cb',
+    },
+    {
+      name: 'native: percent-encoded path',
+      client: () => noPort,
+      uri: 'http://127.0.0.1:61000/%63b',
+    },
+    {
+      name: 'native: encoded slash',
+      client: () => noPort,
+      uri: 'http://127.0.0.1:61000/cb%2F..%2Fother',
+    },
     { name: 'native: double slash', client: () => noPort, uri: 'http://127.0.0.1:61000//cb' },
     { name: 'native: port out of range', client: () => noPort, uri: 'http://127.0.0.1:99999/cb' },
     { name: 'native: non-numeric port', client: () => noPort, uri: 'http://127.0.0.1:x/cb' },
-    { name: 'native: a private-use scheme', client: () => noPort, uri: 'cursor://anysphere.cursor-retrieval/cb' },
+    {
+      name: 'native: a private-use scheme',
+      client: () => noPort,
+      uri: 'cursor://anysphere.cursor-retrieval/cb',
+    },
     { name: 'native: javascript:', client: () => noPort, uri: 'javascript:alert(1)//127.0.0.1/cb' },
     // clients that do not exist
-    { name: 'an unknown client_id with the attacker\'s URI', client: () => 'no-such-client', uri: 'https://evil.example/cb', error: 'invalid_client' },
-    { name: 'an unknown client_id with an allowed-looking URI', client: () => 'no-such-client', uri: WEB, error: 'invalid_client' },
-    { name: 'no client_id', client: () => '', uri: 'https://evil.example/cb', error: 'invalid_request' },
+    {
+      name: "an unknown client_id with the attacker's URI",
+      client: () => 'no-such-client',
+      uri: 'https://evil.example/cb',
+      error: 'invalid_client',
+    },
+    {
+      name: 'an unknown client_id with an allowed-looking URI',
+      client: () => 'no-such-client',
+      uri: WEB,
+      error: 'invalid_client',
+    },
+    {
+      name: 'no client_id',
+      client: () => '',
+      uri: 'https://evil.example/cb',
+      error: 'invalid_request',
+    },
   ]
   for (const r of refusals) {
     const error = r.error ?? 'invalid_redirect_uri'
     it(`${r.name} → 400 page with ${error}, no Location, not framable, nothing issued`, async () => {
       const before = await issued(stack)
-      const res = await authorize(r.client(), r.uri, r.client() === '' ? { client_id: undefined } : {})
+      const res = await authorize(
+        r.client(),
+        r.uri,
+        r.client() === '' ? { client_id: undefined } : {},
+      )
       assertGatewayPage(assert, res, 400, r.name)
       assert.equal(/<code>([^<]*)<\/code>/.exec(res.text)?.[1], error)
       assert.doesNotMatch(res.text, /evil\.example/, 'the page does not link to the attacker')
@@ -114,7 +231,10 @@ describe('redirect URIs: refused with the gateway\'s page, never a redirect', ()
   }
 
   it('an error an attacker triggers with a bad redirect_uri and another error at once still never redirects', async () => {
-    const res = await authorize(web, 'https://evil.example/cb', { code_challenge_method: 'plain', response_type: 'token' })
+    const res = await authorize(web, 'https://evil.example/cb', {
+      code_challenge_method: 'plain',
+      response_type: 'token',
+    })
     assertGatewayPage(assert, res, 400, 'two errors')
   })
 })
@@ -134,13 +254,21 @@ describe('state and iss on every redirect', () => {
       assert.equal(ok.callback.searchParams.get('state'), s.state)
       assert.equal(ok.callback.searchParams.get('iss'), stack.url)
 
-      const err = await authorize(noPort, NO_PORT, { state: s.state, code_challenge_method: 'plain' })
+      const err = await authorize(noPort, NO_PORT, {
+        state: s.state,
+        code_challenge_method: 'plain',
+      })
       const to = new URL(err.location!)
       assert.equal(to.searchParams.get('error'), 'invalid_request')
       assert.equal(to.searchParams.get('state'), s.state)
       assert.equal(to.searchParams.get('iss'), stack.url)
 
-      const denied = await login(stack, { clientId: noPort, redirectUri: NO_PORT, state: s.state, choices: { consent: 'deny' } })
+      const denied = await login(stack, {
+        clientId: noPort,
+        redirectUri: NO_PORT,
+        state: s.state,
+        choices: { consent: 'deny' },
+      })
       assert.equal(denied.callback.searchParams.get('error'), 'access_denied')
       assert.equal(denied.callback.searchParams.get('code'), null)
       assert.equal(denied.callback.searchParams.get('state'), s.state)
@@ -149,7 +277,11 @@ describe('state and iss on every redirect', () => {
   }
 
   it('no state sent: none invented, iss still there', async () => {
-    const ok = await login(stack, { clientId: noPort, redirectUri: NO_PORT, params: { state: undefined } })
+    const ok = await login(stack, {
+      clientId: noPort,
+      redirectUri: NO_PORT,
+      params: { state: undefined },
+    })
     assert.equal(ok.callback.searchParams.has('state'), false)
     assert.equal(ok.callback.searchParams.get('iss'), stack.url)
   })

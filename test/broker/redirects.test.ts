@@ -4,7 +4,11 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { ClientPolicyError } from '../../gateway/broker/client-errors.js'
 import {
-  compileRedirectPatterns, isLocalhostByName, isNativeClient, redirectKind, redirectProblem,
+  compileRedirectPatterns,
+  isLocalhostByName,
+  isNativeClient,
+  redirectKind,
+  redirectProblem,
 } from '../../gateway/broker/redirects.js'
 import { DEFAULT_BROKER_REDIRECT_URIS } from '../../gateway/config/schema.js'
 
@@ -81,11 +85,17 @@ describe('compileRedirectPatterns: the default allow-list', () => {
     ['https://chatgpt.com/connector/oauth/x%0d%0aSet-Cookie:a', 'encoded CR LF'],
     ['https://chatgpt.com/connector/oauth/x%7F', 'encoded DEL'],
     ['https://chatgpt.com/connector/oauth/../../logout', 'dot segments out of the wildcard'],
-    ['https://chatgpt.com/connector/oauth/%2e%2e/%2e%2e/logout', 'encoded dot segments out of the wildcard'],
+    [
+      'https://chatgpt.com/connector/oauth/%2e%2e/%2e%2e/logout',
+      'encoded dot segments out of the wildcard',
+    ],
     ['https://chatgpt.com/connector/oauthx', 'wildcard prefix not reached'],
     ['https://chatgpt.com/connector/oauth', 'wildcard slash missing'],
     // query and fragment
-    ['https://claude.ai/api/mcp/auth_callback?next=https://evil.com', 'a query on an exact pattern'],
+    [
+      'https://claude.ai/api/mcp/auth_callback?next=https://evil.com',
+      'a query on an exact pattern',
+    ],
     ['https://claude.ai/api/mcp/auth_callback?', 'an empty query'],
     ['https://chatgpt.com/connector/oauth/x?next=//evil.com', 'a query on a wildcard path'],
     ['http://127.0.0.1:5000/cb?x=1', 'a query on loopback'],
@@ -166,7 +176,8 @@ describe('compileRedirectPatterns: the default allow-list', () => {
     ['*', 'a bare wildcard'],
     ['http://127.0.0.1:*/*', 'the pattern itself'],
   ]
-  for (const [uri, why] of refused) test(`refuses ${JSON.stringify(uri)} (${why})`, () => assert.equal(allowed(uri), false))
+  for (const [uri, why] of refused)
+    test(`refuses ${JSON.stringify(uri)} (${why})`, () => assert.equal(allowed(uri), false))
 
   test('refuses a URI longer than 2048 characters', () => {
     assert.equal(allowed(`https://chatgpt.com/connector/oauth/${'a'.repeat(2048)}`), false)
@@ -174,7 +185,7 @@ describe('compileRedirectPatterns: the default allow-list', () => {
   })
 })
 
-describe('compileRedirectPatterns: an operator\'s own patterns', () => {
+describe("compileRedirectPatterns: an operator's own patterns", () => {
   const allowed = compileRedirectPatterns([
     'https://*.example.com/cb',
     'https://app.example.org:8443/oauth/*/done',
@@ -213,9 +224,12 @@ describe('compileRedirectPatterns: an operator\'s own patterns', () => {
     ['http://127.0.0.1:8081/cb', false, 'exact loopback, another port'],
     ['http://127.0.0.1:5000/x', false, 'defaults are not implied'],
   ]
-  for (const [uri, expected, why] of cases) test(`${expected ? 'accepts' : 'refuses'} ${uri} (${why})`, () => assert.equal(allowed(uri), expected))
+  for (const [uri, expected, why] of cases)
+    test(`${expected ? 'accepts' : 'refuses'} ${uri} (${why})`, () =>
+      assert.equal(allowed(uri), expected))
 
-  test('an empty list allows nothing', () => assert.equal(compileRedirectPatterns([])('http://127.0.0.1:5000/cb'), false))
+  test('an empty list allows nothing', () =>
+    assert.equal(compileRedirectPatterns([])('http://127.0.0.1:5000/cb'), false))
 })
 
 describe('compileRedirectPatterns: bad patterns fail at start-up, all at once', () => {
@@ -248,22 +262,29 @@ describe('compileRedirectPatterns: bad patterns fail at start-up, all at once', 
   ]
   for (const [pattern, why] of bad) {
     test(`refuses ${JSON.stringify(pattern)}`, () => {
-      assert.throws(() => compileRedirectPatterns([pattern]), (err) => {
-        assert.ok(err instanceof ClientPolicyError)
-        assert.equal(err.code, 'bad_redirect_pattern')
-        assert.match(err.message, why)
-        return true
-      })
+      assert.throws(
+        () => compileRedirectPatterns([pattern]),
+        (err) => {
+          assert.ok(err instanceof ClientPolicyError)
+          assert.equal(err.code, 'bad_redirect_pattern')
+          assert.match(err.message, why)
+          return true
+        },
+      )
     })
   }
   test('lists every bad pattern in one error', () => {
-    assert.throws(() => compileRedirectPatterns(['https://ok.example/cb', ...bad.map(([p]) => p)]), (err) => {
-      assert.ok(err instanceof ClientPolicyError)
-      assert.equal(err.message.split('\n').length, bad.length + 1)
-      return true
-    })
+    assert.throws(
+      () => compileRedirectPatterns(['https://ok.example/cb', ...bad.map(([p]) => p)]),
+      (err) => {
+        assert.ok(err instanceof ClientPolicyError)
+        assert.equal(err.message.split('\n').length, bad.length + 1)
+        return true
+      },
+    )
   })
-  test('the default patterns compile', () => assert.doesNotThrow(() => compileRedirectPatterns(DEFAULT_BROKER_REDIRECT_URIS)))
+  test('the default patterns compile', () =>
+    assert.doesNotThrow(() => compileRedirectPatterns(DEFAULT_BROKER_REDIRECT_URIS)))
 })
 
 describe('redirectKind', () => {
@@ -299,9 +320,12 @@ describe('redirectKind', () => {
     [undefined, 'invalid'],
     [['http://127.0.0.1/cb'], 'invalid'],
   ]
-  for (const [uri, kind] of cases) test(`${JSON.stringify(uri)} is ${kind}`, () => assert.equal(redirectKind(uri), kind))
-  test('the app schemes a caller names count as private-use', () => assert.equal(redirectKind('myapp://cb', new Set(['myapp'])), 'private-scheme'))
-  test('forbidden schemes stay forbidden even when named', () => assert.equal(redirectKind('javascript:alert(1)', new Set(['javascript'])), 'invalid'))
+  for (const [uri, kind] of cases)
+    test(`${JSON.stringify(uri)} is ${kind}`, () => assert.equal(redirectKind(uri), kind))
+  test('the app schemes a caller names count as private-use', () =>
+    assert.equal(redirectKind('myapp://cb', new Set(['myapp'])), 'private-scheme'))
+  test('forbidden schemes stay forbidden even when named', () =>
+    assert.equal(redirectKind('javascript:alert(1)', new Set(['javascript'])), 'invalid'))
   test('a problem is explained', () => {
     assert.match(redirectProblem('https://u@claude.ai/cb') ?? '', /userinfo/)
     assert.match(redirectProblem('https://claude.ai/cb#') ?? '', /fragment/)
@@ -319,7 +343,8 @@ describe('isLocalhostByName', () => {
     ['https://localhost/cb', false],
     ['http://localhost.evil.com/cb', false],
   ]
-  for (const [uri, expected] of cases) test(`${uri} → ${expected}`, () => assert.equal(isLocalhostByName(uri), expected))
+  for (const [uri, expected] of cases)
+    test(`${uri} → ${expected}`, () => assert.equal(isLocalhostByName(uri), expected))
 })
 
 describe('isNativeClient', () => {
@@ -334,5 +359,7 @@ describe('isNativeClient', () => {
     [['myapp://cb'], false],
     [[], false],
   ]
-  for (const [uris, expected] of cases) test(`${JSON.stringify(uris)} → ${expected}`, () => assert.equal(isNativeClient(uris), expected))
+  for (const [uris, expected] of cases)
+    test(`${JSON.stringify(uris)} → ${expected}`, () =>
+      assert.equal(isNativeClient(uris), expected))
 })

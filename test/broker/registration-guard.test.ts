@@ -10,7 +10,9 @@ import { Hono } from 'hono'
 import { CLIENTS_SET, clientKey, pruneClients } from '../../gateway/broker/adapter.js'
 import { RegistrationGuardError } from '../../gateway/broker/client-errors.js'
 import {
-  admitRegistration, registrationGuard, type RegistrationGuardOptions,
+  admitRegistration,
+  registrationGuard,
+  type RegistrationGuardOptions,
 } from '../../gateway/broker/registration-guard.js'
 import { DEFAULT_CLIENT_CAP_RETRY_AFTER_S } from '../../gateway/config/schema.js'
 import { testStore } from '../helpers/memory-store.js'
@@ -30,13 +32,19 @@ interface Reply {
 /** One POST over a fresh connection; `body` undefined leaves the request open after the headers. */
 function post(port: number, headers: Record<string, string>, body?: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/register', method: 'POST', headers, agent: false }, (res) => {
-      let text = ''
-      res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => {
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text })
-        req.destroy()
-      })
-    })
+    const req = http.request(
+      { host: '127.0.0.1', port, path: '/register', method: 'POST', headers, agent: false },
+      (res) => {
+        let text = ''
+        res
+          .setEncoding('utf8')
+          .on('data', (d: string) => (text += d))
+          .on('end', () => {
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text })
+            req.destroy()
+          })
+      },
+    )
     req.on('error', reject)
     if (body === undefined) req.flushHeaders()
     else req.end(body)
@@ -60,14 +68,18 @@ describe('registrationGuard over HTTP', () => {
     now: () => clock,
     recount: () => pruneClients(store),
   })
-  app.post('/register', (c, next) => registrationGuard(options())(c, next), async (c) => {
-    // Like oidc-provider: read the Node request stream itself.
-    const chunks: Buffer[] = []
-    for await (const chunk of c.env.incoming) chunks.push(chunk as Buffer)
-    const body = Buffer.concat(chunks).toString()
-    reached.push({ length: body.length, body })
-    return c.json({ client_id: 'x' }, 201)
-  })
+  app.post(
+    '/register',
+    (c, next) => registrationGuard(options())(c, next),
+    async (c) => {
+      // Like oidc-provider: read the Node request stream itself.
+      const chunks: Buffer[] = []
+      for await (const chunk of c.env.incoming) chunks.push(chunk as Buffer)
+      const body = Buffer.concat(chunks).toString()
+      reached.push({ length: body.length, body })
+      return c.json({ client_id: 'x' }, 201)
+    },
+  )
   app.onError((err, c) => c.json({ error: 'server_error', why: err.message }, 500))
 
   before(async () => {
@@ -89,27 +101,43 @@ describe('registrationGuard over HTTP', () => {
   test('a body of exactly maxBodyBytes reaches the handler whole and unread', async () => {
     const body = json(MAX_BYTES)
     assert.equal(body.length, MAX_BYTES)
-    const r = await post(port, { 'content-type': 'application/json', 'content-length': String(MAX_BYTES) }, body)
+    const r = await post(
+      port,
+      { 'content-type': 'application/json', 'content-length': String(MAX_BYTES) },
+      body,
+    )
     assert.equal(r.status, 201)
     assert.deepEqual(reached, [{ length: MAX_BYTES, body }])
   })
 
   test('a declared body one byte over is refused 413 before it is sent', async () => {
-    const r = await post(port, { 'content-type': 'application/json', 'content-length': String(MAX_BYTES + 1) })
+    const r = await post(port, {
+      'content-type': 'application/json',
+      'content-length': String(MAX_BYTES + 1),
+    })
     assert.equal(r.status, 413)
-    assert.deepEqual(JSON.parse(r.body), { error: 'invalid_request', error_description: `a registration request is at most ${MAX_BYTES} bytes` })
+    assert.deepEqual(JSON.parse(r.body), {
+      error: 'invalid_request',
+      error_description: `a registration request is at most ${MAX_BYTES} bytes`,
+    })
     assert.equal(r.headers.connection, 'close')
     assert.deepEqual(reached, [])
   })
 
   test('a huge declared body is refused without reading it', async () => {
-    const r = await post(port, { 'content-type': 'application/json', 'content-length': String(10 * 1024 * 1024 * 1024) })
+    const r = await post(port, {
+      'content-type': 'application/json',
+      'content-length': String(10 * 1024 * 1024 * 1024),
+    })
     assert.equal(r.status, 413)
     assert.deepEqual(reached, [])
   })
 
   test('a chunked body is refused 411 before it is read', async () => {
-    const r = await post(port, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' })
+    const r = await post(port, {
+      'content-type': 'application/json',
+      'transfer-encoding': 'chunked',
+    })
     assert.equal(r.status, 411)
     assert.equal(JSON.parse(r.body).error, 'invalid_request')
     assert.equal(r.headers.connection, 'close')
@@ -117,7 +145,11 @@ describe('registrationGuard over HTTP', () => {
   })
 
   test('a registration without any body length is refused 411', async () => {
-    const r = await post(port, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, '{"redirect_uris":[]}')
+    const r = await post(
+      port,
+      { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+      '{"redirect_uris":[]}',
+    )
     assert.equal(r.status, 411)
     assert.deepEqual(reached, [])
   })
@@ -125,15 +157,22 @@ describe('registrationGuard over HTTP', () => {
   test('the 21st registration in a minute from one address is refused 429 until the next minute', async () => {
     const body = '{}'
     const headers = { 'content-type': 'application/json', 'content-length': '2' }
-    for (let i = 0; i < PER_MINUTE; i++) assert.equal((await post(port, headers, body)).status, 201, `registration ${i + 1}`)
+    for (let i = 0; i < PER_MINUTE; i++)
+      assert.equal((await post(port, headers, body)).status, 201, `registration ${i + 1}`)
     const refused = await post(port, headers, body)
     assert.equal(refused.status, 429)
-    assert.deepEqual(JSON.parse(refused.body), { error: 'slow_down', error_description: 'too many registrations from this address; retry later' })
+    assert.deepEqual(JSON.parse(refused.body), {
+      error: 'slow_down',
+      error_description: 'too many registrations from this address; retry later',
+    })
     // 30 s into the window: 30 s to its end.
     assert.equal(refused.headers['retry-after'], '30')
     assert.equal(reached.length, PER_MINUTE)
     // Another address is not affected.
-    assert.equal((await post(port, { ...headers, 'x-test-peer': '198.51.100.7' }, body)).status, 201)
+    assert.equal(
+      (await post(port, { ...headers, 'x-test-peer': '198.51.100.7' }, body)).status,
+      201,
+    )
     // The next window starts afresh.
     clock += 30_000
     assert.equal((await post(port, headers, body)).status, 201)
@@ -143,16 +182,31 @@ describe('registrationGuard over HTTP', () => {
   test('addresses of one IPv6 /64 share their count; another /64 does not', async () => {
     const headers = { 'content-type': 'application/json', 'content-length': '2' }
     for (let i = 0; i < PER_MINUTE; i++) {
-      const r = await post(port, { ...headers, 'x-test-peer': `2001:db8:1:2::${(i + 1).toString(16)}` }, '{}')
+      const r = await post(
+        port,
+        { ...headers, 'x-test-peer': `2001:db8:1:2::${(i + 1).toString(16)}` },
+        '{}',
+      )
       assert.equal(r.status, 201)
     }
-    assert.equal((await post(port, { ...headers, 'x-test-peer': '2001:db8:1:2:ffff::1' }, '{}')).status, 429)
-    assert.equal((await post(port, { ...headers, 'x-test-peer': '2001:db8:1:3::1' }, '{}')).status, 201)
+    assert.equal(
+      (await post(port, { ...headers, 'x-test-peer': '2001:db8:1:2:ffff::1' }, '{}')).status,
+      429,
+    )
+    assert.equal(
+      (await post(port, { ...headers, 'x-test-peer': '2001:db8:1:3::1' }, '{}')).status,
+      201,
+    )
   })
 
   test('an IPv4-mapped peer counts as its IPv4 address', async () => {
     const headers = { 'content-type': 'application/json', 'content-length': '2' }
-    for (let i = 0; i < PER_MINUTE; i++) await post(port, { ...headers, 'x-test-peer': i % 2 ? '203.0.113.9' : '::ffff:203.0.113.9' }, '{}')
+    for (let i = 0; i < PER_MINUTE; i++)
+      await post(
+        port,
+        { ...headers, 'x-test-peer': i % 2 ? '203.0.113.9' : '::ffff:203.0.113.9' },
+        '{}',
+      )
     assert.equal((await post(port, { ...headers, 'x-test-peer': '203.0.113.9' }, '{}')).status, 429)
   })
 
@@ -167,7 +221,11 @@ describe('registrationGuard over HTTP', () => {
     await add(`client-${MAX_CLIENTS - 1}`)
     const r = await post(port, headers, '{}')
     assert.equal(r.status, 429)
-    assert.deepEqual(JSON.parse(r.body), { error: 'too_many_clients', error_description: 'this server holds as many client registrations as it accepts; retry later' })
+    assert.deepEqual(JSON.parse(r.body), {
+      error: 'too_many_clients',
+      error_description:
+        'this server holds as many client registrations as it accepts; retry later',
+    })
     assert.equal(r.headers['retry-after'], String(DEFAULT_CLIENT_CAP_RETRY_AFTER_S))
     assert.equal(r.headers['cache-control'], 'no-store')
     assert.equal(reached.length, 1)
@@ -193,7 +251,15 @@ describe('registrationGuard over HTTP', () => {
 })
 
 describe('admitRegistration: request headers', () => {
-  const o = (): RegistrationGuardOptions => ({ store: testStore(() => clock), maxBodyBytes: MAX_BYTES, maxClients: 10, perAddressPerMinute: 5, retryAfterWhenFull: DEFAULT_CLIENT_CAP_RETRY_AFTER_S, peer: () => undefined, now: () => clock })
+  const o = (): RegistrationGuardOptions => ({
+    store: testStore(() => clock),
+    maxBodyBytes: MAX_BYTES,
+    maxClients: 10,
+    perAddressPerMinute: 5,
+    retryAfterWhenFull: DEFAULT_CLIENT_CAP_RETRY_AFTER_S,
+    peer: () => undefined,
+    now: () => clock,
+  })
   const cases: [string, string | undefined, string | undefined, string | undefined][] = [
     ['no Content-Length', undefined, undefined, 'length_required'],
     ['chunked', undefined, 'chunked', 'length_required'],
@@ -217,20 +283,43 @@ describe('admitRegistration: request headers', () => {
     test(`${name} → ${code ?? 'admitted'}`, async () => {
       const admitted = admitRegistration(o(), { contentLength, transferEncoding }, '192.0.2.1')
       if (code === undefined) return await admitted
-      await assert.rejects(admitted, (err) => err instanceof RegistrationGuardError && err.code === code)
+      await assert.rejects(
+        admitted,
+        (err) => err instanceof RegistrationGuardError && err.code === code,
+      )
     })
   }
 
   test('requests without a known peer share one bucket', async () => {
     const opts = o()
-    for (let i = 0; i < 5; i++) await admitRegistration(opts, { contentLength: '2', transferEncoding: undefined }, undefined)
-    await assert.rejects(admitRegistration(opts, { contentLength: '2', transferEncoding: undefined }, undefined), (err) => err instanceof RegistrationGuardError && err.code === 'slow_down')
+    for (let i = 0; i < 5; i++)
+      await admitRegistration(opts, { contentLength: '2', transferEncoding: undefined }, undefined)
+    await assert.rejects(
+      admitRegistration(opts, { contentLength: '2', transferEncoding: undefined }, undefined),
+      (err) => err instanceof RegistrationGuardError && err.code === 'slow_down',
+    )
   })
 
   test('a refused body costs no count; an admitted one does', async () => {
     const opts = o()
-    for (let i = 0; i < 10; i++) await assert.rejects(admitRegistration(opts, { contentLength: undefined, transferEncoding: 'chunked' }, '192.0.2.1'))
-    for (let i = 0; i < 5; i++) await admitRegistration(opts, { contentLength: '2', transferEncoding: undefined }, '192.0.2.1')
-    await assert.rejects(admitRegistration(opts, { contentLength: '2', transferEncoding: undefined }, '192.0.2.1'), (err) => err instanceof RegistrationGuardError && err.code === 'slow_down' && err.retryAfterS === 30)
+    for (let i = 0; i < 10; i++)
+      await assert.rejects(
+        admitRegistration(
+          opts,
+          { contentLength: undefined, transferEncoding: 'chunked' },
+          '192.0.2.1',
+        ),
+      )
+    for (let i = 0; i < 5; i++)
+      await admitRegistration(
+        opts,
+        { contentLength: '2', transferEncoding: undefined },
+        '192.0.2.1',
+      )
+    await assert.rejects(
+      admitRegistration(opts, { contentLength: '2', transferEncoding: undefined }, '192.0.2.1'),
+      (err) =>
+        err instanceof RegistrationGuardError && err.code === 'slow_down' && err.retryAfterS === 30,
+    )
   })
 })

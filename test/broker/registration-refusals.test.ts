@@ -6,7 +6,15 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { Readable } from 'node:stream'
 import { request } from 'undici'
-import { authorizeUrl, authParams, pkce, register, send, token, type Answer } from '../helpers/broker-raw.js'
+import {
+  authorizeUrl,
+  authParams,
+  pkce,
+  register,
+  send,
+  token,
+  type Answer,
+} from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 
 const MAX_BYTES = 4096
@@ -14,7 +22,14 @@ const MAX_URIS = 3
 const LOOPBACK = 'http://127.0.0.1:43140/cb'
 
 /** A registration body a client would send, with `extra` on top. */
-const metadata = (extra: Record<string, unknown> = {}) => ({ client_name: 'registration test', redirect_uris: [LOOPBACK], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], ...extra })
+const metadata = (extra: Record<string, unknown> = {}) => ({
+  client_name: 'registration test',
+  redirect_uris: [LOOPBACK],
+  token_endpoint_auth_method: 'none',
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  ...extra,
+})
 
 /** Client records the broker holds. */
 async function clients(stack: BrokerStack): Promise<number> {
@@ -22,7 +37,13 @@ async function clients(stack: BrokerStack): Promise<number> {
 }
 
 /** A refusal: status, RFC 7591 error, no client_id, nothing registered. */
-async function assertRefused(stack: BrokerStack, send: () => Promise<Answer>, status: number, error: string, what: string): Promise<Answer> {
+async function assertRefused(
+  stack: BrokerStack,
+  send: () => Promise<Answer>,
+  status: number,
+  error: string,
+  what: string,
+): Promise<Answer> {
   const before = await clients(stack)
   const res = await send()
   assert.equal(res.status, status, `${what}: ${res.text}`)
@@ -34,7 +55,12 @@ async function assertRefused(stack: BrokerStack, send: () => Promise<Answer>, st
 
 /** Whether /authorize knows the client (a consent page, not the unknown-client page). */
 async function known(stack: BrokerStack, clientId: string): Promise<boolean> {
-  const res = await send(authorizeUrl(stack, authParams(stack, { clientId, redirectUri: LOOPBACK, challenge: pkce().challenge })))
+  const res = await send(
+    authorizeUrl(
+      stack,
+      authParams(stack, { clientId, redirectUri: LOOPBACK, challenge: pkce().challenge }),
+    ),
+  )
   if (res.status === 303) return true
   assert.equal(res.status, 400, res.text)
   assert.match(res.text, /invalid_client/)
@@ -44,7 +70,16 @@ async function known(stack: BrokerStack, clientId: string): Promise<boolean> {
 describe('registration bounds', () => {
   let stack: BrokerStack
   before(async () => {
-    stack = await startBrokerStack({ kind: 'entra', broker: { registration: { maxBodyBytes: MAX_BYTES, maxRedirectUris: MAX_URIS, perAddressPerMinute: 1000 } } })
+    stack = await startBrokerStack({
+      kind: 'entra',
+      broker: {
+        registration: {
+          maxBodyBytes: MAX_BYTES,
+          maxRedirectUris: MAX_URIS,
+          perAddressPerMinute: 1000,
+        },
+      },
+    })
   })
   after(() => stack.close())
 
@@ -53,11 +88,23 @@ describe('registration bounds', () => {
     const json = JSON.stringify(metadata())
     return `${json.slice(0, -1)}${' '.repeat(bytes - json.length)}}`
   }
-  const raw = (body: string | Readable, headers: Record<string, string> = {}) => async (): Promise<Answer> => {
-    const res = await request(`${stack.url}/register`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body })
-    const text = await res.body.text()
-    return { status: res.statusCode, headers: res.headers, text, json: JSON.parse(text || '{}') as Record<string, unknown>, location: undefined }
-  }
+  const raw =
+    (body: string | Readable, headers: Record<string, string> = {}) =>
+    async (): Promise<Answer> => {
+      const res = await request(`${stack.url}/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body,
+      })
+      const text = await res.body.text()
+      return {
+        status: res.statusCode,
+        headers: res.headers,
+        text,
+        json: JSON.parse(text || '{}') as Record<string, unknown>,
+        location: undefined,
+      }
+    }
 
   it(`a body of exactly maxBodyBytes (${MAX_BYTES}) → 201`, async () => {
     const res = await raw(sized(MAX_BYTES))()
@@ -81,9 +128,16 @@ describe('registration bounds', () => {
   })
 
   it(`${MAX_URIS} redirect URIs → 201; ${MAX_URIS + 1} → 400 invalid_redirect_uri`, async () => {
-    const uris = (n: number) => Array.from({ length: n }, (_, i) => `http://127.0.0.1:${43200 + i}/cb`)
+    const uris = (n: number) =>
+      Array.from({ length: n }, (_, i) => `http://127.0.0.1:${43200 + i}/cb`)
     assert.equal((await register(stack, metadata({ redirect_uris: uris(MAX_URIS) }))).status, 201)
-    await assertRefused(stack, () => register(stack, metadata({ redirect_uris: uris(MAX_URIS + 1) })), 400, 'invalid_redirect_uri', 'one URI too many')
+    await assertRefused(
+      stack,
+      () => register(stack, metadata({ redirect_uris: uris(MAX_URIS + 1) })),
+      400,
+      'invalid_redirect_uri',
+      'one URI too many',
+    )
   })
 
   describe('the default redirect URI allow-list', () => {
@@ -112,10 +166,16 @@ describe('registration bounds', () => {
     const refused: { uri: unknown; why: string }[] = [
       { uri: 'https://evil.example/cb', why: 'not on the list' },
       { uri: 'https://claude.ai/api/mcp/other', why: 'another path of a listed host' },
-      { uri: 'https://claude.ai/api/mcp/auth_callback?next=https://evil.example', why: 'a query on a listed URI' },
+      {
+        uri: 'https://claude.ai/api/mcp/auth_callback?next=https://evil.example',
+        why: 'a query on a listed URI',
+      },
       { uri: 'https://claude.ai/api/mcp/auth_callback#f', why: 'a fragment' },
       { uri: 'https://claude.ai.evil.example/api/mcp/auth_callback', why: 'a suffix host' },
-      { uri: 'https://claude.ai@evil.example/api/mcp/auth_callback', why: 'userinfo hiding the host' },
+      {
+        uri: 'https://claude.ai@evil.example/api/mcp/auth_callback',
+        why: 'userinfo hiding the host',
+      },
       { uri: 'https://CLAUDE.AI/api/mcp/auth_callback', why: 'not canonical' },
       { uri: 'https://claude.ai/api/mcp/x/../auth_callback', why: 'dot segments' },
       { uri: 'http://claude.ai/api/mcp/auth_callback', why: 'http to a listed host' },
@@ -138,36 +198,72 @@ describe('registration bounds', () => {
     ]
     for (const r of refused) {
       it(`refuses ${String(r.uri).slice(0, 60)} (${r.why}) → 400 invalid_redirect_uri`, async () => {
-        await assertRefused(stack, () => register(stack, metadata({ redirect_uris: [r.uri] })), 400, 'invalid_redirect_uri', r.why)
+        await assertRefused(
+          stack,
+          () => register(stack, metadata({ redirect_uris: [r.uri] })),
+          400,
+          'invalid_redirect_uri',
+          r.why,
+        )
       })
     }
 
-    it('refuses the broker\'s own upstream callback, with or without a query → 400 invalid_redirect_uri', async () => {
+    it("refuses the broker's own upstream callback, with or without a query → 400 invalid_redirect_uri", async () => {
       for (const uri of [`${stack.url}/oauth/callback`, `${stack.url}/oauth/callback?x=1`]) {
         // The callback is on loopback http, which the allow-list otherwise accepts.
-        await assertRefused(stack, () => register(stack, metadata({ redirect_uris: [LOOPBACK, uri] })), 400, 'invalid_redirect_uri', uri)
+        await assertRefused(
+          stack,
+          () => register(stack, metadata({ redirect_uris: [LOOPBACK, uri] })),
+          400,
+          'invalid_redirect_uri',
+          uri,
+        )
       }
     })
 
     it('refuses no redirect_uris, an empty list, a string → 400 invalid_redirect_uri', async () => {
       for (const value of [undefined, [], LOOPBACK]) {
-        await assertRefused(stack, () => register(stack, metadata({ redirect_uris: value })), 400, 'invalid_redirect_uri', JSON.stringify(value) ?? 'absent')
+        await assertRefused(
+          stack,
+          () => register(stack, metadata({ redirect_uris: value })),
+          400,
+          'invalid_redirect_uri',
+          JSON.stringify(value) ?? 'absent',
+        )
       }
     })
   })
 
   describe('other client metadata → 400 invalid_client_metadata (RFC 7591 §3.2.2)', () => {
     const cases: { name: string; extra: Record<string, unknown> }[] = [
-      { name: 'private_key_jwt at registration', extra: { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [] } } },
+      {
+        name: 'private_key_jwt at registration',
+        extra: { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [] } },
+      },
       { name: 'client_secret_jwt', extra: { token_endpoint_auth_method: 'client_secret_jwt' } },
       { name: 'an unknown auth method', extra: { token_endpoint_auth_method: 'magic' } },
-      { name: 'the client_credentials grant', extra: { grant_types: ['authorization_code', 'client_credentials'] } },
-      { name: 'the implicit grant', extra: { grant_types: ['implicit'], response_types: ['token'] } },
-      { name: 'the device grant', extra: { grant_types: ['urn:ietf:params:oauth:grant-type:device_code'] } },
+      {
+        name: 'the client_credentials grant',
+        extra: { grant_types: ['authorization_code', 'client_credentials'] },
+      },
+      {
+        name: 'the implicit grant',
+        extra: { grant_types: ['implicit'], response_types: ['token'] },
+      },
+      {
+        name: 'the device grant',
+        extra: { grant_types: ['urn:ietf:params:oauth:grant-type:device_code'] },
+      },
       { name: 'response_types token', extra: { response_types: ['code', 'token'] } },
       { name: 'a jwks_uri', extra: { jwks_uri: 'https://evil.example/jwks' } },
-      { name: 'a sector_identifier_uri', extra: { sector_identifier_uri: 'https://evil.example/s.json' } },
-      { name: 'a client_name with a bidi override', extra: { client_name: 'Claude\u202e lanigiro' } },
+      {
+        name: 'a sector_identifier_uri',
+        extra: { sector_identifier_uri: 'https://evil.example/s.json' },
+      },
+      {
+        name: 'a client_name with a bidi override',
+        extra: { client_name: 'Claude\u202e lanigiro' },
+      },
       { name: 'a client_name with a control character', extra: { client_name: 'Claude\u0007' } },
       { name: 'a client_name of 257 characters', extra: { client_name: 'x'.repeat(257) } },
       { name: 'an empty client_name', extra: { client_name: '' } },
@@ -175,7 +271,13 @@ describe('registration bounds', () => {
     ]
     for (const c of cases) {
       it(c.name, async () => {
-        await assertRefused(stack, () => register(stack, metadata(c.extra)), 400, 'invalid_client_metadata', c.name)
+        await assertRefused(
+          stack,
+          () => register(stack, metadata(c.extra)),
+          400,
+          'invalid_client_metadata',
+          c.name,
+        )
       })
     }
 
@@ -187,7 +289,11 @@ describe('registration bounds', () => {
 
     it('a body that is not JSON → 400, nothing registered', async () => {
       const before = await clients(stack)
-      const res = await send(`${stack.url}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"redirect_uris": [' })
+      const res = await send(`${stack.url}/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"redirect_uris": [',
+      })
       assert.equal(res.status, 400, res.text)
       assert.equal(res.json.client_id, undefined)
       assert.equal(await clients(stack), before)
@@ -198,13 +304,22 @@ describe('registration bounds', () => {
 describe('registrations per address', () => {
   let stack: BrokerStack
   before(async () => {
-    stack = await startBrokerStack({ kind: 'entra', broker: { registration: { perAddressPerMinute: 3 } } })
+    stack = await startBrokerStack({
+      kind: 'entra',
+      broker: { registration: { perAddressPerMinute: 3 } },
+    })
   })
   after(() => stack.close())
 
   it('the 4th in a minute from one address → 429 slow_down with Retry-After, nothing registered', async () => {
     for (let i = 0; i < 3; i++) assert.equal((await register(stack, metadata())).status, 201)
-    const res = await assertRefused(stack, () => register(stack, metadata()), 429, 'slow_down', 'over the rate')
+    const res = await assertRefused(
+      stack,
+      () => register(stack, metadata()),
+      429,
+      'slow_down',
+      'over the rate',
+    )
     assert.match(String(res.headers['retry-after']), /^\d+$/)
     // Refused registrations count too: hammering does not get through.
     await assertRefused(stack, () => register(stack, metadata()), 429, 'slow_down', 'still over')
@@ -215,23 +330,40 @@ describe('clients in all, and unused registrations', () => {
   const UNUSED_S = 60
   let stack: BrokerStack
   before(async () => {
-    stack = await startBrokerStack({ kind: 'entra', broker: { registration: { maxClients: 2, unusedTtl: UNUSED_S, perAddressPerMinute: 1000 } } })
+    stack = await startBrokerStack({
+      kind: 'entra',
+      broker: { registration: { maxClients: 2, unusedTtl: UNUSED_S, perAddressPerMinute: 1000 } },
+    })
   })
   after(() => stack.close())
 
   it('maxClients reached → 429 too_many_clients; unused ones expire and are forgotten, a used one lives on, and the room they leave is usable', async () => {
     const unused = String((await register(stack, metadata())).json.client_id)
     const used = String((await register(stack, metadata())).json.client_id)
-    const res = await assertRefused(stack, () => register(stack, metadata()), 429, 'too_many_clients', 'at the cap')
+    const res = await assertRefused(
+      stack,
+      () => register(stack, metadata()),
+      429,
+      'too_many_clients',
+      'at the cap',
+    )
     assert.match(String(res.headers['retry-after']), /^\d+$/)
 
     // The store's clock, not a sleep: most of the unused time passes, one client is used, the rest passes.
     stack.store.advance((UNUSED_S - 20) * 1000)
     assert.equal(await known(stack, used), true, 'used before it expired')
     stack.store.advance(30 * 1000)
-    assert.equal((await stack.store.keys(`oidc:Client:${unused}`)).length, 0, 'the unused record is gone')
+    assert.equal(
+      (await stack.store.keys(`oidc:Client:${unused}`)).length,
+      0,
+      'the unused record is gone',
+    )
     assert.equal(await known(stack, unused), false, 'the unused client is forgotten at /authorize')
-    const t = await token(stack, { grant_type: 'refresh_token', refresh_token: 'x', client_id: unused })
+    const t = await token(stack, {
+      grant_type: 'refresh_token',
+      refresh_token: 'x',
+      client_id: unused,
+    })
     assert.equal(t.status, 401, t.text)
     assert.equal(t.json.error, 'invalid_client', 'and at /token')
     assert.equal(await known(stack, used), true, 'the used client lives on')
@@ -248,7 +380,13 @@ describe('clients in all, and unused registrations', () => {
     const b = await register(stack, metadata())
     assert.equal(a.status, 201, a.text)
     assert.equal(b.status, 201, b.text)
-    await assertRefused(stack, () => register(stack, metadata()), 429, 'too_many_clients', 'at the cap')
+    await assertRefused(
+      stack,
+      () => register(stack, metadata()),
+      429,
+      'too_many_clients',
+      'at the cap',
+    )
     stack.store.advance((UNUSED_S + 1) * 1000)
     const c = await register(stack, metadata())
     assert.equal(c.status, 201, `abandoned registrations must not hold the cap forever: ${c.text}`)

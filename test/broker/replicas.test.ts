@@ -16,7 +16,12 @@ import { decodeJwt } from 'jose'
 import { request } from 'undici'
 import { ConfigError } from '../../gateway/config/errors.js'
 import { brokerLogin, type Choices, type Visit } from '../helpers/broker-browser.js'
-import { REPLICA_HEADER, startBrokerReplicas, type BrokerReplicas, type ReplicaName } from '../helpers/broker-replicas.js'
+import {
+  REPLICA_HEADER,
+  startBrokerReplicas,
+  type BrokerReplicas,
+  type ReplicaName,
+} from '../helpers/broker-replicas.js'
 import { REDIRECT } from '../helpers/oauth-provider.js'
 import { NO_REDIS } from '../helpers/redis.js'
 
@@ -24,12 +29,24 @@ let s: BrokerReplicas
 const notes = () => `${s.publicUrl}/mcp/notes`
 
 /** A request to the public URL that the router sends to replica `via`. */
-async function call(via: ReplicaName, path: string, o: { form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {}) {
-  const body = o.form ? new URLSearchParams(o.form).toString() : o.json === undefined ? undefined : JSON.stringify(o.json)
+async function call(
+  via: ReplicaName,
+  path: string,
+  o: { form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {},
+) {
+  const body = o.form
+    ? new URLSearchParams(o.form).toString()
+    : o.json === undefined
+      ? undefined
+      : JSON.stringify(o.json)
   const type = o.form ? 'application/x-www-form-urlencoded' : 'application/json'
   const res = await request(`${s.publicUrl}${path}`, {
     method: body === undefined ? 'GET' : 'POST',
-    headers: { [REPLICA_HEADER]: via, ...(body === undefined ? {} : { 'content-type': type }), ...o.headers },
+    headers: {
+      [REPLICA_HEADER]: via,
+      ...(body === undefined ? {} : { 'content-type': type }),
+      ...o.headers,
+    },
     body,
   })
   const text = await res.body.text()
@@ -53,9 +70,20 @@ interface TestClient {
  * RFC 7591 registration of a public client at replica `via`: native (a loopback redirect, as
  * MCP Inspector or a desktop app), or web (a hosted client's https callback).
  */
-async function register(via: ReplicaName, o: { name?: string; web?: boolean } = {}): Promise<TestClient> {
+async function register(
+  via: ReplicaName,
+  o: { name?: string; web?: boolean } = {},
+): Promise<TestClient> {
   const redirect = o.web ? WEB_REDIRECT : REDIRECT
-  const res = await call(via, '/register', { json: { client_name: o.name ?? 'replica test client', redirect_uris: [redirect], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] } })
+  const res = await call(via, '/register', {
+    json: {
+      client_name: o.name ?? 'replica test client',
+      redirect_uris: [redirect],
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+    },
+  })
   assert.equal(res.status, 201, res.text)
   return { id: res.json.client_id!, redirect }
 }
@@ -64,16 +92,32 @@ async function register(via: ReplicaName, o: { name?: string; web?: boolean } = 
  * A browser's trip from the authorization request to the client's redirect URI, every request
  * of it routed as `mode` says; returns the code, its verifier and the pages seen.
  */
-async function authorize(o: { client: TestClient; mode: ReplicaName | 'alternate'; jar: Map<string, string>; choices?: Choices; scope?: string }) {
+async function authorize(o: {
+  client: TestClient
+  mode: ReplicaName | 'alternate'
+  jar: Map<string, string>
+  choices?: Choices
+  scope?: string
+}) {
   const verifier = randomBytes(32).toString('base64url')
   const state = randomBytes(16).toString('base64url')
   const url = new URL(`${s.publicUrl}/authorize`)
   url.search = new URLSearchParams({
-    response_type: 'code', client_id: o.client.id, redirect_uri: o.client.redirect, scope: o.scope ?? 'mcp:read', resource: notes(), state,
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'), code_challenge_method: 'S256',
+    response_type: 'code',
+    client_id: o.client.id,
+    redirect_uri: o.client.redirect,
+    scope: o.scope ?? 'mcp:read',
+    resource: notes(),
+    state,
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
   }).toString()
   s.router.mode = o.mode
-  const { callback, visits } = await brokerLogin(url.href, { redirectUri: o.client.redirect, choices: o.choices ?? { consent: 'allow' }, jar: o.jar })
+  const { callback, visits } = await brokerLogin(url.href, {
+    redirectUri: o.client.redirect,
+    choices: o.choices ?? { consent: 'allow' },
+    jar: o.jar,
+  })
   assert.equal(callback.searchParams.get('state'), state)
   assert.equal(callback.searchParams.get('iss'), s.publicUrl)
   const code = callback.searchParams.get('code')
@@ -82,11 +126,22 @@ async function authorize(o: { client: TestClient; mode: ReplicaName | 'alternate
 }
 
 async function exchange(via: ReplicaName, client: TestClient, code: string, verifier: string) {
-  return call(via, '/token', { form: { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: client.redirect, client_id: client.id, resource: notes() } })
+  return call(via, '/token', {
+    form: {
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      redirect_uri: client.redirect,
+      client_id: client.id,
+      resource: notes(),
+    },
+  })
 }
 
 async function refresh(via: ReplicaName, client: TestClient, refreshToken: string) {
-  return call(via, '/token', { form: { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: client.id } })
+  return call(via, '/token', {
+    form: { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: client.id },
+  })
 }
 
 /** A user logged in through A (every request of the login on A), the code exchanged at B. */
@@ -100,7 +155,16 @@ async function loggedIn(client: TestClient, jar = new Map<string, string>()) {
 /** An MCP initialize at replica `via`: its status and the session id (`<replicaId>.…`). */
 async function initialize(via: ReplicaName, token: string) {
   const res = await call(via, '/mcp/notes', {
-    json: { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'replicas', version: '0' } } },
+    json: {
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-11-25',
+        capabilities: {},
+        clientInfo: { name: 'replicas', version: '0' },
+      },
+    },
     headers: { authorization: `Bearer ${token}`, accept: 'application/json, text/event-stream' },
   })
   return { status: res.status, session: String(res.headers['mcp-session-id'] ?? '') }
@@ -122,7 +186,12 @@ async function keys(): Promise<{ key: string; type: string; ttl: number; values:
     for await (const batch of client.scanIterator({ MATCH: `${s.keyPrefix}*`, COUNT: 1000 })) {
       for (const key of [batch].flat() as string[]) {
         const type = await client.type(key)
-        const values = type === 'set' ? await client.sMembers(key) : type === 'string' ? [String(await client.get(key))] : []
+        const values =
+          type === 'set'
+            ? await client.sMembers(key)
+            : type === 'string'
+              ? [String(await client.get(key))]
+              : []
         out.push({ key: key.slice(s.keyPrefix.length), type, ttl: await client.pTTL(key), values })
       }
     }
@@ -162,7 +231,10 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
     const { code, verifier, visits } = await authorize({ client, mode: 'a', jar: new Map() })
     assert.equal(s.router.hits.b, bHits, 'every request of the login went to A')
     assert.equal(s.idp.counts.token, upstreamLogins + 1, 'one upstream login')
-    assert.ok(visits.some((v) => v.html.includes('Allow')), 'the consent page was shown')
+    assert.ok(
+      visits.some((v) => v.html.includes('Allow')),
+      'the consent page was shown',
+    )
     const res = await exchange('b', client, code, verifier)
     assert.equal(res.status, 200, res.text)
     assert.ok(res.json.refresh_token)
@@ -177,7 +249,11 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
     for (const via of ['a', 'b'] as const) {
       const mcp = await initialize(via, res.json.access_token!)
       assert.equal(mcp.status, 200, via)
-      assert.match(mcp.session, new RegExp(`^${via}\\.`), 'the session lives on the replica that answered')
+      assert.match(
+        mcp.session,
+        new RegExp(`^${via}\\.`),
+        'the session lives on the replica that answered',
+      )
     }
   })
 
@@ -190,8 +266,16 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
     const atA = await refresh('a', client, atB.json.refresh_token!)
     assert.equal(atA.status, 200, atA.text)
     assert.notEqual(atA.json.refresh_token, atB.json.refresh_token)
-    assert.equal((await initialize('b', atA.json.access_token!)).status, 200, 'B verifies what A signed')
-    assert.equal((await initialize('a', atB.json.access_token!)).status, 200, 'A verifies what B signed')
+    assert.equal(
+      (await initialize('b', atA.json.access_token!)).status,
+      200,
+      'B verifies what A signed',
+    )
+    assert.equal(
+      (await initialize('a', atB.json.access_token!)).status,
+      200,
+      'A verifies what B signed',
+    )
   })
 
   it('a refresh token reused at A after B rotated it: invalid_grant, and the grant is revoked on both', async () => {
@@ -226,7 +310,11 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
       // The reuse ended the grant: the winner's new refresh token is worth nothing, anywhere.
       for (const via of ['a', 'b'] as const) {
         const res = await refresh(via, client, won.json.refresh_token!)
-        assert.equal(res.status, 400, `round ${round}: the winner's refresh token at ${via}: ${res.text}`)
+        assert.equal(
+          res.status,
+          400,
+          `round ${round}: the winner's refresh token at ${via}: ${res.text}`,
+        )
       }
       assert.equal(await grantExists(grantId), false, `round ${round}: the grant is gone`)
       // The next round: a new grant from the same browser (its session is still good).
@@ -242,8 +330,15 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
     const jar = new Map<string, string>()
     for (let round = 0; round < 6; round++) {
       const { code, verifier } = await authorize({ client, mode: round % 2 === 0 ? 'a' : 'b', jar })
-      const [a, b] = await Promise.all([exchange('a', client, code, verifier), exchange('b', client, code, verifier)])
-      assert.deepEqual([a.status, b.status].sort(), [200, 400], `round ${round}: ${a.text} | ${b.text}`)
+      const [a, b] = await Promise.all([
+        exchange('a', client, code, verifier),
+        exchange('b', client, code, verifier),
+      ])
+      assert.deepEqual(
+        [a.status, b.status].sort(),
+        [200, 400],
+        `round ${round}: ${a.text} | ${b.text}`,
+      )
       const won = a.status === 200 ? a : b
       assert.equal((a.status === 200 ? b : a).json.error, 'invalid_grant')
       // RFC 6749 §4.1.2: tokens issued from a code used twice are revoked.
@@ -286,7 +381,11 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
   it('a login whose every request goes to the other replica than the one before still completes', async () => {
     const client = await register('b')
     const hits = { ...s.router.hits }
-    const { code, verifier, visits } = await authorize({ client, mode: 'alternate', jar: new Map() })
+    const { code, verifier, visits } = await authorize({
+      client,
+      mode: 'alternate',
+      jar: new Map(),
+    })
     assert.ok(visits.length >= 6, 'consent, upstream and back: several hops')
     assert.ok(s.router.hits.a - hits.a >= 3 && s.router.hits.b - hits.b >= 3, 'on both replicas')
     const res = await exchange('a', client, code, verifier)
@@ -299,7 +398,9 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
     const client = await register('a')
     await loggedIn(client)
     assert.ok(upstream, 'the upstream token response was seen')
-    const secrets = ['access_token', 'refresh_token', 'id_token'].map((k) => upstream![k]).filter((v): v is string => typeof v === 'string')
+    const secrets = ['access_token', 'refresh_token', 'id_token']
+      .map((k) => upstream![k])
+      .filter((v): v is string => typeof v === 'string')
     assert.ok(secrets.length >= 2)
     const all = await keys()
     const sealed = all.find((k) => k.key === 'broker:upstream:00000000-0000-0000-0000-00000000a11c')
@@ -307,10 +408,16 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
     assert.match(sealed.values[0]!, /^s1\.k1\./, 'sealed with the configured key')
     for (const k of all) {
       for (const secret of secrets) {
-        assert.ok(!k.key.includes(secret) && !k.values.some((v) => v.includes(secret)), `${k.key} holds an upstream token in plaintext`)
+        assert.ok(
+          !k.key.includes(secret) && !k.values.some((v) => v.includes(secret)),
+          `${k.key} holds an upstream token in plaintext`,
+        )
         // Not even a part long enough to be a signature or a token body.
         for (const part of secret.split('.').filter((p) => p.length >= 16)) {
-          assert.ok(!k.values.some((v) => v.includes(part)), `${k.key} holds part of an upstream token`)
+          assert.ok(
+            !k.values.some((v) => v.includes(part)),
+            `${k.key} holds part of an upstream token`,
+          )
         }
       }
     }
@@ -321,7 +428,9 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
     assert.equal(rotated.status, 200, rotated.text)
     const now = await keys()
     for (const token of [rt, rotated.json.refresh_token!]) {
-      const holders = now.filter((k) => k.key.includes(token) || k.values.some((v) => v.includes(token))).map((k) => k.key.replace(token, '<token>'))
+      const holders = now
+        .filter((k) => k.key.includes(token) || k.values.some((v) => v.includes(token)))
+        .map((k) => k.key.replace(token, '<token>'))
       assert.deepEqual(holders, [], 'keys naming or holding a refresh token')
     }
     const forever = all.filter((k) => k.ttl < 0).map((k) => k.key)
@@ -349,7 +458,8 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
     }
     const res = await refresh('b', client, rt)
     assert.equal(res.status, 200, res.text)
-    for (const r of Object.values(s.replicas)) assert.ok(!r.logLines.some((l) => l.includes(rt)), `${r.id} logged the refresh token`)
+    for (const r of Object.values(s.replicas))
+      assert.ok(!r.logLines.some((l) => l.includes(rt)), `${r.id} logged the refresh token`)
   })
 
   it('Redis not answering (paused): the refresh fails after the command timeout and consumes nothing; after it resumes it works', async () => {
@@ -369,7 +479,9 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
   })
 })
 
-describe('upstream re-checks at every refresh, on both replicas at once', { skip: NO_REDIS }, () => {
+describe('upstream re-checks at every refresh, on both replicas at once', {
+  skip: NO_REDIS,
+}, () => {
   before(async () => {
     s = await startBrokerReplicas({ upstream: { recheckInterval: 0 } })
   })
@@ -394,7 +506,11 @@ describe('upstream re-checks at every refresh, on both replicas at once', { skip
       one = a.json.refresh_token!
       two = b.json.refresh_token!
     }
-    assert.equal(s.idp.counts.token - before, 2 * rounds, 'one upstream refresh per refresh, none refused')
+    assert.equal(
+      s.idp.counts.token - before,
+      2 * rounds,
+      'one upstream refresh per refresh, none refused',
+    )
   })
 })
 
@@ -407,7 +523,9 @@ describe('the client cap, counted in Redis by both replicas', { skip: NO_REDIS }
   it('the cap holds across replicas, and clients that expired unused no longer count', async () => {
     await register('a')
     await register('b')
-    const full = await call('b', '/register', { json: { client_name: 'third', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' } })
+    const full = await call('b', '/register', {
+      json: { client_name: 'third', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' },
+    })
     assert.equal(full.status, 429, full.text)
     assert.equal(full.json.error, 'too_many_clients')
     // Both registrations expire unused, as after registration.unusedTtl: Redis deletes a key
@@ -420,7 +538,9 @@ describe('the client cap, counted in Redis by both replicas', { skip: NO_REDIS }
     } finally {
       client.destroy()
     }
-    const again = await call('a', '/register', { json: { client_name: 'third', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' } })
+    const again = await call('a', '/register', {
+      json: { client_name: 'third', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' },
+    })
     assert.equal(again.status, 201, again.text)
     const index = (await keys()).find((k) => k.key === 'broker:clients')!
     assert.deepEqual(index.values, [again.json.client_id], 'the index holds only the live client')
@@ -433,10 +553,30 @@ describe('a Redis store without shared keys', { skip: NO_REDIS }, () => {
   })
   after(() => s?.close())
 
-  const cases: { name: string; edit: (raw: Record<string, any>) => void; path: RegExp; message: RegExp }[] = [
-    { name: 'no signing keys', edit: (r) => delete r.auth.broker.signingKeys, path: /auth\.broker\.signingKeys/, message: /shared store/ },
-    { name: 'no cookie keys', edit: (r) => delete r.auth.broker.cookieKeys, path: /auth\.broker\.cookieKeys/, message: /shared store/ },
-    { name: 'no sealing keys', edit: (r) => delete r.secrets, path: /secrets/, message: /shared store/ },
+  const cases: {
+    name: string
+    edit: (raw: Record<string, any>) => void
+    path: RegExp
+    message: RegExp
+  }[] = [
+    {
+      name: 'no signing keys',
+      edit: (r) => delete r.auth.broker.signingKeys,
+      path: /auth\.broker\.signingKeys/,
+      message: /shared store/,
+    },
+    {
+      name: 'no cookie keys',
+      edit: (r) => delete r.auth.broker.cookieKeys,
+      path: /auth\.broker\.cookieKeys/,
+      message: /shared store/,
+    },
+    {
+      name: 'no sealing keys',
+      edit: (r) => delete r.secrets,
+      path: /secrets/,
+      message: /shared store/,
+    },
     {
       name: 'none of them',
       edit: (r) => {

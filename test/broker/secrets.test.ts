@@ -24,14 +24,21 @@ before(async () => {
   // The upstream's token responses, seen on their way to the gateway (unchanged).
   const watch = () => {
     stack.idp.knobs.tamperToken = (body) => {
-      for (const k of ['access_token', 'refresh_token', 'id_token']) keep(upstream, `upstream ${k}`, body[k])
+      for (const k of ['access_token', 'refresh_token', 'id_token'])
+        keep(upstream, `upstream ${k}`, body[k])
       watch()
       return body
     }
   }
   watch()
 
-  const reg = await register(stack, { client_name: 'confidential', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'client_secret_post', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] })
+  const reg = await register(stack, {
+    client_name: 'confidential',
+    redirect_uris: [REDIRECT],
+    token_endpoint_auth_method: 'client_secret_post',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+  })
   assert.equal(reg.status, 201, reg.text)
   const clientId = String(reg.json.client_id)
   const clientSecret = String(reg.json.client_secret)
@@ -43,7 +50,8 @@ before(async () => {
     keep(secrets, 'code', l.callback.searchParams.get('code'))
     for (const v of l.visits) {
       const u = new URL(v.url)
-      if (u.pathname === '/oauth/callback') keep(secrets, 'upstream code', u.searchParams.get('code'))
+      if (u.pathname === '/oauth/callback')
+        keep(secrets, 'upstream code', u.searchParams.get('code'))
       if (u.pathname.endsWith('/finish')) keep(secrets, 'finish token', u.searchParams.get('t'))
     }
     const t = await exchange(stack, l, { clientId, redirectUri: REDIRECT }, creds)
@@ -53,27 +61,54 @@ before(async () => {
     assert.equal(await useAt(stack, 'notes', String(t.json.access_token)), 200)
     assert.equal(await useAt(stack, 'echo', String(t.json.access_token)), 401)
     // A rotated refresh token, then a reused one or a revoked one, then a replayed code.
-    const r = await refresh(stack, String(t.json.refresh_token), clientId, { client_secret: clientSecret })
+    const r = await refresh(stack, String(t.json.refresh_token), clientId, {
+      client_secret: clientSecret,
+    })
     assert.equal(r.status, 200, r.text)
     keep(secrets, 'access token', r.json.access_token)
     keep(secrets, 'refresh token', r.json.refresh_token)
     if (round === 0) {
-      assert.equal((await refresh(stack, String(t.json.refresh_token), clientId, { client_secret: clientSecret })).status, 400)
+      assert.equal(
+        (
+          await refresh(stack, String(t.json.refresh_token), clientId, {
+            client_secret: clientSecret,
+          })
+        ).status,
+        400,
+      )
     } else {
-      const res = await send(`${stack.url}/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: String(r.json.refresh_token), ...creds }).toString() })
+      const res = await send(`${stack.url}/revoke`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: String(r.json.refresh_token), ...creds }).toString(),
+      })
       assert.equal(res.status, 200, res.text)
-      assert.equal((await refresh(stack, String(r.json.refresh_token), clientId, { client_secret: clientSecret })).status, 400)
+      assert.equal(
+        (
+          await refresh(stack, String(r.json.refresh_token), clientId, {
+            client_secret: clientSecret,
+          })
+        ).status,
+        400,
+      )
     }
     assert.equal((await exchange(stack, l, { clientId, redirectUri: REDIRECT }, creds)).status, 400)
   }
   // A refused client authentication, and an upstream refusal at re-check.
-  assert.equal((await refresh(stack, 'x'.repeat(43), clientId, { client_secret: `${clientSecret}x` })).status, 401)
+  assert.equal(
+    (await refresh(stack, 'x'.repeat(43), clientId, { client_secret: `${clientSecret}x` })).status,
+    401,
+  )
   const l = await login(stack, { clientId, redirectUri: REDIRECT })
   const t = await exchange(stack, l, { clientId, redirectUri: REDIRECT }, creds)
   keep(secrets, 'refresh token', t.json.refresh_token)
   keep(secrets, 'access token', t.json.access_token)
   stack.idp.disable('alice-pairwise-sub')
-  assert.equal((await refresh(stack, String(t.json.refresh_token), clientId, { client_secret: clientSecret })).status, 400)
+  assert.equal(
+    (await refresh(stack, String(t.json.refresh_token), clientId, { client_secret: clientSecret }))
+      .status,
+    400,
+  )
   assert.ok(upstream.size >= 6, `upstream tokens seen: ${upstream.size}`)
 })
 after(() => stack.close())
@@ -82,10 +117,22 @@ describe('secrets at rest and in logs', () => {
   it('no upstream token is in the store in plaintext, in any key or value', async () => {
     // Log in once more so a live account with sealed tokens is held.
     stack.idp.reset()
-    const clientId = String((await register(stack, { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] })).json.client_id)
+    const clientId = String(
+      (
+        await register(stack, {
+          redirect_uris: [REDIRECT],
+          token_endpoint_auth_method: 'none',
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+        })
+      ).json.client_id,
+    )
     await login(stack, { clientId, redirectUri: REDIRECT })
     const held = await stack.store.dump()
-    assert.ok([...held.keys()].some((k) => k.startsWith('broker:upstream:')), 'sealed upstream tokens are held')
+    assert.ok(
+      [...held.keys()].some((k) => k.startsWith('broker:upstream:')),
+      'sealed upstream tokens are held',
+    )
     for (const [key, value] of held) {
       for (const [what, secret] of upstream) {
         assert.equal(key.includes(secret), false, `${what} in the key ${key}`)

@@ -28,8 +28,21 @@ before(async () => {
   writeFileSync(caFile, ca.ca)
   idp = await startKeycloakLike({
     realm: 'mcp',
-    client: { clientId: 'mcp-edge-broker', secret: 'kc-secret-0123456789', redirectUri: UPSTREAM_CALLBACK, scopes: ['basic', 'profile'] },
-    users: [{ id: 'demo-id', claims: { preferred_username: 'demo', realm_access: { roles: ['mcp-user', 'default-roles-mcp'] } } }],
+    client: {
+      clientId: 'mcp-edge-broker',
+      secret: 'kc-secret-0123456789',
+      redirectUri: UPSTREAM_CALLBACK,
+      scopes: ['basic', 'profile'],
+    },
+    users: [
+      {
+        id: 'demo-id',
+        claims: {
+          preferred_username: 'demo',
+          realm_access: { roles: ['mcp-user', 'default-roles-mcp'] },
+        },
+      },
+    ],
     tls: { cert: ca.cert, key: ca.key },
     publicOrigin: (port) => `https://idp.invalid:${port}`,
   })
@@ -46,12 +59,17 @@ after(async () => {
 function causeCode(err: unknown): string | undefined {
   for (let e = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
     const code = (e as { code?: unknown }).code
-    if (typeof code === 'string' && !code.startsWith('upstream_') && code !== 'UND_ERR_CONNECT') return code
+    if (typeof code === 'string' && !code.startsWith('upstream_') && code !== 'UND_ERR_CONNECT')
+      return code
   }
   return undefined
 }
 
-const kc = (over: Partial<UpstreamConfig>) => ({ roleClaims: ['realm_access.roles'], scopes: ['openid', 'profile'], ...over })
+const kc = (over: Partial<UpstreamConfig>) => ({
+  roleClaims: ['realm_access.roles'],
+  scopes: ['openid', 'profile'],
+  ...over,
+})
 
 describe('upstream.connectTo with upstream.caFile', () => {
   it('discovers, signs in and reads roles through the override, TLS checked against the URL name', async () => {
@@ -71,11 +89,23 @@ describe('upstream.connectTo with upstream.caFile', () => {
   })
 
   const unreachable = [
-    { name: 'without connectTo the public name resolves nowhere', over: () => ({ caFile }), cause: /^(ENOTFOUND|EAI_AGAIN)$/ },
-    { name: 'without caFile the private CA is not trusted', over: () => ({ connectTo: '127.0.0.1' }), cause: /^UNABLE_TO_(GET_ISSUER_CERT_LOCALLY|VERIFY_LEAF_SIGNATURE)$/ },
+    {
+      name: 'without connectTo the public name resolves nowhere',
+      over: () => ({ caFile }),
+      cause: /^(ENOTFOUND|EAI_AGAIN)$/,
+    },
+    {
+      name: 'without caFile the private CA is not trusted',
+      over: () => ({ connectTo: '127.0.0.1' }),
+      cause: /^UNABLE_TO_(GET_ISSUER_CERT_LOCALLY|VERIFY_LEAF_SIGNATURE)$/,
+    },
     {
       name: 'a URL naming another host fails TLS, although the connection reaches the fixture',
-      over: () => ({ connectTo: '127.0.0.1', caFile, issuer: `https://other.invalid:${new URL(idp.issuer).port}/realms/mcp` }),
+      over: () => ({
+        connectTo: '127.0.0.1',
+        caFile,
+        issuer: `https://other.invalid:${new URL(idp.issuer).port}/realms/mcp`,
+      }),
       cause: /^ERR_TLS_CERT_ALTNAME_INVALID$/,
     },
   ]
@@ -100,13 +130,31 @@ describe('upstream.connectTo with upstream.caFile', () => {
 
 describe('upstream.connectTo and caFile are checked at start-up', () => {
   const base: UpstreamConfig = {
-    issuer: 'https://login.example/realms/mcp', clientId: 'gw', clientSecret: { env: 'S' },
-    authorizeParams: {}, sendResource: false, subjectClaim: 'sub', roleClaims: ['roles'], roleMap: {},
-    recheckInterval: 900, timeout: 5000, ...UPSTREAM_LIMITS,
+    issuer: 'https://login.example/realms/mcp',
+    clientId: 'gw',
+    clientSecret: { env: 'S' },
+    authorizeParams: {},
+    sendResource: false,
+    subjectClaim: 'sub',
+    roleClaims: ['roles'],
+    roleMap: {},
+    recheckInterval: 900,
+    timeout: 5000,
+    ...UPSTREAM_LIMITS,
   }
   const cases = [
-    { name: 'a caFile that does not exist', over: { caFile: '/nonexistent/ca.crt' }, paths: [`${P}.caFile`], says: /ENOENT/ },
-    { name: 'a caFile without a certificate', over: { caFile: 'NOT-PEM' }, paths: [`${P}.caFile`], says: /no PEM certificate/ },
+    {
+      name: 'a caFile that does not exist',
+      over: { caFile: '/nonexistent/ca.crt' },
+      paths: [`${P}.caFile`],
+      says: /ENOENT/,
+    },
+    {
+      name: 'a caFile without a certificate',
+      over: { caFile: 'NOT-PEM' },
+      paths: [`${P}.caFile`],
+      says: /no PEM certificate/,
+    },
     {
       name: 'a loopback http issuer connected to another host (the secret would leave in clear)',
       over: { issuer: 'http://127.0.0.1:8090/realms/mcp', connectTo: 'keycloak' },
@@ -116,18 +164,28 @@ describe('upstream.connectTo and caFile are checked at start-up', () => {
   ]
   for (const c of cases) {
     it(`refuses ${c.name}`, async () => {
-      const over = c.over.caFile === 'NOT-PEM' ? { ...c.over, caFile: join(dir, 'not.pem') } : c.over
+      const over =
+        c.over.caFile === 'NOT-PEM' ? { ...c.over, caFile: join(dir, 'not.pem') } : c.over
       writeFileSync(join(dir, 'not.pem'), 'hello\n')
-      await assert.rejects(createUpstream({ ...base, ...over }, {
-        redirectUri: 'https://gw.example/oauth/callback',
-        readSecret: () => 'secret-value-1234',
-        log: pino({ level: 'silent' }),
-      }), (err: unknown) => {
-        assert.ok(err instanceof ConfigError, String(err))
-        assert.deepEqual(err.problems.map((p) => p.path), c.paths)
-        assert.match(err.message, c.says)
-        return true
-      })
+      await assert.rejects(
+        createUpstream(
+          { ...base, ...over },
+          {
+            redirectUri: 'https://gw.example/oauth/callback',
+            readSecret: () => 'secret-value-1234',
+            log: pino({ level: 'silent' }),
+          },
+        ),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError, String(err))
+          assert.deepEqual(
+            err.problems.map((p) => p.path),
+            c.paths,
+          )
+          assert.match(err.message, c.says)
+          return true
+        },
+      )
     })
   }
 })

@@ -3,13 +3,26 @@ import { after, afterEach, before, describe, it } from 'node:test'
 import type { UpstreamConfig } from '../../gateway/broker/upstream.js'
 import { connect, rejectsUpstream, signIn } from '../helpers/upstream-client.js'
 import {
-  ENTRA_GROUPS, startEntraLike, startGoogleLike, startPlainOAuth, type UpstreamIdp,
+  ENTRA_GROUPS,
+  startEntraLike,
+  startGoogleLike,
+  startPlainOAuth,
+  type UpstreamIdp,
 } from '../helpers/upstream-idp.js'
 
-const ENTRA: Partial<UpstreamConfig> = { subjectClaim: 'oid', roleMap: { [ENTRA_GROUPS.developers]: ['mcp-developer'] } }
+const ENTRA: Partial<UpstreamConfig> = {
+  subjectClaim: 'oid',
+  roleMap: { [ENTRA_GROUPS.developers]: ['mcp-developer'] },
+}
 const ALICE = { id: 'alice-pairwise-sub', oid: '00000000-0000-0000-0000-00000000a11c' }
-const OFFLINE: Partial<UpstreamConfig> = { authorizeParams: { access_type: 'offline', prompt: 'consent' } }
-const GITHUB: Partial<UpstreamConfig> = { subjectClaim: 'id', roleClaims: ['teams'], roleMap: { 'acme/mcp-admins': ['mcp-admin'] } }
+const OFFLINE: Partial<UpstreamConfig> = {
+  authorizeParams: { access_type: 'offline', prompt: 'consent' },
+}
+const GITHUB: Partial<UpstreamConfig> = {
+  subjectClaim: 'id',
+  roleClaims: ['teams'],
+  roleMap: { 'acme/mcp-admins': ['mcp-admin'] },
+}
 
 describe('upstream re-check at refresh', () => {
   const idps: Record<'entra' | 'google' | 'github' | 'githubApp', UpstreamIdp> = {} as never
@@ -30,10 +43,17 @@ describe('upstream re-check at refresh', () => {
     const up = await connect(idps.entra, 'jwt', ENTRA)
     t.after(() => up.close())
     const first = await signIn(up, idps.entra)
-    idps.entra.updateUser(ALICE.id, { oid: ALICE.oid, email: 'alice@contoso.example', roles: ['MCP.Admin'], groups: [] })
+    idps.entra.updateUser(ALICE.id, {
+      oid: ALICE.oid,
+      email: 'alice@contoso.example',
+      roles: ['MCP.Admin'],
+      groups: [],
+    })
     const second = await up.refresh(first.tokens)
-    assert.deepEqual({ subject: second.subject, roles: second.roles, email: second.email },
-      { subject: ALICE.oid, roles: ['MCP.Admin'], email: 'alice@contoso.example' })
+    assert.deepEqual(
+      { subject: second.subject, roles: second.roles, email: second.email },
+      { subject: ALICE.oid, roles: ['MCP.Admin'], email: 'alice@contoso.example' },
+    )
     assert.notEqual(second.tokens.refreshToken, first.tokens.refreshToken)
     assert.notEqual(second.tokens.idToken, first.tokens.idToken)
     assert.notEqual(second.tokens.accessToken, first.tokens.accessToken)
@@ -57,7 +77,11 @@ describe('upstream re-check at refresh', () => {
   }
 
   const outages: { name: string; over?: Partial<UpstreamConfig>; act(idp: UpstreamIdp): void }[] = [
-    { name: 'a token endpoint slower than the timeout', over: { timeout: 500 }, act: (idp) => void (idp.knobs.tokenDelayMs = 60_000) },
+    {
+      name: 'a token endpoint slower than the timeout',
+      over: { timeout: 500 },
+      act: (idp) => void (idp.knobs.tokenDelayMs = 60_000),
+    },
     { name: 'an IdP answering 503', act: (idp) => void (idp.knobs.down = true) },
   ]
   for (const o of outages) {
@@ -84,7 +108,11 @@ describe('upstream re-check at refresh', () => {
     t.after(() => up.close())
     const { tokens } = await signIn(up, idps.entra)
     idps.entra.knobs.tamperToken = async (body) => ({
-      ...body, id_token: await idps.entra.forgeIdToken(String(body.id_token), (c) => (c.sub = 'bob-pairwise-sub')),
+      ...body,
+      id_token: await idps.entra.forgeIdToken(
+        String(body.id_token),
+        (c) => (c.sub = 'bob-pairwise-sub'),
+      ),
     })
     await rejectsUpstream(up.refresh(tokens), 'upstream_invalid_response')
   })
@@ -105,7 +133,10 @@ describe('upstream re-check at refresh', () => {
     const first = await signIn(up, idps.google)
     assert.equal(first.tokens.refreshToken, undefined)
     const second = await up.refresh(first.tokens)
-    assert.deepEqual([second.subject, second.email, second.tokens], [first.subject, first.email, first.tokens])
+    assert.deepEqual(
+      [second.subject, second.email, second.tokens],
+      [first.subject, first.email, first.tokens],
+    )
     await idps.google.revoke(first.subject)
     await rejectsUpstream(up.refresh(first.tokens), 'upstream_revoked')
   })
@@ -115,7 +146,12 @@ describe('upstream re-check at refresh', () => {
     t.after(() => up.close())
     const first = await signIn(up, idps.github)
     assert.deepEqual(first.roles, ['acme/mcp-admins', 'mcp-admin'])
-    idps.github.updateUser('octocat', { id: 123, login: 'octocat', email: 'octocat@github.example', teams: ['acme/readers'] })
+    idps.github.updateUser('octocat', {
+      id: 123,
+      login: 'octocat',
+      email: 'octocat@github.example',
+      teams: ['acme/readers'],
+    })
     const second = await up.refresh(first.tokens)
     assert.deepEqual([second.subject, second.roles], ['123', ['acme/readers']])
     idps.github.disable('octocat')

@@ -2,7 +2,12 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, afterEach, before, describe, it } from 'node:test'
-import type { Upstream, UpstreamConfig, UpstreamOptions, UpstreamTx } from '../../gateway/broker/upstream.js'
+import type {
+  Upstream,
+  UpstreamConfig,
+  UpstreamOptions,
+  UpstreamTx,
+} from '../../gateway/broker/upstream.js'
 import { DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES } from '../../gateway/config/schema.js'
 import { connect, leaksNone, rejectsUpstream, toCallback } from '../helpers/upstream-client.js'
 import { startEntraLike, startPlainOAuth, type UpstreamIdp } from '../helpers/upstream-idp.js'
@@ -26,108 +31,193 @@ interface Case {
   userinfo?: number
 }
 
-const resign = (idp: UpstreamIdp, edit?: (c: Record<string, unknown>) => void, o?: { foreign?: boolean }) =>
-  async (body: Record<string, unknown>) => ({ ...body, id_token: await idp.forgeIdToken(String(body.id_token), edit, o) })
+const resign =
+  (idp: UpstreamIdp, edit?: (c: Record<string, unknown>) => void, o?: { foreign?: boolean }) =>
+  async (body: Record<string, unknown>) => ({
+    ...body,
+    id_token: await idp.forgeIdToken(String(body.id_token), edit, o),
+  })
 
 const cases: Case[] = [
   {
-    name: 'wrong state', code: 'upstream_state_mismatch', exchanged: 0,
+    name: 'wrong state',
+    code: 'upstream_state_mismatch',
+    exchanged: 0,
     act: (up, cb, tx) => (cb.searchParams.set('state', 'attacker-state'), up.finish(cb, tx)),
   },
   {
-    name: 'no state', code: 'upstream_state_mismatch', exchanged: 0,
+    name: 'no state',
+    code: 'upstream_state_mismatch',
+    exchanged: 0,
     act: (up, cb, tx) => (cb.searchParams.delete('state'), up.finish(cb, tx)),
   },
   {
-    name: 'state twice', code: 'upstream_invalid_response', reason: /repeats the state/, exchanged: 0,
+    name: 'state twice',
+    code: 'upstream_invalid_response',
+    reason: /repeats the state/,
+    exchanged: 0,
     act: (up, cb, tx) => (cb.searchParams.append('state', tx.state), up.finish(cb, tx)),
   },
   {
-    name: 'a transaction of another sign-in', code: 'upstream_state_mismatch', exchanged: 0,
+    name: 'a transaction of another sign-in',
+    code: 'upstream_state_mismatch',
+    exchanged: 0,
     act: async (up, cb) => up.finish(cb, (await up.begin()).tx),
   },
   {
-    name: 'replayed callback (second finish of one transaction)', code: 'upstream_replayed', exchanged: 1, userinfo: 1,
+    name: 'replayed callback (second finish of one transaction)',
+    code: 'upstream_replayed',
+    exchanged: 1,
+    userinfo: 1,
     act: async (up, cb, tx) => {
       await up.finish(cb, tx)
       return up.finish(cb, tx)
     },
   },
   {
-    name: 'wrong iss (mix-up)', code: 'upstream_issuer_mismatch', exchanged: 0,
+    name: 'wrong iss (mix-up)',
+    code: 'upstream_issuer_mismatch',
+    exchanged: 0,
     arrange: (idp) => void (idp.knobs.wrongIss = 'https://login.attacker.example/v2.0'),
   },
   {
-    name: 'no iss although the upstream advertises it (RFC 9207)', code: 'upstream_issuer_mismatch', exchanged: 0,
+    name: 'no iss although the upstream advertises it (RFC 9207)',
+    code: 'upstream_issuer_mismatch',
+    exchanged: 0,
     act: (up, cb, tx) => (cb.searchParams.delete('iss'), up.finish(cb, tx)),
   },
   {
-    name: 'the user declines (error=access_denied)', code: 'upstream_denied', exchanged: 0,
+    name: 'the user declines (error=access_denied)',
+    code: 'upstream_denied',
+    exchanged: 0,
     arrange: (idp) => void (idp.knobs.deny = true),
   },
   {
-    name: 'a callback with neither code nor error', code: 'upstream_invalid_response', reason: /neither a code nor an error/, exchanged: 0,
+    name: 'a callback with neither code nor error',
+    code: 'upstream_invalid_response',
+    reason: /neither a code nor an error/,
+    exchanged: 0,
     act: (up, cb, tx) => (cb.searchParams.delete('code'), up.finish(cb, tx)),
   },
   {
-    name: 'an expired transaction', code: 'upstream_expired', exchanged: 0,
+    name: 'an expired transaction',
+    code: 'upstream_expired',
+    exchanged: 0,
     act: (up, cb, tx) => up.finish(cb, { ...tx, expiresAt: Math.floor(Date.now() / 1000) - 1 }),
   },
   {
-    name: 'ID token without nonce', code: 'upstream_invalid_response', reason: /nonce/, exchanged: 1,
+    name: 'ID token without nonce',
+    code: 'upstream_invalid_response',
+    reason: /nonce/,
+    exchanged: 1,
     arrange: (idp) => void (idp.knobs.tamperToken = resign(idp, (c) => delete c.nonce)),
   },
   {
-    name: 'ID token with another nonce', code: 'upstream_invalid_response', reason: /nonce/, exchanged: 1,
-    arrange: (idp) => void (idp.knobs.tamperToken = resign(idp, (c) => (c.nonce = 'nonce-of-another-login'))),
+    name: 'ID token with another nonce',
+    code: 'upstream_invalid_response',
+    reason: /nonce/,
+    exchanged: 1,
+    arrange: (idp) =>
+      void (idp.knobs.tamperToken = resign(idp, (c) => (c.nonce = 'nonce-of-another-login'))),
   },
   {
-    name: 'ID token signed by another key (same kid)', code: 'upstream_invalid_response', reason: /signature/, exchanged: 1,
+    name: 'ID token signed by another key (same kid)',
+    code: 'upstream_invalid_response',
+    reason: /signature/,
+    exchanged: 1,
     arrange: (idp) => void (idp.knobs.tamperToken = resign(idp, undefined, { foreign: true })),
   },
   {
-    name: 'ID token for another audience', code: 'upstream_invalid_response', reason: /aud/, exchanged: 1,
-    arrange: (idp) => void (idp.knobs.tamperToken = resign(idp, (c) => (c.aud = 'some-other-client'))),
+    name: 'ID token for another audience',
+    code: 'upstream_invalid_response',
+    reason: /aud/,
+    exchanged: 1,
+    arrange: (idp) =>
+      void (idp.knobs.tamperToken = resign(idp, (c) => (c.aud = 'some-other-client'))),
   },
   {
-    name: 'no ID token from an OIDC upstream', code: 'upstream_invalid_response', reason: /id_token/, exchanged: 1,
+    name: 'no ID token from an OIDC upstream',
+    code: 'upstream_invalid_response',
+    reason: /id_token/,
+    exchanged: 1,
     arrange: (idp) => void (idp.knobs.tamperToken = ({ id_token: _drop, ...body }) => body),
   },
   {
-    name: "userinfo names another sub than the ID token's", code: 'upstream_invalid_response', reason: /sub/, exchanged: 1, userinfo: 1,
+    name: "userinfo names another sub than the ID token's",
+    code: 'upstream_invalid_response',
+    reason: /sub/,
+    exchanged: 1,
+    userinfo: 1,
     arrange: (idp) => void (idp.knobs.tamperUserinfo = (body) => ({ ...body, sub: 'mallory' })),
   },
   {
-    name: 'the token endpoint redirects (307 to itself): not followed', code: 'upstream_invalid_response', reason: /redirect, which is not followed/, exchanged: 1,
+    name: 'the token endpoint redirects (307 to itself): not followed',
+    code: 'upstream_invalid_response',
+    reason: /redirect, which is not followed/,
+    exchanged: 1,
     arrange: (idp) => void (idp.knobs.tokenRedirect = idp.endpoints.token),
   },
   {
-    name: 'an oversize token response (Content-Length)', code: 'upstream_invalid_response', reason: /exceeds 262144 bytes/, exchanged: 1,
-    arrange: (idp) => void (idp.knobs.tokenOversize = { bytes: DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES + 1 }),
+    name: 'an oversize token response (Content-Length)',
+    code: 'upstream_invalid_response',
+    reason: /exceeds 262144 bytes/,
+    exchanged: 1,
+    arrange: (idp) =>
+      void (idp.knobs.tokenOversize = { bytes: DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES + 1 }),
   },
   {
-    name: 'an oversize token response (chunked)', code: 'upstream_invalid_response', reason: /exceeds 262144 bytes/, exchanged: 1,
-    arrange: (idp) => void (idp.knobs.tokenOversize = { bytes: DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES + 1, chunked: true }),
+    name: 'an oversize token response (chunked)',
+    code: 'upstream_invalid_response',
+    reason: /exceeds 262144 bytes/,
+    exchanged: 1,
+    arrange: (idp) =>
+      void (idp.knobs.tokenOversize = {
+        bytes: DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES + 1,
+        chunked: true,
+      }),
   },
   {
-    name: 'a token response above a configured cap', code: 'upstream_invalid_response', reason: /exceeds 8192 bytes/, exchanged: 1,
-    options: { maxResponseBytes: 8192 }, arrange: (idp) => void (idp.knobs.tokenOversize = { bytes: 8193 }),
+    name: 'a token response above a configured cap',
+    code: 'upstream_invalid_response',
+    reason: /exceeds 8192 bytes/,
+    exchanged: 1,
+    options: { maxResponseBytes: 8192 },
+    arrange: (idp) => void (idp.knobs.tokenOversize = { bytes: 8193 }),
   },
   {
-    name: 'a token endpoint slower than the timeout', code: 'upstream_unavailable', exchanged: 1,
-    over: { timeout: 500 }, arrange: (idp) => void (idp.knobs.tokenDelayMs = 60_000),
+    name: 'a token endpoint slower than the timeout',
+    code: 'upstream_unavailable',
+    exchanged: 1,
+    over: { timeout: 500 },
+    arrange: (idp) => void (idp.knobs.tokenDelayMs = 60_000),
   },
   {
-    name: 'GitHub-like: a userinfo that refuses the new token', idp: 'github', code: 'upstream_refused', exchanged: 1, userinfo: 1,
-    over: { subjectClaim: 'id' }, arrange: (idp) => void (idp.knobs.tamperToken = (body) => ({ ...body, access_token: 'gho_not-a-token' })),
+    name: 'GitHub-like: a userinfo that refuses the new token',
+    idp: 'github',
+    code: 'upstream_refused',
+    exchanged: 1,
+    userinfo: 1,
+    over: { subjectClaim: 'id' },
+    arrange: (idp) =>
+      void (idp.knobs.tamperToken = (body) => ({ ...body, access_token: 'gho_not-a-token' })),
   },
   {
-    name: 'GitHub-like: a userinfo without the subject claim', idp: 'github', code: 'no_subject', exchanged: 1, userinfo: 1,
-    over: { subjectClaim: 'id' }, arrange: (idp) => void (idp.knobs.tamperUserinfo = ({ id: _drop, ...body }) => body),
+    name: 'GitHub-like: a userinfo without the subject claim',
+    idp: 'github',
+    code: 'no_subject',
+    exchanged: 1,
+    userinfo: 1,
+    over: { subjectClaim: 'id' },
+    arrange: (idp) => void (idp.knobs.tamperUserinfo = ({ id: _drop, ...body }) => body),
   },
   {
-    name: 'GitHub-like: a subject that is not a string or an integer', idp: 'github', code: 'no_subject', exchanged: 1, userinfo: 1,
-    over: { subjectClaim: 'id' }, arrange: (idp) => void (idp.knobs.tamperUserinfo = (body) => ({ ...body, id: { nested: 1 } })),
+    name: 'GitHub-like: a subject that is not a string or an integer',
+    idp: 'github',
+    code: 'no_subject',
+    exchanged: 1,
+    userinfo: 1,
+    over: { subjectClaim: 'id' },
+    arrange: (idp) => void (idp.knobs.tamperUserinfo = (body) => ({ ...body, id: { nested: 1 } })),
   },
 ]
 
@@ -152,11 +242,21 @@ describe('upstream sign-in refusals', () => {
       c.arrange?.(idp)
       const { callback, tx } = await toCallback(up, idp)
       const code = callback.searchParams.get('code')
-      const err = await rejectsUpstream((c.act ?? ((u, cb, x) => u.finish(cb, x)))(up, callback, tx, idp), c.code)
+      const err = await rejectsUpstream(
+        (c.act ?? ((u, cb, x) => u.finish(cb, x)))(up, callback, tx, idp),
+        c.code,
+      )
       if (c.reason) assert.match(err.message, c.reason)
-      assert.deepEqual({ token: idp.counts.token, userinfo: idp.counts.userinfo },
-        { token: c.exchanged, userinfo: c.userinfo ?? 0 })
-      leaksNone(err.message, [code, idp.clients.basic?.clientSecret, idp.clients.post?.clientSecret, tx.codeVerifier])
+      assert.deepEqual(
+        { token: idp.counts.token, userinfo: idp.counts.userinfo },
+        { token: c.exchanged, userinfo: c.userinfo ?? 0 },
+      )
+      leaksNone(err.message, [
+        code,
+        idp.clients.basic?.clientSecret,
+        idp.clients.post?.clientSecret,
+        tx.codeVerifier,
+      ])
     })
   }
 
@@ -176,7 +276,9 @@ describe('upstream sign-in refusals', () => {
     let hits = 0
     const other = http.createServer((_req, res) => {
       hits++
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"access_token":"x","token_type":"Bearer"}')
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end('{"access_token":"x","token_type":"Bearer"}')
     })
     await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve))
     t.after(() => new Promise<void>((resolve) => other.close(() => resolve())))

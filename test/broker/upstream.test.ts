@@ -2,10 +2,19 @@ import assert from 'node:assert/strict'
 import { after, afterEach, before, describe, it } from 'node:test'
 import type { UpstreamConfig } from '../../gateway/broker/upstream.js'
 import {
-  captureLog, connect, leaksNone, rejectsUpstream, signIn, toCallback,
+  captureLog,
+  connect,
+  leaksNone,
+  rejectsUpstream,
+  signIn,
+  toCallback,
 } from '../helpers/upstream-client.js'
 import {
-  ENTRA_GROUPS, startEntraLike, startGoogleLike, startPlainOAuth, type UpstreamIdp,
+  ENTRA_GROUPS,
+  startEntraLike,
+  startGoogleLike,
+  startPlainOAuth,
+  type UpstreamIdp,
 } from '../helpers/upstream-idp.js'
 
 const RESOURCE = 'https://gw.example/mcp/notes'
@@ -42,35 +51,75 @@ describe('upstream sign-in against Entra-, Google- and GitHub-like IdPs', () => 
   }[] = [
     {
       name: 'Entra, private_key_jwt: oid is the subject, app roles and groups through roleMap',
-      idp: 'entra', client: 'jwt', over: entra, user: 'alice-pairwise-sub',
+      idp: 'entra',
+      client: 'jwt',
+      over: entra,
+      user: 'alice-pairwise-sub',
       subject: '00000000-0000-0000-0000-00000000a11c',
-      roles: [ENTRA_GROUPS.developers, 'MCP.Developer', ENTRA_GROUPS.everyone, 'mcp-developer', 'mcp-user'].sort(),
-      email: 'alice@contoso.example', idToken: true,
+      roles: [
+        ENTRA_GROUPS.developers,
+        'MCP.Developer',
+        ENTRA_GROUPS.everyone,
+        'mcp-developer',
+        'mcp-user',
+      ].sort(),
+      email: 'alice@contoso.example',
+      idToken: true,
     },
     {
       name: 'Entra, client_secret_basic: a user with a group and no app role',
-      idp: 'entra', client: 'basic', over: entra, user: 'bob-pairwise-sub',
-      subject: '00000000-0000-0000-0000-000000000b0b', roles: [ENTRA_GROUPS.everyone],
-      email: 'bob@contoso.example', idToken: true,
+      idp: 'entra',
+      client: 'basic',
+      over: entra,
+      user: 'bob-pairwise-sub',
+      subject: '00000000-0000-0000-0000-000000000b0b',
+      roles: [ENTRA_GROUPS.everyone],
+      email: 'bob@contoso.example',
+      idToken: true,
     },
     {
       name: 'Google, client_secret_basic: sub, email, no roles',
-      idp: 'google', client: 'basic', subject: '104857600000000000001', roles: [], email: 'ann@example.com', idToken: true,
+      idp: 'google',
+      client: 'basic',
+      subject: '104857600000000000001',
+      roles: [],
+      email: 'ann@example.com',
+      idToken: true,
     },
     {
       name: 'Google, client_secret_post',
-      idp: 'google', client: 'post', user: '104857600000000000002', subject: '104857600000000000002', roles: [],
-      email: 'gus@gmail.com', idToken: true,
+      idp: 'google',
+      client: 'post',
+      user: '104857600000000000002',
+      subject: '104857600000000000002',
+      roles: [],
+      email: 'gus@gmail.com',
+      idToken: true,
     },
     {
       name: 'GitHub, client_secret_post: numeric id → string subject, teams through roleMap',
-      idp: 'github', client: 'post', over: { subjectClaim: 'id', roleClaims: ['teams'], roleMap: { 'acme/mcp-admins': ['mcp-admin'] }, scopes: ['read:user', 'read:org'] },
-      subject: '123', roles: ['acme/mcp-admins', 'mcp-admin'], email: 'octocat@github.example', idToken: false,
+      idp: 'github',
+      client: 'post',
+      over: {
+        subjectClaim: 'id',
+        roleClaims: ['teams'],
+        roleMap: { 'acme/mcp-admins': ['mcp-admin'] },
+        scopes: ['read:user', 'read:org'],
+      },
+      subject: '123',
+      roles: ['acme/mcp-admins', 'mcp-admin'],
+      email: 'octocat@github.example',
+      idToken: false,
     },
     {
       name: 'GitHub without scopes: a user with no email and no team',
-      idp: 'github', client: 'post', over: { subjectClaim: 'id', roleClaims: ['teams'] }, user: 'hubot',
-      subject: '456', roles: [], idToken: false,
+      idp: 'github',
+      client: 'post',
+      over: { subjectClaim: 'id', roleClaims: ['teams'] },
+      user: 'hubot',
+      subject: '456',
+      roles: [],
+      idToken: false,
     },
   ]
   for (const c of cases) {
@@ -81,13 +130,20 @@ describe('upstream sign-in against Entra-, Google- and GitHub-like IdPs', () => 
       const up = await connect(idp, c.client, c.over, { log })
       t.after(() => up.close())
       const who = await signIn(up, idp)
-      assert.deepEqual({ subject: who.subject, roles: who.roles, email: who.email },
-        { subject: c.subject, roles: c.roles, email: c.email })
+      assert.deepEqual(
+        { subject: who.subject, roles: who.roles, email: who.email },
+        { subject: c.subject, roles: c.roles, email: c.email },
+      )
       assert.equal(typeof who.tokens.accessToken, 'string')
       assert.equal(who.tokens.idToken !== undefined, c.idToken)
       assert.ok(who.tokens.expiresAt! > Date.now() / 1000)
-      for (const name of ['nonce', 'at_hash', 'c_hash']) assert.equal(name in who.claims, false, name)
-      leaksNone(JSON.stringify(who.claims) + lines.join(''), [who.tokens.accessToken, who.tokens.refreshToken, who.tokens.idToken])
+      for (const name of ['nonce', 'at_hash', 'c_hash'])
+        assert.equal(name in who.claims, false, name)
+      leaksNone(JSON.stringify(who.claims) + lines.join(''), [
+        who.tokens.accessToken,
+        who.tokens.refreshToken,
+        who.tokens.idToken,
+      ])
       assert.equal(idp.counts.resource, 0)
     })
   }
@@ -98,9 +154,15 @@ describe('upstream sign-in against Entra-, Google- and GitHub-like IdPs', () => 
     t.after(() => Promise.all([oidc.close(), plain.close()]))
     const a = new URL((await oidc.begin()).url).searchParams
     const b = new URL((await plain.begin()).url).searchParams
-    assert.deepEqual([a.get('scope'), a.get('code_challenge_method'), a.get('response_type')], ['openid profile email', 'S256', 'code'])
+    assert.deepEqual(
+      [a.get('scope'), a.get('code_challenge_method'), a.get('response_type')],
+      ['openid profile email', 'S256', 'code'],
+    )
     assert.ok(a.get('nonce') && a.get('state') && a.get('code_challenge'))
-    assert.deepEqual([b.has('scope'), b.has('nonce'), b.get('code_challenge_method')], [false, false, 'S256'])
+    assert.deepEqual(
+      [b.has('scope'), b.has('nonce'), b.get('code_challenge_method')],
+      [false, false, 'S256'],
+    )
   })
 
   it('Entra never receives resource without sendResource', async (t) => {
@@ -123,26 +185,38 @@ describe('upstream sign-in against Entra-, Google- and GitHub-like IdPs', () => 
   })
 
   it('authorizeParams reach the upstream: login_hint picks the Entra user', async (t) => {
-    const up = await connect(idps.entra, 'jwt', { ...entra, authorizeParams: { login_hint: 'bob-pairwise-sub' } })
+    const up = await connect(idps.entra, 'jwt', {
+      ...entra,
+      authorizeParams: { login_hint: 'bob-pairwise-sub' },
+    })
     t.after(() => up.close())
     assert.equal((await signIn(up, idps.entra)).subject, '00000000-0000-0000-0000-000000000b0b')
   })
 
   it('Google: opaque access token; a refresh token only with access_type=offline and prompt=consent', async (t) => {
     const online = await connect(idps.google, 'basic')
-    const offline = await connect(idps.google, 'basic', { authorizeParams: { access_type: 'offline', prompt: 'consent' } })
+    const offline = await connect(idps.google, 'basic', {
+      authorizeParams: { access_type: 'offline', prompt: 'consent' },
+    })
     t.after(() => Promise.all([online.close(), offline.close()]))
     const a = await signIn(online, idps.google)
     const b = await signIn(offline, idps.google)
     assert.equal(isJwt(a.tokens.accessToken), false)
     assert.equal(isJwt(a.tokens.idToken!), true)
-    assert.deepEqual([a.tokens.refreshToken === undefined, typeof b.tokens.refreshToken], [true, 'string'])
+    assert.deepEqual(
+      [a.tokens.refreshToken === undefined, typeof b.tokens.refreshToken],
+      [true, 'string'],
+    )
   })
 
   const domains: { name: string; user: string; code?: string }[] = [
     { name: 'a Workspace account of a listed domain (hd)', user: '104857600000000000001' },
     { name: 'a gmail.com account', user: '104857600000000000002', code: 'domain_not_allowed' },
-    { name: 'an unverified email in a listed domain, without hd', user: '104857600000000000003', code: 'domain_not_allowed' },
+    {
+      name: 'an unverified email in a listed domain, without hd',
+      user: '104857600000000000003',
+      code: 'domain_not_allowed',
+    },
   ]
   for (const d of domains) {
     it(`Google allowedDomains [EXAMPLE.com]: ${d.name} is ${d.code ? 'refused' : 'accepted'}`, async (t) => {

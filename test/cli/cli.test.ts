@@ -22,7 +22,10 @@ function file(name: string, text: string): string {
 }
 
 /** Runs the CLI to completion. */
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env } })
     let stdout = ''
@@ -68,10 +71,22 @@ policies: ${JSON.stringify(POLICIES)}
 
 describe('configuration errors stop start-up with file, line and reason', () => {
   const cases = [
-    { name: 'unknown key', yaml: `listen:\n  port: 0\n  hots: x\n${echoServer}`, expect: /bad\.yaml:3:3: listen: unknown key "hots"/ },
-    { name: 'wrong type', yaml: `listen:\n  port: "eighty"\n${echoServer}`, expect: /bad\.yaml:2:\d+: listen\.port: .*number/i },
+    {
+      name: 'unknown key',
+      yaml: `listen:\n  port: 0\n  hots: x\n${echoServer}`,
+      expect: /bad\.yaml:3:3: listen: unknown key "hots"/,
+    },
+    {
+      name: 'wrong type',
+      yaml: `listen:\n  port: "eighty"\n${echoServer}`,
+      expect: /bad\.yaml:2:\d+: listen\.port: .*number/i,
+    },
     { name: 'YAML syntax', yaml: `listen: [\n${echoServer}`, expect: /bad\.yaml:\d+:\d+: / },
-    { name: 'HS256 in the algorithm list', yaml: `auth:\n  issuer: https://idp.example\n  algorithms: [HS256]\n${echoServer}`, expect: /bad\.yaml:3:\d+: auth\.algorithms\.0: only asymmetric algorithms are accepted/ },
+    {
+      name: 'HS256 in the algorithm list',
+      yaml: `auth:\n  issuer: https://idp.example\n  algorithms: [HS256]\n${echoServer}`,
+      expect: /bad\.yaml:3:\d+: auth\.algorithms\.0: only asymmetric algorithms are accepted/,
+    },
   ]
   for (const c of cases) {
     for (const command of ['serve', 'validate']) {
@@ -88,22 +103,34 @@ describe('configuration errors stop start-up with file, line and reason', () => 
 
   it('a broken policy file is reported with its line', async () => {
     const policy = file('broken-policy.yaml', 'servers:\n  echo:\n    tools:\n      echo: maybe\n')
-    const cfg = file('cfg.yaml', `auth: { issuer: "https://idp.example" }\n${echoServer.replace(/policies: .*/, `policies: ${JSON.stringify(policy)}`)}`)
+    const cfg = file(
+      'cfg.yaml',
+      `auth: { issuer: "https://idp.example" }\n${echoServer.replace(/policies: .*/, `policies: ${JSON.stringify(policy)}`)}`,
+    )
     const res = await run(['validate', '--config', cfg])
     assert.equal(res.code, 1)
-    assert.match(res.stderr, /broken-policy\.yaml:4:\d+: servers\.echo\.tools\.echo: a rule is allow, deny, a list of scopes, or \{ scopes \| effect, when \}/)
+    assert.match(
+      res.stderr,
+      /broken-policy\.yaml:4:\d+: servers\.echo\.tools\.echo: a rule is allow, deny, a list of scopes, or \{ scopes \| effect, when \}/,
+    )
   })
 
   it('an invalid environment override names the variable', async () => {
     const res = await run(['validate'], { MCP_EDGE_PUBLIC_URL: 'http://gw.example/' })
     assert.equal(res.code, 1)
-    assert.match(res.stderr, /environment variable MCP_EDGE_PUBLIC_URL: must have no query, no fragment and no trailing slash/)
+    assert.match(
+      res.stderr,
+      /environment variable MCP_EDGE_PUBLIC_URL: must have no query, no fragment and no trailing slash/,
+    )
   })
 
   it('validate accepts the embedded default and the shipped policies', async () => {
     const res = await run(['validate'])
     assert.equal(res.code, 0, res.stderr)
-    assert.match(res.stdout, /^ok: embedded default config \(servers: echo, notes; policies: .*policies; broker: upstream http:\/\/127\.0\.0\.1:8090\)/)
+    assert.match(
+      res.stdout,
+      /^ok: embedded default config \(servers: echo, notes; policies: .*policies; broker: upstream http:\/\/127\.0\.0\.1:8090\)/,
+    )
   })
 
   it('validate checks the broker without the network: every unreadable secret, bad key and bad pattern at once', async () => {
@@ -111,14 +138,23 @@ describe('configuration errors stop start-up with file, line and reason', () => 
     chmodSync(keys, 0o600)
     const open = file('open-secret.txt', 'world-readable\n')
     chmodSync(open, 0o644)
-    const cfg = file('broker.yaml', `publicUrl: https://gw.example\nlisten: { host: 0.0.0.0, port: 0 }\nstore: { kind: redis, url: { env: MCP_EDGE_TEST_NO_REDIS_URL } }\nauth:\n  broker:\n    upstream: { issuer: "https://login.example/t/v2.0", clientId: gw, clientSecret: { env: MCP_EDGE_TEST_NO_SUCH_SECRET } }\n    signingKeys: { file: ${JSON.stringify(keys)} }\n    cookieKeys: { file: ${JSON.stringify(open)} }\n    registration: { redirectUris: ["https://*.example.com/cb", "http://evil.example/*"] }\n${echoServer}`)
+    const cfg = file(
+      'broker.yaml',
+      `publicUrl: https://gw.example\nlisten: { host: 0.0.0.0, port: 0 }\nstore: { kind: redis, url: { env: MCP_EDGE_TEST_NO_REDIS_URL } }\nauth:\n  broker:\n    upstream: { issuer: "https://login.example/t/v2.0", clientId: gw, clientSecret: { env: MCP_EDGE_TEST_NO_SUCH_SECRET } }\n    signingKeys: { file: ${JSON.stringify(keys)} }\n    cookieKeys: { file: ${JSON.stringify(open)} }\n    registration: { redirectUris: ["https://*.example.com/cb", "http://evil.example/*"] }\n${echoServer}`,
+    )
     const res = await run(['validate', '--config', cfg])
     assert.equal(res.code, 1)
-    assert.match(res.stderr, /auth\.broker\.upstream\.clientSecret: environment variable MCP_EDGE_TEST_NO_SUCH_SECRET is not set/)
+    assert.match(
+      res.stderr,
+      /auth\.broker\.upstream\.clientSecret: environment variable MCP_EDGE_TEST_NO_SUCH_SECRET is not set/,
+    )
     assert.match(res.stderr, /auth\.broker\.signingKeys\.keys\.0: needs a kid/)
     assert.match(res.stderr, /auth\.broker\.cookieKeys: .*readable by every user/)
     assert.match(res.stderr, /secrets: required with a shared store/)
-    assert.match(res.stderr, /store\.url: environment variable MCP_EDGE_TEST_NO_REDIS_URL is not set/)
+    assert.match(
+      res.stderr,
+      /store\.url: environment variable MCP_EDGE_TEST_NO_REDIS_URL is not set/,
+    )
     assert.match(res.stderr, /http:\/\/evil\.example/)
     assert.doesNotMatch(res.stderr, /world-readable/, 'no secret value is printed')
   })
@@ -140,32 +176,65 @@ describe('the mcp-edge command', () => {
 
 describe('production safety', () => {
   it('a config without an issuer refuses to start', async () => {
-    const res = await run(['serve', '--config', file('noissuer.yaml', `listen: { port: 0 }\n${echoServer}`)])
+    const res = await run([
+      'serve',
+      '--config',
+      file('noissuer.yaml', `listen: { port: 0 }\n${echoServer}`),
+    ])
     assert.equal(res.code, 1)
-    assert.match(res.stderr, /no issuer configured: set auth\.issuer \(or MCP_EDGE_ISSUER\) or auth\.broker, or pass --insecure-no-auth/)
+    assert.match(
+      res.stderr,
+      /no issuer configured: set auth\.issuer \(or MCP_EDGE_ISSUER\) or auth\.broker, or pass --insecure-no-auth/,
+    )
   })
 
   it('--insecure-no-auth refuses a non-loopback address', async () => {
-    const cfg = file('open.yaml', `listen: { host: 0.0.0.0, port: 0 }\npublicUrl: http://gw.example\n${echoServer}`)
+    const cfg = file(
+      'open.yaml',
+      `listen: { host: 0.0.0.0, port: 0 }\npublicUrl: http://gw.example\n${echoServer}`,
+    )
     const res = await run(['serve', '--config', cfg, '--insecure-no-auth'])
     assert.equal(res.code, 1)
     assert.match(res.stderr, /--insecure-no-auth only listens on a loopback address/)
   })
 
   it('NODE_ENV=production never starts the dev IdP', async () => {
-    const res = await run(['serve', '--config', file('noissuer2.yaml', `listen: { port: 0 }\ndevIdp: { port: 0 }\n${echoServer}`), '--dev-idp'], { NODE_ENV: 'production' })
+    const res = await run(
+      [
+        'serve',
+        '--config',
+        file('noissuer2.yaml', `listen: { port: 0 }\ndevIdp: { port: 0 }\n${echoServer}`),
+        '--dev-idp',
+      ],
+      { NODE_ENV: 'production' },
+    )
     assert.equal(res.code, 1)
     assert.match(res.stderr, /no issuer configured/)
   })
 
   it('--insecure-no-auth on loopback serves without a token and warns', async () => {
-    const s = serve(['--config', file('noauth.yaml', `listen: { port: 0 }\n${echoServer}`), '--insecure-no-auth'])
+    const s = serve([
+      '--config',
+      file('noauth.yaml', `listen: { port: 0 }\n${echoServer}`),
+      '--insecure-no-auth',
+    ])
     const { url } = await s.listening
-    assert.ok(s.lines.some((l) => l.level === 'warn' && /AUTHENTICATION IS OFF/.test(String(l.msg))))
+    assert.ok(
+      s.lines.some((l) => l.level === 'warn' && /AUTHENTICATION IS OFF/.test(String(l.msg))),
+    )
     const res = await request(`${url}/mcp/echo`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: ACCEPT },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '0' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-11-25',
+          capabilities: {},
+          clientInfo: { name: 't', version: '0' },
+        },
+      }),
     })
     assert.equal(res.statusCode, 200)
     await res.body.dump()
@@ -179,16 +248,40 @@ describe('serve with the dev IdP, token, and a clean shutdown', () => {
     const state = join(dir, 'shared-state.json')
     mkdirSync(join(dir, 'shared-state'))
     chmodSync(join(dir, 'shared-state'), 0o777)
-    const res = await run(['serve', '--config', file('dev-shared.yaml', `listen: { port: 0 }\ndevIdp: { port: 0 }\n${echoServer}`), '--dev-idp'], { MCP_EDGE_DEV_IDP_STATE: state })
+    const res = await run(
+      [
+        'serve',
+        '--config',
+        file('dev-shared.yaml', `listen: { port: 0 }\ndevIdp: { port: 0 }\n${echoServer}`),
+        '--dev-idp',
+      ],
+      { MCP_EDGE_DEV_IDP_STATE: state },
+    )
     assert.equal(res.code, 1)
-    assert.match(res.stderr, new RegExp(`^mcp-edge: dev IdP state folder ${join(dir, 'shared-state')} is writable by group or others \\(mode 0777\\); chmod 700 it`))
+    assert.match(
+      res.stderr,
+      new RegExp(
+        `^mcp-edge: dev IdP state folder ${join(dir, 'shared-state')} is writable by group or others \\(mode 0777\\); chmod 700 it`,
+      ),
+    )
   })
 
   it('mcp-edge token gets a token the gateway accepts; SIGTERM ends every child', async () => {
     const state = join(dir, 'dev-idp-state.json')
     const env = { MCP_EDGE_DEV_IDP_STATE: state }
-    const users = '[{ sub: dev-user, roles: [mcp-user, mcp-developer] }, { sub: ada, roles: [mcp-admin] }]'
-    const s = serve(['--config', file('dev.yaml', `listen: { port: 0 }\ndevIdp: { port: 0, users: ${users} }\n${echoServer}`), '--dev-idp'], env)
+    const users =
+      '[{ sub: dev-user, roles: [mcp-user, mcp-developer] }, { sub: ada, roles: [mcp-admin] }]'
+    const s = serve(
+      [
+        '--config',
+        file(
+          'dev.yaml',
+          `listen: { port: 0 }\ndevIdp: { port: 0, users: ${users} }\n${echoServer}`,
+        ),
+        '--dev-idp',
+      ],
+      env,
+    )
     const { url, issuer } = await s.listening
     assert.match(issuer ?? '', /^http:\/\/127\.0\.0\.1:\d+$/)
     assert.ok(s.lines.some((l) => l.level === 'warn' && /DEVELOPMENT IdP/.test(String(l.msg))))
@@ -197,11 +290,19 @@ describe('serve with the dev IdP, token, and a clean shutdown', () => {
     assert.equal(tok.code, 0, tok.stderr)
     const token = tok.stdout.trim()
     assert.match(token, /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/)
-    const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { sub: string; scope?: string }
+    const claimsOf = (jwt: string) =>
+      JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as {
+        sub: string
+        scope?: string
+      }
     // The first configured user by default; --user picks another; scopes follow their roles.
     const asUsers = [
       { args: ['--scope', 'mcp:read mcp:admin'], sub: 'dev-user', scope: 'mcp:read' },
-      { args: ['--scope', 'mcp:read mcp:admin', '--user', 'ada'], sub: 'ada', scope: 'mcp:read mcp:admin' },
+      {
+        args: ['--scope', 'mcp:read mcp:admin', '--user', 'ada'],
+        sub: 'ada',
+        scope: 'mcp:read mcp:admin',
+      },
     ]
     for (const u of asUsers) {
       const res = await run(['token', '--resource', `${url}/mcp/echo`, ...u.args], env)
@@ -216,20 +317,44 @@ describe('serve with the dev IdP, token, and a clean shutdown', () => {
     const post = (server: string, body: unknown, sid?: string) =>
       request(`${url}/mcp/${server}`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, ...(sid ? { 'mcp-session-id': sid } : {}) },
+        headers: {
+          'content-type': 'application/json',
+          accept: ACCEPT,
+          authorization: `Bearer ${token}`,
+          ...(sid ? { 'mcp-session-id': sid } : {}),
+        },
         body: JSON.stringify(body),
       })
-    const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '0' } } }
+    const initialize = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-11-25',
+        capabilities: {},
+        clientInfo: { name: 't', version: '0' },
+      },
+    }
     const init = await post('echo', initialize)
     assert.equal(init.statusCode, 200)
     await init.body.dump()
     const sid = init.headers['mcp-session-id'] as string
-    const call = await post('echo', { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'via cli token' } } }, sid)
+    const call = await post(
+      'echo',
+      {
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: { text: 'via cli token' } },
+      },
+      sid,
+    )
     assert.equal(call.statusCode, 200)
     assert.match(await call.body.text(), /via cli token/)
 
     s.p.kill('SIGHUP')
-    for (let i = 0; i < 100 && !s.lines.some((l) => l.msg === 'policy reloaded'); i++) await new Promise((r) => setTimeout(r, 50))
+    for (let i = 0; i < 100 && !s.lines.some((l) => l.msg === 'policy reloaded'); i++)
+      await new Promise((r) => setTimeout(r, 50))
     assert.ok(s.lines.some((l) => l.msg === 'SIGHUP: reloading policies'))
     assert.ok(s.lines.some((l) => l.msg === 'policy reloaded'))
 

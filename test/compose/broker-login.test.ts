@@ -13,7 +13,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
-import { Client, StreamableHTTPClientTransport, UnauthorizedError } from '@modelcontextprotocol/client'
+import {
+  Client,
+  StreamableHTTPClientTransport,
+  UnauthorizedError,
+} from '@modelcontextprotocol/client'
 import { decodeJwt } from 'jose'
 import { pino } from 'pino'
 import { fetch as undiciFetch, request, setGlobalDispatcher } from 'undici'
@@ -24,7 +28,16 @@ import { freePort } from '../helpers/stack.js'
 import { loopbackAgent } from '../helpers/test-ca.js'
 import { startKeycloakLike, type IdpUser, type UpstreamIdp } from '../helpers/upstream-idp.js'
 import { hasNginx, startNginx, type Nginx } from '../edge/nginx-run.js'
-import { envOf, keycloakResolve, loopbackGateway, onPath, parseDotenv, read, runSetup, stackEnv } from './stack.js'
+import {
+  envOf,
+  keycloakResolve,
+  loopbackGateway,
+  onPath,
+  parseDotenv,
+  read,
+  runSetup,
+  stackEnv,
+} from './stack.js'
 
 interface RealmClient {
   clientId: string
@@ -43,10 +56,15 @@ interface RealmUser {
 }
 
 // In CI (.ci/run installs nginx) a missing nginx is a failure, not a skip.
-const missing = [hasNginx() ? '' : 'nginx', onPath('openssl') ? '' : 'openssl'].filter((m) => m !== '')
-const SKIP = missing.length > 0 && process.env.CI !== 'true' && `not installed: ${missing.join(', ')}`
+const missing = [hasNginx() ? '' : 'nginx', onPath('openssl') ? '' : 'openssl'].filter(
+  (m) => m !== '',
+)
+const SKIP =
+  missing.length > 0 && process.env.CI !== 'true' && `not installed: ${missing.join(', ')}`
 
-describe('compose stack: an MCP client signs in through the broker at Keycloak', { skip: SKIP }, () => {
+describe('compose stack: an MCP client signs in through the broker at Keycloak', {
+  skip: SKIP,
+}, () => {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-compose-login-'))
   const logLines: string[] = []
   let base: string
@@ -70,28 +88,35 @@ describe('compose stack: an MCP client signs in through the broker at Keycloak',
     const agent = loopbackAgent(ca)
     setGlobalDispatcher(agent)
     fetchVia = ((input: string | URL | Request, init?: RequestInit) =>
-      undiciFetch(input as never, { ...(init as object), dispatcher: agent } as never)) as unknown as typeof fetch
+      undiciFetch(
+        input as never,
+        { ...(init as object), dispatcher: agent } as never,
+      )) as unknown as typeof fetch
 
     // "Keycloak": the realm file as Keycloak's import would resolve it with this .env.
-    const realm = JSON.parse(keycloakResolve(read('realm-mcp.json'), envOf('keycloak', dotenv))) as {
+    const realm = JSON.parse(
+      keycloakResolve(read('realm-mcp.json'), envOf('keycloak', dotenv)),
+    ) as {
       realm: string
       clients: RealmClient[]
       users: RealmUser[]
     }
     const client = realm.clients.find((c) => c.clientId === 'mcp-edge-broker')!
-    const users: IdpUser[] = realm.users.filter((u) => u.serviceAccountClientId === undefined).map((u, i) => ({
-      id: `0b9d1c2e-0000-4000-8000-00000000000${i}`,
-      claims: {
-        preferred_username: u.username,
-        given_name: u.firstName,
-        family_name: u.lastName,
-        name: `${u.firstName} ${u.lastName}`,
-        email: u.email,
-        email_verified: true,
-        // Keycloak adds the realm's default roles composite to every user.
-        realm_access: { roles: [...u.realmRoles, `default-roles-${realm.realm}`] },
-      },
-    }))
+    const users: IdpUser[] = realm.users
+      .filter((u) => u.serviceAccountClientId === undefined)
+      .map((u, i) => ({
+        id: `0b9d1c2e-0000-4000-8000-00000000000${i}`,
+        claims: {
+          preferred_username: u.username,
+          given_name: u.firstName,
+          family_name: u.lastName,
+          name: `${u.firstName} ${u.lastName}`,
+          email: u.email,
+          email_verified: true,
+          // Keycloak adds the realm's default roles composite to every user.
+          realm_access: { roles: [...u.realmRoles, `default-roles-${realm.realm}`] },
+        },
+      }))
     demoId = users.find((u) => u.claims?.preferred_username === 'demo')!.id
     idp = await startKeycloakLike({
       realm: realm.realm,
@@ -105,7 +130,10 @@ describe('compose stack: an MCP client signs in through the broker at Keycloak',
       publicOrigin: () => base,
     })
 
-    nginx = await startNginx(dir, nginxConf(dir, { https, http, gateway: gw, keycloak: Number(new URL(idp.listening).port) }))
+    nginx = await startNginx(
+      dir,
+      nginxConf(dir, { https, http, gateway: gw, keycloak: Number(new URL(idp.listening).port) }),
+    )
 
     // The gateway: the stack's config with the gateway service's environment. Inside the stack
     // it connects to the service `nginx`; here nginx is on loopback.
@@ -120,7 +148,10 @@ describe('compose stack: an MCP client signs in through the broker at Keycloak',
         raw.auth.broker.upstream.caFile = join(dir, 'certs/ca.crt')
       },
     })
-    const log = pino({ level: 'debug' }, new Writable({ write: (c, _e, done) => void (logLines.push(String(c)), done()) }))
+    const log = pino(
+      { level: 'debug' },
+      new Writable({ write: (c, _e, done) => void (logLines.push(String(c)), done()) }),
+    )
     gateway = await startGateway(config, { log, auditDestination: { write: () => {} } })
   })
 
@@ -136,7 +167,10 @@ describe('compose stack: an MCP client signs in through the broker at Keycloak',
   it('the gateway is the authorization server its resources name, on the public URL', async () => {
     const prm = await request(`${base}/.well-known/oauth-protected-resource/mcp/notes`)
     assert.equal(prm.statusCode, 200, dump())
-    assert.deepEqual(((await prm.body.json()) as { authorization_servers: string[] }).authorization_servers, [base])
+    assert.deepEqual(
+      ((await prm.body.json()) as { authorization_servers: string[] }).authorization_servers,
+      [base],
+    )
     const as = await request(`${base}/.well-known/oauth-authorization-server`)
     const meta = (await as.body.json()) as Record<string, unknown>
     assert.equal(meta.issuer, base)
@@ -151,12 +185,18 @@ describe('compose stack: an MCP client signs in through the broker at Keycloak',
     const { provider, saved } = memoryProvider('compose client')
     const url = new URL(`${base}/mcp/notes`)
     const client = new Client({ name: 'compose-login', version: '0' })
-    let transport = new StreamableHTTPClientTransport(url, { authProvider: provider, fetch: fetchVia })
+    let transport = new StreamableHTTPClientTransport(url, {
+      authProvider: provider,
+      fetch: fetchVia,
+    })
     await assert.rejects(client.connect(transport), UnauthorizedError)
     const tokensBefore = idp.counts.token
     let visits: Visit[] = []
     try {
-      const login = await brokerLogin(provider.authorizationUrl!.href, { redirectUri: REDIRECT, choices: { consent: 'allow' } })
+      const login = await brokerLogin(provider.authorizationUrl!.href, {
+        redirectUri: REDIRECT,
+        choices: { consent: 'allow' },
+      })
       visits = login.visits
       assert.equal(login.callback.searchParams.get('iss'), base)
       await transport.finishAuth(login.callback.searchParams)
@@ -174,10 +214,19 @@ describe('compose stack: an MCP client signs in through the broker at Keycloak',
     assert.equal(q.get('redirect_uri'), `${base}/oauth/callback`)
     assert.equal(q.get('code_challenge_method'), 'S256')
     assert.equal(q.get('scope'), 'openid profile')
-    assert.equal(idp.counts.token, tokensBefore + 1, 'the code was exchanged with the client secret')
+    assert.equal(
+      idp.counts.token,
+      tokensBefore + 1,
+      'the code was exchanged with the client secret',
+    )
     // The gateway's back-channel calls reached "Keycloak" at the public URL, through nginx.
     const access = readFileSync(join(dir, 'access.log'), 'utf8')
-    for (const call of ['GET /realms/mcp/.well-known/openid-configuration', 'POST /realms/mcp/token', 'GET /realms/mcp/jwks', 'GET /realms/mcp/me']) {
+    for (const call of [
+      'GET /realms/mcp/.well-known/openid-configuration',
+      'POST /realms/mcp/token',
+      'GET /realms/mcp/jwks',
+      'GET /realms/mcp/me',
+    ]) {
       assert.ok(access.includes(`"${call} `), `${call} in nginx's access log`)
     }
 
@@ -185,7 +234,10 @@ describe('compose stack: an MCP client signs in through the broker at Keycloak',
     assert.equal(claims.iss, base)
     assert.equal(claims.aud, `${base}/mcp/notes`)
     assert.equal(claims.sub, demoId, "Keycloak's user id is the subject")
-    assert.deepEqual((claims.roles as string[]).filter((r) => r.startsWith('mcp-')).sort(), ['mcp-developer', 'mcp-user'])
+    assert.deepEqual((claims.roles as string[]).filter((r) => r.startsWith('mcp-')).sort(), [
+      'mcp-developer',
+      'mcp-user',
+    ])
 
     transport = new StreamableHTTPClientTransport(url, { authProvider: provider, fetch: fetchVia })
     await client.connect(transport)
@@ -199,10 +251,16 @@ describe('compose stack: an MCP client signs in through the broker at Keycloak',
     }
   })
 
-  it('the consent page keeps the gateway\'s Content-Security-Policy through nginx, plus nginx\'s headers', async () => {
+  it("the consent page keeps the gateway's Content-Security-Policy through nginx, plus nginx's headers", async () => {
     const { provider } = memoryProvider('headers client')
-    const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp/echo`), { authProvider: provider, fetch: fetchVia })
-    await assert.rejects(new Client({ name: 'h', version: '0' }).connect(transport), UnauthorizedError)
+    const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp/echo`), {
+      authProvider: provider,
+      fetch: fetchVia,
+    })
+    await assert.rejects(
+      new Client({ name: 'h', version: '0' }).connect(transport),
+      UnauthorizedError,
+    )
     let url = provider.authorizationUrl!.href
     for (let hop = 0; hop < 5 && !url.includes('/interaction/'); hop++) {
       const res = await request(url)
@@ -221,9 +279,14 @@ describe('compose stack: an MCP client signs in through the broker at Keycloak',
  * compose/nginx.conf for loopback: its ports, its upstreams' addresses and its certificate
  * paths replaced, inside a minimal nginx.conf whose paths are all in `dir`.
  */
-function nginxConf(dir: string, p: { https: number; http: number; gateway: number; keycloak: number }): string {
+function nginxConf(
+  dir: string,
+  p: { https: number; http: number; gateway: number; keycloak: number },
+): string {
   const version = spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr
-  const [major, minor, patch] = (/nginx\/(\d+)\.(\d+)\.(\d+)/.exec(version)?.slice(1) ?? []).map(Number)
+  const [major, minor, patch] = (/nginx\/(\d+)\.(\d+)\.(\d+)/.exec(version)?.slice(1) ?? []).map(
+    Number,
+  )
   const http2On = major! > 1 || minor! > 25 || (minor === 25 && patch! >= 1)
   let conf = read('nginx.conf')
     .replace(/^(\s*)listen 80;$/m, `$1listen 127.0.0.1:${p.http};`)
@@ -241,11 +304,12 @@ function nginxConf(dir: string, p: { https: number; http: number; gateway: numbe
     'events {}',
     'http {',
     `  access_log ${join(dir, 'access.log')};`,
-    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${join(temp, t)};`),
+    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(
+      (t) => `  ${t}_temp_path ${join(temp, t)};`,
+    ),
     `  include ${join(dir, 'default.conf')};`,
     '}',
   ].join('\n')
   writeFileSync(join(dir, 'nginx.conf'), `${main}\n`)
   return join(dir, 'nginx.conf')
 }
-

@@ -3,7 +3,13 @@
 // scratch folder, nginx -t when nginx is installed).
 import assert from 'node:assert/strict'
 import {
-  existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -17,12 +23,34 @@ import { brokerKeys } from '../../gateway/broker/keys.js'
 import { readSecret } from '../../gateway/config/secrets.js'
 import { sealerFromConfig } from '../../gateway/store/sealed.js'
 import {
-  COMPOSE, COMPOSE_VAR, ROOT, SECRET_FILES, code, compose, dotenvExample, envOf, generatedSecrets,
-  interpolate, keycloakResolve, loopbackGateway, nginxLocations, nginxRoute, onPath, parseDotenv, read,
-  run, runSetup, service, stackEnv, writeSecrets,
+  COMPOSE,
+  COMPOSE_VAR,
+  ROOT,
+  SECRET_FILES,
+  code,
+  compose,
+  dotenvExample,
+  envOf,
+  generatedSecrets,
+  interpolate,
+  keycloakResolve,
+  loopbackGateway,
+  nginxLocations,
+  nginxRoute,
+  onPath,
+  parseDotenv,
+  read,
+  run,
+  runSetup,
+  service,
+  stackEnv,
+  writeSecrets,
 } from './stack.js'
 
-interface Mapper { protocolMapper: string; config: Record<string, string> }
+interface Mapper {
+  protocolMapper: string
+  config: Record<string, string>
+}
 interface Scope {
   name: string
   protocol: string
@@ -65,7 +93,14 @@ interface GatewayYaml {
     jwksUri: string
     audience?: string | string[]
     broker: {
-      upstream: { issuer: string; connectTo: string; caFile: string; clientId: string; scopes: string[]; roleClaims: string[] }
+      upstream: {
+        issuer: string
+        connectTo: string
+        caFile: string
+        clientId: string
+        scopes: string[]
+        roleClaims: string[]
+      }
     }
   }
   secrets: { active: string }
@@ -105,8 +140,14 @@ describe('docker-compose.yml', () => {
 
   it('publishes ports from nginx only: 80 and 443', () => {
     const publishing = Object.entries(services).filter(([, s]) => s.ports || s.network_mode)
-    assert.deepEqual(publishing.map(([name]) => name), ['nginx'])
-    assert.deepEqual(service('nginx').ports!.map((p) => p.split(':').at(-1)), ['80', '443'])
+    assert.deepEqual(
+      publishing.map(([name]) => name),
+      ['nginx'],
+    )
+    assert.deepEqual(
+      service('nginx').ports!.map((p) => p.split(':').at(-1)),
+      ['80', '443'],
+    )
   })
 
   const dependencies = [
@@ -159,7 +200,10 @@ describe('docker-compose.yml', () => {
   it('has every variable it uses in .env.example, which ships no secret', () => {
     const text = code(read('docker-compose.yml')).join('\n')
     const used = new Set([...text.matchAll(COMPOSE_VAR)].map((m) => m[1]!))
-    assert.deepEqual([...used].filter((v) => !dotenvExample.has(v)), [])
+    assert.deepEqual(
+      [...used].filter((v) => !dotenvExample.has(v)),
+      [],
+    )
     for (const [k, v] of dotenvExample) {
       if (SECRET_NAME.test(k)) assert.equal(v, '', `.env.example has no value for ${k}`)
     }
@@ -201,7 +245,10 @@ describe('docker-compose.yml', () => {
     const named = [...read('nginx.conf').matchAll(/ssl_certificate(?:_key)?\s+(\S+);/g)]
     assert.equal(named.length, 2)
     for (const [, path] of named) {
-      assert.ok(volumes.some((v) => /^\.\/certs\/[^:]+:/.test(v) && v.split(':')[1] === path), path)
+      assert.ok(
+        volumes.some((v) => /^\.\/certs\/[^:]+:/.test(v) && v.split(':')[1] === path),
+        path,
+      )
     }
     assert.equal(volumes.filter((v) => v.startsWith('./certs')).length, 2)
     assert.ok(volumes.includes('./nginx.conf:/etc/nginx/conf.d/default.conf:ro'))
@@ -214,17 +261,30 @@ describe('docker-compose.yml', () => {
   })
 
   it('gives the gateway, and only the gateway, the secret files setup.sh writes', () => {
-    const files = Object.values(compose.secrets).map((x) => x.file).sort()
+    const files = Object.values(compose.secrets)
+      .map((x) => x.file)
+      .sort()
     assert.deepEqual(files, SECRET_FILES.map((f) => `./secrets/${f}`).sort())
-    assert.deepEqual(service('gateway').secrets?.slice().sort(), Object.keys(compose.secrets).sort())
-    for (const [name, x] of Object.entries(services)) if (name !== 'gateway') assert.equal(x.secrets, undefined, name)
+    assert.deepEqual(
+      service('gateway').secrets?.slice().sort(),
+      Object.keys(compose.secrets).sort(),
+    )
+    for (const [name, x] of Object.entries(services))
+      if (name !== 'gateway') assert.equal(x.secrets, undefined, name)
   })
 
   it("mounts into the gateway the CA the broker trusts (gateway.yaml caFile), and nowhere the CA's key", () => {
     const volumes = service('gateway').volumes ?? []
-    assert.ok(volumes.includes(`./certs/ca.crt:${gatewayYaml.auth.broker.upstream.caFile}:ro`), volumes.join(', '))
-    assert.deepEqual(volumes.filter((v) => v.startsWith('./certs/')), [`./certs/ca.crt:${gatewayYaml.auth.broker.upstream.caFile}:ro`])
-    for (const x of Object.values(services)) for (const v of x.volumes ?? []) assert.doesNotMatch(v, /ca\.key|^\.\/certs:/, v)
+    assert.ok(
+      volumes.includes(`./certs/ca.crt:${gatewayYaml.auth.broker.upstream.caFile}:ro`),
+      volumes.join(', '),
+    )
+    assert.deepEqual(
+      volumes.filter((v) => v.startsWith('./certs/')),
+      [`./certs/ca.crt:${gatewayYaml.auth.broker.upstream.caFile}:ro`],
+    )
+    for (const x of Object.values(services))
+      for (const v of x.volumes ?? []) assert.doesNotMatch(v, /ca\.key|^\.\/certs:/, v)
   })
 })
 
@@ -253,17 +313,30 @@ describe('issuer and audience agree across Keycloak, the gateway and nginx', () 
   })
 
   it("the broker's upstream is Keycloak's public issuer, from the environment and by default", () => {
-    assert.equal(gw.get('MCP_EDGE_UPSTREAM_ISSUER'), `${kc.get('KC_HOSTNAME')}/realms/${realm.realm}`)
-    assert.equal(gatewayYaml.auth.broker.upstream.issuer, `${gatewayYaml.publicUrl}/realms/${realm.realm}`)
+    assert.equal(
+      gw.get('MCP_EDGE_UPSTREAM_ISSUER'),
+      `${kc.get('KC_HOSTNAME')}/realms/${realm.realm}`,
+    )
+    assert.equal(
+      gatewayYaml.auth.broker.upstream.issuer,
+      `${gatewayYaml.publicUrl}/realms/${realm.realm}`,
+    )
   })
 
   it('the broker reaches that URL through nginx, which serves /realms/ from Keycloak with a certificate of the trusted CA', () => {
     const { connectTo } = gatewayYaml.auth.broker.upstream
     assert.equal(connectTo, 'nginx')
-    const shared = service('gateway').networks?.filter((n) => service(connectTo).networks?.includes(n)) ?? []
+    const shared =
+      service('gateway').networks?.filter((n) => service(connectTo).networks?.includes(n)) ?? []
     assert.ok(shared.length > 0, 'nginx is on a network of the gateway')
-    assert.match(read('nginx.conf'), /location ~ \^\/\(realms\|[^)]*\)\/ \{\s*proxy_pass http:\/\/keycloak;/)
-    assert.ok(service(connectTo).volumes?.some((v) => v.startsWith('./certs/tls.crt:')), "nginx's certificate, issued by certs/ca.crt")
+    assert.match(
+      read('nginx.conf'),
+      /location ~ \^\/\(realms\|[^)]*\)\/ \{\s*proxy_pass http:\/\/keycloak;/,
+    )
+    assert.ok(
+      service(connectTo).volumes?.some((v) => v.startsWith('./certs/tls.crt:')),
+      "nginx's certificate, issued by certs/ca.crt",
+    )
     // Plain http would need a loopback connectTo (checked at start-up): the public URL is https.
     assert.match(dotenvExample.get('MCP_PUBLIC_URL') ?? '', /^https:\/\//)
   })
@@ -277,13 +350,20 @@ describe('issuer and audience agree across Keycloak, the gateway and nginx', () 
     const has = new Set(['openid', ...c.defaultClientScopes, ...(c.optionalClientScopes ?? [])])
     for (const sc of scopes) assert.ok(has.has(sc), `${sc} is a scope of ${clientId}`)
     assert.ok(scopes.includes('openid'))
-    const written = (c.protocolMappers ?? []).filter((m) => m.config['id.token.claim'] === 'true').map((m) => m.config['claim.name'])
-    assert.ok(roleClaims.every((r) => written.includes(r)), `${roleClaims.join(', ')} in ${written.join(', ')}`)
+    const written = (c.protocolMappers ?? [])
+      .filter((m) => m.config['id.token.claim'] === 'true')
+      .map((m) => m.config['claim.name'])
+    assert.ok(
+      roleClaims.every((r) => written.includes(r)),
+      `${roleClaims.join(', ')} in ${written.join(', ')}`,
+    )
   })
 
   it('the broker advertises no Client ID Metadata Documents: the gateway could not fetch them', () => {
     const egress = service('gateway').networks?.some((n) => compose.networks[n]?.internal !== true)
-    const cimd = (parse(read('gateway.yaml')) as { auth: { broker: { cimd?: { enabled?: boolean } } } }).auth.broker.cimd
+    const cimd = (
+      parse(read('gateway.yaml')) as { auth: { broker: { cimd?: { enabled?: boolean } } } }
+    ).auth.broker.cimd
     assert.equal(egress, false, 'the gateway has no route out')
     assert.equal(cimd?.enabled, false)
   })
@@ -295,12 +375,14 @@ describe('issuer and audience agree across Keycloak, the gateway and nginx', () 
       .filter((m) => m.protocolMapper === 'oidc-audience-mapper')
       .map((m) => m.config['included.custom.audience'])
     const gatewayWide = gw.get('MCP_EDGE_AUDIENCE') ?? gatewayYaml.auth.audience
-    const expected = gatewayWide === undefined
-      ? Object.keys(gatewayYaml.servers).map((s) => `${publicUrl}/mcp/${s}`)
-      : [gatewayWide].flat()
+    const expected =
+      gatewayWide === undefined
+        ? Object.keys(gatewayYaml.servers).map((s) => `${publicUrl}/mcp/${s}`)
+        : [gatewayWide].flat()
     assert.deepEqual(audiences.sort(), expected.sort())
     const holders = realm.clientScopes.filter((s) =>
-      s.protocolMappers?.some((m) => m.protocolMapper === 'oidc-audience-mapper'))
+      s.protocolMappers?.some((m) => m.protocolMapper === 'oidc-audience-mapper'),
+    )
     for (const c of realm.clients.filter((x) => x.clientId !== BROKER_CLIENT)) {
       for (const h of holders) assert.ok(c.defaultClientScopes.includes(h.name), c.clientId)
     }
@@ -309,9 +391,14 @@ describe('issuer and audience agree across Keycloak, the gateway and nginx', () 
   it("the broker's client gets no audience: its Keycloak tokens are never MCP tokens", () => {
     const c = realm.clients.find((x) => x.clientId === BROKER_CLIENT)!
     const scopes = [...c.defaultClientScopes, ...(c.optionalClientScopes ?? [])]
-    const mappers = [...scopes.flatMap((n) => realm.clientScopes.find((x) => x.name === n)?.protocolMappers ?? []),
-      ...(c.protocolMappers ?? [])]
-    assert.deepEqual(mappers.filter((m) => m.protocolMapper === 'oidc-audience-mapper'), [])
+    const mappers = [
+      ...scopes.flatMap((n) => realm.clientScopes.find((x) => x.name === n)?.protocolMappers ?? []),
+      ...(c.protocolMappers ?? []),
+    ]
+    assert.deepEqual(
+      mappers.filter((m) => m.protocolMapper === 'oidc-audience-mapper'),
+      [],
+    )
   })
 
   it("the broker client's redirect URI is the gateway's callback on the public URL", () => {
@@ -320,7 +407,7 @@ describe('issuer and audience agree across Keycloak, the gateway and nginx', () 
     assert.deepEqual(c.redirectUris, [`${publicUrl}${UPSTREAM_CALLBACK_PATH}`])
   })
 
-  it('every ${VAR} of the realm import is in Keycloak\'s environment', () => {
+  it("every ${VAR} of the realm import is in Keycloak's environment", () => {
     const names = [...realmText.matchAll(/\$\{([A-Z][A-Z0-9_]*)(?::[^}]*)?\}/g)].map((m) => m[1]!)
     assert.ok(names.length >= 3, 'public URL, client secret, demo password')
     for (const name of names) assert.ok(kc.has(name), name)
@@ -336,7 +423,9 @@ describe('issuer and audience agree across Keycloak, the gateway and nginx', () 
   })
 
   it('nginx locations set no proxy_set_header (it would drop the server-level ones)', () => {
-    const bodies = read('nginx.conf').split(/\n\s*location /).slice(1)
+    const bodies = read('nginx.conf')
+      .split(/\n\s*location /)
+      .slice(1)
     for (const body of bodies) {
       assert.doesNotMatch(body.split(/\n\s*\}/)[0]!, /proxy_set_header/, body.split('\n')[0])
     }
@@ -381,9 +470,16 @@ describe('realm-mcp.json', () => {
 
   it('has no public client: MCP clients register with the gateway and sign in through it', () => {
     const open = realm.clients.filter((c) => c.publicClient || c.directAccessGrantsEnabled)
-    assert.deepEqual(open.map((c) => c.clientId), [])
+    assert.deepEqual(
+      open.map((c) => c.clientId),
+      [],
+    )
     const withLogins = realm.clients.filter((c) => c.standardFlowEnabled)
-    assert.deepEqual(withLogins.map((c) => c.clientId), [BROKER_CLIENT], 'only the broker sends users here')
+    assert.deepEqual(
+      withLogins.map((c) => c.clientId),
+      [BROKER_CLIENT],
+      'only the broker sends users here',
+    )
   })
 
   it("has the broker's confidential client: code flow with PKCE S256, its secret from the environment", () => {
@@ -395,12 +491,18 @@ describe('realm-mcp.json', () => {
     assert.equal(c.serviceAccountsEnabled, false)
     assert.equal(c.attributes?.['pkce.code.challenge.method'], 'S256')
     assert.match(c.secret ?? '', isPlaceholder, 'the secret comes from the environment')
-    assert.deepEqual(c.redirectUris, ['${MCP_PUBLIC_URL}/oauth/callback'], 'one exact URI, no wildcard')
+    assert.deepEqual(
+      c.redirectUris,
+      ['${MCP_PUBLIC_URL}/oauth/callback'],
+      'one exact URI, no wildcard',
+    )
     assert.deepEqual(c.webOrigins, [], 'the gateway calls Keycloak server to server: no CORS')
   })
 
   it("puts the realm roles in the broker client's ID token and userinfo", () => {
-    const mapper = client(BROKER_CLIENT)?.protocolMappers?.find((m) => m.protocolMapper === 'oidc-usermodel-realm-role-mapper')
+    const mapper = client(BROKER_CLIENT)?.protocolMappers?.find(
+      (m) => m.protocolMapper === 'oidc-usermodel-realm-role-mapper',
+    )
     assert.ok(mapper)
     assert.equal(mapper.config['claim.name'], 'realm_access.roles')
     assert.equal(mapper.config.multivalued, 'true')
@@ -462,7 +564,13 @@ describe('compose/Dockerfile', () => {
   it('bakes in no secret: no ENV or ARG named like one', () => {
     const names = dockerLines
       .filter((l) => /^(ENV|ARG) /.test(l))
-      .flatMap((l) => l.slice(4).trim().split(/\s+/).map((kv) => kv.split('=')[0]!))
+      .flatMap((l) =>
+        l
+          .slice(4)
+          .trim()
+          .split(/\s+/)
+          .map((kv) => kv.split('=')[0]!),
+      )
     assert.ok(names.includes('NODE_ENV'))
     for (const n of names) assert.doesNotMatch(n, SECRET_NAME, n)
   })
@@ -491,9 +599,16 @@ describe('compose/gateway.yaml', () => {
   for (const c of cases) {
     it(`passes mcp-edge validate ${c.name}`, async () => {
       const env = { ...Object.fromEntries(clean), ...c.env }
-      const res = await run(process.execPath, [MAIN, 'validate', '--config', copy, '--skip-secrets'], { env })
+      const res = await run(
+        process.execPath,
+        [MAIN, 'validate', '--config', copy, '--skip-secrets'],
+        { env },
+      )
       assert.equal(res.code, 0, res.stderr)
-      assert.match(res.stdout, /^ok: .* \(servers: echo, notes; policies: .*policies; broker: upstream https:\/\/localhost\/realms\/mcp\)$/m)
+      assert.match(
+        res.stdout,
+        /^ok: .* \(servers: echo, notes; policies: .*policies; broker: upstream https:\/\/localhost\/realms\/mcp\)$/m,
+      )
     })
   }
 
@@ -502,9 +617,18 @@ describe('compose/gateway.yaml', () => {
     writeSecrets(dir, 'client-secret-0123456789')
     const config = loopbackGateway({ secretsDir: dir })
     const broker = config.auth.broker!
-    const refs = [broker.upstream.clientSecret, broker.signingKeys, broker.cookieKeys, config.secrets?.keys]
-    for (const ref of refs) assert.ok(ref && 'file' in ref && ref.file.startsWith(`${dir}/`), JSON.stringify(ref))
-    assert.equal(readSecret(broker.upstream.clientSecret!, 'clientSecret'), 'client-secret-0123456789')
+    const refs = [
+      broker.upstream.clientSecret,
+      broker.signingKeys,
+      broker.cookieKeys,
+      config.secrets?.keys,
+    ]
+    for (const ref of refs)
+      assert.ok(ref && 'file' in ref && ref.file.startsWith(`${dir}/`), JSON.stringify(ref))
+    assert.equal(
+      readSecret(broker.upstream.clientSecret!, 'clientSecret'),
+      'client-secret-0123456789',
+    )
     const keys = await brokerKeys(broker, readSecret)
     assert.equal(keys.generated, false)
     assert.equal(keys.alg, 'ES256')
@@ -534,7 +658,13 @@ describe('compose/setup.sh', () => {
   describe('run twice in a scratch folder', { skip: noOpenssl }, () => {
     const dir = mkdtempSync(join(scratch, 'setup-'))
     const at = (f: string) => join(dir, f)
-    const kept = ['.env', 'certs/tls.crt', 'certs/tls.key', 'certs/ca.crt', ...SECRET_FILES.map((f) => `secrets/${f}`)]
+    const kept = [
+      '.env',
+      'certs/tls.crt',
+      'certs/tls.key',
+      'certs/ca.crt',
+      ...SECRET_FILES.map((f) => `secrets/${f}`),
+    ]
     let first: Awaited<ReturnType<typeof runSetup>>
     let second: Awaited<ReturnType<typeof runSetup>>
     let env: Map<string, string>
@@ -549,9 +679,15 @@ describe('compose/setup.sh', () => {
     })
 
     it('.env: every secret generated and different, every default kept, private', () => {
-      for (const k of generatedSecrets) assert.match(env.get(k) ?? '', /^[0-9a-f]{64}$/, `${k} is generated`)
-      for (const [k, v] of dotenvExample) if (v !== '') assert.equal(env.get(k), v, `${k} keeps its default`)
-      assert.equal(new Set(generatedSecrets.map((k) => env.get(k))).size, generatedSecrets.length, 'all different')
+      for (const k of generatedSecrets)
+        assert.match(env.get(k) ?? '', /^[0-9a-f]{64}$/, `${k} is generated`)
+      for (const [k, v] of dotenvExample)
+        if (v !== '') assert.equal(env.get(k), v, `${k} keeps its default`)
+      assert.equal(
+        new Set(generatedSecrets.map((k) => env.get(k))).size,
+        generatedSecrets.length,
+        'all different',
+      )
       assert.equal(statSync(at('.env')).mode & 0o777, 0o600, '.env is private')
     })
 
@@ -576,64 +712,103 @@ describe('compose/setup.sh', () => {
     })
 
     it('secrets/: a private ES256 JWKS whose public half verifies what the private half signs', async () => {
-      const jwks = JSON.parse(readFileSync(at('secrets/broker-signing-keys.json'), 'utf8')) as { keys: JWK[] }
+      const jwks = JSON.parse(readFileSync(at('secrets/broker-signing-keys.json'), 'utf8')) as {
+        keys: JWK[]
+      }
       assert.equal(jwks.keys.length, 1)
       const [k] = jwks.keys
       assert.deepEqual([k!.kty, k!.crv, k!.alg, k!.use], ['EC', 'P-256', 'ES256', 'sig'])
       assert.match(k!.kid ?? '', /^es256-[0-9a-f]{16}$/)
       for (const n of ['x', 'y', 'd'] as const) assert.match(k![n] ?? '', /^[A-Za-z0-9_-]{43}$/, n)
-      const jwt = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'ES256' }).sign(await importJWK(k!, 'ES256'))
+      const jwt = await new SignJWT({ sub: 'x' })
+        .setProtectedHeader({ alg: 'ES256' })
+        .sign(await importJWK(k!, 'ES256'))
       const { d: _d, ...pub } = k!
       await jwtVerify(jwt, await importJWK(pub, 'ES256'))
     })
 
     it('secrets/: cookie keys and the sealing key in the shapes the gateway reads', () => {
-      const cookies = JSON.parse(readFileSync(at('secrets/broker-cookie-keys.json'), 'utf8')) as unknown
-      assert.ok(Array.isArray(cookies) && cookies.length === 1 && /^[0-9a-f]{64}$/.test(String(cookies[0])))
-      const sealing = JSON.parse(readFileSync(at('secrets/sealing-keys.json'), 'utf8')) as Record<string, string>
+      const cookies = JSON.parse(
+        readFileSync(at('secrets/broker-cookie-keys.json'), 'utf8'),
+      ) as unknown
+      assert.ok(
+        Array.isArray(cookies) && cookies.length === 1 && /^[0-9a-f]{64}$/.test(String(cookies[0])),
+      )
+      const sealing = JSON.parse(readFileSync(at('secrets/sealing-keys.json'), 'utf8')) as Record<
+        string,
+        string
+      >
       assert.deepEqual(Object.keys(sealing), [gatewayYaml.secrets.active])
       assert.equal(Buffer.from(sealing[gatewayYaml.secrets.active]!, 'base64url').length, 32)
     })
 
-    it('secrets/: what the stack\'s gateway.yaml reads, accepted by the gateway', async () => {
+    it("secrets/: what the stack's gateway.yaml reads, accepted by the gateway", async () => {
       const config = loopbackGateway({ secretsDir: at('secrets') })
       const broker = config.auth.broker!
-      assert.equal(readSecret(broker.upstream.clientSecret!, 'clientSecret'), env.get('MCP_BROKER_CLIENT_SECRET'))
+      assert.equal(
+        readSecret(broker.upstream.clientSecret!, 'clientSecret'),
+        env.get('MCP_BROKER_CLIENT_SECRET'),
+      )
       assert.equal((await brokerKeys(broker, readSecret)).generated, false)
       assert.ok(sealerFromConfig(config.secrets, readSecret))
     })
 
     it('the second run replaces nothing, and the certificate chains to the CA', async () => {
-      assert.deepEqual(kept.map((f) => readFileSync(at(f), 'utf8')), firstFiles)
-      const verify = await run('openssl', ['verify', '-CAfile', at('certs/ca.crt'), at('certs/tls.crt')])
+      assert.deepEqual(
+        kept.map((f) => readFileSync(at(f), 'utf8')),
+        firstFiles,
+      )
+      const verify = await run('openssl', [
+        'verify',
+        '-CAfile',
+        at('certs/ca.crt'),
+        at('certs/tls.crt'),
+      ])
       assert.equal(verify.code, 0, verify.stderr)
     })
 
     it('prints no secret, on either run', () => {
-      const values = [...generatedSecrets.map((k) => env.get(k)!),
-        ...SECRET_FILES.map((f) => readFileSync(at(`secrets/${f}`), 'utf8').trim())]
+      const values = [
+        ...generatedSecrets.map((k) => env.get(k)!),
+        ...SECRET_FILES.map((f) => readFileSync(at(`secrets/${f}`), 'utf8').trim()),
+      ]
       for (const out of [first, second].flatMap((r) => [r.stdout, r.stderr])) {
         for (const v of values) assert.ok(!out.includes(v), 'a secret value was printed')
       }
     })
 
-    it('a new MCP_BROKER_CLIENT_SECRET in .env reaches the gateway\'s copy at the next run', async () => {
+    it("a new MCP_BROKER_CLIENT_SECRET in .env reaches the gateway's copy at the next run", async () => {
       const text = readFileSync(at('.env'), 'utf8')
       const rotated = 'f'.repeat(64)
-      writeFileSync(at('.env'), text.replace(/^MCP_BROKER_CLIENT_SECRET=.*$/m, `MCP_BROKER_CLIENT_SECRET=${rotated}`))
+      writeFileSync(
+        at('.env'),
+        text.replace(/^MCP_BROKER_CLIENT_SECRET=.*$/m, `MCP_BROKER_CLIENT_SECRET=${rotated}`),
+      )
       const third = await runSetup(dir)
       assert.equal(third.code, 0, third.stderr)
       assert.equal(readFileSync(at('secrets/broker-client-secret'), 'utf8'), `${rotated}\n`)
       assert.equal(statSync(at('secrets/broker-client-secret')).mode & 0o777, 0o400)
-      assert.equal(readFileSync(at('secrets/sealing-keys.json'), 'utf8'), firstFiles[kept.indexOf('secrets/sealing-keys.json')])
+      assert.equal(
+        readFileSync(at('secrets/sealing-keys.json'), 'utf8'),
+        firstFiles[kept.indexOf('secrets/sealing-keys.json')],
+      )
     })
   })
 
-  it('stops when a certificate was brought without the CA that issued it', { skip: noOpenssl }, async () => {
+  it('stops when a certificate was brought without the CA that issued it', {
+    skip: noOpenssl,
+  }, async () => {
     const dir = mkdtempSync(join(scratch, 'setup-byo-'))
     mkdirSync(join(dir, 'certs'))
     const cert = ['-x509', '-nodes', '-newkey', 'rsa:2048', '-days', '1', '-subj', '/CN=localhost']
-    const made = await run('openssl', ['req', ...cert, '-keyout', join(dir, 'certs/tls.key'), '-out', join(dir, 'certs/tls.crt')])
+    const made = await run('openssl', [
+      'req',
+      ...cert,
+      '-keyout',
+      join(dir, 'certs/tls.key'),
+      '-out',
+      join(dir, 'certs/tls.crt'),
+    ])
     assert.equal(made.code, 0, made.stderr)
     const res = await runSetup(dir)
     assert.equal(res.code, 1)
@@ -648,21 +823,40 @@ describe('compose/nginx.conf routes', () => {
   // and the upstream's callback), then the MCP endpoints; all to the gateway.
   const gateway = [
     ...PROVIDER_PATHS.map((p) => p.replace('*', 'x1')),
-    `${INTERACTION_PREFIX}uid1`, `${INTERACTION_PREFIX}uid1/approve`, `${INTERACTION_PREFIX}uid1/finish`,
+    `${INTERACTION_PREFIX}uid1`,
+    `${INTERACTION_PREFIX}uid1/approve`,
+    `${INTERACTION_PREFIX}uid1/finish`,
     UPSTREAM_CALLBACK_PATH,
-    '/mcp/notes', '/.well-known/oauth-protected-resource/mcp/notes', '/whoami',
+    '/mcp/notes',
+    '/.well-known/oauth-protected-resource/mcp/notes',
+    '/whoami',
   ]
   const keycloak = [
-    '/realms/mcp/protocol/openid-connect/auth', '/realms/mcp/protocol/openid-connect/token',
-    '/realms/mcp/.well-known/openid-configuration', '/resources/x/login/style.css', '/js/keycloak.js',
-    '/.well-known/oauth-authorization-server/realms/mcp', '/.well-known/openid-configuration/realms/mcp',
+    '/realms/mcp/protocol/openid-connect/auth',
+    '/realms/mcp/protocol/openid-connect/token',
+    '/realms/mcp/.well-known/openid-configuration',
+    '/resources/x/login/style.css',
+    '/js/keycloak.js',
+    '/.well-known/oauth-authorization-server/realms/mcp',
+    '/.well-known/openid-configuration/realms/mcp',
   ]
-  const nowhere = ['/', '/metrics', '/healthz', '/readyz', '/tokens', '/authorized', '/oauth/callbacks']
-  for (const path of gateway) it(`${path} → the gateway`, () => assert.equal(route(path), 'http://mcp_edge'))
-  for (const path of keycloak) it(`${path} → Keycloak`, () => assert.equal(route(path), 'http://keycloak'))
-  for (const path of nowhere) it(`${path} → 404 from nginx`, () => assert.equal(route(path), 'return 404'))
+  const nowhere = [
+    '/',
+    '/metrics',
+    '/healthz',
+    '/readyz',
+    '/tokens',
+    '/authorized',
+    '/oauth/callbacks',
+  ]
+  for (const path of gateway)
+    it(`${path} → the gateway`, () => assert.equal(route(path), 'http://mcp_edge'))
+  for (const path of keycloak)
+    it(`${path} → Keycloak`, () => assert.equal(route(path), 'http://keycloak'))
+  for (const path of nowhere)
+    it(`${path} → 404 from nginx`, () => assert.equal(route(path), 'return 404'))
 
-  it('buffers no MCP stream, and holds the broker\'s redirects with their cookies', () => {
+  it("buffers no MCP stream, and holds the broker's redirects with their cookies", () => {
     assert.match(nginxRoute(locations, '/mcp/notes')!.body, /proxy_buffering off;/)
     for (const path of ['/authorize', `${INTERACTION_PREFIX}uid1`, UPSTREAM_CALLBACK_PATH]) {
       const body = nginxRoute(locations, path)!.body

@@ -112,8 +112,20 @@ describe('realm tokens at the gateway of the stack', () => {
   const both = ['mcp:read', 'mcp:write']
   const whoamiCases = [
     // The token's scopes are what the client was delegated; the roles are the ceiling.
-    { name: 'service account with its scopes', claims: service, access: 'allow', granted: both, lacks: [] },
-    { name: 'service account with mcp:read only', claims: { ...service, scope: 'profile mcp:read' }, access: 'allow', granted: ['mcp:read'], lacks: ['mcp:write'] },
+    {
+      name: 'service account with its scopes',
+      claims: service,
+      access: 'allow',
+      granted: both,
+      lacks: [],
+    },
+    {
+      name: 'service account with mcp:read only',
+      claims: { ...service, scope: 'profile mcp:read' },
+      access: 'allow',
+      granted: ['mcp:read'],
+      lacks: ['mcp:write'],
+    },
     // A scope claim without any MCP scope delegates nothing: the client must ask for mcp:read.
     {
       name: 'service account whose token names no MCP scope gets a step-up, whatever its role',

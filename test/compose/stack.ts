@@ -79,7 +79,7 @@ export const generatedSecrets = [...dotenvExample]
 
 /** The .env setup.sh would write: the example's defaults, each secret a distinct stand-in. */
 export const stackEnv = new Map(
-  [...dotenvExample].map(([k, v]) => [k, v !== '' ? v : DERIVED[k] ?? `test-${k.toLowerCase()}`]),
+  [...dotenvExample].map(([k, v]) => [k, v !== '' ? v : (DERIVED[k] ?? `test-${k.toLowerCase()}`)]),
 )
 
 /** ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}. */
@@ -93,7 +93,10 @@ export function interpolate(value: string, env: Map<string, string>): string {
     if (op?.endsWith('-')) return arg ?? ''
     throw new Error(`${name} is not set${arg ? `: ${arg}` : ''}`)
   }
-  return value.split('$$').map((part) => part.replace(COMPOSE_VAR, one)).join('$')
+  return value
+    .split('$$')
+    .map((part) => part.replace(COMPOSE_VAR, one))
+    .join('$')
 }
 
 /** The environment a service's process gets, with .env made by setup.sh (or `dotenv`). */
@@ -137,11 +140,16 @@ export function onPath(cmd: string): boolean {
 
 /** The secret files setup.sh writes into secrets/, which the gateway reads. */
 export const SECRET_FILES = [
-  'broker-client-secret', 'broker-signing-keys.json', 'broker-cookie-keys.json', 'sealing-keys.json',
+  'broker-client-secret',
+  'broker-signing-keys.json',
+  'broker-cookie-keys.json',
+  'sealing-keys.json',
 ]
 
 /** Runs compose/setup.sh in `dir` (a scratch copy of compose/ with setup.sh and .env.example). */
-export async function runSetup(dir: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runSetup(
+  dir: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   for (const f of ['setup.sh', '.env.example']) {
     if (!existsSync(join(dir, f))) copyFileSync(join(COMPOSE, f), join(dir, f))
   }
@@ -156,7 +164,9 @@ export const secretPath = (name: string) => `/run/secrets/${name}`
  * formats, mode 0400: for tests that need them without running setup.sh.
  */
 export function writeSecrets(dir: string, clientSecret = randomBytes(32).toString('hex')): void {
-  const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' })
+  const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+    format: 'jwk',
+  })
   const files: Record<string, string> = {
     'broker-client-secret': `${clientSecret}\n`,
     'broker-signing-keys.json': `${JSON.stringify({ keys: [{ ...jwk, alg: 'ES256', use: 'sig', kid: randomUUID() }] })}\n`,
@@ -184,16 +194,27 @@ export function loopbackGateway(o: {
 }): GatewayConfig {
   const file = parse(read('gateway.yaml')) as Record<string, any>
   const servers = Object.fromEntries(
-    Object.entries(file.servers as Record<string, Record<string, unknown>>).map(([name, s]) => [name, {
-      ...s,
-      command: process.execPath,
-      args: [join(ROOT, 'dist/servers', `${name}.js`)],
-      pool: { min: 0 },
-    }]),
+    Object.entries(file.servers as Record<string, Record<string, unknown>>).map(([name, s]) => [
+      name,
+      {
+        ...s,
+        command: process.execPath,
+        args: [join(ROOT, 'dist/servers', `${name}.js`)],
+        pool: { min: 0 },
+      },
+    ]),
   )
-  const hostFile = new Map(Object.entries(compose.secrets).map(([name, s]) => [secretPath(name), basename(s.file)]))
+  const hostFile = new Map(
+    Object.entries(compose.secrets).map(([name, s]) => [secretPath(name), basename(s.file)]),
+  )
   const local = JSON.parse(JSON.stringify(file), (_k, v: unknown) => {
-    if (v !== null && typeof v === 'object' && 'file' in v && typeof v.file === 'string' && hostFile.has(v.file)) {
+    if (
+      v !== null &&
+      typeof v === 'object' &&
+      'file' in v &&
+      typeof v.file === 'string' &&
+      hostFile.has(v.file)
+    ) {
       return { file: join(o.secretsDir, hostFile.get(v.file)!) }
     }
     return v
@@ -207,7 +228,11 @@ export function loopbackGateway(o: {
   }
   o.edit?.(raw)
   const env = o.env && Object.fromEntries(o.env)
-  return validateConfig(raw, { file: 'compose/gateway.yaml (loopback copy)', baseDir: COMPOSE, ...(env ? { env } : {}) })
+  return validateConfig(raw, {
+    file: 'compose/gateway.yaml (loopback copy)',
+    baseDir: COMPOSE,
+    ...(env ? { env } : {}),
+  })
 }
 
 /** One `location` of an nginx server block: its modifier, pattern, and what it does. */
@@ -231,7 +256,9 @@ export function nginxLocations(conf: string, listen: string): NginxLocation[] {
   for (const m of server.matchAll(/\blocation\s+(=|\^~|~\*|~)?\s*(\S+)\s*\{/g)) {
     if (m[2]!.startsWith('@')) continue
     const body = blockAt(server, m.index! + m[0].length)
-    const action = /\bproxy_pass\s+(\S+);/.exec(body)?.[1] ?? `return ${/\breturn\s+(\d+)/.exec(body)?.[1] ?? '?'}`
+    const action =
+      /\bproxy_pass\s+(\S+);/.exec(body)?.[1] ??
+      `return ${/\breturn\s+(\d+)/.exec(body)?.[1] ?? '?'}`
     out.push({ modifier: (m[1] ?? '') as NginxLocation['modifier'], pattern: m[2]!, action, body })
   }
   return out
@@ -248,8 +275,11 @@ export function nginxRoute(locations: NginxLocation[], path: string): NginxLocat
     .filter((l) => (l.modifier === '' || l.modifier === '^~') && path.startsWith(l.pattern))
     .sort((a, b) => b.pattern.length - a.pattern.length)
   if (prefixes[0]?.modifier === '^~') return prefixes[0]
-  const regex = locations.find((l) => (l.modifier === '~' || l.modifier === '~*')
-    && new RegExp(l.pattern, l.modifier === '~*' ? 'i' : '').test(path))
+  const regex = locations.find(
+    (l) =>
+      (l.modifier === '~' || l.modifier === '~*') &&
+      new RegExp(l.pattern, l.modifier === '~*' ? 'i' : '').test(path),
+  )
   return regex ?? prefixes[0]
 }
 

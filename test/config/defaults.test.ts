@@ -10,19 +10,37 @@ describe('defaultConfig', () => {
   const servers = Object.values(config.servers)
 
   const cases: { name: string; get: () => unknown; expect: unknown }[] = [
-    { name: 'lists servers echo and notes', get: () => Object.keys(config.servers),
-      expect: ['echo', 'notes'] },
-    { name: 'servers run this node', get: () => servers.map((s) => s.command),
-      expect: [process.execPath, process.execPath] },
-    { name: 'server scripts exist', get: () => servers.map((s) => existsSync(s.args[0]!)),
-      expect: [true, true] },
-    { name: 'listens on loopback 8080', get: () => config.listen,
-      expect: { host: '127.0.0.1', port: 8080 } },
+    {
+      name: 'lists servers echo and notes',
+      get: () => Object.keys(config.servers),
+      expect: ['echo', 'notes'],
+    },
+    {
+      name: 'servers run this node',
+      get: () => servers.map((s) => s.command),
+      expect: [process.execPath, process.execPath],
+    },
+    {
+      name: 'server scripts exist',
+      get: () => servers.map((s) => existsSync(s.args[0]!)),
+      expect: [true, true],
+    },
+    {
+      name: 'listens on loopback 8080',
+      get: () => config.listen,
+      expect: { host: '127.0.0.1', port: 8080 },
+    },
     { name: 'no issuer (dev IdP runs)', get: () => config.auth.issuer, expect: undefined },
-    { name: 'policies resolved under the package root', get: () => config.policies,
-      expect: path.join(PACKAGE_ROOT, 'policies') },
-    { name: 'package root holds package.json',
-      get: () => existsSync(path.join(PACKAGE_ROOT, 'package.json')), expect: true },
+    {
+      name: 'policies resolved under the package root',
+      get: () => config.policies,
+      expect: path.join(PACKAGE_ROOT, 'policies'),
+    },
+    {
+      name: 'package root holds package.json',
+      get: () => existsSync(path.join(PACKAGE_ROOT, 'package.json')),
+      expect: true,
+    },
   ]
   for (const c of cases) test(c.name, () => assert.deepEqual(c.get(), c.expect))
 
@@ -37,12 +55,19 @@ describe('defaultConfig', () => {
   })
 
   test('an invalid override is a ConfigError naming the variable', () => {
-    assert.throws(() => defaultConfig({ MCP_EDGE_PORT: 'eighty' }), (err: unknown) => {
-      assert.ok(err instanceof ConfigError)
-      assert.equal(err.code, 'config_invalid')
-      assert.deepEqual(err.problems, [{ file: 'environment variable MCP_EDGE_PORT',
-        message: 'Invalid input: expected number, received string' }])
-      return true
-    })
+    assert.throws(
+      () => defaultConfig({ MCP_EDGE_PORT: 'eighty' }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError)
+        assert.equal(err.code, 'config_invalid')
+        assert.deepEqual(err.problems, [
+          {
+            file: 'environment variable MCP_EDGE_PORT',
+            message: 'Invalid input: expected number, received string',
+          },
+        ])
+        return true
+      },
+    )
   })
 })

@@ -12,8 +12,22 @@ import { loadConfigFile, validateConfig } from '../../gateway/config/load.js'
 
 const SERVERS = { servers: { echo: { command: '/bin/echo' } } }
 const ENDPOINT = { ...SERVERS, endpoints: { all: { servers: '*' } } }
-const EXCHANGE = { ...SERVERS, auth: { tokenExchange: { clientId: 'gateway', clientAuth: 'none' } } }
-const BROKER = { ...SERVERS, auth: { broker: { upstream: { issuer: 'https://idp.example.com', clientId: 'gateway', clientSecret: { env: 'S' } } } } }
+const EXCHANGE = {
+  ...SERVERS,
+  auth: { tokenExchange: { clientId: 'gateway', clientAuth: 'none' } },
+}
+const BROKER = {
+  ...SERVERS,
+  auth: {
+    broker: {
+      upstream: {
+        issuer: 'https://idp.example.com',
+        clientId: 'gateway',
+        clientSecret: { env: 'S' },
+      },
+    },
+  },
+}
 
 /** `>= n` and `<= n`, as zod says them. */
 const min = (n: number) => `Too small: expected number to be >=${n}`
@@ -32,72 +46,321 @@ interface LimitCase {
 
 const cases: LimitCase[] = [
   // limits and log: the gateway's own listener and process.
-  { key: 'limits.keepAliveTimeout', default: S.DEFAULT_KEEP_ALIVE_TIMEOUT_MS, bad: 999, message: min(1000) },
+  {
+    key: 'limits.keepAliveTimeout',
+    default: S.DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
+    bad: 999,
+    message: min(1000),
+  },
   { key: 'limits.sseKeepAlive', default: S.DEFAULT_SSE_KEEPALIVE_MS, bad: 999, message: min(1000) },
-  { key: 'limits.shutdownDeadline', default: S.DEFAULT_SHUTDOWN_DEADLINE_MS, bad: 3_600_001, message: max(3_600_000) },
-  { key: 'limits.policyReloadDebounce', default: S.DEFAULT_RELOAD_DEBOUNCE_MS, bad: 60_001, message: max(60_000) },
+  {
+    key: 'limits.shutdownDeadline',
+    default: S.DEFAULT_SHUTDOWN_DEADLINE_MS,
+    bad: 3_600_001,
+    message: max(3_600_000),
+  },
+  {
+    key: 'limits.policyReloadDebounce',
+    default: S.DEFAULT_RELOAD_DEBOUNCE_MS,
+    bad: 60_001,
+    message: max(60_000),
+  },
   { key: 'log.bufferBytes', default: S.DEFAULT_LOG_BUFFER_BYTES, bad: -1, message: min(0) },
   { key: 'log.flushInterval', default: S.DEFAULT_LOG_FLUSH_MS, bad: 9, message: min(10) },
   // limits.sessionless: each principal's sessionless processes, waiters, rounds and streams.
-  { key: 'limits.sessionless.lanesPerSubject', default: S.DEFAULT_LANES_PER_SUBJECT, bad: 0, message: min(1) },
-  { key: 'limits.sessionless.laneWait', default: S.DEFAULT_LANE_WAIT_MS, bad: 600_001, message: max(600_000) },
-  { key: 'limits.sessionless.laneWaiters', default: S.DEFAULT_LANE_WAITERS, bad: -1, message: min(0) },
-  { key: 'limits.sessionless.laneIdle', default: S.DEFAULT_LANE_IDLE_MS, bad: 999, message: min(1000) },
+  {
+    key: 'limits.sessionless.lanesPerSubject',
+    default: S.DEFAULT_LANES_PER_SUBJECT,
+    bad: 0,
+    message: min(1),
+  },
+  {
+    key: 'limits.sessionless.laneWait',
+    default: S.DEFAULT_LANE_WAIT_MS,
+    bad: 600_001,
+    message: max(600_000),
+  },
+  {
+    key: 'limits.sessionless.laneWaiters',
+    default: S.DEFAULT_LANE_WAITERS,
+    bad: -1,
+    message: min(0),
+  },
+  {
+    key: 'limits.sessionless.laneIdle',
+    default: S.DEFAULT_LANE_IDLE_MS,
+    bad: 999,
+    message: min(1000),
+  },
   { key: 'limits.sessionless.toolPages', default: S.DEFAULT_TOOL_PAGES, bad: 0, message: min(1) },
-  { key: 'limits.sessionless.inputTtl', default: S.DEFAULT_INPUT_TTL_MS, bad: 999, message: min(1000) },
-  { key: 'limits.sessionless.waitingPerSubject', default: S.DEFAULT_WAITING_PER_SUBJECT, bad: 0, message: min(1) },
-  { key: 'limits.sessionless.listensPerSubject', default: S.DEFAULT_LISTENS_PER_SUBJECT, bad: 1001, message: max(1000) },
-  { key: 'limits.sessionless.listenResources', default: S.DEFAULT_LISTEN_RESOURCES, bad: 0, message: min(1) },
-  { key: 'limits.sessionless.listenRecheck', default: S.DEFAULT_LISTEN_RECHECK_MS, bad: 10, message: min(1000) },
-  { key: 'limits.sessionless.subscribeTimeout', default: S.DEFAULT_SUBSCRIBE_TIMEOUT_MS, bad: 99, message: min(100) },
+  {
+    key: 'limits.sessionless.inputTtl',
+    default: S.DEFAULT_INPUT_TTL_MS,
+    bad: 999,
+    message: min(1000),
+  },
+  {
+    key: 'limits.sessionless.waitingPerSubject',
+    default: S.DEFAULT_WAITING_PER_SUBJECT,
+    bad: 0,
+    message: min(1),
+  },
+  {
+    key: 'limits.sessionless.listensPerSubject',
+    default: S.DEFAULT_LISTENS_PER_SUBJECT,
+    bad: 1001,
+    message: max(1000),
+  },
+  {
+    key: 'limits.sessionless.listenResources',
+    default: S.DEFAULT_LISTEN_RESOURCES,
+    bad: 0,
+    message: min(1),
+  },
+  {
+    key: 'limits.sessionless.listenRecheck',
+    default: S.DEFAULT_LISTEN_RECHECK_MS,
+    bad: 10,
+    message: min(1000),
+  },
+  {
+    key: 'limits.sessionless.subscribeTimeout',
+    default: S.DEFAULT_SUBSCRIBE_TIMEOUT_MS,
+    bad: 99,
+    message: min(100),
+  },
   // auth: the IdP as the gateway reaches it.
   { key: 'auth.idpConnections', default: S.DEFAULT_IDP_CONNECTIONS, bad: 0, message: min(1) },
-  { key: 'auth.idpMaxResponseBytes', default: S.DEFAULT_IDP_MAX_RESPONSE_BYTES, bad: 4095, message: min(4096) },
+  {
+    key: 'auth.idpMaxResponseBytes',
+    default: S.DEFAULT_IDP_MAX_RESPONSE_BYTES,
+    bad: 4095,
+    message: min(4096),
+  },
   { key: 'auth.idpKeepAlive', default: S.DEFAULT_IDP_KEEP_ALIVE_MS, bad: 999, message: min(1000) },
   { key: 'auth.discoveryRetry', default: S.DEFAULT_DISCOVERY_RETRY_MS, bad: 99, message: min(100) },
-  { key: 'auth.metadataMaxAge', default: S.DEFAULT_METADATA_MAX_AGE_S, bad: 86_401, message: max(86_400) },
-  { key: 'auth.tokenExchange.unknownLifetime', default: S.DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS, bad: -1, message: min(0), base: EXCHANGE },
-  { key: 'auth.tokenExchange.maxReuse', default: S.DEFAULT_EXCHANGE_MAX_REUSE_MS, bad: 999, message: min(1000), base: EXCHANGE },
-  { key: 'auth.tokenExchange.connections', default: S.DEFAULT_EXCHANGE_CONNECTIONS, bad: 0, message: min(1), base: EXCHANGE },
+  {
+    key: 'auth.metadataMaxAge',
+    default: S.DEFAULT_METADATA_MAX_AGE_S,
+    bad: 86_401,
+    message: max(86_400),
+  },
+  {
+    key: 'auth.tokenExchange.unknownLifetime',
+    default: S.DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS,
+    bad: -1,
+    message: min(0),
+    base: EXCHANGE,
+  },
+  {
+    key: 'auth.tokenExchange.maxReuse',
+    default: S.DEFAULT_EXCHANGE_MAX_REUSE_MS,
+    bad: 999,
+    message: min(1000),
+    base: EXCHANGE,
+  },
+  {
+    key: 'auth.tokenExchange.connections',
+    default: S.DEFAULT_EXCHANGE_CONNECTIONS,
+    bad: 0,
+    message: min(1),
+    base: EXCHANGE,
+  },
   // auth.broker: the upstream IdP and registrations.
-  { key: 'auth.broker.upstream.maxResponseBytes', default: S.DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES, bad: 4095, message: min(4096), base: BROKER },
-  { key: 'auth.broker.upstream.connections', default: S.DEFAULT_UPSTREAM_CONNECTIONS, bad: 257, message: max(256), base: BROKER },
-  { key: 'auth.broker.upstream.keepAlive', default: S.DEFAULT_UPSTREAM_KEEP_ALIVE_MS, bad: 999, message: min(1000), base: BROKER },
-  { key: 'auth.broker.upstream.discoveryRetry', default: S.DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS, bad: 99, message: min(100), base: BROKER },
-  { key: 'auth.broker.upstream.recheckLock', default: S.DEFAULT_RECHECK_LOCK_MS, bad: 600_001, message: max(600_000), base: BROKER },
-  { key: 'auth.broker.upstream.renewBefore', default: S.DEFAULT_UPSTREAM_RENEW_BEFORE_MS, bad: -1, message: min(0), base: BROKER },
-  { key: 'auth.broker.registration.maxClientNameLength', default: S.DEFAULT_CLIENT_NAME_MAX_LENGTH, bad: 15, message: min(16), base: BROKER },
-  { key: 'auth.broker.registration.retryAfterWhenFull', default: S.DEFAULT_CLIENT_CAP_RETRY_AFTER_S, bad: 0, message: min(1), base: BROKER },
+  {
+    key: 'auth.broker.upstream.maxResponseBytes',
+    default: S.DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES,
+    bad: 4095,
+    message: min(4096),
+    base: BROKER,
+  },
+  {
+    key: 'auth.broker.upstream.connections',
+    default: S.DEFAULT_UPSTREAM_CONNECTIONS,
+    bad: 257,
+    message: max(256),
+    base: BROKER,
+  },
+  {
+    key: 'auth.broker.upstream.keepAlive',
+    default: S.DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
+    bad: 999,
+    message: min(1000),
+    base: BROKER,
+  },
+  {
+    key: 'auth.broker.upstream.discoveryRetry',
+    default: S.DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS,
+    bad: 99,
+    message: min(100),
+    base: BROKER,
+  },
+  {
+    key: 'auth.broker.upstream.recheckLock',
+    default: S.DEFAULT_RECHECK_LOCK_MS,
+    bad: 600_001,
+    message: max(600_000),
+    base: BROKER,
+  },
+  {
+    key: 'auth.broker.upstream.renewBefore',
+    default: S.DEFAULT_UPSTREAM_RENEW_BEFORE_MS,
+    bad: -1,
+    message: min(0),
+    base: BROKER,
+  },
+  {
+    key: 'auth.broker.registration.maxClientNameLength',
+    default: S.DEFAULT_CLIENT_NAME_MAX_LENGTH,
+    bad: 15,
+    message: min(16),
+    base: BROKER,
+  },
+  {
+    key: 'auth.broker.registration.retryAfterWhenFull',
+    default: S.DEFAULT_CLIENT_CAP_RETRY_AFTER_S,
+    bad: 0,
+    message: min(1),
+    base: BROKER,
+  },
   // store and credentials: shared state, users' secrets.
   { key: 'store.pingInterval', default: S.DEFAULT_STORE_PING_MS, bad: 99, message: min(100) },
   { key: 'store.lockWait', default: S.DEFAULT_LOCK_WAIT_MS, bad: 99, message: min(100) },
-  { key: 'store.connectTimeout', default: S.DEFAULT_REDIS_CONNECT_TIMEOUT_MS, bad: 99, message: min(100) },
-  { key: 'store.commandTimeout', default: S.DEFAULT_REDIS_COMMAND_TIMEOUT_MS, bad: 99, message: min(100) },
-  { key: 'store.reconnectMaxDelay', default: S.DEFAULT_REDIS_RECONNECT_MAX_DELAY_MS, bad: 99, message: min(100) },
+  {
+    key: 'store.connectTimeout',
+    default: S.DEFAULT_REDIS_CONNECT_TIMEOUT_MS,
+    bad: 99,
+    message: min(100),
+  },
+  {
+    key: 'store.commandTimeout',
+    default: S.DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+    bad: 99,
+    message: min(100),
+  },
+  {
+    key: 'store.reconnectMaxDelay',
+    default: S.DEFAULT_REDIS_RECONNECT_MAX_DELAY_MS,
+    bad: 99,
+    message: min(100),
+  },
   { key: 'store.maxKeys', default: S.DEFAULT_MEMORY_MAX_KEYS, bad: 999, message: min(1000) },
-  { key: 'store.sweepInterval', default: S.DEFAULT_MEMORY_SWEEP_INTERVAL_MS, bad: 999, message: min(1000) },
-  { key: 'credentials.secretMaxLength', default: S.DEFAULT_SECRET_MAX_LENGTH, bad: 0, message: min(1) },
-  { key: 'credentials.secretsPerUser', default: S.DEFAULT_SECRETS_PER_USER, bad: 10_001, message: max(10_000) },
+  {
+    key: 'store.sweepInterval',
+    default: S.DEFAULT_MEMORY_SWEEP_INTERVAL_MS,
+    bad: 999,
+    message: min(1000),
+  },
+  {
+    key: 'credentials.secretMaxLength',
+    default: S.DEFAULT_SECRET_MAX_LENGTH,
+    bad: 0,
+    message: min(1),
+  },
+  {
+    key: 'credentials.secretsPerUser',
+    default: S.DEFAULT_SECRETS_PER_USER,
+    bad: 10_001,
+    message: max(10_000),
+  },
   // servers.<name>: a server's processes.
-  { key: 'servers.echo.initializeTimeout', default: S.DEFAULT_INITIALIZE_TIMEOUT_MS, bad: 99, message: min(100) },
-  { key: 'servers.echo.pool.primeTimeout', default: S.DEFAULT_PRIME_TIMEOUT_MS, bad: 99, message: min(100) },
-  { key: 'servers.echo.readyWait', default: S.DEFAULT_SHARED_READY_WAIT_MS, bad: 600_001, message: max(600_000) },
-  { key: 'servers.echo.respawnBackoff', default: S.DEFAULT_RESPAWN_BACKOFF_MS, bad: 9, message: min(10) },
-  { key: 'servers.echo.respawnBackoffMax', default: S.DEFAULT_RESPAWN_BACKOFF_MAX_MS, bad: 3_600_001, message: max(3_600_000) },
-  { key: 'servers.echo.stopGrace', default: S.DEFAULT_STOP_GRACE_MS, bad: 60_001, message: max(60_000) },
-  { key: 'servers.echo.maxMessageBytes', default: S.DEFAULT_CHILD_MAX_MESSAGE_BYTES, bad: 65_535, message: min(65_536) },
-  { key: 'servers.echo.stderr.linesPerWindow', default: S.DEFAULT_STDERR_LINES_PER_WINDOW, bad: -1, message: min(0) },
-  { key: 'servers.echo.stderr.window', default: S.DEFAULT_STDERR_WINDOW_MS, bad: 99, message: min(100) },
-  { key: 'servers.echo.stderr.lineMax', default: S.DEFAULT_STDERR_LINE_MAX, bad: 79, message: min(80) },
+  {
+    key: 'servers.echo.initializeTimeout',
+    default: S.DEFAULT_INITIALIZE_TIMEOUT_MS,
+    bad: 99,
+    message: min(100),
+  },
+  {
+    key: 'servers.echo.pool.primeTimeout',
+    default: S.DEFAULT_PRIME_TIMEOUT_MS,
+    bad: 99,
+    message: min(100),
+  },
+  {
+    key: 'servers.echo.readyWait',
+    default: S.DEFAULT_SHARED_READY_WAIT_MS,
+    bad: 600_001,
+    message: max(600_000),
+  },
+  {
+    key: 'servers.echo.respawnBackoff',
+    default: S.DEFAULT_RESPAWN_BACKOFF_MS,
+    bad: 9,
+    message: min(10),
+  },
+  {
+    key: 'servers.echo.respawnBackoffMax',
+    default: S.DEFAULT_RESPAWN_BACKOFF_MAX_MS,
+    bad: 3_600_001,
+    message: max(3_600_000),
+  },
+  {
+    key: 'servers.echo.stopGrace',
+    default: S.DEFAULT_STOP_GRACE_MS,
+    bad: 60_001,
+    message: max(60_000),
+  },
+  {
+    key: 'servers.echo.maxMessageBytes',
+    default: S.DEFAULT_CHILD_MAX_MESSAGE_BYTES,
+    bad: 65_535,
+    message: min(65_536),
+  },
+  {
+    key: 'servers.echo.stderr.linesPerWindow',
+    default: S.DEFAULT_STDERR_LINES_PER_WINDOW,
+    bad: -1,
+    message: min(0),
+  },
+  {
+    key: 'servers.echo.stderr.window',
+    default: S.DEFAULT_STDERR_WINDOW_MS,
+    bad: 99,
+    message: min(100),
+  },
+  {
+    key: 'servers.echo.stderr.lineMax',
+    default: S.DEFAULT_STDERR_LINE_MAX,
+    bad: 79,
+    message: min(80),
+  },
   // endpoints.<name>: an endpoint's lists of its backends, and its session-era sessions.
-  { key: 'endpoints.all.listTimeout', default: S.DEFAULT_BACKEND_LIST_TIMEOUT_MS, bad: 99, message: min(100), base: ENDPOINT },
-  { key: 'endpoints.all.listPages', default: S.DEFAULT_BACKEND_LIST_PAGES, bad: 1001, message: max(1000), base: ENDPOINT },
-  { key: 'endpoints.all.idleTimeout', default: S.DEFAULT_ENDPOINT_SESSION_IDLE_MS, bad: 999, message: min(1000), base: ENDPOINT },
-  { key: 'endpoints.all.maxSubscriptions', default: S.DEFAULT_SESSION_SUBSCRIPTIONS, bad: 0, message: min(1), base: ENDPOINT },
+  {
+    key: 'endpoints.all.listTimeout',
+    default: S.DEFAULT_BACKEND_LIST_TIMEOUT_MS,
+    bad: 99,
+    message: min(100),
+    base: ENDPOINT,
+  },
+  {
+    key: 'endpoints.all.listPages',
+    default: S.DEFAULT_BACKEND_LIST_PAGES,
+    bad: 1001,
+    message: max(1000),
+    base: ENDPOINT,
+  },
+  {
+    key: 'endpoints.all.idleTimeout',
+    default: S.DEFAULT_ENDPOINT_SESSION_IDLE_MS,
+    bad: 999,
+    message: min(1000),
+    base: ENDPOINT,
+  },
+  {
+    key: 'endpoints.all.maxSubscriptions',
+    default: S.DEFAULT_SESSION_SUBSCRIPTIONS,
+    bad: 0,
+    message: min(1),
+    base: ENDPOINT,
+  },
 ]
 
 /** `obj` with `value` at dotted `key` (objects on the way created or copied). */
-function withValue(obj: Record<string, unknown>, key: string, value: unknown): Record<string, unknown> {
+function withValue(
+  obj: Record<string, unknown>,
+  key: string,
+  value: unknown,
+): Record<string, unknown> {
   const out = structuredClone(obj)
   let node = out
   const parts = key.split('.')
@@ -111,14 +374,17 @@ function withValue(obj: Record<string, unknown>, key: string, value: unknown): R
 
 /** The value at dotted `key`. */
 function valueAt(obj: unknown, key: string): unknown {
-  return key.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], obj)
+  return key
+    .split('.')
+    .reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], obj)
 }
 
 /** The 1-based line of dotted `key` in YAML text written by `stringify` (one key per line). */
 function lineOf(text: string, key: string): number {
   const lines = text.split('\n')
   let at = -1
-  for (const part of key.split('.')) at = lines.findIndex((l, i) => i > at && l.trimStart().startsWith(`${part}:`))
+  for (const part of key.split('.'))
+    at = lines.findIndex((l, i) => i > at && l.trimStart().startsWith(`${part}:`))
   assert.ok(at >= 0, `${key} not found in\n${text}`)
   return at + 1
 }
@@ -136,7 +402,10 @@ describe('limits: each key has its default, and accepts it written out', () => {
       const base = c.base ?? SERVERS
       const implicit = validateConfig(base, { file: 'x', baseDir: '/' })
       assert.equal(valueAt(implicit, c.key), c.default)
-      const explicit = validateConfig(withValue(base, c.key, c.default), { file: 'x', baseDir: '/' })
+      const explicit = validateConfig(withValue(base, c.key, c.default), {
+        file: 'x',
+        baseDir: '/',
+      })
       assert.equal(valueAt(explicit, c.key), c.default)
     })
   }
@@ -155,9 +424,10 @@ describe('limits: a value out of range is refused at its file:line', () => {
         err = e
       }
       assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`)
-      assert.deepEqual(err.problems.map((p) => ({ file: p.file, line: p.line, path: p.path, message: p.message })), [
-        { file, line: lineOf(text, c.key), path: c.key, message: c.message },
-      ])
+      assert.deepEqual(
+        err.problems.map((p) => ({ file: p.file, line: p.line, path: p.path, message: p.message })),
+        [{ file, line: lineOf(text, c.key), path: c.key, message: c.message }],
+      )
       assert.ok(err.message.includes(`${file}:${lineOf(text, c.key)}:`), err.message)
     })
   }
@@ -175,25 +445,41 @@ interface RelationCase {
 const relations: RelationCase[] = [
   {
     name: 'a first respawn backoff longer than the longest',
-    config: withValue(withValue(SERVERS, 'servers.echo.respawnBackoff', 2000), 'servers.echo.respawnBackoffMax', 1000),
+    config: withValue(
+      withValue(SERVERS, 'servers.echo.respawnBackoff', 2000),
+      'servers.echo.respawnBackoffMax',
+      1000,
+    ),
     key: 'servers.echo.respawnBackoff',
     message: 'must not exceed respawnBackoffMax',
   },
   {
-    name: 'a shutdown deadline that would cut a server\'s shutdown grace',
-    config: withValue(withValue(SERVERS, 'servers.echo.shutdownGrace', 10_000), 'limits.shutdownDeadline', 10_000),
+    name: "a shutdown deadline that would cut a server's shutdown grace",
+    config: withValue(
+      withValue(SERVERS, 'servers.echo.shutdownGrace', 10_000),
+      'limits.shutdownDeadline',
+      10_000,
+    ),
     key: 'limits.shutdownDeadline',
     message: 'must exceed the longest shutdownGrace of the servers (10000 ms)',
   },
   {
     name: 'an upstream re-check lock shorter than one upstream call',
-    config: withValue(withValue(BROKER, 'auth.broker.upstream.timeout', 20_000), 'auth.broker.upstream.recheckLock', 20_000),
+    config: withValue(
+      withValue(BROKER, 'auth.broker.upstream.timeout', 20_000),
+      'auth.broker.upstream.recheckLock',
+      20_000,
+    ),
     key: 'auth.broker.upstream.recheckLock',
     message: 'must exceed timeout (a re-check calls the upstream while it holds the lock)',
   },
   {
     name: 'an account page body cap too small for the longest secret',
-    config: withValue(withValue(SERVERS, 'credentials.secretMaxLength', 65_536), 'account.maxBodyBytes', 65_536),
+    config: withValue(
+      withValue(SERVERS, 'credentials.secretMaxLength', 65_536),
+      'account.maxBodyBytes',
+      65_536,
+    ),
     key: 'account.maxBodyBytes',
     message: 'must be at least 66560 to carry a secret of credentials.secretMaxLength characters',
   },
@@ -212,9 +498,10 @@ describe('limits: values that contradict another limit are refused at their file
         err = e
       }
       assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`)
-      assert.deepEqual(err.problems.map((p) => ({ file: p.file, line: p.line, path: p.path, message: p.message })), [
-        { file, line: lineOf(text, c.key), path: c.key, message: c.message },
-      ])
+      assert.deepEqual(
+        err.problems.map((p) => ({ file: p.file, line: p.line, path: p.path, message: p.message })),
+        [{ file, line: lineOf(text, c.key), path: c.key, message: c.message }],
+      )
     })
   }
 })

@@ -66,8 +66,13 @@ const fileCases: FileCase[] = [
   {
     name: 'YAML syntax error, located',
     yaml: 'servers:\n  echo: {command: x\n',
-    expect: [{ line: 3, column: 1,
-      message: 'Flow map in block collection must be sufficiently indented and end with a }' }],
+    expect: [
+      {
+        line: 3,
+        column: 1,
+        message: 'Flow map in block collection must be sufficiently indented and end with a }',
+      },
+    ],
   },
   {
     name: 'duplicate key, at the second occurrence',
@@ -95,8 +100,14 @@ const fileCases: FileCase[] = [
   {
     name: 'wrong type, at its line',
     yaml: `listen:\n  host: 127.0.0.1\n  port: "80"\n${SERVERS}`,
-    expect: [{ line: 3, column: 3, path: 'listen.port',
-      message: 'Invalid input: expected number, received string' }],
+    expect: [
+      {
+        line: 3,
+        column: 3,
+        path: 'listen.port',
+        message: 'Invalid input: expected number, received string',
+      },
+    ],
   },
   {
     name: 'missing servers',
@@ -131,28 +142,45 @@ const fileCases: FileCase[] = [
   {
     name: 'algorithms [HS256] refused',
     yaml: `auth:\n  algorithms: [HS256]\n${SERVERS}`,
-    expect: [{ line: 2, column: 16, path: 'auth.algorithms.0',
-      message: 'only asymmetric algorithms are accepted' }],
+    expect: [
+      {
+        line: 2,
+        column: 16,
+        path: 'auth.algorithms.0',
+        message: 'only asymmetric algorithms are accepted',
+      },
+    ],
   },
   {
     name: 'algorithms [none] refused',
     yaml: `auth:\n  algorithms:\n    - RS256\n    - none\n${SERVERS}`,
-    expect: [{ line: 4, column: 7, path: 'auth.algorithms.1',
-      message: 'only asymmetric algorithms are accepted' }],
+    expect: [
+      {
+        line: 4,
+        column: 7,
+        path: 'auth.algorithms.1',
+        message: 'only asymmetric algorithms are accepted',
+      },
+    ],
   },
   {
     name: 'empty algorithms refused',
     yaml: `auth:\n  algorithms: []\n${SERVERS}`,
-    expect: [{ line: 2, path: 'auth.algorithms',
-      message: 'Too small: expected array to have >=1 items' }],
+    expect: [
+      { line: 2, path: 'auth.algorithms', message: 'Too small: expected array to have >=1 items' },
+    ],
   },
-  ...['http://127.0.0.1:8080/', 'http://127.0.0.1:8080/base?x=1', 'http://127.0.0.1:8080/base#f']
-    .map((url): FileCase => ({
+  ...[
+    'http://127.0.0.1:8080/',
+    'http://127.0.0.1:8080/base?x=1',
+    'http://127.0.0.1:8080/base#f',
+  ].map(
+    (url): FileCase => ({
       name: `publicUrl ${url} refused`,
       yaml: `${SERVERS}publicUrl: ${url}\n`,
-      expect: [{ line: 4, column: 1, path: 'publicUrl',
-        message: CANONICAL }],
-    })),
+      expect: [{ line: 4, column: 1, path: 'publicUrl', message: CANONICAL }],
+    }),
+  ),
   {
     name: 'publicUrl with another scheme refused',
     yaml: `${SERVERS}publicUrl: ftp://127.0.0.1\n`,
@@ -160,20 +188,42 @@ const fileCases: FileCase[] = [
   },
   ...[
     { name: 'ssePolling with JSON replies refused', extra: '    responses: json\n' },
-    { name: 'ssePolling without resumability refused', extra: '    resumability: { enabled: false }\n' },
-  ].map((c): FileCase => ({
-    name: c.name,
-    yaml: `${SERVERS}${c.extra}    ssePolling: { closeAfter: 30000 }\n`,
-    expect: [{ path: 'servers.echo.ssePolling',
-      message: 'ssePolling needs responses: sse and resumability.enabled (clients resume from the replay buffer)' }],
-  })),
+    {
+      name: 'ssePolling without resumability refused',
+      extra: '    resumability: { enabled: false }\n',
+    },
+  ].map(
+    (c): FileCase => ({
+      name: c.name,
+      yaml: `${SERVERS}${c.extra}    ssePolling: { closeAfter: 30000 }\n`,
+      expect: [
+        {
+          path: 'servers.echo.ssePolling',
+          message:
+            'ssePolling needs responses: sse and resumability.enabled (clients resume from the replay buffer)',
+        },
+      ],
+    }),
+  ),
   {
     name: 'resumability bounds checked',
     yaml: `${SERVERS}    resumability: { maxEvents: 0, maxBytes: 10, maxAge: 5, bogus: 1 }\n`,
     expect: [
-      { line: 4, path: 'servers.echo.resumability.maxEvents', message: 'Too small: expected number to be >=1' },
-      { line: 4, path: 'servers.echo.resumability.maxBytes', message: 'Too small: expected number to be >=1024' },
-      { line: 4, path: 'servers.echo.resumability.maxAge', message: 'Too small: expected number to be >=1000' },
+      {
+        line: 4,
+        path: 'servers.echo.resumability.maxEvents',
+        message: 'Too small: expected number to be >=1',
+      },
+      {
+        line: 4,
+        path: 'servers.echo.resumability.maxBytes',
+        message: 'Too small: expected number to be >=1024',
+      },
+      {
+        line: 4,
+        path: 'servers.echo.resumability.maxAge',
+        message: 'Too small: expected number to be >=1000',
+      },
       { line: 4, path: 'servers.echo.resumability', message: 'unknown key "bogus"' },
     ],
   },
@@ -181,8 +231,16 @@ const fileCases: FileCase[] = [
     name: 'stream queue bounds checked',
     yaml: `${SERVERS}limits:\n  streamQueueBytes: 10\n  streamQueueEvents: 0\n`,
     expect: [
-      { line: 5, path: 'limits.streamQueueBytes', message: 'Too small: expected number to be >=1024' },
-      { line: 6, path: 'limits.streamQueueEvents', message: 'Too small: expected number to be >=1' },
+      {
+        line: 5,
+        path: 'limits.streamQueueBytes',
+        message: 'Too small: expected number to be >=1024',
+      },
+      {
+        line: 6,
+        path: 'limits.streamQueueEvents',
+        message: 'Too small: expected number to be >=1',
+      },
     ],
   },
   {
@@ -217,22 +275,32 @@ const fileCases: FileCase[] = [
     name: 'invalid MCP_EDGE_PORT is blamed on the variable',
     yaml: SERVERS,
     env: { MCP_EDGE_PORT: 'abc' },
-    expect: [{ file: 'environment variable MCP_EDGE_PORT', line: undefined, path: undefined,
-      message: 'Invalid input: expected number, received string' }],
+    expect: [
+      {
+        file: 'environment variable MCP_EDGE_PORT',
+        line: undefined,
+        path: undefined,
+        message: 'Invalid input: expected number, received string',
+      },
+    ],
   },
   {
     name: 'out of range MCP_EDGE_PORT is blamed on the variable',
     yaml: `listen:\n  port: 8080\n${SERVERS}`,
     env: { MCP_EDGE_PORT: '70000' },
-    expect: [{ file: 'environment variable MCP_EDGE_PORT', line: undefined,
-      message: 'Too big: expected number to be <=65535' }],
+    expect: [
+      {
+        file: 'environment variable MCP_EDGE_PORT',
+        line: undefined,
+        message: 'Too big: expected number to be <=65535',
+      },
+    ],
   },
   {
     name: 'invalid MCP_EDGE_PUBLIC_URL is blamed on the variable',
     yaml: SERVERS,
     env: { MCP_EDGE_PUBLIC_URL: 'http://127.0.0.1:8080/' },
-    expect: [{ file: 'environment variable MCP_EDGE_PUBLIC_URL',
-      message: CANONICAL }],
+    expect: [{ file: 'environment variable MCP_EDGE_PUBLIC_URL', message: CANONICAL }],
   },
   {
     name: 'an env problem and a file problem together',
@@ -268,29 +336,70 @@ interface EnvCase {
 }
 
 const envCases: EnvCase[] = [
-  { name: 'MCP_EDGE_PORT', env: { MCP_EDGE_PORT: '9090' }, get: (c) => c.listen.port,
-    expect: 9090 },
-  { name: 'MCP_EDGE_PORT over the file', yaml: `listen:\n  port: 1234\n${SERVERS}`,
-    env: { MCP_EDGE_PORT: '0' }, get: (c) => c.listen.port, expect: 0 },
-  { name: 'MCP_EDGE_ISSUER', env: { MCP_EDGE_ISSUER: 'https://idp.example/realms/mcp' },
-    get: (c) => c.auth.issuer, expect: 'https://idp.example/realms/mcp' },
-  { name: 'MCP_EDGE_PUBLIC_URL over the file', yaml: `publicUrl: http://a.example\n${SERVERS}`,
+  {
+    name: 'MCP_EDGE_PORT',
+    env: { MCP_EDGE_PORT: '9090' },
+    get: (c) => c.listen.port,
+    expect: 9090,
+  },
+  {
+    name: 'MCP_EDGE_PORT over the file',
+    yaml: `listen:\n  port: 1234\n${SERVERS}`,
+    env: { MCP_EDGE_PORT: '0' },
+    get: (c) => c.listen.port,
+    expect: 0,
+  },
+  {
+    name: 'MCP_EDGE_ISSUER',
+    env: { MCP_EDGE_ISSUER: 'https://idp.example/realms/mcp' },
+    get: (c) => c.auth.issuer,
+    expect: 'https://idp.example/realms/mcp',
+  },
+  {
+    name: 'MCP_EDGE_PUBLIC_URL over the file',
+    yaml: `publicUrl: http://a.example\n${SERVERS}`,
     env: { MCP_EDGE_PUBLIC_URL: 'https://mcp.example.com' },
-    get: (c) => c.publicUrl, expect: 'https://mcp.example.com' },
-  { name: 'MCP_EDGE_AUDIENCE', env: { MCP_EDGE_AUDIENCE: 'api://mcp' },
-    get: (c) => c.auth.audience, expect: 'api://mcp' },
-  { name: 'MCP_EDGE_HOST', env: { MCP_EDGE_HOST: '0.0.0.0' }, get: (c) => c.listen.host,
-    expect: '0.0.0.0' },
-  { name: 'MCP_EDGE_LOG_LEVEL', env: { MCP_EDGE_LOG_LEVEL: 'debug' }, get: (c) => c.log.level,
-    expect: 'debug' },
-  { name: 'an empty variable is ignored', yaml: `listen:\n  port: 1234\n${SERVERS}`,
-    env: { MCP_EDGE_PORT: '' }, get: (c) => c.listen.port, expect: 1234 },
-  { name: 'the auth section keeps its other fields', yaml: `auth:\n  clockTolerance: 5\n${SERVERS}`,
+    get: (c) => c.publicUrl,
+    expect: 'https://mcp.example.com',
+  },
+  {
+    name: 'MCP_EDGE_AUDIENCE',
+    env: { MCP_EDGE_AUDIENCE: 'api://mcp' },
+    get: (c) => c.auth.audience,
+    expect: 'api://mcp',
+  },
+  {
+    name: 'MCP_EDGE_HOST',
+    env: { MCP_EDGE_HOST: '0.0.0.0' },
+    get: (c) => c.listen.host,
+    expect: '0.0.0.0',
+  },
+  {
+    name: 'MCP_EDGE_LOG_LEVEL',
+    env: { MCP_EDGE_LOG_LEVEL: 'debug' },
+    get: (c) => c.log.level,
+    expect: 'debug',
+  },
+  {
+    name: 'an empty variable is ignored',
+    yaml: `listen:\n  port: 1234\n${SERVERS}`,
+    env: { MCP_EDGE_PORT: '' },
+    get: (c) => c.listen.port,
+    expect: 1234,
+  },
+  {
+    name: 'the auth section keeps its other fields',
+    yaml: `auth:\n  clockTolerance: 5\n${SERVERS}`,
     env: { MCP_EDGE_ISSUER: 'http://127.0.0.1:8090' },
-    get: (c) => [c.auth.issuer, c.auth.clockTolerance], expect: ['http://127.0.0.1:8090', 5] },
-  { name: 'no variables: defaults', env: {},
+    get: (c) => [c.auth.issuer, c.auth.clockTolerance],
+    expect: ['http://127.0.0.1:8090', 5],
+  },
+  {
+    name: 'no variables: defaults',
+    env: {},
     get: (c) => [c.listen, c.publicUrl, c.auth.issuer, c.auth.algorithms.includes('ES256')],
-    expect: [{ host: '127.0.0.1', port: 8080 }, undefined, undefined, true] },
+    expect: [{ host: '127.0.0.1', port: 8080 }, undefined, undefined, true],
+  },
 ]
 
 describe('loadConfigFile applies environment overrides', () => {
@@ -304,18 +413,33 @@ describe('loadConfigFile applies environment overrides', () => {
 
 describe('loadConfigFile resolves relative paths against the file folder', () => {
   const cases = [
-    { name: 'relative policies and cwd', policies: 'policies', cwd: './work',
-      expect: (d: string) => ({ policies: path.join(d, 'policies'), cwd: path.join(d, 'work') }) },
-    { name: 'parent-relative', policies: '../shared/p.yaml', cwd: '..',
-      expect: (d: string) => ({ policies: path.join(path.dirname(d), 'shared/p.yaml'),
-        cwd: path.dirname(d) }) },
-    { name: 'absolute kept', policies: '/etc/mcp-edge/policies', cwd: '/srv',
-      expect: () => ({ policies: '/etc/mcp-edge/policies', cwd: '/srv' }) },
+    {
+      name: 'relative policies and cwd',
+      policies: 'policies',
+      cwd: './work',
+      expect: (d: string) => ({ policies: path.join(d, 'policies'), cwd: path.join(d, 'work') }),
+    },
+    {
+      name: 'parent-relative',
+      policies: '../shared/p.yaml',
+      cwd: '..',
+      expect: (d: string) => ({
+        policies: path.join(path.dirname(d), 'shared/p.yaml'),
+        cwd: path.dirname(d),
+      }),
+    },
+    {
+      name: 'absolute kept',
+      policies: '/etc/mcp-edge/policies',
+      cwd: '/srv',
+      expect: () => ({ policies: '/etc/mcp-edge/policies', cwd: '/srv' }),
+    },
   ]
   for (const c of cases) {
     test(c.name, async () => {
       const file = await yamlFile(
-        `policies: ${c.policies}\nservers:\n  echo:\n    command: /bin/echo\n    cwd: ${c.cwd}\n`)
+        `policies: ${c.policies}\nservers:\n  echo:\n    command: /bin/echo\n    cwd: ${c.cwd}\n`,
+      )
       // A path relative to the process cwd must still resolve against the file's folder.
       const config = loadConfigFile(path.relative(process.cwd(), file), {})
       assert.deepEqual({ policies: config.policies, cwd: config.servers.echo?.cwd }, c.expect(dir))
@@ -337,49 +461,106 @@ describe('validateConfig', () => {
     assert.deepEqual(raw, before)
     assert.equal(config.listen.port, 1)
     assert.deepEqual(config.servers.echo, {
-      command: 'node', args: [], env: {}, inheritEnv: [], mode: 'session', pool: { min: 0, max: 1000, preinitialize: false, primeTimeout: 10_000 },
-      replicas: 1, identityEnv: false, responses: 'sse', requestTimeout: 60_000,
+      command: 'node',
+      args: [],
+      env: {},
+      inheritEnv: [],
+      mode: 'session',
+      pool: { min: 0, max: 1000, preinitialize: false, primeTimeout: 10_000 },
+      replicas: 1,
+      identityEnv: false,
+      responses: 'sse',
+      requestTimeout: 60_000,
       resumability: { enabled: true, maxEvents: 1000, maxBytes: 1_048_576, maxAge: 300_000 },
-      idleTimeout: 600_000, shutdownGrace: 5_000, maxSessionsPerSubject: 8, credentials: {},
-      initializeTimeout: 30_000, readyWait: 10_000, respawnBackoff: 500, respawnBackoffMax: 30_000, maxMessageBytes: 8_388_608, stopGrace: 2000,
+      idleTimeout: 600_000,
+      shutdownGrace: 5_000,
+      maxSessionsPerSubject: 8,
+      credentials: {},
+      initializeTimeout: 30_000,
+      readyWait: 10_000,
+      respawnBackoff: 500,
+      respawnBackoffMax: 30_000,
+      maxMessageBytes: 8_388_608,
+      stopGrace: 2000,
       stderr: { linesPerWindow: 50, window: 10_000, lineMax: 2000 },
     })
     assert.equal(config.servers.echo?.ssePolling, undefined, 'SSE polling is off by default')
     assert.deepEqual(config.limits, {
-      maxBodyBytes: 1_048_576, maxSessions: 1000, maxSessionsPerSubject: 32, maxBatch: 100, maxJsonDepth: 64, bodyTimeout: 10_000,
-      streamQueueBytes: 1_048_576, streamQueueEvents: 1000, sessionQueueBytes: 4_194_304, sessionQueueEvents: 4000,
-      keepAliveTimeout: 65_000, sseKeepAlive: 15_000, shutdownDeadline: 10_000, policyReloadDebounce: 150,
+      maxBodyBytes: 1_048_576,
+      maxSessions: 1000,
+      maxSessionsPerSubject: 32,
+      maxBatch: 100,
+      maxJsonDepth: 64,
+      bodyTimeout: 10_000,
+      streamQueueBytes: 1_048_576,
+      streamQueueEvents: 1000,
+      sessionQueueBytes: 4_194_304,
+      sessionQueueEvents: 4000,
+      keepAliveTimeout: 65_000,
+      sseKeepAlive: 15_000,
+      shutdownDeadline: 10_000,
+      policyReloadDebounce: 150,
       sessionless: {
-        lanesPerSubject: 4, laneWait: 10_000, laneWaiters: 16, laneIdle: 300_000, toolPages: 20, inputTtl: 300_000,
-        waitingPerSubject: 4, listensPerSubject: 8, listenResources: 64, listenRecheck: 30_000, subscribeTimeout: 10_000,
+        lanesPerSubject: 4,
+        laneWait: 10_000,
+        laneWaiters: 16,
+        laneIdle: 300_000,
+        toolPages: 20,
+        inputTtl: 300_000,
+        waitingPerSubject: 4,
+        listensPerSubject: 8,
+        listenResources: 64,
+        listenRecheck: 30_000,
+        subscribeTimeout: 10_000,
       },
     })
     assert.equal(config.auth.clockTolerance, 30)
-    assert.deepEqual(config.auth.roleClaims, ['realm_access.roles', 'resource_access.mcp-edge.roles'])
+    assert.deepEqual(config.auth.roleClaims, [
+      'realm_access.roles',
+      'resource_access.mcp-edge.roles',
+    ])
   })
 
   test('without a locator, problems carry file and path only', () => {
     const raw = { servers: { echo: { command: 'node', args: 'x' } } }
     const err = configError(() => validateConfig(raw, { file: 'obj', baseDir: '/' }))
-    assert.deepEqual(err.problems, [{ file: 'obj', path: 'servers.echo.args',
-      message: 'Invalid input: expected array, received string' }])
+    assert.deepEqual(err.problems, [
+      {
+        file: 'obj',
+        path: 'servers.echo.args',
+        message: 'Invalid input: expected array, received string',
+      },
+    ])
   })
 })
 
 describe('formatProblem', () => {
   const cases: { name: string; input: ConfigProblem; expect: string }[] = [
-    { name: 'everything',
+    {
+      name: 'everything',
       input: { file: 'g.yaml', line: 3, column: 5, path: 'listen.port', message: 'bad' },
-      expect: 'g.yaml:3:5: listen.port: bad' },
-    { name: 'no column', input: { file: 'g.yaml', line: 3, path: 'a', message: 'bad' },
-      expect: 'g.yaml:3: a: bad' },
-    { name: 'no path', input: { file: 'g.yaml', line: 1, column: 1, message: 'bad' },
-      expect: 'g.yaml:1:1: bad' },
-    { name: 'no line: column ignored', input: { file: 'g.yaml', column: 4, message: 'bad' },
-      expect: 'g.yaml: bad' },
-    { name: 'environment variable',
+      expect: 'g.yaml:3:5: listen.port: bad',
+    },
+    {
+      name: 'no column',
+      input: { file: 'g.yaml', line: 3, path: 'a', message: 'bad' },
+      expect: 'g.yaml:3: a: bad',
+    },
+    {
+      name: 'no path',
+      input: { file: 'g.yaml', line: 1, column: 1, message: 'bad' },
+      expect: 'g.yaml:1:1: bad',
+    },
+    {
+      name: 'no line: column ignored',
+      input: { file: 'g.yaml', column: 4, message: 'bad' },
+      expect: 'g.yaml: bad',
+    },
+    {
+      name: 'environment variable',
       input: { file: 'environment variable MCP_EDGE_PORT', message: 'bad' },
-      expect: 'environment variable MCP_EDGE_PORT: bad' },
+      expect: 'environment variable MCP_EDGE_PORT: bad',
+    },
   ]
   for (const c of cases) test(c.name, () => assert.equal(formatProblem(c.input), c.expect))
 

@@ -18,14 +18,23 @@ import { startGateway, type Gateway } from '../../gateway/gateway.js'
 import { notScored, summary, tallies, type Tally } from './results.js'
 
 /** The suite the tests pin, and the Node it runs on. */
-export const CONFORMANCE = ['-y', '-p', 'node@24', '-p', '@modelcontextprotocol/conformance@0.2.0-alpha.12', '--', 'conformance']
+export const CONFORMANCE = [
+  '-y',
+  '-p',
+  'node@24',
+  '-p',
+  '@modelcontextprotocol/conformance@0.2.0-alpha.12',
+  '--',
+  'conformance',
+]
 
 /** One whole run of the suite, at most (it takes seconds; npx may first have to fetch). */
 const RUN_TIMEOUT_MS = 240_000
 
 const SERVER = fileURLToPath(new URL('../../servers/conformance.js', import.meta.url))
 /** Baselines are read from the source tree: dist/test/conformance → test/conformance. */
-const baseline = (name: string) => fileURLToPath(new URL(`../../../test/conformance/${name}`, import.meta.url))
+const baseline = (name: string) =>
+  fileURLToPath(new URL(`../../../test/conformance/${name}`, import.meta.url))
 
 /** Insecure-no-auth gives every caller every scope; the policy still needs rules that allow. */
 const POLICY = `
@@ -50,25 +59,50 @@ type Target = { server: true } | { prefix: string }
  */
 async function gateway(dir: string, mode: 'session' | 'shared', target: Target): Promise<Gateway> {
   writeFileSync(join(dir, 'policy.yaml'), POLICY)
-  const endpoint = 'prefix' in target ? { single: { path: '/mcp', servers: ['conformance'], prefix: target.prefix, ssePolling: POLLING } } : {}
+  const endpoint =
+    'prefix' in target
+      ? {
+          single: {
+            path: '/mcp',
+            servers: ['conformance'],
+            prefix: target.prefix,
+            ssePolling: POLLING,
+          },
+        }
+      : {}
   const config = validateConfig(
     {
       listen: { host: '127.0.0.1', port: 0 },
-      servers: { conformance: { command: process.execPath, args: [SERVER], mode, ...('server' in target ? { ssePolling: POLLING } : {}) } },
+      servers: {
+        conformance: {
+          command: process.execPath,
+          args: [SERVER],
+          mode,
+          ...('server' in target ? { ssePolling: POLLING } : {}),
+        },
+      },
       endpoints: endpoint,
       policies: join(dir, 'policy.yaml'),
     },
     { file: 'conformance test', baseDir: dir },
   )
   const sink = { write: () => {} }
-  return startGateway(config, { log: pino({ level: 'silent' }), insecureNoAuth: true, auditDestination: sink })
+  return startGateway(config, {
+    log: pino({ level: 'silent' }),
+    insecureNoAuth: true,
+    auditDestination: sink,
+  })
 }
 
 /** Runs the suite's CLI in cwd; resolves with its exit code and output, never rejects on failure. */
 function conformance(cwd: string, args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
     // Its own process group: on timeout, npx and the Node it started are stopped together.
-    const child = spawn('npx', [...CONFORMANCE, ...args], { cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn('npx', [...CONFORMANCE, ...args], {
+      cwd,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let out = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
     child.stderr.on('data', (d: Buffer) => (out += d.toString()))
@@ -101,10 +135,14 @@ function report(found: Tally[], unscored: ReadonlyMap<string, string>): string[]
       ...(s.failing.length > 0 ? [`failing: ${s.failing.join(', ')}`] : []),
       ...(s.warned.length > 0 ? [`warning: ${s.warned.join(', ')}`] : []),
     ]
-    lines.push(`${mark} ${s.scenario}: ${s.passed}/${checks} checks passed${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`)
+    lines.push(
+      `${mark} ${s.scenario}: ${s.passed}/${checks} checks passed${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`,
+    )
   }
   const { clean, scenarios, passed, checks } = scored
-  lines.push(`scored: ${clean}/${scenarios} scenarios and ${passed}/${checks} checks passed; ${unscored.size} scenario(s) run but not scored`)
+  lines.push(
+    `scored: ${clean}/${scenarios} scenarios and ${passed}/${checks} checks passed; ${unscored.size} scenario(s) run but not scored`,
+  )
   return lines
 }
 
@@ -114,35 +152,119 @@ const SERVER_ITSELF: Target = { server: true }
 // scenarios it does not score), and the baseline of known failures. An endpoint over the one
 // server and no prefix must pass as the server does, against the same baseline; with a prefix,
 // only the checks that call a tool or prompt by the server's own name may fail.
-const RUNS: Array<[name: string, mode: 'session' | 'shared', target: Target, select: string[], baseline: string]> = [
-  ['2025-11-25 requirements (session era), session mode', 'session', SERVER_ITSELF, ['--requirements', '2025-11-25'], 'baseline-session-2025-11-25.yml'],
-  ['2026-07-28 requirements (sessionless), session mode', 'session', SERVER_ITSELF, ['--requirements', '2026-07-28'], 'baseline-sessionless-2026-07-28.yml'],
-  ['2025-06-18 scenarios (session era), session mode', 'session', SERVER_ITSELF, ['--spec-version', '2025-06-18'], 'baseline-session-2025-06-18.yml'],
-  ['2025-11-25 requirements (session era), shared mode', 'shared', SERVER_ITSELF, ['--requirements', '2025-11-25'], 'baseline-shared-2025-11-25.yml'],
-  ['2026-07-28 requirements (sessionless), shared mode', 'shared', SERVER_ITSELF, ['--requirements', '2026-07-28'], 'baseline-shared-2026-07-28.yml'],
-  ['2025-06-18 scenarios (session era), shared mode', 'shared', SERVER_ITSELF, ['--spec-version', '2025-06-18'], 'baseline-shared-2025-06-18.yml'],
-  ['2025-11-25 requirements (session era), endpoint over the server, no prefix', 'session', { prefix: '' }, ['--requirements', '2025-11-25'], 'baseline-session-2025-11-25.yml'],
-  ['2026-07-28 requirements (sessionless), endpoint over the server, no prefix', 'session', { prefix: '' }, ['--requirements', '2026-07-28'], 'baseline-sessionless-2026-07-28.yml'],
-  ['2025-11-25 requirements (session era), endpoint over the server, prefix {server}_', 'session', { prefix: '{server}_' }, ['--requirements', '2025-11-25'], 'baseline-endpoint-prefix-2025-11-25.yml'],
-  ['2026-07-28 requirements (sessionless), endpoint over the server, prefix {server}_', 'session', { prefix: '{server}_' }, ['--requirements', '2026-07-28'], 'baseline-endpoint-prefix-2026-07-28.yml'],
+const RUNS: Array<
+  [name: string, mode: 'session' | 'shared', target: Target, select: string[], baseline: string]
+> = [
+  [
+    '2025-11-25 requirements (session era), session mode',
+    'session',
+    SERVER_ITSELF,
+    ['--requirements', '2025-11-25'],
+    'baseline-session-2025-11-25.yml',
+  ],
+  [
+    '2026-07-28 requirements (sessionless), session mode',
+    'session',
+    SERVER_ITSELF,
+    ['--requirements', '2026-07-28'],
+    'baseline-sessionless-2026-07-28.yml',
+  ],
+  [
+    '2025-06-18 scenarios (session era), session mode',
+    'session',
+    SERVER_ITSELF,
+    ['--spec-version', '2025-06-18'],
+    'baseline-session-2025-06-18.yml',
+  ],
+  [
+    '2025-11-25 requirements (session era), shared mode',
+    'shared',
+    SERVER_ITSELF,
+    ['--requirements', '2025-11-25'],
+    'baseline-shared-2025-11-25.yml',
+  ],
+  [
+    '2026-07-28 requirements (sessionless), shared mode',
+    'shared',
+    SERVER_ITSELF,
+    ['--requirements', '2026-07-28'],
+    'baseline-shared-2026-07-28.yml',
+  ],
+  [
+    '2025-06-18 scenarios (session era), shared mode',
+    'shared',
+    SERVER_ITSELF,
+    ['--spec-version', '2025-06-18'],
+    'baseline-shared-2025-06-18.yml',
+  ],
+  [
+    '2025-11-25 requirements (session era), endpoint over the server, no prefix',
+    'session',
+    { prefix: '' },
+    ['--requirements', '2025-11-25'],
+    'baseline-session-2025-11-25.yml',
+  ],
+  [
+    '2026-07-28 requirements (sessionless), endpoint over the server, no prefix',
+    'session',
+    { prefix: '' },
+    ['--requirements', '2026-07-28'],
+    'baseline-sessionless-2026-07-28.yml',
+  ],
+  [
+    '2025-11-25 requirements (session era), endpoint over the server, prefix {server}_',
+    'session',
+    { prefix: '{server}_' },
+    ['--requirements', '2025-11-25'],
+    'baseline-endpoint-prefix-2025-11-25.yml',
+  ],
+  [
+    '2026-07-28 requirements (sessionless), endpoint over the server, prefix {server}_',
+    'session',
+    { prefix: '{server}_' },
+    ['--requirements', '2026-07-28'],
+    'baseline-endpoint-prefix-2026-07-28.yml',
+  ],
 ]
 
-describe('MCP conformance suite against the gateway', { timeout: RUNS.length * RUN_TIMEOUT_MS }, () => {
+describe('MCP conformance suite against the gateway', {
+  timeout: RUNS.length * RUN_TIMEOUT_MS,
+}, () => {
   for (const [name, mode, target, select, file] of RUNS) {
     it(name, { timeout: RUN_TIMEOUT_MS + 30_000 }, async (t) => {
       const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-conformance-'))
       const gw = await gateway(dir, mode, target)
       try {
         const url = `${gw.url}/mcp${'server' in target ? '/conformance' : ''}`
-        const { code, out } = await conformance(dir, ['server', '--url', url, ...select, '--expected-failures', baseline(file), '-o', join(dir, 'results')])
+        const { code, out } = await conformance(dir, [
+          'server',
+          '--url',
+          url,
+          ...select,
+          '--expected-failures',
+          baseline(file),
+          '-o',
+          join(dir, 'results'),
+        ])
         // With a baseline the run does not print which scenarios its set leaves unscored.
         const set = select[0] === '--requirements' ? select[1] : undefined
-        const unscored = set === undefined ? new Map<string, string>() : notScored((await conformance(dir, ['list', '--requirements', set])).out)
+        const unscored =
+          set === undefined
+            ? new Map<string, string>()
+            : notScored((await conformance(dir, ['list', '--requirements', set])).out)
         const results = join(dir, 'results')
-        for (const line of report(existsSync(results) ? tallies(results) : [], unscored)) t.diagnostic(line)
+        for (const line of report(existsSync(results) ? tallies(results) : [], unscored))
+          t.diagnostic(line)
         const lines = summary(out)
-        for (const line of lines.filter((l) => /^(Total|Not scored|Baseline|Stale|Unexpected)/.test(l.trim()))) t.diagnostic(line.trim())
-        assert.equal(code, 0, `conformance exited with ${code} against ${file}:\n${lines.join('\n')}`)
+        for (const line of lines.filter((l) =>
+          /^(Total|Not scored|Baseline|Stale|Unexpected)/.test(l.trim()),
+        ))
+          t.diagnostic(line.trim())
+        assert.equal(
+          code,
+          0,
+          `conformance exited with ${code} against ${file}:\n${lines.join('\n')}`,
+        )
       } finally {
         await gw.close()
         rmSync(dir, { recursive: true, force: true })

@@ -25,7 +25,8 @@ export function tallies(dir: string): Tally[] {
   for (const entry of readdirSync(dir).sort()) {
     const scenario = entry.replace(/^server-/, '').replace(/-\d{4}-\d\d-\d\dT[\d-]+Z$/, '')
     const checks = JSON.parse(readFileSync(join(dir, entry, 'checks.json'), 'utf8')) as Check[]
-    const ids = (status: Check['status']) => checks.filter((c) => c.status === status).map((c) => c.id)
+    const ids = (status: Check['status']) =>
+      checks.filter((c) => c.status === status).map((c) => c.id)
     out.push({
       scenario,
       passed: ids('SUCCESS').length,

@@ -20,7 +20,9 @@ const POLICY = `${BROKER_POLICY}  gh:\n    access: ["mcp:read"]\n    tools: { "*
 const sha = (v: string) => createHash('sha256').update(v).digest('hex')
 const ITEM = 'li#secret-gh-gh-token'
 
-describe('a missing secret, end to end: elicitation → browser → account page → the call runs', { skip: NO_BROWSER }, () => {
+describe('a missing secret, end to end: elicitation → browser → account page → the call runs', {
+  skip: NO_BROWSER,
+}, () => {
   let stack: BrokerStack
   let browser: Browser
   let closeBrowser: () => Promise<void>
@@ -37,7 +39,13 @@ describe('a missing secret, end to end: elicitation → browser → account page
       policy: POLICY,
       broker: { registration: { perAddressPerMinute: 1000 } },
       config: {
-        servers: { gh: { command: process.execPath, args: [join(SERVERS_DIR, 'fixture.js')], credentials: { GH_TOKEN: { secret: 'gh-token', describe: 'a GitHub token' } } } },
+        servers: {
+          gh: {
+            command: process.execPath,
+            args: [join(SERVERS_DIR, 'fixture.js')],
+            credentials: { GH_TOKEN: { secret: 'gh-token', describe: 'a GitHub token' } },
+          },
+        },
         credentials: { pollInterval: 20 },
       },
     })
@@ -46,15 +54,25 @@ describe('a missing secret, end to end: elicitation → browser → account page
     // The MCP client's own login (raw HTTP through the broker; the upstream signs Alice in).
     const clientId = await newClient(stack, [REDIRECT])
     const l = await login(stack, { clientId, redirectUri: REDIRECT, server: 'gh' })
-    const token = String((await exchange(stack, l, { clientId, redirectUri: REDIRECT, server: 'gh' })).json.access_token)
-    client = new Client({ name: 'elicitation-e2e', version: '0' }, { capabilities: { elicitation: { url: {} } } })
+    const token = String(
+      (await exchange(stack, l, { clientId, redirectUri: REDIRECT, server: 'gh' })).json
+        .access_token,
+    )
+    client = new Client(
+      { name: 'elicitation-e2e', version: '0' },
+      { capabilities: { elicitation: { url: {} } } },
+    )
     client.setRequestHandler('elicitation/create', async (req) => {
       const p = req.params as { mode?: string; url: string }
       assert.equal(p.mode, 'url')
       links.push(p.url)
       return { action: await onLink(p.url) }
     })
-    await client.connect(new StreamableHTTPClientTransport(new URL(stack.endpoint('gh')), { requestInit: { headers: { authorization: `Bearer ${token}` } } }))
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(stack.endpoint('gh')), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+      }),
+    )
   })
   after(async () => {
     await client?.close()
@@ -85,10 +103,20 @@ describe('a missing secret, end to end: elicitation → browser → account page
     await p.close()
   }
 
-  async function credential(): Promise<{ pid: number; sha256: string | null; isError?: boolean; text: string }> {
-    const r = (await client.callTool({ name: 'credential', arguments: { name: 'GH_TOKEN' } })) as { content: { text: string }[]; isError?: boolean }
+  async function credential(): Promise<{
+    pid: number
+    sha256: string | null
+    isError?: boolean
+    text: string
+  }> {
+    const r = (await client.callTool({ name: 'credential', arguments: { name: 'GH_TOKEN' } })) as {
+      content: { text: string }[]
+      isError?: boolean
+    }
     const text = r.content.map((c) => c.text).join('')
-    return r.isError ? { pid: 0, sha256: null, isError: true, text } : { ...(JSON.parse(text) as { pid: number; sha256: string }), text }
+    return r.isError
+      ? { pid: 0, sha256: null, isError: true, text }
+      : { ...(JSON.parse(text) as { pid: number; sha256: string }), text }
   }
 
   it('the link opens the account page, the user signs in and sets it, and the waiting call runs with it', async () => {

@@ -13,7 +13,12 @@ import { pino } from 'pino'
 import { request } from 'undici'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
-import { EXCHANGE_CLIENTS, GATEWAY_AUDIENCE, startExchangeIdp, type ExchangeIdp } from '../helpers/exchange-idp.js'
+import {
+  EXCHANGE_CLIENTS,
+  GATEWAY_AUDIENCE,
+  startExchangeIdp,
+  type ExchangeIdp,
+} from '../helpers/exchange-idp.js'
 import { freePort, SERVERS_DIR } from '../helpers/stack.js'
 import { makeTestCa } from '../helpers/test-ca.js'
 
@@ -30,28 +35,51 @@ before(async () => {
   const ca = makeTestCa()
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-exchange-gw-'))
   writeFileSync(join(dir, 'ca.pem'), ca.ca)
-  writeFileSync(join(dir, 'policy.yaml'), 'servers:\n  warehouse:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n')
-  idp = await startExchangeIdp({ tls: ca, allow: { alice: ['warehouse-api'], bob: ['warehouse-api'], carol: ['warehouse-api'], dave: ['warehouse-api'], mallory: [] }, targets: { 'warehouse-api': ['read'] } })
+  writeFileSync(
+    join(dir, 'policy.yaml'),
+    'servers:\n  warehouse:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n',
+  )
+  idp = await startExchangeIdp({
+    tls: ca,
+    allow: {
+      alice: ['warehouse-api'],
+      bob: ['warehouse-api'],
+      carol: ['warehouse-api'],
+      dave: ['warehouse-api'],
+      mallory: [],
+    },
+    targets: { 'warehouse-api': ['read'] },
+  })
   process.env[SECRET_ENV] = EXCHANGE_CLIENTS.basic.clientSecret
   const port = await freePort()
-  const config = validateConfig({
-    listen: { host: '127.0.0.1', port },
-    auth: {
-      issuer: idp.issuer,
-      caFile: 'ca.pem',
-      audience: GATEWAY_AUDIENCE,
-      roleClaims: [],
-      tokenExchange: { clientId: EXCHANGE_CLIENTS.basic.clientId, clientSecret: { env: SECRET_ENV }, clientAuth: 'client_secret_basic', renewBefore: 60_000 },
-    },
-    servers: {
-      warehouse: {
-        command: process.execPath,
-        args: [join(SERVERS_DIR, 'fixture.js')],
-        credentials: { WAREHOUSE_TOKEN: { exchange: { audience: 'warehouse-api', scope: 'read' } } },
+  const config = validateConfig(
+    {
+      listen: { host: '127.0.0.1', port },
+      auth: {
+        issuer: idp.issuer,
+        caFile: 'ca.pem',
+        audience: GATEWAY_AUDIENCE,
+        roleClaims: [],
+        tokenExchange: {
+          clientId: EXCHANGE_CLIENTS.basic.clientId,
+          clientSecret: { env: SECRET_ENV },
+          clientAuth: 'client_secret_basic',
+          renewBefore: 60_000,
+        },
       },
+      servers: {
+        warehouse: {
+          command: process.execPath,
+          args: [join(SERVERS_DIR, 'fixture.js')],
+          credentials: {
+            WAREHOUSE_TOKEN: { exchange: { audience: 'warehouse-api', scope: 'read' } },
+          },
+        },
+      },
+      policies: join(dir, 'policy.yaml'),
     },
-    policies: join(dir, 'policy.yaml'),
-  }, { file: 'test', baseDir: dir })
+    { file: 'test', baseDir: dir },
+  )
   gateway = await startGateway(config, {
     log: pino({ level: 'debug' }, { write: (l: string) => void logLines.push(l) }),
     auditDestination: { write: (l: string) => void auditLines.push(l) },
@@ -65,11 +93,33 @@ after(async () => {
 beforeEach(() => idp.reset())
 
 let nextId = 1
-async function call(token: string): Promise<{ result?: { content: { text: string }[]; isError?: boolean }; error?: { code: number; message: string } }> {
-  const body = { jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name: 'credential', arguments: { name: 'WAREHOUSE_TOKEN' }, _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} } } }
+async function call(token: string): Promise<{
+  result?: { content: { text: string }[]; isError?: boolean }
+  error?: { code: number; message: string }
+}> {
+  const body = {
+    jsonrpc: '2.0',
+    id: nextId++,
+    method: 'tools/call',
+    params: {
+      name: 'credential',
+      arguments: { name: 'WAREHOUSE_TOKEN' },
+      _meta: {
+        'io.modelcontextprotocol/protocolVersion': V,
+        'io.modelcontextprotocol/clientCapabilities': {},
+      },
+    },
+  }
   const res = await request(`${gateway.url}/mcp/warehouse`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': 'credential' },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${token}`,
+      'mcp-protocol-version': V,
+      'mcp-method': 'tools/call',
+      'mcp-name': 'credential',
+    },
     body: JSON.stringify(body),
   })
   return (await res.body.json()) as never
@@ -90,8 +140,14 @@ describe('credentials from RFC 8693 token exchange, through the gateway', () => 
     const issued = capture()
     const alice = await idp.subjectToken('alice')
     const bob = await idp.subjectToken('bob')
-    const a = JSON.parse((await call(alice)).result!.content[0]!.text) as { sha256: string; pid: number }
-    const b = JSON.parse((await call(bob)).result!.content[0]!.text) as { sha256: string; pid: number }
+    const a = JSON.parse((await call(alice)).result!.content[0]!.text) as {
+      sha256: string
+      pid: number
+    }
+    const b = JSON.parse((await call(bob)).result!.content[0]!.text) as {
+      sha256: string
+      pid: number
+    }
     assert.equal(issued.length, 2)
     assert.equal(a.sha256, sha(issued[0]!))
     assert.equal(b.sha256, sha(issued[1]!))
@@ -104,10 +160,15 @@ describe('credentials from RFC 8693 token exchange, through the gateway', () => 
     assert.equal(form.get('audience'), 'warehouse-api')
     assert.equal(form.get('scope'), 'read')
     // Cached while fresh: the next call exchanges nothing and runs on the same process.
-    const again = JSON.parse((await call(alice)).result!.content[0]!.text) as { sha256: string; pid: number }
+    const again = JSON.parse((await call(alice)).result!.content[0]!.text) as {
+      sha256: string
+      pid: number
+    }
     assert.equal(again.pid, a.pid)
     assert.equal(idp.received.length, 2)
-    const lines = auditLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.server === 'warehouse' && e.outcome === 'ok')
+    const lines = auditLines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((e) => e.server === 'warehouse' && e.outcome === 'ok')
     assert.deepEqual(lines.at(-1)!.credentials, [{ name: 'WAREHOUSE_TOKEN', source: 'exchange' }])
     for (const t of [alice, bob, ...issued]) {
       assert.ok(!logLines.some((l) => l.includes(t)), 'no token in the log')
@@ -121,9 +182,15 @@ describe('credentials from RFC 8693 token exchange, through the gateway', () => 
     const issued = capture()
     // A user with nothing cached yet (tokens are cached per user).
     const carol = await idp.subjectToken('carol')
-    const first = JSON.parse((await call(carol)).result!.content[0]!.text) as { sha256: string; pid: number }
+    const first = JSON.parse((await call(carol)).result!.content[0]!.text) as {
+      sha256: string
+      pid: number
+    }
     const issuedAgain = capture()
-    const second = JSON.parse((await call(carol)).result!.content[0]!.text) as { sha256: string; pid: number }
+    const second = JSON.parse((await call(carol)).result!.content[0]!.text) as {
+      sha256: string
+      pid: number
+    }
     assert.equal(first.sha256, sha(issued[0]!))
     assert.equal(second.sha256, sha(issuedAgain[0]!))
     assert.notEqual(second.sha256, first.sha256)

@@ -5,9 +5,18 @@ import assert from 'node:assert/strict'
 import { after, before, beforeEach, describe, test } from 'node:test'
 import { decodeJwt } from 'jose'
 import { Agent } from 'undici'
-import { DEFAULT_EXCHANGE_MAX_REUSE_MS, DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS } from '../../gateway/config/schema.js'
+import {
+  DEFAULT_EXCHANGE_MAX_REUSE_MS,
+  DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS,
+} from '../../gateway/config/schema.js'
 import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../../gateway/credentials/exchange.js'
-import { assertNoTokenIn, harness, logged, rejectsWith, type HarnessOptions } from '../helpers/exchange-client.js'
+import {
+  assertNoTokenIn,
+  harness,
+  logged,
+  rejectsWith,
+  type HarnessOptions,
+} from '../helpers/exchange-client.js'
 import { EXCHANGE_CLIENTS, startExchangeIdp, type ExchangeIdp } from '../helpers/exchange-idp.js'
 import { makeTestCa } from '../helpers/test-ca.js'
 
@@ -46,8 +55,16 @@ describe('TokenExchange', () => {
   describe('exchanges with each client authentication', () => {
     const cases = [
       // RFC 6749 §2.3.1: id and secret form-urlencoded, then joined by ':' and base64'd.
-      { client: 'basic', authorization: `Basic ${Buffer.from('gateway%3Abasic%2B1:se%3Acr%2Bet%25+%2F%3D%3F%261').toString('base64')}`, body: {} },
-      { client: 'post', authorization: undefined, body: { client_id: 'gateway-post', client_secret: 'post+secret:2 %' } },
+      {
+        client: 'basic',
+        authorization: `Basic ${Buffer.from('gateway%3Abasic%2B1:se%3Acr%2Bet%25+%2F%3D%3F%261').toString('base64')}`,
+        body: {},
+      },
+      {
+        client: 'post',
+        authorization: undefined,
+        body: { client_id: 'gateway-post', client_secret: 'post+secret:2 %' },
+      },
       { client: 'none', authorization: undefined, body: { client_id: 'gateway-public' } },
     ] as const
     for (const c of cases) {
@@ -62,7 +79,8 @@ describe('TokenExchange', () => {
         assert.equal(got.expiresAt, clock.t + 300_000)
         const [seen] = idp.received
         assert.equal(seen!.authorization, c.authorization)
-        for (const name of ['client_id', 'client_secret'] as const) assert.equal(seen!.form.get(name) ?? undefined, (c.body as Record<string, string>)[name])
+        for (const name of ['client_id', 'client_secret'] as const)
+          assert.equal(seen!.form.get(name) ?? undefined, (c.body as Record<string, string>)[name])
       })
     }
   })
@@ -75,8 +93,12 @@ describe('TokenExchange', () => {
       const [seen] = idp.received
       assert.equal(seen!.contentType, 'application/x-www-form-urlencoded;charset=UTF-8')
       assert.deepEqual(Object.fromEntries(seen!.form), {
-        grant_type: TOKEN_EXCHANGE_GRANT, subject_token: s.token, subject_token_type: ACCESS_TOKEN_TYPE,
-        requested_token_type: ACCESS_TOKEN_TYPE, audience: 'downstream-api', scope: 'read',
+        grant_type: TOKEN_EXCHANGE_GRANT,
+        subject_token: s.token,
+        subject_token_type: ACCESS_TOKEN_TYPE,
+        requested_token_type: ACCESS_TOKEN_TYPE,
+        audience: 'downstream-api',
+        scope: 'read',
       })
     })
     test('a resource (RFC 8707) instead of an audience: no audience, no empty parameters', async () => {
@@ -84,11 +106,21 @@ describe('TokenExchange', () => {
       const got = issued(await x.token('alice', 'FILES_TOKEN', FILES, await subject('alice')))
       assert.equal(decodeJwt(got.value).aud, 'https://files.example/api')
       const keys = [...idp.received[0]!.form.keys()].sort()
-      assert.deepEqual(keys, ['client_id', 'grant_type', 'requested_token_type', 'resource', 'scope', 'subject_token', 'subject_token_type'])
+      assert.deepEqual(keys, [
+        'client_id',
+        'grant_type',
+        'requested_token_type',
+        'resource',
+        'scope',
+        'subject_token',
+        'subject_token_type',
+      ])
     })
     test('no scope configured: none sent', async () => {
       const { x } = make()
-      issued(await x.token('alice', 'API_TOKEN', { audience: 'downstream-api' }, await subject('alice')))
+      issued(
+        await x.token('alice', 'API_TOKEN', { audience: 'downstream-api' }, await subject('alice')),
+      )
       assert.equal(idp.received[0]!.form.has('scope'), false)
     })
   })
@@ -179,7 +211,9 @@ describe('TokenExchange', () => {
     test('ten concurrent asks for one key: one request, one token for all', async () => {
       const { x } = make()
       const s = await subject('alice')
-      const got = await Promise.all(Array.from({ length: 10 }, () => x.token('alice', 'API_TOKEN', API, s)))
+      const got = await Promise.all(
+        Array.from({ length: 10 }, () => x.token('alice', 'API_TOKEN', API, s)),
+      )
       assert.equal(idp.received.length, 1)
       assert.equal(new Set(got.map((t) => issued(t).value)).size, 1)
     })
@@ -187,7 +221,9 @@ describe('TokenExchange', () => {
       const { x } = make()
       const s = await subject('alice')
       idp.knobs.fail = { kind: 'answer', status: 503, body: 'down', contentType: 'text/plain' }
-      const asks = Array.from({ length: 5 }, () => rejectsWith(x.token('alice', 'API_TOKEN', API, s), 'exchange_unavailable', /503/))
+      const asks = Array.from({ length: 5 }, () =>
+        rejectsWith(x.token('alice', 'API_TOKEN', API, s), 'exchange_unavailable', /503/),
+      )
       await Promise.all(asks)
       assert.equal(idp.received.length, 1)
       delete idp.knobs.fail
@@ -207,8 +243,20 @@ describe('TokenExchange', () => {
       assert.equal(decodeJwt(issued(a!).value).sub, 'alice')
       assert.equal(decodeJwt(issued(b!).value).sub, 'bob')
       // Cached now: each still gets their own.
-      assert.equal(decodeJwt((await x.token('bob', 'API_TOKEN', API, { token: 'unused', type: ACCESS_TOKEN_TYPE })).value).sub, 'bob')
-      assert.equal(decodeJwt((await x.token('alice', 'API_TOKEN', API, { token: 'unused', type: ACCESS_TOKEN_TYPE })).value).sub, 'alice')
+      assert.equal(
+        decodeJwt(
+          (await x.token('bob', 'API_TOKEN', API, { token: 'unused', type: ACCESS_TOKEN_TYPE }))
+            .value,
+        ).sub,
+        'bob',
+      )
+      assert.equal(
+        decodeJwt(
+          (await x.token('alice', 'API_TOKEN', API, { token: 'unused', type: ACCESS_TOKEN_TYPE }))
+            .value,
+        ).sub,
+        'alice',
+      )
     })
     test('forget(owner) drops that owner only, even an owner key that starts like it', async () => {
       const { x } = make()
@@ -237,7 +285,11 @@ describe('TokenExchange', () => {
   test('no token of the user to trade: no_subject_token, nothing sent, even with a token cached', async () => {
     const { x } = make()
     const none = { token: '', type: ACCESS_TOKEN_TYPE }
-    const err = await rejectsWith(x.token('alice', 'API_TOKEN', API, none), 'no_subject_token', /sign in again/)
+    const err = await rejectsWith(
+      x.token('alice', 'API_TOKEN', API, none),
+      'no_subject_token',
+      /sign in again/,
+    )
     assert.equal(err.status, 401)
     assert.equal(idp.received.length, 0)
     issued(await x.token('alice', 'API_TOKEN', API, await subject('alice')))

@@ -5,11 +5,27 @@ import { describe, it } from 'node:test'
 import { redactor } from '../../gateway/bridge/child.js'
 
 describe('redactor', () => {
-  const hostile = ['a.b*c+?', '$&$1', '(x|y)', '\\n\\u0000', 'é😀', 'p@ss w0rd', '"quoted"', 'tab\there', '%41%20', 'a'.repeat(300)]
+  const hostile = [
+    'a.b*c+?',
+    '$&$1',
+    '(x|y)',
+    '\\n\\u0000',
+    'é😀',
+    'p@ss w0rd',
+    '"quoted"',
+    'tab\there',
+    '%41%20',
+    'a'.repeat(300),
+  ]
   for (const value of hostile) {
     it(`blots out ${JSON.stringify(value).slice(0, 30)} in every form`, () => {
       const r = redactor([value])
-      for (const form of [value, JSON.stringify(value).slice(1, -1), encodeURIComponent(value), Buffer.from(value).toString('base64')]) {
+      for (const form of [
+        value,
+        JSON.stringify(value).slice(1, -1),
+        encodeURIComponent(value),
+        Buffer.from(value).toString('base64'),
+      ]) {
         const out = r(`before ${form} after ${form}`)
         assert.equal(out, 'before [redacted] after [redacted]', `${form} → ${out}`)
       }

@@ -24,12 +24,23 @@ const alice = { iss: 'https://idp.example', sub: 'alice' }
 describe('UserSecrets', () => {
   it('write-only: a value goes in; list gives names and dates; the store holds neither the value nor the subject', async () => {
     const store = testStore()
-    const secrets = new UserSecrets({ store, sealer: createSealer({ k1: key() }, 'k1'), now: () => 1_700_000_000_000 })
+    const secrets = new UserSecrets({
+      store,
+      sealer: createSealer({ k1: key() }, 'k1'),
+      now: () => 1_700_000_000_000,
+    })
     const value = 'ghp_0123456789abcdefghij'
-    assert.deepEqual(await secrets.set(alice, 'github_token', value), { name: 'github_token', setAt: 1_700_000_000_000 })
-    assert.deepEqual(await secrets.list(alice), [{ name: 'github_token', setAt: 1_700_000_000_000 }])
+    assert.deepEqual(await secrets.set(alice, 'github_token', value), {
+      name: 'github_token',
+      setAt: 1_700_000_000_000,
+    })
+    assert.deepEqual(await secrets.list(alice), [
+      { name: 'github_token', setAt: 1_700_000_000_000 },
+    ])
     assert.equal(await secrets.value(alice, 'github_token'), value)
-    const dump = JSON.stringify([...store.values].concat([...store.sets].map(([k, v]) => [k, [...v]] as never)))
+    const dump = JSON.stringify(
+      [...store.values].concat([...store.sets].map(([k, v]) => [k, [...v]] as never)),
+    )
     assert.ok(!dump.includes(value), 'no plaintext value')
     assert.ok(!dump.includes('alice'), 'no subject in keys or values')
     await secrets.remove(alice, 'github_token')
@@ -38,7 +49,10 @@ describe('UserSecrets', () => {
   })
 
   it('isolation: another user, another issuer with the same subject, and subjects built to collide get nothing', async () => {
-    const secrets = new UserSecrets({ store: testStore(), sealer: createSealer({ k1: key() }, 'k1') })
+    const secrets = new UserSecrets({
+      store: testStore(),
+      sealer: createSealer({ k1: key() }, 'k1'),
+    })
     await secrets.set(alice, 'token', 'alice-value')
     for (const other of [
       { iss: 'https://idp.example', sub: 'bob' },
@@ -60,7 +74,10 @@ describe('UserSecrets', () => {
     await secrets.set(alice, 'token', 'alice-value')
     await secrets.set(bob, 'token', 'bob-value')
     await secrets.set(alice, 'other', 'x')
-    const k = (o: typeof alice, name: string) => `secrets:${createHash('sha256').update(JSON.stringify([o.iss, o.sub])).digest('base64url')}:${name}`
+    const k = (o: typeof alice, name: string) =>
+      `secrets:${createHash('sha256')
+        .update(JSON.stringify([o.iss, o.sub]))
+        .digest('base64url')}:${name}`
     // Bob's record copied over Alice's: it was sealed to Bob's key, so it opens for no one else.
     store.values.set(k(alice, 'token'), store.values.get(k(bob, 'token'))!)
     store.values.set(k(alice, 'other'), store.values.get(k(alice, 'token'))!)
@@ -70,23 +87,52 @@ describe('UserSecrets', () => {
   })
 
   it('refuses bad names and values with a message a user can act on; bounds the count per user', async () => {
-    const secrets = new UserSecrets({ store: testStore(), sealer: createSealer({ k1: key() }, 'k1') })
-    for (const name of ['', 'a b', 'a/b', '../x', 'x\n', 'x\u0000', 'é', 'a'.repeat(65), 'a:b', '%2e%2e']) {
-      await assert.rejects(secrets.set(alice, name, 'v'), /a secret name is 1 to 64 letters, digits, _ \. -/, JSON.stringify(name))
+    const secrets = new UserSecrets({
+      store: testStore(),
+      sealer: createSealer({ k1: key() }, 'k1'),
+    })
+    for (const name of [
+      '',
+      'a b',
+      'a/b',
+      '../x',
+      'x\n',
+      'x\u0000',
+      'é',
+      'a'.repeat(65),
+      'a:b',
+      '%2e%2e',
+    ]) {
+      await assert.rejects(
+        secrets.set(alice, name, 'v'),
+        /a secret name is 1 to 64 letters, digits, _ \. -/,
+        JSON.stringify(name),
+      )
     }
     await assert.rejects(secrets.set(alice, 'ok', ''), /a secret value is 1 to 8192 characters/)
-    await assert.rejects(secrets.set(alice, 'ok', 'x'.repeat(DEFAULT_SECRET_MAX_LENGTH + 1)), /a secret value is 1 to 8192 characters/)
+    await assert.rejects(
+      secrets.set(alice, 'ok', 'x'.repeat(DEFAULT_SECRET_MAX_LENGTH + 1)),
+      /a secret value is 1 to 8192 characters/,
+    )
     await assert.rejects(secrets.set(alice, 'ok', 'a\u0000b'), /NUL/)
     assert.ok(await secrets.set(alice, 'ok', 'x'.repeat(DEFAULT_SECRET_MAX_LENGTH)))
     for (let i = 1; i < DEFAULT_SECRETS_PER_USER; i++) await secrets.set(alice, `s${i}`, 'v')
-    await assert.rejects(secrets.set(alice, 'one-too-many', 'v'), new RegExp(`at most ${DEFAULT_SECRETS_PER_USER} secrets per user`))
+    await assert.rejects(
+      secrets.set(alice, 'one-too-many', 'v'),
+      new RegExp(`at most ${DEFAULT_SECRETS_PER_USER} secrets per user`),
+    )
     // Replacing one that exists is not a new one.
     assert.ok(await secrets.set(alice, 's1', 'replaced'))
     assert.equal(await secrets.value(alice, 's1'), 'replaced')
   })
 
   it('configured bounds (credentials.secretMaxLength, secretsPerUser) replace the defaults', async () => {
-    const secrets = new UserSecrets({ store: testStore(), sealer: createSealer({ k1: key() }, 'k1'), maxLength: 4, perUser: 2 })
+    const secrets = new UserSecrets({
+      store: testStore(),
+      sealer: createSealer({ k1: key() }, 'k1'),
+      maxLength: 4,
+      perUser: 2,
+    })
     await assert.rejects(secrets.set(alice, 'a', 'xxxxx'), /a secret value is 1 to 4 characters/)
     assert.ok(await secrets.set(alice, 'a', 'xxxx'))
     assert.ok(await secrets.set(alice, 'b', 'v'))
@@ -97,40 +143,67 @@ describe('UserSecrets', () => {
     const store = testStore()
     const k1 = key()
     const k2 = key()
-    await new UserSecrets({ store, sealer: createSealer({ k1 }, 'k1') }).set(alice, 'token', 'sealed-with-k1')
+    await new UserSecrets({ store, sealer: createSealer({ k1 }, 'k1') }).set(
+      alice,
+      'token',
+      'sealed-with-k1',
+    )
     const rotated = new UserSecrets({ store, sealer: createSealer({ k1, k2 }, 'k2') })
     assert.equal(await rotated.value(alice, 'token'), 'sealed-with-k1')
     await rotated.set(alice, 'fresh', 'sealed-with-k2')
     const onlyK2 = new UserSecrets({ store, sealer: createSealer({ k2 }, 'k2') })
     assert.equal(await onlyK2.value(alice, 'fresh'), 'sealed-with-k2')
-    assert.equal(await onlyK2.value(alice, 'token'), undefined, 'its key is gone: the user sets it again')
-    assert.deepEqual((await onlyK2.list(alice)).map((s) => s.name), ['fresh'])
+    assert.equal(
+      await onlyK2.value(alice, 'token'),
+      undefined,
+      'its key is gone: the user sets it again',
+    )
+    assert.deepEqual(
+      (await onlyK2.list(alice)).map((s) => s.name),
+      ['fresh'],
+    )
   })
 })
 
-describe('users\' secrets in Redis survive a gateway restart', { skip: NO_REDIS }, () => {
+describe("users' secrets in Redis survive a gateway restart", { skip: NO_REDIS }, () => {
   let redis: RedisServer
   before(async () => {
     redis = await startRedis({ persist: true })
   })
   after(() => redis.close())
 
-  it('set through one gateway, read by the next one (rotated key too), and handed to the user\'s process', async () => {
+  it("set through one gateway, read by the next one (rotated key too), and handed to the user's process", async () => {
     const k1 = randomBytes(32).toString('base64url')
     const k2 = randomBytes(32).toString('base64url')
     process.env.MCP_EDGE_TEST_REDIS_URL = redis.url
     const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-secrets-restart-'))
-    writeFileSync(join(dir, 'policy.yaml'), 'servers:\n  vault:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n')
+    writeFileSync(
+      join(dir, 'policy.yaml'),
+      'servers:\n  vault:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n',
+    )
     const start = async (keys: Record<string, string>, active: string) => {
       process.env.MCP_EDGE_TEST_SEAL_KEYS = JSON.stringify(keys)
       const port = await freePort()
-      const config = validateConfig({
-        listen: { host: '127.0.0.1', port },
-        store: { kind: 'redis', url: { env: 'MCP_EDGE_TEST_REDIS_URL' }, keyPrefix: 'restart-test:' },
-        secrets: { keys: { env: 'MCP_EDGE_TEST_SEAL_KEYS' }, active },
-        servers: { vault: { command: process.execPath, args: [join(SERVERS_DIR, 'fixture.js')], credentials: { VAULT_TOKEN: { secret: 'vault_token' } } } },
-        policies: join(dir, 'policy.yaml'),
-      }, { file: 'test', baseDir: dir })
+      const config = validateConfig(
+        {
+          listen: { host: '127.0.0.1', port },
+          store: {
+            kind: 'redis',
+            url: { env: 'MCP_EDGE_TEST_REDIS_URL' },
+            keyPrefix: 'restart-test:',
+          },
+          secrets: { keys: { env: 'MCP_EDGE_TEST_SEAL_KEYS' }, active },
+          servers: {
+            vault: {
+              command: process.execPath,
+              args: [join(SERVERS_DIR, 'fixture.js')],
+              credentials: { VAULT_TOKEN: { secret: 'vault_token' } },
+            },
+          },
+          policies: join(dir, 'policy.yaml'),
+        },
+        { file: 'test', baseDir: dir },
+      )
       return startGateway(config, { log: pino({ level: 'silent' }), insecureNoAuth: true })
     }
     try {
@@ -145,15 +218,36 @@ describe('users\' secrets in Redis survive a gateway restart', { skip: NO_REDIS 
       const second = await start({ k1, k2 }, 'k2')
       try {
         assert.equal(await second.secrets!.value(owner, 'vault_token'), 'kept-in-redis')
-        const body = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'credential', arguments: { name: 'VAULT_TOKEN' }, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } } }
+        const body = {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: {
+            name: 'credential',
+            arguments: { name: 'VAULT_TOKEN' },
+            _meta: {
+              'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+              'io.modelcontextprotocol/clientCapabilities': {},
+            },
+          },
+        }
         const res = await request(`${second.url}/mcp/vault`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'credential' },
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'mcp-protocol-version': '2026-07-28',
+            'mcp-method': 'tools/call',
+            'mcp-name': 'credential',
+          },
           body: JSON.stringify(body),
         })
         const json = (await res.body.json()) as { result: { content: { text: string }[] } }
         assert.ok(json.result, JSON.stringify(json))
-        assert.equal(JSON.parse(json.result.content[0]!.text).sha256, createHash('sha256').update('kept-in-redis').digest('hex'))
+        assert.equal(
+          JSON.parse(json.result.content[0]!.text).sha256,
+          createHash('sha256').update('kept-in-redis').digest('hex'),
+        )
       } finally {
         await second.close()
       }

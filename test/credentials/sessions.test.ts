@@ -23,7 +23,9 @@ const SERVERS = {
   vault: { command: node, args: [fixture], credentials, env: { FIXTURE_RECORD_FILE: record } },
   vaultjson: { command: node, args: [fixture], credentials, responses: 'json' },
 }
-const POLICY = `${TEST_POLICY}${Object.keys(SERVERS).map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`
+const POLICY = `${TEST_POLICY}${Object.keys(SERVERS)
+  .map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`)
+  .join('')}`
 /** The test IdP's clients (client_credentials), each acting as one user. */
 const USERS = ['alice', 'bob', 'dev', 'admin'] as const
 const SUBJECT: Record<string, string> = { alice: 'alice', bob: 'bob', dev: 'dora', admin: 'ada' }
@@ -51,43 +53,97 @@ function textOf(result: unknown): string {
 }
 
 /** A session (2025-11-25) of `user` on `server`, with `capabilities` and handlers set by `setup`. */
-async function connect(user: string, server = 'vault', o: { capabilities?: Record<string, unknown>; setup?: (c: Client) => void } = {}) {
-  const client = new Client({ name: `test-${user}`, version: '0' }, { capabilities: o.capabilities ?? {} })
+async function connect(
+  user: string,
+  server = 'vault',
+  o: { capabilities?: Record<string, unknown>; setup?: (c: Client) => void } = {},
+) {
+  const client = new Client(
+    { name: `test-${user}`, version: '0' },
+    { capabilities: o.capabilities ?? {} },
+  )
   o.setup?.(client)
   const token = await stack.token(user, { server })
-  await client.connect(new StreamableHTTPClientTransport(new URL(stack.local(server)), { requestInit: { headers: { authorization: `Bearer ${token}` } } }))
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(stack.local(server)), {
+      requestInit: { headers: { authorization: `Bearer ${token}` } },
+    }),
+  )
   return client
 }
 
-async function credentialOf(client: Client): Promise<{ pid: number; sha256: string | null; isError?: boolean; text: string }> {
+async function credentialOf(
+  client: Client,
+): Promise<{ pid: number; sha256: string | null; isError?: boolean; text: string }> {
   const result = await client.callTool({ name: 'credential', arguments: { name: 'VAULT_TOKEN' } })
   const text = textOf(result)
-  if ((result as { isError?: boolean }).isError) return { pid: 0, sha256: null, isError: true, text }
+  if ((result as { isError?: boolean }).isError)
+    return { pid: 0, sha256: null, isError: true, text }
   return { ...(JSON.parse(text) as { pid: number; sha256: string | null }), text }
 }
 
 let nextId = 1
 /** One sessionless (2026-07-28) tools/call. */
-async function modernCall(user: string, name: string, args: Record<string, unknown>, caps: Record<string, unknown> = {}, server = 'vault') {
+async function modernCall(
+  user: string,
+  name: string,
+  args: Record<string, unknown>,
+  caps: Record<string, unknown> = {},
+  server = 'vault',
+) {
   const token = await stack.token(user, { server })
-  const body = { jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name, arguments: args, _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': caps } } }
+  const body = {
+    jsonrpc: '2.0',
+    id: nextId++,
+    method: 'tools/call',
+    params: {
+      name,
+      arguments: args,
+      _meta: {
+        'io.modelcontextprotocol/protocolVersion': V,
+        'io.modelcontextprotocol/clientCapabilities': caps,
+      },
+    },
+  }
   const res = await request(stack.local(server), {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': name },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${token}`,
+      'mcp-protocol-version': V,
+      'mcp-method': 'tools/call',
+      'mcp-name': name,
+    },
     body: JSON.stringify(body),
   })
-  const json = (await res.body.json()) as { result?: { content: { text: string }[]; isError?: boolean }; error?: { code: number; message: string; data?: { elicitations?: { mode: string; url: string; message: string; elicitationId: string }[] } } }
-  return { status: res.statusCode, json, text: json.result?.content.map((c) => c.text).join('') ?? '' }
+  const json = (await res.body.json()) as {
+    result?: { content: { text: string }[]; isError?: boolean }
+    error?: {
+      code: number
+      message: string
+      data?: {
+        elicitations?: { mode: string; url: string; message: string; elicitationId: string }[]
+      }
+    }
+  }
+  return {
+    status: res.statusCode,
+    json,
+    text: json.result?.content.map((c) => c.text).join('') ?? '',
+  }
 }
 
 /** The tools/call requests for `credential` that reached the vault process (its own record). */
 function credentialCallsSeen(): number {
   if (!existsSync(record)) return 0
-  return readFileSync(record, 'utf8').split('\n').filter((l) => l.includes('"tools/call"') && l.includes('"credential"')).length
+  return readFileSync(record, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"tools/call"') && l.includes('"credential"')).length
 }
 
 describe('per-user credentials: isolation', () => {
-  it('every call runs in a process started with its own user\'s value, under interleaved concurrency, in both eras', async () => {
+  it("every call runs in a process started with its own user's value, under interleaved concurrency, in both eras", async () => {
     const value = (u: string) => `vault-${u}-${u.length}-secret`
     for (const u of USERS) await secrets.set(owner(u), 'vault_token', value(u))
     const clients = await Promise.all(USERS.map((u) => connect(u)))
@@ -96,33 +152,48 @@ describe('per-user credentials: isolation', () => {
       const calls: Promise<void>[] = []
       for (let round = 0; round < 6; round++) {
         USERS.forEach((u, i) => {
-          calls.push(credentialOf(clients[i]!).then((r) => {
-            assert.equal(r.sha256, sha(value(u)), `${u}'s session ran with ${u}'s value`)
-            pids.get(u)!.add(r.pid)
-          }))
-          calls.push(modernCall(u, 'credential', { name: 'VAULT_TOKEN' }).then((r) => {
-            assert.equal(r.status, 200, JSON.stringify(r.json))
-            const got = JSON.parse(r.text) as { pid: number; sha256: string }
-            assert.equal(got.sha256, sha(value(u)), `${u}'s sessionless call ran with ${u}'s value`)
-            pids.get(u)!.add(got.pid)
-          }))
+          calls.push(
+            credentialOf(clients[i]!).then((r) => {
+              assert.equal(r.sha256, sha(value(u)), `${u}'s session ran with ${u}'s value`)
+              pids.get(u)!.add(r.pid)
+            }),
+          )
+          calls.push(
+            modernCall(u, 'credential', { name: 'VAULT_TOKEN' }).then((r) => {
+              assert.equal(r.status, 200, JSON.stringify(r.json))
+              const got = JSON.parse(r.text) as { pid: number; sha256: string }
+              assert.equal(
+                got.sha256,
+                sha(value(u)),
+                `${u}'s sessionless call ran with ${u}'s value`,
+              )
+              pids.get(u)!.add(got.pid)
+            }),
+          )
         })
       }
       await Promise.all(calls)
-      for (const a of USERS) for (const b of USERS) if (a !== b) for (const pid of pids.get(a)!) assert.ok(!pids.get(b)!.has(pid), `${a} and ${b} never share a process`)
+      for (const a of USERS)
+        for (const b of USERS)
+          if (a !== b)
+            for (const pid of pids.get(a)!)
+              assert.ok(!pids.get(b)!.has(pid), `${a} and ${b} never share a process`)
     } finally {
       await Promise.all(clients.map((c) => c.close()))
     }
   })
 
-  it('a user without the secret never gets another user\'s: the call asks, the process saw nothing', async () => {
+  it("a user without the secret never gets another user's: the call asks, the process saw nothing", async () => {
     await secrets.set(owner('alice'), 'vault_token', 'alice-only')
     const seen = credentialCallsSeen()
     const bob = await connect('bob')
     try {
       const r = await credentialOf(bob)
       assert.equal(r.isError, true)
-      assert.match(r.text, /vault needs Your vault token \(vault_token\), which you have not set\. Set it at http:\/\/127\.0\.0\.1:\d+\/account\?server=vault&secret=vault_token and try again\./)
+      assert.match(
+        r.text,
+        /vault needs Your vault token \(vault_token\), which you have not set\. Set it at http:\/\/127\.0\.0\.1:\d+\/account\?server=vault&secret=vault_token and try again\./,
+      )
       assert.equal(credentialCallsSeen(), seen, 'the call never reached the process')
     } finally {
       await bob.close()
@@ -138,14 +209,22 @@ describe('per-user credentials: a missing secret, asked for with URL elicitation
       capabilities: { elicitation: { url: {} } },
       setup: (c) => {
         c.setRequestHandler('elicitation/create', async (req) => {
-          const p = req.params as { mode: string; url: string; message: string; elicitationId: string }
+          const p = req.params as {
+            mode: string
+            url: string
+            message: string
+            elicitationId: string
+          }
           asked.push(p)
           // The user follows the link and sets the secret (the account page's write), after the
           // client said it opened the page: the gateway waits for the store, not for the client.
           setImmediate(() => void secrets.set(owner('alice'), 'vault_token', 'set-after-asking'))
           return { action: 'accept' }
         })
-        c.setNotificationHandler('notifications/elicitation/complete', (n) => void completed.push(String(n.params.elicitationId)))
+        c.setNotificationHandler(
+          'notifications/elicitation/complete',
+          (n) => void completed.push(String(n.params.elicitationId)),
+        )
       },
     })
     try {
@@ -177,7 +256,11 @@ describe('per-user credentials: a missing secret, asked for with URL elicitation
         assert.equal(r.isError, true)
         assert.match(r.text, /\/account\?server=vault&secret=vault_token/)
         assert.equal(credentialCallsSeen(), seen)
-        const refused = stack.audit().filter((e) => e.sub === 'bob' && e.outcome === `credential missing (elicitation ${action})`)
+        const refused = stack
+          .audit()
+          .filter(
+            (e) => e.sub === 'bob' && e.outcome === `credential missing (elicitation ${action})`,
+          )
         assert.ok(refused.length > 0, 'audited with the answer')
       } finally {
         await client.close()
@@ -189,7 +272,11 @@ describe('per-user credentials: a missing secret, asked for with URL elicitation
     let asked = 0
     const client = await connect('dev', 'vault', {
       capabilities: { elicitation: {} },
-      setup: (c) => c.setRequestHandler('elicitation/create', async () => (asked++, { action: 'accept', content: {} })),
+      setup: (c) =>
+        c.setRequestHandler(
+          'elicitation/create',
+          async () => (asked++, { action: 'accept', content: {} }),
+        ),
     })
     try {
       const r = await credentialOf(client)
@@ -204,10 +291,11 @@ describe('per-user credentials: a missing secret, asked for with URL elicitation
   it('JSON responses: the elicitation goes on the listening stream the client holds open', async () => {
     const client = await connect('admin', 'vaultjson', {
       capabilities: { elicitation: { url: {} } },
-      setup: (c) => c.setRequestHandler('elicitation/create', async () => {
-        await secrets.set(owner('admin'), 'vault_token', 'json-mode')
-        return { action: 'accept' }
-      }),
+      setup: (c) =>
+        c.setRequestHandler('elicitation/create', async () => {
+          await secrets.set(owner('admin'), 'vault_token', 'json-mode')
+          return { action: 'accept' }
+        }),
     })
     try {
       assert.equal((await credentialOf(client)).sha256, sha('json-mode'))
@@ -221,16 +309,43 @@ describe('per-user credentials: a missing secret, asked for with URL elicitation
     const post = async (body: unknown, session?: string) => {
       const res = await request(stack.local('vaultjson'), {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, ...(session ? { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' } : {}) },
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          authorization: `Bearer ${token}`,
+          ...(session ? { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' } : {}),
+        },
         body: JSON.stringify(body),
       })
       const text = await res.body.text()
-      return { session: res.headers['mcp-session-id'] as string | undefined, json: text ? (JSON.parse(text) as { result?: { content: { text: string }[]; isError?: boolean } }) : undefined }
+      return {
+        session: res.headers['mcp-session-id'] as string | undefined,
+        json: text
+          ? (JSON.parse(text) as { result?: { content: { text: string }[]; isError?: boolean } })
+          : undefined,
+      }
     }
-    const init = await post({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: { elicitation: { url: {} } }, clientInfo: { name: 'raw', version: '0' } } })
+    const init = await post({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-11-25',
+        capabilities: { elicitation: { url: {} } },
+        clientInfo: { name: 'raw', version: '0' },
+      },
+    })
     assert.ok(init.session)
     await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, init.session)
-    const r = await post({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'credential', arguments: { name: 'VAULT_TOKEN' } } }, init.session)
+    const r = await post(
+      {
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'credential', arguments: { name: 'VAULT_TOKEN' } },
+      },
+      init.session,
+    )
     assert.equal(r.json?.result?.isError, true, JSON.stringify(r.json))
     assert.match(r.json!.result!.content[0]!.text, /account\?server=vaultjson&secret=vault_token/)
   })
@@ -240,7 +355,8 @@ describe('per-user credentials: a missing secret, asked for with URL elicitation
     await secrets.set(owner('alice'), 'vault_token', 'first')
     const client = await connect('alice', 'vault', {
       capabilities: { elicitation: { url: {} } },
-      setup: (c) => c.setRequestHandler('elicitation/create', async () => (asked++, { action: 'decline' })),
+      setup: (c) =>
+        c.setRequestHandler('elicitation/create', async () => (asked++, { action: 'decline' })),
     })
     try {
       assert.equal((await credentialOf(client)).sha256, sha('first'))
@@ -263,7 +379,10 @@ describe('per-user credentials: rotation replaces the process at a request bound
       assert.equal(first.sha256, sha('v1'))
       let running!: () => void
       const started = new Promise<void>((resolve) => (running = resolve))
-      const slow = client.callTool({ name: 'slow', arguments: { ms: 300, every: 20 } }, { onprogress: () => running() })
+      const slow = client.callTool(
+        { name: 'slow', arguments: { ms: 300, every: 20 } },
+        { onprogress: () => running() },
+      )
       await started
       await secrets.set(owner('bob'), 'vault_token', 'v2')
       const second = await credentialOf(client)
@@ -272,7 +391,11 @@ describe('per-user credentials: rotation replaces the process at a request bound
       assert.notEqual(second.pid, first.pid)
       // The old process ends.
       await waitFor(() => !alive(first.pid))
-      assert.ok(stack.logLines.some((l) => l.includes('process replaced') && l.includes(`"replaced":${first.pid}`)))
+      assert.ok(
+        stack.logLines.some(
+          (l) => l.includes('process replaced') && l.includes(`"replaced":${first.pid}`),
+        ),
+      )
       // The session is the same one, and lists still work on the new process.
       assert.ok((await client.listTools()).tools.some((t) => t.name === 'credential'))
     } finally {
@@ -282,10 +405,16 @@ describe('per-user credentials: rotation replaces the process at a request bound
 
   it('sessionless: the next request after a rotation runs on a process with the new value; the old one ends', async () => {
     await secrets.set(owner('dev'), 'vault_token', 'd1')
-    const a = JSON.parse((await modernCall('dev', 'credential', { name: 'VAULT_TOKEN' })).text) as { pid: number; sha256: string }
+    const a = JSON.parse((await modernCall('dev', 'credential', { name: 'VAULT_TOKEN' })).text) as {
+      pid: number
+      sha256: string
+    }
     assert.equal(a.sha256, sha('d1'))
     await secrets.set(owner('dev'), 'vault_token', 'd2')
-    const b = JSON.parse((await modernCall('dev', 'credential', { name: 'VAULT_TOKEN' })).text) as { pid: number; sha256: string }
+    const b = JSON.parse((await modernCall('dev', 'credential', { name: 'VAULT_TOKEN' })).text) as {
+      pid: number
+      sha256: string
+    }
     assert.equal(b.sha256, sha('d2'))
     assert.notEqual(b.pid, a.pid)
     await waitFor(() => !alive(a.pid))
@@ -312,19 +441,41 @@ describe('per-user credentials: sessionless (2026-07-28) missing secrets', () =>
   it('a client without it gets a tool error naming the page', async () => {
     const r = await modernCall('admin', 'credential', { name: 'VAULT_TOKEN' }, { elicitation: {} })
     assert.equal(r.json.result?.isError, true)
-    assert.match(r.text, /Set it at http:\/\/127\.0\.0\.1:\d+\/account\?server=vault&secret=vault_token/)
+    assert.match(
+      r.text,
+      /Set it at http:\/\/127\.0\.0\.1:\d+\/account\?server=vault&secret=vault_token/,
+    )
   })
 
   it('lists do not wait for credentials', async () => {
     const token = await stack.token('admin', { server: 'vault' })
-    const body = { jsonrpc: '2.0', id: nextId++, method: 'tools/list', params: { _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} } } }
+    const body = {
+      jsonrpc: '2.0',
+      id: nextId++,
+      method: 'tools/list',
+      params: {
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': V,
+          'io.modelcontextprotocol/clientCapabilities': {},
+        },
+      },
+    }
     const res = await request(stack.local('vault'), {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'tools/list' },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${token}`,
+        'mcp-protocol-version': V,
+        'mcp-method': 'tools/list',
+      },
       body: JSON.stringify(body),
     })
     const json = (await res.body.json()) as { result?: { tools: { name: string }[] } }
-    assert.ok(json.result?.tools.some((t) => t.name === 'credential'), JSON.stringify(json))
+    assert.ok(
+      json.result?.tools.some((t) => t.name === 'credential'),
+      JSON.stringify(json),
+    )
   })
 })
 
@@ -334,10 +485,20 @@ describe('per-user credentials: what is written down', () => {
     await secrets.set(owner('alice'), 'vault_token', value)
     const client = await connect('alice')
     try {
-      assert.equal(textOf(await client.callTool({ name: 'print_credential', arguments: { name: 'VAULT_TOKEN' } })), 'printed')
+      assert.equal(
+        textOf(
+          await client.callTool({ name: 'print_credential', arguments: { name: 'VAULT_TOKEN' } }),
+        ),
+        'printed',
+      )
       await waitFor(() => stack.logLines.some((l) => l.includes('config VAULT_TOKEN=')))
       const line = stack.logLines.find((l) => l.includes('config VAULT_TOKEN='))!
-      for (const form of [value, JSON.stringify(value).slice(1, -1), encodeURIComponent(value), Buffer.from(value).toString('base64')]) {
+      for (const form of [
+        value,
+        JSON.stringify(value).slice(1, -1),
+        encodeURIComponent(value),
+        Buffer.from(value).toString('base64'),
+      ]) {
         assert.ok(!line.includes(form), `no ${form} in ${line}`)
       }
       assert.match(line, /config VAULT_TOKEN=\[redacted\]/)
@@ -356,9 +517,18 @@ describe('per-user credentials: what is written down', () => {
       await client.close()
     }
     await modernCall('bob', 'credential', { name: 'VAULT_TOKEN' })
-    const lines = stack.audit().filter((e) => e.sub === 'bob' && e.method === 'tools/call' && e.outcome === 'ok' && e.server === 'vault')
+    const lines = stack
+      .audit()
+      .filter(
+        (e) =>
+          e.sub === 'bob' &&
+          e.method === 'tools/call' &&
+          e.outcome === 'ok' &&
+          e.server === 'vault',
+      )
     assert.ok(lines.length >= 2)
-    for (const l of lines) assert.deepEqual(l.credentials, [{ name: 'VAULT_TOKEN', source: 'secret' }])
+    for (const l of lines)
+      assert.deepEqual(l.credentials, [{ name: 'VAULT_TOKEN', source: 'secret' }])
     assert.ok(!JSON.stringify(stack.audit()).includes(value))
     assert.ok(!stack.logLines.some((l) => l.includes(value)))
   })

@@ -30,19 +30,30 @@ before(async () => {
         tickets: {
           command: process.execPath,
           args: [join(SERVERS_DIR, 'fixture.js')],
-          credentials: { TICKETS_TOKEN: { upstreamToken: 'access_token' }, TICKETS_ID: { upstreamToken: 'id_token' } },
+          credentials: {
+            TICKETS_TOKEN: { upstreamToken: 'access_token' },
+            TICKETS_ID: { upstreamToken: 'id_token' },
+          },
         },
       },
     },
   })
   clientId = await newClient(stack, [REDIRECT])
   // Bob may use the servers too (the fixture's Bob has no app role).
-  stack.idp.updateUser(BOB, { oid: '00000000-0000-0000-0000-000000000b0b', name: 'Bob', email: 'bob@contoso.example', roles: ['MCP.Developer'] })
+  stack.idp.updateUser(BOB, {
+    oid: '00000000-0000-0000-0000-000000000b0b',
+    name: 'Bob',
+    email: 'bob@contoso.example',
+    roles: ['MCP.Developer'],
+  })
 })
 after(() => stack.close())
 
 /** Logs `user` in through the broker; returns the broker's access token and the upstream's token response. */
-async function signIn(user: string, tamper: (body: Record<string, unknown>) => Record<string, unknown> = (b) => b): Promise<{ token: string; upstream: Record<string, unknown> }> {
+async function signIn(
+  user: string,
+  tamper: (body: Record<string, unknown>) => Record<string, unknown> = (b) => b,
+): Promise<{ token: string; upstream: Record<string, unknown> }> {
   let upstream: Record<string, unknown> = {}
   stack.idp.nextUser(user)
   stack.idp.knobs.tamperToken = (body) => (upstream = tamper(body))
@@ -53,21 +64,45 @@ async function signIn(user: string, tamper: (body: Record<string, unknown>) => R
 }
 
 let nextId = 1
-async function credential(token: string, name: string): Promise<{ pid: number; sha256: string | null; isError?: boolean; text: string }> {
-  const body = { jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name: 'credential', arguments: { name }, _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} } } }
+async function credential(
+  token: string,
+  name: string,
+): Promise<{ pid: number; sha256: string | null; isError?: boolean; text: string }> {
+  const body = {
+    jsonrpc: '2.0',
+    id: nextId++,
+    method: 'tools/call',
+    params: {
+      name: 'credential',
+      arguments: { name },
+      _meta: {
+        'io.modelcontextprotocol/protocolVersion': V,
+        'io.modelcontextprotocol/clientCapabilities': {},
+      },
+    },
+  }
   const res = await request(stack.endpoint('tickets'), {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': 'credential' },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${token}`,
+      'mcp-protocol-version': V,
+      'mcp-method': 'tools/call',
+      'mcp-name': 'credential',
+    },
     body: JSON.stringify(body),
   })
-  const json = (await res.body.json()) as { result?: { content: { text: string }[]; isError?: boolean } }
+  const json = (await res.body.json()) as {
+    result?: { content: { text: string }[]; isError?: boolean }
+  }
   const text = json.result?.content.map((c) => c.text).join('') ?? JSON.stringify(json)
   if (json.result?.isError) return { pid: 0, sha256: null, isError: true, text }
   return { ...(JSON.parse(text) as { pid: number; sha256: string | null }), text }
 }
 
-describe('credentials from the broker\'s upstream login', () => {
-  it('the process gets the user\'s own upstream access and ID tokens, never the broker\'s token', async () => {
+describe("credentials from the broker's upstream login", () => {
+  it("the process gets the user's own upstream access and ID tokens, never the broker's token", async () => {
     const alice = await signIn(ALICE)
     const bob = await signIn(BOB)
     const a = await credential(alice.token, 'TICKETS_TOKEN')
@@ -75,10 +110,22 @@ describe('credentials from the broker\'s upstream login', () => {
     assert.equal(a.sha256, sha(String(alice.upstream.access_token)), a.text)
     assert.equal(b.sha256, sha(String(bob.upstream.access_token)))
     assert.notEqual(a.pid, b.pid)
-    assert.equal((await credential(alice.token, 'TICKETS_ID')).sha256, sha(String(alice.upstream.id_token)))
-    assert.notEqual(a.sha256, sha(alice.token), 'not the client\'s own token')
+    assert.equal(
+      (await credential(alice.token, 'TICKETS_ID')).sha256,
+      sha(String(alice.upstream.id_token)),
+    )
+    assert.notEqual(a.sha256, sha(alice.token), "not the client's own token")
     const audit = stack.audit().filter((e) => e.server === 'tickets' && e.outcome === 'ok')
-    assert.ok(audit.some((e) => JSON.stringify(e.credentials) === JSON.stringify([{ name: 'TICKETS_ID', source: 'upstreamToken' }, { name: 'TICKETS_TOKEN', source: 'upstreamToken' }])))
+    assert.ok(
+      audit.some(
+        (e) =>
+          JSON.stringify(e.credentials) ===
+          JSON.stringify([
+            { name: 'TICKETS_ID', source: 'upstreamToken' },
+            { name: 'TICKETS_TOKEN', source: 'upstreamToken' },
+          ]),
+      ),
+    )
   })
 
   it('an upstream token near expiry is refreshed with the upstream first, and the process replaced', async () => {
@@ -93,7 +140,10 @@ describe('credentials from the broker\'s upstream login', () => {
     assert.notEqual(refreshed.access_token, carol.upstream.access_token)
     assert.equal(r.sha256, sha(String(refreshed.access_token)))
     // Fresh now: the next call uses it as it is.
-    assert.equal((await credential(carol.token, 'TICKETS_TOKEN')).sha256, sha(String(refreshed.access_token)))
+    assert.equal(
+      (await credential(carol.token, 'TICKETS_TOKEN')).sha256,
+      sha(String(refreshed.access_token)),
+    )
     assert.equal(stack.idp.counts.token, tokenCalls + 1)
   })
 

@@ -15,8 +15,12 @@ const fresh = () => join(dir, `models-${++n}.json`)
 /** A store with a hand-moved clock. */
 async function store(file?: string, o: { maxEntries?: number } = {}) {
   const clock = { now: 1_000_000 }
-  const s = await createModelStore({ ...(file ? { file } : {}), now: () => clock.now,
-    log: pino({ level: 'silent' }), ...o })
+  const s = await createModelStore({
+    ...(file ? { file } : {}),
+    now: () => clock.now,
+    log: pino({ level: 'silent' }),
+    ...o,
+  })
   return { ...s, clock }
 }
 
@@ -70,7 +74,7 @@ describe('dev IdP model store (oidc-provider adapter)', () => {
     for (const [name, actual, expected] of cases) assert.equal(actual, expected, name)
   })
 
-  it('revokeByGrantId removes that grant\'s entries of that model only', async () => {
+  it("revokeByGrantId removes that grant's entries of that model only", async () => {
     const s = await store()
     await s.adapter('RefreshToken').upsert('r1', payload({ grantId: 'g1' }), 60)
     await s.adapter('RefreshToken').upsert('r2', payload({ grantId: 'g2' }), 60)
@@ -78,7 +82,10 @@ describe('dev IdP model store (oidc-provider adapter)', () => {
     await s.adapter('RefreshToken').revokeByGrantId('g1')
     assert.equal(await s.adapter('RefreshToken').find('r1'), undefined)
     assert.ok(await s.adapter('RefreshToken').find('r2'))
-    assert.ok(await s.adapter('AuthorizationCode').find('a1'), 'each model is revoked by its own call')
+    assert.ok(
+      await s.adapter('AuthorizationCode').find('a1'),
+      'each model is revoked by its own call',
+    )
   })
 
   it('past maxEntries, expired entries go first, then the least recently written', async () => {
@@ -92,24 +99,43 @@ describe('dev IdP model store (oidc-provider adapter)', () => {
     assert.ok(await clients.find('c1'))
     await clients.upsert('c1', payload()) // rewritten: now the newest
     await clients.upsert('c4', payload()) // drops c2, the least recently written
-    assert.deepEqual(await Promise.all(['c1', 'c2', 'c3', 'c4'].map(async (id) =>
-      Boolean(await clients.find(id)))), [true, false, true, true])
+    assert.deepEqual(
+      await Promise.all(
+        ['c1', 'c2', 'c3', 'c4'].map(async (id) => Boolean(await clients.find(id))),
+      ),
+      [true, false, true, true],
+    )
   })
 
   it('persists Client, Grant, RefreshToken and RegistrationAccessToken only, mode 0600', async () => {
     const file = fresh()
     const s = await store(file)
-    for (const model of ['Client', 'Grant', 'RefreshToken', 'RegistrationAccessToken',
-      'Session', 'Interaction', 'AuthorizationCode', 'AccessToken']) {
+    for (const model of [
+      'Client',
+      'Grant',
+      'RefreshToken',
+      'RegistrationAccessToken',
+      'Session',
+      'Interaction',
+      'AuthorizationCode',
+      'AccessToken',
+    ]) {
       await s.adapter(model).upsert('id', payload({ kind: model } as never), 600)
     }
     await s.adapter('RefreshToken').consume('id')
     await s.flushed()
     assert.equal(statSync(file).mode & 0o777, 0o600)
     const again = await store(file)
-    const cases: [string, boolean][] = [['Client', true], ['Grant', true], ['RefreshToken', true],
-      ['RegistrationAccessToken', true], ['Session', false], ['Interaction', false],
-      ['AuthorizationCode', false], ['AccessToken', false]]
+    const cases: [string, boolean][] = [
+      ['Client', true],
+      ['Grant', true],
+      ['RefreshToken', true],
+      ['RegistrationAccessToken', true],
+      ['Session', false],
+      ['Interaction', false],
+      ['AuthorizationCode', false],
+      ['AccessToken', false],
+    ]
     for (const [model, kept] of cases) {
       assert.equal(Boolean(await again.adapter(model).find('id')), kept, model)
     }
@@ -134,11 +160,17 @@ describe('dev IdP model store (oidc-provider adapter)', () => {
   it('concurrent writes all land, and each call returns once its change is on disk', async () => {
     const file = fresh()
     const s = await store(file)
-    await Promise.all(Array.from({ length: 20 }, (_, i) =>
-      s.adapter('Client').upsert(`c${i}`, payload()).then(() => {
-        const saved = JSON.parse(readFileSync(file, 'utf8')) as { entries: object }
-        assert.ok(`Client:c${i}` in saved.entries, `c${i} on disk when its upsert resolved`)
-      })))
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        s
+          .adapter('Client')
+          .upsert(`c${i}`, payload())
+          .then(() => {
+            const saved = JSON.parse(readFileSync(file, 'utf8')) as { entries: object }
+            assert.ok(`Client:c${i}` in saved.entries, `c${i} on disk when its upsert resolved`)
+          }),
+      ),
+    )
     const again = await store(file)
     for (let i = 0; i < 20; i++) assert.ok(await again.adapter('Client').find(`c${i}`))
   })
@@ -147,15 +179,23 @@ describe('dev IdP model store (oidc-provider adapter)', () => {
     const cases = [
       { name: 'not JSON', text: '{"version":1,"entries":{' },
       { name: 'wrong version', text: '{"version":2,"entries":{}}' },
-      { name: 'a model that is never persisted', text: '{"version":1,"entries":{"Session:x":{"payload":{}}}}' },
-      { name: 'entry without payload', text: '{"version":1,"entries":{"Client:x":{"expiresAt":1}}}' },
+      {
+        name: 'a model that is never persisted',
+        text: '{"version":1,"entries":{"Session:x":{"payload":{}}}}',
+      },
+      {
+        name: 'entry without payload',
+        text: '{"version":1,"entries":{"Client:x":{"expiresAt":1}}}',
+      },
     ]
     for (const c of cases) {
       const file = fresh()
       writeFileSync(file, c.text)
       const lines: string[] = []
-      const s = await createModelStore({ file,
-        log: pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) }) })
+      const s = await createModelStore({
+        file,
+        log: pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) }),
+      })
       assert.equal(await s.adapter('Client').find('x'), undefined, c.name)
       assert.equal(readFileSync(`${file}.corrupt`, 'utf8'), c.text, `${c.name}: kept aside`)
       const warning = JSON.parse(lines[0]!) as Record<string, string>

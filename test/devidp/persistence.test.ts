@@ -21,7 +21,11 @@ after(() => rmSync(root, { recursive: true, force: true }))
 const newConnections = () => setGlobalDispatcher(new Agent())
 
 const options = (stateDir: string, port = 0, lines?: string[]): DevIdpOptions => ({
-  port, resources: [ECHO], scopesFor: scopesForRoles(DEMO_ROLES), stateFile: false, stateDir,
+  port,
+  resources: [ECHO],
+  scopesFor: scopesForRoles(DEMO_ROLES),
+  stateFile: false,
+  stateDir,
   logger: pino({ level: 'warn' }, { write: (l: string) => void lines?.push(l) }),
 })
 
@@ -31,12 +35,19 @@ async function register(issuer: string) {
   const res = await request(endpoint, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] }),
+    body: JSON.stringify({
+      redirect_uris: [REDIRECT],
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+    }),
   })
   assert.equal(res.statusCode, 201)
-  return await res.body.json() as { client_id: string; registration_access_token: string;
-    registration_client_uri: string }
+  return (await res.body.json()) as {
+    client_id: string
+    registration_access_token: string
+    registration_client_uri: string
+  }
 }
 
 describe('dev IdP state across a restart', () => {
@@ -45,8 +56,13 @@ describe('dev IdP state across a restart', () => {
     const first = await startDevIdp(options(stateDir))
     const port = Number(new URL(first.issuer).port)
     const client = await register(first.issuer)
-    const tokens = await authorizationCodeFlow({ issuer: first.issuer, clientId: client.client_id,
-      redirectUri: REDIRECT, resource: ECHO, scope: 'mcp:read mcp:write' })
+    const tokens = await authorizationCodeFlow({
+      issuer: first.issuer,
+      clientId: client.client_id,
+      redirectUri: REDIRECT,
+      resource: ECHO,
+      scope: 'mcp:read mcp:write',
+    })
     assert.ok(tokens.refresh_token)
     await first.close()
 
@@ -56,30 +72,52 @@ describe('dev IdP state across a restart', () => {
       assert.equal(second.issuer, first.issuer)
       const meta = await discover(second.issuer)
       const jwks = createRemoteJWKSet(new URL(meta.jwks_uri))
-      const { payload } = await jwtVerify(tokens.access_token, jwks,
-        { issuer: second.issuer, audience: ECHO })
+      const { payload } = await jwtVerify(tokens.access_token, jwks, {
+        issuer: second.issuer,
+        audience: ECHO,
+      })
       assert.equal(payload.sub, 'dev-user', 'the old access token verifies against the new JWKS')
 
-      const refreshed = await tokenRequest(meta.token_endpoint, { grant_type: 'refresh_token',
-        refresh_token: tokens.refresh_token!, client_id: client.client_id })
+      const refreshed = await tokenRequest(meta.token_endpoint, {
+        grant_type: 'refresh_token',
+        refresh_token: tokens.refresh_token!,
+        client_id: client.client_id,
+      })
       assert.equal(decodeJwt(refreshed.access_token).scope, 'mcp:read mcp:write')
-      const reused = await request(meta.token_endpoint, { method: 'POST',
+      const reused = await request(meta.token_endpoint, {
+        method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: 'refresh_token',
-          refresh_token: tokens.refresh_token!, client_id: client.client_id }).toString() })
-      assert.equal((await reused.body.json() as { error: string }).error, 'invalid_grant',
-        'the rotated-out refresh token stays spent after the restart')
+        body: new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: tokens.refresh_token!,
+          client_id: client.client_id,
+        }).toString(),
+      })
+      assert.equal(
+        ((await reused.body.json()) as { error: string }).error,
+        'invalid_grant',
+        'the rotated-out refresh token stays spent after the restart',
+      )
 
-      const read = await request(client.registration_client_uri,
-        { headers: { authorization: `Bearer ${client.registration_access_token}` } })
+      const read = await request(client.registration_client_uri, {
+        headers: { authorization: `Bearer ${client.registration_access_token}` },
+      })
       assert.equal(read.statusCode, 200, 'the client is still registered (RFC 7592 read)')
-      assert.equal((await read.body.json() as { client_id: string }).client_id, client.client_id)
-      const again = await authorizationCodeFlow({ issuer: second.issuer, clientId: client.client_id,
-        redirectUri: REDIRECT, resource: ECHO, scope: 'mcp:read' })
+      assert.equal(((await read.body.json()) as { client_id: string }).client_id, client.client_id)
+      const again = await authorizationCodeFlow({
+        issuer: second.issuer,
+        clientId: client.client_id,
+        redirectUri: REDIRECT,
+        resource: ECHO,
+        scope: 'mcp:read',
+      })
       assert.equal(decodeJwt(again.access_token).client_id, client.client_id)
 
-      const files: [string, number][] = [[stateDir, 0o700], [join(stateDir, 'keys.json'), 0o600],
-        [join(stateDir, 'models.json'), 0o600]]
+      const files: [string, number][] = [
+        [stateDir, 0o700],
+        [join(stateDir, 'keys.json'), 0o600],
+        [join(stateDir, 'models.json'), 0o600],
+      ]
       for (const [file, mode] of files) assert.equal(statSync(file).mode & 0o777, mode, file)
     } finally {
       await second.close()
@@ -96,8 +134,9 @@ describe('dev IdP state across a restart', () => {
     const second = await startDevIdp({ ...opts, port })
     newConnections()
     try {
-      const read = await request(client.registration_client_uri,
-        { headers: { authorization: `Bearer ${client.registration_access_token}` } })
+      const read = await request(client.registration_client_uri, {
+        headers: { authorization: `Bearer ${client.registration_access_token}` },
+      })
       await read.body.dump()
       assert.equal(read.statusCode, 401)
     } finally {
@@ -106,8 +145,11 @@ describe('dev IdP state across a restart', () => {
   })
 
   it('keeps its state next to the state file by default', async () => {
-    const idp = await startDevIdp({ ...options(''), stateDir: undefined,
-      stateFile: join(root, 'published.json') })
+    const idp = await startDevIdp({
+      ...options(''),
+      stateDir: undefined,
+      stateFile: join(root, 'published.json'),
+    })
     await idp.close()
     assert.equal(idp.stateDir, join(root, 'published'))
     assert.ok(statSync(join(root, 'published', 'keys.json')).isFile())
@@ -118,8 +160,13 @@ describe('dev IdP state across a restart', () => {
     const first = await startDevIdp(options(stateDir))
     const port = Number(new URL(first.issuer).port)
     const client = await register(first.issuer)
-    const token = await authorizationCodeFlow({ issuer: first.issuer, clientId: client.client_id,
-      redirectUri: REDIRECT, resource: ECHO, scope: 'mcp:read' })
+    const token = await authorizationCodeFlow({
+      issuer: first.issuer,
+      clientId: client.client_id,
+      redirectUri: REDIRECT,
+      resource: ECHO,
+      scope: 'mcp:read',
+    })
     await first.close()
     writeFileSync(join(stateDir, 'models.json'), '{"version":1,"entries":')
 
@@ -127,21 +174,35 @@ describe('dev IdP state across a restart', () => {
     const second = await startDevIdp(options(stateDir, port, lines))
     newConnections()
     try {
-      const warning = lines.map((l) => JSON.parse(l) as Record<string, string>)
+      const warning = lines
+        .map((l) => JSON.parse(l) as Record<string, string>)
         .find((l) => /registrations unreadable/.test(l.msg!))
       assert.ok(warning, lines.join('\n'))
       assert.equal(warning.file, join(stateDir, 'models.json'))
       assert.equal(warning.movedTo, join(stateDir, 'models.json.corrupt'))
-      assert.equal(readFileSync(join(stateDir, 'models.json.corrupt'), 'utf8'), '{"version":1,"entries":')
+      assert.equal(
+        readFileSync(join(stateDir, 'models.json.corrupt'), 'utf8'),
+        '{"version":1,"entries":',
+      )
       const meta = await discover(second.issuer)
-      await jwtVerify(token.access_token, createRemoteJWKSet(new URL(meta.jwks_uri)),
-        { issuer: second.issuer, audience: ECHO })
-      const refresh = await request(meta.token_endpoint, { method: 'POST',
+      await jwtVerify(token.access_token, createRemoteJWKSet(new URL(meta.jwks_uri)), {
+        issuer: second.issuer,
+        audience: ECHO,
+      })
+      const refresh = await request(meta.token_endpoint, {
+        method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: 'refresh_token',
-          refresh_token: token.refresh_token!, client_id: client.client_id }).toString() })
-      assert.equal((await refresh.body.json() as { error: string }).error, 'invalid_client',
-        'the client must register again')
+        body: new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: token.refresh_token!,
+          client_id: client.client_id,
+        }).toString(),
+      })
+      assert.equal(
+        ((await refresh.body.json()) as { error: string }).error,
+        'invalid_client',
+        'the client must register again',
+      )
     } finally {
       await second.close()
     }
@@ -153,8 +214,10 @@ describe('dev IdP state across a restart', () => {
     const port = Number(new URL(first.issuer).port)
     await first.close()
     chmodSync(stateDir, 0o777)
-    await assert.rejects(startDevIdp(options(stateDir, port)),
-      /dev IdP state folder .*shared is writable by group or others \(mode 0777\)/)
+    await assert.rejects(
+      startDevIdp(options(stateDir, port)),
+      /dev IdP state folder .*shared is writable by group or others \(mode 0777\)/,
+    )
     // Nothing was left listening on the port.
     const again = await startDevIdp({ ...options(join(root, 'other'), port) })
     await again.close()

@@ -4,7 +4,12 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import {
-  createRemoteJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, jwtVerify,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  jwtVerify,
   type JWTPayload,
 } from 'jose'
 import { request } from 'undici'
@@ -13,7 +18,11 @@ import { readDevIdpState } from '../../gateway/devidp/state.js'
 import { requestDevToken } from '../../gateway/devidp/token-client.js'
 import { DEMO_ROLES, scopesForRoles } from '../helpers/dev-roles.js'
 import {
-  authorizationCodeFlow, discover, registerPublicClient, tokenRequest, type Discovery,
+  authorizationCodeFlow,
+  discover,
+  registerPublicClient,
+  tokenRequest,
+  type Discovery,
 } from '../helpers/oauth-flow.js'
 
 const ECHO = 'http://127.0.0.1:8080/mcp/echo'
@@ -37,7 +46,9 @@ const basic = (id: string, secret: string) =>
 
 /** client_credentials for a test client; returns the token endpoint's parsed answer. */
 async function clientCredentials(
-  meta: Discovery, client: { clientId: string; clientSecret: string }, form: Record<string, string>,
+  meta: Discovery,
+  client: { clientId: string; clientSecret: string },
+  form: Record<string, string>,
 ) {
   const res = await request(meta.token_endpoint, {
     method: 'POST',
@@ -47,7 +58,7 @@ async function clientCredentials(
     },
     body: new URLSearchParams({ grant_type: 'client_credentials', ...form }).toString(),
   })
-  return { status: res.statusCode, body: await res.body.json() as Record<string, string> }
+  return { status: res.statusCode, body: (await res.body.json()) as Record<string, string> }
 }
 
 describe('dev IdP with test keys, two resources and test clients', () => {
@@ -58,8 +69,8 @@ describe('dev IdP with test keys, two resources and test clients', () => {
 
   before(async () => {
     const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true })
-    publicJwk = { ...await exportJWK(publicKey), kid: 'test-key' }
-    const privateJwk = { ...await exportJWK(privateKey), kid: 'test-key', alg: 'RS256' }
+    publicJwk = { ...(await exportJWK(publicKey)), kid: 'test-key' }
+    const privateJwk = { ...(await exportJWK(privateKey)), kid: 'test-key', alg: 'RS256' }
     idp = await startDevIdp({
       resources: [ECHO, FILES],
       clients: CLIENTS,
@@ -84,11 +95,16 @@ describe('dev IdP with test keys, two resources and test clients', () => {
       ['registration_endpoint', (d) => d.registration_endpoint === `${idp.issuer}/reg`],
       ['S256', (d) => (d.code_challenge_methods_supported as string[]).includes('S256')],
       ['code only', (d) => JSON.stringify(d.response_types_supported) === '["code"]'],
-      ['grant types', (d) => ['authorization_code', 'client_credentials', 'refresh_token']
-        .every((g) => (d.grant_types_supported as string[]).includes(g))],
+      [
+        'grant types',
+        (d) =>
+          ['authorization_code', 'client_credentials', 'refresh_token'].every((g) =>
+            (d.grant_types_supported as string[]).includes(g),
+          ),
+      ],
       ['mcp scopes', (d) => (d.scopes_supported as string[]).includes('mcp:write')],
     ]
-    const rfc8414 = await oauth.body.json() as Discovery
+    const rfc8414 = (await oauth.body.json()) as Discovery
     for (const [name, check] of cases) {
       assert.ok(check(meta), `openid-configuration: ${name}`)
       assert.ok(check(rfc8414), `oauth-authorization-server: ${name}`)
@@ -99,16 +115,28 @@ describe('dev IdP with test keys, two resources and test clients', () => {
     const cases = [
       { client: CLIENTS[0]!, resource: ECHO, scope: 'mcp:read mcp:admin', sub: 'alice@dev' },
       { client: CLIENTS[1]!, resource: FILES, scope: 'mcp:read', sub: 'bob' },
-      { client: CLIENTS[1]!, resource: ECHO, scope: 'mcp:read openid unknown', sub: 'bob',
-        granted: 'mcp:read' },
+      {
+        client: CLIENTS[1]!,
+        resource: ECHO,
+        scope: 'mcp:read openid unknown',
+        sub: 'bob',
+        granted: 'mcp:read',
+      },
       // mcp-user grants mcp:read only: the rest is left out, not refused.
-      { client: CLIENTS[1]!, resource: ECHO, scope: 'mcp:read mcp:write mcp:admin', sub: 'bob',
-        granted: 'mcp:read' },
+      {
+        client: CLIENTS[1]!,
+        resource: ECHO,
+        scope: 'mcp:read mcp:write mcp:admin',
+        sub: 'bob',
+        granted: 'mcp:read',
+      },
       { client: CLIENTS[1]!, resource: ECHO, scope: 'mcp:admin', sub: 'bob', granted: undefined },
     ]
     for (const c of cases) {
-      const { status, body } = await clientCredentials(meta, c.client,
-        { resource: c.resource, scope: c.scope })
+      const { status, body } = await clientCredentials(meta, c.client, {
+        resource: c.resource,
+        scope: c.scope,
+      })
       assert.equal(status, 200, JSON.stringify(body))
       const { payload, protectedHeader } = await verify(body.access_token!, c.resource)
       assert.equal(protectedHeader.alg, 'RS256')
@@ -124,14 +152,29 @@ describe('dev IdP with test keys, two resources and test clients', () => {
   })
 
   it('rejects bad token requests', async () => {
-    const cases: { name: string; form: Record<string, string>; extra?: string; secret?: string;
-      error: string }[] = [
-      { name: 'unknown resource', form: { resource: 'http://evil.example/mcp' },
-        error: 'invalid_target' },
-      { name: 'no resource, several allowed', form: { scope: 'mcp:read' },
-        error: 'invalid_target' },
-      { name: 'two resources', form: { resource: ECHO }, extra: `&resource=${FILES}`,
-        error: 'invalid_target' },
+    const cases: {
+      name: string
+      form: Record<string, string>
+      extra?: string
+      secret?: string
+      error: string
+    }[] = [
+      {
+        name: 'unknown resource',
+        form: { resource: 'http://evil.example/mcp' },
+        error: 'invalid_target',
+      },
+      {
+        name: 'no resource, several allowed',
+        form: { scope: 'mcp:read' },
+        error: 'invalid_target',
+      },
+      {
+        name: 'two resources',
+        form: { resource: ECHO },
+        extra: `&resource=${FILES}`,
+        error: 'invalid_target',
+      },
       { name: 'wrong secret', form: { resource: ECHO }, secret: 'nope', error: 'invalid_client' },
     ]
     for (const c of cases) {
@@ -141,10 +184,11 @@ describe('dev IdP with test keys, two resources and test clients', () => {
           authorization: basic('bob', c.secret ?? 'bob-secret'),
           'content-type': 'application/x-www-form-urlencoded',
         },
-        body: new URLSearchParams({ grant_type: 'client_credentials', ...c.form }).toString()
-          + (c.extra ?? ''),
+        body:
+          new URLSearchParams({ grant_type: 'client_credentials', ...c.form }).toString() +
+          (c.extra ?? ''),
       })
-      const body = await res.body.json() as { error: string }
+      const body = (await res.body.json()) as { error: string }
       assert.equal(body.error, c.error, c.name)
       assert.ok(res.statusCode >= 400, c.name)
     }
@@ -159,20 +203,44 @@ describe('dev IdP with test keys, two resources and test clients', () => {
   })
 
   it('runs authorization code + PKCE for the dev user, then refreshes', async () => {
-    const cases: { name: string; redirectUri: string; metadata: Record<string, unknown>;
-      resource: string; scope: string; params: Record<string, string>; granted: string }[] = [
-      { name: 'browser client (MCP Inspector)', redirectUri: REDIRECT, metadata: {},
-        resource: FILES, scope: 'openid mcp:read mcp:write', params: {},
-        granted: 'mcp:read mcp:write' },
-      { name: 'native client (MCP SDK)', redirectUri: 'http://127.0.0.1:33418/callback',
+    const cases: {
+      name: string
+      redirectUri: string
+      metadata: Record<string, unknown>
+      resource: string
+      scope: string
+      params: Record<string, string>
+      granted: string
+    }[] = [
+      {
+        name: 'browser client (MCP Inspector)',
+        redirectUri: REDIRECT,
+        metadata: {},
+        resource: FILES,
+        scope: 'openid mcp:read mcp:write',
+        params: {},
+        granted: 'mcp:read mcp:write',
+      },
+      {
+        name: 'native client (MCP SDK)',
+        redirectUri: 'http://127.0.0.1:33418/callback',
         metadata: { application_type: 'native', scope: 'mcp:read offline_access' },
-        resource: ECHO, scope: 'mcp:read offline_access', params: { prompt: 'consent' },
-        granted: 'mcp:read' },
+        resource: ECHO,
+        scope: 'mcp:read offline_access',
+        params: { prompt: 'consent' },
+        granted: 'mcp:read',
+      },
     ]
     for (const c of cases) {
       const clientId = await registerPublicClient(idp.issuer, c.redirectUri, c.metadata)
-      const tokens = await authorizationCodeFlow({ issuer: idp.issuer, clientId,
-        redirectUri: c.redirectUri, resource: c.resource, scope: c.scope, params: c.params })
+      const tokens = await authorizationCodeFlow({
+        issuer: idp.issuer,
+        clientId,
+        redirectUri: c.redirectUri,
+        resource: c.resource,
+        scope: c.scope,
+        params: c.params,
+      })
       const { payload } = await verify(tokens.access_token, c.resource)
       assert.equal(payload.sub, 'dev-user', c.name)
       assert.equal(payload.client_id, clientId, c.name)
@@ -181,7 +249,9 @@ describe('dev IdP with test keys, two resources and test clients', () => {
 
       assert.ok(tokens.refresh_token, `${c.name}: refresh token`)
       const refreshed = await tokenRequest(meta.token_endpoint, {
-        grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: clientId,
+        grant_type: 'refresh_token',
+        refresh_token: tokens.refresh_token,
+        client_id: clientId,
       })
       const again = await verify(refreshed.access_token, c.resource)
       assert.equal(again.payload.sub, 'dev-user', c.name)
@@ -191,18 +261,39 @@ describe('dev IdP with test keys, two resources and test clients', () => {
 
   it('refuses authorization requests without PKCE S256 or a valid resource', async () => {
     const clientId = await registerPublicClient(idp.issuer, REDIRECT)
-    const base = { response_type: 'code', client_id: clientId, redirect_uri: REDIRECT,
-      scope: 'mcp:read', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' }
+    const base = {
+      response_type: 'code',
+      client_id: clientId,
+      redirect_uri: REDIRECT,
+      scope: 'mcp:read',
+      code_challenge: 'x'.repeat(43),
+      code_challenge_method: 'S256',
+    }
     const cases = [
-      { name: 'no PKCE', params: { ...base, code_challenge: '', code_challenge_method: '',
-        resource: ECHO },
-        error: 'invalid_request', description: /PKCE/ },
-      { name: 'plain PKCE', params: { ...base, code_challenge_method: 'plain', resource: ECHO },
-        error: 'invalid_request', description: /code_challenge_method/ },
-      { name: 'foreign resource', params: { ...base, resource: 'http://127.0.0.1:9/mcp/x' },
-        error: 'invalid_target', description: /not served/ },
-      { name: 'no resource, several allowed', params: base,
-        error: 'invalid_target', description: /resource parameter required/ },
+      {
+        name: 'no PKCE',
+        params: { ...base, code_challenge: '', code_challenge_method: '', resource: ECHO },
+        error: 'invalid_request',
+        description: /PKCE/,
+      },
+      {
+        name: 'plain PKCE',
+        params: { ...base, code_challenge_method: 'plain', resource: ECHO },
+        error: 'invalid_request',
+        description: /code_challenge_method/,
+      },
+      {
+        name: 'foreign resource',
+        params: { ...base, resource: 'http://127.0.0.1:9/mcp/x' },
+        error: 'invalid_target',
+        description: /not served/,
+      },
+      {
+        name: 'no resource, several allowed',
+        params: base,
+        error: 'invalid_target',
+        description: /resource parameter required/,
+      },
     ]
     for (const c of cases) {
       const params = Object.entries(c.params).filter(([, v]) => v)
@@ -218,43 +309,64 @@ describe('dev IdP with test keys, two resources and test clients', () => {
   it('lets a browser client on localhost register and get tokens (CORS)', async () => {
     const preflight = await request(meta.registration_endpoint, {
       method: 'OPTIONS',
-      headers: { origin: INSPECTOR, 'access-control-request-method': 'POST',
-        'access-control-request-headers': 'content-type' },
+      headers: {
+        origin: INSPECTOR,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type',
+      },
     })
     await preflight.body.dump()
     const cases = [
       ['registration preflight status', preflight.statusCode, 204],
-      ['registration preflight origin', preflight.headers['access-control-allow-origin'],
-        INSPECTOR],
-      ['registration preflight headers', preflight.headers['access-control-allow-headers'],
-        'content-type'],
+      [
+        'registration preflight origin',
+        preflight.headers['access-control-allow-origin'],
+        INSPECTOR,
+      ],
+      [
+        'registration preflight headers',
+        preflight.headers['access-control-allow-headers'],
+        'content-type',
+      ],
     ]
     const reg = await request(meta.registration_endpoint, {
       method: 'POST',
       headers: { origin: INSPECTOR, 'content-type': 'application/json' },
       body: JSON.stringify({ redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' }),
     })
-    const { client_id: clientId } = await reg.body.json() as { client_id: string }
-    cases.push(['registration status', reg.statusCode, 201],
-      ['registration origin', reg.headers['access-control-allow-origin'], INSPECTOR])
+    const { client_id: clientId } = (await reg.body.json()) as { client_id: string }
+    cases.push(
+      ['registration status', reg.statusCode, 201],
+      ['registration origin', reg.headers['access-control-allow-origin'], INSPECTOR],
+    )
 
     const token = await request(meta.token_endpoint, {
       method: 'POST',
       headers: { origin: INSPECTOR, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'authorization_code', code: 'bogus',
-        client_id: clientId, redirect_uri: REDIRECT, code_verifier: 'v'.repeat(43) }).toString(),
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code: 'bogus',
+        client_id: clientId,
+        redirect_uri: REDIRECT,
+        code_verifier: 'v'.repeat(43),
+      }).toString(),
     })
-    const tokenBody = await token.body.json() as { error: string }
-    cases.push(['token error is the grant, not CORS', tokenBody.error, 'invalid_grant'],
-      ['token origin', token.headers['access-control-allow-origin'], INSPECTOR])
+    const tokenBody = (await token.body.json()) as { error: string }
+    cases.push(
+      ['token error is the grant, not CORS', tokenBody.error, 'invalid_grant'],
+      ['token origin', token.headers['access-control-allow-origin'], INSPECTOR],
+    )
 
     const evil = await request(meta.registration_endpoint, {
       method: 'OPTIONS',
       headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
     })
     await evil.body.dump()
-    cases.push(['foreign origin gets no CORS', evil.headers['access-control-allow-origin'],
-      undefined])
+    cases.push([
+      'foreign origin gets no CORS',
+      evil.headers['access-control-allow-origin'],
+      undefined,
+    ])
     for (const [name, actual, expected] of cases) assert.equal(actual, expected, String(name))
   })
 })
@@ -267,8 +379,12 @@ describe('dev IdP defaults, state file and requestDevToken', () => {
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'devidp-test-'))
     statePath = path.join(dir, 'state.json')
-    idp = await startDevIdp({ resources: [ECHO], scopesFor, stateFile: statePath,
-      accessTokenTtl: 120 })
+    idp = await startDevIdp({
+      resources: [ECHO],
+      scopesFor,
+      stateFile: statePath,
+      accessTokenTtl: 120,
+    })
   })
   after(async () => {
     await idp.close()
@@ -278,8 +394,14 @@ describe('dev IdP defaults, state file and requestDevToken', () => {
   it('writes the CLI client to a 0600 state file', async () => {
     const state = await readDevIdpState(statePath)
     assert.equal(state.issuer, idp.issuer)
-    assert.deepEqual(state.users, [{ sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'],
-      clientId: 'mcp-edge-cli', clientSecret: idp.cliClient.clientSecret }])
+    assert.deepEqual(state.users, [
+      {
+        sub: 'dev-user',
+        roles: ['mcp-user', 'mcp-developer'],
+        clientId: 'mcp-edge-cli',
+        clientSecret: idp.cliClient.clientSecret,
+      },
+    ])
     assert.deepEqual(state.resources, [ECHO])
     assert.equal((await stat(statePath)).mode & 0o777, 0o600)
   })
@@ -294,8 +416,11 @@ describe('dev IdP defaults, state file and requestDevToken', () => {
       const token = await requestDevToken({ ...c.opts, statePath })
       assert.equal(token.expires_in, 120)
       assert.equal(token.scope, c.scope)
-      const { payload } = await jwtVerify<Claims>(token.access_token, jwks,
-        { issuer: idp.issuer, audience: ECHO, typ: 'at+jwt' })
+      const { payload } = await jwtVerify<Claims>(token.access_token, jwks, {
+        issuer: idp.issuer,
+        audience: ECHO,
+        typ: 'at+jwt',
+      })
       assert.equal(payload.sub, 'dev-user')
       assert.equal(payload.client_id, 'mcp-edge-cli')
       assert.deepEqual(payload.realm_access, { roles: ['mcp-user', 'mcp-developer'] })
@@ -304,29 +429,41 @@ describe('dev IdP defaults, state file and requestDevToken', () => {
 
   it('defaults the resource when exactly one is allowed', async () => {
     const { cliClient } = idp
-    const token = await tokenRequest(`${idp.issuer}/token`,
+    const token = await tokenRequest(
+      `${idp.issuer}/token`,
       { grant_type: 'client_credentials', scope: 'mcp:read' },
-      { authorization: basic(cliClient.clientId, cliClient.clientSecret) })
-    const payload = JSON.parse(Buffer.from(token.access_token.split('.')[1]!, 'base64url')
-      .toString()) as Claims
+      { authorization: basic(cliClient.clientId, cliClient.clientSecret) },
+    )
+    const payload = JSON.parse(
+      Buffer.from(token.access_token.split('.')[1]!, 'base64url').toString(),
+    ) as Claims
     assert.equal(payload.aud, ECHO)
   })
 
   it('requestDevToken reports errors clearly', async () => {
-    const closed = await startDevIdp({ resources: [ECHO], scopesFor,
-      stateFile: path.join(dir, 'c.json') })
+    const closed = await startDevIdp({
+      resources: [ECHO],
+      scopesFor,
+      stateFile: path.join(dir, 'c.json'),
+    })
     await closed.close()
     const stale = path.join(dir, 'stale.json')
     const { writeDevIdpState } = await import('../../gateway/devidp/state.js')
-    await writeDevIdpState(stale, { issuer: closed.issuer, users: [{ sub: 'dev-user', roles: [],
-      clientId: 'mcp-edge-cli', clientSecret: 'x' }], resources: [ECHO], scopes: ['mcp:read'],
-      pid: 1 })
+    await writeDevIdpState(stale, {
+      issuer: closed.issuer,
+      users: [{ sub: 'dev-user', roles: [], clientId: 'mcp-edge-cli', clientSecret: 'x' }],
+      resources: [ECHO],
+      scopes: ['mcp:read'],
+      pid: 1,
+    })
     const cases = [
       { opts: { statePath: path.join(dir, 'missing.json') }, error: /no dev IdP is running/ },
       { opts: { statePath, resource: 'http://127.0.0.1:1/mcp/nope' }, error: /invalid_target/ },
       { opts: { statePath: stale }, error: /not reachable.*ECONNREFUSED/ },
-      { opts: { statePath, user: 'nobody' },
-        error: /no dev user "nobody"; the dev IdP has: dev-user/ },
+      {
+        opts: { statePath, user: 'nobody' },
+        error: /no dev user "nobody"; the dev IdP has: dev-user/,
+      },
     ]
     for (const c of cases) await assert.rejects(requestDevToken(c.opts), c.error)
   })
@@ -343,8 +480,11 @@ describe('dev IdP defaults, state file and requestDevToken', () => {
 
   it('refuses non-loopback hosts', async () => {
     for (const host of ['0.0.0.0', '::', '192.168.1.10', 'example.com', '128.0.0.1']) {
-      await assert.rejects(startDevIdp({ host, resources: [ECHO], scopesFor, stateFile: false }),
-        /loopback/, host)
+      await assert.rejects(
+        startDevIdp({ host, resources: [ECHO], scopesFor, stateFile: false }),
+        /loopback/,
+        host,
+      )
     }
   })
 })

@@ -7,7 +7,11 @@ import { request } from 'undici'
 import { startDevIdp, type DevIdp, type ScopesFor } from '../../gateway/devidp/provider.js'
 import { scopesOfRoles } from '../../gateway/policy/role-scopes.js'
 import {
-  authorizationCodeFlow, discover, registerPublicClient, tokenRequest, type Discovery,
+  authorizationCodeFlow,
+  discover,
+  registerPublicClient,
+  tokenRequest,
+  type Discovery,
 } from '../helpers/oauth-flow.js'
 
 const ECHO = 'http://127.0.0.1:8080/mcp/echo'
@@ -38,13 +42,26 @@ describe('dev IdP: scopes follow the roles of the live policy', () => {
 
   const codeFlow = async (scope: string) => {
     const clientId = await registerPublicClient(idp.issuer, REDIRECT)
-    return { clientId, ...await authorizationCodeFlow({ issuer: idp.issuer, clientId,
-      redirectUri: REDIRECT, resource: ECHO, scope }) }
+    return {
+      clientId,
+      ...(await authorizationCodeFlow({
+        issuer: idp.issuer,
+        clientId,
+        redirectUri: REDIRECT,
+        resource: ECHO,
+        scope,
+      })),
+    }
   }
-  const clientCredentials = async (client: { clientId: string; clientSecret: string },
-    scope: string) => tokenRequest(meta.token_endpoint,
-    { grant_type: 'client_credentials', resource: ECHO, scope },
-    { authorization: basic(client.clientId, client.clientSecret) })
+  const clientCredentials = async (
+    client: { clientId: string; clientSecret: string },
+    scope: string,
+  ) =>
+    tokenRequest(
+      meta.token_endpoint,
+      { grant_type: 'client_credentials', resource: ECHO, scope },
+      { authorization: basic(client.clientId, client.clientSecret) },
+    )
 
   it('authorization code: the non-admin dev user asking for mcp:admin gets a token without it', async () => {
     const cases = [
@@ -66,12 +83,21 @@ describe('dev IdP: scopes follow the roles of the live policy', () => {
     const clientId = await registerPublicClient(idp.issuer, REDIRECT)
     const jar = new Map<string, string>()
     for (const attempt of ['first', 'second, same session']) {
-      const tokens = await authorizationCodeFlow({ issuer: idp.issuer, clientId,
-        redirectUri: REDIRECT, resource: ECHO, scope: 'mcp:admin', jar })
+      const tokens = await authorizationCodeFlow({
+        issuer: idp.issuer,
+        clientId,
+        redirectUri: REDIRECT,
+        resource: ECHO,
+        scope: 'mcp:admin',
+        jar,
+      })
       assert.equal(scopeOf(tokens.access_token), undefined, attempt)
       assert.equal(tokens.scope, '', attempt)
-      assert.deepEqual(decodeJwt(tokens.access_token).realm_access,
-        { roles: ['mcp-user', 'mcp-developer'] }, attempt)
+      assert.deepEqual(
+        decodeJwt(tokens.access_token).realm_access,
+        { roles: ['mcp-user', 'mcp-developer'] },
+        attempt,
+      )
     }
   })
 
@@ -98,13 +124,19 @@ describe('dev IdP: scopes follow the roles of the live policy', () => {
     const reg = await request(meta.registration_endpoint, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ grant_types: ['client_credentials'], response_types: [],
-        redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic' }),
+      body: JSON.stringify({
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+      }),
     })
-    const client = await reg.body.json() as { client_id: string; client_secret: string }
+    const client = (await reg.body.json()) as { client_id: string; client_secret: string }
     assert.equal(reg.statusCode, 201, JSON.stringify(client))
     const token = await clientCredentials(
-      { clientId: client.client_id, clientSecret: client.client_secret }, 'mcp:read mcp:admin')
+      { clientId: client.client_id, clientSecret: client.client_secret },
+      'mcp:read mcp:admin',
+    )
     assert.equal(scopeOf(token.access_token), undefined)
     assert.deepEqual(decodeJwt(token.access_token).realm_access, { roles: [] })
   })
@@ -123,16 +155,27 @@ describe('dev IdP: scopes follow the roles of the live policy', () => {
 
       // Reload: dev-user's roles (mcp-user, mcp-developer) may only read.
       roleMap = { ...SHIPPED, 'mcp-developer': ['mcp:read'] }
-      const refreshed = await tokenRequest(meta.token_endpoint, { grant_type: 'refresh_token',
-        refresh_token: code.refresh_token!, client_id: code.clientId })
-      assert.equal(scopeOf(refreshed.access_token), 'mcp:read',
-        'a refresh after the reload loses what the roles no longer grant')
+      const refreshed = await tokenRequest(meta.token_endpoint, {
+        grant_type: 'refresh_token',
+        refresh_token: code.refresh_token!,
+        client_id: code.clientId,
+      })
+      assert.equal(
+        scopeOf(refreshed.access_token),
+        'mcp:read',
+        'a refresh after the reload loses what the roles no longer grant',
+      )
 
       // Reload: dev-user's mcp-developer becomes admin. A new authorization gets mcp:admin,
       // even though this client asked for it before and was refused.
       roleMap = { ...SHIPPED, 'mcp-developer': ['*'] }
-      const again = await authorizationCodeFlow({ issuer: idp.issuer, clientId: code.clientId,
-        redirectUri: REDIRECT, resource: ECHO, scope: 'mcp:read mcp:admin' })
+      const again = await authorizationCodeFlow({
+        issuer: idp.issuer,
+        clientId: code.clientId,
+        redirectUri: REDIRECT,
+        resource: ECHO,
+        scope: 'mcp:read mcp:admin',
+      })
       assert.equal(scopeOf(again.access_token), 'mcp:read mcp:admin')
     } finally {
       roleMap = SHIPPED

@@ -11,7 +11,12 @@ import type { Browser, Page } from 'puppeteer-core'
 import { startDevIdp, type DevIdp } from '../../gateway/devidp/provider.js'
 import { launchBrowser, NO_BROWSER } from '../helpers/browser.js'
 import { DEMO_ROLES, scopesForRoles } from '../helpers/dev-roles.js'
-import { discover, registerPublicClient, tokenRequest, type Discovery } from '../helpers/oauth-flow.js'
+import {
+  discover,
+  registerPublicClient,
+  tokenRequest,
+  type Discovery,
+} from '../helpers/oauth-flow.js'
 
 const ECHO = 'http://127.0.0.1:8080/mcp/echo'
 const USERS = [
@@ -30,8 +35,13 @@ describe('the sign-in page in headless Chromium', { skip: NO_BROWSER }, () => {
   let evilPage = ''
 
   before(async () => {
-    idp = await startDevIdp({ resources: [ECHO], users: USERS, scopesFor: scopesForRoles(DEMO_ROLES),
-      stateFile: false, logger: pino({ level: 'silent' }) })
+    idp = await startDevIdp({
+      resources: [ECHO],
+      users: USERS,
+      scopesFor: scopesForRoles(DEMO_ROLES),
+      stateFile: false,
+      logger: pino({ level: 'silent' }),
+    })
     meta = await discover(idp.issuer)
     site = http.createServer((req, res) => {
       res.setHeader('content-type', 'text/html')
@@ -43,20 +53,27 @@ describe('the sign-in page in headless Chromium', { skip: NO_BROWSER }, () => {
   })
   after(async () => {
     await closeBrowser?.()
-    await new Promise<void>((resolve) => site ? site.close(() => resolve()) : resolve())
+    await new Promise<void>((resolve) => (site ? site.close(() => resolve()) : resolve()))
     await idp?.close()
   })
 
   /** Opens an authorization request in `page`; resolves once the sign-in page is shown. */
   async function authorize(page: Page) {
     const redirectUri = `${siteUrl}/callback`
-    const clientId = await registerPublicClient(idp.issuer, redirectUri, { client_name: 'Browser test' })
+    const clientId = await registerPublicClient(idp.issuer, redirectUri, {
+      client_name: 'Browser test',
+    })
     const verifier = randomBytes(32).toString('base64url')
-    const url = `${meta.authorization_endpoint}?${new URLSearchParams({ response_type: 'code',
-      client_id: clientId, redirect_uri: redirectUri, scope: 'mcp:read mcp:admin',
-      resource: ECHO, state: 'st',
+    const url = `${meta.authorization_endpoint}?${new URLSearchParams({
+      response_type: 'code',
+      client_id: clientId,
+      redirect_uri: redirectUri,
+      scope: 'mcp:read mcp:admin',
+      resource: ECHO,
+      state: 'st',
       code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-      code_challenge_method: 'S256' })}`
+      code_challenge_method: 'S256',
+    })}`
     await page.goto(url)
     return { clientId, redirectUri, verifier }
   }
@@ -71,9 +88,14 @@ describe('the sign-in page in headless Chromium', { skip: NO_BROWSER }, () => {
       page.click(`button[value="${sub}"]`),
     ])
     assert.equal(landed.searchParams.get('state'), 'st')
-    return tokenRequest(meta.token_endpoint, { grant_type: 'authorization_code',
-      code: landed.searchParams.get('code')!, redirect_uri: flow.redirectUri,
-      client_id: flow.clientId, code_verifier: flow.verifier, resource: ECHO })
+    return tokenRequest(meta.token_endpoint, {
+      grant_type: 'authorization_code',
+      code: landed.searchParams.get('code')!,
+      redirect_uri: flow.redirectUri,
+      client_id: flow.clientId,
+      code_verifier: flow.verifier,
+      resource: ECHO,
+    })
   }
 
   it('shows each user with its roles, fits a phone screen, and works with scripts off', async () => {
@@ -81,10 +103,17 @@ describe('the sign-in page in headless Chromium', { skip: NO_BROWSER }, () => {
     await page.setJavaScriptEnabled(false)
     await page.setViewport({ width: 360, height: 640, isMobile: true })
     await authorize(page)
-    const shown = await page.$$eval('button', (buttons) => buttons.map((b) => ({
-      text: b.textContent, width: b.getBoundingClientRect().width })))
+    const shown = await page.$$eval('button', (buttons) =>
+      buttons.map((b) => ({
+        text: b.textContent,
+        width: b.getBoundingClientRect().width,
+      })),
+    )
     assert.equal(await page.$eval('h1', (h) => h.textContent), 'Sign in as')
-    assert.deepEqual(shown.map((b) => b.text), ['dev-usermcp-user, mcp-developer', 'adamcp-admin'])
+    assert.deepEqual(
+      shown.map((b) => b.text),
+      ['dev-usermcp-user, mcp-developer', 'adamcp-admin'],
+    )
     for (const b of shown) assert.ok(b.width > 250 && b.width <= 360, `button width ${b.width}`)
     const scrollWidth = await page.evaluate(() => document.documentElement.scrollWidth)
     assert.ok(scrollWidth <= 360, `no sideways scrolling (${scrollWidth})`)
@@ -123,13 +152,16 @@ describe('the sign-in page in headless Chromium', { skip: NO_BROWSER }, () => {
     assert.doesNotMatch(text ?? '', /Sign in as/)
 
     // Posted from there (cookies go along: same site): the form token is missing.
-    evilPage = `<form method="post" action="${interaction}"><input name="csrf" value="guess">`
-      + '<button name="sub" value="ada">go</button></form>'
+    evilPage =
+      `<form method="post" action="${interaction}"><input name="csrf" value="guess">` +
+      '<button name="sub" value="ada">go</button></form>'
     await evil.goto(`${siteUrl}/evil-form`)
     const [res] = await Promise.all([evil.waitForNavigation(), evil.click('button')])
     assert.equal(res?.status(), 400)
-    assert.match(await evil.evaluate(() => document.body.textContent ?? ''),
-      /does not belong to this sign-in/)
+    assert.match(
+      await evil.evaluate(() => document.body.textContent ?? ''),
+      /does not belong to this sign-in/,
+    )
     await evil.close()
     await page.close()
   })

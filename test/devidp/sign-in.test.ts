@@ -9,7 +9,11 @@ import { request } from 'undici'
 import { startDevIdp, type DevIdp } from '../../gateway/devidp/provider.js'
 import { DEMO_ROLES, scopesForRoles } from '../helpers/dev-roles.js'
 import {
-  authorizationCodeFlow, discover, registerPublicClient, signInForm, storeCookies,
+  authorizationCodeFlow,
+  discover,
+  registerPublicClient,
+  signInForm,
+  storeCookies,
   type CookieJar,
 } from '../helpers/oauth-flow.js'
 
@@ -36,10 +40,16 @@ async function toSignInPage(idp: DevIdp, jar: CookieJar, scope = 'mcp:read mcp:a
   const clientId = await registerPublicClient(idp.issuer, REDIRECT, { client_name: 'Test <App>' })
   const { authorization_endpoint: endpoint } = await discover(idp.issuer)
   const verifier = randomBytes(32).toString('base64url')
-  let url = `${endpoint}?${new URLSearchParams({ response_type: 'code', client_id: clientId,
-    redirect_uri: REDIRECT, scope, resource: ECHO, state: 's',
+  let url = `${endpoint}?${new URLSearchParams({
+    response_type: 'code',
+    client_id: clientId,
+    redirect_uri: REDIRECT,
+    scope,
+    resource: ECHO,
+    state: 's',
     code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-    code_challenge_method: 'S256' })}`
+    code_challenge_method: 'S256',
+  })}`
   for (let hop = 0; hop < 5; hop++) {
     const res = await get(url, jar)
     if (res.status === 200) return { url, ...res }
@@ -51,7 +61,13 @@ async function toSignInPage(idp: DevIdp, jar: CookieJar, scope = 'mcp:read mcp:a
 describe('dev IdP with several users: the "Sign in as" page over plain HTTP', () => {
   let idp: DevIdp
   before(async () => {
-    idp = await startDevIdp({ resources: [ECHO], users: USERS, scopesFor, stateFile: false, logger })
+    idp = await startDevIdp({
+      resources: [ECHO],
+      users: USERS,
+      scopesFor,
+      stateFile: false,
+      logger,
+    })
   })
   after(() => idp.close())
 
@@ -60,12 +76,24 @@ describe('dev IdP with several users: the "Sign in as" page over plain HTTP', ()
     assert.match(page.url, /\/interaction\/[\w-]+$/)
     const cases: [string, unknown, unknown][] = [
       ['content-type', page.headers['content-type'], 'text/html; charset=utf-8'],
-      ['frame-ancestors', /frame-ancestors 'none'/.test(String(page.headers['content-security-policy'])), true],
-      ['no scripts', /default-src 'none'/.test(String(page.headers['content-security-policy'])), true],
+      [
+        'frame-ancestors',
+        /frame-ancestors 'none'/.test(String(page.headers['content-security-policy'])),
+        true,
+      ],
+      [
+        'no scripts',
+        /default-src 'none'/.test(String(page.headers['content-security-policy'])),
+        true,
+      ],
       ['x-frame-options', page.headers['x-frame-options'], 'DENY'],
       ['cache-control', page.headers['cache-control'], 'no-store'],
       ['users', signInForm(page.text)?.users, ['dev-user', 'ada@admin']],
-      ['roles shown', page.text.includes('mcp-user, mcp-developer') && page.text.includes('mcp-admin'), true],
+      [
+        'roles shown',
+        page.text.includes('mcp-user, mcp-developer') && page.text.includes('mcp-admin'),
+        true,
+      ],
       ['client name escaped', page.text.includes('Test &#60;App&#62;'), true],
       ['asked scopes shown', page.text.includes('mcp:read mcp:admin'), true],
       ['viewport for phones', page.text.includes('name="viewport"'), true],
@@ -83,8 +111,15 @@ describe('dev IdP with several users: the "Sign in as" page over plain HTTP', ()
     ]
     for (const c of cases) {
       const clientId = await registerPublicClient(idp.issuer, REDIRECT)
-      const tokens = await authorizationCodeFlow({ issuer: idp.issuer, clientId,
-        redirectUri: REDIRECT, resource: ECHO, scope: 'mcp:read mcp:admin', user: c.user, jar })
+      const tokens = await authorizationCodeFlow({
+        issuer: idp.issuer,
+        clientId,
+        redirectUri: REDIRECT,
+        resource: ECHO,
+        scope: 'mcp:read mcp:admin',
+        user: c.user,
+        jar,
+      })
       const claims = decodeJwt(tokens.access_token)
       assert.equal(claims.sub, c.user)
       assert.equal(scopeOf(tokens.access_token), c.granted, c.user)
@@ -100,22 +135,38 @@ describe('dev IdP with several users: the "Sign in as" page over plain HTTP', ()
     const post = (body: string, o: { cookie?: string; type?: string; path?: string } = {}) =>
       request(new URL(o.path ?? form.action, idp.issuer), {
         method: 'POST',
-        headers: { 'content-type': o.type ?? 'application/x-www-form-urlencoded',
-          ...(o.cookie === '' ? {} : { cookie: o.cookie ?? cookie }) },
+        headers: {
+          'content-type': o.type ?? 'application/x-www-form-urlencoded',
+          ...(o.cookie === '' ? {} : { cookie: o.cookie ?? cookie }),
+        },
         body,
       })
     const valid = (sub: string) => new URLSearchParams({ csrf: form.csrf, sub }).toString()
     const cases = [
       { name: 'no token', body: 'sub=ada%40admin', error: /not belong to this sign-in/ },
-      { name: 'another token', body: `csrf=${'A'.repeat(43)}&sub=ada%40admin`,
-        error: /not belong to this sign-in/ },
-      { name: 'no interaction cookie (another site posting)', body: valid('ada@admin'),
-        cookie: '', error: /interaction session|interaction cookie|not found/i },
+      {
+        name: 'another token',
+        body: `csrf=${'A'.repeat(43)}&sub=ada%40admin`,
+        error: /not belong to this sign-in/,
+      },
+      {
+        name: 'no interaction cookie (another site posting)',
+        body: valid('ada@admin'),
+        cookie: '',
+        error: /interaction session|interaction cookie|not found/i,
+      },
       { name: 'unknown user', body: valid('root'), error: /no such dev user/ },
-      { name: 'not a form', body: JSON.stringify({ sub: 'ada@admin' }),
-        type: 'application/json', error: /expected a form post/ },
-      { name: 'oversized form', body: `${valid('ada@admin')}&pad=${'x'.repeat(5000)}`,
-        error: /form too large/ },
+      {
+        name: 'not a form',
+        body: JSON.stringify({ sub: 'ada@admin' }),
+        type: 'application/json',
+        error: /expected a form post/,
+      },
+      {
+        name: 'oversized form',
+        body: `${valid('ada@admin')}&pad=${'x'.repeat(5000)}`,
+        error: /form too large/,
+      },
     ]
     for (const c of cases) {
       const res = await post(c.body, c)
@@ -137,19 +188,36 @@ describe('dev IdP with one user', () => {
     const idp = await startDevIdp({ resources: [ECHO], scopesFor, stateFile: false, logger })
     try {
       const clientId = await registerPublicClient(idp.issuer, REDIRECT)
-      const tokens = await authorizationCodeFlow({ issuer: idp.issuer, clientId,
-        redirectUri: REDIRECT, resource: ECHO, scope: 'mcp:read' })
+      const tokens = await authorizationCodeFlow({
+        issuer: idp.issuer,
+        clientId,
+        redirectUri: REDIRECT,
+        resource: ECHO,
+        scope: 'mcp:read',
+      })
       assert.equal(decodeJwt(tokens.access_token).sub, 'dev-user')
 
       const jar: CookieJar = new Map()
       const { authorization_endpoint: endpoint } = await discover(idp.issuer)
-      const auth = await get(`${endpoint}?${new URLSearchParams({ response_type: 'code',
-        client_id: clientId, redirect_uri: REDIRECT, scope: 'mcp:read', resource: ECHO,
-        code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' })}`, jar)
+      const auth = await get(
+        `${endpoint}?${new URLSearchParams({
+          response_type: 'code',
+          client_id: clientId,
+          redirect_uri: REDIRECT,
+          scope: 'mcp:read',
+          resource: ECHO,
+          code_challenge: 'x'.repeat(43),
+          code_challenge_method: 'S256',
+        })}`,
+        jar,
+      )
       const interaction = new URL(String(auth.headers.location), endpoint)
       const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ')
-      const res = await request(interaction, { method: 'POST', headers: { cookie,
-        'content-type': 'application/x-www-form-urlencoded' }, body: 'sub=dev-user' })
+      const res = await request(interaction, {
+        method: 'POST',
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'sub=dev-user',
+      })
       assert.equal(res.statusCode, 400)
       assert.match(await res.body.text(), /nothing to submit here/)
     } finally {

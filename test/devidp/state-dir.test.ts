@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict'
 import {
-  chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync,
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -31,17 +38,44 @@ describe('dev IdP state folder', () => {
 
   const uid = process.getuid?.() ?? 0
   const cases: { name: string; make: (dir: string) => void; error: RegExp; skip?: string }[] = [
-    { name: 'group-writable', make: (d) => { mkdirSync(d); chmodSync(d, 0o770) },
-      error: /is writable by group or others \(mode 0770\); chmod 700 it/ },
-    { name: 'world-writable', make: (d) => { mkdirSync(d); chmodSync(d, 0o1777) },
-      error: /is writable by group or others \(mode 1777\)/ },
-    { name: 'owned by another user', make: (d) => { mkdirSync(d, { mode: 0o700 }); chownSync(d, uid + 1000, uid + 1000) },
+    {
+      name: 'group-writable',
+      make: (d) => {
+        mkdirSync(d)
+        chmodSync(d, 0o770)
+      },
+      error: /is writable by group or others \(mode 0770\); chmod 700 it/,
+    },
+    {
+      name: 'world-writable',
+      make: (d) => {
+        mkdirSync(d)
+        chmodSync(d, 0o1777)
+      },
+      error: /is writable by group or others \(mode 1777\)/,
+    },
+    {
+      name: 'owned by another user',
+      make: (d) => {
+        mkdirSync(d, { mode: 0o700 })
+        chownSync(d, uid + 1000, uid + 1000)
+      },
       error: new RegExp(`is owned by uid ${uid + 1000}, not by this user \\(uid ${uid}\\)`),
-      skip: uid === 0 ? undefined : 'chown to another user needs root' },
-    { name: 'a symlink to a folder of ours', make: (d) => {
-      mkdirSync(`${d}-target`, { mode: 0o700 }); symlinkSync(`${d}-target`, d) },
-      error: /is not a folder \(a symlink or a file\)/ },
-    { name: 'a file', make: (d) => writeFileSync(d, 'x'), error: /is not a folder|cannot be created/ },
+      skip: uid === 0 ? undefined : 'chown to another user needs root',
+    },
+    {
+      name: 'a symlink to a folder of ours',
+      make: (d) => {
+        mkdirSync(`${d}-target`, { mode: 0o700 })
+        symlinkSync(`${d}-target`, d)
+      },
+      error: /is not a folder \(a symlink or a file\)/,
+    },
+    {
+      name: 'a file',
+      make: (d) => writeFileSync(d, 'x'),
+      error: /is not a folder|cannot be created/,
+    },
   ]
   for (const c of cases) {
     it(`refuses a folder that is ${c.name}, saying how to fix it`, { skip: c.skip }, async () => {
@@ -85,8 +119,11 @@ describe('dev IdP state folder', () => {
     writeFileSync(file, '{"n":1}')
     assert.deepEqual(await readStateFile(file, validate), { kind: 'ok', value: { n: 1 } })
     writeFileSync(file, '{"n":"one"}')
-    assert.deepEqual(await readStateFile(file, validate),
-      { kind: 'corrupt', reason: 'n must be a number', aside: `${file}.corrupt` })
+    assert.deepEqual(await readStateFile(file, validate), {
+      kind: 'corrupt',
+      reason: 'n must be a number',
+      aside: `${file}.corrupt`,
+    })
     assert.deepEqual(await readStateFile(file, validate), { kind: 'absent' })
   })
 })
@@ -113,7 +150,10 @@ describe('dev IdP signing keys in the state folder', () => {
       { name: 'not JSON', text: 'nope' },
       { name: 'no keys', text: '{"keys":[]}' },
       { name: 'public key only', text: '{"keys":[{"kty":"RSA","kid":"k","n":"AQAB","e":"AQAB"}]}' },
-      { name: 'broken private key', text: '{"keys":[{"kty":"RSA","kid":"k","d":"x","n":"x","e":"AQAB"}]}' },
+      {
+        name: 'broken private key',
+        text: '{"keys":[{"kty":"RSA","kid":"k","d":"x","n":"x","e":"AQAB"}]}',
+      },
     ]
     for (const c of cases) {
       const dir = join(root, `corrupt-${c.name.replaceAll(' ', '-')}`)

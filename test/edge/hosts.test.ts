@@ -15,14 +15,23 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { Agent, fetch as undiciFetch, request } from 'undici'
 import { freePort, SERVERS_DIR } from '../helpers/stack.js'
 import { initialize, openSession, send, type Answer } from './mcp-raw.js'
-import { checkConfig, hasNginx, renderConfig, ROOT, selfSignedCert, startNginx, type Nginx } from './nginx-run.js'
+import {
+  checkConfig,
+  hasNginx,
+  renderConfig,
+  ROOT,
+  selfSignedCert,
+  startNginx,
+  type Nginx,
+} from './nginx-run.js'
 import { startReplicas, type Replicas } from './replicas.js'
 import { startTap, type Tap } from './tap.js'
 
 // In CI (.ci/run installs nginx) a missing nginx is a failure, not a skip.
-const SKIP = hasNginx() || process.env.CI === 'true'
-  ? false
-  : 'nginx is not on PATH (CI installs it in .ci/run): edge tests skipped'
+const SKIP =
+  hasNginx() || process.env.CI === 'true'
+    ? false
+    : 'nginx is not on PATH (CI installs it in .ci/run): edge tests skipped'
 const MAIN = 'mcp.test'
 const NOTES = 'notes.test'
 const TOOLS = 'tools.test'
@@ -43,9 +52,16 @@ const NOTES_TOOLS = ['list_notes', 'read_note']
 const ALL_TOOLS = ['echo_echo', 'notes_list_notes', 'notes_read_note']
 
 type Render = (template: string, values: Record<string, string>) => string
-const renderModule = () => import(pathToFileURL(join(ROOT, 'nginx/render.mjs')).href) as Promise<{ render: Render }>
+const renderModule = () =>
+  import(pathToFileURL(join(ROOT, 'nginx/render.mjs')).href) as Promise<{ render: Render }>
 const template = () => readFileSync(join(ROOT, 'nginx/mcp-edge.conf.template'), 'utf8')
-const BASE = { SERVER_NAME: 'mcp.example.com', TLS_CERT: '/tls/cert.pem', TLS_KEY: '/tls/key.pem', REPLICAS: 'a=10.0.0.11:8080 b=10.0.0.12:8080', NGINX_VERSION: '1.28.0' }
+const BASE = {
+  SERVER_NAME: 'mcp.example.com',
+  TLS_CERT: '/tls/cert.pem',
+  TLS_KEY: '/tls/key.pem',
+  REPLICAS: 'a=10.0.0.11:8080 b=10.0.0.12:8080',
+  NGINX_VERSION: '1.28.0',
+}
 
 /** The top-level `server { … }` blocks of a rendered config, as text. */
 function serverBlocks(conf: string): string[] {
@@ -64,23 +80,53 @@ describe('render.mjs with HOSTS', () => {
   it('renders each group of routed hosts as the main server blocks again: only names, certificate and redirect differ', async () => {
     const { render } = await renderModule()
     type Site = { names: string; cert: string; key: string }
-    const cases: { name: string; values: Record<string, string>; sites: Site[]; redirect: string }[] = [
+    const cases: {
+      name: string
+      values: Record<string, string>
+      sites: Site[]
+      redirect: string
+    }[] = [
       {
         name: 'one certificate naming every host (the default)',
         values: { HOSTS: 'notes.example.com, tools.example.com' },
-        sites: [{ names: 'notes.example.com tools.example.com', cert: '/tls/cert.pem', key: '/tls/key.pem' }],
+        sites: [
+          {
+            names: 'notes.example.com tools.example.com',
+            cert: '/tls/cert.pem',
+            key: '/tls/key.pem',
+          },
+        ],
         redirect: 'https://$host',
       },
       {
         name: 'a certificate per host ({host}), a port of its own',
-        values: { HOSTS: 'notes.example.com tools.example.com', HOSTS_TLS_CERT: '/le/live/{host}/fullchain.pem', HOSTS_TLS_KEY: '/le/live/{host}/privkey.pem', HTTPS_PORT: '8443' },
-        sites: ['notes.example.com', 'tools.example.com'].map((h) => ({ names: h, cert: `/le/live/${h}/fullchain.pem`, key: `/le/live/${h}/privkey.pem` })),
+        values: {
+          HOSTS: 'notes.example.com tools.example.com',
+          HOSTS_TLS_CERT: '/le/live/{host}/fullchain.pem',
+          HOSTS_TLS_KEY: '/le/live/{host}/privkey.pem',
+          HTTPS_PORT: '8443',
+        },
+        sites: ['notes.example.com', 'tools.example.com'].map((h) => ({
+          names: h,
+          cert: `/le/live/${h}/fullchain.pem`,
+          key: `/le/live/${h}/privkey.pem`,
+        })),
         redirect: 'https://$host:8443',
       },
       {
         name: 'one other certificate for every host',
-        values: { HOSTS: 'notes.example.com tools.example.com', HOSTS_TLS_CERT: '/tls/hosts.pem', HOSTS_TLS_KEY: '/tls/hosts.key' },
-        sites: [{ names: 'notes.example.com tools.example.com', cert: '/tls/hosts.pem', key: '/tls/hosts.key' }],
+        values: {
+          HOSTS: 'notes.example.com tools.example.com',
+          HOSTS_TLS_CERT: '/tls/hosts.pem',
+          HOSTS_TLS_KEY: '/tls/hosts.key',
+        },
+        sites: [
+          {
+            names: 'notes.example.com tools.example.com',
+            cert: '/tls/hosts.pem',
+            key: '/tls/hosts.key',
+          },
+        ],
         redirect: 'https://$host',
       },
     ]
@@ -90,7 +136,11 @@ describe('render.mjs with HOSTS', () => {
       assert.equal(blocks.length, 2 + 2 * c.sites.length, c.name)
       const [mainHttp, mainHttps] = blocks as [string, string]
       const port = c.values.HTTPS_PORT ? `:${c.values.HTTPS_PORT}` : ''
-      assert.match(mainHttp, new RegExp(`return 301 https://mcp\\.example\\.com${port}\\$request_uri;`), `${c.name}: the main site still redirects to the public URL`)
+      assert.match(
+        mainHttp,
+        new RegExp(`return 301 https://mcp\\.example\\.com${port}\\$request_uri;`),
+        `${c.name}: the main site still redirects to the public URL`,
+      )
       c.sites.forEach((site, i) => {
         const [http, https] = [blocks[2 + 2 * i]!, blocks[3 + 2 * i]!]
         const expectedHttp = mainHttp
@@ -120,15 +170,40 @@ describe('render.mjs with HOSTS', () => {
   it('refuses HOSTS that nginx or the gateway would not route as written, naming each', async () => {
     const { render } = await renderModule()
     const cases: { values: Record<string, string>; problems: string[] }[] = [
-      { values: { HOSTS: 'Notes.example.com' }, problems: ['HOSTS: "Notes.example.com" is not a lowercase DNS name'] },
-      { values: { HOSTS: '*.example.com' }, problems: ['HOSTS: "*.example.com" is not a lowercase DNS name'] },
-      { values: { HOSTS: 'localhost' }, problems: ['HOSTS: "localhost" is not a lowercase DNS name'] },
-      { values: { HOSTS: 'a.example.com a.example.com' }, problems: ['HOSTS: "a.example.com" is listed twice'] },
-      { values: { HOSTS: 'mcp.example.com' }, problems: ['HOSTS: "mcp.example.com" is also in SERVER_NAME'] },
-      { values: { HOSTS: 'a.example.com', HOSTS_TLS_CERT: '/le/{host}.pem' }, problems: ['HOSTS_TLS_CERT, HOSTS_TLS_KEY: set both or neither'] },
-      { values: { HOSTS_TLS_CERT: '/c.pem', HOSTS_TLS_KEY: '/k.pem' }, problems: ['HOSTS_TLS_CERT, HOSTS_TLS_KEY: only with HOSTS'] },
       {
-        values: { HOSTS: 'a.example.com B.example.com', HOSTS_TLS_CERT: '/le/{HOST}.pem', HOSTS_TLS_KEY: '/le/{host};.key' },
+        values: { HOSTS: 'Notes.example.com' },
+        problems: ['HOSTS: "Notes.example.com" is not a lowercase DNS name'],
+      },
+      {
+        values: { HOSTS: '*.example.com' },
+        problems: ['HOSTS: "*.example.com" is not a lowercase DNS name'],
+      },
+      {
+        values: { HOSTS: 'localhost' },
+        problems: ['HOSTS: "localhost" is not a lowercase DNS name'],
+      },
+      {
+        values: { HOSTS: 'a.example.com a.example.com' },
+        problems: ['HOSTS: "a.example.com" is listed twice'],
+      },
+      {
+        values: { HOSTS: 'mcp.example.com' },
+        problems: ['HOSTS: "mcp.example.com" is also in SERVER_NAME'],
+      },
+      {
+        values: { HOSTS: 'a.example.com', HOSTS_TLS_CERT: '/le/{host}.pem' },
+        problems: ['HOSTS_TLS_CERT, HOSTS_TLS_KEY: set both or neither'],
+      },
+      {
+        values: { HOSTS_TLS_CERT: '/c.pem', HOSTS_TLS_KEY: '/k.pem' },
+        problems: ['HOSTS_TLS_CERT, HOSTS_TLS_KEY: only with HOSTS'],
+      },
+      {
+        values: {
+          HOSTS: 'a.example.com B.example.com',
+          HOSTS_TLS_CERT: '/le/{HOST}.pem',
+          HOSTS_TLS_KEY: '/le/{host};.key',
+        },
         problems: [
           'HOSTS_TLS_CERT: a file path without spaces, quotes, ; { } or $ besides {host} (got "/le/{HOST}.pem" for a.example.com)',
           'HOSTS_TLS_KEY: a file path without spaces, quotes, ; { } or $ besides {host} (got "/le/a.example.com;.key" for a.example.com)',
@@ -137,16 +212,31 @@ describe('render.mjs with HOSTS', () => {
       },
     ]
     for (const c of cases) {
-      assert.throws(() => render(template(), { ...BASE, ...c.values }), (err: Error) => {
-        const lines = err.message.split('\n').slice(1).map((l) => l.trim())
-        assert.equal(lines.length, c.problems.length, err.message)
-        c.problems.forEach((p, i) => assert.ok(lines[i]!.startsWith(p), `${lines[i]} starts with ${p}`))
-        return true
-      }, JSON.stringify(c.values))
+      assert.throws(
+        () => render(template(), { ...BASE, ...c.values }),
+        (err: Error) => {
+          const lines = err.message
+            .split('\n')
+            .slice(1)
+            .map((l) => l.trim())
+          assert.equal(lines.length, c.problems.length, err.message)
+          c.problems.forEach((p, i) =>
+            assert.ok(lines[i]!.startsWith(p), `${lines[i]} starts with ${p}`),
+          )
+          return true
+        },
+        JSON.stringify(c.values),
+      )
     }
     // A template without the per-site lines cannot carry HOSTS (and renders as before without).
-    const bare = template().split('\n').filter((l) => !l.includes('EACH_SITE')).join('\n')
-    assert.throws(() => render(bare, { ...BASE, HOSTS: 'a.example.com' }), /HOSTS: the template has no \$\{EACH_SITE\}/)
+    const bare = template()
+      .split('\n')
+      .filter((l) => !l.includes('EACH_SITE'))
+      .join('\n')
+    assert.throws(
+      () => render(bare, { ...BASE, HOSTS: 'a.example.com' }),
+      /HOSTS: the template has no \$\{EACH_SITE\}/,
+    )
     assert.equal(render(bare, BASE), render(template(), BASE))
   })
 })
@@ -154,7 +244,10 @@ describe('render.mjs with HOSTS', () => {
 /** Every *.test name of NAMES at 127.0.0.1, anything else unknown: no request leaves the machine. */
 const lookup: LookupFunction = (hostname, options, callback) => {
   if (!NAMES.includes(hostname)) {
-    callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), '')
+    callback(
+      Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }),
+      '',
+    )
   } else if (options.all) callback(null, [{ address: '127.0.0.1', family: 4 }])
   else callback(null, '127.0.0.1', 4)
 }
@@ -188,7 +281,8 @@ describe('nginx routing host names to two gateway replicas', { skip: SKIP }, () 
   /** https://<host>:<port>: each routed host keeps the public URL's scheme and port. */
   const origin = (host: string) => `https://${host}:${port}`
   /** RFC 9728 §3.1: the well-known segment between the origin and the resource's path. */
-  const metadataOf = (resource: string) => `${new URL(resource).origin}/.well-known/oauth-protected-resource${new URL(resource).pathname}`
+  const metadataOf = (resource: string) =>
+    `${new URL(resource).origin}/.well-known/oauth-protected-resource${new URL(resource).pathname}`
   /** From now on: a function returning the requests every replica received since. */
   const mark = () => {
     const at = taps.map((t) => t.seen.length)
@@ -207,7 +301,12 @@ describe('nginx routing host names to two gateway replicas', { skip: SKIP }, () 
       dir,
       servers: {
         // One process per replica: sessions are cheap, and the pid would name the replica.
-        notes: { command: node, args: [join(SERVERS_DIR, 'notes.js')], mode: 'shared', maxSessionsPerSubject: 500 },
+        notes: {
+          command: node,
+          args: [join(SERVERS_DIR, 'notes.js')],
+          mode: 'shared',
+          maxSessionsPerSubject: 500,
+        },
         echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] },
       },
       policy: POLICY,
@@ -242,28 +341,49 @@ describe('nginx routing host names to two gateway replicas', { skip: SKIP }, () 
   })
 
   const bearer = (token: string) => ({ authorization: `Bearer ${tokens[token]}` })
-  const get = (url: string, headers: Record<string, string> = {}) => send(agent, url, { method: 'GET', headers })
+  const get = (url: string, headers: Record<string, string> = {}) =>
+    send(agent, url, { method: 'GET', headers })
 
-  it('serves each routed host\'s /mcp as hosts: routes it, in both eras, with the SDK client', async () => {
+  it("serves each routed host's /mcp as hosts: routes it, in both eras, with the SDK client", async () => {
     const fetchVia = ((input: string | URL, init?: RequestInit) =>
       undiciFetch(input, { ...(init as object), dispatcher: agent })) as unknown as typeof fetch
     const cases = [
       { host: NOTES, token: 'notesHost', tools: NOTES_TOOLS, call: 'read_note', server: 'notes' },
-      { host: TOOLS, token: 'toolsHost', tools: ALL_TOOLS, call: 'notes_read_note', server: 'mcp-edge' },
+      {
+        host: TOOLS,
+        token: 'toolsHost',
+        tools: ALL_TOOLS,
+        call: 'notes_read_note',
+        server: 'mcp-edge',
+      },
     ]
     for (const c of cases) {
       for (const era of ['session', V] as const) {
-        const client = new Client({ name: 'hosts-test', version: '0' }, era === V ? { versionNegotiation: { mode: { pin: V } } } : {})
-        await client.connect(new StreamableHTTPClientTransport(new URL(`${origin(c.host)}/mcp`), {
-          requestInit: { headers: bearer(c.token) },
-          fetch: fetchVia,
-        }))
+        const client = new Client(
+          { name: 'hosts-test', version: '0' },
+          era === V ? { versionNegotiation: { mode: { pin: V } } } : {},
+        )
+        await client.connect(
+          new StreamableHTTPClientTransport(new URL(`${origin(c.host)}/mcp`), {
+            requestInit: { headers: bearer(c.token) },
+            fetch: fetchVia,
+          }),
+        )
         try {
           const { tools } = await client.listTools()
           assert.deepEqual(tools.map((t) => t.name).sort(), c.tools, `${c.host} (${era})`)
           const read = await client.callTool({ name: c.call, arguments: { name: 'welcome' } })
-          assert.deepEqual(read.content, [{ type: 'text', text: 'Hello from the notes server.' }], `${c.host} (${era})`)
-          if (era === 'session') assert.match(String(client.getServerVersion()?.name), new RegExp(c.server), `${c.host}: initialize answered by ${c.server}`)
+          assert.deepEqual(
+            read.content,
+            [{ type: 'text', text: 'Hello from the notes server.' }],
+            `${c.host} (${era})`,
+          )
+          if (era === 'session')
+            assert.match(
+              String(client.getServerVersion()?.name),
+              new RegExp(c.server),
+              `${c.host}: initialize answered by ${c.server}`,
+            )
         } finally {
           await client.close()
         }
@@ -288,8 +408,14 @@ describe('nginx routing host names to two gateway replicas', { skip: SKIP }, () 
       const challenge = await send(agent, `${origin(c.host)}${c.path}`, { body: initialize() })
       assert.equal(challenge.status, 401)
       // The scope a first token needs may come first (MCP 2025-11-25); the metadata is this host's.
-      assert.match(String(challenge.headers['www-authenticate']), /^Bearer (scope="[^"]*", )?resource_metadata="[^"]*"$/)
-      assert.ok(String(challenge.headers['www-authenticate']).endsWith(`resource_metadata="${metadata}"`), metadata)
+      assert.match(
+        String(challenge.headers['www-authenticate']),
+        /^Bearer (scope="[^"]*", )?resource_metadata="[^"]*"$/,
+      )
+      assert.ok(
+        String(challenge.headers['www-authenticate']).endsWith(`resource_metadata="${metadata}"`),
+        metadata,
+      )
     }
     // The main host routes no /mcp of its own: no resource there.
     const none = await get(`${origin(MAIN)}/.well-known/oauth-protected-resource/mcp`)
@@ -315,17 +441,30 @@ describe('nginx routing host names to two gateway replicas', { skip: SKIP }, () 
         }
         assert.equal(res.status, 401, `a token for ${own.url} at ${url}: ${res.text}`)
         const challenge = String(res.headers['www-authenticate'])
-        assert.match(challenge, /^Bearer error="invalid_token", error_description="the token was issued for another resource", /, url)
-        assert.ok(challenge.endsWith(`resource_metadata="${metadataOf(url)}"`), `${url}: ${challenge}`)
+        assert.match(
+          challenge,
+          /^Bearer error="invalid_token", error_description="the token was issued for another resource", /,
+          url,
+        )
+        assert.ok(
+          challenge.endsWith(`resource_metadata="${metadataOf(url)}"`),
+          `${url}: ${challenge}`,
+        )
         assert.equal(res.headers['mcp-session-id'], undefined)
       }
     }
   })
 
-  it('passes the Host the client sent to the gateway unchanged; a host nobody routes gets the gateway\'s 403', async () => {
+  it("passes the Host the client sent to the gateway unchanged; a host nobody routes gets the gateway's 403", async () => {
     // undici sends the Host header's name as SNI: for a name the certificate does not carry,
     // the client still checks that the certificate is the one naming the main host.
-    const anyName = new Agent({ connect: { ca: pem, lookup, checkServerIdentity: (_name, peer) => checkServerIdentity(MAIN, peer) } })
+    const anyName = new Agent({
+      connect: {
+        ca: pem,
+        lookup,
+        checkServerIdentity: (_name, peer) => checkServerIdentity(MAIN, peer),
+      },
+    })
     const cases = [
       { url: `${origin(NOTES)}/mcp`, host: `${NOTES}:${port}`, status: 401 },
       { url: `${origin(TOOLS)}/mcp`, host: `${TOOLS}:${port}`, status: 401 },
@@ -334,16 +473,34 @@ describe('nginx routing host names to two gateway replicas', { skip: SKIP }, () 
       { url: `${origin(NOTES)}/mcp`, host: 'NOTES.test', status: 401, header: 'NOTES.test' },
       // A name no block serves reaches the first (main) one, which passes it on: the gateway
       // refuses it before any other work (DNS rebinding), nginx does not decide.
-      { url: `${origin(MAIN)}/mcp/notes`, host: `unknown.test:${port}`, status: 403, header: `unknown.test:${port}`, agent: anyName },
-      { url: `${origin(MAIN)}/mcp`, host: 'unknown.test', status: 403, header: 'unknown.test', agent: anyName },
+      {
+        url: `${origin(MAIN)}/mcp/notes`,
+        host: `unknown.test:${port}`,
+        status: 403,
+        header: `unknown.test:${port}`,
+        agent: anyName,
+      },
+      {
+        url: `${origin(MAIN)}/mcp`,
+        host: 'unknown.test',
+        status: 403,
+        header: 'unknown.test',
+        agent: anyName,
+      },
     ]
     try {
       for (const c of cases) {
         const since = mark()
-        const res = await send(c.agent ?? agent, c.url, { body: initialize(), headers: c.header ? { host: c.header } : {} })
+        const res = await send(c.agent ?? agent, c.url, {
+          body: initialize(),
+          headers: c.header ? { host: c.header } : {},
+        })
         assert.equal(res.status, c.status, `${c.host}: ${res.text}`)
         if (c.status === 403) assert.equal(res.json().error?.message, 'host not allowed')
-        assert.deepEqual(since().map((r) => `${r.method} ${r.target} ${r.host}`), [`POST ${new URL(c.url).pathname} ${c.host}`])
+        assert.deepEqual(
+          since().map((r) => `${r.method} ${r.target} ${r.host}`),
+          [`POST ${new URL(c.url).pathname} ${c.host}`],
+        )
       }
     } finally {
       await anyName.close()
@@ -354,7 +511,10 @@ describe('nginx routing host names to two gateway replicas', { skip: SKIP }, () 
     const http = (host: string) => `http://${host}:${httpPort}`
     const cases = [
       { from: `${http(NOTES)}/mcp`, to: `${origin(NOTES)}/mcp` },
-      { from: `${http(TOOLS)}/.well-known/oauth-protected-resource/mcp?x=1`, to: `${origin(TOOLS)}/.well-known/oauth-protected-resource/mcp?x=1` },
+      {
+        from: `${http(TOOLS)}/.well-known/oauth-protected-resource/mcp?x=1`,
+        to: `${origin(TOOLS)}/.well-known/oauth-protected-resource/mcp?x=1`,
+      },
       { from: `${http(MAIN)}/mcp/notes`, to: `${origin(MAIN)}/mcp/notes` },
       // A name nobody routes: the first block's redirect, never to the name it sent.
       { from: `${http('unknown.test')}/mcp`, to: `${origin(MAIN)}/mcp` },
@@ -369,10 +529,22 @@ describe('nginx routing host names to two gateway replicas', { skip: SKIP }, () 
 
   it('sends the security headers on routed hosts too, and answers /metrics itself', async () => {
     const cases: { name: string; status: number; go: () => Promise<Answer> }[] = [
-      { name: 'metadata', status: 200, go: () => get(`${origin(NOTES)}/.well-known/oauth-protected-resource/mcp`) },
-      { name: 'MCP without token', status: 401, go: () => send(agent, `${origin(TOOLS)}/mcp`, { body: initialize() }) },
+      {
+        name: 'metadata',
+        status: 200,
+        go: () => get(`${origin(NOTES)}/.well-known/oauth-protected-resource/mcp`),
+      },
+      {
+        name: 'MCP without token',
+        status: 401,
+        go: () => send(agent, `${origin(TOOLS)}/mcp`, { body: initialize() }),
+      },
       { name: 'health', status: 200, go: () => get(`${origin(TOOLS)}/healthz`) },
-      { name: 'metrics blocked at the edge', status: 404, go: () => get(`${origin(NOTES)}/metrics`) },
+      {
+        name: 'metrics blocked at the edge',
+        status: 404,
+        go: () => get(`${origin(NOTES)}/metrics`),
+      },
     ]
     for (const c of cases) {
       const since = mark()
@@ -382,21 +554,37 @@ describe('nginx routing host names to two gateway replicas', { skip: SKIP }, () 
       assert.equal(h['strict-transport-security'], 'max-age=31536000; includeSubDomains', c.name)
       assert.equal(h['x-content-type-options'], 'nosniff', c.name)
       assert.equal(h['x-frame-options'], 'DENY', c.name)
-      assert.match(String(h['x-request-id']), /^[0-9a-f]{32}$/, `${c.name}: one X-Request-Id, nginx's`)
-      assert.equal(since().length, c.name.includes('metrics') ? 0 : 1, `${c.name}: reached a replica`)
+      assert.match(
+        String(h['x-request-id']),
+        /^[0-9a-f]{32}$/,
+        `${c.name}: one X-Request-Id, nginx's`,
+      )
+      assert.equal(
+        since().length,
+        c.name.includes('metrics') ? 0 : 1,
+        `${c.name}: reached a replica`,
+      )
     }
   })
 
   it('keeps a session opened on a routed host on the replica that holds it', async () => {
     const markers: string[] = []
-    for (const [host, token, name] of [[NOTES, 'notesHost', 'read_note'], [TOOLS, 'toolsHost', 'notes_read_note']] as const) {
+    for (const [host, token, name] of [
+      [NOTES, 'notesHost', 'read_note'],
+      [TOOLS, 'toolsHost', 'notes_read_note'],
+    ] as const) {
       for (let i = 0; i < 8; i++) {
         const url = `${origin(host)}/mcp`
         const sid = await openSession(agent, url, tokens[token]!)
         markers.push(sid.split('.')[0]!)
         for (let n = 1; n <= 2; n++) {
           const res = await send(agent, url, {
-            body: { jsonrpc: '2.0', id: n, method: 'tools/call', params: { name, arguments: { name: 'welcome' } } },
+            body: {
+              jsonrpc: '2.0',
+              id: n,
+              method: 'tools/call',
+              params: { name, arguments: { name: 'welcome' } },
+            },
             headers: { ...bearer(token), 'mcp-session-id': sid },
           })
           assert.equal(res.status, 200, `${host} session ${sid.slice(0, 2)}…: ${res.text}`)
@@ -404,7 +592,11 @@ describe('nginx routing host names to two gateway replicas', { skip: SKIP }, () 
         }
       }
     }
-    assert.deepEqual([...new Set(markers)].sort(), ['a', 'b'], `sessions on both replicas: ${markers.join(' ')}`)
+    assert.deepEqual(
+      [...new Set(markers)].sort(),
+      ['a', 'b'],
+      `sessions on both replicas: ${markers.join(' ')}`,
+    )
   })
 })
 
@@ -437,10 +629,13 @@ describe('nginx with a certificate per routed host', { skip: SKIP }, () => {
     })
     for (const name of [MAIN, NOTES, TOOLS, 'unknown.test']) {
       subjects[name] = await new Promise<string>((resolve, reject) => {
-        const socket = tlsConnect({ host: '127.0.0.1', port, servername: name, rejectUnauthorized: false }, () => {
-          resolve(String((socket.getPeerCertificate() as PeerCertificate).subject.CN))
-          socket.end()
-        })
+        const socket = tlsConnect(
+          { host: '127.0.0.1', port, servername: name, rejectUnauthorized: false },
+          () => {
+            resolve(String((socket.getPeerCertificate() as PeerCertificate).subject.CN))
+            socket.end()
+          },
+        )
         socket.on('error', reject)
       })
     }
@@ -452,6 +647,11 @@ describe('nginx with a certificate per routed host', { skip: SKIP }, () => {
   })
 
   it('presents the certificate of the name the client asked for (SNI), the main one for any other', () => {
-    assert.deepEqual(subjects, { [MAIN]: MAIN, [NOTES]: NOTES, [TOOLS]: TOOLS, 'unknown.test': MAIN })
+    assert.deepEqual(subjects, {
+      [MAIN]: MAIN,
+      [NOTES]: NOTES,
+      [TOOLS]: TOOLS,
+      'unknown.test': MAIN,
+    })
   })
 })

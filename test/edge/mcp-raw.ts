@@ -9,12 +9,19 @@ export const initialize = (capabilities: Record<string, unknown> = {}) => ({
   jsonrpc: '2.0',
   id: 0,
   method: 'initialize',
-  params: { protocolVersion: '2025-11-25', capabilities, clientInfo: { name: 'edge-test', version: '0' } },
+  params: {
+    protocolVersion: '2025-11-25',
+    capabilities,
+    clientInfo: { name: 'edge-test', version: '0' },
+  },
 })
 
 /** A tools/call request. */
 export const call = (id: number, name: string, args: Record<string, unknown> = {}) => ({
-  jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args },
+  jsonrpc: '2.0',
+  id,
+  method: 'tools/call',
+  params: { name, arguments: args },
 })
 
 /** The parts of a JSON-RPC answer the tests read. */
@@ -54,7 +61,10 @@ export async function send(
     headers: res.headers,
     text,
     json: () => {
-      const data = text.split('\n').filter((l) => l.startsWith('data: ')).pop()
+      const data = text
+        .split('\n')
+        .filter((l) => l.startsWith('data: '))
+        .pop()
       return JSON.parse(data === undefined ? text : data.slice(6))
     },
   }
@@ -100,8 +110,11 @@ export async function readEvents(
     while ((end = buffer.indexOf('\n\n')) !== -1) {
       const block = buffer.slice(0, end)
       buffer = buffer.slice(end + 2)
-      const data = block.split('\n').filter((l) => l.startsWith('data:'))
-        .map((l) => l.slice(5).trim()).join('\n')
+      const data = block
+        .split('\n')
+        .filter((l) => l.startsWith('data:'))
+        .map((l) => l.slice(5).trim())
+        .join('\n')
       if (data !== '') onEvent({ at: performance.now(), data })
     }
   }

@@ -17,15 +17,35 @@ export function hasNginx(): boolean {
  * A self-signed certificate (cert.pem, key.pem in `dir`) for these DNS names, the first its
  * subject, and IP addresses; returns the PEM paths and the certificate.
  */
-export function selfSignedCert(dir: string, names = ['localhost'], ips = ['127.0.0.1']): { cert: string; key: string; pem: string } {
+export function selfSignedCert(
+  dir: string,
+  names = ['localhost'],
+  ips = ['127.0.0.1'],
+): { cert: string; key: string; pem: string } {
   const cert = join(dir, 'cert.pem')
   const key = join(dir, 'key.pem')
   const san = [...names.map((n) => `DNS:${n}`), ...ips.map((ip) => `IP:${ip}`)].join(',')
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
-    '-subj', `/CN=${names[0]}`, '-addext', `subjectAltName=${san}`,
-    '-keyout', key, '-out', cert,
-  ], { stdio: 'pipe' })
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${names[0]}`,
+      '-addext',
+      `subjectAltName=${san}`,
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: 'pipe' },
+  )
   return { cert, key, pem: readFileSync(cert, 'utf8') }
 }
 
@@ -77,7 +97,9 @@ export async function startNginx(dir: string, conf: string): Promise<Nginx> {
         if (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '') resolve()
       }
       watcher.on('change', check)
-      child.once('exit', (code) => reject(new Error(`nginx exited (${code}) before ready:\n${stderr}`)))
+      child.once('exit', (code) =>
+        reject(new Error(`nginx exited (${code}) before ready:\n${stderr}`)),
+      )
       check()
     })
   } finally {

@@ -11,14 +11,30 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { Agent, fetch as undiciFetch, request } from 'undici'
 import { freePort } from '../helpers/stack.js'
-import { ACCEPT, call, openSession, readEvents, send, type Answer, type TimedEvent } from './mcp-raw.js'
-import { checkConfig, hasNginx, renderConfig, selfSignedCert, startNginx, type Nginx } from './nginx-run.js'
+import {
+  ACCEPT,
+  call,
+  openSession,
+  readEvents,
+  send,
+  type Answer,
+  type TimedEvent,
+} from './mcp-raw.js'
+import {
+  checkConfig,
+  hasNginx,
+  renderConfig,
+  selfSignedCert,
+  startNginx,
+  type Nginx,
+} from './nginx-run.js'
 import { startReplicas, type Replicas } from './replicas.js'
 
 // In CI (.ci/run installs nginx) a missing nginx is a failure, not a skip.
-const SKIP = hasNginx() || process.env.CI === 'true'
-  ? false
-  : 'nginx is not on PATH (CI installs it in .ci/run): edge tests skipped'
+const SKIP =
+  hasNginx() || process.env.CI === 'true'
+    ? false
+    : 'nginx is not on PATH (CI installs it in .ci/run): edge tests skipped'
 const MAX_BODY = 1024 * 1024
 const METADATA = '/.well-known/oauth-protected-resource/mcp/fixture'
 
@@ -37,7 +53,10 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
     send(agent, `${base}${path}`, { method: 'GET', headers })
   /** A POST to an MCP endpoint with that server's token (and session, if given). */
   const mcp = (server: string, body: unknown, sid?: string) =>
-    send(agent, url(server), { body, headers: { ...bearer(server), ...(sid ? { 'mcp-session-id': sid } : {}) } })
+    send(agent, url(server), {
+      body,
+      headers: { ...bearer(server), ...(sid ? { 'mcp-session-id': sid } : {}) },
+    })
 
   before(async () => {
     if (!hasNginx()) throw new Error('CI=true but nginx is not on PATH: .ci/run installs it')
@@ -82,21 +101,41 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
   it('speaks TLS 1.2 (forward-secret AEAD suites) and 1.3 only, and HTTP/2 by ALPN', async () => {
     const port = Number(new URL(base).port)
     const cbc = 'ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES128-SHA:AES128-SHA'
-    const cases: { name: string; opts: ConnectionOptions; protocol?: string; cipher?: RegExp; alpn?: string }[] = [
+    const cases: {
+      name: string
+      opts: ConnectionOptions
+      protocol?: string
+      cipher?: RegExp
+      alpn?: string
+    }[] = [
       { name: 'TLS 1.3', opts: { minVersion: 'TLSv1.3' }, protocol: 'TLSv1.3' },
       {
-        name: 'TLS 1.2', opts: { maxVersion: 'TLSv1.2' }, protocol: 'TLSv1.2',
+        name: 'TLS 1.2',
+        opts: { maxVersion: 'TLSv1.2' },
+        protocol: 'TLSv1.2',
         cipher: /^ECDHE-RSA-(AES\d+-GCM-SHA\d+|CHACHA20-POLY1305)$/,
       },
       { name: 'TLS 1.2, CBC suites only', opts: { maxVersion: 'TLSv1.2', ciphers: cbc } },
-      { name: 'TLS 1.1', opts: { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' } },
-      { name: 'ALPN h2', opts: { ALPNProtocols: ['h2', 'http/1.1'] }, protocol: 'TLSv1.3', alpn: 'h2' },
+      {
+        name: 'TLS 1.1',
+        opts: { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' },
+      },
+      {
+        name: 'ALPN h2',
+        opts: { ALPNProtocols: ['h2', 'http/1.1'] },
+        protocol: 'TLSv1.3',
+        alpn: 'h2',
+      },
     ]
     for (const c of cases) {
       type Shook = { protocol: string | null; cipher: string; alpn: string | false }
       const got = await new Promise<Shook | Error>((resolve) => {
         const socket = tlsConnect({ host: '127.0.0.1', port, ca: pem, ...c.opts }, () => {
-          resolve({ protocol: socket.getProtocol(), cipher: socket.getCipher().name, alpn: socket.alpnProtocol ?? false })
+          resolve({
+            protocol: socket.getProtocol(),
+            cipher: socket.getCipher().name,
+            alpn: socket.alpnProtocol ?? false,
+          })
           socket.end()
         })
         socket.on('error', resolve)
@@ -132,7 +171,11 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
     const cases: { name: string; status: number; go: () => Promise<Answer> }[] = [
       { name: 'health', status: 200, go: () => get('/healthz') },
       { name: 'metadata', status: 200, go: () => get(METADATA) },
-      { name: 'MCP without token', status: 401, go: () => send(agent, url('fixture'), { body: call(1, 'pid') }) },
+      {
+        name: 'MCP without token',
+        status: 401,
+        go: () => send(agent, url('fixture'), { body: call(1, 'pid') }),
+      },
       { name: 'gateway 404', status: 404, go: () => get('/nope') },
       { name: 'metrics blocked at the edge', status: 404, go: () => get('/metrics') },
       { name: 'nginx 413', status: 413, go: () => mcp('fixture', huge) },
@@ -146,8 +189,16 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
       assert.equal(h['referrer-policy'], 'no-referrer', c.name)
       assert.equal(h['x-frame-options'], 'DENY', c.name)
       assert.match(String(h['content-security-policy']), /frame-ancestors 'none'/, c.name)
-      assert.match(String(h['x-request-id']), /^[0-9a-f]{32}$/, `${c.name}: one X-Request-Id, nginx's`)
-      assert.match(String(h['content-type']), /^application\/json/, `${c.name}: JSON, even from nginx`)
+      assert.match(
+        String(h['x-request-id']),
+        /^[0-9a-f]{32}$/,
+        `${c.name}: one X-Request-Id, nginx's`,
+      )
+      assert.match(
+        String(h['content-type']),
+        /^application\/json/,
+        `${c.name}: JSON, even from nginx`,
+      )
     }
   })
 
@@ -160,14 +211,22 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
     assert.match(String(res.headers['cache-control']), /^public, max-age=\d+$/)
     assert.equal(res.headers['content-encoding'], undefined)
     const challenge = await send(agent, url('fixture'), { body: call(1, 'pid') })
-    assert.ok(String(challenge.headers['www-authenticate']).includes(`resource_metadata="${base}${METADATA}"`))
+    assert.ok(
+      String(challenge.headers['www-authenticate']).includes(
+        `resource_metadata="${base}${METADATA}"`,
+      ),
+    )
   })
 
   it("passes its request id and the real peer address, never the client's own", async () => {
-    const res = await get('/nope', { 'x-request-id': 'chosen-by-client', 'x-forwarded-for': '203.0.113.9' })
+    const res = await get('/nope', {
+      'x-request-id': 'chosen-by-client',
+      'x-forwarded-for': '203.0.113.9',
+    })
     const id = String(res.headers['x-request-id'])
     assert.notEqual(id, 'chosen-by-client')
-    const lines = replicas.list.flatMap((r) => r.logLines)
+    const lines = replicas.list
+      .flatMap((r) => r.logLines)
       .map((l) => JSON.parse(l) as { req?: string; ip?: string; msg: string })
     const line = lines.find((l) => l.req === id && l.msg === 'request')
     assert.ok(line, "the gateway logged the request under nginx's id (trustProxy)")
@@ -178,14 +237,19 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
     const client = new Client({ name: 'edge-test', version: '0' })
     const fetchVia = ((input: string | URL, init?: RequestInit) =>
       undiciFetch(input, { ...(init as object), dispatcher: agent })) as unknown as typeof fetch
-    await client.connect(new StreamableHTTPClientTransport(new URL(url('fixture')), {
-      requestInit: { headers: bearer('fixture') },
-      fetch: fetchVia,
-    }))
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(url('fixture')), {
+        requestInit: { headers: bearer('fixture') },
+        fetch: fetchVia,
+      }),
+    )
     try {
       const progress: number[] = []
       const onprogress = (p: { progress: number }) => void progress.push(p.progress)
-      const result = await client.callTool({ name: 'notify', arguments: { count: 3 } }, { onprogress })
+      const result = await client.callTool(
+        { name: 'notify', arguments: { count: 3 } },
+        { onprogress },
+      )
       assert.deepEqual(result.content, [{ type: 'text', text: 'notified 3' }])
       assert.deepEqual(progress, [1, 2, 3])
       const pid = await client.callTool({ name: 'pid', arguments: {} })
@@ -195,21 +259,27 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
     }
   })
 
-  it('streams events unbuffered: a request on the call\'s stream arrives before the call can end', async (t) => {
+  it("streams events unbuffered: a request on the call's stream arrives before the call can end", async (t) => {
     // The fixture's `sample` asks the client to sample on the call's own stream and waits for
     // the answer, which is sent only once that request has arrived: a buffering proxy would hold
     // the request until the stream ended, and the stream cannot end before the answer. So the
     // call finishing at all proves the events flowed; the guard only ends a deadlock early.
     const sid = await openSession(agent, url('fixture'), tokens.fixture!, { sampling: {} })
     const abort = new AbortController()
-    const guard = setTimeout(() => abort.abort(new Error('no event came: the stream is buffered')), 30_000)
+    const guard = setTimeout(
+      () => abort.abort(new Error('no event came: the stream is buffered')),
+      30_000,
+    )
     t.after(() => clearTimeout(guard))
     const res = await request(url('fixture'), {
       dispatcher: agent,
       method: 'POST',
       headers: {
-        ...bearer('fixture'), 'mcp-session-id': sid, accept: ACCEPT,
-        'content-type': 'application/json', 'accept-encoding': 'gzip',
+        ...bearer('fixture'),
+        'mcp-session-id': sid,
+        accept: ACCEPT,
+        'content-type': 'application/json',
+        'accept-encoding': 'gzip',
       },
       body: JSON.stringify(call(7, 'sample', { prompt: 'hi' })),
       signal: abort.signal,
@@ -229,8 +299,13 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
     clearTimeout(guard)
     assert.ok(answered, 'the sampling request arrived on the open stream')
     assert.equal((await answered).status, 202)
-    const requestAt = events.findIndex((e) => (JSON.parse(e.data) as { method?: string }).method === 'sampling/createMessage')
-    const last = JSON.parse(events.at(-1)!.data) as { id: number; result: { content: { text: string }[] } }
+    const requestAt = events.findIndex(
+      (e) => (JSON.parse(e.data) as { method?: string }).method === 'sampling/createMessage',
+    )
+    const last = JSON.parse(events.at(-1)!.data) as {
+      id: number
+      result: { content: { text: string }[] }
+    }
     assert.ok(requestAt >= 0 && requestAt < events.length - 1, 'the request came before the result')
     assert.equal(last.id, 7)
     assert.equal(last.result.content[0]!.text, 'late')
@@ -241,9 +316,12 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
       const head = '{"jsonrpc":"2.0","method":"notifications/initialized","params":{"pad":"'
       return `${head}${'x'.repeat(n - head.length - 3)}"}}`
     }
-    const chunked = () => Readable.from((function* () {
-      for (let i = 0; i < 32; i++) yield Buffer.alloc(64 * 1024, 0x20)
-    })())
+    const chunked = () =>
+      Readable.from(
+        (function* () {
+          for (let i = 0; i < 32; i++) yield Buffer.alloc(64 * 1024, 0x20)
+        })(),
+      )
     const cases: { name: string; body: string | Readable; status: number; from: string }[] = [
       // At the cap the body passes nginx, and the gateway answers (no session yet).
       { name: 'exactly the cap', body: exactly(MAX_BODY), status: 400, from: 'gateway' },
@@ -260,7 +338,9 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
       })
       const text = await res.body.text()
       assert.equal(res.statusCode, c.status, `${c.name}: ${text.slice(0, 200)}`)
-      const seen = replicas.list.some((r, i) => r.logLines.slice(before[i]).some((l) => l.includes('"msg":"request"')))
+      const seen = replicas.list.some((r, i) =>
+        r.logLines.slice(before[i]).some((l) => l.includes('"msg":"request"')),
+      )
       assert.equal(seen, c.from === 'gateway', `${c.name}: answered by ${c.from}`)
       if (c.from === 'nginx') assert.match(text, new RegExp(`larger than ${MAX_BODY} bytes`))
     }
@@ -301,7 +381,9 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
       const count = (id: string) => sessions.filter((s) => s.replica === id).length
       assert.deepEqual([...statuses], [[200, SESSIONS * 3]])
       assert.equal(count('a') + count('b'), SESSIONS, 'every id carries a known marker')
-      t.diagnostic(`sessions per replica: a ${count('a')}, b ${count('b')}; ${SESSIONS * 3} follow-up calls`)
+      t.diagnostic(
+        `sessions per replica: a ${count('a')}, b ${count('b')}; ${SESSIONS * 3} follow-up calls`,
+      )
       assert.ok(count('a') > 0 && count('b') > 0, `a: ${count('a')}, b: ${count('b')}`)
     })
 
@@ -309,7 +391,10 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
       const base = url('shared').replace(/\/mcp\/shared$/, '')
       const markers = new Set<string>()
       for (let i = 0; i < 10; i++) {
-        const stream = await request(`${base}/sse/shared`, { dispatcher: agent, headers: { ...bearer('shared'), accept: 'text/event-stream' } })
+        const stream = await request(`${base}/sse/shared`, {
+          dispatcher: agent,
+          headers: { ...bearer('shared'), accept: 'text/event-stream' },
+        })
         assert.equal(stream.statusCode, 200)
         // Read the first event without ending the stream (leaving a for-await loop would close
         // it, and the session with it).
@@ -322,9 +407,22 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
           dispatcher: agent,
           method: 'POST',
           headers: { ...bearer('shared'), 'content-type': 'application/json' },
-          body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 't', version: '0' } } }),
+          body: JSON.stringify({
+            jsonrpc: '2.0',
+            id: 1,
+            method: 'initialize',
+            params: {
+              protocolVersion: '2024-11-05',
+              capabilities: {},
+              clientInfo: { name: 't', version: '0' },
+            },
+          }),
         })
-        assert.equal(post.statusCode, 202, `the message reached the replica holding the session (${endpoint}: ${post.statusCode} ${await post.body.text()})`)
+        assert.equal(
+          post.statusCode,
+          202,
+          `the message reached the replica holding the session (${endpoint}: ${post.statusCode} ${await post.body.text()})`,
+        )
         await post.body.dump()
         stream.body.destroy()
       }
@@ -332,21 +430,54 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
     })
 
     it("routes a principal's 2026-07-28 requests to one replica, so a multi-round request completes", async () => {
-      const meta = (caps: Record<string, unknown> = {}) => ({ 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': caps })
-      const modern = (server: string, name: string, params: Record<string, unknown>, caps?: Record<string, unknown>) =>
+      const meta = (caps: Record<string, unknown> = {}) => ({
+        'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+        'io.modelcontextprotocol/clientCapabilities': caps,
+      })
+      const modern = (
+        server: string,
+        name: string,
+        params: Record<string, unknown>,
+        caps?: Record<string, unknown>,
+      ) =>
         send(agent, url(server), {
-          body: { jsonrpc: '2.0', id: ++ids, method: 'tools/call', params: { name, ...params, _meta: meta(caps) } },
-          headers: { ...bearer(server), 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': name },
+          body: {
+            jsonrpc: '2.0',
+            id: ++ids,
+            method: 'tools/call',
+            params: { name, ...params, _meta: meta(caps) },
+          },
+          headers: {
+            ...bearer(server),
+            'mcp-protocol-version': '2026-07-28',
+            'mcp-method': 'tools/call',
+            'mcp-name': name,
+          },
         })
       const pids = new Set<string>()
       for (let i = 0; i < 10; i++) pids.add(pidIn(await modern('shared', 'pid', {})))
       assert.equal(pids.size, 1, 'one token, one replica')
       const caps = { sampling: {} }
-      const first = (await modern('fixture', 'sample', { arguments: { prompt: 'q' } }, caps)).json() as { result?: Record<string, any> }
+      const first = (
+        await modern('fixture', 'sample', { arguments: { prompt: 'q' } }, caps)
+      ).json() as { result?: Record<string, any> }
       assert.equal(first.result?.resultType, 'input_required', JSON.stringify(first))
       const key = Object.keys(first.result!.inputRequests)[0]!
-      const answer = { role: 'assistant', model: 'm', content: { type: 'text', text: 'through nginx' } }
-      const done = await modern('fixture', 'sample', { arguments: { prompt: 'q' }, inputResponses: { [key]: answer }, requestState: first.result!.requestState }, caps)
+      const answer = {
+        role: 'assistant',
+        model: 'm',
+        content: { type: 'text', text: 'through nginx' },
+      }
+      const done = await modern(
+        'fixture',
+        'sample',
+        {
+          arguments: { prompt: 'q' },
+          inputResponses: { [key]: answer },
+          requestState: first.result!.requestState,
+        },
+        caps,
+      )
       assert.equal(done.status, 200, done.text)
       assert.equal(done.json().result?.content[0]!.text, 'through nginx')
     })
@@ -383,7 +514,11 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
 })
 
 /** Runs `task` n times, at most `width` at once; rejects with the first failure. */
-async function inParallel(n: number, width: number, task: (i: number) => Promise<void>): Promise<void> {
+async function inParallel(
+  n: number,
+  width: number,
+  task: (i: number) => Promise<void>,
+): Promise<void> {
   let next = 0
   const worker = async () => {
     while (next < n) await task(next++)

@@ -64,16 +64,34 @@ export async function startReplicas(o: {
   }
   const names = Object.keys(servers)
   const resource = (s: string) => `${o.publicUrl}/mcp/${s}`
-  const endpoints = Object.fromEntries(Object.entries(o.endpoints ?? {}).map(([name, e]) =>
-    [name, { path: e.path ?? `/mcp/${name}`, servers: e.servers === '*' ? names : e.servers }]))
+  const endpoints = Object.fromEntries(
+    Object.entries(o.endpoints ?? {}).map(([name, e]) => [
+      name,
+      { path: e.path ?? `/mcp/${name}`, servers: e.servers === '*' ? names : e.servers },
+    ]),
+  )
   // Every resource the replicas serve (the listen URL only matters without a publicUrl).
-  const resources = o.endpoints || o.hosts
-    ? createResources({ publicUrl: o.publicUrl, listenUrl: 'http://127.0.0.1:1', servers: names, endpoints, hosts: o.hosts ?? {}, extra: [] }).all()
-    : names.map(resource)
+  const resources =
+    o.endpoints || o.hosts
+      ? createResources({
+          publicUrl: o.publicUrl,
+          listenUrl: 'http://127.0.0.1:1',
+          servers: names,
+          endpoints,
+          hosts: o.hosts ?? {},
+          extra: [],
+        }).all()
+      : names.map(resource)
   const silent = pino({ level: 'silent' })
   writeFileSync(join(o.dir, 'policy.yaml'), o.policy ?? POLICY)
   const scopesFor = scopesForPolicy(join(o.dir, 'policy.yaml'))
-  const idp = await startDevIdp({ resources, clients: CLIENTS, scopesFor, stateFile: false, logger: silent })
+  const idp = await startDevIdp({
+    resources,
+    clients: CLIENTS,
+    scopesFor,
+    stateFile: false,
+    logger: silent,
+  })
   const list: Replica[] = []
   try {
     for (const id of o.ids) {
@@ -108,7 +126,9 @@ export async function startReplicas(o: {
     const res = await tokenRequest(
       token_endpoint,
       { grant_type: 'client_credentials', resource: url, scope: '' },
-      { authorization: `Basic ${Buffer.from(`${c.clientId}:${c.clientSecret}`).toString('base64')}` },
+      {
+        authorization: `Basic ${Buffer.from(`${c.clientId}:${c.clientSecret}`).toString('base64')}`,
+      },
     )
     return res.access_token
   }

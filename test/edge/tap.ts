@@ -36,7 +36,10 @@ export async function startTap(target: string): Promise<Tap> {
     const upstream = connect(Number(to.port), to.hostname)
     track(client)
     track(upstream)
-    for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+    for (const [a, b] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
       a.on('error', () => b.destroy())
       a.on('close', () => b.destroy())
     }
@@ -55,7 +58,11 @@ export async function startTap(target: string): Promise<Tap> {
         const end = skip > 0 ? -1 : buffer.indexOf('\r\n\r\n')
         if (end === -1) return
         const [line = '', ...fields] = buffer.subarray(0, end).toString('latin1').split('\r\n')
-        const header = (name: string) => fields.find((f) => f.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim()
+        const header = (name: string) =>
+          fields
+            .find((f) => f.toLowerCase().startsWith(`${name}:`))
+            ?.slice(name.length + 1)
+            .trim()
         const [method = '', path = ''] = line.split(' ')
         buffer = buffer.subarray(end + 4)
         if (header('transfer-encoding') !== undefined) {
@@ -73,9 +80,10 @@ export async function startTap(target: string): Promise<Tap> {
   return {
     address: `127.0.0.1:${port}`,
     seen,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve())
-      for (const s of sockets) s.destroy()
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        for (const s of sockets) s.destroy()
+      }),
   }
 }

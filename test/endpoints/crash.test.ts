@@ -15,23 +15,37 @@ let stack: Stack
 before(async () => {
   stack = await startStack({
     policy: POLICY,
-    servers: { crashy: { command: process.execPath, args: [join(SERVERS_DIR, 'fixture.js'), 'crashy'], env: { FIXTURE_CRASH_ON: 'tools/list' } } },
+    servers: {
+      crashy: {
+        command: process.execPath,
+        args: [join(SERVERS_DIR, 'fixture.js'), 'crashy'],
+        env: { FIXTURE_CRASH_ON: 'tools/list' },
+      },
+    },
     config: { endpoints: { both: { servers: ['echo', 'crashy'] } } },
   })
 })
 after(() => stack.close())
 
 async function connect(era: 'session' | typeof V, logs: string[]): Promise<Client> {
-  const c = new Client({ name: 'crash', version: '0' }, era === V ? { versionNegotiation: { mode: { pin: V } } } : {})
+  const c = new Client(
+    { name: 'crash', version: '0' },
+    era === V ? { versionNegotiation: { mode: { pin: V } } } : {},
+  )
   c.setNotificationHandler('notifications/message', (n) => void logs.push(JSON.stringify(n.params)))
   const token = await stack.token('alice', { resource: `${stack.url}/mcp/both` })
-  await c.connect(new StreamableHTTPClientTransport(new URL(`${stack.url}/mcp/both`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }))
+  await c.connect(
+    new StreamableHTTPClientTransport(new URL(`${stack.url}/mcp/both`), {
+      requestInit: { headers: { authorization: `Bearer ${token}` } },
+    }),
+  )
   return c
 }
 
 async function skippedCount(): Promise<number> {
   const text = await (await request(`${stack.url}/metrics`)).body.text()
-  const m = /mcp_edge_endpoint_backends_skipped_total\{endpoint="both",server="crashy"\} (\d+)/.exec(text)
+  const m =
+    /mcp_edge_endpoint_backends_skipped_total\{endpoint="both",server="crashy"\} (\d+)/.exec(text)
   return m ? Number(m[1]) : 0
 }
 
@@ -46,14 +60,28 @@ for (const era of ['session', V] as const) {
         assert.deepEqual(first, ['echo_echo'])
         const afterFirst = await skippedCount()
         assert.equal(afterFirst, before + 1)
-        assert.ok(stack.logLines.some((l) => l.includes('a backend could not list') && l.includes('"server":"crashy"')))
-        if (era === 'session') assert.ok(logs.some((l) => /left out of this list.*crashy/.test(l)), logs.join('\n'))
-        assert.deepEqual((await c.callTool({ name: 'echo_echo', arguments: { text: 'still here' } })).content, [{ type: 'text', text: 'still here' }])
+        assert.ok(
+          stack.logLines.some(
+            (l) => l.includes('a backend could not list') && l.includes('"server":"crashy"'),
+          ),
+        )
+        if (era === 'session')
+          assert.ok(
+            logs.some((l) => /left out of this list.*crashy/.test(l)),
+            logs.join('\n'),
+          )
+        assert.deepEqual(
+          (await c.callTool({ name: 'echo_echo', arguments: { text: 'still here' } })).content,
+          [{ type: 'text', text: 'still here' }],
+        )
         await assert.rejects(c.callTool({ name: 'crashy_pid', arguments: {} }), /no tool named/)
         // A failure is not cached as an empty list: the crashed backend is asked (and crashes)
         // again, by the next list and by every name lookup until it answers.
-        assert.deepEqual((await c.listTools()).tools.map((t) => t.name), ['echo_echo'])
-        assert.ok(await skippedCount() > afterFirst)
+        assert.deepEqual(
+          (await c.listTools()).tools.map((t) => t.name),
+          ['echo_echo'],
+        )
+        assert.ok((await skippedCount()) > afterFirst)
       } finally {
         await c.close()
       }

@@ -13,16 +13,19 @@ import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/sta
 const V = '2026-07-28'
 const ACCEPT = 'application/json, text/event-stream'
 // A server that initializes and answers ping, and never answers anything else (a list included).
-const SILENT_SERVER = "require('readline').createInterface({ input: process.stdin }).on('line', (l) => { const m = JSON.parse(l); "
-  + "const result = m.method === 'initialize' ? { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'silent', version: '0' } } : m.method === 'ping' ? {} : undefined; "
-  + "if (result && m.id !== undefined) process.stdout.write(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }) + '\\n') })"
+const SILENT_SERVER =
+  "require('readline').createInterface({ input: process.stdin }).on('line', (l) => { const m = JSON.parse(l); " +
+  "const result = m.method === 'initialize' ? { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'silent', version: '0' } } : m.method === 'ping' ? {} : undefined; " +
+  "if (result && m.id !== undefined) process.stdout.write(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }) + '\\n') })"
 // A server whose tools/list has a next page forever: tool-0 on the first page, tool-1 on the next, ...
-const ENDLESS_SERVER = "require('readline').createInterface({ input: process.stdin }).on('line', (l) => { const m = JSON.parse(l); if (m.id === undefined || m.method === undefined) return; "
-  + "const page = Number((m.params && m.params.cursor) || 0); "
-  + "const result = m.method === 'initialize' ? { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'endless', version: '0' } } : m.method === 'tools/list' ? { tools: [{ name: 'tool-' + page, inputSchema: { type: 'object' } }], nextCursor: String(page + 1) } : m.method === 'ping' ? {} : undefined; "
-  + "process.stdout.write(JSON.stringify(result ? { jsonrpc: '2.0', id: m.id, result } : { jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Method not found' } }) + '\\n') })"
-const POLICY = `${TEST_POLICY}${['silent', 'endless'].map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`
-  + '  conformance:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    resources: { "*": ["mcp:read"] }\n'
+const ENDLESS_SERVER =
+  "require('readline').createInterface({ input: process.stdin }).on('line', (l) => { const m = JSON.parse(l); if (m.id === undefined || m.method === undefined) return; " +
+  'const page = Number((m.params && m.params.cursor) || 0); ' +
+  "const result = m.method === 'initialize' ? { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'endless', version: '0' } } : m.method === 'tools/list' ? { tools: [{ name: 'tool-' + page, inputSchema: { type: 'object' } }], nextCursor: String(page + 1) } : m.method === 'ping' ? {} : undefined; " +
+  "process.stdout.write(JSON.stringify(result ? { jsonrpc: '2.0', id: m.id, result } : { jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Method not found' } }) + '\\n') })"
+const POLICY =
+  `${TEST_POLICY}${['silent', 'endless'].map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}` +
+  '  conformance:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    resources: { "*": ["mcp:read"] }\n'
 
 let stack: Stack
 before(async () => {
@@ -53,10 +56,30 @@ async function modern(path: string, method: string, params: Record<string, unkno
   const token = await stack.token('alice', { resource: url(path) })
   const res = await request(url(path), {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': method },
-    body: JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, params: { ...params, _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} } } }),
+    headers: {
+      'content-type': 'application/json',
+      accept: ACCEPT,
+      authorization: `Bearer ${token}`,
+      'mcp-protocol-version': V,
+      'mcp-method': method,
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: nextId++,
+      method,
+      params: {
+        ...params,
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': V,
+          'io.modelcontextprotocol/clientCapabilities': {},
+        },
+      },
+    }),
   })
-  return { status: res.statusCode, json: (await res.body.json()) as { result?: { tools: { name: string }[] }; error?: unknown } }
+  return {
+    status: res.statusCode,
+    json: (await res.body.json()) as { result?: { tools: { name: string }[] }; error?: unknown },
+  }
 }
 
 async function waitFor(fn: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
@@ -69,30 +92,49 @@ async function waitFor(fn: () => Promise<boolean>, timeoutMs = 10_000): Promise<
 
 describe('endpoints.<name> limits', () => {
   // The test's own timeout is half the default listTimeout: only the configured 200 ms ends the list in time.
-  it('listTimeout: a backend that never answers its list is left out, the others listed', { timeout: 5_000 }, async () => {
+  it('listTimeout: a backend that never answers its list is left out, the others listed', {
+    timeout: 5_000,
+  }, async () => {
     const res = await modern('/mcp/quiet', 'tools/list')
     assert.equal(res.status, 200, JSON.stringify(res.json))
     const names = res.json.result!.tools.map((t) => t.name)
     assert.ok(names.includes('echo_echo'), names.join())
     assert.ok(!names.some((n) => n.startsWith('silent_')), names.join())
     const metrics = await (await request(url('/metrics'))).body.text()
-    assert.match(metrics, /mcp_edge_endpoint_backends_skipped_total\{endpoint="quiet",server="silent"\} [1-9]/)
+    assert.match(
+      metrics,
+      /mcp_edge_endpoint_backends_skipped_total\{endpoint="quiet",server="silent"\} [1-9]/,
+    )
   })
 
   it('listPages: only that many pages of a backend are read', async () => {
     const res = await modern('/mcp/paged', 'tools/list')
     assert.equal(res.status, 200, JSON.stringify(res.json))
-    assert.deepEqual(res.json.result!.tools.map((t) => t.name), ['endless_tool-0', 'endless_tool-1', 'endless_tool-2'])
+    assert.deepEqual(
+      res.json.result!.tools.map((t) => t.name),
+      ['endless_tool-0', 'endless_tool-1', 'endless_tool-2'],
+    )
   })
 
   it('maxSubscriptions: a session holding that many refuses a subscribe to one more URI', async () => {
     const c = new Client({ name: 'subs', version: '0' }, { capabilities: {} })
-    await c.connect(new StreamableHTTPClientTransport(new URL(url('/mcp/subs')), { requestInit: { headers: { authorization: `Bearer ${await stack.token('alice', { resource: url('/mcp/subs') })}` } } }))
+    await c.connect(
+      new StreamableHTTPClientTransport(new URL(url('/mcp/subs')), {
+        requestInit: {
+          headers: {
+            authorization: `Bearer ${await stack.token('alice', { resource: url('/mcp/subs') })}`,
+          },
+        },
+      }),
+    )
     try {
       const uri = (i: number) => `test://template/${i}/data`
       await c.subscribeResource({ uri: uri(0) })
       await c.subscribeResource({ uri: uri(1) })
-      await assert.rejects(c.subscribeResource({ uri: uri(2) }), /this session holds 2 resource subscriptions/)
+      await assert.rejects(
+        c.subscribeResource({ uri: uri(2) }),
+        /this session holds 2 resource subscriptions/,
+      )
     } finally {
       await c.close()
     }
@@ -100,11 +142,24 @@ describe('endpoints.<name> limits', () => {
 
   it('idleTimeout: a session-era session nobody uses ends, and its id then answers 404', async () => {
     const token = await stack.token('alice', { resource: url('/mcp/brief') })
-    const headers = { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}` }
+    const headers = {
+      'content-type': 'application/json',
+      accept: ACCEPT,
+      authorization: `Bearer ${token}`,
+    }
     const init = await request(url('/mcp/brief'), {
       method: 'POST',
       headers,
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'idle', version: '0' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-11-25',
+          capabilities: {},
+          clientInfo: { name: 'idle', version: '0' },
+        },
+      }),
     })
     await init.body.text()
     const session = init.headers['mcp-session-id'] as string

@@ -31,7 +31,13 @@ before(async () => {
 after(() => stack.close())
 
 const url = (endpoint: string) => `${stack.url}/mcp/${endpoint}`
-type Message = { id?: unknown; method?: string; result?: { content: { text: string }[] }; error?: unknown; params?: Record<string, unknown> }
+type Message = {
+  id?: unknown
+  method?: string
+  result?: { content: { text: string }[] }
+  error?: unknown
+  params?: Record<string, unknown>
+}
 const json = (e: Sse) => JSON.parse(e.data) as Message
 const streamOf = (id: string) => id.slice(0, id.lastIndexOf('.'))
 
@@ -43,23 +49,50 @@ async function open(endpoint: string, client = 'alice', version = CURRENT) {
   const init = await fetch(url(endpoint), {
     method: 'POST',
     headers: base,
-    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: version, capabilities: { elicitation: {} }, clientInfo: { name: 't', version: '0' } } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: {
+        protocolVersion: version,
+        capabilities: { elicitation: {} },
+        clientInfo: { name: 't', version: '0' },
+      },
+    }),
   })
   assert.equal(init.status, 200)
   const sid = init.headers.get('mcp-session-id')!
   await init.body?.cancel()
   const headers = { ...base, 'mcp-session-id': sid, 'mcp-protocol-version': version }
-  const ack = await fetch(url(endpoint), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
+  const ack = await fetch(url(endpoint), {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+  })
   assert.equal(ack.status, 202)
   return {
     sid,
     /** POSTs tools/call. */
     call(id: number, name: string, args: Record<string, unknown>, signal?: AbortSignal) {
-      return fetch(url(endpoint), { method: 'POST', headers, signal, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } }) })
+      return fetch(url(endpoint), {
+        method: 'POST',
+        headers,
+        signal,
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id,
+          method: 'tools/call',
+          params: { name, arguments: args },
+        }),
+      })
     },
     /** Answers a server→client request (the elicitation) with a result. */
     async answer(id: unknown, result: Record<string, unknown>) {
-      const res = await fetch(url(endpoint), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id, result }) })
+      const res = await fetch(url(endpoint), {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ jsonrpc: '2.0', id, result }),
+      })
       assert.equal(res.status, 202)
     },
     /** GET, resuming after `lastEventId` when given; `as` sends another principal's token. */
@@ -96,7 +129,10 @@ describe('an endpoint primes its streams (2025-11-25 and later)', () => {
         assert.equal(events[0]!.retry, undefined, 'no retry hint without ssePolling')
         events.shift()
       }
-      assert.deepEqual(events.map((e) => json(e).id), [1])
+      assert.deepEqual(
+        events.map((e) => json(e).id),
+        [1],
+      )
       assert.equal(events[0]!.id !== undefined, c.ids)
     })
   }
@@ -117,8 +153,16 @@ describe('an endpoint resumes a dropped POST stream', () => {
     const resumed = await s.get(ask.id)
     assert.equal(resumed.status, 200)
     const events = await new Events(resumed).rest()
-    assert.deepEqual(events.map((e) => json(e).id), [1], 'only the reply of the dropped stream')
-    assert.match(json(events[0]!).result!.content[0]!.text, /"answer":"resumed"/, 'the call was not cancelled by the disconnect')
+    assert.deepEqual(
+      events.map((e) => json(e).id),
+      [1],
+      'only the reply of the dropped stream',
+    )
+    assert.match(
+      json(events[0]!).result!.content[0]!.text,
+      /"answer":"resumed"/,
+      'the call was not cancelled by the disconnect',
+    )
     assert.equal(streamOf(events[0]!.id!), streamOf(ask.id!))
   })
 
@@ -128,13 +172,18 @@ describe('an endpoint resumes a dropped POST stream', () => {
     const held = new Events(await s.call(1, 'fixture_elicit', { message: 'hold on' }, drop.signal))
     const ask = await held.until(isAsk)
     drop.abort()
-    const bob = await s.get(ask.id, { token: await stack.token('bob', { resource: url('resumed') }) })
+    const bob = await s.get(ask.id, {
+      token: await stack.token('bob', { resource: url('resumed') }),
+    })
     assert.equal(bob.status, 404)
     assert.doesNotMatch(bob.headers.get('content-type') ?? '', /event-stream/)
     await bob.body?.cancel()
     await s.answer(json(ask).id, ACCEPTED)
     const events = await new Events(await s.get(ask.id)).rest()
-    assert.deepEqual(events.map((e) => json(e).id), [1])
+    assert.deepEqual(
+      events.map((e) => json(e).id),
+      [1],
+    )
   })
 })
 
@@ -150,7 +199,10 @@ describe("an endpoint's replay buffer is bounded by its own resumability", () =>
       assert.doesNotMatch(await res.text(), /"result"/)
     }
     const again = await new Events(await s.get(recent[0]!.id)).rest()
-    assert.deepEqual(again.map((e) => json(e).id), [4])
+    assert.deepEqual(
+      again.map((e) => json(e).id),
+      [4],
+    )
   })
 })
 
@@ -165,14 +217,20 @@ describe('SSE polling on an endpoint', () => {
     assert.ok(isAsk(events[1]!))
     await s.answer(json(events[1]!).id, ACCEPTED)
     const resumed = await new Events(await s.get(events[1]!.id)).rest()
-    assert.deepEqual(resumed.map((e) => json(e).id), [1])
+    assert.deepEqual(
+      resumed.map((e) => json(e).id),
+      [1],
+    )
     assert.match(json(resumed[0]!).result!.content[0]!.text, /"answer":"resumed"/)
   })
 
   it('a quick call is answered on its own stream', async () => {
     const s = await open('polledlong')
     const events = await new Events(await s.call(1, 'echo_echo', { text: 'quick' })).rest()
-    assert.deepEqual(events.map((e) => (e.data === '' ? 'priming' : json(e).id)), ['priming', 1])
+    assert.deepEqual(
+      events.map((e) => (e.data === '' ? 'priming' : json(e).id)),
+      ['priming', 1],
+    )
     assert.equal(events[0]!.retry, 250)
   })
 })

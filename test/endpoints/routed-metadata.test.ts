@@ -13,19 +13,34 @@ const NOTES = 'notes.example.test'
 let stack: Stack
 let port: string
 before(async () => {
-  stack = await startStack({ config: { endpoints: { all: { servers: '*' } }, hosts: { [TOOLS]: { endpoint: 'all' }, [NOTES]: { server: 'notes' } } } })
+  stack = await startStack({
+    config: {
+      endpoints: { all: { servers: '*' } },
+      hosts: { [TOOLS]: { endpoint: 'all' }, [NOTES]: { server: 'notes' } },
+    },
+  })
   port = new URL(stack.url).port
 })
 after(() => stack.close())
 
 async function prm(host: string, path: string): Promise<string> {
-  const res = await request(`${stack.url}/.well-known/oauth-protected-resource${path}`, { headers: { host } })
+  const res = await request(`${stack.url}/.well-known/oauth-protected-resource${path}`, {
+    headers: { host },
+  })
   assert.equal(res.statusCode, 200, `${host}${path}`)
   return ((await res.body.json()) as { resource: string }).resource
 }
 
 async function challenge(host: string, path: string): Promise<string> {
-  const res = await request(`${stack.url}${path}`, { method: 'POST', headers: { host, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{}' })
+  const res = await request(`${stack.url}${path}`, {
+    method: 'POST',
+    headers: {
+      host,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+    },
+    body: '{}',
+  })
   await res.body.dump()
   assert.equal(res.statusCode, 401)
   return /resource_metadata="([^"]+)"/.exec(String(res.headers['www-authenticate']))![1]!
@@ -45,7 +60,10 @@ describe('metadata on a routed host', () => {
       const resource = c.resource(port)
       assert.equal(await prm(c.host, c.path), resource)
       const meta = await challenge(c.host, c.path)
-      assert.equal(meta, `${new URL(resource).origin}/.well-known/oauth-protected-resource${new URL(resource).pathname}`)
+      assert.equal(
+        meta,
+        `${new URL(resource).origin}/.well-known/oauth-protected-resource${new URL(resource).pathname}`,
+      )
     })
   }
 })

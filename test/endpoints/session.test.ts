@@ -19,7 +19,12 @@ before(async () => {
     policy: POLICY,
     servers: {
       // A short idle time: a lane nothing holds is ended soon, so a test can wait for it.
-      watched: { command: process.execPath, args: [join(SERVERS_DIR, 'conformance.js'), 'watched'], env: { CONFORMANCE_TRACE: '1' }, idleTimeout: 400 },
+      watched: {
+        command: process.execPath,
+        args: [join(SERVERS_DIR, 'conformance.js'), 'watched'],
+        env: { CONFORMANCE_TRACE: '1' },
+        idleTimeout: 400,
+      },
     },
     config: { endpoints: { subs: { servers: ['watched'] } } },
   })
@@ -28,10 +33,20 @@ after(() => stack.close())
 
 const url = () => `${stack.url}/mcp/subs`
 
-async function connect(client: string, o: { capabilities?: Record<string, unknown>; setup?: (c: Client) => void } = {}) {
-  const c = new Client({ name: `session-${client}`, version: '0' }, { capabilities: o.capabilities ?? {} })
+async function connect(
+  client: string,
+  o: { capabilities?: Record<string, unknown>; setup?: (c: Client) => void } = {},
+) {
+  const c = new Client(
+    { name: `session-${client}`, version: '0' },
+    { capabilities: o.capabilities ?? {} },
+  )
   o.setup?.(c)
-  const transport = new StreamableHTTPClientTransport(new URL(url()), { requestInit: { headers: { authorization: `Bearer ${await stack.token(client, { resource: url() })}` } } })
+  const transport = new StreamableHTTPClientTransport(new URL(url()), {
+    requestInit: {
+      headers: { authorization: `Bearer ${await stack.token(client, { resource: url() })}` },
+    },
+  })
   await c.connect(transport)
   return { c, transport }
 }
@@ -47,11 +62,20 @@ function traced(what: string, from = 0): number[] {
 
 /** Pids of the live backend processes of the `watched` server. */
 function watchedPids(): number[] {
-  const out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' })
-  return out.split('\n').filter((l) => l.trim().endsWith(' watched')).map((l) => Number(l.trim().split(/\s+/)[0]))
+  const out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], {
+    encoding: 'utf8',
+  })
+  return out
+    .split('\n')
+    .filter((l) => l.trim().endsWith(' watched'))
+    .map((l) => Number(l.trim().split(/\s+/)[0]))
 }
 
-async function waitFor<T>(fn: () => T | undefined | false, what: string, timeoutMs = 10_000): Promise<T> {
+async function waitFor<T>(
+  fn: () => T | undefined | false,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const v = fn()
@@ -64,11 +88,20 @@ async function waitFor<T>(fn: () => T | undefined | false, what: string, timeout
 describe('logs on an endpoint session', () => {
   it('a client that never set a level hears every log of a call; after logging/setLevel, those at or above it', async () => {
     const logs: string[] = []
-    const { c } = await connect('alice', { setup: (x) => x.setNotificationHandler('notifications/message', (n) => void logs.push(`${n.params.level}: ${String(n.params.data)}`)) })
+    const { c } = await connect('alice', {
+      setup: (x) =>
+        x.setNotificationHandler(
+          'notifications/message',
+          (n) => void logs.push(`${n.params.level}: ${String(n.params.data)}`),
+        ),
+    })
     try {
       // Logs of a call travel on its stream, ahead of its reply.
       await c.callTool({ name: 'watched_test_logging_tool', arguments: {} })
-      assert.deepEqual(logs, ['debug: test_logging_tool: debug detail', 'info: test_logging_tool: done'])
+      assert.deepEqual(logs, [
+        'debug: test_logging_tool: debug detail',
+        'info: test_logging_tool: done',
+      ])
       logs.length = 0
       await c.setLoggingLevel('info')
       await c.callTool({ name: 'watched_test_logging_tool', arguments: {} })
@@ -80,7 +113,7 @@ describe('logs on an endpoint session', () => {
 })
 
 describe('resource subscriptions on an endpoint session', () => {
-  it("updates reach the client; unsubscribe goes to the subscribed process even while a call of the user runs on it", async () => {
+  it('updates reach the client; unsubscribe goes to the subscribed process even while a call of the user runs on it', async () => {
     const updates: string[] = []
     let asked!: () => void
     const asking = new Promise<void>((r) => (asked = r))
@@ -89,7 +122,10 @@ describe('resource subscriptions on an endpoint session', () => {
     const { c, transport } = await connect('alice', {
       capabilities: { elicitation: {} },
       setup: (x) => {
-        x.setNotificationHandler('notifications/resources/updated', (n) => void updates.push(n.params.uri))
+        x.setNotificationHandler(
+          'notifications/resources/updated',
+          (n) => void updates.push(n.params.uri),
+        )
         x.setRequestHandler('elicitation/create', async () => {
           asked()
           await released
@@ -100,16 +136,28 @@ describe('resource subscriptions on an endpoint session', () => {
     try {
       const from = stack.logLines.length
       await c.subscribeResource({ uri: WATCHED })
-      const [subscriber] = await waitFor(() => traced(`subscribed ${WATCHED}`, from).length > 0 && traced(`subscribed ${WATCHED}`, from), 'the subscribe at a process')
+      const [subscriber] = await waitFor(
+        () =>
+          traced(`subscribed ${WATCHED}`, from).length > 0 && traced(`subscribed ${WATCHED}`, from),
+        'the subscribe at a process',
+      )
       await c.callTool({ name: 'watched_test_update_watched_resource', arguments: {} })
       await waitFor(() => updates.length > 0, 'the update')
       assert.deepEqual(updates, [WATCHED], 'by its public URI')
 
       // The user's only free process is the subscribed one: this call holds it while the client unsubscribes.
-      const holding = c.callTool({ name: 'watched_test_elicitation', arguments: { message: 'hold' } })
+      const holding = c.callTool({
+        name: 'watched_test_elicitation',
+        arguments: { message: 'hold' },
+      })
       await asking
       await c.unsubscribeResource({ uri: WATCHED })
-      const [unsubscriber] = await waitFor(() => traced(`unsubscribed ${WATCHED}`, from).length > 0 && traced(`unsubscribed ${WATCHED}`, from), 'the unsubscribe at a process')
+      const [unsubscriber] = await waitFor(
+        () =>
+          traced(`unsubscribed ${WATCHED}`, from).length > 0 &&
+          traced(`unsubscribed ${WATCHED}`, from),
+        'the unsubscribe at a process',
+      )
       assert.equal(unsubscriber, subscriber, 'the process that took the subscription gave it up')
       release()
       assert.match(JSON.stringify((await holding).content), /action=accept/)
@@ -120,14 +168,24 @@ describe('resource subscriptions on an endpoint session', () => {
     }
   })
 
-  it('the subscribed process outlives the idle reaper while another user\'s idle one is ended; unsubscribed, it is ended too', async () => {
+  it("the subscribed process outlives the idle reaper while another user's idle one is ended; unsubscribed, it is ended too", async () => {
     const updates: string[] = []
-    const alice = await connect('alice', { setup: (x) => x.setNotificationHandler('notifications/resources/updated', (n) => void updates.push(n.params.uri)) })
+    const alice = await connect('alice', {
+      setup: (x) =>
+        x.setNotificationHandler(
+          'notifications/resources/updated',
+          (n) => void updates.push(n.params.uri),
+        ),
+    })
     const bob = await connect('bob')
     try {
       const from = stack.logLines.length
       await alice.c.subscribeResource({ uri: WATCHED })
-      const [subscriber] = await waitFor(() => traced(`subscribed ${WATCHED}`, from).length > 0 && traced(`subscribed ${WATCHED}`, from), 'the subscribe at a process')
+      const [subscriber] = await waitFor(
+        () =>
+          traced(`subscribed ${WATCHED}`, from).length > 0 && traced(`subscribed ${WATCHED}`, from),
+        'the subscribe at a process',
+      )
       // Bob's process is used after Alice's was last: the reaper ends Alice's first unless it is held.
       const before = new Set(watchedPids())
       await bob.c.callTool({ name: 'watched_test_simple_text', arguments: {} })
@@ -153,10 +211,19 @@ describe('resource subscriptions on an endpoint session', () => {
     const { c, transport } = await connect('alice')
     const from = stack.logLines.length
     await c.subscribeResource({ uri: WATCHED })
-    const [subscriber] = await waitFor(() => traced(`subscribed ${WATCHED}`, from).length > 0 && traced(`subscribed ${WATCHED}`, from), 'the subscribe at a process')
+    const [subscriber] = await waitFor(
+      () =>
+        traced(`subscribed ${WATCHED}`, from).length > 0 && traced(`subscribed ${WATCHED}`, from),
+      'the subscribe at a process',
+    )
     await transport.terminateSession()
     await c.close()
-    const [unsubscriber] = await waitFor(() => traced(`unsubscribed ${WATCHED}`, from).length > 0 && traced(`unsubscribed ${WATCHED}`, from), 'the unsubscribe at a process')
+    const [unsubscriber] = await waitFor(
+      () =>
+        traced(`unsubscribed ${WATCHED}`, from).length > 0 &&
+        traced(`unsubscribed ${WATCHED}`, from),
+      'the unsubscribe at a process',
+    )
     assert.equal(unsubscriber, subscriber)
   })
 })

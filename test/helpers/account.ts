@@ -41,11 +41,19 @@ servers:
 `
 
 /** The servers of {@link ACCOUNT_POLICY}: echo.js each, with their credentials. */
-export function accountServers(o: { upstreamToken?: boolean } = {}): Record<string, Record<string, unknown>> {
+export function accountServers(
+  o: { upstreamToken?: boolean } = {},
+): Record<string, Record<string, unknown>> {
   const echo = { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js')] }
   return {
     echo: { ...echo, description: 'Echoes text back' },
-    github: { ...echo, description: 'GitHub tools', credentials: { GITHUB_TOKEN: { secret: 'github-token', describe: 'a GitHub personal access token' } } },
+    github: {
+      ...echo,
+      description: 'GitHub tools',
+      credentials: {
+        GITHUB_TOKEN: { secret: 'github-token', describe: 'a GitHub personal access token' },
+      },
+    },
     jira: {
       ...echo,
       credentials: {
@@ -62,7 +70,13 @@ export function accountServers(o: { upstreamToken?: boolean } = {}): Record<stri
  * The token exchange the `jira` server's exchange credential names (the config requires one);
  * these tests list that credential on the page and never run an exchange.
  */
-export const ACCOUNT_EXCHANGE = { tokenExchange: { tokenEndpoint: 'http://127.0.0.1:9/token', clientId: 'account-tests', clientAuth: 'none' } }
+export const ACCOUNT_EXCHANGE = {
+  tokenExchange: {
+    tokenEndpoint: 'http://127.0.0.1:9/token',
+    clientId: 'account-tests',
+    clientAuth: 'none',
+  },
+}
 
 /** The environment variable holding the test's sealing keys. */
 export const SEALING_ENV = 'MCP_EDGE_TEST_ACCOUNT_SEALING_KEYS'
@@ -89,20 +103,32 @@ export function pageForms(html: string): PageForm[] {
   const out: PageForm[] = []
   for (const m of html.matchAll(/<form method="post" action="([^"]+)">(.*?)<\/form>/gs)) {
     const fields: Record<string, string> = {}
-    for (const f of m[2]!.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) fields[f[1]!] = unescape(f[2]!)
-    out.push({ action: unescape(m[1]!), fields, takesValue: /type="password"/.test(m[2]!), button: /<button[^>]*>(.*?)<\/button>/s.exec(m[2]!)?.[1] ?? '' })
+    for (const f of m[2]!.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g))
+      fields[f[1]!] = unescape(f[2]!)
+    out.push({
+      action: unescape(m[1]!),
+      fields,
+      takesValue: /type="password"/.test(m[2]!),
+      button: /<button[^>]*>(.*?)<\/button>/s.exec(m[2]!)?.[1] ?? '',
+    })
   }
   return out
 }
 
 /** The form of a page that sets `secret` (or deletes it, or signs out). */
-export function formFor(html: string, what: { set: string } | { delete: string } | 'logout'): PageForm {
+export function formFor(
+  html: string,
+  what: { set: string } | { delete: string } | 'logout',
+): PageForm {
   const forms = pageForms(html)
-  const found = what === 'logout'
-    ? forms.find((f) => f.action.endsWith('/account/logout'))
-    : 'set' in what
-      ? forms.find((f) => f.action.endsWith('/account/secrets') && f.fields.name === what.set)
-      : forms.find((f) => f.action.endsWith('/account/secrets/delete') && f.fields.name === what.delete)
+  const found =
+    what === 'logout'
+      ? forms.find((f) => f.action.endsWith('/account/logout'))
+      : 'set' in what
+        ? forms.find((f) => f.action.endsWith('/account/secrets') && f.fields.name === what.set)
+        : forms.find(
+            (f) => f.action.endsWith('/account/secrets/delete') && f.fields.name === what.delete,
+          )
   if (!found) throw new Error(`no form for ${JSON.stringify(what)} on the page`)
   return found
 }
@@ -116,7 +142,11 @@ function unescape(s: string): string {
  * time with `jar`'s cookies: /account/login, the broker, the upstream's automatic login, back
  * to /account/callback and on to the page. Resolves the page and every URL visited.
  */
-export async function pageSignIn(url: string, jar: CookieJar, query = ''): Promise<{ page: Answer; visited: string[] }> {
+export async function pageSignIn(
+  url: string,
+  jar: CookieJar,
+  query = '',
+): Promise<{ page: Answer; visited: string[] }> {
   let next = `${url}/account/login${query ? `?${query}` : ''}`
   const visited: string[] = []
   for (let hop = 0; hop < 20; hop++) {
@@ -132,8 +162,24 @@ export async function pageSignIn(url: string, jar: CookieJar, query = ''): Promi
 }
 
 /** POSTs a page's form as `jar`'s browser, with fields added or changed (undefined: left out). */
-export function submit(url: string, jar: CookieJar, form: PageForm, over: Record<string, string | undefined> = {}, headers: Record<string, string> = {}): Promise<Answer> {
+export function submit(
+  url: string,
+  jar: CookieJar,
+  form: PageForm,
+  over: Record<string, string | undefined> = {},
+  headers: Record<string, string> = {},
+): Promise<Answer> {
   const body = new URLSearchParams()
-  for (const [k, v] of Object.entries({ ...form.fields, ...over })) if (v !== undefined) body.append(k, v)
-  return send(new URL(form.action, url).href, { method: 'POST', jar, headers: { 'content-type': 'application/x-www-form-urlencoded', origin: new URL(url).origin, ...headers }, body: body.toString() })
+  for (const [k, v] of Object.entries({ ...form.fields, ...over }))
+    if (v !== undefined) body.append(k, v)
+  return send(new URL(form.action, url).href, {
+    method: 'POST',
+    jar,
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      origin: new URL(url).origin,
+      ...headers,
+    },
+    body: body.toString(),
+  })
 }

@@ -18,11 +18,14 @@ export interface Visit {
 }
 
 /** A form on a page: where it posts and its hidden fields. */
-export function forms(html: string): { action: string; fields: Record<string, string>; label: string }[] {
+export function forms(
+  html: string,
+): { action: string; fields: Record<string, string>; label: string }[] {
   const out: { action: string; fields: Record<string, string>; label: string }[] = []
   for (const m of html.matchAll(/<form method="post" action="([^"]+)">(.*?)<\/form>/gs)) {
     const fields: Record<string, string> = {}
-    for (const f of m[2]!.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) fields[f[1]!] = unescape(f[2]!)
+    for (const f of m[2]!.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g))
+      fields[f[1]!] = unescape(f[2]!)
     const label = /<button[^>]*>(.*?)<\/button>/s.exec(m[2]!)?.[1] ?? ''
     out.push({ action: unescape(m[1]!), fields, label })
   }
@@ -38,7 +41,10 @@ function unescape(s: string): string {
  * `redirectUri`; returns that URL (with code, state and iss, or an error) and the pages seen.
  * Throws when a page needs a choice it was not given, or the trip goes on too long.
  */
-export async function brokerLogin(start: string, o: { redirectUri: string; choices?: Choices; jar?: CookieJar }): Promise<{ callback: URL; visits: Visit[] }> {
+export async function brokerLogin(
+  start: string,
+  o: { redirectUri: string; choices?: Choices; jar?: CookieJar },
+): Promise<{ callback: URL; visits: Visit[] }> {
   const jar = o.jar ?? new Map<string, string>()
   const choices = o.choices ?? { consent: 'allow' }
   const visits: Visit[] = []
@@ -46,9 +52,19 @@ export async function brokerLogin(start: string, o: { redirectUri: string; choic
   let form: Record<string, string> | undefined
   for (let hop = 0; hop < 30; hop++) {
     const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ')
-    const res = await request(url, form
-      ? { method: 'POST', body: new URLSearchParams(form).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded', ...(cookie ? { cookie } : {}) } }
-      : { headers: cookie ? { cookie } : {} })
+    const res = await request(
+      url,
+      form
+        ? {
+            method: 'POST',
+            body: new URLSearchParams(form).toString(),
+            headers: {
+              'content-type': 'application/x-www-form-urlencoded',
+              ...(cookie ? { cookie } : {}),
+            },
+          }
+        : { headers: cookie ? { cookie } : {} },
+    )
     form = undefined
     for (const line of [res.headers['set-cookie'] ?? []].flat()) {
       const [pair] = line.split(';')
@@ -68,15 +84,22 @@ export async function brokerLogin(start: string, o: { redirectUri: string; choic
       continue
     }
     const page = forms(html)
-    if (res.statusCode === 200 && page.length === 2 && page.some((f) => f.action.endsWith('/approve'))) {
+    if (
+      res.statusCode === 200 &&
+      page.length === 2 &&
+      page.some((f) => f.action.endsWith('/approve'))
+    ) {
       if (!choices.consent) throw new Error('the consent page was shown but no choice was given')
-      const chosen = page.find((f) => f.action.endsWith(choices.consent === 'allow' ? '/approve' : '/deny'))!
+      const chosen = page.find((f) =>
+        f.action.endsWith(choices.consent === 'allow' ? '/approve' : '/deny'),
+      )!
       url = new URL(chosen.action, url).href
       form = chosen.fields
       continue
     }
     if (page.some((f) => f.fields.choice !== undefined)) {
-      if (!choices.missingRole) throw new Error('the missing-role page was shown but no choice was given')
+      if (!choices.missingRole)
+        throw new Error('the missing-role page was shown but no choice was given')
       const chosen = page.find((f) => f.fields.choice === choices.missingRole)
       if (!chosen) throw new Error(`the missing-role page offers no ${choices.missingRole}`)
       url = new URL(chosen.action, url).href

@@ -18,8 +18,12 @@ export interface Answer {
 }
 
 /** One request, no redirect followed; cookies from and into `jar` when given. */
-export async function send(url: string, o: { method?: string; headers?: Record<string, string>; body?: string; jar?: CookieJar } = {}): Promise<Answer> {
-  const cookie = o.jar && o.jar.size > 0 ? [...o.jar].map(([k, v]) => `${k}=${v}`).join('; ') : undefined
+export async function send(
+  url: string,
+  o: { method?: string; headers?: Record<string, string>; body?: string; jar?: CookieJar } = {},
+): Promise<Answer> {
+  const cookie =
+    o.jar && o.jar.size > 0 ? [...o.jar].map(([k, v]) => `${k}=${v}`).join('; ') : undefined
   const res = await request(url, {
     method: (o.method ?? 'GET') as 'GET',
     headers: { ...(cookie ? { cookie } : {}), ...o.headers },
@@ -43,14 +47,23 @@ export async function send(url: string, o: { method?: string; headers?: Record<s
     // not JSON: an HTML page or empty
   }
   const location = res.headers.location
-  return { status: res.statusCode, headers: res.headers, text, json, location: typeof location === 'string' ? location : undefined }
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    text,
+    json,
+    location: typeof location === 'string' ? location : undefined,
+  }
 }
 
 /**
  * The store key of a code or token record: the broker stores credentials under a SHA-256 of
  * them (base64url), never the credential itself.
  */
-export function credentialKey(model: 'AuthorizationCode' | 'RefreshToken' | 'AccessToken', credential: string): string {
+export function credentialKey(
+  model: 'AuthorizationCode' | 'RefreshToken' | 'AccessToken',
+  credential: string,
+): string {
   return `oidc:${model}:${createHash('sha256').update(credential).digest('base64url')}`
 }
 
@@ -61,26 +74,58 @@ export function pkce(): { verifier: string; challenge: string } {
 }
 
 /** POSTs JSON metadata to /register. */
-export function register(stack: BrokerStack, metadata: Record<string, unknown>, headers: Record<string, string> = {}): Promise<Answer> {
-  return send(`${stack.url}/register`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(metadata) })
+export function register(
+  stack: BrokerStack,
+  metadata: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
+  return send(`${stack.url}/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(metadata),
+  })
 }
 
 /** Registers a public client with these redirect URIs; returns its client_id. */
-export async function newClient(stack: BrokerStack, redirectUris: string[], extra: Record<string, unknown> = {}): Promise<string> {
-  const res = await register(stack, { client_name: 'refusal test client', redirect_uris: redirectUris, token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], ...extra })
+export async function newClient(
+  stack: BrokerStack,
+  redirectUris: string[],
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  const res = await register(stack, {
+    client_name: 'refusal test client',
+    redirect_uris: redirectUris,
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    ...extra,
+  })
   if (res.status !== 201) throw new Error(`registration failed: ${res.status} ${res.text}`)
   return String(res.json.client_id)
 }
 
 /** An authorization request URL; parameters set to undefined are left out. */
-export function authorizeUrl(stack: BrokerStack, params: Record<string, string | undefined>): string {
+export function authorizeUrl(
+  stack: BrokerStack,
+  params: Record<string, string | undefined>,
+): string {
   const url = new URL(`${stack.url}/authorize`)
   for (const [k, v] of Object.entries(params)) if (v !== undefined) url.searchParams.append(k, v)
   return url.href
 }
 
 /** What an ordinary authorization request carries, for `clientId` and `redirectUri`. */
-export function authParams(stack: BrokerStack, o: { clientId: string; redirectUri: string; server?: string; scope?: string; state?: string; challenge: string }): Record<string, string | undefined> {
+export function authParams(
+  stack: BrokerStack,
+  o: {
+    clientId: string
+    redirectUri: string
+    server?: string
+    scope?: string
+    state?: string
+    challenge: string
+  },
+): Record<string, string | undefined> {
   return {
     response_type: 'code',
     client_id: o.clientId,
@@ -106,23 +151,53 @@ export interface Login {
  * Logs the fixture's next user in for `clientId` (consent allowed unless told otherwise) and
  * returns where the browser was sent; `params` changes or removes request parameters.
  */
-export async function login(stack: BrokerStack, o: { clientId: string; redirectUri: string; server?: string; scope?: string; state?: string; params?: Record<string, string | undefined>; choices?: Choices; jar?: CookieJar; expectRedirect?: string }): Promise<Login> {
+export async function login(
+  stack: BrokerStack,
+  o: {
+    clientId: string
+    redirectUri: string
+    server?: string
+    scope?: string
+    state?: string
+    params?: Record<string, string | undefined>
+    choices?: Choices
+    jar?: CookieJar
+    expectRedirect?: string
+  },
+): Promise<Login> {
   const { verifier, challenge } = pkce()
   const params = { ...authParams(stack, { ...o, challenge }), ...o.params }
   const jar = o.jar ?? new Map<string, string>()
-  const { callback, visits } = await brokerLogin(authorizeUrl(stack, params), { redirectUri: o.expectRedirect ?? o.redirectUri, choices: o.choices, jar })
+  const { callback, visits } = await brokerLogin(authorizeUrl(stack, params), {
+    redirectUri: o.expectRedirect ?? o.redirectUri,
+    choices: o.choices,
+    jar,
+  })
   return { callback, visits, verifier, state: String(params.state), jar }
 }
 
 /** POSTs a form to /token. */
-export function token(stack: BrokerStack, form: Record<string, string | undefined>, headers: Record<string, string> = {}): Promise<Answer> {
+export function token(
+  stack: BrokerStack,
+  form: Record<string, string | undefined>,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
   const body = new URLSearchParams()
   for (const [k, v] of Object.entries(form)) if (v !== undefined) body.append(k, v)
-  return send(`${stack.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: body.toString() })
+  return send(`${stack.url}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: body.toString(),
+  })
 }
 
 /** Exchanges a login's code as its client would. */
-export function exchange(stack: BrokerStack, l: Login, o: { clientId: string; redirectUri: string; server?: string }, over: Record<string, string | undefined> = {}): Promise<Answer> {
+export function exchange(
+  stack: BrokerStack,
+  l: Login,
+  o: { clientId: string; redirectUri: string; server?: string },
+  over: Record<string, string | undefined> = {},
+): Promise<Answer> {
   return token(stack, {
     grant_type: 'authorization_code',
     code: l.callback.searchParams.get('code') ?? '',
@@ -135,22 +210,57 @@ export function exchange(stack: BrokerStack, l: Login, o: { clientId: string; re
 }
 
 /** A refresh as `clientId` would send it. */
-export function refresh(stack: BrokerStack, refreshToken: string, clientId: string, over: Record<string, string | undefined> = {}): Promise<Answer> {
-  return token(stack, { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId, ...over })
+export function refresh(
+  stack: BrokerStack,
+  refreshToken: string,
+  clientId: string,
+  over: Record<string, string | undefined> = {},
+): Promise<Answer> {
+  return token(stack, {
+    grant_type: 'refresh_token',
+    refresh_token: refreshToken,
+    client_id: clientId,
+    ...over,
+  })
 }
 
 /** The status an MCP `initialize` with this bearer token gets at `server`. */
-export async function useAt(stack: BrokerStack, server: string, accessToken: string): Promise<number> {
+export async function useAt(
+  stack: BrokerStack,
+  server: string,
+  accessToken: string,
+): Promise<number> {
   const res = await request(stack.endpoint(server), {
     method: 'POST',
-    headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'refusals', version: '0' } } }),
+    headers: {
+      authorization: `Bearer ${accessToken}`,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-06-18',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-06-18',
+        capabilities: {},
+        clientInfo: { name: 'refusals', version: '0' },
+      },
+    }),
   })
   await res.body.dump()
   if (res.statusCode === 200) {
     const session = res.headers['mcp-session-id']
     if (typeof session === 'string') {
-      const end = await request(stack.endpoint(server), { method: 'DELETE', headers: { authorization: `Bearer ${accessToken}`, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' } })
+      const end = await request(stack.endpoint(server), {
+        method: 'DELETE',
+        headers: {
+          authorization: `Bearer ${accessToken}`,
+          'mcp-session-id': session,
+          'mcp-protocol-version': '2025-06-18',
+        },
+      })
       await end.body.dump()
     }
   }
@@ -158,15 +268,32 @@ export async function useAt(stack: BrokerStack, server: string, accessToken: str
 }
 
 /** How many codes, refresh tokens and grants the broker holds (consumed ones included). */
-export async function issued(stack: BrokerStack): Promise<{ codes: number; refreshTokens: number; grants: number }> {
-  const count = async (model: string) => (await stack.store.keys(`oidc:${model}:`)).filter((k) => /^oidc:[A-Za-z]+:[^:]+$/.test(k)).length
-  return { codes: await count('AuthorizationCode'), refreshTokens: await count('RefreshToken'), grants: await count('Grant') }
+export async function issued(
+  stack: BrokerStack,
+): Promise<{ codes: number; refreshTokens: number; grants: number }> {
+  const count = async (model: string) =>
+    (await stack.store.keys(`oidc:${model}:`)).filter((k) => /^oidc:[A-Za-z]+:[^:]+$/.test(k))
+      .length
+  return {
+    codes: await count('AuthorizationCode'),
+    refreshTokens: await count('RefreshToken'),
+    grants: await count('Grant'),
+  }
 }
 
 /** The HTML page of the gateway a refused request must end on: no redirect, no framing. */
-export function assertGatewayPage(assert: typeof import('node:assert/strict'), res: Answer, status: number, what: string): void {
+export function assertGatewayPage(
+  assert: typeof import('node:assert/strict'),
+  res: Answer,
+  status: number,
+  what: string,
+): void {
   assert.equal(res.status, status, `${what}: status (${res.text.slice(0, 200)})`)
   assert.equal(res.location, undefined, `${what}: no redirect`)
   assert.match(String(res.headers['content-type']), /^text\/html/, `${what}: an HTML page`)
-  assert.match(String(res.headers['content-security-policy']), /frame-ancestors 'none'/, `${what}: not framable`)
+  assert.match(
+    String(res.headers['content-security-policy']),
+    /frame-ancestors 'none'/,
+    `${what}: not framable`,
+  )
 }

@@ -50,7 +50,13 @@ export interface BrokerReplicas {
   /** Every Redis key of this stack starts with it. */
   keyPrefix: string
   /** The environment variables holding the secrets, by what they hold. */
-  env: { redisUrl: string; signingKeys: string; cookieKeys: string; sealingKeys: string; upstreamSecret: string }
+  env: {
+    redisUrl: string
+    signingKeys: string
+    cookieKeys: string
+    sealingKeys: string
+    upstreamSecret: string
+  }
   /** The raw configuration of a replica (edit it to start one that must be refused). */
   rawConfig(id: string): Record<string, unknown>
   /** Starts a gateway from a raw configuration (the caller closes it). */
@@ -62,7 +68,9 @@ export interface BrokerReplicas {
  * Starts redis-server (with an append-only file, so a stopped Redis comes back with its data),
  * an Entra-like upstream, the router, and replicas `a` and `b`.
  */
-export async function startBrokerReplicas(o: { broker?: Record<string, unknown>; upstream?: Record<string, unknown> } = {}): Promise<BrokerReplicas> {
+export async function startBrokerReplicas(
+  o: { broker?: Record<string, unknown>; upstream?: Record<string, unknown> } = {},
+): Promise<BrokerReplicas> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-replicas-'))
   writeFileSync(join(dir, 'policy.yaml'), BROKER_POLICY)
   const redis = await startRedis({ persist: true })
@@ -81,8 +89,13 @@ export async function startBrokerReplicas(o: { broker?: Record<string, unknown>;
   }
   const { privateKey } = await generateKeyPair('ES256', { extractable: true })
   process.env[env.redisUrl] = redis.url
-  process.env[env.signingKeys] = JSON.stringify({ keys: [{ ...(await exportJWK(privateKey)), kid: randomUUID(), alg: 'ES256' }] })
-  process.env[env.cookieKeys] = JSON.stringify([randomBytes(32).toString('base64url'), randomBytes(32).toString('base64url')])
+  process.env[env.signingKeys] = JSON.stringify({
+    keys: [{ ...(await exportJWK(privateKey)), kid: randomUUID(), alg: 'ES256' }],
+  })
+  process.env[env.cookieKeys] = JSON.stringify([
+    randomBytes(32).toString('base64url'),
+    randomBytes(32).toString('base64url'),
+  ])
   process.env[env.sealingKeys] = JSON.stringify({ k1: randomBytes(32).toString('base64url') })
   process.env[env.upstreamSecret] = 'entra-secret-0123456789'
 
@@ -94,7 +107,14 @@ export async function startBrokerReplicas(o: { broker?: Record<string, unknown>;
     replicaId: id,
     auth: {
       broker: {
-        upstream: { issuer: idp.issuer, clientId: 'mcp-edge-entra-basic', clientSecret: { env: env.upstreamSecret }, roleClaims: ['roles'], subjectClaim: 'oid', ...o.upstream },
+        upstream: {
+          issuer: idp.issuer,
+          clientId: 'mcp-edge-entra-basic',
+          clientSecret: { env: env.upstreamSecret },
+          roleClaims: ['roles'],
+          subjectClaim: 'oid',
+          ...o.upstream,
+        },
         signingKeys: { env: env.signingKeys },
         cookieKeys: { env: env.cookieKeys },
         ...o.broker,
@@ -111,7 +131,9 @@ export async function startBrokerReplicas(o: { broker?: Record<string, unknown>;
   })
   const logs: Record<ReplicaName, string[]> = { a: [], b: [] }
   const start = (raw: Record<string, unknown>, lines: string[] = []) =>
-    startGateway(validateConfig(raw, { file: 'test', baseDir: dir }), { log: pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) }) })
+    startGateway(validateConfig(raw, { file: 'test', baseDir: dir }), {
+      log: pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) }),
+    })
 
   const started: Gateway[] = []
   const cleanUp = async () => {
@@ -132,7 +154,12 @@ export async function startBrokerReplicas(o: { broker?: Record<string, unknown>;
     await cleanUp()
     throw err
   }
-  const replica = (id: ReplicaName, i: number): Replica => ({ id, gateway: started[i]!, url: started[i]!.url, logLines: logs[id] })
+  const replica = (id: ReplicaName, i: number): Replica => ({
+    id,
+    gateway: started[i]!,
+    url: started[i]!.url,
+    logLines: logs[id],
+  })
   return {
     publicUrl,
     router,
@@ -155,18 +182,30 @@ async function startRouter(targets: Partial<Record<ReplicaName, number>>): Promi
   const server = http.createServer((req, res) => {
     const named = req.headers[REPLICA_HEADER]
     delete req.headers[REPLICA_HEADER]
-    const id: ReplicaName = named === 'a' || named === 'b' ? named : router.mode === 'alternate' ? (turn++ % 2 === 0 ? 'a' : 'b') : router.mode
+    const id: ReplicaName =
+      named === 'a' || named === 'b'
+        ? named
+        : router.mode === 'alternate'
+          ? turn++ % 2 === 0
+            ? 'a'
+            : 'b'
+          : router.mode
     const port = targets[id]
     if (port === undefined) {
       res.writeHead(502).end('no such replica')
       return
     }
     router.hits[id]++
-    const out = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers, agent }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.rawHeaders)
-      answer.pipe(res)
-    })
-    out.on('error', () => res.headersSent ? res.destroy() : res.writeHead(502).end('replica unreachable'))
+    const out = http.request(
+      { host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers, agent },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.rawHeaders)
+        answer.pipe(res)
+      },
+    )
+    out.on('error', () =>
+      res.headersSent ? res.destroy() : res.writeHead(502).end('replica unreachable'),
+    )
     req.pipe(out)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

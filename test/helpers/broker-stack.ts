@@ -9,7 +9,12 @@ import { validateConfig } from '../../gateway/config/load.js'
 import { startGateway, type Gateway, type StartOptions } from '../../gateway/gateway.js'
 import { recordingStore, type RecordingStore } from './recording-store.js'
 import { SERVERS_DIR, freePort } from './stack.js'
-import { startEntraLike, startGoogleLike, startPlainOAuth, type UpstreamIdp } from './upstream-idp.js'
+import {
+  startEntraLike,
+  startGoogleLike,
+  startPlainOAuth,
+  type UpstreamIdp,
+} from './upstream-idp.js'
 
 /** Roles of the fixtures' users mapped to scopes, and the demo servers' rules. */
 export const BROKER_POLICY = `
@@ -51,39 +56,88 @@ export interface BrokerStack {
  * the upstream's registered app (client secret from an environment variable, as in production).
  * `broker` and `config` add to the configuration.
  */
-export async function startBrokerStack(o: { kind?: UpstreamKind; broker?: Record<string, unknown>; upstream?: Record<string, unknown>; auth?: Record<string, unknown>; config?: Record<string, unknown>; policy?: string; port?: number; start?: Pick<StartOptions, 'accountClock'> } = {}): Promise<BrokerStack> {
+export async function startBrokerStack(
+  o: {
+    kind?: UpstreamKind
+    broker?: Record<string, unknown>
+    upstream?: Record<string, unknown>
+    auth?: Record<string, unknown>
+    config?: Record<string, unknown>
+    policy?: string
+    port?: number
+    start?: Pick<StartOptions, 'accountClock'>
+  } = {},
+): Promise<BrokerStack> {
   const kind = o.kind ?? 'entra'
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-broker-'))
   writeFileSync(join(dir, 'policy.yaml'), o.policy ?? BROKER_POLICY)
   const port = o.port ?? (await freePort())
   const url = `http://127.0.0.1:${port}`
   const callback = `${url}/oauth/callback`
-  const idp = kind === 'entra' ? await startEntraLike({ callback }) : kind === 'google' ? await startGoogleLike({ callback }) : await startPlainOAuth({ callback })
+  const idp =
+    kind === 'entra'
+      ? await startEntraLike({ callback })
+      : kind === 'google'
+        ? await startGoogleLike({ callback })
+        : await startPlainOAuth({ callback })
   const env = `MCP_EDGE_TEST_UPSTREAM_SECRET_${port}`
-  const upstream = kind === 'entra'
-    ? { issuer: idp.issuer, clientId: 'mcp-edge-entra-basic', clientSecret: { env }, roleClaims: ['roles'], subjectClaim: 'oid' }
-    : kind === 'google'
-      ? { issuer: idp.issuer, clientId: '1234-basic.apps.googleusercontent.example', clientSecret: { env }, roleClaims: [], authorizeParams: { access_type: 'offline', prompt: 'consent' } }
-      : { endpoints: idp.endpoints, clientId: 'Iv1.0123456789abcdef', clientSecret: { env }, tokenEndpointAuth: 'client_secret_post', subjectClaim: 'id', roleClaims: ['teams'] }
-  process.env[env] = kind === 'entra' ? 'entra-secret-0123456789' : kind === 'google' ? 'GOCSPX-basic-secret' : 'gh-secret-0123456789abcdef'
+  const upstream =
+    kind === 'entra'
+      ? {
+          issuer: idp.issuer,
+          clientId: 'mcp-edge-entra-basic',
+          clientSecret: { env },
+          roleClaims: ['roles'],
+          subjectClaim: 'oid',
+        }
+      : kind === 'google'
+        ? {
+            issuer: idp.issuer,
+            clientId: '1234-basic.apps.googleusercontent.example',
+            clientSecret: { env },
+            roleClaims: [],
+            authorizeParams: { access_type: 'offline', prompt: 'consent' },
+          }
+        : {
+            endpoints: idp.endpoints,
+            clientId: 'Iv1.0123456789abcdef',
+            clientSecret: { env },
+            tokenEndpointAuth: 'client_secret_post',
+            subjectClaim: 'id',
+            roleClaims: ['teams'],
+          }
+  process.env[env] =
+    kind === 'entra'
+      ? 'entra-secret-0123456789'
+      : kind === 'google'
+        ? 'GOCSPX-basic-secret'
+        : 'gh-secret-0123456789abcdef'
   const logLines: string[] = []
   const log = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) })
   const node = process.execPath
-  const config = validateConfig({
-    listen: { host: '127.0.0.1', port },
-    auth: { broker: { upstream: { ...upstream, ...o.upstream }, ...o.broker }, ...o.auth },
-    servers: {
-      echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] },
-      notes: { command: node, args: [join(SERVERS_DIR, 'notes.js')] },
+  const config = validateConfig(
+    {
+      listen: { host: '127.0.0.1', port },
+      auth: { broker: { upstream: { ...upstream, ...o.upstream }, ...o.broker }, ...o.auth },
+      servers: {
+        echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] },
+        notes: { command: node, args: [join(SERVERS_DIR, 'notes.js')] },
+      },
+      policies: join(dir, 'policy.yaml'),
+      ...o.config,
     },
-    policies: join(dir, 'policy.yaml'),
-    ...o.config,
-  }, { file: 'test', baseDir: dir })
+    { file: 'test', baseDir: dir },
+  )
   const auditLines: string[] = []
   const store = recordingStore()
   let gateway: Gateway
   try {
-    gateway = await startGateway(config, { log, store, auditDestination: { write: (line: string) => void auditLines.push(line) }, ...o.start })
+    gateway = await startGateway(config, {
+      log,
+      store,
+      auditDestination: { write: (line: string) => void auditLines.push(line) },
+      ...o.start,
+    })
   } catch (err) {
     await idp.close()
     throw err

@@ -2,7 +2,15 @@
 // unless asked), so a test can stop at any step, replay it, or take it from another browser.
 import assert from 'node:assert/strict'
 import { forms } from './broker-browser.js'
-import { assertGatewayPage, authorizeUrl, authParams, issued, pkce, send, type Answer } from './broker-raw.js'
+import {
+  assertGatewayPage,
+  authorizeUrl,
+  authParams,
+  issued,
+  pkce,
+  send,
+  type Answer,
+} from './broker-raw.js'
 import type { BrokerStack } from './broker-stack.js'
 import type { CookieJar } from './oauth-flow.js'
 
@@ -17,7 +25,10 @@ export interface Trip {
 /** The form of a consent or missing-role page for `which`. */
 export function form(page: Answer, which: 'approve' | 'deny' | 'continue' | 'cancel') {
   const all = forms(page.text)
-  const f = which === 'approve' || which === 'deny' ? all.find((x) => x.action.endsWith(`/${which}`)) : all.find((x) => x.fields.choice === which)
+  const f =
+    which === 'approve' || which === 'deny'
+      ? all.find((x) => x.action.endsWith(`/${which}`))
+      : all.find((x) => x.fields.choice === which)
   assert.ok(f, `a ${which} form on the page`)
   return f
 }
@@ -25,10 +36,20 @@ export function form(page: Answer, which: 'approve' | 'deny' | 'continue' | 'can
 /** The steps, for `clientId` logging in to `stack` with `redirectUri`. */
 export function steps(stack: BrokerStack, clientId: string, redirectUri: string) {
   /** POSTs a form as `jar`'s browser, with `fields` changed (undefined: left out). */
-  const post = (jar: CookieJar, action: string, fields: Record<string, string | undefined>, o: { contentType?: string; body?: string } = {}): Promise<Answer> => {
+  const post = (
+    jar: CookieJar,
+    action: string,
+    fields: Record<string, string | undefined>,
+    o: { contentType?: string; body?: string } = {},
+  ): Promise<Answer> => {
     const body = new URLSearchParams()
     for (const [k, v] of Object.entries(fields)) if (v !== undefined) body.append(k, v)
-    return send(new URL(action, stack.url).href, { method: 'POST', jar, headers: { 'content-type': o.contentType ?? 'application/x-www-form-urlencoded' }, body: o.body ?? body.toString() })
+    return send(new URL(action, stack.url).href, {
+      method: 'POST',
+      jar,
+      headers: { 'content-type': o.contentType ?? 'application/x-www-form-urlencoded' },
+      body: o.body ?? body.toString(),
+    })
   }
   return {
     post,
@@ -36,7 +57,13 @@ export function steps(stack: BrokerStack, clientId: string, redirectUri: string)
     async toConsent(o: { scope?: string; state?: string } = {}): Promise<Trip> {
       const jar: CookieJar = new Map()
       const { verifier, challenge } = pkce()
-      const first = await send(authorizeUrl(stack, authParams(stack, { clientId, redirectUri, challenge, scope: o.scope, state: o.state })), { jar })
+      const first = await send(
+        authorizeUrl(
+          stack,
+          authParams(stack, { clientId, redirectUri, challenge, scope: o.scope, state: o.state }),
+        ),
+        { jar },
+      )
       assert.equal(first.status, 303, first.text)
       const consent = await send(new URL(first.location!, stack.url).href, { jar })
       assert.equal(consent.status, 200, consent.text)
@@ -63,7 +90,12 @@ export function steps(stack: BrokerStack, clientId: string, redirectUri: string)
       throw new Error('too many redirects')
     },
     /** A page that ends the sign-in: its status, no redirect, not framable, nothing issued since `before`. */
-    async assertEnded(res: Answer, status: number, what: string, before: Awaited<ReturnType<typeof issued>>): Promise<void> {
+    async assertEnded(
+      res: Answer,
+      status: number,
+      what: string,
+      before: Awaited<ReturnType<typeof issued>>,
+    ): Promise<void> {
       assertGatewayPage(assert, res, status, what)
       assert.deepEqual(await issued(stack), before, `${what}: nothing issued`)
     },

@@ -9,7 +9,8 @@ import puppeteer, { type Browser } from 'puppeteer-core'
 export const CHROMIUM = '/usr/bin/chromium'
 
 /** The `skip` option of a browser suite: a reason outside CI when Chromium is absent, else false. */
-export const NO_BROWSER: string | false = !existsSync(CHROMIUM) && process.env.CI !== 'true' && `no ${CHROMIUM}`
+export const NO_BROWSER: string | false =
+  !existsSync(CHROMIUM) && process.env.CI !== 'true' && `no ${CHROMIUM}`
 
 /**
  * Launches headless Chromium with a fresh profile and the flags this closed network needs
@@ -20,8 +21,16 @@ export async function launchBrowser(): Promise<{ browser: Browser; close(): Prom
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic', `--user-data-dir=${profile}`],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+      `--user-data-dir=${profile}`,
+    ],
   })
   return {
     browser,

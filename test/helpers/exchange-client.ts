@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict'
 import { pino } from 'pino'
 import type { Dispatcher } from 'undici'
-import { DEFAULT_EXCHANGE_CONNECTIONS, DEFAULT_EXCHANGE_MAX_REUSE_MS, DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS } from '../../gateway/config/schema.js'
+import {
+  DEFAULT_EXCHANGE_CONNECTIONS,
+  DEFAULT_EXCHANGE_MAX_REUSE_MS,
+  DEFAULT_EXCHANGE_UNKNOWN_LIFETIME_MS,
+} from '../../gateway/config/schema.js'
 import { CredentialError, type CredentialErrorCode } from '../../gateway/credentials/errors.js'
 import { TokenExchange, type TokenExchangeConfig } from '../../gateway/credentials/exchange.js'
 import { EXCHANGE_CLIENTS, type ExchangeIdp } from './exchange-idp.js'
@@ -13,7 +17,9 @@ export interface Harness {
   lines: string[]
 }
 
-export type HarnessOptions = Partial<Omit<TokenExchangeConfig, 'clientAuth' | 'clientId' | 'clientSecret'>> & {
+export type HarnessOptions = Partial<
+  Omit<TokenExchangeConfig, 'clientAuth' | 'clientId' | 'clientSecret'>
+> & {
   client?: keyof typeof EXCHANGE_CLIENTS
   secret?: string
   endpoint?: () => Promise<string>
@@ -24,16 +30,24 @@ export type HarnessOptions = Partial<Omit<TokenExchangeConfig, 'clientAuth' | 'c
  * debug to memory through a plain pino (no redaction: the code itself must keep tokens out),
  * on a clock the test moves. Its lines are also appended to `allLines`.
  */
-export function harness(idp: ExchangeIdp, dispatcher: Dispatcher, allLines: string[], o: HarnessOptions = {}): Harness {
+export function harness(
+  idp: ExchangeIdp,
+  dispatcher: Dispatcher,
+  allLines: string[],
+  o: HarnessOptions = {},
+): Harness {
   const client = EXCHANGE_CLIENTS[o.client ?? 'basic']
   const clock = { t: 1_000_000 }
   const lines: string[] = []
-  const log = pino({ level: 'debug' }, {
-    write: (line: string) => {
-      lines.push(line)
-      allLines.push(line)
+  const log = pino(
+    { level: 'debug' },
+    {
+      write: (line: string) => {
+        lines.push(line)
+        allLines.push(line)
+      },
     },
-  })
+  )
   const config: TokenExchangeConfig = {
     clientId: client.clientId,
     clientAuth: client.clientAuth,
@@ -58,13 +72,19 @@ export function harness(idp: ExchangeIdp, dispatcher: Dispatcher, allLines: stri
 }
 
 /** Asserts `p` rejects with a CredentialError of `code`, whose message names `mentions` and no token in `secrets`. */
-export async function rejectsWith(p: Promise<unknown>, code: CredentialErrorCode, mentions: RegExp, secrets: string[] = []): Promise<CredentialError> {
+export async function rejectsWith(
+  p: Promise<unknown>,
+  code: CredentialErrorCode,
+  mentions: RegExp,
+  secrets: string[] = [],
+): Promise<CredentialError> {
   let caught: CredentialError | undefined
   await assert.rejects(p, (err) => {
     assert.ok(err instanceof CredentialError, `not a CredentialError: ${String(err)}`)
     assert.equal(err.code, code, err.message)
     assert.match(err.message, mentions)
-    for (const s of secrets) assert.ok(!err.message.includes(s), `the message carries a token: ${err.message}`)
+    for (const s of secrets)
+      assert.ok(!err.message.includes(s), `the message carries a token: ${err.message}`)
     caught = err
     return true
   })
@@ -90,5 +110,7 @@ export function assertNoTokenIn(lines: string[], tokens: Iterable<string>): void
       else if (part.length >= 8) pieces.add(part)
     }
   }
-  for (const line of lines) for (const piece of pieces) assert.ok(!line.includes(piece), `a token (part) in the log: ${line}`)
+  for (const line of lines)
+    for (const piece of pieces)
+      assert.ok(!line.includes(piece), `a token (part) in the log: ${line}`)
 }

@@ -6,8 +6,16 @@ import { ACCESS_TOKEN_TYPE } from '../../gateway/credentials/exchange.js'
 export const GATEWAY_AUDIENCE = 'https://gateway.test/mcp'
 
 /** The RFC 8693 §2.1 request parameters oidc-provider must pass to the grant. */
-export const EXCHANGE_PARAMS = ['subject_token', 'subject_token_type', 'requested_token_type',
-  'actor_token', 'actor_token_type', 'audience', 'resource', 'scope']
+export const EXCHANGE_PARAMS = [
+  'subject_token',
+  'subject_token_type',
+  'requested_token_type',
+  'actor_token',
+  'actor_token_type',
+  'audience',
+  'resource',
+  'scope',
+]
 
 /** What the grant needs from the fixture. */
 export interface GrantState {
@@ -35,7 +43,8 @@ export async function exchangeGrant(ctx: GrantContext, s: GrantState): Promise<v
   const p = ctx.oidc.params as Record<string, string | undefined>
   const client = ctx.oidc.client!
   if (!p.subject_token) throw new errors.InvalidRequest('subject_token is missing')
-  if (p.subject_token_type !== ACCESS_TOKEN_TYPE) throw new errors.InvalidRequest('unsupported subject_token_type')
+  if (p.subject_token_type !== ACCESS_TOKEN_TYPE)
+    throw new errors.InvalidRequest('unsupported subject_token_type')
   if (p.requested_token_type !== undefined && p.requested_token_type !== ACCESS_TOKEN_TYPE) {
     throw new errors.InvalidRequest('unsupported requested_token_type')
   }
@@ -43,23 +52,33 @@ export async function exchangeGrant(ctx: GrantContext, s: GrantState): Promise<v
   const sub = await verifySubject(p.subject_token, s)
   const targets = [p.audience, p.resource].filter((t): t is string => t !== undefined)
   if (targets.length === 0) throw new errors.InvalidTarget('name an audience or a resource')
-  if (p.resource !== undefined && !URL.canParse(p.resource)) throw new errors.InvalidTarget('resource must be an absolute URI')
+  if (p.resource !== undefined && !URL.canParse(p.resource))
+    throw new errors.InvalidTarget('resource must be an absolute URI')
   for (const target of targets) {
     if (!(target in s.targets)) throw new errors.InvalidTarget(`unknown target ${target}`)
-    if (!s.allow[sub]!.includes(target)) throw new errors.AccessDenied(`${sub} may not have ${target}`)
+    if (!s.allow[sub]!.includes(target))
+      throw new errors.AccessDenied(`${sub} may not have ${target}`)
     const forClient = s.clientTargets?.[client.clientId]
-    if (forClient && !forClient.includes(target)) throw new errors.UnauthorizedClient(`client may not exchange for ${target}`)
+    if (forClient && !forClient.includes(target))
+      throw new errors.UnauthorizedClient(`client may not exchange for ${target}`)
   }
   const offered = new Set(targets.flatMap((t) => s.targets[t]!))
   const scope = p.scope?.split(' ').filter(Boolean) ?? []
   const beyond = scope.filter((x) => !offered.has(x))
-  if (beyond.length > 0) throw new errors.InvalidScope(`not offered: ${beyond.join(' ')}`, beyond.join(' '))
+  if (beyond.length > 0)
+    throw new errors.InvalidScope(`not offered: ${beyond.join(' ')}`, beyond.join(' '))
 
   const audience = targets[0]!
-  const resourceServer = new (s.provider as unknown as { ResourceServer: new (id: string, d: object) => unknown }).ResourceServer(
-    audience, { audience, scope: [...offered].join(' '), accessTokenFormat: 'jwt' })
+  const resourceServer = new (
+    s.provider as unknown as { ResourceServer: new (id: string, d: object) => unknown }
+  ).ResourceServer(audience, { audience, scope: [...offered].join(' '), accessTokenFormat: 'jwt' })
   const token = new s.provider.AccessToken({
-    accountId: sub, client, gty: 'token-exchange', scope: scope.join(' ') || undefined, expiresIn: s.expiresIn(), resourceServer,
+    accountId: sub,
+    client,
+    gty: 'token-exchange',
+    scope: scope.join(' ') || undefined,
+    expiresIn: s.expiresIn(),
+    resourceServer,
   } as never)
   ctx.oidc.entity('AccessToken', token)
   const value = await token.save()
@@ -76,7 +95,11 @@ export async function exchangeGrant(ctx: GrantContext, s: GrantState): Promise<v
 async function verifySubject(token: string, s: GrantState): Promise<string> {
   try {
     const { payload } = await jwtVerify(token, createLocalJWKSet({ keys: [s.publicJwk] }), {
-      issuer: s.issuer, audience: GATEWAY_AUDIENCE, algorithms: ['RS256'], typ: 'at+jwt', requiredClaims: ['sub', 'exp'],
+      issuer: s.issuer,
+      audience: GATEWAY_AUDIENCE,
+      algorithms: ['RS256'],
+      typ: 'at+jwt',
+      requiredClaims: ['sub', 'exp'],
     })
     if (typeof payload.sub === 'string' && payload.sub in s.allow) return payload.sub
   } catch {

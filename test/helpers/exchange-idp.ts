@@ -1,25 +1,44 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import http from 'node:http'
+import type http from 'node:http'
 import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose'
 import Provider, { type ClientMetadata, type Configuration } from 'oidc-provider'
-import { exchangeGrant, EXCHANGE_PARAMS, GATEWAY_AUDIENCE, type GrantState } from './exchange-grant.js'
+import {
+  exchangeGrant,
+  EXCHANGE_PARAMS,
+  GATEWAY_AUDIENCE,
+  type GrantState,
+} from './exchange-grant.js'
 import { TOKEN_EXCHANGE_GRANT } from '../../gateway/credentials/exchange.js'
 
 export { GATEWAY_AUDIENCE } from './exchange-grant.js'
 
 /** The exchanging clients, one per client authentication method (ids and secrets with `:`, `+`, `%`, space). */
 export const EXCHANGE_CLIENTS = {
-  basic: { clientId: 'gateway:basic+1', clientSecret: 'se:cr+et% /=?&1', clientAuth: 'client_secret_basic' },
-  post: { clientId: 'gateway-post', clientSecret: 'post+secret:2 %', clientAuth: 'client_secret_post' },
+  basic: {
+    clientId: 'gateway:basic+1',
+    clientSecret: 'se:cr+et% /=?&1',
+    clientAuth: 'client_secret_basic',
+  },
+  post: {
+    clientId: 'gateway-post',
+    clientSecret: 'post+secret:2 %',
+    clientAuth: 'client_secret_post',
+  },
   none: { clientId: 'gateway-public', clientAuth: 'none' },
 } as const
 
 /** How the token endpoint misbehaves instead of answering (stays until reset). */
 export type Misbehaviour =
-  | { kind: 'answer'; status: number; body: string | Buffer; contentType?: string; headers?: Record<string, string> }
+  | {
+      kind: 'answer'
+      status: number
+      body: string | Buffer
+      contentType?: string
+      headers?: Record<string, string>
+    }
   | { kind: 'stall' } // reads the request, never answers
   | { kind: 'stall-body' } // 200 and half a JSON body, then nothing
   | { kind: 'huge'; declared: boolean } // Content-Length far beyond any limit, or an endless chunked body
@@ -47,7 +66,11 @@ export interface ExchangeIdp {
   tokenEndpoint: string
   /** Token requests seen, in order. */
   received: Received[]
-  knobs: { expiresIn?: number; fail?: Misbehaviour; tamper?: (body: Record<string, unknown>) => unknown }
+  knobs: {
+    expiresIn?: number
+    fail?: Misbehaviour
+    tamper?: (body: Record<string, unknown>) => unknown
+  }
   /** 'request' on each token request; 'abandoned' when a held answer's connection is closed by the client. */
   events: EventEmitter
   /** A real access token of `sub`, issued by this IdP to the user's app, for the gateway's audience. */
@@ -73,29 +96,72 @@ export async function startExchangeIdp(o: ExchangeIdpOptions): Promise<ExchangeI
   const signing = await generateKeyPair('RS256', { extractable: true })
   const publicJwk: JWK = { ...(await exportJWK(signing.publicKey)), kid, alg: 'RS256', use: 'sig' }
   const events = new EventEmitter()
-  const idp = { issuer, tokenEndpoint: `${issuer}/token`, received: [] as Received[], knobs: {} as ExchangeIdp['knobs'], events } as ExchangeIdp
+  const idp = {
+    issuer,
+    tokenEndpoint: `${issuer}/token`,
+    received: [] as Received[],
+    knobs: {} as ExchangeIdp['knobs'],
+    events,
+  } as ExchangeIdp
 
   const exchanging: ClientMetadata[] = [
-    { client_id: EXCHANGE_CLIENTS.basic.clientId, client_secret: EXCHANGE_CLIENTS.basic.clientSecret, token_endpoint_auth_method: 'client_secret_basic' },
-    { client_id: EXCHANGE_CLIENTS.post.clientId, client_secret: EXCHANGE_CLIENTS.post.clientSecret, token_endpoint_auth_method: 'client_secret_post' },
+    {
+      client_id: EXCHANGE_CLIENTS.basic.clientId,
+      client_secret: EXCHANGE_CLIENTS.basic.clientSecret,
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    {
+      client_id: EXCHANGE_CLIENTS.post.clientId,
+      client_secret: EXCHANGE_CLIENTS.post.clientSecret,
+      token_endpoint_auth_method: 'client_secret_post',
+    },
     { client_id: EXCHANGE_CLIENTS.none.clientId, token_endpoint_auth_method: 'none' },
   ]
   const clients: ClientMetadata[] = [
-    ...exchanging.map((c) => ({ ...c, grant_types: [TOKEN_EXCHANGE_GRANT], response_types: [], redirect_uris: [] })),
-    { client_id: 'user-app', token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: ['http://127.0.0.1:9/cb'] },
+    ...exchanging.map((c) => ({
+      ...c,
+      grant_types: [TOKEN_EXCHANGE_GRANT],
+      response_types: [],
+      redirect_uris: [],
+    })),
+    {
+      client_id: 'user-app',
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: ['http://127.0.0.1:9/cb'],
+    },
   ]
   const provider = new Provider(issuer, {
     clients,
-    jwks: { keys: [{ ...(await exportJWK(signing.privateKey)), kid, alg: 'RS256', use: 'sig' }] } as Configuration['jwks'],
-    findAccount: (_ctx, id) => (id in o.allow ? { accountId: id, claims: () => ({ sub: id }) } : undefined),
+    jwks: {
+      keys: [{ ...(await exportJWK(signing.privateKey)), kid, alg: 'RS256', use: 'sig' }],
+    } as Configuration['jwks'],
+    findAccount: (_ctx, id) =>
+      id in o.allow ? { accountId: id, claims: () => ({ sub: id }) } : undefined,
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     features: { devInteractions: { enabled: false } },
     // RFC 8693 §4.1: an exchanged token names the party acting for the user.
-    extraTokenClaims: (_ctx, token) => ((token as { gty?: string }).gty === 'token-exchange' ? { act: { sub: token.clientId } } : undefined),
+    extraTokenClaims: (_ctx, token) =>
+      (token as { gty?: string }).gty === 'token-exchange'
+        ? { act: { sub: token.clientId } }
+        : undefined,
     ttl: { AccessToken: 600 },
   })
-  const state: GrantState = { provider, issuer, publicJwk, allow: o.allow, targets: o.targets, clientTargets: o.clientTargets, expiresIn: () => idp.knobs.expiresIn ?? 300 }
-  provider.registerGrantType(TOKEN_EXCHANGE_GRANT, (ctx) => exchangeGrant(ctx, state), EXCHANGE_PARAMS)
+  const state: GrantState = {
+    provider,
+    issuer,
+    publicJwk,
+    allow: o.allow,
+    targets: o.targets,
+    clientTargets: o.clientTargets,
+    expiresIn: () => idp.knobs.expiresIn ?? 300,
+  }
+  provider.registerGrantType(
+    TOKEN_EXCHANGE_GRANT,
+    (ctx) => exchangeGrant(ctx, state),
+    EXCHANGE_PARAMS,
+  )
   provider.use(async (ctx, next) => {
     await next()
     const tamper = idp.knobs.tamper
@@ -109,9 +175,15 @@ export async function startExchangeIdp(o: ExchangeIdpOptions): Promise<ExchangeI
   idp.subjectToken = async (sub, s = {}) => {
     const client = await provider.Client.find('user-app')
     const audience = s.audience ?? GATEWAY_AUDIENCE
-    const resourceServer = new (provider as unknown as { ResourceServer: new (id: string, d: object) => unknown }).ResourceServer(
-      audience, { audience, scope: 'mcp:read', accessTokenFormat: 'jwt' })
-    return new provider.AccessToken({ accountId: sub, client, scope: 'mcp:read', resourceServer } as never).save()
+    const resourceServer = new (
+      provider as unknown as { ResourceServer: new (id: string, d: object) => unknown }
+    ).ResourceServer(audience, { audience, scope: 'mcp:read', accessTokenFormat: 'jwt' })
+    return new provider.AccessToken({
+      accountId: sub,
+      client,
+      scope: 'mcp:read',
+      resourceServer,
+    } as never).save()
   }
   idp.forge = async (claims, f = {}) => {
     const key = f.foreign ? (await generateKeyPair('RS256')).privateKey : signing.privateKey
@@ -127,21 +199,28 @@ export async function startExchangeIdp(o: ExchangeIdpOptions): Promise<ExchangeI
   }
 
   const handle = provider.callback()
-  server.on('request', (req: http.IncomingMessage & { body?: string }, res: http.ServerResponse) => {
-    if (req.method !== 'POST' || req.url !== '/token') return void handle(req, res)
-    void (async () => {
-      const chunks: Buffer[] = []
-      for await (const chunk of req) chunks.push(chunk as Buffer)
-      // oidc-provider reads an already-read body from req.body (its documented fallback).
-      req.body = Buffer.concat(chunks).toString('utf8')
-      idp.received.push({ authorization: req.headers.authorization, contentType: req.headers['content-type'], form: new URLSearchParams(req.body) })
-      events.emit('request')
-      if (idp.knobs.fail) return misbehave(idp.knobs.fail, res)
-      handle(req, res)
-    })().catch((err: unknown) => {
-      if (!res.headersSent) res.writeHead(500).end(String(err))
-    })
-  })
+  server.on(
+    'request',
+    (req: http.IncomingMessage & { body?: string }, res: http.ServerResponse) => {
+      if (req.method !== 'POST' || req.url !== '/token') return void handle(req, res)
+      void (async () => {
+        const chunks: Buffer[] = []
+        for await (const chunk of req) chunks.push(chunk as Buffer)
+        // oidc-provider reads an already-read body from req.body (its documented fallback).
+        req.body = Buffer.concat(chunks).toString('utf8')
+        idp.received.push({
+          authorization: req.headers.authorization,
+          contentType: req.headers['content-type'],
+          form: new URLSearchParams(req.body),
+        })
+        events.emit('request')
+        if (idp.knobs.fail) return misbehave(idp.knobs.fail, res)
+        handle(req, res)
+      })().catch((err: unknown) => {
+        if (!res.headersSent) res.writeHead(500).end(String(err))
+      })
+    },
+  )
 
   function misbehave(fail: Misbehaviour, res: http.ServerResponse): void {
     res.on('close', () => {
@@ -149,7 +228,10 @@ export async function startExchangeIdp(o: ExchangeIdpOptions): Promise<ExchangeI
     })
     switch (fail.kind) {
       case 'answer':
-        res.writeHead(fail.status, { ...(fail.contentType === undefined ? {} : { 'content-type': fail.contentType }), ...fail.headers })
+        res.writeHead(fail.status, {
+          ...(fail.contentType === undefined ? {} : { 'content-type': fail.contentType }),
+          ...fail.headers,
+        })
         return void res.end(fail.body)
       case 'stall':
         return
@@ -158,7 +240,10 @@ export async function startExchangeIdp(o: ExchangeIdpOptions): Promise<ExchangeI
         return void res.write('{"access_token":"')
       case 'huge': {
         if (fail.declared) {
-          res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(1 << 30) })
+          res.writeHead(200, {
+            'content-type': 'application/json',
+            'content-length': String(1 << 30),
+          })
           return void res.write('{"access_token":"')
         }
         res.writeHead(200, { 'content-type': 'application/json' })

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import {
-  exportJWK, generateKeyPair, SignJWT, type JWK, type JWTHeaderParameters, type JWTPayload,
+  exportJWK,
+  generateKeyPair,
+  SignJWT,
+  type JWK,
+  type JWTHeaderParameters,
+  type JWTPayload,
 } from 'jose'
 import { AuthError } from '../../gateway/auth/errors.js'
 

@@ -4,7 +4,10 @@ import type { Store } from '../../gateway/store/store.js'
  * A minimal in-memory `Store` for tests of code that uses one: values, sets and fixed-window
  * counters, expiry by an injected clock. Not the product's memory store (no bounds, no timers).
  */
-export function testStore(now: () => number = Date.now): Store & { values: Map<string, { value: string; expires: number }>; sets: Map<string, Set<string>> } {
+export function testStore(now: () => number = Date.now): Store & {
+  values: Map<string, { value: string; expires: number }>
+  sets: Map<string, Set<string>>
+} {
   const values = new Map<string, { value: string; expires: number }>()
   const sets = new Map<string, Set<string>>()
   const live = (key: string) => {

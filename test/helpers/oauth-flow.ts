@@ -24,7 +24,7 @@ export interface TokenResponse {
 export async function discover(issuer: string): Promise<Discovery> {
   const res = await request(`${issuer}/.well-known/openid-configuration`)
   if (res.statusCode !== 200) throw new Error(`discovery failed: ${res.statusCode}`)
-  return await res.body.json() as Discovery
+  return (await res.body.json()) as Discovery
 }
 
 /**
@@ -49,7 +49,7 @@ export async function registerPublicClient(
       ...extra,
     }),
   })
-  const body = await res.body.json() as { client_id?: string }
+  const body = (await res.body.json()) as { client_id?: string }
   if (res.statusCode !== 201 || !body.client_id) {
     throw new Error(`registration failed: ${res.statusCode} ${JSON.stringify(body)}`)
   }
@@ -90,8 +90,10 @@ export async function authorizationCodeFlow(o: {
     ...o.params,
   }).toString()
 
-  const callback = await followToRedirectUri(authorize.href, o.redirectUri,
-    { user: o.user, jar: o.jar })
+  const callback = await followToRedirectUri(authorize.href, o.redirectUri, {
+    user: o.user,
+    jar: o.jar,
+  })
   const error = callback.searchParams.get('error')
   if (error) {
     const description = callback.searchParams.get('error_description')
@@ -122,7 +124,7 @@ export async function tokenRequest(
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
     body: new URLSearchParams(form).toString(),
   })
-  const body = await res.body.json() as TokenResponse & { error?: string }
+  const body = (await res.body.json()) as TokenResponse & { error?: string }
   if (res.statusCode !== 200) {
     throw new Error(`token request failed: ${res.statusCode} ${JSON.stringify(body)}`)
   }
@@ -133,7 +135,11 @@ export async function tokenRequest(
 export type CookieJar = Map<string, string>
 
 /** What the dev IdP's "Sign in as" form holds: where it posts, its token, its users. */
-export interface SignInForm { action: string; csrf: string; users: string[] }
+export interface SignInForm {
+  action: string
+  csrf: string
+  users: string[]
+}
 
 /** Reads the sign-in form out of the dev IdP's page, or undefined if `html` has none. */
 export function signInForm(html: string): SignInForm | undefined {
@@ -158,10 +164,19 @@ export async function followToRedirectUri(
   let form: Record<string, string> | undefined
   for (let hop = 0; hop < 12; hop++) {
     const cookie = [...jar].map(([name, value]) => `${name}=${value}`).join('; ')
-    const res = await request(url, form
-      ? { method: 'POST', body: new URLSearchParams(form).toString(), headers: {
-        'content-type': 'application/x-www-form-urlencoded', ...(cookie ? { cookie } : {}) } }
-      : { headers: cookie ? { cookie } : {} })
+    const res = await request(
+      url,
+      form
+        ? {
+            method: 'POST',
+            body: new URLSearchParams(form).toString(),
+            headers: {
+              'content-type': 'application/x-www-form-urlencoded',
+              ...(cookie ? { cookie } : {}),
+            },
+          }
+        : { headers: cookie ? { cookie } : {} },
+    )
     form = undefined
     storeCookies(jar, res.headers['set-cookie'])
     const text = await res.body.text()

@@ -17,7 +17,13 @@ export function memoryProvider(name = 'test client', o: { clientMetadataUrl?: st
       return REDIRECT
     },
     get clientMetadata() {
-      return { client_name: name, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' }
+      return {
+        client_name: name,
+        redirect_uris: [REDIRECT],
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'none',
+      }
     },
     clientInformation: () => saved.client as never,
     saveClientInformation: (info) => void (saved.client = info),

@@ -35,14 +35,33 @@ export class RawSse {
    * arrived), then stops reading: the socket is paused, and what the server writes next waits
    * in the kernel's buffers, then in the server.
    */
-  static async open(url: string, o: { method?: string; headers: Record<string, string>; body?: unknown }, until: (s: RawSse) => boolean = () => true): Promise<RawSse> {
+  static async open(
+    url: string,
+    o: { method?: string; headers: Record<string, string>; body?: unknown },
+    until: (s: RawSse) => boolean = () => true,
+  ): Promise<RawSse> {
     const { hostname, port, pathname, search } = new URL(url)
     const socket = connect(Number(port), hostname)
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject))
+    await new Promise<void>((resolve, reject) =>
+      socket.once('connect', resolve).once('error', reject),
+    )
     const raw = new RawSse(socket)
     const body = o.body === undefined ? '' : JSON.stringify(o.body)
-    const headers = { host: `${hostname}:${port}`, ...o.headers, ...(o.body === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }) }
-    socket.write(`${o.method ?? 'GET'} ${pathname}${search} HTTP/1.0\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${body}`)
+    const headers = {
+      host: `${hostname}:${port}`,
+      ...o.headers,
+      ...(o.body === undefined
+        ? {}
+        : {
+            'content-type': 'application/json',
+            'content-length': String(Buffer.byteLength(body)),
+          }),
+    }
+    socket.write(
+      `${o.method ?? 'GET'} ${pathname}${search} HTTP/1.0\r\n${Object.entries(headers)
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('')}\r\n${body}`,
+    )
     await raw.until((s) => !s.head && until(s))
     socket.pause()
     return raw
@@ -78,7 +97,9 @@ export class RawSse {
 
   /** The JSON-RPC messages among the events read. */
   messages(): Record<string, any>[] {
-    return this.events.filter((e) => e.data !== '' && (e.event === undefined || e.event === 'message')).map((e) => JSON.parse(e.data))
+    return this.events
+      .filter((e) => e.data !== '' && (e.event === undefined || e.event === 'message'))
+      .map((e) => JSON.parse(e.data))
   }
 
   private onData(text: string): void {

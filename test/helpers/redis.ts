@@ -12,7 +12,9 @@ const BINARY = 'redis-server'
 
 /** The `skip` option of a Redis suite: a reason outside CI when redis-server is absent, else false. */
 export const NO_REDIS: string | false =
-  spawnSync(BINARY, ['--version']).status !== 0 && process.env.CI !== 'true' && `no ${BINARY} on PATH`
+  spawnSync(BINARY, ['--version']).status !== 0 &&
+  process.env.CI !== 'true' &&
+  `no ${BINARY} on PATH`
 
 /** A running (or stopped, or paused) redis-server on one port. */
 export interface RedisServer {
@@ -35,11 +37,26 @@ export interface RedisServer {
  * Starts redis-server on a free loopback port; resolves once it answers PING. With `persist`
  * it keeps an append-only file, so after stop() and start() it holds what it held.
  */
-export async function startRedis(o: { password?: string; persist?: boolean } = {}): Promise<RedisServer> {
+export async function startRedis(
+  o: { password?: string; persist?: boolean } = {},
+): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-redis-'))
   const port = await freePort()
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', o.persist ? 'yes' : 'no',
-    '--dir', dir, '--daemonize', 'no', ...(o.password ? ['--requirepass', o.password] : [])]
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    o.persist ? 'yes' : 'no',
+    '--dir',
+    dir,
+    '--daemonize',
+    'no',
+    ...(o.password ? ['--requirepass', o.password] : []),
+  ]
   let child: ChildProcess | undefined
   let exited: Promise<void> = Promise.resolve()
   let paused = false

@@ -92,7 +92,17 @@ export async function freePort(): Promise<number> {
   return port
 }
 
-export async function startStack(o: { policy?: string; config?: Record<string, unknown>; auth?: Record<string, unknown>; publicUrl?: string; servers?: Record<string, Record<string, unknown>>; users?: DevUser[]; store?: Store } = {}): Promise<Stack> {
+export async function startStack(
+  o: {
+    policy?: string
+    config?: Record<string, unknown>
+    auth?: Record<string, unknown>
+    publicUrl?: string
+    servers?: Record<string, Record<string, unknown>>
+    users?: DevUser[]
+    store?: Store
+  } = {},
+): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-test-'))
   writeFileSync(join(dir, 'policy.yaml'), o.policy ?? TEST_POLICY)
   // The IdP grants what the roles of the policy as written allow (the gateway reads it live).
@@ -101,13 +111,28 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
   const url = `http://127.0.0.1:${gwPort}`
   const endpoint = (s: string) => `${o.publicUrl ?? url}/mcp/${s}`
   const local = (s: string) => `${url}/mcp/${s}`
-  const servers = ['echo', 'notes', 'fixture', 'impatient', 'echojson', 'broken', ...Object.keys(o.servers ?? {})]
+  const servers = [
+    'echo',
+    'notes',
+    'fixture',
+    'impatient',
+    'echojson',
+    'broken',
+    ...Object.keys(o.servers ?? {}),
+  ]
 
   let { privateKey, kid, jwk } = await newKey()
   const idpOptions = () => ({
     port: idpPort,
     // Every resource the gateway serves: both endpoints of each server, under each loopback name.
-    resources: createResources({ publicUrl: o.publicUrl, listenUrl: url, servers, endpoints: endpointsOf(o.config, servers), hosts: (o.config?.hosts ?? {}) as never, extra: [] }).all(),
+    resources: createResources({
+      publicUrl: o.publicUrl,
+      listenUrl: url,
+      servers,
+      endpoints: endpointsOf(o.config, servers),
+      hosts: (o.config?.hosts ?? {}) as never,
+      extra: [],
+    }).all(),
     clients: CLIENTS,
     jwks: { keys: [jwk] },
     scopesFor,
@@ -127,7 +152,11 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
       servers: {
         echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] },
         notes: { command: node, args: [join(SERVERS_DIR, 'notes.js')] },
-        fixture: { command: node, args: [join(SERVERS_DIR, 'fixture.js')], env: { FIXTURE_RECORD_FILE: join(dir, 'fixture-record.jsonl') } },
+        fixture: {
+          command: node,
+          args: [join(SERVERS_DIR, 'fixture.js')],
+          env: { FIXTURE_RECORD_FILE: join(dir, 'fixture-record.jsonl') },
+        },
         impatient: { command: node, args: [join(SERVERS_DIR, 'fixture.js')], requestTimeout: 1500 },
         echojson: { command: node, args: [join(SERVERS_DIR, 'echo.js')], responses: 'json' },
         broken: { command: join(dir, 'no-such-command') },
@@ -139,7 +168,11 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
     { file: 'test', baseDir: dir },
   )
   const auditLines: string[] = []
-  const gateway = await startGateway(config, { log, auditDestination: { write: (line: string) => void auditLines.push(line) }, ...(o.store ? { store: o.store } : {}) })
+  const gateway = await startGateway(config, {
+    log,
+    auditDestination: { write: (line: string) => void auditLines.push(line) },
+    ...(o.store ? { store: o.store } : {}),
+  })
   const stack: Stack = {
     gateway,
     get idp() {
@@ -163,14 +196,28 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
       const { token_endpoint } = await discover(idp.issuer)
       const res = await tokenRequest(
         token_endpoint,
-        { grant_type: 'client_credentials', resource: t.resource ?? endpoint(t.server ?? 'echo'), scope: t.scope ?? '' },
-        { authorization: `Basic ${Buffer.from(`${c.clientId}:${c.clientSecret}`).toString('base64')}` },
+        {
+          grant_type: 'client_credentials',
+          resource: t.resource ?? endpoint(t.server ?? 'echo'),
+          scope: t.scope ?? '',
+        },
+        {
+          authorization: `Basic ${Buffer.from(`${c.clientId}:${c.clientSecret}`).toString('base64')}`,
+        },
       )
       return res.access_token
     },
     forge(claims, header = {}) {
       const now = Math.floor(Date.now() / 1000)
-      return new SignJWT({ iss: idp.issuer, sub: 'alice', aud: endpoint('echo'), iat: now, exp: now + 300, realm_access: { roles: ['mcp-user'] }, ...claims })
+      return new SignJWT({
+        iss: idp.issuer,
+        sub: 'alice',
+        aud: endpoint('echo'),
+        iat: now,
+        exp: now + 300,
+        realm_access: { roles: ['mcp-user'] },
+        ...claims,
+      })
         .setProtectedHeader({ alg: 'RS256', kid, typ: 'at+jwt', ...header })
         .sign(privateKey)
     },
@@ -188,9 +235,20 @@ export async function startStack(o: { policy?: string; config?: Record<string, u
 }
 
 /** The `endpoints` of a test config, as createResources takes them. */
-function endpointsOf(config: Record<string, unknown> | undefined, servers: string[]): Record<string, { path: string; servers: string[] }> {
-  const endpoints = (config?.endpoints ?? {}) as Record<string, { path?: string; servers: '*' | string[] }>
-  return Object.fromEntries(Object.entries(endpoints).map(([name, e]) => [name, { path: e.path ?? `/mcp/${name}`, servers: e.servers === '*' ? servers : e.servers }]))
+function endpointsOf(
+  config: Record<string, unknown> | undefined,
+  servers: string[],
+): Record<string, { path: string; servers: string[] }> {
+  const endpoints = (config?.endpoints ?? {}) as Record<
+    string,
+    { path?: string; servers: '*' | string[] }
+  >
+  return Object.fromEntries(
+    Object.entries(endpoints).map(([name, e]) => [
+      name,
+      { path: e.path ?? `/mcp/${name}`, servers: e.servers === '*' ? servers : e.servers },
+    ]),
+  )
 }
 
 async function newKey() {

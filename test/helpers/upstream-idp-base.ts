@@ -42,7 +42,9 @@ export interface Knobs {
   /** The next token response is a JSON body of this many bytes (one-shot); chunked: no Content-Length. */
   tokenOversize?: { bytes: number; chunked?: boolean }
   /** Rewrites the next successful token response body (one-shot). */
-  tamperToken?: (body: Record<string, unknown>) => Record<string, unknown> | Promise<Record<string, unknown>>
+  tamperToken?: (
+    body: Record<string, unknown>,
+  ) => Record<string, unknown> | Promise<Record<string, unknown>>
   /** Rewrites the next successful userinfo body (one-shot). */
   tamperUserinfo?: (body: Record<string, unknown>) => Record<string, unknown>
 }
@@ -69,7 +71,11 @@ export interface UpstreamIdp {
   /** Revokes every grant the user gave (refresh → invalid_grant, userinfo → 401). */
   revoke(id: string): Promise<void>
   /** Re-signs an ID token after `edit`, with the fixture's key or (foreign) another key under the same kid. */
-  forgeIdToken(idToken: string, edit?: (claims: Record<string, unknown>) => void, o?: { foreign?: boolean }): Promise<string>
+  forgeIdToken(
+    idToken: string,
+    edit?: (claims: Record<string, unknown>) => void,
+    o?: { foreign?: boolean },
+  ): Promise<string>
   /** A browser: follows `url` through the auto-login to the gateway's callback and returns that URL. */
   browse(url: string, jar?: CookieJar): Promise<URL>
   /** Clears knobs and counts, re-enables users, restores their claims and the default next user. */
@@ -101,7 +107,10 @@ export interface Profile {
   /** Claims a user's tokens carry beyond `sub` and their own. */
   extraClaims?(user: IdpUser, issuer: string): Record<string, unknown>
   /** A token request body to refuse before oidc-provider sees it: the error body, or undefined. */
-  checkTokenRequest?(form: URLSearchParams, tokenEndpoint: string): Record<string, string> | undefined
+  checkTokenRequest?(
+    form: URLSearchParams,
+    tokenEndpoint: string,
+  ): Record<string, string> | undefined
   /** Extra routes (GitHub's /user); resolve true when answered. */
   route?(ctx: KoaContext, s: ProfileState): Promise<boolean>
   /** An authorization request's URL, editable before oidc-provider reads it. */
@@ -138,7 +147,9 @@ export async function clientKeyPair(kid: string): Promise<{ pem: string; jwk: JW
  */
 export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
   const callback = profile.callback ?? UPSTREAM_CALLBACK
-  const server = (profile.tls ? https.createServer(profile.tls) : http.createServer()) as http.Server
+  const server = (
+    profile.tls ? https.createServer(profile.tls) : http.createServer()
+  ) as http.Server
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as AddressInfo).port
   const listening = `${profile.tls ? 'https' : 'http'}://127.0.0.1:${port}`
@@ -161,7 +172,10 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
     account(id) {
       const user = users.get(id)
       if (!user || state.disabled.has(id)) return undefined
-      return { accountId: id, claims: () => ({ ...user.claims, ...profile.extraClaims?.(user, issuer), sub: id }) }
+      return {
+        accountId: id,
+        claims: () => ({ ...user.claims, ...profile.extraClaims?.(user, issuer), sub: id }),
+      }
     },
   }
   const base = profile.configuration(state)
@@ -177,12 +191,22 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
       ctx.type = 'json'
       ctx.body = out
     },
-    features: { devInteractions: { enabled: false }, registration: { enabled: false }, ...base.features },
+    features: {
+      devInteractions: { enabled: false },
+      registration: { enabled: false },
+      ...base.features,
+    },
   })
   if (profile.publicOrigin) provider.proxy = true
-  const path = (name: 'token' | 'userinfo' | 'authorization') => (name === 'userinfo' ? profile.userinfoPath : undefined)
-    ?? base.routes?.[name] ?? { token: '/token', userinfo: '/me', authorization: '/auth' }[name]
-  const endpoints = { authorization: `${issuer}${path('authorization')}`, token: `${issuer}${path('token')}`, userinfo: `${issuer}${path('userinfo')}` }
+  const path = (name: 'token' | 'userinfo' | 'authorization') =>
+    (name === 'userinfo' ? profile.userinfoPath : undefined) ??
+    base.routes?.[name] ??
+    { token: '/token', userinfo: '/me', authorization: '/auth' }[name]
+  const endpoints = {
+    authorization: `${issuer}${path('authorization')}`,
+    token: `${issuer}${path('token')}`,
+    userinfo: `${issuer}${path('userinfo')}`,
+  }
   const idp: UpstreamIdp = {
     kind: profile.kind,
     issuer,
@@ -225,7 +249,7 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
   provider.use(async (ctx, next) => {
     if (ctx.path.startsWith('/interaction/')) return interact(ctx)
     if (ctx.path === path('userinfo')) idp.counts.userinfo++
-    if (!(profile.route && await profile.route(ctx, state))) await next()
+    if (!(profile.route && (await profile.route(ctx, state)))) await next()
     if (ctx.path === path('token') && ctx.status === 200 && idp.knobs.tamperToken) {
       const tamper = idp.knobs.tamperToken
       delete idp.knobs.tamperToken
@@ -257,22 +281,35 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
       result = { error: 'access_denied', error_description: 'The user declined to sign in.' }
     } else if (prompt.name === 'login') {
       const hint = typeof params.login_hint === 'string' ? params.login_hint : undefined
-      const user = [...users.values()].find((u) => hint !== undefined && (u.id === hint || u.claims?.email === hint))
+      const user = [...users.values()].find(
+        (u) => hint !== undefined && (u.id === hint || u.claims?.email === hint),
+      )
       result = { login: { accountId: user?.id ?? chosen } }
     } else {
       const accountId = details.session!.accountId
-      const grant = details.grantId ? (await provider.Grant.find(details.grantId))! : new provider.Grant({ accountId, clientId: String(params.client_id) })
-      const missing = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[] }
+      const grant = details.grantId
+        ? (await provider.Grant.find(details.grantId))!
+        : new provider.Grant({ accountId, clientId: String(params.client_id) })
+      const missing = prompt.details as {
+        missingOIDCScope?: string[]
+        missingOIDCClaims?: string[]
+      }
       if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '))
       if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims)
       result = { consent: { grantId: await remember(accountId, grant, params) } }
     }
-    const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true })
+    const to = await provider.interactionResult(ctx.req, ctx.res, result, {
+      mergeWithLastSubmission: true,
+    })
     ctx.status = 303
     ctx.redirect(to)
   }
 
-  async function remember(accountId: string, grant: InstanceType<Provider['Grant']>, params: Record<string, unknown>): Promise<string> {
+  async function remember(
+    accountId: string,
+    grant: InstanceType<Provider['Grant']>,
+    params: Record<string, unknown>,
+  ): Promise<string> {
     const grantId = await grant.save()
     grantsOf.set(accountId, (grantsOf.get(accountId) ?? new Set()).add(grantId))
     profile.consented?.(grantId, params, state)
@@ -283,7 +320,8 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
   const handle = provider.callback()
   server.on('request', (req: http.IncomingMessage & { body?: string }, res) => {
     void (async () => {
-      if (idp.knobs.down) return void res.writeHead(503, { 'content-type': 'text/plain' }).end('down for maintenance')
+      if (idp.knobs.down)
+        return void res.writeHead(503, { 'content-type': 'text/plain' }).end('down for maintenance')
       if (!req.url!.startsWith(`${profile.prefix}/`)) return void res.writeHead(404).end()
       const url = new URL(req.url!, origin)
       if (url.searchParams.has('resource')) idp.counts.resource++
@@ -304,7 +342,10 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
   })
 
   /** Resolves false when the request was answered here. */
-  async function tokenKnobs(req: http.IncomingMessage & { body?: string }, res: http.ServerResponse): Promise<boolean> {
+  async function tokenKnobs(
+    req: http.IncomingMessage & { body?: string },
+    res: http.ServerResponse,
+  ): Promise<boolean> {
     idp.counts.token++
     const k = idp.knobs
     if (k.tokenDelayMs !== undefined) await wait(k.tokenDelayMs)
@@ -318,8 +359,15 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
       const { bytes, chunked } = k.tokenOversize
       delete k.tokenOversize
       const empty = JSON.stringify({ access_token: 'x', token_type: 'Bearer', padding: '' })
-      const body = JSON.stringify({ access_token: 'x', token_type: 'Bearer', padding: 'p'.repeat(Math.max(0, bytes - empty.length)) })
-      res.writeHead(200, { 'content-type': 'application/json', ...(chunked ? {} : { 'content-length': Buffer.byteLength(body) }) })
+      const body = JSON.stringify({
+        access_token: 'x',
+        token_type: 'Bearer',
+        padding: 'p'.repeat(Math.max(0, bytes - empty.length)),
+      })
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        ...(chunked ? {} : { 'content-length': Buffer.byteLength(body) }),
+      })
       if (chunked) for (let i = 0; i < body.length; i += 16384) res.write(body.slice(i, i + 16384))
       res.end(chunked ? undefined : body)
       return false
@@ -333,7 +381,9 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
     const refusal = profile.checkTokenRequest?.(form, endpoints.token)
     if (refusal) {
       res.writeHead(refusal.status === '401' ? 401 : 400, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ error: refusal.error, error_description: refusal.error_description }))
+      res.end(
+        JSON.stringify({ error: refusal.error, error_description: refusal.error_description }),
+      )
       return false
     }
     return true

@@ -2,17 +2,41 @@ import { randomUUID } from 'node:crypto'
 import { decodeJwt } from 'jose'
 import { errors } from 'oidc-provider'
 import {
-  clientKeyPair, startIdp, UPSTREAM_CALLBACK, type IdpUser, type UpstreamIdp,
+  clientKeyPair,
+  startIdp,
+  UPSTREAM_CALLBACK,
+  type IdpUser,
+  type UpstreamIdp,
 } from './upstream-idp-base.js'
 
-export { UPSTREAM_CALLBACK, type IdpUser, type Knobs, type UpstreamIdp } from './upstream-idp-base.js'
+export {
+  UPSTREAM_CALLBACK,
+  type IdpUser,
+  type Knobs,
+  type UpstreamIdp,
+} from './upstream-idp-base.js'
 
 /** A registered app's redirect URI, grants and response types: `callback` is the broker's. */
-const client = (callback = UPSTREAM_CALLBACK) => ({ redirect_uris: [callback], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code' as const] })
-const TTL = { AccessToken: 3600, AuthorizationCode: 60, Grant: 3600, IdToken: 3600, Interaction: 600, RefreshToken: 86400, Session: 3600 }
+const client = (callback = UPSTREAM_CALLBACK) => ({
+  redirect_uris: [callback],
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code' as const],
+})
+const TTL = {
+  AccessToken: 3600,
+  AuthorizationCode: 60,
+  Grant: 3600,
+  IdToken: 3600,
+  Interaction: 600,
+  RefreshToken: 86400,
+  Session: 3600,
+}
 
 /** Entra group object ids the default Entra users belong to. */
-export const ENTRA_GROUPS = { developers: '5f0b6b0e-8c7a-4d7e-9a40-3f1f5d2b9c11', everyone: 'c3d2e1f0-1a2b-4c3d-8e9f-0a1b2c3d4e5f' }
+export const ENTRA_GROUPS = {
+  developers: '5f0b6b0e-8c7a-4d7e-9a40-3f1f5d2b9c11',
+  everyone: 'c3d2e1f0-1a2b-4c3d-8e9f-0a1b2c3d4e5f',
+}
 
 /**
  * Like Microsoft Entra ID (v2 endpoints of one tenant): issuer `http://127.0.0.1:P/<tenant>/v2.0`,
@@ -24,7 +48,9 @@ export const ENTRA_GROUPS = { developers: '5f0b6b0e-8c7a-4d7e-9a40-3f1f5d2b9c11'
  * (client_secret_basic). Users: alice (MCP.Developer; developers + everyone) and bob
  * (no app role; everyone).
  */
-export async function startEntraLike(o: { tenant?: string; users?: IdpUser[]; callback?: string } = {}): Promise<UpstreamIdp & { tenant: string }> {
+export async function startEntraLike(
+  o: { tenant?: string; users?: IdpUser[]; callback?: string } = {},
+): Promise<UpstreamIdp & { tenant: string }> {
   const tenant = o.tenant ?? randomUUID()
   const key = await clientKeyPair('gw-entra-1')
   const idp = await startIdp({
@@ -32,21 +58,63 @@ export async function startEntraLike(o: { tenant?: string; users?: IdpUser[]; ca
     kind: 'oidc',
     prefix: `/${tenant}/v2.0`,
     users: o.users ?? [
-      { id: 'alice-pairwise-sub', claims: { oid: '00000000-0000-0000-0000-00000000a11c', name: 'Alice', preferred_username: 'alice@contoso.example', email: 'alice@contoso.example', roles: ['MCP.Developer'], groups: [ENTRA_GROUPS.developers, ENTRA_GROUPS.everyone] } },
-      { id: 'bob-pairwise-sub', claims: { oid: '00000000-0000-0000-0000-000000000b0b', name: 'Bob', preferred_username: 'bob@contoso.example', email: 'bob@contoso.example', groups: [ENTRA_GROUPS.everyone] } },
+      {
+        id: 'alice-pairwise-sub',
+        claims: {
+          oid: '00000000-0000-0000-0000-00000000a11c',
+          name: 'Alice',
+          preferred_username: 'alice@contoso.example',
+          email: 'alice@contoso.example',
+          roles: ['MCP.Developer'],
+          groups: [ENTRA_GROUPS.developers, ENTRA_GROUPS.everyone],
+        },
+      },
+      {
+        id: 'bob-pairwise-sub',
+        claims: {
+          oid: '00000000-0000-0000-0000-000000000b0b',
+          name: 'Bob',
+          preferred_username: 'bob@contoso.example',
+          email: 'bob@contoso.example',
+          groups: [ENTRA_GROUPS.everyone],
+        },
+      },
     ],
     clients: {
-      jwt: { clientId: 'mcp-edge-entra-jwt', method: 'private_key_jwt', privateKeyPem: key.pem, kid: 'gw-entra-1' },
-      basic: { clientId: 'mcp-edge-entra-basic', method: 'client_secret_basic', clientSecret: 'entra-secret-0123456789' },
+      jwt: {
+        clientId: 'mcp-edge-entra-jwt',
+        method: 'private_key_jwt',
+        privateKeyPem: key.pem,
+        kid: 'gw-entra-1',
+      },
+      basic: {
+        clientId: 'mcp-edge-entra-basic',
+        method: 'client_secret_basic',
+        clientSecret: 'entra-secret-0123456789',
+      },
     },
     extraClaims: () => ({ tid: tenant, ver: '2.0' }),
     configuration: () => ({
       clients: [
-        { client_id: 'mcp-edge-entra-jwt', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [key.jwk] }, ...client(o.callback) },
-        { client_id: 'mcp-edge-entra-basic', client_secret: 'entra-secret-0123456789', token_endpoint_auth_method: 'client_secret_basic', ...client(o.callback) },
+        {
+          client_id: 'mcp-edge-entra-jwt',
+          token_endpoint_auth_method: 'private_key_jwt',
+          jwks: { keys: [key.jwk] },
+          ...client(o.callback),
+        },
+        {
+          client_id: 'mcp-edge-entra-basic',
+          client_secret: 'entra-secret-0123456789',
+          token_endpoint_auth_method: 'client_secret_basic',
+          ...client(o.callback),
+        },
       ],
       // Entra puts roles and groups in the ID token whatever the scopes.
-      claims: { openid: ['sub', 'oid', 'tid', 'ver', 'roles', 'groups'], profile: ['name', 'preferred_username'], email: ['email'] },
+      claims: {
+        openid: ['sub', 'oid', 'tid', 'ver', 'roles', 'groups'],
+        profile: ['name', 'preferred_username'],
+        email: ['email'],
+      },
       conformIdTokenClaims: false,
       scopes: ['openid', 'profile', 'email', 'offline_access'],
       features: {
@@ -55,7 +123,9 @@ export async function startEntraLike(o: { tenant?: string; users?: IdpUser[]; ca
           defaultResource: () => undefined as unknown as string,
           useGrantedResource: () => false,
           getResourceServerInfo: () => {
-            throw new errors.InvalidTarget("AADSTS9010010: The resource parameter provided in the request doesn't match with the requested scopes.")
+            throw new errors.InvalidTarget(
+              "AADSTS9010010: The resource parameter provided in the request doesn't match with the requested scopes.",
+            )
           },
         },
       },
@@ -69,7 +139,11 @@ export async function startEntraLike(o: { tenant?: string; users?: IdpUser[]; ca
       if (assertion === null) return undefined
       // Entra: "aud: the token endpoint" (learn.microsoft.com, certificate credentials).
       if (decodeJwt(assertion).aud !== tokenEndpoint) {
-        return { status: '401', error: 'invalid_client', error_description: 'AADSTS700021: client assertion audience must be the token endpoint.' }
+        return {
+          status: '401',
+          error: 'invalid_client',
+          error_description: 'AADSTS700021: client assertion audience must be the token endpoint.',
+        }
       }
       return undefined
     },
@@ -84,24 +158,53 @@ export async function startEntraLike(o: { tenant?: string; users?: IdpUser[]; ca
  * and `post`. Users: ann@example.com (Workspace example.com), gus@gmail.com (no hd), and
  * eve@example.com (consumer account, email unverified).
  */
-export async function startGoogleLike(o: { users?: IdpUser[]; callback?: string } = {}): Promise<UpstreamIdp> {
+export async function startGoogleLike(
+  o: { users?: IdpUser[]; callback?: string } = {},
+): Promise<UpstreamIdp> {
   return startIdp({
     callback: o.callback,
     kind: 'oidc',
     prefix: '',
     users: o.users ?? [
-      { id: '104857600000000000001', claims: { email: 'ann@example.com', email_verified: true, hd: 'example.com', name: 'Ann' } },
-      { id: '104857600000000000002', claims: { email: 'gus@gmail.com', email_verified: true, name: 'Gus' } },
-      { id: '104857600000000000003', claims: { email: 'eve@example.com', email_verified: false, name: 'Eve' } },
+      {
+        id: '104857600000000000001',
+        claims: { email: 'ann@example.com', email_verified: true, hd: 'example.com', name: 'Ann' },
+      },
+      {
+        id: '104857600000000000002',
+        claims: { email: 'gus@gmail.com', email_verified: true, name: 'Gus' },
+      },
+      {
+        id: '104857600000000000003',
+        claims: { email: 'eve@example.com', email_verified: false, name: 'Eve' },
+      },
     ],
     clients: {
-      basic: { clientId: '1234-basic.apps.googleusercontent.example', method: 'client_secret_basic', clientSecret: 'GOCSPX-basic-secret' },
-      post: { clientId: '1234-post.apps.googleusercontent.example', method: 'client_secret_post', clientSecret: 'GOCSPX-post-secret' },
+      basic: {
+        clientId: '1234-basic.apps.googleusercontent.example',
+        method: 'client_secret_basic',
+        clientSecret: 'GOCSPX-basic-secret',
+      },
+      post: {
+        clientId: '1234-post.apps.googleusercontent.example',
+        method: 'client_secret_post',
+        clientSecret: 'GOCSPX-post-secret',
+      },
     },
     configuration: (s) => ({
       clients: [
-        { client_id: '1234-basic.apps.googleusercontent.example', client_secret: 'GOCSPX-basic-secret', token_endpoint_auth_method: 'client_secret_basic', ...client(o.callback) },
-        { client_id: '1234-post.apps.googleusercontent.example', client_secret: 'GOCSPX-post-secret', token_endpoint_auth_method: 'client_secret_post', ...client(o.callback) },
+        {
+          client_id: '1234-basic.apps.googleusercontent.example',
+          client_secret: 'GOCSPX-basic-secret',
+          token_endpoint_auth_method: 'client_secret_basic',
+          ...client(o.callback),
+        },
+        {
+          client_id: '1234-post.apps.googleusercontent.example',
+          client_secret: 'GOCSPX-post-secret',
+          token_endpoint_auth_method: 'client_secret_post',
+          ...client(o.callback),
+        },
       ],
       claims: { openid: ['sub', 'hd'], email: ['email', 'email_verified'], profile: ['name'] },
       conformIdTokenClaims: false,
@@ -128,22 +231,42 @@ export async function startGoogleLike(o: { users?: IdpUser[]; callback?: string 
  * (GitHub Apps' user tokens), refresh tokens are issued and rotate. Users: octocat (id 123,
  * acme/mcp-admins) and hubot (id 456, no team).
  */
-export async function startPlainOAuth(o: { users?: IdpUser[]; expiringTokens?: boolean; callback?: string } = {}): Promise<UpstreamIdp> {
+export async function startPlainOAuth(
+  o: { users?: IdpUser[]; expiringTokens?: boolean; callback?: string } = {},
+): Promise<UpstreamIdp> {
   return startIdp({
     callback: o.callback,
     kind: 'oauth2',
     prefix: '',
     userinfoPath: '/user',
     users: o.users ?? [
-      { id: 'octocat', claims: { id: 123, login: 'octocat', email: 'octocat@github.example', name: 'The Octocat', teams: ['acme/mcp-admins'] } },
+      {
+        id: 'octocat',
+        claims: {
+          id: 123,
+          login: 'octocat',
+          email: 'octocat@github.example',
+          name: 'The Octocat',
+          teams: ['acme/mcp-admins'],
+        },
+      },
       { id: 'hubot', claims: { id: 456, login: 'hubot', email: null, name: 'Hubot', teams: [] } },
     ],
     clients: {
-      post: { clientId: 'Iv1.0123456789abcdef', method: 'client_secret_post', clientSecret: 'gh-secret-0123456789abcdef' },
+      post: {
+        clientId: 'Iv1.0123456789abcdef',
+        method: 'client_secret_post',
+        clientSecret: 'gh-secret-0123456789abcdef',
+      },
     },
     configuration: () => ({
       clients: [
-        { client_id: 'Iv1.0123456789abcdef', client_secret: 'gh-secret-0123456789abcdef', token_endpoint_auth_method: 'client_secret_post', ...client(o.callback) },
+        {
+          client_id: 'Iv1.0123456789abcdef',
+          client_secret: 'gh-secret-0123456789abcdef',
+          token_endpoint_auth_method: 'client_secret_post',
+          ...client(o.callback),
+        },
       ],
       routes: { authorization: '/login/oauth/authorize', token: '/login/oauth/access_token' },
       scopes: ['public', 'read:user', 'user:email', 'read:org'],
@@ -161,7 +284,10 @@ export async function startPlainOAuth(o: { users?: IdpUser[]; expiringTokens?: b
     route: async (ctx, s) => {
       if (ctx.path !== '/user' || ctx.method !== 'GET') return false
       const [scheme, value] = (ctx.get('authorization') || ' ').split(' ')
-      const token = /^(bearer|token)$/i.test(scheme ?? '') && value ? await s.provider().AccessToken.find(value) : undefined
+      const token =
+        /^(bearer|token)$/i.test(scheme ?? '') && value
+          ? await s.provider().AccessToken.find(value)
+          : undefined
       const account = token && !token.isExpired ? s.account(String(token.accountId)) : undefined
       ctx.type = 'json'
       if (!account) {
@@ -209,9 +335,18 @@ export async function startKeycloakLike(o: {
     ...(o.publicOrigin ? { publicOrigin: o.publicOrigin } : {}),
     ...(o.tls ? { tls: o.tls } : {}),
     users: o.users,
-    clients: { broker: { clientId: c.clientId, method: 'client_secret_basic', clientSecret: c.secret } },
+    clients: {
+      broker: { clientId: c.clientId, method: 'client_secret_basic', clientSecret: c.secret },
+    },
     configuration: () => ({
-      clients: [{ client_id: c.clientId, client_secret: c.secret, token_endpoint_auth_method: 'client_secret_basic', ...client(c.redirectUri) }],
+      clients: [
+        {
+          client_id: c.clientId,
+          client_secret: c.secret,
+          token_endpoint_auth_method: 'client_secret_basic',
+          ...client(c.redirectUri),
+        },
+      ],
       claims: {
         openid: ['sub', 'realm_access'],
         profile: ['name', 'given_name', 'family_name', 'preferred_username'],
@@ -226,7 +361,9 @@ export async function startKeycloakLike(o: {
     }),
     route: async (ctx, s) => {
       if (ctx.path !== '/auth' || ctx.query.redirect_uri !== c.redirectUri) return false
-      const asked = String(ctx.query.scope ?? '').split(' ').filter((s) => s !== '')
+      const asked = String(ctx.query.scope ?? '')
+        .split(' ')
+        .filter((s) => s !== '')
       if (asked.every((s) => allowed.has(s))) return false
       const back = new URL(c.redirectUri)
       back.searchParams.set('error', 'invalid_scope')

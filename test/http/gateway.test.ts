@@ -17,7 +17,11 @@ const INIT = {
   jsonrpc: '2.0',
   id: 1,
   method: 'initialize',
-  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '0' } },
+  params: {
+    protocolVersion: '2025-11-25',
+    capabilities: {},
+    clientInfo: { name: 't', version: '0' },
+  },
 }
 
 let stack: Stack
@@ -26,7 +30,11 @@ before(async () => {
 })
 after(() => stack.close())
 
-async function connect(server: string, token: string, o: { capabilities?: Record<string, unknown>; setup?: (c: Client) => void } = {}) {
+async function connect(
+  server: string,
+  token: string,
+  o: { capabilities?: Record<string, unknown>; setup?: (c: Client) => void } = {},
+) {
   const client = new Client({ name: 'test', version: '0' }, { capabilities: o.capabilities ?? {} })
   o.setup?.(client)
   const transport = new StreamableHTTPClientTransport(new URL(stack.local(server)), {
@@ -48,14 +56,23 @@ async function post(server: string, body: unknown, headers: Record<string, strin
     body: typeof body === 'string' ? body : JSON.stringify(body),
   })
   const text = await res.body.text()
-  return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(firstData(text) ?? text) }
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    text,
+    json: () => JSON.parse(firstData(text) ?? text),
+  }
 }
 
 async function openSession(server: string, token: string): Promise<string> {
   const res = await post(server, INIT, { authorization: `Bearer ${token}` })
   assert.equal(res.status, 200, res.text)
   const sid = res.headers['mcp-session-id'] as string
-  await post(server, { jsonrpc: '2.0', method: 'notifications/initialized' }, { authorization: `Bearer ${token}`, 'mcp-session-id': sid })
+  await post(
+    server,
+    { jsonrpc: '2.0', method: 'notifications/initialized' },
+    { authorization: `Bearer ${token}`, 'mcp-session-id': sid },
+  )
   return sid
 }
 
@@ -74,7 +91,11 @@ async function gone(pid: number): Promise<boolean> {
 function recorded(): { method?: string; params?: { name?: string } }[] {
   const file = join(stack.dir, 'fixture-record.jsonl')
   try {
-    return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l))
+    return readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
   } catch {
     return []
   }
@@ -86,8 +107,14 @@ describe('MCP through the gateway with the SDK client', () => {
     try {
       assert.equal(client.getServerVersion()?.name, 'echo')
       const { tools } = await client.listTools()
-      assert.deepEqual(tools.map((t) => t.name), ['echo'])
-      assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'hi there' } })), 'hi there')
+      assert.deepEqual(
+        tools.map((t) => t.name),
+        ['echo'],
+      )
+      assert.equal(
+        textOf(await client.callTool({ name: 'echo', arguments: { text: 'hi there' } })),
+        'hi there',
+      )
     } finally {
       await client.close()
     }
@@ -104,7 +131,10 @@ describe('MCP through the gateway with the SDK client', () => {
       try {
         const { tools } = await client.listTools()
         assert.deepEqual(tools.map((t) => t.name).sort(), c.tools, c.client)
-        assert.match(textOf(await client.callTool({ name: 'read_note', arguments: { name: 'welcome' } })), /./)
+        assert.match(
+          textOf(await client.callTool({ name: 'read_note', arguments: { name: 'welcome' } })),
+          /./,
+        )
       } finally {
         await client.close()
       }
@@ -119,30 +149,48 @@ describe('MCP through the gateway with the SDK client', () => {
         c.setNotificationHandler('notifications/message', (n) => void logs.push(n.params))
         c.setRequestHandler('sampling/createMessage', (req) => {
           const content = req.params.messages[0]?.content as { text?: string }
-          return { role: 'assistant', model: 'm', content: { type: 'text', text: `re: ${content.text}` } }
+          return {
+            role: 'assistant',
+            model: 'm',
+            content: { type: 'text', text: `re: ${content.text}` },
+          }
         })
       },
     })
     try {
       const progress: number[] = []
-      const result = await client.callTool({ name: 'notify', arguments: { count: 3 } }, { onprogress: (p) => void progress.push(p.progress) })
+      const result = await client.callTool(
+        { name: 'notify', arguments: { count: 3 } },
+        { onprogress: (p) => void progress.push(p.progress) },
+      )
       assert.equal(textOf(result), 'notified 3')
       assert.deepEqual(progress, [1, 2, 3])
       assert.equal(logs.length, 3)
-      assert.equal(textOf(await client.callTool({ name: 'sample', arguments: { prompt: 'ping' } })), 're: ping')
+      assert.equal(
+        textOf(await client.callTool({ name: 'sample', arguments: { prompt: 'ping' } })),
+        're: ping',
+      )
     } finally {
       await client.close()
     }
   })
 
   it("a client in 'auto' version negotiation finds 2026-07-28 by server/discover and uses it", async () => {
-    const client = new Client({ name: 'auto', version: '0' }, { versionNegotiation: { mode: 'auto' } })
-    await client.connect(new StreamableHTTPClientTransport(new URL(stack.local('echo')), {
-      requestInit: { headers: { authorization: `Bearer ${await stack.token('alice')}` } },
-    }))
+    const client = new Client(
+      { name: 'auto', version: '0' },
+      { versionNegotiation: { mode: 'auto' } },
+    )
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(stack.local('echo')), {
+        requestInit: { headers: { authorization: `Bearer ${await stack.token('alice')}` } },
+      }),
+    )
     try {
       assert.equal(client.getNegotiatedProtocolVersion(), '2026-07-28')
-      assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'auto' } })), 'auto')
+      assert.equal(
+        textOf(await client.callTool({ name: 'echo', arguments: { text: 'auto' } })),
+        'auto',
+      )
     } finally {
       await client.close()
     }
@@ -151,10 +199,19 @@ describe('MCP through the gateway with the SDK client', () => {
   it('an authorization-code + PKCE token from the dev user works at the gateway', async () => {
     const redirectUri = 'http://127.0.0.1:9/callback'
     const clientId = await registerPublicClient(stack.idp.issuer, redirectUri)
-    const { access_token } = await authorizationCodeFlow({ issuer: stack.idp.issuer, clientId, redirectUri, resource: stack.endpoint('echo'), scope: 'mcp:read' })
+    const { access_token } = await authorizationCodeFlow({
+      issuer: stack.idp.issuer,
+      clientId,
+      redirectUri,
+      resource: stack.endpoint('echo'),
+      scope: 'mcp:read',
+    })
     const { client } = await connect('echo', access_token)
     try {
-      assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'pkce' } })), 'pkce')
+      assert.equal(
+        textOf(await client.callTool({ name: 'echo', arguments: { text: 'pkce' } })),
+        'pkce',
+      )
     } finally {
       await client.close()
     }
@@ -163,20 +220,90 @@ describe('MCP through the gateway with the SDK client', () => {
 
 describe('401 and 400 from authentication', () => {
   const md = () => `resource_metadata="${stack.url}/.well-known/oauth-protected-resource/mcp/echo"`
-  const cases: { name: string; auth: () => Promise<string | undefined>; status: number; challenge: RegExp }[] = [
-    { name: 'no Authorization header', auth: async () => undefined, status: 401, challenge: /^Bearer scope="mcp:read", resource_metadata="[^"]+"$/ },
-    { name: 'another scheme', auth: async () => 'Basic dTpw', status: 401, challenge: /^Bearer scope="mcp:read", resource_metadata=/ },
-    { name: 'two bearer headers', auth: async () => 'Bearer a, Bearer b', status: 400, challenge: /^Bearer error="invalid_request", error_description="[^"]+", / },
-    { name: 'not a JWT', auth: async () => 'Bearer abc.def', status: 401, challenge: /error="invalid_token", error_description="the access token is not a signed JWT"/ },
-    { name: 'expired', auth: async () => `Bearer ${await stack.forge({ exp: Math.floor(Date.now() / 1000) - 300 })}`, status: 401, challenge: /error="invalid_token", error_description="the access token has expired"/ },
-    { name: 'not yet valid', auth: async () => `Bearer ${await stack.forge({ nbf: Math.floor(Date.now() / 1000) + 600 })}`, status: 401, challenge: /error_description="the access token is not valid yet"/ },
-    { name: 'wrong issuer', auth: async () => `Bearer ${await stack.forge({ iss: 'https://other.example' })}`, status: 401, challenge: /error_description="the token was issued by another issuer"/ },
-    { name: 'wrong audience (another server)', auth: async () => `Bearer ${await stack.forge({ aud: stack.endpoint('notes') })}`, status: 401, challenge: /error_description="the token was issued for another resource"/ },
-    { name: 'no audience', auth: async () => `Bearer ${await stack.forge({ aud: undefined })}`, status: 401, challenge: /error_description="the token has no audience"/ },
-    { name: 'unknown key', auth: async () => `Bearer ${await stack.forge({}, { kid: 'nope' })}`, status: 401, challenge: /error_description="the token was signed with an unknown key"/ },
-    { name: 'bad signature', auth: async () => `Bearer ${flip(await stack.forge({}))}`, status: 401, challenge: /error_description="the token signature is invalid"/ },
-    { name: 'alg none', auth: async () => `Bearer ${unsecured()}`, status: 401, challenge: /error_description="the signing algorithm none is not accepted"/ },
-    { name: 'HS256 (key confusion)', auth: async () => `Bearer ${hs256()}`, status: 401, challenge: /error_description="the signing algorithm HS256 is not accepted"/ },
+  const cases: {
+    name: string
+    auth: () => Promise<string | undefined>
+    status: number
+    challenge: RegExp
+  }[] = [
+    {
+      name: 'no Authorization header',
+      auth: async () => undefined,
+      status: 401,
+      challenge: /^Bearer scope="mcp:read", resource_metadata="[^"]+"$/,
+    },
+    {
+      name: 'another scheme',
+      auth: async () => 'Basic dTpw',
+      status: 401,
+      challenge: /^Bearer scope="mcp:read", resource_metadata=/,
+    },
+    {
+      name: 'two bearer headers',
+      auth: async () => 'Bearer a, Bearer b',
+      status: 400,
+      challenge: /^Bearer error="invalid_request", error_description="[^"]+", /,
+    },
+    {
+      name: 'not a JWT',
+      auth: async () => 'Bearer abc.def',
+      status: 401,
+      challenge: /error="invalid_token", error_description="the access token is not a signed JWT"/,
+    },
+    {
+      name: 'expired',
+      auth: async () => `Bearer ${await stack.forge({ exp: Math.floor(Date.now() / 1000) - 300 })}`,
+      status: 401,
+      challenge: /error="invalid_token", error_description="the access token has expired"/,
+    },
+    {
+      name: 'not yet valid',
+      auth: async () => `Bearer ${await stack.forge({ nbf: Math.floor(Date.now() / 1000) + 600 })}`,
+      status: 401,
+      challenge: /error_description="the access token is not valid yet"/,
+    },
+    {
+      name: 'wrong issuer',
+      auth: async () => `Bearer ${await stack.forge({ iss: 'https://other.example' })}`,
+      status: 401,
+      challenge: /error_description="the token was issued by another issuer"/,
+    },
+    {
+      name: 'wrong audience (another server)',
+      auth: async () => `Bearer ${await stack.forge({ aud: stack.endpoint('notes') })}`,
+      status: 401,
+      challenge: /error_description="the token was issued for another resource"/,
+    },
+    {
+      name: 'no audience',
+      auth: async () => `Bearer ${await stack.forge({ aud: undefined })}`,
+      status: 401,
+      challenge: /error_description="the token has no audience"/,
+    },
+    {
+      name: 'unknown key',
+      auth: async () => `Bearer ${await stack.forge({}, { kid: 'nope' })}`,
+      status: 401,
+      challenge: /error_description="the token was signed with an unknown key"/,
+    },
+    {
+      name: 'bad signature',
+      auth: async () => `Bearer ${flip(await stack.forge({}))}`,
+      status: 401,
+      challenge: /error_description="the token signature is invalid"/,
+    },
+    {
+      name: 'alg none',
+      auth: async () => `Bearer ${unsecured()}`,
+      status: 401,
+      challenge: /error_description="the signing algorithm none is not accepted"/,
+    },
+    {
+      name: 'HS256 (key confusion)',
+      auth: async () => `Bearer ${hs256()}`,
+      status: 401,
+      challenge: /error_description="the signing algorithm HS256 is not accepted"/,
+    },
   ]
   for (const c of cases) {
     it(c.name, async () => {
@@ -197,15 +324,28 @@ describe('401 and 400 from authentication', () => {
 
   it('401 bodies say Unauthorized (MCP Inspector 0.17 starts OAuth only on that word)', async () => {
     const res = await post('echo', INIT)
-    assert.deepEqual(res.json(), { jsonrpc: '2.0', error: { code: -32001, message: 'Unauthorized: authentication required' }, id: null })
+    assert.deepEqual(res.json(), {
+      jsonrpc: '2.0',
+      error: { code: -32001, message: 'Unauthorized: authentication required' },
+      id: null,
+    })
   })
 
   it('metadata answers browser preflights and carries CORS headers, misses included', async () => {
-    const pre = await request(`${stack.url}/.well-known/oauth-protected-resource/mcp/echo`, { method: 'OPTIONS', headers: { origin: 'http://localhost:6274', 'access-control-request-method': 'GET', 'access-control-request-headers': 'mcp-protocol-version' } })
+    const pre = await request(`${stack.url}/.well-known/oauth-protected-resource/mcp/echo`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'http://localhost:6274',
+        'access-control-request-method': 'GET',
+        'access-control-request-headers': 'mcp-protocol-version',
+      },
+    })
     assert.equal(pre.statusCode, 204)
     assert.equal(pre.headers['access-control-allow-origin'], '*')
     await pre.body.dump()
-    const miss = await request(`${stack.url}/.well-known/openid-configuration`, { headers: { origin: 'http://localhost:6274' } })
+    const miss = await request(`${stack.url}/.well-known/openid-configuration`, {
+      headers: { origin: 'http://localhost:6274' },
+    })
     assert.equal(miss.statusCode, 404)
     assert.equal(miss.headers['access-control-allow-origin'], '*')
     await miss.body.dump()
@@ -225,7 +365,10 @@ describe('401 and 400 from authentication', () => {
 
   it('GET and DELETE need a token too', async () => {
     for (const method of ['GET', 'DELETE'] as const) {
-      const res = await request(stack.endpoint('echo'), { method, headers: { accept: 'text/event-stream', 'mcp-session-id': 'x' } })
+      const res = await request(stack.endpoint('echo'), {
+        method,
+        headers: { accept: 'text/event-stream', 'mcp-session-id': 'x' },
+      })
       assert.equal(res.statusCode, 401, method)
       assert.match(res.headers['www-authenticate'] as string, /resource_metadata=/)
       await res.body.dump()
@@ -254,12 +397,16 @@ describe('protected resource metadata (RFC 9728)', () => {
       assert.deepEqual(doc.bearer_methods_supported, ['header'])
       assert.deepEqual(doc.scopes_supported, ['mcp:read'])
       assert.equal(typeof doc.resource_name, 'string')
-      for (const v of Object.values(doc)) assert.ok(v !== null && v !== '' && !(Array.isArray(v) && v.length === 0))
+      for (const v of Object.values(doc))
+        assert.ok(v !== null && v !== '' && !(Array.isArray(v) && v.length === 0))
     }
   })
 
   it('unknown server and the root form (no gateway-wide audience) are 404', async () => {
-    for (const path of ['/.well-known/oauth-protected-resource/mcp/zzz', '/.well-known/oauth-protected-resource']) {
+    for (const path of [
+      '/.well-known/oauth-protected-resource/mcp/zzz',
+      '/.well-known/oauth-protected-resource',
+    ]) {
       const res = await request(`${stack.url}${path}`)
       assert.equal(res.statusCode, 404, path)
       await res.body.dump()
@@ -284,10 +431,21 @@ describe('sessions', () => {
   it('are bound to the subject: another user gets 404, the owner keeps working', async () => {
     const alice = await stack.token('alice')
     const sid = await openSession('echo', alice)
-    const call = { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' } } }
-    const bob = await post('echo', call, { authorization: `Bearer ${await stack.token('bob')}`, 'mcp-session-id': sid })
+    const call = {
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { text: 'x' } },
+    }
+    const bob = await post('echo', call, {
+      authorization: `Bearer ${await stack.token('bob')}`,
+      'mcp-session-id': sid,
+    })
     assert.equal(bob.status, 404)
-    const again = await post('echo', call, { authorization: `Bearer ${await stack.token('alice')}`, 'mcp-session-id': sid })
+    const again = await post('echo', call, {
+      authorization: `Bearer ${await stack.token('alice')}`,
+      'mcp-session-id': sid,
+    })
     assert.equal(again.status, 200)
     assert.equal(again.json().result.content[0].text, 'x')
   })
@@ -297,17 +455,30 @@ describe('sessions', () => {
     const sid = await openSession('echo', token)
     const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' }
     const h = { authorization: `Bearer ${token}`, 'mcp-session-id': sid }
-    assert.equal((await post('echo', list, { ...h, 'mcp-protocol-version': '2025-11-25' })).status, 200)
+    assert.equal(
+      (await post('echo', list, { ...h, 'mcp-protocol-version': '2025-11-25' })).status,
+      200,
+    )
     assert.equal((await post('echo', list, h)).status, 200)
     const other = await post('echo', list, { ...h, 'mcp-protocol-version': '2025-06-18' })
     assert.equal(other.status, 400)
     assert.match(other.text, /not the version negotiated for this session \(2025-11-25\)/)
-    assert.equal((await post('echo', list, { ...h, 'mcp-protocol-version': '1999-01-01' })).status, 400)
+    assert.equal(
+      (await post('echo', list, { ...h, 'mcp-protocol-version': '1999-01-01' })).status,
+      400,
+    )
   })
 
   it('a token for the same subject with another audience cannot use the session', async () => {
     const sid = await openSession('echo', await stack.token('alice'))
-    const res = await post('echo', { jsonrpc: '2.0', id: 2, method: 'tools/list' }, { authorization: `Bearer ${await stack.token('alice', { server: 'notes' })}`, 'mcp-session-id': sid })
+    const res = await post(
+      'echo',
+      { jsonrpc: '2.0', id: 2, method: 'tools/list' },
+      {
+        authorization: `Bearer ${await stack.token('alice', { server: 'notes' })}`,
+        'mcp-session-id': sid,
+      },
+    )
     assert.equal(res.status, 401)
   })
 
@@ -322,23 +493,41 @@ describe('sessions', () => {
   const token = () => stack.token('alice')
   const cases: { name: string; headers: Record<string, string>; status: number }[] = [
     { name: 'missing session id on a non-initialize request → 400', headers: {}, status: 400 },
-    { name: 'unknown session id → 404', headers: { 'mcp-session-id': 'no-such-session' }, status: 404 },
+    {
+      name: 'unknown session id → 404',
+      headers: { 'mcp-session-id': 'no-such-session' },
+      status: 404,
+    },
   ]
   for (const c of cases) {
     it(c.name, async () => {
-      const res = await post('echo', { jsonrpc: '2.0', id: 2, method: 'tools/list' }, { authorization: `Bearer ${await token()}`, ...c.headers })
+      const res = await post(
+        'echo',
+        { jsonrpc: '2.0', id: 2, method: 'tools/list' },
+        { authorization: `Bearer ${await token()}`, ...c.headers },
+      )
       assert.equal(res.status, c.status)
       assert.equal(res.json().id, null)
     })
   }
 
   it('DELETE ends the session and its process', async () => {
-    const { client, transport } = await connect('fixture', await stack.token('alice', { server: 'fixture' }))
+    const { client, transport } = await connect(
+      'fixture',
+      await stack.token('alice', { server: 'fixture' }),
+    )
     const pid = Number(textOf(await client.callTool({ name: 'pid', arguments: {} })))
     const sid = transport.sessionId!
     await transport.terminateSession()
     assert.equal(await gone(pid), true)
-    const res = await post('fixture', { jsonrpc: '2.0', id: 9, method: 'tools/list' }, { authorization: `Bearer ${await stack.token('alice', { server: 'fixture' })}`, 'mcp-session-id': sid })
+    const res = await post(
+      'fixture',
+      { jsonrpc: '2.0', id: 9, method: 'tools/list' },
+      {
+        authorization: `Bearer ${await stack.token('alice', { server: 'fixture' })}`,
+        'mcp-session-id': sid,
+      },
+    )
     assert.equal(res.status, 404)
     await client.close()
   })
@@ -346,11 +535,21 @@ describe('sessions', () => {
   it('a crashing process fails its in-flight call and ends the session', async () => {
     const policy = readFileSync(join(stack.dir, 'policy.yaml'), 'utf8')
     assert.match(policy, /crash: deny/)
-    const { client, transport } = await connect('fixture', await stack.token('alice', { server: 'fixture' }))
+    const { client, transport } = await connect(
+      'fixture',
+      await stack.token('alice', { server: 'fixture' }),
+    )
     const pid = Number(textOf(await client.callTool({ name: 'pid', arguments: {} })))
     process.kill(pid, 'SIGKILL')
     assert.equal(await gone(pid), true)
-    const res = await post('fixture', { jsonrpc: '2.0', id: 9, method: 'tools/list' }, { authorization: `Bearer ${await stack.token('alice', { server: 'fixture' })}`, 'mcp-session-id': transport.sessionId! })
+    const res = await post(
+      'fixture',
+      { jsonrpc: '2.0', id: 9, method: 'tools/list' },
+      {
+        authorization: `Bearer ${await stack.token('alice', { server: 'fixture' })}`,
+        'mcp-session-id': transport.sessionId!,
+      },
+    )
     assert.equal(res.status, 404)
     await client.close()
   })
@@ -362,16 +561,27 @@ describe('sessions', () => {
       const pending = client.callTool({ name: 'slow', arguments: { ms: 30_000 } })
       await new Promise((r) => setTimeout(r, 200))
       process.kill(pid, 'SIGKILL')
-      await assert.rejects(pending, (err: Error & { code?: number }) => err.code === -32000 && /the MCP server process exited/.test(err.message))
+      await assert.rejects(
+        pending,
+        (err: Error & { code?: number }) =>
+          err.code === -32000 && /the MCP server process exited/.test(err.message),
+      )
     } finally {
       await client.close()
     }
   })
 
   it('a call the process never answers fails after requestTimeout, and the session goes on', async () => {
-    const { client } = await connect('impatient', await stack.token('alice', { server: 'impatient' }))
+    const { client } = await connect(
+      'impatient',
+      await stack.token('alice', { server: 'impatient' }),
+    )
     try {
-      await assert.rejects(client.callTool({ name: 'slow', arguments: { ms: 30_000 } }, { timeout: 10_000 }), (err: Error & { code?: number }) => err.code === -32001 && /did not answer in time/.test(err.message))
+      await assert.rejects(
+        client.callTool({ name: 'slow', arguments: { ms: 30_000 } }, { timeout: 10_000 }),
+        (err: Error & { code?: number }) =>
+          err.code === -32001 && /did not answer in time/.test(err.message),
+      )
       assert.equal(textOf(await client.callTool({ name: 'slow', arguments: { ms: 1 } })), 'done')
     } finally {
       await client.close()
@@ -386,7 +596,10 @@ describe('sessions', () => {
       const info = JSON.parse(out) as { pid: number; env: Record<string, string> }
       assert.equal(out.includes(token), false)
       assert.doesNotMatch(out, /eyJ/)
-      assert.deepEqual(Object.keys(info.env).filter((k) => /TOKEN|SECRET|AUTH/i.test(k)), [])
+      assert.deepEqual(
+        Object.keys(info.env).filter((k) => /TOKEN|SECRET|AUTH/i.test(k)),
+        [],
+      )
       assert.equal(readFileSync(`/proc/${info.pid}/environ`, 'latin1').includes(token), false)
       assert.equal(readFileSync(`/proc/${info.pid}/cmdline`, 'latin1').includes(token), false)
       assert.equal(JSON.stringify(recorded()).includes(token), false)
@@ -400,7 +613,16 @@ describe('policy on every message', () => {
   it('a call without the scope is a 403 step-up challenge, and the process never sees it', async () => {
     const token = await stack.token('alice', { server: 'notes' })
     const sid = await openSession('notes', token)
-    const res = await post('notes', { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'write_note', arguments: { name: 'a', text: 'b' } } }, { authorization: `Bearer ${token}`, 'mcp-session-id': sid })
+    const res = await post(
+      'notes',
+      {
+        jsonrpc: '2.0',
+        id: 5,
+        method: 'tools/call',
+        params: { name: 'write_note', arguments: { name: 'a', text: 'b' } },
+      },
+      { authorization: `Bearer ${token}`, 'mcp-session-id': sid },
+    )
     assert.equal(res.status, 403)
     assert.equal(
       res.headers['www-authenticate'],
@@ -411,11 +633,25 @@ describe('policy on every message', () => {
   it('an explicit deny is a JSON-RPC error on 200 and never reaches the process', async () => {
     const token = await stack.token('alice', { server: 'fixture' })
     const sid = await openSession('fixture', token)
-    const res = await post('fixture', { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'crash', arguments: {} } }, { authorization: `Bearer ${token}`, 'mcp-session-id': sid })
+    const res = await post(
+      'fixture',
+      { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'crash', arguments: {} } },
+      { authorization: `Bearer ${token}`, 'mcp-session-id': sid },
+    )
     assert.equal(res.status, 200)
-    assert.deepEqual(res.json(), { jsonrpc: '2.0', id: 7, error: { code: -32010, message: 'denied by policy' } })
-    assert.equal(recorded().some((m) => m.method === 'tools/call' && m.params?.name === 'crash'), false)
-    assert.ok(recorded().some((m) => m.method === 'initialize'), 'the record file works')
+    assert.deepEqual(res.json(), {
+      jsonrpc: '2.0',
+      id: 7,
+      error: { code: -32010, message: 'denied by policy' },
+    })
+    assert.equal(
+      recorded().some((m) => m.method === 'tools/call' && m.params?.name === 'crash'),
+      false,
+    )
+    assert.ok(
+      recorded().some((m) => m.method === 'initialize'),
+      'the record file works',
+    )
   })
 })
 
@@ -441,15 +677,24 @@ describe('edge checks', () => {
 
   it('an oversized body is 413, declared or streamed', async () => {
     const token = await stack.token('alice')
-    const big = JSON.stringify({ ...INIT, params: { ...INIT.params, pad: 'x'.repeat(2 * 1024 * 1024) } })
+    const big = JSON.stringify({
+      ...INIT,
+      params: { ...INIT.params, pad: 'x'.repeat(2 * 1024 * 1024) },
+    })
     const declared = await post('echo', big, { authorization: `Bearer ${token}` })
     assert.equal(declared.status, 413)
     const streamed = await request(stack.endpoint('echo'), {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}` },
-      body: Readable.from((async function* () {
-        for (let i = 0; i < 40; i++) yield Buffer.alloc(64 * 1024, 0x20)
-      })()),
+      headers: {
+        'content-type': 'application/json',
+        accept: ACCEPT,
+        authorization: `Bearer ${token}`,
+      },
+      body: Readable.from(
+        (async function* () {
+          for (let i = 0; i < 40; i++) yield Buffer.alloc(64 * 1024, 0x20)
+        })(),
+      ),
     })
     assert.equal(streamed.statusCode, 413)
     await streamed.body.dump()
@@ -463,7 +708,10 @@ describe('edge checks', () => {
       { body: '{"jsonrpc":"2.0","method":42}', code: undefined },
     ]
     for (const c of cases) {
-      const res = await post('echo', c.body, { authorization: `Bearer ${token}`, 'mcp-session-id': sid })
+      const res = await post('echo', c.body, {
+        authorization: `Bearer ${token}`,
+        'mcp-session-id': sid,
+      })
       assert.equal(res.status, 400, c.body)
       const json = res.json()
       assert.equal(json.id, null)
@@ -479,7 +727,11 @@ describe('edge checks', () => {
   it('notifications get 202 with no body', async () => {
     const token = await stack.token('alice')
     const sid = await openSession('echo', token)
-    const res = await post('echo', { jsonrpc: '2.0', method: 'notifications/initialized' }, { authorization: `Bearer ${token}`, 'mcp-session-id': sid })
+    const res = await post(
+      'echo',
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { authorization: `Bearer ${token}`, 'mcp-session-id': sid },
+    )
     assert.equal(res.status, 202)
     assert.equal(res.text, '')
   })
@@ -489,23 +741,43 @@ describe('operations', () => {
   it('responses: json answers a call with one JSON body', async () => {
     const token = await stack.token('alice', { server: 'echojson' })
     const sid = await openSession('echojson', token)
-    const res = await post('echojson', { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { text: 'j' } } }, { authorization: `Bearer ${token}`, 'mcp-session-id': sid })
+    const res = await post(
+      'echojson',
+      {
+        jsonrpc: '2.0',
+        id: 3,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: { text: 'j' } },
+      },
+      { authorization: `Bearer ${token}`, 'mcp-session-id': sid },
+    )
     assert.equal(res.status, 200)
     assert.match(res.headers['content-type'] as string, /^application\/json/)
-    assert.deepEqual(JSON.parse(res.text), { jsonrpc: '2.0', id: 3, result: { content: [{ type: 'text', text: 'j' }] } })
+    assert.deepEqual(JSON.parse(res.text), {
+      jsonrpc: '2.0',
+      id: 3,
+      result: { content: [{ type: 'text', text: 'j' }] },
+    })
   })
 
   it('a server whose command cannot start is 502, and the gateway goes on', async () => {
     const sessions = stack.gateway.registry.size
-    const res = await post('broken', INIT, { authorization: `Bearer ${await stack.token('alice', { server: 'broken' })}` })
+    const res = await post('broken', INIT, {
+      authorization: `Bearer ${await stack.token('alice', { server: 'broken' })}`,
+    })
     assert.equal(res.status, 502)
     assert.equal(res.json().error.message, 'the MCP server could not be started')
     assert.equal(stack.gateway.registry.size, sessions)
-    assert.ok(stack.logLines.some((l) => /server process failed to start/.test(l) && /ENOENT/.test(l)))
+    assert.ok(
+      stack.logLines.some((l) => /server process failed to start/.test(l) && /ENOENT/.test(l)),
+    )
   })
 
   it('healthz and readyz', async () => {
-    for (const [path, body] of [['/healthz', { status: 'ok' }], ['/readyz', { status: 'ready', problems: [], warnings: [] }]] as const) {
+    for (const [path, body] of [
+      ['/healthz', { status: 'ok' }],
+      ['/readyz', { status: 'ready', problems: [], warnings: [] }],
+    ] as const) {
       const res = await request(`${stack.url}${path}`)
       assert.equal(res.statusCode, 200, path)
       assert.deepEqual(await res.body.json(), body)
@@ -516,8 +788,13 @@ describe('operations', () => {
     const res = await post('echo', INIT, { authorization: `Bearer ${await stack.token('alice')}` })
     const id = res.headers['x-request-id'] as string
     assert.match(id, /^[0-9a-f-]{36}$/)
-    const lines = stack.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.req === id)
-    assert.deepEqual(lines.map((l) => l.msg), ['session opened', 'request'])
+    const lines = stack.logLines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.req === id)
+    assert.deepEqual(
+      lines.map((l) => l.msg),
+      ['session opened', 'request'],
+    )
     assert.equal(lines[0]!.server, 'echo')
   })
 
@@ -526,7 +803,9 @@ describe('operations', () => {
     try {
       await client.callTool({ name: 'stderr', arguments: { text: 'hello from stderr' } })
       const pid = Number(textOf(await client.callTool({ name: 'pid', arguments: {} })))
-      const line = stack.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.stderr === 'hello from stderr')
+      const line = stack.logLines
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((l) => l.stderr === 'hello from stderr')
       assert.ok(line, 'the stderr line was logged')
       assert.equal(line.server, 'fixture')
       assert.equal(line.pid, pid)
@@ -542,10 +821,16 @@ describe('key rotation at the IdP', () => {
     const before = await stack.token('alice')
     await stack.rotateKeys()
     const after = await stack.token('alice')
-    assert.notEqual(JSON.parse(Buffer.from(after.split('.')[0]!, 'base64url').toString()).kid, JSON.parse(Buffer.from(before.split('.')[0]!, 'base64url').toString()).kid)
+    assert.notEqual(
+      JSON.parse(Buffer.from(after.split('.')[0]!, 'base64url').toString()).kid,
+      JSON.parse(Buffer.from(before.split('.')[0]!, 'base64url').toString()).kid,
+    )
     const { client } = await connect('echo', after)
     try {
-      assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'rotated' } })), 'rotated')
+      assert.equal(
+        textOf(await client.callTool({ name: 'echo', arguments: { text: 'rotated' } })),
+        'rotated',
+      )
     } finally {
       await client.close()
     }
@@ -565,7 +850,13 @@ function b64(o: unknown): string {
 
 function claims() {
   const now = Math.floor(Date.now() / 1000)
-  return { iss: stack.idp.issuer, sub: 'alice', aud: stack.endpoint('echo'), iat: now, exp: now + 300 }
+  return {
+    iss: stack.idp.issuer,
+    sub: 'alice',
+    aud: stack.endpoint('echo'),
+    iat: now,
+    exp: now + 300,
+  }
 }
 
 function unsecured(): string {

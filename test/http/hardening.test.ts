@@ -15,9 +15,19 @@ import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/sta
 
 const ACCEPT = 'application/json, text/event-stream'
 const node = process.execPath
-const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'h', version: '0' } } }
+const INIT = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: {
+    protocolVersion: '2025-11-25',
+    capabilities: {},
+    clientInfo: { name: 'h', version: '0' },
+  },
+}
 // A process that answers every request with an error: its initialize fails.
-const REFUSER = "process.stdin.on('data', (d) => { for (const l of String(d).split('\\n')) { if (!l) continue; const m = JSON.parse(l); if (m.id !== undefined) process.stdout.write(JSON.stringify({ jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'refusing everything' } }) + '\\n') } })"
+const REFUSER =
+  "process.stdin.on('data', (d) => { for (const l of String(d).split('\\n')) { if (!l) continue; const m = JSON.parse(l); if (m.id !== undefined) process.stdout.write(JSON.stringify({ jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'refusing everything' } }) + '\\n') } })"
 
 let stack: Stack
 before(async () => {
@@ -33,15 +43,34 @@ before(async () => {
 })
 after(() => stack.close())
 
-async function post(path: string, token: string | undefined, body: unknown, extra: Record<string, string> = {}) {
+async function post(
+  path: string,
+  token: string | undefined,
+  body: unknown,
+  extra: Record<string, string> = {},
+) {
   const res = await request(`${stack.url}${path}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: ACCEPT, ...(token ? { authorization: `Bearer ${token}` } : {}), ...extra },
+    headers: {
+      'content-type': 'application/json',
+      accept: ACCEPT,
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...extra,
+    },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   })
   const text = await res.body.text()
   const data = sseData(text)
-  return { status: res.statusCode, headers: res.headers, text, json: data.length ? JSON.parse(data.at(-1)!) : text.startsWith('{') ? JSON.parse(text) : undefined }
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    text,
+    json: data.length
+      ? JSON.parse(data.at(-1)!)
+      : text.startsWith('{')
+        ? JSON.parse(text)
+        : undefined,
+  }
 }
 
 const sessionsOf = () => stack.gateway.registry.size
@@ -51,20 +80,31 @@ describe('HEAD opens nothing', () => {
     const token = await stack.token('alice', { server: 'plain' })
     const before = sessionsOf()
     for (let i = 0; i < 70; i++) {
-      const res = await request(`${stack.url}/sse/plain`, { method: 'HEAD', headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } })
+      const res = await request(`${stack.url}/sse/plain`, {
+        method: 'HEAD',
+        headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
+      })
       assert.equal(res.statusCode, 405)
       assert.equal(res.headers.allow, 'GET')
       await res.body.dump()
     }
     assert.equal(sessionsOf(), before)
-    const logs = stack.logLines.filter((l) => l.includes('"session opened"') && l.includes('"server":"plain"'))
+    const logs = stack.logLines.filter(
+      (l) => l.includes('"session opened"') && l.includes('"server":"plain"'),
+    )
     assert.equal(logs.length, 0)
   })
 
   it('HEAD is refused wherever GET would act, and answered where GET only reads', async () => {
     const cases: [string, number][] = [
-      ['/sse/plain', 405], ['/mcp/plain', 405], ['/messages/plain?sessionId=x', 405], ['/nowhere', 405],
-      ['/healthz', 200], ['/readyz', 200], ['/metrics', 200], ['/.well-known/oauth-protected-resource/mcp/plain', 200],
+      ['/sse/plain', 405],
+      ['/mcp/plain', 405],
+      ['/messages/plain?sessionId=x', 405],
+      ['/nowhere', 405],
+      ['/healthz', 200],
+      ['/readyz', 200],
+      ['/metrics', 200],
+      ['/.well-known/oauth-protected-resource/mcp/plain', 200],
     ]
     for (const [path, status] of cases) {
       const res = await request(`${stack.url}${path}`, { method: 'HEAD' })
@@ -77,12 +117,21 @@ describe('HEAD opens nothing', () => {
 describe('one subject cannot take the gateway', () => {
   it('by default a subject holds at most 8 sessions of a server, even when it starts 30 at once; another subject still gets in', async () => {
     const alice = await stack.token('alice', { server: 'plain' })
-    const results = await Promise.all(Array.from({ length: 30 }, () => post('/mcp/plain', alice, INIT)))
+    const results = await Promise.all(
+      Array.from({ length: 30 }, () => post('/mcp/plain', alice, INIT)),
+    )
     // Each new session made room by reclaiming an idle one of alice's, or was refused: never more than 8 live.
-    const live = results.filter((r) => r.status === 200).map((r) => r.headers['mcp-session-id'] as string)
+    const live = results
+      .filter((r) => r.status === 200)
+      .map((r) => r.headers['mcp-session-id'] as string)
     let alive = 0
     for (const sid of live) {
-      const ping = await post('/mcp/plain', alice, { jsonrpc: '2.0', id: 2, method: 'ping' }, { 'mcp-session-id': sid })
+      const ping = await post(
+        '/mcp/plain',
+        alice,
+        { jsonrpc: '2.0', id: 2, method: 'ping' },
+        { 'mcp-session-id': sid },
+      )
       if (ping.status === 200) alive++
       else assert.equal(ping.status, 404)
     }
@@ -101,7 +150,11 @@ describe('a failed initialize leaves nothing behind', () => {
       const res = await post(`/mcp/${server}`, token, INIT)
       assert.equal(res.status, 200, res.text)
       assert.equal(res.headers['mcp-session-id'], undefined)
-      assert.deepEqual(res.json, { jsonrpc: '2.0', id: 1, error: { code: -32603, message: 'refusing everything' } })
+      assert.deepEqual(res.json, {
+        jsonrpc: '2.0',
+        id: 1,
+        error: { code: -32603, message: 'refusing everything' },
+      })
       assert.equal(sessionsOf(), before)
     })
   }
@@ -110,7 +163,11 @@ describe('a failed initialize leaves nothing behind', () => {
     const token = await stack.token('dev', { server: 'plain' })
     const before = sessionsOf()
     const deep = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"x","version":"0"},"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`
-    for (const body of [deep, `${'['.repeat(65)}${']'.repeat(65)}`, `{"a":${'{"a":'.repeat(70)}1${'}'.repeat(70)}}`]) {
+    for (const body of [
+      deep,
+      `${'['.repeat(65)}${']'.repeat(65)}`,
+      `{"a":${'{"a":'.repeat(70)}1${'}'.repeat(70)}}`,
+    ]) {
       const res = await post('/mcp/plain', token, body)
       assert.equal(res.status, 400)
       assert.equal(res.json.error.code, -32600)
@@ -118,22 +175,39 @@ describe('a failed initialize leaves nothing behind', () => {
       assert.equal(res.headers['mcp-session-id'], undefined)
     }
     // Brackets inside strings are not nesting.
-    const strings = await post('/mcp/plain', token, { ...INIT, params: { ...INIT.params, clientInfo: { name: '['.repeat(1000), version: '{"\\"' } } })
+    const strings = await post('/mcp/plain', token, {
+      ...INIT,
+      params: { ...INIT.params, clientInfo: { name: '['.repeat(1000), version: '{"\\"' } },
+    })
     assert.equal(strings.status, 200, strings.text)
-    const del = await request(stack.local('plain'), { method: 'DELETE', headers: { authorization: `Bearer ${token}`, 'mcp-session-id': strings.headers['mcp-session-id'] as string } })
+    const del = await request(stack.local('plain'), {
+      method: 'DELETE',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'mcp-session-id': strings.headers['mcp-session-id'] as string,
+      },
+    })
     await del.body.dump()
     assert.equal(sessionsOf(), before)
   })
 })
 
 describe('bodies are bounded on every transport', () => {
-  const pings = (n: number) => Array.from({ length: n }, (_, i) => ({ jsonrpc: '2.0', id: i + 1, method: 'ping' }))
+  const pings = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({ jsonrpc: '2.0', id: i + 1, method: 'ping' }))
 
   it('Streamable HTTP: a batch of 101 or an empty batch is 400 -32600; 100 pass', async () => {
     const token = await stack.token('alice', { server: 'plain' })
-    const init = await post('/mcp/plain', token, { ...INIT, params: { ...INIT.params, protocolVersion: '2025-03-26' } })
+    const init = await post('/mcp/plain', token, {
+      ...INIT,
+      params: { ...INIT.params, protocolVersion: '2025-03-26' },
+    })
     const sid = init.headers['mcp-session-id'] as string
-    for (const [body, status] of [[pings(101), 400], [[], 400], [pings(100), 200]] as [unknown[], number][]) {
+    for (const [body, status] of [
+      [pings(101), 400],
+      [[], 400],
+      [pings(100), 200],
+    ] as [unknown[], number][]) {
       const res = await post('/mcp/plain', token, body, { 'mcp-session-id': sid })
       assert.equal(res.status, status, `${body.length}: ${res.text.slice(0, 200)}`)
       if (status === 400) assert.equal(res.json.error.code, -32600)
@@ -142,7 +216,9 @@ describe('bodies are bounded on every transport', () => {
 
   it('legacy /messages: a batch of 12,000 is 400 -32600 and nothing reaches the process', async () => {
     const token = await stack.token('alice', { server: 'plain' })
-    const stream = await request(`${stack.url}/sse/plain`, { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } })
+    const stream = await request(`${stack.url}/sse/plain`, {
+      headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
+    })
     const first = String((await stream.body[Symbol.asyncIterator]().next()).value)
     const endpoint = /data: (.*)\n/.exec(first)![1]!
     try {
@@ -166,7 +242,9 @@ describe('bodies are bounded on every transport', () => {
       socket.on('data', (d) => (text += String(d)))
       socket.on('close', () => resolve(text))
     })
-    socket.write(`POST /mcp/plain HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-type: application/json\r\naccept: ${ACCEPT}\r\nauthorization: Bearer ${token}\r\ncontent-length: 1000\r\n\r\n{"jsonrpc":`)
+    socket.write(
+      `POST /mcp/plain HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-type: application/json\r\naccept: ${ACCEPT}\r\nauthorization: Bearer ${token}\r\ncontent-length: 1000\r\n\r\n{"jsonrpc":`,
+    )
     const text = await answer
     assert.match(text, /^HTTP\/1\.1 408 /)
     assert.match(text, /connection: close/i)
@@ -176,12 +254,15 @@ describe('bodies are bounded on every transport', () => {
 
 describe('/metrics off the public listener', () => {
   it('metrics.listen: the main listener answers 404, the metrics listener serves them (and checks Host)', async () => {
-    const config = validateConfig({
-      listen: { host: '127.0.0.1', port: 0 },
-      metrics: { listen: { host: '127.0.0.1', port: 0 } },
-      auth: { issuer: stack.idp.issuer },
-      servers: { echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] } },
-    }, { file: 'test', baseDir: '/' })
+    const config = validateConfig(
+      {
+        listen: { host: '127.0.0.1', port: 0 },
+        metrics: { listen: { host: '127.0.0.1', port: 0 } },
+        auth: { issuer: stack.idp.issuer },
+        servers: { echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] } },
+      },
+      { file: 'test', baseDir: '/' },
+    )
     const gw = await startGateway(config, { log: pino({ level: 'silent' }) })
     try {
       const main = await request(`${gw.url}/metrics`)
@@ -203,13 +284,19 @@ describe('/metrics off the public listener', () => {
   })
 
   it('metrics.allowFrom: a peer outside the list gets 403; one inside gets the metrics', async () => {
-    for (const [allowFrom, status] of [[['10.0.0.0/8'], 403], [['127.0.0.0/8', '::1'], 200]] as [string[], number][]) {
-      const config = validateConfig({
-        listen: { host: '127.0.0.1', port: 0 },
-        metrics: { allowFrom },
-        auth: { issuer: stack.idp.issuer },
-        servers: { echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] } },
-      }, { file: 'test', baseDir: '/' })
+    for (const [allowFrom, status] of [
+      [['10.0.0.0/8'], 403],
+      [['127.0.0.0/8', '::1'], 200],
+    ] as [string[], number][]) {
+      const config = validateConfig(
+        {
+          listen: { host: '127.0.0.1', port: 0 },
+          metrics: { allowFrom },
+          auth: { issuer: stack.idp.issuer },
+          servers: { echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] } },
+        },
+        { file: 'test', baseDir: '/' },
+      )
       const gw = await startGateway(config, { log: pino({ level: 'silent' }) })
       try {
         const res = await request(`${gw.url}/metrics`)

@@ -42,10 +42,11 @@ before(async () => {
     },
     policy: `${TEST_POLICY}${SERVERS.map((s) => `  ${s}:${RULES}`).join('')}`,
   })
-  alice = Object.fromEntries(await Promise.all(SERVERS.map(async (s) => [s, await stack.token('alice', { server: s })])))
+  alice = Object.fromEntries(
+    await Promise.all(SERVERS.map(async (s) => [s, await stack.token('alice', { server: s })])),
+  )
 })
 after(() => stack.close())
-
 
 /** Everything the server process of `server` has read from stdin so far. */
 function stdinOf(server: string): string {
@@ -53,7 +54,12 @@ function stdinOf(server: string): string {
   return existsSync(file) ? readFileSync(file, 'utf8') : ''
 }
 
-type Res = { status: number; headers: Dispatcher.ResponseData['headers']; text: string; json: Record<string, any> | undefined }
+type Res = {
+  status: number
+  headers: Dispatcher.ResponseData['headers']
+  text: string
+  json: Record<string, any> | undefined
+}
 
 async function post(path: string, body: unknown, headers: Record<string, string>): Promise<Res> {
   const res = await request(`${stack.url}${path}`, {
@@ -63,26 +69,50 @@ async function post(path: string, body: unknown, headers: Record<string, string>
   })
   const text = await res.body.text()
   const data = sseData(text)
-  const json = data.length > 0 ? JSON.parse(data.at(-1)!) : text.startsWith('{') || text.startsWith('[') ? JSON.parse(text) : undefined
+  const json =
+    data.length > 0
+      ? JSON.parse(data.at(-1)!)
+      : text.startsWith('{') || text.startsWith('[')
+        ? JSON.parse(text)
+        : undefined
   return { status: res.statusCode, headers: res.headers, text, json }
 }
 
 async function openSession(server: string): Promise<string> {
   const auth = { authorization: `Bearer ${alice[server]}` }
-  const init = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'hostile', version: '0' } } }
+  const init = {
+    jsonrpc: '2.0',
+    id: 0,
+    method: 'initialize',
+    params: {
+      protocolVersion: '2025-11-25',
+      capabilities: {},
+      clientInfo: { name: 'hostile', version: '0' },
+    },
+  }
   const res = await post(`/mcp/${server}`, init, auth)
   assert.equal(res.status, 200, res.text)
   const sid = res.headers['mcp-session-id'] as string
-  await post(`/mcp/${server}`, { jsonrpc: '2.0', method: 'notifications/initialized' }, { ...auth, 'mcp-session-id': sid })
+  await post(
+    `/mcp/${server}`,
+    { jsonrpc: '2.0', method: 'notifications/initialized' },
+    { ...auth, 'mcp-session-id': sid },
+  )
   // The process reads its stdin in order: once a ping is answered, everything before it was read.
-  const ping = await post(`/mcp/${server}`, { jsonrpc: '2.0', id: 'sync', method: 'ping' }, { ...auth, 'mcp-session-id': sid })
+  const ping = await post(
+    `/mcp/${server}`,
+    { jsonrpc: '2.0', id: 'sync', method: 'ping' },
+    { ...auth, 'mcp-session-id': sid },
+  )
   assert.equal(ping.status, 200, ping.text)
   return sid
 }
 
 /** A legacy HTTP+SSE session: its message endpoint and the messages its event stream carried. */
 async function openLegacy(server: string) {
-  const res = await request(`${stack.url}/sse/${server}`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${alice[server]}` } })
+  const res = await request(`${stack.url}/sse/${server}`, {
+    headers: { accept: 'text/event-stream', authorization: `Bearer ${alice[server]}` },
+  })
   assert.equal(res.statusCode, 200)
   const messages: Record<string, any>[] = []
   let endpoint: string | undefined
@@ -108,7 +138,16 @@ async function openLegacy(server: string) {
   await until(() => endpoint !== undefined)
   const auth = { authorization: `Bearer ${alice[server]}` }
   const send = (body: unknown) => post(endpoint!, body, auth)
-  await send({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'hostile', version: '0' } } })
+  await send({
+    jsonrpc: '2.0',
+    id: 0,
+    method: 'initialize',
+    params: {
+      protocolVersion: '2024-11-05',
+      capabilities: {},
+      clientInfo: { name: 'hostile', version: '0' },
+    },
+  })
   await until(() => messages.some((m) => m.id === 0))
   await send({ jsonrpc: '2.0', method: 'notifications/initialized' })
   await send({ jsonrpc: '2.0', id: 'sync', method: 'ping' })
@@ -126,19 +165,51 @@ async function openLegacy(server: string) {
 
 /** A 2026-07-28 request as a conforming client sends it. */
 function modern(server: string, method: string, params: Record<string, unknown>, id: number) {
-  const body = { jsonrpc: '2.0', id, method, params: { ...params, _meta: { 'io.modelcontextprotocol/protocolVersion': V2026, 'io.modelcontextprotocol/clientCapabilities': {} } } }
-  const headers: Record<string, string> = { authorization: `Bearer ${alice[server]}`, 'mcp-protocol-version': V2026, 'mcp-method': method }
+  const body = {
+    jsonrpc: '2.0',
+    id,
+    method,
+    params: {
+      ...params,
+      _meta: {
+        'io.modelcontextprotocol/protocolVersion': V2026,
+        'io.modelcontextprotocol/clientCapabilities': {},
+      },
+    },
+  }
+  const headers: Record<string, string> = {
+    authorization: `Bearer ${alice[server]}`,
+    'mcp-protocol-version': V2026,
+    'mcp-method': method,
+  }
   const name = params.name ?? params.uri
   // A header value cannot carry control characters: those go Base64-encoded (SEP-2243).
-  if (typeof name === 'string') headers['mcp-name'] = /^[\x20-\x7e]*$/.test(name) && name.trim() === name ? name : `=?base64?${Buffer.from(name).toString('base64')}?=`
+  if (typeof name === 'string')
+    headers['mcp-name'] =
+      /^[\x20-\x7e]*$/.test(name) && name.trim() === name
+        ? name
+        : `=?base64?${Buffer.from(name).toString('base64')}?=`
   return post(`/mcp/${server}`, body, headers)
 }
 
 // Spellings of the denied fixture://hello that the SDK server reads as fixture://hello.
 const HELLO_VARIANTS = [
-  'fixture://hello ', ' fixture://hello', 'fixture://hel\tlo', 'fixture://hello\n', 'fixture://hello\r', 'fixture://hello\u0000',
-  '\u0000fixture://hello', 'fixture://hello\t', 'fixture://hel\r\nlo', '\u001ffixture://hello', 'FIXTURE://hello', 'Fixture://hello',
-  'fixture://hello/../hello', 'fixture://hel%6Co', 'fixture://hello#x', 'fixture://HELLO',
+  'fixture://hello ',
+  ' fixture://hello',
+  'fixture://hel\tlo',
+  'fixture://hello\n',
+  'fixture://hello\r',
+  'fixture://hello\u0000',
+  '\u0000fixture://hello',
+  'fixture://hello\t',
+  'fixture://hel\r\nlo',
+  '\u001ffixture://hello',
+  'FIXTURE://hello',
+  'Fixture://hello',
+  'fixture://hello/../hello',
+  'fixture://hel%6Co',
+  'fixture://hello#x',
+  'fixture://HELLO',
 ]
 
 /** The three messages that name a resource, for one URI. */
@@ -146,7 +217,10 @@ function naming(uri: string): { method: string; params: Record<string, unknown> 
   return [
     { method: 'resources/read', params: { uri } },
     { method: 'resources/subscribe', params: { uri } },
-    { method: 'completion/complete', params: { ref: { type: 'ref/resource', uri }, argument: { name: 'x', value: '' } } },
+    {
+      method: 'completion/complete',
+      params: { ref: { type: 'ref/resource', uri }, argument: { name: 'x', value: '' } },
+    },
   ]
 }
 
@@ -155,13 +229,25 @@ describe('resource URIs are decided in the form the server reads, or refused', (
     const sid = await openSession('hsession')
     const h = { authorization: `Bearer ${alice.hsession}`, 'mcp-session-id': sid }
     const before = stdinOf('hsession')
-    const denied = await post('/mcp/hsession', { jsonrpc: '2.0', id: 1, method: 'resources/read', params: { uri: 'fixture://hello' } }, h)
+    const denied = await post(
+      '/mcp/hsession',
+      { jsonrpc: '2.0', id: 1, method: 'resources/read', params: { uri: 'fixture://hello' } },
+      h,
+    )
     assert.equal(denied.status, 200)
     assert.equal(denied.json!.error.code, -32010)
     assert.equal(stdinOf('hsession'), before, 'a denied read never reaches the process')
-    const list = await post('/mcp/hsession', { jsonrpc: '2.0', id: 2, method: 'resources/templates/list', params: {} }, h)
+    const list = await post(
+      '/mcp/hsession',
+      { jsonrpc: '2.0', id: 2, method: 'resources/templates/list', params: {} },
+      h,
+    )
     assert.equal(list.status, 200)
-    assert.notEqual(stdinOf('hsession'), before, 'an allowed request does reach it (so the record works)')
+    assert.notEqual(
+      stdinOf('hsession'),
+      before,
+      'an allowed request does reach it (so the record works)',
+    )
   })
 
   for (const server of SERVERS) {
@@ -188,7 +274,11 @@ describe('resource URIs are decided in the form the server reads, or refused', (
         }
       }
       // The same session still works: nothing was left half-open.
-      const ok = await post(`/mcp/${server}`, { jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name: 'pid', arguments: {} } }, h)
+      const ok = await post(
+        `/mcp/${server}`,
+        { jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name: 'pid', arguments: {} } },
+        h,
+      )
       assert.equal(ok.status, 200, ok.text)
       assert.ok(ok.json!.result, ok.text)
     })
@@ -205,7 +295,11 @@ describe('resource URIs are decided in the form the server reads, or refused', (
           assert.equal(res.status, 202, res.text)
           const answer = await legacy.answer(id)
           assert.equal(answer.error.code, -32602, `${m.method} ${JSON.stringify(uri)}`)
-          assert.equal(stdinOf('hsession'), before, `${m.method} ${JSON.stringify(uri)} reached the process`)
+          assert.equal(
+            stdinOf('hsession'),
+            before,
+            `${m.method} ${JSON.stringify(uri)} reached the process`,
+          )
         }
       }
     } finally {
@@ -230,13 +324,26 @@ describe('resource URIs are decided in the form the server reads, or refused', (
 
   it('2026-07-28 subscriptions/listen leaves non-canonical URIs out of its acknowledgement', async () => {
     const before = stack.audit().length
-    const res = await modern('hsession', 'subscriptions/listen', { notifications: { resourceSubscriptions: ['fixture://hello ', 'FIXTURE://hello'] } }, 990)
+    const res = await modern(
+      'hsession',
+      'subscriptions/listen',
+      { notifications: { resourceSubscriptions: ['fixture://hello ', 'FIXTURE://hello'] } },
+      990,
+    )
     assert.equal(res.status, 200, res.text)
-    const ack = sseData(res.text).map((d) => JSON.parse(d)).find((m) => m.method === 'notifications/subscriptions/acknowledged')
+    const ack = sseData(res.text)
+      .map((d) => JSON.parse(d))
+      .find((m) => m.method === 'notifications/subscriptions/acknowledged')
     assert.ok(ack, res.text)
     assert.equal(ack.params.notifications.resourceSubscriptions, undefined)
-    const left = stack.audit().slice(before).filter((e) => e.method === 'subscriptions/listen' && e.outcome === 'left out')
-    assert.deepEqual(left.map((e) => e.decision), ['invalid', 'invalid'])
+    const left = stack
+      .audit()
+      .slice(before)
+      .filter((e) => e.method === 'subscriptions/listen' && e.outcome === 'left out')
+    assert.deepEqual(
+      left.map((e) => e.decision),
+      ['invalid', 'invalid'],
+    )
   })
 })
 
@@ -244,13 +351,29 @@ describe('resource URIs are decided in the form the server reads, or refused', (
 const BAD_IDS: unknown[] = [null, {}, { id: 1 }, true, false, [], [1], ['1']]
 
 describe('a message is a notification only when it has no id member', () => {
-  const crash = (id: unknown) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'crash', arguments: {} } })
-  const withoutId = { jsonrpc: '2.0', method: 'tools/call', params: { name: 'crash', arguments: {} } }
+  const crash = (id: unknown) => ({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: { name: 'crash', arguments: {} },
+  })
+  const withoutId = {
+    jsonrpc: '2.0',
+    method: 'tools/call',
+    params: { name: 'crash', arguments: {} },
+  }
   const gatedNotifications = [
     withoutId,
     { jsonrpc: '2.0', method: 'resources/read', params: { uri: 'fixture://hello' } },
     { jsonrpc: '2.0', method: 'prompts/get', params: { name: 'greet', arguments: { name: 'x' } } },
-    { jsonrpc: '2.0', method: 'completion/complete', params: { ref: { type: 'ref/resource', uri: 'fixture://hello' }, argument: { name: 'x', value: '' } } },
+    {
+      jsonrpc: '2.0',
+      method: 'completion/complete',
+      params: {
+        ref: { type: 'ref/resource', uri: 'fixture://hello' },
+        argument: { name: 'x', value: '' },
+      },
+    },
     { jsonrpc: '2.0', method: 'resources/subscribe', params: { uri: 'fixture://hello' } },
   ]
 
@@ -274,7 +397,11 @@ describe('a message is a notification only when it has no id member', () => {
         assert.equal(res.json!.error.code, -32600, what)
         assert.equal(stdinOf(server), before, `${what} reached the process`)
       }
-      const ok = await post(`/mcp/${server}`, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'pid', arguments: {} } }, h)
+      const ok = await post(
+        `/mcp/${server}`,
+        { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'pid', arguments: {} } },
+        h,
+      )
       assert.ok(ok.json!.result, `the process is alive and the session usable: ${ok.text}`)
     })
   }
@@ -282,7 +409,12 @@ describe('a message is a notification only when it has no id member', () => {
   it('legacy /messages: the same bodies are 400 -32600 on the POST, audited, and never reach the process', async () => {
     const legacy = await openLegacy('hsession')
     try {
-      for (const body of [...BAD_IDS.map(crash), ...gatedNotifications, [crash(true)], [{ jsonrpc: '2.0', id: 7, method: 'ping' }, withoutId]]) {
+      for (const body of [
+        ...BAD_IDS.map(crash),
+        ...gatedNotifications,
+        [crash(true)],
+        [{ jsonrpc: '2.0', id: 7, method: 'ping' }, withoutId],
+      ]) {
         const before = stdinOf('hsession')
         const auditBefore = stack.audit().length
         const res = await legacy.send(body)
@@ -305,8 +437,23 @@ describe('a message is a notification only when it has no id member', () => {
   it('2026-07-28 bodies with a malformed id are 400 and never reach a process', async () => {
     for (const id of BAD_IDS) {
       const before = stdinOf('hsession')
-      const body = { ...crash(id), params: { name: 'crash', arguments: {}, _meta: { 'io.modelcontextprotocol/protocolVersion': V2026, 'io.modelcontextprotocol/clientCapabilities': {} } } }
-      const res = await post('/mcp/hsession', body, { authorization: `Bearer ${alice.hsession}`, 'mcp-protocol-version': V2026, 'mcp-method': 'tools/call', 'mcp-name': 'crash' })
+      const body = {
+        ...crash(id),
+        params: {
+          name: 'crash',
+          arguments: {},
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': V2026,
+            'io.modelcontextprotocol/clientCapabilities': {},
+          },
+        },
+      }
+      const res = await post('/mcp/hsession', body, {
+        authorization: `Bearer ${alice.hsession}`,
+        'mcp-protocol-version': V2026,
+        'mcp-method': 'tools/call',
+        'mcp-name': 'crash',
+      })
       assert.equal(res.status, 400, `${JSON.stringify(id)}: ${res.text}`)
       assert.equal(res.json!.id, null)
       assert.equal(stdinOf('hsession'), before, `${JSON.stringify(id)} reached the process`)

@@ -8,7 +8,16 @@ import { sseData } from '../helpers/sse.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 const ACCEPT = 'application/json, text/event-stream'
-const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'id', version: '0' } } }
+const INIT = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: {
+    protocolVersion: '2025-11-25',
+    capabilities: {},
+    clientInfo: { name: 'id', version: '0' },
+  },
+}
 
 let stack: Stack
 before(async () => {
@@ -19,12 +28,26 @@ after(() => stack.close())
 async function post(server: string, token: string, body: unknown, sid?: string) {
   const res = await request(stack.local(server), {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, ...(sid ? { 'mcp-session-id': sid } : {}) },
+    headers: {
+      'content-type': 'application/json',
+      accept: ACCEPT,
+      authorization: `Bearer ${token}`,
+      ...(sid ? { 'mcp-session-id': sid } : {}),
+    },
     body: JSON.stringify(body),
   })
   const text = await res.body.text()
   const data = sseData(text)
-  return { status: res.statusCode, headers: res.headers, text, json: data.length ? JSON.parse(data.at(-1)!) : text.startsWith('{') ? JSON.parse(text) : undefined }
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    text,
+    json: data.length
+      ? JSON.parse(data.at(-1)!)
+      : text.startsWith('{')
+        ? JSON.parse(text)
+        : undefined,
+  }
 }
 
 async function session(server: string, token: string): Promise<string> {
@@ -36,14 +59,24 @@ async function session(server: string, token: string): Promise<string> {
 }
 
 async function whoami(token: string) {
-  const res = await request(`${stack.url}/whoami`, { headers: { authorization: `Bearer ${token}` } })
+  const res = await request(`${stack.url}/whoami`, {
+    headers: { authorization: `Bearer ${token}` },
+  })
   return { status: res.statusCode, body: (await res.body.json()) as Record<string, any> }
 }
 
 describe('sub must be a non-empty string', () => {
   const subs: [string, unknown][] = [
-    ['an empty string', ''], ['a number', 7], ['zero', 0], ['a list holding the user', ['alice']], ['an empty list', []],
-    ['an object', { sub: 'alice' }], ['another object', {}], ['true', true], ['false', false], ['null', null],
+    ['an empty string', ''],
+    ['a number', 7],
+    ['zero', 0],
+    ['a list holding the user', ['alice']],
+    ['an empty list', []],
+    ['an object', { sub: 'alice' }],
+    ['another object', {}],
+    ['true', true],
+    ['false', false],
+    ['null', null],
   ]
   for (const [what, sub] of subs) {
     it(`sub as ${what} is 401 invalid_token, on the MCP endpoint and on /whoami`, async () => {
@@ -56,7 +89,7 @@ describe('sub must be a non-empty string', () => {
     })
   }
 
-  it("a token whose sub is [\"alice\"] cannot reach alice's session (control: alice can)", async () => {
+  it('a token whose sub is ["alice"] cannot reach alice\'s session (control: alice can)', async () => {
     const alice = await stack.forge({ sub: 'alice' })
     const sid = await session('echo', alice)
     const ping = { jsonrpc: '2.0', id: 2, method: 'ping' }
@@ -73,14 +106,21 @@ describe('roles come from the configured claim paths, in the configured form', (
     ['a client named "mcp-edge.roles"', { resource_access: { 'mcp-edge.roles': ['mcp-admin'] } }],
     ['realm roles as a string', { realm_access: { roles: 'mcp-admin' } }],
     ['realm roles as a space-separated string', { realm_access: { roles: 'mcp-user mcp-admin' } }],
-    ['realm roles mixing strings and other values', { realm_access: { roles: ['mcp-admin', { x: 1 }] } }],
+    [
+      'realm roles mixing strings and other values',
+      { realm_access: { roles: ['mcp-admin', { x: 1 }] } },
+    ],
     ['realm roles nested one level too deep', { realm_access: { roles: [['mcp-admin']] } }],
-    ['an unrelated client\'s roles', { resource_access: { other: { roles: ['mcp-admin'] } } }],
+    ["an unrelated client's roles", { resource_access: { other: { roles: ['mcp-admin'] } } }],
     ['a roles claim the config does not name', { roles: ['mcp-admin'], groups: ['mcp-admin'] }],
   ]
   for (const [what, claims] of lookalikes) {
     it(`${what}: no role, no access (control: the real claim gives the role)`, async () => {
-      const token = await stack.forge({ aud: stack.endpoint('notes'), realm_access: undefined, ...claims })
+      const token = await stack.forge({
+        aud: stack.endpoint('notes'),
+        realm_access: undefined,
+        ...claims,
+      })
       const me = await whoami(token)
       assert.equal(me.status, 200)
       assert.deepEqual(me.body.roles, [])
@@ -98,7 +138,12 @@ describe('roles come from the configured claim paths, in the configured form', (
 })
 
 describe("a token's scopes count only within the user's roles", () => {
-  const call = (name: string, id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: { name: 'x', text: 'y' } } })
+  const call = (name: string, id: number) => ({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: { name, arguments: { name: 'x', text: 'y' } },
+  })
 
   it("a developer's read-only token calls only read tools; write_note is listed for a step-up (-32011), delete_note hidden", async () => {
     const token = await stack.token('dev', { server: 'notes', scope: 'mcp:read' })
@@ -110,11 +155,16 @@ describe("a token's scopes count only within the user's roles", () => {
     // write_note stays listed, marked as needing a step-up the roles allow; delete_note (admin) is hidden.
     const tools = list.json.result.tools as { name: string; _meta?: Record<string, unknown> }[]
     assert.deepEqual(tools.map((t) => t.name).sort(), ['list_notes', 'read_note', 'write_note'])
-    assert.deepEqual(tools.find((t) => t.name === 'write_note')!._meta?.['mcp-edge/stepUp'], { scopes: ['mcp:read', 'mcp:write'] })
+    assert.deepEqual(tools.find((t) => t.name === 'write_note')!._meta?.['mcp-edge/stepUp'], {
+      scopes: ['mcp:read', 'mcp:write'],
+    })
     assert.equal(tools.find((t) => t.name === 'read_note')!._meta?.['mcp-edge/stepUp'], undefined)
     const write = await post('notes', token, call('write_note', 3), sid)
     assert.equal(write.status, 403, write.text)
-    assert.match(String(write.headers['www-authenticate']), /error="insufficient_scope", error_description="[^"]*", scope="mcp:read mcp:write"/)
+    assert.match(
+      String(write.headers['www-authenticate']),
+      /error="insufficient_scope", error_description="[^"]*", scope="mcp:read mcp:write"/,
+    )
     assert.equal(write.json.error.code, -32011)
     assert.equal(write.json.id, 3, 'the step-up body names the request')
   })
@@ -129,7 +179,10 @@ describe("a token's scopes count only within the user's roles", () => {
   })
 
   it('a token carrying mcp:admin without the role gets nothing for it', async () => {
-    const token = await stack.token('alice', { server: 'notes', scope: 'mcp:read mcp:write mcp:admin' })
+    const token = await stack.token('alice', {
+      server: 'notes',
+      scope: 'mcp:read mcp:write mcp:admin',
+    })
     const me = await whoami(token)
     assert.deepEqual(me.body.grantedScopes, ['mcp:read'])
     const sid = await session('notes', token)
@@ -138,7 +191,10 @@ describe("a token's scopes count only within the user's roles", () => {
       assert.equal(res.status, 403, `${tool}: ${res.text}`)
       assert.equal(res.json.error.code, -32011)
     }
-    const forged = await stack.forge({ scope: 'mcp:read mcp:admin', realm_access: { roles: ['mcp-user'] } })
+    const forged = await stack.forge({
+      scope: 'mcp:read mcp:admin',
+      realm_access: { roles: ['mcp-user'] },
+    })
     assert.deepEqual((await whoami(forged)).body.grantedScopes, ['mcp:read'])
   })
 
@@ -146,8 +202,25 @@ describe("a token's scopes count only within the user's roles", () => {
     const token = await stack.token('dev', { server: 'notes', scope: 'mcp:read' })
     const res = await request(stack.local('notes'), {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'write_note' },
-      body: JSON.stringify({ ...call('write_note', 5), params: { name: 'write_note', arguments: { name: 'x', text: 'y' }, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } } }),
+      headers: {
+        'content-type': 'application/json',
+        accept: ACCEPT,
+        authorization: `Bearer ${token}`,
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'write_note',
+      },
+      body: JSON.stringify({
+        ...call('write_note', 5),
+        params: {
+          name: 'write_note',
+          arguments: { name: 'x', text: 'y' },
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientCapabilities': {},
+          },
+        },
+      }),
     })
     const body = (await res.body.json()) as { id: number; error: { code: number } }
     assert.equal(res.statusCode, 403)

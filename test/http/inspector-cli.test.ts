@@ -7,7 +7,15 @@ import { promisify } from 'node:util'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 /** The Inspector the tests pin, and the Node it runs on. */
-export const INSPECTOR = ['-y', '-p', 'node@24', '-p', '@modelcontextprotocol/inspector@0.17.5', '--', 'mcp-inspector']
+export const INSPECTOR = [
+  '-y',
+  '-p',
+  'node@24',
+  '-p',
+  '@modelcontextprotocol/inspector@0.17.5',
+  '--',
+  'mcp-inspector',
+]
 
 const run = promisify(execFile)
 
@@ -18,7 +26,20 @@ before(async () => {
 after(() => stack.close())
 
 async function inspector(token: string, ...args: string[]) {
-  const { stdout } = await run('npx', [...INSPECTOR, '--cli', stack.local('echo'), '--transport', 'http', '--header', `Authorization: Bearer ${token}`, ...args], { timeout: 240_000, maxBuffer: 10 * 1024 * 1024 })
+  const { stdout } = await run(
+    'npx',
+    [
+      ...INSPECTOR,
+      '--cli',
+      stack.local('echo'),
+      '--transport',
+      'http',
+      '--header',
+      `Authorization: Bearer ${token}`,
+      ...args,
+    ],
+    { timeout: 240_000, maxBuffer: 10 * 1024 * 1024 },
+  )
   return JSON.parse(stdout.slice(stdout.indexOf('{')))
 }
 
@@ -26,12 +47,37 @@ describe('MCP Inspector CLI', { timeout: 600_000 }, () => {
   it('lists the tools and calls one through the gateway', async () => {
     const token = await stack.token('alice')
     const listed = await inspector(token, '--method', 'tools/list')
-    assert.deepEqual(listed.tools.map((t: { name: string }) => t.name), ['echo'])
-    const called = await inspector(token, '--method', 'tools/call', '--tool-name', 'echo', '--tool-arg', 'text=from the inspector')
+    assert.deepEqual(
+      listed.tools.map((t: { name: string }) => t.name),
+      ['echo'],
+    )
+    const called = await inspector(
+      token,
+      '--method',
+      'tools/call',
+      '--tool-name',
+      'echo',
+      '--tool-arg',
+      'text=from the inspector',
+    )
     assert.equal(called.content[0].text, 'from the inspector')
   })
 
   it('without a token it fails', async () => {
-    await assert.rejects(run('npx', [...INSPECTOR, '--cli', stack.local('echo'), '--transport', 'http', '--method', 'tools/list'], { timeout: 240_000 }))
+    await assert.rejects(
+      run(
+        'npx',
+        [
+          ...INSPECTOR,
+          '--cli',
+          stack.local('echo'),
+          '--transport',
+          'http',
+          '--method',
+          'tools/list',
+        ],
+        { timeout: 240_000 },
+      ),
+    )
   })
 })

@@ -17,14 +17,18 @@ const sseUrl = (server: string) => `${stack.url}/sse/${server}`
 
 async function connect(server: string, token: string) {
   const client = new Client({ name: 'legacy', version: '0' })
-  const transport = new SSEClientTransport(new URL(sseUrl(server)), { requestInit: { headers: { authorization: `Bearer ${token}` } } })
+  const transport = new SSEClientTransport(new URL(sseUrl(server)), {
+    requestInit: { headers: { authorization: `Bearer ${token}` } },
+  })
   await client.connect(transport)
   return { client, transport }
 }
 
 /** Opens the event stream by hand and reads its first event (the endpoint). */
 async function endpointOf(server: string, token: string) {
-  const res = await request(sseUrl(server), { headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` } })
+  const res = await request(sseUrl(server), {
+    headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` },
+  })
   assert.equal(res.statusCode, 200)
   // Read the first event without ending the stream (leaving a for-await loop would close it).
   const events = res.body[Symbol.asyncIterator]()
@@ -35,7 +39,8 @@ async function endpointOf(server: string, token: string) {
   const close = async () => {
     const before = stack.gateway.registry.size
     res.body.destroy()
-    for (let i = 0; i < 200 && stack.gateway.registry.size >= before; i++) await new Promise((r) => setTimeout(r, 10))
+    for (let i = 0; i < 200 && stack.gateway.registry.size >= before; i++)
+      await new Promise((r) => setTimeout(r, 10))
   }
   return { endpoint, close }
 }
@@ -49,11 +54,16 @@ describe('HTTP+SSE (2024-11-05)', () => {
       const result = await client.callTool({ name: 'read_note', arguments: { name: 'welcome' } })
       assert.match((result.content as { text: string }[])[0]!.text, /./)
       // Denied outright: the JSON-RPC error arrives on the stream, as any reply does.
-      await assert.rejects(client.callTool({ name: 'no_such_tool', arguments: {} }), /denied by policy/)
+      await assert.rejects(
+        client.callTool({ name: 'no_such_tool', arguments: {} }),
+        /denied by policy/,
+      )
     } finally {
       await client.close()
     }
-    const events = stack.audit().filter((e) => e.server === 'notes' && e.name === 'read_note' && e.outcome === 'ok')
+    const events = stack
+      .audit()
+      .filter((e) => e.server === 'notes' && e.name === 'read_note' && e.outcome === 'ok')
     assert.ok(events.length > 0, 'audited like any call')
   })
 
@@ -64,7 +74,11 @@ describe('HTTP+SSE (2024-11-05)', () => {
     await stream.body.dump()
     const { endpoint, close } = await endpointOf('echo', await stack.token('alice'))
     try {
-      const post = await request(`${stack.url}${endpoint}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' })
+      const post = await request(`${stack.url}${endpoint}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+      })
       assert.equal(post.statusCode, 401)
       await post.body.dump()
     } finally {
@@ -80,10 +94,18 @@ describe('HTTP+SSE (2024-11-05)', () => {
       const cases = [
         { path: endpoint, headers: { authorization: `Bearer ${bob}` }, status: 404 },
         { path: '/messages/echo', headers: { authorization: `Bearer ${bob}` }, status: 400 },
-        { path: endpoint, headers: { authorization: `Bearer ${bob}`, origin: 'https://evil.example' }, status: 403 },
+        {
+          path: endpoint,
+          headers: { authorization: `Bearer ${bob}`, origin: 'https://evil.example' },
+          status: 403,
+        },
       ]
       for (const c of cases) {
-        const res = await request(`${stack.url}${c.path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...c.headers }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' })
+        const res = await request(`${stack.url}${c.path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...c.headers },
+          body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+        })
         assert.equal(res.statusCode, c.status, JSON.stringify(c))
         await res.body.dump()
       }
@@ -96,7 +118,8 @@ describe('HTTP+SSE (2024-11-05)', () => {
     const sessions = stack.gateway.registry.size
     const { close } = await endpointOf('echo', await stack.token('alice'))
     assert.equal(stack.gateway.registry.size, sessions + 1)
-    const pid = JSON.parse(stack.logLines.filter((l) => l.includes('"session opened"')).at(-1)!).pid as number
+    const pid = JSON.parse(stack.logLines.filter((l) => l.includes('"session opened"')).at(-1)!)
+      .pid as number
     await close()
     assert.equal(stack.gateway.registry.size, sessions)
     for (let i = 0; i < 100; i++) {
@@ -112,15 +135,39 @@ describe('HTTP+SSE (2024-11-05)', () => {
 })
 
 describe('HTTP+SSE: refusals a client can act on, and its log lines', () => {
-  it('a step-up is the POST\'s own 403 naming the request id and -32011; a denial arrives on the stream as -32010', async () => {
+  it("a step-up is the POST's own 403 naming the request id and -32011; a denial arrives on the stream as -32010", async () => {
     const token = await stack.token('alice', { server: 'notes' })
     const { endpoint, close } = await endpointOf('notes', token)
     try {
-      const post = (body: unknown) => request(`${stack.url}${endpoint}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) })
-      await (await post({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'l', version: '0' } } })).body.dump()
-      const res = await post({ jsonrpc: '2.0', id: 'write-1', method: 'tools/call', params: { name: 'write_note', arguments: { name: 'a', text: 'b' } } })
+      const post = (body: unknown) =>
+        request(`${stack.url}${endpoint}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify(body),
+        })
+      await (
+        await post({
+          jsonrpc: '2.0',
+          id: 0,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2024-11-05',
+            capabilities: {},
+            clientInfo: { name: 'l', version: '0' },
+          },
+        })
+      ).body.dump()
+      const res = await post({
+        jsonrpc: '2.0',
+        id: 'write-1',
+        method: 'tools/call',
+        params: { name: 'write_note', arguments: { name: 'a', text: 'b' } },
+      })
       assert.equal(res.statusCode, 403)
-      assert.match(String(res.headers['www-authenticate']), /error="insufficient_scope".*scope="mcp:read mcp:write".*resource_metadata="[^"]*\/\.well-known\/oauth-protected-resource\/sse\/notes"/)
+      assert.match(
+        String(res.headers['www-authenticate']),
+        /error="insufficient_scope".*scope="mcp:read mcp:write".*resource_metadata="[^"]*\/\.well-known\/oauth-protected-resource\/sse\/notes"/,
+      )
       const body = (await res.body.json()) as { id: unknown; error: { code: number } }
       assert.equal(body.id, 'write-1')
       assert.equal(body.error.code, -32011)
@@ -133,14 +180,23 @@ describe('HTTP+SSE: refusals a client can act on, and its log lines', () => {
     const token = await stack.token('alice')
     const before = stack.logLines.length
     const { endpoint, close } = await endpointOf('echo', token)
-    const res = await request(`${stack.url}${endpoint}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
+    const res = await request(`${stack.url}${endpoint}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+    })
     assert.equal(res.statusCode, 202)
     await res.body.dump()
     await close()
-    const lines = stack.logLines.slice(before).map((l) => JSON.parse(l) as { level: number; msg: string; path?: string; status?: number })
+    const lines = stack.logLines
+      .slice(before)
+      .map((l) => JSON.parse(l) as { level: number; msg: string; path?: string; status?: number })
     const http = lines.filter((l) => l.msg === 'request' && l.path?.startsWith('/messages/echo'))
     assert.ok(http.length > 0)
     for (const l of http) assert.equal(l.level, 20, JSON.stringify(l)) // pino's debug
-    assert.ok(lines.some((l) => l.msg === 'legacy event stream closed by the client; its session ended'), 'the end of the session is logged')
+    assert.ok(
+      lines.some((l) => l.msg === 'legacy event stream closed by the client; its session ended'),
+      'the end of the session is logged',
+    )
   })
 })

@@ -19,7 +19,9 @@ const SERVERS = {
   capped: { command: node, args: [fixture], pool: { min: 0, max: 2 } },
   rooted: { command: node, args: [fixture], pool: { min: 0 }, env: { FIXTURE_ROOTS_ON_INIT: '1' } },
 }
-const POLICY = `${TEST_POLICY}${Object.keys(SERVERS).map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`
+const POLICY = `${TEST_POLICY}${Object.keys(SERVERS)
+  .map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`)
+  .join('')}`
 
 let stack: Stack
 let alice: (server: string) => Promise<string>
@@ -32,15 +34,47 @@ before(async () => {
 after(() => stack.close())
 
 let nextId = 1
-async function call(server: string, token: string, name: string, args: Record<string, unknown> = {}, caps: Record<string, unknown> = {}) {
-  const b = { jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name, arguments: args, _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': caps } } }
+async function call(
+  server: string,
+  token: string,
+  name: string,
+  args: Record<string, unknown> = {},
+  caps: Record<string, unknown> = {},
+) {
+  const b = {
+    jsonrpc: '2.0',
+    id: nextId++,
+    method: 'tools/call',
+    params: {
+      name,
+      arguments: args,
+      _meta: {
+        'io.modelcontextprotocol/protocolVersion': V,
+        'io.modelcontextprotocol/clientCapabilities': caps,
+      },
+    },
+  }
   const res = await request(stack.local(server), {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': name },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${token}`,
+      'mcp-protocol-version': V,
+      'mcp-method': 'tools/call',
+      'mcp-name': name,
+    },
     body: JSON.stringify(b),
   })
-  const json = (await res.body.json()) as { result?: { content: { text: string }[]; isError?: boolean }; error?: { code: number; message: string } }
-  return { status: res.statusCode, json, text: json.result?.content.map((c) => c.text).join('') ?? '' }
+  const json = (await res.body.json()) as {
+    result?: { content: { text: string }[]; isError?: boolean }
+    error?: { code: number; message: string }
+  }
+  return {
+    status: res.statusCode,
+    json,
+    text: json.result?.content.map((c) => c.text).join('') ?? '',
+  }
 }
 
 describe('sessionless requests and process models', () => {
@@ -51,12 +85,16 @@ describe('sessionless requests and process models', () => {
     assert.equal(a.text, b.text)
   })
 
-  it('identityEnv: each principal\'s lane has its own identity, never the token', async () => {
+  it("identityEnv: each principal's lane has its own identity, never the token", async () => {
     const token = await alice('identity')
-    const env = JSON.parse((await call('identity', token, 'env')).text).env as Record<string, string>
+    const env = JSON.parse((await call('identity', token, 'env')).text).env as Record<
+      string,
+      string
+    >
     assert.equal(env.MCP_EDGE_SUBJECT, 'alice')
     assert.ok(!JSON.stringify(env).includes(token))
-    const bobs = JSON.parse((await call('identity', await bob('identity'), 'env')).text).env as Record<string, string>
+    const bobs = JSON.parse((await call('identity', await bob('identity'), 'env')).text)
+      .env as Record<string, string>
     assert.equal(bobs.MCP_EDGE_SUBJECT, 'bob')
   })
 
@@ -79,7 +117,9 @@ describe('sessionless requests and process models', () => {
   it(`one principal runs at most ${DEFAULT_LANES_PER_SUBJECT} requests at once per server; the next waits for a free process`, async () => {
     const token = await bob('pooled')
     const started = Date.now()
-    const slow = Array.from({ length: DEFAULT_LANES_PER_SUBJECT + 1 }, () => call('pooled', token, 'slow', { ms: 600 }))
+    const slow = Array.from({ length: DEFAULT_LANES_PER_SUBJECT + 1 }, () =>
+      call('pooled', token, 'slow', { ms: 600 }),
+    )
     const results = await Promise.all(slow)
     assert.ok(results.every((r) => r.text === 'done'))
     // The extra one ran after one of the others: two slow calls back to back.
@@ -95,7 +135,11 @@ describe('sessionless lanes: reaping, identity, capacity', () => {
 
   it('idle lanes on a shared server are forgotten when reaped; their principal is served again at once', async () => {
     const token = await alice('sharedidle')
-    await Promise.all(Array.from({ length: DEFAULT_LANES_PER_SUBJECT }, () => call('sharedidle', token, 'slow', { ms: 200 })))
+    await Promise.all(
+      Array.from({ length: DEFAULT_LANES_PER_SUBJECT }, () =>
+        call('sharedidle', token, 'slow', { ms: 200 }),
+      ),
+    )
     // Time for the reaper (idleTimeout 300 ms) to end the idle lanes; were it late, the call
     // below would take a live lane and pass all the same: only a lockout can fail it.
     await new Promise((r) => setTimeout(r, 1200))
@@ -113,9 +157,14 @@ describe('sessionless lanes: reaping, identity, capacity', () => {
     assert.match(String(said()), /roots refused/)
   })
 
-  it('identityEnv: two clients of one user never share a lane; each process has its client\'s identity', async () => {
+  it("identityEnv: two clients of one user never share a lane; each process has its client's identity", async () => {
     const env = async (clientId: string, scope: string) => {
-      const token = await stack.forge({ sub: 'alice', azp: clientId, scope, aud: stack.endpoint('identity') })
+      const token = await stack.forge({
+        sub: 'alice',
+        azp: clientId,
+        scope,
+        aud: stack.endpoint('identity'),
+      })
       return JSON.parse((await call('identity', token, 'env')).text).env as Record<string, string>
     }
     const broad = await env('admin-console', 'mcp:read billing:write')
@@ -125,12 +174,28 @@ describe('sessionless lanes: reaping, identity, capacity', () => {
     assert.ok(!narrow.MCP_EDGE_SCOPES!.includes('billing:write'), narrow.MCP_EDGE_SCOPES)
   })
 
-  it('server/discover answers from the caller\'s own process under identityEnv', async () => {
+  it("server/discover answers from the caller's own process under identityEnv", async () => {
     const discover = async (token: string) => {
-      const b = { jsonrpc: '2.0', id: 1, method: 'server/discover', params: { _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} } } }
+      const b = {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'server/discover',
+        params: {
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': V,
+            'io.modelcontextprotocol/clientCapabilities': {},
+          },
+        },
+      }
       const res = await request(stack.local('identity'), {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'server/discover' },
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          authorization: `Bearer ${token}`,
+          'mcp-protocol-version': V,
+          'mcp-method': 'server/discover',
+        },
         body: JSON.stringify(b),
       })
       return ((await res.body.json()) as { result: { instructions?: string } }).result.instructions
@@ -141,14 +206,30 @@ describe('sessionless lanes: reaping, identity, capacity', () => {
 
   it('at pool.max, an idle lane of another principal makes room for a new session or lane', async () => {
     const a = await alice('capped')
-    await Promise.all([call('capped', a, 'slow', { ms: 100 }), call('capped', a, 'slow', { ms: 100 })])
+    await Promise.all([
+      call('capped', a, 'slow', { ms: 100 }),
+      call('capped', a, 'slow', { ms: 100 }),
+    ])
     const b = await bob('capped')
     const res = await call('capped', b, 'pid')
     assert.equal(res.status, 200, JSON.stringify(res.json))
     const init = await request(stack.local('capped'), {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${a}` },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '0' } } }),
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${a}`,
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-11-25',
+          capabilities: {},
+          clientInfo: { name: 't', version: '0' },
+        },
+      }),
     })
     await init.body.text()
     assert.equal(init.statusCode, 200, 'a session too')
@@ -162,15 +243,41 @@ describe('shutdown with sessionless requests', () => {
     let closed = false
     t.after(() => (closed ? undefined : own.close()))
     const token = await own.token('alice', { server: 'shared' })
-    const b = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'slow', arguments: { ms: 800 }, _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} } } }
+    const b = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: {
+        name: 'slow',
+        arguments: { ms: 800 },
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': V,
+          'io.modelcontextprotocol/clientCapabilities': {},
+        },
+      },
+    }
     const pending = request(own.local('shared'), {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': 'slow' },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${token}`,
+        'mcp-protocol-version': V,
+        'mcp-method': 'tools/call',
+        'mcp-name': 'slow',
+      },
       body: JSON.stringify(b),
-    }).then(async (r) => ({ status: r.statusCode, json: (await r.body.json()) as { result?: { content: { text: string }[] } } }))
+    }).then(async (r) => ({
+      status: r.statusCode,
+      json: (await r.body.json()) as { result?: { content: { text: string }[] } },
+    }))
     // Shut down once the request is being served (start-up spawns can delay its arrival).
     const deadline = Date.now() + 5000
-    while (!own.logLines.some((l) => l.includes('sessionless lane started')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    while (
+      !own.logLines.some((l) => l.includes('sessionless lane started')) &&
+      Date.now() < deadline
+    )
+      await new Promise((r) => setTimeout(r, 20))
     await new Promise((r) => setTimeout(r, 50))
     closed = true
     const closing = own.close()
@@ -180,19 +287,39 @@ describe('shutdown with sessionless requests', () => {
     assert.equal(res.json.result?.content[0]?.text, 'done')
   })
 
-
   it('leaves no lane process behind', async (t) => {
     const own = await startStack({ servers: SERVERS, policy: POLICY })
     let closed = false
     t.after(() => (closed ? undefined : own.close()))
     const token = await own.token('alice', { server: 'pooled' })
-    const b = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'pid', _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} } } }
+    const b = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: {
+        name: 'pid',
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': V,
+          'io.modelcontextprotocol/clientCapabilities': {},
+        },
+      },
+    }
     const res = await request(own.local('pooled'), {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': 'pid' },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${token}`,
+        'mcp-protocol-version': V,
+        'mcp-method': 'tools/call',
+        'mcp-name': 'pid',
+      },
       body: JSON.stringify(b),
     })
-    const pid = Number(((await res.body.json()) as { result: { content: { text: string }[] } }).result.content[0]!.text)
+    const pid = Number(
+      ((await res.body.json()) as { result: { content: { text: string }[] } }).result.content[0]!
+        .text,
+    )
     assert.ok(alive(pid))
     closed = true
     await own.close()

@@ -17,9 +17,15 @@ const SEED = Number(process.env.POLICY_AGREEMENT_SEED ?? Math.floor(Math.random(
 const PAIRS = Number(process.env.POLICY_AGREEMENT_PAIRS ?? 1000)
 const ROLES = ['mcp-user', 'mcp-developer', 'mcp-admin', 'guest']
 const TOOLS = [
-  'list_notes', 'read_note', 'write_note', 'delete_note',
+  'list_notes',
+  'read_note',
+  'write_note',
+  'delete_note',
   // Unknown to the policy and the server: near misses and case.
-  'purge_notes', 'read_notes', 'LIST_NOTES', 'note',
+  'purge_notes',
+  'read_notes',
+  'LIST_NOTES',
+  'note',
 ]
 const ACCEPT = 'application/json, text/event-stream'
 
@@ -148,14 +154,16 @@ it(`${PAIRS} random (role set, tool) pairs: policy check agrees with the gateway
   // set refused at initialize has no session; the policy still answers before the session
   // lookup, so its calls are still the gateway's real decisions.
   const gateway: Outcome[] = new Array(pairs.length)
-  await Promise.all([...sets.values()].map(async (set) => {
-    set.sid = await openSession(set.token)
-    for (const i of set.calls) {
-      const params = { name: pairs[i]!.tool, arguments: { name: `n${i}`, text: 'x' } }
-      const call = { jsonrpc: '2.0', id: i + 1, method: 'tools/call', params }
-      gateway[i] = classify(await post(set.token, call, set.sid))
-    }
-  }))
+  await Promise.all(
+    [...sets.values()].map(async (set) => {
+      set.sid = await openSession(set.token)
+      for (const i of set.calls) {
+        const params = { name: pairs[i]!.tool, arguments: { name: `n${i}`, text: 'x' } }
+        const call = { jsonrpc: '2.0', id: i + 1, method: 'tools/call', params }
+        gateway[i] = classify(await post(set.token, call, set.sid))
+      }
+    }),
+  )
 
   // policy check: the same policy file, the same claims, one process for every pair.
   const lines = pairs.map((p) => {

@@ -4,7 +4,11 @@ import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { Client, StreamableHTTPClientTransport, UnauthorizedError } from '@modelcontextprotocol/client'
+import {
+  Client,
+  StreamableHTTPClientTransport,
+  UnauthorizedError,
+} from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { followToRedirectUri } from '../helpers/oauth-flow.js'
 import { memoryProvider, REDIRECT } from '../helpers/oauth-provider.js'
@@ -12,19 +16,42 @@ import { firstData } from '../helpers/sse.js'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const ACCEPT = 'application/json, text/event-stream'
-const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '0' } } }
+const INIT = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: {
+    protocolVersion: '2025-11-25',
+    capabilities: {},
+    clientInfo: { name: 't', version: '0' },
+  },
+}
 
 let stack: Stack
 before(async () => {
   // Two dev users: logins show "Sign in as", so a step-up can be tried as either.
-  stack = await startStack({ users: [{ sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'] }, { sub: 'ada', roles: ['mcp-admin'] }] })
+  stack = await startStack({
+    users: [
+      { sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'] },
+      { sub: 'ada', roles: ['mcp-admin'] },
+    ],
+  })
 })
 after(() => stack.close())
 
 async function post(server: string, body: unknown, headers: Record<string, string>) {
-  const res = await request(stack.local(server), { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers }, body: JSON.stringify(body) })
+  const res = await request(stack.local(server), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers },
+    body: JSON.stringify(body),
+  })
   const text = await res.body.text()
-  return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(firstData(text) ?? text) }
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    text,
+    json: () => JSON.parse(firstData(text) ?? text),
+  }
 }
 
 async function session(server: string, token: string) {
@@ -32,7 +59,11 @@ async function session(server: string, token: string) {
   assert.equal(res.status, 200)
   const sid = res.headers['mcp-session-id'] as string
   const call = (id: number, name: string, args: Record<string, unknown> = {}) =>
-    post(server, { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } }, { authorization: `Bearer ${token}`, 'mcp-session-id': sid })
+    post(
+      server,
+      { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } },
+      { authorization: `Bearer ${token}`, 'mcp-session-id': sid },
+    )
   return { sid, call }
 }
 
@@ -56,7 +87,11 @@ describe('audit events', () => {
     const s = await session('notes', token)
     assert.equal((await s.call(2, 'read_note', { name: 'welcome' })).status, 200)
     assert.equal((await s.call(3, 'write_note', { name: 'x', text: 'y' })).status, 403)
-    await post('notes', { jsonrpc: '2.0', id: 4, method: 'tools/list' }, { authorization: `Bearer ${token}`, 'mcp-session-id': s.sid })
+    await post(
+      'notes',
+      { jsonrpc: '2.0', id: 4, method: 'tools/list' },
+      { authorization: `Bearer ${token}`, 'mcp-session-id': s.sid },
+    )
     const events = stack.audit().filter((e) => e.sub === 'alice' && e.server === 'notes')
     const read = events.find((e) => e.name === 'read_note')!
     assert.equal(read.decision, 'allow')
@@ -84,7 +119,10 @@ describe('live reload', () => {
     const s = await session('notes', await stack.token('alice', { server: 'notes' }))
     assert.equal((await s.call(2, 'write_note', { name: 'a', text: 'b' })).status, 403)
     const ok = await reloads('ok')
-    writeFileSync(file(), readFileSync(file(), 'utf8').replace('write_note: ["mcp:write"]', 'write_note: ["mcp:read"]'))
+    writeFileSync(
+      file(),
+      readFileSync(file(), 'utf8').replace('write_note: ["mcp:write"]', 'write_note: ["mcp:read"]'),
+    )
     await until(async () => (await reloads('ok')) > ok, 'the reload')
     const res = await s.call(3, 'write_note', { name: 'a', text: 'b' })
     assert.equal(res.status, 200)
@@ -97,14 +135,30 @@ describe('live reload', () => {
     const before = readFileSync(file(), 'utf8')
     writeFileSync(file(), `${before}\n  oops: [unclosed\n`)
     await until(async () => (await reloads('failed')) > failed, 'the refused reload')
-    assert.equal((await s.call(2, 'read_note', { name: 'welcome' })).status, 200, 'the old policy still decides')
+    assert.equal(
+      (await s.call(2, 'read_note', { name: 'welcome' })).status,
+      200,
+      'the old policy still decides',
+    )
     const ready = await request(`${stack.url}/readyz`)
     assert.equal(ready.statusCode, 200)
     const body = (await ready.body.json()) as { warnings: string[] }
-    assert.match(body.warnings[0]!, /policy reload failed, the previous policy is in force: .*policy\.yaml:\d+:\d+: /)
-    assert.ok(stack.logLines.some((l) => /policy reload refused; the last good policy stays in force/.test(l)))
+    assert.match(
+      body.warnings[0]!,
+      /policy reload failed, the previous policy is in force: .*policy\.yaml:\d+:\d+: /,
+    )
+    assert.ok(
+      stack.logLines.some((l) =>
+        /policy reload refused; the last good policy stays in force/.test(l),
+      ),
+    )
     writeFileSync(file(), before)
-    await until(async () => ((await (await request(`${stack.url}/readyz`)).body.json()) as { warnings: string[] }).warnings.length === 0, 'the warning to clear')
+    await until(
+      async () =>
+        ((await (await request(`${stack.url}/readyz`)).body.json()) as { warnings: string[] })
+          .warnings.length === 0,
+      'the warning to clear',
+    )
   })
 
   it('reloads under load lose no request and never apply half a policy', async () => {
@@ -121,7 +175,13 @@ describe('live reload', () => {
       stack.gateway.reloadPolicy()
     }, 5)
     try {
-      const calls = Array.from({ length: 300 }, (_, i) => s.call(100 + i, i % 2 === 0 ? 'read_note' : 'list_notes', i % 2 === 0 ? { name: 'welcome' } : {}))
+      const calls = Array.from({ length: 300 }, (_, i) =>
+        s.call(
+          100 + i,
+          i % 2 === 0 ? 'read_note' : 'list_notes',
+          i % 2 === 0 ? { name: 'welcome' } : {},
+        ),
+      )
       const results = await Promise.all(calls)
       assert.equal(results.length, 300)
       for (const r of results) {
@@ -144,7 +204,9 @@ describe('live reload', () => {
 
 describe('/whoami', () => {
   it('shows subject, client, roles, expanded scopes and each rule as it applies', async () => {
-    const res = await request(`${stack.url}/whoami`, { headers: { authorization: `Bearer ${await stack.token('dev', { server: 'notes' })}` } })
+    const res = await request(`${stack.url}/whoami`, {
+      headers: { authorization: `Bearer ${await stack.token('dev', { server: 'notes' })}` },
+    })
     assert.equal(res.statusCode, 200)
     const me = (await res.body.json()) as Record<string, any>
     assert.equal(me.sub, 'dora')
@@ -188,7 +250,10 @@ describe('step-up with the SDK client', () => {
     const url = new URL(stack.local('notes'))
     const jar = new Map<string, string>() // one browser for every login
     const authorize = async (transport: StreamableHTTPClientTransport, user: string) => {
-      const callback = await followToRedirectUri(provider.authorizationUrl!.href, REDIRECT, { user, jar })
+      const callback = await followToRedirectUri(provider.authorizationUrl!.href, REDIRECT, {
+        user,
+        jar,
+      })
       await transport.finishAuth(callback.searchParams)
     }
     const client = new Client({ name: 'step-up', version: '0' })
@@ -197,24 +262,52 @@ describe('step-up with the SDK client', () => {
     await authorize(transport, 'dev-user')
     transport = new StreamableHTTPClientTransport(url, { authProvider: provider })
     await client.connect(transport)
-    const scopeOf = () => String(JSON.parse(Buffer.from((saved.tokens as { access_token: string }).access_token.split('.')[1]!, 'base64url').toString()).scope ?? '')
+    const scopeOf = () =>
+      String(
+        JSON.parse(
+          Buffer.from(
+            (saved.tokens as { access_token: string }).access_token.split('.')[1]!,
+            'base64url',
+          ).toString(),
+        ).scope ?? '',
+      )
     assert.doesNotMatch(scopeOf(), /mcp:write/)
     // write_note needs mcp:write, which the token lacks but dev-user's roles allow: 403 with
     // scope="mcp:read mcp:write", a new authorization, and the retried call succeeds.
-    await assert.rejects(client.callTool({ name: 'write_note', arguments: { name: 'stepped', text: 'up' } }), UnauthorizedError)
-    assert.match(provider.authorizationUrl!.searchParams.get('scope') ?? '', /mcp:write/, 'the client asked for the challenged scope')
+    await assert.rejects(
+      client.callTool({ name: 'write_note', arguments: { name: 'stepped', text: 'up' } }),
+      UnauthorizedError,
+    )
+    assert.match(
+      provider.authorizationUrl!.searchParams.get('scope') ?? '',
+      /mcp:write/,
+      'the client asked for the challenged scope',
+    )
     await authorize(transport, 'dev-user')
     assert.match(scopeOf(), /mcp:write/)
-    const written = await client.callTool({ name: 'write_note', arguments: { name: 'stepped', text: 'up' } })
+    const written = await client.callTool({
+      name: 'write_note',
+      arguments: { name: 'stepped', text: 'up' },
+    })
     assert.match((written.content as { text: string }[])[0]!.text, /stepped/)
-    const deleteNote = () => client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } })
+    const deleteNote = () =>
+      client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } })
     // delete_note needs mcp:admin: the gateway answers 403 with scope="mcp:read mcp:admin".
     await assert.rejects(deleteNote(), UnauthorizedError)
-    assert.match(provider.authorizationUrl!.searchParams.get('scope') ?? '', /mcp:admin/, 'the client asked for the challenged scope')
+    assert.match(
+      provider.authorizationUrl!.searchParams.get('scope') ?? '',
+      /mcp:admin/,
+      'the client asked for the challenged scope',
+    )
     // Signed in as dev-user again: the IdP leaves mcp:admin out, the policy holds.
     await authorize(transport, 'dev-user')
     assert.doesNotMatch(scopeOf(), /mcp:admin/)
-    await assert.rejects(deleteNote(), (err: Error) => err instanceof UnauthorizedError || /403 insufficient_scope/.test(err.message), 'still refused')
+    await assert.rejects(
+      deleteNote(),
+      (err: Error) =>
+        err instanceof UnauthorizedError || /403 insufficient_scope/.test(err.message),
+      'still refused',
+    )
     // Signed in as the admin: the step-up succeeds, in a new session (the open one is bound
     // to dev-user, so ada's token gets 404 there, as for any other subject).
     await authorize(transport, 'ada')

@@ -17,22 +17,47 @@ const SERVERS = {
   pooled: { command: node, args: [fixture], pool: { min: 2, max: 4 } },
   limited: { command: node, args: [echo], maxSessions: 2, maxSessionsPerSubject: 1 },
   sleepy: { command: node, args: [echo], idleTimeout: 300 },
-  identity: { command: node, args: [fixture], identityEnv: true, pool: { min: 1 }, inheritEnv: ['MCP_EDGE_TEST_SHARED'] },
+  identity: {
+    command: node,
+    args: [fixture],
+    identityEnv: true,
+    pool: { min: 1 },
+    inheritEnv: ['MCP_EDGE_TEST_SHARED'],
+  },
   faulty: { command: node, args: [fixture], requestTimeout: 1500 },
   // The flood test waits for the process to die, never for a timeout, however slow the machine.
   flooded: { command: node, args: [fixture] },
   // Many sessions of one user on one cheap shared process: its bounds are raised.
   shared: { command: node, args: [fixture], mode: 'shared', maxSessionsPerSubject: 64 },
-  sharedrec: { command: node, args: [fixture], mode: 'shared', env: { FIXTURE_RECORD_FILE: SHARED_RECORD } },
+  sharedrec: {
+    command: node,
+    args: [fixture],
+    mode: 'shared',
+    env: { FIXTURE_RECORD_FILE: SHARED_RECORD },
+  },
   preinit: { command: node, args: [fixture], pool: { min: 2, preinitialize: true } },
-  strict: { command: node, args: [fixture], pool: { min: 1 }, env: { FIXTURE_STRICT_LIFECYCLE: '1' } },
+  strict: {
+    command: node,
+    args: [fixture],
+    pool: { min: 1 },
+    env: { FIXTURE_STRICT_LIFECYCLE: '1' },
+  },
 }
-const POLICY = `${TEST_POLICY}${Object.keys(SERVERS).map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    resources: { "*": ["mcp:read"] }\n`).join('')}`
+const POLICY = `${TEST_POLICY}${Object.keys(SERVERS)
+  .map(
+    (s) =>
+      `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    resources: { "*": ["mcp:read"] }\n`,
+  )
+  .join('')}`
 
 let stack: Stack
 let pool: Pool
 before(async () => {
-  stack = await startStack({ servers: SERVERS, policy: POLICY, config: { limits: { maxSessionsPerSubject: 100 } } })
+  stack = await startStack({
+    servers: SERVERS,
+    policy: POLICY,
+    config: { limits: { maxSessionsPerSubject: 100 } },
+  })
   pool = new Pool(stack.url, { connections: 64 })
 })
 after(async () => {
@@ -46,34 +71,62 @@ async function rpc(server: string, token: string, body: unknown, sid?: string) {
   const res = await pool.request({
     path: `/mcp/${server}`,
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, ...(sid ? { 'mcp-session-id': sid } : {}) },
+    headers: {
+      'content-type': 'application/json',
+      accept: ACCEPT,
+      authorization: `Bearer ${token}`,
+      ...(sid ? { 'mcp-session-id': sid } : {}),
+    },
     body: JSON.stringify(body),
   })
   const text = await res.body.text()
   const sse = String(res.headers['content-type']).startsWith('text/event-stream')
-  const messages = sse
-    ? sseData(text).map((l) => JSON.parse(l))
-    : text ? [JSON.parse(text)] : []
+  const messages = sse ? sseData(text).map((l) => JSON.parse(l)) : text ? [JSON.parse(text)] : []
   return { status: res.statusCode, headers: res.headers, messages, last: messages.at(-1) }
 }
 
 async function open(server: string, token: string, protocolVersion = '2025-11-25') {
-  const init = await rpc(server, token, { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion, capabilities: {}, clientInfo: { name: 't', version: '0' } } })
+  const init = await rpc(server, token, {
+    jsonrpc: '2.0',
+    id: 0,
+    method: 'initialize',
+    params: { protocolVersion, capabilities: {}, clientInfo: { name: 't', version: '0' } },
+  })
   if (init.status !== 200) return { init, sid: '', call: async () => init }
   const sid = init.headers['mcp-session-id'] as string
   await rpc(server, token, { jsonrpc: '2.0', method: 'notifications/initialized' }, sid)
   let id = 1
-  const call = (name: string, args: Record<string, unknown> = {}, extra: { id?: number; meta?: Record<string, unknown> } = {}) =>
-    rpc(server, token, { jsonrpc: '2.0', id: extra.id ?? id++, method: 'tools/call', params: { name, arguments: args, ...(extra.meta ? { _meta: extra.meta } : {}) } }, sid)
+  const call = (
+    name: string,
+    args: Record<string, unknown> = {},
+    extra: { id?: number; meta?: Record<string, unknown> } = {},
+  ) =>
+    rpc(
+      server,
+      token,
+      {
+        jsonrpc: '2.0',
+        id: extra.id ?? id++,
+        method: 'tools/call',
+        params: { name, arguments: args, ...(extra.meta ? { _meta: extra.meta } : {}) },
+      },
+      sid,
+    )
   return { init, sid, call }
 }
 
 async function metric(line: string): Promise<string> {
   const text = await (await pool.request({ path: '/metrics', method: 'GET' })).body.text()
-  return text.split('\n').find((l) => l.startsWith(line))?.slice(line.length + 1) ?? ''
+  return (
+    text
+      .split('\n')
+      .find((l) => l.startsWith(line))
+      ?.slice(line.length + 1) ?? ''
+  )
 }
 
-const textOf = (m: { result?: { content?: { text: string }[] } } | undefined) => m?.result?.content?.[0]?.text
+const textOf = (m: { result?: { content?: { text: string }[] } } | undefined) =>
+  m?.result?.content?.[0]?.text
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0)
@@ -102,7 +155,6 @@ describe('session mode: the warm pool', () => {
     }
     assert.equal(pids.size, 4, 'four sessions, four different processes')
   })
-
 })
 
 describe('session mode: a pre-initialized pool', () => {
@@ -124,7 +176,10 @@ describe('session mode: a pre-initialized pool', () => {
 
 describe('session mode: a server that exits on a request before initialize', () => {
   it('still gets a warm pool, unprimed, and its sessions work', async () => {
-    await until(() => stack.logLines.some((l) => l.includes('warm processes are no longer primed')), 'the priming fallback')
+    await until(
+      () => stack.logLines.some((l) => l.includes('warm processes are no longer primed')),
+      'the priming fallback',
+    )
     await until(() => stack.gateway.registry.warm('strict') === 1, 'an unprimed warm process')
     const s = await open('strict', await stack.token('alice', { server: 'strict' }))
     assert.equal(s.init.status, 200)
@@ -135,7 +190,16 @@ describe('session mode: a server that exits on a request before initialize', () 
 /** Holds a session's GET stream open (a listening client is never idle); returns its release. */
 async function listen(server: string, token: string, sid: string): Promise<() => Promise<void>> {
   const ac = new AbortController()
-  const get = await pool.request({ path: `/mcp/${server}`, method: 'GET', headers: { accept: 'text/event-stream', authorization: `Bearer ${token}`, 'mcp-session-id': sid }, signal: ac.signal })
+  const get = await pool.request({
+    path: `/mcp/${server}`,
+    method: 'GET',
+    headers: {
+      accept: 'text/event-stream',
+      authorization: `Bearer ${token}`,
+      'mcp-session-id': sid,
+    },
+    signal: ac.signal,
+  })
   assert.equal(get.statusCode, 200)
   get.body.on('error', () => {})
   get.body.resume()
@@ -147,7 +211,7 @@ async function listen(server: string, token: string, sid: string): Promise<() =>
 }
 
 describe('limits', () => {
-  it('maxSessionsPerSubject → 429 with Retry-After once none of the subject\'s sessions is idle; maxSessions → 503 likewise', async () => {
+  it("maxSessionsPerSubject → 429 with Retry-After once none of the subject's sessions is idle; maxSessions → 503 likewise", async () => {
     const alice = await stack.token('alice', { server: 'limited' })
     const bob = await stack.token('bob', { server: 'limited' })
     const first = await open('limited', alice)
@@ -174,9 +238,20 @@ describe('limits', () => {
     // Idle: a new session of the same subject takes its place; the old id is gone (404).
     const newer = await open('limited', alice)
     assert.equal(newer.init.status, 200)
-    assert.equal((await rpc('limited', alice, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, older.sid)).status, 404)
-    assert.equal((await rpc('limited', alice, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, newer.sid)).status, 200)
-    assert.match(await metric('mcp_edge_sessions_reclaimed_total{server="limited",reason="session limit"}'), /^\d+$/)
+    assert.equal(
+      (await rpc('limited', alice, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, older.sid))
+        .status,
+      404,
+    )
+    assert.equal(
+      (await rpc('limited', alice, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, newer.sid))
+        .status,
+      200,
+    )
+    assert.match(
+      await metric('mcp_edge_sessions_reclaimed_total{server="limited",reason="session limit"}'),
+      /^\d+$/,
+    )
   })
 
   it('at pool.max an idle session of the server makes room; with every session busy, 503', async () => {
@@ -193,24 +268,43 @@ describe('limits', () => {
     await held[1]!.release()
     const room = await open('pooled', token)
     assert.equal(room.init.status, 200, 'the idle one made room')
-    assert.equal((await rpc('pooled', token, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, held[1]!.sid)).status, 404)
+    assert.equal(
+      (await rpc('pooled', token, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, held[1]!.sid))
+        .status,
+      404,
+    )
     for (const h of [held[0]!, held[2]!, held[3]!]) await h.release()
   })
 
   it('idle sessions are reaped after idleTimeout: the process ends, the id answers 404', async () => {
     const token = await stack.token('alice', { server: 'sleepy' })
     const s = await open('sleepy', token)
-    const opened = stack.logLines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'session opened' && l.server === 'sleepy').at(-1)
+    const opened = stack.logLines
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.msg === 'session opened' && l.server === 'sleepy')
+      .at(-1)
     await until(() => !alive(opened.pid), 'the idle process to end', 5000)
     const res = await rpc('sleepy', token, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, s.sid)
     assert.equal(res.status, 404)
   })
   it('a GET stream ends when the token that opened it expires', async () => {
-    const token = await stack.forge({ aud: stack.endpoint('sleepy'), exp: Math.floor(Date.now() / 1000) + 2 })
+    const token = await stack.forge({
+      aud: stack.endpoint('sleepy'),
+      exp: Math.floor(Date.now() / 1000) + 2,
+    })
     const s = await open('sleepy', token)
     const started = Date.now()
     // Without the expiry the stream would stay open: give up (and fail) after a while.
-    const get = await pool.request({ path: '/mcp/sleepy', method: 'GET', headers: { accept: 'text/event-stream', authorization: `Bearer ${token}`, 'mcp-session-id': s.sid }, signal: AbortSignal.timeout(8000) })
+    const get = await pool.request({
+      path: '/mcp/sleepy',
+      method: 'GET',
+      headers: {
+        accept: 'text/event-stream',
+        authorization: `Bearer ${token}`,
+        'mcp-session-id': s.sid,
+      },
+      signal: AbortSignal.timeout(8000),
+    })
     assert.equal(get.statusCode, 200)
     await get.body.text()
     const took = Date.now() - started
@@ -222,18 +316,38 @@ describe('limits', () => {
     const token = await stack.token('alice', { server: 'sleepy' })
     const s = await open('sleepy', token)
     const ac = new AbortController()
-    const get = await pool.request({ path: '/mcp/sleepy', method: 'GET', headers: { accept: 'text/event-stream', authorization: `Bearer ${token}`, 'mcp-session-id': s.sid }, signal: ac.signal })
+    const get = await pool.request({
+      path: '/mcp/sleepy',
+      method: 'GET',
+      headers: {
+        accept: 'text/event-stream',
+        authorization: `Bearer ${token}`,
+        'mcp-session-id': s.sid,
+      },
+      signal: ac.signal,
+    })
     assert.equal(get.statusCode, 200)
     get.body.on('error', () => {})
     get.body.resume()
     await new Promise((r) => setTimeout(r, 1000))
-    const during = await rpc('sleepy', token, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, s.sid)
+    const during = await rpc(
+      'sleepy',
+      token,
+      { jsonrpc: '2.0', id: 9, method: 'tools/list' },
+      s.sid,
+    )
     assert.equal(during.status, 200, 'three idle timeouts passed with the stream open')
-    const opened = stack.logLines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'session opened' && l.server === 'sleepy').at(-1)
+    const opened = stack.logLines
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.msg === 'session opened' && l.server === 'sleepy')
+      .at(-1)
     assert.ok(alive(opened.pid))
     ac.abort()
     await until(() => !alive(opened.pid), 'the session to be reaped once its stream ended', 5000)
-    assert.equal((await rpc('sleepy', token, { jsonrpc: '2.0', id: 10, method: 'tools/list' }, s.sid)).status, 404)
+    assert.equal(
+      (await rpc('sleepy', token, { jsonrpc: '2.0', id: 10, method: 'tools/list' }, s.sid)).status,
+      404,
+    )
   })
 })
 
@@ -246,8 +360,22 @@ describe('environment', () => {
       const env = JSON.parse(textOf((await s.call('env')).last)!).env as Record<string, string>
       assert.equal(env.MCP_EDGE_TEST_SHARED, 'visible')
       assert.equal(env.MCP_EDGE_TEST_SECRET, undefined)
-      const allowed = new Set(['HOME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER', 'MCP_EDGE_TEST_SHARED', 'MCP_EDGE_SUBJECT', 'MCP_EDGE_CLIENT_ID', 'MCP_EDGE_SCOPES'])
-      assert.deepEqual(Object.keys(env).filter((k) => !allowed.has(k)), [])
+      const allowed = new Set([
+        'HOME',
+        'LOGNAME',
+        'PATH',
+        'SHELL',
+        'TERM',
+        'USER',
+        'MCP_EDGE_TEST_SHARED',
+        'MCP_EDGE_SUBJECT',
+        'MCP_EDGE_CLIENT_ID',
+        'MCP_EDGE_SCOPES',
+      ])
+      assert.deepEqual(
+        Object.keys(env).filter((k) => !allowed.has(k)),
+        [],
+      )
     } finally {
       delete process.env.MCP_EDGE_TEST_SHARED
       delete process.env.MCP_EDGE_TEST_SECRET
@@ -258,7 +386,10 @@ describe('environment', () => {
     const s = await open('faulty', await stack.token('alice', { server: 'faulty' }))
     const pid = Number(textOf((await s.call('pid')).last))
     await s.call('stderr', { text: Array.from({ length: 80 }, (_, i) => `line ${i}`).join('\n') })
-    const stderrLines = () => stack.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'server stderr' && l.pid === pid)
+    const stderrLines = () =>
+      stack.logLines
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.msg === 'server stderr' && l.pid === pid)
     await until(() => stderrLines().length >= 50, 'the stderr lines')
     await s.call('pid')
     const logged = stderrLines()
@@ -270,7 +401,10 @@ describe('environment', () => {
 
 describe('identityEnv', () => {
   it("hands the session's subject, client and scopes to its own process, never the token", async () => {
-    await until(() => stack.gateway.registry.warm('identity') === 1, 'a warm process that must not be used')
+    await until(
+      () => stack.gateway.registry.warm('identity') === 1,
+      'a warm process that must not be used',
+    )
     const token = await stack.token('dev', { server: 'identity' })
     const s = await open('identity', token)
     const info = JSON.parse(textOf((await s.call('env')).last)!)
@@ -306,9 +440,20 @@ describe('faults (fixture server)', () => {
     const rss = process.memoryUsage().rss
     const res = await s.call('stdout_junk', { bytes: 24 * 1024 * 1024 })
     assert.equal(res.last.error.code, -32000, JSON.stringify(res.last))
-    assert.ok(process.memoryUsage().rss - rss < 200 * 1024 * 1024, 'the gateway did not buffer the flood')
-    assert.equal((await rpc('flooded', flooded, { jsonrpc: '2.0', id: 5, method: 'tools/list' }, s.sid)).status, 404)
-    assert.equal(textOf((await other.call('slow', { ms: 1 })).last), 'done', 'other sessions unaffected')
+    assert.ok(
+      process.memoryUsage().rss - rss < 200 * 1024 * 1024,
+      'the gateway did not buffer the flood',
+    )
+    assert.equal(
+      (await rpc('flooded', flooded, { jsonrpc: '2.0', id: 5, method: 'tools/list' }, s.sid))
+        .status,
+      404,
+    )
+    assert.equal(
+      textOf((await other.call('slow', { ms: 1 })).last),
+      'done',
+      'other sessions unaffected',
+    )
   })
 })
 
@@ -316,17 +461,21 @@ describe('shared mode', () => {
   it('50 sessions × 100 calls with distinct arguments each get exactly their own answers, on one process', async () => {
     const token = await stack.token('alice', { server: 'shared' })
     const sessions = await Promise.all(Array.from({ length: 50 }, () => open('shared', token)))
-    const pids = new Set(await Promise.all(sessions.map(async (s) => textOf((await s.call('pid')).last))))
+    const pids = new Set(
+      await Promise.all(sessions.map(async (s) => textOf((await s.call('pid')).last))),
+    )
     assert.equal(pids.size, 1, 'one shared process')
     let mismatches = 0
-    await Promise.all(sessions.map(async (s, n) => {
-      for (let i = 0; i < 100; i++) {
-        // Every session uses the same JSON-RPC ids: only rewriting keeps replies apart.
-        const res = await s.call('echo_args', { session: n, i }, { id: 1000 + i })
-        const got = textOf(res.last)
-        if (res.last?.id !== 1000 + i || got !== JSON.stringify({ session: n, i })) mismatches++
-      }
-    }))
+    await Promise.all(
+      sessions.map(async (s, n) => {
+        for (let i = 0; i < 100; i++) {
+          // Every session uses the same JSON-RPC ids: only rewriting keeps replies apart.
+          const res = await s.call('echo_args', { session: n, i }, { id: 1000 + i })
+          const got = textOf(res.last)
+          if (res.last?.id !== 1000 + i || got !== JSON.stringify({ session: n, i })) mismatches++
+        }
+      }),
+    )
     assert.equal(mismatches, 0)
   })
 
@@ -337,7 +486,10 @@ describe('shared mode', () => {
       assert.equal(s.init.last.result.protocolVersion, v)
       assert.equal(s.init.last.result.serverInfo.name, 'fixture')
     }
-    assert.equal((await open('shared', token, '1999-01-01')).init.last.result.protocolVersion, '2025-11-25')
+    assert.equal(
+      (await open('shared', token, '1999-01-01')).init.last.result.protocolVersion,
+      '2025-11-25',
+    )
   })
 
   it('progress reaches only its own session; a cancellation cancels only its own request', async () => {
@@ -348,14 +500,29 @@ describe('shared mode', () => {
       a.call('notify', { count: 3 }, { id: 7, meta: { progressToken: 'same' } }),
       b.call('notify', { count: 2 }, { id: 7, meta: { progressToken: 'same' } }),
     ])
-    const progress = (r: typeof pa) => r.messages.filter((m) => m.method === 'notifications/progress').map((m) => [m.params.progressToken, m.params.progress, m.params.total])
-    assert.deepEqual(progress(pa), [['same', 1, 3], ['same', 2, 3], ['same', 3, 3]])
-    assert.deepEqual(progress(pb), [['same', 1, 2], ['same', 2, 2]])
+    const progress = (r: typeof pa) =>
+      r.messages
+        .filter((m) => m.method === 'notifications/progress')
+        .map((m) => [m.params.progressToken, m.params.progress, m.params.total])
+    assert.deepEqual(progress(pa), [
+      ['same', 1, 3],
+      ['same', 2, 3],
+      ['same', 3, 3],
+    ])
+    assert.deepEqual(progress(pb), [
+      ['same', 1, 2],
+      ['same', 2, 2],
+    ])
 
     const slowA = a.call('slow', { ms: 2000 }, { id: 8 })
     const slowB = b.call('slow', { ms: 300 }, { id: 8 })
     await new Promise((r) => setTimeout(r, 100))
-    await rpc('shared', token, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 8 } }, a.sid)
+    await rpc(
+      'shared',
+      token,
+      { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 8 } },
+      a.sid,
+    )
     assert.equal(textOf((await slowB).last), 'done', "b's request with the same id ran to the end")
     const ra = await slowA
     assert.equal(ra.messages.length, 0, 'a was cancelled: its stream closed with no reply')
@@ -366,9 +533,25 @@ describe('shared mode', () => {
     const a = await open('sharedrec', token)
     const b = await open('sharedrec', token)
     const uri = 'file:///watched'
-    for (const s of [a, b]) await rpc('sharedrec', token, { jsonrpc: '2.0', id: 50, method: 'resources/subscribe', params: { uri } }, s.sid)
-    const unsubscribes = () => (existsSync(SHARED_RECORD) ? readFileSync(SHARED_RECORD, 'utf8') : '').split('\n').filter((l) => l.includes('"resources/unsubscribe"')).length
-    const del = (sid: string) => pool.request({ path: '/mcp/sharedrec', method: 'DELETE', headers: { authorization: `Bearer ${token}`, 'mcp-session-id': sid } }).then((r) => r.body.dump())
+    for (const s of [a, b])
+      await rpc(
+        'sharedrec',
+        token,
+        { jsonrpc: '2.0', id: 50, method: 'resources/subscribe', params: { uri } },
+        s.sid,
+      )
+    const unsubscribes = () =>
+      (existsSync(SHARED_RECORD) ? readFileSync(SHARED_RECORD, 'utf8') : '')
+        .split('\n')
+        .filter((l) => l.includes('"resources/unsubscribe"')).length
+    const del = (sid: string) =>
+      pool
+        .request({
+          path: '/mcp/sharedrec',
+          method: 'DELETE',
+          headers: { authorization: `Bearer ${token}`, 'mcp-session-id': sid },
+        })
+        .then((r) => r.body.dump())
     await del(a.sid)
     await new Promise((r) => setTimeout(r, 200))
     assert.equal(unsubscribes(), 0, 'b still watches it')
@@ -390,7 +573,10 @@ describe('shared mode', () => {
     await new Promise((r) => setTimeout(r, 100))
     process.kill(pid, 'SIGKILL')
     assert.equal((await pending).last.error.code, -32000)
-    assert.equal((await rpc('shared', token, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, s.sid)).status, 404)
+    assert.equal(
+      (await rpc('shared', token, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, s.sid)).status,
+      404,
+    )
     const fresh = await open('shared', token)
     assert.equal(fresh.init.status, 200)
     assert.notEqual(Number(textOf((await fresh.call('pid')).last)), pid)
@@ -405,23 +591,70 @@ describe('shutdown', () => {
       await until(() => own.gateway.registry.warm('pooled') === 2, 'warm processes')
       const token = await own.token('alice', { server: 'pooled' })
       const post = async (server: string, body: unknown, sid?: string) => {
-        const res = await http.request({ path: `/mcp/${server}`, method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, ...(sid ? { 'mcp-session-id': sid } : {}) }, body: JSON.stringify(body) })
-        return { status: res.statusCode, sid: res.headers['mcp-session-id'] as string, text: await res.body.text() }
+        const res = await http.request({
+          path: `/mcp/${server}`,
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: ACCEPT,
+            authorization: `Bearer ${token}`,
+            ...(sid ? { 'mcp-session-id': sid } : {}),
+          },
+          body: JSON.stringify(body),
+        })
+        return {
+          status: res.statusCode,
+          sid: res.headers['mcp-session-id'] as string,
+          text: await res.body.text(),
+        }
       }
-      const init = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '0' } } }
+      const init = {
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-11-25',
+          capabilities: {},
+          clientInfo: { name: 't', version: '0' },
+        },
+      }
       const a = await post('pooled', init)
       await post('shared', init)
-      const inFlight = post('pooled', { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'slow', arguments: { ms: 400 } } }, a.sid)
+      const inFlight = post(
+        'pooled',
+        {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: { name: 'slow', arguments: { ms: 400 } },
+        },
+        a.sid,
+      )
       await new Promise((r) => setTimeout(r, 100))
       const lines = () => own.logLines.map((l) => JSON.parse(l) as Record<string, unknown>)
       const closing = own.close()
-      const refused = await post('pooled', { jsonrpc: '2.0', id: 2, method: 'tools/list' }, a.sid).catch(() => ({ status: 0 }))
-      assert.ok(refused.status === 503 || refused.status === 0, `new requests are refused while draining (${refused.status})`)
+      const refused = await post(
+        'pooled',
+        { jsonrpc: '2.0', id: 2, method: 'tools/list' },
+        a.sid,
+      ).catch(() => ({ status: 0 }))
+      assert.ok(
+        refused.status === 503 || refused.status === 0,
+        `new requests are refused while draining (${refused.status})`,
+      )
       const finished = await inFlight
       assert.equal(finished.status, 200)
       assert.match(finished.text, /"done"/, 'the request in flight finished')
       await closing
-      const pids = lines().filter((l) => typeof l.pid === 'number' && /session opened|warm server process ready|shared server process ready/.test(String(l.msg))).map((l) => l.pid as number)
+      const pids = lines()
+        .filter(
+          (l) =>
+            typeof l.pid === 'number' &&
+            /session opened|warm server process ready|shared server process ready/.test(
+              String(l.msg),
+            ),
+        )
+        .map((l) => l.pid as number)
       assert.ok(pids.length >= 4, `pids seen: ${pids.join(' ')}`)
       for (const pid of new Set(pids)) assert.equal(alive(pid), false, `process ${pid} is gone`)
     } finally {

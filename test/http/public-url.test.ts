@@ -6,7 +6,16 @@ import { request } from 'undici'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 const PUBLIC = 'https://MCP.example.com/edge'.replace('MCP', 'mcp')
-const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '0' } } }
+const INIT = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: {
+    protocolVersion: '2025-11-25',
+    capabilities: {},
+    clientInfo: { name: 't', version: '0' },
+  },
+}
 
 let stack: Stack
 before(async () => {
@@ -17,7 +26,11 @@ after(() => stack.close())
 async function init(path: string, token: string) {
   const res = await request(`${stack.url}${path}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${token}`,
+    },
     body: JSON.stringify(INIT),
   })
   return { status: res.statusCode, headers: res.headers, text: await res.body.text() }
@@ -25,7 +38,10 @@ async function init(path: string, token: string) {
 
 describe('publicUrl with a path', () => {
   it('metadata lives at the RFC 9728 path for the public resource, and at the stripped path', async () => {
-    for (const path of ['/.well-known/oauth-protected-resource/edge/mcp/echo', '/.well-known/oauth-protected-resource/mcp/echo']) {
+    for (const path of [
+      '/.well-known/oauth-protected-resource/edge/mcp/echo',
+      '/.well-known/oauth-protected-resource/mcp/echo',
+    ]) {
       // The public name or a loopback one: the resource is the public URL's either way.
       for (const host of ['mcp.example.com', 'localhost']) {
         const res = await request(`${stack.url}${path}`, { headers: { host } })
@@ -39,14 +55,17 @@ describe('publicUrl with a path', () => {
     }
   })
 
-  it("Host is checked by name: the public name passes with or without a port, others get 403", async () => {
+  it('Host is checked by name: the public name passes with or without a port, others get 403', async () => {
     const cases = [
       { host: 'mcp.example.com', status: 401 },
       { host: 'mcp.example.com:8443', status: 401 },
       { host: 'evil.example', status: 403 },
     ]
     for (const c of cases) {
-      const res = await request(`${stack.url}/mcp/echo`, { method: 'POST', headers: { host: c.host } })
+      const res = await request(`${stack.url}/mcp/echo`, {
+        method: 'POST',
+        headers: { host: c.host },
+      })
       assert.equal(res.statusCode, c.status, c.host)
       await res.body.dump()
     }
@@ -55,7 +74,10 @@ describe('publicUrl with a path', () => {
   it('the challenge points at the public metadata URL', async () => {
     const res = await request(`${stack.url}/mcp/echo`, { method: 'POST' })
     assert.equal(res.statusCode, 401)
-    assert.match(res.headers['www-authenticate'] as string, /resource_metadata="https:\/\/mcp\.example\.com\/\.well-known\/oauth-protected-resource\/edge\/mcp\/echo"/)
+    assert.match(
+      res.headers['www-authenticate'] as string,
+      /resource_metadata="https:\/\/mcp\.example\.com\/\.well-known\/oauth-protected-resource\/edge\/mcp\/echo"/,
+    )
     await res.body.dump()
   })
 
@@ -66,7 +88,11 @@ describe('publicUrl with a path', () => {
       assert.equal(res.status, 200, `${path} ${res.text}`)
     }
     const upper = await stack.forge({ aud: `HTTPS://MCP.EXAMPLE.COM/edge/mcp/echo` })
-    assert.equal((await init('/mcp/echo', upper)).status, 200, 'scheme and host compare case-insensitively')
+    assert.equal(
+      (await init('/mcp/echo', upper)).status,
+      200,
+      'scheme and host compare case-insensitively',
+    )
     for (const aud of [`${stack.url}/mcp/echo`, `${PUBLIC}/mcp/echo/`, `${PUBLIC}/MCP/echo`]) {
       const res = await init('/mcp/echo', await stack.forge({ aud }))
       assert.equal(res.status, 401, aud)

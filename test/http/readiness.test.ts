@@ -15,7 +15,11 @@ it('an IdP that starts after the gateway makes it ready, with no request needed'
   const [idpPort, gwPort] = [await freePort(), await freePort()]
   const issuer = `http://127.0.0.1:${idpPort}`
   const config = validateConfig(
-    { listen: { host: '127.0.0.1', port: gwPort }, auth: { issuer }, servers: { echo: { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js')] } } },
+    {
+      listen: { host: '127.0.0.1', port: gwPort },
+      auth: { issuer },
+      servers: { echo: { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js')] } },
+    },
     { file: 'test', baseDir: '/' },
   )
   const gateway = await startGateway(config, { log: pino({ level: 'silent' }) })
@@ -28,7 +32,12 @@ it('an IdP that starts after the gateway makes it ready, with no request needed'
     const before = await ready()
     assert.equal(before.status, 503)
     assert.match(before.body.problems[0]!, /signing keys/)
-    idp = await startDevIdp({ port: idpPort, resources: [`${gateway.url}/mcp/echo`], scopesFor: scopesForRoles(DEMO_ROLES), stateFile: false })
+    idp = await startDevIdp({
+      port: idpPort,
+      resources: [`${gateway.url}/mcp/echo`],
+      scopesFor: scopesForRoles(DEMO_ROLES),
+      stateFile: false,
+    })
     const deadline = Date.now() + 15_000
     let now = before
     while (now.status !== 200 && Date.now() < deadline) {

@@ -16,7 +16,9 @@ const POLL = { closeAfter: 300, retry: 250 }
 let stack: Stack
 before(async () => {
   const fixture = { command: process.execPath, args: [join(SERVERS_DIR, 'fixture.js')] }
-  const extra = ['polled', 'polledlong', 'tiny'].map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')
+  const extra = ['polled', 'polledlong', 'tiny']
+    .map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`)
+    .join('')
   stack = await startStack({
     policy: TEST_POLICY + extra,
     servers: {
@@ -29,7 +31,14 @@ before(async () => {
 })
 after(() => stack.close())
 
-const json = (e: Sse) => JSON.parse(e.data) as { id?: unknown; method?: string; result?: { content: { text: string }[] }; error?: unknown; params?: { progressToken?: unknown; progress?: number } }
+const json = (e: Sse) =>
+  JSON.parse(e.data) as {
+    id?: unknown
+    method?: string
+    result?: { content: { text: string }[] }
+    error?: unknown
+    params?: { progressToken?: unknown; progress?: number }
+  }
 const streamOf = (id: string) => id.slice(0, id.lastIndexOf('.'))
 
 /** A raw session of one principal on one server, at one protocol version. */
@@ -40,21 +49,48 @@ async function open(server: string, client = 'alice', version = CURRENT) {
   const init = await fetch(stack.local(server), {
     method: 'POST',
     headers: base,
-    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: version, capabilities: {}, clientInfo: { name: 't', version: '0' } } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: {
+        protocolVersion: version,
+        capabilities: {},
+        clientInfo: { name: 't', version: '0' },
+      },
+    }),
   })
   assert.equal(init.status, 200)
   const sid = init.headers.get('mcp-session-id')!
   await init.body?.cancel()
   const headers = { ...base, 'mcp-session-id': sid, 'mcp-protocol-version': version }
-  const ack = await fetch(stack.local(server), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
+  const ack = await fetch(stack.local(server), {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+  })
   assert.equal(ack.status, 202)
   return {
     sid,
     headers,
     /** POSTs tools/call; `progress` adds a progressToken. */
-    call(id: number, name: string, args: Record<string, unknown>, o: { progress?: string; signal?: AbortSignal } = {}) {
-      const params = { name, arguments: args, ...(o.progress ? { _meta: { progressToken: o.progress } } : {}) }
-      return fetch(stack.local(server), { method: 'POST', headers, signal: o.signal, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params }) })
+    call(
+      id: number,
+      name: string,
+      args: Record<string, unknown>,
+      o: { progress?: string; signal?: AbortSignal } = {},
+    ) {
+      const params = {
+        name,
+        arguments: args,
+        ...(o.progress ? { _meta: { progressToken: o.progress } } : {}),
+      }
+      return fetch(stack.local(server), {
+        method: 'POST',
+        headers,
+        signal: o.signal,
+        body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params }),
+      })
     },
     /** GET, resuming after `lastEventId` when given; `as` sends another principal's token. */
     async get(lastEventId?: string, as?: { token: string }) {
@@ -73,7 +109,10 @@ async function open(server: string, client = 'alice', version = CURRENT) {
 
 /** Messages the fixture received, as recorded by it. */
 function fixtureSaw(): { method?: string; params?: { requestId?: unknown } }[] {
-  return readFileSync(join(stack.dir, 'fixture-record.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  return readFileSync(join(stack.dir, 'fixture-record.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
 }
 
 describe('priming events (D8, F7)', () => {
@@ -103,7 +142,9 @@ describe('event ids and streams (D14-D17)', () => {
   it('ids are unique across three concurrent POST streams and the GET stream; each id names its stream; nothing is sent twice', async () => {
     const s = await open('fixture')
     const get = new Events(await s.get())
-    const posts = await Promise.all([1, 2, 3].map((i) => s.call(i, 'slow', { ms: 400, every: 100 }, { progress: `p${i}` })))
+    const posts = await Promise.all(
+      [1, 2, 3].map((i) => s.call(i, 'slow', { ms: 400, every: 100 }, { progress: `p${i}` })),
+    )
     // A fourth request while three are in flight: its log lines belong to no single stream.
     const notify = await new Events(await s.call(4, 'notify', { count: 2 })).rest()
     const streams = await Promise.all(posts.map((p) => new Events(p).rest()))
@@ -111,16 +152,31 @@ describe('event ids and streams (D14-D17)', () => {
     await get.cancel()
     const all = [...streams.flat(), ...notify, ...(onGet as Sse[])]
     const ids = all.map((e) => e.id!)
-    assert.ok(ids.every((id) => typeof id === 'string' && id.length > 0), 'every event has an id')
+    assert.ok(
+      ids.every((id) => typeof id === 'string' && id.length > 0),
+      'every event has an id',
+    )
     assert.equal(new Set(ids).size, ids.length, 'no id repeats across streams')
-    const prefixes = [...streams, notify, onGet as Sse[]].map((events) => new Set(events.map((e) => streamOf(e.id!))))
+    const prefixes = [...streams, notify, onGet as Sse[]].map(
+      (events) => new Set(events.map((e) => streamOf(e.id!))),
+    )
     for (const p of prefixes) assert.equal(p.size, 1, 'one stream, one prefix')
-    assert.equal(new Set(prefixes.map((p) => [...p][0])).size, prefixes.length, 'different streams, different prefixes')
+    assert.equal(
+      new Set(prefixes.map((p) => [...p][0])).size,
+      prefixes.length,
+      'different streams, different prefixes',
+    )
     for (const [i, events] of streams.entries()) {
       assert.equal(events[0]!.data, '', 'primed')
       const messages = events.slice(1).map(json)
-      assert.deepEqual(messages.map((m) => m.params?.progress ?? 'reply'), [1, 2, 3, 'reply'])
-      assert.ok(messages.slice(0, 3).every((m) => m.params?.progressToken === `p${i + 1}`), 'only its own progress')
+      assert.deepEqual(
+        messages.map((m) => m.params?.progress ?? 'reply'),
+        [1, 2, 3, 'reply'],
+      )
+      assert.ok(
+        messages.slice(0, 3).every((m) => m.params?.progressToken === `p${i + 1}`),
+        'only its own progress',
+      )
       assert.equal(messages[3]!.id, i + 1)
     }
     for (const e of onGet as Sse[]) {
@@ -137,7 +193,9 @@ describe('resumption after a dropped POST stream (D12, D18, E6)', () => {
   it("the request runs on; GET + Last-Event-ID gets that stream's remaining events and its reply, none of another stream's", async () => {
     const s = await open('fixture')
     const drop = new AbortController()
-    const a = new Events(await s.call(901, 'slow', { ms: 700, every: 100 }, { progress: 'a', signal: drop.signal }))
+    const a = new Events(
+      await s.call(901, 'slow', { ms: 700, every: 100 }, { progress: 'a', signal: drop.signal }),
+    )
     const b = s.call(902, 'slow', { ms: 300, every: 100 }, { progress: 'b' })
     const first = await a.until((e) => e.data !== '')
     assert.equal(json(first).params?.progress, 1)
@@ -149,11 +207,27 @@ describe('resumption after a dropped POST stream (D12, D18, E6)', () => {
     assert.equal(resumed.status, 200)
     const events = await new Events(resumed).rest()
     const messages = events.map(json)
-    assert.deepEqual(messages.map((m) => m.params?.progress ?? m.id), [2, 3, 4, 5, 6, 901], 'the rest of stream a, in order, then its reply')
-    assert.ok(messages.slice(0, -1).every((m) => m.params?.progressToken === 'a'), "none of stream b's events")
-    assert.equal(messages.at(-1)!.result!.content[0]!.text, 'done', 'not cancelled by the disconnect')
+    assert.deepEqual(
+      messages.map((m) => m.params?.progress ?? m.id),
+      [2, 3, 4, 5, 6, 901],
+      'the rest of stream a, in order, then its reply',
+    )
+    assert.ok(
+      messages.slice(0, -1).every((m) => m.params?.progressToken === 'a'),
+      "none of stream b's events",
+    )
+    assert.equal(
+      messages.at(-1)!.result!.content[0]!.text,
+      'done',
+      'not cancelled by the disconnect',
+    )
     assert.ok(events.every((e) => streamOf(e.id!) === streamOf(first.id!)))
-    assert.ok(!fixtureSaw().some((m) => m.method === 'notifications/cancelled' && m.params?.requestId === 901), 'no cancellation reached the server')
+    assert.ok(
+      !fixtureSaw().some(
+        (m) => m.method === 'notifications/cancelled' && m.params?.requestId === 901,
+      ),
+      'no cancellation reached the server',
+    )
   })
 
   it("another principal with the owner's session id and Last-Event-ID gets 404 and no events; the owner still resumes", async () => {
@@ -167,7 +241,10 @@ describe('resumption after a dropped POST stream (D12, D18, E6)', () => {
     assert.doesNotMatch(bob.headers.get('content-type') ?? '', /event-stream/)
     assert.doesNotMatch(await bob.text(), /911|done/)
     const events = await new Events(await s.get(priming!.id)).rest()
-    assert.deepEqual(events.map((e) => json(e).id), [911])
+    assert.deepEqual(
+      events.map((e) => json(e).id),
+      [911],
+    )
   })
 })
 
@@ -183,7 +260,10 @@ describe('replay buffer bounds', () => {
       assert.doesNotMatch(await res.text(), /"result"/)
     }
     const again = await new Events(await s.get(recent[0]!.id)).rest()
-    assert.deepEqual(again.map((e) => json(e).id), [4])
+    assert.deepEqual(
+      again.map((e) => json(e).id),
+      [4],
+    )
   })
 })
 
@@ -201,19 +281,28 @@ describe('SSE polling (D9)', () => {
     assert.ok(closedAfter >= POLL.closeAfter - 50, `closed after ${closedAfter} ms`)
     await new Events(await s.call(2, 'open_gate', { name: 'poll' })).rest()
     const resumed = await new Events(await s.get(events[0]!.id)).rest()
-    assert.deepEqual(resumed.map((e) => json(e).id), [1])
+    assert.deepEqual(
+      resumed.map((e) => json(e).id),
+      [1],
+    )
     assert.equal(json(resumed[0]!).result!.content[0]!.text, 'passed poll')
   })
 
   it('a quick request is not closed', async () => {
     const s = await open('polledlong')
     const events = await new Events(await s.call(1, 'slow', { ms: 10 })).rest()
-    assert.deepEqual(events.map((e) => (e.data === '' ? 'priming' : json(e).id)), ['priming', 1])
+    assert.deepEqual(
+      events.map((e) => (e.data === '' ? 'priming' : json(e).id)),
+      ['priming', 1],
+    )
   })
 
   it(`${OLDER}: no priming event, so the stream is never closed (the client could not resume)`, async () => {
     const s = await open('polled', 'alice', OLDER)
     const events = await new Events(await s.call(1, 'slow', { ms: 600 })).rest()
-    assert.deepEqual(events.map((e) => json(e).id), [1])
+    assert.deepEqual(
+      events.map((e) => json(e).id),
+      [1],
+    )
   })
 })

@@ -25,13 +25,38 @@ interface Open {
 }
 
 /** Posts a 2026-07-28 request and reads its response as a stream of JSON-RPC messages. */
-async function open(stack: Stack, token: string, method: string, params: Record<string, unknown>, o: { caps?: Record<string, unknown>; meta?: Record<string, unknown> } = {}): Promise<Open> {
-  const body = { jsonrpc: '2.0', id: nextId++, method, params: { ...params, _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': o.caps ?? {}, ...o.meta } } }
+async function open(
+  stack: Stack,
+  token: string,
+  method: string,
+  params: Record<string, unknown>,
+  o: { caps?: Record<string, unknown>; meta?: Record<string, unknown> } = {},
+): Promise<Open> {
+  const body = {
+    jsonrpc: '2.0',
+    id: nextId++,
+    method,
+    params: {
+      ...params,
+      _meta: {
+        'io.modelcontextprotocol/protocolVersion': V,
+        'io.modelcontextprotocol/clientCapabilities': o.caps ?? {},
+        ...o.meta,
+      },
+    },
+  }
   const name = params.name ?? params.uri
   const ac = new AbortController()
   const res = await request(stack.local('fixture'), {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': method, ...(typeof name === 'string' ? { 'mcp-name': name } : {}) },
+    headers: {
+      'content-type': 'application/json',
+      accept: ACCEPT,
+      authorization: `Bearer ${token}`,
+      'mcp-protocol-version': V,
+      'mcp-method': method,
+      ...(typeof name === 'string' ? { 'mcp-name': name } : {}),
+    },
     body: JSON.stringify(body),
     signal: ac.signal,
   })
@@ -44,7 +69,10 @@ async function open(stack: Stack, token: string, method: string, params: Record<
       if (!sse) return
       let i
       while ((i = buffer.indexOf('\n\n')) !== -1) {
-        const data = buffer.slice(0, i).split('\n').find((l) => l.startsWith('data: '))
+        const data = buffer
+          .slice(0, i)
+          .split('\n')
+          .find((l) => l.startsWith('data: '))
         buffer = buffer.slice(i + 2)
         if (data) events.push(JSON.parse(data.slice(6)))
       }
@@ -59,7 +87,13 @@ async function open(stack: Stack, token: string, method: string, params: Record<
 }
 
 /** A request's whole answer: its status and last message. */
-async function call(stack: Stack, token: string, method: string, params: Record<string, unknown>, o: { caps?: Record<string, unknown> } = {}) {
+async function call(
+  stack: Stack,
+  token: string,
+  method: string,
+  params: Record<string, unknown>,
+  o: { caps?: Record<string, unknown> } = {},
+) {
   const r = await open(stack, token, method, params, o)
   await r.done
   return { status: r.status, json: r.events.at(-1) as Record<string, any> }
@@ -67,7 +101,13 @@ async function call(stack: Stack, token: string, method: string, params: Record<
 
 /** A tools/call that runs for a minute unless its client hangs up; resolves once it runs. */
 async function held(stack: Stack, token: string, name: string): Promise<Open> {
-  const r = await open(stack, token, 'tools/call', { name: 'slow', arguments: { ms: 60_000, every: 10 } }, { meta: { progressToken: name } })
+  const r = await open(
+    stack,
+    token,
+    'tools/call',
+    { name: 'slow', arguments: { ms: 60_000, every: 10 } },
+    { meta: { progressToken: name } },
+  )
   await waitFor(() => r.events.some((e) => e.method === 'notifications/progress'))
   return r
 }
@@ -91,7 +131,17 @@ describe('limits.sessionless: bounds on counts', () => {
   let stack: Stack
   before(async () => {
     stack = await startStack({
-      config: { limits: { sessionless: { lanesPerSubject: 1, laneWaiters: 1, waitingPerSubject: 1, listensPerSubject: 1, listenResources: 1 } } },
+      config: {
+        limits: {
+          sessionless: {
+            lanesPerSubject: 1,
+            laneWaiters: 1,
+            waitingPerSubject: 1,
+            listensPerSubject: 1,
+            listenResources: 1,
+          },
+        },
+      },
     })
   })
   after(() => stack.close())
@@ -101,7 +151,9 @@ describe('limits.sessionless: bounds on counts', () => {
     const first = await held(stack, token, 'lanes')
     // With one lane per subject the next request waits for it (the default 4 would start a second).
     const second = open(stack, token, 'tools/call', { name: 'pid' })
-    await waitFor(async () => (await metric(stack, /^mcp_edge_lane_waiters\{server="fixture"\} (\d+)/m)) === 1)
+    await waitFor(
+      async () => (await metric(stack, /^mcp_edge_lane_waiters\{server="fixture"\} (\d+)/m)) === 1,
+    )
     // One waiter is the most: the next is refused without waiting (the default 16 would wait).
     const third = await call(stack, token, 'tools/call', { name: 'pid' })
     assert.equal(third.status, 503, JSON.stringify(third.json))
@@ -118,11 +170,33 @@ describe('limits.sessionless: bounds on counts', () => {
     const token = await stack.token('bob', { server: 'fixture' })
     const rounds: { state: string; key: string; prompt: string }[] = []
     for (const prompt of ['one', 'two']) {
-      const r = await call(stack, token, 'tools/call', { name: 'sample', arguments: { prompt } }, { caps: SAMPLING })
+      const r = await call(
+        stack,
+        token,
+        'tools/call',
+        { name: 'sample', arguments: { prompt } },
+        { caps: SAMPLING },
+      )
       assert.equal(r.json.result?.resultType, 'input_required', JSON.stringify(r.json))
-      rounds.push({ state: r.json.result.requestState as string, key: Object.keys(r.json.result.inputRequests)[0]!, prompt })
+      rounds.push({
+        state: r.json.result.requestState as string,
+        key: Object.keys(r.json.result.inputRequests)[0]!,
+        prompt,
+      })
     }
-    const answer = (r: (typeof rounds)[number]) => call(stack, token, 'tools/call', { name: 'sample', arguments: { prompt: r.prompt }, inputResponses: { [r.key]: ANSWER }, requestState: r.state }, { caps: SAMPLING })
+    const answer = (r: (typeof rounds)[number]) =>
+      call(
+        stack,
+        token,
+        'tools/call',
+        {
+          name: 'sample',
+          arguments: { prompt: r.prompt },
+          inputResponses: { [r.key]: ANSWER },
+          requestState: r.state,
+        },
+        { caps: SAMPLING },
+      )
     const first = await answer(rounds[0]!)
     assert.equal(first.json.error?.code, -32602, 'the first round was cancelled by the second')
     const second = await answer(rounds[1]!)
@@ -131,10 +205,14 @@ describe('limits.sessionless: bounds on counts', () => {
 
   it('listensPerSubject 1: a second subscriptions/listen stream is refused', async () => {
     const token = await stack.token('dev', { server: 'fixture' })
-    const one = await open(stack, token, 'subscriptions/listen', { notifications: { toolsListChanged: true } })
+    const one = await open(stack, token, 'subscriptions/listen', {
+      notifications: { toolsListChanged: true },
+    })
     assert.equal(one.status, 200)
     await waitFor(() => one.events.length > 0)
-    const two = await call(stack, token, 'subscriptions/listen', { notifications: { toolsListChanged: true } })
+    const two = await call(stack, token, 'subscriptions/listen', {
+      notifications: { toolsListChanged: true },
+    })
     assert.equal(two.status, 429)
     assert.match(two.json.error.message, /you have 1 subscription streams open on fixture/)
     one.close()
@@ -142,7 +220,9 @@ describe('limits.sessionless: bounds on counts', () => {
 
   it('listenResources 1: a stream asking for two resources is refused', async () => {
     const token = await stack.token('admin', { server: 'fixture' })
-    const res = await call(stack, token, 'subscriptions/listen', { notifications: { resourceSubscriptions: ['fixture://hello', 'fixture://other'] } })
+    const res = await call(stack, token, 'subscriptions/listen', {
+      notifications: { resourceSubscriptions: ['fixture://hello', 'fixture://other'] },
+    })
     assert.equal(res.json.error?.code, -32602)
     assert.match(res.json.error.message, /at most 1 resourceSubscriptions per stream/)
   })
@@ -152,7 +232,11 @@ describe('limits.sessionless: bounds on time', () => {
   let stack: Stack
   before(async () => {
     stack = await startStack({
-      config: { limits: { sessionless: { lanesPerSubject: 1, laneWait: 50, laneIdle: 1000, inputTtl: 1000 } } },
+      config: {
+        limits: {
+          sessionless: { lanesPerSubject: 1, laneWait: 50, laneIdle: 1000, inputTtl: 1000 },
+        },
+      },
       policy: TEST_POLICY,
     })
   })
@@ -167,7 +251,7 @@ describe('limits.sessionless: bounds on time', () => {
     first.close()
   })
 
-  it('laneIdle: an unused lane ends (the server\'s own idleTimeout is 10 min)', async () => {
+  it("laneIdle: an unused lane ends (the server's own idleTimeout is 10 min)", async () => {
     const token = await stack.token('bob', { server: 'fixture' })
     const r = await call(stack, token, 'tools/call', { name: 'pid' })
     assert.equal(r.status, 200)
@@ -176,11 +260,28 @@ describe('limits.sessionless: bounds on time', () => {
 
   it('inputTtl: a round nobody answers is cancelled, and its requestState then refused', async () => {
     const token = await stack.token('dev', { server: 'fixture' })
-    const r = await call(stack, token, 'tools/call', { name: 'sample', arguments: { prompt: 'late' } }, { caps: SAMPLING })
+    const r = await call(
+      stack,
+      token,
+      'tools/call',
+      { name: 'sample', arguments: { prompt: 'late' } },
+      { caps: SAMPLING },
+    )
     assert.equal(r.json.result?.resultType, 'input_required', JSON.stringify(r.json))
     await waitFor(async () => (await metric(stack, /^mcp_edge_waiting_rounds (\d+)/m)) === 0)
     const key = Object.keys(r.json.result.inputRequests)[0]!
-    const late = await call(stack, token, 'tools/call', { name: 'sample', arguments: { prompt: 'late' }, inputResponses: { [key]: ANSWER }, requestState: r.json.result.requestState }, { caps: SAMPLING })
+    const late = await call(
+      stack,
+      token,
+      'tools/call',
+      {
+        name: 'sample',
+        arguments: { prompt: 'late' },
+        inputResponses: { [key]: ANSWER },
+        requestState: r.json.result.requestState,
+      },
+      { caps: SAMPLING },
+    )
     assert.equal(late.json.error?.code, -32602, JSON.stringify(late.json))
   })
 })

@@ -40,19 +40,58 @@ describe('memory held for a client that stops reading', () => {
   it(`a GET stream left unread through ${FLOOD} notifications of ${SIZE} B: the gateway's memory stays bounded`, async (t) => {
     const token = await stack.token('alice', { server: 'fixture' })
     const auth = { authorization: `Bearer ${token}` }
-    const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...auth }
+    const base = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      ...auth,
+    }
     const init = await fetch(stack.local('fixture'), {
       method: 'POST',
       headers: base,
-      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: CURRENT, capabilities: {}, clientInfo: { name: 'stalled', version: '0' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: {
+          protocolVersion: CURRENT,
+          capabilities: {},
+          clientInfo: { name: 'stalled', version: '0' },
+        },
+      }),
     })
-    const headers = { ...base, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': CURRENT }
+    const headers = {
+      ...base,
+      'mcp-session-id': init.headers.get('mcp-session-id')!,
+      'mcp-protocol-version': CURRENT,
+    }
     await init.text()
-    await (await fetch(stack.local('fixture'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })).text()
+    await (
+      await fetch(stack.local('fixture'), {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+      })
+    ).text()
     const call = (id: number, name: string, args: Record<string, unknown>) =>
-      fetch(stack.local('fixture'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } }) })
+      fetch(stack.local('fixture'), {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id,
+          method: 'tools/call',
+          params: { name, arguments: args },
+        }),
+      })
 
-    const get = await RawSse.open(stack.local('fixture'), { headers: { accept: 'text/event-stream', ...auth, 'mcp-session-id': headers['mcp-session-id'], 'mcp-protocol-version': CURRENT } })
+    const get = await RawSse.open(stack.local('fixture'), {
+      headers: {
+        accept: 'text/event-stream',
+        ...auth,
+        'mcp-session-id': headers['mcp-session-id'],
+        'mcp-protocol-version': CURRENT,
+      },
+    })
     assert.equal(get.status, 200)
     // Two calls in flight: the server's log lines belong to neither and go to the GET stream.
     assert.equal((await call(1, 'slow', { ms: 60_000 })).status, 200)
@@ -67,8 +106,13 @@ describe('memory held for a client that stops reading', () => {
     await flood(3, FLOOD)
     const end = memory()
     const growth = end.total - start.total
-    t.diagnostic(`before ${mb(start.total)} (heap ${mb(start.heap)}, external ${mb(start.external)}); after ${mb(end.total)} (heap ${mb(end.heap)}, external ${mb(end.external)}); growth ${mb(growth)}`)
-    assert.ok(growth < MAX_GROWTH, `the gateway's memory grew by ${mb(growth)} for a client that reads nothing`)
+    t.diagnostic(
+      `before ${mb(start.total)} (heap ${mb(start.heap)}, external ${mb(start.external)}); after ${mb(end.total)} (heap ${mb(end.heap)}, external ${mb(end.external)}); growth ${mb(growth)}`,
+    )
+    assert.ok(
+      growth < MAX_GROWTH,
+      `the gateway's memory grew by ${mb(growth)} for a client that reads nothing`,
+    )
     get.destroy()
     await fetch(stack.local('fixture'), { method: 'DELETE', headers }).then((r) => r.text())
   })

@@ -10,7 +10,12 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { RawSse } from '../helpers/raw-sse.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
-const LIMITS = { streamQueueBytes: 128 * 1024, streamQueueEvents: 100, sessionQueueBytes: 256 * 1024, sessionQueueEvents: 200 }
+const LIMITS = {
+  streamQueueBytes: 128 * 1024,
+  streamQueueEvents: 100,
+  sessionQueueBytes: 256 * 1024,
+  sessionQueueEvents: 200,
+}
 /** ~9 MB of log lines: more than a paused loopback socket's kernel buffers take (~4 MB), so the rest meets the gateway. */
 const FLOOD = { count: 8000, size: 1000 }
 /** Server→client requests: more than a stream may queue, so a stream that carries them must close. */
@@ -26,7 +31,9 @@ before(async () => {
     config: { limits: LIMITS },
     policy: `${TEST_POLICY}  deep:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
     // A replay buffer that outlasts a flood: a closed stream can always be resumed from its start.
-    servers: { deep: { ...fixture, resumability: { maxEvents: 100_000, maxBytes: 256 * 1024 * 1024 } } },
+    servers: {
+      deep: { ...fixture, resumability: { maxEvents: 100_000, maxBytes: 256 * 1024 * 1024 } },
+    },
   })
 })
 after(() => stack.close())
@@ -36,11 +43,14 @@ beforeEach(() => void stack.gateway.outbound.takePeaks())
 async function counters() {
   const m = stack.gateway.metrics
   const dropped = (await m.streamEventsDropped.get()).values
-  const sum = (f: (l: Record<string, unknown>) => boolean) => dropped.filter((v) => f(v.labels)).reduce((n, v) => n + v.value, 0)
+  const sum = (f: (l: Record<string, unknown>) => boolean) =>
+    dropped.filter((v) => f(v.labels)).reduce((n, v) => n + v.value, 0)
   return {
     notifications: sum((l) => l.kind === 'notification'),
     bySession: sum((l) => String(l.reason).startsWith('session_')),
-    closed: (await m.streamsClosed.get()).values.find((v) => v.labels.reason === 'slow_client')?.value ?? 0,
+    closed:
+      (await m.streamsClosed.get()).values.find((v) => v.labels.reason === 'slow_client')?.value ??
+      0,
   }
 }
 
@@ -48,15 +58,34 @@ async function counters() {
 function assertWithinBounds(o: { finalBytes?: number } = {}) {
   const p = stack.gateway.outbound.takePeaks()
   const extra = o.finalBytes ?? 0
-  assert.ok(p.streamEvents > 0, 'the gateway did queue for the stalled client (else the test proves nothing)')
-  assert.ok(p.streamBytes <= LIMITS.streamQueueBytes + extra, `a stream queued ${p.streamBytes} bytes`)
-  assert.ok(p.streamEvents <= LIMITS.streamQueueEvents + (extra ? 1 : 0), `a stream queued ${p.streamEvents} events`)
-  assert.ok(p.sessionBytes <= LIMITS.sessionQueueBytes + extra, `a session queued ${p.sessionBytes} bytes`)
-  assert.ok(p.sessionEvents <= LIMITS.sessionQueueEvents + (extra ? 1 : 0), `a session queued ${p.sessionEvents} events`)
+  assert.ok(
+    p.streamEvents > 0,
+    'the gateway did queue for the stalled client (else the test proves nothing)',
+  )
+  assert.ok(
+    p.streamBytes <= LIMITS.streamQueueBytes + extra,
+    `a stream queued ${p.streamBytes} bytes`,
+  )
+  assert.ok(
+    p.streamEvents <= LIMITS.streamQueueEvents + (extra ? 1 : 0),
+    `a stream queued ${p.streamEvents} events`,
+  )
+  assert.ok(
+    p.sessionBytes <= LIMITS.sessionQueueBytes + extra,
+    `a session queued ${p.sessionBytes} bytes`,
+  )
+  assert.ok(
+    p.sessionEvents <= LIMITS.sessionQueueEvents + (extra ? 1 : 0),
+    `a session queued ${p.sessionEvents} events`,
+  )
   return p
 }
 
-async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+async function waitFor(
+  what: string,
+  fn: () => boolean | Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await fn())) {
     if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`)
@@ -76,30 +105,79 @@ async function session(server = 'fixture') {
   const init = await fetch(stack.local(server), {
     method: 'POST',
     headers: base,
-    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: CURRENT, capabilities: {}, clientInfo: { name: 'stalled', version: '0' } } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: {
+        protocolVersion: CURRENT,
+        capabilities: {},
+        clientInfo: { name: 'stalled', version: '0' },
+      },
+    }),
   })
   assert.equal(init.status, 200)
   const sid = init.headers.get('mcp-session-id')!
   await init.text()
   const headers = { ...base, 'mcp-session-id': sid, 'mcp-protocol-version': CURRENT }
-  await (await fetch(stack.local(server), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })).text()
-  const body = (id: number | string, name: string, args: Record<string, unknown>, progress?: string) => ({
-    jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, ...(progress ? { _meta: { progressToken: progress } } : {}) },
+  await (
+    await fetch(stack.local(server), {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+    })
+  ).text()
+  const body = (
+    id: number | string,
+    name: string,
+    args: Record<string, unknown>,
+    progress?: string,
+  ) => ({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: { name, arguments: args, ...(progress ? { _meta: { progressToken: progress } } : {}) },
   })
   return {
     sid,
     headers,
     body,
     /** tools/call with a client that reads. */
-    call: (id: number, name: string, args: Record<string, unknown>) => fetch(stack.local(server), { method: 'POST', headers, body: JSON.stringify(body(id, name, args)) }),
+    call: (id: number, name: string, args: Record<string, unknown>) =>
+      fetch(stack.local(server), {
+        method: 'POST',
+        headers,
+        body: JSON.stringify(body(id, name, args)),
+      }),
     /** tools/call on a socket that stops reading once `until` holds (the headers, by default). */
-    stalledCall: (id: number | string, name: string, args: Record<string, unknown>, o: { progress?: string; until?: (s: RawSse) => boolean } = {}) =>
-      RawSse.open(stack.local(server), { method: 'POST', headers, body: body(id, name, args, o.progress) }, o.until),
+    stalledCall: (
+      id: number | string,
+      name: string,
+      args: Record<string, unknown>,
+      o: { progress?: string; until?: (s: RawSse) => boolean } = {},
+    ) =>
+      RawSse.open(
+        stack.local(server),
+        { method: 'POST', headers, body: body(id, name, args, o.progress) },
+        o.until,
+      ),
     /** The GET stream, on a socket that stops reading once it is open. */
-    stalledGet: () => RawSse.open(stack.local(server), { headers: { accept: 'text/event-stream', ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': CURRENT } }),
+    stalledGet: () =>
+      RawSse.open(stack.local(server), {
+        headers: {
+          accept: 'text/event-stream',
+          ...auth,
+          'mcp-session-id': sid,
+          'mcp-protocol-version': CURRENT,
+        },
+      }),
     /** Whether the session still answers a call. */
     async alive(): Promise<boolean> {
-      const res = await fetch(stack.local(server), { method: 'POST', headers, body: JSON.stringify(body(99, 'pid', {})) })
+      const res = await fetch(stack.local(server), {
+        method: 'POST',
+        headers,
+        body: JSON.stringify(body(99, 'pid', {})),
+      })
       return res.status === 200 && (await res.text()).includes('"id":99')
     },
     end: () => fetch(stack.local(server), { method: 'DELETE', headers }).then((r) => r.text()),
@@ -126,7 +204,10 @@ describe('session era: a GET stream nobody reads', () => {
     assert.match(await flood.text(), /flooded 8000/)
     const after = await counters()
     assertWithinBounds()
-    assert.ok(after.notifications - before.notifications > 1000, `dropped ${after.notifications - before.notifications}`)
+    assert.ok(
+      after.notifications - before.notifications > 1000,
+      `dropped ${after.notifications - before.notifications}`,
+    )
     assert.equal(after.closed, before.closed, 'no stream was closed: it owed nothing')
     assert.ok(await s.alive(), 'the session still answers')
     // The client reads again: what was kept, then, once it has caught up, what comes later.
@@ -144,10 +225,20 @@ describe('session era: a GET stream nobody reads', () => {
     await twoInFlight(s)
     const before = await counters()
     const warned = logged('is owed more than the bound: stream closed')
-    assert.match(await (await s.call(1, 'flood', { ...FLOOD, pings: PINGS })).text(), /flooded 8000/)
-    await waitFor('the stalled GET stream closed', async () => (await counters()).closed === before.closed + 1)
+    assert.match(
+      await (await s.call(1, 'flood', { ...FLOOD, pings: PINGS })).text(),
+      /flooded 8000/,
+    )
+    await waitFor(
+      'the stalled GET stream closed',
+      async () => (await counters()).closed === before.closed + 1,
+    )
     assertWithinBounds()
-    assert.equal(logged('is owed more than the bound: stream closed'), warned + 1, 'logged once, at warn')
+    assert.equal(
+      logged('is owed more than the bound: stream closed'),
+      warned + 1,
+      'logged once, at warn',
+    )
     assert.equal(stack.gateway.outbound.events, 0, 'nothing queued once the stream is closed')
     assert.ok(await s.alive(), 'the session still answers')
     const again = await s.stalledGet()
@@ -170,7 +261,10 @@ describe('session era: POST streams nobody reads', () => {
     assert.ok(after.notifications - before.notifications > 1000)
     assert.equal(after.closed, before.closed)
     const messages = (await post.rest(), post.messages())
-    assert.ok(messages.length < FLOOD.count, `read ${messages.length} of ${FLOOD.count} notifications and the reply`)
+    assert.ok(
+      messages.length < FLOOD.count,
+      `read ${messages.length} of ${FLOOD.count} notifications and the reply`,
+    )
     assert.equal(messages.at(-1)!.id, 1)
     assert.match(messages.at(-1)!.result.content[0].text, /flooded 8000/)
     await s.end()
@@ -183,7 +277,10 @@ describe('session era: POST streams nobody reads', () => {
     await waitFor('the flood answered', () => floods() === done + 1)
     assert.ok(stack.gateway.outbound.events > 0)
     post.destroy()
-    await waitFor('the queue freed', () => stack.gateway.outbound.bytes === 0 && stack.gateway.outbound.events === 0)
+    await waitFor(
+      'the queue freed',
+      () => stack.gateway.outbound.bytes === 0 && stack.gateway.outbound.events === 0,
+    )
     assert.ok(await s.alive(), 'the session lives on')
     await s.end()
   })
@@ -192,7 +289,9 @@ describe('session era: POST streams nobody reads', () => {
     const s = await session()
     const before = await counters()
     const done = floods()
-    const posts = await Promise.all([1, 2, 3].map((i) => s.stalledCall(i, 'flood', FLOOD, { progress: `p${i}` })))
+    const posts = await Promise.all(
+      [1, 2, 3].map((i) => s.stalledCall(i, 'flood', FLOOD, { progress: `p${i}` })),
+    )
     await waitFor('three floods answered', () => floods() === done + 3)
     const peaks = assertWithinBounds()
     assert.ok(peaks.sessionBytes > LIMITS.streamQueueBytes, 'more than one stream queued at once')
@@ -203,7 +302,10 @@ describe('session era: POST streams nobody reads', () => {
       await post.rest()
       const messages = post.messages()
       assert.deepEqual(messages.at(-1)!.id, i + 1)
-      assert.ok(messages.slice(0, -1).every((m) => m.params.progressToken === `p${i + 1}`), 'only its own progress')
+      assert.ok(
+        messages.slice(0, -1).every((m) => m.params.progressToken === `p${i + 1}`),
+        'only its own progress',
+      )
     }
     await s.end()
   })
@@ -213,23 +315,56 @@ describe('session era: POST streams nobody reads', () => {
     const client = new Client({ name: 'resumer', version: '0' })
     const transport = new StreamableHTTPClientTransport(new URL(stack.local('deep')), {
       requestInit: { headers: { authorization: `Bearer ${token}` } },
-      reconnectionOptions: { initialReconnectionDelay: 10, maxReconnectionDelay: 100, reconnectionDelayGrowFactor: 1.5, maxRetries: 50 },
+      reconnectionOptions: {
+        initialReconnectionDelay: 10,
+        maxReconnectionDelay: 100,
+        reconnectionDelayGrowFactor: 1.5,
+        maxRetries: 50,
+      },
     })
     await client.connect(transport)
-    const headers = { authorization: `Bearer ${token}`, accept: ACCEPT, 'mcp-session-id': transport.sessionId!, 'mcp-protocol-version': transport.protocolVersion! }
+    const headers = {
+      authorization: `Bearer ${token}`,
+      accept: ACCEPT,
+      'mcp-session-id': transport.sessionId!,
+      'mcp-protocol-version': transport.protocolVersion!,
+    }
     const args = { ...FLOOD, pings: PINGS }
     const before = await counters()
     const done = floods()
     // Reads the priming event (an id to resume from), then nothing more.
-    const post = await RawSse.open(stack.local('deep'), { method: 'POST', headers, body: { jsonrpc: '2.0', id: 'stalled', method: 'tools/call', params: { name: 'flood', arguments: args } } }, (r) => r.events.length > 0)
+    const post = await RawSse.open(
+      stack.local('deep'),
+      {
+        method: 'POST',
+        headers,
+        body: {
+          jsonrpc: '2.0',
+          id: 'stalled',
+          method: 'tools/call',
+          params: { name: 'flood', arguments: args },
+        },
+      },
+      (r) => r.events.length > 0,
+    )
     const priming = post.events[0]!
     assert.equal(priming.data, '')
-    await waitFor('the stalled stream closed', async () => (await counters()).closed === before.closed + 1)
+    await waitFor(
+      'the stalled stream closed',
+      async () => (await counters()).closed === before.closed + 1,
+    )
     assertWithinBounds()
     await waitFor('the flood answered', () => floods() === done + 1)
-    const result = (await client.request({ method: 'tools/call', params: { name: 'flood', arguments: args } }, { resumptionToken: priming.id })) as { content: { text: string }[] }
+    const result = (await client.request(
+      { method: 'tools/call', params: { name: 'flood', arguments: args } },
+      { resumptionToken: priming.id },
+    )) as { content: { text: string }[] }
     assert.match(result.content[0]!.text, /flooded 8000/)
-    assert.match(JSON.stringify(await client.callTool({ name: 'pid' })), /\d+/, 'the session lives on')
+    assert.match(
+      JSON.stringify(await client.callTool({ name: 'pid' })),
+      /\d+/,
+      'the session lives on',
+    )
     post.destroy()
     await client.close()
   })
@@ -239,18 +374,40 @@ describe('session era: resumptions nobody reads', () => {
   it('one replay per session is taken whole (the replay buffer bounds it); the others meanwhile meet the bounds; all is freed when the clients go', async () => {
     const s = await session('deep')
     // A finished stream whose replay is larger than a paused socket takes.
-    const done = await RawSse.open(stack.local('deep'), { method: 'POST', headers: s.headers, body: s.body(1, 'flood', FLOOD) }, (r) => r.events.length > 0)
+    const done = await RawSse.open(
+      stack.local('deep'),
+      { method: 'POST', headers: s.headers, body: s.body(1, 'flood', FLOOD) },
+      (r) => r.events.length > 0,
+    )
     const replayBytes = (await done.rest(), done.events.reduce((n, e) => n + e.data.length + 80, 0))
     const priming = done.events[0]!.id!
     const before = await counters()
-    const resume = () => RawSse.open(stack.local('deep'), { headers: { accept: 'text/event-stream', authorization: s.headers.authorization, 'mcp-session-id': s.sid, 'mcp-protocol-version': CURRENT, 'last-event-id': priming } })
+    const resume = () =>
+      RawSse.open(stack.local('deep'), {
+        headers: {
+          accept: 'text/event-stream',
+          authorization: s.headers.authorization,
+          'mcp-session-id': s.sid,
+          'mcp-protocol-version': CURRENT,
+          'last-event-id': priming,
+        },
+      })
     const replays = [await resume(), await resume(), await resume()]
     const p = stack.gateway.outbound.takePeaks()
     assert.ok(p.sessionBytes > LIMITS.sessionQueueBytes, 'the first replay was taken whole')
-    assert.ok(p.sessionBytes <= replayBytes + LIMITS.sessionQueueBytes, `the session queued ${p.sessionBytes} bytes`)
-    assert.ok((await counters()).notifications - before.notifications > 1000, 'the later replays dropped notifications past the bounds')
+    assert.ok(
+      p.sessionBytes <= replayBytes + LIMITS.sessionQueueBytes,
+      `the session queued ${p.sessionBytes} bytes`,
+    )
+    assert.ok(
+      (await counters()).notifications - before.notifications > 1000,
+      'the later replays dropped notifications past the bounds',
+    )
     for (const r of replays) r.destroy()
-    await waitFor('everything freed', () => stack.gateway.outbound.bytes === 0 && stack.gateway.outbound.events === 0)
+    await waitFor(
+      'everything freed',
+      () => stack.gateway.outbound.bytes === 0 && stack.gateway.outbound.events === 0,
+    )
     await s.end()
   })
 })
@@ -259,10 +416,31 @@ describe('HTTP+SSE (2024-11-05): one stream, not resumable', () => {
   async function legacy() {
     const token = await stack.token('alice', { server: 'fixture' })
     const auth = { authorization: `Bearer ${token}` }
-    const stream = await RawSse.open(`${stack.url}/sse/fixture`, { headers: { accept: 'text/event-stream', ...auth } }, (r) => r.events.length > 0)
+    const stream = await RawSse.open(
+      `${stack.url}/sse/fixture`,
+      { headers: { accept: 'text/event-stream', ...auth } },
+      (r) => r.events.length > 0,
+    )
     const endpoint = `${stack.url}${stream.events[0]!.data}`
-    const post = (body: unknown) => fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(body) }).then(async (r) => (await r.text(), r.status))
-    assert.equal(await post({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'old', version: '0' } } }), 202)
+    const post = (body: unknown) =>
+      fetch(endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth },
+        body: JSON.stringify(body),
+      }).then(async (r) => (await r.text(), r.status))
+    assert.equal(
+      await post({
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2024-11-05',
+          capabilities: {},
+          clientInfo: { name: 'old', version: '0' },
+        },
+      }),
+      202,
+    )
     assert.equal(await post({ jsonrpc: '2.0', method: 'notifications/initialized' }), 202)
     return { stream, post }
   }
@@ -271,7 +449,15 @@ describe('HTTP+SSE (2024-11-05): one stream, not resumable', () => {
     const { stream, post } = await legacy()
     const before = await counters()
     const done = floods()
-    assert.equal(await post({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'flood', arguments: FLOOD } }), 202)
+    assert.equal(
+      await post({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'flood', arguments: FLOOD },
+      }),
+      202,
+    )
     await waitFor('the flood answered', () => floods() === done + 1)
     assertWithinBounds()
     const after = await counters()
@@ -287,30 +473,63 @@ describe('HTTP+SSE (2024-11-05): one stream, not resumable', () => {
     const { stream, post } = await legacy()
     const before = await counters()
     const sessions = stack.gateway.registry.size
-    assert.equal(await post({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'flood', arguments: { ...FLOOD, pings: PINGS } } }), 202)
+    assert.equal(
+      await post({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'flood', arguments: { ...FLOOD, pings: PINGS } },
+      }),
+      202,
+    )
     await waitFor('the stream closed', async () => (await counters()).closed === before.closed + 1)
     assertWithinBounds()
     await waitFor('the session ended', () => stack.gateway.registry.size === sessions - 1)
-    assert.equal(logged('HTTP+SSE stream closed on a client that is not reading it: session ended'), 1)
+    assert.equal(
+      logged('HTTP+SSE stream closed on a client that is not reading it: session ended'),
+      1,
+    )
     assert.equal(await post({ jsonrpc: '2.0', id: 2, method: 'ping' }), 404)
     stream.destroy()
   })
 })
 
 describe('2026-07-28: sessionless streams', () => {
-  async function modern(method: string, params: Record<string, unknown>, meta: Record<string, unknown> = {}) {
+  async function modern(
+    method: string,
+    params: Record<string, unknown>,
+    meta: Record<string, unknown> = {},
+  ) {
     const token = await stack.token('alice', { server: 'fixture' })
     const b = {
-      jsonrpc: '2.0', id: 7, method,
-      params: { ...params, _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': {}, ...meta } },
+      jsonrpc: '2.0',
+      id: 7,
+      method,
+      params: {
+        ...params,
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': MODERN,
+          'io.modelcontextprotocol/clientCapabilities': {},
+          ...meta,
+        },
+      },
     }
-    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: ACCEPT, 'mcp-protocol-version': MODERN, 'mcp-method': method }
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${token}`,
+      accept: ACCEPT,
+      'mcp-protocol-version': MODERN,
+      'mcp-method': method,
+    }
     if (typeof params.name === 'string') headers['mcp-name'] = params.name
     return { body: b, headers, token }
   }
 
   it('a request stream drops progress and log lines past the bound, never its final reply', async () => {
-    const { body, headers } = await modern('tools/call', { name: 'flood', arguments: FLOOD }, { 'io.modelcontextprotocol/logLevel': 'info' })
+    const { body, headers } = await modern(
+      'tools/call',
+      { name: 'flood', arguments: FLOOD },
+      { 'io.modelcontextprotocol/logLevel': 'info' },
+    )
     const before = await counters()
     const done = floods()
     const stream = await RawSse.open(stack.local('fixture'), { method: 'POST', headers, body })
@@ -326,19 +545,40 @@ describe('2026-07-28: sessionless streams', () => {
   })
 
   it('a subscriptions/listen stream drops notifications past the bound and stays open', async () => {
-    const listen = await modern('subscriptions/listen', { notifications: { toolsListChanged: true } })
-    const stream = await RawSse.open(stack.local('fixture'), { method: 'POST', headers: listen.headers, body: listen.body }, (r) => r.events.length > 0)
+    const listen = await modern('subscriptions/listen', {
+      notifications: { toolsListChanged: true },
+    })
+    const stream = await RawSse.open(
+      stack.local('fixture'),
+      { method: 'POST', headers: listen.headers, body: listen.body },
+      (r) => r.events.length > 0,
+    )
     assert.equal(stream.messages()[0]!.method, 'notifications/subscriptions/acknowledged')
     const before = await counters()
     // ~11 MB of list changes from one of the caller's processes.
-    const call = await modern('tools/call', { name: 'flood', arguments: { count: 60_000, changes: true } })
-    const res = await fetch(stack.local('fixture'), { method: 'POST', headers: { ...call.headers, 'content-type': 'application/json' }, body: JSON.stringify(call.body) })
+    const call = await modern('tools/call', {
+      name: 'flood',
+      arguments: { count: 60_000, changes: true },
+    })
+    const res = await fetch(stack.local('fixture'), {
+      method: 'POST',
+      headers: { ...call.headers, 'content-type': 'application/json' },
+      body: JSON.stringify(call.body),
+    })
     assert.match(await res.text(), /flooded 60000/)
-    await waitFor('the list changes reached the stream', async () => (await counters()).notifications - before.notifications > 1000)
+    await waitFor(
+      'the list changes reached the stream',
+      async () => (await counters()).notifications - before.notifications > 1000,
+    )
     assertWithinBounds()
     assert.equal((await counters()).closed, before.closed)
     await stream.until(() => stream.messages().length > 100)
-    assert.ok(stream.messages().slice(1).every((m) => m.method === 'notifications/tools/list_changed'))
+    assert.ok(
+      stream
+        .messages()
+        .slice(1)
+        .every((m) => m.method === 'notifications/tools/list_changed'),
+    )
     stream.destroy()
   })
 })

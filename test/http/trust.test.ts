@@ -30,18 +30,41 @@ describe('forwarded headers reach the log only from trusted proxies', async () =
       const stack = await startStack({ config: { trustProxy: trust, replicaId: 'r7' } })
       try {
         // The client wrote the leftmost entry itself; the trusted proxy appended the real peer.
-        const res = await request(`${stack.url}/healthz`, { headers: { 'x-forwarded-for': '6.6.6.6, 198.51.100.7, 127.0.0.1', 'x-request-id': 'from-proxy-1' } })
+        const res = await request(`${stack.url}/healthz`, {
+          headers: {
+            'x-forwarded-for': '6.6.6.6, 198.51.100.7, 127.0.0.1',
+            'x-request-id': 'from-proxy-1',
+          },
+        })
         await res.body.dump()
         const trusted = trust[0] === '127.0.0.1'
-        assert.equal(res.headers['x-request-id'], trusted ? 'from-proxy-1' : res.headers['x-request-id'])
+        assert.equal(
+          res.headers['x-request-id'],
+          trusted ? 'from-proxy-1' : res.headers['x-request-id'],
+        )
         if (!trusted) assert.notEqual(res.headers['x-request-id'], 'from-proxy-1')
-        const line = stack.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'request' && l.path === '/healthz')!
+        const line = stack.logLines
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .find((l) => l.msg === 'request' && l.path === '/healthz')!
         assert.equal(line.ip, trusted ? '198.51.100.7' : '127.0.0.1')
         // Session ids carry the replica marker a proxy routes on.
         const init = await request(stack.local('echo'), {
           method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await stack.token('alice')}` },
-          body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '0' } } }),
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            authorization: `Bearer ${await stack.token('alice')}`,
+          },
+          body: JSON.stringify({
+            jsonrpc: '2.0',
+            id: 1,
+            method: 'initialize',
+            params: {
+              protocolVersion: '2025-11-25',
+              capabilities: {},
+              clientInfo: { name: 't', version: '0' },
+            },
+          }),
         })
         await init.body.dump()
         assert.match(init.headers['mcp-session-id'] as string, /^r7\.[\w-]{32}$/)

@@ -27,36 +27,82 @@ function shape(d: Decision): Expect {
 }
 
 const allow: Expect = { effect: 'allow' }
-const stepUp = (scope: string): Expect =>
-  ({ effect: 'challenge', required: ['mcp:read', scope], missing: [scope] })
+const stepUp = (scope: string): Expect => ({
+  effect: 'challenge',
+  required: ['mcp:read', scope],
+  missing: [scope],
+})
 
 const cases: { name: string; who: Principal; server: string; tool: string; expect: Expect }[] = [
   { name: 'mcp-user reads a note', who: user, server: 'notes', tool: 'read_note', expect: allow },
   { name: 'mcp-user lists notes', who: user, server: 'notes', tool: 'list_notes', expect: allow },
-  { name: 'mcp-user is challenged on write_note', who: user, server: 'notes', tool: 'write_note',
-    expect: stepUp('mcp:write') },
-  { name: 'mcp-user is challenged on delete_note', who: user, server: 'notes',
-    tool: 'delete_note', expect: stepUp('mcp:admin') },
+  {
+    name: 'mcp-user is challenged on write_note',
+    who: user,
+    server: 'notes',
+    tool: 'write_note',
+    expect: stepUp('mcp:write'),
+  },
+  {
+    name: 'mcp-user is challenged on delete_note',
+    who: user,
+    server: 'notes',
+    tool: 'delete_note',
+    expect: stepUp('mcp:admin'),
+  },
   { name: 'mcp-user echoes', who: user, server: 'echo', tool: 'echo', expect: allow },
-  { name: 'mcp-developer writes a note', who: developer, server: 'notes', tool: 'write_note',
-    expect: allow },
-  { name: 'mcp-developer is challenged on delete_note', who: developer, server: 'notes',
-    tool: 'delete_note', expect: stepUp('mcp:admin') },
-  ...NOTES_TOOLS.map((tool) =>
-    ({ name: `mcp-admin may ${tool}`, who: admin, server: 'notes', tool, expect: allow })),
+  {
+    name: 'mcp-developer writes a note',
+    who: developer,
+    server: 'notes',
+    tool: 'write_note',
+    expect: allow,
+  },
+  {
+    name: 'mcp-developer is challenged on delete_note',
+    who: developer,
+    server: 'notes',
+    tool: 'delete_note',
+    expect: stepUp('mcp:admin'),
+  },
+  ...NOTES_TOOLS.map((tool) => ({
+    name: `mcp-admin may ${tool}`,
+    who: admin,
+    server: 'notes',
+    tool,
+    expect: allow,
+  })),
   { name: 'mcp-admin echoes', who: admin, server: 'echo', tool: 'echo', expect: allow },
-  { name: 'a tool the demo does not list is denied, even to mcp-admin', who: admin,
-    server: 'notes', tool: 'drop_all', expect: { effect: 'deny' } },
-  { name: 'no role: challenged for server access', who: who(), server: 'notes', tool: 'read_note',
-    expect: { effect: 'challenge', required: ['mcp:read'], missing: ['mcp:read'] } },
-  { name: 'a server the demo does not cover is denied', who: admin, server: 'files',
-    tool: 'read', expect: { effect: 'deny' } },
+  {
+    name: 'a tool the demo does not list is denied, even to mcp-admin',
+    who: admin,
+    server: 'notes',
+    tool: 'drop_all',
+    expect: { effect: 'deny' },
+  },
+  {
+    name: 'no role: challenged for server access',
+    who: who(),
+    server: 'notes',
+    tool: 'read_note',
+    expect: { effect: 'challenge', required: ['mcp:read'], missing: ['mcp:read'] },
+  },
+  {
+    name: 'a server the demo does not cover is denied',
+    who: admin,
+    server: 'files',
+    tool: 'read',
+    expect: { effect: 'deny' },
+  },
 ]
 
 describe('policies/demo.yaml', () => {
   test('loads, with the demo roles and servers', () => {
     assert.deepEqual(policy.files, [DEMO])
-    assert.deepEqual([...policy.roles.keys()], ['mcp-admin', 'mcp-developer', 'mcp-tools', 'mcp-user'])
+    assert.deepEqual(
+      [...policy.roles.keys()],
+      ['mcp-admin', 'mcp-developer', 'mcp-tools', 'mcp-user'],
+    )
     assert.deepEqual([...policy.servers.keys()], ['echo', 'notes'])
   })
 
@@ -72,8 +118,13 @@ describe('policies/demo.yaml', () => {
   })
 
   test('mcp-user sees only the notes tools it may call', () => {
-    const listed = filterListResult(policy, 'notes', 'tools/list',
-      { tools: NOTES_TOOLS.map((name) => ({ name })) }, user)
+    const listed = filterListResult(
+      policy,
+      'notes',
+      'tools/list',
+      { tools: NOTES_TOOLS.map((name) => ({ name })) },
+      user,
+    )
     assert.deepEqual(listed, { tools: [{ name: 'list_notes' }, { name: 'read_note' }] })
   })
 

@@ -48,70 +48,160 @@ describe('explain', () => {
     rule: { pattern?: string; line: number } | undefined
     skipped?: { pattern: string; line: number }[]
   }
-  const cases: { name: string; who: Principal; server?: string; feature?: Feature; target: string; expect: Expect }[] = [
+  const cases: {
+    name: string
+    who: Principal
+    server?: string
+    feature?: Feature
+    target: string
+    expect: Expect
+  }[] = [
     {
       name: 'allow by a scope rule: required is access plus the rule scopes',
-      who: who([], ['editor']), target: 'write_note',
-      expect: { decision: 'allow', reason: /scopes held for rule write_\*/, rule: { pattern: 'write_*', line: 12 },
-        has: ['mcp:read', 'mcp:write'], required: ['mcp:read', 'mcp:write'], lacks: [] },
+      who: who([], ['editor']),
+      target: 'write_note',
+      expect: {
+        decision: 'allow',
+        reason: /scopes held for rule write_\*/,
+        rule: { pattern: 'write_*', line: 12 },
+        has: ['mcp:read', 'mcp:write'],
+        required: ['mcp:read', 'mcp:write'],
+        lacks: [],
+      },
     },
     {
       name: 'allow by an allow rule: only access is required',
-      who: who([], ['viewer']), target: 'ping',
-      expect: { decision: 'allow', reason: /allowed by rule ping/, rule: { pattern: 'ping', line: 11 },
-        has: ['mcp:read'], required: ['mcp:read'], lacks: [] },
+      who: who([], ['viewer']),
+      target: 'ping',
+      expect: {
+        decision: 'allow',
+        reason: /allowed by rule ping/,
+        rule: { pattern: 'ping', line: 11 },
+        has: ['mcp:read'],
+        required: ['mcp:read'],
+        lacks: [],
+      },
     },
     {
       name: 'challenge: lacks the rule scope, required is the step-up list',
-      who: who([], ['viewer']), target: 'write_x',
-      expect: { decision: 'challenge', reason: /missing scope mcp:write for rule write_\*/, rule: { pattern: 'write_*', line: 12 },
-        has: ['mcp:read'], required: ['mcp:read', 'mcp:write'], lacks: ['mcp:write'] },
+      who: who([], ['viewer']),
+      target: 'write_x',
+      expect: {
+        decision: 'challenge',
+        reason: /missing scope mcp:write for rule write_\*/,
+        rule: { pattern: 'write_*', line: 12 },
+        has: ['mcp:read'],
+        required: ['mcp:read', 'mcp:write'],
+        lacks: ['mcp:write'],
+      },
     },
     {
       name: 'challenge on server access: the rule is the access line, no pattern',
-      who: who(['other']), target: 'ping',
-      expect: { decision: 'challenge', reason: /missing access scope mcp:read/, rule: { line: 8 },
-        has: [], required: ['mcp:read'], lacks: ['mcp:read'] },
+      who: who(['other']),
+      target: 'ping',
+      expect: {
+        decision: 'challenge',
+        reason: /missing access scope mcp:read/,
+        rule: { line: 8 },
+        has: [],
+        required: ['mcp:read'],
+        lacks: ['mcp:read'],
+      },
     },
     {
       name: 'deny by rule, even for "*": the rule and its line',
-      who: who([], ['root']), target: 'danger_zone',
-      expect: { decision: 'deny', reason: /denied by rule danger_\*/, rule: { pattern: 'danger_*', line: 10 },
-        has: ['*'], required: [], lacks: [] },
+      who: who([], ['root']),
+      target: 'danger_zone',
+      expect: {
+        decision: 'deny',
+        reason: /denied by rule danger_\*/,
+        rule: { pattern: 'danger_*', line: 10 },
+        has: ['*'],
+        required: [],
+        lacks: [],
+      },
     },
     {
       name: 'deny: no rule matches',
-      who: who([], ['viewer']), target: 'unknown',
-      expect: { decision: 'deny', reason: /no tools rule matches unknown/, rule: undefined, has: ['mcp:read'], required: [], lacks: [] },
+      who: who([], ['viewer']),
+      target: 'unknown',
+      expect: {
+        decision: 'deny',
+        reason: /no tools rule matches unknown/,
+        rule: undefined,
+        has: ['mcp:read'],
+        required: [],
+        lacks: [],
+      },
     },
     {
       name: 'deny: no policy for the server',
-      who: who([], ['root']), server: 'nope', target: 'ping',
-      expect: { decision: 'deny', reason: /no policy for server nope/, rule: undefined, has: ['*'], required: [], lacks: [] },
+      who: who([], ['root']),
+      server: 'nope',
+      target: 'ping',
+      expect: {
+        decision: 'deny',
+        reason: /no policy for server nope/,
+        rule: undefined,
+        has: ['*'],
+        required: [],
+        lacks: [],
+      },
     },
     {
       name: 'conditional rule holds: it decides',
-      who: withClient(who([], ['viewer', 'ops']), 'ci'), target: 'deploy',
-      expect: { decision: 'allow', reason: /scopes held for rule deploy$/, rule: { pattern: 'deploy', line: 13 },
-        has: ['mcp:read', 'ops:deploy'], required: ['mcp:read', 'ops:deploy'], lacks: [] },
+      who: withClient(who([], ['viewer', 'ops']), 'ci'),
+      target: 'deploy',
+      expect: {
+        decision: 'allow',
+        reason: /scopes held for rule deploy$/,
+        rule: { pattern: 'deploy', line: 13 },
+        has: ['mcp:read', 'ops:deploy'],
+        required: ['mcp:read', 'ops:deploy'],
+        lacks: [],
+      },
     },
     {
       name: 'conditional rule does not hold: skipped, the next match decides',
-      who: withClient(who([], ['viewer', 'ops']), 'laptop'), target: 'deploy',
-      expect: { decision: 'deny', reason: /denied by rule deploy\*/, rule: { pattern: 'deploy*', line: 16 },
-        skipped: [{ pattern: 'deploy', line: 13 }], has: ['mcp:read', 'ops:deploy'], required: [], lacks: [] },
+      who: withClient(who([], ['viewer', 'ops']), 'laptop'),
+      target: 'deploy',
+      expect: {
+        decision: 'deny',
+        reason: /denied by rule deploy\*/,
+        rule: { pattern: 'deploy*', line: 16 },
+        skipped: [{ pattern: 'deploy', line: 13 }],
+        has: ['mcp:read', 'ops:deploy'],
+        required: [],
+        lacks: [],
+      },
     },
     {
       name: 'has: the token scopes its roles grant, not the role scopes it lacks nor scopes no role grants',
-      who: who(['z:token', 'mcp:read'], ['editor']), feature: 'prompts', target: 'greet',
-      expect: { decision: 'allow', reason: /allowed by rule greet/, rule: { pattern: 'greet', line: 18 },
-        has: ['mcp:read'], required: ['mcp:read'], lacks: [] },
+      who: who(['z:token', 'mcp:read'], ['editor']),
+      feature: 'prompts',
+      target: 'greet',
+      expect: {
+        decision: 'allow',
+        reason: /allowed by rule greet/,
+        rule: { pattern: 'greet', line: 18 },
+        has: ['mcp:read'],
+        required: ['mcp:read'],
+        lacks: [],
+      },
     },
     {
       name: 'resources: a URI pattern challenge',
-      who: who([], ['viewer']), feature: 'resources', target: 'file:///private/x',
-      expect: { decision: 'challenge', reason: /missing scope mcp:admin/, rule: { pattern: 'file:///private/*', line: 20 },
-        has: ['mcp:read'], required: ['mcp:read', 'mcp:admin'], lacks: ['mcp:admin'] },
+      who: who([], ['viewer']),
+      feature: 'resources',
+      target: 'file:///private/x',
+      expect: {
+        decision: 'challenge',
+        reason: /missing scope mcp:admin/,
+        rule: { pattern: 'file:///private/*', line: 20 },
+        has: ['mcp:read'],
+        required: ['mcp:read', 'mcp:admin'],
+        lacks: ['mcp:admin'],
+      },
     },
   ]
   for (const c of cases) {
@@ -119,13 +209,23 @@ describe('explain', () => {
       const server = c.server ?? 's'
       const feature = c.feature ?? 'tools'
       const e = explain(policy, c.who, server, feature, c.target)
-      assert.equal(e.decision, decide(policy, c.who, server, feature, c.target).effect, 'explain agrees with decide')
+      assert.equal(
+        e.decision,
+        decide(policy, c.who, server, feature, c.target).effect,
+        'explain agrees with decide',
+      )
       assert.equal(e.decision, c.expect.decision)
       assert.match(e.reason, c.expect.reason)
       const { rule, skipped = [] } = c.expect
       assert.deepEqual(e.rule, rule && { ...rule, file })
-      assert.deepEqual(e.skipped, skipped.map((r) => ({ ...r, file })))
-      assert.deepEqual({ has: e.has, required: e.required, lacks: e.lacks }, { has: c.expect.has, required: c.expect.required, lacks: c.expect.lacks })
+      assert.deepEqual(
+        e.skipped,
+        skipped.map((r) => ({ ...r, file })),
+      )
+      assert.deepEqual(
+        { has: e.has, required: e.required, lacks: e.lacks },
+        { has: c.expect.has, required: c.expect.required, lacks: c.expect.lacks },
+      )
       assert.equal(e.basis, c.who.hasScopeClaim ? 'scopes within roles' : 'roles')
     })
   }
@@ -134,8 +234,12 @@ describe('explain', () => {
 describe('principalFromClaims', () => {
   const cases = [
     {
-      name: 'default role claims: realm roles and the mcp-edge client\'s roles, no other client\'s',
-      claims: { sub: 'a', realm_access: { roles: ['r1'] }, resource_access: { 'mcp-edge': { roles: ['r2'] }, other: { roles: ['r3'] } } },
+      name: "default role claims: realm roles and the mcp-edge client's roles, no other client's",
+      claims: {
+        sub: 'a',
+        realm_access: { roles: ['r1'] },
+        resource_access: { 'mcp-edge': { roles: ['r2'] }, other: { roles: ['r3'] } },
+      },
       roleClaims: undefined,
       expect: { sub: 'a', clientId: undefined, roles: ['r1', 'r2'], scopes: [] },
     },
@@ -162,7 +266,12 @@ describe('principalFromClaims', () => {
     test(c.name, () => {
       const p = principalFromClaims(c.claims, c.roleClaims)
       assert.deepEqual(
-        { sub: p.sub, clientId: p.clientId, roles: [...p.roles].sort(), scopes: [...p.scopes].sort() },
+        {
+          sub: p.sub,
+          clientId: p.clientId,
+          roles: [...p.roles].sort(),
+          scopes: [...p.scopes].sort(),
+        },
         c.expect,
       )
       assert.equal(typeof p.iss, 'string')
@@ -183,33 +292,177 @@ describe('the reference policy (policies/examples/reference.yaml)', () => {
     assert.ok(!folder.servers.has('deploy'))
   })
 
-  const cases: { name: string; p: Principal; server: string; feature?: Feature; target: string; expect: string }[] = [
-    { name: 'viewer reads a note', p: claims(['viewer']), server: 'notes', target: 'read_note', expect: 'allow' },
-    { name: 'viewer is challenged on write_note', p: claims(['viewer']), server: 'notes', target: 'write_note', expect: 'challenge' },
-    { name: 'developer writes', p: claims(['developer']), server: 'notes', target: 'write_note', expect: 'allow' },
-    { name: 'delete_note is denied even to "*"', p: claims(['platform-admin']), server: 'notes', target: 'delete_note', expect: 'deny' },
-    { name: '? matches one character', p: claims(['viewer']), server: 'notes', target: 'note_v1', expect: 'allow' },
-    { name: '? does not match two', p: claims(['viewer']), server: 'notes', target: 'note_v10', expect: 'deny' },
-    { name: 'tools:* grants tools:export', p: claims(['viewer', 'tool-runner']), server: 'notes', target: 'export_csv', expect: 'allow' },
-    { name: 'tool-runner alone lacks access', p: claims(['tool-runner']), server: 'notes', target: 'export_csv', expect: 'challenge' },
-    { name: 'unmatched prompt falls to "*"', p: claims(['viewer']), server: 'notes', feature: 'prompts', target: 'draft', expect: 'challenge' },
-    { name: 'public resource', p: claims(['viewer']), server: 'notes', feature: 'resources', target: 'notes://public/a', expect: 'allow' },
-    { name: 'deny list before the catch-all', p: claims(['platform-admin']), server: 'shell', target: 'sudo_su', expect: 'deny' },
-    { name: 'catch-all after the deny list', p: claims(['platform-admin']), server: 'shell', target: 'ls', expect: 'allow' },
-    { name: 'CI client deploys to prod', p: claims(['release'], { azp: 'ci-pipeline' }), server: 'deploy', target: 'deploy_prod', expect: 'allow' },
-    { name: 'another client does not', p: claims(['release'], { azp: 'laptop' }), server: 'deploy', target: 'deploy_prod', expect: 'deny' },
-    { name: 'release-bot deploys to staging', p: claims([], { azp: 'release-bot' }), server: 'deploy', target: 'deploy_staging', expect: 'allow' },
-    { name: 'sub and role both hold', p: claims(['release'], { sub: 'alice' }), server: 'deploy', target: 'rollback', expect: 'allow' },
-    { name: 'sub holds, role does not', p: claims([], { sub: 'alice' }), server: 'deploy', target: 'rollback', expect: 'deny' },
-    { name: 'group claim', p: claims([], { groups: ['dev', 'sre'] }), server: 'deploy', target: 'audit_log', expect: 'allow' },
-    { name: 'group claim missing', p: claims([], { groups: ['dev'] }), server: 'deploy', target: 'audit_log', expect: 'deny' },
-    { name: 'nested claim path', p: claims([], { org: { tier: 'trial' } }), server: 'deploy', target: 'status', expect: 'deny' },
-    { name: 'nested claim path, other value', p: claims([], { org: { tier: 'paid' } }), server: 'deploy', target: 'status', expect: 'allow' },
-    { name: 'unknown server', p: claims(['platform-admin']), server: 'nope', target: 'x', expect: 'deny' },
+  const cases: {
+    name: string
+    p: Principal
+    server: string
+    feature?: Feature
+    target: string
+    expect: string
+  }[] = [
+    {
+      name: 'viewer reads a note',
+      p: claims(['viewer']),
+      server: 'notes',
+      target: 'read_note',
+      expect: 'allow',
+    },
+    {
+      name: 'viewer is challenged on write_note',
+      p: claims(['viewer']),
+      server: 'notes',
+      target: 'write_note',
+      expect: 'challenge',
+    },
+    {
+      name: 'developer writes',
+      p: claims(['developer']),
+      server: 'notes',
+      target: 'write_note',
+      expect: 'allow',
+    },
+    {
+      name: 'delete_note is denied even to "*"',
+      p: claims(['platform-admin']),
+      server: 'notes',
+      target: 'delete_note',
+      expect: 'deny',
+    },
+    {
+      name: '? matches one character',
+      p: claims(['viewer']),
+      server: 'notes',
+      target: 'note_v1',
+      expect: 'allow',
+    },
+    {
+      name: '? does not match two',
+      p: claims(['viewer']),
+      server: 'notes',
+      target: 'note_v10',
+      expect: 'deny',
+    },
+    {
+      name: 'tools:* grants tools:export',
+      p: claims(['viewer', 'tool-runner']),
+      server: 'notes',
+      target: 'export_csv',
+      expect: 'allow',
+    },
+    {
+      name: 'tool-runner alone lacks access',
+      p: claims(['tool-runner']),
+      server: 'notes',
+      target: 'export_csv',
+      expect: 'challenge',
+    },
+    {
+      name: 'unmatched prompt falls to "*"',
+      p: claims(['viewer']),
+      server: 'notes',
+      feature: 'prompts',
+      target: 'draft',
+      expect: 'challenge',
+    },
+    {
+      name: 'public resource',
+      p: claims(['viewer']),
+      server: 'notes',
+      feature: 'resources',
+      target: 'notes://public/a',
+      expect: 'allow',
+    },
+    {
+      name: 'deny list before the catch-all',
+      p: claims(['platform-admin']),
+      server: 'shell',
+      target: 'sudo_su',
+      expect: 'deny',
+    },
+    {
+      name: 'catch-all after the deny list',
+      p: claims(['platform-admin']),
+      server: 'shell',
+      target: 'ls',
+      expect: 'allow',
+    },
+    {
+      name: 'CI client deploys to prod',
+      p: claims(['release'], { azp: 'ci-pipeline' }),
+      server: 'deploy',
+      target: 'deploy_prod',
+      expect: 'allow',
+    },
+    {
+      name: 'another client does not',
+      p: claims(['release'], { azp: 'laptop' }),
+      server: 'deploy',
+      target: 'deploy_prod',
+      expect: 'deny',
+    },
+    {
+      name: 'release-bot deploys to staging',
+      p: claims([], { azp: 'release-bot' }),
+      server: 'deploy',
+      target: 'deploy_staging',
+      expect: 'allow',
+    },
+    {
+      name: 'sub and role both hold',
+      p: claims(['release'], { sub: 'alice' }),
+      server: 'deploy',
+      target: 'rollback',
+      expect: 'allow',
+    },
+    {
+      name: 'sub holds, role does not',
+      p: claims([], { sub: 'alice' }),
+      server: 'deploy',
+      target: 'rollback',
+      expect: 'deny',
+    },
+    {
+      name: 'group claim',
+      p: claims([], { groups: ['dev', 'sre'] }),
+      server: 'deploy',
+      target: 'audit_log',
+      expect: 'allow',
+    },
+    {
+      name: 'group claim missing',
+      p: claims([], { groups: ['dev'] }),
+      server: 'deploy',
+      target: 'audit_log',
+      expect: 'deny',
+    },
+    {
+      name: 'nested claim path',
+      p: claims([], { org: { tier: 'trial' } }),
+      server: 'deploy',
+      target: 'status',
+      expect: 'deny',
+    },
+    {
+      name: 'nested claim path, other value',
+      p: claims([], { org: { tier: 'paid' } }),
+      server: 'deploy',
+      target: 'status',
+      expect: 'allow',
+    },
+    {
+      name: 'unknown server',
+      p: claims(['platform-admin']),
+      server: 'nope',
+      target: 'x',
+      expect: 'deny',
+    },
   ]
   for (const c of cases) {
     test(c.name, () => {
-      assert.equal(explain(policy, c.p, c.server, c.feature ?? 'tools', c.target).decision, c.expect)
+      assert.equal(
+        explain(policy, c.p, c.server, c.feature ?? 'tools', c.target).decision,
+        c.expect,
+      )
     })
   }
 })

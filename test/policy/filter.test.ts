@@ -30,10 +30,19 @@ const cases: Case[] = [
   {
     name: 'tools/list keeps allowed tools, nextCursor and other fields',
     method: 'tools/list',
-    input: { tools: [{ name: 'read_note', title: 'R' }, ...tools('write_note', 'danger_x',
-      'public_a', 'unknown')], nextCursor: 'page-2', _meta: { k: 1 } },
-    expect: { tools: [{ name: 'read_note', title: 'R' }, { name: 'public_a' }],
-      nextCursor: 'page-2', _meta: { k: 1 } },
+    input: {
+      tools: [
+        { name: 'read_note', title: 'R' },
+        ...tools('write_note', 'danger_x', 'public_a', 'unknown'),
+      ],
+      nextCursor: 'page-2',
+      _meta: { k: 1 },
+    },
+    expect: {
+      tools: [{ name: 'read_note', title: 'R' }, { name: 'public_a' }],
+      nextCursor: 'page-2',
+      _meta: { k: 1 },
+    },
   },
   {
     name: 'tools/list drops items without a string name',
@@ -52,9 +61,23 @@ const cases: Case[] = [
     name: 'a narrow token of an editor: write tools listed, marked for a step-up its roles allow',
     who: who(['mcp:read'], ['editor']),
     method: 'tools/list',
-    input: { tools: [...tools('read_note', 'danger_x'), { name: 'write_x', _meta: { keep: true } }, ...tools('both')] },
+    input: {
+      tools: [
+        ...tools('read_note', 'danger_x'),
+        { name: 'write_x', _meta: { keep: true } },
+        ...tools('both'),
+      ],
+    },
     // both needs mcp:admin too, which no role of an editor grants: hidden.
-    expect: { tools: [{ name: 'read_note' }, { name: 'write_x', _meta: { keep: true, 'mcp-edge/stepUp': { scopes: ['mcp:read', 'mcp:write'] } } }] },
+    expect: {
+      tools: [
+        { name: 'read_note' },
+        {
+          name: 'write_x',
+          _meta: { keep: true, 'mcp-edge/stepUp': { scopes: ['mcp:read', 'mcp:write'] } },
+        },
+      ],
+    },
   },
   {
     name: 'the same editor with no scope claim: the roles decide, nothing to step up to',
@@ -86,26 +109,51 @@ const cases: Case[] = [
   {
     name: 'resources/list by uri',
     method: 'resources/list',
-    input: { resources: [{ uri: 'file:///public/a', name: 'a' },
-      { uri: 'file:///private/b', name: 'public_a' }] },
+    input: {
+      resources: [
+        { uri: 'file:///public/a', name: 'a' },
+        { uri: 'file:///private/b', name: 'public_a' },
+      ],
+    },
     expect: { resources: [{ uri: 'file:///public/a', name: 'a' }] },
   },
   {
     name: 'resources/templates/list by uriTemplate',
     method: 'resources/templates/list',
-    input: { resourceTemplates: [{ uriTemplate: 'file:///public/{path}' },
-      { uriTemplate: 'file:///etc/{x}' }], nextCursor: 't' },
+    input: {
+      resourceTemplates: [
+        { uriTemplate: 'file:///public/{path}' },
+        { uriTemplate: 'file:///etc/{x}' },
+      ],
+      nextCursor: 't',
+    },
     expect: { resourceTemplates: [{ uriTemplate: 'file:///public/{path}' }], nextCursor: 't' },
   },
-  { name: 'a server without policy lists nothing', server: 'nope', method: 'tools/list',
-    input: { tools: tools('public_a') }, expect: { tools: [] } },
-  { name: 'other methods pass unchanged', method: 'tools/call',
+  {
+    name: 'a server without policy lists nothing',
+    server: 'nope',
+    method: 'tools/list',
+    input: { tools: tools('public_a') },
+    expect: { tools: [] },
+  },
+  {
+    name: 'other methods pass unchanged',
+    method: 'tools/call',
     input: { content: [{ type: 'text', text: 'x' }] },
-    expect: { content: [{ type: 'text', text: 'x' }] } },
-  { name: 'a list result without its array passes unchanged', method: 'tools/list',
-    input: { nextCursor: 'x' }, expect: { nextCursor: 'x' } },
-  { name: 'a non-array list passes unchanged', method: 'tools/list',
-    input: { tools: 'oops' }, expect: { tools: 'oops' } },
+    expect: { content: [{ type: 'text', text: 'x' }] },
+  },
+  {
+    name: 'a list result without its array passes unchanged',
+    method: 'tools/list',
+    input: { nextCursor: 'x' },
+    expect: { nextCursor: 'x' },
+  },
+  {
+    name: 'a non-array list passes unchanged',
+    method: 'tools/list',
+    input: { tools: 'oops' },
+    expect: { tools: 'oops' },
+  },
   { name: 'null result', method: 'tools/list', input: null, expect: null },
 ]
 
@@ -129,23 +177,98 @@ describe('gatedTarget', () => {
     params?: Record<string, unknown>
     expect: unknown
   }[] = [
-    { name: 'tools/call', method: 'tools/call', params: { name: 'echo', arguments: {} }, expect: named('tools', 'echo') },
-    { name: 'tools/call without a name', method: 'tools/call', params: {}, expect: invalid(/params\.name must be a non-empty string/) },
-    { name: 'tools/call with an empty name', method: 'tools/call', params: { name: '' }, expect: invalid(/params\.name/) },
-    { name: 'tools/call with a list for a name', method: 'tools/call', params: { name: ['echo'] }, expect: invalid(/params\.name/) },
-    { name: 'tools/call with an object for a name', method: 'tools/call', params: { name: { toString: 'echo' } }, expect: invalid(/params\.name/) },
-    { name: 'tools/call with a number for a name', method: 'tools/call', params: { name: 7 }, expect: invalid(/params\.name/) },
+    {
+      name: 'tools/call',
+      method: 'tools/call',
+      params: { name: 'echo', arguments: {} },
+      expect: named('tools', 'echo'),
+    },
+    {
+      name: 'tools/call without a name',
+      method: 'tools/call',
+      params: {},
+      expect: invalid(/params\.name must be a non-empty string/),
+    },
+    {
+      name: 'tools/call with an empty name',
+      method: 'tools/call',
+      params: { name: '' },
+      expect: invalid(/params\.name/),
+    },
+    {
+      name: 'tools/call with a list for a name',
+      method: 'tools/call',
+      params: { name: ['echo'] },
+      expect: invalid(/params\.name/),
+    },
+    {
+      name: 'tools/call with an object for a name',
+      method: 'tools/call',
+      params: { name: { toString: 'echo' } },
+      expect: invalid(/params\.name/),
+    },
+    {
+      name: 'tools/call with a number for a name',
+      method: 'tools/call',
+      params: { name: 7 },
+      expect: invalid(/params\.name/),
+    },
     { name: 'tools/call without params', method: 'tools/call', expect: invalid(/params\.name/) },
-    { name: 'prompts/get', method: 'prompts/get', params: { name: 'greet' }, expect: named('prompts', 'greet') },
-    { name: 'prompts/get with null for a name', method: 'prompts/get', params: { name: null }, expect: invalid(/params\.name/) },
-    { name: 'resources/read', method: 'resources/read', params: { uri: 'file:///a' }, expect: named('resources', 'file:///a') },
-    { name: 'resources/subscribe', method: 'resources/subscribe', params: { uri: 'file:///a' }, expect: named('resources', 'file:///a') },
-    { name: 'resources/read of a non-canonical URI', method: 'resources/read', params: { uri: 'file:///a ' }, expect: invalid(/canonical/) },
-    { name: 'resources/subscribe of a non-canonical URI', method: 'resources/subscribe', params: { uri: 'FILE:///a' }, expect: invalid(/canonical/) },
-    { name: 'resources/read with a list for a URI', method: 'resources/read', params: { uri: ['file:///a'] }, expect: invalid(/params\.uri must be a string/) },
+    {
+      name: 'prompts/get',
+      method: 'prompts/get',
+      params: { name: 'greet' },
+      expect: named('prompts', 'greet'),
+    },
+    {
+      name: 'prompts/get with null for a name',
+      method: 'prompts/get',
+      params: { name: null },
+      expect: invalid(/params\.name/),
+    },
+    {
+      name: 'resources/read',
+      method: 'resources/read',
+      params: { uri: 'file:///a' },
+      expect: named('resources', 'file:///a'),
+    },
+    {
+      name: 'resources/subscribe',
+      method: 'resources/subscribe',
+      params: { uri: 'file:///a' },
+      expect: named('resources', 'file:///a'),
+    },
+    {
+      name: 'resources/read of a non-canonical URI',
+      method: 'resources/read',
+      params: { uri: 'file:///a ' },
+      expect: invalid(/canonical/),
+    },
+    {
+      name: 'resources/subscribe of a non-canonical URI',
+      method: 'resources/subscribe',
+      params: { uri: 'FILE:///a' },
+      expect: invalid(/canonical/),
+    },
+    {
+      name: 'resources/read with a list for a URI',
+      method: 'resources/read',
+      params: { uri: ['file:///a'] },
+      expect: invalid(/params\.uri must be a string/),
+    },
     { name: 'tools/list is not gated per name', method: 'tools/list', expect: undefined },
-    { name: 'initialize is not gated per name', method: 'initialize', params: { name: 'x' }, expect: undefined },
-    { name: 'a method differing in case is not gated (and the server knows no such method)', method: 'Tools/Call', params: { name: 'x' }, expect: undefined },
+    {
+      name: 'initialize is not gated per name',
+      method: 'initialize',
+      params: { name: 'x' },
+      expect: undefined,
+    },
+    {
+      name: 'a method differing in case is not gated (and the server knows no such method)',
+      method: 'Tools/Call',
+      params: { name: 'x' },
+      expect: undefined,
+    },
   ]
   const check = (got: unknown, want: unknown) => {
     if (want && typeof want === 'object' && 'invalid' in want) {
@@ -158,21 +281,42 @@ describe('gatedTarget', () => {
   }
 
   const completions = [
-    { name: 'completion/complete for a prompt is gated by the prompt rules',
+    {
+      name: 'completion/complete for a prompt is gated by the prompt rules',
       params: { ref: { type: 'ref/prompt', name: 'greet' }, argument: { name: 'a', value: '' } },
-      expect: named('prompts', 'greet') },
-    { name: 'completion/complete for a resource template is gated by the resource rules',
-      params: { ref: { type: 'ref/resource', uri: 'file:///private/{k}' }, argument: { name: 'k', value: '' } },
-      expect: named('resources', 'file:///private/{k}') },
-    { name: 'completion/complete for a resource template with a trailing space is refused',
-      params: { ref: { type: 'ref/resource', uri: 'file:///private/{k} ' }, argument: { name: 'k', value: '' } },
-      expect: invalid(/params\.ref\.uri: .*canonical/) },
-    { name: 'completion/complete for a resource template in another scheme case is refused',
+      expect: named('prompts', 'greet'),
+    },
+    {
+      name: 'completion/complete for a resource template is gated by the resource rules',
+      params: {
+        ref: { type: 'ref/resource', uri: 'file:///private/{k}' },
+        argument: { name: 'k', value: '' },
+      },
+      expect: named('resources', 'file:///private/{k}'),
+    },
+    {
+      name: 'completion/complete for a resource template with a trailing space is refused',
+      params: {
+        ref: { type: 'ref/resource', uri: 'file:///private/{k} ' },
+        argument: { name: 'k', value: '' },
+      },
+      expect: invalid(/params\.ref\.uri: .*canonical/),
+    },
+    {
+      name: 'completion/complete for a resource template in another scheme case is refused',
       params: { ref: { type: 'ref/resource', uri: 'FILE:///private/{k}' } },
-      expect: invalid(/canonical/) },
-    { name: 'completion/complete without a ref is refused', params: {}, expect: invalid(/params\.ref must be an object/) },
-    { name: 'completion/complete with an unknown ref type is refused',
-      params: { ref: { type: 'ref/tool', name: 'x' } }, expect: invalid(/ref\/prompt or ref\/resource/) },
+      expect: invalid(/canonical/),
+    },
+    {
+      name: 'completion/complete without a ref is refused',
+      params: {},
+      expect: invalid(/params\.ref must be an object/),
+    },
+    {
+      name: 'completion/complete with an unknown ref type is refused',
+      params: { ref: { type: 'ref/tool', name: 'x' } },
+      expect: invalid(/ref\/prompt or ref\/resource/),
+    },
   ]
   for (const c of completions) {
     test(c.name, () => check(gatedTarget('completion/complete', c.params), c.expect))

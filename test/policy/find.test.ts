@@ -24,14 +24,24 @@ test(`ruleFinder answers exactly like a linear first-match scan (seed ${SEED})`,
     const rules: Rule[] = Array.from({ length: 1 + Math.floor(rand() * 12) }, (_, i) => {
       const pattern = pick(patterns)
       const conditional = rand() < 0.3
-      return { pattern, matches: compileGlob(pattern), when: conditional ? new Map([['k', new Set([String(i)])]]) : undefined, effect: { kind: 'allow' }, source: { file: 'f', line: i } }
+      return {
+        pattern,
+        matches: compileGlob(pattern),
+        when: conditional ? new Map([['k', new Set([String(i)])]]) : undefined,
+        effect: { kind: 'allow' },
+        source: { file: 'f', line: i },
+      }
     })
     const holding = new Set(rules.filter(() => rand() < 0.5))
     const holds = (r: Rule) => holding.has(r)
     const find = ruleFinder(rules)
     for (const name of names) {
       const expected = rules.find((r) => r.matches(name) && (r.when === undefined || holds(r)))
-      assert.equal(find(name, holds), expected, `round ${round}, name ${name}, patterns ${rules.map((r) => r.pattern + (r.when ? '?' : '')).join(',')}`)
+      assert.equal(
+        find(name, holds),
+        expected,
+        `round ${round}, name ${name}, patterns ${rules.map((r) => r.pattern + (r.when ? '?' : '')).join(',')}`,
+      )
     }
   }
 })

@@ -18,7 +18,8 @@ export function policyDir(): PolicyDir {
   // waits for the folder instead of writing to the working directory (which is how a stray
   // policy.yaml kept appearing at the repository root).
   let made: Promise<string> | undefined
-  const ready = () => (made ??= mkdtemp(path.join(os.tmpdir(), 'mcp-edge-policy-')).then((d) => (dir = d)))
+  const ready = () =>
+    (made ??= mkdtemp(path.join(os.tmpdir(), 'mcp-edge-policy-')).then((d) => (dir = d)))
   before(ready)
   after(async () => rm(await ready(), { recursive: true, force: true }))
   return {
@@ -38,10 +39,22 @@ export function policyDir(): PolicyDir {
  * A principal holding token `scopes` and `roles`. Its token carries a scope claim when it has
  * scopes (else roles decide alone), unless `hasScopeClaim` says otherwise.
  */
-export function who(scopes: string[] = [], roles: string[] = [], sub = 'user-1', claims: Record<string, unknown> = {}, hasScopeClaim = scopes.length > 0): Principal {
+export function who(
+  scopes: string[] = [],
+  roles: string[] = [],
+  sub = 'user-1',
+  claims: Record<string, unknown> = {},
+  hasScopeClaim = scopes.length > 0,
+): Principal {
   return {
-    iss: 'http://idp', sub, clientId: 'client', scopes: new Set(scopes), hasScopeClaim, roles: new Set(roles),
-    exp: undefined, claims: { sub, ...claims },
+    iss: 'http://idp',
+    sub,
+    clientId: 'client',
+    scopes: new Set(scopes),
+    hasScopeClaim,
+    roles: new Set(roles),
+    exp: undefined,
+    claims: { sub, ...claims },
   }
 }
 

@@ -26,22 +26,28 @@ describe('loadPolicy: one file', () => {
     const policy = loadPolicy(file)
     assert.deepEqual(policy.files, [file])
     assert.deepEqual(Object.fromEntries(policy.roles), {
-      viewer: ['mcp:read'], editor: ['mcp:read', 'mcp:write'], tooler: ['tools:*'], root: ['*'],
+      viewer: ['mcp:read'],
+      editor: ['mcp:read', 'mcp:write'],
+      tooler: ['tools:*'],
+      root: ['*'],
     })
     assert.deepEqual([...policy.servers.keys()], ['s', 'open'])
     const s = policy.servers.get('s')!
     assert.deepEqual(s.access, ['mcp:read'])
     assert.deepEqual(s.accessSource, { file, line: 8 })
-    assert.deepEqual(s.rules.tools.map((r) => [r.pattern, r.effect, r.source.line]), [
-      ['danger_*', { kind: 'deny' }, 10],
-      ['danger_ok', { kind: 'allow' }, 11],
-      ['public_*', { kind: 'allow' }, 12],
-      ['write_*', { kind: 'scopes', scopes: ['mcp:write'] }, 13],
-      ['both', { kind: 'scopes', scopes: ['mcp:write', 'mcp:admin'] }, 14],
-      ['scoped', { kind: 'scopes', scopes: ['tools:scoped'] }, 15],
-      ['reread', { kind: 'scopes', scopes: ['mcp:read', 'mcp:read'] }, 16],
-      ['*_note', { kind: 'scopes', scopes: ['mcp:read'] }, 17],
-    ])
+    assert.deepEqual(
+      s.rules.tools.map((r) => [r.pattern, r.effect, r.source.line]),
+      [
+        ['danger_*', { kind: 'deny' }, 10],
+        ['danger_ok', { kind: 'allow' }, 11],
+        ['public_*', { kind: 'allow' }, 12],
+        ['write_*', { kind: 'scopes', scopes: ['mcp:write'] }, 13],
+        ['both', { kind: 'scopes', scopes: ['mcp:write', 'mcp:admin'] }, 14],
+        ['scoped', { kind: 'scopes', scopes: ['tools:scoped'] }, 15],
+        ['reread', { kind: 'scopes', scopes: ['mcp:read', 'mcp:read'] }, 16],
+        ['*_note', { kind: 'scopes', scopes: ['mcp:read'] }, 17],
+      ],
+    )
     assert.deepEqual(policy.servers.get('open')!.access, [])
   })
 
@@ -53,17 +59,38 @@ describe('loadPolicy: one file', () => {
   test('rules keep the order they are written in, numeric names included', async () => {
     const text = yaml('servers:', '  s:', '    tools:', '      "*": deny', '      "7": allow')
     const policy = loadPolicy(await tmp.file('order.yaml', text))
-    assert.deepEqual(policy.servers.get('s')!.rules.tools.map((r) => r.pattern), ['*', '7'])
+    assert.deepEqual(
+      policy.servers.get('s')!.rules.tools.map((r) => r.pattern),
+      ['*', '7'],
+    )
     assert.equal(decide(policy, who(), 's', 'tools', '7').effect, 'deny')
   })
 })
 
 describe('loadPolicy: a folder', () => {
   test('merges every .yaml/.yml file in name order, ignoring others', async () => {
-    const a = await tmp.file('merge/a.yaml', yaml(
-      'roles:', '  viewer: [mcp:read]', 'servers:', '  echo:', '    tools:', '      echo: allow'))
-    const b = await tmp.file('merge/b.yml', yaml(
-      'roles:', '  editor: [mcp:write]', 'servers:', '  notes:', '    tools:', '      "*": deny'))
+    const a = await tmp.file(
+      'merge/a.yaml',
+      yaml(
+        'roles:',
+        '  viewer: [mcp:read]',
+        'servers:',
+        '  echo:',
+        '    tools:',
+        '      echo: allow',
+      ),
+    )
+    const b = await tmp.file(
+      'merge/b.yml',
+      yaml(
+        'roles:',
+        '  editor: [mcp:write]',
+        'servers:',
+        '  notes:',
+        '    tools:',
+        '      "*": deny',
+      ),
+    )
     await tmp.file('merge/README.md', 'not: [a policy')
     await tmp.file('merge/c.yaml.bak', 'not: [a policy')
     const policy = loadPolicy(path.dirname(a))
@@ -91,8 +118,9 @@ const errorCases: ErrorCase[] = [
       'a.yaml': yaml('servers:', '  echo:', '    tools: {}'),
       'b.yaml': yaml('# b', 'servers:', '  echo:', '    access: []'),
     },
-    expect: (f) =>
-      [{ file: f['b.yaml'], line: 3, message: `server echo is also defined in ${f['a.yaml']}` }],
+    expect: (f) => [
+      { file: f['b.yaml'], line: 3, message: `server echo is also defined in ${f['a.yaml']}` },
+    ],
   },
   {
     name: 'the same role in two files names both',
@@ -100,14 +128,16 @@ const errorCases: ErrorCase[] = [
       'a.yaml': yaml('roles:', '  admin: ["*"]'),
       'b.yaml': yaml('roles:', '  user: [x]', '  admin: [y]'),
     },
-    expect: (f) =>
-      [{ file: f['b.yaml'], line: 3, message: `role admin is also defined in ${f['a.yaml']}` }],
+    expect: (f) => [
+      { file: f['b.yaml'], line: 3, message: `role admin is also defined in ${f['a.yaml']}` },
+    ],
   },
   {
     name: 'unknown key, at its line',
     files: { 'p.yaml': yaml('servers:', '  s:', '    tools:', '      a: allow', '    tool: {}') },
-    expect: (f) =>
-      [{ file: f['p.yaml'], line: 5, path: 'servers.s', message: 'unknown key "tool"' }],
+    expect: (f) => [
+      { file: f['p.yaml'], line: 5, path: 'servers.s', message: 'unknown key "tool"' },
+    ],
   },
   {
     name: 'unknown top-level key, at its line',
@@ -116,12 +146,25 @@ const errorCases: ErrorCase[] = [
   },
   {
     name: 'bad rule values, each at its line',
-    files: { 'p.yaml': yaml('servers:', '  s:', '    tools:', '      a: maybe', '      b: []',
-      '      c: ["has space"]', '      d: 3') },
+    files: {
+      'p.yaml': yaml(
+        'servers:',
+        '  s:',
+        '    tools:',
+        '      a: maybe',
+        '      b: []',
+        '      c: ["has space"]',
+        '      d: 3',
+      ),
+    },
     expect: (f) => [
       { file: f['p.yaml'], line: 4, path: 'servers.s.tools.a', message: RULE },
-      { file: f['p.yaml'], line: 5, path: 'servers.s.tools.b',
-        message: 'a scope list needs at least one scope; use allow or deny instead' },
+      {
+        file: f['p.yaml'],
+        line: 5,
+        path: 'servers.s.tools.b',
+        message: 'a scope list needs at least one scope; use allow or deny instead',
+      },
       { file: f['p.yaml'], line: 6, path: 'servers.s.tools.c.0', message: SCOPE },
       { file: f['p.yaml'], line: 7, path: 'servers.s.tools.d', message: RULE },
     ],
@@ -139,8 +182,12 @@ const errorCases: ErrorCase[] = [
     },
     expect: (f) => [
       { file: f['a.yaml'], line: 3 },
-      { file: f['b.yaml'], line: 2, path: 'roles.r',
-        message: 'Invalid input: expected array, received string' },
+      {
+        file: f['b.yaml'],
+        line: 2,
+        path: 'roles.r',
+        message: 'Invalid input: expected array, received string',
+      },
     ],
   },
   {
@@ -162,20 +209,25 @@ describe('loadPolicy: errors carry file and line', () => {
       const problems = problemsOf(() => loadPolicy(path.join(tmp.dir, folder)))
       const want = c.expect(files)
       const got = problems.map((p, i) =>
-        Object.fromEntries(Object.keys(want[i] ?? p).map((k) => [k, p[k as keyof ConfigProblem]])))
+        Object.fromEntries(Object.keys(want[i] ?? p).map((k) => [k, p[k as keyof ConfigProblem]])),
+      )
       assert.deepEqual(got, want)
     })
   }
 
   test('a missing path', () => {
     const missing = path.join(tmp.dir, 'absent')
-    assert.deepEqual(problemsOf(() => loadPolicy(missing)),
-      [{ file: missing, message: 'cannot read: ENOENT' }])
+    assert.deepEqual(
+      problemsOf(() => loadPolicy(missing)),
+      [{ file: missing, message: 'cannot read: ENOENT' }],
+    )
   })
 
   test('a folder without policy files', async () => {
     const dir = path.dirname(await tmp.file('nofiles/notes.txt', 'x'))
-    assert.deepEqual(problemsOf(() => loadPolicy(dir)),
-      [{ file: dir, message: 'the policy folder holds no .yaml file' }])
+    assert.deepEqual(
+      problemsOf(() => loadPolicy(dir)),
+      [{ file: dir, message: 'the policy folder holds no .yaml file' }],
+    )
   })
 })

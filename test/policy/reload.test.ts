@@ -67,7 +67,10 @@ describe('watchPolicy', () => {
       writeFileSync(join(root, 'p.yaml.tmp'), policy('c:three'))
       renameSync(join(root, 'p.yaml.tmp'), file)
       assert.equal((await next).ok, true)
-      assert.deepEqual(store.current.servers.get('s')!.rules.tools[0]!.effect, { kind: 'scopes', scopes: ['c:three'] })
+      assert.deepEqual(store.current.servers.get('s')!.rules.tools[0]!.effect, {
+        kind: 'scopes',
+        scopes: ['c:three'],
+      })
     } finally {
       reloader.close()
     }

@@ -16,7 +16,8 @@ describe('nonCanonicalUri', () => {
     'urn:example:thing',
     'fixture://hello/%2F',
   ]
-  for (const uri of accepted) test(`accepts ${JSON.stringify(uri)}`, () => assert.equal(nonCanonicalUri(uri), undefined))
+  for (const uri of accepted)
+    test(`accepts ${JSON.stringify(uri)}`, () => assert.equal(nonCanonicalUri(uri), undefined))
 
   // Each of these names fixture://hello (or a neighbour) to some server while a rule reads another string.
   const refused: [string, RegExp][] = [
@@ -63,7 +64,9 @@ describe('nonCanonicalUri', () => {
     ['/fixture/hello', /not an absolute URI/],
     ['://hello', /not an absolute URI/],
   ]
-  for (const [uri, why] of refused) test(`refuses ${JSON.stringify(uri)}`, () => assert.match(nonCanonicalUri(uri) ?? 'accepted', why))
+  for (const [uri, why] of refused)
+    test(`refuses ${JSON.stringify(uri)}`, () =>
+      assert.match(nonCanonicalUri(uri) ?? 'accepted', why))
 
   const templates: [string, RegExp | undefined][] = [
     ['file:///private/{k}', undefined],

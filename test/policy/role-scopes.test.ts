@@ -32,6 +32,8 @@ for (const c of cases) {
 }
 
 test('granted lists the role map entries as written', () => {
-  assert.deepEqual([...scopesOfRoles(ROLES, ['mcp-developer', 'tools', 'nope']).granted],
-    ['mcp:read', 'mcp:write', 'tools:*'])
+  assert.deepEqual(
+    [...scopesOfRoles(ROLES, ['mcp-developer', 'tools', 'nope']).granted],
+    ['mcp:read', 'mcp:write', 'tools:*'],
+  )
 })

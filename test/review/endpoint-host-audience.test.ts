@@ -21,18 +21,38 @@ function problems(input: Record<string, unknown>): string[] {
   return []
 }
 
-describe('review: a routed host whose resource is another resource\'s', () => {
-  it('the public URL\'s own host is refused as a routed host', () => {
-    const found = problems({ publicUrl: 'https://gw.example.com', endpoints: { all: { path: '/mcp', servers: '*' } }, hosts: { 'gw.example.com': { server: 'notes' } } })
-    assert.ok(found.some((p) => /hosts\.gw\.example\.com: .*public URL/.test(p)), found.join(' | '))
+describe("review: a routed host whose resource is another resource's", () => {
+  it("the public URL's own host is refused as a routed host", () => {
+    const found = problems({
+      publicUrl: 'https://gw.example.com',
+      endpoints: { all: { path: '/mcp', servers: '*' } },
+      hosts: { 'gw.example.com': { server: 'notes' } },
+    })
+    assert.ok(
+      found.some((p) => /hosts\.gw\.example\.com: .*public URL/.test(p)),
+      found.join(' | '),
+    )
   })
 
   it('an IP address is refused as a routed host (127.0.0.1 is the loopback base of every resource)', () => {
-    const found = problems({ endpoints: { all: { path: '/mcp', servers: '*' } }, hosts: { '127.0.0.1': { server: 'notes' } } })
-    assert.ok(found.some((p) => /hosts\.127\.0\.0\.1: /.test(p)), found.join(' | '))
+    const found = problems({
+      endpoints: { all: { path: '/mcp', servers: '*' } },
+      hosts: { '127.0.0.1': { server: 'notes' } },
+    })
+    assert.ok(
+      found.some((p) => /hosts\.127\.0\.0\.1: /.test(p)),
+      found.join(' | '),
+    )
   })
 
   it('control: other host names are accepted', () => {
-    assert.deepEqual(problems({ publicUrl: 'https://gw.example.com', endpoints: { all: { path: '/mcp', servers: '*' } }, hosts: { 'notes.example.com': { server: 'notes' } } }), [])
+    assert.deepEqual(
+      problems({
+        publicUrl: 'https://gw.example.com',
+        endpoints: { all: { path: '/mcp', servers: '*' } },
+        hosts: { 'notes.example.com': { server: 'notes' } },
+      }),
+      [],
+    )
   })
 })

@@ -10,7 +10,10 @@ import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 let stack: Stack
 before(async () => {
   // The fixture's crash tool allowed here: it ends the caller's process.
-  stack = await startStack({ policy: TEST_POLICY.replace('crash: deny', 'crash: ["mcp:read"]'), config: { endpoints: { own: { servers: ['fixture', 'notes'] } } } })
+  stack = await startStack({
+    policy: TEST_POLICY.replace('crash: deny', 'crash: ["mcp:read"]'),
+    config: { endpoints: { own: { servers: ['fixture', 'notes'] } } },
+  })
 })
 after(() => stack.close())
 
@@ -37,14 +40,20 @@ describe('review: per-user endpoint lists are bounded by live processes', () => 
     const heard = new Promise<void>((resolve) => (changed = resolve))
     const c = new Client({ name: 'bound', version: '0' }, { capabilities: {} })
     c.setNotificationHandler('notifications/tools/list_changed', () => changed())
-    await c.connect(new StreamableHTTPClientTransport(new URL(url()), { requestInit: { headers: { authorization: `Bearer ${await stack.token('alice', { resource: url() })}` } } }))
+    await c.connect(
+      new StreamableHTTPClientTransport(new URL(url()), {
+        requestInit: {
+          headers: { authorization: `Bearer ${await stack.token('alice', { resource: url() })}` },
+        },
+      }),
+    )
     try {
       assert.equal(await userLists(), 0)
       await c.listTools()
       await c.callTool({ name: 'fixture_list_changed', arguments: {} })
       await heard
       assert.ok((await c.listTools()).tools.some((t) => t.name === 'fixture_dummy'))
-      assert.ok(await userLists() >= 2, 'her own tools list, and that her process diverged')
+      assert.ok((await userLists()) >= 2, 'her own tools list, and that her process diverged')
       await c.callTool({ name: 'fixture_crash', arguments: {} }).catch(() => {})
       assert.equal(await until(0), 0, 'gone with her process')
       // Her next process is like everyone's: the shared list, without the tool her old one had.

@@ -23,14 +23,20 @@ const url = () => `${stack.url}/mcp/own`
 async function connect(client: string, onChanged?: () => void): Promise<Client> {
   const c = new Client({ name: `cache-${client}`, version: '0' }, { capabilities: {} })
   if (onChanged) c.setNotificationHandler('notifications/tools/list_changed', () => onChanged())
-  await c.connect(new StreamableHTTPClientTransport(new URL(url()), { requestInit: { headers: { authorization: `Bearer ${await stack.token(client, { resource: url() })}` } } }))
+  await c.connect(
+    new StreamableHTTPClientTransport(new URL(url()), {
+      requestInit: {
+        headers: { authorization: `Bearer ${await stack.token(client, { resource: url() })}` },
+      },
+    }),
+  )
   return c
 }
 
 const names = async (c: Client) => (await c.listTools()).tools.map((t) => t.name)
 
-describe('review: an endpoint\'s list cache and per-user processes', () => {
-  it('a tool one user\'s process registered is listed to that user only, not to another', async () => {
+describe("review: an endpoint's list cache and per-user processes", () => {
+  it("a tool one user's process registered is listed to that user only, not to another", async () => {
     let changed!: () => void
     const heard = new Promise<void>((resolve) => (changed = resolve))
     const alice = await connect('alice', () => changed())
@@ -42,9 +48,15 @@ describe('review: an endpoint\'s list cache and per-user processes', () => {
       await alice.callTool({ name: 'fixture_list_changed', arguments: {} })
       await heard
       // Alice's process has the new tool: she sees it and can call it.
-      assert.ok((await names(alice)).includes('fixture_dummy'), 'alice sees the tool her process registered')
+      assert.ok(
+        (await names(alice)).includes('fixture_dummy'),
+        'alice sees the tool her process registered',
+      )
       // Bob's process never had it: showing it to him shows him alice's process.
-      assert.ok(!(await names(bob)).includes('fixture_dummy'), 'bob is shown a tool only alice\'s process has')
+      assert.ok(
+        !(await names(bob)).includes('fixture_dummy'),
+        "bob is shown a tool only alice's process has",
+      )
       // And the other way round: bob listing first after the change does not hide alice's tool from her.
       assert.ok((await names(alice)).includes('fixture_dummy'))
     } finally {

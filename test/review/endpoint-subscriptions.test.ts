@@ -19,7 +19,9 @@ let stack: Stack
 before(async () => {
   stack = await startStack({
     policy: POLICY,
-    servers: { conformance: { command: process.execPath, args: [join(SERVERS_DIR, 'conformance.js')] } },
+    servers: {
+      conformance: { command: process.execPath, args: [join(SERVERS_DIR, 'conformance.js')] },
+    },
     config: { endpoints: { subs: { servers: ['conformance'] } } },
   })
 })
@@ -31,10 +33,21 @@ const uri = (i: number) => `test://template/${i}/data`
 describe('review: resource subscriptions of one endpoint session', () => {
   it('are bounded: past the bound a new URI is refused; held ones and room made by an unsubscribe are not', async () => {
     const c = new Client({ name: 'subs', version: '0' }, { capabilities: {} })
-    await c.connect(new StreamableHTTPClientTransport(new URL(url()), { requestInit: { headers: { authorization: `Bearer ${await stack.token('alice', { resource: url() })}` } } }))
+    await c.connect(
+      new StreamableHTTPClientTransport(new URL(url()), {
+        requestInit: {
+          headers: { authorization: `Bearer ${await stack.token('alice', { resource: url() })}` },
+        },
+      }),
+    )
     try {
-      for (let i = 0; i < DEFAULT_SESSION_SUBSCRIPTIONS; i++) await c.subscribeResource({ uri: uri(i) })
-      await assert.rejects(c.subscribeResource({ uri: uri(DEFAULT_SESSION_SUBSCRIPTIONS) }), /subscriptions/, 'one more URI than the bound is refused')
+      for (let i = 0; i < DEFAULT_SESSION_SUBSCRIPTIONS; i++)
+        await c.subscribeResource({ uri: uri(i) })
+      await assert.rejects(
+        c.subscribeResource({ uri: uri(DEFAULT_SESSION_SUBSCRIPTIONS) }),
+        /subscriptions/,
+        'one more URI than the bound is refused',
+      )
       await c.subscribeResource({ uri: uri(0) }) // already held: answered, nothing new kept
       await c.unsubscribeResource({ uri: uri(1) })
       await c.subscribeResource({ uri: uri(DEFAULT_SESSION_SUBSCRIPTIONS) }) // room again

@@ -25,7 +25,10 @@ const POLICY = `${TEST_POLICY}  globby:
 
 let stack: Stack
 before(async () => {
-  stack = await startStack({ servers: { globby: { command: process.execPath, args: [join(SERVERS_DIR, 'fixture.js')] } }, policy: POLICY })
+  stack = await startStack({
+    servers: { globby: { command: process.execPath, args: [join(SERVERS_DIR, 'fixture.js')] } },
+    policy: POLICY,
+  })
 })
 after(() => stack.close())
 
@@ -42,32 +45,73 @@ describe('review: policy patterns against long names', () => {
     const small = Math.max(time(4_000), 0.5)
     const large = time(32_000)
     // 8× the input: a linear matcher takes about 8× the time; this one takes about 64×.
-    assert.ok(large < small * 24, `8× longer name took ${(large / small).toFixed(0)}× longer (${small.toFixed(1)} ms → ${large.toFixed(1)} ms)`)
+    assert.ok(
+      large < small * 24,
+      `8× longer name took ${(large / small).toFixed(0)}× longer (${small.toFixed(1)} ms → ${large.toFixed(1)} ms)`,
+    )
   })
 
   it('compileGlob agrees with the regular-expression reading of a pattern (random patterns and names)', () => {
     // The reference: `*` any run of characters (newlines too), `?` one UTF-16 unit, the rest literal.
-    const reference = (pattern: string) => new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's')
+    const reference = (pattern: string) =>
+      new RegExp(
+        `^${pattern
+          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*/g, '.*')
+          .replace(/\?/g, '.')}$`,
+        's',
+      )
     const alphabet = ['a', 'b', '_', '*', '?', '.', '\\', '\n', 'é', '😀']
     let seed = 7
     const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n)
-    const word = (len: number, chars: string[]) => Array.from({ length: len }, () => chars[rand(chars.length)]).join('')
+    const word = (len: number, chars: string[]) =>
+      Array.from({ length: len }, () => chars[rand(chars.length)]).join('')
     for (let i = 0; i < 20_000; i++) {
       const pattern = word(rand(7), alphabet)
       const name = word(rand(9), alphabet.filter((c) => c !== '*' && c !== '?').concat(['*', '?']))
-      assert.equal(compileGlob(pattern)(name), reference(pattern).test(name), `${JSON.stringify(pattern)} on ${JSON.stringify(name)}`)
+      assert.equal(
+        compileGlob(pattern)(name),
+        reference(pattern).test(name),
+        `${JSON.stringify(pattern)} on ${JSON.stringify(name)}`,
+      )
     }
   })
 
   it('a tools/call whose name is 210 kB does not stall the gateway for everyone', async () => {
     const token = await stack.token('alice', { server: 'globby' })
-    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` }
-    const init = await request(stack.local('globby'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'review', version: '0' } } }) })
+    const headers = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${token}`,
+    }
+    const init = await request(stack.local('globby'), {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-11-25',
+          capabilities: {},
+          clientInfo: { name: 'review', version: '0' },
+        },
+      }),
+    })
     await init.body.text()
     const sid = init.headers['mcp-session-id'] as string
     const name = '_admin_'.repeat(30_000)
     const sent = performance.now()
-    const attack = request(stack.local('globby'), { method: 'POST', headers: { ...headers, 'mcp-session-id': sid }, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name, arguments: {} } }) }).then(async (r) => {
+    const attack = request(stack.local('globby'), {
+      method: 'POST',
+      headers: { ...headers, 'mcp-session-id': sid },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name, arguments: {} },
+      }),
+    }).then(async (r) => {
       await r.body.text()
       return r.statusCode
     })
@@ -82,6 +126,9 @@ describe('review: policy patterns against long names', () => {
     }, 20)
     const status = await attack.finally(() => clearInterval(tick))
     const took = performance.now() - sent
-    assert.ok(waited < 1000, `the gateway's event loop stalled ${waited.toFixed(0)} ms on one policy decision (the tools/call took ${took.toFixed(0)} ms, status ${status})`)
+    assert.ok(
+      waited < 1000,
+      `the gateway's event loop stalled ${waited.toFixed(0)} ms on one policy decision (the tools/call took ${took.toFixed(0)} ms, status ${status})`,
+    )
   })
 })

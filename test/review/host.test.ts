@@ -23,14 +23,21 @@ function raw(text: string): Promise<{ status: number; body: string }> {
     const s = connect(port, '127.0.0.1', () => s.write(text))
     let out = ''
     s.on('data', (d) => (out += d))
-    const done = () => resolve({ status: Number(out.split(' ')[1] ?? 0), body: out.split('\r\n\r\n').slice(1).join('\r\n\r\n') })
+    const done = () =>
+      resolve({
+        status: Number(out.split(' ')[1] ?? 0),
+        body: out.split('\r\n\r\n').slice(1).join('\r\n\r\n'),
+      })
     s.on('close', done)
     s.on('error', done)
     setTimeout(() => s.destroy(), 3000).unref()
   })
 }
 
-const get = (target: string, headers: string[]) => raw(`GET ${target} HTTP/1.1\r\n${headers.map((h) => `${h}\r\n`).join('')}Connection: close\r\n\r\n`)
+const get = (target: string, headers: string[]) =>
+  raw(
+    `GET ${target} HTTP/1.1\r\n${headers.map((h) => `${h}\r\n`).join('')}Connection: close\r\n\r\n`,
+  )
 
 describe('review: Host variants (held)', () => {
   it('duplicate Host headers, either order, are refused', async () => {
@@ -41,11 +48,16 @@ describe('review: Host variants (held)', () => {
   it('a trailing dot, an IP literal off the probe paths, a missing Host, user-info tricks: refused', async () => {
     assert.equal((await get('/whoami', ['Host: localhost.'])).status, 403)
     assert.equal((await get('/whoami', ['Host: 10.0.0.1'])).status, 403)
-    assert.equal((await get('/.well-known/oauth-protected-resource/mcp/echo', ['Host: 10.0.0.1'])).status, 403)
+    assert.equal(
+      (await get('/.well-known/oauth-protected-resource/mcp/echo', ['Host: 10.0.0.1'])).status,
+      403,
+    )
     assert.equal((await get('/metrics/../whoami', ['Host: 10.0.0.1'])).status, 403)
     assert.equal((await get('/metrics/%2e%2e/whoami', ['Host: 10.0.0.1'])).status, 403)
     assert.equal((await raw('GET /whoami HTTP/1.0\r\n\r\n')).status, 400)
-    assert.ok([400, 403].includes((await get('/whoami', ['Host: localhost:80@evil.example'])).status))
+    assert.ok(
+      [400, 403].includes((await get('/whoami', ['Host: localhost:80@evil.example'])).status),
+    )
     assert.equal((await get('http://localhost/whoami', ['Host: evil.example'])).status, 403)
   })
 })
@@ -53,14 +65,25 @@ describe('review: Host variants (held)', () => {
 describe('review: Host variants (informational gaps)', () => {
   it('an absolute-form target naming a foreign host is refused like that Host would be', async () => {
     const res = await get('http://evil.example/whoami', ['Host: localhost'])
-    assert.equal(res.status, 403, `GET http://evil.example/whoami passed the host guard: ${res.status} ${res.body.slice(0, 100)}`)
+    assert.equal(
+      res.status,
+      403,
+      `GET http://evil.example/whoami passed the host guard: ${res.status} ${res.body.slice(0, 100)}`,
+    )
   })
 
   it('metadata never names a resource the gateway does not accept as an audience', async () => {
     const res = await get('/.well-known/oauth-protected-resource/mcp/echo', ['Host: 127.9.9.9'])
     assert.equal(res.status, 200)
     const { resource } = JSON.parse(res.body) as { resource: string }
-    const accepted = stack.gateway.publicUrl === stack.url ? [`http://127.0.0.1:${port}/mcp/echo`, `http://localhost:${port}/mcp/echo`, `http://[::1]:${port}/mcp/echo`] : []
+    const accepted =
+      stack.gateway.publicUrl === stack.url
+        ? [
+            `http://127.0.0.1:${port}/mcp/echo`,
+            `http://localhost:${port}/mcp/echo`,
+            `http://[::1]:${port}/mcp/echo`,
+          ]
+        : []
     assert.ok(accepted.includes(resource), `metadata names ${resource}, which no token can carry`)
   })
 })

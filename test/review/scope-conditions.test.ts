@@ -23,37 +23,97 @@ const POLICY = `${TEST_POLICY}  scoped:
 
 let stack: Stack
 before(async () => {
-  stack = await startStack({ servers: { scoped: { command: process.execPath, args: [new URL('../../servers/fixture.js', import.meta.url).pathname] } }, policy: POLICY })
+  stack = await startStack({
+    servers: {
+      scoped: {
+        command: process.execPath,
+        args: [new URL('../../servers/fixture.js', import.meta.url).pathname],
+      },
+    },
+    policy: POLICY,
+  })
 })
 after(() => stack.close())
 
 async function call(token: string, name: string): Promise<Record<string, any>> {
-  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` }
-  const post = async (body: unknown, sid?: string) => {
-    const res = await request(stack.local('scoped'), { method: 'POST', headers: { ...headers, ...(sid ? { 'mcp-session-id': sid } : {}) }, body: JSON.stringify(body) })
-    const text = await res.body.text()
-    const data = text.split('\n').filter((l) => l.startsWith('data: ') && l.length > 6).map((l) => l.slice(6))
-    return { sid: res.headers['mcp-session-id'] as string | undefined, json: (data.length ? JSON.parse(data.at(-1)!) : text ? JSON.parse(text) : undefined) as Record<string, any> }
+  const headers = {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    authorization: `Bearer ${token}`,
   }
-  const init = await post({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'review', version: '0' } } })
+  const post = async (body: unknown, sid?: string) => {
+    const res = await request(stack.local('scoped'), {
+      method: 'POST',
+      headers: { ...headers, ...(sid ? { 'mcp-session-id': sid } : {}) },
+      body: JSON.stringify(body),
+    })
+    const text = await res.body.text()
+    const data = text
+      .split('\n')
+      .filter((l) => l.startsWith('data: ') && l.length > 6)
+      .map((l) => l.slice(6))
+    return {
+      sid: res.headers['mcp-session-id'] as string | undefined,
+      json: (data.length
+        ? JSON.parse(data.at(-1)!)
+        : text
+          ? JSON.parse(text)
+          : undefined) as Record<string, any>,
+    }
+  }
+  const init = await post({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: {
+      protocolVersion: '2025-11-25',
+      capabilities: {},
+      clientInfo: { name: 'review', version: '0' },
+    },
+  })
   await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, init.sid)
-  return (await post({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name, arguments: {} } }, init.sid)).json
+  return (
+    await post(
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name, arguments: {} } },
+      init.sid,
+    )
+  ).json
 }
 
 describe('review: when: { scope } counts only scopes the roles grant', () => {
   it('an mcp-user whose token claims mcp:admin does not pass a rule conditioned on mcp:admin (scope)', async () => {
-    const token = await stack.forge({ sub: 'alice', aud: stack.endpoint('scoped'), realm_access: { roles: ['mcp-user'] }, scope: 'mcp:read mcp:admin' })
-    const whoami = (await (await request(`${stack.url}/whoami`, { headers: { authorization: `Bearer ${token}` } })).body.json()) as Record<string, any>
+    const token = await stack.forge({
+      sub: 'alice',
+      aud: stack.endpoint('scoped'),
+      realm_access: { roles: ['mcp-user'] },
+      scope: 'mcp:read mcp:admin',
+    })
+    const whoami = (await (
+      await request(`${stack.url}/whoami`, { headers: { authorization: `Bearer ${token}` } })
+    ).body.json()) as Record<string, any>
     // The gateway itself says the token does not hold mcp:admin...
     assert.deepEqual(whoami.grantedScopes, ['mcp:read'], JSON.stringify(whoami))
     // ...yet a rule that needs it lets the call through.
     const res = await call(token, 'pid')
-    assert.equal(res.error?.code, -32010, `pid ran for a token whose roles do not grant mcp:admin: ${JSON.stringify(res)}`)
+    assert.equal(
+      res.error?.code,
+      -32010,
+      `pid ran for a token whose roles do not grant mcp:admin: ${JSON.stringify(res)}`,
+    )
   })
 
   it('the same through scp', async () => {
-    const token = await stack.forge({ sub: 'alice', aud: stack.endpoint('scoped'), realm_access: { roles: ['mcp-user'] }, scp: ['mcp:read', 'mcp:admin'] })
+    const token = await stack.forge({
+      sub: 'alice',
+      aud: stack.endpoint('scoped'),
+      realm_access: { roles: ['mcp-user'] },
+      scp: ['mcp:read', 'mcp:admin'],
+    })
     const res = await call(token, 'env')
-    assert.equal(res.error?.code, -32010, `env ran for a token whose roles do not grant mcp:admin: ${JSON.stringify(res).slice(0, 200)}`)
+    assert.equal(
+      res.error?.code,
+      -32010,
+      `env ran for a token whose roles do not grant mcp:admin: ${JSON.stringify(res).slice(0, 200)}`,
+    )
   })
 })

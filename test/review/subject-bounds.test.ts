@@ -23,13 +23,23 @@ const fixture = join(SERVERS_DIR, 'fixture.js')
 const ELICITATION = { elicitation: { form: {} } }
 
 /** A fixture server named `name` whose processes are recognizable by their last argument. */
-const server = (name: string, o: Record<string, unknown> = {}) => ({ [name]: { command: node, args: [fixture, name], maxSessionsPerSubject: 2, ...o } })
-const policyFor = (servers: Record<string, unknown>) => `${TEST_POLICY}${Object.keys(servers).map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`
+const server = (name: string, o: Record<string, unknown> = {}) => ({
+  [name]: { command: node, args: [fixture, name], maxSessionsPerSubject: 2, ...o },
+})
+const policyFor = (servers: Record<string, unknown>) =>
+  `${TEST_POLICY}${Object.keys(servers)
+    .map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`)
+    .join('')}`
 
 /** Live processes of `server`, children of this test process (the gateway runs in it). */
 function processesOf(...servers: string[]): number {
-  const out = execFileSync('ps', ['-o', 'args=', '--ppid', String(process.pid)], { encoding: 'utf8' })
-  return out.split('\n').filter((l) => l.includes('fixture.js') && servers.some((s) => l.trim().endsWith(` ${s}`))).length
+  const out = execFileSync('ps', ['-o', 'args=', '--ppid', String(process.pid)], {
+    encoding: 'utf8',
+  })
+  return out
+    .split('\n')
+    .filter((l) => l.includes('fixture.js') && servers.some((s) => l.trim().endsWith(` ${s}`)))
+    .length
 }
 
 /** Polls until `what` holds: an event awaited, never a duration (the test timeout bounds it). */
@@ -42,33 +52,84 @@ function client(stack: () => Stack) {
   let nextId = 1
   /** Gate calls not ended yet, ended after each test whatever its outcome. */
   const gates = new Set<{ abort: () => Promise<void> }>()
-  const headers = (token: string, name: string) => ({ 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': name })
-  const body = (name: string, args: Record<string, unknown>, caps: Record<string, unknown>, extra: Record<string, unknown> = {}, meta: Record<string, unknown> = {}) =>
-    JSON.stringify({ jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name, arguments: args, ...extra, _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': caps, ...meta } } })
+  const headers = (token: string, name: string) => ({
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    authorization: `Bearer ${token}`,
+    'mcp-protocol-version': V,
+    'mcp-method': 'tools/call',
+    'mcp-name': name,
+  })
+  const body = (
+    name: string,
+    args: Record<string, unknown>,
+    caps: Record<string, unknown>,
+    extra: Record<string, unknown> = {},
+    meta: Record<string, unknown> = {},
+  ) =>
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: nextId++,
+      method: 'tools/call',
+      params: {
+        name,
+        arguments: args,
+        ...extra,
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': V,
+          'io.modelcontextprotocol/clientCapabilities': caps,
+          ...meta,
+        },
+      },
+    })
 
   const c = {
     /** A token of `sub` for `server`, through client `azp`. */
-    token: (sub: string, srv: string, azp = 'app') => stack().forge({ sub, azp, scope: 'mcp:read', aud: stack().endpoint(srv) }),
+    token: (sub: string, srv: string, azp = 'app') =>
+      stack().forge({ sub, azp, scope: 'mcp:read', aud: stack().endpoint(srv) }),
 
     /** A sessionless tools/call, answered. */
-    async call(srv: string, token: string, name: string, args: Record<string, unknown>, caps: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {
-      const res = await request(stack().local(srv), { method: 'POST', headers: headers(token, name), body: body(name, args, caps, extra) })
+    async call(
+      srv: string,
+      token: string,
+      name: string,
+      args: Record<string, unknown>,
+      caps: Record<string, unknown> = {},
+      extra: Record<string, unknown> = {},
+    ) {
+      const res = await request(stack().local(srv), {
+        method: 'POST',
+        headers: headers(token, name),
+        body: body(name, args, caps, extra),
+      })
       const text = await res.body.text()
       const data = sseData(text)
-      return { status: res.statusCode, json: JSON.parse(data.length > 0 ? data.at(-1)! : text) as Record<string, any> }
+      return {
+        status: res.statusCode,
+        json: JSON.parse(data.length > 0 ? data.at(-1)! : text) as Record<string, any>,
+      }
     },
 
     /** An `elicit` call left waiting for its answer (input_required): its handle and key. */
     async park(srv: string, token: string) {
       const res = await c.call(srv, token, 'elicit', { message: 'answer?' }, ELICITATION)
       assert.equal(res.json.result?.resultType, 'input_required', JSON.stringify(res.json))
-      return { token, state: res.json.result.requestState as string, key: Object.keys(res.json.result.inputRequests)[0]! }
+      return {
+        token,
+        state: res.json.result.requestState as string,
+        key: Object.keys(res.json.result.inputRequests)[0]!,
+      }
     },
 
     /** Answers a parked round: its result, or the error of a round that no longer waits. */
     async answer(srv: string, round: { token: string; state: string; key: string }) {
       const inputResponses = { [round.key]: { action: 'accept', content: { answer: 'yes' } } }
-      return (await c.call(srv, round.token, 'elicit', { message: 'answer?' }, ELICITATION, { requestState: round.state, inputResponses })).json
+      return (
+        await c.call(srv, round.token, 'elicit', { message: 'answer?' }, ELICITATION, {
+          requestState: round.state,
+          inputResponses,
+        })
+      ).json
     },
 
     /**
@@ -78,7 +139,12 @@ function client(stack: () => Stack) {
     gate(srv: string, token: string) {
       const ac = new AbortController()
       const state = { running: false, ended: false, status: 0, reply: '' }
-      const done = request(stack().local(srv), { method: 'POST', headers: headers(token, 'gate'), body: body('gate', { name: 'never' }, {}, {}, { progressToken: 'p' }), signal: ac.signal })
+      const done = request(stack().local(srv), {
+        method: 'POST',
+        headers: headers(token, 'gate'),
+        body: body('gate', { name: 'never' }, {}, {}, { progressToken: 'p' }),
+        signal: ac.signal,
+      })
         .then(async (res) => {
           state.status = res.statusCode
           for await (const chunk of res.body) {
@@ -102,21 +168,45 @@ function client(stack: () => Stack) {
     async session(srv: string, token: string) {
       const res = await request(stack().local(srv), {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'review', version: '0' } } }),
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          authorization: `Bearer ${token}`,
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-11-25',
+            capabilities: {},
+            clientInfo: { name: 'review', version: '0' },
+          },
+        }),
       })
       const text = await res.body.text()
       const sid = res.headers['mcp-session-id'] as string | undefined
-      if (sid !== undefined) await c.rpc(srv, token, sid, { jsonrpc: '2.0', method: 'notifications/initialized' })
+      if (sid !== undefined)
+        await c.rpc(srv, token, sid, { jsonrpc: '2.0', method: 'notifications/initialized' })
       const data = sseData(text)
-      return { status: res.statusCode, sid: sid ?? '', json: JSON.parse(data.length > 0 ? data.at(-1)! : text) as Record<string, any> }
+      return {
+        status: res.statusCode,
+        sid: sid ?? '',
+        json: JSON.parse(data.length > 0 ? data.at(-1)! : text) as Record<string, any>,
+      }
     },
 
     /** One message on a session: the HTTP status. */
     async rpc(srv: string, token: string, sid: string, message: unknown): Promise<number> {
       const res = await request(stack().local(srv), {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          authorization: `Bearer ${token}`,
+          'mcp-session-id': sid,
+          'mcp-protocol-version': '2025-11-25',
+        },
         body: JSON.stringify(message),
       })
       await res.body.text()
@@ -126,7 +216,9 @@ function client(stack: () => Stack) {
     /** Requests waiting in the gateway for a process of `srv`. */
     async waiters(srv: string): Promise<number> {
       const text = await (await request(`${stack().url}/metrics`)).body.text()
-      return Number(new RegExp(`^mcp_edge_lane_waiters\\{server="${srv}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0)
+      return Number(
+        new RegExp(`^mcp_edge_lane_waiters\\{server="${srv}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0,
+      )
     },
 
     /**
@@ -134,14 +226,24 @@ function client(stack: () => Stack) {
      * one, or answered: nothing is starting, so the processes counted now are all there will be.
      */
     async settled(srv: string, gates: { running: boolean; ended: boolean }[]): Promise<void> {
-      await until(async () => gates.filter((g) => g.running || g.ended).length + (await c.waiters(srv)) === gates.length)
+      await until(
+        async () =>
+          gates.filter((g) => g.running || g.ended).length + (await c.waiters(srv)) ===
+          gates.length,
+      )
     },
   }
   return c
 }
 
 describe('one subject, one server: sessions and lanes share maxSessionsPerSubject (2)', () => {
-  const SERVERS = { ...server('mixed'), ...server('parked'), ...server('running'), ...server('busy'), ...server('others') }
+  const SERVERS = {
+    ...server('mixed'),
+    ...server('parked'),
+    ...server('running'),
+    ...server('busy'),
+    ...server('others'),
+  }
   let stack: Stack
   const c = client(() => stack)
   before(async () => {
@@ -150,7 +252,7 @@ describe('one subject, one server: sessions and lanes share maxSessionsPerSubjec
   afterEach(() => c.abortAll())
   after(() => stack.close())
 
-  it('a parked round takes an idle session\'s place (least recently used first), and a session the oldest parked round\'s', async () => {
+  it("a parked round takes an idle session's place (least recently used first), and a session the oldest parked round's", async () => {
     const alice = await c.token('alice', 'mixed')
     const s1 = await c.session('mixed', alice)
     const s2 = await c.session('mixed', alice)
@@ -158,19 +260,33 @@ describe('one subject, one server: sessions and lanes share maxSessionsPerSubjec
     const rounds = []
     for (let i = 0; i < 3; i++) {
       rounds.push(await c.park('mixed', alice))
-      assert.equal(processesOf('mixed'), 2, `alice holds ${processesOf('mixed')} processes after parking round ${i + 1}`)
+      assert.equal(
+        processesOf('mixed'),
+        2,
+        `alice holds ${processesOf('mixed')} processes after parking round ${i + 1}`,
+      )
     }
     // Both sessions gave way, the older first; then the oldest round.
-    assert.equal(await c.rpc('mixed', alice, s1.sid, { jsonrpc: '2.0', id: 2, method: 'tools/list' }), 404)
-    assert.equal(await c.rpc('mixed', alice, s2.sid, { jsonrpc: '2.0', id: 2, method: 'tools/list' }), 404)
+    assert.equal(
+      await c.rpc('mixed', alice, s1.sid, { jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+      404,
+    )
+    assert.equal(
+      await c.rpc('mixed', alice, s2.sid, { jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+      404,
+    )
     const s3 = await c.session('mixed', alice)
     assert.equal(s3.status, 200, JSON.stringify(s3.json))
     assert.equal(processesOf('mixed'), 2)
     // The two oldest rounds were ended: their handles answer as expired; the newest still waits.
-    for (const old of rounds.slice(0, 2)) assert.equal((await c.answer('mixed', old)).error?.code, -32602)
+    for (const old of rounds.slice(0, 2))
+      assert.equal((await c.answer('mixed', old)).error?.code, -32602)
     const last = await c.answer('mixed', rounds[2]!)
     assert.equal(last.result?.resultType, 'complete', JSON.stringify(last))
-    assert.equal(await c.rpc('mixed', alice, s3.sid, { jsonrpc: '2.0', id: 2, method: 'tools/list' }), 200)
+    assert.equal(
+      await c.rpc('mixed', alice, s3.sid, { jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+      200,
+    )
   })
 
   it('rounds parked past the bound end the oldest (its requestState answers as expired); no process is added', async () => {
@@ -178,11 +294,17 @@ describe('one subject, one server: sessions and lanes share maxSessionsPerSubjec
     const rounds = []
     for (let i = 0; i < 4; i++) {
       rounds.push(await c.park('parked', alice))
-      assert.ok(processesOf('parked') <= 2, `alice holds ${processesOf('parked')} processes after parking round ${i + 1}`)
+      assert.ok(
+        processesOf('parked') <= 2,
+        `alice holds ${processesOf('parked')} processes after parking round ${i + 1}`,
+      )
     }
     const answers = []
     for (const r of rounds) answers.push(await c.answer('parked', r))
-    assert.deepEqual(answers.map((a) => a.error?.code ?? a.result?.resultType), [-32602, -32602, 'complete', 'complete'])
+    assert.deepEqual(
+      answers.map((a) => a.error?.code ?? a.result?.resultType),
+      [-32602, -32602, 'complete', 'complete'],
+    )
   })
 
   it('running requests past the bound wait for a process; parked rounds make way for them, none adds a process', async () => {
@@ -191,10 +313,22 @@ describe('one subject, one server: sessions and lanes share maxSessionsPerSubjec
     const gates = [c.gate('running', alice), c.gate('running', alice), c.gate('running', alice)]
     await c.settled('running', gates)
     const held = processesOf('running')
-    assert.ok(held <= 2, `alice holds ${held} processes of a server whose maxSessionsPerSubject is 2`)
-    assert.deepEqual(gates.map((g) => g.running).sort(), [false, true, true], 'two run, the third waits')
+    assert.ok(
+      held <= 2,
+      `alice holds ${held} processes of a server whose maxSessionsPerSubject is 2`,
+    )
+    assert.deepEqual(
+      gates.map((g) => g.running).sort(),
+      [false, true, true],
+      'two run, the third waits',
+    )
     await Promise.all(gates.map((g) => g.abort()))
-    for (const r of rounds) assert.equal((await c.answer('running', r)).error?.code, -32602, 'the rounds ended to make way')
+    for (const r of rounds)
+      assert.equal(
+        (await c.answer('running', r)).error?.code,
+        -32602,
+        'the rounds ended to make way',
+      )
   })
 
   it('with every process of the subject busy, a session is refused at once (429) and nothing is ended for it', async () => {
@@ -205,7 +339,10 @@ describe('one subject, one server: sessions and lanes share maxSessionsPerSubjec
     assert.equal(refused.status, 429, JSON.stringify(refused.json))
     assert.match(refused.json.error?.message, /sessions in use on busy/)
     assert.equal(processesOf('busy'), 2)
-    assert.ok(gates.every((g) => g.running && !g.ended), 'the running requests go on')
+    assert.ok(
+      gates.every((g) => g.running && !g.ended),
+      'the running requests go on',
+    )
     await Promise.all(gates.map((g) => g.abort()))
   })
 
@@ -219,7 +356,7 @@ describe('one subject, one server: sessions and lanes share maxSessionsPerSubjec
     // Bob's second process starts while Alice is at her bound, and his round still waits.
     const bobsGate = c.gate('others', bob)
     await c.settled('others', [...alices, bobsGate])
-    assert.ok(bobsGate.running, 'bob waits for nothing of alice\'s')
+    assert.ok(bobsGate.running, "bob waits for nothing of alice's")
     assert.equal(processesOf('others'), 4, 'alice 2, bob 2')
     await Promise.all([...alices, bobsGate].map((g) => g.abort()))
     assert.equal((await c.answer('others', bobs)).result?.resultType, 'complete')
@@ -227,7 +364,10 @@ describe('one subject, one server: sessions and lanes share maxSessionsPerSubjec
 })
 
 describe('one subject through many client ids (identityEnv): one bound across identities', () => {
-  const SERVERS = { ...server('clients', { identityEnv: true }), ...server('clientrounds', { identityEnv: true }) }
+  const SERVERS = {
+    ...server('clients', { identityEnv: true }),
+    ...server('clientrounds', { identityEnv: true }),
+  }
   let stack: Stack
   const c = client(() => stack)
   before(async () => {
@@ -237,11 +377,16 @@ describe('one subject through many client ids (identityEnv): one bound across id
   after(() => stack.close())
 
   it('two requests each through five client ids: no more processes than the bound', async () => {
-    const tokens = await Promise.all(['c1', 'c2', 'c3', 'c4', 'c5'].map((azp) => c.token('mallory', 'clients', azp)))
+    const tokens = await Promise.all(
+      ['c1', 'c2', 'c3', 'c4', 'c5'].map((azp) => c.token('mallory', 'clients', azp)),
+    )
     const gates = tokens.flatMap((t) => [c.gate('clients', t), c.gate('clients', t)])
     await c.settled('clients', gates)
     const held = processesOf('clients')
-    assert.ok(held <= 2, `mallory held ${held} processes of a server whose maxSessionsPerSubject is 2`)
+    assert.ok(
+      held <= 2,
+      `mallory held ${held} processes of a server whose maxSessionsPerSubject is 2`,
+    )
     assert.equal(gates.filter((g) => g.running).length, 2)
     await Promise.all(gates.map((g) => g.abort()))
   })
@@ -250,16 +395,24 @@ describe('one subject through many client ids (identityEnv): one bound across id
     const rounds = []
     for (const azp of ['c1', 'c2', 'c3', 'c4', 'c5']) {
       rounds.push(await c.park('clientrounds', await c.token('mallory', 'clientrounds', azp)))
-      assert.ok(processesOf('clientrounds') <= 2, `mallory holds ${processesOf('clientrounds')} processes after parking through ${azp}`)
+      assert.ok(
+        processesOf('clientrounds') <= 2,
+        `mallory holds ${processesOf('clientrounds')} processes after parking through ${azp}`,
+      )
     }
     const answers = []
     for (const r of rounds) answers.push(await c.answer('clientrounds', r))
-    assert.deepEqual(answers.map((a) => a.error?.code ?? a.result?.resultType), [-32602, -32602, -32602, 'complete', 'complete'])
+    assert.deepEqual(
+      answers.map((a) => a.error?.code ?? a.result?.resultType),
+      [-32602, -32602, -32602, 'complete', 'complete'],
+    )
   })
 })
 
 describe('one subject through many credential values (per-user credentials): one bound across them', () => {
-  const SERVERS = server('creds', { credentials: { VAULT_TOKEN: { secret: 'vault_token', describe: 'Your vault token' } } })
+  const SERVERS = server('creds', {
+    credentials: { VAULT_TOKEN: { secret: 'vault_token', describe: 'Your vault token' } },
+  })
   let stack: Stack
   const c = client(() => stack)
   before(async () => {
@@ -275,25 +428,38 @@ describe('one subject through many credential values (per-user credentials): one
     for (const value of ['v1', 'v1', 'v2', 'v3']) {
       await stack.gateway.secrets!.set(owner, 'vault_token', value)
       rounds.push(await c.park('creds', alice))
-      assert.ok(processesOf('creds') <= 2, `alice holds ${processesOf('creds')} processes after parking with ${value}`)
+      assert.ok(
+        processesOf('creds') <= 2,
+        `alice holds ${processesOf('creds')} processes after parking with ${value}`,
+      )
     }
     const answers = []
     for (const r of rounds) answers.push(await c.answer('creds', r))
-    assert.deepEqual(answers.map((a) => a.error?.code ?? a.result?.resultType), [-32602, -32602, 'complete', 'complete'])
+    assert.deepEqual(
+      answers.map((a) => a.error?.code ?? a.result?.resultType),
+      [-32602, -32602, 'complete', 'complete'],
+    )
   })
 })
 
 describe('gateway-wide limits count lanes: limits.maxSessionsPerSubject 3', () => {
-  const SERVERS = { ...server('wide1', { maxSessionsPerSubject: 8 }), ...server('wide2', { maxSessionsPerSubject: 8 }) }
+  const SERVERS = {
+    ...server('wide1', { maxSessionsPerSubject: 8 }),
+    ...server('wide2', { maxSessionsPerSubject: 8 }),
+  }
   let stack: Stack
   const c = client(() => stack)
   before(async () => {
-    stack = await startStack({ servers: SERVERS, policy: policyFor(SERVERS), config: { limits: { maxSessionsPerSubject: 3 } } })
+    stack = await startStack({
+      servers: SERVERS,
+      policy: policyFor(SERVERS),
+      config: { limits: { maxSessionsPerSubject: 3 } },
+    })
   })
   afterEach(() => c.abortAll())
   after(() => stack.close())
 
-  it('one subject\'s sessions and lanes on every server together stay within it', async () => {
+  it("one subject's sessions and lanes on every server together stay within it", async () => {
     const [on1, on2] = [await c.token('alice', 'wide1'), await c.token('alice', 'wide2')]
     const session = await c.session('wide1', on1)
     const rounds = [await c.park('wide1', on1), await c.park('wide2', on2)]
@@ -301,12 +467,19 @@ describe('gateway-wide limits count lanes: limits.maxSessionsPerSubject 3', () =
     // Past it: the idle session gives way, then the oldest round, on whichever server.
     rounds.push(await c.park('wide2', on2))
     assert.equal(processesOf('wide1', 'wide2'), 3)
-    assert.equal(await c.rpc('wide1', on1, session.sid, { jsonrpc: '2.0', id: 2, method: 'tools/list' }), 404)
+    assert.equal(
+      await c.rpc('wide1', on1, session.sid, { jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+      404,
+    )
     rounds.push(await c.park('wide2', on2))
     assert.equal(processesOf('wide1', 'wide2'), 3)
     const answers = []
-    for (const [i, r] of rounds.entries()) answers.push(await c.answer(i === 0 ? 'wide1' : 'wide2', r))
-    assert.deepEqual(answers.map((a) => a.error?.code ?? a.result?.resultType), [-32602, 'complete', 'complete', 'complete'])
+    for (const [i, r] of rounds.entries())
+      answers.push(await c.answer(i === 0 ? 'wide1' : 'wide2', r))
+    assert.deepEqual(
+      answers.map((a) => a.error?.code ?? a.result?.resultType),
+      [-32602, 'complete', 'complete', 'complete'],
+    )
   })
 })
 
@@ -315,13 +488,21 @@ describe('gateway-wide limits count lanes: limits.maxSessions 3', () => {
   let stack: Stack
   const c = client(() => stack)
   before(async () => {
-    stack = await startStack({ servers: SERVERS, policy: policyFor(SERVERS), config: { limits: { maxSessions: 3 } } })
+    stack = await startStack({
+      servers: SERVERS,
+      policy: policyFor(SERVERS),
+      config: { limits: { maxSessions: 3 } },
+    })
   })
   afterEach(() => c.abortAll())
   after(() => stack.close())
 
-  it('every subject\'s sessions and lanes together; one with nothing to give up is refused, never ending another\'s round', async () => {
-    const [alice, bob, carol] = [await c.token('alice', 'total'), await c.token('bob', 'total'), await c.token('carol', 'total')]
+  it("every subject's sessions and lanes together; one with nothing to give up is refused, never ending another's round", async () => {
+    const [alice, bob, carol] = [
+      await c.token('alice', 'total'),
+      await c.token('bob', 'total'),
+      await c.token('carol', 'total'),
+    ]
     const alices = [await c.park('total', alice), await c.park('total', alice)]
     const bobs = await c.park('total', bob)
     assert.equal(processesOf('total'), 3)
@@ -338,6 +519,7 @@ describe('gateway-wide limits count lanes: limits.maxSessions 3', () => {
     assert.equal((await c.answer('total', alices[0]!)).result?.resultType, 'complete')
     assert.equal((await c.call('total', carol, 'pid', {})).status, 200)
     assert.equal(processesOf('total'), 3)
-    for (const r of [alices[1]!, bobs2]) assert.equal((await c.answer('total', r)).result?.resultType, 'complete')
+    for (const r of [alices[1]!, bobs2])
+      assert.equal((await c.answer('total', r)).result?.resultType, 'complete')
   })
 })

@@ -14,11 +14,16 @@ const PASSWORD = 'hunter2-not-in-messages'
 /** readSecret over an environment holding only `url` (if any). */
 const deps = (url?: string) => ({
   log: SILENT,
-  readSecret: ((ref, path) => readSecret(ref, path, url === undefined ? {} : { [VAR]: url })) as typeof readSecret,
+  readSecret: ((ref, path) =>
+    readSecret(ref, path, url === undefined ? {} : { [VAR]: url })) as typeof readSecret,
 })
 /** A store section with the schema's defaults for everything `over` leaves out. */
-const storeConfig = (over: Partial<GatewayConfig['store']>): GatewayConfig['store'] => ({ ...validateConfig({ servers: { s: { command: 'x' } } }, { file: 'x', baseDir: '/' }).store, ...over })
-const redisConfig = (keyPrefix = 'cfg:'): GatewayConfig['store'] => storeConfig({ kind: 'redis', url: { env: VAR }, keyPrefix })
+const storeConfig = (over: Partial<GatewayConfig['store']>): GatewayConfig['store'] => ({
+  ...validateConfig({ servers: { s: { command: 'x' } } }, { file: 'x', baseDir: '/' }).store,
+  ...over,
+})
+const redisConfig = (keyPrefix = 'cfg:'): GatewayConfig['store'] =>
+  storeConfig({ kind: 'redis', url: { env: VAR }, keyPrefix })
 
 describe('createStore', () => {
   it('memory (the default) needs no URL', async () => {
@@ -28,13 +33,37 @@ describe('createStore', () => {
     await store.close()
   })
 
-  const refused: { name: string; config: GatewayConfig['store']; url?: string; message: RegExp }[] = [
-    { name: 'redis without a url (past the schema)', config: storeConfig({ kind: 'redis', keyPrefix: 'x:' }), message: /store\.url: required with kind: redis/ },
-    { name: 'a url variable that is not set', config: redisConfig(), message: new RegExp(`store\\.url: environment variable ${VAR} is not set`) },
-    { name: 'a url that is not a URL', config: redisConfig(), url: `${PASSWORD}@localhost`, message: /store\.url: not a URL/ },
-    { name: 'an http:// url', config: redisConfig(), url: `http://:${PASSWORD}@127.0.0.1:6379`, message: /store\.url: not a redis:\/\/ or rediss:\/\/ URL/ },
-    { name: 'a url without a host', config: redisConfig(), url: `redis:///0?password=${PASSWORD}`, message: /store\.url: not a redis:\/\/ or rediss:\/\/ URL/ },
-  ]
+  const refused: { name: string; config: GatewayConfig['store']; url?: string; message: RegExp }[] =
+    [
+      {
+        name: 'redis without a url (past the schema)',
+        config: storeConfig({ kind: 'redis', keyPrefix: 'x:' }),
+        message: /store\.url: required with kind: redis/,
+      },
+      {
+        name: 'a url variable that is not set',
+        config: redisConfig(),
+        message: new RegExp(`store\\.url: environment variable ${VAR} is not set`),
+      },
+      {
+        name: 'a url that is not a URL',
+        config: redisConfig(),
+        url: `${PASSWORD}@localhost`,
+        message: /store\.url: not a URL/,
+      },
+      {
+        name: 'an http:// url',
+        config: redisConfig(),
+        url: `http://:${PASSWORD}@127.0.0.1:6379`,
+        message: /store\.url: not a redis:\/\/ or rediss:\/\/ URL/,
+      },
+      {
+        name: 'a url without a host',
+        config: redisConfig(),
+        url: `redis:///0?password=${PASSWORD}`,
+        message: /store\.url: not a redis:\/\/ or rediss:\/\/ URL/,
+      },
+    ]
   for (const c of refused) {
     it(`refuses ${c.name} as configuration, without echoing the value`, async () => {
       await assert.rejects(createStore(c.config, deps(c.url)), (err: unknown) => {
@@ -55,7 +84,10 @@ describe('createStore: Redis', { skip: NO_REDIS }, () => {
   after(() => redis?.close())
 
   it('connects to the URL read from the secret, under the configured prefix', async () => {
-    const [a, b] = await Promise.all([createStore(redisConfig('a:'), deps(redis.url)), createStore(redisConfig('b:'), deps(redis.url))])
+    const [a, b] = await Promise.all([
+      createStore(redisConfig('a:'), deps(redis.url)),
+      createStore(redisConfig('b:'), deps(redis.url)),
+    ])
     try {
       assert.equal(await a.ping(), true)
       await a.set('k', 'in a')

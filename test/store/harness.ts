@@ -57,11 +57,17 @@ export function memoryHarness(): Harness {
 let namespaces = 0
 
 /** A harness over Redis clients under a key prefix no other case uses. */
-export async function redisHarness(url: string, o: Partial<RedisStoreOptions> = {}): Promise<Harness> {
+export async function redisHarness(
+  url: string,
+  o: Partial<RedisStoreOptions> = {},
+): Promise<Harness> {
   const prefix = `case${++namespaces}:`
   const open = () => createRedisStore({ url, keyPrefix: prefix, log: SILENT, ...o })
-  const [s, t, foreign] = await Promise.all([open(), open(),
-    createRedisStore({ url, keyPrefix: `other${namespaces}:`, log: SILENT, ...o })])
+  const [s, t, foreign] = await Promise.all([
+    open(),
+    open(),
+    createRedisStore({ url, keyPrefix: `other${namespaces}:`, log: SILENT, ...o }),
+  ])
   return {
     s,
     t,
@@ -79,11 +85,19 @@ export async function redisHarness(url: string, o: Partial<RedisStoreOptions> = 
 }
 
 /** Asserts that `p` rejects with a StoreError of this code (and that code's status). */
-export async function rejectsWith(p: Promise<unknown>, code: StoreErrorCode, message?: string): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof StoreError, `a StoreError, got ${String(err)}`)
-    assert.equal(err.code, code, message)
-    assert.equal(err.expose, false)
-    return true
-  }, message)
+export async function rejectsWith(
+  p: Promise<unknown>,
+  code: StoreErrorCode,
+  message?: string,
+): Promise<void> {
+  await assert.rejects(
+    p,
+    (err: unknown) => {
+      assert.ok(err instanceof StoreError, `a StoreError, got ${String(err)}`)
+      assert.equal(err.code, code, message)
+      assert.equal(err.expose, false)
+      return true
+    },
+    message,
+  )
 }

@@ -34,72 +34,93 @@ function counting(s: Store) {
 }
 
 const cases: { name: string; run(h: Harness): Promise<void> }[] = [
-  { name: 'two contenders: the second waits until the first is done, then runs', async run({ s, long }) {
-    const events: string[] = []
-    const first = gate()
-    const a = withLock(s, KEY, long, async () => {
-      events.push('A in')
-      await first.opened
-      events.push('A out')
-      return 'a'
-    })
-    await until(() => events.includes('A in'))
-    const c = counting(s)
-    const b = withLock(c.store, KEY, long, async () => {
-      events.push('B in')
-      return 'b'
-    })
-    await until(() => c.refused >= 2)
-    assert.deepEqual(events, ['A in'], 'B has been refused and is still waiting')
-    first.open()
-    assert.deepEqual(await Promise.all([a, b]), ['a', 'b'])
-    assert.deepEqual(events, ['A in', 'A out', 'B in'])
-    assert.equal(await s.get(KEY), undefined, 'released')
-  } },
-  { name: 'a crashed holder\'s lock expires and the waiting contender gets it', async run({ s, ttl, long, elapse }) {
-    await s.set(KEY, 'token of a replica that died', { ttlMs: ttl })
-    const c = counting(s)
-    let entered = false
-    const b = withLock(c.store, KEY, long, async () => {
-      entered = true
-    })
-    await until(() => c.refused >= 1)
-    await elapse(async () => entered || (await s.get(KEY)) !== 'token of a replica that died')
-    await b
-    assert.equal(entered, true)
-  } },
-  { name: 'a holder whose lock expired does not release the next holder\'s lock', async run({ s, ttl, long, elapse }) {
-    const second = gate()
-    let bToken: string | undefined
-    const b = { done: Promise.resolve() }
-    await withLock(s, KEY, ttl, async () => {
-      const mine = await s.get(KEY)
-      await elapse(async () => (await s.get(KEY)) !== mine)
-      b.done = withLock(s, KEY, long, async () => {
-        bToken = await s.get(KEY)
-        await second.opened
+  {
+    name: 'two contenders: the second waits until the first is done, then runs',
+    async run({ s, long }) {
+      const events: string[] = []
+      const first = gate()
+      const a = withLock(s, KEY, long, async () => {
+        events.push('A in')
+        await first.opened
+        events.push('A out')
+        return 'a'
       })
-      await until(() => bToken !== undefined)
-    })
-    assert.equal(await s.get(KEY), bToken, 'A\'s release left B\'s lock in place')
-    second.open()
-    await b.done
-    assert.equal(await s.get(KEY), undefined, 'B released its own')
-  } },
-  { name: 'gives up with lock_timeout after waitMs, without running fn', async run({ s, long }) {
-    await s.set(KEY, 'held', { ttlMs: long })
-    let ran = false
-    await rejectsWith(withLock(s, KEY, long, async () => void (ran = true), { waitMs: 30 }), 'lock_timeout')
-    assert.equal(ran, false)
-    assert.equal(await s.get(KEY), 'held')
-  } },
-  { name: 'fn\'s error reaches the caller and the lock is released', async run({ s, long }) {
-    await assert.rejects(withLock(s, KEY, long, async () => {
-      throw new Error('boom')
-    }), /boom/)
-    assert.equal(await s.get(KEY), undefined)
-    assert.equal(await withLock(s, KEY, long, async () => 42), 42)
-  } },
+      await until(() => events.includes('A in'))
+      const c = counting(s)
+      const b = withLock(c.store, KEY, long, async () => {
+        events.push('B in')
+        return 'b'
+      })
+      await until(() => c.refused >= 2)
+      assert.deepEqual(events, ['A in'], 'B has been refused and is still waiting')
+      first.open()
+      assert.deepEqual(await Promise.all([a, b]), ['a', 'b'])
+      assert.deepEqual(events, ['A in', 'A out', 'B in'])
+      assert.equal(await s.get(KEY), undefined, 'released')
+    },
+  },
+  {
+    name: "a crashed holder's lock expires and the waiting contender gets it",
+    async run({ s, ttl, long, elapse }) {
+      await s.set(KEY, 'token of a replica that died', { ttlMs: ttl })
+      const c = counting(s)
+      let entered = false
+      const b = withLock(c.store, KEY, long, async () => {
+        entered = true
+      })
+      await until(() => c.refused >= 1)
+      await elapse(async () => entered || (await s.get(KEY)) !== 'token of a replica that died')
+      await b
+      assert.equal(entered, true)
+    },
+  },
+  {
+    name: "a holder whose lock expired does not release the next holder's lock",
+    async run({ s, ttl, long, elapse }) {
+      const second = gate()
+      let bToken: string | undefined
+      const b = { done: Promise.resolve() }
+      await withLock(s, KEY, ttl, async () => {
+        const mine = await s.get(KEY)
+        await elapse(async () => (await s.get(KEY)) !== mine)
+        b.done = withLock(s, KEY, long, async () => {
+          bToken = await s.get(KEY)
+          await second.opened
+        })
+        await until(() => bToken !== undefined)
+      })
+      assert.equal(await s.get(KEY), bToken, "A's release left B's lock in place")
+      second.open()
+      await b.done
+      assert.equal(await s.get(KEY), undefined, 'B released its own')
+    },
+  },
+  {
+    name: 'gives up with lock_timeout after waitMs, without running fn',
+    async run({ s, long }) {
+      await s.set(KEY, 'held', { ttlMs: long })
+      let ran = false
+      await rejectsWith(
+        withLock(s, KEY, long, async () => void (ran = true), { waitMs: 30 }),
+        'lock_timeout',
+      )
+      assert.equal(ran, false)
+      assert.equal(await s.get(KEY), 'held')
+    },
+  },
+  {
+    name: "fn's error reaches the caller and the lock is released",
+    async run({ s, long }) {
+      await assert.rejects(
+        withLock(s, KEY, long, async () => {
+          throw new Error('boom')
+        }),
+        /boom/,
+      )
+      assert.equal(await s.get(KEY), undefined)
+      assert.equal(await withLock(s, KEY, long, async () => 42), 42)
+    },
+  },
 ]
 
 function suite(make: () => Promise<Harness>): void {

@@ -24,7 +24,10 @@ describe('memory store bound', () => {
     assert.equal(DEFAULT_MEMORY_MAX_KEYS, 100_000)
   })
 
-  const refused: { name: string; write(s: ReturnType<typeof createMemoryStore>): Promise<unknown> }[] = [
+  const refused: {
+    name: string
+    write(s: ReturnType<typeof createMemoryStore>): Promise<unknown>
+  }[] = [
     { name: 'set of a new key', write: (s) => s.set(TOKEN_KEY, 'v') },
     { name: 'set(ifAbsent) of a new key', write: (s) => s.set(TOKEN_KEY, 'v', { ifAbsent: true }) },
     { name: 'sadd to a new set', write: (s) => s.sadd(TOKEN_KEY, 'm', 1000) },
@@ -44,9 +47,17 @@ describe('memory store bound', () => {
     })
   }
 
-  const allowed: { name: string; write(s: ReturnType<typeof createMemoryStore>): Promise<unknown>; expect: unknown }[] = [
+  const allowed: {
+    name: string
+    write(s: ReturnType<typeof createMemoryStore>): Promise<unknown>
+    expect: unknown
+  }[] = [
     { name: 'overwriting a value', write: (s) => s.set('a', '2'), expect: true },
-    { name: 'set(ifAbsent) of an existing key (false, not full)', write: (s) => s.set('a', '2', { ifAbsent: true }), expect: false },
+    {
+      name: 'set(ifAbsent) of an existing key (false, not full)',
+      write: (s) => s.set('a', '2', { ifAbsent: true }),
+      expect: false,
+    },
     { name: 'adding to an existing set', write: (s) => s.sadd('s', 'm2', 1000), expect: undefined },
     { name: 'counting an existing counter', write: (s) => s.incr('n', 1000), expect: 2 },
     { name: 'replacing a set with a value', write: (s) => s.set('s', 'v'), expect: true },
@@ -83,8 +94,10 @@ describe('memory store bound', () => {
 
   it('maxKeys must be a positive integer', () => {
     for (const bad of [0, -1, 1.5, Number.NaN]) {
-      assert.throws(() => createMemoryStore({ maxKeys: bad }), (err: unknown) =>
-        err instanceof StoreError && err.code === 'invalid_argument')
+      assert.throws(
+        () => createMemoryStore({ maxKeys: bad }),
+        (err: unknown) => err instanceof StoreError && err.code === 'invalid_argument',
+      )
     }
   })
 })

@@ -15,7 +15,10 @@ const PASSWORD = 'hunter2-not-in-any-log'
 /** A logger whose lines the test reads. */
 function capture() {
   const lines: string[] = []
-  return { lines, log: pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) }) }
+  return {
+    lines,
+    log: pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) }),
+  }
 }
 
 /** Every operation of the interface, with arguments that would succeed on a healthy Redis. */
@@ -46,8 +49,15 @@ async function everyOperation(store: Store, expect: 'works' | 'unavailable'): Pr
 describe('Redis store: start-up', { skip: NO_REDIS }, () => {
   it('fails with unavailable, naming host and port but not the password, when nothing answers', async () => {
     const port = await freePort()
-    const err = await createRedisStore({ url: `redis://:${PASSWORD}@127.0.0.1:${port}`, keyPrefix: 'x:',
-      log: SILENT, connectTimeoutMs: 300 }).then(() => undefined, (e: unknown) => e)
+    const err = await createRedisStore({
+      url: `redis://:${PASSWORD}@127.0.0.1:${port}`,
+      keyPrefix: 'x:',
+      log: SILENT,
+      connectTimeoutMs: 300,
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
     assert.ok(err instanceof StoreError)
     assert.equal(err.code, 'unavailable')
     assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${port}`))
@@ -57,11 +67,17 @@ describe('Redis store: start-up', { skip: NO_REDIS }, () => {
   const urls = [
     { name: 'not a URL', url: 'localhost:6379' },
     { name: 'another scheme', url: `http://:${PASSWORD}@127.0.0.1:6379` },
-    { name: 'a database that is not a number', url: `redis://:${PASSWORD}@127.0.0.1:6379/${PASSWORD}` },
+    {
+      name: 'a database that is not a number',
+      url: `redis://:${PASSWORD}@127.0.0.1:6379/${PASSWORD}`,
+    },
   ]
   for (const c of urls) {
     it(`refuses a URL that is ${c.name}, without echoing it`, async () => {
-      const err = await createRedisStore({ url: c.url, keyPrefix: 'x:', log: SILENT }).then(() => undefined, (e: unknown) => e)
+      const err = await createRedisStore({ url: c.url, keyPrefix: 'x:', log: SILENT }).then(
+        () => undefined,
+        (e: unknown) => e,
+      )
       assert.ok(err instanceof StoreError)
       assert.equal(err.code, 'invalid_argument')
       assert.ok(!err.message.includes(PASSWORD) && !err.message.includes('localhost'))
@@ -101,22 +117,40 @@ describe('Redis store: outages', { skip: NO_REDIS }, () => {
       await redis.stop()
       await everyOperation(store, 'unavailable')
       assert.equal(await store.ping(), false)
-      await rejectsWith(store.set('k', 'v', { ttlMs: 0 }), 'invalid_argument', 'a caller\'s bug is reported as such, even now')
+      await rejectsWith(
+        store.set('k', 'v', { ttlMs: 0 }),
+        'invalid_argument',
+        "a caller's bug is reported as such, even now",
+      )
       await redis.start()
       // The client reconnects on its own; wait for it, however long its backoff takes.
       while (!(await store.ping())) await sleep(20)
       await everyOperation(store, 'works')
       assert.equal(await store.get('kept?'), undefined, 'the test server saves nothing')
-      assert.ok(lines.some((l) => l.includes('connection lost')), 'the outage is logged')
-      assert.ok(lines.some((l) => l.includes('connection ready')), 'the recovery is logged')
-      assert.ok(lines.every((l) => !l.includes(PASSWORD)), 'no log line holds the password')
+      assert.ok(
+        lines.some((l) => l.includes('connection lost')),
+        'the outage is logged',
+      )
+      assert.ok(
+        lines.some((l) => l.includes('connection ready')),
+        'the recovery is logged',
+      )
+      assert.ok(
+        lines.every((l) => !l.includes(PASSWORD)),
+        'no log line holds the password',
+      )
     } finally {
       await store.close()
     }
   })
 
   it('Redis hung (SIGSTOP): operations reject unavailable after the command timeout; resumed: recovers', async () => {
-    const store = await createRedisStore({ url: redis.url, keyPrefix: 'hung:', log: SILENT, commandTimeoutMs: 200 })
+    const store = await createRedisStore({
+      url: redis.url,
+      keyPrefix: 'hung:',
+      log: SILENT,
+      commandTimeoutMs: 200,
+    })
     try {
       redis.pause()
       // Without the bound these would wait forever: the connection stays open, nothing answers.
@@ -135,7 +169,12 @@ describe('Redis store: outages', { skip: NO_REDIS }, () => {
   })
 
   it('close returns while Redis is hung (the connection is cut after the command timeout)', async () => {
-    const store = await createRedisStore({ url: redis.url, keyPrefix: 'close:', log: SILENT, commandTimeoutMs: 200 })
+    const store = await createRedisStore({
+      url: redis.url,
+      keyPrefix: 'close:',
+      log: SILENT,
+      commandTimeoutMs: 200,
+    })
     redis.pause()
     try {
       await rejectsWith(store.get('k'), 'unavailable')

@@ -26,7 +26,10 @@ function refused(fn: () => unknown, code: StoreErrorCode, name: string): void {
 
 /** The sealed value with part `i` replaced by `f(part)`. */
 const withPart = (sealed: string, i: number, f: (part: string) => string) =>
-  sealed.split('.').map((p, j) => (j === i ? f(p) : p)).join('.')
+  sealed
+    .split('.')
+    .map((p, j) => (j === i ? f(p) : p))
+    .join('.')
 /** One bit of a base64url part flipped, re-encoded canonically. */
 const flip = (part: string) => {
   const bytes = Buffer.from(part, 'base64url')
@@ -45,7 +48,11 @@ describe('sealer', () => {
     { name: 'a token', plaintext: PLAINTEXT, aad: AAD },
     { name: 'empty text under an empty aad', plaintext: '', aad: '' },
     { name: 'unicode text and aad', plaintext: 'ключ 🙂 e\u0301 \u0000', aad: 'secrets:ünï:🙂' },
-    { name: 'JSON', plaintext: JSON.stringify({ access_token: 'a', refresh_token: 'r', exp: 1 }), aad: AAD },
+    {
+      name: 'JSON',
+      plaintext: JSON.stringify({ access_token: 'a', refresh_token: 'r', exp: 1 }),
+      aad: AAD,
+    },
     { name: '1 MB', plaintext: 'x🙂'.repeat(200_000), aad: AAD },
   ]
   for (const c of roundTrips) {
@@ -83,18 +90,65 @@ describe('sealer', () => {
     { name: 'nonce bit flipped', value: withPart(sealed, 2, flip), code: 'seal_forged' },
     { name: 'ciphertext bit flipped', value: withPart(sealed, 3, flip), code: 'seal_forged' },
     { name: 'tag bit flipped', value: withPart(sealed, 4, flip), code: 'seal_forged' },
-    { name: 'kid changed to another configured key', value: withPart(sealed, 1, () => 'k2'), code: 'seal_forged' },
-    { name: 'kid changed to an unknown key', value: withPart(sealed, 1, () => 'k9'), code: 'seal_unknown_key' },
-    { name: 'ciphertext truncated', value: withPart(sealed, 3, (p) => Buffer.from(p, 'base64url').subarray(1).toString('base64url')), code: 'seal_forged' },
-    { name: 'opened under another record\'s key (wrong aad)', value: sealed, aad: 'broker:upstream:grant-2', code: 'seal_forged' },
+    {
+      name: 'kid changed to another configured key',
+      value: withPart(sealed, 1, () => 'k2'),
+      code: 'seal_forged',
+    },
+    {
+      name: 'kid changed to an unknown key',
+      value: withPart(sealed, 1, () => 'k9'),
+      code: 'seal_unknown_key',
+    },
+    {
+      name: 'ciphertext truncated',
+      value: withPart(sealed, 3, (p) =>
+        Buffer.from(p, 'base64url').subarray(1).toString('base64url'),
+      ),
+      code: 'seal_forged',
+    },
+    {
+      name: "opened under another record's key (wrong aad)",
+      value: sealed,
+      aad: 'broker:upstream:grant-2',
+      code: 'seal_forged',
+    },
     { name: 'aad differing by case', value: sealed, aad: AAD.toUpperCase(), code: 'seal_forged' },
     { name: 'version changed', value: withPart(sealed, 0, () => 's2'), code: 'seal_malformed' },
-    { name: 'kid with a character outside the alphabet', value: withPart(sealed, 1, () => 'k/1'), code: 'seal_malformed' },
-    { name: 'tag shortened to 12 bytes (GCM would accept it by default)', value: withPart(sealed, 4, (p) => Buffer.from(p, 'base64url').subarray(0, 12).toString('base64url')), code: 'seal_malformed' },
-    { name: 'nonce of 11 bytes', value: withPart(sealed, 2, (p) => Buffer.from(p, 'base64url').subarray(0, 11).toString('base64url')), code: 'seal_malformed' },
-    { name: 'standard base64 in a part', value: withPart(sealed, 3, (p) => `${p}+/`), code: 'seal_malformed' },
-    { name: 'padding in a part', value: withPart(sealed, 2, (p) => `${p}=`), code: 'seal_malformed' },
-    { name: 'a part that is not canonical base64url (a spare bit set)', value: withPart(sealed, 4, spareBit), code: 'seal_malformed' },
+    {
+      name: 'kid with a character outside the alphabet',
+      value: withPart(sealed, 1, () => 'k/1'),
+      code: 'seal_malformed',
+    },
+    {
+      name: 'tag shortened to 12 bytes (GCM would accept it by default)',
+      value: withPart(sealed, 4, (p) =>
+        Buffer.from(p, 'base64url').subarray(0, 12).toString('base64url'),
+      ),
+      code: 'seal_malformed',
+    },
+    {
+      name: 'nonce of 11 bytes',
+      value: withPart(sealed, 2, (p) =>
+        Buffer.from(p, 'base64url').subarray(0, 11).toString('base64url'),
+      ),
+      code: 'seal_malformed',
+    },
+    {
+      name: 'standard base64 in a part',
+      value: withPart(sealed, 3, (p) => `${p}+/`),
+      code: 'seal_malformed',
+    },
+    {
+      name: 'padding in a part',
+      value: withPart(sealed, 2, (p) => `${p}=`),
+      code: 'seal_malformed',
+    },
+    {
+      name: 'a part that is not canonical base64url (a spare bit set)',
+      value: withPart(sealed, 4, spareBit),
+      code: 'seal_malformed',
+    },
     { name: 'a sixth part', value: `${sealed}.x`, code: 'seal_malformed' },
     { name: 'four parts', value: sealed.split('.').slice(0, 4).join('.'), code: 'seal_malformed' },
     { name: 'plain text', value: PLAINTEXT, code: 'seal_malformed' },
@@ -124,7 +178,10 @@ describe('sealerFromConfig', () => {
   const b64 = (b: Buffer) => b.toString('base64url')
   const REF = { env: 'MCP_EDGE_TEST_SEAL_KEYS' }
   /** readSecret as the gateway calls it, over an environment holding `text`. */
-  const reading = (text: string): typeof readSecret => (ref, path) => readSecret(ref, path, { [REF.env]: text })
+  const reading =
+    (text: string): typeof readSecret =>
+    (ref, path) =>
+      readSecret(ref, path, { [REF.env]: text })
 
   it('is undefined when the secrets section is absent', () => {
     assert.equal(sealerFromConfig(undefined, reading('')), undefined)
@@ -140,36 +197,101 @@ describe('sealerFromConfig', () => {
 
   const bad: { name: string; text: string; active?: string; problems: [string, RegExp][] }[] = [
     { name: 'not JSON', text: `{ "k1": "${b64(k1)}", }`, problems: [['secrets.keys', /not JSON/]] },
-    { name: 'a JSON array', text: JSON.stringify([b64(k1)]), problems: [['secrets.keys', /JSON object/]] },
-    { name: 'a JSON string', text: JSON.stringify(b64(k1)), problems: [['secrets.keys', /JSON object/]] },
+    {
+      name: 'a JSON array',
+      text: JSON.stringify([b64(k1)]),
+      problems: [['secrets.keys', /JSON object/]],
+    },
+    {
+      name: 'a JSON string',
+      text: JSON.stringify(b64(k1)),
+      problems: [['secrets.keys', /JSON object/]],
+    },
     { name: 'null', text: 'null', problems: [['secrets.keys', /JSON object/]] },
-    { name: 'no keys', text: '{}', problems: [['secrets.keys', /no keys/], ['secrets.active', /"k1" is not a key id/]] },
-    { name: '16 bytes', text: JSON.stringify({ k1: b64(k1.subarray(0, 16)) }), problems: [['secrets.keys', /key "k1" is 16 bytes; AES-256 needs exactly 32/]] },
-    { name: '33 bytes', text: JSON.stringify({ k1: b64(Buffer.concat([k1, k2.subarray(0, 1)])) }), problems: [['secrets.keys', /is 33 bytes/]] },
-    { name: 'standard base64 (+ and /)', text: JSON.stringify({ k1: k1.toString('base64').replace(/[A-Za-z]/, '+') }), problems: [['secrets.keys', /key "k1" is not a base64url string/]] },
-    { name: 'a number', text: JSON.stringify({ k1: 42 }), problems: [['secrets.keys', /key "k1" is not a base64url string/]] },
-    { name: 'a key id with a dot', text: JSON.stringify({ 'k.1': b64(k1), k1: b64(k2) }), problems: [['secrets.keys', /a key id is not/]] },
-    { name: 'the active key missing', text: JSON.stringify({ k2: b64(k2) }), problems: [['secrets.active', /"k1" is not a key id in secrets.keys/]] },
-    { name: 'several problems at once', text: JSON.stringify({ k2: b64(k2.subarray(0, 8)), k3: 'not base64!' }),
-      problems: [['secrets.keys', /"k2" is 8 bytes/], ['secrets.keys', /"k3" is not/], ['secrets.active', /"k1"/]] },
+    {
+      name: 'no keys',
+      text: '{}',
+      problems: [
+        ['secrets.keys', /no keys/],
+        ['secrets.active', /"k1" is not a key id/],
+      ],
+    },
+    {
+      name: '16 bytes',
+      text: JSON.stringify({ k1: b64(k1.subarray(0, 16)) }),
+      problems: [['secrets.keys', /key "k1" is 16 bytes; AES-256 needs exactly 32/]],
+    },
+    {
+      name: '33 bytes',
+      text: JSON.stringify({ k1: b64(Buffer.concat([k1, k2.subarray(0, 1)])) }),
+      problems: [['secrets.keys', /is 33 bytes/]],
+    },
+    {
+      name: 'standard base64 (+ and /)',
+      text: JSON.stringify({ k1: k1.toString('base64').replace(/[A-Za-z]/, '+') }),
+      problems: [['secrets.keys', /key "k1" is not a base64url string/]],
+    },
+    {
+      name: 'a number',
+      text: JSON.stringify({ k1: 42 }),
+      problems: [['secrets.keys', /key "k1" is not a base64url string/]],
+    },
+    {
+      name: 'a key id with a dot',
+      text: JSON.stringify({ 'k.1': b64(k1), k1: b64(k2) }),
+      problems: [['secrets.keys', /a key id is not/]],
+    },
+    {
+      name: 'the active key missing',
+      text: JSON.stringify({ k2: b64(k2) }),
+      problems: [['secrets.active', /"k1" is not a key id in secrets.keys/]],
+    },
+    {
+      name: 'several problems at once',
+      text: JSON.stringify({ k2: b64(k2.subarray(0, 8)), k3: 'not base64!' }),
+      problems: [
+        ['secrets.keys', /"k2" is 8 bytes/],
+        ['secrets.keys', /"k3" is not/],
+        ['secrets.active', /"k1"/],
+      ],
+    },
   ]
   for (const c of bad) {
     it(`refuses ${c.name}, naming the problem but never the key material`, () => {
-      assert.throws(() => sealerFromConfig({ keys: REF, active: c.active ?? 'k1' }, reading(c.text)), (err: unknown) => {
-        assert.ok(err instanceof ConfigError)
-        assert.equal(err.code, 'config_invalid')
-        assert.deepEqual(err.problems.map((p) => p.path), c.problems.map(([path]) => path))
-        for (const [i, [, message]] of c.problems.entries()) assert.match(err.problems[i]!.message, message)
-        for (const secret of [b64(k1), b64(k2), b64(k1.subarray(0, 16)), b64(k2.subarray(0, 8)), c.text]) {
-          assert.ok(!err.message.includes(secret), 'no key material in the message')
-        }
-        return true
-      })
+      assert.throws(
+        () => sealerFromConfig({ keys: REF, active: c.active ?? 'k1' }, reading(c.text)),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError)
+          assert.equal(err.code, 'config_invalid')
+          assert.deepEqual(
+            err.problems.map((p) => p.path),
+            c.problems.map(([path]) => path),
+          )
+          for (const [i, [, message]] of c.problems.entries())
+            assert.match(err.problems[i]!.message, message)
+          for (const secret of [
+            b64(k1),
+            b64(k2),
+            b64(k1.subarray(0, 16)),
+            b64(k2.subarray(0, 8)),
+            c.text,
+          ]) {
+            assert.ok(!err.message.includes(secret), 'no key material in the message')
+          }
+          return true
+        },
+      )
     })
   }
 
   it('a missing secret is the readSecret error, naming the variable', () => {
-    assert.throws(() => sealerFromConfig({ keys: { env: 'MCP_EDGE_TEST_UNSET' }, active: 'k1' }, (ref, path) => readSecret(ref, path, {})),
-      (err: unknown) => err instanceof ConfigError && /MCP_EDGE_TEST_UNSET is not set/.test(err.message))
+    assert.throws(
+      () =>
+        sealerFromConfig({ keys: { env: 'MCP_EDGE_TEST_UNSET' }, active: 'k1' }, (ref, path) =>
+          readSecret(ref, path, {}),
+        ),
+      (err: unknown) =>
+        err instanceof ConfigError && /MCP_EDGE_TEST_UNSET is not set/.test(err.message),
+    )
   })
 })
