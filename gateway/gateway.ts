@@ -412,8 +412,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         // requests in flight finish (up to shutdownGrace) before the processes are stopped.
         handler = () =>
           rpcErrorResponse(503, -32000, 'the gateway is shutting down', {
-            connection: 'close',
-            'retry-after': '1',
+            headers: { connection: 'close', 'retry-after': '1' },
           })
         const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()))
         // Requests waiting for a client's answers will not get them now.

@@ -7,7 +7,7 @@ import type { CredentialGate } from './credential-gate.js'
 import { decodeCursor, encodeCursor } from './endpoint-cursor.js'
 import { buildNameTable, type NameTable } from './endpoint-names.js'
 import { buildUriTable, type UriTable } from './endpoint-uris.js'
-import { isObject } from './jsonrpc.js'
+import { isObject, rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
 import type { LaneEvent, LanePool } from './lanes.js'
 import { ownerKey, type ResultFilter } from './session.js'
 
@@ -34,9 +34,7 @@ export interface AggregateCaller {
 }
 
 /** A request routed to one backend: the server, and the params with its own names. */
-export type Routed =
-  | { server: string; params: Record<string, unknown> }
-  | { error: { code: number; message: string; data?: unknown } }
+export type Routed = { server: string; params: Record<string, unknown> } | { error: RpcErrorObject }
 
 type Item = Record<string, unknown>
 
@@ -110,7 +108,7 @@ export class Aggregate {
     method: ListMethod,
     caller: AggregateCaller,
     cursor: unknown,
-  ): Promise<{ result: Item; skipped: string[] } | { error: { code: number; message: string } }> {
+  ): Promise<{ result: Item; skipped: string[] } | { error: RpcErrorObject }> {
     let start = 0
     if (cursor !== undefined) {
       // Bound to this endpoint and list: a cursor of another is refused.
@@ -118,10 +116,7 @@ export class Aggregate {
       const offset = c?.cursor === undefined ? 0 : Number(c.cursor)
       if (c === undefined || c.backend !== 0 || !Number.isSafeInteger(offset) || offset < 0)
         return {
-          error: {
-            code: -32602,
-            message: 'Invalid params: the cursor is not one this endpoint gave',
-          },
+          error: rpcErrorObject(-32602, 'Invalid params: the cursor is not one this endpoint gave'),
         }
       start = offset
     }
@@ -161,11 +156,7 @@ export class Aggregate {
     caller: AggregateCaller,
   ): Promise<Routed> {
     const notFound = (what: string, data?: unknown) => ({
-      error: {
-        code: -32602,
-        message: `Invalid params: ${what}`,
-        ...(data !== undefined ? { data } : {}),
-      },
+      error: rpcErrorObject(-32602, `Invalid params: ${what}`, data),
     })
     const allowed = new Set(this.accessible(caller.principal))
     const byName = async (list: 'tools/list' | 'prompts/list', name: unknown) => {
@@ -221,7 +212,7 @@ export class Aggregate {
         return notFound('completion/complete needs a ref of type ref/prompt or ref/resource')
       }
       default:
-        return { error: { code: -32601, message: `Method not found: ${method}` } }
+        return { error: rpcErrorObject(-32601, `Method not found: ${method}`) }
     }
   }
 

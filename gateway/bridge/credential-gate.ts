@@ -13,7 +13,13 @@ import type {
   MissingSecret,
   ResolvedCredentials,
 } from '../credentials/resolve.js'
-import { isObject, rpcError, type RequestId } from './jsonrpc.js'
+import {
+  isObject,
+  rpcError,
+  rpcErrorObject,
+  type RequestId,
+  type RpcErrorObject,
+} from './jsonrpc.js'
 
 /**
  * Requests that act with the user's credentials: they wait for them (and run on a process
@@ -179,7 +185,7 @@ export class CredentialGate {
     | { ok: true; credentials: ResolvedCredentials }
     | {
         ok: false
-        error: { code: number; message: string; data?: unknown } | undefined
+        error: RpcErrorObject | undefined
         toolText: string | undefined
         outcome: string
       }
@@ -191,7 +197,7 @@ export class CredentialGate {
         ? { ok: false as const, error: undefined, toolText: text, outcome }
         : {
             ok: false as const,
-            error: { code: CREDENTIAL_UNAVAILABLE, message: text },
+            error: rpcErrorObject(CREDENTIAL_UNAVAILABLE, text),
             toolText: undefined,
             outcome,
           }
@@ -209,7 +215,7 @@ export class CredentialGate {
       const e = urlElicitation(this.o.publicUrl, server, credentials.missing)
       return {
         ok: false,
-        error: { code: URL_ELICITATION_REQUIRED, message: e.message, data: { elicitations: [e] } },
+        error: rpcErrorObject(URL_ELICITATION_REQUIRED, e.message, { elicitations: [e] }),
         toolText: undefined,
         outcome: 'credential missing (URL elicitation required)',
       }

@@ -44,16 +44,37 @@ export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-/** A JSON-RPC error response. */
+/** A JSON-RPC error object (JSON-RPC 2.0 §5.1). */
+export interface RpcErrorObject {
+  code: number
+  message: string
+  data?: unknown
+}
+
+/**
+ * The one builder of JSON-RPC error objects: `data` is a member only when there is some
+ * (JSON-RPC 2.0 §5.1: it "may be omitted").
+ */
+export function rpcErrorObject(code: number, message: string, data?: unknown): RpcErrorObject {
+  return data === undefined ? { code, message } : { code, message, data }
+}
+
+/**
+ * The one builder of JSON-RPC error responses; `id` is null when the request's id is not
+ * known (JSON-RPC 2.0 §5: "it MUST be Null"). `http/respond.ts` turns one into an HTTP
+ * response; the bridge sends it to a client stream or a process as it is.
+ */
 export function rpcError(
   id: RequestId | null,
   code: number,
   message: string,
   data?: unknown,
 ): JSONRPCMessage {
-  const error: Record<string, unknown> = { code, message }
-  if (data !== undefined) error.data = data
-  return { jsonrpc: '2.0', id, error } as unknown as JSONRPCMessage
+  return {
+    jsonrpc: '2.0',
+    id,
+    error: rpcErrorObject(code, message, data),
+  } as unknown as JSONRPCMessage
 }
 
 /** The `_meta.progressToken` of a request's params, if any. */

@@ -1,6 +1,6 @@
 import type { AuthInfo, JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { ClientTransport } from './session.js'
-import { envelope } from './jsonrpc.js'
+import { envelope, rpcError } from './jsonrpc.js'
 import type { EndReason, OutboundStream } from './outbound.js'
 import type { ChunkKind } from './sse-chunk.js'
 
@@ -52,14 +52,9 @@ export class LegacySseTransport implements ClientTransport {
     const body = options.parsedBody
     const messages = Array.isArray(body) ? body : [body]
     if (messages.length === 0 || messages.some((m) => envelope(m).kind === 'invalid')) {
-      return Response.json(
-        {
-          jsonrpc: '2.0',
-          error: { code: -32600, message: 'Invalid Request: not a JSON-RPC message' },
-          id: null,
-        },
-        { status: 400 },
-      )
+      return Response.json(rpcError(null, -32600, 'Invalid Request: not a JSON-RPC message'), {
+        status: 400,
+      })
     }
     for (const m of messages) this.onmessage?.(m as JSONRPCMessage, { authInfo: options.authInfo })
     return new Response(null, { status: 202 })

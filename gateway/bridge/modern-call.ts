@@ -1,7 +1,7 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Lane, LaneUser } from './lanes.js'
 import { RPC } from './errors.js'
-import { envelope, isObject, rpcError, type RequestId } from './jsonrpc.js'
+import { envelope, isObject, rpcError, type RequestId, type RpcErrorObject } from './jsonrpc.js'
 
 /**
  * After a process's first server→client request, how long to gather more before answering, in
@@ -131,7 +131,7 @@ export class BackendCall implements LaneUser {
    * The client refused one of the last round's requests (a session's client answering with a
    * JSON-RPC error): the process gets that error for it. Other keys are left waiting.
    */
-  refuse(key: string, error: { code: number; message: string }): void {
+  refuse(key: string, error: RpcErrorObject): void {
     const req = this.pending.get(key)
     if (req === undefined) return
     this.pending.delete(key)

@@ -1,6 +1,7 @@
 import { SERVER_INFO_META_KEY } from '@modelcontextprotocol/server'
 import { GATEWAY_PROTOCOL_VERSIONS, type InitResult } from './handshake.js'
 import type { InputRequest } from './modern-call.js'
+import { rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
 
 /** The sessionless protocol revision the gateway serves. */
 export const MODERN_PROTOCOL_VERSION = '2026-07-28'
@@ -107,7 +108,7 @@ export function inputRequiredResult(
 /** A JSON-RPC error as the modern path answers it, and the HTTP status that goes with it. */
 export interface ModernError {
   status: number
-  error: { code: number; message: string; data?: unknown }
+  error: RpcErrorObject
 }
 
 /**
@@ -122,12 +123,8 @@ export function modernError(
   if (refused.size > 0) return missingCapability(refused)
   let code = typeof error.code === 'number' ? error.code : -32603
   if (code === MODERN_RPC.legacyResourceNotFound) code = MODERN_RPC.invalidParams
-  const out: ModernError['error'] = {
-    code,
-    message: typeof error.message === 'string' ? error.message : 'error',
-  }
-  if (error.data !== undefined) out.data = error.data
-  return { status: statusOf(code), error: out }
+  const message = typeof error.message === 'string' ? error.message : 'error'
+  return { status: statusOf(code), error: rpcErrorObject(code, message, error.data) }
 }
 
 /** MissingRequiredClientCapabilityError for the capabilities the server asked for in vain. */
@@ -136,11 +133,11 @@ export function missingCapability(refused: ReadonlySet<string>): ModernError {
   for (const c of refused) requiredCapabilities[c] = {}
   return {
     status: 400,
-    error: {
-      code: MODERN_RPC.missingCapability,
-      message: `the request needs client capabilities it did not declare: ${[...refused].join(', ')}`,
-      data: { requiredCapabilities },
-    },
+    error: rpcErrorObject(
+      MODERN_RPC.missingCapability,
+      `the request needs client capabilities it did not declare: ${[...refused].join(', ')}`,
+      { requiredCapabilities },
+    ),
   }
 }
 

@@ -16,7 +16,14 @@ import type { CredentialGate, GatedSession } from './credential-gate.js'
 import { RPC } from './errors.js'
 import { exchange, initializeTimeout } from './handshake.js'
 import { SessionEventStore } from './event-store.js'
-import { envelope, progressToken, rpcError, type RequestId } from './jsonrpc.js'
+import {
+  envelope,
+  progressToken,
+  rpcError,
+  rpcErrorObject,
+  type RequestId,
+  type RpcErrorObject,
+} from './jsonrpc.js'
 import type { EndReason, OutboundStream } from './outbound.js'
 import type { QueueBudget } from './outbound-budget.js'
 
@@ -115,12 +122,8 @@ export class Session implements GatedSession {
    * server, or the gateway's when the request never reached it). A session whose initialize
    * failed must not outlive that response.
    */
-  readonly initialized: Promise<
-    { ok: true } | { ok: false; error: { code: number; message: string; data?: unknown } }
-  >
-  private settleInit!: (
-    outcome: { ok: true } | { ok: false; error: { code: number; message: string; data?: unknown } },
-  ) => void
+  readonly initialized: Promise<{ ok: true } | { ok: false; error: RpcErrorObject }>
+  private settleInit!: (outcome: { ok: true } | { ok: false; error: RpcErrorObject }) => void
   private readonly inflight = new Map<RequestId, InFlight>()
   /** Listening streams open (the GET stream; the legacy transport's event stream). */
   private streams = 0
@@ -307,7 +310,7 @@ export class Session implements GatedSession {
     this.closed = true
     this.settleInit({
       ok: false,
-      error: { code: RPC.connectionClosed, message: 'the session was closed' },
+      error: rpcErrorObject(RPC.connectionClosed, 'the session was closed'),
     })
     this.o.onclose(this)
     this.failInflight(RPC.connectionClosed, 'the session was closed')
@@ -608,7 +611,8 @@ export class Session implements GatedSession {
   private reply(id: RequestId, code: number, text: string): void {
     const req = this.inflight.get(id)
     if (req === undefined) return
-    if (req.method === 'initialize') this.settleInit({ ok: false, error: { code, message: text } })
+    if (req.method === 'initialize')
+      this.settleInit({ ok: false, error: rpcErrorObject(code, text) })
     this.settle(id, req)
     this.audit(req, `error ${code}`)
     this.send(rpcError(id, code, text))

@@ -72,7 +72,7 @@ export function createApp(d: AppDeps): Hono<Vars> {
   // HEAD of /sse/<server> opened a session and a process that nothing ever ended).
   app.use('*', async (c, next) => {
     if (c.req.method === 'HEAD' && !HEAD_PATHS.test(c.req.path))
-      return rpcErrorResponse(405, -32000, 'method not allowed', { allow: 'GET' })
+      return rpcErrorResponse(405, -32000, 'method not allowed', { headers: { allow: 'GET' } })
     await next()
   })
   // Metadata is public: any origin may read it, preflights included (browser clients send

@@ -11,6 +11,7 @@ import type { AuditLog } from '../observability/audit.js'
 import { decideAccess } from '../policy/evaluate.js'
 import type { PolicyStore } from '../policy/store.js'
 import { accepts, allowed, finalResult, honoredSubset, invalid, parseFilter } from './listen.js'
+import { rpcErrorResponse } from './respond.js'
 import { openEventStream, type EventStream } from './sse.js'
 
 /**
@@ -65,16 +66,11 @@ export async function listenEndpoint(o: {
     () => end(true),
   )
   if (slot === undefined) {
-    return Response.json(
-      {
-        jsonrpc: '2.0',
-        id: message.id,
-        error: {
-          code: -32000,
-          message: `you have ${o.lanes.limits.listensPerSubject} subscription streams open on ${agg.name}, the most allowed; close one`,
-        },
-      },
-      { status: 429, headers: { 'retry-after': '5' } },
+    return rpcErrorResponse(
+      429,
+      -32000,
+      `you have ${o.lanes.limits.listensPerSubject} subscription streams open on ${agg.name}, the most allowed; close one`,
+      { id: message.id, headers: { 'retry-after': '5' } },
     )
   }
 

@@ -1,11 +1,22 @@
 import type { Aggregate, AggregateCaller } from '../bridge/aggregate.js'
 import type { RoutedRequest } from '../bridge/aggregate-session.js'
-import { envelope, rpcError, type Envelope, type RequestId } from '../bridge/jsonrpc.js'
+import {
+  envelope,
+  rpcError,
+  type Envelope,
+  type RequestId,
+  type RpcErrorObject,
+} from '../bridge/jsonrpc.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { Policy } from '../policy/policy.js'
 import { decideBody } from './decide.js'
-import { decisionResponse, refusalError, rpcErrorResponse } from './respond.js'
+import {
+  decisionResponse,
+  refusalReply,
+  rpcErrorObjectResponse,
+  rpcErrorResponse,
+} from './respond.js'
 
 /** The methods of an endpoint that name a tool, prompt or resource of one of its backends. */
 export const ROUTED = new Set([
@@ -38,13 +49,10 @@ export async function routeBody(
 ): Promise<{ routed: Map<RequestId, RoutedRequest> } | { refused: Response }> {
   const routed = new Map<RequestId, RoutedRequest>()
   const ids = new Set<RequestId>()
-  const refuseWith = (id: RequestId, error: { code: number; message: string; data?: unknown }) => {
-    const reply = rpcError(id, error.code, error.message, error.data)
-    if (tell) {
-      tell(reply)
-      return new Response(null, { status: 202 })
-    }
-    return Response.json(reply)
+  const refuseWith = (id: RequestId, error: RpcErrorObject) => {
+    if (!tell) return rpcErrorObjectResponse(200, id, error)
+    tell(rpcError(id, error.code, error.message, error.data))
+    return new Response(null, { status: 202 })
   }
   for (const m of messages) {
     if (m.kind === 'invalid')
@@ -58,13 +66,10 @@ export async function routeBody(
     if (m.kind !== 'request') continue
     if (ids.has(m.id))
       return {
-        refused: Response.json(
-          rpcError(
-            null,
-            -32600,
-            `Invalid Request: two requests of the body have the id ${JSON.stringify(m.id)}`,
-          ),
-          { status: 400 },
+        refused: rpcErrorResponse(
+          400,
+          -32600,
+          `Invalid Request: two requests of the body have the id ${JSON.stringify(m.id)}`,
         ),
       }
     ids.add(m.id)
@@ -81,8 +86,7 @@ export async function routeBody(
         decision.effect !== 'challenge' &&
         !(decision.effect === 'invalid' && decision.code === -32600)
       ) {
-        const e = refusalError(decision)
-        tell(rpcError(m.id, e.code, e.message))
+        tell(refusalReply(decision, m.id))
         return { refused: new Response(null, { status: 202 }) }
       }
       return {

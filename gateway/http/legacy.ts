@@ -9,7 +9,7 @@ import { decideBody } from './decide.js'
 import { routeBody } from './endpoint-route.js'
 import { bearerOf, type McpEndpointDeps } from './mcp.js'
 import type { Vars } from './request-id.js'
-import { decisionResponse, errorResponse, refusalError } from './respond.js'
+import { decisionResponse, errorResponse, refusalReply } from './respond.js'
 
 /**
  * The deprecated HTTP+SSE transport (2024-11-05) for clients that still use it, with the same
@@ -176,7 +176,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
             decision.effect !== 'challenge' &&
             !(decision.effect === 'invalid' && decision.code === -32600)
           ) {
-            session.tell({ jsonrpc: '2.0', id, error: refusalError(decision) } as never)
+            session.tell(refusalReply(decision, id))
             return new Response(null, { status: 202 })
           }
           return decisionResponse(decision, { resourceMetadata: metadataOf(c, server), id })

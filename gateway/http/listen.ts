@@ -16,6 +16,7 @@ import type { AuditLog } from '../observability/audit.js'
 import { decide, decideAccess } from '../policy/evaluate.js'
 import { nonCanonicalUri } from '../policy/resource-uri.js'
 import type { PolicyStore } from '../policy/store.js'
+import { rpcErrorResponse } from './respond.js'
 import { openEventStream, type EventStream } from './sse.js'
 
 /** What a `subscriptions/listen` stream asked for (2026-07-28 SubscriptionFilter). */
@@ -81,16 +82,11 @@ export async function listenStream(o: {
     () => end(true),
   )
   if (slot === undefined) {
-    return Response.json(
-      {
-        jsonrpc: '2.0',
-        id: message.id,
-        error: {
-          code: -32000,
-          message: `you have ${o.lanes.limits.listensPerSubject} subscription streams open on ${server}, the most allowed; close one`,
-        },
-      },
-      { status: 429, headers: { 'retry-after': '5' } },
+    return rpcErrorResponse(
+      429,
+      -32000,
+      `you have ${o.lanes.limits.listensPerSubject} subscription streams open on ${server}, the most allowed; close one`,
+      { id: message.id, headers: { 'retry-after': '5' } },
     )
   }
 
@@ -223,11 +219,7 @@ export function allowed(
 }
 
 export function invalid(id: string | number, text: string): Response {
-  return Response.json({
-    jsonrpc: '2.0',
-    id,
-    error: { code: MODERN_RPC.invalidParams, message: text },
-  })
+  return rpcErrorResponse(200, MODERN_RPC.invalidParams, text, { id })
 }
 
 export function finalResult(id: string | number, serverInfo: unknown) {

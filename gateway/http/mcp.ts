@@ -19,9 +19,15 @@ import { routeBody } from './endpoint-route.js'
 import { decideBody } from './decide.js'
 import type { Vars } from './request-id.js'
 import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
-import { rpcError, serveModern, type ModernDeps } from './modern.js'
+import { serveModern, type ModernDeps } from './modern.js'
 import { standardHeaders } from './modern-headers.js'
-import { decisionResponse, errorResponse, negotiationRefusal, rpcErrorResponse } from './respond.js'
+import {
+  decisionResponse,
+  errorResponse,
+  negotiationRefusal,
+  rpcErrorObjectResponse,
+  rpcErrorResponse,
+} from './respond.js'
 
 /** What the MCP endpoint needs to serve one server. */
 export interface McpEndpointDeps {
@@ -77,7 +83,9 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         throw new BridgeError('unknown_server', `no MCP server named ${server}`)
       const method = c.req.method
       if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
-        return rpcErrorResponse(405, -32000, 'method not allowed', { allow: 'GET, POST, DELETE' })
+        return rpcErrorResponse(405, -32000, 'method not allowed', {
+          headers: { allow: 'GET, POST, DELETE' },
+        })
       }
       // Edge check before any auth work: a declared oversize body is refused unread.
       const declared = Number(c.req.header('content-length') ?? NaN)
@@ -102,7 +110,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
             405,
             -32000,
             'Method not allowed: protocol revision 2026-07-28 has no GET or DELETE',
-            { allow: 'POST' },
+            { headers: { allow: 'POST' } },
           )
         }
         if (sessionId === undefined)
@@ -157,7 +165,10 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         route.kind === 'reject' &&
         (route.rung !== 'jsonrpc-shape' || route.cell === 'batch-with-modern-element')
       ) {
-        return rpcError(route.httpStatus, idOf(body), route.code, route.message, route.data)
+        return rpcErrorResponse(route.httpStatus, route.code, route.message, {
+          id: idOf(body),
+          data: route.data,
+        })
       }
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
       const { refused, decided } = decideBody(d, messages, principal, server, policy)
@@ -197,11 +208,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         await res.body?.cancel().catch(() => {})
         await session.close()
         log().info({ code: outcome.error.code }, 'initialize failed; no session was opened')
-        return Response.json({
-          jsonrpc: '2.0',
-          id: (messages[0] as { id: RequestId }).id,
-          error: outcome.error,
-        })
+        return rpcErrorObjectResponse(200, (messages[0] as { id: RequestId }).id, outcome.error)
       }
       const session = d.registry.find(sessionId, server, principal)
       if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
@@ -239,7 +246,9 @@ function endpointHandler(d: McpEndpointDeps) {
         throw new BridgeError('unknown_server', `no MCP endpoint named ${name}`)
       const method = c.req.method
       if (method !== 'POST' && method !== 'GET' && method !== 'DELETE')
-        return rpcErrorResponse(405, -32000, 'method not allowed', { allow: 'GET, POST, DELETE' })
+        return rpcErrorResponse(405, -32000, 'method not allowed', {
+          headers: { allow: 'GET, POST, DELETE' },
+        })
       const declared = Number(c.req.header('content-length') ?? NaN)
       if (declared > d.config.limits.maxBodyBytes) {
         throw new GatewayError(
@@ -260,7 +269,7 @@ function endpointHandler(d: McpEndpointDeps) {
             405,
             -32000,
             'Method not allowed: protocol revision 2026-07-28 has no GET or DELETE',
-            { allow: 'POST' },
+            { headers: { allow: 'POST' } },
           )
         }
         if (sessionId === undefined)
@@ -309,7 +318,10 @@ function endpointHandler(d: McpEndpointDeps) {
         route.kind === 'reject' &&
         (route.rung !== 'jsonrpc-shape' || route.cell === 'batch-with-modern-element')
       ) {
-        return rpcError(route.httpStatus, idOf(body), route.code, route.message, route.data)
+        return rpcErrorResponse(route.httpStatus, route.code, route.message, {
+          id: idOf(body),
+          data: route.data,
+        })
       }
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
       const caller = { principal, bearer: bearerOf(c), log: log(), accepted }

@@ -27,7 +27,7 @@ import {
   modernError,
   SUPPORTED_PROTOCOL_VERSIONS,
 } from '../bridge/modern-wire.js'
-import { envelope, isObject, progressToken, type RequestId } from '../bridge/jsonrpc.js'
+import { envelope, isObject, progressToken, rpcError } from '../bridge/jsonrpc.js'
 import {
   auditAllowed,
   listOutcome,
@@ -45,7 +45,13 @@ import { listenEndpoint } from './endpoint-listen.js'
 import { listenStream } from './listen.js'
 import { headerMismatch, standardHeaders } from './modern-headers.js'
 import { paramHeaderMismatch, paramHeadersOf } from './param-headers.js'
-import { decisionResponse, negotiationRefusal } from './respond.js'
+import {
+  decisionResponse,
+  jsonResponse,
+  negotiationRefusal,
+  rpcErrorObjectResponse,
+  rpcErrorResponse,
+} from './respond.js'
 import { openEventStream } from './sse.js'
 
 /** What the sessionless path needs. */
@@ -105,27 +111,29 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
   if (notAcceptable) return notAcceptable
   const revision = route.classification.revision
   if (revision !== MODERN_PROTOCOL_VERSION) {
-    return rpcError(
+    return rpcErrorResponse(
       400,
-      message.id,
       MODERN_RPC.unsupportedVersion,
       `Unsupported protocol version: ${revision ?? 'none named'}`,
       {
-        supported: SUPPORTED_PROTOCOL_VERSIONS,
-        requested: revision ?? 'unknown',
+        id: message.id,
+        data: {
+          supported: SUPPORTED_PROTOCOL_VERSIONS,
+          requested: revision ?? 'unknown',
+        },
       },
     )
   }
   const mismatch = headerMismatch(standardHeaders(r.req.headers), message)
   if (mismatch)
-    return rpcError(400, message.id, MODERN_RPC.headerMismatch, mismatch.message, mismatch.data)
+    return rpcErrorResponse(400, MODERN_RPC.headerMismatch, mismatch.message, {
+      id: message.id,
+      data: mismatch.data,
+    })
   if (!MODERN_METHODS.has(message.method))
-    return rpcError(
-      404,
-      message.id,
-      MODERN_RPC.methodNotFound,
-      `Method not found: ${message.method}`,
-    )
+    return rpcErrorResponse(404, MODERN_RPC.methodNotFound, `Method not found: ${message.method}`, {
+      id: message.id,
+    })
 
   if (r.aggregate) return serveEndpoint(d, r, r.aggregate, message)
 
@@ -183,11 +191,15 @@ async function serveEndpoint(
   const start = performance.now()
   if (message.method === 'server/discover') {
     const init = agg.initResult(r.principal, MODERN_PROTOCOL_VERSION)
-    return json(200, { jsonrpc: '2.0', id: message.id, result: discoverResult(init as never) })
+    return jsonResponse(200, {
+      jsonrpc: '2.0',
+      id: message.id,
+      result: discoverResult(init as never),
+    })
   }
   if (message.method in LISTS) {
     const listed = await agg.list(message.method as ListMethod, caller, params.cursor)
-    if ('error' in listed) return rpcError(200, message.id, listed.error.code, listed.error.message)
+    if ('error' in listed) return rpcErrorObjectResponse(200, message.id, listed.error)
     d.audit.record({
       sub: r.principal.sub,
       iss: r.principal.iss,
@@ -199,7 +211,7 @@ async function serveEndpoint(
       durationMs: +(performance.now() - start).toFixed(2),
       outcome: listed.skipped.length > 0 ? `left out ${listed.skipped.join(',')}` : 'ok',
     })
-    return json(200, {
+    return jsonResponse(200, {
       jsonrpc: '2.0',
       id: message.id,
       result: completeResult(
@@ -237,8 +249,7 @@ async function serveEndpoint(
     return res
   }
   const routed = await agg.route(message.method, params, caller)
-  if ('error' in routed)
-    return rpcError(200, message.id, routed.error.code, routed.error.message, routed.error.data)
+  if ('error' in routed) return rpcErrorObjectResponse(200, message.id, routed.error)
   const backend = { ...message, params: routed.params } as JSONRPCRequest
   const verdict = decideBody(d, [envelope(backend)], r.principal, routed.server, r.policy)
   if (verdict.refused)
@@ -280,7 +291,7 @@ async function discover(
     init = lane.init
     d.lanes.release(lane)
   }
-  return json(200, { jsonrpc: '2.0', id: message.id, result: discoverResult(init) })
+  return jsonResponse(200, { jsonrpc: '2.0', id: message.id, result: discoverResult(init) })
 }
 
 async function call(
@@ -305,7 +316,9 @@ async function call(
   let credentials: ResolvedCredentials | undefined
   if (state !== undefined) {
     if (typeof state !== 'string')
-      return rpcError(200, message.id, MODERN_RPC.invalidParams, 'requestState must be a string')
+      return rpcErrorResponse(200, MODERN_RPC.invalidParams, 'requestState must be a string', {
+        id: message.id,
+      })
     const claimed = await d.rounds.claim(state, binding)
     if ('refused' in claimed) {
       const why =
@@ -313,18 +326,18 @@ async function call(
           ? 'requestState failed verification'
           : 'requestState names no request waiting for input (it expired, was already answered, or its server process ended); send the request again without it'
       audit(d, r, message.method, decided, start, `refused requestState (${claimed.refused})`)
-      return rpcError(200, message.id, MODERN_RPC.invalidParams, why)
+      return rpcErrorResponse(200, MODERN_RPC.invalidParams, why, { id: message.id })
     }
     backend = claimed.call
     const answers = params.inputResponses
     if (answers !== undefined && !isObject(answers)) {
       backend.cancel('invalid inputResponses')
       d.lanes.release(backend.lane, backend)
-      return rpcError(
+      return rpcErrorResponse(
         200,
-        message.id,
         MODERN_RPC.invalidParams,
         'inputResponses must be an object keyed by the inputRequests keys',
+        { id: message.id },
       )
     }
     responses = answers ?? {}
@@ -341,7 +354,10 @@ async function call(
       message.method === 'tools/call' ? d.lanes.knownToolSchemas(r.server, r.principal) : undefined
     const early = known && badHeaders(known)
     if (early)
-      return rpcError(400, message.id, MODERN_RPC.headerMismatch, early.message, early.data)
+      return rpcErrorResponse(400, MODERN_RPC.headerMismatch, early.message, {
+        id: message.id,
+        data: early.data,
+      })
     // The user's own credentials, for a server that takes them: a missing one is asked for.
     if (d.gate?.needs(r.server)) {
       const got = await d.gate.sessionless(
@@ -352,9 +368,8 @@ async function call(
       )
       if (!got.ok) {
         audit(d, r, message.method, decided, start, got.outcome)
-        if (got.error)
-          return rpcError(200, message.id, got.error.code, got.error.message, got.error.data)
-        return json(200, {
+        if (got.error) return rpcErrorObjectResponse(200, message.id, got.error)
+        return jsonResponse(200, {
           jsonrpc: '2.0',
           id: message.id,
           result: completeResult(
@@ -378,7 +393,10 @@ async function call(
       const bad = badHeaders(await d.lanes.toolSchemas(lane))
       if (bad) {
         d.lanes.release(lane)
-        return rpcError(400, message.id, MODERN_RPC.headerMismatch, bad.message, bad.data)
+        return rpcErrorResponse(400, MODERN_RPC.headerMismatch, bad.message, {
+          id: message.id,
+          data: bad.data,
+        })
       }
     }
     const given = params.inputResponses
@@ -408,13 +426,7 @@ async function call(
     // Gone already (while its schemas were read, say): nothing is sent to the process.
     if (r.req.signal.aborted) {
       onAbort()
-      return resolve(
-        json(499, {
-          jsonrpc: '2.0',
-          id: message.id,
-          error: { code: -32000, message: 'the client disconnected' },
-        }),
-      )
+      return resolve(rpcErrorResponse(499, -32000, 'the client disconnected', { id: message.id }))
     }
     const notify = (m: JSONRPCMessage) => {
       if (!sse) return
@@ -435,20 +447,16 @@ async function call(
       .then((o) => settle(d, r, message, backend, binding, o, publish))
       .then(({ status, body, outcome }) => {
         r.req.signal.removeEventListener('abort', onAbort)
-        if (aborted) return resolve(json(499, body))
+        if (aborted) return resolve(jsonResponse(499, body))
         audit(d, r, message.method, decided, start, outcome, credentials?.supplied)
         if (stream !== undefined) return stream.end(body)
-        resolve(json(status, body))
+        resolve(jsonResponse(status, body))
       })
       .catch((err: Error) => {
         r.log.error({ err }, 'sessionless request failed')
-        const body = {
-          jsonrpc: '2.0',
-          id: message.id,
-          error: { code: -32603, message: 'internal error' },
-        }
+        const body = rpcError(message.id, -32603, 'internal error')
         if (stream !== undefined) return stream.end(body)
-        resolve(json(500, body))
+        resolve(jsonResponse(500, body))
       })
   })
 }
@@ -479,7 +487,7 @@ async function settle(
   if (o.kind === 'failed') {
     return {
       status: 200,
-      body: { jsonrpc: '2.0', id, error: { code: o.code, message: o.message } },
+      body: rpcError(id, o.code, o.message),
       outcome: `error ${o.code}`,
     }
   }
@@ -491,7 +499,7 @@ async function settle(
     const e = modernError(m.error, backend.refused)
     return {
       status: e.status,
-      body: { jsonrpc: '2.0', id, error: e.error },
+      body: rpcError(id, e.error.code, e.error.message, e.error.data),
       outcome: `error ${e.error.code}`,
     }
   }
@@ -500,7 +508,7 @@ async function settle(
     const e = missingCapability(backend.refused)
     return {
       status: e.status,
-      body: { jsonrpc: '2.0', id, error: e.error },
+      body: rpcError(id, e.error.code, e.error.message, e.error.data),
       outcome: `error ${e.error.code}`,
     }
   }
@@ -562,26 +570,4 @@ function audit(
       outcome,
       credentials,
     })
-}
-
-/** A JSON-RPC error on the modern path, echoing the request id (checklist D33). */
-export function rpcError(
-  status: number,
-  id: RequestId | null,
-  code: number,
-  message: string,
-  data?: unknown,
-): Response {
-  return json(status, {
-    jsonrpc: '2.0',
-    id,
-    error: { code, message, ...(data !== undefined ? { data } : {}) },
-  })
-}
-
-function json(status: number, body: unknown): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { 'content-type': 'application/json' },
-  })
 }

@@ -1,6 +1,8 @@
+import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import { AuthError } from '../auth/errors.js'
 import { bearerChallenge } from '../auth/challenge.js'
+import { type RequestId, type RpcErrorObject, rpcError, rpcErrorObject } from '../bridge/jsonrpc.js'
 import { GatewayError } from '../errors.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { Refusal } from './decide.js'
@@ -16,21 +18,39 @@ export const RPC_INSUFFICIENT_SCOPE = -32011
 /** JSON-RPC codes for gateway error codes that have a standard one. */
 const RPC_CODE: Record<string, number> = { parse_error: -32700, invalid_message: -32600 }
 
+/** A JSON body (a JSON-RPC message, most often) as an HTTP response. */
+export function jsonResponse(
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'content-type': 'application/json', ...headers },
+  })
+}
+
 /**
- * A JSON-RPC error body, with no id for transport-level failures (MCP transports, "error
- * response that has no id"), or the request's when it is known (2026-07-28 requests).
+ * A JSON-RPC error as an HTTP response, with no id for transport-level failures (MCP
+ * transports, "error response that has no id"), or the request's when it is known.
  */
 export function rpcErrorResponse(
   status: number,
   code: number,
   message: string,
-  headers: Record<string, string> = {},
-  id: string | number | null = null,
+  o: { id?: RequestId | null; data?: unknown; headers?: Record<string, string> } = {},
 ): Response {
-  return new Response(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id }), {
-    status,
-    headers: { 'content-type': 'application/json', ...headers },
-  })
+  return jsonResponse(status, rpcError(o.id ?? null, code, message, o.data), o.headers)
+}
+
+/** A JSON-RPC error object (from the bridge, a process or a refusal) as an HTTP response. */
+export function rpcErrorObjectResponse(
+  status: number,
+  id: RequestId | null,
+  error: RpcErrorObject,
+  headers: Record<string, string> = {},
+): Response {
+  return rpcErrorResponse(status, error.code, error.message, { id, data: error.data, headers })
 }
 
 /**
@@ -48,8 +68,7 @@ export function negotiationRefusal(
       406,
       -32000,
       'Not Acceptable: Client must accept both application/json and text/event-stream',
-      {},
-      id,
+      { id },
     )
   }
   if (!/^application\/json\s*(;|$)/i.test(req.headers.get('content-type') ?? '')) {
@@ -57,8 +76,7 @@ export function negotiationRefusal(
       415,
       -32000,
       'Unsupported Media Type: Content-Type must be application/json',
-      {},
-      id,
+      { id },
     )
   }
   return undefined
@@ -86,13 +104,10 @@ export function errorResponse(
       'authentication failed',
     )
     if (err.code === 'idp_unavailable') {
-      return rpcErrorResponse(
-        503,
-        -32000,
-        'the authorization server is unreachable; retry later',
-        { 'retry-after': '5' },
+      return rpcErrorResponse(503, -32000, 'the authorization server is unreachable; retry later', {
         id,
-      )
+        headers: { 'retry-after': '5' },
+      })
     }
     // RFC 6750 §3.1: no error code when the request carried no credentials.
     const error =
@@ -112,7 +127,10 @@ export function errorResponse(
     // only when the error they surface says so.
     const reason = err.code === 'missing_token' ? 'authentication required' : err.message
     const message = err.status === 401 ? `Unauthorized: ${reason}` : reason
-    return rpcErrorResponse(err.status, -32001, message, { 'www-authenticate': challenge }, id)
+    return rpcErrorResponse(err.status, -32001, message, {
+      id,
+      headers: { 'www-authenticate': challenge },
+    })
   }
   if (err instanceof GatewayError && err.expose) {
     o.log.info({ code: err.code, reason: err.message }, 'request refused')
@@ -125,12 +143,11 @@ export function errorResponse(
       err.status,
       RPC_CODE[err.code] ?? (err.status === 404 ? -32001 : -32000),
       err.message,
-      headers,
-      id,
+      { id, headers },
     )
   }
   o.log.error({ err }, 'unexpected error')
-  return rpcErrorResponse(500, -32603, 'internal error', {}, id)
+  return rpcErrorResponse(500, -32603, 'internal error', { id })
 }
 
 /**
@@ -151,15 +168,11 @@ export function decisionResponse(
       scope: [...d.required],
       description,
     })
-    return rpcErrorResponse(
-      403,
-      RPC_INSUFFICIENT_SCOPE,
-      `Insufficient scope: ${description}`,
-      { 'www-authenticate': challenge },
-      o.id,
-    )
+    return rpcErrorResponse(403, RPC_INSUFFICIENT_SCOPE, `Insufficient scope: ${description}`, {
+      id: o.id,
+      headers: { 'www-authenticate': challenge },
+    })
   }
-  const error = refusalError(d)
   const status =
     d.effect === 'invalid' && d.code === -32600
       ? 400
@@ -168,20 +181,23 @@ export function decisionResponse(
           ? 400
           : 403
         : 200
-  return new Response(JSON.stringify({ jsonrpc: '2.0', id: o.id, error }), {
-    status,
-    headers: { 'content-type': 'application/json' },
-  })
+  return rpcErrorObjectResponse(status, o.id, refusalError(d))
 }
 
 /** The JSON-RPC error object of a refusal that is not a challenge (also sent on event streams). */
-export function refusalError(d: Exclude<Refusal, { effect: 'challenge' }>): {
-  code: number
-  message: string
-} {
+export function refusalError(d: Exclude<Refusal, { effect: 'challenge' }>): RpcErrorObject {
   return d.effect === 'invalid'
-    ? { code: d.code, message: d.reason }
-    : { code: RPC_POLICY_DENIED, message: 'denied by policy' }
+    ? rpcErrorObject(d.code, d.reason)
+    : rpcErrorObject(RPC_POLICY_DENIED, 'denied by policy')
+}
+
+/** A refusal that is not a challenge as the JSON-RPC error answering `id` on an event stream. */
+export function refusalReply(
+  d: Exclude<Refusal, { effect: 'challenge' }>,
+  id: RequestId,
+): JSONRPCMessage {
+  const e = refusalError(d)
+  return rpcError(id, e.code, e.message)
 }
 
 function causeOf(err: Error): string | undefined {
