@@ -1,4 +1,4 @@
-import { SUBSCRIPTION_ID_META_KEY, type JSONRPCRequest } from '@modelcontextprotocol/server'
+import type { JSONRPCRequest } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { Aggregate } from '../bridge/aggregate.js'
@@ -10,9 +10,14 @@ import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
 import type { AuditLog } from '../observability/audit.js'
 import { decideAccess } from '../policy/evaluate.js'
 import type { PolicyStore } from '../policy/store.js'
-import { accepts, allowed, finalResult, honoredSubset, invalid, parseFilter } from './listen.js'
-import { rpcErrorResponse } from './respond.js'
-import { openEventStream, type EventStream } from './sse.js'
+import {
+  accepts,
+  allowed,
+  honoredSubset,
+  ListenLife,
+  requestedFilter,
+  tooManyStreams,
+} from './listen-life.js'
 
 /**
  * `subscriptions/listen` (2026-07-28) on an aggregating endpoint: one stream for every backend
@@ -39,46 +44,28 @@ export async function listenEndpoint(o: {
   log: Logger
 }): Promise<Response> {
   const { message, principal, agg } = o
-  const requested = parseFilter(
-    (message.params as Record<string, unknown> | undefined)?.notifications,
-  )
-  if (requested === undefined)
-    return invalid(
-      message.id,
-      "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter",
-    )
-  if ((requested.resourceSubscriptions?.length ?? 0) > o.lanes.limits.listenResources) {
-    return invalid(
-      message.id,
-      `Invalid params: at most ${o.lanes.limits.listenResources} resourceSubscriptions per stream`,
-    )
-  }
+  const requested = requestedFilter(message, o.lanes)
+  if (requested instanceof Response) return requested
 
-  let ended = false
-  let expiry: NodeJS.Timeout | undefined
-  let recheck: NodeJS.Timeout | undefined
-  let stream: EventStream | undefined
+  const life = new ListenLife({ ...o, id: message.id, recheckMs: o.lanes.limits.listenRecheck })
   // Counted per endpoint and subject, beside (not among) the streams at each server.
   const slot = o.lanes.listen(
     `endpoint ${agg.name}`,
     principal,
     (e) => onEvent(e),
-    () => end(true),
+    () => life.end(true),
   )
-  if (slot === undefined) {
-    return rpcErrorResponse(
-      429,
-      -32000,
-      `you have ${o.lanes.limits.listensPerSubject} subscription streams open on ${agg.name}, the most allowed; close one`,
-      { id: message.id, headers: { 'retry-after': '5' } },
-    )
-  }
+  if (slot === undefined) return tooManyStreams(message.id, o.lanes, agg.name)
+  life.onEnd(slot)
 
   /** Lanes holding this stream's subscriptions, with the backend URIs subscribed on each. */
   const held: Array<{ lane: Lane; uris: string[] }> = []
   /** `server \n own URI` → the public URI the client subscribed to. */
   const shown = new Map<string, string>()
-  const pin = () => end(false)
+  const pin = () => life.end(false)
+  life.onEnd(() => {
+    for (const h of held) if (h.lane.pins.delete(pin)) withdrawSubscriptions(h.lane, h.uris)
+  })
   try {
     // Each public URI to its backend's own, allowed there, grouped by backend.
     const byServer = new Map<string, Map<string, string>>()
@@ -129,8 +116,7 @@ export async function listenEndpoint(o: {
       }
     }
   } catch (err) {
-    slot()
-    for (const h of held) if (h.lane.pins.delete(pin)) withdrawSubscriptions(h.lane, h.uris)
+    life.end(false)
     throw err
   }
 
@@ -142,30 +128,13 @@ export async function listenEndpoint(o: {
           { ...requested, resourceSubscriptions: [...shown.values()] },
           offered.capabilities as Record<string, Record<string, unknown> | undefined>,
         )
-  const subscriptionId = message.id
-  const stamp = (params: Record<string, unknown> | undefined) => ({
-    ...params,
-    _meta: { ...(params?._meta as object | undefined), [SUBSCRIPTION_ID_META_KEY]: subscriptionId },
-  })
   /** List changes already sent this tick (several backends, one notification). */
   const sentThisTick = new Set<string>()
-  function end(graceful: boolean): void {
-    if (ended) return
-    ended = true
-    clearTimeout(expiry)
-    clearInterval(recheck)
-    slot?.()
-    for (const h of held) if (h.lane.pins.delete(pin)) withdrawSubscriptions(h.lane, h.uris)
-    stream?.end(graceful ? finalResult(subscriptionId, offered.serverInfo) : undefined)
-  }
   /** The policy in force now decides: a caller left with no backend is done listening. */
-  function stillAllowed(): boolean {
-    if (agg.accessible(principal).length > 0) return true
-    end(true)
-    return false
-  }
+  const stillAllowed = () => agg.accessible(principal).length > 0
   function onEvent(e: LaneEvent): void {
-    if (ended || e.owner !== o.owner || !agg.servers.includes(e.server) || !stillAllowed()) return
+    if (life.done || e.owner !== o.owner || !agg.servers.includes(e.server)) return
+    if (!stillAllowed()) return life.end(true)
     if (decideAccess(o.policy.current, principal, e.server).effect !== 'allow') return
     if (e.method === 'notifications/resources/updated') {
       const own = String(e.params?.uri)
@@ -175,43 +144,16 @@ export async function listenEndpoint(o: {
         !allowed({ policy: o.policy, audit: o.audit, principal, server: e.server }, own, false)
       )
         return
-      return stream?.write({
+      return life.write({
         jsonrpc: '2.0',
         method: e.method,
-        params: stamp({ ...e.params, uri }),
+        params: life.stamp({ ...e.params, uri }),
       })
     }
     if (!accepts(honored, e) || sentThisTick.has(e.method)) return
     sentThisTick.add(e.method)
     if (sentThisTick.size === 1) setImmediate(() => sentThisTick.clear())
-    stream?.write({ jsonrpc: '2.0', method: e.method, params: stamp(e.params) })
+    life.write({ jsonrpc: '2.0', method: e.method, params: life.stamp(e.params) })
   }
-
-  stream = openEventStream({
-    outbound: o.outbound,
-    owner: o.owner,
-    log: o.log,
-    onCancel: () => end(false),
-  })
-  const response = stream.response
-  // The acknowledgement is the stream's answer to the request: owed, never dropped.
-  stream.write(
-    {
-      jsonrpc: '2.0',
-      method: 'notifications/subscriptions/acknowledged',
-      params: stamp({ notifications: honored }),
-    },
-    'owed',
-  )
-  if (Object.keys(honored).length === 0 || o.signal.aborted) {
-    end(!o.signal.aborted)
-    return response
-  }
-  o.signal.addEventListener('abort', () => end(false), { once: true })
-  if (principal.exp !== undefined) {
-    // A stream authorizes nothing past its token: the client listens again with a new one.
-    expiry = setTimeout(() => end(true), Math.max(0, principal.exp * 1000 - Date.now())).unref()
-  }
-  recheck = setInterval(stillAllowed, o.lanes.limits.listenRecheck).unref()
-  return response
+  return life.open(honored, offered.serverInfo, stillAllowed)
 }
