@@ -59,8 +59,12 @@ export const DEFAULT_BODY_TIMEOUT_MS = 10_000
 export const DEFAULT_POOL_MIN = 0
 /** Processes per session-mode server at most (warm and in use). */
 export const DEFAULT_POOL_MAX = 1000
-/** Warm processes a session-mode server keeps at most while sessions are starting faster than the pool refills. */
-export const DEFAULT_POOL_BURST = 8
+/**
+ * Warm processes a session-mode server keeps at most while sessions are starting faster than the
+ * pool refills. Off (0) by default: demand warming keeps about two extra processes of every
+ * server in use (an endpoint over twenty servers: forty), so an operator opts in per server.
+ */
+export const DEFAULT_POOL_BURST = 0
 /** Time without a pool miss after which the warm target falls back to pool.min, in ms. */
 export const DEFAULT_POOL_COOLDOWN_MS = 60_000
 /** On shutdown, time for requests in flight to finish before processes are stopped, in ms. */

@@ -17,7 +17,8 @@ const ECHO = join(SERVERS_DIR, 'echo.js')
 /** A server's config as the schema fills it in, with this `pool`. */
 function server(pool: Record<string, unknown>): ServerConfig {
   return configSchema.parse({
-    servers: { echo: { command: process.execPath, args: [ECHO], pool } },
+    // Demand warming is opt-in (burst 0 by default): on here unless a case says otherwise.
+    servers: { echo: { command: process.execPath, args: [ECHO], pool: { burst: 8, ...pool } } },
   }).servers.echo!
 }
 
@@ -53,7 +54,8 @@ afterEach(async () => {
 
 describe('process pool: demand', () => {
   const cases = [
-    { name: 'default config: a miss warms two at once', pool: {}, target: 2, warm: 2 },
+    { name: 'burst 8: a miss warms two at once', pool: {}, target: 2, warm: 2 },
+    { name: 'burst 0 (the default): a miss warms nothing', pool: { burst: 0 }, target: 0, warm: 0 },
     { name: 'pool.min 1: taking the last one doubles', pool: { min: 1 }, target: 2, warm: 2 },
     { name: 'pool.burst 1 caps the target', pool: { burst: 1 }, target: 1, warm: 1 },
     { name: 'pool.max 1 caps the target and the processes', pool: { max: 1 }, target: 1, warm: 0 },
