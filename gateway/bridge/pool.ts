@@ -18,18 +18,27 @@ import {
 const REFILL_DELAY_MS = 20
 
 /**
- * The processes of one session-mode server: `pool.min` kept spawned and waiting so a new
- * session does not pay the spawn, at most `pool.max` alive in all. A process handed to a
- * session is never handed to another; the pool refills in the background. Warm processes that
- * die are replaced with exponential backoff, so a crashing command cannot spin.
+ * The processes of one session-mode server: a warm target of processes kept spawned and
+ * waiting so a new session does not pay the spawn, at most `pool.max` alive in all. A process
+ * handed to a session is never handed to another; the pool refills in the background. The
+ * target is `pool.min` at rest; a session that finds no warm process, or takes the last one,
+ * is demand coming faster than the pool refills: the target doubles, up to `pool.burst`, and
+ * the difference is spawned at once. After `pool.cooldown` with no such session the target is
+ * `pool.min` again and the warm processes above it end. Warm processes that die are replaced
+ * with exponential backoff, so a crashing command cannot spin.
  */
 export class ProcessPool {
   private readonly idle: Child[] = []
   /** Results of the gateway's own initialize, for warm processes it already initialized. */
   private readonly initialized = new WeakMap<Child, InitResult>()
-  /** Sessions waiting at pool.max for a warm process that is loading. */
-  private readonly warmed: (() => void)[] = []
+  /**
+   * Sessions waiting for a warm process that is loading, first come first served: each gets
+   * the next one ready, or undefined when one failed (it then looks again).
+   */
+  private readonly waiters: ((child: Child | undefined) => void)[] = []
+  /** Processes spawning, warm and sessions' own. */
   private starting = 0
+  /** Warm processes spawning. */
   private warming = 0
   /** Whether new warm processes are primed with a ping (false once a server exited on one). */
   private primeable = true
@@ -37,8 +46,25 @@ export class ProcessPool {
   private backoff = 0
   private retry: NodeJS.Timeout | undefined
   private closed = false
+  /** Warm processes wanted now: pool.min at rest, more while demand lasts. */
+  private wanted: number
+  /** When a session last found the pool empty or took its last process. */
+  private lastDemand = 0
+  private cooling: NodeJS.Timeout | undefined
+  private readonly now: () => number
 
-  constructor(private readonly o: { name: string; config: ServerConfig; log: Logger }) {}
+  constructor(
+    private readonly o: {
+      name: string
+      config: ServerConfig
+      log: Logger
+      /** The clock the cooldown is measured with. */
+      now?: () => number
+    },
+  ) {
+    this.wanted = o.config.pool.min
+    this.now = o.now ?? Date.now
+  }
 
   /** Processes alive or starting, warm and in use. */
   get size(): number {
@@ -48,6 +74,11 @@ export class ProcessPool {
   /** Warm processes waiting for a session. */
   get warm(): number {
     return this.idle.length
+  }
+
+  /** Warm processes wanted now: `pool.min` at rest, up to `pool.burst` while demand lasts. */
+  get target(): number {
+    return this.wanted
   }
 
   /** Starts filling the pool. */
@@ -67,23 +98,23 @@ export class ProcessPool {
     redact: readonly string[] = [],
   ): Promise<Child> {
     let child: Child | undefined
-    for (;;) {
-      if (identity === undefined) {
-        while (child === undefined && this.idle.length > 0) {
-          const c = this.idle.shift()!
-          if (c.alive) child = c
-        }
+    // A process with an env of its own is no demand on the warm pool: it could never use it.
+    while (identity === undefined && child === undefined && !this.closed) {
+      while (child === undefined && this.idle.length > 0) {
+        const c = this.idle.shift()!
+        if (c.alive) child = c
       }
-      // At pool.max with warm processes still loading: one of them is this session's.
-      if (
-        child !== undefined ||
-        this.closed ||
-        this.size < this.o.config.pool.max ||
-        this.warming === 0 ||
-        identity !== undefined
-      )
+      if (child !== undefined) {
+        // The last one: the next session would miss. Warmed after this session's reply is out.
+        if (this.idle.length === 0) this.demand()
         break
-      await new Promise<void>((resolve) => this.warmed.push(resolve))
+      }
+      // A miss: warm more at once, then wait for one already loading (it started before this
+      // session's own would), unless every one loading is another waiting session's.
+      this.demand()
+      this.refill()
+      if (this.warming <= this.waiters.length) break
+      child = await new Promise<Child | undefined>((resolve) => this.waiters.push(resolve))
     }
     if (child !== undefined) {
       child.retag(log)
@@ -124,14 +155,54 @@ export class ProcessPool {
   async close(): Promise<void> {
     this.closed = true
     clearTimeout(this.retry)
-    for (const wake of this.warmed.splice(0)) wake()
+    clearTimeout(this.cooling)
+    for (const wake of this.waiters.splice(0)) wake(undefined)
     await Promise.all(this.idle.splice(0).map((c) => c.close()))
+  }
+
+  /**
+   * Ends the warm processes above `pool.min` once no session found the pool empty for
+   * `pool.cooldown` (by the pool's clock); else looks again when that could be so. Its own
+   * timer calls it.
+   */
+  cool(): void {
+    clearTimeout(this.cooling)
+    this.cooling = undefined
+    const { min, cooldown } = this.o.config.pool
+    if (this.closed || this.wanted <= min) return
+    const quiet = this.now() - this.lastDemand
+    if (quiet < cooldown) {
+      this.cooling = setTimeout(() => this.cool(), cooldown - quiet).unref()
+      return
+    }
+    this.wanted = min
+    const surplus = this.idle.splice(min)
+    this.o.log.info(
+      { target: min, ended: surplus.length },
+      'warm target back to pool.min after a quiet cooldown',
+    )
+    for (const c of surplus) void c.close()
+  }
+
+  /** Sessions are coming faster than the pool refills: doubles the target (the caller refills). */
+  private demand(): void {
+    const { min, max, burst, cooldown } = this.o.config.pool
+    this.lastDemand = this.now()
+    const ceiling = Math.min(max, Math.max(min, burst))
+    const wanted = Math.min(ceiling, Math.max(2, this.wanted * 2))
+    if (wanted > this.wanted) {
+      this.wanted = wanted
+      this.o.log.debug({ target: wanted }, 'warm target raised')
+    }
+    if (this.wanted > min && this.cooling === undefined)
+      this.cooling = setTimeout(() => this.cool(), cooldown).unref()
   }
 
   private refill(): void {
     if (this.closed || this.retry !== undefined) return
-    const { min, max } = this.o.config.pool
-    while (this.idle.length + this.starting < min && this.size < max) {
+    const { max } = this.o.config.pool
+    // Warm processes a waiting session has claimed do not count: they are already in use.
+    while (this.idle.length + this.warming - this.waiters.length < this.wanted && this.size < max) {
       this.starting++
       this.warming++
       spawnChild(this.o.config, this.o.log.child({ warm: true }))
@@ -168,10 +239,14 @@ export class ProcessPool {
           this.starting--
           this.warming--
           if (this.closed || !child.alive) return void child.close()
+          this.backoff = 0
+          this.o.log.debug({ pid: child.pid }, 'warm server process ready')
+          const waiter = this.waiters.shift()
+          if (waiter !== undefined) return waiter(child)
+          // Loading when the target fell back to pool.min: not wanted any more.
+          if (this.idle.length >= this.wanted) return void child.close()
           child.onexit = () => this.onWarmExit(child)
           this.idle.push(child)
-          this.o.log.debug({ pid: child.pid }, 'warm server process ready')
-          this.backoff = 0
         })
         .catch((err: Error) => {
           this.starting--
@@ -183,7 +258,8 @@ export class ProcessPool {
           this.later()
         })
         .finally(() => {
-          for (const wake of this.warmed.splice(0)) wake()
+          // A waiting session whose warm process will not come looks again.
+          if (this.waiters.length > this.warming) this.waiters.shift()?.(undefined)
         })
     }
   }

@@ -59,6 +59,14 @@ export const DEFAULT_BODY_TIMEOUT_MS = 10_000
 export const DEFAULT_POOL_MIN = 0
 /** Processes per session-mode server at most (warm and in use). */
 export const DEFAULT_POOL_MAX = 1000
+/**
+ * Warm processes a session-mode server keeps at most while sessions are starting faster than the
+ * pool refills. Off (0) by default: demand warming keeps about two extra processes of every
+ * server in use (an endpoint over twenty servers: forty), so an operator opts in per server.
+ */
+export const DEFAULT_POOL_BURST = 0
+/** Time without a pool miss after which the warm target falls back to pool.min, in ms. */
+export const DEFAULT_POOL_COOLDOWN_MS = 60_000
 /** On shutdown, time for requests in flight to finish before processes are stopped, in ms. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000
 /** SSE events a session keeps for resumption with Last-Event-ID, at most. */
@@ -373,6 +381,13 @@ const serverSchema = z
       .strictObject({
         min: z.number().int().min(0).max(256).default(DEFAULT_POOL_MIN),
         max: z.number().int().min(1).max(100_000).default(DEFAULT_POOL_MAX),
+        /**
+         * Demand: a session that finds no warm process (or takes the last one) doubles the warm
+         * target, up to `burst` (never under `min`, never over `max`), spawned at once.
+         */
+        burst: z.number().int().min(0).max(256).default(DEFAULT_POOL_BURST),
+        /** After this long with no session finding the pool empty, the target is `min` again and warm processes above it end. */
+        cooldown: ms.min(1000).default(DEFAULT_POOL_COOLDOWN_MS),
         /**
          * Warm processes are initialized by the gateway (no client capabilities: no sampling,
          * elicitation or roots) and each session's initialize is answered from that result:

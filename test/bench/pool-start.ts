@@ -73,7 +73,7 @@ export async function poolSettled(
  */
 export async function poolStart(
   gw: Gateway,
-  pool: { min: number; max: number; preinitialize?: boolean },
+  pool: { min: number; max: number; preinitialize?: boolean; burst?: number },
   sizes: PoolStartSizes,
 ): Promise<PoolStartResult> {
   const pid = gw.child.pid

@@ -234,6 +234,7 @@ export function sessionStartText(rows: SessionStartResult[]): string {
     'init p50 ms',
     'handshake p50 ms',
     'handshake p95 ms',
+    'warm at start',
     'processes started',
   ]
   const cells = rows.map((r) => [
@@ -242,6 +243,7 @@ export function sessionStartText(rows: SessionStartResult[]): string {
     ms(r.initP50Ms),
     ms(r.handshakeP50Ms),
     ms(r.handshakeP95Ms),
+    String(r.warmAtStart),
     String(r.spawned),
   ])
   const s = sessionStartSummary(rows)

@@ -46,7 +46,8 @@ export function processSections(
   const pool =
     (min: number, preinitialize = false) =>
     async () => {
-      const p = { min, max: sizes.poolMax, preinitialize }
+      // A fixed pool (burst: min), so that the pool refilled before each start is pool.min.
+      const p = { min, max: sizes.poolMax, preinitialize, burst: min }
       out.poolStart.push(
         await withGateway({ ...gateway, server: { pool: p } }, (gw) =>
           poolStart(gw, p, sizes.pool),

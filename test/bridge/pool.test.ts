@@ -1,0 +1,151 @@
+// The warm pool seeing demand coming: a miss raises the warm target and warm processes appear
+// at once; the target stays within pool.burst and pool.max; a quiet cooldown (on an injected
+// clock) ends the surplus; a process with an env of its own never gets a warm one. Real
+// processes from servers/; every wait is for a pool event, never for a duration.
+import assert from 'node:assert/strict'
+import { EventEmitter, once } from 'node:events'
+import { join } from 'node:path'
+import { afterEach, describe, it } from 'node:test'
+import { pino } from 'pino'
+import { ProcessPool } from '../../gateway/bridge/pool.js'
+import type { Child } from '../../gateway/bridge/child.js'
+import { configSchema, type ServerConfig } from '../../gateway/config/schema.js'
+import { SERVERS_DIR } from '../helpers/stack.js'
+
+const ECHO = join(SERVERS_DIR, 'echo.js')
+
+/** A server's config as the schema fills it in, with this `pool`. */
+function server(pool: Record<string, unknown>): ServerConfig {
+  return configSchema.parse({
+    // Demand warming is opt-in (burst 0 by default): on here unless a case says otherwise.
+    servers: { echo: { command: process.execPath, args: [ECHO], pool: { burst: 8, ...pool } } },
+  }).servers.echo!
+}
+
+/** A pool whose log messages are events (`ready` per warm process) and whose clock is ours. */
+function harness(pool: Record<string, unknown>) {
+  const events = new EventEmitter()
+  const clock = { t: 1_000_000 }
+  const log = pino({ level: 'debug' }, {
+    write: (line: string) => void events.emit('log', JSON.parse(line).msg),
+  } as never)
+  let ready = 0
+  events.on('log', (msg: string) => {
+    if (msg === 'warm server process ready') events.emit('ready', ++ready)
+  })
+  const p = new ProcessPool({ name: 'echo', config: server(pool), log, now: () => clock.t })
+  /** Resolves once `n` warm processes were ready since the pool was made. */
+  const readyCount = async (n: number) => {
+    while (ready < n) await once(events, 'ready')
+  }
+  /** Resolves once the pool holds `n` warm processes (each ready event may hand one out). */
+  const warm = async (n: number) => {
+    while (p.warm !== n) await once(events, 'log')
+  }
+  return { p, log, clock, readyCount, warm, ready: () => ready }
+}
+
+const pools: ProcessPool[] = []
+const taken: Child[] = []
+afterEach(async () => {
+  await Promise.all(taken.splice(0).map((c) => c.close()))
+  await Promise.all(pools.splice(0).map((p) => p.close()))
+})
+
+describe('process pool: demand', () => {
+  const cases = [
+    { name: 'burst 8: a miss warms two at once', pool: {}, target: 2, warm: 2 },
+    { name: 'burst 0 (the default): a miss warms nothing', pool: { burst: 0 }, target: 0, warm: 0 },
+    { name: 'pool.min 1: taking the last one doubles', pool: { min: 1 }, target: 2, warm: 2 },
+    { name: 'pool.burst 1 caps the target', pool: { burst: 1 }, target: 1, warm: 1 },
+    { name: 'pool.max 1 caps the target and the processes', pool: { max: 1 }, target: 1, warm: 0 },
+    {
+      name: 'pool.burst under pool.min: min holds',
+      pool: { min: 1, burst: 0 },
+      target: 1,
+      warm: 1,
+    },
+  ]
+  for (const c of cases) {
+    it(c.name, async () => {
+      const h = harness(c.pool)
+      pools.push(h.p)
+      h.p.start()
+      const min = (c.pool as { min?: number }).min ?? 0
+      await h.warm(min)
+      taken.push(await h.p.take(h.log))
+      assert.equal(h.p.target, c.target)
+      await h.warm(c.warm)
+      assert.equal(h.p.target, c.target, 'the target did not move again')
+      assert.ok(h.p.size <= ((c.pool as { max?: number }).max ?? 1000))
+    })
+  }
+
+  it('keeps doubling on misses up to pool.burst, never past it', async () => {
+    const h = harness({ burst: 4 })
+    pools.push(h.p)
+    h.p.start()
+    const seen: number[] = []
+    for (let i = 0; i < 6; i++) {
+      taken.push(await h.p.take(h.log))
+      seen.push(h.p.target)
+    }
+    assert.ok(
+      seen.every((t) => t <= 4),
+      `targets ${seen}`,
+    )
+    assert.equal(seen.at(-1), 4)
+  })
+
+  it('a miss waits for a warm process already loading rather than spawning its own', async () => {
+    const h = harness({ min: 1 })
+    pools.push(h.p)
+    h.p.start()
+    await h.warm(1)
+    taken.push(await h.p.take(h.log)) // the last one: two more spawn
+    taken.push(await h.p.take(h.log)) // a miss while they load
+    // The first took the last one (target 2), the miss doubled it (4, spawned at once) and
+    // took the first of those ready: every process alive was a warm one.
+    assert.equal(h.p.target, 4)
+    await h.warm(4)
+    assert.equal(h.p.size, 6)
+    assert.equal(h.ready(), 6, 'no session spawned a process of its own')
+  })
+})
+
+describe('process pool: cooldown', () => {
+  it('ends the warm processes above pool.min after a quiet pool.cooldown, not before', async () => {
+    const h = harness({ min: 1, burst: 4, cooldown: 5000 })
+    pools.push(h.p)
+    h.p.start()
+    await h.warm(1)
+    taken.push(await h.p.take(h.log))
+    assert.equal(h.p.target, 2)
+    await h.warm(2)
+    h.clock.t += 4999
+    h.p.cool()
+    assert.equal(h.p.target, 2, 'not quiet long enough')
+    assert.equal(h.p.warm, 2)
+    h.clock.t += 1
+    h.p.cool()
+    assert.equal(h.p.target, 1)
+    assert.equal(h.p.warm, 1, 'one warm process ended')
+    assert.equal(h.p.size, 2, 'the one in use and the one warm')
+  })
+})
+
+describe('process pool: an env of its own', () => {
+  it('never gets a warm process, and is no demand', async () => {
+    const h = harness({ min: 1 })
+    pools.push(h.p)
+    h.p.start()
+    await h.warm(1)
+    const envs: Record<string, string>[] = [{ MCP_EDGE_SUBJECT: 'alice' }, { API_KEY: 'secret' }]
+    for (const env of envs) {
+      const c = await h.p.take(h.log, env, Object.values(env))
+      taken.push(c)
+      assert.equal(h.p.warm, 1, 'the warm process is still there')
+      assert.equal(h.p.target, 1, 'the target did not move')
+    }
+  })
+})
