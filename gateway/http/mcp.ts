@@ -6,7 +6,7 @@ import type { Resources } from '../auth/resources.js'
 import type { Aggregate } from '../bridge/aggregate.js'
 import type { AggregateSessions } from '../bridge/aggregate-sessions.js'
 import { BridgeError } from '../bridge/errors.js'
-import { envelope, type RequestId } from '../bridge/jsonrpc.js'
+import { envelope, type Envelope, type RequestId } from '../bridge/jsonrpc.js'
 import type { SessionRegistry } from '../bridge/registry.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { GatewayError } from '../errors.js'
@@ -82,20 +82,8 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       if (d.config.servers[server] === undefined)
         throw new BridgeError('unknown_server', `no MCP server named ${server}`)
       const method = c.req.method
-      if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
-        return rpcErrorResponse(405, -32000, 'method not allowed', {
-          headers: { allow: 'GET, POST, DELETE' },
-        })
-      }
-      // Edge check before any auth work: a declared oversize body is refused unread.
-      const declared = Number(c.req.header('content-length') ?? NaN)
-      if (declared > d.config.limits.maxBodyBytes) {
-        throw new GatewayError(
-          'body_too_large',
-          `the request body is larger than ${d.config.limits.maxBodyBytes} bytes`,
-          { status: 413, expose: true },
-        )
-      }
+      const notServed = edgeRefusal(c, d.config.limits.maxBodyBytes)
+      if (notServed) return notServed
       const principal = await d.authenticator.authenticate(
         c.req.header('authorization'),
         d.resources.audiences(server),
@@ -104,15 +92,8 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       const policy = d.policy.current
 
       if (method !== 'POST') {
-        // 2026-07-28 has only POST (checklist D43).
-        if (standardHeaders(c.req.raw.headers).protocolVersion === MODERN_PROTOCOL_VERSION) {
-          return rpcErrorResponse(
-            405,
-            -32000,
-            'Method not allowed: protocol revision 2026-07-28 has no GET or DELETE',
-            { headers: { allow: 'POST' } },
-          )
-        }
+        const postOnly = modernGetRefusal(c.req.raw)
+        if (postOnly) return postOnly
         if (sessionId === undefined)
           throw new BridgeError('session_required', 'the Mcp-Session-Id header is required')
         const session = d.registry.find(sessionId, server, principal)
@@ -126,14 +107,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       }
 
       const body = await readJsonBody(c.req.raw, d.config.limits)
-      const h = standardHeaders(c.req.raw.headers)
-      const route = classifyInboundRequest({
-        httpMethod: 'POST',
-        protocolVersionHeader: h.protocolVersion,
-        mcpMethodHeader: h.method,
-        mcpNameHeader: h.name,
-        body,
-      })
+      const route = classify(c.req.raw, body)
       if (route.kind === 'modern') {
         const id = route.messageKind === 'request' ? route.message.id : null
         try {
@@ -159,17 +133,8 @@ export function mcpEndpoint(d: McpEndpointDeps) {
           })
         }
       }
-      // Malformed JSON-RPC stays the session transport's to refuse, as it always was; a batch
-      // with a 2026-07-28 request in it is the classifier's (batches are session-era only).
-      if (
-        route.kind === 'reject' &&
-        (route.rung !== 'jsonrpc-shape' || route.cell === 'batch-with-modern-element')
-      ) {
-        return rpcErrorResponse(route.httpStatus, route.code, route.message, {
-          id: idOf(body),
-          data: route.data,
-        })
-      }
+      const rejected = classifierRefusal(route, body)
+      if (rejected) return rejected
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
       const { refused, decided } = decideBody(d, messages, principal, server, policy)
       if (refused) {
@@ -181,15 +146,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       }
 
       if (sessionId === undefined) {
-        const init =
-          messages.length === 1 &&
-          messages[0]!.kind === 'request' &&
-          messages[0]!.method === 'initialize'
-        if (!init)
-          throw new BridgeError(
-            'session_required',
-            'the Mcp-Session-Id header is required (send initialize first)',
-          )
+        requireInitialize(messages)
         // Checked before a process is spawned for a request the transport would refuse anyway.
         const notAcceptable = negotiationRefusal(c.req.raw)
         if (notAcceptable) return notAcceptable
@@ -245,18 +202,8 @@ function endpointHandler(d: McpEndpointDeps) {
       if (agg === undefined)
         throw new BridgeError('unknown_server', `no MCP endpoint named ${name}`)
       const method = c.req.method
-      if (method !== 'POST' && method !== 'GET' && method !== 'DELETE')
-        return rpcErrorResponse(405, -32000, 'method not allowed', {
-          headers: { allow: 'GET, POST, DELETE' },
-        })
-      const declared = Number(c.req.header('content-length') ?? NaN)
-      if (declared > d.config.limits.maxBodyBytes) {
-        throw new GatewayError(
-          'body_too_large',
-          `the request body is larger than ${d.config.limits.maxBodyBytes} bytes`,
-          { status: 413, expose: true },
-        )
-      }
+      const notServed = edgeRefusal(c, d.config.limits.maxBodyBytes)
+      if (notServed) return notServed
       const principal = await d.authenticator.authenticate(
         c.req.header('authorization'),
         d.resources.endpointAudiences(name),
@@ -264,14 +211,8 @@ function endpointHandler(d: McpEndpointDeps) {
       const sessions = d.endpointSessions!
       const sessionId = c.req.header('mcp-session-id')
       if (method !== 'POST') {
-        if (standardHeaders(c.req.raw.headers).protocolVersion === MODERN_PROTOCOL_VERSION) {
-          return rpcErrorResponse(
-            405,
-            -32000,
-            'Method not allowed: protocol revision 2026-07-28 has no GET or DELETE',
-            { headers: { allow: 'POST' } },
-          )
-        }
+        const postOnly = modernGetRefusal(c.req.raw)
+        if (postOnly) return postOnly
         if (sessionId === undefined)
           throw new BridgeError('session_required', 'the Mcp-Session-Id header is required')
         const session = sessions.find(sessionId, name, principal)
@@ -281,14 +222,7 @@ function endpointHandler(d: McpEndpointDeps) {
         return await session.handle(c.req.raw, undefined, principal, new Map(), bearerOf(c))
       }
       const body = await readJsonBody(c.req.raw, d.config.limits)
-      const h = standardHeaders(c.req.raw.headers)
-      const route = classifyInboundRequest({
-        httpMethod: 'POST',
-        protocolVersionHeader: h.protocolVersion,
-        mcpMethodHeader: h.method,
-        mcpNameHeader: h.name,
-        body,
-      })
+      const route = classify(c.req.raw, body)
       if (route.kind === 'modern') {
         const id = route.messageKind === 'request' ? route.message.id : null
         try {
@@ -314,15 +248,8 @@ function endpointHandler(d: McpEndpointDeps) {
           })
         }
       }
-      if (
-        route.kind === 'reject' &&
-        (route.rung !== 'jsonrpc-shape' || route.cell === 'batch-with-modern-element')
-      ) {
-        return rpcErrorResponse(route.httpStatus, route.code, route.message, {
-          id: idOf(body),
-          data: route.data,
-        })
-      }
+      const rejected = classifierRefusal(route, body)
+      if (rejected) return rejected
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
       const caller = { principal, bearer: bearerOf(c), log: log(), accepted }
       const verdict = await routeBody(
@@ -337,15 +264,7 @@ function endpointHandler(d: McpEndpointDeps) {
       if ('refused' in verdict) return verdict.refused
       const { routed } = verdict
       if (sessionId === undefined) {
-        const init =
-          messages.length === 1 &&
-          messages[0]!.kind === 'request' &&
-          messages[0]!.method === 'initialize'
-        if (!init)
-          throw new BridgeError(
-            'session_required',
-            'the Mcp-Session-Id header is required (send initialize first)',
-          )
+        requireInitialize(messages)
         const notAcceptable = negotiationRefusal(c.req.raw)
         if (notAcceptable) return notAcceptable
         const session = await sessions.open(agg, principal, log())
@@ -367,6 +286,79 @@ function endpointHandler(d: McpEndpointDeps) {
       })
     }
   }
+}
+
+/**
+ * Before any auth work: a method the MCP endpoint has (else 405), and a declared body within
+ * the limit (else 413, thrown: refused unread).
+ */
+function edgeRefusal(c: Context, maxBodyBytes: number): Response | undefined {
+  const method = c.req.method
+  if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
+    return rpcErrorResponse(405, -32000, 'method not allowed', {
+      headers: { allow: 'GET, POST, DELETE' },
+    })
+  }
+  const declared = Number(c.req.header('content-length') ?? NaN)
+  if (declared > maxBodyBytes) {
+    throw new GatewayError(
+      'body_too_large',
+      `the request body is larger than ${maxBodyBytes} bytes`,
+      { status: 413, expose: true },
+    )
+  }
+  return undefined
+}
+
+/** 2026-07-28 has only POST (checklist D43): a GET or DELETE naming it is a 405. */
+function modernGetRefusal(req: Request): Response | undefined {
+  if (standardHeaders(req.headers).protocolVersion !== MODERN_PROTOCOL_VERSION) return undefined
+  return rpcErrorResponse(
+    405,
+    -32000,
+    'Method not allowed: protocol revision 2026-07-28 has no GET or DELETE',
+    { headers: { allow: 'POST' } },
+  )
+}
+
+/** A POST body classified by era with the SDK's dual-era classifier. */
+function classify(req: Request, body: unknown): ReturnType<typeof classifyInboundRequest> {
+  const h = standardHeaders(req.headers)
+  return classifyInboundRequest({
+    httpMethod: 'POST',
+    protocolVersionHeader: h.protocolVersion,
+    mcpMethodHeader: h.method,
+    mcpNameHeader: h.name,
+    body,
+  })
+}
+
+/**
+ * The classifier's refusal, where it is the one to refuse: malformed JSON-RPC stays the
+ * session transport's to refuse, as it always was; a batch with a 2026-07-28 request in it is
+ * the classifier's (batches are session-era only).
+ */
+function classifierRefusal(
+  route: ReturnType<typeof classifyInboundRequest>,
+  body: unknown,
+): Response | undefined {
+  if (route.kind !== 'reject') return undefined
+  if (route.rung === 'jsonrpc-shape' && route.cell !== 'batch-with-modern-element') return undefined
+  return rpcErrorResponse(route.httpStatus, route.code, route.message, {
+    id: idOf(body),
+    data: route.data,
+  })
+}
+
+/** A body without a session must be one `initialize`. */
+function requireInitialize(messages: readonly Envelope[]): void {
+  const init =
+    messages.length === 1 && messages[0]!.kind === 'request' && messages[0]!.method === 'initialize'
+  if (!init)
+    throw new BridgeError(
+      'session_required',
+      'the Mcp-Session-Id header is required (send initialize first)',
+    )
 }
 
 /**
