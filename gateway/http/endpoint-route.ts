@@ -7,10 +7,8 @@ import {
   type RequestId,
   type RpcErrorObject,
 } from '../bridge/jsonrpc.js'
-import type { AuditLog } from '../observability/audit.js'
-import type { Metrics } from '../observability/metrics.js'
 import type { Policy } from '../policy/policy.js'
-import { decideBody } from './decide.js'
+import { decideBody, type DecideDeps } from './decide.js'
 import {
   decisionResponse,
   refusalReply,
@@ -38,7 +36,7 @@ export const ROUTED = new Set([
  * transport); then only a challenge or a malformed body is the POST's own answer.
  */
 export async function routeBody(
-  d: { audit: AuditLog; metrics: Metrics },
+  d: DecideDeps,
   agg: Aggregate,
   body: unknown,
   messages: readonly Envelope[],

@@ -15,6 +15,8 @@ export interface Metrics {
   streamsClosed: Counter<'reason'>
   /** Backends an endpoint left out of a list because they failed or timed out. */
   endpointBackendsSkipped: Counter<'endpoint' | 'server'>
+  /** Tool pinning: definitions seen that no one approved (`changed`, `new` with learn off) and tools pinned on first sight (`learned`). */
+  toolPinChanges: Counter<'server' | 'kind'>
 }
 
 /** Live counts read at scrape time. */
@@ -34,6 +36,8 @@ export interface Gauges {
   queuedEvents(): number
   /** Lists endpoints keep for one user (their processes' lists differ from everyone's), all endpoints. */
   endpointUserLists(): number
+  /** Tool changes waiting for an operator's approval, per server (pinned servers only). */
+  toolPinsPending?(): ReadonlyMap<string, number>
 }
 
 /** Creates the metrics; the gauges are read at scrape time. */
@@ -94,6 +98,12 @@ export function createMetrics(g: Gauges): Metrics {
       name: 'mcp_edge_endpoint_backends_skipped_total',
       help: 'Backends an endpoint left out of a list because they failed or timed out, by endpoint and server',
       labelNames: ['endpoint', 'server'],
+      registers: [registry],
+    }),
+    toolPinChanges: new Counter({
+      name: 'mcp_edge_tool_pin_changes_total',
+      help: 'Tool definitions seen that no one approved (kind changed or new), and tools pinned on first sight (learned), by server',
+      labelNames: ['server', 'kind'],
       registers: [registry],
     }),
   }
@@ -161,6 +171,16 @@ export function createMetrics(g: Gauges): Metrics {
     registers: [registry],
     collect() {
       this.set(g.endpointUserLists())
+    },
+  })
+  new Gauge({
+    name: 'mcp_edge_tool_pins_pending',
+    help: 'Tools hidden until an operator approves their definition (mcp-edge tools approve), by server',
+    labelNames: ['server'],
+    registers: [registry],
+    collect() {
+      this.reset()
+      for (const [server, n] of g.toolPinsPending?.() ?? []) this.set({ server }, n)
     },
   })
   return metrics
