@@ -122,23 +122,31 @@ export function readPinText(file: string, maxBytes: number): string | undefined 
     ])
   }
   try {
-    const size = fstatSync(fd).size
-    // One byte more than allowed tells a file at the limit from one that grew past it.
-    const buf = Buffer.alloc(Math.min(size, maxBytes) + 1)
-    let n = 0
-    while (n < buf.length) {
-      const read = readSync(fd, buf, n, buf.length - n, n)
-      if (read === 0) break
-      n += read
-    }
-    if (n > maxBytes)
-      throw new ConfigError([
-        { file, message: `larger than toolPins.maxFileBytes (${maxBytes} bytes); not read` },
-      ])
-    return buf.subarray(0, n).toString('utf8')
+    return readBounded(file, fd, maxBytes)
+  } catch (err) {
+    if (err instanceof ConfigError) throw err
+    throw new ConfigError([
+      { file, message: `cannot read: ${(err as NodeJS.ErrnoException).code}` },
+    ])
   } finally {
     closeSync(fd)
   }
+}
+
+/** At most `maxBytes` of the open file; one byte more tells a file at the limit from a larger one. */
+function readBounded(file: string, fd: number, maxBytes: number): string {
+  const buf = Buffer.alloc(Math.min(fstatSync(fd).size, maxBytes) + 1)
+  let n = 0
+  while (n < buf.length) {
+    const read = readSync(fd, buf, n, buf.length - n, n)
+    if (read === 0) break
+    n += read
+  }
+  if (n > maxBytes)
+    throw new ConfigError([
+      { file, message: `larger than toolPins.maxFileBytes (${maxBytes} bytes); not read` },
+    ])
+  return buf.subarray(0, n).toString('utf8')
 }
 
 /**

@@ -108,7 +108,7 @@ export class ToolPins implements PinGate {
     const since = new Date(this.o.now()).toISOString()
     for (const item of tools) {
       const name = (item as Record<string, unknown> | null)?.name
-      // Nameless items are the policy filter's to drop.
+      // A nameless item is no tool anyone could call; the policy filter drops it too.
       if (typeof name !== 'string') continue
       let hash: string
       try {
@@ -169,8 +169,11 @@ export class ToolPins implements PinGate {
     hash: string,
   ): 'pinned' | 'pending' | 'new' | 'changed' {
     const pending = this.pendingOf(server, tool)
-    if (pending !== undefined) return pending.hash === hash ? 'pending' : 'changed'
     const pinned = this.pins.servers.get(server)?.tools.get(tool)
+    // While a change waits, the tool stays hidden whatever is listed, the approved definition
+    // included (processes of one server may disagree): an operator decides, once.
+    if (pending !== undefined)
+      return pending.hash === hash || pinned === hash ? 'pending' : 'changed'
     if (pinned === undefined) return 'new'
     return pinned === hash ? 'pinned' : 'changed'
   }
