@@ -9,6 +9,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
+import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js'
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { request } from 'undici'
 import { toolHash } from '../../gateway/pins/hash.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
@@ -159,7 +161,7 @@ describe('tool pinning, learning (trust on first use)', () => {
     assert.deepEqual((await readyz(stack)).body.pendingTools, [])
   })
 
-  it('a change announced by list_changed hides the tool in every era and endpoint, and its calls never reach the server', async () => {
+  it('a change announced by list_changed hides the tool in every era, transport and endpoint, and its calls never reach the server', async () => {
     writeFileSync(join(dir, 'tools.json'), JSON.stringify([POISONED, STABLE]))
     await session.callTool({ name: 'announce', arguments: {} })
     await until(() => changed.length > 0, 'list_changed')
@@ -197,6 +199,25 @@ describe('tool pinning, learning (trust on first use)', () => {
         await agg.close()
       }
     }
+    // The legacy HTTP+SSE transport (2024-11-05), with the SDK v1 client.
+    const legacy = new LegacyClient({ name: 'pins-legacy', version: '0' })
+    await legacy.connect(
+      new SSEClientTransport(new URL(`${stack.url}/sse/pinned`), {
+        requestInit: {
+          headers: { authorization: `Bearer ${await stack.token('alice', { server: 'pinned' })}` },
+        },
+      }),
+    )
+    try {
+      const listed = (await legacy.listTools()).tools.map((t) => t.name).sort()
+      assert.deepEqual(listed, ['announce', 'stable'])
+      await rejectsUnapproved(
+        legacy.callTool({ name: 'search', arguments: { q: 'x' } }),
+        /changed since it was approved/,
+      )
+    } finally {
+      await legacy.close()
+    }
     assert.equal(
       calls().filter((n) => n === 'search').length,
       before,
@@ -231,7 +252,7 @@ describe('tool pinning, learning (trust on first use)', () => {
     const refused = stack
       .audit()
       .filter((e) => e.decision === 'unapproved' && e.outcome === 'refused')
-    assert.equal(refused.length, 4)
+    assert.equal(refused.length, 5)
     const warned = stack.logLines.filter((l) => /changed since it was approved; hidden/.test(l))
     assert.equal(warned.length, 1)
     assert.equal(JSON.parse(warned[0]!).level, 40)
