@@ -65,6 +65,8 @@ export class ToolPins implements PinGate {
   /** The hash last reported per server and tool: each new definition is logged and audited once. */
   private readonly reported = new Map<string, string>()
   private readonly full = new Set<string>()
+  /** The last write failed: the next failure is not logged again (a hostile server lists often). */
+  private writeFailing = false
 
   constructor(private readonly o: ToolPinsOptions) {}
 
@@ -207,14 +209,18 @@ export class ToolPins implements PinGate {
         })
         if (next !== undefined) this.replace(next)
         written = true
+        if (this.writeFailing) this.o.log.info('tool pins: the pin file is written again')
+        this.writeFailing = false
         for (const l of learn) this.o.events.learned(server, l.tool)
       } catch (err) {
         const problems =
           err instanceof ConfigError ? err.problems.map(formatProblem) : [String(err)]
-        this.o.log.error(
-          { server, problems },
-          'tool pins: the pin file was not written; changes are held in memory and their tools stay hidden',
-        )
+        if (!this.writeFailing)
+          this.o.log.error(
+            { server, problems },
+            'tool pins: the pin file was not written; changes are held in memory and their tools stay hidden',
+          )
+        this.writeFailing = true
       }
     }
     // Not written: a tool to learn is one more definition no one approved.

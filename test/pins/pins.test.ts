@@ -164,6 +164,12 @@ describe('tool pins', () => {
       [['two', 'memory']],
     )
     assert.ok(t.pins.refusal('s', 'two'))
+    // Each list tries again; the failure is logged once, and its end too.
+    t.shown([T1, T2, { name: 'three' }])
     assert.equal(t.logs.filter((l) => /pin file was not written/.test(l.msg)).length, 1)
+    writeFileSync(t.file, `servers:\n  s:\n    tools:\n      one: ${toolHash(T1)}\n`)
+    assert.deepEqual(t.pins.reload(), { ok: true })
+    assert.deepEqual(t.shown([T1, { name: 'four' }]), ['one', 'four'])
+    assert.equal(t.logs.filter((l) => /written again/.test(l.msg)).length, 1)
   })
 })
