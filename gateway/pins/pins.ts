@@ -104,9 +104,9 @@ export class ToolPins implements PinGate {
     if (typeof result !== 'object' || result === null) return result
     const tools = (result as Record<string, unknown>).tools
     if (!Array.isArray(tools)) return result
-    const learn: { tool: string; hash: string; item: unknown }[] = []
+    const learn: { tool: string; hash: string }[] = []
     const pending: PendingTool[] = []
-    const shown = new Set<unknown>()
+    const hashed = new Map<unknown, { name: string; hash: string }>()
     const since = new Date(this.o.now()).toISOString()
     for (const item of tools) {
       const name = (item as Record<string, unknown> | null)?.name
@@ -119,19 +119,25 @@ export class ToolPins implements PinGate {
         // A definition that cannot be serialized (nesting too deep) is never shown.
         continue
       }
+      hashed.set(item, { name, hash })
       const verdict = this.classify(server, name, hash)
-      if (verdict === 'pinned') shown.add(item)
-      else if (verdict === 'new' && this.o.learn) learn.push({ tool: name, hash, item })
-      else if (verdict !== 'pending') {
+      if (verdict === 'new' && this.o.learn) learn.push({ tool: name, hash })
+      else if (verdict === 'new' || verdict === 'changed') {
         const previous = this.pins.servers.get(server)?.tools.get(name)
         pending.push({ server, tool: name, hash, previous, since, where: 'file' })
       }
     }
-    if (learn.length > 0 || pending.length > 0) {
-      const learned = this.record(server, learn, pending, principal)
-      for (const l of learn) if (learned) shown.add(l.item)
+    if (learn.length > 0 || pending.length > 0) this.record(server, learn, pending, principal)
+    // Decided again on the pins as they are now: a tool learned is shown, one whose write
+    // failed is not, and of two items with one name (a server listing a tool twice, two
+    // definitions) at most the pinned one is, and neither once a change is pending.
+    return {
+      ...result,
+      tools: tools.filter((item) => {
+        const h = hashed.get(item)
+        return h !== undefined && this.classify(server, h.name, h.hash) === 'pinned'
+      }),
     }
-    return { ...result, tools: tools.filter((t) => shown.has(t)) }
   }
 
   /** Why `tool` of `server` may not be called, from the pins alone (not from what was listed). */
@@ -194,7 +200,7 @@ export class ToolPins implements PinGate {
     learn: { tool: string; hash: string }[],
     pending: PendingTool[],
     principal: Principal,
-  ): boolean {
+  ): void {
     let written = false
     if (this.o.learn) {
       try {
@@ -246,7 +252,6 @@ export class ToolPins implements PinGate {
       this.reported.set(key, p.hash)
       this.o.events.pending({ ...p, where }, principal)
     }
-    return written
   }
 
   /** Holds a change in memory; false past the bound. */

@@ -92,6 +92,21 @@ describe('tool pins', () => {
     )
   })
 
+  it('one name listed twice with two definitions: never both shown, and hidden once seen again', () => {
+    const t = setup()
+    const evil = { ...T1, description: 'first, but poisoned' }
+    assert.deepEqual(
+      t.list([T1, evil]).tools,
+      [evil],
+      'first sight: the last one pinned, only it shown',
+    )
+    assert.deepEqual(t.shown([T1, evil]), [], 'then a change is pending: neither')
+    assert.ok(t.pins.refusal('s', 'one'))
+    const u = setup()
+    u.shown([T1])
+    assert.deepEqual(u.shown([T1, evil]), [], 'the approved one is not shown beside a change')
+  })
+
   it('a tool never listed is decided on the file alone', () => {
     const t = setup()
     assert.deepEqual(t.pins.refusal('s', 'never'), {
