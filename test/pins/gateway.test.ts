@@ -17,7 +17,9 @@ import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/sta
 
 const V = '2026-07-28'
 const MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url))
-const POLICY = `${TEST_POLICY}  pinned:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`
+// `announce` needs mcp:write: dora (mcp-developer) may use it, and a read-only token of hers
+// sees it marked for step-up.
+const POLICY = `${TEST_POLICY}  pinned:\n    access: ["mcp:read"]\n    tools: { announce: ["mcp:write"], "*": ["mcp:read"] }\n`
 const SCHEMA = { type: 'object', properties: { q: { type: 'string' } } }
 const SEARCH = { name: 'search', description: 'Search the docs', inputSchema: SCHEMA }
 const STABLE = { name: 'stable', description: 'Never changes', inputSchema: SCHEMA }
@@ -123,13 +125,18 @@ describe('tool pinning, learning (trust on first use)', () => {
     await stack?.close()
   })
 
-  async function connect(path: string, era: 'session' | typeof V, setup?: (c: Client) => void) {
+  async function connect(
+    path: string,
+    era: 'session' | typeof V,
+    setup?: (c: Client) => void,
+    scope?: string,
+  ) {
     const c = new Client(
       { name: `pins-${era}`, version: '0' },
       era === V ? { versionNegotiation: { mode: { pin: V } } } : {},
     )
     setup?.(c)
-    const token = await stack.token('alice', { resource: `${stack.url}${path}` })
+    const token = await stack.token('dev', { resource: `${stack.url}${path}`, scope })
     await c.connect(
       new StreamableHTTPClientTransport(new URL(`${stack.url}${path}`), {
         requestInit: { headers: { authorization: `Bearer ${token}` } },
@@ -159,6 +166,18 @@ describe('tool pinning, learning (trust on first use)', () => {
       3,
     )
     assert.deepEqual((await readyz(stack)).body.pendingTools, [])
+  })
+
+  it("the policy's step-up mark is added after pinning: no change is seen", async () => {
+    const narrow = await connect('/mcp/pinned', 'session', undefined, 'mcp:read')
+    try {
+      const announce = (await narrow.listTools()).tools.find((t) => t.name === 'announce')
+      assert.deepEqual(announce?._meta, { 'mcp-edge/stepUp': { scopes: ['mcp:read', 'mcp:write'] } })
+      assert.deepEqual((await readyz(stack)).body.pendingTools, [])
+      assert.ok(readFileSync(pinFile, 'utf8').includes(`announce: ${toolHash(ANNOUNCE)}`))
+    } finally {
+      await narrow.close()
+    }
   })
 
   it('a change announced by list_changed hides the tool in every era, transport and endpoint, and its calls never reach the server', async () => {
@@ -204,7 +223,7 @@ describe('tool pinning, learning (trust on first use)', () => {
     await legacy.connect(
       new SSEClientTransport(new URL(`${stack.url}/sse/pinned`), {
         requestInit: {
-          headers: { authorization: `Bearer ${await stack.token('alice', { server: 'pinned' })}` },
+          headers: { authorization: `Bearer ${await stack.token('dev', { server: 'pinned' })}` },
         },
       }),
     )
@@ -367,7 +386,7 @@ describe('tool pinning, learn: false (a read-only file shared by replicas)', () 
 
   it('hides a tool never approved, writes nothing, and takes an approval by hash', async () => {
     const c = new Client({ name: 'pins-ro', version: '0' })
-    const token = await stack.token('alice', { server: 'pinned' })
+    const token = await stack.token('dev', { server: 'pinned' })
     await c.connect(
       new StreamableHTTPClientTransport(new URL(stack.local('pinned')), {
         requestInit: { headers: { authorization: `Bearer ${token}` } },
