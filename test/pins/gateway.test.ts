@@ -172,7 +172,9 @@ describe('tool pinning, learning (trust on first use)', () => {
     const narrow = await connect('/mcp/pinned', 'session', undefined, 'mcp:read')
     try {
       const announce = (await narrow.listTools()).tools.find((t) => t.name === 'announce')
-      assert.deepEqual(announce?._meta, { 'mcp-edge/stepUp': { scopes: ['mcp:read', 'mcp:write'] } })
+      assert.deepEqual(announce?._meta, {
+        'mcp-edge/stepUp': { scopes: ['mcp:read', 'mcp:write'] },
+      })
       assert.deepEqual((await readyz(stack)).body.pendingTools, [])
       assert.ok(readFileSync(pinFile, 'utf8').includes(`announce: ${toolHash(ANNOUNCE)}`))
     } finally {
