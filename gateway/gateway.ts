@@ -43,6 +43,8 @@ import type { Policy } from './policy/policy.js'
 import { watchPolicy, type ReloadResult } from './policy/reload.js'
 import { scopesOfRoles } from './policy/role-scopes.js'
 import { createPolicyStore } from './policy/store.js'
+import type { ToolPins } from './pins/pins.js'
+import { setUpToolPins } from './pins/setup.js'
 
 const LOOPBACK = /^(127(?:\.\d{1,3}){3}|::1|localhost)$/
 
@@ -77,6 +79,8 @@ export interface Gateway {
   secrets: UserSecrets | undefined
   /** The bounds of every SSE stream, what they queue now and the largest queues seen. */
   outbound: Outbound
+  /** Tool pinning, when a server has `pinTools: true`. */
+  toolPins: ToolPins | undefined
   /** Reloads the policy files now (SIGHUP); undefined when no policies are configured. */
   reloadPolicy(): ReloadResult | undefined
   /** Stops accepting, ends every session and process, stops the dev IdP. */
@@ -107,6 +111,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   }
   const policy = createPolicyStore(config.policies ? loadPolicy(config.policies) : emptyPolicy(log))
   const audit = createAuditLog(config.log.audit, log, o.auditDestination)
+  // Filled in once the metrics exist; read by the pins gauge at scrape time.
+  let pinned: ReturnType<typeof setUpToolPins>
   // Filled in once the registry and lanes exist (metrics are needed before: identity counts).
   const gauges = {
     sessions: () => 0,
@@ -117,8 +123,17 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     queuedBytes: () => 0,
     queuedEvents: () => 0,
     endpointUserLists: () => 0,
+    toolPinsPending: () => {
+      const counts = new Map<string, number>()
+      for (const s of pinned?.pins.servers ?? []) counts.set(s, 0)
+      for (const p of pinned?.pins.pending() ?? [])
+        counts.set(p.server, (counts.get(p.server) ?? 0) + 1)
+      return counts
+    },
   }
   const metrics = createMetrics(gauges)
+  // A pin file that does not load stops the start, before anything listens.
+  pinned = setUpToolPins(config, { log, audit, metrics })
   // Every SSE stream the gateway returns, both eras and transports, is bounded by these.
   const outbound = new Outbound(queueLimits(config), metrics, config.limits.sseKeepAlive)
   gauges.queuedBytes = () => outbound.bytes
@@ -229,6 +244,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         })
     }
   } catch (err) {
+    pinned?.watcher.close()
     server.close()
     await broker?.close()
     await store?.close()
@@ -243,8 +259,16 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     log: log.child({ component: 'rate-limits' }),
   })
 
+  // Raw server result → tool pins (hashed as the server sent it) → policy filter (its marks).
+  const pins = pinned?.pins
   const filter = (name: string, method: string, result: unknown, principal: Principal) =>
-    filterListResult(policy.current, name, method, result, principal)
+    filterListResult(
+      policy.current,
+      name,
+      method,
+      pins ? pins.filterList(name, method, result, principal) : result,
+      principal,
+    )
   const exchange = tokenExchange(config, { readSecret, log })
   const gate = credentialGate(config, {
     secrets,
@@ -368,8 +392,9 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     policy,
     registry,
     scopes,
-    modern: { config, policy, lanes, rounds, audit, metrics, rates, filter, outbound, gate },
+    modern: { config, policy, lanes, rounds, audit, metrics, rates, filter, outbound, gate, pins },
     rates,
+    pins,
     aggregates,
     endpointSessions,
     origin,
@@ -386,7 +411,21 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
             ]
           : []),
         ...[rates.problem().warning].filter((w): w is string => w !== undefined),
+        ...(pinned?.watcher.lastError
+          ? [
+              `tool pins reload failed, the previous pins are in force: ${pinned.watcher.lastError.join('; ')}`,
+            ]
+          : []),
       ],
+      // Tool changes are an operator's to-do, not an outage: listed, never a 503.
+      ...(pins && {
+        pendingTools: pins.pending().map((p) => ({
+          server: p.server,
+          tool: p.tool,
+          since: p.since,
+          hash: p.hash,
+        })),
+      }),
     }),
   })
   handler = (req, env) => app.fetch(req, env as never)
@@ -419,10 +458,12 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     metricsUrl: metricsServer ? `${metricsServer.url}/metrics` : `${url}/metrics`,
     secrets,
     outbound,
+    toolPins: pins,
     reloadPolicy: () => reloader?.reload(),
     close: () =>
       (closing ??= (async () => {
         reloader?.close()
+        pinned?.watcher.close()
         // Stop accepting: new connections are refused, new requests on open ones get 503,
         // requests in flight finish (up to shutdownGrace) before the processes are stopped.
         handler = () =>

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// The mcp-edge command line: serve | token | validate | policy | secrets.
+// The mcp-edge command line: serve | token | validate | policy | secrets | tools.
 import { parseArgs } from 'node:util'
 import { policyCommand } from './cli/policy-check.js'
 import { secretsCommand } from './cli/secrets.js'
+import { toolsCommand } from './cli/tools.js'
 import { validateBroker } from './broker/validate.js'
 import { ConfigError } from './config/errors.js'
 import { defaultConfig } from './config/defaults.js'
@@ -12,6 +13,7 @@ import { requestDevToken } from './devidp/token-client.js'
 import { startGateway } from './gateway.js'
 import { createLogger } from './observability/logger.js'
 import { loadPolicy } from './policy/load.js'
+import { loadPins } from './pins/file.js'
 
 const USAGE = `usage: mcp-edge <command> [options]
 
@@ -21,6 +23,7 @@ commands:
   validate  [--config FILE] [--skip-secrets]                    check config, policies and secrets, then exit
   policy    check --policy P --claims F|- --server S --tool T    explain a policy decision (policy --help)
   secrets   set NAME | list | delete NAME [--url U]              your own secrets at a gateway (secrets --help)
+  tools     pins | approve SERVER TOOL | approve --all           tool pins: list, approve changes (tools --help)
 
 Without --config the embedded default runs: demo servers, example policies, dev IdP on 127.0.0.1.`
 
@@ -39,6 +42,8 @@ async function main(argv: string[]): Promise<number> {
       return policyCommand(rest)
     case 'secrets':
       return secretsCommand(rest)
+    case 'tools':
+      return toolsCommand(rest)
     case undefined:
     case '-h':
     case '--help':
@@ -117,6 +122,9 @@ async function validate(args: string[]): Promise<number> {
   })
   const config = readConfig(values.config)
   if (config.policies) loadPolicy(config.policies)
+  // The pin file too, when a server pins its tools (no file yet: nothing pinned).
+  if (Object.values(config.servers).some((s) => s.pinTools))
+    loadPins(config.toolPins.file, config.toolPins.maxFileBytes)
   // Secrets are read too, unless they are only mounted where the gateway runs (a config repo's CI).
   if (!values['skip-secrets'])
     await validateBroker(

@@ -21,7 +21,7 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; number?: boolean; l
 
 /**
  * Reads, overrides from `env`, and validates a YAML config file. Relative paths (server
- * `cwd`, `policies`) are resolved against the file's folder.
+ * `cwd`, `policies`, `toolPins.file`) are resolved against the file's folder.
  * @throws ConfigError listing every problem with file and line
  */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
@@ -63,6 +63,8 @@ export function validateConfig(
   const config = parsed.data
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(opts.baseDir, p))
   if (config.policies) config.policies = abs(config.policies)
+  // The pin file sits next to the config unless placed elsewhere.
+  config.toolPins.file = abs(config.toolPins.file)
   // CA files, like every path in the file, are relative to it.
   if (config.auth.caFile) config.auth.caFile = abs(config.auth.caFile)
   const broker = config.auth.broker

@@ -71,6 +71,7 @@ export interface ModernDeps {
   outbound: Outbound
   /** Stands before requests of servers that take per-user credentials. */
   gate?: CredentialGate
+  pins?: import('../pins/pins.js').PinGate
 }
 
 /** One modern request, already authenticated and classified. */

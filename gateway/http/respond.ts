@@ -15,6 +15,11 @@ export const RPC_POLICY_DENIED = -32010
  * the scopes named in `WWW-Authenticate` and retry, unlike a denial.
  */
 export const RPC_INSUFFICIENT_SCOPE = -32011
+/**
+ * JSON-RPC error code for a call to a tool whose definition changed since an operator approved
+ * it (or that none approved): tool pinning. No token helps; an operator's approval does.
+ */
+export const RPC_TOOL_UNAPPROVED = -32012
 
 /**
  * JSON-RPC error code of a request a rate limit refused; `data.retryAfter` says in how many
@@ -199,9 +204,20 @@ export function refusalError(d: Exclude<Refusal, { effect: 'challenge' }>): RpcE
       retryAfter: d.retryAfter,
       rule: d.rule.id,
     })
-  return d.effect === 'invalid'
-    ? rpcErrorObject(d.code, d.reason)
-    : rpcErrorObject(RPC_POLICY_DENIED, 'denied by policy')
+  if (d.effect === 'invalid') return rpcErrorObject(d.code, d.reason)
+  if (d.effect === 'unapproved') {
+    const { kind, tool } = d.pin
+    const what =
+      kind === 'changed'
+        ? `the definition of tool ${JSON.stringify(tool)} changed since it was approved`
+        : `tool ${JSON.stringify(tool)} has not been approved`
+    return rpcErrorObject(
+      RPC_TOOL_UNAPPROVED,
+      `${what}; an operator must approve it before it can be called`,
+      { reason: kind === 'changed' ? 'tool_changed' : 'tool_unapproved', tool },
+    )
+  }
+  return rpcErrorObject(RPC_POLICY_DENIED, 'denied by policy')
 }
 
 /** A refusal that is not a challenge as the answer to `id` on an event stream. */

@@ -19,6 +19,8 @@ export interface Metrics {
   rateLimited: Counter<'server' | 'rule'>
   /** Rate-limit checks the store could not answer, by what was done (`open`: allowed, `closed`: refused). */
   rateLimitStoreErrors: Counter<'handling'>
+  /** Tool pinning: definitions seen that no one approved (`changed`, `new` with learn off) and tools pinned on first sight (`learned`). */
+  toolPinChanges: Counter<'server' | 'kind'>
 }
 
 /** Live counts read at scrape time. */
@@ -38,6 +40,8 @@ export interface Gauges {
   queuedEvents(): number
   /** Lists endpoints keep for one user (their processes' lists differ from everyone's), all endpoints. */
   endpointUserLists(): number
+  /** Tool changes waiting for an operator's approval, per server (pinned servers only). */
+  toolPinsPending?(): ReadonlyMap<string, number>
 }
 
 /** Creates the metrics; the gauges are read at scrape time. */
@@ -112,6 +116,12 @@ export function createMetrics(g: Gauges): Metrics {
       labelNames: ['endpoint', 'server'],
       registers: [registry],
     }),
+    toolPinChanges: new Counter({
+      name: 'mcp_edge_tool_pin_changes_total',
+      help: 'Tool definitions seen that no one approved (kind changed or new), and tools pinned on first sight (learned), by server',
+      labelNames: ['server', 'kind'],
+      registers: [registry],
+    }),
   }
   new Gauge({
     name: 'mcp_edge_sessions',
@@ -177,6 +187,16 @@ export function createMetrics(g: Gauges): Metrics {
     registers: [registry],
     collect() {
       this.set(g.endpointUserLists())
+    },
+  })
+  new Gauge({
+    name: 'mcp_edge_tool_pins_pending',
+    help: 'Tools hidden until an operator approves their definition (mcp-edge tools approve), by server',
+    labelNames: ['server'],
+    registers: [registry],
+    collect() {
+      this.reset()
+      for (const [server, n] of g.toolPinsPending?.() ?? []) this.set({ server }, n)
     },
   })
   return metrics
