@@ -23,6 +23,7 @@ import { Aggregate } from './bridge/aggregate.js'
 import { AggregateSessions } from './bridge/aggregate-sessions.js'
 import { InputRounds } from './bridge/input-rounds.js'
 import { LanePool } from './bridge/lanes.js'
+import { Sessionless } from './bridge/sessionless.js'
 import { Outbound, queueLimits } from './bridge/outbound-budget.js'
 import { SessionRegistry } from './bridge/registry.js'
 import { ConfigError } from './config/errors.js'
@@ -359,7 +360,15 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     policy,
     registry,
     scopes,
-    modern: { config, policy, lanes, rounds, audit, metrics, filter, outbound, gate },
+    modern: {
+      config,
+      policy,
+      engine: new Sessionless({ config, lanes, rounds, audit, metrics, filter, gate }),
+      lanes,
+      audit,
+      metrics,
+      outbound,
+    },
     aggregates,
     endpointSessions,
     origin,
