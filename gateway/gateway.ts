@@ -263,8 +263,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   // Sessionless (2026-07-28) requests: the principals' own processes, and their waiting rounds.
   const lanes = new LanePool({ config, source: registry, bounds, log: log.child({ lanes: true }) })
   const { inputTtl, waitingPerSubject } = config.limits.sessionless
-  const rounds = new InputRounds({ ttlMs: inputTtl, perSubject: waitingPerSubject })
-  bounds.holders = { sessions: registry, lanes, rounds }
+  const rounds = new InputRounds({ ttlMs: inputTtl, perSubject: waitingPerSubject, bounds })
   gauges.lanes = () => lanes.size
   gauges.waitingRounds = () => rounds.size
   gauges.laneWaiters = () => lanes.waiters()

@@ -7,8 +7,15 @@ import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { Bound, Hold, Holders, Scope, SubjectBounds } from './bounds.js'
 import type { Child } from './child.js'
 import { BridgeError } from './errors.js'
-import { exchange, initializeChild, initializeTimeout, type InitResult } from './handshake.js'
-import { envelope, rpcError } from './jsonrpc.js'
+import {
+  exchange,
+  initializeChild,
+  initializeTimeout,
+  NO_CLIENT,
+  type InitResult,
+} from './handshake.js'
+import { envelope } from './jsonrpc.js'
+import { drain, ownRequest, refuseServerRequest, startReaper, type Reaper } from './lifecycle.js'
 import { ownerKey } from './session.js'
 
 /**
@@ -89,13 +96,8 @@ export class Lane implements Hold {
     }
     if (this.user !== undefined && this.user !== HELD) return this.user.fromServer(message)
     // Nobody is waiting: a server→client request gets a refusal so the process does not hang.
-    if (env.kind === 'request') {
-      const reply =
-        env.method === 'ping'
-          ? ({ jsonrpc: '2.0', id: env.id, result: {} } as JSONRPCMessage)
-          : rpcError(env.id, -32601, 'no client request is in progress to answer this')
-      void this.child.send(reply).catch(() => {})
-    }
+    if (env.kind === 'request')
+      void this.child.send(refuseServerRequest(env.id, env.method, NO_CLIENT)).catch(() => {})
   }
 }
 
@@ -145,7 +147,7 @@ export class LanePool implements Holders {
   private readonly inits = new Map<string, InitResult>()
   /** Input schemas of each server's tools, by name, until the server says its list changed. */
   private readonly schemas = new Map<string, Map<string, unknown>>()
-  private readonly reaper: NodeJS.Timeout
+  private readonly reaper: Reaper
   /** Lanes whose process is being taken: they count toward every bound already. */
   private readonly starting = new Set<Hold>()
   /** Lanes whose process is being ended: they count toward the bounds until it has exited. */
@@ -168,15 +170,11 @@ export class LanePool implements Holders {
     },
   ) {
     this.limits = o.config.limits.sessionless
-    const idles = [
-      this.limits.laneIdle,
-      ...Object.values(o.config.servers).map((c) => c.idleTimeout),
-    ].filter((t) => t > 0)
-    // Half the shortest idle time, at most 10 s: how late past it a lane may end (a pace, not a bound).
-    this.reaper = setInterval(
+    this.reaper = startReaper(
+      [this.limits.laneIdle, ...Object.values(o.config.servers).map((c) => c.idleTimeout)],
       () => this.reap(),
-      Math.max(50, Math.min(10_000, ...idles.map((t) => t / 2))),
-    ).unref()
+    )
+    o.bounds.join({ lanes: this })
   }
 
   /** Whether any lane is in use (a request, a waiting round) or being started for one. */
@@ -294,20 +292,19 @@ export class LanePool implements Holders {
     params: Record<string, unknown>,
     timeoutMs: number,
   ): Promise<JSONRPCMessage | undefined> {
-    const id = lane.nextId()
-    return new Promise((resolve) => {
-      const done = (m?: JSONRPCMessage) => {
-        clearTimeout(timer)
-        lane.user = HELD
-        resolve(m)
-      }
-      const timer = setTimeout(done, timeoutMs)
-      lane.user = {
-        fromServer: (m) => void ((m as { id?: unknown }).id === id && done(m)),
-        lost: () => done(),
-      }
-      lane.child.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage).catch(() => done())
-    })
+    return ownRequest(
+      {
+        send: (m) => lane.child.send(m),
+        listen(fromServer, lost) {
+          lane.user = { fromServer, lost }
+          return () => {
+            lane.user = HELD
+          }
+        },
+      },
+      { id: lane.nextId(), method, params },
+      timeoutMs,
+    )
   }
 
   /**
@@ -538,14 +535,10 @@ export class LanePool implements Holders {
    */
   async close(): Promise<void> {
     this.closedAt = Date.now()
-    clearInterval(this.reaper)
+    this.reaper.stop()
     for (const fn of [...this.closers]) fn()
     const grace = Math.max(0, ...Object.values(this.o.config.servers).map((s) => s.shutdownGrace))
-    const deadline = Date.now() + grace
-    while (Date.now() < deadline && this.busy) {
-      // A pace, not a bound: the longest shutdownGrace is.
-      await new Promise((r) => setTimeout(r, 25))
-    }
+    await drain(() => this.busy, grace)
     this.finished = true
     this.wake()
     const all = [...this.lanes.values()].flat()
