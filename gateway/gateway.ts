@@ -35,7 +35,7 @@ import { hostAllowed, hostname, type OriginPolicy } from './http/origin.js'
 import { rpcErrorResponse } from './http/respond.js'
 import { setUpIdentity, type Identity } from './identity.js'
 import { createAuditLog } from './observability/audit.js'
-import { createMetrics, type Metrics } from './observability/metrics.js'
+import { createMetrics, zeroGauges, type Metrics } from './observability/metrics.js'
 import { grantsOf } from './policy/evaluate.js'
 import { filterListResult } from './policy/filter.js'
 import { loadPolicy } from './policy/load.js'
@@ -108,16 +108,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const policy = createPolicyStore(config.policies ? loadPolicy(config.policies) : emptyPolicy(log))
   const audit = createAuditLog(config.log.audit, log, o.auditDestination)
   // Filled in once the registry and lanes exist (metrics are needed before: identity counts).
-  const gauges = {
-    sessions: () => 0,
-    lanes: () => 0,
-    waitingRounds: () => 0,
-    laneWaiters: () => new Map<string, number>(),
-    listenStreams: () => 0,
-    queuedBytes: () => 0,
-    queuedEvents: () => 0,
-    endpointUserLists: () => 0,
-  }
+  const gauges = zeroGauges()
   const metrics = createMetrics(gauges)
   // Every SSE stream the gateway returns, both eras and transports, is bounded by these.
   const outbound = new Outbound(queueLimits(config), metrics, config.limits.sseKeepAlive)

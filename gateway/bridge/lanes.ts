@@ -340,6 +340,19 @@ export class LanePool implements Holders {
   }
 
   /**
+   * `acquire` for a caller as the sessionless engine knows it (who, their log, when their
+   * request arrived, and the signal of their going away, when it should cancel the lease).
+   */
+  lease(
+    server: string,
+    caller: { principal: Principal; log: Logger; accepted: number; signal?: AbortSignal },
+    credentials?: ResolvedCredentials,
+  ): Promise<Lane> {
+    const { principal, log, accepted, signal } = caller
+    return this.acquire(server, principal, log, accepted, signal, credentials)
+  }
+
+  /**
    * A user's credentials changed (a secret set or rotated, a token renewed): their lanes
    * started with the old values end at a request boundary, now if idle, else when released.
    */

@@ -131,14 +131,8 @@ export class Sessionless {
     const credentials = this.d.gate?.needs(server)
       ? await this.d.gate.initial(server, caller.principal, caller.bearer)
       : undefined
-    const lane = await this.d.lanes.acquire(
-      server,
-      caller.principal,
-      caller.log,
-      caller.accepted,
-      undefined,
-      credentials,
-    )
+    // Not cancelled by the caller's going: the process is kept for its next requests.
+    const lane = await this.d.lanes.lease(server, { ...caller, signal: undefined }, credentials)
     this.d.lanes.release(lane)
     return lane.init
   }
@@ -226,14 +220,7 @@ export class Sessionless {
       }
       credentials = got.credentials
     }
-    const lane = await lanes.acquire(
-      r.server,
-      caller.principal,
-      caller.log,
-      caller.accepted,
-      caller.signal,
-      credentials,
-    )
+    const lane = await lanes.lease(r.server, caller, credentials)
     try {
       if (toolCall && known === undefined) {
         const bad = r.checkArguments!(await lanes.toolSchemas(lane))

@@ -20,7 +20,7 @@ import { envelope, rpcError } from '../bridge/jsonrpc.js'
 import { ownerKey } from '../bridge/session.js'
 import type { Caller, Sessionless } from '../bridge/sessionless.js'
 import type { GatewayConfig } from '../config/schema.js'
-import { auditAllowed, type AuditOutcome } from '../observability/allowed.js'
+import { auditAllowed, auditEndpoint, type AuditOutcome } from '../observability/allowed.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { Decided } from '../policy/decided.js'
@@ -175,16 +175,12 @@ async function serveEndpoint(
   if (message.method in LISTS) {
     const listed = await agg.list(message.method as ListMethod, caller, params.cursor)
     if ('error' in listed) return rpcErrorObjectResponse(200, message.id, listed.error)
-    d.audit.record({
-      sub: r.principal.sub,
-      iss: r.principal.iss,
-      clientId: r.principal.clientId,
-      server: agg.name,
+    auditEndpoint(d.audit, {
+      principal: r.principal,
+      endpoint: agg.name,
       method: message.method,
-      decision: 'filter',
-      rule: "endpoint: each backend's policy",
-      durationMs: +(performance.now() - start).toFixed(2),
-      outcome: listed.skipped.length > 0 ? `left out ${listed.skipped.join(',')}` : 'ok',
+      start,
+      outcome: { kind: 'left_out', servers: listed.skipped },
     })
     return jsonResponse(200, {
       jsonrpc: '2.0',
@@ -210,16 +206,12 @@ async function serveEndpoint(
       signal: r.req.signal,
       log: r.log,
     })
-    d.audit.record({
-      sub: r.principal.sub,
-      iss: r.principal.iss,
-      clientId: r.principal.clientId,
-      server: agg.name,
+    auditEndpoint(d.audit, {
+      principal: r.principal,
+      endpoint: agg.name,
       method: message.method,
-      decision: 'filter',
-      rule: "endpoint: each backend's policy",
-      durationMs: +(performance.now() - start).toFixed(2),
-      outcome: res.status === 200 ? 'ok' : `status ${res.status}`,
+      start,
+      outcome: { kind: 'status', status: res.status },
     })
     return res
   }

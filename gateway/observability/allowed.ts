@@ -26,6 +26,8 @@ export type AuditOutcome =
   | { kind: 'credential'; detail: string }
   /** A stream that opened (200) or did not, by its HTTP status. */
   | { kind: 'status'; status: number }
+  /** An endpoint's merged list without these backends (unavailable to the caller just now). */
+  | { kind: 'left_out'; servers: readonly string[] }
 
 /** The audit line's `outcome` field for an outcome (the text operators and tests read). */
 export function outcomeText(o: AuditOutcome): string {
@@ -46,6 +48,8 @@ export function outcomeText(o: AuditOutcome): string {
       return `credential ${o.detail}`
     case 'status':
       return o.status === 200 ? 'ok' : `status ${o.status}`
+    case 'left_out':
+      return o.servers.length > 0 ? `left out ${o.servers.join(',')}` : 'ok'
   }
 }
 
@@ -85,6 +89,33 @@ export function auditAllowed(
     ...(e.credentials && e.credentials.length > 0
       ? { credentials: e.credentials.map((c) => ({ name: c.variable, source: c.source })) }
       : {}),
+  })
+}
+
+/**
+ * The audit event of a request to an aggregating endpoint that no single policy decided (a
+ * merged list, a listen stream): each backend's own policy filtered what it contributed.
+ */
+export function auditEndpoint(
+  audit: AuditLog,
+  e: {
+    principal: Principal
+    endpoint: string
+    method: string
+    start: number
+    outcome: AuditOutcome
+  },
+): void {
+  audit.record({
+    sub: e.principal.sub,
+    iss: e.principal.iss,
+    clientId: e.principal.clientId,
+    server: e.endpoint,
+    method: e.method,
+    decision: 'filter',
+    rule: "endpoint: each backend's policy",
+    durationMs: +(performance.now() - e.start).toFixed(2),
+    outcome: outcomeText(e.outcome),
   })
 }
 

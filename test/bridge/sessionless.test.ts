@@ -21,20 +21,11 @@ import {
 } from '../../gateway/bridge/sessionless.js'
 import { configSchema } from '../../gateway/config/schema.js'
 import type { AuditEvent } from '../../gateway/observability/audit.js'
-import { createMetrics } from '../../gateway/observability/metrics.js'
+import { createMetrics, zeroGauges } from '../../gateway/observability/metrics.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
 
 const FIXTURE = join(SERVERS_DIR, 'fixture.js')
-const metrics = createMetrics({
-  sessions: () => 0,
-  lanes: () => 0,
-  waitingRounds: () => 0,
-  laneWaiters: () => new Map(),
-  listenStreams: () => 0,
-  queuedBytes: () => 0,
-  queuedEvents: () => 0,
-  endpointUserLists: () => 0,
-})
+const metrics = createMetrics(zeroGauges())
 const ALICE: Principal = {
   iss: 'https://idp.test',
   sub: 'alice',

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test'
 import type { Principal } from '../../gateway/auth/principal.js'
 import {
   auditAllowed,
+  auditEndpoint,
   listOutcome,
   outcomeText,
   type AuditOutcome,
@@ -46,6 +47,8 @@ describe('audit outcome: text and decision', () => {
     },
     { outcome: { kind: 'status', status: 200 }, text: 'ok', decision: 'allow' },
     { outcome: { kind: 'status', status: 429 }, text: 'status 429', decision: 'allow' },
+    { outcome: { kind: 'left_out', servers: ['a', 'b'] }, text: 'left out a,b', decision: 'allow' },
+    { outcome: { kind: 'left_out', servers: [] }, text: 'ok', decision: 'allow' },
     // Adversarial: a server's text that looks like a filtered list is not a filter decision.
     {
       outcome: { kind: 'credential', detail: 'kept 1 of 2' },
@@ -92,6 +95,31 @@ describe('audit outcome: text and decision', () => {
       assert.deepEqual(counted, [{ server: 's', decision: c.decision }])
     })
   }
+
+  it('an endpoint request no single policy decided is recorded as filter', () => {
+    const events: AuditEvent[] = []
+    auditEndpoint(
+      { record: (e) => void events.push(e), flush() {} },
+      {
+        principal: ALICE,
+        endpoint: 'all',
+        method: 'tools/list',
+        start: performance.now(),
+        outcome: { kind: 'left_out', servers: ['notes'] },
+      },
+    )
+    const { durationMs: _, ...rest } = events[0]!
+    assert.deepEqual(rest, {
+      sub: 'alice',
+      iss: 'https://idp.test',
+      clientId: 'app',
+      server: 'all',
+      method: 'tools/list',
+      decision: 'filter',
+      rule: "endpoint: each backend's policy",
+      outcome: 'left out notes',
+    })
+  })
 
   it('listOutcome counts the list entries before and after', () => {
     assert.deepEqual(listOutcome({ tools: [1, 2, 3] }, { tools: [1] }), {
