@@ -3,7 +3,8 @@ import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import { BridgeError } from './errors.js'
 import type { InitResult } from './handshake.js'
-import type { Lane, LanePool } from './lanes.js'
+import type { Lane } from './lane.js'
+import type { LanePool } from './lanes.js'
 
 /*
  * A resource subscription lives in one process, so whoever subscribes a lane's process holds

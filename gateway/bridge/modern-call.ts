@@ -1,5 +1,5 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
-import type { Lane, LaneUser } from './lanes.js'
+import type { Lane, LaneUser } from './lane.js'
 import { RPC } from './errors.js'
 import { refuseServerRequest } from './lifecycle.js'
 import { envelope, isObject, rpcError, type RequestId, type RpcErrorObject } from './jsonrpc.js'
