@@ -13,6 +13,7 @@ import { BROKER_ROUTES } from './broker/provider.js'
 import { readSecret } from './config/secrets.js'
 import type { Vars } from './http/request-id.js'
 import { createStore } from './store/create.js'
+import { RateLimits } from './http/rate-limit.js'
 import { sealerForStore, type Sealer } from './store/sealed.js'
 import { UserSecrets } from './credentials/secrets.js'
 import { credentialGate, tokenExchange, usesCredentials } from './credential-setup.js'
@@ -190,10 +191,11 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
           },
         },
     })
-    // Shared state (the broker's clients and grants, users' secrets) lives in the store, sealed.
+    // Shared state (the broker's clients and grants, users' secrets, rate-limit counts) lives in
+    // the store; secrets sealed.
+    const shared = o.store ?? (await createStore(config.store, { log, readSecret }))
+    store = shared
     if (keys || usesCredentials(config)) {
-      const shared = o.store ?? (await createStore(config.store, { log, readSecret }))
-      store = shared
       // Every key replicas must share, named at once (the broker's, then the sealing keys).
       if (keys && config.store.kind !== 'memory') requireSharedKeys(config)
       sealer = sealerForStore(config, readSecret)
@@ -225,6 +227,13 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     throw err
   }
   const { issuer, authenticator, devIdp } = identity
+  const rates = new RateLimits({
+    store,
+    onStoreError: config.rateLimits.onStoreError,
+    timeoutMs: config.store.commandTimeout,
+    metrics,
+    log: log.child({ component: 'rate-limits' }),
+  })
 
   const filter = (name: string, method: string, result: unknown, principal: Principal) =>
     filterListResult(policy.current, name, method, result, principal)
@@ -357,20 +366,27 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       lanes,
       audit,
       metrics,
+      rates,
       outbound,
     },
+    rates,
     aggregates,
     endpointSessions,
     origin,
     broker: broker?.routes,
     account,
     readiness: () => ({
-      problems: [identity.problem(), broker?.problem()].filter((p): p is string => p !== undefined),
-      warnings: reloader?.lastError
-        ? [
-            `policy reload failed, the previous policy is in force: ${reloader.lastError.join('; ')}`,
-          ]
-        : [],
+      problems: [identity.problem(), broker?.problem(), rates.problem().problem].filter(
+        (p): p is string => p !== undefined,
+      ),
+      warnings: [
+        ...(reloader?.lastError
+          ? [
+              `policy reload failed, the previous policy is in force: ${reloader.lastError.join('; ')}`,
+            ]
+          : []),
+        ...[rates.problem().warning].filter((w): w is string => w !== undefined),
+      ],
     }),
   })
   handler = (req, env) => app.fetch(req, env as never)
@@ -499,7 +515,7 @@ function accountBroker(
 
 function emptyPolicy(log: Logger): Policy {
   log.warn('no policies configured: every MCP request is denied (set `policies:` in the config)')
-  return { roles: new Map(), servers: new Map(), files: [] }
+  return { roles: new Map(), servers: new Map(), rateLimits: [], files: [] }
 }
 
 /**

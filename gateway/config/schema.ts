@@ -1014,6 +1014,16 @@ export const configSchema = z
         'store.url is required with kind: redis',
       )
       .prefault({}),
+    /**
+     * Rate limits (written in the policy files, `rateLimits:`): counted in `store` (memory: this
+     * replica; redis: every replica). When the store cannot be reached, a request a rate limit
+     * covers is refused (`closed`, the default) or let through uncounted (`open`).
+     */
+    rateLimits: z
+      .strictObject({
+        onStoreError: z.enum(['closed', 'open']).default('closed'),
+      })
+      .prefault({}),
     /** How a call waits for a user's missing credential (see servers.<name>.credentials). */
     credentials: z
       .strictObject({

@@ -6,6 +6,7 @@ import type { Metrics } from '../observability/metrics.js'
 import { decide, decideAccess, type Decision } from '../policy/evaluate.js'
 import type { Policy } from '../policy/policy.js'
 import { GATED_METHODS, gatedTarget } from '../policy/target.js'
+import type { RateLimited, RateLimits } from './rate-limit.js'
 
 /** The policy's verdict on a POST body: every request allowed (by id), or the first refusal. */
 export type BodyVerdict =
@@ -17,7 +18,10 @@ export type BodyVerdict =
  * caller may step up from), or a message malformed where the gateway must read it (`invalid`,
  * with its JSON-RPC code: -32600 for the envelope, -32602 for the name or URI it carries).
  */
-export type Refusal =
+export type Refusal = PolicyRefusal | RateLimited
+
+/** A refusal by the policy's rules, or of a message the gateway cannot read. */
+export type PolicyRefusal =
   | Exclude<Decision, { effect: 'allow' }>
   | { effect: 'invalid'; code: -32600 | -32602; reason: string; source: undefined }
 
@@ -68,13 +72,49 @@ export function decideBody(
   return { refused: undefined, decided }
 }
 
+/**
+ * {@link decideBody}, then the policy's rate limits for each request it allowed (none: no
+ * waiting at all). A request a rate limit refuses is audited and counted like a policy refusal,
+ * and refuses its whole body.
+ */
+export async function admitBody(
+  d: { audit: AuditLog; metrics: Metrics; rates?: RateLimits },
+  messages: readonly Envelope[],
+  principal: Principal,
+  server: string,
+  policy: Policy,
+): Promise<BodyVerdict> {
+  const verdict = decideBody(d, messages, principal, server, policy)
+  if (verdict.refused || policy.rateLimits.length === 0 || d.rates === undefined) return verdict
+  for (const m of messages) {
+    if (m.kind !== 'request') continue
+    const name = verdict.decided.get(m.id)?.name
+    const limited = await d.rates.check(policy, principal, { server, method: m.method, name })
+    if (limited === undefined) continue
+    d.metrics.decisions.inc({ server, decision: 'rate_limited' })
+    d.audit.record({
+      sub: principal.sub,
+      iss: principal.iss,
+      clientId: principal.clientId,
+      server,
+      method: m.method,
+      name,
+      decision: 'rate_limited',
+      rule: ruleOf(limited),
+      outcome: 'refused',
+    })
+    return { refused: { message: m, decision: limited, name }, decided: undefined }
+  }
+  return verdict
+}
+
 /** Policy for one client→server message. Responses and ungated messages need only server access. */
 function decideMessage(
   m: Envelope,
   principal: Principal,
   server: string,
   policy: Policy,
-): Decided | { decision: Refusal; name?: string } {
+): Decided | { decision: PolicyRefusal; name?: string } {
   // JSON-RPC 2.0 §4: a malformed envelope (an id that is null, an object, a boolean…) is no
   // notification; it goes nowhere.
   if (m.kind === 'invalid')
@@ -98,6 +138,6 @@ function decideMessage(
   }
 }
 
-function invalid(code: -32600 | -32602, reason: string): Refusal {
+function invalid(code: -32600 | -32602, reason: string): PolicyRefusal {
   return { effect: 'invalid', code, reason, source: undefined }
 }

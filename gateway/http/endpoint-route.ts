@@ -10,7 +10,8 @@ import {
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { Policy } from '../policy/policy.js'
-import { decideBody } from './decide.js'
+import type { RateLimits } from './rate-limit.js'
+import { admitBody } from './decide.js'
 import {
   decisionResponse,
   refusalReply,
@@ -38,7 +39,7 @@ export const ROUTED = new Set([
  * transport); then only a challenge or a malformed body is the POST's own answer.
  */
 export async function routeBody(
-  d: { audit: AuditLog; metrics: Metrics },
+  d: { audit: AuditLog; metrics: Metrics; rates: RateLimits },
   agg: Aggregate,
   body: unknown,
   messages: readonly Envelope[],
@@ -78,7 +79,7 @@ export async function routeBody(
     const r = await agg.route(m.method, params, caller)
     if ('error' in r) return { refused: refuseWith(m.id, r.error) }
     const backend = envelope({ jsonrpc: '2.0', id: m.id, method: m.method, params: r.params })
-    const { refused, decided } = decideBody(d, [backend], caller.principal, r.server, policy)
+    const { refused, decided } = await admitBody(d, [backend], caller.principal, r.server, policy)
     if (refused) {
       const { decision } = refused
       if (

@@ -5,7 +5,7 @@ import { LegacySseTransport } from '../bridge/legacy-sse.js'
 import { decideAccess } from '../policy/evaluate.js'
 import { readJsonBody } from './body.js'
 import { SSE_HEADERS } from './sse.js'
-import { decideBody } from './decide.js'
+import { admitBody } from './decide.js'
 import { routeBody } from './endpoint-route.js'
 import { bearerOf, type McpEndpointDeps } from './mcp.js'
 import type { Vars } from './request-id.js'
@@ -164,7 +164,13 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
         const body = await readJsonBody(c.req.raw, d.config.limits)
         const messages = (Array.isArray(body) ? body : [body]).map(envelope)
-        const { refused, decided } = decideBody(d, messages, principal, server, d.policy.current)
+        const { refused, decided } = await admitBody(
+          d,
+          messages,
+          principal,
+          server,
+          d.policy.current,
+        )
         if (refused) {
           const { message: m, decision } = refused
           const id = !Array.isArray(body) && m.kind === 'request' ? m.id : null

@@ -16,7 +16,8 @@ import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { readJsonBody } from './body.js'
 import { routeBody } from './endpoint-route.js'
-import { decideBody } from './decide.js'
+import { admitBody } from './decide.js'
+import type { RateLimits } from './rate-limit.js'
 import type { Vars } from './request-id.js'
 import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
 import { serveModern, type ModernDeps } from './modern.js'
@@ -40,6 +41,8 @@ export interface McpEndpointDeps {
   registry: SessionRegistry
   audit: AuditLog
   metrics: Metrics
+  /** The policy's rate limits, counted in the store. */
+  rates: RateLimits
   /** Baseline scopes of a server, named in 401 challenges. */
   scopes: (server: string | undefined) => string[]
   /** The sessionless (2026-07-28) path. */
@@ -136,7 +139,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       const rejected = classifierRefusal(route, body)
       if (rejected) return rejected
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
-      const { refused, decided } = decideBody(d, messages, principal, server, policy)
+      const { refused, decided } = await admitBody(d, messages, principal, server, policy)
       if (refused) {
         const { message: m, decision } = refused
         return decisionResponse(decision, {

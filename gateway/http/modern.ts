@@ -26,7 +26,8 @@ import type { Metrics } from '../observability/metrics.js'
 import type { Decided } from '../policy/decided.js'
 import type { Policy } from '../policy/policy.js'
 import type { PolicyStore } from '../policy/store.js'
-import { decideBody } from './decide.js'
+import { admitBody } from './decide.js'
+import type { RateLimits } from './rate-limit.js'
 import { listenEndpoint } from './endpoint-listen.js'
 import { listenStream } from './listen.js'
 import { headerMismatch, standardHeaders } from './modern-headers.js'
@@ -52,6 +53,8 @@ export interface ModernDeps {
   lanes: LanePool
   audit: AuditLog
   metrics: Metrics
+  /** The policy's rate limits, counted in the store. */
+  rates: RateLimits
   /** Where SSE streams get their bounds (a principal's streams share one budget). */
   outbound: Outbound
 }
@@ -115,7 +118,7 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
 
   if (r.aggregate) return serveEndpoint(d, r, r.aggregate, message)
 
-  const verdict = decideBody(d, [envelope(message)], r.principal, r.server, r.policy)
+  const verdict = await admitBody(d, [envelope(message)], r.principal, r.server, r.policy)
   if (verdict.refused)
     return decisionResponse(verdict.refused.decision, {
       resourceMetadata: r.resourceMetadata,
@@ -218,7 +221,7 @@ async function serveEndpoint(
   const routed = await agg.route(message.method, params, caller)
   if ('error' in routed) return rpcErrorObjectResponse(200, message.id, routed.error)
   const backend = { ...message, params: routed.params } as JSONRPCRequest
-  const verdict = decideBody(d, [envelope(backend)], r.principal, routed.server, r.policy)
+  const verdict = await admitBody(d, [envelope(backend)], r.principal, routed.server, r.policy)
   if (verdict.refused)
     return decisionResponse(verdict.refused.decision, {
       resourceMetadata: r.resourceMetadata,

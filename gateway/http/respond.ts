@@ -8,6 +8,7 @@ import type { Metrics } from '../observability/metrics.js'
 import { MODERN_RPC } from '../bridge/modern-wire.js'
 import type { CallOutcome, CallRefusal } from '../bridge/sessionless.js'
 import type { Refusal } from './decide.js'
+import type { RateLimited } from './rate-limit.js'
 
 /** JSON-RPC error code for a request refused by policy for good (implementation-defined range). */
 export const RPC_POLICY_DENIED = -32010
@@ -16,6 +17,12 @@ export const RPC_POLICY_DENIED = -32010
  * the scopes named in `WWW-Authenticate` and retry, unlike a denial.
  */
 export const RPC_INSUFFICIENT_SCOPE = -32011
+
+/**
+ * JSON-RPC error code of a request a rate limit refused; `data.retryAfter` says in how many
+ * seconds it would be counted again (HTTP 429 and `Retry-After` where no session exists yet).
+ */
+export const RPC_RATE_LIMITED = -32029
 
 /** JSON-RPC codes for gateway error codes that have a standard one. */
 const RPC_CODE: Record<string, number> = { parse_error: -32700, invalid_message: -32600 }
@@ -175,6 +182,7 @@ export function decisionResponse(
       headers: { 'www-authenticate': challenge },
     })
   }
+  if (d.effect === 'limited') return limitedResponse(d, o.id)
   const status =
     d.effect === 'invalid' && d.code === -32600
       ? 400
@@ -188,18 +196,50 @@ export function decisionResponse(
 
 /** The JSON-RPC error object of a refusal that is not a challenge (also sent on event streams). */
 export function refusalError(d: Exclude<Refusal, { effect: 'challenge' }>): RpcErrorObject {
+  if (d.effect === 'limited')
+    return rpcErrorObject(RPC_RATE_LIMITED, limitedText(d), {
+      retryAfter: d.retryAfter,
+      rule: d.rule.id,
+    })
   return d.effect === 'invalid'
     ? rpcErrorObject(d.code, d.reason)
     : rpcErrorObject(RPC_POLICY_DENIED, 'denied by policy')
 }
 
-/** A refusal that is not a challenge as the JSON-RPC error answering `id` on an event stream. */
+/** A refusal that is not a challenge as the answer to `id` on an event stream. */
 export function refusalReply(
   d: Exclude<Refusal, { effect: 'challenge' }>,
   id: RequestId,
 ): JSONRPCMessage {
+  if (d.effect === 'limited' && d.asToolResult)
+    return { jsonrpc: '2.0', id, result: limitedToolResult(d) } as JSONRPCMessage
   const e = refusalError(d)
-  return rpcError(id, e.code, e.message)
+  return rpcError(id, e.code, e.message, e.data)
+}
+
+/**
+ * A rate-limited request: before a session exists (its `initialize`), or when the answer cannot
+ * name one request (a batch), HTTP 429; inside a session a JSON-RPC error on a 200 (or, for a
+ * rule with `refuseAs: toolResult`, a tool error result the model reads), each with
+ * `Retry-After`.
+ */
+function limitedResponse(d: RateLimited, id: RequestId | null): Response {
+  const headers = { 'retry-after': String(d.retryAfter) }
+  if (id !== null && !d.opensSession && d.asToolResult)
+    return jsonResponse(200, { jsonrpc: '2.0', id, result: limitedToolResult(d) }, headers)
+  const status = id === null || d.opensSession ? 429 : 200
+  return rpcErrorObjectResponse(status, id, refusalError(d), headers)
+}
+
+/** What a rate-limited caller reads: which limit, and when to try again. */
+function limitedText(d: RateLimited): string {
+  return d.why === 'limit'
+    ? `Rate limit reached (${d.rule.id}: ${d.rule.limit} per ${d.rule.intervalSec} s); retry in ${d.retryAfter} s`
+    : `Rate limits cannot be counted right now; retry in ${d.retryAfter} s`
+}
+
+function limitedToolResult(d: RateLimited): Record<string, unknown> {
+  return { content: [{ type: 'text', text: limitedText(d) }], isError: true }
 }
 
 function causeOf(err: Error): string | undefined {

@@ -10,7 +10,7 @@ export interface AuditEvent {
   /** Tool or prompt name, or resource URI, when the method names one. */
   name?: string
   /** `invalid`: refused before any decision, the message being malformed where policy reads it. */
-  decision: 'allow' | 'deny' | 'challenge' | 'filter' | 'invalid'
+  decision: 'allow' | 'deny' | 'challenge' | 'filter' | 'invalid' | 'rate_limited'
   /** The rule that decided: `file:line pattern`, or the reason when no rule did. */
   rule: string
   /** Milliseconds from decision to the server's reply (allowed requests only). */

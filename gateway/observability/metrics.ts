@@ -15,6 +15,10 @@ export interface Metrics {
   streamsClosed: Counter<'reason'>
   /** Backends an endpoint left out of a list because they failed or timed out. */
   endpointBackendsSkipped: Counter<'endpoint' | 'server'>
+  /** Requests refused by a rate limit, by server and rule (`store`: the counts could not be reached). */
+  rateLimited: Counter<'server' | 'rule'>
+  /** Rate-limit checks the store could not answer, by what was done (`open`: allowed, `closed`: refused). */
+  rateLimitStoreErrors: Counter<'handling'>
 }
 
 /** Live counts read at scrape time. */
@@ -56,6 +60,18 @@ export function createMetrics(g: Gauges): Metrics {
   collectDefaultMetrics({ register: registry, prefix: 'mcp_edge_' })
   const metrics: Metrics = {
     registry,
+    rateLimited: new Counter({
+      name: 'mcp_edge_rate_limited_total',
+      help: 'Requests refused by a rate limit, by server and rule',
+      labelNames: ['server', 'rule'],
+      registers: [registry],
+    }),
+    rateLimitStoreErrors: new Counter({
+      name: 'mcp_edge_rate_limit_store_errors_total',
+      help: 'Rate-limit checks the store could not answer, by handling (open: allowed, closed: refused)',
+      labelNames: ['handling'],
+      registers: [registry],
+    }),
     decisions: new Counter({
       name: 'mcp_edge_policy_decisions_total',
       help: 'Policy decisions on gated requests and session access',

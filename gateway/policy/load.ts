@@ -4,6 +4,7 @@ import { ConfigError, schemaProblems, type ConfigProblem } from '../config/error
 import { readYamlFile, type YamlFile } from '../config/yaml.js'
 import { ruleFinder } from './find.js'
 import { compileGlob } from './glob.js'
+import { compileRateRule, type RateRule } from './rate-limits.js'
 import type { Effect, Feature, Policy, Rule, ServerPolicy, Source } from './policy.js'
 import { policyFileSchema, type PolicyFile, type RuleValue } from './schema.js'
 
@@ -21,6 +22,8 @@ export function loadPolicy(path: string): Policy {
   const roleFrom = new Map<string, string>()
   const servers = new Map<string, ServerPolicy>()
   const serverFrom = new Map<string, string>()
+  const rateLimits: RateRule[] = []
+  const rateFrom = new Map<string, string>()
   for (const file of files) {
     let yaml: YamlFile
     try {
@@ -77,9 +80,21 @@ export function loadPolicy(path: string): Policy {
       })
       serverFrom.set(name, file)
     }
+    data.rateLimits.forEach((entry, i) => {
+      const rule = compileRateRule(entry, { file, line: yaml.locate(['rateLimits', i]).line })
+      const other = rateFrom.get(rule.id)
+      if (other)
+        problems.push({
+          file,
+          ...yaml.locate(['rateLimits', i]),
+          message: `rate limit ${rule.id} is also defined in ${other}`,
+        })
+      rateFrom.set(rule.id, `${file}:${rule.source.line ?? '?'}`)
+      rateLimits.push(rule)
+    })
   }
   if (problems.length > 0) throw new ConfigError(problems)
-  return { roles, servers, files }
+  return { roles, servers, rateLimits, files }
 }
 
 function compileRule(pattern: string, value: RuleValue, source: Source): Rule {

@@ -1,3 +1,5 @@
+import type { RateRule } from './rate-limits.js'
+
 /** Where a rule was written, for explanations and audit. */
 export interface Source {
   file: string
@@ -39,6 +41,8 @@ export interface Policy {
   /** Role → scopes it grants. */
   roles: ReadonlyMap<string, readonly string[]>
   servers: ReadonlyMap<string, ServerPolicy>
+  /** Rate limits of every file, in file order. */
+  rateLimits: readonly RateRule[]
   /** Files it was loaded from. */
   files: readonly string[]
 }

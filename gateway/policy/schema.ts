@@ -1,4 +1,8 @@
 import { z } from 'zod'
+import { rateLimitsSchema } from './rate-limits.js'
+import { whenSchema } from './when-schema.js'
+
+export { whenSchema }
 
 // RFC 6749 §3.3 scope-token characters, plus `*` as a wildcard.
 const scope = z
@@ -11,16 +15,6 @@ const scope = z
 const scopeList = z
   .array(scope)
   .min(1, 'a scope list needs at least one scope; use allow or deny instead')
-
-/**
- * Conditions on the caller: claim path → accepted values (any one). `sub`, `client_id`
- * (azp or client_id) and `roles` name the principal's own fields; other keys are dotted
- * claim paths. A list-valued claim matches when it shares a value with the list.
- */
-export const whenSchema = z.record(
-  z.string().min(1),
-  z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
-)
 
 /** The long form of a rule: what it does, and only for callers matching `when`. */
 const ruleObject = z
@@ -55,6 +49,8 @@ export const serverPolicySchema = z.strictObject({
 export const policyFileSchema = z.strictObject({
   roles: z.record(z.string().min(1), z.array(scope)).default({}),
   servers: z.record(z.string().min(1), serverPolicySchema).default({}),
+  /** Rate limits (policy/rate-limits.ts). */
+  rateLimits: rateLimitsSchema,
 })
 
 export type PolicyFile = z.infer<typeof policyFileSchema>

@@ -1,3 +1,4 @@
+import { RateLimiterMemory } from 'rate-limiter-flexible'
 import { DEFAULT_MEMORY_MAX_KEYS, DEFAULT_MEMORY_SWEEP_INTERVAL_MS } from '../config/schema.js'
 import { checkTtl, StoreError } from './errors.js'
 import type { Store } from './store.js'
@@ -195,6 +196,9 @@ export function createMemoryStore(
       e.expiresAt ??= now() + windowMs
       return n
     },
+
+    counter: (prefix, points, duration) =>
+      new RateLimiterMemory({ keyPrefix: prefix, points, duration }),
 
     async ping() {
       return !closed

@@ -1,4 +1,5 @@
 import { createClient } from '@redis/client'
+import { RateLimiterRedis } from 'rate-limiter-flexible'
 import type { Logger } from 'pino'
 import {
   DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
@@ -168,6 +169,17 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
       const args = { keys: [k(key)], arguments: [String(windowMs)] }
       return run('incr', async () => Number(await client.eval(INCR_WINDOW, args)))
     },
+
+    // Its own Lua script (set NX EX, INCRBY, PTTL) on this connection; not ready → rejects at once.
+    counter: (prefix, points, duration) =>
+      new RateLimiterRedis({
+        storeClient: client,
+        useRedisPackage: true,
+        rejectIfRedisNotReady: true,
+        keyPrefix: k(prefix),
+        points,
+        duration,
+      }),
 
     async ping() {
       try {

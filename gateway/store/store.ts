@@ -1,3 +1,8 @@
+import type { RateLimiterAbstract } from 'rate-limiter-flexible'
+
+/** A rate-limit counter: consume a point for a key, or be refused with the time to wait. */
+export type RateCounter = Pick<RateLimiterAbstract, 'consume'>
+
 /**
  * State that must outlive a request or be shared by replicas: broker clients, grants, codes and
  * refresh tokens, consents, users' secrets, rate-limit counters. One interface, two
@@ -37,6 +42,13 @@ export interface Store {
    * window). Resolves the new value.
    */
   incr(key: string, windowMs: number): Promise<number>
+  /**
+   * A rate-limit counter in this store (rate-limiter-flexible): `points` per fixed window of
+   * `durationSec` per key, keys under `prefix`. In memory it counts for this process; in Redis
+   * every replica shares the counts. A store that cannot be reached rejects with an Error (a
+   * refusal for lack of points rejects with the library's result instead).
+   */
+  counter(prefix: string, points: number, durationSec: number): RateCounter
   /** Whether the store can be reached now (readiness). */
   ping(): Promise<boolean>
   close(): Promise<void>

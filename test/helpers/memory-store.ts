@@ -1,3 +1,4 @@
+import { RateLimiterMemory } from 'rate-limiter-flexible'
 import type { Store } from '../../gateway/store/store.js'
 
 /**
@@ -54,6 +55,8 @@ export function testStore(now: () => number = Date.now): Store & {
       values.set(key, { value: String(n), expires: v?.expires ?? now() + windowMs })
       return n
     },
+    counter: (prefix, points, duration) =>
+      new RateLimiterMemory({ keyPrefix: prefix, points, duration }),
     ping: async () => true,
     close: async () => {},
   }

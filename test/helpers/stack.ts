@@ -101,6 +101,8 @@ export async function startStack(
     servers?: Record<string, Record<string, unknown>>
     users?: DevUser[]
     store?: Store
+    /** Another stack whose IdP this one trusts (a second replica): tokens from either work at both. */
+    idpOf?: Stack
   } = {},
 ): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-test-'))
@@ -139,7 +141,9 @@ export async function startStack(
     ...(o.users ? { users: o.users } : {}),
     stateFile: false as const,
   })
-  let idp = await startDevIdp(idpOptions())
+  const shared = o.idpOf
+  let idp = shared ? shared.idp : await startDevIdp(idpOptions())
+  if (shared) ({ privateKey, kid } = shared)
 
   const logLines: string[] = []
   const log = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) })
@@ -228,7 +232,7 @@ export async function startStack(
     },
     async close() {
       await gateway.close()
-      await idp.close()
+      if (!shared) await idp.close()
     },
   }
   return stack
