@@ -8,7 +8,6 @@ import { EventEmitter, once } from 'node:events'
 import { join } from 'node:path'
 import { afterEach, describe, it } from 'node:test'
 import { pino } from 'pino'
-import type { Principal } from '../../gateway/auth/principal.js'
 import { SubjectBounds } from '../../gateway/bridge/bounds.js'
 import {
   holdSubscriptions,
@@ -18,19 +17,11 @@ import { LanePool } from '../../gateway/bridge/lanes.js'
 import { SessionRegistry } from '../../gateway/bridge/registry.js'
 import { configSchema } from '../../gateway/config/schema.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
+import { principal } from '../helpers/principal.js'
 
 const WATCHED = 'test://watched-resource'
 const TEXT = 'test://static-text'
-const ALICE: Principal = {
-  iss: 'https://idp.test',
-  sub: 'alice',
-  clientId: 'test',
-  scopes: new Set(),
-  hasScopeClaim: false,
-  roles: new Set(),
-  exp: undefined,
-  claims: {},
-}
+const ALICE = principal()
 
 const closers: (() => Promise<void>)[] = []
 afterEach(async () => {

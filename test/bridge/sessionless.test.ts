@@ -7,7 +7,6 @@ import { join } from 'node:path'
 import { afterEach, describe, it } from 'node:test'
 import type { JSONRPCMessage, JSONRPCRequest } from '@modelcontextprotocol/server'
 import { pino } from 'pino'
-import type { Principal } from '../../gateway/auth/principal.js'
 import { SubjectBounds } from '../../gateway/bridge/bounds.js'
 import { BridgeError } from '../../gateway/bridge/errors.js'
 import { InputRounds } from '../../gateway/bridge/input-rounds.js'
@@ -23,19 +22,11 @@ import { configSchema } from '../../gateway/config/schema.js'
 import type { AuditEvent } from '../../gateway/observability/audit.js'
 import { createMetrics, zeroGauges } from '../../gateway/observability/metrics.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
+import { principal } from '../helpers/principal.js'
 
 const FIXTURE = join(SERVERS_DIR, 'fixture.js')
 const metrics = createMetrics(zeroGauges())
-const ALICE: Principal = {
-  iss: 'https://idp.test',
-  sub: 'alice',
-  clientId: 'test',
-  scopes: new Set(),
-  hasScopeClaim: false,
-  roles: new Set(),
-  exp: undefined,
-  claims: {},
-}
+const ALICE = principal()
 const ALLOWED = { decision: { effect: 'allow' as const, reason: 'test rule', source: undefined } }
 /** Everything a sessionless client may declare (each request carries its own). */
 const ALL_CAPS = { sampling: {}, elicitation: { form: {} }, roots: {} }

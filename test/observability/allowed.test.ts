@@ -3,7 +3,6 @@
 // is its kind, never read back from the text.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { Principal } from '../../gateway/auth/principal.js'
 import {
   auditAllowed,
   auditEndpoint,
@@ -12,17 +11,9 @@ import {
   type AuditOutcome,
 } from '../../gateway/observability/allowed.js'
 import type { AuditEvent } from '../../gateway/observability/audit.js'
+import { principal } from '../helpers/principal.js'
 
-const ALICE: Principal = {
-  iss: 'https://idp.test',
-  sub: 'alice',
-  clientId: 'app',
-  scopes: new Set(),
-  hasScopeClaim: false,
-  roles: new Set(),
-  exp: undefined,
-  claims: {},
-}
+const ALICE = principal()
 
 describe('audit outcome: text and decision', () => {
   const cases: { outcome: AuditOutcome; text: string; decision: AuditEvent['decision'] }[] = [
