@@ -1,11 +1,4 @@
-import {
-  CLIENT_CAPABILITIES_META_KEY,
-  LOG_LEVEL_META_KEY,
-  PROTOCOL_VERSION_META_KEY,
-  CLIENT_INFO_META_KEY,
-  type JSONRPCMessage,
-  type JSONRPCRequest,
-} from '@modelcontextprotocol/server'
+import type { JSONRPCMessage, JSONRPCRequest } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { GatewayConfig } from '../config/schema.js'
@@ -17,24 +10,18 @@ import type { Decided } from '../policy/decided.js'
 import type { CredentialGate } from './credential-gate.js'
 import type { InitResult } from './handshake.js'
 import type { InputRounds, RoundBinding } from './input-rounds.js'
-import { isObject, progressToken, rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
+import { isObject, rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
 import type { LanePool } from './lanes.js'
 import { BackendCall, type ClientMeta, type Outcome } from './modern-call.js'
 import {
+  backendParams,
+  clientMeta,
   completeResult,
   inputRequiredResult,
   missingCapability,
   modernError,
 } from './modern-wire.js'
 import { ownerKey, type ResultFilter } from './session.js'
-
-/** The envelope keys of 2026-07-28 that are the gateway's to read, never the process's. */
-const ENVELOPE_KEYS = [
-  PROTOCOL_VERSION_META_KEY,
-  CLIENT_CAPABILITIES_META_KEY,
-  CLIENT_INFO_META_KEY,
-  LOG_LEVEL_META_KEY,
-]
 
 /** What the sessionless engine needs. */
 export interface SessionlessDeps {
@@ -390,29 +377,4 @@ interface Leased {
 
 function refused(refusal: CallRefusal): { refusal: CallOutcome } {
   return { refusal: { kind: 'refused', refusal } }
-}
-
-/** What the request's `_meta` declares (validated by the SDK's classifier already). */
-export function clientMeta(message: JSONRPCRequest): ClientMeta {
-  const meta = ((message.params as Record<string, unknown> | undefined)?._meta ?? {}) as Record<
-    string,
-    unknown
-  >
-  const caps = meta[CLIENT_CAPABILITIES_META_KEY]
-  const level = meta[LOG_LEVEL_META_KEY]
-  return {
-    capabilities:
-      typeof caps === 'object' && caps !== null ? (caps as Record<string, unknown>) : {},
-    logLevel: typeof level === 'string' ? level : undefined,
-    progressToken: progressToken(message.params as Record<string, unknown> | undefined),
-  }
-}
-
-/** The request as the session-era process gets it: no envelope keys, no round fields. */
-export function backendParams(params: Record<string, unknown>): Record<string, unknown> {
-  const { requestState: _s, inputResponses: _i, _meta, ...rest } = params
-  if (typeof _meta !== 'object' || _meta === null) return rest
-  const kept: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(_meta)) if (!ENVELOPE_KEYS.includes(k)) kept[k] = v
-  return Object.keys(kept).length > 0 ? { ...rest, _meta: kept } : rest
 }

@@ -12,8 +12,8 @@ import { BridgeError } from '../../gateway/bridge/errors.js'
 import { InputRounds } from '../../gateway/bridge/input-rounds.js'
 import { LanePool } from '../../gateway/bridge/lanes.js'
 import { SessionRegistry } from '../../gateway/bridge/registry.js'
+import { backendParams } from '../../gateway/bridge/modern-wire.js'
 import {
-  backendParams,
   Sessionless,
   type ArgumentMismatch,
   type CallOutcome,
