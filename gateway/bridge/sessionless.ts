@@ -154,7 +154,8 @@ export class Sessionless {
       params.requestState === undefined
         ? await this.begin(caller, r, params, meta, audit)
         : await this.claim(params, binding, audit)
-    if ('refusal' in leased) return leased.refusal
+    // Answered without a lease (a refusal, the gateway's own tool error): nothing to give back.
+    if ('settled' in leased) return leased.settled
     const { backend, credentials, answers } = leased
     let kept = false
     try {
@@ -175,7 +176,7 @@ export class Sessionless {
     params: Record<string, unknown>,
     meta: ClientMeta,
     audit: (o: AuditOutcome) => void,
-  ): Promise<Leased | { refusal: CallOutcome }> {
+  ): Promise<Leased | { settled: CallOutcome }> {
     const { lanes, gate } = this.d
     const toolCall = r.message.method === 'tools/call' && r.checkArguments !== undefined
     // Known schemas: a bad header is refused before any process is taken.
@@ -195,7 +196,7 @@ export class Sessionless {
         audit(got.outcome)
         if (got.error) return refused({ code: 'credential', error: got.error })
         return {
-          refusal: {
+          settled: {
             kind: 'result',
             result: completeResult(
               r.message.method,
@@ -237,7 +238,7 @@ export class Sessionless {
     params: Record<string, unknown>,
     binding: RoundBinding,
     audit: (o: AuditOutcome) => void,
-  ): Promise<Leased | { refusal: CallOutcome }> {
+  ): Promise<Leased | { settled: CallOutcome }> {
     const state = params.requestState
     if (typeof state !== 'string') return refused({ code: 'request_state_type' })
     const claimed = await this.d.rounds.claim(state, binding)
@@ -375,6 +376,6 @@ interface Leased {
   answers: Record<string, unknown> | undefined
 }
 
-function refused(refusal: CallRefusal): { refusal: CallOutcome } {
-  return { refusal: { kind: 'refused', refusal } }
+function refused(refusal: CallRefusal): { settled: CallOutcome } {
+  return { settled: { kind: 'refused', refusal } }
 }
