@@ -24,6 +24,7 @@ import { Aggregate } from './bridge/aggregate.js'
 import { AggregateSessions } from './bridge/aggregate-sessions.js'
 import { InputRounds } from './bridge/input-rounds.js'
 import { LanePool } from './bridge/lanes.js'
+import { Sessionless } from './bridge/sessionless.js'
 import { Outbound, queueLimits } from './bridge/outbound-budget.js'
 import { SessionRegistry } from './bridge/registry.js'
 import { ConfigError } from './config/errors.js'
@@ -35,7 +36,7 @@ import { hostAllowed, hostname, type OriginPolicy } from './http/origin.js'
 import { rpcErrorResponse } from './http/respond.js'
 import { setUpIdentity, type Identity } from './identity.js'
 import { createAuditLog } from './observability/audit.js'
-import { createMetrics, type Metrics } from './observability/metrics.js'
+import { createMetrics, type Gauges, zeroGauges, type Metrics } from './observability/metrics.js'
 import { grantsOf } from './policy/evaluate.js'
 import { filterListResult } from './policy/filter.js'
 import { loadPolicy } from './policy/load.js'
@@ -114,15 +115,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   // Filled in once the metrics exist; read by the pins gauge at scrape time.
   let pinned: ReturnType<typeof setUpToolPins>
   // Filled in once the registry and lanes exist (metrics are needed before: identity counts).
-  const gauges = {
-    sessions: () => 0,
-    lanes: () => 0,
-    waitingRounds: () => 0,
-    laneWaiters: () => new Map<string, number>(),
-    listenStreams: () => 0,
-    queuedBytes: () => 0,
-    queuedEvents: () => 0,
-    endpointUserLists: () => 0,
+  const gauges: Gauges = {
+    ...zeroGauges(),
     toolPinsPending: () => {
       const counts = new Map<string, number>()
       for (const s of pinned?.pins.servers ?? []) counts.set(s, 0)
@@ -295,8 +289,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   // Sessionless (2026-07-28) requests: the principals' own processes, and their waiting rounds.
   const lanes = new LanePool({ config, source: registry, bounds, log: log.child({ lanes: true }) })
   const { inputTtl, waitingPerSubject } = config.limits.sessionless
-  const rounds = new InputRounds({ ttlMs: inputTtl, perSubject: waitingPerSubject })
-  bounds.holders = { sessions: registry, lanes, rounds }
+  const rounds = new InputRounds({ ttlMs: inputTtl, perSubject: waitingPerSubject, bounds })
   gauges.lanes = () => lanes.size
   gauges.waitingRounds = () => rounds.size
   gauges.laneWaiters = () => lanes.waiters()
@@ -392,7 +385,17 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     policy,
     registry,
     scopes,
-    modern: { config, policy, lanes, rounds, audit, metrics, rates, filter, outbound, gate, pins },
+    modern: {
+      config,
+      policy,
+      engine: new Sessionless({ config, lanes, rounds, audit, metrics, filter, gate }),
+      lanes,
+      audit,
+      metrics,
+      rates,
+      outbound,
+      pins,
+    },
     rates,
     pins,
     aggregates,

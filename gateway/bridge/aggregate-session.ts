@@ -21,7 +21,9 @@ import type { LanePool } from './lanes.js'
 import { BackendCall, type InputRequest } from './modern-call.js'
 import type { EndReason, OutboundStream } from './outbound.js'
 import type { QueueBudget } from './outbound-budget.js'
-import { auditAllowed, ownerKey, type ClientTransport, type Decided } from './session.js'
+import { auditAllowed, type AuditOutcome } from '../observability/allowed.js'
+import type { Decided } from '../policy/decided.js'
+import { ownerKey, type ClientTransport } from './session.js'
 
 /** A request of the HTTP body, routed to its backend and allowed there by policy. */
 export interface RoutedRequest {
@@ -357,7 +359,7 @@ export class AggregateSession {
     const start = performance.now()
     const server = target.server
     const config = this.o.config.servers[server]!
-    const audit = (outcome: string) =>
+    const audit = (outcome: AuditOutcome) =>
       this.o.audit &&
       auditAllowed(this.o.audit, this.o.metrics, {
         principal: caller.principal,
@@ -421,9 +423,9 @@ export class AggregateSession {
           lane,
         )
       }
-      if (!this.calls.has(id)) return audit('cancelled')
+      if (!this.calls.has(id)) return audit({ kind: 'cancelled' })
       if (outcome.kind === 'failed') {
-        audit(`error ${outcome.code}`)
+        audit({ kind: 'error', code: outcome.code })
         return this.send(rpcError(id, outcome.code, outcome.message), id)
       }
       const m = outcome.message as {
@@ -431,11 +433,11 @@ export class AggregateSession {
         error?: { code: number; message: string; data?: unknown }
       }
       if (m.error !== undefined) {
-        audit(`error ${m.error.code}`)
+        audit({ kind: 'error', code: m.error.code })
         return this.send(rpcError(id, m.error.code, m.error.message, m.error.data), id)
       }
       const result = await this.o.agg.publish(server, m.result ?? {}, caller)
-      audit('ok')
+      audit({ kind: 'ok' })
       this.reply(id, result)
     } finally {
       this.calls.delete(id)
@@ -463,7 +465,7 @@ export class AggregateSession {
         method,
         decided: target.decided,
         start,
-        outcome: 'ok',
+        outcome: { kind: 'ok' },
       })
     this.reply(id, {})
   }

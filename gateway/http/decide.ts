@@ -1,6 +1,6 @@
 import type { Principal } from '../auth/principal.js'
 import type { Envelope, RequestId } from '../bridge/jsonrpc.js'
-import { ruleOf, type Decided } from '../bridge/session.js'
+import { ruleOf, type Decided } from '../policy/decided.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { decide, decideAccess, type Decision } from '../policy/evaluate.js'

@@ -5,6 +5,8 @@ import { bearerChallenge } from '../auth/challenge.js'
 import { type RequestId, type RpcErrorObject, rpcError, rpcErrorObject } from '../bridge/jsonrpc.js'
 import { GatewayError } from '../errors.js'
 import type { Metrics } from '../observability/metrics.js'
+import { MODERN_RPC } from '../bridge/modern-wire.js'
+import type { CallOutcome, CallRefusal } from '../bridge/sessionless.js'
 import type { Refusal } from './decide.js'
 import type { RateLimited } from './rate-limit.js'
 
@@ -259,4 +261,64 @@ function limitedToolResult(d: RateLimited): Record<string, unknown> {
 function causeOf(err: Error): string | undefined {
   const cause = err.cause
   return cause instanceof Error ? `${cause.name}: ${cause.message}`.slice(0, 300) : undefined
+}
+
+/**
+ * How a sessionless (2026-07-28) request ended, as the HTTP status and JSON-RPC body that
+ * answer it (the body also ends an event stream). The one switch over the engine's outcomes.
+ */
+export function callOutcomeBody(
+  o: CallOutcome,
+  id: RequestId,
+): { status: number; body: JSONRPCMessage } {
+  switch (o.kind) {
+    case 'result':
+    case 'input_required':
+      return { status: 200, body: { jsonrpc: '2.0', id, result: o.result } as JSONRPCMessage }
+    case 'error':
+      return { status: o.status, body: rpcError(id, o.error.code, o.error.message, o.error.data) }
+    case 'cancelled':
+      // Nobody reads it: the status says why the request ended, in access logs.
+      return { status: 499, body: rpcError(id, -32000, 'the client disconnected') }
+    case 'refused':
+      return callRefusalBody(o.refusal, id)
+  }
+}
+
+/** The gateway's refusal of a sessionless request: each code with its status and JSON-RPC code. */
+function callRefusalBody(r: CallRefusal, id: RequestId): { status: number; body: JSONRPCMessage } {
+  switch (r.code) {
+    case 'request_state_type':
+      return {
+        status: 200,
+        body: rpcError(id, MODERN_RPC.invalidParams, 'requestState must be a string'),
+      }
+    case 'request_state':
+      return {
+        status: 200,
+        body: rpcError(
+          id,
+          MODERN_RPC.invalidParams,
+          r.refusal === 'invalid'
+            ? 'requestState failed verification'
+            : 'requestState names no request waiting for input (it expired, was already answered, or its server process ended); send the request again without it',
+        ),
+      }
+    case 'input_responses':
+      return {
+        status: 200,
+        body: rpcError(
+          id,
+          MODERN_RPC.invalidParams,
+          'inputResponses must be an object keyed by the inputRequests keys',
+        ),
+      }
+    case 'header_mismatch':
+      return {
+        status: 400,
+        body: rpcError(id, MODERN_RPC.headerMismatch, r.mismatch.message, r.mismatch.data),
+      }
+    case 'credential':
+      return { status: 200, body: rpcError(id, r.error.code, r.error.message, r.error.data) }
+  }
 }

@@ -44,6 +44,20 @@ export interface Gauges {
   toolPinsPending?(): ReadonlyMap<string, number>
 }
 
+/** Gauges that read zero: a gateway's until its holders exist (it replaces each), a test's with none. */
+export function zeroGauges(): Gauges {
+  return {
+    sessions: () => 0,
+    lanes: () => 0,
+    waitingRounds: () => 0,
+    laneWaiters: () => new Map<string, number>(),
+    listenStreams: () => 0,
+    queuedBytes: () => 0,
+    queuedEvents: () => 0,
+    endpointUserLists: () => 0,
+  }
+}
+
 /** Creates the metrics; the gauges are read at scrape time. */
 export function createMetrics(g: Gauges): Metrics {
   const registry = new Registry()
