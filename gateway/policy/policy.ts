@@ -1,3 +1,5 @@
+import type { ScopeHierarchy } from './implies.js'
+
 /** Where a rule was written, for explanations and audit. */
 export interface Source {
   file: string
@@ -38,6 +40,8 @@ export interface ServerPolicy {
 export interface Policy {
   /** Role → scopes it grants. */
   roles: ReadonlyMap<string, readonly string[]>
+  /** Broader scopes → the narrower ones they imply (`implies:`), compiled with the role map. */
+  implies: ScopeHierarchy
   servers: ReadonlyMap<string, ServerPolicy>
   /** Files it was loaded from. */
   files: readonly string[]

@@ -43,7 +43,7 @@ describe('explain', () => {
     policy = loadPolicy(file)
   })
 
-  type Expect = Omit<Explanation, 'reason' | 'rule' | 'skipped' | 'basis'> & {
+  type Expect = Omit<Explanation, 'reason' | 'rule' | 'skipped' | 'basis' | 'implied'> & {
     reason: RegExp
     rule: { pattern?: string; line: number } | undefined
     skipped?: { pattern: string; line: number }[]
@@ -227,6 +227,7 @@ describe('explain', () => {
         { has: c.expect.has, required: c.expect.required, lacks: c.expect.lacks },
       )
       assert.equal(e.basis, c.who.hasScopeClaim ? 'scopes within roles' : 'roles')
+      assert.deepEqual(e.implied, [], 'this policy has no implies:')
     })
   }
 })
