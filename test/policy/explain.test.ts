@@ -316,6 +316,20 @@ describe('the reference policy (policies/examples/reference.yaml)', () => {
       expect: 'challenge',
     },
     {
+      name: 'operator runs a shell tool: shell:admin implies shell:use',
+      p: claims(['operator']),
+      server: 'shell',
+      target: 'ls',
+      expect: 'allow',
+    },
+    {
+      name: 'operator is still refused a denied shell tool',
+      p: claims(['operator']),
+      server: 'shell',
+      target: 'rm',
+      expect: 'deny',
+    },
+    {
       name: 'developer writes',
       p: claims(['developer']),
       server: 'notes',
