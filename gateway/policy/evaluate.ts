@@ -32,7 +32,7 @@ export type ScopeBasis = 'scopes within roles' | 'roles' | 'scopes' | 'all'
 
 /** The scopes a principal may use under a policy, and how they were formed. */
 export interface Grants {
-  /** The effective scopes as held: granted wildcards as written under `roles`, else literal scopes. */
+  /** The effective scopes as held: role grants as written (wildcards kept), else literal scopes. */
   scopes: ReadonlySet<string>
   /**
    * Scopes held only because a held scope implies them (`implies:`), each with the scope it

@@ -109,7 +109,7 @@ function wildcard(s: string): string {
   return `${s}: implies names scopes, not patterns (wildcards belong to roles:)`
 }
 
-/** One problem per cycle, at the entry that closes it, naming every step and where it was written. */
+/** One problem per cycle, at the entry closing it, naming each step and where it was written. */
 function cycles(
   edges: ReadonlyMap<string, readonly string[]>,
   written: ReadonlyMap<string, Implication>,

@@ -115,7 +115,7 @@ function outcome(res: Answer): string {
   return `unexpected ${res.status} ${res.text.slice(0, 120)}`
 }
 
-/** A real token signed by the IdP's key, for notes, with a scope claim unless `scope` is undefined. */
+/** A token signed by the IdP's key, for notes; no scope claim when `scope` is undefined. */
 const forge = (sub: string, roles: string[], scope?: string) =>
   stack.forge({
     sub,
@@ -125,7 +125,7 @@ const forge = (sub: string, roles: string[], scope?: string) =>
   })
 
 describe('decisions and challenges through the gateway', () => {
-  it('an IdP token for mcp:write opens notes and reads; challenges name the narrowest scopes', async () => {
+  it('an IdP mcp:write token opens notes and reads; challenges are narrow', async () => {
     const token = await stack.token('dev', { server: 'notes', scope: 'mcp:write' })
     assert.equal(decodeJwt(token).scope, 'mcp:write')
     const sid = await openSession(token)

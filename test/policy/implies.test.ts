@@ -426,7 +426,7 @@ describe('decisions account for implied scopes', () => {
     assert.equal(decide(noRoles, who(['mcp:write']), 's', 'tools', 'nuke').effect, 'challenge')
   })
 
-  test('random callers: a challenge is exactly enough, and never names an implied held scope', () => {
+  test('random callers: a challenge is exactly enough, never an implied held scope', () => {
     const random = prng(0x5eed)
     const SCOPES = ['mcp:read', 'mcp:write', 'mcp:admin', 'billing:read', 'ops:all', 'x']
     const ROLES = ['viewer', 'writer', 'admin', 'ops', 'biller']
