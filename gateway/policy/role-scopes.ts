@@ -29,9 +29,10 @@ export function scopesOfRoles(
   for (const role of roles) for (const s of roleMap.get(role) ?? []) granted.add(s)
   const patterns = [...granted].filter((s) => s.includes('*')).map(scopePattern)
   const implied = new Map<string, string>()
+  // Held already (as written, or by a pattern): not "implied", which explanations would cite.
+  const held = (s: string) => granted.has(s) || implied.has(s) || patterns.some((m) => m(s))
   const add = (from: string) => {
-    for (const s of implies.below(from))
-      if (!granted.has(s) && !implied.has(s)) implied.set(s, from)
+    for (const s of implies.below(from)) if (!held(s)) implied.set(s, from)
   }
   for (const s of granted) add(s)
   // A pattern holds every scope it matches, so also what those scopes imply.
@@ -40,6 +41,6 @@ export function scopesOfRoles(
   return {
     granted,
     implied,
-    has: (s) => granted.has(s) || implied.has(s) || patterns.some((m) => m(s)),
+    has: held,
   }
 }

@@ -510,6 +510,8 @@ describe('decisions account for implied scopes', () => {
     assert.equal(admin.has('mcp:read'), true)
     assert.equal(admin.has('billing:read'), false)
     assert.equal(scopesOfRoles(policy.roles, ['ops'], policy.implies).has('billing:read'), true)
+    // "*" holds everything itself: nothing is held "through" an implication.
+    assert.equal(scopesOfRoles(policy.roles, ['root'], policy.implies).implied.size, 0)
     assert.equal(scopesOfRoles(policy.roles, ['admin']).has('mcp:read'), false, 'no hierarchy')
   })
 
