@@ -142,8 +142,14 @@ export function decide(
 ): Decision {
   const access = decideAccess(policy, principal, server)
   // Without access to the server, nothing on it is usable.
-  if (access.effect !== 'allow') return access
-  return decideByRules(policy, principal, server, feature, name)
+  if (access.effect === 'deny') return access
+  const byRules = decideByRules(policy, principal, server, feature, name)
+  if (access.effect === 'allow') return byRules
+  // Access is missing, and the rule asks for more: one challenge naming both (MCP 2026-07-28
+  // §Runtime Insufficient Scope Errors: all scopes the operation needs, not one by one).
+  if (byRules.effect !== 'challenge') return access
+  const missing = policy.implies.withoutImplied([...access.missing, ...byRules.missing])
+  return { ...access, required: byRules.required, missing }
 }
 
 /** The rules' verdict on `name`, for a principal already known to have access to `server`. */
