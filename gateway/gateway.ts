@@ -42,6 +42,7 @@ import { filterListResult } from './policy/filter.js'
 import { loadPolicy } from './policy/load.js'
 import type { Policy } from './policy/policy.js'
 import { watchPolicy, type ReloadResult } from './policy/reload.js'
+import { NO_IMPLICATIONS } from './policy/implies.js'
 import { scopesOfRoles } from './policy/role-scopes.js'
 import { createPolicyStore } from './policy/store.js'
 import type { ToolPins } from './pins/pins.js'
@@ -192,7 +193,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       insecureNoAuth: o.insecureNoAuth,
       allowDevIdp: o.allowDevIdp,
       devIdp: o.devIdp,
-      scopesFor: (roles) => scopesOfRoles(policy.current.roles, roles).has,
+      scopesFor: (roles) => scopesOfRoles(policy.current.roles, roles, policy.current.implies).has,
       broker: keys &&
         upstream && {
           issuer: publicUrl,
@@ -281,7 +282,12 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     filter,
     outbound,
     gate,
-    scopesOf: (p) => grantsOf(policy.current, p).scopes,
+    // What the child may see: the scopes that count, with those they imply (the child does not
+    // know the hierarchy, so a check of its own for `mcp:read` passes for `mcp:write`).
+    scopesOf: (p) => {
+      const g = grantsOf(policy.current, p)
+      return [...g.scopes, ...g.implied.keys()]
+    },
     bounds,
   })
   registry.start()
@@ -332,9 +338,14 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
           )
       })
     : undefined
+  // RFC 9728 `scopes_supported` and the 401 challenge's `scope`: the least that opens a session.
+  // A scope its access list implies is left out (the broader one covers it), and no broader
+  // scope is added: clients without a challenge ask for all of these, and should ask for little.
   const scopes = (name: string | undefined) =>
     config.auth.scopesSupported ??
-    (name === undefined ? [] : [...(policy.current.servers.get(name)?.access ?? [])])
+    (name === undefined
+      ? []
+      : policy.current.implies.withoutImplied(policy.current.servers.get(name)?.access ?? []))
   const origin = {
     // A routed host is the gateway's own, as Host and as a browser origin of its clients.
     origins: [
@@ -559,7 +570,13 @@ function accountBroker(
 
 function emptyPolicy(log: Logger): Policy {
   log.warn('no policies configured: every MCP request is denied (set `policies:` in the config)')
-  return { roles: new Map(), servers: new Map(), rateLimits: [], files: [] }
+  return {
+    roles: new Map(),
+    implies: NO_IMPLICATIONS,
+    servers: new Map(),
+    rateLimits: [],
+    files: [],
+  }
 }
 
 /**

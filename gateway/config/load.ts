@@ -15,6 +15,7 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; number?: boolean; l
   MCP_EDGE_HOST: { path: ['listen', 'host'] },
   MCP_EDGE_PORT: { path: ['listen', 'port'], number: true },
   MCP_EDGE_LOG_LEVEL: { path: ['log', 'level'] },
+  MCP_EDGE_LOG_FORMAT: { path: ['log', 'format'] },
   MCP_EDGE_REPLICA_ID: { path: ['replicaId'] },
   MCP_EDGE_DEV_IDP_PORT: { path: ['devIdp', 'port'], number: true },
 }

@@ -1101,6 +1101,12 @@ export const configSchema = z
         level: z
           .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
           .default('info'),
+        /**
+         * `json`: one JSON object a line; `pretty`: readable, coloured lines for a person;
+         * `auto`: pretty when stdout is a terminal and `CI` is unset, else JSON (pipes, files,
+         * containers without a TTY, CI all read JSON).
+         */
+        format: z.enum(['auto', 'json', 'pretty']).default('auto'),
         /** Audit events: `stdout`, `stderr`, a file path (appended), or `off`. */
         audit: z.string().min(1).default('stdout'),
         /** Bytes of log lines gathered before a write to stdout; 0 writes each line at once. */

@@ -381,6 +381,12 @@ const envCases: EnvCase[] = [
     expect: 'debug',
   },
   {
+    name: 'MCP_EDGE_LOG_FORMAT',
+    env: { MCP_EDGE_LOG_FORMAT: 'pretty' },
+    get: (c) => c.log.format,
+    expect: 'pretty',
+  },
+  {
     name: 'an empty variable is ignored',
     yaml: `listen:\n  port: 1234\n${SERVERS}`,
     env: { MCP_EDGE_PORT: '' },
