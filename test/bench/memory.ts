@@ -14,7 +14,7 @@ import type { GcProbeReport } from './gc-probe.js'
 import type { Gateway } from './gateway-target.js'
 import { eachLimit } from './load.js'
 import { HttpSession } from './mcp-http.js'
-import { ownRssMb, treeRssMb } from './proc.js'
+import { ownCpuMs, ownRssMb, treeRssMb } from './proc.js'
 import { cleanup } from './procs.js'
 
 /** Sizes of the memory section (env BENCH_MEMORY_*). */
@@ -60,6 +60,8 @@ export interface MemoryResult {
   churned: MemoryAt
   settled: MemoryAt
   churnSec: number
+  /** CPU the gateway process spent on the churn (its collections included), ms. */
+  churnCpuMs: number
   problems: string[]
 }
 
@@ -146,10 +148,12 @@ export async function memory(
     await eachLimit(open.splice(0), AT_ONCE, close)
     const closed = await at()
     const t0 = performance.now()
+    const cpu0 = ownCpuMs(pid)
     await eachLimit(Array.from({ length: sizes.churn }), AT_ONCE, async () => {
       await close((await HttpSession.open(client, gw.path, gw.headers)).session)
     })
     const churnSec = (performance.now() - t0) / 1000
+    const churnCpuMs = ownCpuMs(pid) - cpu0
     const churned = await at()
     await delay(sizes.settleMs)
     return {
@@ -163,6 +167,7 @@ export async function memory(
       churned,
       settled: await at(),
       churnSec,
+      churnCpuMs,
       problems: [...bad]
         .map(([k, n]) => `${k} ×${n}`)
         .concat(gw.problems().filter((p) => !p.startsWith('log lines'))),

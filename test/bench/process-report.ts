@@ -298,7 +298,7 @@ export function memoryText(r: MemoryResult): string {
     v.gc ? [mb(v.gc.rssMb), mb(v.gc.heapUsedMb), mb(v.gc.heapTotalMb)] : []
   return [
     `memory (echo server in shared mode; sessions 32 handshakes at a time; ${r.churn} opened ` +
-      `and closed in ${r.churnSec.toFixed(1)} s; heap from the gateway's /metrics` +
+      `and closed in ${r.churnSec.toFixed(1)} s, ${(r.churnCpuMs / 1000).toFixed(1)} s of gateway CPU; heap from the gateway's /metrics` +
       `${r.gc ? '; BENCH_MEMORY_GC: full collections forced at every point, so each point after the first also starts from a collected heap' : ''})`,
     grid([
       ['MB', 'gateway RSS', 'tree RSS', 'heapUsed', 'heapTotal', 'external', ...gcHead],
