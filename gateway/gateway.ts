@@ -3,19 +3,15 @@ import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import type { DestinationStream, Logger } from 'pino'
 import type { Context } from 'hono'
-import { createAccount } from './account/account.js'
 import type { AccountBroker } from './account/deps.js'
 import { createResources } from './auth/resources.js'
-import { requireSharedKeys, startBroker, type Broker } from './broker/broker.js'
-import { UPSTREAM_CALLBACK_PATH } from './broker/interactions.js'
-import { brokerKeys, type BrokerKeys } from './broker/keys.js'
-import { BROKER_ROUTES } from './broker/provider.js'
+import type { Broker } from './broker/broker.js'
+import type { BrokerKeys } from './broker/keys.js'
 import { readSecret } from './config/secrets.js'
 import type { Vars } from './http/request-id.js'
-import { createStore } from './store/create.js'
 import { RateLimits } from './http/rate-limit.js'
-import { sealerForStore, type Sealer } from './store/sealed.js'
-import { UserSecrets } from './credentials/secrets.js'
+import type { Sealer } from './store/sealed.js'
+import type { UserSecrets } from './credentials/secrets.js'
 import { credentialGate, tokenExchange, usesCredentials } from './credential-setup.js'
 import type { Store } from './store/store.js'
 import type { Principal } from './auth/principal.js'
@@ -87,6 +83,27 @@ export interface Gateway {
   reloadPolicy(): ReloadResult | undefined
   /** Stops accepting, ends every session and process, stops the dev IdP. */
   close(): Promise<void>
+}
+
+/**
+ * The broker's code (oidc-provider, openid-client, the consent and account pages), imported
+ * only when `auth.broker` is configured: a resource-server gateway never loads it, nor the
+ * memory and start-up time it costs (issue 14's idle target).
+ */
+async function importBroker() {
+  const [broker, interactions, keys, provider] = await Promise.all([
+    import('./broker/broker.js'),
+    import('./broker/interactions.js'),
+    import('./broker/keys.js'),
+    import('./broker/provider.js'),
+  ])
+  return {
+    startBroker: broker.startBroker,
+    requireSharedKeys: broker.requireSharedKeys,
+    brokerKeys: keys.brokerKeys,
+    callbackPath: interactions.UPSTREAM_CALLBACK_PATH,
+    routes: provider.BROKER_ROUTES,
+  }
 }
 
 /**
@@ -171,15 +188,33 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
 
   let identity: Identity
   let store: Store | undefined
+  let storing: Promise<Store> | undefined
+  /**
+   * The store, created on first need: at start-up with the broker or per-user credentials, else
+   * when a rate limit first counts (a gateway with neither loads no store code). A creation that
+   * failed is tried again by the next caller.
+   */
+  const sharedStore = (): Promise<Store> =>
+    (storing ??= (async () => {
+      const { createStore } = await import('./store/create.js')
+      store = o.store ?? (await createStore(config.store, { log, readSecret }))
+      return store
+    })().catch((err: unknown) => {
+      storing = undefined
+      throw err
+    }))
   let broker: Broker | undefined
   let secrets: UserSecrets | undefined
   let sealer: Sealer | undefined
   let keys: BrokerKeys | undefined
+  let brokerCode: Awaited<ReturnType<typeof importBroker>> | undefined
   try {
     // The broker is its own issuer, at the public URL; its keys exist before identity, which
     // trusts its tokens (and may start the dev IdP it logs users in at).
     const brokerConfig = config.auth.broker
-    keys = brokerConfig && (await brokerKeys(brokerConfig, readSecret))
+    const code = brokerConfig && (await importBroker())
+    brokerCode = code
+    keys = code && (await code.brokerKeys(brokerConfig, readSecret))
     const upstream = brokerConfig?.upstream
     identity = await setUpIdentity({
       config,
@@ -205,17 +240,20 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
             clientSecret:
               upstream.clientSecret &&
               readSecret(upstream.clientSecret, 'auth.broker.upstream.clientSecret'),
-            redirectUri: `${publicUrl}${UPSTREAM_CALLBACK_PATH}`,
+            redirectUri: `${publicUrl}${code!.callbackPath}`,
           },
         },
     })
-    // Shared state (the broker's clients and grants, users' secrets, rate-limit counts) lives in
-    // the store; secrets sealed.
-    const shared = o.store ?? (await createStore(config.store, { log, readSecret }))
-    store = shared
+    // Shared state (the broker's clients and grants, users' secrets) lives in the store, sealed.
     if (keys || usesCredentials(config)) {
+      const shared = await sharedStore()
+      // Imported here: a gateway without the broker or per-user credentials seals nothing.
+      const [{ sealerForStore }, { UserSecrets }] = await Promise.all([
+        import('./store/sealed.js'),
+        import('./credentials/secrets.js'),
+      ])
       // Every key replicas must share, named at once (the broker's, then the sealing keys).
-      if (keys && config.store.kind !== 'memory') requireSharedKeys(config)
+      if (keys && config.store.kind !== 'memory') code!.requireSharedKeys(config)
       sealer = sealerForStore(config, readSecret)
       secrets = new UserSecrets({
         store: shared,
@@ -224,7 +262,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         perUser: config.credentials.secretsPerUser,
       })
       if (keys)
-        broker = await startBroker({
+        broker = await code!.startBroker({
           config,
           issuer: publicUrl,
           keys,
@@ -247,7 +285,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   }
   const { issuer, authenticator, devIdp } = identity
   const rates = new RateLimits({
-    store,
+    store: sharedStore,
     onStoreError: config.rateLimits.onStoreError,
     timeoutMs: config.store.commandTimeout,
     metrics,
@@ -264,8 +302,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       pins ? pins.filterList(name, method, result, principal) : result,
       principal,
     )
-  const exchange = tokenExchange(config, { readSecret, log })
-  const gate = credentialGate(config, {
+  const exchange = await tokenExchange(config, { readSecret, log })
+  const gate = await credentialGate(config, {
     secrets,
     broker,
     publicUrl,
@@ -370,7 +408,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     secrets &&
     sealer &&
     store &&
-    createAccount({
+    (await import('./account/account.js')).createAccount({
       config,
       publicUrl,
       secrets,
@@ -382,7 +420,16 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       sealer,
       store,
       now: o.accountClock ?? Date.now,
-      broker: broker && keys && accountBroker(broker, keys, { config, publicUrl, listenUrl: url }),
+      broker:
+        broker &&
+        keys &&
+        brokerCode &&
+        accountBroker(broker, keys, {
+          config,
+          publicUrl,
+          listenUrl: url,
+          tokenPath: brokerCode.routes.token,
+        }),
     })
   const app = createApp({
     config,
@@ -544,7 +591,7 @@ async function listenMetrics(
 function accountBroker(
   broker: Broker,
   keys: BrokerKeys,
-  o: { config: GatewayConfig; publicUrl: string; listenUrl: string },
+  o: { config: GatewayConfig; publicUrl: string; listenUrl: string; tokenPath: string },
 ): AccountBroker {
   const listen = new URL(o.listenUrl)
   // A wildcard listener is reached on loopback.
@@ -555,7 +602,7 @@ function accountBroker(
   return {
     issuer: broker.issuer,
     client: broker.firstParty,
-    tokenEndpoint: `${listen.origin}${path}${BROKER_ROUTES.token}`,
+    tokenEndpoint: `${listen.origin}${path}${o.tokenPath}`,
     tokenHost: new URL(o.publicUrl).host,
     getKey: keys.getKey,
     alg: keys.alg,

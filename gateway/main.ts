@@ -1,15 +1,12 @@
 #!/usr/bin/env node
 // The mcp-edge command line: serve | token | validate | policy | secrets | tools.
+// The commands other than `serve` (and the broker's checks) are imported when run: a serving
+// gateway never loads code it does not use (issue 14's idle memory target).
 import { parseArgs } from 'node:util'
-import { policyCommand } from './cli/policy-check.js'
-import { secretsCommand } from './cli/secrets.js'
-import { toolsCommand } from './cli/tools.js'
-import { validateBroker } from './broker/validate.js'
 import { ConfigError } from './config/errors.js'
 import { defaultConfig } from './config/defaults.js'
 import { loadConfigFile } from './config/load.js'
 import type { GatewayConfig } from './config/schema.js'
-import { requestDevToken } from './devidp/token-client.js'
 import { startGateway } from './gateway.js'
 import { createLogger } from './observability/logger.js'
 import { loadPolicy } from './policy/load.js'
@@ -39,11 +36,11 @@ async function main(argv: string[]): Promise<number> {
     case 'validate':
       return validate(rest)
     case 'policy':
-      return policyCommand(rest)
+      return (await import('./cli/policy-check.js')).policyCommand(rest)
     case 'secrets':
-      return secretsCommand(rest)
+      return (await import('./cli/secrets.js')).secretsCommand(rest)
     case 'tools':
-      return toolsCommand(rest)
+      return (await import('./cli/tools.js')).toolsCommand(rest)
     case undefined:
     case '-h':
     case '--help':
@@ -106,6 +103,7 @@ async function token(args: string[]): Promise<number> {
     args,
     options: { scope: { type: 'string' }, resource: { type: 'string' }, user: { type: 'string' } },
   })
+  const { requestDevToken } = await import('./devidp/token-client.js')
   const t = await requestDevToken({
     scope: values.scope,
     resource: values.resource,
@@ -127,7 +125,7 @@ async function validate(args: string[]): Promise<number> {
     loadPins(config.toolPins.file, config.toolPins.maxFileBytes)
   // Secrets are read too, unless they are only mounted where the gateway runs (a config repo's CI).
   if (!values['skip-secrets'])
-    await validateBroker(
+    await (await import('./broker/validate.js')).validateBroker(
       config,
       config.publicUrl ?? `http://${config.listen.host}:${config.listen.port}`,
     )
