@@ -15,6 +15,8 @@ export interface QueueLimits {
 export interface StreamOptions {
   log?: Logger
   onEnd?: (why: EndReason) => void
+  /** A comment on the stream whenever it was quiet for `keepAliveMs`, so proxies keep it open. */
+  keepAlive?: boolean
 }
 
 /** The bound a chunk would pass: what `mcp_edge_stream_events_dropped_total{reason}` says. */
@@ -51,6 +53,9 @@ export class Outbound {
   events = 0
   private peaks: QueuePeaks = { streamBytes: 0, streamEvents: 0, sessionBytes: 0, sessionEvents: 0 }
   private readonly principals = new Map<string, QueueBudget>()
+  /** Streams that get keep-alives, and the one timer that ticks them all (while there are some). */
+  private readonly kept = new Set<OutboundStream>()
+  private ticker: NodeJS.Timeout | undefined
 
   constructor(
     readonly limits: QueueLimits,
@@ -84,6 +89,22 @@ export class Outbound {
     return peaks
   }
 
+  /** @internal A stream that gets keep-alives, until it ends (one timer for every stream, not one each). */
+  keepAlive(stream: OutboundStream): void {
+    if (this.keepAliveMs <= 0) return
+    this.kept.add(stream)
+    this.ticker ??= setInterval(() => {
+      for (const s of this.kept) s.tick()
+    }, this.keepAliveMs).unref()
+  }
+
+  /** @internal A stream ended. */
+  forget(stream: OutboundStream): void {
+    if (!this.kept.delete(stream) || this.kept.size > 0) return
+    clearInterval(this.ticker)
+    this.ticker = undefined
+  }
+
   /** @internal A chunk was queued: totals and high-water marks. */
   added(size: number, stream: OutboundStream, budget: QueueBudget): void {
     this.bytes += size
@@ -115,7 +136,13 @@ export class QueueBudget {
   /** A new stream charged to this budget. */
   stream(o: StreamOptions = {}): OutboundStream {
     this.streams++
-    return new OutboundStream(this, this.outbound.limits, { ...o, metrics: this.outbound.metrics })
+    const stream = new OutboundStream(this, this.outbound.limits, {
+      log: o.log,
+      onEnd: o.onEnd,
+      metrics: this.outbound.metrics,
+    })
+    if (o.keepAlive) this.outbound.keepAlive(stream)
+    return stream
   }
 
   /**
@@ -163,7 +190,8 @@ export class QueueBudget {
   }
 
   /** @internal A stream of this budget ended. */
-  detach(): void {
+  detach(stream: OutboundStream): void {
+    this.outbound.forget(stream)
     if (--this.streams === 0) this.onIdle?.()
   }
 }
