@@ -68,6 +68,17 @@ export class SessionEventStore implements EventStore {
   }
 
   async storeEvent(streamId: StreamId, message: JSONRPCMessage): Promise<EventId> {
+    // The SDK primes a stream with `{}`: an id and empty data, nothing to replay later.
+    const data =
+      (message as { jsonrpc?: unknown }).jsonrpc === undefined ? undefined : JSON.stringify(message)
+    return this.append(streamId, data)
+  }
+
+  /**
+   * Keeps one event of `streamId`: `data` is its message as JSON, already serialized for the
+   * wire (undefined for a priming event, which has nothing to replay). Returns its id.
+   */
+  append(streamId: StreamId, data: string | undefined): EventId {
     const at = this.now()
     let stream = this.streams.get(streamId)
     if (stream === undefined) {
@@ -75,9 +86,6 @@ export class SessionEventStore implements EventStore {
       stream = { id: streamId, first: undefined, last: undefined, dropped: this.dropped }
       this.streams.set(streamId, stream)
     }
-    // The SDK primes a stream with `{}`: an id and empty data, nothing to replay later.
-    const data =
-      (message as { jsonrpc?: unknown }).jsonrpc === undefined ? undefined : JSON.stringify(message)
     const entry: Entry = {
       seq: ++this.seq,
       stream,
@@ -99,8 +107,28 @@ export class SessionEventStore implements EventStore {
   }
 
   async getStreamIdForEventId(lastEventId: EventId): Promise<StreamId | undefined> {
+    return this.streamOf(lastEventId)
+  }
+
+  /** The stream a `Last-Event-ID` names, if everything after it is still kept. */
+  streamOf(lastEventId: EventId): StreamId | undefined {
     this.trim(this.now())
     return this.resumable(lastEventId)?.stream.id
+  }
+
+  /**
+   * The events of `lastEventId`'s stream that came after it, in order, as `[id, JSON]`; undefined
+   * when the id is unknown or an event after it was dropped.
+   */
+  after(lastEventId: EventId): [EventId, string][] | undefined {
+    const from = this.resumable(lastEventId)
+    if (from === undefined) return undefined
+    const due: [EventId, string][] = []
+    for (let e = from.stream.first; e !== undefined; e = e.nextInStream) {
+      if (e.seq > from.seq && e.data !== undefined)
+        due.push([eventId(from.stream.id, e.seq), e.data])
+    }
+    return due
   }
 
   /**

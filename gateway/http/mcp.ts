@@ -14,7 +14,9 @@ import { decideAccess } from '../policy/evaluate.js'
 import type { PolicyStore } from '../policy/store.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
+import type { SessionRequest } from '../bridge/stream-transport.js'
 import { readJsonBody } from './body.js'
+import { sendReply } from './reply.js'
 import { routeBody } from './endpoint-route.js'
 import { decideBody } from './decide.js'
 import type { Vars } from './request-id.js'
@@ -103,10 +105,11 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         const access = decideAccess(policy, principal, server)
         if (access.effect !== 'allow')
           return decisionResponse(access, { resourceMetadata, id: null })
-        return await session.handle(c.req.raw, undefined, principal, new Map(), bearerOf(c))
+        const caller = { principal, decided: new Map(), bearer: bearerOf(c) }
+        return sendReply(c, await session.handle(requestOf(c), undefined, caller))
       }
 
-      const body = await readJsonBody(c.req.raw, d.config.limits)
+      const body = await readJsonBody(c.req.raw, d.config.limits, c.env?.incoming)
       const route = classify(c.req.raw, body)
       if (route.kind === 'modern') {
         const id = route.messageKind === 'request' ? route.message.id : null
@@ -151,18 +154,19 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         const notAcceptable = negotiationRefusal(c.req.raw)
         if (notAcceptable) return notAcceptable
         const session = await d.registry.open(server, principal, log(), undefined, bearerOf(c))
-        const res = await session.handle(c.req.raw, body, principal, decided, bearerOf(c))
+        const caller = { principal, decided, bearer: bearerOf(c) }
+        const reply = await session.handle(requestOf(c), { body, envelopes: messages }, caller)
         // The transport refused the initialize: nothing may outlive it.
-        if (res.status !== 200) {
+        if (reply.status !== 200) {
           await session.close()
-          return res
+          return sendReply(c, reply)
         }
         // A session is handed out only once its server accepted the initialize (an SSE answer
         // is already on its way; it is held until then). A failed one ends here, with its
         // error and no Mcp-Session-Id.
         const outcome = await session.initialized
-        if (outcome.ok) return res
-        await res.body?.cancel().catch(() => {})
+        if (outcome.ok) return sendReply(c, reply)
+        if (reply.kind === 'stream') reply.stream.close('cancelled')
         await session.close()
         log().info({ code: outcome.error.code }, 'initialize failed; no session was opened')
         return rpcErrorObjectResponse(200, (messages[0] as { id: RequestId }).id, outcome.error)
@@ -171,7 +175,8 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
       const wrongVersion = versionMismatch(c.req.raw, session.version)
       if (wrongVersion) return wrongVersion
-      return await session.handle(c.req.raw, body, principal, decided, bearerOf(c))
+      const caller = { principal, decided, bearer: bearerOf(c) }
+      return sendReply(c, await session.handle(requestOf(c), { body, envelopes: messages }, caller))
     } catch (err) {
       return errorResponse(err, {
         resourceMetadata,
@@ -219,9 +224,10 @@ function endpointHandler(d: McpEndpointDeps) {
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
         const wrongVersion = versionMismatch(c.req.raw, session.version)
         if (wrongVersion) return wrongVersion
-        return await session.handle(c.req.raw, undefined, principal, new Map(), bearerOf(c))
+        const caller = { principal, routed: new Map(), bearer: bearerOf(c) }
+        return sendReply(c, await session.handle(requestOf(c), undefined, caller))
       }
-      const body = await readJsonBody(c.req.raw, d.config.limits)
+      const body = await readJsonBody(c.req.raw, d.config.limits, c.env?.incoming)
       const route = classify(c.req.raw, body)
       if (route.kind === 'modern') {
         const id = route.messageKind === 'request' ? route.message.id : null
@@ -268,15 +274,17 @@ function endpointHandler(d: McpEndpointDeps) {
         const notAcceptable = negotiationRefusal(c.req.raw)
         if (notAcceptable) return notAcceptable
         const session = await sessions.open(agg, principal, log())
-        const res = await session.handle(c.req.raw, body, principal, routed, bearerOf(c))
-        if (res.status !== 200) await session.close()
-        return res
+        const from = { principal, routed, bearer: bearerOf(c) }
+        const reply = await session.handle(requestOf(c), { body, envelopes: messages }, from)
+        if (reply.status !== 200) await session.close()
+        return sendReply(c, reply)
       }
       const session = sessions.find(sessionId, name, principal)
       if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
       const wrongVersion = versionMismatch(c.req.raw, session.version)
       if (wrongVersion) return wrongVersion
-      return await session.handle(c.req.raw, body, principal, routed, bearerOf(c))
+      const from = { principal, routed, bearer: bearerOf(c) }
+      return sendReply(c, await session.handle(requestOf(c), { body, envelopes: messages }, from))
     } catch (err) {
       return errorResponse(err, {
         resourceMetadata,
@@ -374,6 +382,11 @@ function versionMismatch(req: Request, negotiated: string | undefined): Response
     -32000,
     `Bad Request: MCP-Protocol-Version ${header} is not the version negotiated for this session (${negotiated})`,
   )
+}
+
+/** An HTTP request as a session takes it: its method and headers. */
+export function requestOf(c: Context): SessionRequest {
+  return { method: c.req.method, header: (name) => c.req.header(name) }
 }
 
 /**
