@@ -72,6 +72,10 @@ export class OutboundStream {
   private replayUnread = 0
   /** Anything written since the last keep-alive tick (a busy stream needs none). */
   private quiet = true
+  /** A priming event held back for a moment, to go with the reply (`release`). */
+  private held = false
+  /** What the attached socket takes in one write without backpressure. */
+  private highWater = 16 * 1024
 
   constructor(
     private readonly budget: QueueBudget,
@@ -172,26 +176,48 @@ export class OutboundStream {
     res.on('close', () => {
       if (!res.writableFinished) this.finish('cancelled')
     })
-    if (
-      this.ended ||
-      (this.ending && (this.events <= 1 || this.bytes <= res.writableHighWaterMark))
-    ) {
-      // Everything is here already (a reply that came before the response was sent): one write,
-      // unless it is more than the socket takes at once (a replay: it meets backpressure).
-      const chunks: Uint8Array[] = []
-      for (let i = this.head; i < this.queue.length; i++) chunks.push(this.queue[i]!.chunk)
-      this.drop()
-      this.endSink(chunks.length <= 1 ? chunks[0] : Buffer.concat(chunks))
-      return this
-    }
+    this.highWater = res.writableHighWaterMark
+    // Everything is here already (a reply that came before the response was sent).
+    if (this.ending) return (this.endAll(), this)
     // Queued events take the headers with them; a stream with none sends them alone.
     if (head.flush && this.events === 0) {
       start()
       res.flushHeaders()
     }
+    // Only a priming event so far: it waits a moment for the reply, to leave with it.
+    if (!head.flush && this.events > 0 && this.onlyControl()) {
+      this.held = true
+      this.budget.hold(this)
+      return this
+    }
     this.ready = true
     this.flush()
     return this
+  }
+
+  /** @internal The hold is over: what is queued goes now. */
+  release(): void {
+    if (!this.held) return
+    this.held = false
+    this.flush()
+  }
+
+  /**
+   * Ends a stream whose every chunk is queued: in one write (the end with it, its length
+   * known) unless it is more than the socket takes at once (a replay meets backpressure).
+   */
+  private endAll(): void {
+    if (!this.ended && this.events > 1 && this.bytes > this.highWater) return this.flush()
+    const chunks: Uint8Array[] = []
+    for (let i = this.head; i < this.queue.length; i++) chunks.push(this.queue[i]!.chunk)
+    this.drop()
+    this.endSink(chunks.length <= 1 ? chunks[0] : Buffer.concat(chunks))
+  }
+
+  private onlyControl(): boolean {
+    for (let i = this.head; i < this.queue.length; i++)
+      if (this.queue[i]!.kind !== 'control') return false
+    return true
   }
 
   /** Bytes queued, not yet read by the client. */
@@ -288,6 +314,9 @@ export class OutboundStream {
    */
   end(last?: Uint8Array, kind: ChunkKind = 'final'): void {
     if (this.ending) return
+    // A held priming event leaves with the last chunk, in one write.
+    const held = this.held
+    this.held = false
     if (last !== undefined) {
       if (this.ready && this.events === 0) {
         this.ending = true
@@ -297,6 +326,7 @@ export class OutboundStream {
       if (!this.push(last, kind)) return
     }
     this.ending = true
+    if (held) return this.endAll()
     if (this.ready && this.events === 0) this.finish('done')
   }
 
@@ -332,6 +362,8 @@ export class OutboundStream {
     this.events++
     this.bytes += chunk.byteLength
     this.budget.add(chunk.byteLength, this)
+    // Something besides the priming event: the hold is over.
+    if (this.held && kind !== 'control') this.release()
     return true
   }
 

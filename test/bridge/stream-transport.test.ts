@@ -507,6 +507,82 @@ describe('StreamTransport on a Node response', () => {
     assert.equal(events(got.body)[0]!.data, '{"jsonrpc":"2.0","id":1,"result":{"text":"ok"}}')
   })
 
+  /** One GET on a raw client: the response head and the body events as they come. */
+  function fetchRaw(port: number) {
+    const seen: { headers?: Record<string, unknown>; body: string; ended: boolean } = {
+      body: '',
+      ended: false,
+    }
+    const done = new Promise<void>((resolve) => {
+      httpRequest({ port, host: '127.0.0.1' }, (res) => {
+        seen.headers = res.headers
+        res.setEncoding('utf8').on('data', (d) => (seen.body += d))
+        res.on('end', () => {
+          seen.ended = true
+          resolve()
+        })
+      }).end()
+    })
+    return { seen, done }
+  }
+
+  test('a primed stream whose reply comes soon: the priming event waits for it and both leave in one end()', async () => {
+    const s = setup()
+    await s.ready()
+    const r = (await s.post(call(1))) as Extract<TransportReply, { kind: 'stream' }>
+    const srv = await serve((res) => {
+      r.stream.attach(res, { status: 200, headers: r.headers })
+      setImmediate(() => s.t.send(result(1)))
+    })
+    const { seen, done } = fetchRaw(srv.port)
+    await done
+    await srv.close()
+    assert.equal(seen.headers!['content-length'], String(Buffer.byteLength(seen.body)))
+    const e = events(seen.body)
+    assert.deepEqual(
+      e.map((x) => x.data),
+      ['', '{"jsonrpc":"2.0","id":1,"result":{"text":"ok"}}'],
+      'the priming event first, then the reply',
+    )
+  })
+
+  test('a held priming event goes alone once nothing else comes, and first', async () => {
+    const s = setup()
+    await s.ready()
+    const r = (await s.post(call(1))) as Extract<TransportReply, { kind: 'stream' }>
+    const srv = await serve((res) => void r.stream.attach(res, { status: 200, headers: r.headers }))
+    const { seen, done } = fetchRaw(srv.port)
+    while (!seen.body.includes('\n\n')) await new Promise((resolve) => setTimeout(resolve, 5))
+    assert.equal(events(seen.body)[0]!.data, '', 'the priming event came without the reply')
+    s.t.send(result(1))
+    await done
+    await srv.close()
+    assert.equal(seen.headers!['transfer-encoding'], 'chunked')
+    assert.equal(events(seen.body).length, 2)
+  })
+
+  test('a progress notification ends the hold: priming and progress leave together', async () => {
+    const s = setup()
+    await s.ready()
+    const r = (await s.post(call(1))) as Extract<TransportReply, { kind: 'stream' }>
+    const srv = await serve((res) => {
+      r.stream.attach(res, { status: 200, headers: r.headers })
+      s.t.send(
+        { jsonrpc: '2.0', method: 'notifications/progress', params: {} } as JSONRPCMessage,
+        1,
+      )
+    })
+    const { seen, done } = fetchRaw(srv.port)
+    while (events(seen.body).length < 2) await new Promise((resolve) => setTimeout(resolve, 5))
+    assert.deepEqual(
+      events(seen.body).map((e) => e.data.slice(0, 30)),
+      ['', '{"jsonrpc":"2.0","method":"not'],
+    )
+    s.t.send(result(1))
+    await done
+    await srv.close()
+  })
+
   test('a reader that stops reading: the socket takes what it takes, the rest is bounded here, and the reply still ends the stream', async () => {
     const s = setup({ store: false })
     await s.ready()
