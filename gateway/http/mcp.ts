@@ -74,12 +74,15 @@ export function mcpEndpoint(d: McpEndpointDeps) {
     const server = target.server
     // Made only when something is logged: most requests log nothing here.
     const log = () => c.get('log').child({ server })
-    const resourceMetadata = d.resources.metadata(
-      server,
-      'mcp',
-      c.req.header('host'),
-      target.routed === true,
-    )
+    // Made only when a response names it: an answered request never does.
+    let metadataUrl: string | undefined
+    const resourceMetadata = () =>
+      (metadataUrl ??= d.resources.metadata(
+        server,
+        'mcp',
+        c.req.header('host'),
+        target.routed === true,
+      ))
     try {
       if (d.config.servers[server] === undefined)
         throw new BridgeError('unknown_server', `no MCP server named ${server}`)
@@ -104,7 +107,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         if (wrongVersion) return wrongVersion
         const access = decideAccess(policy, principal, server)
         if (access.effect !== 'allow')
-          return decisionResponse(access, { resourceMetadata, id: null })
+          return decisionResponse(access, { resourceMetadata: resourceMetadata(), id: null })
         const caller = { principal, decided: new Map(), bearer: bearerOf(c) }
         return sendReply(c, await session.handle(requestOf(c), undefined, caller))
       }
@@ -120,7 +123,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
             principal,
             policy,
             route,
-            resourceMetadata,
+            resourceMetadata: resourceMetadata(),
             log: log(),
             accepted,
             bearer: bearerOf(c),
@@ -128,7 +131,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         } catch (err) {
           // 2026-07-28: every error answer echoes the request's id (checklist D33).
           return errorResponse(err, {
-            resourceMetadata,
+            resourceMetadata: resourceMetadata(),
             scope: d.scopes(server),
             log: log(),
             metrics: d.metrics,
@@ -143,7 +146,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       if (refused) {
         const { message: m, decision } = refused
         return decisionResponse(decision, {
-          resourceMetadata,
+          resourceMetadata: resourceMetadata(),
           id: Array.isArray(body) || m.kind !== 'request' ? null : m.id,
         })
       }
@@ -179,7 +182,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       return sendReply(c, await session.handle(requestOf(c), { body, envelopes: messages }, caller))
     } catch (err) {
       return errorResponse(err, {
-        resourceMetadata,
+        resourceMetadata: resourceMetadata(),
         scope: d.scopes(server),
         log: log(),
         metrics: d.metrics,
@@ -201,7 +204,9 @@ function endpointHandler(d: McpEndpointDeps) {
   ): Promise<Response> {
     const agg = d.aggregates?.get(name)
     const log = () => c.get('log').child({ endpoint: name })
-    const resourceMetadata = d.resources.endpointMetadata(name, c.req.header('host'), 'mcp', routed)
+    let metadataUrl: string | undefined
+    const resourceMetadata = () =>
+      (metadataUrl ??= d.resources.endpointMetadata(name, c.req.header('host'), 'mcp', routed))
     const scopes = () => (agg ? [...new Set(agg.servers.flatMap((s) => d.scopes(s)))] : [])
     try {
       if (agg === undefined)
@@ -238,7 +243,7 @@ function endpointHandler(d: McpEndpointDeps) {
             principal,
             policy: d.policy.current,
             route,
-            resourceMetadata,
+            resourceMetadata: resourceMetadata(),
             log: log(),
             accepted,
             bearer: bearerOf(c),
@@ -246,7 +251,7 @@ function endpointHandler(d: McpEndpointDeps) {
           })
         } catch (err) {
           return errorResponse(err, {
-            resourceMetadata,
+            resourceMetadata: resourceMetadata(),
             scope: scopes(),
             log: log(),
             metrics: d.metrics,
@@ -265,7 +270,7 @@ function endpointHandler(d: McpEndpointDeps) {
         messages,
         caller,
         d.policy.current,
-        resourceMetadata,
+        resourceMetadata(),
       )
       if ('refused' in verdict) return verdict.refused
       const { routed } = verdict
@@ -287,7 +292,7 @@ function endpointHandler(d: McpEndpointDeps) {
       return sendReply(c, await session.handle(requestOf(c), { body, envelopes: messages }, from))
     } catch (err) {
       return errorResponse(err, {
-        resourceMetadata,
+        resourceMetadata: resourceMetadata(),
         scope: scopes(),
         log: log(),
         metrics: d.metrics,
