@@ -74,6 +74,9 @@ export class LegacySseTransport implements ClientTransport {
   /** Replies share the one stream: there is no per-request stream to close. */
   closeSSEStream(): void {}
 
+  /** Nothing is kept per request here. */
+  cancel(): void {}
+
   close(): void {
     if (this.closed) return
     this.closed = true

@@ -565,7 +565,7 @@ export class Session implements GatedSession {
       return this.reply(id, RPC.connectionClosed, 'the request was cancelled')
     this.settle(id, req)
     this.audit(req, 'cancelled')
-    this.transport.closeSSEStream(id)
+    this.transport.cancel(id)
   }
 
   /**

@@ -48,6 +48,8 @@ export interface ClientTransport<C = unknown> {
   /** Sends a message to the client; false when no stream could take it (it may be kept for replay). */
   send(message: JSONRPCMessage, relatedRequestId?: RequestId): boolean
   closeSSEStream(requestId: RequestId): void
+  /** A request the session will not answer (the client cancelled it): its stream ends now. */
+  cancel(requestId: RequestId): void
   close(): void
 }
 
@@ -99,6 +101,8 @@ const SSE = {
 }
 
 const encoder = new TextEncoder()
+/** Stands for the reply of a request the client cancelled (none will come). */
+const CANCELLED = {} as JSONRPCMessage
 
 interface Stream {
   out: OutboundStream | undefined
@@ -365,6 +369,19 @@ export class StreamTransport<C> implements ClientTransport<C> {
     const streamId = this.requestStream.get(requestId)
     const stream = streamId === undefined ? undefined : this.streams.get(streamId)
     stream?.out?.end()
+  }
+
+  /**
+   * The client cancelled `requestId` (MCP cancellation: no reply is owed): its stream ends
+   * now, and once none of the stream's requests is owed a reply, the stream is forgotten.
+   */
+  cancel(requestId: RequestId): void {
+    const streamId = this.requestStream.get(requestId)
+    const stream = streamId === undefined ? undefined : this.streams.get(streamId)
+    if (stream === undefined) return
+    stream.replies.set(requestId, CANCELLED)
+    if (stream.replies.size === stream.ids.length) this.unmap(streamId!, stream)
+    stream.out?.end()
   }
 
   /** Ends every stream (what is queued still goes); a JSON POST still waiting gets a 404. */

@@ -470,6 +470,20 @@ describe('StreamTransport: the GET stream, resumption and DELETE', () => {
     )
   })
 
+  test('a cancelled request: its stream ends now and is forgotten, a late reply goes nowhere', async () => {
+    const s = setup({ store: false })
+    await s.ready()
+    const r = await s.post(call(1))
+    s.t.cancel(1)
+    assert.equal(await text(r), '', 'ended with nothing owed')
+    assert.equal(s.t.send(result(1)), false, 'the request is forgotten')
+    const batch = await s.post([call(2), call(3)])
+    s.t.cancel(2)
+    s.t.send(result(3))
+    assert.equal(await text(batch), '', 'the stream ended at the cancellation')
+    assert.equal(s.t.send(result(2)), false, 'both forgotten once neither is owed')
+  })
+
   test('DELETE: 200, the session told, then 404', async () => {
     const s = setup()
     await s.ready()
