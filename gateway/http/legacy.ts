@@ -2,14 +2,21 @@ import type { Context } from 'hono'
 import { BridgeError } from '../bridge/errors.js'
 import { envelope } from '../bridge/jsonrpc.js'
 import { LegacySseTransport } from '../bridge/legacy-sse.js'
+import type { TransportReply } from '../bridge/stream-transport.js'
 import { decideAccess } from '../policy/evaluate.js'
 import { readJsonBody } from './body.js'
 import { SSE_HEADERS } from './sse.js'
 import { admitBody } from './decide.js'
 import { routeBody } from './endpoint-route.js'
-import { bearerOf, type McpEndpointDeps } from './mcp.js'
+import { bearerOf, requestOf, type McpEndpointDeps } from './mcp.js'
+import { sendReply } from './reply.js'
 import type { Vars } from './request-id.js'
 import { decisionResponse, errorResponse, refusalReply } from './respond.js'
+
+/** The legacy event stream as a reply: headers at once (the client waits for its endpoint event). */
+function streamReply(transport: LegacySseTransport): TransportReply {
+  return { kind: 'stream', status: 200, headers: SSE_HEADERS, stream: transport.out, flush: true }
+}
 
 /**
  * The deprecated HTTP+SSE transport (2024-11-05) for clients that still use it, with the same
@@ -63,7 +70,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           return transport
         })
         transport.onclosed = () => void session.close()
-        return new Response(transport.stream, { headers: SSE_HEADERS })
+        return sendReply(c, streamReply(transport))
       } catch (err) {
         return endpointFail(c, name, err)
       }
@@ -82,7 +89,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           throw new BridgeError('session_required', 'the sessionId query parameter is required')
         const session = d.endpointSessions!.find(id, name, principal)
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
-        const body = await readJsonBody(c.req.raw, d.config.limits)
+        const body = await readJsonBody(c.req.raw, d.config.limits, c.env?.incoming)
         const messages = (Array.isArray(body) ? body : [body]).map(envelope)
         const caller = {
           principal,
@@ -101,7 +108,8 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           (m) => session.tell(m),
         )
         if ('refused' in verdict) return verdict.refused
-        return await session.handle(c.req.raw, body, principal, verdict.routed, bearerOf(c))
+        const from = { principal, routed: verdict.routed, bearer: bearerOf(c) }
+        return sendReply(c, await session.handle(requestOf(c), { body, envelopes: messages }, from))
       } catch (err) {
         return endpointFail(c, name, err)
       }
@@ -144,7 +152,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           else log.info('legacy event stream closed by the client; its session ended')
           void session.close()
         }
-        return new Response(transport.stream, { headers: SSE_HEADERS })
+        return sendReply(c, streamReply(transport))
       } catch (err) {
         return fail(c, server, err)
       }
@@ -162,7 +170,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           throw new BridgeError('session_required', 'the sessionId query parameter is required')
         const session = d.registry.find(id, server, principal)
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
-        const body = await readJsonBody(c.req.raw, d.config.limits)
+        const body = await readJsonBody(c.req.raw, d.config.limits, c.env?.incoming)
         const messages = (Array.isArray(body) ? body : [body]).map(envelope)
         const { refused, decided } = await admitBody(
           d,
@@ -187,7 +195,11 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           }
           return decisionResponse(decision, { resourceMetadata: metadataOf(c, server), id })
         }
-        return await session.handle(c.req.raw, body, principal, decided, bearerOf(c))
+        const caller = { principal, decided, bearer: bearerOf(c) }
+        return sendReply(
+          c,
+          await session.handle(requestOf(c), { body, envelopes: messages }, caller),
+        )
       } catch (err) {
         return fail(c, server, err)
       }
