@@ -20,6 +20,7 @@ import type { QueueBudget } from './outbound-budget.js'
 import { auditAllowed, type AuditOutcome } from '../observability/allowed.js'
 import type { Decided } from '../policy/decided.js'
 import { ownerKey } from './session.js'
+import type { OutputCaps } from './result-cap.js'
 import { SessionStreams } from './session-streams.js'
 import { handOff, StreamTransport } from './stream-transport.js'
 import type { ClientTransport, SessionBody, SessionRequest } from './stream-transport.js'
@@ -89,6 +90,8 @@ export class AggregateSession {
       config: GatewayConfig
       lanes: LanePool
       gate?: CredentialGate
+      /** Output caps, each backend's own. */
+      caps?: OutputCaps
       log: Logger
       audit?: AuditLog
       metrics?: Metrics
@@ -390,8 +393,20 @@ export class AggregateSession {
         audit({ kind: 'error', code: m.error.code })
         return this.send(rpcError(id, m.error.code, m.error.message, m.error.data), id)
       }
-      const result = await this.o.agg.publish(server, m.result ?? {}, caller)
-      audit({ kind: 'ok' })
+      const name = typeof target.params.name === 'string' ? target.params.name : undefined
+      const capped = this.o.caps?.apply(server, method, name, m.result ?? {})
+      if (capped !== undefined && 'error' in capped) {
+        audit({ kind: 'too_large', of: capped.outcome.of })
+        return this.send(rpcError(id, capped.error.code, capped.error.message), id)
+      }
+      const result = await this.o.agg.publish(server, capped?.result ?? m.result ?? {}, caller)
+      audit(
+        capped === undefined
+          ? { kind: 'ok' }
+          : capped.outcome.kind === 'truncated'
+            ? capped.outcome
+            : { kind: 'too_large', of: capped.outcome.of },
+      )
       this.reply(id, result)
     } finally {
       this.calls.delete(id)

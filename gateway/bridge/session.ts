@@ -9,6 +9,7 @@ import type { Decided } from '../policy/decided.js'
 import { randomBytes } from 'node:crypto'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { Child } from './child.js'
+import type { OutputCaps } from './result-cap.js'
 import type { CredentialGate, GatedSession } from './credential-gate.js'
 import { RPC } from './errors.js'
 import { exchange, initializeTimeout } from './handshake.js'
@@ -134,6 +135,8 @@ export class Session implements GatedSession {
       child: Child
       log: Logger
       filter?: ResultFilter
+      /** Output caps (servers.<name>.output); none: results pass as they are. */
+      caps?: OutputCaps
       audit?: AuditLog
       metrics?: Metrics
       /** What the session's streams may queue together for a client that is not reading. */
@@ -389,6 +392,23 @@ export class Session implements GatedSession {
         this.settleInit(error ? { ok: false, error } : { ok: true })
       }
       let outcome: AuditOutcome = m.error ? { kind: 'error', code: m.error.code } : { kind: 'ok' }
+      const capped =
+        m.result !== undefined
+          ? this.o.caps?.apply(this.server, req.method, req.decided?.name, m.result)
+          : undefined
+      if (capped !== undefined) {
+        if ('error' in capped) {
+          this.audit(req, { kind: 'too_large', of: capped.outcome.of })
+          this.send(rpcError(env.id, capped.error.code, capped.error.message))
+          return
+        }
+        outcome =
+          capped.outcome.kind === 'truncated'
+            ? capped.outcome
+            : { kind: 'too_large', of: capped.outcome.of }
+        m.result = capped.result
+        message = { ...message, result: capped.result } as JSONRPCMessage
+      }
       if (this.o.filter && m.result !== undefined) {
         const result = this.o.filter(this.server, req.method, m.result, req.principal)
         if (result !== m.result) outcome = listOutcome(m.result, result)
