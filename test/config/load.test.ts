@@ -509,6 +509,7 @@ describe('validateConfig', () => {
       maxMessageBytes: 8_388_608,
       stopGrace: 2000,
       stderr: { linesPerWindow: 50, window: 10_000, lineMax: 2000 },
+      output: { overflow: 'truncate', tools: {} },
       pinTools: false,
     })
     assert.equal(config.servers.echo?.ssePolling, undefined, 'SSE polling is off by default')
@@ -566,6 +567,40 @@ describe('validateConfig', () => {
       },
     ])
   })
+})
+
+describe('servers.<name>.output (output caps)', () => {
+  const withOutput = (output: unknown) => ({
+    servers: { echo: { command: 'node', output } },
+  })
+  test('caps by size and by tool pattern load', () => {
+    const config = validateConfig(
+      withOutput({ maxResultBytes: 25_000, overflow: 'refuse', tools: { 'read_*': 100_000 } }),
+      { file: 'obj', baseDir: '/' },
+    )
+    assert.deepEqual(config.servers.echo?.output, {
+      maxResultBytes: 25_000,
+      overflow: 'refuse',
+      tools: { 'read_*': 100_000 },
+    })
+  })
+  for (const [what, output, path] of [
+    ['a cap below room for the notice', { maxResultBytes: 1023 }, 'maxResultBytes'],
+    ['a fractional cap', { maxResultBytes: 2048.5 }, 'maxResultBytes'],
+    ['a cap as text', { maxResultBytes: '25000' }, 'maxResultBytes'],
+    ['a negative tool cap', { tools: { x: -1 } }, 'tools.x'],
+    ['an empty tool pattern', { tools: { '': 4096 } }, 'tools'],
+    ['an unknown overflow', { overflow: 'drop' }, 'overflow'],
+    ['an unknown key', { max: 1 }, ''],
+    ['a list', [], ''],
+  ] as const)
+    test(`${what} is refused, located`, () => {
+      const err = configError(() => validateConfig(withOutput(output), { file: 'obj', baseDir: '/' }))
+      assert.ok(
+        err.problems.some((p) => p.path?.startsWith(`servers.echo.output${path ? `.${path}` : ''}`)),
+        JSON.stringify(err.problems),
+      )
+    })
 })
 
 describe('formatProblem', () => {
