@@ -8,7 +8,8 @@
 // sections DEFAULT_SECTIONS names: 4 to 6 minutes on 2 cores). `npm run bench`; sizes via BENCH_CALLS,
 // BENCH_CONCURRENT_CALLS, BENCH_WARMUP, BENCH_LOAD_WARMUP, BENCH_REPS, BENCH_POOL_*,
 // BENCH_START_*, BENCH_SHARED_*, BENCH_MEMORY_*, BENCH_ENDPOINT_*; rows and sections via
-// BENCH_ROWS (keys in rows.ts and process-sections.ts; `all` for every one). BENCH_PROFILE=1
+// BENCH_ROWS (keys in rows.ts and process-sections.ts; `all` for every one; the tracing rows,
+// e.g. edge-traced and edge-unsampled, run only when named or with `all`). BENCH_PROFILE=1
 // runs the edge ×16/1s row's gateway with --cpu-prof into dist/bench-profile/ (read it with
 // `node dist/test/bench/profile-summary.js`; for 10 s of load alone: BENCH_PROFILE=1
 // BENCH_ROWS=edge-1s BENCH_REPS=1 BENCH_CONCURRENT_CALLS=10000). Writes dist/bench-results.json.
@@ -43,6 +44,8 @@ import {
   type RowFailure,
 } from './report.js'
 import { benchRows, profileDir, type RowSpec } from './rows.js'
+import { closeSink, sinkTotals } from './otel-sink.js'
+import { tracingCosts, tracingText } from './tracing-report.js'
 import type { Target } from './target.js'
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
@@ -164,7 +167,7 @@ async function main(): Promise<number> {
     asked === 'all'
       ? all
       : asked === undefined
-        ? [...ROWS.map((r) => r.key), ...DEFAULT_SECTIONS]
+        ? [...ROWS.filter((r) => !r.optional).map((r) => r.key), ...DEFAULT_SECTIONS]
         : asked.split(',')
   const unknown = wanted.filter((k) => !all.includes(k))
   if (unknown.length > 0) {
@@ -221,6 +224,10 @@ async function main(): Promise<number> {
   if (s) console.log(`\n${summaryText(s)}`)
   const agg = aggregateSummary(results)
   if (agg.length > 0) console.log(`\n${aggregateText(agg)}`)
+  const tracing = tracingCosts(results)
+  const exported = await sinkTotals()
+  await closeSink()
+  if (tracing.length > 0) console.log(`\n${tracingText(tracing, JSON.stringify(exported))}`)
   const policy = benchPolicy()
   console.log(
     `\npolicy (${policy.rules} rules): decision ${policy.decideUs.toFixed(2)} µs per gated call; ` +
@@ -260,6 +267,8 @@ async function main(): Promise<number> {
         relayTargets: ratios,
         summary: s,
         aggregate: agg,
+        tracing,
+        tracingExported: exported,
         policy,
         processSizes,
         poolStart: pool,

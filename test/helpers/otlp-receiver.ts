@@ -34,7 +34,9 @@ export interface ReceivedPoint {
 export interface Delivery {
   path: string
   contentType: string
+  /** Its bytes as sent; empty when the receiver does not keep them. */
   body: Buffer
+  size: number
 }
 
 export const SPAN_KIND = { internal: 1, server: 2, client: 3 } as const
@@ -55,7 +57,9 @@ export interface OtlpReceiver {
   close(): Promise<void>
 }
 
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+/** `keep: false`: count deliveries only, decoding and keeping nothing (the bench). */
+export async function startOtlpReceiver(o: { keep?: boolean } = {}): Promise<OtlpReceiver> {
+  const keep = o.keep ?? true
   const deliveries: Delivery[] = []
   const spans: ReceivedSpan[] = []
   const points: ReceivedPoint[] = []
@@ -68,8 +72,8 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body)
       const path = new URL(req.url ?? '/', 'http://x').pathname
       const contentType = String(req.headers['content-type'] ?? '')
-      deliveries.push({ path, contentType, body })
-      if (contentType.startsWith('application/json')) {
+      deliveries.push({ path, contentType, body: keep ? body : Buffer.alloc(0), size: body.length })
+      if (keep && contentType.startsWith('application/json')) {
         const json = JSON.parse(body.toString('utf8'))
         if (path === '/v1/traces') {
           for (const span of decodeSpans(json)) {
