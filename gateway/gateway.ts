@@ -36,6 +36,7 @@ import { rpcErrorResponse } from './http/respond.js'
 import { setUpIdentity, type Identity } from './identity.js'
 import { createAuditLog } from './observability/audit.js'
 import { createMetrics, type Metrics } from './observability/metrics.js'
+import { startTracing, type Tracing } from './observability/tracing.js'
 import { grantsOf } from './policy/evaluate.js'
 import { filterListResult } from './policy/filter.js'
 import { loadPolicy } from './policy/load.js'
@@ -71,6 +72,8 @@ export interface Gateway {
   devIdp: DevIdp | undefined
   registry: SessionRegistry
   metrics: Metrics
+  /** OpenTelemetry spans and MCP metrics (a no-op unless the OTEL_* environment turns them on). */
+  tracing: Tracing
   /** Where Prometheus scrapes: the main listener's /metrics, or `metrics.listen`'s. */
   metricsUrl: string
   /** Users' secrets for servers that take per-user credentials (undefined when none does). */
@@ -106,6 +109,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     ])
   }
   const policy = createPolicyStore(config.policies ? loadPolicy(config.policies) : emptyPolicy(log))
+  // An OTEL_* variable the gateway cannot honour fails here, before anything listens.
+  const tracing = await startTracing(log)
   const audit = createAuditLog(config.log.audit, log, o.auditDestination)
   // Filled in once the registry and lanes exist (metrics are needed before: identity counts).
   const gauges = {
@@ -232,6 +237,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     server.close()
     await broker?.close()
     await store?.close()
+    await tracing.close()
     throw err
   }
   const { issuer, authenticator, devIdp } = identity
@@ -265,6 +271,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     gate,
     scopesOf: (p) => grantsOf(policy.current, p).scopes,
     bounds,
+    tracing,
   })
   registry.start()
   gauges.sessions = () => registry.size
@@ -372,6 +379,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     rates,
     aggregates,
     endpointSessions,
+    tracing,
     origin,
     broker: broker?.routes,
     account,
@@ -416,6 +424,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     devIdp,
     registry,
     metrics,
+    tracing,
     metricsUrl: metricsServer ? `${metricsServer.url}/metrics` : `${url}/metrics`,
     secrets,
     outbound,
@@ -446,6 +455,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         await broker?.close()
         await store?.close()
         audit.flush()
+        // Last: every session has ended (its duration recorded) and every span with it.
+        await tracing.close()
       })()),
   }
 }

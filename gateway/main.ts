@@ -10,6 +10,7 @@ import { loadConfigFile } from './config/load.js'
 import type { GatewayConfig } from './config/schema.js'
 import { requestDevToken } from './devidp/token-client.js'
 import { startGateway } from './gateway.js'
+import { telemetrySettings } from './observability/telemetry-env.js'
 import { createLogger } from './observability/logger.js'
 import { loadPolicy } from './policy/load.js'
 
@@ -117,6 +118,8 @@ async function validate(args: string[]): Promise<number> {
   })
   const config = readConfig(values.config)
   if (config.policies) loadPolicy(config.policies)
+  // The OTEL_* variables serve would read (pure: the SDK is not loaded to check them).
+  telemetrySettings(process.env)
   // Secrets are read too, unless they are only mounted where the gateway runs (a config repo's CI).
   if (!values['skip-secrets'])
     await validateBroker(

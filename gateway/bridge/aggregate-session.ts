@@ -8,6 +8,7 @@ import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import { DEFAULT_REQUEST_TIMEOUT_MS, type GatewayConfig } from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
+import { outcomeOf, type Outcome } from '../observability/tracing.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
 import { LISTS, type Aggregate, type AggregateCaller, type ListMethod } from './aggregate.js'
@@ -357,35 +358,41 @@ export class AggregateSession {
     const start = performance.now()
     const server = target.server
     const config = this.o.config.servers[server]!
-    const audit = (outcome: string) =>
-      this.o.audit &&
-      auditAllowed(this.o.audit, this.o.metrics, {
-        principal: caller.principal,
-        server,
-        method,
-        decided: target.decided,
-        start,
-        outcome,
-      })
+    // Traced: the request's span is this call's to end, with what the client gets.
+    const span = target.decided.span
+    span?.take()
+    const audit = (outcome: string, traced?: Outcome) => {
+      span?.end(traced)
+      if (this.o.audit)
+        auditAllowed(this.o.audit, this.o.metrics, {
+          principal: caller.principal,
+          server,
+          method,
+          decided: target.decided,
+          start,
+          outcome,
+        })
+    }
     let credentials: ResolvedCredentials | undefined
     if (this.o.gate?.needs(server)) {
       const got = await this.o.gate.sessionless(server, method, caller, this.capabilities)
       if (!got.ok) {
-        audit(got.outcome)
+        audit(got.outcome, got.error ? { code: got.error.code } : { toolError: true })
         if (got.error)
           return this.send(rpcError(id, got.error.code, got.error.message, got.error.data), id)
         return this.reply(id, { content: [{ type: 'text', text: got.toolText }], isError: true })
       }
       credentials = got.credentials
     }
-    const lane = await this.o.lanes.acquire(
-      server,
-      caller.principal,
-      caller.log,
-      caller.accepted,
-      undefined,
-      credentials,
-    )
+    const lease = span?.step('lease')
+    const lane = await this.o.lanes
+      .acquire(server, caller.principal, caller.log, caller.accepted, undefined, credentials)
+      .catch((err: unknown) => {
+        lease?.end('lease_failed')
+        span?.end({ errorType: 'lease_failed' })
+        throw err
+      })
+    lease?.end()
     // MCP logging: the level is a minimum the client may set. A session-era client that never
     // set one hears every log, as from the server itself (the lane's process sends them all).
     const meta = {
@@ -393,9 +400,11 @@ export class AggregateSession {
       logLevel: this.logLevel ?? 'debug',
       progressToken: progressToken(target.params),
     }
+    const request = { method, params: target.params }
     const backend = new BackendCall(
       lane,
-      { method, params: target.params },
+      // Traced: the process gets the gateway's CLIENT span as its parent, in `_meta`.
+      span ? span.toChild(request, { server }) : request,
       meta,
       config.requestTimeout,
     )
@@ -421,9 +430,9 @@ export class AggregateSession {
           lane,
         )
       }
-      if (!this.calls.has(id)) return audit('cancelled')
+      if (!this.calls.has(id)) return audit('cancelled', { errorType: 'cancelled' })
       if (outcome.kind === 'failed') {
-        audit(`error ${outcome.code}`)
+        audit(`error ${outcome.code}`, { code: outcome.code, message: outcome.message })
         return this.send(rpcError(id, outcome.code, outcome.message), id)
       }
       const m = outcome.message as {
@@ -431,11 +440,11 @@ export class AggregateSession {
         error?: { code: number; message: string; data?: unknown }
       }
       if (m.error !== undefined) {
-        audit(`error ${m.error.code}`)
+        audit(`error ${m.error.code}`, { code: m.error.code, message: m.error.message })
         return this.send(rpcError(id, m.error.code, m.error.message, m.error.data), id)
       }
       const result = await this.o.agg.publish(server, m.result ?? {}, caller)
-      audit('ok')
+      audit('ok', outcomeOf(m))
       this.reply(id, result)
     } finally {
       this.calls.delete(id)

@@ -7,6 +7,7 @@ import { decide, decideAccess, type Decision } from '../policy/evaluate.js'
 import type { Policy } from '../policy/policy.js'
 import { GATED_METHODS, gatedTarget } from '../policy/target.js'
 import type { RateLimited, RateLimits } from './rate-limit.js'
+import { traceVerdict, type TracedBody } from './traced.js'
 
 /** The policy's verdict on a POST body: every request allowed (by id), or the first refusal. */
 export type BodyVerdict =
@@ -78,6 +79,24 @@ export function decideBody(
  * and refuses its whole body.
  */
 export async function admitBody(
+  d: { audit: AuditLog; metrics: Metrics; rates?: RateLimits },
+  messages: readonly Envelope[],
+  principal: Principal,
+  server: string,
+  policy: Policy,
+  traced?: TracedBody,
+): Promise<BodyVerdict> {
+  if (traced === undefined) return admit(d, messages, principal, server, policy)
+  // Traced: the decision (rate limits included) is the `policy` step, and its verdict goes on
+  // the spans.
+  const step = traced.trace.step('policy')
+  const verdict = await admit(d, messages, principal, server, policy)
+  step.end()
+  traceVerdict(traced, verdict)
+  return verdict
+}
+
+async function admit(
   d: { audit: AuditLog; metrics: Metrics; rates?: RateLimits },
   messages: readonly Envelope[],
   principal: Principal,

@@ -38,9 +38,11 @@ import {
 import type { GatewayConfig } from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
+import { outcomeOf, type HttpTrace, type Tracing } from '../observability/tracing.js'
 import type { Policy } from '../policy/policy.js'
 import type { PolicyStore } from '../policy/store.js'
 import { admitBody } from './decide.js'
+import { errorOutcome, traceBody, type TracedBody } from './traced.js'
 import type { RateLimits } from './rate-limit.js'
 import { listenEndpoint } from './endpoint-listen.js'
 import { listenStream } from './listen.js'
@@ -88,6 +90,10 @@ export interface ModernRequest {
   bearer?: string
   /** Set when the request is for an aggregating endpoint (then `server` is the endpoint's name). */
   aggregate?: Aggregate
+  /** The HTTP request's trace (its `auth` step done); a no-op object when tracing is off. */
+  trace: HttpTrace
+  /** Whether tracing is on: the off path builds no span. */
+  tracing: Tracing
 }
 
 /** The envelope keys of 2026-07-28 that are the gateway's to read, never the process's. */
@@ -138,9 +144,14 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
       id: message.id,
     })
 
-  if (r.aggregate) return serveEndpoint(d, r, r.aggregate, message)
+  const traced = traceBody(r.tracing, r.trace, [envelope(message)], {
+    server: r.server,
+    principal: r.principal,
+    protocolVersion: revision,
+  })
+  if (r.aggregate) return serveEndpoint(d, r, r.aggregate, message, traced)
 
-  const verdict = await admitBody(d, [envelope(message)], r.principal, r.server, r.policy)
+  const verdict = await admitBody(d, [envelope(message)], r.principal, r.server, r.policy, traced)
   if (verdict.refused)
     return decisionResponse(verdict.refused.decision, {
       resourceMetadata: r.resourceMetadata,
@@ -182,6 +193,7 @@ async function serveEndpoint(
   r: ModernRequest,
   agg: Aggregate,
   message: JSONRPCRequest,
+  traced: TracedBody | undefined,
 ): Promise<Response> {
   const caller = {
     principal: r.principal,
@@ -252,9 +264,19 @@ async function serveEndpoint(
     return res
   }
   const routed = await agg.route(message.method, params, caller)
-  if ('error' in routed) return rpcErrorObjectResponse(200, message.id, routed.error)
+  if ('error' in routed) {
+    traced?.spans.get(message.id)?.end({ code: routed.error.code, message: routed.error.message })
+    return rpcErrorObjectResponse(200, message.id, routed.error)
+  }
   const backend = { ...message, params: routed.params } as JSONRPCRequest
-  const verdict = await admitBody(d, [envelope(backend)], r.principal, routed.server, r.policy)
+  const verdict = await admitBody(
+    d,
+    [envelope(backend)],
+    r.principal,
+    routed.server,
+    r.policy,
+    traced,
+  )
   if (verdict.refused)
     return decisionResponse(verdict.refused.decision, {
       resourceMetadata: r.resourceMetadata,
@@ -306,6 +328,7 @@ async function call(
   publish?: (result: Record<string, unknown>) => Promise<Record<string, unknown>>,
 ): Promise<Response> {
   const start = performance.now()
+  const span = decided?.span
   const params = (message.params ?? {}) as Record<string, unknown>
   const binding: RoundBinding = {
     owner: ownerKey(r.principal),
@@ -384,14 +407,14 @@ async function call(
       }
       credentials = got.credentials
     }
-    const lane = await d.lanes.acquire(
-      r.server,
-      r.principal,
-      r.log,
-      r.accepted,
-      r.req.signal,
-      credentials,
-    )
+    const lease = r.trace.step('lease')
+    const lane = await d.lanes
+      .acquire(r.server, r.principal, r.log, r.accepted, r.req.signal, credentials)
+      .catch((err: unknown) => {
+        lease.end(errorOutcome(err).errorType)
+        throw err
+      })
+    lease.end()
     if (message.method === 'tools/call' && known === undefined) {
       const bad = badHeaders(await d.lanes.toolSchemas(lane))
       if (bad) {
@@ -404,9 +427,11 @@ async function call(
     }
     const given = params.inputResponses
     const presupplied = isObject(given) ? { ...given } : {}
+    const request = { method: message.method, params: backendParams(params) }
     backend = new BackendCall(
       lane,
-      { method: message.method, params: backendParams(params) },
+      // Traced: the process gets the gateway's CLIENT span as its parent, in `_meta`.
+      span ? span.toChild(request, { server: r.server }) : request,
       meta,
       d.config.servers[r.server]!.requestTimeout,
       presupplied,
@@ -415,6 +440,8 @@ async function call(
   }
 
   const sse = (r.req.headers.get('accept') ?? '').includes('text/event-stream')
+  // The span ends with the round, which may outlive the HTTP handler (an SSE answer).
+  span?.take()
   return new Promise<Response>((resolve) => {
     let stream: ReturnType<typeof openEventStream> | undefined
     let aborted = false
@@ -424,6 +451,7 @@ async function call(
       backend.cancel('the client disconnected')
       d.lanes.release(backend.lane, backend)
       audit(d, r, message.method, decided, start, 'cancelled')
+      span?.end({ errorType: 'cancelled' })
     }
     r.req.signal.addEventListener('abort', onAbort, { once: true })
     // Gone already (while its schemas were read, say): nothing is sent to the process.
@@ -452,12 +480,14 @@ async function call(
         r.req.signal.removeEventListener('abort', onAbort)
         if (aborted) return resolve(jsonResponse(499, body))
         audit(d, r, message.method, decided, start, outcome, credentials?.supplied)
+        span?.end(outcomeOf(body))
         if (stream !== undefined) return stream.end(body)
         resolve(jsonResponse(status, body))
       })
       .catch((err: Error) => {
         r.log.error({ err }, 'sessionless request failed')
         const body = rpcError(message.id, -32603, 'internal error')
+        span?.end({ code: -32603, message: 'internal error' })
         if (stream !== undefined) return stream.end(body)
         resolve(jsonResponse(500, body))
       })

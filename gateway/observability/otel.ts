@@ -254,7 +254,6 @@ const NO_STEP: Step = { end() {} }
 class McpMessageSpan implements McpSpan {
   taken = false
   private readonly span: Span | undefined
-  private readonly name: string
   private readonly attributes: Attributes
   private client: Span | undefined
   private ended = false
@@ -269,7 +268,6 @@ class McpMessageSpan implements McpSpan {
     clientAddress: string | undefined,
   ) {
     const { name, attributes } = describe(m)
-    this.name = name
     this.attributes = attributes
     if (i.tracer === undefined) return
     const own: Attributes = {
@@ -327,25 +325,26 @@ class McpMessageSpan implements McpSpan {
     this.taken = true
   }
 
-  toChild<T>(message: T, childId?: string | number): T {
+  toChild<T>(message: T, to?: { id?: string | number; server?: string }): T {
     // No span (metrics only): the message goes as the client sent it.
     if (this.span === undefined) return message
     this.client?.end(now())
-    const attributes: Attributes = {
-      ...this.attributes,
-      'network.transport': 'pipe',
-      'mcp_edge.server': this.m.server,
-    }
-    const id = childId ?? this.m.id
+    const msg = message as { method?: unknown; params?: Record<string, unknown> }
+    const method = typeof msg.method === 'string' ? msg.method : this.m.method
+    const { name, attributes } = describe({ ...this.m, method, params: msg.params })
+    attributes['network.transport'] = 'pipe'
+    attributes['mcp_edge.server'] = to?.server ?? this.m.server
+    const id = to?.id ?? this.m.id
     if (id !== undefined) attributes['jsonrpc.request.id'] = clip(String(id))
+    if (this.attributes['mcp.protocol.version'] !== undefined)
+      attributes['mcp.protocol.version'] = this.attributes['mcp.protocol.version']
     this.client = this.i.tracer!.startSpan(
-      this.name,
+      name,
       { kind: SpanKind.CLIENT, startTime: now(), attributes },
       this.context(),
     )
     const carrier: Record<string, string> = {}
     propagator.inject(trace.setSpan(ROOT_CONTEXT, this.client), carrier, defaultTextMapSetter)
-    const msg = message as { params?: Record<string, unknown> }
     const previous = msg.params?._meta
     const meta: Record<string, unknown> =
       typeof previous === 'object' && previous !== null && !Array.isArray(previous)

@@ -87,9 +87,11 @@ export interface McpSpan {
   /**
    * Starts the CLIENT span of the round trip to the process and returns the message to send:
    * a copy whose `params._meta` carries that span's `traceparent` (and `tracestate`), the
-   * original when tracing is off. `childId` is the id the process sees, when rewritten.
+   * original when tracing is off. The span is named from the message as sent (an endpoint's
+   * backend name, not the public one); `to` names the id the process sees, when rewritten,
+   * and the backend server, when it is not the message's own.
    */
-  toChild<T>(message: T, childId?: string | number): T
+  toChild<T>(message: T, to?: { id?: string | number; server?: string }): T
   /** The process answered (or will not): ends the CLIENT span. */
   childDone(outcome?: Outcome): void
   /** Ends the span (and the CLIENT span, if still open), recording the operation's duration. */

@@ -262,7 +262,7 @@ describe('tracing on, exported to a real OTLP/HTTP receiver', () => {
     span.step('lease').end()
     span.take()
     const message = { jsonrpc: '2.0', id: 42, method: 'tools/call', params }
-    const sent = span.toChild(message, 'c-42')
+    const sent = span.toChild(message, { id: 'c-42', server: 'echo' })
     assert.notEqual(sent, message)
     assert.deepEqual(message.params._meta.traceparent, traceparent(PARENT_TRACE, PARENT_SPAN))
     const meta = sent.params._meta as Record<string, unknown>
