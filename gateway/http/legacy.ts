@@ -9,6 +9,7 @@ import { admitBody } from './decide.js'
 import { routeBody } from './endpoint-route.js'
 import { authenticated, bearerOf, type McpEndpointDeps } from './mcp.js'
 import { errorOutcome, statusOutcome, traceBody } from './traced.js'
+import { NO_HTTP_TRACE } from '../observability/tracing.js'
 import type { Vars } from './request-id.js'
 import { decisionResponse, errorResponse, refusalReply } from './respond.js'
 
@@ -72,7 +73,9 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
 
     /** `POST /messages/<endpoint>?sessionId=`: routed and decided like the Streamable HTTP endpoint's. */
     async endpointMessages(c: Context<Vars>, name: string): Promise<Response> {
-      const trace = d.tracing.begin(c.req.raw.headers, c.get('clientIp'))
+      const trace = d.tracing.on
+        ? d.tracing.begin(c.req.raw.headers, c.get('clientIp'))
+        : NO_HTTP_TRACE
       try {
         const agg = d.aggregates!.get(name)!
         const principal = await authenticated(trace, () =>
@@ -172,7 +175,9 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
     async messages(c: Context<Vars>): Promise<Response> {
       const server = c.req.param('server') ?? ''
       if (d.aggregates?.has(server)) return this.endpointMessages(c, server)
-      const trace = d.tracing.begin(c.req.raw.headers, c.get('clientIp'))
+      const trace = d.tracing.on
+        ? d.tracing.begin(c.req.raw.headers, c.get('clientIp'))
+        : NO_HTTP_TRACE
       try {
         if (d.config.servers[server] === undefined)
           throw new BridgeError('unknown_server', `no MCP server named ${server}`)

@@ -14,7 +14,7 @@ import { decideAccess } from '../policy/evaluate.js'
 import type { PolicyStore } from '../policy/store.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
-import type { HttpTrace, Tracing } from '../observability/tracing.js'
+import { NO_HTTP_TRACE, type HttpTrace, type Tracing } from '../observability/tracing.js'
 import { readJsonBody } from './body.js'
 import { errorOutcome, statusOutcome, traceBody } from './traced.js'
 import { routeBody } from './endpoint-route.js'
@@ -76,7 +76,9 @@ export function mcpEndpoint(d: McpEndpointDeps) {
   ): Promise<Response> {
     const accepted = Date.now()
     // A POST carries MCP messages: its trace begins here, at the entry (auth is its first step).
-    const trace = d.tracing.begin(c.req.raw.headers, c.get('clientIp'))
+    const trace = d.tracing.on
+      ? d.tracing.begin(c.req.raw.headers, c.get('clientIp'))
+      : NO_HTTP_TRACE
     const res =
       'endpoint' in target
         ? await handleEndpoint(c, target.endpoint, accepted, target.routed === true, trace)

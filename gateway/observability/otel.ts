@@ -65,6 +65,8 @@ export async function startOtel(s: TelemetrySettings, log: Logger): Promise<Trac
       resource,
       spanProcessors: [new BatchSpanProcessor(await spanExporter(s.traces))],
     })
+  // Specification defaults: export every 60 s, each export given at most 30 s.
+  const interval = getNumberFromEnv('OTEL_METRIC_EXPORT_INTERVAL') ?? 60_000
   const meterProvider =
     s.metrics &&
     new MeterProvider({
@@ -72,8 +74,12 @@ export async function startOtel(s: TelemetrySettings, log: Logger): Promise<Trac
       readers: [
         new PeriodicExportingMetricReader({
           exporter: await metricExporter(s.metrics),
-          exportIntervalMillis: getNumberFromEnv('OTEL_METRIC_EXPORT_INTERVAL') ?? 60_000,
-          exportTimeoutMillis: getNumberFromEnv('OTEL_METRIC_EXPORT_TIMEOUT') ?? 30_000,
+          exportIntervalMillis: interval,
+          // The SDK refuses a timeout above the interval: a short interval alone shortens it.
+          exportTimeoutMillis: Math.min(
+            getNumberFromEnv('OTEL_METRIC_EXPORT_TIMEOUT') ?? 30_000,
+            interval,
+          ),
         }),
       ],
     })

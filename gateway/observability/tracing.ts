@@ -121,8 +121,8 @@ export const TRACING_OFF: Tracing = {
   close: async () => {},
 }
 
-/** The span a message carries when tracing is off or the message was never traced. */
-export const NO_MCP_SPAN: McpSpan = NO_SPAN
+/** The trace of a request when tracing is off: call sites skip even reading headers for it. */
+export const NO_HTTP_TRACE: HttpTrace = NO_HTTP
 
 /**
  * Starts tracing and metrics when the environment turns them on (telemetry-env.ts), loading

@@ -536,6 +536,19 @@ describe('sampling, protobuf, resource and user attributes', () => {
     assert.ok(delivery.body.includes(Buffer.from('tools/list')))
   })
 
+  test('a metric export interval below the default timeout starts (the timeout follows it)', async () => {
+    const t = await withEnv(
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_METRIC_EXPORT_INTERVAL: '5000',
+      },
+      () => startTracing(log),
+    )
+    assert.equal(t.on, true)
+    await t.close()
+  })
+
   test('OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; user attributes only when turned on', async () => {
     const t = await withEnv(
       {
