@@ -118,7 +118,12 @@ export async function startOtel(s: TelemetrySettings, log: Logger): Promise<Trac
       })
     },
     async flush() {
-      await Promise.all([tracerProvider?.forceFlush(), meterProvider?.forceFlush()])
+      await Promise.all([
+        tracerProvider?.forceFlush().catch((err: Error) => log.warn({ err }, 'span export failed')),
+        meterProvider
+          ?.forceFlush()
+          .catch((err: Error) => log.warn({ err }, 'metric export failed')),
+      ])
     },
     async close() {
       // Both flush what they hold before they stop; a collector that is down costs at most
@@ -276,6 +281,14 @@ class McpMessageSpan implements McpSpan {
     const { name, attributes } = describe(m)
     this.attributes = attributes
     if (i.tracer === undefined) return
+    // The SDK's samplers decide without the attributes: an unsampled span is given none.
+    const span = i.tracer.startSpan(
+      name,
+      { kind: SpanKind.SERVER, startTime: start, links },
+      parent,
+    )
+    this.span = span
+    if (!span.isRecording()) return
     const own: Attributes = {
       ...attributes,
       ...HTTP_TRANSPORT,
@@ -288,11 +301,7 @@ class McpMessageSpan implements McpSpan {
       if (clientAddress !== undefined) own['client.address'] = clientAddress
       if (m.subject !== undefined) own['user.id'] = m.subject
     }
-    this.span = i.tracer.startSpan(
-      name,
-      { kind: SpanKind.SERVER, startTime: start, attributes: own, links },
-      parent,
-    )
+    span.setAttributes(own)
   }
 
   /** Whether the span is sampled: an unsampled one gets no child spans (its context still flows). */

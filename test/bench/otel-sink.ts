@@ -13,15 +13,19 @@ export type BenchSampler = 'always_on' | 'always_off'
  * dropped under the bench's load (a dropped span would cost less than an exported one).
  */
 export async function tracingEnv(sampler: BenchSampler): Promise<Record<string, string>> {
-  sink ??= startOtlpReceiver({ keep: false })
-  const receiver = await sink
   return {
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_EXPORTER_OTLP_ENDPOINT: await sinkUrl(),
     OTEL_TRACES_SAMPLER: sampler,
     OTEL_BSP_MAX_QUEUE_SIZE: '65536',
     OTEL_BSP_SCHEDULE_DELAY: '1000',
     OTEL_METRIC_EXPORT_INTERVAL: '5000',
   }
+}
+
+/** The receiver's base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`), started on first use. */
+export async function sinkUrl(): Promise<string> {
+  sink ??= startOtlpReceiver({ keep: false })
+  return (await sink).url
 }
 
 /** What the receiver got: export requests and bytes, per path. */

@@ -44,7 +44,8 @@ import {
   type RowFailure,
 } from './report.js'
 import { benchRows, profileDir, type RowSpec } from './rows.js'
-import { closeSink, sinkTotals } from './otel-sink.js'
+import { closeSink, sinkTotals, sinkUrl } from './otel-sink.js'
+import { tracingCost, tracingCostText, type TracingCostRow } from './tracing-cost.js'
 import { tracingCosts, tracingText } from './tracing-report.js'
 import type { Target } from './target.js'
 
@@ -101,7 +102,12 @@ const processSizes: ProcessSizes = {
   },
 }
 const processResults: ProcessResults = { poolStart: [], sessionStart: [] }
-const SECTIONS = processSections({ root: ROOT, echoJs: ECHO_JS }, processSizes, processResults)
+let tracingFacade: TracingCostRow[] | undefined
+const SECTIONS: [string, () => Promise<void>][] = [
+  ...processSections({ root: ROOT, echoJs: ECHO_JS }, processSizes, processResults),
+  // The tracing facade's own CPU per request, off / unsampled / sampled (run when named).
+  ['tracing-cost', async () => void (tracingFacade = await tracingCost(await sinkUrl()))],
+]
 const ROWS = benchRows({
   root: ROOT,
   echoJs: ECHO_JS,
@@ -228,6 +234,7 @@ async function main(): Promise<number> {
   const exported = await sinkTotals()
   await closeSink()
   if (tracing.length > 0) console.log(`\n${tracingText(tracing, JSON.stringify(exported))}`)
+  if (tracingFacade) console.log(`\n${tracingCostText(tracingFacade)}`)
   const policy = benchPolicy()
   console.log(
     `\npolicy (${policy.rules} rules): decision ${policy.decideUs.toFixed(2)} µs per gated call; ` +
@@ -269,6 +276,7 @@ async function main(): Promise<number> {
         aggregate: agg,
         tracing,
         tracingExported: exported,
+        tracingFacade,
         policy,
         processSizes,
         poolStart: pool,

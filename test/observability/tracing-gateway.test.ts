@@ -376,6 +376,31 @@ describe('tracing on: spans exported to a real OTLP/HTTP receiver', () => {
     assert.equal(received(stack).length, before)
   })
 
+  it('a missing scope: decision challenge, the 403 step-up, its code', async () => {
+    const token = await stack.token('alice', { server: 'notes' })
+    const sid = await openSession(stack, '/mcp/notes', token)
+    const res = await post(
+      stack,
+      '/mcp/notes',
+      {
+        jsonrpc: '2.0',
+        id: 'up-1',
+        method: 'tools/call',
+        params: { name: 'write_note', arguments: { title: 't', body: 'b' } },
+      },
+      { authorization: `Bearer ${token}`, 'mcp-session-id': sid },
+    )
+    assert.equal(res.status, 403)
+    const { server, client } = await tree(
+      receiver,
+      stack,
+      (s) => s.attributes['jsonrpc.request.id'] === 'up-1',
+    )
+    assert.equal(server.attributes['mcp_edge.policy.decision'], 'challenge')
+    assert.equal(server.attributes['error.type'], '-32011')
+    assert.equal(client, undefined)
+  })
+
   it('a rate-limit refusal: decision rate_limited, its rule, its code', async () => {
     const sid = await openSession(stack, '/mcp/fixture', alice)
     const call = (id: string) =>
