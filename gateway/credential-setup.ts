@@ -3,16 +3,16 @@ import type { Logger } from 'pino'
 import { Agent } from 'undici'
 import { createIdpHttp } from './auth/idp-http.js'
 import type { Broker } from './broker/broker.js'
-import { CredentialGate } from './bridge/credential-gate.js'
+import type { CredentialGate } from './bridge/credential-gate.js'
 import type { GatewayConfig } from './config/schema.js'
 import type { readSecret } from './config/secrets.js'
-import { TokenExchange, tokenEndpointFor } from './credentials/exchange.js'
-import { discoveredTokenEndpoint } from './credentials/exchange-discovery.js'
-import { CredentialResolver } from './credentials/resolve.js'
+import type { TokenExchange } from './credentials/exchange.js'
 import type { UserSecrets } from './credentials/secrets.js'
 
 // How the gateway puts per-user credentials together: the sources a config names (users'
 // secrets, the broker's upstream tokens, RFC 8693 exchange) behind the gate of its servers.
+// Their code is imported only when the config names them: a gateway without per-user
+// credentials never loads it (issue 14's idle memory target).
 
 /** Whether any server takes per-user credentials (then users' secrets need the store). */
 export function usesCredentials(config: GatewayConfig): boolean {
@@ -23,7 +23,7 @@ export function usesCredentials(config: GatewayConfig): boolean {
  * The gate before requests of servers that take per-user credentials, with the sources those
  * name: users' secrets, the broker's upstream tokens. Undefined when no server takes any.
  */
-export function credentialGate(
+export async function credentialGate(
   config: GatewayConfig,
   o: {
     secrets: UserSecrets | undefined
@@ -32,8 +32,12 @@ export function credentialGate(
     log: Logger
     exchange: TokenExchange | undefined
   },
-): CredentialGate | undefined {
+): Promise<CredentialGate | undefined> {
   if (!usesCredentials(config)) return undefined
+  const [{ CredentialGate }, { CredentialResolver }] = await Promise.all([
+    import('./bridge/credential-gate.js'),
+    import('./credentials/resolve.js'),
+  ])
   const accounts = o.broker?.accounts
   const resolver = new CredentialResolver({
     config,
@@ -65,12 +69,16 @@ export function credentialGate(
  * endpoint, else the one the IdP's discovery names (the broker's upstream with the broker, the
  * issuer otherwise). Its own connection pool; a private CA of the upstream is trusted.
  */
-export function tokenExchange(
+export async function tokenExchange(
   config: GatewayConfig,
   o: { readSecret: typeof readSecret; log: Logger },
-): { exchange: TokenExchange; close(): Promise<void> } | undefined {
+): Promise<{ exchange: TokenExchange; close(): Promise<void> } | undefined> {
   const x = config.auth.tokenExchange
   if (x === undefined) return undefined
+  const [{ TokenExchange, tokenEndpointFor }, { discoveredTokenEndpoint }] = await Promise.all([
+    import('./credentials/exchange.js'),
+    import('./credentials/exchange-discovery.js'),
+  ])
   const upstream = config.auth.broker?.upstream
   const issuer = upstream?.issuer ?? config.auth.issuer
   const caFile = upstream ? upstream.caFile : config.auth.caFile

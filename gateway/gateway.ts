@@ -3,19 +3,15 @@ import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import type { DestinationStream, Logger } from 'pino'
 import type { Context } from 'hono'
-import { createAccount } from './account/account.js'
 import type { AccountBroker } from './account/deps.js'
 import { createResources } from './auth/resources.js'
-import { requireSharedKeys, startBroker, type Broker } from './broker/broker.js'
-import { UPSTREAM_CALLBACK_PATH } from './broker/interactions.js'
-import { brokerKeys, type BrokerKeys } from './broker/keys.js'
-import { BROKER_ROUTES } from './broker/provider.js'
+import type { Broker } from './broker/broker.js'
+import type { BrokerKeys } from './broker/keys.js'
 import { readSecret } from './config/secrets.js'
 import type { Vars } from './http/request-id.js'
-import { createStore } from './store/create.js'
 import { RateLimits } from './http/rate-limit.js'
-import { sealerForStore, type Sealer } from './store/sealed.js'
-import { UserSecrets } from './credentials/secrets.js'
+import type { Sealer } from './store/sealed.js'
+import type { UserSecrets } from './credentials/secrets.js'
 import { credentialGate, tokenExchange, usesCredentials } from './credential-setup.js'
 import type { Store } from './store/store.js'
 import type { Principal } from './auth/principal.js'
@@ -24,6 +20,7 @@ import { Aggregate } from './bridge/aggregate.js'
 import { AggregateSessions } from './bridge/aggregate-sessions.js'
 import { InputRounds } from './bridge/input-rounds.js'
 import { LanePool } from './bridge/lanes.js'
+import { Sessionless } from './bridge/sessionless.js'
 import { Outbound, queueLimits } from './bridge/outbound-budget.js'
 import { SessionRegistry } from './bridge/registry.js'
 import { ConfigError } from './config/errors.js'
@@ -35,15 +32,18 @@ import { hostAllowed, hostname, type OriginPolicy } from './http/origin.js'
 import { rpcErrorResponse } from './http/respond.js'
 import { setUpIdentity, type Identity } from './identity.js'
 import { createAuditLog } from './observability/audit.js'
-import { createMetrics, type Metrics } from './observability/metrics.js'
+import { createMetrics, type Gauges, zeroGauges, type Metrics } from './observability/metrics.js'
 import { startTracing, type Tracing } from './observability/tracing.js'
 import { grantsOf } from './policy/evaluate.js'
 import { filterListResult } from './policy/filter.js'
 import { loadPolicy } from './policy/load.js'
 import type { Policy } from './policy/policy.js'
 import { watchPolicy, type ReloadResult } from './policy/reload.js'
+import { NO_IMPLICATIONS } from './policy/implies.js'
 import { scopesOfRoles } from './policy/role-scopes.js'
 import { createPolicyStore } from './policy/store.js'
+import type { ToolPins } from './pins/pins.js'
+import { setUpToolPins } from './pins/setup.js'
 
 const LOOPBACK = /^(127(?:\.\d{1,3}){3}|::1|localhost)$/
 
@@ -80,10 +80,33 @@ export interface Gateway {
   secrets: UserSecrets | undefined
   /** The bounds of every SSE stream, what they queue now and the largest queues seen. */
   outbound: Outbound
+  /** Tool pinning, when a server has `pinTools: true`. */
+  toolPins: ToolPins | undefined
   /** Reloads the policy files now (SIGHUP); undefined when no policies are configured. */
   reloadPolicy(): ReloadResult | undefined
   /** Stops accepting, ends every session and process, stops the dev IdP. */
   close(): Promise<void>
+}
+
+/**
+ * The broker's code (oidc-provider, openid-client, the consent and account pages), imported
+ * only when `auth.broker` is configured: a resource-server gateway never loads it, nor the
+ * memory and start-up time it costs (issue 14's idle target).
+ */
+async function importBroker() {
+  const [broker, interactions, keys, provider] = await Promise.all([
+    import('./broker/broker.js'),
+    import('./broker/interactions.js'),
+    import('./broker/keys.js'),
+    import('./broker/provider.js'),
+  ])
+  return {
+    startBroker: broker.startBroker,
+    requireSharedKeys: broker.requireSharedKeys,
+    brokerKeys: keys.brokerKeys,
+    callbackPath: interactions.UPSTREAM_CALLBACK_PATH,
+    routes: provider.BROKER_ROUTES,
+  }
 }
 
 /**
@@ -112,18 +135,22 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   // An OTEL_* variable the gateway cannot honour fails here, before anything listens.
   const tracing = await startTracing(log)
   const audit = createAuditLog(config.log.audit, log, o.auditDestination)
+  // Filled in once the metrics exist; read by the pins gauge at scrape time.
+  let pinned: ReturnType<typeof setUpToolPins>
   // Filled in once the registry and lanes exist (metrics are needed before: identity counts).
-  const gauges = {
-    sessions: () => 0,
-    lanes: () => 0,
-    waitingRounds: () => 0,
-    laneWaiters: () => new Map<string, number>(),
-    listenStreams: () => 0,
-    queuedBytes: () => 0,
-    queuedEvents: () => 0,
-    endpointUserLists: () => 0,
+  const gauges: Gauges = {
+    ...zeroGauges(),
+    toolPinsPending: () => {
+      const counts = new Map<string, number>()
+      for (const s of pinned?.pins.servers ?? []) counts.set(s, 0)
+      for (const p of pinned?.pins.pending() ?? [])
+        counts.set(p.server, (counts.get(p.server) ?? 0) + 1)
+      return counts
+    },
   }
   const metrics = createMetrics(gauges)
+  // A pin file that does not load stops the start, before anything listens.
+  pinned = setUpToolPins(config, { log, audit, metrics })
   // Every SSE stream the gateway returns, both eras and transports, is bounded by these.
   const outbound = new Outbound(queueLimits(config), metrics, config.limits.sseKeepAlive)
   gauges.queuedBytes = () => outbound.bytes
@@ -166,15 +193,33 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
 
   let identity: Identity
   let store: Store | undefined
+  let storing: Promise<Store> | undefined
+  /**
+   * The store, created on first need: at start-up with the broker or per-user credentials, else
+   * when a rate limit first counts (a gateway with neither loads no store code). A creation that
+   * failed is tried again by the next caller.
+   */
+  const sharedStore = (): Promise<Store> =>
+    (storing ??= (async () => {
+      const { createStore } = await import('./store/create.js')
+      store = o.store ?? (await createStore(config.store, { log, readSecret }))
+      return store
+    })().catch((err: unknown) => {
+      storing = undefined
+      throw err
+    }))
   let broker: Broker | undefined
   let secrets: UserSecrets | undefined
   let sealer: Sealer | undefined
   let keys: BrokerKeys | undefined
+  let brokerCode: Awaited<ReturnType<typeof importBroker>> | undefined
   try {
     // The broker is its own issuer, at the public URL; its keys exist before identity, which
     // trusts its tokens (and may start the dev IdP it logs users in at).
     const brokerConfig = config.auth.broker
-    keys = brokerConfig && (await brokerKeys(brokerConfig, readSecret))
+    const code = brokerConfig && (await importBroker())
+    brokerCode = code
+    keys = code && (await code.brokerKeys(brokerConfig, readSecret))
     const upstream = brokerConfig?.upstream
     identity = await setUpIdentity({
       config,
@@ -188,7 +233,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       insecureNoAuth: o.insecureNoAuth,
       allowDevIdp: o.allowDevIdp,
       devIdp: o.devIdp,
-      scopesFor: (roles) => scopesOfRoles(policy.current.roles, roles).has,
+      scopesFor: (roles) => scopesOfRoles(policy.current.roles, roles, policy.current.implies).has,
       broker: keys &&
         upstream && {
           issuer: publicUrl,
@@ -200,17 +245,20 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
             clientSecret:
               upstream.clientSecret &&
               readSecret(upstream.clientSecret, 'auth.broker.upstream.clientSecret'),
-            redirectUri: `${publicUrl}${UPSTREAM_CALLBACK_PATH}`,
+            redirectUri: `${publicUrl}${code!.callbackPath}`,
           },
         },
     })
-    // Shared state (the broker's clients and grants, users' secrets, rate-limit counts) lives in
-    // the store; secrets sealed.
-    const shared = o.store ?? (await createStore(config.store, { log, readSecret }))
-    store = shared
+    // Shared state (the broker's clients and grants, users' secrets) lives in the store, sealed.
     if (keys || usesCredentials(config)) {
+      const shared = await sharedStore()
+      // Imported here: a gateway without the broker or per-user credentials seals nothing.
+      const [{ sealerForStore }, { UserSecrets }] = await Promise.all([
+        import('./store/sealed.js'),
+        import('./credentials/secrets.js'),
+      ])
       // Every key replicas must share, named at once (the broker's, then the sealing keys).
-      if (keys && config.store.kind !== 'memory') requireSharedKeys(config)
+      if (keys && config.store.kind !== 'memory') code!.requireSharedKeys(config)
       sealer = sealerForStore(config, readSecret)
       secrets = new UserSecrets({
         store: shared,
@@ -219,7 +267,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         perUser: config.credentials.secretsPerUser,
       })
       if (keys)
-        broker = await startBroker({
+        broker = await code!.startBroker({
           config,
           issuer: publicUrl,
           keys,
@@ -234,6 +282,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         })
     }
   } catch (err) {
+    pinned?.watcher.close()
     server.close()
     await broker?.close()
     await store?.close()
@@ -242,17 +291,25 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   }
   const { issuer, authenticator, devIdp } = identity
   const rates = new RateLimits({
-    store,
+    store: sharedStore,
     onStoreError: config.rateLimits.onStoreError,
     timeoutMs: config.store.commandTimeout,
     metrics,
     log: log.child({ component: 'rate-limits' }),
   })
 
+  // Raw server result → tool pins (hashed as the server sent it) → policy filter (its marks).
+  const pins = pinned?.pins
   const filter = (name: string, method: string, result: unknown, principal: Principal) =>
-    filterListResult(policy.current, name, method, result, principal)
-  const exchange = tokenExchange(config, { readSecret, log })
-  const gate = credentialGate(config, {
+    filterListResult(
+      policy.current,
+      name,
+      method,
+      pins ? pins.filterList(name, method, result, principal) : result,
+      principal,
+    )
+  const exchange = await tokenExchange(config, { readSecret, log })
+  const gate = await credentialGate(config, {
     secrets,
     broker,
     publicUrl,
@@ -269,7 +326,12 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     filter,
     outbound,
     gate,
-    scopesOf: (p) => grantsOf(policy.current, p).scopes,
+    // What the child may see: the scopes that count, with those they imply (the child does not
+    // know the hierarchy, so a check of its own for `mcp:read` passes for `mcp:write`).
+    scopesOf: (p) => {
+      const g = grantsOf(policy.current, p)
+      return [...g.scopes, ...g.implied.keys()]
+    },
     bounds,
     tracing,
   })
@@ -278,8 +340,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   // Sessionless (2026-07-28) requests: the principals' own processes, and their waiting rounds.
   const lanes = new LanePool({ config, source: registry, bounds, log: log.child({ lanes: true }) })
   const { inputTtl, waitingPerSubject } = config.limits.sessionless
-  const rounds = new InputRounds({ ttlMs: inputTtl, perSubject: waitingPerSubject })
-  bounds.holders = { sessions: registry, lanes, rounds }
+  const rounds = new InputRounds({ ttlMs: inputTtl, perSubject: waitingPerSubject, bounds })
   gauges.lanes = () => lanes.size
   gauges.waitingRounds = () => rounds.size
   gauges.laneWaiters = () => lanes.waiters()
@@ -322,9 +383,14 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
           )
       })
     : undefined
+  // RFC 9728 `scopes_supported` and the 401 challenge's `scope`: the least that opens a session.
+  // A scope its access list implies is left out (the broader one covers it), and no broader
+  // scope is added: clients without a challenge ask for all of these, and should ask for little.
   const scopes = (name: string | undefined) =>
     config.auth.scopesSupported ??
-    (name === undefined ? [] : [...(policy.current.servers.get(name)?.access ?? [])])
+    (name === undefined
+      ? []
+      : policy.current.implies.withoutImplied(policy.current.servers.get(name)?.access ?? []))
   const origin = {
     // A routed host is the gateway's own, as Host and as a browser origin of its clients.
     origins: [
@@ -349,7 +415,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     secrets &&
     sealer &&
     store &&
-    createAccount({
+    (await import('./account/account.js')).createAccount({
       config,
       publicUrl,
       secrets,
@@ -361,7 +427,16 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       sealer,
       store,
       now: o.accountClock ?? Date.now,
-      broker: broker && keys && accountBroker(broker, keys, { config, publicUrl, listenUrl: url }),
+      broker:
+        broker &&
+        keys &&
+        brokerCode &&
+        accountBroker(broker, keys, {
+          config,
+          publicUrl,
+          listenUrl: url,
+          tokenPath: brokerCode.routes.token,
+        }),
     })
   const app = createApp({
     config,
@@ -375,8 +450,19 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     policy,
     registry,
     scopes,
-    modern: { config, policy, lanes, rounds, audit, metrics, rates, filter, outbound, gate },
+    modern: {
+      config,
+      policy,
+      engine: new Sessionless({ config, lanes, rounds, audit, metrics, filter, gate }),
+      lanes,
+      audit,
+      metrics,
+      rates,
+      outbound,
+      pins,
+    },
     rates,
+    pins,
     aggregates,
     endpointSessions,
     tracing,
@@ -394,7 +480,21 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
             ]
           : []),
         ...[rates.problem().warning].filter((w): w is string => w !== undefined),
+        ...(pinned?.watcher.lastError
+          ? [
+              `tool pins reload failed, the previous pins are in force: ${pinned.watcher.lastError.join('; ')}`,
+            ]
+          : []),
       ],
+      // Tool changes are an operator's to-do, not an outage: listed, never a 503.
+      ...(pins && {
+        pendingTools: pins.pending().map((p) => ({
+          server: p.server,
+          tool: p.tool,
+          since: p.since,
+          hash: p.hash,
+        })),
+      }),
     }),
   })
   handler = (req, env) => app.fetch(req, env as never)
@@ -428,10 +528,12 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     metricsUrl: metricsServer ? `${metricsServer.url}/metrics` : `${url}/metrics`,
     secrets,
     outbound,
+    toolPins: pins,
     reloadPolicy: () => reloader?.reload(),
     close: () =>
       (closing ??= (async () => {
         reloader?.close()
+        pinned?.watcher.close()
         // Stop accepting: new connections are refused, new requests on open ones get 503,
         // requests in flight finish (up to shutdownGrace) before the processes are stopped.
         handler = () =>
@@ -500,7 +602,7 @@ async function listenMetrics(
 function accountBroker(
   broker: Broker,
   keys: BrokerKeys,
-  o: { config: GatewayConfig; publicUrl: string; listenUrl: string },
+  o: { config: GatewayConfig; publicUrl: string; listenUrl: string; tokenPath: string },
 ): AccountBroker {
   const listen = new URL(o.listenUrl)
   // A wildcard listener is reached on loopback.
@@ -511,7 +613,7 @@ function accountBroker(
   return {
     issuer: broker.issuer,
     client: broker.firstParty,
-    tokenEndpoint: `${listen.origin}${path}${BROKER_ROUTES.token}`,
+    tokenEndpoint: `${listen.origin}${path}${o.tokenPath}`,
     tokenHost: new URL(o.publicUrl).host,
     getKey: keys.getKey,
     alg: keys.alg,
@@ -526,7 +628,13 @@ function accountBroker(
 
 function emptyPolicy(log: Logger): Policy {
   log.warn('no policies configured: every MCP request is denied (set `policies:` in the config)')
-  return { roles: new Map(), servers: new Map(), rateLimits: [], files: [] }
+  return {
+    roles: new Map(),
+    implies: NO_IMPLICATIONS,
+    servers: new Map(),
+    rateLimits: [],
+    files: [],
+  }
 }
 
 /**

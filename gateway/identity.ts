@@ -8,7 +8,7 @@ import { createKeySource } from './auth/keys.js'
 import type { Principal } from './auth/principal.js'
 import { ConfigError } from './config/errors.js'
 import type { GatewayConfig } from './config/schema.js'
-import { startDevIdp, type DevIdp, type DevIdpOptions, type ScopesFor } from './devidp/provider.js'
+import type { DevIdp, DevIdpOptions, ScopesFor } from './devidp/provider.js'
 import type { Metrics } from './observability/metrics.js'
 
 /** Scopes the dev IdP issues; the example policies use these. */
@@ -104,6 +104,8 @@ export async function setUpIdentity(o: {
           },
         ]
       : []
+    // Imported here: the dev IdP (oidc-provider and its dependencies) is never loaded otherwise.
+    const { startDevIdp } = await import('./devidp/provider.js')
     devIdp = await startDevIdp({
       port: config.devIdp.port,
       resources: o.resources,

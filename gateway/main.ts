@@ -1,18 +1,17 @@
 #!/usr/bin/env node
-// The mcp-edge command line: serve | token | validate | policy | secrets.
+// The mcp-edge command line: serve | token | validate | policy | secrets | tools.
+// The commands other than `serve` (and the broker's checks) are imported when run: a serving
+// gateway never loads code it does not use (issue 14's idle memory target).
 import { parseArgs } from 'node:util'
-import { policyCommand } from './cli/policy-check.js'
-import { secretsCommand } from './cli/secrets.js'
-import { validateBroker } from './broker/validate.js'
 import { ConfigError } from './config/errors.js'
 import { defaultConfig } from './config/defaults.js'
 import { loadConfigFile } from './config/load.js'
 import type { GatewayConfig } from './config/schema.js'
-import { requestDevToken } from './devidp/token-client.js'
 import { startGateway } from './gateway.js'
 import { telemetrySettings } from './observability/telemetry-env.js'
 import { createLogger } from './observability/logger.js'
 import { loadPolicy } from './policy/load.js'
+import { loadPins } from './pins/file.js'
 
 const USAGE = `usage: mcp-edge <command> [options]
 
@@ -22,6 +21,7 @@ commands:
   validate  [--config FILE] [--skip-secrets]                    check config, policies and secrets, then exit
   policy    check --policy P --claims F|- --server S --tool T    explain a policy decision (policy --help)
   secrets   set NAME | list | delete NAME [--url U]              your own secrets at a gateway (secrets --help)
+  tools     pins | approve SERVER TOOL | approve --all           tool pins: list, approve changes (tools --help)
 
 Without --config the embedded default runs: demo servers, example policies, dev IdP on 127.0.0.1.`
 
@@ -37,9 +37,11 @@ async function main(argv: string[]): Promise<number> {
     case 'validate':
       return validate(rest)
     case 'policy':
-      return policyCommand(rest)
+      return (await import('./cli/policy-check.js')).policyCommand(rest)
     case 'secrets':
-      return secretsCommand(rest)
+      return (await import('./cli/secrets.js')).secretsCommand(rest)
+    case 'tools':
+      return (await import('./cli/tools.js')).toolsCommand(rest)
     case undefined:
     case '-h':
     case '--help':
@@ -102,6 +104,7 @@ async function token(args: string[]): Promise<number> {
     args,
     options: { scope: { type: 'string' }, resource: { type: 'string' }, user: { type: 'string' } },
   })
+  const { requestDevToken } = await import('./devidp/token-client.js')
   const t = await requestDevToken({
     scope: values.scope,
     resource: values.resource,
@@ -120,9 +123,12 @@ async function validate(args: string[]): Promise<number> {
   if (config.policies) loadPolicy(config.policies)
   // The OTEL_* variables serve would read (pure: the SDK is not loaded to check them).
   telemetrySettings(process.env)
+  // The pin file too, when a server pins its tools (no file yet: nothing pinned).
+  if (Object.values(config.servers).some((s) => s.pinTools))
+    loadPins(config.toolPins.file, config.toolPins.maxFileBytes)
   // Secrets are read too, unless they are only mounted where the gateway runs (a config repo's CI).
   if (!values['skip-secrets'])
-    await validateBroker(
+    await (await import('./broker/validate.js')).validateBroker(
       config,
       config.publicUrl ?? `http://${config.listen.host}:${config.listen.port}`,
     )

@@ -23,6 +23,8 @@ export interface Authenticator {
     authorization: string | null | undefined,
     audiences: readonly string[],
   ): Promise<Principal>
+  /** Verified tokens held in the cache now (undefined without one). */
+  readonly cached?: number
 }
 
 /**
@@ -58,7 +60,14 @@ export function createAuthenticator(
     getKey: keys.getKey,
     now,
   }
+  // lru-cache drops an expired entry only when it is read or pushed out: tokens of users who
+  // have moved on to new ones would otherwise fill it to tokenCacheMax and hold it there. At
+  // most once per tokenCacheTtl, a miss sweeps out every expired entry first (no timer).
+  let sweptAt = now()
   return {
+    get cached() {
+      return cache?.size
+    },
     async authenticate(authorization, audiences) {
       const token = parseBearer(authorization)
       const key = cache ? createHash('sha256').update(token).digest('base64url') : ''
@@ -71,6 +80,10 @@ export function createAuthenticator(
           aud: payload.aud,
         }
         const ttl = Math.min(auth.tokenCacheTtl * 1000, (payload.exp ?? 0) * 1000 - now())
+        if (cache && now() - sweptAt >= auth.tokenCacheTtl * 1000) {
+          sweptAt = now()
+          cache.purgeStale()
+        }
         if (cache && ttl > 0) cache.set(key, verified, { ttl })
       } else if (
         verified.principal.exp !== undefined &&

@@ -22,7 +22,9 @@ import type { LanePool } from './lanes.js'
 import { BackendCall, type InputRequest } from './modern-call.js'
 import type { EndReason, OutboundStream } from './outbound.js'
 import type { QueueBudget } from './outbound-budget.js'
-import { auditAllowed, ownerKey, type ClientTransport, type Decided } from './session.js'
+import { auditAllowed, type AuditOutcome } from '../observability/allowed.js'
+import type { Decided } from '../policy/decided.js'
+import { ownerKey, type ClientTransport } from './session.js'
 
 /** A request of the HTTP body, routed to its backend and allowed there by policy. */
 export interface RoutedRequest {
@@ -361,7 +363,7 @@ export class AggregateSession {
     // Traced: the request's span is this call's to end, with what the client gets.
     const span = target.decided.span
     span?.take()
-    const audit = (outcome: string, traced?: Outcome) => {
+    const audit = (outcome: AuditOutcome, traced?: Outcome) => {
       span?.end(traced)
       if (this.o.audit)
         auditAllowed(this.o.audit, this.o.metrics, {
@@ -430,9 +432,12 @@ export class AggregateSession {
           lane,
         )
       }
-      if (!this.calls.has(id)) return audit('cancelled', { errorType: 'cancelled' })
+      if (!this.calls.has(id)) return audit({ kind: 'cancelled' }, { errorType: 'cancelled' })
       if (outcome.kind === 'failed') {
-        audit(`error ${outcome.code}`, { code: outcome.code, message: outcome.message })
+        audit(
+          { kind: 'error', code: outcome.code },
+          { code: outcome.code, message: outcome.message },
+        )
         return this.send(rpcError(id, outcome.code, outcome.message), id)
       }
       const m = outcome.message as {
@@ -440,11 +445,14 @@ export class AggregateSession {
         error?: { code: number; message: string; data?: unknown }
       }
       if (m.error !== undefined) {
-        audit(`error ${m.error.code}`, { code: m.error.code, message: m.error.message })
+        audit(
+          { kind: 'error', code: m.error.code },
+          { code: m.error.code, message: m.error.message },
+        )
         return this.send(rpcError(id, m.error.code, m.error.message, m.error.data), id)
       }
       const result = await this.o.agg.publish(server, m.result ?? {}, caller)
-      audit('ok', outcomeOf(m))
+      audit({ kind: 'ok' }, outcomeOf(m))
       this.reply(id, result)
     } finally {
       this.calls.delete(id)
@@ -472,7 +480,7 @@ export class AggregateSession {
         method,
         decided: target.decided,
         start,
-        outcome: 'ok',
+        outcome: { kind: 'ok' },
       })
     this.reply(id, {})
   }

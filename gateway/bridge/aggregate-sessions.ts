@@ -9,6 +9,7 @@ import { AggregateSession } from './aggregate-session.js'
 import type { CredentialGate } from './credential-gate.js'
 import { BridgeError } from './errors.js'
 import type { LanePool } from './lanes.js'
+import { startReaper, type Reaper } from './lifecycle.js'
 import type { Outbound } from './outbound-budget.js'
 import { SESSION_ID_BYTES } from './registry.js'
 import { ownerKey, type ClientTransport } from './session.js'
@@ -21,7 +22,7 @@ import { ownerKey, type ClientTransport } from './session.js'
  */
 export class AggregateSessions {
   private readonly sessions = new Map<string, AggregateSession>()
-  private readonly reaper: NodeJS.Timeout
+  private readonly reaper: Reaper
 
   constructor(
     private readonly o: {
@@ -35,12 +36,10 @@ export class AggregateSessions {
       now?: () => number
     },
   ) {
-    // Often enough that no session outlives its endpoint's idleTimeout by more than half of it.
-    const idles = Object.values(o.config.endpoints).map((e) => e.idleTimeout)
-    this.reaper = setInterval(
+    this.reaper = startReaper(
+      Object.values(o.config.endpoints).map((e) => e.idleTimeout),
       () => this.reap(),
-      Math.max(50, Math.min(10_000, ...idles.map((t) => t / 2))),
-    ).unref()
+    )
   }
 
   get size(): number {
@@ -98,7 +97,7 @@ export class AggregateSessions {
   }
 
   async closeAll(): Promise<void> {
-    clearInterval(this.reaper)
+    this.reaper.stop()
     await Promise.all([...this.sessions.values()].map((s) => s.close()))
   }
 

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import { countSubscription, withdrawSubscriptions } from './lane-subscriptions.js'
-import type { Lane } from './lanes.js'
+import type { Lane } from './lane.js'
 
 /** One subscription: the backend, its own URI, and the lane whose process holds it. */
 interface Held {

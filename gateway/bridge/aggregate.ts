@@ -8,7 +8,8 @@ import { decodeCursor, encodeCursor } from './endpoint-cursor.js'
 import { buildNameTable, type NameTable } from './endpoint-names.js'
 import { buildUriTable, type UriTable } from './endpoint-uris.js'
 import { isObject, rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
-import type { LaneEvent, LanePool } from './lanes.js'
+import type { LaneEvent } from './lane.js'
+import type { LanePool } from './lanes.js'
 import { ownerKey, type ResultFilter } from './session.js'
 
 /** The version an endpoint reports in its serverInfo. */

@@ -51,10 +51,26 @@ export interface Bound {
  * idle session, else the requesting subject's oldest parked round, never another subject's.
  */
 export class SubjectBounds {
-  /** Filled in by whoever creates the holders (the gateway), before the first request. */
-  holders: { sessions?: Holders; lanes?: Holders; rounds?: ParkedRounds } = {}
+  private readonly holders: { sessions?: Holders; lanes?: Holders; rounds?: ParkedRounds } = {}
 
   constructor(private readonly o: { config: GatewayConfig; log: Logger }) {}
+
+  /**
+   * A holder counts under these bounds from its construction on (each is given the bounds in
+   * its constructor and joins): nothing is patched in from outside afterwards.
+   * @throws Error when a kind of holder joins twice (two registries would count apart)
+   */
+  join(holder: { sessions?: Holders; lanes?: Holders; rounds?: ParkedRounds }): void {
+    for (const [kind, h] of Object.entries(holder) as [keyof typeof holder, never][]) {
+      if (this.holders[kind] !== undefined) throw new Error(`the bounds already count ${kind}`)
+      this.holders[kind] = h
+    }
+  }
+
+  /** Ends the longest-unused idle lane in `scope` to make room (a pool at `pool.max`); true when one ended. */
+  async reclaimIdleLane(scope: Scope, reason: string): Promise<boolean> {
+    return (await this.holders.lanes?.reclaimIdle(scope, reason)) ?? false
+  }
 
   /** Holds in `scope`, sessions and lanes. */
   count(scope: Scope): number {

@@ -8,6 +8,7 @@ import {
   waitUntil,
 } from '../credentials/elicitation.js'
 import { CredentialError } from '../credentials/errors.js'
+import type { AuditOutcome } from '../observability/allowed.js'
 import type {
   CredentialResolver,
   MissingSecret,
@@ -71,7 +72,7 @@ export interface GatedRequest {
 /** How the gate let a request through, or answered it itself. */
 export type GateOutcome =
   | { forward: true; supplied: ResolvedCredentials['supplied'] }
-  | { forward: false; reply: JSONRPCMessage; outcome: string }
+  | { forward: false; reply: JSONRPCMessage; outcome: AuditOutcome }
 
 /**
  * Stands before every request of a session that acts with the user's credentials: resolves
@@ -126,14 +127,14 @@ export class CredentialGate {
           return this.refuse(
             req,
             missingToolText(this.o.publicUrl, s.server, creds.missing),
-            'credential missing',
+            credential('missing'),
           )
         const { action, elicitationId } = await this.elicit(s, req, creds.missing)
         if (action !== 'accept')
           return this.refuse(
             req,
             missingToolText(this.o.publicUrl, s.server, creds.missing),
-            `credential missing (elicitation ${action})`,
+            credential(`missing (elicitation ${action})`),
           )
         let latest = creds
         const set = await waitUntil(
@@ -148,7 +149,7 @@ export class CredentialGate {
           return this.refuse(
             req,
             `${missingToolText(this.o.publicUrl, s.server, latest.missing)} (the request waited ${Math.round(this.o.elicitationTimeout / 1000)} s)`,
-            'credential missing (not set in time)',
+            credential('missing (not set in time)'),
           )
         creds = latest
         s.tell(
@@ -163,7 +164,7 @@ export class CredentialGate {
     } catch (err) {
       if (!(err instanceof CredentialError)) throw err
       this.o.log.info({ server: s.server, code: err.code }, 'a credential could not be supplied')
-      return this.refuse(req, err.message, `credential ${err.code}`)
+      return this.refuse(req, err.message, credential(err.code))
     }
     if (creds.fingerprint !== s.fingerprint) await s.replaceChild(creds)
     return { forward: true, supplied: creds.supplied }
@@ -187,12 +188,12 @@ export class CredentialGate {
         ok: false
         error: RpcErrorObject | undefined
         toolText: string | undefined
-        outcome: string
+        outcome: AuditOutcome
       }
   > {
     if (!CREDENTIAL_METHODS.has(method))
       return { ok: true, credentials: await this.initial(server, caller.principal, caller.bearer) }
-    const refuse = (text: string, outcome: string) =>
+    const refuse = (text: string, outcome: AuditOutcome) =>
       method === 'tools/call'
         ? { ok: false as const, error: undefined, toolText: text, outcome }
         : {
@@ -207,7 +208,7 @@ export class CredentialGate {
     } catch (err) {
       if (!(err instanceof CredentialError)) throw err
       this.o.log.info({ server, code: err.code }, 'a credential could not be supplied')
-      return refuse(err.message, `credential ${err.code}`)
+      return refuse(err.message, credential(err.code))
     }
     if (credentials.missing.length === 0) return { ok: true, credentials }
     const elicitation = capabilities.elicitation
@@ -217,12 +218,12 @@ export class CredentialGate {
         ok: false,
         error: rpcErrorObject(URL_ELICITATION_REQUIRED, e.message, { elicitations: [e] }),
         toolText: undefined,
-        outcome: 'credential missing (URL elicitation required)',
+        outcome: credential('missing (URL elicitation required)'),
       }
     }
     return refuse(
       missingToolText(this.o.publicUrl, server, credentials.missing),
-      'credential missing',
+      credential('missing'),
     )
   }
 
@@ -251,7 +252,7 @@ export class CredentialGate {
   }
 
   /** The gate's own answer: a tool error for a tool call, else a JSON-RPC error; the text names the page. */
-  private refuse(req: GatedRequest, text: string, outcome: string): GateOutcome {
+  private refuse(req: GatedRequest, text: string, outcome: AuditOutcome): GateOutcome {
     const reply =
       req.method === 'tools/call'
         ? ({
@@ -262,4 +263,9 @@ export class CredentialGate {
         : rpcError(req.id, CREDENTIAL_UNAVAILABLE, text)
     return { forward: false, reply, outcome }
   }
+}
+
+/** The audit outcome of a request the credentials stood in the way of. */
+function credential(detail: string): AuditOutcome {
+  return { kind: 'credential', detail }
 }

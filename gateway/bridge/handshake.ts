@@ -1,6 +1,7 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Child } from './child.js'
-import { envelope, rpcError, type RequestId } from './jsonrpc.js'
+import { envelope, type RequestId } from './jsonrpc.js'
+import { ownRequest, refuseServerRequest } from './lifecycle.js'
 
 /** Session-era protocol versions a gateway-initialized process's sessions may negotiate, newest first. */
 export const GATEWAY_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26']
@@ -51,8 +52,9 @@ export async function initializeChild(
 
 /**
  * Sends the gateway's own request to a process that belongs to no session yet and waits for
- * its reply. Owns `child.onmessage` meanwhile; server→client requests are refused. Resolves undefined when the process exits, the
- * send fails, or nothing comes within `timeoutMs`.
+ * its reply. Owns `child.onmessage` meanwhile; server→client requests are refused at once
+ * rather than left waiting (roots, say, before the handshake ends). Resolves undefined when
+ * the process exits, the send fails, or nothing comes within `timeoutMs`.
  */
 export function exchange(
   child: Child,
@@ -60,32 +62,28 @@ export function exchange(
   params: Record<string, unknown> | undefined,
   timeoutMs: number,
 ): Promise<JSONRPCMessage | undefined> {
-  const id = `mcp-edge-${method}`
-  return new Promise((resolve) => {
-    const done = (reply?: JSONRPCMessage) => {
-      clearTimeout(timer)
-      child.onmessage = undefined
-      resolve(reply)
-    }
-    const timer = setTimeout(done, timeoutMs)
-    child.onmessage = (m) => {
-      const env = envelope(m)
-      if (env.kind === 'request') {
-        // A server asking the client something before the handshake ends (roots, say) is
-        // refused at once rather than left waiting.
-        void child
-          .send(rpcError(env.id, -32601, 'no client request is in progress to answer this'))
-          .catch(() => {})
-        return
-      }
-      if ((m as { id?: unknown }).id === id) done(m)
-    }
-    void child.exited.then(() => done())
-    child
-      .send({ jsonrpc: '2.0', id, method, ...(params ? { params } : {}) } as JSONRPCMessage)
-      .catch(() => done())
-  })
+  return ownRequest(
+    {
+      send: (m) => child.send(m),
+      listen(hear, lost) {
+        child.onmessage = (m) => {
+          const env = envelope(m)
+          if (env.kind !== 'request') return hear(m)
+          void child.send(refuseServerRequest(env.id, env.method, NO_CLIENT)).catch(() => {})
+        }
+        void child.exited.then(lost)
+        return () => {
+          child.onmessage = undefined
+        }
+      },
+    },
+    { id: `mcp-edge-${method}`, method, params },
+    timeoutMs,
+  )
 }
+
+/** Why a server→client request outside any client request is refused. */
+export const NO_CLIENT = 'no client request is in progress to answer this'
 
 /** MCP lifecycle: the requested version if the gateway speaks it, else the process's own. */
 export function negotiate(requested: unknown, fallback: string): string {
@@ -108,10 +106,10 @@ export function initializeReply(
 }
 
 /** The answer to a server→client request from a process that was promised no client capabilities. */
-export function refusal(id: RequestId): JSONRPCMessage {
-  return rpcError(
+export function refusal(id: RequestId, method: string): JSONRPCMessage {
+  return refuseServerRequest(
     id,
-    -32601,
+    method,
     'server-to-client requests are not available: the gateway initialized this process without client capabilities',
   )
 }
@@ -144,7 +142,7 @@ export function preinitialized(child: Child, init: InitResult): Child {
   }
   child.onmessage = (message) => {
     const env = envelope(message)
-    if (env.kind === 'request') return void child.send(refusal(env.id)).catch(() => {})
+    if (env.kind === 'request') return void child.send(refusal(env.id, env.method)).catch(() => {})
     view.onmessage?.(message)
   }
   child.onexit = () => view.onexit?.()

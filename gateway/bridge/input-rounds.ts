@@ -4,7 +4,7 @@ import {
   type RequestStateCodec,
   type ServerContext,
 } from '@modelcontextprotocol/server'
-import type { ParkedRounds, Scope } from './bounds.js'
+import type { ParkedRounds, Scope, SubjectBounds } from './bounds.js'
 import type { BackendCall } from './modern-call.js'
 
 /** What a `requestState` carries: which waiting request, and which of its rounds. */
@@ -44,8 +44,12 @@ export class InputRounds implements ParkedRounds {
   private readonly codec: RequestStateCodec<RoundState>
   private readonly parked = new Map<string, Parked>()
 
-  /** `ttlMs`: how long a request waits for answers; `perSubject`: waiting requests per principal at most. */
-  constructor(private readonly o: { ttlMs: number; perSubject: number }) {
+  /**
+   * `ttlMs`: how long a request waits for answers; `perSubject`: waiting requests per principal
+   * at most; `bounds`: the limits whose room a waiting request may be ended to make.
+   */
+  constructor(private readonly o: { ttlMs: number; perSubject: number; bounds?: SubjectBounds }) {
+    o.bounds?.join({ rounds: this })
     this.codec = createRequestStateCodec<RoundState>({
       key: randomBytes(32),
       ttlSeconds: Math.ceil(o.ttlMs / 1000),

@@ -1,6 +1,10 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
-import type { Lane, LanePool } from './lanes.js'
+import type { Principal } from '../auth/principal.js'
+import { BridgeError } from './errors.js'
+import type { InitResult } from './handshake.js'
+import type { Lane } from './lane.js'
+import type { LanePool } from './lanes.js'
 
 /*
  * A resource subscription lives in one process, so whoever subscribes a lane's process holds
@@ -9,12 +13,71 @@ import type { Lane, LanePool } from './lanes.js'
  * subscribed by the first and unsubscribed by the last, never once per holder.
  */
 
+/** A stream's resource subscriptions on one of its principal's processes, held until `release`. */
+export interface SubscriptionHold {
+  /** The initialize result of the process (what the server offers). */
+  init: InitResult
+  /** The URIs the process accepted, in the order asked. */
+  subscribed: string[]
+  /** Gives the subscriptions back (the last holder of a URI unsubscribes the process); idempotent. */
+  release(): void
+}
+
+/**
+ * Places `uris` on one of `principal`'s processes of `server` for a `subscriptions/listen`
+ * stream: leases a lane for the placing, subscribes what the server accepts, and keeps the
+ * process (a pin) while the hold lasts; the lane itself is free for requests at once. With no
+ * URI it only learns the server's initialize result (a process is started when none has yet).
+ * `onLost` runs if the process ends first (the stream ends with it). This module alone counts
+ * who holds which subscription of a lane.
+ * @throws BridgeError from leasing, or `spawn_failed` when the process exited meanwhile
+ */
+export async function holdSubscriptions(
+  lanes: LanePool,
+  o: {
+    server: string
+    principal: Principal
+    uris: readonly string[]
+    signal: AbortSignal
+    log: Logger
+    onLost: () => void
+  },
+): Promise<SubscriptionHold> {
+  const lane = await lanes.acquire(o.server, o.principal, o.log, undefined, o.signal)
+  let subscribed: string[] = []
+  let pinned = false
+  const pin = () => o.onLost()
+  try {
+    subscribed = await placeSubscriptions(lanes, lane, o.uris, o.signal, o.log)
+    if (!lane.child.alive) throw new BridgeError('spawn_failed', 'the MCP server process exited')
+    // The subscriptions live on this process: it stays while the stream is open, still serving
+    // the principal's requests (which may be what changes the resources).
+    if (subscribed.length > 0) {
+      lane.pins.add(pin)
+      pinned = true
+    }
+  } catch (err) {
+    withdrawSubscriptions(lane, subscribed)
+    throw err
+  } finally {
+    lanes.release(lane)
+  }
+  return {
+    init: lane.init,
+    subscribed,
+    release: () => {
+      if (pinned && lane.pins.delete(pin)) withdrawSubscriptions(lane, subscribed)
+      pinned = false
+    },
+  }
+}
+
 /**
  * Subscribes the process of a held lane to `uris` (those its server offers subscriptions for
  * and accepts), counting each; resolves with the URIs subscribed. A URI the process already
  * has is only counted.
  */
-export async function placeSubscriptions(
+async function placeSubscriptions(
   lanes: LanePool,
   held: Lane,
   uris: readonly string[],

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
@@ -8,108 +7,9 @@ import type { Bound, Hold, Holders, Scope, SubjectBounds } from './bounds.js'
 import type { Child } from './child.js'
 import { BridgeError } from './errors.js'
 import { exchange, initializeChild, initializeTimeout, type InitResult } from './handshake.js'
-import { envelope, rpcError } from './jsonrpc.js'
+import { HELD, Lane, LANE_CLIENT_CAPABILITIES, type LaneEvent, type LaneUser } from './lane.js'
+import { drain, ownRequest, startReaper, type Reaper } from './lifecycle.js'
 import { ownerKey } from './session.js'
-
-/**
- * What the gateway declares to a lane's process: every capability a sessionless client may
- * bring, since each request carries its own. A server→client request for one the request's
- * client did not declare is refused by the gateway, not relayed.
- */
-export const LANE_CLIENT_CAPABILITIES = {
-  sampling: {},
-  elicitation: { form: {}, url: {} },
-  roots: {},
-}
-
-/** Server events a lane's process emits outside any request, for `subscriptions/listen` streams. */
-export type LaneEvent = {
-  server: string
-  owner: string
-  method: string
-  params: Record<string, unknown> | undefined
-}
-
-/** Whoever is using a lane right now: it sees every message the process sends. */
-export interface LaneUser {
-  fromServer(message: JSONRPCMessage): void
-  /** The process exited while in use. */
-  lost(): void
-}
-
-/**
- * One gateway-initialized process serving sessionless (2026-07-28) requests of one principal
- * on one server, one request at a time: while a request (and its multi-round-trip rounds)
- * holds the lane, every message of the process is that request's, so progress, logs and
- * server→client requests are correlated exactly, with no guessing.
- */
-export class Lane implements Hold {
-  readonly id = randomBytes(9).toString('base64url')
-  user: LaneUser | undefined
-  /** Held by a request waiting between rounds for the client's answers (input_required). */
-  parked = false
-  /**
-   * `subscriptions/listen` streams whose resource subscriptions live on this process: it is
-   * kept while they are open (requests still use it), and each hears if it ends.
-   */
-  readonly pins = new Set<() => void>()
-  /** Resource subscriptions placed on this process, by URI, with the streams that share each. */
-  readonly subscriptions = new Map<string, number>()
-  lastUsed = Date.now()
-  /** Started with credentials the user has changed since: ended once released. */
-  stale = false
-  private seq = 0
-
-  constructor(
-    /** Which lanes are interchangeable: server, principal, and under identityEnv the identity. */
-    readonly key: string,
-    readonly server: string,
-    readonly owner: string,
-    readonly child: Child,
-    readonly init: InitResult,
-    private readonly emit: (event: LaneEvent) => void,
-  ) {
-    child.onmessage = (message) => this.fromServer(message)
-  }
-
-  /** A JSON-RPC id unique on this lane, for a request the gateway sends the process. */
-  nextId(): string {
-    return `mcp-edge-${this.id}-${++this.seq}`
-  }
-
-  get busy(): boolean {
-    return this.user !== undefined
-  }
-
-  private fromServer(message: JSONRPCMessage): void {
-    const env = envelope(message)
-    if (env.kind === 'notification' && isServerEvent(env.method)) {
-      this.emit({ server: this.server, owner: this.owner, method: env.method, params: env.params })
-      return
-    }
-    if (this.user !== undefined && this.user !== HELD) return this.user.fromServer(message)
-    // Nobody is waiting: a server→client request gets a refusal so the process does not hang.
-    if (env.kind === 'request') {
-      const reply =
-        env.method === 'ping'
-          ? ({ jsonrpc: '2.0', id: env.id, result: {} } as JSONRPCMessage)
-          : rpcError(env.id, -32601, 'no client request is in progress to answer this')
-      void this.child.send(reply).catch(() => {})
-    }
-  }
-}
-
-function isServerEvent(method: string): boolean {
-  return (
-    method === 'notifications/tools/list_changed' ||
-    method === 'notifications/prompts/list_changed' ||
-    method === 'notifications/resources/list_changed' ||
-    method === 'notifications/resources/updated'
-  )
-}
-
-/** A held lane's user until its holder sets one: the process's messages have nobody to go to. */
-const HELD: LaneUser = { fromServer: () => {}, lost: () => {} }
 
 /** Where lanes' processes come from (the session registry's pools and shared processes). */
 export interface ProcessSource {
@@ -145,7 +45,7 @@ export class LanePool implements Holders {
   private readonly inits = new Map<string, InitResult>()
   /** Input schemas of each server's tools, by name, until the server says its list changed. */
   private readonly schemas = new Map<string, Map<string, unknown>>()
-  private readonly reaper: NodeJS.Timeout
+  private readonly reaper: Reaper
   /** Lanes whose process is being taken: they count toward every bound already. */
   private readonly starting = new Set<Hold>()
   /** Lanes whose process is being ended: they count toward the bounds until it has exited. */
@@ -168,15 +68,11 @@ export class LanePool implements Holders {
     },
   ) {
     this.limits = o.config.limits.sessionless
-    const idles = [
-      this.limits.laneIdle,
-      ...Object.values(o.config.servers).map((c) => c.idleTimeout),
-    ].filter((t) => t > 0)
-    // Half the shortest idle time, at most 10 s: how late past it a lane may end (a pace, not a bound).
-    this.reaper = setInterval(
+    this.reaper = startReaper(
+      [this.limits.laneIdle, ...Object.values(o.config.servers).map((c) => c.idleTimeout)],
       () => this.reap(),
-      Math.max(50, Math.min(10_000, ...idles.map((t) => t / 2))),
-    ).unref()
+    )
+    o.bounds.join({ lanes: this })
   }
 
   /** Whether any lane is in use (a request, a waiting round) or being started for one. */
@@ -294,20 +190,19 @@ export class LanePool implements Holders {
     params: Record<string, unknown>,
     timeoutMs: number,
   ): Promise<JSONRPCMessage | undefined> {
-    const id = lane.nextId()
-    return new Promise((resolve) => {
-      const done = (m?: JSONRPCMessage) => {
-        clearTimeout(timer)
-        lane.user = HELD
-        resolve(m)
-      }
-      const timer = setTimeout(done, timeoutMs)
-      lane.user = {
-        fromServer: (m) => void ((m as { id?: unknown }).id === id && done(m)),
-        lost: () => done(),
-      }
-      lane.child.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage).catch(() => done())
-    })
+    return ownRequest(
+      {
+        send: (m) => lane.child.send(m),
+        listen(fromServer, lost) {
+          lane.user = { fromServer, lost }
+          return () => {
+            lane.user = HELD
+          }
+        },
+      },
+      { id: lane.nextId(), method, params },
+      timeoutMs,
+    )
   }
 
   /**
@@ -340,6 +235,19 @@ export class LanePool implements Holders {
     } finally {
       this.acquiring--
     }
+  }
+
+  /**
+   * `acquire` for a caller as the sessionless engine knows it (who, their log, when their
+   * request arrived, and the signal of their going away, when it should cancel the lease).
+   */
+  lease(
+    server: string,
+    caller: { principal: Principal; log: Logger; accepted: number; signal?: AbortSignal },
+    credentials?: ResolvedCredentials,
+  ): Promise<Lane> {
+    const { principal, log, accepted, signal } = caller
+    return this.acquire(server, principal, log, accepted, signal, credentials)
   }
 
   /**
@@ -538,14 +446,10 @@ export class LanePool implements Holders {
    */
   async close(): Promise<void> {
     this.closedAt = Date.now()
-    clearInterval(this.reaper)
+    this.reaper.stop()
     for (const fn of [...this.closers]) fn()
     const grace = Math.max(0, ...Object.values(this.o.config.servers).map((s) => s.shutdownGrace))
-    const deadline = Date.now() + grace
-    while (Date.now() < deadline && this.busy) {
-      // A pace, not a bound: the longest shutdownGrace is.
-      await new Promise((r) => setTimeout(r, 25))
-    }
+    await drain(() => this.busy, grace)
     this.finished = true
     this.wake()
     const all = [...this.lanes.values()].flat()

@@ -1,6 +1,7 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
-import type { Lane, LaneUser } from './lanes.js'
+import type { Lane, LaneUser } from './lane.js'
 import { RPC } from './errors.js'
+import { refuseServerRequest } from './lifecycle.js'
 import { envelope, isObject, rpcError, type RequestId, type RpcErrorObject } from './jsonrpc.js'
 
 /**
@@ -192,10 +193,12 @@ export class BackendCall implements LaneUser {
     params: Record<string, unknown> | undefined,
   ): void {
     const send = (m: JSONRPCMessage) => void this.lane.child.send(m).catch(() => {})
-    if (method === 'ping') return send({ jsonrpc: '2.0', id, result: {} } as JSONRPCMessage)
     const capability = CAPABILITY_OF[method]
+    // ping is answered; anything else without a client capability behind it is refused.
     if (capability === undefined)
-      return send(rpcError(id, -32601, `method not available through the gateway: ${method}`))
+      return send(
+        refuseServerRequest(id, method, `method not available through the gateway: ${method}`),
+      )
     if (!declares(this.meta.capabilities, method, params)) {
       this.refused.add(capability)
       return send(rpcError(id, -32601, `the client did not declare the ${capability} capability`))

@@ -1,7 +1,14 @@
-import { SERVER_INFO_META_KEY } from '@modelcontextprotocol/server'
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
+  LOG_LEVEL_META_KEY,
+  PROTOCOL_VERSION_META_KEY,
+  SERVER_INFO_META_KEY,
+  type JSONRPCRequest,
+} from '@modelcontextprotocol/server'
 import { GATEWAY_PROTOCOL_VERSIONS, type InitResult } from './handshake.js'
-import type { InputRequest } from './modern-call.js'
-import { rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
+import type { ClientMeta, InputRequest } from './modern-call.js'
+import { progressToken, rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
 
 /** The sessionless protocol revision the gateway serves. */
 export const MODERN_PROTOCOL_VERSION = '2026-07-28'
@@ -161,4 +168,37 @@ function withoutTaskSupport(tool: unknown): unknown {
     return tool
   const { taskSupport: _, ...rest } = execution as Record<string, unknown>
   return { ...t, execution: rest }
+}
+
+/** The envelope keys of 2026-07-28 that are the gateway's to read, never the process's. */
+const ENVELOPE_KEYS = [
+  PROTOCOL_VERSION_META_KEY,
+  CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
+  LOG_LEVEL_META_KEY,
+]
+
+/** What the request's `_meta` declares (validated by the SDK's classifier already). */
+export function clientMeta(message: JSONRPCRequest): ClientMeta {
+  const meta = ((message.params as Record<string, unknown> | undefined)?._meta ?? {}) as Record<
+    string,
+    unknown
+  >
+  const caps = meta[CLIENT_CAPABILITIES_META_KEY]
+  const level = meta[LOG_LEVEL_META_KEY]
+  return {
+    capabilities:
+      typeof caps === 'object' && caps !== null ? (caps as Record<string, unknown>) : {},
+    logLevel: typeof level === 'string' ? level : undefined,
+    progressToken: progressToken(message.params as Record<string, unknown> | undefined),
+  }
+}
+
+/** The request as the session-era process gets it: no envelope keys, no round fields. */
+export function backendParams(params: Record<string, unknown>): Record<string, unknown> {
+  const { requestState: _s, inputResponses: _i, _meta, ...rest } = params
+  if (typeof _meta !== 'object' || _meta === null) return rest
+  const kept: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(_meta)) if (!ENVELOPE_KEYS.includes(k)) kept[k] = v
+  return Object.keys(kept).length > 0 ? { ...rest, _meta: kept } : rest
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
 import { spawnChild, type Child } from './child.js'
 import { BridgeError } from './errors.js'
+import { Backoff } from './lifecycle.js'
 import {
   exchange,
   initializeChild,
@@ -43,7 +44,7 @@ export class ProcessPool {
   /** Whether new warm processes are primed with a ping (false once a server exited on one). */
   private primeable = true
   private inUse = 0
-  private backoff = 0
+  private readonly backoff: Backoff
   private retry: NodeJS.Timeout | undefined
   private closed = false
   /** Warm processes wanted now: pool.min at rest, more while demand lasts. */
@@ -64,6 +65,10 @@ export class ProcessPool {
   ) {
     this.wanted = o.config.pool.min
     this.now = o.now ?? Date.now
+    this.backoff = new Backoff({
+      first: o.config.respawnBackoff,
+      max: o.config.respawnBackoffMax,
+    })
   }
 
   /** Processes alive or starting, warm and in use. */
@@ -239,7 +244,7 @@ export class ProcessPool {
           this.starting--
           this.warming--
           if (this.closed || !child.alive) return void child.close()
-          this.backoff = 0
+          this.backoff.reset()
           this.o.log.debug({ pid: child.pid }, 'warm server process ready')
           const waiter = this.waiters.shift()
           if (waiter !== undefined) return waiter(child)
@@ -275,14 +280,10 @@ export class ProcessPool {
   /** Refills after a growing delay. */
   private later(): void {
     if (this.closed || this.retry !== undefined) return
-    this.backoff = Math.min(
-      this.backoff === 0 ? this.o.config.respawnBackoff : this.backoff * 2,
-      this.o.config.respawnBackoffMax,
-    )
     this.retry = setTimeout(() => {
       this.retry = undefined
       this.refill()
-    }, this.backoff).unref()
+    }, this.backoff.next()).unref()
   }
 }
 

@@ -11,6 +11,7 @@ import type { Child } from './child.js'
 import type { CredentialGate } from './credential-gate.js'
 import { BridgeError } from './errors.js'
 import { Outbound, queueLimits } from './outbound-budget.js'
+import { drain, startReaper, type Reaper } from './lifecycle.js'
 import { ProcessPool } from './pool.js'
 import { ownerKey, Session, type ClientTransport, type ResultFilter } from './session.js'
 import { SharedServer } from './shared.js'
@@ -22,14 +23,6 @@ import { SharedServer } from './shared.js'
  */
 export const SESSION_ID_BYTES = 24
 const SESSION_ID_CHARS = 32
-/**
- * How often idle sessions are looked for at most, in ms (more often for short idle timeouts:
- * half the shortest). Not a setting: the operator's bound is each server's idleTimeout; this
- * only caps how late past it a session ends.
- */
-const REAP_INTERVAL_MS = 10_000
-/** How often a draining shutdown looks whether requests are still in flight, in ms (pace, not a bound: shutdownGrace is). */
-const DRAIN_POLL_MS = 25
 
 /**
  * Every live session, by id, and where their processes come from: a warm pool per
@@ -44,7 +37,7 @@ export class SessionRegistry implements Holders {
   private readonly opening = new Set<Hold>()
   private readonly pools = new Map<string, ProcessPool>()
   private readonly shared = new Map<string, SharedServer>()
-  private readonly reaper: NodeJS.Timeout
+  private readonly reaper: Reaper
   /** When shutdown began; `closed` once every process was ended. */
   private closingAt: number | undefined
   private closed = false
@@ -75,17 +68,16 @@ export class SessionRegistry implements Holders {
     this.outbound =
       o.outbound ?? new Outbound(queueLimits(o.config), o.metrics, o.config.limits.sseKeepAlive)
     this.bounds = o.bounds ?? new SubjectBounds({ config: o.config, log: o.log })
-    this.bounds.holders.sessions ??= this
+    this.bounds.join({ sessions: this })
     for (const [name, config] of Object.entries(o.config.servers)) {
       const log = o.log.child({ server: name })
       if (config.mode === 'shared') this.shared.set(name, new SharedServer({ name, config, log }))
       else this.pools.set(name, new ProcessPool({ name, config, log }))
     }
-    const idles = Object.values(o.config.servers)
-      .map((s) => s.idleTimeout)
-      .filter((t) => t > 0)
-    const every = Math.max(50, Math.min(REAP_INTERVAL_MS, ...idles.map((t) => t / 2)))
-    this.reaper = setInterval(() => this.reapIdle(), every).unref()
+    this.reaper = startReaper(
+      Object.values(o.config.servers).map((s) => s.idleTimeout),
+      () => this.reapIdle(),
+    )
   }
 
   /** Starts warm pools and shared processes. */
@@ -215,7 +207,7 @@ export class SessionRegistry implements Holders {
         if (!(err instanceof BridgeError && err.code === 'too_many_sessions')) throw err
         const ofServer: Scope = (s) => s.server === server
         const made =
-          (await this.bounds.holders.lanes?.reclaimIdle(ofServer, 'process limit')) ||
+          (await this.bounds.reclaimIdleLane(ofServer, 'process limit')) ||
           (await this.reclaimIdle(ofServer, 'process limit'))
         if (!made) throw err
         child = await take()
@@ -249,7 +241,7 @@ export class SessionRegistry implements Holders {
    */
   async closeAll(othersBusy: () => boolean = () => false): Promise<void> {
     this.closingAt = Date.now()
-    clearInterval(this.reaper)
+    this.reaper.stop()
     const servers = othersBusy()
       ? Object.keys(this.o.config.servers)
       : [...this.sessions.values()].map((s) => s.server)
@@ -257,13 +249,7 @@ export class SessionRegistry implements Holders {
       0,
       ...servers.map((name) => this.o.config.servers[name]?.shutdownGrace ?? 0),
     )
-    const deadline = Date.now() + grace
-    while (
-      Date.now() < deadline &&
-      ([...this.sessions.values()].some((s) => s.pending > 0) || othersBusy())
-    ) {
-      await new Promise((r) => setTimeout(r, DRAIN_POLL_MS))
-    }
+    await drain(() => [...this.sessions.values()].some((s) => s.pending > 0) || othersBusy(), grace)
     this.closed = true
     await Promise.all([...this.sessions.values()].map((s) => s.close()))
     await Promise.all([...this.pools.values()].map((p) => p.close()))

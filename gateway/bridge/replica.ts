@@ -6,6 +6,7 @@ import { spawnChild, type Child } from './child.js'
 import { RPC } from './errors.js'
 import { initializeChild, initializeTimeout, refusal, type InitResult } from './handshake.js'
 import { envelope, rpcError, type RequestId } from './jsonrpc.js'
+import { Backoff } from './lifecycle.js'
 
 /** A session's request on its way through the shared process. */
 export interface Pending {
@@ -27,7 +28,7 @@ export class Replica {
   readonly progress = new Map<string, Pending>()
   readonly subscribers = new Map<string, Set<Channel>>()
   private seq = 0
-  private backoff = 0
+  private readonly backoff: Backoff
   private closed = false
   private waiters: (() => void)[] = []
   private retry: NodeJS.Timeout | undefined
@@ -35,7 +36,9 @@ export class Replica {
   constructor(
     readonly config: ServerConfig,
     readonly log: Logger,
-  ) {}
+  ) {
+    this.backoff = new Backoff({ first: config.respawnBackoff, max: config.respawnBackoffMax })
+  }
 
   get ready(): boolean {
     return this.child?.alive === true && this.init !== undefined
@@ -63,7 +66,7 @@ export class Replica {
       this.init = await initializeChild(child, initializeTimeout(this.config))
       if (this.closed) return void (await child.close())
       child.onmessage = (m) => this.fromServer(m)
-      this.backoff = 0
+      this.backoff.reset()
       this.log.info(
         { pid: child.pid, protocolVersion: this.init.protocolVersion },
         'shared server process ready',
@@ -93,7 +96,7 @@ export class Replica {
     }
     if (env.kind === 'request') {
       // Server→client requests are not offered in shared mode: refuse at once, so it does not wait.
-      void this.child?.send(refusal(env.id)).catch(() => {})
+      void this.child?.send(refusal(env.id, env.method)).catch(() => {})
       return
     }
     if (env.kind !== 'notification') return
@@ -153,12 +156,9 @@ export class Replica {
 
   private restartLater(): void {
     if (this.closed) return
-    this.backoff = Math.min(
-      this.backoff === 0 ? this.config.respawnBackoff : this.backoff * 2,
-      this.config.respawnBackoffMax,
-    )
-    this.log.info({ inMs: this.backoff }, 'shared server process restarting')
-    this.retry = setTimeout(() => void this.boot(), this.backoff).unref()
+    const delay = this.backoff.next()
+    this.log.info({ inMs: delay }, 'shared server process restarting')
+    this.retry = setTimeout(() => void this.boot(), delay).unref()
   }
 
   async close(): Promise<void> {

@@ -8,8 +8,9 @@ import type { Principal } from '../auth/principal.js'
 import type { ServerConfig } from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
-import { outcomeOf, type McpSpan } from '../observability/tracing.js'
-import type { Decision } from '../policy/evaluate.js'
+import { auditAllowed, listOutcome, type AuditOutcome } from '../observability/allowed.js'
+import type { Decided } from '../policy/decided.js'
+import { outcomeOf } from '../observability/tracing.js'
 import { randomBytes } from 'node:crypto'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { Child } from './child.js'
@@ -55,19 +56,6 @@ export type ResultFilter = (
   result: unknown,
   principal: Principal,
 ) => unknown
-
-/** A policy verdict on one request, and the name it was about. */
-export interface Decided {
-  decision: Decision
-  name?: string
-  /** The request's span, when tracing is on: the bridge ends it with the reply. */
-  span?: McpSpan
-}
-
-/** How an audit line names the rule behind a decision (or a refusal's reason). */
-export function ruleOf(d: Pick<Decision, 'reason' | 'source'>): string {
-  return d.source ? `${d.source.file}:${d.source.line ?? '?'} ${d.reason}` : d.reason
-}
 
 interface InFlight {
   method: string
@@ -473,7 +461,7 @@ export class Session implements GatedSession {
           .error
         this.settleInit(error ? { ok: false, error } : { ok: true })
       }
-      let outcome = m.error ? `error ${m.error.code}` : 'ok'
+      let outcome: AuditOutcome = m.error ? { kind: 'error', code: m.error.code } : { kind: 'ok' }
       if (this.o.filter && m.result !== undefined) {
         const result = this.o.filter(this.server, req.method, m.result, req.principal)
         if (result !== m.result) outcome = listOutcome(m.result, result)
@@ -518,7 +506,7 @@ export class Session implements GatedSession {
       })
   }
 
-  private audit(req: InFlight, outcome: string): void {
+  private audit(req: InFlight, outcome: AuditOutcome): void {
     if (req.decided === undefined || this.o.audit === undefined) return
     auditAllowed(this.o.audit, this.o.metrics, {
       ...req,
@@ -628,7 +616,7 @@ export class Session implements GatedSession {
     if (req.method === 'initialize')
       this.settleInit({ ok: false, error: rpcErrorObject(code, text) })
     this.settle(id, req)
-    this.audit(req, `error ${code}`)
+    this.audit(req, { kind: 'error', code })
     this.send(rpcError(id, code, text))
     req.decided?.span?.end({ code, message: text })
   }
@@ -645,7 +633,7 @@ export class Session implements GatedSession {
     if (this.o.config.responses === 'json')
       return this.reply(id, RPC.connectionClosed, 'the request was cancelled')
     this.settle(id, req)
-    this.audit(req, 'cancelled')
+    this.audit(req, { kind: 'cancelled' })
     req.decided?.span?.end({ errorType: 'cancelled' })
     this.transport.closeSSEStream(id)
   }
@@ -686,50 +674,4 @@ export class Session implements GatedSession {
     this.failInflight(RPC.connectionClosed, 'the MCP server process exited')
     void this.close()
   }
-}
-
-/**
- * The audit event (and decision count) of a request policy allowed, once its outcome is known;
- * an outcome `kept N of M` is a list the policy filtered. Both eras record requests this way.
- */
-export function auditAllowed(
-  audit: AuditLog,
-  metrics: Metrics | undefined,
-  e: {
-    principal: Principal
-    server: string
-    method: string
-    decided: Decided
-    start: number
-    outcome: string
-    credentials?: ResolvedCredentials['supplied']
-  },
-): void {
-  const decision = e.outcome.startsWith('kept ') ? 'filter' : 'allow'
-  metrics?.decisions.inc({ server: e.server, decision })
-  audit.record({
-    sub: e.principal.sub,
-    iss: e.principal.iss,
-    clientId: e.principal.clientId,
-    server: e.server,
-    method: e.method,
-    name: e.decided.name,
-    decision,
-    rule: ruleOf(e.decided.decision),
-    durationMs: +(performance.now() - e.start).toFixed(2),
-    outcome: e.outcome,
-    // "credential X supplied from source Y": names and sources, never a value.
-    ...(e.credentials && e.credentials.length > 0
-      ? { credentials: e.credentials.map((c) => ({ name: c.variable, source: c.source })) }
-      : {}),
-  })
-}
-
-/** `kept N of M` for a filtered list result. */
-export function listOutcome(before: unknown, after: unknown): string {
-  const count = (r: unknown) => {
-    const arr = Object.values(r as Record<string, unknown>).find(Array.isArray)
-    return arr ? arr.length : 0
-  }
-  return `kept ${count(after)} of ${count(before)}`
 }

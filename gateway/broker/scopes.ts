@@ -2,9 +2,11 @@ import type { Policy } from '../policy/policy.js'
 import { scopesOfRoles } from '../policy/role-scopes.js'
 
 /**
- * The scopes a server's policy speaks of: its `access` scopes and every scope a rule needs.
- * These are what a token for that server may carry (oidc-provider: a resource server's
- * scopes); wildcards belong to the role map only and are never issued.
+ * The scopes a server's policy speaks of: its `access` scopes, every scope a rule needs, and
+ * every scope of `implies:` that implies one of those (a step-up challenge may name a broader
+ * scope the token already holds, and a client may ask for it again). These are what a token
+ * for that server may carry (oidc-provider: a resource server's scopes); wildcards belong to
+ * the role map only and are never issued.
  */
 export function serverScopes(policy: Policy, servers: string | readonly string[]): string[] {
   const out = new Set<string>()
@@ -18,6 +20,8 @@ export function serverScopes(policy: Policy, servers: string | readonly string[]
         if (r.effect.kind === 'scopes') for (const s of r.effect.scopes) out.add(s)
     }
   }
+  for (const [broad] of policy.implies.written)
+    if ([...policy.implies.below(broad)].some((s) => out.has(s))) out.add(broad)
   return [...out].filter((s) => !s.includes('*'))
 }
 
@@ -30,7 +34,7 @@ export function grantableScopes(
   server: string | readonly string[],
   roles: readonly string[],
 ): string[] {
-  const held = scopesOfRoles(policy.roles, roles)
+  const held = scopesOfRoles(policy.roles, roles, policy.implies)
   return serverScopes(policy, server).filter((s) => held.has(s))
 }
 
@@ -43,7 +47,9 @@ export function rolesGranting(policy: Policy, scopes: readonly string[]): Map<st
   for (const scope of scopes) {
     out.set(
       scope,
-      [...policy.roles.keys()].filter((role) => scopesOfRoles(policy.roles, [role]).has(scope)),
+      [...policy.roles.keys()].filter((role) =>
+        scopesOfRoles(policy.roles, [role], policy.implies).has(scope),
+      ),
     )
   }
   return out

@@ -241,6 +241,16 @@ function human(t: Target, p: Principal, e: Explanation, hidden: boolean): string
     `  caller    sub ${c.sub || '(none)'}, client_id ${c.client_id ?? '(none)'}, ` +
       `roles ${list(c.roles)}`,
     `  has       ${list(e.has)}`,
+    ...e.implied.map(
+      (i) =>
+        `  implied   ${i.scope} through ${i.from}: ` +
+        i.chain
+          .map(
+            (c) =>
+              `${c.from} implies ${c.to} at ${c.file}${c.line === undefined ? '' : `:${c.line}`}`,
+          )
+          .join(', '),
+    ),
     `  from      ${BASIS[e.basis]}`,
     `  required  ${list(e.required)}`,
     `  lacks     ${list(e.lacks)}`,

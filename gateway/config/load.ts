@@ -15,13 +15,14 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; number?: boolean; l
   MCP_EDGE_HOST: { path: ['listen', 'host'] },
   MCP_EDGE_PORT: { path: ['listen', 'port'], number: true },
   MCP_EDGE_LOG_LEVEL: { path: ['log', 'level'] },
+  MCP_EDGE_LOG_FORMAT: { path: ['log', 'format'] },
   MCP_EDGE_REPLICA_ID: { path: ['replicaId'] },
   MCP_EDGE_DEV_IDP_PORT: { path: ['devIdp', 'port'], number: true },
 }
 
 /**
  * Reads, overrides from `env`, and validates a YAML config file. Relative paths (server
- * `cwd`, `policies`) are resolved against the file's folder.
+ * `cwd`, `policies`, `toolPins.file`) are resolved against the file's folder.
  * @throws ConfigError listing every problem with file and line
  */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
@@ -63,6 +64,8 @@ export function validateConfig(
   const config = parsed.data
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(opts.baseDir, p))
   if (config.policies) config.policies = abs(config.policies)
+  // The pin file sits next to the config unless placed elsewhere.
+  config.toolPins.file = abs(config.toolPins.file)
   // CA files, like every path in the file, are relative to it.
   if (config.auth.caFile) config.auth.caFile = abs(config.auth.caFile)
   const broker = config.auth.broker

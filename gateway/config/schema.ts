@@ -85,6 +85,12 @@ export const DEFAULT_STREAM_QUEUE_EVENTS = 1000
 export const DEFAULT_SESSION_QUEUE_BYTES = 4 * 1024 * 1024
 /** SSE events all streams of one session (or one principal's sessionless streams) may queue together. */
 export const DEFAULT_SESSION_QUEUE_EVENTS = 4000
+/** The tool pin file's name, next to the config file, when `toolPins.file` is not set. */
+export const DEFAULT_TOOL_PINS_FILE = 'tool-pins.yaml'
+/** Largest tool pin file read or written, in bytes: a larger one is refused, the last good pins stay. */
+export const DEFAULT_TOOL_PINS_MAX_FILE_BYTES = 1024 * 1024
+/** Pending tool changes held in memory per server (not written: learn false, or the file unwritable). */
+export const DEFAULT_TOOL_PINS_MAX_PENDING = 1000
 /** The dev IdP's loopback port when the gateway runs it. */
 export const DEFAULT_DEV_IDP_PORT = 8090
 /** The dev IdP's users when none are configured: one, logged in automatically, not an admin. */
@@ -451,6 +457,12 @@ const serverSchema = z
       })
       .prefault({}),
     description: z.string().optional(),
+    /**
+     * Tool pinning (README "Tool pinning"): each tool's definition is recorded by hash in the
+     * pin file (`toolPins`); a tool whose definition changes, or that no one approved, is hidden
+     * from lists and its calls refused until an operator approves it.
+     */
+    pinTools: z.boolean().default(false),
     /**
      * Per-user credentials handed to the process as environment variables: the process is the
      * user's own (never pooled, never shared), started with that user's values, and replaced at
@@ -892,6 +904,27 @@ export const configSchema = z
       )
       .default({}),
     policies: z.string().min(1).optional(),
+    /**
+     * The pin file of servers with `pinTools: true` (relative to the config file). `learn`: a
+     * tool never seen is pinned on first sight (trust on first use) and changes are written as
+     * pending; off (replicas sharing a read-only file), an unknown tool is pending like a changed
+     * one and nothing is written.
+     */
+    toolPins: z
+      .strictObject({
+        file: z.string().min(1).default(DEFAULT_TOOL_PINS_FILE),
+        learn: z.boolean().default(true),
+        maxFileBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(64 * 1024 * 1024)
+          .default(DEFAULT_TOOL_PINS_MAX_FILE_BYTES),
+        maxPending: z.number().int().min(1).max(100_000).default(DEFAULT_TOOL_PINS_MAX_PENDING),
+        /** Quiet time after the pin file changes before it is reloaded. */
+        reloadDebounce: ms.min(10).max(60_000).default(DEFAULT_RELOAD_DEBOUNCE_MS),
+      })
+      .prefault({}),
     limits: z
       .strictObject({
         maxBodyBytes: z.number().int().min(1024).default(DEFAULT_MAX_BODY_BYTES),
@@ -1068,6 +1101,12 @@ export const configSchema = z
         level: z
           .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
           .default('info'),
+        /**
+         * `json`: one JSON object a line; `pretty`: readable, coloured lines for a person;
+         * `auto`: pretty when stdout is a terminal and `CI` is unset, else JSON (pipes, files,
+         * containers without a TTY, CI all read JSON).
+         */
+        format: z.enum(['auto', 'json', 'pretty']).default('auto'),
         /** Audit events: `stdout`, `stderr`, a file path (appended), or `off`. */
         audit: z.string().min(1).default('stdout'),
         /** Bytes of log lines gathered before a write to stdout; 0 writes each line at once. */

@@ -28,6 +28,15 @@ export function readYamlFile(file: string): YamlFile {
       { file, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? err}` },
     ])
   }
+  return parseYamlText(file, text)
+}
+
+/**
+ * Parses YAML text read from `file` (a caller that bounds what it reads). Duplicate keys are
+ * errors.
+ * @throws ConfigError with every syntax problem, located
+ */
+export function parseYamlText(file: string, text: string): YamlFile {
   const lines = new LineCounter()
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
   if (doc.errors.length > 0) {

@@ -20,8 +20,15 @@ export interface AppDeps extends McpEndpointDeps {
   broker?: Hono
   /** The account page and its API (`/account…`), when users have secrets to set or the broker runs. */
   account?: Hono<Vars>
-  /** Readiness: problems make it 503; warnings are reported on a 200. */
-  readiness: () => { problems: string[]; warnings: string[] }
+  /**
+   * Readiness: problems make it 503; warnings are reported on a 200, and so are tool changes
+   * waiting for an operator (`pendingTools`).
+   */
+  readiness: () => {
+    problems: string[]
+    warnings: string[]
+    pendingTools?: { server: string; tool: string; since: string; hash: string }[]
+  }
 }
 
 /** Paths of the MCP endpoints of both transports, whose answered requests are audited. */
@@ -94,10 +101,15 @@ export function createApp(d: AppDeps): Hono<Vars> {
   })
   app.get('/healthz', () => Response.json({ status: 'ok' }))
   app.get('/readyz', () => {
-    const { problems, warnings } = d.readiness()
+    const { problems, warnings, pendingTools } = d.readiness()
     const ready = problems.length === 0
     return Response.json(
-      { status: ready ? 'ready' : 'not ready', problems, warnings },
+      {
+        status: ready ? 'ready' : 'not ready',
+        problems,
+        warnings,
+        ...(pendingTools ? { pendingTools } : {}),
+      },
       { status: ready ? 200 : 503 },
     )
   })

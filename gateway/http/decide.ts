@@ -1,12 +1,13 @@
 import type { Principal } from '../auth/principal.js'
 import type { Envelope, RequestId } from '../bridge/jsonrpc.js'
-import { ruleOf, type Decided } from '../bridge/session.js'
+import { ruleOf, type Decided } from '../policy/decided.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { decide, decideAccess, type Decision } from '../policy/evaluate.js'
 import type { Policy } from '../policy/policy.js'
 import { GATED_METHODS, gatedTarget } from '../policy/target.js'
 import type { RateLimited, RateLimits } from './rate-limit.js'
+import type { PinGate, PinRefusal } from '../pins/pins.js'
 import { traceVerdict, type TracedBody } from './traced.js'
 
 /** The policy's verdict on a POST body: every request allowed (by id), or the first refusal. */
@@ -25,6 +26,17 @@ export type Refusal = PolicyRefusal | RateLimited
 export type PolicyRefusal =
   | Exclude<Decision, { effect: 'allow' }>
   | { effect: 'invalid'; code: -32600 | -32602; reason: string; source: undefined }
+  /** A tool of a pinned server whose definition no operator approved: no scope helps. */
+  | { effect: 'unapproved'; pin: PinRefusal; reason: string; source: undefined }
+
+/** What deciding a body needs: where refusals go, and the tool pins (when a server pins). */
+export interface DecideDeps {
+  audit: AuditLog
+  metrics: Metrics
+  pins?: PinGate
+  /** The policy's rate limits (admitBody); none in tests that build deps by hand. */
+  rates?: RateLimits
+}
 
 /**
  * Decides every message of a body from one policy version, with one classification for every
@@ -32,7 +44,7 @@ export type PolicyRefusal =
  * reach the session.
  */
 export function decideBody(
-  d: { audit: AuditLog; metrics: Metrics },
+  d: DecideDeps,
   messages: readonly Envelope[],
   principal: Principal,
   server: string,
@@ -50,7 +62,7 @@ export function decideBody(
               `Invalid Request: two requests of the body have the id ${JSON.stringify(m.id)}`,
             ),
           }
-        : decideMessage(m, principal, server, policy)
+        : decideMessage(m, principal, server, policy, d.pins)
     const decision = verdict.decision
     if (decision.effect === 'allow') {
       if (m.kind === 'request') decided.set(m.id, verdict as Decided)
@@ -79,7 +91,7 @@ export function decideBody(
  * and refuses its whole body.
  */
 export async function admitBody(
-  d: { audit: AuditLog; metrics: Metrics; rates?: RateLimits },
+  d: DecideDeps,
   messages: readonly Envelope[],
   principal: Principal,
   server: string,
@@ -97,7 +109,7 @@ export async function admitBody(
 }
 
 async function admit(
-  d: { audit: AuditLog; metrics: Metrics; rates?: RateLimits },
+  d: DecideDeps,
   messages: readonly Envelope[],
   principal: Principal,
   server: string,
@@ -133,6 +145,7 @@ function decideMessage(
   principal: Principal,
   server: string,
   policy: Policy,
+  pins: PinGate | undefined,
 ): Decided | { decision: PolicyRefusal; name?: string } {
   // JSON-RPC 2.0 §4: a malformed envelope (an id that is null, an object, a boolean…) is no
   // notification; it goes nowhere.
@@ -151,10 +164,21 @@ function decideMessage(
   const target = m.kind === 'request' ? gatedTarget(m.method, m.params) : undefined
   if (target === undefined) return { decision: decideAccess(policy, principal, server) }
   if (target.kind === 'invalid') return { decision: invalid(-32602, target.reason) }
-  return {
-    decision: decide(policy, principal, server, target.feature, target.name),
-    name: target.name,
+  const decision = decide(policy, principal, server, target.feature, target.name)
+  // Policy first: a caller the policy refuses learns nothing of the pins.
+  if (decision.effect === 'allow' && m.kind === 'request' && m.method === 'tools/call') {
+    const pin = pins?.refusal(server, target.name)
+    if (pin !== undefined) return { decision: unapproved(pin), name: target.name }
   }
+  return { decision, name: target.name }
+}
+
+function unapproved(pin: PinRefusal): PolicyRefusal {
+  const reason =
+    pin.kind === 'changed'
+      ? 'tool pins: definition changed since it was approved'
+      : 'tool pins: definition never approved'
+  return { effect: 'unapproved', pin, reason, source: undefined }
 }
 
 function invalid(code: -32600 | -32602, reason: string): PolicyRefusal {

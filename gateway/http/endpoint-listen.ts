@@ -2,9 +2,9 @@ import type { JSONRPCRequest } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { Aggregate } from '../bridge/aggregate.js'
-import { BridgeError } from '../bridge/errors.js'
-import { placeSubscriptions, withdrawSubscriptions } from '../bridge/lane-subscriptions.js'
-import type { Lane, LaneEvent, LanePool } from '../bridge/lanes.js'
+import { holdSubscriptions } from '../bridge/lane-subscriptions.js'
+import type { LaneEvent } from '../bridge/lane.js'
+import type { LanePool } from '../bridge/lanes.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
 import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
 import type { AuditLog } from '../observability/audit.js'
@@ -58,14 +58,8 @@ export async function listenEndpoint(o: {
   if (slot === undefined) return tooManyStreams(message.id, o.lanes, agg.name)
   life.onEnd(slot)
 
-  /** Lanes holding this stream's subscriptions, with the backend URIs subscribed on each. */
-  const held: Array<{ lane: Lane; uris: string[] }> = []
   /** `server \n own URI` → the public URI the client subscribed to. */
   const shown = new Map<string, string>()
-  const pin = () => life.end(false)
-  life.onEnd(() => {
-    for (const h of held) if (h.lane.pins.delete(pin)) withdrawSubscriptions(h.lane, h.uris)
-  })
   try {
     // Each public URI to its backend's own, allowed there, grouped by backend.
     const byServer = new Map<string, Map<string, string>>()
@@ -95,25 +89,16 @@ export async function listenEndpoint(o: {
     }
     for (const [server, uris] of byServer) {
       if (o.signal.aborted) break
-      const lane = await o.lanes.acquire(server, principal, o.log, undefined, o.signal)
-      try {
-        const subscribed = await placeSubscriptions(
-          o.lanes,
-          lane,
-          [...uris.keys()],
-          o.signal,
-          o.log,
-        )
-        if (!lane.child.alive)
-          throw new BridgeError('spawn_failed', 'the MCP server process exited')
-        if (subscribed.length === 0) continue
-        // The subscriptions live on this process: it stays while the stream is open.
-        lane.pins.add(pin)
-        held.push({ lane, uris: subscribed })
-        for (const own of subscribed) shown.set(`${server}\n${own}`, uris.get(own)!)
-      } finally {
-        o.lanes.release(lane)
-      }
+      const hold = await holdSubscriptions(o.lanes, {
+        server,
+        principal,
+        uris: [...uris.keys()],
+        signal: o.signal,
+        log: o.log,
+        onLost: () => life.end(false),
+      })
+      life.onEnd(hold.release)
+      for (const own of hold.subscribed) shown.set(`${server}\n${own}`, uris.get(own)!)
     }
   } catch (err) {
     life.end(false)

@@ -7,11 +7,9 @@ import {
   type RequestId,
   type RpcErrorObject,
 } from '../bridge/jsonrpc.js'
-import type { AuditLog } from '../observability/audit.js'
-import type { Metrics } from '../observability/metrics.js'
 import type { Policy } from '../policy/policy.js'
 import type { RateLimits } from './rate-limit.js'
-import { admitBody } from './decide.js'
+import { admitBody, type DecideDeps } from './decide.js'
 import type { TracedBody } from './traced.js'
 import {
   decisionResponse,
@@ -40,7 +38,7 @@ export const ROUTED = new Set([
  * transport); then only a challenge or a malformed body is the POST's own answer.
  */
 export async function routeBody(
-  d: { audit: AuditLog; metrics: Metrics; rates: RateLimits },
+  d: DecideDeps & { rates: RateLimits },
   agg: Aggregate,
   body: unknown,
   messages: readonly Envelope[],

@@ -10,10 +10,11 @@ import {
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import { isObject } from '../bridge/jsonrpc.js'
-import type { LaneEvent, LanePool } from '../bridge/lanes.js'
+import type { LaneEvent } from '../bridge/lane.js'
+import type { LanePool } from '../bridge/lanes.js'
 import { MODERN_RPC } from '../bridge/modern-wire.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
-import { ruleOf } from '../bridge/session.js'
+import { ruleOf } from '../policy/decided.js'
 import type { AuditLog } from '../observability/audit.js'
 import { decide } from '../policy/evaluate.js'
 import { nonCanonicalUri } from '../policy/resource-uri.js'
@@ -90,6 +91,8 @@ export class ListenLife {
 
   /** Runs when the stream ends, whichever way. */
   onEnd(fn: () => void): void {
+    // Registered after the end (a lease taken while the stream was ending): given back now.
+    if (this.ended) return fn()
     this.cleanups.push(fn)
   }
 

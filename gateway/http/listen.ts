@@ -1,9 +1,9 @@
 import type { JSONRPCRequest } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
-import { BridgeError } from '../bridge/errors.js'
-import { placeSubscriptions, withdrawSubscriptions } from '../bridge/lane-subscriptions.js'
-import type { Lane, LaneEvent, LanePool } from '../bridge/lanes.js'
+import { holdSubscriptions } from '../bridge/lane-subscriptions.js'
+import type { LaneEvent } from '../bridge/lane.js'
+import type { LanePool } from '../bridge/lanes.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
 import type { AuditLog } from '../observability/audit.js'
 import { decideAccess } from '../policy/evaluate.js'
@@ -58,30 +58,14 @@ export async function listenStream(o: {
   if (slot === undefined) return tooManyStreams(message.id, o.lanes, server)
   life.onEnd(slot)
 
-  let lane: Lane | undefined
-  const subscribed: string[] = []
-  const pin = () => life.end(false)
-  life.onEnd(() => {
-    if (lane?.pins.delete(pin)) withdrawSubscriptions(lane, subscribed)
-  })
   let init = o.lanes.initOf(server, principal)
+  let subscribed: string[] = []
   try {
     if (init === undefined || uris.length > 0) {
-      const held = await o.lanes.acquire(server, principal, o.log, undefined, o.signal)
-      try {
-        init = held.init
-        subscribed.push(...(await placeSubscriptions(o.lanes, held, uris, o.signal, o.log)))
-        if (!held.child.alive)
-          throw new BridgeError('spawn_failed', 'the MCP server process exited')
-        // The subscriptions live on this process: it stays while the stream is open, still
-        // serving the principal's requests (which may be what changes the resources).
-        if (subscribed.length > 0) {
-          lane = held
-          lane.pins.add(pin)
-        }
-      } finally {
-        o.lanes.release(held)
-      }
+      const hold = await holdSubscriptions(o.lanes, { ...o, uris, onLost: () => life.end(false) })
+      life.onEnd(hold.release)
+      init = hold.init
+      subscribed = hold.subscribed
     }
   } catch (err) {
     life.end(false)

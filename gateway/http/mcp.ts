@@ -12,6 +12,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import { GatewayError } from '../errors.js'
 import { decideAccess } from '../policy/evaluate.js'
 import type { PolicyStore } from '../policy/store.js'
+import type { PinGate } from '../pins/pins.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { NO_HTTP_TRACE, type HttpTrace, type Tracing } from '../observability/tracing.js'
@@ -52,6 +53,8 @@ export interface McpEndpointDeps {
   /** Aggregating endpoints, by name, and their session-era sessions. */
   aggregates?: ReadonlyMap<string, Aggregate>
   endpointSessions?: AggregateSessions
+  /** Tool pinning: calls of tools no operator approved are refused (when a server pins). */
+  pins?: PinGate
   /** Spans of the MCP messages POSTed (a no-op object when tracing is off). */
   tracing: Tracing
 }

@@ -35,12 +35,14 @@ export interface RateLimited {
 export class RateLimits {
   private counters = new Map<string, RateCounter>()
   private builtFor: Policy | undefined
+  private store: Store | undefined
   /** Whether the last check reached the store (readiness says when it did not). */
   private storeDown = false
 
   constructor(
     private readonly o: {
-      store: Store
+      /** The store, created on first need (it may fail, and is asked again next time). */
+      store: () => Promise<Store>
       onStoreError: 'closed' | 'open'
       /** A count the store has not answered in this long counts as unreachable. */
       timeoutMs: number
@@ -104,7 +106,8 @@ export class RateLimits {
       }
     }
     try {
-      await within(this.counters.get(rule.key)!.consume(key), this.o.timeoutMs)
+      const counter = await within(this.counterOf(rule), this.o.timeoutMs)
+      await within(counter.consume(key), this.o.timeoutMs)
       this.storeDown = false
       return undefined
     } catch (err) {
@@ -122,23 +125,29 @@ export class RateLimits {
     }
   }
 
-  /** Counters for the policy's rules: unchanged rules keep theirs, the rest are new. */
+  /** Counters of the policy in force only: those of rules a reload removed or edited go. */
   private rebuild(policy: Policy): void {
-    const next = new Map<string, RateCounter>()
-    for (const rule of policy.rateLimits) {
-      const kept = this.counters.get(rule.key) ?? next.get(rule.key)
-      next.set(rule.key, kept ?? this.counterFor(rule))
-    }
-    this.counters = next
+    const keep = new Set(policy.rateLimits.map((r) => r.key))
+    for (const key of this.counters.keys()) if (!keep.has(key)) this.counters.delete(key)
     this.builtFor = policy
   }
 
-  private counterFor(rule: RateRule): RateCounter {
+  /** A rule's counter, made on its first count; unchanged rules keep theirs across reloads. */
+  private async counterOf(rule: RateRule): Promise<RateCounter> {
+    const known = this.counters.get(rule.key)
+    if (known) return known
+    this.store ??= await this.o.store()
     const prefix = `rl:${hash(rule.key)}`
-    const main = this.o.store.counter(prefix, rule.limit, rule.intervalSec)
-    if (rule.burst === 0) return main
-    const burst = this.o.store.counter(`${prefix}:burst`, rule.burst, rule.burstIntervalSec)
-    return new BurstyRateLimiter(main as never, burst as never)
+    const main = this.store.counter(prefix, rule.limit, rule.intervalSec)
+    const counter =
+      rule.burst === 0
+        ? main
+        : new BurstyRateLimiter(
+            main as never,
+            this.store.counter(`${prefix}:burst`, rule.burst, rule.burstIntervalSec) as never,
+          )
+    this.counters.set(rule.key, counter)
+    return counter
   }
 }
 

@@ -5,6 +5,8 @@ import { bearerChallenge } from '../auth/challenge.js'
 import { type RequestId, type RpcErrorObject, rpcError, rpcErrorObject } from '../bridge/jsonrpc.js'
 import { GatewayError } from '../errors.js'
 import type { Metrics } from '../observability/metrics.js'
+import { MODERN_RPC } from '../bridge/modern-wire.js'
+import type { CallOutcome, CallRefusal } from '../bridge/sessionless.js'
 import type { Refusal } from './decide.js'
 import type { RateLimited } from './rate-limit.js'
 
@@ -15,6 +17,11 @@ export const RPC_POLICY_DENIED = -32010
  * the scopes named in `WWW-Authenticate` and retry, unlike a denial.
  */
 export const RPC_INSUFFICIENT_SCOPE = -32011
+/**
+ * JSON-RPC error code for a call to a tool whose definition changed since an operator approved
+ * it (or that none approved): tool pinning. No token helps; an operator's approval does.
+ */
+export const RPC_TOOL_UNAPPROVED = -32012
 
 /**
  * JSON-RPC error code of a request a rate limit refused; `data.retryAfter` says in how many
@@ -199,9 +206,20 @@ export function refusalError(d: Exclude<Refusal, { effect: 'challenge' }>): RpcE
       retryAfter: d.retryAfter,
       rule: d.rule.id,
     })
-  return d.effect === 'invalid'
-    ? rpcErrorObject(d.code, d.reason)
-    : rpcErrorObject(RPC_POLICY_DENIED, 'denied by policy')
+  if (d.effect === 'invalid') return rpcErrorObject(d.code, d.reason)
+  if (d.effect === 'unapproved') {
+    const { kind, tool } = d.pin
+    const what =
+      kind === 'changed'
+        ? `the definition of tool ${JSON.stringify(tool)} changed since it was approved`
+        : `tool ${JSON.stringify(tool)} has not been approved`
+    return rpcErrorObject(
+      RPC_TOOL_UNAPPROVED,
+      `${what}; an operator must approve it before it can be called`,
+      { reason: kind === 'changed' ? 'tool_changed' : 'tool_unapproved', tool },
+    )
+  }
+  return rpcErrorObject(RPC_POLICY_DENIED, 'denied by policy')
 }
 
 /** A refusal that is not a challenge as the answer to `id` on an event stream. */
@@ -243,4 +261,64 @@ function limitedToolResult(d: RateLimited): Record<string, unknown> {
 function causeOf(err: Error): string | undefined {
   const cause = err.cause
   return cause instanceof Error ? `${cause.name}: ${cause.message}`.slice(0, 300) : undefined
+}
+
+/**
+ * How a sessionless (2026-07-28) request ended, as the HTTP status and JSON-RPC body that
+ * answer it (the body also ends an event stream). The one switch over the engine's outcomes.
+ */
+export function callOutcomeBody(
+  o: CallOutcome,
+  id: RequestId,
+): { status: number; body: JSONRPCMessage } {
+  switch (o.kind) {
+    case 'result':
+    case 'input_required':
+      return { status: 200, body: { jsonrpc: '2.0', id, result: o.result } as JSONRPCMessage }
+    case 'error':
+      return { status: o.status, body: rpcError(id, o.error.code, o.error.message, o.error.data) }
+    case 'cancelled':
+      // Nobody reads it: the status says why the request ended, in access logs.
+      return { status: 499, body: rpcError(id, -32000, 'the client disconnected') }
+    case 'refused':
+      return callRefusalBody(o.refusal, id)
+  }
+}
+
+/** The gateway's refusal of a sessionless request: each code with its status and JSON-RPC code. */
+function callRefusalBody(r: CallRefusal, id: RequestId): { status: number; body: JSONRPCMessage } {
+  switch (r.code) {
+    case 'request_state_type':
+      return {
+        status: 200,
+        body: rpcError(id, MODERN_RPC.invalidParams, 'requestState must be a string'),
+      }
+    case 'request_state':
+      return {
+        status: 200,
+        body: rpcError(
+          id,
+          MODERN_RPC.invalidParams,
+          r.refusal === 'invalid'
+            ? 'requestState failed verification'
+            : 'requestState names no request waiting for input (it expired, was already answered, or its server process ended); send the request again without it',
+        ),
+      }
+    case 'input_responses':
+      return {
+        status: 200,
+        body: rpcError(
+          id,
+          MODERN_RPC.invalidParams,
+          'inputResponses must be an object keyed by the inputRequests keys',
+        ),
+      }
+    case 'header_mismatch':
+      return {
+        status: 400,
+        body: rpcError(id, MODERN_RPC.headerMismatch, r.mismatch.message, r.mismatch.data),
+      }
+    case 'credential':
+      return { status: 200, body: rpcError(id, r.error.code, r.error.message, r.error.data) }
+  }
 }

@@ -1,6 +1,6 @@
 import type { Principal } from '../auth/principal.js'
 import type { Envelope, RequestId } from '../bridge/jsonrpc.js'
-import { ruleOf, type Decided } from '../bridge/session.js'
+import { ruleOf, type Decided } from '../policy/decided.js'
 import { GatewayError } from '../errors.js'
 import type { HttpTrace, McpSpan, Outcome, Tracing } from '../observability/tracing.js'
 import type { Refusal } from './decide.js'

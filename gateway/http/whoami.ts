@@ -69,6 +69,8 @@ export function whoami(d: {
           roles: [...p.roles].sort(),
           // The scopes that count (README "Scopes and roles"), and how they were formed.
           grantedScopes: [...grantsOf(policy, p).scopes].sort(),
+          // Those held through `implies:`: each with the granted scope that implies it.
+          impliedScopes: Object.fromEntries([...grantsOf(policy, p).implied].sort()),
           scopeBasis: grantsOf(policy, p).basis,
           servers,
           endpoints,

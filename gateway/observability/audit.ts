@@ -9,8 +9,12 @@ export interface AuditEvent {
   method: string
   /** Tool or prompt name, or resource URI, when the method names one. */
   name?: string
-  /** `invalid`: refused before any decision, the message being malformed where policy reads it. */
-  decision: 'allow' | 'deny' | 'challenge' | 'filter' | 'invalid' | 'rate_limited'
+  /**
+   * `invalid`: refused before any decision, the message being malformed where policy reads it;
+   * `unapproved`: a tool of a pinned server whose definition no operator approved (hidden, or its call refused);
+   * `rate_limited`: a rate limit of the policy refused it.
+   */
+  decision: 'allow' | 'deny' | 'challenge' | 'filter' | 'invalid' | 'unapproved' | 'rate_limited'
   /** The rule that decided: `file:line pattern`, or the reason when no rule did. */
   rule: string
   /** Milliseconds from decision to the server's reply (allowed requests only). */

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module'
 import { pino, type DestinationStream, type Logger } from 'pino'
 
 /**
@@ -21,17 +22,42 @@ export const REDACT_PATHS = [
   '*.client_secret',
 ]
 
+/** How log lines are written: as configured (`log.format`), and as decided for this process. */
+export type LogFormat = 'auto' | 'json' | 'pretty'
+
 /**
- * Creates the gateway's JSON logger. `destination` defaults to stdout, buffered: under load a
- * write carries many lines (a write per line cost more than the line itself), and what waits
- * is written within `flushInterval` ms, and synchronously when the process exits.
+ * `json` or `pretty` as asked; `auto` is pretty only for a person at a terminal: stdout a TTY
+ * and no `CI` variable (CI runners may attach a pseudo-terminal, and their logs are read by
+ * programs). Pipes, files and containers without a TTY get JSON.
+ */
+export function resolveLogFormat(
+  format: LogFormat,
+  o: { isTTY: boolean | undefined; env: NodeJS.ProcessEnv },
+): 'json' | 'pretty' {
+  if (format !== 'auto') return format
+  if (o.isTTY !== true) return 'json'
+  const ci = o.env.CI
+  return ci !== undefined && ci !== '' && ci !== 'false' && ci !== '0' ? 'json' : 'pretty'
+}
+
+/**
+ * Creates the gateway's logger. JSON to stdout by default, buffered: under load a write
+ * carries many lines (a write per line cost more than the line itself), and what waits is
+ * written within `flushInterval` ms, and synchronously when the process exits. In `pretty`
+ * format (see `resolveLogFormat`) each line is rewritten by pino-pretty as it is written,
+ * after pino's redaction, so a secret is as hidden on a terminal as in JSON.
  */
 export function createLogger(
-  o: { level: string; bufferBytes: number; flushInterval: number },
+  o: { level: string; bufferBytes: number; flushInterval: number; format?: LogFormat },
   destination?: DestinationStream,
 ): Logger {
   const { level } = o
-  if (destination === undefined) {
+  const format = resolveLogFormat(o.format ?? 'json', {
+    isTTY: destination === undefined ? process.stdout.isTTY : false,
+    env: process.env,
+  })
+  if (format === 'pretty') destination = prettyDestination(destination)
+  else if (destination === undefined) {
     const stdout = pino.destination({ dest: 1, sync: false, minLength: o.bufferBytes })
     setInterval(() => stdout.flush(), o.flushInterval).unref()
     process.once('exit', () => stdout.flushSync())
@@ -47,4 +73,23 @@ export function createLogger(
     },
     destination,
   )
+}
+
+/**
+ * A destination that writes each JSON line as a readable one, to `to` (default stdout,
+ * written at once: a person is reading, and nothing is left in a buffer at exit). pino-pretty
+ * is loaded only here, so JSON deployments never load it; its colours follow the terminal
+ * (`NO_COLOR`, `FORCE_COLOR`, `TERM=dumb`).
+ */
+function prettyDestination(to?: DestinationStream): DestinationStream {
+  const { prettyFactory } = createRequire(import.meta.url)(
+    'pino-pretty',
+  ) as typeof import('pino-pretty')
+  const prettify = prettyFactory({
+    translateTime: 'SYS:HH:MM:ss.l',
+    // Same on every line, or noise for a person.
+    ignore: 'pid,hostname,service',
+  })
+  const out = to ?? pino.destination({ dest: 1, sync: true })
+  return { write: (line: string) => void out.write(prettify(line)) }
 }

@@ -19,6 +19,8 @@ export interface Metrics {
   rateLimited: Counter<'server' | 'rule'>
   /** Rate-limit checks the store could not answer, by what was done (`open`: allowed, `closed`: refused). */
   rateLimitStoreErrors: Counter<'handling'>
+  /** Tool pinning: definitions seen that no one approved (`changed`, `new` with learn off) and tools pinned on first sight (`learned`). */
+  toolPinChanges: Counter<'server' | 'kind'>
 }
 
 /** Live counts read at scrape time. */
@@ -38,6 +40,22 @@ export interface Gauges {
   queuedEvents(): number
   /** Lists endpoints keep for one user (their processes' lists differ from everyone's), all endpoints. */
   endpointUserLists(): number
+  /** Tool changes waiting for an operator's approval, per server (pinned servers only). */
+  toolPinsPending?(): ReadonlyMap<string, number>
+}
+
+/** Gauges that read zero: a gateway's until its holders exist (it replaces each), a test's with none. */
+export function zeroGauges(): Gauges {
+  return {
+    sessions: () => 0,
+    lanes: () => 0,
+    waitingRounds: () => 0,
+    laneWaiters: () => new Map<string, number>(),
+    listenStreams: () => 0,
+    queuedBytes: () => 0,
+    queuedEvents: () => 0,
+    endpointUserLists: () => 0,
+  }
 }
 
 /** Creates the metrics; the gauges are read at scrape time. */
@@ -112,6 +130,12 @@ export function createMetrics(g: Gauges): Metrics {
       labelNames: ['endpoint', 'server'],
       registers: [registry],
     }),
+    toolPinChanges: new Counter({
+      name: 'mcp_edge_tool_pin_changes_total',
+      help: 'Tool definitions seen that no one approved (kind changed or new), and tools pinned on first sight (learned), by server',
+      labelNames: ['server', 'kind'],
+      registers: [registry],
+    }),
   }
   new Gauge({
     name: 'mcp_edge_sessions',
@@ -177,6 +201,16 @@ export function createMetrics(g: Gauges): Metrics {
     registers: [registry],
     collect() {
       this.set(g.endpointUserLists())
+    },
+  })
+  new Gauge({
+    name: 'mcp_edge_tool_pins_pending',
+    help: 'Tools hidden until an operator approves their definition (mcp-edge tools approve), by server',
+    labelNames: ['server'],
+    registers: [registry],
+    collect() {
+      this.reset()
+      for (const [server, n] of g.toolPinsPending?.() ?? []) this.set({ server }, n)
     },
   })
   return metrics

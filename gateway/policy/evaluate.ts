@@ -1,6 +1,8 @@
 import { claimValues, type Principal } from '../auth/principal.js'
+import type { ScopeHierarchy } from './implies.js'
 import type { Conditions, Feature, Policy, Rule, Source } from './policy.js'
 import { scopesOfRoles } from './role-scopes.js'
+import { stepUpScopes } from './step-up.js'
 
 /** The outcome of one policy question, with the reason the audit log and explain print. */
 export type Decision =
@@ -30,8 +32,13 @@ export type ScopeBasis = 'scopes within roles' | 'roles' | 'scopes' | 'all'
 
 /** The scopes a principal may use under a policy, and how they were formed. */
 export interface Grants {
-  /** The effective scopes: granted wildcards as written under `roles`, else literal scopes. */
+  /** The effective scopes as held: role grants as written (wildcards kept), else literal scopes. */
   scopes: ReadonlySet<string>
+  /**
+   * Scopes held only because a held scope implies them (`implies:`), each with the scope it
+   * comes from (a token scope, or a role grant), for explanations.
+   */
+  implied: ReadonlyMap<string, string>
   basis: ScopeBasis
   has(scope: string): boolean
   /**
@@ -54,24 +61,54 @@ export function grantsOf(policy: Policy, principal: Principal): Grants {
 
 function computeGrants(policy: Policy, principal: Principal): Grants {
   const never = () => false
-  if (principal.allScopes === true)
-    return { scopes: new Set(principal.scopes), basis: 'all', has: () => true, reachable: never }
+  const { implies } = policy
+  if (principal.allScopes === true) {
+    const scopes = new Set(principal.scopes)
+    return { scopes, implied: new Map(), basis: 'all', has: () => true, reachable: never }
+  }
   const token = principal.scopes
-  if (policy.roles.size === 0)
-    return { scopes: new Set(token), basis: 'scopes', has: (s) => token.has(s), reachable: never }
-  // The ceiling: what the user's roles grant through the role map. A granted scope may be a
-  // pattern (`*`, `tools:*`), but only there: a token's own scopes are taken literally.
-  const ceiling = scopesOfRoles(policy.roles, principal.roles)
+  if (policy.roles.size === 0) {
+    const implied = impliedBy(token, implies, (s) => !token.has(s))
+    const has = (s: string) => token.has(s) || implied.has(s)
+    return { scopes: new Set(token), implied, basis: 'scopes', has, reachable: never }
+  }
+  // The ceiling: what the user's roles grant through the role map and the hierarchy. A granted
+  // scope may be a pattern (`*`, `tools:*`), but only there: a token's own scopes are literal.
+  const ceiling = scopesOfRoles(policy.roles, principal.roles, implies)
   const withinRoles = (s: string) => ceiling.has(s)
-  if (!principal.hasScopeClaim)
-    return { scopes: ceiling.granted, basis: 'roles', has: withinRoles, reachable: never }
+  if (!principal.hasScopeClaim) {
+    const { granted, implied } = ceiling
+    return { scopes: granted, implied, basis: 'roles', has: withinRoles, reachable: never }
+  }
+  // What the token was granted, with what that implies, within what the roles allow: a token
+  // for `mcp:admin` whose user's roles grant only `mcp:write` may use `mcp:write` (delegated
+  // through the hierarchy, and allowed), never `mcp:admin` itself.
   const effective = new Set([...token].filter(withinRoles))
+  const implied = impliedBy(
+    [...effective, ...token],
+    implies,
+    (s) => !effective.has(s) && withinRoles(s),
+  )
+  const has = (s: string) => effective.has(s) || implied.has(s)
   return {
     scopes: effective,
+    implied,
     basis: 'scopes within roles',
-    has: (s) => effective.has(s),
-    reachable: (s) => !effective.has(s) && withinRoles(s),
+    has,
+    reachable: (s) => !has(s) && withinRoles(s),
   }
+}
+
+/** The scopes `held` imply and `keep` accepts, each with the first held scope implying it. */
+function impliedBy(
+  held: Iterable<string>,
+  implies: ScopeHierarchy,
+  keep: (s: string) => boolean,
+): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const from of held)
+    for (const s of implies.below(from)) if (!out.has(s) && keep(s)) out.set(s, from)
+  return out
 }
 
 /** May this principal open a session on (or keep using) `server`? */
@@ -81,14 +118,14 @@ export function decideAccess(policy: Policy, principal: Principal, server: strin
   if (sp === undefined)
     return { effect: 'deny', reason: `no policy for server ${server}`, source: undefined }
   const grants = grantsOf(policy, principal)
-  const missing = sp.access.filter((s) => !grants.has(s))
+  const missing = policy.implies.withoutImplied(sp.access.filter((s) => !grants.has(s)))
   // The server's access scopes are missing: step up to them.
   if (missing.length > 0) {
     return {
       effect: 'challenge',
       reason: `missing access scope ${missing.join(' ')}`,
       source: sp.accessSource,
-      required: sp.access,
+      required: stepUpScopes(sp.access, grants, policy.implies),
       missing,
     }
   }
@@ -105,8 +142,14 @@ export function decide(
 ): Decision {
   const access = decideAccess(policy, principal, server)
   // Without access to the server, nothing on it is usable.
-  if (access.effect !== 'allow') return access
-  return decideByRules(policy, principal, server, feature, name)
+  if (access.effect === 'deny') return access
+  const byRules = decideByRules(policy, principal, server, feature, name)
+  if (access.effect === 'allow') return byRules
+  // Access is missing, and the rule asks for more: one challenge naming both (MCP 2026-07-28
+  // §Runtime Insufficient Scope Errors: all scopes the operation needs, not one by one).
+  if (byRules.effect !== 'challenge') return access
+  const missing = policy.implies.withoutImplied([...access.missing, ...byRules.missing])
+  return { ...access, required: byRules.required, missing }
 }
 
 /** The rules' verdict on `name`, for a principal already known to have access to `server`. */
@@ -123,7 +166,7 @@ export function decideByRules(
   // Unmatched names are denied.
   if (rule === undefined)
     return { effect: 'deny', reason: `no ${feature} rule matches ${name}`, source: undefined }
-  return ruleDecision(rule, grants, sp.access)
+  return ruleDecision(rule, grants, sp.access, policy.implies)
 }
 
 /**
@@ -152,7 +195,12 @@ export function conditionsHold(when: Conditions, p: Principal, grants: Grants): 
   return true
 }
 
-function ruleDecision(rule: Rule, grants: Grants, access: readonly string[]): Decision {
+function ruleDecision(
+  rule: Rule,
+  grants: Grants,
+  access: readonly string[],
+  implies: ScopeHierarchy,
+): Decision {
   const { effect, source } = rule
   // An explicit deny is final.
   if (effect.kind === 'deny')
@@ -160,12 +208,13 @@ function ruleDecision(rule: Rule, grants: Grants, access: readonly string[]): De
   // An explicit allow needs nothing beyond server access.
   if (effect.kind === 'allow')
     return { effect: 'allow', reason: `allowed by rule ${rule.pattern}`, source }
-  const missing = effect.scopes.filter((s) => !grants.has(s))
+  // Held means held as written or through an implication (MCP 2026-07-28 authorization).
+  const missing = implies.withoutImplied(effect.scopes.filter((s) => !grants.has(s)))
   // Every listed scope held: allowed.
   if (missing.length === 0)
     return { effect: 'allow', reason: `scopes held for rule ${rule.pattern}`, source }
-  // MCP 2025-11-25 step-up: challenge with everything the operation needs, in one stable list.
-  const required = [...new Set([...access, ...effect.scopes])]
+  // MCP 2025-11-25 step-up: challenge with everything the operation needs, in one list.
+  const required = stepUpScopes([...access, ...effect.scopes], grants, implies)
   return {
     effect: 'challenge',
     reason: `missing scope ${missing.join(' ')} for rule ${rule.pattern}`,
@@ -199,7 +248,7 @@ export function ruleVerdicts(
   return sp.rules[feature]
     .filter((r) => r.when === undefined || conditionsHold(r.when, principal, grants))
     .map((r) => {
-      const d = ruleDecision(r, grants, sp.access)
+      const d = ruleDecision(r, grants, sp.access, policy.implies)
       return d.effect === 'challenge'
         ? { pattern: r.pattern, effect: d.effect, missing: d.missing }
         : { pattern: r.pattern, effect: d.effect }

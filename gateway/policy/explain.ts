@@ -27,6 +27,17 @@ export interface Explanation {
   lacks: string[]
   /** Rules before the deciding one whose pattern matched but whose `when` did not hold. */
   skipped: ExplainedRule[]
+  /** Scopes the decision needed that the caller holds only through `implies:`, and how. */
+  implied: ImpliedScope[]
+}
+
+/** A needed scope held through the hierarchy: the held scope it comes from, and each step. */
+export interface ImpliedScope {
+  scope: string
+  /** The held scope (a token scope, or a role's grant) that implies it. */
+  from: string
+  /** Each written implication from `from` down to `scope`, with where it was written. */
+  chain: { from: string; to: string; file: string; line: number | undefined }[]
 }
 
 /**
@@ -60,11 +71,25 @@ export function explain(
           )
           .map(located)
   let required: string[] = []
-  if (d.effect === 'challenge') required = [...d.required]
-  else if (d.effect === 'allow' && sp !== undefined) {
+  // What the deciding rule (or access) needs, before the challenge names it its own way.
+  let needed: string[] = []
+  if (d.effect !== 'deny' && sp !== undefined) {
     const effect = at >= 0 ? rules[at]!.effect : undefined
-    required = [...new Set([...sp.access, ...(effect?.kind === 'scopes' ? effect.scopes : [])])]
+    needed = [...new Set([...sp.access, ...(effect?.kind === 'scopes' ? effect.scopes : [])])]
   }
+  if (d.effect === 'challenge') required = [...d.required]
+  else if (d.effect === 'allow') required = needed
+  const implied = needed.flatMap((scope): ImpliedScope[] => {
+    const from = grants.implied.get(scope)
+    if (from === undefined) return []
+    const chain = (policy.implies.chain(from, scope) ?? []).map((step) => ({
+      from: step.from,
+      to: step.to,
+      file: step.source.file,
+      line: step.source.line,
+    }))
+    return [{ scope, from, chain }]
+  })
   return {
     decision: d.effect,
     reason: d.reason,
@@ -74,6 +99,7 @@ export function explain(
     required,
     lacks: d.effect === 'challenge' ? [...d.missing] : [],
     skipped,
+    implied,
   }
 }
 

@@ -5,6 +5,7 @@ import { readYamlFile, type YamlFile } from '../config/yaml.js'
 import { ruleFinder } from './find.js'
 import { compileGlob } from './glob.js'
 import { compileRateRule, type RateRule } from './rate-limits.js'
+import { compileImplies, type Implication } from './implies.js'
 import type { Effect, Feature, Policy, Rule, ServerPolicy, Source } from './policy.js'
 import { policyFileSchema, type PolicyFile, type RuleValue } from './schema.js'
 
@@ -12,7 +13,9 @@ const FEATURES: Feature[] = ['tools', 'prompts', 'resources']
 
 /**
  * Loads a policy file, or every `*.yaml`/`*.yml` file of a folder (in name order), validates
- * each, and merges them. A role or server defined in two files is an error naming both.
+ * each, and merges them. A role, a server or a scope's `implies` defined in two files is an
+ * error naming both: one file never silently widens what another wrote. The merged `implies`
+ * is compiled last, so a cycle running through several files is found and located.
  * @throws ConfigError with every problem, located to file and line
  */
 export function loadPolicy(path: string): Policy {
@@ -24,6 +27,7 @@ export function loadPolicy(path: string): Policy {
   const serverFrom = new Map<string, string>()
   const rateLimits: RateRule[] = []
   const rateFrom = new Map<string, string>()
+  const implications = new Map<string, Implication>()
   for (const file of files) {
     let yaml: YamlFile
     try {
@@ -49,6 +53,25 @@ export function loadPolicy(path: string): Policy {
         })
       roles.set(role, scopes)
       roleFrom.set(role, file)
+    }
+    for (const [scope, implied] of Object.entries(data.implies)) {
+      const other = implications.get(scope)
+      const source = { file, line: yaml.locate(['implies', scope]).line }
+      if (other)
+        problems.push({
+          file,
+          line: source.line,
+          message: `implies of ${scope} is also defined in ${other.source.file}`,
+        })
+      implications.set(scope, {
+        scope,
+        scopes: implied,
+        source,
+        itemSources: implied.map((_, i) => ({
+          file,
+          line: yaml.locate(['implies', scope, i]).line,
+        })),
+      })
     }
     for (const [name, server] of Object.entries(data.servers)) {
       const other = serverFrom.get(name)
@@ -93,8 +116,10 @@ export function loadPolicy(path: string): Policy {
       rateLimits.push(rule)
     })
   }
+  const implies = compileImplies([...implications.values()])
+  for (const p of implies.problems) problems.push({ ...p.source, message: p.message })
   if (problems.length > 0) throw new ConfigError(problems)
-  return { roles, servers, rateLimits, files }
+  return { roles, implies: implies.hierarchy, servers, rateLimits, files }
 }
 
 function compileRule(pattern: string, value: RuleValue, source: Source): Rule {

@@ -1,4 +1,5 @@
 import type { RateRule } from './rate-limits.js'
+import type { ScopeHierarchy } from './implies.js'
 
 /** Where a rule was written, for explanations and audit. */
 export interface Source {
@@ -40,6 +41,8 @@ export interface ServerPolicy {
 export interface Policy {
   /** Role → scopes it grants. */
   roles: ReadonlyMap<string, readonly string[]>
+  /** Broader scopes → the narrower ones they imply (`implies:`), compiled with the role map. */
+  implies: ScopeHierarchy
   servers: ReadonlyMap<string, ServerPolicy>
   /** Rate limits of every file, in file order. */
   rateLimits: readonly RateRule[]

@@ -45,9 +45,22 @@ export const serverPolicySchema = z.strictObject({
   resources: rules.default({}),
 })
 
+/**
+ * Scope hierarchy: a scope → the narrower scopes it implies (`mcp:admin: [mcp:write]`),
+ * transitively. Scopes only: wildcards, a scope implying itself and cycles are refused at load.
+ */
+const impliesSchema = z.record(
+  scope,
+  z.array(scope, { error: 'implies maps a scope to a list of the scopes it implies' }).min(1, {
+    error: 'an implies entry lists at least one scope; remove it instead',
+  }),
+  { error: 'implies is a mapping of scope → list of scopes' },
+)
+
 /** One policy file. */
 export const policyFileSchema = z.strictObject({
   roles: z.record(z.string().min(1), z.array(scope)).default({}),
+  implies: impliesSchema.default({}),
   servers: z.record(z.string().min(1), serverPolicySchema).default({}),
   /** Rate limits (policy/rate-limits.ts). */
   rateLimits: rateLimitsSchema,

@@ -3,7 +3,6 @@ import { ConfigError } from '../config/errors.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { readSecret as ReadSecret } from '../config/secrets.js'
 import { createMemoryStore } from './memory.js'
-import { createRedisStore } from './redis.js'
 import type { Store } from './store.js'
 
 /**
@@ -27,6 +26,8 @@ export async function createStore(
   if ((protocol !== 'redis:' && protocol !== 'rediss:') || hostname === '') {
     throw problem('not a redis:// or rediss:// URL with a host')
   }
+  // Imported here: the Redis client (hundreds of modules) is loaded only when configured.
+  const { createRedisStore } = await import('./redis.js')
   return createRedisStore({
     url,
     keyPrefix: config.keyPrefix,

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test, type TestContext } from 'node:test'
+import { setTimeout as delay } from 'node:timers/promises'
 import { createAuthenticator, type Authenticator } from '../../gateway/auth/authenticator.js'
 import { createIdpHttp } from '../../gateway/auth/idp-http.js'
 import { createKeySource } from '../../gateway/auth/keys.js'
@@ -236,6 +237,32 @@ describe('createAuthenticator: the verified-token cache', () => {
       assert.equal(await fetchesOf(() => auth.authenticate(header, [ECHO])), c.fetches)
     })
   }
+
+  test('expired entries are swept out by a miss, at most once per tokenCacheTtl (injected clock)', async (t) => {
+    const t0 = Date.now()
+    let clock = t0
+    const auth = authenticator(t, { tokenCacheTtl: 60 }, () => clock)
+    // Each step: a new user's token (valid 20 s from `at`) is verified at `at`, then the cache
+    // holds `cached` entries.
+    const steps = [
+      ...['a', 'b', 'c', 'd', 'e'].map((sub, i) => ({
+        at: t0,
+        sub,
+        cached: i + 1,
+        why: 'one entry per token',
+      })),
+      { at: t0 + 30_000, sub: 'f', cached: 6, why: 'expired, but swept at most once per ttl' },
+      { at: t0 + 61_000, sub: 'g', cached: 1, why: 'the miss swept every expired entry' },
+      { at: t0 + 62_000, sub: 'h', cached: 2, why: 'live entries stay' },
+    ]
+    for (const s of steps) {
+      clock = s.at
+      await delay(3) // lru-cache reads its clock at most once per ms of real time
+      const header = await bearer({ sub: s.sub, exp: Math.floor(s.at / 1000) + 20 }, s.at)
+      assert.equal((await auth.authenticate(header, [ECHO])).sub, s.sub)
+      assert.equal(auth.cached, s.cached, s.why)
+    }
+  })
 
   test('a token past exp but within clock tolerance is not cached', async (t) => {
     const auth = authenticator(t)

@@ -11,7 +11,7 @@ import {
   type EndpointStartSizes,
 } from './endpoint-start.js'
 import { withGateway } from './gateway-target.js'
-import { memory, type MemoryResult, type MemorySizes } from './memory.js'
+import { gcProbeSetup, memory, type MemoryResult, type MemorySizes } from './memory.js'
 import { poolStart, type PoolStartResult, type PoolStartSizes } from './pool-start.js'
 import { sessionStart, type SessionStartResult, type SessionStartSizes } from './session-start.js'
 import { sharedScale, type SharedScaleResult, type SharedScaleSizes } from './shared-scale.js'
@@ -99,9 +99,16 @@ export function processSections(
     [
       'memory',
       async () => {
-        out.memory = await withGateway(sharedMode(sizes.memory.sessions), (gw) =>
-          memory(gw, sizes.memory),
-        )
+        // BENCH_MEMORY_GC=1: the probe is told where to write through the environment the
+        // gateway inherits.
+        const probe = sizes.memory.gc ? gcProbeSetup() : undefined
+        if (probe) process.env.BENCH_GC_PROBE_DIR = probe.dir
+        try {
+          const o = { ...sharedMode(sizes.memory.sessions), nodeArgs: probe?.nodeArgs ?? [] }
+          out.memory = await withGateway(o, (gw) => memory(gw, sizes.memory, probe?.dir))
+        } finally {
+          delete process.env.BENCH_GC_PROBE_DIR
+        }
       },
     ],
     [

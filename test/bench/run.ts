@@ -9,7 +9,10 @@
 // BENCH_CONCURRENT_CALLS, BENCH_WARMUP, BENCH_LOAD_WARMUP, BENCH_REPS, BENCH_POOL_*,
 // BENCH_START_*, BENCH_SHARED_*, BENCH_MEMORY_*, BENCH_ENDPOINT_*; rows and sections via
 // BENCH_ROWS (keys in rows.ts and process-sections.ts; `all` for every one; the tracing rows,
-// e.g. edge-traced and edge-unsampled, run only when named or with `all`). BENCH_PROFILE=1
+// e.g. edge-traced and edge-unsampled, and tracing-cost run only when named or with `all`);
+// BENCH_MEMORY_GC=1
+// runs the memory section's gateway with --expose-gc and forces full collections at each point
+// (a diagnostic: live heap against garbage not collected yet). BENCH_PROFILE=1
 // runs the edge ×16/1s row's gateway with --cpu-prof into dist/bench-profile/ (read it with
 // `node dist/test/bench/profile-summary.js`; for 10 s of load alone: BENCH_PROFILE=1
 // BENCH_ROWS=edge-1s BENCH_REPS=1 BENCH_CONCURRENT_CALLS=10000). Writes dist/bench-results.json.
@@ -93,6 +96,7 @@ const processSizes: ProcessSizes = {
     sessions: int('BENCH_MEMORY_SESSIONS', 1000),
     churn: int('BENCH_MEMORY_CHURN', 10_000),
     settleMs: int('BENCH_MEMORY_SETTLE_MS', 5000),
+    gc: process.env.BENCH_MEMORY_GC === '1',
   },
   endpoint: {
     backends: int('BENCH_ENDPOINT_BACKENDS', 20),

@@ -216,6 +216,7 @@ describe('policy check --json', { concurrency: true }, () => {
       required: ['mcp:read', 'mcp:write'],
       lacks: ['mcp:write'],
       skipped: [],
+      implied: [],
     })
   })
 
@@ -228,6 +229,104 @@ describe('policy check --json', { concurrency: true }, () => {
     assert.equal(out.decision, 'deny')
     assert.equal(out.feature, 'prompts')
     assert.equal(out.rule, null)
+  })
+})
+
+describe('policy check with implies:', { concurrency: true }, () => {
+  // Line numbers matter: the output names the implies lines.
+  const HIERARCHY = file(
+    'hierarchy.yaml',
+    `roles:
+  mcp-admin: [mcp:admin]
+  mcp-user: [mcp:read]
+implies:
+  mcp:admin: [mcp:write]
+  mcp:write: [mcp:read]
+servers:
+  notes:
+    access: [mcp:read]
+    tools:
+      read_note: [mcp:read]
+      write_note: [mcp:write]
+      audit: [mcp:read, billing:read]
+`,
+  )
+  const ADMIN = JSON.stringify({
+    sub: 'ada',
+    scope: 'mcp:admin',
+    realm_access: { roles: ['mcp-admin'] },
+  })
+  const at = (line: number) => `${esc(HIERARCHY)}:${line}`
+
+  it('says which implication granted a needed scope', async () => {
+    const res = await run(
+      [
+        'policy',
+        'check',
+        '--policy',
+        HIERARCHY,
+        '--claims',
+        '-',
+        '--server',
+        'notes',
+        '--tool',
+        'read_note',
+      ],
+      ADMIN,
+    )
+    assert.equal(res.code, 0, res.stderr)
+    assert.match(res.stdout, /^allow: tool read_note on server notes$/m)
+    assert.match(
+      res.stdout,
+      new RegExp(
+        `^  implied   mcp:read through mcp:admin: mcp:admin implies mcp:write at ${at(5)}, mcp:write implies mcp:read at ${at(6)}$`,
+        'm',
+      ),
+    )
+  })
+
+  it('--json: the challenge names the held broader scope, and the chain', async () => {
+    const res = await run(
+      [
+        'policy',
+        'check',
+        '--policy',
+        HIERARCHY,
+        '--claims',
+        '-',
+        '--server',
+        'notes',
+        '--tool',
+        'audit',
+        '--json',
+      ],
+      ADMIN,
+    )
+    assert.equal(res.code, 1, res.stderr)
+    const out = JSON.parse(res.stdout)
+    assert.equal(out.decision, 'challenge')
+    assert.deepEqual(out.required, ['mcp:admin', 'billing:read'])
+    assert.deepEqual(out.lacks, ['billing:read'])
+    assert.deepEqual(out.implied, [
+      {
+        scope: 'mcp:read',
+        from: 'mcp:admin',
+        chain: [
+          { from: 'mcp:admin', to: 'mcp:write', file: HIERARCHY, line: 5 },
+          { from: 'mcp:write', to: 'mcp:read', file: HIERARCHY, line: 6 },
+        ],
+      },
+    ])
+  })
+
+  it('a cycle is a load error with file and line; exit 2', async () => {
+    const cyclic = file('cycle.yaml', 'implies:\n  a: [b]\n  b: [a]\n')
+    const res = await run(
+      ['policy', 'check', '--policy', cyclic, '--claims', '-', '--server', 'notes', '--tool', 't'],
+      USER,
+    )
+    assert.equal(res.code, 2)
+    assert.match(res.stderr, new RegExp(`${esc(cyclic)}:3: implies cycle: a → b`))
   })
 })
 

@@ -381,6 +381,12 @@ const envCases: EnvCase[] = [
     expect: 'debug',
   },
   {
+    name: 'MCP_EDGE_LOG_FORMAT',
+    env: { MCP_EDGE_LOG_FORMAT: 'pretty' },
+    get: (c) => c.log.format,
+    expect: 'pretty',
+  },
+  {
     name: 'an empty variable is ignored',
     yaml: `listen:\n  port: 1234\n${SERVERS}`,
     env: { MCP_EDGE_PORT: '' },
@@ -446,6 +452,19 @@ describe('loadConfigFile resolves relative paths against the file folder', () =>
     })
   }
 
+  test('toolPins.file: next to the config by default, relative to it, or absolute', async () => {
+    const cases: [string, (d: string) => string][] = [
+      ['', (d) => path.join(d, 'tool-pins.yaml')],
+      ['toolPins: { file: ../pins/p.yaml }\n', (d) => path.join(path.dirname(d), 'pins/p.yaml')],
+      ['toolPins: { file: /var/lib/mcp-edge/p.yaml }\n', () => '/var/lib/mcp-edge/p.yaml'],
+    ]
+    for (const [yaml, expected] of cases) {
+      const file = await yamlFile(`${yaml}servers:\n  echo:\n    command: /bin/echo\n`)
+      const config = loadConfigFile(path.relative(process.cwd(), file), {})
+      assert.equal(config.toolPins.file, expected(path.dirname(file)))
+    }
+  })
+
   test('a missing file is a ConfigError naming it', () => {
     const file = path.join(dir, 'absent.yaml')
     const err = configError(() => loadConfigFile(file, {}))
@@ -490,8 +509,16 @@ describe('validateConfig', () => {
       maxMessageBytes: 8_388_608,
       stopGrace: 2000,
       stderr: { linesPerWindow: 50, window: 10_000, lineMax: 2000 },
+      pinTools: false,
     })
     assert.equal(config.servers.echo?.ssePolling, undefined, 'SSE polling is off by default')
+    assert.deepEqual(config.toolPins, {
+      file: '/base/tool-pins.yaml',
+      learn: true,
+      maxFileBytes: 1_048_576,
+      maxPending: 1000,
+      reloadDebounce: 150,
+    })
     assert.deepEqual(config.limits, {
       maxBodyBytes: 1_048_576,
       maxSessions: 1000,

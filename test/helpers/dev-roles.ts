@@ -11,8 +11,8 @@ export function scopesForRoles(map: Record<string, string[]>): ScopesFor {
 
 /** What roles allow under the policy file or folder at `path`, as it is now. */
 export function scopesForPolicy(path: string): ScopesFor {
-  const { roles } = loadPolicy(path)
-  return (held) => scopesOfRoles(roles, held).has
+  const { roles, implies } = loadPolicy(path)
+  return (held) => scopesOfRoles(roles, held, implies).has
 }
 
 /** The role map of the shipped example policies (policies/demo.yaml). */

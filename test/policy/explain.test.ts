@@ -43,7 +43,7 @@ describe('explain', () => {
     policy = loadPolicy(file)
   })
 
-  type Expect = Omit<Explanation, 'reason' | 'rule' | 'skipped' | 'basis'> & {
+  type Expect = Omit<Explanation, 'reason' | 'rule' | 'skipped' | 'basis' | 'implied'> & {
     reason: RegExp
     rule: { pattern?: string; line: number } | undefined
     skipped?: { pattern: string; line: number }[]
@@ -227,6 +227,7 @@ describe('explain', () => {
         { has: c.expect.has, required: c.expect.required, lacks: c.expect.lacks },
       )
       assert.equal(e.basis, c.who.hasScopeClaim ? 'scopes within roles' : 'roles')
+      assert.deepEqual(e.implied, [], 'this policy has no implies:')
     })
   }
 })
@@ -313,6 +314,20 @@ describe('the reference policy (policies/examples/reference.yaml)', () => {
       server: 'notes',
       target: 'write_note',
       expect: 'challenge',
+    },
+    {
+      name: 'operator runs a shell tool: shell:admin implies shell:use',
+      p: claims(['operator']),
+      server: 'shell',
+      target: 'ls',
+      expect: 'allow',
+    },
+    {
+      name: 'operator is still refused a denied shell tool',
+      p: claims(['operator']),
+      server: 'shell',
+      target: 'rm',
+      expect: 'deny',
     },
     {
       name: 'developer writes',

@@ -228,7 +228,7 @@ describe('RateLimits at run time (the memory store)', () => {
     const file = await tmp.file(`run-${Math.random().toString(36).slice(2)}.yaml`, text)
     const policy = loadPolicy(file)
     const rates = new RateLimits({
-      store: createMemoryStore({}),
+      store: async () => createMemoryStore({}),
       onStoreError: 'closed',
       timeoutMs: 1000,
       metrics: createMetrics(NO_GAUGES),

@@ -1,0 +1,125 @@
+import type { JSONRPCMessage } from '@modelcontextprotocol/server'
+import { rpcError, type RequestId } from './jsonrpc.js'
+
+/*
+ * The lifecycle pieces every owner of processes uses (the session registry, the warm pools,
+ * the shared replicas, the sessionless lanes), written once: an idle reaper, a drain with a
+ * deadline, a restart backoff, the gateway's own request and its reply, and the answer to a
+ * server→client request nobody will relay.
+ */
+
+/**
+ * How often an idle sweep runs at most, in ms. Not a setting: the operator's bounds are the
+ * idle timeouts; this only caps how late past one a holder ends.
+ */
+export const REAP_INTERVAL_MS = 10_000
+/** The fastest an idle sweep runs, in ms, whatever the idle timeouts (a pace, not a bound). */
+const REAP_FLOOR_MS = 50
+/** How often a drain looks whether work is still in flight, in ms (a pace: the grace is the bound). */
+export const DRAIN_POLL_MS = 25
+
+/** A running periodic task; `stop` ends it. */
+export interface Reaper {
+  stop(): void
+}
+
+/**
+ * Runs `sweep` every half of the shortest idle timeout in `idles` (0: none), at most every
+ * `REAP_INTERVAL_MS`, so nothing idle outlives its timeout by more than half of it. The timer
+ * never holds the process open.
+ */
+export function startReaper(idles: readonly number[], sweep: () => void): Reaper {
+  const every = Math.max(
+    REAP_FLOOR_MS,
+    Math.min(REAP_INTERVAL_MS, ...idles.filter((t) => t > 0).map((t) => t / 2)),
+  )
+  const timer = setInterval(sweep, every).unref()
+  return { stop: () => clearInterval(timer) }
+}
+
+/**
+ * Waits while `busy()` holds, for at most `graceMs`: what is in flight at shutdown may finish
+ * within the grace, never past it. Resolves true when nothing was busy any more.
+ */
+export async function drain(busy: () => boolean, graceMs: number): Promise<boolean> {
+  const deadline = Date.now() + graceMs
+  while (busy()) {
+    if (Date.now() >= deadline) return false
+    await new Promise((r) => setTimeout(r, DRAIN_POLL_MS))
+  }
+  return true
+}
+
+/**
+ * Exponential restart delays: `first` ms, doubled after each failure, at most `max`; `reset`
+ * once a start succeeded. A command that keeps crashing cannot spin.
+ */
+export class Backoff {
+  private current = 0
+
+  constructor(private readonly o: { first: number; max: number }) {}
+
+  /** The delay before the next attempt (and the one after it is longer). */
+  next(): number {
+    this.current = Math.min(this.current === 0 ? this.o.first : this.current * 2, this.o.max)
+    return this.current
+  }
+
+  /** A start succeeded: the next failure waits `first` again. */
+  reset(): void {
+    this.current = 0
+  }
+}
+
+/**
+ * Where the gateway's own request goes, and how it hears the answer: `listen` routes the
+ * peer's messages to `hear` (and `lost` when it goes away) until the returned function is
+ * called.
+ */
+export interface OwnPeer {
+  send(message: JSONRPCMessage): Promise<void>
+  listen(hear: (message: JSONRPCMessage) => void, lost: () => void): () => void
+}
+
+/**
+ * Sends the gateway's own request (`id` its own, never a client's) and waits for the reply.
+ * Resolves undefined when the peer goes away, the send fails, or nothing comes within
+ * `timeoutMs`; whatever happens, the listener is removed and the timer cleared.
+ */
+export function ownRequest(
+  peer: OwnPeer,
+  request: { id: RequestId; method: string; params?: Record<string, unknown> },
+  timeoutMs: number,
+): Promise<JSONRPCMessage | undefined> {
+  return new Promise((resolve) => {
+    let settled = false
+    let stop: (() => void) | undefined
+    const done = (reply?: JSONRPCMessage) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      stop?.()
+      resolve(reply)
+    }
+    const timer = setTimeout(done, timeoutMs)
+    stop = peer.listen(
+      (m) => void ((m as { id?: unknown }).id === request.id && done(m)),
+      () => done(),
+    )
+    if (settled) stop()
+    const { id, method, params } = request
+    peer
+      .send({ jsonrpc: '2.0', id, method, ...(params ? { params } : {}) } as JSONRPCMessage)
+      .catch(() => done())
+  })
+}
+
+/**
+ * The answer to a server→client request nobody will relay (no client request in progress, or
+ * a process promised no client capabilities): `ping` is answered, as MCP asks of every
+ * receiver; anything else is refused with -32601 and `reason`, so the process does not hang.
+ */
+export function refuseServerRequest(id: RequestId, method: string, reason: string): JSONRPCMessage {
+  if (method === 'ping') return { jsonrpc: '2.0', id, result: {} } as JSONRPCMessage
+  return rpcError(id, -32601, reason)
+}
