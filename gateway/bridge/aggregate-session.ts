@@ -56,6 +56,8 @@ const LIST_CHANGED = new Set([
  */
 export class AggregateSession {
   readonly id: string
+  /** When it opened (epoch ms): its duration is recorded when it ends. */
+  readonly opened = Date.now()
   readonly endpoint: string
   readonly owner: string
   readonly transport: ClientTransport

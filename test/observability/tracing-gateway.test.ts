@@ -475,6 +475,27 @@ describe('tracing on: spans exported to a real OTLP/HTTP receiver', () => {
     const sessions = receiver.points.filter((p) => p.metric === 'mcp.server.session.duration')
     assert.ok(sessions.length > 0)
     assert.equal(sessions[0]!.attributes['mcp.protocol.version'], '2025-11-25')
+    // An endpoint's session too.
+    const path = '/mcp/tools'
+    const token = await stack.token('alice', { resource: `${stack.url}${path}` })
+    const endpointSid = await openSession(stack, path, token)
+    // Cumulative histograms: the latest count of each attribute set, summed.
+    const ended = () => {
+      const latest = new Map<string, number>()
+      for (const p of receiver.points.filter((x) => x.metric === 'mcp.server.session.duration')) {
+        const key = JSON.stringify(p.attributes)
+        latest.set(key, Math.max(latest.get(key) ?? 0, p.count))
+      }
+      return [...latest.values()].reduce((a, b) => a + b, 0)
+    }
+    const before = ended()
+    const gone = await request(`${stack.url}${path}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${token}`, 'mcp-session-id': endpointSid },
+    })
+    await gone.body.dump()
+    await stack.gateway.tracing.flush()
+    assert.equal(ended(), before + 1, 'the endpoint session ended is counted')
   })
 })
 
