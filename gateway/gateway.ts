@@ -10,6 +10,7 @@ import type { BrokerKeys } from './broker/keys.js'
 import { readSecret } from './config/secrets.js'
 import type { Vars } from './http/request-id.js'
 import { RateLimits } from './http/rate-limit.js'
+import { OutputCaps } from './bridge/result-cap.js'
 import type { Sealer } from './store/sealed.js'
 import type { UserSecrets } from './credentials/secrets.js'
 import { credentialGate, tokenExchange, usesCredentials } from './credential-setup.js'
@@ -308,6 +309,9 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       pins ? pins.filterList(name, method, result, principal) : result,
       principal,
     )
+  // Output caps of every server (none configured: the relay skips the step).
+  const outputCaps = new OutputCaps(config.servers, metrics)
+  const caps = outputCaps.any ? outputCaps : undefined
   const exchange = await tokenExchange(config, { readSecret, log })
   const gate = await credentialGate(config, {
     secrets,
@@ -454,7 +458,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     modern: {
       config,
       policy,
-      engine: new Sessionless({ config, lanes, rounds, audit, metrics, filter, gate }),
+      engine: new Sessionless({ config, lanes, rounds, audit, metrics, filter, caps, gate }),
       lanes,
       audit,
       metrics,

@@ -292,7 +292,18 @@ server.registerResource(
   'hello',
   'fixture://hello',
   { description: 'A static text resource', mimeType: 'text/plain' },
-  (uri) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'hello' }] }),
+  // FIXTURE_HELLO_BYTES: a longer text (output-cap tests), else 'hello'.
+  (uri) => ({
+    contents: [
+      {
+        uri: uri.href,
+        mimeType: 'text/plain',
+        text: process.env.FIXTURE_HELLO_BYTES
+          ? 'h'.repeat(Number(process.env.FIXTURE_HELLO_BYTES))
+          : 'hello',
+      },
+    ],
+  }),
 )
 
 server.registerTool(

@@ -45,6 +45,9 @@ export class SessionRegistry implements Holders {
   /** The limits sessions share with sessionless lanes. */
   readonly bounds: SubjectBounds
 
+  /** Each server's logger: sessions log through it (never through the request that opened them). */
+  private readonly serverLogs = new Map<string, Logger>()
+
   constructor(
     private readonly o: {
       config: GatewayConfig
@@ -71,6 +74,7 @@ export class SessionRegistry implements Holders {
     this.bounds.join({ sessions: this })
     for (const [name, config] of Object.entries(o.config.servers)) {
       const log = o.log.child({ server: name })
+      this.serverLogs.set(name, log)
       if (config.mode === 'shared') this.shared.set(name, new SharedServer({ name, config, log }))
       else this.pools.set(name, new ProcessPool({ name, config, log }))
     }
@@ -127,7 +131,9 @@ export class SessionRegistry implements Holders {
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const id =
       this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
-    const sessionLog = log.child({ session: random.slice(0, 8) })
+    // A session outlives the request that opened it: its logger hangs off the server's, not
+    // off the request's chain (each session kept four chained loggers, ~1.7 KB a session).
+    const sessionLog = this.serverLogs.get(server)!.child({ session: random.slice(0, 8) })
     // A server that takes the user's credentials starts with what is set now; the gate
     // asks for the rest at the first call that needs them.
     const gate = this.o.gate?.needs(server) ? this.o.gate : undefined
@@ -166,7 +172,7 @@ export class SessionRegistry implements Holders {
         },
     })
     this.sessions.set(id, session)
-    sessionLog.info({ pid: child.pid, mode: config.mode }, 'session opened')
+    log.info({ session: random.slice(0, 8), pid: child.pid, mode: config.mode }, 'session opened')
     return session
   }
 

@@ -188,3 +188,46 @@ function cutText(item: unknown, budget: number): unknown {
     if (chars === 0) return undefined
   }
 }
+
+/**
+ * The output caps of every server, compiled once: `apply` holds one reply to its cap and
+ * counts what it did. A server without caps costs one map lookup.
+ */
+export class OutputCaps {
+  private readonly finders = new Map<string, CapFinder>()
+
+  constructor(
+    servers: Readonly<Record<string, { output: OutputSettings }>>,
+    private readonly metrics?: {
+      resultsCapped: { inc(labels: { server: string; action: string }): void }
+    },
+  ) {
+    for (const [name, s] of Object.entries(servers)) {
+      const finder = capFinder(s.output)
+      if (finder) this.finders.set(name, finder)
+    }
+  }
+
+  /** Whether any server has a cap (the relay skips the step entirely otherwise). */
+  get any(): boolean {
+    return this.finders.size > 0
+  }
+
+  /**
+   * `result` of `method` (naming `name`) from `server`, held to its cap; undefined when nothing
+   * caps it or it is within its cap (the caller keeps the result it has).
+   */
+  apply(
+    server: string,
+    method: string,
+    name: string | undefined,
+    result: unknown,
+  ): (Capped & { outcome: Exclude<CapOutcome, { kind: 'within' }> }) | undefined {
+    const cap = this.finders.get(server)?.(method, name)
+    if (cap === undefined) return undefined
+    const capped = capResult(method, result, cap)
+    if (capped.outcome.kind === 'within') return undefined
+    this.metrics?.resultsCapped.inc({ server, action: capped.outcome.kind })
+    return capped as Capped & { outcome: Exclude<CapOutcome, { kind: 'within' }> }
+  }
+}

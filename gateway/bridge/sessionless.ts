@@ -8,6 +8,7 @@ import { auditAllowed, listOutcome, type AuditOutcome } from '../observability/a
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { Decided } from '../policy/decided.js'
+import type { OutputCaps } from './result-cap.js'
 import type { CredentialGate } from './credential-gate.js'
 import type { InitResult } from './handshake.js'
 import type { InputRounds, RoundBinding } from './input-rounds.js'
@@ -32,6 +33,8 @@ export interface SessionlessDeps {
   audit: AuditLog
   metrics: Metrics
   filter: ResultFilter
+  /** Output caps (servers.<name>.output); none: results pass as they are. */
+  caps?: OutputCaps
   /** Stands before requests of servers that take per-user credentials. */
   gate?: CredentialGate
 }
@@ -359,7 +362,19 @@ export class Sessionless {
         kept: false,
       }
     }
-    const filtered = this.d.filter(r.server, r.message.method, result, caller.principal) as Record<
+    const capped = this.d.caps?.apply(r.server, r.message.method, r.decided?.name, result)
+    if (capped && 'error' in capped)
+      return {
+        outcome: {
+          kind: 'error',
+          status: 200,
+          error: rpcErrorObject(capped.error.code, capped.error.message),
+        },
+        audit: { kind: 'too_large', of: capped.outcome.of },
+        kept: false,
+      }
+    const shown = (capped?.result ?? result) as Record<string, unknown>
+    const filtered = this.d.filter(r.server, r.message.method, shown, caller.principal) as Record<
       string,
       unknown
     >
@@ -373,7 +388,13 @@ export class Sessionless {
           backend.lane.init.serverInfo,
         ),
       },
-      audit: filtered === result ? { kind: 'ok' } : listOutcome(result, filtered),
+      audit: capped
+        ? capped.outcome.kind === 'truncated'
+          ? capped.outcome
+          : { kind: 'too_large', of: capped.outcome.of }
+        : filtered === result
+          ? { kind: 'ok' }
+          : listOutcome(result, filtered),
       kept: false,
     }
   }

@@ -370,6 +370,13 @@ const credentialSchema = z.union(
   },
 )
 
+/** An output cap in bytes: room for a notice at least, and no more than a process may write. */
+const resultBytes = z
+  .number()
+  .int()
+  .min(1024)
+  .max(1024 * 1024 * 1024)
+
 const serverSchema = z
   .strictObject({
     command: z.string().min(1),
@@ -443,6 +450,19 @@ const serverSchema = z
       .default(DEFAULT_CHILD_MAX_MESSAGE_BYTES),
     /** Stopping the process: after stdin closes, then after SIGTERM, it has this long to exit before SIGTERM, then SIGKILL. */
     stopGrace: ms.min(100).max(60_000).default(DEFAULT_STOP_GRACE_MS),
+    /**
+     * Output caps: a `tools/call`, `resources/read` or `prompts/get` result larger than its cap
+     * (its JSON, UTF-8 bytes) is cut at an item boundary with a notice the model reads, or
+     * refused (`overflow`). `tools` caps tools by name pattern (first match wins) before
+     * `maxResultBytes`. Unset: no cap beyond `maxMessageBytes`.
+     */
+    output: z
+      .strictObject({
+        maxResultBytes: resultBytes.optional(),
+        overflow: z.enum(['truncate', 'refuse']).default('truncate'),
+        tools: z.record(z.string().min(1).max(256), resultBytes).default({}),
+      })
+      .prefault({}),
     /** The process's stderr in the log: `linesPerWindow` lines per `window` ms (the rest counted), each cut at `lineMax` characters. */
     stderr: z
       .strictObject({

@@ -28,6 +28,10 @@ export type AuditOutcome =
   | { kind: 'status'; status: number }
   /** An endpoint's merged list without these backends (unavailable to the caller just now). */
   | { kind: 'left_out'; servers: readonly string[] }
+  /** A result over its output cap, cut to `bytes` of `of` (servers.<name>.output). */
+  | { kind: 'truncated'; bytes: number; of: number }
+  /** A result over its output cap, refused (`overflow: refuse`). */
+  | { kind: 'too_large'; of: number }
 
 /** The audit line's `outcome` field for an outcome (the text operators and tests read). */
 export function outcomeText(o: AuditOutcome): string {
@@ -50,6 +54,10 @@ export function outcomeText(o: AuditOutcome): string {
       return o.status === 200 ? 'ok' : `status ${o.status}`
     case 'left_out':
       return o.servers.length > 0 ? `left out ${o.servers.join(',')}` : 'ok'
+    case 'truncated':
+      return `truncated ${o.bytes} of ${o.of} bytes`
+    case 'too_large':
+      return `refused ${o.of} bytes over the output cap`
   }
 }
 

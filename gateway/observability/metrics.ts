@@ -15,6 +15,8 @@ export interface Metrics {
   streamsClosed: Counter<'reason'>
   /** Backends an endpoint left out of a list because they failed or timed out. */
   endpointBackendsSkipped: Counter<'endpoint' | 'server'>
+  /** Results over their output cap, by server and what was done (`truncated`, `refused`). */
+  resultsCapped: Counter<'server' | 'action'>
   /** Requests refused by a rate limit, by server and rule (`store`: the counts could not be reached). */
   rateLimited: Counter<'server' | 'rule'>
   /** Rate-limit checks the store could not answer, by what was done (`open`: allowed, `closed`: refused). */
@@ -64,6 +66,12 @@ export function createMetrics(g: Gauges): Metrics {
   collectDefaultMetrics({ register: registry, prefix: 'mcp_edge_' })
   const metrics: Metrics = {
     registry,
+    resultsCapped: new Counter({
+      name: 'mcp_edge_results_capped_total',
+      help: 'Results over their output cap (servers.<name>.output), by server and action (truncated, refused)',
+      labelNames: ['server', 'action'],
+      registers: [registry],
+    }),
     rateLimited: new Counter({
       name: 'mcp_edge_rate_limited_total',
       help: 'Requests refused by a rate limit, by server and rule',
