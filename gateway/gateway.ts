@@ -328,6 +328,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     audit,
     metrics,
     filter,
+    caps,
     outbound,
     gate,
     // What the child may see: the scopes that count, with those they imply (the child does not
@@ -371,6 +372,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     config,
     lanes,
     gate,
+    caps,
     log: log.child({ endpoints: true }),
     audit,
     metrics,

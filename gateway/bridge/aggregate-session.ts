@@ -1,9 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import {
-  WebStandardStreamableHTTPServerTransport,
-  type AuthInfo,
-  type JSONRPCMessage,
-} from '@modelcontextprotocol/server'
+import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import { DEFAULT_REQUEST_TIMEOUT_MS, type GatewayConfig } from '../config/schema.js'
@@ -17,14 +13,19 @@ import type { CredentialGate } from './credential-gate.js'
 import { RPC } from './errors.js'
 import { SessionEventStore } from './event-store.js'
 import { GATEWAY_PROTOCOL_VERSIONS, negotiate } from './handshake.js'
-import { envelope, isObject, progressToken, rpcError, type RequestId } from './jsonrpc.js'
+import { type Envelope, isObject, progressToken, rpcError, type RequestId } from './jsonrpc.js'
 import type { LanePool } from './lanes.js'
 import { BackendCall, type InputRequest } from './modern-call.js'
 import type { EndReason, OutboundStream } from './outbound.js'
 import type { QueueBudget } from './outbound-budget.js'
 import { auditAllowed, type AuditOutcome } from '../observability/allowed.js'
 import type { Decided } from '../policy/decided.js'
-import { ownerKey, type ClientTransport } from './session.js'
+import { ownerKey } from './session.js'
+import type { OutputCaps } from './result-cap.js'
+import { SessionStreams } from './session-streams.js'
+import { handOff, StreamTransport } from './stream-transport.js'
+import type { ClientTransport, SessionBody, SessionRequest } from './stream-transport.js'
+import type { TransportReply } from './stream-transport.js'
 
 /** A request of the HTTP body, routed to its backend and allowed there by policy. */
 export interface RoutedRequest {
@@ -33,6 +34,13 @@ export interface RoutedRequest {
   decided: Decided
   /** The params as the client sent them (public names). */
   original: Record<string, unknown>
+}
+
+/** Who sent an endpoint session's HTTP request, and where each of its requests goes (by id). */
+export interface EndpointCaller {
+  principal: Principal
+  routed: ReadonlyMap<RequestId, RoutedRequest>
+  bearer?: string
 }
 
 /** The list-changed notifications an endpoint relays, one per kind, from any of its backends. */
@@ -60,7 +68,7 @@ export class AggregateSession {
   readonly opened = Date.now()
   readonly endpoint: string
   readonly owner: string
-  readonly transport: ClientTransport
+  readonly transport: ClientTransport<EndpointCaller>
   lastActive = Date.now()
   version: string | undefined
   private capabilities: Record<string, unknown> = {}
@@ -69,7 +77,7 @@ export class AggregateSession {
   private readonly calls = new Map<RequestId, BackendCall>()
   private readonly asked = new Map<string, (answer: JSONRPCMessage | undefined) => void>()
   private readonly subscriptions: SessionSubscriptions
-  private streams = 0
+  private readonly streams: SessionStreams
   private closed = false
   /** The replay buffer, when the endpoint's resumability is on. */
   private readonly store: SessionEventStore | undefined
@@ -85,11 +93,13 @@ export class AggregateSession {
       config: GatewayConfig
       lanes: LanePool
       gate?: CredentialGate
+      /** Output caps, each backend's own. */
+      caps?: OutputCaps
       log: Logger
       audit?: AuditLog
       metrics?: Metrics
       budget: QueueBudget
-      transport?: (session: AggregateSession) => ClientTransport
+      transport?: (session: AggregateSession) => ClientTransport<EndpointCaller>
       onclose: (session: AggregateSession) => void
     },
   ) {
@@ -97,6 +107,7 @@ export class AggregateSession {
     this.endpoint = o.agg.name
     this.owner = ownerKey(o.owner)
     this.subscriptions = new SessionSubscriptions(o.log, o.agg.endpoint.maxSubscriptions)
+    this.streams = new SessionStreams(o.budget, o.log, () => (this.lastActive = Date.now()))
     const { resumability, ssePolling } = o.agg.endpoint
     this.store =
       o.transport === undefined && resumability.enabled
@@ -104,61 +115,38 @@ export class AggregateSession {
         : undefined
     this.transport =
       o.transport?.(this) ??
-      new WebStandardStreamableHTTPServerTransport({
-        sessionIdGenerator: () => o.id,
-        // The SDK primes streams (id, empty data) only for clients at 2025-11-25 or later.
-        eventStore: this.store,
-        retryInterval: ssePolling?.retry,
-        onsessionclosed: () => void this.close(),
+      new StreamTransport<EndpointCaller>({
+        sessionId: o.id,
+        open: (s) => this.streams.stream({ ...s, keepAlive: true }),
+        store: this.store,
+        retry: ssePolling?.retry,
+        onDelete: () => void this.close(),
       })
-    this.transport.onmessage = (message, extra) =>
-      void this.fromClient(message, extra?.authInfo, extra?.closeSSEStream)
-    this.transport.onerror = (err) =>
-      o.log.debug({ err: { message: err.message } }, 'transport refused a request')
+    this.transport.onmessage = (message, env, extra) =>
+      void this.fromClient(message, env, extra.caller, extra.closeSSEStream)
     this.unlisten = o.lanes.onEvent((e) => {
       if (e.owner !== this.owner || this.closed) return
       this.serverEvent(e.server, e.method, e.params)
     })
   }
 
-  /**
-   * A stream to the client, bounded by the session's budget; a listening one (the GET stream,
-   * the legacy event stream) keeps the session from being idle while it is open.
-   */
+  /** A stream to the client (session-streams.ts): the legacy transport's event stream. */
   openStream(o: {
     listening: boolean
     exp?: number
     onEnd?: (why: EndReason) => void
   }): OutboundStream {
-    return this.stream(o.listening, o.exp, o.onEnd)
+    return this.streams.stream(o)
   }
 
-  /** One HTTP request of the session: its requests already routed (`routed`, by id) and allowed. */
-  async handle(
-    req: Request,
-    parsedBody: unknown,
-    principal: Principal,
-    routed: ReadonlyMap<RequestId, RoutedRequest>,
-    bearer?: string,
-  ): Promise<Response> {
+  /** One HTTP request of the session: its requests already routed (`caller.routed`) and allowed. */
+  handle(
+    req: SessionRequest,
+    body: SessionBody | undefined,
+    caller: EndpointCaller,
+  ): TransportReply | Promise<TransportReply> {
     this.lastActive = Date.now()
-    const authInfo: AuthInfo = {
-      token: '',
-      clientId: principal.clientId ?? '',
-      scopes: [...principal.scopes],
-      extra: { principal, routed, bearer },
-    }
-    const res = await this.transport.handleRequest(req, { parsedBody, authInfo })
-    const resumed = req.method === 'GET' ? req.headers.get('last-event-id') : null
-    const replayed = resumed ? (this.store?.takeReplayed(resumed) ?? 0) : 0
-    if (res.body === null || !res.headers.get('content-type')?.startsWith('text/event-stream'))
-      return res
-    const listening = req.method === 'GET' && res.status === 200
-    const out = this.stream(listening, listening ? principal.exp : undefined).drain(
-      res.body,
-      replayed,
-    )
-    return new Response(out.body, { status: res.status, headers: res.headers })
+    return handOff(this.transport, req, body, caller)
   }
 
   /** Sends a message of the gateway's own to the client (a refusal, on the legacy transport's stream). */
@@ -172,7 +160,7 @@ export class AggregateSession {
   }
 
   get listening(): boolean {
-    return this.streams > 0
+    return this.streams.listening
   }
 
   async close(): Promise<void> {
@@ -187,38 +175,11 @@ export class AggregateSession {
     }
     this.calls.clear()
     for (const answer of [...this.asked.values()]) answer(undefined)
-    await this.transport.close()
-  }
-
-  private stream(
-    listening: boolean,
-    exp: number | undefined,
-    onEnd?: (why: EndReason) => void,
-  ): OutboundStream {
-    let expiry: NodeJS.Timeout | undefined
-    if (listening) this.streams++
-    const out = this.o.budget.stream({
-      log: this.o.log,
-      onEnd: (why) => {
-        clearTimeout(expiry)
-        if (listening) {
-          this.streams--
-          this.lastActive = Date.now()
-        }
-        onEnd?.(why)
-      },
-    })
-    if (exp !== undefined)
-      expiry = setTimeout(() => out.close('expired'), Math.max(0, exp * 1000 - Date.now())).unref()
-    return out
+    this.transport.close()
   }
 
   private send(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
-    this.transport
-      .send(message, relatedRequestId === undefined ? undefined : { relatedRequestId })
-      .catch((err: Error) => {
-        this.o.log.debug({ err: { message: err.message } }, 'message for a closed stream dropped')
-      })
+    this.transport.send(message, relatedRequestId)
   }
 
   private reply(id: RequestId, result: unknown): void {
@@ -227,10 +188,10 @@ export class AggregateSession {
 
   private async fromClient(
     message: JSONRPCMessage,
-    authInfo: AuthInfo | undefined,
+    env: Envelope,
+    caller0: EndpointCaller,
     closeStream: (() => void) | undefined,
   ): Promise<void> {
-    const env = envelope(message)
     if (env.kind === 'response') {
       if (typeof env.id === 'string') this.asked.get(env.id)?.(message)
       return
@@ -248,11 +209,7 @@ export class AggregateSession {
       return
     }
     if (env.kind !== 'request') return
-    const { principal, routed, bearer } = authInfo!.extra as {
-      principal: Principal
-      routed: ReadonlyMap<RequestId, RoutedRequest>
-      bearer?: string
-    }
+    const { principal, routed, bearer } = caller0
     const caller: AggregateCaller = { principal, bearer, log: this.o.log, accepted: Date.now() }
     const params = env.params ?? {}
     // SSE polling (MCP 2025-11-25 §Sending Messages 6, SEP-1699): a request still running after
@@ -453,8 +410,24 @@ export class AggregateSession {
         )
         return this.send(rpcError(id, m.error.code, m.error.message, m.error.data), id)
       }
-      const result = await this.o.agg.publish(server, m.result ?? {}, caller)
-      audit({ kind: 'ok' }, outcomeOf(m))
+      const name = typeof target.params.name === 'string' ? target.params.name : undefined
+      const capped = this.o.caps?.apply(server, method, name, m.result ?? {})
+      if (capped !== undefined && 'error' in capped) {
+        audit(
+          { kind: 'too_large', of: capped.outcome.of },
+          { code: capped.error.code, message: capped.error.message },
+        )
+        return this.send(rpcError(id, capped.error.code, capped.error.message), id)
+      }
+      const result = await this.o.agg.publish(server, capped?.result ?? m.result ?? {}, caller)
+      audit(
+        capped === undefined
+          ? { kind: 'ok' }
+          : capped.outcome.kind === 'truncated'
+            ? capped.outcome
+            : { kind: 'too_large', of: capped.outcome.of },
+        outcomeOf(m),
+      )
       this.reply(id, result)
     } finally {
       this.calls.delete(id)

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
+import type { OutputCaps } from './result-cap.js'
 import type { Principal } from '../auth/principal.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
@@ -30,6 +31,8 @@ export class AggregateSessions {
       config: GatewayConfig
       lanes: LanePool
       gate?: CredentialGate
+      /** Output caps, each backend's own. */
+      caps?: OutputCaps
       log: Logger
       audit?: AuditLog
       metrics?: Metrics
@@ -81,6 +84,7 @@ export class AggregateSessions {
       config: this.o.config,
       lanes: this.o.lanes,
       gate: this.o.gate,
+      caps: this.o.caps,
       log: log.child({ session: random.slice(0, 8) }),
       audit: this.o.audit,
       metrics: this.o.metrics,

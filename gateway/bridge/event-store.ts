@@ -30,13 +30,13 @@ interface Stream {
 }
 
 /**
- * One session's replay buffer, the SDK transport's `EventStore`. Event ids are
+ * One session's replay buffer (stream-transport.ts; it fits the SDK's `EventStore` too). Event ids are
  * `<stream id>.<seq>`: unique across the session's streams (one counter) and naming their
  * stream (MCP Streamable HTTP §Resumability: ids "SHOULD encode sufficient information to
  * identify the originating stream"), so a `Last-Event-ID` replays only that stream's later
  * events. Appends and drops are O(1): the session's events and each stream's events are
  * linked lists in arrival order, and the oldest event goes first when a bound is passed.
- * A resumption that would miss a dropped event is refused (the SDK answers 400) rather than
+ * A resumption that would miss a dropped event is refused (the transport answers 400) rather than
  * replayed with a hole in it. The store belongs to one session, and sessions are found only
  * by their owner, so replay never crosses principals.
  */
@@ -49,8 +49,6 @@ export class SessionEventStore implements EventStore {
   private dropped = 0
   private count = 0
   private chars = 0
-  /** Events each replay sent, by the Last-Event-ID it answered, until `takeReplayed`. */
-  private readonly replayed = new Map<EventId, number>()
 
   constructor(
     private readonly bounds: ReplayBounds,
@@ -68,6 +66,17 @@ export class SessionEventStore implements EventStore {
   }
 
   async storeEvent(streamId: StreamId, message: JSONRPCMessage): Promise<EventId> {
+    // The SDK's EventStore callers prime a stream with `{}`: nothing to replay later.
+    const data =
+      (message as { jsonrpc?: unknown }).jsonrpc === undefined ? undefined : JSON.stringify(message)
+    return this.append(streamId, data)
+  }
+
+  /**
+   * Keeps one event of `streamId`: `data` is its message as JSON, already serialized for the
+   * wire (undefined for a priming event, which has nothing to replay). Returns its id.
+   */
+  append(streamId: StreamId, data: string | undefined): EventId {
     const at = this.now()
     let stream = this.streams.get(streamId)
     if (stream === undefined) {
@@ -75,9 +84,6 @@ export class SessionEventStore implements EventStore {
       stream = { id: streamId, first: undefined, last: undefined, dropped: this.dropped }
       this.streams.set(streamId, stream)
     }
-    // The SDK primes a stream with `{}`: an id and empty data, nothing to replay later.
-    const data =
-      (message as { jsonrpc?: unknown }).jsonrpc === undefined ? undefined : JSON.stringify(message)
     const entry: Entry = {
       seq: ++this.seq,
       stream,
@@ -99,39 +105,45 @@ export class SessionEventStore implements EventStore {
   }
 
   async getStreamIdForEventId(lastEventId: EventId): Promise<StreamId | undefined> {
+    return this.streamOf(lastEventId)
+  }
+
+  /** The stream a `Last-Event-ID` names, if everything after it is still kept. */
+  streamOf(lastEventId: EventId): StreamId | undefined {
     this.trim(this.now())
     return this.resumable(lastEventId)?.stream.id
   }
 
   /**
+   * The events of `lastEventId`'s stream that came after it, in order, as `[id, JSON]`; undefined
+   * when the id is unknown or an event after it was dropped.
+   */
+  after(lastEventId: EventId): [EventId, string][] | undefined {
+    const from = this.resumable(lastEventId)
+    if (from === undefined) return undefined
+    const due: [EventId, string][] = []
+    for (let e = from.stream.first; e !== undefined; e = e.nextInStream) {
+      if (e.seq > from.seq && e.data !== undefined)
+        due.push([eventId(from.stream.id, e.seq), e.data])
+    }
+    return due
+  }
+
+  /**
    * Sends the events of `lastEventId`'s stream that came after it, in order.
-   * @throws Error when the id is unknown or an event after it was dropped (the SDK answers 500;
-   * `getStreamIdForEventId` refuses such ids first, with 400)
+   * @throws Error when the id is unknown or an event after it was dropped
+   * (`getStreamIdForEventId` refuses such ids first)
    */
   async replayEventsAfter(
     lastEventId: EventId,
     { send }: { send: (eventId: EventId, message: JSONRPCMessage) => Promise<void> },
   ): Promise<StreamId> {
-    const from = this.resumable(lastEventId)
-    if (from === undefined) throw new Error('the events after this id are no longer kept')
-    const due: Entry[] = []
-    for (let e = from.stream.first; e !== undefined; e = e.nextInStream) {
-      if (e.seq > from.seq && e.data !== undefined) due.push(e)
-    }
-    this.replayed.set(lastEventId, due.length)
-    for (const e of due)
-      await send(eventId(from.stream.id, e.seq), JSON.parse(e.data!) as JSONRPCMessage)
-    return from.stream.id
-  }
-
-  /**
-   * How many events the replay after `lastEventId` sent (the SDK writes each as one chunk of
-   * the resumed stream, before it hands the stream out); 0 if none. Forgotten once taken.
-   */
-  takeReplayed(lastEventId: EventId): number {
-    const n = this.replayed.get(lastEventId) ?? 0
-    this.replayed.delete(lastEventId)
-    return n
+    const stream = this.streamOf(lastEventId)
+    const due = this.after(lastEventId)
+    if (stream === undefined || due === undefined)
+      throw new Error('the events after this id are no longer kept')
+    for (const [id, data] of due) await send(id, JSON.parse(data) as JSONRPCMessage)
+    return stream
   }
 
   /** The stream and position a `Last-Event-ID` names, if everything after it is still kept. */

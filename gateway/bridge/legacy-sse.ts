@@ -1,8 +1,10 @@
-import type { AuthInfo, JSONRPCMessage } from '@modelcontextprotocol/server'
-import type { ClientTransport } from './session.js'
-import { envelope, rpcError } from './jsonrpc.js'
+import type { JSONRPCMessage } from '@modelcontextprotocol/server'
+import { rpcError } from './jsonrpc.js'
 import type { EndReason, OutboundStream } from './outbound.js'
 import type { ChunkKind } from './sse-chunk.js'
+import type { ClientTransport, TransportReply, TransportRequest } from './stream-transport.js'
+
+const encoder = new TextEncoder()
 
 /**
  * The HTTP+SSE transport of protocol 2024-11-05 (deprecated, kept for old clients): one
@@ -14,13 +16,11 @@ import type { ChunkKind } from './sse-chunk.js'
  * than the bound) ends the session: `onclosed` says why.
  */
 export class LegacySseTransport implements ClientTransport {
-  onmessage?: (message: JSONRPCMessage, extra?: { authInfo?: AuthInfo }) => void
-  onerror?: (error: Error) => void
+  onmessage?: ClientTransport['onmessage']
   /** The stream ended other than by `close()`. */
   onclosed?: (why: EndReason) => void
-  readonly stream: ReadableStream<Uint8Array>
-  private readonly out: OutboundStream
-  private readonly encoder = new TextEncoder()
+  /** The event stream, for http/ to write to its client. */
+  readonly out: OutboundStream
   private readonly keepAlive: NodeJS.Timeout
   private closed = false
 
@@ -36,7 +36,6 @@ export class LegacySseTransport implements ClientTransport {
       this.closed = true
       this.onclosed?.(why)
     })
-    this.stream = this.out.body
     // HTTP+SSE (2024-11-05): the first event names the URI for client messages.
     this.write(`event: endpoint\ndata: ${endpoint}\n\n`, 'owed')
     this.keepAlive = setInterval(
@@ -45,39 +44,48 @@ export class LegacySseTransport implements ClientTransport {
     ).unref()
   }
 
-  async handleRequest(
-    _req: Request,
-    options: { parsedBody?: unknown; authInfo?: AuthInfo },
-  ): Promise<Response> {
-    const body = options.parsedBody
-    const messages = Array.isArray(body) ? body : [body]
-    if (messages.length === 0 || messages.some((m) => envelope(m).kind === 'invalid')) {
-      return Response.json(rpcError(null, -32600, 'Invalid Request: not a JSON-RPC message'), {
-        status: 400,
-      })
-    }
-    for (const m of messages) this.onmessage?.(m as JSONRPCMessage, { authInfo: options.authInfo })
-    return new Response(null, { status: 202 })
+  /** The event stream as a web body (a client that is not a Node response). */
+  get stream(): ReadableStream<Uint8Array> {
+    return this.out.body
   }
 
-  async send(message: JSONRPCMessage): Promise<void> {
+  handle(req: TransportRequest<unknown>): TransportReply {
+    const messages = (Array.isArray(req.body) ? req.body : [req.body]) as JSONRPCMessage[]
+    const envs = req.envelopes ?? []
+    if (messages.length === 0 || envs.some((e) => e.kind === 'invalid')) {
+      return {
+        kind: 'json',
+        status: 400,
+        headers: {},
+        body: rpcError(null, -32600, 'Invalid Request: not a JSON-RPC message'),
+      }
+    }
+    for (let i = 0; i < messages.length; i++)
+      this.onmessage?.(messages[i]!, envs[i]!, { caller: req.caller })
+    return { kind: 'json', status: 202, headers: {} }
+  }
+
+  send(message: JSONRPCMessage): boolean {
     // A notification has a method and no id; replies and server requests are owed.
     const kind = 'method' in message && !('id' in message) ? 'notification' : 'owed'
-    this.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`, kind)
+    return this.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`, kind)
   }
 
   /** Replies share the one stream: there is no per-request stream to close. */
   closeSSEStream(): void {}
 
-  async close(): Promise<void> {
+  /** Nothing is kept per request here. */
+  cancel(): void {}
+
+  close(): void {
     if (this.closed) return
     this.closed = true
     clearInterval(this.keepAlive)
     this.out.end()
   }
 
-  private write(text: string, kind: ChunkKind): void {
-    if (this.closed) return
-    this.out.push(this.encoder.encode(text), kind)
+  private write(text: string, kind: ChunkKind): boolean {
+    if (this.closed) return false
+    return this.out.push(encoder.encode(text), kind)
   }
 }

@@ -3,6 +3,13 @@ import type { GatewayConfig } from '../config/schema.js'
 import type { Metrics } from '../observability/metrics.js'
 import { OutboundStream, type EndReason } from './outbound.js'
 
+/**
+ * How long a POST stream's priming event may wait for the reply, in ms, so that a quick reply
+ * and its priming event leave in one write. A pace, not a bound: the event still comes first,
+ * and anything else written to the stream (progress, a server request) ends the wait.
+ */
+export const PRIMING_HOLD_MS = 50
+
 /** How much SSE one stream, and one session's streams together, may queue for their client. */
 export interface QueueLimits {
   streamBytes: number
@@ -15,6 +22,8 @@ export interface QueueLimits {
 export interface StreamOptions {
   log?: Logger
   onEnd?: (why: EndReason) => void
+  /** A comment on the stream whenever it was quiet for `keepAliveMs`, so proxies keep it open. */
+  keepAlive?: boolean
 }
 
 /** The bound a chunk would pass: what `mcp_edge_stream_events_dropped_total{reason}` says. */
@@ -51,6 +60,11 @@ export class Outbound {
   events = 0
   private peaks: QueuePeaks = { streamBytes: 0, streamEvents: 0, sessionBytes: 0, sessionEvents: 0 }
   private readonly principals = new Map<string, QueueBudget>()
+  /** Streams that get keep-alives, and the one timer that ticks them all (while there are some). */
+  private readonly kept = new Set<OutboundStream>()
+  private ticker: NodeJS.Timeout | undefined
+  private held = new Set<OutboundStream>()
+  private holdTimer: NodeJS.Timeout | undefined
 
   constructor(
     readonly limits: QueueLimits,
@@ -84,6 +98,37 @@ export class Outbound {
     return peaks
   }
 
+  /**
+   * @internal A stream whose priming event waits for its reply, at most PRIMING_HOLD_MS (one
+   * timer for every stream held meanwhile, not one each).
+   */
+  hold(stream: OutboundStream): void {
+    this.held.add(stream)
+    this.holdTimer ??= setTimeout(() => {
+      const held = this.held
+      this.held = new Set()
+      this.holdTimer = undefined
+      for (const s of held) s.release()
+    }, PRIMING_HOLD_MS).unref()
+  }
+
+  /** @internal A stream that gets keep-alives, until it ends (one timer for every stream, not one each). */
+  keepAlive(stream: OutboundStream): void {
+    if (this.keepAliveMs <= 0) return
+    this.kept.add(stream)
+    this.ticker ??= setInterval(() => {
+      for (const s of this.kept) s.tick()
+    }, this.keepAliveMs).unref()
+  }
+
+  /** @internal A stream ended. */
+  forget(stream: OutboundStream): void {
+    this.held.delete(stream)
+    if (!this.kept.delete(stream) || this.kept.size > 0) return
+    clearInterval(this.ticker)
+    this.ticker = undefined
+  }
+
   /** @internal A chunk was queued: totals and high-water marks. */
   added(size: number, stream: OutboundStream, budget: QueueBudget): void {
     this.bytes += size
@@ -115,7 +160,13 @@ export class QueueBudget {
   /** A new stream charged to this budget. */
   stream(o: StreamOptions = {}): OutboundStream {
     this.streams++
-    return new OutboundStream(this, this.outbound.limits, { ...o, metrics: this.outbound.metrics })
+    const stream = new OutboundStream(this, this.outbound.limits, {
+      log: o.log,
+      onEnd: o.onEnd,
+      metrics: this.outbound.metrics,
+    })
+    if (o.keepAlive) this.outbound.keepAlive(stream)
+    return stream
   }
 
   /**
@@ -134,6 +185,11 @@ export class QueueBudget {
       if (this.bytes + size > l.sessionBytes) return 'session_bytes'
     }
     return undefined
+  }
+
+  /** @internal A stream whose priming event waits for its reply (Outbound.hold). */
+  hold(stream: OutboundStream): void {
+    this.outbound.hold(stream)
   }
 
   /** @internal Whether `stream` may take a replay whole: no other stream of the budget holds one. */
@@ -163,7 +219,8 @@ export class QueueBudget {
   }
 
   /** @internal A stream of this budget ended. */
-  detach(): void {
+  detach(stream: OutboundStream): void {
+    this.outbound.forget(stream)
     if (--this.streams === 0) this.onIdle?.()
   }
 }

@@ -13,6 +13,7 @@ import { BridgeError } from './errors.js'
 import { Outbound, queueLimits } from './outbound-budget.js'
 import { drain, startReaper, type Reaper } from './lifecycle.js'
 import { ProcessPool } from './pool.js'
+import type { OutputCaps } from './result-cap.js'
 import { ownerKey, Session, type ClientTransport, type ResultFilter } from './session.js'
 import { SharedServer } from './shared.js'
 
@@ -53,6 +54,8 @@ export class SessionRegistry implements Holders {
       config: GatewayConfig
       log: Logger
       filter?: ResultFilter
+      /** Output caps, handed to every session. */
+      caps?: OutputCaps
       audit?: AuditLog
       metrics?: Metrics
       /** Where sessions get their stream budgets; default: one of its own from `config.limits`. */
@@ -153,6 +156,7 @@ export class SessionRegistry implements Holders {
       child,
       log: sessionLog.child({ pid: child.pid }),
       filter: this.o.filter,
+      caps: this.o.caps,
       audit: this.o.audit,
       metrics: this.o.metrics,
       budget: this.outbound.session(),

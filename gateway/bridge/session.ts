@@ -1,7 +1,3 @@
-import {
-  WebStandardStreamableHTTPServerTransport,
-  type AuthInfo,
-} from '@modelcontextprotocol/server'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
@@ -14,11 +10,13 @@ import { outcomeOf } from '../observability/tracing.js'
 import { randomBytes } from 'node:crypto'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { Child } from './child.js'
+import type { OutputCaps } from './result-cap.js'
 import type { CredentialGate, GatedSession } from './credential-gate.js'
 import { RPC } from './errors.js'
 import { exchange, initializeTimeout } from './handshake.js'
 import { SessionEventStore } from './event-store.js'
 import {
+  type Envelope,
   envelope,
   progressToken,
   rpcError,
@@ -28,25 +26,20 @@ import {
 } from './jsonrpc.js'
 import type { EndReason, OutboundStream } from './outbound.js'
 import type { QueueBudget } from './outbound-budget.js'
+import { SessionStreams } from './session-streams.js'
+import { handOff, StreamTransport } from './stream-transport.js'
+import type { ClientTransport, SessionBody, SessionRequest } from './stream-transport.js'
+import type { TransportReply } from './stream-transport.js'
 
-/**
- * What a session needs of its client-facing transport: the SDK's Streamable HTTP server
- * transport has it, and so does the legacy HTTP+SSE one.
- */
-export interface ClientTransport {
-  /** `closeSSEStream` is set when the request's stream can be resumed (primed, with an event store). */
-  onmessage?: (
-    message: JSONRPCMessage,
-    extra?: { authInfo?: AuthInfo; closeSSEStream?: () => void },
-  ) => void
-  onerror?: (error: Error) => void
-  handleRequest(
-    req: Request,
-    options: { parsedBody?: unknown; authInfo?: AuthInfo },
-  ): Promise<Response>
-  send(message: JSONRPCMessage, options?: { relatedRequestId?: RequestId }): Promise<void>
-  closeSSEStream(requestId: RequestId): void
-  close(): Promise<void>
+/** The seam a session's client-facing transport fits (named here for the registries). */
+export type { ClientTransport } from './stream-transport.js'
+
+/** Who sent a server session's HTTP request, and what policy decided for its requests (by id). */
+export interface SessionCaller {
+  principal: Principal
+  decided: ReadonlyMap<RequestId, Decided>
+  /** Stays here: only a credential exchange at the IdP ever sees it, never the process. */
+  bearer?: string
 }
 
 /** Rewrites a server's reply to a list request for the caller (policy filtering); identity by default. */
@@ -104,7 +97,7 @@ export class Session implements GatedSession {
   readonly id: string
   readonly server: string
   readonly owner: string
-  readonly transport: ClientTransport
+  readonly transport: ClientTransport<SessionCaller>
   /** When it opened (epoch ms): its duration is recorded when it ends. */
   readonly opened = Date.now()
   lastActive = Date.now()
@@ -118,13 +111,9 @@ export class Session implements GatedSession {
   readonly initialized: Promise<{ ok: true } | { ok: false; error: RpcErrorObject }>
   private settleInit!: (outcome: { ok: true } | { ok: false; error: RpcErrorObject }) => void
   private readonly inflight = new Map<RequestId, InFlight>()
-  /** Listening streams open (the GET stream; the legacy transport's event stream). */
-  private streams = 0
+  private readonly streams: SessionStreams
   private readonly progress = new Map<RequestId, RequestId>()
   private closed = false
-  /** The latest message handed to the transport; earlier ones are written before it. */
-  private lastSend: Promise<void> = Promise.resolve()
-  private readonly budget: QueueBudget
   /** The replay buffer, when resumability is on. */
   private readonly store: SessionEventStore | undefined
   /** The process; replaced when the user's credentials change (credential servers only). */
@@ -149,12 +138,14 @@ export class Session implements GatedSession {
       child: Child
       log: Logger
       filter?: ResultFilter
+      /** Output caps (servers.<name>.output); none: results pass as they are. */
+      caps?: OutputCaps
       audit?: AuditLog
       metrics?: Metrics
       /** What the session's streams may queue together for a client that is not reading. */
       budget: QueueBudget
-      /** The client-facing transport; default: the SDK's Streamable HTTP server transport. */
-      transport?: (session: Session) => ClientTransport
+      /** The client-facing transport; default: the Streamable HTTP one (stream-transport.ts). */
+      transport?: (session: Session) => ClientTransport<SessionCaller>
       onclose: (session: Session) => void
       /** For a server that takes per-user credentials. */
       credentials?: SessionCredentials
@@ -166,7 +157,7 @@ export class Session implements GatedSession {
     this.owner = ownerKey(o.owner)
     this.current = o.child
     this.fingerprint = o.credentials?.fingerprint ?? ''
-    this.budget = o.budget
+    this.streams = new SessionStreams(o.budget, o.log, () => (this.lastActive = Date.now()))
     const { resumability, ssePolling } = o.config
     this.store =
       o.transport === undefined && resumability.enabled
@@ -174,21 +165,19 @@ export class Session implements GatedSession {
         : undefined
     this.transport =
       o.transport?.(this) ??
-      new WebStandardStreamableHTTPServerTransport({
-        sessionIdGenerator: () => o.id,
-        enableJsonResponse: o.config.responses === 'json',
-        // The SDK primes streams (id, empty data) only for clients at 2025-11-25 or later.
-        eventStore: this.store,
-        retryInterval: ssePolling?.retry,
-        onsessionclosed: () => {
+      new StreamTransport<SessionCaller>({
+        sessionId: o.id,
+        open: (s) => this.streams.stream({ ...s, keepAlive: true }),
+        json: o.config.responses === 'json',
+        store: this.store,
+        retry: ssePolling?.retry,
+        onDelete: () => {
           o.log.info('session deleted by client')
           void this.close()
         },
       })
-    this.transport.onmessage = (message, extra) =>
-      this.fromClient(message, extra?.authInfo, extra?.closeSSEStream)
-    this.transport.onerror = (err) =>
-      o.log.debug({ err: { message: err.message } }, 'transport refused a request')
+    this.transport.onmessage = (message, env, extra) =>
+      this.fromClient(message, env, extra.caller, extra.closeSSEStream)
     this.attach(o.child)
   }
 
@@ -204,87 +193,45 @@ export class Session implements GatedSession {
 
   /**
    * Hands one HTTP request to the session's transport, the body already parsed, the caller
-   * authenticated and every request in it allowed by policy (`decided`, by id). An SSE reply
-   * goes out through a bounded stream of the session's.
+   * authenticated and every request in it allowed by policy (`caller.decided`, by id). An SSE
+   * reply is a bounded stream of the session's, for http/ to write.
    */
-  async handle(
-    req: Request,
-    parsedBody: unknown,
-    principal: Principal,
-    decided: ReadonlyMap<RequestId, Decided>,
-    bearer?: string,
-  ): Promise<Response> {
+  handle(
+    req: SessionRequest,
+    body: SessionBody | undefined,
+    caller: SessionCaller,
+  ): TransportReply | Promise<TransportReply> {
     this.lastActive = Date.now()
     // MCP: a request id is never reused within a session. One still in flight is refused here,
     // before the transport maps it to this request's stream.
-    const busy = [...decided.keys()].find((id) => this.inflight.has(id))
-    if (busy !== undefined) {
-      return Response.json(
-        rpcError(
+    for (const id of caller.decided.keys()) {
+      if (!this.inflight.has(id)) continue
+      return {
+        kind: 'json',
+        status: 400,
+        headers: {},
+        body: rpcError(
           null,
           -32600,
-          `Invalid Request: a request with id ${JSON.stringify(busy)} is already in progress on this session`,
+          `Invalid Request: a request with id ${JSON.stringify(id)} is already in progress on this session`,
         ),
-        { status: 400 },
-      )
+      }
     }
-    // The bearer stays here: only a credential exchange at the IdP ever sees it, never the process.
-    const authInfo: AuthInfo = {
-      token: '',
-      clientId: principal.clientId ?? '',
-      scopes: [...principal.scopes],
-      extra: { principal, decided, bearer },
-    }
-    const res = await this.transport.handleRequest(req, { parsedBody, authInfo })
-    const resumed = req.method === 'GET' ? req.headers.get('last-event-id') : null
-    const replayed = resumed ? (this.store?.takeReplayed(resumed) ?? 0) : 0
-    if (res.body === null || !res.headers.get('content-type')?.startsWith('text/event-stream'))
-      return res
-    // The GET stream is the client listening: the session is not idle while it is open.
-    const listening = req.method === 'GET' && res.status === 200
-    const out = this.openStream({ listening, exp: listening ? principal.exp : undefined }).drain(
-      res.body,
-      replayed,
-    )
-    return new Response(out.body, { status: res.status, headers: res.headers })
+    return handOff(this.transport, req, body, caller)
   }
 
   /** Whether a client holds one of the session's listening streams open. */
   get listening(): boolean {
-    return this.streams > 0
+    return this.streams.listening
   }
 
-  /**
-   * A stream to this session's client, bounded per stream and charged to the session's budget
-   * (outbound.ts says what happens past a bound). A listening one (the GET stream, the legacy
-   * event stream) spares the session from idle reaping while it is open, its idle time
-   * starting when it ends, and it lasts no longer than the token that opened it (`exp`,
-   * seconds since the epoch): then the client reconnects with a new one.
-   */
+  /** A stream to this session's client (session-streams.ts): the legacy transport's event stream. */
   openStream(o: {
     listening: boolean
     exp?: number
     onEnd?: (why: EndReason) => void
   }): OutboundStream {
-    let expiry: NodeJS.Timeout | undefined
-    if (o.listening) this.streams++
-    const out = this.budget.stream({
-      log: this.o.log,
-      onEnd: (why) => {
-        clearTimeout(expiry)
-        if (o.listening) {
-          this.streams--
-          this.lastActive = Date.now()
-        }
-        o.onEnd?.(why)
-      },
-    })
-    if (o.exp !== undefined)
-      expiry = setTimeout(
-        () => out.close('expired'),
-        Math.max(0, o.exp * 1000 - Date.now()),
-      ).unref()
-    return out
+    return this.streams.stream(o)
   }
 
   /** Sends a message of the gateway's own to the client (a refusal, on transports without a reply body). */
@@ -308,19 +255,17 @@ export class Session implements GatedSession {
     this.o.onclose(this)
     this.failInflight(RPC.connectionClosed, 'the session was closed')
     for (const answer of [...this.asked.values()]) answer(undefined)
-    // The transport stores each event before writing it: let the last errors reach their
-    // streams before the streams are closed.
-    await this.lastSend
-    await this.transport.close()
+    // The last errors are on their streams already: what is queued still goes.
+    this.transport.close()
     await this.child.close()
   }
 
   private fromClient(
     message: JSONRPCMessage,
-    authInfo: AuthInfo | undefined,
+    env: Envelope,
+    caller: SessionCaller,
     closeStream: (() => void) | undefined,
   ): void {
-    const env = envelope(message)
     if (env.kind === 'response' && typeof env.id === 'string' && this.asked.has(env.id)) {
       // The client's answer to the gateway's own request (an elicitation): never the process's.
       return this.asked.get(env.id)!(message)
@@ -339,11 +284,7 @@ export class Session implements GatedSession {
       return
     }
     if (env.kind === 'request') {
-      const { principal, decided, bearer } = authInfo!.extra as {
-        principal: Principal
-        decided: ReadonlyMap<RequestId, Decided>
-        bearer?: string
-      }
+      const { principal, decided, bearer } = caller
       const token = progressToken(env.params)
       const gate = this.o.credentials?.gate
       const gated = gate?.applies(this.server, env.method)
@@ -371,11 +312,11 @@ export class Session implements GatedSession {
       if (token !== undefined) this.progress.set(token, env.id)
       if (env.method === 'initialize') this.initParams = env.params
       if (gated)
-        return void this.gated(message, { id: env.id, method: env.method, principal, bearer })
+        return void this.gated(message, env, { id: env.id, method: env.method, principal, bearer })
     } else if (env.kind === 'notification' && env.method === 'notifications/cancelled') {
       this.cancelledByClient(env.params?.requestId)
     }
-    this.forward(message)
+    this.forward(message, env)
   }
 
   private requestTimer(id: RequestId): NodeJS.Timeout | undefined {
@@ -386,6 +327,7 @@ export class Session implements GatedSession {
   /** A request that acts with the user's credentials: to the process once the gate lets it through. */
   private async gated(
     message: JSONRPCMessage,
+    env: Envelope,
     req: { id: RequestId; method: string; principal: Principal; bearer: string | undefined },
   ): Promise<void> {
     let outcome: Awaited<ReturnType<CredentialGate['run']>>
@@ -409,16 +351,15 @@ export class Session implements GatedSession {
     }
     pending.credentials = outcome.supplied
     pending.timer = this.requestTimer(req.id)
-    this.forward(message)
+    this.forward(message, env)
   }
 
   /** Hands a client message to the process, after a process replacement under way. */
-  private forward(message: JSONRPCMessage): void {
+  private forward(message: JSONRPCMessage, env: Envelope): void {
     if (this.swapping !== undefined) {
-      void this.swapping.then(() => this.forward(message))
+      void this.swapping.then(() => this.forward(message, env))
       return
     }
-    const env = envelope(message)
     if (env.kind === 'request') {
       const pending = this.inflight.get(env.id)
       if (pending === undefined) return
@@ -462,6 +403,23 @@ export class Session implements GatedSession {
         this.settleInit(error ? { ok: false, error } : { ok: true })
       }
       let outcome: AuditOutcome = m.error ? { kind: 'error', code: m.error.code } : { kind: 'ok' }
+      const capped =
+        m.result !== undefined
+          ? this.o.caps?.apply(this.server, req.method, req.decided?.name, m.result)
+          : undefined
+      if (capped !== undefined) {
+        if ('error' in capped) {
+          this.audit(req, { kind: 'too_large', of: capped.outcome.of })
+          this.send(rpcError(env.id, capped.error.code, capped.error.message))
+          return
+        }
+        outcome =
+          capped.outcome.kind === 'truncated'
+            ? capped.outcome
+            : { kind: 'too_large', of: capped.outcome.of }
+        m.result = capped.result
+        message = { ...message, result: capped.result } as JSONRPCMessage
+      }
       if (this.o.filter && m.result !== undefined) {
         const result = this.o.filter(this.server, req.method, m.result, req.principal)
         if (result !== m.result) outcome = listOutcome(m.result, result)
@@ -499,11 +457,7 @@ export class Session implements GatedSession {
   }
 
   private send(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
-    this.lastSend = this.transport
-      .send(message, relatedRequestId === undefined ? undefined : { relatedRequestId })
-      .catch((err: Error) => {
-        this.o.log.debug({ err: { message: err.message } }, 'message for a closed stream dropped')
-      })
+    this.transport.send(message, relatedRequestId)
   }
 
   private audit(req: InFlight, outcome: AuditOutcome): void {
@@ -635,7 +589,7 @@ export class Session implements GatedSession {
     this.settle(id, req)
     this.audit(req, { kind: 'cancelled' })
     req.decided?.span?.end({ errorType: 'cancelled' })
-    this.transport.closeSSEStream(id)
+    this.transport.cancel(id)
   }
 
   /**

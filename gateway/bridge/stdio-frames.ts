@@ -76,7 +76,8 @@ function parseLine(line: Buffer): Frame | undefined {
 }
 
 /**
- * Writes messages to a child's stdin, those sent in one tick as one write. Resolves when the
+ * Writes messages to a child's stdin, those sent in one turn of the event loop as one write
+ * (every HTTP request read in one poll phase: one pipe write, not one each). Resolves when the
  * write was taken (at once unless the pipe is full, then on `drain`); rejects when stdin is
  * closed (the process is gone), as a write to it would fail.
  */
@@ -92,7 +93,7 @@ export class FrameWriter {
     this.pending.push(`${JSON.stringify(message)}\n`)
     if (!this.scheduled) {
       this.scheduled = true
-      process.nextTick(() => this.flush())
+      setImmediate(() => this.flush())
     }
     return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }))
   }

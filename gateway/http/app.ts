@@ -64,7 +64,10 @@ export function createApp(d: AppDeps): Hono<Vars> {
     // Answered MCP requests (either transport) already have their audit event: their HTTP line is debug.
     const answered = status < 400 && (MCP_PATH.test(c.req.path) || mcpPaths.has(c.req.path))
     const level = answered ? 'debug' : 'info'
-    c.get('log')[level](
+    const log = c.get('log')
+    // Most answered requests log nothing: the line is not even built then.
+    if (!log.isLevelEnabled(level)) return
+    log[level](
       {
         method: c.req.method,
         path: c.req.path,

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http'
 import { GatewayError } from '../errors.js'
 
 /** What a request body may be: its size, how long it may take to arrive, its shape. */
@@ -17,8 +18,12 @@ export interface BodyLimits {
  * @throws GatewayError `body_too_large` (413), `body_timeout` (408), `parse_error` (400),
  * `invalid_message` (400, nesting or batch size)
  */
-export async function readJsonBody(req: Request, limits: BodyLimits): Promise<unknown> {
-  const bytes = await readBody(req, limits)
+export async function readJsonBody(
+  req: Request,
+  limits: BodyLimits,
+  incoming?: IncomingMessage,
+): Promise<unknown> {
+  const bytes = await readBody(req, limits, incoming)
   let text: string
   try {
     // MCP transports: messages MUST be UTF-8; fatal decoding refuses anything else.
@@ -60,16 +65,20 @@ export async function readJsonBody(req: Request, limits: BodyLimits): Promise<un
 
 /**
  * Reads a whole request body within `maxBodyBytes` (a declared or actual size past it is
- * refused without reading on) and `bodyTimeout`.
+ * refused without reading on) and `bodyTimeout`: from Node's request itself when there is one
+ * (`incoming`, not read yet: no web stream is made for it), else from the web request.
  * @throws GatewayError `body_too_large` (413), `body_timeout` (408), `parse_error` (400, no body)
  */
 export async function readBody(
   req: Request,
   limits: Pick<BodyLimits, 'maxBodyBytes' | 'bodyTimeout'>,
+  incoming?: IncomingMessage,
 ): Promise<Buffer> {
   const limit = limits.maxBodyBytes
   const declared = Number(req.headers.get('content-length') ?? NaN)
   if (declared > limit) throw tooLarge(limit)
+  if (incoming !== undefined && !incoming.readableDidRead && !incoming.readableEnded)
+    return readIncoming(incoming, limit, limits.bodyTimeout)
   if (req.body === null)
     throw new GatewayError('parse_error', 'the request body is empty', {
       status: 400,
@@ -114,6 +123,50 @@ export async function readBody(
     clearTimeout(timer)
   }
   return Buffer.concat(chunks)
+}
+
+/** Reads Node's request body within `limit` bytes and `timeoutMs`. */
+function readIncoming(
+  incoming: IncomingMessage,
+  limit: number,
+  timeoutMs: number,
+): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const done = (err: Error | undefined) => {
+      clearTimeout(timer)
+      incoming.off('data', onData)
+      incoming.off('end', onEnd)
+      incoming.off('error', onGone)
+      incoming.off('close', onGone)
+      if (err !== undefined) {
+        // Nothing more is read: the framework drains or drops the rest after the answer.
+        incoming.pause()
+        reject(err)
+      } else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
+    }
+    // A client that declares a body and then stalls holds a connection and a slot: not for long.
+    const timer = setTimeout(() => done(bodyTimeout(timeoutMs)), timeoutMs)
+    const onData = (chunk: Buffer) => {
+      size += chunk.byteLength
+      if (size > limit) done(tooLarge(limit))
+      else chunks.push(chunk)
+    }
+    const onEnd = () => done(undefined)
+    const onGone = () => done(new Error('the client went away before its body arrived'))
+    incoming.on('data', onData)
+    incoming.on('end', onEnd)
+    incoming.on('error', onGone)
+    incoming.on('close', onGone)
+  })
+}
+
+function bodyTimeout(ms: number): GatewayError {
+  return new GatewayError('body_timeout', `the request body did not arrive within ${ms} ms`, {
+    status: 408,
+    expose: true,
+  })
 }
 
 /** Whether JSON text nests arrays and objects deeper than `max` (strings skipped, escapes too). */

@@ -2,16 +2,23 @@ import type { Context } from 'hono'
 import { BridgeError } from '../bridge/errors.js'
 import { envelope } from '../bridge/jsonrpc.js'
 import { LegacySseTransport } from '../bridge/legacy-sse.js'
+import type { TransportReply } from '../bridge/stream-transport.js'
 import { decideAccess } from '../policy/evaluate.js'
 import { readJsonBody } from './body.js'
 import { SSE_HEADERS } from './sse.js'
 import { admitBody } from './decide.js'
 import { routeBody } from './endpoint-route.js'
-import { authenticated, bearerOf, type McpEndpointDeps } from './mcp.js'
+import { authenticated, bearerOf, requestOf, type McpEndpointDeps } from './mcp.js'
+import { sendReply } from './reply.js'
 import { errorOutcome, statusOutcome, traceBody } from './traced.js'
 import { NO_HTTP_TRACE } from '../observability/tracing.js'
 import type { Vars } from './request-id.js'
 import { decisionResponse, errorResponse, refusalReply } from './respond.js'
+
+/** The legacy event stream as a reply: headers at once (the client waits for its endpoint event). */
+function streamReply(transport: LegacySseTransport): TransportReply {
+  return { kind: 'stream', status: 200, headers: SSE_HEADERS, stream: transport.out, flush: true }
+}
 
 /**
  * The deprecated HTTP+SSE transport (2024-11-05) for clients that still use it, with the same
@@ -65,7 +72,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           return transport
         })
         transport.onclosed = () => void session.close()
-        return new Response(transport.stream, { headers: SSE_HEADERS })
+        return sendReply(c, streamReply(transport))
       } catch (err) {
         return endpointFail(c, name, err)
       }
@@ -91,7 +98,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
         const session = d.endpointSessions!.find(id, name, principal)
         lease.end(session === undefined ? 'session_not_found' : undefined)
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
-        const body = await readJsonBody(c.req.raw, d.config.limits)
+        const body = await readJsonBody(c.req.raw, d.config.limits, c.env?.incoming)
         const messages = (Array.isArray(body) ? body : [body]).map(envelope)
         const traced = traceBody(d.tracing, trace, messages, {
           server: name,
@@ -117,12 +124,14 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           (m) => session.tell(m),
           traced,
         )
-        const res =
-          'refused' in verdict
-            ? verdict.refused
-            : await session.handle(c.req.raw, body, principal, verdict.routed, bearerOf(c))
-        if (d.tracing.on) trace.done(statusOutcome(res.status))
-        return res
+        if ('refused' in verdict) {
+          if (d.tracing.on) trace.done(statusOutcome(verdict.refused.status))
+          return verdict.refused
+        }
+        const from = { principal, routed: verdict.routed, bearer: bearerOf(c) }
+        const reply = await session.handle(requestOf(c), { body, envelopes: messages }, from)
+        if (d.tracing.on) trace.done(statusOutcome(reply.status))
+        return sendReply(c, reply)
       } catch (err) {
         if (d.tracing.on) trace.done(errorOutcome(err))
         return endpointFail(c, name, err)
@@ -166,7 +175,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           else log.info('legacy event stream closed by the client; its session ended')
           void session.close()
         }
-        return new Response(transport.stream, { headers: SSE_HEADERS })
+        return sendReply(c, streamReply(transport))
       } catch (err) {
         return fail(c, server, err)
       }
@@ -189,7 +198,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
         const session = d.registry.find(id, server, principal)
         lease.end(session === undefined ? 'session_not_found' : undefined)
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
-        const body = await readJsonBody(c.req.raw, d.config.limits)
+        const body = await readJsonBody(c.req.raw, d.config.limits, c.env?.incoming)
         const messages = (Array.isArray(body) ? body : [body]).map(envelope)
         const traced = traceBody(d.tracing, trace, messages, {
           server,
@@ -222,9 +231,10 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           }
           return decisionResponse(decision, { resourceMetadata: metadataOf(c, server), id })
         }
-        const res = await session.handle(c.req.raw, body, principal, decided, bearerOf(c))
-        if (d.tracing.on) trace.done(statusOutcome(res.status))
-        return res
+        const caller = { principal, decided, bearer: bearerOf(c) }
+        const reply = await session.handle(requestOf(c), { body, envelopes: messages }, caller)
+        if (d.tracing.on) trace.done(statusOutcome(reply.status))
+        return sendReply(c, reply)
       } catch (err) {
         if (d.tracing.on) trace.done(errorOutcome(err))
         return fail(c, server, err)

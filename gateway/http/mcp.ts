@@ -1,4 +1,8 @@
-import { classifyInboundRequest } from '@modelcontextprotocol/server'
+import {
+  classifyInboundRequest,
+  type InboundLegacyRoute,
+  PROTOCOL_VERSION_META_KEY,
+} from '@modelcontextprotocol/server'
 import type { Context } from 'hono'
 import type { Authenticator } from '../auth/authenticator.js'
 import { parseBearer } from '../auth/bearer.js'
@@ -6,7 +10,7 @@ import type { Resources } from '../auth/resources.js'
 import type { Aggregate } from '../bridge/aggregate.js'
 import type { AggregateSessions } from '../bridge/aggregate-sessions.js'
 import { BridgeError } from '../bridge/errors.js'
-import { envelope, type Envelope, type RequestId } from '../bridge/jsonrpc.js'
+import { envelope, type Envelope, isObject, type RequestId } from '../bridge/jsonrpc.js'
 import type { SessionRegistry } from '../bridge/registry.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { GatewayError } from '../errors.js'
@@ -16,8 +20,10 @@ import type { PinGate } from '../pins/pins.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { NO_HTTP_TRACE, type HttpTrace, type Tracing } from '../observability/tracing.js'
+import type { SessionRequest } from '../bridge/stream-transport.js'
 import { readJsonBody } from './body.js'
-import { errorOutcome, statusOutcome, traceBody } from './traced.js'
+import { sendReply } from './reply.js'
+import { answeredStatus, errorOutcome, statusOutcome, traceBody } from './traced.js'
 import { routeBody } from './endpoint-route.js'
 import { admitBody } from './decide.js'
 import type { RateLimits } from './rate-limit.js'
@@ -87,7 +93,7 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         ? await handleEndpoint(c, target.endpoint, accepted, target.routed === true, trace)
         : await handleServer(c, target.server, accepted, trace, target.routed === true)
     // Spans the bridge did not take (notifications, requests refused or failed) end with it.
-    if (d.tracing.on) trace.done(statusOutcome(res.status))
+    if (d.tracing.on) trace.done(statusOutcome(answeredStatus(c, res)))
     return res
   }
 }
@@ -103,7 +109,10 @@ function serverHandler(d: McpEndpointDeps) {
   ): Promise<Response> {
     // Made only when something is logged: most requests log nothing here.
     const log = () => c.get('log').child({ server })
-    const resourceMetadata = d.resources.metadata(server, 'mcp', c.req.header('host'), routed)
+    // Made only when a response names it: an answered request never does.
+    let metadataUrl: string | undefined
+    const resourceMetadata = () =>
+      (metadataUrl ??= d.resources.metadata(server, 'mcp', c.req.header('host'), routed))
     try {
       if (d.config.servers[server] === undefined)
         throw new BridgeError('unknown_server', `no MCP server named ${server}`)
@@ -127,11 +136,12 @@ function serverHandler(d: McpEndpointDeps) {
         if (wrongVersion) return wrongVersion
         const access = decideAccess(policy, principal, server)
         if (access.effect !== 'allow')
-          return decisionResponse(access, { resourceMetadata, id: null })
-        return await session.handle(c.req.raw, undefined, principal, new Map(), bearerOf(c))
+          return decisionResponse(access, { resourceMetadata: resourceMetadata(), id: null })
+        const caller = { principal, decided: new Map(), bearer: bearerOf(c) }
+        return sendReply(c, await session.handle(requestOf(c), undefined, caller))
       }
 
-      const body = await readJsonBody(c.req.raw, d.config.limits)
+      const body = await readJsonBody(c.req.raw, d.config.limits, c.env?.incoming)
       const route = classify(c.req.raw, body)
       if (route.kind === 'modern') {
         const id = route.messageKind === 'request' ? route.message.id : null
@@ -142,7 +152,7 @@ function serverHandler(d: McpEndpointDeps) {
             principal,
             policy,
             route,
-            resourceMetadata,
+            resourceMetadata: resourceMetadata(),
             log: log(),
             accepted,
             bearer: bearerOf(c),
@@ -152,7 +162,7 @@ function serverHandler(d: McpEndpointDeps) {
         } catch (err) {
           // 2026-07-28: every error answer echoes the request's id (checklist D33).
           return errorResponse(err, {
-            resourceMetadata,
+            resourceMetadata: resourceMetadata(),
             scope: d.scopes(server),
             log: log(),
             metrics: d.metrics,
@@ -178,7 +188,7 @@ function serverHandler(d: McpEndpointDeps) {
       if (refused) {
         const { message: m, decision } = refused
         return decisionResponse(decision, {
-          resourceMetadata,
+          resourceMetadata: resourceMetadata(),
           id: Array.isArray(body) || m.kind !== 'request' ? null : m.id,
         })
       }
@@ -196,18 +206,19 @@ function serverHandler(d: McpEndpointDeps) {
             throw err
           })
         lease.end()
-        const res = await session.handle(c.req.raw, body, principal, decided, bearerOf(c))
+        const caller = { principal, decided, bearer: bearerOf(c) }
+        const reply = await session.handle(requestOf(c), { body, envelopes: messages }, caller)
         // The transport refused the initialize: nothing may outlive it.
-        if (res.status !== 200) {
+        if (reply.status !== 200) {
           await session.close()
-          return res
+          return sendReply(c, reply)
         }
         // A session is handed out only once its server accepted the initialize (an SSE answer
         // is already on its way; it is held until then). A failed one ends here, with its
         // error and no Mcp-Session-Id.
         const outcome = await session.initialized
-        if (outcome.ok) return res
-        await res.body?.cancel().catch(() => {})
+        if (outcome.ok) return sendReply(c, reply)
+        if (reply.kind === 'stream') reply.stream.close('cancelled')
         await session.close()
         log().info({ code: outcome.error.code }, 'initialize failed; no session was opened')
         return rpcErrorObjectResponse(200, (messages[0] as { id: RequestId }).id, outcome.error)
@@ -218,11 +229,12 @@ function serverHandler(d: McpEndpointDeps) {
       if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
       const wrongVersion = versionMismatch(c.req.raw, session.version)
       if (wrongVersion) return wrongVersion
-      return await session.handle(c.req.raw, body, principal, decided, bearerOf(c))
+      const caller = { principal, decided, bearer: bearerOf(c) }
+      return sendReply(c, await session.handle(requestOf(c), { body, envelopes: messages }, caller))
     } catch (err) {
       if (d.tracing.on) trace.done(errorOutcome(err))
       return errorResponse(err, {
-        resourceMetadata,
+        resourceMetadata: resourceMetadata(),
         scope: d.scopes(server),
         log: log(),
         metrics: d.metrics,
@@ -261,7 +273,9 @@ function endpointHandler(d: McpEndpointDeps) {
   ): Promise<Response> {
     const agg = d.aggregates?.get(name)
     const log = () => c.get('log').child({ endpoint: name })
-    const resourceMetadata = d.resources.endpointMetadata(name, c.req.header('host'), 'mcp', routed)
+    let metadataUrl: string | undefined
+    const resourceMetadata = () =>
+      (metadataUrl ??= d.resources.endpointMetadata(name, c.req.header('host'), 'mcp', routed))
     const scopes = () => (agg ? [...new Set(agg.servers.flatMap((s) => d.scopes(s)))] : [])
     try {
       if (agg === undefined)
@@ -286,9 +300,10 @@ function endpointHandler(d: McpEndpointDeps) {
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
         const wrongVersion = versionMismatch(c.req.raw, session.version)
         if (wrongVersion) return wrongVersion
-        return await session.handle(c.req.raw, undefined, principal, new Map(), bearerOf(c))
+        const caller = { principal, routed: new Map(), bearer: bearerOf(c) }
+        return sendReply(c, await session.handle(requestOf(c), undefined, caller))
       }
-      const body = await readJsonBody(c.req.raw, d.config.limits)
+      const body = await readJsonBody(c.req.raw, d.config.limits, c.env?.incoming)
       const route = classify(c.req.raw, body)
       if (route.kind === 'modern') {
         const id = route.messageKind === 'request' ? route.message.id : null
@@ -299,7 +314,7 @@ function endpointHandler(d: McpEndpointDeps) {
             principal,
             policy: d.policy.current,
             route,
-            resourceMetadata,
+            resourceMetadata: resourceMetadata(),
             log: log(),
             accepted,
             bearer: bearerOf(c),
@@ -309,7 +324,7 @@ function endpointHandler(d: McpEndpointDeps) {
           })
         } catch (err) {
           return errorResponse(err, {
-            resourceMetadata,
+            resourceMetadata: resourceMetadata(),
             scope: scopes(),
             log: log(),
             metrics: d.metrics,
@@ -338,7 +353,7 @@ function endpointHandler(d: McpEndpointDeps) {
         messages,
         caller,
         d.policy.current,
-        resourceMetadata,
+        resourceMetadata(),
         undefined,
         traced,
       )
@@ -351,9 +366,10 @@ function endpointHandler(d: McpEndpointDeps) {
         const lease = trace.step('lease')
         const session = await sessions.open(agg, principal, log())
         lease.end()
-        const res = await session.handle(c.req.raw, body, principal, routed, bearerOf(c))
-        if (res.status !== 200) await session.close()
-        return res
+        const from = { principal, routed, bearer: bearerOf(c) }
+        const reply = await session.handle(requestOf(c), { body, envelopes: messages }, from)
+        if (reply.status !== 200) await session.close()
+        return sendReply(c, reply)
       }
       const lease = trace.step('lease')
       const session = sessions.find(sessionId, name, principal)
@@ -361,11 +377,12 @@ function endpointHandler(d: McpEndpointDeps) {
       if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
       const wrongVersion = versionMismatch(c.req.raw, session.version)
       if (wrongVersion) return wrongVersion
-      return await session.handle(c.req.raw, body, principal, routed, bearerOf(c))
+      const from = { principal, routed, bearer: bearerOf(c) }
+      return sendReply(c, await session.handle(requestOf(c), { body, envelopes: messages }, from))
     } catch (err) {
       if (d.tracing.on) trace.done(errorOutcome(err))
       return errorResponse(err, {
-        resourceMetadata,
+        resourceMetadata: resourceMetadata(),
         scope: scopes(),
         log: log(),
         metrics: d.metrics,
@@ -407,9 +424,18 @@ function modernGetRefusal(req: Request): Response | undefined {
   )
 }
 
-/** A POST body classified by era with the SDK's dual-era classifier. */
+/** The classifier's answer for a single message that cannot be of the 2026-07-28 era. */
+const SESSION_ERA: InboundLegacyRoute = { kind: 'legacy', reason: 'no-claim' }
+
+/**
+ * A POST body classified by era with the SDK's dual-era classifier. The classifier reads a
+ * body through its schemas; a single message with no 2026-07-28 header and no envelope claim
+ * in its `_meta` is of the session era whatever else it holds (malformed or not, the
+ * classifier's answer then always sends it to the session path), so it is not run for it.
+ */
 function classify(req: Request, body: unknown): ReturnType<typeof classifyInboundRequest> {
   const h = standardHeaders(req.headers)
+  if (!Array.isArray(body) && !mayBeModern(h.protocolVersion, body)) return SESSION_ERA
   return classifyInboundRequest({
     httpMethod: 'POST',
     protocolVersionHeader: h.protocolVersion,
@@ -417,6 +443,14 @@ function classify(req: Request, body: unknown): ReturnType<typeof classifyInboun
     mcpNameHeader: h.name,
     body,
   })
+}
+
+/** A 2026-07-28 (or later) header, or an envelope claim (`_meta` naming a protocol version). */
+export function mayBeModern(header: string | undefined, body: unknown): boolean {
+  if (header !== undefined && header.trim() >= MODERN_PROTOCOL_VERSION) return true
+  const params = isObject(body) ? body.params : undefined
+  const meta = isObject(params) ? params._meta : undefined
+  return isObject(meta) && PROTOCOL_VERSION_META_KEY in meta
 }
 
 /**
@@ -460,6 +494,11 @@ function versionMismatch(req: Request, negotiated: string | undefined): Response
     -32000,
     `Bad Request: MCP-Protocol-Version ${header} is not the version negotiated for this session (${negotiated})`,
   )
+}
+
+/** An HTTP request as a session takes it: its method and headers. */
+export function requestOf(c: Context): SessionRequest {
+  return { method: c.req.method, header: (name) => c.req.header(name) }
 }
 
 /**

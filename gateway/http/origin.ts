@@ -1,5 +1,7 @@
 import { isIP } from 'node:net'
 import type { Context, Next } from 'hono'
+import { alreadySent } from './reply.js'
+import type { Vars } from './request-id.js'
 import { rpcErrorResponse } from './respond.js'
 
 const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i
@@ -83,7 +85,7 @@ export function hostGuard(p: OriginPolicy) {
  * without auth. (The Host was checked for every route by {@link hostGuard}.)
  */
 export function originGuard(p: OriginPolicy) {
-  return async function checkOrigin(c: Context, next: Next): Promise<Response | void> {
+  return async function checkOrigin(c: Context<Vars>, next: Next): Promise<Response | void> {
     const origin = c.req.header('origin')
     if (!originAllowed(origin, p)) return rpcErrorResponse(403, -32000, 'origin not allowed')
     if (origin !== undefined && c.req.method === 'OPTIONS') {
@@ -100,8 +102,17 @@ export function originGuard(p: OriginPolicy) {
         },
       })
     }
-    await next()
     if (origin !== undefined) {
+      // For a handler that writes its response itself (reply.ts).
+      const cors = {
+        'access-control-allow-origin': origin,
+        'access-control-expose-headers': CORS_EXPOSE_HEADERS,
+        vary: 'origin',
+      }
+      c.set('replyHeaders', { ...c.get('replyHeaders'), ...cors })
+    }
+    await next()
+    if (origin !== undefined && !alreadySent(c.res)) {
       c.res.headers.set('access-control-allow-origin', origin)
       c.res.headers.set('access-control-expose-headers', CORS_EXPOSE_HEADERS)
       c.res.headers.append('vary', 'origin')

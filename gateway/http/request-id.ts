@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { HttpBindings } from '@hono/node-server'
 import type { Context, Next } from 'hono'
 import type { Logger } from 'pino'
+import { alreadySent } from './reply.js'
 import type { TrustedPeer } from './trust.js'
 
 /** Hono context variables set by the gateway's middleware. */
@@ -11,6 +12,8 @@ export interface Vars {
     log: Logger
     requestId: string /** The client's address (from a trusted proxy's X-Forwarded-For, else the peer). */
     clientIp: string | undefined
+    /** Headers every response gets, for a handler that writes its response itself (reply.ts). */
+    replyHeaders: Record<string, string>
   }
 }
 
@@ -32,8 +35,9 @@ export function requestId(log: Logger, trusted: TrustedPeer) {
     c.set('requestId', id)
     c.set('clientIp', forwarded || peer)
     c.set('log', log.child({ req: id, ip: forwarded || peer }))
+    c.set('replyHeaders', { 'x-request-id': id })
     await next()
-    c.res.headers.set('x-request-id', id)
+    if (!alreadySent(c.res)) c.res.headers.set('x-request-id', id)
   }
 }
 

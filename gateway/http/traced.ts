@@ -1,9 +1,11 @@
+import type { Context } from 'hono'
 import type { Principal } from '../auth/principal.js'
 import type { Envelope, RequestId } from '../bridge/jsonrpc.js'
 import { ruleOf, type Decided } from '../policy/decided.js'
 import { GatewayError } from '../errors.js'
 import type { HttpTrace, McpSpan, Outcome, Tracing } from '../observability/tracing.js'
 import type { Refusal } from './decide.js'
+import { alreadySent } from './reply.js'
 import { RPC_INSUFFICIENT_SCOPE, refusalError } from './respond.js'
 
 /**
@@ -104,4 +106,11 @@ export function errorOutcome(err: unknown): Outcome {
 /** How a response no span recorded otherwise ended: its HTTP status when it is an error. */
 export function statusOutcome(status: number): Outcome | undefined {
   return status >= 400 ? { errorType: String(status) } : undefined
+}
+
+/** The status a handler answered with, also when it wrote its reply to the socket itself. */
+export function answeredStatus(c: Context, res: Response): number {
+  if (!alreadySent(res)) return res.status
+  const out = (c.env as { outgoing?: { statusCode?: number } } | undefined)?.outgoing
+  return out?.statusCode ?? 200
 }

@@ -59,14 +59,21 @@ describe('SessionEventStore ids and replay', () => {
     assert.deepEqual(await replay(s, a2), [])
   })
 
-  test('tells, once, how many events the replay after an id sent (the resumed stream takes them whole)', async () => {
+  test('after() gives the events after an id as they go on the wire (id, JSON), priming events left out', async () => {
     const { s } = store()
-    const a0 = await s.storeEvent('a', PRIMING)
-    for (let i = 1; i <= 3; i++) await s.storeEvent('a', note(i))
-    assert.equal(s.takeReplayed(a0), 0, 'nothing replayed yet')
-    assert.equal(((await replay(s, a0)) as unknown[]).length, 3)
-    assert.equal(s.takeReplayed(a0), 3)
-    assert.equal(s.takeReplayed(a0), 0, 'forgotten once taken')
+    const a0 = s.append('a', undefined)
+    const b0 = s.append('b', undefined)
+    const a1 = s.append('a', JSON.stringify(note(1)))
+    s.append('b', JSON.stringify(note(2)))
+    const a2 = s.append('a', JSON.stringify(reply(1)))
+    assert.deepEqual(s.after(a0), [
+      [a1, JSON.stringify(note(1))],
+      [a2, JSON.stringify(reply(1))],
+    ])
+    assert.deepEqual(s.after(a2), [], 'nothing after the last one')
+    assert.equal(s.streamOf(b0), 'b')
+    assert.equal(s.after('nope.1'), undefined)
+    assert.equal(s.streamOf('nope.1'), undefined)
   })
 
   const bad = ['', 'a', '.1', 'a.', 'a.-1', 'a.ZZ', 'nope.1', `a.${'1'.repeat(20)}`, 'a.zz']

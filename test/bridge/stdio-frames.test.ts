@@ -1,6 +1,6 @@
 // The stdio framing, both ways: hostile and awkward stdout (split anywhere, several messages a
 // chunk, CRLF, blank lines, multi-byte characters cut in two, lines that are not JSON or not
-// JSON-RPC, a line past the cap), and stdin writes joined per tick with their promises kept.
+// JSON-RPC, a line past the cap), and stdin writes joined per loop turn with their promises kept.
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { describe, it } from 'node:test'
@@ -147,7 +147,7 @@ function sink(o: { full?: boolean } = {}) {
 }
 
 describe('FrameWriter', () => {
-  it('messages sent in one tick go out as one write, in order, each on its line', async () => {
+  it('messages sent in one turn of the loop go out as one write, in order, each on its line', async () => {
     const { w, writes } = sink()
     const fw = new FrameWriter(w)
     await Promise.all([1, 2, 3].map((i) => fw.send(msg(i) as JSONRPCMessage)))
@@ -160,7 +160,7 @@ describe('FrameWriter', () => {
       [msg(1), msg(2), msg(3)],
     )
     await fw.send(msg(4) as JSONRPCMessage)
-    assert.equal(writes.length, 2, 'a later tick, a later write')
+    assert.equal(writes.length, 2, 'a later turn, a later write')
   })
 
   it('a full pipe: the promise waits for drain', async () => {
@@ -172,7 +172,7 @@ describe('FrameWriter', () => {
     assert.deepEqual(order, ['drain', 'sent'])
   })
 
-  it('a closed stdin refuses at once, and one closed before the tick refuses what waited', async () => {
+  it('a closed stdin refuses at once, and one closed before the turn ends refuses what waited', async () => {
     const { w, writes } = sink()
     const fw = new FrameWriter(w)
     const waiting = fw.send(msg(1) as JSONRPCMessage)
