@@ -34,6 +34,7 @@ import { rpcErrorResponse } from './http/respond.js'
 import { setUpIdentity, type Identity } from './identity.js'
 import { createAuditLog } from './observability/audit.js'
 import { createMetrics, type Gauges, zeroGauges, type Metrics } from './observability/metrics.js'
+import { startTracing, type Tracing } from './observability/tracing.js'
 import { grantsOf } from './policy/evaluate.js'
 import { filterListResult } from './policy/filter.js'
 import { loadPolicy } from './policy/load.js'
@@ -72,6 +73,8 @@ export interface Gateway {
   devIdp: DevIdp | undefined
   registry: SessionRegistry
   metrics: Metrics
+  /** OpenTelemetry spans and MCP metrics (a no-op unless the OTEL_* environment turns them on). */
+  tracing: Tracing
   /** Where Prometheus scrapes: the main listener's /metrics, or `metrics.listen`'s. */
   metricsUrl: string
   /** Users' secrets for servers that take per-user credentials (undefined when none does). */
@@ -130,6 +133,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     ])
   }
   const policy = createPolicyStore(config.policies ? loadPolicy(config.policies) : emptyPolicy(log))
+  // An OTEL_* variable the gateway cannot honour fails here, before anything listens.
+  const tracing = await startTracing(log)
   const audit = createAuditLog(config.log.audit, log, o.auditDestination)
   // Filled in once the metrics exist; read by the pins gauge at scrape time.
   let pinned: ReturnType<typeof setUpToolPins>
@@ -282,6 +287,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     server.close()
     await broker?.close()
     await store?.close()
+    await tracing.close()
     throw err
   }
   const { issuer, authenticator, devIdp } = identity
@@ -332,6 +338,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       return [...g.scopes, ...g.implied.keys()]
     },
     bounds,
+    tracing,
   })
   registry.start()
   gauges.sessions = () => registry.size
@@ -370,6 +377,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     audit,
     metrics,
     outbound,
+    tracing,
   })
   const reloader = config.policies
     ? watchPolicy(config.policies, policy, config.limits.policyReloadDebounce, (r) => {
@@ -464,6 +472,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     pins,
     aggregates,
     endpointSessions,
+    tracing,
     origin,
     broker: broker?.routes,
     account,
@@ -522,6 +531,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     devIdp,
     registry,
     metrics,
+    tracing,
     metricsUrl: metricsServer ? `${metricsServer.url}/metrics` : `${url}/metrics`,
     secrets,
     outbound,
@@ -554,6 +564,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         await broker?.close()
         await store?.close()
         audit.flush()
+        // Last: every session has ended (its duration recorded) and every span with it.
+        await tracing.close()
       })()),
   }
 }

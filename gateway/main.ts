@@ -8,6 +8,7 @@ import { defaultConfig } from './config/defaults.js'
 import { loadConfigFile } from './config/load.js'
 import type { GatewayConfig } from './config/schema.js'
 import { startGateway } from './gateway.js'
+import { telemetrySettings } from './observability/telemetry-env.js'
 import { createLogger } from './observability/logger.js'
 import { loadPolicy } from './policy/load.js'
 import { loadPins } from './pins/file.js'
@@ -120,6 +121,8 @@ async function validate(args: string[]): Promise<number> {
   })
   const config = readConfig(values.config)
   if (config.policies) loadPolicy(config.policies)
+  // The OTEL_* variables serve would read (pure: the SDK is not loaded to check them).
+  telemetrySettings(process.env)
   // The pin file too, when a server pins its tools (no file yet: nothing pinned).
   if (Object.values(config.servers).some((s) => s.pinTools))
     loadPins(config.toolPins.file, config.toolPins.maxFileBytes)

@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import { DEFAULT_REQUEST_TIMEOUT_MS, type GatewayConfig } from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
+import { outcomeOf, type Outcome } from '../observability/tracing.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
 import { LISTS, type Aggregate, type AggregateCaller, type ListMethod } from './aggregate.js'
@@ -63,6 +64,8 @@ const LIST_CHANGED = new Set([
  */
 export class AggregateSession {
   readonly id: string
+  /** When it opened (epoch ms): its duration is recorded when it ends. */
+  readonly opened = Date.now()
   readonly endpoint: string
   readonly owner: string
   readonly transport: ClientTransport<EndpointCaller>
@@ -316,35 +319,41 @@ export class AggregateSession {
     const start = performance.now()
     const server = target.server
     const config = this.o.config.servers[server]!
-    const audit = (outcome: AuditOutcome) =>
-      this.o.audit &&
-      auditAllowed(this.o.audit, this.o.metrics, {
-        principal: caller.principal,
-        server,
-        method,
-        decided: target.decided,
-        start,
-        outcome,
-      })
+    // Traced: the request's span is this call's to end, with what the client gets.
+    const span = target.decided.span
+    span?.take()
+    const audit = (outcome: AuditOutcome, traced?: Outcome) => {
+      span?.end(traced)
+      if (this.o.audit)
+        auditAllowed(this.o.audit, this.o.metrics, {
+          principal: caller.principal,
+          server,
+          method,
+          decided: target.decided,
+          start,
+          outcome,
+        })
+    }
     let credentials: ResolvedCredentials | undefined
     if (this.o.gate?.needs(server)) {
       const got = await this.o.gate.sessionless(server, method, caller, this.capabilities)
       if (!got.ok) {
-        audit(got.outcome)
+        audit(got.outcome, got.error ? { code: got.error.code } : { toolError: true })
         if (got.error)
           return this.send(rpcError(id, got.error.code, got.error.message, got.error.data), id)
         return this.reply(id, { content: [{ type: 'text', text: got.toolText }], isError: true })
       }
       credentials = got.credentials
     }
-    const lane = await this.o.lanes.acquire(
-      server,
-      caller.principal,
-      caller.log,
-      caller.accepted,
-      undefined,
-      credentials,
-    )
+    const lease = span?.step('lease')
+    const lane = await this.o.lanes
+      .acquire(server, caller.principal, caller.log, caller.accepted, undefined, credentials)
+      .catch((err: unknown) => {
+        lease?.end('lease_failed')
+        span?.end({ errorType: 'lease_failed' })
+        throw err
+      })
+    lease?.end()
     // MCP logging: the level is a minimum the client may set. A session-era client that never
     // set one hears every log, as from the server itself (the lane's process sends them all).
     const meta = {
@@ -352,9 +361,11 @@ export class AggregateSession {
       logLevel: this.logLevel ?? 'debug',
       progressToken: progressToken(target.params),
     }
+    const request = { method, params: target.params }
     const backend = new BackendCall(
       lane,
-      { method, params: target.params },
+      // Traced: the process gets the gateway's CLIENT span as its parent, in `_meta`.
+      span ? span.toChild(request, { server }) : request,
       meta,
       config.requestTimeout,
     )
@@ -380,9 +391,12 @@ export class AggregateSession {
           lane,
         )
       }
-      if (!this.calls.has(id)) return audit({ kind: 'cancelled' })
+      if (!this.calls.has(id)) return audit({ kind: 'cancelled' }, { errorType: 'cancelled' })
       if (outcome.kind === 'failed') {
-        audit({ kind: 'error', code: outcome.code })
+        audit(
+          { kind: 'error', code: outcome.code },
+          { code: outcome.code, message: outcome.message },
+        )
         return this.send(rpcError(id, outcome.code, outcome.message), id)
       }
       const m = outcome.message as {
@@ -390,13 +404,19 @@ export class AggregateSession {
         error?: { code: number; message: string; data?: unknown }
       }
       if (m.error !== undefined) {
-        audit({ kind: 'error', code: m.error.code })
+        audit(
+          { kind: 'error', code: m.error.code },
+          { code: m.error.code, message: m.error.message },
+        )
         return this.send(rpcError(id, m.error.code, m.error.message, m.error.data), id)
       }
       const name = typeof target.params.name === 'string' ? target.params.name : undefined
       const capped = this.o.caps?.apply(server, method, name, m.result ?? {})
       if (capped !== undefined && 'error' in capped) {
-        audit({ kind: 'too_large', of: capped.outcome.of })
+        audit(
+          { kind: 'too_large', of: capped.outcome.of },
+          { code: capped.error.code, message: capped.error.message },
+        )
         return this.send(rpcError(id, capped.error.code, capped.error.message), id)
       }
       const result = await this.o.agg.publish(server, capped?.result ?? m.result ?? {}, caller)
@@ -406,6 +426,7 @@ export class AggregateSession {
           : capped.outcome.kind === 'truncated'
             ? capped.outcome
             : { kind: 'too_large', of: capped.outcome.of },
+        outcomeOf(m),
       )
       this.reply(id, result)
     } finally {

@@ -4,6 +4,7 @@ import type { OutputCaps } from './result-cap.js'
 import type { Principal } from '../auth/principal.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
+import type { Tracing } from '../observability/tracing.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { Aggregate } from './aggregate.js'
 import { AggregateSession } from './aggregate-session.js'
@@ -36,6 +37,8 @@ export class AggregateSessions {
       audit?: AuditLog
       metrics?: Metrics
       outbound: Outbound
+      /** Where a session's end is recorded (`mcp.server.session.duration`). */
+      tracing?: Tracing
       now?: () => number
     },
   ) {
@@ -87,7 +90,13 @@ export class AggregateSessions {
       metrics: this.o.metrics,
       budget: this.o.outbound.session(),
       transport,
-      onclose: (s) => this.sessions.delete(s.id),
+      onclose: (s) => {
+        this.sessions.delete(s.id)
+        this.o.tracing?.sessionEnded({
+          durationMs: Date.now() - s.opened,
+          protocolVersion: s.version,
+        })
+      },
     })
     this.sessions.set(id, session)
     return session

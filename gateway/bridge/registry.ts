@@ -4,6 +4,7 @@ import type { Principal } from '../auth/principal.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { AuditLog } from '../observability/audit.js'
+import type { Tracing } from '../observability/tracing.js'
 import type { Metrics } from '../observability/metrics.js'
 import { SubjectBounds, type Hold, type Holders, type Scope } from './bounds.js'
 import type { Child } from './child.js'
@@ -66,6 +67,8 @@ export class SessionRegistry implements Holders {
       /** The limits shared with sessionless lanes; default: its own, counting sessions only. */
       bounds?: SubjectBounds
       now?: () => number
+      /** Where a session's end is recorded (`mcp.server.session.duration`). */
+      tracing?: Tracing
     },
   ) {
     this.outbound =
@@ -158,7 +161,13 @@ export class SessionRegistry implements Holders {
       metrics: this.o.metrics,
       budget: this.outbound.session(),
       transport,
-      onclose: (s) => this.sessions.delete(s.id),
+      onclose: (s) => {
+        this.sessions.delete(s.id)
+        this.o.tracing?.sessionEnded({
+          durationMs: Date.now() - s.opened,
+          protocolVersion: s.version,
+        })
+      },
       credentials: gate &&
         initial && {
           gate,

@@ -6,6 +6,7 @@ import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { auditAllowed, listOutcome, type AuditOutcome } from '../observability/allowed.js'
 import type { Decided } from '../policy/decided.js'
+import { outcomeOf } from '../observability/tracing.js'
 import { randomBytes } from 'node:crypto'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { Child } from './child.js'
@@ -97,6 +98,8 @@ export class Session implements GatedSession {
   readonly server: string
   readonly owner: string
   readonly transport: ClientTransport<SessionCaller>
+  /** When it opened (epoch ms): its duration is recorded when it ends. */
+  readonly opened = Date.now()
   lastActive = Date.now()
   /** The protocol version negotiated at initialize, once the server has answered it. */
   version: string | undefined
@@ -293,13 +296,16 @@ export class Session implements GatedSession {
         polling && closeStream
           ? setTimeout(() => this.pollClose(env.id, closeStream), polling.closeAfter)
           : undefined
+      const verdict = decided.get(env.id)
+      // Its span is the session's to end now, with the reply (or the error that replaces it).
+      verdict?.span?.take()
       this.inflight.set(env.id, {
         method: env.method,
         principal,
         progressToken: token,
         timer,
         poll,
-        decided: decided.get(env.id),
+        decided: verdict,
         start: performance.now(),
         forwarded: false,
       })
@@ -340,6 +346,7 @@ export class Session implements GatedSession {
     if (!outcome.forward) {
       this.settle(req.id, pending)
       this.audit(pending, outcome.outcome)
+      pending.decided?.span?.end(outcomeOf(outcome.reply))
       return this.send(outcome.reply, req.id)
     }
     pending.credentials = outcome.supplied
@@ -357,6 +364,9 @@ export class Session implements GatedSession {
       const pending = this.inflight.get(env.id)
       if (pending === undefined) return
       pending.forwarded = true
+      // Traced: the process gets the gateway's CLIENT span as its parent, in `_meta`.
+      const span = pending.decided?.span
+      if (span !== undefined) message = span.toChild(message, { server: this.server })
     }
     this.child.send(message).catch((err: Error) => {
       // A message that cannot be serialized fails here too, with the process still running.
@@ -387,6 +397,7 @@ export class Session implements GatedSession {
       if (req.method === 'initialize') {
         const v = (m.result as { protocolVersion?: unknown } | undefined)?.protocolVersion
         if (typeof v === 'string') this.version = v
+        req.decided?.span?.session(this.id, this.version)
         const error = (message as { error?: { code: number; message: string; data?: unknown } })
           .error
         this.settleInit(error ? { ok: false, error } : { ok: true })
@@ -416,6 +427,7 @@ export class Session implements GatedSession {
       }
       this.audit(req, outcome)
       this.send(message)
+      req.decided?.span?.end(outcomeOf(m))
       return
     }
     if (env.kind === 'invalid') {
@@ -560,6 +572,7 @@ export class Session implements GatedSession {
     this.settle(id, req)
     this.audit(req, { kind: 'error', code })
     this.send(rpcError(id, code, text))
+    req.decided?.span?.end({ code, message: text })
   }
 
   /**
@@ -575,6 +588,7 @@ export class Session implements GatedSession {
       return this.reply(id, RPC.connectionClosed, 'the request was cancelled')
     this.settle(id, req)
     this.audit(req, { kind: 'cancelled' })
+    req.decided?.span?.end({ errorType: 'cancelled' })
     this.transport.cancel(id)
   }
 

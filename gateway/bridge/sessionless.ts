@@ -1,5 +1,6 @@
 import type { JSONRPCMessage, JSONRPCRequest } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
+import { GatewayError } from '../errors.js'
 import type { Principal } from '../auth/principal.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
@@ -211,7 +212,13 @@ export class Sessionless {
       }
       credentials = got.credentials
     }
-    const lane = await lanes.lease(r.server, caller, credentials)
+    // Traced: the lease is a step of the request's span.
+    const lease = r.decided?.span?.step('lease')
+    const lane = await lanes.lease(r.server, caller, credentials).catch((err: unknown) => {
+      lease?.end(err instanceof GatewayError ? err.code : '_OTHER')
+      throw err
+    })
+    lease?.end()
     try {
       if (toolCall && known === undefined) {
         const bad = r.checkArguments!(await lanes.toolSchemas(lane))
@@ -225,9 +232,12 @@ export class Sessionless {
       throw err
     }
     const given = params.inputResponses
+    const request = { method: r.message.method, params: backendParams(params) }
+    const span = r.decided?.span
     const backend = new BackendCall(
       lane,
-      { method: r.message.method, params: backendParams(params) },
+      // Traced: the process gets the gateway's CLIENT span as its parent, in `_meta`.
+      span ? span.toChild(request, { server: r.server }) : request,
       meta,
       this.d.config.servers[r.server]!.requestTimeout,
       isObject(given) ? { ...given } : {},

@@ -8,6 +8,7 @@ import type { Policy } from '../policy/policy.js'
 import { GATED_METHODS, gatedTarget } from '../policy/target.js'
 import type { RateLimited, RateLimits } from './rate-limit.js'
 import type { PinGate, PinRefusal } from '../pins/pins.js'
+import { traceVerdict, type TracedBody } from './traced.js'
 
 /** The policy's verdict on a POST body: every request allowed (by id), or the first refusal. */
 export type BodyVerdict =
@@ -90,6 +91,24 @@ export function decideBody(
  * and refuses its whole body.
  */
 export async function admitBody(
+  d: DecideDeps,
+  messages: readonly Envelope[],
+  principal: Principal,
+  server: string,
+  policy: Policy,
+  traced?: TracedBody,
+): Promise<BodyVerdict> {
+  if (traced === undefined) return admit(d, messages, principal, server, policy)
+  // Traced: the decision (rate limits included) is the `policy` step, and its verdict goes on
+  // the spans.
+  const step = traced.trace.step('policy')
+  const verdict = await admit(d, messages, principal, server, policy)
+  step.end()
+  traceVerdict(traced, verdict)
+  return verdict
+}
+
+async function admit(
   d: DecideDeps,
   messages: readonly Envelope[],
   principal: Principal,

@@ -10,6 +10,7 @@ import {
 import type { Policy } from '../policy/policy.js'
 import type { RateLimits } from './rate-limit.js'
 import { admitBody, type DecideDeps } from './decide.js'
+import type { TracedBody } from './traced.js'
 import {
   decisionResponse,
   refusalReply,
@@ -45,6 +46,7 @@ export async function routeBody(
   policy: Policy,
   resourceMetadata: string,
   tell?: (message: ReturnType<typeof rpcError>) => void,
+  traced?: TracedBody,
 ): Promise<{ routed: Map<RequestId, RoutedRequest> } | { refused: Response }> {
   const routed = new Map<RequestId, RoutedRequest>()
   const ids = new Set<RequestId>()
@@ -75,9 +77,19 @@ export async function routeBody(
     if (!ROUTED.has(m.method)) continue
     const params = m.params ?? {}
     const r = await agg.route(m.method, params, caller)
-    if ('error' in r) return { refused: refuseWith(m.id, r.error) }
+    if ('error' in r) {
+      traced?.spans.get(m.id)?.end({ code: r.error.code, message: r.error.message })
+      return { refused: refuseWith(m.id, r.error) }
+    }
     const backend = envelope({ jsonrpc: '2.0', id: m.id, method: m.method, params: r.params })
-    const { refused, decided } = await admitBody(d, [backend], caller.principal, r.server, policy)
+    const { refused, decided } = await admitBody(
+      d,
+      [backend],
+      caller.principal,
+      r.server,
+      policy,
+      traced,
+    )
     if (refused) {
       const { decision } = refused
       if (

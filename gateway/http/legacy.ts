@@ -8,8 +8,10 @@ import { readJsonBody } from './body.js'
 import { SSE_HEADERS } from './sse.js'
 import { admitBody } from './decide.js'
 import { routeBody } from './endpoint-route.js'
-import { bearerOf, requestOf, type McpEndpointDeps } from './mcp.js'
+import { authenticated, bearerOf, requestOf, type McpEndpointDeps } from './mcp.js'
 import { sendReply } from './reply.js'
+import { errorOutcome, statusOutcome, traceBody } from './traced.js'
+import { NO_HTTP_TRACE } from '../observability/tracing.js'
 import type { Vars } from './request-id.js'
 import { decisionResponse, errorResponse, refusalReply } from './respond.js'
 
@@ -78,19 +80,33 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
 
     /** `POST /messages/<endpoint>?sessionId=`: routed and decided like the Streamable HTTP endpoint's. */
     async endpointMessages(c: Context<Vars>, name: string): Promise<Response> {
+      const trace = d.tracing.on
+        ? d.tracing.begin(c.req.raw.headers, c.get('clientIp'))
+        : NO_HTTP_TRACE
       try {
         const agg = d.aggregates!.get(name)!
-        const principal = await d.authenticator.authenticate(
-          c.req.header('authorization'),
-          d.resources.endpointAudiences(name),
+        const principal = await authenticated(trace, () =>
+          d.authenticator.authenticate(
+            c.req.header('authorization'),
+            d.resources.endpointAudiences(name),
+          ),
         )
         const id = c.req.query('sessionId')
         if (!id)
           throw new BridgeError('session_required', 'the sessionId query parameter is required')
+        const lease = trace.step('lease')
         const session = d.endpointSessions!.find(id, name, principal)
+        lease.end(session === undefined ? 'session_not_found' : undefined)
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
         const body = await readJsonBody(c.req.raw, d.config.limits, c.env?.incoming)
         const messages = (Array.isArray(body) ? body : [body]).map(envelope)
+        const traced = traceBody(d.tracing, trace, messages, {
+          server: name,
+          principal,
+          sessionId: session.id,
+          protocolVersion: session.version,
+          transport: 'sse',
+        })
         const caller = {
           principal,
           bearer: bearerOf(c),
@@ -106,11 +122,18 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           d.policy.current,
           endpointMetadataOf(c, name),
           (m) => session.tell(m),
+          traced,
         )
-        if ('refused' in verdict) return verdict.refused
+        if ('refused' in verdict) {
+          if (d.tracing.on) trace.done(statusOutcome(verdict.refused.status))
+          return verdict.refused
+        }
         const from = { principal, routed: verdict.routed, bearer: bearerOf(c) }
-        return sendReply(c, await session.handle(requestOf(c), { body, envelopes: messages }, from))
+        const reply = await session.handle(requestOf(c), { body, envelopes: messages }, from)
+        if (d.tracing.on) trace.done(statusOutcome(reply.status))
+        return sendReply(c, reply)
       } catch (err) {
+        if (d.tracing.on) trace.done(errorOutcome(err))
         return endpointFail(c, name, err)
       }
     },
@@ -161,23 +184,36 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
     async messages(c: Context<Vars>): Promise<Response> {
       const server = c.req.param('server') ?? ''
       if (d.aggregates?.has(server)) return this.endpointMessages(c, server)
+      const trace = d.tracing.on
+        ? d.tracing.begin(c.req.raw.headers, c.get('clientIp'))
+        : NO_HTTP_TRACE
       try {
         if (d.config.servers[server] === undefined)
           throw new BridgeError('unknown_server', `no MCP server named ${server}`)
-        const principal = await authenticate(c, server)
+        const principal = await authenticated(trace, () => authenticate(c, server))
         const id = c.req.query('sessionId')
         if (!id)
           throw new BridgeError('session_required', 'the sessionId query parameter is required')
+        const lease = trace.step('lease')
         const session = d.registry.find(id, server, principal)
+        lease.end(session === undefined ? 'session_not_found' : undefined)
         if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
         const body = await readJsonBody(c.req.raw, d.config.limits, c.env?.incoming)
         const messages = (Array.isArray(body) ? body : [body]).map(envelope)
+        const traced = traceBody(d.tracing, trace, messages, {
+          server,
+          principal,
+          sessionId: session.id,
+          protocolVersion: session.version,
+          transport: 'sse',
+        })
         const { refused, decided } = await admitBody(
           d,
           messages,
           principal,
           server,
           d.policy.current,
+          traced,
         )
         if (refused) {
           const { message: m, decision } = refused
@@ -196,11 +232,11 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           return decisionResponse(decision, { resourceMetadata: metadataOf(c, server), id })
         }
         const caller = { principal, decided, bearer: bearerOf(c) }
-        return sendReply(
-          c,
-          await session.handle(requestOf(c), { body, envelopes: messages }, caller),
-        )
+        const reply = await session.handle(requestOf(c), { body, envelopes: messages }, caller)
+        if (d.tracing.on) trace.done(statusOutcome(reply.status))
+        return sendReply(c, reply)
       } catch (err) {
+        if (d.tracing.on) trace.done(errorOutcome(err))
         return fail(c, server, err)
       }
     },

@@ -19,9 +19,11 @@ import type { PolicyStore } from '../policy/store.js'
 import type { PinGate } from '../pins/pins.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
+import { NO_HTTP_TRACE, type HttpTrace, type Tracing } from '../observability/tracing.js'
 import type { SessionRequest } from '../bridge/stream-transport.js'
 import { readJsonBody } from './body.js'
 import { sendReply } from './reply.js'
+import { answeredStatus, errorOutcome, statusOutcome, traceBody } from './traced.js'
 import { routeBody } from './endpoint-route.js'
 import { admitBody } from './decide.js'
 import type { RateLimits } from './rate-limit.js'
@@ -59,6 +61,8 @@ export interface McpEndpointDeps {
   endpointSessions?: AggregateSessions
   /** Tool pinning: calls of tools no operator approved are refused (when a server pins). */
   pins?: PinGate
+  /** Spans of the MCP messages POSTed (a no-op object when tracing is off). */
+  tracing: Tracing
 }
 
 /** What an MCP request is for: one server, or an endpoint aggregating several; `routed` when it came to a routed host's `/mcp`. */
@@ -74,34 +78,49 @@ export type Target = ({ server: string } | { endpoint: string }) & { routed?: bo
  */
 export function mcpEndpoint(d: McpEndpointDeps) {
   const handleEndpoint = endpointHandler(d)
+  const handleServer = serverHandler(d)
   return async function handleMcp(
     c: Context<Vars>,
     target: Target = { server: c.req.param('server') ?? '' },
   ): Promise<Response> {
     const accepted = Date.now()
-    if ('endpoint' in target)
-      return handleEndpoint(c, target.endpoint, accepted, target.routed === true)
-    const server = target.server
+    // A POST carries MCP messages: its trace begins here, at the entry (auth is its first step).
+    const trace = d.tracing.on
+      ? d.tracing.begin(c.req.raw.headers, c.get('clientIp'))
+      : NO_HTTP_TRACE
+    const res =
+      'endpoint' in target
+        ? await handleEndpoint(c, target.endpoint, accepted, target.routed === true, trace)
+        : await handleServer(c, target.server, accepted, trace, target.routed === true)
+    // Spans the bridge did not take (notifications, requests refused or failed) end with it.
+    if (d.tracing.on) trace.done(statusOutcome(answeredStatus(c, res)))
+    return res
+  }
+}
+
+/** `/mcp/:server`: one server, both eras. */
+function serverHandler(d: McpEndpointDeps) {
+  return async function handleServer(
+    c: Context<Vars>,
+    server: string,
+    accepted: number,
+    trace: HttpTrace,
+    routed: boolean,
+  ): Promise<Response> {
     // Made only when something is logged: most requests log nothing here.
     const log = () => c.get('log').child({ server })
     // Made only when a response names it: an answered request never does.
     let metadataUrl: string | undefined
     const resourceMetadata = () =>
-      (metadataUrl ??= d.resources.metadata(
-        server,
-        'mcp',
-        c.req.header('host'),
-        target.routed === true,
-      ))
+      (metadataUrl ??= d.resources.metadata(server, 'mcp', c.req.header('host'), routed))
     try {
       if (d.config.servers[server] === undefined)
         throw new BridgeError('unknown_server', `no MCP server named ${server}`)
       const method = c.req.method
       const notServed = edgeRefusal(c, d.config.limits.maxBodyBytes)
       if (notServed) return notServed
-      const principal = await d.authenticator.authenticate(
-        c.req.header('authorization'),
-        d.resources.audiences(server),
+      const principal = await authenticated(trace, () =>
+        d.authenticator.authenticate(c.req.header('authorization'), d.resources.audiences(server)),
       )
       const sessionId = c.req.header('mcp-session-id')
       const policy = d.policy.current
@@ -137,6 +156,8 @@ export function mcpEndpoint(d: McpEndpointDeps) {
             log: log(),
             accepted,
             bearer: bearerOf(c),
+            trace,
+            tracing: d.tracing,
           })
         } catch (err) {
           // 2026-07-28: every error answer echoes the request's id (checklist D33).
@@ -152,7 +173,18 @@ export function mcpEndpoint(d: McpEndpointDeps) {
       const rejected = classifierRefusal(route, body)
       if (rejected) return rejected
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
-      const { refused, decided } = await admitBody(d, messages, principal, server, policy)
+      // An existing session's version is known now; an initialize's when its server answers.
+      const known =
+        sessionId === undefined || !d.tracing.on
+          ? undefined
+          : d.registry.find(sessionId, server, principal)
+      const traced = traceBody(d.tracing, trace, messages, {
+        server,
+        principal,
+        sessionId: known?.id,
+        protocolVersion: known?.version,
+      })
+      const { refused, decided } = await admitBody(d, messages, principal, server, policy, traced)
       if (refused) {
         const { message: m, decision } = refused
         return decisionResponse(decision, {
@@ -166,7 +198,14 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         // Checked before a process is spawned for a request the transport would refuse anyway.
         const notAcceptable = negotiationRefusal(c.req.raw)
         if (notAcceptable) return notAcceptable
-        const session = await d.registry.open(server, principal, log(), undefined, bearerOf(c))
+        const lease = trace.step('lease')
+        const session = await d.registry
+          .open(server, principal, log(), undefined, bearerOf(c))
+          .catch((err: unknown) => {
+            lease.end(errorOutcome(err).errorType)
+            throw err
+          })
+        lease.end()
         const caller = { principal, decided, bearer: bearerOf(c) }
         const reply = await session.handle(requestOf(c), { body, envelopes: messages }, caller)
         // The transport refused the initialize: nothing may outlive it.
@@ -184,13 +223,16 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         log().info({ code: outcome.error.code }, 'initialize failed; no session was opened')
         return rpcErrorObjectResponse(200, (messages[0] as { id: RequestId }).id, outcome.error)
       }
+      const lease = trace.step('lease')
       const session = d.registry.find(sessionId, server, principal)
+      lease.end(session === undefined ? 'session_not_found' : undefined)
       if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
       const wrongVersion = versionMismatch(c.req.raw, session.version)
       if (wrongVersion) return wrongVersion
       const caller = { principal, decided, bearer: bearerOf(c) }
       return sendReply(c, await session.handle(requestOf(c), { body, envelopes: messages }, caller))
     } catch (err) {
+      if (d.tracing.on) trace.done(errorOutcome(err))
       return errorResponse(err, {
         resourceMetadata: resourceMetadata(),
         scope: d.scopes(server),
@@ -198,6 +240,22 @@ export function mcpEndpoint(d: McpEndpointDeps) {
         metrics: d.metrics,
       })
     }
+  }
+}
+
+/** Authentication, timed as the trace's `auth` step (its error code when it refuses). */
+export async function authenticated<T>(
+  trace: HttpTrace,
+  authenticate: () => Promise<T>,
+): Promise<T> {
+  const step = trace.step('auth')
+  try {
+    const principal = await authenticate()
+    step.end()
+    return principal
+  } catch (err) {
+    step.end(errorOutcome(err).errorType)
+    throw err
   }
 }
 
@@ -211,6 +269,7 @@ function endpointHandler(d: McpEndpointDeps) {
     name: string,
     accepted: number,
     routed: boolean,
+    trace: HttpTrace,
   ): Promise<Response> {
     const agg = d.aggregates?.get(name)
     const log = () => c.get('log').child({ endpoint: name })
@@ -224,9 +283,11 @@ function endpointHandler(d: McpEndpointDeps) {
       const method = c.req.method
       const notServed = edgeRefusal(c, d.config.limits.maxBodyBytes)
       if (notServed) return notServed
-      const principal = await d.authenticator.authenticate(
-        c.req.header('authorization'),
-        d.resources.endpointAudiences(name),
+      const principal = await authenticated(trace, () =>
+        d.authenticator.authenticate(
+          c.req.header('authorization'),
+          d.resources.endpointAudiences(name),
+        ),
       )
       const sessions = d.endpointSessions!
       const sessionId = c.req.header('mcp-session-id')
@@ -258,6 +319,8 @@ function endpointHandler(d: McpEndpointDeps) {
             accepted,
             bearer: bearerOf(c),
             aggregate: agg,
+            trace,
+            tracing: d.tracing,
           })
         } catch (err) {
           return errorResponse(err, {
@@ -273,6 +336,16 @@ function endpointHandler(d: McpEndpointDeps) {
       if (rejected) return rejected
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
       const caller = { principal, bearer: bearerOf(c), log: log(), accepted }
+      const known =
+        sessionId === undefined || !d.tracing.on
+          ? undefined
+          : sessions.find(sessionId, name, principal)
+      const traced = traceBody(d.tracing, trace, messages, {
+        server: name,
+        principal,
+        sessionId: known?.id,
+        protocolVersion: known?.version,
+      })
       const verdict = await routeBody(
         d,
         agg,
@@ -281,6 +354,8 @@ function endpointHandler(d: McpEndpointDeps) {
         caller,
         d.policy.current,
         resourceMetadata(),
+        undefined,
+        traced,
       )
       if ('refused' in verdict) return verdict.refused
       const { routed } = verdict
@@ -288,19 +363,24 @@ function endpointHandler(d: McpEndpointDeps) {
         requireInitialize(messages)
         const notAcceptable = negotiationRefusal(c.req.raw)
         if (notAcceptable) return notAcceptable
+        const lease = trace.step('lease')
         const session = await sessions.open(agg, principal, log())
+        lease.end()
         const from = { principal, routed, bearer: bearerOf(c) }
         const reply = await session.handle(requestOf(c), { body, envelopes: messages }, from)
         if (reply.status !== 200) await session.close()
         return sendReply(c, reply)
       }
+      const lease = trace.step('lease')
       const session = sessions.find(sessionId, name, principal)
+      lease.end(session === undefined ? 'session_not_found' : undefined)
       if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
       const wrongVersion = versionMismatch(c.req.raw, session.version)
       if (wrongVersion) return wrongVersion
       const from = { principal, routed, bearer: bearerOf(c) }
       return sendReply(c, await session.handle(requestOf(c), { body, envelopes: messages }, from))
     } catch (err) {
+      if (d.tracing.on) trace.done(errorOutcome(err))
       return errorResponse(err, {
         resourceMetadata: resourceMetadata(),
         scope: scopes(),

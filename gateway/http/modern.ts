@@ -23,10 +23,12 @@ import type { GatewayConfig } from '../config/schema.js'
 import { auditAllowed, auditEndpoint, type AuditOutcome } from '../observability/allowed.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
+import { outcomeOf, type HttpTrace, type Tracing } from '../observability/tracing.js'
 import type { Decided } from '../policy/decided.js'
 import type { Policy } from '../policy/policy.js'
 import type { PolicyStore } from '../policy/store.js'
 import { admitBody } from './decide.js'
+import { errorOutcome, traceBody, type TracedBody } from './traced.js'
 import type { RateLimits } from './rate-limit.js'
 import { listenEndpoint } from './endpoint-listen.js'
 import { listenStream } from './listen.js'
@@ -75,6 +77,10 @@ export interface ModernRequest {
   bearer?: string
   /** Set when the request is for an aggregating endpoint (then `server` is the endpoint's name). */
   aggregate?: Aggregate
+  /** The HTTP request's trace (its `auth` step done); a no-op object when tracing is off. */
+  trace: HttpTrace
+  /** Whether tracing is on: the off path builds no span. */
+  tracing: Tracing
 }
 
 /**
@@ -117,9 +123,14 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
       id: message.id,
     })
 
-  if (r.aggregate) return serveEndpoint(d, r, r.aggregate, message)
+  const traced = traceBody(r.tracing, r.trace, [envelope(message)], {
+    server: r.server,
+    principal: r.principal,
+    protocolVersion: revision,
+  })
+  if (r.aggregate) return serveEndpoint(d, r, r.aggregate, message, traced)
 
-  const verdict = await admitBody(d, [envelope(message)], r.principal, r.server, r.policy)
+  const verdict = await admitBody(d, [envelope(message)], r.principal, r.server, r.policy, traced)
   if (verdict.refused)
     return decisionResponse(verdict.refused.decision, {
       resourceMetadata: r.resourceMetadata,
@@ -164,6 +175,7 @@ async function serveEndpoint(
   r: ModernRequest,
   agg: Aggregate,
   message: JSONRPCRequest,
+  traced: TracedBody | undefined,
 ): Promise<Response> {
   const caller = callerOf(r)
   const params = (message.params ?? {}) as Record<string, unknown>
@@ -220,9 +232,19 @@ async function serveEndpoint(
     return res
   }
   const routed = await agg.route(message.method, params, caller)
-  if ('error' in routed) return rpcErrorObjectResponse(200, message.id, routed.error)
+  if ('error' in routed) {
+    traced?.spans.get(message.id)?.end({ code: routed.error.code, message: routed.error.message })
+    return rpcErrorObjectResponse(200, message.id, routed.error)
+  }
   const backend = { ...message, params: routed.params } as JSONRPCRequest
-  const verdict = await admitBody(d, [envelope(backend)], r.principal, routed.server, r.policy)
+  const verdict = await admitBody(
+    d,
+    [envelope(backend)],
+    r.principal,
+    routed.server,
+    r.policy,
+    traced,
+  )
   if (verdict.refused)
     return decisionResponse(verdict.refused.decision, {
       resourceMetadata: r.resourceMetadata,
@@ -248,6 +270,9 @@ async function call(
 ): Promise<Response> {
   const params = (message.params ?? {}) as Record<string, unknown>
   const sse = (r.req.headers.get('accept') ?? '').includes('text/event-stream')
+  // The span ends with the call, which may outlive the HTTP handler (an SSE answer).
+  const span = decided?.span
+  span?.take()
   const streamGone = new AbortController()
   let stream: EventStream | undefined
   let opened!: (res: Response) => void
@@ -286,11 +311,13 @@ async function call(
     .then(
       (outcome) => {
         const { status, body } = callOutcomeBody(outcome, message.id)
+        span?.end(outcome.kind === 'cancelled' ? { errorType: 'cancelled' } : outcomeOf(body))
         if (stream === undefined) return jsonResponse(status, body)
         stream.end(body)
         return stream.response
       },
       (err: unknown) => {
+        span?.end(errorOutcome(err))
         // Before the stream opened, the one place errors become responses decides (mcp.ts).
         if (stream === undefined) throw err
         r.log.error({ err }, 'sessionless request failed')

@@ -53,6 +53,8 @@ export interface GatewayOptions {
   users?: readonly (readonly string[])[]
   /** Node options of the gateway process (e.g. --cpu-prof), before BENCH_GATEWAY_NODE_ARGS. */
   nodeArgs?: readonly string[]
+  /** Environment of the gateway process beside the bench's own (e.g. OTEL_* for tracing rows). */
+  env?: Record<string, string>
 }
 
 /**
@@ -102,6 +104,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     const main = join(o.root, 'dist/gateway/main.js')
     const { child, problems, recentLog } = await spawnGateway(main, config, {
       nodeArgs: o.nodeArgs ?? [],
+      env: o.env,
       logsListening: ['info', 'debug', 'trace'].includes(level),
       healthz: `${publicUrl}/healthz`,
     })
@@ -193,12 +196,18 @@ export async function withGateway<T>(
 async function spawnGateway(
   main: string,
   config: string,
-  o: { nodeArgs: readonly string[]; logsListening: boolean; healthz: string },
+  o: {
+    nodeArgs: readonly string[]
+    env: Record<string, string> | undefined
+    logsListening: boolean
+    healthz: string
+  },
 ): Promise<{ child: ChildProcess; problems: () => string[]; recentLog: () => string[] }> {
   const env = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
   const nodeArgs = [...o.nodeArgs, ...env]
   const child = spawnTracked(process.execPath, [...nodeArgs, main, 'serve', '--config', config], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(o.env && { env: { ...process.env, ...o.env } }),
   })
   const seen: string[] = []
   const recent: string[] = []

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { aggregateTarget } from './aggregate-target.js'
 import { gatewayTarget } from './gateway-target.js'
 import { mcpProxyTarget, sdkHttpTarget, supergatewayTarget, type RowShape } from './http-targets.js'
+import { tracingEnv } from './otel-sink.js'
 import { stdioTarget } from './stdio-target.js'
 import type { Target } from './target.js'
 
@@ -14,7 +15,21 @@ export interface RowSpec extends RowShape {
   start: () => Promise<Target> | Target
   /** Whether its gateway runs with --cpu-prof into the profile folder (BENCH_PROFILE). */
   profiled: boolean
+  /** Run only when BENCH_ROWS names it (or is `all`): the tracing rows. */
+  optional?: boolean
 }
+
+/**
+ * The tracing rows (run when named: BENCH_ROWS=edge,edge-traced,edge-unsampled,…): the `edge`
+ * and `edge-2026` gateways exporting to a real OTLP receiver, every trace sampled
+ * (`always_on`) or none (`always_off`: spans are not recorded, the context still flows).
+ */
+export const TRACING_ROWS = [
+  'edge-traced',
+  'edge-unsampled',
+  'edge-2026-traced',
+  'edge-2026-unsampled',
+]
 
 /** Where a profiled row's gateway writes its .cpuprofile (and the bench its load window). */
 export const profileDir = (root: string) => join(root, 'dist/bench-profile')
@@ -70,6 +85,38 @@ export function benchRows(o: {
       (s) => aggregateTarget({ root: o.root, echoJs: o.echoJs }, s),
     ],
     [
+      'edge-traced',
+      'edge traced',
+      async (s) => gatewayTarget({ ...edge, env: await tracingEnv('always_on') }, s),
+    ],
+    [
+      'edge-unsampled',
+      'edge unsampled',
+      async (s) => gatewayTarget({ ...edge, env: await tracingEnv('always_off') }, s),
+    ],
+    [
+      'edge-2026-traced',
+      'edge-2026 traced',
+      async (s) =>
+        gatewayTarget(
+          { ...edge, env: await tracingEnv('always_on') },
+          s,
+          true,
+          s.oneSession ? 1 : n,
+        ),
+    ],
+    [
+      'edge-2026-unsampled',
+      'edge-2026 unsampled',
+      async (s) =>
+        gatewayTarget(
+          { ...edge, env: await tracingEnv('always_off') },
+          s,
+          true,
+          s.oneSession ? 1 : n,
+        ),
+    ],
+    [
       'supergateway',
       'supergateway',
       (s) => supergatewayTarget(bin('.bin/supergateway'), o.echoJs, s),
@@ -94,7 +141,8 @@ export function benchRows(o: {
       const key = oneSession ? `${base}-1s` : base
       const shape = { name: `${label} ×${n}${oneSession ? '/1s' : 's'}`, oneSession }
       const profiled = o.profile && key === PROFILED_ROW
-      rows.push({ key, ...shape, profiled, start: () => start(shape, key) })
+      const optional = TRACING_ROWS.includes(base)
+      rows.push({ key, ...shape, profiled, optional, start: () => start(shape, key) })
     }
   }
   return rows

@@ -8,7 +8,9 @@
 // sections DEFAULT_SECTIONS names: 4 to 6 minutes on 2 cores). `npm run bench`; sizes via BENCH_CALLS,
 // BENCH_CONCURRENT_CALLS, BENCH_WARMUP, BENCH_LOAD_WARMUP, BENCH_REPS, BENCH_POOL_*,
 // BENCH_START_*, BENCH_SHARED_*, BENCH_MEMORY_*, BENCH_ENDPOINT_*; rows and sections via
-// BENCH_ROWS (keys in rows.ts and process-sections.ts; `all` for every one); BENCH_MEMORY_GC=1
+// BENCH_ROWS (keys in rows.ts and process-sections.ts; `all` for every one; the tracing rows,
+// e.g. edge-traced and edge-unsampled, and tracing-cost run only when named or with `all`);
+// BENCH_MEMORY_GC=1
 // runs the memory section's gateway with --expose-gc and forces full collections at each point
 // (a diagnostic: live heap against garbage not collected yet). BENCH_PROFILE=1
 // runs the edge ×16/1s row's gateway with --cpu-prof into dist/bench-profile/ (read it with
@@ -45,6 +47,9 @@ import {
   type RowFailure,
 } from './report.js'
 import { benchRows, profileDir, type RowSpec } from './rows.js'
+import { closeSink, sinkTotals, sinkUrl } from './otel-sink.js'
+import { tracingCost, tracingCostText, type TracingCostRow } from './tracing-cost.js'
+import { tracingCosts, tracingText } from './tracing-report.js'
 import type { Target } from './target.js'
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
@@ -101,7 +106,12 @@ const processSizes: ProcessSizes = {
   },
 }
 const processResults: ProcessResults = { poolStart: [], sessionStart: [] }
-const SECTIONS = processSections({ root: ROOT, echoJs: ECHO_JS }, processSizes, processResults)
+let tracingFacade: TracingCostRow[] | undefined
+const SECTIONS: [string, () => Promise<void>][] = [
+  ...processSections({ root: ROOT, echoJs: ECHO_JS }, processSizes, processResults),
+  // The tracing facade's own CPU per request, off / unsampled / sampled (run when named).
+  ['tracing-cost', async () => void (tracingFacade = await tracingCost(await sinkUrl()))],
+]
 const ROWS = benchRows({
   root: ROOT,
   echoJs: ECHO_JS,
@@ -167,7 +177,7 @@ async function main(): Promise<number> {
     asked === 'all'
       ? all
       : asked === undefined
-        ? [...ROWS.map((r) => r.key), ...DEFAULT_SECTIONS]
+        ? [...ROWS.filter((r) => !r.optional).map((r) => r.key), ...DEFAULT_SECTIONS]
         : asked.split(',')
   const unknown = wanted.filter((k) => !all.includes(k))
   if (unknown.length > 0) {
@@ -224,6 +234,11 @@ async function main(): Promise<number> {
   if (s) console.log(`\n${summaryText(s)}`)
   const agg = aggregateSummary(results)
   if (agg.length > 0) console.log(`\n${aggregateText(agg)}`)
+  const tracing = tracingCosts(results)
+  const exported = await sinkTotals()
+  await closeSink()
+  if (tracing.length > 0) console.log(`\n${tracingText(tracing, JSON.stringify(exported))}`)
+  if (tracingFacade) console.log(`\n${tracingCostText(tracingFacade)}`)
   const policy = benchPolicy()
   console.log(
     `\npolicy (${policy.rules} rules): decision ${policy.decideUs.toFixed(2)} µs per gated call; ` +
@@ -263,6 +278,9 @@ async function main(): Promise<number> {
         relayTargets: ratios,
         summary: s,
         aggregate: agg,
+        tracing,
+        tracingExported: exported,
+        tracingFacade,
         policy,
         processSizes,
         poolStart: pool,
