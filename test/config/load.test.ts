@@ -595,9 +595,13 @@ describe('servers.<name>.output (output caps)', () => {
     ['a list', [], ''],
   ] as const)
     test(`${what} is refused, located`, () => {
-      const err = configError(() => validateConfig(withOutput(output), { file: 'obj', baseDir: '/' }))
+      const err = configError(() =>
+        validateConfig(withOutput(output), { file: 'obj', baseDir: '/' }),
+      )
       assert.ok(
-        err.problems.some((p) => p.path?.startsWith(`servers.echo.output${path ? `.${path}` : ''}`)),
+        err.problems.some((p) =>
+          p.path?.startsWith(`servers.echo.output${path ? `.${path}` : ''}`),
+        ),
         JSON.stringify(err.problems),
       )
     })
