@@ -178,8 +178,26 @@ export class AggregateSession {
     this.transport.close()
   }
 
+  /**
+   * Hands a message to the transport, which serializes it now. One that cannot be serialized
+   * (a process's hostile message) is dropped with a log line, never thrown into the process's
+   * stdout handler; a reply is replaced by an error, so its request still ends.
+   */
   private send(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
-    this.transport.send(message, relatedRequestId)
+    try {
+      this.transport.send(message, relatedRequestId)
+    } catch (err) {
+      this.o.log.warn(
+        { err: { message: (err as Error).message } },
+        'a message could not be serialized for the client; dropped',
+      )
+      const id = (message as { id?: unknown }).id
+      if ((typeof id === 'string' || typeof id === 'number') && !('method' in message))
+        this.transport.send(
+          rpcError(id, -32603, "the MCP server's reply could not be passed on"),
+          relatedRequestId,
+        )
+    }
   }
 
   private reply(id: RequestId, result: unknown): void {

@@ -59,7 +59,7 @@ export async function spawnChild(
   let markExited!: () => void
   const exited = new Promise<void>((resolve) => (markExited = resolve))
   const writer = new FrameWriter(proc.stdin)
-  const reader = new FrameReader(config.maxMessageBytes)
+  const reader = new FrameReader(config.maxMessageBytes, config.maxJsonDepth)
   let closing: Promise<void> | undefined
   const child: Child = {
     pid: proc.pid ?? 0,

@@ -68,6 +68,9 @@ export function capFinder(settings: OutputSettings): CapFinder | undefined {
   }
 }
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
+
 const bytesOf = (value: unknown): number => Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8')
 
 /** A size as people read it: `900 B`, `25.0 kB`, `3.4 MB` (decimal units). */
@@ -90,10 +93,11 @@ export function humanBytes(n: number): string {
  */
 export function capResult(method: string, result: unknown, cap: OutputCap): Capped {
   const key = CAPPED[method]
-  if (key === undefined || typeof result !== 'object' || result === null)
-    return { result, outcome: { kind: 'within' } }
+  if (key === undefined) return { result, outcome: { kind: 'within' } }
   const of = bytesOf(result)
   if (of <= cap.maxBytes) return { result, outcome: { kind: 'within' } }
+  // Not an object (a string, a list: no MCP result is one): nothing to cut at, refused.
+  if (!isPlainObject(result)) return refuse(method, of, cap.maxBytes)
   const record = result as Record<string, unknown>
   const items = Array.isArray(record[key]) ? (record[key] as unknown[]) : []
   const refused = () => refuse(method, of, cap.maxBytes)
@@ -102,8 +106,9 @@ export function capResult(method: string, result: unknown, cap: OutputCap): Capp
   // The notice's size depends on the figures it states: measured with the largest they can be.
   const notice = (kept: number) =>
     `… truncated: ${humanBytes(kept)} of ${humanBytes(of)}; narrow the request`
+  // Only an object's keys are kept (spreading a hostile string `_meta` makes one key a character).
   const meta = (kept: number) => ({
-    ...(record._meta as Record<string, unknown> | undefined),
+    ...(isPlainObject(record._meta) ? record._meta : {}),
     [TRUNCATED_META]: { bytes: kept, of },
   })
   const shape = (kept: unknown[], size: number) => ({

@@ -353,6 +353,22 @@ export class Sessionless {
         kept: false,
       }
     }
+    // MCP results are objects: anything else (a string would be spread into one key per
+    // character by the 2026-07-28 envelope) is the server's error, not passed on.
+    if (
+      m.result !== undefined &&
+      (typeof m.result !== 'object' || m.result === null || Array.isArray(m.result))
+    ) {
+      return {
+        outcome: {
+          kind: 'error',
+          status: 200,
+          error: rpcErrorObject(-32603, 'the MCP server sent a result that is not an object'),
+        },
+        audit: { kind: 'error', code: -32603 },
+        kept: false,
+      }
+    }
     const result = m.result ?? {}
     if (result.isError === true && backend.refused.size > 0) {
       const e = missingCapability(backend.refused)

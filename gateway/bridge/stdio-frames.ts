@@ -6,12 +6,16 @@
  */
 import type { Writable } from 'node:stream'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
+import { DEFAULT_CHILD_MAX_JSON_DEPTH } from '../config/schema.js'
+import { deeperThan } from './json-depth.js'
 import { envelope } from './jsonrpc.js'
 
 const NEWLINE = 0x0a
 
 /** What the reader makes of one line: a message, or a line that is not one (skipped). */
-export type Frame = { message: JSONRPCMessage } | { skipped: 'not JSON' | 'not JSON-RPC' }
+export type Frame =
+  | { message: JSONRPCMessage }
+  | { skipped: 'not JSON' | 'not JSON-RPC' | 'nested too deep' }
 
 /**
  * Splits stdout chunks into lines and parses each. A line longer than `maxMessageBytes` (without
@@ -22,7 +26,15 @@ export class FrameReader {
   private chunks: Buffer[] = []
   private held = 0
 
-  constructor(private readonly maxMessageBytes: number) {}
+  /**
+   * `maxJsonDepth`: a line nesting deeper is skipped before it is parsed. A process's message
+   * is serialized again on its way to the client (and measured by output caps); a line of
+   * thousands of brackets parses but overflows the stack when serialized.
+   */
+  constructor(
+    private readonly maxMessageBytes: number,
+    private readonly maxJsonDepth = DEFAULT_CHILD_MAX_JSON_DEPTH,
+  ) {}
 
   /** Every complete line in `chunk` (and what came before it), in order. */
   push(chunk: Buffer): Frame[] {
@@ -38,7 +50,7 @@ export class FrameReader {
           : Buffer.concat([...this.chunks, part], this.held + part.length)
       this.chunks = []
       this.held = 0
-      const frame = parseLine(line)
+      const frame = parseLine(line, this.maxJsonDepth)
       if (frame !== undefined) frames.push(frame)
       start = at + 1
       at = chunk.indexOf(NEWLINE, start)
@@ -61,12 +73,15 @@ export class FrameReader {
   }
 }
 
-function parseLine(line: Buffer): Frame | undefined {
+function parseLine(line: Buffer, maxDepth: number): Frame | undefined {
   // A trailing \r (a server that writes CRLF) is whitespace to JSON.parse; blank lines are nothing.
   if (line.every((byte) => byte === 0x20 || byte === 0x09 || byte === 0x0d)) return undefined
+  const text = line.toString('utf8')
+  // A line shorter than the bound cannot nest deeper than it: only long lines are scanned.
+  if (text.length > maxDepth && deeperThan(text, maxDepth)) return { skipped: 'nested too deep' }
   let value: unknown
   try {
-    value = JSON.parse(line.toString('utf8'))
+    value = JSON.parse(text)
   } catch {
     return { skipped: 'not JSON' }
   }

@@ -197,6 +197,15 @@ export class StreamTransport<C> implements ClientTransport<C> {
         this.onmessage?.(messages[i]!, envs[i]!, { caller: req.caller })
       return { kind: 'json', status: 202, headers: {} }
     }
+    // MCP: a request id is never reused within a session. One still mapped to a stream would
+    // take that stream's reply (an endpoint session has no in-flight check of its own).
+    const busy = requests.find((r) => this.requestStream.has(r.id))
+    if (busy !== undefined)
+      return error(
+        400,
+        -32600,
+        `Invalid Request: a request with id ${JSON.stringify(busy.id)} is already in progress on this session`,
+      )
     const streamId = randomUUID()
     const stream: Stream = { out: undefined, ids: requests.map((r) => r.id), replies: new Map() }
     for (const r of requests) this.requestStream.set(r.id, streamId)
@@ -380,7 +389,9 @@ export class StreamTransport<C> implements ClientTransport<C> {
     const stream = streamId === undefined ? undefined : this.streams.get(streamId)
     if (stream === undefined) return
     stream.replies.set(requestId, CANCELLED)
-    if (stream.replies.size === stream.ids.length) this.unmap(streamId!, stream)
+    // The stream ends only when none of its requests is owed a reply (a batch's others still are).
+    if (stream.replies.size < stream.ids.length) return
+    this.unmap(streamId!, stream)
     stream.out?.end()
   }
 

@@ -183,6 +183,8 @@ export const DEFAULT_RESPAWN_BACKOFF_MS = 500
 export const DEFAULT_RESPAWN_BACKOFF_MAX_MS = 30_000
 /** Largest single stdout message accepted from a child, in bytes; past it the child is closed. */
 export const DEFAULT_CHILD_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+/** Nesting of a process's JSON-RPC message at most; a deeper line is skipped (a stack-safe bound). */
+export const DEFAULT_CHILD_MAX_JSON_DEPTH = 256
 /** stderr lines logged per child per window before the rest are counted and dropped. */
 export const DEFAULT_STDERR_LINES_PER_WINDOW = 50
 /** The stderr rate-limit window, in ms. */
@@ -448,6 +450,8 @@ const serverSchema = z
       .min(64 * 1024)
       .max(1024 * 1024 * 1024)
       .default(DEFAULT_CHILD_MAX_MESSAGE_BYTES),
+    /** Nesting of arrays and objects in one message from the process at most; a deeper line is skipped (logged). */
+    maxJsonDepth: z.number().int().min(16).max(2048).default(DEFAULT_CHILD_MAX_JSON_DEPTH),
     /** Stopping the process: after stdin closes, then after SIGTERM, it has this long to exit before SIGTERM, then SIGKILL. */
     stopGrace: ms.min(100).max(60_000).default(DEFAULT_STOP_GRACE_MS),
     /**

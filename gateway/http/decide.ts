@@ -139,6 +139,39 @@ async function admit(
   return verdict
 }
 
+/**
+ * An endpoint's own request (`initialize`, a merged list, `server/discover`, a listen stream,
+ * `ping`): no backend decides it, but rate limits count it, with the endpoint's name as the
+ * server. Resolves the refusal (audited and counted like any), or undefined.
+ */
+export async function limitEndpointRequest(
+  d: DecideDeps,
+  method: string,
+  principal: Principal,
+  endpoint: string,
+  policy: Policy,
+): Promise<RateLimited | undefined> {
+  if (policy.rateLimits.length === 0 || d.rates === undefined) return undefined
+  const limited = await d.rates.check(policy, principal, {
+    server: endpoint,
+    method,
+    name: undefined,
+  })
+  if (limited === undefined) return undefined
+  d.metrics.decisions.inc({ server: endpoint, decision: 'rate_limited' })
+  d.audit.record({
+    sub: principal.sub,
+    iss: principal.iss,
+    clientId: principal.clientId,
+    server: endpoint,
+    method,
+    decision: 'rate_limited',
+    rule: ruleOf(limited),
+    outcome: 'refused',
+  })
+  return limited
+}
+
 /** Policy for one client→server message. Responses and ungated messages need only server access. */
 function decideMessage(
   m: Envelope,

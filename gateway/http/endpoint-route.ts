@@ -9,7 +9,7 @@ import {
 } from '../bridge/jsonrpc.js'
 import type { Policy } from '../policy/policy.js'
 import type { RateLimits } from './rate-limit.js'
-import { admitBody, type DecideDeps } from './decide.js'
+import { admitBody, type DecideDeps, limitEndpointRequest } from './decide.js'
 import type { TracedBody } from './traced.js'
 import {
   decisionResponse,
@@ -74,7 +74,20 @@ export async function routeBody(
         ),
       }
     ids.add(m.id)
-    if (!ROUTED.has(m.method)) continue
+    if (!ROUTED.has(m.method)) {
+      const limited = await limitEndpointRequest(d, m.method, caller.principal, agg.name, policy)
+      if (limited === undefined) continue
+      if (tell && !limited.opensSession) {
+        tell(refusalReply(limited, m.id))
+        return { refused: new Response(null, { status: 202 }) }
+      }
+      return {
+        refused: decisionResponse(limited, {
+          resourceMetadata,
+          id: Array.isArray(body) ? null : m.id,
+        }),
+      }
+    }
     const params = m.params ?? {}
     const r = await agg.route(m.method, params, caller)
     if ('error' in r) {

@@ -27,7 +27,8 @@ import { outcomeOf, type HttpTrace, type Tracing } from '../observability/tracin
 import type { Decided } from '../policy/decided.js'
 import type { Policy } from '../policy/policy.js'
 import type { PolicyStore } from '../policy/store.js'
-import { admitBody } from './decide.js'
+import { admitBody, limitEndpointRequest } from './decide.js'
+import { ROUTED } from './endpoint-route.js'
 import { errorOutcome, traceBody, type TracedBody } from './traced.js'
 import type { RateLimits } from './rate-limit.js'
 import { listenEndpoint } from './endpoint-listen.js'
@@ -180,6 +181,12 @@ async function serveEndpoint(
   const caller = callerOf(r)
   const params = (message.params ?? {}) as Record<string, unknown>
   const start = performance.now()
+  // The endpoint's own requests are counted by rate limits too (routed ones by their backend's).
+  if (!ROUTED.has(message.method)) {
+    const limited = await limitEndpointRequest(d, message.method, r.principal, agg.name, r.policy)
+    if (limited)
+      return decisionResponse(limited, { resourceMetadata: r.resourceMetadata, id: message.id })
+  }
   if (message.method === 'server/discover') {
     const init = agg.initResult(r.principal, MODERN_PROTOCOL_VERSION)
     return jsonResponse(200, {

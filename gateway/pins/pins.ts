@@ -143,6 +143,9 @@ export class ToolPins implements PinGate {
   /** Why `tool` of `server` may not be called, from the pins alone (not from what was listed). */
   refusal(server: string, tool: string): PinRefusal | undefined {
     if (!this.o.servers.has(server)) return undefined
+    // More changes than maxPending: some are not held, so which tools changed is not known.
+    // Closed until an operator deals with what is pending: every call of the server is refused.
+    if (this.full.has(server)) return { kind: 'changed', server, tool }
     const pending = this.pendingOf(server, tool)
     const pinned = this.pins.servers.get(server)?.tools.get(tool)
     if (pending === undefined && pinned !== undefined) return undefined

@@ -165,6 +165,18 @@ describe('tool pins', () => {
     assert.equal(t.logs.filter((l) => /too many pending changes/.test(l.msg)).length, 1)
   })
 
+  it('past the bound, an approved tool whose change could not be held is refused too (review)', () => {
+    const d = mkdtempSync(join(tmpdir(), 'mcp-edge-pins-unit-'))
+    const file = join(d, 'pins.yaml')
+    writeFileSync(file, `servers:\n  s:\n    tools:\n      one: ${toolHash(T1)}\n`)
+    const t = setup({ learn: false, maxPending: 1, file })
+    assert.equal(t.pins.refusal('s', 'one'), undefined)
+    // Memory fills with another change first; then `one` changes and cannot be held.
+    t.shown([T1, T2])
+    assert.deepEqual(t.shown([{ ...T1, description: 'poisoned' }, T2]), [])
+    assert.deepEqual(t.pins.refusal('s', 'one'), { kind: 'changed', server: 's', tool: 'one' })
+  })
+
   it('a pin file broken by hand: the last good pins stay, new tools are held in memory and hidden', () => {
     const t = setup()
     t.shown([T1])
