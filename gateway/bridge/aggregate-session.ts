@@ -426,6 +426,9 @@ export class AggregateSession {
           { kind: 'error', code: m.error.code },
           { code: m.error.code, message: m.error.message },
         )
+        const name = typeof target.params.name === 'string' ? target.params.name : undefined
+        const cut = this.o.caps?.applyError(server, method, name, m.error)
+        if (cut) return this.send(rpcError(id, cut.code, cut.message), id)
         return this.send(rpcError(id, m.error.code, m.error.message, m.error.data), id)
       }
       const name = typeof target.params.name === 'string' ? target.params.name : undefined

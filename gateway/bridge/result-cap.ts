@@ -218,6 +218,18 @@ export class OutputCaps {
     return this.finders.size > 0
   }
 
+  /** A server's error to a request of `method` (naming `name`), held to that request's cap. */
+  applyError(
+    server: string,
+    method: string,
+    name: string | undefined,
+    error: { code?: unknown; message?: unknown; data?: unknown },
+  ): { code: number; message: string } | undefined {
+    const capped = capError(this.finders.get(server)?.(method, name), error)
+    if (capped) this.metrics?.resultsCapped.inc({ server, action: 'truncated' })
+    return capped
+  }
+
   /**
    * `result` of `method` (naming `name`) from `server`, held to its cap; undefined when nothing
    * caps it or it is within its cap (the caller keeps the result it has).
@@ -235,4 +247,24 @@ export class OutputCaps {
     this.metrics?.resultsCapped.inc({ server, action: capped.outcome.kind })
     return capped as Capped & { outcome: Exclude<CapOutcome, { kind: 'within' }> }
   }
+}
+
+/**
+ * A JSON-RPC error from a server held to the cap its request's result would have: one larger
+ * keeps its code and the start of its message, without `data` (an error is not a way around
+ * the cap). Undefined when nothing caps it or it fits.
+ */
+export function capError(
+  cap: OutputCap | undefined,
+  error: { code?: unknown; message?: unknown; data?: unknown },
+): { code: number; message: string } | undefined {
+  if (cap === undefined) return undefined
+  const of = bytesOf(error)
+  if (of <= cap.maxBytes) return undefined
+  const text = typeof error.message === 'string' ? error.message : ''
+  const room = Math.max(0, Math.floor(cap.maxBytes / 2) - 100)
+  const code = typeof error.code === 'number' ? error.code : -32603
+  let message = text.slice(0, room)
+  if (/[\uD800-\uDBFF]$/.test(message)) message = message.slice(0, -1)
+  return { code, message: `${message} … (error truncated: ${humanBytes(of)} over the output cap)` }
 }

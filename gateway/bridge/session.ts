@@ -403,6 +403,11 @@ export class Session implements GatedSession {
         this.settleInit(error ? { ok: false, error } : { ok: true })
       }
       let outcome: AuditOutcome = m.error ? { kind: 'error', code: m.error.code } : { kind: 'ok' }
+      const cutError =
+        m.error !== undefined
+          ? this.o.caps?.applyError(this.server, req.method, req.decided?.name, m.error)
+          : undefined
+      if (cutError) message = rpcError(env.id, cutError.code, cutError.message)
       const capped =
         m.result !== undefined
           ? this.o.caps?.apply(this.server, req.method, req.decided?.name, m.result)

@@ -346,7 +346,8 @@ export class Sessionless {
       error?: { code?: unknown; message?: unknown; data?: unknown }
     }
     if (m.error !== undefined) {
-      const e = modernError(m.error, backend.refused)
+      const cut = this.d.caps?.applyError(r.server, r.message.method, r.decided?.name, m.error)
+      const e = modernError(cut ?? m.error, backend.refused)
       return {
         outcome: { kind: 'error', status: e.status, error: e.error },
         audit: { kind: 'error', code: e.error.code },

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import {
+  capError,
   capFinder,
   capResult,
   humanBytes,
@@ -255,4 +256,29 @@ describe('capFinder', () => {
     assert.equal(f('tools/call', 'other'), undefined)
     assert.equal(f('resources/read', undefined), undefined)
   })
+})
+
+describe('capError', () => {
+  const cap = { maxBytes: 2048, overflow: 'truncate' as const }
+  test('no cap, or within it: undefined (the error passes as it is)', () => {
+    assert.equal(capError(undefined, { code: 1, message: 'x'.repeat(10_000) }), undefined)
+    assert.equal(capError(cap, { code: 1, message: 'short', data: { a: 1 } }), undefined)
+  })
+  test('larger: the code, the start of the message, no data, within the cap', () => {
+    const cut = capError(cap, { code: -32000, message: 'E'.repeat(9000), data: 'D'.repeat(9000) })!
+    assert.equal(cut.code, -32000)
+    assert.match(cut.message, /^E+ … \(error truncated: 18\.\d kB over the output cap\)$/)
+    assert.ok(Buffer.byteLength(JSON.stringify(cut)) <= 2048)
+  })
+  for (const hostile of [
+    { code: 'x', message: 5, data: 'D'.repeat(5000) },
+    { message: '😀'.repeat(3000) },
+    { code: -1, message: null, data: [['D'.repeat(5000)]] },
+  ])
+    test(`hostile error ${JSON.stringify(hostile).slice(0, 30)}: a number code, a string message`, () => {
+      const cut = capError(cap, hostile)!
+      assert.equal(typeof cut.code, 'number')
+      assert.equal(typeof cut.message, 'string')
+      assert.ok(!/[\uD800-\uDBFF] …/.test(cut.message), 'no lone high surrogate at the cut')
+    })
 })

@@ -19,10 +19,11 @@ const HOSTILE =
   "require('readline').createInterface({ input: process.stdin }).on('line', (l) => { const m = JSON.parse(l); if (m.id === undefined || m.method === undefined) return; " +
   "if (m.method === 'initialize') return out({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'hostile', version: '0' } } }); " +
   "if (m.method === 'ping') return out({ jsonrpc: '2.0', id: m.id, result: {} }); " +
-  "if (m.method === 'tools/list') return out({ jsonrpc: '2.0', id: m.id, result: { tools: ['deep', 'deepresult', 'text', 'slow'].map((name) => ({ name, inputSchema: { type: 'object' } })) } }); " +
+  "if (m.method === 'tools/list') return out({ jsonrpc: '2.0', id: m.id, result: { tools: ['deep', 'deepresult', 'text', 'slow', 'bigerror'].map((name) => ({ name, inputSchema: { type: 'object' } })) } }); " +
   'const name = m.params.name; const id = JSON.stringify(m.id); ' +
   'if (name === \'deep\') { out(\'{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":\' + deep(20000) + \'}}\'); return out({ jsonrpc: \'2.0\', id: m.id, result: { content: [{ type: \'text\', text: \'survived\' }] } }) } ' +
   'if (name === \'deepresult\') return out(\'{"jsonrpc":"2.0","id":\' + id + \',"result":{"content":\' + deep(20000) + \'}}\'); ' +
+  "if (name === 'bigerror') return out({ jsonrpc: '2.0', id: m.id, error: { code: -32000, message: 'E'.repeat(200000), data: 'D'.repeat(200000) } }); " +
   "if (name === 'text') return out({ jsonrpc: '2.0', id: m.id, result: 'E'.repeat(20000) }); " +
   "if (name === 'slow') return setTimeout(() => out({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: 'slow ' + m.params.arguments.ms }] } }), m.params.arguments.ms); })"
 
@@ -134,6 +135,45 @@ describe('a result that is not an object', () => {
     const m = JSON.parse(firstData(modern.text) ?? modern.text)
     assert.equal(m.error?.code, -32603, modern.text.slice(0, 200))
     assert.ok(modern.text.length < 1000)
+  })
+})
+
+describe('a server error larger than the output cap', () => {
+  it('keeps its code and the start of its message, without data, in every era and at an endpoint', async () => {
+    for (const path of ['/mcp/hostile', '/mcp/hostileep']) {
+      const token = await stack.token('alice', { resource: `${stack.url}${path}` })
+      const send = await session(path, token)
+      const res = await send(call(9, 'bigerror'))
+      const body = JSON.parse(firstData(res.text) ?? res.text)
+      assert.equal(body.error.code, -32000, path)
+      assert.match(body.error.message, /^E+ … \(error truncated: 400\.\d kB over the output cap\)$/)
+      assert.equal(body.error.data, undefined)
+      assert.ok(res.text.length < 2048, `${path}: ${res.text.length}`)
+    }
+    const token = await stack.token('alice', { server: 'hostile' })
+    const modern = await post(
+      '/mcp/hostile',
+      {
+        jsonrpc: '2.0',
+        id: 10,
+        method: 'tools/call',
+        params: {
+          name: 'bigerror',
+          arguments: {},
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientCapabilities': {},
+          },
+        },
+      },
+      {
+        authorization: `Bearer ${token}`,
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'bigerror',
+      },
+    )
+    assert.ok(modern.text.length < 2048, String(modern.text.length))
   })
 })
 
