@@ -507,6 +507,7 @@ describe('validateConfig', () => {
       respawnBackoff: 500,
       respawnBackoffMax: 30_000,
       maxMessageBytes: 8_388_608,
+      maxJsonDepth: 256,
       stopGrace: 2000,
       stderr: { linesPerWindow: 50, window: 10_000, lineMax: 2000 },
       output: { overflow: 'truncate', tools: {} },
@@ -604,6 +605,19 @@ describe('servers.<name>.output (output caps)', () => {
         ),
         JSON.stringify(err.problems),
       )
+    })
+})
+
+describe('servers.<name>.maxJsonDepth', () => {
+  for (const value of [15, 2049, 64.5, '256', -1, null])
+    test(`${JSON.stringify(value)} is refused, located`, () => {
+      const err = configError(() =>
+        validateConfig(
+          { servers: { echo: { command: 'node', maxJsonDepth: value } } },
+          { file: 'obj', baseDir: '/' },
+        ),
+      )
+      assert.ok(err.problems.some((p) => p.path === 'servers.echo.maxJsonDepth'))
     })
 })
 
