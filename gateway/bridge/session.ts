@@ -27,7 +27,7 @@ import {
 import type { EndReason, OutboundStream } from './outbound.js'
 import type { QueueBudget } from './outbound-budget.js'
 import { SessionStreams } from './session-streams.js'
-import { handOff, StreamTransport } from './stream-transport.js'
+import { handOff, sendSafely, StreamTransport } from './stream-transport.js'
 import type { ClientTransport, SessionBody, SessionRequest } from './stream-transport.js'
 import type { TransportReply } from './stream-transport.js'
 
@@ -461,26 +461,9 @@ export class Session implements GatedSession {
     return undefined
   }
 
-  /**
-   * Hands a message to the transport, which serializes it now. One that cannot be serialized
-   * (a process's hostile message) is dropped with a log line, never thrown into the process's
-   * stdout handler; a reply is replaced by an error, so its request still ends.
-   */
+  /** Hands a message to the transport (stream-transport.ts `sendSafely`: never throws). */
   private send(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
-    try {
-      this.transport.send(message, relatedRequestId)
-    } catch (err) {
-      this.o.log.warn(
-        { err: { message: (err as Error).message } },
-        'a message could not be serialized for the client; dropped',
-      )
-      const id = (message as { id?: unknown }).id
-      if ((typeof id === 'string' || typeof id === 'number') && !('method' in message))
-        this.transport.send(
-          rpcError(id, -32603, "the MCP server's reply could not be passed on"),
-          relatedRequestId,
-        )
-    }
+    sendSafely(this.transport, message, relatedRequestId, this.o.log)
   }
 
   private audit(req: InFlight, outcome: AuditOutcome): void {

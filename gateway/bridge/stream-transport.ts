@@ -63,6 +63,33 @@ export interface SessionBody {
 }
 
 /**
+ * Hands a message to a transport, which serializes it now. One that cannot be serialized (a
+ * process's hostile message) is dropped with a log line, never thrown into the process's
+ * stdout handler; a reply is replaced by an error, so its request still ends.
+ */
+export function sendSafely(
+  transport: { send(message: JSONRPCMessage, relatedRequestId?: RequestId): unknown },
+  message: JSONRPCMessage,
+  relatedRequestId: RequestId | undefined,
+  log: { warn(o: object, msg: string): void },
+): void {
+  try {
+    transport.send(message, relatedRequestId)
+  } catch (err) {
+    log.warn(
+      { err: { message: (err as Error).message } },
+      'a message could not be serialized for the client; dropped',
+    )
+    const id = (message as { id?: unknown }).id
+    if ((typeof id === 'string' || typeof id === 'number') && !('method' in message))
+      transport.send(
+        rpcError(id, -32603, "the MCP server's reply could not be passed on"),
+        relatedRequestId,
+      )
+  }
+}
+
+/**
  * Hands one HTTP request to a session's transport, the caller (with its token's expiry)
  * travelling with each of its messages: the one hand-off every session kind makes.
  */
