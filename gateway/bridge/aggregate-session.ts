@@ -404,34 +404,24 @@ export class AggregateSession {
         result?: unknown
         error?: { code: number; message: string; data?: unknown }
       }
+      // The backend's own tool name: its caps are by that name.
+      const toolName = typeof target.params.name === 'string' ? target.params.name : undefined
       if (m.error !== undefined) {
         audit(
           { kind: 'error', code: m.error.code },
           { code: m.error.code, message: m.error.message },
         )
-        const name = typeof target.params.name === 'string' ? target.params.name : undefined
-        const cut = this.o.caps?.applyError(server, method, name, m.error)
+        const cut = this.o.caps?.applyError(server, method, toolName, m.error)
         if (cut) return this.send(rpcError(id, cut.code, cut.message), id)
         return this.send(rpcError(id, m.error.code, m.error.message, m.error.data), id)
       }
-      const name = typeof target.params.name === 'string' ? target.params.name : undefined
-      const capped = this.o.caps?.apply(server, method, name, m.result ?? {})
+      const capped = this.o.caps?.apply(server, method, toolName, m.result ?? {})
       if (capped !== undefined && 'error' in capped) {
-        audit(
-          { kind: 'too_large', of: capped.outcome.of },
-          { code: capped.error.code, message: capped.error.message },
-        )
+        audit(capped.audit, { code: capped.error.code, message: capped.error.message })
         return this.send(rpcError(id, capped.error.code, capped.error.message), id)
       }
       const result = await this.o.agg.publish(server, capped?.result ?? m.result ?? {}, caller)
-      audit(
-        capped === undefined
-          ? { kind: 'ok' }
-          : capped.outcome.kind === 'truncated'
-            ? capped.outcome
-            : { kind: 'too_large', of: capped.outcome.of },
-        outcomeOf(m),
-      )
+      audit(capped?.audit ?? { kind: 'ok' }, outcomeOf(m))
       this.reply(id, result)
     } finally {
       this.calls.delete(id)

@@ -31,6 +31,11 @@ export type CapOutcome =
   | { kind: 'truncated'; bytes: number; of: number }
   | { kind: 'refused'; of: number }
 
+/** How a capped reply is audited (observability/allowed.ts `AuditOutcome`). */
+export type CapAudit =
+  | { kind: 'truncated'; bytes: number; of: number }
+  | { kind: 'too_large'; of: number }
+
 /** A capped reply: a result, or (a refused read or prompt) an error for the client. */
 export type Capped =
   | { result: unknown; outcome: CapOutcome }
@@ -239,13 +244,14 @@ export class OutputCaps {
     method: string,
     name: string | undefined,
     result: unknown,
-  ): (Capped & { outcome: Exclude<CapOutcome, { kind: 'within' }> }) | undefined {
+  ): (Capped & { audit: CapAudit }) | undefined {
     const cap = this.finders.get(server)?.(method, name)
     if (cap === undefined) return undefined
     const capped = capResult(method, result, cap)
-    if (capped.outcome.kind === 'within') return undefined
-    this.metrics?.resultsCapped.inc({ server, action: capped.outcome.kind })
-    return capped as Capped & { outcome: Exclude<CapOutcome, { kind: 'within' }> }
+    const o = capped.outcome
+    if (o.kind === 'within') return undefined
+    this.metrics?.resultsCapped.inc({ server, action: o.kind })
+    return { ...capped, audit: o.kind === 'truncated' ? o : { kind: 'too_large', of: o.of } }
   }
 }
 

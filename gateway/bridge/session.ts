@@ -414,14 +414,11 @@ export class Session implements GatedSession {
           : undefined
       if (capped !== undefined) {
         if ('error' in capped) {
-          this.audit(req, { kind: 'too_large', of: capped.outcome.of })
+          this.audit(req, capped.audit)
           this.send(rpcError(env.id, capped.error.code, capped.error.message))
           return
         }
-        outcome =
-          capped.outcome.kind === 'truncated'
-            ? capped.outcome
-            : { kind: 'too_large', of: capped.outcome.of }
+        outcome = capped.audit
         m.result = capped.result
         message = { ...message, result: capped.result } as JSONRPCMessage
       }

@@ -387,7 +387,7 @@ export class Sessionless {
           status: 200,
           error: rpcErrorObject(capped.error.code, capped.error.message),
         },
-        audit: { kind: 'too_large', of: capped.outcome.of },
+        audit: capped.audit,
         kept: false,
       }
     const shown = (capped?.result ?? result) as Record<string, unknown>
@@ -406,9 +406,7 @@ export class Sessionless {
         ),
       },
       audit: capped
-        ? capped.outcome.kind === 'truncated'
-          ? capped.outcome
-          : { kind: 'too_large', of: capped.outcome.of }
+        ? capped.audit
         : filtered === result
           ? { kind: 'ok' }
           : listOutcome(result, filtered),

@@ -7,6 +7,7 @@ import { decide, decideAccess, type Decision } from '../policy/evaluate.js'
 import type { Policy } from '../policy/policy.js'
 import { GATED_METHODS, gatedTarget } from '../policy/target.js'
 import type { RateLimited, RateLimits } from './rate-limit.js'
+import type { Counted } from '../policy/rate-limits.js'
 import type { PinGate, PinRefusal } from '../pins/pins.js'
 import { traceVerdict, type TracedBody } from './traced.js'
 
@@ -68,18 +69,8 @@ export function decideBody(
       if (m.kind === 'request') decided.set(m.id, verdict as Decided)
       continue
     }
-    d.metrics.decisions.inc({ server, decision: decision.effect })
-    d.audit.record({
-      sub: principal.sub,
-      iss: principal.iss,
-      clientId: principal.clientId,
-      server,
-      method: m.kind === 'request' || m.kind === 'notification' ? m.method : m.kind,
-      name: verdict.name,
-      decision: decision.effect,
-      rule: ruleOf(decision),
-      outcome: 'refused',
-    })
+    const method = m.kind === 'request' || m.kind === 'notification' ? m.method : m.kind
+    recordRefusal(d, principal, server, method, verdict.name, decision)
     return { refused: { message: m, decision, name: verdict.name }, decided: undefined }
   }
   return { refused: undefined, decided }
@@ -120,20 +111,8 @@ async function admit(
   for (const m of messages) {
     if (m.kind !== 'request') continue
     const name = verdict.decided.get(m.id)?.name
-    const limited = await d.rates.check(policy, principal, { server, method: m.method, name })
+    const limited = await limit(d.rates, d, policy, principal, { server, method: m.method, name })
     if (limited === undefined) continue
-    d.metrics.decisions.inc({ server, decision: 'rate_limited' })
-    d.audit.record({
-      sub: principal.sub,
-      iss: principal.iss,
-      clientId: principal.clientId,
-      server,
-      method: m.method,
-      name,
-      decision: 'rate_limited',
-      rule: ruleOf(limited),
-      outcome: 'refused',
-    })
     return { refused: { message: m, decision: limited, name }, decided: undefined }
   }
   return verdict
@@ -152,24 +131,45 @@ export async function limitEndpointRequest(
   policy: Policy,
 ): Promise<RateLimited | undefined> {
   if (policy.rateLimits.length === 0 || d.rates === undefined) return undefined
-  const limited = await d.rates.check(policy, principal, {
-    server: endpoint,
-    method,
-    name: undefined,
-  })
-  if (limited === undefined) return undefined
-  d.metrics.decisions.inc({ server: endpoint, decision: 'rate_limited' })
+  return limit(d.rates, d, policy, principal, { server: endpoint, method, name: undefined })
+}
+
+/** Counts one request against the rate limits; a refusal is audited and counted here. */
+async function limit(
+  rates: RateLimits,
+  d: DecideDeps,
+  policy: Policy,
+  principal: Principal,
+  request: Counted,
+): Promise<RateLimited | undefined> {
+  const limited = await rates.check(policy, principal, request)
+  if (limited !== undefined)
+    recordRefusal(d, principal, request.server, request.method, request.name, limited)
+  return limited
+}
+
+/** The audit event and decision count of a refused message: the one place both are made. */
+function recordRefusal(
+  d: DecideDeps,
+  principal: Principal,
+  server: string,
+  method: string,
+  name: string | undefined,
+  refusal: Refusal,
+): void {
+  const decision = refusal.effect === 'limited' ? 'rate_limited' : refusal.effect
+  d.metrics.decisions.inc({ server, decision })
   d.audit.record({
     sub: principal.sub,
     iss: principal.iss,
     clientId: principal.clientId,
-    server: endpoint,
+    server,
     method,
-    decision: 'rate_limited',
-    rule: ruleOf(limited),
+    name,
+    decision,
+    rule: ruleOf(refusal),
     outcome: 'refused',
   })
-  return limited
 }
 
 /** Policy for one client→server message. Responses and ungated messages need only server access. */
