@@ -146,6 +146,43 @@ function sink(o: { full?: boolean } = {}) {
   return { w, writes }
 }
 
+describe('FrameReader: nesting depth', () => {
+  const nested = (depth: number, open = '[', close = ']') =>
+    `{"jsonrpc":"2.0","id":1,"result":{"v":${open.repeat(depth - 2)}1${close.repeat(depth - 2)}}}`
+  const read = (text: string, depth = 16) => {
+    const r = new FrameReader(1 << 20, depth)
+    return r.push(Buffer.from(`${text}\n`))
+  }
+  for (const [what, text, ok] of [
+    ['exactly at the bound (arrays)', nested(16), true],
+    ['one past the bound (arrays)', nested(17), false],
+    ['one past the bound (objects)', nested(17, '{"a":', '}'), false],
+    ['20,000 deep', nested(20_000), false],
+    [
+      'brackets inside a string do not count',
+      `{"jsonrpc":"2.0","id":1,"result":{"s":"${'['.repeat(100)}"}}`,
+      true,
+    ],
+    [
+      'an escaped quote does not end the string',
+      `{"jsonrpc":"2.0","id":1,"result":{"s":"\\"${'['.repeat(100)}"}}`,
+      true,
+    ],
+    ['a deep line that is not JSON is skipped as deep', `${'['.repeat(100)}`, false],
+  ] as const)
+    it(`${what}: ${ok ? 'parsed' : 'skipped, nested too deep'}`, () => {
+      const out = read(text)
+      if (ok) assert.ok('message' in out[0]!, JSON.stringify(out))
+      else assert.deepEqual(out, [{ skipped: 'nested too deep' }])
+    })
+  it('later lines still parse after a deep one', () => {
+    const r = new FrameReader(1 << 20, 16)
+    const out = r.push(Buffer.from(`${nested(20_000)}\n${line(msg(2))}`))
+    assert.deepEqual(out[0], { skipped: 'nested too deep' })
+    assert.deepEqual(messages(out), [msg(2)])
+  })
+})
+
 describe('FrameWriter', () => {
   it('messages sent in one turn of the loop go out as one write, in order, each on its line', async () => {
     const { w, writes } = sink()
