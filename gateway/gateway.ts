@@ -393,11 +393,14 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   // RFC 9728 `scopes_supported` and the 401 challenge's `scope`: the least that opens a session.
   // A scope its access list implies is left out (the broader one covers it), and no broader
   // scope is added: clients without a challenge ask for all of these, and should ask for little.
-  const scopes = (name: string | undefined) =>
+  // An endpoint's list is its servers' lists together, reduced the same way.
+  const scopes = (names: string | readonly string[] | undefined) =>
     config.auth.scopesSupported ??
-    (name === undefined
-      ? []
-      : policy.current.implies.withoutImplied(policy.current.servers.get(name)?.access ?? []))
+    policy.current.implies.withoutImplied(
+      (names === undefined ? [] : typeof names === 'string' ? [names] : names).flatMap(
+        (name) => policy.current.servers.get(name)?.access ?? [],
+      ),
+    )
   const origin = {
     // A routed host is the gateway's own, as Host and as a browser origin of its clients.
     origins: [

@@ -43,7 +43,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
     d.resources.endpointMetadata(name, c.req.header('host'), 'sse')
   const endpointFail = (c: Context<Vars>, name: string, err: unknown) => {
     const agg = d.aggregates?.get(name)
-    const scope = agg ? [...new Set(agg.servers.flatMap((s) => d.scopes(s)))] : []
+    const scope = agg ? d.scopes(agg.servers) : []
     return errorResponse(err, {
       resourceMetadata: endpointMetadataOf(c, name),
       scope,

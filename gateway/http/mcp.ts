@@ -53,7 +53,8 @@ export interface McpEndpointDeps {
   /** The policy's rate limits, counted in the store. */
   rates: RateLimits
   /** Baseline scopes of a server, named in 401 challenges. */
-  scopes: (server: string | undefined) => string[]
+  /** The scopes that open a session on a server, or on every server of an endpoint. */
+  scopes: (servers: string | readonly string[] | undefined) => string[]
   /** The sessionless (2026-07-28) path. */
   modern: ModernDeps
   /** Aggregating endpoints, by name, and their session-era sessions. */
@@ -276,7 +277,7 @@ function endpointHandler(d: McpEndpointDeps) {
     let metadataUrl: string | undefined
     const resourceMetadata = () =>
       (metadataUrl ??= d.resources.endpointMetadata(name, c.req.header('host'), 'mcp', routed))
-    const scopes = () => (agg ? [...new Set(agg.servers.flatMap((s) => d.scopes(s)))] : [])
+    const scopes = () => (agg ? d.scopes(agg.servers) : [])
     try {
       if (agg === undefined)
         throw new BridgeError('unknown_server', `no MCP endpoint named ${name}`)

@@ -15,7 +15,7 @@ export function wellKnown(d: {
   issuer: () => string
   publicUrl: string
   resources: Resources
-  scopes: (s: string | undefined) => string[]
+  scopes: (servers: string | readonly string[] | undefined) => string[]
 }) {
   const respond = (doc: Record<string, unknown>) =>
     new Response(JSON.stringify(doc), {
@@ -76,7 +76,7 @@ export function wellKnown(d: {
             target.routed === true,
           ),
           issuer: d.issuer(),
-          scopes: [...new Set(servers.flatMap((s) => d.scopes(s)))],
+          scopes: d.scopes(servers),
           name: endpoint.description
             ? `${target.endpoint}: ${endpoint.description}`
             : `MCP endpoint ${target.endpoint}`,

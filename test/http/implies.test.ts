@@ -38,7 +38,11 @@ servers:
 
 let stack: Stack
 before(async () => {
-  stack = await startStack({ policy: POLICY })
+  stack = await startStack({
+    policy: POLICY,
+    // An endpoint over both servers: its metadata is their access lists together, reduced too.
+    config: { endpoints: { both: { path: '/mcp/both', servers: ['echo', 'notes'] } } },
+  })
 })
 after(() => stack.close())
 
@@ -172,6 +176,28 @@ describe('decisions and challenges through the gateway', () => {
     await res.body.dump()
     assert.equal(res.statusCode, 401)
     assert.match(String(res.headers['www-authenticate']), /scope="mcp:write"/)
+  })
+
+  it('an endpoint asks for the least that opens all its servers, in metadata and 401s', async () => {
+    // echo needs mcp:read or mcp:write, notes mcp:read: mcp:write implies mcp:read.
+    const prm = await request(`${stack.url}/.well-known/oauth-protected-resource/mcp/both`)
+    assert.equal(prm.statusCode, 200)
+    const doc = (await prm.body.json()) as { resource: string; scopes_supported: string[] }
+    assert.equal(doc.resource, `${stack.url}/mcp/both`)
+    assert.deepEqual(doc.scopes_supported, ['mcp:write'])
+    for (const [method, path] of [
+      ['POST', '/mcp/both'],
+      ['GET', '/sse/both'],
+    ] as const) {
+      const res = await request(`${stack.url}${path}`, {
+        method,
+        headers: { accept: ACCEPT, 'content-type': 'application/json' },
+        ...(method === 'POST' ? { body: '{}' } : {}),
+      })
+      await res.body.dump()
+      assert.equal(res.statusCode, 401, path)
+      assert.match(String(res.headers['www-authenticate']), /scope="mcp:write"/, path)
+    }
   })
 
   it('/whoami shows the implied scopes and where they come from', async () => {
