@@ -75,10 +75,17 @@ async function serve(args: string[]): Promise<number> {
     // The embedded default is the development setup; a config file asks for it explicitly.
     allowDevIdp: values.config === undefined || values['dev-idp'] === true,
   })
-  const exit = (code: number) => log.flush(() => process.exit(code))
+  // The log is flushed before exit, and the deadline's exit too: a line left buffered for the
+  // exit handler's sync write is dropped if the reader went away (logger.ts). A reader that
+  // stopped reading never takes the flush: the process ends a flush interval later anyway.
+  const exit = (code: number) => {
+    process.exitCode = code
+    setTimeout(() => process.exit(code), config.log.flushInterval).unref()
+    log.flush(() => process.exit(code))
+  }
   const stop = (signal: string) => {
     log.info({ signal }, 'shutting down')
-    setTimeout(() => process.exit(1), config.limits.shutdownDeadline).unref()
+    setTimeout(() => exit(1), config.limits.shutdownDeadline).unref()
     gateway.close().then(
       () => {
         log.info('stopped')

@@ -148,7 +148,8 @@ export class Outbound {
 export class QueueBudget {
   bytes = 0
   events = 0
-  private streams = 0
+  /** Its streams not ended yet. */
+  private readonly streams = new Set<OutboundStream>()
   /** The stream holding a replay taken whole, not yet read. */
   private replaying: OutboundStream | undefined
 
@@ -159,12 +160,12 @@ export class QueueBudget {
 
   /** A new stream charged to this budget. */
   stream(o: StreamOptions = {}): OutboundStream {
-    this.streams++
     const stream = new OutboundStream(this, this.outbound.limits, {
       log: o.log,
       onEnd: o.onEnd,
       metrics: this.outbound.metrics,
     })
+    this.streams.add(stream)
     if (o.keepAlive) this.outbound.keepAlive(stream)
     return stream
   }
@@ -185,6 +186,24 @@ export class QueueBudget {
       if (this.bytes + size > l.sessionBytes) return 'session_bytes'
     }
     return undefined
+  }
+
+  /**
+   * @internal `stream` is owed a chunk of `size` bytes past a session bound `bound` and its own
+   * notifications did not make room: the other streams' notifications give way, the largest
+   * queue first, so only a session full of owed messages closes a stream (the one that went
+   * over, never another).
+   * @returns the bound still passed, if any
+   */
+  giveWay(stream: OutboundStream, size: number, bound: Bound): Bound | undefined {
+    const others = [...this.streams].filter((s) => s !== stream)
+    others.sort((a, b) => b.queuedBytes - a.queuedBytes)
+    let still: Bound | undefined = bound
+    for (const other of others) {
+      still = other.giveWay(still, () => this.over(stream, size))
+      if (still === undefined) break
+    }
+    return still
   }
 
   /** @internal A stream whose priming event waits for its reply (Outbound.hold). */
@@ -221,6 +240,7 @@ export class QueueBudget {
   /** @internal A stream of this budget ended. */
   detach(stream: OutboundStream): void {
     this.outbound.forget(stream)
-    if (--this.streams === 0) this.onIdle?.()
+    this.streams.delete(stream)
+    if (this.streams.size === 0) this.onIdle?.()
   }
 }

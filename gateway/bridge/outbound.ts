@@ -252,8 +252,12 @@ export class OutboundStream {
       this.dropped(kind, bound)
       return true
     }
-    // The client needs this one: notifications queued before it give way.
-    const still = this.evict(chunk.byteLength, bound)
+    // The client needs this one: notifications queued before it give way, its own first, then
+    // (a session bound) the session's other streams': else which stream closes would depend on
+    // which one's notifications happened to fill the session first.
+    let still = this.evict(bound, () => this.budget.over(this, chunk.byteLength))
+    if (still === 'session_events' || still === 'session_bytes')
+      still = this.budget.giveWay(this, chunk.byteLength, still)
     if (still === undefined || kind === 'final') {
       this.take(chunk, kind)
       return true
@@ -402,25 +406,43 @@ export class OutboundStream {
     if (this.replayLeft === 0 && this.replayUnread === 0) this.budget.releaseReplay(this)
   }
 
-  /** Drops queued notifications, oldest first, until `size` more bytes fit; the bound still passed, if any. */
-  private evict(size: number, bound: Bound): Bound | undefined {
-    let over: Bound | undefined = bound
+  /**
+   * Drops queued notifications, oldest first, while `over` says a bound is passed; the bound
+   * still passed, if any. `others`: for another stream of the budget, whose replay taken whole
+   * is kept (only its own stream's chunks may give way within it).
+   */
+  private evict(bound: Bound, over: () => Bound | undefined, others = false): Bound | undefined {
+    let still: Bound | undefined = bound
     const kept: (Entry | undefined)[] = []
     for (let i = this.head; i < this.queue.length; i++) {
       const e = this.queue[i]!
-      if (over !== undefined && droppable((e.kind ??= classify(e.chunk)))) {
+      if (
+        still !== undefined &&
+        !(others && e.replay) &&
+        droppable((e.kind ??= classify(e.chunk)))
+      ) {
         this.events--
         this.bytes -= e.chunk.byteLength
         this.budget.remove(1, e.chunk.byteLength)
         if (e.replay) this.replayUnread--
-        this.dropped(e.kind, over)
-        over = this.budget.over(this, size)
+        this.dropped(e.kind, still)
+        still = over()
       } else kept.push(e)
     }
     this.queue = kept
     this.head = 0
     this.replayDone()
-    return over
+    return still
+  }
+
+  /**
+   * @internal Another stream of the budget is owed a chunk past a session bound: this one's
+   * queued notifications give way, oldest first, while `over` says it does not fit yet.
+   * @returns the bound still passed, if any
+   */
+  giveWay(bound: Bound, over: () => Bound | undefined): Bound | undefined {
+    if (this.ended || this.events === 0) return bound
+    return this.evict(bound, over, true)
   }
 
   private dropped(kind: ChunkKind, bound: Bound): void {

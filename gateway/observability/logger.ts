@@ -57,12 +57,7 @@ export function createLogger(
     env: process.env,
   })
   if (format === 'pretty') destination = prettyDestination(destination)
-  else if (destination === undefined) {
-    const stdout = pino.destination({ dest: 1, sync: false, minLength: o.bufferBytes })
-    setInterval(() => stdout.flush(), o.flushInterval).unref()
-    process.once('exit', () => stdout.flushSync())
-    destination = stdout
-  }
+  else if (destination === undefined) destination = bufferedStdout(o.bufferBytes, o.flushInterval)
   return pino(
     {
       level,
@@ -92,4 +87,49 @@ function prettyDestination(to?: DestinationStream): DestinationStream {
   })
   const out = to ?? pino.destination({ dest: 1, sync: true })
   return { write: (line: string) => void out.write(prettify(line)) }
+}
+
+/**
+ * Stdout, buffered (`bytes`, flushed every `interval` ms), written synchronously at exit only
+ * while its reader is known to take it. sonic-boom's `flushSync` retries forever: a write
+ * error other than EAGAIN (EPIPE: the reader went away) sleeps and tries again, as does EAGAIN
+ * (the reader stopped reading); and pino calls it at exit too. So a line buffered when the
+ * reader goes would hold the process in its exit handler for good. Here the sync flush is
+ * skipped once a write failed, or while a flush has not come back; and EAGAIN then throws.
+ */
+function bufferedStdout(bytes: number, interval: number): DestinationStream {
+  let exiting = false
+  let failed = false
+  let pending = 0
+  const stdout = pino.destination({
+    dest: 1,
+    sync: false,
+    minLength: bytes,
+    retryEAGAIN: () => !exiting,
+  })
+  // pino's own listener stops writing on EPIPE; this one remembers any failure.
+  stdout.on('error', () => void (failed = true))
+  const flush = stdout.flush.bind(stdout)
+  const flushSync = stdout.flushSync.bind(stdout)
+  stdout.flush = (cb?: (err?: Error) => unknown) => {
+    pending++
+    flush((err?: Error) => {
+      pending--
+      cb?.(err)
+    })
+  }
+  stdout.flushSync = () => {
+    exiting = true
+    if (failed || pending > 0) return
+    try {
+      flushSync()
+    } catch {
+      // the reader is not taking it: what was buffered is lost, the process still ends
+    }
+  }
+  setInterval(() => {
+    if (pending === 0) stdout.flush()
+  }, interval).unref()
+  process.once('exit', () => stdout.flushSync())
+  return stdout
 }

@@ -271,6 +271,37 @@ describe('OutboundStream: budgets, readers and sources', () => {
     assert.deepEqual((await readAll(a)).read, ['a1', 'a2', 'a3'])
   })
 
+  test("a reply past the session bound on a stream with nothing queued: the other streams' notifications give way, the largest queue first", async () => {
+    const s = setup({ streamEvents: 4, sessionEvents: 6 })
+    const [a, b, c] = [s.open(), s.open(), s.open()]
+    for (const n of ['a1', 'a2', 'a3', 'a4']) a.push(note(n))
+    for (const n of ['b1', 'b2']) b.push(note(n))
+    c.push(note('c1'))
+    assert.deepEqual([a.queuedEvents, b.queuedEvents, c.queuedEvents], [4, 2, 0])
+    c.push(reply('rc1'))
+    c.push(request('qc2'))
+    assert.deepEqual(s.ends, [], 'no stream was closed')
+    assert.deepEqual(await s.dropped(), {
+      'session_events notification': 3,
+    })
+    assert.deepEqual((await readAll(a)).read, ['a3', 'a4'])
+    assert.deepEqual((await readAll(b)).read, ['b1', 'b2'])
+    assert.deepEqual((await readAll(c)).read, ['rc1', 'qc2'])
+  })
+
+  test('a session full of owed messages closes the stream that went over, never another; a replay taken whole does not give way', async () => {
+    const s = setup({ streamEvents: 4, sessionEvents: 6 })
+    const [a, b, c] = [s.open(), s.open(), s.open()]
+    for (const r of ['a1', 'a2', 'a3']) a.push(reply(r))
+    b.replay([note('b1'), note('b2'), note('b3')])
+    c.push(reply('rc'))
+    assert.deepEqual(s.ends, ['slow_client'])
+    assert.deepEqual([a.closed, b.closed, c.closed], [false, false, true])
+    assert.deepEqual(await s.dropped(), {})
+    assert.deepEqual((await readAll(a)).read, ['a1', 'a2', 'a3'])
+    assert.deepEqual((await readAll(b)).read, ['b1', 'b2', 'b3'])
+  })
+
   test('a client that reads again after drops gets what comes later', async () => {
     const s = setup({ streamEvents: 2 })
     const out = s.open()

@@ -5,7 +5,7 @@
 // counted, and a stream that owes its client a reply or a request is closed.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { after, before, beforeEach, describe, it } from 'node:test'
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { RawSse } from '../helpers/raw-sse.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
@@ -38,6 +38,23 @@ before(async () => {
 })
 after(() => stack.close())
 beforeEach(() => void stack.gateway.outbound.takePeaks())
+
+/** What a test opened: its stalled sockets and its sessions, ended after it however it ended. */
+const opened = { sockets: new Set<RawSse>(), sessions: new Set<() => Promise<unknown>>() }
+// A failed test must not leave stalled streams queued: later tests wait for everything freed.
+afterEach(async () => {
+  for (const r of opened.sockets) r.destroy()
+  await Promise.allSettled([...opened.sessions].map((end) => end()))
+  opened.sockets.clear()
+  opened.sessions.clear()
+})
+
+/** RawSse.open, its socket destroyed after the test. */
+async function stall(...args: Parameters<typeof RawSse.open>): Promise<RawSse> {
+  const raw = await RawSse.open(...args)
+  opened.sockets.add(raw)
+  return raw
+}
 
 /** Counters of the slow-client metrics, to compare before and after. */
 async function counters() {
@@ -120,6 +137,11 @@ async function session(server = 'fixture') {
   const sid = init.headers.get('mcp-session-id')!
   await init.text()
   const headers = { ...base, 'mcp-session-id': sid, 'mcp-protocol-version': CURRENT }
+  const end = () => {
+    opened.sessions.delete(end)
+    return fetch(stack.local(server), { method: 'DELETE', headers }).then((r) => r.text())
+  }
+  opened.sessions.add(end)
   await (
     await fetch(stack.local(server), {
       method: 'POST',
@@ -156,14 +178,14 @@ async function session(server = 'fixture') {
       args: Record<string, unknown>,
       o: { progress?: string; until?: (s: RawSse) => boolean } = {},
     ) =>
-      RawSse.open(
+      stall(
         stack.local(server),
         { method: 'POST', headers, body: body(id, name, args, o.progress) },
         o.until,
       ),
     /** The GET stream, on a socket that stops reading once it is open. */
     stalledGet: () =>
-      RawSse.open(stack.local(server), {
+      stall(stack.local(server), {
         headers: {
           accept: 'text/event-stream',
           ...auth,
@@ -180,7 +202,7 @@ async function session(server = 'fixture') {
       })
       return res.status === 200 && (await res.text()).includes('"id":99')
     },
-    end: () => fetch(stack.local(server), { method: 'DELETE', headers }).then((r) => r.text()),
+    end,
   }
 }
 
@@ -285,19 +307,23 @@ describe('session era: POST streams nobody reads', () => {
     await s.end()
   })
 
-  it('three unread streams of one session share its budget; each still gets its reply', async () => {
+  it("three unread streams of one session share its budget; each still gets its reply, the last one's making room in the others", async () => {
     const s = await session()
     const before = await counters()
     const done = floods()
-    const posts = await Promise.all(
-      [1, 2, 3].map((i) => s.stalledCall(i, 'flood', FLOOD, { progress: `p${i}` })),
-    )
-    await waitFor('three floods answered', () => floods() === done + 3)
+    // One after another, so the order is the test's, not the scheduler's: the first two fill
+    // the session's budget with their notifications, so the third queues none of its own and
+    // its reply needs the others' notifications to give way (else it would close its stream).
+    const posts: RawSse[] = []
+    for (const i of [1, 2, 3]) {
+      posts.push(await s.stalledCall(i, 'flood', FLOOD, { progress: `p${i}` }))
+      await waitFor(`flood ${i} answered`, () => floods() === done + i)
+    }
     const peaks = assertWithinBounds()
     assert.ok(peaks.sessionBytes > LIMITS.streamQueueBytes, 'more than one stream queued at once')
     const after = await counters()
     assert.ok(after.bySession > before.bySession, 'the session bound dropped some')
-    assert.equal(after.closed, before.closed)
+    assert.equal(after.closed, before.closed, 'no stream was closed: none owed more than the bound')
     for (const [i, post] of posts.entries()) {
       await post.rest()
       const messages = post.messages()
@@ -323,6 +349,7 @@ describe('session era: POST streams nobody reads', () => {
       },
     })
     await client.connect(transport)
+    opened.sessions.add(() => client.close())
     const headers = {
       authorization: `Bearer ${token}`,
       accept: ACCEPT,
@@ -333,7 +360,7 @@ describe('session era: POST streams nobody reads', () => {
     const before = await counters()
     const done = floods()
     // Reads the priming event (an id to resume from), then nothing more.
-    const post = await RawSse.open(
+    const post = await stall(
       stack.local('deep'),
       {
         method: 'POST',
@@ -374,7 +401,7 @@ describe('session era: resumptions nobody reads', () => {
   it('one replay per session is taken whole (the replay buffer bounds it); the others meanwhile meet the bounds; all is freed when the clients go', async () => {
     const s = await session('deep')
     // A finished stream whose replay is larger than a paused socket takes.
-    const done = await RawSse.open(
+    const done = await stall(
       stack.local('deep'),
       { method: 'POST', headers: s.headers, body: s.body(1, 'flood', FLOOD) },
       (r) => r.events.length > 0,
@@ -383,7 +410,7 @@ describe('session era: resumptions nobody reads', () => {
     const priming = done.events[0]!.id!
     const before = await counters()
     const resume = () =>
-      RawSse.open(stack.local('deep'), {
+      stall(stack.local('deep'), {
         headers: {
           accept: 'text/event-stream',
           authorization: s.headers.authorization,
@@ -416,7 +443,7 @@ describe('HTTP+SSE (2024-11-05): one stream, not resumable', () => {
   async function legacy() {
     const token = await stack.token('alice', { server: 'fixture' })
     const auth = { authorization: `Bearer ${token}` }
-    const stream = await RawSse.open(
+    const stream = await stall(
       `${stack.url}/sse/fixture`,
       { headers: { accept: 'text/event-stream', ...auth } },
       (r) => r.events.length > 0,
@@ -532,7 +559,7 @@ describe('2026-07-28: sessionless streams', () => {
     )
     const before = await counters()
     const done = floods()
-    const stream = await RawSse.open(stack.local('fixture'), { method: 'POST', headers, body })
+    const stream = await stall(stack.local('fixture'), { method: 'POST', headers, body })
     assert.equal(stream.status, 200)
     await waitFor('the flood answered', () => floods() === done + 1)
     assertWithinBounds({ finalBytes: 1024 })
@@ -548,7 +575,7 @@ describe('2026-07-28: sessionless streams', () => {
     const listen = await modern('subscriptions/listen', {
       notifications: { toolsListChanged: true },
     })
-    const stream = await RawSse.open(
+    const stream = await stall(
       stack.local('fixture'),
       { method: 'POST', headers: listen.headers, body: listen.body },
       (r) => r.events.length > 0,
