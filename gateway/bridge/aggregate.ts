@@ -8,6 +8,7 @@ import { decodeCursor, encodeCursor } from './endpoint-cursor.js'
 import { buildNameTable, type NameTable } from './endpoint-names.js'
 import { buildUriTable, type UriTable } from './endpoint-uris.js'
 import { isObject, rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
+import { asksForTask, withoutTask, withoutTaskSupport } from './tasks.js'
 import type { LaneEvent } from './lane.js'
 import type { LanePool } from './lanes.js'
 import { ownerKey, type ResultFilter } from './session.js'
@@ -181,7 +182,9 @@ export class Aggregate {
           return notFound(
             `no ${method === 'tools/call' ? 'tool' : 'prompt'} named ${JSON.stringify(params.name)} on this endpoint`,
           )
-        return { server: hit.server, params: { ...params, name: hit.name } }
+        // Asked for as a task, run as a plain call: task ids are no endpoint's (tasks.ts).
+        const plain = asksForTask(params) ? withoutTask(params) : params
+        return { server: hit.server, params: { ...plain, name: hit.name } }
       }
       case 'resources/read':
       case 'resources/subscribe':
@@ -300,7 +303,11 @@ export class Aggregate {
       const table = this.tableOf(lists)
       return (server, item) => {
         const name = table.publicName(server, String(item[field]))
-        return name === undefined ? undefined : { ...item, [field]: name }
+        if (name === undefined) return undefined
+        // An endpoint carries no tasks (tasks.ts): no tool says it supports them.
+        return method === 'tools/list'
+          ? (withoutTaskSupport({ ...item, [field]: name }) as Item)
+          : { ...item, [field]: name }
       }
     }
     const table = await this.uriTable(caller)

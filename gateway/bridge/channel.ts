@@ -3,10 +3,14 @@ import type { Child } from './child.js'
 import { envelope, type RequestId } from './jsonrpc.js'
 import { initializeReply } from './handshake.js'
 import type { Pending, Replica } from './replica.js'
+import { asksForTask, noTasks, TASK_METHODS, withoutTask, withoutTasksCapability } from './tasks.js'
 
 type Params = Record<string, unknown> | undefined
 
-/** One session's share of a replica, shaped like its own process. */
+/**
+ * One session's share of a replica, shaped like its own process. Task ids are the process's,
+ * not a session's: tasks are not offered here (tasks.ts), so no session reaches another's.
+ */
 export class Channel implements Child {
   readonly pid: number
   readonly exited: Promise<void>
@@ -37,9 +41,11 @@ export class Channel implements Child {
     if (env.kind === 'request') {
       const params = env.params
       switch (env.method) {
-        case 'initialize':
-          queueMicrotask(() => this.deliver(initializeReply(env.id, r.init!, params)))
+        case 'initialize': {
+          const init = { ...r.init!, capabilities: withoutTasksCapability(r.init!.capabilities) }
+          queueMicrotask(() => this.deliver(initializeReply(env.id, init, params)))
           return
+        }
         case 'logging/setLevel':
           // The level of a shared process is everyone's: it is not the session's to change.
           return this.answer(env.id, {})
@@ -51,13 +57,16 @@ export class Channel implements Child {
           if (r.subscribers.has(String(params?.uri))) return this.answer(env.id, {})
           break
       }
+      if (TASK_METHODS.has(env.method)) return this.refuse(env.id, noTasks(env.method))
       const id = r.nextId('s')
       const meta = params?._meta as Record<string, unknown> | undefined
       const token = meta?.progressToken as RequestId | undefined
       const p: Pending = { channel: this, id: env.id, token }
+      if (env.method === 'tools/list') p.tools = true
       r.pending.set(id, p)
       this.ids.set(env.id, id)
-      let outParams: Params = params
+      // Asked for as a task, run as a plain call (tasks.ts `withoutTask`).
+      let outParams: Params = asksForTask(params) ? withoutTask(params!) : params
       if (token !== undefined) {
         p.backendToken = r.nextId('p')
         r.progress.set(p.backendToken, p)
@@ -136,6 +145,11 @@ export class Channel implements Child {
 
   private answer(id: RequestId, result: unknown): Promise<void> {
     queueMicrotask(() => this.deliver({ jsonrpc: '2.0', id, result } as JSONRPCMessage))
+    return Promise.resolve()
+  }
+
+  private refuse(id: RequestId, error: { code: number; message: string }): Promise<void> {
+    queueMicrotask(() => this.deliver({ jsonrpc: '2.0', id, error } as JSONRPCMessage))
     return Promise.resolve()
   }
 

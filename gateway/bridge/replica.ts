@@ -7,6 +7,7 @@ import { RPC } from './errors.js'
 import { initializeChild, initializeTimeout, refusal, type InitResult } from './handshake.js'
 import { envelope, rpcError, type RequestId } from './jsonrpc.js'
 import { Backoff } from './lifecycle.js'
+import { toolsWithoutTasks } from './tasks.js'
 
 /** A session's request on its way through the shared process. */
 export interface Pending {
@@ -14,6 +15,8 @@ export interface Pending {
   id: RequestId
   token: RequestId | undefined
   backendToken?: string
+  /** A `tools/list`: its tools lose `taskSupport` (tasks are not offered in shared mode). */
+  tools?: true
 }
 
 /**
@@ -91,7 +94,9 @@ export class Replica {
         return this.log.warn('shared server replied to no pending request; dropped')
       this.pending.delete(String(env.id))
       p.channel.settled(p)
-      p.channel.deliver({ ...message, id: p.id } as JSONRPCMessage)
+      const result = (message as { result?: unknown }).result
+      const out = p.tools && result !== undefined ? { result: toolsWithoutTasks(result) } : {}
+      p.channel.deliver({ ...message, id: p.id, ...out } as JSONRPCMessage)
       return
     }
     if (env.kind === 'request') {

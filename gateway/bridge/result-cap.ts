@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_TASK_ID_LENGTH } from '../config/schema.js'
 import { compileGlob } from '../policy/glob.js'
 
 /**
@@ -50,11 +51,20 @@ export const TRUNCATED_META = 'mcp-edge/truncated'
 /** Methods whose results are capped, and the array of items a cut keeps a prefix of. */
 const CAPPED: Record<string, string> = {
   'tools/call': 'content',
+  // A task's result is its tool's result (MCP 2025-11-25 tasks): `name` is the task's tool.
+  'tasks/result': 'content',
   'resources/read': 'contents',
   'prompts/get': 'messages',
 }
 
-/** A server's caps compiled once: the cap a request's result is held to, if any. */
+/** Methods whose result is a tool's result (CallToolResult). */
+const TOOL_RESULT = new Set(['tools/call', 'tasks/result'])
+
+/**
+ * A server's caps compiled once: the cap a request's result is held to, if any. For
+ * `tasks/result`, `name` is the task's tool; undefined (a task whose creation the gateway did not
+ * see) gets the strictest cap the server has, so asking for a task never widens a cap.
+ */
 export type CapFinder = (method: string, name: string | undefined) => OutputCap | undefined
 
 /** Compiles a server's output settings; undefined when nothing is capped. */
@@ -65,9 +75,11 @@ export function capFinder(settings: OutputSettings): CapFinder | undefined {
   if (patterns.length === 0 && settings.maxResultBytes === undefined) return undefined
   const { overflow } = settings
   const all = settings.maxResultBytes
+  const strictest = Math.min(all ?? Infinity, ...patterns.map(([, maxBytes]) => maxBytes))
   return (method, name) => {
     if (CAPPED[method] === undefined) return undefined
-    if (method === 'tools/call' && name !== undefined)
+    if (method === 'tasks/result' && name === undefined) return { maxBytes: strictest, overflow }
+    if (TOOL_RESULT.has(method) && name !== undefined)
       for (const [matches, maxBytes] of patterns) if (matches(name)) return { maxBytes, overflow }
     return all === undefined ? undefined : { maxBytes: all, overflow }
   }
@@ -105,7 +117,7 @@ export function capResult(method: string, result: unknown, cap: OutputCap): Capp
   if (!isPlainObject(result)) return refuse(method, of, cap.maxBytes)
   const record = result as Record<string, unknown>
   const items = Array.isArray(record[key]) ? (record[key] as unknown[]) : []
-  const refused = () => refuse(method, of, cap.maxBytes)
+  const refused = () => refuse(method, of, cap.maxBytes, relatedTask(method, record))
   if (cap.overflow === 'refuse') return refused()
 
   // The notice's size depends on the figures it states: measured with the largest they can be.
@@ -148,11 +160,28 @@ export function capResult(method: string, result: unknown, cap: OutputCap): Capp
   return { result: out, outcome: { kind: 'truncated', bytes: final, of } }
 }
 
-function refuse(method: string, of: number, max: number): Capped {
+/** MCP 2025-11-25 tasks: a `tasks/result` answer names its task in `_meta` under this key. */
+const RELATED_TASK_META = 'io.modelcontextprotocol/related-task'
+
+/** The related-task `_meta` a refused task result keeps (only an object's, only that key). */
+function relatedTask(method: string, record: Record<string, unknown>): unknown {
+  if (method !== 'tasks/result' || !isPlainObject(record._meta)) return undefined
+  const related = record._meta[RELATED_TASK_META]
+  // Bounded like a client's task id: the server's `_meta` is no way around the cap.
+  return isPlainObject(related) &&
+    typeof related.taskId === 'string' &&
+    related.taskId.length <= DEFAULT_MAX_TASK_ID_LENGTH
+    ? { [RELATED_TASK_META]: { taskId: related.taskId } }
+    : undefined
+}
+
+function refuse(method: string, of: number, max: number, meta?: unknown): Capped {
   const text = `the result (${humanBytes(of)}) is larger than the ${humanBytes(max)} this gateway passes on; narrow the request`
   const outcome = { kind: 'refused' as const, of }
-  if (method === 'tools/call')
-    return { result: { content: [{ type: 'text', text }], isError: true }, outcome }
+  if (TOOL_RESULT.has(method)) {
+    const result = { content: [{ type: 'text', text }], isError: true }
+    return { result: meta === undefined ? result : { ...result, _meta: meta }, outcome }
+  }
   return { error: { code: RESULT_TOO_LARGE, message: text }, outcome }
 }
 

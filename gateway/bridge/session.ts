@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { Child } from './child.js'
 import type { OutputCaps } from './result-cap.js'
+import { asksForTask, TaskBook } from './tasks.js'
 import type { CredentialGate, GatedSession } from './credential-gate.js'
 import { RPC } from './errors.js'
 import { exchange, initializeTimeout } from './handshake.js'
@@ -63,6 +64,8 @@ interface InFlight {
   forwarded: boolean
   /** Which credentials the process acted with, for the audit line (names and sources only). */
   credentials?: ResolvedCredentials['supplied']
+  /** Tasks: the tool a task-augmented call runs, or the task a result or cancel names. */
+  task?: { creates: string } | { names: string }
 }
 
 /** What a session of a server that takes per-user credentials needs. */
@@ -72,6 +75,18 @@ export interface SessionCredentials {
   fingerprint: string
   /** A process started with these credentials, for this session's owner. */
   spawn(credentials: ResolvedCredentials): Promise<Child>
+}
+
+/** What task bookkeeping a request needs: a task-augmented `tools/call`, or a task it names. */
+function taskOf(
+  method: string,
+  params: Record<string, unknown> | undefined,
+  tool: string | undefined,
+): InFlight['task'] {
+  if (method === 'tools/call')
+    return tool !== undefined && asksForTask(params) ? { creates: tool } : undefined
+  if (method !== 'tasks/result' && method !== 'tasks/cancel') return undefined
+  return typeof params?.taskId === 'string' ? { names: params.taskId } : undefined
 }
 
 /**
@@ -128,6 +143,8 @@ export class Session implements GatedSession {
   private idleWaiters: (() => void)[] = []
   /** The gateway's own requests to the client (elicitations), by id, waiting for answers. */
   private readonly asked = new Map<string, (answer: JSONRPCMessage | undefined) => void>()
+  /** The tool each task of this session runs: `tasks/result` is held to that tool's cap. */
+  private readonly tasks = new TaskBook()
 
   constructor(
     private readonly o: {
@@ -308,6 +325,7 @@ export class Session implements GatedSession {
         decided: verdict,
         start: performance.now(),
         forwarded: false,
+        task: taskOf(env.method, env.params, verdict?.name),
       })
       if (token !== undefined) this.progress.set(token, env.id)
       if (env.method === 'initialize') this.initParams = env.params
@@ -402,15 +420,21 @@ export class Session implements GatedSession {
           .error
         this.settleInit(error ? { ok: false, error } : { ok: true })
       }
+      // A task's result is its tool's: held to that tool's cap (result-cap.ts CapFinder).
+      const capName =
+        req.task !== undefined && 'names' in req.task
+          ? this.tasks.toolOf(req.task.names)
+          : req.decided?.name
+      if (req.task !== undefined) this.taskSettled(req, req.task, m.result)
       let outcome: AuditOutcome = m.error ? { kind: 'error', code: m.error.code } : { kind: 'ok' }
       const cutError =
         m.error !== undefined
-          ? this.o.caps?.applyError(this.server, req.method, req.decided?.name, m.error)
+          ? this.o.caps?.applyError(this.server, req.method, capName, m.error)
           : undefined
       if (cutError) message = rpcError(env.id, cutError.code, cutError.message)
       const capped =
         m.result !== undefined
-          ? this.o.caps?.apply(this.server, req.method, req.decided?.name, m.result)
+          ? this.o.caps?.apply(this.server, req.method, capName, m.result)
           : undefined
       if (capped !== undefined) {
         if ('error' in capped) {
@@ -456,6 +480,13 @@ export class Session implements GatedSession {
     // request; over stdio the relation is lost, so only a lone request in flight is certain.
     if (this.inflight.size === 1) return this.inflight.keys().next().value
     return undefined
+  }
+
+  /** Task bookkeeping once a task request is answered: a task created, or one that ended. */
+  private taskSettled(req: InFlight, task: NonNullable<InFlight['task']>, result: unknown): void {
+    if ('creates' in task) return this.tasks.created(result, task.creates)
+    // Its result delivered, or it was cancelled: the task is over for this session.
+    if (req.method === 'tasks/result' || result !== undefined) this.tasks.ended(task.names)
   }
 
   /** Hands a message to the transport (stream-transport.ts `sendSafely`: never throws). */

@@ -53,6 +53,10 @@ export const DEFAULT_SESSIONS_PER_SUBJECT = 32
 export const DEFAULT_MAX_BATCH = 100
 /** Nesting depth of a request body at most (→ 400 -32600): no MCP message nests deeper. */
 export const DEFAULT_MAX_JSON_DEPTH = 64
+/** Tasks one session remembers the tool of, at most: past it the oldest one's result gets the server's strictest output cap. */
+export const DEFAULT_TASKS_PER_SESSION = 1000
+/** Characters of a `taskId` at most (→ -32602, before any process sees it). */
+export const DEFAULT_MAX_TASK_ID_LENGTH = 1024
 /** Time to receive a whole request body once it has started, in ms (→ 408). */
 export const DEFAULT_BODY_TIMEOUT_MS = 10_000
 /** Warm processes kept ready per session-mode server. */

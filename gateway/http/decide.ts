@@ -5,7 +5,7 @@ import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { decide, decideAccess, type Decision } from '../policy/evaluate.js'
 import type { Policy } from '../policy/policy.js'
-import { GATED_METHODS, gatedTarget } from '../policy/target.js'
+import { GATED_METHODS, gatedTarget, taskIdProblem } from '../policy/target.js'
 import type { RateLimited, RateLimits } from './rate-limit.js'
 import type { Counted } from '../policy/rate-limits.js'
 import type { PinGate, PinRefusal } from '../pins/pins.js'
@@ -195,7 +195,13 @@ function decideMessage(
     }
   }
   const target = m.kind === 'request' ? gatedTarget(m.method, m.params) : undefined
-  if (target === undefined) return { decision: decideAccess(policy, principal, server) }
+  if (target === undefined) {
+    const decision = decideAccess(policy, principal, server)
+    // Access first, as for a name: a caller without it learns nothing of what it sent.
+    const problem = m.kind === 'request' ? taskIdProblem(m.method, m.params) : undefined
+    if (decision.effect !== 'allow' || problem === undefined) return { decision }
+    return { decision: invalid(-32602, problem) }
+  }
   if (target.kind === 'invalid') return { decision: invalid(-32602, target.reason) }
   const decision = decide(policy, principal, server, target.feature, target.name)
   // Policy first: a caller the policy refuses learns nothing of the pins.

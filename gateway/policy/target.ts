@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_TASK_ID_LENGTH } from '../config/schema.js'
 import type { Feature } from './policy.js'
 import { nonCanonicalUri } from './resource-uri.js'
 
@@ -46,6 +47,31 @@ export function gatedTarget(
     default:
       return undefined
   }
+}
+
+/** Task methods that name one task by `params.taskId` (MCP 2025-11-25 tasks). */
+const TASK_ID_METHODS: ReadonlySet<string> = new Set(['tasks/get', 'tasks/result', 'tasks/cancel'])
+
+/**
+ * Why a task request's `params.taskId` is unusable, or undefined (also for other methods). A task
+ * id is the server's own string: one that is not a string, is empty, longer than
+ * DEFAULT_MAX_TASK_ID_LENGTH or holds control characters was never handed out, and no process
+ * is asked about it.
+ */
+export function taskIdProblem(
+  method: string,
+  params: Record<string, unknown> | undefined,
+): string | undefined {
+  if (!TASK_ID_METHODS.has(method)) return undefined
+  const id = params?.taskId
+  if (typeof id !== 'string' || id === '')
+    return 'Invalid params: params.taskId must be a non-empty string'
+  if (id.length > DEFAULT_MAX_TASK_ID_LENGTH)
+    return `Invalid params: params.taskId is longer than ${DEFAULT_MAX_TASK_ID_LENGTH} characters`
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+  if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(id))
+    return 'Invalid params: params.taskId holds control characters'
+  return undefined
 }
 
 function named(feature: Feature, value: unknown, field: string): Target {

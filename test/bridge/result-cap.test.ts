@@ -214,6 +214,25 @@ describe('capResult: refuse', () => {
     assert.match(r.content[0].text, /3\.0 kB\) is larger than the 1\.0 kB .*narrow the request/)
     assert.deepEqual(out.outcome, { kind: 'refused', of: size(big) })
   })
+  test('a task result too: an error result that still names its task, and nothing else of _meta', () => {
+    const related = 'io.modelcontextprotocol/related-task'
+    const task = { ...big, _meta: { [related]: { taskId: 't1', extra: 'x' }, other: 'y' } }
+    const out = capResult('tasks/result', task, refuse(1000))
+    assert.ok('result' in out)
+    const r = out.result as { isError: boolean; _meta: unknown }
+    assert.equal(r.isError, true)
+    assert.deepEqual(r._meta, { [related]: { taskId: 't1' } })
+    // A server's huge or non-string task id in _meta is no way around the cap.
+    for (const taskId of ['t'.repeat(5000), 42]) {
+      const hostile = capResult(
+        'tasks/result',
+        { ...big, _meta: { [related]: { taskId } } },
+        refuse(1000),
+      )
+      assert.ok('result' in hostile)
+      assert.equal((hostile.result as { _meta?: unknown })._meta, undefined)
+    }
+  })
   for (const method of ['resources/read', 'prompts/get'])
     test(`${method} becomes a JSON-RPC error`, () => {
       const r = { contents: [{ uri: 'x', text: 'a'.repeat(3000) }], messages: [] }
@@ -244,6 +263,13 @@ describe('capFinder', () => {
     ['resources/read', 'read_file', 25_000], // tool patterns are for tools
     ['prompts/get', 'x', 25_000],
     ['tools/list', 'read_file', undefined],
+    // A task's result is its tool's: held to the tool's cap; an unknown task to the strictest.
+    ['tasks/result', 'read_file', 100_000],
+    ['tasks/result', 'db_dump', 1_000],
+    ['tasks/result', 'other', 25_000],
+    ['tasks/result', undefined, 1_000],
+    ['tasks/get', 'read_file', undefined],
+    ['tasks/list', undefined, undefined],
   ] as const)
     test(`${method} ${String(name)} → ${want}`, () => {
       const cap = find(method, name)
@@ -255,6 +281,13 @@ describe('capFinder', () => {
     assert.equal(f('tools/call', 'big')?.maxBytes, 10)
     assert.equal(f('tools/call', 'other'), undefined)
     assert.equal(f('resources/read', undefined), undefined)
+  })
+  test('an unknown task gets the strictest cap, the server-wide one when that is smaller', () => {
+    const tools = capFinder({ overflow: 'truncate', tools: { big: 10 } })!
+    assert.equal(tools('tasks/result', 'other'), undefined, 'its tool is known and uncapped')
+    assert.equal(tools('tasks/result', undefined)?.maxBytes, 10)
+    const all = capFinder({ maxResultBytes: 5, overflow: 'refuse', tools: { big: 10 } })!
+    assert.deepEqual(all('tasks/result', undefined), { maxBytes: 5, overflow: 'refuse' })
   })
 })
 
