@@ -146,6 +146,11 @@ export class Session implements GatedSession {
   /** The tool each task of this session runs: `tasks/result` is held to that tool's cap. */
   private readonly tasks = new TaskBook()
 
+  /** The tool a task of this session runs (policy decides its status and result by it). */
+  taskTool(taskId: unknown): string | undefined {
+    return this.tasks.toolOf(taskId)
+  }
+
   constructor(
     private readonly o: {
       id: string

@@ -23,6 +23,17 @@ export type BodyVerdict =
  */
 export type Refusal = PolicyRefusal | RateLimited
 
+/** The tool a task of the caller's session runs, when the session saw it created. */
+export type TaskTool = (taskId: unknown) => string | undefined
+
+/** Task requests that hand out what a task's tool produced (its status message, its result). */
+const TASK_READS: ReadonlySet<string> = new Set(['tasks/get', 'tasks/result'])
+
+/** Whether a message asks for a task's status or result (its session's task book decides it). */
+export function readsTask(m: Envelope): boolean {
+  return m.kind === 'request' && TASK_READS.has(m.method)
+}
+
 /** A refusal by the policy's rules, or of a message the gateway cannot read. */
 export type PolicyRefusal =
   | Exclude<Decision, { effect: 'allow' }>
@@ -50,6 +61,7 @@ export function decideBody(
   principal: Principal,
   server: string,
   policy: Policy,
+  taskTool?: TaskTool,
 ): BodyVerdict {
   const decided = new Map<RequestId, Decided>()
   for (const m of messages) {
@@ -63,7 +75,7 @@ export function decideBody(
               `Invalid Request: two requests of the body have the id ${JSON.stringify(m.id)}`,
             ),
           }
-        : decideMessage(m, principal, server, policy, d.pins)
+        : decideMessage(m, principal, server, policy, d.pins, taskTool)
     const decision = verdict.decision
     if (decision.effect === 'allow') {
       if (m.kind === 'request') decided.set(m.id, verdict as Decided)
@@ -88,12 +100,13 @@ export async function admitBody(
   server: string,
   policy: Policy,
   traced?: TracedBody,
+  taskTool?: TaskTool,
 ): Promise<BodyVerdict> {
-  if (traced === undefined) return admit(d, messages, principal, server, policy)
+  if (traced === undefined) return admit(d, messages, principal, server, policy, taskTool)
   // Traced: the decision (rate limits included) is the `policy` step, and its verdict goes on
   // the spans.
   const step = traced.trace.step('policy')
-  const verdict = await admit(d, messages, principal, server, policy)
+  const verdict = await admit(d, messages, principal, server, policy, taskTool)
   step.end()
   traceVerdict(traced, verdict)
   return verdict
@@ -105,8 +118,9 @@ async function admit(
   principal: Principal,
   server: string,
   policy: Policy,
+  taskTool?: TaskTool,
 ): Promise<BodyVerdict> {
-  const verdict = decideBody(d, messages, principal, server, policy)
+  const verdict = decideBody(d, messages, principal, server, policy, taskTool)
   if (verdict.refused || policy.rateLimits.length === 0 || d.rates === undefined) return verdict
   for (const m of messages) {
     if (m.kind !== 'request') continue
@@ -179,6 +193,7 @@ function decideMessage(
   server: string,
   policy: Policy,
   pins: PinGate | undefined,
+  taskTool: TaskTool | undefined,
 ): Decided | { decision: PolicyRefusal; name?: string } {
   // JSON-RPC 2.0 §4: a malformed envelope (an id that is null, an object, a boolean…) is no
   // notification; it goes nowhere.
@@ -199,8 +214,13 @@ function decideMessage(
     const decision = decideAccess(policy, principal, server)
     // Access first, as for a name: a caller without it learns nothing of what it sent.
     const problem = m.kind === 'request' ? taskIdProblem(m.method, m.params) : undefined
-    if (decision.effect !== 'allow' || problem === undefined) return { decision }
-    return { decision: invalid(-32602, problem) }
+    if (decision.effect !== 'allow') return { decision }
+    if (problem !== undefined) return { decision: invalid(-32602, problem) }
+    // A task's status and result are its tool's: decided by the policy in force now, so a tool
+    // denied (or a scope withdrawn) after the task began withholds what it produced.
+    const tool = readsTask(m) && m.kind === 'request' ? taskTool?.(m.params?.taskId) : undefined
+    if (tool === undefined) return { decision }
+    return { decision: decide(policy, principal, server, 'tools', tool), name: tool }
   }
   if (target.kind === 'invalid') return { decision: invalid(-32602, target.reason) }
   const decision = decide(policy, principal, server, target.feature, target.name)

@@ -214,6 +214,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           server,
           d.policy.current,
           traced,
+          (taskId) => session.taskTool(taskId),
         )
         if (refused) {
           const { message: m, decision } = refused

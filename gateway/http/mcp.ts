@@ -25,7 +25,7 @@ import { readJsonBody } from './body.js'
 import { sendReply } from './reply.js'
 import { answeredStatus, errorOutcome, statusOutcome, traceBody } from './traced.js'
 import { routeBody } from './endpoint-route.js'
-import { admitBody } from './decide.js'
+import { admitBody, readsTask } from './decide.js'
 import type { RateLimits } from './rate-limit.js'
 import type { Vars } from './request-id.js'
 import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
@@ -185,7 +185,21 @@ function serverHandler(d: McpEndpointDeps) {
         sessionId: known?.id,
         protocolVersion: known?.version,
       })
-      const { refused, decided } = await admitBody(d, messages, principal, server, policy, traced)
+      // A task's status and result are decided by its tool (decide.ts): the session knows it.
+      const owner =
+        sessionId !== undefined && messages.some(readsTask)
+          ? (known ?? d.registry.find(sessionId, server, principal))
+          : undefined
+      const taskTool = owner && ((taskId: unknown) => owner.taskTool(taskId))
+      const { refused, decided } = await admitBody(
+        d,
+        messages,
+        principal,
+        server,
+        policy,
+        traced,
+        taskTool,
+      )
       if (refused) {
         const { message: m, decision } = refused
         return decisionResponse(decision, {

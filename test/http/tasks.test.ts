@@ -233,6 +233,71 @@ describe("tasks, session mode: the result of a task is held to its tool's cap", 
   })
 })
 
+describe("tasks, session mode: a task's status and result are its tool's, by today's policy", () => {
+  const file = () => join(stack.dir, 'policy.yaml')
+  let policy = ''
+  before(() => {
+    policy = readFileSync(file(), 'utf8')
+  })
+  after(() => {
+    writeFileSync(file(), policy)
+    assert.equal(stack.gateway.reloadPolicy()?.ok, true)
+  })
+
+  it('a tool denied after its task began: tasks/get and tasks/result refused, the process asked nothing', async () => {
+    const client = await sdk('tasks')
+    try {
+      const taskId = await createTask('tasks', client, 'bulk', { bytes: 100 })
+      const before = seen(record.session).length
+      const denied = policy.replace(
+        'tools: { forever: deny, "*": ["mcp:read"] }',
+        'tools: { forever: deny, bulk: deny, "*": ["mcp:read"] }',
+      )
+      assert.notEqual(denied, policy)
+      writeFileSync(file(), denied)
+      assert.equal(stack.gateway.reloadPolicy()?.ok, true)
+      for (const method of ['tasks/get', 'tasks/result']) {
+        const r = await raw('tasks', client, method, { taskId })
+        assert.equal(r.error?.code, -32010, `${method}: ${JSON.stringify(r)}`)
+        assert.match(r.error!.message, /denied by policy/)
+      }
+      // The refusals name the task's tool in the audit, and nothing reached the process.
+      const audited = stack
+        .audit()
+        .filter((e) => e.server === 'tasks' && String(e.method).startsWith('tasks/'))
+        .slice(-2)
+      assert.deepEqual(
+        audited.map((e) => [e.method, e.name, e.decision]),
+        [
+          ['tasks/get', 'bulk', 'deny'],
+          ['tasks/result', 'bulk', 'deny'],
+        ],
+      )
+      assert.equal(seen(record.session).length, before)
+      // Allowed again: the same session gets the result, held to bulk's cap.
+      writeFileSync(file(), policy)
+      assert.equal(stack.gateway.reloadPolicy()?.ok, true)
+      const r = await raw('tasks', client, 'tasks/result', { taskId })
+      assert.equal(r.error, undefined, JSON.stringify(r))
+      assert.equal((r.result!.content as unknown[]).length > 0, true)
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('tasks/list and tasks/cancel need server access only; a task id never seen is decided by access', async () => {
+    const client = await sdk('tasks')
+    try {
+      const r = await raw('tasks', client, 'tasks/get', { taskId: 'never-created' })
+      // Not the gateway's to refuse: the process answers for a task it does not have.
+      assert.notEqual(r.error?.code, -32010, JSON.stringify(r))
+      assert.ok(seen(record.session).some((m) => m.params?.taskId === 'never-created'))
+    } finally {
+      await client.close()
+    }
+  })
+})
+
 describe("tasks, shared mode: not offered, so no session reaches another's", () => {
   it('no tasks capability, no taskSupport; a task-augmented call runs plain, capped', async () => {
     const client = await sdk('tasksshared')
