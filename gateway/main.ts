@@ -8,6 +8,7 @@ import { defaultConfig } from './config/defaults.js'
 import { loadConfigFile } from './config/load.js'
 import type { GatewayConfig } from './config/schema.js'
 import { startGateway } from './gateway.js'
+import { startIdleGc } from './idle-gc.js'
 import { telemetrySettings } from './observability/telemetry-env.js'
 import { createLogger } from './observability/logger.js'
 import { loadPolicy } from './policy/load.js'
@@ -75,9 +76,11 @@ async function serve(args: string[]): Promise<number> {
     // The embedded default is the development setup; a config file asks for it explicitly.
     allowDevIdp: values.config === undefined || values['dev-idp'] === true,
   })
+  const idleGc = startIdleGc(config.limits.idleGcAfter, log)
   const exit = (code: number) => log.flush(() => process.exit(code))
   const stop = (signal: string) => {
     log.info({ signal }, 'shutting down')
+    idleGc.stop()
     setTimeout(() => process.exit(1), config.limits.shutdownDeadline).unref()
     gateway.close().then(
       () => {
