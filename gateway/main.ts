@@ -8,6 +8,7 @@ import { defaultConfig } from './config/defaults.js'
 import { loadConfigFile } from './config/load.js'
 import type { GatewayConfig } from './config/schema.js'
 import { startGateway } from './gateway.js'
+import { startIdleGc } from './idle-gc.js'
 import { telemetrySettings } from './observability/telemetry-env.js'
 import { createLogger } from './observability/logger.js'
 import { loadPolicy } from './policy/load.js'
@@ -75,6 +76,7 @@ async function serve(args: string[]): Promise<number> {
     // The embedded default is the development setup; a config file asks for it explicitly.
     allowDevIdp: values.config === undefined || values['dev-idp'] === true,
   })
+  const idleGc = startIdleGc(config.limits.idleGcAfter, log)
   // The log is flushed before exit, and the deadline's exit too: a line left buffered for the
   // exit handler's sync write is dropped if the reader went away (logger.ts). A reader that
   // stopped reading never takes the flush: the process ends a flush interval later anyway.
@@ -85,6 +87,7 @@ async function serve(args: string[]): Promise<number> {
   }
   const stop = (signal: string) => {
     log.info({ signal }, 'shutting down')
+    idleGc.stop()
     setTimeout(() => exit(1), config.limits.shutdownDeadline).unref()
     gateway.close().then(
       () => {

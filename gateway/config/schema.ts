@@ -107,6 +107,8 @@ export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000
 export const DEFAULT_SSE_KEEPALIVE_MS = 15_000
 /** After SIGTERM or SIGINT, the process exits after this long even if shutdown has not finished, in ms. */
 export const DEFAULT_SHUTDOWN_DEADLINE_MS = 10_000
+/** After this long with (almost) no CPU used, one full collection gives back what a burst grew the heap to, in ms; 0: never. */
+export const DEFAULT_IDLE_GC_AFTER_MS = 10_000
 /** Quiet time after the last policy file event before a reload, in ms (editors write in bursts). */
 export const DEFAULT_RELOAD_DEBOUNCE_MS = 150
 /** Bytes of log lines gathered before a write to stdout (one write per many lines under load). */
@@ -977,6 +979,11 @@ export const configSchema = z
         sseKeepAlive: ms.min(1000).max(3600_000).default(DEFAULT_SSE_KEEPALIVE_MS),
         /** On SIGTERM, the process exits after this even if shutdown is unfinished; must exceed every server's shutdownGrace. */
         shutdownDeadline: ms.min(1000).max(3600_000).default(DEFAULT_SHUTDOWN_DEADLINE_MS),
+        /** Quiet time after which one full collection gives memory back (`mcp-edge serve` only); 0: never. */
+        idleGcAfter: ms
+          .max(3600_000)
+          .refine((v) => v === 0 || v >= 1000, 'at least 1000 (ms), or 0: never')
+          .default(DEFAULT_IDLE_GC_AFTER_MS),
         /** Quiet time after a policy file changes before it is reloaded. */
         policyReloadDebounce: ms.min(10).max(60_000).default(DEFAULT_RELOAD_DEBOUNCE_MS),
         /** Sessionless (2026-07-28) requests: each principal's processes, waiters, rounds and listen streams, per server. */

@@ -4,12 +4,16 @@
 // from /proc, the V8 heap from the gateway's own /metrics (prom-client's process figures); with
 // BENCH_MEMORY_GC=1 the gateway runs with --expose-gc and gc-probe.js, and each point also says
 // what is left after forced full collections (live objects, against garbage not yet collected).
+// The idle and settled points are read after the quiet time a user's gateway gets: long enough
+// for its idle collection (limits.idleGcAfter, gateway/idle-gc.ts) to have run; the idle point
+// is also read 1 s after start, when start-up's garbage is still there.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Pool } from 'undici'
+import { DEFAULT_IDLE_GC_AFTER_MS } from '../../gateway/config/schema.js'
 import type { GcProbeReport } from './gc-probe.js'
 import type { Gateway } from './gateway-target.js'
 import { eachLimit } from './load.js'
@@ -23,7 +27,8 @@ export interface MemorySizes {
   sessions: number
   /** Sessions opened and closed afterwards (handshake, DELETE). */
   churn: number
-  /** How long the gateway is left alone after the churn before its RSS is read, ms. */
+  /** How long the gateway is left alone after the churn before its RSS is read, ms (at least
+   *  QUIET_MS: shorter would read a heap the gateway is about to give back). */
   settleMs: number
   /** BENCH_MEMORY_GC=1: a diagnostic run, forced full collections at every point. */
   gc: boolean
@@ -50,7 +55,9 @@ export interface MemoryResult {
   settleMs: number
   /** Whether forced collections ran at every point (they also change the later points). */
   gc: boolean
-  /** After start, before any session. */
+  /** 1 s after start: start-up's garbage not collected yet. */
+  started: MemoryAt
+  /** After start, quiet for settleMs, before any session. */
   idle: MemoryAt
   /** With `sessions` idle sessions open. */
   open: MemoryAt
@@ -66,6 +73,12 @@ export interface MemoryResult {
 }
 
 const AT_ONCE = 32
+/**
+ * The least quiet time before the idle and settled points: the gateway's idle collection runs
+ * 1 to 1.25 idleGcAfter into the quiet, its second GC a quarter later; 2x leaves margin on busy
+ * cores. The gateway runs with the default idleGcAfter.
+ */
+export const QUIET_MS = 2 * DEFAULT_IDLE_GC_AFTER_MS
 const MB = 1024 * 1024
 
 /** Node options and the probe's directory for a BENCH_MEMORY_GC run; the directory is removed at exit. */
@@ -138,8 +151,11 @@ export async function memory(
     const key = `DELETE: HTTP ${status}`
     if (status !== 200) bad.set(key, (bad.get(key) ?? 0) + 1)
   }
+  const settleMs = Math.max(sizes.settleMs, QUIET_MS)
   try {
-    await delay(1000) // the start-up's garbage collected, the shared process initialized
+    await delay(1000) // the shared process initialized
+    const started = await at()
+    await delay(settleMs - 1000)
     const idle = await at()
     await eachLimit(Array.from({ length: sizes.sessions }), AT_ONCE, async () => {
       open.push((await HttpSession.open(client, gw.path, gw.headers)).session)
@@ -155,12 +171,13 @@ export async function memory(
     const churnSec = (performance.now() - t0) / 1000
     const churnCpuMs = ownCpuMs(pid) - cpu0
     const churned = await at()
-    await delay(sizes.settleMs)
+    await delay(settleMs)
     return {
       sessions: sizes.sessions,
       churn: sizes.churn,
-      settleMs: sizes.settleMs,
+      settleMs,
       gc: gcDir !== undefined,
+      started,
       idle,
       open: opened,
       closed,

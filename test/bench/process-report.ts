@@ -287,7 +287,8 @@ export function memoryText(r: MemoryResult): string {
   const mb = (v: number) => v.toFixed(1)
   const s = memorySummary(r)
   const rows: [string, MemoryAt][] = [
-    ['idle, no session yet', r.idle],
+    ['1 s after start', r.started],
+    [`idle, no session yet (${(r.settleMs / 1000).toFixed(0)} s after start)`, r.idle],
     [`${r.sessions} idle sessions open`, r.open],
     ['those closed (baseline after use)', r.closed],
     [`${r.churn} more opened and closed`, r.churned],

@@ -60,6 +60,18 @@ const cases: LimitCase[] = [
     message: max(3_600_000),
   },
   {
+    key: 'limits.idleGcAfter',
+    default: S.DEFAULT_IDLE_GC_AFTER_MS,
+    bad: 3_600_001,
+    message: max(3_600_000),
+  },
+  {
+    key: 'limits.idleGcAfter',
+    default: S.DEFAULT_IDLE_GC_AFTER_MS,
+    bad: 999,
+    message: 'at least 1000 (ms), or 0: never',
+  },
+  {
     key: 'limits.policyReloadDebounce',
     default: S.DEFAULT_RELOAD_DEBOUNCE_MS,
     bad: 60_001,

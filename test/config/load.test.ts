@@ -535,6 +535,7 @@ describe('validateConfig', () => {
       keepAliveTimeout: 65_000,
       sseKeepAlive: 15_000,
       shutdownDeadline: 10_000,
+      idleGcAfter: 10_000,
       policyReloadDebounce: 150,
       sessionless: {
         lanesPerSubject: 4,
