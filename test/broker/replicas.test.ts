@@ -242,10 +242,6 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
     assert.equal(claims.iss, s.publicUrl)
     assert.equal(claims.aud, notes())
     assert.equal(claims.sub, '00000000-0000-0000-0000-00000000a11c')
-    // The code is single use on every replica.
-    const again = await exchange('a', client, code, verifier)
-    assert.equal(again.status, 400)
-    assert.equal(again.json.error, 'invalid_grant')
     for (const via of ['a', 'b'] as const) {
       const mcp = await initialize(via, res.json.access_token!)
       assert.equal(mcp.status, 200, via)
@@ -255,6 +251,12 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
         'the session lives on the replica that answered',
       )
     }
+    // The code is single use on every replica; used again, its grant ends, with the access
+    // token already issued from it (RFC 9700 §4.14.2 / RFC 6749 §4.1.2).
+    const again = await exchange('a', client, code, verifier)
+    assert.equal(again.status, 400)
+    assert.equal(again.json.error, 'invalid_grant')
+    assert.equal((await initialize('a', res.json.access_token!)).status, 401)
   })
 
   it('refresh at B, then at A: each rotates; the access token A issued is accepted by B', async () => {
