@@ -326,7 +326,7 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
       assert.equal((await initialize(via, other.access)).status, 200, `another grant at ${via}`)
   })
 
-  it("a revocation B did not hear (its subscription cut) is loaded when it resubscribes; readiness and metrics say so", async () => {
+  it('a revocation B did not hear (its subscription cut) is loaded when it resubscribes; readiness and metrics say so', async () => {
     const client = await register('a')
     const t = await loggedIn(client)
     assert.equal((await initialize('b', t.access)).status, 200)

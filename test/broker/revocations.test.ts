@@ -15,7 +15,9 @@ const KEY_1 = 'k'.repeat(32)
 const KEY_2 = 'l'.repeat(32)
 const TTL = 330_000
 
-async function list(o: { max?: number; keys?: string[]; store?: ReturnType<typeof createMemoryStore> } = {}) {
+async function list(
+  o: { max?: number; keys?: string[]; store?: ReturnType<typeof createMemoryStore> } = {},
+) {
   const clock = { now: 1_700_000_000_000 }
   const store = o.store ?? createMemoryStore({ now: () => clock.now })
   const events: RevocationEvent[] = []
@@ -94,7 +96,11 @@ describe('revocation list', () => {
     clock.now += TTL
     assert.equal(l.refusal(old), undefined, 'once the overflowed entry would have expired')
     await l.revokeGrant('g4')
-    assert.equal(l.refusal(marks('g4')), "the token's grant was revoked", 'expired entries made room')
+    assert.equal(
+      l.refusal(marks('g4')),
+      "the token's grant was revoked",
+      'expired entries made room',
+    )
   })
 
   it('a replica starting later loads what the store holds; a malformed entry is skipped', async () => {

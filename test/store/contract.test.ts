@@ -322,7 +322,10 @@ const cases: { name: string; run(h: Harness): Promise<void> }[] = [
       assert.ok(live.get('short')! > 0 && live.get('short')! <= ttl)
       assert.ok(live.get('long')! > ttl, 'a shorter end does not shorten a member')
       await elapse(async () => !new Map(await s.liveMembers('list')).has('short'))
-      assert.deepEqual((await s.liveMembers('list')).map(([m]) => m), ['long'])
+      assert.deepEqual(
+        (await s.liveMembers('list')).map(([m]) => m),
+        ['long'],
+      )
       assert.deepEqual(await s.liveMembers('absent'), [])
       await rejectsWith(s.get('list'), 'wrong_type', 'an expiring set is not a value')
       await rejectsWith(s.addExpiring('list', 'm', 0), 'invalid_argument')
