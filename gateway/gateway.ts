@@ -95,13 +95,15 @@ export interface Gateway {
  * memory and start-up time it costs (issue 14's idle target).
  */
 async function importBroker() {
-  const [broker, interactions, keys, provider] = await Promise.all([
+  const [broker, interactions, keys, provider, revocations] = await Promise.all([
     import('./broker/broker.js'),
     import('./broker/interactions.js'),
     import('./broker/keys.js'),
     import('./broker/provider.js'),
+    import('./broker/revocations.js'),
   ])
   return {
+    RevocationList: revocations.RevocationList,
     startBroker: broker.startBroker,
     requireSharedKeys: broker.requireSharedKeys,
     brokerKeys: keys.brokerKeys,
@@ -221,6 +223,19 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     const code = brokerConfig && (await importBroker())
     brokerCode = code
     keys = code && (await code.brokerKeys(brokerConfig, readSecret))
+    // Revoked grants and tokens, before the verifier of the broker's tokens that consults them.
+    const revocations =
+      code &&
+      keys &&
+      (await code.RevocationList.start({
+        store: await sharedStore(),
+        ttlMs: (brokerConfig.accessTokenTtl + config.auth.clockTolerance) * 1000,
+        toleranceMs: config.auth.clockTolerance * 1000,
+        maxEntries: brokerConfig.revocationListMax,
+        cookieKeys: keys.cookieKeys,
+        log: log.child({ component: 'revocations' }),
+        onEvent: (event) => metrics.revocations.inc({ event }),
+      }))
     const upstream = brokerConfig?.upstream
     identity = await setUpIdentity({
       config,
@@ -240,6 +255,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
           issuer: publicUrl,
           getKey: keys.getKey,
           alg: keys.alg,
+          revocations: revocations!,
           upstream: {
             issuer: upstream.issuer,
             clientId: upstream.clientId,
@@ -280,6 +296,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
           log: log.child({ component: 'broker' }),
           readSecret,
           peer: (c) => (c as Context<Vars>).get('clientIp'),
+          revocations: revocations!,
         })
     }
   } catch (err) {

@@ -6,6 +6,7 @@ import { byIssuer } from './auth/issuers.js'
 import { createIdpHttp, type IdpHttp } from './auth/idp-http.js'
 import { createKeySource } from './auth/keys.js'
 import type { Principal } from './auth/principal.js'
+import type { Revocations } from './auth/revocation.js'
 import { ConfigError } from './config/errors.js'
 import type { GatewayConfig } from './config/schema.js'
 import type { DevIdp, DevIdpOptions, ScopesFor } from './devidp/provider.js'
@@ -19,6 +20,8 @@ export interface BrokerIssuer {
   issuer: string
   getKey: JWTVerifyGetKey
   alg: string
+  /** Its revoked grants and tokens: each of its tokens must name its grant, and is refused once revoked. */
+  revocations: Revocations
   /** The upstream the broker logs users in at, when it is the dev IdP (the embedded default). */
   upstream: {
     issuer?: string
@@ -136,7 +139,7 @@ export async function setUpIdentity(o: {
       },
       { getKey: broker.getKey },
       Date.now,
-      { scopesAlwaysDelegated: true },
+      { scopesAlwaysDelegated: true, revocations: broker.revocations },
     )
   if (issuer === undefined) {
     // The broker alone: its keys are in memory, nothing to fetch.

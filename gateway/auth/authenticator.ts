@@ -5,11 +5,14 @@ import { parseBearer } from './bearer.js'
 import { AuthError } from './errors.js'
 import type { KeySource } from './keys.js'
 import { toPrincipal, type Principal } from './principal.js'
+import { revocationMarks, type RevocationMarks, type Revocations } from './revocation.js'
 import { checkAudience, verifyAccessToken } from './verify.js'
 
 interface Verified {
   principal: Principal
   aud: string | string[] | undefined
+  /** With revocations: what the token is refused by once revoked. */
+  marks?: RevocationMarks
 }
 
 /** Turns an `Authorization` header into a Principal for one resource. */
@@ -30,7 +33,8 @@ export interface Authenticator {
 /**
  * Creates the authenticator: bearer parse, a cache of verified tokens (LRU keyed by the
  * token's SHA-256, an entry never outliving the token's `exp`), full verification on a miss,
- * and the audience check on every request.
+ * and on every request the revocation check (when the issuer revokes: the broker) and the
+ * audience check.
  */
 export function createAuthenticator(
   auth: AuthConfig & { issuer: string },
@@ -42,6 +46,11 @@ export function createAuthenticator(
      * granted no scope), so a missing claim never lets the roles decide alone.
      */
     scopesAlwaysDelegated?: boolean
+    /**
+     * The issuer's revocations (the broker's list): every token must name its grant, and one
+     * revoked is refused even from the cache.
+     */
+    revocations?: Revocations
   } = {},
 ): Authenticator {
   const cache =
@@ -78,6 +87,7 @@ export function createAuthenticator(
         verified = {
           principal: o.scopesAlwaysDelegated ? { ...principal, hasScopeClaim: true } : principal,
           aud: payload.aud,
+          marks: o.revocations && revocationMarks(payload, token),
         }
         const ttl = Math.min(auth.tokenCacheTtl * 1000, (payload.exp ?? 0) * 1000 - now())
         if (cache && now() - sweptAt >= auth.tokenCacheTtl * 1000) {
@@ -92,6 +102,8 @@ export function createAuthenticator(
         cache?.delete(key)
         throw new AuthError('token_expired', 'the access token has expired')
       }
+      const refusal = verified.marks && o.revocations?.refusal(verified.marks)
+      if (refusal !== undefined) throw new AuthError('token_revoked', refusal)
       checkAudience(verified.aud, audiences)
       return verified.principal
     },

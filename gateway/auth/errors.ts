@@ -14,6 +14,7 @@ export type AuthErrorCode =
   | 'unknown_key' // kid not in the issuer's JWKS, even after a refetch
   | 'bad_signature'
   | 'missing_claim'
+  | 'token_revoked' // the broker's own token, its grant (or itself) revoked since it was issued
   | 'idp_unavailable' // discovery or JWKS unreachable: 503, so clients do not re-authorize in a storm
 
 const STATUS: Record<AuthErrorCode, number> = {
@@ -29,6 +30,7 @@ const STATUS: Record<AuthErrorCode, number> = {
   unknown_key: 401,
   bad_signature: 401,
   missing_claim: 401,
+  token_revoked: 401,
   idp_unavailable: 503,
 }
 

@@ -17,6 +17,12 @@ export interface AdapterOptions {
   ) => Promise<void>
   /** oidc-provider's error a reused token becomes (errors.InvalidGrant). */
   reused: () => Error
+  /**
+   * Told of every grant revoked, by any path (a reused code or refresh token here; a /revoke, a
+   * failed re-check or oidc-provider's own reuse check destroying the grant), before its
+   * records go: its access tokens must be refused from now on.
+   */
+  grantRevoked: (grant: { grantId: string; accountId?: string; clientId?: string }) => Promise<void>
 }
 
 /** The set of every registered (DCR) client id: its size is the client count. */
@@ -150,13 +156,22 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
       // §4.14.2, the grant ends, whichever request got there first.
       const value = await store.get(this.key(id))
       const payload = value === undefined ? undefined : (JSON.parse(value) as AdapterPayload)
-      if (payload?.grantId) await revokeGrantRecords(store, payload.grantId)
+      if (payload?.grantId) {
+        const { grantId, accountId, clientId } = payload
+        await o.grantRevoked({ grantId, accountId, clientId })
+        await revokeGrantRecords(store, grantId)
+      }
       await o.onReuse(this.name, payload?.grantId, payload?.accountId)
       throw o.reused()
     }
 
     async destroy(id: string): Promise<void> {
       const value = await store.get(this.key(id))
+      // oidc-provider destroys a grant only to revoke it (helpers/revoke.js; ours in provider.ts).
+      if (this.name === 'Grant' && value !== undefined) {
+        const { accountId, clientId } = JSON.parse(value) as AdapterPayload
+        await o.grantRevoked({ grantId: id, accountId, clientId })
+      }
       await store.del([this.key(id), `${this.key(id)}:consumed`])
       if (this.name === 'Client') await store.srem(CLIENTS_SET, id)
       const uid = value === undefined ? undefined : (JSON.parse(value) as AdapterPayload).uid

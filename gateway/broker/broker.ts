@@ -22,6 +22,8 @@ import { mountProvider } from './mount.js'
 import { loadOidcModule } from './oidc-module.js'
 import { BROKER_ROUTES, brokerConfiguration } from './provider.js'
 import { registrationGuard } from './registration-guard.js'
+import { revokeAccessTokens } from './revoke-access.js'
+import type { RevocationList } from './revocations.js'
 import { createUpstream, type Upstream } from './upstream.js'
 
 /** A running broker: the authorization server the gateway is, federating to the upstream IdP. */
@@ -59,6 +61,8 @@ export async function startBroker(o: {
   readSecret: (ref: SecretRef, path: string) => string
   /** The address a registration counts against (the direct peer, or X-Forwarded-For from a trusted proxy). */
   peer: (c: Context) => string | undefined
+  /** Revoked grants and tokens (started before the gateway's verifier, which consults it). */
+  revocations: RevocationList
 }): Promise<Broker> {
   const { config, issuer, log } = o
   const broker = config.auth.broker!
@@ -125,9 +129,30 @@ export async function startBroker(o: {
           outcome: 'grant revoked',
         }),
       firstParty,
+      grantTag: (grantId) => o.revocations.grantTag(grantId),
+      grantRevoked: async ({ grantId, accountId, clientId }) => {
+        await o.revocations.revokeGrant(grantId)
+        o.audit.record({
+          sub: accountId ?? '',
+          iss: issuer,
+          clientId,
+          server: '',
+          method: 'oauth/revoke',
+          decision: 'deny',
+          rule: 'authorization server',
+          outcome: `grant ${grantId.slice(0, 8)} revoked; its access tokens are refused`,
+        })
+      },
     }),
   )
   observe(provider, o.audit, issuer, log)
+  revokeAccessTokens(provider, {
+    issuer,
+    keys: o.keys,
+    revocations: o.revocations,
+    clockTolerance: config.auth.clockTolerance,
+    audit: o.audit,
+  })
 
   const routes = new Hono()
   // RFC 7591 from a browser page (MCP Inspector): registration needs no credentials, so any
@@ -200,9 +225,12 @@ export async function startBroker(o: {
     accounts,
     firstParty,
     problem: () =>
-      upstream.problem() ?? (storeDown ? 'the shared store (Redis) cannot be reached' : undefined),
+      upstream.problem() ??
+      (storeDown ? 'the shared store (Redis) cannot be reached' : undefined) ??
+      o.revocations.problem(),
     async close() {
       clearInterval(ping)
+      await o.revocations.close()
       await upstream.close()
       await cimdFetch.close()
     },
@@ -260,9 +288,7 @@ function observe(provider: Provider, audit: AuditLog, issuer: string, log: Logge
       rule: 'authorization server',
       outcome,
     })
-  provider.on('grant.revoked', (_ctx, grantId: string) =>
-    record('oauth/revoke', 'deny', `grant ${grantId.slice(0, 8)} revoked`),
-  )
+  // A revoked grant is audited where it is listed (startBroker's grantRevoked), on every path.
   provider.on('grant.error', (ctx, err: { error?: string; error_description?: string }) =>
     record(
       'oauth/token',
@@ -294,9 +320,11 @@ function observe(provider: Provider, audit: AuditLog, issuer: string, log: Logge
     (_ctx, err: { error?: string; error_description?: string }) =>
       record('oauth/register', 'deny', `${err.error}: ${err.error_description ?? ''}`),
   )
-  provider.on('revocation.error', (ctx, err: { error?: string }) =>
-    record('oauth/revoke', 'deny', String(err.error), ctx.oidc?.client?.clientId),
-  )
+  provider.on('revocation.error', (ctx, err: { error?: string }) => {
+    // A JWT access token: revoked by revoke-access.ts, which audits it.
+    if (err.error !== 'unsupported_token_type')
+      record('oauth/revoke', 'deny', String(err.error), ctx.oidc?.client?.clientId)
+  })
   provider.on('server_error', (_ctx, err: Error) =>
     log.error({ err }, 'authorization server error'),
   )

@@ -4,9 +4,10 @@ import type { Logger } from 'pino'
 import type { Resources } from '../auth/resources.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { PolicyStore } from '../policy/store.js'
+import { GRANT_CLAIM } from '../auth/revocation.js'
 import type { Store } from '../store/store.js'
 import type { Accounts } from './accounts.js'
-import { storeAdapter } from './adapter.js'
+import { storeAdapter, type AdapterOptions } from './adapter.js'
 import { ClientPolicyError } from './client-errors.js'
 import { CLIENT_POLICY_PROPERTY, type ClientPolicy } from './client-policy.js'
 import { messagePage, PAGE_HEADERS } from './consent-page.js'
@@ -50,6 +51,10 @@ export interface ProviderDeps {
   onRevoked?: (sub: string, reason: string) => void
   /** The gateway's own client (the account page): static, no consent page, no resource. */
   firstParty?: FirstPartyClient
+  /** The tag a grant's access tokens carry (GRANT_CLAIM), so revoking it ends them. */
+  grantTag: (grantId: string) => string
+  /** Told of every grant revoked, by any path (see AdapterOptions.grantRevoked). */
+  grantRevoked: AdapterOptions['grantRevoked']
 }
 
 /**
@@ -81,6 +86,7 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       clientTtl: config.registration.unusedTtl,
       consumedTtl: config.refreshTokenTtl,
       reused: () => new errors.InvalidGrant('grant request is invalid'),
+      grantRevoked: d.grantRevoked,
       onReuse: async (model, grantId, accountId) => {
         d.log.warn(
           { model, grantId },
@@ -142,10 +148,15 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
     },
     extraTokenClaims: async (_ctx, token) => {
       if (token.kind !== 'AccessToken') return undefined
-      const account = await d.accounts.find((token as { accountId?: string }).accountId ?? '')
+      const { accountId, grantId } = token as { accountId?: string; grantId?: string }
+      const account = await d.accounts.find(accountId ?? '')
       // The user's roles: the gateway caps the token's scopes by them again, under the policy
       // in force when the token is used (a role mapping removed later takes effect at once).
-      return { roles: account?.roles ?? [] }
+      // The grant's tag: a revoked grant's tokens are refused before they expire.
+      return {
+        roles: account?.roles ?? [],
+        ...(grantId ? { [GRANT_CLAIM]: d.grantTag(grantId) } : {}),
+      }
     },
     features: {
       devInteractions: { enabled: false },

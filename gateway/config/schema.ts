@@ -560,6 +560,11 @@ const roleClaimSchema = z.union([
 export const DEFAULT_BROKER_ACCESS_TOKEN_TTL_S = 300
 /** Refresh tokens the broker issues live at most this long, in s (each use rotates them). */
 export const DEFAULT_BROKER_REFRESH_TOKEN_TTL_S = 14 * 24 * 3600
+/**
+ * Revoked grants and access tokens one replica holds in memory until their tokens expire; past
+ * it every broker token issued before then is refused until the overflow has expired.
+ */
+export const DEFAULT_BROKER_REVOCATION_LIST_MAX = 100_000
 /** Authorization codes live this long, in s (single use). */
 export const DEFAULT_BROKER_CODE_TTL_S = 60
 /** A login (consent page, upstream round trip) must finish within this, in s. */
@@ -702,6 +707,8 @@ const brokerSchema = z.strictObject({
   cookieKeys: secretRef.optional(),
   accessTokenTtl: z.number().int().min(30).max(3600).default(DEFAULT_BROKER_ACCESS_TOKEN_TTL_S),
   refreshTokenTtl: z.number().int().min(60).default(DEFAULT_BROKER_REFRESH_TOKEN_TTL_S),
+  /** Revoked grants and tokens held in memory (see DEFAULT_BROKER_REVOCATION_LIST_MAX). */
+  revocationListMax: z.number().int().min(100).default(DEFAULT_BROKER_REVOCATION_LIST_MAX),
   codeTtl: z.number().int().min(10).max(600).default(DEFAULT_BROKER_CODE_TTL_S),
   loginTtl: z.number().int().min(60).max(3600).default(DEFAULT_BROKER_LOGIN_TTL_S),
   consent: z

@@ -23,6 +23,8 @@ export interface Metrics {
   rateLimitStoreErrors: Counter<'handling'>
   /** Tool pinning: definitions seen that no one approved (`changed`, `new` with learn off) and tools pinned on first sight (`learned`). */
   toolPinChanges: Counter<'server' | 'kind'>
+  /** The broker's revocation list: grants and tokens listed here or learned from other replicas, overflows, its subscription lost and back (tokens refused: authFailures `token_revoked`). */
+  revocations: Counter<'event'>
 }
 
 /** Live counts read at scrape time. */
@@ -136,6 +138,12 @@ export function createMetrics(g: Gauges): Metrics {
       name: 'mcp_edge_endpoint_backends_skipped_total',
       help: 'Backends an endpoint left out of a list because they failed or timed out, by endpoint and server',
       labelNames: ['endpoint', 'server'],
+      registers: [registry],
+    }),
+    revocations: new Counter({
+      name: 'mcp_edge_revocations_total',
+      help: 'Revocation list events (revoked, learned, overflow, subscription_lost, resynced)',
+      labelNames: ['event'],
       registers: [registry],
     }),
     toolPinChanges: new Counter({

@@ -6,6 +6,7 @@ import type { Store } from './store.js'
 type Entry =
   | { kind: 'value'; value: string; expiresAt: number | undefined }
   | { kind: 'set'; members: Set<string>; expiresAt: number | undefined }
+  | { kind: 'expiring'; members: Map<string, number>; expiresAt: number | undefined }
 
 /** The in-memory store, with its size for metrics. */
 export interface MemoryStore extends Store {
@@ -83,6 +84,13 @@ export function createMemoryStore(
         `${op}: the in-memory store holds its maximum of ${maxKeys} keys`,
       )
     }
+  }
+
+  function expiringAt(key: string, op: string): Extract<Entry, { kind: 'expiring' }> | undefined {
+    const e = live(key)
+    if (e !== undefined && e.kind !== 'expiring')
+      throw new StoreError('wrong_type', `${op}: the key holds a value or a set`)
+    return e
   }
 
   const expiry = (ttlMs: number | undefined, what: string) =>
@@ -176,6 +184,28 @@ export function createMemoryStore(
     async scard(set) {
       open('scard')
       return setAt(set, 'scard')?.members.size ?? 0
+    },
+
+    async addExpiring(set, member, ttlMs) {
+      open('addExpiring')
+      const at = now() + checkTtl(ttlMs, 'addExpiring ttlMs')
+      let e = expiringAt(set, 'addExpiring')
+      if (e === undefined) {
+        makeRoom(set, 'addExpiring')
+        e = { kind: 'expiring', members: new Map(), expiresAt: at }
+        entries.set(set, e)
+      }
+      const t = now()
+      for (const [m, end] of e.members) if (end <= t) e.members.delete(m)
+      e.members.set(member, Math.max(at, e.members.get(member) ?? 0))
+      e.expiresAt = Math.max(...e.members.values())
+    },
+
+    async liveMembers(set) {
+      open('liveMembers')
+      const t = now()
+      const e = expiringAt(set, 'liveMembers')
+      return [...(e?.members ?? [])].filter(([, end]) => end > t).map(([m, end]) => [m, end - t])
     },
 
     async incr(key, windowMs) {

@@ -8,6 +8,7 @@ import {
 } from '../config/schema.js'
 import { checkTtl, StoreError } from './errors.js'
 import { storeError } from './redis-errors.js'
+import { redisBroadcast } from './redis-broadcast.js'
 import type { Store } from './store.js'
 
 // Compare-and-delete: releases a lock only while it still holds the releaser's token.
@@ -17,6 +18,25 @@ return 0`
 const INCR_WINDOW = `local n = redis.call('INCR', KEYS[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`
+
+// An expiring set is a sorted set scored by each member's end (the server's clock, ms); the
+// key itself ends with its last member. ZADD GT: a member already there keeps the later end.
+const ADD_EXPIRING = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], 'GT', now + tonumber(ARGV[2]), ARGV[1])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return 1`
+const LIVE_MEMBERS = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local r = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES')
+local out = {}
+for i = 1, #r, 2 do
+  out[#out + 1] = r[i]
+  out[#out + 1] = tostring(tonumber(r[i + 1]) - now)
+end
+return out`
 
 export interface RedisStoreOptions {
   /** `redis://` or `rediss://` URL; may hold a password, so it is never logged. */
@@ -89,6 +109,17 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
 
   const k = (key: string) => o.keyPrefix + key
   let closed = false
+  const broadcast = redisBroadcast(client, {
+    keyPrefix: o.keyPrefix,
+    log: o.log,
+    where,
+    redact,
+    connectTimeoutMs,
+    publish: (channel, message) =>
+      run('publish', async () => {
+        await client.publish(k(channel), message)
+      }),
+  })
 
   /** Runs one operation: fails fast when disconnected, at most `commandTimeoutMs` otherwise. */
   async function run<T>(op: string, fn: () => Promise<T>): Promise<T> {
@@ -164,6 +195,22 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
 
     scard: (set) => run('scard', () => client.sCard(k(set))),
 
+    async addExpiring(set, member, ttlMs) {
+      checkTtl(ttlMs, 'addExpiring ttlMs')
+      const args = { keys: [k(set)], arguments: [member, String(ttlMs)] }
+      await run('addExpiring', () => client.eval(ADD_EXPIRING, args))
+    },
+
+    liveMembers: (set) =>
+      run('liveMembers', async () => {
+        const flat = (await client.eval(LIVE_MEMBERS, { keys: [k(set)] })) as string[]
+        const out: [string, number][] = []
+        for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i]!, Number(flat[i + 1])])
+        return out
+      }),
+
+    broadcast,
+
     async incr(key, windowMs) {
       checkTtl(windowMs, 'incr windowMs')
       const args = { keys: [k(key)], arguments: [String(windowMs)] }
@@ -192,6 +239,7 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
     async close() {
       if (closed) return
       closed = true
+      await broadcast.close()
       // QUIT waits for pending replies; a Redis that does not answer is cut off.
       if (!client.isReady || !(await within(client.close(), commandTimeoutMs))) client.destroy()
     },

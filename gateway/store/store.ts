@@ -38,6 +38,14 @@ export interface Store {
   /** How many members a set has. */
   scard(set: string): Promise<number>
   /**
+   * Adds a member to an expiring set (a sorted set in Redis) that ends on its own `ttlMs` from
+   * now; a member already there keeps the later end. Expired members are dropped on the way, and
+   * the set itself expires with its last member.
+   */
+  addExpiring(set: string, member: string, ttlMs: number): Promise<void>
+  /** The live members of an expiring set, each with the ms it has left (the store's clock). */
+  liveMembers(set: string): Promise<[member: string, leftMs: number][]>
+  /**
    * Increments a counter; a new counter lives `windowMs` from its first increment (a fixed
    * window). Resolves the new value.
    */
@@ -49,7 +57,35 @@ export interface Store {
    * refusal for lack of points rejects with the library's result instead).
    */
   counter(prefix: string, points: number, durationSec: number): RateCounter
+  /**
+   * Messages to every replica sharing this store (Redis pub/sub); undefined in memory, where
+   * there is one replica and nothing to tell.
+   */
+  readonly broadcast?: Broadcast
   /** Whether the store can be reached now (readiness). */
   ping(): Promise<boolean>
   close(): Promise<void>
+}
+
+/** What a subscriber is told: each message, and when its subscription is up or lost. */
+export interface BroadcastHandlers {
+  message(message: string): void
+  /**
+   * The subscription is in place again after a loss: anything published while it was down was
+   * missed, so the caller reloads what it keeps from the store now.
+   */
+  ready(): void
+  /** The subscription was lost (the client reconnects by itself, then `ready` again). */
+  down(cause: unknown): void
+}
+
+/** Messages to every replica: at most once, to those subscribed when it is sent. */
+export interface Broadcast {
+  /** Sends `message` on `channel` (this replica's own subscribers receive it too). */
+  publish(channel: string, message: string): Promise<void>
+  /**
+   * Listens on `channel` on a connection of its own; resolves once subscribed, with a function
+   * that stops listening.
+   */
+  subscribe(channel: string, handlers: BroadcastHandlers): Promise<() => Promise<void>>
 }

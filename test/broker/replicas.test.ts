@@ -170,6 +170,20 @@ async function initialize(via: ReplicaName, token: string) {
   return { status: res.status, session: String(res.headers['mcp-session-id'] ?? '') }
 }
 
+/**
+ * The status an initialize with `token` gets at `via` once it is refused: another replica's
+ * revocation arrives by message, so this waits for that event (bounded), never for a time.
+ */
+async function refusedAt(via: ReplicaName, token: string): Promise<number> {
+  const deadline = Date.now() + 5_000
+  let status = (await initialize(via, token)).status
+  while (status !== 401 && Date.now() < deadline) {
+    await sleep(10)
+    status = (await initialize(via, token)).status
+  }
+  return status
+}
+
 /** The raw Redis client the tests inspect the shared state with. */
 async function redisClient() {
   const client = createClient({ url: s.redis.url })
@@ -242,10 +256,6 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
     assert.equal(claims.iss, s.publicUrl)
     assert.equal(claims.aud, notes())
     assert.equal(claims.sub, '00000000-0000-0000-0000-00000000a11c')
-    // The code is single use on every replica.
-    const again = await exchange('a', client, code, verifier)
-    assert.equal(again.status, 400)
-    assert.equal(again.json.error, 'invalid_grant')
     for (const via of ['a', 'b'] as const) {
       const mcp = await initialize(via, res.json.access_token!)
       assert.equal(mcp.status, 200, via)
@@ -255,6 +265,12 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
         'the session lives on the replica that answered',
       )
     }
+    // The code is single use on every replica; used again, its grant ends, with the access
+    // token already issued from it (RFC 9700 §4.14.2 / RFC 6749 §4.1.2).
+    const again = await exchange('a', client, code, verifier)
+    assert.equal(again.status, 400)
+    assert.equal(again.json.error, 'invalid_grant')
+    assert.equal((await initialize('a', res.json.access_token!)).status, 401)
   })
 
   it('refresh at B, then at A: each rotates; the access token A issued is accepted by B', async () => {
@@ -293,6 +309,44 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
       assert.equal(res.json.error, 'invalid_grant')
     }
     assert.equal(await grantExists(grantId), false, 'the grant is gone from Redis')
+  })
+
+  it("a refresh token reused at A: the grant's access token is refused at once on A, and on B as soon as A's message lands; another grant works on both", async () => {
+    const client = await register('a')
+    const t = await loggedIn(client)
+    const other = await loggedIn(await register('b'))
+    for (const via of ['a', 'b'] as const)
+      assert.equal((await initialize(via, t.access)).status, 200, `before, at ${via} (now cached)`)
+    const rotated = await refresh('a', client, t.refresh)
+    assert.equal(rotated.status, 200, rotated.text)
+    assert.equal((await refresh('a', client, t.refresh)).json.error, 'invalid_grant')
+    assert.equal((await initialize('a', t.access)).status, 401, 'at A, the replica that revoked')
+    assert.equal(await refusedAt('b', t.access), 401, 'at B, told over Redis pub/sub')
+    for (const via of ['a', 'b'] as const)
+      assert.equal((await initialize(via, other.access)).status, 200, `another grant at ${via}`)
+  })
+
+  it('a revocation B did not hear (its subscription cut) is loaded when it resubscribes; readiness and metrics say so', async () => {
+    const client = await register('a')
+    const t = await loggedIn(client)
+    assert.equal((await initialize('b', t.access)).status, 200)
+    const raw = await redisClient()
+    try {
+      // Listed in Redis without a message, as while B's subscription was down.
+      const tag = String(decodeJwt(t.access).grant_tag)
+      const end = Number((await raw.time())[0]) * 1000 + 60_000
+      await raw.zAdd(`${s.keyPrefix}broker:revoked`, { score: end, value: `g.${tag}` })
+      assert.equal((await initialize('b', t.access)).status, 200, 'not heard of yet')
+      await raw.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub'])
+    } finally {
+      raw.destroy()
+    }
+    assert.equal(await refusedAt('b', t.access), 401, 'loaded once B resubscribed')
+    const metrics = await (await request(`${s.replicas.b.url}/metrics`)).body.text()
+    assert.match(metrics, /mcp_edge_revocations_total\{event="subscription_lost"\} [1-9]/)
+    assert.match(metrics, /mcp_edge_revocations_total\{event="resynced"\} [1-9]/)
+    const ready = await request(`${s.replicas.b.url}/readyz`)
+    assert.equal(ready.statusCode, 200, await ready.body.text())
   })
 
   it('the same refresh token at A and B at once: exactly one wins every round, and the grant is revoked', async () => {

@@ -55,6 +55,11 @@ export function testStore(now: () => number = Date.now): Store & {
       values.set(key, { value: String(n), expires: v?.expires ?? now() + windowMs })
       return n
     },
+    // Expiring sets are the revocation list's, which these tests do not reach.
+    addExpiring: async () => {
+      throw new Error('testStore: expiring sets are not implemented')
+    },
+    liveMembers: async () => [],
     counter: (prefix, points, duration) =>
       new RateLimiterMemory({ keyPrefix: prefix, points, duration }),
     ping: async () => true,

@@ -310,6 +310,28 @@ const cases: { name: string; run(h: Harness): Promise<void> }[] = [
     },
   },
 
+  // expiring sets (the broker's revocation list)
+  {
+    name: 'an expiring set: each member ends on its own, keeps its later end, the set ends with the last',
+    async run({ s, t, ttl, long, elapse }) {
+      await s.addExpiring('list', 'short', ttl)
+      await s.addExpiring('list', 'long', long)
+      await t.addExpiring('list', 'long', ttl)
+      const live = new Map(await t.liveMembers('list'))
+      assert.deepEqual([...live.keys()].sort(), ['long', 'short'])
+      assert.ok(live.get('short')! > 0 && live.get('short')! <= ttl)
+      assert.ok(live.get('long')! > ttl, 'a shorter end does not shorten a member')
+      await elapse(async () => !new Map(await s.liveMembers('list')).has('short'))
+      assert.deepEqual(
+        (await s.liveMembers('list')).map(([m]) => m),
+        ['long'],
+      )
+      assert.deepEqual(await s.liveMembers('absent'), [])
+      await rejectsWith(s.get('list'), 'wrong_type', 'an expiring set is not a value')
+      await rejectsWith(s.addExpiring('list', 'm', 0), 'invalid_argument')
+    },
+  },
+
   // arguments
   {
     name: 'times to live and windows must be positive integers of ms',

@@ -1,0 +1,218 @@
+import { createHmac, hkdfSync } from 'node:crypto'
+import type { Logger } from 'pino'
+import type { RevocationMarks, Revocations } from '../auth/revocation.js'
+import type { Store } from '../store/store.js'
+
+/** The store key of the list (an expiring set) and the channel replicas tell each other on. */
+export const REVOKED_SET = 'broker:revoked'
+export const REVOKED_CHANNEL = 'broker:revoked'
+
+/** What the list reports (a metric's `event` label). */
+export type RevocationEvent =
+  | 'revoked' // this replica listed a revoked grant or token
+  | 'learned' // another replica's, by message or reload
+  | 'overflow' // the list was full: every token issued until now is refused
+  | 'subscription_lost'
+  | 'resynced' // the subscription is back and the list was reloaded
+
+/** Who and what a revocation was about, for the audit line. */
+export interface RevokedGrant {
+  grantId: string
+  accountId?: string
+  clientId?: string
+}
+
+/** The client-facing descriptions of a refusal (RFC 6750 error_description). */
+const GRANT_REVOKED = "the token's grant was revoked"
+const TOKEN_REVOKED = 'the token was revoked'
+const OVERFLOWED = 'the token may have been revoked; get a new one'
+
+/** A list message or store member: `g.<grant tag>` or `t.<jti>`, then (messages) the ms left. */
+const ENTRY = /^[gt]\.[A-Za-z0-9_-]{1,128}$/
+
+/**
+ * Revoked grants (by their tag) and access tokens (by jti), until the tokens they name have
+ * expired: in this replica's memory, where every verification looks (no I/O on the request
+ * path); in the store, where a replica (re)starting or resubscribing loads them; and told to
+ * every replica at once (pub/sub). Bounded: past `maxEntries` nothing is evicted; the list
+ * refuses every broker token issued until then instead, until the newest entry would have
+ * expired, so it fails closed. With Redis, a subscription that is down makes `problem()` say
+ * so (readiness): the local list may miss other replicas' revocations until it is back.
+ */
+export class RevocationList implements Revocations {
+  private readonly entries = new Map<string, number>()
+  private readonly keys: Buffer[]
+  private overflow: { iat: number; until: number } | undefined
+  private subscribed: boolean | undefined
+  private unsubscribe: (() => Promise<void>) | undefined
+
+  private constructor(
+    private readonly o: {
+      store: Store
+      /** How long an entry lives, in ms: the access token TTL plus the clock tolerance. */
+      ttlMs: number
+      /** The verifier's clock tolerance, in ms (a token is accepted this long past its exp). */
+      toleranceMs: number
+      maxEntries: number
+      /** The broker's cookie keys: the first tags grants, each names them in the list. */
+      cookieKeys: readonly string[]
+      log: Logger
+      onEvent?: (event: RevocationEvent) => void
+      now?: () => number
+    },
+  ) {
+    // Tags are keyed by a key derived for them alone; every cookie key is one, so a grant
+    // revoked after a key rotation is found under the key its tokens were tagged with.
+    this.keys = o.cookieKeys.map((k) =>
+      Buffer.from(hkdfSync('sha256', k, '', 'mcp-edge grant tag', 32)),
+    )
+  }
+
+  /**
+   * Starts the list: loads what the store holds and, with a shared store, subscribes.
+   * @throws StoreError when the store cannot be read or subscribed to
+   */
+  static async start(o: RevocationList['o']): Promise<RevocationList> {
+    const list = new RevocationList(o)
+    const { broadcast } = o.store
+    // Subscribed before loading: an entry listed in between arrives by message.
+    if (broadcast !== undefined)
+      list.unsubscribe = await broadcast.subscribe(REVOKED_CHANNEL, {
+        message: (m) => list.receive(m),
+        ready: () => void list.resync(),
+        down: () => {
+          if (list.subscribed === false) return
+          list.subscribed = false
+          o.onEvent?.('subscription_lost')
+        },
+      })
+    try {
+      await list.reload()
+    } catch (err) {
+      await list.close()
+      throw err
+    }
+    if (broadcast !== undefined) list.subscribed = true
+    return list
+  }
+
+  private now(): number {
+    return (this.o.now ?? Date.now)()
+  }
+
+  /** The claim a token of `grantId` carries. */
+  grantTag(grantId: string, key = this.keys[0]!): string {
+    return createHmac('sha256', key).update(grantId).digest().subarray(0, 16).toString('base64url')
+  }
+
+  /** Entries held now, expired ones not yet swept included. */
+  get size(): number {
+    return this.entries.size
+  }
+
+  /** Why the list cannot be trusted to hold every replica's revocations, if it cannot. */
+  problem(): string | undefined {
+    return this.subscribed === false
+      ? 'revocations from other replicas are not being received (Redis subscription down)'
+      : undefined
+  }
+
+  refusal(marks: RevocationMarks): string | undefined {
+    const t = this.now()
+    if (this.live(`g.${marks.grant}`, t)) return GRANT_REVOKED
+    if (marks.jti !== undefined && this.live(`t.${marks.jti}`, t)) return TOKEN_REVOKED
+    const o = this.overflow
+    if (o !== undefined && t < o.until && (marks.iat ?? 0) <= o.iat) return OVERFLOWED
+    return undefined
+  }
+
+  /** Lists a grant (under every key's tag) here, then in the store and to every replica. */
+  async revokeGrant(grantId: string): Promise<void> {
+    await this.add(this.keys.map((key) => `g.${this.grantTag(grantId, key)}`))
+  }
+
+  /** Lists one access token by its jti, until it expires (`exp`, epoch s) plus the tolerance. */
+  async revokeToken(jti: string, exp: number): Promise<void> {
+    const left = Math.min(this.o.ttlMs, exp * 1000 - this.now() + this.o.toleranceMs)
+    if (left > 0) await this.add([`t.${jti}`], left)
+  }
+
+  async close(): Promise<void> {
+    await this.unsubscribe?.()
+  }
+
+  private async add(entries: string[], ttlMs = this.o.ttlMs): Promise<void> {
+    for (const e of entries) this.note(e, ttlMs)
+    this.o.onEvent?.('revoked')
+    // Here first, so this replica refuses at once; then where the others look.
+    for (const e of entries) {
+      await this.o.store.addExpiring(REVOKED_SET, e, ttlMs)
+      await this.o.store.broadcast?.publish(REVOKED_CHANNEL, `${e} ${ttlMs}`)
+    }
+  }
+
+  private live(entry: string, t: number): boolean {
+    const end = this.entries.get(entry)
+    if (end === undefined) return false
+    if (end > t) return true
+    this.entries.delete(entry)
+    return false
+  }
+
+  /** Holds an entry for `leftMs`; resolves whether it was new. */
+  private note(entry: string, leftMs: number): boolean {
+    const t = this.now()
+    const end = t + leftMs
+    const held = this.entries.get(entry)
+    if (held !== undefined) {
+      this.entries.set(entry, Math.max(held, end))
+      return held <= t
+    }
+    if (this.entries.size >= this.o.maxEntries)
+      for (const [e, until] of this.entries) if (until <= t) this.entries.delete(e)
+    if (this.entries.size < this.o.maxEntries) {
+      this.entries.set(entry, end)
+      return true
+    }
+    // Full of live entries: refuse every token issued until now rather than forget one.
+    this.overflow = {
+      iat: Math.floor(t / 1000),
+      until: Math.max(this.overflow?.until ?? 0, end),
+    }
+    this.o.onEvent?.('overflow')
+    this.o.log.error(
+      { max: this.o.maxEntries },
+      'revocation list full: every broker token issued until now is refused until it expires',
+    )
+    return true
+  }
+
+  private receive(message: string): void {
+    const [entry, left] = message.split(' ')
+    const ms = Number(left)
+    if (entry === undefined || !ENTRY.test(entry) || !Number.isSafeInteger(ms) || ms <= 0) {
+      this.o.log.warn('revocation list: a malformed message was ignored')
+      return
+    }
+    if (this.note(entry, Math.min(ms, this.o.ttlMs))) this.o.onEvent?.('learned')
+  }
+
+  /** Loads every live entry of the store (after a restart, or anything missed while unsubscribed). */
+  private async reload(): Promise<void> {
+    for (const [entry, left] of await this.o.store.liveMembers(REVOKED_SET))
+      if (ENTRY.test(entry) && this.note(entry, Math.min(left, this.o.ttlMs)))
+        this.o.onEvent?.('learned')
+  }
+
+  private async resync(): Promise<void> {
+    try {
+      await this.reload()
+      if (this.subscribed === false) this.o.onEvent?.('resynced')
+      this.subscribed = true
+    } catch (err) {
+      // Subscribed but the list could not be read: still not trusted; the next ready retries.
+      this.subscribed = false
+      this.o.log.warn({ err }, 'revocation list: reload after subscribing failed')
+    }
+  }
+}
