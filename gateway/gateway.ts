@@ -312,6 +312,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     store: sharedStore,
     onStoreError: config.rateLimits.onStoreError,
     timeoutMs: config.store.commandTimeout,
+    connectTimeoutMs: config.store.connectTimeout,
     metrics,
     log: log.child({ component: 'rate-limits' }),
   })

@@ -46,6 +46,8 @@ export class RateLimits {
       onStoreError: 'closed' | 'open'
       /** A count the store has not answered in this long counts as unreachable. */
       timeoutMs: number
+      /** The store's first connection, made on the first count, may take this long (and then the count). */
+      connectTimeoutMs: number
       metrics: Metrics
       log: Logger
     },
@@ -106,7 +108,11 @@ export class RateLimits {
       }
     }
     try {
-      const counter = await within(this.counterOf(rule), this.o.timeoutMs)
+      // The first count connects the store: a connection has its own time, not a command's.
+      const counter = await within(
+        this.counterOf(rule),
+        this.store === undefined ? this.o.connectTimeoutMs : this.o.timeoutMs,
+      )
       await within(counter.consume(key), this.o.timeoutMs)
       this.storeDown = false
       return undefined

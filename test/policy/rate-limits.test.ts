@@ -231,6 +231,7 @@ describe('RateLimits at run time (the memory store)', () => {
       store: async () => createMemoryStore({}),
       onStoreError: 'closed',
       timeoutMs: 1000,
+      connectTimeoutMs: 1000,
       metrics: createMetrics(NO_GAUGES),
       log: pino({ level: 'silent' }),
     })
@@ -260,6 +261,31 @@ describe('RateLimits at run time (the memory store)', () => {
     // The refused call was counted by `wide` too: 2 of 3 used, one left.
     assert.equal(await check('u', 'other'), undefined)
     assert.equal((await check('u', 'other'))?.rule.id, 'wide')
+  })
+
+  test("the store's first connection has the connect time, later counts the command time", async () => {
+    const file = await tmp.file('connect.yaml', 'rateLimits:\n  - limit: 5\n    interval: 1h\n')
+    const policy = loadPolicy(file)
+    // The store connects in 50 ms: more than a command's 1 ms, well within a connection's 60 s.
+    const slowConnect = () =>
+      new Promise<ReturnType<typeof createMemoryStore>>((resolve) =>
+        setTimeout(() => resolve(createMemoryStore({})), 50),
+      )
+    const rates = (connectTimeoutMs: number) =>
+      new RateLimits({
+        store: slowConnect,
+        onStoreError: 'closed',
+        timeoutMs: 1,
+        connectTimeoutMs,
+        metrics: createMetrics(NO_GAUGES),
+        log: pino({ level: 'silent' }),
+      })
+    const call = { server: 's', method: 'tools/call', name: 't' }
+    const patient = rates(60_000)
+    assert.equal(await patient.check(policy, principal('u'), call), undefined)
+    assert.equal(await patient.check(policy, principal('u'), call), undefined)
+    // A connection held to the command's time would have been refused as the store being away.
+    assert.equal((await rates(1).check(policy, principal('u'), call))?.why, 'store')
   })
 
   test('hostile subjects share nothing: keys are hashed per part', async () => {
