@@ -42,6 +42,14 @@ export class IdleCollector {
   private collectedAt = 0
   /** Heap bytes before the first GC of a collection whose second is due. */
   private firstFrom: number | undefined
+  /**
+   * The last collection gave back less than MIN_GROWTH_BYTES: V8 does not shrink a heap within
+   * about 10 s of its previous full GC (start-up's, often), so the next quiet time collects once
+   * more whatever the heap did; a second one giving back nothing ends it.
+   */
+  private retry = false
+  /** The collection under way is that retry (it gets none of its own). */
+  private retried = false
 
   constructor(
     private readonly tickMs: number,
@@ -60,13 +68,16 @@ export class IdleCollector {
       this.firstFrom = undefined
       if (!busy) this.gc()
       this.collectedAt = this.probe.heapBytes()
+      this.retry = !this.retried && before - this.collectedAt < MIN_GROWTH_BYTES
+      this.retried = this.retry
       return { before, after: this.collectedAt }
     }
     this.quietTicks = busy ? 0 : this.quietTicks + 1
     if (this.quietTicks < QUIET_TICKS) return undefined
     const before = this.probe.heapBytes()
     const grown = before - this.collectedAt
-    if (grown < Math.max(MIN_GROWTH_BYTES, this.collectedAt * 0.1)) return undefined
+    if (!this.retry && grown < Math.max(MIN_GROWTH_BYTES, this.collectedAt * 0.1)) return undefined
+    this.retry = false
     this.gc()
     this.firstFrom = before
     return undefined
