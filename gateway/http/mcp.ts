@@ -29,7 +29,7 @@ import { admitBody } from './decide.js'
 import type { RateLimits } from './rate-limit.js'
 import type { Vars } from './request-id.js'
 import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
-import { serveModern, type ModernDeps } from './modern.js'
+import { lazyLogger, serveModern, type ModernDeps } from './modern.js'
 import { standardHeaders } from './modern-headers.js'
 import {
   decisionResponse,
@@ -153,11 +153,12 @@ function serverHandler(d: McpEndpointDeps) {
             policy,
             route,
             resourceMetadata: resourceMetadata(),
-            log: log(),
+            log: lazyLogger(log),
             accepted,
             bearer: bearerOf(c),
             trace,
             tracing: d.tracing,
+            reply: (status, body) => sendReply(c, { kind: 'json', status, headers: {}, body }),
           })
         } catch (err) {
           // 2026-07-28: every error answer echoes the request's id (checklist D33).
@@ -315,12 +316,13 @@ function endpointHandler(d: McpEndpointDeps) {
             policy: d.policy.current,
             route,
             resourceMetadata: resourceMetadata(),
-            log: log(),
+            log: lazyLogger(log),
             accepted,
             bearer: bearerOf(c),
             aggregate: agg,
             trace,
             tracing: d.tracing,
+            reply: (status, body) => sendReply(c, { kind: 'json', status, headers: {}, body }),
           })
         } catch (err) {
           return errorResponse(err, {
