@@ -38,7 +38,7 @@ export const profileDir = (root: string) => join(root, 'dist/bench-profile')
 export const PROFILED_ROW = 'edge-1s'
 
 /** The HTTP rows (both shapes) whose server is one mcp-edge gateway process. */
-const PROFILABLE = new Set(['edge', 'edge-2026', ...TRACING_ROWS])
+export const PROFILABLE: ReadonlySet<string> = new Set(['edge', 'edge-2026', ...TRACING_ROWS])
 
 /**
  * The rows BENCH_PROFILE names: `1` for PROFILED_ROW, else row keys separated by commas (any

@@ -47,7 +47,7 @@ import {
   table,
   type RowFailure,
 } from './report.js'
-import { benchRows, profileDir, profiledRows, type RowSpec } from './rows.js'
+import { benchRows, PROFILABLE, profileDir, profiledRows, type RowSpec } from './rows.js'
 import { closeSink, sinkTotals, sinkUrl } from './otel-sink.js'
 import { tracingCost, tracingCostText, type TracingCostRow } from './tracing-cost.js'
 import { tracingCosts, tracingText } from './tracing-report.js'
@@ -188,10 +188,10 @@ async function main(): Promise<number> {
   const rows = ROWS.filter((r) => wanted.includes(r.key))
   const unprofiled = PROFILED.filter((k) => !rows.some((r) => r.key === k && r.profiled))
   if (unprofiled.length > 0) {
-    const can = ROWS.filter((r) => r.profiled).map((r) => r.key)
+    const can = ROWS.filter((r) => PROFILABLE.has(r.key.replace(/-1s$/, ''))).map((r) => r.key)
     throw new Error(
-      `BENCH_PROFILE: ${unprofiled.join(', ')} not run or not a gateway row; ` +
-        `BENCH_ROWS must name it; profiled: ${can.join(', ')}`,
+      `BENCH_PROFILE: ${unprofiled.join(', ')} not run or not a gateway row ` +
+        `(BENCH_ROWS must name it too); gateway rows: ${can.join(', ')}`,
     )
   }
   if (PROFILE) {
