@@ -24,6 +24,12 @@ export interface ProcessSource {
   identityOf(server: string, principal: Principal): string | undefined
 }
 
+/** A request waiting for a lane of `key`: woken to look again, or handed a lane. */
+interface Waiter {
+  key: string
+  wake: (lane?: Lane) => void
+}
+
 /**
  * The lanes of every (server, principal): a principal's sessionless requests never share a
  * process with another principal's (a `shared` server's lanes are views of its one process,
@@ -33,8 +39,8 @@ export interface ProcessSource {
  */
 export class LanePool implements Holders {
   private readonly lanes = new Map<string, Lane[]>()
-  /** Requests waiting for a lane to free up, per (server, principal). */
-  private readonly waiting = new Map<string, Set<() => void>>()
+  /** Requests waiting for a lane to free up, per (server, principal), oldest first. */
+  private readonly waiting = new Map<string, Set<Waiter>>()
   private readonly listeners = new Set<(event: LaneEvent) => void>()
   private readonly lanesEnded = new Set<(server: string, owner: string) => void>()
   private readonly closers = new Set<() => void>()
@@ -308,22 +314,26 @@ export class LanePool implements Holders {
         )
       const left = deadline - Date.now()
       const pair = `${server}\n${owner}`
-      const queue = this.waiting.get(pair) ?? new Set<() => void>()
+      const queue = this.waiting.get(pair) ?? new Set<Waiter>()
       if (left <= 0 || queue.size >= this.limits.laneWaiters) throw refuse()
       if (signal?.aborted) throw new BridgeError('client_gone', 'the client disconnected')
       this.waiting.set(pair, queue)
-      await new Promise<void>((resolve) => {
+      const handed = await new Promise<Lane | undefined>((resolve) => {
+        const waiter: Waiter = { key, wake: done }
         const timer = setTimeout(done, left).unref()
-        signal?.addEventListener('abort', done, { once: true })
-        queue.add(done)
-        function done() {
+        const gone = () => done()
+        signal?.addEventListener('abort', gone, { once: true })
+        queue.add(waiter)
+        function done(lane?: Lane) {
           clearTimeout(timer)
-          signal?.removeEventListener('abort', done)
-          queue.delete(done)
-          resolve()
+          signal?.removeEventListener('abort', gone)
+          queue.delete(waiter)
+          resolve(lane)
         }
       })
       if (queue.size === 0 && this.waiting.get(pair) === queue) this.waiting.delete(pair)
+      // Handed a lane as it was released (held for this request already): nothing to look for.
+      if (handed !== undefined) return handed
     }
   }
 
@@ -429,7 +439,26 @@ export class LanePool implements Holders {
     lane.lastUsed = Date.now()
     // Started with credentials that have changed since: ended at this request boundary.
     if (lane.stale && lane.pins.size === 0) void this.retire(lane)
+    else if (this.handOff(lane)) return
     this.wake()
+  }
+
+  /**
+   * Gives a lane just released to the oldest request waiting for a lane of its key, held for
+   * it at once. Nothing else changed (the lane is as busy as before), so nobody else is woken:
+   * under load every release would otherwise wake every waiter to find the one free lane.
+   */
+  private handOff(lane: Lane): boolean {
+    if (this.finished || !lane.child.alive) return false
+    const queue = this.waiting.get(`${lane.server}\n${lane.owner}`)
+    if (queue === undefined) return false
+    for (const waiter of queue) {
+      if (waiter.key !== lane.key) continue
+      lane.user = HELD
+      waiter.wake(lane)
+      return true
+    }
+    return false
   }
 
   /**
@@ -437,7 +466,7 @@ export class LanePool implements Holders {
    * its principal's identities, or another principal's, may be what held its bound).
    */
   private wake(): void {
-    for (const queue of [...this.waiting.values()]) for (const done of [...queue]) done()
+    for (const queue of [...this.waiting.values()]) for (const w of [...queue]) w.wake()
   }
 
   /**

@@ -29,7 +29,7 @@ import { admitBody, readsTask } from './decide.js'
 import type { RateLimits } from './rate-limit.js'
 import type { Vars } from './request-id.js'
 import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
-import { serveModern, type ModernDeps } from './modern.js'
+import { lazyLogger, serveModern, type ModernDeps } from './modern.js'
 import { standardHeaders } from './modern-headers.js'
 import {
   decisionResponse,
@@ -154,11 +154,12 @@ function serverHandler(d: McpEndpointDeps) {
             policy,
             route,
             resourceMetadata: resourceMetadata(),
-            log: log(),
+            log: lazyLogger(log),
             accepted,
             bearer: bearerOf(c),
             trace,
             tracing: d.tracing,
+            reply: (status, body) => sendReply(c, { kind: 'json', status, headers: {}, body }),
           })
         } catch (err) {
           // 2026-07-28: every error answer echoes the request's id (checklist D33).
@@ -330,12 +331,13 @@ function endpointHandler(d: McpEndpointDeps) {
             policy: d.policy.current,
             route,
             resourceMetadata: resourceMetadata(),
-            log: log(),
+            log: lazyLogger(log),
             accepted,
             bearer: bearerOf(c),
             aggregate: agg,
             trace,
             tracing: d.tracing,
+            reply: (status, body) => sendReply(c, { kind: 'json', status, headers: {}, body }),
           })
         } catch (err) {
           return errorResponse(err, {

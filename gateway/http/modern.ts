@@ -82,6 +82,11 @@ export interface ModernRequest {
   trace: HttpTrace
   /** Whether tracing is on: the off path builds no span. */
   tracing: Tracing
+  /**
+   * Sends a request's JSON answer (reply.ts: straight to the socket behind Node's server, with
+   * the headers every response gets); default a web `Response` (jsonResponse).
+   */
+  reply?: (status: number, body: unknown) => Response
 }
 
 /**
@@ -280,7 +285,13 @@ async function call(
   // The span ends with the call, which may outlive the HTTP handler (an SSE answer).
   const span = decided?.span
   span?.take()
-  const streamGone = new AbortController()
+  // Aborted when the client goes: its HTTP request ends, or its event stream is cancelled (one
+  // controller fed by both: AbortSignal.any costs more per request).
+  const gone = new AbortController()
+  const clientGone = () => gone.abort()
+  const reqSignal = r.req.signal
+  if (reqSignal.aborted) gone.abort()
+  else reqSignal.addEventListener('abort', clientGone, { once: true })
   let stream: EventStream | undefined
   let opened!: (res: Response) => void
   const early = new Promise<Response>((resolve) => (opened = resolve))
@@ -291,7 +302,7 @@ async function call(
         outbound: d.outbound,
         owner: ownerKey(r.principal),
         log: r.log,
-        onCancel: () => streamGone.abort(),
+        onCancel: clientGone,
       })
       opened(stream.response)
     }
@@ -299,7 +310,7 @@ async function call(
   }
   const done = d.engine
     .call(
-      { ...callerOf(r), signal: AbortSignal.any([r.req.signal, streamGone.signal]) },
+      { ...callerOf(r), signal: gone.signal },
       {
         server,
         message,
@@ -319,7 +330,7 @@ async function call(
       (outcome) => {
         const { status, body } = callOutcomeBody(outcome, message.id)
         span?.end(outcome.kind === 'cancelled' ? { errorType: 'cancelled' } : outcomeOf(body))
-        if (stream === undefined) return jsonResponse(status, body)
+        if (stream === undefined) return (r.reply ?? jsonResponse)(status, body)
         stream.end(body)
         return stream.response
       },
@@ -332,7 +343,24 @@ async function call(
         return stream.response
       },
     )
+  // Over (answered, or its stream ended): the request's signal has nothing more to cancel.
+  void done.finally(() => reqSignal.removeEventListener('abort', clientGone)).catch(() => {})
   return Promise.race([done, early])
+}
+
+/**
+ * A logger made by `make` on first use (a pino child logger costs its bindings' serialization
+ * and its redaction set-up, and most sessionless requests log nothing).
+ */
+export function lazyLogger(make: () => Logger): Logger {
+  let made: Logger | undefined
+  return new Proxy({} as Logger, {
+    get(_, key) {
+      made ??= make()
+      const value = Reflect.get(made, key, made) as unknown
+      return typeof value === 'function' ? value.bind(made) : value
+    },
+  })
 }
 
 /** The caller of a request, as the engine sees it. */

@@ -1,6 +1,7 @@
 // Prints where a profiled gateway's CPU went: self time by package, by file and by function.
 //   node dist/test/bench/profile-summary.js [PROFILE.cpuprofile | DIR]... [--top N] [--whole]
-// Default: every .cpuprofile in dist/bench-profile/ (BENCH_PROFILE=1 npm run bench writes them),
+// Default: every .cpuprofile in dist/bench-profile/ (BENCH_PROFILE=1 or =<row keys> npm run bench
+// writes them; name one file to read one row's when several were profiled),
 // each cut to the load run the bench recorded beside it (window-<pid>.json); --whole: the
 // process's whole life (start-up included).
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
@@ -23,13 +24,19 @@ function profileFiles(args: string[]): string[] {
   )
 }
 
-/** The load window the bench wrote for this profile's process (CPU.<date>.<time>.<pid>.…), if any. */
-function loadWindow(file: string): [number, number] | undefined {
+/**
+ * The load window the bench wrote for this profile's process (CPU.<date>.<time>.<pid>.…), and
+ * the row it was, if any.
+ */
+function loadWindow(file: string): { us: [number, number]; row: string } | undefined {
   const pid = basename(file).split('.')[3]
   const sidecar = join(dirname(file), `window-${pid}.json`)
   if (!existsSync(sidecar)) return undefined
-  return (JSON.parse(readFileSync(sidecar, 'utf8')) as { loadWindowUs: [number, number] })
-    .loadWindowUs
+  const w = JSON.parse(readFileSync(sidecar, 'utf8')) as {
+    loadWindowUs: [number, number]
+    row: string
+  }
+  return { us: w.loadWindowUs, row: w.row }
 }
 
 function main(argv: string[]): number {
@@ -44,10 +51,13 @@ function main(argv: string[]): number {
   const windows = new Map<CpuProfile, [number, number] | undefined>()
   const profiles = files.map((f) => {
     const p = JSON.parse(readFileSync(f, 'utf8')) as CpuProfile
-    const w = whole ? undefined : loadWindow(f)
+    const found = whole ? undefined : loadWindow(f)
+    const w = found?.us
     windows.set(p, w)
     const sec = (from: number, to: number) => `${((to - from) / 1e6).toFixed(1)} s`
-    const span = w ? `load run, ${sec(w[0], w[1])}` : `whole life, ${sec(p.startTime, p.endTime)}`
+    const span = w
+      ? `${found!.row}, load run, ${sec(w[0], w[1])}`
+      : `whole life, ${sec(p.startTime, p.endTime)}`
     console.log(`${f} (${span})`)
     return p
   })

@@ -37,18 +37,36 @@ export const profileDir = (root: string) => join(root, 'dist/bench-profile')
 /** The row profiled with BENCH_PROFILE=1: mcp-edge in session mode, 16 in flight on one session. */
 export const PROFILED_ROW = 'edge-1s'
 
+/** The HTTP rows (both shapes) whose server is one mcp-edge gateway process. */
+export const PROFILABLE: ReadonlySet<string> = new Set(['edge', 'edge-2026', ...TRACING_ROWS])
+
+/**
+ * The rows BENCH_PROFILE names: `1` for PROFILED_ROW, else row keys separated by commas (any
+ * row whose server is mcp-edge's gateway, e.g. `edge-2026-1s`); unset or empty: none.
+ */
+export function profiledRows(value: string | undefined): string[] {
+  if (value === undefined || value === '' || value === '0') return []
+  if (value === '1') return [PROFILED_ROW]
+  return value.split(',').map((k) => k.trim())
+}
+
 /**
  * Every row, stdio first, then the HTTP rows as 16 sessions, then the same rows as one
- * session. `concurrency` is the calls in flight; `profile`: run PROFILED_ROW's gateway with
- * --cpu-prof.
+ * session. `concurrency` is the calls in flight; `profile`: the keys of the rows whose gateway
+ * runs with --cpu-prof (profiledRows).
  */
 export function benchRows(o: {
   root: string
   echoJs: string
   concurrency: number
-  profile: boolean
+  profile: readonly string[]
 }): RowSpec[] {
   const n = o.concurrency
+  // A profiled row's gateway writes its .cpuprofile beside the bench's load windows.
+  const prof = (key: string) =>
+    o.profile.includes(key)
+      ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir(o.root)}`] }
+      : {}
   // Every session of a row is the one bench user's: the server's per-subject bound
   // (maxSessionsPerSubject, default 8) must hold them all, or the gateway ends the least
   // recently used idle one to make room, and its next call is a 404.
@@ -60,24 +78,11 @@ export function benchRows(o: {
       'SDK HTTP floor',
       (s) => sdkHttpTarget(join(o.root, 'dist/test/bench/sdk-http-server.js'), s),
     ],
-    [
-      'edge',
-      'edge',
-      (s, key) =>
-        gatewayTarget(
-          {
-            ...edge,
-            ...(o.profile && key === PROFILED_ROW
-              ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir(o.root)}`] }
-              : {}),
-          },
-          s,
-        ),
-    ],
+    ['edge', 'edge', (s, key) => gatewayTarget({ ...edge, ...prof(key) }, s)],
     [
       'edge-2026',
       'edge-2026 sessionless',
-      (s) => gatewayTarget(edge, s, true, s.oneSession ? 1 : n),
+      (s, key) => gatewayTarget({ ...edge, ...prof(key) }, s, true, s.oneSession ? 1 : n),
     ],
     [
       'aggregate',
@@ -87,19 +92,21 @@ export function benchRows(o: {
     [
       'edge-traced',
       'edge traced',
-      async (s) => gatewayTarget({ ...edge, env: await tracingEnv('always_on') }, s),
+      async (s, key) =>
+        gatewayTarget({ ...edge, ...prof(key), env: await tracingEnv('always_on') }, s),
     ],
     [
       'edge-unsampled',
       'edge unsampled',
-      async (s) => gatewayTarget({ ...edge, env: await tracingEnv('always_off') }, s),
+      async (s, key) =>
+        gatewayTarget({ ...edge, ...prof(key), env: await tracingEnv('always_off') }, s),
     ],
     [
       'edge-2026-traced',
       'edge-2026 traced',
-      async (s) =>
+      async (s, key) =>
         gatewayTarget(
-          { ...edge, env: await tracingEnv('always_on') },
+          { ...edge, ...prof(key), env: await tracingEnv('always_on') },
           s,
           true,
           s.oneSession ? 1 : n,
@@ -108,9 +115,9 @@ export function benchRows(o: {
     [
       'edge-2026-unsampled',
       'edge-2026 unsampled',
-      async (s) =>
+      async (s, key) =>
         gatewayTarget(
-          { ...edge, env: await tracingEnv('always_off') },
+          { ...edge, ...prof(key), env: await tracingEnv('always_off') },
           s,
           true,
           s.oneSession ? 1 : n,
@@ -140,7 +147,8 @@ export function benchRows(o: {
     for (const [base, label, start] of http) {
       const key = oneSession ? `${base}-1s` : base
       const shape = { name: `${label} ×${n}${oneSession ? '/1s' : 's'}`, oneSession }
-      const profiled = o.profile && key === PROFILED_ROW
+      // Only rows whose server is one gateway process (not the peers, the SDK or an endpoint).
+      const profiled = o.profile.includes(key) && PROFILABLE.has(base)
       const optional = TRACING_ROWS.includes(base)
       rows.push({ key, ...shape, profiled, optional, start: () => start(shape, key) })
     }

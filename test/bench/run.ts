@@ -13,9 +13,10 @@
 // BENCH_MEMORY_GC=1
 // runs the memory section's gateway with --expose-gc and forces full collections at each point
 // (a diagnostic: live heap against garbage not collected yet). BENCH_PROFILE=1
-// runs the edge ×16/1s row's gateway with --cpu-prof into dist/bench-profile/ (read it with
-// `node dist/test/bench/profile-summary.js`; for 10 s of load alone: BENCH_PROFILE=1
-// BENCH_ROWS=edge-1s BENCH_REPS=1 BENCH_CONCURRENT_CALLS=10000). Writes dist/bench-results.json.
+// runs the edge ×16/1s row's gateway with --cpu-prof into dist/bench-profile/, BENCH_PROFILE=<keys>
+// (e.g. edge-2026-1s) those rows' gateways (read it with `node dist/test/bench/profile-summary.js`;
+// for 10 s of load alone: BENCH_PROFILE=edge-2026-1s BENCH_ROWS=edge-2026-1s BENCH_REPS=1
+// BENCH_CONCURRENT_CALLS=10000). Writes dist/bench-results.json.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
@@ -46,7 +47,7 @@ import {
   table,
   type RowFailure,
 } from './report.js'
-import { benchRows, profileDir, type RowSpec } from './rows.js'
+import { benchRows, PROFILABLE, profileDir, profiledRows, type RowSpec } from './rows.js'
 import { closeSink, sinkTotals, sinkUrl } from './otel-sink.js'
 import { tracingCost, tracingCostText, type TracingCostRow } from './tracing-cost.js'
 import { tracingCosts, tracingText } from './tracing-report.js'
@@ -69,7 +70,8 @@ const sizes: Sizes = {
   loadWarmup: int('BENCH_LOAD_WARMUP', 500),
 }
 const REPS = int('BENCH_REPS', 3)
-const PROFILE = process.env.BENCH_PROFILE === '1'
+const PROFILED = profiledRows(process.env.BENCH_PROFILE)
+const PROFILE = PROFILED.length > 0
 
 const processSizes: ProcessSizes = {
   // Sessions one at a time; before each, the pool is full again and every warm process has
@@ -116,7 +118,7 @@ const ROWS = benchRows({
   root: ROOT,
   echoJs: ECHO_JS,
   concurrency: sizes.concurrency,
-  profile: PROFILE,
+  profile: PROFILED,
 })
 /**
  * Sections run without BENCH_ROWS, beside every row: the ones the relay issue's targets name.
@@ -184,6 +186,14 @@ async function main(): Promise<number> {
     throw new Error(`BENCH_ROWS: unknown ${unknown.join(', ')}; known: ${all.join(', ')}`)
   }
   const rows = ROWS.filter((r) => wanted.includes(r.key))
+  const unprofiled = PROFILED.filter((k) => !rows.some((r) => r.key === k && r.profiled))
+  if (unprofiled.length > 0) {
+    const can = ROWS.filter((r) => PROFILABLE.has(r.key.replace(/-1s$/, ''))).map((r) => r.key)
+    throw new Error(
+      `BENCH_PROFILE: ${unprofiled.join(', ')} not run or not a gateway row ` +
+        `(BENCH_ROWS must name it too); gateway rows: ${can.join(', ')}`,
+    )
+  }
   if (PROFILE) {
     rmSync(profileDir(ROOT), { recursive: true, force: true })
     mkdirSync(profileDir(ROOT), { recursive: true })
@@ -255,7 +265,7 @@ async function main(): Promise<number> {
   for (const f of failures) console.log(`FAILED ${f.row}: ${f.error}`)
   if (PROFILE) {
     console.log(
-      `\nprofiles of the edge ×16/1s gateway in ${profileDir(ROOT)}; summary: ` +
+      `\nprofiles of the gateway of ${PROFILED.join(', ')} in ${profileDir(ROOT)}; summary: ` +
         'node dist/test/bench/profile-summary.js',
     )
   }

@@ -227,6 +227,50 @@ describe('sessionless engine: every path releases its lease', () => {
     assert.equal(h.lanes.size, 1)
   })
 
+  it('one lane, requests waiting: each is handed the lane in turn, oldest first, one who left skipped', async () => {
+    const h = await harness({ maxSessionsPerSubject: 1 })
+    const holder = new AbortController()
+    let running!: () => void
+    const started = new Promise<void>((resolve) => (running = resolve))
+    const first = h.call('tools/call', tool('gate', { name: 'never' }, { progressToken: 'p' }), {
+      signal: holder.signal,
+      notify: () => running(),
+    })
+    await started
+    const order: number[] = []
+    const leaves = new AbortController()
+    const waiting = [1, 2, 3].map((n) =>
+      h
+        .call('tools/call', tool('pid'), {
+          id: n + 1,
+          ...(n === 2 ? { signal: leaves.signal } : {}),
+        })
+        .then((o) => {
+          order.push(n)
+          return textOf(o)
+        }),
+    )
+    // Counted as waiting: the state the release meets, not a duration.
+    const waiters = (n: number) => h.lanes.waiters().get('fixture') === n
+    while (!waiters(3)) await new Promise((r) => setImmediate(r))
+    // The second leaves while it waits: it must not be handed the lane.
+    leaves.abort()
+    await assert.rejects(
+      waiting[1]!,
+      (err: unknown) => err instanceof BridgeError && err.code === 'client_gone',
+    )
+    assert.ok(waiters(2))
+    holder.abort()
+    assert.deepEqual(await first, { kind: 'cancelled' })
+    const one = await waiting[0]!
+    const three = await waiting[2]!
+    assert.deepEqual(order, [1, 3], 'served in the order they came, the one who left skipped')
+    assert.match(one!, /^\d+$/)
+    assert.equal(three, one, 'on the one process')
+    assert.equal(h.lanes.size, 1)
+    h.assertReleased('handed on')
+  })
+
   it('a client gone before its lane is leased: refused, nothing runs, nothing stays leased', async () => {
     const h = await harness()
     const gone = new AbortController()

@@ -149,6 +149,26 @@ describe('2026-07-28 requests on the MCP endpoint', () => {
     assert.equal(res.json.id, b.id)
   })
 
+  it('a JSON answer is whole: status, content type and length, request id, CORS, exact bytes', async () => {
+    // A prompt whose text is not ASCII: the length is in bytes.
+    const b = body('prompts/get', { name: 'greet', arguments: { name: 'Zoë' } })
+    const origin = 'http://localhost:6274'
+    const res = await post(b, { ...headersFor(b), origin })
+    assert.equal(res.status, 200, res.text)
+    assert.equal(res.headers['content-type'], 'application/json')
+    assert.equal(Number(res.headers['content-length']), Buffer.byteLength(res.text))
+    assert.match(res.headers['x-request-id'] as string, /^[0-9a-f-]{36}$/)
+    assert.equal(res.headers['access-control-allow-origin'], origin)
+    assert.match(res.headers['access-control-expose-headers'] as string, /mcp-session-id/)
+    assert.equal(res.headers.vary, 'origin')
+    assert.equal(res.headers['transfer-encoding'], undefined, 'one body, not chunks')
+    // The body is the JSON-RPC response as JSON.stringify writes it, nothing around it.
+    assert.equal(res.text, JSON.stringify(res.json))
+    assert.deepEqual(Object.keys(res.json), ['jsonrpc', 'id', 'result'])
+    assert.equal(res.json.id, b.id)
+    assert.equal(res.json.result.messages[0].content.text, 'Say hello to Zoë.')
+  })
+
   it("one principal's requests reuse its process; another principal never shares it", async () => {
     const a1 = textOf((await call('tools/call', { name: 'pid' })).json.result)
     const a2 = textOf((await call('tools/call', { name: 'pid' })).json.result)
