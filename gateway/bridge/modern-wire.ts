@@ -9,6 +9,7 @@ import {
 import { GATEWAY_PROTOCOL_VERSIONS, type InitResult } from './handshake.js'
 import type { ClientMeta, InputRequest } from './modern-call.js'
 import { progressToken, rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
+import { withoutTaskSupport } from './tasks.js'
 
 /** The sessionless protocol revision the gateway serves. */
 export const MODERN_PROTOCOL_VERSION = '2026-07-28'
@@ -160,16 +161,6 @@ export function statusOf(code: number): number {
   return 200
 }
 
-function withoutTaskSupport(tool: unknown): unknown {
-  if (typeof tool !== 'object' || tool === null) return tool
-  const t = tool as Record<string, unknown>
-  const execution = t.execution
-  if (typeof execution !== 'object' || execution === null || !('taskSupport' in execution))
-    return tool
-  const { taskSupport: _, ...rest } = execution as Record<string, unknown>
-  return { ...t, execution: rest }
-}
-
 /** The envelope keys of 2026-07-28 that are the gateway's to read, never the process's. */
 const ENVELOPE_KEYS = [
   PROTOCOL_VERSION_META_KEY,
@@ -194,9 +185,13 @@ export function clientMeta(message: JSONRPCRequest): ClientMeta {
   }
 }
 
-/** The request as the session-era process gets it: no envelope keys, no round fields. */
+/**
+ * The request as the session-era process gets it: no envelope keys, no round fields, and no
+ * `task` (2026-07-28 offers no tasks here: a receiver that does not processes the request
+ * normally, so the process runs a plain call whose result this request can carry).
+ */
 export function backendParams(params: Record<string, unknown>): Record<string, unknown> {
-  const { requestState: _s, inputResponses: _i, _meta, ...rest } = params
+  const { requestState: _s, inputResponses: _i, task: _t, _meta, ...rest } = params
   if (typeof _meta !== 'object' || _meta === null) return rest
   const kept: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(_meta)) if (!ENVELOPE_KEYS.includes(k)) kept[k] = v

@@ -528,6 +528,11 @@ describe('sessionless engine: what the process sees, what the client gets', () =
       in: { name: 't', requestState: 's', inputResponses: {}, arguments: { a: 1 } },
       out: { name: 't', arguments: { a: 1 } },
     },
+    {
+      name: 'task is dropped: no tasks offered, the process runs a plain call',
+      in: { name: 't', task: { ttl: 60_000 }, arguments: { a: 1 } },
+      out: { name: 't', arguments: { a: 1 } },
+    },
   ]
   for (const c of params) {
     it(`backend params: ${c.name}`, () => {
