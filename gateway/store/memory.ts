@@ -6,7 +6,13 @@ import type { Store } from './store.js'
 type Entry =
   | { kind: 'value'; value: string; expiresAt: number | undefined }
   | { kind: 'set'; members: Set<string>; expiresAt: number | undefined }
-  | { kind: 'expiring'; members: Map<string, number>; expiresAt: number | undefined }
+  | {
+      kind: 'expiring'
+      members: Map<string, number>
+      expiresAt: number | undefined
+      /** Members after the last sweep of expired ones: the next comes once it has doubled. */
+      swept: number
+    }
 
 /** The in-memory store, with its size for metrics. */
 export interface MemoryStore extends Store {
@@ -192,13 +198,20 @@ export function createMemoryStore(
       let e = expiringAt(set, 'addExpiring')
       if (e === undefined) {
         makeRoom(set, 'addExpiring')
-        e = { kind: 'expiring', members: new Map(), expiresAt: at }
+        e = { kind: 'expiring', members: new Map(), expiresAt: at, swept: 0 }
         entries.set(set, e)
       }
-      const t = now()
-      for (const [m, end] of e.members) if (end <= t) e.members.delete(m)
+      // Expired members go once the set has doubled since the last sweep (O(1) per add over
+      // time; a sweep on every add made a large list's every write O(n)).
+      if (e.members.size >= Math.max(64, 2 * e.swept)) {
+        const t = now()
+        for (const [m, end] of e.members) if (end <= t) e.members.delete(m)
+        e.swept = e.members.size
+      }
       e.members.set(member, Math.max(at, e.members.get(member) ?? 0))
-      e.expiresAt = Math.max(...e.members.values())
+      // The set ends with its last member: ends only grow, so no spread of every member (a
+      // spread past ~125,000 arguments throws RangeError).
+      e.expiresAt = Math.max(e.expiresAt ?? 0, at)
     },
 
     async liveMembers(set) {
