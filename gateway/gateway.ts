@@ -232,6 +232,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         ttlMs: (brokerConfig.accessTokenTtl + config.auth.clockTolerance) * 1000,
         toleranceMs: config.auth.clockTolerance * 1000,
         maxEntries: brokerConfig.revocationListMax,
+        tokensPerUser: brokerConfig.revocationsPerUser,
         cookieKeys: keys.cookieKeys,
         log: log.child({ component: 'revocations' }),
         onEvent: (event) => metrics.revocations.inc({ event }),

@@ -158,8 +158,14 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
       const payload = value === undefined ? undefined : (JSON.parse(value) as AdapterPayload)
       if (payload?.grantId) {
         const { grantId, accountId, clientId } = payload
-        await o.grantRevoked({ grantId, accountId, clientId })
-        await revokeGrantRecords(store, grantId)
+        // The grant's records go even when listing it fails (a store write timing out): the
+        // tokens already issued are then refused only until they expire, but no refresh
+        // token of the grant can mint another.
+        try {
+          await o.grantRevoked({ grantId, accountId, clientId })
+        } finally {
+          await revokeGrantRecords(store, grantId)
+        }
       }
       await o.onReuse(this.name, payload?.grantId, payload?.accountId)
       throw o.reused()
@@ -168,11 +174,15 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
     async destroy(id: string): Promise<void> {
       const value = await store.get(this.key(id))
       // oidc-provider destroys a grant only to revoke it (helpers/revoke.js; ours in provider.ts).
-      if (this.name === 'Grant' && value !== undefined) {
-        const { accountId, clientId } = JSON.parse(value) as AdapterPayload
-        await o.grantRevoked({ grantId: id, accountId, clientId })
+      try {
+        if (this.name === 'Grant' && value !== undefined) {
+          const { accountId, clientId } = JSON.parse(value) as AdapterPayload
+          await o.grantRevoked({ grantId: id, accountId, clientId })
+        }
+      } finally {
+        // Destroyed even when listing the grant failed: nothing of it can mint a token again.
+        await store.del([this.key(id), `${this.key(id)}:consumed`])
       }
-      await store.del([this.key(id), `${this.key(id)}:consumed`])
       if (this.name === 'Client') await store.srem(CLIENTS_SET, id)
       const uid = value === undefined ? undefined : (JSON.parse(value) as AdapterPayload).uid
       if (uid) await store.del([`oidc:${this.name}:uid:${uid}`])

@@ -151,6 +151,7 @@ export async function startBroker(o: {
     keys: o.keys,
     revocations: o.revocations,
     clockTolerance: config.auth.clockTolerance,
+    retryAfter: broker.accessTokenTtl,
     audit: o.audit,
   })
 

@@ -1,4 +1,4 @@
-import { createHmac, hkdfSync } from 'node:crypto'
+import { createHash, createHmac, hkdfSync } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { RevocationMarks, Revocations } from '../auth/revocation.js'
 import type { Store } from '../store/store.js'
@@ -6,6 +6,8 @@ import type { Store } from '../store/store.js'
 /** The store key of the list (an expiring set) and the channel replicas tell each other on. */
 export const REVOKED_SET = 'broker:revoked'
 export const REVOKED_CHANNEL = 'broker:revoked'
+/** The prefix of each user's count of access tokens revoked (a hash of the subject follows). */
+const REVOKED_BY = 'broker:revoked-by:'
 
 /** What the list reports (a metric's `event` label). */
 export type RevocationEvent =
@@ -54,6 +56,8 @@ export class RevocationList implements Revocations {
       /** The verifier's clock tolerance, in ms (a token is accepted this long past its exp). */
       toleranceMs: number
       maxEntries: number
+      /** Access tokens one user may revoke within `ttlMs`. */
+      tokensPerUser: number
       /** The broker's cookie keys: the first tags grants, each names them in the list. */
       cookieKeys: readonly string[]
       log: Logger
@@ -131,10 +135,21 @@ export class RevocationList implements Revocations {
     await this.add(this.keys.map((key) => `g.${this.grantTag(grantId, key)}`))
   }
 
-  /** Lists one access token by its jti, until it expires (`exp`, epoch s) plus the tolerance. */
-  async revokeToken(jti: string, exp: number): Promise<void> {
+  /**
+   * Lists one access token by its jti, until it expires (`exp`, epoch s) plus the tolerance.
+   * A user lists at most `tokensPerUser` within a token lifetime, counted in the store (every
+   * replica together): past it the token is not listed and this resolves false, so one user
+   * cannot fill the list and make it refuse everyone's tokens.
+   * @throws StoreError when the store cannot count or list it
+   */
+  async revokeToken(jti: string, exp: number, subject: string): Promise<boolean> {
     const left = Math.min(this.o.ttlMs, exp * 1000 - this.now() + this.o.toleranceMs)
-    if (left > 0) await this.add([`t.${jti}`], left)
+    if (left <= 0) return true
+    const who = createHash('sha256').update(subject).digest('base64url')
+    if ((await this.o.store.incr(`${REVOKED_BY}${who}`, this.o.ttlMs)) > this.o.tokensPerUser)
+      return false
+    await this.add([`t.${jti}`], left)
+    return true
   }
 
   async close(): Promise<void> {

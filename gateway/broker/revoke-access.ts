@@ -22,6 +22,8 @@ export function revokeAccessTokens(
     revocations: RevocationList
     /** The verifier's clock tolerance, in s. */
     clockTolerance: number
+    /** Seconds a client refused for too many revocations is told to wait (the token lifetime). */
+    retryAfter: number
     audit: AuditLog
   },
 ): void {
@@ -54,18 +56,27 @@ export function revokeAccessTokens(
       return
     }
     if (typeof payload.jti !== 'string' || typeof payload.exp !== 'number') return answer(ctx)
-    await o.revocations.revokeToken(payload.jti, payload.exp)
+    const sub = typeof payload.sub === 'string' ? payload.sub : ''
+    const listed = await o.revocations.revokeToken(payload.jti, payload.exp, sub)
     o.audit.record({
-      sub: typeof payload.sub === 'string' ? payload.sub : '',
+      sub,
       iss: o.issuer,
       clientId: client.clientId,
       server: '',
       method: 'oauth/revoke',
       decision: 'deny',
       rule: 'authorization server',
-      outcome: 'access token revoked',
+      outcome: listed ? 'access token revoked' : 'access token not revoked: too many for this user',
     })
-    answer(ctx)
+    if (listed) return answer(ctx)
+    // RFC 7009 §2.2.1: 503, the token still exists; the client may retry later.
+    ctx.status = 503
+    ctx.set('retry-after', String(o.retryAfter))
+    ctx.body = {
+      error: 'temporarily_unavailable',
+      error_description:
+        'too many access tokens revoked for this user; this one stays valid until it expires',
+    }
   })
 }
 

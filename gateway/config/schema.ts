@@ -565,6 +565,13 @@ export const DEFAULT_BROKER_REFRESH_TOKEN_TTL_S = 14 * 24 * 3600
  * it every broker token issued before then is refused until the overflow has expired.
  */
 export const DEFAULT_BROKER_REVOCATION_LIST_MAX = 100_000
+/**
+ * Access tokens one user may revoke at /revoke within one token lifetime (accessTokenTtl), on
+ * every replica together: past it /revoke answers 503 and the token stays valid until it
+ * expires, so one user cannot fill the revocation list every replica shares (which would then
+ * refuse everyone's tokens). Revoked grants are not counted.
+ */
+export const DEFAULT_BROKER_REVOCATIONS_PER_USER = 100
 /** Authorization codes live this long, in s (single use). */
 export const DEFAULT_BROKER_CODE_TTL_S = 60
 /** A login (consent page, upstream round trip) must finish within this, in s. */
@@ -709,6 +716,8 @@ const brokerSchema = z.strictObject({
   refreshTokenTtl: z.number().int().min(60).default(DEFAULT_BROKER_REFRESH_TOKEN_TTL_S),
   /** Revoked grants and tokens held in memory (see DEFAULT_BROKER_REVOCATION_LIST_MAX). */
   revocationListMax: z.number().int().min(100).default(DEFAULT_BROKER_REVOCATION_LIST_MAX),
+  /** Access tokens one user may revoke per token lifetime (see DEFAULT_BROKER_REVOCATIONS_PER_USER). */
+  revocationsPerUser: z.number().int().min(1).default(DEFAULT_BROKER_REVOCATIONS_PER_USER),
   codeTtl: z.number().int().min(10).max(600).default(DEFAULT_BROKER_CODE_TTL_S),
   loginTtl: z.number().int().min(60).max(3600).default(DEFAULT_BROKER_LOGIN_TTL_S),
   consent: z

@@ -16,7 +16,12 @@ const KEY_2 = 'l'.repeat(32)
 const TTL = 330_000
 
 async function list(
-  o: { max?: number; keys?: string[]; store?: ReturnType<typeof createMemoryStore> } = {},
+  o: {
+    max?: number
+    keys?: string[]
+    store?: ReturnType<typeof createMemoryStore>
+    perUser?: number
+  } = {},
 ) {
   const clock = { now: 1_700_000_000_000 }
   const store = o.store ?? createMemoryStore({ now: () => clock.now })
@@ -26,6 +31,7 @@ async function list(
     ttlMs: TTL,
     toleranceMs: 30_000,
     maxEntries: o.max ?? 100,
+    tokensPerUser: o.perUser ?? 100,
     cookieKeys: o.keys ?? [KEY_1],
     log: SILENT,
     onEvent: (e) => events.push(e),
@@ -58,15 +64,33 @@ describe('revocation list', () => {
   it('a revoked access token (jti) is refused until its exp plus the tolerance', async () => {
     const { l, clock, marks } = await list()
     const exp = Math.floor(clock.now / 1000) + 100
-    await l.revokeToken('jti-1', exp)
+    assert.equal(await l.revokeToken('jti-1', exp, 'alice'), true)
     assert.equal(l.refusal(marks('g', { jti: 'jti-1' })), 'the token was revoked')
     assert.equal(l.refusal(marks('g', { jti: 'jti-2' })), undefined)
     clock.now += 130_000 - 1
     assert.equal(l.refusal(marks('g', { jti: 'jti-1' })), 'the token was revoked')
     clock.now += 1
     assert.equal(l.refusal(marks('g', { jti: 'jti-1' })), undefined)
-    await l.revokeToken('jti-old', Math.floor(clock.now / 1000) - 31)
+    await l.revokeToken('jti-old', Math.floor(clock.now / 1000) - 31, 'alice')
     assert.equal(l.size, 0, 'a token already past exp and tolerance is not listed')
+  })
+
+  it('one user lists at most tokensPerUser access tokens per token lifetime; others are untouched', async () => {
+    const { l, clock, marks } = await list({ perUser: 3 })
+    const exp = () => Math.floor(clock.now / 1000) + 300
+    for (const jti of ['a1', 'a2', 'a3'])
+      assert.equal(await l.revokeToken(jti, exp(), 'alice'), true)
+    // The fourth is not listed (the caller answers 503): the token stays valid until it expires.
+    assert.equal(await l.revokeToken('a4', exp(), 'alice'), false)
+    assert.equal(l.refusal(marks('g', { jti: 'a4' })), undefined)
+    assert.equal(l.refusal(marks('g', { jti: 'a3' })), 'the token was revoked')
+    // Another user has a budget of their own; so does a subject that differs only by a byte.
+    assert.equal(await l.revokeToken('b1', exp(), 'bob'), true)
+    assert.equal(await l.revokeToken('c1', exp(), 'alice\u0000'), true)
+    assert.equal(await l.revokeToken('c2', exp(), 'Alice'), true)
+    // A token lifetime later the budget is whole again.
+    clock.now += TTL
+    assert.equal(await l.revokeToken('a5', exp(), 'alice'), true)
   })
 
   it('tags are keyed: another key tags differently, and a grant is listed under every key', async () => {
@@ -112,6 +136,7 @@ describe('revocation list', () => {
       ttlMs: TTL,
       toleranceMs: 30_000,
       maxEntries: 100,
+      tokensPerUser: 100,
       cookieKeys: [KEY_1],
       log: SILENT,
       now: () => first.clock.now,
