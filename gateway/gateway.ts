@@ -233,6 +233,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         toleranceMs: config.auth.clockTolerance * 1000,
         maxEntries: brokerConfig.revocationListMax,
         tokensPerUser: brokerConfig.revocationsPerUser,
+        heartbeatMs: config.store.heartbeat,
         cookieKeys: keys.cookieKeys,
         log: log.child({ component: 'revocations' }),
         onEvent: (event) => metrics.revocations.inc({ event }),

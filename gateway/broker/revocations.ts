@@ -1,4 +1,4 @@
-import { createHash, createHmac, hkdfSync } from 'node:crypto'
+import { createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { RevocationMarks, Revocations } from '../auth/revocation.js'
 import type { Store } from '../store/store.js'
@@ -31,6 +31,8 @@ const OVERFLOWED = 'the token may have been revoked; get a new one'
 
 /** A list message or store member: `g.<grant tag>` or `t.<jti>`, then (messages) the ms left. */
 const ENTRY = /^[gt]\.[A-Za-z0-9_-]{1,128}$/
+/** A replica's heartbeat on the channel: `hb.<its nonce>` (others' are ignored). */
+const HEARTBEAT = 'hb.'
 
 /**
  * Revoked grants (by their tag) and access tokens (by jti), until the tokens they name have
@@ -47,6 +49,11 @@ export class RevocationList implements Revocations {
   private overflow: { iat: number; until: number } | undefined
   private subscribed: boolean | undefined
   private unsubscribe: (() => Promise<void>) | undefined
+  /** This replica's heartbeat message, and when it was last heard back. */
+  private readonly beat = `${HEARTBEAT}${randomBytes(12).toString('base64url')}`
+  private heard = 0
+  private beating: NodeJS.Timeout | undefined
+  private resubscribing = false
 
   private constructor(
     private readonly o: {
@@ -63,6 +70,11 @@ export class RevocationList implements Revocations {
       log: Logger
       onEvent?: (event: RevocationEvent) => void
       now?: () => number
+      /**
+       * With a shared store: how often this replica publishes its heartbeat and checks it heard
+       * the last ones, in ms (a subscription dropped silently raises no error). 0: never.
+       */
+      heartbeatMs?: number
     },
   ) {
     // Tags are keyed by a key derived for them alone; every cookie key is one, so a grant
@@ -80,24 +92,73 @@ export class RevocationList implements Revocations {
     const list = new RevocationList(o)
     const { broadcast } = o.store
     // Subscribed before loading: an entry listed in between arrives by message.
-    if (broadcast !== undefined)
-      list.unsubscribe = await broadcast.subscribe(REVOKED_CHANNEL, {
-        message: (m) => list.receive(m),
-        ready: () => void list.resync(),
-        down: () => {
-          if (list.subscribed === false) return
-          list.subscribed = false
-          o.onEvent?.('subscription_lost')
-        },
-      })
+    if (broadcast !== undefined) await list.subscribe()
     try {
       await list.reload()
     } catch (err) {
       await list.close()
       throw err
     }
-    if (broadcast !== undefined) list.subscribed = true
+    if (broadcast !== undefined) {
+      list.subscribed = true
+      list.heard = list.now()
+      const every = o.heartbeatMs ?? 0
+      if (every > 0) {
+        list.beating = setInterval(() => void list.heartbeat(every), every)
+        list.beating.unref()
+      }
+    }
     return list
+  }
+
+  private async subscribe(): Promise<void> {
+    this.unsubscribe = await this.o.store.broadcast!.subscribe(REVOKED_CHANNEL, {
+      message: (m) => this.receive(m),
+      ready: () => void this.resync(),
+      down: () => this.down('error'),
+    })
+  }
+
+  private down(why: 'error' | 'silent'): void {
+    if (this.subscribed === false) return
+    this.subscribed = false
+    this.o.onEvent?.('subscription_lost')
+    if (why === 'silent')
+      this.o.log.warn(
+        'revocation list: own heartbeat not heard; polling the store and subscribing again',
+      )
+  }
+
+  /**
+   * One heartbeat: its last ones not heard back for two intervals, the subscription counts as
+   * down (readiness) even without an error, is made anew, and meanwhile the list is polled from
+   * the store, so a revocation another replica made is refused here within an interval.
+   */
+  private async heartbeat(every: number): Promise<void> {
+    if (this.now() - this.heard > 2 * every) {
+      this.down('silent')
+      if (!this.resubscribing) void this.renew()
+    }
+    // Not trusted (silent, or an error the client is reconnecting from): poll the store.
+    if (this.subscribed === false)
+      await this.reload().catch(() => {
+        // the store is away too: readiness already says the list cannot be trusted
+      })
+    await this.o.store.broadcast?.publish(REVOKED_CHANNEL, this.beat).catch(() => {})
+  }
+
+  /** Drops the subscription that went silent and makes a new one (next heartbeat retries). */
+  private async renew(): Promise<void> {
+    this.resubscribing = true
+    try {
+      await this.unsubscribe?.().catch(() => {})
+      this.unsubscribe = undefined
+      await this.subscribe()
+    } catch (err) {
+      this.o.log.debug({ err }, 'revocation list: subscribing again failed; retrying')
+    } finally {
+      this.resubscribing = false
+    }
   }
 
   private now(): number {
@@ -153,6 +214,7 @@ export class RevocationList implements Revocations {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.beating)
     await this.unsubscribe?.()
   }
 
@@ -203,6 +265,13 @@ export class RevocationList implements Revocations {
   }
 
   private receive(message: string): void {
+    if (message.startsWith(HEARTBEAT)) {
+      if (message !== this.beat) return
+      this.heard = this.now()
+      // Heard again after going silent: what was missed is loaded, then the list is trusted.
+      if (this.subscribed === false) void this.resync()
+      return
+    }
     const [entry, left] = message.split(' ')
     const ms = Number(left)
     if (entry === undefined || !ENTRY.test(entry) || !Number.isSafeInteger(ms) || ms <= 0) {

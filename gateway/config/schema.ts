@@ -143,6 +143,13 @@ export const DEFAULT_LOCK_WAIT_MS = 5_000
 export const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 5_000
 /** Redis: how long one operation waits before it fails as `unavailable`, in ms. */
 export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2_000
+/**
+ * Redis: how often each replica publishes a heartbeat on the channel it listens to for
+ * revocations, in ms. Its own heartbeat not heard for two of these, the subscription counts as
+ * dead even without an error (a connection dropped silently): not ready, the list polled from
+ * the store every heartbeat, the subscription made anew.
+ */
+export const DEFAULT_REDIS_HEARTBEAT_MS = 5_000
 /** Redis: reconnect attempts back off exponentially from 50 ms up to this, in ms (plus jitter). */
 export const DEFAULT_REDIS_RECONNECT_MAX_DELAY_MS = 2_000
 /** The in-memory store: keys held at most; a write that would add one more is refused (`full`). */
@@ -1086,6 +1093,8 @@ export const configSchema = z
         connectTimeout: ms.min(100).max(600_000).default(DEFAULT_REDIS_CONNECT_TIMEOUT_MS),
         /** redis: one command at most this long; past it the store counts as unavailable. */
         commandTimeout: ms.min(100).max(600_000).default(DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
+        /** redis: a replica hears its own heartbeat on its revocation subscription this often (see DEFAULT_REDIS_HEARTBEAT_MS). */
+        heartbeat: ms.min(100).max(600_000).default(DEFAULT_REDIS_HEARTBEAT_MS),
         /** redis: reconnect attempts back off up to this far apart. */
         reconnectMaxDelay: ms.min(100).max(600_000).default(DEFAULT_REDIS_RECONNECT_MAX_DELAY_MS),
         /** memory: keys held at most; a write that would add one more fails (never by evicting another's). */
