@@ -38,6 +38,8 @@ export class RateLimits {
   private store: Store | undefined
   /** Whether the last check reached the store (readiness says when it did not). */
   private storeDown = false
+  /** A first connection to the store failed (or took longer than it may). */
+  private connectFailed = false
 
   constructor(
     private readonly o: {
@@ -109,9 +111,13 @@ export class RateLimits {
     }
     try {
       // The first count connects the store: a connection has its own time, not a command's.
+      // Once a connection has failed, later requests wait no longer than a command (each a
+      // new try), so a gateway started while the store is away does not hold every request.
       const counter = await within(
         this.counterOf(rule),
-        this.store === undefined ? this.o.connectTimeoutMs : this.o.timeoutMs,
+        this.store === undefined && !this.connectFailed
+          ? this.o.connectTimeoutMs
+          : this.o.timeoutMs,
       )
       await within(counter.consume(key), this.o.timeoutMs)
       this.storeDown = false
@@ -122,6 +128,7 @@ export class RateLimits {
         return limited(err.msBeforeNext, 'limit')
       }
       this.storeDown = true
+      if (this.store === undefined) this.connectFailed = true
       this.o.metrics.rateLimitStoreErrors.inc({ handling: this.o.onStoreError })
       this.o.log.warn(
         { rule: rule.id, err: { message: (err as Error).message }, handling: this.o.onStoreError },

@@ -285,7 +285,22 @@ describe('RateLimits at run time (the memory store)', () => {
     assert.equal(await patient.check(policy, principal('u'), call), undefined)
     assert.equal(await patient.check(policy, principal('u'), call), undefined)
     // A connection held to the command's time would have been refused as the store being away.
-    assert.equal((await rates(1).check(policy, principal('u'), call))?.why, 'store')
+    const impatient = rates(1)
+    assert.equal((await impatient.check(policy, principal('u'), call))?.why, 'store')
+    // Once a connection has failed, the next waits a command's time only (1 ms here, not 60 s):
+    // the store refuses the first connection, then is back but slow to connect (50 ms).
+    let tries = 0
+    const refusedOnce = new RateLimits({
+      store: () => (tries++ === 0 ? Promise.reject(new Error('ECONNREFUSED')) : slowConnect()),
+      onStoreError: 'closed',
+      timeoutMs: 1,
+      connectTimeoutMs: 60_000,
+      metrics: createMetrics(NO_GAUGES),
+      log: pino({ level: 'silent' }),
+    })
+    assert.equal((await refusedOnce.check(policy, principal('u'), call))?.why, 'store')
+    assert.equal((await refusedOnce.check(policy, principal('u'), call))?.why, 'store')
+    assert.equal(tries, 2)
   })
 
   test('hostile subjects share nothing: keys are hashed per part', async () => {
