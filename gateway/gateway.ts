@@ -229,7 +229,9 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       keys &&
       (await code.RevocationList.start({
         store: await sharedStore(),
-        ttlMs: (brokerConfig.accessTokenTtl + config.auth.clockTolerance) * 1000,
+        // Plus a minute: a refresh already in flight when its grant is revoked may mint a token
+        // a little later, and that token must be refused to its end too (the outside review).
+        ttlMs: (brokerConfig.accessTokenTtl + config.auth.clockTolerance + 60) * 1000,
         toleranceMs: config.auth.clockTolerance * 1000,
         maxEntries: brokerConfig.revocationListMax,
         tokensPerUser: brokerConfig.revocationsPerUser,
