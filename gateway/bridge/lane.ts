@@ -3,8 +3,9 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Hold } from './bounds.js'
 import type { Child } from './child.js'
 import { NO_CLIENT, type InitResult } from './handshake.js'
-import { envelope } from './jsonrpc.js'
+import { envelope, type Envelope, type RequestId } from './jsonrpc.js'
 import { refuseServerRequest } from './lifecycle.js'
+import { refuseUndeclared } from './modern-call.js'
 
 /**
  * What the gateway declares to a lane's process: every capability a sessionless client may
@@ -34,13 +35,27 @@ export interface LaneUser {
 
 /**
  * One gateway-initialized process serving sessionless (2026-07-28) requests of one principal
- * on one server, one request at a time: while a request (and its multi-round-trip rounds)
- * holds the lane, every message of the process is that request's, so progress, logs and
- * server→client requests are correlated exactly, with no guessing.
+ * on one server: one request at a time, or several plain ones. While a request (and its
+ * multi-round-trip rounds) holds the lane alone, every message of the process is that
+ * request's, so progress, logs and server→client requests are correlated exactly, with no
+ * guessing. Plain requests (modern-call.ts `isPlain`) need no correlation but their replies'
+ * own ids: several share the lane, each reply goes to the request of its id, notifications go
+ * to nobody, and a server→client request is refused (as it would be for any of them).
  */
 export class Lane implements Hold {
   readonly id = randomBytes(9).toString('base64url')
+  /** The request holding the lane alone, if any. */
   user: LaneUser | undefined
+  /** The plain requests sharing the lane (never while `user` holds it). */
+  readonly plain = new Set<LaneUser>()
+  /**
+   * The process asked a client something during plain use (a server→client request other than
+   * ping): it serves one plain request at a time from then on, so what it asks next can only be
+   * that request's, and is answered as when it ran alone.
+   */
+  asked = false
+  /** Who hears the reply to each request sent during plain use, by the id it was sent with. */
+  private readonly routes = new Map<RequestId, LaneUser>()
   /** Held by a request waiting between rounds for the client's answers (input_required). */
   parked = false
   /**
@@ -73,7 +88,33 @@ export class Lane implements Hold {
   }
 
   get busy(): boolean {
-    return this.user !== undefined
+    return this.user !== undefined || this.plain.size > 0
+  }
+
+  /** During plain use: the reply with `id` goes to `user`. */
+  route(id: RequestId, user: LaneUser): void {
+    this.routes.set(id, user)
+  }
+
+  unroute(id: RequestId): void {
+    this.routes.delete(id)
+  }
+
+  /** A plain request's share ends: it hears nothing more. */
+  leave(user: LaneUser): boolean {
+    if (!this.plain.delete(user)) return false
+    for (const [id, u] of this.routes) if (u === user) this.routes.delete(id)
+    return true
+  }
+
+  /** Everyone using the lane, forgotten (the process is gone): each is to hear so. */
+  takeUsers(): Set<LaneUser> {
+    const users = new Set([...this.plain, ...this.routes.values()])
+    if (this.user !== undefined) users.add(this.user)
+    this.user = undefined
+    this.plain.clear()
+    this.routes.clear()
+    return users
   }
 
   private fromServer(message: JSONRPCMessage): void {
@@ -82,10 +123,28 @@ export class Lane implements Hold {
       this.emit({ server: this.server, owner: this.owner, method: env.method, params: env.params })
       return
     }
-    if (this.user !== undefined && this.user !== HELD) return this.user.fromServer(message)
+    if (this.user !== undefined) {
+      if (this.user !== HELD) this.user.fromServer(message)
+      return
+    }
+    if (this.plain.size > 0) return this.toPlain(message, env)
     // Nobody is waiting: a server→client request gets a refusal so the process does not hang.
     if (env.kind === 'request')
       void this.child.send(refuseServerRequest(env.id, env.method, NO_CLIENT)).catch(() => {})
+  }
+
+  private toPlain(message: JSONRPCMessage, env: Envelope): void {
+    if (env.kind === 'response') return this.routes.get(env.id)?.fromServer(message)
+    // Progress and logs nobody asked for (a plain request names no token, no level).
+    if (env.kind !== 'request') return
+    if (env.method !== 'ping') this.asked = true
+    // One plain request running: the question is its own, refused there and remembered (so a
+    // failure that follows is reported as the missing capability, as when it ran alone).
+    if (this.plain.size === 1 && this.routes.size === 1) {
+      const [only] = this.routes.values()
+      if (this.plain.has(only!)) return only!.fromServer(message)
+    }
+    void this.child.send(refuseUndeclared(env.id, env.method)).catch(() => {})
   }
 }
 

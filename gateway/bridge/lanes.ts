@@ -27,7 +27,16 @@ export interface ProcessSource {
 /** A request waiting for a lane of `key`: woken to look again, or handed a lane. */
 interface Waiter {
   key: string
+  /** What it will hold a lane with: HELD alone, or a plain request's share. */
+  holder: LaneUser
   wake: (lane?: Lane) => void
+}
+
+/** A lane held for a request: `holder` gives it back (`release`). */
+export interface Lease {
+  lane: Lane
+  /** HELD for a request holding the lane alone, else the plain request's share. */
+  holder: LaneUser
 }
 
 /**
@@ -54,6 +63,8 @@ export class LanePool implements Holders {
   private readonly reaper: Reaper
   /** Lanes whose process is being taken: they count toward every bound already. */
   private readonly starting = new Set<Hold>()
+  /** Lanes being started for a plain request, per key: other plain requests wait to join them. */
+  private readonly startingPlain = new Map<string, number>()
   /** Lanes whose process is being ended: they count toward the bounds until it has exited. */
   private readonly ending = new Map<Lane, Promise<void>>()
   private acquiring = 0
@@ -96,6 +107,11 @@ export class LanePool implements Holders {
       n.set(server, (n.get(server) ?? 0) + set.size)
     }
     return n
+  }
+
+  /** Requests running on a server's lanes (or starting one), every principal's. */
+  inFlight(server: string): number {
+    return this.running((h) => h.server === server)
   }
 
   /** Live lanes, all servers. */
@@ -196,17 +212,23 @@ export class LanePool implements Holders {
     params: Record<string, unknown>,
     timeoutMs: number,
   ): Promise<JSONRPCMessage | undefined> {
+    const id = lane.nextId()
     return ownRequest(
       {
         send: (m) => lane.child.send(m),
         listen(fromServer, lost) {
-          lane.user = { fromServer, lost }
-          return () => {
-            lane.user = HELD
+          // Held alone: every message is this request's; shared by plain requests: its reply.
+          if (lane.user !== undefined) {
+            lane.user = { fromServer, lost }
+            return () => {
+              lane.user = HELD
+            }
           }
+          lane.route(id, { fromServer, lost })
+          return () => lane.unroute(id)
         },
       },
-      { id: lane.nextId(), method, params },
+      { id, method, params },
       timeoutMs,
     )
   }
@@ -224,6 +246,20 @@ export class LanePool implements Holders {
     signal?: AbortSignal,
     credentials?: ResolvedCredentials,
   ): Promise<Lane> {
+    const { lane } = await this.hold(server, principal, log, accepted, signal, credentials, HELD)
+    return lane
+  }
+
+  /** `acquire` with what the lane is held with: HELD (alone) or a plain request's share. */
+  private async hold(
+    server: string,
+    principal: Principal,
+    log: Logger,
+    accepted: number,
+    signal: AbortSignal | undefined,
+    credentials: ResolvedCredentials | undefined,
+    holder: LaneUser,
+  ): Promise<Lease> {
     // A request the gateway accepted before shutdown began is still served (within the grace).
     if (this.closedAt !== undefined && accepted >= this.closedAt)
       throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
@@ -231,13 +267,21 @@ export class LanePool implements Holders {
     this.acquiring++
     try {
       if (credentials !== undefined) this.retireStale(this.keyOf(server, principal, credentials))
-      const lane = await this.acquireLane(server, principal, log, accepted, signal, credentials)
+      const lane = await this.acquireLane(
+        server,
+        principal,
+        log,
+        accepted,
+        signal,
+        credentials,
+        holder,
+      )
       // The client left while its lane was found or started: nothing may run for it.
       if (signal?.aborted) {
-        this.release(lane)
+        this.release(lane, holder)
         throw new BridgeError('client_gone', 'the client disconnected')
       }
-      return lane
+      return { lane, holder }
     } finally {
       this.acquiring--
     }
@@ -246,14 +290,34 @@ export class LanePool implements Holders {
   /**
    * `acquire` for a caller as the sessionless engine knows it (who, their log, when their
    * request arrived, and the signal of their going away, when it should cancel the lease).
+   * `plain`: the request may share a lane with other plain ones (modern-call.ts `isPlain`);
+   * its share is the lease's holder until `assign` names the call that runs.
    */
   lease(
     server: string,
     caller: { principal: Principal; log: Logger; accepted: number; signal?: AbortSignal },
     credentials?: ResolvedCredentials,
-  ): Promise<Lane> {
+    plain = false,
+  ): Promise<Lease> {
     const { principal, log, accepted, signal } = caller
-    return this.acquire(server, principal, log, accepted, signal, credentials)
+    const holder: LaneUser = plain ? { fromServer() {}, lost() {} } : HELD
+    return this.hold(server, principal, log, accepted, signal, credentials, holder)
+  }
+
+  /**
+   * The call that runs on a lease, from now on its holder (`release` names it): alone, it
+   * hears every message of the process; as a plain request, the reply with `id`.
+   */
+  assign(lease: Lease, call: LaneUser, id: string): void {
+    const { lane, holder } = lease
+    if (holder === HELD) {
+      lane.user = call
+      return
+    }
+    // Gone with its process meanwhile: the call's send fails and it ends as such.
+    if (!lane.leave(holder)) return
+    lane.plain.add(call)
+    lane.route(id, call)
   }
 
   /**
@@ -279,6 +343,7 @@ export class LanePool implements Holders {
     accepted: number,
     signal: AbortSignal | undefined,
     credentials: ResolvedCredentials | undefined,
+    holder: LaneUser,
   ): Promise<Lane> {
     const key = this.keyOf(server, principal, credentials)
     const owner = ownerKey(principal)
@@ -287,24 +352,34 @@ export class LanePool implements Holders {
     for (;;) {
       if (this.finished)
         throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
-      const free = this.lanes.get(key)?.find((l) => !l.busy && l.child.alive)
-      if (free !== undefined) {
-        free.user = HELD
-        return free
-      }
-      // Requests running at once, over every identity and credential of the principal. Rounds
-      // waiting for their client's answers do not count here: the bounds below end the oldest.
+      // Requests running at once, over every identity and credential of the principal (each
+      // plain request on a shared lane counts). Rounds waiting for their client's answers do
+      // not count here: the bounds below end the oldest.
       const cap = this.laneCap(server)
       let full: Bound | undefined
       if (this.running(mine) < cap) {
-        full = this.o.bounds.full(server, owner)
-        // Counted as starting in this same turn: concurrent requests cannot all pass.
-        if (full === undefined)
-          return await this.start(key, server, principal, log, accepted, credentials)
-        if (await this.o.bounds.makeRoom(full, owner, 'session limit')) continue
-        // Nothing to end: a request running in the bound's scope will free a process; else
-        // there is nothing to wait for.
-        if (this.running(full.scope) === 0) throw full.refuse()
+        const free = this.pick(key, holder)
+        if (free !== undefined) {
+          this.take(free, holder)
+          return free
+        }
+        // A lane starting for plain requests will have room: a plain one waits to join it (a
+        // burst of them starts one process, not one each), when it may wait at all.
+        const join =
+          holder !== HELD &&
+          (this.startingPlain.get(key) ?? 0) > 0 &&
+          deadline > Date.now() &&
+          (this.waiting.get(`${server}\n${owner}`)?.size ?? 0) < this.limits.laneWaiters
+        if (!join) {
+          full = this.o.bounds.full(server, owner)
+          // Counted as starting in this same turn: concurrent requests cannot all pass.
+          if (full === undefined)
+            return await this.start(key, server, principal, log, accepted, credentials, holder)
+          if (await this.o.bounds.makeRoom(full, owner, 'session limit')) continue
+          // Nothing to end: a request running in the bound's scope will free a process; else
+          // there is nothing to wait for.
+          if (this.running(full.scope) === 0) throw full.refuse()
+        }
       }
       const refuse = () =>
         full?.refuse() ??
@@ -319,7 +394,7 @@ export class LanePool implements Holders {
       if (signal?.aborted) throw new BridgeError('client_gone', 'the client disconnected')
       this.waiting.set(pair, queue)
       const handed = await new Promise<Lane | undefined>((resolve) => {
-        const waiter: Waiter = { key, wake: done }
+        const waiter: Waiter = { key, holder, wake: done }
         const timer = setTimeout(done, left).unref()
         const gone = () => done()
         signal?.addEventListener('abort', gone, { once: true })
@@ -337,13 +412,44 @@ export class LanePool implements Holders {
     }
   }
 
-  /** Lanes in `scope` running a request or starting for one: each will be released. */
+  /** Requests in `scope` running or starting a lane: each will release what it holds. */
   private running(scope: Scope): number {
     let n = 0
     for (const list of this.lanes.values())
-      for (const l of list) if (l.busy && !l.parked && scope(l)) n++
+      for (const l of list) {
+        if (!scope(l)) continue
+        if (l.user !== undefined && !l.parked) n++
+        n += l.plain.size
+      }
     for (const h of this.starting) if (scope(h)) n++
     return n
+  }
+
+  /**
+   * A lane of `key` `holder` may take now: for a plain request one already running plain ones
+   * with room left (so they share one process), else an unused one; for any other, an unused one.
+   */
+  private pick(key: string, holder: LaneUser): Lane | undefined {
+    let unused: Lane | undefined
+    for (const l of this.lanes.get(key) ?? []) {
+      if (!this.fits(l, holder)) continue
+      if (l.plain.size > 0) return l
+      unused ??= l
+    }
+    return unused
+  }
+
+  /** Whether `holder` may take `lane` now (a request alone: unused; plain: room among plain ones). */
+  private fits(lane: Lane, holder: LaneUser): boolean {
+    if (lane.user !== undefined || !lane.child.alive) return false
+    if (holder === HELD) return lane.plain.size === 0
+    const room = lane.asked ? 1 : this.limits.lanePlainConcurrency
+    return !lane.stale && lane.plain.size < room
+  }
+
+  private take(lane: Lane, holder: LaneUser): void {
+    if (holder === HELD) lane.user = HELD
+    else lane.plain.add(holder)
   }
 
   /** Lanes in `scope`, live (running, parked or idle), starting, or ending. */
@@ -409,6 +515,18 @@ export class LanePool implements Holders {
     const cacheKey = this.cacheKey(lane.server, lane.key)
     const known = this.schemas.get(cacheKey)
     if (known !== undefined) return known
+    // Plain requests starting together on a new lane read the list once.
+    let reading = this.reading.get(cacheKey)
+    if (reading === undefined) {
+      reading = this.readSchemas(lane, cacheKey).finally(() => this.reading.delete(cacheKey))
+      this.reading.set(cacheKey, reading)
+    }
+    return reading
+  }
+
+  private readonly reading = new Map<string, Promise<Map<string, unknown>>>()
+
+  private async readSchemas(lane: Lane, cacheKey: string): Promise<Map<string, unknown>> {
     const found = new Map<string, unknown>()
     let cursor: string | undefined
     for (let page = 0; page < this.limits.toolPages; page++) {
@@ -433,20 +551,25 @@ export class LanePool implements Holders {
    * that holder still has it (a late release must not free a lane someone else now uses).
    */
   release(lane: Lane, holder?: LaneUser): void {
-    if (holder !== undefined && lane.user !== holder) return
-    lane.user = undefined
-    lane.parked = false
+    // A plain request's share: the lane stays in use while others of them run.
+    if (holder === undefined || !lane.leave(holder)) {
+      if (holder !== undefined && lane.user !== holder) return
+      lane.user = undefined
+      lane.parked = false
+    }
     lane.lastUsed = Date.now()
     // Started with credentials that have changed since: ended at this request boundary.
-    if (lane.stale && lane.pins.size === 0) void this.retire(lane)
+    if (lane.stale && !lane.busy && lane.pins.size === 0) void this.retire(lane)
     else if (this.handOff(lane)) return
     this.wake()
   }
 
   /**
-   * Gives a lane just released to the oldest request waiting for a lane of its key, held for
-   * it at once. Nothing else changed (the lane is as busy as before), so nobody else is woken:
-   * under load every release would otherwise wake every waiter to find the one free lane.
+   * Gives the room a release made on a lane to the oldest request waiting for a lane of its
+   * key, held for it at once, when it fits there. Nothing else changed (as many requests run as
+   * before), so nobody else is woken: under load every release would otherwise wake every
+   * waiter to find the one free place. When the oldest does not fit (a request that must run
+   * alone, and plain ones still run), everyone looks again.
    */
   private handOff(lane: Lane): boolean {
     if (this.finished || !lane.child.alive) return false
@@ -454,7 +577,8 @@ export class LanePool implements Holders {
     if (queue === undefined) return false
     for (const waiter of queue) {
       if (waiter.key !== lane.key) continue
-      lane.user = HELD
+      if (!this.fits(lane, waiter.holder)) return false
+      this.take(lane, waiter.holder)
       waiter.wake(lane)
       return true
     }
@@ -493,9 +617,12 @@ export class LanePool implements Holders {
     log: Logger,
     accepted: number,
     credentials: ResolvedCredentials | undefined,
+    holder: LaneUser,
   ): Promise<Lane> {
     const hold: Hold = { server, owner: ownerKey(principal) }
     this.starting.add(hold)
+    const plain = holder !== HELD
+    if (plain) this.startingPlain.set(key, (this.startingPlain.get(key) ?? 0) + 1)
     let started = false
     try {
       const config = this.o.config.servers[server]!
@@ -532,7 +659,7 @@ export class LanePool implements Holders {
         this.emit(e, lane),
       )
       // Held from the start: listed unheld, another request could take it first.
-      lane.user = HELD
+      this.take(lane, holder)
       const list = this.lanes.get(key) ?? []
       list.push(lane)
       this.lanes.set(key, list)
@@ -542,8 +669,14 @@ export class LanePool implements Holders {
       return lane
     } finally {
       this.starting.delete(hold)
-      // A start that failed frees its place under the bounds.
-      if (!started) this.wake()
+      if (plain) {
+        const left = (this.startingPlain.get(key) ?? 1) - 1
+        if (left === 0) this.startingPlain.delete(key)
+        else this.startingPlain.set(key, left)
+      }
+      // A start that failed frees its place under the bounds; one for a plain request has
+      // room for those waiting to join it.
+      if (!started || plain) this.wake()
     }
   }
 
@@ -580,9 +713,7 @@ export class LanePool implements Holders {
     ) {
       for (const fn of this.lanesEnded) fn(lane.server, lane.owner)
     }
-    const user = lane.user
-    lane.user = undefined
-    user?.lost()
+    for (const user of lane.takeUsers()) user.lost()
     for (const pin of [...lane.pins]) pin()
     lane.pins.clear()
     this.wake()

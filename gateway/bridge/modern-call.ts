@@ -21,6 +21,52 @@ const CAPABILITY_OF: Record<string, string> = {
   'roots/list': 'roots',
 }
 
+/**
+ * Methods a plain request may have: one answer from the process and nothing else it needs
+ * relayed. Not `server/discover` (the gateway answers it) nor `subscriptions/listen` (a stream).
+ */
+const PLAIN_METHODS = new Set([
+  'tools/call',
+  'tools/list',
+  'prompts/get',
+  'prompts/list',
+  'resources/read',
+  'resources/list',
+  'resources/templates/list',
+  'completion/complete',
+])
+
+/**
+ * Whether a new request is plain: nothing the process sends while it runs needs correlating
+ * to it, so it may share its lane with other plain requests (lane.ts). No progress token, no
+ * log level, none of the capabilities a server→client request needs (what the process asks
+ * is refused anyway), no multi-round fields, and a method answered once.
+ */
+export function isPlain(
+  method: string,
+  params: Record<string, unknown>,
+  meta: ClientMeta,
+): boolean {
+  if (!PLAIN_METHODS.has(method)) return false
+  if (meta.progressToken !== undefined || meta.logLevel !== undefined) return false
+  if (params.requestState !== undefined || params.inputResponses !== undefined) return false
+  for (const capability of Object.values(CAPABILITY_OF))
+    if (Object.hasOwn(meta.capabilities, capability)) return false
+  return true
+}
+
+/**
+ * The refusal of a server→client request for a client that declared no capabilities: ping is
+ * answered, a request a capability would allow is refused naming it, anything else as not
+ * available through the gateway.
+ */
+export function refuseUndeclared(id: RequestId, method: string): JSONRPCMessage {
+  const capability = CAPABILITY_OF[method]
+  if (capability === undefined)
+    return refuseServerRequest(id, method, `method not available through the gateway: ${method}`)
+  return rpcError(id, -32601, `the client did not declare the ${capability} capability`)
+}
+
 /** A request the process is waiting on the client for, as an `inputRequests` entry. */
 export interface InputRequest {
   id: RequestId
@@ -195,13 +241,9 @@ export class BackendCall implements LaneUser {
     const send = (m: JSONRPCMessage) => void this.lane.child.send(m).catch(() => {})
     const capability = CAPABILITY_OF[method]
     // ping is answered; anything else without a client capability behind it is refused.
-    if (capability === undefined)
-      return send(
-        refuseServerRequest(id, method, `method not available through the gateway: ${method}`),
-      )
-    if (!declares(this.meta.capabilities, method, params)) {
-      this.refused.add(capability)
-      return send(rpcError(id, -32601, `the client did not declare the ${capability} capability`))
+    if (capability === undefined || !declares(this.meta.capabilities, method, params)) {
+      if (capability !== undefined) this.refused.add(capability)
+      return send(refuseUndeclared(id, method))
     }
     const key = String(id)
     const given = Object.hasOwn(this.presupplied, key) ? this.presupplied[key] : undefined

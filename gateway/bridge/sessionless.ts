@@ -14,7 +14,7 @@ import type { InitResult } from './handshake.js'
 import type { InputRounds, RoundBinding } from './input-rounds.js'
 import { isObject, rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
 import type { LanePool } from './lanes.js'
-import { BackendCall, type ClientMeta, type Outcome } from './modern-call.js'
+import { BackendCall, isPlain, type ClientMeta, type Outcome } from './modern-call.js'
 import {
   backendParams,
   clientMeta,
@@ -123,8 +123,12 @@ export class Sessionless {
       ? await this.d.gate.initial(server, caller.principal, caller.bearer)
       : undefined
     // Not cancelled by the caller's going: the process is kept for its next requests.
-    const lane = await this.d.lanes.lease(server, { ...caller, signal: undefined }, credentials)
-    this.d.lanes.release(lane)
+    const { lane, holder } = await this.d.lanes.lease(
+      server,
+      { ...caller, signal: undefined },
+      credentials,
+    )
+    this.d.lanes.release(lane, holder)
     return lane.init
   }
 
@@ -213,22 +217,25 @@ export class Sessionless {
       credentials = got.credentials
     }
     // Traced: the lease is a step of the request's span.
-    const lease = r.decided?.span?.step('lease')
-    const lane = await lanes.lease(r.server, caller, credentials).catch((err: unknown) => {
-      lease?.end(err instanceof GatewayError ? err.code : '_OTHER')
+    const step = r.decided?.span?.step('lease')
+    // Plain: it may share a process with the principal's other plain requests.
+    const plain = isPlain(r.message.method, params, meta)
+    const lease = await lanes.lease(r.server, caller, credentials, plain).catch((err: unknown) => {
+      step?.end(err instanceof GatewayError ? err.code : '_OTHER')
       throw err
     })
-    lease?.end()
+    step?.end()
+    const { lane, holder } = lease
     try {
       if (toolCall && known === undefined) {
         const bad = r.checkArguments!(await lanes.toolSchemas(lane))
         if (bad) {
-          lanes.release(lane)
+          lanes.release(lane, holder)
           return refused({ code: 'header_mismatch', mismatch: bad })
         }
       }
     } catch (err) {
-      lanes.release(lane)
+      lanes.release(lane, holder)
       throw err
     }
     const given = params.inputResponses
@@ -242,7 +249,7 @@ export class Sessionless {
       this.d.config.servers[r.server]!.requestTimeout,
       isObject(given) ? { ...given } : {},
     )
-    lane.user = backend
+    lanes.assign(lease, backend, backend.backendId)
     return { backend, credentials: credentials?.supplied, answers: undefined }
   }
 

@@ -211,6 +211,8 @@ export const DEFAULT_STOP_GRACE_MS = 2_000
 // are the principal's own processes, rounds its requests waiting for the client's answers.
 /** Requests of one principal running at once on one server (rounds waiting for answers aside). */
 export const DEFAULT_LANES_PER_SUBJECT = 4
+/** Plain requests (no progress, logs, client capabilities or rounds) one lane's process runs at once. */
+export const DEFAULT_LANE_PLAIN_CONCURRENCY = 16
 /** How long a request waits for a process of its principal to free up, in ms (then 503). */
 export const DEFAULT_LANE_WAIT_MS = 10_000
 /** Requests of one principal that may wait for a lane on a server; more are refused at once (503). */
@@ -1014,6 +1016,13 @@ export const configSchema = z
           .strictObject({
             /** Requests running at once (the server's maxSessionsPerSubject, when lower, wins). */
             lanesPerSubject: z.number().int().min(1).max(1000).default(DEFAULT_LANES_PER_SUBJECT),
+            /** Plain requests one lane's process runs at once (each still counts in lanesPerSubject); 1: one request per process. */
+            lanePlainConcurrency: z
+              .number()
+              .int()
+              .min(1)
+              .max(1000)
+              .default(DEFAULT_LANE_PLAIN_CONCURRENCY),
             /** How long a request waits for a running one to finish before 503; 0: never waits. */
             laneWait: ms.max(10 * 60_000).default(DEFAULT_LANE_WAIT_MS),
             /** Requests waiting for a lane at most; 0: none waits. */

@@ -440,9 +440,15 @@ describe('sessionless engine: input rounds', () => {
 describe('sessionless engine: what the process sees, what the client gets', () => {
   it('ids are the gateway own: two requests with one client id each get their own reply', async () => {
     const h = await harness()
+    // With a progress token each: requests that are not plain never share a process
+    // (plain ones do: sessionless-plain.test.ts).
     const [a, b] = await Promise.all([
-      h.call('tools/call', tool('echo_args', { session: 1, i: 1 }), { id: 7 }),
-      h.call('tools/call', tool('echo_args', { session: 1, i: 2 }), { id: 7 }),
+      h.call('tools/call', tool('echo_args', { session: 1, i: 1 }, { progressToken: 1 }), {
+        id: 7,
+      }),
+      h.call('tools/call', tool('echo_args', { session: 1, i: 2 }, { progressToken: 1 }), {
+        id: 7,
+      }),
     ])
     assert.deepEqual(
       [JSON.parse(textOf(a)).i, JSON.parse(textOf(b)).i],

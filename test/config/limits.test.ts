@@ -87,6 +87,12 @@ const cases: LimitCase[] = [
     message: min(1),
   },
   {
+    key: 'limits.sessionless.lanePlainConcurrency',
+    default: S.DEFAULT_LANE_PLAIN_CONCURRENCY,
+    bad: 0,
+    message: min(1),
+  },
+  {
     key: 'limits.sessionless.laneWait',
     default: S.DEFAULT_LANE_WAIT_MS,
     bad: 600_001,

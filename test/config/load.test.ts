@@ -539,6 +539,7 @@ describe('validateConfig', () => {
       policyReloadDebounce: 150,
       sessionless: {
         lanesPerSubject: 4,
+        lanePlainConcurrency: 16,
         laneWait: 10_000,
         laneWaiters: 16,
         laneIdle: 300_000,

@@ -1,0 +1,283 @@
+// Plain sessionless requests (no progress, logs, client capabilities or rounds) sharing one
+// lane's process (bridge/lane.ts, lanes.ts), without HTTP, against real stdio processes: how
+// many processes run them, where each reply goes, what never shares, and the release of each
+// share on every path. After each case no lane is leased and nobody waits for one.
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { afterEach, describe, it } from 'node:test'
+import type { JSONRPCMessage, JSONRPCRequest } from '@modelcontextprotocol/server'
+import { pino } from 'pino'
+import { SubjectBounds } from '../../gateway/bridge/bounds.js'
+import { InputRounds } from '../../gateway/bridge/input-rounds.js'
+import { LanePool } from '../../gateway/bridge/lanes.js'
+import { SessionRegistry } from '../../gateway/bridge/registry.js'
+import { Sessionless, type CallOutcome } from '../../gateway/bridge/sessionless.js'
+import { configSchema } from '../../gateway/config/schema.js'
+import { createMetrics, zeroGauges } from '../../gateway/observability/metrics.js'
+import { principal } from '../helpers/principal.js'
+import { SERVERS_DIR } from '../helpers/stack.js'
+
+const FIXTURE = join(SERVERS_DIR, 'fixture.js')
+const STRAY = join(import.meta.dirname, '../helpers/stray-server.js')
+const metrics = createMetrics(zeroGauges())
+const ALICE = principal()
+const ALLOWED = { decision: { effect: 'allow' as const, reason: 'test rule', source: undefined } }
+const log = pino({ level: 'silent' })
+
+const open: { close(): Promise<void> }[] = []
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((h) => h.close()))
+})
+
+/** The engine over real processes of `script`, Alice's requests, up to 17 at once. */
+async function harness(script = FIXTURE, server: Record<string, unknown> = {}) {
+  const config = configSchema.parse({
+    // Requests at once are capped by maxSessionsPerSubject too (laneCap): 17 of both.
+    servers: {
+      s: { command: process.execPath, args: [script], maxSessionsPerSubject: 17, ...server },
+    },
+    limits: { sessionless: { lanesPerSubject: 17, lanePlainConcurrency: 17 } },
+  })
+  const bounds = new SubjectBounds({ config, log })
+  const registry = new SessionRegistry({ config, log, bounds })
+  registry.start()
+  const lanes = new LanePool({ config, source: registry, bounds, log })
+  const rounds = new InputRounds({ ttlMs: 60_000, perSubject: 4, bounds })
+  const engine = new Sessionless({
+    config,
+    lanes,
+    rounds,
+    audit: { record() {}, flush() {} },
+    metrics,
+    filter: (_s, _m, result) => result,
+  })
+  let closed = false
+  const h = {
+    lanes,
+    rounds,
+    /** One request of Alice's; `meta` is its `_meta` (empty: plain). */
+    call(
+      name: string,
+      args: Record<string, unknown> = {},
+      o: { meta?: Record<string, unknown>; signal?: AbortSignal; id?: number } = {},
+      notify: (m: JSONRPCMessage) => void = () => {},
+    ): Promise<CallOutcome> {
+      const params = { name, arguments: args, ...(o.meta ? { _meta: o.meta } : {}) }
+      const message = { jsonrpc: '2.0', id: o.id ?? 1, method: 'tools/call', params }
+      return engine.call(
+        {
+          principal: ALICE,
+          log,
+          accepted: Date.now(),
+          signal: o.signal ?? new AbortController().signal,
+          bearer: undefined,
+        },
+        {
+          server: 's',
+          message: message as JSONRPCRequest,
+          decided: { ...ALLOWED, name },
+          notify,
+        },
+      )
+    },
+    /** Until `n` requests run on the server's lanes: a state, never a duration. */
+    async running(n: number) {
+      while (lanes.inFlight('s') !== n) await new Promise((r) => setImmediate(r))
+    },
+    assertReleased(why: string) {
+      assert.equal(lanes.busy, false, `${why}: no lane is leased`)
+      assert.equal(lanes.inFlight('s'), 0, `${why}: nothing runs`)
+      assert.equal(lanes.waiters().size, 0, `${why}: nobody waits for a lane`)
+    },
+    async close() {
+      if (closed) return
+      closed = true
+      rounds.close()
+      const lanesClosed = lanes.close()
+      await registry.closeAll(() => lanes.busy)
+      await lanesClosed
+    },
+  }
+  open.push(h)
+  return h
+}
+
+const textOf = (o: CallOutcome): string => {
+  assert.equal(o.kind, 'result', JSON.stringify(o))
+  const result = (o as { result: unknown }).result as { content: { text: string }[] }
+  return result.content[0]?.text ?? ''
+}
+const errorOf = (o: CallOutcome) => {
+  assert.equal(o.kind, 'error', JSON.stringify(o))
+  return (o as { error: { code: number } }).error.code
+}
+const CAPS = 'io.modelcontextprotocol/clientCapabilities'
+
+describe('plain requests share one process', () => {
+  it('16 plain calls in flight run on one process at once; each result is its own', async () => {
+    const h = await harness()
+    const names = Array.from({ length: 16 }, (_, i) => `g${i}`)
+    const gates = names.map((name) => h.call('gate', { name }))
+    await h.running(16)
+    assert.equal(h.lanes.size, 1, '16 in flight, one process')
+    // Gates are per process: were a gate call elsewhere, opening it here would never end it.
+    for (const name of names)
+      assert.equal(textOf(await h.call('open_gate', { name })), `opened ${name}`)
+    assert.deepEqual(
+      (await Promise.all(gates)).map(textOf),
+      names.map((n) => `passed ${n}`),
+    )
+    assert.equal(h.lanes.size, 1)
+    h.assertReleased('16 at once')
+  })
+
+  it('a cold burst starts one process; one client id for all, each gets its own arguments', async () => {
+    const h = await harness()
+    const results = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => h.call('echo_args', { session: 1, i }, { id: 7 })),
+    )
+    assert.deepEqual(
+      results.map((o) => JSON.parse(textOf(o)).i),
+      Array.from({ length: 16 }, (_, i) => i),
+    )
+    assert.equal(h.lanes.size, 1, 'the burst waited for the one process starting, not 16')
+    h.assertReleased('cold burst')
+  })
+
+  const apart: {
+    name: string
+    meta: Record<string, unknown>
+    tool: string
+    args: Record<string, unknown>
+    check: (o: CallOutcome, heard: JSONRPCMessage[]) => void
+  }[] = [
+    {
+      name: 'a progress token: its progress comes',
+      meta: { progressToken: 'tok' },
+      tool: 'notify',
+      args: { count: 2 },
+      check: (o, heard) => {
+        textOf(o)
+        assert.equal(heard.filter((m) => 'method' in m && m.method.endsWith('progress')).length, 2)
+      },
+    },
+    {
+      name: 'a log level: its logs come',
+      meta: { 'io.modelcontextprotocol/logLevel': 'info' },
+      tool: 'notify',
+      args: { count: 2 },
+      check: (o, heard) => {
+        textOf(o)
+        assert.equal(heard.filter((m) => 'method' in m && m.method.endsWith('message')).length, 2)
+      },
+    },
+    {
+      name: 'a declared elicitation capability: its question comes back as a round',
+      meta: { [CAPS]: { elicitation: { form: {} } } },
+      tool: 'elicit',
+      args: { message: 'name?' },
+      check: (o) => assert.equal(o.kind, 'input_required', JSON.stringify(o)),
+    },
+  ]
+  for (const c of apart) {
+    it(`never shares a process with plain ones: ${c.name}`, async () => {
+      const h = await harness()
+      const ends = [new AbortController(), new AbortController()]
+      const gates = ends.map((end, i) => h.call('gate', { name: `a${i}` }, { signal: end.signal }))
+      await h.running(2)
+      const plainPid = textOf(await h.call('pid'))
+      const ownPid = textOf(await h.call('pid', {}, { meta: c.meta }))
+      assert.notEqual(ownPid, plainPid, 'run on a process of its own')
+      const heard: JSONRPCMessage[] = []
+      c.check(await h.call(c.tool, c.args, { meta: c.meta }, (m) => void heard.push(m)), heard)
+      assert.equal(h.lanes.size, 2)
+      h.rounds.close()
+      for (const end of ends) end.abort()
+      assert.deepEqual(await Promise.all(gates), [{ kind: 'cancelled' }, { kind: 'cancelled' }])
+      h.assertReleased(c.name)
+    })
+  }
+})
+
+describe('plain requests: every path releases exactly its share', () => {
+  it('one times out while the others finish on the same process', async () => {
+    const h = await harness(FIXTURE, { requestTimeout: 300 })
+    const slow = h.call('slow', { ms: 30_000 })
+    const quick = [1, 2, 3].map((i) => h.call('echo_args', { session: 2, i }))
+    assert.deepEqual(
+      (await Promise.all(quick)).map((o) => JSON.parse(textOf(o)).i),
+      [1, 2, 3],
+    )
+    assert.equal(errorOf(await slow), -32001)
+    h.assertReleased('timeout')
+    assert.equal(h.lanes.size, 1, 'the process stays for the next requests')
+  })
+
+  it('the process exits with 3 plain requests in flight: all 3 fail, the lane is gone', async () => {
+    const h = await harness()
+    const gates = ['x', 'y'].map((name) => h.call('gate', { name }))
+    await h.running(2)
+    const crash = h.call('crash', { code: 3 })
+    assert.deepEqual((await Promise.all([...gates, crash])).map(errorOf), [-32000, -32000, -32000])
+    h.assertReleased('exit')
+    while (h.lanes.size !== 0) await new Promise((r) => setImmediate(r))
+  })
+
+  it('the client of one of several goes away: only that one is cancelled', async () => {
+    const h = await harness()
+    const leaves = new AbortController()
+    const calls = ['p', 'q', 'r'].map((name) =>
+      h.call('gate', { name }, name === 'q' ? { signal: leaves.signal } : {}),
+    )
+    await h.running(3)
+    leaves.abort()
+    assert.deepEqual(await calls[1], { kind: 'cancelled' })
+    await h.running(2)
+    for (const name of ['p', 'r']) await h.call('open_gate', { name })
+    assert.equal(textOf((await calls[0])!), 'passed p')
+    assert.equal(textOf((await calls[2])!), 'passed r')
+    h.assertReleased('one gone')
+    assert.equal(h.lanes.size, 1)
+  })
+})
+
+describe('plain requests: hostile processes', () => {
+  it('replies to ids nobody sent and unasked logs are dropped; each request gets its own', async () => {
+    const h = await harness(STRAY)
+    const holds = ['h1', 'h2'].map((name) => h.call('hold', { name }))
+    await h.running(2)
+    const strays = await Promise.all([1, 2, 3, 4].map((i) => h.call('stray', { i })))
+    assert.deepEqual(
+      strays.map((o) => JSON.parse(textOf(o)).i),
+      [1, 2, 3, 4],
+    )
+    for (const name of ['h1', 'h2']) await h.call('free', { name })
+    assert.deepEqual((await Promise.all(holds)).map(textOf), ['freed h1', 'freed h2'])
+    assert.equal(h.lanes.size, 1)
+    h.assertReleased('stray ids')
+  })
+
+  it('a server→client request among several plain ones is refused; the process does not hang', async () => {
+    const h = await harness(STRAY)
+    const ends = [new AbortController(), new AbortController()]
+    const holds = ends.map((end, i) => h.call('hold', { name: `k${i}` }, { signal: end.signal }))
+    await h.running(2)
+    assert.equal(
+      textOf(await h.call('ask')),
+      'refused: the client did not declare the elicitation capability',
+    )
+    // Its process asked during plain use: from now on one plain request at a time there.
+    assert.equal(JSON.parse(textOf(await h.call('stray', { i: 9 }))).i, 9)
+    assert.equal(h.lanes.size, 2, 'the next plain request needed a process of its own')
+    for (const end of ends) end.abort()
+    assert.deepEqual(await Promise.all(holds), [{ kind: 'cancelled' }, { kind: 'cancelled' }])
+    h.assertReleased('asked')
+  })
+
+  it('a server→client request of the one plain request running is its own (-32021)', async () => {
+    const h = await harness()
+    const o = await h.call('elicit', { message: 'name?' })
+    assert.equal(errorOf(o), -32021)
+    h.assertReleased('alone')
+  })
+})

@@ -1,0 +1,117 @@
+// Plain 2026-07-28 requests through the real gateway: one principal's requests with no
+// progress token, log level or client capabilities share one process (counted by the lanes
+// gauge), each reply reaches its own HTTP request, and a request with a progress token runs on
+// a process of its own and streams its progress.
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { request } from 'undici'
+import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+
+const V = '2026-07-28'
+const SERVER = 'plain'
+
+let stack: Stack
+let token: string
+before(async () => {
+  stack = await startStack({
+    servers: {
+      [SERVER]: {
+        command: process.execPath,
+        args: [join(SERVERS_DIR, 'fixture.js')],
+        maxSessionsPerSubject: 17,
+      },
+    },
+    config: { limits: { sessionless: { lanesPerSubject: 17, lanePlainConcurrency: 17 } } },
+    policy: `${TEST_POLICY}  ${SERVER}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
+  })
+  token = await stack.token('alice', { server: SERVER })
+})
+after(() => stack.close())
+
+function init(name: string, args: Record<string, unknown>, o: { id?: number; meta?: object }) {
+  const body = {
+    jsonrpc: '2.0',
+    id: o.id ?? 1,
+    method: 'tools/call',
+    params: {
+      name,
+      arguments: args,
+      _meta: {
+        'io.modelcontextprotocol/protocolVersion': V,
+        'io.modelcontextprotocol/clientCapabilities': {},
+        ...o.meta,
+      },
+    },
+  }
+  return {
+    method: 'POST' as const,
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${token}`,
+      'mcp-protocol-version': V,
+      'mcp-method': 'tools/call',
+      'mcp-name': name,
+    },
+    body: JSON.stringify(body),
+  }
+}
+
+/** A plain tools/call; its JSON reply. */
+async function call(name: string, args: Record<string, unknown> = {}, id = 1) {
+  const res = await request(stack.local(SERVER), init(name, args, { id }))
+  assert.equal(res.statusCode, 200)
+  return (await res.body.json()) as { id: number; result: { content: { text: string }[] } }
+}
+const textOf = (r: { result: { content: { text: string }[] } }) => r.result.content[0]!.text
+
+async function lanes(): Promise<number> {
+  const text = await (await request(`${stack.url}/metrics`)).body.text()
+  return Number(/^mcp_edge_lanes (\d+)/m.exec(text)?.[1])
+}
+
+describe('2026-07-28 plain requests share a process', () => {
+  it('16 in flight from one principal run on one process; each reply is its own', async () => {
+    const names = Array.from({ length: 16 }, (_, i) => `g${i}`)
+    const gates = names.map((name) => call('gate', { name }))
+    // A gate passes only when opened on its own process: one process opened them all.
+    for (const name of names)
+      assert.equal(textOf(await call('open_gate', { name })), `opened ${name}`)
+    assert.deepEqual(
+      (await Promise.all(gates)).map(textOf),
+      names.map((n) => `passed ${n}`),
+    )
+    // One JSON-RPC id for all: each HTTP request still gets its own arguments back.
+    const echoes = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => call('echo_args', { session: 1, i }, 7)),
+    )
+    assert.deepEqual(
+      echoes.map((r) => [r.id, JSON.parse(textOf(r)).i]),
+      Array.from({ length: 16 }, (_, i) => [7, i]),
+    )
+    assert.equal(await lanes(), 1, 'one process served all of them')
+  })
+
+  it('a request with a progress token runs on a process of its own and streams its progress', async () => {
+    const plain = ['p0', 'p1'].map((name) => call('gate', { name }))
+    const gone = new AbortController()
+    const res = await request(stack.local(SERVER), {
+      ...init('gate', { name: 'n0' }, { meta: { progressToken: 'n0' } }),
+      signal: gone.signal,
+    })
+    assert.equal(res.headers['content-type'], 'text/event-stream')
+    let seen = ''
+    for await (const chunk of res.body) {
+      seen += String(chunk)
+      if (seen.includes('waiting at n0')) break
+    }
+    assert.match(seen, /"progressToken":"n0"/)
+    // Until the plain ones hold theirs too: a state, not a duration (3 would fail the equality).
+    while ((await lanes()) < 2) await new Promise((r) => setTimeout(r, 20))
+    assert.equal(await lanes(), 2, 'the plain ones on one process, the other on its own')
+    for (const name of ['p0', 'p1']) await call('open_gate', { name })
+    assert.deepEqual((await Promise.all(plain)).map(textOf), ['passed p0', 'passed p1'])
+    gone.abort()
+  })
+})
