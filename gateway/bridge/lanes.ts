@@ -111,7 +111,7 @@ export class LanePool implements Holders {
 
   /** Requests running on a server's lanes (or starting one), every principal's. */
   inFlight(server: string): number {
-    return this.running((h) => h.server === server)
+    return this.running((h) => h.server === server, true)
   }
 
   /** Live lanes, all servers. */
@@ -352,9 +352,16 @@ export class LanePool implements Holders {
     for (;;) {
       if (this.finished)
         throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
-      // Requests running at once, over every identity and credential of the principal (each
-      // plain request on a shared lane counts). Rounds waiting for their client's answers do
-      // not count here: the bounds below end the oldest.
+      // A plain request joining a lane that already runs plain ones adds no process: within
+      // the lane's room (lanePlainConcurrency) no bound is passed.
+      const shared = holder === HELD ? undefined : this.pick(key, holder)
+      if (shared !== undefined && shared.plain.size > 0) {
+        this.take(shared, holder)
+        return shared
+      }
+      // Lanes running at once, over every identity and credential of the principal (a lane
+      // shared by plain requests is one). Rounds waiting for their client's answers do not
+      // count here: the bounds below end the oldest.
       const cap = this.laneCap(server)
       let full: Bound | undefined
       if (this.running(mine) < cap) {
@@ -412,14 +419,17 @@ export class LanePool implements Holders {
     }
   }
 
-  /** Requests in `scope` running or starting a lane: each will release what it holds. */
-  private running(scope: Scope): number {
+  /**
+   * Lanes in `scope` running a request (alone, or plain ones) or starting for one: each will be
+   * released. `requests`: count each plain request on a shared lane instead.
+   */
+  private running(scope: Scope, requests = false): number {
     let n = 0
     for (const list of this.lanes.values())
       for (const l of list) {
         if (!scope(l)) continue
         if (l.user !== undefined && !l.parked) n++
-        n += l.plain.size
+        else if (l.plain.size > 0) n += requests ? l.plain.size : 1
       }
     for (const h of this.starting) if (scope(h)) n++
     return n
@@ -469,7 +479,8 @@ export class LanePool implements Holders {
   }
 
   /**
-   * Concurrent requests one principal may run on a server, over all its identities:
+   * Lanes one principal may run at once on a server, over all its identities (a lane runs one
+   * request alone, or up to lanePlainConcurrency plain ones):
    * `limits.sessionless.lanesPerSubject`, or the server's `maxSessionsPerSubject` when lower (the
    * operator's bound on one user's processes, which sessions and parked lanes share).
    */

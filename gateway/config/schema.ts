@@ -209,7 +209,10 @@ export const DEFAULT_STOP_GRACE_MS = 2_000
 
 // Sessionless (2026-07-28) requests, per server and principal (`limits.sessionless`): lanes
 // are the principal's own processes, rounds its requests waiting for the client's answers.
-/** Requests of one principal running at once on one server (rounds waiting for answers aside). */
+/**
+ * Lanes (processes) one principal runs at once on one server (rounds waiting for answers
+ * aside): each runs one request alone, or up to lanePlainConcurrency plain ones.
+ */
 export const DEFAULT_LANES_PER_SUBJECT = 4
 /** Plain requests (no progress, logs, client capabilities or rounds) one lane's process runs at once. */
 export const DEFAULT_LANE_PLAIN_CONCURRENCY = 16
@@ -1014,9 +1017,9 @@ export const configSchema = z
         /** Sessionless (2026-07-28) requests: each principal's processes, waiters, rounds and listen streams, per server. */
         sessionless: z
           .strictObject({
-            /** Requests running at once (the server's maxSessionsPerSubject, when lower, wins). */
+            /** Lanes running at once, a request alone or plain ones each (the server's maxSessionsPerSubject, when lower, wins). */
             lanesPerSubject: z.number().int().min(1).max(1000).default(DEFAULT_LANES_PER_SUBJECT),
-            /** Plain requests one lane's process runs at once (each still counts in lanesPerSubject); 1: one request per process. */
+            /** Plain requests one lane's process runs at once (the lane counts once in lanesPerSubject); 1: one request per process. */
             lanePlainConcurrency: z
               .number()
               .int()

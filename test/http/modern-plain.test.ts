@@ -22,7 +22,8 @@ before(async () => {
         maxSessionsPerSubject: 17,
       },
     },
-    config: { limits: { sessionless: { lanesPerSubject: 17, lanePlainConcurrency: 17 } } },
+    // lanesPerSubject stays at its default (4): a lane shared by plain requests counts once.
+    config: { limits: { sessionless: { lanePlainConcurrency: 17 } } },
     policy: `${TEST_POLICY}  ${SERVER}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
   })
   token = await stack.token('alice', { server: SERVER })

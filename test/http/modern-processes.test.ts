@@ -114,11 +114,12 @@ describe('sessionless requests and process models', () => {
     assert.notEqual(after.text, before)
   })
 
-  it(`one principal runs at most ${DEFAULT_LANES_PER_SUBJECT} requests at once per server; the next waits for a free process`, async () => {
+  it(`one principal runs at most ${DEFAULT_LANES_PER_SUBJECT} lanes at once per server; the next request needing one waits for a free process`, async () => {
     const token = await bob('pooled')
     const started = Date.now()
+    // A declared client capability: each request needs a lane to itself (plain ones share).
     const slow = Array.from({ length: DEFAULT_LANES_PER_SUBJECT + 1 }, () =>
-      call('pooled', token, 'slow', { ms: 600 }),
+      call('pooled', token, 'slow', { ms: 600 }, { roots: {} }),
     )
     const results = await Promise.all(slow)
     assert.ok(results.every((r) => r.text === 'done'))

@@ -415,11 +415,17 @@ describe('2026-07-28 streams, logs, progress and cancellation', () => {
 
   it('a client that disconnects while waiting for a free process: its request never runs', async () => {
     const token = await stack.token('bob', { server: 'fixture' })
+    // A declared client capability: each request needs a lane to itself (plain ones share).
+    const caps = { roots: {} }
     const busy = Array.from({ length: DEFAULT_LANES_PER_SUBJECT }, () =>
-      call('tools/call', { name: 'slow', arguments: { ms: 1200 } }, { token }),
+      call('tools/call', { name: 'slow', arguments: { ms: 1200 } }, { token, caps }),
     )
     await new Promise((r) => setTimeout(r, 200))
-    const b = body('tools/call', { name: 'echo_args', arguments: { session: 99, i: 424242 } })
+    const b = body(
+      'tools/call',
+      { name: 'echo_args', arguments: { session: 99, i: 424242 } },
+      { caps },
+    )
     const ac = new AbortController()
     const waiting = request(stack.local('fixture'), {
       method: 'POST',
