@@ -83,6 +83,8 @@ export interface Gateway {
   outbound: Outbound
   /** Tool pinning, when a server has `pinTools: true`. */
   toolPins: ToolPins | undefined
+  /** HTTP requests the main listener has received so far. */
+  requests(): number
   /** Reloads the policy files now (SIGHUP); undefined when no policies are configured. */
   reloadPolicy(): ReloadResult | undefined
   /** Stops accepting, ends every session and process, stops the dev IdP. */
@@ -165,6 +167,9 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   // Longer than the idle timeout of proxies in front (nginx 60 s, most load balancers), so
   // a proxy never reuses a connection the gateway is closing (a POST cannot be retried).
   const http = server as import('node:http').Server
+  // Requests seen so far: what tells an idle process from a lightly loaded one (idle-gc.ts).
+  let requestsSeen = 0
+  http.on('request', () => void requestsSeen++)
   http.keepAliveTimeout = config.limits.keepAliveTimeout
   // Node: a headers timeout not above the keep-alive one can cut a request racing the close.
   http.headersTimeout = config.limits.keepAliveTimeout + 1_000
@@ -561,6 +566,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     secrets,
     outbound,
     toolPins: pins,
+    requests: () => requestsSeen,
     reloadPolicy: () => reloader?.reload(),
     close: () =>
       (closing ??= (async () => {

@@ -17,6 +17,8 @@ export interface IdleGcProbe {
   heapBytes(): number
   /** A full, synchronous collection. */
   collect(): void
+  /** Requests received so far: a tick in which any arrived is work, however little CPU it took. */
+  requests?(): number
 }
 
 /** The quiet time is watched in this many ticks: a collection comes 1 to 1¼ quiet times late. */
@@ -39,6 +41,7 @@ export const MIN_GROWTH_BYTES = 4 * 1024 * 1024
 export class IdleCollector {
   private quietTicks = 0
   private lastCpu: number
+  private lastRequests: number
   private collectedAt = 0
   /** Heap bytes before the first GC of a collection whose second is due. */
   private firstFrom: number | undefined
@@ -56,13 +59,19 @@ export class IdleCollector {
     private readonly probe: IdleGcProbe,
   ) {
     this.lastCpu = probe.cpuMicros()
+    this.lastRequests = probe.requests?.() ?? 0
   }
 
   /** One tick; what a collection gave back, on the tick it finished. */
   tick(): { before: number; after: number } | undefined {
     const cpu = this.probe.cpuMicros()
-    const busy = cpu - this.lastCpu > BUSY_CPU_SHARE * this.tickMs * 1000
+    const requests = this.probe.requests?.() ?? 0
+    // Work: a request (light load must not meet a full GC), or CPU past the share (a process
+    // serving nothing still uses some: timers, metrics sampling).
+    const busy =
+      requests !== this.lastRequests || cpu - this.lastCpu > BUSY_CPU_SHARE * this.tickMs * 1000
     this.lastCpu = cpu
+    this.lastRequests = requests
     if (this.firstFrom !== undefined) {
       const before = this.firstFrom
       this.firstFrom = undefined
@@ -108,7 +117,11 @@ function fullGc(): () => void {
 }
 
 /** Starts the collector on this process (`quietMs` 0: not at all); its timer does not keep the process alive. */
-export function startIdleGc(quietMs: number, log: Logger): { stop(): void } {
+export function startIdleGc(
+  quietMs: number,
+  log: Logger,
+  requests?: () => number,
+): { stop(): void } {
   if (quietMs === 0) return { stop() {} }
   const collect = fullGc()
   const cpuMicros = () => {
@@ -117,7 +130,7 @@ export function startIdleGc(quietMs: number, log: Logger): { stop(): void } {
   }
   const heapBytes = () => getHeapStatistics().total_physical_size
   const tickMs = quietMs / QUIET_TICKS
-  const collector = new IdleCollector(tickMs, { cpuMicros, heapBytes, collect })
+  const collector = new IdleCollector(tickMs, { cpuMicros, heapBytes, collect, requests })
   const MB = 1024 * 1024
   const timer = setInterval(() => {
     const t0 = performance.now()

@@ -76,7 +76,7 @@ async function serve(args: string[]): Promise<number> {
     // The embedded default is the development setup; a config file asks for it explicitly.
     allowDevIdp: values.config === undefined || values['dev-idp'] === true,
   })
-  const idleGc = startIdleGc(config.limits.idleGcAfter, log)
+  const idleGc = startIdleGc(config.limits.idleGcAfter, log, () => gateway.requests())
   // The log is flushed before exit, and the deadline's exit too: a line left buffered for the
   // exit handler's sync write is dropped if the reader went away (logger.ts). A reader that
   // stopped reading never takes the flush: the process ends a flush interval later anyway.
