@@ -127,8 +127,19 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
       // the reader is not taking it: what was buffered is lost, the process still ends
     }
   }
+  // Flushed every interval only when something was written since, and without a callback:
+  // sonic-boom fsyncs a flush that has one, and a flush of nothing is still a write (an idle
+  // gateway made five writes and five fsyncs a second, waking a thread for each).
+  let dirty = false
+  const write = stdout.write.bind(stdout)
+  stdout.write = (chunk: string) => {
+    dirty = true
+    return write(chunk)
+  }
   setInterval(() => {
-    if (pending === 0) stdout.flush()
+    if (!dirty || pending > 0) return
+    dirty = false
+    flush()
   }, interval).unref()
   process.once('exit', () => stdout.flushSync())
   return stdout

@@ -1,0 +1,49 @@
+// The buffered stdout log of `mcp-edge serve` when nothing is logged: its interval flush does
+// no write and no fsync (sonic-boom fsyncs a flush given a callback, and writes even an empty
+// buffer), and a line logged is written once, without an fsync. Run in a child process whose
+// stdout is a pipe, counting the fs calls sonic-boom makes.
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { describe, it } from 'node:test'
+
+const LOGGER = fileURLToPath(new URL('../../gateway/observability/logger.js', import.meta.url))
+
+// 10 ms flushes; the counts are read after 20 intervals with nothing logged, then after a line.
+const CHILD = `
+import fs from 'node:fs'
+const counts = { write: 0, fsync: 0 }
+for (const name of ['write', 'fsync']) {
+  const real = fs[name]
+  fs[name] = (fd, ...rest) => { if (fd === 1) counts[name]++; return real(fd, ...rest) }
+}
+const { createLogger } = await import(${JSON.stringify(LOGGER)})
+const log = createLogger({ level: 'info', bufferBytes: 4096, flushInterval: 10, format: 'json' })
+const wait = (n) => new Promise((r) => setTimeout(r, n * 10))
+await wait(20)
+const idle = { ...counts }
+log.info('one line')
+// Until the line's write has come back (a state, not a duration): then as many intervals idle.
+while (counts.write === idle.write) await wait(1)
+await wait(20)
+process.stderr.write(JSON.stringify({ idle, after: counts }))
+process.exit(0)
+`
+
+describe('buffered stdout log', () => {
+  it('an idle interval writes and fsyncs nothing; a line is written once, never fsynced', async () => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    const code = await new Promise((r) => child.once('exit', r))
+    assert.equal(code, 0, err)
+    const { idle, after } = JSON.parse(err) as Record<string, { write: number; fsync: number }>
+    assert.deepEqual(idle, { write: 0, fsync: 0 })
+    assert.deepEqual(after, { write: 1, fsync: 0 })
+    assert.match(out, /"msg":"one line"/)
+  })
+})
