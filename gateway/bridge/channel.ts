@@ -1,6 +1,6 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Child } from './child.js'
-import { envelope, type RequestId } from './jsonrpc.js'
+import { envelope, rpcError, type RequestId } from './jsonrpc.js'
 import { initializeReply } from './handshake.js'
 import type { Pending, Replica } from './replica.js'
 import { asksForTask, noTasks, TASK_METHODS, withoutTask, withoutTasksCapability } from './tasks.js'
@@ -149,7 +149,7 @@ export class Channel implements Child {
   }
 
   private refuse(id: RequestId, error: { code: number; message: string }): Promise<void> {
-    queueMicrotask(() => this.deliver({ jsonrpc: '2.0', id, error } as JSONRPCMessage))
+    queueMicrotask(() => this.deliver(rpcError(id, error.code, error.message)))
     return Promise.resolve()
   }
 

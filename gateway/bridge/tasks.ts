@@ -1,4 +1,5 @@
 import { DEFAULT_TASKS_PER_SESSION } from '../config/schema.js'
+import { isObject } from './jsonrpc.js'
 
 /**
  * Tasks (MCP 2025-11-25, experimental): a `tools/call` with `params.task` is answered with a
@@ -25,9 +26,6 @@ export function noTasks(method: string): { code: number; message: string } {
     message: `Method not found: ${method} (tasks are not available on this server's shared process or endpoint)`,
   }
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** Whether a request's params ask for task-augmented execution. */
 export function asksForTask(params: Record<string, unknown> | undefined): boolean {

@@ -30,7 +30,7 @@ export type TaskTool = (taskId: unknown) => string | undefined
 const TASK_READS: ReadonlySet<string> = new Set(['tasks/get', 'tasks/result'])
 
 /** Whether a message asks for a task's status or result (its session's task book decides it). */
-export function readsTask(m: Envelope): boolean {
+export function readsTask(m: Envelope): m is Extract<Envelope, { kind: 'request' }> {
   return m.kind === 'request' && TASK_READS.has(m.method)
 }
 
@@ -213,12 +213,12 @@ function decideMessage(
   if (target === undefined) {
     const decision = decideAccess(policy, principal, server)
     // Access first, as for a name: a caller without it learns nothing of what it sent.
-    const problem = m.kind === 'request' ? taskIdProblem(m.method, m.params) : undefined
     if (decision.effect !== 'allow') return { decision }
+    const problem = m.kind === 'request' ? taskIdProblem(m.method, m.params) : undefined
     if (problem !== undefined) return { decision: invalid(-32602, problem) }
     // A task's status and result are its tool's: decided by the policy in force now, so a tool
     // denied (or a scope withdrawn) after the task began withholds what it produced.
-    const tool = readsTask(m) && m.kind === 'request' ? taskTool?.(m.params?.taskId) : undefined
+    const tool = readsTask(m) ? taskTool?.(m.params?.taskId) : undefined
     if (tool === undefined) return { decision }
     return { decision: decide(policy, principal, server, 'tools', tool), name: tool }
   }

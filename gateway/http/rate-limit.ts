@@ -7,6 +7,7 @@ import { conditionsHold, grantsOf, type Grants } from '../policy/evaluate.js'
 import type { Policy } from '../policy/policy.js'
 import { ruleCounts, type Counted, type PerKey, type RateRule } from '../policy/rate-limits.js'
 import type { RateCounter, Store } from '../store/store.js'
+import { within } from '../timeout.js'
 
 /** A request a rate limit refused: which rule, and how long until it would be counted again. */
 export interface RateLimited {
@@ -161,20 +162,6 @@ export class RateLimits {
           )
     this.counters.set(rule.key, counter)
     return counter
-  }
-}
-
-/** `p`, or a rejection once `ms` have passed without it settling. */
-async function within<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
-  })
-  p.catch(() => {})
-  try {
-    return await Promise.race([p, late])
-  } finally {
-    clearTimeout(timer)
   }
 }
 

@@ -2,6 +2,7 @@ import type { createClient } from '@redis/client'
 import type { Logger } from 'pino'
 import { StoreError } from './errors.js'
 import type { Broadcast } from './store.js'
+import { within } from '../timeout.js'
 
 type RedisClient = ReturnType<typeof createClient>
 
@@ -47,8 +48,8 @@ export function redisBroadcast(
         handlers.ready()
       })
       try {
-        await withTimeout(sub.connect(), o.connectTimeoutMs)
-        await withTimeout(
+        await within(sub.connect(), o.connectTimeoutMs)
+        await within(
           sub.subscribe(o.keyPrefix + channel, (message: string) => handlers.message(message)),
           o.connectTimeoutMs,
         )
@@ -72,21 +73,5 @@ export function redisBroadcast(
       for (const sub of subscribers) sub.destroy()
       subscribers.clear()
     },
-  }
-}
-
-/** `p`, or a rejection once `ms` have passed. */
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  p.catch(() => {})
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
-      }),
-    ])
-  } finally {
-    clearTimeout(timer)
   }
 }
