@@ -111,11 +111,14 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
   stdout.on('error', () => void (failed = true))
   const flush = stdout.flush.bind(stdout)
   const flushSync = stdout.flushSync.bind(stdout)
+  // Counted only when given a callback: sonic-boom fsyncs a flush that has one, so none is
+  // added to a flush asked for without.
   stdout.flush = (cb?: (err?: Error) => unknown) => {
+    if (cb === undefined) return flush()
     pending++
     flush((err?: Error) => {
       pending--
-      cb?.(err)
+      cb(err)
     })
   }
   stdout.flushSync = () => {
@@ -127,9 +130,9 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
       // the reader is not taking it: what was buffered is lost, the process still ends
     }
   }
-  // Flushed every interval only when something was written since, and without a callback:
-  // sonic-boom fsyncs a flush that has one, and a flush of nothing is still a write (an idle
-  // gateway made five writes and five fsyncs a second, waking a thread for each).
+  // Flushed every interval only when something was written since, and without a callback (a
+  // flush of nothing is still a write: an idle gateway made five writes and five fsyncs a
+  // second, waking a thread for each).
   let dirty = false
   const write = stdout.write.bind(stdout)
   stdout.write = (chunk: string) => {
