@@ -15,7 +15,6 @@ import type { Sealer } from './store/sealed.js'
 import type { UserSecrets } from './credentials/secrets.js'
 import { credentialGate, tokenExchange, usesCredentials } from './credential-setup.js'
 import type { Store } from './store/store.js'
-import type { Principal } from './auth/principal.js'
 import { SubjectBounds } from './bridge/bounds.js'
 import { Aggregate } from './bridge/aggregate.js'
 import { AggregateSessions } from './bridge/aggregate-sessions.js'
@@ -24,6 +23,8 @@ import { LanePool } from './bridge/lanes.js'
 import { Sessionless } from './bridge/sessionless.js'
 import { Outbound, queueLimits } from './bridge/outbound-budget.js'
 import { SessionRegistry } from './bridge/registry.js'
+import type { ResultFilter } from './bridge/session.js'
+import { capTaskStatus, filterTaskList } from './bridge/tasks.js'
 import { ConfigError } from './config/errors.js'
 import type { GatewayConfig } from './config/schema.js'
 import type { DevIdp, DevIdpOptions } from './devidp/provider.js'
@@ -328,14 +329,19 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
 
   // Raw server result → tool pins (hashed as the server sent it) → policy filter (its marks).
   const pins = pinned?.pins
-  const filter = (name: string, method: string, result: unknown, principal: Principal) =>
-    filterListResult(
+  // Tasks: status messages cut; a task list by each task's tool (tasks.ts).
+  const filter: ResultFilter = (name, method, result, principal, taskTool) => {
+    const capped = capTaskStatus(method, result)
+    if (method === 'tasks/list')
+      return filterTaskList(policy.current, name, capped, principal, taskTool ?? (() => undefined))
+    return filterListResult(
       policy.current,
       name,
       method,
-      pins ? pins.filterList(name, method, result, principal) : result,
+      pins ? pins.filterList(name, method, capped, principal) : capped,
       principal,
     )
+  }
   // Output caps of every server (none configured: the relay skips the step).
   const outputCaps = new OutputCaps(config.servers, metrics)
   const caps = outputCaps.any ? outputCaps : undefined

@@ -8,10 +8,12 @@ import { AuthError } from './errors.js'
  */
 export const GRANT_CLAIM = 'grant_tag'
 
-/** What a token is refused by when revoked: its grant's tag, its own id, when it was issued. */
+/** What a token is refused by when revoked: its grant's tag, its own id, its user, when it was issued. */
 export interface RevocationMarks {
   grant: string
   jti: string | undefined
+  /** The subject: a user signed out everywhere has every token issued until then refused. */
+  sub?: string
   /** Issued at, epoch s. */
   iat: number | undefined
 }
@@ -44,6 +46,7 @@ export function revocationMarks(payload: JWTPayload, token: string): RevocationM
   return {
     grant,
     jti: typeof payload.jti === 'string' ? payload.jti : undefined,
+    sub: typeof payload.sub === 'string' ? payload.sub : undefined,
     iat: typeof payload.iat === 'number' ? payload.iat : undefined,
   }
 }

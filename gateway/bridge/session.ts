@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { Child } from './child.js'
 import type { OutputCaps } from './result-cap.js'
-import { asksForTask, TaskBook } from './tasks.js'
+import { asksForTask, capTaskStatus, TaskBook, type TaskTool } from './tasks.js'
 import type { CredentialGate, GatedSession } from './credential-gate.js'
 import { RPC } from './errors.js'
 import { exchange, initializeTimeout } from './handshake.js'
@@ -43,12 +43,16 @@ export interface SessionCaller {
   bearer?: string
 }
 
-/** Rewrites a server's reply to a list request for the caller (policy filtering); identity by default. */
+/**
+ * Rewrites a server's reply to a list request for the caller (policy filtering); identity by
+ * default. `taskTool`: the tool each task of the session runs (`tasks/list` is filtered by it).
+ */
 export type ResultFilter = (
   server: string,
   method: string,
   result: unknown,
   principal: Principal,
+  taskTool?: TaskTool,
 ) => unknown
 
 interface InFlight {
@@ -452,7 +456,13 @@ export class Session implements GatedSession {
         message = { ...message, result: capped.result } as JSONRPCMessage
       }
       if (this.o.filter && m.result !== undefined) {
-        const result = this.o.filter(this.server, req.method, m.result, req.principal)
+        const result = this.o.filter(
+          this.server,
+          req.method,
+          m.result,
+          req.principal,
+          this.tasks.toolOf,
+        )
         if (result !== m.result) outcome = listOutcome(m.result, result)
         message = { ...message, result } as JSONRPCMessage
       }
@@ -465,6 +475,8 @@ export class Session implements GatedSession {
       this.o.log.warn('server sent an invalid JSON-RPC message; dropped')
       return
     }
+    if (env.kind === 'notification' && env.method === 'notifications/tasks/status')
+      message = { ...message, params: capTaskStatus(env.method, env.params) } as JSONRPCMessage
     this.send(message, this.relatedRequest(env))
   }
 

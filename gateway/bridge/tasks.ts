@@ -1,4 +1,7 @@
-import { DEFAULT_TASKS_PER_SESSION } from '../config/schema.js'
+import type { Principal } from '../auth/principal.js'
+import { DEFAULT_MAX_TASK_STATUS_LENGTH, DEFAULT_TASKS_PER_SESSION } from '../config/schema.js'
+import { decideAccess, decideByRules } from '../policy/evaluate.js'
+import type { Policy } from '../policy/policy.js'
 import { isObject } from './jsonrpc.js'
 
 /**
@@ -66,6 +69,80 @@ export function toolsWithoutTasks(result: unknown): unknown {
   return { ...result, tools: result.tools.map(withoutTaskSupport) }
 }
 
+/** The tool a task of the caller's session runs, by its id; undefined when not known. */
+export type TaskTool = (taskId: unknown) => string | undefined
+
+/**
+ * A `tasks/list` result with only the tasks whose tool the principal may call now, under the
+ * policy in force (as `tasks/get` and `tasks/result` are decided): a tool denied or a scope
+ * withdrawn after the task began hides it. A task whose tool the gateway does not know (forgotten
+ * past the session's cap, or never seen created) is hidden: nothing says the caller may see it.
+ * No step-up marks: a task is not something to authorize, its tool is. Other fields are kept.
+ */
+export function filterTaskList(
+  policy: Policy,
+  server: string,
+  result: unknown,
+  principal: Principal,
+  toolOf: TaskTool,
+): unknown {
+  if (!isObject(result) || !Array.isArray(result.tasks)) return result
+  if (decideAccess(policy, principal, server).effect !== 'allow') return { ...result, tasks: [] }
+  const allowed = new Map<string, boolean>()
+  const tasks = result.tasks.filter((task) => {
+    const tool = isObject(task) ? toolOf(task.taskId) : undefined
+    if (tool === undefined) return false
+    let ok = allowed.get(tool)
+    if (ok === undefined) {
+      ok = decideByRules(policy, principal, server, 'tools', tool).effect === 'allow'
+      allowed.set(tool, ok)
+    }
+    return ok
+  })
+  return tasks.length === result.tasks.length ? result : { ...result, tasks }
+}
+
+/** A task with its `statusMessage` cut to `max` characters (`…` ending it); the same object when within. */
+function capStatus(task: unknown, max: number): unknown {
+  if (!isObject(task) || typeof task.statusMessage !== 'string') return task
+  if (task.statusMessage.length <= max) return task
+  // Cut at a code point: half a surrogate pair would not be valid UTF-8 on the wire.
+  const kept = Array.from(task.statusMessage.slice(0, max)).slice(0, -1).join('')
+  return { ...task, statusMessage: `${kept}…` }
+}
+
+/**
+ * Holds every task status message a server sends to `max` characters: in `tasks/get` and
+ * `tasks/cancel` results (a Task), `tasks/list` (each task), a CreateTaskResult (`task`), and a
+ * `notifications/tasks/status` (its params are a Task). A process cannot hand a client (or the
+ * model reading it) megabytes through a field no output cap looks at. The same object when
+ * nothing is cut.
+ */
+export function capTaskStatus(
+  method: string,
+  payload: unknown,
+  max = DEFAULT_MAX_TASK_STATUS_LENGTH,
+): unknown {
+  if (!isObject(payload)) return payload
+  if (
+    method === 'tasks/get' ||
+    method === 'tasks/cancel' ||
+    method === 'notifications/tasks/status'
+  )
+    return capStatus(payload, max)
+  if (method === 'tasks/list' && Array.isArray(payload.tasks)) {
+    const tasks = payload.tasks.map((t) => capStatus(t, max))
+    return tasks.every((t, i) => t === (payload.tasks as unknown[])[i])
+      ? payload
+      : { ...payload, tasks }
+  }
+  if (method === 'tools/call' && isObject(payload.task)) {
+    const task = capStatus(payload.task, max)
+    return task === payload.task ? payload : { ...payload, task }
+  }
+  return payload
+}
+
 /** The task id a CreateTaskResult names, if it is one. */
 export function createdTaskId(result: unknown): string | undefined {
   if (!isObject(result) || !isObject(result.task)) return undefined
@@ -74,37 +151,48 @@ export function createdTaskId(result: unknown): string | undefined {
 }
 
 /**
- * One session's tasks: which tool each task the session saw created runs. Bounded: past
- * `max`, the oldest is forgotten (its result is then held to the server's strictest cap, never
- * to none). An entry ends when its `tasks/result` or `tasks/cancel` has been answered; the book
- * ends with its session.
+ * One session's tasks: which tool each task the session saw created runs. Bounded: past `max`
+ * the longest-ended task is forgotten first, then the oldest live one. A task the book does not
+ * know (forgotten, or never created in this session) is refused its status and result
+ * (decide.ts) and hidden from `tasks/list`: no rule can allow a tool nobody knows. A task that
+ * ended (its result delivered, or cancelled) keeps its tool, so a client asking for its result
+ * again after losing the answer is decided and capped by that tool, not refused. The book ends
+ * with its session.
  */
 export class TaskBook {
-  private readonly tools = new Map<string, string>()
+  private readonly live = new Map<string, string>()
+  private readonly done = new Map<string, string>()
 
   constructor(private readonly max = DEFAULT_TASKS_PER_SESSION) {}
+
+  /** {@link TaskTool} over this book. */
+  readonly toolOf: TaskTool = (taskId) =>
+    typeof taskId === 'string' ? (this.live.get(taskId) ?? this.done.get(taskId)) : undefined
 
   /** Remembers the task a `tools/call` of `tool` created, when its result is a CreateTaskResult. */
   created(result: unknown, tool: string): void {
     const id = createdTaskId(result)
     if (id === undefined) return
-    this.tools.delete(id)
-    this.tools.set(id, tool)
-    if (this.tools.size > this.max) this.tools.delete(this.tools.keys().next().value!)
+    this.done.delete(id)
+    this.live.delete(id)
+    this.live.set(id, tool)
+    if (this.size > this.max) {
+      const from = this.done.size > 0 ? this.done : this.live
+      from.delete(from.keys().next().value!)
+    }
   }
 
-  /** The tool a task runs; undefined for a task this session did not see created. */
-  toolOf(taskId: unknown): string | undefined {
-    return typeof taskId === 'string' ? this.tools.get(taskId) : undefined
-  }
-
-  /** Forgets a task whose result was delivered or which was cancelled. */
+  /** A task whose result was delivered or which was cancelled: the first to be forgotten. */
   ended(taskId: unknown): void {
-    if (typeof taskId === 'string') this.tools.delete(taskId)
+    if (typeof taskId !== 'string') return
+    const tool = this.live.get(taskId)
+    if (tool === undefined) return
+    this.live.delete(taskId)
+    this.done.set(taskId, tool)
   }
 
-  /** Tasks remembered. */
+  /** Tasks remembered, ended ones included. */
   get size(): number {
-    return this.tools.size
+    return this.live.size + this.done.size
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { Store } from '../store/store.js'
 import type { UpstreamIdentity, UpstreamTokens } from './upstream.js'
@@ -50,6 +51,11 @@ export class Accounts {
       withLock: <T>(key: string, fn: () => Promise<T>) => Promise<T>
       log: Logger
       now?: () => number
+      /**
+       * Told when the upstream refused the user at a re-check, after the account is forgotten:
+       * every access token of theirs, of every grant and client, must be refused from now on.
+       */
+      signedOut?: (sub: string) => Promise<void>
     },
   ) {}
 
@@ -96,15 +102,21 @@ export class Accounts {
   }
 
   /**
-   * The account for a refresh: re-checked upstream when due. `revoked` (the upstream refused
-   * the user) forgets the account; `unavailable` (the upstream could not be reached) keeps it
-   * unchanged and refuses this refresh, so a client retries rather than keep a stale role.
+   * The account for a refresh of a grant first issued at `issuedAt` (epoch s: the refresh
+   * token's `iiat`): re-checked upstream when due. `revoked` (the upstream refused the user)
+   * forgets the account and signs the user out everywhere: a grant issued until then is refused
+   * at its refresh for as long as a refresh token lives, even once the user has logged in
+   * again. `unavailable` (the upstream could not be reached) keeps the account unchanged and
+   * refuses this refresh, so a client retries rather than keep a stale role.
    */
   async forRefresh(
     sub: string,
+    issuedAt?: number,
   ): Promise<{ account: Account | undefined; outcome: RecheckOutcome }> {
-    const account = await this.find(sub)
-    if (account === undefined) return { account: undefined, outcome: 'revoked' }
+    const [value, out] = await this.o.store.getMany([accountKey(sub), signedOutKey(sub)])
+    if (value === undefined || (out !== undefined && (issuedAt ?? 0) <= Number(out)))
+      return { account: undefined, outcome: 'revoked' }
+    const account = JSON.parse(value) as Account
     if (this.now() - account.checkedAt < this.o.recheckInterval)
       return { account, outcome: 'fresh' }
     return this.o.withLock(`broker:recheck:${sub}`, async () => {
@@ -130,7 +142,7 @@ export class Accounts {
         if (code === 'upstream_unavailable')
           return { account: undefined, outcome: 'unavailable' as const }
         this.o.log.info({ sub, code }, 'the upstream no longer vouches for the user; access ends')
-        await this.forget(sub)
+        await this.signOut(sub)
         return { account: undefined, outcome: 'revoked' as const }
       }
     })
@@ -182,6 +194,22 @@ export class Accounts {
     await this.o.store.del([accountKey(sub), tokensKey(sub)])
   }
 
+  /**
+   * Signs the user out everywhere: forgets the account, refuses every grant issued until now at
+   * its next refresh (the mark lives as long as a refresh token), and has every access token
+   * refused at once (`signedOut`).
+   */
+  async signOut(sub: string): Promise<void> {
+    const at = this.now()
+    // The access tokens first (this replica refuses them at once); the rest even if that fails.
+    try {
+      await this.o.signedOut?.(sub)
+    } finally {
+      await this.forget(sub)
+      await this.o.store.set(signedOutKey(sub), String(at), { ttlMs: this.o.ttl * 1000 })
+    }
+  }
+
   private async save(account: Account, tokens: UpstreamTokens): Promise<void> {
     const ttlMs = this.o.ttl * 1000
     await this.o.store.set(accountKey(account.sub), JSON.stringify(account), { ttlMs })
@@ -195,6 +223,11 @@ export class Accounts {
 
 function accountKey(sub: string): string {
   return `broker:account:${encodeURIComponent(sub)}`
+}
+
+/** When the user was last signed out everywhere (epoch s): keyed by a hash, as it outlives the account. */
+function signedOutKey(sub: string): string {
+  return `broker:signed-out:${createHash('sha256').update(sub).digest('base64url')}`
 }
 
 function tokensKey(sub: string): string {

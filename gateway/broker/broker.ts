@@ -22,7 +22,7 @@ import { mountProvider } from './mount.js'
 import { loadOidcModule } from './oidc-module.js'
 import { BROKER_ROUTES, brokerConfiguration } from './provider.js'
 import { registrationGuard } from './registration-guard.js'
-import { revokeAccessTokens } from './revoke-access.js'
+import { revocationPolicy, revokeAccessTokens } from './revoke-access.js'
 import type { RevocationList } from './revocations.js'
 import { createUpstream, type Upstream } from './upstream.js'
 
@@ -88,6 +88,19 @@ export async function startBroker(o: {
     withLock: (key, fn) =>
       withLock(o.store, key, broker.upstream.recheckLock, fn, { waitMs: config.store.lockWait }),
     log,
+    signedOut: async (sub) => {
+      await o.revocations.revokeSubject(sub)
+      o.audit.record({
+        sub,
+        iss: issuer,
+        clientId: undefined,
+        server: '',
+        method: 'oauth/refresh',
+        decision: 'deny',
+        rule: 'the upstream refused the user at re-check',
+        outcome: 'signed out everywhere: every access token and grant issued until now is refused',
+      })
+    },
   })
   const firstParty = firstPartyClient(issuer, o.keys.cookieKeys)
   // Nobody else may register the gateway's own callbacks: codes meant for the gateway go there.
@@ -130,6 +143,7 @@ export async function startBroker(o: {
         }),
       firstParty,
       grantTag: (grantId) => o.revocations.grantTag(grantId),
+      revocationAllowed: revocationPolicy(o.revocations),
       grantRevoked: async ({ grantId, accountId, clientId }) => {
         await o.revocations.revokeGrant(grantId)
         o.audit.record({

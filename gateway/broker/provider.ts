@@ -55,7 +55,11 @@ export interface ProviderDeps {
   grantTag: (grantId: string) => string
   /** Told of every grant revoked, by any path (see AdapterOptions.grantRevoked). */
   grantRevoked: AdapterOptions['grantRevoked']
+  /** Who may revoke a refresh token at /revoke (revoke-access.ts revocationPolicy). */
+  revocationAllowed?: NonNullable<RevocationFeature['allowedPolicy']>
 }
+
+type RevocationFeature = NonNullable<NonNullable<Configuration['features']>['revocation']>
 
 /**
  * oidc-provider's configuration for the broker: every OAuth decision of the authorization
@@ -164,7 +168,10 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       introspection: { enabled: false },
       rpInitiatedLogout: { enabled: false },
       userinfo: { enabled: false },
-      revocation: { enabled: true },
+      revocation: {
+        enabled: true,
+        ...(d.revocationAllowed ? { allowedPolicy: d.revocationAllowed } : {}),
+      },
       registration: {
         enabled: config.registration.enabled,
         initialAccessToken: false,
@@ -231,7 +238,10 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
         const account = await d.accounts.find(sub)
         return account && { accountId: sub, roles: account.roles, claims: () => claimsOf(account) }
       }
-      const { account, outcome } = await d.accounts.forRefresh(sub)
+      const { account, outcome } = await d.accounts.forRefresh(
+        sub,
+        ctx.oidc.entities.RefreshToken?.iiat,
+      )
       // The upstream could not say: this refresh fails and the client retries; nothing is revoked.
       if (outcome === 'unavailable')
         throw new errors.TemporarilyUnavailable(

@@ -28,9 +28,13 @@ export interface RevokedGrant {
 const GRANT_REVOKED = "the token's grant was revoked"
 const TOKEN_REVOKED = 'the token was revoked'
 const OVERFLOWED = 'the token may have been revoked; get a new one'
+const SIGNED_OUT = 'the user was signed out everywhere; sign in again'
 
-/** A list message or store member: `g.<grant tag>` or `t.<jti>`, then (messages) the ms left. */
-const ENTRY = /^[gt]\.[A-Za-z0-9_-]{1,128}$/
+/**
+ * A list message or store member: `g.<grant tag>`, `t.<jti>` or `s.<subject hash>.<cutoff, epoch
+ * s>` (every token of the subject issued until then), then (messages) the ms left.
+ */
+const ENTRY = /^(?:[gt]\.[A-Za-z0-9_-]{1,128}|s\.[A-Za-z0-9_-]{43}\.\d{1,12})$/
 /** A replica's heartbeat on the channel: `hb.<its nonce>` (others' are ignored). */
 const HEARTBEAT = 'hb.'
 
@@ -45,6 +49,8 @@ const HEARTBEAT = 'hb.'
  */
 export class RevocationList implements Revocations {
   private readonly entries = new Map<string, number>()
+  /** Signed-out subjects (by hash): every token issued at or before `iat` is refused until `until`. */
+  private readonly cutoffs = new Map<string, { iat: number; until: number }>()
   private readonly keys: Buffer[]
   private overflow: { iat: number; until: number } | undefined
   private subscribed: boolean | undefined
@@ -170,9 +176,9 @@ export class RevocationList implements Revocations {
     return createHmac('sha256', key).update(grantId).digest().subarray(0, 16).toString('base64url')
   }
 
-  /** Entries held now, expired ones not yet swept included. */
+  /** Entries held now (grants, tokens, signed-out subjects), expired ones not yet swept included. */
   get size(): number {
-    return this.entries.size
+    return this.entries.size + this.cutoffs.size
   }
 
   /** Why the list cannot be trusted to hold every replica's revocations, if it cannot. */
@@ -186,6 +192,11 @@ export class RevocationList implements Revocations {
     const t = this.now()
     if (this.live(`g.${marks.grant}`, t)) return GRANT_REVOKED
     if (marks.jti !== undefined && this.live(`t.${marks.jti}`, t)) return TOKEN_REVOKED
+    // One hash per request, and only while someone is signed out.
+    if (this.cutoffs.size > 0 && marks.sub !== undefined) {
+      const c = this.cutoffs.get(subjectHash(marks.sub))
+      if (c !== undefined && t < c.until && (marks.iat ?? 0) <= c.iat) return SIGNED_OUT
+    }
     const o = this.overflow
     if (o !== undefined && t < o.until && (marks.iat ?? 0) <= o.iat) return OVERFLOWED
     return undefined
@@ -197,18 +208,37 @@ export class RevocationList implements Revocations {
   }
 
   /**
+   * Signs a user out everywhere: every broker access token of `subject` issued until now (this
+   * second included) is refused, whatever its grant or client, on every replica, until the
+   * newest could have expired. One entry per subject (a later sign-out moves its cutoff).
+   * @throws StoreError when the store cannot list it (this replica refuses them already)
+   */
+  async revokeSubject(subject: string): Promise<void> {
+    await this.add([`s.${subjectHash(subject)}.${Math.floor(this.now() / 1000)}`])
+  }
+
+  /**
+   * Counts one revocation a user asked for (an access token, or a grant by its refresh token)
+   * against their share, `tokensPerUser` within a token lifetime, in the store (every replica
+   * together); false past it. So one user cannot fill the list and make it refuse everyone's
+   * tokens.
+   * @throws StoreError when the store cannot count
+   */
+  async spend(subject: string): Promise<boolean> {
+    const key = `${REVOKED_BY}${subjectHash(subject)}`
+    return (await this.o.store.incr(key, this.o.ttlMs)) <= this.o.tokensPerUser
+  }
+
+  /**
    * Lists one access token by its jti, until it expires (`exp`, epoch s) plus the tolerance.
-   * A user lists at most `tokensPerUser` within a token lifetime, counted in the store (every
-   * replica together): past it the token is not listed and this resolves false, so one user
-   * cannot fill the list and make it refuse everyone's tokens.
+   * Counted against the user's share ({@link spend}): past it the token is not listed and this
+   * resolves false.
    * @throws StoreError when the store cannot count or list it
    */
   async revokeToken(jti: string, exp: number, subject: string): Promise<boolean> {
     const left = Math.min(this.o.ttlMs, exp * 1000 - this.now() + this.o.toleranceMs)
     if (left <= 0) return true
-    const who = createHash('sha256').update(subject).digest('base64url')
-    if ((await this.o.store.incr(`${REVOKED_BY}${who}`, this.o.ttlMs)) > this.o.tokensPerUser)
-      return false
+    if (!(await this.spend(subject))) return false
     await this.add([`t.${jti}`], left)
     return true
   }
@@ -236,21 +266,47 @@ export class RevocationList implements Revocations {
     return false
   }
 
-  /** Holds an entry for `leftMs`; resolves whether it was new. */
+  /** Holds an entry for `leftMs`; resolves whether it was new (or moved a subject's cutoff). */
   private note(entry: string, leftMs: number): boolean {
     const t = this.now()
     const end = t + leftMs
+    if (entry.startsWith('s.')) return this.noteSubject(entry, t, end)
     const held = this.entries.get(entry)
     if (held !== undefined) {
       this.entries.set(entry, Math.max(held, end))
       return held <= t
     }
-    if (this.entries.size >= this.o.maxEntries)
-      for (const [e, until] of this.entries) if (until <= t) this.entries.delete(e)
-    if (this.entries.size < this.o.maxEntries) {
+    if (this.room(t)) {
       this.entries.set(entry, end)
       return true
     }
+    return this.overflowed(t, end)
+  }
+
+  /** `s.<hash>.<iat>`: the subject's one entry, its cutoff and end the latest heard. */
+  private noteSubject(entry: string, t: number, end: number): boolean {
+    const dot = entry.lastIndexOf('.')
+    const hash = entry.slice(2, dot)
+    const iat = Number(entry.slice(dot + 1))
+    const held = this.cutoffs.get(hash)
+    if (held !== undefined && held.until > t) {
+      this.cutoffs.set(hash, { iat: Math.max(held.iat, iat), until: Math.max(held.until, end) })
+      return iat > held.iat
+    }
+    if (held === undefined && !this.room(t)) return this.overflowed(t, end)
+    this.cutoffs.set(hash, { iat, until: end })
+    return true
+  }
+
+  /** Whether one more entry fits, expired ones swept when the list seems full. */
+  private room(t: number): boolean {
+    if (this.size < this.o.maxEntries) return true
+    for (const [e, until] of this.entries) if (until <= t) this.entries.delete(e)
+    for (const [h, c] of this.cutoffs) if (c.until <= t) this.cutoffs.delete(h)
+    return this.size < this.o.maxEntries
+  }
+
+  private overflowed(t: number, end: number): boolean {
     // Full of live entries: refuse every token issued until now rather than forget one.
     this.overflow = {
       iat: Math.floor(t / 1000),
@@ -299,4 +355,9 @@ export class RevocationList implements Revocations {
       this.o.log.warn({ err }, 'revocation list: reload after subscribing failed')
     }
   }
+}
+
+/** How a subject is named in the list, the store and messages (never as itself). */
+function subjectHash(subject: string): string {
+  return createHash('sha256').update(subject).digest('base64url')
 }

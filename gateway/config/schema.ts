@@ -55,6 +55,8 @@ export const DEFAULT_MAX_BATCH = 100
 export const DEFAULT_MAX_JSON_DEPTH = 64
 /** Tasks one session remembers the tool of, at most: past it the oldest one's result gets the server's strictest output cap. */
 export const DEFAULT_TASKS_PER_SESSION = 1000
+/** Characters of a task's `statusMessage` at most, in every result and status notification (longer: cut, marked with `…`). */
+export const DEFAULT_MAX_TASK_STATUS_LENGTH = 1000
 /** Characters of a `taskId` at most (→ -32602, before any process sees it). */
 export const DEFAULT_MAX_TASK_ID_LENGTH = 1024
 /** Time to receive a whole request body once it has started, in ms (→ 408). */

@@ -218,8 +218,19 @@ function decideMessage(
     if (problem !== undefined) return { decision: invalid(-32602, problem) }
     // A task's status and result are its tool's: decided by the policy in force now, so a tool
     // denied (or a scope withdrawn) after the task began withholds what it produced.
-    const tool = readsTask(m) ? taskTool?.(m.params?.taskId) : undefined
-    if (tool === undefined) return { decision }
+    if (!readsTask(m) || taskTool === undefined) return { decision }
+    const tool = taskTool(m.params?.taskId)
+    // A task the session forgot (past its cap) or never saw created: which tool it runs is not
+    // known, so no rule can allow it. Closed: refused, whatever tools the caller may use.
+    if (tool === undefined)
+      return {
+        decision: {
+          effect: 'deny',
+          reason:
+            'the gateway does not know which tool this task runs (forgotten or never created here)',
+          source: undefined,
+        },
+      }
     return { decision: decide(policy, principal, server, 'tools', tool), name: tool }
   }
   if (target.kind === 'invalid') return { decision: invalid(-32602, target.reason) }

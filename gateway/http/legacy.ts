@@ -214,7 +214,9 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           server,
           d.policy.current,
           traced,
-          (taskId) => session.taskTool(taskId),
+          d.config.servers[server]?.mode === 'shared'
+            ? undefined
+            : (taskId) => session.taskTool(taskId),
         )
         if (refused) {
           const { message: m, decision } = refused

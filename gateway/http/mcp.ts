@@ -191,7 +191,11 @@ function serverHandler(d: McpEndpointDeps) {
         sessionId !== undefined && messages.some(readsTask)
           ? (known ?? d.registry.find(sessionId, server, principal))
           : undefined
-      const taskTool = owner && ((taskId: unknown) => owner.taskTool(taskId))
+      // A shared process offers no tasks: tasks/* are unknown methods there, not refusals.
+      const taskTool =
+        owner && d.config.servers[server]?.mode !== 'shared'
+          ? (taskId: unknown) => owner.taskTool(taskId)
+          : undefined
       const { refused, decided } = await admitBody(
         d,
         messages,

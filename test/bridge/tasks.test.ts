@@ -2,8 +2,10 @@
 // offered, what the gateway removes from capabilities, tool lists and requests.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import { DEFAULT_MAX_TASK_STATUS_LENGTH } from '../../gateway/config/schema.js'
 import {
   asksForTask,
+  capTaskStatus,
   createdTaskId,
   TaskBook,
   toolsWithoutTasks,
@@ -15,12 +17,24 @@ import { taskIdProblem } from '../../gateway/policy/target.js'
 const created = (taskId: unknown) => ({ task: { taskId, status: 'working' } })
 
 describe('TaskBook', () => {
-  test('remembers the tool of a task the session saw created, until it ends', () => {
+  test('remembers the tool of a task the session saw created, after it ended too', () => {
     const book = new TaskBook()
     book.created(created('t1'), 'bulk')
     assert.equal(book.toolOf('t1'), 'bulk')
+    // A client asks for a result again after losing the answer: still that tool's.
     book.ended('t1')
-    assert.equal(book.toolOf('t1'), undefined)
+    assert.equal(book.toolOf('t1'), 'bulk')
+  })
+  test('past its cap, ended tasks are forgotten first, then the oldest live one', () => {
+    const book = new TaskBook(3)
+    for (const id of ['a', 'b', 'c']) book.created(created(id), `tool-${id}`)
+    book.ended('b')
+    book.created(created('d'), 'tool-d')
+    assert.equal(book.toolOf('b'), undefined, 'the ended one went first')
+    assert.deepEqual(['a', 'c', 'd'].map(book.toolOf), ['tool-a', 'tool-c', 'tool-d'])
+    book.created(created('e'), 'tool-e')
+    assert.equal(book.toolOf('a'), undefined, 'then the oldest live one')
+    assert.equal(book.size, 3)
   })
   for (const [what, result] of [
     ['a plain tool result (the server ran it without a task)', { content: [] }],
@@ -113,5 +127,40 @@ describe('taskIdProblem', () => {
     assert.match(taskIdProblem('tasks/get', undefined) ?? '', /non-empty string/)
     assert.equal(taskIdProblem('tasks/list', {}), undefined)
     assert.equal(taskIdProblem('tools/call', { taskId: 42 }), undefined)
+  })
+})
+
+describe('capTaskStatus: a status message no longer than the limit', () => {
+  const long = 'x'.repeat(DEFAULT_MAX_TASK_STATUS_LENGTH * 50)
+  const task = (statusMessage: unknown) => ({ taskId: 't', status: 'working', statusMessage })
+  const msg = (v: unknown) => (v as { statusMessage: string }).statusMessage
+  for (const [method, wrap, unwrap] of [
+    ['tasks/get', (t: object) => t, (r: unknown) => r],
+    ['tasks/cancel', (t: object) => t, (r: unknown) => r],
+    ['notifications/tasks/status', (t: object) => t, (r: unknown) => r],
+    [
+      'tasks/list',
+      (t: object) => ({ tasks: [t] }),
+      (r: unknown) => (r as { tasks: unknown[] }).tasks[0],
+    ],
+    ['tools/call', (t: object) => ({ task: t }), (r: unknown) => (r as { task: unknown }).task],
+  ] as const)
+    test(`${method}: cut to the limit, marked; a short one is the same object`, () => {
+      const cut = msg(unwrap(capTaskStatus(method, wrap(task(long)))))
+      assert.equal(cut.length, DEFAULT_MAX_TASK_STATUS_LENGTH)
+      assert.ok(cut.endsWith('…'))
+      const short = wrap(task('fine'))
+      assert.equal(capTaskStatus(method, short), short)
+    })
+  test('a cut never splits a surrogate pair; other methods and shapes pass untouched', () => {
+    const emoji = '😀'.repeat(DEFAULT_MAX_TASK_STATUS_LENGTH)
+    const cut = msg(capTaskStatus('tasks/get', task(emoji)))
+    assert.ok(cut.length <= DEFAULT_MAX_TASK_STATUS_LENGTH)
+    assert.equal(Buffer.from(cut, 'utf8').toString('utf8'), cut)
+    assert.ok(!/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/.test(cut))
+    for (const v of [task(42), 'x', null, { tasks: 'x' }])
+      assert.equal(capTaskStatus('tasks/list', v), v)
+    const big = task(long)
+    assert.equal(capTaskStatus('resources/read', big), big)
   })
 })

@@ -11,6 +11,7 @@ import {
   issued,
   login,
   newClient,
+  nextSecond,
   refresh,
   useAt,
   type Answer,
@@ -115,6 +116,8 @@ describe('re-check at refresh: the upstream no longer vouches for the user', () 
         )
       assert.ok(line, 'an audit line for the revocation')
       assert.match(String(line.rule), /upstream refused the user at re-check/)
+      // Signed out everywhere until this second: the next case logs in again after it.
+      await nextSecond()
     })
   }
 })

@@ -10,7 +10,7 @@ import { createPrivateKey, createSign, randomUUID } from 'node:crypto'
 import { after, afterEach, before, describe, it } from 'node:test'
 import { decodeJwt, exportJWK, generateKeyPair, type JWK } from 'jose'
 import { request } from 'undici'
-import { exchange, login, newClient, refresh, send } from '../helpers/broker-raw.js'
+import { exchange, login, newClient, nextSecond, refresh, send } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 
 const REDIRECT = 'http://127.0.0.1:43121/cb'
@@ -120,6 +120,8 @@ describe('a revoked grant ends its access tokens at once', () => {
     const res = await refresh(stack, t.refresh, clientId)
     assert.equal(res.json.error, 'invalid_grant', res.text)
     await refusedAs(t.access, GRANT_REVOKED, 'after the re-check')
+    // Signed out everywhere until this second: the next tests log in again after it.
+    await nextSecond()
   })
 
   it('/revoke of the refresh token revokes the grant and its access tokens', async () => {

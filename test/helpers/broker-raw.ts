@@ -297,3 +297,14 @@ export function assertGatewayPage(
     `${what}: not framable`,
   )
 }
+
+/**
+ * Resolves once the clock is in a later second than when called. A user signed out everywhere
+ * has every token issued until then refused, that second included (JWT `iat` is in seconds):
+ * a test that logs the user in again after a sign-out waits for the next second first.
+ */
+export async function nextSecond(): Promise<void> {
+  const now = Math.floor(Date.now() / 1000)
+  while (Math.floor(Date.now() / 1000) <= now)
+    await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 1))
+}
