@@ -76,6 +76,26 @@ server.experimental.tasks.registerToolTask(
   },
 )
 
+// A task whose status message is as long as asked (a server that talks too much).
+server.experimental.tasks.registerToolTask(
+  'chatty',
+  {
+    description: 'A working task whose status message is `chars` characters long',
+    inputSchema: { chars: z.number().int().min(0).max(1_000_000) },
+    execution: { taskSupport: 'required' },
+  },
+  {
+    async createTask({ chars }, extra) {
+      const task = await extra.taskStore.createTask({ ttl: 60_000 })
+      await extra.taskStore.updateTaskStatus(task.taskId, 'working', 'é'.repeat(chars))
+      return { task: { ...task, statusMessage: 'é'.repeat(chars) } }
+    },
+    getTask: (_args, extra) => extra.taskStore.getTask(extra.taskId),
+    getTaskResult: (_args, extra) =>
+      extra.taskStore.getTaskResult(extra.taskId) as Promise<CallToolResult>,
+  },
+)
+
 // A plain tool, never a task: its result as large as asked.
 server.registerTool(
   'plain',

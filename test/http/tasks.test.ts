@@ -137,6 +137,46 @@ describe("tasks, session mode: the result of a task is held to its tool's cap", 
     }
   })
 
+  it("a task's status message is cut to 1,000 characters wherever it shows; a short one is not touched", async () => {
+    const client = await sdk('tasks')
+    try {
+      const created = await raw('tasks', client, 'tools/call', {
+        name: 'chatty',
+        arguments: { chars: 10_000 },
+        task: {},
+      })
+      assert.ok(created.result, JSON.stringify(created).slice(0, 500))
+      const task = created.result!.task as { taskId: string; statusMessage: string }
+      const got = (await raw('tasks', client, 'tasks/get', { taskId: task.taskId })).result!
+      const listed = (
+        (await raw('tasks', client, 'tasks/list', {})).result!.tasks as {
+          taskId: string
+          statusMessage?: string
+        }[]
+      ).find((t) => t.taskId === task.taskId)!
+      for (const [where, message] of [
+        ['created', task.statusMessage],
+        ['tasks/get', got.statusMessage],
+        ['tasks/list', listed.statusMessage],
+      ] as const) {
+        assert.equal(typeof message, 'string', where)
+        assert.ok((message as string).length <= 1000, `${where}: ${(message as string).length}`)
+        assert.match(message as string, /^é{990,999}…$/, where)
+      }
+      const short = await raw('tasks', client, 'tools/call', {
+        name: 'chatty',
+        arguments: { chars: 1000 },
+        task: {},
+      })
+      const shortTask = short.result!.task as { taskId: string; statusMessage: string }
+      assert.equal(shortTask.statusMessage, 'é'.repeat(1000))
+      const shortGot = await raw('tasks', client, 'tasks/get', { taskId: shortTask.taskId })
+      assert.equal(shortGot.result!.statusMessage, 'é'.repeat(1000))
+    } finally {
+      await client.close()
+    }
+  })
+
   it('refuse: a task result over its cap is an error result, audited and counted', async () => {
     const client = await sdk('tasksrefuse')
     try {
