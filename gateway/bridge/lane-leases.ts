@@ -33,22 +33,6 @@ export interface LeaseAsk {
 }
 
 /**
- * The call that runs on a lease, from now on its holder (`release` names it): alone, it hears
- * every message of the process; as a plain request, the reply with `id`.
- */
-export function assign(lease: Lease, call: LaneUser, id: string): void {
-  const { lane, holder } = lease
-  if (holder === HELD) {
-    lane.user = call
-    return
-  }
-  // Gone with its process meanwhile: the call's send fails and it ends as such.
-  if (!lane.leave(holder)) return
-  lane.plain.add(call)
-  lane.route(id, call)
-}
-
-/**
  * How a request gets a lane and gives it back: a free lane of its key, a share of one running
  * plain requests, a new one within its principal's lanes and the bounds it shares with
  * sessions, or a place in the queue; a released lane goes straight to the oldest waiter that
@@ -117,7 +101,7 @@ export class LaneLeases {
         throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
       // A plain request joining a lane that already runs plain ones adds no process: within
       // the lane's room (lanePlainConcurrency) no bound is passed.
-      const shared = holder === HELD ? undefined : lanes.pick(key, holder)
+      const shared = holder === HELD ? undefined : this.pick(key, holder)
       if (shared !== undefined && shared.plain.size > 0) {
         take(shared, holder)
         return shared
@@ -128,7 +112,7 @@ export class LaneLeases {
       const cap = this.o.cap(server)
       let full: Bound | undefined
       if (lanes.running(mine) < cap) {
-        const free = lanes.pick(key, holder)
+        const free = this.pick(key, holder)
         if (free !== undefined) {
           take(free, holder)
           return free
@@ -193,7 +177,23 @@ export class LaneLeases {
    */
   private handOff(lane: Lane): boolean {
     if (this.finished || !lane.child.alive) return false
-    return this.o.waiters.handOff(lane, (l, h) => this.o.lanes.fits(l, h), take)
+    return this.o.waiters.handOff(lane, (l, h) => this.fits(l, h), take)
+  }
+
+  /**
+   * Whether `holder` may take `lane` now. A plain request never overtakes one that must run
+   * alone and waits ahead of it: plain ones arriving all the time would otherwise keep every
+   * lane busy, and that one waiting until its laneWait ran out. Once it waits, the lanes it may
+   * take drain, and the oldest waiter of a lane's key is handed it as it empties.
+   */
+  private fits(lane: Lane, holder: LaneUser): boolean {
+    if (!this.o.lanes.fits(lane, holder)) return false
+    return holder === HELD || !this.o.waiters.aloneAhead(lane.server, lane.owner, holder)
+  }
+
+  /** A lane of `key` `holder` may take now (see LaneSet.pick, with `fits` above). */
+  private pick(key: string, holder: LaneUser): Lane | undefined {
+    return this.o.lanes.pick(key, holder, (l, h) => this.fits(l, h))
   }
 
   private async start(ask: LeaseAsk, holder: LaneUser): Promise<Lane> {

@@ -83,10 +83,14 @@ export class LaneSet {
    * A lane of `key` `holder` may take now: for a plain request one already running plain ones
    * with room left (so they share one process), else an unused one; for any other, an unused one.
    */
-  pick(key: string, holder: LaneUser): Lane | undefined {
+  pick(
+    key: string,
+    holder: LaneUser,
+    fits: (lane: Lane, holder: LaneUser) => boolean = (l, h) => this.fits(l, h),
+  ): Lane | undefined {
     let unused: Lane | undefined
     for (const l of this.lanes.get(key) ?? []) {
-      if (!this.fits(l, holder)) continue
+      if (!fits(l, holder)) continue
       if (l.plain.size > 0) return l
       unused ??= l
     }
@@ -202,4 +206,20 @@ export class LaneSet {
 export function take(lane: Lane, holder: LaneUser): void {
   if (holder === HELD) lane.user = HELD
   else lane.plain.add(holder)
+}
+
+/**
+ * The call that runs on a lease, from now on its holder (`release` names it): alone, it hears
+ * every message of the process; as a plain request, the reply with `id`.
+ */
+export function assign(lease: { lane: Lane; holder: LaneUser }, call: LaneUser, id: string): void {
+  const { lane, holder } = lease
+  if (holder === HELD) {
+    lane.user = call
+    return
+  }
+  // Gone with its process meanwhile: the call's send fails and it ends as such.
+  if (!lane.leave(holder)) return
+  lane.plain.add(call)
+  lane.route(id, call)
 }

@@ -1,4 +1,4 @@
-import type { Lane, LaneUser } from './lane.js'
+import { HELD, type Lane, type LaneUser } from './lane.js'
 
 /** A request waiting for a lane of `key`: woken to look again, or handed a lane. */
 interface Waiter {
@@ -28,6 +28,20 @@ export class LaneWaiters {
   /** Requests of `owner` waiting for a lane of `server`. */
   count(server: string, owner: string): number {
     return this.waiting.get(`${server}\n${owner}`)?.size ?? 0
+  }
+
+  /**
+   * Whether a request that must hold a lane alone waits for one of `server` for `owner` ahead
+   * of `holder` (ahead of everyone, when `holder` is not waiting).
+   */
+  aloneAhead(server: string, owner: string, holder: LaneUser): boolean {
+    const queue = this.waiting.get(`${server}\n${owner}`)
+    if (queue === undefined) return false
+    for (const w of queue) {
+      if (w.holder === holder) return false
+      if (w.holder === HELD) return true
+    }
+    return false
   }
 
   /**
@@ -63,8 +77,9 @@ export class LaneWaiters {
   }
 
   /**
-   * Gives `lane` to the oldest request waiting for a lane of its key, when `fits` says it may
-   * take it (`take` holds it for that request); true when one was handed the lane.
+   * Gives `lane` to the oldest requests waiting for a lane of its key, in order, while `fits`
+   * says the next may take it (`take` holds it for that one): one request alone, or as many
+   * plain ones as it has room for. True when anyone was handed the lane.
    */
   handOff(
     lane: Lane,
@@ -73,14 +88,16 @@ export class LaneWaiters {
   ): boolean {
     const queue = this.waiting.get(`${lane.server}\n${lane.owner}`)
     if (queue === undefined) return false
-    for (const waiter of queue) {
+    let handed = false
+    for (const waiter of [...queue]) {
       if (waiter.key !== lane.key) continue
-      if (!fits(lane, waiter.holder)) return false
+      if (!fits(lane, waiter.holder)) break
       take(lane, waiter.holder)
       waiter.wake(lane)
-      return true
+      handed = true
+      if (waiter.holder === HELD) break
     }
-    return false
+    return handed
   }
 
   /** Every waiting request looks again. */
