@@ -5,7 +5,7 @@ import type { Child } from './child.js'
 import { NO_CLIENT, type InitResult } from './handshake.js'
 import { envelope, type Envelope, type RequestId } from './jsonrpc.js'
 import { refuseServerRequest } from './lifecycle.js'
-import { refuseUndeclared } from './modern-call.js'
+import { capabilityOf, refuseUndeclared } from './modern-call.js'
 
 /**
  * What the gateway declares to a lane's process: every capability a sessionless client may
@@ -31,6 +31,11 @@ export interface LaneUser {
   fromServer(message: JSONRPCMessage): void
   /** The process exited while in use. */
   lost(): void
+  /**
+   * Capabilities a server→client request needed that the user's client did not declare: an
+   * error the request then ends with is answered as that missing capability (-32021).
+   */
+  readonly refused?: Set<string>
 }
 
 /**
@@ -144,6 +149,11 @@ export class Lane implements Hold {
       const [only] = this.routes.values()
       if (this.plain.has(only!)) return only!.fromServer(message)
     }
+    // Several share the process: which one asked cannot be told from stdio. None of them declared
+    // the capability (or it would not be plain), so each is answered as if it had asked: one that
+    // then ends in an error gets -32021, as when it ran alone; a success passes unchanged.
+    const capability = capabilityOf(env.method)
+    if (capability !== undefined) for (const user of this.plain) user.refused?.add(capability)
     void this.child.send(refuseUndeclared(env.id, env.method)).catch(() => {})
   }
 }

@@ -67,6 +67,11 @@ export function refuseUndeclared(id: RequestId, method: string): JSONRPCMessage 
   return rpcError(id, -32601, `the client did not declare the ${capability} capability`)
 }
 
+/** The client capability a server→client request needs, if any (ping and unknown: none). */
+export function capabilityOf(method: string): string | undefined {
+  return CAPABILITY_OF[method]
+}
+
 /** A request the process is waiting on the client for, as an `inputRequests` entry. */
 export interface InputRequest {
   id: RequestId

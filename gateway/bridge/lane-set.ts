@@ -1,0 +1,225 @@
+import type { Logger } from 'pino'
+import type { GatewayConfig } from '../config/schema.js'
+import type { Hold, Scope } from './bounds.js'
+import { HELD, type Lane, type LaneUser } from './lane.js'
+import type { LaneEvents } from './lane-events.js'
+
+/**
+ * The lanes of every key, live, starting or ending: what they count toward the bounds, which
+ * one a request may take, and how they end (idle, stale credentials, reclaimed, process gone).
+ */
+export class LaneSet {
+  private readonly lanes = new Map<string, Lane[]>()
+  /** Lanes whose process is being taken: they count toward every bound already. */
+  readonly starting = new Set<Hold>()
+  /** Lanes being started for a plain request, per key: other plain requests wait to join them. */
+  readonly startingPlain = new Map<string, number>()
+  /** Lanes whose process is being ended: they count toward the bounds until it has exited. */
+  private readonly ending = new Map<Lane, Promise<void>>()
+
+  constructor(
+    private readonly o: {
+      config: GatewayConfig
+      /** Plain requests one lane runs at once (limits.sessionless.lanePlainConcurrency). */
+      plainConcurrency: number
+      log: Logger
+      /** Told when a principal's last lane of a server is gone. */
+      events: LaneEvents
+      /** A lane was released, ended or forgotten: waiting requests look again. */
+      changed(): void
+    },
+  ) {}
+
+  get size(): number {
+    let n = 0
+    for (const l of this.lanes.values()) n += l.length
+    return n
+  }
+
+  /** Whether any lane is in use (a request, a waiting round). */
+  get busy(): boolean {
+    for (const list of this.lanes.values()) if (list.some((l) => l.busy)) return true
+    return false
+  }
+
+  /** Whether `owner` has a live lane of `server`. */
+  has(server: string, owner: string): boolean {
+    for (const l of this.lanes.values())
+      if (l.some((x) => x.server === server && x.owner === owner)) return true
+    return false
+  }
+
+  add(lane: Lane): void {
+    const list = this.lanes.get(lane.key) ?? []
+    list.push(lane)
+    this.lanes.set(lane.key, list)
+    lane.child.onexit = () => this.lost(lane)
+  }
+
+  /** Every live lane, forgotten (shutdown). */
+  takeAll(): Lane[] {
+    const all = [...this.lanes.values()].flat()
+    this.lanes.clear()
+    return all
+  }
+
+  /**
+   * Lanes in `scope` running a request (alone, or plain ones) or starting for one: each will be
+   * released. `requests`: count each plain request on a shared lane instead.
+   */
+  running(scope: Scope, requests = false): number {
+    let n = 0
+    for (const list of this.lanes.values())
+      for (const l of list) {
+        if (!scope(l)) continue
+        if (l.user !== undefined && !l.parked) n++
+        else if (l.plain.size > 0) n += requests ? l.plain.size : 1
+      }
+    for (const h of this.starting) if (scope(h)) n++
+    return n
+  }
+
+  /**
+   * A lane of `key` `holder` may take now: for a plain request one already running plain ones
+   * with room left (so they share one process), else an unused one; for any other, an unused one.
+   */
+  pick(
+    key: string,
+    holder: LaneUser,
+    fits: (lane: Lane, holder: LaneUser) => boolean = (l, h) => this.fits(l, h),
+  ): Lane | undefined {
+    let unused: Lane | undefined
+    for (const l of this.lanes.get(key) ?? []) {
+      if (!fits(l, holder)) continue
+      if (l.plain.size > 0) return l
+      unused ??= l
+    }
+    return unused
+  }
+
+  /** Whether `holder` may take `lane` now (a request alone: unused; plain: room among plain ones). */
+  fits(lane: Lane, holder: LaneUser): boolean {
+    if (lane.user !== undefined || !lane.child.alive) return false
+    if (holder === HELD) return lane.plain.size === 0
+    const room = lane.asked ? 1 : this.o.plainConcurrency
+    return !lane.stale && lane.plain.size < room
+  }
+
+  /** Lanes in `scope`, live (running, parked or idle), starting, or ending. */
+  count(scope: Scope): number {
+    let n = 0
+    for (const list of this.lanes.values()) for (const l of list) if (scope(l)) n++
+    for (const h of this.starting) if (scope(h)) n++
+    for (const l of this.ending.keys()) if (scope(l)) n++
+    return n
+  }
+
+  /** Waits until the lanes in `scope` being ended have exited; true when there were any. */
+  async ended(scope: Scope): Promise<boolean> {
+    const closing = [...this.ending].filter(([l]) => scope(l)).map(([, p]) => p)
+    await Promise.all(closing)
+    return closing.length > 0
+  }
+
+  /** See LanePool.reclaimIdle. */
+  async reclaimIdle(scope: Scope, reason: string): Promise<boolean> {
+    let oldest: Lane | undefined
+    for (const list of this.lanes.values()) {
+      for (const lane of list) {
+        if (lane.busy || lane.pins.size > 0 || !scope(lane)) continue
+        if (oldest === undefined || lane.lastUsed < oldest.lastUsed) oldest = lane
+      }
+    }
+    if (oldest === undefined) return false
+    this.o.log.debug(
+      { server: oldest.server, lane: oldest.id, reason },
+      'idle lane reclaimed to make room',
+    )
+    await this.retire(oldest)
+    return true
+  }
+
+  /**
+   * A user's credentials changed (a secret set or rotated, a token renewed): their lanes
+   * started with the old values end at a request boundary, now if idle, else when released.
+   */
+  retireStale(current: string): void {
+    // The same server, principal and identity; other values (`\n#<fingerprint>` ends a key).
+    const base = current.split('\n#')[0]
+    for (const [key, list] of [...this.lanes]) {
+      if (key === current || key.split('\n#')[0] !== base) continue
+      for (const lane of [...list]) {
+        if (lane.busy || lane.pins.size > 0) lane.stale = true
+        else void this.retire(lane)
+      }
+    }
+  }
+
+  /**
+   * Ends a lane's process, forgotten first: a closing lane is never handed out, and a view of a
+   * shared process (whose close fires no exit) is forgotten all the same.
+   */
+  retire(lane: Lane): Promise<void> {
+    this.lost(lane)
+    let closing = this.ending.get(lane)
+    if (closing === undefined) {
+      closing = lane.child.close().finally(() => {
+        this.ending.delete(lane)
+        this.o.changed()
+      })
+      this.ending.set(lane, closing)
+    }
+    return closing
+  }
+
+  /** Ends the lanes unused for longer than their idle timeout (the reaper's sweep). */
+  reap(laneIdle: number): void {
+    const now = Date.now()
+    for (const list of [...this.lanes.values()]) {
+      for (const lane of [...list]) {
+        const idle = Math.min(laneIdle, this.o.config.servers[lane.server]?.idleTimeout || laneIdle)
+        if (lane.busy || lane.pins.size > 0 || now - lane.lastUsed <= idle) continue
+        void this.retire(lane)
+      }
+    }
+  }
+
+  /** Forgets a lane whose process is gone or going; whoever used it hears so. */
+  private lost(lane: Lane): void {
+    const list = this.lanes.get(lane.key)
+    if (list !== undefined) {
+      const i = list.indexOf(lane)
+      if (i !== -1) list.splice(i, 1)
+      if (list.length === 0) this.lanes.delete(lane.key)
+    }
+    const { events } = this.o
+    if (events.watchingEnds && !this.has(lane.server, lane.owner))
+      events.lanesGone(lane.server, lane.owner)
+    for (const user of lane.takeUsers()) user.lost()
+    for (const pin of [...lane.pins]) pin()
+    lane.pins.clear()
+    this.o.changed()
+  }
+}
+
+/** Holds `lane` for `holder`: alone (HELD), or as one more plain request's share. */
+export function take(lane: Lane, holder: LaneUser): void {
+  if (holder === HELD) lane.user = HELD
+  else lane.plain.add(holder)
+}
+
+/**
+ * The call that runs on a lease, from now on its holder (`release` names it): alone, it hears
+ * every message of the process; as a plain request, the reply with `id`.
+ */
+export function assign(lease: { lane: Lane; holder: LaneUser }, call: LaneUser, id: string): void {
+  const { lane, holder } = lease
+  if (holder === HELD) {
+    lane.user = call
+    return
+  }
+  // Gone with its process meanwhile: the call's send fails and it ends as such.
+  if (!lane.leave(holder)) return
+  lane.plain.add(call)
+  lane.route(id, call)
+}

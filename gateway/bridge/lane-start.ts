@@ -1,0 +1,76 @@
+import type { Logger } from 'pino'
+import type { Principal } from '../auth/principal.js'
+import type { GatewayConfig } from '../config/schema.js'
+import type { ResolvedCredentials } from '../credentials/resolve.js'
+import type { Child } from './child.js'
+import { BridgeError } from './errors.js'
+import { exchange, initializeChild, initializeTimeout, type InitResult } from './handshake.js'
+import { LANE_CLIENT_CAPABILITIES } from './lane.js'
+import { ownerKey } from './session.js'
+
+/** Where lanes' processes come from (the session registry's pools and shared processes). */
+export interface ProcessSource {
+  process(
+    server: string,
+    principal: Principal,
+    log: Logger,
+    accepted?: number,
+    credentials?: ResolvedCredentials,
+  ): Promise<Child>
+  /** The identity a process of `server` is started with for `principal` (identityEnv), if any. */
+  identityOf(server: string, principal: Principal): string | undefined
+}
+
+/**
+ * Which of a server's lanes serve a principal: its own, and under `identityEnv` only those
+ * started with the identity it has now (client, scopes), so a narrower client of the same
+ * user never runs as a broader one, and a scope taken away takes effect on new processes.
+ */
+export function laneKey(
+  source: ProcessSource,
+  server: string,
+  principal: Principal,
+  credentials?: ResolvedCredentials,
+): string {
+  const identity = source.identityOf(server, principal)
+  const values = credentials?.fingerprint ? `\n#${credentials.fingerprint}` : ''
+  return `${server}\n${ownerKey(principal)}${identity === undefined ? '' : `\n${identity}`}${values}`
+}
+
+/**
+ * A process of `server` for a new lane of `principal`, initialized by the gateway with every
+ * client capability a sessionless request may bring, and asked for every log level.
+ * @throws BridgeError `spawn_failed` when it cannot start or initialize (it is closed)
+ */
+export async function startLaneProcess(
+  o: { config: GatewayConfig; source: ProcessSource },
+  ask: {
+    server: string
+    principal: Principal
+    log: Logger
+    accepted: number
+    credentials?: ResolvedCredentials
+  },
+): Promise<{ child: Child; init: InitResult }> {
+  const { server, principal, log, accepted, credentials } = ask
+  const config = o.config.servers[server]!
+  const child = await o.source.process(server, principal, log, accepted, credentials)
+  const timeout = initializeTimeout(config)
+  try {
+    const init = await initializeChild(child, timeout, LANE_CLIENT_CAPABILITIES)
+    // Logs are filtered per request by the gateway (each names its own logLevel): the
+    // process sends them all.
+    if (
+      init.capabilities !== null &&
+      typeof init.capabilities === 'object' &&
+      'logging' in init.capabilities
+    ) {
+      await exchange(child, 'logging/setLevel', { level: 'debug' }, timeout)
+    }
+    return { child, init }
+  } catch (err) {
+    await child.close()
+    log.error({ err: { message: (err as Error).message } }, 'server process failed to initialize')
+    throw new BridgeError('spawn_failed', 'the MCP server could not be started', err)
+  }
+}
