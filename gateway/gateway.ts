@@ -200,7 +200,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     extra: extraAudience,
   })
 
-  let identity: Identity
+  let identity: Identity | undefined
   let store: Store | undefined
   let storing: Promise<Store> | undefined
   /**
@@ -312,6 +312,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   } catch (err) {
     pinned?.watcher.close()
     server.close()
+    await identity?.close() // the dev IdP, when it started: its state file says it runs
     await broker?.close()
     await store?.close()
     await tracing.close()

@@ -7,7 +7,7 @@ import { ConfigError } from './config/errors.js'
 import { defaultConfig } from './config/defaults.js'
 import { loadConfigFile } from './config/load.js'
 import type { GatewayConfig } from './config/schema.js'
-import { startGateway } from './gateway.js'
+import { startGateway, type Gateway } from './gateway.js'
 import { startIdleGc } from './idle-gc.js'
 import { telemetrySettings } from './observability/telemetry-env.js'
 import { createLogger } from './observability/logger.js'
@@ -25,8 +25,6 @@ commands:
   tools     pins | approve SERVER TOOL | approve --all           tool pins: list, approve changes (tools --help)
 
 Without --config the embedded default runs: demo servers, example policies, dev IdP on 127.0.0.1.`
-
-/** Grace for in-flight work after SIGTERM/SIGINT before the process exits anyway, in ms. */
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -70,13 +68,6 @@ async function serve(args: string[]): Promise<number> {
   })
   const config = readConfig(values.config)
   const log = createLogger(config.log)
-  const gateway = await startGateway(config, {
-    log,
-    insecureNoAuth: values['insecure-no-auth'] === true,
-    // The embedded default is the development setup; a config file asks for it explicitly.
-    allowDevIdp: values.config === undefined || values['dev-idp'] === true,
-  })
-  const idleGc = startIdleGc(config.limits.idleGcAfter, log, () => gateway.requests())
   // The log is flushed before exit, and the deadline's exit too: a line left buffered for the
   // exit handler's sync write is dropped if the reader went away (logger.ts). A reader that
   // stopped reading never takes the flush: the process ends a flush interval later anyway.
@@ -85,13 +76,17 @@ async function serve(args: string[]): Promise<number> {
     setTimeout(() => process.exit(code), config.log.flushInterval).unref()
     log.flush(() => process.exit(code))
   }
-  const stop = (signal: string) => {
-    log.info({ signal }, 'shutting down')
-    idleGc.stop()
-    setTimeout(() => exit(1), config.limits.shutdownDeadline).unref()
-    gateway.close().then(
+  // The signals are ours from the start: a stop asked for during start-up (the dev IdP, Redis,
+  // processes already up) lets start-up finish or fail, every start-up wait being bounded,
+  // then stops what started, under the same deadline as any shutdown.
+  let gateway: Gateway | undefined
+  let idleGc: { stop(): void } | undefined
+  let stopping = false
+  const shutDown = (running: Gateway, done: string) => {
+    idleGc?.stop()
+    running.close().then(
       () => {
-        log.info('stopped')
+        log.info(done)
         exit(0)
       },
       (err: unknown) => {
@@ -100,12 +95,45 @@ async function serve(args: string[]): Promise<number> {
       },
     )
   }
+  const stop = (signal: string) => {
+    if (stopping) return
+    stopping = true
+    setTimeout(() => exit(1), config.limits.shutdownDeadline).unref()
+    if (gateway === undefined) {
+      log.info({ signal }, 'signal during start-up: stopping once what has started can be')
+      return
+    }
+    log.info({ signal }, 'shutting down')
+    shutDown(gateway, 'stopped')
+  }
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)
   process.on('SIGHUP', () => {
+    if (gateway === undefined) return void log.info('SIGHUP during start-up: policies load now')
     log.info('SIGHUP: reloading policies')
     if (gateway.reloadPolicy() === undefined) log.warn('no policies configured; nothing to reload')
   })
+  let started: Gateway
+  try {
+    started = await startGateway(config, {
+      log,
+      insecureNoAuth: values['insecure-no-auth'] === true,
+      // The embedded default is the development setup; a config file asks for it explicitly.
+      allowDevIdp: values.config === undefined || values['dev-idp'] === true,
+    })
+  } catch (err) {
+    if (!stopping) throw err
+    // Start-up stops what it started when it fails (gateway.ts); asked to stop, that is a stop.
+    log.info({ err: String(err) }, 'start-up interrupted: stopped')
+    exit(0)
+    return new Promise<number>(() => {})
+  }
+  if (stopping) {
+    shutDown(started, 'start-up interrupted: stopped')
+    return new Promise<number>(() => {})
+  }
+  gateway = started
+  idleGc = startIdleGc(config.limits.idleGcAfter, log, () => started.requests())
   return new Promise<number>(() => {})
 }
 

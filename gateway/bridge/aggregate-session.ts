@@ -265,6 +265,9 @@ export class AggregateSession {
         { err: { message: (err as Error).message }, method: env.method },
         'endpoint request failed',
       )
+      // A routed request's span is call()'s once taken (the HTTP trace no longer ends it):
+      // ended here with what the client gets. A second end is a no-op.
+      routed.get(env.id)?.decided.span?.end({ code: -32603, message: 'internal error' })
       this.send(rpcError(env.id, -32603, 'internal error'), env.id)
     } finally {
       clearTimeout(poll)

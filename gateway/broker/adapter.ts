@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto'
 import type { Adapter, AdapterPayload } from 'oidc-provider'
+import type { Logger } from 'pino'
+import type { StoreError } from '../store/errors.js'
 import type { Store } from '../store/store.js'
+import { isStoreOutage } from './errors.js'
 
 /** What the adapter needs besides the store. */
 export interface AdapterOptions {
@@ -23,6 +26,13 @@ export interface AdapterOptions {
    * records go: its access tokens must be refused from now on.
    */
   grantRevoked: (grant: { grantId: string; accountId?: string; clientId?: string }) => Promise<void>
+  /**
+   * oidc-provider's error a store outage becomes (errors.storeUnavailable: 503
+   * temporarily_unavailable), instead of a 500 server_error logged at every request.
+   */
+  unavailable?: (cause: StoreError) => Error
+  /** Told once per outage (its cause), and when the store answers again. */
+  log?: Logger
 }
 
 /** The set of every registered (DCR) client id: its size is the client count. */
@@ -92,7 +102,7 @@ export async function pruneClients(store: Store): Promise<number> {
  * itself; when the adapter's `consume` refuses, the grant is revoked here.
  */
 export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
-  const { store } = o
+  const store = o.unavailable ? outagesMapped(o.store, o.unavailable, o.log) : o.store
   return class StoreAdapter implements Adapter {
     constructor(private readonly name: string) {}
 
@@ -192,4 +202,40 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
       await revokeModelByGrant(store, this.name, grantId)
     }
   }
+}
+
+/**
+ * The store, its outages (StoreError 503) rethrown as `unavailable` makes them; the first of a
+ * run is logged with its cause, the next success ends the run.
+ */
+function outagesMapped(
+  store: Store,
+  unavailable: (cause: StoreError) => Error,
+  log: Logger | undefined,
+): Store {
+  let down = false
+  return new Proxy(store, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver) as unknown
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        const result = (value as (...a: unknown[]) => unknown).apply(target, args)
+        if (!(result instanceof Promise)) return result
+        return result.then(
+          (v: unknown) => {
+            if (down) log?.info('broker store reachable again')
+            down = false
+            return v
+          },
+          (err: unknown) => {
+            if (!isStoreOutage(err)) throw err
+            if (!down)
+              log?.warn({ err }, 'broker store unavailable: answering 503 until it is back')
+            down = true
+            throw unavailable(err)
+          },
+        )
+      }
+    },
+  })
 }

@@ -22,6 +22,7 @@ import { mountProvider } from './mount.js'
 import { loadOidcModule } from './oidc-module.js'
 import { BROKER_ROUTES, brokerConfiguration } from './provider.js'
 import { registrationGuard } from './registration-guard.js'
+import { retryAfterWhenUnavailable } from './errors.js'
 import { revocationPolicy, revokeAccessTokens } from './revoke-access.js'
 import type { RevocationList } from './revocations.js'
 import { createUpstream, type Upstream } from './upstream.js'
@@ -160,6 +161,7 @@ export async function startBroker(o: {
     }),
   )
   observe(provider, o.audit, issuer, log)
+  provider.use(retryAfterWhenUnavailable)
   revokeAccessTokens(provider, {
     issuer,
     keys: o.keys,

@@ -1,4 +1,7 @@
 import { GatewayError } from '../errors.js'
+import { StoreError } from '../store/errors.js'
+
+type OidcModule = typeof import('oidc-provider')
 
 /** Why a login or re-check at the upstream IdP failed. Switch on these, never on messages. */
 export type UpstreamErrorCode =
@@ -52,4 +55,58 @@ export class UpstreamError extends GatewayError<UpstreamErrorCode> {
  */
 export function oauthErrorCode(value: unknown): string | undefined {
   return typeof value === 'string' && /^[A-Za-z0-9_.:-]{1,64}$/.test(value) ? value : undefined
+}
+
+/**
+ * Seconds a client is told to wait (`Retry-After`) when the broker's store is unreachable: about
+ * the store client's reconnect backoff at its longest, not a setting (nothing to tune per site).
+ */
+export const STORE_RETRY_AFTER_S = 5
+
+/** A store failure that is an outage (Redis down or timing out, full, a lock held): HTTP 503. */
+export function isStoreOutage(err: unknown): err is StoreError {
+  return err instanceof StoreError && err.status === 503
+}
+
+/**
+ * The one OAuth error the broker answers while its store is away: RFC 6749
+ * `temporarily_unavailable` with status 503 (oidc-provider's class, whose default is 400), its
+ * message safe to show. The error handlers add {@link STORE_RETRY_AFTER_S} as `Retry-After`.
+ */
+export function storeUnavailable(errors: OidcModule['errors'], cause: StoreError): Error {
+  const err = new errors.TemporarilyUnavailable(
+    'the authorization server cannot reach its storage; retry later',
+    { cause },
+  )
+  Object.assign(err, { status: 503, statusCode: 503 })
+  return err
+}
+
+/** The same answer where oidc-provider is not in the way (Hono routes before it). */
+export function storeUnavailableResponse(): Response {
+  const body = JSON.stringify({
+    error: 'temporarily_unavailable',
+    error_description: 'the authorization server cannot reach its storage; retry later',
+  })
+  return new Response(body, {
+    status: 503,
+    headers: {
+      'content-type': 'application/json',
+      'cache-control': 'no-store',
+      'retry-after': String(STORE_RETRY_AFTER_S),
+    },
+  })
+}
+
+/**
+ * oidc-provider middleware: a 503 its error handler built (a {@link storeUnavailable}) goes out
+ * with `Retry-After`, unless the route set its own.
+ */
+export async function retryAfterWhenUnavailable(
+  ctx: { status: number; response: { get(name: string): string }; set(n: string, v: string): void },
+  next: () => Promise<unknown>,
+): Promise<void> {
+  await next()
+  if (ctx.status === 503 && !ctx.response.get('retry-after'))
+    ctx.set('retry-after', String(STORE_RETRY_AFTER_S))
 }

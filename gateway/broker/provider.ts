@@ -9,6 +9,7 @@ import type { Store } from '../store/store.js'
 import type { Accounts } from './accounts.js'
 import { storeAdapter, type AdapterOptions } from './adapter.js'
 import { ClientPolicyError } from './client-errors.js'
+import { storeUnavailable } from './errors.js'
 import { CLIENT_POLICY_PROPERTY, type ClientPolicy } from './client-policy.js'
 import { messagePage, PAGE_HEADERS } from './consent-page.js'
 import { firstPartyMetadata, type FirstPartyClient } from './first-party.js'
@@ -90,6 +91,8 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       clientTtl: config.registration.unusedTtl,
       consumedTtl: config.refreshTokenTtl,
       reused: () => new errors.InvalidGrant('grant request is invalid'),
+      unavailable: (cause) => storeUnavailable(errors, cause),
+      log: d.log,
       grantRevoked: d.grantRevoked,
       onReuse: async (model, grantId, accountId) => {
         d.log.warn(

@@ -3,6 +3,7 @@ import type { Store } from '../store/store.js'
 import { CLIENTS_SET } from './adapter.js'
 import { addressBucket } from './addresses.js'
 import { RegistrationGuardError } from './client-errors.js'
+import { isStoreOutage, storeUnavailableResponse } from './errors.js'
 
 /**
  * The bounds of `POST /register` that oidc-provider has no setting for, checked before it
@@ -99,8 +100,8 @@ export function registrationRefusal(err: RegistrationGuardError): Response {
 
 /**
  * Hono middleware for `POST /register`: refuses with {@link registrationRefusal} what
- * {@link admitRegistration} refuses, else hands the untouched request on. Store failures
- * propagate to the app's error handler.
+ * {@link admitRegistration} refuses, else hands the untouched request on. A store outage is
+ * a 503 temporarily_unavailable; other store failures propagate to the app's error handler.
  */
 export function registrationGuard(o: RegistrationGuardOptions) {
   return async function guardRegistration(c: Context, next: Next): Promise<Response | void> {
@@ -112,6 +113,7 @@ export function registrationGuard(o: RegistrationGuardOptions) {
       await admitRegistration(o, headers, o.peer(c))
     } catch (err) {
       if (err instanceof RegistrationGuardError) return registrationRefusal(err)
+      if (isStoreOutage(err)) return storeUnavailableResponse()
       throw err
     }
     await next()

@@ -171,12 +171,14 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     adapter: store.adapter,
   }
 
+  // Loaded before listening, and nothing awaited from listen to the request listener: a
+  // connection accepted with no listener gets no answer at all (Node's requestTimeout, 300 s).
+  const oidc = await loadOidcModule(logger)
   const server = http.createServer()
   await listen(server, options.port ?? 0, host)
   const { port } = server.address() as AddressInfo
   const issuer = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
   try {
-    const oidc = await loadOidcModule(logger)
     const provider = new oidc.Provider(issuer, configuration(oidc, settings))
     provider.use(registrationCors())
     provider.use(devInteractions(provider, [...users.values()], logger))

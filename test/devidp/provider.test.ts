@@ -12,7 +12,6 @@ import {
   jwtVerify,
   type JWTPayload,
 } from 'jose'
-import { request } from 'undici'
 import { startDevIdp, type DevIdp } from '../../gateway/devidp/provider.js'
 import { readDevIdpState } from '../../gateway/devidp/state.js'
 import { requestDevToken } from '../../gateway/devidp/token-client.js'
@@ -23,6 +22,8 @@ import {
   registerPublicClient,
   tokenRequest,
   type Discovery,
+  SETUP,
+  request,
 } from '../helpers/oauth-flow.js'
 
 const ECHO = 'http://127.0.0.1:8080/mcp/echo'
@@ -80,7 +81,7 @@ describe('dev IdP with test keys, two resources and test clients', () => {
     })
     meta = await discover(idp.issuer)
     jwks = createRemoteJWKSet(new URL(meta.jwks_uri))
-  })
+  }, SETUP)
   after(() => idp.close())
 
   const verify = (token: string, resource: string) =>
@@ -385,7 +386,7 @@ describe('dev IdP defaults, state file and requestDevToken', () => {
       stateFile: statePath,
       accessTokenTtl: 120,
     })
-  })
+  }, SETUP)
   after(async () => {
     await idp.close()
     await rm(dir, { recursive: true, force: true })

@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { decodeJwt } from 'jose'
-import { request } from 'undici'
 import { startDevIdp, type DevIdp, type ScopesFor } from '../../gateway/devidp/provider.js'
 import { scopesOfRoles } from '../../gateway/policy/role-scopes.js'
 import {
@@ -12,6 +11,8 @@ import {
   registerPublicClient,
   tokenRequest,
   type Discovery,
+  SETUP,
+  request,
 } from '../helpers/oauth-flow.js'
 
 const ECHO = 'http://127.0.0.1:8080/mcp/echo'
@@ -37,7 +38,7 @@ describe('dev IdP: scopes follow the roles of the live policy', () => {
   before(async () => {
     idp = await startDevIdp({ resources: [ECHO], clients: [BOB], scopesFor, stateFile: false })
     meta = await discover(idp.issuer)
-  })
+  }, SETUP)
   after(() => idp.close())
 
   const codeFlow = async (scope: string) => {

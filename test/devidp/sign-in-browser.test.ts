@@ -16,6 +16,7 @@ import {
   registerPublicClient,
   tokenRequest,
   type Discovery,
+  SETUP,
 } from '../helpers/oauth-flow.js'
 
 const ECHO = 'http://127.0.0.1:8080/mcp/echo'
@@ -50,7 +51,7 @@ describe('the sign-in page in headless Chromium', { skip: NO_BROWSER }, () => {
     await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve))
     siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`
     ;({ browser, close: closeBrowser } = await launchBrowser())
-  })
+  }, SETUP)
   after(async () => {
     await closeBrowser?.()
     await new Promise<void>((resolve) => (site ? site.close(() => resolve()) : resolve()))

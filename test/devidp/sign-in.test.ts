@@ -5,7 +5,6 @@ import { createHash, randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { decodeJwt } from 'jose'
 import { pino } from 'pino'
-import { request } from 'undici'
 import { startDevIdp, type DevIdp } from '../../gateway/devidp/provider.js'
 import { DEMO_ROLES, scopesForRoles } from '../helpers/dev-roles.js'
 import {
@@ -15,6 +14,8 @@ import {
   signInForm,
   storeCookies,
   type CookieJar,
+  SETUP,
+  request,
 } from '../helpers/oauth-flow.js'
 
 const ECHO = 'http://127.0.0.1:8080/mcp/echo'
@@ -68,7 +69,7 @@ describe('dev IdP with several users: the "Sign in as" page over plain HTTP', ()
       stateFile: false,
       logger,
     })
-  })
+  }, SETUP)
   after(() => idp.close())
 
   it('lists every user with its roles, in a page that cannot be framed or run scripts', async () => {

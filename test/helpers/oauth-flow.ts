@@ -1,5 +1,39 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { request } from 'undici'
+import { request as undiciRequest } from 'undici'
+
+/**
+ * Longest wait for an answer's headers, then for its body, in ms. undici's own default is 300 s,
+ * node --test's file timeout in CI: a request nobody answers would fail the whole file there
+ * with no message. Here it fails its test, naming the URL.
+ */
+export const HTTP_WAIT_MS = 30_000
+
+/**
+ * Options of a `before` that starts an IdP or a gateway: a set-up that hangs fails its suite
+ * with the hook named, in a minute, instead of the whole file at node --test's timeout.
+ */
+export const SETUP = { timeout: 60_000 }
+
+/** undici's request, bounded by {@link HTTP_WAIT_MS}; a timeout names the method and URL. */
+export async function request(
+  url: string | URL,
+  init: NonNullable<Parameters<typeof undiciRequest>[1]> = {},
+): ReturnType<typeof undiciRequest> {
+  try {
+    return await undiciRequest(url, {
+      headersTimeout: HTTP_WAIT_MS,
+      bodyTimeout: HTTP_WAIT_MS,
+      ...init,
+    })
+  } catch (err) {
+    const code = (err as { code?: string }).code
+    if (code !== 'UND_ERR_HEADERS_TIMEOUT') throw err
+    const ms = init.headersTimeout ?? HTTP_WAIT_MS
+    throw new Error(`${init.method ?? 'GET'} ${String(url)}: no answer within ${ms} ms`, {
+      cause: err,
+    })
+  }
+}
 
 /** The authorization server metadata fields the helpers use. */
 export interface Discovery {
