@@ -16,15 +16,21 @@ const SPENT = Symbol('revocations spent')
  * and 200 for an invalid one would tell a client which tokens are valid (§2.2 answers invalid
  * ones with 200 for that reason). A grant revocation counts against the user's share, as an
  * access token's does: past it nothing is revoked and {@link revokeAccessTokens} answers 503.
+ * `counted`: grants counted here, which the broker's listing (grantRevoked) then counts no more.
  */
 export function revocationPolicy(
   revocations: Pick<RevocationList, 'spend'>,
+  counted: Set<string>,
 ): (ctx: KoaContextWithOIDC, client: Client, token: { clientId?: string }) => Promise<boolean> {
   return async (ctx, client, token) => {
     if (token.clientId !== client.clientId) return false
-    const { kind, accountId } = token as Partial<RefreshToken>
+    const { kind, accountId, grantId } = token as Partial<RefreshToken>
     if (kind !== 'RefreshToken') return true
-    if (await revocations.spend(accountId ?? '')) return true
+    if (await revocations.spend(accountId ?? '')) {
+      // The grant is revoked next in this request: its listing must not count it again.
+      if (grantId) counted.add(grantId)
+      return true
+    }
     ;(ctx.state as Record<symbol, unknown>)[SPENT] = accountId ?? ''
     return false
   }
