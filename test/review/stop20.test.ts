@@ -200,7 +200,7 @@ describe('tasks/cancel of a task whose tool is denied now', () => {
         arguments: { chars: 12 },
         task: {},
       })
-      const taskId = (created.result?.task as { taskId: string }).taskId
+      const taskId = (created.result?.task as { taskId?: string } | undefined)?.taskId
       assert.equal(typeof taskId, 'string', JSON.stringify(created))
       assert.equal((await raw('tasks/get', { taskId })).result?.statusMessage, 'é'.repeat(12))
       const denied = policy.replace(
