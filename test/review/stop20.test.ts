@@ -17,6 +17,13 @@ import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import {
+  ACCOUNT_EXCHANGE,
+  ACCOUNT_POLICY,
+  accountServers,
+  pageSignIn,
+  SEALING,
+} from '../helpers/account.js'
 
 const REDIRECT = 'http://127.0.0.1:43126/cb'
 /** The smallest list the schema allows: what an attacker must fill is this, or the default 100,000. */
@@ -225,5 +232,45 @@ describe('tasks/cancel of a task whose tool is denied now', () => {
       assert.equal(tasks.gateway.reloadPolicy()?.ok, true)
       await client.close()
     }
+  })
+})
+
+describe('the account page after the user was signed out everywhere', () => {
+  // Checked, holds: a browser signed in to the account page before the IdP refused the user at
+  // a re-check (the user's, or a stolen cookie's) can no longer set or replace their secrets.
+  let page: BrokerStack
+  before(async () => {
+    page = await startBrokerStack({
+      policy: ACCOUNT_POLICY,
+      auth: ACCOUNT_EXCHANGE,
+      upstream: { recheckInterval: 0 },
+      config: { servers: accountServers(), secrets: SEALING },
+    })
+  })
+  after(() => page.close())
+
+  it('ends with the sign-out', async () => {
+    page.idp.nextUser('alice-pairwise-sub')
+    const jar = new Map<string, string>()
+    const signedIn = await pageSignIn(page.url, jar)
+    assert.match(signedIn.page.text, /Signed in as/)
+    const client = await newClient(page, [REDIRECT])
+    page.idp.nextUser('alice-pairwise-sub')
+    const l = await login(page, {
+      clientId: client,
+      redirectUri: REDIRECT,
+      scope: 'mcp:read',
+      server: 'github',
+    })
+    const t = await exchange(page, l, { clientId: client, redirectUri: REDIRECT, server: 'github' })
+    assert.equal(t.status, 200, t.text)
+    const before = await send(`${page.url}/account`, { jar })
+    assert.match(before.text, /Signed in as/, 'the page, before')
+    page.idp.disable('alice-pairwise-sub')
+    const r = await refresh(page, String(t.json.refresh_token), client)
+    assert.equal(r.json.error, 'invalid_grant', r.text)
+    assert.ok(page.audit().some((a) => /signed out everywhere/.test(String(a.outcome))))
+    const after = await send(`${page.url}/account`, { jar })
+    assert.doesNotMatch(after.text, /Signed in as/, `status ${after.status}`)
   })
 })
