@@ -181,6 +181,7 @@ export async function startBroker(o: {
     clockTolerance: config.auth.clockTolerance,
     retryAfter: broker.accessTokenTtl,
     audit: o.audit,
+    counted,
   })
 
   const routes = new Hono()

@@ -56,6 +56,8 @@ export function revokeAccessTokens(
     /** Seconds a client refused for too many revocations is told to wait (the token lifetime). */
     retryAfter: number
     audit: AuditLog
+    /** The grants {@link revocationPolicy} counted: forgotten once their request is answered. */
+    counted?: Set<string>
   },
 ): void {
   const record = (sub: string, clientId: string, outcome: string) =>
@@ -79,7 +81,13 @@ export function revokeAccessTokens(
     }
   }
   provider.use(async (koa, next) => {
-    await next()
+    try {
+      await next()
+    } finally {
+      // Listed by now, or not at all (its grant record gone): nothing will look for it again.
+      const grantId = (koa as KoaContextWithOIDC).oidc?.entities?.RefreshToken?.grantId
+      if (grantId) o.counted?.delete(grantId)
+    }
     const ctx = koa as KoaContextWithOIDC
     if (ctx.oidc?.route !== 'revocation') return
     const client = ctx.oidc.client
