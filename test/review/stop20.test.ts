@@ -170,7 +170,7 @@ describe('tasks/cancel of a task whose tool is denied now', () => {
   })
   after(() => tasks.close())
 
-  it('is refused as tasks/get is, its status withheld; the process is asked nothing', async () => {
+  it('is refused as tasks/get is (its answer is the task); the task is not cancelled', async () => {
     const token = await tasks.token('alice', { server: 'tasks' })
     const client = new Client({ name: 'stop20', version: '0' })
     const transport = new StreamableHTTPClientTransport(new URL(tasks.local('tasks')), {
