@@ -103,6 +103,8 @@ export async function startBroker(o: {
       })
     },
   })
+  /** Grants whose listing is not counted against the user's share (ProviderDeps.uncounted). */
+  const counted = new Set<string>()
   const firstParty = firstPartyClient(issuer, o.keys.cookieKeys)
   // Nobody else may register the gateway's own callbacks: codes meant for the gateway go there.
   const clients = clientPolicy(broker.registration, {
@@ -144,9 +146,19 @@ export async function startBroker(o: {
         }),
       firstParty,
       grantTag: (grantId) => o.revocations.grantTag(grantId),
-      revocationAllowed: revocationPolicy(o.revocations),
+      uncounted: counted,
+      revocationAllowed: revocationPolicy(o.revocations, counted),
       grantRevoked: async ({ grantId, accountId, clientId }) => {
-        await o.revocations.revokeGrant(grantId)
+        // A reused code or refresh token counts against the user's share as /revoke does (it
+        // counted there already): using one's own refresh token twice revokes a grant as
+        // cheaply. Past the share the user's tokens until now are refused by their one entry
+        // instead of one more per grant.
+        const within =
+          counted.delete(grantId) ||
+          accountId === undefined ||
+          (await o.revocations.spend(accountId))
+        if (within) await o.revocations.revokeGrant(grantId)
+        else await o.revocations.revokeSubject(accountId!)
         o.audit.record({
           sub: accountId ?? '',
           iss: issuer,
@@ -155,7 +167,9 @@ export async function startBroker(o: {
           method: 'oauth/revoke',
           decision: 'deny',
           rule: 'authorization server',
-          outcome: `grant ${grantId.slice(0, 8)} revoked; its access tokens are refused`,
+          outcome: within
+            ? `grant ${grantId.slice(0, 8)} revoked; its access tokens are refused`
+            : `grant ${grantId.slice(0, 8)} revoked past the user's share of revocations; every access token of theirs until now is refused`,
         })
       },
     }),
@@ -169,6 +183,7 @@ export async function startBroker(o: {
     clockTolerance: config.auth.clockTolerance,
     retryAfter: broker.accessTokenTtl,
     audit: o.audit,
+    counted,
   })
 
   const routes = new Hono()

@@ -56,6 +56,11 @@ export interface ProviderDeps {
   grantTag: (grantId: string) => string
   /** Told of every grant revoked, by any path (see AdapterOptions.grantRevoked). */
   grantRevoked: AdapterOptions['grantRevoked']
+  /**
+   * Grants whose revocation is not counted against the user's share when listed: counted at
+   * /revoke already, or refused at a re-check (the broker's own doing; the user is signed out).
+   */
+  uncounted?: Set<string>
   /** Who may revoke a refresh token at /revoke (revoke-access.ts revocationPolicy). */
   revocationAllowed?: NonNullable<RevocationFeature['allowedPolicy']>
 }
@@ -253,7 +258,10 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       if (account === undefined) {
         // The upstream no longer vouches for the user: the grant being refreshed ends with it.
         const grantId = ctx.oidc.entities.RefreshToken?.grantId
-        if (grantId) await revokeGrant(ctx, grantId)
+        if (grantId) {
+          d.uncounted?.add(grantId)
+          await revokeGrant(ctx, grantId)
+        }
         d.onRevoked?.(sub, 'the upstream refused the user at re-check')
         return undefined
       }

@@ -16,15 +16,21 @@ const SPENT = Symbol('revocations spent')
  * and 200 for an invalid one would tell a client which tokens are valid (§2.2 answers invalid
  * ones with 200 for that reason). A grant revocation counts against the user's share, as an
  * access token's does: past it nothing is revoked and {@link revokeAccessTokens} answers 503.
+ * `counted`: grants counted here, which the broker's listing (grantRevoked) then counts no more.
  */
 export function revocationPolicy(
   revocations: Pick<RevocationList, 'spend'>,
+  counted: Set<string>,
 ): (ctx: KoaContextWithOIDC, client: Client, token: { clientId?: string }) => Promise<boolean> {
   return async (ctx, client, token) => {
     if (token.clientId !== client.clientId) return false
-    const { kind, accountId } = token as Partial<RefreshToken>
+    const { kind, accountId, grantId } = token as Partial<RefreshToken>
     if (kind !== 'RefreshToken') return true
-    if (await revocations.spend(accountId ?? '')) return true
+    if (await revocations.spend(accountId ?? '')) {
+      // The grant is revoked next in this request: its listing must not count it again.
+      if (grantId) counted.add(grantId)
+      return true
+    }
     ;(ctx.state as Record<symbol, unknown>)[SPENT] = accountId ?? ''
     return false
   }
@@ -50,6 +56,8 @@ export function revokeAccessTokens(
     /** Seconds a client refused for too many revocations is told to wait (the token lifetime). */
     retryAfter: number
     audit: AuditLog
+    /** The grants {@link revocationPolicy} counted: forgotten once their request is answered. */
+    counted?: Set<string>
   },
 ): void {
   const record = (sub: string, clientId: string, outcome: string) =>
@@ -73,7 +81,13 @@ export function revokeAccessTokens(
     }
   }
   provider.use(async (koa, next) => {
-    await next()
+    try {
+      await next()
+    } finally {
+      // Listed by now, or not at all (its grant record gone): nothing will look for it again.
+      const grantId = (koa as KoaContextWithOIDC).oidc?.entities?.RefreshToken?.grantId
+      if (grantId) o.counted?.delete(grantId)
+    }
     const ctx = koa as KoaContextWithOIDC
     if (ctx.oidc?.route !== 'revocation') return
     const client = ctx.oidc.client

@@ -26,10 +26,13 @@ export type Refusal = PolicyRefusal | RateLimited
 /** The tool a task of the caller's session runs, when the session saw it created. */
 export type TaskTool = (taskId: unknown) => string | undefined
 
-/** Task requests that hand out what a task's tool produced (its status message, its result). */
-const TASK_READS: ReadonlySet<string> = new Set(['tasks/get', 'tasks/result'])
+/**
+ * Task requests that hand out what a task's tool produced (its status message, its result):
+ * a cancel answers with the task too, and ends it.
+ */
+const TASK_READS: ReadonlySet<string> = new Set(['tasks/get', 'tasks/result', 'tasks/cancel'])
 
-/** Whether a message asks for a task's status or result (its session's task book decides it). */
+/** Whether a message names a task of its session (its session's task book decides it). */
 export function readsTask(m: Envelope): m is Extract<Envelope, { kind: 'request' }> {
   return m.kind === 'request' && TASK_READS.has(m.method)
 }
@@ -220,6 +223,8 @@ function decideMessage(
     // denied (or a scope withdrawn) after the task began withholds what it produced.
     if (!readsTask(m) || taskTool === undefined) return { decision }
     const tool = taskTool(m.params?.taskId)
+    // A cancel of a task the session does not know reaches only the session's own process.
+    if (tool === undefined && m.method === 'tasks/cancel') return { decision }
     // A task the session forgot (past its cap) or never saw created: which tool it runs is not
     // known, so no rule can allow it. Closed: refused, whatever tools the caller may use.
     if (tool === undefined)
