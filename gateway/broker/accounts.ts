@@ -113,15 +113,13 @@ export class Accounts {
     sub: string,
     issuedAt?: number,
   ): Promise<{ account: Account | undefined; outcome: RecheckOutcome }> {
-    const [value, out] = await this.o.store.getMany([accountKey(sub), signedOutKey(sub)])
-    if (value === undefined || (out !== undefined && (issuedAt ?? 0) <= Number(out)))
-      return { account: undefined, outcome: 'revoked' }
-    const account = JSON.parse(value) as Account
+    const account = await this.unlessSignedOut(sub, issuedAt)
+    if (account === undefined) return { account: undefined, outcome: 'revoked' }
     if (this.now() - account.checkedAt < this.o.recheckInterval)
       return { account, outcome: 'fresh' }
     return this.o.withLock(`broker:recheck:${sub}`, async () => {
-      // Another replica may have re-checked while this one waited.
-      const current = await this.find(sub)
+      // Another replica may have re-checked (or signed the user out) while this one waited.
+      const current = await this.unlessSignedOut(sub, issuedAt)
       if (current === undefined) return { account: undefined, outcome: 'revoked' as const }
       if (this.now() - current.checkedAt < this.o.recheckInterval)
         return { account: current, outcome: 'fresh' as const }
@@ -146,6 +144,14 @@ export class Accounts {
         return { account: undefined, outcome: 'revoked' as const }
       }
     })
+  }
+
+  /** The account, unless there is none or the grant (first issued at `issuedAt`) predates a sign-out. */
+  private async unlessSignedOut(sub: string, issuedAt?: number): Promise<Account | undefined> {
+    const [value, out] = await this.o.store.getMany([accountKey(sub), signedOutKey(sub)])
+    if (value === undefined || (out !== undefined && (issuedAt ?? 0) <= Number(out)))
+      return undefined
+    return JSON.parse(value) as Account
   }
 
   /**
