@@ -73,23 +73,21 @@ export function createAuthenticator(
   // have moved on to new ones would otherwise fill it to tokenCacheMax and hold it there. At
   // most once per tokenCacheTtl, a miss sweeps out every expired entry first (no timer).
   let sweptAt = now()
-  // A client sends one Authorization header with many requests: it is parsed and its token
-  // hashed once, not per request (most of a cache hit's cost). Only the last one is kept.
-  let last: { header: string; token: string; key: string } | undefined
-  const read = (header: string | null | undefined) => {
-    if (last === undefined || header !== last.header) {
-      const token = parseBearer(header)
-      const key = cache ? createHash('sha256').update(token).digest('base64url') : ''
-      last = { header: header!, token, key }
-    }
-    return last
+  // A client sends one token with many requests: its key is hashed once, not per request
+  // (the hash was most of a cache hit's cost). Only the last token's is kept.
+  let last = { token: '', key: '' }
+  const keyOf = (token: string) => {
+    if (token !== last.token)
+      last = { token, key: createHash('sha256').update(token).digest('base64url') }
+    return last.key
   }
   return {
     get cached() {
       return cache?.size
     },
     async authenticate(authorization, audiences) {
-      const { token, key } = read(authorization)
+      const token = parseBearer(authorization)
+      const key = cache ? keyOf(token) : ''
       let verified = cache?.get(key)
       if (verified === undefined) {
         const payload = await verifyAccessToken(token, options)
