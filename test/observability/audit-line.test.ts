@@ -78,6 +78,17 @@ describe('audit line to stdout (the main logger stream)', () => {
     assert.ok(out.lines[0]!.includes('"sub":"a\\ud800b"'))
   })
 
+  it('pretty format: the readable line is the one pino makes', () => {
+    const out = capture()
+    const o = { level: 'info', bufferBytes: 0, flushInterval: 1000, format: 'pretty' as const }
+    const main = createLogger(o, out)
+    createAuditLog('stdout', main).record(cases[7]!.event)
+    main.child({ log: 'audit' }, { level: 'info' }).info(cases[7]!.event, 'audit')
+    const clock = /\d\d:\d\d:\d\d\.\d+/
+    assert.equal(out.lines[0]!.replace(clock, 'T'), out.lines[1]!.replace(clock, 'T'))
+    assert.match(out.lines[0]!, /GITHUB_TOKEN/)
+  })
+
   it('shares the main stream: lines keep the order they were written in', () => {
     const out = capture()
     const main = createLogger({ level: 'info', bufferBytes: 0, flushInterval: 1000 }, out)
