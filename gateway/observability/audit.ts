@@ -53,7 +53,7 @@ export function createAuditLog(
     const stream = m[pino.symbols.streamSym] as DestinationStream
     const line = auditLine({
       head: (m[pino.symbols.lsCacheSym] as Record<number, string>)[INFO]!,
-      time: m[pino.symbols.timeSym] as () => string,
+      time: sameMs(m[pino.symbols.timeSym] as () => string),
       bindings: `${m[pino.symbols.chindingsSym] as string},"log":"audit"`,
       end: m[pino.symbols.endSym] as string,
     })
@@ -64,7 +64,7 @@ export function createAuditLog(
     pino.destination({ dest: target === 'stderr' ? 2 : target, sync: false, mkdir: true })
   const line = auditLine({
     head: '{"level":"info"',
-    time: pino.stdTimeFunctions.isoTime,
+    time: sameMs(pino.stdTimeFunctions.isoTime),
     bindings: ',"service":"mcp-edge","log":"audit"',
     end: '}\n',
   })
@@ -72,6 +72,24 @@ export function createAuditLog(
     record: (event) => dest.write(line(event)),
     // As pino's flush: with a callback (sonic-boom then waits for the file's fsync).
     flush: () => (dest as { flush?: (cb: () => void) => void }).flush?.(() => {}),
+  }
+}
+
+/**
+ * pino's ISO time made once per millisecond (a busy gateway writes several lines in one);
+ * any other time function as it is.
+ */
+function sameMs(time: () => string): () => string {
+  if (time !== pino.stdTimeFunctions.isoTime) return time
+  let ms = Number.NaN
+  let text = ''
+  return () => {
+    const now = Date.now()
+    if (now !== ms) {
+      ms = now
+      text = `,"time":"${new Date(now).toISOString()}"`
+    }
+    return text
   }
 }
 

@@ -135,3 +135,24 @@ describe('audit line to a destination of its own (stderr, a file)', () => {
     assert.deepEqual(out.lines, [])
   })
 })
+
+describe('audit line time', () => {
+  it("is the clock's, to the millisecond, in every line (mocked clock)", (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: Date.parse('2026-01-02T03:04:05.006Z') })
+    const out = capture()
+    const main = createLogger({ level: 'info', bufferBytes: 0, flushInterval: 1000 }, out)
+    const own = capture()
+    const audits = [createAuditLog('stdout', main), createAuditLog('/unused', main, own)]
+    const times: string[] = []
+    for (const step of [0, 0, 1, 999, 0, 86_400_000]) {
+      t.mock.timers.tick(step)
+      for (const a of audits) a.record(base)
+      times.push(new Date(Date.now()).toISOString())
+    }
+    for (const lines of [out.lines, own.lines])
+      assert.deepEqual(
+        lines.map((l) => JSON.parse(l).time),
+        times,
+      )
+  })
+})
