@@ -73,13 +73,21 @@ export function createAuthenticator(
   // have moved on to new ones would otherwise fill it to tokenCacheMax and hold it there. At
   // most once per tokenCacheTtl, a miss sweeps out every expired entry first (no timer).
   let sweptAt = now()
+  // A client sends one token with many requests: its key is hashed once, not per request
+  // (the hash was most of a cache hit's cost). Only the last token's is kept.
+  let last = { token: '', key: '' }
+  const keyOf = (token: string) => {
+    if (token !== last.token)
+      last = { token, key: createHash('sha256').update(token).digest('base64url') }
+    return last.key
+  }
   return {
     get cached() {
       return cache?.size
     },
     async authenticate(authorization, audiences) {
       const token = parseBearer(authorization)
-      const key = cache ? createHash('sha256').update(token).digest('base64url') : ''
+      const key = cache ? keyOf(token) : ''
       let verified = cache?.get(key)
       if (verified === undefined) {
         const payload = await verifyAccessToken(token, options)

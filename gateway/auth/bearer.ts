@@ -10,6 +10,7 @@ const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
  * @throws AuthError `missing_token` (no header, or another scheme), `invalid_request` (malformed)
  */
 export function parseBearer(header: string | null | undefined): string {
+  if (last !== undefined && header === last.header) return last.token
   if (header === null || header === undefined || header.trim() === '') {
     throw new AuthError('missing_token', 'no access token was sent')
   }
@@ -25,5 +26,12 @@ export function parseBearer(header: string | null | undefined): string {
       'the Authorization header must be "Bearer <token>", sent once',
     )
   }
+  last = { header, token }
   return token
 }
+
+/**
+ * The last header that parsed, and its token: a client sends one header with many requests,
+ * and each is read twice (to authenticate, and as the caller's bearer for credential exchange).
+ */
+let last: { header: string; token: string } | undefined

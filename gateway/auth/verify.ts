@@ -80,7 +80,8 @@ export function checkAudience(aud: JWTPayload['aud'], expected: readonly string[
   if (got.length === 0) throw new AuthError('wrong_audience', 'the token has no audience')
   let want = canonicalSets.get(expected)
   if (want === undefined) canonicalSets.set(expected, (want = new Set(expected.map(canonical))))
-  if (!got.some((a) => typeof a === 'string' && want.has(canonical(a)))) {
+  // An audience already in canonical form (the usual case) is found without rewriting it.
+  if (!got.some((a) => typeof a === 'string' && (want.has(a) || want.has(canonical(a))))) {
     throw new AuthError('wrong_audience', 'the token was issued for another resource')
   }
 }

@@ -98,8 +98,15 @@ function taskOf(
  * two (iss, sub) pairs share a key, whatever characters they hold.
  */
 export function ownerKey(p: Pick<Principal, 'iss' | 'sub'>): string {
-  return JSON.stringify([p.iss, p.sub])
+  // A verified token's principal is one object for as long as the token is cached: its key is
+  // encoded once, not on every request that finds its session.
+  let key = owners.get(p)
+  if (key === undefined || key.iss !== p.iss || key.sub !== p.sub)
+    owners.set(p, (key = { iss: p.iss, sub: p.sub, key: JSON.stringify([p.iss, p.sub]) }))
+  return key.key
 }
+
+const owners = new WeakMap<object, { iss: string; sub: string; key: string }>()
 
 /**
  * One MCP session: an SDK Streamable HTTP server transport facing the client, relaying raw
@@ -463,11 +470,15 @@ export class Session implements GatedSession {
           req.principal,
           this.tasks.toolOf,
         )
-        if (result !== m.result) outcome = listOutcome(m.result, result)
-        message = { ...message, result } as JSONRPCMessage
+        if (result !== m.result) {
+          outcome = listOutcome(m.result, result)
+          message = { ...message, result } as JSONRPCMessage
+        }
       }
-      this.audit(req, outcome)
+      // The reply goes first, its audit line after: the line is not on the client's path.
+      const end = performance.now()
       this.send(message)
+      this.audit(req, outcome, end)
       req.decided?.span?.end(outcomeOf(m))
       return
     }
@@ -511,13 +522,18 @@ export class Session implements GatedSession {
     sendSafely(this.transport, message, relatedRequestId, this.o.log)
   }
 
-  private audit(req: InFlight, outcome: AuditOutcome): void {
+  /** `end`: when the server's reply came, if it is not now. */
+  private audit(req: InFlight, outcome: AuditOutcome, end?: number): void {
     if (req.decided === undefined || this.o.audit === undefined) return
     auditAllowed(this.o.audit, this.o.metrics, {
-      ...req,
-      decided: req.decided,
+      principal: req.principal,
       server: this.server,
+      method: req.method,
+      decided: req.decided,
+      start: req.start,
+      end,
       outcome,
+      credentials: req.credentials,
     })
   }
 

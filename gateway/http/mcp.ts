@@ -121,7 +121,7 @@ function serverHandler(d: McpEndpointDeps) {
       const notServed = edgeRefusal(c, d.config.limits.maxBodyBytes)
       if (notServed) return notServed
       const principal = await authenticated(trace, () =>
-        d.authenticator.authenticate(c.req.header('authorization'), d.resources.audiences(server)),
+        d.authenticator.authenticate(authorizationOf(c), d.resources.audiences(server)),
       )
       const sessionId = c.req.header('mcp-session-id')
       const policy = d.policy.current
@@ -304,10 +304,7 @@ function endpointHandler(d: McpEndpointDeps) {
       const notServed = edgeRefusal(c, d.config.limits.maxBodyBytes)
       if (notServed) return notServed
       const principal = await authenticated(trace, () =>
-        d.authenticator.authenticate(
-          c.req.header('authorization'),
-          d.resources.endpointAudiences(name),
-        ),
+        d.authenticator.authenticate(authorizationOf(c), d.resources.endpointAudiences(name)),
       )
       const sessions = d.endpointSessions!
       const sessionId = c.req.header('mcp-session-id')
@@ -522,13 +519,24 @@ export function requestOf(c: Context): SessionRequest {
   return { method: c.req.method, header: (name) => c.req.header(name) }
 }
 
+/** Each request's Authorization header, read once (authentication, then the caller's bearer). */
+const authorizations = new WeakMap<Context, string | undefined>()
+
+/** The request's Authorization header (the framework's lookup checks the whole value each time). */
+function authorizationOf(c: Context): string | undefined {
+  if (authorizations.has(c)) return authorizations.get(c)
+  const header = c.req.header('authorization')
+  authorizations.set(c, header)
+  return header
+}
+
 /**
  * The request's bearer token (already verified), for a credential exchange at the IdP; never
  * handed to a process. Undefined without one (--insecure-no-auth).
  */
 export function bearerOf(c: Context): string | undefined {
   try {
-    return parseBearer(c.req.header('authorization'))
+    return parseBearer(authorizationOf(c))
   } catch {
     return undefined
   }

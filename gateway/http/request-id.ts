@@ -34,11 +34,29 @@ export function requestId(log: Logger, trusted: TrustedPeer) {
     const forwarded = viaProxy ? clientAddress(c.req.header('x-forwarded-for'), trusted) : undefined
     c.set('requestId', id)
     c.set('clientIp', forwarded || peer)
-    c.set('log', log.child({ req: id, ip: forwarded || peer }))
+    c.set('log', requestLogger(log, { req: id, ip: forwarded || peer }))
     c.set('replyHeaders', { 'x-request-id': id })
     await next()
     if (!alreadySent(c.res)) c.res.headers.set('x-request-id', id)
   }
+}
+
+/**
+ * The request's child logger, made on first use: a pino child costs its bindings'
+ * serialization and redaction, and an answered request logs nothing. Whether a level is
+ * enabled is the parent's answer until then (a child starts at its parent's level).
+ */
+function requestLogger(parent: Logger, bindings: { req: string; ip: string | undefined }): Logger {
+  let made: Logger | undefined
+  return new Proxy({} as Logger, {
+    get(_, key) {
+      if (made === undefined && key === 'isLevelEnabled')
+        return (level: string) => parent.isLevelEnabled(level)
+      made ??= parent.child(bindings)
+      const value = Reflect.get(made, key, made) as unknown
+      return typeof value === 'function' ? value.bind(made) : value
+    },
+  })
 }
 
 /**

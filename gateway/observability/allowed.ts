@@ -1,7 +1,7 @@
 import type { Principal } from '../auth/principal.js'
 import type { Decided } from '../policy/decided.js'
 import { ruleOf } from '../policy/decided.js'
-import type { AuditLog } from './audit.js'
+import type { AuditEvent, AuditLog } from './audit.js'
 import type { Metrics } from './metrics.js'
 
 /**
@@ -75,6 +75,8 @@ export function auditAllowed(
     method: string
     decided: Decided
     start: number
+    /** When the reply came (performance.now()), if it is not now. */
+    end?: number
     outcome: AuditOutcome
     /** Which credentials the process acted with: names and sources, never a value. */
     credentials?: readonly { variable: string; source: 'secret' | 'exchange' | 'upstreamToken' }[]
@@ -82,7 +84,7 @@ export function auditAllowed(
 ): void {
   const decision = e.outcome.kind === 'filtered' ? 'filter' : 'allow'
   metrics?.decisions.inc({ server: e.server, decision })
-  audit.record({
+  const event: AuditEvent = {
     sub: e.principal.sub,
     iss: e.principal.iss,
     clientId: e.principal.clientId,
@@ -91,13 +93,13 @@ export function auditAllowed(
     name: e.decided.name,
     decision,
     rule: ruleOf(e.decided.decision),
-    durationMs: +(performance.now() - e.start).toFixed(2),
+    durationMs: +((e.end ?? performance.now()) - e.start).toFixed(2),
     outcome: outcomeText(e.outcome),
-    // "credential X supplied from source Y": names and sources, never a value.
-    ...(e.credentials && e.credentials.length > 0
-      ? { credentials: e.credentials.map((c) => ({ name: c.variable, source: c.source })) }
-      : {}),
-  })
+  }
+  // "credential X supplied from source Y": names and sources, never a value.
+  if (e.credentials && e.credentials.length > 0)
+    event.credentials = e.credentials.map((c) => ({ name: c.variable, source: c.source }))
+  audit.record(event)
 }
 
 /**

@@ -35,6 +35,12 @@ export interface AuditLog {
  * Creates the audit log: JSON lines with `"log":"audit"`, to stdout (through the main
  * logger's stream, so lines never interleave), stderr or a file (appended), or nowhere with
  * `off`. Always at level info, whatever the main log level.
+ *
+ * A line is the one pino writes for `logger.info(event, 'audit')` (level, time, bindings,
+ * the event's fields in order, message), built here with one `JSON.stringify` of the event: a
+ * pino call ran the main logger's redaction over every field, and an event carries no
+ * credential (names and sources only), so there is nothing to redact. Test:
+ * test/observability/audit-line.test.ts holds the lines to pino's.
  */
 export function createAuditLog(
   target: string,
@@ -43,23 +49,64 @@ export function createAuditLog(
 ): AuditLog {
   if (target === 'off') return { record() {}, flush() {} }
   if (target === 'stdout' && destination === undefined) {
-    const logger = main.child({ log: 'audit' }, { level: 'info' })
-    return { record: (event) => logger.info(event, 'audit'), flush: () => logger.flush() }
+    const m = main as unknown as Record<symbol, unknown>
+    const stream = m[pino.symbols.streamSym] as DestinationStream
+    const line = auditLine({
+      head: (m[pino.symbols.lsCacheSym] as Record<number, string>)[INFO]!,
+      time: sameMs(m[pino.symbols.timeSym] as () => string),
+      bindings: `${m[pino.symbols.chindingsSym] as string},"log":"audit"`,
+      end: m[pino.symbols.endSym] as string,
+    })
+    return { record: (event) => stream.write(line(event)), flush: () => main.flush() }
   }
   const dest =
     destination ??
     pino.destination({ dest: target === 'stderr' ? 2 : target, sync: false, mkdir: true })
-  const logger = pino(
-    {
-      level: 'info',
-      base: { service: 'mcp-edge', log: 'audit' },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    dest,
-  )
+  const line = auditLine({
+    head: '{"level":"info"',
+    time: sameMs(pino.stdTimeFunctions.isoTime),
+    bindings: ',"service":"mcp-edge","log":"audit"',
+    end: '}\n',
+  })
   return {
-    record: (event) => logger.info(event, 'audit'),
-    flush: () => logger.flush(),
+    record: (event) => dest.write(line(event)),
+    // As pino's flush: with a callback (sonic-boom then waits for the file's fsync).
+    flush: () => (dest as { flush?: (cb: () => void) => void }).flush?.(() => {}),
+  }
+}
+
+/**
+ * pino's ISO time made once per millisecond (a busy gateway writes several lines in one);
+ * any other time function as it is.
+ */
+function sameMs(time: () => string): () => string {
+  if (time !== pino.stdTimeFunctions.isoTime) return time
+  let ms = Number.NaN
+  let text = ''
+  return () => {
+    const now = Date.now()
+    if (now !== ms) {
+      ms = now
+      text = `,"time":"${new Date(now).toISOString()}"`
+    }
+    return text
+  }
+}
+
+/** pino's level number for info. */
+const INFO = 30
+
+/** Makes audit lines from pino's parts: `head` (level), `time`, `bindings`, `end`. */
+function auditLine(p: {
+  head: string
+  time: () => string
+  bindings: string
+  end: string
+}): (event: AuditEvent) => string {
+  const { head, time, bindings, end } = p
+  return (event) => {
+    // The event's fields as pino writes them (undefined left out, non-finite numbers null).
+    const fields = JSON.stringify(event)
+    return `${head}${time()}${bindings},${fields.slice(1, -1)},"msg":"audit"${end}`
   }
 }

@@ -1,6 +1,6 @@
 import { claimValues, type Principal } from '../auth/principal.js'
 import type { ScopeHierarchy } from './implies.js'
-import type { Conditions, Feature, Policy, Rule, Source } from './policy.js'
+import type { Conditions, Feature, Policy, Rule, ServerPolicy, Source } from './policy.js'
 import { scopesOfRoles } from './role-scopes.js'
 import { stepUpScopes } from './step-up.js'
 
@@ -111,12 +111,25 @@ function impliedBy(
   return out
 }
 
+/** A principal's access decisions under a policy, by server (cached per principal and policy). */
+const accessCache = new WeakMap<Principal, { policy: Policy; byServer: Map<string, Decision> }>()
+
 /** May this principal open a session on (or keep using) `server`? */
 export function decideAccess(policy: Policy, principal: Principal, server: string): Decision {
   const sp = policy.servers.get(server)
   // No policy for the server: nothing is allowed there.
   if (sp === undefined)
     return { effect: 'deny', reason: `no policy for server ${server}`, source: undefined }
+  // Asked on every request: a decision depends only on the policy, the principal (one object
+  // while its token is cached) and the server, so it is made once (the policy's servers bound it).
+  let hit = accessCache.get(principal)
+  if (hit?.policy !== policy) accessCache.set(principal, (hit = { policy, byServer: new Map() }))
+  let decision = hit.byServer.get(server)
+  if (decision === undefined) hit.byServer.set(server, (decision = accessOf(policy, principal, sp)))
+  return decision
+}
+
+function accessOf(policy: Policy, principal: Principal, sp: ServerPolicy): Decision {
   const grants = grantsOf(policy, principal)
   const missing = policy.implies.withoutImplied(sp.access.filter((s) => !grants.has(s)))
   // The server's access scopes are missing: step up to them.

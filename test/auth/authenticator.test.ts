@@ -163,6 +163,29 @@ describe('createAuthenticator: the verified-token cache', () => {
     assert.equal(await fetchesOf(() => auth.authenticate(b, [ECHO])), 1)
   })
 
+  test('the last header read is never taken for another (alternating, malformed, missing)', async (t) => {
+    const auth = authenticator(t)
+    const [a, b] = [await bearer({ sub: 'a' }), await bearer({ sub: 'b' })]
+    const steps: { header: string | undefined; sub?: string; code?: string }[] = [
+      { header: a, sub: 'a' },
+      { header: a, sub: 'a' },
+      { header: b, sub: 'b' },
+      { header: a, sub: 'a' },
+      { header: `${a}x`, code: 'bad_signature' },
+      { header: a.replace('Bearer ', 'Basic '), code: 'missing_token' },
+      { header: '', code: 'missing_token' },
+      { header: undefined, code: 'missing_token' },
+      { header: a, sub: 'a' },
+      { header: `Bearer ${a.slice(7)} `, sub: 'a' },
+      { header: b, sub: 'b' },
+    ]
+    for (const s of steps) {
+      const run = auth.authenticate(s.header, [ECHO])
+      if (s.code) await rejectsWith(run, s.code)
+      else assert.equal((await run).sub, s.sub)
+    }
+  })
+
   test('the audience is checked on a cache hit', async (t) => {
     const auth = authenticator(t)
     const header = await bearer()

@@ -54,3 +54,25 @@ for (const c of cases) {
     )
   })
 }
+
+// parseBearer remembers the last header that parsed: every case again, each right after a
+// valid header (so a refusal is never answered from the remembered one), and each twice.
+test('parseBearer: each case after a valid header, and twice in a row', () => {
+  for (const c of cases) {
+    for (const before of [`Bearer ${JWT}`, c.input]) {
+      try {
+        parseBearer(before)
+      } catch {}
+      for (let i = 0; i < 2; i++) {
+        const want = c.expect
+        if (typeof want === 'string') assert.equal(parseBearer(c.input), want, c.name)
+        else
+          assert.throws(
+            () => parseBearer(c.input),
+            (err: unknown) => err instanceof AuthError && err.code === want.code,
+            c.name,
+          )
+      }
+    }
+  }
+})

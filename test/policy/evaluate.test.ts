@@ -261,6 +261,34 @@ describe('decideAccess', () => {
       assert.deepEqual(shape(decideAccess(policy, c.who, c.server), c.expect), c.expect)
     })
   }
+
+  // Decisions are kept per principal and policy: a reloaded policy, another server or another
+  // principal is decided again, never answered from what one of the others was told.
+  test('a reloaded policy decides again for the same principal', async () => {
+    const p = who([], ['viewer'])
+    assert.equal(decideAccess(policy, p, 's').effect, 'allow')
+    const stricter = loadPolicy(
+      await tmp.file('stricter.yaml', POLICY.replace('access: [mcp:read]', 'access: [mcp:write]')),
+    )
+    assert.equal(decideAccess(stricter, p, 's').effect, 'challenge')
+    assert.equal(decideAccess(policy, p, 's').effect, 'allow')
+    assert.equal(decideAccess(stricter, p, 'open').effect, 'allow')
+    assert.equal(decideAccess(stricter, p, 'nope').effect, 'deny')
+  })
+
+  test('each principal and server has its own decision', () => {
+    const [a, b] = [who([], ['viewer'], 'a'), who([], [], 'b')]
+    const steps: [Principal, string, string][] = [
+      [a, 's', 'allow'],
+      [b, 's', 'challenge'],
+      [a, 's', 'allow'],
+      [b, 'open', 'allow'],
+      [b, 's', 'challenge'],
+      [a, 'nope', 'deny'],
+    ]
+    for (const [p, server, effect] of steps)
+      assert.equal(decideAccess(policy, p, server).effect, effect, `${p.sub} on ${server}`)
+  })
 })
 
 describe('grantsOf', () => {
