@@ -11,6 +11,7 @@ import { type LaneSet, take } from './lane-set.js'
 import { type ProcessSource, startLaneProcess } from './lane-start.js'
 import type { LaneWaiters } from './lane-waiters.js'
 import { ownerKey } from './session.js'
+import type { GoneSignal } from './gone.js'
 
 /** A lane held for a request: `holder` gives it back (`release`). */
 export interface Lease {
@@ -28,7 +29,7 @@ export interface LeaseAsk {
   /** When the HTTP request arrived. */
   accepted: number
   /** The client's going away, which cancels the lease. */
-  signal?: AbortSignal
+  signal?: GoneSignal
   credentials?: ResolvedCredentials
 }
 

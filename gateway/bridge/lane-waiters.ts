@@ -1,4 +1,5 @@
 import { HELD, type Lane, type LaneUser } from './lane.js'
+import type { GoneSignal } from './gone.js'
 
 /** A request waiting for a lane of `key`: woken to look again, or handed a lane. */
 interface Waiter {
@@ -54,7 +55,7 @@ export class LaneWaiters {
     key: string,
     holder: LaneUser,
     ms: number,
-    signal: AbortSignal | undefined,
+    signal: GoneSignal | undefined,
   ): Promise<Lane | undefined> {
     const pair = `${server}\n${owner}`
     const waiting = this.waiting

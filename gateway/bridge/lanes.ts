@@ -13,6 +13,7 @@ import { laneKey, type ProcessSource } from './lane-start.js'
 import { LaneWaiters } from './lane-waiters.js'
 import { drain, startReaper, type Reaper } from './lifecycle.js'
 import { ownerKey } from './session.js'
+import type { GoneSignal } from './gone.js'
 
 export type { Lease } from './lane-leases.js'
 export type { ProcessSource } from './lane-start.js'
@@ -164,7 +165,7 @@ export class LanePool implements Holders {
    */
   lease(
     server: string,
-    caller: { principal: Principal; log: Logger; accepted: number; signal?: AbortSignal },
+    caller: { principal: Principal; log: Logger; accepted: number; signal?: GoneSignal },
     credentials?: ResolvedCredentials,
     plain = false,
   ): Promise<Lease> {

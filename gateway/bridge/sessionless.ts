@@ -24,6 +24,7 @@ import {
   modernError,
 } from './modern-wire.js'
 import { ownerKey, type ResultFilter } from './session.js'
+import type { GoneSignal } from './gone.js'
 
 /** What the sessionless engine needs. */
 export interface SessionlessDeps {
@@ -46,7 +47,7 @@ export interface Caller {
   /** When the HTTP request arrived (Date.now()): one accepted before shutdown is still served. */
   accepted: number
   /** Aborted when the client is gone: the request is cancelled and its lane released. */
-  signal: AbortSignal
+  signal: GoneSignal
   /** The verified bearer token, for a credential exchange at the IdP only. */
   bearer: string | undefined
 }

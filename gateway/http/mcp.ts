@@ -1,8 +1,4 @@
-import {
-  classifyInboundRequest,
-  type InboundLegacyRoute,
-  PROTOCOL_VERSION_META_KEY,
-} from '@modelcontextprotocol/server'
+import type { classifyInboundRequest } from '@modelcontextprotocol/server'
 import type { Context } from 'hono'
 import type { Authenticator } from '../auth/authenticator.js'
 import { parseBearer } from '../auth/bearer.js'
@@ -10,7 +6,7 @@ import type { Resources } from '../auth/resources.js'
 import type { Aggregate } from '../bridge/aggregate.js'
 import type { AggregateSessions } from '../bridge/aggregate-sessions.js'
 import { BridgeError } from '../bridge/errors.js'
-import { envelope, type Envelope, isObject, type RequestId } from '../bridge/jsonrpc.js'
+import { envelope, type Envelope, type RequestId } from '../bridge/jsonrpc.js'
 import type { SessionRegistry } from '../bridge/registry.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { GatewayError } from '../errors.js'
@@ -22,6 +18,7 @@ import type { Metrics } from '../observability/metrics.js'
 import { NO_HTTP_TRACE, type HttpTrace, type Tracing } from '../observability/tracing.js'
 import type { SessionRequest } from '../bridge/stream-transport.js'
 import { readJsonBody } from './body.js'
+import { classify } from './classify.js'
 import { sendReply } from './reply.js'
 import { answeredStatus, errorOutcome, statusOutcome, traceBody } from './traced.js'
 import { routeBody } from './endpoint-route.js'
@@ -440,35 +437,6 @@ function modernGetRefusal(req: Request): Response | undefined {
     'Method not allowed: protocol revision 2026-07-28 has no GET or DELETE',
     { headers: { allow: 'POST' } },
   )
-}
-
-/** The classifier's answer for a single message that cannot be of the 2026-07-28 era. */
-const SESSION_ERA: InboundLegacyRoute = { kind: 'legacy', reason: 'no-claim' }
-
-/**
- * A POST body classified by era with the SDK's dual-era classifier. The classifier reads a
- * body through its schemas; a single message with no 2026-07-28 header and no envelope claim
- * in its `_meta` is of the session era whatever else it holds (malformed or not, the
- * classifier's answer then always sends it to the session path), so it is not run for it.
- */
-function classify(req: Request, body: unknown): ReturnType<typeof classifyInboundRequest> {
-  const h = standardHeaders(req.headers)
-  if (!Array.isArray(body) && !mayBeModern(h.protocolVersion, body)) return SESSION_ERA
-  return classifyInboundRequest({
-    httpMethod: 'POST',
-    protocolVersionHeader: h.protocolVersion,
-    mcpMethodHeader: h.method,
-    mcpNameHeader: h.name,
-    body,
-  })
-}
-
-/** A 2026-07-28 (or later) header, or an envelope claim (`_meta` naming a protocol version). */
-export function mayBeModern(header: string | undefined, body: unknown): boolean {
-  if (header !== undefined && header.trim() >= MODERN_PROTOCOL_VERSION) return true
-  const params = isObject(body) ? body.params : undefined
-  const meta = isObject(params) ? params._meta : undefined
-  return isObject(meta) && PROTOCOL_VERSION_META_KEY in meta
 }
 
 /**

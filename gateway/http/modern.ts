@@ -18,6 +18,7 @@ import {
 } from '../bridge/modern-wire.js'
 import { envelope, rpcError } from '../bridge/jsonrpc.js'
 import { ownerKey } from '../bridge/session.js'
+import { ClientGone } from '../bridge/gone.js'
 import type { Caller, Sessionless } from '../bridge/sessionless.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { auditAllowed, auditEndpoint, type AuditOutcome } from '../observability/allowed.js'
@@ -34,7 +35,7 @@ import type { RateLimits } from './rate-limit.js'
 import { listenEndpoint } from './endpoint-listen.js'
 import { listenStream } from './listen.js'
 import { headerMismatch, standardHeaders } from './modern-headers.js'
-import { paramHeaderMismatch, paramHeadersOf } from './param-headers.js'
+import { type ParamHeader, paramHeaderMismatch, paramHeadersOf } from './param-headers.js'
 import {
   callOutcomeBody,
   decisionResponse,
@@ -129,14 +130,15 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
       id: message.id,
     })
 
-  const traced = traceBody(r.tracing, r.trace, [envelope(message)], {
+  const messages = [envelope(message)]
+  const traced = traceBody(r.tracing, r.trace, messages, {
     server: r.server,
     principal: r.principal,
     protocolVersion: revision,
   })
   if (r.aggregate) return serveEndpoint(d, r, r.aggregate, message, traced)
 
-  const verdict = await admitBody(d, [envelope(message)], r.principal, r.server, r.policy, traced)
+  const verdict = await admitBody(d, messages, r.principal, r.server, r.policy, traced)
   if (verdict.refused)
     return decisionResponse(verdict.refused.decision, {
       resourceMetadata: r.resourceMetadata,
@@ -286,8 +288,8 @@ async function call(
   const span = decided?.span
   span?.take()
   // Aborted when the client goes: its HTTP request ends, or its event stream is cancelled (one
-  // controller fed by both: AbortSignal.any costs more per request).
-  const gone = new AbortController()
+  // signal fed by both; not an AbortController: each costs more than the rest of the call).
+  const gone = new ClientGone()
   const clientGone = () => gone.abort()
   const reqSignal = r.req.signal
   if (reqSignal.aborted) gone.abort()
@@ -310,7 +312,7 @@ async function call(
   }
   const done = d.engine
     .call(
-      { ...callerOf(r), signal: gone.signal },
+      { ...callerOf(r), signal: gone },
       {
         server,
         message,
@@ -320,7 +322,7 @@ async function call(
         // SEP-2243 Mcp-Param-* headers, checked against the tool's own schema.
         checkArguments: (schemas) =>
           paramHeaderMismatch(
-            paramHeadersOf(schemas.get(String(params.name))),
+            declaredHeaders(schemas.get(String(params.name))),
             params.arguments,
             r.req.headers,
           ),
@@ -349,6 +351,19 @@ async function call(
 }
 
 /**
+ * The `Mcp-Param-*` declarations of a tool's input schema, walked once per schema: the lanes'
+ * catalog keeps one object per tool until the server's tool list changes.
+ */
+function declaredHeaders(schema: unknown): readonly ParamHeader[] {
+  if (typeof schema !== 'object' || schema === null) return paramHeadersOf(schema)
+  let found = DECLARED.get(schema)
+  if (found === undefined) DECLARED.set(schema, (found = paramHeadersOf(schema)))
+  return found
+}
+
+const DECLARED = new WeakMap<object, readonly ParamHeader[]>()
+
+/**
  * A logger made by `make` on first use (a pino child logger costs its bindings' serialization
  * and its redaction set-up, and most sessionless requests log nothing).
  */
@@ -363,8 +378,8 @@ export function lazyLogger(make: () => Logger): Logger {
   })
 }
 
-/** The caller of a request, as the engine sees it. */
-function callerOf(r: ModernRequest): Caller {
+/** The caller of a request, as the engine sees it (an endpoint's routing too). */
+function callerOf(r: ModernRequest): Caller & { signal: AbortSignal } {
   return {
     principal: r.principal,
     bearer: r.bearer,

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { classifyInboundRequest, PROTOCOL_VERSION_META_KEY } from '@modelcontextprotocol/server'
-import { mayBeModern } from '../../gateway/http/mcp.js'
+import { mayBeModern } from '../../gateway/http/classify.js'
 
 const claim = { [PROTOCOL_VERSION_META_KEY]: '2026-07-28' }
 const bodies: [string, unknown][] = [
