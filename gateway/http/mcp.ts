@@ -19,7 +19,7 @@ import { NO_HTTP_TRACE, type HttpTrace, type Tracing } from '../observability/tr
 import type { SessionRequest } from '../bridge/stream-transport.js'
 import { readJsonBody } from './body.js'
 import { classify } from './classify.js'
-import { sendReply } from './reply.js'
+import { clientGone, sendReply } from './reply.js'
 import { answeredStatus, errorOutcome, statusOutcome, traceBody } from './traced.js'
 import { routeBody } from './endpoint-route.js'
 import { admitBody, readsTask } from './decide.js'
@@ -150,10 +150,14 @@ function serverHandler(d: McpEndpointDeps) {
             principal,
             policy,
             route,
-            resourceMetadata: resourceMetadata(),
+            // Built only when an answer names it (most answers do not).
+            get resourceMetadata() {
+              return resourceMetadata()
+            },
             log: lazyLogger(log),
             accepted,
             bearer: bearerOf(c),
+            gone: clientGone(c),
             trace,
             tracing: d.tracing,
             reply: (status, body) => sendReply(c, { kind: 'json', status, headers: {}, body }),
@@ -328,10 +332,14 @@ function endpointHandler(d: McpEndpointDeps) {
             principal,
             policy: d.policy.current,
             route,
-            resourceMetadata: resourceMetadata(),
+            // Built only when an answer names it (most answers do not).
+            get resourceMetadata() {
+              return resourceMetadata()
+            },
             log: lazyLogger(log),
             accepted,
             bearer: bearerOf(c),
+            gone: clientGone(c),
             aggregate: agg,
             trace,
             tracing: d.tracing,

@@ -18,7 +18,7 @@ import {
 } from '../bridge/modern-wire.js'
 import { envelope, rpcError } from '../bridge/jsonrpc.js'
 import { ownerKey } from '../bridge/session.js'
-import { ClientGone } from '../bridge/gone.js'
+import { ClientGone, type GoneSignal } from '../bridge/gone.js'
 import type { Caller, Sessionless } from '../bridge/sessionless.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { auditAllowed, auditEndpoint, type AuditOutcome } from '../observability/allowed.js'
@@ -77,6 +77,11 @@ export interface ModernRequest {
   accepted: number
   /** The verified bearer token, for a credential exchange at the IdP only. */
   bearer?: string
+  /**
+   * The client's going (its connection closed before the answer), fed by Node's response;
+   * default the web request's signal (reading that builds an AbortController per request).
+   */
+  gone?: GoneSignal
   /** Set when the request is for an aggregating endpoint (then `server` is the endpoint's name). */
   aggregate?: Aggregate
   /** The HTTP request's trace (its `auth` step done); a no-op object when tracing is off. */
@@ -291,7 +296,7 @@ async function call(
   // signal fed by both; not an AbortController: each costs more than the rest of the call).
   const gone = new ClientGone()
   const clientGone = () => gone.abort()
-  const reqSignal = r.req.signal
+  const reqSignal = r.gone ?? r.req.signal
   if (reqSignal.aborted) gone.abort()
   else reqSignal.addEventListener('abort', clientGone, { once: true })
   let stream: EventStream | undefined
@@ -312,7 +317,7 @@ async function call(
   }
   const done = d.engine
     .call(
-      { ...callerOf(r), signal: gone },
+      { ...callerOf(r, gone), signal: gone },
       {
         server,
         message,
@@ -379,13 +384,16 @@ export function lazyLogger(make: () => Logger): Logger {
 }
 
 /** The caller of a request, as the engine sees it (an endpoint's routing too). */
-function callerOf(r: ModernRequest): Caller & { signal: AbortSignal } {
+function callerOf<S extends GoneSignal = AbortSignal>(
+  r: ModernRequest,
+  signal?: S,
+): Caller & { signal: S | AbortSignal } {
   return {
     principal: r.principal,
     bearer: r.bearer,
     log: r.log,
     accepted: r.accepted,
-    signal: r.req.signal,
+    signal: signal ?? r.req.signal,
   }
 }
 

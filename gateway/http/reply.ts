@@ -1,6 +1,7 @@
 import { ServerResponse } from 'node:http'
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import type { Context } from 'hono'
+import { ClientGone } from '../bridge/gone.js'
 import type { TransportReply } from '../bridge/stream-transport.js'
 import type { Vars } from './request-id.js'
 
@@ -39,4 +40,20 @@ export function sendReply(c: Context<Vars>, reply: TransportReply): Response {
 /** Whether a handler wrote its response itself (middleware must not touch the shared marker). */
 export function alreadySent(res: Response): boolean {
   return res === RESPONSE_ALREADY_SENT
+}
+
+/**
+ * The client's going, told by Node's response: its connection closed before the response
+ * finished (or the request errored), as @hono/node-server decides for `Request.signal`, without
+ * the AbortController that signal costs each request. Undefined outside Node's server.
+ */
+export function clientGone(c: Context<Vars>): ClientGone | undefined {
+  const res = c.env?.outgoing
+  const req = c.env?.incoming
+  if (!(res instanceof ServerResponse) || req === undefined) return undefined
+  const gone = new ClientGone()
+  res.once('close', () => {
+    if (req.errored || !res.writableFinished) gone.abort()
+  })
+  return gone
 }
