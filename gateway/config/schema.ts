@@ -114,7 +114,7 @@ export const DEFAULT_IDLE_GC_AFTER_MS = 10_000
 /** Quiet time after the last policy file event before a reload, in ms (editors write in bursts). */
 export const DEFAULT_RELOAD_DEBOUNCE_MS = 150
 /** Bytes of log lines gathered before a write to stdout (one write per many lines under load). */
-export const DEFAULT_LOG_BUFFER_BYTES = 4096
+export const DEFAULT_LOG_BUFFER_BYTES = 16 * 1024
 /** Lines waiting in the log buffer are written at the latest after this long, in ms. */
 export const DEFAULT_LOG_FLUSH_MS = 200
 

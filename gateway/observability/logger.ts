@@ -97,6 +97,9 @@ function prettyDestination(to?: DestinationStream): DestinationStream {
  * reader goes would hold the process in its exit handler for good. Here the sync flush is
  * skipped once a write failed, or while a flush has not come back; and EAGAIN then throws.
  */
+/** sonic-boom's default largest single write, in bytes. */
+const SONIC_MAX_WRITE = 16 * 1024
+
 function bufferedStdout(bytes: number, interval: number): DestinationStream {
   let exiting = false
   let failed = false
@@ -105,6 +108,8 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
     dest: 1,
     sync: false,
     minLength: bytes,
+    // sonic-boom refuses a minLength not under maxWrite (16 KiB by default): room for any.
+    maxWrite: Math.max(SONIC_MAX_WRITE, bytes * 2),
     retryEAGAIN: () => !exiting,
   })
   // pino's own listener stops writing on EPIPE; this one remembers any failure.

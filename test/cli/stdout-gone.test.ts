@@ -68,7 +68,10 @@ policies: ${JSON.stringify(POLICIES)}
     await new Promise((r) => reader.on('exit', r))
     // The warm pool is up: the gateway is serving (its handlers installed), with children.
     let kids: number[] = []
-    while ((kids = childrenOf(gateway.pid!)).length < 2) await new Promise((r) => setImmediate(r))
+    while ((kids = childrenOf(gateway.pid!)).length < 2) {
+      assert.equal(gateway.exitCode, null, `the gateway exited before serving: ${stderr}`)
+      await new Promise((r) => setImmediate(r))
+    }
     gateway.kill('SIGTERM')
     assert.equal(await exited, 0, stderr)
     for (const pid of kids) while (alive(pid)) await new Promise((r) => setTimeout(r, 20))
