@@ -601,7 +601,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         await exchange?.close()
         await broker?.close()
         await store?.close()
-        audit.flush()
+        await audit.flush()
         // Last: every session has ended (its duration recorded) and every span with it.
         await tracing.close()
       })()),

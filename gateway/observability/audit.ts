@@ -28,7 +28,8 @@ export interface AuditEvent {
 /** Where audit events go: a dedicated logger, so they can be routed apart from the rest. */
 export interface AuditLog {
   record(event: AuditEvent): void
-  flush(): void
+  /** Resolves once every line recorded so far is written out (or writing failed). */
+  flush(): void | Promise<void>
 }
 
 /**
@@ -68,10 +69,28 @@ export function createAuditLog(
     bindings: ',"service":"mcp-edge","log":"audit"',
     end: '}\n',
   })
+  // sonic-boom writes each line at once but asynchronously, and its flush() returns at once
+  // when nothing is held back: so the lines are counted out, and a flush waits for the count
+  // (a shutdown that exits before the writes land would lose the drain's last lines). A
+  // destination handed in (tests) is not counted. A failed write stays an 'error' event.
+  if (destination !== undefined) return { record: (event) => dest.write(line(event)), flush() {} }
+  let outstanding = 0
+  let waiting: (() => void)[] = []
+  ;(dest as unknown as { on(event: 'write', fn: (n: number) => void): void }).on('write', (n) => {
+    outstanding -= n
+    if (outstanding > 0) return
+    const done = waiting
+    waiting = []
+    for (const wake of done) wake()
+  })
   return {
-    record: (event) => dest.write(line(event)),
-    // As pino's flush: with a callback (sonic-boom then waits for the file's fsync).
-    flush: () => (dest as { flush?: (cb: () => void) => void }).flush?.(() => {}),
+    record: (event) => {
+      const text = line(event)
+      outstanding += Buffer.byteLength(text)
+      dest.write(text)
+    },
+    flush: () =>
+      outstanding <= 0 ? undefined : new Promise<void>((resolve) => waiting.push(resolve)),
   }
 }
 

@@ -112,19 +112,49 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
     maxWrite: Math.max(SONIC_MAX_WRITE, bytes * 2),
     retryEAGAIN: () => !exiting,
   })
+  // Bytes given to the stream and not yet written out (sonic-boom tells each write's count),
+  // and who waits for the next write to come back.
+  let outstanding = 0
+  let onWrite: (() => void)[] = []
+  const wrote = () => {
+    const waiting = onWrite
+    onWrite = []
+    for (const next of waiting) next()
+  }
+  stdout.on('write', (n: number) => {
+    outstanding -= n
+    wrote()
+  })
   // pino's own listener stops writing on EPIPE; this one remembers any failure.
-  stdout.on('error', () => void (failed = true))
+  stdout.on('error', () => {
+    failed = true
+    wrote()
+  })
   const flush = stdout.flush.bind(stdout)
   const flushSync = stdout.flushSync.bind(stdout)
   // Counted only when given a callback: sonic-boom fsyncs a flush that has one, so none is
   // added to a flush asked for without.
+  //
+  // sonic-boom calls a flush back when the write in flight ends with under `minLength` left
+  // (at once when `minLength` is 0), not when nothing is left: a line logged while that write
+  // was out (the shutdown's last lines, the drain's audit lines) would still be buffered when
+  // the exit's flush says done. So a flush goes on until every byte given to the stream has
+  // been written out, or a write failed.
   stdout.flush = (cb?: (err?: Error) => unknown) => {
     if (cb === undefined) return flush()
     pending++
-    flush((err?: Error) => {
+    const settle = (err?: Error | null) => {
+      // A write that failed is an 'error' (failed); an fsync refused (EINVAL on a pipe) is not.
+      if (!failed && outstanding > 0) {
+        onWrite.push(settle)
+        // Lines under minLength wait for a flush: one is sent now (none if one is out).
+        flush()
+        return
+      }
       pending--
-      cb(err)
-    })
+      cb(err ?? undefined)
+    }
+    flush(settle)
   }
   stdout.flushSync = () => {
     exiting = true
@@ -142,6 +172,7 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
   const write = stdout.write.bind(stdout)
   stdout.write = (chunk: string) => {
     dirty = true
+    outstanding += Buffer.byteLength(chunk)
     return write(chunk)
   }
   setInterval(() => {

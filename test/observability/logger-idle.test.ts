@@ -47,3 +47,36 @@ describe('buffered stdout log', () => {
     assert.match(out, /"msg":"one line"/)
   })
 })
+
+// The shutdown's order: the exit's flush is asked for while a write is out, a line is logged
+// in between, and another flush is still pending when the exit's comes back (the audit log's,
+// at gateway close). sonic-boom calls a flush back once the write in flight is done, with the
+// later line still buffered; the exit's sync flush is skipped while another flush is pending.
+const EXIT_CHILD = (bufferBytes: number) => `
+const { createLogger } = await import(${JSON.stringify(LOGGER)})
+const log = createLogger({ level: 'info', bufferBytes: ${bufferBytes}, flushInterval: 60000, format: 'json' })
+log.info('shutting down')
+log.flush(() => process.exit(0))
+log.info('stopped')
+log.flush(() => {})
+`
+
+describe('buffered stdout log at exit', () => {
+  for (const bytes of [0, 4096, 16_384, 1024 * 1024])
+    it(`every line logged before the exit's flush came back is written (buffer ${bytes})`, async () => {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', EXIT_CHILD(bytes)], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      let out = ''
+      let err = ''
+      child.stdout.on('data', (d) => (out += d))
+      child.stderr.on('data', (d) => (err += d))
+      const code = await new Promise((r) => child.once('exit', r))
+      assert.equal(code, 0, err)
+      const messages = out
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { msg: string }).msg)
+      assert.deepEqual(messages, ['shutting down', 'stopped'])
+    })
+})
