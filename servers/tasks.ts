@@ -96,6 +96,20 @@ server.experimental.tasks.registerToolTask(
   },
 )
 
+// A plain tool that moves a working task on: the SDK's task store sends the task's
+// notifications/tasks/status as it updates it (shared/protocol.js requestTaskStore).
+server.registerTool(
+  'nudge',
+  {
+    description: 'Set the status message of working task `taskId` (a status notification follows)',
+    inputSchema: { taskId: z.string(), message: z.string() },
+  },
+  async ({ taskId, message }, extra) => {
+    await extra.taskStore!.updateTaskStatus(taskId, 'working', message)
+    return { content: [{ type: 'text', text: `nudged ${taskId}` }] }
+  },
+)
+
 // A plain tool, never a task: its result as large as asked.
 server.registerTool(
   'plain',

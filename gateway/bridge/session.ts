@@ -156,6 +156,8 @@ export class Session implements GatedSession {
   private readonly asked = new Map<string, (answer: JSONRPCMessage | undefined) => void>()
   /** The tool each task of this session runs: `tasks/result` is held to that tool's cap. */
   private readonly tasks = new TaskBook()
+  /** Whom the session's latest request came from: a task's status is decided for them. */
+  private principal: Principal | undefined
 
   /** The tool a task of this session runs (policy decides its status and result by it). */
   taskTool(taskId: unknown): string | undefined {
@@ -318,6 +320,7 @@ export class Session implements GatedSession {
     }
     if (env.kind === 'request') {
       const { principal, decided, bearer } = caller
+      this.principal = principal
       const token = progressToken(env.params)
       const gate = this.o.credentials?.gate
       const gated = gate?.applies(this.server, env.method)
@@ -486,9 +489,31 @@ export class Session implements GatedSession {
       this.o.log.warn('server sent an invalid JSON-RPC message; dropped')
       return
     }
-    if (env.kind === 'notification' && env.method === 'notifications/tasks/status')
+    if (env.kind === 'notification' && env.method === 'notifications/tasks/status') {
+      if (!this.taskShown(env.params)) return
       message = { ...message, params: capTaskStatus(env.method, env.params) } as JSONRPCMessage
+    }
     this.send(message, this.relatedRequest(env))
+  }
+
+  /**
+   * Whether a task's status may reach the client: decided as `tasks/list` shows a task, by the
+   * principal of the session's latest request (a newer token may carry fewer scopes). A task whose
+   * tool is denied now, or which the session's book does not know, is withheld (tasks.ts).
+   */
+  private taskShown(task: unknown): boolean {
+    if (this.tasks.toolOf((task as { taskId?: unknown } | undefined)?.taskId) === undefined)
+      return false
+    if (this.o.filter === undefined) return true
+    if (this.principal === undefined) return false
+    const r = this.o.filter(
+      this.server,
+      'tasks/list',
+      { tasks: [task] },
+      this.principal,
+      this.tasks.toolOf,
+    )
+    return (r as { tasks?: unknown[] }).tasks?.length === 1
   }
 
   /** The client request a server notification or request belongs to, if it can be told. */

@@ -26,6 +26,9 @@ export interface Sealer {
   open(sealed: string, aad: string): string
 }
 
+/** Where the upstream refused a user: a grant's re-check, or a refresh of a server's upstream token. */
+export type SignOutCause = 'recheck' | 'upstreamToken'
+
 /** Why a re-check ended a user's access, or kept it. */
 export type RecheckOutcome = 'fresh' | 'rechecked' | 'revoked' | 'unavailable'
 
@@ -52,10 +55,11 @@ export class Accounts {
       log: Logger
       now?: () => number
       /**
-       * Told when the upstream refused the user at a re-check, after the account is forgotten:
-       * every access token of theirs, of every grant and client, must be refused from now on.
+       * Told when the upstream refused the user (`cause`: where), before the account is
+       * forgotten: every access token of theirs, of every grant and client, must be refused from
+       * now on.
        */
-      signedOut?: (sub: string) => Promise<void>
+      signedOut?: (sub: string, cause: SignOutCause) => Promise<void>
     },
   ) {}
 
@@ -159,7 +163,9 @@ export class Accounts {
    * (the `upstreamToken` credential source). An access token within `minValidity` s of its
    * expiry is refreshed with the upstream first (serialised with re-checks across replicas,
    * as the upstream may rotate its refresh token). Undefined when none is kept, or the kept
-   * one has expired and cannot be refreshed: the user must log in again.
+   * one has expired and cannot be refreshed: the user must log in again. A refresh the
+   * upstream refuses (`upstream_revoked`: the user disabled, their grant revoked) signs the user
+   * out everywhere, as a re-check does; an upstream out of reach changes nothing.
    */
   async upstreamToken(
     sub: string,
@@ -183,8 +189,18 @@ export class Accounts {
           await this.login(identity)
           return identity.tokens
         } catch (err) {
+          const code = (err as { code?: string }).code
+          if (code === 'upstream_revoked') {
+            // As at a re-check (forRefresh): the upstream refused the user, so every token ends.
+            this.o.log.info(
+              { sub, code },
+              'the upstream no longer vouches for the user; access ends',
+            )
+            await this.signOut(sub, 'upstreamToken')
+            return undefined
+          }
           this.o.log.info(
-            { sub, code: (err as { code?: string }).code },
+            { sub, code },
             'the upstream token could not be refreshed for a server process',
           )
           return current
@@ -203,13 +219,13 @@ export class Accounts {
   /**
    * Signs the user out everywhere: forgets the account, refuses every grant issued until now at
    * its next refresh (the mark lives as long as a refresh token), and has every access token
-   * refused at once (`signedOut`).
+   * refused at once (`signedOut`). `cause`: where the upstream refused the user.
    */
-  async signOut(sub: string): Promise<void> {
+  async signOut(sub: string, cause: SignOutCause = 'recheck'): Promise<void> {
     const at = this.now()
     // The access tokens first (this replica refuses them at once); the rest even if that fails.
     try {
-      await this.o.signedOut?.(sub)
+      await this.o.signedOut?.(sub, cause)
     } finally {
       await this.forget(sub)
       await this.o.store.set(signedOutKey(sub), String(at), { ttlMs: this.o.ttl * 1000 })

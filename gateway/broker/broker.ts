@@ -89,7 +89,7 @@ export async function startBroker(o: {
     withLock: (key, fn) =>
       withLock(o.store, key, broker.upstream.recheckLock, fn, { waitMs: config.store.lockWait }),
     log,
-    signedOut: async (sub) => {
+    signedOut: async (sub, cause) => {
       await o.revocations.revokeSubject(sub)
       o.audit.record({
         sub,
@@ -98,7 +98,10 @@ export async function startBroker(o: {
         server: '',
         method: 'oauth/refresh',
         decision: 'deny',
-        rule: 'the upstream refused the user at re-check',
+        rule:
+          cause === 'recheck'
+            ? 'the upstream refused the user at re-check'
+            : "the upstream refused the user at a refresh of their upstream token (a server's credential)",
         outcome: 'signed out everywhere: every access token and grant issued until now is refused',
       })
     },

@@ -5,10 +5,11 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { after, afterEach, before, describe, it } from 'node:test'
+import { decodeJwt } from 'jose'
 import { request } from 'undici'
 import { BROKER_POLICY, startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
-import { exchange, login, newClient } from '../helpers/broker-raw.js'
+import { exchange, login, newClient, nextSecond } from '../helpers/broker-raw.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
 
 const REDIRECT = 'http://127.0.0.1:43121/cb'
@@ -17,6 +18,13 @@ const BOB = 'bob-pairwise-sub'
 const V = '2026-07-28'
 const sha = (v: string) => createHash('sha256').update(v).digest('hex')
 const POLICY = `${BROKER_POLICY}  tickets:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`
+
+const BOB_CLAIMS = {
+  oid: '00000000-0000-0000-0000-000000000b0b',
+  name: 'Bob',
+  email: 'bob@contoso.example',
+  roles: ['MCP.Developer'],
+}
 
 let stack: BrokerStack
 let clientId: string
@@ -40,12 +48,7 @@ before(async () => {
   })
   clientId = await newClient(stack, [REDIRECT])
   // Bob may use the servers too (the fixture's Bob has no app role).
-  stack.idp.updateUser(BOB, {
-    oid: '00000000-0000-0000-0000-000000000b0b',
-    name: 'Bob',
-    email: 'bob@contoso.example',
-    roles: ['MCP.Developer'],
-  })
+  stack.idp.updateUser(BOB, BOB_CLAIMS)
 })
 after(() => stack.close())
 
@@ -64,10 +67,8 @@ async function signIn(
 }
 
 let nextId = 1
-async function credential(
-  token: string,
-  name: string,
-): Promise<{ pid: number; sha256: string | null; isError?: boolean; text: string }> {
+/** A `tools/call` of the fixture's `credential` tool with `token`: the raw HTTP answer. */
+function post(token: string, name: string) {
   const body = {
     jsonrpc: '2.0',
     id: nextId++,
@@ -81,7 +82,7 @@ async function credential(
       },
     },
   }
-  const res = await request(stack.endpoint('tickets'), {
+  return request(stack.endpoint('tickets'), {
     method: 'POST',
     headers: {
       'content-type': 'application/json',
@@ -93,6 +94,13 @@ async function credential(
     },
     body: JSON.stringify(body),
   })
+}
+
+async function credential(
+  token: string,
+  name: string,
+): Promise<{ pid: number; sha256: string | null; isError?: boolean; text: string }> {
+  const res = await post(token, name)
   const json = (await res.body.json()) as {
     result?: { content: { text: string }[]; isError?: boolean }
   }
@@ -153,5 +161,66 @@ describe("credentials from the broker's upstream login", () => {
     const r = await credential(dave.token, 'TICKETS_TOKEN')
     assert.equal(r.isError, true)
     assert.match(r.text, /sign in again/)
+  })
+})
+
+describe('an upstream token the upstream refuses to refresh', () => {
+  afterEach(() => stack.idp.reset())
+  const signedOut = () =>
+    stack.audit().filter((a) => /signed out everywhere/.test(String(a.outcome))).length
+  /** Whether upstream tokens are kept for the user a broker token names. */
+  const keptFor = async (token: string) =>
+    (await stack.store.dump()).has(
+      `broker:upstream:${encodeURIComponent(String(decodeJwt(token).sub))}`,
+    )
+
+  it('signs the user out everywhere: every broker token of theirs gets 401 "signed out everywhere"', async () => {
+    const other = await signIn(ALICE)
+    // The upstream token kept for her is the last login's: 30 s left, so the next call refreshes.
+    const near = await signIn(ALICE, (body) => ({ ...body, expires_in: 30 }))
+    const audited = signedOut()
+    assert.equal(await keptFor(near.token), true)
+    stack.idp.disable(ALICE)
+    const tokenCalls = stack.idp.counts.token
+    const r = await credential(near.token, 'TICKETS_TOKEN')
+    assert.equal(stack.idp.counts.token, tokenCalls + 1, 'the upstream was asked, and refused')
+    assert.equal(r.isError, true, r.text)
+    assert.match(r.text, /sign in again/)
+    for (const [which, token] of [
+      ['another grant', other.token],
+      ['the same grant', near.token],
+    ] as const) {
+      const res = await post(token, 'TICKETS_ID')
+      assert.equal(res.statusCode, 401, which)
+      assert.match(
+        String(res.headers['www-authenticate']),
+        /the user was signed out everywhere; sign in again/,
+        which,
+      )
+      await res.body.dump()
+    }
+    assert.equal(signedOut(), audited + 1, 'one sign-out audited')
+    const line = stack.audit().findLast((a) => /signed out everywhere/.test(String(a.outcome)))
+    assert.match(String(line?.rule), /refresh of their upstream token/)
+    assert.equal(await keptFor(near.token), false, 'her upstream tokens are forgotten')
+    // Later logins are the user's again (the sign-out refuses tokens issued until its second).
+    await nextSecond()
+  })
+
+  it('an upstream out of reach signs nobody out: the kept token serves while it lasts', async () => {
+    stack.idp.updateUser(BOB, BOB_CLAIMS)
+    const other = await signIn(BOB)
+    const near = await signIn(BOB, (body) => ({ ...body, expires_in: 30 }))
+    const audited = signedOut()
+    stack.idp.knobs.down = true
+    const r = await credential(near.token, 'TICKETS_TOKEN')
+    assert.equal(r.sha256, sha(String(near.upstream.access_token)), r.text)
+    for (const token of [other.token, near.token]) {
+      const res = await post(token, 'TICKETS_ID')
+      assert.equal(res.statusCode, 200)
+      await res.body.dump()
+    }
+    assert.equal(signedOut(), audited, 'no sign-out')
+    assert.equal(await keptFor(near.token), true, 'his upstream tokens are kept')
   })
 })

@@ -77,8 +77,21 @@ type Raw = { result?: Record<string, unknown>; error?: { code: number; message: 
  * a server by name or to an endpoint's URL.
  */
 async function raw(server: string, client: Client, method: string, params: unknown): Promise<Raw> {
+  const messages = await rawStream(server, client, method, params)
+  return messages.find((m) => m.id === 'raw') ?? (messages[0] as Raw)
+}
+
+type Message = Raw & { id?: unknown; method?: string; params?: Record<string, unknown> }
+
+/** Every message a raw request's answer carries (its SSE events, or its JSON body). */
+async function rawStream(
+  server: string,
+  client: Client,
+  method: string,
+  params: unknown,
+  token = tokens.get(client)!,
+): Promise<Message[]> {
   const transport = (client as unknown as { _transport: StreamableHTTPClientTransport })._transport
-  const token = tokens.get(client)!
   const res = await request(server.startsWith('http') ? server : stack.local(server), {
     method: 'POST',
     headers: {
@@ -91,12 +104,11 @@ async function raw(server: string, client: Client, method: string, params: unkno
     body: JSON.stringify({ jsonrpc: '2.0', id: 'raw', method, params }),
   })
   const text = await res.body.text()
-  const data = text
+  if (!(res.headers['content-type'] ?? '').includes('text/event-stream')) return [JSON.parse(text)]
+  return text
     .split('\n')
     .filter((l) => l.startsWith('data: ') && l.length > 6)
     .map((l) => JSON.parse(l.slice(6)))
-    .find((m) => m.id === 'raw')
-  return data ?? JSON.parse(text)
 }
 
 async function createTask(server: string, client: Client, tool: string, args: object) {
@@ -365,6 +377,97 @@ describe("tasks, session mode: a task's status and result are its tool's, by tod
       const now = await ids()
       assert.ok(!now.includes(bulk), 'the denied tool’s task is hidden')
       assert.ok(now.includes(other), 'the other stays')
+    } finally {
+      writeFileSync(file(), policy)
+      assert.equal(stack.gateway.reloadPolicy()?.ok, true)
+      await client.close()
+    }
+  })
+})
+
+describe("tasks, session mode: a task's status notifications are its tool's, by today's policy", () => {
+  const file = () => join(stack.dir, 'policy.yaml')
+  let policy = ''
+  before(() => {
+    policy = readFileSync(file(), 'utf8')
+  })
+  after(() => {
+    writeFileSync(file(), policy)
+    assert.equal(stack.gateway.reloadPolicy()?.ok, true)
+  })
+  const statuses = (messages: Message[]) =>
+    messages
+      .filter((m) => m.method === 'notifications/tasks/status')
+      .map((m) => [m.params?.taskId, m.params?.statusMessage])
+  const createdId = (messages: Message[]) => {
+    const task = messages.find((m) => m.id === 'raw')?.result?.task as { taskId?: unknown }
+    assert.equal(typeof task?.taskId, 'string', JSON.stringify(messages))
+    return task.taskId as string
+  }
+  const nudge = async (client: Client, taskId: string, message: string, token?: string) => {
+    const messages = await rawStream(
+      'tasks',
+      client,
+      'tools/call',
+      { name: 'nudge', arguments: { taskId, message } },
+      token,
+    )
+    // The process did update the task (and so sent its notification) every time.
+    const reply = messages.find((m) => m.id === 'raw')
+    assert.deepEqual(reply?.result?.content, [{ type: 'text', text: `nudged ${taskId}` }])
+    return statuses(messages)
+  }
+  const deny = (tools: string) => {
+    const next = policy.replace(
+      'tools: { forever: deny, "*": ["mcp:read"] }',
+      `tools: { ${tools} }`,
+    )
+    assert.notEqual(next, policy)
+    writeFileSync(file(), next)
+    assert.equal(stack.gateway.reloadPolicy()?.ok, true)
+  }
+
+  it('reaches the session while the tool is allowed; withheld once a reload denies it, and again after', async () => {
+    const client = await sdk('tasks')
+    try {
+      // chatty updates its task before answering: a status for a task the session's book does
+      // not know yet, withheld (as tasks/list hides such a task).
+      const created = await rawStream('tasks', client, 'tools/call', {
+        name: 'chatty',
+        arguments: { chars: 3 },
+        task: {},
+      })
+      const taskId = createdId(created)
+      assert.deepEqual(statuses(created), [])
+      assert.deepEqual(await nudge(client, taskId, 'one'), [[taskId, 'one']])
+      deny('forever: deny, chatty: deny, "*": ["mcp:read"]')
+      assert.deepEqual(await nudge(client, taskId, 'two'), [])
+      writeFileSync(file(), policy)
+      assert.equal(stack.gateway.reloadPolicy()?.ok, true)
+      assert.deepEqual(await nudge(client, taskId, 'three'), [[taskId, 'three']])
+    } finally {
+      writeFileSync(file(), policy)
+      assert.equal(stack.gateway.reloadPolicy()?.ok, true)
+      await client.close()
+    }
+  })
+
+  it("withheld when the session's latest token lacks the scope the task's tool needs", async () => {
+    deny('forever: deny, chatty: ["mcp:write"], "*": ["mcp:read"]')
+    const client = await sdk('tasks', 'dev')
+    try {
+      const wide = await stack.token('dev', { server: 'tasks', scope: 'mcp:read mcp:write' })
+      const narrow = await stack.token('dev', { server: 'tasks', scope: 'mcp:read' })
+      const created = await rawStream(
+        'tasks',
+        client,
+        'tools/call',
+        { name: 'chatty', arguments: { chars: 3 }, task: {} },
+        wide,
+      )
+      const taskId = createdId(created)
+      assert.deepEqual(await nudge(client, taskId, 'wide', wide), [[taskId, 'wide']])
+      assert.deepEqual(await nudge(client, taskId, 'narrow', narrow), [])
     } finally {
       writeFileSync(file(), policy)
       assert.equal(stack.gateway.reloadPolicy()?.ok, true)
