@@ -163,6 +163,26 @@ describe('createAuthenticator: the verified-token cache', () => {
     assert.equal(await fetchesOf(() => auth.authenticate(b, [ECHO])), 1)
   })
 
+  test('alternating tokens each hit their own entry (many principals interleaved)', async (t) => {
+    const auth = authenticator(t)
+    const [a, b] = [await bearer({ sub: 'a' }), await bearer({ sub: 'b' })]
+    const first = { a: await auth.authenticate(a, [ECHO]), b: await auth.authenticate(b, [ECHO]) }
+    for (const [header, sub] of [
+      [a, 'a'],
+      [b, 'b'],
+      [a, 'a'],
+      [b, 'b'],
+    ] as const) {
+      let principal: unknown
+      assert.equal(
+        await fetchesOf(async () => (principal = await auth.authenticate(header, [ECHO]))),
+        0,
+      )
+      // The very object cached for this token: a hit on its own entry, not a new verification.
+      assert.equal(principal, first[sub])
+    }
+  })
+
   test('the last header read is never taken for another (alternating, malformed, missing)', async (t) => {
     const auth = authenticator(t)
     const [a, b] = [await bearer({ sub: 'a' }), await bearer({ sub: 'b' })]
