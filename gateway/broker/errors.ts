@@ -63,6 +63,9 @@ export function oauthErrorCode(value: unknown): string | undefined {
  */
 export const STORE_RETRY_AFTER_S = 5
 
+/** What a client (or a person) is told while the broker's store is down. */
+export const STORE_UNAVAILABLE = 'the authorization server cannot reach its storage; retry later'
+
 /** A store failure that is an outage (Redis down or timing out, full, a lock held): HTTP 503. */
 export function isStoreOutage(err: unknown): err is StoreError {
   return err instanceof StoreError && err.status === 503
@@ -74,10 +77,7 @@ export function isStoreOutage(err: unknown): err is StoreError {
  * message safe to show. The error handlers add {@link STORE_RETRY_AFTER_S} as `Retry-After`.
  */
 export function storeUnavailable(errors: OidcModule['errors'], cause: StoreError): Error {
-  const err = new errors.TemporarilyUnavailable(
-    'the authorization server cannot reach its storage; retry later',
-    { cause },
-  )
+  const err = new errors.TemporarilyUnavailable(STORE_UNAVAILABLE, { cause })
   Object.assign(err, { status: 503, statusCode: 503 })
   return err
 }
@@ -86,7 +86,7 @@ export function storeUnavailable(errors: OidcModule['errors'], cause: StoreError
 export function storeUnavailableResponse(): Response {
   const body = JSON.stringify({
     error: 'temporarily_unavailable',
-    error_description: 'the authorization server cannot reach its storage; retry later',
+    error_description: STORE_UNAVAILABLE,
   })
   return new Response(body, {
     status: 503,

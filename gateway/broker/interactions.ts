@@ -12,6 +12,7 @@ import type { PolicyStore } from '../policy/store.js'
 import type { Store } from '../store/store.js'
 import type { Accounts } from './accounts.js'
 import { consentPage, messagePage, missingRolePage, PAGE_HEADERS } from './consent-page.js'
+import { isStoreOutage, STORE_RETRY_AFTER_S, STORE_UNAVAILABLE } from './errors.js'
 import { INTERACTION_PREFIX } from './provider.js'
 import { grantableScopes, rolesGranting, serverScopes } from './scopes.js'
 import type { Upstream, UpstreamIdentity, UpstreamTx } from './upstream.js'
@@ -63,6 +64,27 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
   const nodeOf = (c: Context) => c.env as { incoming: IncomingMessage; outgoing: ServerResponse }
   const html = (status: number, body: string) =>
     new Response(body, { status, headers: PAGE_HEADERS })
+  // The store down (Redis unreachable): the broker's page with 503 and Retry-After, as at
+  // /authorize; never "expired" (the person would start over for nothing) nor a 500. The
+  // adapter hands oidc-provider the outage as its TemporarilyUnavailable (503).
+  const outage = (err: unknown) =>
+    isStoreOutage(err) ||
+    ((err as { statusCode?: unknown })?.statusCode === 503 &&
+      (err as { error?: unknown }).error === 'temporarily_unavailable')
+  const unavailable = () => {
+    const res = html(503, messagePage('Sign-in unavailable', STORE_UNAVAILABLE))
+    res.headers.set('retry-after', String(STORE_RETRY_AFTER_S))
+    return res
+  }
+  // Hono hands a handler's error to onError and sets `c.error`: an outage's answer replaced.
+  const onOutage = async (c: Context, next: () => Promise<void>) => {
+    await next()
+    if (c.error === undefined || !outage(c.error)) return
+    c.res = undefined
+    c.res = unavailable()
+  }
+  app.use(`${INTERACTION_PREFIX}*`, onOutage)
+  app.use(UPSTREAM_CALLBACK_PATH, onOutage)
   const csrfOf = (uid: string) =>
     createHmac('sha256', d.cookieKeys[0]!).update(`csrf:${uid}`).digest('base64url')
   const csrfOk = (uid: string, token: unknown) =>
@@ -77,7 +99,8 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
       const got = await d.provider.interactionDetails(incoming, outgoing)
       if (got.uid !== c.req.param('uid')) throw new Error('interaction mismatch')
       return got
-    } catch {
+    } catch (err) {
+      if (outage(err)) return unavailable()
       return html(
         400,
         messagePage(

@@ -10,6 +10,8 @@ import {
   startBrokerReplicas,
   type BrokerReplicas,
 } from '../helpers/broker-replicas.js'
+import { send } from '../helpers/broker-raw.js'
+import type { CookieJar } from '../helpers/oauth-flow.js'
 import { REDIRECT } from '../helpers/oauth-provider.js'
 import { NO_REDIS } from '../helpers/redis.js'
 
@@ -102,5 +104,56 @@ describe('the broker with its Redis down', { skip: NO_REDIS, timeout: 120_000 },
     for (let i = 0; i < 50 && res.status === 503; i++) res = await call('/token', { form: token })
     assert.equal(res.status, 400, res.text)
     assert.equal(JSON.parse(res.text).error, 'invalid_grant')
+  })
+})
+
+describe('the broker sign-in page with its Redis down', {
+  skip: NO_REDIS,
+  timeout: 120_000,
+}, () => {
+  before(async () => {
+    s = await startBrokerReplicas()
+  })
+  after(() => s?.close())
+
+  it('answers the broker page with 503 and Retry-After, not "This sign-in has expired", and works again after', async () => {
+    const reg = await call('/register', { json: registration })
+    assert.equal(reg.status, 201, reg.text)
+    const clientId = (JSON.parse(reg.text) as { client_id: string }).client_id
+    const jar: CookieJar = new Map()
+    const authorize = new URLSearchParams({
+      response_type: 'code',
+      client_id: clientId,
+      redirect_uri: REDIRECT,
+      scope: 'mcp:read',
+      resource: `${s.publicUrl}/mcp/notes`,
+      state: 'a-state',
+      code_challenge: 'x'.repeat(43),
+      code_challenge_method: 'S256',
+    })
+    s.router.mode = 'a'
+    const first = await send(`${s.publicUrl}/authorize?${authorize}`, { jar })
+    assert.equal(first.status, 303, first.text)
+    const page = new URL(first.location!, s.publicUrl).href
+    assert.match(page, /\/interaction\//)
+    await s.redis.stop()
+    try {
+      const down = await send(page, { jar })
+      assert.equal(down.status, 503, down.text)
+      assert.equal(down.headers['retry-after'], String(STORE_RETRY_AFTER_S))
+      assert.match(down.text, /cannot reach its storage; retry later/)
+      assert.doesNotMatch(down.text, /expired/)
+    } finally {
+      await s.redis.start()
+    }
+    // Back: the same page, the same browser, goes on with the sign-in.
+    let up = await send(page, { jar })
+    // Until the replica's Redis client has reconnected (its backoff), bounded.
+    for (let i = 0; i < 200 && up.status === 503; i++) {
+      await new Promise((r) => setTimeout(r, 50))
+      up = await send(page, { jar })
+    }
+    assert.ok(up.status === 200 || up.status === 303, `${up.status} ${up.text.slice(0, 300)}`)
+    assert.doesNotMatch(up.text, /expired/)
   })
 })
