@@ -158,7 +158,9 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
         ? jsonResponse(200, {
             jsonrpc: '2.0',
             id: message.id,
-            result: discoverResult(await d.engine.discover(r.server, callerOf(r))),
+            result: discoverResult(
+              await d.engine.discover(r.server, { ...callerOf(r), signal: r.req.signal }),
+            ),
           })
         : await listenStream({
             lanes: d.lanes,
@@ -190,7 +192,7 @@ async function serveEndpoint(
   message: JSONRPCRequest,
   traced: TracedBody | undefined,
 ): Promise<Response> {
-  const caller = callerOf(r)
+  const caller = { ...callerOf(r), signal: r.req.signal }
   const params = (message.params ?? {}) as Record<string, unknown>
   const start = performance.now()
   // The endpoint's own requests are counted by rate limits too (routed ones by their backend's).
@@ -317,7 +319,7 @@ async function call(
   }
   const done = d.engine
     .call(
-      { ...callerOf(r, gone), signal: gone },
+      { ...callerOf(r), signal: gone },
       {
         server,
         message,
@@ -383,18 +385,12 @@ export function lazyLogger(make: () => Logger): Logger {
   })
 }
 
-/** The caller of a request, as the engine sees it (an endpoint's routing too). */
-function callerOf<S extends GoneSignal = AbortSignal>(
-  r: ModernRequest,
-  signal?: S,
-): Caller & { signal: S | AbortSignal } {
-  return {
-    principal: r.principal,
-    bearer: r.bearer,
-    log: r.log,
-    accepted: r.accepted,
-    signal: signal ?? r.req.signal,
-  }
+/**
+ * The caller of a request, as the engine sees it (an endpoint's routing too), but for the
+ * signal of its going: each use names its own (reading `req.signal` builds an AbortController).
+ */
+function callerOf(r: ModernRequest): Omit<Caller, 'signal'> {
+  return { principal: r.principal, bearer: r.bearer, log: r.log, accepted: r.accepted }
 }
 
 function audit(
