@@ -1,4 +1,5 @@
 import { pino, type DestinationStream, type Logger } from 'pino'
+import { countWritten } from './written.js'
 
 /** One audit event: who did what on which server, what the policy said, how it ended. */
 export interface AuditEvent {
@@ -74,23 +75,14 @@ export function createAuditLog(
   // (a shutdown that exits before the writes land would lose the drain's last lines). A
   // destination handed in (tests) is not counted. A failed write stays an 'error' event.
   if (destination !== undefined) return { record: (event) => dest.write(line(event)), flush() {} }
-  let outstanding = 0
-  let waiting: (() => void)[] = []
-  ;(dest as unknown as { on(event: 'write', fn: (n: number) => void): void }).on('write', (n) => {
-    outstanding -= n
-    if (outstanding > 0) return
-    const done = waiting
-    waiting = []
-    for (const wake of done) wake()
-  })
+  const written = countWritten(dest as unknown as Parameters<typeof countWritten>[0])
   return {
     record: (event) => {
       const text = line(event)
-      outstanding += Buffer.byteLength(text)
+      written.given(text)
       dest.write(text)
     },
-    flush: () =>
-      outstanding <= 0 ? undefined : new Promise<void>((resolve) => waiting.push(resolve)),
+    flush: () => written.drained(),
   }
 }
 

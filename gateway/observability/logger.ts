@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module'
 import { pino, type DestinationStream, type Logger } from 'pino'
+import { countWritten } from './written.js'
 
 /**
  * Paths never written to the log: credentials in headers, token-bearing fields, secrets.
@@ -89,6 +90,9 @@ function prettyDestination(to?: DestinationStream): DestinationStream {
   return { write: (line: string) => void out.write(prettify(line)) }
 }
 
+/** sonic-boom's default largest single write, in bytes. */
+const SONIC_MAX_WRITE = 16 * 1024
+
 /**
  * Stdout, buffered (`bytes`, flushed every `interval` ms), written synchronously at exit only
  * while its reader is known to take it. sonic-boom's `flushSync` retries forever: a write
@@ -97,9 +101,6 @@ function prettyDestination(to?: DestinationStream): DestinationStream {
  * reader goes would hold the process in its exit handler for good. Here the sync flush is
  * skipped once a write failed, or while a flush has not come back; and EAGAIN then throws.
  */
-/** sonic-boom's default largest single write, in bytes. */
-const SONIC_MAX_WRITE = 16 * 1024
-
 function bufferedStdout(bytes: number, interval: number): DestinationStream {
   let exiting = false
   let failed = false
@@ -112,23 +113,11 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
     maxWrite: Math.max(SONIC_MAX_WRITE, bytes * 2),
     retryEAGAIN: () => !exiting,
   })
-  // Bytes given to the stream and not yet written out (sonic-boom tells each write's count),
-  // and who waits for the next write to come back.
-  let outstanding = 0
-  let onWrite: (() => void)[] = []
-  const wrote = () => {
-    const waiting = onWrite
-    onWrite = []
-    for (const next of waiting) next()
-  }
-  stdout.on('write', (n: number) => {
-    outstanding -= n
-    wrote()
-  })
+  const written = countWritten(stdout)
   // pino's own listener stops writing on EPIPE; this one remembers any failure.
   stdout.on('error', () => {
     failed = true
-    wrote()
+    written.wake()
   })
   const flush = stdout.flush.bind(stdout)
   const flushSync = stdout.flushSync.bind(stdout)
@@ -145,8 +134,8 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
     pending++
     const settle = (err?: Error | null) => {
       // A write that failed is an 'error' (failed); an fsync refused (EINVAL on a pipe) is not.
-      if (!failed && outstanding > 0) {
-        onWrite.push(settle)
+      if (!failed && written.outstanding > 0) {
+        written.afterNextWrite(settle)
         // Lines under minLength wait for a flush: one is sent now (none if one is out).
         flush()
         return
@@ -172,7 +161,7 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
   const write = stdout.write.bind(stdout)
   stdout.write = (chunk: string) => {
     dirty = true
-    outstanding += Buffer.byteLength(chunk)
+    written.given(chunk)
     return write(chunk)
   }
   setInterval(() => {
