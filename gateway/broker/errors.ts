@@ -82,6 +82,15 @@ export function storeUnavailable(errors: OidcModule['errors'], cause: StoreError
   return err
 }
 
+/** A store outage, as the store throws it or as {@link storeUnavailable} handed it to oidc-provider. */
+export function isOutage(err: unknown): boolean {
+  return (
+    isStoreOutage(err) ||
+    ((err as { statusCode?: unknown } | undefined)?.statusCode === 503 &&
+      (err as { error?: unknown }).error === 'temporarily_unavailable')
+  )
+}
+
 /** The same answer where oidc-provider is not in the way (Hono routes before it). */
 export function storeUnavailableResponse(): Response {
   const body = JSON.stringify({

@@ -12,7 +12,7 @@ import type { PolicyStore } from '../policy/store.js'
 import type { Store } from '../store/store.js'
 import type { Accounts } from './accounts.js'
 import { consentPage, messagePage, missingRolePage, PAGE_HEADERS } from './consent-page.js'
-import { isStoreOutage, STORE_RETRY_AFTER_S, STORE_UNAVAILABLE } from './errors.js'
+import { isOutage, STORE_RETRY_AFTER_S, STORE_UNAVAILABLE } from './errors.js'
 import { INTERACTION_PREFIX } from './provider.js'
 import { grantableScopes, rolesGranting, serverScopes } from './scopes.js'
 import type { Upstream, UpstreamIdentity, UpstreamTx } from './upstream.js'
@@ -67,10 +67,6 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
   // The store down (Redis unreachable): the broker's page with 503 and Retry-After, as at
   // /authorize; never "expired" (the person would start over for nothing) nor a 500. The
   // adapter hands oidc-provider the outage as its TemporarilyUnavailable (503).
-  const outage = (err: unknown) =>
-    isStoreOutage(err) ||
-    ((err as { statusCode?: unknown })?.statusCode === 503 &&
-      (err as { error?: unknown }).error === 'temporarily_unavailable')
   const unavailable = () => {
     const res = html(503, messagePage('Sign-in unavailable', STORE_UNAVAILABLE))
     res.headers.set('retry-after', String(STORE_RETRY_AFTER_S))
@@ -79,7 +75,7 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
   // Hono hands a handler's error to onError and sets `c.error`: an outage's answer replaced.
   const onOutage = async (c: Context, next: () => Promise<void>) => {
     await next()
-    if (c.error === undefined || !outage(c.error)) return
+    if (c.error === undefined || !isOutage(c.error)) return
     c.res = undefined
     c.res = unavailable()
   }
@@ -100,7 +96,7 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
       if (got.uid !== c.req.param('uid')) throw new Error('interaction mismatch')
       return got
     } catch (err) {
-      if (outage(err)) return unavailable()
+      if (isOutage(err)) return unavailable()
       return html(
         400,
         messagePage(
