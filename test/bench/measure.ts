@@ -31,6 +31,11 @@ export interface RowResult {
   cpuMsPerCall: number
   /** Part of cpuMsPerCall spent in the root process itself (the rest: its children). */
   rootCpuMsPerCall: number
+  /**
+   * The rest: cpuMsPerCall minus rootCpuMsPerCall, the root's descendants (stdio children,
+   * a peer's own child processes); per repetition, so a row's median is the median of these.
+   */
+  childrenCpuMsPerCall: number
   sessionStartP50Ms: number
   idleRssMb: number
   peakRssMb: number
@@ -110,6 +115,7 @@ export async function measure(key: string, target: Target, sizes: Sizes): Promis
       callsPerSec: (n * 1000) / run.wallMs,
       cpuMsPerCall: run.cpuMs / n,
       rootCpuMsPerCall: run.rootCpuMs / n,
+      childrenCpuMsPerCall: (run.cpuMs - run.rootCpuMs) / n,
       sessionStartP50Ms: percentile(starts, 50),
       idleRssMb,
       peakRssMb,

@@ -12,31 +12,63 @@ describe('medians over repetitions', () => {
   ]
   for (const c of cases) test(c.name, () => assert.equal(median(c.samples), c.expect))
 
+  /** One repetition; children CPU/call as measure() counts it: tree minus root. */
+  const rep = (cpu: number, p50: number, problems: string[], root = 1): RowResult => ({
+    key: 'edge',
+    row: 'edge ×16s',
+    p50Ms: p50,
+    p99Ms: 1,
+    seqP50Ms: 1,
+    seqP99Ms: 1,
+    callsPerSec: 1,
+    cpuMsPerCall: cpu,
+    rootCpuMsPerCall: root,
+    childrenCpuMsPerCall: cpu - root,
+    sessionStartP50Ms: 1,
+    idleRssMb: 1,
+    peakRssMb: 1,
+    processes: 17,
+    concurrencyMode: '16 sessions',
+    loadWindowUs: [0, 1],
+    problems,
+  })
+
   test('a row: each figure on its own, problems once each', () => {
-    const rep = (cpu: number, p50: number, problems: string[]): RowResult => ({
-      key: 'edge',
-      row: 'edge ×16s',
-      p50Ms: p50,
-      p99Ms: 1,
-      seqP50Ms: 1,
-      seqP99Ms: 1,
-      callsPerSec: 1,
-      cpuMsPerCall: cpu,
-      rootCpuMsPerCall: 1,
-      sessionStartP50Ms: 1,
-      idleRssMb: 1,
-      peakRssMb: 1,
-      processes: 17,
-      concurrencyMode: '16 sessions',
-      loadWindowUs: [0, 1],
-      problems,
-    })
     const m = medianRow([rep(1.5, 9, ['a']), rep(1.2, 3, ['a', 'b']), rep(1.3, 4, [])])
     assert.equal(m.reps, 3)
     assert.equal(m.cpuMsPerCall, 1.3)
     assert.equal(m.p50Ms, 4)
     assert.deepEqual(m.problems, ['a', 'b'])
   })
+
+  // Children CPU/call is each repetition's tree minus root, then the median: not the median
+  // tree minus the median root, which may come from different repetitions.
+  const children = [
+    {
+      name: 'medians from different repetitions: the per-repetition differences win',
+      reps: [rep(1.2, 1, [], 0.6), rep(1.0, 1, [], 0.2), rep(1.4, 1, [], 0.5)],
+      // differences 0.6, 0.8, 0.9 → 0.8; median tree 1.2 − median root 0.5 would be 0.7
+      expect: 0.8,
+    },
+    {
+      name: 'even count: the mean of the middle two differences',
+      reps: [
+        rep(1.4, 1, [], 0.6),
+        rep(1.3, 1, [], 0.6),
+        rep(1.6, 1, [], 0.6),
+        rep(1.1, 1, [], 0.6),
+      ],
+      expect: 0.75,
+    },
+    { name: 'one repetition: its difference', reps: [rep(1.355, 1, [], 0.6)], expect: 0.755 },
+    // stdio: the root is the only process, nothing below it
+    { name: 'no children: zero', reps: [rep(0.3, 1, [], 0.3), rep(0.2, 1, [], 0.2)], expect: 0 },
+  ]
+  for (const c of children) {
+    test(`children CPU/call: ${c.name}`, () => {
+      assert.ok(Math.abs(medianRow(c.reps).childrenCpuMsPerCall - c.expect) < 1e-9)
+    })
+  }
 
   const merges = [
     { name: 'the same line: once', lines: ['x', 'x'], expect: ['x'] },

@@ -21,6 +21,9 @@ const FIGURES = [
   'callsPerSec',
   'cpuMsPerCall',
   'rootCpuMsPerCall',
+  // Each repetition's own difference: the median of tree minus root, not the difference of
+  // the two medians (which may come from different repetitions).
+  'childrenCpuMsPerCall',
   'sessionStartP50Ms',
   'idleRssMb',
   'peakRssMb',

@@ -14,6 +14,37 @@ export const RELAY_TARGETS = {
   p50OverSdk: 1.1,
 }
 
+/**
+ * Above this share of a tree-CPU allowance used by the edge row's children alone, the bound
+ * line says the target is out of the gateway's reach (explanation only: the verdict stands).
+ */
+export const OUT_OF_REACH_SHARE = 0.8
+
+/**
+ * What a tree-CPU target leaves the gateway: the whole tree may use `allowanceMs` (the limit ×
+ * the peer's tree CPU/call), of which the edge row's stdio children (the MCP servers, no
+ * gateway code) use `childrenMs`.
+ */
+export interface TreeBound {
+  /** The edge row's children's CPU/call (tree minus root per repetition, median). */
+  childrenMs: number
+  /** limit × the base row's tree CPU/call: what the target allows the whole tree. */
+  allowanceMs: number
+  /** allowanceMs − childrenMs: what that leaves the gateway process (negative: nothing). */
+  gatewayLeftMs: number
+  /** The edge row's gateway process's own CPU/call, beside what it is left. */
+  gatewayMs: number
+  /** The SDK HTTP floor's server process CPU/call in the same shape, when that row ran. */
+  sdkFloorMs?: number
+  /** childrenMs / allowanceMs. */
+  childrenShare: number
+  /**
+   * The target failed and childrenShare > OUT_OF_REACH_SHARE: what is left is too little for
+   * any gateway (a passing target is never called out of reach).
+   */
+  outOfReach: boolean
+}
+
 /** One checked ratio: `row`'s figure over `base`'s. */
 export interface RelayRatio {
   row: string
@@ -24,6 +55,33 @@ export interface RelayRatio {
   ratio: number
   limit: number
   ok: boolean
+  /** Tree CPU/call ratios only: the allowance split into children and gateway. */
+  bound?: TreeBound
+}
+
+/**
+ * The bound of a tree-CPU target `limit` × `baseTreeMs` for `edge`'s tree; `ok`: the target's
+ * verdict (unchanged here); `sdk`: the SDK HTTP floor's row of the same shape, if it ran.
+ */
+export function treeBound(
+  edge: RowResult,
+  baseTreeMs: number,
+  limit: number,
+  ok: boolean,
+  sdk?: RowResult,
+): TreeBound {
+  const allowanceMs = limit * baseTreeMs
+  const childrenMs = edge.childrenCpuMsPerCall
+  const childrenShare = childrenMs / allowanceMs
+  return {
+    childrenMs,
+    allowanceMs,
+    gatewayLeftMs: allowanceMs - childrenMs,
+    gatewayMs: edge.rootCpuMsPerCall,
+    ...(sdk && { sdkFloorMs: sdk.rootCpuMsPerCall }),
+    childrenShare,
+    outOfReach: !ok && childrenShare > OUT_OF_REACH_SHARE,
+  }
 }
 
 /** The edge rows held to the targets, by key; each meets the rows of its own shape. */
@@ -42,11 +100,19 @@ export function relayRatios(rows: RowResult[]): RelayRatio[] {
     const edge = byKey.get(key)
     if (edge === undefined) continue
     const suffix = key.endsWith('-1s') ? '-1s' : ''
-    const check = (baseKey: string, figure: string, f: (r: RowResult) => number, limit: number) => {
+    const sdk = byKey.get(`sdk${suffix}`)
+    const check = (
+      baseKey: string,
+      figure: string,
+      f: (r: RowResult) => number,
+      limit: number,
+      tree = false,
+    ) => {
       const base = byKey.get(baseKey + suffix)
       if (base === undefined) return
       const [value, baseValue] = [f(edge), f(base)]
       const ratio = value / baseValue
+      const ok = ratio <= limit
       out.push({
         row: edge.row,
         figure,
@@ -55,12 +121,13 @@ export function relayRatios(rows: RowResult[]): RelayRatio[] {
         baseValue,
         ratio,
         limit,
-        ok: ratio <= limit,
+        ok,
+        ...(tree && { bound: treeBound(edge, baseValue, limit, ok, sdk) }),
       })
     }
     const t = RELAY_TARGETS
-    check('supergateway', 'tree CPU/call', (r) => r.cpuMsPerCall, t.treeCpuOverPeer)
-    check('mcp-proxy', 'tree CPU/call', (r) => r.cpuMsPerCall, t.treeCpuOverPeer)
+    check('supergateway', 'tree CPU/call', (r) => r.cpuMsPerCall, t.treeCpuOverPeer, true)
+    check('mcp-proxy', 'tree CPU/call', (r) => r.cpuMsPerCall, t.treeCpuOverPeer, true)
     check('sdk', 'gateway-process CPU/call', (r) => r.rootCpuMsPerCall, t.gatewayCpuOverSdk)
     check('sdk', 'p50 under load', (r) => r.p50Ms, t.p50OverSdk)
     check('sdk', 'p50 one at a time', (r) => r.seqP50Ms, t.p50OverSdk)
@@ -83,10 +150,33 @@ export function relayText(ratios: RelayRatio[]): string {
     verdict(r.ok),
   ])
   const passed = ratios.filter((r) => r.ok).length
+  const bounds = ratios.flatMap((r) => (r.bound ? [boundText(r, r.bound)] : []))
   return [
     'relay targets (medians; each edge row against the row of the same load shape; ' +
       'mcp-edge with auth + policy + audit, the peers with none):',
     grid([head, ...cells], 3),
     `${passed} of ${ratios.length} PASS`,
+    ...(bounds.length > 0
+      ? [
+          'what each tree CPU/call target leaves the gateway (allowance = target × base ms; ' +
+            "children: the edge row's tree minus its gateway process):",
+          ...bounds,
+        ]
+      : []),
   ].join('\n')
+}
+
+/** One tree-CPU bound: allowance, children, what is left; out of reach above the share. */
+export function boundText(r: RelayRatio, b: TreeBound): string {
+  const ms = (v: number) => `${v.toFixed(3)} ms`
+  const pct = `${(b.childrenShare * 100).toFixed(0)}%`
+  const floor = b.sdkFloorMs === undefined ? '' : `; the SDK HTTP server ${ms(b.sdkFloorMs)}`
+  const reach = b.outOfReach
+    ? `; out of reach for the gateway: children alone use ${pct} of the allowance`
+    : ''
+  return (
+    `  ${r.row} ÷ ${r.base}: allowance ${r.limit.toFixed(1)} × ${ms(r.baseValue)} = ` +
+    `${ms(b.allowanceMs)}; children ${ms(b.childrenMs)} (${pct}); leaves the gateway ` +
+    `${ms(b.gatewayLeftMs)} (it uses ${ms(b.gatewayMs)}${floor})${reach}`
+  )
 }

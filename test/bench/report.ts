@@ -17,6 +17,7 @@ const columns = (reps: number): [string, (r: MedianRow) => string][] => [
   ['calls/s', (r) => r.callsPerSec.toFixed(0)],
   ['CPU ms/call tree', (r) => r.cpuMsPerCall.toFixed(3)],
   ['CPU ms/call root', (r) => r.rootCpuMsPerCall.toFixed(3)],
+  ['CPU ms/call children', (r) => r.childrenCpuMsPerCall.toFixed(3)],
   ['seq p50 ms', (r) => r.seqP50Ms.toFixed(3)],
   ['start p50 ms', (r) => r.sessionStartP50Ms.toFixed(1)],
   ['idle RSS MB', (r) => r.idleRssMb.toFixed(0)],
@@ -32,9 +33,10 @@ export function table(rows: MedianRow[], reps: number): string {
   const cols = columns(reps)
   const legend = [
     `medians of ${reps} repetitions; p50/p99 and calls/s under the row's load; CPU per call ` +
-      'of the whole serving tree and of its root process alone (the gateway); seq p50: one call at a',
-    'time on one session; start: session start (handshake) p50 of the sessions the row opened; ' +
-      '×16s = 16 sessions with 1 call in flight each, ×16/1s = 16 calls in flight on 1 session',
+      'of the whole serving tree, of its root process alone (the gateway) and of its children',
+    '(tree minus root in each repetition, then the median); seq p50: one call at a time on one ' +
+      'session; start: session start (handshake) p50 of the sessions the row opened;',
+    '×16s = 16 sessions with 1 call in flight each, ×16/1s = 16 calls in flight on 1 session',
   ]
   const cells = [cols.map(([h]) => h), ...rows.map((r) => cols.map(([, f]) => f(r)))]
   return [grid(cells), ...legend].join('\n')
