@@ -10,7 +10,8 @@ import { startDevIdp, type DevIdp } from '../../gateway/devidp/provider.js'
 import { scopesForPolicy } from '../helpers/dev-roles.js'
 import type { RowShape } from './http-targets.js'
 import { cleanup, spawnTracked, stopTree } from './procs.js'
-import { awaitLine, freePort, httpTarget, pollReady, type Target } from './target.js'
+import { freePort } from '../helpers/ports.js'
+import { awaitLine, httpTarget, pollReady, type Target } from './target.js'
 
 /** The bench's users: client_credentials clients with the given roles, user 0 first. */
 const client = (i: number, roles: readonly string[]) => ({

@@ -1,5 +1,6 @@
+import { freePort } from '../helpers/ports.js'
 import { spawnTracked, stopTree } from './procs.js'
-import { awaitLine, freePort, httpTarget, pollReady, type Target } from './target.js'
+import { awaitLine, httpTarget, pollReady, type Target } from './target.js'
 
 /** A row's name and load shape: `oneSession` = every call in flight on one session. */
 export interface RowShape {

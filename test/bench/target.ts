@@ -1,5 +1,4 @@
 import type { ChildProcess } from 'node:child_process'
-import { createServer, type AddressInfo } from 'node:net'
 import { createInterface } from 'node:readline'
 import { setTimeout as delay } from 'node:timers/promises'
 import { Pool, request } from 'undici'
@@ -35,18 +34,6 @@ export interface Target {
   /** The server's latest log lines, printed when the row fails. */
   recentLog(): string[]
   stop(): Promise<void>
-}
-
-/** A free loopback port: bind port 0, read it, close (for servers that need a fixed port). */
-export async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve())
-  })
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
 }
 
 /**

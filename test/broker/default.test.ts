@@ -20,7 +20,7 @@ import { startGateway, type Gateway } from '../../gateway/gateway.js'
 import { requestDevToken } from '../../gateway/devidp/token-client.js'
 import { brokerLogin } from '../helpers/broker-browser.js'
 import { memoryProvider, REDIRECT } from '../helpers/oauth-provider.js'
-import { freePort } from '../helpers/stack.js'
+import { freePort } from '../helpers/ports.js'
 
 let gateway: Gateway
 let state: string

@@ -19,7 +19,8 @@ import {
   startExchangeIdp,
   type ExchangeIdp,
 } from '../helpers/exchange-idp.js'
-import { freePort, SERVERS_DIR } from '../helpers/stack.js'
+import { freePort } from '../helpers/ports.js'
+import { SERVERS_DIR } from '../helpers/stack.js'
 import { makeTestCa } from '../helpers/test-ca.js'
 
 const V = '2026-07-28'

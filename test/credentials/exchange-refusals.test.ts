@@ -3,8 +3,6 @@
 // answers; none is cached, none puts a token in a message or a log line.
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { after, before, beforeEach, describe, test } from 'node:test'
 import { Agent } from 'undici'
 import { CredentialError } from '../../gateway/credentials/errors.js'
@@ -26,6 +24,7 @@ import {
   type ExchangeIdp,
   type Misbehaviour,
 } from '../helpers/exchange-idp.js'
+import { freePort } from '../helpers/ports.js'
 import { makeTestCa } from '../helpers/test-ca.js'
 
 const API: ExchangeSpec = { audience: 'downstream-api', scope: 'read' }
@@ -35,15 +34,6 @@ const json = (status: number, body: unknown): Misbehaviour => ({
   body: JSON.stringify(body),
   contentType: 'application/json',
 })
-
-/** A port on 127.0.0.1 that was just listened on and closed: nothing answers there. */
-async function closedPort(): Promise<number> {
-  const server = http.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as AddressInfo).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 describe('TokenExchange refusals and failures', () => {
   let idp: ExchangeIdp
@@ -361,7 +351,8 @@ describe('TokenExchange refusals and failures', () => {
     })
 
     test('connection refused', async () => {
-      const port = await closedPort()
+      // Free a moment ago and outside the ephemeral range: nothing listens there.
+      const port = await freePort()
       const { x, lines } = make({ endpoint: async () => `https://127.0.0.1:${port}/token` })
       await rejectsWith(
         x.token('alice', 'API_TOKEN', API, as(await subject('alice'))),
@@ -444,7 +435,8 @@ describe('TokenExchange refusals and failures', () => {
       })
     }
     test('plain http to this machine is allowed (a development IdP): it is tried', async () => {
-      const port = await closedPort()
+      // Free a moment ago and outside the ephemeral range: nothing listens there.
+      const port = await freePort()
       const { x } = make({ endpoint: async () => `http://127.0.0.1:${port}/token` })
       await rejectsWith(
         x.token('alice', 'API_TOKEN', API, as(await subject('alice'))),

@@ -16,7 +16,8 @@ import { startGateway } from '../../gateway/gateway.js'
 import { createSealer } from '../../gateway/store/sealed.js'
 import { testStore } from '../helpers/memory-store.js'
 import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
-import { freePort, SERVERS_DIR } from '../helpers/stack.js'
+import { freePort } from '../helpers/ports.js'
+import { SERVERS_DIR } from '../helpers/stack.js'
 
 const key = () => randomBytes(32)
 const alice = { iss: 'https://idp.example', sub: 'alice' }

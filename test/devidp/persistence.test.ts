@@ -11,13 +11,16 @@ import { Agent, request, setGlobalDispatcher } from 'undici'
 import { startDevIdp, type DevIdpOptions } from '../../gateway/devidp/provider.js'
 import { DEMO_ROLES, scopesForRoles } from '../helpers/dev-roles.js'
 import { authorizationCodeFlow, discover, tokenRequest } from '../helpers/oauth-flow.js'
+import { freePort } from '../helpers/ports.js'
 
 const ECHO = 'http://127.0.0.1:8080/mcp/echo'
 const REDIRECT = 'http://127.0.0.1:33418/callback'
 const root = mkdtempSync(join(tmpdir(), 'mcp-edge-persist-'))
 after(() => rmSync(root, { recursive: true, force: true }))
 
-// A restarted IdP on the same port: fresh connections, never one the old instance closed.
+// A restarted IdP on the same port: fresh connections, never one the old instance closed. The
+// port comes from freePort, outside the ephemeral range: between close and restart a port-0
+// listener of a test file running beside this one cannot take it.
 const newConnections = () => setGlobalDispatcher(new Agent())
 
 const options = (stateDir: string, port = 0, lines?: string[]): DevIdpOptions => ({
@@ -53,8 +56,8 @@ async function register(issuer: string) {
 describe('dev IdP state across a restart', () => {
   it('keeps keys, registered clients, grants and refresh tokens', async () => {
     const stateDir = join(root, 'state')
-    const first = await startDevIdp(options(stateDir))
-    const port = Number(new URL(first.issuer).port)
+    const port = await freePort()
+    const first = await startDevIdp(options(stateDir, port))
     const client = await register(first.issuer)
     const tokens = await authorizationCodeFlow({
       issuer: first.issuer,
@@ -125,13 +128,12 @@ describe('dev IdP state across a restart', () => {
   })
 
   it('without a state folder nothing is kept (tests, stateFile: false)', async () => {
-    const opts = { ...options(''), stateDir: undefined }
+    const opts = { ...options('', await freePort()), stateDir: undefined }
     const first = await startDevIdp(opts)
     assert.equal(first.stateDir, undefined)
     const client = await register(first.issuer)
-    const port = Number(new URL(first.issuer).port)
     await first.close()
-    const second = await startDevIdp({ ...opts, port })
+    const second = await startDevIdp(opts)
     newConnections()
     try {
       const read = await request(client.registration_client_uri, {
@@ -157,8 +159,8 @@ describe('dev IdP state across a restart', () => {
 
   it('a corrupt registrations file: starts without them, keeps the keys, says so', async () => {
     const stateDir = join(root, 'corrupt')
-    const first = await startDevIdp(options(stateDir))
-    const port = Number(new URL(first.issuer).port)
+    const port = await freePort()
+    const first = await startDevIdp(options(stateDir, port))
     const client = await register(first.issuer)
     const token = await authorizationCodeFlow({
       issuer: first.issuer,
@@ -210,8 +212,8 @@ describe('dev IdP state across a restart', () => {
 
   it('refuses an unsafe state folder before listening', async () => {
     const stateDir = join(root, 'shared')
-    const first = await startDevIdp(options(stateDir))
-    const port = Number(new URL(first.issuer).port)
+    const port = await freePort()
+    const first = await startDevIdp(options(stateDir, port))
     await first.close()
     chmodSync(stateDir, 0o777)
     await assert.rejects(

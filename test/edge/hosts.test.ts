@@ -13,7 +13,8 @@ import { after, before, describe, it } from 'node:test'
 import { checkServerIdentity, connect as tlsConnect, type PeerCertificate } from 'node:tls'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { Agent, fetch as undiciFetch, request } from 'undici'
-import { freePort, SERVERS_DIR } from '../helpers/stack.js'
+import { freePort } from '../helpers/ports.js'
+import { SERVERS_DIR } from '../helpers/stack.js'
 import { initialize, openSession, send, type Answer } from './mcp-raw.js'
 import {
   checkConfig,

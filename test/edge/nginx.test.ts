@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test'
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { Agent, fetch as undiciFetch, request } from 'undici'
-import { freePort } from '../helpers/stack.js'
+import { freePort } from '../helpers/ports.js'
 import {
   ACCEPT,
   call,

@@ -8,7 +8,8 @@ import { pino, type Logger } from 'pino'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startGateway, type Gateway, type StartOptions } from '../../gateway/gateway.js'
 import { recordingStore, type RecordingStore } from './recording-store.js'
-import { SERVERS_DIR, freePort } from './stack.js'
+import { freePort } from './ports.js'
+import { SERVERS_DIR } from './stack.js'
 import {
   startEntraLike,
   startGoogleLike,

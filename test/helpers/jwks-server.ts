@@ -1,6 +1,7 @@
 import http from 'node:http'
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
+import { freePort } from './ports.js'
 
 /** A canned answer; `hang` never answers (for timeouts). */
 export type Reply = { status?: number; body?: unknown; headers?: Record<string, string> } | 'hang'
@@ -86,12 +87,12 @@ export async function startProbeListener(): Promise<ProbeListener> {
   }
 }
 
-/** An http URL on 127.0.0.1 where nothing listens (a port just released). */
+/**
+ * An http URL on 127.0.0.1 where nothing listens: a port free a moment ago, outside the
+ * ephemeral range, so no port-0 listener of a test running beside this one takes it meanwhile.
+ */
 export async function closedPortUrl(): Promise<string> {
-  const server = net.createServer()
-  const port = await listen(server)
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return `http://127.0.0.1:${port}`
+  return `http://127.0.0.1:${await freePort()}`
 }
 
 function listen(server: net.Server): Promise<number> {

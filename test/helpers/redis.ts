@@ -3,10 +3,11 @@
 // redis-server is a failure, never a skip (.ci/run installs it).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { connect, createServer, type AddressInfo } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { freePort } from './ports.js'
 
 const BINARY = 'redis-server'
 
@@ -133,13 +134,4 @@ function answersPing(port: number): Promise<boolean> {
     socket.on('error', () => resolve(false))
     socket.on('close', () => resolve(false))
   })
-}
-
-/** Reserves a free loopback port (bind 0, read it, release). */
-export async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
-  const { port } = srv.address() as AddressInfo
-  await new Promise<void>((resolve) => srv.close(() => resolve()))
-  return port
 }

@@ -1,7 +1,6 @@
 // A real IdP (the dev IdP with test keys and clients) plus a real gateway in front of the
-// fixture and demo servers, all on 127.0.0.1 with ephemeral ports.
+// fixture and demo servers, all on 127.0.0.1 on ports from freePort (outside the ephemeral range).
 import { mkdtempSync, writeFileSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -15,6 +14,7 @@ import { startGateway, type Gateway } from '../../gateway/gateway.js'
 import type { Store } from '../../gateway/store/store.js'
 import { scopesForPolicy } from './dev-roles.js'
 import { discover, tokenRequest } from './oauth-flow.js'
+import { freePort } from './ports.js'
 
 export const SERVERS_DIR = fileURLToPath(new URL('../../servers/', import.meta.url))
 
@@ -81,15 +81,6 @@ export interface Stack {
   /** Restarts the IdP on the same port with a fresh key (rotation). */
   rotateKeys(): Promise<void>
   close(): Promise<void>
-}
-
-/** Reserves a free loopback port (bind 0, read it, release). */
-export async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
-  const { port } = srv.address() as AddressInfo
-  await new Promise<void>((resolve) => srv.close(() => resolve()))
-  return port
 }
 
 export async function startStack(

@@ -9,7 +9,8 @@ import { validateConfig } from '../../gateway/config/load.js'
 import { startDevIdp } from '../../gateway/devidp/provider.js'
 import { DEMO_ROLES, scopesForRoles } from '../helpers/dev-roles.js'
 import { startGateway } from '../../gateway/gateway.js'
-import { freePort, SERVERS_DIR } from '../helpers/stack.js'
+import { freePort } from '../helpers/ports.js'
+import { SERVERS_DIR } from '../helpers/stack.js'
 
 it('an IdP that starts after the gateway makes it ready, with no request needed', async () => {
   const [idpPort, gwPort] = [await freePort(), await freePort()]
