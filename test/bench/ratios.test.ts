@@ -110,6 +110,24 @@ const cases: { name: string; rows: RowResult[]; expect: Expect[] }[] = [
     ],
   },
   {
+    name: 'a share that rounds to the threshold shows one decimal',
+    rows: [row('edge', 'edge ×16s', 0.6818, 0.2), row('supergateway', 'sg ×16s', 1, 0.5)],
+    expect: [
+      {
+        base: 'sg ×16s',
+        ok: false,
+        allowanceMs: 0.6,
+        childrenMs: 0.4818,
+        gatewayLeftMs: 0.1182,
+        outOfReach: true,
+        line:
+          '  edge ×16s ÷ sg ×16s: allowance 0.6 × 1.000 ms = 0.600 ms; children 0.482 ms ' +
+          '(80.3%); leaves the gateway 0.118 ms (it uses 0.200 ms); out of reach for the ' +
+          'gateway: children alone use 80.3% of the allowance',
+      },
+    ],
+  },
+  {
     name: 'just under the share, failed: a gateway target, not out of reach',
     rows: [row('edge-2026', 'e26 ×16s', 0.674, 0.2), row('supergateway', 'sg ×16s', 1, 0.5)],
     expect: [

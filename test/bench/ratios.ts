@@ -169,7 +169,9 @@ export function relayText(ratios: RelayRatio[]): string {
 /** One tree-CPU bound: allowance, children, what is left; out of reach above the share. */
 export function boundText(r: RelayRatio, b: TreeBound): string {
   const ms = (v: number) => `${v.toFixed(3)} ms`
-  const pct = `${(b.childrenShare * 100).toFixed(0)}%`
+  // One decimal where a whole percent would read as the threshold itself (80.25% is over it).
+  const near = Math.round(b.childrenShare * 100) === Math.round(OUT_OF_REACH_SHARE * 100)
+  const pct = `${(b.childrenShare * 100).toFixed(near ? 1 : 0)}%`
   const floor = b.sdkFloorMs === undefined ? '' : `; the SDK HTTP server ${ms(b.sdkFloorMs)}`
   const reach = b.outOfReach
     ? `; out of reach for the gateway: children alone use ${pct} of the allowance`
