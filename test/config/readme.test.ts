@@ -27,7 +27,7 @@ import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import type { z } from 'zod'
 import { ConfigError, formatProblem } from '../../gateway/config/errors.js'
-import { validateConfig } from '../../gateway/config/load.js'
+import { ENV_OVERRIDES, validateConfig } from '../../gateway/config/load.js'
 import * as S from '../../gateway/config/schema.js'
 import { parseYamlText } from '../../gateway/config/yaml.js'
 import { parsePins } from '../../gateway/pins/file.js'
@@ -451,6 +451,25 @@ describe('README documents every key that has a default', () => {
       const server = KEYS.get(key.replace(/^endpoints\./, 'servers.'))
       assert.deepEqual([server?.hasDefault, server?.default], [k.hasDefault, k.default], key)
     }
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Environment overrides: the paragraph that lists them names each variable and its key.
+
+describe('README environment overrides', () => {
+  test('the list is ENV_OVERRIDES, each variable with its key', () => {
+    const start = README.indexOf('Environment overrides, applied before validation:')
+    assert.ok(start >= 0, 'README has the "Environment overrides" paragraph')
+    const paragraph = README.slice(start, README.indexOf('\n\n', start))
+    const listed = Object.fromEntries(
+      [...paragraph.matchAll(/`(MCP_EDGE_\w+)`\s+\(`([^`]+)`\)/g)].map((m) => [m[1], m[2]]),
+    )
+    const code = Object.fromEntries(
+      Object.entries(ENV_OVERRIDES).map(([name, o]) => [name, o.path.join('.')]),
+    )
+    assert.deepEqual(listed, code)
+    for (const key of Object.values(code)) assert.ok(KEYS.has(key), key)
   })
 })
 
