@@ -9,9 +9,18 @@ import type { LaneEvents } from './lane-events.js'
  * one a request may take, and how they end (idle, stale credentials, reclaimed, process gone).
  */
 export class LaneSet {
+  /** Live lanes by key. */
   private readonly lanes = new Map<string, Lane[]>()
+  /**
+   * The same lists by (server, owner) (`pairOf`), then key: what a request counts against its
+   * cap is its own lanes, not every principal's.
+   */
+  private readonly pairs = new Map<string, Map<string, Lane[]>>()
+  private live = 0
   /** Lanes whose process is being taken: they count toward every bound already. */
-  readonly starting = new Set<Hold>()
+  private readonly starting = new Set<Hold>()
+  /** How many of `starting` each (server, owner) has. */
+  private readonly startingOf = new Map<string, number>()
   /** Lanes being started for a plain request, per key: other plain requests wait to join them. */
   readonly startingPlain = new Map<string, number>()
   /** Lanes whose process is being ended: they count toward the bounds until it has exited. */
@@ -31,9 +40,7 @@ export class LaneSet {
   ) {}
 
   get size(): number {
-    let n = 0
-    for (const l of this.lanes.values()) n += l.length
-    return n
+    return this.live
   }
 
   /** Whether any lane is in use (a request, a waiting round). */
@@ -44,15 +51,21 @@ export class LaneSet {
 
   /** Whether `owner` has a live lane of `server`. */
   has(server: string, owner: string): boolean {
-    for (const l of this.lanes.values())
-      if (l.some((x) => x.server === server && x.owner === owner)) return true
-    return false
+    return this.pairs.has(pairOf(server, owner))
   }
 
   add(lane: Lane): void {
-    const list = this.lanes.get(lane.key) ?? []
+    let list = this.lanes.get(lane.key)
+    if (list === undefined) {
+      list = []
+      this.lanes.set(lane.key, list)
+      const pair = pairOf(lane.server, lane.owner)
+      const keys = this.pairs.get(pair) ?? new Map<string, Lane[]>()
+      keys.set(lane.key, list)
+      this.pairs.set(pair, keys)
+    }
     list.push(lane)
-    this.lanes.set(lane.key, list)
+    this.live++
     lane.child.onexit = () => this.lost(lane)
   }
 
@@ -60,7 +73,25 @@ export class LaneSet {
   takeAll(): Lane[] {
     const all = [...this.lanes.values()].flat()
     this.lanes.clear()
+    this.pairs.clear()
+    this.live = 0
     return all
+  }
+
+  /** A lane of `hold` is being started: it counts as running, and toward every bound, from now. */
+  begin(hold: Hold): void {
+    this.starting.add(hold)
+    const pair = pairOf(hold.server, hold.owner)
+    this.startingOf.set(pair, (this.startingOf.get(pair) ?? 0) + 1)
+  }
+
+  /** The start `begin` counted is over: its lane is live (`add`), or none came. */
+  end(hold: Hold): void {
+    if (!this.starting.delete(hold)) return
+    const pair = pairOf(hold.server, hold.owner)
+    const left = (this.startingOf.get(pair) ?? 1) - 1
+    if (left === 0) this.startingOf.delete(pair)
+    else this.startingOf.set(pair, left)
   }
 
   /**
@@ -70,12 +101,20 @@ export class LaneSet {
   running(scope: Scope, requests = false): number {
     let n = 0
     for (const list of this.lanes.values())
-      for (const l of list) {
-        if (!scope(l)) continue
-        if (l.user !== undefined && !l.parked) n++
-        else if (l.plain.size > 0) n += requests ? l.plain.size : 1
-      }
+      for (const l of list) if (scope(l)) n += runs(l, requests)
     for (const h of this.starting) if (scope(h)) n++
+    return n
+  }
+
+  /**
+   * `running` of `owner`'s lanes of `server` (a lane shared by plain requests is one), from
+   * their own lanes only: what every request that is not joining a shared lane counts.
+   */
+  runningOf(server: string, owner: string): number {
+    const pair = pairOf(server, owner)
+    let n = this.startingOf.get(pair) ?? 0
+    for (const list of this.pairs.get(pair)?.values() ?? [])
+      for (const l of list) n += runs(l, false)
     return n
   }
 
@@ -143,10 +182,12 @@ export class LaneSet {
    * A user's credentials changed (a secret set or rotated, a token renewed): their lanes
    * started with the old values end at a request boundary, now if idle, else when released.
    */
-  retireStale(current: string): void {
+  retireStale(server: string, owner: string, current: string): void {
     // The same server, principal and identity; other values (`\n#<fingerprint>` ends a key).
     const base = current.split('\n#')[0]
-    for (const [key, list] of [...this.lanes]) {
+    const keys = this.pairs.get(pairOf(server, owner))
+    if (keys === undefined) return
+    for (const [key, list] of [...keys]) {
       if (key === current || key.split('\n#')[0] !== base) continue
       for (const lane of [...list]) {
         if (lane.busy || lane.pins.size > 0) lane.stale = true
@@ -187,10 +228,17 @@ export class LaneSet {
   /** Forgets a lane whose process is gone or going; whoever used it hears so. */
   private lost(lane: Lane): void {
     const list = this.lanes.get(lane.key)
-    if (list !== undefined) {
-      const i = list.indexOf(lane)
-      if (i !== -1) list.splice(i, 1)
-      if (list.length === 0) this.lanes.delete(lane.key)
+    const i = list?.indexOf(lane) ?? -1
+    if (list !== undefined && i !== -1) {
+      list.splice(i, 1)
+      this.live--
+      if (list.length === 0) {
+        this.lanes.delete(lane.key)
+        const pair = pairOf(lane.server, lane.owner)
+        const keys = this.pairs.get(pair)
+        keys?.delete(lane.key)
+        if (keys?.size === 0) this.pairs.delete(pair)
+      }
     }
     const { events } = this.o
     if (events.watchingEnds && !this.has(lane.server, lane.owner))
@@ -200,6 +248,21 @@ export class LaneSet {
     lane.pins.clear()
     this.o.changed()
   }
+}
+
+/** The index of `server` and `owner`'s lanes (as lane-waiters.ts names its queues). */
+function pairOf(server: string, owner: string): string {
+  return `${server}\n${owner}`
+}
+
+/**
+ * What a lane counts as running: 1 for a request alone (not parked between rounds), 1 for
+ * plain ones sharing it (each, with `requests`), else 0.
+ */
+function runs(l: Lane, requests: boolean): number {
+  if (l.user !== undefined && !l.parked) return 1
+  if (l.plain.size > 0) return requests ? l.plain.size : 1
+  return 0
 }
 
 /** Holds `lane` for `holder`: alone (HELD), or as one more plain request's share. */
