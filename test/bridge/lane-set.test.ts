@@ -1,15 +1,16 @@
-// LaneSet's index of lanes by (server, owner): what a request counts against its cap
-// (`runningOf`), whether a principal still has a lane of a server (`has`), how many lanes live
-// (`size`) and which lanes a credential change retires (`retireStale`) come from the index, not
-// from a scan of every principal's lanes. A model check: random sequences of start, add, lease
-// (alone, plain), park, release, retire, crash, reap, reclaim and credential changes over several
-// servers and principals, from a seeded PRNG; after each step the index must agree with a
-// brute-force scan of the lanes the test knows to be alive.
+// LaneSet's indexes: what a request counts against its cap (`runningOf`), whether a principal
+// still has a lane of a server (`has`), how many lanes live (`size`), which lanes a credential
+// change retires (`retireStale`) and what the bounds count before a start (`count` of a scope
+// naming its server and owner) come from the index and counters, not from a scan of every
+// principal's lanes. A model check: random sequences of start, add, lease (alone, plain), park,
+// release, pin, retire, exit, crash, reap, reclaim and credential changes over several servers
+// and principals, from a seeded PRNG; after each step the indexes must agree with a brute-force
+// scan of the lanes the test knows to be alive, starting or still exiting.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import { pino } from 'pino'
-import type { Hold } from '../../gateway/bridge/bounds.js'
+import { type Hold, scopeOf } from '../../gateway/bridge/bounds.js'
 import type { Child } from '../../gateway/bridge/child.js'
 import { HELD, Lane, type LaneUser } from '../../gateway/bridge/lane.js'
 import { LaneEvents } from '../../gateway/bridge/lane-events.js'
@@ -37,6 +38,9 @@ function prng(seed: number): () => number {
 class StandIn implements Child {
   readonly pid = 0
   gone = false
+  /** Closed (retired), and not exited yet: the lane counts toward the bounds until `exit`. */
+  closing = false
+  exit = () => {}
   readonly exited = new Promise<void>(() => {})
   onmessage?: (message: JSONRPCMessage) => void
   onexit?: () => void
@@ -44,8 +48,15 @@ class StandIn implements Child {
     return !this.gone
   }
   async send(): Promise<void> {}
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.gone = true
+    this.closing = true
+    return new Promise((resolve) => {
+      this.exit = () => {
+        this.closing = false
+        resolve()
+      }
+    })
   }
   retag(): void {}
   /** The process exits by itself. */
@@ -142,6 +153,10 @@ describe('LaneSet index agrees with a scan of every lane', () => {
             const lane = pickOf(alive())
             if (lane !== undefined) void lanes.retire(lane)
           },
+          exit() {
+            const lane = pickOf(added.filter((l) => (l.child as StandIn).closing))
+            if (lane !== undefined) (lane.child as StandIn).exit()
+          },
           crash() {
             const lane = pickOf(alive())
             if (lane !== undefined) (lane.child as StandIn).crash()
@@ -162,9 +177,10 @@ describe('LaneSet index agrees with a scan of every lane', () => {
             if (lane !== undefined) lane.lastUsed = 0
             lanes.reap(60_000)
           },
-          async reclaim() {
+          reclaim() {
+            // Ends one at once; its process exits at a later `exit` step.
             const server = pickOf(servers)
-            await lanes.reclaimIdle((h) => h.server === server, 'model check')
+            void lanes.reclaimIdle((h) => h.server === server, 'model check')
           },
         }
         const names = Object.keys(steps)
@@ -177,6 +193,17 @@ describe('LaneSet index agrees with a scan of every lane', () => {
           const where = `step ${step} (${name})`
           const live = alive()
           assert.equal(lanes.size, live.length, `${where}: size`)
+          // What the bounds count: live, starting and ending lanes, from the index (a scope naming
+          // its server and owner) and from a scan (the same test, unnamed), against the model.
+          const closing = added.filter((l) => (l.child as StandIn).closing)
+          for (const server of [...servers, undefined])
+            for (const owner of [...owners, undefined]) {
+              const scope = scopeOf({ server, owner })
+              const scan = (h: Hold) => scope(h)
+              const model = [...live, ...starting, ...closing].filter(scan).length
+              assert.equal(lanes.count(scope), model, `${where}: count ${server} ${owner}`)
+              assert.equal(lanes.count(scan), model, `${where}: count (scan) ${server} ${owner}`)
+            }
           for (const server of servers)
             for (const owner of owners) {
               const mine = (h: Hold) => h.server === server && h.owner === owner
@@ -186,11 +213,6 @@ describe('LaneSet index agrees with a scan of every lane', () => {
               assert.equal(lanes.runningOf(server, owner), scanned, `${where}: runningOf`)
               assert.equal(lanes.running(mine), scanned, `${where}: running`)
               assert.equal(lanes.has(server, owner), live.some(mine), `${where}: has`)
-              assert.equal(
-                lanes.count(mine),
-                live.filter(mine).length + [...starting].filter(mine).length,
-                `${where}: count`,
-              )
               for (let id = 0; id < c.ids; id++) {
                 const key = keyOf(server, owner, id)
                 const free = lanes.pick(key, HELD, () => true)
@@ -206,6 +228,12 @@ describe('LaneSet index agrees with a scan of every lane', () => {
         const all = lanes.takeAll()
         assert.equal(all.length, alive().length)
         assert.equal(lanes.size, 0)
+        const closing = added.filter((l) => (l.child as StandIn).closing)
+        assert.equal(
+          lanes.count(scopeOf({})),
+          starting.size + closing.length,
+          'count after takeAll',
+        )
         for (const server of servers)
           for (const owner of owners) assert.equal(lanes.has(server, owner), false)
       })
