@@ -13,8 +13,26 @@ export interface Hold {
   readonly owner: string
 }
 
-/** Which holds a bound counts. */
-export type Scope = (h: Hold) => boolean
+/**
+ * Which holds a bound counts. With `where` (see `scopeOf`) the test is exactly "on that server,
+ * of that owner" (either left out: any), so a holder may count from an index instead of testing
+ * every hold.
+ */
+export type Scope = ((h: Hold) => boolean) & { readonly where?: Where }
+
+/** The server and owner a scope is limited to; undefined: any. */
+export interface Where {
+  readonly server?: string
+  readonly owner?: string
+}
+
+/** The holds on `where.server` of `where.owner` (every hold, with neither), as a Scope. */
+export function scopeOf(where: Where): Scope {
+  const { server, owner } = where
+  const test = (h: Hold) =>
+    (server === undefined || h.server === server) && (owner === undefined || h.owner === owner)
+  return Object.assign(test, { where })
+}
 
 /** A kind of hold the bounds count and may end to make room: sessions, lanes. */
 export interface Holders {
@@ -87,7 +105,7 @@ export class SubjectBounds {
     const limits = this.o.config.limits
     const bounds: Bound[] = [
       {
-        scope: (h) => h.server === server && h.owner === owner,
+        scope: scopeOf({ server, owner }),
         max: config?.maxSessionsPerSubject ?? Infinity,
         refuse: () =>
           new BridgeError(
@@ -96,7 +114,7 @@ export class SubjectBounds {
           ),
       },
       {
-        scope: (h) => h.owner === owner,
+        scope: scopeOf({ owner }),
         max: limits.maxSessionsPerSubject,
         refuse: () =>
           new BridgeError(
@@ -105,7 +123,7 @@ export class SubjectBounds {
           ),
       },
       {
-        scope: (h) => h.server === server,
+        scope: scopeOf({ server }),
         max: config?.maxSessions ?? Infinity,
         refuse: () =>
           new BridgeError(
@@ -114,7 +132,7 @@ export class SubjectBounds {
           ),
       },
       {
-        scope: () => true,
+        scope: scopeOf({}),
         max: limits.maxSessions,
         refuse: () =>
           new BridgeError('too_many_sessions', 'the gateway is at its session limit; retry later'),

@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
-import type { Bound, Hold, Scope, SubjectBounds } from './bounds.js'
+import type { Bound, Hold, SubjectBounds } from './bounds.js'
 import { BridgeError } from './errors.js'
 import { HELD, Lane, type LaneUser } from './lane.js'
 import type { LaneCatalog } from './lane-catalog.js'
@@ -74,7 +74,8 @@ export class LaneLeases {
     // A request already here when shutdown begins is waited for, even while its lane starts.
     this.acquiring++
     try {
-      if (ask.credentials !== undefined) this.o.lanes.retireStale(ask.key)
+      if (ask.credentials !== undefined)
+        this.o.lanes.retireStale(ask.server, ownerKey(ask.principal), ask.key)
       const lane = await this.acquire(ask, holder)
       // The client left while its lane was found or started: nothing may run for it.
       if (ask.signal?.aborted) {
@@ -95,7 +96,6 @@ export class LaneLeases {
     const { lanes, waiters, limits, bounds } = this.o
     const { key, server, principal, signal } = ask
     const owner = ownerKey(principal)
-    const mine: Scope = (h) => h.server === server && h.owner === owner
     const deadline = Date.now() + limits.laneWait
     for (;;) {
       if (this.finished)
@@ -112,7 +112,7 @@ export class LaneLeases {
       // count here: the bounds below end the oldest.
       const cap = this.o.cap(server)
       let full: Bound | undefined
-      if (lanes.running(mine) < cap) {
+      if (lanes.runningOf(server, owner) < cap) {
         const free = this.pick(key, holder)
         if (free !== undefined) {
           take(free, holder)
@@ -201,7 +201,7 @@ export class LaneLeases {
     const { lanes, catalog } = this.o
     const { key, server, principal, log } = ask
     const hold: Hold = { server, owner: ownerKey(principal) }
-    lanes.starting.add(hold)
+    lanes.begin(hold)
     const plain = holder !== HELD
     if (plain) lanes.startingPlain.set(key, (lanes.startingPlain.get(key) ?? 0) + 1)
     let started = false
@@ -226,7 +226,7 @@ export class LaneLeases {
       started = true
       return lane
     } finally {
-      lanes.starting.delete(hold)
+      lanes.end(hold)
       if (plain) {
         const left = (lanes.startingPlain.get(key) ?? 1) - 1
         if (left === 0) lanes.startingPlain.delete(key)

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { GatewayConfig } from '../config/schema.js'
-import type { Hold, Scope } from './bounds.js'
+import type { Hold, Scope, Where } from './bounds.js'
 import { HELD, type Lane, type LaneUser } from './lane.js'
 import type { LaneEvents } from './lane-events.js'
 
@@ -9,13 +9,28 @@ import type { LaneEvents } from './lane-events.js'
  * one a request may take, and how they end (idle, stale credentials, reclaimed, process gone).
  */
 export class LaneSet {
+  /** Live lanes by key. */
   private readonly lanes = new Map<string, Lane[]>()
+  /**
+   * The same lists by (server, owner) (`pairOf`), then key: what a request counts against its
+   * cap is its own lanes, not every principal's.
+   */
+  private readonly pairs = new Map<string, Map<string, Lane[]>>()
+  private live = 0
   /** Lanes whose process is being taken: they count toward every bound already. */
-  readonly starting = new Set<Hold>()
+  private readonly starting = new Set<Hold>()
+  /** How many of `starting` each (server, owner) has. */
+  private readonly startingOf = new Map<string, number>()
   /** Lanes being started for a plain request, per key: other plain requests wait to join them. */
   readonly startingPlain = new Map<string, number>()
   /** Lanes whose process is being ended: they count toward the bounds until it has exited. */
   private readonly ending = new Map<Lane, Promise<void>>()
+  /**
+   * `count` of every scope a bound names (`whereOf`): live, starting and ending lanes, kept as
+   * each enters or leaves one of the three, so checking the bounds before a start reads four
+   * numbers instead of testing every lane four times.
+   */
+  private readonly held = new Map<string, number>()
 
   constructor(
     private readonly o: {
@@ -31,9 +46,7 @@ export class LaneSet {
   ) {}
 
   get size(): number {
-    let n = 0
-    for (const l of this.lanes.values()) n += l.length
-    return n
+    return this.live
   }
 
   /** Whether any lane is in use (a request, a waiting round). */
@@ -44,23 +57,52 @@ export class LaneSet {
 
   /** Whether `owner` has a live lane of `server`. */
   has(server: string, owner: string): boolean {
-    for (const l of this.lanes.values())
-      if (l.some((x) => x.server === server && x.owner === owner)) return true
-    return false
+    return this.pairs.has(pairOf(server, owner))
   }
 
   add(lane: Lane): void {
-    const list = this.lanes.get(lane.key) ?? []
+    let list = this.lanes.get(lane.key)
+    if (list === undefined) {
+      list = []
+      this.lanes.set(lane.key, list)
+      const pair = pairOf(lane.server, lane.owner)
+      const keys = this.pairs.get(pair) ?? new Map<string, Lane[]>()
+      keys.set(lane.key, list)
+      this.pairs.set(pair, keys)
+    }
     list.push(lane)
-    this.lanes.set(lane.key, list)
+    this.live++
+    this.tally(lane, 1)
     lane.child.onexit = () => this.lost(lane)
   }
 
   /** Every live lane, forgotten (shutdown). */
   takeAll(): Lane[] {
     const all = [...this.lanes.values()].flat()
+    for (const lane of all) this.tally(lane, -1)
     this.lanes.clear()
+    this.pairs.clear()
+    this.live = 0
     return all
+  }
+
+  /** A lane of `hold` is being started: it counts as running, and toward every bound, from now. */
+  begin(hold: Hold): void {
+    if (this.starting.has(hold)) return
+    this.starting.add(hold)
+    this.tally(hold, 1)
+    const pair = pairOf(hold.server, hold.owner)
+    this.startingOf.set(pair, (this.startingOf.get(pair) ?? 0) + 1)
+  }
+
+  /** The start `begin` counted is over: its lane is live (`add`), or none came. */
+  end(hold: Hold): void {
+    if (!this.starting.delete(hold)) return
+    this.tally(hold, -1)
+    const pair = pairOf(hold.server, hold.owner)
+    const left = (this.startingOf.get(pair) ?? 1) - 1
+    if (left === 0) this.startingOf.delete(pair)
+    else this.startingOf.set(pair, left)
   }
 
   /**
@@ -70,12 +112,20 @@ export class LaneSet {
   running(scope: Scope, requests = false): number {
     let n = 0
     for (const list of this.lanes.values())
-      for (const l of list) {
-        if (!scope(l)) continue
-        if (l.user !== undefined && !l.parked) n++
-        else if (l.plain.size > 0) n += requests ? l.plain.size : 1
-      }
+      for (const l of list) if (scope(l)) n += runs(l, requests)
     for (const h of this.starting) if (scope(h)) n++
+    return n
+  }
+
+  /**
+   * `running` of `owner`'s lanes of `server` (a lane shared by plain requests is one), from
+   * their own lanes only: what every request that is not joining a shared lane counts.
+   */
+  runningOf(server: string, owner: string): number {
+    const pair = pairOf(server, owner)
+    let n = this.startingOf.get(pair) ?? 0
+    for (const list of this.pairs.get(pair)?.values() ?? [])
+      for (const l of list) n += runs(l, false)
     return n
   }
 
@@ -107,6 +157,7 @@ export class LaneSet {
 
   /** Lanes in `scope`, live (running, parked or idle), starting, or ending. */
   count(scope: Scope): number {
+    if (scope.where !== undefined) return this.held.get(whereOf(scope.where)) ?? 0
     let n = 0
     for (const list of this.lanes.values()) for (const l of list) if (scope(l)) n++
     for (const h of this.starting) if (scope(h)) n++
@@ -143,10 +194,12 @@ export class LaneSet {
    * A user's credentials changed (a secret set or rotated, a token renewed): their lanes
    * started with the old values end at a request boundary, now if idle, else when released.
    */
-  retireStale(current: string): void {
+  retireStale(server: string, owner: string, current: string): void {
     // The same server, principal and identity; other values (`\n#<fingerprint>` ends a key).
     const base = current.split('\n#')[0]
-    for (const [key, list] of [...this.lanes]) {
+    const keys = this.pairs.get(pairOf(server, owner))
+    if (keys === undefined) return
+    for (const [key, list] of [...keys]) {
       if (key === current || key.split('\n#')[0] !== base) continue
       for (const lane of [...list]) {
         if (lane.busy || lane.pins.size > 0) lane.stale = true
@@ -165,9 +218,11 @@ export class LaneSet {
     if (closing === undefined) {
       closing = lane.child.close().finally(() => {
         this.ending.delete(lane)
+        this.tally(lane, -1)
         this.o.changed()
       })
       this.ending.set(lane, closing)
+      this.tally(lane, 1)
     }
     return closing
   }
@@ -184,13 +239,31 @@ export class LaneSet {
     }
   }
 
+  /** `h` entered (1) or left (-1) the live, starting or ending lanes: the counts it is in follow. */
+  private tally(h: Hold, by: 1 | -1): void {
+    for (const where of [{}, { server: h.server }, { owner: h.owner }, h]) {
+      const key = whereOf(where)
+      const n = (this.held.get(key) ?? 0) + by
+      if (n === 0) this.held.delete(key)
+      else this.held.set(key, n)
+    }
+  }
+
   /** Forgets a lane whose process is gone or going; whoever used it hears so. */
   private lost(lane: Lane): void {
     const list = this.lanes.get(lane.key)
-    if (list !== undefined) {
-      const i = list.indexOf(lane)
-      if (i !== -1) list.splice(i, 1)
-      if (list.length === 0) this.lanes.delete(lane.key)
+    const i = list?.indexOf(lane) ?? -1
+    if (list !== undefined && i !== -1) {
+      list.splice(i, 1)
+      this.live--
+      this.tally(lane, -1)
+      if (list.length === 0) {
+        this.lanes.delete(lane.key)
+        const pair = pairOf(lane.server, lane.owner)
+        const keys = this.pairs.get(pair)
+        keys?.delete(lane.key)
+        if (keys?.size === 0) this.pairs.delete(pair)
+      }
     }
     const { events } = this.o
     if (events.watchingEnds && !this.has(lane.server, lane.owner))
@@ -200,6 +273,27 @@ export class LaneSet {
     lane.pins.clear()
     this.o.changed()
   }
+}
+
+/** The index of `server` and `owner`'s lanes (as lane-waiters.ts names its queues). */
+function pairOf(server: string, owner: string): string {
+  return `${server}\n${owner}`
+}
+
+/** The key of `held` for a scope limited to `where`: `*` stands for any server or owner. */
+function whereOf(where: Where): string {
+  const { server, owner } = where
+  return `${server === undefined ? '*' : `=${server}`}\n${owner === undefined ? '*' : `=${owner}`}`
+}
+
+/**
+ * What a lane counts as running: 1 for a request alone (not parked between rounds), 1 for
+ * plain ones sharing it (each, with `requests`), else 0.
+ */
+function runs(l: Lane, requests: boolean): number {
+  if (l.user !== undefined && !l.parked) return 1
+  if (l.plain.size > 0) return requests ? l.plain.size : 1
+  return 0
 }
 
 /** Holds `lane` for `holder`: alone (HELD), or as one more plain request's share. */
