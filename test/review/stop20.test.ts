@@ -4,16 +4,16 @@ import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, it } from 'node:test'
-import {
-  exchange,
-  login,
-  newClient,
-  refresh,
-  register,
-  send,
-  useAt,
-} from '../helpers/broker-raw.js'
+import { exchange, login, newClient, refresh, send, useAt } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import {
+  BOB,
+  basicAuth,
+  loginTokens,
+  newConfidentialClient,
+  revokeAs,
+  type TokenPair,
+} from '../helpers/broker-tokens.js'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
@@ -29,14 +29,6 @@ const REDIRECT = 'http://127.0.0.1:43126/cb'
 /** The smallest list the schema allows: what an attacker must fill is this, or the default 100,000. */
 const LIST_MAX = 100
 const PER_USER = 5
-const BOB = 'bob-pairwise-sub'
-const BOB_CLAIMS = {
-  oid: '00000000-0000-0000-0000-000000000b0b',
-  name: 'Bob',
-  preferred_username: 'bob@contoso.example',
-  email: 'bob@contoso.example',
-  roles: ['mcp-reader'],
-}
 
 let stack: BrokerStack
 describe('broker', () => {
@@ -54,29 +46,8 @@ describe('broker', () => {
   after(() => stack.close())
 
   /** A fresh login (its own browser: its own grant) of the fixture's user, or Bob. */
-  async function tokens(
-    client: string,
-    user?: string,
-  ): Promise<{ access: string; refresh: string }> {
-    if (user === BOB) {
-      stack.idp.nextUser(BOB)
-      stack.idp.updateUser(BOB, BOB_CLAIMS)
-    }
-    const l = await login(stack, { clientId: client, redirectUri: REDIRECT, scope: 'mcp:read' })
-    const res = await exchange(stack, l, { clientId: client, redirectUri: REDIRECT })
-    assert.equal(res.status, 200, res.text)
-    return { access: String(res.json.access_token), refresh: String(res.json.refresh_token) }
-  }
-
-  const revoke = (token: string, client: string, headers: Record<string, string> = {}) =>
-    send(`${stack.url}/revoke`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
-      body: new URLSearchParams({
-        token,
-        ...(headers.authorization ? {} : { client_id: client }),
-      }).toString(),
-    })
+  const tokens = (client: string, user?: string): Promise<TokenPair> =>
+    loginTokens(stack, { client, redirectUri: REDIRECT, user })
 
   describe('/revoke of another client’s token is answered byte for byte as an unknown one', () => {
     /** Everything a client sees of an answer but the clock. */
@@ -88,38 +59,19 @@ describe('broker', () => {
     it('access and refresh tokens, public and confidential callers, token_type_hint either way', async () => {
       const owner = await newClient(stack, [REDIRECT])
       const pub = await newClient(stack, [REDIRECT])
-      const res = await register(stack, {
-        client_name: 'confidential',
-        redirect_uris: [REDIRECT],
-        token_endpoint_auth_method: 'client_secret_basic',
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-      })
-      assert.equal(res.status, 201, res.text)
-      const id = String(res.json.client_id)
-      const basic = {
-        authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(String(res.json.client_secret))}`).toString('base64')}`,
-      }
+      const confidential = await newConfidentialClient(stack, [REDIRECT])
       const t = await tokens(owner)
       const callers: [string, Record<string, string>][] = [
         [pub, {}],
-        [id, basic],
+        [confidential.id, basicAuth(confidential)],
       ]
       for (const [client, headers] of callers) {
-        const unknown = seen(await revoke('not-a-token-at-all', client, headers))
+        const unknown = seen(await revokeAs(stack, 'not-a-token-at-all', client, headers))
         assert.equal(unknown.status, 200)
         for (const token of [t.access, t.refresh]) {
-          assert.deepEqual(seen(await revoke(token, client, headers)), unknown, client)
+          assert.deepEqual(seen(await revokeAs(stack, token, client, headers)), unknown, client)
           for (const hint of ['access_token', 'refresh_token']) {
-            const r = await send(`${stack.url}/revoke`, {
-              method: 'POST',
-              headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
-              body: new URLSearchParams({
-                token,
-                token_type_hint: hint,
-                ...(headers.authorization ? {} : { client_id: client }),
-              }).toString(),
-            })
+            const r = await revokeAs(stack, token, client, headers, { token_type_hint: hint })
             assert.deepEqual(seen(r), unknown, `${client} hint ${hint}`)
           }
         }
