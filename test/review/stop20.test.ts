@@ -1,7 +1,6 @@
 // What the outside review of stop 20 found, on one real broker (its memory store) in front of
 // the Entra-like upstream fixture, each token used in a real MCP request.
 import assert from 'node:assert/strict'
-import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, it } from 'node:test'
 import { exchange, login, newClient, refresh, send, useAt } from '../helpers/broker-raw.js'
@@ -14,9 +13,9 @@ import {
   revokeAs,
   type TokenPair,
 } from '../helpers/broker-tokens.js'
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
-import { request } from 'undici'
+import { editPolicy } from '../helpers/policy-edit.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { connectClient, raw, TASKS_TOOLS } from '../helpers/tasks-stack.js'
 import {
   ACCOUNT_EXCHANGE,
   ACCOUNT_POLICY,
@@ -112,76 +111,39 @@ describe('tasks/cancel of a task whose tool is denied now', () => {
   // withdrawn) after it began are refused, "withholding its status"; tasks/cancel went by server
   // access alone, and its answer is the task, status message and all (and it ends the task).
   let tasks: Stack
-  const file = () => join(tasks.dir, 'policy.yaml')
-  const tools = 'tools: { forever: deny, "*": ["mcp:read"] }'
   before(async () => {
     tasks = await startStack({
       servers: { tasks: { command: process.execPath, args: [join(SERVERS_DIR, 'tasks.js')] } },
-      policy: `${TEST_POLICY}  tasks:\n    access: ["mcp:read"]\n    ${tools}\n`,
+      policy: `${TEST_POLICY}  tasks:\n    access: ["mcp:read"]\n    ${TASKS_TOOLS}\n`,
     })
   })
   after(() => tasks.close())
 
   it('is refused as tasks/get is (its answer is the task); the task is not cancelled', async () => {
-    const token = await tasks.token('alice', { server: 'tasks' })
-    const client = new Client({ name: 'stop20', version: '0' })
-    const transport = new StreamableHTTPClientTransport(new URL(tasks.local('tasks')), {
-      requestInit: { headers: { authorization: `Bearer ${token}` } },
-    })
-    await client.connect(transport)
-    const raw = async (method: string, params: unknown) => {
-      const res = await request(tasks.local('tasks'), {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          authorization: `Bearer ${token}`,
-          'mcp-session-id': transport.sessionId!,
-          'mcp-protocol-version': '2025-11-25',
-        },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 'raw', method, params }),
-      })
-      const text = await res.body.text()
-      const data = text
-        .split('\n')
-        .filter((l) => l.startsWith('data: ') && l.length > 6)
-        .map((l) => JSON.parse(l.slice(6)))
-        .find((m) => m.id === 'raw')
-      return (data ?? JSON.parse(text)) as {
-        result?: Record<string, unknown>
-        error?: { code: number }
-      }
-    }
-    const policy = readFileSync(file(), 'utf8')
+    const client = await connectClient(tasks, 'tasks')
+    const call = (method: string, params: unknown) => raw('tasks', client, method, params)
+    const policy = editPolicy(tasks)
     try {
-      const created = await raw('tools/call', {
+      const created = await call('tools/call', {
         name: 'chatty',
         arguments: { chars: 12 },
         task: {},
       })
       const taskId = (created.result?.task as { taskId?: string } | undefined)?.taskId
       assert.equal(typeof taskId, 'string', JSON.stringify(created))
-      assert.equal((await raw('tasks/get', { taskId })).result?.statusMessage, 'é'.repeat(12))
-      const denied = policy.replace(
-        tools,
-        'tools: { forever: deny, chatty: deny, "*": ["mcp:read"] }',
-      )
-      assert.notEqual(denied, policy)
-      writeFileSync(file(), denied)
-      assert.equal(tasks.gateway.reloadPolicy()?.ok, true)
-      assert.equal((await raw('tasks/get', { taskId })).error?.code, -32010, 'tasks/get withheld')
-      const cancel = await raw('tasks/cancel', { taskId })
+      assert.equal((await call('tasks/get', { taskId })).result?.statusMessage, 'é'.repeat(12))
+      policy.replace(TASKS_TOOLS, 'tools: { forever: deny, chatty: deny, "*": ["mcp:read"] }')
+      assert.equal((await call('tasks/get', { taskId })).error?.code, -32010, 'tasks/get withheld')
+      const cancel = await call('tasks/cancel', { taskId })
       assert.equal(cancel.error?.code, -32010, JSON.stringify(cancel))
       // Allowed again: the task was not cancelled by the refused request.
-      writeFileSync(file(), policy)
-      assert.equal(tasks.gateway.reloadPolicy()?.ok, true)
-      assert.equal((await raw('tasks/get', { taskId })).result?.status, 'working')
+      policy.restore()
+      assert.equal((await call('tasks/get', { taskId })).result?.status, 'working')
       // A task the session does not know still goes by access: only its own process has it.
-      const unknown = await raw('tasks/cancel', { taskId: 'never-created' })
+      const unknown = await call('tasks/cancel', { taskId: 'never-created' })
       assert.notEqual(unknown.error?.code, -32010, JSON.stringify(unknown))
     } finally {
-      writeFileSync(file(), policy)
-      assert.equal(tasks.gateway.reloadPolicy()?.ok, true)
+      policy.restore()
       await client.close()
     }
   })
