@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { after, before } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from './stack.js'
@@ -53,6 +54,19 @@ export async function startTasksStack(): Promise<TasksStack> {
     policy: `${TEST_POLICY}  tasks:\n${access(TASKS_TOOLS)}  tasksrefuse:\n${access('tools: { "*": ["mcp:read"] }')}  tasksshared:\n${access('tools: { "*": ["mcp:read"] }')}`,
   })
   return { stack, record }
+}
+
+/**
+ * The stack for the tests of the file that calls this: started before them, closed after
+ * (node:test hooks at the call site's level). Its fields are set once the stack is up.
+ */
+export function useTasksStack(): TasksStack {
+  const t = {} as TasksStack
+  before(async () => {
+    Object.assign(t, await startTasksStack())
+  })
+  after(() => t.stack.close())
+  return t
 }
 
 /** The size of a value as JSON, in bytes. */

@@ -3,10 +3,9 @@
 // status notifications are its tool's, decided anew after each policy reload and by the
 // session's latest token; what is refused reaches no process. The stack: helpers/tasks-stack.ts.
 import assert from 'node:assert/strict'
-import { after, afterEach, before, describe, it } from 'node:test'
+import { afterEach, before, describe, it } from 'node:test'
 import type { Client } from '@modelcontextprotocol/client'
 import { editPolicy, type PolicyEdit } from '../helpers/policy-edit.js'
-import type { Stack } from '../helpers/stack.js'
 import {
   connectClient,
   createTask,
@@ -14,28 +13,24 @@ import {
   type RawMessage,
   rawStream,
   recorded,
-  startTasksStack,
   TASKS_TOOLS,
-  type TasksStack,
+  useTasksStack,
 } from '../helpers/tasks-stack.js'
 
-let stack: Stack
-let record: TasksStack['record']
+const tasks = useTasksStack()
 /** The policy as started: each test edits it, and it is loaded again after each. */
 let policy: PolicyEdit
-before(async () => {
-  ;({ stack, record } = await startTasksStack())
-  policy = editPolicy(stack)
+before(() => {
+  policy = editPolicy(tasks.stack)
 })
 afterEach(() => policy.restore())
-after(() => stack.close())
 
 describe("tasks, session mode: a task's status and result are its tool's, by today's policy", () => {
   it('a tool denied after its task began: tasks/get and tasks/result refused, the process asked nothing', async () => {
-    const client = await connectClient(stack, 'tasks')
+    const client = await connectClient(tasks.stack, 'tasks')
     try {
       const taskId = await createTask('tasks', client, 'bulk', { bytes: 100 })
-      const before = recorded(record.session).length
+      const before = recorded(tasks.record.session).length
       policy.replace(TASKS_TOOLS, 'tools: { forever: deny, bulk: deny, "*": ["mcp:read"] }')
       for (const method of ['tasks/get', 'tasks/result']) {
         const r = await raw('tasks', client, method, { taskId })
@@ -43,7 +38,7 @@ describe("tasks, session mode: a task's status and result are its tool's, by tod
         assert.match(r.error!.message, /denied by policy/)
       }
       // The refusals name the task's tool in the audit, and nothing reached the process.
-      const audited = stack
+      const audited = tasks.stack
         .audit()
         .filter((e) => e.server === 'tasks' && String(e.method).startsWith('tasks/'))
         .slice(-2)
@@ -54,7 +49,7 @@ describe("tasks, session mode: a task's status and result are its tool's, by tod
           ['tasks/result', 'bulk', 'deny'],
         ],
       )
-      assert.equal(recorded(record.session).length, before)
+      assert.equal(recorded(tasks.record.session).length, before)
       // Allowed again: the same session gets the result, held to bulk's cap.
       policy.restore()
       const r = await raw('tasks', client, 'tasks/result', { taskId })
@@ -66,23 +61,23 @@ describe("tasks, session mode: a task's status and result are its tool's, by tod
   })
 
   it('a task id the session never saw created (or forgot): status and result refused, the process asked nothing; cancel goes by access', async () => {
-    const client = await connectClient(stack, 'tasks')
+    const client = await connectClient(tasks.stack, 'tasks')
     try {
       for (const method of ['tasks/get', 'tasks/result']) {
         const r = await raw('tasks', client, method, { taskId: 'never-created' })
         assert.equal(r.error?.code, -32010, `${method}: ${JSON.stringify(r)}`)
       }
-      assert.ok(!recorded(record.session).some((m) => m.params?.taskId === 'never-created'))
+      assert.ok(!recorded(tasks.record.session).some((m) => m.params?.taskId === 'never-created'))
       const c = await raw('tasks', client, 'tasks/cancel', { taskId: 'never-created' })
       assert.notEqual(c.error?.code, -32010, JSON.stringify(c))
-      assert.ok(recorded(record.session).some((m) => m.params?.taskId === 'never-created'))
+      assert.ok(recorded(tasks.record.session).some((m) => m.params?.taskId === 'never-created'))
     } finally {
       await client.close()
     }
   })
 
   it('tasks/list shows only the tasks whose tool the caller may call now', async () => {
-    const client = await connectClient(stack, 'tasks')
+    const client = await connectClient(tasks.stack, 'tasks')
     try {
       const bulk = await createTask('tasks', client, 'bulk', { bytes: 10 })
       const other = await createTask('tasks', client, 'bulk_task', { bytes: 10 })
@@ -128,7 +123,7 @@ describe("tasks, session mode: a task's status notifications are its tool's, by 
   const deny = (tools: string) => policy.replace(TASKS_TOOLS, `tools: { ${tools} }`)
 
   it('reaches the session while the tool is allowed; withheld once a reload denies it, and again after', async () => {
-    const client = await connectClient(stack, 'tasks')
+    const client = await connectClient(tasks.stack, 'tasks')
     try {
       // chatty updates its task before answering: a status for a task the session's book does
       // not know yet, withheld (as tasks/list hides such a task).
@@ -151,10 +146,10 @@ describe("tasks, session mode: a task's status notifications are its tool's, by 
 
   it("withheld when the session's latest token lacks the scope the task's tool needs", async () => {
     deny('forever: deny, chatty: ["mcp:write"], "*": ["mcp:read"]')
-    const client = await connectClient(stack, 'tasks', 'dev')
+    const client = await connectClient(tasks.stack, 'tasks', 'dev')
     try {
-      const wide = await stack.token('dev', { server: 'tasks', scope: 'mcp:read mcp:write' })
-      const narrow = await stack.token('dev', { server: 'tasks', scope: 'mcp:read' })
+      const wide = await tasks.stack.token('dev', { server: 'tasks', scope: 'mcp:read mcp:write' })
+      const narrow = await tasks.stack.token('dev', { server: 'tasks', scope: 'mcp:read' })
       const created = await rawStream(
         'tasks',
         client,

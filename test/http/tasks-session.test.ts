@@ -4,7 +4,7 @@
 // server's strictest cap; a task-augmented call is decided like any; malformed task ids reach no
 // process; no session reaches another's tasks. The stack: helpers/tasks-stack.ts.
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import {
@@ -13,27 +13,20 @@ import {
   ListTasksResultSchema,
 } from '@modelcontextprotocol/sdk/types.js'
 import { request } from 'undici'
-import type { Stack } from '../helpers/stack.js'
 import {
   connectClient,
   createTask,
   raw,
   recorded,
   sizeOf,
-  startTasksStack,
-  type TasksStack,
+  useTasksStack,
 } from '../helpers/tasks-stack.js'
 
-let stack: Stack
-let record: TasksStack['record']
-before(async () => {
-  ;({ stack, record } = await startTasksStack())
-})
-after(() => stack.close())
+const tasks = useTasksStack()
 
 describe("tasks, session mode: the result of a task is held to its tool's cap", () => {
   it("tasks/result is cut to the tool's cap; asked again, to the strictest", async () => {
-    const client = await connectClient(stack, 'tasks')
+    const client = await connectClient(tasks.stack, 'tasks')
     try {
       const taskId = await createTask('tasks', client, 'bulk', { bytes: 200_000, parts: 100 })
       const first = await raw('tasks', client, 'tasks/result', { taskId })
@@ -57,7 +50,7 @@ describe("tasks, session mode: the result of a task is held to its tool's cap", 
   })
 
   it("a task's status message is cut to 1,000 characters wherever it shows; a short one is not touched", async () => {
-    const client = await connectClient(stack, 'tasks')
+    const client = await connectClient(tasks.stack, 'tasks')
     try {
       const created = await raw('tasks', client, 'tools/call', {
         name: 'chatty',
@@ -97,7 +90,7 @@ describe("tasks, session mode: the result of a task is held to its tool's cap", 
   })
 
   it('refuse: a task result over its cap is an error result, audited and counted', async () => {
-    const client = await connectClient(stack, 'tasksrefuse')
+    const client = await connectClient(tasks.stack, 'tasksrefuse')
     try {
       const taskId = await createTask('tasksrefuse', client, 'bulk_task', { bytes: 10_000 })
       const r = await raw('tasksrefuse', client, 'tasks/result', { taskId })
@@ -108,13 +101,13 @@ describe("tasks, session mode: the result of a task is held to its tool's cap", 
       )
       const meta = r.result!._meta as Record<string, { taskId?: string }>
       assert.equal(meta['io.modelcontextprotocol/related-task']!.taskId, taskId)
-      const audited = stack
+      const audited = tasks.stack
         .audit()
         .filter((e) => e.server === 'tasksrefuse' && e.method === 'tasks/result')
       assert.ok(
         audited.some((e) => /^refused \d+ bytes over the output cap$/.test(String(e.outcome))),
       )
-      const text = await (await request(`${stack.url}/metrics`)).body.text()
+      const text = await (await request(`${tasks.stack.url}/metrics`)).body.text()
       assert.match(
         text,
         /mcp_edge_results_capped_total\{server="tasksrefuse",action="refused"\} [1-9]/,
@@ -125,8 +118,8 @@ describe("tasks, session mode: the result of a task is held to its tool's cap", 
   })
 
   it("another session's task is not found; its tasks/list shows only its own", async () => {
-    const alice = await connectClient(stack, 'tasks')
-    const bob = await connectClient(stack, 'tasks', 'bob')
+    const alice = await connectClient(tasks.stack, 'tasks')
+    const bob = await connectClient(tasks.stack, 'tasks', 'bob')
     try {
       const taskId = await createTask('tasks', alice, 'bulk', { bytes: 10 })
       const mine = await raw('tasks', alice, 'tasks/list', {})
@@ -147,19 +140,19 @@ describe("tasks, session mode: the result of a task is held to its tool's cap", 
   })
 
   it('a task-augmented call is decided like any call: a denied tool never runs', async () => {
-    const client = await connectClient(stack, 'tasks')
+    const client = await connectClient(tasks.stack, 'tasks')
     try {
       const r = await raw('tasks', client, 'tools/call', { name: 'forever', task: {} })
       assert.equal(r.error?.code, -32010, JSON.stringify(r))
       assert.match(r.error!.message, /denied by policy/)
-      assert.ok(!recorded(record.session).some((m) => m.params?.name === 'forever'))
+      assert.ok(!recorded(tasks.record.session).some((m) => m.params?.name === 'forever'))
     } finally {
       await client.close()
     }
   })
 
   it('malformed task ids are refused (-32602) before any process sees them', async () => {
-    const client = await connectClient(stack, 'tasks')
+    const client = await connectClient(tasks.stack, 'tasks')
     try {
       const taskId = await createTask('tasks', client, 'bulk', { bytes: 10 })
       assert.equal((await raw('tasks', client, 'tasks/get', { taskId })).result?.taskId, taskId)
@@ -178,7 +171,7 @@ describe("tasks, session mode: the result of a task is held to its tool's cap", 
           const r = await raw('tasks', client, method, { taskId })
           assert.equal(r.error?.code, -32602, `${method} ${JSON.stringify(taskId)}`)
         }
-      const reached = recorded(record.session).filter(
+      const reached = recorded(tasks.record.session).filter(
         (m) =>
           m.method !== undefined &&
           ['tasks/get', 'tasks/result', 'tasks/cancel'].includes(m.method),
@@ -197,9 +190,9 @@ describe("tasks, session mode: the result of a task is held to its tool's cap", 
 describe('tasks over legacy HTTP+SSE (a session too)', () => {
   it("legacy HTTP+SSE: a task result is held to its tool's cap", async () => {
     const client = new V1Client({ name: 'legacy', version: '0' })
-    const token = await stack.token('alice', { server: 'tasks' })
+    const token = await tasks.stack.token('alice', { server: 'tasks' })
     await client.connect(
-      new SSEClientTransport(new URL(`${stack.url}/sse/tasks`), {
+      new SSEClientTransport(new URL(`${tasks.stack.url}/sse/tasks`), {
         requestInit: { headers: { authorization: `Bearer ${token}` } },
       }),
     )

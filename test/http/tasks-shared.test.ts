@@ -3,29 +3,22 @@
 // advertise no tasks and run a task-augmented call plain, capped, and refuse tasks/*, so no
 // session reaches another's. The stack: helpers/tasks-stack.ts.
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
-import type { Stack } from '../helpers/stack.js'
 import {
   connectClient,
   raw,
   recorded,
   rememberSession,
   sizeOf,
-  startTasksStack,
-  type TasksStack,
+  useTasksStack,
 } from '../helpers/tasks-stack.js'
 
-let stack: Stack
-let record: TasksStack['record']
-before(async () => {
-  ;({ stack, record } = await startTasksStack())
-})
-after(() => stack.close())
+const tasks = useTasksStack()
 
 describe("tasks, shared mode: not offered, so no session reaches another's", () => {
   it('no tasks capability, no taskSupport; a task-augmented call runs plain, capped', async () => {
-    const client = await connectClient(stack, 'tasksshared')
+    const client = await connectClient(tasks.stack, 'tasksshared')
     try {
       assert.equal(client.getServerCapabilities()?.tasks, undefined)
       const tools = await client.listTools()
@@ -43,7 +36,7 @@ describe("tasks, shared mode: not offered, so no session reaches another's", () 
   })
 
   it('tasks/* of another user are refused, and the shared process sees none of it', async () => {
-    const bob = await connectClient(stack, 'tasksshared', 'bob')
+    const bob = await connectClient(tasks.stack, 'tasksshared', 'bob')
     try {
       for (const method of ['tasks/get', 'tasks/result', 'tasks/cancel', 'tasks/list']) {
         const r = await raw(
@@ -54,7 +47,7 @@ describe("tasks, shared mode: not offered, so no session reaches another's", () 
         )
         assert.equal(r.error?.code, -32601, `${method}: ${JSON.stringify(r)}`)
       }
-      const got = recorded(record.shared)
+      const got = recorded(tasks.record.shared)
       assert.ok(!got.some((m) => m.method?.startsWith('tasks/')), 'no tasks/* reached the process')
       assert.ok(!got.some((m) => m.params !== undefined && 'task' in m.params), 'no params.task')
     } finally {
@@ -65,10 +58,10 @@ describe("tasks, shared mode: not offered, so no session reaches another's", () 
 
 describe('tasks at an endpoint: not offered', () => {
   it('an endpoint offers no tasks: tools without taskSupport, calls run plain, tasks/* unknown', async () => {
-    const token = await stack.token('alice', { resource: `${stack.url}/mcp/taskep` })
+    const token = await tasks.stack.token('alice', { resource: `${tasks.stack.url}/mcp/taskep` })
     const client = new Client({ name: 'tasks', version: '0' })
     await client.connect(
-      new StreamableHTTPClientTransport(new URL(`${stack.url}/mcp/taskep`), {
+      new StreamableHTTPClientTransport(new URL(`${tasks.stack.url}/mcp/taskep`), {
         requestInit: { headers: { authorization: `Bearer ${token}` } },
       }),
     )
@@ -83,9 +76,11 @@ describe('tasks at an endpoint: not offered', () => {
       } as never)) as Record<string, unknown>
       assert.equal(plain.task, undefined)
       assert.ok(sizeOf(plain) <= 20_000, "the backend tool's own cap")
-      rememberSession(client, stack, token)
+      rememberSession(client, tasks.stack, token)
       for (const method of ['tasks/list', 'tasks/get', 'tasks/result', 'tasks/cancel']) {
-        const r = await raw(`${stack.url}/mcp/taskep`, client, method, { taskId: 'a'.repeat(32) })
+        const r = await raw(`${tasks.stack.url}/mcp/taskep`, client, method, {
+          taskId: 'a'.repeat(32),
+        })
         assert.equal(r.error?.code, -32601, `${method}: ${JSON.stringify(r)}`)
       }
     } finally {
