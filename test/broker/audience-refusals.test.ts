@@ -9,10 +9,12 @@ import { decodeJwt } from 'jose'
 import {
   authorizeUrl,
   authParams,
+  type ClientSecret,
   exchange,
   issued,
   login,
   newClient,
+  newConfidentialClient,
   pkce,
   refresh,
   send,
@@ -21,7 +23,7 @@ import {
 } from '../helpers/broker-raw.js'
 import { brokerLogin } from '../helpers/broker-browser.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
-import { basicAuth, type ClientSecret, newConfidentialClient } from '../helpers/broker-tokens.js'
+import { basicAuth } from '../helpers/broker-tokens.js'
 
 const REDIRECT = 'http://127.0.0.1:43130/cb'
 

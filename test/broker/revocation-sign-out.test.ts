@@ -5,17 +5,17 @@
 // /revoke tells a client nothing about another client's token, confidential or not.
 import assert from 'node:assert/strict'
 import { after, afterEach, before, describe, it } from 'node:test'
-import { newClient, nextSecond, refresh, send, useAt } from '../helpers/broker-raw.js'
-import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import {
-  BOB,
-  basicAuth,
   type ClientSecret,
-  loginTokens,
+  newClient,
   newConfidentialClient,
-  revokeAs,
-  type TokenPair,
-} from '../helpers/broker-tokens.js'
+  nextSecond,
+  refresh,
+  send,
+  useAt,
+} from '../helpers/broker-raw.js'
+import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { BOB, basicAuth, loginTokens, revokeAs, type TokenPair } from '../helpers/broker-tokens.js'
 
 const REDIRECT = 'http://127.0.0.1:43124/cb'
 const ALICE = 'alice-pairwise-sub'

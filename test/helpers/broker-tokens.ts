@@ -1,9 +1,10 @@
 // Broker tokens as the revocation tests get, use and revoke them, by raw HTTP against one broker
 // in front of the Entra-like upstream fixture: a fresh login's access and refresh tokens, a
-// bearer ping's status and challenge, /revoke as a public or a confidential client.
+// bearer ping's status and challenge, /revoke as a public or a confidential client (whose
+// registration is broker-raw.ts's newConfidentialClient).
 import assert from 'node:assert/strict'
 import { request } from 'undici'
-import { type Answer, exchange, login, register, send } from './broker-raw.js'
+import { type Answer, type ClientSecret, exchange, login, send } from './broker-raw.js'
 import type { BrokerStack } from './broker-stack.js'
 
 /** A login's two tokens. */
@@ -86,28 +87,6 @@ export function revokeAs(
       ...(headers.authorization ? {} : { client_id: client }),
     }).toString(),
   })
-}
-
-/** A confidential client's credentials. */
-export interface ClientSecret {
-  id: string
-  secret: string
-}
-
-/** Registers a confidential client (client_secret_basic) with these redirect URIs. */
-export async function newConfidentialClient(
-  stack: BrokerStack,
-  redirectUris: string[],
-): Promise<ClientSecret> {
-  const res = await register(stack, {
-    client_name: 'confidential',
-    redirect_uris: redirectUris,
-    token_endpoint_auth_method: 'client_secret_basic',
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
-  })
-  assert.equal(res.status, 201, res.text)
-  return { id: String(res.json.client_id), secret: String(res.json.client_secret) }
 }
 
 /** RFC 6749 §2.3.1 Basic credentials: id and secret form-urlencoded first. */

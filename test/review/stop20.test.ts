@@ -3,16 +3,17 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, it } from 'node:test'
-import { exchange, login, newClient, refresh, send, useAt } from '../helpers/broker-raw.js'
-import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import {
-  BOB,
-  basicAuth,
-  loginTokens,
+  exchange,
+  login,
+  newClient,
   newConfidentialClient,
-  revokeAs,
-  type TokenPair,
-} from '../helpers/broker-tokens.js'
+  refresh,
+  send,
+  useAt,
+} from '../helpers/broker-raw.js'
+import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { BOB, basicAuth, loginTokens, revokeAs, type TokenPair } from '../helpers/broker-tokens.js'
 import { editPolicy } from '../helpers/policy-edit.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { connectClient, raw, TASKS_TOOLS } from '../helpers/tasks-stack.js'
