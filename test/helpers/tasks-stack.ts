@@ -57,13 +57,15 @@ export async function startTasksStack(): Promise<TasksStack> {
 }
 
 /**
- * The stack for the tests of the file that calls this: started before them, closed after
- * (node:test hooks at the call site's level). Its fields are set once the stack is up.
+ * The stack for the tests of the file that calls this: started before them (then `started` is
+ * called with it), closed after (node:test hooks at the call site's level; root-level `before`
+ * hooks do not wait for each other, so set-up that needs the stack goes in `started`).
  */
-export function useTasksStack(): TasksStack {
+export function useTasksStack(started?: (t: TasksStack) => void): TasksStack {
   const t = {} as TasksStack
   before(async () => {
     Object.assign(t, await startTasksStack())
+    started?.(t)
   })
   after(() => t.stack.close())
   return t

@@ -3,7 +3,7 @@
 // status notifications are its tool's, decided anew after each policy reload and by the
 // session's latest token; what is refused reaches no process. The stack: helpers/tasks-stack.ts.
 import assert from 'node:assert/strict'
-import { afterEach, before, describe, it } from 'node:test'
+import { afterEach, describe, it } from 'node:test'
 import type { Client } from '@modelcontextprotocol/client'
 import { editPolicy, type PolicyEdit } from '../helpers/policy-edit.js'
 import {
@@ -17,11 +17,10 @@ import {
   useTasksStack,
 } from '../helpers/tasks-stack.js'
 
-const tasks = useTasksStack()
 /** The policy as started: each test edits it, and it is loaded again after each. */
 let policy: PolicyEdit
-before(() => {
-  policy = editPolicy(tasks.stack)
+const tasks = useTasksStack((t) => {
+  policy = editPolicy(t.stack)
 })
 afterEach(() => policy.restore())
 
