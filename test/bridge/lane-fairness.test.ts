@@ -5,23 +5,13 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { afterEach, describe, it } from 'node:test'
-import type { JSONRPCRequest } from '@modelcontextprotocol/server'
-import { pino } from 'pino'
-import { SubjectBounds } from '../../gateway/bridge/bounds.js'
-import { InputRounds } from '../../gateway/bridge/input-rounds.js'
-import { LanePool, type Lease } from '../../gateway/bridge/lanes.js'
-import { SessionRegistry } from '../../gateway/bridge/registry.js'
-import { Sessionless, type CallOutcome } from '../../gateway/bridge/sessionless.js'
+import type { Lease } from '../../gateway/bridge/lanes.js'
+import type { CallOutcome } from '../../gateway/bridge/sessionless.js'
 import { configSchema } from '../../gateway/config/schema.js'
-import { createMetrics, zeroGauges } from '../../gateway/observability/metrics.js'
-import { principal } from '../helpers/principal.js'
+import { assertNoLaneHeld, startLaneEngine, toolCall } from '../helpers/lane-engine.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
 
 const FIXTURE = join(SERVERS_DIR, 'fixture.js')
-const metrics = createMetrics(zeroGauges())
-const ALICE = principal()
-const ALLOWED = { decision: { effect: 'allow' as const, reason: 'test rule', source: undefined } }
-const log = pino({ level: 'silent' })
 const tick = () => new Promise((r) => setImmediate(r))
 
 const open: { close(): Promise<void> }[] = []
@@ -37,24 +27,12 @@ function harness(limits: { lanes: number; plain: number }) {
       sessionless: { lanesPerSubject: limits.lanes, lanePlainConcurrency: limits.plain },
     },
   })
-  const bounds = new SubjectBounds({ config, log })
-  const registry = new SessionRegistry({ config, log, bounds })
-  registry.start()
-  const lanes = new LanePool({ config, source: registry, bounds, log })
-  const rounds = new InputRounds({ ttlMs: 60_000, perSubject: 4, bounds })
-  const engine = new Sessionless({
-    config,
-    lanes,
-    rounds,
-    audit: { record() {}, flush() {} },
-    metrics,
-    filter: (_s, _m, result) => result,
-  })
-  const caller = () => ({ principal: ALICE, log, accepted: Date.now() })
+  const e = startLaneEngine(config)
+  const { lanes } = e
   const h = {
     lanes,
-    plain: () => lanes.lease('s', caller(), undefined, true),
-    alone: () => lanes.lease('s', caller()),
+    plain: () => lanes.lease('s', e.caller(), undefined, true),
+    alone: () => lanes.lease('s', e.caller()),
     /** Until `n` requests wait for a lane, or `done()`: a state, never a duration. */
     async waiting(n: number, done: () => boolean = () => false) {
       while ((lanes.waiters().get('s') ?? 0) !== n && !done()) await tick()
@@ -65,35 +43,13 @@ function harness(limits: { lanes: number; plain: number }) {
       id = 1,
       signal = new AbortController().signal,
     ): Promise<CallOutcome> {
-      const message = {
-        jsonrpc: '2.0',
-        id,
-        method: 'tools/call',
-        params: { name, arguments: args },
-      }
-      return engine.call(
-        { ...caller(), signal, bearer: undefined },
-        {
-          server: 's',
-          message: message as JSONRPCRequest,
-          decided: { ...ALLOWED, name },
-          notify() {},
-        },
-      )
+      return e.call('s', toolCall(name, args, { id }), { signal })
     },
     async running(n: number) {
       while (lanes.inFlight('s') !== n) await tick()
     },
-    assertReleased(why: string) {
-      assert.equal(lanes.busy, false, `${why}: no lane is leased`)
-      assert.equal(lanes.waiters().size, 0, `${why}: nobody waits for a lane`)
-    },
-    async close() {
-      rounds.close()
-      const closed = lanes.close()
-      await registry.closeAll(() => lanes.busy)
-      await closed
-    },
+    assertReleased: (why: string) => assertNoLaneHeld(lanes, why),
+    close: () => e.close(),
   }
   open.push(h)
   return h

@@ -5,24 +5,14 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { afterEach, describe, it } from 'node:test'
-import type { JSONRPCMessage, JSONRPCRequest } from '@modelcontextprotocol/server'
-import { pino } from 'pino'
-import { SubjectBounds } from '../../gateway/bridge/bounds.js'
-import { InputRounds } from '../../gateway/bridge/input-rounds.js'
-import { LanePool } from '../../gateway/bridge/lanes.js'
-import { SessionRegistry } from '../../gateway/bridge/registry.js'
-import { Sessionless, type CallOutcome } from '../../gateway/bridge/sessionless.js'
+import type { JSONRPCMessage } from '@modelcontextprotocol/server'
+import type { CallOutcome } from '../../gateway/bridge/sessionless.js'
 import { configSchema } from '../../gateway/config/schema.js'
-import { createMetrics, zeroGauges } from '../../gateway/observability/metrics.js'
-import { principal } from '../helpers/principal.js'
+import { assertNoLaneHeld, outcomeText, startLaneEngine, toolCall } from '../helpers/lane-engine.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
 
 const FIXTURE = join(SERVERS_DIR, 'fixture.js')
 const STRAY = join(import.meta.dirname, '../helpers/stray-server.js')
-const metrics = createMetrics(zeroGauges())
-const ALICE = principal()
-const ALLOWED = { decision: { effect: 'allow' as const, reason: 'test rule', source: undefined } }
-const log = pino({ level: 'silent' })
 
 const open: { close(): Promise<void> }[] = []
 afterEach(async () => {
@@ -38,23 +28,11 @@ async function harness(script = FIXTURE, server: Record<string, unknown> = {}) {
     },
     limits: { sessionless: { lanesPerSubject: 17, lanePlainConcurrency: 17 } },
   })
-  const bounds = new SubjectBounds({ config, log })
-  const registry = new SessionRegistry({ config, log, bounds })
-  registry.start()
-  const lanes = new LanePool({ config, source: registry, bounds, log })
-  const rounds = new InputRounds({ ttlMs: 60_000, perSubject: 4, bounds })
-  const engine = new Sessionless({
-    config,
-    lanes,
-    rounds,
-    audit: { record() {}, flush() {} },
-    metrics,
-    filter: (_s, _m, result) => result,
-  })
-  let closed = false
+  const e = startLaneEngine(config)
+  const { lanes } = e
   const h = {
     lanes,
-    rounds,
+    rounds: e.rounds,
     /** One request of Alice's; `meta` is its `_meta` (empty: plain). */
     call(
       name: string,
@@ -62,51 +40,23 @@ async function harness(script = FIXTURE, server: Record<string, unknown> = {}) {
       o: { meta?: Record<string, unknown>; signal?: AbortSignal; id?: number } = {},
       notify: (m: JSONRPCMessage) => void = () => {},
     ): Promise<CallOutcome> {
-      const params = { name, arguments: args, ...(o.meta ? { _meta: o.meta } : {}) }
-      const message = { jsonrpc: '2.0', id: o.id ?? 1, method: 'tools/call', params }
-      return engine.call(
-        {
-          principal: ALICE,
-          log,
-          accepted: Date.now(),
-          signal: o.signal ?? new AbortController().signal,
-          bearer: undefined,
-        },
-        {
-          server: 's',
-          message: message as JSONRPCRequest,
-          decided: { ...ALLOWED, name },
-          notify,
-        },
-      )
+      return e.call('s', toolCall(name, args, o), { signal: o.signal, notify })
     },
     /** Until `n` requests run on the server's lanes: a state, never a duration. */
     async running(n: number) {
       while (lanes.inFlight('s') !== n) await new Promise((r) => setImmediate(r))
     },
     assertReleased(why: string) {
-      assert.equal(lanes.busy, false, `${why}: no lane is leased`)
+      assertNoLaneHeld(lanes, why)
       assert.equal(lanes.inFlight('s'), 0, `${why}: nothing runs`)
-      assert.equal(lanes.waiters().size, 0, `${why}: nobody waits for a lane`)
     },
-    async close() {
-      if (closed) return
-      closed = true
-      rounds.close()
-      const lanesClosed = lanes.close()
-      await registry.closeAll(() => lanes.busy)
-      await lanesClosed
-    },
+    close: () => e.close(),
   }
   open.push(h)
   return h
 }
 
-const textOf = (o: CallOutcome): string => {
-  assert.equal(o.kind, 'result', JSON.stringify(o))
-  const result = (o as { result: unknown }).result as { content: { text: string }[] }
-  return result.content[0]?.text ?? ''
-}
+const textOf = outcomeText
 const errorOf = (o: CallOutcome) => {
   assert.equal(o.kind, 'error', JSON.stringify(o))
   return (o as { error: { code: number } }).error.code

@@ -6,28 +6,15 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { afterEach, describe, it } from 'node:test'
 import type { JSONRPCMessage, JSONRPCRequest } from '@modelcontextprotocol/server'
-import { pino } from 'pino'
-import { SubjectBounds } from '../../gateway/bridge/bounds.js'
 import { BridgeError } from '../../gateway/bridge/errors.js'
-import { InputRounds } from '../../gateway/bridge/input-rounds.js'
-import { LanePool } from '../../gateway/bridge/lanes.js'
-import { SessionRegistry } from '../../gateway/bridge/registry.js'
 import { backendParams } from '../../gateway/bridge/modern-wire.js'
-import {
-  Sessionless,
-  type ArgumentMismatch,
-  type CallOutcome,
-} from '../../gateway/bridge/sessionless.js'
+import type { ArgumentMismatch, CallOutcome } from '../../gateway/bridge/sessionless.js'
 import { configSchema } from '../../gateway/config/schema.js'
 import type { AuditEvent } from '../../gateway/observability/audit.js'
-import { createMetrics, zeroGauges } from '../../gateway/observability/metrics.js'
+import { assertNoLaneHeld, outcomeText, startLaneEngine } from '../helpers/lane-engine.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
-import { principal } from '../helpers/principal.js'
 
 const FIXTURE = join(SERVERS_DIR, 'fixture.js')
-const metrics = createMetrics(zeroGauges())
-const ALICE = principal()
-const ALLOWED = { decision: { effect: 'allow' as const, reason: 'test rule', source: undefined } }
 /** Everything a sessionless client may declare (each request carries its own). */
 const ALL_CAPS = { sampling: {}, elicitation: { form: {} }, roots: {} }
 
@@ -42,19 +29,9 @@ async function harness(server: Record<string, unknown> = {}, o: { filter?: boole
   const config = configSchema.parse({
     servers: { fixture: { command: process.execPath, args: [FIXTURE], ...server } },
   })
-  const log = pino({ level: 'silent' })
-  const bounds = new SubjectBounds({ config, log })
-  const registry = new SessionRegistry({ config, log, bounds })
-  registry.start()
-  const lanes = new LanePool({ config, source: registry, bounds, log })
-  const rounds = new InputRounds({ ttlMs: 60_000, perSubject: 4, bounds })
   const events: AuditEvent[] = []
-  const engine = new Sessionless({
-    config,
-    lanes,
-    rounds,
+  const e = startLaneEngine(config, {
     audit: { record: (e) => void events.push(e), flush() {} },
-    metrics,
     // With `filter`: a list result keeps its first entry only (a policy that narrows it).
     filter: (_s, method, result) => {
       const r = result as { tools?: unknown[] }
@@ -63,12 +40,13 @@ async function harness(server: Record<string, unknown> = {}, o: { filter?: boole
         : result
     },
   })
-  let closed = false
+  const { lanes, rounds } = e
   const h = {
     config,
     lanes,
     rounds,
-    engine,
+    engine: e.engine,
+    caller: e.caller,
     events,
     /** Runs one request for Alice; `notify` hears its progress and logs. */
     call(
@@ -82,37 +60,14 @@ async function harness(server: Record<string, unknown> = {}, o: { filter?: boole
       } = {},
     ): Promise<CallOutcome> {
       const message = { jsonrpc: '2.0', id: c.id ?? 1, method, params } as JSONRPCRequest
-      return engine.call(
-        {
-          principal: ALICE,
-          log,
-          accepted: Date.now(),
-          signal: c.signal ?? new AbortController().signal,
-          bearer: undefined,
-        },
-        {
-          server: 'fixture',
-          message,
-          decided: { ...ALLOWED, name: params.name as string | undefined },
-          notify: c.notify ?? (() => {}),
-          checkArguments: c.check,
-        },
-      )
+      return e.call('fixture', message, c)
     },
     /** Nothing leased, nothing waiting: what every path must leave behind. */
     assertReleased(why: string) {
-      assert.equal(lanes.busy, false, `${why}: no lane is leased`)
+      assertNoLaneHeld(lanes, why)
       assert.equal(rounds.size, 0, `${why}: no round waits for input`)
-      assert.equal(lanes.waiters().size, 0, `${why}: nobody waits for a lane`)
     },
-    async close() {
-      if (closed) return
-      closed = true
-      rounds.close()
-      const lanesClosed = lanes.close()
-      await registry.closeAll(() => lanes.busy)
-      await lanesClosed
-    },
+    close: () => e.close(),
   }
   open.push(h)
   return h
@@ -128,11 +83,7 @@ const tool = (
   ...(meta ? { _meta: meta } : {}),
 })
 const capsMeta = { 'io.modelcontextprotocol/clientCapabilities': ALL_CAPS }
-const textOf = (o: CallOutcome) => {
-  assert.equal(o.kind, 'result', JSON.stringify(o))
-  const result = (o as { result: unknown }).result as { content: { text: string }[] }
-  return result.content[0]?.text ?? ''
-}
+const textOf = outcomeText
 
 describe('sessionless engine: every path releases its lease', () => {
   const cases: {
@@ -499,9 +450,7 @@ describe('sessionless engine: what the process sees, what the client gets', () =
   it('discover starts a process for the caller and keeps it, unleased', async () => {
     const h = await harness()
     const init = await h.engine.discover('fixture', {
-      principal: ALICE,
-      log: pino({ level: 'silent' }),
-      accepted: Date.now(),
+      ...h.caller(),
       signal: new AbortController().signal,
       bearer: undefined,
     })

@@ -9,26 +9,28 @@ import { decodeJwt } from 'jose'
 import {
   authorizeUrl,
   authParams,
+  type ClientSecret,
   exchange,
   issued,
   login,
   newClient,
+  newConfidentialClient,
   pkce,
   refresh,
-  register,
   send,
   token,
   useAt,
 } from '../helpers/broker-raw.js'
 import { brokerLogin } from '../helpers/broker-browser.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { basicAuth } from '../helpers/broker-tokens.js'
 
 const REDIRECT = 'http://127.0.0.1:43130/cb'
 
 let stack: BrokerStack
 let clientId: string
 let otherId: string
-let secretClient: { id: string; secret: string }
+let secretClient: ClientSecret
 before(async () => {
   stack = await startBrokerStack({
     kind: 'entra',
@@ -36,22 +38,12 @@ before(async () => {
   })
   clientId = await newClient(stack, [REDIRECT])
   otherId = await newClient(stack, [REDIRECT])
-  const res = await register(stack, {
-    client_name: 'confidential',
-    redirect_uris: [REDIRECT],
-    token_endpoint_auth_method: 'client_secret_basic',
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
-  })
-  assert.equal(res.status, 201, res.text)
-  secretClient = { id: String(res.json.client_id), secret: String(res.json.client_secret) }
+  secretClient = await newConfidentialClient(stack, [REDIRECT])
 })
 after(() => stack.close())
 
 const client = () => ({ clientId, redirectUri: REDIRECT })
-const basic = (id: string, secret: string) => ({
-  authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`,
-})
+const basic = (id: string, secret: string) => basicAuth({ id, secret })
 
 /** Tokens for `server` through a whole login. */
 async function tokensFor(server: string): Promise<Record<string, string>> {

@@ -6,35 +6,26 @@
 import assert from 'node:assert/strict'
 import { after, afterEach, before, describe, it } from 'node:test'
 import {
-  exchange,
-  login,
+  type ClientSecret,
   newClient,
+  newConfidentialClient,
   nextSecond,
   refresh,
-  register,
   send,
   useAt,
 } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { BOB, basicAuth, loginTokens, revokeAs, type TokenPair } from '../helpers/broker-tokens.js'
 
 const REDIRECT = 'http://127.0.0.1:43124/cb'
 const ALICE = 'alice-pairwise-sub'
 const ALICE_OID = '00000000-0000-0000-0000-00000000a11c'
 const PER_USER = 5
-const BOB = 'bob-pairwise-sub'
-/** Bob as the fixture has him, with a role that reaches mcp:read (reset() takes it away). */
-const BOB_CLAIMS = {
-  oid: '00000000-0000-0000-0000-000000000b0b',
-  name: 'Bob',
-  preferred_username: 'bob@contoso.example',
-  email: 'bob@contoso.example',
-  roles: ['mcp-reader'],
-}
 
 let stack: BrokerStack
 let one: string
 let two: string
-let confidential: { id: string; secret: string }
+let confidential: ClientSecret
 before(async () => {
   stack = await startBrokerStack({
     kind: 'entra',
@@ -43,28 +34,14 @@ before(async () => {
   })
   one = await newClient(stack, [REDIRECT])
   two = await newClient(stack, [REDIRECT])
-  const res = await register(stack, {
-    client_name: 'confidential',
-    redirect_uris: [REDIRECT],
-    token_endpoint_auth_method: 'client_secret_basic',
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
-  })
-  assert.equal(res.status, 201, res.text)
-  confidential = { id: String(res.json.client_id), secret: String(res.json.client_secret) }
+  confidential = await newConfidentialClient(stack, [REDIRECT])
 })
 afterEach(() => stack.idp.reset())
 after(() => stack.close())
 
 /** A fresh login (its own browser: its own grant) of `user` for `client`. */
-async function tokens(client: string, user = ALICE): Promise<{ access: string; refresh: string }> {
-  stack.idp.nextUser(user)
-  if (user === BOB) stack.idp.updateUser(BOB, BOB_CLAIMS)
-  const l = await login(stack, { clientId: client, redirectUri: REDIRECT, scope: 'mcp:read' })
-  const res = await exchange(stack, l, { clientId: client, redirectUri: REDIRECT })
-  assert.equal(res.status, 200, res.text)
-  return { access: String(res.json.access_token), refresh: String(res.json.refresh_token) }
-}
+const tokens = (client: string, user = ALICE): Promise<TokenPair> =>
+  loginTokens(stack, { client, redirectUri: REDIRECT, user })
 
 /** The status and WWW-Authenticate of an MCP initialize with the token. */
 async function use(token: string): Promise<{ status: number; challenge: string }> {
@@ -79,18 +56,7 @@ async function use(token: string): Promise<{ status: number; challenge: string }
 }
 
 const revoke = (token: string, client: string, headers: Record<string, string> = {}) =>
-  send(`${stack.url}/revoke`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
-    body: new URLSearchParams({
-      token,
-      ...(headers.authorization ? {} : { client_id: client }),
-    }).toString(),
-  })
-
-const basic = (c: { id: string; secret: string }) => ({
-  authorization: `Basic ${Buffer.from(`${encodeURIComponent(c.id)}:${encodeURIComponent(c.secret)}`).toString('base64')}`,
-})
+  revokeAs(stack, token, client, headers)
 
 describe('the upstream refusing a user at one re-check signs them out everywhere', () => {
   it("every other grant's access token is refused at once, its refresh token too, even after a new login; other users are untouched", async () => {
@@ -142,7 +108,7 @@ describe("a user's share of revocations counts grants (refresh tokens) too", () 
   // could fill the list past revocationListMax, refusing everyone's tokens (stop 19's flood).
   it(`past ${PER_USER} revocations: 503 with Retry-After, the grant not revoked; another user is untouched`, async () => {
     const victim = await tokens(one, BOB)
-    const grants: { access: string; refresh: string }[] = []
+    const grants: TokenPair[] = []
     for (let i = 0; i <= PER_USER + 1; i++) grants.push(await tokens(i % 2 ? one : two))
     // One access token revoked first: both kinds share one budget.
     assert.equal((await revoke(grants[0]!.access, two)).status, 200)
@@ -176,10 +142,10 @@ describe('/revoke of another client’s token says nothing about it and revokes 
   // an unknown token is: 200, empty (as §2.2 answers invalid tokens).
   it('a confidential client: access and refresh tokens of a public client → 200 empty, as for garbage', async () => {
     const t = await tokens(one, BOB)
-    const garbage = await revoke('not-a-token-at-all', confidential.id, basic(confidential))
+    const garbage = await revoke('not-a-token-at-all', confidential.id, basicAuth(confidential))
     assert.equal(garbage.status, 200, garbage.text)
     for (const token of [t.access, t.refresh]) {
-      const res = await revoke(token, confidential.id, basic(confidential))
+      const res = await revoke(token, confidential.id, basicAuth(confidential))
       assert.equal(res.status, garbage.status, res.text)
       assert.equal(res.text, garbage.text)
       assert.equal(res.headers['content-type'], garbage.headers['content-type'])
@@ -201,7 +167,7 @@ describe('/revoke of another client’s token says nothing about it and revokes 
 
   it('a confidential client with a wrong secret: 401 invalid_client, before any token is looked at', async () => {
     const t = await tokens(one, BOB)
-    const res = await revoke(t.access, confidential.id, basic({ ...confidential, secret: 'x' }))
+    const res = await revoke(t.access, confidential.id, basicAuth({ ...confidential, secret: 'x' }))
     assert.equal(res.status, 401, res.text)
     assert.equal(res.json.error, 'invalid_client')
   })

@@ -10,8 +10,9 @@ import { createPrivateKey, createSign, randomUUID } from 'node:crypto'
 import { after, afterEach, before, describe, it } from 'node:test'
 import { decodeJwt, exportJWK, generateKeyPair, type JWK } from 'jose'
 import { request } from 'undici'
-import { exchange, login, newClient, nextSecond, refresh, send } from '../helpers/broker-raw.js'
+import { newClient, nextSecond, refresh } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { loginTokens, pingWith, revokeAs, type TokenPair } from '../helpers/broker-tokens.js'
 
 const REDIRECT = 'http://127.0.0.1:43121/cb'
 const KEYS_ENV = `MCP_EDGE_TEST_REVOKED_SIGNING_${process.pid}`
@@ -39,27 +40,11 @@ after(async () => {
 })
 
 /** A fresh login (its own browser, so its own grant) of the fixture's user for `client`. */
-async function tokens(client = clientId): Promise<{ access: string; refresh: string }> {
-  const l = await login(stack, { clientId: client, redirectUri: REDIRECT, scope: 'mcp:read' })
-  const res = await exchange(stack, l, { clientId: client, redirectUri: REDIRECT })
-  assert.equal(res.status, 200, res.text)
-  return { access: String(res.json.access_token), refresh: String(res.json.refresh_token) }
-}
+const tokens = (client = clientId): Promise<TokenPair> =>
+  loginTokens(stack, { client, redirectUri: REDIRECT })
 
 /** A tools/list-free MCP request with the token: its status and WWW-Authenticate. */
-async function use(token: string): Promise<{ status: number; challenge: string }> {
-  const res = await request(stack.endpoint('notes'), {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${token}`,
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
-  })
-  await res.body.dump()
-  return { status: res.statusCode, challenge: String(res.headers['www-authenticate'] ?? '') }
-}
+const use = (token: string) => pingWith(stack, token)
 
 /** The token was accepted: anything but a 401 (ping without a session is the bridge's to refuse). */
 async function accepted(token: string, what: string): Promise<void> {
@@ -74,13 +59,7 @@ async function refusedAs(token: string, description: string, what: string): Prom
   assert.match(r.challenge, new RegExp(`error_description="${description}"`), what)
 }
 
-function revoke(token: string, client = clientId) {
-  return send(`${stack.url}/revoke`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ token, client_id: client }).toString(),
-  })
-}
+const revoke = (token: string, client = clientId) => revokeAs(stack, token, client)
 
 const GRANT_REVOKED = "the token's grant was revoked"
 

@@ -19,11 +19,11 @@ import {
   startExchangeIdp,
   type ExchangeIdp,
 } from '../helpers/exchange-idp.js'
+import { modernToolCall } from '../helpers/modern-request.js'
 import { freePort } from '../helpers/ports.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
 import { makeTestCa } from '../helpers/test-ca.js'
 
-const V = '2026-07-28'
 const sha = (v: string) => createHash('sha256').update(v).digest('hex')
 const SECRET_ENV = 'MCP_EDGE_TEST_EXCHANGE_SECRET'
 
@@ -98,31 +98,10 @@ async function call(token: string): Promise<{
   result?: { content: { text: string }[]; isError?: boolean }
   error?: { code: number; message: string }
 }> {
-  const body = {
-    jsonrpc: '2.0',
-    id: nextId++,
-    method: 'tools/call',
-    params: {
-      name: 'credential',
-      arguments: { name: 'WAREHOUSE_TOKEN' },
-      _meta: {
-        'io.modelcontextprotocol/protocolVersion': V,
-        'io.modelcontextprotocol/clientCapabilities': {},
-      },
-    },
-  }
-  const res = await request(`${gateway.url}/mcp/warehouse`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${token}`,
-      'mcp-protocol-version': V,
-      'mcp-method': 'tools/call',
-      'mcp-name': 'credential',
-    },
-    body: JSON.stringify(body),
-  })
+  const res = await request(
+    `${gateway.url}/mcp/warehouse`,
+    modernToolCall(token, 'credential', { name: 'WAREHOUSE_TOKEN' }, { id: nextId++ }),
+  )
   return (await res.body.json()) as never
 }
 

@@ -12,9 +12,9 @@ import { after, before, beforeEach, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import type { SecretOwner, UserSecrets } from '../../gateway/credentials/secrets.js'
+import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
-const V = '2026-07-28'
 const node = process.execPath
 const fixture = join(SERVERS_DIR, 'fixture.js')
 const credentials = { VAULT_TOKEN: { secret: 'vault_token', describe: 'Your vault token' } }
@@ -92,31 +92,10 @@ async function modernCall(
   server = 'vault',
 ) {
   const token = await stack.token(user, { server })
-  const body = {
-    jsonrpc: '2.0',
-    id: nextId++,
-    method: 'tools/call',
-    params: {
-      name,
-      arguments: args,
-      _meta: {
-        'io.modelcontextprotocol/protocolVersion': V,
-        'io.modelcontextprotocol/clientCapabilities': caps,
-      },
-    },
-  }
-  const res = await request(stack.local(server), {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${token}`,
-      'mcp-protocol-version': V,
-      'mcp-method': 'tools/call',
-      'mcp-name': name,
-    },
-    body: JSON.stringify(body),
-  })
+  const res = await request(
+    stack.local(server),
+    modernToolCall(token, name, args, { id: nextId++, caps }),
+  )
   const json = (await res.body.json()) as {
     result?: { content: { text: string }[]; isError?: boolean }
     error?: {
@@ -449,28 +428,10 @@ describe('per-user credentials: sessionless (2026-07-28) missing secrets', () =>
 
   it('lists do not wait for credentials', async () => {
     const token = await stack.token('admin', { server: 'vault' })
-    const body = {
-      jsonrpc: '2.0',
-      id: nextId++,
-      method: 'tools/list',
-      params: {
-        _meta: {
-          'io.modelcontextprotocol/protocolVersion': V,
-          'io.modelcontextprotocol/clientCapabilities': {},
-        },
-      },
-    }
-    const res = await request(stack.local('vault'), {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${token}`,
-        'mcp-protocol-version': V,
-        'mcp-method': 'tools/list',
-      },
-      body: JSON.stringify(body),
-    })
+    const res = await request(
+      stack.local('vault'),
+      modernRequest(token, 'tools/list', {}, { id: nextId++ }),
+    )
     const json = (await res.body.json()) as { result?: { tools: { name: string }[] } }
     assert.ok(
       json.result?.tools.some((t) => t.name === 'credential'),

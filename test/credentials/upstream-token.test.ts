@@ -10,12 +10,12 @@ import { decodeJwt } from 'jose'
 import { request } from 'undici'
 import { BROKER_POLICY, startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { exchange, login, newClient, nextSecond } from '../helpers/broker-raw.js'
+import { modernToolCall } from '../helpers/modern-request.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
 
 const REDIRECT = 'http://127.0.0.1:43121/cb'
 const ALICE = 'alice-pairwise-sub'
 const BOB = 'bob-pairwise-sub'
-const V = '2026-07-28'
 const sha = (v: string) => createHash('sha256').update(v).digest('hex')
 const POLICY = `${BROKER_POLICY}  tickets:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`
 
@@ -69,31 +69,10 @@ async function signIn(
 let nextId = 1
 /** A `tools/call` of the fixture's `credential` tool with `token`: the raw HTTP answer. */
 function post(token: string, name: string) {
-  const body = {
-    jsonrpc: '2.0',
-    id: nextId++,
-    method: 'tools/call',
-    params: {
-      name: 'credential',
-      arguments: { name },
-      _meta: {
-        'io.modelcontextprotocol/protocolVersion': V,
-        'io.modelcontextprotocol/clientCapabilities': {},
-      },
-    },
-  }
-  return request(stack.endpoint('tickets'), {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${token}`,
-      'mcp-protocol-version': V,
-      'mcp-method': 'tools/call',
-      'mcp-name': 'credential',
-    },
-    body: JSON.stringify(body),
-  })
+  return request(
+    stack.endpoint('tickets'),
+    modernToolCall(token, 'credential', { name }, { id: nextId++ }),
+  )
 }
 
 async function credential(

@@ -1,5 +1,6 @@
 // Raw HTTP against the broker's endpoints (undici, no redirects followed), for refusal tests
 // that must see each status, header and OAuth error code the SDK would hide.
+import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { request } from 'undici'
 import { brokerLogin, type Choices, type Visit } from './broker-browser.js'
@@ -86,22 +87,52 @@ export function register(
   })
 }
 
+/** What a test client registers: these redirect URIs, the code flow with refresh; `over` wins. */
+function clientMetadata(
+  redirectUris: string[],
+  over: Record<string, unknown>,
+): Record<string, unknown> {
+  return {
+    client_name: 'refusal test client',
+    redirect_uris: redirectUris,
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    ...over,
+  }
+}
+
 /** Registers a public client with these redirect URIs; returns its client_id. */
 export async function newClient(
   stack: BrokerStack,
   redirectUris: string[],
   extra: Record<string, unknown> = {},
 ): Promise<string> {
-  const res = await register(stack, {
-    client_name: 'refusal test client',
-    redirect_uris: redirectUris,
-    token_endpoint_auth_method: 'none',
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
-    ...extra,
-  })
+  const res = await register(stack, clientMetadata(redirectUris, extra))
   if (res.status !== 201) throw new Error(`registration failed: ${res.status} ${res.text}`)
   return String(res.json.client_id)
+}
+
+/** A confidential client's credentials. */
+export interface ClientSecret {
+  id: string
+  secret: string
+}
+
+/** Registers a confidential client (client_secret_basic) with these redirect URIs. */
+export async function newConfidentialClient(
+  stack: BrokerStack,
+  redirectUris: string[],
+): Promise<ClientSecret> {
+  const res = await register(
+    stack,
+    clientMetadata(redirectUris, {
+      client_name: 'confidential',
+      token_endpoint_auth_method: 'client_secret_basic',
+    }),
+  )
+  assert.equal(res.status, 201, res.text)
+  return { id: String(res.json.client_id), secret: String(res.json.client_secret) }
 }
 
 /** An authorization request URL; parameters set to undefined are left out. */

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
+import { modernToolCall } from '../helpers/modern-request.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
-const V = '2026-07-28'
 const SERVER = 'plain'
 
 let stack: Stack
@@ -30,38 +30,9 @@ before(async () => {
 })
 after(() => stack.close())
 
-function init(name: string, args: Record<string, unknown>, o: { id?: number; meta?: object }) {
-  const body = {
-    jsonrpc: '2.0',
-    id: o.id ?? 1,
-    method: 'tools/call',
-    params: {
-      name,
-      arguments: args,
-      _meta: {
-        'io.modelcontextprotocol/protocolVersion': V,
-        'io.modelcontextprotocol/clientCapabilities': {},
-        ...o.meta,
-      },
-    },
-  }
-  return {
-    method: 'POST' as const,
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${token}`,
-      'mcp-protocol-version': V,
-      'mcp-method': 'tools/call',
-      'mcp-name': name,
-    },
-    body: JSON.stringify(body),
-  }
-}
-
 /** A plain tools/call; its JSON reply. */
 async function call(name: string, args: Record<string, unknown> = {}, id = 1) {
-  const res = await request(stack.local(SERVER), init(name, args, { id }))
+  const res = await request(stack.local(SERVER), modernToolCall(token, name, args, { id }))
   assert.equal(res.statusCode, 200)
   return (await res.body.json()) as { id: number; result: { content: { text: string }[] } }
 }
@@ -98,7 +69,7 @@ describe('2026-07-28 plain requests share a process', () => {
     const plain = ['p0', 'p1'].map((name) => call('gate', { name }))
     const gone = new AbortController()
     const res = await request(stack.local(SERVER), {
-      ...init('gate', { name: 'n0' }, { meta: { progressToken: 'n0' } }),
+      ...modernToolCall(token, 'gate', { name: 'n0' }, { meta: { progressToken: 'n0' } }),
       signal: gone.signal,
     })
     assert.equal(res.headers['content-type'], 'text/event-stream')

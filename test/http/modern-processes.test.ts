@@ -5,9 +5,9 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { DEFAULT_LANES_PER_SUBJECT } from '../../gateway/config/schema.js'
+import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
-const V = '2026-07-28'
 const node = process.execPath
 const fixture = join(SERVERS_DIR, 'fixture.js')
 const SERVERS = {
@@ -41,31 +41,10 @@ async function call(
   args: Record<string, unknown> = {},
   caps: Record<string, unknown> = {},
 ) {
-  const b = {
-    jsonrpc: '2.0',
-    id: nextId++,
-    method: 'tools/call',
-    params: {
-      name,
-      arguments: args,
-      _meta: {
-        'io.modelcontextprotocol/protocolVersion': V,
-        'io.modelcontextprotocol/clientCapabilities': caps,
-      },
-    },
-  }
-  const res = await request(stack.local(server), {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${token}`,
-      'mcp-protocol-version': V,
-      'mcp-method': 'tools/call',
-      'mcp-name': name,
-    },
-    body: JSON.stringify(b),
-  })
+  const res = await request(
+    stack.local(server),
+    modernToolCall(token, name, args, { id: nextId++, caps }),
+  )
   const json = (await res.body.json()) as {
     result?: { content: { text: string }[]; isError?: boolean }
     error?: { code: number; message: string }
@@ -177,28 +156,10 @@ describe('sessionless lanes: reaping, identity, capacity', () => {
 
   it("server/discover answers from the caller's own process under identityEnv", async () => {
     const discover = async (token: string) => {
-      const b = {
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'server/discover',
-        params: {
-          _meta: {
-            'io.modelcontextprotocol/protocolVersion': V,
-            'io.modelcontextprotocol/clientCapabilities': {},
-          },
-        },
-      }
-      const res = await request(stack.local('identity'), {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          authorization: `Bearer ${token}`,
-          'mcp-protocol-version': V,
-          'mcp-method': 'server/discover',
-        },
-        body: JSON.stringify(b),
-      })
+      const res = await request(
+        stack.local('identity'),
+        modernRequest(token, 'server/discover', {}),
+      )
       return ((await res.body.json()) as { result: { instructions?: string } }).result.instructions
     }
     assert.equal(await discover(await alice('identity')), 'acting for alice')
@@ -244,34 +205,12 @@ describe('shutdown with sessionless requests', () => {
     let closed = false
     t.after(() => (closed ? undefined : own.close()))
     const token = await own.token('alice', { server: 'shared' })
-    const b = {
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'tools/call',
-      params: {
-        name: 'slow',
-        arguments: { ms: 800 },
-        _meta: {
-          'io.modelcontextprotocol/protocolVersion': V,
-          'io.modelcontextprotocol/clientCapabilities': {},
-        },
-      },
-    }
-    const pending = request(own.local('shared'), {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${token}`,
-        'mcp-protocol-version': V,
-        'mcp-method': 'tools/call',
-        'mcp-name': 'slow',
-      },
-      body: JSON.stringify(b),
-    }).then(async (r) => ({
-      status: r.statusCode,
-      json: (await r.body.json()) as { result?: { content: { text: string }[] } },
-    }))
+    const pending = request(own.local('shared'), modernToolCall(token, 'slow', { ms: 800 })).then(
+      async (r) => ({
+        status: r.statusCode,
+        json: (await r.body.json()) as { result?: { content: { text: string }[] } },
+      }),
+    )
     // Shut down once the request is being served (start-up spawns can delay its arrival).
     const deadline = Date.now() + 5000
     while (
@@ -293,30 +232,7 @@ describe('shutdown with sessionless requests', () => {
     let closed = false
     t.after(() => (closed ? undefined : own.close()))
     const token = await own.token('alice', { server: 'pooled' })
-    const b = {
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'tools/call',
-      params: {
-        name: 'pid',
-        _meta: {
-          'io.modelcontextprotocol/protocolVersion': V,
-          'io.modelcontextprotocol/clientCapabilities': {},
-        },
-      },
-    }
-    const res = await request(own.local('pooled'), {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${token}`,
-        'mcp-protocol-version': V,
-        'mcp-method': 'tools/call',
-        'mcp-name': 'pid',
-      },
-      body: JSON.stringify(b),
-    })
+    const res = await request(own.local('pooled'), modernToolCall(token, 'pid'))
     const pid = Number(
       ((await res.body.json()) as { result: { content: { text: string }[] } }).result.content[0]!
         .text,

@@ -2,10 +2,10 @@
 // store) in front of the Entra-like upstream fixture, each fixed.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { request } from 'undici'
 import { createMemoryStore } from '../../gateway/store/memory.js'
-import { exchange, login, newClient, refresh, send } from '../helpers/broker-raw.js'
+import { newClient, refresh } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { loginTokens, pingWith, revokeAs, type TokenPair } from '../helpers/broker-tokens.js'
 
 const REDIRECT = 'http://127.0.0.1:43122/cb'
 /** The smallest list the schema allows: what an attacker must fill is this, or the default 100,000. */
@@ -26,34 +26,13 @@ before(async () => {
 })
 after(() => stack.close())
 
-async function tokens(client: string): Promise<{ access: string; refresh: string }> {
-  const l = await login(stack, { clientId: client, redirectUri: REDIRECT, scope: 'mcp:read' })
-  const res = await exchange(stack, l, { clientId: client, redirectUri: REDIRECT })
-  assert.equal(res.status, 200, res.text)
-  return { access: String(res.json.access_token), refresh: String(res.json.refresh_token) }
-}
+const tokens = (client: string): Promise<TokenPair> =>
+  loginTokens(stack, { client, redirectUri: REDIRECT })
 
 /** The status and challenge an MCP request with this bearer gets (anything but 401: accepted). */
-async function use(token: string): Promise<{ status: number; challenge: string }> {
-  const res = await request(stack.endpoint('notes'), {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${token}`,
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
-  })
-  await res.body.dump()
-  return { status: res.statusCode, challenge: String(res.headers['www-authenticate'] ?? '') }
-}
+const use = (token: string) => pingWith(stack, token)
 
-const revoke = (token: string, client: string) =>
-  send(`${stack.url}/revoke`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ token, client_id: client }).toString(),
-  })
+const revoke = (token: string, client: string) => revokeAs(stack, token, client)
 
 describe('the memory store keeps an expiring set of any size', () => {
   // Finding: addExpiring set the key's end with Math.max(...every member's end), which throws

@@ -1,22 +1,22 @@
 // What the outside review of stop 20 found, on one real broker (its memory store) in front of
 // the Entra-like upstream fixture, each token used in a real MCP request.
 import assert from 'node:assert/strict'
-import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, it } from 'node:test'
 import {
   exchange,
   login,
   newClient,
+  newConfidentialClient,
   refresh,
-  register,
   send,
   useAt,
 } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
-import { request } from 'undici'
+import { BOB, basicAuth, loginTokens, revokeAs, type TokenPair } from '../helpers/broker-tokens.js'
+import { editPolicy } from '../helpers/policy-edit.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { connectClient, raw, TASKS_TOOLS } from '../helpers/tasks-stack.js'
 import {
   ACCOUNT_EXCHANGE,
   ACCOUNT_POLICY,
@@ -29,14 +29,6 @@ const REDIRECT = 'http://127.0.0.1:43126/cb'
 /** The smallest list the schema allows: what an attacker must fill is this, or the default 100,000. */
 const LIST_MAX = 100
 const PER_USER = 5
-const BOB = 'bob-pairwise-sub'
-const BOB_CLAIMS = {
-  oid: '00000000-0000-0000-0000-000000000b0b',
-  name: 'Bob',
-  preferred_username: 'bob@contoso.example',
-  email: 'bob@contoso.example',
-  roles: ['mcp-reader'],
-}
 
 let stack: BrokerStack
 describe('broker', () => {
@@ -54,29 +46,8 @@ describe('broker', () => {
   after(() => stack.close())
 
   /** A fresh login (its own browser: its own grant) of the fixture's user, or Bob. */
-  async function tokens(
-    client: string,
-    user?: string,
-  ): Promise<{ access: string; refresh: string }> {
-    if (user === BOB) {
-      stack.idp.nextUser(BOB)
-      stack.idp.updateUser(BOB, BOB_CLAIMS)
-    }
-    const l = await login(stack, { clientId: client, redirectUri: REDIRECT, scope: 'mcp:read' })
-    const res = await exchange(stack, l, { clientId: client, redirectUri: REDIRECT })
-    assert.equal(res.status, 200, res.text)
-    return { access: String(res.json.access_token), refresh: String(res.json.refresh_token) }
-  }
-
-  const revoke = (token: string, client: string, headers: Record<string, string> = {}) =>
-    send(`${stack.url}/revoke`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
-      body: new URLSearchParams({
-        token,
-        ...(headers.authorization ? {} : { client_id: client }),
-      }).toString(),
-    })
+  const tokens = (client: string, user?: string): Promise<TokenPair> =>
+    loginTokens(stack, { client, redirectUri: REDIRECT, user })
 
   describe('/revoke of another client’s token is answered byte for byte as an unknown one', () => {
     /** Everything a client sees of an answer but the clock. */
@@ -88,38 +59,19 @@ describe('broker', () => {
     it('access and refresh tokens, public and confidential callers, token_type_hint either way', async () => {
       const owner = await newClient(stack, [REDIRECT])
       const pub = await newClient(stack, [REDIRECT])
-      const res = await register(stack, {
-        client_name: 'confidential',
-        redirect_uris: [REDIRECT],
-        token_endpoint_auth_method: 'client_secret_basic',
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-      })
-      assert.equal(res.status, 201, res.text)
-      const id = String(res.json.client_id)
-      const basic = {
-        authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(String(res.json.client_secret))}`).toString('base64')}`,
-      }
+      const confidential = await newConfidentialClient(stack, [REDIRECT])
       const t = await tokens(owner)
       const callers: [string, Record<string, string>][] = [
         [pub, {}],
-        [id, basic],
+        [confidential.id, basicAuth(confidential)],
       ]
       for (const [client, headers] of callers) {
-        const unknown = seen(await revoke('not-a-token-at-all', client, headers))
+        const unknown = seen(await revokeAs(stack, 'not-a-token-at-all', client, headers))
         assert.equal(unknown.status, 200)
         for (const token of [t.access, t.refresh]) {
-          assert.deepEqual(seen(await revoke(token, client, headers)), unknown, client)
+          assert.deepEqual(seen(await revokeAs(stack, token, client, headers)), unknown, client)
           for (const hint of ['access_token', 'refresh_token']) {
-            const r = await send(`${stack.url}/revoke`, {
-              method: 'POST',
-              headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
-              body: new URLSearchParams({
-                token,
-                token_type_hint: hint,
-                ...(headers.authorization ? {} : { client_id: client }),
-              }).toString(),
-            })
+            const r = await revokeAs(stack, token, client, headers, { token_type_hint: hint })
             assert.deepEqual(seen(r), unknown, `${client} hint ${hint}`)
           }
         }
@@ -160,76 +112,39 @@ describe('tasks/cancel of a task whose tool is denied now', () => {
   // withdrawn) after it began are refused, "withholding its status"; tasks/cancel went by server
   // access alone, and its answer is the task, status message and all (and it ends the task).
   let tasks: Stack
-  const file = () => join(tasks.dir, 'policy.yaml')
-  const tools = 'tools: { forever: deny, "*": ["mcp:read"] }'
   before(async () => {
     tasks = await startStack({
       servers: { tasks: { command: process.execPath, args: [join(SERVERS_DIR, 'tasks.js')] } },
-      policy: `${TEST_POLICY}  tasks:\n    access: ["mcp:read"]\n    ${tools}\n`,
+      policy: `${TEST_POLICY}  tasks:\n    access: ["mcp:read"]\n    ${TASKS_TOOLS}\n`,
     })
   })
   after(() => tasks.close())
 
   it('is refused as tasks/get is (its answer is the task); the task is not cancelled', async () => {
-    const token = await tasks.token('alice', { server: 'tasks' })
-    const client = new Client({ name: 'stop20', version: '0' })
-    const transport = new StreamableHTTPClientTransport(new URL(tasks.local('tasks')), {
-      requestInit: { headers: { authorization: `Bearer ${token}` } },
-    })
-    await client.connect(transport)
-    const raw = async (method: string, params: unknown) => {
-      const res = await request(tasks.local('tasks'), {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          authorization: `Bearer ${token}`,
-          'mcp-session-id': transport.sessionId!,
-          'mcp-protocol-version': '2025-11-25',
-        },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 'raw', method, params }),
-      })
-      const text = await res.body.text()
-      const data = text
-        .split('\n')
-        .filter((l) => l.startsWith('data: ') && l.length > 6)
-        .map((l) => JSON.parse(l.slice(6)))
-        .find((m) => m.id === 'raw')
-      return (data ?? JSON.parse(text)) as {
-        result?: Record<string, unknown>
-        error?: { code: number }
-      }
-    }
-    const policy = readFileSync(file(), 'utf8')
+    const client = await connectClient(tasks, 'tasks')
+    const call = (method: string, params: unknown) => raw('tasks', client, method, params)
+    const policy = editPolicy(tasks)
     try {
-      const created = await raw('tools/call', {
+      const created = await call('tools/call', {
         name: 'chatty',
         arguments: { chars: 12 },
         task: {},
       })
       const taskId = (created.result?.task as { taskId?: string } | undefined)?.taskId
       assert.equal(typeof taskId, 'string', JSON.stringify(created))
-      assert.equal((await raw('tasks/get', { taskId })).result?.statusMessage, 'é'.repeat(12))
-      const denied = policy.replace(
-        tools,
-        'tools: { forever: deny, chatty: deny, "*": ["mcp:read"] }',
-      )
-      assert.notEqual(denied, policy)
-      writeFileSync(file(), denied)
-      assert.equal(tasks.gateway.reloadPolicy()?.ok, true)
-      assert.equal((await raw('tasks/get', { taskId })).error?.code, -32010, 'tasks/get withheld')
-      const cancel = await raw('tasks/cancel', { taskId })
+      assert.equal((await call('tasks/get', { taskId })).result?.statusMessage, 'é'.repeat(12))
+      policy.replace(TASKS_TOOLS, 'tools: { forever: deny, chatty: deny, "*": ["mcp:read"] }')
+      assert.equal((await call('tasks/get', { taskId })).error?.code, -32010, 'tasks/get withheld')
+      const cancel = await call('tasks/cancel', { taskId })
       assert.equal(cancel.error?.code, -32010, JSON.stringify(cancel))
       // Allowed again: the task was not cancelled by the refused request.
-      writeFileSync(file(), policy)
-      assert.equal(tasks.gateway.reloadPolicy()?.ok, true)
-      assert.equal((await raw('tasks/get', { taskId })).result?.status, 'working')
+      policy.restore()
+      assert.equal((await call('tasks/get', { taskId })).result?.status, 'working')
       // A task the session does not know still goes by access: only its own process has it.
-      const unknown = await raw('tasks/cancel', { taskId: 'never-created' })
+      const unknown = await call('tasks/cancel', { taskId: 'never-created' })
       assert.notEqual(unknown.error?.code, -32010, JSON.stringify(unknown))
     } finally {
-      writeFileSync(file(), policy)
-      assert.equal(tasks.gateway.reloadPolicy()?.ok, true)
+      policy.restore()
       await client.close()
     }
   })
