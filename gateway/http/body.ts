@@ -132,6 +132,9 @@ function readIncoming(
   limit: number,
   timeoutMs: number,
 ): Promise<Buffer> {
+  // Gone already (while authentication waited, say): Node destroyed the request and dropped
+  // what it held, and its 'close' was emitted then; no event is left to wait for.
+  if (incoming.destroyed) return Promise.reject(clientGone())
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -155,12 +158,16 @@ function readIncoming(
       else chunks.push(chunk)
     }
     const onEnd = () => done(undefined)
-    const onGone = () => done(new Error('the client went away before its body arrived'))
+    const onGone = () => done(clientGone())
     incoming.on('data', onData)
     incoming.on('end', onEnd)
     incoming.on('error', onGone)
     incoming.on('close', onGone)
   })
+}
+
+function clientGone(): Error {
+  return new Error('the client went away before its body arrived')
 }
 
 function bodyTimeout(ms: number): GatewayError {

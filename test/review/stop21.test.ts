@@ -6,11 +6,14 @@
 // many.
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { connect } from 'node:net'
+import { createServer, type IncomingMessage } from 'node:http'
+import { type AddressInfo, connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, it } from 'node:test'
+import { getRequestListener } from '@hono/node-server'
 import { request } from 'undici'
+import { readJsonBody } from '../../gateway/http/body.js'
 import { SERVERS_DIR, startStack, type Stack } from '../helpers/stack.js'
 
 const V = '2026-07-28'
@@ -462,4 +465,46 @@ describe('two Authorization headers on the wire are one too many', () => {
       assertChildRead(mark, undefined, true)
     })
   }
+})
+
+describe('a client gone before its body is read', () => {
+  it('is told at once, not after bodyTimeout (the request was destroyed while auth awaited)', async () => {
+    // The gateway reads the body after authentication, which may wait (a JWKS refetch): a
+    // client that leaves meanwhile has its request destroyed, the body it sent dropped, and
+    // its 'close' already emitted. The reader must see that, not wait for events that are over.
+    let entered!: () => void
+    const inHandler = new Promise<void>((resolve) => (entered = resolve))
+    let outcome!: (o: unknown) => void
+    const read = new Promise<unknown>((resolve) => (outcome = resolve))
+    const limits = { maxBodyBytes: 1_000_000, bodyTimeout: 5_000, maxJsonDepth: 64, maxBatch: 100 }
+    const server = createServer(
+      getRequestListener(async (req, env) => {
+        const incoming = env.incoming as IncomingMessage
+        // Stands for authentication: the handler awaits something until the client has gone.
+        const closed = new Promise((resolve) => incoming.once('close', resolve))
+        entered()
+        await closed
+        outcome(await readJsonBody(req, limits, incoming).catch((err: unknown) => err))
+        return new Response(null, { status: 204 })
+      }),
+    )
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = server.address() as AddressInfo
+      const socket = connect(port, '127.0.0.1')
+      socket.on('error', () => {})
+      const body = '{"jsonrpc":"2.0","id":1,"method":"ping"}'
+      socket.write(
+        `POST /mcp/x HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+      )
+      await inHandler
+      socket.destroy()
+      const err = await read
+      assert.ok(err instanceof Error, `the body was read from a destroyed request: ${String(err)}`)
+      assert.notEqual((err as { code?: string }).code, 'body_timeout', 'waited out bodyTimeout')
+    } finally {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
 })
