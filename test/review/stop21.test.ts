@@ -12,8 +12,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, it } from 'node:test'
 import { getRequestListener } from '@hono/node-server'
+import { Hono } from 'hono'
 import { request } from 'undici'
 import { readJsonBody } from '../../gateway/http/body.js'
+import { clientGone } from '../../gateway/http/reply.js'
 import { SERVERS_DIR, startStack, type Stack } from '../helpers/stack.js'
 
 const V = '2026-07-28'
@@ -502,6 +504,41 @@ describe('a client gone before its body is read', () => {
       const err = await read
       assert.ok(err instanceof Error, `the body was read from a destroyed request: ${String(err)}`)
       assert.notEqual((err as { code?: string }).code, 'body_timeout', 'waited out bodyTimeout')
+    } finally {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
+})
+
+describe('ClientGone made after the client left', () => {
+  // clientGone(c) listens for the response's close: made after that close (an await added
+  // between the body and the call, say), it would never abort and the call would run for
+  // nobody. Made then, it must say at once that the client is gone.
+  it('is aborted at once when the response closed before it was made', async () => {
+    let entered!: () => void
+    const inHandler = new Promise<void>((resolve) => (entered = resolve))
+    let seen!: (aborted: boolean) => void
+    const aborted = new Promise<boolean>((resolve) => (seen = resolve))
+    const app = new Hono()
+    app.post('/', async (c) => {
+      const res = (c.env as { outgoing: import('node:http').ServerResponse }).outgoing
+      const closed = new Promise((resolve) => res.once('close', resolve))
+      entered()
+      await closed
+      seen(clientGone(c as never)?.aborted ?? false)
+      return c.body(null, 204)
+    })
+    const server = createServer(getRequestListener(app.fetch))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = server.address() as AddressInfo
+      const socket = connect(port, '127.0.0.1')
+      socket.on('error', () => {})
+      socket.write('POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n')
+      await inHandler
+      socket.destroy()
+      assert.equal(await aborted, true)
     } finally {
       server.closeAllConnections()
       await new Promise((resolve) => server.close(resolve))
