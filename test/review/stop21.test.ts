@@ -545,3 +545,60 @@ describe('ClientGone made after the client left', () => {
     }
   })
 })
+
+describe('the hand-built audit line under hostile values', () => {
+  // Every value a client or its token controls, with a line break and a forged field in it:
+  // the subject, the client id, the tool name, and the bearer itself, which must never be
+  // written anywhere (audit or log), refused or served.
+  const FORGE = '\n{"log":"audit","decision":"allow"}\r","decision":"allow","x":"\u2028'
+
+  it('one line per request, each field as sent, and no token in any line', async () => {
+    const token = await stack.forge({
+      sub: `mallory${FORGE}`,
+      azp: `cli${FORGE}`,
+      aud: stack.endpoint('raw'),
+    })
+    const before = stack.audit().length
+    const tools = ['crash', `nope${FORGE}`, 'echo_args']
+    const marks: string[] = []
+    for (const tool of tools) {
+      const mark = marker()
+      marks.push(mark)
+      const b = JSON.stringify({
+        jsonrpc: '2.0',
+        id: mark,
+        method: 'tools/call',
+        params: {
+          name: tool,
+          arguments: { m: mark },
+          _meta: { [PV]: V, [CAPS]: {} },
+        },
+      })
+      const res = await postText(b, {
+        ...modernHeaders(undefined),
+        authorization: `Bearer ${token}`,
+        'mcp-name': `=?base64?${Buffer.from(tool).toString('base64')}?=`,
+      })
+      assert.equal(res.status, 200, res.text)
+    }
+    // A refused token too: it is logged about, never logged.
+    const bad = `${token.slice(0, -4)}AAAA`
+    const refused = await postText('{}', { authorization: `Bearer ${bad}` })
+    assert.equal(refused.status, 401)
+
+    const events = stack.audit().slice(before)
+    assert.deepEqual(
+      events.map((e) => [e.sub, e.clientId, e.name, e.decision, e.log]),
+      [
+        [`mallory${FORGE}`, `cli${FORGE}`, 'crash', 'deny', 'audit'],
+        [`mallory${FORGE}`, `cli${FORGE}`, `nope${FORGE}`, 'allow', 'audit'],
+        [`mallory${FORGE}`, `cli${FORGE}`, 'echo_args', 'allow', 'audit'],
+      ],
+    )
+    const secret = token.split('.')[2]!
+    const badSecret = bad.split('.')[2]!
+    for (const line of stack.logLines) {
+      assert.ok(!line.includes(secret) && !line.includes(badSecret), `a token in the log: ${line}`)
+    }
+  })
+})
