@@ -220,6 +220,7 @@ describe('the policy decides on the message the process reads (raw bodies)', () 
         })
         assertAnswer(res, mark, b.refused)
         assertChildRead(mark, b.tool, b.refused !== undefined)
+        assertAudited(b.tool, b.refused)
       })
 
       it(`2026-07-28: ${b.name}, ${m.name}`, async () => {
@@ -229,6 +230,7 @@ describe('the policy decides on the message the process reads (raw bodies)', () 
         const res = await postText(text, headers)
         assertAnswer(res, mark, b.refused)
         assertChildRead(mark, b.tool, b.refused !== undefined)
+        assertAudited(b.tool, b.refused)
       })
     }
   }
@@ -244,6 +246,16 @@ describe('the policy decides on the message the process reads (raw bodies)', () 
     assertChildRead(mark, undefined, true)
   })
 })
+
+/**
+ * The request's audit line (the last one: the line is written as its reply goes) names what
+ * policy decided on, which is what the process read, and the decision that was made.
+ */
+function assertAudited(tool: string | undefined, refused: number | undefined): void {
+  const e = stack.audit().at(-1)!
+  const decision = refused === undefined ? 'allow' : refused === DENIED ? 'deny' : 'invalid'
+  assert.deepEqual([e.method, e.name, e.decision], ['tools/call', tool, decision])
+}
 
 /** The 2026-07-28 envelope, as JSON members. */
 const META = `"_meta":{"${PV}":"${V}","${CAPS}":{}}`
