@@ -14,6 +14,7 @@ import { after, afterEach, before, describe, it } from 'node:test'
 import { getRequestListener } from '@hono/node-server'
 import { Hono } from 'hono'
 import { request } from 'undici'
+import type { GatewayError } from '../../gateway/errors.js'
 import { readJsonBody } from '../../gateway/http/body.js'
 import { clientGone } from '../../gateway/http/reply.js'
 import { SERVERS_DIR, startStack, type Stack } from '../helpers/stack.js'
@@ -516,6 +517,11 @@ describe('a client gone before its body is read', () => {
       const err = await read
       assert.ok(err instanceof Error, `the body was read from a destroyed request: ${String(err)}`)
       assert.notEqual((err as { code?: string }).code, 'body_timeout', 'waited out bodyTimeout')
+      // A refusal (logged at info), not an unexpected error: the client merely left.
+      assert.deepEqual(
+        [(err as GatewayError).code, (err as GatewayError).status],
+        ['client_gone', 499],
+      )
     } finally {
       server.closeAllConnections()
       await new Promise((resolve) => server.close(resolve))
