@@ -5,7 +5,7 @@
 // token must not outlive the policy that made it, and two Authorization headers are one too
 // many.
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage } from 'node:http'
 import { type AddressInfo, connect } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -38,7 +38,8 @@ servers:
 `
 
 /** Where the fixture writes every byte it reads on stdin. */
-const RAW = join(mkdtempSync(join(tmpdir(), 'mcp-edge-stop21-')), 'raw-stdin.log')
+const RAW_DIR = mkdtempSync(join(tmpdir(), 'mcp-edge-stop21-'))
+const RAW = join(RAW_DIR, 'raw-stdin.log')
 
 let stack: Stack
 let alice: string
@@ -57,7 +58,10 @@ before(async () => {
   alice = await stack.token('alice', { server: 'raw' })
   bob = await stack.token('bob', { server: 'raw' })
 })
-after(() => stack.close())
+after(async () => {
+  await stack.close()
+  rmSync(RAW_DIR, { recursive: true, force: true })
+})
 
 /** The bytes the fixture read on its stdin so far (every process of the `raw` server). */
 function childRead(): string {
