@@ -17,7 +17,7 @@ export interface BodyLimits {
  * Reads a request body within `limits` and parses it as JSON: the one reader every MCP
  * transport uses, so every transport has the same bounds.
  * @throws GatewayError `body_too_large` (413), `body_timeout` (408), `parse_error` (400),
- * `invalid_message` (400, nesting or batch size)
+ * `invalid_message` (400, nesting or batch size), `client_gone` (499)
  */
 export async function readJsonBody(
   req: Request,
@@ -68,7 +68,8 @@ export async function readJsonBody(
  * Reads a whole request body within `maxBodyBytes` (a declared or actual size past it is
  * refused without reading on) and `bodyTimeout`: from Node's request itself when there is one
  * (`incoming`, not read yet: no web stream is made for it), else from the web request.
- * @throws GatewayError `body_too_large` (413), `body_timeout` (408), `parse_error` (400, no body)
+ * @throws GatewayError `body_too_large` (413), `body_timeout` (408), `parse_error` (400, no body),
+ * `client_gone` (499: the client left before its body was read)
  */
 export async function readBody(
   req: Request,
@@ -132,6 +133,9 @@ function readIncoming(
   limit: number,
   timeoutMs: number,
 ): Promise<Buffer> {
+  // Gone already (while authentication waited, say): Node destroyed the request and dropped
+  // what it held, and its 'close' was emitted then; no event is left to wait for.
+  if (incoming.destroyed) return Promise.reject(clientGone())
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -155,11 +159,19 @@ function readIncoming(
       else chunks.push(chunk)
     }
     const onEnd = () => done(undefined)
-    const onGone = () => done(new Error('the client went away before its body arrived'))
+    const onGone = () => done(clientGone())
     incoming.on('data', onData)
     incoming.on('end', onEnd)
     incoming.on('error', onGone)
     incoming.on('close', onGone)
+  })
+}
+
+/** Nobody reads the answer: refused as the bridge refuses a request whose client left (499, logged as a refusal, not an error). */
+function clientGone(): GatewayError {
+  return new GatewayError('client_gone', 'the client went away before its body arrived', {
+    status: 499,
+    expose: true,
   })
 }
 

@@ -52,8 +52,11 @@ export function clientGone(c: Context<Vars>): ClientGone | undefined {
   const req = c.env?.incoming
   if (!(res instanceof ServerResponse) || req === undefined) return undefined
   const gone = new ClientGone()
-  res.once('close', () => {
+  const closed = () => {
     if (req.errored || !res.writableFinished) gone.abort()
-  })
+  }
+  // Closed already (the client left before this was asked): that close is not emitted again.
+  if (res.closed) closed()
+  else res.once('close', closed)
   return gone
 }
