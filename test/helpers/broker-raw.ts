@@ -298,17 +298,41 @@ export async function useAt(
   return res.statusCode
 }
 
-/** How many codes, refresh tokens and grants the broker holds (consumed ones included). */
-export async function issued(
-  stack: BrokerStack,
-): Promise<{ codes: number; refreshTokens: number; grants: number }> {
-  const count = async (model: string) =>
-    (await stack.store.keys(`oidc:${model}:`)).filter((k) => /^oidc:[A-Za-z]+:[^:]+$/.test(k))
-      .length
+/** The codes, refresh tokens and grants the broker holds (consumed ones included), by store key. */
+export interface Issued {
+  codes: string[]
+  refreshTokens: string[]
+  grants: string[]
+}
+
+/** Nothing at all: what `issuedSince` answers when a refusal issued nothing. */
+export const NOTHING_ISSUED: Issued = { codes: [], refreshTokens: [], grants: [] }
+
+/** What the broker holds now: a snapshot to hand to `issuedSince`. */
+export async function issued(stack: BrokerStack): Promise<Issued> {
+  const held = async (model: string) =>
+    (await stack.store.keys(`oidc:${model}:`))
+      .filter((k) => /^oidc:[A-Za-z]+:[^:]+$/.test(k))
+      .sort()
   return {
-    codes: await count('AuthorizationCode'),
-    refreshTokens: await count('RefreshToken'),
-    grants: await count('Grant'),
+    codes: await held('AuthorizationCode'),
+    refreshTokens: await held('RefreshToken'),
+    grants: await held('Grant'),
+  }
+}
+
+/**
+ * What the broker holds now that it did not hold at `before`: records issued since, by key.
+ * Not a count: codes of earlier tests expire in real time (codeTtl), so a count read twice can
+ * drop under a slow machine; the set of new keys cannot, and still shows any record issued.
+ */
+export async function issuedSince(stack: BrokerStack, before: Issued): Promise<Issued> {
+  const now = await issued(stack)
+  const fresh = (was: string[], is: string[]) => is.filter((k) => !was.includes(k))
+  return {
+    codes: fresh(before.codes, now.codes),
+    refreshTokens: fresh(before.refreshTokens, now.refreshTokens),
+    grants: fresh(before.grants, now.grants),
   }
 }
 

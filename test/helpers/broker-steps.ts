@@ -6,10 +6,12 @@ import {
   assertGatewayPage,
   authorizeUrl,
   authParams,
-  issued,
+  issuedSince,
+  NOTHING_ISSUED,
   pkce,
   send,
   type Answer,
+  type Issued,
 } from './broker-raw.js'
 import type { BrokerStack } from './broker-stack.js'
 import type { CookieJar } from './oauth-flow.js'
@@ -90,14 +92,9 @@ export function steps(stack: BrokerStack, clientId: string, redirectUri: string)
       throw new Error('too many redirects')
     },
     /** A page that ends the sign-in: its status, no redirect, not framable, nothing issued since `before`. */
-    async assertEnded(
-      res: Answer,
-      status: number,
-      what: string,
-      before: Awaited<ReturnType<typeof issued>>,
-    ): Promise<void> {
+    async assertEnded(res: Answer, status: number, what: string, before: Issued): Promise<void> {
       assertGatewayPage(assert, res, status, what)
-      assert.deepEqual(await issued(stack), before, `${what}: nothing issued`)
+      assert.deepEqual(await issuedSince(stack, before), NOTHING_ISSUED, `${what}: nothing issued`)
     },
   }
 }

@@ -38,7 +38,6 @@ before(async () => {
       refuserjson: { command: node, args: ['-e', REFUSER], responses: 'json' },
     },
     policy: `${TEST_POLICY}${['plain', 'refuser', 'refuserjson'].map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`,
-    config: { limits: { bodyTimeout: 300 } },
   })
 })
 after(() => stack.close())
@@ -234,21 +233,28 @@ describe('bodies are bounded on every transport', () => {
   })
 
   it('a POST that declares a body and stalls is answered 408 and closed after bodyTimeout', async () => {
-    const token = await stack.token('alice', { server: 'plain' })
-    const { port } = new URL(stack.url)
-    const socket = connect(Number(port), '127.0.0.1')
-    const answer = new Promise<string>((resolve) => {
-      let text = ''
-      socket.on('data', (d) => (text += String(d)))
-      socket.on('close', () => resolve(text))
-    })
-    socket.write(
-      `POST /mcp/plain HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-type: application/json\r\naccept: ${ACCEPT}\r\nauthorization: Bearer ${token}\r\ncontent-length: 1000\r\n\r\n{"jsonrpc":`,
-    )
-    const text = await answer
-    assert.match(text, /^HTTP\/1\.1 408 /)
-    assert.match(text, /connection: close/i)
-    assert.match(text, /did not arrive within 300 ms/)
+    // A short bodyTimeout on a gateway of its own: every body sent to the shared one (the batch
+    // of 12,000 is half a megabyte) would otherwise race 300 ms on a busy machine.
+    const stalled = await startStack({ config: { limits: { bodyTimeout: 300 } } })
+    try {
+      const token = await stalled.token('alice', { server: 'echo' })
+      const { port } = new URL(stalled.url)
+      const socket = connect(Number(port), '127.0.0.1')
+      const answer = new Promise<string>((resolve) => {
+        let text = ''
+        socket.on('data', (d) => (text += String(d)))
+        socket.on('close', () => resolve(text))
+      })
+      socket.write(
+        `POST /mcp/echo HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-type: application/json\r\naccept: ${ACCEPT}\r\nauthorization: Bearer ${token}\r\ncontent-length: 1000\r\n\r\n{"jsonrpc":`,
+      )
+      const text = await answer
+      assert.match(text, /^HTTP\/1\.1 408 /)
+      assert.match(text, /connection: close/i)
+      assert.match(text, /did not arrive within 300 ms/)
+    } finally {
+      await stalled.close()
+    }
   })
 })
 

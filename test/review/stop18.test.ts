@@ -191,14 +191,17 @@ describe("an endpoint's own requests", () => {
 })
 
 describe('request ids on an endpoint session', () => {
-  it('an id still in progress is refused (400); the other request gets its own reply', async () => {
+  it('an id still in progress is refused (400); the other request gets its own reply', async (t) => {
     const token = await stack.token('dev', { resource: `${stack.url}/mcp/hostileep` })
     const send = await session('/mcp/hostileep', token)
-    // Both at once, whichever arrives first: one runs, the other is refused; never crossed.
+    // Both at once, whichever arrives first: one runs, the other is refused; never crossed. The
+    // one that runs takes 1 s (real, in the process): requestTimeout's 1.5 s must not race it,
+    // so the gateway's timers are on a clock that does not move.
+    t.mock.timers.enable({ apis: ['setTimeout'] })
     const [a, b] = await Promise.all([
       send(call(7, 'slow', { ms: 1000 })),
       send(call(7, 'slow', { ms: 999 })),
-    ])
+    ]).finally(() => t.mock.timers.reset())
     const refused = [a, b].filter((r) => r.status === 400)
     assert.equal(refused.length, 1, `${a.status} ${b.status}`)
     assert.match(refused[0]!.text, /already in progress/)
@@ -208,14 +211,16 @@ describe('request ids on an endpoint session', () => {
 })
 
 describe('cancelling one request of a batch', () => {
-  it('leaves the stream open for the others', async () => {
+  it('leaves the stream open for the others', async (t) => {
     const token = await stack.token('admin', { server: 'hostile' })
     const send = await session('/mcp/hostile', token)
+    // Request 2's answer must not race requestTimeout's 1.5 s: the gateway's timers stand still.
+    t.mock.timers.enable({ apis: ['setTimeout'] })
     const res = await send([
       call(1, 'slow', { ms: 800 }),
       call(2, 'slow', { ms: 200 }),
       { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 1 } },
-    ])
+    ]).finally(() => t.mock.timers.reset())
     assert.equal(res.status, 200)
     assert.match(res.text, /slow 200/, 'request 2 is answered on the stream')
   })
