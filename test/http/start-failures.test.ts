@@ -206,6 +206,28 @@ describe('a server whose process exits at once', () => {
     assert.equal(await metric('mcp_edge_server_starts_refused_total', 'flaky'), 9)
   })
 
+  it('the legacy HTTP+SSE transport opens no session either: 503, no spawn', async () => {
+    const res = await request(`${stack.url}/sse/flaky`, {
+      headers: {
+        accept: 'text/event-stream',
+        authorization: `Bearer ${await tokenOf('bob', 'flaky')}`,
+      },
+    })
+    const json = JSON.parse(await res.body.text())
+    assertRefused(
+      {
+        status: res.statusCode,
+        retryAfter: res.headers['retry-after'] as string,
+        sessionId: undefined,
+        json,
+      },
+      'flaky',
+      1,
+      'GET /sse',
+    )
+    assert.equal(starts('flaky'), 1)
+  })
+
   it('an endpoint leaves it out of its lists at once, counted as skipped, spawning nothing', async () => {
     const skipped = await metric('mcp_edge_endpoint_backends_skipped_total', 'flaky')
     for (let i = 0; i < 3; i++) {
