@@ -63,6 +63,8 @@ export interface StartOptions {
   store?: Store
   /** The account page's clock, epoch ms (tests expire its sessions without waiting). */
   accountClock?: () => number
+  /** The clock of the backoff after a server failed to start, epoch ms (tests end one without waiting). */
+  startClock?: () => number
 }
 
 /** A running gateway. */
@@ -373,6 +375,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     },
     bounds,
     tracing,
+    startClock: o.startClock,
   })
   registry.start()
   gauges.sessions = () => registry.size
@@ -398,6 +401,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         cursorKey: endpointCursorKey(config),
         log: log.child({ endpoint: name }),
         onSkipped: (server) => metrics.endpointBackendsSkipped.inc({ endpoint: name, server }),
+        starts: registry.starts,
       }),
     ]),
   )

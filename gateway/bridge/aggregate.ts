@@ -4,6 +4,7 @@ import type { EndpointConfig, GatewayConfig } from '../config/schema.js'
 import { decideAccess } from '../policy/evaluate.js'
 import type { PolicyStore } from '../policy/store.js'
 import type { CredentialGate } from './credential-gate.js'
+import { BridgeError } from './errors.js'
 import { decodeCursor, encodeCursor } from './endpoint-cursor.js'
 import { buildNameTable, type NameTable } from './endpoint-names.js'
 import { buildUriTable, type UriTable } from './endpoint-uris.js'
@@ -12,6 +13,7 @@ import { asksForTask, withoutTask, withoutTaskSupport } from './tasks.js'
 import type { LaneEvent } from './lane.js'
 import type { LanePool } from './lanes.js'
 import { ownerKey, type ResultFilter } from './session.js'
+import type { StartFailures } from './start-failures.js'
 
 /** The version an endpoint reports in its serverInfo. */
 export const ENDPOINT_VERSION = '1.0.0'
@@ -77,6 +79,8 @@ export class Aggregate {
       log: Logger
       /** Told when a backend is left out of a list (a metric). */
       onSkipped?: (server: string) => void
+      /** Which servers failed to start lately: left out of lists at once, never waited for. */
+      starts?: StartFailures
     },
   ) {
     this.name = o.name
@@ -283,7 +287,9 @@ export class Aggregate {
       else {
         skipped.push(server)
         this.o.onSkipped?.(server)
-        caller.log.warn(
+        // A server failing to start was logged once, when it failed; not on every list.
+        const failing = r.reason instanceof BridgeError && r.reason.code === 'server_unavailable'
+        caller.log[failing ? 'debug' : 'warn'](
           { endpoint: this.name, server, method, err: { message: (r.reason as Error).message } },
           "a backend could not list; left out of the endpoint's list",
         )
@@ -414,6 +420,11 @@ export class Aggregate {
     const credentials = gate?.needs(server)
       ? await gate.initial(server, caller.principal, caller.bearer)
       : undefined
+    // A server failing to start (or being probed) is left out now: a list never spawns nor
+    // waits for it. Its processes already running would serve, but a new one is what it lacks.
+    const starter = { principal: caller.principal, fingerprint: credentials?.fingerprint }
+    if (this.o.starts?.isFailing(server, starter))
+      throw new BridgeError('server_unavailable', `server ${server} could not be started`)
     const lane = await lanes.acquire(
       server,
       caller.principal,

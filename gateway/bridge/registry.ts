@@ -16,6 +16,7 @@ import { ProcessPool } from './pool.js'
 import type { OutputCaps } from './result-cap.js'
 import { ownerKey, Session, type ClientTransport, type ResultFilter } from './session.js'
 import { SharedServer } from './shared.js'
+import { type StartAttempt, StartFailures } from './start-failures.js'
 
 /**
  * Random bytes in a session id (192 bits, base64url: visible ASCII only). Not a setting: MCP
@@ -45,6 +46,8 @@ export class SessionRegistry implements Holders {
   private readonly outbound: Outbound
   /** The limits sessions share with sessionless lanes. */
   readonly bounds: SubjectBounds
+  /** Which servers failed to start lately: sessions, lanes and endpoints start none meanwhile. */
+  readonly starts: StartFailures
 
   /** Each server's logger: sessions log through it (never through the request that opened them). */
   private readonly serverLogs = new Map<string, Logger>()
@@ -69,8 +72,17 @@ export class SessionRegistry implements Holders {
       now?: () => number
       /** Where a session's end is recorded (`mcp.server.session.duration`). */
       tracing?: Tracing
+      /** The clock of the start-failure memory's backoff windows (tests end one without waiting). */
+      startClock?: () => number
     },
   ) {
+    this.starts = new StartFailures({
+      config: o.config,
+      log: o.log,
+      metrics: o.metrics,
+      now: o.startClock,
+      identityOf: (server, p) => this.identityOf(server, p),
+    })
     this.outbound =
       o.outbound ?? new Outbound(queueLimits(o.config), o.metrics, o.config.limits.sseKeepAlive)
     this.bounds = o.bounds ?? new SubjectBounds({ config: o.config, log: o.log })
@@ -142,9 +154,18 @@ export class SessionRegistry implements Holders {
     const gate = this.o.gate?.needs(server) ? this.o.gate : undefined
     let child: Child
     let initial: ResolvedCredentials | undefined
+    let attempt: StartAttempt
     try {
       initial = gate && (await gate.initial(server, principal, bearer))
-      child = await this.process(server, principal, sessionLog, Date.now(), initial)
+      // A server that failed to start lately is refused here (503), before any process.
+      attempt = await this.starts.admit(server, { principal, fingerprint: initial?.fingerprint })
+      child = await this.process(server, principal, sessionLog, Date.now(), initial).catch(
+        (err: unknown) => {
+          if (err instanceof BridgeError && err.code === 'spawn_failed') attempt.failed()
+          else attempt.abandoned()
+          throw err
+        },
+      )
     } finally {
       this.opening.delete(slot)
     }
@@ -174,6 +195,13 @@ export class SessionRegistry implements Holders {
           fingerprint: initial.fingerprint,
           spawn: (c) => this.process(server, principal, sessionLog, Date.now(), c),
         },
+    })
+    // Started once its server answered initialize; exiting or silent before that, not started
+    // (a process gone by then, even before the session heard it exit, did not start either).
+    void session.initialized.then((outcome) => {
+      if (outcome.ok) attempt.succeeded()
+      else if (outcome.startFailed || !child.alive) attempt.failed()
+      else attempt.abandoned()
     })
     this.sessions.set(id, session)
     log.info({ session: random.slice(0, 8), pid: child.pid, mode: config.mode }, 'session opened')

@@ -108,6 +108,9 @@ export function ownerKey(p: Pick<Principal, 'iss' | 'sub'>): string {
 
 const owners = new WeakMap<object, { iss: string; sub: string; key: string }>()
 
+/** How a session's `initialize` ended (see {@link Session.initialized}). */
+export type InitOutcome = { ok: true } | { ok: false; error: RpcErrorObject; startFailed?: boolean }
+
 /**
  * One MCP session: an SDK Streamable HTTP server transport facing the client, relaying raw
  * JSON-RPC to and from its own stdio process. Replies route by id; progress by token; other
@@ -132,10 +135,13 @@ export class Session implements GatedSession {
   /**
    * How the session's `initialize` ended: its result, or the error the client got (from the
    * server, or the gateway's when the request never reached it). A session whose initialize
-   * failed must not outlive that response.
+   * failed must not outlive that response. `startFailed`: the process exited, or stayed silent
+   * past the timeout, before it answered (a start failure, bridge/start-failures.ts).
    */
-  readonly initialized: Promise<{ ok: true } | { ok: false; error: RpcErrorObject }>
-  private settleInit!: (outcome: { ok: true } | { ok: false; error: RpcErrorObject }) => void
+  readonly initialized: Promise<InitOutcome>
+  private settleInit!: (outcome: InitOutcome) => void
+  /** Whether `initialized` has settled (a process exiting after that is no start failure). */
+  private initSettled = false
   private readonly inflight = new Map<RequestId, InFlight>()
   private readonly streams: SessionStreams
   private readonly progress = new Map<RequestId, RequestId>()
@@ -186,7 +192,12 @@ export class Session implements GatedSession {
       credentials?: SessionCredentials
     },
   ) {
-    this.initialized = new Promise((resolve) => (this.settleInit = resolve))
+    this.initialized = new Promise((resolve) => {
+      this.settleInit = (outcome) => {
+        this.initSettled = true
+        resolve(outcome)
+      }
+    })
     this.id = o.id
     this.server = o.server
     this.owner = ownerKey(o.owner)
@@ -656,11 +667,11 @@ export class Session implements GatedSession {
     return run
   }
 
-  private reply(id: RequestId, code: number, text: string): void {
+  private reply(id: RequestId, code: number, text: string, startFailed = false): void {
     const req = this.inflight.get(id)
     if (req === undefined) return
     if (req.method === 'initialize')
-      this.settleInit({ ok: false, error: rpcErrorObject(code, text) })
+      this.settleInit({ ok: false, error: rpcErrorObject(code, text), startFailed })
     this.settle(id, req)
     this.audit(req, { kind: 'error', code })
     this.send(rpcError(id, code, text))
@@ -699,7 +710,8 @@ export class Session implements GatedSession {
 
   private timeOut(id: RequestId): void {
     this.o.log.warn({ requestTimeout: this.o.config.requestTimeout }, 'server request timed out')
-    this.reply(id, RPC.requestTimeout, 'the MCP server did not answer in time')
+    const initialize = this.inflight.get(id)?.method === 'initialize'
+    this.reply(id, RPC.requestTimeout, 'the MCP server did not answer in time', initialize)
     void this.child
       .send({
         jsonrpc: '2.0',
@@ -717,6 +729,13 @@ export class Session implements GatedSession {
     if (this.closed) return
     this.o.log.warn({ pending: this.inflight.size }, 'server process exited; ending its session')
     this.o.metrics?.childExits.inc({ server: this.server })
+    // Before its initialize was answered (sent yet or not), the process never started.
+    if (!this.initSettled)
+      this.settleInit({
+        ok: false,
+        error: rpcErrorObject(RPC.connectionClosed, 'the MCP server process exited'),
+        startFailed: true,
+      })
     this.failInflight(RPC.connectionClosed, 'the MCP server process exited')
     void this.close()
   }

@@ -192,7 +192,7 @@ export const DEFAULT_INITIALIZE_TIMEOUT_MS = 30_000
 export const DEFAULT_PRIME_TIMEOUT_MS = 10_000
 /** How long a new session waits for a shared process that is (re)starting, in ms. */
 export const DEFAULT_SHARED_READY_WAIT_MS = 10_000
-/** The first restart of a failed warm or shared process comes this much later, in ms; each next one twice as late. */
+/** After a failed start (of any process of a server) the next is tried this much later, in ms; each next one twice as late. */
 export const DEFAULT_RESPAWN_BACKOFF_MS = 500
 /** Restarts are never further apart than this, in ms. */
 export const DEFAULT_RESPAWN_BACKOFF_MAX_MS = 30_000
@@ -460,7 +460,11 @@ const serverSchema = z
     initializeTimeout: ms.min(100).default(DEFAULT_INITIALIZE_TIMEOUT_MS),
     /** shared mode: how long a new session waits for a (re)starting process before 503. */
     readyWait: ms.max(10 * 60_000).default(DEFAULT_SHARED_READY_WAIT_MS),
-    /** A warm or shared process that failed is started again after this, doubling up to respawnBackoffMax. */
+    /**
+     * A server whose process failed to start is not started again for this long (requests get
+     * 503, bridge/start-failures.ts), nor a failed warm or shared process; doubling up to
+     * respawnBackoffMax.
+     */
     respawnBackoff: ms.min(10).max(3600_000).default(DEFAULT_RESPAWN_BACKOFF_MS),
     respawnBackoffMax: ms.min(10).max(3600_000).default(DEFAULT_RESPAWN_BACKOFF_MAX_MS),
     /** Largest JSON-RPC message the process may write on stdout; a larger one closes the process. */

@@ -8,6 +8,10 @@ export interface Metrics {
   policyReloads: Counter<'result'>
   jwksRefreshes: Counter<'result'>
   childExits: Counter<'server'>
+  /** Failed starts of a server's process that opened a backoff window (bridge/start-failures.ts). */
+  serverStartFailures: Counter<'server'>
+  /** Requests refused with 503 inside such a window, no process tried. */
+  serverStartsRefused: Counter<'server'>
   sessionsReclaimed: Counter<'server' | 'reason'>
   /** SSE events not sent to a client that was not reading: `reason` names the bound passed, `kind` what was dropped. */
   streamEventsDropped: Counter<'reason' | 'kind'>
@@ -125,6 +129,18 @@ export function createMetrics(g: Gauges): Metrics {
     childExits: new Counter({
       name: 'mcp_edge_server_process_exits_total',
       help: 'Server processes that exited on their own (not ended by the gateway)',
+      labelNames: ['server'],
+      registers: [registry],
+    }),
+    serverStartFailures: new Counter({
+      name: 'mcp_edge_server_start_failures_total',
+      help: 'Failed starts of a server process (spawn error, exit or silence before initialize) that opened a backoff window',
+      labelNames: ['server'],
+      registers: [registry],
+    }),
+    serverStartsRefused: new Counter({
+      name: 'mcp_edge_server_starts_refused_total',
+      help: 'Requests refused with 503 while their server was in a backoff window after a failed start (no process spawned)',
       labelNames: ['server'],
       registers: [registry],
     }),

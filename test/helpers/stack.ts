@@ -94,6 +94,8 @@ export async function startStack(
     store?: Store
     /** Another stack whose IdP this one trusts (a second replica): tokens from either work at both. */
     idpOf?: Stack
+    /** The clock of the backoff after a server failed to start (StartOptions.startClock). */
+    startClock?: () => number
   } = {},
 ): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-test-'))
@@ -167,6 +169,7 @@ export async function startStack(
     log,
     auditDestination: { write: (line: string) => void auditLines.push(line) },
     ...(o.store ? { store: o.store } : {}),
+    ...(o.startClock ? { startClock: o.startClock } : {}),
   })
   const stack: Stack = {
     gateway,
