@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // flaky: a stdio MCP server for start-failure tests (tests only). Each start appends a line to
 // FLAKY_STARTS_FILE; then FLAKY_MODE_FILE says what it does: `exit` (exit 1 at once), `hang`
-// (read everything, answer nothing), anything else (serve one tool, `ping`). Written without
+// (read everything, answer nothing), `fragile` (exit 1 on an initialize from a client named
+// `crash`, as a hand-written server might on input it did not expect), anything else (serve
+// one tool, `ping`). Written without
 // the SDK: it reads its mode before anything else, and starts as fast as node does.
 import { appendFileSync, readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
@@ -24,7 +26,11 @@ const TOOLS = [
 
 createInterface({ input: process.stdin }).on('line', (line) => {
   if (mode === 'hang') return
-  let m: { id?: string | number; method?: string; params?: { protocolVersion?: string } }
+  let m: {
+    id?: string | number
+    method?: string
+    params?: { protocolVersion?: string; clientInfo?: { name?: string } }
+  }
   try {
     m = JSON.parse(line)
   } catch {
@@ -34,6 +40,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   const reply = (result: unknown) => send({ jsonrpc: '2.0', id: m.id, result })
   switch (m.method) {
     case 'initialize':
+      if (mode === 'fragile' && m.params?.clientInfo?.name === 'crash') process.exit(1)
       return reply({
         protocolVersion: m.params?.protocolVersion ?? '2025-11-25',
         capabilities: { tools: {} },

@@ -158,7 +158,13 @@ export class SessionRegistry implements Holders {
     try {
       initial = gate && (await gate.initial(server, principal, bearer))
       // A server that failed to start lately is refused here (503), before any process.
-      attempt = await this.starts.admit(server, { principal, fingerprint: initial?.fingerprint })
+      // The client's own initialize reaches this process: a failure is counted against its
+      // user only, so one user cannot get the server refused for everyone.
+      attempt = await this.starts.admit(server, {
+        principal,
+        fingerprint: initial?.fingerprint,
+        ownInitialize: true,
+      })
       child = await this.process(server, principal, sessionLog, Date.now(), initial).catch(
         (err: unknown) => {
           if (err instanceof BridgeError && err.code === 'spawn_failed') attempt.failed()

@@ -5,6 +5,7 @@ import type { Metrics } from '../observability/metrics.js'
 import { BridgeError } from './errors.js'
 import { initializeTimeout } from './handshake.js'
 import { Backoff } from './lifecycle.js'
+import { ownerKey } from './session.js'
 
 /*
  * A server whose command cannot start (it is missing, exits at once, never answers initialize)
@@ -46,6 +47,14 @@ interface Failing {
 export interface Starter {
   principal: Principal
   fingerprint?: string
+  /**
+   * The process is initialized with the client's own `initialize` (a session-era session), not
+   * the gateway's: its failure may be that client's doing (a crafted initialize that crashes or
+   * stalls a fragile server), so it opens a window for that user only, never for the others.
+   * Such a start is still refused while the server itself is failing (a start the gateway
+   * initialized failed), but it never runs as that window's probe.
+   */
+  ownInitialize?: boolean
 }
 
 /** An attempt whose outcome changes nothing (a server this memory does not watch). */
@@ -79,9 +88,10 @@ export class StartFailures {
    * Processes with the same key start with the same environment: the server's, plus the
    * identity (identityEnv) and the user's credentials when it takes them.
    */
-  private keyOf(server: string, who: Starter | undefined): string {
+  private keyOf(server: string, who: Starter | undefined, own = false): string {
     const identity = who && this.o.identityOf?.(server, who.principal)
-    return `${server}\n${identity ?? ''}\n${who?.fingerprint ?? ''}`
+    const key = `${server}\n${identity ?? ''}\n${who?.fingerprint ?? ''}`
+    return own && who !== undefined ? `${key}\n${ownerKey(who.principal)}` : key
   }
 
   /**
@@ -100,10 +110,27 @@ export class StartFailures {
    */
   async admit(server: string, who?: Starter): Promise<StartAttempt> {
     if (this.o.config.servers[server]?.mode !== 'session') return UNWATCHED
-    const key = this.keyOf(server, who)
+    // A start with the client's own initialize waits out the server's window and probe, and
+    // then answers to its user's own memory.
+    if (who?.ownInitialize) await this.enter(this.keyOf(server, who), server, false)
+    const own = who?.ownInitialize ? who.principal.sub : undefined
+    return (await this.enter(this.keyOf(server, who, own !== undefined), server, true, own))!
+  }
+
+  /**
+   * Waits until a start of `key` may run: refused inside a window, after the probe while one
+   * runs; when the window is over, as the probe if `mayProbe`, else with no attempt at all.
+   */
+  private async enter(
+    key: string,
+    server: string,
+    mayProbe: boolean,
+    /** The user whose own window this is, if it is one. */
+    sub?: string,
+  ): Promise<StartAttempt | undefined> {
     for (;;) {
       const f = this.failing.get(key)
-      if (f === undefined) return this.attempt(key, server)
+      if (f === undefined) return mayProbe ? this.attempt(key, server, sub) : undefined
       const left = f.until - this.now()
       if (left > 0) {
         this.o.metrics?.serverStartsRefused.inc({ server })
@@ -116,6 +143,7 @@ export class StartFailures {
         )
       }
       if (f.probe === undefined) {
+        if (!mayProbe) return undefined
         const probe = new Promise<void>((resolve) => (f.endProbe = resolve))
         f.probe = probe
         // A probe that never tells (a legacy SSE session whose client sends no initialize)
@@ -124,7 +152,7 @@ export class StartFailures {
         const wait = initializeTimeout(config) + PROBE_GRACE_MS
         const timer = setTimeout(() => this.release(f, probe), wait).unref()
         void probe.then(() => clearTimeout(timer))
-        return this.attempt(key, server, f, probe)
+        return this.attempt(key, server, sub, f, probe)
       }
       await f.probe
     }
@@ -135,7 +163,13 @@ export class StartFailures {
     return this.failing.size
   }
 
-  private attempt(key: string, server: string, f?: Failing, probe?: Promise<void>): StartAttempt {
+  private attempt(
+    key: string,
+    server: string,
+    sub: string | undefined,
+    f?: Failing,
+    probe?: Promise<void>,
+  ): StartAttempt {
     let done = false
     const once = (fn: () => void) => () => {
       if (done) return
@@ -145,7 +179,7 @@ export class StartFailures {
     }
     return {
       succeeded: once(() => this.succeeded(key, server)),
-      failed: once(() => this.failed(key, server)),
+      failed: once(() => this.failed(key, server, sub)),
       abandoned: once(() => {}),
     }
   }
@@ -167,7 +201,7 @@ export class StartFailures {
     this.o.log.info({ server }, `server ${server} started again`)
   }
 
-  private failed(key: string, server: string): void {
+  private failed(key: string, server: string, sub: string | undefined): void {
     const now = this.now()
     let f = this.failing.get(key)
     // Starts that were under way when another failed: that failure opened the window already.
@@ -186,10 +220,16 @@ export class StartFailures {
     f.until = now + delay
     this.o.metrics?.serverStartFailures.inc({ server })
     const seconds = Math.ceil(delay / 1000)
-    this.o.log.warn(
-      { server, retryAfterMs: delay },
-      `server ${server} failed to start; retrying after ${seconds} s`,
-    )
+    if (sub === undefined)
+      this.o.log.warn(
+        { server, retryAfterMs: delay },
+        `server ${server} failed to start; retrying after ${seconds} s`,
+      )
+    else
+      this.o.log.warn(
+        { server, sub, retryAfterMs: delay },
+        `server ${server} failed to start a session of ${sub}; that user is refused for ${seconds} s`,
+      )
   }
 
   /**

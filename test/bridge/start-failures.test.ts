@@ -179,3 +179,42 @@ describe('start failures: one probe at a time', () => {
     assert.equal((await refusal(starts, 's'))?.retryAfter, 2)
   })
 })
+
+describe("start failures: a start with the client's own initialize", () => {
+  const own = (sub: string) => ({ principal: principal(sub), ownInitialize: true })
+
+  it("opens a window for its user only, and waits out the server's own window and probe", async () => {
+    const { starts, clock, lines } = memory()
+    ;(await starts.admit('s', own('alice'))).failed()
+    assert.equal(
+      lines.filter((l) => l.includes('server s failed to start a session of alice')).length,
+      1,
+    )
+    // Alice's own starts are refused; Bob's, and starts the gateway initializes, are not.
+    await assert.rejects(starts.admit('s', own('alice')), { code: 'server_unavailable' })
+    ;(await starts.admit('s', own('bob'))).succeeded()
+    assert.equal(await refusal(starts, 's', { sub: 'alice' }), undefined)
+    assert.equal(starts.isFailing('s'), false, 'endpoints still list the server')
+    // The server itself failing refuses everyone's own starts too.
+    ;(await starts.admit('s')).failed()
+    await assert.rejects(starts.admit('s', own('bob')), { code: 'server_unavailable' })
+    // Its window over, a start with the client's initialize is no probe: it waits for the
+    // gateway's own probe, and hears its outcome.
+    clock.now += 1000
+    const probe = await starts.admit('s')
+    let admitted = false
+    const waiting = starts.admit('s', own('bob')).then((a) => {
+      admitted = true
+      return a
+    })
+    await new Promise((r) => setImmediate(r))
+    assert.equal(admitted, false, 'waits for the probe')
+    probe.succeeded()
+    ;(await waiting).succeeded()
+    assert.equal(admitted, true)
+    // Alice's own window ended long ago: her next start is her probe, and it clears her.
+    clock.now += 60_000
+    ;(await starts.admit('s', own('alice'))).succeeded()
+    ;(await starts.admit('s', own('alice'))).abandoned()
+  })
+})

@@ -31,7 +31,7 @@ const starts = (server: string) =>
   existsSync(file(server, 'starts'))
     ? readFileSync(file(server, 'starts'), 'utf8').split('\n').filter(Boolean).length
     : 0
-const setMode = (server: string, mode: 'exit' | 'hang' | 'serve') =>
+const setMode = (server: string, mode: 'exit' | 'hang' | 'serve' | 'fragile') =>
   writeFileSync(file(server, 'mode'), mode)
 
 let now = Date.now()
@@ -42,6 +42,7 @@ const FLAKY_POLICY = (s: string) =>
 
 before(async () => {
   for (const s of ['flaky', 'sloth', 'mender', 'stall']) setMode(s, s === 'sloth' ? 'hang' : 'exit')
+  setMode('fragile', 'fragile')
   stack = await startStack({
     servers: {
       flaky: flaky('flaky'),
@@ -50,15 +51,19 @@ before(async () => {
       mender: flaky('mender'),
       // Its probe hangs until the test ends its process.
       stall: flaky('stall', { requestTimeout: 60_000, initializeTimeout: 60_000 }),
+      // Exits on an initialize from a client named `crash`; serves every other.
+      fragile: flaky('fragile'),
     },
     config: {
       endpoints: {
         all: { path: '/mcp', servers: ['echo', 'flaky'] },
         slow: { servers: ['echo', 'sloth'] },
         stalls: { servers: ['echo', 'stall'] },
+        fragiles: { servers: ['echo', 'fragile'] },
       },
     },
-    policy: TEST_POLICY + ['flaky', 'sloth', 'mender', 'stall'].map(FLAKY_POLICY).join(''),
+    policy:
+      TEST_POLICY + ['flaky', 'sloth', 'mender', 'stall', 'fragile'].map(FLAKY_POLICY).join(''),
     startClock: () => now,
   })
 })
@@ -146,8 +151,8 @@ const sessionless = (server: string, client = 'alice') => {
     { client, headers: { 'mcp-protocol-version': V, 'mcp-method': 'tools/list' } },
   )
 }
-/** A session-era initialize (a new session). */
-const initialize = (server: string, client = 'alice') =>
+/** A session-era initialize (a new session), from a client app named `app`. */
+const initialize = (server: string, client = 'alice', app = 'start-failures-test') =>
   post(
     server,
     {
@@ -157,7 +162,7 @@ const initialize = (server: string, client = 'alice') =>
       params: {
         protocolVersion: '2025-11-25',
         capabilities: {},
-        clientInfo: { name: 'start-failures-test', version: '0' },
+        clientInfo: { name: app, version: '0' },
       },
     },
     { client },
@@ -243,10 +248,10 @@ describe('a server whose process exits at once', () => {
 
   it('after the window one probe spawns; its failure doubles the window', async () => {
     now += 1000
-    const probe = await initialize('flaky')
-    // The session-era initialize of a process that exited: a JSON-RPC error, no session.
-    assert.equal(probe.sessionId, undefined)
-    assert.ok(probe.json.error, JSON.stringify(probe.json))
+    // The probe is a start the gateway initializes itself (a session-era initialize is the
+    // client's: it never probes the server's window, see 'fails for its own user only').
+    const probe = await sessionless('flaky')
+    assert.equal(probe.status, 502, JSON.stringify(probe.json))
     assert.equal(starts('flaky'), 2)
     // 2000 ms now: half of it later, still refused.
     now += 1000
@@ -260,25 +265,26 @@ describe('a server whose process exits at once', () => {
     const answers = await Promise.all([
       sessionless('flaky', 'alice'),
       sessionless('flaky', 'bob'),
-      initialize('flaky', 'dev'),
       sessionless('flaky', 'admin'),
-      initialize('flaky', 'alice'),
+      sessionless('flaky', 'dev'),
     ])
     assert.equal(starts('flaky'), 3, 'one probe, one process')
-    // The probe failed (502 sessionless, or an initialize error); the rest heard it: 4 s now.
+    // The probe failed (502); the rest heard it: 4 s now.
     const refused = answers.filter((a) => a.status === 503)
-    assert.equal(refused.length, 4, JSON.stringify(answers.map((a) => a.status)))
+    assert.equal(refused.length, 3, JSON.stringify(answers.map((a) => a.status)))
     for (const a of refused) assertRefused(a, 'flaky', 4, 'waited for the probe')
     const probe = answers.find((a) => a.status !== 503)!
-    assert.ok(probe.json.error, JSON.stringify(probe.json))
+    assert.equal(probe.status, 502, JSON.stringify(probe.json))
+    // A session-era initialize inside the server's window is refused all the same.
+    assertRefused(await initialize('flaky', 'dev'), 'flaky', 4, 'initialize')
+    assert.equal(starts('flaky'), 3)
   })
 })
 
 describe('a server that never answers initialize', () => {
   it('a timed-out initialize fails the start: what follows is refused without a spawn', async () => {
-    const first = await initialize('sloth')
-    assert.equal(first.sessionId, undefined)
-    assert.equal(first.json.error?.code, -32001, JSON.stringify(first.json))
+    const first = await sessionless('sloth')
+    assert.equal(first.status, 502, JSON.stringify(first.json))
     assert.equal(starts('sloth'), 1)
     assertRefused(await initialize('sloth', 'bob'), 'sloth', 1, 'initialize')
     assertRefused(await sessionless('sloth'), 'sloth', 1, 'sessionless')
@@ -337,7 +343,7 @@ describe('a probe that hangs', () => {
     assert.equal((await sessionless('stall')).status, 502)
     setMode('stall', 'hang')
     now += 1000
-    const probe = initialize('stall')
+    const probe = sessionless('stall')
     await waitFor(() => starts('stall') === 2)
     let settled = 0
     const waiting = [
@@ -356,9 +362,42 @@ describe('a probe that hangs', () => {
     // The probe's process ends before it answered: the start failed, and everyone hears it.
     process.kill(pids('stall')[1]!)
     const failed = await probe
-    assert.equal(failed.sessionId, undefined)
-    assert.ok(failed.json.error, JSON.stringify(failed.json))
+    assert.equal(failed.status, 502, JSON.stringify(failed.json))
     for (const a of await Promise.all(waiting)) assertRefused(a, 'stall', 2, 'after the probe')
     assert.equal(starts('stall'), 2, 'one probe, one process')
+  })
+})
+
+describe('a session-era start that fails', () => {
+  it("fails for its own user only: one user's initialize cannot get the server refused for everyone", async () => {
+    // Alice's client sends an initialize the server cannot take: the process exits.
+    const crashed = await initialize('fragile', 'alice', 'crash')
+    assert.equal(crashed.sessionId, undefined)
+    assert.ok(crashed.json.error, JSON.stringify(crashed.json))
+    assert.equal(starts('fragile'), 1)
+    assert.equal(
+      stack.logLines.filter((l) =>
+        l.includes('"msg":"server fragile failed to start a session of '),
+      ).length,
+      1,
+    )
+    assert.equal(warnings('fragile'), 0, 'the server itself is not failing')
+    // Alice is refused for her window, whatever her client sends now; nothing spawns.
+    assertRefused(await initialize('fragile', 'alice'), 'fragile', 1, 'alice again')
+    assert.equal(starts('fragile'), 1)
+    // Bob, and Alice's own sessionless calls (initialized by the gateway), are served.
+    const bob = await initialize('fragile', 'bob')
+    assert.equal(bob.status, 200, JSON.stringify(bob.json))
+    assert.ok(bob.sessionId)
+    const sessionlessAlice = await sessionless('fragile', 'alice')
+    assert.equal(sessionlessAlice.status, 200, JSON.stringify(sessionlessAlice.json))
+    assert.deepEqual(toolNames(sessionlessAlice), ['ping'])
+    const listed = await sessionless('fragiles', 'dev')
+    assert.ok(toolNames(listed).includes('fragile_ping'), toolNames(listed).join())
+    // Her window over, her next initialize is her probe: it starts, and she is served again.
+    now += 1000
+    const again = await initialize('fragile', 'alice')
+    assert.equal(again.status, 200, JSON.stringify(again.json))
+    assert.ok(again.sessionId)
   })
 })
