@@ -158,14 +158,16 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
   // callback: a timer armed by a write, not a ticking one (a flush of nothing is still a write,
   // and an interval ticking five times a second was most of what an idle gateway did). A flush
   // with a callback under way writes out everything given meanwhile; the timer looks again later.
-  let timer: NodeJS.Timeout | undefined
+  let armed = false
   const due = () => {
-    timer = undefined
+    armed = false
     if (pending > 0) return void arm()
     flush()
   }
   const arm = () => {
-    timer ??= setTimeout(due, interval).unref()
+    if (armed) return
+    armed = true
+    setTimeout(due, interval).unref()
   }
   const write = stdout.write.bind(stdout)
   stdout.write = (chunk: string) => {
