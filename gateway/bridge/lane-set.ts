@@ -27,6 +27,8 @@ export class LaneSet {
       events: LaneEvents
       /** A lane was released, ended or forgotten: waiting requests look again. */
       changed(): void
+      /** A lane was added: the idle reaper watches from now on. */
+      added?(): void
     },
   ) {}
 
@@ -54,6 +56,7 @@ export class LaneSet {
     list.push(lane)
     this.lanes.set(lane.key, list)
     lane.child.onexit = () => this.lost(lane)
+    this.o.added?.()
   }
 
   /** Every live lane, forgotten (shutdown). */
