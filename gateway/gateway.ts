@@ -93,6 +93,8 @@ export interface Gateway {
   toolPins: ToolPins | undefined
   /** HTTP requests the main listener has received so far. */
   requests(): number
+  /** Calls `listener` on every request the main listener receives from now on. */
+  onRequest(listener: () => void): void
   /** Reloads the policy files now (SIGHUP); undefined when no policies are configured. */
   reloadPolicy(): ReloadResult | undefined
   /** Stops accepting, ends every session and process, stops the dev IdP. */
@@ -598,6 +600,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     outbound,
     toolPins: pins,
     requests: () => requestsSeen,
+    onRequest: (listener) => void http.on('request', () => listener()),
     reloadPolicy: () => reloader?.reload(),
     close: () =>
       (closing ??= (async () => {

@@ -136,7 +136,7 @@ async function serve(args: string[]): Promise<number> {
     return new Promise<number>(() => {})
   }
   gateway = started
-  idleGc = startIdleGc(config.limits.idleGcAfter, log, () => started.requests())
+  idleGc = startIdleGc(config.limits.idleGcAfter, log, started)
   return new Promise<number>(() => {})
 }
 
