@@ -46,6 +46,7 @@ import { scopesOfRoles } from './policy/role-scopes.js'
 import { createPolicyStore } from './policy/store.js'
 import type { ToolPins } from './pins/pins.js'
 import { setUpToolPins } from './pins/setup.js'
+import { unlessAborted } from './timeout.js'
 
 const LOOPBACK = /^(127(?:\.\d{1,3}){3}|::1|localhost)$/
 
@@ -65,6 +66,12 @@ export interface StartOptions {
   accountClock?: () => number
   /** The clock of the backoff after a server failed to start, epoch ms (tests end one without waiting). */
   startClock?: () => number
+  /**
+   * Aborted when start-up is to stop (a signal): a step waiting on the network (the store, the
+   * upstream IdP) is abandoned at once, what started is stopped, and the start rejects with the
+   * signal's reason.
+   */
+  signal?: AbortSignal
 }
 
 /** A running gateway. */
@@ -88,6 +95,8 @@ export interface Gateway {
   toolPins: ToolPins | undefined
   /** HTTP requests the main listener has received so far. */
   requests(): number
+  /** Calls `listener` on every request the main listener receives from now on. */
+  onRequest(listener: () => void): void
   /** Reloads the policy files now (SIGHUP); undefined when no policies are configured. */
   reloadPolicy(): ReloadResult | undefined
   /** Stops accepting, ends every session and process, stops the dev IdP. */
@@ -124,6 +133,8 @@ async function importBroker() {
  */
 export async function startGateway(config: GatewayConfig, o: StartOptions): Promise<Gateway> {
   const { log } = o
+  // Start-up's steps stop at the signal; once started, it no longer concerns the gateway.
+  let signal = o.signal
   const loopback = LOOPBACK.test(config.listen.host)
   if (!loopback && config.publicUrl === undefined) {
     throw new ConfigError([
@@ -213,7 +224,12 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const sharedStore = (): Promise<Store> =>
     (storing ??= (async () => {
       const { createStore } = await import('./store/create.js')
-      store = o.store ?? (await createStore(config.store, { log, readSecret }))
+      // Redis may not answer before its connect timeout: a stop does not wait for it.
+      store =
+        o.store ??
+        (await unlessAborted(createStore(config.store, { log, readSecret }), signal, (s) =>
+          s.close(),
+        ))
       return store
     })().catch((err: unknown) => {
       storing = undefined
@@ -235,19 +251,23 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     const revocations =
       code &&
       keys &&
-      (await code.RevocationList.start({
-        store: await sharedStore(),
-        // Plus a minute: a refresh already in flight when its grant is revoked may mint a token
-        // a little later, and that token must be refused to its end too (the outside review).
-        ttlMs: (brokerConfig.accessTokenTtl + config.auth.clockTolerance + 60) * 1000,
-        toleranceMs: config.auth.clockTolerance * 1000,
-        maxEntries: brokerConfig.revocationListMax,
-        tokensPerUser: brokerConfig.revocationsPerUser,
-        heartbeatMs: config.store.heartbeat,
-        cookieKeys: keys.cookieKeys,
-        log: log.child({ component: 'revocations' }),
-        onEvent: (event) => metrics.revocations.inc({ event }),
-      }))
+      (await unlessAborted(
+        code.RevocationList.start({
+          store: await sharedStore(),
+          // Plus a minute: a refresh already in flight when its grant is revoked may mint a token
+          // a little later, and that token must be refused to its end too (the outside review).
+          ttlMs: (brokerConfig.accessTokenTtl + config.auth.clockTolerance + 60) * 1000,
+          toleranceMs: config.auth.clockTolerance * 1000,
+          maxEntries: brokerConfig.revocationListMax,
+          tokensPerUser: brokerConfig.revocationsPerUser,
+          heartbeatMs: config.store.heartbeat,
+          cookieKeys: keys.cookieKeys,
+          log: log.child({ component: 'revocations' }),
+          onEvent: (event) => metrics.revocations.inc({ event }),
+        }),
+        signal,
+        (list) => list.close(),
+      ))
     const upstream = brokerConfig?.upstream
     identity = await setUpIdentity({
       config,
@@ -296,20 +316,25 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         perUser: config.credentials.secretsPerUser,
       })
       if (keys)
-        broker = await code!.startBroker({
-          config,
-          issuer: publicUrl,
-          keys,
-          store: shared,
-          sealer,
-          resources,
-          policy,
-          audit,
-          log: log.child({ component: 'broker' }),
-          readSecret,
-          peer: (c) => (c as Context<Vars>).get('clientIp'),
-          revocations: revocations!,
-        })
+        // The upstream's discovery may wait for its whole timeout: a stop does not.
+        broker = await unlessAborted(
+          code!.startBroker({
+            config,
+            issuer: publicUrl,
+            keys,
+            store: shared,
+            sealer,
+            resources,
+            policy,
+            audit,
+            log: log.child({ component: 'broker' }),
+            readSecret,
+            peer: (c) => (c as Context<Vars>).get('clientIp'),
+            revocations: revocations!,
+          }),
+          signal,
+          (b) => b.close(),
+        )
     }
   } catch (err) {
     pinned?.watcher.close()
@@ -546,6 +571,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     }),
   })
   handler = (req, env) => app.fetch(req, env as never)
+  signal = undefined
   const metricsServer = config.metrics.listen
     ? await listenMetrics(config.metrics.listen, metrics, {
         origins: [],
@@ -578,6 +604,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     outbound,
     toolPins: pins,
     requests: () => requestsSeen,
+    onRequest: (listener) => void http.on('request', () => listener()),
     reloadPolicy: () => reloader?.reload(),
     close: () =>
       (closing ??= (async () => {

@@ -99,6 +99,7 @@ export class AggregateSessions {
       },
     })
     this.sessions.set(id, session)
+    this.reaper.watch()
     return session
   }
 
@@ -124,11 +125,13 @@ export class AggregateSessions {
     return true
   }
 
-  private reap(): void {
+  /** Ends the idle sessions; whether any session is left to watch. */
+  private reap(): boolean {
     const now = (this.o.now ?? Date.now)()
     for (const s of this.sessions.values()) {
       const idle = this.o.config.endpoints[s.endpoint]?.idleTimeout ?? 0
       if (s.pending === 0 && !s.listening && now - s.lastActive > idle) void s.close()
     }
+    return this.sessions.size > 0
   }
 }

@@ -42,6 +42,8 @@ export class LaneSet {
       events: LaneEvents
       /** A lane was released, ended or forgotten: waiting requests look again. */
       changed(): void
+      /** A lane was added: the idle reaper watches from now on. */
+      added?(): void
     },
   ) {}
 
@@ -74,6 +76,7 @@ export class LaneSet {
     this.live++
     this.tally(lane, 1)
     lane.child.onexit = () => this.lost(lane)
+    this.o.added?.()
   }
 
   /** Every live lane, forgotten (shutdown). */

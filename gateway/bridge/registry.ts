@@ -210,6 +210,7 @@ export class SessionRegistry implements Holders {
       else attempt.abandoned()
     })
     this.sessions.set(id, session)
+    this.reaper.watch()
     log.info({ session: random.slice(0, 8), pid: child.pid, mode: config.mode }, 'session opened')
     return session
   }
@@ -347,7 +348,8 @@ export class SessionRegistry implements Holders {
     return true
   }
 
-  private reapIdle(): void {
+  /** Ends the idle sessions; whether any session is left to watch. */
+  private reapIdle(): boolean {
     const now = (this.o.now ?? Date.now)()
     for (const session of this.sessions.values()) {
       const idle = this.o.config.servers[session.server]?.idleTimeout ?? 0
@@ -367,5 +369,6 @@ export class SessionRegistry implements Holders {
         void session.close()
       }
     }
+    return this.sessions.size > 0
   }
 }
