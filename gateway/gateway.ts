@@ -389,6 +389,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     audit,
     metrics,
     filter,
+    policy,
     caps,
     outbound,
     gate,
@@ -445,8 +446,12 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const reloader = config.policies
     ? watchPolicy(config.policies, policy, config.limits.policyReloadDebounce, (r) => {
         metrics.policyReloads.inc({ result: r.ok ? 'ok' : 'failed' })
-        if (r.ok) log.info({ files: r.files }, 'policy reloaded')
-        else
+        if (r.ok) {
+          log.info({ files: r.files }, 'policy reloaded')
+          // Open sessions whose user lost the server end now (their streams with them).
+          registry.withdrawRevoked()
+          endpointSessions.withdrawRevoked()
+        } else
           log.error(
             { problems: r.problems },
             'policy reload refused; the last good policy stays in force',

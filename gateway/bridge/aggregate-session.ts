@@ -84,6 +84,8 @@ export class AggregateSession {
   private readonly unlisten: () => void
   /** List-changed notifications already sent this tick (several backends, one notification). */
   private readonly sentThisTick = new Set<string>()
+  /** Whom the session's latest request came from: the policy decides what reaches them. */
+  private principal: Principal | undefined
 
   constructor(
     private readonly o: {
@@ -163,6 +165,23 @@ export class AggregateSession {
     return this.streams.listening
   }
 
+  /**
+   * Whether the policy in force now leaves the session's user (the principal of its latest
+   * request) no backend of the endpoint: the session has nothing left to serve.
+   */
+  get accessWithdrawn(): boolean {
+    return this.o.agg.accessible(this.principal ?? this.o.owner).length === 0
+  }
+
+  /** The policy left the session's user no backend: the session ends, its streams with it. */
+  withdraw(): void {
+    if (this.closed) return
+    this.o.log.info(
+      'the policy in force no longer grants access to any backend of the endpoint; session closed',
+    )
+    void this.close()
+  }
+
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
@@ -211,6 +230,7 @@ export class AggregateSession {
     }
     if (env.kind !== 'request') return
     const { principal, routed, bearer } = caller0
+    this.principal = principal
     const caller: AggregateCaller = { principal, bearer, log: this.o.log, accepted: Date.now() }
     const params = env.params ?? {}
     // SSE polling (MCP 2025-11-25 §Sending Messages 6, SEP-1699): a request still running after
@@ -512,6 +532,11 @@ export class AggregateSession {
     params: Record<string, unknown> | undefined,
   ): void {
     if (!this.o.agg.servers.includes(server)) return
+    // Decided by the policy loaded now, as on a listen stream: a user left with no backend is
+    // done; a backend they lost, or a URI they may no longer read, sends them nothing.
+    if (this.accessWithdrawn) return this.withdraw()
+    if (this.o.agg.notice(this.principal ?? this.o.owner, server, method, params) !== 'relay')
+      return
     if (LIST_CHANGED.has(method)) {
       if (this.sentThisTick.has(method)) return
       this.sentThisTick.add(method)

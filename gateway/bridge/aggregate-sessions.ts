@@ -110,6 +110,14 @@ export class AggregateSessions {
       : s
   }
 
+  /**
+   * After a policy reload: sessions whose user the policy in force leaves no backend of their
+   * endpoint are closed now, their streams ended, not left open until their next request.
+   */
+  withdrawRevoked(): void {
+    for (const s of [...this.sessions.values()]) if (s.accessWithdrawn) s.withdraw()
+  }
+
   async closeAll(): Promise<void> {
     this.reaper.stop()
     await Promise.all([...this.sessions.values()].map((s) => s.close()))

@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { EndpointConfig, GatewayConfig } from '../config/schema.js'
 import { decideAccess } from '../policy/evaluate.js'
+import { noticeOf, type Notice } from '../policy/notice.js'
 import type { PolicyStore } from '../policy/store.js'
 import type { CredentialGate } from './credential-gate.js'
 import { BridgeError } from './errors.js'
@@ -100,6 +101,16 @@ export class Aggregate {
   }
 
   /** The backends `principal` may use, in the endpoint's order. */
+  /** What becomes of a message a backend's process sends on its own to `principal` (policy/notice.ts). */
+  notice(
+    principal: Principal,
+    server: string,
+    method: string,
+    params: Record<string, unknown> | undefined,
+  ): Notice {
+    return noticeOf(this.o.policy.current, principal, server, method, params)
+  }
+
   accessible(principal: Principal): string[] {
     return this.servers.filter(
       (s) => decideAccess(this.o.policy.current, principal, s).effect === 'allow',

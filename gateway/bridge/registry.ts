@@ -6,6 +6,7 @@ import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Tracing } from '../observability/tracing.js'
 import type { Metrics } from '../observability/metrics.js'
+import type { PolicyStore } from '../policy/store.js'
 import { SubjectBounds, type Hold, type Holders, type Scope } from './bounds.js'
 import type { Child } from './child.js'
 import type { CredentialGate } from './credential-gate.js'
@@ -57,6 +58,8 @@ export class SessionRegistry implements Holders {
       config: GatewayConfig
       log: Logger
       filter?: ResultFilter
+      /** The live policy, handed to every session (what servers send on their own follows it). */
+      policy?: PolicyStore
       /** Output caps, handed to every session. */
       caps?: OutputCaps
       audit?: AuditLog
@@ -183,6 +186,7 @@ export class SessionRegistry implements Holders {
       child,
       log: sessionLog.child({ pid: child.pid }),
       filter: this.o.filter,
+      policy: this.o.policy,
       caps: this.o.caps,
       audit: this.o.audit,
       metrics: this.o.metrics,
@@ -284,6 +288,14 @@ export class SessionRegistry implements Holders {
    * these processes), at most the longest `shutdownGrace` of the servers concerned, then ends
    * every session, warm process and shared process.
    */
+  /**
+   * After a policy reload: sessions whose user the policy in force no longer lets use their
+   * server are closed now, their streams ended, not left open until their next request.
+   */
+  withdrawRevoked(): void {
+    for (const s of [...this.sessions.values()]) if (s.accessWithdrawn) s.withdraw()
+  }
+
   async closeAll(othersBusy: () => boolean = () => false): Promise<void> {
     this.closingAt = Date.now()
     this.reaper.stop()

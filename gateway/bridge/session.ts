@@ -6,6 +6,9 @@ import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { auditAllowed, listOutcome, type AuditOutcome } from '../observability/allowed.js'
 import type { Decided } from '../policy/decided.js'
+import { decideAccess } from '../policy/evaluate.js'
+import { noticeOf } from '../policy/notice.js'
+import type { PolicyStore } from '../policy/store.js'
 import { outcomeOf } from '../observability/tracing.js'
 import { randomBytes } from 'node:crypto'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
@@ -179,6 +182,11 @@ export class Session implements GatedSession {
       child: Child
       log: Logger
       filter?: ResultFilter
+      /**
+       * The live policy: what the server sends on its own is decided by it on arrival
+       * (policy/notice.ts). None: everything is relayed (tests of the relay alone).
+       */
+      policy?: PolicyStore
       /** Output caps (servers.<name>.output); none: results pass as they are. */
       caps?: OutputCaps
       audit?: AuditLog
@@ -283,6 +291,16 @@ export class Session implements GatedSession {
   /** Sends a message of the gateway's own to the client (a refusal, on transports without a reply body). */
   tell(message: JSONRPCMessage, relatedId?: RequestId): void {
     this.send(message, this.o.config.responses === 'json' ? undefined : relatedId)
+  }
+
+  /**
+   * Whether the policy in force now takes the server away from the session's user (the
+   * principal of its latest request): its next request would be refused.
+   */
+  get accessWithdrawn(): boolean {
+    const policy = this.o.policy?.current
+    if (policy === undefined) return false
+    return decideAccess(policy, this.principal ?? this.o.owner, this.server).effect !== 'allow'
   }
 
   /** Number of client requests awaiting a reply. */
@@ -499,6 +517,14 @@ export class Session implements GatedSession {
     if (env.kind === 'invalid') {
       this.o.log.warn('server sent an invalid JSON-RPC message; dropped')
       return
+    }
+    // What the server sends on its own follows the policy loaded now (as on a listen stream).
+    const policy = this.o.policy?.current
+    if (policy !== undefined) {
+      const principal = this.principal ?? this.o.owner
+      const notice = noticeOf(policy, principal, this.server, env.method, env.params)
+      if (notice === 'withdrawn') return this.withdraw()
+      if (notice === 'drop') return
     }
     if (env.kind === 'notification' && env.method === 'notifications/tasks/status') {
       if (!this.taskShown(env.params)) return
@@ -719,6 +745,16 @@ export class Session implements GatedSession {
         params: { requestId: id, reason: 'timeout' },
       } as JSONRPCMessage)
       .catch(() => {})
+  }
+
+  /**
+   * The policy took the server away from the session's user: the session ends (its streams
+   * with it); the client's next request finds no session.
+   */
+  withdraw(): void {
+    if (this.closed) return
+    this.o.log.info('the policy in force no longer grants access to the server; session closed')
+    void this.close()
   }
 
   private failInflight(code: number, text: string): void {
