@@ -166,11 +166,12 @@ export class AggregateSession {
   }
 
   /**
-   * Whether the policy in force now leaves the session's user (the principal of its latest
-   * request) no backend of the endpoint: the session has nothing left to serve.
+   * Whether the policy in force now denies the session's user (the principal of its latest
+   * request) every backend of the endpoint: the session has nothing left to serve. Backends
+   * the user lacks a scope for are not denied: the client may step up on the same session.
    */
   get accessWithdrawn(): boolean {
-    return this.o.agg.accessible(this.principal ?? this.o.owner).length === 0
+    return this.o.agg.deniedAll(this.principal ?? this.o.owner)
   }
 
   /** The policy left the session's user no backend: the session ends, its streams with it. */

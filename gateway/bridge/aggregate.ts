@@ -100,7 +100,6 @@ export class Aggregate {
     this.unsubscribe()
   }
 
-  /** The backends `principal` may use, in the endpoint's order. */
   /** What becomes of a message a backend's process sends on its own to `principal` (policy/notice.ts). */
   notice(
     principal: Principal,
@@ -111,6 +110,17 @@ export class Aggregate {
     return noticeOf(this.o.policy.current, principal, server, method, params)
   }
 
+  /**
+   * Whether the policy denies `principal` every backend (a backend it lacks a scope for is not
+   * denied: the client may step up and go on on the same session).
+   */
+  deniedAll(principal: Principal): boolean {
+    return this.servers.every(
+      (s) => decideAccess(this.o.policy.current, principal, s).effect === 'deny',
+    )
+  }
+
+  /** The backends `principal` may use, in the endpoint's order. */
   accessible(principal: Principal): string[] {
     return this.servers.filter(
       (s) => decideAccess(this.o.policy.current, principal, s).effect === 'allow',

@@ -300,7 +300,8 @@ export class Session implements GatedSession {
   get accessWithdrawn(): boolean {
     const policy = this.o.policy?.current
     if (policy === undefined) return false
-    return decideAccess(policy, this.principal ?? this.o.owner, this.server).effect !== 'allow'
+    // Denied, not merely challenged: a client that steps up goes on on the same session.
+    return decideAccess(policy, this.principal ?? this.o.owner, this.server).effect === 'deny'
   }
 
   /** Number of client requests awaiting a reply. */
@@ -525,6 +526,9 @@ export class Session implements GatedSession {
       const notice = noticeOf(policy, principal, this.server, env.method, env.params)
       if (notice === 'withdrawn') return this.withdraw()
       if (notice === 'drop') return
+      // The client may step up and go on on this session: until then it hears no notification
+      // (a request of the server's belongs to a client request allowed before, and goes on).
+      if (notice === 'challenged' && env.kind === 'notification') return
     }
     if (env.kind === 'notification' && env.method === 'notifications/tasks/status') {
       if (!this.taskShown(env.params)) return

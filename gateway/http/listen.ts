@@ -82,7 +82,8 @@ export async function listenStream(o: {
   function onEvent(e: LaneEvent): void {
     if (life.done || e.server !== server || e.owner !== o.owner || !accepts(honored, e)) return
     const notice = noticeOf(o.policy.current, principal, server, e.method, e.params)
-    if (notice === 'withdrawn') return life.end(true)
+    // This stream's token can never step up: a challenge ends it as a denial does.
+    if (notice === 'withdrawn' || notice === 'challenged') return life.end(true)
     if (notice === 'drop') return
     life.write({ jsonrpc: '2.0', method: e.method, params: life.stamp(e.params) })
   }

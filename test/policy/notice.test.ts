@@ -1,5 +1,6 @@
 // What becomes of a message a server sends on its own (policy/notice.ts), the one decision every
-// relay of server notifications takes: withdrawn without access to the server, an update of a
+// relay of server notifications takes: withdrawn when the server is denied, challenged when a
+// scope it needs is missing, an update of a
 // URI not readable (in any spelling the server might read as it) dropped, the rest relayed.
 import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
@@ -34,12 +35,10 @@ const reader = who([], ['reader'])
 const updated = (uri: unknown) => ({ uri })
 
 describe('noticeOf', () => {
-  test('without access to the server, everything it sends is withdrawn', () => {
+  test('a server the policy denies the principal: everything it sends is withdrawn', () => {
     for (const [p, server] of [
-      [who([]), 's'],
-      [who([], ['writer']), 's'],
-      [who(['mcp:read']), 's'], // a scope the user's roles do not grant
       [reader, 'unknown-server'],
+      [who([], ['root']), 'unknown-server'],
     ] as const) {
       for (const method of [
         'notifications/message',
@@ -49,6 +48,23 @@ describe('noticeOf', () => {
         'sampling/createMessage',
       ])
         assert.equal(noticeOf(policy, p, server, method, updated('test://other')), 'withdrawn')
+    }
+  })
+
+  test('a scope the server needs is missing (a step-up away): everything it sends is challenged', () => {
+    for (const [p, server] of [
+      [who([]), 's'],
+      [who([], ['writer']), 's'],
+      [who(['mcp:read']), 's'], // a scope the user's roles do not grant
+    ] as const) {
+      for (const method of [
+        'notifications/message',
+        'notifications/progress',
+        'notifications/tools/list_changed',
+        'notifications/resources/updated',
+        'sampling/createMessage',
+      ])
+        assert.equal(noticeOf(policy, p, server, method, updated('test://other')), 'challenged')
     }
   })
 

@@ -57,8 +57,8 @@ interface Conn {
   waitFor(match: (m: Msg) => boolean, from: number, what: string): Promise<Msg>
   /** Resolves when the listening stream (GET, or the legacy event stream) has ended. */
   ended: Promise<void>
-  /** The HTTP status of one more request on the session. */
-  statusOfNext(): Promise<number>
+  /** The HTTP status of one more request (a ping) on the session, and its JSON-RPC error code if any. */
+  statusOfNext(): Promise<string>
   close(): Promise<void>
 }
 
@@ -146,8 +146,10 @@ async function streamable(url: string): Promise<Conn> {
     ended,
     async statusOfNext() {
       const res = await post({ jsonrpc: '2.0', id: next++, method: 'ping' })
-      await res.body?.cancel()
-      return res.status
+      const text = await res.text()
+      const data = text.startsWith('{') ? text : lastData(text)
+      const code = data ? (JSON.parse(data) as Msg).error?.code : undefined
+      return code === undefined ? String(res.status) : `${res.status} ${code}`
     },
     async close() {
       await fetch(url, { method: 'DELETE', headers }).then((r) => r.body?.cancel())
@@ -195,7 +197,7 @@ async function legacy(server: string): Promise<Conn> {
     async statusOfNext() {
       const r = await post({ jsonrpc: '2.0', id: next++, method: 'ping' })
       await r.body?.cancel()
-      return r.status
+      return String(r.status)
     },
     async close() {
       await events.cancel().catch(() => {})
@@ -203,26 +205,60 @@ async function legacy(server: string): Promise<Conn> {
   }
 }
 
-const SESSIONS: { name: string; tool: string; refused: number; open: () => Promise<Conn> }[] = [
+/**
+ * Each kind of session, and what its next ping gets: once the server is denied (`denied`), while
+ * the user lacks a scope the server's access needs (`challenged`), and served (`served`).
+ */
+const SESSIONS: {
+  name: string
+  tool: string
+  denied: string
+  challenged: string
+  served: string
+  /** No such session (any more). */
+  gone: string
+  open: () => Promise<Conn>
+}[] = [
   {
     name: 'Streamable HTTP session of a server',
     tool: '',
-    refused: 403,
+    // Access is decided before the session is looked up: an explicit deny is a JSON-RPC error
+    // on a 200, a missing scope the 403 step-up challenge.
+    denied: '200 -32010',
+    challenged: '403 -32011',
+    served: '200',
+    gone: '404 -32001',
     open: () => streamable(stack.local('conformance')),
   },
   {
     name: 'legacy HTTP+SSE session of a server',
     tool: '',
-    refused: 404,
+    denied: '404',
+    challenged: '403',
+    served: '202',
+    gone: '404',
     open: () => legacy('conformance'),
   },
   {
     name: 'endpoint session',
     tool: 'conformance_',
-    refused: 404,
+    denied: '404 -32001',
+    // A ping is the endpoint's own: it answers whatever its backends allow.
+    challenged: '200',
+    served: '200',
+    gone: '404 -32001',
     open: () => streamable(`${stack.url}/mcp/subs`),
   },
 ]
+
+/** The data of the last event of an event stream's text. */
+function lastData(text: string): string {
+  const datas = text
+    .split('\n')
+    .filter((l) => l.startsWith('data: '))
+    .map((l) => l.slice(6))
+  return datas[datas.length - 1] ?? ''
+}
 
 const isUpdate = (m: Msg) => m.method === 'notifications/resources/updated'
 const isToolsChanged = (m: Msg) => m.method === 'notifications/tools/list_changed'
@@ -288,11 +324,12 @@ for (const kind of SESSIONS) {
       }
     })
 
-    it('a reload that takes the server away ends the stream and closes the session', async () => {
+    it('a reload that denies the server ends the stream and closes the session', async () => {
       const c = await kind.open()
       try {
         assert.equal((await c.request('resources/subscribe', { uri: WATCHED })).error, undefined)
-        policy.replace(ACCESS, ACCESS.replace('mcp:read', 'mcp:admin'))
+        // No policy for the server any more: denied outright.
+        policy.replace('  conformance:\n', '  conformance-retired:\n')
         await Promise.race([
           c.ended,
           new Promise((_, reject) =>
@@ -300,9 +337,32 @@ for (const kind of SESSIONS) {
           ),
         ])
         // Streamable HTTP decides access to the server before it looks the session up.
-        assert.equal(await c.statusOfNext(), kind.refused, 'its next request is refused')
+        assert.equal(await c.statusOfNext(), kind.denied, 'its next request is refused')
         policy.restore()
-        assert.equal(await c.statusOfNext(), 404, 'the session is gone, access back or not')
+        assert.equal(await c.statusOfNext(), kind.gone, 'the session is gone, access back or not')
+      } finally {
+        await c.close()
+      }
+    })
+
+    it('a reload that only raises the access scope keeps the session for a client that steps up', async () => {
+      const c = await kind.open()
+      let ended = false
+      void c.ended.then(() => (ended = true))
+      try {
+        assert.equal((await c.request('resources/subscribe', { uri: WATCHED })).error, undefined)
+        // The user now lacks a scope: their next request gets a step-up challenge, and the
+        // session stays for the client that steps up (here: the scope comes back).
+        policy.replace(ACCESS, ACCESS.replace('mcp:read', 'mcp:admin'))
+        assert.equal(await c.statusOfNext(), kind.challenged, 'challenged, not gone')
+        policy.restore()
+        assert.equal(await c.statusOfNext(), kind.served, 'served on the same session')
+        assert.equal(
+          (await touchThenMark(c)).filter(isUpdate).length,
+          1,
+          'its listening stream still carries the subscription',
+        )
+        assert.equal(ended, false, 'the listening stream never ended')
       } finally {
         await c.close()
       }
