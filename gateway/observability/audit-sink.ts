@@ -108,7 +108,7 @@ export function openAuditSink(o: {
     dest = undefined
     owed = []
     probing = false
-    abandon(d)
+    abandon(d, code)
     if (events > 0) {
       lostSince += events
       o.lost(events)
@@ -170,11 +170,12 @@ export function openAuditSink(o: {
 }
 
 /**
- * A destination given up: closed when it has a descriptor, and never flushed at exit (pino
- * flushes its destinations synchronously at exit, which throws on one that failed; pino
- * silences one that hit EPIPE the same way).
+ * A destination given up: closed when it has a descriptor of its own (after EBADF the number
+ * may already be another file's), and never flushed at exit (pino flushes its destinations
+ * synchronously at exit, which throws on one that failed; pino silences one that hit EPIPE
+ * the same way).
  */
-function abandon(d: Boom): void {
+function abandon(d: Boom, code: string): void {
   d.flushSync = () => {}
-  if (d.fd >= 0) d.destroy()
+  if (d.fd >= 0 && code !== 'EBADF') d.destroy()
 }
