@@ -1221,6 +1221,13 @@ export const configSchema = z
         message: `must be at least ${needed} to carry a secret of credentials.secretMaxLength characters`,
       })
     }
+    if (c.log.auditRetry > c.log.auditRetryMax) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['log', 'auditRetry'],
+        message: 'must not exceed auditRetryMax',
+      })
+    }
     // The process exits at the deadline: a grace as long would never be given in full.
     const grace = Math.max(0, ...Object.values(c.servers).map((s) => s.shutdownGrace))
     if (c.limits.shutdownDeadline <= grace) {
