@@ -519,7 +519,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     origin,
     broker: broker?.routes,
     account,
-    auditFailing: () => (refuseUnaudited ? audit.failing?.() : undefined),
+    // Only with refuse: a gateway that continues spends nothing on it per request.
+    auditFailing: refuseUnaudited ? () => audit.failing?.() : undefined,
     readiness: () => ({
       problems: [
         identity.problem(),
