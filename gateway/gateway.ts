@@ -19,6 +19,7 @@ import { SubjectBounds } from './bridge/bounds.js'
 import { Aggregate } from './bridge/aggregate.js'
 import { AggregateSessions } from './bridge/aggregate-sessions.js'
 import { InputRounds } from './bridge/input-rounds.js'
+import { Backoff } from './bridge/lifecycle.js'
 import { LanePool } from './bridge/lanes.js'
 import { Sessionless } from './bridge/sessionless.js'
 import { Outbound, queueLimits } from './bridge/outbound-budget.js'
@@ -33,7 +34,7 @@ import { metricsResponse } from './http/metrics.js'
 import { hostAllowed, hostname, type OriginPolicy } from './http/origin.js'
 import { rpcErrorResponse } from './http/respond.js'
 import { setUpIdentity, type Identity } from './identity.js'
-import { createAuditLog } from './observability/audit.js'
+import { type AuditLog, createAuditLog } from './observability/audit.js'
 import { createMetrics, type Gauges, zeroGauges, type Metrics } from './observability/metrics.js'
 import { startTracing, type Tracing } from './observability/tracing.js'
 import { grantsOf } from './policy/evaluate.js'
@@ -153,7 +154,6 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const policy = createPolicyStore(config.policies ? loadPolicy(config.policies) : emptyPolicy(log))
   // An OTEL_* variable the gateway cannot honour fails here, before anything listens.
   const tracing = await startTracing(log)
-  const audit = createAuditLog(config.log.audit, log, o.auditDestination)
   // Filled in once the metrics exist; read by the pins gauge at scrape time.
   let pinned: ReturnType<typeof setUpToolPins>
   // Filled in once the registry and lanes exist (metrics are needed before: identity counts).
@@ -168,6 +168,12 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     },
   }
   const metrics = createMetrics(gauges)
+  // An audit file that fails a write is opened again with backoff, its lost events counted.
+  const audit = createAuditLog(config.log.audit, log, o.auditDestination, {
+    retry: new Backoff({ first: config.log.auditRetry, max: config.log.auditRetryMax }),
+    lost: (n) => metrics.auditEventsLost.inc(n),
+  })
+  const refuseUnaudited = config.log.auditOnFailure === 'refuse'
   // A pin file that does not load stops the start, before anything listens.
   pinned = setUpToolPins(config, { log, audit, metrics })
   // Every SSE stream the gateway returns, both eras and transports, is bounded by these.
@@ -547,11 +553,17 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     origin,
     broker: broker?.routes,
     account,
+    // Only with refuse: a gateway that continues spends nothing on it per request.
+    auditFailing: refuseUnaudited ? () => audit.failing?.() : undefined,
     readiness: () => ({
-      problems: [identity.problem(), broker?.problem(), rates.problem().problem].filter(
-        (p): p is string => p !== undefined,
-      ),
+      problems: [
+        identity.problem(),
+        broker?.problem(),
+        rates.problem().problem,
+        refuseUnaudited ? auditProblem(audit, true) : undefined,
+      ].filter((p): p is string => p !== undefined),
       warnings: [
+        ...(refuseUnaudited ? [] : [auditProblem(audit, false)].filter((w) => w !== undefined)),
         ...(reloader?.lastError
           ? [
               `policy reload failed, the previous policy is in force: ${reloader.lastError.join('; ')}`,
@@ -638,10 +650,20 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         await broker?.close()
         await store?.close()
         await audit.flush()
+        audit.close?.()
         // Last: every session has ended (its duration recorded) and every span with it.
         await tracing.close()
       })()),
   }
+}
+
+/** What /readyz says while the audit log cannot be written. */
+function auditProblem(audit: AuditLog, refuse: boolean): string | undefined {
+  const failure = audit.failing?.()
+  if (failure === undefined) return undefined
+  return refuse
+    ? `audit log not writable: ${failure.code}; requests that would be audited are refused`
+    : `audit log not writable: ${failure.code}; audit events are being lost`
 }
 
 /**

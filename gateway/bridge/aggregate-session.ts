@@ -203,8 +203,14 @@ export class AggregateSession {
     sendSafely(this.transport, message, relatedRequestId, this.o.log)
   }
 
-  private reply(id: RequestId, result: unknown): void {
-    this.send({ jsonrpc: '2.0', id, result } as JSONRPCMessage, id)
+  /** Sends a result; false when it could not be serialized (the client got -32603 instead). */
+  private reply(id: RequestId, result: unknown): boolean {
+    return sendSafely(
+      this.transport,
+      { jsonrpc: '2.0', id, result } as JSONRPCMessage,
+      id,
+      this.o.log,
+    )
   }
 
   private async fromClient(
@@ -243,13 +249,13 @@ export class AggregateSession {
         case 'initialize': {
           this.version = negotiate(params.protocolVersion, GATEWAY_PROTOCOL_VERSIONS[0]!)
           this.capabilities = isObject(params.capabilities) ? params.capabilities : {}
-          return this.reply(env.id, this.o.agg.initResult(principal, this.version))
+          return void this.reply(env.id, this.o.agg.initResult(principal, this.version))
         }
         case 'ping':
-          return this.reply(env.id, {})
+          return void this.reply(env.id, {})
         case 'logging/setLevel':
           this.logLevel = typeof params.level === 'string' ? params.level : undefined
-          return this.reply(env.id, {})
+          return void this.reply(env.id, {})
       }
       if (env.method in LISTS)
         return await this.list(env.id, env.method as ListMethod, params, caller)
@@ -366,7 +372,10 @@ export class AggregateSession {
         audit(got.outcome, got.error ? { code: got.error.code } : { toolError: true })
         if (got.error)
           return this.send(rpcError(id, got.error.code, got.error.message, got.error.data), id)
-        return this.reply(id, { content: [{ type: 'text', text: got.toolText }], isError: true })
+        return void this.reply(id, {
+          content: [{ type: 'text', text: got.toolText }],
+          isError: true,
+        })
       }
       credentials = got.credentials
     }
@@ -445,8 +454,9 @@ export class AggregateSession {
         return this.send(rpcError(id, capped.error.code, capped.error.message), id)
       }
       const result = await this.o.agg.publish(server, capped?.result ?? m.result ?? {}, caller)
-      audit(capped?.audit ?? { kind: 'ok' }, outcomeOf(m))
-      this.reply(id, result)
+      // The outcome is what the client got: -32603 when the reply could not be serialized.
+      if (this.reply(id, result)) audit(capped?.audit ?? { kind: 'ok' }, outcomeOf(m))
+      else audit({ kind: 'error', code: -32603 }, { code: -32603 })
     } finally {
       this.calls.delete(id)
       this.o.lanes.release(lane, backend)

@@ -510,7 +510,8 @@ export class Session implements GatedSession {
       }
       // The reply goes first, its audit line after: the line is not on the client's path.
       const end = performance.now()
-      this.send(message)
+      // The outcome is what the client got: -32603 when the reply could not be serialized.
+      if (!this.sent(message)) outcome = { kind: 'error', code: -32603 }
       this.audit(req, outcome, end)
       req.decided?.span?.end(outcomeOf(m))
       return
@@ -585,7 +586,12 @@ export class Session implements GatedSession {
 
   /** Hands a message to the transport (stream-transport.ts `sendSafely`: never throws). */
   private send(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
-    sendSafely(this.transport, message, relatedRequestId, this.o.log)
+    this.sent(message, relatedRequestId)
+  }
+
+  /** {@link send}, false when the message could not be serialized (a reply's client got -32603). */
+  private sent(message: JSONRPCMessage, relatedRequestId?: RequestId): boolean {
+    return sendSafely(this.transport, message, relatedRequestId, this.o.log)
   }
 
   /** `end`: when the server's reply came, if it is not now. */

@@ -117,6 +117,10 @@ export const DEFAULT_RELOAD_DEBOUNCE_MS = 150
 export const DEFAULT_LOG_BUFFER_BYTES = 16 * 1024
 /** Lines waiting in the log buffer are written at the latest after this long, in ms. */
 export const DEFAULT_LOG_FLUSH_MS = 200
+/** First wait before an audit file that failed a write is opened again, in ms (doubling after each failure). */
+export const DEFAULT_AUDIT_RETRY_MS = 1_000
+/** Longest wait between attempts to open a failing audit file again, in ms. */
+export const DEFAULT_AUDIT_RETRY_MAX_MS = 30_000
 
 // The IdP as the gateway reaches it (`auth`), for discovery, JWKS and token exchange.
 /** Sockets kept open to the IdP at most. */
@@ -1187,6 +1191,16 @@ export const configSchema = z
         format: z.enum(['auto', 'json', 'pretty']).default('auto'),
         /** Audit events: `stdout`, `stderr`, a file path (appended), or `off`. */
         audit: z.string().min(1).default('stdout'),
+        /**
+         * While the audit file (or stderr) cannot be written: `continue` serves and counts the
+         * events lost (a warning on /readyz); `refuse` answers every request that would be
+         * audited with 503 (not ready on /readyz) until a write succeeds again.
+         */
+        auditOnFailure: z.enum(['continue', 'refuse']).default('continue'),
+        /** First wait before a failing audit destination is opened again (then doubled). */
+        auditRetry: ms.min(10).max(60_000).default(DEFAULT_AUDIT_RETRY_MS),
+        /** Longest wait between attempts to open a failing audit destination again. */
+        auditRetryMax: ms.min(10).max(600_000).default(DEFAULT_AUDIT_RETRY_MAX_MS),
         /** Bytes of log lines gathered before a write to stdout; 0 writes each line at once. */
         bufferBytes: z
           .number()
@@ -1209,6 +1223,13 @@ export const configSchema = z
         code: 'custom',
         path: ['account', 'maxBodyBytes'],
         message: `must be at least ${needed} to carry a secret of credentials.secretMaxLength characters`,
+      })
+    }
+    if (c.log.auditRetry > c.log.auditRetryMax) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['log', 'auditRetry'],
+        message: 'must not exceed auditRetryMax',
       })
     }
     // The process exits at the deadline: a grace as long would never be given in full.

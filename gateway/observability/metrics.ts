@@ -29,6 +29,8 @@ export interface Metrics {
   toolPinChanges: Counter<'server' | 'kind'>
   /** The broker's revocation list: grants and tokens listed here or learned from other replicas, overflows, its subscription lost and back (tokens refused: authFailures `token_revoked`). */
   revocations: Counter<'event'>
+  /** Audit events never written because the audit file (or stderr) could not be written. */
+  auditEventsLost: Counter<string>
 }
 
 /** Live counts read at scrape time. */
@@ -166,6 +168,11 @@ export function createMetrics(g: Gauges): Metrics {
       name: 'mcp_edge_revocations_total',
       help: 'Revocation list events (revoked, learned, overflow, subscription_lost, resynced)',
       labelNames: ['event'],
+      registers: [registry],
+    }),
+    auditEventsLost: new Counter({
+      name: 'mcp_edge_audit_events_lost_total',
+      help: 'Audit events never written because the audit file (or stderr) could not be written (log.audit)',
       registers: [registry],
     }),
     toolPinChanges: new Counter({

@@ -96,6 +96,10 @@ export async function startStack(
     idpOf?: Stack
     /** The clock of the backoff after a server failed to start (StartOptions.startClock). */
     startClock?: () => number
+    /** Audit events go where `config.log.audit` says (a real file), not to {@link Stack.audit}. */
+    realAudit?: boolean
+    /** Told each line of the main log as it is written. */
+    onLog?: (line: string) => void
   } = {},
 ): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-test-'))
@@ -139,7 +143,15 @@ export async function startStack(
   if (shared) ({ privateKey, kid } = shared)
 
   const logLines: string[] = []
-  const log = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) })
+  const log = pino(
+    { level: 'debug' },
+    {
+      write: (line: string) => {
+        logLines.push(line)
+        o.onLog?.(line)
+      },
+    },
+  )
   const node = process.execPath
   const config = validateConfig(
     {
@@ -167,7 +179,9 @@ export async function startStack(
   const auditLines: string[] = []
   const gateway = await startGateway(config, {
     log,
-    auditDestination: { write: (line: string) => void auditLines.push(line) },
+    ...(o.realAudit
+      ? {}
+      : { auditDestination: { write: (line: string) => void auditLines.push(line) } }),
     ...(o.store ? { store: o.store } : {}),
     ...(o.startClock ? { startClock: o.startClock } : {}),
   })
