@@ -11,6 +11,7 @@ import { SubjectBounds, type Hold, type Holders, type Scope } from './bounds.js'
 import type { Child } from './child.js'
 import type { CredentialGate } from './credential-gate.js'
 import { BridgeError } from './errors.js'
+import { HoldCounts } from './hold-counts.js'
 import { Outbound, queueLimits } from './outbound-budget.js'
 import { drain, startReaper, type Reaper } from './lifecycle.js'
 import { ProcessPool } from './pool.js'
@@ -38,6 +39,12 @@ export class SessionRegistry implements Holders {
   private readonly sessions = new Map<string, Session>()
   /** Sessions whose process is being taken: they count toward every limit already. */
   private readonly opening = new Set<Hold>()
+  /**
+   * `count` of every scope a bound names: live sessions and sessions being opened, kept as
+   * each enters or leaves one of the two (in `open`, and in a session's `onclose`), so an
+   * initialize checks the bounds in four reads whatever the number of sessions open.
+   */
+  private readonly held = new HoldCounts()
   private readonly pools = new Map<string, ProcessPool>()
   private readonly shared = new Map<string, SharedServer>()
   private readonly reaper: Reaper
@@ -146,6 +153,7 @@ export class SessionRegistry implements Holders {
     // pass the bounds while their processes start.
     const slot: Hold = { server, owner }
     this.opening.add(slot)
+    this.held.add(slot)
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const id =
       this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
@@ -177,6 +185,7 @@ export class SessionRegistry implements Holders {
       )
     } finally {
       this.opening.delete(slot)
+      this.held.remove(slot)
     }
     const session = new Session({
       id,
@@ -193,7 +202,9 @@ export class SessionRegistry implements Holders {
       budget: this.outbound.session(),
       transport,
       onclose: (s) => {
-        this.sessions.delete(s.id)
+        // Every way a session ends (DELETE, reaped, reclaimed, its process gone, shutdown)
+        // passes here, once.
+        if (this.sessions.delete(s.id)) this.held.remove(s)
         this.o.tracing?.sessionEnded({
           durationMs: Date.now() - s.opened,
           protocolVersion: s.version,
@@ -214,6 +225,7 @@ export class SessionRegistry implements Holders {
       else attempt.abandoned()
     })
     this.sessions.set(id, session)
+    this.held.add(session)
     this.reaper.watch()
     log.info({ session: random.slice(0, 8), pid: child.pid, mode: config.mode }, 'session opened')
     return session
@@ -330,6 +342,7 @@ export class SessionRegistry implements Holders {
 
   /** Sessions, and sessions being opened, that `of` selects. */
   count(of: Scope): number {
+    if (of.where !== undefined) return this.held.of(of.where)
     let n = 0
     for (const s of this.sessions.values()) if (of(s)) n++
     for (const s of this.opening) if (of(s)) n++
