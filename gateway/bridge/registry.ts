@@ -81,7 +81,14 @@ export class SessionRegistry implements Holders {
       log: o.log,
       metrics: o.metrics,
       now: o.startClock,
-      identityOf: (server, p) => this.identityOf(server, p),
+      // Every value of the identity the process starts with, the subject included: a start
+      // that fails for one user's MCP_EDGE_SUBJECT (their own state on the server) says
+      // nothing of another user's, even of the same client and scopes (identityOf leaves the
+      // subject out: a lane's key has its owner already).
+      identityOf: (server, p) =>
+        this.o.config.servers[server]?.identityEnv
+          ? Object.values(this.identity(p)).join('\n')
+          : undefined,
     })
     this.outbound =
       o.outbound ?? new Outbound(queueLimits(o.config), o.metrics, o.config.limits.sseKeepAlive)

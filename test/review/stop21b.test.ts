@@ -1,0 +1,131 @@
+// What the outside review of stop 21b tried against the day's guards of resources and lifetimes
+// (the start-failure memory, lazy reapers, start-up abort, lane counters), on one real gateway in
+// front of the real flaky fixture (it records each start in a file and reads what to do from
+// another), with real tokens signed by the dev IdP's key. The backoff's clock is the test's.
+import assert from 'node:assert/strict'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { request } from 'undici'
+import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+
+const V = '2026-07-28'
+const ACCEPT = 'application/json, text/event-stream'
+const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-stop21b-'))
+const file = (server: string, what: 'starts' | 'mode') => join(dir, `${server}-${what}`)
+const flaky = (server: string, extra: Record<string, unknown> = {}) => ({
+  command: process.execPath,
+  args: [join(SERVERS_DIR, 'flaky.js')],
+  env: { FLAKY_STARTS_FILE: file(server, 'starts'), FLAKY_MODE_FILE: file(server, 'mode') },
+  respawnBackoff: 1000,
+  ...extra,
+})
+/** Times the fixture started so far. */
+const starts = (server: string) =>
+  existsSync(file(server, 'starts'))
+    ? readFileSync(file(server, 'starts'), 'utf8').split('\n').filter(Boolean).length
+    : 0
+
+const now = Date.now()
+let stack: Stack
+
+before(async () => {
+  // Started for mallory, it exits at once (her own state is broken); for anyone else it serves.
+  writeFileSync(file('peruser', 'mode'), 'exit-for:mallory')
+  stack = await startStack({
+    servers: { peruser: flaky('peruser', { identityEnv: true }) },
+    config: { endpoints: { mine: { path: '/mine', servers: ['echo', 'peruser'] } } },
+    policy: `${TEST_POLICY}  peruser:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
+    startClock: () => now,
+  })
+})
+after(async () => {
+  await stack.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+/** A token of `sub` from one client app, the same scopes as every other user of it. */
+const tokenOf = (sub: string, aud: string) =>
+  stack.forge({ sub, azp: 'shared-app', aud, scope: 'mcp:read' })
+
+let nextId = 1
+/** A sessionless (2026-07-28) tools/list at `url` with `token`: status, Retry-After, tool names. */
+async function toolsList(url: string, token: string) {
+  const res = await request(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: ACCEPT,
+      authorization: `Bearer ${token}`,
+      'mcp-protocol-version': V,
+      'mcp-method': 'tools/list',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: nextId++,
+      method: 'tools/list',
+      params: {
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': V,
+          'io.modelcontextprotocol/clientCapabilities': {},
+        },
+      },
+    }),
+  })
+  const text = await res.body.text()
+  const data = text.startsWith('event:') || text.startsWith('id:') ? lastEvent(text) : text
+  const json = (data ? JSON.parse(data) : {}) as { result?: { tools?: { name: string }[] } }
+  return {
+    status: res.statusCode,
+    retryAfter: res.headers['retry-after'],
+    tools: (json.result?.tools ?? []).map((t) => t.name),
+    text,
+  }
+}
+
+function lastEvent(text: string): string {
+  const datas = text
+    .split('\n')
+    .filter((l) => l.startsWith('data: '))
+    .map((l) => l.slice(6))
+  return datas[datas.length - 1] ?? ''
+}
+
+describe('start failures under identityEnv: one user cannot get the server refused for others', () => {
+  it("a start that fails for mallory's identity refuses mallory only, not alice of the same client and scopes", async () => {
+    const server = stack.local('peruser')
+    const aud = stack.endpoint('peruser')
+    const mallory = await tokenOf('mallory', aud)
+    const alice = await tokenOf('alice', aud)
+    const first = await toolsList(server, mallory)
+    assert.equal(first.status, 502, first.text)
+    assert.equal(starts('peruser'), 1)
+    // Mallory is inside her window: refused, nothing spawned.
+    const again = await toolsList(server, mallory)
+    assert.equal(again.status, 503, again.text)
+    assert.equal(again.retryAfter, '1')
+    assert.equal(starts('peruser'), 1)
+    // Alice's process starts with another MCP_EDGE_SUBJECT: her start is not mallory's.
+    const hers = await toolsList(server, alice)
+    assert.equal(hers.status, 200, hers.text)
+    assert.deepEqual(hers.tools, ['ping'])
+    assert.equal(starts('peruser'), 2, "alice's own process was started")
+  })
+
+  it("an endpoint does not leave the server out of alice's list for mallory's failure", async () => {
+    const aud = `${stack.url}/mine`
+    const mallory = await tokenOf('mallory', aud)
+    const bob = await tokenOf('bob', aud)
+    const url = `${stack.url}/mine`
+    const hers = await toolsList(url, mallory)
+    assert.equal(hers.status, 200, hers.text)
+    assert.ok(!hers.tools.some((t) => t.startsWith('peruser')), hers.text)
+    const his = await toolsList(url, bob)
+    assert.equal(his.status, 200, his.text)
+    assert.ok(
+      his.tools.some((t) => t.startsWith('peruser')),
+      `bob's list has peruser's tools: ${his.text}`,
+    )
+  })
+})
