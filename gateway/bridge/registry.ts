@@ -84,10 +84,11 @@ export class SessionRegistry implements Holders {
       // Every value of the identity the process starts with, the subject included: a start
       // that fails for one user's MCP_EDGE_SUBJECT (their own state on the server) says
       // nothing of another user's, even of the same client and scopes (identityOf leaves the
-      // subject out: a lane's key has its owner already).
+      // subject out: a lane's key has its owner already). As JSON: a subject holding a line
+      // break cannot spell another user's values.
       identityOf: (server, p) =>
         this.o.config.servers[server]?.identityEnv
-          ? Object.values(this.identity(p)).join('\n')
+          ? JSON.stringify(Object.values(this.identity(p)))
           : undefined,
     })
     this.outbound =
