@@ -3,9 +3,11 @@
 // front of the real flaky fixture (it records each start in a file and reads what to do from
 // another), with real tokens signed by the dev IdP's key. The backoff's clock is the test's.
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
@@ -127,5 +129,60 @@ describe('start failures under identityEnv: one user cannot get the server refus
       his.tools.some((t) => t.startsWith('peruser')),
       `bob's list has peruser's tools: ${his.text}`,
     )
+  })
+})
+
+const LOGGER = fileURLToPath(new URL('../../gateway/observability/logger.js', import.meta.url))
+
+// A slow reader of stdout: the write of a burst is still out when the flush timer comes due
+// (sonic-boom retries a full pipe every 100 ms), and a line logged meanwhile is under the buffer
+// size. sonic-boom ignores a flush while a write is out, and once that write is back it leaves
+// what is under minLength for the next flush: the timer must look again, or the line waits for
+// the next one logged (on an idle gateway, for ever). The held write is a state, not a delay.
+const SLOW_READER_CHILD = `
+import fs from 'node:fs'
+const counts = { timers: 0, writes: 0, back: 0 }
+let held
+let release = false
+const texts = []
+const real = fs.write
+fs.write = (fd, buf, ...rest) => {
+  if (fd !== 1) return real(fd, buf, ...rest)
+  counts.writes++
+  texts.push(String(buf))
+  const cb = rest[rest.length - 1]
+  const args = [...rest.slice(0, -1), (...a) => { counts.back++; return cb(...a) }]
+  if (!release) return void (held = () => real(fd, buf, ...args))
+  return real(fd, buf, ...args)
+}
+const realTimeout = globalThis.setTimeout
+globalThis.setTimeout = (fn, ...rest) => realTimeout((...a) => { counts.timers++; return fn(...a) }, ...rest)
+const { createLogger } = await import(${JSON.stringify(LOGGER)})
+const log = createLogger({ level: 'info', bufferBytes: 1024, flushInterval: 10, format: 'json' })
+const wait = (n) => new Promise((r) => realTimeout(r, n * 10))
+log.info('x'.repeat(2000))
+log.info('the tail')
+// The flush timer came due while the burst's write was out.
+while (counts.timers === 0) await wait(1)
+release = true
+held()
+while (counts.back === 0) await wait(1)
+await wait(20)
+process.stderr.write(JSON.stringify({ tail: texts.some((t) => t.includes('the tail')), counts }))
+process.exit(0)
+`
+
+describe('buffered stdout log behind a slow reader', () => {
+  it('a line logged while a write was out is written without waiting for another line', async () => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', SLOW_READER_CHILD], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let err = ''
+    child.stdout.resume()
+    child.stderr.on('data', (d) => (err += d))
+    const code = await new Promise((r) => child.once('exit', r))
+    assert.equal(code, 0, err)
+    const report = JSON.parse(err) as { tail: boolean; counts: Record<string, number> }
+    assert.equal(report.tail, true, `the tail was written before the exit's flush: ${err}`)
   })
 })
