@@ -9,7 +9,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { pino } from 'pino'
 import { request } from 'undici'
+import { validateConfig } from '../../gateway/config/load.js'
+import { startGateway } from '../../gateway/gateway.js'
+import { freePort } from '../helpers/ports.js'
+import { NO_REDIS, startRedis } from '../helpers/redis.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const V = '2026-07-28'
@@ -184,5 +190,53 @@ describe('buffered stdout log behind a slow reader', () => {
     assert.equal(code, 0, err)
     const report = JSON.parse(err) as { tail: boolean; counts: Record<string, number> }
     assert.equal(report.tail, true, `the tail was written before the exit's flush: ${err}`)
+  })
+})
+
+// A start-up that fails after the revocation list started (the broker's upstream refuses its
+// discovery): what started is stopped, the list's heartbeat on the closed store included. Left
+// running it wakes every heartbeat for the life of the embedding process, and says so in its log.
+describe('start-up failing after the revocation list started', { skip: NO_REDIS }, () => {
+  it('stops the list: no heartbeat runs on for a gateway that never started', async () => {
+    const redis = await startRedis()
+    const refused = await freePort()
+    const lines: string[] = []
+    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) })
+    process.env.MCP_EDGE_TEST_STOP21B_SECRET = 'upstream-secret'
+    process.env.MCP_EDGE_TEST_STOP21B_REDIS = redis.url
+    try {
+      const config = validateConfig(
+        {
+          listen: { host: '127.0.0.1', port: 0 },
+          store: {
+            kind: 'redis',
+            url: { env: 'MCP_EDGE_TEST_STOP21B_REDIS' },
+            keyPrefix: 'stop21b:',
+            heartbeat: 100,
+          },
+          auth: {
+            broker: {
+              upstream: {
+                issuer: `http://127.0.0.1:${refused}`,
+                clientId: 'mcp-edge',
+                clientSecret: { env: 'MCP_EDGE_TEST_STOP21B_SECRET' },
+              },
+            },
+          },
+          servers: { echo: { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js')] } },
+        },
+        { file: 'test', baseDir: dir },
+      )
+      await assert.rejects(startGateway(config, { log }))
+      const failedAt = lines.length
+      // Its heartbeat would not be heard after two intervals: wait for the third's.
+      await sleep(500)
+      const later = lines.slice(failedAt).filter((l) => l.includes('revocation list'))
+      assert.deepEqual(later, [], 'nothing of the revocation list after start-up failed')
+    } finally {
+      delete process.env.MCP_EDGE_TEST_STOP21B_SECRET
+      delete process.env.MCP_EDGE_TEST_STOP21B_REDIS
+      await redis.close()
+    }
   })
 })
