@@ -7,6 +7,7 @@ import type { AccountBroker } from './account/deps.js'
 import { createResources } from './auth/resources.js'
 import type { Broker } from './broker/broker.js'
 import type { BrokerKeys } from './broker/keys.js'
+import type { RevocationList } from './broker/revocations.js'
 import { readSecret } from './config/secrets.js'
 import type { Vars } from './http/request-id.js'
 import { RateLimits } from './http/rate-limit.js'
@@ -246,6 +247,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   let sealer: Sealer | undefined
   let keys: BrokerKeys | undefined
   let brokerCode: Awaited<ReturnType<typeof importBroker>> | undefined
+  /** The revocation list, once started: the broker closes it, or start-up's failure does. */
+  let revocations: RevocationList | undefined
   try {
     // The broker is its own issuer, at the public URL; its keys exist before identity, which
     // trusts its tokens (and may start the dev IdP it logs users in at).
@@ -254,7 +257,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     brokerCode = code
     keys = code && (await code.brokerKeys(brokerConfig, readSecret))
     // Revoked grants and tokens, before the verifier of the broker's tokens that consults them.
-    const revocations =
+    revocations =
       code &&
       keys &&
       (await unlessAborted(
@@ -346,6 +349,9 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     pinned?.watcher.close()
     server.close()
     await identity?.close() // the dev IdP, when it started: its state file says it runs
+    // The list's heartbeat (Redis) would wake for the life of the process: the broker closes
+    // it with its own close, and start-up does when the broker never started.
+    if (broker === undefined) await revocations?.close()
     await broker?.close()
     await store?.close()
     await tracing.close()

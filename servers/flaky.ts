@@ -2,7 +2,8 @@
 // flaky: a stdio MCP server for start-failure tests (tests only). Each start appends a line to
 // FLAKY_STARTS_FILE; then FLAKY_MODE_FILE says what it does: `exit` (exit 1 at once), `hang`
 // (read everything, answer nothing), `fragile` (exit 1 on an initialize from a client named
-// `crash`, as a hand-written server might on input it did not expect), anything else (serve
+// `crash`, as a hand-written server might on input it did not expect), `exit-for:<sub>` (exit 1
+// at once when MCP_EDGE_SUBJECT is <sub>), anything else (serve
 // one tool, `ping`). Written without
 // the SDK: it reads its mode before anything else, and starts as fast as node does.
 import { appendFileSync, readFileSync } from 'node:fs'
@@ -13,6 +14,9 @@ if (startsFile) appendFileSync(startsFile, `${process.pid}\n`)
 const modeFile = process.env.FLAKY_MODE_FILE
 const mode = modeFile ? readFileSync(modeFile, 'utf8').trim() : 'serve'
 if (mode === 'exit') process.exit(1)
+// `exit-for:<sub>`: exit 1 at once when started for that user (identityEnv), as a server whose
+// per-user state is broken might; serve everyone else.
+if (mode.startsWith('exit-for:') && process.env.MCP_EDGE_SUBJECT === mode.slice(9)) process.exit(1)
 
 const send = (message: unknown) => process.stdout.write(`${JSON.stringify(message)}\n`)
 

@@ -91,7 +91,15 @@ export class SessionRegistry implements Holders {
       log: o.log,
       metrics: o.metrics,
       now: o.startClock,
-      identityOf: (server, p) => this.identityOf(server, p),
+      // Every value of the identity the process starts with, the subject included: a start
+      // that fails for one user's MCP_EDGE_SUBJECT (their own state on the server) says
+      // nothing of another user's, even of the same client and scopes (identityOf leaves the
+      // subject out: a lane's key has its owner already). As JSON: a subject holding a line
+      // break cannot spell another user's values.
+      identityOf: (server, p) =>
+        this.o.config.servers[server]?.identityEnv
+          ? JSON.stringify(Object.values(this.identity(p)))
+          : undefined,
     })
     this.outbound =
       o.outbound ?? new Outbound(queueLimits(o.config), o.metrics, o.config.limits.sseKeepAlive)

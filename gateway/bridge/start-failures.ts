@@ -77,7 +77,7 @@ export class StartFailures {
       metrics?: Metrics
       /** The clock windows are measured with. */
       now?: () => number
-      /** The identity a process of `server` starts with for a principal (identityEnv), if any. */
+      /** Every value of the identity a process of `server` starts with for a principal (identityEnv), if any. */
       identityOf?: (server: string, principal: Principal) => string | undefined
     },
   ) {

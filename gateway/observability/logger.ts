@@ -163,6 +163,12 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
     armed = false
     if (pending > 0) return void arm()
     flush()
+    // A write still out (a slow reader) takes no flush, and once back it leaves what is under
+    // `bytes` buffered: looked at again then, or a line logged last would wait for the next
+    // one (on an idle gateway, for ever). A flush that wrote everything arms nothing more.
+    written.afterNextWrite(() => {
+      if (!failed && written.outstanding > 0) arm()
+    })
   }
   const arm = () => {
     if (armed) return

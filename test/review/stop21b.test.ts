@@ -1,0 +1,242 @@
+// What the outside review of stop 21b tried against the day's guards of resources and lifetimes
+// (the start-failure memory, lazy reapers, start-up abort, lane counters), on one real gateway in
+// front of the real flaky fixture (it records each start in a file and reads what to do from
+// another), with real tokens signed by the dev IdP's key. The backoff's clock is the test's.
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { pino } from 'pino'
+import { request } from 'undici'
+import { validateConfig } from '../../gateway/config/load.js'
+import { startGateway } from '../../gateway/gateway.js'
+import { freePort } from '../helpers/ports.js'
+import { NO_REDIS, startRedis } from '../helpers/redis.js'
+import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+
+const V = '2026-07-28'
+const ACCEPT = 'application/json, text/event-stream'
+const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-stop21b-'))
+const file = (server: string, what: 'starts' | 'mode') => join(dir, `${server}-${what}`)
+const flaky = (server: string, extra: Record<string, unknown> = {}) => ({
+  command: process.execPath,
+  args: [join(SERVERS_DIR, 'flaky.js')],
+  env: { FLAKY_STARTS_FILE: file(server, 'starts'), FLAKY_MODE_FILE: file(server, 'mode') },
+  respawnBackoff: 1000,
+  ...extra,
+})
+/** Times the fixture started so far. */
+const starts = (server: string) =>
+  existsSync(file(server, 'starts'))
+    ? readFileSync(file(server, 'starts'), 'utf8').split('\n').filter(Boolean).length
+    : 0
+
+const now = Date.now()
+let stack: Stack
+
+before(async () => {
+  // Started for mallory, it exits at once (her own state is broken); for anyone else it serves.
+  writeFileSync(file('peruser', 'mode'), 'exit-for:mallory')
+  stack = await startStack({
+    servers: { peruser: flaky('peruser', { identityEnv: true }) },
+    config: { endpoints: { mine: { path: '/mine', servers: ['echo', 'peruser'] } } },
+    policy: `${TEST_POLICY}  peruser:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
+    startClock: () => now,
+  })
+})
+after(async () => {
+  await stack.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+/** A token of `sub` from one client app, the same scopes as every other user of it. */
+const tokenOf = (sub: string, aud: string) =>
+  stack.forge({ sub, azp: 'shared-app', aud, scope: 'mcp:read' })
+
+let nextId = 1
+/** A sessionless (2026-07-28) tools/list at `url` with `token`: status, Retry-After, tool names. */
+async function toolsList(url: string, token: string) {
+  const res = await request(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: ACCEPT,
+      authorization: `Bearer ${token}`,
+      'mcp-protocol-version': V,
+      'mcp-method': 'tools/list',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: nextId++,
+      method: 'tools/list',
+      params: {
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': V,
+          'io.modelcontextprotocol/clientCapabilities': {},
+        },
+      },
+    }),
+  })
+  const text = await res.body.text()
+  const data = text.startsWith('event:') || text.startsWith('id:') ? lastEvent(text) : text
+  const json = (data ? JSON.parse(data) : {}) as { result?: { tools?: { name: string }[] } }
+  return {
+    status: res.statusCode,
+    retryAfter: res.headers['retry-after'],
+    tools: (json.result?.tools ?? []).map((t) => t.name),
+    text,
+  }
+}
+
+function lastEvent(text: string): string {
+  const datas = text
+    .split('\n')
+    .filter((l) => l.startsWith('data: '))
+    .map((l) => l.slice(6))
+  return datas[datas.length - 1] ?? ''
+}
+
+describe('start failures under identityEnv: one user cannot get the server refused for others', () => {
+  it("a start that fails for mallory's identity refuses mallory only, not alice of the same client and scopes", async () => {
+    const server = stack.local('peruser')
+    const aud = stack.endpoint('peruser')
+    const mallory = await tokenOf('mallory', aud)
+    const alice = await tokenOf('alice', aud)
+    const first = await toolsList(server, mallory)
+    assert.equal(first.status, 502, first.text)
+    assert.equal(starts('peruser'), 1)
+    // Mallory is inside her window: refused, nothing spawned.
+    const again = await toolsList(server, mallory)
+    assert.equal(again.status, 503, again.text)
+    assert.equal(again.retryAfter, '1')
+    assert.equal(starts('peruser'), 1)
+    // Alice's process starts with another MCP_EDGE_SUBJECT: her start is not mallory's.
+    const hers = await toolsList(server, alice)
+    assert.equal(hers.status, 200, hers.text)
+    assert.deepEqual(hers.tools, ['ping'])
+    assert.equal(starts('peruser'), 2, "alice's own process was started")
+  })
+
+  it("an endpoint does not leave the server out of alice's list for mallory's failure", async () => {
+    const aud = `${stack.url}/mine`
+    const mallory = await tokenOf('mallory', aud)
+    const bob = await tokenOf('bob', aud)
+    const url = `${stack.url}/mine`
+    const hers = await toolsList(url, mallory)
+    assert.equal(hers.status, 200, hers.text)
+    assert.ok(!hers.tools.some((t) => t.startsWith('peruser')), hers.text)
+    const his = await toolsList(url, bob)
+    assert.equal(his.status, 200, his.text)
+    assert.ok(
+      his.tools.some((t) => t.startsWith('peruser')),
+      `bob's list has peruser's tools: ${his.text}`,
+    )
+  })
+})
+
+const LOGGER = fileURLToPath(new URL('../../gateway/observability/logger.js', import.meta.url))
+
+// A slow reader of stdout: the write of a burst is still out when the flush timer comes due
+// (sonic-boom retries a full pipe every 100 ms), and a line logged meanwhile is under the buffer
+// size. sonic-boom ignores a flush while a write is out, and once that write is back it leaves
+// what is under minLength for the next flush: the timer must look again, or the line waits for
+// the next one logged (on an idle gateway, for ever). The held write is a state, not a delay.
+const SLOW_READER_CHILD = `
+import fs from 'node:fs'
+const counts = { timers: 0, writes: 0, back: 0 }
+let held
+let release = false
+const texts = []
+const real = fs.write
+fs.write = (fd, buf, ...rest) => {
+  if (fd !== 1) return real(fd, buf, ...rest)
+  counts.writes++
+  texts.push(String(buf))
+  const cb = rest[rest.length - 1]
+  const args = [...rest.slice(0, -1), (...a) => { counts.back++; return cb(...a) }]
+  if (!release) return void (held = () => real(fd, buf, ...args))
+  return real(fd, buf, ...args)
+}
+const realTimeout = globalThis.setTimeout
+globalThis.setTimeout = (fn, ...rest) => realTimeout((...a) => { counts.timers++; return fn(...a) }, ...rest)
+const { createLogger } = await import(${JSON.stringify(LOGGER)})
+const log = createLogger({ level: 'info', bufferBytes: 1024, flushInterval: 10, format: 'json' })
+const wait = (n) => new Promise((r) => realTimeout(r, n * 10))
+log.info('x'.repeat(2000))
+log.info('the tail')
+// The flush timer came due while the burst's write was out.
+while (counts.timers === 0) await wait(1)
+release = true
+held()
+while (counts.back === 0) await wait(1)
+await wait(20)
+process.stderr.write(JSON.stringify({ tail: texts.some((t) => t.includes('the tail')), counts }))
+process.exit(0)
+`
+
+describe('buffered stdout log behind a slow reader', () => {
+  it('a line logged while a write was out is written without waiting for another line', async () => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', SLOW_READER_CHILD], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let err = ''
+    child.stdout.resume()
+    child.stderr.on('data', (d) => (err += d))
+    const code = await new Promise((r) => child.once('exit', r))
+    assert.equal(code, 0, err)
+    const report = JSON.parse(err) as { tail: boolean; counts: Record<string, number> }
+    assert.equal(report.tail, true, `the tail was written before the exit's flush: ${err}`)
+  })
+})
+
+// A start-up that fails after the revocation list started (the broker's upstream refuses its
+// discovery): what started is stopped, the list's heartbeat on the closed store included. Left
+// running it wakes every heartbeat for the life of the embedding process, and says so in its log.
+describe('start-up failing after the revocation list started', { skip: NO_REDIS }, () => {
+  it('stops the list: no heartbeat runs on for a gateway that never started', async () => {
+    const redis = await startRedis()
+    const refused = await freePort()
+    const lines: string[] = []
+    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) })
+    process.env.MCP_EDGE_TEST_STOP21B_SECRET = 'upstream-secret'
+    process.env.MCP_EDGE_TEST_STOP21B_REDIS = redis.url
+    try {
+      const config = validateConfig(
+        {
+          listen: { host: '127.0.0.1', port: 0 },
+          store: {
+            kind: 'redis',
+            url: { env: 'MCP_EDGE_TEST_STOP21B_REDIS' },
+            keyPrefix: 'stop21b:',
+            heartbeat: 100,
+          },
+          auth: {
+            broker: {
+              upstream: {
+                issuer: `http://127.0.0.1:${refused}`,
+                clientId: 'mcp-edge',
+                clientSecret: { env: 'MCP_EDGE_TEST_STOP21B_SECRET' },
+              },
+            },
+          },
+          servers: { echo: { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js')] } },
+        },
+        { file: 'test', baseDir: dir },
+      )
+      await assert.rejects(startGateway(config, { log }))
+      const failedAt = lines.length
+      // Its heartbeat would not be heard after two intervals: wait for the third's.
+      await sleep(500)
+      const later = lines.slice(failedAt).filter((l) => l.includes('revocation list'))
+      assert.deepEqual(later, [], 'nothing of the revocation list after start-up failed')
+    } finally {
+      delete process.env.MCP_EDGE_TEST_STOP21B_SECRET
+      delete process.env.MCP_EDGE_TEST_STOP21B_REDIS
+      await redis.close()
+    }
+  })
+})
