@@ -63,6 +63,8 @@ export interface StartOptions {
   store?: Store
   /** The account page's clock, epoch ms (tests expire its sessions without waiting). */
   accountClock?: () => number
+  /** The sessions' idle clock, epoch ms: when each was last active, and the reaper's now (tests move it). */
+  sessionClock?: () => number
 }
 
 /** A running gateway. */
@@ -373,6 +375,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     },
     bounds,
     tracing,
+    now: o.sessionClock,
   })
   registry.start()
   gauges.sessions = () => registry.size

@@ -66,6 +66,7 @@ export class SessionRegistry implements Holders {
       scopesOf?: (p: Principal) => Iterable<string>
       /** The limits shared with sessionless lanes; default: its own, counting sessions only. */
       bounds?: SubjectBounds
+      /** The idle clock (epoch ms): sessions' last activity and the reaper's sweeps. */
       now?: () => number
       /** Where a session's end is recorded (`mcp.server.session.duration`). */
       tracing?: Tracing
@@ -161,6 +162,7 @@ export class SessionRegistry implements Holders {
       metrics: this.o.metrics,
       budget: this.outbound.session(),
       transport,
+      now: this.o.now,
       onclose: (s) => {
         this.sessions.delete(s.id)
         this.o.tracing?.sessionEnded({

@@ -10,7 +10,7 @@ import { createResources } from '../../gateway/auth/resources.js'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startDevIdp, type DevIdp, type DevIdpClient } from '../../gateway/devidp/provider.js'
 import type { DevUser } from '../../gateway/devidp/sign-in-page.js'
-import { startGateway, type Gateway } from '../../gateway/gateway.js'
+import { startGateway, type Gateway, type StartOptions } from '../../gateway/gateway.js'
 import type { Store } from '../../gateway/store/store.js'
 import { scopesForPolicy } from './dev-roles.js'
 import { discover, tokenRequest } from './oauth-flow.js'
@@ -94,6 +94,8 @@ export async function startStack(
     store?: Store
     /** Another stack whose IdP this one trusts (a second replica): tokens from either work at both. */
     idpOf?: Stack
+    /** Start options for the gateway (tests' clocks). */
+    start?: Pick<StartOptions, 'sessionClock'>
   } = {},
 ): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-test-'))
@@ -167,6 +169,7 @@ export async function startStack(
     log,
     auditDestination: { write: (line: string) => void auditLines.push(line) },
     ...(o.store ? { store: o.store } : {}),
+    ...o.start,
   })
   const stack: Stack = {
     gateway,

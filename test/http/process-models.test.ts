@@ -51,6 +51,19 @@ const POLICY = `${TEST_POLICY}${Object.keys(SERVERS)
   )
   .join('')}`
 
+/**
+ * The sessions' idle clock: the wall clock, unless a test holds it (`frozen`) and moves it
+ * itself. `reads` counts what read it: with no request under way only the reaper's sweeps do.
+ */
+const idleClock = {
+  frozen: undefined as number | undefined,
+  reads: 0,
+  now(): number {
+    idleClock.reads++
+    return idleClock.frozen ?? Date.now()
+  },
+}
+
 let stack: Stack
 let pool: Pool
 before(async () => {
@@ -58,6 +71,7 @@ before(async () => {
     servers: SERVERS,
     policy: POLICY,
     config: { limits: { maxSessionsPerSubject: 100 } },
+    start: { sessionClock: idleClock.now },
   })
   pool = new Pool(stack.url, { connections: 64 })
 })
@@ -313,41 +327,69 @@ describe('limits', () => {
   })
 
   it('a session whose client holds its GET stream open is not idle; its idle time starts when the stream ends', async () => {
-    const token = await stack.token('alice', { server: 'sleepy' })
-    const s = await open('sleepy', token)
-    const ac = new AbortController()
-    const get = await pool.request({
-      path: '/mcp/sleepy',
-      method: 'GET',
-      headers: {
-        accept: 'text/event-stream',
-        authorization: `Bearer ${token}`,
-        'mcp-session-id': s.sid,
-      },
-      signal: ac.signal,
-    })
-    assert.equal(get.statusCode, 200)
-    get.body.on('error', () => {})
-    get.body.resume()
-    await new Promise((r) => setTimeout(r, 1000))
-    const during = await rpc(
-      'sleepy',
-      token,
-      { jsonrpc: '2.0', id: 9, method: 'tools/list' },
-      s.sid,
-    )
-    assert.equal(during.status, 200, 'three idle timeouts passed with the stream open')
-    const opened = stack.logLines
-      .map((l) => JSON.parse(l))
-      .filter((l) => l.msg === 'session opened' && l.server === 'sleepy')
-      .at(-1)
-    assert.ok(alive(opened.pid))
-    ac.abort()
-    await until(() => !alive(opened.pid), 'the session to be reaped once its stream ended', 5000)
-    assert.equal(
-      (await rpc('sleepy', token, { jsonrpc: '2.0', id: 10, method: 'tools/list' }, s.sid)).status,
-      404,
-    )
+    // The idle clock stands still unless moved here: a slow open or GET cannot make the session
+    // idle (300 ms) before its stream is open, and each step's idle time is exactly what is moved.
+    idleClock.frozen = Date.now()
+    const sweeps = async (what: string) => {
+      // Nothing else is under way: the reads are the reaper's sweeps, each one synchronous.
+      const seen = idleClock.reads
+      await until(() => idleClock.reads >= seen + 2, what)
+    }
+    try {
+      const token = await stack.token('alice', { server: 'sleepy' })
+      const s = await open('sleepy', token)
+      assert.equal(s.init.status, 200)
+      const ac = new AbortController()
+      const get = await pool.request({
+        path: '/mcp/sleepy',
+        method: 'GET',
+        headers: {
+          accept: 'text/event-stream',
+          authorization: `Bearer ${token}`,
+          'mcp-session-id': s.sid,
+        },
+        signal: ac.signal,
+      })
+      assert.equal(get.statusCode, 200)
+      get.body.on('error', () => {})
+      get.body.resume()
+      const opened = stack.logLines
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.msg === 'session opened' && l.server === 'sleepy')
+        .at(-1)
+      idleClock.frozen += 1000
+      await sweeps('sweeps after three idle timeouts')
+      // A reaped session leaves the registry at once: a request would find no session (404).
+      const during = await rpc(
+        'sleepy',
+        token,
+        { jsonrpc: '2.0', id: 9, method: 'tools/list' },
+        s.sid,
+      )
+      assert.equal(during.status, 200, 'three idle timeouts passed with the stream open')
+      // Long past that request too, still listening; then the stream ends: that is activity.
+      idleClock.frozen += 1000
+      await sweeps('sweeps after another three idle timeouts')
+      ac.abort()
+      await until(() => !stack.gateway.registry.isListening(s.sid), 'the stream to end')
+      await sweeps('sweeps after the stream ended')
+      const after = await rpc(
+        'sleepy',
+        token,
+        { jsonrpc: '2.0', id: 10, method: 'tools/list' },
+        s.sid,
+      )
+      assert.equal(after.status, 200, 'idle since the stream ended, not since the last request')
+      idleClock.frozen += 301
+      await until(() => !alive(opened.pid), 'the session to be reaped once idle after its stream')
+      assert.equal(
+        (await rpc('sleepy', token, { jsonrpc: '2.0', id: 11, method: 'tools/list' }, s.sid))
+          .status,
+        404,
+      )
+    } finally {
+      idleClock.frozen = undefined
+    }
   })
 })
 
