@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Pool } from 'undici'
+import { IdleClock } from '../helpers/idle-clock.js'
 import { sseData } from '../helpers/sse.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
@@ -51,18 +52,8 @@ const POLICY = `${TEST_POLICY}${Object.keys(SERVERS)
   )
   .join('')}`
 
-/**
- * The sessions' idle clock: the wall clock, unless a test holds it (`frozen`) and moves it
- * itself. `reads` counts what read it: with no request under way only the reaper's sweeps do.
- */
-const idleClock = {
-  frozen: undefined as number | undefined,
-  reads: 0,
-  now(): number {
-    idleClock.reads++
-    return idleClock.frozen ?? Date.now()
-  },
-}
+/** The sessions' idle clock: the wall clock, unless a test holds it and moves it itself. */
+const idleClock = new IdleClock()
 
 let stack: Stack
 let pool: Pool
@@ -329,12 +320,7 @@ describe('limits', () => {
   it('a session whose client holds its GET stream open is not idle; its idle time starts when the stream ends', async () => {
     // The idle clock stands still unless moved here: a slow open or GET cannot make the session
     // idle (300 ms) before its stream is open, and each step's idle time is exactly what is moved.
-    idleClock.frozen = Date.now()
-    const sweeps = async (what: string) => {
-      // Nothing else is under way: the reads are the reaper's sweeps, each one synchronous.
-      const seen = idleClock.reads
-      await until(() => idleClock.reads >= seen + 2, what)
-    }
+    idleClock.hold()
     try {
       const token = await stack.token('alice', { server: 'sleepy' })
       const s = await open('sleepy', token)
@@ -357,8 +343,8 @@ describe('limits', () => {
         .map((l) => JSON.parse(l))
         .filter((l) => l.msg === 'session opened' && l.server === 'sleepy')
         .at(-1)
-      idleClock.frozen += 1000
-      await sweeps('sweeps after three idle timeouts')
+      idleClock.advance(1000)
+      await idleClock.sweeps()
       // A reaped session leaves the registry at once: a request would find no session (404).
       const during = await rpc(
         'sleepy',
@@ -368,11 +354,11 @@ describe('limits', () => {
       )
       assert.equal(during.status, 200, 'three idle timeouts passed with the stream open')
       // Long past that request too, still listening; then the stream ends: that is activity.
-      idleClock.frozen += 1000
-      await sweeps('sweeps after another three idle timeouts')
+      idleClock.advance(1000)
+      await idleClock.sweeps()
       ac.abort()
       await until(() => !stack.gateway.registry.isListening(s.sid), 'the stream to end')
-      await sweeps('sweeps after the stream ended')
+      await idleClock.sweeps()
       const after = await rpc(
         'sleepy',
         token,
@@ -380,7 +366,7 @@ describe('limits', () => {
         s.sid,
       )
       assert.equal(after.status, 200, 'idle since the stream ended, not since the last request')
-      idleClock.frozen += 301
+      idleClock.advance(301)
       await until(() => !alive(opened.pid), 'the session to be reaped once idle after its stream')
       assert.equal(
         (await rpc('sleepy', token, { jsonrpc: '2.0', id: 11, method: 'tools/list' }, s.sid))
@@ -388,7 +374,7 @@ describe('limits', () => {
         404,
       )
     } finally {
-      idleClock.frozen = undefined
+      idleClock.release()
     }
   })
 })
