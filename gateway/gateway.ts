@@ -63,7 +63,10 @@ export interface StartOptions {
   store?: Store
   /** The account page's clock, epoch ms (tests expire its sessions without waiting). */
   accountClock?: () => number
-  /** The sessions' idle clock, epoch ms: when each was last active, and the reaper's now (tests move it). */
+  /**
+   * The idle clock of sessions (servers' and endpoints'), epoch ms: when each was last active,
+   * and the reapers' now (tests move it rather than wait).
+   */
   sessionClock?: () => number
 }
 
@@ -415,6 +418,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     metrics,
     outbound,
     tracing,
+    now: o.sessionClock,
   })
   const reloader = config.policies
     ? watchPolicy(config.policies, policy, config.limits.policyReloadDebounce, (r) => {
