@@ -625,8 +625,12 @@ describe('shutdown', () => {
     const http = new Pool(own.url, { connections: 8 })
     try {
       await until(() => own.gateway.registry.warm('pooled') === 2, 'warm processes')
-      const token = await own.token('alice', { server: 'pooled' })
+      const tokens: Record<string, string> = {
+        fixture: await own.token('alice', { server: 'fixture' }),
+        shared: await own.token('alice', { server: 'shared' }),
+      }
       const post = async (server: string, body: unknown, sid?: string) => {
+        const token = tokens[server]
         const res = await http.request({
           path: `/mcp/${server}`,
           method: 'POST',
@@ -654,10 +658,15 @@ describe('shutdown', () => {
           clientInfo: { name: 't', version: '0' },
         },
       }
-      const a = await post('pooled', init)
-      await post('shared', init)
+      // The call in flight is on the stack's fixture server, which records what reaches it.
+      const a = await post('fixture', init)
+      assert.equal(a.status, 200, a.text)
+      assert.equal((await post('shared', init)).status, 200)
+      const reached = () =>
+        existsSync(join(own.dir, 'fixture-record.jsonl')) &&
+        readFileSync(join(own.dir, 'fixture-record.jsonl'), 'utf8').includes('"name":"slow"')
       const inFlight = post(
-        'pooled',
+        'fixture',
         {
           jsonrpc: '2.0',
           id: 1,
@@ -666,11 +675,12 @@ describe('shutdown', () => {
         },
         a.sid,
       )
-      await new Promise((r) => setTimeout(r, 100))
+      // Shut down once the call is in the process's hands, not after a guess at how long that takes.
+      await until(reached, 'the slow call to reach its process')
       const lines = () => own.logLines.map((l) => JSON.parse(l) as Record<string, unknown>)
       const closing = own.close()
       const refused = await post(
-        'pooled',
+        'fixture',
         { jsonrpc: '2.0', id: 2, method: 'tools/list' },
         a.sid,
       ).catch(() => ({ status: 0 }))
