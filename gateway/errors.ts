@@ -7,16 +7,19 @@ export class GatewayError<C extends string = string> extends Error {
   readonly code: C
   readonly status: number
   readonly expose: boolean
+  /** For a refusal the client can wait out: in how many seconds to retry (`Retry-After`). */
+  readonly retryAfter: number | undefined
 
   constructor(
     code: C,
     message: string,
-    opts: { status?: number; expose?: boolean; cause?: unknown } = {},
+    opts: { status?: number; expose?: boolean; cause?: unknown; retryAfter?: number } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
     this.name = new.target.name
     this.code = code
     this.status = opts.status ?? 500
     this.expose = opts.expose ?? false
+    this.retryAfter = opts.retryAfter
   }
 }

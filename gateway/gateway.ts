@@ -19,6 +19,7 @@ import { SubjectBounds } from './bridge/bounds.js'
 import { Aggregate } from './bridge/aggregate.js'
 import { AggregateSessions } from './bridge/aggregate-sessions.js'
 import { InputRounds } from './bridge/input-rounds.js'
+import { Backoff } from './bridge/lifecycle.js'
 import { LanePool } from './bridge/lanes.js'
 import { Sessionless } from './bridge/sessionless.js'
 import { Outbound, queueLimits } from './bridge/outbound-budget.js'
@@ -33,7 +34,7 @@ import { metricsResponse } from './http/metrics.js'
 import { hostAllowed, hostname, type OriginPolicy } from './http/origin.js'
 import { rpcErrorResponse } from './http/respond.js'
 import { setUpIdentity, type Identity } from './identity.js'
-import { createAuditLog } from './observability/audit.js'
+import { type AuditLog, createAuditLog } from './observability/audit.js'
 import { createMetrics, type Gauges, zeroGauges, type Metrics } from './observability/metrics.js'
 import { startTracing, type Tracing } from './observability/tracing.js'
 import { grantsOf } from './policy/evaluate.js'
@@ -46,6 +47,7 @@ import { scopesOfRoles } from './policy/role-scopes.js'
 import { createPolicyStore } from './policy/store.js'
 import type { ToolPins } from './pins/pins.js'
 import { setUpToolPins } from './pins/setup.js'
+import { unlessAborted } from './timeout.js'
 
 const LOOPBACK = /^(127(?:\.\d{1,3}){3}|::1|localhost)$/
 
@@ -68,6 +70,14 @@ export interface StartOptions {
    * and the reapers' now (tests move it rather than wait).
    */
   sessionClock?: () => number
+  /** The clock of the backoff after a server failed to start, epoch ms (tests end one without waiting). */
+  startClock?: () => number
+  /**
+   * Aborted when start-up is to stop (a signal): a step waiting on the network (the store, the
+   * upstream IdP) is abandoned at once, what started is stopped, and the start rejects with the
+   * signal's reason.
+   */
+  signal?: AbortSignal
 }
 
 /** A running gateway. */
@@ -91,6 +101,8 @@ export interface Gateway {
   toolPins: ToolPins | undefined
   /** HTTP requests the main listener has received so far. */
   requests(): number
+  /** Calls `listener` on every request the main listener receives from now on. */
+  onRequest(listener: () => void): void
   /** Reloads the policy files now (SIGHUP); undefined when no policies are configured. */
   reloadPolicy(): ReloadResult | undefined
   /** Stops accepting, ends every session and process, stops the dev IdP. */
@@ -127,6 +139,8 @@ async function importBroker() {
  */
 export async function startGateway(config: GatewayConfig, o: StartOptions): Promise<Gateway> {
   const { log } = o
+  // Start-up's steps stop at the signal; once started, it no longer concerns the gateway.
+  let signal = o.signal
   const loopback = LOOPBACK.test(config.listen.host)
   if (!loopback && config.publicUrl === undefined) {
     throw new ConfigError([
@@ -145,7 +159,6 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const policy = createPolicyStore(config.policies ? loadPolicy(config.policies) : emptyPolicy(log))
   // An OTEL_* variable the gateway cannot honour fails here, before anything listens.
   const tracing = await startTracing(log)
-  const audit = createAuditLog(config.log.audit, log, o.auditDestination)
   // Filled in once the metrics exist; read by the pins gauge at scrape time.
   let pinned: ReturnType<typeof setUpToolPins>
   // Filled in once the registry and lanes exist (metrics are needed before: identity counts).
@@ -160,6 +173,12 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     },
   }
   const metrics = createMetrics(gauges)
+  // An audit file that fails a write is opened again with backoff, its lost events counted.
+  const audit = createAuditLog(config.log.audit, log, o.auditDestination, {
+    retry: new Backoff({ first: config.log.auditRetry, max: config.log.auditRetryMax }),
+    lost: (n) => metrics.auditEventsLost.inc(n),
+  })
+  const refuseUnaudited = config.log.auditOnFailure === 'refuse'
   // A pin file that does not load stops the start, before anything listens.
   pinned = setUpToolPins(config, { log, audit, metrics })
   // Every SSE stream the gateway returns, both eras and transports, is bounded by these.
@@ -216,7 +235,12 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const sharedStore = (): Promise<Store> =>
     (storing ??= (async () => {
       const { createStore } = await import('./store/create.js')
-      store = o.store ?? (await createStore(config.store, { log, readSecret }))
+      // Redis may not answer before its connect timeout: a stop does not wait for it.
+      store =
+        o.store ??
+        (await unlessAborted(createStore(config.store, { log, readSecret }), signal, (s) =>
+          s.close(),
+        ))
       return store
     })().catch((err: unknown) => {
       storing = undefined
@@ -238,19 +262,23 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     const revocations =
       code &&
       keys &&
-      (await code.RevocationList.start({
-        store: await sharedStore(),
-        // Plus a minute: a refresh already in flight when its grant is revoked may mint a token
-        // a little later, and that token must be refused to its end too (the outside review).
-        ttlMs: (brokerConfig.accessTokenTtl + config.auth.clockTolerance + 60) * 1000,
-        toleranceMs: config.auth.clockTolerance * 1000,
-        maxEntries: brokerConfig.revocationListMax,
-        tokensPerUser: brokerConfig.revocationsPerUser,
-        heartbeatMs: config.store.heartbeat,
-        cookieKeys: keys.cookieKeys,
-        log: log.child({ component: 'revocations' }),
-        onEvent: (event) => metrics.revocations.inc({ event }),
-      }))
+      (await unlessAborted(
+        code.RevocationList.start({
+          store: await sharedStore(),
+          // Plus a minute: a refresh already in flight when its grant is revoked may mint a token
+          // a little later, and that token must be refused to its end too (the outside review).
+          ttlMs: (brokerConfig.accessTokenTtl + config.auth.clockTolerance + 60) * 1000,
+          toleranceMs: config.auth.clockTolerance * 1000,
+          maxEntries: brokerConfig.revocationListMax,
+          tokensPerUser: brokerConfig.revocationsPerUser,
+          heartbeatMs: config.store.heartbeat,
+          cookieKeys: keys.cookieKeys,
+          log: log.child({ component: 'revocations' }),
+          onEvent: (event) => metrics.revocations.inc({ event }),
+        }),
+        signal,
+        (list) => list.close(),
+      ))
     const upstream = brokerConfig?.upstream
     identity = await setUpIdentity({
       config,
@@ -299,20 +327,25 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         perUser: config.credentials.secretsPerUser,
       })
       if (keys)
-        broker = await code!.startBroker({
-          config,
-          issuer: publicUrl,
-          keys,
-          store: shared,
-          sealer,
-          resources,
-          policy,
-          audit,
-          log: log.child({ component: 'broker' }),
-          readSecret,
-          peer: (c) => (c as Context<Vars>).get('clientIp'),
-          revocations: revocations!,
-        })
+        // The upstream's discovery may wait for its whole timeout: a stop does not.
+        broker = await unlessAborted(
+          code!.startBroker({
+            config,
+            issuer: publicUrl,
+            keys,
+            store: shared,
+            sealer,
+            resources,
+            policy,
+            audit,
+            log: log.child({ component: 'broker' }),
+            readSecret,
+            peer: (c) => (c as Context<Vars>).get('clientIp'),
+            revocations: revocations!,
+          }),
+          signal,
+          (b) => b.close(),
+        )
     }
   } catch (err) {
     pinned?.watcher.close()
@@ -367,6 +400,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     audit,
     metrics,
     filter,
+    policy,
     caps,
     outbound,
     gate,
@@ -379,6 +413,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     bounds,
     tracing,
     now: o.sessionClock,
+    startClock: o.startClock,
   })
   registry.start()
   gauges.sessions = () => registry.size
@@ -404,6 +439,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         cursorKey: endpointCursorKey(config),
         log: log.child({ endpoint: name }),
         onSkipped: (server) => metrics.endpointBackendsSkipped.inc({ endpoint: name, server }),
+        starts: registry.starts,
       }),
     ]),
   )
@@ -423,8 +459,12 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const reloader = config.policies
     ? watchPolicy(config.policies, policy, config.limits.policyReloadDebounce, (r) => {
         metrics.policyReloads.inc({ result: r.ok ? 'ok' : 'failed' })
-        if (r.ok) log.info({ files: r.files }, 'policy reloaded')
-        else
+        if (r.ok) {
+          log.info({ files: r.files }, 'policy reloaded')
+          // Open sessions whose user lost the server end now (their streams with them).
+          registry.withdrawRevoked()
+          endpointSessions.withdrawRevoked()
+        } else
           log.error(
             { problems: r.problems },
             'policy reload refused; the last good policy stays in force',
@@ -520,11 +560,17 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     origin,
     broker: broker?.routes,
     account,
+    // Only with refuse: a gateway that continues spends nothing on it per request.
+    auditFailing: refuseUnaudited ? () => audit.failing?.() : undefined,
     readiness: () => ({
-      problems: [identity.problem(), broker?.problem(), rates.problem().problem].filter(
-        (p): p is string => p !== undefined,
-      ),
+      problems: [
+        identity.problem(),
+        broker?.problem(),
+        rates.problem().problem,
+        refuseUnaudited ? auditProblem(audit, true) : undefined,
+      ].filter((p): p is string => p !== undefined),
       warnings: [
+        ...(refuseUnaudited ? [] : [auditProblem(audit, false)].filter((w) => w !== undefined)),
         ...(reloader?.lastError
           ? [
               `policy reload failed, the previous policy is in force: ${reloader.lastError.join('; ')}`,
@@ -549,6 +595,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     }),
   })
   handler = (req, env) => app.fetch(req, env as never)
+  signal = undefined
   const metricsServer = config.metrics.listen
     ? await listenMetrics(config.metrics.listen, metrics, {
         origins: [],
@@ -581,6 +628,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     outbound,
     toolPins: pins,
     requests: () => requestsSeen,
+    onRequest: (listener) => void http.on('request', () => listener()),
     reloadPolicy: () => reloader?.reload(),
     close: () =>
       (closing ??= (async () => {
@@ -609,10 +657,20 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         await broker?.close()
         await store?.close()
         await audit.flush()
+        audit.close?.()
         // Last: every session has ended (its duration recorded) and every span with it.
         await tracing.close()
       })()),
   }
+}
+
+/** What /readyz says while the audit log cannot be written. */
+function auditProblem(audit: AuditLog, refuse: boolean): string | undefined {
+  const failure = audit.failing?.()
+  if (failure === undefined) return undefined
+  return refuse
+    ? `audit log not writable: ${failure.code}; requests that would be audited are refused`
+    : `audit log not writable: ${failure.code}; audit events are being lost`
 }
 
 /**

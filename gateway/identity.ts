@@ -185,13 +185,15 @@ export async function setUpIdentity(o: {
         log.info({ jwksUri: keys.jwksUri }, 'issuer signing keys loaded')
       },
       (err: Error) => {
+        // Closed: the fetch was aborted, nothing to report or retry.
+        if (stopped) return
         problem = `issuer signing keys unavailable: ${err.message}`
         log.warn(
           { issuer, cause: (err.cause as Error | undefined)?.message },
           'issuer signing keys could not be fetched; retrying',
         )
         // Just past the discovery retry, so the next warm-up is not refused by its cool-down.
-        if (!stopped) retry = setTimeout(warm, auth.discoveryRetry + 500).unref()
+        retry = setTimeout(warm, auth.discoveryRetry + 500).unref()
       },
     )
   }

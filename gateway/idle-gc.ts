@@ -92,6 +92,15 @@ export class IdleCollector {
     return undefined
   }
 
+  /**
+   * Nothing is due until work comes back: quiet for QUIET_TICKS, the last tick found the heap
+   * not grown enough to collect, and neither a collection's second GC nor a retry is pending.
+   * Ticking on would only find the same (a process serving no request grows its heap little).
+   */
+  get settled(): boolean {
+    return this.firstFrom === undefined && !this.retry && this.quietTicks >= QUIET_TICKS
+  }
+
   private gc(): void {
     this.probe.collect()
     this.quietTicks = 0
@@ -116,11 +125,23 @@ function fullGc(): () => void {
   }
 }
 
-/** Starts the collector on this process (`quietMs` 0: not at all); its timer does not keep the process alive. */
+/** Where the serving process's requests are seen: counted, and each one told. */
+export interface RequestActivity {
+  /** Requests received so far. */
+  requests(): number
+  /** Calls `listener` on every request from now on. */
+  onRequest(listener: () => void): void
+}
+
+/**
+ * Starts the collector on this process (`quietMs` 0: not at all); its timer does not keep the
+ * process alive. With `activity` the timer stops once the collector has settled and the next
+ * request starts it again: an idle gateway ticks for nothing no longer.
+ */
 export function startIdleGc(
   quietMs: number,
   log: Logger,
-  requests?: () => number,
+  activity?: RequestActivity,
 ): { stop(): void } {
   if (quietMs === 0) return { stop() {} }
   const collect = fullGc()
@@ -130,9 +151,13 @@ export function startIdleGc(
   }
   const heapBytes = () => getHeapStatistics().total_physical_size
   const tickMs = quietMs / QUIET_TICKS
+  const requests = activity && (() => activity.requests())
   const collector = new IdleCollector(tickMs, { cpuMicros, heapBytes, collect, requests })
   const MB = 1024 * 1024
-  const timer = setInterval(() => {
+  let timer: NodeJS.Timeout | undefined
+  let stopped = false
+  const tick = () => {
+    timer = undefined
     const t0 = performance.now()
     const done = collector.tick()
     if (done)
@@ -144,7 +169,19 @@ export function startIdleGc(
         },
         'quiet: heap collected',
       )
-  }, tickMs)
-  timer.unref()
-  return { stop: () => clearInterval(timer) }
+    // Settled: no next tick until a request.
+    if (!activity || !collector.settled) start()
+  }
+  const start = () => {
+    if (timer === undefined && !stopped) timer = setTimeout(tick, tickMs).unref()
+  }
+  start()
+  activity?.onRequest(start)
+  return {
+    stop: () => {
+      stopped = true
+      clearTimeout(timer)
+      timer = undefined
+    },
+  }
 }

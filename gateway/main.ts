@@ -77,8 +77,9 @@ async function serve(args: string[]): Promise<number> {
     log.flush(() => process.exit(code))
   }
   // The signals are ours from the start: a stop asked for during start-up (the dev IdP, Redis,
-  // processes already up) lets start-up finish or fail, every start-up wait being bounded,
-  // then stops what started, under the same deadline as any shutdown.
+  // processes already up) abandons the step under way (a Redis or an upstream IdP that does not
+  // answer is not waited for), then stops what started, under the same deadline as any shutdown.
+  const starting = new AbortController()
   let gateway: Gateway | undefined
   let idleGc: { stop(): void } | undefined
   let stopping = false
@@ -101,6 +102,7 @@ async function serve(args: string[]): Promise<number> {
     setTimeout(() => exit(1), config.limits.shutdownDeadline).unref()
     if (gateway === undefined) {
       log.info({ signal }, 'signal during start-up: stopping once what has started can be')
+      starting.abort(new Error(`${signal} during start-up`))
       return
     }
     log.info({ signal }, 'shutting down')
@@ -120,6 +122,7 @@ async function serve(args: string[]): Promise<number> {
       insecureNoAuth: values['insecure-no-auth'] === true,
       // The embedded default is the development setup; a config file asks for it explicitly.
       allowDevIdp: values.config === undefined || values['dev-idp'] === true,
+      signal: starting.signal,
     })
   } catch (err) {
     if (!stopping) throw err
@@ -133,7 +136,7 @@ async function serve(args: string[]): Promise<number> {
     return new Promise<number>(() => {})
   }
   gateway = started
-  idleGc = startIdleGc(config.limits.idleGcAfter, log, () => started.requests())
+  idleGc = startIdleGc(config.limits.idleGcAfter, log, started)
   return new Promise<number>(() => {})
 }
 

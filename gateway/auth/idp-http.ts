@@ -18,6 +18,10 @@ export interface IdpHttp {
     url: string,
     init?: { headers?: Headers; signal?: AbortSignal; redirect?: 'manual' },
   ) => Promise<Response>
+  /**
+   * Ends the pool, aborting a request in flight: at shutdown nothing waits for an IdP's answer,
+   * and one that never answers would hold the exit for its whole timeout.
+   */
   close(): Promise<void>
 }
 
@@ -51,7 +55,7 @@ export function createIdpHttp(
       })
       return res as unknown as Response
     },
-    close: () => agent.close(),
+    close: () => agent.destroy(),
   }
 }
 

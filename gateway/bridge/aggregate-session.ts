@@ -85,6 +85,8 @@ export class AggregateSession {
   private readonly unlisten: () => void
   /** List-changed notifications already sent this tick (several backends, one notification). */
   private readonly sentThisTick = new Set<string>()
+  /** Whom the session's latest request came from: the policy decides what reaches them. */
+  private principal: Principal | undefined
 
   constructor(
     private readonly o: {
@@ -168,6 +170,24 @@ export class AggregateSession {
     return this.streams.listening
   }
 
+  /**
+   * Whether the policy in force now denies the session's user (the principal of its latest
+   * request) every backend of the endpoint: the session has nothing left to serve. Backends
+   * the user lacks a scope for are not denied: the client may step up on the same session.
+   */
+  get accessWithdrawn(): boolean {
+    return this.o.agg.deniedAll(this.principal ?? this.o.owner)
+  }
+
+  /** The policy left the session's user no backend: the session ends, its streams with it. */
+  withdraw(): void {
+    if (this.closed) return
+    this.o.log.info(
+      'the policy in force no longer grants access to any backend of the endpoint; session closed',
+    )
+    void this.close()
+  }
+
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
@@ -188,8 +208,14 @@ export class AggregateSession {
     sendSafely(this.transport, message, relatedRequestId, this.o.log)
   }
 
-  private reply(id: RequestId, result: unknown): void {
-    this.send({ jsonrpc: '2.0', id, result } as JSONRPCMessage, id)
+  /** Sends a result; false when it could not be serialized (the client got -32603 instead). */
+  private reply(id: RequestId, result: unknown): boolean {
+    return sendSafely(
+      this.transport,
+      { jsonrpc: '2.0', id, result } as JSONRPCMessage,
+      id,
+      this.o.log,
+    )
   }
 
   private async fromClient(
@@ -216,6 +242,7 @@ export class AggregateSession {
     }
     if (env.kind !== 'request') return
     const { principal, routed, bearer } = caller0
+    this.principal = principal
     const caller: AggregateCaller = { principal, bearer, log: this.o.log, accepted: Date.now() }
     const params = env.params ?? {}
     // SSE polling (MCP 2025-11-25 §Sending Messages 6, SEP-1699): a request still running after
@@ -227,13 +254,13 @@ export class AggregateSession {
         case 'initialize': {
           this.version = negotiate(params.protocolVersion, GATEWAY_PROTOCOL_VERSIONS[0]!)
           this.capabilities = isObject(params.capabilities) ? params.capabilities : {}
-          return this.reply(env.id, this.o.agg.initResult(principal, this.version))
+          return void this.reply(env.id, this.o.agg.initResult(principal, this.version))
         }
         case 'ping':
-          return this.reply(env.id, {})
+          return void this.reply(env.id, {})
         case 'logging/setLevel':
           this.logLevel = typeof params.level === 'string' ? params.level : undefined
-          return this.reply(env.id, {})
+          return void this.reply(env.id, {})
       }
       if (env.method in LISTS)
         return await this.list(env.id, env.method as ListMethod, params, caller)
@@ -350,7 +377,10 @@ export class AggregateSession {
         audit(got.outcome, got.error ? { code: got.error.code } : { toolError: true })
         if (got.error)
           return this.send(rpcError(id, got.error.code, got.error.message, got.error.data), id)
-        return this.reply(id, { content: [{ type: 'text', text: got.toolText }], isError: true })
+        return void this.reply(id, {
+          content: [{ type: 'text', text: got.toolText }],
+          isError: true,
+        })
       }
       credentials = got.credentials
     }
@@ -429,8 +459,9 @@ export class AggregateSession {
         return this.send(rpcError(id, capped.error.code, capped.error.message), id)
       }
       const result = await this.o.agg.publish(server, capped?.result ?? m.result ?? {}, caller)
-      audit(capped?.audit ?? { kind: 'ok' }, outcomeOf(m))
-      this.reply(id, result)
+      // The outcome is what the client got: -32603 when the reply could not be serialized.
+      if (this.reply(id, result)) audit(capped?.audit ?? { kind: 'ok' }, outcomeOf(m))
+      else audit({ kind: 'error', code: -32603 }, { code: -32603 })
     } finally {
       this.calls.delete(id)
       this.o.lanes.release(lane, backend)
@@ -517,6 +548,11 @@ export class AggregateSession {
     params: Record<string, unknown> | undefined,
   ): void {
     if (!this.o.agg.servers.includes(server)) return
+    // Decided by the policy loaded now, as on a listen stream: a user left with no backend is
+    // done; a backend they lost, or a URI they may no longer read, sends them nothing.
+    if (this.accessWithdrawn) return this.withdraw()
+    if (this.o.agg.notice(this.principal ?? this.o.owner, server, method, params) !== 'relay')
+      return
     if (LIST_CHANGED.has(method)) {
       if (this.sentThisTick.has(method)) return
       this.sentThisTick.add(method)

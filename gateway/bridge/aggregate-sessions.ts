@@ -101,6 +101,7 @@ export class AggregateSessions {
       },
     })
     this.sessions.set(id, session)
+    this.reaper.watch()
     return session
   }
 
@@ -109,6 +110,14 @@ export class AggregateSessions {
     return s === undefined || s.endpoint !== endpoint || s.owner !== ownerKey(principal)
       ? undefined
       : s
+  }
+
+  /**
+   * After a policy reload: sessions whose user the policy in force leaves no backend of their
+   * endpoint are closed now, their streams ended, not left open until their next request.
+   */
+  withdrawRevoked(): void {
+    for (const s of [...this.sessions.values()]) if (s.accessWithdrawn) s.withdraw()
   }
 
   async closeAll(): Promise<void> {
@@ -126,11 +135,13 @@ export class AggregateSessions {
     return true
   }
 
-  private reap(): void {
+  /** Ends the idle sessions; whether any session is left to watch. */
+  private reap(): boolean {
     const now = (this.o.now ?? Date.now)()
     for (const s of this.sessions.values()) {
       const idle = this.o.config.endpoints[s.endpoint]?.idleTimeout ?? 0
       if (s.pending === 0 && !s.listening && now - s.lastActive > idle) void s.close()
     }
+    return this.sessions.size > 0
   }
 }

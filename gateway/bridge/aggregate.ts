@@ -2,8 +2,10 @@ import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { EndpointConfig, GatewayConfig } from '../config/schema.js'
 import { decideAccess } from '../policy/evaluate.js'
+import { noticeOf, type Notice } from '../policy/notice.js'
 import type { PolicyStore } from '../policy/store.js'
 import type { CredentialGate } from './credential-gate.js'
+import { BridgeError } from './errors.js'
 import { decodeCursor, encodeCursor } from './endpoint-cursor.js'
 import { buildNameTable, type NameTable } from './endpoint-names.js'
 import { buildUriTable, type UriTable } from './endpoint-uris.js'
@@ -12,6 +14,7 @@ import { asksForTask, withoutTask, withoutTaskSupport } from './tasks.js'
 import type { LaneEvent } from './lane.js'
 import type { LanePool } from './lanes.js'
 import { ownerKey, type ResultFilter } from './session.js'
+import type { StartFailures } from './start-failures.js'
 
 /** The version an endpoint reports in its serverInfo. */
 export const ENDPOINT_VERSION = '1.0.0'
@@ -77,6 +80,8 @@ export class Aggregate {
       log: Logger
       /** Told when a backend is left out of a list (a metric). */
       onSkipped?: (server: string) => void
+      /** Which servers failed to start lately: left out of lists at once, never waited for. */
+      starts?: StartFailures
     },
   ) {
     this.name = o.name
@@ -93,6 +98,26 @@ export class Aggregate {
 
   close(): void {
     this.unsubscribe()
+  }
+
+  /** What becomes of a message a backend's process sends on its own to `principal` (policy/notice.ts). */
+  notice(
+    principal: Principal,
+    server: string,
+    method: string,
+    params: Record<string, unknown> | undefined,
+  ): Notice {
+    return noticeOf(this.o.policy.current, principal, server, method, params)
+  }
+
+  /**
+   * Whether the policy denies `principal` every backend (a backend it lacks a scope for is not
+   * denied: the client may step up and go on on the same session).
+   */
+  deniedAll(principal: Principal): boolean {
+    return this.servers.every(
+      (s) => decideAccess(this.o.policy.current, principal, s).effect === 'deny',
+    )
   }
 
   /** The backends `principal` may use, in the endpoint's order. */
@@ -283,7 +308,9 @@ export class Aggregate {
       else {
         skipped.push(server)
         this.o.onSkipped?.(server)
-        caller.log.warn(
+        // A server failing to start was logged once, when it failed; not on every list.
+        const failing = r.reason instanceof BridgeError && r.reason.code === 'server_unavailable'
+        caller.log[failing ? 'debug' : 'warn'](
           { endpoint: this.name, server, method, err: { message: (r.reason as Error).message } },
           "a backend could not list; left out of the endpoint's list",
         )
@@ -414,6 +441,11 @@ export class Aggregate {
     const credentials = gate?.needs(server)
       ? await gate.initial(server, caller.principal, caller.bearer)
       : undefined
+    // A server failing to start (or being probed) is left out now: a list never spawns nor
+    // waits for it. Its processes already running would serve, but a new one is what it lacks.
+    const starter = { principal: caller.principal, fingerprint: credentials?.fingerprint }
+    if (this.o.starts?.isFailing(server, starter))
+      throw new BridgeError('server_unavailable', `server ${server} could not be started`)
     const lane = await lanes.acquire(
       server,
       caller.principal,

@@ -8,6 +8,7 @@ export type BridgeErrorCode =
   | 'too_many_sessions' // 503
   | 'subject_session_limit' // 429
   | 'spawn_failed' // 502: the server process could not start
+  | 'server_unavailable' // 503: its last start failed; no process is tried before retryAfter
   | 'client_gone' // 499: the client disconnected before its request could run
 
 const STATUS: Record<BridgeErrorCode, number> = {
@@ -17,13 +18,14 @@ const STATUS: Record<BridgeErrorCode, number> = {
   too_many_sessions: 503,
   subject_session_limit: 429,
   spawn_failed: 502,
+  server_unavailable: 503,
   client_gone: 499,
 }
 
 /** A bridge failure; its message is safe for the client. */
 export class BridgeError extends GatewayError<BridgeErrorCode> {
-  constructor(code: BridgeErrorCode, message: string, cause?: unknown) {
-    super(code, message, { status: STATUS[code], expose: true, cause })
+  constructor(code: BridgeErrorCode, message: string, cause?: unknown, retryAfter?: number) {
+    super(code, message, { status: STATUS[code], expose: true, cause, retryAfter })
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { GatewayConfig } from '../config/schema.js'
-import type { Hold, Scope, Where } from './bounds.js'
+import type { Hold, Scope } from './bounds.js'
+import { HoldCounts } from './hold-counts.js'
 import { HELD, type Lane, type LaneUser } from './lane.js'
 import type { LaneEvents } from './lane-events.js'
 
@@ -26,11 +27,10 @@ export class LaneSet {
   /** Lanes whose process is being ended: they count toward the bounds until it has exited. */
   private readonly ending = new Map<Lane, Promise<void>>()
   /**
-   * `count` of every scope a bound names (`whereOf`): live, starting and ending lanes, kept as
-   * each enters or leaves one of the three, so checking the bounds before a start reads four
-   * numbers instead of testing every lane four times.
+   * `count` of every scope a bound names: live, starting and ending lanes, kept as each enters
+   * or leaves one of the three.
    */
-  private readonly held = new Map<string, number>()
+  private readonly held = new HoldCounts()
 
   constructor(
     private readonly o: {
@@ -42,6 +42,8 @@ export class LaneSet {
       events: LaneEvents
       /** A lane was released, ended or forgotten: waiting requests look again. */
       changed(): void
+      /** A lane was added: the idle reaper watches from now on. */
+      added?(): void
     },
   ) {}
 
@@ -72,14 +74,15 @@ export class LaneSet {
     }
     list.push(lane)
     this.live++
-    this.tally(lane, 1)
+    this.held.add(lane)
     lane.child.onexit = () => this.lost(lane)
+    this.o.added?.()
   }
 
   /** Every live lane, forgotten (shutdown). */
   takeAll(): Lane[] {
     const all = [...this.lanes.values()].flat()
-    for (const lane of all) this.tally(lane, -1)
+    for (const lane of all) this.held.remove(lane)
     this.lanes.clear()
     this.pairs.clear()
     this.live = 0
@@ -90,7 +93,7 @@ export class LaneSet {
   begin(hold: Hold): void {
     if (this.starting.has(hold)) return
     this.starting.add(hold)
-    this.tally(hold, 1)
+    this.held.add(hold)
     const pair = pairOf(hold.server, hold.owner)
     this.startingOf.set(pair, (this.startingOf.get(pair) ?? 0) + 1)
   }
@@ -98,7 +101,7 @@ export class LaneSet {
   /** The start `begin` counted is over: its lane is live (`add`), or none came. */
   end(hold: Hold): void {
     if (!this.starting.delete(hold)) return
-    this.tally(hold, -1)
+    this.held.remove(hold)
     const pair = pairOf(hold.server, hold.owner)
     const left = (this.startingOf.get(pair) ?? 1) - 1
     if (left === 0) this.startingOf.delete(pair)
@@ -157,7 +160,7 @@ export class LaneSet {
 
   /** Lanes in `scope`, live (running, parked or idle), starting, or ending. */
   count(scope: Scope): number {
-    if (scope.where !== undefined) return this.held.get(whereOf(scope.where)) ?? 0
+    if (scope.where !== undefined) return this.held.of(scope.where)
     let n = 0
     for (const list of this.lanes.values()) for (const l of list) if (scope(l)) n++
     for (const h of this.starting) if (scope(h)) n++
@@ -218,11 +221,11 @@ export class LaneSet {
     if (closing === undefined) {
       closing = lane.child.close().finally(() => {
         this.ending.delete(lane)
-        this.tally(lane, -1)
+        this.held.remove(lane)
         this.o.changed()
       })
       this.ending.set(lane, closing)
-      this.tally(lane, 1)
+      this.held.add(lane)
     }
     return closing
   }
@@ -239,16 +242,6 @@ export class LaneSet {
     }
   }
 
-  /** `h` entered (1) or left (-1) the live, starting or ending lanes: the counts it is in follow. */
-  private tally(h: Hold, by: 1 | -1): void {
-    for (const where of [{}, { server: h.server }, { owner: h.owner }, h]) {
-      const key = whereOf(where)
-      const n = (this.held.get(key) ?? 0) + by
-      if (n === 0) this.held.delete(key)
-      else this.held.set(key, n)
-    }
-  }
-
   /** Forgets a lane whose process is gone or going; whoever used it hears so. */
   private lost(lane: Lane): void {
     const list = this.lanes.get(lane.key)
@@ -256,7 +249,7 @@ export class LaneSet {
     if (list !== undefined && i !== -1) {
       list.splice(i, 1)
       this.live--
-      this.tally(lane, -1)
+      this.held.remove(lane)
       if (list.length === 0) {
         this.lanes.delete(lane.key)
         const pair = pairOf(lane.server, lane.owner)
@@ -278,12 +271,6 @@ export class LaneSet {
 /** The index of `server` and `owner`'s lanes (as lane-waiters.ts names its queues). */
 function pairOf(server: string, owner: string): string {
   return `${server}\n${owner}`
-}
-
-/** The key of `held` for a scope limited to `where`: `*` stands for any server or owner. */
-function whereOf(where: Where): string {
-  const { server, owner } = where
-  return `${server === undefined ? '*' : `=${server}`}\n${owner === undefined ? '*' : `=${owner}`}`
 }
 
 /**

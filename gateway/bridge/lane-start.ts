@@ -7,6 +7,7 @@ import { BridgeError } from './errors.js'
 import { exchange, initializeChild, initializeTimeout, type InitResult } from './handshake.js'
 import { LANE_CLIENT_CAPABILITIES } from './lane.js'
 import { ownerKey } from './session.js'
+import type { StartFailures } from './start-failures.js'
 
 /** Where lanes' processes come from (the session registry's pools and shared processes). */
 export interface ProcessSource {
@@ -19,6 +20,8 @@ export interface ProcessSource {
   ): Promise<Child>
   /** The identity a process of `server` is started with for `principal` (identityEnv), if any. */
   identityOf(server: string, principal: Principal): string | undefined
+  /** Which servers failed to start lately: no lane is started for them meanwhile. */
+  readonly starts?: StartFailures
 }
 
 /**
@@ -40,7 +43,8 @@ export function laneKey(
 /**
  * A process of `server` for a new lane of `principal`, initialized by the gateway with every
  * client capability a sessionless request may bring, and asked for every log level.
- * @throws BridgeError `spawn_failed` when it cannot start or initialize (it is closed)
+ * @throws BridgeError `spawn_failed` when it cannot start or initialize (it is closed),
+ * `server_unavailable` while the server is failing to start (start-failures.ts)
  */
 export async function startLaneProcess(
   o: { config: GatewayConfig; source: ProcessSource },
@@ -54,7 +58,16 @@ export async function startLaneProcess(
 ): Promise<{ child: Child; init: InitResult }> {
   const { server, principal, log, accepted, credentials } = ask
   const config = o.config.servers[server]!
-  const child = await o.source.process(server, principal, log, accepted, credentials)
+  // A server that failed to start lately is refused here (503), before any process.
+  const fingerprint = credentials?.fingerprint
+  const attempt = await o.source.starts?.admit(server, { principal, fingerprint })
+  const child = await o.source
+    .process(server, principal, log, accepted, credentials)
+    .catch((err: unknown) => {
+      if (err instanceof BridgeError && err.code === 'spawn_failed') attempt?.failed()
+      else attempt?.abandoned()
+      throw err
+    })
   const timeout = initializeTimeout(config)
   try {
     const init = await initializeChild(child, timeout, LANE_CLIENT_CAPABILITIES)
@@ -67,8 +80,10 @@ export async function startLaneProcess(
     ) {
       await exchange(child, 'logging/setLevel', { level: 'debug' }, timeout)
     }
+    attempt?.succeeded()
     return { child, init }
   } catch (err) {
+    attempt?.failed()
     await child.close()
     log.error({ err: { message: (err as Error).message } }, 'server process failed to initialize')
     throw new BridgeError('spawn_failed', 'the MCP server could not be started', err)

@@ -56,6 +56,7 @@ export class LanePool implements Holders {
       log: o.log,
       events: this.events,
       changed: () => this.waiting.wakeAll(),
+      added: () => this.reaper.watch(),
     })
     this.leases = new LaneLeases({
       ...o,
@@ -68,7 +69,10 @@ export class LanePool implements Holders {
     })
     this.reaper = startReaper(
       [limits.laneIdle, ...Object.values(o.config.servers).map((c) => c.idleTimeout)],
-      () => this.lanes.reap(limits.laneIdle),
+      () => {
+        this.lanes.reap(limits.laneIdle)
+        return this.lanes.size > 0
+      },
     )
     o.bounds.join({ lanes: this })
   }

@@ -18,23 +18,50 @@ const REAP_FLOOR_MS = 50
 /** How often a drain looks whether work is still in flight, in ms (a pace: the grace is the bound). */
 export const DRAIN_POLL_MS = 25
 
-/** A running periodic task; `stop` ends it. */
+/** An idle sweep that runs while there is something to sweep. */
 export interface Reaper {
+  /** A holder was added: sweeps run from now on, until one finds nothing left to watch. */
+  watch(): void
+  /** Ends the sweeps for good (shutdown). */
   stop(): void
 }
 
 /**
  * Runs `sweep` every half of the shortest idle timeout in `idles` (0: none), at most every
- * `REAP_INTERVAL_MS`, so nothing idle outlives its timeout by more than half of it. The timer
- * never holds the process open.
+ * `REAP_INTERVAL_MS`, so nothing idle outlives its timeout by more than half of it. Sweeps run
+ * only while there are holders: from the first `watch()` until a sweep returns false (it held
+ * nothing more to watch), and again from the next `watch()`; an idle gateway ticks for nothing.
+ * The timer never holds the process open.
  */
-export function startReaper(idles: readonly number[], sweep: () => void): Reaper {
-  const every = Math.max(
+export function startReaper(idles: readonly number[], sweep: () => boolean): Reaper {
+  const every = reapEvery(idles)
+  let timer: NodeJS.Timeout | undefined
+  let stopped = false
+  const arm = () => {
+    timer = setTimeout(run, every).unref()
+  }
+  const run = () => {
+    timer = undefined
+    if (sweep() && !stopped && timer === undefined) arm()
+  }
+  return {
+    watch: () => {
+      if (timer === undefined && !stopped) arm()
+    },
+    stop: () => {
+      stopped = true
+      clearTimeout(timer)
+      timer = undefined
+    },
+  }
+}
+
+/** How often the sweeps of holders with idle timeouts `idles` (0: none) run, in ms. */
+export function reapEvery(idles: readonly number[]): number {
+  return Math.max(
     REAP_FLOOR_MS,
     Math.min(REAP_INTERVAL_MS, ...idles.filter((t) => t > 0).map((t) => t / 2)),
   )
-  const timer = setInterval(sweep, every).unref()
-  return { stop: () => clearInterval(timer) }
 }
 
 /**

@@ -41,6 +41,10 @@ export class ProcessPool {
   private starting = 0
   /** Warm processes spawning. */
   private warming = 0
+  /** Those warm processes, each until it is warm or ended: shutdown waits for them. */
+  private readonly loading = new Set<Promise<void>>()
+  /** Those spawned and not warm yet (priming, initializing): shutdown ends them at once. */
+  private readonly unready = new Set<Child>()
   /** Whether new warm processes are primed with a ping (false once a server exited on one). */
   private primeable = true
   private inUse = 0
@@ -156,13 +160,20 @@ export class ProcessPool {
     return child
   }
 
-  /** Stops refilling and ends the warm processes (sessions end their own). */
+  /**
+   * Stops refilling and ends the warm processes, those still loading included: a process
+   * spawned just before shutdown would otherwise outlive the gateway (sessions end their own).
+   */
   async close(): Promise<void> {
     this.closed = true
     clearTimeout(this.retry)
     clearTimeout(this.cooling)
     for (const wake of this.waiters.splice(0)) wake(undefined)
-    await Promise.all(this.idle.splice(0).map((c) => c.close()))
+    await Promise.all([
+      ...this.idle.splice(0).map((c) => c.close()),
+      ...[...this.unready].map((c) => c.close()),
+      ...this.loading,
+    ])
   }
 
   /**
@@ -210,48 +221,60 @@ export class ProcessPool {
     while (this.idle.length + this.warming - this.waiters.length < this.wanted && this.size < max) {
       this.starting++
       this.warming++
-      spawnChild(this.o.config, this.o.log.child({ warm: true }))
+      const loading = spawnChild(this.o.config, this.o.log.child({ warm: true }))
         .then(async (child) => {
-          if (this.primeable) {
-            await primed(child, this.o.config.pool.primeTimeout)
-            // Some servers exit on any request before initialize: prime no more, and start over.
-            if (!child.alive) {
-              this.primeable = false
-              this.o.log.warn(
-                'server process exited on a ping before initialize; warm processes are no longer primed',
-              )
+          this.unready.add(child)
+          try {
+            // Shut down while it spawned: ended at once, not primed first.
+            if (this.closed) {
               this.starting--
               this.warming--
-              return this.refill()
+              return await child.close()
             }
-          }
-          if (this.o.config.pool.preinitialize && child.alive) {
-            const init = await initializeChild(child, initializeTimeout(this.o.config)).catch(
-              (err: Error) => {
-                this.o.log.error(
-                  { err: { message: err.message }, pid: child.pid },
-                  'warm server process failed to initialize',
+            if (this.primeable) {
+              await primed(child, this.o.config.pool.primeTimeout)
+              // Some servers exit on any request before initialize: prime no more, and start over
+              // (unless shutdown ended it).
+              if (!child.alive && !this.closed) {
+                this.primeable = false
+                this.o.log.warn(
+                  'server process exited on a ping before initialize; warm processes are no longer primed',
                 )
-                return undefined
-              },
-            )
-            if (init === undefined) {
-              await child.close()
-              throw new Error('initialize failed')
+                this.starting--
+                this.warming--
+                return this.refill()
+              }
             }
-            this.initialized.set(child, init)
+            if (this.o.config.pool.preinitialize && child.alive) {
+              const init = await initializeChild(child, initializeTimeout(this.o.config)).catch(
+                (err: Error) => {
+                  this.o.log.error(
+                    { err: { message: err.message }, pid: child.pid },
+                    'warm server process failed to initialize',
+                  )
+                  return undefined
+                },
+              )
+              if (init === undefined) {
+                await child.close()
+                throw new Error('initialize failed')
+              }
+              this.initialized.set(child, init)
+            }
+            this.starting--
+            this.warming--
+            if (this.closed || !child.alive) return void child.close()
+            this.backoff.reset()
+            this.o.log.debug({ pid: child.pid }, 'warm server process ready')
+            const waiter = this.waiters.shift()
+            if (waiter !== undefined) return waiter(child)
+            // Loading when the target fell back to pool.min: not wanted any more.
+            if (this.idle.length >= this.wanted) return void child.close()
+            child.onexit = () => this.onWarmExit(child)
+            this.idle.push(child)
+          } finally {
+            this.unready.delete(child)
           }
-          this.starting--
-          this.warming--
-          if (this.closed || !child.alive) return void child.close()
-          this.backoff.reset()
-          this.o.log.debug({ pid: child.pid }, 'warm server process ready')
-          const waiter = this.waiters.shift()
-          if (waiter !== undefined) return waiter(child)
-          // Loading when the target fell back to pool.min: not wanted any more.
-          if (this.idle.length >= this.wanted) return void child.close()
-          child.onexit = () => this.onWarmExit(child)
-          this.idle.push(child)
         })
         .catch((err: Error) => {
           this.starting--
@@ -263,9 +286,11 @@ export class ProcessPool {
           this.later()
         })
         .finally(() => {
+          this.loading.delete(loading)
           // A waiting session whose warm process will not come looks again.
           if (this.waiters.length > this.warming) this.waiters.shift()?.(undefined)
         })
+      this.loading.add(loading)
     }
   }
 

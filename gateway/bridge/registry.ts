@@ -6,16 +6,19 @@ import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Tracing } from '../observability/tracing.js'
 import type { Metrics } from '../observability/metrics.js'
+import type { PolicyStore } from '../policy/store.js'
 import { SubjectBounds, type Hold, type Holders, type Scope } from './bounds.js'
 import type { Child } from './child.js'
 import type { CredentialGate } from './credential-gate.js'
 import { BridgeError } from './errors.js'
+import { HoldCounts } from './hold-counts.js'
 import { Outbound, queueLimits } from './outbound-budget.js'
 import { drain, startReaper, type Reaper } from './lifecycle.js'
 import { ProcessPool } from './pool.js'
 import type { OutputCaps } from './result-cap.js'
 import { ownerKey, Session, type ClientTransport, type ResultFilter } from './session.js'
 import { SharedServer } from './shared.js'
+import { type StartAttempt, StartFailures } from './start-failures.js'
 
 /**
  * Random bytes in a session id (192 bits, base64url: visible ASCII only). Not a setting: MCP
@@ -36,6 +39,12 @@ export class SessionRegistry implements Holders {
   private readonly sessions = new Map<string, Session>()
   /** Sessions whose process is being taken: they count toward every limit already. */
   private readonly opening = new Set<Hold>()
+  /**
+   * `count` of every scope a bound names: live sessions and sessions being opened, kept as
+   * each enters or leaves one of the two (in `open`, and in a session's `onclose`), so an
+   * initialize checks the bounds in four reads whatever the number of sessions open.
+   */
+  private readonly held = new HoldCounts()
   private readonly pools = new Map<string, ProcessPool>()
   private readonly shared = new Map<string, SharedServer>()
   private readonly reaper: Reaper
@@ -45,6 +54,8 @@ export class SessionRegistry implements Holders {
   private readonly outbound: Outbound
   /** The limits sessions share with sessionless lanes. */
   readonly bounds: SubjectBounds
+  /** Which servers failed to start lately: sessions, lanes and endpoints start none meanwhile. */
+  readonly starts: StartFailures
 
   /** Each server's logger: sessions log through it (never through the request that opened them). */
   private readonly serverLogs = new Map<string, Logger>()
@@ -54,6 +65,8 @@ export class SessionRegistry implements Holders {
       config: GatewayConfig
       log: Logger
       filter?: ResultFilter
+      /** The live policy, handed to every session (what servers send on their own follows it). */
+      policy?: PolicyStore
       /** Output caps, handed to every session. */
       caps?: OutputCaps
       audit?: AuditLog
@@ -70,8 +83,17 @@ export class SessionRegistry implements Holders {
       now?: () => number
       /** Where a session's end is recorded (`mcp.server.session.duration`). */
       tracing?: Tracing
+      /** The clock of the start-failure memory's backoff windows (tests end one without waiting). */
+      startClock?: () => number
     },
   ) {
+    this.starts = new StartFailures({
+      config: o.config,
+      log: o.log,
+      metrics: o.metrics,
+      now: o.startClock,
+      identityOf: (server, p) => this.identityOf(server, p),
+    })
     this.outbound =
       o.outbound ?? new Outbound(queueLimits(o.config), o.metrics, o.config.limits.sseKeepAlive)
     this.bounds = o.bounds ?? new SubjectBounds({ config: o.config, log: o.log })
@@ -132,6 +154,7 @@ export class SessionRegistry implements Holders {
     // pass the bounds while their processes start.
     const slot: Hold = { server, owner }
     this.opening.add(slot)
+    this.held.add(slot)
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const id =
       this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
@@ -143,11 +166,27 @@ export class SessionRegistry implements Holders {
     const gate = this.o.gate?.needs(server) ? this.o.gate : undefined
     let child: Child
     let initial: ResolvedCredentials | undefined
+    let attempt: StartAttempt
     try {
       initial = gate && (await gate.initial(server, principal, bearer))
-      child = await this.process(server, principal, sessionLog, Date.now(), initial)
+      // A server that failed to start lately is refused here (503), before any process.
+      // The client's own initialize reaches this process: a failure is counted against its
+      // user only, so one user cannot get the server refused for everyone.
+      attempt = await this.starts.admit(server, {
+        principal,
+        fingerprint: initial?.fingerprint,
+        ownInitialize: true,
+      })
+      child = await this.process(server, principal, sessionLog, Date.now(), initial).catch(
+        (err: unknown) => {
+          if (err instanceof BridgeError && err.code === 'spawn_failed') attempt.failed()
+          else attempt.abandoned()
+          throw err
+        },
+      )
     } finally {
       this.opening.delete(slot)
+      this.held.remove(slot)
     }
     const session = new Session({
       id,
@@ -157,6 +196,7 @@ export class SessionRegistry implements Holders {
       child,
       log: sessionLog.child({ pid: child.pid }),
       filter: this.o.filter,
+      policy: this.o.policy,
       caps: this.o.caps,
       audit: this.o.audit,
       metrics: this.o.metrics,
@@ -164,7 +204,9 @@ export class SessionRegistry implements Holders {
       transport,
       now: this.o.now,
       onclose: (s) => {
-        this.sessions.delete(s.id)
+        // Every way a session ends (DELETE, reaped, reclaimed, its process gone, shutdown)
+        // passes here, once.
+        if (this.sessions.delete(s.id)) this.held.remove(s)
         this.o.tracing?.sessionEnded({
           durationMs: Date.now() - s.opened,
           protocolVersion: s.version,
@@ -177,7 +219,16 @@ export class SessionRegistry implements Holders {
           spawn: (c) => this.process(server, principal, sessionLog, Date.now(), c),
         },
     })
+    // Started once its server answered initialize; exiting or silent before that, not started
+    // (a process gone by then, even before the session heard it exit, did not start either).
+    void session.initialized.then((outcome) => {
+      if (outcome.ok) attempt.succeeded()
+      else if (outcome.startFailed || !child.alive) attempt.failed()
+      else attempt.abandoned()
+    })
     this.sessions.set(id, session)
+    this.held.add(session)
+    this.reaper.watch()
     log.info({ session: random.slice(0, 8), pid: child.pid, mode: config.mode }, 'session opened')
     return session
   }
@@ -251,6 +302,14 @@ export class SessionRegistry implements Holders {
    * these processes), at most the longest `shutdownGrace` of the servers concerned, then ends
    * every session, warm process and shared process.
    */
+  /**
+   * After a policy reload: sessions whose user the policy in force no longer lets use their
+   * server are closed now, their streams ended, not left open until their next request.
+   */
+  withdrawRevoked(): void {
+    for (const s of [...this.sessions.values()]) if (s.accessWithdrawn) s.withdraw()
+  }
+
   async closeAll(othersBusy: () => boolean = () => false): Promise<void> {
     this.closingAt = Date.now()
     this.reaper.stop()
@@ -285,6 +344,7 @@ export class SessionRegistry implements Holders {
 
   /** Sessions, and sessions being opened, that `of` selects. */
   count(of: Scope): number {
+    if (of.where !== undefined) return this.held.of(of.where)
     let n = 0
     for (const s of this.sessions.values()) if (of(s)) n++
     for (const s of this.opening) if (of(s)) n++
@@ -315,7 +375,8 @@ export class SessionRegistry implements Holders {
     return true
   }
 
-  private reapIdle(): void {
+  /** Ends the idle sessions; whether any session is left to watch. */
+  private reapIdle(): boolean {
     const now = (this.o.now ?? Date.now)()
     for (const session of this.sessions.values()) {
       const idle = this.o.config.servers[session.server]?.idleTimeout ?? 0
@@ -335,5 +396,6 @@ export class SessionRegistry implements Holders {
         void session.close()
       }
     }
+    return this.sessions.size > 0
   }
 }

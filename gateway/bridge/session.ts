@@ -6,6 +6,9 @@ import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { auditAllowed, listOutcome, type AuditOutcome } from '../observability/allowed.js'
 import type { Decided } from '../policy/decided.js'
+import { decideAccess } from '../policy/evaluate.js'
+import { noticeOf } from '../policy/notice.js'
+import type { PolicyStore } from '../policy/store.js'
 import { outcomeOf } from '../observability/tracing.js'
 import { randomBytes } from 'node:crypto'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
@@ -108,6 +111,9 @@ export function ownerKey(p: Pick<Principal, 'iss' | 'sub'>): string {
 
 const owners = new WeakMap<object, { iss: string; sub: string; key: string }>()
 
+/** How a session's `initialize` ended (see {@link Session.initialized}). */
+export type InitOutcome = { ok: true } | { ok: false; error: RpcErrorObject; startFailed?: boolean }
+
 /**
  * One MCP session: an SDK Streamable HTTP server transport facing the client, relaying raw
  * JSON-RPC to and from its own stdio process. Replies route by id; progress by token; other
@@ -133,10 +139,13 @@ export class Session implements GatedSession {
   /**
    * How the session's `initialize` ended: its result, or the error the client got (from the
    * server, or the gateway's when the request never reached it). A session whose initialize
-   * failed must not outlive that response.
+   * failed must not outlive that response. `startFailed`: the process exited, or stayed silent
+   * past the timeout, before it answered (a start failure, bridge/start-failures.ts).
    */
-  readonly initialized: Promise<{ ok: true } | { ok: false; error: RpcErrorObject }>
-  private settleInit!: (outcome: { ok: true } | { ok: false; error: RpcErrorObject }) => void
+  readonly initialized: Promise<InitOutcome>
+  private settleInit!: (outcome: InitOutcome) => void
+  /** Whether `initialized` has settled (a process exiting after that is no start failure). */
+  private initSettled = false
   private readonly inflight = new Map<RequestId, InFlight>()
   private readonly streams: SessionStreams
   private readonly progress = new Map<RequestId, RequestId>()
@@ -174,6 +183,11 @@ export class Session implements GatedSession {
       child: Child
       log: Logger
       filter?: ResultFilter
+      /**
+       * The live policy: what the server sends on its own is decided by it on arrival
+       * (policy/notice.ts). None: everything is relayed (tests of the relay alone).
+       */
+      policy?: PolicyStore
       /** Output caps (servers.<name>.output); none: results pass as they are. */
       caps?: OutputCaps
       audit?: AuditLog
@@ -189,7 +203,12 @@ export class Session implements GatedSession {
       credentials?: SessionCredentials
     },
   ) {
-    this.initialized = new Promise((resolve) => (this.settleInit = resolve))
+    this.initialized = new Promise((resolve) => {
+      this.settleInit = (outcome) => {
+        this.initSettled = true
+        resolve(outcome)
+      }
+    })
     this.id = o.id
     this.server = o.server
     this.owner = ownerKey(o.owner)
@@ -277,6 +296,17 @@ export class Session implements GatedSession {
   /** Sends a message of the gateway's own to the client (a refusal, on transports without a reply body). */
   tell(message: JSONRPCMessage, relatedId?: RequestId): void {
     this.send(message, this.o.config.responses === 'json' ? undefined : relatedId)
+  }
+
+  /**
+   * Whether the policy in force now takes the server away from the session's user (the
+   * principal of its latest request): its next request would be refused.
+   */
+  get accessWithdrawn(): boolean {
+    const policy = this.o.policy?.current
+    if (policy === undefined) return false
+    // Denied, not merely challenged: a client that steps up goes on on the same session.
+    return decideAccess(policy, this.principal ?? this.o.owner, this.server).effect === 'deny'
   }
 
   /** Number of client requests awaiting a reply. */
@@ -485,7 +515,8 @@ export class Session implements GatedSession {
       }
       // The reply goes first, its audit line after: the line is not on the client's path.
       const end = performance.now()
-      this.send(message)
+      // The outcome is what the client got: -32603 when the reply could not be serialized.
+      if (!this.sent(message)) outcome = { kind: 'error', code: -32603 }
       this.audit(req, outcome, end)
       req.decided?.span?.end(outcomeOf(m))
       return
@@ -493,6 +524,17 @@ export class Session implements GatedSession {
     if (env.kind === 'invalid') {
       this.o.log.warn('server sent an invalid JSON-RPC message; dropped')
       return
+    }
+    // What the server sends on its own follows the policy loaded now (as on a listen stream).
+    const policy = this.o.policy?.current
+    if (policy !== undefined) {
+      const principal = this.principal ?? this.o.owner
+      const notice = noticeOf(policy, principal, this.server, env.method, env.params)
+      if (notice === 'withdrawn') return this.withdraw()
+      if (notice === 'drop') return
+      // The client may step up and go on on this session: until then it hears no notification
+      // (a request of the server's belongs to a client request allowed before, and goes on).
+      if (notice === 'challenged' && env.kind === 'notification') return
     }
     if (env.kind === 'notification' && env.method === 'notifications/tasks/status') {
       if (!this.taskShown(env.params)) return
@@ -549,7 +591,12 @@ export class Session implements GatedSession {
 
   /** Hands a message to the transport (stream-transport.ts `sendSafely`: never throws). */
   private send(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
-    sendSafely(this.transport, message, relatedRequestId, this.o.log)
+    this.sent(message, relatedRequestId)
+  }
+
+  /** {@link send}, false when the message could not be serialized (a reply's client got -32603). */
+  private sent(message: JSONRPCMessage, relatedRequestId?: RequestId): boolean {
+    return sendSafely(this.transport, message, relatedRequestId, this.o.log)
   }
 
   /** `end`: when the server's reply came, if it is not now. */
@@ -661,11 +708,11 @@ export class Session implements GatedSession {
     return run
   }
 
-  private reply(id: RequestId, code: number, text: string): void {
+  private reply(id: RequestId, code: number, text: string, startFailed = false): void {
     const req = this.inflight.get(id)
     if (req === undefined) return
     if (req.method === 'initialize')
-      this.settleInit({ ok: false, error: rpcErrorObject(code, text) })
+      this.settleInit({ ok: false, error: rpcErrorObject(code, text), startFailed })
     this.settle(id, req)
     this.audit(req, { kind: 'error', code })
     this.send(rpcError(id, code, text))
@@ -704,7 +751,8 @@ export class Session implements GatedSession {
 
   private timeOut(id: RequestId): void {
     this.o.log.warn({ requestTimeout: this.o.config.requestTimeout }, 'server request timed out')
-    this.reply(id, RPC.requestTimeout, 'the MCP server did not answer in time')
+    const initialize = this.inflight.get(id)?.method === 'initialize'
+    this.reply(id, RPC.requestTimeout, 'the MCP server did not answer in time', initialize)
     void this.child
       .send({
         jsonrpc: '2.0',
@@ -712,6 +760,16 @@ export class Session implements GatedSession {
         params: { requestId: id, reason: 'timeout' },
       } as JSONRPCMessage)
       .catch(() => {})
+  }
+
+  /**
+   * The policy took the server away from the session's user: the session ends (its streams
+   * with it); the client's next request finds no session.
+   */
+  withdraw(): void {
+    if (this.closed) return
+    this.o.log.info('the policy in force no longer grants access to the server; session closed')
+    void this.close()
   }
 
   private failInflight(code: number, text: string): void {
@@ -722,6 +780,13 @@ export class Session implements GatedSession {
     if (this.closed) return
     this.o.log.warn({ pending: this.inflight.size }, 'server process exited; ending its session')
     this.o.metrics?.childExits.inc({ server: this.server })
+    // Before its initialize was answered (sent yet or not), the process never started.
+    if (!this.initSettled)
+      this.settleInit({
+        ok: false,
+        error: rpcErrorObject(RPC.connectionClosed, 'the MCP server process exited'),
+        startFailed: true,
+      })
     this.failInflight(RPC.connectionClosed, 'the MCP server process exited')
     void this.close()
   }

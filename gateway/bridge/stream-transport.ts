@@ -72,9 +72,10 @@ export function sendSafely(
   message: JSONRPCMessage,
   relatedRequestId: RequestId | undefined,
   log: { warn(o: object, msg: string): void },
-): void {
+): boolean {
   try {
     transport.send(message, relatedRequestId)
+    return true
   } catch (err) {
     log.warn(
       { err: { message: (err as Error).message } },
@@ -86,6 +87,7 @@ export function sendSafely(
         rpcError(id, -32603, "the MCP server's reply could not be passed on"),
         relatedRequestId,
       )
+    return false
   }
 }
 

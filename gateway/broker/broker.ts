@@ -243,17 +243,19 @@ export async function startBroker(o: {
     },
     'OAuth broker ready',
   )
-  // Readiness follows the shared store too: without it no login, token or refresh works.
+  // Readiness follows the shared store too: without it no login, token or refresh works. The
+  // in-memory store is this process's own Map and cannot be down: nothing to ping.
   let storeDown = false
-  const ping = setInterval(
-    () =>
-      void o.store.ping().then(
-        (up) => (storeDown = !up),
-        () => (storeDown = true),
-      ),
-    config.store.pingInterval,
-  )
-  ping.unref()
+  const ping = shared
+    ? setInterval(
+        () =>
+          void o.store.ping().then(
+            (up) => (storeDown = !up),
+            () => (storeDown = true),
+          ),
+        config.store.pingInterval,
+      ).unref()
+    : undefined
   return {
     issuer,
     routes,

@@ -117,6 +117,10 @@ export const DEFAULT_RELOAD_DEBOUNCE_MS = 150
 export const DEFAULT_LOG_BUFFER_BYTES = 16 * 1024
 /** Lines waiting in the log buffer are written at the latest after this long, in ms. */
 export const DEFAULT_LOG_FLUSH_MS = 200
+/** First wait before an audit file that failed a write is opened again, in ms (doubling after each failure). */
+export const DEFAULT_AUDIT_RETRY_MS = 1_000
+/** Longest wait between attempts to open a failing audit file again, in ms. */
+export const DEFAULT_AUDIT_RETRY_MAX_MS = 30_000
 
 // The IdP as the gateway reaches it (`auth`), for discovery, JWKS and token exchange.
 /** Sockets kept open to the IdP at most. */
@@ -192,7 +196,7 @@ export const DEFAULT_INITIALIZE_TIMEOUT_MS = 30_000
 export const DEFAULT_PRIME_TIMEOUT_MS = 10_000
 /** How long a new session waits for a shared process that is (re)starting, in ms. */
 export const DEFAULT_SHARED_READY_WAIT_MS = 10_000
-/** The first restart of a failed warm or shared process comes this much later, in ms; each next one twice as late. */
+/** After a failed start (of any process of a server) the next is tried this much later, in ms; each next one twice as late. */
 export const DEFAULT_RESPAWN_BACKOFF_MS = 500
 /** Restarts are never further apart than this, in ms. */
 export const DEFAULT_RESPAWN_BACKOFF_MAX_MS = 30_000
@@ -460,7 +464,11 @@ const serverSchema = z
     initializeTimeout: ms.min(100).default(DEFAULT_INITIALIZE_TIMEOUT_MS),
     /** shared mode: how long a new session waits for a (re)starting process before 503. */
     readyWait: ms.max(10 * 60_000).default(DEFAULT_SHARED_READY_WAIT_MS),
-    /** A warm or shared process that failed is started again after this, doubling up to respawnBackoffMax. */
+    /**
+     * A server whose process failed to start is not started again for this long (requests get
+     * 503, bridge/start-failures.ts), nor a failed warm or shared process; doubling up to
+     * respawnBackoffMax.
+     */
     respawnBackoff: ms.min(10).max(3600_000).default(DEFAULT_RESPAWN_BACKOFF_MS),
     respawnBackoffMax: ms.min(10).max(3600_000).default(DEFAULT_RESPAWN_BACKOFF_MAX_MS),
     /** Largest JSON-RPC message the process may write on stdout; a larger one closes the process. */
@@ -1183,6 +1191,16 @@ export const configSchema = z
         format: z.enum(['auto', 'json', 'pretty']).default('auto'),
         /** Audit events: `stdout`, `stderr`, a file path (appended), or `off`. */
         audit: z.string().min(1).default('stdout'),
+        /**
+         * While the audit file (or stderr) cannot be written: `continue` serves and counts the
+         * events lost (a warning on /readyz); `refuse` answers every request that would be
+         * audited with 503 (not ready on /readyz) until a write succeeds again.
+         */
+        auditOnFailure: z.enum(['continue', 'refuse']).default('continue'),
+        /** First wait before a failing audit destination is opened again (then doubled). */
+        auditRetry: ms.min(10).max(60_000).default(DEFAULT_AUDIT_RETRY_MS),
+        /** Longest wait between attempts to open a failing audit destination again. */
+        auditRetryMax: ms.min(10).max(600_000).default(DEFAULT_AUDIT_RETRY_MAX_MS),
         /** Bytes of log lines gathered before a write to stdout; 0 writes each line at once. */
         bufferBytes: z
           .number()
@@ -1205,6 +1223,13 @@ export const configSchema = z
         code: 'custom',
         path: ['account', 'maxBodyBytes'],
         message: `must be at least ${needed} to carry a secret of credentials.secretMaxLength characters`,
+      })
+    }
+    if (c.log.auditRetry > c.log.auditRetryMax) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['log', 'auditRetry'],
+        message: 'must not exceed auditRetryMax',
       })
     }
     // The process exits at the deadline: a grace as long would never be given in full.

@@ -1,5 +1,6 @@
 import { Hono, type Context } from 'hono'
 import type { Logger } from 'pino'
+import type { AuditFailure } from '../observability/audit-sink.js'
 import { PRM_PREFIX } from '../auth/metadata.js'
 import { legacyEndpoints } from './legacy.js'
 import { mcpEndpoint, type McpEndpointDeps, type Target } from './mcp.js'
@@ -18,6 +19,11 @@ export interface AppDeps extends McpEndpointDeps {
   origin: OriginPolicy
   /** The OAuth broker's routes (authorization server, login, consent), when it runs. */
   broker?: Hono
+  /**
+   * While it returns a failure (`log.auditOnFailure: refuse` and the audit log cannot be
+   * written), every request that may be audited is refused with 503.
+   */
+  auditFailing?: () => AuditFailure | undefined
   /** The account page and its API (`/account…`), when users have secrets to set or the broker runs. */
   account?: Hono<Vars>
   /**
@@ -33,6 +39,11 @@ export interface AppDeps extends McpEndpointDeps {
 
 /** Paths of the MCP endpoints of both transports, whose answered requests are audited. */
 const MCP_PATH = /\/(mcp|sse|messages)\/[^/]+$/
+/**
+ * Paths that never produce an audit event, served while the audit log cannot be written:
+ * health, metrics, who-am-I, metadata and public keys.
+ */
+const UNAUDITED = /^\/(healthz|readyz|metrics|whoami|jwks|\.well-known\/.*)$/
 /** Paths where a HEAD (a GET without its body) changes nothing. */
 const HEAD_PATHS = /^\/(healthz|readyz|metrics|whoami|\.well-known\/.*)$/
 
@@ -50,6 +61,8 @@ export function createApp(d: AppDeps): Hono<Vars> {
     ...Object.entries(d.config.endpoints).map(([name, e]) => e.path ?? `/mcp/${name}`),
     ...(Object.keys(d.config.hosts).length > 0 ? ['/mcp'] : []),
   ])
+  const unprefixed = (path: string) =>
+    base !== '' && path.startsWith(`${base}/`) ? path.slice(base.length) : path
   const mcpPaths = new Set(
     [...prefixes].flatMap((prefix) => [...paths].map((path) => `${prefix}${path}`)),
   )
@@ -85,6 +98,18 @@ export function createApp(d: AppDeps): Hono<Vars> {
       return rpcErrorResponse(405, -32000, 'method not allowed', { headers: { allow: 'GET' } })
     await next()
   })
+  // log.auditOnFailure: refuse. What cannot be audited is not done; the rest (health, metrics,
+  // metadata) is served so that probes and clients see why.
+  const auditFailing = d.auditFailing
+  if (auditFailing)
+    app.use('*', async (c, next) => {
+      const failure = auditFailing()
+      if (failure === undefined || UNAUDITED.test(unprefixed(c.req.path))) return next()
+      const seconds = Math.max(1, Math.ceil((failure.retryAt - Date.now()) / 1000))
+      return rpcErrorResponse(503, -32000, 'audit log unavailable', {
+        headers: { 'retry-after': String(seconds) },
+      })
+    })
   // Metadata is public: any origin may read it, preflights included (browser clients send
   // MCP-Protocol-Version with discovery requests), and misses too, so probing is quiet.
   app.use('/.well-known/*', async (c, next) => {

@@ -8,7 +8,7 @@ import type { LanePool } from '../bridge/lanes.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
 import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
 import type { AuditLog } from '../observability/audit.js'
-import { decideAccess } from '../policy/evaluate.js'
+import { noticeOf } from '../policy/notice.js'
 import type { PolicyStore } from '../policy/store.js'
 import {
   accepts,
@@ -120,15 +120,11 @@ export async function listenEndpoint(o: {
   function onEvent(e: LaneEvent): void {
     if (life.done || e.owner !== o.owner || !agg.servers.includes(e.server)) return
     if (!stillAllowed()) return life.end(true)
-    if (decideAccess(o.policy.current, principal, e.server).effect !== 'allow') return
+    // A backend the caller lost, or a URI it may no longer read: its notifications are not theirs.
+    if (noticeOf(o.policy.current, principal, e.server, e.method, e.params) !== 'relay') return
     if (e.method === 'notifications/resources/updated') {
-      const own = String(e.params?.uri)
-      const uri = shown.get(`${e.server}\n${own}`)
-      if (
-        uri === undefined ||
-        !allowed({ policy: o.policy, audit: o.audit, principal, server: e.server }, own, false)
-      )
-        return
+      const uri = shown.get(`${e.server}\n${String(e.params?.uri)}`)
+      if (uri === undefined) return
       return life.write({
         jsonrpc: '2.0',
         method: e.method,

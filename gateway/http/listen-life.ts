@@ -16,7 +16,7 @@ import { MODERN_RPC } from '../bridge/modern-wire.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
 import { ruleOf } from '../policy/decided.js'
 import type { AuditLog } from '../observability/audit.js'
-import { decide } from '../policy/evaluate.js'
+import { resourceDecision } from '../policy/notice.js'
 import { nonCanonicalUri } from '../policy/resource-uri.js'
 import type { PolicyStore } from '../policy/store.js'
 import { rpcErrorResponse } from './respond.js'
@@ -163,11 +163,7 @@ export function allowed(
   uri: string,
   audit: boolean,
 ): boolean {
-  const malformed = nonCanonicalUri(uri)
-  const d =
-    malformed === undefined
-      ? decide(o.policy.current, o.principal, o.server, 'resources', uri)
-      : undefined
+  const d = resourceDecision(o.policy.current, o.principal, o.server, uri)
   if (d?.effect === 'allow') return true
   if (audit) {
     const p = o.principal
@@ -179,7 +175,7 @@ export function allowed(
       method: 'subscriptions/listen',
       name: uri,
       decision: d?.effect ?? 'invalid',
-      rule: d ? ruleOf(d) : `Invalid params: ${malformed}`,
+      rule: d ? ruleOf(d) : `Invalid params: ${nonCanonicalUri(uri)}`,
       outcome: 'left out',
     })
   }

@@ -7,6 +7,7 @@ import type { LanePool } from '../bridge/lanes.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
 import type { AuditLog } from '../observability/audit.js'
 import { decideAccess } from '../policy/evaluate.js'
+import { noticeOf } from '../policy/notice.js'
 import type { PolicyStore } from '../policy/store.js'
 import {
   accepts,
@@ -80,9 +81,10 @@ export async function listenStream(o: {
   const stillAllowed = () => decideAccess(o.policy.current, principal, server).effect === 'allow'
   function onEvent(e: LaneEvent): void {
     if (life.done || e.server !== server || e.owner !== o.owner || !accepts(honored, e)) return
-    if (!stillAllowed()) return life.end(true)
-    if (e.method === 'notifications/resources/updated' && !allowed(o, String(e.params?.uri), false))
-      return
+    const notice = noticeOf(o.policy.current, principal, server, e.method, e.params)
+    // This stream's token can never step up: a challenge ends it as a denial does.
+    if (notice === 'withdrawn' || notice === 'challenged') return life.end(true)
+    if (notice === 'drop') return
     life.write({ jsonrpc: '2.0', method: e.method, params: life.stamp(e.params) })
   }
   return life.open(honored, init.serverInfo, stillAllowed)

@@ -150,14 +150,22 @@ export function errorResponse(
     o.log.info({ code: err.code, reason: err.message }, 'request refused')
     // RFC 9110 §10.2.3: when to come back, for the limits a client can wait out.
     const headers: Record<string, string> =
-      err.status === 503 || err.status === 429 ? { 'retry-after': '5' } : {}
+      err.retryAfter !== undefined
+        ? { 'retry-after': String(err.retryAfter) }
+        : err.status === 503 || err.status === 429
+          ? { 'retry-after': '5' }
+          : {}
     // The rest of an oversized or stalled body is never read: the connection cannot be reused.
     if (err.status === 413 || err.status === 408) headers.connection = 'close'
     return rpcErrorResponse(
       err.status,
       RPC_CODE[err.code] ?? (err.status === 404 ? -32001 : -32000),
       err.message,
-      { id, headers },
+      {
+        id,
+        headers,
+        data: err.retryAfter === undefined ? undefined : { retryAfter: err.retryAfter },
+      },
     )
   }
   o.log.error({ err }, 'unexpected error')

@@ -1,5 +1,5 @@
 import { pino, type DestinationStream, type Logger } from 'pino'
-import { countWritten } from './written.js'
+import { type AuditFailure, openAuditSink, type Retry } from './audit-sink.js'
 
 /** One audit event: who did what on which server, what the policy said, how it ended. */
 export interface AuditEvent {
@@ -31,6 +31,17 @@ export interface AuditLog {
   record(event: AuditEvent): void
   /** Resolves once every line recorded so far is written out (or writing failed). */
   flush(): void | Promise<void>
+  /** The audit file's (or stderr's) failure while events cannot be written; else undefined. */
+  failing?(): AuditFailure | undefined
+  /** Stops what the log runs in the background (attempts to open a failing file again). */
+  close?(): void
+}
+
+/** What a file or stderr audit log does when a write fails (audit-sink.ts). */
+export interface AuditFailureHandling {
+  retry: Retry
+  /** Told each event lost because the destination failed. */
+  lost: (n: number) => void
 }
 
 /**
@@ -48,6 +59,7 @@ export function createAuditLog(
   target: string,
   main: Logger,
   destination?: DestinationStream,
+  failures?: AuditFailureHandling,
 ): AuditLog {
   if (target === 'off') return { record() {}, flush() {} }
   if (target === 'stdout' && destination === undefined) {
@@ -61,28 +73,30 @@ export function createAuditLog(
     })
     return { record: (event) => stream.write(line(event)), flush: () => main.flush() }
   }
-  const dest =
-    destination ??
-    pino.destination({ dest: target === 'stderr' ? 2 : target, sync: false, mkdir: true })
   const line = auditLine({
     head: '{"level":"info"',
     time: sameMs(pino.stdTimeFunctions.isoTime),
     bindings: ',"service":"mcp-edge","log":"audit"',
     end: '}\n',
   })
+  // A destination handed in (tests) is written as it is.
+  if (destination !== undefined)
+    return { record: (event) => destination.write(line(event)), flush() {} }
   // sonic-boom writes each line at once but asynchronously, and its flush() returns at once
-  // when nothing is held back: so the lines are counted out, and a flush waits for the count
-  // (a shutdown that exits before the writes land would lose the drain's last lines). A
-  // destination handed in (tests) is not counted. A failed write stays an 'error' event.
-  if (destination !== undefined) return { record: (event) => dest.write(line(event)), flush() {} }
-  const written = countWritten(dest as unknown as Parameters<typeof countWritten>[0])
+  // when nothing is held back: so the sink counts the lines out, and a flush waits for the
+  // count (a shutdown that exits before the writes land would lose the drain's last lines). A
+  // failed write never throws nor crashes: the sink counts the lost events and tries again.
+  const sink = openAuditSink({
+    target,
+    log: main,
+    retry: failures?.retry ?? { next: () => 1_000, reset() {} },
+    lost: failures?.lost ?? (() => {}),
+  })
   return {
-    record: (event) => {
-      const text = line(event)
-      written.given(text)
-      dest.write(text)
-    },
-    flush: () => written.drained(),
+    record: (event) => sink.write(line(event)),
+    flush: () => sink.drained(),
+    failing: () => sink.failing(),
+    close: () => sink.close(),
   }
 }
 

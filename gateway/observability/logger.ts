@@ -154,21 +154,27 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
       // the reader is not taking it: what was buffered is lost, the process still ends
     }
   }
-  // Flushed every interval only when something was written since, and without a callback (a
-  // flush of nothing is still a write: an idle gateway made five writes and five fsyncs a
-  // second, waking a thread for each).
-  let dirty = false
+  // Flushed `interval` ms after the first line written since the last flush, without a
+  // callback: a timer armed by a write, not a ticking one (a flush of nothing is still a write,
+  // and an interval ticking five times a second was most of what an idle gateway did). A flush
+  // with a callback under way writes out everything given meanwhile; the timer looks again later.
+  let armed = false
+  const due = () => {
+    armed = false
+    if (pending > 0) return void arm()
+    flush()
+  }
+  const arm = () => {
+    if (armed) return
+    armed = true
+    setTimeout(due, interval).unref()
+  }
   const write = stdout.write.bind(stdout)
   stdout.write = (chunk: string) => {
-    dirty = true
+    arm()
     written.given(chunk)
     return write(chunk)
   }
-  setInterval(() => {
-    if (!dirty || pending > 0) return
-    dirty = false
-    flush()
-  }, interval).unref()
   process.once('exit', () => stdout.flushSync())
   return stdout
 }

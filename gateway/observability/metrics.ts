@@ -8,6 +8,10 @@ export interface Metrics {
   policyReloads: Counter<'result'>
   jwksRefreshes: Counter<'result'>
   childExits: Counter<'server'>
+  /** Failed starts of a server's process that opened a backoff window (bridge/start-failures.ts). */
+  serverStartFailures: Counter<'server'>
+  /** Requests refused with 503 inside such a window, no process tried. */
+  serverStartsRefused: Counter<'server'>
   sessionsReclaimed: Counter<'server' | 'reason'>
   /** SSE events not sent to a client that was not reading: `reason` names the bound passed, `kind` what was dropped. */
   streamEventsDropped: Counter<'reason' | 'kind'>
@@ -25,6 +29,8 @@ export interface Metrics {
   toolPinChanges: Counter<'server' | 'kind'>
   /** The broker's revocation list: grants and tokens listed here or learned from other replicas, overflows, its subscription lost and back (tokens refused: authFailures `token_revoked`). */
   revocations: Counter<'event'>
+  /** Audit events never written because the audit file (or stderr) could not be written. */
+  auditEventsLost: Counter<string>
 }
 
 /** Live counts read at scrape time. */
@@ -128,6 +134,18 @@ export function createMetrics(g: Gauges): Metrics {
       labelNames: ['server'],
       registers: [registry],
     }),
+    serverStartFailures: new Counter({
+      name: 'mcp_edge_server_start_failures_total',
+      help: 'Failed starts of a server process (spawn error, exit or silence before initialize) that opened a backoff window',
+      labelNames: ['server'],
+      registers: [registry],
+    }),
+    serverStartsRefused: new Counter({
+      name: 'mcp_edge_server_starts_refused_total',
+      help: 'Requests refused with 503 while their server was in a backoff window after a failed start (no process spawned)',
+      labelNames: ['server'],
+      registers: [registry],
+    }),
     streamEventsDropped: new Counter({
       name: 'mcp_edge_stream_events_dropped_total',
       help: 'SSE events dropped for clients not reading their streams, by the bound passed and what was dropped',
@@ -150,6 +168,11 @@ export function createMetrics(g: Gauges): Metrics {
       name: 'mcp_edge_revocations_total',
       help: 'Revocation list events (revoked, learned, overflow, subscription_lost, resynced)',
       labelNames: ['event'],
+      registers: [registry],
+    }),
+    auditEventsLost: new Counter({
+      name: 'mcp_edge_audit_events_lost_total',
+      help: 'Audit events never written because the audit file (or stderr) could not be written (log.audit)',
       registers: [registry],
     }),
     toolPinChanges: new Counter({

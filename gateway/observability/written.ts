@@ -1,7 +1,7 @@
 // Bytes given to a sonic-boom stream and not yet written out. sonic-boom says a flush is done
 // (or, without `minLength`, says so at once) while lines given during a write in flight are
-// still in memory; the log's exit flush (logger.ts) and the audit file's (audit.ts) wait for
-// this count instead.
+// still in memory; the log's exit flush (logger.ts) waits for this count instead (the audit
+// file counts its lines itself: audit-sink.ts).
 
 /** What of a sonic-boom stream the count needs: each write's byte count, told when it lands. */
 interface Writes {

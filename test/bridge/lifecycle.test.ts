@@ -1,10 +1,11 @@
-// The lifecycle toolkit every owner of processes uses (bridge/lifecycle.ts): backoff delays,
+// The lifecycle toolkit every owner of processes uses (bridge/lifecycle.ts): the idle reaper's
+// pace and arming (it sweeps only while there are holders), backoff delays,
 // a drain bounded by its grace, the gateway's own request and its reply (matched by id, given
 // up on exit, send failure or silence, its listener always removed), and the answer to a
 // server→client request nobody relays. The own request runs against a real stdio process.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { afterEach, describe, it } from 'node:test'
+import { afterEach, describe, it, mock } from 'node:test'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import { pino } from 'pino'
 import { spawnChild, type Child } from '../../gateway/bridge/child.js'
@@ -13,7 +14,9 @@ import {
   Backoff,
   drain,
   ownRequest,
+  reapEvery,
   refuseServerRequest,
+  startReaper,
   type OwnPeer,
 } from '../../gateway/bridge/lifecycle.js'
 import { configSchema } from '../../gateway/config/schema.js'
@@ -22,6 +25,80 @@ import { SERVERS_DIR } from '../helpers/stack.js'
 const children: Child[] = []
 afterEach(async () => {
   await Promise.all(children.splice(0).map((c) => c.close()))
+})
+
+describe('lifecycle: the reaper', () => {
+  const paces = [
+    { idles: [], every: 10_000 },
+    { idles: [0], every: 10_000 },
+    { idles: [0, 300], every: 150 },
+    { idles: [30_000, 4000], every: 2000 },
+    { idles: [60], every: 50 },
+  ]
+  for (const c of paces)
+    it(`sweeps every ${c.every} ms with idle timeouts [${c.idles}]`, () =>
+      assert.equal(reapEvery(c.idles), c.every))
+
+  /**
+   * Steps against a mocked clock, the reaper's pace 100 ms: `watch`, `stop`, `hold` (what the
+   * sweeps answer from now on: holders left or not), or `tick` ms. Returns when each sweep ran.
+   */
+  type Step = 'watch' | 'stop' | { hold: boolean } | { tick: number }
+  function run(steps: Step[]): number[] {
+    mock.timers.enable({ apis: ['setTimeout'] })
+    try {
+      let now = 0
+      let holders = true
+      const sweeps: number[] = []
+      const reaper = startReaper([200], () => {
+        sweeps.push(now)
+        return holders
+      })
+      for (const s of steps) {
+        if (s === 'watch') reaper.watch()
+        else if (s === 'stop') reaper.stop()
+        else if ('hold' in s) holders = s.hold
+        else
+          for (let i = 0; i < s.tick; i += 10) {
+            now += 10
+            mock.timers.tick(10)
+          }
+      }
+      reaper.stop()
+      return sweeps
+    } finally {
+      mock.timers.reset()
+    }
+  }
+  const cases: { name: string; steps: Step[]; sweeps: number[] }[] = [
+    { name: 'never watched: no sweep', steps: [{ tick: 1000 }], sweeps: [] },
+    {
+      name: 'watched: a sweep every pace while holders are left',
+      steps: ['watch', { tick: 350 }],
+      sweeps: [100, 200, 300],
+    },
+    {
+      name: 'a sweep that leaves no holder is the last',
+      steps: ['watch', { tick: 150 }, { hold: false }, { tick: 500 }],
+      sweeps: [100, 200],
+    },
+    {
+      name: 'watched again after the last: sweeps again, a pace after the watch',
+      steps: [{ hold: false }, 'watch', { tick: 250 }, { hold: true }, 'watch', { tick: 250 }],
+      sweeps: [100, 350, 450],
+    },
+    {
+      name: 'watched while sweeping: one timer, not two',
+      steps: ['watch', { tick: 150 }, 'watch', 'watch', { tick: 200 }],
+      sweeps: [100, 200, 300],
+    },
+    {
+      name: 'stopped: no sweep, and watch does not restart it',
+      steps: ['watch', { tick: 150 }, 'stop', 'watch', { tick: 500 }],
+      sweeps: [100],
+    },
+  ]
+  for (const c of cases) it(c.name, () => assert.deepEqual(run(c.steps), c.sweeps))
 })
 
 describe('lifecycle: backoff', () => {

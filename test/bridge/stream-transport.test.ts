@@ -11,6 +11,7 @@ import { SessionEventStore } from '../../gateway/bridge/event-store.js'
 import { envelope, type Envelope, type RequestId } from '../../gateway/bridge/jsonrpc.js'
 import { Outbound, type QueueLimits } from '../../gateway/bridge/outbound-budget.js'
 import {
+  sendSafely,
   StreamTransport,
   type TransportReply,
   type TransportRequest,
@@ -629,5 +630,34 @@ describe('StreamTransport on a Node response', () => {
     assert.equal(s.outbound.events, 0)
     socket.destroy()
     await srv.close()
+  })
+})
+
+describe('sendSafely: a reply that cannot be serialized', () => {
+  test('the client gets -32603 for it, and the caller is told (false) so its audit says so', async () => {
+    const s = setup()
+    await s.ready()
+    const pending = s.post(call(7))
+    const logged: string[] = []
+    const log = { warn: (_o: object, msg: string) => void logged.push(msg) }
+    // A BigInt: JSON.stringify throws in the real transport, as it would on any unserializable reply.
+    const bad = { jsonrpc: '2.0', id: 7, result: { n: 1n } } as unknown as JSONRPCMessage
+    assert.equal(sendSafely(s.t, bad, undefined, log), false)
+    const r = await pending
+    const data = events(await text(r))
+      .map((e) => e.data)
+      .filter((d) => d !== '')
+    assert.deepEqual(
+      data.map((d) => JSON.parse(d)),
+      [
+        {
+          jsonrpc: '2.0',
+          id: 7,
+          error: { code: -32603, message: "the MCP server's reply could not be passed on" },
+        },
+      ],
+    )
+    assert.deepEqual(logged, ['a message could not be serialized for the client; dropped'])
+    assert.equal(sendSafely(s.t, result(8), undefined, log), true)
   })
 })

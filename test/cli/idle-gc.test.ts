@@ -1,6 +1,7 @@
 // The idle collection (gateway/idle-gc.ts): its rule as a table of tick sequences against a
-// scripted probe, then a real `mcp-edge serve` that collects once quiet after start-up and again
-// after serving sessions, giving back the heap they grew.
+// scripted probe, when it has settled (its timer then stops until a request), the timer so
+// armed on a mocked clock, then a real `mcp-edge serve` that collects once quiet after start-up
+// and again after serving sessions, giving back the heap they grew.
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -8,13 +9,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { after, describe, it } from 'node:test'
+import { after, describe, it, mock } from 'node:test'
+import { pino } from 'pino'
 import { Pool } from 'undici'
 import {
   BUSY_CPU_SHARE,
   IdleCollector,
   MIN_GROWTH_BYTES,
   QUIET_TICKS,
+  startIdleGc,
 } from '../../gateway/idle-gc.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
 
@@ -31,9 +34,15 @@ type Step = { cpu: number; heap?: number; requests?: number }
 
 /**
  * Runs the ticks from a heap of `heap` bytes; returns the indexes of the ticks that ran a full
- * GC (a collection is two). A GC halves the heap and costs `gcCpu` µs.
+ * GC (a collection is two), and whether the collector had settled after the last. A GC halves
+ * the heap and costs `gcCpu` µs.
  */
-function run(steps: Step[], heap = 40 * MB, gcCpu = 50_000, shrinks = true): number[] {
+function run(
+  steps: Step[],
+  heap = 40 * MB,
+  gcCpu = 50_000,
+  shrinks = true,
+): { gcs: number[]; settled: boolean } {
   let cpu = 0
   let requests = 0
   const collector = new IdleCollector(TICK_MS, {
@@ -55,7 +64,7 @@ function run(steps: Step[], heap = 40 * MB, gcCpu = 50_000, shrinks = true): num
     collector.tick()
     tick++
   }
-  return gcs
+  return { gcs, settled: collector.settled }
 }
 
 const quiet = (n: number, cpu = 0): Step[] => Array(n).fill({ cpu })
@@ -142,8 +151,90 @@ describe('idle collection: the rule', () => {
     },
   ]
   for (const c of cases) {
-    it(c.name, () => assert.deepEqual(run(c.steps, c.heap, 100 * EDGE_US, c.shrinks), c.gcs))
+    it(c.name, () => assert.deepEqual(run(c.steps, c.heap, 100 * EDGE_US, c.shrinks).gcs, c.gcs))
   }
+})
+
+describe('idle collection: settled (its timer stops until a request)', () => {
+  const cases: { name: string; steps: Step[]; shrinks?: false; settled: boolean }[] = [
+    { name: 'start-up, quiet: not before a quiet time', steps: quiet(Q - 1), settled: false },
+    { name: 'just collected: not yet', steps: quiet(Q + 1), settled: false },
+    {
+      name: 'a quiet time after the collection, heap not grown: settled',
+      steps: quiet(2 * Q + 1),
+      settled: true,
+    },
+    { name: 'one quiet tick short of that: not yet', steps: quiet(2 * Q), settled: false },
+    { name: 'quiet on: stays settled', steps: quiet(5 * Q), settled: true },
+    {
+      name: 'a request after settling: not settled',
+      steps: [...quiet(2 * Q + 1), { cpu: 0, requests: 1 }],
+      settled: false,
+    },
+    {
+      name: 'CPU work after settling: not settled',
+      steps: [...quiet(2 * Q + 1), busy()],
+      settled: false,
+    },
+    {
+      name: 'a collection that gave nothing back: not while its retry is due',
+      steps: quiet(2 * Q),
+      shrinks: false,
+      settled: false,
+    },
+    {
+      name: 'a collection that gave nothing back: settled after the retry and a quiet time',
+      steps: quiet(3 * Q + 2),
+      shrinks: false,
+      settled: true,
+    },
+    {
+      name: 'between the two GCs of a collection: not settled',
+      steps: quiet(Q),
+      settled: false,
+    },
+    { name: 'always busy: never', steps: Array(50).fill(busy()), settled: false },
+  ]
+  for (const c of cases)
+    it(c.name, () =>
+      assert.equal(run(c.steps, undefined, 100 * EDGE_US, c.shrinks).settled, c.settled),
+    )
+
+  it('the timer: stops once settled, a request starts it again, stop ends it', () => {
+    mock.timers.enable({ apis: ['setTimeout'] })
+    try {
+      // Each tick reads the request count once: the reads count the ticks.
+      let ticks = 0
+      let requests = 0
+      let wake: (() => void) | undefined
+      const gc = startIdleGc(4 * TICK_MS, pino({ level: 'silent' }), {
+        requests: () => {
+          ticks++
+          return requests
+        },
+        onRequest: (fn) => void (wake = fn),
+      })
+      const advance = (n: number) => {
+        const before = ticks
+        for (let i = 0; i < n; i++) mock.timers.tick(TICK_MS)
+        return ticks - before
+      }
+      // Settles within two collections, a retry and quiet times (real GCs of this process).
+      assert.ok(advance(10 * Q) > 0)
+      assert.equal(advance(10 * Q), 0, 'settled: no tick')
+      requests++
+      wake!()
+      wake!()
+      assert.equal(advance(1), 1, 'a request: ticking again, one timer')
+      assert.ok(advance(10 * Q) > 1)
+      gc.stop()
+      requests++
+      wake!()
+      assert.equal(advance(10 * Q), 0, 'stopped: a request does not start it')
+    } finally {
+      mock.timers.reset()
+    }
+  })
 })
 
 const MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url))

@@ -79,6 +79,13 @@ const cases: LimitCase[] = [
   },
   { key: 'log.bufferBytes', default: S.DEFAULT_LOG_BUFFER_BYTES, bad: -1, message: min(0) },
   { key: 'log.flushInterval', default: S.DEFAULT_LOG_FLUSH_MS, bad: 9, message: min(10) },
+  { key: 'log.auditRetry', default: S.DEFAULT_AUDIT_RETRY_MS, bad: 9, message: min(10) },
+  {
+    key: 'log.auditRetryMax',
+    default: S.DEFAULT_AUDIT_RETRY_MAX_MS,
+    bad: 600_001,
+    message: max(600_000),
+  },
   // limits.sessionless: each principal's sessionless processes, waiters, rounds and streams.
   {
     key: 'limits.sessionless.lanesPerSubject',
@@ -470,6 +477,12 @@ const relations: RelationCase[] = [
     ),
     key: 'servers.echo.respawnBackoff',
     message: 'must not exceed respawnBackoffMax',
+  },
+  {
+    name: 'a first audit reopen wait longer than the longest',
+    config: withValue(withValue(SERVERS, 'log.auditRetry', 2000), 'log.auditRetryMax', 1000),
+    key: 'log.auditRetry',
+    message: 'must not exceed auditRetryMax',
   },
   {
     name: "a shutdown deadline that would cut a server's shutdown grace",

@@ -32,7 +32,7 @@ const idleClock = new IdleClock()
 let stack: Stack
 before(async () => {
   stack = await startStack({
-    start: { sessionClock: idleClock.now },
+    sessionClock: idleClock.now,
     policy: POLICY,
     servers: {
       silent: { command: process.execPath, args: ['-e', SILENT_SERVER] },

@@ -10,7 +10,7 @@ import { createResources } from '../../gateway/auth/resources.js'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startDevIdp, type DevIdp, type DevIdpClient } from '../../gateway/devidp/provider.js'
 import type { DevUser } from '../../gateway/devidp/sign-in-page.js'
-import { startGateway, type Gateway, type StartOptions } from '../../gateway/gateway.js'
+import { startGateway, type Gateway } from '../../gateway/gateway.js'
 import type { Store } from '../../gateway/store/store.js'
 import { scopesForPolicy } from './dev-roles.js'
 import { discover, tokenRequest } from './oauth-flow.js'
@@ -94,8 +94,14 @@ export async function startStack(
     store?: Store
     /** Another stack whose IdP this one trusts (a second replica): tokens from either work at both. */
     idpOf?: Stack
-    /** Start options for the gateway (tests' clocks). */
-    start?: Pick<StartOptions, 'sessionClock'>
+    /** The clock of the backoff after a server failed to start (StartOptions.startClock). */
+    startClock?: () => number
+    /** Audit events go where `config.log.audit` says (a real file), not to {@link Stack.audit}. */
+    realAudit?: boolean
+    /** Told each line of the main log as it is written. */
+    onLog?: (line: string) => void
+    /** The sessions' idle clock (StartOptions.sessionClock). */
+    sessionClock?: () => number
   } = {},
 ): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-test-'))
@@ -139,7 +145,15 @@ export async function startStack(
   if (shared) ({ privateKey, kid } = shared)
 
   const logLines: string[] = []
-  const log = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) })
+  const log = pino(
+    { level: 'debug' },
+    {
+      write: (line: string) => {
+        logLines.push(line)
+        o.onLog?.(line)
+      },
+    },
+  )
   const node = process.execPath
   const config = validateConfig(
     {
@@ -167,9 +181,12 @@ export async function startStack(
   const auditLines: string[] = []
   const gateway = await startGateway(config, {
     log,
-    auditDestination: { write: (line: string) => void auditLines.push(line) },
+    ...(o.realAudit
+      ? {}
+      : { auditDestination: { write: (line: string) => void auditLines.push(line) } }),
     ...(o.store ? { store: o.store } : {}),
-    ...o.start,
+    ...(o.startClock ? { startClock: o.startClock } : {}),
+    ...(o.sessionClock ? { sessionClock: o.sessionClock } : {}),
   })
   const stack: Stack = {
     gateway,

@@ -62,7 +62,7 @@ before(async () => {
     servers: SERVERS,
     policy: POLICY,
     config: { limits: { maxSessionsPerSubject: 100 } },
-    start: { sessionClock: idleClock.now },
+    sessionClock: idleClock.now,
   })
   pool = new Pool(stack.url, { connections: 64 })
 })

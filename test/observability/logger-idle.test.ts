@@ -1,7 +1,7 @@
-// The buffered stdout log of `mcp-edge serve` when nothing is logged: its interval flush does
-// no write and no fsync (sonic-boom fsyncs a flush given a callback, and writes even an empty
-// buffer), and a line logged is written once, without an fsync. Run in a child process whose
-// stdout is a pipe, counting the fs calls sonic-boom makes.
+// The buffered stdout log of `mcp-edge serve` when nothing is logged: no timer runs, no write
+// and no fsync (sonic-boom fsyncs a flush given a callback, and writes even an empty buffer),
+// and a line logged is written once, by one timer, without an fsync. Run in a child process
+// whose stdout is a pipe, counting the fs calls sonic-boom makes and the timers that ran.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -12,14 +12,19 @@ const LOGGER = fileURLToPath(new URL('../../gateway/observability/logger.js', im
 // 10 ms flushes; the counts are read after 20 intervals with nothing logged, then after a line.
 const CHILD = `
 import fs from 'node:fs'
-const counts = { write: 0, fsync: 0 }
+const counts = { write: 0, fsync: 0, timers: 0 }
 for (const name of ['write', 'fsync']) {
   const real = fs[name]
   fs[name] = (fd, ...rest) => { if (fd === 1) counts[name]++; return real(fd, ...rest) }
 }
+const realTimeout = globalThis.setTimeout
+for (const name of ['setTimeout', 'setInterval']) {
+  const real = globalThis[name]
+  globalThis[name] = (fn, ...rest) => real((...a) => { counts.timers++; return fn(...a) }, ...rest)
+}
 const { createLogger } = await import(${JSON.stringify(LOGGER)})
 const log = createLogger({ level: 'info', bufferBytes: 4096, flushInterval: 10, format: 'json' })
-const wait = (n) => new Promise((r) => setTimeout(r, n * 10))
+const wait = (n) => new Promise((r) => realTimeout(r, n * 10))
 await wait(20)
 const idle = { ...counts }
 log.info('one line')
@@ -31,7 +36,7 @@ process.exit(0)
 `
 
 describe('buffered stdout log', () => {
-  it('an idle interval writes and fsyncs nothing; a line is written once, never fsynced', async () => {
+  it('idle: no timer runs, nothing is written or fsynced; a line is written once by one timer, never fsynced', async () => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD], {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
@@ -41,9 +46,9 @@ describe('buffered stdout log', () => {
     child.stderr.on('data', (d) => (err += d))
     const code = await new Promise((r) => child.once('exit', r))
     assert.equal(code, 0, err)
-    const { idle, after } = JSON.parse(err) as Record<string, { write: number; fsync: number }>
-    assert.deepEqual(idle, { write: 0, fsync: 0 })
-    assert.deepEqual(after, { write: 1, fsync: 0 })
+    const { idle, after } = JSON.parse(err) as Record<string, Record<string, number>>
+    assert.deepEqual(idle, { write: 0, fsync: 0, timers: 0 })
+    assert.deepEqual(after, { write: 1, fsync: 0, timers: 1 })
     assert.match(out, /"msg":"one line"/)
   })
 })

@@ -1,0 +1,246 @@
+import type { Logger } from 'pino'
+import type { Principal } from '../auth/principal.js'
+import type { GatewayConfig } from '../config/schema.js'
+import type { Metrics } from '../observability/metrics.js'
+import { BridgeError } from './errors.js'
+import { initializeTimeout } from './handshake.js'
+import { Backoff } from './lifecycle.js'
+import { ownerKey } from './session.js'
+
+/*
+ * A server whose command cannot start (it is missing, exits at once, never answers initialize)
+ * must not cost a process spawn on every request: after a failed start it is "failing" for a
+ * backoff window (respawnBackoff, doubling to respawnBackoffMax), and every start it would
+ * take is refused at once with 503 and Retry-After. After the window one start (the probe)
+ * runs; starts asked for meanwhile wait for its outcome instead of spawning their own. A
+ * start that succeeds forgets the failures.
+ */
+
+/**
+ * How long past a start's own initialize timeout a probe that has not told its outcome holds
+ * the requests waiting for it, in ms. Not a setting: the timeout is the bound; this only lets
+ * the probe's own failure arrive first.
+ */
+const PROBE_GRACE_MS = 1000
+
+/** How a start the memory admitted ended; the first call counts, the rest are ignored. */
+export interface StartAttempt {
+  /** The process started and answered initialize. */
+  succeeded(): void
+  /** It could not start: spawn error, exit before initialize was answered, initialize timeout. */
+  failed(): void
+  /** It ended without telling either (refused at a limit, the client left): the next may probe. */
+  abandoned(): void
+}
+
+interface Failing {
+  server: string
+  backoff: Backoff
+  /** When the next start may be tried (ms, by the memory's clock). */
+  until: number
+  /** The probe running after the window, and how its waiters hear it ended. */
+  probe?: Promise<void>
+  endProbe?: () => void
+}
+
+/** Whose start: the principal (its identity under identityEnv) and its credentials' fingerprint. */
+export interface Starter {
+  principal: Principal
+  fingerprint?: string
+  /**
+   * The process is initialized with the client's own `initialize` (a session-era session), not
+   * the gateway's: its failure may be that client's doing (a crafted initialize that crashes or
+   * stalls a fragile server), so it opens a window for that user only, never for the others.
+   * Such a start is still refused while the server itself is failing (a start the gateway
+   * initialized failed), but it never runs as that window's probe.
+   */
+  ownInitialize?: boolean
+}
+
+/** An attempt whose outcome changes nothing (a server this memory does not watch). */
+const UNWATCHED: StartAttempt = { succeeded() {}, failed() {}, abandoned() {} }
+
+/**
+ * The start-failure memory of every session-mode server, keyed by what a process starts with:
+ * the server, and the identity or credentials handed to it when it has its own (one user's bad
+ * credentials never make the server fail for the others). Shared-mode servers restart their
+ * one process with their own backoff (replica.ts) and are not watched here.
+ */
+export class StartFailures {
+  private readonly failing = new Map<string, Failing>()
+  private readonly now: () => number
+
+  constructor(
+    private readonly o: {
+      config: GatewayConfig
+      log: Logger
+      metrics?: Metrics
+      /** The clock windows are measured with. */
+      now?: () => number
+      /** The identity a process of `server` starts with for a principal (identityEnv), if any. */
+      identityOf?: (server: string, principal: Principal) => string | undefined
+    },
+  ) {
+    this.now = o.now ?? Date.now
+  }
+
+  /**
+   * Processes with the same key start with the same environment: the server's, plus the
+   * identity (identityEnv) and the user's credentials when it takes them.
+   */
+  private keyOf(server: string, who: Starter | undefined, own = false): string {
+    const identity = who && this.o.identityOf?.(server, who.principal)
+    const key = `${server}\n${identity ?? ''}\n${who?.fingerprint ?? ''}`
+    return own && who !== undefined ? `${key}\n${ownerKey(who.principal)}` : key
+  }
+
+  /**
+   * Whether a start of `key` would be refused or wait now (a window, or a probe running): an
+   * endpoint leaves such a backend out of its lists at once.
+   */
+  isFailing(server: string, who?: Starter): boolean {
+    const f = this.failing.get(this.keyOf(server, who))
+    return f !== undefined && (f.probe !== undefined || f.until > this.now())
+  }
+
+  /**
+   * Admits a start of `server`: at once when it is not failing; after the probe when one runs
+   * (single flight); as the probe when the window is over. The caller reports how it ended.
+   * @throws BridgeError `server_unavailable` (503, `retryAfter` seconds) inside a window
+   */
+  async admit(server: string, who?: Starter): Promise<StartAttempt> {
+    if (this.o.config.servers[server]?.mode !== 'session') return UNWATCHED
+    // A start with the client's own initialize waits out the server's window and probe, and
+    // then answers to its user's own memory.
+    if (who?.ownInitialize) await this.enter(this.keyOf(server, who), server, false)
+    const own = who?.ownInitialize ? who.principal.sub : undefined
+    return (await this.enter(this.keyOf(server, who, own !== undefined), server, true, own))!
+  }
+
+  /**
+   * Waits until a start of `key` may run: refused inside a window, after the probe while one
+   * runs; when the window is over, as the probe if `mayProbe`, else with no attempt at all.
+   */
+  private async enter(
+    key: string,
+    server: string,
+    mayProbe: boolean,
+    /** The user whose own window this is, if it is one. */
+    sub?: string,
+  ): Promise<StartAttempt | undefined> {
+    for (;;) {
+      const f = this.failing.get(key)
+      if (f === undefined) return mayProbe ? this.attempt(key, server, sub) : undefined
+      const left = f.until - this.now()
+      if (left > 0) {
+        this.o.metrics?.serverStartsRefused.inc({ server })
+        const seconds = Math.ceil(left / 1000)
+        throw new BridgeError(
+          'server_unavailable',
+          `server ${server} could not be started; retrying in ${seconds} s`,
+          undefined,
+          seconds,
+        )
+      }
+      if (f.probe === undefined) {
+        if (!mayProbe) return undefined
+        const probe = new Promise<void>((resolve) => (f.endProbe = resolve))
+        f.probe = probe
+        // A probe that never tells (a legacy SSE session whose client sends no initialize)
+        // holds the others no longer than a start may take.
+        const config = this.o.config.servers[server]!
+        const wait = initializeTimeout(config) + PROBE_GRACE_MS
+        const timer = setTimeout(() => this.release(f, probe), wait).unref()
+        void probe.then(() => clearTimeout(timer))
+        return this.attempt(key, server, sub, f, probe)
+      }
+      await f.probe
+    }
+  }
+
+  /** Keys failing now (a window or a probe), for tests and the log. */
+  get size(): number {
+    return this.failing.size
+  }
+
+  private attempt(
+    key: string,
+    server: string,
+    sub: string | undefined,
+    f?: Failing,
+    probe?: Promise<void>,
+  ): StartAttempt {
+    let done = false
+    const once = (fn: () => void) => () => {
+      if (done) return
+      done = true
+      fn()
+      if (f !== undefined && probe !== undefined) this.release(f, probe)
+    }
+    return {
+      succeeded: once(() => this.succeeded(key, server)),
+      failed: once(() => this.failed(key, server, sub)),
+      abandoned: once(() => {}),
+    }
+  }
+
+  /** Ends `probe` if it is still `f`'s: its waiters look again. */
+  private release(f: Failing, probe: Promise<void>): void {
+    if (f.probe !== probe) return
+    const end = f.endProbe
+    f.probe = undefined
+    f.endProbe = undefined
+    end?.()
+  }
+
+  private succeeded(key: string, server: string): void {
+    const f = this.failing.get(key)
+    if (f === undefined) return
+    this.failing.delete(key)
+    if (f.probe !== undefined) this.release(f, f.probe)
+    this.o.log.info({ server }, `server ${server} started again`)
+  }
+
+  private failed(key: string, server: string, sub: string | undefined): void {
+    const now = this.now()
+    let f = this.failing.get(key)
+    // Starts that were under way when another failed: that failure opened the window already.
+    if (f !== undefined && f.until > now) return
+    if (f === undefined) {
+      this.forgetOld(now)
+      const config = this.o.config.servers[server]!
+      f = {
+        server,
+        backoff: new Backoff({ first: config.respawnBackoff, max: config.respawnBackoffMax }),
+        until: now,
+      }
+      this.failing.set(key, f)
+    }
+    const delay = f.backoff.next()
+    f.until = now + delay
+    this.o.metrics?.serverStartFailures.inc({ server })
+    const seconds = Math.ceil(delay / 1000)
+    if (sub === undefined)
+      this.o.log.warn(
+        { server, retryAfterMs: delay },
+        `server ${server} failed to start; retrying after ${seconds} s`,
+      )
+    else
+      this.o.log.warn(
+        { server, sub, retryAfterMs: delay },
+        `server ${server} failed to start a session of ${sub}; that user is refused for ${seconds} s`,
+      )
+  }
+
+  /**
+   * Forgets keys whose window ended longer than their longest backoff ago with no probe: a
+   * user's bad credentials, tried once and never again, are not kept for ever. Runs only on a
+   * new failure, which cost a spawn already: the sweep is cheap beside it.
+   */
+  private forgetOld(now: number): void {
+    for (const [key, f] of this.failing) {
+      const max = this.o.config.servers[f.server]?.respawnBackoffMax ?? 0
+      if (f.probe === undefined && now - f.until > max) this.failing.delete(key)
+    }
+  }
+}

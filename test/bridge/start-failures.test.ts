@@ -1,0 +1,220 @@
+// The start-failure memory (bridge/start-failures.ts) on its own: windows by an injected clock,
+// the refusal's code, status and Retry-After, one probe at a time, and keys that keep one
+// user's failing environment from refusing another's. The HTTP paths are in
+// test/http/start-failures.test.ts.
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { pino } from 'pino'
+import { BridgeError } from '../../gateway/bridge/errors.js'
+import { StartFailures } from '../../gateway/bridge/start-failures.js'
+import { configSchema } from '../../gateway/config/schema.js'
+import { principal } from '../helpers/principal.js'
+
+const config = configSchema.parse({
+  servers: {
+    s: {
+      command: 'x',
+      respawnBackoff: 1000,
+      respawnBackoffMax: 4000,
+      initializeTimeout: 100,
+      requestTimeout: 100,
+    },
+    other: { command: 'x' },
+    shared: { command: 'x', mode: 'shared' },
+    ident: { command: 'x', identityEnv: true },
+  },
+})
+
+function memory() {
+  const clock = { now: 1_000_000 }
+  const lines: string[] = []
+  const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) })
+  const starts = new StartFailures({
+    config,
+    log,
+    now: () => clock.now,
+    identityOf: (server, p) => (server === 'ident' ? p.sub : undefined),
+  })
+  return { starts, clock, lines }
+}
+
+/** The refusal `admit` throws inside a window, or undefined when it admits. */
+async function refusal(starts: StartFailures, server: string, who?: { sub: string; fp?: string }) {
+  try {
+    const attempt = await starts.admit(
+      server,
+      who && { principal: principal(who.sub), fingerprint: who.fp },
+    )
+    attempt.abandoned()
+    return undefined
+  } catch (err) {
+    assert.ok(err instanceof BridgeError)
+    return { code: err.code, status: err.status, retryAfter: err.retryAfter, message: err.message }
+  }
+}
+
+describe('start failures: windows', () => {
+  it('refuses inside a window that doubles to the max, and a success forgets it', async () => {
+    const { starts, clock, lines } = memory()
+    ;(await starts.admit('s')).failed()
+    const cases = [
+      { after: 0, retryAfter: 1 },
+      { after: 999, retryAfter: 1 },
+    ]
+    for (const c of cases) {
+      clock.now += c.after
+      assert.deepEqual(await refusal(starts, 's'), {
+        code: 'server_unavailable',
+        status: 503,
+        retryAfter: c.retryAfter,
+        message: `server s could not be started; retrying in ${c.retryAfter} s`,
+      })
+    }
+    // Window over: each failed probe doubles it (2 s, 4 s, 4 s: the max).
+    for (const seconds of [2, 4, 4]) {
+      clock.now += 60_000
+      ;(await starts.admit('s')).failed()
+      assert.equal((await refusal(starts, 's'))?.retryAfter, seconds)
+    }
+    assert.equal(lines.filter((l) => /server s failed to start; retrying after/.test(l)).length, 4)
+    clock.now += 60_000
+    ;(await starts.admit('s')).succeeded()
+    assert.equal(starts.size, 0)
+    assert.ok(lines.some((l) => /server s started again/.test(l)))
+    ;(await starts.admit('s')).failed()
+    assert.equal((await refusal(starts, 's'))?.retryAfter, 1, 'back to the first delay')
+  })
+
+  it('a failure of a start under way when another failed does not extend the window', async () => {
+    const { starts, clock, lines } = memory()
+    const [a, b] = [await starts.admit('s'), await starts.admit('s')]
+    a.failed()
+    clock.now += 500
+    b.failed()
+    assert.equal((await refusal(starts, 's'))?.retryAfter, 1)
+    assert.equal(lines.filter((l) => /failed to start/.test(l)).length, 1)
+  })
+
+  it('refuses only the server, and only the environment, that failed', async () => {
+    const { starts } = memory()
+    ;(await starts.admit('s', { principal: principal('alice'), fingerprint: 'bad' })).failed()
+    ;(await starts.admit('ident', { principal: principal('alice') })).failed()
+    const cases = [
+      { server: 's', who: { sub: 'alice', fp: 'bad' }, refused: true },
+      { server: 's', who: { sub: 'bob', fp: 'bad' }, refused: true },
+      { server: 's', who: { sub: 'alice', fp: 'good' }, refused: false },
+      { server: 's', who: undefined, refused: false },
+      { server: 'other', who: undefined, refused: false },
+      { server: 'ident', who: { sub: 'alice' }, refused: true },
+      { server: 'ident', who: { sub: 'bob' }, refused: false },
+    ]
+    for (const c of cases)
+      assert.equal(
+        (await refusal(starts, c.server, c.who)) !== undefined,
+        c.refused,
+        JSON.stringify(c),
+      )
+  })
+
+  it('never refuses a shared server (its process restarts with its own backoff)', async () => {
+    const { starts } = memory()
+    for (let i = 0; i < 3; i++) (await starts.admit('shared')).failed()
+    assert.equal(await refusal(starts, 'shared'), undefined)
+    assert.equal(starts.isFailing('shared'), false)
+  })
+})
+
+describe('start failures: one probe at a time', () => {
+  it('after the window the first is the probe; the others wait and hear its failure', async () => {
+    const { starts, clock } = memory()
+    ;(await starts.admit('s')).failed()
+    clock.now += 1000
+    const probe = await starts.admit('s')
+    assert.equal(starts.isFailing('s'), true, 'an endpoint skips it while the probe runs')
+    const waiting = [refusal(starts, 's'), refusal(starts, 's'), refusal(starts, 's')]
+    probe.failed()
+    for (const r of await Promise.all(waiting)) assert.equal(r?.retryAfter, 2)
+  })
+
+  it('after a successful probe the others start', async () => {
+    const { starts, clock } = memory()
+    ;(await starts.admit('s')).failed()
+    clock.now += 1000
+    const probe = await starts.admit('s')
+    const waiting = [starts.admit('s'), starts.admit('s')]
+    probe.succeeded()
+    for (const w of await Promise.all(waiting)) w.succeeded()
+    assert.equal(starts.isFailing('s'), false)
+  })
+
+  it('an abandoned probe hands the probe to one waiter', async () => {
+    const { starts, clock } = memory()
+    ;(await starts.admit('s')).failed()
+    clock.now += 1000
+    const probe = await starts.admit('s')
+    const [a, b] = [starts.admit('s'), starts.admit('s')]
+    probe.abandoned()
+    const next = await a
+    let bSettled = false
+    b.then(
+      () => (bSettled = true),
+      () => (bSettled = true),
+    )
+    await new Promise((r) => setImmediate(r))
+    assert.equal(bSettled, false, 'the second waits for the new probe')
+    next.failed()
+    await assert.rejects(b, (err: BridgeError) => err.code === 'server_unavailable')
+  })
+
+  it('a probe that never tells holds the others no longer than a start may take', async () => {
+    const { starts, clock } = memory()
+    ;(await starts.admit('s')).failed()
+    clock.now += 1000
+    await starts.admit('s') // never settled
+    // initializeTimeout (100 ms) plus the grace, in real time: the probe's own bound.
+    // Its timer does not hold the process open: this test's does, meanwhile.
+    const alive = setInterval(() => {}, 1000)
+    const next = await starts.admit('s').finally(() => clearInterval(alive))
+    next.failed()
+    assert.equal((await refusal(starts, 's'))?.retryAfter, 2)
+  })
+})
+
+describe("start failures: a start with the client's own initialize", () => {
+  const own = (sub: string) => ({ principal: principal(sub), ownInitialize: true })
+
+  it("opens a window for its user only, and waits out the server's own window and probe", async () => {
+    const { starts, clock, lines } = memory()
+    ;(await starts.admit('s', own('alice'))).failed()
+    assert.equal(
+      lines.filter((l) => l.includes('server s failed to start a session of alice')).length,
+      1,
+    )
+    // Alice's own starts are refused; Bob's, and starts the gateway initializes, are not.
+    await assert.rejects(starts.admit('s', own('alice')), { code: 'server_unavailable' })
+    ;(await starts.admit('s', own('bob'))).succeeded()
+    assert.equal(await refusal(starts, 's', { sub: 'alice' }), undefined)
+    assert.equal(starts.isFailing('s'), false, 'endpoints still list the server')
+    // The server itself failing refuses everyone's own starts too.
+    ;(await starts.admit('s')).failed()
+    await assert.rejects(starts.admit('s', own('bob')), { code: 'server_unavailable' })
+    // Its window over, a start with the client's initialize is no probe: it waits for the
+    // gateway's own probe, and hears its outcome.
+    clock.now += 1000
+    const probe = await starts.admit('s')
+    let admitted = false
+    const waiting = starts.admit('s', own('bob')).then((a) => {
+      admitted = true
+      return a
+    })
+    await new Promise((r) => setImmediate(r))
+    assert.equal(admitted, false, 'waits for the probe')
+    probe.succeeded()
+    ;(await waiting).succeeded()
+    assert.equal(admitted, true)
+    // Alice's own window ended long ago: her next start is her probe, and it clears her.
+    clock.now += 60_000
+    ;(await starts.admit('s', own('alice'))).succeeded()
+    ;(await starts.admit('s', own('alice'))).abandoned()
+  })
+})
