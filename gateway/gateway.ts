@@ -66,6 +66,11 @@ export interface StartOptions {
   store?: Store
   /** The account page's clock, epoch ms (tests expire its sessions without waiting). */
   accountClock?: () => number
+  /**
+   * The idle clock of sessions (servers' and endpoints'), epoch ms: when each was last active,
+   * and the reapers' now (tests move it rather than wait).
+   */
+  sessionClock?: () => number
   /** The clock of the backoff after a server failed to start, epoch ms (tests end one without waiting). */
   startClock?: () => number
   /**
@@ -413,6 +418,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     },
     bounds,
     tracing,
+    now: o.sessionClock,
     startClock: o.startClock,
   })
   registry.start()
@@ -454,6 +460,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     metrics,
     outbound,
     tracing,
+    now: o.sessionClock,
   })
   const reloader = config.policies
     ? watchPolicy(config.policies, policy, config.limits.policyReloadDebounce, (r) => {

@@ -324,6 +324,8 @@ server.registerTool(
       )
       return text(`answered: ${action}`)
     } catch {
+      // Said on stderr (which the gateway logs) as well: a test waits for the giving up.
+      process.stderr.write('fixture: ask_briefly gave up\n')
       return text('gave up')
     }
   },

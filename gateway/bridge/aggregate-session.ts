@@ -69,7 +69,8 @@ export class AggregateSession {
   readonly endpoint: string
   readonly owner: string
   readonly transport: ClientTransport<EndpointCaller>
-  lastActive = Date.now()
+  /** When it was last active, on the idle clock (`now`): what the reaper measures. */
+  lastActive: number
   version: string | undefined
   private capabilities: Record<string, unknown> = {}
   /** Set by the client's logging/setLevel; until then every log the backends send is relayed. */
@@ -103,13 +104,17 @@ export class AggregateSession {
       budget: QueueBudget
       transport?: (session: AggregateSession) => ClientTransport<EndpointCaller>
       onclose: (session: AggregateSession) => void
+      /** The idle clock, epoch ms (default Date.now): `lastActive` reads it. */
+      now?: () => number
     },
   ) {
     this.id = o.id
     this.endpoint = o.agg.name
     this.owner = ownerKey(o.owner)
     this.subscriptions = new SessionSubscriptions(o.log, o.agg.endpoint.maxSubscriptions)
-    this.streams = new SessionStreams(o.budget, o.log, () => (this.lastActive = Date.now()))
+    const now = o.now ?? Date.now
+    this.lastActive = now()
+    this.streams = new SessionStreams(o.budget, o.log, () => (this.lastActive = now()))
     const { resumability, ssePolling } = o.agg.endpoint
     this.store =
       o.transport === undefined && resumability.enabled
@@ -147,7 +152,7 @@ export class AggregateSession {
     body: SessionBody | undefined,
     caller: EndpointCaller,
   ): TransportReply | Promise<TransportReply> {
-    this.lastActive = Date.now()
+    this.lastActive = (this.o.now ?? Date.now)()
     return handOff(this.transport, req, body, caller)
   }
 

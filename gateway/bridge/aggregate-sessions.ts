@@ -39,6 +39,7 @@ export class AggregateSessions {
       outbound: Outbound
       /** Where a session's end is recorded (`mcp.server.session.duration`). */
       tracing?: Tracing
+      /** The idle clock (epoch ms): sessions' last activity and the reaper's sweeps. */
       now?: () => number
     },
   ) {
@@ -90,6 +91,7 @@ export class AggregateSessions {
       metrics: this.o.metrics,
       budget: this.o.outbound.session(),
       transport,
+      now: this.o.now,
       onclose: (s) => {
         this.sessions.delete(s.id)
         this.o.tracing?.sessionEnded({

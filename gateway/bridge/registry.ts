@@ -79,6 +79,7 @@ export class SessionRegistry implements Holders {
       scopesOf?: (p: Principal) => Iterable<string>
       /** The limits shared with sessionless lanes; default: its own, counting sessions only. */
       bounds?: SubjectBounds
+      /** The idle clock (epoch ms): sessions' last activity and the reaper's sweeps. */
       now?: () => number
       /** Where a session's end is recorded (`mcp.server.session.duration`). */
       tracing?: Tracing
@@ -209,6 +210,7 @@ export class SessionRegistry implements Holders {
       metrics: this.o.metrics,
       budget: this.outbound.session(),
       transport,
+      now: this.o.now,
       onclose: (s) => {
         // Every way a session ends (DELETE, reaped, reclaimed, its process gone, shutdown)
         // passes here, once.

@@ -132,7 +132,8 @@ export class Session implements GatedSession {
   readonly transport: ClientTransport<SessionCaller>
   /** When it opened (epoch ms): its duration is recorded when it ends. */
   readonly opened = Date.now()
-  lastActive = Date.now()
+  /** When it was last active, on the idle clock (`now`): what the reaper measures. */
+  lastActive: number
   /** The protocol version negotiated at initialize, once the server has answered it. */
   version: string | undefined
   /**
@@ -196,6 +197,8 @@ export class Session implements GatedSession {
       /** The client-facing transport; default: the Streamable HTTP one (stream-transport.ts). */
       transport?: (session: Session) => ClientTransport<SessionCaller>
       onclose: (session: Session) => void
+      /** The idle clock, epoch ms (default Date.now): `lastActive` reads it. */
+      now?: () => number
       /** For a server that takes per-user credentials. */
       credentials?: SessionCredentials
     },
@@ -211,7 +214,9 @@ export class Session implements GatedSession {
     this.owner = ownerKey(o.owner)
     this.current = o.child
     this.fingerprint = o.credentials?.fingerprint ?? ''
-    this.streams = new SessionStreams(o.budget, o.log, () => (this.lastActive = Date.now()))
+    const now = o.now ?? Date.now
+    this.lastActive = now()
+    this.streams = new SessionStreams(o.budget, o.log, () => (this.lastActive = now()))
     const { resumability, ssePolling } = o.config
     this.store =
       o.transport === undefined && resumability.enabled
@@ -255,7 +260,7 @@ export class Session implements GatedSession {
     body: SessionBody | undefined,
     caller: SessionCaller,
   ): TransportReply | Promise<TransportReply> {
-    this.lastActive = Date.now()
+    this.lastActive = (this.o.now ?? Date.now)()
     // MCP: a request id is never reused within a session. One still in flight is refused here,
     // before the transport maps it to this request's stream.
     for (const id of caller.decided.keys()) {

@@ -100,6 +100,8 @@ export async function startStack(
     realAudit?: boolean
     /** Told each line of the main log as it is written. */
     onLog?: (line: string) => void
+    /** The sessions' idle clock (StartOptions.sessionClock). */
+    sessionClock?: () => number
   } = {},
 ): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-test-'))
@@ -184,6 +186,7 @@ export async function startStack(
       : { auditDestination: { write: (line: string) => void auditLines.push(line) } }),
     ...(o.store ? { store: o.store } : {}),
     ...(o.startClock ? { startClock: o.startClock } : {}),
+    ...(o.sessionClock ? { sessionClock: o.sessionClock } : {}),
   })
   const stack: Stack = {
     gateway,

@@ -714,13 +714,20 @@ describe('2026-07-28 multi-round-trip requests for session-era servers', () => {
 
   it('a request whose server finished while it waited: the retry gets how it ended', async () => {
     const caps = { elicitation: {} }
+    const gaveUp = () =>
+      stack.logLines.filter(
+        (l) => l.includes('"server stderr"') && l.includes('fixture: ask_briefly gave up'),
+      ).length
+    const before = gaveUp()
     const first = await call(
       'tools/call',
       { name: 'ask_briefly', arguments: { ms: 200 } },
       { caps },
     )
     assert.equal(first.json.result.resultType, 'input_required', first.text)
-    await new Promise((r) => setTimeout(r, 500))
+    // The server gives up on its question after 200 ms (it says so on stderr): only then is the
+    // answer retried, so it cannot reach the question in time, however slow the machine.
+    await waitFor(() => gaveUp() > before)
     const [key] = Object.keys(first.json.result.inputRequests)
     const retry = await call(
       'tools/call',

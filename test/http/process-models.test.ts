@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Pool } from 'undici'
+import { IdleClock } from '../helpers/idle-clock.js'
 import { sseData } from '../helpers/sse.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
@@ -51,6 +52,9 @@ const POLICY = `${TEST_POLICY}${Object.keys(SERVERS)
   )
   .join('')}`
 
+/** The sessions' idle clock: the wall clock, unless a test holds it and moves it itself. */
+const idleClock = new IdleClock()
+
 let stack: Stack
 let pool: Pool
 before(async () => {
@@ -58,6 +62,7 @@ before(async () => {
     servers: SERVERS,
     policy: POLICY,
     config: { limits: { maxSessionsPerSubject: 100 } },
+    sessionClock: idleClock.now,
   })
   pool = new Pool(stack.url, { connections: 64 })
 })
@@ -313,41 +318,64 @@ describe('limits', () => {
   })
 
   it('a session whose client holds its GET stream open is not idle; its idle time starts when the stream ends', async () => {
-    const token = await stack.token('alice', { server: 'sleepy' })
-    const s = await open('sleepy', token)
-    const ac = new AbortController()
-    const get = await pool.request({
-      path: '/mcp/sleepy',
-      method: 'GET',
-      headers: {
-        accept: 'text/event-stream',
-        authorization: `Bearer ${token}`,
-        'mcp-session-id': s.sid,
-      },
-      signal: ac.signal,
-    })
-    assert.equal(get.statusCode, 200)
-    get.body.on('error', () => {})
-    get.body.resume()
-    await new Promise((r) => setTimeout(r, 1000))
-    const during = await rpc(
-      'sleepy',
-      token,
-      { jsonrpc: '2.0', id: 9, method: 'tools/list' },
-      s.sid,
-    )
-    assert.equal(during.status, 200, 'three idle timeouts passed with the stream open')
-    const opened = stack.logLines
-      .map((l) => JSON.parse(l))
-      .filter((l) => l.msg === 'session opened' && l.server === 'sleepy')
-      .at(-1)
-    assert.ok(alive(opened.pid))
-    ac.abort()
-    await until(() => !alive(opened.pid), 'the session to be reaped once its stream ended', 5000)
-    assert.equal(
-      (await rpc('sleepy', token, { jsonrpc: '2.0', id: 10, method: 'tools/list' }, s.sid)).status,
-      404,
-    )
+    // The idle clock stands still unless moved here: a slow open or GET cannot make the session
+    // idle (300 ms) before its stream is open, and each step's idle time is exactly what is moved.
+    idleClock.hold()
+    try {
+      const token = await stack.token('alice', { server: 'sleepy' })
+      const s = await open('sleepy', token)
+      assert.equal(s.init.status, 200)
+      const ac = new AbortController()
+      const get = await pool.request({
+        path: '/mcp/sleepy',
+        method: 'GET',
+        headers: {
+          accept: 'text/event-stream',
+          authorization: `Bearer ${token}`,
+          'mcp-session-id': s.sid,
+        },
+        signal: ac.signal,
+      })
+      assert.equal(get.statusCode, 200)
+      get.body.on('error', () => {})
+      get.body.resume()
+      const opened = stack.logLines
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.msg === 'session opened' && l.server === 'sleepy')
+        .at(-1)
+      idleClock.advance(1000)
+      await idleClock.sweeps()
+      // A reaped session leaves the registry at once: a request would find no session (404).
+      const during = await rpc(
+        'sleepy',
+        token,
+        { jsonrpc: '2.0', id: 9, method: 'tools/list' },
+        s.sid,
+      )
+      assert.equal(during.status, 200, 'three idle timeouts passed with the stream open')
+      // Long past that request too, still listening; then the stream ends: that is activity.
+      idleClock.advance(1000)
+      await idleClock.sweeps()
+      ac.abort()
+      await until(() => !stack.gateway.registry.isListening(s.sid), 'the stream to end')
+      await idleClock.sweeps()
+      const after = await rpc(
+        'sleepy',
+        token,
+        { jsonrpc: '2.0', id: 10, method: 'tools/list' },
+        s.sid,
+      )
+      assert.equal(after.status, 200, 'idle since the stream ended, not since the last request')
+      idleClock.advance(301)
+      await until(() => !alive(opened.pid), 'the session to be reaped once idle after its stream')
+      assert.equal(
+        (await rpc('sleepy', token, { jsonrpc: '2.0', id: 11, method: 'tools/list' }, s.sid))
+          .status,
+        404,
+      )
+    } finally {
+      idleClock.release()
+    }
   })
 })
 
@@ -597,8 +625,12 @@ describe('shutdown', () => {
     const http = new Pool(own.url, { connections: 8 })
     try {
       await until(() => own.gateway.registry.warm('pooled') === 2, 'warm processes')
-      const token = await own.token('alice', { server: 'pooled' })
+      const tokens: Record<string, string> = {
+        fixture: await own.token('alice', { server: 'fixture' }),
+        shared: await own.token('alice', { server: 'shared' }),
+      }
       const post = async (server: string, body: unknown, sid?: string) => {
+        const token = tokens[server]
         const res = await http.request({
           path: `/mcp/${server}`,
           method: 'POST',
@@ -626,10 +658,15 @@ describe('shutdown', () => {
           clientInfo: { name: 't', version: '0' },
         },
       }
-      const a = await post('pooled', init)
-      await post('shared', init)
+      // The call in flight is on the stack's fixture server, which records what reaches it.
+      const a = await post('fixture', init)
+      assert.equal(a.status, 200, a.text)
+      assert.equal((await post('shared', init)).status, 200)
+      const reached = () =>
+        existsSync(join(own.dir, 'fixture-record.jsonl')) &&
+        readFileSync(join(own.dir, 'fixture-record.jsonl'), 'utf8').includes('"name":"slow"')
       const inFlight = post(
-        'pooled',
+        'fixture',
         {
           jsonrpc: '2.0',
           id: 1,
@@ -638,11 +675,12 @@ describe('shutdown', () => {
         },
         a.sid,
       )
-      await new Promise((r) => setTimeout(r, 100))
+      // Shut down once the call is in the process's hands, not after a guess at how long that takes.
+      await until(reached, 'the slow call to reach its process')
       const lines = () => own.logLines.map((l) => JSON.parse(l) as Record<string, unknown>)
       const closing = own.close()
       const refused = await post(
-        'pooled',
+        'fixture',
         { jsonrpc: '2.0', id: 2, method: 'tools/list' },
         a.sid,
       ).catch(() => ({ status: 0 }))
