@@ -61,7 +61,8 @@ const ACCOUNT_PAGES = /^\/account(\/.*)?$/
 
 /**
  * Who answers at `path` (the public URL's path removed), of the routes this app serves: what a
- * refusal made before the route says. Anything else (MCP endpoints, unknown paths) is MCP's.
+ * refusal made before the route says. Anything else (MCP endpoints, unknown paths) is MCP's:
+ * no endpoint may take one of these paths (config/schema.ts RESERVED_PATHS).
  */
 function audienceOf(path: string, has: { broker: boolean; account: boolean }): Audience {
   if (has.broker && OAUTH_JSON.test(path)) return 'oauth'
@@ -134,8 +135,7 @@ export function createApp(d: AppDeps): Hono<Vars> {
       const path = unprefixed(c.req.path)
       if (failure === undefined || UNAUDITED.test(path)) return next()
       const seconds = Math.max(1, Math.ceil((failure.retryAt - Date.now()) / 1000))
-      const audience = mcpPaths.has(c.req.path) ? 'mcp' : audienceOf(path, has)
-      return auditUnavailableResponse(audience, seconds)
+      return auditUnavailableResponse(audienceOf(path, has), seconds)
     })
   // Metadata is public: any origin may read it, preflights included (browser clients send
   // MCP-Protocol-Version with discovery requests), and misses too, so probing is quiet.

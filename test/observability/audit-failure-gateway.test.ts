@@ -10,6 +10,7 @@ import { describe, it } from 'node:test'
 import { request } from 'undici'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { launchBrowser, NO_BROWSER } from '../helpers/browser.js'
+import { freePort } from '../helpers/ports.js'
 import { firstData } from '../helpers/sse.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
@@ -188,6 +189,9 @@ describe('a gateway whose audit file cannot be written', () => {
         ['POST', '/mcp/echo', auth, JSON.stringify(INIT)],
         ['POST', '/mcp/no-such-server', auth, JSON.stringify(INIT)],
         ['GET', '/mcp/healthz', auth, undefined],
+        // No broker here: nothing answers OAuth at /token, so nothing speaks OAuth for it.
+        ['POST', '/token', {}, 'grant_type=refresh_token'],
+        ['GET', '/authorize?client_id=c', {}, undefined],
       ]
       for (const [method, path, headers, body] of refused) {
         const res = await request(`${stack.url}${path}`, {
@@ -241,7 +245,8 @@ describe('a gateway whose audit file cannot be written', () => {
 })
 
 /** A gateway in broker mode whose audit file is a directory, its log lines waited for by message. */
-async function brokerWithoutAudit() {
+async function brokerWithoutAudit(o: { base?: string } = {}) {
+  const port = await freePort()
   const target = join(mkdtempSync(join(tmpdir(), 'mcp-edge-audit-dir-')), 'audit.log')
   mkdirSync(target)
   let seen: () => void = () => {}
@@ -249,8 +254,12 @@ async function brokerWithoutAudit() {
     seen = resolve
   })
   const s: BrokerStack = await startBrokerStack({
+    port,
     realAudit: true,
-    config: { log: { level: 'debug', audit: target, auditOnFailure: 'refuse', auditRetry: 10 } },
+    config: {
+      log: { level: 'debug', audit: target, auditOnFailure: 'refuse', auditRetry: 10 },
+      ...(o.base ? { publicUrl: `http://127.0.0.1:${port}${o.base}` } : {}),
+    },
     onLog: (line) => {
       if (NOT_WRITABLE.test((JSON.parse(line) as { msg: string }).msg)) seen()
     },
@@ -301,53 +310,59 @@ const ROUTES: [string, string, Record<string, string>, string | undefined, Audie
   ['GET', '/no-such-path', {}, undefined, 'mcp'],
 ]
 
+/** Sends `route` and asserts its 503 speaks the protocol of who is at the other end. */
+async function assertRefused(
+  url: string,
+  [method, path, headers, body, audience]: (typeof ROUTES)[number],
+) {
+  const name = `${method} ${path.split('?')[0]}`
+  const res = await request(`${url}${path}`, {
+    method: method as 'GET',
+    headers,
+    ...(body === undefined ? {} : { body }),
+  })
+  const text = await res.body.text()
+  assert.equal(res.statusCode, 503, `${name}: ${text}`)
+  assert.match(String(res.headers['retry-after']), /^[1-9]\d*$/, name)
+  const type = String(res.headers['content-type'])
+  if (audience === 'browser') {
+    assert.match(type, /^text\/html; charset=utf-8$/, name)
+    assert.match(String(res.headers['content-security-policy']), /frame-ancestors 'none'/)
+    assert.equal(res.headers['cache-control'], 'no-store', name)
+    assert.match(text, /<h1>Sign-in unavailable<\/h1>/, name)
+    assert.match(text, /audit log unavailable; try again later/, name)
+    return
+  }
+  assert.match(type, /^application\/json/, name)
+  const json = JSON.parse(text) as Record<string, unknown>
+  if (audience === 'oauth') {
+    // RFC 6749 §5.2: an error object, never a JSON-RPC envelope.
+    assert.deepEqual(
+      json,
+      {
+        error: 'temporarily_unavailable',
+        error_description: 'audit log unavailable; try again later',
+      },
+      name,
+    )
+    assert.equal(res.headers['cache-control'], 'no-store', name)
+  } else if (audience === 'account-api') {
+    assert.deepEqual(
+      json,
+      { error: 'audit_unavailable', message: 'audit log unavailable; try again later' },
+      name,
+    )
+  } else {
+    assert.deepEqual(json.error, { code: -32000, message: 'audit log unavailable' }, name)
+  }
+}
+
 describe('refuse, in broker mode: each route refuses in its own protocol', () => {
   it('OAuth endpoints: temporarily_unavailable; pages: the outage page; MCP: JSON-RPC; nothing is stored', async () => {
     const s = await brokerWithoutAudit()
     try {
       const stored = await s.store.dump()
-      for (const [method, path, headers, body, audience] of ROUTES) {
-        const name = `${method} ${path.split('?')[0]}`
-        const res = await request(`${s.url}${path}`, {
-          method: method as 'GET',
-          headers,
-          ...(body === undefined ? {} : { body }),
-        })
-        const text = await res.body.text()
-        assert.equal(res.statusCode, 503, `${name}: ${text}`)
-        assert.match(String(res.headers['retry-after']), /^[1-9]\d*$/, name)
-        const type = String(res.headers['content-type'])
-        if (audience === 'browser') {
-          assert.match(type, /^text\/html; charset=utf-8$/, name)
-          assert.match(String(res.headers['content-security-policy']), /frame-ancestors 'none'/)
-          assert.equal(res.headers['cache-control'], 'no-store', name)
-          assert.match(text, /<h1>Sign-in unavailable<\/h1>/, name)
-          assert.match(text, /audit log unavailable; try again later/, name)
-          continue
-        }
-        assert.match(type, /^application\/json/, name)
-        const json = JSON.parse(text) as Record<string, unknown>
-        if (audience === 'oauth') {
-          // RFC 6749 §5.2: an error object, never a JSON-RPC envelope.
-          assert.deepEqual(
-            json,
-            {
-              error: 'temporarily_unavailable',
-              error_description: 'audit log unavailable; try again later',
-            },
-            name,
-          )
-          assert.equal(res.headers['cache-control'], 'no-store', name)
-        } else if (audience === 'account-api') {
-          assert.deepEqual(
-            json,
-            { error: 'audit_unavailable', message: 'audit log unavailable; try again later' },
-            name,
-          )
-        } else {
-          assert.deepEqual(json.error, { code: -32000, message: 'audit log unavailable' }, name)
-        }
-      }
+      for (const route of ROUTES) await assertRefused(s.url, route)
       // Refused before anything was looked at: no client, interaction or session was written.
       assert.deepEqual(await s.store.dump(), stored)
       // Exempt: metadata and keys, which produce no audit event.
@@ -355,6 +370,18 @@ describe('refuse, in broker mode: each route refuses in its own protocol', () =>
         const res = await request(`${s.url}${path}`)
         await res.body.text()
         assert.equal(res.statusCode, 200, path)
+      }
+    } finally {
+      await s.close()
+    }
+  })
+
+  it('the same with a public URL that has a path, with and without it (a proxy that strips it)', async () => {
+    const s = await brokerWithoutAudit({ base: '/base' })
+    try {
+      for (const [method, path, headers, body, audience] of ROUTES) {
+        await assertRefused(s.url, [method, path, headers, body, audience])
+        await assertRefused(s.url, [method, `/base${path}`, headers, body, audience])
       }
     } finally {
       await s.close()
