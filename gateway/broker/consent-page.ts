@@ -1,6 +1,6 @@
 import { esc, page } from '../http/page.js'
 
-export { esc, PAGE_HEADERS } from '../http/page.js'
+export { esc, messagePage, PAGE_HEADERS } from '../http/page.js'
 
 /** What the consent page shows about one authorization request. */
 export interface ConsentView {
@@ -106,15 +106,5 @@ export function missingRolePage(v: MissingRoleView): string {
 <form method="post" action="${esc(v.action)}"><input type="hidden" name="csrf" value="${esc(v.csrf)}"><input type="hidden" name="t" value="${esc(v.token)}"><input type="hidden" name="choice" value="cancel"><button type="submit">Cancel</button></form>
 ${go}
 </div>`,
-  )
-}
-
-/** A page that ends a sign-in with a reason and nothing to click but "close". */
-export function messagePage(title: string, text: string, code?: string): string {
-  const line =
-    code === undefined ? esc(text) : `<code>${esc(code)}</code>${text ? `: ${esc(text)}` : ''}`
-  return page(
-    title,
-    `<h1>${esc(title)}</h1><p>${line}</p><p class="muted">Close this page and start again from your application.</p>`,
   )
 }

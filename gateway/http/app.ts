@@ -8,7 +8,7 @@ import { metricsEndpoint } from './metrics.js'
 import { hostGuard, originGuard, type OriginPolicy } from './origin.js'
 import { requestId, type Vars } from './request-id.js'
 import { trustedPeer } from './trust.js'
-import { rpcErrorResponse } from './respond.js'
+import { type Audience, auditUnavailableResponse, rpcErrorResponse } from './respond.js'
 import { wellKnown } from './well-known.js'
 import { whoami } from './whoami.js'
 
@@ -44,6 +44,33 @@ const MCP_PATH = /\/(mcp|sse|messages)\/[^/]+$/
  * health, metrics, who-am-I, metadata and public keys.
  */
 const UNAUDITED = /^\/(healthz|readyz|metrics|whoami|jwks|\.well-known\/.*)$/
+/**
+ * Paths of the broker's OAuth endpoints that answer programs in JSON (token, registration and
+ * its management, revocation), relative to the issuer (broker/provider.ts BROKER_ROUTES).
+ */
+const OAUTH_JSON = /^\/(token|register(\/.*)?|revoke)$/
+/**
+ * The broker's paths a person's browser opens: the authorization endpoint (a redirect flow,
+ * and its resume after sign-in), the sign-in and consent pages, the upstream IdP's return.
+ */
+const BROKER_PAGES = /^\/(authorize(\/.*)?|interaction\/.*|oauth\/callback)$/
+/** The account page's JSON API, for programs (account/api.ts). */
+const ACCOUNT_API = /^\/account\/api(\/.*)?$/
+/** The account page, its forms and its return from sign-in (account/routes.ts). */
+const ACCOUNT_PAGES = /^\/account(\/.*)?$/
+
+/**
+ * Who answers at `path` (the public URL's path removed), of the routes this app serves: what a
+ * refusal made before the route says. Anything else (MCP endpoints, unknown paths) is MCP's:
+ * no endpoint may take one of these paths (config/schema.ts RESERVED_PATHS).
+ */
+function audienceOf(path: string, has: { broker: boolean; account: boolean }): Audience {
+  if (has.broker && OAUTH_JSON.test(path)) return 'oauth'
+  if (has.broker && BROKER_PAGES.test(path)) return 'browser'
+  if (has.account && ACCOUNT_API.test(path)) return 'account-api'
+  if (has.account && ACCOUNT_PAGES.test(path)) return 'browser'
+  return 'mcp'
+}
 /** Paths where a HEAD (a GET without its body) changes nothing. */
 const HEAD_PATHS = /^\/(healthz|readyz|metrics|whoami|\.well-known\/.*)$/
 
@@ -99,16 +126,16 @@ export function createApp(d: AppDeps): Hono<Vars> {
     await next()
   })
   // log.auditOnFailure: refuse. What cannot be audited is not done; the rest (health, metrics,
-  // metadata) is served so that probes and clients see why.
+  // metadata) is served so that probes and clients see why. Each is told in its own protocol.
   const auditFailing = d.auditFailing
+  const has = { broker: d.broker !== undefined, account: d.account !== undefined }
   if (auditFailing)
     app.use('*', async (c, next) => {
       const failure = auditFailing()
-      if (failure === undefined || UNAUDITED.test(unprefixed(c.req.path))) return next()
+      const path = unprefixed(c.req.path)
+      if (failure === undefined || UNAUDITED.test(path)) return next()
       const seconds = Math.max(1, Math.ceil((failure.retryAt - Date.now()) / 1000))
-      return rpcErrorResponse(503, -32000, 'audit log unavailable', {
-        headers: { 'retry-after': String(seconds) },
-      })
+      return auditUnavailableResponse(audienceOf(path, has), seconds)
     })
   // Metadata is public: any origin may read it, preflights included (browser clients send
   // MCP-Protocol-Version with discovery requests), and misses too, so probing is quiet.

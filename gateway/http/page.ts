@@ -63,3 +63,13 @@ export function page(title: string, body: string): string {
 export function esc(s: string): string {
   return s.replace(/[&<>"'`]/g, (c) => `&#${c.charCodeAt(0)};`)
 }
+
+/** A page that ends a sign-in with a reason and nothing to click but "close". */
+export function messagePage(title: string, text: string, code?: string): string {
+  const line =
+    code === undefined ? esc(text) : `<code>${esc(code)}</code>${text ? `: ${esc(text)}` : ''}`
+  return page(
+    title,
+    `<h1>${esc(title)}</h1><p>${line}</p><p class="muted">Close this page and start again from your application.</p>`,
+  )
+}

@@ -5,6 +5,7 @@ import { bearerChallenge } from '../auth/challenge.js'
 import { type RequestId, type RpcErrorObject, rpcError, rpcErrorObject } from '../bridge/jsonrpc.js'
 import { GatewayError } from '../errors.js'
 import type { Metrics } from '../observability/metrics.js'
+import { messagePage, PAGE_HEADERS } from './page.js'
 import { MODERN_RPC } from '../bridge/modern-wire.js'
 import type { CallOutcome, CallRefusal } from '../bridge/sessionless.js'
 import type { Refusal } from './decide.js'
@@ -94,6 +95,48 @@ export function negotiationRefusal(
     )
   }
   return undefined
+}
+
+/**
+ * Who a route answers, so that a refusal made before the route runs speaks its protocol: an
+ * MCP client (JSON-RPC), an OAuth client of the broker's JSON endpoints (RFC 6749 error
+ * object), a person in a browser (a page), or a program on the account API (its `error`,
+ * `message` object).
+ */
+export type Audience = 'mcp' | 'oauth' | 'browser' | 'account-api'
+
+/** What a client or person is told while the audit log cannot be written. */
+export const AUDIT_UNAVAILABLE = 'audit log unavailable; try again later'
+
+/**
+ * `log.auditOnFailure: refuse` while the audit log cannot be written: 503 with `Retry-After`,
+ * in the words of whoever asked. OAuth: RFC 6749 `temporarily_unavailable` (§4.1.2.1, §5.2),
+ * as the broker answers a store outage; a person: the broker's "Sign-in unavailable" page;
+ * MCP: a JSON-RPC error with no id (transport-level).
+ */
+export function auditUnavailableResponse(audience: Audience, retryAfterS: number): Response {
+  const retry = { 'retry-after': String(retryAfterS) }
+  switch (audience) {
+    case 'oauth':
+      return jsonResponse(
+        503,
+        { error: 'temporarily_unavailable', error_description: AUDIT_UNAVAILABLE },
+        { 'cache-control': 'no-store', ...retry },
+      )
+    case 'account-api':
+      return jsonResponse(
+        503,
+        { error: 'audit_unavailable', message: AUDIT_UNAVAILABLE },
+        { 'cache-control': 'no-store', ...retry },
+      )
+    case 'browser':
+      return new Response(messagePage('Sign-in unavailable', AUDIT_UNAVAILABLE), {
+        status: 503,
+        headers: { ...PAGE_HEADERS, ...retry },
+      })
+    case 'mcp':
+      return rpcErrorResponse(503, -32000, 'audit log unavailable', { headers: retry })
+  }
 }
 
 /**

@@ -67,6 +67,10 @@ export async function startBrokerStack(
     policy?: string
     port?: number
     start?: Pick<StartOptions, 'accountClock'>
+    /** The configured audit destination (`log.audit`) instead of the in-memory one. */
+    realAudit?: boolean
+    /** Told each line of the main log as it is written. */
+    onLog?: (line: string) => void
   } = {},
 ): Promise<BrokerStack> {
   const kind = o.kind ?? 'entra'
@@ -114,7 +118,15 @@ export async function startBrokerStack(
         ? 'GOCSPX-basic-secret'
         : 'gh-secret-0123456789abcdef'
   const logLines: string[] = []
-  const log = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) })
+  const log = pino(
+    { level: 'debug' },
+    {
+      write: (line: string) => {
+        logLines.push(line)
+        o.onLog?.(line)
+      },
+    },
+  )
   const node = process.execPath
   const config = validateConfig(
     {
@@ -136,7 +148,9 @@ export async function startBrokerStack(
     gateway = await startGateway(config, {
       log,
       store,
-      auditDestination: { write: (line: string) => void auditLines.push(line) },
+      ...(o.realAudit
+        ? {}
+        : { auditDestination: { write: (line: string) => void auditLines.push(line) } }),
       ...o.start,
     })
   } catch (err) {

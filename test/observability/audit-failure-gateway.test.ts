@@ -8,6 +8,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { request } from 'undici'
+import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { launchBrowser, NO_BROWSER } from '../helpers/browser.js'
+import { freePort } from '../helpers/ports.js'
 import { firstData } from '../helpers/sse.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
@@ -186,6 +189,9 @@ describe('a gateway whose audit file cannot be written', () => {
         ['POST', '/mcp/echo', auth, JSON.stringify(INIT)],
         ['POST', '/mcp/no-such-server', auth, JSON.stringify(INIT)],
         ['GET', '/mcp/healthz', auth, undefined],
+        // No broker here: nothing answers OAuth at /token, so nothing speaks OAuth for it.
+        ['POST', '/token', {}, 'grant_type=refresh_token'],
+        ['GET', '/authorize?client_id=c', {}, undefined],
       ]
       for (const [method, path, headers, body] of refused) {
         const res = await request(`${stack.url}${path}`, {
@@ -234,6 +240,172 @@ describe('a gateway whose audit file cannot be written', () => {
       )
     } finally {
       await stack.close()
+    }
+  })
+})
+
+/** A gateway in broker mode whose audit file is a directory, its log lines waited for by message. */
+async function brokerWithoutAudit(o: { base?: string } = {}) {
+  const port = await freePort()
+  const target = join(mkdtempSync(join(tmpdir(), 'mcp-edge-audit-dir-')), 'audit.log')
+  mkdirSync(target)
+  let seen: () => void = () => {}
+  const notWritable = new Promise<void>((resolve) => {
+    seen = resolve
+  })
+  const s: BrokerStack = await startBrokerStack({
+    port,
+    realAudit: true,
+    config: {
+      log: { level: 'debug', audit: target, auditOnFailure: 'refuse', auditRetry: 10 },
+      ...(o.base ? { publicUrl: `http://127.0.0.1:${port}${o.base}` } : {}),
+    },
+    onLog: (line) => {
+      if (NOT_WRITABLE.test((JSON.parse(line) as { msg: string }).msg)) seen()
+    },
+  })
+  await notWritable
+  return s
+}
+
+const AUTHORIZE = `/authorize?${new URLSearchParams({
+  response_type: 'code',
+  client_id: 'some-client',
+  redirect_uri: 'http://127.0.0.1:9/cb',
+  scope: 'mcp:read',
+  code_challenge: 'x'.repeat(43),
+  code_challenge_method: 'S256',
+})}`
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' }
+const JSON_BODY = { 'content-type': 'application/json' }
+
+type Audience = 'oauth' | 'browser' | 'account-api' | 'mcp'
+/** Route, and who is at the other end of it: what a refusal must look like there. */
+const ROUTES: [string, string, Record<string, string>, string | undefined, Audience][] = [
+  ['POST', '/token', FORM, 'grant_type=refresh_token&refresh_token=x&client_id=c', 'oauth'],
+  ['POST', '/token', FORM, undefined, 'oauth'],
+  [
+    'POST',
+    '/register',
+    JSON_BODY,
+    JSON.stringify({ redirect_uris: ['http://127.0.0.1/cb'] }),
+    'oauth',
+  ],
+  ['GET', '/register/some-client', { authorization: 'Bearer x' }, undefined, 'oauth'],
+  ['POST', '/revoke', FORM, 'token=x&client_id=c', 'oauth'],
+  ['GET', AUTHORIZE, {}, undefined, 'browser'],
+  ['POST', '/authorize', FORM, 'response_type=code&client_id=c', 'browser'],
+  ['GET', '/authorize/some-uid', {}, undefined, 'browser'],
+  ['GET', '/interaction/some-uid', {}, undefined, 'browser'],
+  ['POST', '/interaction/some-uid/confirm', FORM, 'csrf=x', 'browser'],
+  ['GET', '/oauth/callback?code=x&state=y', {}, undefined, 'browser'],
+  ['GET', '/account', {}, undefined, 'browser'],
+  ['GET', '/account/login', {}, undefined, 'browser'],
+  ['GET', '/account/callback?code=x&state=y', {}, undefined, 'browser'],
+  ['POST', '/account/secrets', FORM, 'csrf=x', 'browser'],
+  ['GET', '/account/api', { authorization: 'Bearer x' }, undefined, 'account-api'],
+  ['PUT', '/account/api/secrets/token', JSON_BODY, JSON.stringify({ value: 'v' }), 'account-api'],
+  ['POST', '/mcp/echo', { ...JSON_BODY, accept: ACCEPT }, JSON.stringify(INIT), 'mcp'],
+  ['GET', '/sse/echo', {}, undefined, 'mcp'],
+  ['GET', '/no-such-path', {}, undefined, 'mcp'],
+]
+
+/** Sends `route` and asserts its 503 speaks the protocol of who is at the other end. */
+async function assertRefused(
+  url: string,
+  [method, path, headers, body, audience]: (typeof ROUTES)[number],
+) {
+  const name = `${method} ${path.split('?')[0]}`
+  const res = await request(`${url}${path}`, {
+    method: method as 'GET',
+    headers,
+    ...(body === undefined ? {} : { body }),
+  })
+  const text = await res.body.text()
+  assert.equal(res.statusCode, 503, `${name}: ${text}`)
+  assert.match(String(res.headers['retry-after']), /^[1-9]\d*$/, name)
+  const type = String(res.headers['content-type'])
+  if (audience === 'browser') {
+    assert.match(type, /^text\/html; charset=utf-8$/, name)
+    assert.match(String(res.headers['content-security-policy']), /frame-ancestors 'none'/)
+    assert.equal(res.headers['cache-control'], 'no-store', name)
+    assert.match(text, /<h1>Sign-in unavailable<\/h1>/, name)
+    assert.match(text, /audit log unavailable; try again later/, name)
+    return
+  }
+  assert.match(type, /^application\/json/, name)
+  const json = JSON.parse(text) as Record<string, unknown>
+  if (audience === 'oauth') {
+    // RFC 6749 §5.2: an error object, never a JSON-RPC envelope.
+    assert.deepEqual(
+      json,
+      {
+        error: 'temporarily_unavailable',
+        error_description: 'audit log unavailable; try again later',
+      },
+      name,
+    )
+    assert.equal(res.headers['cache-control'], 'no-store', name)
+  } else if (audience === 'account-api') {
+    assert.deepEqual(
+      json,
+      { error: 'audit_unavailable', message: 'audit log unavailable; try again later' },
+      name,
+    )
+  } else {
+    assert.deepEqual(json.error, { code: -32000, message: 'audit log unavailable' }, name)
+  }
+}
+
+describe('refuse, in broker mode: each route refuses in its own protocol', () => {
+  it('OAuth endpoints: temporarily_unavailable; pages: the outage page; MCP: JSON-RPC; nothing is stored', async () => {
+    const s = await brokerWithoutAudit()
+    try {
+      const stored = await s.store.dump()
+      for (const route of ROUTES) await assertRefused(s.url, route)
+      // Refused before anything was looked at: no client, interaction or session was written.
+      assert.deepEqual(await s.store.dump(), stored)
+      // Exempt: metadata and keys, which produce no audit event.
+      for (const path of ['/jwks', '/.well-known/oauth-authorization-server']) {
+        const res = await request(`${s.url}${path}`)
+        await res.body.text()
+        assert.equal(res.statusCode, 200, path)
+      }
+    } finally {
+      await s.close()
+    }
+  })
+
+  it('the same with a public URL that has a path, with and without it (a proxy that strips it)', async () => {
+    const s = await brokerWithoutAudit({ base: '/base' })
+    try {
+      for (const [method, path, headers, body, audience] of ROUTES) {
+        await assertRefused(s.url, [method, path, headers, body, audience])
+        await assertRefused(s.url, [method, `/base${path}`, headers, body, audience])
+      }
+    } finally {
+      await s.close()
+    }
+  })
+
+  it('a person in a browser sees the outage page, status 503, at /authorize and /account', {
+    skip: NO_BROWSER,
+  }, async () => {
+    const s = await brokerWithoutAudit()
+    const { browser, close } = await launchBrowser()
+    try {
+      const page = await browser.newPage()
+      for (const path of [AUTHORIZE, '/account']) {
+        const res = await page.goto(`${s.url}${path}`)
+        assert.equal(res?.status(), 503, path)
+        assert.equal(await page.title(), 'Sign-in unavailable', path)
+        const shown = await page.evaluate(() => document.body.innerText)
+        assert.match(shown, /audit log unavailable; try again later/, path)
+        assert.doesNotMatch(shown, /jsonrpc|-32000/, path)
+      }
+    } finally {
+      await close()
+      await s.close()
     }
   })
 })
