@@ -306,11 +306,6 @@ export class SessionRegistry implements Holders {
   }
 
   /**
-   * Shutdown: waits until no request is in flight (nor `othersBusy`: sessionless requests on
-   * these processes), at most the longest `shutdownGrace` of the servers concerned, then ends
-   * every session, warm process and shared process.
-   */
-  /**
    * After a policy reload: sessions whose user the policy in force no longer lets use their
    * server are closed now, their streams ended, not left open until their next request.
    */
@@ -318,6 +313,11 @@ export class SessionRegistry implements Holders {
     for (const s of [...this.sessions.values()]) if (s.accessWithdrawn) s.withdraw()
   }
 
+  /**
+   * Shutdown: waits until no request is in flight (nor `othersBusy`: sessionless requests on
+   * these processes), at most the longest `shutdownGrace` of the servers concerned, then ends
+   * every session, warm process and shared process.
+   */
   async closeAll(othersBusy: () => boolean = () => false): Promise<void> {
     this.closingAt = Date.now()
     this.reaper.stop()
