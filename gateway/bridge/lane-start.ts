@@ -7,7 +7,7 @@ import { BridgeError } from './errors.js'
 import { exchange, initializeChild, initializeTimeout, type InitResult } from './handshake.js'
 import { LANE_CLIENT_CAPABILITIES } from './lane.js'
 import { ownerKey } from './session.js'
-import type { StartFailures } from './start-failures.js'
+import { type StartFailures, spawnThrew } from './start-failures.js'
 
 /** Where lanes' processes come from (the session registry's pools and shared processes). */
 export interface ProcessSource {
@@ -63,11 +63,7 @@ export async function startLaneProcess(
   const attempt = await o.source.starts?.admit(server, { principal, fingerprint })
   const child = await o.source
     .process(server, principal, log, accepted, credentials)
-    .catch((err: unknown) => {
-      if (err instanceof BridgeError && err.code === 'spawn_failed') attempt?.failed()
-      else attempt?.abandoned()
-      throw err
-    })
+    .catch((err: unknown) => spawnThrew(attempt, err))
   const timeout = initializeTimeout(config)
   try {
     const init = await initializeChild(child, timeout, LANE_CLIENT_CAPABILITIES)

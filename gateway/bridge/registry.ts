@@ -18,7 +18,7 @@ import { ProcessPool } from './pool.js'
 import type { OutputCaps } from './result-cap.js'
 import { ownerKey, Session, type ClientTransport, type ResultFilter } from './session.js'
 import { SharedServer } from './shared.js'
-import { type StartAttempt, StartFailures } from './start-failures.js'
+import { type StartAttempt, StartFailures, spawnThrew } from './start-failures.js'
 
 /**
  * Random bytes in a session id (192 bits, base64url: visible ASCII only). Not a setting: MCP
@@ -186,11 +186,7 @@ export class SessionRegistry implements Holders {
         ownInitialize: true,
       })
       child = await this.process(server, principal, sessionLog, Date.now(), initial).catch(
-        (err: unknown) => {
-          if (err instanceof BridgeError && err.code === 'spawn_failed') attempt.failed()
-          else attempt.abandoned()
-          throw err
-        },
+        (err: unknown) => spawnThrew(attempt, err),
       )
     } finally {
       this.opening.delete(slot)

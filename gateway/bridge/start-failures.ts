@@ -57,6 +57,16 @@ export interface Starter {
   ownInitialize?: boolean
 }
 
+/**
+ * Tells `attempt` how a process request that threw ended: a spawn that failed is a failed
+ * start; any other refusal (a limit, shutdown) says nothing of the server. Rethrows `err`.
+ */
+export function spawnThrew(attempt: StartAttempt | undefined, err: unknown): never {
+  if (err instanceof BridgeError && err.code === 'spawn_failed') attempt?.failed()
+  else attempt?.abandoned()
+  throw err
+}
+
 /** An attempt whose outcome changes nothing (a server this memory does not watch). */
 const UNWATCHED: StartAttempt = { succeeded() {}, failed() {}, abandoned() {} }
 
