@@ -548,11 +548,12 @@ export class AggregateSession {
     params: Record<string, unknown> | undefined,
   ): void {
     if (!this.o.agg.servers.includes(server)) return
-    // Decided by the policy loaded now, as on a listen stream: a user left with no backend is
-    // done; a backend they lost, or a URI they may no longer read, sends them nothing.
-    if (this.accessWithdrawn) return this.withdraw()
-    if (this.o.agg.notice(this.principal ?? this.o.owner, server, method, params) !== 'relay')
-      return
+    // Decided by the policy loaded now, as on a listen stream: a backend they lost, or a URI
+    // they may no longer read, sends them nothing; a user denied every backend is done (only
+    // then looked at: denied this one is the first sign of it).
+    const notice = this.o.agg.notice(this.principal ?? this.o.owner, server, method, params)
+    if (notice === 'withdrawn' && this.accessWithdrawn) return this.withdraw()
+    if (notice !== 'relay') return
     if (LIST_CHANGED.has(method)) {
       if (this.sentThisTick.has(method)) return
       this.sentThisTick.add(method)
