@@ -132,8 +132,9 @@ export function createApp(d: AppDeps): Hono<Vars> {
   if (auditFailing)
     app.use('*', async (c, next) => {
       const failure = auditFailing()
+      if (failure === undefined) return next()
       const path = unprefixed(c.req.path)
-      if (failure === undefined || UNAUDITED.test(path)) return next()
+      if (UNAUDITED.test(path)) return next()
       const seconds = Math.max(1, Math.ceil((failure.retryAt - Date.now()) / 1000))
       return auditUnavailableResponse(audienceOf(path, has), seconds)
     })
