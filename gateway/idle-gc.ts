@@ -8,6 +8,7 @@
 import type { Logger } from 'pino'
 import { getHeapStatistics, setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
+import { tickWhile } from './bridge/lifecycle.js'
 
 /** What the collector reads and does: the process's, or a test's. */
 export interface IdleGcProbe {
@@ -154,10 +155,7 @@ export function startIdleGc(
   const requests = activity && (() => activity.requests())
   const collector = new IdleCollector(tickMs, { cpuMicros, heapBytes, collect, requests })
   const MB = 1024 * 1024
-  let timer: NodeJS.Timeout | undefined
-  let stopped = false
-  const tick = () => {
-    timer = undefined
+  const ticker = tickWhile(tickMs, () => {
     const t0 = performance.now()
     const done = collector.tick()
     if (done)
@@ -170,18 +168,9 @@ export function startIdleGc(
         'quiet: heap collected',
       )
     // Settled: no next tick until a request.
-    if (!activity || !collector.settled) start()
-  }
-  const start = () => {
-    if (timer === undefined && !stopped) timer = setTimeout(tick, tickMs).unref()
-  }
-  start()
-  activity?.onRequest(start)
-  return {
-    stop: () => {
-      stopped = true
-      clearTimeout(timer)
-      timer = undefined
-    },
-  }
+    return !activity || !collector.settled
+  })
+  ticker.watch()
+  activity?.onRequest(() => ticker.watch())
+  return { stop: () => ticker.stop() }
 }

@@ -34,7 +34,15 @@ export interface Reaper {
  * The timer never holds the process open.
  */
 export function startReaper(idles: readonly number[], sweep: () => boolean): Reaper {
-  const every = reapEvery(idles)
+  return tickWhile(reapEvery(idles), sweep)
+}
+
+/**
+ * Runs `tick` every `every` ms from a `watch()` on, for as long as it returns true; the next
+ * `watch()` starts it again. One timer at most, which never holds the process open; `stop`
+ * ends it for good. What an idle sweep and the idle collector (idle-gc.ts) tick on.
+ */
+export function tickWhile(every: number, tick: () => boolean): Reaper {
   let timer: NodeJS.Timeout | undefined
   let stopped = false
   const arm = () => {
@@ -42,7 +50,7 @@ export function startReaper(idles: readonly number[], sweep: () => boolean): Rea
   }
   const run = () => {
     timer = undefined
-    if (sweep() && !stopped && timer === undefined) arm()
+    if (tick() && !stopped && timer === undefined) arm()
   }
   return {
     watch: () => {
