@@ -115,7 +115,7 @@ export async function tokenExchange(
     async close() {
       await exchange.close()
       await http.close()
-      await dispatcher?.close()
+      await dispatcher?.destroy()
     },
   }
 }

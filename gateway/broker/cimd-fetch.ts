@@ -129,7 +129,7 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
     return new Response(empty ? null : body, answer)
   }
 
-  return Object.assign(cimdFetch, { close: () => agent.close() })
+  return Object.assign(cimdFetch, { close: () => agent.destroy() })
 }
 
 /**

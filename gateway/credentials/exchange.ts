@@ -146,9 +146,13 @@ export class TokenExchange {
     for (const [key, flight] of this.#flights) if (flight.owner === owner) this.#flights.delete(key)
   }
 
-  /** Closes the connection pool this instance made (not a dispatcher it was given). */
+  /**
+   * Destroys the connection pool this instance made (not a dispatcher it was given), an exchange
+   * under way included: called once no session is left to use an answer, so a hung IdP cannot
+   * hold shutdown up for the exchange's whole timeout.
+   */
   async close(): Promise<void> {
-    await this.#ownAgent?.close()
+    await this.#ownAgent?.destroy()
   }
 
   async #exchange(spec: ExchangeSpec, subject: SubjectToken): Promise<Cached> {

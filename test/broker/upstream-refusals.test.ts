@@ -274,6 +274,20 @@ describe('upstream sign-in refusals', () => {
     assert.equal(idps.entra.counts.token, 1)
   })
 
+  it('closing while the token endpoint holds its answer: the request is dropped, not waited for', {
+    timeout: 60_000,
+  }, async () => {
+    // The client would wait ten minutes: before the fix, closing it (the gateway's shutdown) did.
+    const up = await connect(idps.entra, 'basic', { timeout: 600_000 })
+    idps.entra.knobs.tokenDelayMs = 600_000
+    const { callback, tx } = await toCallback(up, idps.entra)
+    const finished = rejectsUpstream(up.finish(callback, tx), 'upstream_unavailable')
+    while (idps.entra.counts.token === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+    await up.close()
+    await finished
+    assert.equal(idps.entra.counts.token, 1)
+  })
+
   it('a redirect from the token endpoint is not followed to another host either', async (t) => {
     let hits = 0
     const other = http.createServer((_req, res) => {
