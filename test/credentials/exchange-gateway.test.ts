@@ -5,6 +5,7 @@
 // IdP end as tool errors with nothing run.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { once } from 'node:events'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -32,30 +33,13 @@ let gateway: Gateway
 const logLines: string[] = []
 const auditLines: string[] = []
 
-before(async () => {
-  const ca = makeTestCa()
-  const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-exchange-gw-'))
-  writeFileSync(join(dir, 'ca.pem'), ca.ca)
-  writeFileSync(
-    join(dir, 'policy.yaml'),
-    'servers:\n  warehouse:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n',
-  )
-  idp = await startExchangeIdp({
-    tls: ca,
-    allow: {
-      alice: ['warehouse-api'],
-      bob: ['warehouse-api'],
-      carol: ['warehouse-api'],
-      dave: ['warehouse-api'],
-      mallory: [],
-    },
-    targets: { 'warehouse-api': ['read'] },
-  })
-  process.env[SECRET_ENV] = EXCHANGE_CLIENTS.basic.clientSecret
-  const port = await freePort()
-  const config = validateConfig(
+let dir: string
+
+/** The gateway's config: the warehouse server, its token exchanged at the IdP with `exchange` options. */
+async function gatewayConfig(exchange: { timeout?: number } = {}) {
+  return validateConfig(
     {
-      listen: { host: '127.0.0.1', port },
+      listen: { host: '127.0.0.1', port: await freePort() },
       auth: {
         issuer: idp.issuer,
         caFile: 'ca.pem',
@@ -66,6 +50,7 @@ before(async () => {
           clientSecret: { env: SECRET_ENV },
           clientAuth: 'client_secret_basic',
           renewBefore: 60_000,
+          ...exchange,
         },
       },
       servers: {
@@ -81,6 +66,30 @@ before(async () => {
     },
     { file: 'test', baseDir: dir },
   )
+}
+
+before(async () => {
+  const ca = makeTestCa()
+  const tmp = mkdtempSync(join(tmpdir(), 'mcp-edge-exchange-gw-'))
+  writeFileSync(join(tmp, 'ca.pem'), ca.ca)
+  writeFileSync(
+    join(tmp, 'policy.yaml'),
+    'servers:\n  warehouse:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n',
+  )
+  idp = await startExchangeIdp({
+    tls: ca,
+    allow: {
+      alice: ['warehouse-api'],
+      bob: ['warehouse-api'],
+      carol: ['warehouse-api'],
+      dave: ['warehouse-api'],
+      mallory: [],
+    },
+    targets: { 'warehouse-api': ['read'] },
+  })
+  process.env[SECRET_ENV] = EXCHANGE_CLIENTS.basic.clientSecret
+  dir = tmp
+  const config = await gatewayConfig()
   gateway = await startGateway(config, {
     log: pino({ level: 'debug' }, { write: (l: string) => void logLines.push(l) }),
     auditDestination: { write: (l: string) => void auditLines.push(l) },
@@ -192,5 +201,36 @@ describe('credentials from RFC 8693 token exchange, through the gateway', () => 
     idp.knobs.fail = undefined
     const ok = await call(token)
     assert.notEqual(ok.result?.isError, true, JSON.stringify(ok))
+  })
+})
+
+describe('shutdown while the IdP holds a token exchange', () => {
+  // The gateway must not wait for the IdP's answer (the exchange's own timeout here is ten
+  // minutes): its HTTP clients are destroyed once every session is closed, when no one is left
+  // to use an answer, so a hung IdP cannot hold SIGTERM up until the process deadline.
+  it('closes without waiting for the answer, and drops the connection the IdP holds', {
+    timeout: 60_000,
+  }, async () => {
+    const other = await startGateway(await gatewayConfig({ timeout: 600_000 }), {
+      log: pino({ level: 'silent' }),
+    })
+    idp.knobs.fail = { kind: 'stall' }
+    const token = await idp.subjectToken('alice')
+    const asked = once(idp.events, 'request')
+    const abandoned = once(idp.events, 'abandoned')
+    const answered = request(
+      `${other.url}/mcp/warehouse`,
+      modernToolCall(token, 'credential', { name: 'WAREHOUSE_TOKEN' }, { id: nextId++ }),
+    ).then(
+      async (res) => res.body.text(),
+      (err: Error) => err.message,
+    )
+    await asked
+    // Before the fix this waited for the exchange's ten-minute timeout (the test's own timeout).
+    await other.close()
+    await abandoned
+    // The call never got a token: whatever it was told, the process never ran it.
+    assert.ok(!(await answered).includes('"sha256"'))
+    assert.equal(idp.received.length, 1)
   })
 })
