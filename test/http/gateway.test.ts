@@ -8,8 +8,8 @@ import { Readable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
+import { postMcp } from '../helpers/post-mcp.js'
 import { authorizationCodeFlow, registerPublicClient } from '../helpers/oauth-flow.js'
-import { firstData } from '../helpers/sse.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 const ACCEPT = 'application/json, text/event-stream'
@@ -49,20 +49,9 @@ function textOf(result: unknown): string {
   return content.map((c) => c.text).join('')
 }
 
-async function post(server: string, body: unknown, headers: Record<string, string> = {}) {
-  const res = await request(stack.local(server), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  })
-  const text = await res.body.text()
-  return {
-    status: res.statusCode,
-    headers: res.headers,
-    text,
-    json: () => JSON.parse(firstData(text) ?? text),
-  }
-}
+/** POSTs to `server`'s MCP endpoint on the stack. */
+const post = (server: string, body: unknown, headers: Record<string, string> = {}) =>
+  postMcp(stack.local(server), body, headers)
 
 async function openSession(server: string, token: string): Promise<string> {
   const res = await post(server, INIT, { authorization: `Bearer ${token}` })

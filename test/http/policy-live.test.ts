@@ -10,12 +10,12 @@ import {
   UnauthorizedError,
 } from '@modelcontextprotocol/client'
 import { request } from 'undici'
+import { postMcp } from '../helpers/post-mcp.js'
 import { followToRedirectUri } from '../helpers/oauth-flow.js'
 import { memoryProvider, REDIRECT } from '../helpers/oauth-provider.js'
-import { firstData } from '../helpers/sse.js'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
-const ACCEPT = 'application/json, text/event-stream'
+const _ACCEPT = 'application/json, text/event-stream'
 const INIT = {
   jsonrpc: '2.0',
   id: 1,
@@ -39,20 +39,9 @@ before(async () => {
 })
 after(() => stack.close())
 
-async function post(server: string, body: unknown, headers: Record<string, string>) {
-  const res = await request(stack.local(server), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers },
-    body: JSON.stringify(body),
-  })
-  const text = await res.body.text()
-  return {
-    status: res.statusCode,
-    headers: res.headers,
-    text,
-    json: () => JSON.parse(firstData(text) ?? text),
-  }
-}
+/** POSTs to `server`'s MCP endpoint on the stack. */
+const post = (server: string, body: unknown, headers: Record<string, string> = {}) =>
+  postMcp(stack.local(server), body, headers)
 
 async function session(server: string, token: string) {
   const res = await post(server, INIT, { authorization: `Bearer ${token}` })

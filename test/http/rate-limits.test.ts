@@ -10,10 +10,10 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { request } from 'undici'
-import { firstData } from '../helpers/sse.js'
+import { postMcp } from '../helpers/post-mcp.js'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
-const ACCEPT = 'application/json, text/event-stream'
+const _ACCEPT = 'application/json, text/event-stream'
 const RATE_LIMITED = -32029
 
 const LIMITS = `
@@ -49,20 +49,9 @@ before(async () => {
 })
 after(() => stack.close())
 
-async function post(server: string, body: unknown, headers: Record<string, string>) {
-  const res = await request(stack.local(server), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers },
-    body: JSON.stringify(body),
-  })
-  const text = await res.body.text()
-  return {
-    status: res.statusCode,
-    headers: res.headers,
-    text,
-    json: () => JSON.parse(firstData(text) ?? text),
-  }
-}
+/** POSTs to `server`'s MCP endpoint on the stack. */
+const post = (server: string, body: unknown, headers: Record<string, string> = {}) =>
+  postMcp(stack.local(server), body, headers)
 
 const INIT = {
   jsonrpc: '2.0',

@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { request } from 'undici'
+import { postMcp } from '../helpers/post-mcp.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { launchBrowser, NO_BROWSER } from '../helpers/browser.js'
 import { freePort } from '../helpers/ports.js'
-import { firstData } from '../helpers/sse.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 const ACCEPT = 'application/json, text/event-stream'
@@ -58,20 +58,9 @@ async function stackWith(log: Record<string, unknown>) {
   return { stack, until, count }
 }
 
-async function post(stack: Stack, server: string, body: unknown, headers: Record<string, string>) {
-  const res = await request(stack.local(server), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers },
-    body: JSON.stringify(body),
-  })
-  const text = await res.body.text()
-  return {
-    status: res.statusCode,
-    headers: res.headers,
-    text,
-    json: () => JSON.parse(firstData(text) ?? text),
-  }
-}
+/** POSTs to `server`'s MCP endpoint on `stack`. */
+const post = (stack: Stack, server: string, body: unknown, headers: Record<string, string>) =>
+  postMcp(stack.local(server), body, headers)
 
 async function openSession(stack: Stack, server: string, auth: Record<string, string>) {
   const init = await post(stack, server, INIT, auth)
