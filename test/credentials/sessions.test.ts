@@ -39,7 +39,11 @@ before(async () => {
   stack = await startStack({
     servers: SERVERS,
     policy: POLICY,
-    config: { credentials: { pollInterval: 20, elicitationTimeout: 60_000 } },
+    config: {
+      credentials: { pollInterval: 20, elicitationTimeout: 60_000 },
+      // vault behind an endpoint too: its calls there are audited like at /mcp/vault.
+      endpoints: { vaults: { path: '/mcp/vaults', servers: ['vault'] } },
+    },
   })
   secrets = stack.gateway.secrets!
 })
@@ -478,6 +482,29 @@ describe('per-user credentials: what is written down', () => {
       await client.close()
     }
     await modernCall('bob', 'credential', { name: 'VAULT_TOKEN' })
+    // The same calls through the endpoint /mcp/vaults, in both eras.
+    const vaults = `${stack.url}/mcp/vaults`
+    const token = await stack.token('bob', { resource: vaults })
+    const atEndpoint = new Client({ name: 'test-bob-endpoint', version: '0' })
+    await atEndpoint.connect(
+      new StreamableHTTPClientTransport(new URL(vaults), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+      }),
+    )
+    try {
+      const r = await atEndpoint.callTool({
+        name: 'vault_credential',
+        arguments: { name: 'VAULT_TOKEN' },
+      })
+      assert.equal(JSON.parse(textOf(r)).sha256, sha(value))
+    } finally {
+      await atEndpoint.close()
+    }
+    const modern = await request(
+      vaults,
+      modernToolCall(token, 'vault_credential', { name: 'VAULT_TOKEN' }, { id: nextId++ }),
+    )
+    assert.match(await modern.body.text(), new RegExp(sha(value)))
     const lines = stack
       .audit()
       .filter(
@@ -487,7 +514,7 @@ describe('per-user credentials: what is written down', () => {
           e.outcome === 'ok' &&
           e.server === 'vault',
       )
-    assert.ok(lines.length >= 2)
+    assert.ok(lines.length >= 4, JSON.stringify(lines))
     for (const l of lines)
       assert.deepEqual(l.credentials, [{ name: 'VAULT_TOKEN', source: 'secret' }])
     assert.ok(!JSON.stringify(stack.audit()).includes(value))
