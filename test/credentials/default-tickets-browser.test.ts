@@ -2,9 +2,10 @@
 // acts with each user's own API key. Real components only: a gateway on the embedded default
 // (its ports from the environment, a second dev IdP user added), the SDK v2 client logging in
 // through the broker and the dev IdP in headless Chromium (scripts off), the account page.
-// A call before the key is set is refused with the page's link and starts no process; the user
-// sets the key on the page; the call then runs with their key; a second user sees nothing of
-// the first's key and gets their own.
+// /readyz is ready with no tickets process warm. A call before the key is set is refused with
+// the page's link and starts no process; the user sets the key on the page; the call then runs
+// with their key, at /mcp/tickets and at /mcp; a second user sees nothing of the first's key and
+// gets their own. No log line or audit event holds a key; each call's audit line names it.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
@@ -18,6 +19,7 @@ import {
   UnauthorizedError,
 } from '@modelcontextprotocol/client'
 import { pino } from 'pino'
+import { request } from 'undici'
 import type { Browser, BrowserContext, HTTPRequest, Page } from 'puppeteer-core'
 import { DEMO_TICKETS_SECRET, defaultConfig } from '../../gateway/config/defaults.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
@@ -62,6 +64,8 @@ describe('npm start: the tickets demo acts with each user’s own API key', {
   /** Each user's browser profile (their own cookies: broker session, account page). */
   const contexts = new Map<string, BrowserContext>()
   const clients: Client[] = []
+  const logLines: string[] = []
+  const auditLines: string[] = []
 
   before(async () => {
     const [port, idpPort] = [await freePort(), await freePort()]
@@ -78,7 +82,8 @@ describe('npm start: the tickets demo acts with each user’s own API key', {
     config.devIdp.users = USERS.map((sub) => ({ sub, roles: [...ROLES] }))
     process.env.MCP_EDGE_DEV_BROKER_SECRET = env.MCP_EDGE_DEV_BROKER_SECRET
     gateway = await startGateway(config, {
-      log: pino({ level: 'silent' }),
+      log: pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) }),
+      auditDestination: { write: (line: string) => void auditLines.push(line) },
       allowDevIdp: true,
       devIdp: { stateFile: state },
     })
@@ -204,6 +209,13 @@ describe('npm start: the tickets demo acts with each user’s own API key', {
 
   let devUser: Client
 
+  it('/readyz: ready with tickets, which keeps no warm process (each starts with its user’s key)', async () => {
+    const res = await request(`${base}/readyz`)
+    assert.equal(res.statusCode, 200)
+    assert.deepEqual(await res.body.json(), { status: 'ready', problems: [], warnings: [] })
+    assert.equal(ticketProcesses(), 0)
+  })
+
   it('before the key: a 2026-07-28 call is refused with -32042 naming the account page, and no process starts', async () => {
     devUser = await logIn('dev-user', '/mcp/tickets', {
       era: V,
@@ -283,5 +295,24 @@ describe('npm start: the tickets demo acts with each user’s own API key', {
     // And dev-user still acts with their own.
     const mine = await devUser.callTool({ name: 'list_tickets', arguments: {} })
     assert.ok(textOf(mine).endsWith(`[${named(KEYS['dev-user']!)}]`), textOf(mine))
+  })
+
+  it('the keys appear in no log line or audit event; each call that ran with one names it', () => {
+    for (const key of Object.values(KEYS)) {
+      assert.ok(!logLines.some((l) => l.includes(key)), 'no log line holds a key')
+      assert.ok(!auditLines.some((l) => l.includes(key)), 'no audit event holds a key')
+    }
+    const ran = auditLines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((e) => e.server === 'tickets' && e.method === 'tools/call' && e.outcome === 'ok')
+    assert.deepEqual(
+      ran.map((e) => [e.sub, e.credentials]),
+      [
+        ['dev-user', [{ name: 'TICKETS_API_KEY', source: 'secret' }]],
+        ['dev-user', [{ name: 'TICKETS_API_KEY', source: 'secret' }]],
+        ['sam', [{ name: 'TICKETS_API_KEY', source: 'secret' }]],
+        ['dev-user', [{ name: 'TICKETS_API_KEY', source: 'secret' }]],
+      ],
+    )
   })
 })
