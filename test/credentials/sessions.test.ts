@@ -216,7 +216,11 @@ describe('per-user credentials: a missing secret, asked for with URL elicitation
       assert.equal(asked.length, 1)
       assert.equal((asked[0] as { mode?: string }).mode, 'url')
       assert.equal(asked[0]!.url, `${stack.url}/account?server=vault&secret=vault_token`)
-      assert.match(asked[0]!.message, /Your vault token/)
+      // The request waits here (unlike -32042's, which asks for a retry).
+      assert.equal(
+        asked[0]!.message,
+        'vault needs Your vault token (vault_token), which you have not set. Set it on your account page; the request continues once it is set.',
+      )
       assert.doesNotMatch(JSON.stringify(asked[0]), /set-after-asking/)
       assert.deepEqual(completed, [asked[0]!.elicitationId])
       // Set now: the next call asks nothing.
@@ -410,7 +414,12 @@ describe('per-user credentials: sessionless (2026-07-28) missing secrets', () =>
     const caps = { elicitation: { url: {} } }
     const r = await modernCall('admin', 'credential', { name: 'VAULT_TOKEN' }, caps)
     assert.equal(r.json.error?.code, -32042, JSON.stringify(r.json))
+    // The request is over: the message asks for a retry, not for waiting.
+    const said =
+      'vault needs Your vault token (vault_token), which you have not set. Set it on your account page; then try again.'
+    assert.equal(r.json.error?.message, said)
     const e = r.json.error!.data!.elicitations!
+    assert.equal(e[0]!.message, said)
     assert.equal(e.length, 1)
     assert.equal(e[0]!.mode, 'url')
     assert.equal(e[0]!.url, `${stack.url}/account?server=vault&secret=vault_token`)
