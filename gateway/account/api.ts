@@ -22,13 +22,19 @@ const JSON_HEADERS = {
 /**
  * The account page's API, for scripts and `mcp-edge secrets`: `GET /account/api` (the caller's
  * servers, what they need, what is set and when), `PUT` and `DELETE /account/api/secrets/:name`.
- * Authenticated like MCP requests, with a bearer token for any of the gateway's servers, so the
- * secrets are the same (iss, sub)'s the page and the processes see. Values go in, never out.
+ * Authenticated like MCP requests, with a bearer token for any of the gateway's servers or
+ * endpoints, so the secrets are the same (iss, sub)'s the page and the processes see. Values go in, never out.
  * Errors are JSON `{ error, message }` with stable codes; no CORS (not for other sites' pages).
  */
 export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
   const servers = Object.keys(d.config.servers)
-  const audiences = [...new Set(servers.flatMap((s) => d.resources.audiences(s)))]
+  // A connector at an endpoint (`/mcp`) holds a token for the endpoint, not for one server.
+  const audiences = [
+    ...new Set([
+      ...servers.flatMap((s) => d.resources.audiences(s)),
+      ...Object.keys(d.config.endpoints).flatMap((e) => d.resources.endpointAudiences(e)),
+    ]),
+  ]
   const reply = (status: number, body: unknown, headers: Record<string, string> = {}) =>
     new Response(body === undefined ? null : JSON.stringify(body), {
       status,
@@ -80,7 +86,7 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
     return reply(500, { error: 'internal_error', message: 'internal error' })
   }
 
-  /** Origin (a present one must be ours), then the bearer token for any of the gateway's servers. */
+  /** Origin (a present one must be ours), then the bearer token for any of the gateway's servers or endpoints. */
   const caller = async (c: Context<Vars>): Promise<Principal> => {
     const origin = c.req.header('origin')
     if (origin !== undefined && !originAllowed(origin, d.origin))

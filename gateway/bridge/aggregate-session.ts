@@ -368,6 +368,8 @@ export class AggregateSession {
           decided: target.decided,
           start,
           outcome,
+          // Names and sources of what the process acted with, as at the server's own URL.
+          credentials: credentials?.supplied,
         })
     }
     let credentials: ResolvedCredentials | undefined

@@ -213,7 +213,7 @@ export class CredentialGate {
     if (credentials.missing.length === 0) return { ok: true, credentials }
     const elicitation = capabilities.elicitation
     if (isObject(elicitation) && 'url' in elicitation) {
-      const e = urlElicitation(this.o.publicUrl, server, credentials.missing)
+      const e = urlElicitation(this.o.publicUrl, server, credentials.missing, 'retry')
       return {
         ok: false,
         error: rpcErrorObject(URL_ELICITATION_REQUIRED, e.message, { elicitations: [e] }),

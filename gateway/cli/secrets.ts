@@ -10,7 +10,7 @@ usage: mcp-edge secrets set NAME    [--url URL] [--token-file FILE]   value from
 
   --url         the gateway (default ${'http://127.0.0.1:8080'}; with its path, if it has one)
   --token-file  a file holding your access token (default: the MCP_EDGE_TOKEN variable);
-                a token for any server of the gateway
+                a token for any server or endpoint of the gateway
   set reads the value from standard input: typed without echo on a terminal, or piped
   whole (one final line break is dropped). Never from the command line.
 

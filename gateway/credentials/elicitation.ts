@@ -32,17 +32,22 @@ export function missingMessage(server: string, missing: readonly MissingSecret[]
   return `${server} needs ${what}, which you have not set`
 }
 
-/** The URL elicitation asking the user to set what `server` is missing. */
+/**
+ * The URL elicitation asking the user to set what `server` is missing. `waits`: an
+ * `elicitation/create` while the request waits for it; `retry`: in URLElicitationRequiredError
+ * (-32042), after which the request is over and the client sends it again.
+ */
 export function urlElicitation(
   publicUrl: string,
   server: string,
   missing: readonly MissingSecret[],
+  then: 'waits' | 'retry' = 'waits',
 ): UrlElicitation {
   return {
     mode: 'url',
     elicitationId: randomBytes(12).toString('base64url'),
     url: accountUrl(publicUrl, server, missing),
-    message: `${missingMessage(server, missing)}. Set it on your account page; the request continues once it is set.`,
+    message: `${missingMessage(server, missing)}. Set it on your account page; ${then === 'waits' ? 'the request continues once it is set' : 'then try again'}.`,
   }
 }
 

@@ -1,6 +1,6 @@
 // The account API (GET /account/api, PUT and DELETE /account/api/secrets/:name) against a real
 // gateway and its dev IdP: bearer tokens refused (none, malformed, another issuer, another
-// audience, expired), accepted for any of the gateway's servers; set, list, replace, delete;
+// audience, expired), accepted for any of the gateway's servers or endpoints; set, list, replace, delete;
 // values never in a response, a log line or an audit line; names and bodies refused with stable
 // codes; users kept apart. Then, with the broker, the page and the API see the same secrets:
 // the page's sign-in and the MCP tokens name the same (iss, sub).
@@ -81,7 +81,11 @@ describe('the account API with an external issuer (the dev IdP)', () => {
       servers: accountServers({ upstreamToken: false }),
       store,
       auth: ACCOUNT_EXCHANGE,
-      config: { secrets: SEALING, account: { maxBodyBytes: MAX_BODY } },
+      config: {
+        secrets: SEALING,
+        account: { maxBodyBytes: MAX_BODY },
+        endpoints: { all: { path: '/mcp', servers: '*' } },
+      },
     })
     alice = await stack.token('alice', { server: 'github' })
     bob = await stack.token('bob', { server: 'github' })
@@ -149,6 +153,13 @@ describe('the account API with an external issuer (the dev IdP)', () => {
         challenge: /error="invalid_token"/,
       },
       {
+        name: 'another audience (a path beside the endpoint /mcp)',
+        auth: async () => ({ token: await stack.forge({ aud: `${stack.url}/mcpx` }) }),
+        status: 401,
+        error: 'unauthorized',
+        challenge: /error="invalid_token"/,
+      },
+      {
         name: 'expired',
         auth: async () => ({ token: await stack.forge({ iat: now() - 7200, exp: now() - 3600 }) }),
         status: 401,
@@ -175,6 +186,13 @@ describe('the account API with an external issuer (the dev IdP)', () => {
 
     it('a token for any server of the gateway will do (echo: nothing to set there)', async () => {
       const token = await stack.token('alice', { server: 'echo' })
+      const res = await api(base(), { token })
+      assert.equal(res.status, 200, res.text)
+      assert.equal(res.json.sub, 'alice')
+    })
+
+    it('so will a token for an endpoint of the gateway (/mcp: what a connector there holds)', async () => {
+      const token = await stack.token('alice', { resource: `${stack.url}/mcp` })
       const res = await api(base(), { token })
       assert.equal(res.status, 200, res.text)
       assert.equal(res.json.sub, 'alice')

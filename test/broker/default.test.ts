@@ -122,6 +122,8 @@ describe('the embedded default runs the broker', () => {
         'notes_list_notes',
         'notes_read_note',
         'notes_write_note',
+        'tickets_create_ticket',
+        'tickets_list_tickets',
       ])
       const r = await client.callTool({ name: 'notes_list_notes', arguments: {} })
       assert.match(JSON.stringify(r.content), /welcome/)

@@ -129,7 +129,7 @@ describe('configuration errors stop start-up with file, line and reason', () => 
     assert.equal(res.code, 0, res.stderr)
     assert.match(
       res.stdout,
-      /^ok: embedded default config \(servers: echo, notes; policies: .*policies; broker: upstream http:\/\/127\.0\.0\.1:8090\)/,
+      /^ok: embedded default config \(servers: echo, notes, tickets; policies: .*policies; broker: upstream http:\/\/127\.0\.0\.1:8090\)/,
     )
   })
 

@@ -39,7 +39,11 @@ before(async () => {
   stack = await startStack({
     servers: SERVERS,
     policy: POLICY,
-    config: { credentials: { pollInterval: 20, elicitationTimeout: 60_000 } },
+    config: {
+      credentials: { pollInterval: 20, elicitationTimeout: 60_000 },
+      // vault behind an endpoint too: its calls there are audited like at /mcp/vault.
+      endpoints: { vaults: { path: '/mcp/vaults', servers: ['vault'] } },
+    },
   })
   secrets = stack.gateway.secrets!
 })
@@ -212,7 +216,11 @@ describe('per-user credentials: a missing secret, asked for with URL elicitation
       assert.equal(asked.length, 1)
       assert.equal((asked[0] as { mode?: string }).mode, 'url')
       assert.equal(asked[0]!.url, `${stack.url}/account?server=vault&secret=vault_token`)
-      assert.match(asked[0]!.message, /Your vault token/)
+      // The request waits here (unlike -32042's, which asks for a retry).
+      assert.equal(
+        asked[0]!.message,
+        'vault needs Your vault token (vault_token), which you have not set. Set it on your account page; the request continues once it is set.',
+      )
       assert.doesNotMatch(JSON.stringify(asked[0]), /set-after-asking/)
       assert.deepEqual(completed, [asked[0]!.elicitationId])
       // Set now: the next call asks nothing.
@@ -406,7 +414,12 @@ describe('per-user credentials: sessionless (2026-07-28) missing secrets', () =>
     const caps = { elicitation: { url: {} } }
     const r = await modernCall('admin', 'credential', { name: 'VAULT_TOKEN' }, caps)
     assert.equal(r.json.error?.code, -32042, JSON.stringify(r.json))
+    // The request is over: the message asks for a retry, not for waiting.
+    const said =
+      'vault needs Your vault token (vault_token), which you have not set. Set it on your account page; then try again.'
+    assert.equal(r.json.error?.message, said)
     const e = r.json.error!.data!.elicitations!
+    assert.equal(e[0]!.message, said)
     assert.equal(e.length, 1)
     assert.equal(e[0]!.mode, 'url')
     assert.equal(e[0]!.url, `${stack.url}/account?server=vault&secret=vault_token`)
@@ -478,6 +491,29 @@ describe('per-user credentials: what is written down', () => {
       await client.close()
     }
     await modernCall('bob', 'credential', { name: 'VAULT_TOKEN' })
+    // The same calls through the endpoint /mcp/vaults, in both eras.
+    const vaults = `${stack.url}/mcp/vaults`
+    const token = await stack.token('bob', { resource: vaults })
+    const atEndpoint = new Client({ name: 'test-bob-endpoint', version: '0' })
+    await atEndpoint.connect(
+      new StreamableHTTPClientTransport(new URL(vaults), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+      }),
+    )
+    try {
+      const r = await atEndpoint.callTool({
+        name: 'vault_credential',
+        arguments: { name: 'VAULT_TOKEN' },
+      })
+      assert.equal(JSON.parse(textOf(r)).sha256, sha(value))
+    } finally {
+      await atEndpoint.close()
+    }
+    const modern = await request(
+      vaults,
+      modernToolCall(token, 'vault_credential', { name: 'VAULT_TOKEN' }, { id: nextId++ }),
+    )
+    assert.match(await modern.body.text(), new RegExp(sha(value)))
     const lines = stack
       .audit()
       .filter(
@@ -487,7 +523,7 @@ describe('per-user credentials: what is written down', () => {
           e.outcome === 'ok' &&
           e.server === 'vault',
       )
-    assert.ok(lines.length >= 2)
+    assert.ok(lines.length >= 4, JSON.stringify(lines))
     for (const l of lines)
       assert.deepEqual(l.credentials, [{ name: 'VAULT_TOKEN', source: 'secret' }])
     assert.ok(!JSON.stringify(stack.audit()).includes(value))

@@ -74,6 +74,34 @@ const cases: { name: string; who: Principal; server: string; tool: string; expec
   })),
   { name: 'mcp-admin echoes', who: admin, server: 'echo', tool: 'echo', expect: allow },
   {
+    name: 'mcp-user lists tickets',
+    who: user,
+    server: 'tickets',
+    tool: 'list_tickets',
+    expect: allow,
+  },
+  {
+    name: 'mcp-user is challenged on create_ticket',
+    who: user,
+    server: 'tickets',
+    tool: 'create_ticket',
+    expect: stepUp('mcp:write'),
+  },
+  {
+    name: 'mcp-developer opens a ticket',
+    who: developer,
+    server: 'tickets',
+    tool: 'create_ticket',
+    expect: allow,
+  },
+  {
+    name: 'a tickets tool the demo does not list is denied, even to mcp-admin',
+    who: admin,
+    server: 'tickets',
+    tool: 'close_ticket',
+    expect: { effect: 'deny' },
+  },
+  {
     name: 'a tool the demo does not list is denied, even to mcp-admin',
     who: admin,
     server: 'notes',
@@ -103,7 +131,7 @@ describe('policies/demo.yaml', () => {
       [...policy.roles.keys()],
       ['mcp-admin', 'mcp-developer', 'mcp-tools', 'mcp-user'],
     )
-    assert.deepEqual([...policy.servers.keys()], ['echo', 'notes'])
+    assert.deepEqual([...policy.servers.keys()], ['echo', 'notes', 'tickets'])
   })
 
   for (const c of cases) {
@@ -128,9 +156,9 @@ describe('policies/demo.yaml', () => {
     assert.deepEqual(listed, { tools: [{ name: 'list_notes' }, { name: 'read_note' }] })
   })
 
-  test('every demo role may open a session on both servers', () => {
+  test('every demo role may open a session on every demo server', () => {
     for (const p of [user, developer, admin]) {
-      for (const server of ['echo', 'notes']) {
+      for (const server of ['echo', 'notes', 'tickets']) {
         assert.equal(decideAccess(policy, p, server).effect, 'allow')
       }
     }

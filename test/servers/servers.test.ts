@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -141,6 +142,71 @@ describe('notes server', () => {
       delete_note: [false, true],
     })
   })
+})
+
+describe('tickets server', () => {
+  const sha8 = (k: string) => createHash('sha256').update(k).digest('hex').slice(0, 8)
+  const LONG = 'tk_live_0123456789-abcd'
+  const SHORT = 'short-key'
+  const cases: Array<{ name: string; key?: string; steps: Array<[string, unknown, string]> }> = [
+    {
+      name: 'no key: it starts and lists its tools, and every call says the key is missing',
+      steps: [
+        [
+          'list_tickets',
+          {},
+          'TICKETS_API_KEY is not set: the tickets API needs your own API key (behind mcp-edge, set it on the account page)',
+        ],
+        [
+          'create_ticket',
+          { title: 'x' },
+          'TICKETS_API_KEY is not set: the tickets API needs your own API key (behind mcp-edge, set it on the account page)',
+        ],
+      ],
+    },
+    {
+      name: 'a key of 16 characters or more: named by its last 4 and its fingerprint, never itself',
+      key: LONG,
+      steps: [
+        ['list_tickets', {}, `[]\n[API key …abcd, sha256 ${sha8(LONG)}]`],
+        [
+          'create_ticket',
+          { title: 'printer on fire' },
+          `opened T-1: printer on fire\n[API key …abcd, sha256 ${sha8(LONG)}]`,
+        ],
+        [
+          'list_tickets',
+          {},
+          `[{"id":"T-1","title":"printer on fire","status":"open"}]\n[API key …abcd, sha256 ${sha8(LONG)}]`,
+        ],
+      ],
+    },
+    {
+      name: 'a shorter key: named by its fingerprint alone (its last 4 would show too much of it)',
+      key: SHORT,
+      steps: [['list_tickets', {}, `[]\n[API key with sha256 ${sha8(SHORT)}]`]],
+    },
+  ]
+  for (const c of cases) {
+    it(c.name, async () => {
+      const conn = await connect('tickets', { env: c.key ? { TICKETS_API_KEY: c.key } : {} })
+      try {
+        const { tools } = await conn.client.listTools()
+        assert.deepEqual(
+          tools.map((t) => t.name),
+          ['list_tickets', 'create_ticket'],
+        )
+        for (const [tool, args, text] of c.steps) {
+          const result = await conn.client.callTool({ name: tool, arguments: args as never })
+          assert.equal(textOf(result), text)
+          assert.equal(result.isError, c.key ? undefined : true)
+          if (c.key) assert.ok(!textOf(result).includes(c.key), 'the key itself never comes back')
+        }
+      } finally {
+        await conn.client.close()
+      }
+    })
+  }
 })
 
 describe('fixture server', () => {
