@@ -48,12 +48,13 @@ export interface GatedSession {
   readonly fingerprint: string
   /** Whether a URL elicitation can reach this session's client (declared, and a stream to carry it). */
   readonly canElicitUrl: boolean
-  /** Sends the client a request of the gateway's own, on the stream of `relatedId`; resolves its response (undefined: none in time). */
+  /** Sends the client a request of the gateway's own, on the stream of `relatedId`; resolves its response (undefined: none in time, or `signal` aborted). */
   ask(
     relatedId: RequestId,
     method: string,
     params: Record<string, unknown>,
     timeoutMs: number,
+    signal?: AbortSignal,
   ): Promise<JSONRPCMessage | undefined>
   /** Sends the client a notification of the gateway's own, on the stream of `relatedId`. */
   tell(message: JSONRPCMessage, relatedId?: RequestId): void
@@ -67,6 +68,8 @@ export interface GatedRequest {
   method: string
   principal: Principal
   bearer: string | undefined
+  /** Aborts once the request is settled without the gate (cancelled, the session closed): the wait ends. */
+  signal?: AbortSignal
 }
 
 /** How the gate let a request through, or answered it itself. */
@@ -143,6 +146,8 @@ export class CredentialGate {
           {
             timeout: this.o.elicitationTimeout,
             interval: this.o.pollInterval,
+            // A request cancelled, or of a session closed, no longer waits (nor reads the store).
+            signal: req.signal,
           },
         )
         if (!set)
@@ -239,6 +244,7 @@ export class CredentialGate {
       'elicitation/create',
       { ...e },
       this.o.elicitationTimeout,
+      req.signal,
     )) as { result?: unknown; error?: unknown } | undefined
     const action =
       answer === undefined
