@@ -1,0 +1,435 @@
+// Stop 23: an outsider's review of per-user credentials and the account page. Each finding is a
+// failing test first (real gateway, real IdP tokens, real stdio processes), then the fix:
+// - a process's stderr is redacted line by line: a secret of several lines (a PEM key) and a
+//   secret inside a longer base64 text (`Basic base64(user:token)`) showed in the log;
+// - a call waiting for a missing secret kept polling the store (and its elicitation stayed
+//   asked) after the client cancelled it or its session ended, for elicitationTimeout each;
+// - the link to the account page dropped publicUrl's path (`https://host/base` → `/account`);
+// - a credential variable also set by `env`, `inheritEnv` or `identityEnv` ran users who had
+//   not set theirs with that other value;
+// - a process's own error text (initialize, a list refused at an endpoint) was logged unredacted.
+// And pins of what held, where a later change could break it.
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
+import { request } from 'undici'
+import { ConfigError } from '../../gateway/config/errors.js'
+import { validateConfig } from '../../gateway/config/load.js'
+import type { SecretOwner } from '../../gateway/credentials/secrets.js'
+import { createMemoryStore } from '../../gateway/store/memory.js'
+import type { Store } from '../../gateway/store/store.js'
+import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
+import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+
+const node = process.execPath
+const fixture = join(SERVERS_DIR, 'fixture.js')
+const VAULT = { VAULT_TOKEN: { secret: 'vault_token', describe: 'Your vault token' } }
+const policyFor = (servers: string[]) =>
+  `${TEST_POLICY}${servers
+    .map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`)
+    .join('')}`
+const sha = (v: string) => createHash('sha256').update(v).digest('hex')
+const textOf = (result: unknown) =>
+  ((result as { content?: { text: string }[] }).content ?? []).map((c) => c.text).join('')
+
+/**
+ * A hostile stdio MCP server (newline-delimited JSON-RPC, no SDK): it writes its VAULT_TOKEN to
+ * stderr as servers do when they log a request (raw, as a Basic credential, base64url of a
+ * longer text), and with HOSTILE_FAIL=initialize or =list answers that request with an error
+ * quoting the token.
+ */
+const HOSTILE = `
+const readline = require('node:readline')
+const token = process.env.VAULT_TOKEN ?? ''
+const fail = process.env.HOSTILE_FAIL ?? ''
+const send = (m) => process.stdout.write(JSON.stringify(m) + '\\n')
+readline.createInterface({ input: process.stdin }).on('line', (line) => {
+  let m
+  try { m = JSON.parse(line) } catch { return }
+  if (m.id === undefined || m.method === undefined) return
+  const error = (message) => send({ jsonrpc: '2.0', id: m.id, error: { code: -32603, message } })
+  const result = (r) => send({ jsonrpc: '2.0', id: m.id, result: r })
+  if (m.method === 'initialize') {
+    if (fail === 'initialize') return error('cannot start: the token ' + token + ' was refused')
+    return result({ protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'hostile', version: '1' } })
+  }
+  if (m.method === 'tools/list') {
+    if (fail === 'list') return error('listing refused for ' + token)
+    return result({ tools: [{ name: 'leak', inputSchema: { type: 'object' } }] })
+  }
+  if (m.method === 'tools/call') {
+    process.stderr.write('config VAULT_TOKEN=' + token + '\\n')
+    process.stderr.write('Authorization: Basic ' + Buffer.from('x-access-token:' + token).toString('base64') + '\\n')
+    process.stderr.write('blob=' + Buffer.from('{"u":"me","t":"' + token + '"}').toString('base64url') + '\\n')
+    process.stderr.write('end of request\\n')
+    return result({ content: [{ type: 'text', text: 'leaked' }] })
+  }
+  if (m.method === 'ping') return result({})
+  error('no such method')
+})
+`
+
+/** A stack whose servers take VAULT_TOKEN from each user's secret `vault_token`. */
+async function credentialStack(
+  servers: Record<string, Record<string, unknown>>,
+  o: { store?: Store; publicUrl?: string; config?: Record<string, unknown> } = {},
+): Promise<Stack> {
+  return startStack({
+    servers,
+    policy: policyFor(Object.keys(servers)),
+    ...(o.store ? { store: o.store } : {}),
+    ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}),
+    config: { credentials: { pollInterval: 20, elicitationTimeout: 60_000 }, ...o.config },
+  })
+}
+
+const ownerOf = (stack: Stack, sub: string): SecretOwner => ({ iss: stack.idp.issuer, sub })
+
+/** A 2025-11-25 session of `user` on `server`. */
+async function connect(
+  stack: Stack,
+  user: string,
+  server: string,
+  o: { capabilities?: Record<string, unknown>; setup?: (c: Client) => void } = {},
+) {
+  const client = new Client(
+    { name: `stop23-${user}`, version: '0' },
+    { capabilities: o.capabilities ?? {} },
+  )
+  o.setup?.(client)
+  const token = await stack.token(user, { server })
+  const transport = new StreamableHTTPClientTransport(new URL(stack.local(server)), {
+    requestInit: { headers: { authorization: `Bearer ${token}` } },
+  })
+  await client.connect(transport)
+  return { client, transport }
+}
+
+/** Waits for a condition the gateway makes true, looking every 10 ms, up to 10 s. */
+async function waitFor(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10))
+  assert.ok(cond(), what)
+}
+
+describe('stop 23: stderr redaction covers what a line-by-line scan missed', () => {
+  let stack: Stack
+  const PEM = [
+    '-----BEGIN PRIVATE KEY-----',
+    'MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7',
+    'VJTUt9Us8cKjMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDu',
+    '-----END PRIVATE KEY-----',
+  ].join('\n')
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stop23-'))
+    const script = join(dir, 'hostile.cjs')
+    writeFileSync(script, HOSTILE)
+    stack = await credentialStack(
+      {
+        vault: { command: node, args: [fixture], credentials: VAULT },
+        hostile: { command: node, args: [script], credentials: VAULT },
+        hostileinit: {
+          command: node,
+          args: [script],
+          credentials: VAULT,
+          env: { HOSTILE_FAIL: 'initialize' },
+        },
+        hostilelist: {
+          command: node,
+          args: [script],
+          credentials: VAULT,
+          env: { HOSTILE_FAIL: 'list' },
+        },
+      },
+      {
+        config: {
+          endpoints: { listing: { servers: ['hostilelist', 'vault'] } },
+        },
+      },
+    )
+  })
+  after(() => stack?.close())
+
+  it('a secret of several lines (a PEM key) printed raw: none of its lines reaches the log', async () => {
+    await stack.gateway.secrets!.set(ownerOf(stack, 'alice'), 'vault_token', PEM)
+    const { client } = await connect(stack, 'alice', 'vault')
+    try {
+      const r = await client.callTool({
+        name: 'print_credential',
+        arguments: { name: 'VAULT_TOKEN' },
+      })
+      assert.equal(textOf(r), 'printed')
+      // The fixture ends its output with the base64 form, on the last line it writes.
+      await waitFor(
+        () => stack.logLines.some((l) => l.includes('b64=')),
+        'the last stderr line was logged',
+      )
+      const log = stack.logLines.join('\n')
+      for (const line of PEM.split('\n'))
+        assert.ok(!log.includes(line), `the PEM line ${line} is not in the log`)
+      assert.ok(log.includes('config VAULT_TOKEN=[redacted]'), 'the first line is blotted')
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('a secret inside longer base64 (a Basic credential, base64url of a JSON blob): blotted at every alignment', async () => {
+    // Three lengths: each puts the value at another alignment inside the encoded text.
+    for (const value of [
+      'ghp_aaaaBBBBccccDDDD1234',
+      'ghp_aaaaBBBBccccDDDD12345',
+      'ghp_aaaaBBBBccccDDDD123456',
+    ]) {
+      await stack.gateway.secrets!.set(ownerOf(stack, 'bob'), 'vault_token', value)
+      const before = stack.logLines.length
+      const { client } = await connect(stack, 'bob', 'hostile')
+      try {
+        assert.equal(textOf(await client.callTool({ name: 'leak', arguments: {} })), 'leaked')
+        await waitFor(
+          () => stack.logLines.slice(before).some((l) => l.includes('end of request')),
+          'the last stderr line was logged',
+        )
+      } finally {
+        await client.close()
+      }
+      const lines = stack.logLines.slice(before)
+      const basic = lines.find((l) => l.includes('Authorization: Basic'))!
+      const blob = lines.find((l) => l.includes('blob='))!
+      const encoded = Buffer.from(`x-access-token:${value}`).toString('base64')
+      const url = Buffer.from(`{"u":"me","t":"${value}"}`).toString('base64url')
+      assert.ok(!basic.includes(encoded), `the Basic credential is not whole in ${basic}`)
+      // Decoding what is left gives no more than a few characters of the value.
+      const left = basic
+        .split('Basic ')[1]!
+        .split('"')[0]!
+        .replace(/\[redacted\]/g, '')
+      assert.ok(!Buffer.from(left, 'base64').toString().includes(value.slice(0, 8)), basic)
+      assert.ok(basic.includes('[redacted]'), basic)
+      assert.ok(!blob.includes(url), blob)
+      assert.ok(blob.includes('[redacted]'), blob)
+    }
+  })
+
+  it("a process's initialize error quoting the token (a sessionless request starting its lane) is logged redacted", async () => {
+    const value = 'init-secret-0123456789abcdef'
+    await stack.gateway.secrets!.set(ownerOf(stack, 'dora'), 'vault_token', value)
+    const before = stack.logLines.length
+    const token = await stack.token('dev', { server: 'hostileinit' })
+    const res = await request(
+      stack.local('hostileinit'),
+      modernToolCall(token, 'leak', {}, { id: 7 }),
+    )
+    await res.body.text()
+    await waitFor(
+      () =>
+        stack.logLines.slice(before).some((l) => l.includes('server process failed to initialize')),
+      'the failed start was logged',
+    )
+    const lines = stack.logLines.slice(before).join('\n')
+    assert.ok(!lines.includes(value), 'the token is not in the log')
+    assert.match(lines, /cannot start: the token \[redacted\] was refused/)
+  })
+
+  it("a backend's list error quoting the token (an endpoint's list) is logged redacted", async () => {
+    const value = 'list-secret-0123456789abcdef'
+    await stack.gateway.secrets!.set(ownerOf(stack, 'ada'), 'vault_token', value)
+    const before = stack.logLines.length
+    const token = await stack.token('admin', { resource: `${stack.url}/mcp/listing` })
+    const res = await request(
+      `${stack.url}/mcp/listing`,
+      modernRequest(token, 'tools/list', {}, { id: 8 }),
+    )
+    const json = (await res.body.json()) as { result?: { tools: { name: string }[] } }
+    // The vault backend still lists; the hostile one is left out.
+    assert.ok(
+      json.result?.tools.some((t) => t.name === 'vault_credential'),
+      JSON.stringify(json),
+    )
+    const lines = stack.logLines.slice(before).join('\n')
+    assert.match(lines, /a backend could not list/)
+    assert.ok(!lines.includes(value), 'the token is not in the log')
+    assert.match(lines, /listing refused for \[redacted\]/)
+  })
+})
+
+describe('stop 23: a call waiting for a missing secret stops waiting when its request is gone', () => {
+  let stack: Stack
+  /** Reads of users' secrets (each poll of a waiting call reads one). */
+  let secretReads = 0
+  const inner = createMemoryStore()
+  const store: Store = {
+    ...inner,
+    async get(key) {
+      if (key.startsWith('secrets:')) secretReads++
+      return inner.get(key)
+    },
+  }
+
+  before(async () => {
+    stack = await credentialStack(
+      { vault: { command: node, args: [fixture], credentials: VAULT } },
+      { store },
+    )
+  })
+  after(() => stack?.close())
+
+  /** A session whose client accepts the URL elicitation (so the call waits) and counts it. */
+  async function waiting(user: string) {
+    let asked = 0
+    const s = await connect(stack, user, 'vault', {
+      capabilities: { elicitation: { url: {} } },
+      setup: (c) =>
+        c.setRequestHandler('elicitation/create', async () => (asked++, { action: 'accept' })),
+    })
+    return { ...s, asked: () => asked }
+  }
+
+  /** Polls running: reads keep coming; then `end` the request; then none for 30 poll intervals. */
+  async function pollsStop(end: () => Promise<void>, call: Promise<unknown>) {
+    const start = secretReads
+    await waitFor(() => secretReads >= start + 3, 'the waiting call polls the store')
+    await end()
+    await call.catch(() => {})
+    const after = secretReads
+    await new Promise((r) => setTimeout(r, 30 * 20))
+    // At most one read already under way when the request ended.
+    assert.ok(
+      secretReads - after <= 1,
+      `no more polls after the request ended (${secretReads - after} reads)`,
+    )
+  }
+
+  it('the client cancels the call (notifications/cancelled): the wait ends', async () => {
+    const s = await waiting('alice')
+    try {
+      const abort = new AbortController()
+      const call = s.client
+        .callTool(
+          { name: 'credential', arguments: { name: 'VAULT_TOKEN' } },
+          { signal: abort.signal },
+        )
+        .catch(() => undefined)
+      await waitFor(() => s.asked() === 1, 'the client was asked')
+      await pollsStop(async () => abort.abort('the user gave up'), call)
+    } finally {
+      await s.client.close()
+    }
+  })
+
+  it('the session ends (DELETE): the wait ends', async () => {
+    const s = await waiting('bob')
+    // Rejected when the session ends ('the session was closed'): caught at once.
+    const call = s.client
+      .callTool({ name: 'credential', arguments: { name: 'VAULT_TOKEN' } })
+      .catch(() => undefined)
+    await waitFor(() => s.asked() === 1, 'the client was asked')
+    await pollsStop(async () => {
+      await s.transport.terminateSession()
+      await s.client.close()
+    }, call)
+  })
+
+  it('held: once the secret is set, a waiting call runs with it (the wait still works)', async () => {
+    const s = await waiting('dev')
+    try {
+      const call = s.client.callTool({ name: 'credential', arguments: { name: 'VAULT_TOKEN' } })
+      await waitFor(() => s.asked() === 1, 'the client was asked')
+      await stack.gateway.secrets!.set(ownerOf(stack, 'dora'), 'vault_token', 'set-while-waiting')
+      const r = JSON.parse(textOf(await call)) as { sha256: string }
+      assert.equal(r.sha256, sha('set-while-waiting'))
+    } finally {
+      await s.client.close()
+    }
+  })
+})
+
+describe('stop 23: the account page link keeps the public URL path', () => {
+  let stack: Stack
+  const PUBLIC = 'https://mcp.example.com/edge'
+
+  before(async () => {
+    stack = await credentialStack(
+      { vault: { command: node, args: [fixture], credentials: VAULT } },
+      { publicUrl: PUBLIC },
+    )
+  })
+  after(() => stack?.close())
+
+  it('the tool error and the URL elicitation (-32042) both point under publicUrl, where the page is', async () => {
+    const token = await stack.token('alice', { server: 'vault' })
+    const plain = await request(
+      stack.local('vault'),
+      modernToolCall(token, 'credential', { name: 'VAULT_TOKEN' }, { id: 1 }),
+    )
+    const text = JSON.stringify(await plain.body.json())
+    assert.ok(
+      text.includes(`${PUBLIC}/account?server=vault&secret=vault_token`),
+      `the tool error names ${PUBLIC}/account: ${text}`,
+    )
+    const eliciting = await request(
+      stack.local('vault'),
+      modernToolCall(
+        token,
+        'credential',
+        { name: 'VAULT_TOKEN' },
+        { id: 2, caps: { elicitation: { url: {} } } },
+      ),
+    )
+    const json = (await eliciting.body.json()) as {
+      error?: { code: number; data?: { elicitations?: { url: string }[] } }
+    }
+    assert.equal(json.error?.code, -32042)
+    assert.equal(
+      json.error?.data?.elicitations?.[0]?.url,
+      `${PUBLIC}/account?server=vault&secret=vault_token`,
+    )
+    // The page is there (the gateway answers below the path as a proxy passing it would ask).
+    const page = await request(`${stack.url}/edge/account?server=vault&secret=vault_token`, {
+      headers: { host: 'mcp.example.com' },
+    })
+    await page.body.text()
+    assert.equal(page.statusCode, 200)
+  })
+})
+
+describe('stop 23: a credential variable takes no other value', () => {
+  function problems(input: Record<string, unknown>): string[] {
+    try {
+      validateConfig(input, { file: 'test.yaml', baseDir: '/tmp' })
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err))
+      return err.problems.map((p) => `${p.path ?? ''}: ${p.message}`)
+    }
+    return []
+  }
+  const server = (extra: Record<string, unknown>) => ({
+    servers: { vault: { command: 'node', credentials: VAULT, ...extra } },
+  })
+
+  it('a shared value under that name (env, inheritEnv, identityEnv) is refused at start-up', () => {
+    for (const [extra, by, variable] of [
+      [{ env: { VAULT_TOKEN: 'the-bot-token' } }, 'env', 'VAULT_TOKEN'],
+      [{ inheritEnv: ['VAULT_TOKEN'] }, 'inheritEnv', 'VAULT_TOKEN'],
+      [
+        { identityEnv: true, credentials: { MCP_EDGE_SUBJECT: { secret: 'who' } } },
+        'identityEnv',
+        'MCP_EDGE_SUBJECT',
+      ],
+    ] as const) {
+      const got = problems(server(extra))
+      assert.equal(got.length, 1, JSON.stringify(got))
+      assert.match(got[0]!, new RegExp(`^servers\\.vault\\.credentials\\.${variable}: `))
+      assert.match(got[0]!, new RegExp(`${variable} is also set by ${by}`))
+    }
+  })
+
+  it('held: other variables in env and inheritEnv, and identityEnv beside credentials, are fine', () => {
+    assert.deepEqual(
+      problems(server({ env: { OTHER: 'x' }, inheritEnv: ['LANG'], identityEnv: true })),
+      [],
+    )
+  })
+})
