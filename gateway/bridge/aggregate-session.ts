@@ -374,6 +374,8 @@ export class AggregateSession {
     if (this.o.gate?.needs(server)) {
       const got = await this.o.gate.sessionless(server, method, caller, this.capabilities)
       if (!got.ok) {
+        // A secret deleted: the lanes still holding it end (the refusal takes no lease that would).
+        if (got.current) this.o.lanes.retireStale(server, caller.principal, got.current)
         audit(got.outcome, got.error ? { code: got.error.code } : { toolError: true })
         if (got.error)
           return this.send(rpcError(id, got.error.code, got.error.message, got.error.data), id)

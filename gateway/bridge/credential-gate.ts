@@ -126,6 +126,10 @@ export class CredentialGate {
     try {
       creds = await this.o.resolver.resolve(s.server, caller)
       if (creds.missing.length > 0) {
+        // A value the user deleted leaves with its process now (requests in flight finish
+        // first), not once the request that asks for it again is answered: this one is refused
+        // or waits, and lists, pings and subscriptions would go on running with the old value.
+        if (creds.fingerprint !== s.fingerprint) await s.replaceChild(creds)
         if (!s.canElicitUrl)
           return this.refuse(
             req,
@@ -194,6 +198,8 @@ export class CredentialGate {
         error: RpcErrorObject | undefined
         toolText: string | undefined
         outcome: AuditOutcome
+        /** A secret is missing: the user's values now (processes with others must end). */
+        current?: ResolvedCredentials
       }
   > {
     if (!CREDENTIAL_METHODS.has(method))
@@ -224,12 +230,16 @@ export class CredentialGate {
         error: rpcErrorObject(URL_ELICITATION_REQUIRED, e.message, { elicitations: [e] }),
         toolText: undefined,
         outcome: credential('missing (URL elicitation required)'),
+        current: credentials,
       }
     }
-    return refuse(
-      missingToolText(this.o.publicUrl, server, credentials.missing),
-      credential('missing'),
-    )
+    return {
+      ...refuse(
+        missingToolText(this.o.publicUrl, server, credentials.missing),
+        credential('missing'),
+      ),
+      current: credentials,
+    }
   }
 
   /** Asks the user for the missing secrets with a URL elicitation; resolves the client's action. */

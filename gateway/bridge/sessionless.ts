@@ -202,6 +202,8 @@ export class Sessionless {
         meta.capabilities,
       )
       if (!got.ok) {
+        // A secret deleted: the lanes still holding it end (the refusal takes no lease that would).
+        if (got.current) lanes.retireStale(r.server, caller.principal, got.current)
         audit(got.outcome)
         if (got.error) return refused({ code: 'credential', error: got.error })
         return {

@@ -346,6 +346,105 @@ describe('stop 23: a call waiting for a missing secret stops waiting when its re
   })
 })
 
+describe('stop 23: a deleted secret leaves with its process, in every era and at an endpoint', () => {
+  let stack: Stack
+  before(async () => {
+    stack = await credentialStack(
+      { vault: { command: node, args: [fixture], credentials: VAULT } },
+      { config: { endpoints: { kit: { servers: ['vault'] } } } },
+    )
+  })
+  after(() => stack?.close())
+
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
+  /** The fixture's answer to `credential`: the pid and the hash of VAULT_TOKEN, or the error text. */
+  const parse = (text: string) => {
+    try {
+      return JSON.parse(text) as { pid: number; sha256: string | null }
+    } catch {
+      return { pid: 0, sha256: null, text }
+    }
+  }
+  let id = 100
+  async function modern(user: string, path: string, tool: string, resource?: string) {
+    const token = await stack.token(user, resource ? { resource } : { server: 'vault' })
+    const res = await request(
+      `${stack.url}${path}`,
+      modernToolCall(token, tool, { name: 'VAULT_TOKEN' }, { id: id++ }),
+    )
+    const json = (await res.body.json()) as {
+      result?: { content: { text: string }[]; isError?: boolean }
+    }
+    return { isError: json.result?.isError === true, text: textOf(json.result ?? {}) }
+  }
+
+  it('a session (2025-11-25): the refused call replaces the process; lists go on', async () => {
+    await stack.gateway.secrets!.set(ownerOf(stack, 'alice'), 'vault_token', 'to-be-deleted-1')
+    const { client } = await connect(stack, 'alice', 'vault')
+    try {
+      const first = parse(
+        textOf(await client.callTool({ name: 'credential', arguments: { name: 'VAULT_TOKEN' } })),
+      )
+      assert.equal(first.sha256, sha('to-be-deleted-1'))
+      await stack.gateway.secrets!.remove(ownerOf(stack, 'alice'), 'vault_token')
+      const refused = await client.callTool({
+        name: 'credential',
+        arguments: { name: 'VAULT_TOKEN' },
+      })
+      assert.equal((refused as { isError?: boolean }).isError, true)
+      assert.match(textOf(refused), /account\?server=vault&secret=vault_token/)
+      await waitFor(() => !alive(first.pid), 'the process holding the deleted value exited')
+      const listed = await client.listTools()
+      assert.ok(listed.tools.some((t) => t.name === 'credential'))
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('sessionless (2026-07-28): the lane holding the value ends when the call is refused', async () => {
+    await stack.gateway.secrets!.set(ownerOf(stack, 'bob'), 'vault_token', 'to-be-deleted-2')
+    const first = await modern('bob', '/mcp/vault', 'credential')
+    const was = parse(first.text)
+    assert.equal(was.sha256, sha('to-be-deleted-2'), first.text)
+    await stack.gateway.secrets!.remove(ownerOf(stack, 'bob'), 'vault_token')
+    const refused = await modern('bob', '/mcp/vault', 'credential')
+    assert.equal(refused.isError, true)
+    await waitFor(() => !alive(was.pid), 'the lane holding the deleted value ended')
+  })
+
+  it('an endpoint: the backend lane holding the value ends when the call is refused', async () => {
+    const resource = `${stack.url}/mcp/kit`
+    await stack.gateway.secrets!.set(ownerOf(stack, 'dora'), 'vault_token', 'to-be-deleted-3')
+    const first = await modern('dev', '/mcp/kit', 'vault_credential', resource)
+    const was = parse(first.text)
+    assert.equal(was.sha256, sha('to-be-deleted-3'), first.text)
+    await stack.gateway.secrets!.remove(ownerOf(stack, 'dora'), 'vault_token')
+    const refused = await modern('dev', '/mcp/kit', 'vault_credential', resource)
+    assert.equal(refused.isError, true)
+    await waitFor(() => !alive(was.pid), 'the lane holding the deleted value ended')
+  })
+
+  it("held: another user's process is untouched by one user's deletion", async () => {
+    await stack.gateway.secrets!.set(ownerOf(stack, 'ada'), 'vault_token', 'ada-keeps-1')
+    await stack.gateway.secrets!.set(ownerOf(stack, 'bob'), 'vault_token', 'bob-deletes-1')
+    const ada = parse((await modern('admin', '/mcp/vault', 'credential')).text)
+    const bob = parse((await modern('bob', '/mcp/vault', 'credential')).text)
+    await stack.gateway.secrets!.remove(ownerOf(stack, 'bob'), 'vault_token')
+    assert.equal((await modern('bob', '/mcp/vault', 'credential')).isError, true)
+    await waitFor(() => !alive(bob.pid), "bob's lane ended")
+    const again = parse((await modern('admin', '/mcp/vault', 'credential')).text)
+    assert.equal(again.pid, ada.pid)
+    assert.equal(again.sha256, sha('ada-keeps-1'))
+  })
+})
+
 describe('stop 23: the account page link keeps the public URL path', () => {
   let stack: Stack
   const PUBLIC = 'https://mcp.example.com/edge'
