@@ -441,6 +441,40 @@ describe('stop 23: a deleted secret leaves with its process, in every era and at
     await waitFor(() => !alive(was.pid), 'the lane holding the deleted value ended')
   })
 
+  it('held: at an endpoint, users interleaved in both eras each run with their own value', async () => {
+    const users = [
+      ['alice', 'alice'],
+      ['bob', 'bob'],
+    ] as const
+    for (const [, sub] of users)
+      await stack.gateway.secrets!.set(ownerOf(stack, sub), 'vault_token', `kit-${sub}-value`)
+    const sessions = await Promise.all(users.map(([client]) => connect(stack, client, 'kit')))
+    try {
+      const resource = `${stack.url}/mcp/kit`
+      const calls: Promise<void>[] = []
+      for (let round = 0; round < 4; round++) {
+        users.forEach(([client, sub], i) => {
+          calls.push(
+            sessions[i]!.client.callTool({
+              name: 'vault_credential',
+              arguments: { name: 'VAULT_TOKEN' },
+            }).then((r) => {
+              assert.equal(parse(textOf(r)).sha256, sha(`kit-${sub}-value`), `${sub}, session`)
+            }),
+          )
+          calls.push(
+            modern(client, '/mcp/kit', 'vault_credential', resource).then((r) => {
+              assert.equal(parse(r.text).sha256, sha(`kit-${sub}-value`), `${sub}, sessionless`)
+            }),
+          )
+        })
+      }
+      await Promise.all(calls)
+    } finally {
+      for (const s of sessions) await s.client.close()
+    }
+  })
+
   it("held: another user's process is untouched by one user's deletion", async () => {
     await stack.gateway.secrets!.set(ownerOf(stack, 'ada'), 'vault_token', 'ada-keeps-1')
     await stack.gateway.secrets!.set(ownerOf(stack, 'bob'), 'vault_token', 'bob-deletes-1')
