@@ -449,7 +449,7 @@ export class AggregateSession {
       if (m.error !== undefined) {
         audit(
           { kind: 'error', code: m.error.code },
-          { code: m.error.code, message: m.error.message },
+          outcomeOf({ error: m.error }, lane.child.redact),
         )
         const cut = this.o.caps?.applyError(server, method, toolName, m.error)
         if (cut) return this.send(rpcError(id, cut.code, cut.message), id)

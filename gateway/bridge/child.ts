@@ -19,6 +19,8 @@ export interface Child {
   close(): Promise<void>
   /** Moves the child's log lines (stderr, stream errors) under another logger, e.g. its session's. */
   retag(log: Logger): void
+  /** Blots out the user's credentials this process was started with (as its stderr is); absent: none. */
+  readonly redact?: (text: string) => string
   onmessage?: (message: JSONRPCMessage) => void
   onexit?: () => void
 }
@@ -61,6 +63,7 @@ export async function spawnChild(
   const writer = new FrameWriter(proc.stdin)
   const reader = new FrameReader(config.maxMessageBytes, config.maxJsonDepth)
   let closing: Promise<void> | undefined
+  const blot = redactor(redact)
   const child: Child = {
     pid: proc.pid ?? 0,
     exited,
@@ -72,6 +75,7 @@ export async function spawnChild(
     retag: (next) => {
       current = next.child({ pid: child.pid })
     },
+    ...(blot.longest > 0 ? { redact: blot } : {}),
   }
   const streamError = (err: Error) =>
     current.warn({ err: { message: err.message } }, 'server process stream error')
@@ -101,7 +105,7 @@ export async function spawnChild(
     markExited()
     child.onexit?.()
   })
-  logStderr(proc.stderr, () => current, config.stderr, redactor(redact))
+  logStderr(proc.stderr, () => current, config.stderr, blot)
   return child
 }
 

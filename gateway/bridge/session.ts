@@ -533,7 +533,7 @@ export class Session implements GatedSession {
       // The outcome is what the client got: -32603 when the reply could not be serialized.
       if (!this.sent(message)) outcome = { kind: 'error', code: -32603 }
       this.audit(req, outcome, end)
-      req.decided?.span?.end(outcomeOf(m))
+      req.decided?.span?.end(outcomeOf(m, this.current.redact))
       return
     }
     if (env.kind === 'invalid') {

@@ -6,7 +6,8 @@
 //   asked) after the client cancelled it or its session ended, for elicitationTimeout each;
 // - the link to the account page dropped publicUrl's path (`https://host/base` → `/account`);
 // - a process's own error text (initialize, a list refused at an endpoint) was logged unredacted;
-// - a deleted secret's process (session, lane, endpoint lane) ran on with the deleted value.
+// - a deleted secret's process (session, lane, endpoint lane) ran on with the deleted value;
+// - a process's JSON-RPC error quoting the token went into the span's status (traces).
 // stop23b.test.ts: the configuration and the token exchange.
 // And pins of what held, where a later change could break it.
 import assert from 'node:assert/strict'
@@ -21,6 +22,7 @@ import type { SecretOwner } from '../../gateway/credentials/secrets.js'
 import { createMemoryStore } from '../../gateway/store/memory.js'
 import type { Store } from '../../gateway/store/store.js'
 import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
+import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const node = process.execPath
@@ -37,8 +39,8 @@ const textOf = (result: unknown) =>
 /**
  * A hostile stdio MCP server (newline-delimited JSON-RPC, no SDK): it writes its VAULT_TOKEN to
  * stderr as servers do when they log a request (raw, as a Basic credential, base64url of a
- * longer text), and with HOSTILE_FAIL=initialize or =list answers that request with an error
- * quoting the token.
+ * longer text), and with HOSTILE_FAIL=initialize, =list or =call answers that request with an
+ * error quoting the token.
  */
 const HOSTILE = `
 const readline = require('node:readline')
@@ -60,6 +62,7 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
     return result({ tools: [{ name: 'leak', inputSchema: { type: 'object' } }] })
   }
   if (m.method === 'tools/call') {
+    if (fail === 'call') return error('call refused for ' + token)
     process.stderr.write('config VAULT_TOKEN=' + token + '\\n')
     process.stderr.write('Authorization: Basic ' + Buffer.from('x-access-token:' + token).toString('base64') + '\\n')
     process.stderr.write('blob=' + Buffer.from('{"u":"me","t":"' + token + '"}').toString('base64url') + '\\n')
@@ -523,5 +526,82 @@ describe('stop 23: the account page link keeps the public URL path', () => {
     })
     await page.body.text()
     assert.equal(page.statusCode, 200)
+  })
+})
+
+describe("stop 23: a process's error quoting the token reaches no trace", () => {
+  const OTEL = {
+    OTEL_EXPORTER_OTLP_ENDPOINT: '',
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    OTEL_METRIC_EXPORT_INTERVAL: '3600000',
+  }
+  const saved = Object.fromEntries(Object.keys(OTEL).map((k) => [k, process.env[k]]))
+  let receiver: OtlpReceiver
+  let stack: Stack
+  const value = 'traced-secret-0123456789abcdef'
+
+  before(async () => {
+    receiver = await startOtlpReceiver()
+    const dir = mkdtempSync(join(tmpdir(), 'stop23-trace-'))
+    const script = join(dir, 'hostile.cjs')
+    writeFileSync(script, HOSTILE)
+    // The tracing SDK reads its settings from the environment at start.
+    Object.assign(process.env, OTEL, { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url })
+    try {
+      stack = await credentialStack(
+        {
+          refuser: {
+            command: node,
+            args: [script],
+            credentials: VAULT,
+            env: { HOSTILE_FAIL: 'call' },
+          },
+        },
+        { config: { endpoints: { refusing: { servers: ['refuser'] } } } },
+      )
+    } finally {
+      for (const [k, v] of Object.entries(saved))
+        if (v === undefined) delete process.env[k]
+        else process.env[k] = v
+    }
+    for (const sub of ['alice', 'bob', 'dora'])
+      await stack.gateway.secrets!.set(ownerOf(stack, sub), 'vault_token', value)
+  })
+  after(async () => {
+    await stack?.close()
+    await receiver?.close()
+  })
+
+  it('a session, a sessionless call and an endpoint call: the error span says [redacted]', async () => {
+    const { client } = await connect(stack, 'alice', 'refuser')
+    try {
+      await assert.rejects(client.callTool({ name: 'leak', arguments: {} }), /call refused for/)
+    } finally {
+      await client.close()
+    }
+    const token = await stack.token('bob', { server: 'refuser' })
+    const res = await request(stack.local('refuser'), modernToolCall(token, 'leak', {}, { id: 9 }))
+    const body = (await res.body.json()) as { error?: { message: string } }
+    // The client is the user: the answer is theirs, as the server wrote it.
+    assert.equal(body.error?.message, `call refused for ${value}`)
+    const endpoint = await connect(stack, 'dev', 'refusing')
+    try {
+      await assert.rejects(
+        endpoint.client.callTool({ name: 'refuser_leak', arguments: {} }),
+        /call refused for/,
+      )
+    } finally {
+      await endpoint.client.close()
+    }
+    await stack.gateway.tracing.flush()
+    const errors = receiver.spans.filter((s) => s.status.message?.includes('call refused for'))
+    assert.ok(errors.length >= 3, `three error spans (${errors.length})`)
+    for (const s of errors) assert.equal(s.status.message, 'call refused for [redacted]', s.name)
+    assert.ok(
+      !receiver.spans.some((s) =>
+        JSON.stringify(s, (_, v) => (typeof v === 'bigint' ? String(v) : v)).includes(value),
+      ),
+      'no span holds the value',
+    )
   })
 })
