@@ -73,6 +73,8 @@ export async function waitUntil(
 ): Promise<boolean> {
   const deadline = Date.now() + o.timeout
   for (;;) {
+    // Aborted while it slept: no further look (the one under way when it aborted is the last).
+    if (o.signal?.aborted) return false
     if (await ready()) return true
     if (o.signal?.aborted || Date.now() >= deadline) return false
     await new Promise<void>((resolve) => {

@@ -288,12 +288,20 @@ describe('stop 23: a call waiting for a missing secret stops waiting when its re
     return { ...s, asked: () => asked }
   }
 
-  /** Polls running: reads keep coming; then `end` the request; then none for 30 poll intervals. */
-  async function pollsStop(end: () => Promise<void>, call: Promise<unknown>) {
+  /**
+   * Polls running: reads keep coming; then `end` the request and wait for the gateway to have
+   * settled it (its audit line: `ended`); then at most the read under way, for 30 poll intervals.
+   */
+  async function pollsStop(
+    end: () => Promise<void>,
+    call: Promise<unknown>,
+    ended: (e: Record<string, unknown>) => boolean,
+  ) {
     const start = secretReads
     await waitFor(() => secretReads >= start + 3, 'the waiting call polls the store')
     await end()
     await call.catch(() => {})
+    await waitFor(() => stack.audit().some(ended), 'the gateway settled the request')
     const after = secretReads
     await new Promise((r) => setTimeout(r, 30 * 20))
     // At most one read already under way when the request ended.
@@ -314,7 +322,11 @@ describe('stop 23: a call waiting for a missing secret stops waiting when its re
         )
         .catch(() => undefined)
       await waitFor(() => s.asked() === 1, 'the client was asked')
-      await pollsStop(async () => abort.abort('the user gave up'), call)
+      await pollsStop(
+        async () => abort.abort('the user gave up'),
+        call,
+        (e) => e.sub === 'alice' && e.method === 'tools/call' && e.outcome === 'cancelled',
+      )
     } finally {
       await s.client.close()
     }
@@ -327,10 +339,19 @@ describe('stop 23: a call waiting for a missing secret stops waiting when its re
       .callTool({ name: 'credential', arguments: { name: 'VAULT_TOKEN' } })
       .catch(() => undefined)
     await waitFor(() => s.asked() === 1, 'the client was asked')
-    await pollsStop(async () => {
-      await s.transport.terminateSession()
-      await s.client.close()
-    }, call)
+    await pollsStop(
+      async () => {
+        await s.transport.terminateSession()
+        await s.client.close()
+      },
+      call,
+      // The session closed: its requests end with -32000 (connection closed).
+      (e) =>
+        e.sub === 'bob' &&
+        e.method === 'tools/call' &&
+        typeof e.outcome === 'string' &&
+        e.outcome.startsWith('error '),
+    )
   })
 
   it('held: once the secret is set, a waiting call runs with it (the wait still works)', async () => {
