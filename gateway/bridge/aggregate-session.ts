@@ -376,6 +376,8 @@ export class AggregateSession {
     if (this.o.gate?.needs(server)) {
       const got = await this.o.gate.sessionless(server, method, caller, this.capabilities)
       if (!got.ok) {
+        // A secret deleted: the lanes still holding it end (the refusal takes no lease that would).
+        if (got.current) this.o.lanes.retireStale(server, caller.principal, got.current)
         audit(got.outcome, got.error ? { code: got.error.code } : { toolError: true })
         if (got.error)
           return this.send(rpcError(id, got.error.code, got.error.message, got.error.data), id)
@@ -449,7 +451,7 @@ export class AggregateSession {
       if (m.error !== undefined) {
         audit(
           { kind: 'error', code: m.error.code },
-          { code: m.error.code, message: m.error.message },
+          outcomeOf({ error: m.error }, lane.child.redact),
         )
         const cut = this.o.caps?.applyError(server, method, toolName, m.error)
         if (cut) return this.send(rpcError(id, cut.code, cut.message), id)

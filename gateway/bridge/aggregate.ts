@@ -5,6 +5,7 @@ import { decideAccess } from '../policy/evaluate.js'
 import { noticeOf, type Notice } from '../policy/notice.js'
 import type { PolicyStore } from '../policy/store.js'
 import type { CredentialGate } from './credential-gate.js'
+import { redactor } from './child.js'
 import { BridgeError } from './errors.js'
 import { decodeCursor, encodeCursor } from './endpoint-cursor.js'
 import { buildNameTable, type NameTable } from './endpoint-names.js'
@@ -470,7 +471,12 @@ export class Aggregate {
         )) as { result?: Record<string, unknown>; error?: { message?: unknown } } | undefined
         if (reply === undefined) throw new Error(`${server} did not answer ${method}`)
         if (reply.error !== undefined)
-          throw new Error(`${server} refused ${method}: ${String(reply.error.message ?? '')}`)
+          // Logged: the process's own text may quote the user's credentials (blotted out).
+          throw new Error(
+            redactor(Object.values(credentials?.env ?? {}))(
+              `${server} refused ${method}: ${String(reply.error.message ?? '')}`,
+            ),
+          )
         const got = reply.result?.[field]
         if (Array.isArray(got)) for (const item of got) if (isObject(item)) items.push(item)
         cursor = typeof reply.result?.nextCursor === 'string' ? reply.result.nextCursor : undefined

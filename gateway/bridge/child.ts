@@ -19,6 +19,8 @@ export interface Child {
   close(): Promise<void>
   /** Moves the child's log lines (stderr, stream errors) under another logger, e.g. its session's. */
   retag(log: Logger): void
+  /** Blots out the user's credentials this process was started with (as its stderr is); absent: none. */
+  readonly redact?: (text: string) => string
   onmessage?: (message: JSONRPCMessage) => void
   onexit?: () => void
 }
@@ -61,6 +63,7 @@ export async function spawnChild(
   const writer = new FrameWriter(proc.stdin)
   const reader = new FrameReader(config.maxMessageBytes, config.maxJsonDepth)
   let closing: Promise<void> | undefined
+  const blot = redactor(redact)
   const child: Child = {
     pid: proc.pid ?? 0,
     exited,
@@ -72,6 +75,7 @@ export async function spawnChild(
     retag: (next) => {
       current = next.child({ pid: child.pid })
     },
+    ...(blot.longest > 0 ? { redact: blot } : {}),
   }
   const streamError = (err: Error) =>
     current.warn({ err: { message: err.message } }, 'server process stream error')
@@ -101,7 +105,7 @@ export async function spawnChild(
     markExited()
     child.onexit?.()
   })
-  logStderr(proc.stderr, () => current, config.stderr, redactor(redact))
+  logStderr(proc.stderr, () => current, config.stderr, blot)
   return child
 }
 
@@ -128,7 +132,14 @@ export type Redactor = ((line: string) => string) & { longest: number }
 /**
  * Blots out known secret values in a line: each value as written, and as JSON and URL
  * encoding would write it (a process that logs its config or a request). Longest first, so a
- * value containing another is blotted whole.
+ * value containing another is blotted whole. Two forms a line-by-line scan would otherwise miss:
+ * - a value of several lines (a PEM key) is printed over several stderr lines: each of its
+ *   lines is blotted on its own;
+ * - base64 of a longer text holding the value (`Basic base64(user:token)`) writes the value at
+ *   one of three byte alignments, in either alphabet (RFC 4648 §4, §5): the characters that
+ *   encode only the value's own bits are blotted, at each alignment, once at least
+ *   {@link MIN_BASE64_CORE} long (shorter runs would blot unrelated text; the whole encoding
+ *   of a short value is still blotted).
  */
 export function redactor(values: readonly string[]): Redactor {
   const forms = new Set<string>()
@@ -138,6 +149,11 @@ export function redactor(values: readonly string[]): Redactor {
     forms.add(JSON.stringify(v).slice(1, -1))
     forms.add(encodeURIComponent(v))
     forms.add(Buffer.from(v).toString('base64'))
+    for (const line of v.split(/\r\n|\r|\n/)) if (line !== '') forms.add(line)
+    for (const core of base64Cores(Buffer.from(v))) {
+      forms.add(core)
+      forms.add(core.replace(/\+/g, '-').replace(/\//g, '_'))
+    }
   }
   const list = [...forms].filter((f) => f !== '').sort((a, b) => b.length - a.length)
   if (list.length === 0) return Object.assign((line: string) => line, { longest: 0 })
@@ -148,6 +164,25 @@ export function redactor(values: readonly string[]): Redactor {
     },
     { longest: list[0]!.length },
   )
+}
+
+/** Shortest base64 run of a value inside a longer encoding that is blotted out. */
+const MIN_BASE64_CORE = 8
+
+/**
+ * The base64 characters that encode `bytes` alone when they follow 0, 1 or 2 other bytes:
+ * those holding a bit of a neighbour depend on it and are left out.
+ */
+function base64Cores(bytes: Buffer): string[] {
+  const cores: string[] = []
+  for (const skip of [0, 1, 2]) {
+    const text = Buffer.concat([Buffer.alloc(skip), bytes])
+      .toString('base64')
+      .replace(/=+$/, '')
+    const core = text.slice(Math.ceil((skip * 8) / 6), Math.floor(((skip + bytes.length) * 8) / 6))
+    if (core.length >= MIN_BASE64_CORE) cores.push(core)
+  }
+  return cores
 }
 
 function logStderr(

@@ -48,12 +48,13 @@ export interface GatedSession {
   readonly fingerprint: string
   /** Whether a URL elicitation can reach this session's client (declared, and a stream to carry it). */
   readonly canElicitUrl: boolean
-  /** Sends the client a request of the gateway's own, on the stream of `relatedId`; resolves its response (undefined: none in time). */
+  /** Sends the client a request of the gateway's own, on the stream of `relatedId`; resolves its response (undefined: none in time, or `signal` aborted). */
   ask(
     relatedId: RequestId,
     method: string,
     params: Record<string, unknown>,
     timeoutMs: number,
+    signal?: AbortSignal,
   ): Promise<JSONRPCMessage | undefined>
   /** Sends the client a notification of the gateway's own, on the stream of `relatedId`. */
   tell(message: JSONRPCMessage, relatedId?: RequestId): void
@@ -67,6 +68,8 @@ export interface GatedRequest {
   method: string
   principal: Principal
   bearer: string | undefined
+  /** Aborts once the request is settled without the gate (cancelled, the session closed): the wait ends. */
+  signal?: AbortSignal
 }
 
 /** How the gate let a request through, or answered it itself. */
@@ -123,6 +126,10 @@ export class CredentialGate {
     try {
       creds = await this.o.resolver.resolve(s.server, caller)
       if (creds.missing.length > 0) {
+        // A value the user deleted leaves with its process now (requests in flight finish
+        // first), not once the request that asks for it again is answered: this one is refused
+        // or waits, and lists, pings and subscriptions would go on running with the old value.
+        if (creds.fingerprint !== s.fingerprint) await s.replaceChild(creds)
         if (!s.canElicitUrl)
           return this.refuse(
             req,
@@ -143,6 +150,8 @@ export class CredentialGate {
           {
             timeout: this.o.elicitationTimeout,
             interval: this.o.pollInterval,
+            // A request cancelled, or of a session closed, no longer waits (nor reads the store).
+            signal: req.signal,
           },
         )
         if (!set)
@@ -189,6 +198,8 @@ export class CredentialGate {
         error: RpcErrorObject | undefined
         toolText: string | undefined
         outcome: AuditOutcome
+        /** A secret is missing: the user's values now (processes with others must end). */
+        current?: ResolvedCredentials
       }
   > {
     if (!CREDENTIAL_METHODS.has(method))
@@ -219,12 +230,16 @@ export class CredentialGate {
         error: rpcErrorObject(URL_ELICITATION_REQUIRED, e.message, { elicitations: [e] }),
         toolText: undefined,
         outcome: credential('missing (URL elicitation required)'),
+        current: credentials,
       }
     }
-    return refuse(
-      missingToolText(this.o.publicUrl, server, credentials.missing),
-      credential('missing'),
-    )
+    return {
+      ...refuse(
+        missingToolText(this.o.publicUrl, server, credentials.missing),
+        credential('missing'),
+      ),
+      current: credentials,
+    }
   }
 
   /** Asks the user for the missing secrets with a URL elicitation; resolves the client's action. */
@@ -239,6 +254,7 @@ export class CredentialGate {
       'elicitation/create',
       { ...e },
       this.o.elicitationTimeout,
+      req.signal,
     )) as { result?: unknown; error?: unknown } | undefined
     const action =
       answer === undefined

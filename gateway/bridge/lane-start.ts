@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
-import type { Child } from './child.js'
+import { type Child, redactor } from './child.js'
 import { BridgeError } from './errors.js'
 import { exchange, initializeChild, initializeTimeout, type InitResult } from './handshake.js'
 import { LANE_CLIENT_CAPABILITIES } from './lane.js'
@@ -81,7 +81,9 @@ export async function startLaneProcess(
   } catch (err) {
     attempt?.failed()
     await child.close()
-    log.error({ err: { message: (err as Error).message } }, 'server process failed to initialize')
-    throw new BridgeError('spawn_failed', 'the MCP server could not be started', err)
+    // The process's own error text may quote the user's credentials: blotted out like its stderr.
+    const safe = new Error(redactor(Object.values(credentials?.env ?? {}))((err as Error).message))
+    log.error({ err: { message: safe.message } }, 'server process failed to initialize')
+    throw new BridgeError('spawn_failed', 'the MCP server could not be started', safe)
   }
 }

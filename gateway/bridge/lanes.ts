@@ -179,6 +179,16 @@ export class LanePool implements Holders {
   }
 
   /**
+   * The caller's credentials are now `credentials` (a secret deleted, and the request asking for
+   * it refused without a lease): their lanes of `server` started with other values end, now if
+   * idle, else when released, as a lease with the new values would end them.
+   */
+  retireStale(server: string, principal: Principal, credentials: ResolvedCredentials): void {
+    const key = laneKey(this.o.source, server, principal, credentials)
+    this.lanes.retireStale(server, ownerKey(principal), key)
+  }
+
+  /**
    * The call that runs on a lease, from now on its holder (`release` names it): alone, it
    * hears every message of the process; as a plain request, the reply with `id`.
    */

@@ -73,6 +73,8 @@ interface InFlight {
   credentials?: ResolvedCredentials['supplied']
   /** Tasks: the tool a task-augmented call runs, or the task a result or cancel names. */
   task?: { creates: string } | { names: string }
+  /** A request waiting for its credentials: aborted when it is settled, so the wait ends. */
+  waiting?: AbortController
 }
 
 /** What a session of a server that takes per-user credentials needs. */
@@ -380,11 +382,18 @@ export class Session implements GatedSession {
         start: performance.now(),
         forwarded: false,
         task: taskOf(env.method, env.params, verdict?.name),
+        ...(gated ? { waiting: new AbortController() } : {}),
       })
       if (token !== undefined) this.progress.set(token, env.id)
       if (env.method === 'initialize') this.initParams = env.params
       if (gated)
-        return void this.gated(message, env, { id: env.id, method: env.method, principal, bearer })
+        return void this.gated(message, env, {
+          id: env.id,
+          method: env.method,
+          principal,
+          bearer,
+          signal: this.inflight.get(env.id)!.waiting!.signal,
+        })
     } else if (env.kind === 'notification' && env.method === 'notifications/cancelled') {
       this.cancelledByClient(env.params?.requestId)
     }
@@ -400,7 +409,13 @@ export class Session implements GatedSession {
   private async gated(
     message: JSONRPCMessage,
     env: Envelope,
-    req: { id: RequestId; method: string; principal: Principal; bearer: string | undefined },
+    req: {
+      id: RequestId
+      method: string
+      principal: Principal
+      bearer: string | undefined
+      signal: AbortSignal
+    },
   ): Promise<void> {
     let outcome: Awaited<ReturnType<CredentialGate['run']>>
     try {
@@ -518,7 +533,7 @@ export class Session implements GatedSession {
       // The outcome is what the client got: -32603 when the reply could not be serialized.
       if (!this.sent(message)) outcome = { kind: 'error', code: -32603 }
       this.audit(req, outcome, end)
-      req.decided?.span?.end(outcomeOf(m))
+      req.decided?.span?.end(outcomeOf(m, this.current.redact))
       return
     }
     if (env.kind === 'invalid') {
@@ -617,6 +632,7 @@ export class Session implements GatedSession {
   private settle(id: RequestId, req: InFlight): void {
     clearTimeout(req.timer)
     clearTimeout(req.poll)
+    req.waiting?.abort()
     this.inflight.delete(id)
     if (req.progressToken !== undefined) this.progress.delete(req.progressToken)
     if (this.idleWaiters.length > 0 && this.forwardedCount() === 0)
@@ -648,15 +664,21 @@ export class Session implements GatedSession {
     method: string,
     params: Record<string, unknown>,
     timeoutMs: number,
+    signal?: AbortSignal,
   ): Promise<JSONRPCMessage | undefined> {
+    if (signal?.aborted) return Promise.resolve(undefined)
     const id = `mcp-edge-ask-${randomBytes(9).toString('base64url')}`
     return new Promise((resolve) => {
       const timer = setTimeout(() => done(undefined), timeoutMs)
+      const gone = () => done(undefined)
       const done = (answer: JSONRPCMessage | undefined) => {
         clearTimeout(timer)
+        signal?.removeEventListener('abort', gone)
         this.asked.delete(id)
         resolve(answer)
       }
+      // The request it is for was settled (cancelled): its question is no longer waited on.
+      signal?.addEventListener('abort', gone, { once: true })
       this.asked.set(id, done)
       this.send(
         { jsonrpc: '2.0', id, method, params } as JSONRPCMessage,

@@ -94,8 +94,11 @@ export type CallOutcome =
   | { kind: 'result'; result: Record<string, unknown> }
   /** The process waits for the client: the `input_required` result, with its `requestState`. */
   | { kind: 'input_required'; result: Record<string, unknown> }
-  /** A JSON-RPC error of the server, or of the gateway when the process failed or timed out. */
-  | { kind: 'error'; status: number; error: RpcErrorObject }
+  /**
+   * A JSON-RPC error of the server, or of the gateway when the process failed or timed out.
+   * `traced`: its message as a trace may carry it (the user's credentials blotted out).
+   */
+  | { kind: 'error'; status: number; error: RpcErrorObject; traced?: string }
   /** Refused by the gateway before (or instead of) running. */
   | { kind: 'refused'; refusal: CallRefusal }
   /** The client went away: the request was cancelled at the process. */
@@ -202,6 +205,8 @@ export class Sessionless {
         meta.capabilities,
       )
       if (!got.ok) {
+        // A secret deleted: the lanes still holding it end (the refusal takes no lease that would).
+        if (got.current) lanes.retireStale(r.server, caller.principal, got.current)
         audit(got.outcome)
         if (got.error) return refused({ code: 'credential', error: got.error })
         return {
@@ -356,8 +361,14 @@ export class Sessionless {
     if (m.error !== undefined) {
       const cut = this.d.caps?.applyError(r.server, r.message.method, r.decided?.name, m.error)
       const e = modernError(cut ?? m.error, backend.refused)
+      const redact = backend.lane.child.redact
       return {
-        outcome: { kind: 'error', status: e.status, error: e.error },
+        outcome: {
+          kind: 'error',
+          status: e.status,
+          error: e.error,
+          ...(redact ? { traced: redact(e.error.message) } : {}),
+        },
         audit: { kind: 'error', code: e.error.code },
         kept: false,
       }

@@ -1265,6 +1265,22 @@ export const configSchema = z
     for (const [name, server] of Object.entries(c.servers)) {
       for (const [variable, spec] of Object.entries(server.credentials)) {
         const path = ['servers', name, 'credentials', variable]
+        // A value from `env` or the gateway's own environment would stand in for a user's when
+        // they have none (their process starts before they set it): someone else's credential.
+        const shared = Object.hasOwn(server.env, variable)
+          ? 'env'
+          : server.inheritEnv.includes(variable)
+            ? 'inheritEnv'
+            : server.identityEnv && IDENTITY_VARIABLES.includes(variable)
+              ? 'identityEnv'
+              : undefined
+        if (shared !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path,
+            message: `${variable} is also set by ${shared}: a user's credential variable takes no other value (a user who has not set theirs would run with it)`,
+          })
+        }
         if ('exchange' in spec && c.auth.tokenExchange === undefined) {
           ctx.addIssue({
             code: 'custom',
@@ -1284,6 +1300,9 @@ export const configSchema = z
       }
     }
   })
+
+/** The variables `identityEnv` hands a process (bridge/registry.ts). */
+const IDENTITY_VARIABLES = ['MCP_EDGE_SUBJECT', 'MCP_EDGE_CLIENT_ID', 'MCP_EDGE_SCOPES']
 
 /** Paths the gateway serves itself: no endpoint may take one, nor a path below one. */
 const RESERVED_PATHS = [

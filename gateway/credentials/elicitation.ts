@@ -12,13 +12,20 @@ export interface UrlElicitation {
 /** MCP's URLElicitationRequiredError (2025-11-25 and later): the request can run once these are done. */
 export const URL_ELICITATION_REQUIRED = -32042
 
-/** The account page, pointed at the first secret `server` is missing. */
+/**
+ * The account page, pointed at the first secret `server` is missing. Below the public URL's
+ * path (`https://host/base/account`), where the page is served: `new URL('/account', …)` would
+ * drop the path and send the user to whatever else answers `/account` on that host.
+ */
 export function accountUrl(
   publicUrl: string,
   server: string,
   missing: readonly MissingSecret[],
 ): string {
-  const url = new URL('/account', publicUrl)
+  const url = new URL(publicUrl)
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}/account`
+  url.search = ''
+  url.hash = ''
   url.searchParams.set('server', server)
   if (missing[0] !== undefined) url.searchParams.set('secret', missing[0].secret)
   return url.href
@@ -71,6 +78,8 @@ export async function waitUntil(
 ): Promise<boolean> {
   const deadline = Date.now() + o.timeout
   for (;;) {
+    // Aborted while it slept: no further look (the one under way when it aborted is the last).
+    if (o.signal?.aborted) return false
     if (await ready()) return true
     if (o.signal?.aborted || Date.now() >= deadline) return false
     await new Promise<void>((resolve) => {

@@ -51,7 +51,7 @@ interface Flight {
 /**
  * RFC 8693 token exchange at the IdP, per user: trades a user's token for one meant for a
  * downstream service (`audience`, `resource`, `scope`), to be handed to that user's server
- * process. Tokens are cached per (owner, variable, spec), LRU-bounded by `cacheMax`, and
+ * process. Tokens are cached per (owner, variable, spec, presenter), LRU-bounded by `cacheMax`, and
  * reused while `expiresAt - renewBefore` is ahead (at most `maxReuse`, or `unknownLifetime`
  * without expires_in); the lifetime counts from when the
  * request was sent. Concurrent asks for one key share one request. A refusal or failure is never
@@ -99,7 +99,8 @@ export class TokenExchange {
   /**
    * A token for `owner`'s `variable`: the cached one while fresh, else a new exchange of
    * `subject` (an exchange already under way for the same key is shared: its asker's subject
-   * token is the one traded, which is the same user's by the key).
+   * token is the one traded, which is the same user's by the key). `presenter` keeps apart
+   * tokens traded for different clients of the user (or scopes) when their own tokens are traded.
    * @throws CredentialError `no_subject_token` (nothing to trade), `exchange_refused`, `exchange_unavailable`
    */
   token(
@@ -107,6 +108,7 @@ export class TokenExchange {
     variable: string,
     spec: ExchangeSpec,
     subject: SubjectToken,
+    presenter?: string,
   ): Promise<ExchangedToken> {
     // Checked even when a token is cached: no token of the user means no session to act for.
     if (typeof subject.token !== 'string' || subject.token === '') {
@@ -119,6 +121,7 @@ export class TokenExchange {
       spec.audience ?? null,
       spec.resource ?? null,
       spec.scope ?? null,
+      presenter ?? null,
     ])
     const hit = this.#cache.get(key)
     if (hit !== undefined && this.#now() < hit.freshUntil) return Promise.resolve(hit.token)

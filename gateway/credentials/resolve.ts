@@ -45,6 +45,8 @@ export interface ExchangeSource {
     variable: string,
     spec: { audience?: string; resource?: string; scope?: string },
     subject: { token: string; type: string },
+    /** Whose token is traded besides its owner (the client and scopes of a presented bearer). */
+    presenter?: string,
   ): Promise<{ value: string }>
 }
 
@@ -164,12 +166,23 @@ export class CredentialResolver {
         'no_subject_token',
         'there is no token of yours to exchange; sign in again',
       )
-    const owner = JSON.stringify([caller.principal.iss, caller.principal.sub])
+    const p = caller.principal
+    const owner = JSON.stringify([p.iss, p.sub])
+    // The token a client presented is that client's delegation, with its scopes: what the IdP
+    // exchanged for one client is never handed to another client of the same user (a narrower
+    // app would act with what a broader one got). The upstream token is the user's alone.
+    const presenter =
+      this.o.subjectToken === 'bearer'
+        ? JSON.stringify([p.clientId ?? null, [...p.scopes].sort()])
+        : undefined
     return (
-      await this.o.exchange.token(owner, variable, spec, {
-        token: subject,
-        type: ACCESS_TOKEN_TYPE,
-      })
+      await this.o.exchange.token(
+        owner,
+        variable,
+        spec,
+        { token: subject, type: ACCESS_TOKEN_TYPE },
+        presenter,
+      )
     ).value
   }
 

@@ -338,7 +338,13 @@ async function call(
     .then(
       (outcome) => {
         const { status, body } = callOutcomeBody(outcome, message.id)
-        span?.end(outcome.kind === 'cancelled' ? { errorType: 'cancelled' } : outcomeOf(body))
+        span?.end(
+          outcome.kind === 'cancelled'
+            ? { errorType: 'cancelled' }
+            : outcome.kind === 'error' && outcome.traced !== undefined
+              ? { code: outcome.error.code, message: outcome.traced }
+              : outcomeOf(body),
+        )
         if (stream === undefined) return (r.reply ?? jsonResponse)(status, body)
         stream.end(body)
         return stream.response

@@ -141,14 +141,17 @@ export async function startTracing(
 
 /**
  * How a JSON-RPC reply ended, as the conventions record it: its error code and message, or
- * `tool_error` for a `tools/call` result flagged `isError`. Undefined for a success.
+ * `tool_error` for a `tools/call` result flagged `isError`. Undefined for a success. `redact`:
+ * the process's own blotting of the user's credentials, for an error text it wrote (a tracing
+ * backend is no place for them).
  */
-export function outcomeOf(reply: unknown): Outcome | undefined {
+export function outcomeOf(reply: unknown, redact?: (text: string) => string): Outcome | undefined {
   if (typeof reply !== 'object' || reply === null) return undefined
   const r = reply as { error?: unknown; result?: unknown }
   if (typeof r.error === 'object' && r.error !== null) {
     const e = r.error as { code?: unknown; message?: unknown }
-    const message = typeof e.message === 'string' ? e.message : undefined
+    const text = typeof e.message === 'string' ? e.message : undefined
+    const message = text !== undefined && redact !== undefined ? redact(text) : text
     // Conventions: `_OTHER` when the instrumentation has no better class.
     return typeof e.code === 'number' ? { code: e.code, message } : { errorType: '_OTHER', message }
   }

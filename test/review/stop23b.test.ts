@@ -1,0 +1,171 @@
+// Stop 23 (continued, see stop23.test.ts): per-user credentials from outside, the parts that
+// are the configuration and the token exchange:
+// - a credential variable also set by `env`, `inheritEnv` or `identityEnv` ran users who had
+//   not set theirs with that other value: refused at start-up;
+// - with the MCP client's own token traded (no broker), the exchanged token was cached per user
+//   only: a second app of the user ran with what the IdP exchanged for the first one.
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { pino } from 'pino'
+import { request } from 'undici'
+import { ConfigError } from '../../gateway/config/errors.js'
+import { validateConfig } from '../../gateway/config/load.js'
+import { startGateway, type Gateway } from '../../gateway/gateway.js'
+import {
+  EXCHANGE_CLIENTS,
+  GATEWAY_AUDIENCE,
+  startExchangeIdp,
+  type ExchangeIdp,
+} from '../helpers/exchange-idp.js'
+import { modernToolCall } from '../helpers/modern-request.js'
+import { freePort } from '../helpers/ports.js'
+import { SERVERS_DIR } from '../helpers/stack.js'
+import { makeTestCa } from '../helpers/test-ca.js'
+
+const node = process.execPath
+const fixture = join(SERVERS_DIR, 'fixture.js')
+const VAULT = { VAULT_TOKEN: { secret: 'vault_token', describe: 'Your vault token' } }
+const sha = (v: string) => createHash('sha256').update(v).digest('hex')
+const textOf = (result: unknown) =>
+  ((result as { content?: { text: string }[] }).content ?? []).map((c) => c.text).join('')
+
+describe('stop 23: a credential variable takes no other value', () => {
+  function problems(input: Record<string, unknown>): string[] {
+    try {
+      validateConfig(input, { file: 'test.yaml', baseDir: '/tmp' })
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err))
+      return err.problems.map((p) => `${p.path ?? ''}: ${p.message}`)
+    }
+    return []
+  }
+  const server = (extra: Record<string, unknown>) => ({
+    servers: { vault: { command: 'node', credentials: VAULT, ...extra } },
+  })
+
+  it('a shared value under that name (env, inheritEnv, identityEnv) is refused at start-up', () => {
+    for (const [extra, by, variable] of [
+      [{ env: { VAULT_TOKEN: 'the-bot-token' } }, 'env', 'VAULT_TOKEN'],
+      [{ inheritEnv: ['VAULT_TOKEN'] }, 'inheritEnv', 'VAULT_TOKEN'],
+      [
+        { identityEnv: true, credentials: { MCP_EDGE_SUBJECT: { secret: 'who' } } },
+        'identityEnv',
+        'MCP_EDGE_SUBJECT',
+      ],
+    ] as const) {
+      const got = problems(server(extra))
+      assert.equal(got.length, 1, JSON.stringify(got))
+      assert.match(got[0]!, new RegExp(`^servers\\.vault\\.credentials\\.${variable}: `))
+      assert.match(got[0]!, new RegExp(`${variable} is also set by ${by}`))
+    }
+  })
+
+  it('held: other variables in env and inheritEnv, and identityEnv beside credentials, are fine', () => {
+    assert.deepEqual(
+      problems(server({ env: { OTHER: 'x' }, inheritEnv: ['LANG'], identityEnv: true })),
+      [],
+    )
+  })
+})
+
+describe("stop 23: an exchanged token is one client's: another client of the same user gets its own", () => {
+  const SECRET_ENV = 'MCP_EDGE_STOP23_EXCHANGE_SECRET'
+  let idp: ExchangeIdp
+  let gateway: Gateway
+
+  before(async () => {
+    const ca = makeTestCa()
+    const dir = mkdtempSync(join(tmpdir(), 'stop23-exchange-'))
+    writeFileSync(join(dir, 'ca.pem'), ca.ca)
+    writeFileSync(
+      join(dir, 'policy.yaml'),
+      'servers:\n  warehouse:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n',
+    )
+    idp = await startExchangeIdp({
+      tls: ca,
+      allow: { alice: ['warehouse-api'] },
+      targets: { 'warehouse-api': ['read'] },
+    })
+    process.env[SECRET_ENV] = EXCHANGE_CLIENTS.basic.clientSecret
+    const config = validateConfig(
+      {
+        listen: { host: '127.0.0.1', port: await freePort() },
+        auth: {
+          issuer: idp.issuer,
+          caFile: 'ca.pem',
+          audience: GATEWAY_AUDIENCE,
+          roleClaims: [],
+          // No broker: the token the MCP client presented is the one traded.
+          tokenExchange: {
+            clientId: EXCHANGE_CLIENTS.basic.clientId,
+            clientSecret: { env: SECRET_ENV },
+            clientAuth: 'client_secret_basic',
+          },
+        },
+        servers: {
+          warehouse: {
+            command: node,
+            args: [fixture],
+            credentials: {
+              WAREHOUSE_TOKEN: { exchange: { audience: 'warehouse-api', scope: 'read' } },
+            },
+          },
+        },
+        policies: join(dir, 'policy.yaml'),
+      },
+      { file: 'test', baseDir: dir },
+    )
+    gateway = await startGateway(config, {
+      log: pino({ level: 'silent' }),
+      auditDestination: { write: () => {} },
+    })
+  })
+  after(async () => {
+    await gateway?.close()
+    await idp?.close()
+    delete process.env[SECRET_ENV]
+  })
+
+  async function call(token: string, id: number) {
+    const res = await request(
+      `${gateway.url}/mcp/warehouse`,
+      modernToolCall(token, 'credential', { name: 'WAREHOUSE_TOKEN' }, { id }),
+    )
+    const json = (await res.body.json()) as { result?: { content: { text: string }[] } }
+    return JSON.parse(textOf(json.result ?? {})) as { sha256: string; pid: number }
+  }
+
+  it("a second app's token is exchanged itself; the first app's exchanged token stays the first app's", async () => {
+    const issued: string[] = []
+    idp.knobs.tamper = (body) => {
+      issued.push(String((body as { access_token?: unknown }).access_token))
+      return body
+    }
+    const broad = await idp.subjectToken('alice')
+    // The same user through another app (its own client id, a token the IdP signed for it).
+    const now = Math.floor(Date.now() / 1000)
+    const narrow = await idp.forge({
+      iss: idp.issuer,
+      sub: 'alice',
+      aud: GATEWAY_AUDIENCE,
+      client_id: 'narrow-app',
+      scope: 'mcp:read',
+      iat: now,
+      exp: now + 600,
+    })
+    const a = await call(broad, 1)
+    const b = await call(narrow, 2)
+    assert.equal(idp.received.length, 2, 'each app had its own token exchanged')
+    assert.equal(idp.received[1]!.form.get('subject_token'), narrow)
+    assert.equal(a.sha256, sha(issued[0]!))
+    assert.equal(b.sha256, sha(issued[1]!), "the narrow app's process runs with its own exchange")
+    // held: each app's exchanged token is still cached for it.
+    assert.equal((await call(broad, 3)).sha256, sha(issued[0]!))
+    assert.equal((await call(narrow, 4)).sha256, sha(issued[1]!))
+    assert.equal(idp.received.length, 2)
+  })
+})
