@@ -24,7 +24,7 @@
 // for 10 s of load alone: BENCH_PROFILE=edge-2026-1s BENCH_ROWS=edge-2026-1s BENCH_REPS=1
 // BENCH_CONCURRENT_CALLS=10000). Writes dist/bench-results.json.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { endpointSummary } from './endpoint-start.js'
@@ -133,6 +133,9 @@ const ROWS = benchRows({
  * BENCH_ROWS=all.
  */
 const DEFAULT_SECTIONS = ['session-start', 'memory']
+
+/** The 1, 5 and 15 minute load averages, as `uptime` prints them. */
+const loadText = (l: number[]) => l.map((v) => v.toFixed(2)).join(', ')
 
 /** Seconds since `t0`, for the progress lines. */
 const since = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)} s`
@@ -265,7 +268,11 @@ async function main(): Promise<number> {
   }
   const failures: RowFailure[] = []
   const host = `node ${process.version}; ${cpus().length} CPUs; CLK_TCK ${CLK_TCK}`
+  // What else ran on the machine: a lone call's latency is mostly process wake-ups, which a
+  // busy machine delays (the figures of one build moved ×1.8 between runs).
+  const loadStart = loadavg()
   console.log(`sizes: ${JSON.stringify(sizes)}; ${REPS} repetitions; ${host}`)
+  console.log(`load average at start: ${loadText(loadStart)}`)
   console.log(`process-model sizes: ${JSON.stringify(processSizes)}`)
   const skipped = all.filter((k) => !wanted.includes(k))
   if (skipped.length > 0)
@@ -342,6 +349,7 @@ async function main(): Promise<number> {
         date: new Date().toISOString(),
         node: process.version,
         cpus: cpus().length,
+        loadAverage: { start: loadStart, end: loadavg() },
         clkTck: CLK_TCK,
         sizes,
         reps: REPS,
@@ -371,7 +379,9 @@ async function main(): Promise<number> {
       2,
     )}\n`,
   )
-  console.log(`\nwrote ${out} (${since(start)} in all)`)
+  console.log(
+    `\nwrote ${out} (${since(start)} in all; load average at end: ${loadText(loadavg())})`,
+  )
   return failures.length === 0 ? 0 : 1
 }
 
