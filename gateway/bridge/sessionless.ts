@@ -73,6 +73,11 @@ export interface SessionlessRequest {
   notify(message: JSONRPCMessage): void
   /** Through an endpoint: the result in its public form (resource URIs, names). */
   publish?: (result: Record<string, unknown>) => Promise<Record<string, unknown>>
+  /**
+   * The caller's answer, given the outcome of a round that ran before its audit line is made
+   * (the line is not on the client's path); `call` still resolves with the same outcome.
+   */
+  answer?: (outcome: CallOutcome) => void
 }
 
 /** The gateway's own refusal of a sessionless request, by code (mapped to a response in one place). */
@@ -318,6 +323,8 @@ export class Sessionless {
       const settled = await this.settle(caller, r, backend, binding, o)
       // Gone while the round was being parked: it waits for nobody.
       if (gone) return cancelled()
+      // The answer goes first, its audit line after (as a session's reply does).
+      r.answer?.(settled.outcome)
       audit(settled.audit, credentials)
       return settled
     } finally {

@@ -1,8 +1,8 @@
 /**
  * The stdio transport's framing, both ways, done once per message: a child's stdout split into
  * newline-delimited JSON-RPC messages (parsed once, classified by their envelope, never
- * re-validated), and messages to its stdin joined into one write per tick (each write to a pipe
- * is a system call; a burst of requests costs one).
+ * re-validated), and messages to its stdin written as they come, a burst of them joined (each
+ * write to a pipe is a system call; a burst of requests costs two).
  */
 import type { Writable } from 'node:stream'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
@@ -91,25 +91,31 @@ function parseLine(line: Buffer, maxDepth: number): Frame | undefined {
 }
 
 /**
- * Writes messages to a child's stdin, those sent in one turn of the event loop as one write
- * (every HTTP request read in one poll phase: one pipe write, not one each). Resolves when the
- * write was taken (at once unless the pipe is full, then on `drain`); rejects when stdin is
- * closed (the process is gone), as a write to it would fail.
+ * Writes messages to a child's stdin: the first one sent in a turn of the event loop at once,
+ * the rest of that turn joined into one write when the turn ends (every HTTP request read in
+ * one poll phase: two pipe writes at most, not one each). A lone request reaches its process
+ * as soon as it is sent, so the process works on it while the gateway finishes the request's
+ * own work (its reply stream, its bookkeeping) instead of after it. Resolves when the write
+ * was taken (at once unless the pipe is full, then on `drain`); rejects when stdin is closed
+ * (the process is gone), as a write to it would fail.
  */
 export class FrameWriter {
   private pending: string[] = []
-  private waiting: { resolve: () => void; reject: (err: Error) => void }[] = []
-  private scheduled = false
+  private waiting: Waiter[] = []
+  /** This turn has written already: what is sent now waits for the turn's end. */
+  private turn = false
 
   constructor(private readonly stdin: Writable) {}
 
   send(message: JSONRPCMessage): Promise<void> {
     if (!this.open()) return Promise.reject(notRunning())
-    this.pending.push(`${JSON.stringify(message)}\n`)
-    if (!this.scheduled) {
-      this.scheduled = true
+    const text = `${JSON.stringify(message)}\n`
+    if (!this.turn) {
+      this.turn = true
       setImmediate(() => this.flush())
+      return new Promise((resolve, reject) => this.write(text, [{ resolve, reject }]))
     }
+    this.pending.push(text)
     return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }))
   }
 
@@ -117,17 +123,23 @@ export class FrameWriter {
     return !this.stdin.destroyed && !this.stdin.writableEnded
   }
 
+  /** The turn's end: what was sent after its first message, in one write. */
   private flush(): void {
+    this.turn = false
+    if (this.pending.length === 0) return
     const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join('')
     const waiting = this.waiting
     this.pending = []
     this.waiting = []
-    this.scheduled = false
     if (!this.open()) {
       const err = notRunning()
       for (const w of waiting) w.reject(err)
       return
     }
+    this.write(text, waiting)
+  }
+
+  private write(text: string, waiting: Waiter[]): void {
     if (this.stdin.write(text)) {
       for (const w of waiting) w.resolve()
       return
@@ -145,6 +157,11 @@ export class FrameWriter {
     this.stdin.once('drain', drained)
     this.stdin.once('close', closed)
   }
+}
+
+interface Waiter {
+  resolve: () => void
+  reject: (err: Error) => void
 }
 
 function notRunning(): Error {

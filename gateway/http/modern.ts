@@ -19,7 +19,7 @@ import {
 import { envelope, rpcError } from '../bridge/jsonrpc.js'
 import { ownerKey } from '../bridge/session.js'
 import { ClientGone, type GoneSignal } from '../bridge/gone.js'
-import type { Caller, Sessionless } from '../bridge/sessionless.js'
+import type { CallOutcome, Caller, Sessionless } from '../bridge/sessionless.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { auditAllowed, auditEndpoint, type AuditOutcome } from '../observability/allowed.js'
 import type { AuditLog } from '../observability/audit.js'
@@ -317,6 +317,22 @@ async function call(
     }
     stream.write(m)
   }
+  // Given by the engine before it audits a round that ran, else when `call` resolves: once.
+  let answered: Response | undefined
+  const answer = (outcome: CallOutcome): Response => {
+    if (answered !== undefined) return answered
+    const { status, body } = callOutcomeBody(outcome, message.id)
+    span?.end(
+      outcome.kind === 'cancelled'
+        ? { errorType: 'cancelled' }
+        : outcome.kind === 'error' && outcome.traced !== undefined
+          ? { code: outcome.error.code, message: outcome.traced }
+          : outcomeOf(body),
+    )
+    if (stream === undefined) return (answered = (r.reply ?? jsonResponse)(status, body))
+    stream.end(body)
+    return (answered = stream.response)
+  }
   const done = d.engine
     .call(
       { ...callerOf(r), signal: gone },
@@ -326,6 +342,7 @@ async function call(
         decided,
         notify,
         publish,
+        answer: (outcome) => void answer(outcome),
         // SEP-2243 Mcp-Param-* headers, checked against the tool's own schema.
         checkArguments: (schemas) =>
           paramHeaderMismatch(
@@ -335,29 +352,19 @@ async function call(
           ),
       },
     )
-    .then(
-      (outcome) => {
-        const { status, body } = callOutcomeBody(outcome, message.id)
-        span?.end(
-          outcome.kind === 'cancelled'
-            ? { errorType: 'cancelled' }
-            : outcome.kind === 'error' && outcome.traced !== undefined
-              ? { code: outcome.error.code, message: outcome.traced }
-              : outcomeOf(body),
-        )
-        if (stream === undefined) return (r.reply ?? jsonResponse)(status, body)
-        stream.end(body)
-        return stream.response
-      },
-      (err: unknown) => {
-        span?.end(errorOutcome(err))
-        // Before the stream opened, the one place errors become responses decides (mcp.ts).
-        if (stream === undefined) throw err
-        r.log.error({ err }, 'sessionless request failed')
-        stream.end(rpcError(message.id, -32603, 'internal error'))
-        return stream.response
-      },
-    )
+    .then(answer, (err: unknown) => {
+      // Answered already (the engine failed after its answer, giving its lane back): logged.
+      if (answered !== undefined) {
+        r.log.error({ err }, 'sessionless request failed after its answer')
+        return answered
+      }
+      span?.end(errorOutcome(err))
+      // Before the stream opened, the one place errors become responses decides (mcp.ts).
+      if (stream === undefined) throw err
+      r.log.error({ err }, 'sessionless request failed')
+      stream.end(rpcError(message.id, -32603, 'internal error'))
+      return stream.response
+    })
   // Over (answered, or its stream ended): the request's signal has nothing more to cancel.
   void done.finally(() => reqSignal.removeEventListener('abort', clientGone)).catch(() => {})
   return Promise.race([done, early])

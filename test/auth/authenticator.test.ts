@@ -149,6 +149,15 @@ describe('createAuthenticator: the verified-token cache', () => {
     assert.equal(principals[1], principals[0])
   })
 
+  test('a cache hit arms no timer (each lone request armed one, to forget a clock reading)', async (t) => {
+    const auth = authenticator(t)
+    const header = await bearer()
+    await auth.authenticate(header, [ECHO])
+    const timers = t.mock.method(globalThis, 'setTimeout')
+    for (let i = 0; i < 3; i++) await auth.authenticate(header, [ECHO])
+    assert.equal(timers.mock.callCount(), 0)
+  })
+
   test('control: without a cache every call verifies', async (t) => {
     const auth = authenticator(t, { tokenCacheMax: 0 })
     const header = await bearer()

@@ -4,12 +4,15 @@ import type { BenchSession, Target } from './target.js'
 
 /** Sizes of one row (env BENCH_*). */
 export interface Sizes {
-  /** Sequential calls on one session, timed one by one (latency without load). */
+  /**
+   * Calls one at a time on each row's first session, timed one by one (latency without load),
+   * the rows of a repetition interleaved call by call (sequential.ts).
+   */
   calls: number
   /** Calls of the timed load run, `concurrency` in flight. */
   concurrentCalls: number
   concurrency: number
-  /** Sequential calls first, untimed. */
+  /** Interleaved rounds of one call a row first, untimed. */
   warmup: number
   /** Calls of the row's load shape first, untimed (every session and its process warmed). */
   loadWarmup: number
@@ -23,9 +26,14 @@ export interface RowResult {
   /** Latency under the row's load (`concurrency` in flight, in the row's shape). */
   p50Ms: number
   p99Ms: number
-  /** Latency of one call at a time on one session. */
+  /**
+   * Latency of one call at a time on one session, every row of the repetition interleaved
+   * call by call (sequential.ts).
+   */
   seqP50Ms: number
   seqP99Ms: number
+  /** Which repetition this is (1…), when it is one. */
+  rep?: number
   callsPerSec: number
   /** CPU of the whole serving tree per call, under load. */
   cpuMsPerCall: number
@@ -57,33 +65,48 @@ export function percentile(samples: number[], p: number): number {
 /** Now on CLOCK_MONOTONIC, µs. */
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n)
 
+/** A row's first session, opened as soon as its server runs. */
+export interface FirstSession {
+  session: BenchSession
+  /** Root of the serving tree. */
+  root: number
+  /** The handshake, ms. */
+  startMs: number
+  /** RSS of the tree with the one session open, before any call. */
+  idleRssMb: number
+}
+
+/** Opens `target`'s first session: its start time and the tree's idle RSS are taken then. */
+export async function openFirst(target: Target): Promise<FirstSession> {
+  const session = await target.open()
+  const root = target.pid ?? session.pid
+  if (root === undefined) {
+    await session.close().catch(() => {})
+    throw new Error(`${target.name}: no serving process`)
+  }
+  return { session, root, startMs: session.ms, idleRssMb: treeRssMb(root) }
+}
+
 /**
- * Measures one target: the first session (start time, idle RSS), sequential warm-up and
- * timed calls on it, then, for a row of 16 sessions, the other sessions; then the load:
- * `concurrency` calls in flight (on the one session, or one per session), warmed up, then
- * timed with the tree's and the root's CPU time read before and after. RSS is sampled every
- * 50 ms from the first call to the last.
+ * Measures one target whose first session is open and whose one-at-a-time calls were timed
+ * already (`sequential`, ms: sequential.ts, every row of the repetition interleaved): for a
+ * row of 16 sessions, the other sessions; then the load: `concurrency` calls in flight (on the
+ * one session, or one per session), warmed up, then timed with the tree's and the root's CPU
+ * time read before and after. RSS is sampled every 50 ms from the other sessions' opening to
+ * the last call. Closes every session, the first one too.
  */
-export async function measure(key: string, target: Target, sizes: Sizes): Promise<RowResult> {
-  const sessions: BenchSession[] = []
-  let sampler: ReturnType<typeof rssSampler> | undefined
+export async function measure(
+  key: string,
+  target: Target,
+  first: FirstSession,
+  sequential: number[],
+  sizes: Sizes,
+): Promise<RowResult> {
+  const { session: primary, root } = first
+  const sessions: BenchSession[] = [primary]
+  const sampler = rssSampler(root)
   try {
-    const primary = await target.open()
-    sessions.push(primary)
-    const root = target.pid ?? primary.pid
-    if (root === undefined) throw new Error(`${target.name}: no serving process`)
-    const starts = [primary.ms]
-    const idleRssMb = treeRssMb(root)
-    sampler = rssSampler(root)
-
-    for (let i = 0; i < sizes.warmup; i++) await primary.call()
-    const sequential: number[] = []
-    for (let i = 0; i < sizes.calls; i++) {
-      const t0 = performance.now()
-      await primary.call()
-      sequential.push(performance.now() - t0)
-    }
-
+    const starts = [first.startMs]
     // One session: every call in flight on the primary. Sessions: one each, kept open.
     const workers: BenchSession[] = [primary]
     for (let i = 1; i < sizes.concurrency; i++) {
@@ -117,7 +140,7 @@ export async function measure(key: string, target: Target, sizes: Sizes): Promis
       rootCpuMsPerCall: run.rootCpuMs / n,
       childrenCpuMsPerCall: (run.cpuMs - run.rootCpuMs) / n,
       sessionStartP50Ms: percentile(starts, 50),
-      idleRssMb,
+      idleRssMb: first.idleRssMb,
       peakRssMb,
       processes,
       concurrencyMode:
@@ -129,7 +152,7 @@ export async function measure(key: string, target: Target, sizes: Sizes): Promis
       problems: target.problems(),
     }
   } finally {
-    sampler?.stop()
+    sampler.stop()
     await Promise.all(sessions.map((s) => s.close().catch(() => {})))
   }
 }

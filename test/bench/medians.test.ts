@@ -33,6 +33,18 @@ describe('medians over repetitions', () => {
     problems,
   })
 
+  const rep0 = () => rep(1, 1, [])
+
+  test("one at a time: each repetition's p50 by its number, the median row names none", () => {
+    const reps = [3, 1, 2].map((rep, i) => ({ ...rep0(), rep, seqP50Ms: [0.9, 1.2, 1.0][i]! }))
+    const m = medianRow(reps)
+    assert.deepEqual(m.seqP50ByRep, { 3: 0.9, 1: 1.2, 2: 1.0 })
+    assert.equal(m.seqP50Ms, 1.0)
+    assert.equal(m.rep, undefined)
+    // Without numbers (one repetition measured on its own): counted from 1 in order.
+    assert.deepEqual(medianRow([rep0(), rep0()]).seqP50ByRep, { 1: 1, 2: 1 })
+  })
+
   test('a row: each figure on its own, problems once each', () => {
     const m = medianRow([rep(1.5, 9, ['a']), rep(1.2, 3, ['a', 'b']), rep(1.3, 4, [])])
     assert.equal(m.reps, 3)

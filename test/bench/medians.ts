@@ -10,8 +10,11 @@ export function median(samples: number[]): number {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
 }
 
-/** A row over its repetitions: every figure's median, with how many repetitions it had. */
-export type MedianRow = RowResult & { reps: number }
+/**
+ * A row over its repetitions: every figure's median, with how many repetitions it had, and
+ * the one-at-a-time p50 of each (by repetition number, the noisiest figure: its spread shown).
+ */
+export type MedianRow = RowResult & { reps: number; seqP50ByRep: Record<number, number> }
 
 const FIGURES = [
   'p50Ms',
@@ -56,7 +59,8 @@ export function medianRow(reps: RowResult[]): MedianRow {
   const first = reps[0]
   if (first === undefined) throw new Error('medianRow: no repetition')
   const problems = mergeLines(reps.flatMap((r) => r.problems))
-  const out: MedianRow = { ...first, reps: reps.length, problems }
+  const seqP50ByRep = Object.fromEntries(reps.map((r, i) => [r.rep ?? i + 1, r.seqP50Ms]))
+  const out: MedianRow = { ...first, rep: undefined, reps: reps.length, problems, seqP50ByRep }
   for (const f of FIGURES) out[f] = median(reps.map((r) => r[f]))
   return out
 }

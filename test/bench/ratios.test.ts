@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { RowResult } from './measure.js'
-import { OUT_OF_REACH_SHARE, relayRatios, relayText } from './ratios.js'
+import type { MedianRow } from './medians.js'
+import { OUT_OF_REACH_SHARE, pairedRange, relayRatios, relayText } from './ratios.js'
 
 /** A row of medians: its key, name, tree and root CPU/call (children: the difference). */
 const row = (key: string, name: string, tree: number, root: number): RowResult => ({
@@ -199,5 +200,67 @@ describe('relay targets: what each tree CPU/call target leaves the gateway', () 
     assert.ok(ratios.length > 0)
     assert.ok(ratios.every((r) => r.bound === undefined))
     assert.doesNotMatch(relayText(ratios), /leaves the gateway/)
+  })
+})
+
+describe('relay targets: one at a time, the ratio repetition by repetition', () => {
+  /** A median row with its one-at-a-time p50 and each repetition's. */
+  const seq = (key: string, p50: number, byRep: Record<number, number>): MedianRow => ({
+    ...row(key, key, 1, 1),
+    seqP50Ms: p50,
+    reps: Object.keys(byRep).length,
+    seqP50ByRep: byRep,
+  })
+  const cases: {
+    name: string
+    edge: Record<number, number>
+    sdk: Record<number, number>
+    expect: [number, number] | undefined
+  }[] = [
+    {
+      name: 'every repetition: lowest and highest of the paired ratios',
+      edge: { 1: 1.2, 2: 0.9, 3: 1.0 },
+      sdk: { 1: 1.0, 2: 1.0, 3: 0.8 },
+      expect: [0.9, 1.25],
+    },
+    {
+      // Paired by repetition number: rep 2 of edge failed, rep 2 of the SDK is not used.
+      name: 'a repetition one row lacks is left out',
+      edge: { 1: 1.1, 3: 0.9 },
+      sdk: { 1: 1.0, 2: 0.1, 3: 1.0 },
+      expect: [0.9, 1.1],
+    },
+    {
+      name: 'one repetition in common: no range',
+      edge: { 1: 1 },
+      sdk: { 1: 1, 2: 1 },
+      expect: undefined,
+    },
+    { name: 'one repetition: no range', edge: { 1: 1 }, sdk: { 1: 1 }, expect: undefined },
+  ]
+  for (const c of cases)
+    test(c.name, () => {
+      const [edge, sdk] = [seq('edge-1s', 1, c.edge), seq('sdk-1s', 1, c.sdk)]
+      const got = pairedRange(edge, sdk).byRep
+      if (c.expect === undefined) return assert.equal(got, undefined)
+      assert.ok(near(got![0], c.expect[0]) && near(got![1], c.expect[1]), JSON.stringify(got))
+    })
+
+  test('only the one-at-a-time line carries it, in the text too', () => {
+    const rows = [
+      seq('edge-1s', 1.05, { 1: 1.2, 2: 0.9, 3: 1.0 }),
+      seq('sdk-1s', 1.0, { 1: 1.0, 2: 1.0, 3: 0.8 }),
+    ]
+    const ratios = relayRatios(rows)
+    for (const r of ratios) assert.equal(r.byRep !== undefined, r.figure === 'p50 one at a time')
+    const line = relayText(ratios)
+      .split('\n')
+      .find((l) => l.includes('p50 one at a time'))
+    assert.match(line!, /×1\.05 \(×0\.90–1\.25 by rep\)/)
+  })
+
+  test('plain rows (not medians): no range', () => {
+    const ratios = relayRatios([row('edge-1s', 'e', 1, 1), row('sdk-1s', 's', 1, 1)])
+    assert.ok(ratios.every((r) => r.byRep === undefined))
   })
 })

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { MedianRow } from './medians.js'
-import { table } from './report.js'
+import { seqCell, table } from './report.js'
 
 /** A row of medians: name, tree, root and children CPU/call. */
 const row = (name: string, tree: number, root: number, children: number): MedianRow => ({
@@ -24,6 +24,7 @@ const row = (name: string, tree: number, root: number, children: number): Median
   loadWindowUs: [0, 1],
   problems: [],
   reps: 3,
+  seqP50ByRep: { 1: 1, 2: 1, 3: 1 },
 })
 
 describe('results table: CPU ms/call children', () => {
@@ -45,4 +46,29 @@ describe('results table: CPU ms/call children', () => {
       assert.equal(cols(line!)[at], shown)
     })
   }
+})
+
+describe('results table: seq p50 with the spread of its repetitions', () => {
+  const base = row('edge ×16/1s', 1, 1, 0)
+  const cases: [string, Partial<MedianRow>, string][] = [
+    ['one repetition: the figure alone', { seqP50Ms: 0.87, seqP50ByRep: { 1: 0.87 } }, '0.870'],
+    [
+      'three: the median, lowest and highest',
+      { seqP50Ms: 0.87, seqP50ByRep: { 1: 1.172, 2: 0.87, 3: 0.792 } },
+      '0.870 (0.79–1.17)',
+    ],
+    [
+      'a repetition missing: those it has',
+      { seqP50Ms: 1.05, seqP50ByRep: { 1: 1.2, 3: 0.9 } },
+      '1.050 (0.90–1.20)',
+    ],
+  ]
+  for (const [name, over, shown] of cases)
+    test(`${name}: ${shown}`, () => {
+      const r = { ...base, ...over }
+      assert.equal(seqCell(r), shown)
+      const [head, , line] = table([r], 3).split('\n')
+      const cols = (l: string) => l.trim().split(/ {2,}/)
+      assert.equal(cols(line!)[cols(head!).indexOf('seq p50 ms (reps)')], shown)
+    })
 })

@@ -18,12 +18,22 @@ const columns = (reps: number): [string, (r: MedianRow) => string][] => [
   ['CPU ms/call tree', (r) => r.cpuMsPerCall.toFixed(3)],
   ['CPU ms/call root', (r) => r.rootCpuMsPerCall.toFixed(3)],
   ['CPU ms/call children', (r) => r.childrenCpuMsPerCall.toFixed(3)],
-  ['seq p50 ms', (r) => r.seqP50Ms.toFixed(3)],
+  ['seq p50 ms (reps)', seqCell],
   ['start p50 ms', (r) => r.sessionStartP50Ms.toFixed(1)],
   ['idle RSS MB', (r) => r.idleRssMb.toFixed(0)],
   ['peak RSS MB', (r) => r.peakRssMb.toFixed(0)],
   ['procs', (r) => r.processes.toFixed(0)],
 ]
+
+/**
+ * One call at a time: the median of the repetitions' p50s and, with more than one, their
+ * lowest and highest (`0.870 (0.79–1.17)`), so a reader sees how far the figure moves.
+ */
+export function seqCell(r: MedianRow): string {
+  const all = Object.values(r.seqP50ByRep)
+  if (all.length < 2) return r.seqP50Ms.toFixed(3)
+  return `${r.seqP50Ms.toFixed(3)} (${Math.min(...all).toFixed(2)}–${Math.max(...all).toFixed(2)})`
+}
 
 /**
  * The results table, fixed-width, with a legend of its columns; `reps`: the repetitions the
@@ -35,7 +45,9 @@ export function table(rows: MedianRow[], reps: number): string {
     `medians of ${reps} repetitions; p50/p99 and calls/s under the row's load; CPU per call ` +
       'of the whole serving tree, of its root process alone (the gateway) and of its children',
     '(tree minus root in each repetition, then the median); seq p50: one call at a time on one ' +
-      'session; start: session start (handshake) p50 of the sessions the row opened;',
+      "session, every row's calls interleaved call by call, the repetitions' lowest and highest " +
+      'in brackets;',
+    'start: session start (handshake) p50 of the sessions the row opened;',
     '×16s = 16 sessions with 1 call in flight each, ×16/1s = 16 calls in flight on 1 session',
   ]
   const cells = [cols.map(([h]) => h), ...rows.map((r) => cols.map(([, f]) => f(r)))]

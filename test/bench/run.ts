@@ -2,7 +2,13 @@
 // mcp-edge (session mode, sessionless 2026-07-28, an endpoint over 4 servers), supergateway and
 // mcp-proxy, each HTTP row as 16 sessions (×16s) and as 16 calls in flight on one session
 // (×16/1s), every row started fresh in each of BENCH_REPS repetitions (rows interleaved) and
-// reported as medians, with the relay targets' ratios; then mcp-edge's process models (session
+// reported as medians, with the relay targets' ratios. In a repetition every row is started
+// and its first session opened, then the one-at-a-time calls ("seq p50": BENCH_WARMUP untimed
+// rounds, then BENCH_CALLS timed ones, 1000 by default) run with every row's calls interleaved
+// call by call in a shuffled order each round (sequential.ts), so every row meets the same
+// spells of the shared machine; then each row's load runs on its own and the row is stopped.
+// The table shows each seq p50 with its repetitions' lowest and highest, the ratio block the
+// one-at-a-time ratio's range repetition by repetition. Then mcp-edge's process models (session
 // start from a warm pool, cold, and back to back with the default config; shared mode with 1,000
 // sessions; memory) and an endpoint over 20 servers (without BENCH_ROWS: every row and the
 // sections DEFAULT_SECTIONS names: 4 to 6 minutes on 2 cores). `npm run bench`; sizes via BENCH_CALLS,
@@ -18,11 +24,11 @@
 // for 10 s of load alone: BENCH_PROFILE=edge-2026-1s BENCH_ROWS=edge-2026-1s BENCH_REPS=1
 // BENCH_CONCURRENT_CALLS=10000). Writes dist/bench-results.json.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { endpointSummary } from './endpoint-start.js'
-import { measure, type RowResult, type Sizes } from './measure.js'
+import { type FirstSession, measure, openFirst, type RowResult, type Sizes } from './measure.js'
 import { medianRow } from './medians.js'
 import { benchPolicy } from './policy.js'
 import { CLK_TCK } from './proc.js'
@@ -39,6 +45,7 @@ import {
 } from './process-report.js'
 import { processSections, type ProcessResults, type ProcessSizes } from './process-sections.js'
 import { relayRatios, relayText } from './ratios.js'
+import { interleaved } from './sequential.js'
 import {
   aggregateSummary,
   aggregateText,
@@ -63,7 +70,7 @@ const int = (name: string, dflt: number) => {
 }
 
 const sizes: Sizes = {
-  calls: int('BENCH_CALLS', 300),
+  calls: int('BENCH_CALLS', 1000),
   concurrentCalls: int('BENCH_CONCURRENT_CALLS', 2000),
   concurrency: 16,
   warmup: int('BENCH_WARMUP', 100),
@@ -127,43 +134,104 @@ const ROWS = benchRows({
  */
 const DEFAULT_SECTIONS = ['session-start', 'memory']
 
+/** The 1, 5 and 15 minute load averages, as `uptime` prints them. */
+const loadText = (l: number[]) => l.map((v) => v.toFixed(2)).join(', ')
+
 /** Seconds since `t0`, for the progress lines. */
 const since = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)} s`
 
-/** One repetition of one row: start its server, measure, stop; a failure is reported, not thrown. */
-async function runRow(
+/** A row started, its first session open, for the rest of its repetition. */
+interface Opened {
+  spec: RowSpec
+  target: Target
+  first: FirstSession
+  /** Its start and first session, ms. */
+  startMs: number
+}
+
+/** A row's failure: reported (with the server's problems and latest log lines), not thrown. */
+function rowFailed(
   spec: RowSpec,
+  target: Target | undefined,
   rep: number,
+  err: unknown,
   failures: RowFailure[],
-): Promise<RowResult | undefined> {
-  const t0 = performance.now()
-  let target: Target | undefined
-  try {
-    target = await spec.start()
-    const r = await measure(spec.key, target, sizes)
-    if (spec.profiled && target.pid !== undefined) {
-      // The profile-summary reads the load's window from here (the profile covers the whole life).
-      writeFileSync(
-        join(profileDir(ROOT), `window-${target.pid}.json`),
-        `${JSON.stringify({ row: r.row, rep, pid: target.pid, loadWindowUs: r.loadWindowUs })}\n`,
-      )
+): void {
+  const error = err instanceof Error ? err.message : String(err)
+  failures.push({ row: `${target?.name ?? spec.name} (rep ${rep})`, error })
+  console.error(`rep ${rep}: ${target?.name ?? spec.name}: FAILED: ${error}`)
+  for (const p of target?.problems() ?? []) console.error(`  ${p}`)
+  const recent = target?.recentLog() ?? []
+  if (recent.length > 0) console.error('  latest log lines (access log left out):')
+  for (const l of recent) console.error(`    ${l}`)
+}
+
+const stopRow = (spec: RowSpec, target: Target | undefined) =>
+  target?.stop().catch((err: Error) => {
+    console.error(`${spec.key}: stop failed: ${err.message}`)
+  })
+
+/**
+ * One repetition: every row's server started and its first session opened; then the calls one
+ * at a time, every row's interleaved call by call (sequential.ts); then each row's load on its
+ * own, the row stopped right after it (a row of 16 sessions holds 16 processes). A failing row
+ * is reported and left out; the others go on.
+ */
+async function runRep(rows: RowSpec[], rep: number, failures: RowFailure[]): Promise<RowResult[]> {
+  const opened: Opened[] = []
+  for (const spec of rows) {
+    const t0 = performance.now()
+    let target: Target | undefined
+    try {
+      target = await spec.start()
+      const first = await openFirst(target)
+      opened.push({ spec, target, first, startMs: performance.now() - t0 })
+    } catch (err) {
+      rowFailed(spec, target, rep, err, failures)
+      await stopRow(spec, target)
     }
-    console.log(`rep ${rep}: ${r.row}: done in ${since(t0)} (${r.processes} processes under load)`)
-    return r
-  } catch (err) {
-    const error = err instanceof Error ? err.message : String(err)
-    failures.push({ row: `${target?.name ?? spec.name} (rep ${rep})`, error })
-    console.error(`rep ${rep}: ${target?.name ?? spec.name}: FAILED: ${error}`)
-    for (const p of target?.problems() ?? []) console.error(`  ${p}`)
-    const recent = target?.recentLog() ?? []
-    if (recent.length > 0) console.error('  latest log lines (access log left out):')
-    for (const l of recent) console.error(`    ${l}`)
-    return undefined
-  } finally {
-    await target?.stop().catch((err: Error) => {
-      console.error(`${spec.key}: stop failed: ${err.message}`)
-    })
   }
+  const t0 = performance.now()
+  const failed = new Set<number>()
+  const sequential = await interleaved(
+    opened.map((o) => ({ call: () => o.first.session.call() })),
+    sizes.warmup,
+    sizes.calls,
+    (i, err) => {
+      failed.add(i)
+      rowFailed(opened[i]!.spec, opened[i]!.target, rep, err, failures)
+    },
+  )
+  console.log(`rep ${rep}: ${opened.length} rows one call at a time, interleaved: ${since(t0)}`)
+  const results: RowResult[] = []
+  for (const [i, { spec, target, first, startMs }] of opened.entries()) {
+    const t0 = performance.now()
+    try {
+      if (failed.has(i)) {
+        await first.session.close().catch(() => {})
+        continue
+      }
+      // Closes every session of the row, the first one too.
+      const r = { ...(await measure(spec.key, target, first, sequential[i]!, sizes)), rep }
+      if (spec.profiled && target.pid !== undefined) {
+        // The profile-summary reads the load's window from here (the profile covers the whole life).
+        writeFileSync(
+          join(profileDir(ROOT), `window-${target.pid}.json`),
+          `${JSON.stringify({ row: r.row, rep, pid: target.pid, loadWindowUs: r.loadWindowUs })}\n`,
+        )
+      }
+      console.log(
+        `rep ${rep}: ${r.row}: started in ${(startMs / 1000).toFixed(1)} s, load done in ` +
+          `${since(t0)} (${r.processes} processes under load)`,
+      )
+      results.push(r)
+    } catch (err) {
+      rowFailed(spec, target, rep, err, failures)
+    } finally {
+      await stopRow(spec, target)
+    }
+  }
+  return results
 }
 
 async function main(): Promise<number> {
@@ -200,7 +268,11 @@ async function main(): Promise<number> {
   }
   const failures: RowFailure[] = []
   const host = `node ${process.version}; ${cpus().length} CPUs; CLK_TCK ${CLK_TCK}`
+  // What else ran on the machine: a lone call's latency is mostly process wake-ups, which a
+  // busy machine delays (the figures of one build moved ×1.8 between runs).
+  const loadStart = loadavg()
   console.log(`sizes: ${JSON.stringify(sizes)}; ${REPS} repetitions; ${host}`)
+  console.log(`load average at start: ${loadText(loadStart)}`)
   console.log(`process-model sizes: ${JSON.stringify(processSizes)}`)
   const skipped = all.filter((k) => !wanted.includes(k))
   if (skipped.length > 0)
@@ -210,10 +282,8 @@ async function main(): Promise<number> {
   // on one repetition of many rows, and each row's median drops it.
   const reps = new Map<string, RowResult[]>()
   for (let rep = 1; rep <= REPS; rep++) {
-    for (const spec of rows) {
-      const r = await runRow(spec, rep, failures)
-      if (r) reps.set(spec.key, [...(reps.get(spec.key) ?? []), r])
-    }
+    for (const r of await runRep(rows, rep, failures))
+      reps.set(r.key, [...(reps.get(r.key) ?? []), r])
   }
   const results = rows.flatMap((spec) => {
     const runs = reps.get(spec.key)
@@ -279,6 +349,7 @@ async function main(): Promise<number> {
         date: new Date().toISOString(),
         node: process.version,
         cpus: cpus().length,
+        loadAverage: { start: loadStart, end: loadavg() },
         clkTck: CLK_TCK,
         sizes,
         reps: REPS,
@@ -308,7 +379,9 @@ async function main(): Promise<number> {
       2,
     )}\n`,
   )
-  console.log(`\nwrote ${out} (${since(start)} in all)`)
+  console.log(
+    `\nwrote ${out} (${since(start)} in all; load average at end: ${loadText(loadavg())})`,
+  )
   return failures.length === 0 ? 0 : 1
 }
 

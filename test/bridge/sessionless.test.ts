@@ -30,8 +30,16 @@ async function harness(server: Record<string, unknown> = {}, o: { filter?: boole
     servers: { fixture: { command: process.execPath, args: [FIXTURE], ...server } },
   })
   const events: AuditEvent[] = []
+  /** The answers and audit lines, in the order they were given. */
+  const order: string[] = []
   const e = startLaneEngine(config, {
-    audit: { record: (e) => void events.push(e), flush() {} },
+    audit: {
+      record: (e) => {
+        order.push(`audit ${e.outcome}`)
+        events.push(e)
+      },
+      flush() {},
+    },
     // With `filter`: a list result keeps its first entry only (a policy that narrows it).
     filter: (_s, method, result) => {
       const r = result as { tools?: unknown[] }
@@ -48,6 +56,7 @@ async function harness(server: Record<string, unknown> = {}, o: { filter?: boole
     engine: e.engine,
     caller: e.caller,
     events,
+    order,
     /** Runs one request for Alice; `notify` hears its progress and logs. */
     call(
       method: string,
@@ -60,7 +69,8 @@ async function harness(server: Record<string, unknown> = {}, o: { filter?: boole
       } = {},
     ): Promise<CallOutcome> {
       const message = { jsonrpc: '2.0', id: c.id ?? 1, method, params } as JSONRPCRequest
-      return e.call('fixture', message, c)
+      const answer = (o: CallOutcome) => void order.push(`answer ${o.kind}`)
+      return e.call('fixture', message, { answer, ...c })
     },
     /** Nothing leased, nothing waiting: what every path must leave behind. */
     assertReleased(why: string) {
@@ -156,6 +166,8 @@ describe('sessionless engine: every path releases its lease', () => {
       assert.equal(h.events.length, 1)
       assert.equal(h.events[0]!.outcome, c.audit)
       assert.equal(h.events[0]!.decision, 'allow')
+      // The answer is on its way before the audit line is made (not on the client's path).
+      assert.deepEqual(h.order, [`answer ${c.kind}`, `audit ${c.audit}`])
       h.assertReleased(c.name)
       // A lost process is forgotten when its exit is seen: wait for that, never for a duration.
       while (h.lanes.size !== c.lanes) await new Promise((r) => setImmediate(r))

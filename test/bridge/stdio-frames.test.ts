@@ -184,20 +184,24 @@ describe('FrameReader: nesting depth', () => {
 })
 
 describe('FrameWriter', () => {
-  it('messages sent in one turn of the loop go out as one write, in order, each on its line', async () => {
+  it("a turn's first message goes out at once, the rest of the turn as one write, in order", async () => {
     const { w, writes } = sink()
     const fw = new FrameWriter(w)
-    await Promise.all([1, 2, 3].map((i) => fw.send(msg(i) as JSONRPCMessage)))
-    assert.equal(writes.length, 1)
-    assert.deepEqual(
-      writes[0]!
+    const lines = (text: string) =>
+      text
         .split('\n')
         .filter(Boolean)
-        .map((l) => JSON.parse(l)),
-      [msg(1), msg(2), msg(3)],
-    )
-    await fw.send(msg(4) as JSONRPCMessage)
-    assert.equal(writes.length, 2, 'a later turn, a later write')
+        .map((l) => JSON.parse(l))
+    const first = fw.send(msg(1) as JSONRPCMessage)
+    // Before the turn ends: a lone request is not held back by what its turn does next.
+    assert.deepEqual(writes.map(lines), [[msg(1)]])
+    await Promise.all([first, ...[2, 3].map((i) => fw.send(msg(i) as JSONRPCMessage))])
+    assert.deepEqual(writes.map(lines), [[msg(1)], [msg(2), msg(3)]])
+    const later = fw.send(msg(4) as JSONRPCMessage)
+    assert.equal(writes.length, 3, 'a later turn: its first message at once')
+    await later
+    await new Promise((r) => setImmediate(r))
+    assert.equal(writes.length, 3, 'a turn with one message writes once')
   })
 
   it('a full pipe: the promise waits for drain', async () => {
@@ -212,11 +216,13 @@ describe('FrameWriter', () => {
   it('a closed stdin refuses at once, and one closed before the turn ends refuses what waited', async () => {
     const { w, writes } = sink()
     const fw = new FrameWriter(w)
-    const waiting = fw.send(msg(1) as JSONRPCMessage)
+    const taken = fw.send(msg(1) as JSONRPCMessage)
+    const waiting = fw.send(msg(2) as JSONRPCMessage)
     w.destroy()
+    await taken // written before the close
     await assert.rejects(waiting, /not running/)
-    await assert.rejects(fw.send(msg(2) as JSONRPCMessage), /not running/)
-    assert.equal(writes.length, 0)
+    await assert.rejects(fw.send(msg(3) as JSONRPCMessage), /not running/)
+    assert.equal(writes.length, 1)
   })
 
   it('a stdin that closes while the pipe is full refuses what waited for drain', async () => {

@@ -27,6 +27,8 @@ export interface LaneCallOptions {
   signal?: AbortSignal
   notify?: (m: JSONRPCMessage) => void
   check?: (schemas: Map<string, unknown>) => ArgumentMismatch | undefined
+  /** The engine's answer of a round that ran, given before its audit line. */
+  answer?: (outcome: CallOutcome) => void
 }
 
 /** A running engine over its own registry, lanes and input rounds. */
@@ -86,6 +88,7 @@ export function startLaneEngine(
           },
           notify: c.notify ?? (() => {}),
           checkArguments: c.check,
+          answer: c.answer,
         },
       )
     },
