@@ -4,7 +4,13 @@ import type { GatewayConfig } from '../config/schema.js'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
 import type { Child } from './child.js'
 import { BridgeError } from './errors.js'
-import { exchange, initializeChild, initializeTimeout, type InitResult } from './handshake.js'
+import {
+  exchange,
+  InitializeFailed,
+  initializeChild,
+  initializeTimeout,
+  type InitResult,
+} from './handshake.js'
 import { LANE_CLIENT_CAPABILITIES } from './lane.js'
 import { ownerKey } from './session.js'
 import { type StartFailures, spawnThrew } from './start-failures.js'
@@ -79,7 +85,7 @@ export async function startLaneProcess(
     attempt?.succeeded()
     return { child, init }
   } catch (err) {
-    attempt?.failed()
+    attempt?.failed(err instanceof InitializeFailed ? err.kind : child.alive ? 'timeout' : 'exit')
     await child.close()
     log.error({ err: { message: (err as Error).message } }, 'server process failed to initialize')
     throw new BridgeError('spawn_failed', 'the MCP server could not be started', err)

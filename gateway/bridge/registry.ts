@@ -110,7 +110,7 @@ export class SessionRegistry implements Holders {
       const log = o.log.child({ server: name })
       this.serverLogs.set(name, log)
       if (config.mode === 'shared') this.shared.set(name, new SharedServer({ name, config, log }))
-      else this.pools.set(name, new ProcessPool({ name, config, log }))
+      else this.pools.set(name, new ProcessPool({ name, config, log, starts: this.starts }))
     }
     this.reaper = startReaper(
       Object.values(o.config.servers).map((s) => s.idleTimeout),
@@ -227,7 +227,8 @@ export class SessionRegistry implements Holders {
     // (a process gone by then, even before the session heard it exit, did not start either).
     void session.initialized.then((outcome) => {
       if (outcome.ok) attempt.succeeded()
-      else if (outcome.startFailed || !child.alive) attempt.failed()
+      else if (!child.alive) attempt.failed('exit')
+      else if (outcome.startFailed) attempt.failed('timeout')
       else attempt.abandoned()
     })
     this.sessions.set(id, session)

@@ -23,19 +23,31 @@ import { ownerKey } from './session.js'
  */
 const PROBE_GRACE_MS = 1000
 
+/**
+ * Why a start failed: the process could not be spawned, exited before initialize was
+ * answered, gave no initialize result in time, or answered initialize with an error. What
+ * /readyz shows of a failure: never the process's output, nor its environment.
+ */
+export type FailureKind = 'spawn' | 'exit' | 'timeout' | 'error'
+
 /** How a start the memory admitted ended; the first call counts, the rest are ignored. */
 export interface StartAttempt {
   /** The process started and answered initialize. */
   succeeded(): void
   /** It could not start: spawn error, exit before initialize was answered, initialize timeout. */
-  failed(): void
+  failed(kind: FailureKind): void
   /** It ended without telling either (refused at a limit, the client left): the next may probe. */
   abandoned(): void
 }
 
 interface Failing {
   server: string
+  /** The server's own window (no identity, credentials or client initialize), not a user's. */
+  serverWide: boolean
   backoff: Backoff
+  /** Failures in a row, and how the last one failed. */
+  failures: number
+  kind: FailureKind
   /** When the next start may be tried (ms, by the memory's clock). */
   until: number
   /** The probe running after the window, and how its waiters hear it ended. */
@@ -62,13 +74,19 @@ export interface Starter {
  * start; any other refusal (a limit, shutdown) says nothing of the server. Rethrows `err`.
  */
 export function spawnThrew(attempt: StartAttempt | undefined, err: unknown): never {
-  if (err instanceof BridgeError && err.code === 'spawn_failed') attempt?.failed()
+  if (err instanceof BridgeError && err.code === 'spawn_failed') attempt?.failed('spawn')
   else attempt?.abandoned()
   throw err
 }
 
 /** An attempt whose outcome changes nothing (a server this memory does not watch). */
 const UNWATCHED: StartAttempt = { succeeded() {}, failed() {}, abandoned() {} }
+
+/**
+ * What a warm process of a server may do now (pool.ts): start (the attempt tells how it
+ * ended), or look again after `retryIn` ms (a window) or once `probe` ended.
+ */
+export type WarmStart = { attempt: StartAttempt } | { retryIn: number } | { probe: Promise<void> }
 
 /**
  * The start-failure memory of every session-mode server, keyed by what a process starts with:
@@ -124,7 +142,30 @@ export class StartFailures {
     // then answers to its user's own memory.
     if (who?.ownInitialize) await this.enter(this.keyOf(server, who), server, false)
     const own = who?.ownInitialize ? who.principal.sub : undefined
-    return (await this.enter(this.keyOf(server, who, own !== undefined), server, true, own))!
+    const attempt = (await this.enter(
+      this.keyOf(server, who, own !== undefined),
+      server,
+      true,
+      own,
+    ))!
+    if (own === undefined) return attempt
+    // Its success says the server starts (a warm process's first session tells it): the
+    // server's own failures are forgotten too.
+    const serverKey = this.keyOf(server, who)
+    let told = false
+    const first = (fn: () => void) => () => {
+      if (told) return
+      told = true
+      fn()
+    }
+    return {
+      succeeded: first(() => {
+        attempt.succeeded()
+        this.succeeded(serverKey, server)
+      }),
+      failed: (kind) => first(() => attempt.failed(kind))(),
+      abandoned: first(() => attempt.abandoned()),
+    }
   }
 
   /**
@@ -139,33 +180,66 @@ export class StartFailures {
     sub?: string,
   ): Promise<StartAttempt | undefined> {
     for (;;) {
-      const f = this.failing.get(key)
-      if (f === undefined) return mayProbe ? this.attempt(key, server, sub) : undefined
-      const left = f.until - this.now()
-      if (left > 0) {
+      const now = this.step(key, server, mayProbe, sub)
+      if ('probe' in now) await now.probe
+      else if ('retryIn' in now) {
         this.o.metrics?.serverStartsRefused.inc({ server })
-        const seconds = Math.ceil(left / 1000)
+        const seconds = Math.ceil(now.retryIn / 1000)
         throw new BridgeError(
           'server_unavailable',
           `server ${server} could not be started; retrying in ${seconds} s`,
           undefined,
           seconds,
         )
-      }
-      if (f.probe === undefined) {
-        if (!mayProbe) return undefined
-        const probe = new Promise<void>((resolve) => (f.endProbe = resolve))
-        f.probe = probe
-        // A probe that never tells (a legacy SSE session whose client sends no initialize)
-        // holds the others no longer than a start may take.
-        const config = this.o.config.servers[server]!
-        const wait = initializeTimeout(config) + PROBE_GRACE_MS
-        const timer = setTimeout(() => this.release(f, probe), wait).unref()
-        void probe.then(() => clearTimeout(timer))
-        return this.attempt(key, server, sub, f, probe)
-      }
-      await f.probe
+      } else return now.attempt
     }
+  }
+
+  /**
+   * Where a start of `key` stands now: it may run (as the probe when a window just ended;
+   * with no attempt when it may not probe), or must wait out a window or a running probe.
+   */
+  private step(
+    key: string,
+    server: string,
+    mayProbe: boolean,
+    sub: string | undefined,
+  ): { attempt: StartAttempt | undefined } | { retryIn: number } | { probe: Promise<void> } {
+    const f = this.failing.get(key)
+    if (f === undefined) return { attempt: mayProbe ? this.attempt(key, server, sub) : undefined }
+    const left = f.until - this.now()
+    if (left > 0) return { retryIn: left }
+    if (f.probe !== undefined) return { probe: f.probe }
+    if (!mayProbe) return { attempt: undefined }
+    const probe = new Promise<void>((resolve) => (f.endProbe = resolve))
+    f.probe = probe
+    // A probe that never tells (a legacy SSE session whose client sends no initialize)
+    // holds the others no longer than a start may take.
+    const config = this.o.config.servers[server]!
+    const wait = initializeTimeout(config) + PROBE_GRACE_MS
+    const timer = setTimeout(() => this.release(f, probe), wait).unref()
+    void probe.then(() => clearTimeout(timer))
+    return { attempt: this.attempt(key, server, sub, f, probe) }
+  }
+
+  /**
+   * A warm process of `server` (the pool's: no identity, no credentials, no client input):
+   * it starts now, as the probe when a window just ended, or waits for the window or probe.
+   * Never refused with an error, never counted as a refused request.
+   */
+  warmStart(server: string): WarmStart {
+    if (this.o.config.servers[server]?.mode !== 'session') return { attempt: UNWATCHED }
+    const now = this.step(this.keyOf(server, undefined), server, true, undefined)
+    return 'attempt' in now ? { attempt: now.attempt! } : now
+  }
+
+  /**
+   * A warm process of `server` exited before any session took it: it never served, so the
+   * server failed to start (a window opens, or the one open stays).
+   */
+  warmExited(server: string): void {
+    if (this.o.config.servers[server]?.mode !== 'session') return
+    this.failed(this.keyOf(server, undefined), server, undefined, 'exit')
   }
 
   /** Keys failing now (a window or a probe), for tests and the log. */
@@ -189,7 +263,7 @@ export class StartFailures {
     }
     return {
       succeeded: once(() => this.succeeded(key, server)),
-      failed: once(() => this.failed(key, server, sub)),
+      failed: (kind: FailureKind) => once(() => this.failed(key, server, sub, kind))(),
       abandoned: once(() => {}),
     }
   }
@@ -211,7 +285,7 @@ export class StartFailures {
     this.o.log.info({ server }, `server ${server} started again`)
   }
 
-  private failed(key: string, server: string, sub: string | undefined): void {
+  private failed(key: string, server: string, sub: string | undefined, kind: FailureKind): void {
     const now = this.now()
     let f = this.failing.get(key)
     // Starts that were under way when another failed: that failure opened the window already.
@@ -221,23 +295,28 @@ export class StartFailures {
       const config = this.o.config.servers[server]!
       f = {
         server,
+        serverWide: key === this.keyOf(server, undefined),
         backoff: new Backoff({ first: config.respawnBackoff, max: config.respawnBackoffMax }),
+        failures: 0,
+        kind,
         until: now,
       }
       this.failing.set(key, f)
     }
+    f.failures++
+    f.kind = kind
     const delay = f.backoff.next()
     f.until = now + delay
     this.o.metrics?.serverStartFailures.inc({ server })
     const seconds = Math.ceil(delay / 1000)
     if (sub === undefined)
       this.o.log.warn(
-        { server, retryAfterMs: delay },
+        { server, failure: kind, failures: f.failures, retryAfterMs: delay },
         `server ${server} failed to start; retrying after ${seconds} s`,
       )
     else
       this.o.log.warn(
-        { server, sub, retryAfterMs: delay },
+        { server, sub, failure: kind, retryAfterMs: delay },
         `server ${server} failed to start a session of ${sub}; that user is refused for ${seconds} s`,
       )
   }

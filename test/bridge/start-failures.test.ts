@@ -56,7 +56,7 @@ async function refusal(starts: StartFailures, server: string, who?: { sub: strin
 describe('start failures: windows', () => {
   it('refuses inside a window that doubles to the max, and a success forgets it', async () => {
     const { starts, clock, lines } = memory()
-    ;(await starts.admit('s')).failed()
+    ;(await starts.admit('s')).failed('exit')
     const cases = [
       { after: 0, retryAfter: 1 },
       { after: 999, retryAfter: 1 },
@@ -73,7 +73,7 @@ describe('start failures: windows', () => {
     // Window over: each failed probe doubles it (2 s, 4 s, 4 s: the max).
     for (const seconds of [2, 4, 4]) {
       clock.now += 60_000
-      ;(await starts.admit('s')).failed()
+      ;(await starts.admit('s')).failed('exit')
       assert.equal((await refusal(starts, 's'))?.retryAfter, seconds)
     }
     assert.equal(lines.filter((l) => /server s failed to start; retrying after/.test(l)).length, 4)
@@ -81,24 +81,24 @@ describe('start failures: windows', () => {
     ;(await starts.admit('s')).succeeded()
     assert.equal(starts.size, 0)
     assert.ok(lines.some((l) => /server s started again/.test(l)))
-    ;(await starts.admit('s')).failed()
+    ;(await starts.admit('s')).failed('exit')
     assert.equal((await refusal(starts, 's'))?.retryAfter, 1, 'back to the first delay')
   })
 
   it('a failure of a start under way when another failed does not extend the window', async () => {
     const { starts, clock, lines } = memory()
     const [a, b] = [await starts.admit('s'), await starts.admit('s')]
-    a.failed()
+    a.failed('exit')
     clock.now += 500
-    b.failed()
+    b.failed('exit')
     assert.equal((await refusal(starts, 's'))?.retryAfter, 1)
     assert.equal(lines.filter((l) => /failed to start/.test(l)).length, 1)
   })
 
   it('refuses only the server, and only the environment, that failed', async () => {
     const { starts } = memory()
-    ;(await starts.admit('s', { principal: principal('alice'), fingerprint: 'bad' })).failed()
-    ;(await starts.admit('ident', { principal: principal('alice') })).failed()
+    ;(await starts.admit('s', { principal: principal('alice'), fingerprint: 'bad' })).failed('exit')
+    ;(await starts.admit('ident', { principal: principal('alice') })).failed('exit')
     const cases = [
       { server: 's', who: { sub: 'alice', fp: 'bad' }, refused: true },
       { server: 's', who: { sub: 'bob', fp: 'bad' }, refused: true },
@@ -118,7 +118,7 @@ describe('start failures: windows', () => {
 
   it('never refuses a shared server (its process restarts with its own backoff)', async () => {
     const { starts } = memory()
-    for (let i = 0; i < 3; i++) (await starts.admit('shared')).failed()
+    for (let i = 0; i < 3; i++) (await starts.admit('shared')).failed('exit')
     assert.equal(await refusal(starts, 'shared'), undefined)
     assert.equal(starts.isFailing('shared'), false)
   })
@@ -127,18 +127,18 @@ describe('start failures: windows', () => {
 describe('start failures: one probe at a time', () => {
   it('after the window the first is the probe; the others wait and hear its failure', async () => {
     const { starts, clock } = memory()
-    ;(await starts.admit('s')).failed()
+    ;(await starts.admit('s')).failed('exit')
     clock.now += 1000
     const probe = await starts.admit('s')
     assert.equal(starts.isFailing('s'), true, 'an endpoint skips it while the probe runs')
     const waiting = [refusal(starts, 's'), refusal(starts, 's'), refusal(starts, 's')]
-    probe.failed()
+    probe.failed('exit')
     for (const r of await Promise.all(waiting)) assert.equal(r?.retryAfter, 2)
   })
 
   it('after a successful probe the others start', async () => {
     const { starts, clock } = memory()
-    ;(await starts.admit('s')).failed()
+    ;(await starts.admit('s')).failed('exit')
     clock.now += 1000
     const probe = await starts.admit('s')
     const waiting = [starts.admit('s'), starts.admit('s')]
@@ -149,7 +149,7 @@ describe('start failures: one probe at a time', () => {
 
   it('an abandoned probe hands the probe to one waiter', async () => {
     const { starts, clock } = memory()
-    ;(await starts.admit('s')).failed()
+    ;(await starts.admit('s')).failed('exit')
     clock.now += 1000
     const probe = await starts.admit('s')
     const [a, b] = [starts.admit('s'), starts.admit('s')]
@@ -162,20 +162,20 @@ describe('start failures: one probe at a time', () => {
     )
     await new Promise((r) => setImmediate(r))
     assert.equal(bSettled, false, 'the second waits for the new probe')
-    next.failed()
+    next.failed('exit')
     await assert.rejects(b, (err: BridgeError) => err.code === 'server_unavailable')
   })
 
   it('a probe that never tells holds the others no longer than a start may take', async () => {
     const { starts, clock } = memory()
-    ;(await starts.admit('s')).failed()
+    ;(await starts.admit('s')).failed('exit')
     clock.now += 1000
     await starts.admit('s') // never settled
     // initializeTimeout (100 ms) plus the grace, in real time: the probe's own bound.
     // Its timer does not hold the process open: this test's does, meanwhile.
     const alive = setInterval(() => {}, 1000)
     const next = await starts.admit('s').finally(() => clearInterval(alive))
-    next.failed()
+    next.failed('exit')
     assert.equal((await refusal(starts, 's'))?.retryAfter, 2)
   })
 })
@@ -185,7 +185,7 @@ describe("start failures: a start with the client's own initialize", () => {
 
   it("opens a window for its user only, and waits out the server's own window and probe", async () => {
     const { starts, clock, lines } = memory()
-    ;(await starts.admit('s', own('alice'))).failed()
+    ;(await starts.admit('s', own('alice'))).failed('exit')
     assert.equal(
       lines.filter((l) => l.includes('server s failed to start a session of alice')).length,
       1,
@@ -196,7 +196,7 @@ describe("start failures: a start with the client's own initialize", () => {
     assert.equal(await refusal(starts, 's', { sub: 'alice' }), undefined)
     assert.equal(starts.isFailing('s'), false, 'endpoints still list the server')
     // The server itself failing refuses everyone's own starts too.
-    ;(await starts.admit('s')).failed()
+    ;(await starts.admit('s')).failed('exit')
     await assert.rejects(starts.admit('s', own('bob')), { code: 'server_unavailable' })
     // Its window over, a start with the client's initialize is no probe: it waits for the
     // gateway's own probe, and hears its outcome.
