@@ -88,6 +88,18 @@ const UNWATCHED: StartAttempt = { succeeded() {}, failed() {}, abandoned() {} }
  */
 export type WarmStart = { attempt: StartAttempt } | { retryIn: number } | { probe: Promise<void> }
 
+/** A server failing to start, as /readyz shows it (nothing of a user's, nor of any output). */
+export interface FailingServer {
+  server: string
+  /** Failed starts in a row. */
+  failures: number
+  /** Seconds until the next start is tried (0: the next start is the probe, or it runs now). */
+  retryIn: number
+  /** Whether the probe runs now. */
+  probing: boolean
+  lastFailure: FailureKind
+}
+
 /**
  * The start-failure memory of every session-mode server, keyed by what a process starts with:
  * the server, and the identity or credentials handed to it when it has its own (one user's bad
@@ -240,6 +252,31 @@ export class StartFailures {
   warmExited(server: string): void {
     if (this.o.config.servers[server]?.mode !== 'session') return
     this.failed(this.keyOf(server, undefined), server, undefined, 'exit')
+  }
+
+  /**
+   * The servers whose own starts are failing (a window, a probe, or a window over with no
+   * start since), and how many users' own windows are open: what /readyz warns of. Users are
+   * only counted: readiness names no subject.
+   */
+  status(): { servers: FailingServer[]; userWindows: number } {
+    const now = this.now()
+    const servers: FailingServer[] = []
+    let userWindows = 0
+    for (const f of this.failing.values()) {
+      if (!f.serverWide) {
+        if (f.until > now || f.probe !== undefined) userWindows++
+        continue
+      }
+      servers.push({
+        server: f.server,
+        failures: f.failures,
+        retryIn: Math.max(0, Math.ceil((f.until - now) / 1000)),
+        probing: f.probe !== undefined,
+        lastFailure: f.kind,
+      })
+    }
+    return { servers, userWindows }
   }
 
   /** Keys failing now (a window or a probe), for tests and the log. */

@@ -401,3 +401,82 @@ describe('a session-era start that fails', () => {
     assert.ok(again.sessionId)
   })
 })
+
+describe('/readyz', () => {
+  it('warns of each server failing to start, how and until when; users only counted; still ready', async () => {
+    // A spawn error (the stack's `broken`: no such command), and a user's own window: Bob's
+    // client crashes the fragile server's initialize.
+    assert.equal((await sessionless('broken')).status, 502)
+    const crashed = await initialize('fragile', 'bob', 'crash')
+    assert.equal(crashed.sessionId, undefined)
+    const res = await request(`${stack.url}/readyz`)
+    const text = await res.body.text()
+    assert.equal(res.statusCode, 200, text)
+    const body = JSON.parse(text) as {
+      status: string
+      warnings: string[]
+      failingServers: {
+        server: string
+        failures: number
+        retryIn: number
+        probing: boolean
+        lastFailure: string
+      }[]
+      failingUserStarts: number
+    }
+    assert.equal(body.status, 'ready')
+    const of = (server: string) => body.failingServers.find((f) => f.server === server)
+    // flaky: three failed starts in a row, each the process exiting; sloth: two timeouts.
+    const cases = [
+      {
+        server: 'flaky',
+        failures: 3,
+        lastFailure: 'exit',
+        words: 'exited before answering initialize',
+      },
+      {
+        server: 'sloth',
+        failures: 2,
+        lastFailure: 'timeout',
+        words: 'did not answer initialize in time',
+      },
+      { server: 'broken', failures: 1, lastFailure: 'spawn', words: 'could not be spawned' },
+      // Failing again after it served: counted from one again.
+      {
+        server: 'mender',
+        failures: 1,
+        lastFailure: 'exit',
+        words: 'exited before answering initialize',
+      },
+    ]
+    for (const c of cases) {
+      const f = of(c.server)
+      assert.ok(f, `${c.server} listed: ${text}`)
+      assert.equal(f.failures, c.failures, c.server)
+      assert.equal(f.lastFailure, c.lastFailure, c.server)
+      assert.equal(f.probing, false, c.server)
+      const warning = body.warnings.find((w) => w.startsWith(`server ${c.server} cannot start: `))
+      assert.ok(warning, `${c.server} warned: ${text}`)
+      assert.ok(warning.includes(`${c.failures} failed start`), warning)
+      assert.ok(warning.includes(`the last ${c.words}`), warning)
+    }
+    assert.equal(of('broken')!.retryIn, 1)
+    assert.ok(
+      body.warnings.includes(
+        `server broken cannot start: 1 failed start in a row, the last could not be spawned; the next start is tried in 1 s`,
+      ),
+      text,
+    )
+    // Servers that start are not listed, nor are users' own windows: a count, no subject.
+    for (const server of ['echo', 'fragile']) assert.equal(of(server), undefined, server)
+    assert.equal(body.failingUserStarts, 1)
+    assert.ok(
+      body.warnings.includes(
+        "1 user start of their own failing (a session's own initialize, identityEnv or credentials): only those users are refused meanwhile",
+      ),
+      text,
+    )
+    // Nothing of the users, nor of the processes' environment (the fixture's file paths).
+    for (const secret of ['bob', 'alice', dir]) assert.ok(!text.includes(secret), secret)
+  })
+})
