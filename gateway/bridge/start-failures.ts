@@ -108,6 +108,8 @@ export interface FailingServer {
  */
 export class StartFailures {
   private readonly failing = new Map<string, Failing>()
+  /** Starts waiting for a probe's outcome now. */
+  private waiters = 0
   private readonly now: () => number
 
   constructor(
@@ -193,8 +195,10 @@ export class StartFailures {
   ): Promise<StartAttempt | undefined> {
     for (;;) {
       const now = this.step(key, server, mayProbe, sub)
-      if ('probe' in now) await now.probe
-      else if ('retryIn' in now) {
+      if ('probe' in now) {
+        this.waiters++
+        await now.probe.finally(() => this.waiters--)
+      } else if ('retryIn' in now) {
         this.o.metrics?.serverStartsRefused.inc({ server })
         const seconds = Math.ceil(now.retryIn / 1000)
         throw new BridgeError(
@@ -277,6 +281,11 @@ export class StartFailures {
       })
     }
     return { servers, userWindows }
+  }
+
+  /** Starts waiting for a probe's outcome now, for tests and the log. */
+  get waiting(): number {
+    return this.waiters
   }
 
   /** Keys failing now (a window or a probe), for tests and the log. */

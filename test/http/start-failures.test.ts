@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
+import { scopeOf } from '../../gateway/bridge/bounds.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const V = '2026-07-28'
@@ -41,7 +42,8 @@ const FLAKY_POLICY = (s: string) =>
   `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`
 
 before(async () => {
-  for (const s of ['flaky', 'sloth', 'mender', 'stall']) setMode(s, s === 'sloth' ? 'hang' : 'exit')
+  for (const s of ['flaky', 'sloth', 'mender', 'stall', 'crowd'])
+    setMode(s, s === 'sloth' ? 'hang' : 'exit')
   setMode('fragile', 'fragile')
   stack = await startStack({
     servers: {
@@ -53,6 +55,8 @@ before(async () => {
       stall: flaky('stall', { requestTimeout: 60_000, initializeTimeout: 60_000 }),
       // Exits on an initialize from a client named `crash`; serves every other.
       fragile: flaky('fragile'),
+      // Like stall, with room for three sessions and lanes in all.
+      crowd: flaky('crowd', { requestTimeout: 60_000, initializeTimeout: 60_000, maxSessions: 3 }),
     },
     config: {
       endpoints: {
@@ -63,7 +67,8 @@ before(async () => {
       },
     },
     policy:
-      TEST_POLICY + ['flaky', 'sloth', 'mender', 'stall', 'fragile'].map(FLAKY_POLICY).join(''),
+      TEST_POLICY +
+      ['flaky', 'sloth', 'mender', 'stall', 'fragile', 'crowd'].map(FLAKY_POLICY).join(''),
     startClock: () => now,
   })
 })
@@ -365,6 +370,34 @@ describe('a probe that hangs', () => {
     assert.equal(failed.status, 502, JSON.stringify(failed.json))
     for (const a of await Promise.all(waiting)) assertRefused(a, 'stall', 2, 'after the probe')
     assert.equal(starts('stall'), 2, 'one probe, one process')
+  })
+})
+
+describe('initializes waiting for a probe', () => {
+  it("hold no slot: one client's cannot fill the server's bound for the others", async () => {
+    assert.equal((await sessionless('crowd')).status, 502)
+    setMode('crowd', 'hang')
+    now += 1000
+    // The probe (a lane: one of the server's three) hangs until the test ends its process.
+    const probe = sessionless('crowd')
+    await waitFor(() => starts('crowd') === 2)
+    const { registry } = stack.gateway
+    // Alice's client sends two initializes: they wait for the probe's outcome.
+    const alice = [initialize('crowd', 'alice'), initialize('crowd', 'alice')]
+    await waitFor(() => registry.starts.waiting === 2)
+    assert.equal(registry.count(scopeOf({ server: 'crowd' })), 0, 'waiting, they hold no slot')
+    // Bob's waits as well, rather than being refused at the server's bound (the probe's lane
+    // and Alice's two initializes would fill it).
+    let bobAnswered = false
+    const bob = initialize('crowd', 'bob').finally(() => (bobAnswered = true))
+    await waitFor(() => registry.starts.waiting === 3 || bobAnswered)
+    assert.equal(bobAnswered, false, 'bob waits for the probe like alice')
+    process.kill(pids('crowd')[1]!)
+    assert.equal((await probe).status, 502)
+    for (const a of [...(await Promise.all(alice)), await bob])
+      assertRefused(a, 'crowd', 2, 'after the probe')
+    assert.equal(starts('crowd'), 2)
+    assert.equal(registry.count(scopeOf({ server: 'crowd' })), 0)
   })
 })
 
