@@ -42,8 +42,6 @@ export interface StartAttempt {
 
 interface Failing {
   server: string
-  /** The server's own window (no identity, credentials or client initialize), not a user's. */
-  serverWide: boolean
   backoff: Backoff
   /** Failures in a row, and how the last one failed. */
   failures: number
@@ -107,7 +105,14 @@ export interface FailingServer {
  * one process with their own backoff (replica.ts) and are not watched here.
  */
 export class StartFailures {
-  private readonly failing = new Map<string, Failing>()
+  /** The servers' own windows: one key per server at most. */
+  private readonly servers = new Map<string, Failing>()
+  /**
+   * Users' own windows (identity, credentials, a session's own initialize), least recently
+   * failed first, at most `limits.startFailureUsers`: many users each failing once cost no
+   * more, the oldest is forgotten first (that user may try one start again).
+   */
+  private readonly users = new Map<string, Failing>()
   /** Starts waiting for a probe's outcome now. */
   private waiters = 0
   private readonly now: () => number
@@ -141,7 +146,7 @@ export class StartFailures {
    * endpoint leaves such a backend out of its lists at once.
    */
   isFailing(server: string, who?: Starter): boolean {
-    const f = this.failing.get(this.keyOf(server, who))
+    const f = this.get(this.keyOf(server, who))
     return f !== undefined && (f.probe !== undefined || f.until > this.now())
   }
 
@@ -221,7 +226,7 @@ export class StartFailures {
     mayProbe: boolean,
     sub: string | undefined,
   ): { attempt: StartAttempt | undefined } | { retryIn: number } | { probe: Promise<void> } {
-    const f = this.failing.get(key)
+    const f = this.get(key)
     if (f === undefined) return { attempt: mayProbe ? this.attempt(key, server, sub) : undefined }
     const left = f.until - this.now()
     if (left > 0) return { retryIn: left }
@@ -267,11 +272,9 @@ export class StartFailures {
     const now = this.now()
     const servers: FailingServer[] = []
     let userWindows = 0
-    for (const f of this.failing.values()) {
-      if (!f.serverWide) {
-        if (f.until > now || f.probe !== undefined) userWindows++
-        continue
-      }
+    for (const f of this.users.values()) if (f.until > now || f.probe !== undefined) userWindows++
+    for (const f of this.servers.values()) {
+      if (this.forgettable(f, now)) continue
       servers.push({
         server: f.server,
         failures: f.failures,
@@ -288,9 +291,38 @@ export class StartFailures {
     return this.waiters
   }
 
-  /** Keys failing now (a window or a probe), for tests and the log. */
+  /** Keys remembered now (a window, a probe, or a window not long over), for tests and the log. */
   get size(): number {
-    return this.failing.size
+    return this.servers.size + this.users.size
+  }
+
+  /** The map `key` lives in. */
+  private mapOf(key: string): Map<string, Failing> {
+    return this.isServerKey(key) ? this.servers : this.users
+  }
+
+  private isServerKey(key: string): boolean {
+    const server = key.slice(0, key.indexOf('\n'))
+    return key === this.keyOf(server, undefined)
+  }
+
+  /**
+   * `key`'s failures, unless they are forgotten by now: a read, that changes nothing (what is
+   * over is dropped by the next failure's sweep, or replaced by the key's own next failure).
+   */
+  private get(key: string): Failing | undefined {
+    const f = this.mapOf(key).get(key)
+    return f === undefined || this.forgettable(f, this.now()) ? undefined : f
+  }
+
+  /**
+   * Whether `f` is over: its window ended longer than the server's longest backoff ago, and
+   * no probe runs. Such failures are forgotten: a user's bad credentials, tried once and never
+   * again, are not kept for ever.
+   */
+  private forgettable(f: Failing, now: number): boolean {
+    const max = this.o.config.servers[f.server]?.respawnBackoffMax ?? 0
+    return f.probe === undefined && now - f.until > max
   }
 
   private attempt(
@@ -324,31 +356,34 @@ export class StartFailures {
   }
 
   private succeeded(key: string, server: string): void {
-    const f = this.failing.get(key)
+    const map = this.mapOf(key)
+    const f = map.get(key)
     if (f === undefined) return
-    this.failing.delete(key)
+    map.delete(key)
     if (f.probe !== undefined) this.release(f, f.probe)
     this.o.log.info({ server }, `server ${server} started again`)
   }
 
   private failed(key: string, server: string, sub: string | undefined, kind: FailureKind): void {
     const now = this.now()
-    let f = this.failing.get(key)
+    let f = this.get(key)
     // Starts that were under way when another failed: that failure opened the window already.
     if (f !== undefined && f.until > now) return
+    const map = this.mapOf(key)
     if (f === undefined) {
-      this.forgetOld(now)
+      if (map === this.users) this.makeRoom(now)
       const config = this.o.config.servers[server]!
       f = {
         server,
-        serverWide: key === this.keyOf(server, undefined),
         backoff: new Backoff({ first: config.respawnBackoff, max: config.respawnBackoffMax }),
         failures: 0,
         kind,
         until: now,
       }
-      this.failing.set(key, f)
     }
+    // Least recently failed first.
+    map.delete(key)
+    map.set(key, f)
     f.failures++
     f.kind = kind
     const delay = f.backoff.next()
@@ -368,14 +403,23 @@ export class StartFailures {
   }
 
   /**
-   * Forgets keys whose window ended longer than their longest backoff ago with no probe: a
-   * user's bad credentials, tried once and never again, are not kept for ever. Runs only on a
-   * new failure, which cost a spawn already: the sweep is cheap beside it.
+   * Room for one more user's failures: those over are forgotten, from the least recently
+   * failed while they are (each failure is swept once: constant work a failure, amortized);
+   * at `limits.startFailureUsers` every one over is, and if none is, the least recently failed
+   * (that user may try one start again before their window ends). Runs only on a new failure,
+   * which cost a spawn already.
    */
-  private forgetOld(now: number): void {
-    for (const [key, f] of this.failing) {
-      const max = this.o.config.servers[f.server]?.respawnBackoffMax ?? 0
-      if (f.probe === undefined && now - f.until > max) this.failing.delete(key)
+  private makeRoom(now: number): void {
+    for (const [key, f] of this.users) {
+      if (!this.forgettable(f, now)) break
+      this.users.delete(key)
+    }
+    const max = this.o.config.limits.startFailureUsers
+    if (this.users.size < max) return
+    for (const [key, f] of this.users) if (this.forgettable(f, now)) this.users.delete(key)
+    for (const key of this.users.keys()) {
+      if (this.users.size < max) break
+      this.users.delete(key)
     }
   }
 }
