@@ -151,6 +151,17 @@ export class StartFailures {
   }
 
   /**
+   * Returns once a start of `server` for `who` may be tried, without being one: refused inside
+   * a window, after the probe while one runs. A caller waits here before it takes a place
+   * under the bounds, so waiting for a probe holds none.
+   * @throws BridgeError `server_unavailable` (503, `retryAfter` seconds) inside a window
+   */
+  async waitOut(server: string, who?: Starter): Promise<void> {
+    if (this.o.config.servers[server]?.mode !== 'session') return
+    await this.enter(this.keyOf(server, who), server, false)
+  }
+
+  /**
    * Admits a start of `server`: at once when it is not failing; after the probe when one runs
    * (single flight); as the probe when the window is over. The caller reports how it ended.
    * @throws BridgeError `server_unavailable` (503, `retryAfter` seconds) inside a window

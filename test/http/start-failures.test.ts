@@ -42,7 +42,7 @@ const FLAKY_POLICY = (s: string) =>
   `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`
 
 before(async () => {
-  for (const s of ['flaky', 'sloth', 'mender', 'stall', 'crowd'])
+  for (const s of ['flaky', 'sloth', 'mender', 'stall', 'crowd', 'queue'])
     setMode(s, s === 'sloth' ? 'hang' : 'exit')
   setMode('fragile', 'fragile')
   stack = await startStack({
@@ -57,6 +57,7 @@ before(async () => {
       fragile: flaky('fragile'),
       // Like stall, with room for three sessions and lanes in all.
       crowd: flaky('crowd', { requestTimeout: 60_000, initializeTimeout: 60_000, maxSessions: 3 }),
+      queue: flaky('queue', { requestTimeout: 60_000, initializeTimeout: 60_000 }),
     },
     config: {
       endpoints: {
@@ -68,7 +69,7 @@ before(async () => {
     },
     policy:
       TEST_POLICY +
-      ['flaky', 'sloth', 'mender', 'stall', 'fragile', 'crowd'].map(FLAKY_POLICY).join(''),
+      ['flaky', 'sloth', 'mender', 'stall', 'fragile', 'crowd', 'queue'].map(FLAKY_POLICY).join(''),
     startClock: () => now,
   })
 })
@@ -398,6 +399,28 @@ describe('initializes waiting for a probe', () => {
       assertRefused(a, 'crowd', 2, 'after the probe')
     assert.equal(starts('crowd'), 2)
     assert.equal(registry.count(scopeOf({ server: 'crowd' })), 0)
+  })
+})
+
+describe('sessionless requests waiting for a probe', () => {
+  it('hold no place under the bounds while they wait', async () => {
+    assert.equal((await sessionless('queue')).status, 502)
+    setMode('queue', 'hang')
+    now += 1000
+    const probe = sessionless('queue', 'alice')
+    await waitFor(() => starts('queue') === 2)
+    const { bounds, starts: memory } = stack.gateway.registry
+    const held = () => bounds.count(scopeOf({ server: 'queue' }))
+    assert.equal(held(), 1, "the probe's lane")
+    const waiting = memory.waiting
+    const others = [sessionless('queue', 'bob'), sessionless('queue', 'admin')]
+    await waitFor(() => memory.waiting === waiting + 2)
+    assert.equal(held(), 1, 'the waiting requests hold no lane')
+    process.kill(pids('queue')[1]!)
+    assert.equal((await probe).status, 502)
+    for (const a of await Promise.all(others)) assertRefused(a, 'queue', 2, 'after the probe')
+    assert.equal(starts('queue'), 2)
+    assert.equal(held(), 0)
   })
 })
 
