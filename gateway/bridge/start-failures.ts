@@ -12,8 +12,11 @@ import { ownerKey } from './session.js'
  * must not cost a process spawn on every request: after a failed start it is "failing" for a
  * backoff window (respawnBackoff, doubling to respawnBackoffMax), and every start it would
  * take is refused at once with 503 and Retry-After. After the window one start (the probe)
- * runs; starts asked for meanwhile wait for its outcome instead of spawning their own. A
- * start that succeeds forgets the failures.
+ * runs; starts asked for meanwhile wait for its outcome instead of spawning their own, holding
+ * no place under the session bounds. A start that succeeds forgets the failures. Warm pools
+ * (pool.ts) spawn nothing inside a window and feed it; /readyz lists the servers failing and
+ * counts the users. Users' own windows are kept apart from the servers' and bounded
+ * (`limits.startFailureUsers`).
  */
 
 /**
