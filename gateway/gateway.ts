@@ -26,6 +26,7 @@ import { Sessionless } from './bridge/sessionless.js'
 import { Outbound, queueLimits } from './bridge/outbound-budget.js'
 import { SessionRegistry } from './bridge/registry.js'
 import type { ResultFilter } from './bridge/session.js'
+import type { FailingServer, FailureKind } from './bridge/start-failures.js'
 import { capTaskStatus, filterTaskList } from './bridge/tasks.js'
 import { ConfigError } from './config/errors.js'
 import type { GatewayConfig } from './config/schema.js'
@@ -568,37 +569,46 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     account,
     // Only with refuse: a gateway that continues spends nothing on it per request.
     auditFailing: refuseUnaudited ? () => audit.failing?.() : undefined,
-    readiness: () => ({
-      problems: [
-        identity.problem(),
-        broker?.problem(),
-        rates.problem().problem,
-        refuseUnaudited ? auditProblem(audit, true) : undefined,
-      ].filter((p): p is string => p !== undefined),
-      warnings: [
-        ...(refuseUnaudited ? [] : [auditProblem(audit, false)].filter((w) => w !== undefined)),
-        ...(reloader?.lastError
-          ? [
-              `policy reload failed, the previous policy is in force: ${reloader.lastError.join('; ')}`,
-            ]
-          : []),
-        ...[rates.problem().warning].filter((w): w is string => w !== undefined),
-        ...(pinned?.watcher.lastError
-          ? [
-              `tool pins reload failed, the previous pins are in force: ${pinned.watcher.lastError.join('; ')}`,
-            ]
-          : []),
-      ],
-      // Tool changes are an operator's to-do, not an outage: listed, never a 503.
-      ...(pins && {
-        pendingTools: pins.pending().map((p) => ({
-          server: p.server,
-          tool: p.tool,
-          since: p.since,
-          hash: p.hash,
-        })),
-      }),
-    }),
+    readiness: () => {
+      const starts = registry.starts.status()
+      return {
+        problems: [
+          identity.problem(),
+          broker?.problem(),
+          rates.problem().problem,
+          refuseUnaudited ? auditProblem(audit, true) : undefined,
+        ].filter((p): p is string => p !== undefined),
+        warnings: [
+          ...(refuseUnaudited ? [] : [auditProblem(audit, false)].filter((w) => w !== undefined)),
+          ...(reloader?.lastError
+            ? [
+                `policy reload failed, the previous policy is in force: ${reloader.lastError.join('; ')}`,
+              ]
+            : []),
+          ...[rates.problem().warning].filter((w): w is string => w !== undefined),
+          ...(pinned?.watcher.lastError
+            ? [
+                `tool pins reload failed, the previous pins are in force: ${pinned.watcher.lastError.join('; ')}`,
+              ]
+            : []),
+          ...startWarnings(starts),
+        ],
+        // Tool changes are an operator's to-do, not an outage: listed, never a 503.
+        ...(pins && {
+          pendingTools: pins.pending().map((p) => ({
+            server: p.server,
+            tool: p.tool,
+            since: p.since,
+            hash: p.hash,
+          })),
+        }),
+        // Servers that cannot start are warnings, never a 503, even when every one fails: this
+        // gateway still serves the others, and taken out of rotation it would get no request to
+        // run the probe that ends a window; every replica of a shared image would be out at once.
+        failingServers: starts.servers,
+        failingUserStarts: starts.userWindows,
+      }
+    },
   })
   handler = (req, env) => app.fetch(req, env as never)
   signal = undefined
@@ -668,6 +678,31 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         await tracing.close()
       })()),
   }
+}
+
+/** What a failed start was, in /readyz's words (never the process's output or environment). */
+const FAILURE_WORDS: Record<FailureKind, string> = {
+  spawn: 'could not be spawned',
+  exit: 'exited before answering initialize',
+  timeout: 'did not answer initialize in time',
+  error: 'answered initialize with an error',
+}
+
+/** What /readyz says of servers failing to start, and of users' own failing starts (a count). */
+function startWarnings(starts: { servers: FailingServer[]; userWindows: number }): string[] {
+  const warnings = starts.servers.map((f) => {
+    const next = f.probing
+      ? 'a start is being tried now'
+      : f.retryIn > 0
+        ? `the next start is tried in ${f.retryIn} s`
+        : 'the next request tries a start'
+    return `server ${f.server} cannot start: ${f.failures} failed start${f.failures === 1 ? '' : 's'} in a row, the last ${FAILURE_WORDS[f.lastFailure]}; ${next}`
+  })
+  if (starts.userWindows > 0)
+    warnings.push(
+      `${starts.userWindows} user start${starts.userWindows === 1 ? '' : 's'} of their own failing (a session's own initialize, identityEnv or credentials): only those users are refused meanwhile`,
+    )
+  return warnings
 }
 
 /** What /readyz says while the audit log cannot be written. */

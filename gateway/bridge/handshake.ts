@@ -25,11 +25,24 @@ export interface InitResult {
 }
 
 /**
+ * A process gave no initialize result: it `timeout`ed, answered with an `error`, or `exit`ed
+ * (or its stdin broke) first. What a failed start's kind is (start-failures.ts).
+ */
+export class InitializeFailed extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'exit' | 'timeout' | 'error',
+  ) {
+    super(message)
+  }
+}
+
+/**
  * The gateway's own MCP handshake with a process: initialize, by default with no client
  * capabilities (so it never asks for sampling, elicitation or roots), then
  * `notifications/initialized`.
  * Owns `child.onmessage` until the result arrives; the caller sets its own afterwards.
- * @throws Error when the process answers with an error or not within `timeoutMs`
+ * @throws InitializeFailed when the process answers with an error, exits, or says nothing within `timeoutMs`
  */
 export async function initializeChild(
   child: Child,
@@ -41,11 +54,16 @@ export async function initializeChild(
     capabilities,
     clientInfo: { name: 'mcp-edge', version: '0.1.0' },
   }
-  const reply = (await exchange(child, 'initialize', params, timeoutMs)) as
+  const heard: { timedOut?: boolean } = {}
+  const reply = (await exchange(child, 'initialize', params, timeoutMs, heard)) as
     | { result?: InitResult; error?: { message?: string } }
     | undefined
-  if (reply === undefined) throw new Error('no initialize result')
-  if (!reply.result) throw new Error(`initialize failed: ${reply.error?.message}`)
+  if (reply === undefined)
+    throw heard.timedOut
+      ? new InitializeFailed('no initialize result in time', 'timeout')
+      : new InitializeFailed('the process exited before its initialize result', 'exit')
+  if (!reply.result)
+    throw new InitializeFailed(`initialize failed: ${reply.error?.message}`, 'error')
   await child.send({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage)
   return reply.result
 }
@@ -54,13 +72,14 @@ export async function initializeChild(
  * Sends the gateway's own request to a process that belongs to no session yet and waits for
  * its reply. Owns `child.onmessage` meanwhile; server→client requests are refused at once
  * rather than left waiting (roots, say, before the handshake ends). Resolves undefined when
- * the process exits, the send fails, or nothing comes within `timeoutMs`.
+ * the process exits, the send fails, or nothing comes within `timeoutMs` (`heard.timedOut`).
  */
 export function exchange(
   child: Child,
   method: string,
   params: Record<string, unknown> | undefined,
   timeoutMs: number,
+  heard?: { timedOut?: boolean },
 ): Promise<JSONRPCMessage | undefined> {
   return ownRequest(
     {
@@ -79,6 +98,7 @@ export function exchange(
     },
     { id: `mcp-edge-${method}`, method, params },
     timeoutMs,
+    heard,
   )
 }
 

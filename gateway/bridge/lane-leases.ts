@@ -126,6 +126,14 @@ export class LaneLeases {
           deadline > Date.now() &&
           waiters.count(server, owner) < limits.laneWaiters
         if (!join) {
+          // A server failing to start: refused inside its window, and its probe waited for
+          // before a place under the bounds is taken (a wait holds none of the others').
+          const starts = this.o.source.starts
+          const starter = { principal, fingerprint: ask.credentials?.fingerprint }
+          if (starts?.isFailing(server, starter)) {
+            await starts.waitOut(server, starter)
+            continue
+          }
           full = bounds.full(server, owner)
           // Counted as starting in this same turn: concurrent requests cannot all pass.
           if (full === undefined) return await this.start(ask, holder)

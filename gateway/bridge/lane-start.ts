@@ -4,7 +4,13 @@ import type { GatewayConfig } from '../config/schema.js'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
 import { type Child, redactor } from './child.js'
 import { BridgeError } from './errors.js'
-import { exchange, initializeChild, initializeTimeout, type InitResult } from './handshake.js'
+import {
+  exchange,
+  InitializeFailed,
+  initializeChild,
+  initializeTimeout,
+  type InitResult,
+} from './handshake.js'
 import { LANE_CLIENT_CAPABILITIES } from './lane.js'
 import { ownerKey } from './session.js'
 import { type StartFailures, spawnThrew } from './start-failures.js'
@@ -79,7 +85,7 @@ export async function startLaneProcess(
     attempt?.succeeded()
     return { child, init }
   } catch (err) {
-    attempt?.failed()
+    attempt?.failed(err instanceof InitializeFailed ? err.kind : child.alive ? 'timeout' : 'exit')
     await child.close()
     // The process's own error text may quote the user's credentials: blotted out like its stderr.
     const safe = new Error(redactor(Object.values(credentials?.env ?? {}))((err as Error).message))

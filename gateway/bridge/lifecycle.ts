@@ -119,12 +119,14 @@ export interface OwnPeer {
 /**
  * Sends the gateway's own request (`id` its own, never a client's) and waits for the reply.
  * Resolves undefined when the peer goes away, the send fails, or nothing comes within
- * `timeoutMs`; whatever happens, the listener is removed and the timer cleared.
+ * `timeoutMs` (then `heard.timedOut` is set); whatever happens, the listener is removed and
+ * the timer cleared.
  */
 export function ownRequest(
   peer: OwnPeer,
   request: { id: RequestId; method: string; params?: Record<string, unknown> },
   timeoutMs: number,
+  heard?: { timedOut?: boolean },
 ): Promise<JSONRPCMessage | undefined> {
   return new Promise((resolve) => {
     let settled = false
@@ -136,7 +138,10 @@ export function ownRequest(
       stop?.()
       resolve(reply)
     }
-    const timer = setTimeout(done, timeoutMs)
+    const timer = setTimeout(() => {
+      if (!settled && heard) heard.timedOut = true
+      done()
+    }, timeoutMs)
     stop = peer.listen(
       (m) => void ((m as { id?: unknown }).id === request.id && done(m)),
       () => done(),

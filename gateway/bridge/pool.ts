@@ -3,8 +3,10 @@ import type { ServerConfig } from '../config/schema.js'
 import { spawnChild, type Child } from './child.js'
 import { BridgeError } from './errors.js'
 import { Backoff } from './lifecycle.js'
+import type { FailureKind, StartAttempt, StartFailures } from './start-failures.js'
 import {
   exchange,
+  InitializeFailed,
   initializeChild,
   initializeTimeout,
   preinitialized,
@@ -26,7 +28,11 @@ const REFILL_DELAY_MS = 20
  * is demand coming faster than the pool refills: the target doubles, up to `pool.burst`, and
  * the difference is spawned at once. After `pool.cooldown` with no such session the target is
  * `pool.min` again and the warm processes above it end. Warm processes that die are replaced
- * with exponential backoff, so a crashing command cannot spin.
+ * with exponential backoff, so a crashing command cannot spin: with the gateway's start-failure
+ * memory (`starts`), a warm process that cannot start, or exits before a session took it, is a
+ * failed start of the server like any other, and the pool spawns nothing inside the window it
+ * opened (one warm process probes after it), so a broken server with `pool.min` costs at most
+ * one spawn per window.
  */
 export class ProcessPool {
   private readonly idle: Child[] = []
@@ -50,6 +56,8 @@ export class ProcessPool {
   private inUse = 0
   private readonly backoff: Backoff
   private retry: NodeJS.Timeout | undefined
+  /** Waiting for the start-failure memory: its window's end, or its probe's. */
+  private held: NodeJS.Timeout | Promise<void> | undefined
   private closed = false
   /** Warm processes wanted now: pool.min at rest, more while demand lasts. */
   private wanted: number
@@ -65,6 +73,8 @@ export class ProcessPool {
       log: Logger
       /** The clock the cooldown is measured with. */
       now?: () => number
+      /** The start-failure memory: warm starts follow its windows and feed it. */
+      starts?: StartFailures
     },
   ) {
     this.wanted = o.config.pool.min
@@ -167,6 +177,7 @@ export class ProcessPool {
   async close(): Promise<void> {
     this.closed = true
     clearTimeout(this.retry)
+    if (this.held !== undefined && !(this.held instanceof Promise)) clearTimeout(this.held)
     clearTimeout(this.cooling)
     for (const wake of this.waiters.splice(0)) wake(undefined)
     await Promise.all([
@@ -219,71 +230,17 @@ export class ProcessPool {
     const { max } = this.o.config.pool
     // Warm processes a waiting session has claimed do not count: they are already in use.
     while (this.idle.length + this.warming - this.waiters.length < this.wanted && this.size < max) {
+      const attempt = this.admitted()
+      if (attempt === undefined) return
       this.starting++
       this.warming++
-      const loading = spawnChild(this.o.config, this.o.log.child({ warm: true }))
-        .then(async (child) => {
-          this.unready.add(child)
-          try {
-            // Shut down while it spawned: ended at once, not primed first.
-            if (this.closed) {
-              this.starting--
-              this.warming--
-              return await child.close()
-            }
-            if (this.primeable) {
-              await primed(child, this.o.config.pool.primeTimeout)
-              // Some servers exit on any request before initialize: prime no more, and start over
-              // (unless shutdown ended it).
-              if (!child.alive && !this.closed) {
-                this.primeable = false
-                this.o.log.warn(
-                  'server process exited on a ping before initialize; warm processes are no longer primed',
-                )
-                this.starting--
-                this.warming--
-                return this.refill()
-              }
-            }
-            if (this.o.config.pool.preinitialize && child.alive) {
-              const init = await initializeChild(child, initializeTimeout(this.o.config)).catch(
-                (err: Error) => {
-                  this.o.log.error(
-                    { err: { message: err.message }, pid: child.pid },
-                    'warm server process failed to initialize',
-                  )
-                  return undefined
-                },
-              )
-              if (init === undefined) {
-                await child.close()
-                throw new Error('initialize failed')
-              }
-              this.initialized.set(child, init)
-            }
-            this.starting--
-            this.warming--
-            if (this.closed || !child.alive) return void child.close()
-            this.backoff.reset()
-            this.o.log.debug({ pid: child.pid }, 'warm server process ready')
-            const waiter = this.waiters.shift()
-            if (waiter !== undefined) return waiter(child)
-            // Loading when the target fell back to pool.min: not wanted any more.
-            if (this.idle.length >= this.wanted) return void child.close()
-            child.onexit = () => this.onWarmExit(child)
-            this.idle.push(child)
-          } finally {
-            this.unready.delete(child)
-          }
-        })
+      const loading = this.load(attempt)
         .catch((err: Error) => {
-          this.starting--
-          this.warming--
           this.o.log.error(
             { err: { message: err.message }, command: this.o.config.command },
             'warm server process failed to start',
           )
-          this.later()
+          this.afterFailure()
         })
         .finally(() => {
           this.loading.delete(loading)
@@ -294,12 +251,130 @@ export class ProcessPool {
     }
   }
 
+  /**
+   * Whether a warm process may start now, by the start-failure memory: its attempt, or
+   * undefined while the server is failing (the pool looks again when the window or probe ends).
+   */
+  private admitted(): StartAttempt | undefined {
+    const starts = this.o.starts
+    if (starts === undefined) return NO_MEMORY
+    const now = starts.warmStart(this.o.name)
+    if ('attempt' in now) return now.attempt
+    if (this.held === undefined) {
+      const again = () => {
+        this.held = undefined
+        this.refill()
+      }
+      this.o.log.debug(
+        'retryIn' in now ? { retryInMs: now.retryIn } : { probing: true },
+        'warm processes wait for the server to start again',
+      )
+      this.held = 'retryIn' in now ? setTimeout(again, now.retryIn).unref() : now.probe.then(again)
+    }
+    return undefined
+  }
+
+  /** One warm process: spawned, primed, initialized when asked; ready for a session, or ended. */
+  private async load(attempt: StartAttempt): Promise<void> {
+    // Counted as starting until it is ready or ended, once, whichever way it goes.
+    let counted = true
+    const loaded = () => {
+      if (!counted) return
+      counted = false
+      this.starting--
+      this.warming--
+    }
+    let child: Child
+    try {
+      child = await spawnChild(this.o.config, this.o.log.child({ warm: true }))
+    } catch (err) {
+      loaded()
+      attempt.failed('spawn')
+      throw err
+    }
+    this.unready.add(child)
+    try {
+      // Shut down while it spawned: ended at once, not primed first.
+      if (this.closed) {
+        loaded()
+        attempt.abandoned()
+        return await child.close()
+      }
+      if (this.primeable) {
+        await primed(child, this.o.config.pool.primeTimeout)
+        // Some servers exit on any request before initialize: prime no more, and start over
+        // (unless shutdown ended it). Says nothing yet of whether the server starts.
+        if (!child.alive && !this.closed) {
+          this.primeable = false
+          this.o.log.warn(
+            'server process exited on a ping before initialize; warm processes are no longer primed',
+          )
+          loaded()
+          attempt.abandoned()
+          return this.refill()
+        }
+      }
+      if (this.o.config.pool.preinitialize && child.alive) {
+        let failure: FailureKind = 'exit'
+        const init = await initializeChild(child, initializeTimeout(this.o.config)).catch(
+          (err: Error) => {
+            if (err instanceof InitializeFailed) failure = err.kind
+            this.o.log.error(
+              { err: { message: err.message }, pid: child.pid },
+              'warm server process failed to initialize',
+            )
+            return undefined
+          },
+        )
+        if (init === undefined) {
+          attempt.failed(failure)
+          await child.close()
+          loaded()
+          return this.afterFailure()
+        }
+        this.initialized.set(child, init)
+        attempt.succeeded()
+      }
+      loaded()
+      if (this.closed) {
+        attempt.abandoned()
+        return void child.close()
+      }
+      if (!child.alive) {
+        attempt.failed('exit')
+        await child.close()
+        return this.afterFailure()
+      }
+      // Alive and waiting: whether it starts is its first session's to tell.
+      attempt.abandoned()
+      this.backoff.reset()
+      this.o.log.debug({ pid: child.pid }, 'warm server process ready')
+      const waiter = this.waiters.shift()
+      if (waiter !== undefined) return waiter(child)
+      // Loading when the target fell back to pool.min: not wanted any more.
+      if (this.idle.length >= this.wanted) return void child.close()
+      child.onexit = () => this.onWarmExit(child)
+      this.idle.push(child)
+    } finally {
+      loaded()
+      this.unready.delete(child)
+    }
+  }
+
+  /** A warm process failed to start: the memory's window holds the next, else the pool's backoff. */
+  private afterFailure(): void {
+    if (this.o.starts !== undefined) this.refill()
+    else this.later()
+  }
+
   private onWarmExit(child: Child): void {
     const i = this.idle.indexOf(child)
     if (i === -1) return
     this.idle.splice(i, 1)
     this.o.log.warn({ pid: child.pid }, 'warm server process exited before use')
-    this.later()
+    // It never served: the server failed to start, and the memory's window holds the refill.
+    this.o.starts?.warmExited(this.o.name)
+    this.afterFailure()
   }
 
   /** Refills after a growing delay. */
@@ -312,12 +387,18 @@ export class ProcessPool {
   }
 }
 
+/** The attempt of a pool with no start-failure memory: its outcome changes nothing. */
+const NO_MEMORY: StartAttempt = { succeeded() {}, failed() {}, abandoned() {} }
+
 /**
  * Waits until a new process has loaded: it answers a `ping` (MCP lifecycle: pings may precede
  * initialize). A process counts as warm only then, so a session never waits on a runtime that
- * is still starting. Any answer will do, an error included; the process exiting or silence
- * ends the wait too.
+ * is still starting. Any answer will do, an error included; silence ends the wait too. A
+ * process that exits, or whose stdin broke, is ended before this resolves: `alive` then says
+ * so, whichever event the process's end arrived by first.
  */
 async function primed(child: Child, timeoutMs: number): Promise<void> {
-  await exchange(child, 'ping', undefined, timeoutMs)
+  const heard: { timedOut?: boolean } = {}
+  const reply = await exchange(child, 'ping', undefined, timeoutMs, heard)
+  if (reply === undefined && !heard.timedOut) await child.close()
 }

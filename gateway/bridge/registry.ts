@@ -18,7 +18,7 @@ import { ProcessPool } from './pool.js'
 import type { OutputCaps } from './result-cap.js'
 import { ownerKey, Session, type ClientTransport, type ResultFilter } from './session.js'
 import { SharedServer } from './shared.js'
-import { type StartAttempt, StartFailures, spawnThrew } from './start-failures.js'
+import { StartFailures, spawnThrew } from './start-failures.js'
 
 /**
  * Random bytes in a session id (192 bits, base64url: visible ASCII only). Not a setting: MCP
@@ -110,7 +110,7 @@ export class SessionRegistry implements Holders {
       const log = o.log.child({ server: name })
       this.serverLogs.set(name, log)
       if (config.mode === 'shared') this.shared.set(name, new SharedServer({ name, config, log }))
-      else this.pools.set(name, new ProcessPool({ name, config, log }))
+      else this.pools.set(name, new ProcessPool({ name, config, log, starts: this.starts }))
     }
     this.reaper = startReaper(
       Object.values(o.config.servers).map((s) => s.idleTimeout),
@@ -151,18 +151,8 @@ export class SessionRegistry implements Holders {
     if (config === undefined)
       throw new BridgeError('unknown_server', `no MCP server named ${server}`)
     const owner = ownerKey(principal)
-    // At a bound, room is made (clients rarely send DELETE); a session never waits: with
-    // nothing to end it is a refusal.
-    for (;;) {
-      const full = this.bounds.full(server, owner)
-      if (full === undefined) break
-      if (!(await this.bounds.makeRoom(full, owner, 'session limit'))) throw full.refuse()
-    }
-    // Counted from here, synchronously after the last check: concurrent initializes cannot all
-    // pass the bounds while their processes start.
-    const slot: Hold = { server, owner }
-    this.opening.add(slot)
-    this.held.add(slot)
+    // At a bound, a refusal comes first, before any credential or start-failure work.
+    await this.roomFor(server, owner)
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const id =
       this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
@@ -172,19 +162,32 @@ export class SessionRegistry implements Holders {
     // A server that takes the user's credentials starts with what is set now; the gate
     // asks for the rest at the first call that needs them.
     const gate = this.o.gate?.needs(server) ? this.o.gate : undefined
+    const initial = gate && (await gate.initial(server, principal, bearer))
+    // A server that failed to start lately is refused here (503), before any process.
+    // The client's own initialize reaches this process: a failure is counted against its
+    // user only, so one user cannot get the server refused for everyone. Waiting for a probe
+    // (up to initializeTimeout) holds no slot: a client sending initializes meanwhile cannot
+    // fill the server's or the gateway's bounds for the others with starts that are not
+    // under way.
+    const attempt = await this.starts.admit(server, {
+      principal,
+      fingerprint: initial?.fingerprint,
+      ownInitialize: true,
+    })
     let child: Child
-    let initial: ResolvedCredentials | undefined
-    let attempt: StartAttempt
+    const slot: Hold = { server, owner }
     try {
-      initial = gate && (await gate.initial(server, principal, bearer))
-      // A server that failed to start lately is refused here (503), before any process.
-      // The client's own initialize reaches this process: a failure is counted against its
-      // user only, so one user cannot get the server refused for everyone.
-      attempt = await this.starts.admit(server, {
-        principal,
-        fingerprint: initial?.fingerprint,
-        ownInitialize: true,
+      // Counted from the check that found room, synchronously: concurrent initializes cannot
+      // all pass the bounds while their processes start.
+      await this.roomFor(server, owner, () => {
+        this.opening.add(slot)
+        this.held.add(slot)
       })
+    } catch (err) {
+      attempt.abandoned()
+      throw err
+    }
+    try {
       child = await this.process(server, principal, sessionLog, Date.now(), initial).catch(
         (err: unknown) => spawnThrew(attempt, err),
       )
@@ -227,7 +230,8 @@ export class SessionRegistry implements Holders {
     // (a process gone by then, even before the session heard it exit, did not start either).
     void session.initialized.then((outcome) => {
       if (outcome.ok) attempt.succeeded()
-      else if (outcome.startFailed || !child.alive) attempt.failed()
+      else if (!child.alive) attempt.failed('exit')
+      else if (outcome.startFailed) attempt.failed('timeout')
       else attempt.abandoned()
     })
     this.sessions.set(id, session)
@@ -235,6 +239,21 @@ export class SessionRegistry implements Holders {
     this.reaper.watch()
     log.info({ session: random.slice(0, 8), pid: child.pid, mode: config.mode }, 'session opened')
     return session
+  }
+
+  /**
+   * Returns once `owner` may open a session of `server` under every bound, running `take`
+   * synchronously after the check that found room (an await in between would let concurrent
+   * opens pass the same check). At a bound, room is made (clients rarely send DELETE); a
+   * session never waits, with nothing to end it is a refusal.
+   * @throws BridgeError `too_many_sessions` (503), `subject_session_limit` (429)
+   */
+  private async roomFor(server: string, owner: string, take?: () => void): Promise<void> {
+    for (;;) {
+      const full = this.bounds.full(server, owner)
+      if (full === undefined) return take?.()
+      if (!(await this.bounds.makeRoom(full, owner, 'session limit'))) throw full.refuse()
+    }
   }
 
   /**

@@ -12,8 +12,11 @@ import { ownerKey } from './session.js'
  * must not cost a process spawn on every request: after a failed start it is "failing" for a
  * backoff window (respawnBackoff, doubling to respawnBackoffMax), and every start it would
  * take is refused at once with 503 and Retry-After. After the window one start (the probe)
- * runs; starts asked for meanwhile wait for its outcome instead of spawning their own. A
- * start that succeeds forgets the failures.
+ * runs; starts asked for meanwhile wait for its outcome instead of spawning their own, holding
+ * no place under the session bounds. A start that succeeds forgets the failures. Warm pools
+ * (pool.ts) spawn nothing inside a window and feed it; /readyz lists the servers failing and
+ * counts the users. Users' own windows are kept apart from the servers' and bounded
+ * (`limits.startFailureUsers`).
  */
 
 /**
@@ -23,12 +26,19 @@ import { ownerKey } from './session.js'
  */
 const PROBE_GRACE_MS = 1000
 
+/**
+ * Why a start failed: the process could not be spawned, exited before initialize was
+ * answered, gave no initialize result in time, or answered initialize with an error. What
+ * /readyz shows of a failure: never the process's output, nor its environment.
+ */
+export type FailureKind = 'spawn' | 'exit' | 'timeout' | 'error'
+
 /** How a start the memory admitted ended; the first call counts, the rest are ignored. */
 export interface StartAttempt {
   /** The process started and answered initialize. */
   succeeded(): void
   /** It could not start: spawn error, exit before initialize was answered, initialize timeout. */
-  failed(): void
+  failed(kind: FailureKind): void
   /** It ended without telling either (refused at a limit, the client left): the next may probe. */
   abandoned(): void
 }
@@ -36,6 +46,9 @@ export interface StartAttempt {
 interface Failing {
   server: string
   backoff: Backoff
+  /** Failures in a row, and how the last one failed. */
+  failures: number
+  kind: FailureKind
   /** When the next start may be tried (ms, by the memory's clock). */
   until: number
   /** The probe running after the window, and how its waiters hear it ended. */
@@ -62,7 +75,7 @@ export interface Starter {
  * start; any other refusal (a limit, shutdown) says nothing of the server. Rethrows `err`.
  */
 export function spawnThrew(attempt: StartAttempt | undefined, err: unknown): never {
-  if (err instanceof BridgeError && err.code === 'spawn_failed') attempt?.failed()
+  if (err instanceof BridgeError && err.code === 'spawn_failed') attempt?.failed('spawn')
   else attempt?.abandoned()
   throw err
 }
@@ -71,13 +84,40 @@ export function spawnThrew(attempt: StartAttempt | undefined, err: unknown): nev
 const UNWATCHED: StartAttempt = { succeeded() {}, failed() {}, abandoned() {} }
 
 /**
+ * What a warm process of a server may do now (pool.ts): start (the attempt tells how it
+ * ended), or look again after `retryIn` ms (a window) or once `probe` ended.
+ */
+export type WarmStart = { attempt: StartAttempt } | { retryIn: number } | { probe: Promise<void> }
+
+/** A server failing to start, as /readyz shows it (nothing of a user's, nor of any output). */
+export interface FailingServer {
+  server: string
+  /** Failed starts in a row. */
+  failures: number
+  /** Seconds until the next start is tried (0: the next start is the probe, or it runs now). */
+  retryIn: number
+  /** Whether the probe runs now. */
+  probing: boolean
+  lastFailure: FailureKind
+}
+
+/**
  * The start-failure memory of every session-mode server, keyed by what a process starts with:
  * the server, and the identity or credentials handed to it when it has its own (one user's bad
  * credentials never make the server fail for the others). Shared-mode servers restart their
  * one process with their own backoff (replica.ts) and are not watched here.
  */
 export class StartFailures {
-  private readonly failing = new Map<string, Failing>()
+  /** The servers' own windows: one key per server at most. */
+  private readonly servers = new Map<string, Failing>()
+  /**
+   * Users' own windows (identity, credentials, a session's own initialize), least recently
+   * failed first, at most `limits.startFailureUsers`: many users each failing once cost no
+   * more, the oldest is forgotten first (that user may try one start again).
+   */
+  private readonly users = new Map<string, Failing>()
+  /** Starts waiting for a probe's outcome now. */
+  private waiters = 0
   private readonly now: () => number
 
   constructor(
@@ -109,8 +149,19 @@ export class StartFailures {
    * endpoint leaves such a backend out of its lists at once.
    */
   isFailing(server: string, who?: Starter): boolean {
-    const f = this.failing.get(this.keyOf(server, who))
+    const f = this.get(this.keyOf(server, who))
     return f !== undefined && (f.probe !== undefined || f.until > this.now())
+  }
+
+  /**
+   * Returns once a start of `server` for `who` may be tried, without being one: refused inside
+   * a window, after the probe while one runs. A caller waits here before it takes a place
+   * under the bounds, so waiting for a probe holds none.
+   * @throws BridgeError `server_unavailable` (503, `retryAfter` seconds) inside a window
+   */
+  async waitOut(server: string, who?: Starter): Promise<void> {
+    if (this.o.config.servers[server]?.mode !== 'session') return
+    await this.enter(this.keyOf(server, who), server, false)
   }
 
   /**
@@ -124,7 +175,30 @@ export class StartFailures {
     // then answers to its user's own memory.
     if (who?.ownInitialize) await this.enter(this.keyOf(server, who), server, false)
     const own = who?.ownInitialize ? who.principal.sub : undefined
-    return (await this.enter(this.keyOf(server, who, own !== undefined), server, true, own))!
+    const attempt = (await this.enter(
+      this.keyOf(server, who, own !== undefined),
+      server,
+      true,
+      own,
+    ))!
+    if (own === undefined) return attempt
+    // Its success says the server starts (a warm process's first session tells it): the
+    // server's own failures are forgotten too.
+    const serverKey = this.keyOf(server, who)
+    let told = false
+    const first = (fn: () => void) => () => {
+      if (told) return
+      told = true
+      fn()
+    }
+    return {
+      succeeded: first(() => {
+        attempt.succeeded()
+        this.succeeded(serverKey, server)
+      }),
+      failed: (kind) => first(() => attempt.failed(kind))(),
+      abandoned: first(() => attempt.abandoned()),
+    }
   }
 
   /**
@@ -139,38 +213,130 @@ export class StartFailures {
     sub?: string,
   ): Promise<StartAttempt | undefined> {
     for (;;) {
-      const f = this.failing.get(key)
-      if (f === undefined) return mayProbe ? this.attempt(key, server, sub) : undefined
-      const left = f.until - this.now()
-      if (left > 0) {
+      const now = this.step(key, server, mayProbe, sub)
+      if ('probe' in now) {
+        this.waiters++
+        await now.probe.finally(() => this.waiters--)
+      } else if ('retryIn' in now) {
         this.o.metrics?.serverStartsRefused.inc({ server })
-        const seconds = Math.ceil(left / 1000)
+        const seconds = Math.ceil(now.retryIn / 1000)
         throw new BridgeError(
           'server_unavailable',
           `server ${server} could not be started; retrying in ${seconds} s`,
           undefined,
           seconds,
         )
-      }
-      if (f.probe === undefined) {
-        if (!mayProbe) return undefined
-        const probe = new Promise<void>((resolve) => (f.endProbe = resolve))
-        f.probe = probe
-        // A probe that never tells (a legacy SSE session whose client sends no initialize)
-        // holds the others no longer than a start may take.
-        const config = this.o.config.servers[server]!
-        const wait = initializeTimeout(config) + PROBE_GRACE_MS
-        const timer = setTimeout(() => this.release(f, probe), wait).unref()
-        void probe.then(() => clearTimeout(timer))
-        return this.attempt(key, server, sub, f, probe)
-      }
-      await f.probe
+      } else return now.attempt
     }
   }
 
-  /** Keys failing now (a window or a probe), for tests and the log. */
+  /**
+   * Where a start of `key` stands now: it may run (as the probe when a window just ended;
+   * with no attempt when it may not probe), or must wait out a window or a running probe.
+   */
+  private step(
+    key: string,
+    server: string,
+    mayProbe: boolean,
+    sub: string | undefined,
+  ): { attempt: StartAttempt | undefined } | { retryIn: number } | { probe: Promise<void> } {
+    const f = this.get(key)
+    if (f === undefined) return { attempt: mayProbe ? this.attempt(key, server, sub) : undefined }
+    const left = f.until - this.now()
+    if (left > 0) return { retryIn: left }
+    if (f.probe !== undefined) return { probe: f.probe }
+    if (!mayProbe) return { attempt: undefined }
+    const probe = new Promise<void>((resolve) => (f.endProbe = resolve))
+    f.probe = probe
+    // A probe that never tells (a legacy SSE session whose client sends no initialize)
+    // holds the others no longer than a start may take.
+    const config = this.o.config.servers[server]!
+    const wait = initializeTimeout(config) + PROBE_GRACE_MS
+    const timer = setTimeout(() => this.release(f, probe), wait).unref()
+    void probe.then(() => clearTimeout(timer))
+    return { attempt: this.attempt(key, server, sub, f, probe) }
+  }
+
+  /**
+   * A warm process of `server` (the pool's: no identity, no credentials, no client input):
+   * it starts now, as the probe when a window just ended, or waits for the window or probe.
+   * Never refused with an error, never counted as a refused request.
+   */
+  warmStart(server: string): WarmStart {
+    if (this.o.config.servers[server]?.mode !== 'session') return { attempt: UNWATCHED }
+    const now = this.step(this.keyOf(server, undefined), server, true, undefined)
+    return 'attempt' in now ? { attempt: now.attempt! } : now
+  }
+
+  /**
+   * A warm process of `server` exited before any session took it: it never served, so the
+   * server failed to start (a window opens, or the one open stays).
+   */
+  warmExited(server: string): void {
+    if (this.o.config.servers[server]?.mode !== 'session') return
+    this.failed(this.keyOf(server, undefined), server, undefined, 'exit')
+  }
+
+  /**
+   * The servers whose own starts are failing (a window, a probe, or a window over with no
+   * start since), and how many users' own windows are open: what /readyz warns of. Users are
+   * only counted: readiness names no subject.
+   */
+  status(): { servers: FailingServer[]; userWindows: number } {
+    const now = this.now()
+    const servers: FailingServer[] = []
+    let userWindows = 0
+    for (const f of this.users.values()) if (f.until > now || f.probe !== undefined) userWindows++
+    for (const f of this.servers.values()) {
+      if (this.forgettable(f, now)) continue
+      servers.push({
+        server: f.server,
+        failures: f.failures,
+        retryIn: Math.max(0, Math.ceil((f.until - now) / 1000)),
+        probing: f.probe !== undefined,
+        lastFailure: f.kind,
+      })
+    }
+    return { servers, userWindows }
+  }
+
+  /** Starts waiting for a probe's outcome now, for tests and the log. */
+  get waiting(): number {
+    return this.waiters
+  }
+
+  /** Keys remembered now (a window, a probe, or a window not long over), for tests and the log. */
   get size(): number {
-    return this.failing.size
+    return this.servers.size + this.users.size
+  }
+
+  /** The map `key` lives in. */
+  private mapOf(key: string): Map<string, Failing> {
+    return this.isServerKey(key) ? this.servers : this.users
+  }
+
+  private isServerKey(key: string): boolean {
+    const server = key.slice(0, key.indexOf('\n'))
+    return key === this.keyOf(server, undefined)
+  }
+
+  /**
+   * `key`'s failures, unless they are forgotten by now: a read, that changes nothing (what is
+   * over is dropped by the next failure's sweep, or replaced by the key's own next failure).
+   */
+  private get(key: string): Failing | undefined {
+    const f = this.mapOf(key).get(key)
+    return f === undefined || this.forgettable(f, this.now()) ? undefined : f
+  }
+
+  /**
+   * Whether `f` is over: its window ended longer than the server's longest backoff ago, and
+   * no probe runs. Such failures are forgotten: a user's bad credentials, tried once and never
+   * again, are not kept for ever.
+   */
+  private forgettable(f: Failing, now: number): boolean {
+    const max = this.o.config.servers[f.server]?.respawnBackoffMax ?? 0
+    return f.probe === undefined && now - f.until > max
   }
 
   private attempt(
@@ -189,7 +355,7 @@ export class StartFailures {
     }
     return {
       succeeded: once(() => this.succeeded(key, server)),
-      failed: once(() => this.failed(key, server, sub)),
+      failed: (kind: FailureKind) => once(() => this.failed(key, server, sub, kind))(),
       abandoned: once(() => {}),
     }
   }
@@ -204,53 +370,70 @@ export class StartFailures {
   }
 
   private succeeded(key: string, server: string): void {
-    const f = this.failing.get(key)
+    const map = this.mapOf(key)
+    const f = map.get(key)
     if (f === undefined) return
-    this.failing.delete(key)
+    map.delete(key)
     if (f.probe !== undefined) this.release(f, f.probe)
     this.o.log.info({ server }, `server ${server} started again`)
   }
 
-  private failed(key: string, server: string, sub: string | undefined): void {
+  private failed(key: string, server: string, sub: string | undefined, kind: FailureKind): void {
     const now = this.now()
-    let f = this.failing.get(key)
+    let f = this.get(key)
     // Starts that were under way when another failed: that failure opened the window already.
     if (f !== undefined && f.until > now) return
+    const map = this.mapOf(key)
     if (f === undefined) {
-      this.forgetOld(now)
+      if (map === this.users) this.makeRoom(now)
       const config = this.o.config.servers[server]!
       f = {
         server,
         backoff: new Backoff({ first: config.respawnBackoff, max: config.respawnBackoffMax }),
+        failures: 0,
+        kind,
         until: now,
       }
-      this.failing.set(key, f)
     }
+    // Least recently failed first.
+    map.delete(key)
+    map.set(key, f)
+    f.failures++
+    f.kind = kind
     const delay = f.backoff.next()
     f.until = now + delay
     this.o.metrics?.serverStartFailures.inc({ server })
     const seconds = Math.ceil(delay / 1000)
     if (sub === undefined)
       this.o.log.warn(
-        { server, retryAfterMs: delay },
+        { server, failure: kind, failures: f.failures, retryAfterMs: delay },
         `server ${server} failed to start; retrying after ${seconds} s`,
       )
     else
       this.o.log.warn(
-        { server, sub, retryAfterMs: delay },
+        { server, sub, failure: kind, retryAfterMs: delay },
         `server ${server} failed to start a session of ${sub}; that user is refused for ${seconds} s`,
       )
   }
 
   /**
-   * Forgets keys whose window ended longer than their longest backoff ago with no probe: a
-   * user's bad credentials, tried once and never again, are not kept for ever. Runs only on a
-   * new failure, which cost a spawn already: the sweep is cheap beside it.
+   * Room for one more user's failures: those over are forgotten, from the least recently
+   * failed while they are (each failure is swept once: constant work a failure, amortized);
+   * at `limits.startFailureUsers` every one over is, and if none is, the least recently failed
+   * (that user may try one start again before their window ends). Runs only on a new failure,
+   * which cost a spawn already.
    */
-  private forgetOld(now: number): void {
-    for (const [key, f] of this.failing) {
-      const max = this.o.config.servers[f.server]?.respawnBackoffMax ?? 0
-      if (f.probe === undefined && now - f.until > max) this.failing.delete(key)
+  private makeRoom(now: number): void {
+    for (const [key, f] of this.users) {
+      if (!this.forgettable(f, now)) break
+      this.users.delete(key)
+    }
+    const max = this.o.config.limits.startFailureUsers
+    if (this.users.size < max) return
+    for (const [key, f] of this.users) if (this.forgettable(f, now)) this.users.delete(key)
+    for (const key of this.users.keys()) {
+      if (this.users.size < max) break
+      this.users.delete(key)
     }
   }
 }

@@ -49,6 +49,12 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000
 export const DEFAULT_SERVER_SESSIONS_PER_SUBJECT = 8
 /** Live sessions and lanes per subject across all servers at most (→ 429): one user never takes the gateway. */
 export const DEFAULT_SESSIONS_PER_SUBJECT = 32
+/**
+ * Users' own start-failure windows remembered at most (identityEnv, credentials, a session's own
+ * initialize failing): past it the least recently failed is forgotten, and that user may try one
+ * start again before their window ends.
+ */
+export const DEFAULT_START_FAILURE_USERS = 10_000
 /** JSON-RPC messages in one batch at most (→ 400 -32600), on every transport. */
 export const DEFAULT_MAX_BATCH = 100
 /** Nesting depth of a request body at most (→ 400 -32600): no MCP message nests deeper. */
@@ -998,6 +1004,13 @@ export const configSchema = z
         maxBodyBytes: z.number().int().min(1024).default(DEFAULT_MAX_BODY_BYTES),
         maxSessions: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS),
         maxSessionsPerSubject: z.number().int().min(1).default(DEFAULT_SESSIONS_PER_SUBJECT),
+        /** Users' own start-failure windows remembered at most; past it the least recently failed is forgotten. */
+        startFailureUsers: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000_000)
+          .default(DEFAULT_START_FAILURE_USERS),
         maxBatch: z.number().int().min(1).max(10_000).default(DEFAULT_MAX_BATCH),
         maxJsonDepth: z.number().int().min(8).max(1_000).default(DEFAULT_MAX_JSON_DEPTH),
         bodyTimeout: ms.min(100).default(DEFAULT_BODY_TIMEOUT_MS),

@@ -2,6 +2,7 @@ import { Hono, type Context } from 'hono'
 import type { Logger } from 'pino'
 import type { AuditFailure } from '../observability/audit-sink.js'
 import { PRM_PREFIX } from '../auth/metadata.js'
+import type { FailingServer } from '../bridge/start-failures.js'
 import { legacyEndpoints } from './legacy.js'
 import { mcpEndpoint, type McpEndpointDeps, type Target } from './mcp.js'
 import { metricsEndpoint } from './metrics.js'
@@ -28,12 +29,15 @@ export interface AppDeps extends McpEndpointDeps {
   account?: Hono<Vars>
   /**
    * Readiness: problems make it 503; warnings are reported on a 200, and so are tool changes
-   * waiting for an operator (`pendingTools`).
+   * waiting for an operator (`pendingTools`) and servers failing to start (`failingServers`,
+   * and only a count of users' own failing starts: readiness names no subject).
    */
   readiness: () => {
     problems: string[]
     warnings: string[]
     pendingTools?: { server: string; tool: string; since: string; hash: string }[]
+    failingServers?: FailingServer[]
+    failingUserStarts?: number
   }
 }
 
@@ -157,7 +161,7 @@ export function createApp(d: AppDeps): Hono<Vars> {
   })
   app.get('/healthz', () => Response.json({ status: 'ok' }))
   app.get('/readyz', () => {
-    const { problems, warnings, pendingTools } = d.readiness()
+    const { problems, warnings, pendingTools, failingServers, failingUserStarts } = d.readiness()
     const ready = problems.length === 0
     return Response.json(
       {
@@ -165,6 +169,8 @@ export function createApp(d: AppDeps): Hono<Vars> {
         problems,
         warnings,
         ...(pendingTools ? { pendingTools } : {}),
+        ...(failingServers?.length ? { failingServers } : {}),
+        ...(failingUserStarts ? { failingUserStarts } : {}),
       },
       { status: ready ? 200 : 503 },
     )

@@ -77,6 +77,12 @@ const cases: LimitCase[] = [
     bad: 60_001,
     message: max(60_000),
   },
+  {
+    key: 'limits.startFailureUsers',
+    default: S.DEFAULT_START_FAILURE_USERS,
+    bad: 0,
+    message: min(1),
+  },
   { key: 'log.bufferBytes', default: S.DEFAULT_LOG_BUFFER_BYTES, bad: -1, message: min(0) },
   { key: 'log.flushInterval', default: S.DEFAULT_LOG_FLUSH_MS, bad: 9, message: min(10) },
   { key: 'log.auditRetry', default: S.DEFAULT_AUDIT_RETRY_MS, bad: 9, message: min(10) },

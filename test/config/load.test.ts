@@ -525,6 +525,7 @@ describe('validateConfig', () => {
       maxBodyBytes: 1_048_576,
       maxSessions: 1000,
       maxSessionsPerSubject: 32,
+      startFailureUsers: 10_000,
       maxBatch: 100,
       maxJsonDepth: 64,
       bodyTimeout: 10_000,

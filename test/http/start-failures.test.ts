@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
+import { scopeOf } from '../../gateway/bridge/bounds.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const V = '2026-07-28'
@@ -41,7 +42,8 @@ const FLAKY_POLICY = (s: string) =>
   `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`
 
 before(async () => {
-  for (const s of ['flaky', 'sloth', 'mender', 'stall']) setMode(s, s === 'sloth' ? 'hang' : 'exit')
+  for (const s of ['flaky', 'sloth', 'mender', 'stall', 'crowd', 'queue'])
+    setMode(s, s === 'sloth' ? 'hang' : 'exit')
   setMode('fragile', 'fragile')
   stack = await startStack({
     servers: {
@@ -53,6 +55,9 @@ before(async () => {
       stall: flaky('stall', { requestTimeout: 60_000, initializeTimeout: 60_000 }),
       // Exits on an initialize from a client named `crash`; serves every other.
       fragile: flaky('fragile'),
+      // Like stall, with room for three sessions and lanes in all.
+      crowd: flaky('crowd', { requestTimeout: 60_000, initializeTimeout: 60_000, maxSessions: 3 }),
+      queue: flaky('queue', { requestTimeout: 60_000, initializeTimeout: 60_000 }),
     },
     config: {
       endpoints: {
@@ -63,7 +68,8 @@ before(async () => {
       },
     },
     policy:
-      TEST_POLICY + ['flaky', 'sloth', 'mender', 'stall', 'fragile'].map(FLAKY_POLICY).join(''),
+      TEST_POLICY +
+      ['flaky', 'sloth', 'mender', 'stall', 'fragile', 'crowd', 'queue'].map(FLAKY_POLICY).join(''),
     startClock: () => now,
   })
 })
@@ -368,6 +374,56 @@ describe('a probe that hangs', () => {
   })
 })
 
+describe('initializes waiting for a probe', () => {
+  it("hold no slot: one client's cannot fill the server's bound for the others", async () => {
+    assert.equal((await sessionless('crowd')).status, 502)
+    setMode('crowd', 'hang')
+    now += 1000
+    // The probe (a lane: one of the server's three) hangs until the test ends its process.
+    const probe = sessionless('crowd')
+    await waitFor(() => starts('crowd') === 2)
+    const { registry } = stack.gateway
+    // Alice's client sends two initializes: they wait for the probe's outcome.
+    const alice = [initialize('crowd', 'alice'), initialize('crowd', 'alice')]
+    await waitFor(() => registry.starts.waiting === 2)
+    assert.equal(registry.count(scopeOf({ server: 'crowd' })), 0, 'waiting, they hold no slot')
+    // Bob's waits as well, rather than being refused at the server's bound (the probe's lane
+    // and Alice's two initializes would fill it).
+    let bobAnswered = false
+    const bob = initialize('crowd', 'bob').finally(() => (bobAnswered = true))
+    await waitFor(() => registry.starts.waiting === 3 || bobAnswered)
+    assert.equal(bobAnswered, false, 'bob waits for the probe like alice')
+    process.kill(pids('crowd')[1]!)
+    assert.equal((await probe).status, 502)
+    for (const a of [...(await Promise.all(alice)), await bob])
+      assertRefused(a, 'crowd', 2, 'after the probe')
+    assert.equal(starts('crowd'), 2)
+    assert.equal(registry.count(scopeOf({ server: 'crowd' })), 0)
+  })
+})
+
+describe('sessionless requests waiting for a probe', () => {
+  it('hold no place under the bounds while they wait', async () => {
+    assert.equal((await sessionless('queue')).status, 502)
+    setMode('queue', 'hang')
+    now += 1000
+    const probe = sessionless('queue', 'alice')
+    await waitFor(() => starts('queue') === 2)
+    const { bounds, starts: memory } = stack.gateway.registry
+    const held = () => bounds.count(scopeOf({ server: 'queue' }))
+    assert.equal(held(), 1, "the probe's lane")
+    const waiting = memory.waiting
+    const others = [sessionless('queue', 'bob'), sessionless('queue', 'admin')]
+    await waitFor(() => memory.waiting === waiting + 2)
+    assert.equal(held(), 1, 'the waiting requests hold no lane')
+    process.kill(pids('queue')[1]!)
+    assert.equal((await probe).status, 502)
+    for (const a of await Promise.all(others)) assertRefused(a, 'queue', 2, 'after the probe')
+    assert.equal(starts('queue'), 2)
+    assert.equal(held(), 0)
+  })
+})
+
 describe('a session-era start that fails', () => {
   it("fails for its own user only: one user's initialize cannot get the server refused for everyone", async () => {
     // Alice's client sends an initialize the server cannot take: the process exits.
@@ -399,5 +455,84 @@ describe('a session-era start that fails', () => {
     const again = await initialize('fragile', 'alice')
     assert.equal(again.status, 200, JSON.stringify(again.json))
     assert.ok(again.sessionId)
+  })
+})
+
+describe('/readyz', () => {
+  it('warns of each server failing to start, how and until when; users only counted; still ready', async () => {
+    // A spawn error (the stack's `broken`: no such command), and a user's own window: Bob's
+    // client crashes the fragile server's initialize.
+    assert.equal((await sessionless('broken')).status, 502)
+    const crashed = await initialize('fragile', 'bob', 'crash')
+    assert.equal(crashed.sessionId, undefined)
+    const res = await request(`${stack.url}/readyz`)
+    const text = await res.body.text()
+    assert.equal(res.statusCode, 200, text)
+    const body = JSON.parse(text) as {
+      status: string
+      warnings: string[]
+      failingServers: {
+        server: string
+        failures: number
+        retryIn: number
+        probing: boolean
+        lastFailure: string
+      }[]
+      failingUserStarts: number
+    }
+    assert.equal(body.status, 'ready')
+    const of = (server: string) => body.failingServers.find((f) => f.server === server)
+    // flaky: three failed starts in a row, each the process exiting; sloth: two timeouts.
+    const cases = [
+      {
+        server: 'flaky',
+        failures: 3,
+        lastFailure: 'exit',
+        words: 'exited before answering initialize',
+      },
+      {
+        server: 'sloth',
+        failures: 2,
+        lastFailure: 'timeout',
+        words: 'did not answer initialize in time',
+      },
+      { server: 'broken', failures: 1, lastFailure: 'spawn', words: 'could not be spawned' },
+      // Failing again after it served: counted from one again.
+      {
+        server: 'mender',
+        failures: 1,
+        lastFailure: 'exit',
+        words: 'exited before answering initialize',
+      },
+    ]
+    for (const c of cases) {
+      const f = of(c.server)
+      assert.ok(f, `${c.server} listed: ${text}`)
+      assert.equal(f.failures, c.failures, c.server)
+      assert.equal(f.lastFailure, c.lastFailure, c.server)
+      assert.equal(f.probing, false, c.server)
+      const warning = body.warnings.find((w) => w.startsWith(`server ${c.server} cannot start: `))
+      assert.ok(warning, `${c.server} warned: ${text}`)
+      assert.ok(warning.includes(`${c.failures} failed start`), warning)
+      assert.ok(warning.includes(`the last ${c.words}`), warning)
+    }
+    assert.equal(of('broken')!.retryIn, 1)
+    assert.ok(
+      body.warnings.includes(
+        `server broken cannot start: 1 failed start in a row, the last could not be spawned; the next start is tried in 1 s`,
+      ),
+      text,
+    )
+    // Servers that start are not listed, nor are users' own windows: a count, no subject.
+    for (const server of ['echo', 'fragile']) assert.equal(of(server), undefined, server)
+    assert.equal(body.failingUserStarts, 1)
+    assert.ok(
+      body.warnings.includes(
+        "1 user start of their own failing (a session's own initialize, identityEnv or credentials): only those users are refused meanwhile",
+      ),
+      text,
+    )
+    // Nothing of the users, nor of the processes' environment (the fixture's file paths).
+    for (const secret of ['bob', 'alice', dir]) assert.ok(!text.includes(secret), secret)
   })
 })
