@@ -60,6 +60,7 @@ export async function credentialGate(
     publicUrl: o.publicUrl,
     elicitationTimeout: config.credentials.elicitationTimeout,
     pollInterval: config.credentials.pollInterval,
+    waitingPerSubject: config.credentials.waitingPerSubject,
     log: o.log.child({ component: 'credentials' }),
   })
 }

@@ -5,9 +5,9 @@ import {
   missingToolText,
   URL_ELICITATION_REQUIRED,
   urlElicitation,
-  waitUntil,
 } from '../credentials/elicitation.js'
 import { CredentialError } from '../credentials/errors.js'
+import { CredentialWaits } from '../credentials/waiting.js'
 import type { AuditOutcome } from '../observability/allowed.js'
 import type {
   CredentialResolver,
@@ -85,6 +85,8 @@ export type GateOutcome =
  * that cannot be sent to a page gets a tool error naming it.
  */
 export class CredentialGate {
+  private readonly waits: CredentialWaits
+
   constructor(
     private readonly o: {
       resolver: CredentialResolver
@@ -92,9 +94,17 @@ export class CredentialGate {
       publicUrl: string
       elicitationTimeout: number
       pollInterval: number
+      /** Calls of one user waiting for a missing secret at once (credentials.waitingPerSubject). */
+      waitingPerSubject: number
       log: Logger
     },
-  ) {}
+  ) {
+    this.waits = new CredentialWaits({
+      perSubject: o.waitingPerSubject,
+      interval: o.pollInterval,
+      look: (server, principal) => o.resolver.secretsSet(server, principal),
+    })
+  }
 
   /** Whether `server`'s processes take per-user credentials. */
   needs(server: string): boolean {
@@ -136,28 +146,39 @@ export class CredentialGate {
             missingToolText(this.o.publicUrl, s.server, creds.missing),
             credential('missing'),
           )
-        const { action, elicitationId } = await this.elicit(s, req, creds.missing)
-        if (action !== 'accept')
-          return this.refuse(
-            req,
-            missingToolText(this.o.publicUrl, s.server, creds.missing),
-            credential(`missing (elicitation ${action})`),
+        // Past the user's bound the call is refused before the user is asked anything: the
+        // calls already waiting keep their elicitation, and run once the secret is set.
+        const leave = this.waits.enter(req.principal)
+        if (leave === undefined) {
+          this.o.log.info(
+            { server: s.server, waiting: this.o.waitingPerSubject },
+            'a call for a missing secret refused: the user has the most calls waiting',
           )
-        let latest = creds
-        const set = await waitUntil(
-          async () =>
-            (latest = await this.o.resolver.resolve(s.server, caller)).missing.length === 0,
-          {
-            timeout: this.o.elicitationTimeout,
-            interval: this.o.pollInterval,
-            // A request cancelled, or of a session closed, no longer waits (nor reads the store).
-            signal: req.signal,
-          },
-        )
-        if (!set)
           return this.refuse(
             req,
-            `${missingToolText(this.o.publicUrl, s.server, latest.missing)} (the request waited ${Math.round(this.o.elicitationTimeout / 1000)} s)`,
+            `${missingToolText(this.o.publicUrl, s.server, creds.missing)} (${this.o.waitingPerSubject} of your calls already wait for a secret)`,
+            credential('missing (too many calls waiting)'),
+          )
+        }
+        let latest: ResolvedCredentials | undefined
+        let elicitationId: string
+        try {
+          const asked = await this.elicit(s, req, creds.missing)
+          elicitationId = asked.elicitationId
+          if (asked.action !== 'accept')
+            return this.refuse(
+              req,
+              missingToolText(this.o.publicUrl, s.server, creds.missing),
+              credential(`missing (elicitation ${asked.action})`),
+            )
+          latest = await this.waitFor(s.server, caller, req.signal)
+        } finally {
+          leave()
+        }
+        if (latest === undefined)
+          return this.refuse(
+            req,
+            `${missingToolText(this.o.publicUrl, s.server, creds.missing)} (the request waited ${Math.round(this.o.elicitationTimeout / 1000)} s)`,
             credential('missing (not set in time)'),
           )
         creds = latest
@@ -239,6 +260,31 @@ export class CredentialGate {
         credential('missing'),
       ),
       current: credentials,
+    }
+  }
+
+  /**
+   * Waits, up to elicitationTimeout, until the user has set every secret `server` needs (the
+   * look shared with their other calls waiting on it), then resolves the caller's own
+   * credentials; undefined when the time ran out or `signal` aborted (a request cancelled, or
+   * of a session closed, no longer waits, nor reads the store).
+   */
+  private async waitFor(
+    server: string,
+    caller: { principal: Principal; bearer: string | undefined },
+    signal: AbortSignal | undefined,
+  ): Promise<ResolvedCredentials | undefined> {
+    const deadline = Date.now() + this.o.elicitationTimeout
+    for (;;) {
+      const set = await this.waits.until(server, caller.principal, {
+        timeout: deadline - Date.now(),
+        ...(signal ? { signal } : {}),
+      })
+      if (!set) return undefined
+      // Resolved with this request's own token (an exchange trades it), never a neighbour's.
+      const latest = await this.o.resolver.resolve(server, caller)
+      // Deleted again between the look and now: wait on, within the same deadline.
+      if (latest.missing.length === 0) return latest
     }
   }
 

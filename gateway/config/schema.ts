@@ -22,6 +22,8 @@ export const DEFAULT_EXCHANGE_CACHE_MAX = 10_000
 export const DEFAULT_CREDENTIAL_ELICITATION_TIMEOUT_MS = 600_000
 /** How often a waiting call looks whether the secret is set (in the shared store), in ms. */
 export const DEFAULT_CREDENTIAL_POLL_INTERVAL_MS = 1_000
+/** Calls of one user (iss+sub) waiting for a missing secret at once; another is refused at once. */
+export const DEFAULT_CREDENTIAL_WAITING_PER_SUBJECT = 4
 /** The account page's session (a sealed cookie) lasts this long, in s. */
 export const DEFAULT_ACCOUNT_SESSION_TTL_S = 15 * 60
 /** The account page's sign-in at the broker must come back within this, in s. */
@@ -1157,6 +1159,13 @@ export const configSchema = z
       .strictObject({
         elicitationTimeout: ms.min(1_000).default(DEFAULT_CREDENTIAL_ELICITATION_TIMEOUT_MS),
         pollInterval: ms.min(10).default(DEFAULT_CREDENTIAL_POLL_INTERVAL_MS),
+        /** Calls of one user waiting for a missing secret at once, over every session and server; another is refused at once. */
+        waitingPerSubject: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(DEFAULT_CREDENTIAL_WAITING_PER_SUBJECT),
         /** Longest secret value a user may set, in characters (account.maxBodyBytes must carry it). */
         secretMaxLength: z.number().int().min(1).max(65_536).default(DEFAULT_SECRET_MAX_LENGTH),
         /** Secrets one user may hold. */

@@ -66,30 +66,3 @@ export function missingToolText(
 ): string {
   return `${missingMessage(server, missing)}. Set it at ${accountUrl(publicUrl, server, missing)} and try again.`
 }
-
-/**
- * Waits until `ready` says yes (the user set the secret, on any replica: it is read from the
- * shared store), looking every `interval` ms, at most `timeout` ms or until `signal` aborts.
- * Resolves whether it became ready.
- */
-export async function waitUntil(
-  ready: () => Promise<boolean>,
-  o: { timeout: number; interval: number; signal?: AbortSignal },
-): Promise<boolean> {
-  const deadline = Date.now() + o.timeout
-  for (;;) {
-    // Aborted while it slept: no further look (the one under way when it aborted is the last).
-    if (o.signal?.aborted) return false
-    if (await ready()) return true
-    if (o.signal?.aborted || Date.now() >= deadline) return false
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, Math.min(o.interval, Math.max(0, deadline - Date.now())))
-      o.signal?.addEventListener('abort', done, { once: true })
-      function done() {
-        clearTimeout(timer)
-        o.signal?.removeEventListener('abort', done)
-        resolve()
-      }
-    })
-  }
-}

@@ -133,6 +133,17 @@ export class CredentialResolver {
     return { env, fingerprint: this.fingerprint(env), missing, supplied }
   }
 
+  /**
+   * Whether `principal` has set every secret `server` names: what a call waiting for one looks
+   * at. Only the store is read (no exchange, no upstream token), so the answer is the same for
+   * every token of that user and one look serves all their waiting calls.
+   */
+  async secretsSet(server: string, principal: Principal): Promise<boolean> {
+    for (const { secret } of this.secretsOf(server))
+      if ((await this.secretOf(principal, secret)) === undefined) return false
+    return true
+  }
+
   /** The secrets `server` names that its processes need from users (the account page lists them). */
   secretsOf(server: string): MissingSecret[] {
     const config: ServerConfig | undefined = this.o.config.servers[server]

@@ -283,6 +283,12 @@ const cases: LimitCase[] = [
     message: min(1000),
   },
   {
+    key: 'credentials.waitingPerSubject',
+    default: S.DEFAULT_CREDENTIAL_WAITING_PER_SUBJECT,
+    bad: 0,
+    message: min(1),
+  },
+  {
     key: 'credentials.secretMaxLength',
     default: S.DEFAULT_SECRET_MAX_LENGTH,
     bad: 0,
