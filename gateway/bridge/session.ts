@@ -441,9 +441,18 @@ export class Session implements GatedSession {
     this.forward(message, env)
   }
 
-  /** Hands a client message to the process, after a process replacement under way. */
+  /**
+   * Hands a client message to the process, after a process replacement under way; except what
+   * belongs to the process running now: the client's answer to its own request (roots/list,
+   * sampling, an elicitation), or the cancellation of a request it has. The replacement waits
+   * for that process's requests, which may wait for that answer; after it, the answer would go
+   * to a process that never asked.
+   */
   private forward(message: JSONRPCMessage, env: Envelope): void {
-    if (this.swapping !== undefined) {
+    const current =
+      env.kind === 'response' ||
+      (env.kind === 'notification' && env.method === 'notifications/cancelled')
+    if (this.swapping !== undefined && !current) {
       void this.swapping.then(() => this.forward(message, env))
       return
     }
