@@ -11,7 +11,11 @@ import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
+import { request } from 'undici'
 import type { SecretOwner } from '../../gateway/credentials/secrets.js'
+import { GATEWAY_AUDIENCE } from '../helpers/exchange-idp.js'
+import { startExchangeStack, type ExchangeStack } from '../helpers/exchange-stack.js'
+import { modernToolCall } from '../helpers/modern-request.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const node = process.execPath
@@ -50,6 +54,15 @@ async function connect(
 async function waitFor(cond: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10))
   assert.ok(cond(), what)
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** A live session of `sub` is replacing its process (the sessions' private state, read). */
@@ -130,4 +143,82 @@ describe("stop 23c: a process replacement never holds back the client's answers 
       }
     })
   }
+})
+
+describe("stop 23c: two apps of one user, each with its own exchanged token, keep each other's processes", () => {
+  let stack: ExchangeStack
+
+  before(async () => {
+    stack = await startExchangeStack('MCP_EDGE_STOP23C_EXCHANGE_SECRET', {
+      VAULT_TOKEN: { secret: 'vault_token' },
+    })
+  })
+  after(() => stack?.close())
+
+  async function call(token: string, id: number, name = 'WAREHOUSE_TOKEN') {
+    const res = await request(
+      `${stack.gateway.url}/mcp/warehouse`,
+      modernToolCall(token, 'credential', { name }, { id }),
+    )
+    const json = (await res.body.json()) as {
+      result?: { content: { text: string }[]; isError?: boolean }
+    }
+    if (json.result?.isError) return { sha256: '', pid: 0, refused: textOf(json.result) }
+    return JSON.parse(textOf(json.result ?? {})) as { sha256: string; pid: number }
+  }
+  const alice = () => ({ iss: stack.idp.issuer, sub: 'alice' })
+  async function tokens() {
+    const { idp } = stack
+    const broad = await idp.subjectToken('alice')
+    const now = Math.floor(Date.now() / 1000)
+    // The same user through another app (its own client id, a token the IdP signed for it).
+    const narrow = await idp.forge({
+      iss: idp.issuer,
+      sub: 'alice',
+      aud: GATEWAY_AUDIENCE,
+      client_id: 'narrow-app',
+      scope: 'mcp:read',
+      iat: now,
+      exp: now + 600,
+    })
+    return { broad, narrow }
+  }
+
+  it("alternating calls of the two apps reuse each app's process (none is retired for the other's values)", async () => {
+    const { idp } = stack
+    await stack.gateway.secrets!.set(alice(), 'vault_token', 'alice-vault-1')
+    const issued: string[] = []
+    idp.knobs.tamper = (body) => {
+      issued.push(String((body as { access_token?: unknown }).access_token))
+      return body
+    }
+    const { broad, narrow } = await tokens()
+    const a = await call(broad, 1)
+    const b = await call(narrow, 2)
+    assert.equal(a.sha256, sha(issued[0]!))
+    assert.equal(b.sha256, sha(issued[1]!))
+    assert.notEqual(a.pid, b.pid, 'each app runs on a process with its own exchanged token')
+    for (let round = 0; round < 3; round++) {
+      const again = await call(broad, 10 + 2 * round)
+      assert.equal(again.sha256, sha(issued[0]!))
+      assert.equal(again.pid, a.pid, "the first app's process was retired by the second's call")
+      const other = await call(narrow, 11 + 2 * round)
+      assert.equal(other.sha256, sha(issued[1]!))
+      assert.equal(other.pid, b.pid, "the second app's process was retired by the first's call")
+    }
+    assert.equal(idp.received.length, 2)
+  })
+
+  it("held: the user's own secret deleted retires every app's process, each app's own exchange aside", async () => {
+    await stack.gateway.secrets!.set(alice(), 'vault_token', 'alice-vault-2')
+    const { broad, narrow } = await tokens()
+    const a = await call(broad, 101, 'VAULT_TOKEN')
+    const b = await call(narrow, 102, 'VAULT_TOKEN')
+    assert.equal(a.sha256, sha('alice-vault-2'))
+    assert.equal(b.sha256, sha('alice-vault-2'))
+    await stack.gateway.secrets!.remove(alice(), 'vault_token')
+    const refused = await call(broad, 103, 'VAULT_TOKEN')
+    assert.match((refused as { refused?: string }).refused ?? '', /vault_token/)
+    await waitFor(() => !alive(a.pid) && !alive(b.pid), "both apps' processes ended")
+  })
 })
