@@ -222,3 +222,35 @@ describe("stop 23c: two apps of one user, each with its own exchanged token, kee
     await waitFor(() => !alive(a.pid) && !alive(b.pid), "both apps' processes ended")
   })
 })
+
+describe("stop 23c: a multi-line secret's short lines are not blotted out of every stderr line", () => {
+  let stack: Stack
+  before(async () => {
+    stack = await startStack({
+      servers: { vault: { command: node, args: [fixture], credentials: VAULT } },
+      policy: policyFor(['vault']),
+    })
+  })
+  after(() => stack?.close())
+
+  it("a value's long lines are blotted, its one-character line is not a form of its own", async () => {
+    // A PEM-like value whose last line is one character (a user may set any value).
+    const value = 'first-line-of-the-key-0123456789\nsecond-line-of-the-key-abcdefgh\nA'
+    await stack.gateway.secrets!.set(ownerOf(stack, 'alice'), 'vault_token', value)
+    const { client } = await connect(stack, 'alice', 'vault')
+    try {
+      const marker = `stop23c-${Date.now()}`
+      const text = `${marker} All Available; key second-line-of-the-key-abcdefgh`
+      await client.callTool({ name: 'stderr', arguments: { text } })
+      await waitFor(
+        () => stack.logLines.some((l) => l.includes(marker)),
+        'the stderr line reached the log',
+      )
+      const line = stack.logLines.find((l) => l.includes(marker))!
+      assert.ok(!line.includes('second-line-of-the-key'), line)
+      assert.match(line, /All Available; key \[redacted\]/, line)
+    } finally {
+      await client.close()
+    }
+  })
+})
