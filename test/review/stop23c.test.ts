@@ -12,6 +12,8 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
+import { ConfigError } from '../../gateway/config/errors.js'
+import { validateConfig } from '../../gateway/config/load.js'
 import type { SecretOwner } from '../../gateway/credentials/secrets.js'
 import { GATEWAY_AUDIENCE } from '../helpers/exchange-idp.js'
 import { startExchangeStack, type ExchangeStack } from '../helpers/exchange-stack.js'
@@ -252,5 +254,33 @@ describe("stop 23c: a multi-line secret's short lines are not blotted out of eve
     } finally {
       await client.close()
     }
+  })
+})
+
+describe('stop 23c: a credential variable the process gets from the default environment is refused', () => {
+  function problems(credentials: Record<string, unknown>): string[] {
+    try {
+      validateConfig(
+        { servers: { vault: { command: 'node', credentials } } },
+        { file: 'test.yaml', baseDir: '/tmp' },
+      )
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err))
+      return err.problems.map((p) => `${p.path ?? ''}: ${p.message}`)
+    }
+    return []
+  }
+
+  it("HOME, LOGNAME, PATH, SHELL, TERM, USER: the gateway's own value stood in for a user's", () => {
+    for (const variable of ['HOME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER']) {
+      const got = problems({ [variable]: { secret: 'their-value' } })
+      assert.equal(got.length, 1, `${variable}: ${JSON.stringify(got)}`)
+      assert.match(got[0]!, new RegExp(`^servers\\.vault\\.credentials\\.${variable}: `))
+      assert.match(got[0]!, new RegExp(`${variable} is also set by the default environment`))
+    }
+  })
+
+  it('held: a name that is not in it (DB_USER) is fine', () => {
+    assert.deepEqual(problems({ DB_USER: { secret: 'db-user' } }), [])
   })
 })
