@@ -434,7 +434,11 @@ export class Session implements GatedSession {
       this.settle(req.id, pending)
       this.audit(pending, outcome.outcome)
       pending.decided?.span?.end(outcomeOf(outcome.reply))
-      return this.send(outcome.reply, req.id)
+      this.send(outcome.reply, req.id)
+      // Its process holds a deleted value and none starts without it: the answer goes, then
+      // the session with that process.
+      if (outcome.end) void this.close()
+      return
     }
     pending.credentials = outcome.supplied
     pending.timer = this.requestTimer(req.id)

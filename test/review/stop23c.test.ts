@@ -8,6 +8,8 @@
 // And pins of what held, where a later change could break it.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
@@ -282,5 +284,57 @@ describe('stop 23c: a credential variable the process gets from the default envi
 
   it('held: a name that is not in it (DB_USER) is fine', () => {
     assert.deepEqual(problems({ DB_USER: { secret: 'db-user' } }), [])
+  })
+})
+
+/**
+ * A stdio MCP server that, like most API servers, exits at start when its key is not set
+ * (newline-delimited JSON-RPC, no SDK); with it, `whoami` answers its pid.
+ */
+const NEEDS_KEY = `
+const readline = require('node:readline')
+if (!process.env.VAULT_TOKEN) { process.stderr.write('VAULT_TOKEN is not set\\n'); process.exit(1) }
+const send = (m) => process.stdout.write(JSON.stringify(m) + '\\n')
+readline.createInterface({ input: process.stdin }).on('line', (line) => {
+  let m
+  try { m = JSON.parse(line) } catch { return }
+  if (m.id === undefined || m.method === undefined) return
+  const result = (r) => send({ jsonrpc: '2.0', id: m.id, result: r })
+  if (m.method === 'initialize')
+    return result({ protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'needs-key', version: '1' } })
+  if (m.method === 'tools/list') return result({ tools: [{ name: 'whoami', inputSchema: { type: 'object' } }] })
+  if (m.method === 'tools/call') return result({ content: [{ type: 'text', text: String(process.pid) }] })
+  if (m.method === 'ping') return result({})
+  send({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'no such method' } })
+})
+`
+
+describe('stop 23c: a deleted secret of a server that cannot start without it', () => {
+  let stack: Stack
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stop23c-'))
+    writeFileSync(join(dir, 'needs-key.cjs'), NEEDS_KEY)
+    stack = await startStack({
+      servers: { vault: { command: node, args: [join(dir, 'needs-key.cjs')], credentials: VAULT } },
+      policy: policyFor(['vault']),
+      config: { credentials: { pollInterval: 20, elicitationTimeout: 60_000 } },
+    })
+  })
+  after(() => stack?.close())
+
+  it('the call is refused naming the account page, and the process holding the value ends', async () => {
+    await stack.gateway.secrets!.set(ownerOf(stack, 'alice'), 'vault_token', 'needed-then-deleted')
+    const { client } = await connect(stack, 'alice', 'vault')
+    try {
+      const pid = Number(textOf(await client.callTool({ name: 'whoami', arguments: {} })))
+      assert.ok(alive(pid))
+      await stack.gateway.secrets!.remove(ownerOf(stack, 'alice'), 'vault_token')
+      const refused = await client.callTool({ name: 'whoami', arguments: {} }).catch((e) => e)
+      assert.equal((refused as { isError?: boolean }).isError, true, String(refused))
+      assert.match(textOf(refused), /account\?server=vault&secret=vault_token/)
+      await waitFor(() => !alive(pid), 'the process holding the deleted value ended')
+    } finally {
+      await client.close().catch(() => {})
+    }
   })
 })
