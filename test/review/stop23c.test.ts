@@ -4,7 +4,14 @@
 // - a session replacing its process for changed credentials (a secret set, or now deleted)
 //   waits for the requests the old process has; the client's answer to that process's own
 //   request (roots/list, sampling, elicitation) waited for the replacement, which waited for
-//   the request: both hung until requestTimeout, and the answer then went to the new process.
+//   the request: both hung until requestTimeout, and the answer then went to the new process;
+// - exchanged tokens cached per client: two apps of one user retired each other's lanes at
+//   every lease (their fingerprints differed), a process start per call when they alternated;
+// - a multi-line secret's one-letter line blotted that letter out of every stderr line;
+// - a credential variable the default environment sets (USER, HOME…) ran users who had not
+//   set theirs with the gateway's own value;
+// - a deleted secret of a server that exits without it: -32603 instead of the refusal naming
+//   the account page, and the old process ran on with the deleted value.
 // And pins of what held, where a later change could break it.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
