@@ -134,7 +134,7 @@ export type Redactor = ((line: string) => string) & { longest: number }
  * encoding would write it (a process that logs its config or a request). Longest first, so a
  * value containing another is blotted whole. Two forms a line-by-line scan would otherwise miss:
  * - a value of several lines (a PEM key) is printed over several stderr lines: each of its
- *   lines is blotted on its own;
+ *   lines is blotted on its own, once at least {@link MIN_LINE} long;
  * - base64 of a longer text holding the value (`Basic base64(user:token)`) writes the value at
  *   one of three byte alignments, in either alphabet (RFC 4648 §4, §5): the characters that
  *   encode only the value's own bits are blotted, at each alignment, once at least
@@ -149,7 +149,8 @@ export function redactor(values: readonly string[]): Redactor {
     forms.add(JSON.stringify(v).slice(1, -1))
     forms.add(encodeURIComponent(v))
     forms.add(Buffer.from(v).toString('base64'))
-    for (const line of v.split(/\r\n|\r|\n/)) if (line !== '') forms.add(line)
+    const lines = v.split(/\r\n|\r|\n/)
+    if (lines.length > 1) for (const line of lines) if (line.length >= MIN_LINE) forms.add(line)
     for (const core of base64Cores(Buffer.from(v))) {
       forms.add(core)
       forms.add(core.replace(/\+/g, '-').replace(/\//g, '_'))
@@ -165,6 +166,13 @@ export function redactor(values: readonly string[]): Redactor {
     { longest: list[0]!.length },
   )
 }
+
+/**
+ * Shortest line of a multi-line value blotted out on its own: a shorter one (a PEM's `==`, a
+ * value's one-letter last line) would blot that text out of every line the process writes,
+ * and says next to nothing of the value.
+ */
+const MIN_LINE = 8
 
 /** Shortest base64 run of a value inside a longer encoding that is blotted out. */
 const MIN_BASE64_CORE = 8

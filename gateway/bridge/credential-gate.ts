@@ -75,7 +75,16 @@ export interface GatedRequest {
 /** How the gate let a request through, or answered it itself. */
 export type GateOutcome =
   | { forward: true; supplied: ResolvedCredentials['supplied'] }
-  | { forward: false; reply: JSONRPCMessage; outcome: AuditOutcome }
+  | {
+      forward: false
+      reply: JSONRPCMessage
+      outcome: AuditOutcome
+      /**
+       * The session ends once this answer is out: its process holds a value the user deleted,
+       * and none starts without it (a server that exits when its key is not set).
+       */
+      end?: true
+    }
 
 /**
  * Stands before every request of a session that acts with the user's credentials: resolves
@@ -139,7 +148,27 @@ export class CredentialGate {
         // A value the user deleted leaves with its process now (requests in flight finish
         // first), not once the request that asks for it again is answered: this one is refused
         // or waits, and lists, pings and subscriptions would go on running with the old value.
-        if (creds.fingerprint !== s.fingerprint) await s.replaceChild(creds)
+        if (creds.fingerprint !== s.fingerprint) {
+          const replaced = await s.replaceChild(creds).then(
+            () => true,
+            (err: Error) => {
+              this.o.log.warn(
+                { server: s.server, err: { message: err.message } },
+                'no process starts without the deleted secret; the session ends',
+              )
+              return false
+            },
+          )
+          if (!replaced)
+            return {
+              ...this.refuse(
+                req,
+                missingToolText(this.o.publicUrl, s.server, creds.missing),
+                credential('missing'),
+              ),
+              end: true,
+            }
+        }
         if (!s.canElicitUrl)
           return this.refuse(
             req,
@@ -314,7 +343,11 @@ export class CredentialGate {
   }
 
   /** The gate's own answer: a tool error for a tool call, else a JSON-RPC error; the text names the page. */
-  private refuse(req: GatedRequest, text: string, outcome: AuditOutcome): GateOutcome {
+  private refuse(
+    req: GatedRequest,
+    text: string,
+    outcome: AuditOutcome,
+  ): Extract<GateOutcome, { forward: false }> {
     const reply =
       req.method === 'tools/call'
         ? ({

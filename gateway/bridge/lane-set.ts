@@ -198,12 +198,19 @@ export class LaneSet {
    * started with the old values end at a request boundary, now if idle, else when released.
    */
   retireStale(server: string, owner: string, current: string): void {
-    // The same server, principal and identity; other values (`\n#<fingerprint>` ends a key).
-    const base = current.split('\n#')[0]
+    // The same server, principal and identity; other values (`\n#<fingerprint>` ends a key,
+    // then ` <client> <user's own values>` when a client's own token was exchanged).
+    const [base, values = ''] = current.split('\n#')
+    const [, by, shared] = values.split(' ')
     const keys = this.pairs.get(pairOf(server, owner))
     if (keys === undefined) return
     for (const [key, list] of [...keys]) {
-      if (key === current || key.split('\n#')[0] !== base) continue
+      const [keyBase, keyValues = ''] = key.split('\n#')
+      if (key === current || keyBase !== base) continue
+      // Another client's process holds what was exchanged for that client: stale only when
+      // the user's own values (a secret deleted or set) differ.
+      const [, keyBy, keyShared] = keyValues.split(' ')
+      if (by !== undefined && keyBy !== undefined && keyBy !== by && keyShared === shared) continue
       for (const lane of [...list]) {
         if (lane.busy || lane.pins.size > 0) lane.stale = true
         else void this.retire(lane)

@@ -42,7 +42,11 @@ export function laneKey(
   credentials?: ResolvedCredentials,
 ): string {
   const identity = source.identityOf(server, principal)
-  const values = credentials?.fingerprint ? `\n#${credentials.fingerprint}` : ''
+  // `\n#<fingerprint>` ends a key; ` <client> <user's own values>` after it (lane-set.ts).
+  const by = credentials?.presented
+  const values = credentials?.fingerprint
+    ? `\n#${credentials.fingerprint}${by ? ` ${by.by} ${by.shared}` : ''}`
+    : ''
   return `${server}\n${ownerKey(principal)}${identity === undefined ? '' : `\n${identity}`}${values}`
 }
 

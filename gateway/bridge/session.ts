@@ -434,16 +434,29 @@ export class Session implements GatedSession {
       this.settle(req.id, pending)
       this.audit(pending, outcome.outcome)
       pending.decided?.span?.end(outcomeOf(outcome.reply))
-      return this.send(outcome.reply, req.id)
+      this.send(outcome.reply, req.id)
+      // Its process holds a deleted value and none starts without it: the answer goes, then
+      // the session with that process.
+      if (outcome.end) void this.close()
+      return
     }
     pending.credentials = outcome.supplied
     pending.timer = this.requestTimer(req.id)
     this.forward(message, env)
   }
 
-  /** Hands a client message to the process, after a process replacement under way. */
+  /**
+   * Hands a client message to the process, after a process replacement under way; except what
+   * belongs to the process running now: the client's answer to its own request (roots/list,
+   * sampling, an elicitation), or the cancellation of a request it has. The replacement waits
+   * for that process's requests, which may wait for that answer; after it, the answer would go
+   * to a process that never asked.
+   */
   private forward(message: JSONRPCMessage, env: Envelope): void {
-    if (this.swapping !== undefined) {
+    const current =
+      env.kind === 'response' ||
+      (env.kind === 'notification' && env.method === 'notifications/cancelled')
+    if (this.swapping !== undefined && !current) {
       void this.swapping.then(() => this.forward(message, env))
       return
     }

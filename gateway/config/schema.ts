@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import { DEFAULT_INHERITED_ENV_VARS } from '@modelcontextprotocol/client/stdio'
 import { z } from 'zod'
 
 /** Request body cap in bytes (→ 413). A JSON-RPC message larger than this is not a tool call. */
@@ -1295,7 +1296,10 @@ export const configSchema = z
             ? 'inheritEnv'
             : server.identityEnv && IDENTITY_VARIABLES.includes(variable)
               ? 'identityEnv'
-              : undefined
+              : // Every process gets these from the gateway's environment (bridge/child.ts).
+                DEFAULT_INHERITED_ENV_VARS.includes(variable)
+                ? 'the default environment'
+                : undefined
         if (shared !== undefined) {
           ctx.addIssue({
             code: 'custom',

@@ -32,6 +32,13 @@ export interface ResolvedCredentials {
    * started with the same values. '' for a server without credentials.
    */
   fingerprint: string
+  /**
+   * When an exchange traded the presenting client's own token: which client (and scopes) it
+   * was, and the fingerprint of the user's own values alone (secrets, upstream tokens), each a
+   * keyed hash. Another client of the user holds another exchanged token, and its processes
+   * are not stale for it: only when the user's own values differ.
+   */
+  presented?: { by: string; shared: string }
   /** Secrets not set: the process starts without them, and a call asks the user. */
   missing: MissingSecret[]
   /** Which variable came from which source, for the audit log (never a value). */
@@ -110,6 +117,7 @@ export class CredentialResolver {
     const env: Record<string, string> = {}
     const missing: MissingSecret[] = []
     const supplied: ResolvedCredentials['supplied'] = []
+    const traded: string[] = []
     // One at a time, in a stable order: few per server, and an exchange failing first stops the rest.
     for (const [variable, spec] of Object.entries(config.credentials).sort(([a], [b]) =>
       a < b ? -1 : 1,
@@ -125,12 +133,26 @@ export class CredentialResolver {
       } else if ('exchange' in spec) {
         env[variable] = await this.exchanged(caller, variable, spec.exchange)
         supplied.push({ variable, source: 'exchange' })
+        traded.push(variable)
       } else {
         env[variable] = await this.upstreamToken(caller.principal, spec.upstreamToken)
         supplied.push({ variable, source: 'upstreamToken' })
       }
     }
-    return { env, fingerprint: this.fingerprint(env), missing, supplied }
+    const fingerprint = this.fingerprint(env)
+    const presenter = this.presenter(caller.principal)
+    if (traded.length === 0 || presenter === undefined)
+      return { env, fingerprint, missing, supplied }
+    const own = Object.fromEntries(Object.entries(env).filter(([v]) => !traded.includes(v)))
+    const presented = { by: this.fingerprint({ presenter }), shared: this.fingerprint(own) }
+    return { env, fingerprint, presented, missing, supplied }
+  }
+
+  /** Whose own token an exchange trades besides its owner's: the client and scopes of a presented bearer. */
+  private presenter(p: Principal): string | undefined {
+    return this.o.subjectToken === 'bearer'
+      ? JSON.stringify([p.clientId ?? null, [...p.scopes].sort()])
+      : undefined
   }
 
   /**
@@ -182,10 +204,7 @@ export class CredentialResolver {
     // The token a client presented is that client's delegation, with its scopes: what the IdP
     // exchanged for one client is never handed to another client of the same user (a narrower
     // app would act with what a broader one got). The upstream token is the user's alone.
-    const presenter =
-      this.o.subjectToken === 'bearer'
-        ? JSON.stringify([p.clientId ?? null, [...p.scopes].sort()])
-        : undefined
+    const presenter = this.presenter(p)
     return (
       await this.o.exchange.token(
         owner,

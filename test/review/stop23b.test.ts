@@ -6,28 +6,15 @@
 //   only: a second app of the user ran with what the IdP exchanged for the first one.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { pino } from 'pino'
 import { request } from 'undici'
 import { ConfigError } from '../../gateway/config/errors.js'
 import { validateConfig } from '../../gateway/config/load.js'
-import { startGateway, type Gateway } from '../../gateway/gateway.js'
-import {
-  EXCHANGE_CLIENTS,
-  GATEWAY_AUDIENCE,
-  startExchangeIdp,
-  type ExchangeIdp,
-} from '../helpers/exchange-idp.js'
+import type { Gateway } from '../../gateway/gateway.js'
+import { GATEWAY_AUDIENCE, type ExchangeIdp } from '../helpers/exchange-idp.js'
+import { startExchangeStack, type ExchangeStack } from '../helpers/exchange-stack.js'
 import { modernToolCall } from '../helpers/modern-request.js'
-import { freePort } from '../helpers/ports.js'
-import { SERVERS_DIR } from '../helpers/stack.js'
-import { makeTestCa } from '../helpers/test-ca.js'
 
-const node = process.execPath
-const fixture = join(SERVERS_DIR, 'fixture.js')
 const VAULT = { VAULT_TOKEN: { secret: 'vault_token', describe: 'Your vault token' } }
 const sha = (v: string) => createHash('sha256').update(v).digest('hex')
 const textOf = (result: unknown) =>
@@ -73,62 +60,15 @@ describe('stop 23: a credential variable takes no other value', () => {
 })
 
 describe("stop 23: an exchanged token is one client's: another client of the same user gets its own", () => {
-  const SECRET_ENV = 'MCP_EDGE_STOP23_EXCHANGE_SECRET'
+  let stack: ExchangeStack
   let idp: ExchangeIdp
   let gateway: Gateway
 
   before(async () => {
-    const ca = makeTestCa()
-    const dir = mkdtempSync(join(tmpdir(), 'stop23-exchange-'))
-    writeFileSync(join(dir, 'ca.pem'), ca.ca)
-    writeFileSync(
-      join(dir, 'policy.yaml'),
-      'servers:\n  warehouse:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n',
-    )
-    idp = await startExchangeIdp({
-      tls: ca,
-      allow: { alice: ['warehouse-api'] },
-      targets: { 'warehouse-api': ['read'] },
-    })
-    process.env[SECRET_ENV] = EXCHANGE_CLIENTS.basic.clientSecret
-    const config = validateConfig(
-      {
-        listen: { host: '127.0.0.1', port: await freePort() },
-        auth: {
-          issuer: idp.issuer,
-          caFile: 'ca.pem',
-          audience: GATEWAY_AUDIENCE,
-          roleClaims: [],
-          // No broker: the token the MCP client presented is the one traded.
-          tokenExchange: {
-            clientId: EXCHANGE_CLIENTS.basic.clientId,
-            clientSecret: { env: SECRET_ENV },
-            clientAuth: 'client_secret_basic',
-          },
-        },
-        servers: {
-          warehouse: {
-            command: node,
-            args: [fixture],
-            credentials: {
-              WAREHOUSE_TOKEN: { exchange: { audience: 'warehouse-api', scope: 'read' } },
-            },
-          },
-        },
-        policies: join(dir, 'policy.yaml'),
-      },
-      { file: 'test', baseDir: dir },
-    )
-    gateway = await startGateway(config, {
-      log: pino({ level: 'silent' }),
-      auditDestination: { write: () => {} },
-    })
+    stack = await startExchangeStack('MCP_EDGE_STOP23_EXCHANGE_SECRET')
+    ;({ idp, gateway } = stack)
   })
-  after(async () => {
-    await gateway?.close()
-    await idp?.close()
-    delete process.env[SECRET_ENV]
-  })
+  after(() => stack?.close())
 
   async function call(token: string, id: number) {
     const res = await request(

@@ -1,0 +1,88 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { validateConfig } from '../../gateway/config/load.js'
+import { startGateway, type Gateway } from '../../gateway/gateway.js'
+import {
+  EXCHANGE_CLIENTS,
+  GATEWAY_AUDIENCE,
+  startExchangeIdp,
+  type ExchangeIdp,
+} from './exchange-idp.js'
+import { freePort } from './ports.js'
+import { SERVERS_DIR } from './stack.js'
+import { makeTestCa } from './test-ca.js'
+
+/** A gateway trading the MCP client's own token (no broker) for its `warehouse` server's process. */
+export interface ExchangeStack {
+  idp: ExchangeIdp
+  gateway: Gateway
+  close(): Promise<void>
+}
+
+/**
+ * The fixture as `warehouse`, whose WAREHOUSE_TOKEN is an RFC 8693 exchange of the presented
+ * bearer (alice may have `warehouse-api`); `secretEnv` carries the exchange client's secret;
+ * `credentials`: more of the server's credentials (a user's secret beside the exchange).
+ */
+export async function startExchangeStack(
+  secretEnv: string,
+  credentials: Record<string, unknown> = {},
+): Promise<ExchangeStack> {
+  const ca = makeTestCa()
+  const dir = mkdtempSync(join(tmpdir(), 'exchange-stack-'))
+  writeFileSync(join(dir, 'ca.pem'), ca.ca)
+  writeFileSync(
+    join(dir, 'policy.yaml'),
+    'servers:\n  warehouse:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n',
+  )
+  const idp = await startExchangeIdp({
+    tls: ca,
+    allow: { alice: ['warehouse-api'] },
+    targets: { 'warehouse-api': ['read'] },
+  })
+  process.env[secretEnv] = EXCHANGE_CLIENTS.basic.clientSecret
+  const config = validateConfig(
+    {
+      listen: { host: '127.0.0.1', port: await freePort() },
+      auth: {
+        issuer: idp.issuer,
+        caFile: 'ca.pem',
+        audience: GATEWAY_AUDIENCE,
+        roleClaims: [],
+        // No broker: the token the MCP client presented is the one traded.
+        tokenExchange: {
+          clientId: EXCHANGE_CLIENTS.basic.clientId,
+          clientSecret: { env: secretEnv },
+          clientAuth: 'client_secret_basic',
+        },
+      },
+      servers: {
+        warehouse: {
+          command: process.execPath,
+          args: [join(SERVERS_DIR, 'fixture.js')],
+          credentials: {
+            WAREHOUSE_TOKEN: { exchange: { audience: 'warehouse-api', scope: 'read' } },
+            ...credentials,
+          },
+        },
+      },
+      policies: join(dir, 'policy.yaml'),
+    },
+    { file: 'test', baseDir: dir },
+  )
+  const gateway = await startGateway(config, {
+    log: pino({ level: 'silent' }),
+    auditDestination: { write: () => {} },
+  })
+  return {
+    idp,
+    gateway,
+    async close() {
+      await gateway.close()
+      await idp.close()
+      delete process.env[secretEnv]
+    },
+  }
+}
