@@ -6,7 +6,8 @@
 // and its first session opened, then the one-at-a-time calls ("seq p50": BENCH_WARMUP untimed
 // rounds, then BENCH_CALLS timed ones, 1000 by default) run with every row's calls interleaved
 // call by call in a shuffled order each round (sequential.ts), so every row meets the same
-// spells of the shared machine; then each row's load runs on its own and the row is stopped.
+// spells of the shared machine; then every row is stopped, and each row is started again for
+// its load, run with no other row alive (idle rows cost the measured one CPU), and stopped.
 // The table shows each seq p50 with its repetitions' lowest and highest, the ratio block the
 // one-at-a-time ratio's range repetition by repetition. Then mcp-edge's process models (session
 // start from a warm pool, cold, and back to back with the default config; shared mode with 1,000
@@ -173,9 +174,10 @@ const stopRow = (spec: RowSpec, target: Target | undefined) =>
 
 /**
  * One repetition: every row's server started and its first session opened; then the calls one
- * at a time, every row's interleaved call by call (sequential.ts); then each row's load on its
- * own, the row stopped right after it (a row of 16 sessions holds 16 processes). A failing row
- * is reported and left out; the others go on.
+ * at a time, every row's interleaved call by call (sequential.ts); then every row stopped, and
+ * each row's load on its own: the row started again (its first session, start time and idle RSS
+ * from this start), loaded and stopped, with no other row alive. A failing row is reported and
+ * left out; the others go on.
  */
 async function runRep(rows: RowSpec[], rep: number, failures: RowFailure[]): Promise<RowResult[]> {
   const opened: Opened[] = []
@@ -203,14 +205,23 @@ async function runRep(rows: RowSpec[], rep: number, failures: RowFailure[]): Pro
     },
   )
   console.log(`rep ${rep}: ${opened.length} rows one call at a time, interleaved: ${since(t0)}`)
+  // Every row stopped before any load: a load runs with no other row alive. Idle servers of the
+  // other rows (their timers, idle collections, 40-odd processes) cost the measured row CPU and
+  // wake-ups, and the more the earlier it came in the list.
+  for (const { spec, target, first } of opened) {
+    await first.session.close().catch(() => {})
+    await stopRow(spec, target)
+  }
   const results: RowResult[] = []
-  for (const [i, { spec, target, first, startMs }] of opened.entries()) {
+  for (const [i, { spec }] of opened.entries()) {
+    if (failed.has(i)) continue
     const t0 = performance.now()
+    let target: Target | undefined
     try {
-      if (failed.has(i)) {
-        await first.session.close().catch(() => {})
-        continue
-      }
+      target = await spec.start()
+      const first = await openFirst(target)
+      const startMs = performance.now() - t0
+      const t1 = performance.now()
       // Closes every session of the row, the first one too.
       const r = { ...(await measure(spec.key, target, first, sequential[i]!, sizes)), rep }
       if (spec.profiled && target.pid !== undefined) {
@@ -221,8 +232,8 @@ async function runRep(rows: RowSpec[], rep: number, failures: RowFailure[]): Pro
         )
       }
       console.log(
-        `rep ${rep}: ${r.row}: started in ${(startMs / 1000).toFixed(1)} s, load done in ` +
-          `${since(t0)} (${r.processes} processes under load)`,
+        `rep ${rep}: ${r.row}: started again in ${(startMs / 1000).toFixed(1)} s, load done in ` +
+          `${since(t1)} (${r.processes} processes under load)`,
       )
       results.push(r)
     } catch (err) {
