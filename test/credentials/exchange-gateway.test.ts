@@ -6,23 +6,13 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, beforeEach, describe, it } from 'node:test'
 import { pino } from 'pino'
 import { request } from 'undici'
-import { validateConfig } from '../../gateway/config/load.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
-import {
-  EXCHANGE_CLIENTS,
-  GATEWAY_AUDIENCE,
-  startExchangeIdp,
-  type ExchangeIdp,
-} from '../helpers/exchange-idp.js'
+import { EXCHANGE_CLIENTS, startExchangeIdp, type ExchangeIdp } from '../helpers/exchange-idp.js'
+import { exchangeConfig, exchangeDir } from '../helpers/exchange-stack.js'
 import { modernToolCall } from '../helpers/modern-request.js'
-import { freePort } from '../helpers/ports.js'
-import { SERVERS_DIR } from '../helpers/stack.js'
 import { makeTestCa } from '../helpers/test-ca.js'
 
 const sha = (v: string) => createHash('sha256').update(v).digest('hex')
@@ -35,47 +25,18 @@ const auditLines: string[] = []
 
 let dir: string
 
-/** The gateway's config: the warehouse server, its token exchanged at the IdP with `exchange` options. */
-async function gatewayConfig(exchange: { timeout?: number } = {}) {
-  return validateConfig(
-    {
-      listen: { host: '127.0.0.1', port: await freePort() },
-      auth: {
-        issuer: idp.issuer,
-        caFile: 'ca.pem',
-        audience: GATEWAY_AUDIENCE,
-        roleClaims: [],
-        tokenExchange: {
-          clientId: EXCHANGE_CLIENTS.basic.clientId,
-          clientSecret: { env: SECRET_ENV },
-          clientAuth: 'client_secret_basic',
-          renewBefore: 60_000,
-          ...exchange,
-        },
-      },
-      servers: {
-        warehouse: {
-          command: process.execPath,
-          args: [join(SERVERS_DIR, 'fixture.js')],
-          credentials: {
-            WAREHOUSE_TOKEN: { exchange: { audience: 'warehouse-api', scope: 'read' } },
-          },
-        },
-      },
-      policies: join(dir, 'policy.yaml'),
-    },
-    { file: 'test', baseDir: dir },
-  )
-}
+/** The gateway's config (exchange-stack.ts), with `exchange` options of its own. */
+const gatewayConfig = (exchange: { timeout?: number } = {}) =>
+  exchangeConfig({
+    dir,
+    idp,
+    secretEnv: SECRET_ENV,
+    exchange: { renewBefore: 60_000, ...exchange },
+  })
 
 before(async () => {
   const ca = makeTestCa()
-  const tmp = mkdtempSync(join(tmpdir(), 'mcp-edge-exchange-gw-'))
-  writeFileSync(join(tmp, 'ca.pem'), ca.ca)
-  writeFileSync(
-    join(tmp, 'policy.yaml'),
-    'servers:\n  warehouse:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n',
-  )
+  dir = exchangeDir(ca.ca)
   idp = await startExchangeIdp({
     tls: ca,
     allow: {
@@ -88,7 +49,6 @@ before(async () => {
     targets: { 'warehouse-api': ['read'] },
   })
   process.env[SECRET_ENV] = EXCHANGE_CLIENTS.basic.clientSecret
-  dir = tmp
   const config = await gatewayConfig()
   gateway = await startGateway(config, {
     log: pino({ level: 'debug' }, { write: (l: string) => void logLines.push(l) }),

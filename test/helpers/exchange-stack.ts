@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { validateConfig } from '../../gateway/config/load.js'
+import type { GatewayConfig } from '../../gateway/config/schema.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
 import {
   EXCHANGE_CLIENTS,
@@ -21,41 +22,44 @@ export interface ExchangeStack {
   close(): Promise<void>
 }
 
-/**
- * The fixture as `warehouse`, whose WAREHOUSE_TOKEN is an RFC 8693 exchange of the presented
- * bearer (alice may have `warehouse-api`); `secretEnv` carries the exchange client's secret;
- * `credentials`: more of the server's credentials (a user's secret beside the exchange).
- */
-export async function startExchangeStack(
-  secretEnv: string,
-  credentials: Record<string, unknown> = {},
-): Promise<ExchangeStack> {
-  const ca = makeTestCa()
+/** A folder holding the IdP's CA (`ca.pem`) and a policy letting `mcp:read` use `warehouse`. */
+export function exchangeDir(ca: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'exchange-stack-'))
-  writeFileSync(join(dir, 'ca.pem'), ca.ca)
+  writeFileSync(join(dir, 'ca.pem'), ca)
   writeFileSync(
     join(dir, 'policy.yaml'),
     'servers:\n  warehouse:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n',
   )
-  const idp = await startExchangeIdp({
-    tls: ca,
-    allow: { alice: ['warehouse-api'] },
-    targets: { 'warehouse-api': ['read'] },
-  })
-  process.env[secretEnv] = EXCHANGE_CLIENTS.basic.clientSecret
-  const config = validateConfig(
+  return dir
+}
+
+/**
+ * The gateway's config: the fixture as `warehouse`, whose WAREHOUSE_TOKEN is an RFC 8693
+ * exchange at `idp` of the presented bearer (no broker); `secretEnv` names the variable holding
+ * the exchange client's secret, `exchange` sets more of auth.tokenExchange, `credentials` adds
+ * more of the server's credentials (a user's secret beside the exchange).
+ */
+export async function exchangeConfig(o: {
+  dir: string
+  idp: ExchangeIdp
+  secretEnv: string
+  exchange?: Record<string, unknown>
+  credentials?: Record<string, unknown>
+}): Promise<GatewayConfig> {
+  return validateConfig(
     {
       listen: { host: '127.0.0.1', port: await freePort() },
       auth: {
-        issuer: idp.issuer,
+        issuer: o.idp.issuer,
         caFile: 'ca.pem',
         audience: GATEWAY_AUDIENCE,
         roleClaims: [],
         // No broker: the token the MCP client presented is the one traded.
         tokenExchange: {
           clientId: EXCHANGE_CLIENTS.basic.clientId,
-          clientSecret: { env: secretEnv },
+          clientSecret: { env: o.secretEnv },
           clientAuth: 'client_secret_basic',
+          ...o.exchange,
         },
       },
       servers: {
@@ -64,14 +68,33 @@ export async function startExchangeStack(
           args: [join(SERVERS_DIR, 'fixture.js')],
           credentials: {
             WAREHOUSE_TOKEN: { exchange: { audience: 'warehouse-api', scope: 'read' } },
-            ...credentials,
+            ...o.credentials,
           },
         },
       },
-      policies: join(dir, 'policy.yaml'),
+      policies: join(o.dir, 'policy.yaml'),
     },
-    { file: 'test', baseDir: dir },
+    { file: 'test', baseDir: o.dir },
   )
+}
+
+/**
+ * {@link exchangeConfig} served, in front of its own IdP (alice may have `warehouse-api`);
+ * `secretEnv` carries the exchange client's secret; `credentials`: more of the server's.
+ */
+export async function startExchangeStack(
+  secretEnv: string,
+  credentials: Record<string, unknown> = {},
+): Promise<ExchangeStack> {
+  const ca = makeTestCa()
+  const dir = exchangeDir(ca.ca)
+  const idp = await startExchangeIdp({
+    tls: ca,
+    allow: { alice: ['warehouse-api'] },
+    targets: { 'warehouse-api': ['read'] },
+  })
+  process.env[secretEnv] = EXCHANGE_CLIENTS.basic.clientSecret
+  const config = await exchangeConfig({ dir, idp, secretEnv, credentials })
   const gateway = await startGateway(config, {
     log: pino({ level: 'silent' }),
     auditDestination: { write: () => {} },
