@@ -14,6 +14,7 @@ import { request } from 'undici'
 import type { SecretOwner, UserSecrets } from '../../gateway/credentials/secrets.js'
 import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const node = process.execPath
 const fixture = join(SERVERS_DIR, 'fixture.js')
@@ -538,10 +539,4 @@ function alive(pid: number): boolean {
   } catch {
     return false
   }
-}
-
-/** Waits for a condition the gateway makes true (a process exit, a log line), looking every 10 ms, up to 10 s. */
-async function waitFor(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10))
-  assert.ok(cond(), 'the condition came true')
 }

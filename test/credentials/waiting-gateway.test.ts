@@ -16,6 +16,7 @@ import { type SecretOwner, userKey } from '../../gateway/credentials/secrets.js'
 import { createMemoryStore } from '../../gateway/store/memory.js'
 import type { Store } from '../../gateway/store/store.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const node = process.execPath
 const fixture = join(SERVERS_DIR, 'fixture.js')
@@ -122,12 +123,6 @@ function call(s: Session, settled: unknown[] = [], signal?: AbortSignal) {
       (r) => (settled.push(r), r),
       (err: Error) => (settled.push(err), err),
     )
-}
-
-/** Waits for a condition the gateway makes true, looking every 10 ms, up to 10 s. */
-async function waitFor(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10))
-  assert.ok(cond(), what)
 }
 
 const BOUND = new RegExp(

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const V = '2026-07-28'
 const ACCEPT = 'application/json, text/event-stream'
@@ -62,14 +63,6 @@ const windows = (server: string) => logged(server, `server ${server} failed to s
 /** Times the pool looked whether it may spawn and was told to wait. */
 const waits = (server: string) =>
   logged(server, 'warm processes wait for the server to start again')
-
-/** Waits until `fn` holds (an event the test cannot be told of: a file written by a child). */
-async function waitFor(fn: () => boolean, what: string): Promise<void> {
-  for (let i = 0; !fn(); i++) {
-    if (i > 1000) throw new Error(`timed out waiting: ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 /**
  * Waits until the pool was told five more times to wait for `server`'s window, or it spawned

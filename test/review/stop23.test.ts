@@ -24,6 +24,7 @@ import type { Store } from '../../gateway/store/store.js'
 import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
 import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const node = process.execPath
 const fixture = join(SERVERS_DIR, 'fixture.js')
@@ -108,12 +109,6 @@ async function connect(
   })
   await client.connect(transport)
   return { client, transport }
-}
-
-/** Waits for a condition the gateway makes true, looking every 10 ms, up to 10 s. */
-async function waitFor(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10))
-  assert.ok(cond(), what)
 }
 
 describe('stop 23: stderr redaction covers what a line-by-line scan missed', () => {
