@@ -15,6 +15,7 @@ import type { SecretOwner, UserSecrets } from '../../gateway/credentials/secrets
 import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
+import { connectAs } from '../helpers/sdk-session.js'
 
 const node = process.execPath
 const fixture = join(SERVERS_DIR, 'fixture.js')
@@ -58,23 +59,8 @@ function textOf(result: unknown): string {
 }
 
 /** A session (2025-11-25) of `user` on `server`, with `capabilities` and handlers set by `setup`. */
-async function connect(
-  user: string,
-  server = 'vault',
-  o: { capabilities?: Record<string, unknown>; setup?: (c: Client) => void } = {},
-) {
-  const client = new Client(
-    { name: `test-${user}`, version: '0' },
-    { capabilities: o.capabilities ?? {} },
-  )
-  o.setup?.(client)
-  const token = await stack.token(user, { server })
-  await client.connect(
-    new StreamableHTTPClientTransport(new URL(stack.local(server)), {
-      requestInit: { headers: { authorization: `Bearer ${token}` } },
-    }),
-  )
-  return client
+async function connect(user: string, server = 'vault', o: Parameters<typeof connectAs>[3] = {}) {
+  return (await connectAs(stack, user, server, o)).client
 }
 
 async function credentialOf(

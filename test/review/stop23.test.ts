@@ -16,7 +16,6 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import type { SecretOwner } from '../../gateway/credentials/secrets.js'
 import { createMemoryStore } from '../../gateway/store/memory.js'
@@ -25,6 +24,7 @@ import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
 import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
+import { connectAs } from '../helpers/sdk-session.js'
 
 const node = process.execPath
 const fixture = join(SERVERS_DIR, 'fixture.js')
@@ -92,24 +92,12 @@ async function credentialStack(
 const ownerOf = (stack: Stack, sub: string): SecretOwner => ({ iss: stack.idp.issuer, sub })
 
 /** A 2025-11-25 session of `user` on `server`. */
-async function connect(
+const connect = (
   stack: Stack,
   user: string,
   server: string,
-  o: { capabilities?: Record<string, unknown>; setup?: (c: Client) => void } = {},
-) {
-  const client = new Client(
-    { name: `stop23-${user}`, version: '0' },
-    { capabilities: o.capabilities ?? {} },
-  )
-  o.setup?.(client)
-  const token = await stack.token(user, { server })
-  const transport = new StreamableHTTPClientTransport(new URL(stack.local(server)), {
-    requestInit: { headers: { authorization: `Bearer ${token}` } },
-  })
-  await client.connect(transport)
-  return { client, transport }
-}
+  o: Parameters<typeof connectAs>[3] = {},
+) => connectAs(stack, user, server, { name: `stop23-${user}`, ...o })
 
 describe('stop 23: stderr redaction covers what a line-by-line scan missed', () => {
   let stack: Stack

@@ -19,7 +19,6 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { ConfigError } from '../../gateway/config/errors.js'
 import { validateConfig } from '../../gateway/config/load.js'
@@ -29,6 +28,7 @@ import { startExchangeStack, type ExchangeStack } from '../helpers/exchange-stac
 import { modernToolCall } from '../helpers/modern-request.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
+import { connectAs } from '../helpers/sdk-session.js'
 
 const node = process.execPath
 const fixture = join(SERVERS_DIR, 'fixture.js')
@@ -43,24 +43,12 @@ const textOf = (result: unknown) =>
 const ownerOf = (stack: Stack, sub: string): SecretOwner => ({ iss: stack.idp.issuer, sub })
 
 /** A 2025-11-25 session of `user` on `server`. */
-async function connect(
+const connect = (
   stack: Stack,
   user: string,
   server: string,
-  o: { capabilities?: Record<string, unknown>; setup?: (c: Client) => void } = {},
-) {
-  const client = new Client(
-    { name: `stop23c-${user}`, version: '0' },
-    { capabilities: o.capabilities ?? {} },
-  )
-  o.setup?.(client)
-  const token = await stack.token(user, { server })
-  const transport = new StreamableHTTPClientTransport(new URL(stack.local(server)), {
-    requestInit: { headers: { authorization: `Bearer ${token}` } },
-  })
-  await client.connect(transport)
-  return { client, transport }
-}
+  o: Parameters<typeof connectAs>[3] = {},
+) => connectAs(stack, user, server, { name: `stop23c-${user}`, ...o })
 
 const alive = (pid: number) => {
   try {
