@@ -23,7 +23,8 @@ const JSON_HEADERS = {
  * The account page's API, for scripts and `mcp-edge secrets`: `GET /account/api` (the caller's
  * servers, what they need, what is set and when), `PUT` and `DELETE /account/api/secrets/:name`.
  * Authenticated like MCP requests, with a bearer token for any of the gateway's servers or
- * endpoints, so the secrets are the same (iss, sub)'s the page and the processes see. Values go in, never out.
+ * endpoints, so the secrets are the same (iss, sub)'s the page and the processes see; a set or
+ * delete takes a token for a server that takes that secret. Values go in, never out.
  * Errors are JSON `{ error, message }` with stable codes; no CORS (not for other sites' pages).
  */
 export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
@@ -35,6 +36,42 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
       ...Object.keys(d.config.endpoints).flatMap((e) => d.resources.endpointAudiences(e)),
     ]),
   ]
+  // Which servers take each secret, whoever may use them (config, not policy).
+  const takers = new Map<string, string[]>()
+  for (const [server, c] of Object.entries(d.config.servers))
+    for (const cred of Object.values(c.credentials))
+      if ('secret' in cred) takers.set(cred.secret, [...(takers.get(cred.secret) ?? []), server])
+  /**
+   * Whether the token may change secret `name`: it was issued for a server that takes it (its
+   * `aud` is one of that server's, or an endpoint's serving it). Any token of the user's reads
+   * the list, but a token one app holds for one server must not write the key another server
+   * acts with: an app could put its own account's key in place of the user's and read what
+   * the user then sends through that server (or delete it). A secret no server takes any more
+   * (only deleted) is anyone's of the user's to clear.
+   */
+  const tokenTakes = (p: Principal, name: string): boolean => {
+    const using = takers.get(name)
+    if (using === undefined) return true
+    const aud = p.claims.aud
+    const auds = new Set(
+      (typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : []).filter(
+        (a): a is string => typeof a === 'string',
+      ),
+    )
+    return using.some(
+      (s) =>
+        d.resources.audiences(s).some((a) => auds.has(a)) ||
+        [...auds].some((a) => d.resources.serversOf(a).includes(s)),
+    )
+  }
+  const notForIt = (p: Principal, needs: AccountNeeds, method: string, name: string) => {
+    record(p, needs, method, name, 'deny', 'refused: the token is for no server that takes it')
+    return new AccountError(
+      'token_not_for_server',
+      `this token was not issued for a server that takes ${name} (${(takers.get(name) ?? []).join(', ')}): ` +
+        'use a token for one of them, or the account page',
+    )
+  }
   const reply = (status: number, body: unknown, headers: Record<string, string> = {}) =>
     new Response(body === undefined ? null : JSON.stringify(body), {
       status,
@@ -178,6 +215,7 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
           'no server you may use takes a secret of that name',
         )
       }
+      if (!tokenTakes(p, name)) throw notForIt(p, needs, 'account/secret.set', name)
       if (!/^application\/json\s*(;|$)/i.test(c.req.header('content-type') ?? ''))
         throw new AccountError(
           'unsupported_media_type',
@@ -241,6 +279,7 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
           'no server you may use takes a secret of that name',
         )
       }
+      if (!tokenTakes(p, name)) throw notForIt(p, needs, 'account/secret.delete', name)
       await d.secrets.remove({ iss: p.iss, sub: p.sub }, name)
       record(p, needs, 'account/secret.delete', name, 'allow', held ? 'deleted' : 'not set')
       return reply(204, undefined)

@@ -6,6 +6,7 @@ export type AccountErrorCode =
   | 'csrf_mismatch' // the page: a form without this session's token
   | 'origin_not_allowed' // a request from another site's page
   | 'secret_not_allowed' // no server the user may use takes a secret of that name
+  | 'token_not_for_server' // the API: a set or delete with a token for no server taking that secret
   | 'secret_refused' // the secret store refused the name or value (its message says why)
   | 'invalid_body' // not the form or JSON expected
   | 'unsupported_media_type'
@@ -21,6 +22,7 @@ const STATUS: Record<AccountErrorCode, number> = {
   csrf_mismatch: 403,
   origin_not_allowed: 403,
   secret_not_allowed: 403,
+  token_not_for_server: 403,
   secret_refused: 400,
   invalid_body: 400,
   unsupported_media_type: 415,

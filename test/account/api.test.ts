@@ -6,6 +6,7 @@
 // the page's sign-in and the MCP tokens name the same (iss, sub).
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import type { JWTPayload } from 'jose'
 import { request } from 'undici'
 import {
   ACCOUNT_EXCHANGE,
@@ -340,6 +341,152 @@ describe('the account API with an external issuer (the dev IdP)', () => {
     })
   })
 
+  describe('a set or delete needs a token for a server that takes the secret', () => {
+    // An app the user let in for one server must not put its own account's key in place of the
+    // user's for another (and read what the user then sends there), nor delete it.
+    const held = 'ghp_heldBeforeTheAttempts01'
+    const claimsOf = (t: string) =>
+      JSON.parse(Buffer.from(t.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>
+    const as = (aud: unknown) => stack.forge({ ...claimsOf(alice), aud } as JWTPayload)
+    const at = (path: string) => `${stack.url}${path}`
+    const local = (path: string) => `${stack.url.replace('127.0.0.1', 'localhost')}${path}`
+    const cases: { name: string; aud: () => unknown; status: number; error: string }[] = [
+      {
+        name: 'echo, which takes no secret',
+        aud: () => at('/mcp/echo'),
+        status: 403,
+        error: 'token_not_for_server',
+      },
+      {
+        name: 'jira, which takes another',
+        aud: () => at('/mcp/jira'),
+        status: 403,
+        error: 'token_not_for_server',
+      },
+      {
+        name: "echo's legacy /sse resource",
+        aud: () => at('/sse/echo'),
+        status: 403,
+        error: 'token_not_for_server',
+      },
+      {
+        name: 'echo by its localhost name',
+        aud: () => local('/mcp/echo'),
+        status: 403,
+        error: 'token_not_for_server',
+      },
+      {
+        name: 'echo and jira',
+        aud: () => [at('/mcp/echo'), at('/mcp/jira')],
+        status: 403,
+        error: 'token_not_for_server',
+      },
+      {
+        name: 'echo among values of other types',
+        aud: () => [{ url: at('/mcp/github') }, 7, null, at('/mcp/echo')],
+        status: 403,
+        error: 'token_not_for_server',
+      },
+      {
+        name: 'github in upper case',
+        aud: () => at('/MCP/GITHUB'),
+        status: 401,
+        error: 'unauthorized',
+      },
+      {
+        name: 'github with a trailing slash',
+        aud: () => `${at('/mcp/github')}/`,
+        status: 401,
+        error: 'unauthorized',
+      },
+      {
+        name: 'github with a leading space',
+        aud: () => ` ${at('/mcp/github')}`,
+        status: 401,
+        error: 'unauthorized',
+      },
+      {
+        name: 'github percent-encoded',
+        aud: () => at('/mcp/%67ithub'),
+        status: 401,
+        error: 'unauthorized',
+      },
+      {
+        name: 'github as a query',
+        aud: () => at('/mcp/echo?server=github'),
+        status: 401,
+        error: 'unauthorized',
+      },
+    ]
+    before(async () => {
+      const res = await api(secret('github-token'), {
+        method: 'PUT',
+        token: alice,
+        body: { value: held },
+      })
+      assert.ok(res.status === 201 || res.status === 200, res.text)
+    })
+    after(async () => {
+      await api(secret('github-token'), { method: 'DELETE', token: alice })
+    })
+    for (const c of cases) {
+      for (const method of ['PUT', 'DELETE']) {
+        it(`a token for ${c.name}: ${method} → ${c.status} ${c.error}, the held key untouched`, async () => {
+          const token = await as(c.aud())
+          const audits = stack.audit().length
+          const res = await api(secret('github-token'), {
+            method,
+            token,
+            ...(method === 'PUT' ? { body: { value: 'ghp_theAppsOwnAccountKey99' } } : {}),
+          })
+          assert.equal(res.status, c.status, res.text)
+          assert.equal(res.json.error, c.error)
+          assert.equal(await secretsIn(store).value(owner('alice'), 'github-token'), held)
+          if (c.status === 403) {
+            assert.match(String(res.json.message), /github/)
+            const line = stack.audit().slice(audits).at(-1)!
+            assert.equal(line.decision, 'deny')
+            assert.equal(line.server, 'github')
+            assert.equal(line.name, 'github-token')
+            assert.match(String(line.outcome), /no server that takes it/)
+          }
+        })
+      }
+    }
+    it('that token still lists what the user has (names and dates, no value)', async () => {
+      const res = await api(base(), { token: await as(at('/mcp/echo')) })
+      assert.equal(res.status, 200, res.text)
+      assert.deepEqual(
+        (res.json.secrets as { name: string }[]).map((s) => s.name),
+        ['github-token'],
+      )
+    })
+    for (const [name, aud] of [
+      ['github', () => at('/mcp/github')],
+      ["github's legacy /sse resource", () => at('/sse/github')],
+      ['github by its localhost name', () => local('/mcp/github')],
+      ['the endpoint /mcp, which serves github', () => at('/mcp')],
+      ['echo and github', () => [at('/mcp/echo'), at('/mcp/github')]],
+    ] as const) {
+      it(`a token for ${name} sets it`, async () => {
+        const value = `ghp_setWith_${name.replace(/\W+/g, '_')}`
+        const res = await api(secret('github-token'), {
+          method: 'PUT',
+          token: await as(aud()),
+          body: { value },
+        })
+        assert.equal(res.status, 200, res.text)
+        assert.equal(await secretsIn(store).value(owner('alice'), 'github-token'), value)
+        const back = await api(secret('github-token'), {
+          method: 'PUT',
+          token: alice,
+          body: { value: held },
+        })
+        assert.equal(back.status, 200, back.text)
+      })
+    }
+  })
+
   describe('refusals, storing nothing', () => {
     const cases: {
       name: string
@@ -644,25 +791,35 @@ describe('with the broker: the page and the API are the same user', () => {
       { env: 'UPSTREAM', kind: 'upstreamToken', token: 'access_token', upstream, held: true },
     )
 
+    // The app's token is for github: it may not put a key in place for jira (another app's
+    // server), which the page can.
+    const jiraByApp = await api(`${stack.url}/account/api/secrets/jira-token`, {
+      method: 'PUT',
+      token,
+      body: { value: 'from-the-app' },
+    })
+    assert.equal(jiraByApp.status, 403, jiraByApp.text)
+    assert.equal(jiraByApp.json.error, 'token_not_for_server')
+    assert.equal(
+      await secretsIn(stack.store).value({ iss: stack.url, sub: ALICE }, 'jira-token'),
+      undefined,
+    )
     assert.equal(
       (
-        await api(`${stack.url}/account/api/secrets/jira-token`, {
+        await api(`${stack.url}/account/api/secrets/github-token`, {
           method: 'PUT',
           token,
           body: { value: 'from-the-api' },
         })
       ).status,
-      201,
+      200,
     )
     const again = await send(`${stack.url}/account`, { jar })
-    assert.match(again.text, /id="secret-jira-jira-token">[\s\S]*?Set on <time/)
-    assert.equal(
-      await secretsIn(stack.store).value({ iss: stack.url, sub: ALICE }, 'jira-token'),
-      'from-the-api',
-    )
+    assert.match(again.text, /id="secret-github-github-token">[\s\S]*?Set on <time/)
+    assert.doesNotMatch(again.text, /id="secret-jira-jira-token">(?:(?!<\/li>)[\s\S])*Set on <time/)
     assert.equal(
       await secretsIn(stack.store).value({ iss: stack.url, sub: ALICE }, 'github-token'),
-      'from-the-page',
+      'from-the-api',
     )
   })
 })
