@@ -178,6 +178,10 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
       },
       { name: 'gateway 404', status: 404, go: () => get('/nope') },
       { name: 'metrics blocked at the edge', status: 404, go: () => get('/metrics') },
+      { name: 'readiness blocked at the edge', status: 404, go: () => get('/readyz') },
+      ...['/readyz?x=1', '//readyz', '/%72eadyz', '/readyz/', '/./readyz', '/x/../readyz'].map(
+        (path) => ({ name: `readiness as ${path}, blocked`, status: 404, go: () => get(path) }),
+      ),
       { name: 'nginx 413', status: 413, go: () => mcp('fixture', huge) },
     ]
     for (const c of cases) {
