@@ -827,8 +827,18 @@ describe('2026-07-28 subscriptions/listen and resources', () => {
         .audit()
         .find((e) => e.method === 'subscriptions/listen' && e.name === 'test://static-text')
       assert.equal(refusal?.decision, 'deny')
-      // Well past idleTimeout: the stream's process is kept, and requests still run on it.
-      await new Promise((r) => setTimeout(r, 1200))
+      // Past idleTimeout: another principal's lane, used after the stream's, is reaped (a sweep
+      // that found the stream's process idle for longer); that process is kept, and requests
+      // still run on it.
+      const lanes = () => gauge(/^mcp_edge_lanes (\d+)/m)
+      const without = await lanes()
+      const other = await call(
+        'tools/call',
+        { name: 'test_simple_text', arguments: {} },
+        { token: await stack.token('bob', { server: 'conformance' }), server: 'conformance' },
+      )
+      assert.equal(other.status, 200, other.text)
+      await waitFor(async () => (await lanes()) <= without, "bob's idle lane was reaped")
       await call(
         'tools/call',
         { name: 'test_update_watched_resource', arguments: {} },
