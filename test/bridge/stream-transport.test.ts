@@ -16,6 +16,7 @@ import {
   type TransportReply,
   type TransportRequest,
 } from '../../gateway/bridge/stream-transport.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const SID = 'session-1'
 const ACCEPT = 'application/json, text/event-stream'
@@ -569,7 +570,7 @@ describe('StreamTransport on a Node response', () => {
     const r = (await s.post(call(1))) as Extract<TransportReply, { kind: 'stream' }>
     const srv = await serve((res) => void r.stream.attach(res, { status: 200, headers: r.headers }))
     const { seen, done } = fetchRaw(srv.port)
-    while (!seen.body.includes('\n\n')) await new Promise((resolve) => setTimeout(resolve, 5))
+    await waitFor(() => seen.body.includes('\n\n'), 'the first event arrived')
     assert.equal(events(seen.body)[0]!.data, '', 'the priming event came without the reply')
     s.t.send(result(1))
     await done
@@ -590,7 +591,7 @@ describe('StreamTransport on a Node response', () => {
       )
     })
     const { seen, done } = fetchRaw(srv.port)
-    while (events(seen.body).length < 2) await new Promise((resolve) => setTimeout(resolve, 5))
+    await waitFor(() => events(seen.body).length >= 2, 'two events arrived')
     assert.deepEqual(
       events(seen.body).map((e) => e.data.slice(0, 30)),
       ['', '{"jsonrpc":"2.0","method":"not'],
@@ -604,12 +605,18 @@ describe('StreamTransport on a Node response', () => {
     const s = setup({ store: false })
     await s.ready()
     const r = (await s.post(call(1))) as Extract<TransportReply, { kind: 'stream' }>
-    const srv = await serve((res) => r.stream.attach(res, { status: 200, headers: r.headers }))
+    let attached!: () => void
+    const served = new Promise<void>((resolve) => (attached = resolve))
+    const srv = await serve((res) => {
+      r.stream.attach(res, { status: 200, headers: r.headers })
+      attached()
+    })
     const socket = connect(srv.port, '127.0.0.1')
     await new Promise((resolve) => socket.once('connect', resolve))
     socket.write('GET / HTTP/1.0\r\n\r\n')
     socket.pause()
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    // The stream writes to the paused reader from now on.
+    await served
     const pad = 'x'.repeat(4000)
     // Far more than a paused loopback socket holds (several MB): the rest meets the bound.
     for (let i = 0; i < 5000; i++)

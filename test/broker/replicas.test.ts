@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { createClient } from '@redis/client'
 import { decodeJwt } from 'jose'
 import { request } from 'undici'
@@ -24,6 +23,7 @@ import {
 } from '../helpers/broker-replicas.js'
 import { REDIRECT } from '../helpers/oauth-provider.js'
 import { NO_REDIS } from '../helpers/redis.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 let s: BrokerReplicas
 const notes = () => `${s.publicUrl}/mcp/notes`
@@ -175,12 +175,11 @@ async function initialize(via: ReplicaName, token: string) {
  * revocation arrives by message, so this waits for that event (bounded), never for a time.
  */
 async function refusedAt(via: ReplicaName, token: string): Promise<number> {
-  const deadline = Date.now() + 5_000
-  let status = (await initialize(via, token)).status
-  while (status !== 401 && Date.now() < deadline) {
-    await sleep(10)
-    status = (await initialize(via, token)).status
-  }
+  let status = 0
+  await waitFor(
+    async () => (status = (await initialize(via, token)).status) === 401,
+    () => `${via} still answers ${status}`,
+  )
   return status
 }
 
@@ -662,5 +661,8 @@ describe('a Redis store without shared keys', { skip: NO_REDIS }, () => {
  * until the answer is the store's (invalid_grant), not the outage's (server_error).
  */
 async function reconnected(via: ReplicaName, client: TestClient): Promise<void> {
-  while ((await refresh(via, client, 'no-such-refresh-token')).status >= 500) await sleep(50)
+  await waitFor(
+    async () => (await refresh(via, client, 'no-such-refresh-token')).status < 500,
+    `${via} reached Redis again`,
+  )
 }

@@ -12,6 +12,7 @@ import { RevocationList, type RevocationEvent } from '../../gateway/broker/revoc
 import { createRedisStore } from '../../gateway/store/redis.js'
 import type { Store } from '../../gateway/store/store.js'
 import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const SILENT = pino({ level: 'silent' })
 const KEY = 'k'.repeat(32)
@@ -51,14 +52,6 @@ class Relay {
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
-  }
-}
-
-/** Resolves once `pred` holds (looked at every 20 ms), failing with `what` after 20 s. */
-async function until(pred: () => boolean, what: string): Promise<void> {
-  for (let waited = 0; !pred(); waited += 20) {
-    if (waited > 20_000) assert.fail(`never: ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
   }
 }
 
@@ -116,25 +109,25 @@ describe('revocation list heartbeat', { skip: NO_REDIS }, () => {
       iat: Math.floor(Date.now() / 1000),
     })
     await a.list.revokeGrant('heard')
-    await until(() => b.list.refusal(marks('heard')) !== undefined, 'B hears a revocation')
+    await waitFor(() => b.list.refusal(marks('heard')) !== undefined, 'B hears a revocation')
     assert.equal(b.list.problem(), undefined)
 
     // Every subscription connection goes silent, the ones B will make included.
     relay.silent = (i) => i > 0
-    await until(() => b.events.includes('subscription_lost'), 'B notices the silence')
+    await waitFor(() => b.events.includes('subscription_lost'), 'B notices the silence')
     assert.match(b.list.problem() ?? '', /not being received/)
     // A revocation whose message B cannot hear: B refuses it anyway, from the store.
     await a.list.revokeGrant('unheard')
-    await until(() => b.list.refusal(marks('unheard')) !== undefined, 'B polls the store')
+    await waitFor(() => b.list.refusal(marks('unheard')) !== undefined, 'B polls the store')
     assert.equal(b.list.problem() !== undefined, true, 'still not trusted while silent')
 
     // New connections get through again: B's next subscription hears its heartbeat.
     const silentUpTo = relay.connections
     relay.silent = (i) => i > 0 && i < silentUpTo
-    await until(() => b.events.includes('resynced'), 'B subscribed anew')
+    await waitFor(() => b.events.includes('resynced'), 'B subscribed anew')
     assert.equal(b.list.problem(), undefined)
     await a.list.revokeGrant('after')
-    await until(() => b.list.refusal(marks('after')) !== undefined, 'B hears again')
+    await waitFor(() => b.list.refusal(marks('after')) !== undefined, 'B hears again')
     assert.equal(a.list.refusal(marks('never-revoked')), undefined)
     assert.equal(b.list.refusal(marks('never-revoked')), undefined)
   })

@@ -14,6 +14,7 @@ import { send } from '../helpers/broker-raw.js'
 import type { CookieJar } from '../helpers/oauth-flow.js'
 import { REDIRECT } from '../helpers/oauth-provider.js'
 import { NO_REDIS } from '../helpers/redis.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 let s: BrokerReplicas
 
@@ -147,12 +148,11 @@ describe('the broker sign-in page with its Redis down', {
       await s.redis.start()
     }
     // Back: the same page, the same browser, goes on with the sign-in.
-    let up = await send(page, { jar })
     // Until the replica's Redis client has reconnected (its backoff), bounded.
-    for (let i = 0; i < 200 && up.status === 503; i++) {
-      await new Promise((r) => setTimeout(r, 50))
-      up = await send(page, { jar })
-    }
+    const up = await waitFor(async () => {
+      const r = await send(page, { jar })
+      return r.status !== 503 && r
+    }, "the replica's Redis client reconnected")
     assert.ok(up.status === 200 || up.status === 303, `${up.status} ${up.text.slice(0, 300)}`)
     assert.doesNotMatch(up.text, /expired/)
   })

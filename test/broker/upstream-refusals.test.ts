@@ -11,6 +11,7 @@ import type {
 import { DEFAULT_UPSTREAM_MAX_RESPONSE_BYTES } from '../../gateway/config/schema.js'
 import { connect, leaksNone, rejectsUpstream, toCallback } from '../helpers/upstream-client.js'
 import { startEntraLike, startPlainOAuth, type UpstreamIdp } from '../helpers/upstream-idp.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 /** One refusal: what to break, then the code finish must fail with and whether the code was exchanged. */
 interface Case {
@@ -282,7 +283,7 @@ describe('upstream sign-in refusals', () => {
     idps.entra.knobs.tokenDelayMs = 600_000
     const { callback, tx } = await toCallback(up, idps.entra)
     const finished = rejectsUpstream(up.finish(callback, tx), 'upstream_unavailable')
-    while (idps.entra.counts.token === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+    await waitFor(() => idps.entra.counts.token > 0, 'the token request reached the IdP')
     await up.close()
     await finished
     assert.equal(idps.entra.counts.token, 1)

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { after, describe, it } from 'node:test'
 import { request } from 'undici'
 import { SERVERS_DIR } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url))
 const POLICIES = fileURLToPath(new URL('../../../policies/', import.meta.url))
@@ -353,8 +354,7 @@ describe('serve with the dev IdP, token, and a clean shutdown', () => {
     assert.match(await call.body.text(), /via cli token/)
 
     s.p.kill('SIGHUP')
-    for (let i = 0; i < 100 && !s.lines.some((l) => l.msg === 'policy reloaded'); i++)
-      await new Promise((r) => setTimeout(r, 50))
+    await waitFor(() => s.lines.some((l) => l.msg === 'policy reloaded'), 'the policy reloaded')
     assert.ok(s.lines.some((l) => l.msg === 'SIGHUP: reloading policies'))
     assert.ok(s.lines.some((l) => l.msg === 'policy reloaded'))
 

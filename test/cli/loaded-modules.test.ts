@@ -5,16 +5,16 @@
 // preloaded probe (test/helpers/loaded-scripts.ts) once it listens.
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { setTimeout as delay } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import { SEALING } from '../helpers/account.js'
 import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url))
 const PROBE = fileURLToPath(new URL('../helpers/loaded-scripts.js', import.meta.url))
@@ -71,16 +71,14 @@ async function loadedBy(name: string, config: Record<string, unknown>): Promise<
     p.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${stderr}`)))
   })
   p.kill('SIGUSR2')
-  while (!existsSync(out)) await delay(20)
   // Written in one call; a read racing it sees a partial file, so read until it parses.
-  let urls: string[] | undefined
-  while (urls === undefined) {
+  const urls = await waitFor(() => {
     try {
-      urls = JSON.parse(readFileSync(out, 'utf8')) as string[]
+      return JSON.parse(readFileSync(out, 'utf8')) as string[]
     } catch {
-      await delay(20)
+      return undefined
     }
-  }
+  }, 'the gateway wrote its loaded modules')
   p.kill('SIGTERM')
   await new Promise((resolve) => p.once('exit', resolve))
   return urls

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { it } from 'node:test'
 import { SERVERS_DIR } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url))
 const POLICIES = fileURLToPath(new URL('../../../policies/', import.meta.url))
@@ -74,7 +75,7 @@ policies: ${JSON.stringify(POLICIES)}
     }
     gateway.kill('SIGTERM')
     assert.equal(await exited, 0, stderr)
-    for (const pid of kids) while (alive(pid)) await new Promise((r) => setTimeout(r, 20))
+    for (const pid of kids) await waitFor(() => !alive(pid), `child ${pid} ended`)
   } finally {
     if (gateway.exitCode === null) gateway.kill('SIGKILL')
   }

@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
+import type { Client } from '@modelcontextprotocol/client'
+import { connectAs } from '../helpers/sdk-session.js'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const MODULES = fileURLToPath(
@@ -61,15 +62,7 @@ function githubEnvs(): Map<number, Record<string, string>> {
 }
 
 async function connect(user: string): Promise<Client> {
-  const c = new Client({ name: 'github-test', version: '0' })
-  await c.connect(
-    new StreamableHTTPClientTransport(new URL(stack.local('github')), {
-      requestInit: {
-        headers: { authorization: `Bearer ${await stack.token(user, { server: 'github' })}` },
-      },
-    }),
-  )
-  return c
+  return (await connectAs(stack, user, 'github', { name: 'github-test' })).client
 }
 
 describe("@modelcontextprotocol/server-github with each user's own token", () => {

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const V = '2026-07-28'
 const fixture = join(SERVERS_DIR, 'fixture.js')
@@ -232,8 +233,7 @@ describe('an endpoint: what a session carries', () => {
         /from the client/,
       )
       await c.callTool({ name: 'fixture_list_changed', arguments: {} })
-      for (let i = 0; i < 500 && changed.length === 0; i++)
-        await new Promise((r) => setTimeout(r, 10))
+      await waitFor(() => changed.length > 0, 'the list change reached the client')
       assert.deepEqual(changed, ['tools'])
     } finally {
       await c.close()
@@ -475,9 +475,17 @@ describe("an endpoint's subscriptions/listen (2026-07-28)", () => {
           ['notifications/prompts/list_changed', 4242],
         ],
       )
-      // Another user's changes are not this stream's.
-      await callAt('/mcp/watch', await tokenFor('bob', '/mcp/watch'), 'fixture_list_changed')
-      await new Promise((r) => setTimeout(r, 200))
+      // Another user's changes are not this stream's: delivered to that user's stream (sent
+      // with the same notification), never to this one.
+      const bob = await tokenFor('bob', '/mcp/watch')
+      const bobs = await listenAt('/mcp/watch', bob, { toolsListChanged: true }, 1)
+      try {
+        await waitFor(() => bobs.events.length >= 1, "bob's stream is acknowledged")
+        await callAt('/mcp/watch', bob, 'fixture_list_changed')
+        await waitFor(() => bobs.events.length >= 2, "bob's stream heard bob's change")
+      } finally {
+        bobs.close()
+      }
       assert.equal(s.events.length, 3)
     } finally {
       s.close()
@@ -487,20 +495,29 @@ describe("an endpoint's subscriptions/listen (2026-07-28)", () => {
   it('sends only what the filter asks for', async () => {
     const token = await tokenFor('alice', '/mcp/watch')
     const s = await listenAt('/mcp/watch', token, { promptsListChanged: true }, 5)
+    // Asks for both: once it heard both, so did the stream under test whatever it lets through.
+    const all = await listenAt(
+      '/mcp/watch',
+      token,
+      { toolsListChanged: true, promptsListChanged: true },
+      6,
+    )
     try {
       await waitFor(() => s.events.length >= 1)
+      await waitFor(() => all.events.length >= 1)
       assert.deepEqual(s.events[0]!.params.notifications, { promptsListChanged: true })
       // One process, one after the other: the tools change would arrive first.
       await callAt('/mcp/watch', token, 'conformance_test_trigger_tool_change')
       await callAt('/mcp/watch', token, 'conformance_test_trigger_prompt_change')
       await waitFor(() => s.events.length >= 2)
-      await new Promise((r) => setTimeout(r, 100))
+      await waitFor(() => all.events.length >= 3, 'the other stream heard both changes')
       assert.deepEqual(
         s.events.slice(1).map((e) => e.method),
         ['notifications/prompts/list_changed'],
       )
     } finally {
       s.close()
+      all.close()
     }
   })
 
@@ -795,14 +812,4 @@ async function listenAt(
   })
   res.body.on('error', () => {})
   return { status: res.statusCode, events, close: () => ac.abort() }
-}
-
-async function waitFor<T>(fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = fn()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error('timed out waiting')
-    await new Promise((r) => setTimeout(r, 10))
-  }
 }

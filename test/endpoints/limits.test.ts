@@ -10,6 +10,7 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { request } from 'undici'
 import { IdleClock } from '../helpers/idle-clock.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const V = '2026-07-28'
 const ACCEPT = 'application/json, text/event-stream'
@@ -85,14 +86,6 @@ async function modern(path: string, method: string, params: Record<string, unkno
   }
 }
 
-async function waitFor(fn: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting')
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
-
 describe('endpoints.<name> limits', () => {
   // The test's own timeout is below the default listTimeout (10 s): a list held to the default
   // could not end in time, one held to the configured 200 ms ends in a fraction of it.
@@ -109,7 +102,7 @@ describe('endpoints.<name> limits', () => {
       names = res.json.result!.tools.map((t) => t.name)
       assert.ok(!names.some((n) => n.startsWith('silent_')), names.join())
       return names.includes('echo_echo')
-    })
+    }, 'echo answered a list within 200 ms')
     const metrics = await (await request(url('/metrics'))).body.text()
     assert.match(
       metrics,

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const WATCHED = 'test://watched-resource'
 const POLICY = `${TEST_POLICY}  watched:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    resources: { "*": ["mcp:read"] }\n`
@@ -69,20 +70,6 @@ function watchedPids(): number[] {
     .split('\n')
     .filter((l) => l.trim().endsWith(' watched'))
     .map((l) => Number(l.trim().split(/\s+/)[0]))
-}
-
-async function waitFor<T>(
-  fn: () => T | undefined | false,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = fn()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
 }
 
 describe('logs on an endpoint session', () => {

@@ -1,5 +1,6 @@
 // The sessions' idle clock a test holds still and moves itself (StartOptions.sessionClock), so
 // whether a session is idle depends on what the test moved, never on how fast the machine ran.
+import { waitFor } from './wait-for.js'
 
 /** The wall clock until `hold()`; then still, moved only by `advance`, until `release()`. */
 export class IdleClock {
@@ -31,12 +32,8 @@ export class IdleClock {
    * reads are sweeps, and a sweep is synchronous, so at least one whole sweep saw the clock as
    * it is now (two reads, should one be a request's late bookkeeping).
    */
-  async sweeps(timeoutMs = 10_000): Promise<void> {
+  async sweeps(): Promise<void> {
     const seen = this.reads
-    const end = Date.now() + timeoutMs
-    while (this.reads < seen + 2) {
-      if (Date.now() > end) throw new Error('no idle sweep read the clock')
-      await new Promise((r) => setTimeout(r, 10))
-    }
+    await waitFor(() => this.reads >= seen + 2, 'an idle sweep read the clock')
   }
 }

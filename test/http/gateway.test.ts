@@ -11,6 +11,7 @@ import { request } from 'undici'
 import { postMcp } from '../helpers/post-mcp.js'
 import { authorizationCodeFlow, registerPublicClient } from '../helpers/oauth-flow.js'
 import { startStack, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const ACCEPT = 'application/json, text/event-stream'
 const INIT = {
@@ -66,15 +67,16 @@ async function openSession(server: string, token: string): Promise<string> {
 }
 
 async function gone(pid: number): Promise<boolean> {
-  for (let i = 0; i < 100; i++) {
+  const alive = () => {
     try {
       process.kill(pid, 0)
-    } catch {
       return true
+    } catch {
+      return false
     }
-    await new Promise((r) => setTimeout(r, 50))
   }
-  return false
+  await waitFor(() => !alive(), `process ${pid} ended`)
+  return true
 }
 
 function recorded(): { method?: string; params?: { name?: string } }[] {
@@ -547,8 +549,10 @@ describe('sessions', () => {
     const { client } = await connect('fixture', await stack.token('alice', { server: 'fixture' }))
     try {
       const pid = Number(textOf(await client.callTool({ name: 'pid', arguments: {} })))
+      const slows = () => recorded().filter((m) => JSON.stringify(m).includes('"ms":30000')).length
+      const before = slows()
       const pending = client.callTool({ name: 'slow', arguments: { ms: 30_000 } })
-      await new Promise((r) => setTimeout(r, 200))
+      await waitFor(() => slows() > before, 'the call reached the process')
       process.kill(pid, 'SIGKILL')
       await assert.rejects(
         pending,

@@ -6,6 +6,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { request } from 'undici'
 import { startStack, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 let stack: Stack
 before(async () => {
@@ -39,8 +40,7 @@ async function endpointOf(server: string, token: string) {
   const close = async () => {
     const before = stack.gateway.registry.size
     res.body.destroy()
-    for (let i = 0; i < 200 && stack.gateway.registry.size >= before; i++)
-      await new Promise((r) => setTimeout(r, 10))
+    await waitFor(() => stack.gateway.registry.size < before, 'the gateway ended the session')
   }
   return { endpoint, close }
 }
@@ -122,15 +122,15 @@ describe('HTTP+SSE (2024-11-05)', () => {
       .pid as number
     await close()
     assert.equal(stack.gateway.registry.size, sessions)
-    for (let i = 0; i < 100; i++) {
+    const alive = () => {
       try {
         process.kill(pid, 0)
+        return true
       } catch {
-        return
+        return false
       }
-      await new Promise((r) => setTimeout(r, 50))
     }
-    assert.fail(`process ${pid} still runs`)
+    await waitFor(() => !alive(), `process ${pid} still runs`)
   })
 })
 

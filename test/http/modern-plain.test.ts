@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { modernToolCall } from '../helpers/modern-request.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const SERVER = 'plain'
 
@@ -80,7 +81,7 @@ describe('2026-07-28 plain requests share a process', () => {
     }
     assert.match(seen, /"progressToken":"n0"/)
     // Until the plain ones hold theirs too: a state, not a duration (3 would fail the equality).
-    while ((await lanes()) < 2) await new Promise((r) => setTimeout(r, 20))
+    await waitFor(async () => (await lanes()) >= 2, 'the plain ones hold a lane too')
     assert.equal(await lanes(), 2, 'the plain ones on one process, the other on its own')
     for (const name of ['p0', 'p1']) await call('open_gate', { name })
     assert.deepEqual((await Promise.all(plain)).map(textOf), ['passed p0', 'passed p1'])

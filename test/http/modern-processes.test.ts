@@ -1,12 +1,15 @@
 // Where sessionless (2026-07-28) requests run: per-principal lanes over the warm pool, a
 // shared process, identity env, a crash, the per-subject limit, and shutdown.
 import assert from 'node:assert/strict'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { DEFAULT_LANES_PER_SUBJECT } from '../../gateway/config/schema.js'
 import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const node = process.execPath
 const fixture = join(SERVERS_DIR, 'fixture.js')
@@ -115,14 +118,19 @@ describe('sessionless lanes: reaping, identity, capacity', () => {
 
   it('idle lanes on a shared server are forgotten when reaped; their principal is served again at once', async () => {
     const token = await alice('sharedidle')
+    // Every other server's lanes idle for minutes: only these calls' lanes are reaped below.
+    const before = await metric('mcp_edge_lanes')
     await Promise.all(
       Array.from({ length: DEFAULT_LANES_PER_SUBJECT }, () =>
         call('sharedidle', token, 'slow', { ms: 200 }),
       ),
     )
-    // Time for the reaper (idleTimeout 300 ms) to end the idle lanes; were it late, the call
+    // Until the reaper (idleTimeout 300 ms) has ended the idle lanes; were it late, the call
     // below would take a live lane and pass all the same: only a lockout can fail it.
-    await new Promise((r) => setTimeout(r, 1200))
+    await waitFor(
+      async () => (await metric('mcp_edge_lanes')) <= before,
+      'the idle sharedidle lanes were reaped',
+    )
     // A principal whose forgotten lanes still counted would wait for them and get 503.
     const res = await call('sharedidle', token, 'pid')
     assert.equal(res.status, 200, JSON.stringify(res.json))
@@ -131,10 +139,11 @@ describe('sessionless lanes: reaping, identity, capacity', () => {
   it('a server asking for roots as soon as the gateway initializes it is refused at once, not left waiting', async () => {
     const res = await call('rooted', await alice('rooted'), 'pid')
     assert.equal(res.status, 200)
-    const deadline = Date.now() + 5000
-    const said = () => stack.logLines.find((l) => l.includes('fixture: roots'))
-    while (!said() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
-    assert.match(String(said()), /roots refused/)
+    const said = await waitFor(
+      () => stack.logLines.find((l) => l.includes('fixture: roots')),
+      'the fixture said how its roots request ended',
+    )
+    assert.match(said, /roots refused/)
   })
 
   it("identityEnv: two clients of one user never share a lane; each process has its client's identity", async () => {
@@ -201,7 +210,12 @@ describe('sessionless lanes: reaping, identity, capacity', () => {
 
 describe('shutdown with sessionless requests', () => {
   it('lets a request on a shared process finish within the grace', async (t) => {
-    const own = await startStack({ servers: SERVERS, policy: POLICY })
+    // The shared process records what it receives: the test shuts down once the call is there.
+    const record = join(mkdtempSync(join(tmpdir(), 'mcp-edge-grace-')), 'shared.jsonl')
+    const own = await startStack({
+      servers: { ...SERVERS, shared: { ...SERVERS.shared, env: { FIXTURE_RECORD_FILE: record } } },
+      policy: POLICY,
+    })
     let closed = false
     t.after(() => (closed ? undefined : own.close()))
     const token = await own.token('alice', { server: 'shared' })
@@ -211,14 +225,11 @@ describe('shutdown with sessionless requests', () => {
         json: (await r.body.json()) as { result?: { content: { text: string }[] } },
       }),
     )
-    // Shut down once the request is being served (start-up spawns can delay its arrival).
-    const deadline = Date.now() + 5000
-    while (
-      !own.logLines.some((l) => l.includes('sessionless lane started')) &&
-      Date.now() < deadline
+    // Shut down once the process is serving the request (start-up spawns can delay its arrival).
+    await waitFor(
+      () => existsSync(record) && readFileSync(record, 'utf8').includes('"tools/call"'),
+      'the shared process received the call',
     )
-      await new Promise((r) => setTimeout(r, 20))
-    await new Promise((r) => setTimeout(r, 50))
     closed = true
     const closing = own.close()
     const res = await pending

@@ -13,6 +13,7 @@ import {
   DEFAULT_WAITING_PER_SUBJECT,
 } from '../../gateway/config/schema.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const V = '2026-07-28'
 const ACCEPT = 'application/json, text/event-stream'
@@ -420,7 +421,12 @@ describe('2026-07-28 streams, logs, progress and cancellation', () => {
     const busy = Array.from({ length: DEFAULT_LANES_PER_SUBJECT }, () =>
       call('tools/call', { name: 'slow', arguments: { ms: 1200 } }, { token, caps }),
     )
-    await new Promise((r) => setTimeout(r, 200))
+    await waitFor(
+      () =>
+        recorded().filter((m) => JSON.stringify(m).includes('"ms":1200')).length ===
+        DEFAULT_LANES_PER_SUBJECT,
+      'every lane of the subject is busy',
+    )
     const b = body(
       'tools/call',
       { name: 'echo_args', arguments: { session: 99, i: 424242 } },
@@ -438,11 +444,21 @@ describe('2026-07-28 streams, logs, progress and cancellation', () => {
       body: JSON.stringify(b),
       signal: ac.signal,
     }).catch(() => undefined)
-    await new Promise((r) => setTimeout(r, 200))
+    await waitFor(
+      async () => (await gauge(/^mcp_edge_lane_waiters\{server="fixture"\} (\d+)/m)) === 1,
+      'the request waits for a lane',
+    )
     ac.abort()
     await waiting
     await Promise.all(busy)
-    await new Promise((r) => setTimeout(r, 300))
+    // A later request of the subject that needs a lane of its own has one and is answered: the
+    // lanes freed went to whoever was still waiting before it.
+    const later = await call(
+      'tools/call',
+      { name: 'echo_args', arguments: { session: 99, i: 1 } },
+      { token, caps },
+    )
+    assert.equal(later.status, 200, later.text)
     assert.ok(
       !recorded().some((m) => JSON.stringify(m).includes('424242')),
       'the abandoned request reached the process',
@@ -781,10 +797,14 @@ describe('2026-07-28 subscriptions/listen', () => {
     await waitFor(() => events.length >= 2)
     assert.equal(events[1]!.method, 'notifications/tools/list_changed')
     assert.equal(events[1]!.params._meta['io.modelcontextprotocol/subscriptionId'], 4242)
-    // Another principal's changes are not this stream's.
+    // Another principal's changes are not this stream's: delivered to that principal's stream
+    // (sent with the same notification), never to this one.
+    const bobs = await listen({ toolsListChanged: true }, { token: bob })
+    await waitFor(() => bobs.events.length >= 1, "bob's stream is acknowledged")
     await call('tools/call', { name: 'list_changed' }, { token: bob })
-    await new Promise((r) => setTimeout(r, 200))
+    await waitFor(() => bobs.events.length >= 2, "bob's stream heard bob's change")
     assert.equal(events.length, 2)
+    bobs.close()
     close()
   })
 })
@@ -807,8 +827,18 @@ describe('2026-07-28 subscriptions/listen and resources', () => {
         .audit()
         .find((e) => e.method === 'subscriptions/listen' && e.name === 'test://static-text')
       assert.equal(refusal?.decision, 'deny')
-      // Well past idleTimeout: the stream's process is kept, and requests still run on it.
-      await new Promise((r) => setTimeout(r, 1200))
+      // Past idleTimeout: another principal's lane, used after the stream's, is reaped (a sweep
+      // that found the stream's process idle for longer); that process is kept, and requests
+      // still run on it.
+      const lanes = () => gauge(/^mcp_edge_lanes (\d+)/m)
+      const without = await lanes()
+      const other = await call(
+        'tools/call',
+        { name: 'test_simple_text', arguments: {} },
+        { token: await stack.token('bob', { server: 'conformance' }), server: 'conformance' },
+      )
+      assert.equal(other.status, 200, other.text)
+      await waitFor(async () => (await lanes()) <= without, "bob's idle lane was reaped")
       await call(
         'tools/call',
         { name: 'test_update_watched_resource', arguments: {} },
@@ -847,8 +877,12 @@ describe('2026-07-28 subscriptions/listen sharing a process', () => {
       )
     await change()
     await waitFor(() => updates(one.events) === 1 && updates(two.events) === 1)
+    const streams = await gauge(/^mcp_edge_listen_streams (\d+)/m)
     one.close()
-    await new Promise((r) => setTimeout(r, 200))
+    await waitFor(
+      async () => (await gauge(/^mcp_edge_listen_streams (\d+)/m)) === streams - 1,
+      'the gateway saw the first stream close',
+    )
     await change()
     await waitFor(() => updates(two.events) === 2)
     two.close()
@@ -868,13 +902,14 @@ describe('2026-07-28 subscriptions/listen limits', () => {
     const other = await listen({ toolsListChanged: true }, { token: bob })
     assert.equal(other.status, 200)
     other.close()
+    const live = await gauge(/^mcp_edge_listen_streams (\d+)/m)
     streams.pop()!.close()
     // The gateway sees the disconnect a moment later.
-    let reopened = await open()
-    for (let i = 0; i < 20 && reopened.status !== 200; i++) {
-      await new Promise((r) => setTimeout(r, 50))
-      reopened = await open()
-    }
+    await waitFor(
+      async () => (await gauge(/^mcp_edge_listen_streams (\d+)/m)) === live - 1,
+      'the gateway saw the stream close',
+    )
+    const reopened = await open()
     assert.equal(reopened.status, 200)
     for (const s of [...streams, reopened]) s.close()
   })
@@ -979,12 +1014,8 @@ async function listen(
   return { status: res.statusCode, events: collect(res.body), close: () => ac.abort() }
 }
 
-async function waitFor<T>(fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = fn()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error('timed out waiting')
-    await new Promise((r) => setTimeout(r, 25))
-  }
+/** The value of a gauge of /metrics (0 when absent). */
+async function gauge(line: RegExp): Promise<number> {
+  const text = await (await request(`${stack.url}/metrics`)).body.text()
+  return Number(line.exec(text)?.[1] ?? 0)
 }

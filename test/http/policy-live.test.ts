@@ -14,6 +14,7 @@ import { postMcp } from '../helpers/post-mcp.js'
 import { followToRedirectUri } from '../helpers/oauth-flow.js'
 import { memoryProvider, REDIRECT } from '../helpers/oauth-provider.js'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const _ACCEPT = 'application/json, text/event-stream'
 const INIT = {
@@ -54,15 +55,6 @@ async function session(server: string, token: string) {
       { authorization: `Bearer ${token}`, 'mcp-session-id': sid },
     )
   return { sid, call }
-}
-
-/** Resolves once `check` holds, polling the gateway's own state (the file watcher is asynchronous). */
-async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (await check()) return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  assert.fail(`timed out waiting for ${what}`)
 }
 
 const reloads = async (result: 'ok' | 'failed') => {
@@ -112,7 +104,7 @@ describe('live reload', () => {
       file(),
       readFileSync(file(), 'utf8').replace('write_note: ["mcp:write"]', 'write_note: ["mcp:read"]'),
     )
-    await until(async () => (await reloads('ok')) > ok, 'the reload')
+    await waitFor(async () => (await reloads('ok')) > ok, 'the reload')
     const res = await s.call(3, 'write_note', { name: 'a', text: 'b' })
     assert.equal(res.status, 200)
     assert.equal(res.json().result.content[0].text, 'saved a')
@@ -123,7 +115,7 @@ describe('live reload', () => {
     const failed = await reloads('failed')
     const before = readFileSync(file(), 'utf8')
     writeFileSync(file(), `${before}\n  oops: [unclosed\n`)
-    await until(async () => (await reloads('failed')) > failed, 'the refused reload')
+    await waitFor(async () => (await reloads('failed')) > failed, 'the refused reload')
     assert.equal(
       (await s.call(2, 'read_note', { name: 'welcome' })).status,
       200,
@@ -142,7 +134,7 @@ describe('live reload', () => {
       ),
     )
     writeFileSync(file(), before)
-    await until(
+    await waitFor(
       async () =>
         ((await (await request(`${stack.url}/readyz`)).body.json()) as { warnings: string[] })
           .warnings.length === 0,

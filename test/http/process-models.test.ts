@@ -9,9 +9,14 @@ import { Pool } from 'undici'
 import { IdleClock } from '../helpers/idle-clock.js'
 import { sseData } from '../helpers/sse.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const node = process.execPath
 const SHARED_RECORD = join(mkdtempSync(join(tmpdir(), 'mcp-edge-shared-')), 'record.jsonl')
+/** What the `shared` process received: a test acts once a call is there. */
+const SHARED_CALLS = join(mkdtempSync(join(tmpdir(), 'mcp-edge-shared-')), 'calls.jsonl')
+const sharedGot = (text: string) =>
+  existsSync(SHARED_CALLS) && readFileSync(SHARED_CALLS, 'utf8').includes(text)
 const fixture = join(SERVERS_DIR, 'fixture.js')
 const echo = join(SERVERS_DIR, 'echo.js')
 const SERVERS = {
@@ -30,7 +35,13 @@ const SERVERS = {
   // The flood test waits for the process to die, never for a timeout, however slow the machine.
   flooded: { command: node, args: [fixture] },
   // Many sessions of one user on one cheap shared process: its bounds are raised.
-  shared: { command: node, args: [fixture], mode: 'shared', maxSessionsPerSubject: 64 },
+  shared: {
+    command: node,
+    args: [fixture],
+    mode: 'shared',
+    maxSessionsPerSubject: 64,
+    env: { FIXTURE_RECORD_FILE: SHARED_CALLS },
+  },
   sharedrec: {
     command: node,
     args: [fixture],
@@ -141,17 +152,10 @@ const alive = (pid: number) => {
     return false
   }
 }
-async function until(check: () => boolean, what: string, ms = 5000) {
-  const end = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
 
 describe('session mode: the warm pool', () => {
   it('keeps pool.min processes ready, hands each to one session only, and refills', async () => {
-    await until(() => stack.gateway.registry.warm('pooled') === 2, 'the pool to fill')
+    await waitFor(() => stack.gateway.registry.warm('pooled') === 2, 'the pool to fill')
     const token = await stack.token('alice', { server: 'pooled' })
     const pids = new Set<string>()
     for (let i = 0; i < 4; i++) {
@@ -165,7 +169,7 @@ describe('session mode: the warm pool', () => {
 
 describe('session mode: a pre-initialized pool', () => {
   it("answers each session's initialize from the process's own result, at the session's version", async () => {
-    await until(() => stack.gateway.registry.warm('preinit') === 2, 'the pool to fill')
+    await waitFor(() => stack.gateway.registry.warm('preinit') === 2, 'the pool to fill')
     const token = await stack.token('alice', { server: 'preinit' })
     const seen = new Set<string>()
     for (const v of ['2025-06-18', '2025-11-25']) {
@@ -182,11 +186,11 @@ describe('session mode: a pre-initialized pool', () => {
 
 describe('session mode: a server that exits on a request before initialize', () => {
   it('still gets a warm pool, unprimed, and its sessions work', async () => {
-    await until(
+    await waitFor(
       () => stack.logLines.some((l) => l.includes('warm processes are no longer primed')),
       'the priming fallback',
     )
-    await until(() => stack.gateway.registry.warm('strict') === 1, 'an unprimed warm process')
+    await waitFor(() => stack.gateway.registry.warm('strict') === 1, 'an unprimed warm process')
     const s = await open('strict', await stack.token('alice', { server: 'strict' }))
     assert.equal(s.init.status, 200)
     assert.match(textOf((await s.call('pid')).last)!, /^\d+$/)
@@ -212,7 +216,7 @@ async function listen(server: string, token: string, sid: string): Promise<() =>
   return async () => {
     ac.abort()
     // The stream counts until the gateway has seen it end.
-    await until(() => !stack.gateway.registry.isListening(sid), 'the stream to end')
+    await waitFor(() => !stack.gateway.registry.isListening(sid), 'the stream to end')
   }
 }
 
@@ -289,7 +293,7 @@ describe('limits', () => {
       .map((l) => JSON.parse(l))
       .filter((l) => l.msg === 'session opened' && l.server === 'sleepy')
       .at(-1)
-    await until(() => !alive(opened.pid), 'the idle process to end', 5000)
+    await waitFor(() => !alive(opened.pid), 'the idle process to end')
     const res = await rpc('sleepy', token, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, s.sid)
     assert.equal(res.status, 404)
   })
@@ -357,7 +361,7 @@ describe('limits', () => {
       idleClock.advance(1000)
       await idleClock.sweeps()
       ac.abort()
-      await until(() => !stack.gateway.registry.isListening(s.sid), 'the stream to end')
+      await waitFor(() => !stack.gateway.registry.isListening(s.sid), 'the stream to end')
       await idleClock.sweeps()
       const after = await rpc(
         'sleepy',
@@ -367,7 +371,7 @@ describe('limits', () => {
       )
       assert.equal(after.status, 200, 'idle since the stream ended, not since the last request')
       idleClock.advance(301)
-      await until(() => !alive(opened.pid), 'the session to be reaped once idle after its stream')
+      await waitFor(() => !alive(opened.pid), 'the session to be reaped once idle after its stream')
       assert.equal(
         (await rpc('sleepy', token, { jsonrpc: '2.0', id: 11, method: 'tools/list' }, s.sid))
           .status,
@@ -418,7 +422,7 @@ describe('environment', () => {
       stack.logLines
         .map((l) => JSON.parse(l) as Record<string, unknown>)
         .filter((l) => l.msg === 'server stderr' && l.pid === pid)
-    await until(() => stderrLines().length >= 50, 'the stderr lines')
+    await waitFor(() => stderrLines().length >= 50, 'the stderr lines')
     await s.call('pid')
     const logged = stderrLines()
     assert.equal(logged.length, 50)
@@ -429,7 +433,7 @@ describe('environment', () => {
 
 describe('identityEnv', () => {
   it("hands the session's subject, client and scopes to its own process, never the token", async () => {
-    await until(
+    await waitFor(
       () => stack.gateway.registry.warm('identity') === 1,
       'a warm process that must not be used',
     )
@@ -552,7 +556,10 @@ describe('shared mode', () => {
 
     const slowA = a.call('slow', { ms: 2000 }, { id: 8 })
     const slowB = b.call('slow', { ms: 300 }, { id: 8 })
-    await new Promise((r) => setTimeout(r, 100))
+    await waitFor(
+      () => sharedGot('"ms":2000') && sharedGot('"ms":300'),
+      'both calls reached the process',
+    )
     await rpc(
       'shared',
       token,
@@ -589,10 +596,17 @@ describe('shared mode', () => {
         })
         .then((r) => r.body.dump())
     await del(a.sid)
-    await new Promise((r) => setTimeout(r, 200))
+    // b's next call is recorded after anything a's end sent the process before it.
+    const pid = await rpc(
+      'sharedrec',
+      token,
+      { jsonrpc: '2.0', id: 51, method: 'tools/call', params: { name: 'pid', arguments: {} } },
+      b.sid,
+    )
+    assert.equal(pid.status, 200)
     assert.equal(unsubscribes(), 0, 'b still watches it')
     await del(b.sid)
-    await until(() => unsubscribes() === 1, 'resources/unsubscribe at the process')
+    await waitFor(() => unsubscribes() === 1, 'resources/unsubscribe at the process')
   })
 
   it('a server→client request is refused in shared mode', async () => {
@@ -606,7 +620,7 @@ describe('shared mode', () => {
     const s = await open('shared', token)
     const pid = Number(textOf((await s.call('pid')).last))
     const pending = s.call('slow', { ms: 10_000 })
-    await new Promise((r) => setTimeout(r, 100))
+    await waitFor(() => sharedGot('"ms":10000'), 'the call reached the process')
     process.kill(pid, 'SIGKILL')
     assert.equal((await pending).last.error.code, -32000)
     assert.equal(
@@ -624,7 +638,7 @@ describe('shutdown', () => {
     const own = await startStack({ servers: SERVERS, policy: POLICY })
     const http = new Pool(own.url, { connections: 8 })
     try {
-      await until(() => own.gateway.registry.warm('pooled') === 2, 'warm processes')
+      await waitFor(() => own.gateway.registry.warm('pooled') === 2, 'warm processes')
       const tokens: Record<string, string> = {
         fixture: await own.token('alice', { server: 'fixture' }),
         shared: await own.token('alice', { server: 'shared' }),
@@ -676,7 +690,7 @@ describe('shutdown', () => {
         a.sid,
       )
       // Shut down once the call is in the process's hands, not after a guess at how long that takes.
-      await until(reached, 'the slow call to reach its process')
+      await waitFor(reached, 'the slow call to reach its process')
       const lines = () => own.logLines.map((l) => JSON.parse(l) as Record<string, unknown>)
       const closing = own.close()
       const refused = await post(

@@ -6,6 +6,7 @@ import { request } from 'undici'
 import { firstData } from '../helpers/sse.js'
 import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const RATE_LIMITED = -32029
 const PUBLIC = 'https://mcp.replicas.test'
@@ -139,12 +140,11 @@ describe('rate limits across replicas (Redis)', { skip: NO_REDIS }, () => {
 
     // Back: counting resumes (Redis restarted empty) and readiness recovers.
     await redis.start()
-    let back = await onA()
-    for (let i = 0; i < 100 && back.json.error !== undefined; i++) {
-      await new Promise((r) => setTimeout(r, 50))
-      back = await onA()
-    }
-    assert.equal(back.json.error, undefined, 'a call is counted again once Redis is back')
+    let error: unknown
+    await waitFor(
+      async () => (error = (await onA()).json.error) === undefined,
+      () => `a call is counted again once Redis is back: ${JSON.stringify(error)}`,
+    )
     assert.equal((await ready(a)).status, 200)
   })
 })

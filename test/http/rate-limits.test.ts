@@ -12,6 +12,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { request } from 'undici'
 import { postMcp } from '../helpers/post-mcp.js'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const _ACCEPT = 'application/json, text/event-stream'
 const RATE_LIMITED = -32029
@@ -95,14 +96,6 @@ function seen(name: string): number {
     .filter(Boolean)
     .map((l) => JSON.parse(l) as { method?: string; params?: { name?: string } })
     .filter((m) => m.method === 'tools/call' && m.params?.name === name).length
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  assert.fail(`timed out waiting for ${what}`)
 }
 
 describe('rate limits inside a session (2025-11-25)', () => {
@@ -301,7 +294,7 @@ describe('rate limits reload with the policy', () => {
       file,
       TEST_POLICY + LIMITS.replace('limit: 2\n    interval: 1d', 'limit: 9\n    interval: 1d'),
     )
-    await until(async () => (await reloads()) > before, 'the policy reload')
+    await waitFor(async () => (await reloads()) > before, 'the policy reload')
     assert.equal((await s.call('pid')).json().error?.code, RATE_LIMITED)
     // pid-per-user edited: a fresh count.
     before = await reloads()
@@ -309,7 +302,7 @@ describe('rate limits reload with the policy', () => {
       file,
       TEST_POLICY + LIMITS.replace('limit: 3\n    interval: 1h', 'limit: 4\n    interval: 1h'),
     )
-    await until(async () => (await reloads()) > before, 'the policy reload')
+    await waitFor(async () => (await reloads()) > before, 'the policy reload')
     assert.equal((await s.call('pid')).json().error, undefined)
   })
 
@@ -321,7 +314,7 @@ describe('rate limits reload with the policy', () => {
       )?.value ?? 0
     const before = await failed()
     writeFileSync(file, `${TEST_POLICY}\nrateLimits:\n  - limit: 0\n    interval: 1w\n`)
-    await until(async () => (await failed()) > before, 'the failed reload')
+    await waitFor(async () => (await failed()) > before, 'the failed reload')
     const ready = await (await request(`${stack.url}/readyz`)).body.json()
     const warning = (ready as { warnings: string[] }).warnings.join(' ')
     assert.match(warning, /policy\.yaml:\d+/)

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const V = '2026-07-28'
 const ACCEPT = 'application/json, text/event-stream'
@@ -108,7 +109,10 @@ async function held(stack: Stack, token: string, name: string): Promise<Open> {
     { name: 'slow', arguments: { ms: 60_000, every: 10 } },
     { meta: { progressToken: name } },
   )
-  await waitFor(() => r.events.some((e) => e.method === 'notifications/progress'))
+  await waitFor(
+    () => r.events.some((e) => e.method === 'notifications/progress'),
+    'the held call sent its first progress',
+  )
   return r
 }
 
@@ -117,14 +121,6 @@ async function metric(stack: Stack, line: RegExp): Promise<number> {
   const text = await (await request(`${stack.url}/metrics`)).body.text()
   const m = text.match(line)
   return m ? Number(m[1]) : 0
-}
-
-async function waitFor(fn: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting')
-    await new Promise((r) => setTimeout(r, 25))
-  }
 }
 
 describe('limits.sessionless: bounds on counts', () => {
@@ -153,6 +149,7 @@ describe('limits.sessionless: bounds on counts', () => {
     const second = open(stack, token, 'tools/call', { name: 'pid' })
     await waitFor(
       async () => (await metric(stack, /^mcp_edge_lane_waiters\{server="fixture"\} (\d+)/m)) === 1,
+      'the second request waits for the lane',
     )
     // One waiter is the most: the next is refused without waiting (the default 16 would wait).
     const third = await call(stack, token, 'tools/call', { name: 'pid' })
@@ -209,7 +206,7 @@ describe('limits.sessionless: bounds on counts', () => {
       notifications: { toolsListChanged: true },
     })
     assert.equal(one.status, 200)
-    await waitFor(() => one.events.length > 0)
+    await waitFor(() => one.events.length > 0, 'the first listen stream answered')
     const two = await call(stack, token, 'subscriptions/listen', {
       notifications: { toolsListChanged: true },
     })
@@ -255,7 +252,10 @@ describe('limits.sessionless: bounds on time', () => {
     const token = await stack.token('bob', { server: 'fixture' })
     const r = await call(stack, token, 'tools/call', { name: 'pid' })
     assert.equal(r.status, 200)
-    await waitFor(async () => (await metric(stack, /^mcp_edge_lanes (\d+)/m)) === 0)
+    await waitFor(
+      async () => (await metric(stack, /^mcp_edge_lanes (\d+)/m)) === 0,
+      'the unused lane ended',
+    )
   })
 
   it('inputTtl: a round nobody answers is cancelled, and its requestState then refused', async () => {
@@ -268,7 +268,10 @@ describe('limits.sessionless: bounds on time', () => {
       { caps: SAMPLING },
     )
     assert.equal(r.json.result?.resultType, 'input_required', JSON.stringify(r.json))
-    await waitFor(async () => (await metric(stack, /^mcp_edge_waiting_rounds (\d+)/m)) === 0)
+    await waitFor(
+      async () => (await metric(stack, /^mcp_edge_waiting_rounds (\d+)/m)) === 0,
+      'the unanswered round was cancelled',
+    )
     const key = Object.keys(r.json.result.inputRequests)[0]!
     const late = await call(
       stack,

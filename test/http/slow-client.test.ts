@@ -9,6 +9,7 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { RawSse } from '../helpers/raw-sse.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const LIMITS = {
   streamQueueBytes: 128 * 1024,
@@ -96,18 +97,6 @@ function assertWithinBounds(o: { finalBytes?: number } = {}) {
     `a session queued ${p.sessionEvents} events`,
   )
   return p
-}
-
-async function waitFor(
-  what: string,
-  fn: () => boolean | Promise<boolean>,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
 }
 
 /** Audit events of `tools/call flood` that ended with an answer so far. */
@@ -234,7 +223,7 @@ describe('session era: a GET stream nobody reads', () => {
     assert.ok(await s.alive(), 'the session still answers')
     // The client reads again: what was kept, then, once it has caught up, what comes later.
     await get.until(() => get.messages().length > 0)
-    await waitFor('the client caught up', () => stack.gateway.outbound.events === 0)
+    await waitFor(() => stack.gateway.outbound.events === 0, 'the client caught up')
     await (await s.call(2, 'notify', { count: 3 })).text()
     await get.until(() => get.messages().some((m) => m.params?.data === 'notification 3 of 3'))
     get.destroy()
@@ -252,8 +241,8 @@ describe('session era: a GET stream nobody reads', () => {
       /flooded 8000/,
     )
     await waitFor(
-      'the stalled GET stream closed',
       async () => (await counters()).closed === before.closed + 1,
+      'the stalled GET stream closed',
     )
     assertWithinBounds()
     assert.equal(
@@ -276,7 +265,7 @@ describe('session era: POST streams nobody reads', () => {
     const before = await counters()
     const done = floods()
     const post = await s.stalledCall(1, 'flood', FLOOD)
-    await waitFor('the flood answered', () => floods() === done + 1)
+    await waitFor(() => floods() === done + 1, 'the flood answered')
     assertWithinBounds()
     assert.ok(stack.gateway.outbound.bytes > 0, 'the stalled stream holds its bounded queue')
     const after = await counters()
@@ -296,12 +285,12 @@ describe('session era: POST streams nobody reads', () => {
     const s = await session()
     const done = floods()
     const post = await s.stalledCall(1, 'flood', FLOOD)
-    await waitFor('the flood answered', () => floods() === done + 1)
+    await waitFor(() => floods() === done + 1, 'the flood answered')
     assert.ok(stack.gateway.outbound.events > 0)
     post.destroy()
     await waitFor(
-      'the queue freed',
       () => stack.gateway.outbound.bytes === 0 && stack.gateway.outbound.events === 0,
+      'the queue freed',
     )
     assert.ok(await s.alive(), 'the session lives on')
     await s.end()
@@ -317,7 +306,7 @@ describe('session era: POST streams nobody reads', () => {
     const posts: RawSse[] = []
     for (const i of [1, 2, 3]) {
       posts.push(await s.stalledCall(i, 'flood', FLOOD, { progress: `p${i}` }))
-      await waitFor(`flood ${i} answered`, () => floods() === done + i)
+      await waitFor(() => floods() === done + i, `flood ${i} answered`)
     }
     const peaks = assertWithinBounds()
     assert.ok(peaks.sessionBytes > LIMITS.streamQueueBytes, 'more than one stream queued at once')
@@ -377,11 +366,11 @@ describe('session era: POST streams nobody reads', () => {
     const priming = post.events[0]!
     assert.equal(priming.data, '')
     await waitFor(
-      'the stalled stream closed',
       async () => (await counters()).closed === before.closed + 1,
+      'the stalled stream closed',
     )
     assertWithinBounds()
-    await waitFor('the flood answered', () => floods() === done + 1)
+    await waitFor(() => floods() === done + 1, 'the flood answered')
     const result = (await client.request(
       { method: 'tools/call', params: { name: 'flood', arguments: args } },
       { resumptionToken: priming.id },
@@ -432,8 +421,8 @@ describe('session era: resumptions nobody reads', () => {
     )
     for (const r of replays) r.destroy()
     await waitFor(
-      'everything freed',
       () => stack.gateway.outbound.bytes === 0 && stack.gateway.outbound.events === 0,
+      'everything freed',
     )
     await s.end()
   })
@@ -485,7 +474,7 @@ describe('HTTP+SSE (2024-11-05): one stream, not resumable', () => {
       }),
       202,
     )
-    await waitFor('the flood answered', () => floods() === done + 1)
+    await waitFor(() => floods() === done + 1, 'the flood answered')
     assertWithinBounds()
     const after = await counters()
     assert.ok(after.notifications - before.notifications > 1000)
@@ -509,9 +498,9 @@ describe('HTTP+SSE (2024-11-05): one stream, not resumable', () => {
       }),
       202,
     )
-    await waitFor('the stream closed', async () => (await counters()).closed === before.closed + 1)
+    await waitFor(async () => (await counters()).closed === before.closed + 1, 'the stream closed')
     assertWithinBounds()
-    await waitFor('the session ended', () => stack.gateway.registry.size === sessions - 1)
+    await waitFor(() => stack.gateway.registry.size === sessions - 1, 'the session ended')
     assert.equal(
       logged('HTTP+SSE stream closed on a client that is not reading it: session ended'),
       1,
@@ -561,7 +550,7 @@ describe('2026-07-28: sessionless streams', () => {
     const done = floods()
     const stream = await stall(stack.local('fixture'), { method: 'POST', headers, body })
     assert.equal(stream.status, 200)
-    await waitFor('the flood answered', () => floods() === done + 1)
+    await waitFor(() => floods() === done + 1, 'the flood answered')
     assertWithinBounds({ finalBytes: 1024 })
     const after = await counters()
     assert.ok(after.notifications - before.notifications > 1000)
@@ -594,8 +583,8 @@ describe('2026-07-28: sessionless streams', () => {
     })
     assert.match(await res.text(), /flooded 60000/)
     await waitFor(
-      'the list changes reached the stream',
       async () => (await counters()).notifications - before.notifications > 1000,
+      'the list changes reached the stream',
     )
     assertWithinBounds()
     assert.equal((await counters()).closed, before.closed)

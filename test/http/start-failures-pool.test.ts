@@ -9,12 +9,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { request } from 'undici'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { postMcp } from '../helpers/post-mcp.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const V = '2026-07-28'
-const ACCEPT = 'application/json, text/event-stream'
 const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-warm-starts-'))
 const file = (server: string, what: 'starts' | 'mode') => join(dir, `${server}-${what}`)
 // Windows of 10, 20, 40, 40… ms by the test's clock: the pool's own timers wake it every few
@@ -77,22 +76,15 @@ async function assertHeld(server: string, spawned: number, what: string): Promis
 let nextId = 1
 async function post(server: string, body: unknown, headers: Record<string, string> = {}) {
   const token = await stack.token('alice', { server })
-  const res = await request(stack.local(server), {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: ACCEPT,
-      authorization: `Bearer ${token}`,
-      ...headers,
-    },
-    body: JSON.stringify(body),
+  const res = await postMcp(stack.local(server), body, {
+    authorization: `Bearer ${token}`,
+    ...headers,
   })
-  const text = await res.body.text()
   return {
-    status: res.statusCode,
+    status: res.status,
     retryAfter: res.headers['retry-after'],
     sessionId: res.headers['mcp-session-id'] as string | undefined,
-    text,
+    text: res.text,
   }
 }
 const initialize = (server: string) =>

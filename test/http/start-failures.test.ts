@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { scopeOf } from '../../gateway/bridge/bounds.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const V = '2026-07-28'
 const ACCEPT = 'application/json, text/event-stream'
@@ -335,14 +336,6 @@ describe('a server that is fixed', () => {
     assertRefused(await sessionless('mender', 'admin'), 'mender', 1, 'failing again')
   })
 })
-
-/** Waits until `fn` holds (an event the test cannot be told of: a file written by a child). */
-async function waitFor(fn: () => boolean): Promise<void> {
-  for (let i = 0; !fn(); i++) {
-    if (i > 500) throw new Error('timed out waiting')
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 describe('a probe that hangs', () => {
   it('holds every other start (no spawn), while an endpoint lists without the server at once', async () => {

@@ -14,6 +14,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { request } from 'undici'
 import { toolHash } from '../../gateway/pins/hash.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const V = '2026-07-28'
 const MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url))
@@ -68,15 +69,6 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
     p.stderr.on('data', (d) => (stderr += d))
     p.on('close', (code) => resolve({ code, stdout, stderr }))
   })
-}
-
-/** Resolves once `check` holds (the pin file watch is asynchronous). */
-async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  assert.fail(`timed out waiting for ${what}`)
 }
 
 async function readyz(stack: Stack) {
@@ -185,7 +177,7 @@ describe('tool pinning, learning (trust on first use)', () => {
   it('a change announced by list_changed hides the tool in every era, transport and endpoint, and its calls never reach the server', async () => {
     writeFileSync(join(dir, 'tools.json'), JSON.stringify([POISONED, STABLE]))
     await session.callTool({ name: 'announce', arguments: {} })
-    await until(() => changed.length > 0, 'list_changed')
+    await waitFor(() => changed.length > 0, 'list_changed')
     const before = calls().filter((n) => n === 'search').length
 
     // Session era, straight to the server.
@@ -290,7 +282,7 @@ describe('tool pinning, learning (trust on first use)', () => {
     const approved = await cli(['tools', 'approve', 'pinned', 'search', '--file', pinFile])
     assert.equal(approved.code, 0, approved.stderr)
     assert.equal(approved.stdout, 'approved pinned "search"\n')
-    await until(() => stack.gateway.toolPins?.refusal('pinned', 'search') === undefined, 'reload')
+    await waitFor(() => stack.gateway.toolPins?.refusal('pinned', 'search') === undefined, 'reload')
 
     assert.deepEqual(await names(session), ['announce', 'search', 'stable'])
     assert.equal(
@@ -324,7 +316,7 @@ describe('tool pinning, learning (trust on first use)', () => {
     })
     after(async () => {
       writeFileSync(pinFile, good)
-      await until(async () => (await readyz(stack)).body.warnings.length === 0, 'good pins again')
+      await waitFor(async () => (await readyz(stack)).body.warnings.length === 0, 'good pins again')
     })
     const HASH = `sha256:${'c'.repeat(64)}`
     const cases: [string, string, RegExp][] = [
@@ -358,7 +350,7 @@ describe('tool pinning, learning (trust on first use)', () => {
     for (const [what, text, problem] of cases)
       it(what, async () => {
         writeFileSync(pinFile, text)
-        await until(
+        await waitFor(
           async () => (await readyz(stack)).body.warnings.some((w) => problem.test(w)),
           `the reload of ${what} refused`,
         )
@@ -426,7 +418,10 @@ describe('tool pinning, learn: false (a read-only file shared by replicas)', () 
         pinFile,
       ])
       assert.equal(approved.code, 0, approved.stderr)
-      await until(() => stack.gateway.toolPins?.refusal('pinned', 'search') === undefined, 'reload')
+      await waitFor(
+        () => stack.gateway.toolPins?.refusal('pinned', 'search') === undefined,
+        'reload',
+      )
       assert.deepEqual((await c.listTools()).tools.map((t) => t.name).sort(), [
         'announce',
         'search',

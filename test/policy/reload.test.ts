@@ -7,21 +7,15 @@ import { DEFAULT_RELOAD_DEBOUNCE_MS } from '../../gateway/config/schema.js'
 import { loadPolicy } from '../../gateway/policy/load.js'
 import { watchPolicy, type ReloadResult } from '../../gateway/policy/reload.js'
 import { createPolicyStore } from '../../gateway/policy/store.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const policy = (scope: string) => `servers:\n  s:\n    tools:\n      t: ["${scope}"]\n`
 
 /** Resolves with the next reload result. */
-function nextResult(results: ReloadResult[]): Promise<ReloadResult> {
+async function nextResult(results: ReloadResult[]): Promise<ReloadResult> {
   const seen = results.length
-  return new Promise((resolve, reject) => {
-    const start = Date.now()
-    const poll = () => {
-      if (results.length > seen) return resolve(results.at(-1)!)
-      if (Date.now() - start > 5000) return reject(new Error('no reload within 5 s'))
-      setTimeout(poll, 20)
-    }
-    poll()
-  })
+  await waitFor(() => results.length > seen, 'a reload')
+  return results.at(-1)!
 }
 
 describe('watchPolicy', () => {

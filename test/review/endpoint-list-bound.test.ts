@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 let stack: Stack
 before(async () => {
@@ -24,13 +25,13 @@ async function userLists(): Promise<number> {
   return Number(/^mcp_edge_endpoint_user_lists (\d+)$/m.exec(text)![1])
 }
 
-/** Reads the gauge until it says `want` (it changes when a process's exit is seen), at most `tries` times. */
-async function until(want: number, tries = 500): Promise<number> {
-  let n = await userLists()
-  for (let i = 0; i < tries && n !== want; i++) {
-    await new Promise((r) => setTimeout(r, 20))
-    n = await userLists()
-  }
+/** Reads the gauge until it says `want` (it changes when a process's exit is seen). */
+async function until(want: number): Promise<number> {
+  let n = -1
+  await waitFor(
+    async () => (n = await userLists()) === want,
+    () => `the gauge still says ${n}, not ${want}`,
+  )
   return n
 }
 

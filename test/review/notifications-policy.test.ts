@@ -14,6 +14,7 @@ import { after, afterEach, before, describe, it } from 'node:test'
 import { editPolicy, type PolicyEdit } from '../helpers/policy-edit.js'
 import { Events } from '../helpers/sse-events.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const WATCHED = 'test://watched-resource'
 const ACCEPT = 'application/json, text/event-stream'
@@ -65,27 +66,14 @@ interface Conn {
 /** What every kind of session shares: the log of messages and waiting on it. */
 class Seen {
   readonly seen: Msg[] = []
-  private waiters = new Set<() => void>()
   push(m: Msg): void {
     this.seen.push(m)
-    for (const w of [...this.waiters]) w()
   }
   waitFor(match: (m: Msg) => boolean, from: number, what: string): Promise<Msg> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(check)
-        reject(new Error(`timed out waiting for ${what}; saw ${JSON.stringify(this.seen)}`))
-      }, 10_000)
-      const check = () => {
-        const hit = this.seen.slice(from).find(match)
-        if (hit === undefined) return
-        clearTimeout(timer)
-        this.waiters.delete(check)
-        resolve(hit)
-      }
-      this.waiters.add(check)
-      check()
-    })
+    return waitFor(
+      () => this.seen.slice(from).find(match),
+      () => `timed out waiting for ${what}; saw ${JSON.stringify(this.seen)}`,
+    )
   }
 }
 
@@ -326,16 +314,13 @@ for (const kind of SESSIONS) {
 
     it('a reload that denies the server ends the stream and closes the session', async () => {
       const c = await kind.open()
+      let ended = false
+      void c.ended.then(() => (ended = true))
       try {
         assert.equal((await c.request('resources/subscribe', { uri: WATCHED })).error, undefined)
         // No policy for the server any more: denied outright.
         policy.replace('  conformance:\n', '  conformance-retired:\n')
-        await Promise.race([
-          c.ended,
-          new Promise((_, reject) =>
-            setTimeout(() => reject(new Error('the stream did not end')), 10_000).unref(),
-          ),
-        ])
+        await waitFor(() => ended, 'the stream ended')
         // Streamable HTTP decides access to the server before it looks the session up.
         assert.equal(await c.statusOfNext(), kind.denied, 'its next request is refused')
         policy.restore()

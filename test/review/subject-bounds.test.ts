@@ -16,6 +16,7 @@ import { after, afterEach, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { sseData } from '../helpers/sse.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const V = '2026-07-28'
 const node = process.execPath
@@ -40,11 +41,6 @@ function processesOf(...servers: string[]): number {
     .split('\n')
     .filter((l) => l.includes('fixture.js') && servers.some((s) => l.trim().endsWith(` ${s}`)))
     .length
-}
-
-/** Polls until `what` holds: an event awaited, never a duration (the test timeout bounds it). */
-async function until(what: () => boolean | Promise<boolean>): Promise<void> {
-  while (!(await what())) await new Promise((r) => setTimeout(r, 20))
 }
 
 /** Requests, sessions and metrics against one stack. */
@@ -226,10 +222,11 @@ function client(stack: () => Stack) {
      * one, or answered: nothing is starting, so the processes counted now are all there will be.
      */
     async settled(srv: string, gates: { running: boolean; ended: boolean }[]): Promise<void> {
-      await until(
+      await waitFor(
         async () =>
           gates.filter((g) => g.running || g.ended).length + (await c.waiters(srv)) ===
           gates.length,
+        `every gate call on ${srv} runs, waits or ended`,
       )
     },
   }

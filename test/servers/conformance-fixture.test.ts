@@ -13,6 +13,7 @@ import type {
   JSONRPCMessage,
 } from '@modelcontextprotocol/client'
 import { JSON_SCHEMA_2020_12 } from '../../servers/conformance/media.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const SERVER = fileURLToPath(new URL('../../servers/conformance.js', import.meta.url))
 
@@ -50,10 +51,11 @@ const textOf = (r: CallToolResult) =>
   r.content.map((c) => (c.type === 'text' ? c.text : '')).join('')
 
 /** Waits until n server→client requests were seen. */
-const until = async (seen: Wire[], n: number) => {
-  for (let i = 0; i < 200 && seen.length < n; i++) await new Promise((r) => setTimeout(r, 10))
-  assert.ok(seen.length >= n, `expected ${n} requests outstanding at once, saw ${seen.length}`)
-}
+const until = (seen: Wire[], n: number) =>
+  waitFor(
+    () => seen.length >= n,
+    () => `expected ${n} requests outstanding at once, saw ${seen.length}`,
+  )
 
 describe('conformance fixture with every client capability', () => {
   let conn: Awaited<ReturnType<typeof connect>>

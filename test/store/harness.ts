@@ -1,12 +1,12 @@
 // What the store tests run against: one fresh namespace per case, in memory (a hand-moved
 // clock) or on a real Redis (short real times to live, waited for, never timed).
 import assert from 'node:assert/strict'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { pino } from 'pino'
 import { StoreError, type StoreErrorCode } from '../../gateway/store/errors.js'
 import { createMemoryStore } from '../../gateway/store/memory.js'
 import { createRedisStore, type RedisStoreOptions } from '../../gateway/store/redis.js'
 import type { Store } from '../../gateway/store/store.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 export const SILENT = pino({ level: 'silent' })
 
@@ -75,7 +75,7 @@ export async function redisHarness(
     ttl: 100,
     long: 600_000,
     async elapse(gone) {
-      while (!(await gone())) await sleep(10)
+      await waitFor(gone, 'the keys expired')
     },
     open,
     async close() {

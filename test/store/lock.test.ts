@@ -3,11 +3,11 @@
 // test opens, never by how long something took.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { withLock } from '../../gateway/store/lock.js'
 import type { Store } from '../../gateway/store/store.js'
 import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
 import { memoryHarness, redisHarness, rejectsWith, type Harness } from './harness.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const KEY = 'lock:grant:g1'
 
@@ -16,10 +16,6 @@ function gate() {
   let open!: () => void
   const opened = new Promise<void>((resolve) => (open = resolve))
   return { open, opened }
-}
-
-async function until(cond: () => boolean | Promise<boolean>): Promise<void> {
-  while (!(await cond())) await sleep(5)
 }
 
 /** The store, counting attempts to take a lock (set ifAbsent) that failed. */
@@ -45,13 +41,13 @@ const cases: { name: string; run(h: Harness): Promise<void> }[] = [
         events.push('A out')
         return 'a'
       })
-      await until(() => events.includes('A in'))
+      await waitFor(() => events.includes('A in'), 'A holds the lock')
       const c = counting(s)
       const b = withLock(c.store, KEY, long, async () => {
         events.push('B in')
         return 'b'
       })
-      await until(() => c.refused >= 2)
+      await waitFor(() => c.refused >= 2, 'B was refused twice')
       assert.deepEqual(events, ['A in'], 'B has been refused and is still waiting')
       first.open()
       assert.deepEqual(await Promise.all([a, b]), ['a', 'b'])
@@ -68,7 +64,7 @@ const cases: { name: string; run(h: Harness): Promise<void> }[] = [
       const b = withLock(c.store, KEY, long, async () => {
         entered = true
       })
-      await until(() => c.refused >= 1)
+      await waitFor(() => c.refused >= 1, 'the contender was refused once')
       await elapse(async () => entered || (await s.get(KEY)) !== 'token of a replica that died')
       await b
       assert.equal(entered, true)
@@ -87,7 +83,7 @@ const cases: { name: string; run(h: Harness): Promise<void> }[] = [
           bToken = await s.get(KEY)
           await second.opened
         })
-        await until(() => bToken !== undefined)
+        await waitFor(() => bToken !== undefined, 'B holds the lock')
       })
       assert.equal(await s.get(KEY), bToken, "A's release left B's lock in place")
       second.open()

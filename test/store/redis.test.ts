@@ -1,7 +1,6 @@
 // The Redis store when Redis is not there: at start-up, gone mid-way, hung; and what it logs.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { createClient } from '@redis/client'
 import { pino } from 'pino'
 import { StoreError } from '../../gateway/store/errors.js'
@@ -10,6 +9,7 @@ import type { Store } from '../../gateway/store/store.js'
 import { freePort } from '../helpers/ports.js'
 import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
 import { rejectsWith, SILENT } from './harness.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const PASSWORD = 'hunter2-not-in-any-log'
 
@@ -124,8 +124,8 @@ describe('Redis store: outages', { skip: NO_REDIS }, () => {
         "a caller's bug is reported as such, even now",
       )
       await redis.start()
-      // The client reconnects on its own; wait for it, however long its backoff takes.
-      while (!(await store.ping())) await sleep(20)
+      // The client reconnects on its own (its backoff at most 2 s): wait for it.
+      await waitFor(() => store.ping(), 'the client reconnected')
       await everyOperation(store, 'works')
       assert.equal(await store.get('kept?'), undefined, 'the test server saves nothing')
       assert.ok(
@@ -160,7 +160,7 @@ describe('Redis store: outages', { skip: NO_REDIS }, () => {
       await rejectsWith(store.sadd('set', 'm', 1000), 'unavailable')
       assert.equal(await store.ping(), false)
       redis.resume()
-      while (!(await store.ping())) await sleep(20)
+      await waitFor(() => store.ping(), 'the store answers again')
       assert.equal(await store.set('k', 'v2'), true)
       assert.equal(await store.get('k'), 'v2')
     } finally {
