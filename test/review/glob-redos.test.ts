@@ -4,8 +4,8 @@
 // quadratic in the name it is tested against, and the name is the caller's: any caller with
 // access sends a tools/call (or resources/read) whose name repeats the pattern's middle
 // literal, up to limits.maxBodyBytes (1 MiB), and the gateway's one event loop is busy for
-// minutes: every other request of every user waits. Here a 210 kB name; the event loop must not
-// stall for a second while it is decided.
+// minutes: every other request of every user waits. The matcher's reads are counted (linear in
+// the name); a 210 kB name is decided and relayed end to end.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -35,20 +35,29 @@ after(() => stack.close())
 describe('review: policy patterns against long names', () => {
   it('compileGlob decides a long name in linear time (two wildcards, a literal after the second)', () => {
     const m = compileGlob('*_admin_*_v2')
-    const time = (n: number) => {
-      const name = '_admin_'.repeat(n)
-      const t = performance.now()
-      m(name)
-      return performance.now() - t
+    // The matcher reads the name by charCodeAt only: a String that counts the reads measures
+    // its work in steps, whatever the machine's speed.
+    const reads = (n: number) => {
+      let count = 0
+      class Counted extends String {
+        override charCodeAt(i: number): number {
+          count++
+          return super.charCodeAt(i)
+        }
+      }
+      const name = new Counted('_admin_'.repeat(n)) as unknown as string
+      assert.equal(m(name), false)
+      return { count, length: name.length }
     }
-    time(1000)
-    const small = Math.max(time(4_000), 0.5)
-    const large = time(32_000)
-    // 8× the input: a linear matcher takes about 8× the time; this one takes about 64×.
+    const small = reads(4_000)
+    const large = reads(32_000)
+    // 8× the input: a linear matcher reads about 8× as much; a backtracking one about 64×.
     assert.ok(
-      large < small * 24,
-      `8× longer name took ${(large / small).toFixed(0)}× longer (${small.toFixed(1)} ms → ${large.toFixed(1)} ms)`,
+      large.count <= small.count * 8 * 1.01,
+      `8× longer name took ${(large.count / small.count).toFixed(1)}× the reads (${small.count} → ${large.count})`,
     )
+    // At most a few reads per character of the name (the pattern's tail after the last star).
+    assert.ok(large.count <= large.length * 4, `${large.count} reads of ${large.length} characters`)
   })
 
   it('compileGlob agrees with the regular-expression reading of a pattern (random patterns and names)', () => {
@@ -101,7 +110,6 @@ describe('review: policy patterns against long names', () => {
     await init.body.text()
     const sid = init.headers['mcp-session-id'] as string
     const name = '_admin_'.repeat(30_000)
-    const sent = performance.now()
     const attack = request(stack.local('globby'), {
       method: 'POST',
       headers: { ...headers, 'mcp-session-id': sid },
@@ -115,20 +123,14 @@ describe('review: policy patterns against long names', () => {
       await r.body.text()
       return r.statusCode
     })
-    // The gateway runs in this process: while it decides, no timer of anyone's fires either.
-    // The longest gap between 20 ms ticks is how long every other request waited.
-    let waited = 0
-    let last = performance.now()
-    const tick = setInterval(() => {
-      const now = performance.now()
-      waited = Math.max(waited, now - last)
-      last = now
-    }, 20)
-    const status = await attack.finally(() => clearInterval(tick))
-    const took = performance.now() - sent
-    assert.ok(
-      waited < 1000,
-      `the gateway's event loop stalled ${waited.toFixed(0)} ms on one policy decision (the tools/call took ${took.toFixed(0)} ms, status ${status})`,
-    )
+    // Decided by the policy (allowed by "*": it does not end in _v2) and relayed: the fixture
+    // answers that it has no such tool. How long the event loop was held is not measured here
+    // (it depends on the machine); the matcher's reads, counted above, are.
+    assert.equal(await attack, 200)
+    const line = stack
+      .audit()
+      .find((l) => l.method === 'tools/call' && String(l.tool ?? l.name ?? '').length > 200_000)
+    assert.ok(line, 'an audit line for the long name')
+    assert.equal(line.decision, 'allow')
   })
 })
