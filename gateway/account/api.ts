@@ -2,6 +2,7 @@ import type { Context, Hono } from 'hono'
 import { bearerChallenge } from '../auth/challenge.js'
 import { AuthError } from '../auth/errors.js'
 import type { Principal } from '../auth/principal.js'
+import { canonical } from '../auth/verify.js'
 import { GatewayError } from '../errors.js'
 import { readJsonBody } from '../http/body.js'
 import { originAllowed } from '../http/origin.js'
@@ -42,34 +43,50 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
     for (const cred of Object.values(c.credentials))
       if ('secret' in cred) takers.set(cred.secret, [...(takers.get(cred.secret) ?? []), server])
   /**
-   * Whether the token may change secret `name`: it was issued for a server that takes it (its
-   * `aud` is one of that server's, or an endpoint's serving it). Any token of the user's reads
-   * the list, but a token one app holds for one server must not write the key another server
-   * acts with: an app could put its own account's key in place of the user's and read what
-   * the user then sends through that server (or delete it). A secret no server takes any more
-   * (only deleted) is anyone's of the user's to clear.
+   * Whether the token may change secret `name`: it was issued for every server of the user's
+   * (the live policy) that takes it, through their own `aud` or an endpoint's serving them.
+   * Any token of the user's reads the list, but a token one app holds for one server must not
+   * write the key another server acts with: an app could put its own account's key in place of
+   * the user's and read what the user then sends through that server (or delete it). A key two
+   * servers share is the other's too, so a token for one of them is not enough. A server the
+   * policy closes to the user counts for nothing (no call of theirs runs there), except for a
+   * held secret only such servers take, which takes a token for one of them. A secret no
+   * server takes any more (only deleted) is anyone's of the user's to clear. `aud` is compared
+   * as at authentication (scheme and host in any case).
    */
-  const tokenTakes = (p: Principal, name: string): boolean => {
+  const tokenTakes = (p: Principal, needs: AccountNeeds, name: string): boolean => {
     const using = takers.get(name)
     if (using === undefined) return true
     const aud = p.claims.aud
     const auds = new Set(
-      (typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : []).filter(
-        (a): a is string => typeof a === 'string',
-      ),
+      (typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [])
+        .filter((a): a is string => typeof a === 'string')
+        .map(canonical),
     )
-    return using.some(
-      (s) =>
-        d.resources.audiences(s).some((a) => auds.has(a)) ||
-        [...auds].some((a) => d.resources.serversOf(a).includes(s)),
-    )
+    const covers = (s: string) =>
+      d.resources.audiences(s).some((a) => auds.has(canonical(a))) ||
+      [...auds].some((a) => d.resources.serversOf(a).includes(s))
+    return using.some(covers) && openTakers(needs, name).every(covers)
   }
+  /** The servers the user may use that take secret `name`. */
+  const openTakers = (needs: AccountNeeds, name: string) =>
+    (takers.get(name) ?? []).filter((s) => needs.servers.some((n) => n.name === s))
   const notForIt = (p: Principal, needs: AccountNeeds, method: string, name: string) => {
-    record(p, needs, method, name, 'deny', 'refused: the token is for no server that takes it')
+    record(
+      p,
+      needs,
+      method,
+      name,
+      'deny',
+      'refused: the token is not for every server of the user that takes it',
+    )
+    const open = openTakers(needs, name)
     return new AccountError(
       'token_not_for_server',
-      `this token was not issued for a server that takes ${name} (${(takers.get(name) ?? []).join(', ')}): ` +
-        'use a token for one of them, or the account page',
+      open.length > 0
+        ? `this token was not issued for every server that takes ${name} (${open.join(', ')}): ` +
+            'use a token for them all (or an endpoint serving them), or the account page'
+        : `this token was not issued for a server that takes ${name}: use the account page`,
     )
   }
   const reply = (status: number, body: unknown, headers: Record<string, string> = {}) =>
@@ -215,7 +232,7 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
           'no server you may use takes a secret of that name',
         )
       }
-      if (!tokenTakes(p, name)) throw notForIt(p, needs, 'account/secret.set', name)
+      if (!tokenTakes(p, needs, name)) throw notForIt(p, needs, 'account/secret.set', name)
       if (!/^application\/json\s*(;|$)/i.test(c.req.header('content-type') ?? ''))
         throw new AccountError(
           'unsupported_media_type',
@@ -279,7 +296,7 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
           'no server you may use takes a secret of that name',
         )
       }
-      if (!tokenTakes(p, name)) throw notForIt(p, needs, 'account/secret.delete', name)
+      if (!tokenTakes(p, needs, name)) throw notForIt(p, needs, 'account/secret.delete', name)
       await d.secrets.remove({ iss: p.iss, sub: p.sub }, name)
       record(p, needs, 'account/secret.delete', name, 'allow', held ? 'deleted' : 'not set')
       return reply(204, undefined)

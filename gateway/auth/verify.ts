@@ -89,7 +89,8 @@ export function checkAudience(aud: JWTPayload['aud'], expected: readonly string[
 /** Canonical forms of each (long-lived) list of expected audiences, computed once. */
 const canonicalSets = new WeakMap<readonly string[], Set<string>>()
 
-function canonical(uri: string): string {
+/** An audience URI as compared: its scheme and host in lower case (the rest as it is). */
+export function canonical(uri: string): string {
   return uri.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, (origin) => origin.toLowerCase())
 }
 

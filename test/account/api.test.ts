@@ -448,7 +448,7 @@ describe('the account API with an external issuer (the dev IdP)', () => {
             assert.equal(line.decision, 'deny')
             assert.equal(line.server, 'github')
             assert.equal(line.name, 'github-token')
-            assert.match(String(line.outcome), /no server that takes it/)
+            assert.match(String(line.outcome), /not for every server of the user that takes it/)
           }
         })
       }

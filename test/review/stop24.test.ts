@@ -1,0 +1,189 @@
+// Stop 24: an outsider's review of the account API's rule that a set or delete of a secret
+// takes a token for a server that takes it (commit 24dd7ee). Each finding is a failing test
+// first (real gateway, real dev IdP tokens, the real store), then the fix:
+// - a secret two servers take: a token for one of them set (or deleted) the key the other acts
+//   with, which is the very substitution the rule was made to stop (an app let in for `actions`
+//   put its own account's key in place of the user's for `github`);
+// - a token for a server the policy does not open to the user still counted as "a server that
+//   takes it": it set the key of a server the user does use;
+// - an `aud` whose scheme or host differs in case only is accepted at authentication (compared
+//   case-insensitively, as the README says) but was refused at the rule.
+// And pins of what held.
+import assert from 'node:assert/strict'
+import { after, before, beforeEach, describe, it } from 'node:test'
+import type { JWTPayload } from 'jose'
+import { request } from 'undici'
+import { createMemoryStore } from '../../gateway/store/memory.js'
+import type { Store } from '../../gateway/store/store.js'
+import { SEALING, secretsIn } from '../helpers/account.js'
+import { SERVERS_DIR, startStack, type Stack } from '../helpers/stack.js'
+
+const echo = { command: process.execPath, args: [`${SERVERS_DIR}/echo.js`] }
+const POLICY = `
+roles:
+  mcp-admin: ["*"]
+  mcp-user: ["mcp:read"]
+servers:
+  echo: { access: ["mcp:read"], tools: { "*": ["mcp:read"] } }
+  github: { access: ["mcp:read"], tools: { "*": ["mcp:read"] } }
+  actions: { access: ["mcp:read"], tools: { "*": ["mcp:read"] } }
+  ci: { access: ["mcp:read"], tools: { "*": ["mcp:read"] } }
+  ops: { access: ["mcp:admin"], tools: { "*": ["mcp:admin"] } }
+`
+
+async function api(
+  url: string,
+  method: 'PUT' | 'DELETE' | 'GET',
+  token: string,
+  value?: string,
+): Promise<{ status: number; json: Record<string, unknown>; text: string }> {
+  const res = await request(url, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(value !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(value !== undefined ? { body: JSON.stringify({ value }) } : {}),
+  })
+  const text = await res.body.text()
+  let json: Record<string, unknown> = {}
+  try {
+    json = JSON.parse(text) as Record<string, unknown>
+  } catch {
+    // 204
+  }
+  return { status: res.statusCode, json, text }
+}
+
+describe('stop 24: a set or delete needs a token for every server of the user that takes the secret', () => {
+  let stack: Stack
+  let store: Store
+  let alice: string
+  const held = {
+    'github-token': 'ghp_theUsersOwnKey000001',
+    'deploy-key': 'dk_theUsersOwnKey000001',
+  }
+  const owner = () => ({ iss: stack.gateway.issuer!, sub: 'alice' })
+  const secret = (name: string) => `${stack.url}/account/api/secrets/${name}`
+  const claimsOf = (t: string) =>
+    JSON.parse(Buffer.from(t.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>
+  const withAud = (aud: unknown) => stack.forge({ ...claimsOf(alice), aud } as JWTPayload)
+  const at = (path: string) => `${stack.url}${path}`
+  const valueOf = (name: string) => secretsIn(store).value(owner(), name)
+  const restore = async () => {
+    for (const [name, value] of Object.entries(held))
+      assert.ok((await api(secret(name), 'PUT', alice, value)).status < 300)
+  }
+
+  before(async () => {
+    store = createMemoryStore()
+    stack = await startStack({
+      policy: POLICY,
+      store,
+      servers: {
+        echo,
+        // github and actions both act with the user's GitHub key.
+        github: { ...echo, credentials: { GITHUB_TOKEN: { secret: 'github-token' } } },
+        actions: { ...echo, credentials: { GH_TOKEN: { secret: 'github-token' } } },
+        // ci is open to alice; ops (admin only) takes the same deploy key.
+        ci: { ...echo, credentials: { DEPLOY_KEY: { secret: 'deploy-key' } } },
+        ops: { ...echo, credentials: { DEPLOY_KEY: { secret: 'deploy-key' } } },
+      },
+      config: {
+        secrets: SEALING,
+        endpoints: { gh: { path: '/mcp/gh', servers: ['github', 'actions'] } },
+      },
+    })
+    // A token that names every taker, the user's own (as from `mcp-edge token`).
+    alice = await stack.token('alice', { server: 'github' })
+    alice = await withAud([at('/mcp/github'), at('/mcp/actions'), at('/mcp/ci')])
+  })
+  // Each attempt starts from the user's own keys (a failed one may have changed them).
+  beforeEach(restore)
+  after(async () => {
+    await stack?.close()
+  })
+
+  const refusals: { name: string; secret: keyof typeof held; aud: () => unknown }[] = [
+    {
+      name: "an app's token for actions, on the key github shares",
+      secret: 'github-token',
+      aud: () => at('/mcp/actions'),
+    },
+    {
+      name: "an app's token for actions (legacy /sse), on the key github shares",
+      secret: 'github-token',
+      aud: () => at('/sse/actions'),
+    },
+    {
+      name: "an app's token for echo and actions, on the key github shares",
+      secret: 'github-token',
+      aud: () => [at('/mcp/echo'), at('/mcp/actions')],
+    },
+    {
+      name: 'a token for ops, a server the policy does not open to alice, on the key ci uses',
+      secret: 'deploy-key',
+      aud: () => at('/mcp/ops'),
+    },
+  ]
+  for (const c of refusals)
+    for (const method of ['PUT', 'DELETE'] as const)
+      it(`${c.name}: ${method} → 403 token_not_for_server, the user's key untouched`, async () => {
+        const audits = stack.audit().length
+        const res = await api(
+          secret(c.secret),
+          method,
+          await withAud(c.aud()),
+          method === 'PUT' ? 'the_apps_own_account_key' : undefined,
+        )
+        assert.equal(res.status, 403, res.text)
+        assert.equal(res.json.error, 'token_not_for_server')
+        assert.equal(await valueOf(c.secret), held[c.secret])
+        const line = stack.audit().slice(audits).at(-1)!
+        assert.equal(line.decision, 'deny')
+        assert.equal(line.name, c.secret)
+        assert.match(String(line.outcome), /not for every server of the user that takes it/)
+      })
+
+  const accepted: { name: string; secret: keyof typeof held; aud: () => unknown }[] = [
+    {
+      name: 'a token for github and actions',
+      secret: 'github-token',
+      aud: () => [at('/mcp/github'), at('/mcp/actions')],
+    },
+    {
+      name: 'a token for the endpoint serving github and actions',
+      secret: 'github-token',
+      aud: () => at('/mcp/gh'),
+    },
+    {
+      name: 'a token for ci (ops is closed to alice)',
+      secret: 'deploy-key',
+      aud: () => at('/mcp/ci'),
+    },
+    {
+      name: 'a token for ci with its host in upper case (accepted at authentication)',
+      secret: 'deploy-key',
+      aud: () => at('/mcp/ci').replace('http://127.0.0.1', 'HTTP://LOCALHOST'),
+    },
+  ]
+  for (const c of accepted)
+    it(`held: ${c.name} sets and deletes it`, async () => {
+      const token = await withAud(c.aud())
+      const set = await api(secret(c.secret), 'PUT', token, 'a_new_key_of_the_user')
+      assert.equal(set.status, 200, set.text)
+      assert.equal(await valueOf(c.secret), 'a_new_key_of_the_user')
+      const del = await api(secret(c.secret), 'DELETE', token)
+      assert.equal(del.status, 204, del.text)
+      assert.equal(await valueOf(c.secret), undefined)
+    })
+
+  it('held: any of her tokens still lists (names and dates)', async () => {
+    const res = await api(`${stack.url}/account/api`, 'GET', await withAud(at('/mcp/echo')))
+    assert.equal(res.status, 200, res.text)
+    assert.deepEqual((res.json.secrets as { name: string }[]).map((s) => s.name).sort(), [
+      'deploy-key',
+      'github-token',
+    ])
+  })
+})
