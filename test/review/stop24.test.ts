@@ -8,7 +8,9 @@
 //   takes it": it set the key of a server the user does use;
 // - an `aud` whose scheme or host differs in case only is accepted at authentication (compared
 //   case-insensitively, as the README says) but was refused at the rule.
-// And pins of what held.
+// And pins of what held: a token for every taker (several audiences, an endpoint serving them,
+// an endpoint's or a server's routed host) sets; a gateway-wide auth.audience token sets any
+// (documented: the rule holds only where tokens are per server); any token lists.
 import assert from 'node:assert/strict'
 import { after, before, beforeEach, describe, it } from 'node:test'
 import type { JWTPayload } from 'jose'
@@ -18,6 +20,7 @@ import type { Store } from '../../gateway/store/store.js'
 import { SEALING, secretsIn } from '../helpers/account.js'
 import { SERVERS_DIR, startStack, type Stack } from '../helpers/stack.js'
 
+const GATEWAY_WIDE = 'https://gateway-wide.example'
 const echo = { command: process.execPath, args: [`${SERVERS_DIR}/echo.js`] }
 const POLICY = `
 roles:
@@ -69,6 +72,7 @@ describe('stop 24: a set or delete needs a token for every server of the user th
     JSON.parse(Buffer.from(t.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>
   const withAud = (aud: unknown) => stack.forge({ ...claimsOf(alice), aud } as JWTPayload)
   const at = (path: string) => `${stack.url}${path}`
+  const routed = (host: string) => `http://${host}:${new URL(stack.url).port}/mcp`
   const valueOf = (name: string) => secretsIn(store).value(owner(), name)
   const restore = async () => {
     for (const [name, value] of Object.entries(held))
@@ -92,7 +96,13 @@ describe('stop 24: a set or delete needs a token for every server of the user th
       config: {
         secrets: SEALING,
         endpoints: { gh: { path: '/mcp/gh', servers: ['github', 'actions'] } },
+        hosts: {
+          'actions.example.com': { server: 'actions' },
+          'ci.example.com': { server: 'ci' },
+          'gh.example.com': { endpoint: 'gh' },
+        },
       },
+      auth: { audience: GATEWAY_WIDE },
     })
     // A token that names every taker, the user's own (as from `mcp-edge token`).
     alice = await stack.token('alice', { server: 'github' })
@@ -119,6 +129,11 @@ describe('stop 24: a set or delete needs a token for every server of the user th
       name: "an app's token for echo and actions, on the key github shares",
       secret: 'github-token',
       aud: () => [at('/mcp/echo'), at('/mcp/actions')],
+    },
+    {
+      name: "an app's token for actions by its routed host, on the key github shares",
+      secret: 'github-token',
+      aud: () => routed('actions.example.com'),
     },
     {
       name: 'a token for ops, a server the policy does not open to alice, on the key ci uses',
@@ -157,6 +172,23 @@ describe('stop 24: a set or delete needs a token for every server of the user th
       aud: () => at('/mcp/gh'),
     },
     {
+      name: "a token for the endpoint's routed host",
+      secret: 'github-token',
+      aud: () => routed('gh.example.com'),
+    },
+    {
+      name: "a token for ci's routed host",
+      secret: 'deploy-key',
+      aud: () => routed('ci.example.com'),
+    },
+    // auth.audience is good at every server: documented (README), the rule cannot hold there.
+    {
+      name: 'a gateway-wide token (auth.audience)',
+      secret: 'github-token',
+      aud: () => GATEWAY_WIDE,
+    },
+    { name: 'a gateway-wide token (auth.audience)', secret: 'deploy-key', aud: () => GATEWAY_WIDE },
+    {
       name: 'a token for ci (ops is closed to alice)',
       secret: 'deploy-key',
       aud: () => at('/mcp/ci'),
@@ -168,7 +200,7 @@ describe('stop 24: a set or delete needs a token for every server of the user th
     },
   ]
   for (const c of accepted)
-    it(`held: ${c.name} sets and deletes it`, async () => {
+    it(`held: ${c.name} sets and deletes ${c.secret}`, async () => {
       const token = await withAud(c.aud())
       const set = await api(secret(c.secret), 'PUT', token, 'a_new_key_of_the_user')
       assert.equal(set.status, 200, set.text)
