@@ -10,14 +10,30 @@
 //   case-insensitively, as the README says) but was refused at the rule.
 // And pins of what held: a token for every taker (several audiences, an endpoint serving them,
 // an endpoint's or a server's routed host) sets; a gateway-wide auth.audience token sets any
-// (documented: the rule holds only where tokens are per server); any token lists.
+// (documented: the rule holds only where tokens are per server); any token lists. /readyz at
+// the nginx edge: 20 raw request targets (dot segments, encodings, case, HEAD, absolute form,
+// Host games) are refused; 11 of them reach readiness without the template's location.
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, beforeEach, describe, it } from 'node:test'
+import { connect as tlsConnect } from 'node:tls'
 import type { JWTPayload } from 'jose'
 import { request } from 'undici'
 import { createMemoryStore } from '../../gateway/store/memory.js'
 import type { Store } from '../../gateway/store/store.js'
+import {
+  checkConfig,
+  hasNginx,
+  renderConfig,
+  selfSignedCert,
+  startNginx,
+  type Nginx,
+} from '../edge/nginx-run.js'
+import { startReplicas, type Replicas } from '../edge/replicas.js'
 import { SEALING, secretsIn } from '../helpers/account.js'
+import { freePort } from '../helpers/ports.js'
 import { SERVERS_DIR, startStack, type Stack } from '../helpers/stack.js'
 
 const GATEWAY_WIDE = 'https://gateway-wide.example'
@@ -218,4 +234,101 @@ describe('stop 24: a set or delete needs a token for every server of the user th
       'github-token',
     ])
   })
+})
+
+// In CI a missing nginx is a failure, not a skip (as test/edge).
+const NO_NGINX =
+  hasNginx() || process.env.CI === 'true' ? false : 'nginx is not on PATH: edge test skipped'
+
+describe('stop 24: /readyz stays behind the edge, whatever the request target', {
+  skip: NO_NGINX,
+}, () => {
+  let dir: string
+  let base: URL
+  let pem: string
+  let replicas: Replicas
+  let nginx: Nginx | undefined
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mcp-edge-stop24-'))
+    const [httpsPort, httpPort] = [await freePort(), await freePort()]
+    base = new URL(`https://127.0.0.1:${httpsPort}`)
+    const cert = selfSignedCert(dir)
+    pem = cert.pem
+    replicas = await startReplicas({ ids: ['a'], publicUrl: base.origin, dir })
+    const conf = renderConfig(dir, {
+      SERVER_NAME: 'localhost 127.0.0.1',
+      PUBLIC_URL: base.origin,
+      TLS_CERT: cert.cert,
+      TLS_KEY: cert.key,
+      HTTP_PORT: String(httpPort),
+      HTTPS_PORT: String(httpsPort),
+      LISTEN: '127.0.0.1',
+      REPLICAS: replicas.list.map((r) => `${r.id}=${new URL(r.gateway.url).host}`).join(' '),
+      MAX_BODY: String(1024 * 1024),
+      WORKER_PROCESSES: '1',
+      TEMP_DIR: dir,
+      ERROR_LOG: join(dir, 'error.log'),
+      ACCESS_LOG: join(dir, 'access.log'),
+      ...(process.getuid?.() === 0 ? { NGINX_USER: 'root' } : {}),
+    })
+    checkConfig(dir, conf)
+    nginx = await startNginx(dir, conf)
+  })
+  after(async () => {
+    await nginx?.stop()
+    await replicas?.close()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  /** One HTTP/1.1 request written byte for byte (no client normalizes the target): status and body. */
+  const raw = (head: string) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const chunks: Buffer[] = []
+      const socket = tlsConnect(
+        { host: '127.0.0.1', port: Number(base.port), ca: pem, ALPNProtocols: ['http/1.1'] },
+        () => socket.write(`${head}\r\nConnection: close\r\n\r\n`),
+      )
+      socket.on('data', (c: Buffer) => chunks.push(c))
+      socket.on('error', reject)
+      socket.on('close', () => {
+        const text = Buffer.concat(chunks).toString('latin1')
+        resolve({ status: Number(text.split(' ')[1]), text })
+      })
+    })
+
+  it('held: the gateway itself answers /readyz (what the edge must hide)', async () => {
+    const res = await fetch(`${replicas.list[0]!.gateway.url}/readyz`)
+    assert.match(await res.text(), /"problems"/)
+  })
+
+  const host = () => `Host: ${base.host}`
+  const targets: [string, () => string][] = [
+    ['plain', () => `GET /readyz HTTP/1.1\r\n${host()}`],
+    ['dot segment', () => `GET /./readyz HTTP/1.1\r\n${host()}`],
+    ['dot-dot segment', () => `GET /x/../readyz HTTP/1.1\r\n${host()}`],
+    ['encoded dot', () => `GET /%2e/readyz HTTP/1.1\r\n${host()}`],
+    ['encoded dot-dot', () => `GET /x/%2e%2e/readyz HTTP/1.1\r\n${host()}`],
+    ['encoded slash and dot-dot', () => `GET /mcp/..%2Freadyz HTTP/1.1\r\n${host()}`],
+    ['encoded leading slash', () => `GET /%2Freadyz HTTP/1.1\r\n${host()}`],
+    ['double slash', () => `GET //readyz HTTP/1.1\r\n${host()}`],
+    ['upper case', () => `GET /READYZ HTTP/1.1\r\n${host()}`],
+    ['encoded letters', () => `GET /%72%65adyz HTTP/1.1\r\n${host()}`],
+    ['trailing encoded slash', () => `GET /readyz%2F HTTP/1.1\r\n${host()}`],
+    ['trailing encoded ?', () => `GET /readyz%3F HTTP/1.1\r\n${host()}`],
+    ['trailing encoded space', () => `GET /readyz%20 HTTP/1.1\r\n${host()}`],
+    ['matrix parameter', () => `GET /readyz;x HTTP/1.1\r\n${host()}`],
+    ['HEAD', () => `HEAD /readyz HTTP/1.1\r\n${host()}`],
+    ['absolute form', () => `GET ${base.origin}/readyz HTTP/1.1\r\n${host()}`],
+    ['absolute form, another host', () => `GET https://evil.example/readyz HTTP/1.1\r\n${host()}`],
+    ['unknown Host', () => `GET /readyz HTTP/1.1\r\nHost: evil.example`],
+    ['HTTP/1.0 without Host', () => 'GET /readyz HTTP/1.0'],
+    ['under /.well-known/', () => `GET /.well-known/../readyz HTTP/1.1\r\n${host()}`],
+  ]
+  for (const [name, head] of targets)
+    it(`held: ${name} → refused, no readiness report`, async () => {
+      const res = await raw(head())
+      assert.ok(res.status === 404 || res.status === 400, res.text.slice(0, 300))
+      assert.doesNotMatch(res.text, /problems|warnings|"ready"/)
+    })
 })
