@@ -130,8 +130,9 @@ async function stop(proc: ChildProcess, exited: Promise<void>, graceMs: number):
 export type Redactor = ((line: string) => string) & { longest: number }
 
 /**
- * Blots out known secret values in a line: each value as written, and as JSON and URL
- * encoding would write it (a process that logs its config or a request). Longest first, so a
+ * Blots out known secret values in a line: each value as written, and as JSON (JavaScript's,
+ * Python's, Go's), URL and form encoding would write it (a process that logs its config or a
+ * request). Longest first, so a
  * value containing another is blotted whole. Two forms a line-by-line scan would otherwise miss:
  * - a value of several lines (a PEM key) is printed over several stderr lines: each of its
  *   lines is blotted on its own, once at least {@link MIN_LINE} long;
@@ -146,8 +147,22 @@ export function redactor(values: readonly string[]): Redactor {
   for (const v of values) {
     if (v === '') continue
     forms.add(v)
-    forms.add(JSON.stringify(v).slice(1, -1))
+    const json = JSON.stringify(v).slice(1, -1)
+    forms.add(json)
+    // Other languages' JSON: Python's json.dumps writes non-ASCII as \uXXXX, Go's < > & (and
+    // U+2028, U+2029); a server in either logging its config hid nothing otherwise.
+    forms.add(json.replace(/[\u0080-\uffff]/g, unicodeEscape))
+    forms.add(json.replace(/[<>&\u2028\u2029]/g, unicodeEscape))
     forms.add(encodeURIComponent(v))
+    // A form body or query (URLSearchParams; Python's urlencode, Go's QueryEscape): space as +,
+    // and RFC 3986's reserved ! ' ( ) * percent-encoded too.
+    forms.add(new URLSearchParams({ v }).toString().slice(2))
+    const strict = encodeURIComponent(v).replace(
+      /[!'()*]/g,
+      (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+    )
+    forms.add(strict)
+    forms.add(strict.replace(/%20/g, '+'))
     forms.add(Buffer.from(v).toString('base64'))
     const lines = v.split(/\r\n|\r|\n/)
     if (lines.length > 1) for (const line of lines) if (line.length >= MIN_LINE) forms.add(line)
@@ -166,6 +181,9 @@ export function redactor(values: readonly string[]): Redactor {
     { longest: list[0]!.length },
   )
 }
+
+/** A character as a JSON \uXXXX escape, lower-case hex (as Python and Go write it). */
+const unicodeEscape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`
 
 /**
  * Shortest line of a multi-line value blotted out on its own: a shorter one (a PEM's `==`, a

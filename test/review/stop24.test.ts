@@ -7,14 +7,17 @@
 // - a token for a server the policy does not open to the user still counted as "a server that
 //   takes it": it set the key of a server the user does use;
 // - an `aud` whose scheme or host differs in case only is accepted at authentication (compared
-//   case-insensitively, as the README says) but was refused at the rule.
+//   case-insensitively, as the README says) but was refused at the rule;
+// - stderr redaction (beyond stop 23's multi-line and base64 forms): a value as Python's or
+//   Go's JSON writes it (non-ASCII, or < > &, as \uXXXX) or in a form body (space as +,
+//   ! ' ( ) * encoded) reached the log whole.
 // And pins of what held: a token for every taker (several audiences, an endpoint serving them,
 // an endpoint's or a server's routed host) sets; a gateway-wide auth.audience token sets any
 // (documented: the rule holds only where tokens are per server); any token lists. /readyz at
 // the nginx edge: 20 raw request targets (dot segments, encodings, case, HEAD, absolute form,
 // Host games) are refused; 11 of them reach readiness without the template's location.
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, beforeEach, describe, it } from 'node:test'
@@ -34,6 +37,8 @@ import {
 import { startReplicas, type Replicas } from '../edge/replicas.js'
 import { SEALING, secretsIn } from '../helpers/account.js'
 import { freePort } from '../helpers/ports.js'
+import { connectAs } from '../helpers/sdk-session.js'
+import { waitFor } from '../helpers/wait-for.js'
 import { SERVERS_DIR, startStack, type Stack } from '../helpers/stack.js'
 
 const GATEWAY_WIDE = 'https://gateway-wide.example'
@@ -330,5 +335,84 @@ describe('stop 24: /readyz stays behind the edge, whatever the request target', 
       const res = await raw(head())
       assert.ok(res.status === 404 || res.status === 400, res.text.slice(0, 300))
       assert.doesNotMatch(res.text, /problems|warnings|"ready"/)
+    })
+})
+
+/**
+ * A stdio MCP server (newline-delimited JSON-RPC, no SDK) that logs its VAULT_TOKEN to stderr at
+ * each call as other languages' libraries write it: Python's json.dumps (non-ASCII as \uXXXX),
+ * Go's encoding/json (< > & as \u003c \u003e \u0026) and a form body (URLSearchParams, Python's
+ * urlencode: space as +, ! ' ( ) * encoded).
+ */
+const POLYGLOT = `
+const readline = require('node:readline')
+const token = process.env.VAULT_TOKEN ?? ''
+const u = (c) => '\\\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')
+const json = JSON.stringify(token)
+const send = (m) => process.stdout.write(JSON.stringify(m) + '\\n')
+readline.createInterface({ input: process.stdin }).on('line', (line) => {
+  let m
+  try { m = JSON.parse(line) } catch { return }
+  if (m.id === undefined || m.method === undefined) return
+  const result = (r) => send({ jsonrpc: '2.0', id: m.id, result: r })
+  if (m.method === 'initialize')
+    return result({ protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'polyglot', version: '1' } })
+  if (m.method === 'tools/list') return result({ tools: [{ name: 'leak', inputSchema: { type: 'object' } }] })
+  if (m.method === 'tools/call') {
+    process.stderr.write('python {"token": ' + json.replace(/[\\u0080-\\uffff]/g, u) + '}\\n')
+    process.stderr.write('go {"token":' + json.replace(/[<>&\\u2028\\u2029]/g, u) + '}\\n')
+    process.stderr.write('form grant_type=password&password=' + new URLSearchParams({ p: token }).toString().slice(2) + '\\n')
+    process.stderr.write('end of request\\n')
+    return result({ content: [{ type: 'text', text: 'leaked' }] })
+  }
+  if (m.method === 'ping') return result({})
+})
+`
+
+describe("stop 24: stderr redaction covers other languages' JSON and form encodings", () => {
+  let stack: Stack
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stop24-'))
+    const script = join(dir, 'polyglot.cjs')
+    writeFileSync(script, POLYGLOT)
+    stack = await startStack({
+      policy: `${POLICY}  polyglot: { access: ["mcp:read"], tools: { "*": ["mcp:read"] } }\n`,
+      servers: {
+        polyglot: {
+          command: process.execPath,
+          args: [script],
+          credentials: { VAULT_TOKEN: { secret: 'vault-token' } },
+        },
+      },
+    })
+  })
+  after(() => stack?.close())
+
+  const lines = async (value: string) => {
+    await stack.gateway.secrets!.set({ iss: stack.idp.issuer, sub: 'alice' }, 'vault-token', value)
+    const from = stack.logLines.length
+    const { client } = await connectAs(stack, 'alice', 'polyglot', { name: 'stop24' })
+    try {
+      await client.callTool({ name: 'leak', arguments: {} })
+      await waitFor(
+        () => stack.logLines.slice(from).some((l) => l.includes('end of request')),
+        'the last stderr line was logged',
+      )
+    } finally {
+      await client.close()
+    }
+    const got = stack.logLines.slice(from)
+    return (tag: string) => got.find((l) => l.includes(`"stderr":"${tag} `))!
+  }
+
+  for (const [tag, value, hidden] of [
+    ['python', 'pässwörd-Ünïcode-1234', 'code-1234'],
+    ['go', 'pa&ss<wo>rd&1234&5678', 'u003erd'],
+    ['form', "p@ss w0rd (it's)*!~", 'w0rd'],
+  ] as const)
+    it(`${tag}: the value as that library writes it is blotted out`, async () => {
+      const line = (await lines(value))(tag)
+      assert.ok(line.includes('[redacted]'), line)
+      assert.ok(!line.includes(hidden), line)
     })
 })
