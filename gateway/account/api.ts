@@ -4,6 +4,7 @@ import { AuthError } from '../auth/errors.js'
 import type { Principal } from '../auth/principal.js'
 import { canonical } from '../auth/verify.js'
 import { GatewayError } from '../errors.js'
+import { decideAccess } from '../policy/evaluate.js'
 import { readJsonBody } from '../http/body.js'
 import { originAllowed } from '../http/origin.js'
 import type { Vars } from '../http/request-id.js'
@@ -44,7 +45,8 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
       if ('secret' in cred) takers.set(cred.secret, [...(takers.get(cred.secret) ?? []), server])
   /**
    * Whether the token may change secret `name`: it was issued for every server of the user's
-   * (the live policy) that takes it, through their own `aud` or an endpoint's serving them.
+   * (the live policy) that takes it, through their own `aud` or an endpoint's serving them,
+   * and its own scopes open each (as an MCP request there would be decided).
    * Any token of the user's reads the list, but a token one app holds for one server must not
    * write the key another server acts with: an app could put its own account's key in place of
    * the user's and read what the user then sends through that server (or delete it). A key two
@@ -63,9 +65,12 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
         .filter((a): a is string => typeof a === 'string')
         .map(canonical),
     )
+    // Issued for it, and good there: the broker mints a token of no scope for any server of
+    // a client it remembers consent for, with no page shown (its roles-only `needs` would not see it).
     const covers = (s: string) =>
-      d.resources.audiences(s).some((a) => auds.has(canonical(a))) ||
-      [...auds].some((a) => d.resources.serversOf(a).includes(s))
+      (d.resources.audiences(s).some((a) => auds.has(canonical(a))) ||
+        [...auds].some((a) => d.resources.serversOf(a).includes(s))) &&
+      decideAccess(d.policy.current, p, s).effect === 'allow'
     return using.some(covers) && openTakers(needs, name).every(covers)
   }
   /** The servers the user may use that take secret `name`. */
@@ -84,7 +89,7 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
     return new AccountError(
       'token_not_for_server',
       open.length > 0
-        ? `this token was not issued for every server that takes ${name} (${open.join(', ')}): ` +
+        ? `this token was not issued for (or has no scope at) every server that takes ${name} (${open.join(', ')}): ` +
             'use a token for them all (or an endpoint serving them), or the account page'
         : `this token was not issued for a server that takes ${name}: use the account page`,
     )

@@ -8,6 +8,9 @@
 //   takes it": it set the key of a server the user does use;
 // - an `aud` whose scheme or host differs in case only is accepted at authentication (compared
 //   case-insensitively, as the README says) but was refused at the rule;
+// - with the broker (consent remembered, the default), an app consented for github gets a token
+//   for jira, of no scope, with no page shown (scope=openid); MCP refuses it at jira, but the
+//   account API counted it as "for jira" and let it replace the user's jira key;
 // - stderr redaction (beyond stop 23's multi-line and base64 forms): a value as Python's or
 //   Go's JSON writes it (non-ASCII, or < > &, as \uXXXX) or in a form body (space as +,
 //   ! ' ( ) * encoded) reached the log whole.
@@ -35,7 +38,15 @@ import {
   type Nginx,
 } from '../edge/nginx-run.js'
 import { startReplicas, type Replicas } from '../edge/replicas.js'
-import { SEALING, secretsIn } from '../helpers/account.js'
+import {
+  ACCOUNT_EXCHANGE,
+  ACCOUNT_POLICY,
+  accountServers,
+  SEALING,
+  secretsIn,
+} from '../helpers/account.js'
+import { exchange, login, newClient } from '../helpers/broker-raw.js'
+import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { freePort } from '../helpers/ports.js'
 import { connectAs } from '../helpers/sdk-session.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -415,4 +426,70 @@ describe("stop 24: stderr redaction covers other languages' JSON and form encodi
       assert.ok(line.includes('[redacted]'), line)
       assert.ok(!line.includes(hidden), line)
     })
+})
+
+describe("stop 24: with the broker, an app's silent token for another server sets nothing", () => {
+  // A hosted (web) client: consent is remembered for it (consent.remember, the default).
+  const WEB = 'https://claude.ai/api/mcp/auth_callback'
+  const ALICE = '00000000-0000-0000-0000-00000000a11c'
+  let stack: BrokerStack
+  before(async () => {
+    stack = await startBrokerStack({
+      policy: ACCOUNT_POLICY,
+      auth: ACCOUNT_EXCHANGE,
+      config: { servers: accountServers(), secrets: SEALING },
+    })
+  })
+  after(() => stack?.close())
+  const call = (token: string, method: 'PUT' | 'DELETE', name: string) =>
+    api(
+      `${stack.url}/account/api/secrets/${name}`,
+      method,
+      token,
+      method === 'PUT' ? `from-the-app-${name}` : undefined,
+    )
+  const valueOf = (name: string) =>
+    secretsIn(stack.store).value({ iss: stack.url, sub: ALICE }, name)
+
+  it('consented for github, the app gets a token for jira with no page shown; it sets and deletes no jira key', async () => {
+    await stack.gateway.secrets!.set(
+      { iss: stack.url, sub: ALICE },
+      'jira-token',
+      'the-users-jira-key',
+    )
+    const clientId = await newClient(stack, [WEB])
+    const jar = new Map<string, string>()
+    const first = await login(stack, {
+      clientId,
+      redirectUri: WEB,
+      server: 'github',
+      scope: 'openid mcp:read',
+      jar,
+    })
+    const github = await exchange(stack, first, { clientId, redirectUri: WEB, server: 'github' })
+    assert.equal(github.status, 200, github.text)
+    // The same browser, another server, no resource scope asked: no consent page, a code.
+    const second = await login(stack, {
+      clientId,
+      redirectUri: WEB,
+      server: 'jira',
+      jar,
+      params: { scope: 'openid' },
+      choices: { consent: 'deny', missingRole: 'cancel' },
+    })
+    assert.equal(second.visits.filter((v) => v.status === 200).length, 0, 'no page was shown')
+    const jira = await exchange(stack, second, { clientId, redirectUri: WEB, server: 'jira' })
+    assert.equal(jira.status, 200, jira.text)
+    const token = String(jira.json.access_token)
+    for (const method of ['PUT', 'DELETE'] as const) {
+      const res = await call(token, method, 'jira-token')
+      assert.equal(res.status, 403, `${method}: ${res.text}`)
+      assert.equal(res.json.error, 'token_not_for_server')
+      assert.equal(await valueOf('jira-token'), 'the-users-jira-key')
+    }
+    // held: the github token (mcp:read, what github asks) sets github's key.
+    const own = await call(String(github.json.access_token), 'PUT', 'github-token')
+    assert.equal(own.status, 201, own.text)
+    assert.equal(await valueOf('github-token'), 'from-the-app-github-token')
+  })
 })
