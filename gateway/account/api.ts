@@ -65,8 +65,8 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
         .filter((a): a is string => typeof a === 'string')
         .map(canonical),
     )
-    // Issued for it, and good there: the broker mints a token of no scope for any server of
-    // a client it remembers consent for, with no page shown (its roles-only `needs` would not see it).
+    // Issued for it, and good there: a token of no scope for it (an IdP's with scope=openid)
+    // is refused by MCP there, and the roles-only `needs` would not see that.
     const covers = (s: string) =>
       (d.resources.audiences(s).some((a) => auds.has(canonical(a))) ||
         [...auds].some((a) => d.resources.serversOf(a).includes(s))) &&

@@ -350,6 +350,19 @@ function interactionPolicy(oidc: OidcModule, config: BrokerConfig) {
       },
     ),
   )
+  // oidc-provider asks consent again only for resource scopes asked and not yet granted: a
+  // client remembered for one server that asks another for no scope of its (scope=openid) got
+  // a token for it with no page shown, good at every server whose policy needs no scope. A
+  // resource the grant holds nothing for is asked for (a server of no scope, every time).
+  policy.get('consent')!.checks.add(
+    new Check('mcp_edge_resource_not_granted', 'a resource this grant holds nothing for', (ctx) => {
+      if (ctx.oidc.result?.consent) return Check.NO_NEED_TO_PROMPT
+      const held = (ctx.oidc.grant as { resources?: Record<string, string> } | undefined)?.resources
+      return Object.keys(ctx.oidc.resourceServers ?? {}).some((r) => !held?.[r])
+        ? Check.REQUEST_PROMPT
+        : Check.NO_NEED_TO_PROMPT
+    }),
+  )
   if (!config.consent.remember) {
     policy
       .get('consent')!

@@ -8,9 +8,11 @@
 //   takes it": it set the key of a server the user does use;
 // - an `aud` whose scheme or host differs in case only is accepted at authentication (compared
 //   case-insensitively, as the README says) but was refused at the rule;
-// - with the broker (consent remembered, the default), an app consented for github gets a token
-//   for jira, of no scope, with no page shown (scope=openid); MCP refuses it at jira, but the
-//   account API counted it as "for jira" and let it replace the user's jira key;
+// - with the broker (consent remembered, the default), an app consented for github got a token
+//   for any other server, of no scope, with no page shown (scope=openid): good at a server whose
+//   policy needs no scope (`access` defaults to none), and at the account API (aud alone was
+//   judged) it replaced the user's jira key. The broker now asks consent for a resource its
+//   grant holds nothing for; the API also wants the token's own scopes to open the server;
 // - stderr redaction (beyond stop 23's multi-line and base64 forms): a value as Python's or
 //   Go's JSON writes it (non-ASCII, or < > &, as \uXXXX) or in a form body (space as +,
 //   ! ' ( ) * encoded) reached the log whole.
@@ -102,7 +104,8 @@ describe('stop 24: a set or delete needs a token for every server of the user th
   const secret = (name: string) => `${stack.url}/account/api/secrets/${name}`
   const claimsOf = (t: string) =>
     JSON.parse(Buffer.from(t.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>
-  const withAud = (aud: unknown) => stack.forge({ ...claimsOf(alice), aud } as JWTPayload)
+  const withAud = (aud: unknown, extra: Record<string, unknown> = {}) =>
+    stack.forge({ ...claimsOf(alice), aud, ...extra } as JWTPayload)
   const at = (path: string) => `${stack.url}${path}`
   const routed = (host: string) => `http://${host}:${new URL(stack.url).port}/mcp`
   const valueOf = (name: string) => secretsIn(store).value(owner(), name)
@@ -146,7 +149,18 @@ describe('stop 24: a set or delete needs a token for every server of the user th
     await stack?.close()
   })
 
-  const refusals: { name: string; secret: keyof typeof held; aud: () => unknown }[] = [
+  const refusals: {
+    name: string
+    secret: keyof typeof held
+    aud: () => unknown
+    claims?: Record<string, unknown>
+  }[] = [
+    {
+      name: 'a token for ci whose scopes do not open it (scope: openid; MCP refuses it there)',
+      secret: 'deploy-key',
+      aud: () => at('/mcp/ci'),
+      claims: { scope: 'openid' },
+    },
     {
       name: "an app's token for actions, on the key github shares",
       secret: 'github-token',
@@ -180,7 +194,7 @@ describe('stop 24: a set or delete needs a token for every server of the user th
         const res = await api(
           secret(c.secret),
           method,
-          await withAud(c.aud()),
+          await withAud(c.aud(), c.claims),
           method === 'PUT' ? 'the_apps_own_account_key' : undefined,
         )
         assert.equal(res.status, 403, res.text)
@@ -428,68 +442,55 @@ describe("stop 24: stderr redaction covers other languages' JSON and form encodi
     })
 })
 
-describe("stop 24: with the broker, an app's silent token for another server sets nothing", () => {
+describe('stop 24: with the broker, a remembered client gets no other server without consent', () => {
   // A hosted (web) client: consent is remembered for it (consent.remember, the default).
   const WEB = 'https://claude.ai/api/mcp/auth_callback'
   const ALICE = '00000000-0000-0000-0000-00000000a11c'
   let stack: BrokerStack
   before(async () => {
+    const servers = accountServers()
     stack = await startBrokerStack({
-      policy: ACCOUNT_POLICY,
+      // `open` needs no scope (no `access`, its tools allowed): any token for it is good there.
+      policy: `${ACCOUNT_POLICY}  open:\n    tools: { "*": allow }\n`,
       auth: ACCOUNT_EXCHANGE,
-      config: { servers: accountServers(), secrets: SEALING },
+      config: { servers: { ...servers, open: servers.echo }, secrets: SEALING },
     })
   })
   after(() => stack?.close())
-  const call = (token: string, method: 'PUT' | 'DELETE', name: string) =>
-    api(
-      `${stack.url}/account/api/secrets/${name}`,
-      method,
-      token,
-      method === 'PUT' ? `from-the-app-${name}` : undefined,
-    )
   const valueOf = (name: string) =>
     secretsIn(stack.store).value({ iss: stack.url, sub: ALICE }, name)
 
-  it('consented for github, the app gets a token for jira with no page shown; it sets and deletes no jira key', async () => {
-    await stack.gateway.secrets!.set(
-      { iss: stack.url, sub: ALICE },
-      'jira-token',
-      'the-users-jira-key',
-    )
-    const clientId = await newClient(stack, [WEB])
-    const jar = new Map<string, string>()
-    const first = await login(stack, {
-      clientId,
-      redirectUri: WEB,
-      server: 'github',
-      scope: 'openid mcp:read',
-      jar,
+  for (const server of ['jira', 'open'])
+    it(`consented for github, the app asks for ${server} with scope=openid: the consent page, no code`, async () => {
+      await stack.gateway.secrets!.set({ iss: stack.url, sub: ALICE }, 'jira-token', 'users-key')
+      const clientId = await newClient(stack, [WEB])
+      const jar = new Map<string, string>()
+      const scope = 'openid mcp:read'
+      const first = await login(stack, { clientId, redirectUri: WEB, server: 'github', scope, jar })
+      const github = await exchange(stack, first, { clientId, redirectUri: WEB, server: 'github' })
+      assert.equal(github.status, 200, github.text)
+      // held: the remembered consent still covers github itself: no page, a code.
+      const again = await login(stack, { clientId, redirectUri: WEB, server: 'github', scope, jar })
+      assert.deepEqual(
+        again.visits.filter((v) => v.status === 200).map((v) => v.url),
+        [],
+        'no page for github again',
+      )
+      assert.ok(again.callback.searchParams.get('code'), again.callback.href)
+      // Another server, no resource scope asked: before, a code and a token with no page shown.
+      const other = await login(stack, {
+        clientId,
+        redirectUri: WEB,
+        server,
+        jar,
+        params: { scope: 'openid' },
+        choices: { consent: 'deny', missingRole: 'cancel' },
+      })
+      const pages = other.visits.filter((v) => v.status === 200)
+      assert.equal(pages.length, 1, 'the consent page was shown')
+      assert.match(pages[0]!.html, new RegExp(server))
+      assert.equal(other.callback.searchParams.get('code'), null, other.callback.href)
+      assert.equal(other.callback.searchParams.get('error'), 'access_denied')
+      assert.equal(await valueOf('jira-token'), 'users-key')
     })
-    const github = await exchange(stack, first, { clientId, redirectUri: WEB, server: 'github' })
-    assert.equal(github.status, 200, github.text)
-    // The same browser, another server, no resource scope asked: no consent page, a code.
-    const second = await login(stack, {
-      clientId,
-      redirectUri: WEB,
-      server: 'jira',
-      jar,
-      params: { scope: 'openid' },
-      choices: { consent: 'deny', missingRole: 'cancel' },
-    })
-    assert.equal(second.visits.filter((v) => v.status === 200).length, 0, 'no page was shown')
-    const jira = await exchange(stack, second, { clientId, redirectUri: WEB, server: 'jira' })
-    assert.equal(jira.status, 200, jira.text)
-    const token = String(jira.json.access_token)
-    for (const method of ['PUT', 'DELETE'] as const) {
-      const res = await call(token, method, 'jira-token')
-      assert.equal(res.status, 403, `${method}: ${res.text}`)
-      assert.equal(res.json.error, 'token_not_for_server')
-      assert.equal(await valueOf('jira-token'), 'the-users-jira-key')
-    }
-    // held: the github token (mcp:read, what github asks) sets github's key.
-    const own = await call(String(github.json.access_token), 'PUT', 'github-token')
-    assert.equal(own.status, 201, own.text)
-    assert.equal(await valueOf('github-token'), 'from-the-app-github-token')
-  })
 })
