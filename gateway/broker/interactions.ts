@@ -478,7 +478,11 @@ function requestedScopes(det: Details): string[] {
   ]
 }
 
-/** Whether the grant found for this client already holds every scope asked, for every resource. */
+/**
+ * Whether the grant found for this client already holds every scope asked, for every resource,
+ * and something for each: a resource it was never granted (asked with no scope of its own,
+ * `scope=openid`) is not covered, else the login went on to grant it with no page shown.
+ */
 async function covers(provider: Provider, det: Details): Promise<boolean> {
   const grant = await provider.Grant.find(det.grantId!)
   if (grant === undefined) return false
@@ -486,7 +490,8 @@ async function covers(provider: Provider, det: Details): Promise<boolean> {
   return [det.params.resource].flat().every((r) => {
     if (typeof r !== 'string') return false
     const held = new Set(String(grant.getResourceScope(r) ?? '').split(' '))
-    return asked.every((s) => held.has(s))
+    held.delete('')
+    return held.size > 0 && asked.every((s) => held.has(s))
   })
 }
 

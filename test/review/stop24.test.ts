@@ -12,7 +12,10 @@
 //   for any other server, of no scope, with no page shown (scope=openid): good at a server whose
 //   policy needs no scope (`access` defaults to none), and at the account API (aud alone was
 //   judged) it replaced the user's jira key. The broker now asks consent for a resource its
-//   grant holds nothing for; the API also wants the token's own scopes to open the server;
+//   grant holds nothing for; the API also wants the token's own scopes to open the server.
+//   With the login due again (recheckInterval), the broker's own "remembered consent covers
+//   it" shortcut let the same request through the upstream login and granted jira's scopes
+//   with no page: it now covers only resources the grant holds scopes for;
 // - stderr redaction (beyond stop 23's multi-line and base64 forms): a value as Python's or
 //   Go's JSON writes it (non-ASCII, or < > &, as \uXXXX) or in a form body (space as +,
 //   ! ' ( ) * encoded) reached the log whole.
@@ -442,55 +445,78 @@ describe("stop 24: stderr redaction covers other languages' JSON and form encodi
     })
 })
 
-describe('stop 24: with the broker, a remembered client gets no other server without consent', () => {
-  // A hosted (web) client: consent is remembered for it (consent.remember, the default).
-  const WEB = 'https://claude.ai/api/mcp/auth_callback'
-  const ALICE = '00000000-0000-0000-0000-00000000a11c'
-  let stack: BrokerStack
-  before(async () => {
-    const servers = accountServers()
-    stack = await startBrokerStack({
-      // `open` needs no scope (no `access`, its tools allowed): any token for it is good there.
-      policy: `${ACCOUNT_POLICY}  open:\n    tools: { "*": allow }\n`,
-      auth: ACCOUNT_EXCHANGE,
-      config: { servers: { ...servers, open: servers.echo }, secrets: SEALING },
-    })
-  })
-  after(() => stack?.close())
-  const valueOf = (name: string) =>
-    secretsIn(stack.store).value({ iss: stack.url, sub: ALICE }, name)
-
-  for (const server of ['jira', 'open'])
-    it(`consented for github, the app asks for ${server} with scope=openid: the consent page, no code`, async () => {
-      await stack.gateway.secrets!.set({ iss: stack.url, sub: ALICE }, 'jira-token', 'users-key')
-      const clientId = await newClient(stack, [WEB])
-      const jar = new Map<string, string>()
-      const scope = 'openid mcp:read'
-      const first = await login(stack, { clientId, redirectUri: WEB, server: 'github', scope, jar })
-      const github = await exchange(stack, first, { clientId, redirectUri: WEB, server: 'github' })
-      assert.equal(github.status, 200, github.text)
-      // held: the remembered consent still covers github itself: no page, a code.
-      const again = await login(stack, { clientId, redirectUri: WEB, server: 'github', scope, jar })
-      assert.deepEqual(
-        again.visits.filter((v) => v.status === 200).map((v) => v.url),
-        [],
-        'no page for github again',
-      )
-      assert.ok(again.callback.searchParams.get('code'), again.callback.href)
-      // Another server, no resource scope asked: before, a code and a token with no page shown.
-      const other = await login(stack, {
-        clientId,
-        redirectUri: WEB,
-        server,
-        jar,
-        params: { scope: 'openid' },
-        choices: { consent: 'deny', missingRole: 'cancel' },
+for (const [when, upstream] of [
+  ['a fresh login', {}],
+  // The login is due again at each authorization: the gateway's own "remembered consent covers
+  // it" shortcut runs (straight to the upstream, then scopes granted with no page).
+  ['a login due again (recheckInterval 0)', { recheckInterval: 0 }],
+] as const)
+  describe(`stop 24: with the broker, a remembered client gets no other server without consent (${when})`, () => {
+    // A hosted (web) client: consent is remembered for it (consent.remember, the default).
+    const WEB = 'https://claude.ai/api/mcp/auth_callback'
+    const ALICE = '00000000-0000-0000-0000-00000000a11c'
+    let stack: BrokerStack
+    before(async () => {
+      const servers = accountServers()
+      stack = await startBrokerStack({
+        // `open` needs no scope (no `access`, its tools allowed): any token for it is good there.
+        policy: `${ACCOUNT_POLICY}  open:\n    tools: { "*": allow }\n`,
+        auth: ACCOUNT_EXCHANGE,
+        upstream,
+        config: { servers: { ...servers, open: servers.echo }, secrets: SEALING },
       })
-      const pages = other.visits.filter((v) => v.status === 200)
-      assert.equal(pages.length, 1, 'the consent page was shown')
-      assert.match(pages[0]!.html, new RegExp(server))
-      assert.equal(other.callback.searchParams.get('code'), null, other.callback.href)
-      assert.equal(other.callback.searchParams.get('error'), 'access_denied')
-      assert.equal(await valueOf('jira-token'), 'users-key')
     })
-})
+    after(() => stack?.close())
+    const valueOf = (name: string) =>
+      secretsIn(stack.store).value({ iss: stack.url, sub: ALICE }, name)
+
+    for (const server of ['jira', 'open'])
+      it(`consented for github, the app asks for ${server} with scope=openid: the consent page, no code`, async () => {
+        await stack.gateway.secrets!.set({ iss: stack.url, sub: ALICE }, 'jira-token', 'users-key')
+        const clientId = await newClient(stack, [WEB])
+        const jar = new Map<string, string>()
+        const scope = 'openid mcp:read'
+        const first = await login(stack, {
+          clientId,
+          redirectUri: WEB,
+          server: 'github',
+          scope,
+          jar,
+        })
+        const github = await exchange(stack, first, {
+          clientId,
+          redirectUri: WEB,
+          server: 'github',
+        })
+        assert.equal(github.status, 200, github.text)
+        // held: the remembered consent still covers github itself: no page, a code.
+        const again = await login(stack, {
+          clientId,
+          redirectUri: WEB,
+          server: 'github',
+          scope,
+          jar,
+        })
+        assert.deepEqual(
+          again.visits.filter((v) => v.status === 200).map((v) => v.url),
+          [],
+          'no page for github again',
+        )
+        assert.ok(again.callback.searchParams.get('code'), again.callback.href)
+        // Another server, no resource scope asked: before, a code and a token with no page shown.
+        const other = await login(stack, {
+          clientId,
+          redirectUri: WEB,
+          server,
+          jar,
+          params: { scope: 'openid' },
+          choices: { consent: 'deny', missingRole: 'cancel' },
+        })
+        const pages = other.visits.filter((v) => v.status === 200)
+        assert.equal(pages.length, 1, 'the consent page was shown')
+        assert.match(pages[0]!.html, new RegExp(server))
+        assert.equal(other.callback.searchParams.get('code'), null, other.callback.href)
+        assert.equal(other.callback.searchParams.get('error'), 'access_denied')
+        assert.equal(await valueOf('jira-token'), 'users-key')
+      })
+  })
