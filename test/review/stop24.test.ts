@@ -259,6 +259,20 @@ describe('stop 24: a set or delete needs a token for every server of the user th
       assert.equal(await valueOf(c.secret), undefined)
     })
 
+  it('held: no aud but a resource claim (or an empty aud list): 401 before any rule, key untouched', async () => {
+    const { aud: _, ...rest } = claimsOf(alice)
+    for (const claims of [
+      // forge puts a default aud in: undefined leaves it out of the token.
+      { ...rest, aud: undefined, resource: at('/mcp/ci') },
+      { ...rest, aud: [], resource: at('/mcp/ci'), azp: 'mcp-edge-account' },
+    ]) {
+      const token = await stack.forge(claims as JWTPayload)
+      const res = await api(secret('deploy-key'), 'PUT', token, 'the_apps_own_account_key')
+      assert.equal(res.status, 401, res.text)
+      assert.equal(await valueOf('deploy-key'), held['deploy-key'])
+    }
+  })
+
   it('held: any of her tokens still lists (names and dates)', async () => {
     const res = await api(`${stack.url}/account/api`, 'GET', await withAud(at('/mcp/echo')))
     assert.equal(res.status, 200, res.text)
