@@ -329,6 +329,7 @@ export class Session implements GatedSession {
     })
     this.o.onclose(this)
     this.failInflight(RPC.connectionClosed, 'the session was closed')
+    this.timeouts?.release()
     for (const answer of [...this.asked.values()]) answer(undefined)
     // The last errors are on their streams already: what is queued still goes.
     this.transport.close()

@@ -37,6 +37,16 @@ export class Timeouts {
     return entry
   }
 
+  /**
+   * Its owner has ended: with no timeout waiting, the timer goes now rather than when due (a
+   * closed session's timer would otherwise live up to `ms` longer).
+   */
+  release(): void {
+    if (this.head !== undefined) return
+    clearTimeout(this.timer)
+    this.timer = undefined
+  }
+
   /** @internal */
   remove(entry: Entry): void {
     if (entry.prev === undefined) this.head = entry.next

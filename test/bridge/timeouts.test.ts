@@ -98,6 +98,34 @@ describe('Timeouts', () => {
     }
   })
 
+  it('released by its owner: the timer goes at once, unless a timeout still waits', async () => {
+    const q = new Timeouts(60_000)
+    const made: NodeJS.Timeout[] = []
+    const real = globalThis.setTimeout
+    globalThis.setTimeout = ((fn: () => void, ms: number) => {
+      const t = real(fn, ms)
+      made.push(t)
+      return t
+    }) as typeof setTimeout
+    try {
+      const waiting = q.add(() => assert.fail('cancelled'))
+      q.release()
+      // One still waits: kept.
+      assert.equal(made[0]!.hasRef(), true)
+      waiting.cancel()
+      q.release()
+      // Cleared: a cleared timer is neither ref'd nor due.
+      assert.equal(made[0]!.hasRef(), false)
+      assert.equal((made[0] as unknown as { _destroyed: boolean })._destroyed, true)
+      // Used again after a release: a new timer.
+      q.add(() => {}).cancel()
+      assert.equal(made.length, 2)
+    } finally {
+      globalThis.setTimeout = real
+      for (const t of made) clearTimeout(t)
+    }
+  })
+
   it('a timer that never fired (a mocked clock, reset) is replaced a period later', async () => {
     const c = clock()
     const q = new Timeouts(10, c.now)
