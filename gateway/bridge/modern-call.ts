@@ -3,6 +3,7 @@ import type { Lane, LaneUser } from './lane.js'
 import { RPC } from './errors.js'
 import { refuseServerRequest } from './lifecycle.js'
 import { envelope, isObject, rpcError, type RequestId, type RpcErrorObject } from './jsonrpc.js'
+import type { Timeout } from './timeouts.js'
 
 /**
  * After a process's first server→client request, how long to gather more before answering, in
@@ -111,7 +112,7 @@ export class BackendCall implements LaneUser {
   private settle: ((o: Outcome) => void) | undefined
   private notify: ((m: JSONRPCMessage) => void) | undefined
   private gather: NodeJS.Timeout | undefined
-  private timer: NodeJS.Timeout | undefined
+  private timer: Timeout | undefined
   private ended = false
   /** How the request ended while no round was waiting (between rounds). */
   private final: Outcome | undefined
@@ -267,17 +268,16 @@ export class BackendCall implements LaneUser {
   private wait(notify: (m: JSONRPCMessage) => void): Promise<Outcome> {
     this.notify = notify
     if (this.timeoutMs > 0) {
-      this.timer = setTimeout(
-        () => this.cancel('the MCP server did not answer in time', RPC.requestTimeout),
-        this.timeoutMs,
-      )
+      this.timer = this.lane
+        .timeouts(this.timeoutMs)
+        .add(() => this.cancel('the MCP server did not answer in time', RPC.requestTimeout))
     }
     return new Promise((resolve) => (this.settle = resolve))
   }
 
   /** Ends a round but not the request: the process waits for the client's answers. */
   private pause(o: Outcome): void {
-    clearTimeout(this.timer)
+    this.timer?.cancel()
     this.notify = undefined
     const settle = this.settle
     this.settle = undefined

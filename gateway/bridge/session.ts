@@ -34,6 +34,7 @@ import { SessionStreams } from './session-streams.js'
 import { handOff, sendSafely, StreamTransport } from './stream-transport.js'
 import type { ClientTransport, SessionBody, SessionRequest } from './stream-transport.js'
 import type { TransportReply } from './stream-transport.js'
+import { type Timeout, Timeouts } from './timeouts.js'
 
 /** The seam a session's client-facing transport fits (named here for the registries). */
 export type { ClientTransport } from './stream-transport.js'
@@ -62,7 +63,7 @@ interface InFlight {
   method: string
   principal: Principal
   progressToken: RequestId | undefined
-  timer: NodeJS.Timeout | undefined
+  timer: Timeout | undefined
   /** SSE polling: closes the request's stream once it has been pending `closeAfter` ms. */
   poll: NodeJS.Timeout | undefined
   decided: Decided | undefined
@@ -168,6 +169,8 @@ export class Session implements GatedSession {
   private readonly asked = new Map<string, (answer: JSONRPCMessage | undefined) => void>()
   /** The tool each task of this session runs: `tasks/result` is held to that tool's cap. */
   private readonly tasks = new TaskBook()
+  /** Its requests' timeouts (`requestTimeout`), on one timer. */
+  private timeouts: Timeouts | undefined
   /** Whom the session's latest request came from: a task's status is decided for them. */
   private principal: Principal | undefined
 
@@ -326,6 +329,7 @@ export class Session implements GatedSession {
     })
     this.o.onclose(this)
     this.failInflight(RPC.connectionClosed, 'the session was closed')
+    this.timeouts?.release()
     for (const answer of [...this.asked.values()]) answer(undefined)
     // The last errors are on their streams already: what is queued still goes.
     this.transport.close()
@@ -400,9 +404,11 @@ export class Session implements GatedSession {
     this.forward(message, env)
   }
 
-  private requestTimer(id: RequestId): NodeJS.Timeout | undefined {
+  private requestTimer(id: RequestId): Timeout | undefined {
     const timeout = this.o.config.requestTimeout
-    return timeout > 0 ? setTimeout(() => this.timeOut(id), timeout) : undefined
+    if (timeout <= 0) return undefined
+    if (this.timeouts?.ms !== timeout) this.timeouts = new Timeouts(timeout)
+    return this.timeouts.add(() => this.timeOut(id))
   }
 
   /** A request that acts with the user's credentials: to the process once the gate lets it through. */
@@ -643,7 +649,7 @@ export class Session implements GatedSession {
   }
 
   private settle(id: RequestId, req: InFlight): void {
-    clearTimeout(req.timer)
+    req.timer?.cancel()
     clearTimeout(req.poll)
     req.waiting?.abort()
     this.inflight.delete(id)

@@ -351,9 +351,10 @@ export class Sessionless {
         kept: true,
       }
     }
-    // The request is over at the process: its lane is free before the result is shaped (an
-    // endpoint's publishing may need a lane of the same server).
-    this.d.lanes.release(backend.lane, backend)
+    // The request is over at the process. Through an endpoint its lane is free before the
+    // result is shaped (publishing may need a lane of the same server); else `call` gives it
+    // back after the answer has gone, off the client's path.
+    if (r.publish !== undefined) this.d.lanes.release(backend.lane, backend)
     if (o.kind === 'failed') {
       return {
         outcome: { kind: 'error', status: 200, error: rpcErrorObject(o.code, o.message) },
