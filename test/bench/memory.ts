@@ -14,6 +14,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Pool } from 'undici'
 import { DEFAULT_IDLE_GC_AFTER_MS } from '../../gateway/config/schema.js'
+import { SECOND_GC_AFTER_MS } from '../../gateway/idle-gc.js'
 import type { GcProbeReport } from './gc-probe.js'
 import type { Gateway } from './gateway-target.js'
 import { eachLimit } from './load.js'
@@ -75,10 +76,11 @@ export interface MemoryResult {
 const AT_ONCE = 32
 /**
  * The least quiet time before the idle and settled points: the gateway's idle collection runs
- * 1 to 1.25 idleGcAfter into the quiet, its second GC a quarter later; 2x leaves margin on busy
+ * 1 to 1.25 idleGcAfter into the quiet, its second GC (the one that shrinks the new space)
+ * SECOND_GC_AFTER_MS later, rounded up to its ticks; one more idleGcAfter leaves margin on busy
  * cores. The gateway runs with the default idleGcAfter.
  */
-export const QUIET_MS = 2 * DEFAULT_IDLE_GC_AFTER_MS
+export const QUIET_MS = 2 * DEFAULT_IDLE_GC_AFTER_MS + SECOND_GC_AFTER_MS
 const MB = 1024 * 1024
 
 /** Node options and the probe's directory for a BENCH_MEMORY_GC run; the directory is removed at exit. */
