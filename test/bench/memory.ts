@@ -19,7 +19,7 @@ import type { GcProbeReport } from './gc-probe.js'
 import type { Gateway } from './gateway-target.js'
 import { eachLimit } from './load.js'
 import { HttpSession } from './mcp-http.js'
-import { ownCpuMs, ownRssMb, treeRssMb } from './proc.js'
+import { ownAnonMb, ownCpuMs, ownRssMb, treeRssMb } from './proc.js'
 import { cleanup } from './procs.js'
 
 /** Sizes of the memory section (env BENCH_MEMORY_*). */
@@ -39,6 +39,9 @@ export interface MemorySizes {
 export interface MemoryAt {
   /** RSS of the gateway process alone and of its whole tree (with the echo process). */
   gatewayMb: number
+  /** Of gatewayMb, the process's own memory (V8's heap, malloc, stacks: RssAnon + RssShmem);
+   *  the rest is file pages of the node binary and libraries. */
+  anonMb: number
   treeMb: number
   /** V8's heap: bytes in use (live and not yet collected) and reserved; off-heap (Buffers…). */
   heapUsedMb: number
@@ -92,7 +95,9 @@ export function gcProbeSetup(): { nodeArgs: string[]; dir: string } {
 }
 
 /** prom-client's heap figures from the gateway's /metrics, MB. */
-async function heapOf(client: Pool): Promise<Omit<MemoryAt, 'gatewayMb' | 'treeMb' | 'gc'>> {
+async function heapOf(
+  client: Pool,
+): Promise<Omit<MemoryAt, 'gatewayMb' | 'anonMb' | 'treeMb' | 'gc'>> {
   const res = await client.request({ path: '/metrics', method: 'GET' })
   const text = await res.body.text()
   const value = (name: string) => {
@@ -136,7 +141,7 @@ export async function memory(
   const bad = new Map<string, number>()
   let probes = 0
   const at = async (): Promise<MemoryAt> => {
-    const rss = { gatewayMb: ownRssMb(pid), treeMb: treeRssMb(pid) }
+    const rss = { gatewayMb: ownRssMb(pid), anonMb: ownAnonMb(pid), treeMb: treeRssMb(pid) }
     const heap = await heapOf(client)
     if (gcDir === undefined) return { ...rss, ...heap }
     const { after } = await probeGc(pid, gcDir, probes++)
