@@ -101,7 +101,7 @@ export interface Gateway {
   outbound: Outbound
   /** Tool pinning, when a server has `pinTools: true`. */
   toolPins: ToolPins | undefined
-  /** HTTP requests the main listener has received so far. */
+  /** HTTP requests the main listener has received so far, probes and scrapes not counted. */
   requests(): number
   /** Calls `listener` on every request the main listener receives from now on. */
   onRequest(listener: () => void): void
@@ -195,8 +195,12 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   // a proxy never reuses a connection the gateway is closing (a POST cannot be retried).
   const http = server as import('node:http').Server
   // Requests seen so far: what tells an idle process from a lightly loaded one (idle-gc.ts).
+  // Probes and scrapes are not load: a readiness probe every 5 s (compose/kubernetes) left no
+  // quiet time of 10 s, and the idle collection never ran.
   let requestsSeen = 0
-  http.on('request', () => void requestsSeen++)
+  http.on('request', (req: import('node:http').IncomingMessage) => {
+    if (!isProbe(req.url)) requestsSeen++
+  })
   http.keepAliveTimeout = config.limits.keepAliveTimeout
   // Node: a headers timeout not above the keep-alive one can cut a request racing the close.
   http.headersTimeout = config.limits.keepAliveTimeout + 1_000
@@ -798,4 +802,9 @@ function endpointCursorKey(config: GatewayConfig): Uint8Array {
     .update('mcp-edge endpoint cursor\0')
     .update(readSecret(config.secrets.keys, 'secrets.keys'))
     .digest()
+}
+
+/** /healthz, /readyz and /metrics, with or without a query: what probes and scrapers ask. */
+export function isProbe(url: string | undefined): boolean {
+  return url !== undefined && /^\/(healthz|readyz|metrics)(\?|$)/.test(url)
 }

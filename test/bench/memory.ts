@@ -14,11 +14,12 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Pool } from 'undici'
 import { DEFAULT_IDLE_GC_AFTER_MS } from '../../gateway/config/schema.js'
+import { SECOND_GC_AFTER_MS } from '../../gateway/idle-gc.js'
 import type { GcProbeReport } from './gc-probe.js'
 import type { Gateway } from './gateway-target.js'
 import { eachLimit } from './load.js'
 import { HttpSession } from './mcp-http.js'
-import { ownCpuMs, ownRssMb, treeRssMb } from './proc.js'
+import { ownAnonMb, ownCpuMs, ownRssMb, treeRssMb } from './proc.js'
 import { cleanup } from './procs.js'
 
 /** Sizes of the memory section (env BENCH_MEMORY_*). */
@@ -38,6 +39,9 @@ export interface MemorySizes {
 export interface MemoryAt {
   /** RSS of the gateway process alone and of its whole tree (with the echo process). */
   gatewayMb: number
+  /** Of gatewayMb, the process's own memory (V8's heap, malloc, stacks: RssAnon + RssShmem);
+   *  the rest is file pages of the node binary and libraries. */
+  anonMb: number
   treeMb: number
   /** V8's heap: bytes in use (live and not yet collected) and reserved; off-heap (Buffers…). */
   heapUsedMb: number
@@ -75,10 +79,11 @@ export interface MemoryResult {
 const AT_ONCE = 32
 /**
  * The least quiet time before the idle and settled points: the gateway's idle collection runs
- * 1 to 1.25 idleGcAfter into the quiet, its second GC a quarter later; 2x leaves margin on busy
+ * 1 to 1.25 idleGcAfter into the quiet, its second GC (the one that shrinks the new space)
+ * SECOND_GC_AFTER_MS later, rounded up to its ticks; one more idleGcAfter leaves margin on busy
  * cores. The gateway runs with the default idleGcAfter.
  */
-export const QUIET_MS = 2 * DEFAULT_IDLE_GC_AFTER_MS
+export const QUIET_MS = 2 * DEFAULT_IDLE_GC_AFTER_MS + SECOND_GC_AFTER_MS
 const MB = 1024 * 1024
 
 /** Node options and the probe's directory for a BENCH_MEMORY_GC run; the directory is removed at exit. */
@@ -90,7 +95,9 @@ export function gcProbeSetup(): { nodeArgs: string[]; dir: string } {
 }
 
 /** prom-client's heap figures from the gateway's /metrics, MB. */
-async function heapOf(client: Pool): Promise<Omit<MemoryAt, 'gatewayMb' | 'treeMb' | 'gc'>> {
+async function heapOf(
+  client: Pool,
+): Promise<Omit<MemoryAt, 'gatewayMb' | 'anonMb' | 'treeMb' | 'gc'>> {
   const res = await client.request({ path: '/metrics', method: 'GET' })
   const text = await res.body.text()
   const value = (name: string) => {
@@ -134,7 +141,7 @@ export async function memory(
   const bad = new Map<string, number>()
   let probes = 0
   const at = async (): Promise<MemoryAt> => {
-    const rss = { gatewayMb: ownRssMb(pid), treeMb: treeRssMb(pid) }
+    const rss = { gatewayMb: ownRssMb(pid), anonMb: ownAnonMb(pid), treeMb: treeRssMb(pid) }
     const heap = await heapOf(client)
     if (gcDir === undefined) return { ...rss, ...heap }
     const { after } = await probeGc(pid, gcDir, probes++)

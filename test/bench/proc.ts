@@ -108,6 +108,22 @@ export function ownRssMb(pid: number): number {
   }
 }
 
+/**
+ * Of `pid`'s RSS, its own memory, in MB (NaN if it is gone): RssAnon + RssShmem (heap, malloc,
+ * stacks), without RssFile (pages of the node binary and libraries, shared with other node
+ * processes and dropped by the kernel under pressure).
+ */
+export function ownAnonMb(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kb = (k: string) =>
+      Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN)
+    return (kb('RssAnon') + kb('RssShmem')) / 1024
+  } catch {
+    return NaN
+  }
+}
+
 /** A live (not zombie) direct child of a process and how long it has been running. */
 export interface LiveChild {
   pid: number

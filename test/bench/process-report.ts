@@ -279,6 +279,8 @@ export function memorySummary(r: MemoryResult) {
     churnOverIdle: atMost(churnRatio, t.churnRssRatio),
     churnOverClosed: r.settled.gatewayMb / r.closed.gatewayMb,
     heapUsedChurnOverIdle: r.settled.heapUsedMb / r.idle.heapUsedMb,
+    /** The same over the process's own memory (RSS without file pages), MB above idle. */
+    anonOverIdleMb: r.settled.anonMb - r.idle.anonMb,
   }
 }
 
@@ -302,10 +304,20 @@ export function memoryText(r: MemoryResult): string {
       `and closed in ${r.churnSec.toFixed(1)} s, ${(r.churnCpuMs / 1000).toFixed(1)} s of gateway CPU; heap from the gateway's /metrics` +
       `${r.gc ? '; BENCH_MEMORY_GC: full collections forced at every point, so each point after the first also starts from a collected heap' : ''})`,
     grid([
-      ['MB', 'gateway RSS', 'tree RSS', 'heapUsed', 'heapTotal', 'external', ...gcHead],
+      [
+        'MB',
+        'gateway RSS',
+        'of it anon',
+        'tree RSS',
+        'heapUsed',
+        'heapTotal',
+        'external',
+        ...gcHead,
+      ],
       ...rows.map(([k, v]) => [
         k,
         mb(v.gatewayMb),
+        mb(v.anonMb),
         mb(v.treeMb),
         mb(v.heapUsedMb),
         mb(v.heapTotalMb),
@@ -322,7 +334,8 @@ export function memoryText(r: MemoryResult): string {
       `<= ×${s.churnOverIdle.limit} the idle RSS (baseline: idle, before any session): ` +
       `${verdict(s.churnOverIdle.ok)} (×${s.churnOverIdle.value.toFixed(2)}); over the baseline ` +
       `after the first ${r.sessions} closed: ${verdict(s.churnOverClosed <= s.churnOverIdle.limit)} ` +
-      `(×${s.churnOverClosed.toFixed(2)}); heapUsed ×${s.heapUsedChurnOverIdle.toFixed(2)} the idle heapUsed`,
+      `(×${s.churnOverClosed.toFixed(2)}); heapUsed ×${s.heapUsedChurnOverIdle.toFixed(2)} the idle heapUsed; ` +
+      `anon ${s.anonOverIdleMb >= 0 ? '+' : ''}${mb(s.anonOverIdleMb)} MB over idle`,
     ...r.problems.map((p) => `  ${p}`),
   ].join('\n')
 }
