@@ -26,8 +26,8 @@ const REFILL_DELAY_MS = 20
  * handed to a session is never handed to another; the pool refills in the background. The
  * target is `pool.min` at rest; a session that finds no warm process, or takes the last one,
  * is demand coming faster than the pool refills: the target doubles, up to `pool.burst`, and
- * the difference is spawned at once. After `pool.cooldown` with no such session the target is
- * `pool.min` again and the warm processes above it end. Warm processes that die are replaced
+ * the difference starts at once, one spawn per turn of the event loop. After `pool.cooldown`
+ * with no such session the target is `pool.min` again and the warm processes above it end. Warm processes that die are replaced
  * with exponential backoff, so a crashing command cannot spin: with the gateway's start-failure
  * memory (`starts`), a warm process that cannot start, or exits before a session took it, is a
  * failed start of the server like any other, and the pool spawns nothing inside the window it
@@ -56,6 +56,8 @@ export class ProcessPool {
   private inUse = 0
   private readonly backoff: Backoff
   private retry: NodeJS.Timeout | undefined
+  /** The next warm spawn, one turn of the event loop after the last (`refill`). */
+  private next: NodeJS.Immediate | undefined
   /** Waiting for the start-failure memory: its window's end, or its probe's. */
   private held: NodeJS.Timeout | Promise<void> | undefined
   private closed = false
@@ -128,11 +130,11 @@ export class ProcessPool {
         if (this.idle.length === 0) this.demand()
         break
       }
-      // A miss: warm more at once, then wait for one already loading (it started before this
-      // session's own would), unless every one loading is another waiting session's.
+      // A miss: warm more at once, then wait for one loading or starting on the next turns (it
+      // started before this session's own would), unless every one is another waiting session's.
       this.demand()
       this.refill()
-      if (this.warming <= this.waiters.length) break
+      if (this.warming + this.queued() <= this.waiters.length) break
       child = await new Promise<Child | undefined>((resolve) => this.waiters.push(resolve))
     }
     if (child !== undefined) {
@@ -177,6 +179,7 @@ export class ProcessPool {
   async close(): Promise<void> {
     this.closed = true
     clearTimeout(this.retry)
+    clearImmediate(this.next)
     if (this.held !== undefined && !(this.held instanceof Promise)) clearTimeout(this.held)
     clearTimeout(this.cooling)
     for (const wake of this.waiters.splice(0)) wake(undefined)
@@ -225,11 +228,26 @@ export class ProcessPool {
       this.cooling = setTimeout(() => this.cool(), cooldown).unref()
   }
 
+  /** Warm processes the target wants that start on the next turns of the event loop (`refill`). */
+  private queued(): number {
+    if (this.next === undefined) return 0
+    const missing = this.wanted - (this.idle.length + this.warming - this.waiters.length)
+    return Math.max(0, Math.min(missing, this.o.config.pool.max - this.size))
+  }
+
+  /**
+   * Starts the warm processes the target wants, one per turn of the event loop: a spawn blocks
+   * the loop (a fork of the gateway, milliseconds each, far more on a busy machine), and the
+   * requests in flight, sessions starting on warm processes among them, go between two spawns
+   * rather than after all of them. They still load side by side.
+   */
   private refill(): void {
-    if (this.closed || this.retry !== undefined) return
+    if (this.closed || this.retry !== undefined || this.next !== undefined) return
     const { max } = this.o.config.pool
     // Warm processes a waiting session has claimed do not count: they are already in use.
-    while (this.idle.length + this.warming - this.waiters.length < this.wanted && this.size < max) {
+    const wanted = () =>
+      this.idle.length + this.warming - this.waiters.length < this.wanted && this.size < max
+    if (wanted()) {
       const attempt = this.admitted()
       if (attempt === undefined) return
       this.starting++
@@ -248,6 +266,11 @@ export class ProcessPool {
           if (this.waiters.length > this.warming) this.waiters.shift()?.(undefined)
         })
       this.loading.add(loading)
+      if (wanted())
+        this.next = setImmediate(() => {
+          this.next = undefined
+          this.refill()
+        })
     }
   }
 

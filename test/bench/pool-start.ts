@@ -1,5 +1,6 @@
 // Session start through a session-mode server with and without a warm pool: the initialize
-// round trip and the whole handshake, one session at a time, the pool refilled in between.
+// round trip and the whole handshake, one session at a time, the pool refilled in between, and
+// beside them the bare HTTP round trip (GET /healthz) of the same client at the same moment.
 import { setTimeout as delay } from 'node:timers/promises'
 import { Pool } from 'undici'
 import type { Gateway } from './gateway-target.js'
@@ -30,6 +31,12 @@ export interface PoolStartResult {
   /** initialize, then notifications/initialized → 202. */
   handshakeP50Ms: number
   handshakeP99Ms: number
+  /**
+   * GET /healthz → 200 on the same client just before each initialize: the HTTP round trip
+   * with no MCP work (client, loopback, Hono, auth-free route). What initialize takes beyond it
+   * is the gateway's session start (and the process's answer, when not pre-initialized).
+   */
+  floorP50Ms: number
   settleMs: number
   /** Mean wait before a session for the pool to be full and settled again. */
   meanWaitMs: number
@@ -67,6 +74,16 @@ export async function poolSettled(
   }
 }
 
+/** One GET /healthz round trip, ms. */
+async function healthz(client: Pool): Promise<number> {
+  const start = performance.now()
+  const res = await client.request({ path: '/healthz', method: 'GET' })
+  await res.body.text()
+  const ms = performance.now() - start
+  if (res.statusCode !== 200) throw new Error(`/healthz: HTTP ${res.statusCode}`)
+  return ms
+}
+
 /**
  * Opens sessions one at a time on a gateway whose echo server has `pool`: each waits for the
  * pool to settle, times its handshake, makes one verified echo call and is DELETEd.
@@ -81,11 +98,13 @@ export async function poolStart(
   const client = new Pool(gw.origin, { connections: 2, pipelining: 1 })
   const init: number[] = []
   const handshake: number[] = []
+  const floor: number[] = []
   const problems: string[] = []
   let waited = 0
   try {
     for (let i = 0; i < sizes.warmup + sizes.sessions; i++) {
       const wait = await poolSettled(pid, pool.min, pool.min > 0 ? sizes.settleMs : 0)
+      const floorMs = await healthz(client)
       const { session, ms, initMs } = await HttpSession.open(client, gw.path, gw.headers)
       try {
         await session.callEcho()
@@ -97,6 +116,7 @@ export async function poolStart(
       waited += wait
       init.push(initMs)
       handshake.push(ms)
+      floor.push(floorMs)
     }
   } finally {
     await client.close()
@@ -116,6 +136,7 @@ export async function poolStart(
     initP99Ms: percentile(init, 99),
     handshakeP50Ms: percentile(handshake, 50),
     handshakeP99Ms: percentile(handshake, 99),
+    floorP50Ms: percentile(floor, 50),
     settleMs: pool.min > 0 ? sizes.settleMs : 0,
     meanWaitMs: waited / sizes.sessions,
     problems: [...problems, ...gw.problems()],

@@ -70,6 +70,7 @@ export function poolText(rows: PoolStartResult[]): string {
     'init p99 ms',
     'handshake p50 ms',
     'handshake p99 ms',
+    'healthz p50 ms',
     'settle ms',
     'mean wait ms',
   ]
@@ -80,6 +81,7 @@ export function poolText(rows: PoolStartResult[]): string {
     ms(r.initP99Ms),
     ms(r.handshakeP50Ms),
     ms(r.handshakeP99Ms),
+    ms(r.floorP50Ms),
     String(r.settleMs),
     r.meanWaitMs.toFixed(0),
   ])

@@ -80,6 +80,14 @@ export function processSections(
             server: {},
           },
           { row: `warm pool (min ${min})`, poolMin: min, server: { pool: { min } } },
+          // Pool settings to compare with the default (BENCH_START_POOLS), e.g. `burst=8`.
+          ...sizes.start.pools.map((p) => ({
+            row: `default config, ${Object.entries(p)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')}`,
+            poolMin: p.min ?? DEFAULT_POOL_MIN,
+            server: { pool: p },
+          })),
         ]
         for (const { server, ...row } of rows) {
           out.sessionStart.push(

@@ -14,7 +14,8 @@
 // sessions; memory) and an endpoint over 20 servers (without BENCH_ROWS: every row and the
 // sections DEFAULT_SECTIONS names: 4 to 6 minutes on 2 cores). `npm run bench`; sizes via BENCH_CALLS,
 // BENCH_CONCURRENT_CALLS, BENCH_WARMUP, BENCH_LOAD_WARMUP, BENCH_REPS, BENCH_POOL_*,
-// BENCH_START_*, BENCH_SHARED_*, BENCH_MEMORY_*, BENCH_ENDPOINT_*; rows and sections via
+// BENCH_START_* (BENCH_START_POOLS="burst=8;burst=16": more session-start rows, the default
+// config with those pool settings), BENCH_SHARED_*, BENCH_MEMORY_*, BENCH_ENDPOINT_*; rows and sections via
 // BENCH_ROWS (keys in rows.ts and process-sections.ts; `all` for every one; the tracing rows,
 // e.g. edge-traced and edge-unsampled, and tracing-cost run only when named or with `all`);
 // BENCH_MEMORY_GC=1
@@ -45,6 +46,7 @@ import {
   sharedText,
 } from './process-report.js'
 import { processSections, type ProcessResults, type ProcessSizes } from './process-sections.js'
+import { startPools } from './session-start.js'
 import { relayRatios, relayText } from './ratios.js'
 import { interleaved } from './sequential.js'
 import {
@@ -94,6 +96,7 @@ const processSizes: ProcessSizes = {
   start: {
     starts: int('BENCH_START_SESSIONS', 20),
     warmup: int('BENCH_START_WARMUP', 2),
+    pools: startPools(process.env.BENCH_START_POOLS),
   },
   shared: {
     sessions: int('BENCH_SHARED_SESSIONS', 1000),

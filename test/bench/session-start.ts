@@ -16,6 +16,25 @@ export interface SessionStartSizes {
   starts: number
   /** Sessions first opened and not counted (the gateway's own warm-up: JIT, connections). */
   warmup: number
+  /** More rows: the default config with these pool settings (BENCH_START_POOLS). */
+  pools: Record<string, number>[]
+}
+
+/**
+ * Pool settings of extra rows: rows split by `;`, settings by `,`, each `key=integer`, e.g.
+ * `burst=8;burst=16,spawnConcurrency=2`.
+ */
+export function startPools(spec: string | undefined): Record<string, number>[] {
+  if (spec === undefined || spec.trim() === '') return []
+  return spec.split(';').map((row) =>
+    Object.fromEntries(
+      row.split(',').map((kv) => {
+        const [k, v] = kv.split('=').map((x) => x.trim())
+        if (!k || !/^[0-9]+$/.test(v ?? '')) throw new Error(`BENCH_START_POOLS: bad setting ${kv}`)
+        return [k, Number(v)]
+      }),
+    ),
+  )
 }
 
 /** One row: a pool configuration and its back-to-back starts. */

@@ -113,6 +113,49 @@ describe('process pool: demand', () => {
   })
 })
 
+describe('process pool: one spawn per turn of the event loop', () => {
+  // A spawn blocks the gateway's event loop until the child has started (libuv waits for its
+  // exec): requests in flight must get a turn between two spawns, not wait for all of them.
+  it('a raised target starts its warm processes one per turn, and they all come', async () => {
+    const h = harness({ burst: 8, min: 2 })
+    pools.push(h.p)
+    h.p.start()
+    assert.equal(h.p.size, 1, 'start(): one spawned now')
+    await new Promise(setImmediate)
+    assert.equal(h.p.size, 2, 'the next one a turn later')
+    await h.warm(2)
+    taken.push(await h.p.take(h.log))
+    taken.push(await h.p.take(h.log)) // the last one: the target doubles to 4
+    assert.equal(h.p.target, 4)
+    // The refill comes just after the session's reply; from then on, turn by turn, the pool
+    // grows by one process at most until the four warm ones have started.
+    const sizes = [h.p.size]
+    while (h.p.size === sizes[0]) await new Promise(setImmediate)
+    while (sizes.at(-1) !== 6) {
+      sizes.push(h.p.size)
+      await new Promise(setImmediate)
+    }
+    for (let i = 1; i < sizes.length; i++)
+      assert.ok(sizes[i]! - sizes[i - 1]! <= 1, `sizes turn by turn: ${sizes}`)
+    await h.warm(4)
+    assert.equal(h.p.size, 6, 'two in use, four warm')
+  })
+
+  it('misses in the same turn wait for the warm processes still to start, none spawns its own', async () => {
+    const h = harness({ burst: 8 })
+    pools.push(h.p)
+    h.p.start()
+    // Two sessions find the pool empty at once: targets 2 then 4, one spawn started so far.
+    const both = [h.p.take(h.log), h.p.take(h.log)]
+    assert.equal(h.p.size, 1, 'one spawned in this turn')
+    assert.equal(h.p.target, 4)
+    taken.push(...(await Promise.all(both)))
+    await h.warm(4)
+    assert.equal(h.p.size, 6, 'two in use, four warm')
+    assert.equal(h.ready(), 6, 'every process was a warm one: no session spawned its own')
+  })
+})
+
 describe('process pool: cooldown', () => {
   it('ends the warm processes above pool.min after a quiet pool.cooldown, not before', async () => {
     const h = harness({ min: 1, burst: 4, cooldown: 5000 })
