@@ -16,15 +16,7 @@ import { Agent, fetch as undiciFetch, request } from 'undici'
 import { freePort } from '../helpers/ports.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
 import { initialize, openSession, send, type Answer } from './mcp-raw.js'
-import {
-  checkConfig,
-  hasNginx,
-  renderConfig,
-  ROOT,
-  selfSignedCert,
-  startNginx,
-  type Nginx,
-} from './nginx-run.js'
+import { hasNginx, type Nginx, ROOT, runNginx, selfSignedCert } from './nginx-run.js'
 import { startReplicas, type Replicas } from './replicas.js'
 import { startTap, type Tap } from './tap.js'
 
@@ -251,22 +243,6 @@ const lookup: LookupFunction = (hostname, options, callback) => {
     )
   } else if (options.all) callback(null, [{ address: '127.0.0.1', family: 4 }])
   else callback(null, '127.0.0.1', 4)
-}
-
-/** Runs nginx's rendered config in `dir` with these settings (a root master keeps its workers root). */
-async function runNginx(dir: string, settings: Record<string, string>): Promise<Nginx> {
-  const conf = renderConfig(dir, {
-    LISTEN: '127.0.0.1',
-    WORKER_PROCESSES: '1',
-    TEMP_DIR: dir,
-    ERROR_LOG: join(dir, 'error.log'),
-    ACCESS_LOG: join(dir, 'access.log'),
-    // A root master hands its workers to "nobody", who cannot enter the 0700 temp dir.
-    ...(process.getuid?.() === 0 ? { NGINX_USER: 'root' } : {}),
-    ...settings,
-  })
-  checkConfig(dir, conf)
-  return startNginx(dir, conf)
 }
 
 describe('nginx routing host names to two gateway replicas', { skip: SKIP }, () => {

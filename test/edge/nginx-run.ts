@@ -113,3 +113,19 @@ export async function startNginx(dir: string, conf: string): Promise<Nginx> {
     },
   }
 }
+
+/** Runs nginx's rendered config in `dir` with these settings (a root master keeps its workers root). */
+export async function runNginx(dir: string, settings: Record<string, string>): Promise<Nginx> {
+  const conf = renderConfig(dir, {
+    LISTEN: '127.0.0.1',
+    WORKER_PROCESSES: '1',
+    TEMP_DIR: dir,
+    ERROR_LOG: join(dir, 'error.log'),
+    ACCESS_LOG: join(dir, 'access.log'),
+    // A root master hands its workers to "nobody", who cannot enter the 0700 temp dir.
+    ...(process.getuid?.() === 0 ? { NGINX_USER: 'root' } : {}),
+    ...settings,
+  })
+  checkConfig(dir, conf)
+  return startNginx(dir, conf)
+}

@@ -20,14 +20,7 @@ import {
   type Answer,
   type TimedEvent,
 } from './mcp-raw.js'
-import {
-  checkConfig,
-  hasNginx,
-  renderConfig,
-  selfSignedCert,
-  startNginx,
-  type Nginx,
-} from './nginx-run.js'
+import { hasNginx, type Nginx, runNginx, selfSignedCert } from './nginx-run.js'
 import { startReplicas, type Replicas } from './replicas.js'
 
 // In CI (.ci/run installs nginx) a missing nginx is a failure, not a skip.
@@ -67,25 +60,16 @@ describe('nginx in front of two gateway replicas', { skip: SKIP }, () => {
     const cert = selfSignedCert(dir)
     pem = cert.pem
     replicas = await startReplicas({ ids: ['a', 'b'], publicUrl: base, dir })
-    const conf = renderConfig(dir, {
+    nginx = await runNginx(dir, {
       SERVER_NAME: 'localhost 127.0.0.1',
       PUBLIC_URL: base,
       TLS_CERT: cert.cert,
       TLS_KEY: cert.key,
       HTTP_PORT: String(httpPort),
       HTTPS_PORT: String(httpsPort),
-      LISTEN: '127.0.0.1',
       REPLICAS: replicas.list.map((r) => `${r.id}=${new URL(r.gateway.url).host}`).join(' '),
       MAX_BODY: String(MAX_BODY),
-      WORKER_PROCESSES: '1',
-      TEMP_DIR: dir,
-      ERROR_LOG: join(dir, 'error.log'),
-      ACCESS_LOG: join(dir, 'access.log'),
-      // A root master hands its workers to "nobody", who cannot enter the 0700 temp dir.
-      ...(process.getuid?.() === 0 ? { NGINX_USER: 'root' } : {}),
     })
-    checkConfig(dir, conf)
-    nginx = await startNginx(dir, conf)
     agent = new Agent({ connect: { ca: pem } })
     tokens.fixture = await replicas.token('fixture')
     tokens.shared = await replicas.token('shared')

@@ -34,14 +34,7 @@ import type { JWTPayload } from 'jose'
 import { request } from 'undici'
 import { createMemoryStore } from '../../gateway/store/memory.js'
 import type { Store } from '../../gateway/store/store.js'
-import {
-  checkConfig,
-  hasNginx,
-  renderConfig,
-  selfSignedCert,
-  startNginx,
-  type Nginx,
-} from '../edge/nginx-run.js'
+import { hasNginx, type Nginx, runNginx, selfSignedCert } from '../edge/nginx-run.js'
 import { startReplicas, type Replicas } from '../edge/replicas.js'
 import {
   ACCOUNT_EXCHANGE,
@@ -303,24 +296,16 @@ describe('stop 24: /readyz stays behind the edge, whatever the request target', 
     const cert = selfSignedCert(dir)
     pem = cert.pem
     replicas = await startReplicas({ ids: ['a'], publicUrl: base.origin, dir })
-    const conf = renderConfig(dir, {
+    nginx = await runNginx(dir, {
       SERVER_NAME: 'localhost 127.0.0.1',
       PUBLIC_URL: base.origin,
       TLS_CERT: cert.cert,
       TLS_KEY: cert.key,
       HTTP_PORT: String(httpPort),
       HTTPS_PORT: String(httpsPort),
-      LISTEN: '127.0.0.1',
       REPLICAS: replicas.list.map((r) => `${r.id}=${new URL(r.gateway.url).host}`).join(' '),
       MAX_BODY: String(1024 * 1024),
-      WORKER_PROCESSES: '1',
-      TEMP_DIR: dir,
-      ERROR_LOG: join(dir, 'error.log'),
-      ACCESS_LOG: join(dir, 'access.log'),
-      ...(process.getuid?.() === 0 ? { NGINX_USER: 'root' } : {}),
     })
-    checkConfig(dir, conf)
-    nginx = await startNginx(dir, conf)
   })
   after(async () => {
     await nginx?.stop()
