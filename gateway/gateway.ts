@@ -33,7 +33,7 @@ import type { GatewayConfig } from './config/schema.js'
 import type { DevIdp, DevIdpOptions } from './devidp/provider.js'
 import { createApp } from './http/app.js'
 import { metricsResponse } from './http/metrics.js'
-import { hostAllowed, hostname, type OriginPolicy } from './http/origin.js'
+import { hostAllowed, hostname, isProbe, type OriginPolicy } from './http/origin.js'
 import { rpcErrorResponse } from './http/respond.js'
 import { setUpIdentity, type Identity } from './identity.js'
 import { type AuditLog, createAuditLog } from './observability/audit.js'
@@ -802,9 +802,4 @@ function endpointCursorKey(config: GatewayConfig): Uint8Array {
     .update('mcp-edge endpoint cursor\0')
     .update(readSecret(config.secrets.keys, 'secrets.keys'))
     .digest()
-}
-
-/** /healthz, /readyz and /metrics, with or without a query: what probes and scrapers ask. */
-export function isProbe(url: string | undefined): boolean {
-  return url !== undefined && /^\/(healthz|readyz|metrics)(\?|$)/.test(url)
 }

@@ -230,9 +230,16 @@ export class ProcessPool {
 
   /** Warm processes the target wants that start on the next turns of the event loop (`refill`). */
   private queued(): number {
-    if (this.next === undefined) return 0
-    const missing = this.wanted - (this.idle.length + this.warming - this.waiters.length)
-    return Math.max(0, Math.min(missing, this.o.config.pool.max - this.size))
+    return this.next === undefined ? 0 : Math.max(0, this.missing())
+  }
+
+  /**
+   * Warm processes the target wants and `pool.max` allows that are neither warm nor loading;
+   * those a waiting session has claimed do not count: they are already in use.
+   */
+  private missing(): number {
+    const unclaimed = this.idle.length + this.warming - this.waiters.length
+    return Math.min(this.wanted - unclaimed, this.o.config.pool.max - this.size)
   }
 
   /**
@@ -243,11 +250,7 @@ export class ProcessPool {
    */
   private refill(): void {
     if (this.closed || this.retry !== undefined || this.next !== undefined) return
-    const { max } = this.o.config.pool
-    // Warm processes a waiting session has claimed do not count: they are already in use.
-    const wanted = () =>
-      this.idle.length + this.warming - this.waiters.length < this.wanted && this.size < max
-    if (wanted()) {
+    if (this.missing() > 0) {
       const attempt = this.admitted()
       if (attempt === undefined) return
       this.starting++
@@ -266,7 +269,7 @@ export class ProcessPool {
           if (this.waiters.length > this.warming) this.waiters.shift()?.(undefined)
         })
       this.loading.add(loading)
-      if (wanted())
+      if (this.missing() > 0)
         this.next = setImmediate(() => {
           this.next = undefined
           this.refill()

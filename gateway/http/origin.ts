@@ -53,8 +53,18 @@ export function hostAllowed(
   return ipLiterals && isIP(hostname(h).replace(/^\[|\]$/g, '')) !== 0
 }
 
-/** Paths a probe or scraper may reach by IP address: health, readiness and metrics. */
+/** What probes and scrapers ask: health, readiness and metrics. */
 const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics'])
+
+/**
+ * Whether a request target is a probe's or scraper's (a query allowed): they may reach these by
+ * IP address, and they are no load to the idle collector.
+ */
+export function isProbe(target: string | undefined): boolean {
+  if (target === undefined) return false
+  const q = target.indexOf('?')
+  return PROBE_PATHS.has(q === -1 ? target : target.slice(0, q))
+}
 
 /**
  * DNS-rebinding defence for every route, before anything else (MCP transports §Security
@@ -63,7 +73,7 @@ const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics'])
  */
 export function hostGuard(p: OriginPolicy) {
   return async function checkHost(c: Context, next: Next): Promise<Response | void> {
-    const ipLiterals = PROBE_PATHS.has(c.req.path)
+    const ipLiterals = isProbe(c.req.path)
     if (!hostAllowed(c.req.header('host'), p, ipLiterals))
       return rpcErrorResponse(403, -32000, 'host not allowed')
     // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host; it must name us too.
