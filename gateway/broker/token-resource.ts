@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events'
 import * as querystring from 'node:querystring'
 import type { KoaContextWithOIDC } from 'oidc-provider'
 import type Provider from 'oidc-provider'
@@ -35,7 +36,7 @@ export function oneResourcePerCode(provider: Provider) {
       size += chunk.length
       if (size > MAX_TOKEN_FORM_BYTES) {
         // A chunked body past the bound: oidc-provider's own answer to it.
-        refuse(ctx, 'invalid_request', 'failed to parse the request body')
+        refuse(provider, ctx, 'invalid_request', 'failed to parse the request body')
         return
       }
       chunks.push(chunk)
@@ -46,6 +47,7 @@ export function oneResourcePerCode(provider: Provider) {
     const form = querystring.parse(raw)
     if (form.grant_type === 'authorization_code' && (await several(provider, form))) {
       refuse(
+        provider,
         ctx,
         'invalid_target',
         'one resource per token request: name one of the resources granted (RFC 8707)',
@@ -68,8 +70,18 @@ async function several(provider: Provider, form: querystring.ParsedUrlQuery): Pr
   return Array.isArray(granted) && new Set(granted).size > 1
 }
 
-function refuse(ctx: KoaContextWithOIDC, error: string, description: string): void {
+/** oidc-provider's answer to a refused token request, and its event (the audit line). */
+function refuse(
+  provider: Provider,
+  ctx: KoaContextWithOIDC,
+  error: string,
+  description: string,
+): void {
   ctx.status = 400
   ctx.set('cache-control', 'no-store')
   ctx.body = { error, error_description: description }
+  ;(provider as unknown as EventEmitter).emit('grant.error', ctx, {
+    error,
+    error_description: description,
+  })
 }

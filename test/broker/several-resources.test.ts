@@ -228,6 +228,10 @@ describe('the broker and several resources in one request', () => {
       assert.equal(two.json.error, 'invalid_target')
       assert.equal(two.json.access_token, undefined)
       assert.equal(two.headers['cache-control'], 'no-store')
+      const line = stack.audit().at(-1)!
+      assert.equal(line.method, 'oauth/token')
+      assert.equal(line.decision, 'deny')
+      assert.match(String(line.outcome), /^invalid_target: one resource per token request/)
       const one = await token(stack, { ...form, resource: stack.endpoint('echo') })
       assert.equal(one.status, 200, one.text)
       assert.equal(decodeJwt(String(one.json.access_token)).aud, stack.endpoint('echo'))
