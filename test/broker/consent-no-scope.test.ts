@@ -38,6 +38,7 @@ const echo = { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js')] }
 const SERVERS = { notes: echo, open: echo, open2: echo, gated: echo }
 const WEB = 'https://claude.ai/api/mcp/auth_callback'
 const BOB = 'bob-pairwise-sub'
+const ALICE = '00000000-0000-0000-0000-00000000a11c'
 
 /** The pages (200) a login showed: the consent page, if any. */
 const pagesOf = (l: Login) => l.visits.filter((v) => v.status === 200)
@@ -179,6 +180,31 @@ for (const [when, upstream] of [
       const l = await authorize(other, jar, 'open', 'openid', 'deny')
       assert.equal(pagesOf(l).length, 1, 'the consent page was shown')
       assert.equal(l.callback.searchParams.get('error'), 'access_denied')
+    })
+
+    // The upstream's own session forgotten, Bob signs in there on Alice's browser. With the
+    // login fresh no upstream trip happens: the code is Alice's. With it due again, the
+    // remembered shortcut sends the browser upstream with no page; Bob's sign-in then meets
+    // Alice's broker session and oidc-provider stops (its sign-out form): no code for Bob.
+    it("another person signing in upstream on the same browser gets no code on the first one's consent", async () => {
+      const { clientId, jar } = await approved()
+      for (const k of [...jar.keys()]) if (!/mcp_edge/.test(k)) jar.delete(k)
+      stack.idp.nextUser(BOB)
+      try {
+        const l = await authorize(clientId, jar, 'open', 'openid', 'deny').catch(
+          (err: Error) => err,
+        )
+        if (l instanceof Error) {
+          assert.ok('recheckInterval' in upstream, l.message)
+          assert.match(l.message, /the login stopped at .*\/authorize\/[^ ]+: 200/)
+          return
+        }
+        assert.ok(!('recheckInterval' in upstream), l.callback.href)
+        const t = await exchange(stack, l, { clientId, redirectUri: WEB, server: 'open' })
+        assert.equal(decodeJwt(String(t.json.access_token)).sub, ALICE)
+      } finally {
+        stack.idp.nextUser('alice-pairwise-sub')
+      }
     })
 
     it('another user of the same client (their own browser) does not inherit it', async () => {
