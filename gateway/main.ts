@@ -18,7 +18,7 @@ const USAGE = `usage: mcp-edge <command> [options]
 
 commands:
   serve     [--config FILE] [--dev-idp] [--insecure-no-auth]   run the gateway
-  token     [--scope "a b"] [--resource URL] [--user SUB]       print an access token from the running dev IdP
+  token     [--scope "a b"] [--resource URL]... [--user SUB]    print an access token from the running dev IdP
   validate  [--config FILE] [--skip-secrets]                    check config, policies and secrets, then exit
   policy    check --policy P --claims F|- --server S --tool T    explain a policy decision (policy --help)
   secrets   set NAME | list | delete NAME [--url U]              your own secrets at a gateway (secrets --help)
@@ -143,7 +143,12 @@ async function serve(args: string[]): Promise<number> {
 async function token(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { scope: { type: 'string' }, resource: { type: 'string' }, user: { type: 'string' } },
+    options: {
+      scope: { type: 'string' },
+      // Repeatable (RFC 8707 allows several): all go to the IdP, none is dropped silently.
+      resource: { type: 'string', multiple: true },
+      user: { type: 'string' },
+    },
   })
   const { requestDevToken } = await import('./devidp/token-client.js')
   const t = await requestDevToken({

@@ -25,6 +25,7 @@ import { registrationGuard } from './registration-guard.js'
 import { retryAfterWhenUnavailable } from './errors.js'
 import { revocationPolicy, revokeAccessTokens } from './revoke-access.js'
 import type { RevocationList } from './revocations.js'
+import { oneResourcePerCode } from './token-resource.js'
 import { createUpstream, type Upstream } from './upstream.js'
 
 /** A running broker: the authorization server the gateway is, federating to the upstream IdP. */
@@ -179,6 +180,7 @@ export async function startBroker(o: {
   )
   observe(provider, o.audit, issuer, log)
   provider.use(retryAfterWhenUnavailable)
+  provider.use(oneResourcePerCode(provider))
   revokeAccessTokens(provider, {
     issuer,
     keys: o.keys,

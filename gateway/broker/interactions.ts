@@ -11,6 +11,7 @@ import type { AuditLog } from '../observability/audit.js'
 import type { PolicyStore } from '../policy/store.js'
 import type { Store } from '../store/store.js'
 import type { Accounts } from './accounts.js'
+import { heldFor, recordApproval } from './approval.js'
 import { consentPage, messagePage, missingRolePage, PAGE_HEADERS } from './consent-page.js'
 import { isOutage, STORE_RETRY_AFTER_S, STORE_UNAVAILABLE } from './errors.js'
 import { INTERACTION_PREFIX } from './provider.js'
@@ -212,8 +213,11 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
       existing && existing.accountId === accountId
         ? existing
         : new d.provider.Grant({ accountId, clientId })
-    for (const p of plan)
+    for (const p of plan) {
       if (p.granted.length > 0) grant.addResourceScope(p.resource, p.granted.join(' '))
+      // Approved whole (the roles give all it needs, maybe nothing): asked again only for more.
+      if (p.missing.length === 0) recordApproval(grant, p.resource)
+    }
     const oidcScopes = String(det.params.scope ?? '')
       .split(' ')
       .filter((s) => OIDC_SCOPES.has(s))
@@ -480,8 +484,8 @@ function requestedScopes(det: Details): string[] {
 
 /**
  * Whether the grant found for this client already holds every scope asked, for every resource,
- * and something for each: a resource it was never granted (asked with no scope of its own,
- * `scope=openid`) is not covered, else the login went on to grant it with no page shown.
+ * and was approved for each: a resource it was never approved for (asked with no scope of its
+ * own, `scope=openid`) is not covered, else the login went on to grant it with no page shown.
  */
 async function covers(provider: Provider, det: Details): Promise<boolean> {
   const grant = await provider.Grant.find(det.grantId!)
@@ -489,9 +493,8 @@ async function covers(provider: Provider, det: Details): Promise<boolean> {
   const asked = requestedScopes(det).filter((s) => !OIDC_SCOPES.has(s))
   return [det.params.resource].flat().every((r) => {
     if (typeof r !== 'string') return false
-    const held = new Set(String(grant.getResourceScope(r) ?? '').split(' '))
-    held.delete('')
-    return held.size > 0 && asked.every((s) => held.has(s))
+    const held = heldFor(grant, r)
+    return held.approved && asked.every((s) => held.scopes.has(s))
   })
 }
 

@@ -8,6 +8,7 @@ import { GRANT_CLAIM } from '../auth/revocation.js'
 import type { Store } from '../store/store.js'
 import type { Accounts } from './accounts.js'
 import { storeAdapter, type AdapterOptions } from './adapter.js'
+import { heldFor } from './approval.js'
 import { ClientPolicyError } from './client-errors.js'
 import { storeUnavailable } from './errors.js'
 import { CLIENT_POLICY_PROPERTY, type ClientPolicy } from './client-policy.js'
@@ -353,15 +354,20 @@ function interactionPolicy(oidc: OidcModule, config: BrokerConfig) {
   // oidc-provider asks consent again only for resource scopes asked and not yet granted: a
   // client remembered for one server that asks another for no scope of its (scope=openid) got
   // a token for it with no page shown, good at every server whose policy needs no scope. A
-  // resource the grant holds nothing for is asked for (a server of no scope, every time).
+  // resource the user has not approved for this grant is asked for (approval.ts: a server of
+  // no scope is remembered too).
   policy.get('consent')!.checks.add(
-    new Check('mcp_edge_resource_not_granted', 'a resource this grant holds nothing for', (ctx) => {
-      if (ctx.oidc.result?.consent) return Check.NO_NEED_TO_PROMPT
-      const held = (ctx.oidc.grant as { resources?: Record<string, string> } | undefined)?.resources
-      return Object.keys(ctx.oidc.resourceServers ?? {}).some((r) => !held?.[r])
-        ? Check.REQUEST_PROMPT
-        : Check.NO_NEED_TO_PROMPT
-    }),
+    new Check(
+      'mcp_edge_resource_not_granted',
+      'a resource this grant was not approved for',
+      (ctx) => {
+        if (ctx.oidc.result?.consent) return Check.NO_NEED_TO_PROMPT
+        const grant = ctx.oidc.grant
+        return Object.keys(ctx.oidc.resourceServers ?? {}).some((r) => !heldFor(grant, r).approved)
+          ? Check.REQUEST_PROMPT
+          : Check.NO_NEED_TO_PROMPT
+      },
+    ),
   )
   if (!config.consent.remember) {
     policy

@@ -17,7 +17,12 @@ export interface DevToken {
 export async function requestDevToken(
   opts: {
     scope?: string
-    resource?: string
+    /**
+     * The servers' (or endpoints') URLs, each a `resource` parameter (RFC 8707). oidc-provider
+     * issues a token for one resource only and refuses several (invalid_target); the error
+     * then says how to get one token for several servers (an endpoint serving them).
+     */
+    resource?: string | readonly string[]
     /** The `sub` of a configured dev user. */
     user?: string
     statePath?: string
@@ -30,8 +35,9 @@ export async function requestDevToken(
     const known = state.users.map((u) => u.sub).join(', ')
     throw new Error(`no dev user ${JSON.stringify(opts.user)}; the dev IdP has: ${known}`)
   }
-  const resource = opts.resource ?? state.resources[0]
-  if (!resource) throw new Error('the dev IdP state lists no resources')
+  const asked = opts.resource === undefined ? [] : [opts.resource].flat()
+  const resources = asked.length > 0 ? asked : state.resources.slice(0, 1)
+  if (resources.length === 0) throw new Error('the dev IdP state lists no resources')
   const meta = await getJson(`${state.issuer}/.well-known/openid-configuration`, state.issuer)
   if (typeof meta.body.token_endpoint !== 'string') {
     throw new Error(`dev IdP at ${state.issuer} has no token_endpoint in its discovery document`)
@@ -40,11 +46,9 @@ export async function requestDevToken(
   const basic = Buffer.from(
     `${encodeURIComponent(cli.clientId)}:${encodeURIComponent(cli.clientSecret)}`,
   ).toString('base64')
-  const form = new URLSearchParams({
-    grant_type: 'client_credentials',
-    resource,
-    scope: opts.scope ?? '',
-  })
+  const form = new URLSearchParams({ grant_type: 'client_credentials' })
+  for (const resource of resources) form.append('resource', resource)
+  form.append('scope', opts.scope ?? '')
   const res = await call(state.issuer, meta.body.token_endpoint, {
     method: 'POST',
     headers: {
@@ -58,7 +62,11 @@ export async function requestDevToken(
   if (res.status !== 200 || typeof body.access_token !== 'string') {
     const error = typeof body.error === 'string' ? body.error : `HTTP ${res.status}`
     const detail = typeof body.error_description === 'string' ? `: ${body.error_description}` : ''
-    throw new Error(`dev IdP refused the token request (${error}${detail})`)
+    const several =
+      error === 'invalid_target' && resources.length > 1
+        ? '; a token is for one server: for several, --resource the URL of an endpoint serving them'
+        : ''
+    throw new Error(`dev IdP refused the token request (${error}${detail})${several}`)
   }
   return {
     access_token: body.access_token,

@@ -206,7 +206,8 @@ describe('two resources at once', () => {
     { name: 'none at /token (ambiguous)', resources: () => [] },
   ]
   for (const r of refusals) {
-    it(`${r.name} → 400 invalid_target, no token, the code spent`, async () => {
+    // Refused before oidc-provider spends the code (token-resource.ts): a retry with one works.
+    it(`${r.name} → 400 invalid_target, no token, the code intact`, async () => {
       const g = await both()
       const before = await issued(stack)
       const res = await exchangeFor(g, r.resources())
@@ -214,7 +215,9 @@ describe('two resources at once', () => {
       assert.equal(res.json.error, 'invalid_target')
       assert.equal(res.json.access_token, undefined)
       assert.deepEqual(await issuedSince(stack, before), NOTHING_ISSUED)
-      assert.equal((await exchangeFor(g, [stack.endpoint('echo')])).json.error, 'invalid_grant')
+      const retry = await exchangeFor(g, [stack.endpoint('echo')])
+      assert.equal(retry.status, 200, retry.text)
+      assert.equal(decodeJwt(String(retry.json.access_token)).aud, stack.endpoint('echo'))
     })
   }
 

@@ -1,5 +1,6 @@
 // The mcp-edge command as operators run it: real processes, real exit codes, real output.
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -389,4 +390,105 @@ describe('log.bufferBytes: every value the schema takes starts and serves', () =
       s.p.kill('SIGTERM')
       assert.equal(await s.exited, 0)
     })
+})
+
+// A secret two servers take can be set only with a token for both (stop 24). RFC 8707 lets a
+// token request name several resources, so `mcp-edge token` takes --resource more than once and
+// sends each; oidc-provider (the dev IdP, like the broker) issues a token for one resource only
+// and refuses several with invalid_target. The CLI says so and points to the way that works: a
+// token for an endpoint serving both servers, with which `mcp-edge secrets set` sets the secret.
+describe('mcp-edge token --resource twice, and the shared secret set with an endpoint token', () => {
+  it('several resources: refused by the dev IdP, named; a server token is refused the shared key; an endpoint token sets it', async () => {
+    const state = join(dir, 'dev-idp-shared.json')
+    const keys = JSON.stringify({ k1: randomBytes(32).toString('base64url') })
+    const env = { MCP_EDGE_DEV_IDP_STATE: state, MCP_EDGE_TEST_CLI_SEALING: keys }
+    const node = JSON.stringify(process.execPath)
+    const echo = JSON.stringify(join(SERVERS_DIR, 'echo.js'))
+    const policy = file(
+      'shared-policy.yaml',
+      [
+        'roles:',
+        '  mcp-user: ["mcp:read"]',
+        'servers:',
+        '  github: { access: ["mcp:read"], tools: { "*": ["mcp:read"] } }',
+        '  actions: { access: ["mcp:read"], tools: { "*": ["mcp:read"] } }',
+        '',
+      ].join('\n'),
+    )
+    const s = serve(
+      [
+        '--config',
+        file(
+          'shared.yaml',
+          [
+            'listen: { port: 0 }',
+            'devIdp: { port: 0, users: [{ sub: dev-user, roles: [mcp-user] }] }',
+            'secrets: { keys: { env: MCP_EDGE_TEST_CLI_SEALING }, active: k1 }',
+            'servers:',
+            `  github: { command: ${node}, args: [${echo}], credentials: { GITHUB_TOKEN: { secret: github-token } } }`,
+            `  actions: { command: ${node}, args: [${echo}], credentials: { GH_TOKEN: { secret: github-token } } }`,
+            'endpoints:',
+            '  gh: { path: /mcp/gh, servers: [github, actions] }',
+            `policies: ${JSON.stringify(policy)}`,
+            '',
+          ].join('\n'),
+        ),
+        '--dev-idp',
+      ],
+      env,
+    )
+    const { url } = await s.listening
+    const audOf = (jwt: string) =>
+      (JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { aud: unknown }).aud
+    const set = (token: string, value: string) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const p = spawn(process.execPath, [MAIN, 'secrets', 'set', 'github-token', '--url', url], {
+          env: { ...process.env, ...env, MCP_EDGE_TOKEN: token },
+        })
+        let stdout = ''
+        let stderr = ''
+        p.stdout.on('data', (d) => (stdout += d))
+        p.stderr.on('data', (d) => (stderr += d))
+        p.on('close', (code) => resolve({ code, stdout, stderr }))
+        p.stdin.end(value)
+      })
+
+    // Both servers' URLs: each goes as a `resource` parameter; the IdP refuses, the CLI says why.
+    const both = await run(
+      ['token', '--resource', `${url}/mcp/github`, '--resource', `${url}/mcp/actions`],
+      env,
+    )
+    assert.equal(both.code, 1)
+    assert.equal(both.stdout, '', 'no token printed')
+    assert.match(
+      both.stderr,
+      /^mcp-edge: dev IdP refused the token request \(invalid_target: only a single resource indicator value is supported for this grant type\); a token is for one server: for several, --resource the URL of an endpoint serving them\n$/,
+    )
+    // The same URL twice is one resource (oidc-provider counts distinct values).
+    const same = await run(
+      ['token', '--resource', `${url}/mcp/github`, '--resource', `${url}/mcp/github`],
+      env,
+    )
+    assert.equal(same.code, 0, same.stderr)
+    assert.equal(audOf(same.stdout.trim()), `${url}/mcp/github`)
+
+    // One server's token: refused the key the other server acts with too.
+    const github = await run(['token', '--resource', `${url}/mcp/github`], env)
+    assert.equal(github.code, 0, github.stderr)
+    assert.equal(audOf(github.stdout.trim()), `${url}/mcp/github`)
+    const refused = await set(github.stdout.trim(), 'ghp_one0000000000000001')
+    assert.equal(refused.code, 1)
+    assert.match(refused.stderr, /token_not_for_server/)
+
+    // The endpoint serving both: one audience that speaks for both; the secret is set.
+    const gh = await run(['token', '--resource', `${url}/mcp/gh`], env)
+    assert.equal(gh.code, 0, gh.stderr)
+    assert.equal(audOf(gh.stdout.trim()), `${url}/mcp/gh`)
+    const ok = await set(gh.stdout.trim(), 'ghp_both000000000000001')
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.match(ok.stdout, /^github-token set /)
+
+    s.p.kill('SIGTERM')
+    assert.equal(await s.exited, 0)
+  })
 })
