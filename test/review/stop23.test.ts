@@ -12,6 +12,7 @@
 // And pins of what held, where a later change could break it.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { getEventListeners } from 'node:events'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -362,6 +363,31 @@ describe('stop 23: a call waiting for a missing secret stops waiting when its re
         typeof e.outcome === 'string' &&
         e.outcome.startsWith('error '),
     )
+  })
+
+  it("the question answered, the call waiting: only the wait listens on its request's signal", async () => {
+    const s = await waiting('alice')
+    try {
+      const call = s.client
+        .callTool({ name: 'credential', arguments: { name: 'VAULT_TOKEN' } })
+        .catch(() => undefined)
+      await waitFor(() => s.asked() === 1, 'the client was asked')
+      // Polls of the store: the answer came back and the call now waits for the secret.
+      const start = readsOf('alice')
+      await waitFor(() => readsOf('alice') >= start + 2, 'the waiting call polls the store')
+      // The request's own signal (aborted when it settles), read off the session's requests.
+      const registry = stack.gateway.registry as unknown as { sessions: Map<string, unknown> }
+      const session = registry.sessions.get(s.transport.sessionId!) as {
+        inflight: Map<unknown, { waiting?: AbortController }>
+      }
+      const signal = [...session.inflight.values()].find((r) => r.waiting)!.waiting!.signal
+      // The elicitation's listener left with its answer; the wait's is the one left.
+      assert.equal(getEventListeners(signal, 'abort').length, 1)
+      await s.client.close()
+      await call
+    } finally {
+      await s.client.close()
+    }
   })
 
   it('held: once the secret is set, a waiting call runs with it (the wait still works)', async () => {
