@@ -11,7 +11,9 @@
  *   §4, §5): a value inside a longer encoding (`Basic base64(user:token)`) is found wherever
  *   it sits.
  * A value is searched for as bytes in each decoding, and the characters that encode it are
- * blotted. Nothing backtracks: each search is `indexOf` from where the last match ended.
+ * blotted; a short value only where it stands alone ({@link MIN_ANYWHERE}). Linear in the
+ * line: each search is `indexOf` from where the last match ended, or a fixed text between
+ * one-character look-arounds (nothing to backtrack into).
  */
 export type Redactor = ((line: string) => string) & { longest: number }
 
@@ -23,8 +25,8 @@ export type Redactor = ((line: string) => string) & { longest: number }
 const MIN_ANYWHERE = 8
 
 /**
- * Fewest bytes of a value looked for inside base64 and hex: 4 characters of base64 (3 bytes)
- * turn up by chance in any blob, 32 bits in about one of 4·10⁹ positions.
+ * Fewest bytes of a value looked for inside base64 and hex: 3 bytes (4 characters of base64)
+ * turn up by chance in any blob of a few kB; 4 bytes in about one of 4·10⁹ positions.
  */
 const MIN_ENCODED_BYTES = 4
 
@@ -250,9 +252,10 @@ const SIMPLE_ESCAPES: Record<string, number> = {
 }
 
 /**
- * Backslash escapes decoded: `\xNN` is a byte (a Python `b'…'`, Go's `%q` of invalid UTF-8),
- * `\uXXXX` (a surrogate pair as one) and `\UXXXXXXXX` a code point; an unknown escape is
- * left as written.
+ * Backslash escapes decoded: `\xNN` is a byte (a Python `b'…'`, Go's `%q` of invalid UTF-8;
+ * so a Python str's repr of a non-printable U+0080–U+00FF as `\xNN` is not matched),
+ * `\uXXXX` (a surrogate pair as one) and `\UXXXXXXXX` a code point; an unknown escape is left
+ * as written.
  */
 function unescapeView(line: string): View {
   return decode(line, (p, emit) => {
