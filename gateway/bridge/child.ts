@@ -5,6 +5,7 @@ import { getDefaultEnvironment } from '@modelcontextprotocol/client/stdio'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
+import { redactor, type Redactor } from './redact.js'
 import { FrameReader, FrameWriter, type Frame } from './stdio-frames.js'
 
 /** A running stdio MCP server process, spoken to in JSON-RPC messages. */
@@ -124,91 +125,6 @@ async function stop(proc: ChildProcess, exited: Promise<void>, graceMs: number):
     } catch {}
     await gone(graceMs)
   }
-}
-
-/** A redacting function, and the length of the longest form it blots out. */
-export type Redactor = ((line: string) => string) & { longest: number }
-
-/**
- * Blots out known secret values in a line: each value as written, and as JSON (JavaScript's,
- * Python's, Go's), URL and form encoding would write it (a process that logs its config or a
- * request). Longest first, so a
- * value containing another is blotted whole. Two forms a line-by-line scan would otherwise miss:
- * - a value of several lines (a PEM key) is printed over several stderr lines: each of its
- *   lines is blotted on its own, once at least {@link MIN_LINE} long;
- * - base64 of a longer text holding the value (`Basic base64(user:token)`) writes the value at
- *   one of three byte alignments, in either alphabet (RFC 4648 §4, §5): the characters that
- *   encode only the value's own bits are blotted, at each alignment, once at least
- *   {@link MIN_BASE64_CORE} long (shorter runs would blot unrelated text; the whole encoding
- *   of a short value is still blotted).
- */
-export function redactor(values: readonly string[]): Redactor {
-  const forms = new Set<string>()
-  for (const v of values) {
-    if (v === '') continue
-    forms.add(v)
-    const json = JSON.stringify(v).slice(1, -1)
-    forms.add(json)
-    // Other languages' JSON: Python's json.dumps writes non-ASCII as \uXXXX, Go's < > & (and
-    // U+2028, U+2029); a server in either logging its config hid nothing otherwise.
-    forms.add(json.replace(/[\u0080-\uffff]/g, unicodeEscape))
-    forms.add(json.replace(/[<>&\u2028\u2029]/g, unicodeEscape))
-    forms.add(encodeURIComponent(v))
-    // A form body or query (URLSearchParams; Python's urlencode, Go's QueryEscape): space as +,
-    // and RFC 3986's reserved ! ' ( ) * percent-encoded too.
-    forms.add(new URLSearchParams({ v }).toString().slice(2))
-    const strict = encodeURIComponent(v).replace(
-      /[!'()*]/g,
-      (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-    )
-    forms.add(strict)
-    forms.add(strict.replace(/%20/g, '+'))
-    forms.add(Buffer.from(v).toString('base64'))
-    const lines = v.split(/\r\n|\r|\n/)
-    if (lines.length > 1) for (const line of lines) if (line.length >= MIN_LINE) forms.add(line)
-    for (const core of base64Cores(Buffer.from(v))) {
-      forms.add(core)
-      forms.add(core.replace(/\+/g, '-').replace(/\//g, '_'))
-    }
-  }
-  const list = [...forms].filter((f) => f !== '').sort((a, b) => b.length - a.length)
-  if (list.length === 0) return Object.assign((line: string) => line, { longest: 0 })
-  return Object.assign(
-    (line: string) => {
-      for (const f of list) if (line.includes(f)) line = line.split(f).join('[redacted]')
-      return line
-    },
-    { longest: list[0]!.length },
-  )
-}
-
-/** A character as a JSON \uXXXX escape, lower-case hex (as Python and Go write it). */
-const unicodeEscape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`
-
-/**
- * Shortest line of a multi-line value blotted out on its own: a shorter one (a PEM's `==`, a
- * value's one-letter last line) would blot that text out of every line the process writes,
- * and says next to nothing of the value.
- */
-const MIN_LINE = 8
-
-/** Shortest base64 run of a value inside a longer encoding that is blotted out. */
-const MIN_BASE64_CORE = 8
-
-/**
- * The base64 characters that encode `bytes` alone when they follow 0, 1 or 2 other bytes:
- * those holding a bit of a neighbour depend on it and are left out.
- */
-function base64Cores(bytes: Buffer): string[] {
-  const cores: string[] = []
-  for (const skip of [0, 1, 2]) {
-    const text = Buffer.concat([Buffer.alloc(skip), bytes])
-      .toString('base64')
-      .replace(/=+$/, '')
-    const core = text.slice(Math.ceil((skip * 8) / 6), Math.floor(((skip + bytes.length) * 8) / 6))
-    if (core.length >= MIN_BASE64_CORE) cores.push(core)
-  }
-  return cores
 }
 
 function logStderr(

@@ -2,7 +2,8 @@ import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
-import { type Child, redactor } from './child.js'
+import type { Child } from './child.js'
+import { redactor } from './redact.js'
 import { BridgeError } from './errors.js'
 import {
   exchange,

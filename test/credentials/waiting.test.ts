@@ -2,6 +2,7 @@
 // the store their waits share. Each look is held by the test until it answers, so every step
 // waits for an event (a look asked for), never for a time.
 import assert from 'node:assert/strict'
+import { getEventListeners } from 'node:events'
 import { describe, it } from 'node:test'
 import type { Principal } from '../../gateway/auth/principal.js'
 import { CredentialWaits } from '../../gateway/credentials/waiting.js'
@@ -117,5 +118,28 @@ describe('CredentialWaits: one look per (user, server)', () => {
       'already aborted: no wait, no look',
     )
     assert.equal(l.asked.length, 2)
+  })
+
+  it('set, failed or timed out: nothing is left listening on the signal of a wait', async () => {
+    const listeners = (s: AbortSignal) => getEventListeners(s, 'abort').length
+    const l = looks()
+    const w = new CredentialWaits({ perSubject: 10, interval: 1, look: l.look })
+    const signals = [1, 2, 3].map(() => new AbortController().signal)
+    const set = w.until('vault', principal('alice'), { timeout: HOUR, signal: signals[0]! })
+    assert.equal(listeners(signals[0]!), 1, 'a wait listens for its request ending')
+    await l.until(1)
+    l.asked[0]!.answer(true)
+    assert.equal(await set, true)
+    assert.equal(listeners(signals[0]!), 0, 'set: its listener is removed')
+    const failed = w.until('vault', principal('alice'), { timeout: HOUR, signal: signals[1]! })
+    await l.until(2)
+    l.asked[1]!.answer(new Error('store unavailable'))
+    await assert.rejects(failed)
+    assert.equal(listeners(signals[1]!), 0, 'failed: removed')
+    const timed = w.until('vault', principal('bob'), { timeout: 1, signal: signals[2]! })
+    assert.equal(await timed, false)
+    assert.equal(listeners(signals[2]!), 0, 'timed out: removed')
+    await l.until(3)
+    l.asked[2]!.answer(false)
   })
 })

@@ -9,14 +9,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { pino } from 'pino'
 import { request } from 'undici'
 import { validateConfig } from '../../gateway/config/load.js'
+import { RevocationList } from '../../gateway/broker/revocations.js'
 import { startGateway } from '../../gateway/gateway.js'
+import { createMemoryStore } from '../../gateway/store/memory.js'
 import { freePort } from '../helpers/ports.js'
 import { NO_REDIS, startRedis } from '../helpers/redis.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const V = '2026-07-28'
 const ACCEPT = 'application/json, text/event-stream'
@@ -197,6 +199,7 @@ describe('buffered stdout log behind a slow reader', () => {
 // discovery): what started is stopped, the list's heartbeat on the closed store included. Left
 // running it wakes every heartbeat for the life of the embedding process, and says so in its log.
 describe('start-up failing after the revocation list started', { skip: NO_REDIS }, () => {
+  const HEARTBEAT = 100
   it('stops the list: no heartbeat runs on for a gateway that never started', async () => {
     const redis = await startRedis()
     const refused = await freePort()
@@ -212,7 +215,7 @@ describe('start-up failing after the revocation list started', { skip: NO_REDIS 
             kind: 'redis',
             url: { env: 'MCP_EDGE_TEST_STOP21B_REDIS' },
             keyPrefix: 'stop21b:',
-            heartbeat: 100,
+            heartbeat: HEARTBEAT,
           },
           auth: {
             broker: {
@@ -229,8 +232,29 @@ describe('start-up failing after the revocation list started', { skip: NO_REDIS 
       )
       await assert.rejects(startGateway(config, { log }))
       const failedAt = lines.length
-      // Its heartbeat would not be heard after two intervals: wait for the third's.
-      await sleep(500)
+      // Left running, its heartbeat on the closed store goes unheard and it says so two
+      // intervals on. No clock decides when that is: a barrier list on the same heartbeat,
+      // started now, counts its own beats (each one publish); in five of them the gateway's
+      // list, started earlier, would have beaten at least four times and said so.
+      let beats = 0
+      const barrier = await RevocationList.start({
+        store: {
+          ...createMemoryStore(),
+          broadcast: { publish: async () => void beats++, subscribe: async () => async () => {} },
+        },
+        ttlMs: 60_000,
+        toleranceMs: 0,
+        maxEntries: 10,
+        tokensPerUser: 10,
+        cookieKeys: ['k'.repeat(32)],
+        log: pino({ level: 'silent' }),
+        heartbeatMs: HEARTBEAT,
+      })
+      try {
+        await waitFor(() => beats >= 5, 'the barrier list beat five times')
+      } finally {
+        await barrier.close()
+      }
       const later = lines.slice(failedAt).filter((l) => l.includes('revocation list'))
       assert.deepEqual(later, [], 'nothing of the revocation list after start-up failed')
     } finally {

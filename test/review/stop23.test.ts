@@ -12,12 +12,13 @@
 // And pins of what held, where a later change could break it.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { getEventListeners } from 'node:events'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import type { SecretOwner } from '../../gateway/credentials/secrets.js'
+import { type SecretOwner, userKey } from '../../gateway/credentials/secrets.js'
 import { createMemoryStore } from '../../gateway/store/memory.js'
 import type { Store } from '../../gateway/store/store.js'
 import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
@@ -241,15 +242,22 @@ describe('stop 23: stderr redaction covers what a line-by-line scan missed', () 
 
 describe('stop 23: a call waiting for a missing secret stops waiting when its request is gone', () => {
   let stack: Stack
-  /** Reads of users' secrets (each poll of a waiting call reads one). */
-  let secretReads = 0
+  /** Reads of users' secrets, per key (each poll of a waiting call reads its user's). */
+  const secretReads = new Map<string, number>()
   const inner = createMemoryStore()
   const store: Store = {
     ...inner,
     async get(key) {
-      if (key.startsWith('secrets:')) secretReads++
+      if (key.startsWith('secrets:')) secretReads.set(key, (secretReads.get(key) ?? 0) + 1)
       return inner.get(key)
     },
+  }
+  /** Reads of the secrets of subject `sub` so far. */
+  const readsOf = (sub: string) => {
+    const prefix = `secrets:${userKey(ownerOf(stack, sub))}`
+    let n = 0
+    for (const [key, count] of secretReads) if (key.startsWith(prefix)) n += count
+    return n
   }
 
   before(async () => {
@@ -272,26 +280,44 @@ describe('stop 23: a call waiting for a missing secret stops waiting when its re
   }
 
   /**
-   * Polls running: reads keep coming; then `end` the request and wait for the gateway to have
-   * settled it (its audit line: `ended`); then at most the read under way, for 30 poll intervals.
+   * Polls running: `user`'s reads keep coming; then `end` the request and wait for the gateway
+   * to have settled it (its audit line: `ended`). Then no clock decides: another user's call
+   * (admin's),
+   * waiting all along with the same poll interval, is watched for three more polls (a barrier),
+   * in which this one, had it kept polling, would have polled at least twice; it may have made
+   * one more, the read under way when the request ended.
    */
   async function pollsStop(
+    user: string,
     end: () => Promise<void>,
     call: Promise<unknown>,
     ended: (e: Record<string, unknown>) => boolean,
   ) {
-    const start = secretReads
-    await waitFor(() => secretReads >= start + 3, 'the waiting call polls the store')
-    await end()
-    await call.catch(() => {})
-    await waitFor(() => stack.audit().some(ended), 'the gateway settled the request')
-    const after = secretReads
-    await new Promise((r) => setTimeout(r, 30 * 20))
-    // At most one read already under way when the request ended.
-    assert.ok(
-      secretReads - after <= 1,
-      `no more polls after the request ended (${secretReads - after} reads)`,
-    )
+    const barrier = await waiting('admin')
+    const waits = barrier.client
+      .callTool({ name: 'credential', arguments: { name: 'VAULT_TOKEN' } })
+      .catch(() => undefined)
+    try {
+      const start = readsOf(user)
+      await waitFor(() => readsOf(user) >= start + 3, 'the waiting call polls the store')
+      await waitFor(() => barrier.asked() === 1, "the barrier's call waits")
+      await end()
+      await call.catch(() => {})
+      await waitFor(() => stack.audit().some(ended), 'the gateway settled the request')
+      const after = readsOf(user)
+      const barrierAt = readsOf('ada')
+      await waitFor(
+        () => readsOf('ada') >= barrierAt + 3,
+        "the barrier's call polled three more times",
+      )
+      assert.ok(
+        readsOf(user) - after <= 1,
+        `no more polls after the request ended (${readsOf(user) - after} reads)`,
+      )
+    } finally {
+      await barrier.client.close()
+      await waits
+    }
   }
 
   it('the client cancels the call (notifications/cancelled): the wait ends', async () => {
@@ -306,6 +332,7 @@ describe('stop 23: a call waiting for a missing secret stops waiting when its re
         .catch(() => undefined)
       await waitFor(() => s.asked() === 1, 'the client was asked')
       await pollsStop(
+        'alice',
         async () => abort.abort('the user gave up'),
         call,
         (e) => e.sub === 'alice' && e.method === 'tools/call' && e.outcome === 'cancelled',
@@ -323,6 +350,7 @@ describe('stop 23: a call waiting for a missing secret stops waiting when its re
       .catch(() => undefined)
     await waitFor(() => s.asked() === 1, 'the client was asked')
     await pollsStop(
+      'bob',
       async () => {
         await s.transport.terminateSession()
         await s.client.close()
@@ -335,6 +363,31 @@ describe('stop 23: a call waiting for a missing secret stops waiting when its re
         typeof e.outcome === 'string' &&
         e.outcome.startsWith('error '),
     )
+  })
+
+  it("the question answered, the call waiting: only the wait listens on its request's signal", async () => {
+    const s = await waiting('alice')
+    try {
+      const call = s.client
+        .callTool({ name: 'credential', arguments: { name: 'VAULT_TOKEN' } })
+        .catch(() => undefined)
+      await waitFor(() => s.asked() === 1, 'the client was asked')
+      // Polls of the store: the answer came back and the call now waits for the secret.
+      const start = readsOf('alice')
+      await waitFor(() => readsOf('alice') >= start + 2, 'the waiting call polls the store')
+      // The request's own signal (aborted when it settles), read off the session's requests.
+      const registry = stack.gateway.registry as unknown as { sessions: Map<string, unknown> }
+      const session = registry.sessions.get(s.transport.sessionId!) as {
+        inflight: Map<unknown, { waiting?: AbortController }>
+      }
+      const signal = [...session.inflight.values()].find((r) => r.waiting)!.waiting!.signal
+      // The elicitation's listener left with its answer; the wait's is the one left.
+      assert.equal(getEventListeners(signal, 'abort').length, 1)
+      await s.client.close()
+      await call
+    } finally {
+      await s.client.close()
+    }
   })
 
   it('held: once the secret is set, a waiting call runs with it (the wait still works)', async () => {

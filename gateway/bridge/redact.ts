@@ -1,0 +1,377 @@
+/**
+ * Blots known secret values (a user's credentials) out of a text a server process wrote: its
+ * stderr lines, its error messages. A process may print a value as written, or as any
+ * language's JSON, repr, URL or form encoding, hex or base64 would write it, so besides the
+ * value as written the line is read three more ways, each in one pass over it:
+ * - backslash escapes decoded (JSON of every language, `\/` of PHP, `\'` and `\xNN` of a
+ *   Python repr and its `b'…'`, Go's `%q`), upper- or lower-case hex;
+ * - percent escapes decoded (`%2B` or `%2b`, `+` for a space), whichever characters an
+ *   encoder left as they are;
+ * - each run of base64 characters decoded at its four alignments, either alphabet (RFC 4648
+ *   §4, §5): a value inside a longer encoding (`Basic base64(user:token)`) is found wherever
+ *   it sits.
+ * A value is searched for as bytes in each decoding, and the characters that encode it are
+ * blotted; a short value only where it stands alone ({@link MIN_ANYWHERE}). Linear in the
+ * line: each search is `indexOf` from where the last match ended, or a fixed text between
+ * one-character look-arounds (nothing to backtrack into).
+ */
+export type Redactor = ((line: string) => string) & { longest: number }
+
+/**
+ * A value shorter than this (in characters) is blotted only where it stands alone: not next
+ * to a letter or digit on a side where it starts or ends with one. A 3-letter value blotted
+ * inside every word would ruin the log and hides nothing an attacker could not guess.
+ */
+const MIN_ANYWHERE = 8
+
+/**
+ * Fewest bytes of a value looked for inside base64 and hex: 3 bytes (4 characters of base64)
+ * turn up by chance in any blob of a few kB; 4 bytes in about one of 4·10⁹ positions.
+ */
+const MIN_ENCODED_BYTES = 4
+
+/**
+ * Shortest line of a multi-line value blotted out on its own: a shorter one (a PEM's `==`, a
+ * value's one-letter last line) would blot that text out of every line the process writes,
+ * and says next to nothing of the value.
+ */
+const MIN_LINE = 8
+
+/** Most characters one byte of a value takes once encoded (`\u0000` in JSON). */
+const WIDEST_ENCODING = 6
+
+interface Secret {
+  /** The value's UTF-8 bytes, one character per byte (as decoded text is searched). */
+  readonly bytes: string
+  /** Set for a value blotted only where it stands alone (see {@link MIN_ANYWHERE}). */
+  readonly alone: RegExp | undefined
+  /** Looked for in base64. */
+  readonly encoded: boolean
+}
+
+/**
+ * A redacting function for `values`, and the length of the longest text it may blot (a
+ * caller cutting a line reads that much past the cut, so no half secret is left showing).
+ */
+export function redactor(values: readonly string[]): Redactor {
+  const secrets: Secret[] = []
+  // Searched as written, anywhere in the line.
+  const plain = new Set<string>()
+  // Searched as written, only where they stand alone.
+  const alone: RegExp[] = []
+  let longest = 0
+  for (const v of values) {
+    if (v === '') continue
+    const bytes = Buffer.from(v)
+    const short = v.length < MIN_ANYWHERE
+    const latin1 = bytes.toString('latin1')
+    secrets.push({
+      bytes: latin1,
+      alone: short ? standingAlone(latin1) : undefined,
+      encoded: bytes.length >= MIN_ENCODED_BYTES,
+    })
+    if (short) alone.push(standingAlone(v))
+    else plain.add(v)
+    // A value of several lines (a PEM key) is printed over several stderr lines.
+    const lines = v.split(/\r\n|\r|\n/)
+    if (lines.length > 1) for (const line of lines) if (line.length >= MIN_LINE) plain.add(line)
+    if (bytes.length >= MIN_ENCODED_BYTES) {
+      plain.add(bytes.toString('hex'))
+      plain.add(bytes.toString('hex').toUpperCase())
+    }
+    longest = Math.max(longest, v.length, bytes.length * WIDEST_ENCODING)
+  }
+  if (secrets.length === 0) return Object.assign((line: string) => line, { longest: 0 })
+  const anywhere = [...plain]
+  const inBase64 = secrets.filter((s) => s.encoded)
+  return Object.assign(
+    (line: string) => {
+      const hits = new Hits()
+      for (const f of anywhere)
+        for (let i = line.indexOf(f); i !== -1; i = line.indexOf(f, i + f.length))
+          hits.add(i, i + f.length)
+      for (const pattern of alone)
+        for (const m of line.matchAll(pattern)) hits.add(m.index, m.index + m[0].length)
+      if (line.includes('\\')) findDecoded(unescapeView(line), secrets, hits)
+      if (line.includes('%') || line.includes('+')) findDecoded(percentView(line), secrets, hits)
+      if (inBase64.length > 0) findBase64(line, inBase64, hits)
+      return hits.blot(line)
+    },
+    { longest },
+  )
+}
+
+/** Character ranges to blot; overlapping ones are blotted as one. */
+class Hits {
+  private readonly starts: number[] = []
+  private readonly ends: number[] = []
+  add(start: number, end: number): void {
+    this.starts.push(start)
+    this.ends.push(end)
+  }
+  blot(line: string): string {
+    if (this.starts.length === 0) return line
+    const order = this.starts.map((_, i) => i).sort((a, b) => this.starts[a]! - this.starts[b]!)
+    let out = ''
+    let at = 0
+    let i = 0
+    while (i < order.length) {
+      const start = this.starts[order[i]!]!
+      let end = this.ends[order[i]!]!
+      for (i++; i < order.length && this.starts[order[i]!]! < end; i++)
+        end = Math.max(end, this.ends[order[i]!]!)
+      out += `${line.slice(at, Math.max(at, start))}[redacted]`
+      at = Math.max(at, end)
+    }
+    return out + line.slice(at)
+  }
+}
+
+/**
+ * `text` where it stands alone: not after a letter or digit if it starts with one, not before
+ * one if it ends with one. A fixed text between two one-character look-arounds: nothing to
+ * backtrack into, so the scan is linear in the line.
+ */
+function standingAlone(text: string): RegExp {
+  const word = /[A-Za-z0-9]/
+  return new RegExp(
+    (word.test(text[0]!) ? '(?<![A-Za-z0-9])' : '') +
+      text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&') +
+      (word.test(text.at(-1)!) ? '(?![A-Za-z0-9])' : ''),
+    'g',
+  )
+}
+
+/** Each value found in `text` (decoded bytes, one character each): its start and end (exclusive). */
+function findIn(
+  text: string,
+  secrets: readonly Secret[],
+  found: (start: number, end: number) => void,
+): void {
+  for (const s of secrets) {
+    if (s.alone !== undefined)
+      for (const m of text.matchAll(s.alone)) found(m.index, m.index + m[0].length)
+    else
+      for (let i = text.indexOf(s.bytes); i !== -1; i = text.indexOf(s.bytes, i + s.bytes.length))
+        found(i, i + s.bytes.length)
+  }
+}
+
+/** A line decoded to bytes, each byte remembering where in the line its escape or character starts. */
+interface View {
+  bytes: Buffer
+  from: Int32Array
+  /** Where in the line the escape or character starting at `p` ends. */
+  end(p: number): number
+}
+
+function findDecoded(view: View, secrets: readonly Secret[], hits: Hits): void {
+  findIn(view.bytes.toString('latin1'), secrets, (start, end) =>
+    hits.add(view.from[start]!, view.end(view.from[end - 1]!)),
+  )
+}
+
+/** Builds a view: `step(p, emit)` decodes the escape or character at `p` and returns where it ends. */
+function decode(line: string, step: (p: number, emit: (b: number) => void) => number): View {
+  // Every decoding here writes at most 3 bytes per character of the line (UTF-8 of a BMP one).
+  const bytes = Buffer.allocUnsafe(line.length * 3)
+  const from = new Int32Array(line.length * 3)
+  let n = 0
+  let p = 0
+  const emit = (b: number) => {
+    bytes[n] = b
+    from[n++] = p
+  }
+  while (p < line.length) p = step(p, emit)
+  return {
+    bytes: bytes.subarray(0, n),
+    from: from.subarray(0, n),
+    end: (q) => step(q, () => {}),
+  }
+}
+
+/** The character (code point) at `p` as UTF-8; returns where it ends. */
+function rawChar(line: string, p: number, emit: (b: number) => void): number {
+  const cp = line.codePointAt(p)!
+  utf8(cp, emit)
+  return p + (cp > 0xffff ? 2 : 1)
+}
+
+function utf8(cp: number, emit: (b: number) => void): void {
+  if (cp < 0x80) emit(cp)
+  else if (cp < 0x800) {
+    emit(0xc0 | (cp >> 6))
+    emit(0x80 | (cp & 0x3f))
+  } else if (cp < 0x10000) {
+    emit(0xe0 | (cp >> 12))
+    emit(0x80 | ((cp >> 6) & 0x3f))
+    emit(0x80 | (cp & 0x3f))
+  } else {
+    emit(0xf0 | (cp >> 18))
+    emit(0x80 | ((cp >> 12) & 0x3f))
+    emit(0x80 | ((cp >> 6) & 0x3f))
+    emit(0x80 | (cp & 0x3f))
+  }
+}
+
+/** The value of `count` hex digits at `p`, or -1. */
+function hexAt(line: string, p: number, count: number): number {
+  if (p + count > line.length) return -1
+  let v = 0
+  for (let i = p; i < p + count; i++) {
+    const c = line.charCodeAt(i)
+    const d =
+      c >= 0x30 && c <= 0x39
+        ? c - 0x30
+        : c >= 0x61 && c <= 0x66
+          ? c - 0x57
+          : c >= 0x41 && c <= 0x46
+            ? c - 0x37
+            : -1
+    if (d < 0) return -1
+    v = v * 16 + d
+  }
+  return v
+}
+
+/** One-letter escapes of JSON, Python, Go and C: the byte each stands for. */
+const SIMPLE_ESCAPES: Record<string, number> = {
+  '\\': 0x5c,
+  '"': 0x22,
+  "'": 0x27,
+  '/': 0x2f,
+  '`': 0x60,
+  n: 0x0a,
+  r: 0x0d,
+  t: 0x09,
+  b: 0x08,
+  f: 0x0c,
+  v: 0x0b,
+  a: 0x07,
+  '0': 0x00,
+}
+
+/**
+ * Backslash escapes decoded: `\xNN` is a byte (a Python `b'…'`, Go's `%q` of invalid UTF-8;
+ * so a Python str's repr of a non-printable U+0080–U+00FF as `\xNN` is not matched),
+ * `\uXXXX` (a surrogate pair as one) and `\UXXXXXXXX` a code point; an unknown escape is left
+ * as written.
+ */
+function unescapeView(line: string): View {
+  return decode(line, (p, emit) => {
+    if (line.charCodeAt(p) !== 0x5c || p + 1 >= line.length) return rawChar(line, p, emit)
+    const d = line[p + 1]!
+    const simple = SIMPLE_ESCAPES[d]
+    if (simple !== undefined) {
+      emit(simple)
+      return p + 2
+    }
+    if (d === 'x') {
+      const b = hexAt(line, p + 2, 2)
+      if (b >= 0) {
+        emit(b)
+        return p + 4
+      }
+    } else if (d === 'u') {
+      const unit = hexAt(line, p + 2, 4)
+      if (unit >= 0) {
+        if (unit >= 0xd800 && unit < 0xdc00 && line.startsWith('\\u', p + 6)) {
+          const low = hexAt(line, p + 8, 4)
+          if (low >= 0xdc00 && low < 0xe000) {
+            utf8(0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00), emit)
+            return p + 12
+          }
+        }
+        utf8(unit, emit)
+        return p + 6
+      }
+    } else if (d === 'U') {
+      const cp = hexAt(line, p + 2, 8)
+      if (cp >= 0 && cp <= 0x10ffff) {
+        utf8(cp, emit)
+        return p + 10
+      }
+    }
+    emit(0x5c)
+    return p + 1
+  })
+}
+
+/** Percent escapes decoded, either case (RFC 3986 §2.1), and `+` as a space (a form body). */
+function percentView(line: string): View {
+  return decode(line, (p, emit) => {
+    const c = line.charCodeAt(p)
+    if (c === 0x2b) {
+      emit(0x20)
+      return p + 1
+    }
+    if (c === 0x25) {
+      const b = hexAt(line, p + 1, 2)
+      if (b >= 0) {
+        emit(b)
+        return p + 3
+      }
+    }
+    return rawChar(line, p, emit)
+  })
+}
+
+/** Sextet of each base64 character, either alphabet; -1 for any other. */
+const SEXTET = new Int8Array(128).fill(-1)
+for (let i = 0; i < 64; i++)
+  SEXTET['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i
+SEXTET[0x2d] = 62 // -
+SEXTET[0x5f] = 63 // _
+
+const sextet = (line: string, i: number) => {
+  const c = line.charCodeAt(i)
+  return c < 128 ? SEXTET[c]! : -1
+}
+
+/**
+ * Each run of base64 characters long enough to hold a value, decoded from each of its first
+ * four characters (one of them is where the encoding's 4-character groups start); a value
+ * found is blotted with the characters that hold any of its bits. Per alignment, the runs are
+ * decoded into one text, a NUL between two (a word's edge), and searched once.
+ */
+function findBase64(line: string, secrets: readonly Secret[], hits: Hits): void {
+  const shortest = Math.ceil((Math.min(...secrets.map((s) => s.bytes.length)) * 8) / 6)
+  const bytes = Buffer.allocUnsafe(line.length)
+  // For each byte, the first of the two characters holding its bits; -1 for a NUL between runs.
+  const from = new Int32Array(line.length)
+  for (let k = 0; k < 4; k++) {
+    let n = 0
+    for (let i = 0; i < line.length; ) {
+      if (sextet(line, i) < 0) {
+        i++
+        continue
+      }
+      let end = i
+      while (end < line.length && sextet(line, end) >= 0) end++
+      if (end - i - k >= shortest) {
+        let bits = 0
+        let acc = 0
+        for (let j = i + k; j < end; j++) {
+          acc = ((acc << 6) | sextet(line, j)) & 0xfff
+          bits += 6
+          if (bits >= 8) {
+            bits -= 8
+            bytes[n] = (acc >> bits) & 0xff
+            from[n++] = j - 1
+          }
+        }
+        bytes[n] = 0
+        from[n++] = -1
+      }
+      i = end
+    }
+    findIn(bytes.toString('latin1', 0, n), secrets, (s, e) => {
+      const start = from[s]! >= 0 ? from[s]! : from[s + 1]!
+      const last = from[e - 1]! >= 0 ? from[e - 1]! : from[e - 2]!
+      // A value ending the encoding takes its padding along.
+      let to = last + 2
+      while (to < last + 4 && line.charCodeAt(to) === 0x3d) to++
+      hits.add(start, to)
+    })
+  }
+}
