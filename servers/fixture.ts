@@ -229,6 +229,27 @@ server.registerTool(
 )
 
 server.registerTool(
+  'stderr_unended',
+  {
+    description: 'Write `bytes` bytes of `x` to stderr and no newline (a line that has not ended)',
+    inputSchema: z.object({
+      bytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(256 * 1024 * 1024),
+    }),
+  },
+  async ({ bytes }) => {
+    const chunk = 'x'.repeat(64 * 1024)
+    for (let sent = 0; sent < bytes; sent += chunk.length) {
+      if (!process.stderr.write(chunk)) await new Promise((r) => process.stderr.once('drain', r))
+    }
+    return text('written')
+  },
+)
+
+server.registerTool(
   'echo_args',
   {
     description: 'Its arguments back, as JSON text',

@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
 import { getDefaultEnvironment } from '@modelcontextprotocol/client/stdio'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
 import { redactor, type Redactor } from './redact.js'
+import { LineSplitter } from './stderr-lines.js'
 import { FrameReader, FrameWriter, type Frame } from './stdio-frames.js'
 
 /** A running stdio MCP server process, spoken to in JSON-RPC messages. */
@@ -136,7 +136,9 @@ function logStderr(
   let windowStart = Date.now()
   let lines = 0
   let dropped = 0
-  createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
+  // Redacted before it is cut: a cut must not leave half a secret showing, so what is kept of a
+  // line is as long as the longest form of a secret past the cut (and no more is held).
+  const splitter = new LineSplitter(bounds.lineMax + redact.longest, (line) => {
     const now = Date.now()
     if (now - windowStart >= bounds.window) {
       if (dropped > 0) log().warn({ dropped }, 'server stderr lines dropped by rate limit')
@@ -148,11 +150,8 @@ function logStderr(
       dropped++
       return
     }
-    // Redacted before it is cut: a cut must not leave half a secret showing, so what is read
-    // past the cut is as long as the longest form of a secret.
-    log().info(
-      { stderr: redact(line.slice(0, bounds.lineMax + redact.longest)).slice(0, bounds.lineMax) },
-      'server stderr',
-    )
+    log().info({ stderr: redact(line).slice(0, bounds.lineMax) }, 'server stderr')
   })
+  stream.on('data', (chunk: Buffer) => splitter.write(chunk))
+  stream.once('end', () => splitter.end())
 }

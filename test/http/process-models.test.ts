@@ -4,6 +4,8 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { after, before, describe, it } from 'node:test'
 import { Pool } from 'undici'
 import { IdleClock } from '../helpers/idle-clock.js'
@@ -428,6 +430,37 @@ describe('environment', () => {
     assert.equal(logged.length, 50)
     assert.equal(logged[0]!.server, 'fixture')
     assert.equal(typeof logged[0]!.session, 'string')
+  })
+
+  it('a stderr line that does not end is not held whole: 64 MB with no newline keeps lineMax of it', async () => {
+    // readline held a line until its end came: a process writing stderr with no newline grew the
+    // gateway's heap by all it wrote. Measured after a full GC, so only what is still held counts.
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const s = await open('fixture', await stack.token('alice', { server: 'fixture' }))
+    const pid = Number(textOf((await s.call('pid')).last))
+    gc()
+    const before = process.memoryUsage().heapUsed
+    // stderr to a pipe is written synchronously on Linux: when the call answers, the gateway
+    // has read all of it but what the pipe still holds (64 KiB).
+    assert.equal(
+      textOf((await s.call('stderr_unended', { bytes: 64 * 1024 * 1024 })).last),
+      'written',
+    )
+    gc()
+    const held = process.memoryUsage().heapUsed - before
+    assert.ok(
+      held < 16 * 1024 * 1024,
+      `the gateway holds ${(held / 2 ** 20).toFixed(1)} MB of the line`,
+    )
+    await s.call('stderr', { text: 'its end\nthe next line' })
+    const stderrLines = () =>
+      stack.logLines
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.msg === 'server stderr' && l.pid === pid)
+        .map((l) => l.stderr)
+    await waitFor(() => stderrLines().includes('the next line'), 'the line after it')
+    assert.deepEqual(stderrLines(), ['x'.repeat(2000), 'the next line'])
   })
 })
 
