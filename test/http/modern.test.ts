@@ -418,12 +418,28 @@ describe('2026-07-28 streams, logs, progress and cancellation', () => {
     const token = await stack.token('bob', { server: 'fixture' })
     // A declared client capability: each request needs a lane to itself (plain ones share).
     const caps = { roots: {} }
-    const busy = Array.from({ length: DEFAULT_LANES_PER_SUBJECT }, () =>
-      call('tools/call', { name: 'slow', arguments: { ms: 1200 } }, { token, caps }),
-    )
+    // Busy until the test lets them go (their clients leave, the processes are told to cancel):
+    // a fixed duration let a loaded machine free a lane before the next request came to wait.
+    const holders = Array.from({ length: DEFAULT_LANES_PER_SUBJECT }, () => new AbortController())
+    const busy = holders.map((holder) => {
+      const hold = body('tools/call', { name: 'slow', arguments: { ms: 60_000 } }, { caps })
+      return request(stack.local('fixture'), {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: ACCEPT,
+          authorization: `Bearer ${token}`,
+          ...headersFor(hold),
+        },
+        body: JSON.stringify(hold),
+        signal: holder.signal,
+      })
+        .then((res) => res.body.text())
+        .catch(() => undefined)
+    })
     await waitFor(
       () =>
-        recorded().filter((m) => JSON.stringify(m).includes('"ms":1200')).length ===
+        recorded().filter((m) => JSON.stringify(m).includes('"ms":60000')).length ===
         DEFAULT_LANES_PER_SUBJECT,
       'every lane of the subject is busy',
     )
@@ -450,6 +466,12 @@ describe('2026-07-28 streams, logs, progress and cancellation', () => {
     )
     ac.abort()
     await waiting
+    // The gateway has seen the client leave (before it, a lane freed now would be its to take).
+    await waitFor(
+      async () => (await gauge(/^mcp_edge_lane_waiters\{server="fixture"\} (\d+)/m)) === 0,
+      'the gateway drops the waiter whose client left',
+    )
+    for (const holder of holders) holder.abort()
     await Promise.all(busy)
     // A later request of the subject that needs a lane of its own has one and is answered: the
     // lanes freed went to whoever was still waiting before it.
