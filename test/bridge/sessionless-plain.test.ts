@@ -223,6 +223,11 @@ describe('plain requests: every path releases exactly its share', () => {
     let slow: ReturnType<typeof h.call>
     try {
       slow = h.call('slow', { ms: 30_000 })
+      // Running on its started process (its timeout taken) before the quick ones exist: else,
+      // on a slow start, a quick one may arm the lane's shared timer first, and the tick below
+      // then fires before the slow call's deadline.
+      while (h.lanes.size !== 1 || h.lanes.inFlight('s') !== 1)
+        await new Promise((r) => setImmediate(r))
       const quick = [1, 2, 3].map((i) => h.call('echo_args', { session: 2, i }))
       assert.deepEqual(
         (await Promise.all(quick)).map((o) => JSON.parse(textOf(o)).i),
