@@ -1,5 +1,5 @@
 import { runLoad } from './load.js'
-import { rssSampler, treePids, treeRssMb } from './proc.js'
+import { childWakeups, rssSampler, treePids, treeRssMb, wakeupsBetween } from './proc.js'
 import type { BenchSession, Target } from './target.js'
 
 /** Sizes of one row (env BENCH_*). */
@@ -44,6 +44,15 @@ export interface RowResult {
    * a peer's own child processes); per repetition, so a row's median is the median of these.
    */
   childrenCpuMsPerCall: number
+  /**
+   * Times per call the root's descendants woke up (voluntary context switches) in the load run:
+   * how often the gateway's writes woke its stdio children, which CPU time on shared cores
+   * cannot tell apart from a child slowed by its neighbours.
+   */
+  childWakeupsPerCall: number
+  /** Descendants started, and ended, during the load run (a relay's processes churning). */
+  childrenStarted: number
+  childrenEnded: number
   sessionStartP50Ms: number
   idleRssMb: number
   peakRssMb: number
@@ -123,9 +132,11 @@ export async function measure(
     await runLoad(root, calls, sizes.loadWarmup)
 
     const processes = treePids(root).length
+    const woke = childWakeups(root)
     const t0 = monotonicUs()
     const run = await runLoad(root, calls, sizes.concurrentCalls)
     const window: [number, number] = [t0, monotonicUs()]
+    const children = wakeupsBetween(woke, childWakeups(root))
     const peakRssMb = sampler.stop()
     const n = run.latencies.length
     return {
@@ -139,6 +150,9 @@ export async function measure(
       cpuMsPerCall: run.cpuMs / n,
       rootCpuMsPerCall: run.rootCpuMs / n,
       childrenCpuMsPerCall: (run.cpuMs - run.rootCpuMs) / n,
+      childWakeupsPerCall: children.wakeups / n,
+      childrenStarted: children.started,
+      childrenEnded: children.ended,
       sessionStartP50Ms: percentile(starts, 50),
       idleRssMb: first.idleRssMb,
       peakRssMb,

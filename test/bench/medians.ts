@@ -27,6 +27,9 @@ const FIGURES = [
   // Each repetition's own difference: the median of tree minus root, not the difference of
   // the two medians (which may come from different repetitions).
   'childrenCpuMsPerCall',
+  'childWakeupsPerCall',
+  'childrenStarted',
+  'childrenEnded',
   'sessionStartP50Ms',
   'idleRssMb',
   'peakRssMb',

@@ -70,6 +70,48 @@ export function ownCpuMs(root: number): number {
   return stat === undefined ? NaN : (stat.own * 1000) / CLK_TCK
 }
 
+/**
+ * How often each live descendant of `root` (not `root` itself) has gone to sleep and woken up
+ * again so far: its main thread's voluntary context switches (proc(5) `voluntary_ctxt_switches`), by pid. A
+ * stdio child wakes for input; unlike CPU time, the count does not grow when other processes
+ * crowd the cores, so it tells a child fed more often apart from one slowed by its neighbours.
+ */
+export function childWakeups(root: number): Map<number, number> {
+  const out = new Map<number, number>()
+  for (const pid of treePids(root)) {
+    if (pid === root) continue
+    try {
+      const m = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(
+        readFileSync(`/proc/${pid}/status`, 'utf8'),
+      )
+      if (m) out.set(pid, Number(m[1]))
+    } catch {
+      // exited between listing and reading
+    }
+  }
+  return out
+}
+
+/**
+ * The children's activity between two `childWakeups` readings: wake-ups of those alive at both
+ * (the gone ones' last counts are lost), and how many started and ended in between.
+ */
+export function wakeupsBetween(
+  before: Map<number, number>,
+  after: Map<number, number>,
+): { wakeups: number; started: number; ended: number } {
+  let wakeups = 0
+  let started = 0
+  for (const [pid, n] of after) {
+    const was = before.get(pid)
+    if (was === undefined) started++
+    else wakeups += n - was
+  }
+  let ended = 0
+  for (const pid of before.keys()) if (!after.has(pid)) ended++
+  return { wakeups, started, ended }
+}
+
 /** Sum of VmRSS over the tree under `root`, in MB. */
 export function treeRssMb(root: number): number {
   let kb = 0

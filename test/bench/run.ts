@@ -319,7 +319,11 @@ async function main(): Promise<number> {
 
   if (results.length > 0) console.log(`\n${table(results, REPS)}\n`)
   for (const r of results) {
-    console.log(`${r.row}: ${r.concurrencyMode}; ${r.processes} processes under load`)
+    console.log(
+      `${r.row}: ${r.concurrencyMode}; ${r.processes} processes under load; children woke ` +
+        `${r.childWakeupsPerCall.toFixed(2)}×/call, ${r.childrenStarted} started and ` +
+        `${r.childrenEnded} ended during the load`,
+    )
     for (const p of r.problems) console.log(`  ${p}`)
   }
   const ratios = relayRatios(results)

@@ -3,6 +3,8 @@
 // many processes run them, where each reply goes, what never shares, and the release of each
 // share on every path. After each case no lane is leased and nobody waits for one.
 import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, it } from 'node:test'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
@@ -149,6 +151,69 @@ describe('plain requests share one process', () => {
   }
 })
 
+describe('what a plain request costs its process', () => {
+  /** The messages the fixture has received so far (FIXTURE_RECORD_FILE), parsed. */
+  const received = (file: string) =>
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as { id?: unknown; method?: string; params?: unknown })
+
+  it('the handshake once, then each call is its request alone: no ping, initialize, cancel or envelope', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-plain-wire-'))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
+    const file = join(dir, 'received.jsonl')
+    const h = await harness(FIXTURE, { env: { FIXTURE_RECORD_FILE: file } })
+    // The request's envelope as a 2026-07-28 client sends it (the bench's calls): nothing of it
+    // is the process's business.
+    const meta = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientCapabilities': {},
+    }
+    assert.equal(
+      JSON.parse(textOf(await h.call('echo_args', { session: 1, i: -1 }, { meta }))).i,
+      -1,
+    )
+    const handshake = received(file)
+    assert.deepEqual(
+      handshake.slice(0, 2).map((m) => m.method),
+      ['initialize', 'notifications/initialized'],
+    )
+    // Two waves of 16 in flight, as the ×16/1s bench row runs them.
+    for (const wave of [0, 1]) {
+      const calls = Array.from({ length: 16 }, (_, i) =>
+        h.call('echo_args', { session: 1, i: wave * 16 + i }, { meta, id: 1 }),
+      )
+      const got = (await Promise.all(calls)).map((o) => JSON.parse(textOf(o)).i)
+      assert.deepEqual(
+        got,
+        Array.from({ length: 16 }, (_, i) => wave * 16 + i),
+      )
+    }
+    const later = received(file).slice(handshake.length)
+    assert.equal(
+      later.length,
+      32,
+      `32 calls, 32 messages: ${JSON.stringify(later.map((m) => m.method))}`,
+    )
+    // Each call's own request, as the client's params had it without the envelope (in any order).
+    const args = later.map((m) => {
+      assert.equal(m.method, 'tools/call')
+      const { arguments: a, ...rest } = m.params as { arguments: { session: number; i: number } }
+      assert.deepEqual(rest, { name: 'echo_args' }, 'no _meta, nothing added')
+      assert.deepEqual(Object.keys(a), ['session', 'i'])
+      return a.i
+    })
+    assert.deepEqual(
+      args.sort((a, b) => a - b),
+      Array.from({ length: 32 }, (_, i) => i),
+    )
+    assert.equal(new Set(later.map((m) => m.id)).size, 32, 'each its own id')
+    assert.equal(h.lanes.size, 1, 'one process: no lane started again')
+    h.assertReleased('two waves')
+  })
+})
+
 describe('plain requests: every path releases exactly its share', () => {
   it('one times out while the others finish on the same process', async (t) => {
     const h = await harness(FIXTURE, { requestTimeout: 300 })
@@ -158,6 +223,11 @@ describe('plain requests: every path releases exactly its share', () => {
     let slow: ReturnType<typeof h.call>
     try {
       slow = h.call('slow', { ms: 30_000 })
+      // Running on its started process (its timeout taken) before the quick ones exist: else,
+      // on a slow start, a quick one may arm the lane's shared timer first, and the tick below
+      // then fires before the slow call's deadline.
+      while (h.lanes.size !== 1 || h.lanes.inFlight('s') !== 1)
+        await new Promise((r) => setImmediate(r))
       const quick = [1, 2, 3].map((i) => h.call('echo_args', { session: 2, i }))
       assert.deepEqual(
         (await Promise.all(quick)).map((o) => JSON.parse(textOf(o)).i),
