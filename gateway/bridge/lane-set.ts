@@ -269,6 +269,8 @@ export class LaneSet {
     if (events.watchingEnds && !this.has(lane.server, lane.owner))
       events.lanesGone(lane.server, lane.owner)
     for (const user of lane.takeUsers()) user.lost()
+    // Its users' timeouts ended with them: the lane's timer goes now, not when next due.
+    lane.timeouts.release()
     for (const pin of [...lane.pins]) pin()
     lane.pins.clear()
     this.o.changed()

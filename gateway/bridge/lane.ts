@@ -6,7 +6,7 @@ import { NO_CLIENT, type InitResult } from './handshake.js'
 import { envelope, type Envelope, type RequestId } from './jsonrpc.js'
 import { refuseServerRequest } from './lifecycle.js'
 import { capabilityOf, refuseUndeclared } from './modern-call.js'
-import { Timeouts } from './timeouts.js'
+import { RequestTimeouts } from './timeouts.js'
 
 /**
  * What the gateway declares to a lane's process: every capability a sessionless client may
@@ -75,7 +75,8 @@ export class Lane implements Hold {
   /** Started with credentials the user has changed since: ended once released. */
   stale = false
   private seq = 0
-  private requestTimeouts: Timeouts | undefined
+  /** Its requests' timeouts, on one timer (timeouts.ts); released when the lane is forgotten. */
+  readonly timeouts = new RequestTimeouts()
 
   constructor(
     /** Which lanes are interchangeable: server, principal, and under identityEnv the identity. */
@@ -87,12 +88,6 @@ export class Lane implements Hold {
     private readonly emit: (event: LaneEvent) => void,
   ) {
     child.onmessage = (message) => this.fromServer(message)
-  }
-
-  /** The timeouts of requests of `ms` on this lane, on one timer (timeouts.ts). */
-  timeouts(ms: number): Timeouts {
-    if (this.requestTimeouts?.ms !== ms) this.requestTimeouts = new Timeouts(ms)
-    return this.requestTimeouts
   }
 
   /** A JSON-RPC id unique on this lane, for a request the gateway sends the process. */

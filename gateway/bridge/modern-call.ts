@@ -268,9 +268,9 @@ export class BackendCall implements LaneUser {
   private wait(notify: (m: JSONRPCMessage) => void): Promise<Outcome> {
     this.notify = notify
     if (this.timeoutMs > 0) {
-      this.timer = this.lane
-        .timeouts(this.timeoutMs)
-        .add(() => this.cancel('the MCP server did not answer in time', RPC.requestTimeout))
+      this.timer = this.lane.timeouts.add(this.timeoutMs, () =>
+        this.cancel('the MCP server did not answer in time', RPC.requestTimeout),
+      )
     }
     return new Promise((resolve) => (this.settle = resolve))
   }

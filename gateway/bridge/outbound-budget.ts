@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { GatewayConfig } from '../config/schema.js'
 import type { Metrics } from '../observability/metrics.js'
 import { OutboundStream, type EndReason } from './outbound.js'
+import { type Timeout, Timeouts } from './timeouts.js'
 
 /**
  * How long a POST stream's priming event may wait for the reply, in ms, so that a quick reply
@@ -63,15 +64,19 @@ export class Outbound {
   /** Streams that get keep-alives, and the one timer that ticks them all (while there are some). */
   private readonly kept = new Set<OutboundStream>()
   private ticker: NodeJS.Timeout | undefined
-  private held = new Set<OutboundStream>()
-  private holdTimer: NodeJS.Timeout | undefined
+  /** Held priming events, each released PRIMING_HOLD_MS after its own hold began, on one timer. */
+  private readonly holds: Timeouts
 
   constructor(
     readonly limits: QueueLimits,
     readonly metrics?: Metrics,
     /** The keep-alive interval of idle SSE streams (`limits.sseKeepAlive`), in ms; 0: none. */
     readonly keepAliveMs = 0,
-  ) {}
+    /** The clock holds are timed by (a test's own). */
+    now?: () => number,
+  ) {
+    this.holds = new Timeouts(PRIMING_HOLD_MS, now)
+  }
 
   /** A new budget, for one session's streams. */
   session(): QueueBudget {
@@ -99,17 +104,14 @@ export class Outbound {
   }
 
   /**
-   * @internal A stream whose priming event waits for its reply, at most PRIMING_HOLD_MS (one
-   * timer for every stream held meanwhile, not one each).
+   * @internal A stream whose priming event waits for its reply, PRIMING_HOLD_MS at most from
+   * now (one timer for every stream held meanwhile, not one each); the stream cancels the
+   * returned timeout when its hold ends sooner. Each hold runs its own time: one that began a
+   * moment ago is not cut short because an older one's time is up (under load, that split a
+   * third of the replies into two writes).
    */
-  hold(stream: OutboundStream): void {
-    this.held.add(stream)
-    this.holdTimer ??= setTimeout(() => {
-      const held = this.held
-      this.held = new Set()
-      this.holdTimer = undefined
-      for (const s of held) s.release()
-    }, PRIMING_HOLD_MS).unref()
+  hold(stream: OutboundStream): Timeout {
+    return this.holds.add(() => stream.release())
   }
 
   /** @internal A stream that gets keep-alives, until it ends (one timer for every stream, not one each). */
@@ -123,7 +125,6 @@ export class Outbound {
 
   /** @internal A stream ended. */
   forget(stream: OutboundStream): void {
-    this.held.delete(stream)
     if (!this.kept.delete(stream) || this.kept.size > 0) return
     clearInterval(this.ticker)
     this.ticker = undefined
@@ -207,8 +208,8 @@ export class QueueBudget {
   }
 
   /** @internal A stream whose priming event waits for its reply (Outbound.hold). */
-  hold(stream: OutboundStream): void {
-    this.outbound.hold(stream)
+  hold(stream: OutboundStream): Timeout {
+    return this.outbound.hold(stream)
   }
 
   /** @internal Whether `stream` may take a replay whole: no other stream of the budget holds one. */

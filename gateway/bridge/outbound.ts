@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { Metrics } from '../observability/metrics.js'
 import type { Bound, QueueBudget, QueueLimits } from './outbound-budget.js'
 import { classify, type ChunkKind } from './sse-chunk.js'
+import type { Timeout } from './timeouts.js'
 
 /**
  * Why a stream ended: `done` (everything queued was read), `cancelled` (the client went away),
@@ -74,6 +75,8 @@ export class OutboundStream {
   private quiet = true
   /** A priming event held back for a moment, to go with the reply (`release`). */
   private held = false
+  /** When the hold ends at the latest (cancelled when it ends sooner). */
+  private holdUntil: Timeout | undefined
   /** What the attached socket takes in one write without backpressure. */
   private highWater = 16 * 1024
 
@@ -187,7 +190,7 @@ export class OutboundStream {
     // Only a priming event so far: it waits a moment for the reply, to leave with it.
     if (!head.flush && this.events > 0 && this.onlyControl()) {
       this.held = true
-      this.budget.hold(this)
+      this.holdUntil = this.budget.hold(this)
       return this
     }
     this.ready = true
@@ -198,7 +201,7 @@ export class OutboundStream {
   /** @internal The hold is over: what is queued goes now. */
   release(): void {
     if (!this.held) return
-    this.held = false
+    this.unhold()
     this.flush()
   }
 
@@ -320,7 +323,7 @@ export class OutboundStream {
     if (this.ending) return
     // A held priming event leaves with the last chunk, in one write.
     const held = this.held
-    this.held = false
+    this.unhold()
     if (last !== undefined) {
       if (this.ready && this.events === 0) {
         this.ending = true
@@ -462,8 +465,16 @@ export class OutboundStream {
     this.head = this.events = this.bytes = 0
   }
 
+  /** The hold is over, whatever ended it. */
+  private unhold(): void {
+    this.held = false
+    this.holdUntil?.cancel()
+    this.holdUntil = undefined
+  }
+
   private finish(why: EndReason): void {
     if (this.ended) return
+    this.unhold()
     this.ended = true
     this.ending = true
     this.ready = false

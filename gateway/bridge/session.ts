@@ -34,7 +34,7 @@ import { SessionStreams } from './session-streams.js'
 import { handOff, sendSafely, StreamTransport } from './stream-transport.js'
 import type { ClientTransport, SessionBody, SessionRequest } from './stream-transport.js'
 import type { TransportReply } from './stream-transport.js'
-import { type Timeout, Timeouts } from './timeouts.js'
+import { RequestTimeouts, type Timeout } from './timeouts.js'
 
 /** The seam a session's client-facing transport fits (named here for the registries). */
 export type { ClientTransport } from './stream-transport.js'
@@ -170,7 +170,7 @@ export class Session implements GatedSession {
   /** The tool each task of this session runs: `tasks/result` is held to that tool's cap. */
   private readonly tasks = new TaskBook()
   /** Its requests' timeouts (`requestTimeout`), on one timer. */
-  private timeouts: Timeouts | undefined
+  private readonly timeouts = new RequestTimeouts()
   /** Whom the session's latest request came from: a task's status is decided for them. */
   private principal: Principal | undefined
 
@@ -329,7 +329,7 @@ export class Session implements GatedSession {
     })
     this.o.onclose(this)
     this.failInflight(RPC.connectionClosed, 'the session was closed')
-    this.timeouts?.release()
+    this.timeouts.release()
     for (const answer of [...this.asked.values()]) answer(undefined)
     // The last errors are on their streams already: what is queued still goes.
     this.transport.close()
@@ -407,8 +407,7 @@ export class Session implements GatedSession {
   private requestTimer(id: RequestId): Timeout | undefined {
     const timeout = this.o.config.requestTimeout
     if (timeout <= 0) return undefined
-    if (this.timeouts?.ms !== timeout) this.timeouts = new Timeouts(timeout)
-    return this.timeouts.add(() => this.timeOut(id))
+    return this.timeouts.add(timeout, () => this.timeOut(id))
   }
 
   /** A request that acts with the user's credentials: to the process once the gate lets it through. */

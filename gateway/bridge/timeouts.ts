@@ -77,6 +77,29 @@ export class Timeouts {
   }
 }
 
+/**
+ * The request timeouts of one owner (a session, a lane), whose duration is a setting read
+ * when each request starts: one {@link Timeouts} for the duration now, the one before
+ * released when it changes, and the last when the owner ends.
+ */
+export class RequestTimeouts {
+  private queue: Timeouts | undefined
+
+  /** Runs `fire` once `ms` have passed, unless the returned timeout is cancelled first. */
+  add(ms: number, fire: () => void): Timeout {
+    if (this.queue?.ms !== ms) {
+      this.queue?.release()
+      this.queue = new Timeouts(ms)
+    }
+    return this.queue.add(fire)
+  }
+
+  /** Its owner has ended: the timer goes once no timeout waits (see {@link Timeouts.release}). */
+  release(): void {
+    this.queue?.release()
+  }
+}
+
 /** A pending timeout: cancelling it (or a second cancel, or one after it fired) is harmless. */
 export interface Timeout {
   cancel(): void

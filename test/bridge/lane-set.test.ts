@@ -239,3 +239,40 @@ describe('LaneSet index agrees with a scan of every lane', () => {
       })
     }
 })
+
+describe('LaneSet forgets a lane', () => {
+  // Each way a lane is forgotten: its request timeouts' timer goes with it, not when next due.
+  for (const how of ['retired', 'exited'] as const)
+    it(`${how}: the lane's timeout timer is cleared`, async () => {
+      const lanes = new LaneSet({
+        config: configSchema.parse({ servers: { s0: { command: process.execPath } } }),
+        plainConcurrency: 3,
+        log,
+        events: new LaneEvents(4),
+        changed() {},
+      })
+      const made: NodeJS.Timeout[] = []
+      const real = globalThis.setTimeout
+      globalThis.setTimeout = ((fn: () => void, ms: number) => {
+        const t = real(fn, ms)
+        made.push(t)
+        return t
+      }) as typeof setTimeout
+      const child = new StandIn()
+      try {
+        const lane = new Lane('s0\no', 's0', 'o', child, {} as never, () => {})
+        lanes.add(lane)
+        lane.timeouts.add(60_000, () => assert.fail('cancelled')).cancel()
+        assert.equal(made.length, 1)
+        const destroyed = () => (made[0] as unknown as { _destroyed: boolean })._destroyed
+        assert.equal(destroyed(), false)
+        if (how === 'retired') void lanes.retire(lane)
+        else child.crash()
+        assert.equal(destroyed(), true)
+      } finally {
+        globalThis.setTimeout = real
+        for (const t of made) clearTimeout(t)
+        child.exit()
+      }
+    })
+})

@@ -478,3 +478,31 @@ describe('OutboundStream: budgets, readers and sources', () => {
     assert.equal(again.queuedEvents, 2, 'a fresh budget')
   })
 })
+
+describe('Outbound: priming holds', () => {
+  /** Resolves once `released` holds `n` names (the real timer runs the due check). */
+  async function until(released: string[], n: number): Promise<void> {
+    while (released.length < n) await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+
+  test("each hold runs its own time: one begun later is not cut short by an older one's end", async () => {
+    let now = 1_000
+    const outbound = new Outbound(LIMITS, undefined, 0, () => now)
+    const released: string[] = []
+    const stream = (name: string) =>
+      ({ release: () => released.push(name) }) as unknown as OutboundStream
+    outbound.hold(stream('a'))
+    now = 1_030
+    outbound.hold(stream('b'))
+    const c = outbound.hold(stream('c'))
+    // c's reply came: its hold ended early, nothing is left to release.
+    c.cancel()
+    // a's 50 ms are up; b has held for 21.
+    now = 1_051
+    await until(released, 1)
+    assert.deepEqual(released, ['a'])
+    now = 1_081
+    await until(released, 2)
+    assert.deepEqual(released, ['a', 'b'])
+  })
+})

@@ -204,6 +204,37 @@ describe('FrameWriter', () => {
     assert.equal(writes.length, 3, 'a turn with one message writes once')
   })
 
+  it("several writers' turns end together, each writer's rest in one write of its own", async () => {
+    const a = sink()
+    const b = sink()
+    const fa = new FrameWriter(a.w)
+    const fb = new FrameWriter(b.w)
+    const immediates = countImmediates()
+    try {
+      const sent = [fa.send(msg(1) as JSONRPCMessage), fb.send(msg(2) as JSONRPCMessage)]
+      sent.push(fa.send(msg(3) as JSONRPCMessage), fb.send(msg(4) as JSONRPCMessage))
+      sent.push(fb.send(msg(5) as JSONRPCMessage))
+      // One turn's end for both writers.
+      assert.equal(immediates.count, 1)
+      await Promise.all(sent)
+    } finally {
+      immediates.restore()
+    }
+    const ids = (writes: string[]) =>
+      writes.map((t) =>
+        t
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l).id),
+      )
+    assert.deepEqual(ids(a.writes), [[1], [3]])
+    assert.deepEqual(ids(b.writes), [[2], [4, 5]])
+    // The next turn starts afresh for each: its first message at once.
+    const next = fb.send(msg(6) as JSONRPCMessage)
+    assert.deepEqual(ids(b.writes).at(-1), [6])
+    await next
+  })
+
   it('a full pipe: the promise waits for drain', async () => {
     const { w } = sink({ full: true })
     const fw = new FrameWriter(w)
@@ -239,3 +270,17 @@ describe('FrameWriter', () => {
     await assert.rejects(p, /not running/)
   })
 })
+
+/** Counts the `setImmediate` calls made until `restore`. */
+function countImmediates(): { count: number; restore: () => void } {
+  const real = globalThis.setImmediate
+  const counter = {
+    count: 0,
+    restore: () => void (globalThis.setImmediate = real),
+  }
+  globalThis.setImmediate = ((...args: Parameters<typeof setImmediate>) => {
+    counter.count++
+    return real(...args)
+  }) as typeof setImmediate
+  return counter
+}

@@ -2,7 +2,7 @@
 // after its cancel; one timer serves many; the timer holds the process only while one waits.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { Timeouts } from '../../gateway/bridge/timeouts.js'
+import { RequestTimeouts, Timeouts } from '../../gateway/bridge/timeouts.js'
 
 /** A clock the test moves; Node's timer only says when to look at it. */
 function clock() {
@@ -162,5 +162,63 @@ describe('Timeouts on a mocked clock', () => {
     } finally {
       t.mock.timers.reset()
     }
+  })
+})
+
+describe('RequestTimeouts', () => {
+  /** Every timer made while `body` runs, cleared after it. */
+  async function timers(body: (made: NodeJS.Timeout[]) => Promise<void> | void): Promise<void> {
+    const made: NodeJS.Timeout[] = []
+    const real = globalThis.setTimeout
+    globalThis.setTimeout = ((fn: () => void, ms: number) => {
+      const t = real(fn, ms)
+      made.push(t)
+      return t
+    }) as typeof setTimeout
+    try {
+      await body(made)
+    } finally {
+      globalThis.setTimeout = real
+      for (const t of made) clearTimeout(t)
+    }
+  }
+  const destroyed = (t: NodeJS.Timeout) => (t as unknown as { _destroyed: boolean })._destroyed
+
+  it('one timer per duration: a new duration releases the old one', async () => {
+    await timers((made) => {
+      const r = new RequestTimeouts()
+      r.add(60_000, () => assert.fail('cancelled')).cancel()
+      r.add(60_000, () => assert.fail('cancelled')).cancel()
+      assert.equal(made.length, 1)
+      // The setting changed: a timer of the new duration, the old one gone at once.
+      const t = r.add(30_000, () => assert.fail('cancelled'))
+      assert.equal(made.length, 2)
+      assert.equal(destroyed(made[0]!), true)
+      assert.equal(made[1]!.hasRef(), true)
+      t.cancel()
+    })
+  })
+
+  it('released by its owner: the timer goes once no timeout waits', async () => {
+    await timers((made) => {
+      const r = new RequestTimeouts()
+      // Nothing added: nothing to release.
+      r.release()
+      const waiting = r.add(60_000, () => assert.fail('cancelled'))
+      r.release()
+      assert.equal(destroyed(made[0]!), false)
+      waiting.cancel()
+      r.release()
+      assert.equal(destroyed(made[0]!), true)
+    })
+  })
+
+  it('the timeout of a duration changed while it waits still fires', async () => {
+    const fired: string[] = []
+    const r = new RequestTimeouts()
+    r.add(5, () => fired.push('old'))
+    r.add(60_000, () => fired.push('new')).cancel()
+    await until(fired, 1)
+    assert.deepEqual(fired, ['old'])
   })
 })
