@@ -152,10 +152,10 @@ export class LaneSet {
 
   /** Whether `holder` may take `lane` now (a request alone: unused; plain: room among plain ones). */
   fits(lane: Lane, holder: LaneUser): boolean {
-    if (lane.user !== undefined || !lane.child.alive) return false
+    if (lane.user !== undefined || !lane.child.alive || lane.stale) return false
     if (holder === HELD) return lane.plain.size === 0
     const room = lane.asked ? 1 : this.o.plainConcurrency
-    return !lane.stale && lane.plain.size < room
+    return lane.plain.size < room
   }
 
   /** Lanes in `scope`, live (running, parked or idle), starting, or ending. */

@@ -72,7 +72,10 @@ export class Lane implements Hold {
   /** Resource subscriptions placed on this process, by URI, with the streams that share each. */
   readonly subscriptions = new Map<string, number>()
   lastUsed = Date.now()
-  /** Started with credentials the user has changed since: ended once released. */
+  /**
+   * Started with credentials the user has changed since, or running a call whose client is gone
+   * (the process may still be at it): taken by no new request, ended once released.
+   */
   stale = false
   private seq = 0
   private requestTimeouts: Timeouts | undefined
