@@ -12,7 +12,10 @@
 //   once cancelled, as JSON-RPC allows), was forwarded all the same when the gate let it go:
 //   it took the new request's in-flight entry, so the cancelled call ran at the server and its
 //   result answered the new request (which then ran too, its answer dropped), and its timeout
-//   was left armed for whatever request held that id later.
+//   was left armed for whatever request held that id later;
+// - at an aggregating endpoint, a request the client cancelled while it waited for a process
+//   (the user's lanes of the server busy) or at the credential gate was not cancelled: the
+//   cancel found no call yet and was dropped, and the call ran once a lane freed.
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { connect } from 'node:net'
@@ -27,7 +30,14 @@ import { waitFor } from '../helpers/wait-for.js'
 
 const fixture = join(SERVERS_DIR, 'fixture.js')
 const record = join(mkdtempSync(join(tmpdir(), 'mcp-edge-stop25-')), 'vault.jsonl')
+const erecord = join(mkdtempSync(join(tmpdir(), 'mcp-edge-stop25-')), 'efix.jsonl')
 const SERVERS = {
+  efix: {
+    command: process.execPath,
+    args: [fixture],
+    maxSessionsPerSubject: 1,
+    env: { FIXTURE_RECORD_FILE: erecord },
+  },
   lanes: { command: process.execPath, args: [fixture], pool: { min: 0 } },
   vault: {
     command: process.execPath,
@@ -44,9 +54,73 @@ const LOG_LEVEL = 'io.modelcontextprotocol/logLevel'
 describe('stop 25: a lane is not handed on while the process still runs an abandoned call', () => {
   let stack: Stack
   before(async () => {
-    stack = await startStack({ servers: SERVERS, policy: POLICY })
+    stack = await startStack({
+      servers: SERVERS,
+      policy: POLICY,
+      config: { endpoints: { agg: { servers: ['efix'] } } },
+    })
   })
   after(() => stack.close())
+
+  it('an endpoint request cancelled while it waits for a process never runs', async () => {
+    const url = `${stack.url}/mcp/agg`
+    const token = await stack.token('alice', { resource: url })
+    const base = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${token}`,
+    }
+    const post = (body: unknown, extra: Record<string, string> = {}) =>
+      request(url, { method: 'POST', headers: { ...base, ...extra }, body: JSON.stringify(body) })
+    const init = await post({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-11-25',
+        capabilities: {},
+        clientInfo: { name: 'stop25', version: '0' },
+      },
+    })
+    assert.equal(init.statusCode, 200)
+    await init.body.text()
+    const h = {
+      'mcp-session-id': init.headers['mcp-session-id'] as string,
+      'mcp-protocol-version': '2025-11-25',
+    }
+    await (await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, h)).body.text()
+    const recorded = () =>
+      existsSync(erecord)
+        ? readFileSync(erecord, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as { method?: string; params?: any })
+        : []
+    const call = (id: number, name: string, args: Record<string, unknown>) =>
+      post({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } }, h)
+    const cancel = async (requestId: number) =>
+      (
+        await post({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId } }, h)
+      ).body.text()
+    // The user's one process of efix (maxSessionsPerSubject 1) is busy.
+    const busy = await call(1, 'efix_gate', { name: 'busy' })
+    await waitFor(() => recorded().some((m) => m.params?.name === 'gate'))
+    const waiting = await call(2, 'efix_echo_args', { session: 7, i: 7 })
+    await waitFor(async () => {
+      const text = await (await request(`${stack.url}/metrics`)).body.text()
+      return /^mcp_edge_lane_waiters\{server="efix"\} 1$/m.test(text)
+    }, 'the request waits for a process')
+    await cancel(2)
+    await cancel(1)
+    await Promise.all([busy.body.text(), waiting.body.text()])
+    // A later request waits behind anything still waiting: once answered, 2 ran or never will.
+    const later = await call(3, 'efix_echo_args', { session: 8, i: 8 })
+    assert.match(await later.body.text(), /session\\":8/)
+    const ran = recorded()
+      .filter((m) => m.method === 'tools/call' && m.params?.name === 'echo_args')
+      .map((m) => m.params.arguments.session)
+    assert.deepEqual(ran, [8], 'the cancelled request reached the server')
+  })
 
   it('a request cancelled at the credential gate and sent again under its id runs once, as sent again', async () => {
     const owner = { iss: stack.idp.issuer, sub: 'alice' }
