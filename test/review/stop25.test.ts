@@ -62,6 +62,51 @@ describe('stop 25: a lane is not handed on while the process still runs an aband
   })
   after(() => stack.close())
 
+  it('what held: hostile _meta (prototype keys, wrong types) declares nothing and pollutes nothing', async () => {
+    const token = await stack.token('alice', { server: 'lanes' })
+    const V = '"io.modelcontextprotocol/protocolVersion":"2026-07-28"'
+    const C = '"io.modelcontextprotocol/clientCapabilities"'
+    const send = async (meta: string, name = 'sample', args = '{"prompt":"x"}') => {
+      const res = await request(stack.local('lanes'), {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          authorization: `Bearer ${token}`,
+          'mcp-protocol-version': '2026-07-28',
+          'mcp-method': 'tools/call',
+          'mcp-name': name,
+        },
+        body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"${name}","arguments":${args},"_meta":{${meta}}}}`,
+      })
+      return { status: res.statusCode, json: (await res.body.json()) as any }
+    }
+    // A capability or a progress token behind __proto__ is no declaration: the server's
+    // sampling request is refused as undeclared.
+    for (const meta of [
+      `${V},${C}:{"__proto__":{"sampling":{}}}`,
+      `${V},${C}:{},"__proto__":{"progressToken":"p","${'io.modelcontextprotocol/clientCapabilities'}":{"sampling":{}}}`,
+      `${V},${C}:{},"constructor":{"prototype":{"sampling":{}}}`,
+    ]) {
+      const r = await send(meta)
+      assert.equal(r.status, 400, JSON.stringify(r.json))
+      assert.equal(r.json.error.code, -32021, JSON.stringify(r.json))
+    }
+    // Wrong types are refused before any process is taken.
+    for (const meta of [
+      `${V},${C}:[]`,
+      `${V},${C}:{"sampling":"yes"}`,
+      `"io.modelcontextprotocol/protocolVersion":["2026-07-28"],${C}:{}`,
+    ]) {
+      const r = await send(meta)
+      assert.equal(r.status, 400, JSON.stringify(r.json))
+      assert.equal(r.json.error.code, -32602, JSON.stringify(r.json))
+    }
+    const probe = {} as Record<string, unknown>
+    assert.equal(probe.sampling, undefined)
+    assert.equal(probe.progressToken, undefined)
+  })
+
   it('an endpoint request cancelled while it waits for a process never runs', async () => {
     const url = `${stack.url}/mcp/agg`
     const token = await stack.token('alice', { resource: url })
