@@ -152,10 +152,10 @@ export class LaneSet {
 
   /** Whether `holder` may take `lane` now (a request alone: unused; plain: room among plain ones). */
   fits(lane: Lane, holder: LaneUser): boolean {
-    if (lane.user !== undefined || !lane.child.alive || lane.stale) return false
-    if (holder === HELD) return lane.plain.size === 0
+    if (lane.user !== undefined || !lane.child.alive) return false
+    if (holder === HELD) return lane.plain.size === 0 && !lane.abandoned
     const room = lane.asked ? 1 : this.o.plainConcurrency
-    return lane.plain.size < room
+    return !lane.stale && lane.plain.size < room
   }
 
   /** Lanes in `scope`, live (running, parked or idle), starting, or ending. */

@@ -72,11 +72,15 @@ export class Lane implements Hold {
   /** Resource subscriptions placed on this process, by URI, with the streams that share each. */
   readonly subscriptions = new Map<string, number>()
   lastUsed = Date.now()
-  /**
-   * Started with credentials the user has changed since, or running a call whose client is gone
-   * (the process may still be at it): taken by no new request, ended once released.
-   */
+  /** Started with credentials the user has changed since: ended once released. */
   stale = false
+  /**
+   * Ran a call that ended without the process's answer (its client gone, timed out): the
+   * process may still be at it, and its progress, logs and questions would reach a request
+   * holding the lane alone. Only plain requests (which hear nothing but their answers) may
+   * still join; it ends once released by all.
+   */
+  abandoned = false
   private seq = 0
   private requestTimeouts: Timeouts | undefined
 

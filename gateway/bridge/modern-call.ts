@@ -203,8 +203,8 @@ export class BackendCall implements LaneUser {
     if (this.ended) return
     // A server may go on with a cancelled request (MCP lets it ignore the notification): its
     // progress, logs and questions would reach whoever takes the lane next, another app of the
-    // user say. The lane takes nobody new and ends once its other users are done (lane.ts).
-    if (this.begun) this.lane.stale = true
+    // user say. The lane takes no request that would hold it alone and ends once free (lane.ts).
+    if (this.begun) this.lane.abandoned = true
     this.refuseAll(reason)
     void this.lane.child
       .send({
