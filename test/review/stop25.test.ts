@@ -16,6 +16,9 @@
 // - at an aggregating endpoint, a request the client cancelled while it waited for a process
 //   (the user's lanes of the server busy) or at the credential gate was not cancelled: the
 //   cancel found no call yet and was dropped, and the call ran once a lane freed.
+// And pins of what held: 43 raw spellings of a probe target (dot segments, encodings, case,
+// `;`, `?`/`#`, absolute form, backslash, NUL, 70 kB) with an IP-literal Host reach /healthz or
+// nothing; hostile sessionless `_meta` (`__proto__`, `constructor`, wrong types) declares nothing.
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { connect } from 'node:net'
