@@ -200,10 +200,39 @@ server.registerTool(
 )
 server.registerTool(
   'open_gate',
-  { description: 'Open the gate of this name', inputSchema: z.object({ name: z.string() }) },
-  ({ name }) => {
+  {
+    description:
+      'Open the gate of this name; with settle, answer only after what the gate let go has written (one turn of the event loop)',
+    inputSchema: z.object({ name: z.string(), settle: z.boolean().optional() }),
+  },
+  async ({ name, settle }) => {
     gateOf(name).open()
+    if (settle) await new Promise((resolve) => setImmediate(resolve))
     return text(`opened ${name}`)
+  },
+)
+server.registerTool(
+  'linger',
+  {
+    description:
+      'Like gate, but deaf to cancellation and telling once past it: with a progressToken, progress "after <name>"; a log line "after <name>" in any case',
+    inputSchema: z.object({ name: z.string() }),
+  },
+  async ({ name }, ctx) => {
+    const progressToken = ctx.mcpReq._meta?.progressToken
+    if (progressToken !== undefined)
+      await ctx.mcpReq.notify({
+        method: 'notifications/progress',
+        params: { progressToken, progress: 0, message: `waiting at ${name}` },
+      })
+    await gateOf(name).opened
+    if (progressToken !== undefined)
+      await ctx.mcpReq.notify({
+        method: 'notifications/progress',
+        params: { progressToken, progress: 1, message: `after ${name}` },
+      })
+    await ctx.mcpReq.log('info', `after ${name}`, 'fixture')
+    return text(`passed ${name}`)
   },
 )
 

@@ -76,6 +76,8 @@ export class AggregateSession {
   /** Set by the client's logging/setLevel; until then every log the backends send is relayed. */
   private logLevel: string | undefined
   private readonly calls = new Map<RequestId, BackendCall>()
+  /** Routed requests from their arrival to their end: a cancel aborts the one of its id. */
+  private readonly waiting = new Map<RequestId, AbortController>()
   private readonly asked = new Map<string, (answer: JSONRPCMessage | undefined) => void>()
   private readonly subscriptions: SessionSubscriptions
   private readonly streams: SessionStreams
@@ -199,6 +201,8 @@ export class AggregateSession {
       this.o.lanes.release(call.lane, call)
     }
     this.calls.clear()
+    for (const gone of this.waiting.values()) gone.abort()
+    this.waiting.clear()
     for (const answer of [...this.asked.values()]) answer(undefined)
     this.transport.close()
   }
@@ -231,12 +235,17 @@ export class AggregateSession {
     if (env.kind === 'notification') {
       if (env.method === 'notifications/cancelled') {
         const id = env.params?.requestId
-        const call =
-          typeof id === 'string' || typeof id === 'number' ? this.calls.get(id) : undefined
+        if (typeof id !== 'string' && typeof id !== 'number') return
+        const waiting = this.waiting.get(id)
+        if (waiting === undefined) return
+        waiting.abort()
+        const call = this.calls.get(id)
         if (call !== undefined) {
           call.cancel('cancelled by the client')
           this.o.lanes.release(call.lane, call)
         }
+        // No reply is owed: its stream ends now (it was left open, the reply never coming).
+        this.transport.cancel(id)
       }
       return
     }
@@ -345,12 +354,32 @@ export class AggregateSession {
     this.reply(id, listed.result)
   }
 
-  /** A routed request, run on one of the user's processes of its backend. */
+  /**
+   * A routed request, run on one of the user's processes of its backend. Until a process has
+   * it (at the credential gate, waiting for a lane), a cancel ends the wait: it never runs.
+   */
   private async call(
     id: RequestId,
     method: string,
     target: RoutedRequest,
     caller: AggregateCaller,
+  ): Promise<void> {
+    const gone = new AbortController()
+    this.waiting.set(id, gone)
+    try {
+      await this.run(id, method, target, caller, gone)
+    } finally {
+      // The id may be another request's by now (free once cancelled).
+      if (this.waiting.get(id) === gone) this.waiting.delete(id)
+    }
+  }
+
+  private async run(
+    id: RequestId,
+    method: string,
+    target: RoutedRequest,
+    caller: AggregateCaller,
+    gone: AbortController,
   ): Promise<void> {
     const start = performance.now()
     const server = target.server
@@ -388,15 +417,23 @@ export class AggregateSession {
       }
       credentials = got.credentials
     }
+    const cancelled = () => audit({ kind: 'cancelled' }, { errorType: 'cancelled' })
+    if (gone.signal.aborted) return cancelled()
     const lease = span?.step('lease')
     const lane = await this.o.lanes
-      .acquire(server, caller.principal, caller.log, caller.accepted, undefined, credentials)
+      .acquire(server, caller.principal, caller.log, caller.accepted, gone.signal, credentials)
       .catch((err: unknown) => {
         lease?.end('lease_failed')
+        if (gone.signal.aborted) return undefined
         span?.end({ errorType: 'lease_failed' })
         throw err
       })
+    if (lane === undefined) return cancelled()
     lease?.end()
+    if (gone.signal.aborted) {
+      this.o.lanes.release(lane)
+      return cancelled()
+    }
     // MCP logging: the level is a minimum the client may set. A session-era client that never
     // set one hears every log, as from the server itself (the lane's process sends them all).
     const meta = {
@@ -434,7 +471,7 @@ export class AggregateSession {
           lane,
         )
       }
-      if (!this.calls.has(id)) return audit({ kind: 'cancelled' }, { errorType: 'cancelled' })
+      if (this.calls.get(id) !== backend) return cancelled()
       if (outcome.kind === 'failed') {
         audit(
           { kind: 'error', code: outcome.code },
@@ -467,7 +504,7 @@ export class AggregateSession {
       if (this.reply(id, result)) audit(capped?.audit ?? { kind: 'ok' }, outcomeOf(m))
       else audit({ kind: 'error', code: -32603 }, { code: -32603 })
     } finally {
-      this.calls.delete(id)
+      if (this.calls.get(id) === backend) this.calls.delete(id)
       this.o.lanes.release(lane, backend)
     }
   }

@@ -171,8 +171,10 @@ export class LaneLeases {
       lane.parked = false
     }
     lane.lastUsed = Date.now()
-    // Started with credentials that have changed since: ended at this request boundary.
-    if (lane.stale && !lane.busy && lane.pins.size === 0) void this.o.lanes.retire(lane)
+    // Started with credentials that have changed since, or maybe still running a call whose
+    // client left: ended at this request boundary.
+    if ((lane.stale || lane.abandoned) && !lane.busy && lane.pins.size === 0)
+      void this.o.lanes.retire(lane)
     else if (this.handOff(lane)) return
     this.o.waiters.wakeAll()
   }

@@ -153,7 +153,7 @@ export class LaneSet {
   /** Whether `holder` may take `lane` now (a request alone: unused; plain: room among plain ones). */
   fits(lane: Lane, holder: LaneUser): boolean {
     if (lane.user !== undefined || !lane.child.alive) return false
-    if (holder === HELD) return lane.plain.size === 0
+    if (holder === HELD) return lane.plain.size === 0 && !lane.abandoned
     const room = lane.asked ? 1 : this.o.plainConcurrency
     return !lane.stale && lane.plain.size < room
   }

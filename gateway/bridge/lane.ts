@@ -74,6 +74,13 @@ export class Lane implements Hold {
   lastUsed = Date.now()
   /** Started with credentials the user has changed since: ended once released. */
   stale = false
+  /**
+   * Ran a call that ended without the process's answer (its client gone, timed out): the
+   * process may still be at it, and its progress, logs and questions would reach a request
+   * holding the lane alone. Only plain requests (which hear nothing but their answers) may
+   * still join; it ends once released by all.
+   */
+  abandoned = false
   private seq = 0
   /** Its requests' timeouts, on one timer (timeouts.ts); released when the lane is forgotten. */
   readonly timeouts = new RequestTimeouts()

@@ -114,6 +114,8 @@ export class BackendCall implements LaneUser {
   private gather: NodeJS.Timeout | undefined
   private timer: Timeout | undefined
   private ended = false
+  /** Sent to the process: a cancel from now on leaves it maybe still running there. */
+  private begun = false
   /** How the request ended while no round was waiting (between rounds). */
   private final: Outcome | undefined
 
@@ -139,6 +141,7 @@ export class BackendCall implements LaneUser {
   /** Sends the request to the process; resolves with how its first round ended. */
   begin(notify: (m: JSONRPCMessage) => void): Promise<Outcome> {
     const waiting = this.wait(notify)
+    this.begun = true
     const message = {
       jsonrpc: '2.0',
       id: this.backendId,
@@ -198,6 +201,10 @@ export class BackendCall implements LaneUser {
    */
   cancel(reason: string, code: number = RPC.connectionClosed): void {
     if (this.ended) return
+    // A server may go on with a cancelled request (MCP lets it ignore the notification): its
+    // progress, logs and questions would reach whoever takes the lane next, another app of the
+    // user say. The lane takes no request that would hold it alone and ends once free (lane.ts).
+    if (this.begun) this.lane.abandoned = true
     this.refuseAll(reason)
     void this.lane.child
       .send({

@@ -426,14 +426,18 @@ export class Session implements GatedSession {
     try {
       outcome = await this.o.credentials!.gate.run(this, req)
     } catch (err) {
+      if (req.signal.aborted) return
       this.o.log.warn(
         { err: { message: (err as Error).message } },
         'the request could not get its credentials',
       )
       return this.reply(req.id, -32603, 'the MCP server could not be started with your credentials')
     }
+    // Cancelled, timed out or the session ended while it waited (its entry settled, which aborts
+    // the signal): nothing reaches the process. The id may be another request's by now (free
+    // once cancelled): that one is not this one's to forward, answer or time.
+    if (req.signal.aborted) return
     const pending = this.inflight.get(req.id)
-    // Cancelled, timed out or the session ended while it waited: nothing reaches the process.
     if (pending === undefined) return
     if (!outcome.forward) {
       this.settle(req.id, pending)

@@ -239,7 +239,8 @@ describe('plain requests: every path releases exactly its share', () => {
     }
     assert.equal(errorOf(await slow), -32001)
     h.assertReleased('timeout')
-    assert.equal(h.lanes.size, 1, 'the process stays for the next requests')
+    // The process may still be at the call that timed out (stop 25): it ends, now that it is free.
+    while (h.lanes.size !== 0) await new Promise((r) => setImmediate(r))
   })
 
   it('the process exits with 3 plain requests in flight: all 3 fail, the lane is gone', async () => {
@@ -266,7 +267,8 @@ describe('plain requests: every path releases exactly its share', () => {
     assert.equal(textOf((await calls[0])!), 'passed p')
     assert.equal(textOf((await calls[2])!), 'passed r')
     h.assertReleased('one gone')
-    assert.equal(h.lanes.size, 1)
+    // The others joined and finished on it; the process may still be at q (stop 25): it ends.
+    while (h.lanes.size !== 0) await new Promise((r) => setImmediate(r))
   })
 })
 

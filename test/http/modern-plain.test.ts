@@ -74,11 +74,16 @@ describe('2026-07-28 plain requests share a process', () => {
       signal: gone.signal,
     })
     assert.equal(res.headers['content-type'], 'text/event-stream')
+    // Read, not left: leaving the stream (a `break` out of `for await`) is the client going,
+    // which cancels the request and ends its process (stop 25).
     let seen = ''
-    for await (const chunk of res.body) {
-      seen += String(chunk)
-      if (seen.includes('waiting at n0')) break
-    }
+    await new Promise<void>((resolve) => {
+      res.body.on('data', (chunk: Buffer) => {
+        seen += String(chunk)
+        if (seen.includes('waiting at n0')) resolve()
+      })
+      res.body.on('error', () => {})
+    })
     assert.match(seen, /"progressToken":"n0"/)
     // Until the plain ones hold theirs too: a state, not a duration (3 would fail the equality).
     await waitFor(async () => (await lanes()) >= 2, 'the plain ones hold a lane too')
