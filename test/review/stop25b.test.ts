@@ -1,0 +1,192 @@
+// Stop 25b: an outsider's review of merge 33108ca (consent of a no-scope server remembered by a
+// marker scope in the grant; a code exchange naming several resources refused before
+// oidc-provider spends the code). Each finding is a failing test first (real broker, real
+// upstream fixture, real codes), then the fix in token-resource.ts:
+// - a code exchange with one empty `resource=`: the guard counted it as one resource named,
+//   oidc-provider reads an empty parameter as none and took the code's several (useGrantedResource),
+//   refused only after spending the code; the client's retry was a replay that revoked the grant;
+// - a code exchange naming one resource the code was not granted for (another server, or a
+//   spelling of its own: trailing slash, case): refused by oidc-provider after spending the code,
+//   the same replay on retry (the refresh path refuses it before, provider.ts rotateRefreshToken);
+// - a spent code replayed with no resource was refused by the guard (invalid_target) instead of
+//   reaching oidc-provider's reuse detection: the grant, and the tokens the first exchange gave
+//   (maybe a thief's), lived on (RFC 9700 §4.14.2 revokes them);
+// - the guard looked the code up before client authentication and PKCE: anyone holding a code
+//   (no secret, no verifier) learned from invalid_target that it is live and for several
+//   resources. It now decides on a code only for a request that proves the code's verifier.
+// And pins of what held: the marker scope cannot be asked for (oidc-provider refuses a quote in
+// `scope` at /authorize and /token), and no token, refresh answer or JWT carries it.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import { decodeJwt } from 'jose'
+import { brokerLogin } from '../helpers/broker-browser.js'
+import {
+  authorizeUrl,
+  newClient,
+  newConfidentialClient,
+  pkce,
+  refresh,
+  send,
+  token,
+} from '../helpers/broker-raw.js'
+import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+
+const WEB = 'https://claude.ai/api/mcp/auth_callback'
+
+describe('stop 25b: the code exchange guard and the approval marker', () => {
+  let stack: BrokerStack
+  before(async () => {
+    stack = await startBrokerStack()
+  })
+  after(() => stack?.close())
+
+  /** A login of `clientId` for these servers; the exchange form of its code (no resource). */
+  async function codeFor(clientId: string, servers: string[], scope = 'mcp:read') {
+    const { verifier, challenge } = pkce()
+    const url = new URL(`${stack.url}/authorize`)
+    for (const [k, v] of [
+      ['response_type', 'code'],
+      ['client_id', clientId],
+      ['redirect_uri', WEB],
+      ['scope', scope],
+      ...servers.map((s) => ['resource', stack.endpoint(s)]),
+      ['state', randomBytes(8).toString('base64url')],
+      ['code_challenge', challenge],
+      ['code_challenge_method', 'S256'],
+    ])
+      url.searchParams.append(k!, v!)
+    const { callback } = await brokerLogin(url.href, { redirectUri: WEB })
+    const code = callback.searchParams.get('code')
+    assert.ok(code, callback.href)
+    return {
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: WEB,
+      client_id: clientId,
+      code_verifier: verifier,
+    }
+  }
+
+  const post = (body: string, headers: Record<string, string> = {}) =>
+    send(`${stack.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body,
+    })
+
+  it('one empty resource= on a code for two: refused with the code intact', async () => {
+    const clientId = await newClient(stack, [WEB])
+    const form = await codeFor(clientId, ['notes', 'echo'])
+    const empty = await post(`${new URLSearchParams(form)}&resource=`)
+    assert.equal(empty.status, 400, empty.text)
+    assert.equal(empty.json.error, 'invalid_target')
+    const one = await token(stack, { ...form, resource: stack.endpoint('notes') })
+    assert.equal(one.status, 200, one.text)
+    assert.equal(decodeJwt(String(one.json.access_token)).aud, stack.endpoint('notes'))
+  })
+
+  for (const [name, servers, asked] of [
+    ['another server', ['notes'], () => stack.endpoint('echo')],
+    ['its own with a trailing slash', ['notes'], () => `${stack.endpoint('notes')}/`],
+    ['its own in upper case', ['notes'], () => stack.endpoint('notes').toUpperCase()],
+    ['a third, the code for two', ['notes', 'echo'], () => `${stack.url}/elsewhere`],
+  ] as const)
+    it(`a code exchanged for a resource not granted (${name}): refused, the code intact`, async () => {
+      const clientId = await newClient(stack, [WEB])
+      const form = await codeFor(clientId, [...servers])
+      const wrong = await token(stack, { ...form, resource: asked() })
+      assert.equal(wrong.status, 400, wrong.text)
+      assert.equal(wrong.json.error, 'invalid_target')
+      assert.equal(wrong.json.access_token, undefined)
+      const one = await token(stack, { ...form, resource: stack.endpoint('notes') })
+      assert.equal(one.status, 200, one.text)
+    })
+
+  it('a spent code for two replayed with no resource: the reuse revokes the grant', async () => {
+    const clientId = await newClient(stack, [WEB])
+    const form = await codeFor(clientId, ['notes', 'echo'])
+    const first = await token(stack, { ...form, resource: stack.endpoint('notes') })
+    assert.equal(first.status, 200, first.text)
+    const replay = await token(stack, form)
+    assert.equal(replay.status, 400, replay.text)
+    assert.equal(replay.json.error, 'invalid_grant')
+    // The grant ended with the reuse: the first exchange's refresh token is worth nothing.
+    const after = await refresh(stack, String(first.json.refresh_token), clientId, {
+      resource: stack.endpoint('notes'),
+    })
+    assert.equal(after.status, 400, after.text)
+    assert.equal(after.json.error, 'invalid_grant')
+  })
+
+  it('a code held without the verifier or the secret tells nothing of its resources', async () => {
+    const c = await newConfidentialClient(stack, [WEB])
+    const form = await codeFor(c.id, ['notes', 'echo'])
+    const basic = (secret: string) =>
+      `Basic ${Buffer.from(`${encodeURIComponent(c.id)}:${encodeURIComponent(secret)}`).toString('base64')}`
+    // A thief's variants: no verifier, a wrong one, a wrong secret; one answer, not invalid_target.
+    for (const [over, auth] of [
+      [{ code_verifier: undefined }, basic(c.secret)],
+      [{ code_verifier: pkce().verifier }, basic(c.secret)],
+      [{ code_verifier: undefined }, basic('wrong')],
+      [{ code_verifier: undefined, client_id: undefined }, undefined],
+    ] as const) {
+      const f = new URLSearchParams()
+      for (const [k, v] of Object.entries({ ...form, ...over })) if (v !== undefined) f.append(k, v)
+      const res = await post(f.toString(), auth ? { authorization: auth } : {})
+      assert.notEqual(res.json.error, 'invalid_target', `${JSON.stringify(over)}: ${res.text}`)
+      assert.ok(res.status === 400 || res.status === 401, res.text)
+    }
+    // And none of those spent it.
+    const one = await token(
+      stack,
+      { ...form, client_id: undefined, resource: stack.endpoint('notes') },
+      { authorization: basic(c.secret) },
+    )
+    assert.equal(one.status, 200, one.text)
+  })
+
+  it('held: the marker scope cannot be asked for, and no token carries it', async () => {
+    const clientId = await newClient(stack, [WEB])
+    for (const scope of [
+      'mcp:read "mcp-edge:approved"',
+      '"mcp-edge:approved"',
+      'mcp:read \u201cmcp-edge:approved\u201d',
+    ]) {
+      const { challenge } = pkce()
+      const res = await send(
+        authorizeUrl(stack, {
+          response_type: 'code',
+          client_id: clientId,
+          redirect_uri: WEB,
+          scope,
+          resource: stack.endpoint('notes'),
+          state: 's',
+          code_challenge: challenge,
+          code_challenge_method: 'S256',
+        }),
+      )
+      assert.ok(res.location, `${scope}: ${res.status} ${res.text}`)
+      const to = new URL(res.location)
+      assert.equal(to.searchParams.get('error'), 'invalid_scope', to.href)
+    }
+    // A no-scope approval (scope=openid), then a token and a refresh asking for the marker.
+    const form = await codeFor(clientId, ['notes'], 'openid offline_access')
+    const t = await token(stack, { ...form, resource: stack.endpoint('notes') })
+    assert.equal(t.status, 200, t.text)
+    assert.doesNotMatch(t.text, /approved/)
+    assert.doesNotMatch(JSON.stringify(decodeJwt(String(t.json.access_token))), /approved/)
+    const marked = await refresh(stack, String(t.json.refresh_token), clientId, {
+      resource: stack.endpoint('notes'),
+      scope: '"mcp-edge:approved"',
+    })
+    assert.equal(marked.status, 400, marked.text)
+    assert.equal(marked.json.error, 'invalid_scope')
+    const r = await refresh(stack, String(t.json.refresh_token), clientId, {
+      resource: stack.endpoint('notes'),
+    })
+    assert.equal(r.status, 200, r.text)
+    assert.doesNotMatch(r.text, /approved/)
+    assert.doesNotMatch(JSON.stringify(decodeJwt(String(r.json.access_token))), /approved/)
+  })
+})
