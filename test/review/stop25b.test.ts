@@ -14,10 +14,14 @@
 // - the guard looked the code up before client authentication and PKCE: anyone holding a code
 //   (no secret, no verifier) learned from invalid_target that it is live and for several
 //   resources. It now decides on a code only for a request that proves the code's verifier.
+// - a /token (/register, /revoke) body declared and never sent held the socket until Node's
+//   requestTimeout (300 s): oidc-provider and the guard read it with no bound of their own; it
+//   now gets limits.bodyTimeout's 408, as the MCP endpoints do (mount.ts).
 // And pins of what held: the marker scope cannot be asked for (oidc-provider refuses a quote in
 // `scope` at /authorize and /token), and no token, refresh answer or JWT carries it.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { connect } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { decodeJwt } from 'jose'
 import { brokerLogin } from '../helpers/broker-browser.js'
@@ -189,4 +193,50 @@ describe('stop 25b: the code exchange guard and the approval marker', () => {
     assert.doesNotMatch(r.text, /approved/)
     assert.doesNotMatch(JSON.stringify(decodeJwt(String(r.json.access_token))), /approved/)
   })
+})
+
+describe('stop 25b: a stalled body at the authorization server', () => {
+  let stack: BrokerStack
+  before(async () => {
+    stack = await startBrokerStack({ config: { limits: { bodyTimeout: 300 } } })
+  })
+  after(() => stack?.close())
+
+  /** What the gateway answers a request whose declared body stops after `sent`; at its close. */
+  function stall(path: string, type: string, sent: string): Promise<string> {
+    const u = new URL(stack.url)
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(u.port), u.hostname, () =>
+        socket.write(
+          `POST ${path} HTTP/1.1\r\nhost: ${u.host}\r\ncontent-type: ${type}\r\n` +
+            `content-length: 4096\r\n\r\n${sent}`,
+        ),
+      )
+      let got = ''
+      socket.on('data', (d: Buffer) => {
+        got += d.toString()
+      })
+      socket.on('error', reject)
+      socket.on('close', () => resolve(got))
+    })
+  }
+
+  // The bound is the gateway's limits.bodyTimeout (300 ms here); unbounded, Node's 300 s.
+  for (const [path, type, sent] of [
+    ['/token', 'application/x-www-form-urlencoded', 'grant_type=authorization_code&code='],
+    ['/token', 'application/x-www-form-urlencoded', ''],
+    ['/token', 'application/x-www-form-urlencoded; charset=UTF-8', 'grant_type=refresh_'],
+    ['/register', 'application/json', '{"redirect_uris":['],
+    ['/revoke', 'application/x-www-form-urlencoded', 'token='],
+  ] as const)
+    it(`${path} (${type}), its body stalled after ${sent.length} bytes: 408, the connection closed`, {
+      timeout: 20_000,
+    }, async () => {
+      const answer = await stall(path, type, sent)
+      assert.match(answer, /^HTTP\/1\.1 408 /, answer)
+      assert.match(answer, /the request body did not arrive within 300 ms/, answer)
+      // The body cut short is the client's doing: nothing logged as the gateway's error.
+      const errors = stack.logLines.filter((l) => /"level":(50|60)/.test(l))
+      assert.deepEqual(errors, [])
+    })
 })
