@@ -18,15 +18,19 @@
 //   requestTimeout (300 s): oidc-provider and the guard read it with no bound of their own; it
 //   now gets limits.bodyTimeout's 408, as the MCP endpoints do (mount.ts).
 // And pins of what held: the marker scope cannot be asked for (oidc-provider refuses a quote in
-// `scope` at /authorize and /token), and no token, refresh answer or JWT carries it.
+// `scope` at /authorize and /token), and no token, refresh answer or JWT carries it; an
+// approval of no scope is the resource's alone: an endpoint's does not open its servers, nor
+// its servers' the endpoint, nor one spelling another.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { connect } from 'node:net'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { decodeJwt } from 'jose'
 import { brokerLogin } from '../helpers/broker-browser.js'
 import {
   authorizeUrl,
+  login,
   newClient,
   newConfidentialClient,
   pkce,
@@ -35,6 +39,7 @@ import {
   token,
 } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { SERVERS_DIR } from '../helpers/stack.js'
 
 const WEB = 'https://claude.ai/api/mcp/auth_callback'
 
@@ -239,4 +244,101 @@ describe('stop 25b: a stalled body at the authorization server', () => {
       const errors = stack.logLines.filter((l) => /"level":(50|60)/.test(l))
       assert.deepEqual(errors, [])
     })
+})
+
+const OPEN_POLICY = `
+roles:
+  MCP.Developer: ["mcp:read"]
+servers:
+  open: { tools: { "*": allow } }
+  open2: { tools: { "*": allow } }
+`
+const ECHO = { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js')] }
+
+describe('stop 25b, held: a no-scope approval is its resource only', () => {
+  let stack: BrokerStack
+  before(async () => {
+    stack = await startBrokerStack({
+      policy: OPEN_POLICY,
+      config: {
+        servers: { open: ECHO, open2: ECHO },
+        endpoints: { both: { servers: ['open', 'open2'] } },
+      },
+    })
+  })
+  after(() => stack?.close())
+
+  const authorize = (clientId: string, jar: Map<string, string>, resource: string) =>
+    login(stack, {
+      clientId,
+      redirectUri: WEB,
+      jar,
+      params: { scope: 'openid', resource },
+      choices: { consent: 'deny' },
+    })
+
+  for (const [approved, asked] of [
+    [['both'], 'open'],
+    [['both'], 'open2'],
+    [['open', 'open2'], 'both'],
+    [['open'], 'open2'],
+  ] as const)
+    it(`approved for ${approved.join(' and ')}: ${asked} (scope=openid) shows the page`, async () => {
+      const clientId = await newClient(stack, [WEB])
+      const jar = new Map<string, string>()
+      for (const a of approved) {
+        const l = await login(stack, {
+          clientId,
+          redirectUri: WEB,
+          jar,
+          params: { scope: 'openid', resource: stack.endpoint(a) },
+        })
+        assert.ok(l.callback.searchParams.get('code'), l.callback.href)
+        // Remembered: asked again, no page and a code.
+        const again = await authorize(clientId, jar, stack.endpoint(a))
+        assert.equal(again.visits.filter((v) => v.status === 200).length, 0, a)
+        assert.ok(again.callback.searchParams.get('code'), again.callback.href)
+      }
+      const other = await authorize(clientId, jar, stack.endpoint(asked))
+      assert.equal(other.visits.filter((v) => v.status === 200).length, 1, 'the consent page')
+      assert.equal(other.callback.searchParams.get('error'), 'access_denied')
+    })
+
+  it('approved for open: its spellings are refused at /authorize, not taken as approved', async () => {
+    const clientId = await newClient(stack, [WEB])
+    const jar = new Map<string, string>()
+    const first = await login(stack, {
+      clientId,
+      redirectUri: WEB,
+      jar,
+      params: { scope: 'openid', resource: stack.endpoint('open') },
+    })
+    assert.ok(first.callback.searchParams.get('code'))
+    const u = stack.endpoint('open')
+    for (const spelling of [
+      `${u}/`,
+      u.toUpperCase(),
+      `${u}?x=1`,
+      `${u}#f`,
+      u.replace(/open$/, '%6Fpen'),
+    ]) {
+      const { challenge } = pkce()
+      const res = await send(
+        authorizeUrl(stack, {
+          response_type: 'code',
+          client_id: clientId,
+          redirect_uri: WEB,
+          scope: 'openid',
+          resource: spelling,
+          state: 's',
+          code_challenge: challenge,
+          code_challenge_method: 'S256',
+        }),
+        { jar },
+      )
+      const to = new URL(String(res.location))
+      assert.equal(to.searchParams.get('code'), null, `${spelling}: ${to.href}`)
+      assert.equal(to.searchParams.get('error'), 'invalid_target', `${spelling}: ${to.href}`)
+    }
+  })
 })
