@@ -220,7 +220,7 @@ export async function startBroker(o: {
       peer: o.peer,
     }),
   )
-  mountProvider(routes, provider, issuer)
+  mountProvider(routes, provider, issuer, config.limits.bodyTimeout)
   mountInteractions(routes, {
     provider,
     issuer,

@@ -19,9 +19,17 @@ export const PROVIDER_PATHS = [
  * (issuer, endpoints, redirects) come from the configured issuer only: the forwarded headers it
  * reads are set from the issuer, never taken from the client (a spoofed Host cannot change
  * the metadata). An issuer with a path (`https://host/base`) is served with or without the
- * path, like the MCP endpoints.
+ * path, like the MCP endpoints. A body still arriving after `bodyTimeout` ms gets 408 and the
+ * connection is closed, as at the MCP endpoints: oidc-provider (and the code exchange guard,
+ * token-resource.ts) wait for a body with no bound of their own but Node's requestTimeout (300 s),
+ * so a client that declared a /token, /register or /revoke body and stalled held the socket.
  */
-export function mountProvider(app: Hono, provider: Provider, issuer: string): void {
+export function mountProvider(
+  app: Hono,
+  provider: Provider,
+  issuer: string,
+  bodyTimeout: number,
+): void {
   const url = new URL(issuer)
   const base = url.pathname.replace(/\/$/, '')
   provider.proxy = true
@@ -40,8 +48,29 @@ export function mountProvider(app: Hono, provider: Provider, issuer: string): vo
     delete incoming.headers['x-forwarded-port']
     delete incoming.headers.forwarded
     const done = new Promise<void>((resolve) => outgoing.once('close', resolve))
+    // `complete`: Node's parser has the whole message (read or not); a request of no body has.
+    const stalled = incoming.complete
+      ? undefined
+      : setTimeout(() => {
+          if (incoming.complete) return
+          if (!outgoing.headersSent)
+            outgoing.writeHead(408, {
+              'content-type': 'application/json; charset=utf-8',
+              'cache-control': 'no-store',
+              connection: 'close',
+            })
+          outgoing.end(
+            JSON.stringify({
+              error: 'invalid_request',
+              error_description: `the request body did not arrive within ${bodyTimeout} ms`,
+            }),
+          )
+          // What is still to come of the body is not waited for.
+          outgoing.once('finish', () => incoming.socket?.destroy())
+        }, bodyTimeout)
     handler(incoming, outgoing)
     await done
+    clearTimeout(stalled)
     return RESPONSE_ALREADY_SENT
   }
   for (const prefix of new Set(['', base])) {

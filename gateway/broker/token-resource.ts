@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type { EventEmitter } from 'node:events'
 import * as querystring from 'node:querystring'
 import type { KoaContextWithOIDC } from 'oidc-provider'
@@ -8,13 +9,14 @@ import { BROKER_ROUTES } from './provider.js'
 const MAX_TOKEN_FORM_BYTES = 56 * 1024
 
 /**
- * Refuses a code exchange that resolves to several resources before the code is spent. A token
- * is for one resource (RFC 8707 lets a request name several; oidc-provider issues one), and
- * oidc-provider finds that out only after it has consumed the code: the client's retry with one
- * resource was then a replay, refused, and the grant revoked. Several `resource` parameters, or
- * none with a code granted for several, get the same `invalid_target` here with the code intact.
- * (A refresh token is guarded the same way in provider.ts rotateRefreshToken.) The body read
- * here goes on to oidc-provider as read.
+ * Refuses a code exchange whose resource oidc-provider would refuse, before the code is spent. A
+ * token is for one resource the code was granted (RFC 8707 lets a request name several;
+ * oidc-provider issues one), and oidc-provider finds a wrong one only after it has consumed the
+ * code: the client's retry was then a replay, refused, and the grant revoked. Several `resource`
+ * parameters, none (or an empty one, which oidc-provider reads as none) with a code granted for
+ * several, or one the code was not granted get `invalid_target` here with the code intact. (A
+ * refresh token is guarded the same way in provider.ts rotateRefreshToken.) The body read here
+ * goes on to oidc-provider as read.
  */
 export function oneResourcePerCode(provider: Provider) {
   return async (ctx: KoaContextWithOIDC, next: () => Promise<unknown>): Promise<void> => {
@@ -45,29 +47,52 @@ export function oneResourcePerCode(provider: Provider) {
     // oidc-provider reads a body already read from here (selective_body.js, req.body).
     ;(ctx.req as { body?: unknown }).body = raw
     const form = querystring.parse(raw)
-    if (form.grant_type === 'authorization_code' && (await several(provider, form))) {
-      refuse(
-        provider,
-        ctx,
-        'invalid_target',
-        'one resource per token request: name one of the resources granted (RFC 8707)',
-      )
+    const refused = form.grant_type === 'authorization_code' ? await target(provider, form) : ''
+    if (refused) {
+      refuse(provider, ctx, 'invalid_target', refused)
       return
     }
     await next()
   }
 }
 
-/** Whether the exchange would resolve to more than one resource. */
-async function several(provider: Provider, form: querystring.ParsedUrlQuery): Promise<boolean> {
-  // Counted as sent: oidc-provider takes any list, the same URL twice too, as several.
-  const asked = [form.resource ?? []].flat()
-  if (asked.length > 0) return asked.length > 1
-  if (typeof form.code !== 'string') return false
-  // No resource: oidc-provider takes the code's (useGrantedResource), several if it has several.
-  const code = await provider.AuthorizationCode.find(form.code).catch(() => undefined)
-  const granted = (code as { resource?: string | string[] } | undefined)?.resource
-  return Array.isArray(granted) && new Set(granted).size > 1
+/** Why oidc-provider would refuse the exchange's resource after spending the code, or ''. */
+async function target(provider: Provider, form: querystring.ParsedUrlQuery): Promise<string> {
+  const asked = form.resource
+  // Counted as sent (a repeated key is a list): oidc-provider takes any list, the same URL
+  // twice or an empty one next to another too, as several.
+  if (Array.isArray(asked)) return SEVERAL
+  if (typeof form.code !== 'string' || typeof form.code_verifier !== 'string') return ''
+  const code = (await provider.AuthorizationCode.find(form.code).catch(() => undefined)) as
+    | CodeRecord
+    | undefined
+  // Only a live code whose verifier this request holds is judged here (this runs before client
+  // authentication: a code alone tells nothing). Any other goes on to oidc-provider, which
+  // refuses it before spending it, and revokes the grant of a spent one (a replay).
+  if (code === undefined || !code.isValid || !verifies(form.code_verifier, code)) return ''
+  const granted = new Set([code.resource ?? []].flat())
+  // No resource, or an empty one (oidc-provider's params read '' as none): the code's own.
+  if (!asked) return granted.size > 1 ? SEVERAL : ''
+  return granted.has(asked) ? '' : NOT_GRANTED
+}
+
+const SEVERAL = 'one resource per token request: name one of the resources granted (RFC 8707)'
+const NOT_GRANTED = 'this code was not granted that resource: name one it was granted (RFC 8707)'
+
+/** What the guard reads of an authorization code (oidc-provider's AuthorizationCode). */
+interface CodeRecord {
+  isValid: boolean
+  resource?: string | string[]
+  codeChallenge?: string
+  codeChallengeMethod?: string
+}
+
+/** Whether `verifier` is the code's PKCE verifier (S256, the only method the broker takes). */
+function verifies(verifier: string, code: CodeRecord): boolean {
+  if (code.codeChallengeMethod !== 'S256' || typeof code.codeChallenge !== 'string') return false
+  const expected = Buffer.from(code.codeChallenge)
+  const actual = Buffer.from(createHash('sha256').update(verifier).digest('base64url'))
+  return expected.length === actual.length && timingSafeEqual(expected, actual)
 }
 
 /** oidc-provider's answer to a refused token request, and its event (the audit line). */

@@ -115,7 +115,9 @@ describe('resource indicators that are refused (RFC 8707)', () => {
     }
   })
 
-  it('at /token: 400 invalid_target, no token; the code is spent (oidc-provider consumes it before resolving the resource)', async () => {
+  // oidc-provider consumes a code before resolving its resource; a resource the code was not
+  // granted is refused before (token-resource.ts), so the retry is not a replay (stop 25b).
+  it('at /token: 400 invalid_target, no token; the code intact, a retry for its own resource works', async () => {
     for (const b of bad(stack)) {
       const l = await login(stack, client())
       const before = await issued(stack)
@@ -125,8 +127,7 @@ describe('resource indicators that are refused (RFC 8707)', () => {
       assert.equal(res.json.access_token, undefined, b.name)
       assert.deepEqual(await issuedSince(stack, before), NOTHING_ISSUED, b.name)
       const again = await exchange(stack, l, client())
-      assert.equal(again.status, 400, `${b.name}: the code no longer works`)
-      assert.equal(again.json.error, 'invalid_grant', b.name)
+      assert.equal(again.status, 200, `${b.name}: ${again.text}`)
     }
   })
 
