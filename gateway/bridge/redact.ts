@@ -9,7 +9,7 @@
  *   encoder left as they are;
  * - each run of base64 characters decoded at its four alignments, either alphabet (RFC 4648
  *   §4, §5): a value inside a longer encoding (`Basic base64(user:token)`) is found wherever
- *   it sits.
+ *   it sits; a run goes on through a `+` or `/` a URL encoder or PHP's json_encode escaped.
  * A value is searched for as bytes in each decoding, and the characters that encode it are
  * blotted; a short value only where it stands alone ({@link MIN_ANYWHERE}). Linear in the
  * line: each search is `indexOf` from where the last match ended, or a fixed text between
@@ -323,9 +323,20 @@ for (let i = 0; i < 64; i++)
 SEXTET[0x2d] = 62 // -
 SEXTET[0x5f] = 63 // _
 
-const sextet = (line: string, i: number) => {
+/**
+ * The base64 character at `i`: its sextet plus 64 times the characters it takes, or -1. A `+`
+ * or `/` may be escaped, as a URL or form encoder (`%2B`, `%2F`, either case) or PHP's
+ * json_encode (`\/`) writes base64 text: the run goes on through the escape.
+ */
+function base64At(line: string, i: number): number {
   const c = line.charCodeAt(i)
-  return c < 128 ? SEXTET[c]! : -1
+  if (c < 128 && SEXTET[c]! >= 0) return SEXTET[c]! + 64
+  if (c === 0x25) {
+    const b = hexAt(line, i + 1, 2)
+    if (b === 0x2b) return 62 + 3 * 64
+    if (b === 0x2f) return 63 + 3 * 64
+  } else if (c === 0x5c && line.charCodeAt(i + 1) === 0x2f) return 63 + 2 * 64
+  return -1
 }
 
 /**
@@ -336,42 +347,61 @@ const sextet = (line: string, i: number) => {
  */
 function findBase64(line: string, secrets: readonly Secret[], hits: Hits): void {
   const shortest = Math.ceil((Math.min(...secrets.map((s) => s.bytes.length)) * 8) / 6)
+  // The line's base64 characters: sextet, where each starts and ends; runs end at a -1.
+  const sextets = new Int8Array(line.length + 1)
+  const starts = new Int32Array(line.length + 1)
+  const ends = new Int32Array(line.length + 1)
+  let count = 0
+  for (let i = 0; i < line.length; ) {
+    const at = base64At(line, i)
+    if (at < 0) {
+      if (count > 0 && sextets[count - 1]! >= 0) sextets[count++] = -1
+      i++
+      continue
+    }
+    sextets[count] = at & 63
+    starts[count] = i
+    i += at >> 6
+    ends[count++] = i
+  }
+  sextets[count++] = -1
   const bytes = Buffer.allocUnsafe(line.length)
-  // For each byte, the first of the two characters holding its bits; -1 for a NUL between runs.
+  // For each byte, the first and the last base64 character holding its bits; -1 for a NUL
+  // between runs.
   const from = new Int32Array(line.length)
+  const to = new Int32Array(line.length)
   for (let k = 0; k < 4; k++) {
     let n = 0
-    for (let i = 0; i < line.length; ) {
-      if (sextet(line, i) < 0) {
-        i++
-        continue
-      }
+    for (let i = 0; i < count; ) {
       let end = i
-      while (end < line.length && sextet(line, end) >= 0) end++
+      while (sextets[end]! >= 0) end++
       if (end - i - k >= shortest) {
         let bits = 0
         let acc = 0
         for (let j = i + k; j < end; j++) {
-          acc = ((acc << 6) | sextet(line, j)) & 0xfff
+          acc = ((acc << 6) | sextets[j]!) & 0xfff
           bits += 6
           if (bits >= 8) {
             bits -= 8
             bytes[n] = (acc >> bits) & 0xff
-            from[n++] = j - 1
+            from[n] = starts[j - 1]!
+            to[n++] = ends[j]!
           }
         }
         bytes[n] = 0
         from[n++] = -1
       }
-      i = end
+      i = end + 1
     }
     findIn(bytes.toString('latin1', 0, n), secrets, (s, e) => {
       const start = from[s]! >= 0 ? from[s]! : from[s + 1]!
-      const last = from[e - 1]! >= 0 ? from[e - 1]! : from[e - 2]!
-      // A value ending the encoding takes its padding along.
-      let to = last + 2
-      while (to < last + 4 && line.charCodeAt(to) === 0x3d) to++
-      hits.add(start, to)
+      let end = from[e - 1]! >= 0 ? to[e - 1]! : to[e - 2]!
+      // A value ending the encoding takes its padding along (`=`, or `%3D` in a URL).
+      for (let pad = 0; pad < 2; pad++)
+        if (line.charCodeAt(end) === 0x3d) end++
+        else if (line.charCodeAt(end) === 0x25 && hexAt(line, end + 1, 2) === 0x3d) end += 3
+        else break
+      hits.add(start, end)
     })
   }
 }

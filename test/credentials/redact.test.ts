@@ -69,6 +69,31 @@ describe('redactor', () => {
     }
   })
 
+  it('base64 whose + and / were escaped (a URL, a form, PHP json_encode) is blotted at every alignment', () => {
+    // `?`, `~`, `>` and any non-ASCII character put a + or / inside the value's base64, which
+    // encodeURIComponent, Java's URLEncoder and PHP's json_encode (`\/`) then escape.
+    for (const value of ['Tr0ub4dor?horse~battery>staple', 'pässwörd-ünïcode', 'k?~>']) {
+      const r = redactor([value])
+      for (const prefix of ['u:', 'us:', 'usr:']) {
+        const encoded = Buffer.from(`${prefix}${value}`).toString('base64')
+        for (const line of [
+          `GET /cb?auth=${encodeURIComponent(encoded)}`,
+          `GET /cb?auth=${encodeURIComponent(encoded).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())}`,
+          `{"auth":"${encoded.replace(/\//g, '\\/')}"}`,
+        ]) {
+          const out = r(line)
+          assert.ok(out.includes('[redacted]'), `${value} in ${line} → ${out}`)
+          for (const part of out.split('[redacted]'))
+            for (const run of decodeURIComponent(part.replace(/\\\//g, '/')).split(
+              /[^A-Za-z0-9+/]/,
+            ))
+              for (let k = 0; k < 4; k++)
+                assert.ok(!Buffer.from(run.slice(k), 'base64').includes(Buffer.from(value)), out)
+        }
+      }
+    }
+  })
+
   it('a value shorter than 4 bytes is not looked for in base64 or hex, nor blotted inside a word there', () => {
     const r = redactor(['abc', 'abcd'])
     // base64 of "x:abc" and hex of "abc": left alone (4 characters of base64 occur by chance).
