@@ -10,6 +10,8 @@
  * - each run of base64 characters decoded at its four alignments, either alphabet (RFC 4648
  *   §4, §5): a value inside a longer encoding (`Basic base64(user:token)`) is found wherever
  *   it sits; a run goes on through a `+` or `/` a URL encoder or PHP's json_encode escaped.
+ * - each list of byte values, as a byte array prints: decimal (Go's `%v`, Rust's `{:?}`) or
+ *   two hex digits each (Node's `<Buffer …>`, Go's `% x`).
  * A value is searched for as bytes in each decoding, and the characters that encode it are
  * blotted; a short value only where it stands alone ({@link MIN_ANYWHERE}). Linear in the
  * line: each search is `indexOf` from where the last match ended, or a fixed text between
@@ -45,7 +47,7 @@ interface Secret {
   readonly bytes: string
   /** Set for a value blotted only where it stands alone (see {@link MIN_ANYWHERE}). */
   readonly alone: RegExp | undefined
-  /** Looked for in base64. */
+  /** Looked for in base64 and byte lists. */
   readonly encoded: boolean
 }
 
@@ -94,7 +96,11 @@ export function redactor(values: readonly string[]): Redactor {
         for (const m of line.matchAll(pattern)) hits.add(m.index, m.index + m[0].length)
       if (line.includes('\\')) findDecoded(unescapeView(line), secrets, hits)
       if (line.includes('%') || line.includes('+')) findDecoded(percentView(line), secrets, hits)
-      if (inBase64.length > 0) findBase64(line, inBase64, hits)
+      if (inBase64.length > 0) {
+        findBase64(line, inBase64, hits)
+        findByteList(line, 10, inBase64, hits)
+        findByteList(line, 16, inBase64, hits)
+      }
       return hits.blot(line)
     },
     { longest },
@@ -404,4 +410,68 @@ function findBase64(line: string, secrets: readonly Secret[], hits: Hits): void 
       hits.add(start, end)
     })
   }
+}
+
+const isWordChar = (c: number) =>
+  (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)
+
+/**
+ * Each list of at least 4 byte values, a comma, a space or two, or both between two, decoded:
+ * `radix` 10, numbers of 1 to 3 digits up to 255 (Go's `%v` of a `[]byte`, Rust's `{:?}` of a
+ * `Vec<u8>`); 16, numbers of 2 hex digits (Node's `<Buffer 70 61>`, Go's `% x`). A number is a
+ * whole word. The lists are decoded into one text, a NUL between two, and searched once.
+ */
+function findByteList(line: string, radix: 10 | 16, secrets: readonly Secret[], hits: Hits): void {
+  const bytes = Buffer.allocUnsafe(line.length)
+  // For each byte, where its number starts and ends in the line.
+  const from = new Int32Array(line.length)
+  const to = new Int32Array(line.length)
+  let n = 0
+  // The number at `p` (a whole word): its value and end, or undefined.
+  const numberAt = (p: number): { value: number; end: number } | undefined => {
+    if (p > 0 && isWordChar(line.charCodeAt(p - 1))) return undefined
+    let end = p
+    while (end < line.length && isWordChar(line.charCodeAt(end))) end++
+    let value = -1
+    if (radix === 16) value = end - p === 2 ? hexAt(line, p, 2) : -1
+    else if (end - p <= 3)
+      for (let i = p; i < end; i++) {
+        const d = line.charCodeAt(i) - 0x30
+        if (d < 0 || d > 9) return undefined
+        value = (value < 0 ? 0 : value * 10) + d
+      }
+    return value >= 0 && value <= 255 ? { value, end } : undefined
+  }
+  for (let p = 0; p < line.length; ) {
+    let at = numberAt(p)
+    if (at === undefined) {
+      p++
+      continue
+    }
+    const first = n
+    for (;;) {
+      bytes[n] = at.value
+      from[n] = p
+      to[n++] = at.end
+      p = at.end
+      // A comma, a space or two, or both between two numbers (at most WIDEST_ENCODING
+      // characters a byte, as a caller cutting a line counts on).
+      let q = p
+      if (line.charCodeAt(q) === 0x2c) q++
+      for (let k = 0; k < 2 && line.charCodeAt(q) === 0x20; k++) q++
+      const next = q > p ? numberAt(q) : undefined
+      if (next === undefined) break
+      at = next
+      p = q
+    }
+    if (n - first < MIN_ENCODED_BYTES) n = first
+    else {
+      bytes[n] = 0
+      from[n++] = -1
+    }
+  }
+  findIn(bytes.toString('latin1', 0, n), secrets, (s, e) => {
+    const start = from[s]! >= 0 ? from[s]! : from[s + 1]!
+    hits.add(start, from[e - 1]! >= 0 ? to[e - 1]! : to[e - 2]!)
+  })
 }

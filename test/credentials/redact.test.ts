@@ -3,6 +3,7 @@
 // encoder wrote it), whatever characters it holds; a short value only where it stands alone.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { inspect } from 'node:util'
 import { redactor } from '../../gateway/bridge/redact.js'
 
 describe('redactor', () => {
@@ -92,6 +93,38 @@ describe('redactor', () => {
         }
       }
     }
+  })
+
+  it('a value printed as a byte array (Go %v, Rust {:?}, Node Buffer, Go % x) is blotted', () => {
+    for (const value of ['sk-live-0123456789abcdef', 'pässwörd?1', 'pa5s']) {
+      const r = redactor([value])
+      const bytes = [...Buffer.from(`{"key":"${value}"}`)]
+      const hex = bytes.map((b) => b.toString(16).padStart(2, '0'))
+      for (const line of [
+        `body: [${bytes.join(' ')}]`,
+        `body: [${bytes.join(', ')}]`,
+        `body: Some([${bytes.join(', ')}])`,
+        `body: ${inspect(Buffer.from(`{"key":"${value}"}`))}`,
+        `body: ${hex.join(' ')}`,
+        `body: ${hex.join(' ').toUpperCase()}`,
+      ]) {
+        const out = r(line)
+        assert.ok(out.includes('[redacted]'), `${value}: ${line} → ${out}`)
+        const left = out.split('[redacted]').join(' ')
+        const own = [...Buffer.from(value)]
+        for (const radix of [10, 16]) {
+          const seen = (left.match(radix === 10 ? /\d+/g : /\b[0-9A-Fa-f]{2}\b/g) ?? []).map((t) =>
+            Number.parseInt(t, radix),
+          )
+          const at = seen.findIndex((_, i) => own.every((b, j) => seen[i + j] === b))
+          assert.equal(at, -1, `${value} (radix ${radix}): ${out}`)
+        }
+      }
+    }
+    // Numbers in ordinary text are left as they are.
+    const r = redactor(['pa5s', 'sk-live-0123456789abcdef'])
+    for (const line of ['took 112 97 115 ms', '[1, 2, 3, 4, 5]', 'ids 70 61 35 74 x'])
+      assert.equal(r(line), line)
   })
 
   it('a value shorter than 4 bytes is not looked for in base64 or hex, nor blotted inside a word there', () => {
