@@ -2,14 +2,15 @@
  * Blots known secret values (a user's credentials) out of a text a server process wrote: its
  * stderr lines, its error messages. A process may print a value as written, or as any
  * language's JSON, repr, URL or form encoding, hex or base64 would write it, so besides the
- * value as written the line is read three more ways, each in one pass over it:
+ * value as written the line is read four more ways, each in one pass over it:
  * - backslash escapes decoded (JSON of every language, `\/` of PHP, `\'` and `\xNN` of a
- *   Python repr and its `b'…'`, Go's `%q`), upper- or lower-case hex;
+ *   Python repr and its `b'…'`, Go's `%q`), upper- or lower-case hex; twice where once leaves
+ *   some (JSON inside JSON), and in each base64 reading below (base64 of JSON);
  * - percent escapes decoded (`%2B` or `%2b`, `+` for a space), whichever characters an
  *   encoder left as they are;
  * - each run of base64 characters decoded at its four alignments, either alphabet (RFC 4648
  *   §4, §5): a value inside a longer encoding (`Basic base64(user:token)`) is found wherever
- *   it sits; a run goes on through a `+` or `/` a URL encoder or PHP's json_encode escaped.
+ *   it sits; a run goes on through a `+` or `/` a URL encoder or PHP's json_encode escaped;
  * - each list of byte values, as a byte array prints: decimal (Go's `%v`, Rust's `{:?}`) or
  *   two hex digits each (Node's `<Buffer …>`, Go's `% x`).
  * A value is searched for as bytes in each decoding, and the characters that encode it are
@@ -94,8 +95,9 @@ export function redactor(values: readonly string[]): Redactor {
           hits.add(i, i + f.length)
       for (const pattern of alone)
         for (const m of line.matchAll(pattern)) hits.add(m.index, m.index + m[0].length)
-      if (line.includes('\\')) findDecoded(unescapeView(line), secrets, hits)
-      if (line.includes('%') || line.includes('+')) findDecoded(percentView(line), secrets, hits)
+      if (line.includes('\\')) findUnescaped(line, rawChar, secrets, (s, e) => hits.add(s, e))
+      if (line.includes('%') || line.includes('+'))
+        findInView(percentView(line), secrets, (s, e) => hits.add(s, e))
       if (inBase64.length > 0) {
         findBase64(line, inBase64, hits)
         findByteList(line, 10, inBase64, hits)
@@ -171,10 +173,35 @@ interface View {
   end(p: number): number
 }
 
-function findDecoded(view: View, secrets: readonly Secret[], hits: Hits): void {
-  findIn(view.bytes.toString('latin1'), secrets, (start, end) =>
-    hits.add(view.from[start]!, view.end(view.from[end - 1]!)),
+/** Each value found in a view's bytes: the range of the view's text that encodes it. */
+function findInView(
+  view: View,
+  secrets: readonly Secret[],
+  found: (start: number, end: number) => void,
+): void {
+  findIn(view.bytes.toString('latin1'), secrets, (s, e) =>
+    found(view.from[s]!, view.end(view.from[e - 1]!)),
   )
+}
+
+/**
+ * Each value found in `text` with its backslash escapes decoded, once and, where that leaves
+ * some, twice: JSON inside JSON (a JSON log line's message quoting a JSON body) escapes a
+ * value's `"`, `\`, PHP's `/` or Python's non-ASCII characters twice.
+ */
+function findUnescaped(
+  text: string,
+  raw: typeof rawChar,
+  secrets: readonly Secret[],
+  found: (start: number, end: number) => void,
+): void {
+  const once = unescapeView(text, raw)
+  findInView(once, secrets, found)
+  const decoded = once.bytes.toString('latin1')
+  if (decoded.includes('\\'))
+    findInView(unescapeView(decoded, rawByte), secrets, (s, e) =>
+      found(once.from[s]!, once.end(once.from[e - 1]!)),
+    )
 }
 
 /** Builds a view: `step(p, emit)` decodes the escape or character at `p` and returns where it ends. */
@@ -194,6 +221,12 @@ function decode(line: string, step: (p: number, emit: (b: number) => void) => nu
     from: from.subarray(0, n),
     end: (q) => step(q, () => {}),
   }
+}
+
+/** The byte at `p` of a text of bytes (one character each); returns where it ends. */
+function rawByte(text: string, p: number, emit: (b: number) => void): number {
+  emit(text.charCodeAt(p))
+  return p + 1
 }
 
 /** The character (code point) at `p` as UTF-8; returns where it ends. */
@@ -263,9 +296,9 @@ const SIMPLE_ESCAPES: Record<string, number> = {
  * `\uXXXX` (a surrogate pair as one) and `\UXXXXXXXX` a code point; an unknown escape is left
  * as written.
  */
-function unescapeView(line: string): View {
+function unescapeView(line: string, raw = rawChar): View {
   return decode(line, (p, emit) => {
-    if (line.charCodeAt(p) !== 0x5c || p + 1 >= line.length) return rawChar(line, p, emit)
+    if (line.charCodeAt(p) !== 0x5c || p + 1 >= line.length) return raw(line, p, emit)
     const d = line[p + 1]!
     const simple = SIMPLE_ESCAPES[d]
     if (simple !== undefined) {
@@ -399,7 +432,8 @@ function findBase64(line: string, secrets: readonly Secret[], hits: Hits): void 
       }
       i = end + 1
     }
-    findIn(bytes.toString('latin1', 0, n), secrets, (s, e) => {
+    const text = bytes.toString('latin1', 0, n)
+    const found = (s: number, e: number) => {
       const start = from[s]! >= 0 ? from[s]! : from[s + 1]!
       let end = from[e - 1]! >= 0 ? to[e - 1]! : to[e - 2]!
       // A value ending the encoding takes its padding along (`=`, or `%3D` in a URL).
@@ -408,7 +442,10 @@ function findBase64(line: string, secrets: readonly Secret[], hits: Hits): void 
         else if (line.charCodeAt(end) === 0x25 && hexAt(line, end + 1, 2) === 0x3d) end += 3
         else break
       hits.add(start, end)
-    })
+    }
+    findIn(text, secrets, found)
+    // Base64 of JSON: a value with escaped characters (see findUnescaped).
+    if (text.includes('\\')) findUnescaped(text, rawByte, secrets, found)
   }
 }
 

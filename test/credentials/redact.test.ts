@@ -127,6 +127,35 @@ describe('redactor', () => {
       assert.equal(r(line), line)
   })
 
+  it('a value escaped twice (JSON in JSON) or escaped inside base64 (base64 of JSON) is blotted', () => {
+    // An AWS-style secret with `/` (escaped by PHP), one with a quote and a backslash (escaped
+    // by every JSON), one with non-ASCII characters (escaped by Python's json.dumps).
+    const php = (s: unknown) => JSON.stringify(s).replace(/\//g, '\\/')
+    const py = (s: unknown) =>
+      JSON.stringify(s).replace(
+        /[\u0080-\uffff]/g,
+        (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+      )
+    for (const [value, enc] of [
+      ['wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', php],
+      ['say "hi" \\ bye-0123', JSON.stringify],
+      ['pässwörd-ünïcode', py],
+    ] as const) {
+      const r = redactor([value])
+      const inner = enc({ secret: value, n: 1 })
+      for (const line of [
+        `log ${enc(inner)}`,
+        `log ${enc(`{"msg":${enc(`error: ${value}`)}}`)}`,
+        ...['', 'x', 'xy'].map((p) => `blob=${Buffer.from(p + inner).toString('base64')}`),
+        ...['', 'x', 'xy'].map((p) => `blob=${Buffer.from(p + inner).toString('base64url')}`),
+      ]) {
+        const out = r(line)
+        assert.ok(out.includes('[redacted]'), `${value}: ${line} → ${out}`)
+        assert.ok(!out.includes(value.slice(-4)), `its last characters are blotted too: ${out}`)
+      }
+    }
+  })
+
   it('a value shorter than 4 bytes is not looked for in base64 or hex, nor blotted inside a word there', () => {
     const r = redactor(['abc', 'abcd'])
     // base64 of "x:abc" and hex of "abc": left alone (4 characters of base64 occur by chance).
