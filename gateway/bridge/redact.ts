@@ -7,7 +7,7 @@
  *   Python repr and its `b'…'`, Go's `%q`), upper- or lower-case hex; twice where once leaves
  *   some (JSON inside JSON), and in each base64 reading below (base64 of JSON);
  * - percent escapes decoded (`%2B` or `%2b`, `+` for a space), whichever characters an
- *   encoder left as they are;
+ *   encoder left as they are; twice where once leaves some (a URL inside a URL);
  * - each run of base64 characters decoded at its four alignments, either alphabet (RFC 4648
  *   §4, §5): a value inside a longer encoding (`Basic base64(user:token)`) is found wherever
  *   it sits; a run goes on through a `+` or `/` a URL encoder or PHP's json_encode escaped;
@@ -40,8 +40,8 @@ const MIN_ENCODED_BYTES = 4
  */
 const MIN_LINE = 8
 
-/** Most characters one byte of a value takes once encoded (`\u0000` in JSON). */
-const WIDEST_ENCODING = 6
+/** Most characters one byte of a value takes once encoded (`\\u0000`: JSON inside JSON). */
+const WIDEST_ENCODING = 7
 
 interface Secret {
   /** The value's UTF-8 bytes, one character per byte (as decoded text is searched). */
@@ -97,7 +97,7 @@ export function redactor(values: readonly string[]): Redactor {
         for (const m of line.matchAll(pattern)) hits.add(m.index, m.index + m[0].length)
       if (line.includes('\\')) findUnescaped(line, rawChar, secrets, (s, e) => hits.add(s, e))
       if (line.includes('%') || line.includes('+'))
-        findInView(percentView(line), secrets, (s, e) => hits.add(s, e))
+        findUnpercented(line, secrets, (s, e) => hits.add(s, e))
       if (inBase64.length > 0) {
         findBase64(line, inBase64, hits)
         findByteList(line, 10, inBase64, hits)
@@ -200,6 +200,24 @@ function findUnescaped(
   const decoded = once.bytes.toString('latin1')
   if (decoded.includes('\\'))
     findInView(unescapeView(decoded, rawByte), secrets, (s, e) =>
+      found(once.from[s]!, once.end(once.from[e - 1]!)),
+    )
+}
+
+/**
+ * Each value found in `text` with its percent escapes decoded, once and, where that leaves
+ * some, twice: a URL carried in another URL's query (`next=…%253D…`) is encoded twice.
+ */
+function findUnpercented(
+  text: string,
+  secrets: readonly Secret[],
+  found: (start: number, end: number) => void,
+): void {
+  const once = percentView(text)
+  findInView(once, secrets, found)
+  const decoded = once.bytes.toString('latin1')
+  if (decoded.includes('%'))
+    findInView(percentView(decoded, rawByte), secrets, (s, e) =>
       found(once.from[s]!, once.end(once.from[e - 1]!)),
     )
 }
@@ -337,7 +355,7 @@ function unescapeView(line: string, raw = rawChar): View {
 }
 
 /** Percent escapes decoded, either case (RFC 3986 §2.1), and `+` as a space (a form body). */
-function percentView(line: string): View {
+function percentView(line: string, raw = rawChar): View {
   return decode(line, (p, emit) => {
     const c = line.charCodeAt(p)
     if (c === 0x2b) {
@@ -351,7 +369,7 @@ function percentView(line: string): View {
         return p + 3
       }
     }
-    return rawChar(line, p, emit)
+    return raw(line, p, emit)
   })
 }
 

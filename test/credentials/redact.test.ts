@@ -156,6 +156,22 @@ describe('redactor', () => {
     }
   })
 
+  it('a value percent-encoded twice (a URL inside a URL) is blotted', () => {
+    for (const value of ['p@ss/wörd"+1\\zz', 'p@ss word&x=1']) {
+      const r = redactor([value])
+      const inner = `https://app.example/cb?pw=${encodeURIComponent(value)}&n=1`
+      for (const line of [
+        `GET /login?next=${encodeURIComponent(inner)}`,
+        `GET /login?next=${encodeURIComponent(inner).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())}`,
+        `POST body next=${new URLSearchParams({ u: inner }).toString().slice(2)}`,
+      ]) {
+        const out = r(line)
+        assert.ok(out.includes('[redacted]'), `${value}: ${line} → ${out}`)
+        assert.match(out, /\[redacted\]%26n%3D1$/i)
+      }
+    }
+  })
+
   it('a value shorter than 4 bytes is not looked for in base64 or hex, nor blotted inside a word there', () => {
     const r = redactor(['abc', 'abcd'])
     // base64 of "x:abc" and hex of "abc": left alone (4 characters of base64 occur by chance).
