@@ -10,7 +10,8 @@
  *   encoder left as they are; twice where once leaves some (a URL inside a URL);
  * - each run of base64 characters decoded at its four alignments, either alphabet (RFC 4648
  *   §4, §5): a value inside a longer encoding (`Basic base64(user:token)`) is found wherever
- *   it sits; a run goes on through a `+` or `/` a URL encoder or PHP's json_encode escaped;
+ *   it sits; a run goes on through a `+` or `/` a URL encoder or PHP's json_encode escaped,
+ *   and through an escaped line break after 60 characters or more (MIME's 76-character lines);
  * - each list of byte values, as a byte array prints: decimal (Go's `%v`, Rust's `{:?}`) or
  *   two hex digits each (Node's `<Buffer …>`, Go's `% x`).
  * A value is searched for as bytes in each decoding, and the characters that encode it are
@@ -380,19 +381,30 @@ for (let i = 0; i < 64; i++)
 SEXTET[0x2d] = 62 // -
 SEXTET[0x5f] = 63 // _
 
+/** What {@link base64At} says of an escaped line break (`\n`, `%0A`, either with `\r`). */
+const WRAP = 64
+
+/** Fewest base64 characters before an escaped line break that make it a wrapped encoding's. */
+const WRAPPED_RUN = 60
+
 /**
- * The base64 character at `i`: its sextet plus 64 times the characters it takes, or -1. A `+`
- * or `/` may be escaped, as a URL or form encoder (`%2B`, `%2F`, either case) or PHP's
- * json_encode (`\/`) writes base64 text: the run goes on through the escape.
+ * The base64 character at `i`: its sextet (or {@link WRAP}) plus 128 times the characters it
+ * takes, or -1. A `+` or `/` may be escaped, as a URL or form encoder (`%2B`, `%2F`, either
+ * case) or PHP's json_encode (`\/`) writes base64 text: the run goes on through the escape.
  */
 function base64At(line: string, i: number): number {
   const c = line.charCodeAt(i)
-  if (c < 128 && SEXTET[c]! >= 0) return SEXTET[c]! + 64
+  if (c < 128 && SEXTET[c]! >= 0) return SEXTET[c]! + 128
   if (c === 0x25) {
     const b = hexAt(line, i + 1, 2)
-    if (b === 0x2b) return 62 + 3 * 64
-    if (b === 0x2f) return 63 + 3 * 64
-  } else if (c === 0x5c && line.charCodeAt(i + 1) === 0x2f) return 63 + 2 * 64
+    if (b === 0x2b) return 62 + 3 * 128
+    if (b === 0x2f) return 63 + 3 * 128
+    if (b === 0x0a || b === 0x0d) return WRAP + 3 * 128
+  } else if (c === 0x5c) {
+    const d = line.charCodeAt(i + 1)
+    if (d === 0x2f) return 63 + 2 * 128
+    if (d === 0x6e || d === 0x72) return WRAP + 2 * 128
+  }
   return -1
 }
 
@@ -409,16 +421,25 @@ function findBase64(line: string, secrets: readonly Secret[], hits: Hits): void 
   const starts = new Int32Array(line.length + 1)
   const ends = new Int32Array(line.length + 1)
   let count = 0
+  // Where the run being read starts.
+  let run = 0
   for (let i = 0; i < line.length; ) {
     const at = base64At(line, i)
-    if (at < 0) {
+    // A run of base64 wrapped (MIME and Python's encodebytes every 76 characters) and then
+    // escaped goes on past the line break.
+    if (at >= 0 && (at & 127) === WRAP && count - run >= WRAPPED_RUN) {
+      i += at >> 7
+      continue
+    }
+    if (at < 0 || (at & 127) === WRAP) {
       if (count > 0 && sextets[count - 1]! >= 0) sextets[count++] = -1
+      run = count
       i++
       continue
     }
-    sextets[count] = at & 63
+    sextets[count] = at & 127
     starts[count] = i
-    i += at >> 6
+    i += at >> 7
     ends[count++] = i
   }
   sextets[count++] = -1

@@ -172,6 +172,25 @@ describe('redactor', () => {
     }
   })
 
+  it('base64 wrapped at 76 characters (MIME, Python encodebytes) inside JSON or a URL is blotted', () => {
+    const value = 'ghp_R8xk2Lq9Vb7Tz0Wm4Yc1Nd6Pf3Hs5Ja8Ue2Gi'
+    const r = redactor([value])
+    for (let pad = 0; pad < 60; pad += 7) {
+      const blob = Buffer.from(`{"config":"${'x'.repeat(pad)}","token":"${value}"}`).toString(
+        'base64',
+      )
+      const wrapped = `${blob.replace(/.{76}/g, '$&\n')}\n`
+      for (const line of [
+        `payload ${JSON.stringify(wrapped)}`,
+        `payload=${encodeURIComponent(wrapped)}`,
+        `payload ${JSON.stringify(wrapped.replace(/\n/g, '\r\n'))}`,
+      ]) {
+        const out = r(line)
+        assert.ok(out.includes('[redacted]'), `${pad}: ${line} → ${out}`)
+      }
+    }
+  })
+
   it('a value shorter than 4 bytes is not looked for in base64 or hex, nor blotted inside a word there', () => {
     const r = redactor(['abc', 'abcd'])
     // base64 of "x:abc" and hex of "abc": left alone (4 characters of base64 occur by chance).
