@@ -2,14 +2,18 @@
  * Blots known secret values (a user's credentials) out of a text a server process wrote: its
  * stderr lines, its error messages. A process may print a value as written, or as any
  * language's JSON, repr, URL or form encoding, hex or base64 would write it, so besides the
- * value as written the line is read three more ways, each in one pass over it:
+ * value as written the line is read four more ways, each in one pass over it:
  * - backslash escapes decoded (JSON of every language, `\/` of PHP, `\'` and `\xNN` of a
- *   Python repr and its `b'…'`, Go's `%q`), upper- or lower-case hex;
+ *   Python repr and its `b'…'`, Go's `%q`), upper- or lower-case hex; twice where once leaves
+ *   some (JSON inside JSON), and in each base64 reading below (base64 of JSON);
  * - percent escapes decoded (`%2B` or `%2b`, `+` for a space), whichever characters an
- *   encoder left as they are;
+ *   encoder left as they are; twice where once leaves some (a URL inside a URL);
  * - each run of base64 characters decoded at its four alignments, either alphabet (RFC 4648
  *   §4, §5): a value inside a longer encoding (`Basic base64(user:token)`) is found wherever
- *   it sits.
+ *   it sits; a run goes on through a `+` or `/` a URL encoder or PHP's json_encode escaped,
+ *   and through an escaped line break after 60 characters or more (MIME's 76-character lines);
+ * - each list of byte values, as a byte array prints: decimal (Go's `%v`, Rust's `{:?}`) or
+ *   two hex digits each (Node's `<Buffer …>`, Go's `% x`).
  * A value is searched for as bytes in each decoding, and the characters that encode it are
  * blotted; a short value only where it stands alone ({@link MIN_ANYWHERE}). Linear in the
  * line: each search is `indexOf` from where the last match ended, or a fixed text between
@@ -37,15 +41,15 @@ const MIN_ENCODED_BYTES = 4
  */
 const MIN_LINE = 8
 
-/** Most characters one byte of a value takes once encoded (`\u0000` in JSON). */
-const WIDEST_ENCODING = 6
+/** Most characters one byte of a value takes once encoded (`\\u0000`: JSON inside JSON). */
+const WIDEST_ENCODING = 7
 
 interface Secret {
   /** The value's UTF-8 bytes, one character per byte (as decoded text is searched). */
   readonly bytes: string
   /** Set for a value blotted only where it stands alone (see {@link MIN_ANYWHERE}). */
   readonly alone: RegExp | undefined
-  /** Looked for in base64. */
+  /** Looked for in base64 and byte lists. */
   readonly encoded: boolean
 }
 
@@ -92,9 +96,14 @@ export function redactor(values: readonly string[]): Redactor {
           hits.add(i, i + f.length)
       for (const pattern of alone)
         for (const m of line.matchAll(pattern)) hits.add(m.index, m.index + m[0].length)
-      if (line.includes('\\')) findDecoded(unescapeView(line), secrets, hits)
-      if (line.includes('%') || line.includes('+')) findDecoded(percentView(line), secrets, hits)
-      if (inBase64.length > 0) findBase64(line, inBase64, hits)
+      if (line.includes('\\')) findUnescaped(line, rawChar, secrets, (s, e) => hits.add(s, e))
+      if (line.includes('%') || line.includes('+'))
+        findUnpercented(line, secrets, (s, e) => hits.add(s, e))
+      if (inBase64.length > 0) {
+        findBase64(line, inBase64, hits)
+        findByteList(line, 10, inBase64, hits)
+        findByteList(line, 16, inBase64, hits)
+      }
       return hits.blot(line)
     },
     { longest },
@@ -165,10 +174,53 @@ interface View {
   end(p: number): number
 }
 
-function findDecoded(view: View, secrets: readonly Secret[], hits: Hits): void {
-  findIn(view.bytes.toString('latin1'), secrets, (start, end) =>
-    hits.add(view.from[start]!, view.end(view.from[end - 1]!)),
+/** Each value found in a view's bytes: the range of the view's text that encodes it. */
+function findInView(
+  view: View,
+  secrets: readonly Secret[],
+  found: (start: number, end: number) => void,
+): void {
+  findIn(view.bytes.toString('latin1'), secrets, (s, e) =>
+    found(view.from[s]!, view.end(view.from[e - 1]!)),
   )
+}
+
+/**
+ * Each value found in `text` with its backslash escapes decoded, once and, where that leaves
+ * some, twice: JSON inside JSON (a JSON log line's message quoting a JSON body) escapes a
+ * value's `"`, `\`, PHP's `/` or Python's non-ASCII characters twice.
+ */
+function findUnescaped(
+  text: string,
+  raw: typeof rawChar,
+  secrets: readonly Secret[],
+  found: (start: number, end: number) => void,
+): void {
+  const once = unescapeView(text, raw)
+  findInView(once, secrets, found)
+  const decoded = once.bytes.toString('latin1')
+  if (decoded.includes('\\'))
+    findInView(unescapeView(decoded, rawByte), secrets, (s, e) =>
+      found(once.from[s]!, once.end(once.from[e - 1]!)),
+    )
+}
+
+/**
+ * Each value found in `text` with its percent escapes decoded, once and, where that leaves
+ * some, twice: a URL carried in another URL's query (`next=…%253D…`) is encoded twice.
+ */
+function findUnpercented(
+  text: string,
+  secrets: readonly Secret[],
+  found: (start: number, end: number) => void,
+): void {
+  const once = percentView(text)
+  findInView(once, secrets, found)
+  const decoded = once.bytes.toString('latin1')
+  if (decoded.includes('%'))
+    findInView(percentView(decoded, rawByte), secrets, (s, e) =>
+      found(once.from[s]!, once.end(once.from[e - 1]!)),
+    )
 }
 
 /** Builds a view: `step(p, emit)` decodes the escape or character at `p` and returns where it ends. */
@@ -188,6 +240,12 @@ function decode(line: string, step: (p: number, emit: (b: number) => void) => nu
     from: from.subarray(0, n),
     end: (q) => step(q, () => {}),
   }
+}
+
+/** The byte at `p` of a text of bytes (one character each); returns where it ends. */
+function rawByte(text: string, p: number, emit: (b: number) => void): number {
+  emit(text.charCodeAt(p))
+  return p + 1
 }
 
 /** The character (code point) at `p` as UTF-8; returns where it ends. */
@@ -257,9 +315,9 @@ const SIMPLE_ESCAPES: Record<string, number> = {
  * `\uXXXX` (a surrogate pair as one) and `\UXXXXXXXX` a code point; an unknown escape is left
  * as written.
  */
-function unescapeView(line: string): View {
+function unescapeView(line: string, raw = rawChar): View {
   return decode(line, (p, emit) => {
-    if (line.charCodeAt(p) !== 0x5c || p + 1 >= line.length) return rawChar(line, p, emit)
+    if (line.charCodeAt(p) !== 0x5c || p + 1 >= line.length) return raw(line, p, emit)
     const d = line[p + 1]!
     const simple = SIMPLE_ESCAPES[d]
     if (simple !== undefined) {
@@ -298,7 +356,7 @@ function unescapeView(line: string): View {
 }
 
 /** Percent escapes decoded, either case (RFC 3986 §2.1), and `+` as a space (a form body). */
-function percentView(line: string): View {
+function percentView(line: string, raw = rawChar): View {
   return decode(line, (p, emit) => {
     const c = line.charCodeAt(p)
     if (c === 0x2b) {
@@ -312,7 +370,7 @@ function percentView(line: string): View {
         return p + 3
       }
     }
-    return rawChar(line, p, emit)
+    return raw(line, p, emit)
   })
 }
 
@@ -323,9 +381,31 @@ for (let i = 0; i < 64; i++)
 SEXTET[0x2d] = 62 // -
 SEXTET[0x5f] = 63 // _
 
-const sextet = (line: string, i: number) => {
+/** What {@link base64At} says of an escaped line break (`\n`, `%0A`, either with `\r`). */
+const WRAP = 64
+
+/** Fewest base64 characters before an escaped line break that make it a wrapped encoding's. */
+const WRAPPED_RUN = 60
+
+/**
+ * The base64 character at `i`: its sextet (or {@link WRAP}) plus 128 times the characters it
+ * takes, or -1. A `+` or `/` may be escaped, as a URL or form encoder (`%2B`, `%2F`, either
+ * case) or PHP's json_encode (`\/`) writes base64 text: the run goes on through the escape.
+ */
+function base64At(line: string, i: number): number {
   const c = line.charCodeAt(i)
-  return c < 128 ? SEXTET[c]! : -1
+  if (c < 128 && SEXTET[c]! >= 0) return SEXTET[c]! + 128
+  if (c === 0x25) {
+    const b = hexAt(line, i + 1, 2)
+    if (b === 0x2b) return 62 + 3 * 128
+    if (b === 0x2f) return 63 + 3 * 128
+    if (b === 0x0a || b === 0x0d) return WRAP + 3 * 128
+  } else if (c === 0x5c) {
+    const d = line.charCodeAt(i + 1)
+    if (d === 0x2f) return 63 + 2 * 128
+    if (d === 0x6e || d === 0x72) return WRAP + 2 * 128
+  }
+  return -1
 }
 
 /**
@@ -336,42 +416,138 @@ const sextet = (line: string, i: number) => {
  */
 function findBase64(line: string, secrets: readonly Secret[], hits: Hits): void {
   const shortest = Math.ceil((Math.min(...secrets.map((s) => s.bytes.length)) * 8) / 6)
+  // The line's base64 characters: sextet, where each starts and ends; runs end at a -1.
+  const sextets = new Int8Array(line.length + 1)
+  const starts = new Int32Array(line.length + 1)
+  const ends = new Int32Array(line.length + 1)
+  let count = 0
+  // Where the run being read starts.
+  let run = 0
+  for (let i = 0; i < line.length; ) {
+    const at = base64At(line, i)
+    // A run of base64 wrapped (MIME and Python's encodebytes every 76 characters) and then
+    // escaped goes on past the line break.
+    if (at >= 0 && (at & 127) === WRAP && count - run >= WRAPPED_RUN) {
+      i += at >> 7
+      continue
+    }
+    if (at < 0 || (at & 127) === WRAP) {
+      if (count > 0 && sextets[count - 1]! >= 0) sextets[count++] = -1
+      run = count
+      i++
+      continue
+    }
+    sextets[count] = at & 127
+    starts[count] = i
+    i += at >> 7
+    ends[count++] = i
+  }
+  sextets[count++] = -1
   const bytes = Buffer.allocUnsafe(line.length)
-  // For each byte, the first of the two characters holding its bits; -1 for a NUL between runs.
+  // For each byte, the first and the last base64 character holding its bits; -1 for a NUL
+  // between runs.
   const from = new Int32Array(line.length)
+  const to = new Int32Array(line.length)
   for (let k = 0; k < 4; k++) {
     let n = 0
-    for (let i = 0; i < line.length; ) {
-      if (sextet(line, i) < 0) {
-        i++
-        continue
-      }
+    for (let i = 0; i < count; ) {
       let end = i
-      while (end < line.length && sextet(line, end) >= 0) end++
+      while (sextets[end]! >= 0) end++
       if (end - i - k >= shortest) {
         let bits = 0
         let acc = 0
         for (let j = i + k; j < end; j++) {
-          acc = ((acc << 6) | sextet(line, j)) & 0xfff
+          acc = ((acc << 6) | sextets[j]!) & 0xfff
           bits += 6
           if (bits >= 8) {
             bits -= 8
             bytes[n] = (acc >> bits) & 0xff
-            from[n++] = j - 1
+            from[n] = starts[j - 1]!
+            to[n++] = ends[j]!
           }
         }
         bytes[n] = 0
         from[n++] = -1
       }
-      i = end
+      i = end + 1
     }
-    findIn(bytes.toString('latin1', 0, n), secrets, (s, e) => {
+    const text = bytes.toString('latin1', 0, n)
+    const found = (s: number, e: number) => {
       const start = from[s]! >= 0 ? from[s]! : from[s + 1]!
-      const last = from[e - 1]! >= 0 ? from[e - 1]! : from[e - 2]!
-      // A value ending the encoding takes its padding along.
-      let to = last + 2
-      while (to < last + 4 && line.charCodeAt(to) === 0x3d) to++
-      hits.add(start, to)
-    })
+      let end = from[e - 1]! >= 0 ? to[e - 1]! : to[e - 2]!
+      // A value ending the encoding takes its padding along (`=`, or `%3D` in a URL).
+      for (let pad = 0; pad < 2; pad++)
+        if (line.charCodeAt(end) === 0x3d) end++
+        else if (line.charCodeAt(end) === 0x25 && hexAt(line, end + 1, 2) === 0x3d) end += 3
+        else break
+      hits.add(start, end)
+    }
+    findIn(text, secrets, found)
+    // Base64 of JSON: a value with escaped characters (see findUnescaped).
+    if (text.includes('\\')) findUnescaped(text, rawByte, secrets, found)
   }
+}
+
+const isWordChar = (c: number) =>
+  (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)
+
+/**
+ * Each list of at least 4 byte values, a comma, a space or two, or both between two, decoded:
+ * `radix` 10, numbers of 1 to 3 digits up to 255 (Go's `%v` of a `[]byte`, Rust's `{:?}` of a
+ * `Vec<u8>`); 16, numbers of 2 hex digits (Node's `<Buffer 70 61>`, Go's `% x`). A number is a
+ * whole word. The lists are decoded into one text, a NUL between two, and searched once.
+ */
+function findByteList(line: string, radix: 10 | 16, secrets: readonly Secret[], hits: Hits): void {
+  const bytes = Buffer.allocUnsafe(line.length)
+  // For each byte, where its number starts and ends in the line.
+  const from = new Int32Array(line.length)
+  const to = new Int32Array(line.length)
+  let n = 0
+  // The number at `p` (a whole word): its value and end, or undefined.
+  const numberAt = (p: number): { value: number; end: number } | undefined => {
+    if (p > 0 && isWordChar(line.charCodeAt(p - 1))) return undefined
+    let end = p
+    while (end < line.length && isWordChar(line.charCodeAt(end))) end++
+    let value = -1
+    if (radix === 16) value = end - p === 2 ? hexAt(line, p, 2) : -1
+    else if (end - p <= 3)
+      for (let i = p; i < end; i++) {
+        const d = line.charCodeAt(i) - 0x30
+        if (d < 0 || d > 9) return undefined
+        value = (value < 0 ? 0 : value * 10) + d
+      }
+    return value >= 0 && value <= 255 ? { value, end } : undefined
+  }
+  for (let p = 0; p < line.length; ) {
+    let at = numberAt(p)
+    if (at === undefined) {
+      p++
+      continue
+    }
+    const first = n
+    for (;;) {
+      bytes[n] = at.value
+      from[n] = p
+      to[n++] = at.end
+      p = at.end
+      // A comma, a space or two, or both between two numbers (at most WIDEST_ENCODING
+      // characters a byte, as a caller cutting a line counts on).
+      let q = p
+      if (line.charCodeAt(q) === 0x2c) q++
+      for (let k = 0; k < 2 && line.charCodeAt(q) === 0x20; k++) q++
+      const next = q > p ? numberAt(q) : undefined
+      if (next === undefined) break
+      at = next
+      p = q
+    }
+    if (n - first < MIN_ENCODED_BYTES) n = first
+    else {
+      bytes[n] = 0
+      from[n++] = -1
+    }
+  }
+  findIn(bytes.toString('latin1', 0, n), secrets, (s, e) => {
+    const start = from[s]! >= 0 ? from[s]! : from[s + 1]!
+    hits.add(start, from[e - 1]! >= 0 ? to[e - 1]! : to[e - 2]!)
+  })
 }

@@ -3,6 +3,7 @@
 // encoder wrote it), whatever characters it holds; a short value only where it stands alone.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { inspect } from 'node:util'
 import { redactor } from '../../gateway/bridge/redact.js'
 
 describe('redactor', () => {
@@ -66,6 +67,127 @@ describe('redactor', () => {
           for (const part of left)
             assert.ok(!Buffer.from(part, 'base64').includes(Buffer.from(value)), `${value}: ${out}`)
         }
+    }
+  })
+
+  it('base64 whose + and / were escaped (a URL, a form, PHP json_encode) is blotted at every alignment', () => {
+    // `?`, `~`, `>` and any non-ASCII character put a + or / inside the value's base64, which
+    // encodeURIComponent, Java's URLEncoder and PHP's json_encode (`\/`) then escape.
+    for (const value of ['Tr0ub4dor?horse~battery>staple', 'pässwörd-ünïcode', 'k?~>']) {
+      const r = redactor([value])
+      for (const prefix of ['u:', 'us:', 'usr:']) {
+        const encoded = Buffer.from(`${prefix}${value}`).toString('base64')
+        for (const line of [
+          `GET /cb?auth=${encodeURIComponent(encoded)}`,
+          `GET /cb?auth=${encodeURIComponent(encoded).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())}`,
+          `{"auth":"${encoded.replace(/\//g, '\\/')}"}`,
+        ]) {
+          const out = r(line)
+          assert.ok(out.includes('[redacted]'), `${value} in ${line} → ${out}`)
+          for (const part of out.split('[redacted]'))
+            for (const run of decodeURIComponent(part.replace(/\\\//g, '/')).split(
+              /[^A-Za-z0-9+/]/,
+            ))
+              for (let k = 0; k < 4; k++)
+                assert.ok(!Buffer.from(run.slice(k), 'base64').includes(Buffer.from(value)), out)
+        }
+      }
+    }
+  })
+
+  it('a value printed as a byte array (Go %v, Rust {:?}, Node Buffer, Go % x) is blotted', () => {
+    for (const value of ['sk-live-0123456789abcdef', 'pässwörd?1', 'pa5s']) {
+      const r = redactor([value])
+      const bytes = [...Buffer.from(`{"key":"${value}"}`)]
+      const hex = bytes.map((b) => b.toString(16).padStart(2, '0'))
+      for (const line of [
+        `body: [${bytes.join(' ')}]`,
+        `body: [${bytes.join(', ')}]`,
+        `body: Some([${bytes.join(', ')}])`,
+        `body: ${inspect(Buffer.from(`{"key":"${value}"}`))}`,
+        `body: ${hex.join(' ')}`,
+        `body: ${hex.join(' ').toUpperCase()}`,
+      ]) {
+        const out = r(line)
+        assert.ok(out.includes('[redacted]'), `${value}: ${line} → ${out}`)
+        const left = out.split('[redacted]').join(' ')
+        const own = [...Buffer.from(value)]
+        for (const radix of [10, 16]) {
+          const seen = (left.match(radix === 10 ? /\d+/g : /\b[0-9A-Fa-f]{2}\b/g) ?? []).map((t) =>
+            Number.parseInt(t, radix),
+          )
+          const at = seen.findIndex((_, i) => own.every((b, j) => seen[i + j] === b))
+          assert.equal(at, -1, `${value} (radix ${radix}): ${out}`)
+        }
+      }
+    }
+    // Numbers in ordinary text are left as they are.
+    const r = redactor(['pa5s', 'sk-live-0123456789abcdef'])
+    for (const line of ['took 112 97 115 ms', '[1, 2, 3, 4, 5]', 'ids 70 61 35 74 x'])
+      assert.equal(r(line), line)
+  })
+
+  it('a value escaped twice (JSON in JSON) or escaped inside base64 (base64 of JSON) is blotted', () => {
+    // An AWS-style secret with `/` (escaped by PHP), one with a quote and a backslash (escaped
+    // by every JSON), one with non-ASCII characters (escaped by Python's json.dumps).
+    const php = (s: unknown) => JSON.stringify(s).replace(/\//g, '\\/')
+    const py = (s: unknown) =>
+      JSON.stringify(s).replace(
+        /[\u0080-\uffff]/g,
+        (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+      )
+    for (const [value, enc] of [
+      ['wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', php],
+      ['say "hi" \\ bye-0123', JSON.stringify],
+      ['pässwörd-ünïcode', py],
+    ] as const) {
+      const r = redactor([value])
+      const inner = enc({ secret: value, n: 1 })
+      for (const line of [
+        `log ${enc(inner)}`,
+        `log ${enc(`{"msg":${enc(`error: ${value}`)}}`)}`,
+        ...['', 'x', 'xy'].map((p) => `blob=${Buffer.from(p + inner).toString('base64')}`),
+        ...['', 'x', 'xy'].map((p) => `blob=${Buffer.from(p + inner).toString('base64url')}`),
+      ]) {
+        const out = r(line)
+        assert.ok(out.includes('[redacted]'), `${value}: ${line} → ${out}`)
+        assert.ok(!out.includes(value.slice(-4)), `its last characters are blotted too: ${out}`)
+      }
+    }
+  })
+
+  it('a value percent-encoded twice (a URL inside a URL) is blotted', () => {
+    for (const value of ['p@ss/wörd"+1\\zz', 'p@ss word&x=1']) {
+      const r = redactor([value])
+      const inner = `https://app.example/cb?pw=${encodeURIComponent(value)}&n=1`
+      for (const line of [
+        `GET /login?next=${encodeURIComponent(inner)}`,
+        `GET /login?next=${encodeURIComponent(inner).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())}`,
+        `POST body next=${new URLSearchParams({ u: inner }).toString().slice(2)}`,
+      ]) {
+        const out = r(line)
+        assert.ok(out.includes('[redacted]'), `${value}: ${line} → ${out}`)
+        assert.match(out, /\[redacted\]%26n%3D1$/i)
+      }
+    }
+  })
+
+  it('base64 wrapped at 76 characters (MIME, Python encodebytes) inside JSON or a URL is blotted', () => {
+    const value = 'ghp_R8xk2Lq9Vb7Tz0Wm4Yc1Nd6Pf3Hs5Ja8Ue2Gi'
+    const r = redactor([value])
+    for (let pad = 0; pad < 60; pad += 7) {
+      const blob = Buffer.from(`{"config":"${'x'.repeat(pad)}","token":"${value}"}`).toString(
+        'base64',
+      )
+      const wrapped = `${blob.replace(/.{76}/g, '$&\n')}\n`
+      for (const line of [
+        `payload ${JSON.stringify(wrapped)}`,
+        `payload=${encodeURIComponent(wrapped)}`,
+        `payload ${JSON.stringify(wrapped.replace(/\n/g, '\r\n'))}`,
+      ]) {
+        const out = r(line)
+        assert.ok(out.includes('[redacted]'), `${pad}: ${line} → ${out}`)
+      }
     }
   })
 
