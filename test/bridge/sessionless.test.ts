@@ -133,7 +133,8 @@ describe('sessionless engine: every path releases its lease', () => {
       code: -32001,
       status: 200,
       audit: 'error -32001',
-      lanes: 1,
+      // The call was abandoned at the process (stop 25): its lane ends once free.
+      lanes: 0,
     },
     {
       name: 'the process exits mid-request',
@@ -190,7 +191,7 @@ describe('sessionless engine: every path releases its lease', () => {
     assert.equal(h.lanes.size, 1)
   })
 
-  it('one lane, requests waiting: each is handed the lane in turn, oldest first, one who left skipped', async () => {
+  it('one lane, requests waiting, its holder leaves: the one who left is skipped, the rest share one new process', async () => {
     const h = await harness({ maxSessionsPerSubject: 1 })
     const holder = new AbortController()
     let running!: () => void
@@ -227,10 +228,12 @@ describe('sessionless engine: every path releases its lease', () => {
     assert.deepEqual(await first, { kind: 'cancelled' })
     const one = await waiting[0]!
     const three = await waiting[2]!
-    assert.deepEqual(order, [1, 3], 'served in the order they came, the one who left skipped')
+    // The holder's process may still be at the call its client left (stop 25): that lane ends,
+    // and the two still waiting start and join one new process, in whichever order they look.
+    assert.deepEqual([...order].sort(), [1, 3], 'both served, the one who left skipped')
     assert.match(one!, /^\d+$/)
     assert.equal(three, one, 'on the one process')
-    assert.equal(h.lanes.size, 1)
+    while (h.lanes.size !== 1) await new Promise((r) => setImmediate(r))
     h.assertReleased('handed on')
   })
 
