@@ -454,6 +454,86 @@ describe('README documents every key that has a default', () => {
   })
 })
 
+/**
+ * Every key of the file a YAML example writes (any section's, a broker recipe's `upstream:`
+ * fragment as auth.broker.upstream), dotted as KEYS names them.
+ */
+function keysWritten(block: Block): string[] {
+  let value: unknown
+  try {
+    value = parseYamlText(`README.md:${block.line}`, block.text).value
+  } catch {
+    return []
+  }
+  const root = obj(value)
+  const tree =
+    'upstream' in root ? { ...root, auth: { broker: { upstream: root.upstream } } } : root
+  const found: string[] = []
+  const visit = (v: unknown, at: string[]) => {
+    if (at.length > 0) found.push(at.join('.'))
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return
+    for (const [k, x] of Object.entries(v)) {
+      const key = [...at, k].join('.')
+      const named = [...at, '<name>'].join('.')
+      if (KEYS.has(key)) visit(x, [...at, k])
+      else if (KEYS.has(named)) visit(x, [...at, '<name>'])
+    }
+  }
+  visit(tree, [])
+  return found
+}
+
+/** Keys with no default that no example writes, each with where the README says them instead. */
+const UNWRITTEN: Record<string, string> = {
+  'auth.tokenExchange.tokenEndpoint':
+    'a comment of the tokenExchange example ("# tokenEndpoint: … default: the issuer\'s discovery document"): setting it in the example would hide the default',
+}
+
+describe('README documents every key', () => {
+  test('each key, with a default or not, is written by an example or in the limits table', () => {
+    const documented = new Set<string>()
+    for (const row of limitRows(README))
+      for (const k of rowKeys(row.keyCell) ?? []) documented.add(k)
+    for (const block of BLOCKS.filter((b) => b.lang === 'yaml'))
+      for (const k of keysWritten(block)) documented.add(k)
+    const missing = [...KEYS.keys()].filter(
+      (key) =>
+        !documented.has(key) &&
+        !(key in UNWRITTEN) &&
+        !(key in UNDOCUMENTED) &&
+        // A record's entries are the user's (env, authorizeParams): the record is the key.
+        !(key.endsWith('.<name>') && documented.has(key.slice(0, -'.<name>'.length))),
+    )
+    assert.deepEqual(missing, [])
+  })
+
+  test('every exception is still a key no example writes', () => {
+    const written = new Set(BLOCKS.filter((b) => b.lang === 'yaml').flatMap(keysWritten))
+    for (const key of Object.keys(UNWRITTEN)) {
+      assert.ok(KEYS.has(key), key)
+      assert.ok(!written.has(key), `${key} is written by an example now: drop the exception`)
+    }
+  })
+
+  test('drift is caught: a key no example writes is missing, a recipe fragment counts', () => {
+    const block = (text: string): Block => ({ line: 1, lang: 'yaml', text, section: 'x' })
+    assert.deepEqual(keysWritten(block('upstream: { caFile: ./ca.pem }\n')), [
+      'auth',
+      'auth.broker',
+      'auth.broker.upstream',
+      'auth.broker.upstream.caFile',
+    ])
+    assert.deepEqual(keysWritten(block('servers:\n  x: { command: y, env: { A: b } }\n')), [
+      'servers',
+      'servers.<name>',
+      'servers.<name>.command',
+      'servers.<name>.env',
+      'servers.<name>.env.<name>',
+    ])
+    assert.deepEqual(keysWritten(block('auth: { nosuchkey: 1 }\n')), ['auth'])
+  })
+})
+
 // ---------------------------------------------------------------------------------------------
 // Environment overrides: the paragraph that lists them names each variable and its key.
 
