@@ -440,6 +440,17 @@ describe('README documents every key that has a default', () => {
     assert.deepEqual(missing, [])
   })
 
+  test('every numeric key with a default (a limit) is a row of the limits table', () => {
+    // Not limits: where to listen. An endpoint's replay and polling bounds are a server's.
+    const notLimits = new Set(['listen.port', 'devIdp.port'])
+    const inTable = new Set(limitRows(README).flatMap((row) => rowKeys(row.keyCell) ?? []))
+    const missing = [...KEYS]
+      .filter(([key, k]) => typeof k.default === 'number' && !inTable.has(key))
+      .map(([key]) => key)
+      .filter((key) => !notLimits.has(key) && !(key in UNDOCUMENTED))
+    assert.deepEqual(missing, [])
+  })
+
   test('every exception is still a key with a default', () => {
     for (const key of Object.keys(UNDOCUMENTED)) assert.ok(KEYS.get(key)?.hasDefault, key)
   })
