@@ -30,6 +30,7 @@ import { ConfigError, formatProblem } from '../../gateway/config/errors.js'
 import { ENV_OVERRIDES, validateConfig } from '../../gateway/config/load.js'
 import * as S from '../../gateway/config/schema.js'
 import { parseYamlText } from '../../gateway/config/yaml.js'
+import { createMetrics, zeroGauges } from '../../gateway/observability/metrics.js'
 import { parsePins } from '../../gateway/pins/file.js'
 import { loadPolicy } from '../../gateway/policy/load.js'
 
@@ -542,6 +543,33 @@ describe('README documents every key', () => {
       'servers.<name>.env.<name>',
     ])
     assert.deepEqual(keysWritten(block('auth: { nosuchkey: 1 }\n')), ['auth'])
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// The metrics reference: a row for every metric the gateway defines, none for one it does not.
+
+/** Metric names in the first cell of the rows under "## Metrics reference". */
+function metricRows(text: string): string[] {
+  const start = text.indexOf('\n## Metrics reference\n')
+  assert.ok(start >= 0, 'README has a "## Metrics reference" section')
+  const end = text.indexOf('\n## ', start + 1)
+  return text
+    .slice(start, end)
+    .split('\n')
+    .filter((l) => l.startsWith('| `mcp_edge_'))
+    .flatMap((l) => [...l.split('|')[1]!.matchAll(/`(mcp_edge_\w+)`/g)].map((m) => m[1]!))
+}
+
+describe('README metrics reference', () => {
+  test('each metric the gateway defines (prom-client defaults aside) is a row, and only those', () => {
+    const metrics = createMetrics(zeroGauges())
+    const defined = metrics.registry
+      .getMetricsAsArray()
+      .map((m) => m.name)
+      .filter((name) => !/^mcp_edge_(process_|nodejs_)/.test(name))
+    assert.ok(defined.length > 20, `${defined.length} metrics`)
+    assert.deepEqual([...new Set(metricRows(README))].sort(), defined.sort())
   })
 })
 
