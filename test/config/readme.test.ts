@@ -1,6 +1,8 @@
 // The README cannot drift from the schema: every row of its limits table names a key the
 // schema has, with the schema's default; every key with a default is documented (the limits
-// table, or the annotated configuration reference); the reference states defaults truly; and
+// table, or the annotated configuration reference); every key, with a default or not, is written
+// by some example; every numeric key with a default (a limit) is a row of the limits table; the
+// reference states defaults truly; the metrics reference lists exactly the gateway's metrics; and
 // every YAML example loads with the gateway's own validators (config, policy, pin file).
 //
 // How the README writes things, and how this file reads them:
