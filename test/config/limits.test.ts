@@ -6,6 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { stringify } from 'yaml'
+import type { z } from 'zod'
 import * as S from '../../gateway/config/schema.js'
 import { ConfigError } from '../../gateway/config/errors.js'
 import { loadConfigFile, validateConfig } from '../../gateway/config/load.js'
@@ -466,6 +467,131 @@ describe('limits: a value out of range is refused at its file:line', () => {
         [{ file, line: lineOf(text, c.key), path: c.key, message: c.message }],
       )
       assert.ok(err.message.includes(`${file}:${lineOf(text, c.key)}:`), err.message)
+    })
+  }
+})
+
+/** A numeric key of the schema that has a default, and the range zod enforces on it. */
+interface NumericKey {
+  /** Dotted, `<name>` for a record's key. */
+  key: string
+  default: number
+  min: number
+  max: number
+}
+
+/** Every numeric key with a default: the class of key the cases above list by hand. */
+function numericKeys(): NumericKey[] {
+  const found: NumericKey[] = []
+  const walk = (schema: z.ZodType, at: string[], fallback?: unknown): void => {
+    const def = (schema as unknown as { _zod: { def: Record<string, unknown> } })._zod.def
+    switch (def.type) {
+      case 'default':
+        return walk(def.innerType as z.ZodType, at, def.defaultValue)
+      case 'prefault':
+      case 'optional':
+        return walk(def.innerType as z.ZodType, at, fallback)
+      case 'object':
+        for (const [k, v] of Object.entries(def.shape as Record<string, z.ZodType>))
+          walk(v, [...at, k])
+        return
+      case 'record':
+        return walk(def.valueType as z.ZodType, [...at, '<name>'])
+      case 'number': {
+        if (typeof fallback !== 'number') return
+        const n = schema as z.ZodNumber
+        found.push({
+          key: at.join('.'),
+          default: fallback,
+          min: n.minValue ?? Number.MIN_SAFE_INTEGER,
+          max: n.maxValue ?? Number.MAX_SAFE_INTEGER,
+        })
+        return
+      }
+      default:
+        return
+    }
+  }
+  walk(S.configSchema, [])
+  return found
+}
+
+/**
+ * Sections a file opts into (off unless set), with what they need beside them: a key inside
+ * has its default only once its section is there.
+ */
+const OPT_IN: Record<string, Record<string, unknown>> = {
+  'servers.echo.ssePolling': {
+    'servers.echo.ssePolling': { closeAfter: 30_000 },
+    'servers.echo.responses': 'sse',
+    'servers.echo.resumability': { enabled: true },
+  },
+  'endpoints.all.ssePolling': {
+    'endpoints.all.ssePolling': { closeAfter: 30_000 },
+    'endpoints.all.resumability': { enabled: true },
+  },
+}
+
+/** A dotted schema key as a file sets it (a server echo, an endpoint all), and what it needs. */
+function located(key: string): { key: string; base: Record<string, unknown> } {
+  const at = key
+    .replace(/^servers\.<name>\./, 'servers.echo.')
+    .replace(/^endpoints\.<name>\./, 'endpoints.all.')
+  let base: Record<string, unknown> = at.startsWith('auth.broker.')
+    ? BROKER
+    : at.startsWith('auth.tokenExchange.')
+      ? EXCHANGE
+      : at.startsWith('endpoints.')
+        ? ENDPOINT
+        : SERVERS
+  for (const [section, settings] of Object.entries(OPT_IN))
+    if (at.startsWith(`${section}.`))
+      for (const [k, v] of Object.entries(settings)) base = withValue(base, k, v)
+  return { key: at, base }
+}
+
+describe('limits: every numeric key with a default, not listed above, has it and its range', () => {
+  const listed = new Set(cases.map((c) => c.key))
+  const keys = numericKeys().filter((k) => !listed.has(located(k.key).key))
+
+  test('the schema has such keys, and the walk finds the ones listed by hand', () => {
+    const all = new Set(numericKeys().map((k) => located(k.key).key))
+    assert.ok(all.size > 100, `${all.size} numeric keys`)
+    for (const key of listed) assert.ok(all.has(key), key)
+  })
+
+  for (const k of keys) {
+    const { key, base } = located(k.key)
+    test(`${key} defaults to ${k.default}, and ${k.min}..${k.max} is enforced at its line`, async () => {
+      const options = { file: 'x', baseDir: '/' }
+      assert.equal(valueAt(validateConfig(base, options), key), k.default)
+      assert.equal(
+        valueAt(validateConfig(withValue(base, key, k.default), options), key),
+        k.default,
+      )
+      const bad: [number, string][] = []
+      if (k.min > Number.MIN_SAFE_INTEGER) bad.push([k.min - 1, min(k.min)])
+      if (k.max < Number.MAX_SAFE_INTEGER) bad.push([k.max + 1, max(k.max)])
+      assert.ok(bad.length > 0, `${key} has no bound`)
+      for (const [value, message] of bad) {
+        const text = stringify(withValue(base, key, value))
+        const file = path.join(dir, `numeric-${++n}.yaml`)
+        await writeFile(file, text)
+        let err: unknown
+        try {
+          loadConfigFile(file, {})
+        } catch (e) {
+          err = e
+        }
+        assert.ok(err instanceof ConfigError, `${key}: ${value} loaded`)
+        // The range, at the key's line; a limit bounding another may be named too (relations).
+        const own = err.problems.filter((p) => p.path === key)
+        assert.deepEqual(
+          own.filter((p) => p.message === message).map((p) => p.line),
+          [lineOf(text, key)],
+          `${key}: ${value}: ${own.map((p) => p.message).join('; ')}`,
+        )
+      }
     })
   }
 })

@@ -1,6 +1,8 @@
 // The README cannot drift from the schema: every row of its limits table names a key the
 // schema has, with the schema's default; every key with a default is documented (the limits
-// table, or the annotated configuration reference); the reference states defaults truly; and
+// table, or the annotated configuration reference); every key, with a default or not, is written
+// by some example; every numeric key with a default (a limit) is a row of the limits table; the
+// reference states defaults truly; the metrics reference lists exactly the gateway's metrics; and
 // every YAML example loads with the gateway's own validators (config, policy, pin file).
 //
 // How the README writes things, and how this file reads them:
@@ -30,6 +32,7 @@ import { ConfigError, formatProblem } from '../../gateway/config/errors.js'
 import { ENV_OVERRIDES, validateConfig } from '../../gateway/config/load.js'
 import * as S from '../../gateway/config/schema.js'
 import { parseYamlText } from '../../gateway/config/yaml.js'
+import { createMetrics, zeroGauges } from '../../gateway/observability/metrics.js'
 import { parsePins } from '../../gateway/pins/file.js'
 import { loadPolicy } from '../../gateway/policy/load.js'
 
@@ -440,6 +443,17 @@ describe('README documents every key that has a default', () => {
     assert.deepEqual(missing, [])
   })
 
+  test('every numeric key with a default (a limit) is a row of the limits table', () => {
+    // Not limits: where to listen. An endpoint's replay and polling bounds are a server's.
+    const notLimits = new Set(['listen.port', 'devIdp.port'])
+    const inTable = new Set(limitRows(README).flatMap((row) => rowKeys(row.keyCell) ?? []))
+    const missing = [...KEYS]
+      .filter(([key, k]) => typeof k.default === 'number' && !inTable.has(key))
+      .map(([key]) => key)
+      .filter((key) => !notLimits.has(key) && !(key in UNDOCUMENTED))
+    assert.deepEqual(missing, [])
+  })
+
   test('every exception is still a key with a default', () => {
     for (const key of Object.keys(UNDOCUMENTED)) assert.ok(KEYS.get(key)?.hasDefault, key)
   })
@@ -451,6 +465,113 @@ describe('README documents every key that has a default', () => {
       const server = KEYS.get(key.replace(/^endpoints\./, 'servers.'))
       assert.deepEqual([server?.hasDefault, server?.default], [k.hasDefault, k.default], key)
     }
+  })
+})
+
+/**
+ * Every key of the file a YAML example writes (any section's, a broker recipe's `upstream:`
+ * fragment as auth.broker.upstream), dotted as KEYS names them.
+ */
+function keysWritten(block: Block): string[] {
+  let value: unknown
+  try {
+    value = parseYamlText(`README.md:${block.line}`, block.text).value
+  } catch {
+    return []
+  }
+  const root = obj(value)
+  const tree =
+    'upstream' in root ? { ...root, auth: { broker: { upstream: root.upstream } } } : root
+  const found: string[] = []
+  const visit = (v: unknown, at: string[]) => {
+    if (at.length > 0) found.push(at.join('.'))
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return
+    for (const [k, x] of Object.entries(v)) {
+      const key = [...at, k].join('.')
+      const named = [...at, '<name>'].join('.')
+      if (KEYS.has(key)) visit(x, [...at, k])
+      else if (KEYS.has(named)) visit(x, [...at, '<name>'])
+    }
+  }
+  visit(tree, [])
+  return found
+}
+
+/** Keys with no default that no example writes, each with where the README says them instead. */
+const UNWRITTEN: Record<string, string> = {
+  'auth.tokenExchange.tokenEndpoint':
+    'a comment of the tokenExchange example ("# tokenEndpoint: … default: the issuer\'s discovery document"): setting it in the example would hide the default',
+}
+
+describe('README documents every key', () => {
+  test('each key, with a default or not, is written by an example or in the limits table', () => {
+    const documented = new Set<string>()
+    for (const row of limitRows(README))
+      for (const k of rowKeys(row.keyCell) ?? []) documented.add(k)
+    for (const block of BLOCKS.filter((b) => b.lang === 'yaml'))
+      for (const k of keysWritten(block)) documented.add(k)
+    const missing = [...KEYS.keys()].filter(
+      (key) =>
+        !documented.has(key) &&
+        !(key in UNWRITTEN) &&
+        !(key in UNDOCUMENTED) &&
+        // A record's entries are the user's (env, authorizeParams): the record is the key.
+        !(key.endsWith('.<name>') && documented.has(key.slice(0, -'.<name>'.length))),
+    )
+    assert.deepEqual(missing, [])
+  })
+
+  test('every exception is still a key no example writes', () => {
+    const written = new Set(BLOCKS.filter((b) => b.lang === 'yaml').flatMap(keysWritten))
+    for (const key of Object.keys(UNWRITTEN)) {
+      assert.ok(KEYS.has(key), key)
+      assert.ok(!written.has(key), `${key} is written by an example now: drop the exception`)
+    }
+  })
+
+  test('drift is caught: a key no example writes is missing, a recipe fragment counts', () => {
+    const block = (text: string): Block => ({ line: 1, lang: 'yaml', text, section: 'x' })
+    assert.deepEqual(keysWritten(block('upstream: { caFile: ./ca.pem }\n')), [
+      'auth',
+      'auth.broker',
+      'auth.broker.upstream',
+      'auth.broker.upstream.caFile',
+    ])
+    assert.deepEqual(keysWritten(block('servers:\n  x: { command: y, env: { A: b } }\n')), [
+      'servers',
+      'servers.<name>',
+      'servers.<name>.command',
+      'servers.<name>.env',
+      'servers.<name>.env.<name>',
+    ])
+    assert.deepEqual(keysWritten(block('auth: { nosuchkey: 1 }\n')), ['auth'])
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// The metrics reference: a row for every metric the gateway defines, none for one it does not.
+
+/** Metric names in the first cell of the rows under "## Metrics reference". */
+function metricRows(text: string): string[] {
+  const start = text.indexOf('\n## Metrics reference\n')
+  assert.ok(start >= 0, 'README has a "## Metrics reference" section')
+  const end = text.indexOf('\n## ', start + 1)
+  return text
+    .slice(start, end)
+    .split('\n')
+    .filter((l) => l.startsWith('| `mcp_edge_'))
+    .flatMap((l) => [...l.split('|')[1]!.matchAll(/`(mcp_edge_\w+)`/g)].map((m) => m[1]!))
+}
+
+describe('README metrics reference', () => {
+  test('each metric the gateway defines (prom-client defaults aside) is a row, and only those', () => {
+    const metrics = createMetrics(zeroGauges())
+    const defined = metrics.registry
+      .getMetricsAsArray()
+      .map((m) => m.name)
+      .filter((name) => !/^mcp_edge_(process_|nodejs_)/.test(name))
+    assert.ok(defined.length > 20, `${defined.length} metrics`)
+    assert.deepEqual([...new Set(metricRows(README))].sort(), defined.sort())
   })
 })
 
