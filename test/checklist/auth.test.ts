@@ -205,3 +205,23 @@ describe('C: token validation', () => {
     assert.equal(c.status, 200, c.text)
   })
 })
+
+describe('C14: an IdP out of reach', () => {
+  let own: Stack
+  before(async () => {
+    own = await startStack()
+  })
+  after(() => own.close())
+
+  it('C14: a token whose key must be fetched while the IdP is down is 503, not 401', async () => {
+    const token = await own.token('alice')
+    const warm = await postMcp(own.local('echo'), INIT, { authorization: `Bearer ${token}` })
+    assert.equal(warm.status, 200, warm.text)
+    await own.idp.close()
+    const res = await postMcp(own.local('echo'), INIT, {
+      authorization: `Bearer ${await own.forge({ sub: 'carol' }, { kid: 'rotated-away' })}`,
+    })
+    assert.equal(res.status, 503, res.text)
+    assert.equal(res.headers['mcp-session-id'], undefined)
+  })
+})
