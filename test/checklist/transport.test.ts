@@ -241,6 +241,10 @@ describe('E: sessions and stdio hardening', () => {
     // control: the header form is the session
     const ok = await post('echo', list, { authorization: `Bearer ${alice}`, 'mcp-session-id': sid })
     assert.equal(ok.status, 200)
+    // The id leaks nowhere the gateway writes: logs and audit carry at most a prefix of it.
+    assert.ok(stack.logLines.length > 0)
+    for (const line of stack.logLines) assert.ok(!line.includes(sid), line)
+    for (const event of stack.audit()) assert.ok(!JSON.stringify(event).includes(sid))
   })
 })
 
