@@ -17,6 +17,7 @@ import type { OutputCaps } from './result-cap.js'
 import { asksForTask, capTaskStatus, TaskBook, type TaskTool } from './tasks.js'
 import type { CredentialGate, GatedSession } from './credential-gate.js'
 import { RPC } from './errors.js'
+import { capabilityOf, refuseUndeclared } from './modern-call.js'
 import { exchange, initializeTimeout } from './handshake.js'
 import { SessionEventStore } from './event-store.js'
 import {
@@ -562,6 +563,12 @@ export class Session implements GatedSession {
       this.o.log.warn('server sent an invalid JSON-RPC message; dropped')
       return
     }
+    // Only negotiated capabilities are used (MCP lifecycle §Operation, checklist D27): a request
+    // for one the client did not declare at initialize is refused here, never relayed to it.
+    if (env.kind === 'request' && !this.declared(capabilityOf(env.method))) {
+      this.child.send(refuseUndeclared(env.id, env.method)).catch(() => {})
+      return
+    }
     // What the server sends on its own follows the policy loaded now (as on a listen stream).
     const policy = this.o.policy?.current
     if (policy !== undefined) {
@@ -671,6 +678,15 @@ export class Session implements GatedSession {
   private whenIdle(): Promise<void> {
     if (this.forwardedCount() === 0) return Promise.resolve()
     return new Promise((resolve) => this.idleWaiters.push(resolve))
+  }
+
+  /** Whether the client declared `capability` at initialize (none needed: true). */
+  private declared(capability: string | undefined): boolean {
+    if (capability === undefined) return true
+    const caps = this.initParams?.capabilities
+    if (typeof caps !== 'object' || caps === null) return false
+    const value = (caps as Record<string, unknown>)[capability]
+    return Object.hasOwn(caps, capability) && typeof value === 'object' && value !== null
   }
 
   /** Whether a URL elicitation can reach the client: declared at initialize, and a stream to carry it. */

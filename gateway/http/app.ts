@@ -156,6 +156,12 @@ export function createApp(d: AppDeps): Hono<Vars> {
         },
       })
     }
+    // Metadata is only read: any other method is 405 naming what is allowed (checklist A19),
+    // not a 404 that reads as "no such resource".
+    if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && c.req.path.startsWith(PRM_PREFIX))
+      return rpcErrorResponse(405, -32000, 'method not allowed', {
+        headers: { allow: 'GET, HEAD', 'access-control-allow-origin': '*' },
+      })
     await next()
     c.res.headers.set('access-control-allow-origin', '*')
   })

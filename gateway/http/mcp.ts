@@ -175,6 +175,11 @@ function serverHandler(d: McpEndpointDeps) {
       }
       const rejected = classifierRefusal(route, body)
       if (rejected) return rejected
+      const unbatched = batchAfter20250326(
+        body,
+        sessionId && d.registry.find(sessionId, server, principal),
+      )
+      if (unbatched) return unbatched
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
       // An existing session's version is known now; an initialize's when its server answers.
       const known =
@@ -357,6 +362,11 @@ function endpointHandler(d: McpEndpointDeps) {
       }
       const rejected = classifierRefusal(route, body)
       if (rejected) return rejected
+      const unbatched = batchAfter20250326(
+        body,
+        sessionId && sessions.find(sessionId, name, principal),
+      )
+      if (unbatched) return unbatched
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
       const caller = { principal, bearer: bearerOf(c), log: log(), accepted }
       const known =
@@ -522,4 +532,22 @@ export function bearerOf(c: Context): string | undefined {
 function idOf(body: unknown): string | number | null {
   const id = (body as { id?: unknown } | null)?.id
   return typeof id === 'string' || typeof id === 'number' ? id : null
+}
+
+/**
+ * Batches are 2025-03-26's alone: 2025-06-18 removed them, so on a session negotiated at a later
+ * revision a batch is refused whole (400 -32600, no id) before any of it is decided or relayed
+ * (checklist D3; a 2025-03-26 session keeps them, F6).
+ */
+function batchAfter20250326(
+  body: unknown,
+  session: { version: string | undefined } | undefined | '',
+): Response | undefined {
+  if (!Array.isArray(body) || !session || session.version === undefined) return undefined
+  if (session.version <= '2025-03-26') return undefined
+  return rpcErrorResponse(
+    400,
+    -32600,
+    `Invalid Request: protocol ${session.version} has no batches; send one message per request`,
+  )
 }
