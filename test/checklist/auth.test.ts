@@ -6,23 +6,17 @@ import { after, before, describe, it } from 'node:test'
 import { generateKeyPair, SignJWT } from 'jose'
 import { postMcp } from '../helpers/post-mcp.js'
 import { startStack, type Stack } from '../helpers/stack.js'
+import { initBody, openSession as openIn } from './open-session.js'
 
-const INIT = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: {
-    protocolVersion: '2025-11-25',
-    capabilities: {},
-    clientInfo: { name: 't', version: '0' },
-  },
-}
+const INIT = initBody()
 
 let stack: Stack
 before(async () => {
   stack = await startStack()
 })
 after(() => stack.close())
+
+const openSession = (server: string, token: string) => openIn(stack, server, token)
 
 const post = (server: string, body: unknown, headers: Record<string, string> = {}) =>
   postMcp(stack.local(server), body, headers)
@@ -37,19 +31,6 @@ function params(challenge: string): [string, string][] {
   return [...challenge.slice('Bearer '.length).matchAll(/([A-Za-z_]+)="((?:[^"\\]|\\.)*)"/g)].map(
     (m) => [m[1]!, m[2]!],
   )
-}
-
-async function openSession(server: string, token: string): Promise<string> {
-  const res = await post(server, INIT, { authorization: `Bearer ${token}` })
-  assert.equal(res.status, 200, res.text)
-  const sid = res.headers['mcp-session-id'] as string
-  const done = await post(
-    server,
-    { jsonrpc: '2.0', method: 'notifications/initialized' },
-    { authorization: `Bearer ${token}`, 'mcp-session-id': sid },
-  )
-  assert.equal(done.status, 202)
-  return sid
 }
 
 describe('B: challenges', () => {

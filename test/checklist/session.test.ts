@@ -11,14 +11,10 @@ import { request } from 'undici'
 import { postMcp } from '../helpers/post-mcp.js'
 import { Events } from '../helpers/sse-events.js'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { initBody, openSession as openIn } from './open-session.js'
 
 const ACCEPT = 'application/json, text/event-stream'
-const init = (capabilities: Record<string, unknown> = {}) => ({
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: { protocolVersion: '2025-11-25', capabilities, clientInfo: { name: 't', version: '0' } },
-})
+const init = initBody
 
 // Answers initialize and tools/list; on tools/call asks the client to sample, and reports
 // whether it was answered or refused (and with what) as the call's result. Every read is the
@@ -66,25 +62,11 @@ before(async () => {
 })
 after(() => stack.close())
 
+const openSession = (server: string, token: string, capabilities: Record<string, unknown> = {}) =>
+  openIn(stack, server, token, capabilities)
+
 const post = (server: string, body: unknown, headers: Record<string, string> = {}) =>
   postMcp(stack.local(server), body, headers)
-
-async function openSession(
-  server: string,
-  token: string,
-  capabilities: Record<string, unknown> = {},
-): Promise<string> {
-  const res = await post(server, init(capabilities), { authorization: `Bearer ${token}` })
-  assert.equal(res.status, 200, res.text)
-  const sid = res.headers['mcp-session-id'] as string
-  const done = await post(
-    server,
-    { jsonrpc: '2.0', method: 'notifications/initialized' },
-    { authorization: `Bearer ${token}`, 'mcp-session-id': sid },
-  )
-  assert.equal(done.status, 202)
-  return sid
-}
 
 describe('A: discovery from the challenge', () => {
   it('A4: each server challenges with its own metadata URL, whose resource is that server', async () => {

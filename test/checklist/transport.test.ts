@@ -6,15 +6,11 @@ import { after, before, describe, it } from 'node:test'
 import { Pool, request } from 'undici'
 import { postMcp } from '../helpers/post-mcp.js'
 import { startStack, type Stack } from '../helpers/stack.js'
+import { initBody, openSession as openIn } from './open-session.js'
 
 const ACCEPT = 'application/json, text/event-stream'
 const V = '2026-07-28'
-const init = (protocolVersion = '2025-11-25') => ({
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: { protocolVersion, capabilities: {}, clientInfo: { name: 't', version: '0' } },
-})
+const init = (protocolVersion = '2025-11-25') => initBody({}, protocolVersion)
 
 let stack: Stack
 let alice: string
@@ -24,21 +20,10 @@ before(async () => {
 })
 after(() => stack.close())
 
+const openSession = (server: string, token: string) => openIn(stack, server, token)
+
 const post = (server: string, body: unknown, headers: Record<string, string> = {}) =>
   postMcp(stack.local(server), body, headers)
-
-async function openSession(server: string, token: string): Promise<string> {
-  const res = await post(server, init(), { authorization: `Bearer ${token}` })
-  assert.equal(res.status, 200, res.text)
-  const sid = res.headers['mcp-session-id'] as string
-  const done = await post(
-    server,
-    { jsonrpc: '2.0', method: 'notifications/initialized' },
-    { authorization: `Bearer ${token}`, 'mcp-session-id': sid },
-  )
-  assert.equal(done.status, 202)
-  return sid
-}
 
 describe('A: protected resource metadata', () => {
   it('A16: each authorization_servers entry is byte-equal to the issuer its metadata names', async () => {
