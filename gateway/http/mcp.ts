@@ -175,10 +175,9 @@ function serverHandler(d: McpEndpointDeps) {
       }
       const rejected = classifierRefusal(route, body)
       if (rejected) return rejected
-      const unbatched = batchAfter20250326(
-        body,
-        sessionId && d.registry.find(sessionId, server, principal),
-      )
+      const unbatched =
+        Array.isArray(body) &&
+        batchAfter20250326(sessionId && d.registry.find(sessionId, server, principal))
       if (unbatched) return unbatched
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
       // An existing session's version is known now; an initialize's when its server answers.
@@ -362,10 +361,9 @@ function endpointHandler(d: McpEndpointDeps) {
       }
       const rejected = classifierRefusal(route, body)
       if (rejected) return rejected
-      const unbatched = batchAfter20250326(
-        body,
-        sessionId && sessions.find(sessionId, name, principal),
-      )
+      const unbatched =
+        Array.isArray(body) &&
+        batchAfter20250326(sessionId && sessions.find(sessionId, name, principal))
       if (unbatched) return unbatched
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
       const caller = { principal, bearer: bearerOf(c), log: log(), accepted }
@@ -537,13 +535,13 @@ function idOf(body: unknown): string | number | null {
 /**
  * Batches are 2025-03-26's alone: 2025-06-18 removed them, so on a session negotiated at a later
  * revision a batch is refused whole (400 -32600, no id) before any of it is decided or relayed
- * (checklist D3; a 2025-03-26 session keeps them, F6).
+ * (checklist D3; a 2025-03-26 session keeps them, F6). Asked of a batch only: the session is
+ * looked up for it alone, not on every request's path.
  */
 function batchAfter20250326(
-  body: unknown,
   session: { version: string | undefined } | undefined | '',
 ): Response | undefined {
-  if (!Array.isArray(body) || !session || session.version === undefined) return undefined
+  if (!session || session.version === undefined) return undefined
   if (session.version <= '2025-03-26') return undefined
   return rpcErrorResponse(
     400,
