@@ -137,7 +137,9 @@ function logStderr(
   let lines = 0
   let dropped = 0
   // Redacted before it is cut: a cut must not leave half a secret showing, so what is kept of a
-  // line is as long as the longest form of a secret past the cut (and no more is held).
+  // line is as long as the longest form of a secret past the cut (and no more is held). The
+  // redactor cuts at lineMax of the line as written: each `[redacted]` shortens the line, and
+  // cutting after would show text from past the kept cut (where a secret may be cut in half).
   const splitter = new LineSplitter(bounds.lineMax + redact.longest, (line) => {
     const now = Date.now()
     if (now - windowStart >= bounds.window) {
@@ -150,7 +152,7 @@ function logStderr(
       dropped++
       return
     }
-    log().info({ stderr: redact(line).slice(0, bounds.lineMax) }, 'server stderr')
+    log().info({ stderr: redact(line, bounds.lineMax).slice(0, bounds.lineMax) }, 'server stderr')
   })
   stream.on('data', (chunk: Buffer) => splitter.write(chunk))
   stream.once('end', () => splitter.end())
