@@ -101,11 +101,30 @@ export async function spawnChild(
         )
     }
   })
-  proc.once('close', () => {
+  // Gone once it has exited and its stdout (every message it wrote) is read; its stderr is not
+  // waited for. The process's 'close' waits for every pipe: one that exited leaving a descendant
+  // holding its stderr (a helper it started) was alive to the gateway while that one lived,
+  // its requests written to a dead process. A stdout held open past the exit is not waited for
+  // past stopGrace.
+  let ended = false
+  const gone = () => {
+    if (ended) return
+    ended = true
     alive = false
     markExited()
     child.onexit?.()
+  }
+  let exitSeen = false
+  proc.stdout.once('close', () => {
+    if (exitSeen) gone()
   })
+  proc.once('exit', () => {
+    exitSeen = true
+    if (proc.stdout.closed) return gone()
+    const late = setTimeout(() => proc.stdout.destroy(), config.stopGrace).unref()
+    proc.stdout.once('close', () => clearTimeout(late))
+  })
+  proc.once('close', gone)
   logStderr(proc.stderr, () => current, config.stderr, blot)
   return child
 }

@@ -5,9 +5,13 @@
 // several times in a long line, text from past the kept cut (lineMax + the longest form of a
 // secret) moved up under lineMax, and a secret the cut left in half was not recognised there:
 // its first characters were logged in the clear.
+// Finding: a process was taken for alive until its stderr closed (the child's 'close' event):
+// one that exited leaving a descendant holding its stderr (a helper or daemon it started) was
+// alive to the gateway for as long as that one lived, so its session or lane was not ended
+// and its requests were written to a dead process, each waiting out requestTimeout.
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
-import { describe, it } from 'node:test'
+import { after, describe, it } from 'node:test'
 import { pino } from 'pino'
 import { spawnChild } from '../../gateway/bridge/child.js'
 import { configSchema } from '../../gateway/config/schema.js'
@@ -64,5 +68,48 @@ describe('stop 25d: no part of a secret past the kept cut reaches the log', () =
         assert.ok(out.startsWith('[redacted]'), out)
       })
     }
+  }
+})
+
+describe('stop 25d: a process that exits is gone, whoever still holds its stderr', () => {
+  const grandchildren: number[] = []
+  after(() => {
+    for (const pid of grandchildren)
+      try {
+        process.kill(pid)
+      } catch {}
+  })
+  for (const holds of ['stderr', 'stderr and stdout'] as const) {
+    it(`a descendant holding its ${holds}: exited, not alive, onexit called`, async () => {
+      const stdio =
+        holds === 'stderr' ? "['ignore', 'ignore', 'inherit']" : "['ignore', 'inherit', 'inherit']"
+      // The process starts a long-lived descendant, says its pid (a JSON-RPC notification on
+      // stdout), writes a last line to stderr, and exits.
+      const script = `const c = require('child_process').spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600000)'], { stdio: ${stdio} })
+        process.stdout.write(JSON.stringify({ jsonrpc: '2.0', method: 'pid', params: { pid: c.pid } }) + '\\n')
+        process.stderr.write('last words\\n')
+        setTimeout(() => process.exit(0), 50)`
+      const config = configSchema.parse({
+        servers: { f: { command: process.execPath, args: ['-e', script], stopGrace: 200 } },
+      }).servers.f!
+      const child = await spawnChild(config, pino({ level: 'silent' }))
+      const pid = await new Promise<number>((resolve) => {
+        child.onmessage = (m) => resolve((m as unknown as { params: { pid: number } }).params.pid)
+      })
+      grandchildren.push(pid)
+      let onexit = false
+      child.onexit = () => (onexit = true)
+      // Failing, it waits for the descendant (ten minutes): 20 s bounds the test, not the fix.
+      const seen = await Promise.race([
+        child.exited.then(() => 'exited'),
+        new Promise((r) => setTimeout(r, 20_000, 'still alive').unref()),
+      ])
+      assert.equal(seen, 'exited')
+      assert.equal(child.alive, false)
+      assert.equal(onexit, true)
+      // The descendant is still there: the exit was seen without it.
+      assert.doesNotThrow(() => process.kill(pid, 0))
+      await child.close()
+    })
   }
 })
