@@ -101,11 +101,30 @@ export async function spawnChild(
         )
     }
   })
-  proc.once('close', () => {
+  // Gone once it has exited and its stdout (every message it wrote) is read; its stderr is not
+  // waited for. The process's 'close' waits for every pipe: one that exited leaving a descendant
+  // holding its stderr (a helper it started) was alive to the gateway while that one lived,
+  // its requests written to a dead process. A stdout held open past the exit is not waited for
+  // past stopGrace.
+  let ended = false
+  const gone = () => {
+    if (ended) return
+    ended = true
     alive = false
     markExited()
     child.onexit?.()
+  }
+  let exitSeen = false
+  proc.stdout.once('close', () => {
+    if (exitSeen) gone()
   })
+  proc.once('exit', () => {
+    exitSeen = true
+    if (proc.stdout.closed) return gone()
+    const late = setTimeout(() => proc.stdout.destroy(), config.stopGrace).unref()
+    proc.stdout.once('close', () => clearTimeout(late))
+  })
+  proc.once('close', gone)
   logStderr(proc.stderr, () => current, config.stderr, blot)
   return child
 }
@@ -137,7 +156,9 @@ function logStderr(
   let lines = 0
   let dropped = 0
   // Redacted before it is cut: a cut must not leave half a secret showing, so what is kept of a
-  // line is as long as the longest form of a secret past the cut (and no more is held).
+  // line is as long as the longest form of a secret past the cut (and no more is held). The
+  // redactor cuts at lineMax of the line as written: each `[redacted]` shortens the line, and
+  // cutting after would show text from past the kept cut (where a secret may be cut in half).
   const splitter = new LineSplitter(bounds.lineMax + redact.longest, (line) => {
     const now = Date.now()
     if (now - windowStart >= bounds.window) {
@@ -150,7 +171,7 @@ function logStderr(
       dropped++
       return
     }
-    log().info({ stderr: redact(line).slice(0, bounds.lineMax) }, 'server stderr')
+    log().info({ stderr: redact(line, bounds.lineMax).slice(0, bounds.lineMax) }, 'server stderr')
   })
   stream.on('data', (chunk: Buffer) => splitter.write(chunk))
   stream.once('end', () => splitter.end())

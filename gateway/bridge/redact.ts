@@ -19,7 +19,7 @@
  * line: each search is `indexOf` from where the last match ended, or a fixed text between
  * one-character look-arounds (nothing to backtrack into).
  */
-export type Redactor = ((line: string) => string) & { longest: number }
+export type Redactor = ((line: string, upTo?: number) => string) & { longest: number }
 
 /**
  * A value shorter than this (in characters) is blotted only where it stands alone: not next
@@ -56,6 +56,9 @@ interface Secret {
 /**
  * A redacting function for `values`, and the length of the longest text it may blot (a
  * caller cutting a line reads that much past the cut, so no half secret is left showing).
+ * With `upTo`, only the line's first `upTo` characters are given back (a value starting before
+ * them blotted whole): cutting the redacted text instead would let text from past the cut,
+ * where a value may stand cut in half, move up as each `[redacted]` shortens the line.
  */
 export function redactor(values: readonly string[]): Redactor {
   const secrets: Secret[] = []
@@ -85,11 +88,12 @@ export function redactor(values: readonly string[]): Redactor {
     }
     longest = Math.max(longest, v.length, bytes.length * WIDEST_ENCODING)
   }
-  if (secrets.length === 0) return Object.assign((line: string) => line, { longest: 0 })
+  if (secrets.length === 0)
+    return Object.assign((line: string, upTo?: number) => line.slice(0, upTo), { longest: 0 })
   const anywhere = [...plain]
   const inBase64 = secrets.filter((s) => s.encoded)
   return Object.assign(
-    (line: string) => {
+    (line: string, upTo = line.length) => {
       const hits = new Hits()
       for (const f of anywhere)
         for (let i = line.indexOf(f); i !== -1; i = line.indexOf(f, i + f.length))
@@ -104,7 +108,7 @@ export function redactor(values: readonly string[]): Redactor {
         findByteList(line, 10, inBase64, hits)
         findByteList(line, 16, inBase64, hits)
       }
-      return hits.blot(line)
+      return hits.blot(line, upTo)
     },
     { longest },
   )
@@ -118,21 +122,23 @@ class Hits {
     this.starts.push(start)
     this.ends.push(end)
   }
-  blot(line: string): string {
-    if (this.starts.length === 0) return line
+  /** The line's first `upTo` characters, each range starting among them blotted whole. */
+  blot(line: string, upTo: number): string {
+    if (this.starts.length === 0) return line.slice(0, upTo)
     const order = this.starts.map((_, i) => i).sort((a, b) => this.starts[a]! - this.starts[b]!)
     let out = ''
     let at = 0
     let i = 0
     while (i < order.length) {
       const start = this.starts[order[i]!]!
+      if (start >= upTo) break
       let end = this.ends[order[i]!]!
       for (i++; i < order.length && this.starts[order[i]!]! < end; i++)
         end = Math.max(end, this.ends[order[i]!]!)
       out += `${line.slice(at, Math.max(at, start))}[redacted]`
       at = Math.max(at, end)
     }
-    return out + line.slice(at)
+    return out + line.slice(at, Math.max(at, upTo))
   }
 }
 
