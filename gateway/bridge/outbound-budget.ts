@@ -159,6 +159,11 @@ export class QueueBudget {
     private readonly onIdle?: () => void,
   ) {}
 
+  /** The limits its streams are held to. */
+  get limits(): QueueLimits {
+    return this.outbound.limits
+  }
+
   /** A new stream charged to this budget. */
   stream(o: StreamOptions = {}): OutboundStream {
     const stream = new OutboundStream(this, this.outbound.limits, {

@@ -10,8 +10,10 @@ import {
   initializeChild,
   initializeTimeout,
   preinitialized,
+  refusal,
   type InitResult,
 } from './handshake.js'
+import { envelope } from './jsonrpc.js'
 
 /**
  * Delay between handing out a warm process and spawning its replacement, in ms. Not a setting:
@@ -359,6 +361,17 @@ export class ProcessPool {
           return this.afterFailure()
         }
         this.initialized.set(child, init)
+        // Initialized and idle, it may ask (it was promised no client capabilities): refused
+        // at once, not left waiting for an answer no one sends (preinitialized() does it later).
+        child.onmessage = (m) => {
+          const env = envelope(m)
+          if (env.kind !== 'request') return
+          this.o.log.debug(
+            { pid: child.pid, method: env.method },
+            'warm server process asked; refused',
+          )
+          void child.send(refusal(env.id, env.method)).catch(() => {})
+        }
         attempt.succeeded()
       }
       loaded()

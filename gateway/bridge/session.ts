@@ -19,6 +19,7 @@ import type { CredentialGate, GatedSession } from './credential-gate.js'
 import { RPC } from './errors.js'
 import { capabilityOf, refuseUndeclared } from './modern-call.js'
 import { exchange, initializeTimeout } from './handshake.js'
+import { EarlyRequests } from './early-requests.js'
 import { SessionEventStore } from './event-store.js'
 import {
   type Envelope,
@@ -115,6 +116,16 @@ export function ownerKey(p: Pick<Principal, 'iss' | 'sub'>): string {
 
 const owners = new WeakMap<object, { iss: string; sub: string; key: string }>()
 
+/**
+ * Whether a client message says the session is past its initialization: `initialized`, or (a
+ * client that never sends it) a request other than initialize or ping. The process's requests
+ * held until then go to the client (checklist D28).
+ */
+function operating(env: Envelope): boolean {
+  if (env.kind === 'notification') return env.method === 'notifications/initialized'
+  return env.kind === 'request' && env.method !== 'initialize' && env.method !== 'ping'
+}
+
 /** How a session's `initialize` ended (see {@link Session.initialized}). */
 export type InitOutcome = { ok: true } | { ok: false; error: RpcErrorObject; startFailed?: boolean }
 
@@ -174,6 +185,8 @@ export class Session implements GatedSession {
   private readonly timeouts = new RequestTimeouts()
   /** Whom the session's latest request came from: a task's status is decided for them. */
   private principal: Principal | undefined
+  /** The process's requests that came before the client's `initialized` (checklist D28). */
+  private readonly early: EarlyRequests
 
   /** The tool a task of this session runs (policy decides its status and result by it). */
   taskTool(taskId: unknown): string | undefined {
@@ -223,6 +236,8 @@ export class Session implements GatedSession {
     const now = o.now ?? Date.now
     this.lastActive = now()
     this.streams = new SessionStreams(o.budget, o.log, () => (this.lastActive = now()))
+    const { sessionEvents, sessionBytes } = o.budget.limits
+    this.early = new EarlyRequests({ events: sessionEvents, bytes: sessionBytes })
     const { resumability, ssePolling } = o.config
     this.store =
       o.transport === undefined && resumability.enabled
@@ -347,6 +362,9 @@ export class Session implements GatedSession {
       // The client's answer to the gateway's own request (an elicitation): never the process's.
       return this.asked.get(env.id)!(message)
     }
+    // The process's requests held until the client's initialization ended go to it now (D28).
+    if (!this.early.open && operating(env))
+      for (const held of this.early.release()) this.fromServer(held)
     if (env.kind === 'request' && this.inflight.has(env.id)) {
       // Two concurrent bodies with one id got past handle(): the second is not relayed, so the
       // first keeps its entry (a list reply is filtered by its own method, never another's).
@@ -567,6 +585,19 @@ export class Session implements GatedSession {
     // for one the client did not declare at initialize is refused here, never relayed to it.
     if (env.kind === 'request' && !this.declared(capabilityOf(env.method))) {
       this.child.send(refuseUndeclared(env.id, env.method)).catch(() => {})
+      return
+    }
+    // MCP lifecycle (checklist D28): before the client's `initialized` the server sends no
+    // request but ping; one that does waits for it here, bounded like the session's queues.
+    const early = this.early.wait(message, env)
+    if (early !== undefined) {
+      if ('refused' in early) {
+        this.o.log.warn(
+          { method: env.kind === 'request' ? env.method : undefined },
+          "server request before the client's initialized past the session's bounds; refused",
+        )
+        this.child.send(early.refused).catch(() => {})
+      }
       return
     }
     // What the server sends on its own follows the policy loaded now (as on a listen stream).

@@ -141,7 +141,10 @@ export class ListenLife {
       this.end(!o.signal.aborted)
       return response
     }
-    o.signal.addEventListener('abort', () => this.end(false), { once: true })
+    // Removed however the stream ends: the request's signal outlives it (a kept-alive socket).
+    const gone = () => this.end(false)
+    o.signal.addEventListener('abort', gone, { once: true })
+    this.cleanups.push(() => o.signal.removeEventListener('abort', gone))
     const exp = o.principal.exp
     if (exp !== undefined) {
       // A stream authorizes nothing past its token: the client listens again with a new one.

@@ -4,6 +4,8 @@
 // processes from servers/; every wait is for a pool event, never for a duration.
 import assert from 'node:assert/strict'
 import { EventEmitter, once } from 'node:events'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, it } from 'node:test'
 import { pino } from 'pino'
@@ -190,5 +192,67 @@ describe('process pool: an env of its own', () => {
       assert.equal(h.p.warm, 1, 'the warm process is still there')
       assert.equal(h.p.target, 1, 'the target did not move')
     }
+  })
+})
+
+describe('process pool: preinitialize', () => {
+  // Asks the client for its roots once initialized; a tools/call is answered (with the code of
+  // the answer it got) only once that question was answered.
+  const ASKS = `
+import { createInterface } from 'node:readline'
+const out = (m) => process.stdout.write(JSON.stringify(m) + '\\n')
+let answer, call
+const reply = () => out({ jsonrpc: '2.0', id: call, result: { code: answer.error?.code ?? null } })
+createInterface({ input: process.stdin }).on('line', (line) => {
+  const m = JSON.parse(line)
+  if (m.method === 'initialize')
+    out({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: m.params.protocolVersion,
+      capabilities: { tools: {} }, serverInfo: { name: 'asks', version: '0' } } })
+  else if (m.method === 'notifications/initialized')
+    out({ jsonrpc: '2.0', id: 'roots-1', method: 'roots/list' })
+  else if (m.method === 'tools/call') {
+    call = m.id
+    if (answer !== undefined) reply()
+  } else if (m.method === undefined && m.id === 'roots-1') {
+    answer = m
+    if (call !== undefined) reply()
+  } else if (m.id !== undefined) out({ jsonrpc: '2.0', id: m.id, result: {} })
+})
+`
+
+  it('a request from an initialized warm process while it waits is refused, not left unanswered', async () => {
+    const script = join(mkdtempSync(join(tmpdir(), 'pool-asks-')), 'asks.mjs')
+    writeFileSync(script, ASKS)
+    const events = new EventEmitter()
+    const log = pino({ level: 'debug' }, {
+      write: (line: string) => void events.emit('log', JSON.parse(line).msg),
+    } as never)
+    const asked = new Promise<void>((resolve) =>
+      events.on('log', (msg: string) => msg === 'warm server process asked; refused' && resolve()),
+    )
+    const config = configSchema.parse({
+      servers: {
+        asks: { command: process.execPath, args: [script], pool: { min: 1, preinitialize: true } },
+      },
+    }).servers.asks!
+    const p = new ProcessPool({ name: 'asks', config, log })
+    pools.push(p)
+    p.start()
+    // The process asked while it sat in the pool, before any session had it.
+    await asked
+    const child = await p.take(log)
+    taken.push(child)
+    const replied = new Promise<Record<string, any>>((resolve) => {
+      child.onmessage = (m) => resolve(m as Record<string, any>)
+    })
+    await child.send({
+      jsonrpc: '2.0',
+      id: 5,
+      method: 'tools/call',
+      params: { name: 'x' },
+    } as never)
+    const reply = await replied
+    assert.equal(reply.id, 5)
+    assert.equal(reply.result.code, -32601, 'its roots/list was refused')
   })
 })

@@ -44,19 +44,54 @@ createInterface({ input: process.stdin }).on('line', (line) => {
 })
 `
 
+// Asks the client to sample right after its initialize result, before the client's
+// `initialized`, as the lifecycle says a server should not (D28). A ping that comes before
+// `initialized` is answered only after a second early sampling request and a log message, so
+// once the ping's answer is in, the gateway has read both requests.
+const EARLY = `
+import { createInterface } from 'node:readline'
+const out = (m) => process.stdout.write(JSON.stringify(m) + '\\n')
+let initialized = false
+const sample = (id) => out({ jsonrpc: '2.0', id, method: 'sampling/createMessage', params: {
+  messages: [{ role: 'user', content: { type: 'text', text: 'early' } }], maxTokens: 1 } })
+createInterface({ input: process.stdin }).on('line', (line) => {
+  const m = JSON.parse(line)
+  if (m.method === 'initialize') {
+    out({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: m.params.protocolVersion,
+      capabilities: { logging: {} }, serverInfo: { name: 'early', version: '0' } } })
+    sample('early-1')
+  } else if (m.method === 'notifications/initialized') initialized = true
+  else if (m.method === 'ping') {
+    if (!initialized) {
+      sample('early-2')
+      out({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'early log' } })
+    }
+    out({ jsonrpc: '2.0', id: m.id, result: {} })
+  } else if (m.id !== undefined && m.method !== undefined) out({ jsonrpc: '2.0', id: m.id, result: {} })
+})
+`
+
 let stack: Stack
 let alice: string
 before(async () => {
   const script = join(tmpdir(), `checklist-asker-${process.pid}.mjs`)
   writeFileSync(script, ASKER)
+  const early = join(tmpdir(), `checklist-early-${process.pid}.mjs`)
+  writeFileSync(early, EARLY)
   stack = await startStack({
     policy: `${TEST_POLICY}
   asker:
     access: ["mcp:read"]
     tools: { "*": ["mcp:read"] }
     resources: { "*": allow }
+  early:
+    access: ["mcp:read"]
+    tools: { "*": ["mcp:read"] }
 `,
-    servers: { asker: { command: process.execPath, args: [script] } },
+    servers: {
+      asker: { command: process.execPath, args: [script] },
+      early: { command: process.execPath, args: [early] },
+    },
   })
   alice = await stack.token('alice')
 })
@@ -203,6 +238,92 @@ describe('D: session-era transport', () => {
     const reply = await next()
     assert.equal(reply.id, 2)
     assert.match(reply.result.content[0].text, /^refused: declined/)
+  })
+})
+
+describe("D28: a server's requests wait for the client's initialized", () => {
+  const headers = (token: string, sid?: string) => ({
+    'content-type': 'application/json',
+    accept: ACCEPT,
+    authorization: `Bearer ${token}`,
+    'mcp-protocol-version': '2025-11-25',
+    ...(sid === undefined ? {} : { 'mcp-session-id': sid }),
+  })
+  /** The next JSON-RPC message of a stream (priming events skipped). */
+  const message = async (events: Events) => {
+    for (;;) {
+      const e = await events.next()
+      assert.ok(e, `the stream ended; saw ${JSON.stringify(events.seen)}`)
+      if (e.data !== '') return JSON.parse(e.data) as Record<string, any>
+    }
+  }
+
+  it('D28: a sampling request sent before initialized reaches the client only after it; pings and logs pass', async () => {
+    const token = await stack.token('alice', { server: 'early' })
+    const opened = await post('early', init({ sampling: {} }), { authorization: `Bearer ${token}` })
+    assert.equal(opened.status, 200, opened.text)
+    const sid = opened.headers['mcp-session-id'] as string
+    const get = await fetch(stack.local('early'), {
+      headers: { ...headers(token, sid), accept: 'text/event-stream' },
+    })
+    assert.equal(get.status, 200)
+    const standalone = new Events(get)
+    // A ping before initialized: its answer comes after the process wrote early-2 and its log.
+    const ping = await fetch(stack.local('early'), {
+      method: 'POST',
+      headers: headers(token, sid),
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
+    })
+    assert.equal(ping.status, 200)
+    const onPing: Record<string, any>[] = []
+    const pingEvents = new Events(ping)
+    for (let m = await message(pingEvents); ; m = await message(pingEvents)) {
+      onPing.push(m)
+      if (m.id === 2) break
+    }
+    await ping.body?.cancel().catch(() => {})
+    // Logging passes before initialized (on the ping's stream: the one request in flight).
+    assert.ok(
+      onPing.some((m) => m.method === 'notifications/message'),
+      JSON.stringify(onPing),
+    )
+    assert.ok(!onPing.some((m) => m.method === 'sampling/createMessage'), JSON.stringify(onPing))
+    const done = await post(
+      'early',
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { authorization: `Bearer ${token}`, 'mcp-session-id': sid },
+    )
+    assert.equal(done.status, 202)
+    // The GET stream's first messages are the two held requests, in order: nothing came before.
+    const first = await message(standalone)
+    const second = await message(standalone)
+    await standalone.cancel().catch(() => {})
+    assert.deepEqual(
+      [first, second].map((m) => [m.method, m.id]),
+      [
+        ['sampling/createMessage', 'early-1'],
+        ['sampling/createMessage', 'early-2'],
+      ],
+    )
+  })
+
+  it('D28: a client that never sends initialized gets them with its first request', async () => {
+    const token = await stack.token('alice', { server: 'asker' })
+    const opened = await post('asker', init({ sampling: {} }), { authorization: `Bearer ${token}` })
+    const sid = opened.headers['mcp-session-id'] as string
+    const res = await fetch(stack.local('asker'), {
+      method: 'POST',
+      headers: headers(token, sid),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'ask', arguments: {} },
+      }),
+    })
+    const asked = await message(new Events(res))
+    await res.body?.cancel().catch(() => {})
+    assert.equal(asked.method, 'sampling/createMessage')
   })
 })
 

@@ -135,6 +135,37 @@ describe('configuration errors stop start-up with file, line and reason', () => 
     )
   })
 
+  it('validate --skip-secrets passes a config whose secret is not set here; the rest is still checked', async () => {
+    const unset = `MCP_EDGE_TEST_UNSET_${randomBytes(4).toString('hex')}`
+    assert.equal(process.env[unset], undefined)
+    const broker = `publicUrl: https://gw.example\nauth:\n  broker:\n    upstream: { issuer: "https://login.example/t/v2.0", clientId: gw, clientSecret: { env: ${unset} } }\n`
+    const cfg = file('skip-secrets.yaml', `${broker}${echoServer}`)
+    const checked = await run(['validate', '--config', cfg])
+    assert.equal(checked.code, 1, checked.stdout)
+    assert.match(
+      checked.stderr,
+      new RegExp(
+        `auth\\.broker\\.upstream\\.clientSecret: environment variable ${unset} is not set`,
+      ),
+    )
+    assert.equal(checked.stdout, '')
+    const skipped = await run(['validate', '--config', cfg, '--skip-secrets'])
+    assert.equal(skipped.code, 0, skipped.stderr)
+    assert.match(
+      skipped.stdout,
+      /^ok: .*skip-secrets\.yaml \(servers: echo, fixture.*broker: upstream https:\/\/login\.example/,
+    )
+    assert.equal(skipped.stderr, '')
+    // Only the secrets are skipped: a config error still fails.
+    const bad = file(
+      'skip-secrets-bad.yaml',
+      `${broker}${echoServer}limits: { sessionQueueEvents: 0 }\n`,
+    )
+    const refused = await run(['validate', '--config', bad, '--skip-secrets'])
+    assert.equal(refused.code, 1)
+    assert.match(refused.stderr, /^mcp-edge: invalid configuration:[\s\S]*sessionQueueEvents/)
+  })
+
   it('validate checks the broker without the network: every unreadable secret, bad key and bad pattern at once', async () => {
     const keys = file('signing.json', '{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b"}]}')
     chmodSync(keys, 0o600)
