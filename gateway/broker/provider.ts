@@ -175,6 +175,9 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       devInteractions: { enabled: false },
       dPoP: { enabled: false },
       introspection: { enabled: false },
+      // Not mounted (BROKER_ROUTES): oidc-provider advertised it at /request, which answered 404.
+      // MCP clients do not use PAR; a feature not served is not advertised.
+      pushedAuthorizationRequests: { enabled: false },
       rpInitiatedLogout: { enabled: false },
       userinfo: { enabled: false },
       revocation: {

@@ -72,6 +72,22 @@ describe('broker: metadata', () => {
       assert.deepEqual(as.code_challenge_methods_supported, ['S256'])
       assert.equal(as.client_id_metadata_document_supported, true)
       assert.equal(as.authorization_response_iss_parameter_supported, true)
+      // Every endpoint it names is served (oidc-provider's pushed authorization requests were
+      // advertised at /request, which the gateway does not mount: a client preferring PAR got 404).
+      const named = Object.entries(as).filter(
+        ([k, v]) => (k.endsWith('_endpoint') || k === 'jwks_uri') && typeof v === 'string',
+      )
+      assert.ok(named.length >= 5, JSON.stringify(named))
+      for (const [k, url] of named) {
+        const probe = await request(url as string, {
+          method: k === 'jwks_uri' || k === 'authorization_endpoint' ? 'GET' : 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          ...(k === 'jwks_uri' || k === 'authorization_endpoint' ? {} : { body: '' }),
+        })
+        await probe.body.dump()
+        assert.notEqual(probe.statusCode, 404, `${k} ${url as string} is served`)
+      }
+      assert.equal(as.pushed_authorization_request_endpoint, undefined)
     }
   })
 })
