@@ -26,7 +26,8 @@ export class EarlyRequests {
     env: Envelope,
   ): { held: true } | { refused: JSONRPCMessage } | undefined {
     if (this.open || env.kind !== 'request' || env.method === 'ping') return undefined
-    const size = JSON.stringify(message).length
+    // Bytes as the streams count them (UTF-8), not UTF-16 units: 3 bytes a CJK character.
+    const size = Buffer.byteLength(JSON.stringify(message))
     if (
       this.held.length > 0 &&
       (this.held.length >= this.limits.events || this.bytes + size > this.limits.bytes)

@@ -58,19 +58,58 @@ export function isPlain(
 
 /**
  * The refusal of a server→client request for a client that declared no capabilities: ping is
- * answered, a request a capability would allow is refused naming it, anything else as not
+ * answered, a request a capability would allow is refused naming it (and, for an elicitation
+ * of a client that declared the capability, the mode it asked), anything else as not
  * available through the gateway.
  */
-export function refuseUndeclared(id: RequestId, method: string): JSONRPCMessage {
-  const capability = CAPABILITY_OF[method]
+export function refuseUndeclared(
+  id: RequestId,
+  method: string,
+  params?: unknown,
+  caps?: unknown,
+): JSONRPCMessage {
+  const capability = capabilityOf(method)
   if (capability === undefined)
     return refuseServerRequest(id, method, `method not available through the gateway: ${method}`)
-  return rpcError(id, -32601, `the client did not declare the ${capability} capability`)
+  const declared = isObject(caps) && Object.hasOwn(caps, capability) && isObject(caps[capability])
+  const mode = declared ? ` (${String(modeOf(params))} mode)` : ''
+  return rpcError(id, -32601, `the client did not declare the ${capability} capability${mode}`)
 }
 
-/** The client capability a server→client request needs, if any (ping and unknown: none). */
+/**
+ * The client capability a server→client request needs, if any (ping and unknown: none). Own
+ * keys only: a method named like an Object.prototype member (`constructor`, `__proto__`) is
+ * an unknown method, not one needing the capability "function Object() { [native code] }".
+ */
 export function capabilityOf(method: string): string | undefined {
-  return CAPABILITY_OF[method]
+  return Object.hasOwn(CAPABILITY_OF, method) ? CAPABILITY_OF[method] : undefined
+}
+
+/** The mode an `elicitation/create` asks: `form` unless it names another. */
+function modeOf(params: unknown): unknown {
+  const mode = isObject(params) ? params.mode : undefined
+  return mode === undefined ? 'form' : mode
+}
+
+/**
+ * Whether the capabilities a client declared cover a server→client request that needs one:
+ * the capability declared as an object, and for an elicitation the mode it asks. MCP
+ * 2025-11-25 (elicitation §Capabilities): an `elicitation` naming neither `form` nor `url`
+ * means form mode only, `{ url: {} }` url mode only, and a server must not ask a mode the
+ * client did not declare.
+ */
+export function covers(caps: unknown, method: string, params: unknown): boolean {
+  const capability = capabilityOf(method)
+  if (capability === undefined) return true
+  if (!isObject(caps) || !Object.hasOwn(caps, capability)) return false
+  const value = caps[capability]
+  if (!isObject(value)) return false
+  if (capability !== 'elicitation') return true
+  const form = Object.hasOwn(value, 'form') || !Object.hasOwn(value, 'url')
+  const mode = modeOf(params)
+  if (mode === 'form') return form
+  if (mode === 'url') return Object.hasOwn(value, 'url')
+  return false
 }
 
 /** A request the process is waiting on the client for, as an `inputRequests` entry. */
@@ -252,11 +291,11 @@ export class BackendCall implements LaneUser {
     params: Record<string, unknown> | undefined,
   ): void {
     const send = (m: JSONRPCMessage) => void this.lane.child.send(m).catch(() => {})
-    const capability = CAPABILITY_OF[method]
+    const capability = capabilityOf(method)
     // ping is answered; anything else without a client capability behind it is refused.
-    if (capability === undefined || !declares(this.meta.capabilities, method, params)) {
+    if (capability === undefined || !covers(this.meta.capabilities, method, params)) {
       if (capability !== undefined) this.refused.add(capability)
-      return send(refuseUndeclared(id, method))
+      return send(refuseUndeclared(id, method, params, this.meta.capabilities))
     }
     const key = String(id)
     const given = Object.hasOwn(this.presupplied, key) ? this.presupplied[key] : undefined
@@ -305,22 +344,4 @@ export class BackendCall implements LaneUser {
     }
     this.pending.clear()
   }
-}
-
-/**
- * Whether the client's capabilities cover a server request: the capability itself, and for a
- * URL-mode elicitation its `url` mode (an empty `elicitation` object means form mode only).
- */
-function declares(
-  caps: Record<string, unknown>,
-  method: string,
-  params: Record<string, unknown> | undefined,
-): boolean {
-  const capability = CAPABILITY_OF[method]!
-  if (!(capability in caps)) return false
-  if (method === 'elicitation/create' && params?.mode === 'url') {
-    const elicitation = caps.elicitation as Record<string, unknown> | undefined
-    return typeof elicitation === 'object' && elicitation !== null && 'url' in elicitation
-  }
-  return true
 }

@@ -17,7 +17,7 @@ import type { OutputCaps } from './result-cap.js'
 import { asksForTask, capTaskStatus, TaskBook, type TaskTool } from './tasks.js'
 import type { CredentialGate, GatedSession } from './credential-gate.js'
 import { RPC } from './errors.js'
-import { capabilityOf, refuseUndeclared } from './modern-call.js'
+import { covers, refuseUndeclared } from './modern-call.js'
 import { exchange, initializeTimeout } from './handshake.js'
 import { EarlyRequests } from './early-requests.js'
 import { SessionEventStore } from './event-store.js'
@@ -583,8 +583,10 @@ export class Session implements GatedSession {
     }
     // Only negotiated capabilities are used (MCP lifecycle §Operation, checklist D27): a request
     // for one the client did not declare at initialize is refused here, never relayed to it.
-    if (env.kind === 'request' && !this.declared(capabilityOf(env.method))) {
-      this.child.send(refuseUndeclared(env.id, env.method)).catch(() => {})
+    if (env.kind === 'request' && !covers(this.initParams?.capabilities, env.method, env.params)) {
+      this.child
+        .send(refuseUndeclared(env.id, env.method, env.params, this.initParams?.capabilities))
+        .catch(() => {})
       return
     }
     // MCP lifecycle (checklist D28): before the client's `initialized` the server sends no
@@ -709,15 +711,6 @@ export class Session implements GatedSession {
   private whenIdle(): Promise<void> {
     if (this.forwardedCount() === 0) return Promise.resolve()
     return new Promise((resolve) => this.idleWaiters.push(resolve))
-  }
-
-  /** Whether the client declared `capability` at initialize (none needed: true). */
-  private declared(capability: string | undefined): boolean {
-    if (capability === undefined) return true
-    const caps = this.initParams?.capabilities
-    if (typeof caps !== 'object' || caps === null) return false
-    const value = (caps as Record<string, unknown>)[capability]
-    return Object.hasOwn(caps, capability) && typeof value === 'object' && value !== null
   }
 
   /** Whether a URL elicitation can reach the client: declared at initialize, and a stream to carry it. */
