@@ -175,16 +175,15 @@ function serverHandler(d: McpEndpointDeps) {
       }
       const rejected = classifierRefusal(route, body)
       if (rejected) return rejected
-      const unbatched =
-        Array.isArray(body) &&
-        batchAfter20250326(sessionId && d.registry.find(sessionId, server, principal))
-      if (unbatched) return unbatched
-      const messages = (Array.isArray(body) ? body : [body]).map(envelope)
-      // An existing session's version is known now; an initialize's when its server answers.
+      // An existing session's version is known now (an initialize's when its server answers):
+      // looked up once, when a batch is checked against it or a trace names it.
       const known =
-        sessionId === undefined || !d.tracing.on
+        sessionId === undefined || !(d.tracing.on || Array.isArray(body))
           ? undefined
           : d.registry.find(sessionId, server, principal)
+      const unbatched = Array.isArray(body) && batchAfter20250326(known)
+      if (unbatched) return unbatched
+      const messages = (Array.isArray(body) ? body : [body]).map(envelope)
       const traced = traceBody(d.tracing, trace, messages, {
         server,
         principal,
@@ -361,16 +360,15 @@ function endpointHandler(d: McpEndpointDeps) {
       }
       const rejected = classifierRefusal(route, body)
       if (rejected) return rejected
-      const unbatched =
-        Array.isArray(body) &&
-        batchAfter20250326(sessionId && sessions.find(sessionId, name, principal))
+      // Looked up once, when a batch is checked against its version or a trace names it.
+      const known =
+        sessionId === undefined || !(d.tracing.on || Array.isArray(body))
+          ? undefined
+          : sessions.find(sessionId, name, principal)
+      const unbatched = Array.isArray(body) && batchAfter20250326(known)
       if (unbatched) return unbatched
       const messages = (Array.isArray(body) ? body : [body]).map(envelope)
       const caller = { principal, bearer: bearerOf(c), log: log(), accepted }
-      const known =
-        sessionId === undefined || !d.tracing.on
-          ? undefined
-          : sessions.find(sessionId, name, principal)
       const traced = traceBody(d.tracing, trace, messages, {
         server: name,
         principal,
@@ -536,10 +534,10 @@ function idOf(body: unknown): string | number | null {
  * Batches are 2025-03-26's alone: 2025-06-18 removed them, so on a session negotiated at a later
  * revision a batch is refused whole (400 -32600, no id) before any of it is decided or relayed
  * (checklist D3; a 2025-03-26 session keeps them, F6). Asked of a batch only: the session is
- * looked up for it alone, not on every request's path.
+ * not looked up for it on every request's path.
  */
 function batchAfter20250326(
-  session: { version: string | undefined } | undefined | '',
+  session: { version: string | undefined } | undefined,
 ): Response | undefined {
   if (!session || session.version === undefined) return undefined
   if (session.version <= '2025-03-26') return undefined
