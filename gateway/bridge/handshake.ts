@@ -135,6 +135,18 @@ export function refusal(id: RequestId, method: string): JSONRPCMessage {
 }
 
 /**
+ * Refuses a request of a process the gateway initialized itself (promised no client
+ * capabilities) at once, rather than leave it waiting for an answer no one sends: its method
+ * when `message` was one, else undefined.
+ */
+export function refuseAsk(child: Child, message: JSONRPCMessage): string | undefined {
+  const env = envelope(message)
+  if (env.kind !== 'request') return undefined
+  void child.send(refusal(env.id, env.method)).catch(() => {})
+  return env.method
+}
+
+/**
  * A warm process the gateway already initialized, handed to one session: the session's
  * `initialize` is answered from the cached result, its `notifications/initialized` is not
  * repeated, server→client requests are refused, everything else passes through.
@@ -161,9 +173,7 @@ export function preinitialized(child: Child, init: InitResult): Child {
     },
   }
   child.onmessage = (message) => {
-    const env = envelope(message)
-    if (env.kind === 'request') return void child.send(refusal(env.id, env.method)).catch(() => {})
-    view.onmessage?.(message)
+    if (refuseAsk(child, message) === undefined) view.onmessage?.(message)
   }
   child.onexit = () => view.onexit?.()
   return view

@@ -10,10 +10,9 @@ import {
   initializeChild,
   initializeTimeout,
   preinitialized,
-  refusal,
+  refuseAsk,
   type InitResult,
 } from './handshake.js'
-import { envelope } from './jsonrpc.js'
 
 /**
  * Delay between handing out a warm process and spawning its replacement, in ms. Not a setting:
@@ -29,12 +28,12 @@ const REFILL_DELAY_MS = 20
  * target is `pool.min` at rest; a session that finds no warm process, or takes the last one,
  * is demand coming faster than the pool refills: the target doubles, up to `pool.burst`, and
  * the difference starts at once, one spawn per turn of the event loop. After `pool.cooldown`
- * with no such session the target is `pool.min` again and the warm processes above it end. Warm processes that die are replaced
- * with exponential backoff, so a crashing command cannot spin: with the gateway's start-failure
- * memory (`starts`), a warm process that cannot start, or exits before a session took it, is a
- * failed start of the server like any other, and the pool spawns nothing inside the window it
- * opened (one warm process probes after it), so a broken server with `pool.min` costs at most
- * one spawn per window.
+ * with no such session the target is `pool.min` again and the warm processes above it end.
+ * Warm processes that die are replaced with exponential backoff, so a crashing command cannot
+ * spin: with the gateway's start-failure memory (`starts`), a warm process that cannot start,
+ * or exits before a session took it, is a failed start of the server like any other, and the
+ * pool spawns nothing inside the window it opened (one warm process probes after it), so a
+ * broken server with `pool.min` costs at most one spawn per window.
  */
 export class ProcessPool {
   private readonly idle: Child[] = []
@@ -361,16 +360,12 @@ export class ProcessPool {
           return this.afterFailure()
         }
         this.initialized.set(child, init)
-        // Initialized and idle, it may ask (it was promised no client capabilities): refused
-        // at once, not left waiting for an answer no one sends (preinitialized() does it later).
+        // Initialized and idle, it may ask: refused at once, as preinitialized() does once a
+        // session has it.
         child.onmessage = (m) => {
-          const env = envelope(m)
-          if (env.kind !== 'request') return
-          this.o.log.debug(
-            { pid: child.pid, method: env.method },
-            'warm server process asked; refused',
-          )
-          void child.send(refusal(env.id, env.method)).catch(() => {})
+          const method = refuseAsk(child, m)
+          if (method !== undefined)
+            this.o.log.debug({ pid: child.pid, method }, 'warm server process asked; refused')
         }
         attempt.succeeded()
       }
