@@ -71,8 +71,7 @@ export function refuseUndeclared(
   const capability = capabilityOf(method)
   if (capability === undefined)
     return refuseServerRequest(id, method, `method not available through the gateway: ${method}`)
-  const declared = isObject(caps) && Object.hasOwn(caps, capability) && isObject(caps[capability])
-  const mode = declared ? ` (${String(modeOf(params))} mode)` : ''
+  const mode = declaredAs(caps, capability) ? ` (${String(modeOf(params))} mode)` : ''
   return rpcError(id, -32601, `the client did not declare the ${capability} capability${mode}`)
 }
 
@@ -83,6 +82,13 @@ export function refuseUndeclared(
  */
 export function capabilityOf(method: string): string | undefined {
   return Object.hasOwn(CAPABILITY_OF, method) ? CAPABILITY_OF[method] : undefined
+}
+
+/** What the client declared for `capability`: an object, by an own key; else undefined. */
+function declaredAs(caps: unknown, capability: string): Record<string, unknown> | undefined {
+  if (!isObject(caps) || !Object.hasOwn(caps, capability)) return undefined
+  const value = caps[capability]
+  return isObject(value) ? value : undefined
 }
 
 /** The mode an `elicitation/create` asks: `form` unless it names another. */
@@ -101,9 +107,8 @@ function modeOf(params: unknown): unknown {
 export function covers(caps: unknown, method: string, params: unknown): boolean {
   const capability = capabilityOf(method)
   if (capability === undefined) return true
-  if (!isObject(caps) || !Object.hasOwn(caps, capability)) return false
-  const value = caps[capability]
-  if (!isObject(value)) return false
+  const value = declaredAs(caps, capability)
+  if (value === undefined) return false
   if (capability !== 'elicitation') return true
   const form = Object.hasOwn(value, 'form') || !Object.hasOwn(value, 'url')
   const mode = modeOf(params)

@@ -715,9 +715,7 @@ export class Session implements GatedSession {
 
   /** Whether a URL elicitation can reach the client: declared at initialize, and a stream to carry it. */
   get canElicitUrl(): boolean {
-    const elicitation = (this.initParams?.capabilities as Record<string, unknown> | undefined)
-      ?.elicitation
-    const declared = typeof elicitation === 'object' && elicitation !== null && 'url' in elicitation
+    const declared = covers(this.initParams?.capabilities, 'elicitation/create', { mode: 'url' })
     return declared && (this.o.config.responses !== 'json' || this.listening)
   }
 
