@@ -103,6 +103,25 @@ const openSession = (server: string, token: string, capabilities: Record<string,
 const post = (server: string, body: unknown, headers: Record<string, string> = {}) =>
   postMcp(stack.local(server), body, headers)
 
+/** The asker's `ask` tool called as request 2 on session `sid`, its SSE stream open. */
+const callAsk = (token: string, sid: string) =>
+  fetch(stack.local('asker'), {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: ACCEPT,
+      authorization: `Bearer ${token}`,
+      'mcp-session-id': sid,
+      'mcp-protocol-version': '2025-11-25',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'ask', arguments: {} },
+    }),
+  })
+
 describe('A: discovery from the challenge', () => {
   it('A4: each server challenges with its own metadata URL, whose resource is that server', async () => {
     const seen = new Set<string>()
@@ -158,22 +177,7 @@ describe('D: session-era transport', () => {
   it('D27: a server request for a capability the client did not negotiate never reaches the client', async () => {
     const alice = await stack.token('alice', { server: 'asker' })
     const sid = await openSession('asker', alice)
-    const res = await fetch(stack.local('asker'), {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: ACCEPT,
-        authorization: `Bearer ${alice}`,
-        'mcp-session-id': sid,
-        'mcp-protocol-version': '2025-11-25',
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 2,
-        method: 'tools/call',
-        params: { name: 'ask', arguments: {} },
-      }),
-    })
+    const res = await callAsk(alice, sid)
     assert.equal(res.status, 200)
     const events = new Events(res)
     let reply: {
@@ -202,22 +206,7 @@ describe('D: session-era transport', () => {
   it('D27: control: a client that declared sampling is asked', async () => {
     const alice = await stack.token('alice', { server: 'asker' })
     const sid = await openSession('asker', alice, { sampling: {} })
-    const res = await fetch(stack.local('asker'), {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: ACCEPT,
-        authorization: `Bearer ${alice}`,
-        'mcp-session-id': sid,
-        'mcp-protocol-version': '2025-11-25',
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 2,
-        method: 'tools/call',
-        params: { name: 'ask', arguments: {} },
-      }),
-    })
+    const res = await callAsk(alice, sid)
     const events = new Events(res)
     const next = async () => {
       for (;;) {
