@@ -16,6 +16,7 @@ import { HELD, Lane, type LaneUser } from '../../gateway/bridge/lane.js'
 import { LaneEvents } from '../../gateway/bridge/lane-events.js'
 import { LaneSet, take } from '../../gateway/bridge/lane-set.js'
 import { configSchema } from '../../gateway/config/schema.js'
+import { destroyed, timersMade } from '../helpers/timers-made.js'
 
 const log = pino({ level: 'silent' })
 const tick = () => new Promise((r) => setImmediate(r))
@@ -251,27 +252,19 @@ describe('LaneSet forgets a lane', () => {
         events: new LaneEvents(4),
         changed() {},
       })
-      const made: NodeJS.Timeout[] = []
-      const real = globalThis.setTimeout
-      globalThis.setTimeout = ((fn: () => void, ms: number) => {
-        const t = real(fn, ms)
-        made.push(t)
-        return t
-      }) as typeof setTimeout
       const child = new StandIn()
       try {
-        const lane = new Lane('s0\no', 's0', 'o', child, {} as never, () => {})
-        lanes.add(lane)
-        lane.timeouts.add(60_000, () => assert.fail('cancelled')).cancel()
-        assert.equal(made.length, 1)
-        const destroyed = () => (made[0] as unknown as { _destroyed: boolean })._destroyed
-        assert.equal(destroyed(), false)
-        if (how === 'retired') void lanes.retire(lane)
-        else child.crash()
-        assert.equal(destroyed(), true)
+        await timersMade((made) => {
+          const lane = new Lane('s0\no', 's0', 'o', child, {} as never, () => {})
+          lanes.add(lane)
+          lane.timeouts.add(60_000, () => assert.fail('cancelled')).cancel()
+          assert.equal(made.length, 1)
+          assert.equal(destroyed(made[0]!), false)
+          if (how === 'retired') void lanes.retire(lane)
+          else child.crash()
+          assert.equal(destroyed(made[0]!), true)
+        })
       } finally {
-        globalThis.setTimeout = real
-        for (const t of made) clearTimeout(t)
         child.exit()
       }
     })

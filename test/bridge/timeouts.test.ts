@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { RequestTimeouts, Timeouts } from '../../gateway/bridge/timeouts.js'
+import { destroyed, timersMade } from '../helpers/timers-made.js'
 
 /** A clock the test moves; Node's timer only says when to look at it. */
 function clock() {
@@ -76,14 +77,7 @@ describe('Timeouts', () => {
   it('many timeouts share one timer; none is kept once all are cancelled', async () => {
     const c = clock()
     const q = new Timeouts(60_000, c.now)
-    const made: NodeJS.Timeout[] = []
-    const real = globalThis.setTimeout
-    globalThis.setTimeout = ((fn: () => void, ms: number) => {
-      const t = real(fn, ms)
-      made.push(t)
-      return t
-    }) as typeof setTimeout
-    try {
+    await timersMade((made) => {
       for (let i = 0; i < 1_000; i++) q.add(() => assert.fail('cancelled')).cancel()
       assert.equal(made.length, 1, 'one timer for every timeout')
       // Nothing waits: it does not hold the process open.
@@ -92,22 +86,12 @@ describe('Timeouts', () => {
       assert.equal(made[0]!.hasRef(), true, 'held while a timeout waits')
       t.cancel()
       assert.equal(made[0]!.hasRef(), false)
-    } finally {
-      globalThis.setTimeout = real
-      for (const t of made) clearTimeout(t)
-    }
+    })
   })
 
   it('released by its owner: the timer goes at once, unless a timeout still waits', async () => {
     const q = new Timeouts(60_000)
-    const made: NodeJS.Timeout[] = []
-    const real = globalThis.setTimeout
-    globalThis.setTimeout = ((fn: () => void, ms: number) => {
-      const t = real(fn, ms)
-      made.push(t)
-      return t
-    }) as typeof setTimeout
-    try {
+    await timersMade((made) => {
       const waiting = q.add(() => assert.fail('cancelled'))
       q.release()
       // One still waits: kept.
@@ -116,14 +100,11 @@ describe('Timeouts', () => {
       q.release()
       // Cleared: a cleared timer is neither ref'd nor due.
       assert.equal(made[0]!.hasRef(), false)
-      assert.equal((made[0] as unknown as { _destroyed: boolean })._destroyed, true)
+      assert.equal(destroyed(made[0]!), true)
       // Used again after a release: a new timer.
       q.add(() => {}).cancel()
       assert.equal(made.length, 2)
-    } finally {
-      globalThis.setTimeout = real
-      for (const t of made) clearTimeout(t)
-    }
+    })
   })
 
   it('a timer that never fired (a mocked clock, reset) is replaced a period later', async () => {
@@ -166,26 +147,8 @@ describe('Timeouts on a mocked clock', () => {
 })
 
 describe('RequestTimeouts', () => {
-  /** Every timer made while `body` runs, cleared after it. */
-  async function timers(body: (made: NodeJS.Timeout[]) => Promise<void> | void): Promise<void> {
-    const made: NodeJS.Timeout[] = []
-    const real = globalThis.setTimeout
-    globalThis.setTimeout = ((fn: () => void, ms: number) => {
-      const t = real(fn, ms)
-      made.push(t)
-      return t
-    }) as typeof setTimeout
-    try {
-      await body(made)
-    } finally {
-      globalThis.setTimeout = real
-      for (const t of made) clearTimeout(t)
-    }
-  }
-  const destroyed = (t: NodeJS.Timeout) => (t as unknown as { _destroyed: boolean })._destroyed
-
   it('one timer per duration: a new duration releases the old one', async () => {
-    await timers((made) => {
+    await timersMade((made) => {
       const r = new RequestTimeouts()
       r.add(60_000, () => assert.fail('cancelled')).cancel()
       r.add(60_000, () => assert.fail('cancelled')).cancel()
@@ -200,7 +163,7 @@ describe('RequestTimeouts', () => {
   })
 
   it('released by its owner: the timer goes once no timeout waits', async () => {
-    await timers((made) => {
+    await timersMade((made) => {
       const r = new RequestTimeouts()
       // Nothing added: nothing to release.
       r.release()
