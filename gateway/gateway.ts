@@ -333,6 +333,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         sealer,
         maxLength: config.credentials.secretMaxLength,
         perUser: config.credentials.secretsPerUser,
+        lockWait: config.store.lockWait,
       })
       if (keys)
         // The upstream's discovery may wait for its whole timeout: a stop does not.

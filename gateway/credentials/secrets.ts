@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto'
 import { DEFAULT_SECRET_MAX_LENGTH, DEFAULT_SECRETS_PER_USER } from '../config/schema.js'
+import { withLock } from '../store/lock.js'
 import type { Sealer } from '../store/sealed.js'
 import type { Store } from '../store/store.js'
+
+/**
+ * How long one user's secret lock lives, in ms. Not a setting: it only frees the lock of a
+ * replica that died holding it; a holder makes at most three store calls.
+ */
+const SECRET_LOCK_TTL_MS = 10_000
 
 /** What the gateway says of a secret: never its value. */
 export interface SecretInfo {
@@ -35,6 +42,8 @@ export class UserSecrets {
       now?: () => number
       maxLength?: number
       perUser?: number
+      /** How long a set or delete waits for another of the user's (`store.lockWait`). */
+      lockWait?: number
     },
   ) {
     this.maxLength = o.maxLength ?? DEFAULT_SECRET_MAX_LENGTH
@@ -49,21 +58,38 @@ export class UserSecrets {
       throw new Error(`a secret value is 1 to ${this.maxLength} characters`)
     // Values end up in a process's environment: no NUL (it would cut the variable).
     if (value.includes('\0')) throw new Error('a secret value cannot hold a NUL character')
-    const index = indexKey(owner)
-    const names = await this.o.store.smembers(index)
-    if (!names.includes(name) && names.length >= this.perUser)
-      throw new Error(`at most ${this.perUser} secrets per user`)
-    const setAt = (this.o.now ?? Date.now)()
-    const key = valueKey(owner, name)
-    await this.o.store.set(key, this.o.sealer.seal(JSON.stringify({ value, setAt }), key))
-    await this.o.store.sadd(index, name)
-    return { name, setAt }
+    // One change of the user's at a time, on any replica: two sets of new names at once would
+    // each find room under the cap, and a set racing a delete could leave a value unlisted.
+    return this.locked(owner, async () => {
+      const index = indexKey(owner)
+      const names = await this.o.store.smembers(index)
+      if (!names.includes(name) && names.length >= this.perUser)
+        throw new Error(`at most ${this.perUser} secrets per user`)
+      const setAt = (this.o.now ?? Date.now)()
+      const key = valueKey(owner, name)
+      // Listed first: a set cut short leaves a listed name with no value (not shown, not
+      // used), never a value handed to processes that the user's page does not show.
+      await this.o.store.sadd(index, name)
+      await this.o.store.set(key, this.o.sealer.seal(JSON.stringify({ value, setAt }), key))
+      return { name, setAt }
+    })
   }
 
   /** Deletes a secret (absent is fine). */
   async remove(owner: SecretOwner, name: string): Promise<void> {
-    await this.o.store.del([valueKey(owner, name)])
-    await this.o.store.srem(indexKey(owner), name)
+    await this.locked(owner, async () => {
+      // The value first, for the same reason as in set.
+      await this.o.store.del([valueKey(owner, name)])
+      await this.o.store.srem(indexKey(owner), name)
+    })
+  }
+
+  /** Runs `fn` holding the user's secret lock. @throws StoreError lock_timeout */
+  private locked<T>(owner: SecretOwner, fn: () => Promise<T>): Promise<T> {
+    // Not under `secrets:<user>:`, where a secret named `lock` would live.
+    return withLock(this.o.store, `secrets-lock:${userKey(owner)}`, SECRET_LOCK_TTL_MS, fn, {
+      waitMs: this.o.lockWait,
+    })
   }
 
   /** The user's secrets: names and dates only. */

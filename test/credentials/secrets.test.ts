@@ -13,7 +13,9 @@ import { validateConfig } from '../../gateway/config/load.js'
 import { DEFAULT_SECRET_MAX_LENGTH, DEFAULT_SECRETS_PER_USER } from '../../gateway/config/schema.js'
 import { UserSecrets } from '../../gateway/credentials/secrets.js'
 import { startGateway } from '../../gateway/gateway.js'
+import { createRedisStore } from '../../gateway/store/redis.js'
 import { createSealer } from '../../gateway/store/sealed.js'
+import type { Store } from '../../gateway/store/store.js'
 import { testStore } from '../helpers/memory-store.js'
 import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
 import { freePort } from '../helpers/ports.js'
@@ -163,6 +165,90 @@ describe('UserSecrets', () => {
       (await onlyK2.list(alice)).map((s) => s.name),
       ['fresh'],
     )
+  })
+})
+
+/**
+ * Two replicas' secret changes of one user at once: six new names against a cap of two, and
+ * a set racing a delete of the same name, on one shared store.
+ */
+async function raceOnOneStore(store: Store): Promise<void> {
+  const sealer = createSealer({ k1: randomBytes(32) }, 'k1')
+  const a = new UserSecrets({ store, sealer, perUser: 2 })
+  const b = new UserSecrets({ store, sealer, perUser: 2 })
+  const owner = { iss: 'https://idp.example', sub: `racer-${randomBytes(4).toString('hex')}` }
+  const outcomes = await Promise.allSettled(
+    ['n1', 'n2', 'n3', 'n4', 'n5', 'n6'].map((n, i) => (i % 2 ? a : b).set(owner, n, 'v')),
+  )
+  const set = outcomes.filter((o) => o.status === 'fulfilled').length
+  assert.equal(set, 2, 'exactly the cap succeeds')
+  for (const o of outcomes)
+    if (o.status === 'rejected') assert.match(String(o.reason), /at most 2 secrets per user/)
+  const listed = (await a.list(owner)).map((s) => s.name)
+  assert.equal(listed.length, 2, `listed: ${listed}`)
+  // Every value a process could be handed is one the user's page lists.
+  for (const n of ['n1', 'n2', 'n3', 'n4', 'n5', 'n6'])
+    assert.equal((await b.value(owner, n)) !== undefined, listed.includes(n), n)
+  // A set and a delete of one name at once: the name is listed exactly when a value is held.
+  for (let i = 0; i < 20; i++) {
+    await Promise.all([a.set(owner, listed[0]!, `v${i}`), b.remove(owner, listed[0]!)])
+    const shown = (await a.list(owner)).some((s) => s.name === listed[0])
+    const held = (await b.value(owner, listed[0]!)) !== undefined
+    assert.equal(shown, held, `round ${i}`)
+  }
+}
+
+describe("a user's secret changes at once, on two replicas", () => {
+  it('in memory: the cap holds and nothing is held unlisted', async () => {
+    await raceOnOneStore(testStore())
+  })
+
+  it('a set cut short by the store leaves nothing a process would get but the page not show', async () => {
+    const store = testStore()
+    const broken: Store = {
+      ...store,
+      sadd: async () => {
+        throw new Error('store went away')
+      },
+    }
+    const secrets = new UserSecrets({ store: broken, sealer: createSealer({ k1: key() }, 'k1') })
+    await assert.rejects(secrets.set(alice, 'token', 'half-set'), /store went away/)
+    assert.equal(await secrets.value(alice, 'token'), undefined)
+    assert.deepEqual(await secrets.list(alice), [])
+  })
+
+  it('a secret named `lock` is a secret like any other (the lock lives elsewhere)', async () => {
+    const secrets = new UserSecrets({
+      store: testStore(),
+      sealer: createSealer({ k1: key() }, 'k1'),
+    })
+    await secrets.set(alice, 'lock', 'value-of-lock')
+    await secrets.set(alice, 'other', 'x')
+    assert.equal(await secrets.value(alice, 'lock'), 'value-of-lock')
+    assert.deepEqual(
+      (await secrets.list(alice)).map((s) => s.name),
+      ['lock', 'other'],
+    )
+  })
+
+  describe('in Redis', { skip: NO_REDIS }, () => {
+    let redis: RedisServer
+    let store: Store | undefined
+    before(async () => {
+      redis = await startRedis()
+    })
+    after(async () => {
+      await store?.close()
+      await redis.close()
+    })
+    it('the cap holds and nothing is held unlisted', async () => {
+      store = await createRedisStore({
+        url: redis.url,
+        keyPrefix: 'secrets-race:',
+        log: pino({ level: 'silent' }),
+      })
+      await raceOnOneStore(store)
+    })
   })
 })
 
