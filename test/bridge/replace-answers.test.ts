@@ -171,6 +171,73 @@ describe('process replaced: answers reach only the process that asked', () => {
   })
 })
 
+describe("a session's server requests awaiting the client's answers are bounded", () => {
+  let small: Stack
+  before(async () => {
+    const script = join(tmpdir(), `replace-answers-bounded-${process.pid}.mjs`)
+    writeFileSync(script, ASKER)
+    small = await startStack({
+      policy: `${TEST_POLICY}  asker:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
+      servers: { asker: { command: process.execPath, args: [script] } },
+      config: { limits: { sessionQueueEvents: 4, streamQueueEvents: 4 } },
+    })
+  })
+  after(() => small.close())
+
+  it('past limits.sessionQueueEvents a request is refused to the process, not relayed; an answer frees room', async () => {
+    const alice = await small.token('alice', { server: 'asker' })
+    const sid = await openSession(small, 'asker', alice, { roots: {} })
+    const headers = {
+      authorization: `Bearer ${alice}`,
+      'mcp-session-id': sid,
+      'mcp-protocol-version': '2025-11-25',
+    }
+    const send = async (body: unknown) => {
+      const res = await postMcp(small.local('asker'), body, headers)
+      return { status: res.status, messages: sseData(res.text).map((d) => JSON.parse(d)) }
+    }
+    let id = 100
+    const ask = async (name = 'ask') => {
+      const r = await send({
+        jsonrpc: '2.0',
+        id: ++id,
+        method: 'tools/call',
+        params: { name, arguments: {} },
+      })
+      assert.equal(r.status, 200)
+      const reply = r.messages.find((m) => m.id === id)
+      return {
+        asked: r.messages.filter((m) => m.method !== undefined && m.id !== undefined),
+        result: JSON.parse(reply.result.content[0].text),
+      }
+    }
+    for (let n = 0; n < 4; n++)
+      assert.deepEqual(
+        (await ask()).asked.map((m) => m.id),
+        [n],
+      )
+    // A fifth while none is answered: the process hears the refusal, the client nothing.
+    assert.deepEqual((await ask()).asked, [])
+    assert.equal((await send(answer(0, 'file:///zero'))).status, 202)
+    assert.deepEqual(
+      (await ask()).asked.map((m) => m.id),
+      [5],
+    )
+    const seen = (await ask('seen')).result.seen
+    assert.deepEqual(seen, [
+      {
+        jsonrpc: '2.0',
+        id: 4,
+        error: { code: -32603, message: "too many requests awaiting the client's answers" },
+      },
+      { jsonrpc: '2.0', id: 0, result: { roots: [{ uri: 'file:///zero', name: 'file:///zero' }] } },
+    ])
+    assert.ok(
+      small.logLines.some((l) => l.includes('awaiting the client') && l.includes('refused')),
+    )
+  })
+})
+
 describe('ServerAsks: which process asked what', () => {
   // Processes are only told apart here (the key), never spoken to.
   const older = { pid: 1 } as Child
