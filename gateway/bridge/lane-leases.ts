@@ -76,12 +76,15 @@ export class LaneLeases {
     try {
       if (ask.credentials !== undefined)
         this.o.lanes.retireStale(ask.server, ownerKey(ask.principal), ask.key)
-      const lane = await this.acquire(ask, holder)
+      const { lane, started } = await this.acquire(ask, holder)
       // The client left while its lane was found or started: nothing may run for it.
       if (ask.signal?.aborted) {
         this.release(lane, holder)
         throw new BridgeError('client_gone', 'the client disconnected')
       }
+      // Plain requests that waited to join the lane this one started look again only now, its
+      // lease resolving first: they came after it, and are served after it (arrival order).
+      if (started && holder !== HELD) this.o.waiters.wakeAll()
       return { lane, holder }
     } finally {
       this.acquiring--
@@ -92,7 +95,10 @@ export class LaneLeases {
    * A lane of `ask.key` for `holder`: taken, shared, started, or waited for (laneWait at most).
    * @throws BridgeError `too_many_sessions`, `subject_session_limit`, `client_gone`, `spawn_failed`
    */
-  private async acquire(ask: LeaseAsk, holder: LaneUser): Promise<Lane> {
+  private async acquire(
+    ask: LeaseAsk,
+    holder: LaneUser,
+  ): Promise<{ lane: Lane; started: boolean }> {
     const { lanes, waiters, limits, bounds } = this.o
     const { key, server, principal, signal } = ask
     const owner = ownerKey(principal)
@@ -105,7 +111,7 @@ export class LaneLeases {
       const shared = holder === HELD ? undefined : this.pick(key, holder)
       if (shared !== undefined && shared.plain.size > 0) {
         take(shared, holder)
-        return shared
+        return { lane: shared, started: false }
       }
       // Lanes running at once, over every identity and credential of the principal (a lane
       // shared by plain requests is one). Rounds waiting for their client's answers do not
@@ -116,7 +122,7 @@ export class LaneLeases {
         const free = this.pick(key, holder)
         if (free !== undefined) {
           take(free, holder)
-          return free
+          return { lane: free, started: false }
         }
         // A lane starting for plain requests will have room: a plain one waits to join it (a
         // burst of them starts one process, not one each), when it may wait at all.
@@ -136,7 +142,7 @@ export class LaneLeases {
           }
           full = bounds.full(server, owner)
           // Counted as starting in this same turn: concurrent requests cannot all pass.
-          if (full === undefined) return await this.start(ask, holder)
+          if (full === undefined) return { lane: await this.start(ask, holder), started: true }
           if (await bounds.makeRoom(full, owner, 'session limit')) continue
           // Nothing to end: a request running in the bound's scope will free a process; else
           // there is nothing to wait for.
@@ -155,7 +161,7 @@ export class LaneLeases {
       if (signal?.aborted) throw new BridgeError('client_gone', 'the client disconnected')
       const handed = await waiters.wait(server, owner, key, holder, left, signal)
       // Handed a lane as it was released (held for this request already): nothing to look for.
-      if (handed !== undefined) return handed
+      if (handed !== undefined) return { lane: handed, started: false }
     }
   }
 
@@ -242,9 +248,9 @@ export class LaneLeases {
         if (left === 0) lanes.startingPlain.delete(key)
         else lanes.startingPlain.set(key, left)
       }
-      // A start that failed frees its place under the bounds; one for a plain request has
-      // room for those waiting to join it.
-      if (!started || plain) this.o.waiters.wakeAll()
+      // A start that failed frees its place under the bounds. (One for a plain request has room
+      // for those waiting to join it: they look again once its lease is out, in `hold`.)
+      if (!started) this.o.waiters.wakeAll()
     }
   }
 }

@@ -32,6 +32,7 @@ import {
 } from './jsonrpc.js'
 import type { EndReason, OutboundStream } from './outbound.js'
 import type { QueueBudget } from './outbound-budget.js'
+import { type ServerAsk, ServerAsks } from './server-asks.js'
 import { SessionStreams } from './session-streams.js'
 import { handOff, sendSafely, StreamTransport } from './stream-transport.js'
 import type { ClientTransport, SessionBody, SessionRequest } from './stream-transport.js'
@@ -187,6 +188,8 @@ export class Session implements GatedSession {
   private principal: Principal | undefined
   /** The process's requests that came before the client's `initialized` (checklist D28). */
   private readonly early: EarlyRequests
+  /** The processes' requests relayed to the client, awaiting its answers: each goes to its asker. */
+  private readonly serverAsks: ServerAsks
 
   /** The tool a task of this session runs (policy decides its status and result by it). */
   taskTool(taskId: unknown): string | undefined {
@@ -238,6 +241,7 @@ export class Session implements GatedSession {
     this.streams = new SessionStreams(o.budget, o.log, () => (this.lastActive = now()))
     const { sessionEvents, sessionBytes } = o.budget.limits
     this.early = new EarlyRequests({ events: sessionEvents, bytes: sessionBytes })
+    this.serverAsks = new ServerAsks(sessionEvents)
     const { resumability, ssePolling } = o.config
     this.store =
       o.transport === undefined && resumability.enabled
@@ -347,6 +351,7 @@ export class Session implements GatedSession {
     this.failInflight(RPC.connectionClosed, 'the session was closed')
     this.timeouts.release()
     for (const answer of [...this.asked.values()]) answer(undefined)
+    this.serverAsks.clear()
     // The last errors are on their streams already: what is queued still goes.
     this.transport.close()
     await this.child.close()
@@ -362,6 +367,7 @@ export class Session implements GatedSession {
       // The client's answer to the gateway's own request (an elicitation): never the process's.
       return this.asked.get(env.id)!(message)
     }
+    if (env.kind === 'response') return this.answered(message, env.id)
     // The process's requests held until the client's initialization ended go to it now (D28).
     if (!this.early.open && operating(env))
       for (const held of this.early.release()) this.fromServer(held)
@@ -418,9 +424,62 @@ export class Session implements GatedSession {
           signal: this.inflight.get(env.id)!.waiting!.signal,
         })
     } else if (env.kind === 'notification' && env.method === 'notifications/cancelled') {
-      this.cancelledByClient(env.params?.requestId)
+      return this.cancelled(message, env.params)
     }
     this.forward(message, env)
+  }
+
+  /**
+   * The client's answer to a server→client request: to the process that asked, under that
+   * process's own id, at once (a replacement under way waits for the requests of the process
+   * running now, which may wait for this answer). An answer to a request no process of the
+   * session has pending (answered already, or never asked) is never relayed.
+   */
+  private answered(message: JSONRPCMessage, id: RequestId): void {
+    const ask = this.serverAsks.take(id)
+    if (ask === undefined) {
+      this.o.log.warn('the client answered a request no process of the session asked; dropped')
+      return
+    }
+    this.toAsker(ask, ask.id === id ? message : ({ ...message, id: ask.id } as JSONRPCMessage))
+  }
+
+  /**
+   * The client's cancellation: of a request of its own the process has (to it now, as an answer
+   * goes: a replacement waits for that request), or of a server request (to the process that
+   * asked it, under its own id). A request still waiting for its credentials is settled here
+   * and never reaches the process; a cancellation of nothing pending is dropped.
+   */
+  private cancelled(message: JSONRPCMessage, params: Record<string, unknown> | undefined): void {
+    const id = params?.requestId
+    if (typeof id !== 'string' && typeof id !== 'number') return
+    const mine = this.inflight.get(id)
+    if (mine !== undefined) {
+      this.cancelledByClient(id)
+      if (mine.forwarded) this.toAsker({ child: this.current, id }, message)
+      return
+    }
+    const ask = this.serverAsks.take(id)
+    if (ask === undefined) {
+      this.o.log.debug('the client cancelled a request no longer pending; dropped')
+      return
+    }
+    const own = ask.id === id ? message : { ...message, params: { ...params, requestId: ask.id } }
+    this.toAsker(ask, own as JSONRPCMessage)
+  }
+
+  /** Sends a message to the process a request belongs to (a replaced one's input is closed). */
+  private toAsker(ask: ServerAsk, message: JSONRPCMessage): void {
+    const { child } = ask
+    child.send(message).catch((err: Error) => {
+      const gone = child !== this.current || !child.alive
+      this.o.log[gone ? 'debug' : 'warn'](
+        { err: { message: err.message }, pid: child.pid },
+        gone
+          ? "the process that asked is gone (replaced or exited); the client's message dropped"
+          : 'could not write to server process',
+      )
+    })
   }
 
   private requestTimer(id: RequestId): Timeout | undefined {
@@ -474,17 +533,11 @@ export class Session implements GatedSession {
   }
 
   /**
-   * Hands a client message to the process, after a process replacement under way; except what
-   * belongs to the process running now: the client's answer to its own request (roots/list,
-   * sampling, an elicitation), or the cancellation of a request it has. The replacement waits
-   * for that process's requests, which may wait for that answer; after it, the answer would go
-   * to a process that never asked.
+   * Hands a client request or notification to the process, after a process replacement under
+   * way. (Answers and cancellations go to the process they belong to: `answered`, `cancelled`.)
    */
   private forward(message: JSONRPCMessage, env: Envelope): void {
-    const current =
-      env.kind === 'response' ||
-      (env.kind === 'notification' && env.method === 'notifications/cancelled')
-    if (this.swapping !== undefined && !current) {
+    if (this.swapping !== undefined) {
       void this.swapping.then(() => this.forward(message, env))
       return
     }
@@ -617,7 +670,41 @@ export class Session implements GatedSession {
       if (!this.taskShown(env.params)) return
       message = { ...message, params: capTaskStatus(env.method, env.params) } as JSONRPCMessage
     }
-    this.send(message, this.relatedRequest(env))
+    const related = this.relatedRequest(env)
+    if (env.kind === 'request') return this.relayAsk(message, env.id, related)
+    if (env.kind === 'notification' && env.method === 'notifications/cancelled') {
+      // The process withdrew a request of its own: the client knows it by the id it was relayed under.
+      const id = env.params?.requestId
+      const known =
+        typeof id === 'string' || typeof id === 'number'
+          ? this.serverAsks.withdraw(this.current, id)
+          : undefined
+      if (known !== undefined && known !== id)
+        message = { ...message, params: { ...env.params, requestId: known } } as JSONRPCMessage
+    }
+    this.send(message, related)
+  }
+
+  /**
+   * Relays a request of the process's to the client, remembered until it is answered so the
+   * answer reaches this process and no other (server-asks.ts); past the session's bound it is
+   * refused to the process instead.
+   */
+  private relayAsk(message: JSONRPCMessage, id: RequestId, related: RequestId | undefined): void {
+    const asker = this.current
+    const relayed = this.serverAsks.relay(asker, id)
+    if (relayed === undefined) {
+      this.o.log.warn(
+        { pending: this.serverAsks.size },
+        "server request past the session's bound of requests awaiting the client's answers; refused",
+      )
+      asker
+        .send(rpcError(id, -32603, "too many requests awaiting the client's answers"))
+        .catch(() => {})
+      return
+    }
+    if (relayed !== id) message = { ...message, id: relayed } as JSONRPCMessage
+    if (!this.sent(message, related)) this.serverAsks.take(relayed)
   }
 
   /**

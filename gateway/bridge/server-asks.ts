@@ -1,0 +1,73 @@
+import { randomBytes } from 'node:crypto'
+import type { Child } from './child.js'
+import type { RequestId } from './jsonrpc.js'
+
+/** A server→client request relayed to the client: which process asked, with which id of its own. */
+export interface ServerAsk {
+  child: Child
+  id: RequestId
+}
+
+/**
+ * A session's server→client requests relayed to its client and not answered yet, by the id the
+ * client knows each by, so the client's answer (or cancellation) reaches the process that asked
+ * and no other. A session's process is replaced when the user's credentials change
+ * (session.ts `replaceChild`); both processes number their own requests (often from 0), so a
+ * late answer to the old one's would match a request the new one has pending. A request whose
+ * id is still outstanding from a process of the session is relayed under a gateway id instead
+ * (the client never sees two requests with one id), and its answer goes back under the
+ * process's own. Bounded like the requests a session holds before the client's `initialized`
+ * (`limits.sessionQueueEvents`, early-requests.ts): past it a request is refused to the process.
+ */
+export class ServerAsks {
+  private readonly byClientId = new Map<RequestId, ServerAsk>()
+  /** The id the client knows each request by, per process and its own id. */
+  private readonly byChild = new Map<Child, Map<RequestId, RequestId>>()
+
+  constructor(private readonly max: number) {}
+
+  /** Requests awaiting the client's answer. */
+  get size(): number {
+    return this.byClientId.size
+  }
+
+  /**
+   * `child` asks the client something with `id`: the id to relay it under, or undefined past
+   * the bound (the request is to be refused to the process, not relayed).
+   */
+  relay(child: Child, id: RequestId): RequestId | undefined {
+    if (this.byClientId.size >= this.max) return undefined
+    const clientId = this.byClientId.has(id)
+      ? `mcp-edge-server-${randomBytes(9).toString('base64url')}`
+      : id
+    this.byClientId.set(clientId, { child, id })
+    let own = this.byChild.get(child)
+    if (own === undefined) this.byChild.set(child, (own = new Map()))
+    own.set(id, clientId)
+    return clientId
+  }
+
+  /** The client answered (or cancelled) the request it knows as `clientId`: who asked it, forgotten. */
+  take(clientId: RequestId): ServerAsk | undefined {
+    const ask = this.byClientId.get(clientId)
+    if (ask === undefined) return undefined
+    this.byClientId.delete(clientId)
+    const own = this.byChild.get(ask.child)
+    own?.delete(ask.id)
+    if (own?.size === 0) this.byChild.delete(ask.child)
+    return ask
+  }
+
+  /** `child` withdrew its own request `id` (its cancellation): the id the client knows it by, forgotten. */
+  withdraw(child: Child, id: RequestId): RequestId | undefined {
+    const clientId = this.byChild.get(child)?.get(id)
+    if (clientId !== undefined) this.take(clientId)
+    return clientId
+  }
+
+  /** The session ended: nothing is awaited any more. */
+  clear(): void {
+    this.byClientId.clear()
+    this.byChild.clear()
+  }
+}
