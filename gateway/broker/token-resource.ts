@@ -5,6 +5,12 @@ import type { KoaContextWithOIDC } from 'oidc-provider'
 import type Provider from 'oidc-provider'
 import { BROKER_ROUTES, corsAllowed } from './provider.js'
 
+/**
+ * What oidc-provider's /token exposes to a browser (lib/helpers/initialize_app.js, with DPoP and
+ * client attestation off, as provider.ts configures it).
+ */
+export const TOKEN_EXPOSED_HEADERS = 'WWW-Authenticate'
+
 /** oidc-provider's own bound on a form body (lib/shared/selective_body.js); ours is the same. */
 const MAX_TOKEN_FORM_BYTES = 56 * 1024
 
@@ -180,7 +186,7 @@ async function cors(
 ): Promise<void> {
   ctx.vary('Origin')
   const origin = ctx.get('Origin')
-  ctx.set('Access-Control-Expose-Headers', 'WWW-Authenticate')
+  ctx.set('Access-Control-Expose-Headers', TOKEN_EXPOSED_HEADERS)
   if (!origin) {
     ctx.set('Access-Control-Allow-Origin', '*')
     return
