@@ -337,13 +337,15 @@ describe('stop26: a client method in disguise is refused -32601 and reaches no p
     await end(url, headers)
   })
 
-  it("sessionless 2026-07-28: refused -32601 (the revision's method-not-found), no process asked", async () => {
+  it("sessionless 2026-07-28: refused -32601 (the revision's method-not-found, 404), audited, no process asked", async () => {
     const from = mark()
-    for (const method of ['TOOLS/CALL', 'Tools/List', 'Tasks/Get']) {
+    for (const method of ['TOOLS/CALL', 'Tools/List', 'Tasks/Get', 'Server/Discover']) {
       const res = await request(stack.local('rec'), modernRequest(alice, method, params(method)))
-      const body = (await res.body.json()) as { error?: { code: number } }
+      const body = (await res.body.json()) as { error?: { code: number; message: string } }
       assert.equal(res.statusCode, 404, `${method}: ${JSON.stringify(body)}`)
       assert.equal(body.error?.code, -32601)
+      assert.match(String(body.error?.message), /MCP method names are exact/)
+      await audited(method)
     }
     childSawNoDisguise(from)
   })
