@@ -197,14 +197,20 @@ async function session(
   return headers
 }
 
-/** The audit event of the refusal of `method`, once written. */
-const audited = (method: string) =>
+/** The audit event of the refusal of `method` at `server` (or endpoint), once written. */
+const audited = (method: string, server: string) =>
   waitFor(
     () =>
       stack
         .audit()
-        .find((e) => e.method === method && e.decision === 'invalid' && e.outcome === 'refused'),
-    `the audit event of the refusal of ${JSON.stringify(method)}`,
+        .find(
+          (e) =>
+            e.method === method &&
+            e.server === server &&
+            e.decision === 'invalid' &&
+            e.outcome === 'refused',
+        ),
+    `the audit event of the refusal of ${JSON.stringify(method)} at ${server}`,
   )
 
 describe('stop26: a client method in disguise is refused -32601 and reaches no process', () => {
@@ -223,7 +229,7 @@ describe('stop26: a client method in disguise is refused -32601 and reaches no p
       assert.equal(res.json().id, id)
       assert.equal(res.json().error?.code, -32601, `${JSON.stringify(method)}: ${res.text}`)
       assert.match(res.json().error.message, /^Method not found: .* \(MCP method names are exact: /)
-      await audited(method)
+      await audited(method, 'rec')
     }
     for (const method of ['Notifications/Cancelled', 'notifications/initialized ', 'TOOLS/CALL']) {
       const res = await postMcp(url, { jsonrpc: '2.0', method, params: { requestId: 1 } }, headers)
@@ -261,51 +267,65 @@ describe('stop26: a client method in disguise is refused -32601 and reaches no p
     await end(url, headers)
   })
 
-  it('legacy HTTP+SSE: the refusal arrives on the event stream', async () => {
-    const from = mark()
-    const auth = { authorization: `Bearer ${alice}` }
-    const res = await fetch(`${stack.url}/sse/rec`, {
-      headers: { accept: 'text/event-stream', ...auth },
-    })
-    assert.equal(res.status, 200)
-    const events = new Events(res)
-    const endpoint = `${stack.url}${(await events.next())!.data}`
-    const post = async (body: unknown) => {
-      const r = await fetch(endpoint, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...auth },
-        body: JSON.stringify(body),
+  for (const [what, path] of [
+    ['a server', 'rec'],
+    ['an endpoint', 'recep'],
+  ] as const)
+    it(`legacy HTTP+SSE, ${what}: the refusal arrives on the event stream`, async () => {
+      const from = mark()
+      const token =
+        path === 'rec'
+          ? alice
+          : await stack.token('alice', { resource: `${stack.url}/mcp/${path}` })
+      const auth = { authorization: `Bearer ${token}` }
+      const res = await fetch(`${stack.url}/sse/${path}`, {
+        headers: { accept: 'text/event-stream', ...auth },
       })
-      assert.equal(r.status, 202, JSON.stringify(body))
-      await r.body?.cancel()
-    }
-    const reply = async (id: number) => {
-      for (;;) {
-        const e = await events.next()
-        assert.ok(e, 'the stream ended')
-        const m = JSON.parse(e.data) as { id?: unknown; error?: { code: number }; result?: unknown }
-        if (m.id === id) return m
+      assert.equal(res.status, 200)
+      const events = new Events(res)
+      const endpoint = `${stack.url}${(await events.next())!.data}`
+      const post = async (body: unknown) => {
+        const r = await fetch(endpoint, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...auth },
+          body: JSON.stringify(body),
+        })
+        assert.equal(r.status, 202, JSON.stringify(body))
+        await r.body?.cancel()
       }
-    }
-    await post({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: initBody({}, '2024-11-05').params,
+      const reply = async (id: number) => {
+        for (;;) {
+          const e = await events.next()
+          assert.ok(e, 'the stream ended')
+          const m = JSON.parse(e.data) as {
+            id?: unknown
+            error?: { code: number }
+            result?: unknown
+          }
+          if (m.id === id) return m
+        }
+      }
+      await post({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: initBody({}, '2024-11-05').params,
+      })
+      await reply(1)
+      await post({ jsonrpc: '2.0', method: 'notifications/initialized' })
+      let id = 1
+      for (const method of ['TOOLS/CALL', 'tools/call\u200b', 'Tools/List', 'tasks/get ']) {
+        await post({ jsonrpc: '2.0', id: ++id, method, params: params(method) })
+        const m = await reply(id)
+        assert.equal(m.error?.code, -32601, `${JSON.stringify(method)}: ${JSON.stringify(m)}`)
+      }
+      // A list the process answers (an endpoint's merged list asks its backend too).
+      await post({ jsonrpc: '2.0', id: 99, method: 'tools/list' })
+      assert.ok((await reply(99)).result)
+      await audited('tools/call\u200b', path)
+      await events.cancel().catch(() => {})
+      childSawNoDisguise(from)
     })
-    await reply(1)
-    await post({ jsonrpc: '2.0', method: 'notifications/initialized' })
-    let id = 1
-    for (const method of ['TOOLS/CALL', 'tools/call\u200b', 'Tools/List', 'tasks/get ']) {
-      await post({ jsonrpc: '2.0', id: ++id, method, params: params(method) })
-      const m = await reply(id)
-      assert.equal(m.error?.code, -32601, `${JSON.stringify(method)}: ${JSON.stringify(m)}`)
-    }
-    await post({ jsonrpc: '2.0', id: 99, method: 'tools/call', params: { name: 'ok' } })
-    assert.ok((await reply(99)).result)
-    await events.cancel().catch(() => {})
-    childSawNoDisguise(from)
-  })
 
   it('an endpoint (aggregate) session: refused -32601 before it routes or answers, audited', async () => {
     const from = mark()
@@ -328,7 +348,7 @@ describe('stop26: a client method in disguise is refused -32601 and reaches no p
       assert.equal(res.status, 200, `${JSON.stringify(method)}: ${res.text}`)
       assert.equal(res.json().error?.code, -32601, `${JSON.stringify(method)}: ${res.text}`)
       assert.match(res.json().error.message, /MCP method names are exact/)
-      await audited(method)
+      await audited(method, 'recep')
     }
     const note = await postMcp(url, { jsonrpc: '2.0', method: 'Notifications/Cancelled' }, headers)
     assert.equal(note.status, 400, note.text)
@@ -345,7 +365,7 @@ describe('stop26: a client method in disguise is refused -32601 and reaches no p
       assert.equal(res.statusCode, 404, `${method}: ${JSON.stringify(body)}`)
       assert.equal(body.error?.code, -32601)
       assert.match(String(body.error?.message), /MCP method names are exact/)
-      await audited(method)
+      await audited(method, 'rec')
     }
     childSawNoDisguise(from)
   })
