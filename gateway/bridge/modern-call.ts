@@ -4,6 +4,7 @@ import { RPC } from './errors.js'
 import { refuseServerRequest } from './lifecycle.js'
 import { envelope, isObject, rpcError, type RequestId, type RpcErrorObject } from './jsonrpc.js'
 import type { Timeout } from './timeouts.js'
+import { disguisedMethod, disguiseRefusal } from '../policy/method-names.js'
 
 /**
  * After a process's first server→client request, how long to gather more before answering, in
@@ -57,10 +58,30 @@ export function isPlain(
 }
 
 /**
+ * The capability a server→client `tasks/*` request needs, as a path in the client's declared
+ * capabilities (MCP 2025-11-25 tasks §Capability Negotiation): `tasks/list` and `tasks/cancel`
+ * each their own flag; `tasks/get` and `tasks/result` `tasks.requests`, since the set there is
+ * exhaustive and a client with no request type it takes as a task holds no task of the server's.
+ * Session era only: the sessionless path relays no request that {@link capabilityOf} does not name.
+ */
+const TASK_CAPABILITY_OF: Record<string, readonly string[]> = {
+  'tasks/get': ['tasks', 'requests'],
+  'tasks/result': ['tasks', 'requests'],
+  'tasks/list': ['tasks', 'list'],
+  'tasks/cancel': ['tasks', 'cancel'],
+}
+
+/** A request augmented with a task (`params.task`) needs the client to take it as one. */
+const AUGMENTED_CAPABILITY_OF: Record<string, readonly string[]> = {
+  'sampling/createMessage': ['tasks', 'requests', 'sampling', 'createMessage'],
+  'elicitation/create': ['tasks', 'requests', 'elicitation', 'create'],
+}
+
+/**
  * The refusal of a server→client request for a client that declared no capabilities: ping is
  * answered, a request a capability would allow is refused naming it (and, for an elicitation
  * of a client that declared the capability, the mode it asked), anything else as not
- * available through the gateway.
+ * available through the gateway (MCP's own method names in disguise as not found).
  */
 export function refuseUndeclared(
   id: RequestId,
@@ -68,11 +89,12 @@ export function refuseUndeclared(
   params?: unknown,
   caps?: unknown,
 ): JSONRPCMessage {
-  const capability = capabilityOf(method)
-  if (capability === undefined)
+  const disguised = disguiseRefusal(method)
+  if (disguised !== undefined) return rpcError(id, -32601, disguised)
+  const missing = missingCapability(caps, method, params)
+  if (missing === undefined)
     return refuseServerRequest(id, method, `method not available through the gateway: ${method}`)
-  const mode = declaredAs(caps, capability) ? ` (${String(modeOf(params))} mode)` : ''
-  return rpcError(id, -32601, `the client did not declare the ${capability} capability${mode}`)
+  return rpcError(id, -32601, `the client did not declare the ${missing}`)
 }
 
 /**
@@ -84,11 +106,29 @@ export function capabilityOf(method: string): string | undefined {
   return Object.hasOwn(CAPABILITY_OF, method) ? CAPABILITY_OF[method] : undefined
 }
 
+/** `table`'s path for `method`, by own keys only (as {@link capabilityOf}). */
+function ownPath(table: Record<string, readonly string[]>, method: string) {
+  return Object.hasOwn(table, method) ? table[method] : undefined
+}
+
+/** The capability a request augmented with a task (`params.task` present) also needs. */
+function augmentedPath(method: string, params: unknown): readonly string[] | undefined {
+  if (!isObject(params) || !Object.hasOwn(params, 'task')) return undefined
+  return ownPath(AUGMENTED_CAPABILITY_OF, method)
+}
+
 /** What the client declared for `capability`: an object, by an own key; else undefined. */
 function declaredAs(caps: unknown, capability: string): Record<string, unknown> | undefined {
   if (!isObject(caps) || !Object.hasOwn(caps, capability)) return undefined
   const value = caps[capability]
   return isObject(value) ? value : undefined
+}
+
+/** What the client declared at `path` (each step an object, by own keys); else undefined. */
+function declaredAt(caps: unknown, path: readonly string[]): Record<string, unknown> | undefined {
+  let at: unknown = caps
+  for (const key of path) at = declaredAs(at, key)
+  return isObject(at) ? at : undefined
 }
 
 /** The mode an `elicitation/create` asks: `form` unless it names another. */
@@ -98,23 +138,53 @@ function modeOf(params: unknown): unknown {
 }
 
 /**
- * Whether the capabilities a client declared cover a server→client request that needs one:
- * the capability declared as an object, and for an elicitation the mode it asks. MCP
- * 2025-11-25 (elicitation §Capabilities): an `elicitation` naming neither `form` nor `url`
+ * Whether the elicitation modes a client declared cover the one asked (other methods: yes).
+ * MCP 2025-11-25 (elicitation §Capabilities): an `elicitation` naming neither `form` nor `url`
  * means form mode only, `{ url: {} }` url mode only, and a server must not ask a mode the
  * client did not declare.
  */
-export function covers(caps: unknown, method: string, params: unknown): boolean {
-  const capability = capabilityOf(method)
-  if (capability === undefined) return true
-  const value = declaredAs(caps, capability)
+function modeCovered(caps: unknown, method: string, params: unknown): boolean {
+  if (method !== 'elicitation/create') return true
+  const value = declaredAs(caps, 'elicitation')
   if (value === undefined) return false
-  if (capability !== 'elicitation') return true
   const form = Object.hasOwn(value, 'form') || !Object.hasOwn(value, 'url')
   const mode = modeOf(params)
   if (mode === 'form') return form
   if (mode === 'url') return Object.hasOwn(value, 'url')
   return false
+}
+
+/**
+ * Whether the capabilities a client declared cover a server→client request: never for MCP's
+ * own method name in disguise (`Sampling/CreateMessage` would dodge the check on the exact
+ * name), else when {@link missingCapability} finds nothing missing.
+ */
+export function covers(caps: unknown, method: string, params: unknown): boolean {
+  return (
+    disguisedMethod(method) === undefined && missingCapability(caps, method, params) === undefined
+  )
+}
+
+/**
+ * What a server→client request needs that the client did not declare, as the refusal names it
+ * (`sampling capability`, `elicitation capability (url mode)`, `tasks.list capability`), or
+ * undefined (nothing missing, or a request that needs no capability): the capability declared
+ * as an object, for an elicitation the mode it asks, for a request augmented with a task the
+ * client's capability to take it as one, for `tasks/*` the path {@link TASK_CAPABILITY_OF} names.
+ */
+function missingCapability(caps: unknown, method: string, params: unknown): string | undefined {
+  const task = ownPath(TASK_CAPABILITY_OF, method)
+  if (task !== undefined)
+    return declaredAt(caps, task) === undefined ? `${task.join('.')} capability` : undefined
+  const capability = capabilityOf(method)
+  if (capability === undefined) return undefined
+  if (declaredAs(caps, capability) === undefined) return `${capability} capability`
+  if (!modeCovered(caps, method, params))
+    return `${capability} capability (${String(modeOf(params))} mode)`
+  const augmented = augmentedPath(method, params)
+  if (augmented !== undefined && declaredAt(caps, augmented) === undefined)
+    return `${augmented.join('.')} capability`
+  return undefined
 }
 
 /** A request the process is waiting on the client for, as an `inputRequests` entry. */

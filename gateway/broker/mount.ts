@@ -3,6 +3,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import type { Context, Hono } from 'hono'
 import type Provider from 'oidc-provider'
 import { BROKER_ROUTES } from './provider.js'
+import { TOKEN_EXPOSED_HEADERS } from './token-resource.js'
 
 /** Every path oidc-provider answers, relative to the issuer. */
 export const PROVIDER_PATHS = [
@@ -53,6 +54,10 @@ export function mountProvider(
       ? undefined
       : setTimeout(() => {
           if (incoming.complete) return
+          // /token's body is read by the code exchange guard, before oidc-provider's route (and
+          // its CORS) runs: the CORS headers its /token answers carry before it knows the client.
+          if (!outgoing.headersSent && stripped.split('?')[0] === BROKER_ROUTES.token)
+            tokenCors(incoming.headers.origin, outgoing)
           if (!outgoing.headersSent)
             outgoing.writeHead(408, {
               'content-type': 'application/json; charset=utf-8',
@@ -76,4 +81,12 @@ export function mountProvider(
   for (const prefix of new Set(['', base])) {
     for (const path of PROVIDER_PATHS) app.all(`${prefix}${path}`, serve)
   }
+}
+
+/** oidc-provider's /token CORS headers before it knows the client (lib/shared/cors.js). */
+function tokenCors(origin: string | undefined, outgoing: ServerResponse): void {
+  if (outgoing.hasHeader('access-control-allow-origin')) return
+  outgoing.setHeader('vary', 'Origin')
+  outgoing.setHeader('access-control-allow-origin', origin || '*')
+  outgoing.setHeader('access-control-expose-headers', TOKEN_EXPOSED_HEADERS)
 }

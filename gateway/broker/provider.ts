@@ -112,9 +112,7 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       },
     }),
     clients: d.firstParty ? [firstPartyMetadata(d.firstParty) as never] : [],
-    clientBasedCORS: (_ctx, origin, client) =>
-      client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) === true ||
-      isLoopbackOrigin(origin),
+    clientBasedCORS: (_ctx, origin, client) => corsAllowed(origin, client),
     claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
     conformIdTokenClaims: true,
     cookies: {
@@ -419,6 +417,17 @@ function claimsOf(account: { sub: string; email?: string; name?: string }): {
     ...(account.email ? { email: account.email } : {}),
     ...(account.name ? { name: account.name } : {}),
   }
+}
+
+/**
+ * Whether a browser page at `origin` may read the answers to `client`'s requests (oidc-provider's
+ * clientBasedCORS): an origin of one of its redirect URIs, or a loopback one.
+ */
+export function corsAllowed(origin: string, client: { redirectUris?: readonly string[] }): boolean {
+  return (
+    client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) === true ||
+    isLoopbackOrigin(origin)
+  )
 }
 
 function isLoopbackOrigin(origin: string): boolean {

@@ -35,7 +35,9 @@ export async function requestDevToken(
     const known = state.users.map((u) => u.sub).join(', ')
     throw new Error(`no dev user ${JSON.stringify(opts.user)}; the dev IdP has: ${known}`)
   }
-  const asked = opts.resource === undefined ? [] : [opts.resource].flat()
+  // One resource named twice is one resource (oidc-provider counts distinct values too): sent
+  // once, and never read as several when the IdP refuses it.
+  const asked = opts.resource === undefined ? [] : [...new Set([opts.resource].flat())]
   const resources = asked.length > 0 ? asked : state.resources.slice(0, 1)
   if (resources.length === 0) throw new Error('the dev IdP state lists no resources')
   const meta = await getJson(`${state.issuer}/.well-known/openid-configuration`, state.issuer)

@@ -6,6 +6,7 @@ import type { Metrics } from '../observability/metrics.js'
 import { decide, decideAccess, type Decision } from '../policy/evaluate.js'
 import type { Policy } from '../policy/policy.js'
 import { GATED_METHODS, gatedTarget, taskIdProblem } from '../policy/target.js'
+import { disguiseRefusal } from '../policy/method-names.js'
 import type { RateLimited, RateLimits } from './rate-limit.js'
 import type { Counted } from '../policy/rate-limits.js'
 import type { PinGate, PinRefusal } from '../pins/pins.js'
@@ -40,7 +41,7 @@ export function readsTask(m: Envelope): m is Extract<Envelope, { kind: 'request'
 /** A refusal by the policy's rules, or of a message the gateway cannot read. */
 export type PolicyRefusal =
   | Exclude<Decision, { effect: 'allow' }>
-  | { effect: 'invalid'; code: -32600 | -32602; reason: string; source: undefined }
+  | { effect: 'invalid'; code: -32600 | -32601 | -32602; reason: string; source: undefined }
   /** A tool of a pinned server whose definition no operator approved: no scope helps. */
   | { effect: 'unapproved'; pin: PinRefusal; reason: string; source: undefined }
 
@@ -189,6 +190,38 @@ function recordRefusal(
   })
 }
 
+/**
+ * The refusal of the first message of `messages` whose method is MCP's in disguise (see
+ * policy/method-names.ts), audited and counted, or undefined. For the requests an endpoint
+ * answers itself or routes, which no {@link decideBody} sees before they are handled.
+ */
+export function refuseDisguised(
+  d: DecideDeps,
+  messages: readonly Envelope[],
+  principal: Principal,
+  server: string,
+): { message: Envelope; decision: Invalid } | undefined {
+  for (const m of messages) {
+    if (m.kind !== 'request' && m.kind !== 'notification') continue
+    const decision = disguise(m)
+    if (decision === undefined) continue
+    recordRefusal(d, principal, server, m.method, undefined, decision)
+    return { message: m, decision }
+  }
+  return undefined
+}
+
+/**
+ * A request or notification whose method is not MCP's but folds to one of MCP's (`TOOLS/CALL`,
+ * `tools/call\u200b`, fullwidth `ｔools/call`): -32601, whatever the caller may use. Policy and
+ * list filtering read exact names; a server that normalises names would run it undecided.
+ */
+function disguise(m: Envelope): Invalid | undefined {
+  if (m.kind !== 'request' && m.kind !== 'notification') return undefined
+  const disguised = disguiseRefusal(m.method)
+  return disguised === undefined ? undefined : invalid(-32601, disguised)
+}
+
 /** Policy for one client→server message. Responses and ungated messages need only server access. */
 function decideMessage(
   m: Envelope,
@@ -207,6 +240,9 @@ function decideMessage(
         'Invalid Request: not a JSON-RPC 2.0 request, notification or response (an id must be a string or a number)',
       ),
     }
+  // Before access: the name is refused whoever sends it, and reaches no process.
+  const disguised = disguise(m)
+  if (disguised !== undefined) return { decision: disguised }
   if (m.kind === 'notification' && GATED_METHODS.has(m.method)) {
     return {
       decision: invalid(-32600, `Invalid Request: ${m.method} is a request and needs an id`),
@@ -256,6 +292,8 @@ function unapproved(pin: PinRefusal): PolicyRefusal {
   return { effect: 'unapproved', pin, reason, source: undefined }
 }
 
-function invalid(code: -32600 | -32602, reason: string): PolicyRefusal {
+type Invalid = Extract<PolicyRefusal, { effect: 'invalid' }>
+
+function invalid(code: Invalid['code'], reason: string): Invalid {
   return { effect: 'invalid', code, reason, source: undefined }
 }

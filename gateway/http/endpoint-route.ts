@@ -9,7 +9,7 @@ import {
 } from '../bridge/jsonrpc.js'
 import type { Policy } from '../policy/policy.js'
 import type { RateLimits } from './rate-limit.js'
-import { admitBody, type DecideDeps, limitEndpointRequest } from './decide.js'
+import { admitBody, type DecideDeps, limitEndpointRequest, refuseDisguised } from './decide.js'
 import type { TracedBody } from './traced.js'
 import {
   decisionResponse,
@@ -64,6 +64,17 @@ export async function routeBody(
           'Invalid Request: not a JSON-RPC 2.0 request, notification or response',
         ),
       }
+    // MCP's method in disguise (`TOOLS/LIST`, `tools/call `): refused before the endpoint
+    // answers or routes it, as decideBody refuses it for one server.
+    const disguised = refuseDisguised(d, [m], caller.principal, agg.name)
+    if (disguised !== undefined) {
+      const id = m.kind === 'request' && !Array.isArray(body) ? m.id : null
+      if (tell && id !== null) {
+        tell(refusalReply(disguised.decision, id))
+        return { refused: new Response(null, { status: 202 }) }
+      }
+      return { refused: decisionResponse(disguised.decision, { resourceMetadata, id }) }
+    }
     if (m.kind !== 'request') continue
     if (ids.has(m.id))
       return {

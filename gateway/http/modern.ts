@@ -28,7 +28,7 @@ import { outcomeOf, type HttpTrace, type Tracing } from '../observability/tracin
 import type { Decided } from '../policy/decided.js'
 import type { Policy } from '../policy/policy.js'
 import type { PolicyStore } from '../policy/store.js'
-import { admitBody, limitEndpointRequest } from './decide.js'
+import { admitBody, limitEndpointRequest, refuseDisguised } from './decide.js'
 import { ROUTED } from './endpoint-route.js'
 import { errorOutcome, traceBody, type TracedBody } from './traced.js'
 import type { RateLimits } from './rate-limit.js'
@@ -129,6 +129,13 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
     return rpcErrorResponse(400, MODERN_RPC.headerMismatch, mismatch.message, {
       id: message.id,
       data: mismatch.data,
+    })
+  // MCP's own method in disguise (`TOOLS/CALL`): not found like any unknown method, and
+  // audited as the refusal it is.
+  const disguised = refuseDisguised(d, [envelope(message)], r.principal, r.server)
+  if (disguised)
+    return rpcErrorResponse(404, MODERN_RPC.methodNotFound, disguised.decision.reason, {
+      id: message.id,
     })
   if (!MODERN_METHODS.has(message.method))
     return rpcErrorResponse(404, MODERN_RPC.methodNotFound, `Method not found: ${message.method}`, {

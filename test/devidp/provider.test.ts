@@ -5,6 +5,7 @@ import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import {
   createRemoteJWKSet,
+  decodeJwt,
   decodeProtectedHeader,
   exportJWK,
   generateKeyPair,
@@ -467,6 +468,25 @@ describe('dev IdP defaults, state file and requestDevToken', () => {
       },
     ]
     for (const c of cases) await assert.rejects(requestDevToken(c.opts), c.error)
+  })
+
+  it('requestDevToken: one resource named twice is one (no "several" hint), two distinct are several', async () => {
+    const NOPE = 'http://127.0.0.1:1/mcp/nope'
+    const HINT = /a token is for one server: for several/
+    for (const resource of [
+      [NOPE, NOPE],
+      [NOPE, NOPE, NOPE],
+    ]) {
+      const err = await requestDevToken({ statePath, resource }).then(
+        () => assert.fail('a token for a resource not allowed'),
+        (e: Error) => e,
+      )
+      assert.match(err.message, /invalid_target/)
+      assert.doesNotMatch(err.message, HINT, JSON.stringify(resource))
+    }
+    await assert.rejects(requestDevToken({ statePath, resource: [NOPE, ECHO] }), HINT)
+    const twice = await requestDevToken({ statePath, resource: [ECHO, ECHO] })
+    assert.equal(decodeJwt(twice.access_token).aud, ECHO)
   })
 
   it('close() removes only its own state file', async () => {

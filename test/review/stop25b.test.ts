@@ -208,12 +208,13 @@ describe('stop 25b: a stalled body at the authorization server', () => {
   after(() => stack?.close())
 
   /** What the gateway answers a request whose declared body stops after `sent`; at its close. */
-  function stall(path: string, type: string, sent: string): Promise<string> {
+  function stall(path: string, type: string, sent: string, origin?: string): Promise<string> {
     const u = new URL(stack.url)
     return new Promise((resolve, reject) => {
       const socket = connect(Number(u.port), u.hostname, () =>
         socket.write(
           `POST ${path} HTTP/1.1\r\nhost: ${u.host}\r\ncontent-type: ${type}\r\n` +
+            (origin === undefined ? '' : `origin: ${origin}\r\n`) +
             `content-length: 4096\r\n\r\n${sent}`,
         ),
       )
@@ -243,6 +244,24 @@ describe('stop 25b: a stalled body at the authorization server', () => {
       // The body cut short is the client's doing: nothing logged as the gateway's error.
       const errors = stack.logLines.filter((l) => /"level":(50|60)/.test(l))
       assert.deepEqual(errors, [])
+    })
+
+  // The guard reads /token's body before oidc-provider's route sets its CORS headers: the 408
+  // carries them as oidc-provider's answers before it knows the client do (a browser reads it).
+  for (const origin of ['https://claude.ai', undefined])
+    it(`/token stalled, Origin ${origin ?? 'none'}: the 408 carries oidc-provider's /token CORS headers`, {
+      timeout: 20_000,
+    }, async () => {
+      const answer = await stall('/token', 'application/x-www-form-urlencoded', 'code=', origin)
+      assert.match(answer, /^HTTP\/1\.1 408 /, answer)
+      const head = answer.slice(0, answer.indexOf('\r\n\r\n')).toLowerCase()
+      assert.match(
+        head,
+        new RegExp(`\r\naccess-control-allow-origin: ${origin ?? '\\*'}\r\n`),
+        head,
+      )
+      assert.match(head, /\r\naccess-control-expose-headers: www-authenticate\r\n/, head)
+      assert.match(head, /\r\nvary: origin\r\n/, head)
     })
 })
 
