@@ -14,6 +14,7 @@
  *   and through an escaped line break after 60 characters or more (MIME's 76-character lines);
  * - each list of byte values, as a byte array prints: decimal (Go's `%v`, Rust's `{:?}`) or
  *   two hex digits each (Node's `<Buffer …>`, Go's `% x`).
+ * Its hex, and a value that is itself hex, is searched for in any case (Go's `%X`, mixed).
  * A value is searched for as bytes in each decoding, and the characters that encode it are
  * blotted; a short value only where it stands alone ({@link MIN_ANYWHERE}). Linear in the
  * line: each search is `indexOf` from where the last match ended, or a fixed text between
@@ -66,6 +67,9 @@ export function redactor(values: readonly string[]): Redactor {
   const plain = new Set<string>()
   // Searched as written, only where they stand alone.
   const alone: RegExp[] = []
+  // Searched lower-case, in the line with its A to F lower-cased: hex is either case, and a
+  // printer may change it (Go's `%X`, .NET's `ToString("X")`, a value that is itself hex).
+  const hex = new Set<string>()
   let longest = 0
   for (const v of values) {
     if (v === '') continue
@@ -82,15 +86,14 @@ export function redactor(values: readonly string[]): Redactor {
     // A value of several lines (a PEM key) is printed over several stderr lines.
     const lines = v.split(/\r\n|\r|\n/)
     if (lines.length > 1) for (const line of lines) if (line.length >= MIN_LINE) plain.add(line)
-    if (bytes.length >= MIN_ENCODED_BYTES) {
-      plain.add(bytes.toString('hex'))
-      plain.add(bytes.toString('hex').toUpperCase())
-    }
+    if (bytes.length >= MIN_ENCODED_BYTES) hex.add(bytes.toString('hex'))
+    if (!short && /^[0-9A-Fa-f]+$/.test(v)) hex.add(v.toLowerCase())
     longest = Math.max(longest, v.length, bytes.length * WIDEST_ENCODING)
   }
   if (secrets.length === 0)
     return Object.assign((line: string, upTo?: number) => line.slice(0, upTo), { longest: 0 })
   const anywhere = [...plain]
+  const hexForms = [...hex]
   const inBase64 = secrets.filter((s) => s.encoded)
   return Object.assign(
     (line: string, upTo = line.length) => {
@@ -100,6 +103,12 @@ export function redactor(values: readonly string[]): Redactor {
           hits.add(i, i + f.length)
       for (const pattern of alone)
         for (const m of line.matchAll(pattern)) hits.add(m.index, m.index + m[0].length)
+      if (hexForms.length > 0) {
+        const lower = hexLower(line)
+        for (const f of hexForms)
+          for (let i = lower.indexOf(f); i !== -1; i = lower.indexOf(f, i + f.length))
+            hits.add(i, i + f.length)
+      }
       if (line.includes('\\')) findUnescaped(line, rawChar, secrets, (s, e) => hits.add(s, e))
       if (line.includes('%') || line.includes('+'))
         findUnpercented(line, secrets, (s, e) => hits.add(s, e))
@@ -112,6 +121,13 @@ export function redactor(values: readonly string[]): Redactor {
     },
     { longest },
   )
+}
+
+/** `line` with its A to F lower-cased, each character where it was. */
+function hexLower(line: string): string {
+  const lower = line.toLowerCase()
+  // toLowerCase writes a few characters (`İ`) as two: then A to F alone.
+  return lower.length === line.length ? lower : line.replace(/[A-F]/g, (c) => c.toLowerCase())
 }
 
 /** Character ranges to blot; overlapping ones are blotted as one. */

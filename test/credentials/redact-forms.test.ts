@@ -1,0 +1,68 @@
+// More forms of a user's secret in a process's stderr (brief redact31): each written by a real
+// process and read back from the log the gateway writes, as an operator would see it.
+import assert from 'node:assert/strict'
+import { Writable } from 'node:stream'
+import { describe, it } from 'node:test'
+import { pino } from 'pino'
+import { spawnChild } from '../../gateway/bridge/child.js'
+import { redactor } from '../../gateway/bridge/redact.js'
+import { configSchema } from '../../gateway/config/schema.js'
+
+/** Runs a process that writes `text` to its stderr; the stderr lines the gateway logged. */
+async function logged(text: string, secrets: string[]): Promise<string[]> {
+  const config = configSchema.parse({
+    servers: {
+      f: {
+        command: process.execPath,
+        args: ['-e', `process.stderr.write(${JSON.stringify(text)})`],
+      },
+    },
+  }).servers.f!
+  const lines: string[] = []
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split('\n'))
+        if (l !== '') {
+          const entry = JSON.parse(l) as { msg?: string; stderr?: string }
+          if (entry.msg === 'server stderr') lines.push(entry.stderr!)
+        }
+      done()
+    },
+  })
+  const child = await spawnChild(config, pino({ level: 'info' }, sink), {}, secrets)
+  await child.exited
+  return lines
+}
+
+/** Asserts each line was logged with a `[redacted]` and without `leak` (a part of the value). */
+async function blotted(lines: string[], secrets: string[], leaks: string[]): Promise<void> {
+  const out = await logged(lines.map((l) => `${l}\n`).join(''), secrets)
+  assert.equal(out.length, lines.length, out.join('\n'))
+  for (const [i, line] of out.entries()) {
+    assert.ok(line.includes('[redacted]'), `${lines[i]} → ${line}`)
+    for (const leak of leaks) assert.ok(!line.includes(leak), `${lines[i]} → ${line}`)
+  }
+}
+
+describe('redact31: more written forms of a value', () => {
+  it('hex in any case: a hex value printed upper- or mixed-case, the hex of a value in mixed case', async () => {
+    const hexKey = '9f2c81d7e4a6b3095c1d8e7f2a4b6c8d'
+    const token = 'sk-live-0123456789abcdef'
+    const hex = Buffer.from(token).toString('hex')
+    let flip = false
+    const mixed = (s: string) => s.replace(/[a-f]/g, (c) => ((flip = !flip) ? c.toUpperCase() : c))
+    await blotted(
+      [
+        `key=${hexKey.toUpperCase()}`,
+        `key=${mixed(hexKey)} (as Go's %X or a .NET ToString("X") prints it)`,
+        `token bytes ${mixed(hex)}`,
+        `token bytes 0x${hex.toUpperCase()}`,
+      ],
+      [hexKey, token],
+      [hexKey.slice(8, 16).toUpperCase(), hex.slice(8, 16).toUpperCase()],
+    )
+    // Other text keeps its case and is not blotted.
+    const r = redactor([hexKey, token])
+    assert.equal(r('DEADBEEF ABCDEF012345 Hello'), 'DEADBEEF ABCDEF012345 Hello')
+  })
+})
