@@ -2,12 +2,14 @@
  * Blots known secret values (a user's credentials) out of a text a server process wrote: its
  * stderr lines, its error messages. A process may print a value as written, or as any
  * language's JSON, repr, URL or form encoding, hex or base64 would write it, so besides the
- * value as written the line is read four more ways, each in one pass over it:
+ * value as written the line is read five more ways, each in one pass over it:
  * - backslash escapes decoded (JSON of every language, `\/` of PHP, `\'` and `\xNN` of a
  *   Python repr and its `b'…'`, Go's `%q`), upper- or lower-case hex; twice where once leaves
  *   some (JSON inside JSON), and in each base64 reading below (base64 of JSON);
  * - percent escapes decoded (`%2B` or `%2b`, `+` for a space), whichever characters an
  *   encoder left as they are; twice where once leaves some (a URL inside a URL);
+ * - HTML and XML character references decoded (`&#39;`, `&#x41;`, `&quot;` …); twice where
+ *   once leaves some (a page escaped twice);
  * - each run of base64 characters decoded at its four alignments, either alphabet (RFC 4648
  *   §4, §5): a value inside a longer encoding (`Basic base64(user:token)`) is found wherever
  *   it sits; a run goes on through a `+` or `/` a URL encoder or PHP's json_encode escaped,
@@ -112,6 +114,7 @@ export function redactor(values: readonly string[]): Redactor {
       if (line.includes('\\')) findUnescaped(line, rawChar, secrets, (s, e) => hits.add(s, e))
       if (line.includes('%') || line.includes('+'))
         findUnpercented(line, secrets, (s, e) => hits.add(s, e))
+      if (line.includes('&')) findUnentitied(line, secrets, (s, e) => hits.add(s, e))
       if (inBase64.length > 0) {
         findBase64(line, inBase64, hits)
         findByteList(line, 10, inBase64, hits)
@@ -241,6 +244,24 @@ function findUnpercented(
   const decoded = once.bytes.toString('latin1')
   if (decoded.includes('%'))
     findInView(percentView(decoded, rawByte), secrets, (s, e) =>
+      found(once.from[s]!, once.end(once.from[e - 1]!)),
+    )
+}
+
+/**
+ * Each value found in `text` with its HTML and XML character references decoded, once and,
+ * where that leaves some, twice (`&amp;#39;`: a page escaped twice).
+ */
+function findUnentitied(
+  text: string,
+  secrets: readonly Secret[],
+  found: (start: number, end: number) => void,
+): void {
+  const once = entityView(text)
+  findInView(once, secrets, found)
+  const decoded = once.bytes.toString('latin1')
+  if (decoded.includes('&'))
+    findInView(entityView(decoded, rawByte), secrets, (s, e) =>
       found(once.from[s]!, once.end(once.from[e - 1]!)),
     )
 }
@@ -393,6 +414,43 @@ function percentView(line: string, raw = rawChar): View {
       }
     }
     return raw(line, p, emit)
+  })
+}
+
+/** The named references HTML and XML escapers write (Python's html.escape, PHP, Java, .NET). */
+const ENTITIES = new Map([
+  ['amp', 0x26],
+  ['lt', 0x3c],
+  ['gt', 0x3e],
+  ['quot', 0x22],
+  ['apos', 0x27],
+  ['nbsp', 0xa0],
+])
+
+/**
+ * HTML and XML character references decoded: `&#NNN;` and `&#xHH;` (either case, leading
+ * zeros as PHP writes `&#039;`) a code point, `&amp;` `&lt;` `&gt;` `&quot;` `&apos;` `&nbsp;`;
+ * anything else is left as written. A reference is at most 12 characters.
+ */
+function entityView(line: string, raw = rawChar): View {
+  return decode(line, (p, emit) => {
+    if (line.charCodeAt(p) !== 0x26) return raw(line, p, emit)
+    // Only the next 12 characters are looked at: a line of `&` stays one pass.
+    let semi = p + 2
+    while (semi < line.length && semi - p < 12 && line.charCodeAt(semi) !== 0x3b) semi++
+    if (line.charCodeAt(semi) === 0x3b) {
+      const name = line.slice(p + 1, semi)
+      let cp = -1
+      if (/^#[0-9]{1,8}$/.test(name)) cp = Number(name.slice(1))
+      else if (/^#[xX][0-9A-Fa-f]{1,8}$/.test(name)) cp = Number.parseInt(name.slice(2), 16)
+      else cp = ENTITIES.get(name) ?? -1
+      if (cp >= 0 && cp <= 0x10ffff) {
+        utf8(cp, emit)
+        return semi + 1
+      }
+    }
+    emit(0x26)
+    return p + 1
   })
 }
 

@@ -65,4 +65,43 @@ describe('redact31: more written forms of a value', () => {
     const r = redactor([hexKey, token])
     assert.equal(r('DEADBEEF ABCDEF012345 Hello'), 'DEADBEEF ABCDEF012345 Hello')
   })
+
+  it('HTML and XML character references: numeric, hex, named, escaped twice', async () => {
+    const value = `p<w>"d'&ä-0123`
+    const numeric = (hexa: boolean, pad: boolean) =>
+      [...value]
+        .map((c) => {
+          const cp = c.codePointAt(0)!
+          if (/[A-Za-z0-9-]/.test(c)) return c
+          return hexa
+            ? `&#x${cp.toString(16).toUpperCase()};`
+            : `&#${pad ? String(cp).padStart(3, '0') : cp};`
+        })
+        .join('')
+    const named = (s: string) =>
+      s
+        .replace(/&/g, '&amp;')
+        .replace(/</g, '&lt;')
+        .replace(/>/g, '&gt;')
+        .replace(/"/g, '&quot;')
+        .replace(/'/g, '&#x27;')
+    await blotted(
+      [
+        `<input value="${named(value)}">`,
+        `<pw>${numeric(false, false)}</pw>`,
+        `<pw>${numeric(false, true)}</pw>`,
+        `<pw>${numeric(true, false)}</pw>`,
+        `<pre>${named(named(value))}</pre>`,
+        `<e a='${value.replace(/&/g, '&amp;').replace(/'/g, '&apos;').replace(/</g, '&lt;')}'/>`,
+      ],
+      [value],
+      ['0123'],
+    )
+    const r = redactor([value, 'another-value-here'])
+    for (const line of [
+      'a &amp; b &lt;c&gt; &#65;&#x42; &bogus; &#99999999999; &',
+      '&'.repeat(1 << 20),
+    ])
+      assert.equal(r(line), line)
+  })
 })
