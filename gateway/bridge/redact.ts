@@ -114,7 +114,8 @@ export function redactor(values: readonly string[]): Redactor {
       if (line.includes('\\')) findUnescaped(line, rawChar, secrets, (s, e) => hits.add(s, e))
       if (line.includes('%') || line.includes('+'))
         findUnpercented(line, secrets, (s, e) => hits.add(s, e))
-      if (line.includes('&')) findUnentitied(line, secrets, (s, e) => hits.add(s, e))
+      if (line.includes('&') && REFERENCE.test(line))
+        findUnentitied(line, secrets, (s, e) => hits.add(s, e))
       if (inBase64.length > 0) {
         findBase64(line, inBase64, hits)
         findByteList(line, 10, inBase64, hits)
@@ -416,6 +417,9 @@ function percentView(line: string, raw = rawChar): View {
     return raw(line, p, emit)
   })
 }
+
+/** A line with a character reference in it (a `&` alone, as in a query, is not one). */
+const REFERENCE = /&(?:#|amp;|lt;|gt;|quot;|apos;|nbsp;)/
 
 /** The named references HTML and XML escapers write (Python's html.escape, PHP, Java, .NET). */
 const ENTITIES = new Map([
