@@ -19,8 +19,9 @@
  * Its hex, and a value that is itself hex, is searched for in any case (Go's `%X`, mixed).
  * A value is searched for as bytes in each decoding, and the characters that encode it are
  * blotted; a short value only where it stands alone ({@link MIN_ANYWHERE}). Linear in the
- * line: each search is `indexOf` from where the last match ended, or a fixed text between
- * one-character look-arounds (nothing to backtrack into).
+ * line: each search is `indexOf`, then a KMP scan while a match may go on overlapping
+ * ({@link Needle}), or a fixed text between one-character look-arounds (nothing to backtrack
+ * into).
  */
 export type Redactor = ((line: string, upTo?: number) => string) & { longest: number }
 
@@ -50,6 +51,7 @@ const WIDEST_ENCODING = 7
 interface Secret {
   /** The value's UTF-8 bytes, one character per byte (as decoded text is searched). */
   readonly bytes: string
+  readonly needle: Needle
   /** Set for a value blotted only where it stands alone (see {@link MIN_ANYWHERE}). */
   readonly alone: RegExp | undefined
   /** Looked for in base64 and byte lists. */
@@ -80,6 +82,7 @@ export function redactor(values: readonly string[]): Redactor {
     const latin1 = bytes.toString('latin1')
     secrets.push({
       bytes: latin1,
+      needle: new Needle(latin1),
       alone: short ? standingAlone(latin1) : undefined,
       encoded: bytes.length >= MIN_ENCODED_BYTES,
     })
@@ -94,22 +97,18 @@ export function redactor(values: readonly string[]): Redactor {
   }
   if (secrets.length === 0)
     return Object.assign((line: string, upTo?: number) => line.slice(0, upTo), { longest: 0 })
-  const anywhere = [...plain]
-  const hexForms = [...hex]
+  const anywhere = [...plain].map((f) => new Needle(f))
+  const hexForms = [...hex].map((f) => new Needle(f))
   const inBase64 = secrets.filter((s) => s.encoded)
   return Object.assign(
     (line: string, upTo = line.length) => {
       const hits = new Hits()
-      for (const f of anywhere)
-        for (let i = line.indexOf(f); i !== -1; i = line.indexOf(f, i + f.length))
-          hits.add(i, i + f.length)
+      for (const f of anywhere) f.each(line, (s, e) => hits.add(s, e))
       for (const pattern of alone)
         for (const m of line.matchAll(pattern)) hits.add(m.index, m.index + m[0].length)
       if (hexForms.length > 0) {
         const lower = hexLower(line)
-        for (const f of hexForms)
-          for (let i = lower.indexOf(f); i !== -1; i = lower.indexOf(f, i + f.length))
-            hits.add(i, i + f.length)
+        for (const f of hexForms) f.each(lower, (s, e) => hits.add(s, e))
       }
       if (line.includes('\\')) findUnescaped(line, rawChar, secrets, (s, e) => hits.add(s, e))
       if (line.includes('%') || line.includes('+'))
@@ -125,6 +124,49 @@ export function redactor(values: readonly string[]): Redactor {
     },
     { longest },
   )
+}
+
+/**
+ * A text to find, overlapping occurrences too: a value that repeats itself (`abab…`, a
+ * doubled key) may be printed overlapping itself, and searching on from where a match ended
+ * left the second copy's tail showing. `indexOf` finds a first match; a KMP scan then goes on
+ * while a match may still continue, and hands back to `indexOf` once none can: linear.
+ */
+class Needle {
+  /** For each prefix of the text, the length of its longest proper border. */
+  private readonly fail: Int32Array
+  constructor(readonly text: string) {
+    this.fail = new Int32Array(text.length)
+    for (let i = 1, k = 0; i < text.length; i++) {
+      while (k > 0 && text.charCodeAt(i) !== text.charCodeAt(k)) k = this.fail[k - 1]!
+      if (text.charCodeAt(i) === text.charCodeAt(k)) k++
+      this.fail[i] = k
+    }
+  }
+
+  each(hay: string, found: (start: number, end: number) => void): void {
+    const f = this.text
+    const n = f.length
+    // Without a border, two matches cannot overlap.
+    if (this.fail[n - 1] === 0) {
+      for (let i = hay.indexOf(f); i !== -1; i = hay.indexOf(f, i + n)) found(i, i + n)
+      return
+    }
+    for (let i = hay.indexOf(f); i !== -1; ) {
+      let q = 0
+      let j = i
+      for (; j < hay.length; j++) {
+        const c = hay.charCodeAt(j)
+        while (q > 0 && c !== f.charCodeAt(q)) q = this.fail[q - 1]!
+        if (c === f.charCodeAt(q)) q++
+        if (q === n) {
+          found(j + 1 - n, j + 1)
+          q = this.fail[n - 1]!
+        } else if (q === 0) break
+      }
+      i = j + 1 >= hay.length ? -1 : hay.indexOf(f, j + 1)
+    }
+  }
 }
 
 /** `line` with its A to F lower-cased, each character where it was. */
@@ -186,9 +228,7 @@ function findIn(
   for (const s of secrets) {
     if (s.alone !== undefined)
       for (const m of text.matchAll(s.alone)) found(m.index, m.index + m[0].length)
-    else
-      for (let i = text.indexOf(s.bytes); i !== -1; i = text.indexOf(s.bytes, i + s.bytes.length))
-        found(i, i + s.bytes.length)
+    else s.needle.each(text, found)
   }
 }
 

@@ -104,4 +104,32 @@ describe('redact31: more written forms of a value', () => {
     ])
       assert.equal(r(line), line)
   })
+
+  it('a value that repeats itself is blotted where two copies overlap', async () => {
+    // Copies overlapping by 6 characters (its border), as a doubled key or a repeated pattern.
+    const value = 'Qw3rTy-Qw3rTy'
+    const twice = 'Qw3rTy-Qw3rTy-Qw3rTy'
+    const thrice = 'Qw3rTy-Qw3rTy-Qw3rTy-Qw3rTy'
+    const out = await logged(
+      [
+        `k=${twice} end`,
+        `k=${thrice} end`,
+        `k=${Buffer.from(twice).toString('hex')} end`,
+        `k=${twice.replace(/y/g, '\\u0079')} end`,
+        `k=${encodeURIComponent(twice).replace(/-/g, '%2D')} end`,
+        `k=${twice.replace(/-/g, '&#45;')} end`,
+      ]
+        .map((l) => `${l}\n`)
+        .join(''),
+      [value],
+    )
+    assert.equal(out.length, 6)
+    for (const line of out) assert.equal(line, 'k=[redacted] end')
+    // Each of its overlapping copies, on a line of a thousand of them: still one pass.
+    const r = redactor(['ab'.repeat(20), 'aaaaaaaaaaaaaaaaaaaa'])
+    assert.equal(
+      r(`x ${'ab'.repeat(1 << 18)} y ${'a'.repeat(1 << 18)} z`),
+      'x [redacted] y [redacted] z',
+    )
+  })
 })
