@@ -33,6 +33,15 @@ export type Redactor = ((line: string, upTo?: number) => string) & { longest: nu
 const MIN_ANYWHERE = 8
 
 /**
+ * Fewest characters (code points) of a value blotted at all. A one-character value cannot be
+ * hidden: whoever reads the log finds it in under a hundred guesses. Blotting it would take
+ * that character (a `-`, a `1`) out of every line the process writes. It is not refused when
+ * set: a server may take a one-character setting through a user's secret, and exchanged or
+ * upstream tokens do not pass through that check; the redactor has to decide either way.
+ */
+const MIN_VALUE = 2
+
+/**
  * Fewest bytes of a value looked for inside base64 and hex: 3 bytes (4 characters of base64)
  * turn up by chance in any blob of a few kB; 4 bytes in about one of 4·10⁹ positions.
  */
@@ -76,7 +85,7 @@ export function redactor(values: readonly string[]): Redactor {
   const hex = new Set<string>()
   let longest = 0
   for (const v of values) {
-    if (v === '') continue
+    if (v === '' || [...v.slice(0, 4)].length < MIN_VALUE) continue
     const bytes = Buffer.from(v)
     const short = v.length < MIN_ANYWHERE
     const latin1 = bytes.toString('latin1')

@@ -132,4 +132,18 @@ describe('redact31: more written forms of a value', () => {
       'x [redacted] y [redacted] z',
     )
   })
+
+  it('a one-character value is not blotted anywhere (it hides nothing and would blot that character in every line)', async () => {
+    const out = await logged('a - b -- c 1 x-1 é 😀 real-secret-value\nplain line - 1\n', [
+      '-',
+      '1',
+      'é',
+      '😀',
+      'real-secret-value',
+    ])
+    assert.deepEqual(out, ['a - b -- c 1 x-1 é 😀 [redacted]', 'plain line - 1'])
+    assert.equal(redactor(['-']).longest, 0, 'no longer a line is held for it')
+    // Two characters are blotted (where they stand alone).
+    assert.equal(redactor(['-1', 'ab'])('x -1 ab abc'), 'x [redacted] [redacted] abc')
+  })
 })
