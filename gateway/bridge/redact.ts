@@ -84,7 +84,7 @@ export function redactor(values: readonly string[]): Redactor {
   // printer may change it (Go's `%X`, .NET's `ToString("X")`, a value that is itself hex).
   const hex = new Set<string>()
   let longest = 0
-  for (const v of values) {
+  for (const v of writtenForms(values)) {
     if (v === '' || [...v.slice(0, 4)].length < MIN_VALUE) continue
     const bytes = Buffer.from(v)
     const short = v.length < MIN_ANYWHERE
@@ -183,6 +183,26 @@ function hexLower(line: string): string {
   const lower = line.toLowerCase()
   // toLowerCase writes a few characters (`İ`) as two: then A to F alone.
   return lower.length === line.length ? lower : line.replace(/[A-F]/g, (c) => c.toLowerCase())
+}
+
+/**
+ * Each value and, for one with non-ASCII characters, the other forms a process may print it
+ * in: composed and decomposed (NFC, NFD: macOS file names, a library that normalizes), and
+ * with each non-ASCII character as `?` (Java's and Python's ASCII encoders, a `?` a code point,
+ * NFC and NFD) where that leaves at least {@link MIN_ANYWHERE} other characters.
+ */
+function writtenForms(values: readonly string[]): Set<string> {
+  const forms = new Set<string>()
+  for (const v of values) {
+    forms.add(v)
+    if (!/[\u0080-\u{10ffff}]/u.test(v)) continue
+    for (const n of [v.normalize('NFC'), v.normalize('NFD')]) {
+      forms.add(n)
+      const ascii = n.replace(/[\u0080-\u{10ffff}]/gu, '?')
+      if (ascii.length - (ascii.match(/\?/g)?.length ?? 0) >= MIN_ANYWHERE) forms.add(ascii)
+    }
+  }
+  return forms
 }
 
 /** Character ranges to blot; overlapping ones are blotted as one. */

@@ -146,4 +146,28 @@ describe('redact31: more written forms of a value', () => {
     // Two characters are blotted (where they stand alone).
     assert.equal(redactor(['-1', 'ab'])('x -1 ab abc'), 'x [redacted] [redacted] abc')
   })
+
+  it('a non-ASCII value composed or decomposed (NFC, NFD), or with ? for each non-ASCII character', async () => {
+    const nfc = 'pässwörd-ünïcode'.normalize('NFC')
+    const nfd = nfc.normalize('NFD')
+    assert.notEqual(nfc, nfd)
+    const u = (s: string) =>
+      s.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    for (const set of [nfc, nfd])
+      await blotted(
+        [
+          `pw=${nfd}`,
+          `pw=${nfc}`,
+          `{"pw":"${u(nfd)}"}`,
+          `pw=${encodeURIComponent(nfd)}`,
+          // Java's getBytes("US-ASCII"), Python's encode('ascii', 'replace').
+          `pw=${nfc.replace(/[^ -~]/g, '?')}`,
+          `pw=${nfd.replace(/[^ -~]/g, '?')}`,
+        ],
+        [set],
+        ['ss', 'code'],
+      )
+    // Mostly non-ASCII: its ?-form would blot runs of ? anywhere, so it is not looked for.
+    assert.equal(redactor(['пароль-секрет'])('??????-?????? ok'), '??????-?????? ok')
+  })
 })
