@@ -23,7 +23,15 @@
  * ({@link Needle}), or a fixed text between one-character look-arounds (nothing to backtrack
  * into).
  */
-export type Redactor = ((line: string, upTo?: number) => string) & { longest: number }
+export type Redactor = ((line: string, upTo?: number) => string) & {
+  longest: number
+  /**
+   * A redacting function for the lines of one stream, one after the other: it also blots a
+   * value split over two lines ({@link splitOver}); it holds the last characters of the line
+   * before (fewer than the longest value).
+   */
+  lines(): (line: string, upTo?: number) => string
+}
 
 /**
  * A value shorter than this (in characters) is blotted only where it stands alone: not next
@@ -80,6 +88,8 @@ export function redactor(values: readonly string[]): Redactor {
   const plain = new Set<string>()
   // Searched as written, only where they stand alone.
   const alone: RegExp[] = []
+  // Looked for split over two lines of a stream ({@link splitOver}).
+  const splitting: string[] = []
   // Searched lower-case, in the line with its A to F lower-cased: hex is either case, and a
   // printer may change it (Go's `%X`, .NET's `ToString("X")`, a value that is itself hex).
   const hex = new Set<string>()
@@ -97,6 +107,7 @@ export function redactor(values: readonly string[]): Redactor {
     })
     if (short) alone.push(standingAlone(v))
     else plain.add(v)
+    if (!short && !/[\r\n]/.test(v)) splitting.push(v)
     // A value of several lines (a PEM key) is printed over several stderr lines.
     const lines = v.split(/\r\n|\r|\n/)
     if (lines.length > 1) for (const line of lines) if (line.length >= MIN_LINE) plain.add(line)
@@ -104,35 +115,83 @@ export function redactor(values: readonly string[]): Redactor {
     if (!short && /^[0-9A-Fa-f]+$/.test(v)) hex.add(v.toLowerCase())
     longest = Math.max(longest, v.length, bytes.length * WIDEST_ENCODING)
   }
-  if (secrets.length === 0)
-    return Object.assign((line: string, upTo?: number) => line.slice(0, upTo), { longest: 0 })
+  if (secrets.length === 0) {
+    const none = (line: string, upTo?: number) => line.slice(0, upTo)
+    return Object.assign(none, { longest: 0, lines: () => none })
+  }
   const anywhere = [...plain].map((f) => new Needle(f))
   const hexForms = [...hex].map((f) => new Needle(f))
   const inBase64 = secrets.filter((s) => s.encoded)
+  const split = splitting.map((v) => new Needle(v))
+  const held = Math.max(0, ...splitting.map((v) => v.length - 1))
+  const collect = (line: string, hits: Hits) => {
+    for (const f of anywhere) f.each(line, (s, e) => hits.add(s, e))
+    for (const pattern of alone)
+      for (const m of line.matchAll(pattern)) hits.add(m.index, m.index + m[0].length)
+    if (hexForms.length > 0) {
+      const lower = hexLower(line)
+      for (const f of hexForms) f.each(lower, (s, e) => hits.add(s, e))
+    }
+    if (line.includes('\\')) findUnescaped(line, rawChar, secrets, (s, e) => hits.add(s, e))
+    if (line.includes('%') || line.includes('+'))
+      findUnpercented(line, secrets, (s, e) => hits.add(s, e))
+    if (line.includes('&') && REFERENCE.test(line))
+      findUnentitied(line, secrets, (s, e) => hits.add(s, e))
+    if (inBase64.length > 0) {
+      findBase64(line, inBase64, hits)
+      findByteList(line, 10, inBase64, hits)
+      findByteList(line, 16, inBase64, hits)
+    }
+  }
   return Object.assign(
     (line: string, upTo = line.length) => {
       const hits = new Hits()
-      for (const f of anywhere) f.each(line, (s, e) => hits.add(s, e))
-      for (const pattern of alone)
-        for (const m of line.matchAll(pattern)) hits.add(m.index, m.index + m[0].length)
-      if (hexForms.length > 0) {
-        const lower = hexLower(line)
-        for (const f of hexForms) f.each(lower, (s, e) => hits.add(s, e))
-      }
-      if (line.includes('\\')) findUnescaped(line, rawChar, secrets, (s, e) => hits.add(s, e))
-      if (line.includes('%') || line.includes('+'))
-        findUnpercented(line, secrets, (s, e) => hits.add(s, e))
-      if (line.includes('&') && REFERENCE.test(line))
-        findUnentitied(line, secrets, (s, e) => hits.add(s, e))
-      if (inBase64.length > 0) {
-        findBase64(line, inBase64, hits)
-        findByteList(line, 10, inBase64, hits)
-        findByteList(line, 16, inBase64, hits)
-      }
+      collect(line, hits)
       return hits.blot(line, upTo)
     },
-    { longest },
+    {
+      longest,
+      lines: () => {
+        let before = ''
+        return (line: string, upTo = line.length) => {
+          const hits = new Hits()
+          collect(line, hits)
+          splitOver(split, before, line, hits)
+          before = held > 0 ? line.slice(-held) : ''
+          return hits.blot(line, upTo)
+        }
+      },
+    },
   )
+}
+
+/**
+ * A value split over two lines, as written (a server wrapping long lines, or printing in two
+ * writes with a line break between): the line ending with its first characters, the next one
+ * starting with the rest. The line before is logged already when the next comes (holding
+ * every line back for the next would hold the log), so each line is read on its own for its
+ * end and with the end of the one before for its start:
+ * - a line ending with the value's first half, or its first {@link MIN_ANYWHERE} characters
+ *   if fewer, has them blotted: a line ending with that much of a value by chance is rare;
+ * - a line starting with the rest of a value the line before ended with is blotted there,
+ *   however few characters that is.
+ * What is left showing: fewer than {@link MIN_ANYWHERE} of a value's first characters (and
+ * less than its half), where the line break fell among them. Each value costs two scans of
+ * at most twice its length.
+ */
+function splitOver(split: readonly Needle[], before: string, line: string, hits: Hits): void {
+  for (const n of split) {
+    const length = n.text.length
+    const head = line.slice(-(length - 1))
+    const ends = n.endsWith(head)
+    if (ends >= Math.min(MIN_ANYWHERE, Math.ceil(length / 2)))
+      hits.add(line.length - ends, line.length)
+    if (before === '') continue
+    const tail = before.slice(-(length - 1))
+    n.each(tail + line.slice(0, length - 1), (s, e) => {
+      if (s < tail.length && e > tail.length) hits.add(0, e - tail.length)
+    })
+  }
 }
 
 /**
@@ -151,6 +210,19 @@ class Needle {
       if (text.charCodeAt(i) === text.charCodeAt(k)) k++
       this.fail[i] = k
     }
+  }
+
+  /** The most of the text's first characters `hay` ends with, fewer than all of it. */
+  endsWith(hay: string): number {
+    const f = this.text
+    let q = 0
+    for (let j = 0; j < hay.length; j++) {
+      const c = hay.charCodeAt(j)
+      while (q > 0 && c !== f.charCodeAt(q)) q = this.fail[q - 1]!
+      if (c === f.charCodeAt(q)) q++
+      if (q === f.length) q = this.fail[q - 1]!
+    }
+    return q
   }
 
   each(hay: string, found: (start: number, end: number) => void): void {

@@ -15,6 +15,7 @@ async function logged(text: string, secrets: string[]): Promise<string[]> {
       f: {
         command: process.execPath,
         args: ['-e', `process.stderr.write(${JSON.stringify(text)})`],
+        stderr: { linesPerWindow: 10_000 },
       },
     },
   }).servers.f!
@@ -169,5 +170,60 @@ describe('redact31: more written forms of a value', () => {
       )
     // Mostly non-ASCII: its ?-form would blot runs of ? anywhere, so it is not looked for.
     assert.equal(redactor(['пароль-секрет'])('??????-?????? ok'), '??????-?????? ok')
+  })
+
+  it('a value split over two lines: the rest on the next line is blotted, and a line ending with its first half', async () => {
+    const value = 'ghp_R8xk2Lq9Vb7Tz0Wm4Yc1Nd6Pf3Hs5Ja8Ue2Gi'
+    const lines: string[] = []
+    for (let k = 1; k < value.length; k++)
+      lines.push(`t${k}=${value.slice(0, k)}`, `${value.slice(k)} u${k}`)
+    // A line break as \r\n, and a line that starts like a value's end with no start before it.
+    const text = `${lines.join('\n')}\r\nseparate\n${value.slice(-6)} is not split\n`
+    const out = await logged(text, [value])
+    assert.equal(out.length, lines.length + 2, out.join('\n'))
+    for (let k = 1; k < value.length; k++) {
+      const first = out[2 * (k - 1)]!
+      const second = out[2 * k - 1]!
+      assert.equal(second, `[redacted] u${k}`, `split after ${k}: ${first} / ${second}`)
+      // Its first half (8 characters here) is blotted on its own; fewer is left showing.
+      assert.equal(first, k >= 8 ? `t${k}=[redacted]` : `t${k}=${value.slice(0, k)}`)
+    }
+    assert.deepEqual(out.slice(-2), ['separate', `${value.slice(-6)} is not split`])
+  })
+
+  it('a value split over two writes of a process, a while apart', async () => {
+    const value = 'sk-live-0123456789abcdef'
+    const config = configSchema.parse({
+      servers: {
+        f: {
+          command: process.execPath,
+          args: [
+            '-e',
+            `process.stderr.write('key=sk-li\\n'); setTimeout(() => process.stderr.write('ve-0123456789abcdef ok\\n'), 50)`,
+          ],
+        },
+      },
+    }).servers.f!
+    const seen: string[] = []
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString().split('\n'))
+          if (l !== '') seen.push((JSON.parse(l) as { stderr?: string }).stderr ?? '')
+        done()
+      },
+    })
+    const child = await spawnChild(config, pino({ level: 'info' }, sink), {}, [value])
+    await child.exited
+    assert.deepEqual(
+      seen.filter((l) => l !== ''),
+      ['key=sk-li', '[redacted] ok'],
+    )
+    // Each stream has its own line before: a redactor's lines() do not share it.
+    const r = redactor([value])
+    const a = r.lines()
+    const b = r.lines()
+    a('key=sk-live-01')
+    assert.equal(b('23456789abcdef'), '23456789abcdef')
+    assert.equal(a('23456789abcdef'), '[redacted]')
   })
 })
