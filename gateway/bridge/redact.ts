@@ -16,6 +16,7 @@
  *   and through an escaped line break after 60 characters or more (MIME's 76-character lines);
  * - each list of byte values, as a byte array prints: decimal (Go's `%v`, Rust's `{:?}`) or
  *   two hex digits each (Node's `<Buffer …>`, Go's `% x`).
+ * In base64, hex and byte lists, a value's UTF-16 (either byte order) is looked for too.
  * Its hex, and a value that is itself hex, is searched for in any case (Go's `%X`, mixed).
  * A value is searched for as bytes in each decoding, and the characters that encode it are
  * blotted; a short value only where it stands alone ({@link MIN_ANYWHERE}). Linear in the
@@ -88,6 +89,8 @@ export function redactor(values: readonly string[]): Redactor {
   const plain = new Set<string>()
   // Searched as written, only where they stand alone.
   const alone: RegExp[] = []
+  // UTF-16 forms of each value, looked for in base64, hex and byte lists only.
+  const utf16: Secret[] = []
   // Looked for split over two lines of a stream ({@link splitOver}).
   const splitting: string[] = []
   // Searched lower-case, in the line with its A to F lower-cased: hex is either case, and a
@@ -108,6 +111,15 @@ export function redactor(values: readonly string[]): Redactor {
     if (short) alone.push(standingAlone(v))
     else plain.add(v)
     if (!short && !/[\r\n]/.test(v)) splitting.push(v)
+    // UTF-16 (.NET's Encoding.Unicode, PowerShell's -EncodedCommand, Java's UTF_16BE) then
+    // base64, hex or a byte list: looked for in those only.
+    if (!short)
+      for (const b of [Buffer.from(v, 'utf16le'), Buffer.from(v, 'utf16le').swap16()]) {
+        const wide = b.toString('latin1')
+        utf16.push({ bytes: wide, needle: new Needle(wide), alone: undefined, encoded: true })
+        hex.add(b.toString('hex'))
+        longest = Math.max(longest, b.length * WIDEST_ENCODING)
+      }
     // A value of several lines (a PEM key) is printed over several stderr lines.
     const lines = v.split(/\r\n|\r|\n/)
     if (lines.length > 1) for (const line of lines) if (line.length >= MIN_LINE) plain.add(line)
@@ -121,7 +133,7 @@ export function redactor(values: readonly string[]): Redactor {
   }
   const anywhere = [...plain].map((f) => new Needle(f))
   const hexForms = [...hex].map((f) => new Needle(f))
-  const inBase64 = secrets.filter((s) => s.encoded)
+  const inBase64 = [...secrets.filter((s) => s.encoded), ...utf16]
   const split = splitting.map((v) => new Needle(v))
   const held = Math.max(0, ...splitting.map((v) => v.length - 1))
   const collect = (line: string, hits: Hits) => {

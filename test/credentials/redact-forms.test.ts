@@ -226,4 +226,31 @@ describe('redact31: more written forms of a value', () => {
     assert.equal(b('23456789abcdef'), '23456789abcdef')
     assert.equal(a('23456789abcdef'), '[redacted]')
   })
+
+  it('a value in UTF-16 (little or big endian) then base64, hex or a byte list', async () => {
+    const value = 'Tr0ub4dor&3-horse-ä'
+    const le = (s: string) => Buffer.from(s, 'utf16le')
+    const be = (s: string) => Buffer.from(s, 'utf16le').swap16()
+    const lines: string[] = []
+    for (const prefix of ['', 'x', '$env:KEY="'])
+      for (const enc of [le, be]) {
+        const b = enc(`${prefix}${value}"; Start-Job`)
+        lines.push(
+          `powershell -EncodedCommand ${b.toString('base64')}`,
+          `blob=${b.toString('base64url')}`,
+          `bytes ${b.toString('hex').toUpperCase()}`,
+          `bytes [${[...b].join(', ')}]`,
+        )
+      }
+    await blotted(lines, [value], ['horse'])
+    const out = await logged(`${lines.join('\n')}\n`, [value])
+    for (const line of out) {
+      const left = line.split('[redacted]').map((p) => p.replace(/^.* /, ''))
+      for (const part of left)
+        for (let k = 0; k < 4; k++) {
+          const decoded = Buffer.from(part.slice(k), 'base64')
+          assert.ok(!decoded.includes(le('horse')) && !decoded.includes(be('horse')), line)
+        }
+    }
+  })
 })
