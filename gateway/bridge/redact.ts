@@ -2,7 +2,7 @@
  * Blots known secret values (a user's credentials) out of a text a server process wrote: its
  * stderr lines, its error messages. A process may print a value as written, or as any
  * language's JSON, repr, URL or form encoding, hex or base64 would write it, so besides the
- * value as written the line is read five more ways, each in one pass over it:
+ * value as written the line is read six more ways, each in one pass over it:
  * - backslash escapes decoded (JSON of every language, `\/` of PHP, `\'` and `\xNN` of a
  *   Python repr and its `b'…'`, Go's `%q`), upper- or lower-case hex; twice where once leaves
  *   some (JSON inside JSON), and in each base64 reading below (base64 of JSON);
@@ -10,6 +10,8 @@
  *   encoder left as they are; twice where once leaves some (a URL inside a URL);
  * - HTML and XML character references decoded (`&#39;`, `&#x41;`, `&quot;` …); twice where
  *   once leaves some (a page escaped twice);
+ * - quoted-printable escapes decoded (`=3D`, `=C3=A4`), where a value has a character that
+ *   encoding escapes;
  * - each run of base64 characters decoded at its four alignments, either alphabet (RFC 4648
  *   §4, §5): a value inside a longer encoding (`Basic base64(user:token)`) is found wherever
  *   it sits; a run goes on through a `+` or `/` a URL encoder or PHP's json_encode escaped,
@@ -134,6 +136,8 @@ export function redactor(values: readonly string[]): Redactor {
   const anywhere = [...plain].map((f) => new Needle(f))
   const hexForms = [...hex].map((f) => new Needle(f))
   const inBase64 = [...secrets.filter((s) => s.encoded), ...utf16]
+  // Quoted-printable leaves a value of printable ASCII without `=` as it is (found as written).
+  const quoted = secrets.some((s) => /[^ -<>-~]/.test(s.bytes))
   const split = splitting.map((v) => new Needle(v))
   const held = Math.max(0, ...splitting.map((v) => v.length - 1))
   const collect = (line: string, hits: Hits) => {
@@ -149,6 +153,8 @@ export function redactor(values: readonly string[]): Redactor {
       findUnpercented(line, secrets, (s, e) => hits.add(s, e))
     if (line.includes('&') && REFERENCE.test(line))
       findUnentitied(line, secrets, (s, e) => hits.add(s, e))
+    if (quoted && line.includes('=') && QUOTED.test(line))
+      findInView(quotedView(line), secrets, (s, e) => hits.add(s, e))
     if (inBase64.length > 0) {
       findBase64(line, inBase64, hits)
       findByteList(line, 10, inBase64, hits)
@@ -570,6 +576,29 @@ function percentView(line: string, raw = rawChar): View {
     return raw(line, p, emit)
   })
 }
+
+/** A line with a quoted-printable escape in it (upper-case hex, as RFC 2045 §6.7 has it). */
+const QUOTED = /=[0-9A-F]{2}/
+
+/**
+ * Quoted-printable escapes decoded (`=3D`, `=C3=A4`: a mail body or MIME part a process logs).
+ * Upper-case hex only, as encoders write it: `id=ab` is not an escape. A soft line break (`=`
+ * ending a line) is a line break of stderr: not joined here.
+ */
+function quotedView(line: string): View {
+  return decode(line, (p, emit) => {
+    if (line.charCodeAt(p) === 0x3d) {
+      const b = hexAt(line, p + 1, 2)
+      if (b >= 0 && QUOTED_HEX.test(line.slice(p + 1, p + 3))) {
+        emit(b)
+        return p + 3
+      }
+    }
+    return rawChar(line, p, emit)
+  })
+}
+
+const QUOTED_HEX = /^[0-9A-F]{2}$/
 
 /** A line with a character reference in it (a `&` alone, as in a query, is not one). */
 const REFERENCE = /&(?:#|amp;|lt;|gt;|quot;|apos;|nbsp;)/

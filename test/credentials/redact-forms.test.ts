@@ -253,4 +253,24 @@ describe('redact31: more written forms of a value', () => {
         }
     }
   })
+
+  it('a value in quoted-printable (a mail body or MIME part): =3D, =C3=A4, =09', async () => {
+    const qp = (s: string) =>
+      [...Buffer.from(s)]
+        .map((b) =>
+          b === 0x3d || b < 0x20 || b > 0x7e
+            ? `=${b.toString(16).toUpperCase().padStart(2, '0')}`
+            : String.fromCharCode(b),
+        )
+        .join('')
+    const values = ['c2VjcmV0LXRva2Vu==', 'pässwörd-ünïcode', 'tab\tin-the-middle']
+    await blotted(
+      values.map((v) => `Content-Transfer-Encoding: quoted-printable; body: key=${qp(v)}; x=1`),
+      values,
+      ['VjcmV0', 'code', 'middle'],
+    )
+    // An ordinary k=v line is read as it is.
+    const r = redactor(values)
+    assert.equal(r('id=AB x=3D y=C3 =ZZ'), 'id=AB x=3D y=C3 =ZZ')
+  })
 })
