@@ -273,4 +273,42 @@ describe('redact31: more written forms of a value', () => {
     const r = redactor(values)
     assert.equal(r('id=AB x=3D y=C3 =ZZ'), 'id=AB x=3D y=C3 =ZZ')
   })
+
+  it('a value in base32 (RFC 4648 §6 and §7, either case), inside a longer encoding at any alignment', async () => {
+    const base32 = (b: Buffer, alphabet: string) => {
+      let out = ''
+      let acc = 0
+      let bits = 0
+      for (const byte of b) {
+        acc = (acc << 8) | byte
+        bits += 8
+        while (bits >= 5) out += alphabet[(acc >> (bits -= 5)) & 31]
+        acc &= 0xff
+      }
+      if (bits > 0) out += alphabet[(acc << (5 - bits)) & 31]
+      return out.padEnd(Math.ceil(out.length / 8) * 8, '=')
+    }
+    const value = 'sk-live-0123456789abcdef'
+    const lines: string[] = []
+    const kept: number[] = []
+    for (const alphabet of ['ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', '0123456789ABCDEFGHIJKLMNOPQRSTUV'])
+      for (let p = 0; p < 5; p++) {
+        const prefix = `${'u:'.slice(0, p % 3)}${'x'.repeat(p)}`
+        const encoded = base32(Buffer.from(`${prefix}${value}`), alphabet)
+        lines.push(`seed=${encoded}`, `seed=${encoded.toLowerCase()}`)
+        // The characters holding only the prefix's bits are left; the rest and its padding go.
+        const left = Math.floor((prefix.length * 8) / 5)
+        kept.push(left, left)
+      }
+    const out = await logged(`${lines.join('\n')}\n`, [value])
+    assert.equal(out.length, lines.length)
+    for (const [i, line] of out.entries())
+      assert.equal(line, `${lines[i]!.slice(0, 5 + kept[i]!)}[redacted]`, lines[i])
+    const r = redactor([value, 'pa5s'])
+    for (const line of [
+      'INFO ABCDEFGHIJKLMNOPQRSTUVWXYZ234567 the quick brown fox jumps',
+      'A'.repeat(1 << 16),
+    ])
+      assert.equal(r(line), line)
+  })
 })
