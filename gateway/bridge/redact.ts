@@ -19,7 +19,7 @@
  * - each run of base32 characters (RFC 4648 §6, §7, either case) at its eight alignments;
  * - each list of byte values, as a byte array prints: decimal (Go's `%v`, Rust's `{:?}`) or
  *   two hex digits each (Node's `<Buffer …>`, Go's `% x`).
- * In base64, hex and byte lists, a value's UTF-16 (either byte order) is looked for too.
+ * In base64 and hex, a value's UTF-16 (either byte order) is looked for too.
  * Its hex, and a value that is itself hex, is searched for in any case (Go's `%X`, mixed).
  * A value is searched for as bytes in each decoding, and the characters that encode it are
  * blotted; a short value only where it stands alone ({@link MIN_ANYWHERE}). Linear in the
@@ -66,8 +66,11 @@ const MIN_ENCODED_BYTES = 4
  */
 const MIN_LINE = 8
 
-/** Most characters one byte of a value takes once encoded (`\\u0000`: JSON inside JSON). */
-const WIDEST_ENCODING = 7
+/**
+ * Most characters one byte of a value takes once encoded: `&amp;#x7E;` (a page escaped twice;
+ * `\\u0000`, JSON inside JSON, takes 7).
+ */
+const WIDEST_ENCODING = 10
 
 interface Secret {
   /** The value's UTF-8 bytes, one character per byte (as decoded text is searched). */
@@ -115,13 +118,14 @@ export function redactor(values: readonly string[]): Redactor {
     else plain.add(v)
     if (!short && !/[\r\n]/.test(v)) splitting.push(v)
     // UTF-16 (.NET's Encoding.Unicode, PowerShell's -EncodedCommand, Java's UTF_16BE) then
-    // base64, hex or a byte list: looked for in those only.
+    // base64 or hex: looked for in those only.
     if (!short)
       for (const b of [Buffer.from(v, 'utf16le'), Buffer.from(v, 'utf16le').swap16()]) {
         const wide = b.toString('latin1')
         utf16.push({ bytes: wide, needle: new Needle(wide), alone: undefined, encoded: true })
         hex.add(b.toString('hex'))
-        longest = Math.max(longest, b.length * WIDEST_ENCODING)
+        // Two hex digits a byte is its widest form here.
+        longest = Math.max(longest, b.length * 2)
       }
     // A value of several lines (a PEM key) is printed over several stderr lines.
     const lines = v.split(/\r\n|\r|\n/)
@@ -136,7 +140,8 @@ export function redactor(values: readonly string[]): Redactor {
   }
   const anywhere = [...plain].map((f) => new Needle(f))
   const hexForms = [...hex].map((f) => new Needle(f))
-  const inBase64 = [...secrets.filter((s) => s.encoded), ...utf16]
+  const inBytes = secrets.filter((s) => s.encoded)
+  const inBase64 = [...inBytes, ...utf16]
   // Quoted-printable leaves a value of printable ASCII without `=` as it is (found as written).
   const quoted = secrets.some((s) => /[^ -<>-~]/.test(s.bytes))
   const split = splitting.map((v) => new Needle(v))
@@ -159,8 +164,10 @@ export function redactor(values: readonly string[]): Redactor {
     if (inBase64.length > 0) {
       findBase64(line, inBase64, hits)
       findBase32(line, inBase64, hits)
-      findByteList(line, 10, inBase64, hits)
-      findByteList(line, 16, inBase64, hits)
+      if (inBytes.length > 0) {
+        findByteList(line, 10, inBytes, hits)
+        findByteList(line, 16, inBytes, hits)
+      }
     }
   }
   return Object.assign(

@@ -9,13 +9,13 @@ import { redactor } from '../../gateway/bridge/redact.js'
 import { configSchema } from '../../gateway/config/schema.js'
 
 /** Runs a process that writes `text` to its stderr; the stderr lines the gateway logged. */
-async function logged(text: string, secrets: string[]): Promise<string[]> {
+async function logged(text: string, secrets: string[], lineMax?: number): Promise<string[]> {
   const config = configSchema.parse({
     servers: {
       f: {
         command: process.execPath,
         args: ['-e', `process.stderr.write(${JSON.stringify(text)})`],
-        stderr: { linesPerWindow: 10_000 },
+        stderr: { linesPerWindow: 10_000, ...(lineMax === undefined ? {} : { lineMax }) },
       },
     },
   }).servers.f!
@@ -227,7 +227,7 @@ describe('redact31: more written forms of a value', () => {
     assert.equal(a('23456789abcdef'), '[redacted]')
   })
 
-  it('a value in UTF-16 (little or big endian) then base64, hex or a byte list', async () => {
+  it('a value in UTF-16 (little or big endian) then base64 or hex', async () => {
     const value = 'Tr0ub4dor&3-horse-ä'
     const le = (s: string) => Buffer.from(s, 'utf16le')
     const be = (s: string) => Buffer.from(s, 'utf16le').swap16()
@@ -239,7 +239,6 @@ describe('redact31: more written forms of a value', () => {
           `powershell -EncodedCommand ${b.toString('base64')}`,
           `blob=${b.toString('base64url')}`,
           `bytes ${b.toString('hex').toUpperCase()}`,
-          `bytes [${[...b].join(', ')}]`,
         )
       }
     await blotted(lines, [value], ['horse'])
@@ -310,5 +309,15 @@ describe('redact31: more written forms of a value', () => {
       'A'.repeat(1 << 16),
     ])
       assert.equal(r(line), line)
+  })
+
+  it('a value escaped twice as HTML (10 characters a byte) across the cut at lineMax is blotted whole', async () => {
+    const value = 'sk-live-0123'
+    const twice = [...value].map((c) => `&amp;#x${c.charCodeAt(0).toString(16)};`).join('')
+    const lineMax = 100
+    for (const at of [lineMax - 30, lineMax - 60, lineMax - 1]) {
+      const out = await logged(`${'x'.repeat(at)}${twice} end\n`, [value], lineMax)
+      assert.deepEqual(out, [`${'x'.repeat(at)}[redacted]`.slice(0, lineMax)])
+    }
   })
 })
