@@ -19,7 +19,7 @@
  * - each run of base32 characters (RFC 4648 §6, §7, either case) at its eight alignments;
  * - each list of byte values, as a byte array prints: decimal (Go's `%v`, Rust's `{:?}`) or
  *   two hex digits each (Node's `<Buffer …>`, Go's `% x`).
- * In base64 and hex, a value's UTF-16 (either byte order) is looked for too.
+ * In base64, base32 and hex, a value's UTF-16 (either byte order) is looked for too.
  * Its hex, and a value that is itself hex, is searched for in any case (Go's `%X`, mixed).
  * A value is searched for as bytes in each decoding, and the characters that encode it are
  * blotted; a short value only where it stands alone ({@link MIN_ANYWHERE}). Linear in the
@@ -95,7 +95,7 @@ export function redactor(values: readonly string[]): Redactor {
   const plain = new Set<string>()
   // Searched as written, only where they stand alone.
   const alone: RegExp[] = []
-  // UTF-16 forms of each value, looked for in base64, hex and byte lists only.
+  // UTF-16 forms of each value, looked for in base64, base32 and hex only.
   const utf16: Secret[] = []
   // Looked for split over two lines of a stream ({@link splitOver}).
   const splitting: string[] = []
@@ -118,7 +118,7 @@ export function redactor(values: readonly string[]): Redactor {
     else plain.add(v)
     if (!short && !/[\r\n]/.test(v)) splitting.push(v)
     // UTF-16 (.NET's Encoding.Unicode, PowerShell's -EncodedCommand, Java's UTF_16BE) then
-    // base64 or hex: looked for in those only.
+    // base64, base32 or hex: looked for in those only.
     if (!short)
       for (const b of [Buffer.from(v, 'utf16le'), Buffer.from(v, 'utf16le').swap16()]) {
         const wide = b.toString('latin1')
@@ -209,8 +209,7 @@ export function redactor(values: readonly string[]): Redactor {
 function splitOver(split: readonly Needle[], before: string, line: string, hits: Hits): void {
   for (const n of split) {
     const length = n.text.length
-    const head = line.slice(-(length - 1))
-    const ends = n.endsWith(head)
+    const ends = n.endsWith(line.slice(-(length - 1)))
     if (ends >= Math.min(MIN_ANYWHERE, Math.ceil(length / 2)))
       hits.add(line.length - ends, line.length)
     if (before === '') continue
