@@ -159,6 +159,8 @@ function logStderr(
   // line is as long as the longest form of a secret past the cut (and no more is held). The
   // redactor cuts at lineMax of the line as written: each `[redacted]` shortens the line, and
   // cutting after would show text from past the kept cut (where a secret may be cut in half).
+  // One stream's lines in turn: a value split over two of them is blotted too.
+  const blot = redact.lines()
   const splitter = new LineSplitter(bounds.lineMax + redact.longest, (line) => {
     const now = Date.now()
     if (now - windowStart >= bounds.window) {
@@ -171,7 +173,7 @@ function logStderr(
       dropped++
       return
     }
-    log().info({ stderr: redact(line, bounds.lineMax).slice(0, bounds.lineMax) }, 'server stderr')
+    log().info({ stderr: blot(line, bounds.lineMax).slice(0, bounds.lineMax) }, 'server stderr')
   })
   stream.on('data', (chunk: Buffer) => splitter.write(chunk))
   stream.once('end', () => splitter.end())

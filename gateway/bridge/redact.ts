@@ -2,24 +2,40 @@
  * Blots known secret values (a user's credentials) out of a text a server process wrote: its
  * stderr lines, its error messages. A process may print a value as written, or as any
  * language's JSON, repr, URL or form encoding, hex or base64 would write it, so besides the
- * value as written the line is read four more ways, each in one pass over it:
+ * value as written the line is read seven more ways, each in one pass over it:
  * - backslash escapes decoded (JSON of every language, `\/` of PHP, `\'` and `\xNN` of a
  *   Python repr and its `b'…'`, Go's `%q`), upper- or lower-case hex; twice where once leaves
  *   some (JSON inside JSON), and in each base64 reading below (base64 of JSON);
  * - percent escapes decoded (`%2B` or `%2b`, `+` for a space), whichever characters an
  *   encoder left as they are; twice where once leaves some (a URL inside a URL);
+ * - HTML and XML character references decoded (`&#39;`, `&#x41;`, `&quot;` …); twice where
+ *   once leaves some (a page escaped twice);
+ * - quoted-printable escapes decoded (`=3D`, `=C3=A4`), where a value has a character that
+ *   encoding escapes;
  * - each run of base64 characters decoded at its four alignments, either alphabet (RFC 4648
  *   §4, §5): a value inside a longer encoding (`Basic base64(user:token)`) is found wherever
  *   it sits; a run goes on through a `+` or `/` a URL encoder or PHP's json_encode escaped,
  *   and through an escaped line break after 60 characters or more (MIME's 76-character lines);
+ * - each run of base32 characters (RFC 4648 §6, §7, either case) at its eight alignments;
  * - each list of byte values, as a byte array prints: decimal (Go's `%v`, Rust's `{:?}`) or
  *   two hex digits each (Node's `<Buffer …>`, Go's `% x`).
+ * In base64, base32 and hex, a value's UTF-16 (either byte order) is looked for too.
+ * Its hex, and a value that is itself hex, is searched for in any case (Go's `%X`, mixed).
  * A value is searched for as bytes in each decoding, and the characters that encode it are
  * blotted; a short value only where it stands alone ({@link MIN_ANYWHERE}). Linear in the
- * line: each search is `indexOf` from where the last match ended, or a fixed text between
- * one-character look-arounds (nothing to backtrack into).
+ * line: each search is `indexOf`, then a KMP scan while a match may go on overlapping
+ * ({@link Needle}), or a fixed text between one-character look-arounds (nothing to backtrack
+ * into).
  */
-export type Redactor = ((line: string, upTo?: number) => string) & { longest: number }
+export type Redactor = ((line: string, upTo?: number) => string) & {
+  longest: number
+  /**
+   * A redacting function for the lines of one stream, one after the other: it also blots a
+   * value split over two lines ({@link splitOver}); it holds the last characters of the line
+   * before (fewer than the longest value).
+   */
+  lines(): (line: string, upTo?: number) => string
+}
 
 /**
  * A value shorter than this (in characters) is blotted only where it stands alone: not next
@@ -27,6 +43,15 @@ export type Redactor = ((line: string, upTo?: number) => string) & { longest: nu
  * inside every word would ruin the log and hides nothing an attacker could not guess.
  */
 const MIN_ANYWHERE = 8
+
+/**
+ * Fewest characters (code points) of a value blotted at all. A one-character value cannot be
+ * hidden: whoever reads the log finds it in under a hundred guesses. Blotting it would take
+ * that character (a `-`, a `1`) out of every line the process writes. It is not refused when
+ * set: a server may take a one-character setting through a user's secret, and exchanged or
+ * upstream tokens do not pass through that check; the redactor has to decide either way.
+ */
+const MIN_VALUE = 2
 
 /**
  * Fewest bytes of a value looked for inside base64 and hex: 3 bytes (4 characters of base64)
@@ -41,12 +66,16 @@ const MIN_ENCODED_BYTES = 4
  */
 const MIN_LINE = 8
 
-/** Most characters one byte of a value takes once encoded (`\\u0000`: JSON inside JSON). */
-const WIDEST_ENCODING = 7
+/**
+ * Most characters one byte of a value takes once encoded: `&amp;#x7E;` (a page escaped twice;
+ * `\\u0000`, JSON inside JSON, takes 7).
+ */
+const WIDEST_ENCODING = 10
 
 interface Secret {
   /** The value's UTF-8 bytes, one character per byte (as decoded text is searched). */
   readonly bytes: string
+  readonly needle: Needle
   /** Set for a value blotted only where it stands alone (see {@link MIN_ANYWHERE}). */
   readonly alone: RegExp | undefined
   /** Looked for in base64 and byte lists. */
@@ -66,52 +95,212 @@ export function redactor(values: readonly string[]): Redactor {
   const plain = new Set<string>()
   // Searched as written, only where they stand alone.
   const alone: RegExp[] = []
+  // UTF-16 forms of each value, looked for in base64, base32 and hex only.
+  const utf16: Secret[] = []
+  // Looked for split over two lines of a stream ({@link splitOver}).
+  const splitting: string[] = []
+  // Searched lower-case, in the line with its A to F lower-cased: hex is either case, and a
+  // printer may change it (Go's `%X`, .NET's `ToString("X")`, a value that is itself hex).
+  const hex = new Set<string>()
   let longest = 0
-  for (const v of values) {
-    if (v === '') continue
+  for (const v of writtenForms(values)) {
+    if (v === '' || [...v.slice(0, 4)].length < MIN_VALUE) continue
     const bytes = Buffer.from(v)
     const short = v.length < MIN_ANYWHERE
     const latin1 = bytes.toString('latin1')
     secrets.push({
       bytes: latin1,
+      needle: new Needle(latin1),
       alone: short ? standingAlone(latin1) : undefined,
       encoded: bytes.length >= MIN_ENCODED_BYTES,
     })
     if (short) alone.push(standingAlone(v))
     else plain.add(v)
+    if (!short && !/[\r\n]/.test(v)) splitting.push(v)
+    // UTF-16 (.NET's Encoding.Unicode, PowerShell's -EncodedCommand, Java's UTF_16BE) then
+    // base64, base32 or hex: looked for in those only.
+    if (!short)
+      for (const b of [Buffer.from(v, 'utf16le'), Buffer.from(v, 'utf16le').swap16()]) {
+        const wide = b.toString('latin1')
+        utf16.push({ bytes: wide, needle: new Needle(wide), alone: undefined, encoded: true })
+        hex.add(b.toString('hex'))
+        // Two hex digits a byte is its widest form here.
+        longest = Math.max(longest, b.length * 2)
+      }
     // A value of several lines (a PEM key) is printed over several stderr lines.
     const lines = v.split(/\r\n|\r|\n/)
     if (lines.length > 1) for (const line of lines) if (line.length >= MIN_LINE) plain.add(line)
-    if (bytes.length >= MIN_ENCODED_BYTES) {
-      plain.add(bytes.toString('hex'))
-      plain.add(bytes.toString('hex').toUpperCase())
-    }
+    if (bytes.length >= MIN_ENCODED_BYTES) hex.add(bytes.toString('hex'))
+    if (!short && /^[0-9A-Fa-f]+$/.test(v)) hex.add(v.toLowerCase())
     longest = Math.max(longest, v.length, bytes.length * WIDEST_ENCODING)
   }
-  if (secrets.length === 0)
-    return Object.assign((line: string, upTo?: number) => line.slice(0, upTo), { longest: 0 })
-  const anywhere = [...plain]
-  const inBase64 = secrets.filter((s) => s.encoded)
+  if (secrets.length === 0) {
+    const none = (line: string, upTo?: number) => line.slice(0, upTo)
+    return Object.assign(none, { longest: 0, lines: () => none })
+  }
+  const anywhere = [...plain].map((f) => new Needle(f))
+  const hexForms = [...hex].map((f) => new Needle(f))
+  const inBytes = secrets.filter((s) => s.encoded)
+  const inBase64 = [...inBytes, ...utf16]
+  // Quoted-printable leaves a value of printable ASCII without `=` as it is (found as written).
+  const quoted = secrets.some((s) => /[^ -<>-~]/.test(s.bytes))
+  const split = splitting.map((v) => new Needle(v))
+  const held = Math.max(0, ...splitting.map((v) => v.length - 1))
+  const collect = (line: string, hits: Hits) => {
+    for (const f of anywhere) f.each(line, (s, e) => hits.add(s, e))
+    for (const pattern of alone)
+      for (const m of line.matchAll(pattern)) hits.add(m.index, m.index + m[0].length)
+    if (hexForms.length > 0) {
+      const lower = hexLower(line)
+      for (const f of hexForms) f.each(lower, (s, e) => hits.add(s, e))
+    }
+    if (line.includes('\\')) findUnescaped(line, rawChar, secrets, (s, e) => hits.add(s, e))
+    if (line.includes('%') || line.includes('+'))
+      findUnpercented(line, secrets, (s, e) => hits.add(s, e))
+    if (line.includes('&') && REFERENCE.test(line))
+      findUnentitied(line, secrets, (s, e) => hits.add(s, e))
+    if (quoted && line.includes('=') && QUOTED.test(line))
+      findInView(quotedView(line), secrets, (s, e) => hits.add(s, e))
+    if (inBase64.length > 0) {
+      findBase64(line, inBase64, hits)
+      findBase32(line, inBase64, hits)
+      if (inBytes.length > 0) {
+        findByteList(line, 10, inBytes, hits)
+        findByteList(line, 16, inBytes, hits)
+      }
+    }
+  }
   return Object.assign(
     (line: string, upTo = line.length) => {
       const hits = new Hits()
-      for (const f of anywhere)
-        for (let i = line.indexOf(f); i !== -1; i = line.indexOf(f, i + f.length))
-          hits.add(i, i + f.length)
-      for (const pattern of alone)
-        for (const m of line.matchAll(pattern)) hits.add(m.index, m.index + m[0].length)
-      if (line.includes('\\')) findUnescaped(line, rawChar, secrets, (s, e) => hits.add(s, e))
-      if (line.includes('%') || line.includes('+'))
-        findUnpercented(line, secrets, (s, e) => hits.add(s, e))
-      if (inBase64.length > 0) {
-        findBase64(line, inBase64, hits)
-        findByteList(line, 10, inBase64, hits)
-        findByteList(line, 16, inBase64, hits)
-      }
+      collect(line, hits)
       return hits.blot(line, upTo)
     },
-    { longest },
+    {
+      longest,
+      lines: () => {
+        let before = ''
+        return (line: string, upTo = line.length) => {
+          const hits = new Hits()
+          collect(line, hits)
+          splitOver(split, before, line, hits)
+          before = held > 0 ? line.slice(-held) : ''
+          return hits.blot(line, upTo)
+        }
+      },
+    },
   )
+}
+
+/**
+ * A value split over two lines, as written (a server wrapping long lines, or printing in two
+ * writes with a line break between): the line ending with its first characters, the next one
+ * starting with the rest. The line before is logged already when the next comes (holding
+ * every line back for the next would hold the log), so each line is read on its own for its
+ * end and with the end of the one before for its start:
+ * - a line ending with the value's first half, or its first {@link MIN_ANYWHERE} characters
+ *   if fewer, has them blotted: a line ending with that much of a value by chance is rare;
+ * - a line starting with the rest of a value the line before ended with is blotted there,
+ *   however few characters that is.
+ * What is left showing: fewer than {@link MIN_ANYWHERE} of a value's first characters (and
+ * less than its half), where the line break fell among them. Each value costs two scans of
+ * at most twice its length.
+ */
+function splitOver(split: readonly Needle[], before: string, line: string, hits: Hits): void {
+  for (const n of split) {
+    const length = n.text.length
+    const ends = n.endsWith(line.slice(-(length - 1)))
+    if (ends >= Math.min(MIN_ANYWHERE, Math.ceil(length / 2)))
+      hits.add(line.length - ends, line.length)
+    if (before === '') continue
+    const tail = before.slice(-(length - 1))
+    n.each(tail + line.slice(0, length - 1), (s, e) => {
+      if (s < tail.length && e > tail.length) hits.add(0, e - tail.length)
+    })
+  }
+}
+
+/**
+ * A text to find, overlapping occurrences too: a value that repeats itself (`abab…`, a
+ * doubled key) may be printed overlapping itself, and searching on from where a match ended
+ * left the second copy's tail showing. `indexOf` finds a first match; a KMP scan then goes on
+ * while a match may still continue, and hands back to `indexOf` once none can: linear.
+ */
+class Needle {
+  /** For each prefix of the text, the length of its longest proper border. */
+  private readonly fail: Int32Array
+  constructor(readonly text: string) {
+    this.fail = new Int32Array(text.length)
+    for (let i = 1, k = 0; i < text.length; i++) {
+      while (k > 0 && text.charCodeAt(i) !== text.charCodeAt(k)) k = this.fail[k - 1]!
+      if (text.charCodeAt(i) === text.charCodeAt(k)) k++
+      this.fail[i] = k
+    }
+  }
+
+  /** The most of the text's first characters `hay` ends with, fewer than all of it. */
+  endsWith(hay: string): number {
+    const f = this.text
+    let q = 0
+    for (let j = 0; j < hay.length; j++) {
+      const c = hay.charCodeAt(j)
+      while (q > 0 && c !== f.charCodeAt(q)) q = this.fail[q - 1]!
+      if (c === f.charCodeAt(q)) q++
+      if (q === f.length) q = this.fail[q - 1]!
+    }
+    return q
+  }
+
+  each(hay: string, found: (start: number, end: number) => void): void {
+    const f = this.text
+    const n = f.length
+    // Without a border, two matches cannot overlap.
+    if (this.fail[n - 1] === 0) {
+      for (let i = hay.indexOf(f); i !== -1; i = hay.indexOf(f, i + n)) found(i, i + n)
+      return
+    }
+    for (let i = hay.indexOf(f); i !== -1; ) {
+      let q = 0
+      let j = i
+      for (; j < hay.length; j++) {
+        const c = hay.charCodeAt(j)
+        while (q > 0 && c !== f.charCodeAt(q)) q = this.fail[q - 1]!
+        if (c === f.charCodeAt(q)) q++
+        if (q === n) {
+          found(j + 1 - n, j + 1)
+          q = this.fail[n - 1]!
+        } else if (q === 0) break
+      }
+      i = j + 1 >= hay.length ? -1 : hay.indexOf(f, j + 1)
+    }
+  }
+}
+
+/** `line` with its A to F lower-cased, each character where it was. */
+function hexLower(line: string): string {
+  const lower = line.toLowerCase()
+  // toLowerCase writes a few characters (`İ`) as two: then A to F alone.
+  return lower.length === line.length ? lower : line.replace(/[A-F]/g, (c) => c.toLowerCase())
+}
+
+/**
+ * Each value and, for one with non-ASCII characters, the other forms a process may print it
+ * in: composed and decomposed (NFC, NFD: macOS file names, a library that normalizes), and
+ * with each non-ASCII character as `?` (Java's and Python's ASCII encoders, a `?` a code point,
+ * NFC and NFD) where that leaves at least {@link MIN_ANYWHERE} other characters.
+ */
+function writtenForms(values: readonly string[]): Set<string> {
+  const forms = new Set<string>()
+  for (const v of values) {
+    forms.add(v)
+    if (!/[\u0080-\u{10ffff}]/u.test(v)) continue
+    for (const n of [v.normalize('NFC'), v.normalize('NFD')]) {
+      forms.add(n)
+      const ascii = n.replace(/[\u0080-\u{10ffff}]/gu, '?')
+      if (ascii.length - (ascii.match(/\?/g)?.length ?? 0) >= MIN_ANYWHERE) forms.add(ascii)
+    }
+  }
+  return forms
 }
 
 /** Character ranges to blot; overlapping ones are blotted as one. */
@@ -166,9 +355,7 @@ function findIn(
   for (const s of secrets) {
     if (s.alone !== undefined)
       for (const m of text.matchAll(s.alone)) found(m.index, m.index + m[0].length)
-    else
-      for (let i = text.indexOf(s.bytes); i !== -1; i = text.indexOf(s.bytes, i + s.bytes.length))
-        found(i, i + s.bytes.length)
+    else s.needle.each(text, found)
   }
 }
 
@@ -225,6 +412,24 @@ function findUnpercented(
   const decoded = once.bytes.toString('latin1')
   if (decoded.includes('%'))
     findInView(percentView(decoded, rawByte), secrets, (s, e) =>
+      found(once.from[s]!, once.end(once.from[e - 1]!)),
+    )
+}
+
+/**
+ * Each value found in `text` with its HTML and XML character references decoded, once and,
+ * where that leaves some, twice (`&amp;#39;`: a page escaped twice).
+ */
+function findUnentitied(
+  text: string,
+  secrets: readonly Secret[],
+  found: (start: number, end: number) => void,
+): void {
+  const once = entityView(text)
+  findInView(once, secrets, found)
+  const decoded = once.bytes.toString('latin1')
+  if (decoded.includes('&'))
+    findInView(entityView(decoded, rawByte), secrets, (s, e) =>
       found(once.from[s]!, once.end(once.from[e - 1]!)),
     )
 }
@@ -380,6 +585,69 @@ function percentView(line: string, raw = rawChar): View {
   })
 }
 
+/** A line with a quoted-printable escape in it (upper-case hex, as RFC 2045 §6.7 has it). */
+const QUOTED = /=[0-9A-F]{2}/
+
+/**
+ * Quoted-printable escapes decoded (`=3D`, `=C3=A4`: a mail body or MIME part a process logs).
+ * Upper-case hex only, as encoders write it: `id=ab` is not an escape. A soft line break (`=`
+ * ending a line) is a line break of stderr: not joined here.
+ */
+function quotedView(line: string): View {
+  return decode(line, (p, emit) => {
+    if (line.charCodeAt(p) === 0x3d) {
+      const b = hexAt(line, p + 1, 2)
+      if (b >= 0 && QUOTED_HEX.test(line.slice(p + 1, p + 3))) {
+        emit(b)
+        return p + 3
+      }
+    }
+    return rawChar(line, p, emit)
+  })
+}
+
+const QUOTED_HEX = /^[0-9A-F]{2}$/
+
+/** A line with a character reference in it (a `&` alone, as in a query, is not one). */
+const REFERENCE = /&(?:#|amp;|lt;|gt;|quot;|apos;|nbsp;)/
+
+/** The named references HTML and XML escapers write (Python's html.escape, PHP, Java, .NET). */
+const ENTITIES = new Map([
+  ['amp', 0x26],
+  ['lt', 0x3c],
+  ['gt', 0x3e],
+  ['quot', 0x22],
+  ['apos', 0x27],
+  ['nbsp', 0xa0],
+])
+
+/**
+ * HTML and XML character references decoded: `&#NNN;` and `&#xHH;` (either case, leading
+ * zeros as PHP writes `&#039;`) a code point, `&amp;` `&lt;` `&gt;` `&quot;` `&apos;` `&nbsp;`;
+ * anything else is left as written. A reference is at most 12 characters.
+ */
+function entityView(line: string, raw = rawChar): View {
+  return decode(line, (p, emit) => {
+    if (line.charCodeAt(p) !== 0x26) return raw(line, p, emit)
+    // Only the next 12 characters are looked at: a line of `&` stays one pass.
+    let semi = p + 2
+    while (semi < line.length && semi - p < 12 && line.charCodeAt(semi) !== 0x3b) semi++
+    if (line.charCodeAt(semi) === 0x3b) {
+      const name = line.slice(p + 1, semi)
+      let cp = -1
+      if (/^#[0-9]{1,8}$/.test(name)) cp = Number(name.slice(1))
+      else if (/^#[xX][0-9A-Fa-f]{1,8}$/.test(name)) cp = Number.parseInt(name.slice(2), 16)
+      else cp = ENTITIES.get(name) ?? -1
+      if (cp >= 0 && cp <= 0x10ffff) {
+        utf8(cp, emit)
+        return semi + 1
+      }
+    }
+    emit(0x26)
+    return p + 1
+  })
+}
+
 /** Sextet of each base64 character, either alphabet; -1 for any other. */
 const SEXTET = new Int8Array(128).fill(-1)
 for (let i = 0; i < 64; i++)
@@ -491,6 +759,82 @@ function findBase64(line: string, secrets: readonly Secret[], hits: Hits): void 
     findIn(text, secrets, found)
     // Base64 of JSON: a value with escaped characters (see findUnescaped).
     if (text.includes('\\')) findUnescaped(text, rawByte, secrets, found)
+  }
+}
+
+/** Quintet of each base32 character (RFC 4648 §6, §7 as `BASE32_HEX`), either case; -1 for any other. */
+const BASE32 = new Int8Array(128).fill(-1)
+const BASE32_HEX = new Int8Array(128).fill(-1)
+for (let i = 0; i < 32; i++) {
+  const c = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'.charCodeAt(i)
+  const h = '0123456789ABCDEFGHIJKLMNOPQRSTUV'.charCodeAt(i)
+  BASE32[c] = BASE32[c | (c >= 0x41 ? 0x20 : 0)] = i
+  BASE32_HEX[h] = BASE32_HEX[h | (h >= 0x41 ? 0x20 : 0)] = i
+}
+
+/**
+ * Each run of base32 characters long enough to hold a value (TOTP seeds, Go's and Python's
+ * b32encode, onion-style lower case), either alphabet, decoded from each of its first eight
+ * characters (one is where the encoding's 8-character groups start); as {@link findBase64}.
+ */
+function findBase32(line: string, secrets: readonly Secret[], hits: Hits): void {
+  let least = Number.POSITIVE_INFINITY
+  for (const s of secrets) least = Math.min(least, s.bytes.length)
+  const shortest = Math.ceil((least * 8) / 5)
+  // Any run long enough, in either alphabet? Most lines have none, and pay one pass.
+  let plain = false
+  let hex = false
+  for (let i = 0, run = 0, runHex = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i)
+    run = c < 128 && BASE32[c]! >= 0 ? run + 1 : 0
+    runHex = c < 128 && BASE32_HEX[c]! >= 0 ? runHex + 1 : 0
+    plain ||= run >= shortest
+    hex ||= runHex >= shortest
+  }
+  if (!plain && !hex) return
+  const bytes = Buffer.allocUnsafe(line.length)
+  // For each byte, the first and the last character holding its bits; -1 for a NUL.
+  const from = new Int32Array(line.length)
+  const to = new Int32Array(line.length)
+  const quintet = (table: Int8Array, i: number) => {
+    const c = line.charCodeAt(i)
+    return c < 128 ? table[c]! : -1
+  }
+  for (const table of [plain ? BASE32 : undefined, hex ? BASE32_HEX : undefined]) {
+    if (table === undefined) continue
+    for (let k = 0; k < 8; k++) {
+      let n = 0
+      for (let i = 0; i < line.length; ) {
+        let end = i
+        while (end < line.length && quintet(table, end) >= 0) end++
+        if (end - i - k >= shortest) {
+          let bits = 0
+          let acc = 0
+          let first = i + k
+          for (let j = i + k; j < end; j++) {
+            acc = ((acc << 5) | quintet(table, j)) & 0xfff
+            bits += 5
+            if (bits >= 8) {
+              bits -= 8
+              bytes[n] = (acc >> bits) & 0xff
+              from[n] = first
+              to[n++] = j + 1
+              first = bits > 0 ? j : j + 1
+            }
+          }
+          bytes[n] = 0
+          from[n++] = -1
+        }
+        i = end + 1
+      }
+      findIn(bytes.toString('latin1', 0, n), secrets, (s, e) => {
+        const start = from[s]! >= 0 ? from[s]! : from[s + 1]!
+        let end = from[e - 1]! >= 0 ? to[e - 1]! : to[e - 2]!
+        // A value ending the encoding takes its padding along.
+        for (let pad = 0; pad < 6 && line.charCodeAt(end) === 0x3d; pad++) end++
+        hits.add(start, end)
+      })
+    }
   }
 }
 
