@@ -282,6 +282,27 @@ describe('limits.processStartsPerSubject', () => {
     assert.equal(received().length, before)
     assert.equal(starts('ea'), 1)
     assert.equal(refusals('aggregator').length, 1)
+
+    // The endpoint's session era: the same refusal, as the answer to the call.
+    const auth = { authorization: `Bearer ${token}` }
+    const opened = await postMcp(url, INITIALIZE, auth)
+    assert.equal(opened.status, 200, opened.text)
+    const session = {
+      ...auth,
+      'mcp-session-id': opened.headers['mcp-session-id'] as string,
+      'mcp-protocol-version': '2025-11-25',
+    }
+    await postMcp(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, session)
+    const call = { jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'gated_pid' } }
+    const answer = await postMcp(url, call, session)
+    assert.equal(answer.status, 200, answer.text)
+    assert.deepEqual(answer.json().error, {
+      code: RPC_RATE_LIMITED,
+      message: `you started ${MAX} server processes in ${WINDOW / 1000} s, the most allowed; retry in ${WINDOW / 1000} s`,
+      data: { retryAfter: WINDOW / 1000 },
+    })
+    assert.equal(received().length, before)
+    assert.equal(refusals('aggregator').length, 2)
   })
 
   it('legacy HTTP+SSE: a stream opened past the budget gets the same refusal', async () => {
