@@ -48,6 +48,19 @@ export class ProcessStarts {
    * @throws BridgeError `process_start_limit` (429, `retryAfter` seconds)
    */
   take(server: string, principal: Principal): void {
+    this.admit(server, principal, true)
+  }
+
+  /**
+   * Refuses at once, counting nothing, when a start for `principal` would be refused now: a
+   * caller with work to do before its start (resolving the user's credentials) is spared it.
+   * @throws BridgeError `process_start_limit` (429, `retryAfter` seconds)
+   */
+  check(server: string, principal: Principal): void {
+    this.admit(server, principal, false)
+  }
+
+  private admit(server: string, principal: Principal, count: boolean): void {
     const { processStartsPerSubject: max, processStartsWindow: window } = this.o.config.limits
     if (max === 0) return
     const now = this.now()
@@ -65,6 +78,7 @@ export class ProcessStarts {
         retryAfter,
       )
     }
+    if (!count) return
     times.push(now)
     // Latest start last: the front holds the subjects longest without one.
     this.starts.delete(owner)

@@ -164,8 +164,10 @@ export class SessionRegistry implements Holders {
     if (config === undefined)
       throw new BridgeError('unknown_server', `no MCP server named ${server}`)
     const owner = ownerKey(principal)
-    // At a bound, a refusal comes first, before any credential or start-failure work.
+    // At a bound, a refusal comes first, before any credential or start-failure work; past the
+    // principal's process-start budget too (counted when the process is taken, in `process`).
     await this.roomFor(server, owner)
+    if (config.mode !== 'shared') this.processStarts.check(server, principal)
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const id =
       this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`

@@ -124,6 +124,15 @@ describe('process starts: a sliding window per subject', () => {
     assert.match(text, /mcp_edge_policy_decisions_total\{server="s",decision="rate_limited"\} 2\b/)
   })
 
+  it('check refuses as take would, and counts nothing', () => {
+    const { starts, take } = budget()
+    const who = principal('alice')
+    for (let i = 0; i < 10; i++) starts.check('s', who)
+    for (let i = 0; i < 3; i++) assert.equal(take(), undefined)
+    assert.throws(() => starts.check('s', who), { code: 'process_start_limit', retryAfter: 60 })
+    assert.deepEqual(take(), refused(60))
+  })
+
   it('0: no limit, nothing kept', () => {
     const { take, starts } = budget({ processStartsPerSubject: 0 })
     for (let i = 0; i < 1000; i++) assert.equal(take(`u${i % 3}`), undefined)
