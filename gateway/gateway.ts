@@ -74,6 +74,8 @@ export interface StartOptions {
   sessionClock?: () => number
   /** The clock of the backoff after a server failed to start, epoch ms (tests end one without waiting). */
   startClock?: () => number
+  /** The clock of each subject's process-start window, epoch ms (tests end one without waiting). */
+  processStartClock?: () => number
   /**
    * Aborted when start-up is to stop (a signal): a step waiting on the network (the store, the
    * upstream IdP) is abandoned at once, what started is stopped, and the start rejects with the
@@ -426,6 +428,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     tracing,
     now: o.sessionClock,
     startClock: o.startClock,
+    processStartClock: o.processStartClock,
   })
   registry.start()
   gauges.sessions = () => registry.size

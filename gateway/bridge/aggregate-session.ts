@@ -10,7 +10,7 @@ import type { ResolvedCredentials } from '../credentials/resolve.js'
 import { LISTS, type Aggregate, type AggregateCaller, type ListMethod } from './aggregate.js'
 import { SessionSubscriptions } from './aggregate-subscriptions.js'
 import type { CredentialGate } from './credential-gate.js'
-import { RPC } from './errors.js'
+import { BridgeError, RPC } from './errors.js'
 import { SessionEventStore } from './event-store.js'
 import { GATEWAY_PROTOCOL_VERSIONS, negotiate } from './handshake.js'
 import { type Envelope, isObject, progressToken, rpcError, type RequestId } from './jsonrpc.js'
@@ -302,6 +302,14 @@ export class AggregateSession {
         this.subscriptions.settled()
       }
     } catch (err) {
+      // A backend's process past the user's process-start budget: a refusal the client can
+      // wait out, answered as on every other transport (-32029, data.retryAfter).
+      if (err instanceof BridgeError && err.code === 'process_start_limit') {
+        routed.get(env.id)?.decided.span?.end({ code: RPC.rateLimited, message: err.message })
+        const data = { retryAfter: err.retryAfter }
+        this.send(rpcError(env.id, RPC.rateLimited, err.message, data), env.id)
+        return
+      }
       this.o.log.error(
         { err: { message: (err as Error).message }, method: env.method },
         'endpoint request failed',

@@ -309,8 +309,11 @@ export class Aggregate {
       else {
         skipped.push(server)
         this.o.onSkipped?.(server)
-        // A server failing to start was logged once, when it failed; not on every list.
-        const failing = r.reason instanceof BridgeError && r.reason.code === 'server_unavailable'
+        // A server failing to start was logged once, when it failed; a start past the user's
+        // budget when it was refused: not on every list.
+        const failing =
+          r.reason instanceof BridgeError &&
+          (r.reason.code === 'server_unavailable' || r.reason.code === 'process_start_limit')
         caller.log[failing ? 'debug' : 'warn'](
           { endpoint: this.name, server, method, err: { message: (r.reason as Error).message } },
           "a backend could not list; left out of the endpoint's list",

@@ -9,6 +9,7 @@ export type BridgeErrorCode =
   | 'subject_session_limit' // 429
   | 'spawn_failed' // 502: the server process could not start
   | 'server_unavailable' // 503: its last start failed; no process is tried before retryAfter
+  | 'process_start_limit' // 429: the subject started the most processes allowed in the window
   | 'client_gone' // 499: the client disconnected before its request could run
 
 const STATUS: Record<BridgeErrorCode, number> = {
@@ -19,6 +20,7 @@ const STATUS: Record<BridgeErrorCode, number> = {
   subject_session_limit: 429,
   spawn_failed: 502,
   server_unavailable: 503,
+  process_start_limit: 429,
   client_gone: 499,
 }
 
@@ -36,4 +38,6 @@ export class BridgeError extends GatewayError<BridgeErrorCode> {
 export const RPC = {
   connectionClosed: -32000,
   requestTimeout: -32001,
+  /** A request refused by a limit the caller can wait out (http/respond.ts: RPC_RATE_LIMITED). */
+  rateLimited: -32029,
 } as const

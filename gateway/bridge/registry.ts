@@ -15,6 +15,7 @@ import { HoldCounts } from './hold-counts.js'
 import { Outbound, queueLimits } from './outbound-budget.js'
 import { drain, startReaper, type Reaper } from './lifecycle.js'
 import { ProcessPool } from './pool.js'
+import { ProcessStarts } from './process-starts.js'
 import type { OutputCaps } from './result-cap.js'
 import { ownerKey, Session, type ClientTransport, type ResultFilter } from './session.js'
 import { SharedServer } from './shared.js'
@@ -56,6 +57,8 @@ export class SessionRegistry implements Holders {
   readonly bounds: SubjectBounds
   /** Which servers failed to start lately: sessions, lanes and endpoints start none meanwhile. */
   readonly starts: StartFailures
+  /** Each subject's process starts in the window (`limits.processStartsPerSubject`). */
+  readonly processStarts: ProcessStarts
 
   /** Each server's logger: sessions log through it (never through the request that opened them). */
   private readonly serverLogs = new Map<string, Logger>()
@@ -85,8 +88,17 @@ export class SessionRegistry implements Holders {
       tracing?: Tracing
       /** The clock of the start-failure memory's backoff windows (tests end one without waiting). */
       startClock?: () => number
+      /** The clock of the subjects' process-start windows (tests end one without waiting). */
+      processStartClock?: () => number
     },
   ) {
+    this.processStarts = new ProcessStarts({
+      config: o.config,
+      log: o.log,
+      metrics: o.metrics,
+      audit: o.audit,
+      now: o.processStartClock,
+    })
     this.starts = new StartFailures({
       config: o.config,
       log: o.log,
@@ -138,7 +150,8 @@ export class SessionRegistry implements Holders {
    * Opens a session of `server` owned by `principal`, with its process. At a limit (sessions
    * and sessionless lanes count alike) room is made first: an idle lane or the least recently
    * used idle session in the limit's scope, else the principal's oldest round waiting for input.
-   * @throws BridgeError `too_many_sessions` (503), `subject_session_limit` (429), `spawn_failed`
+   * @throws BridgeError `too_many_sessions` (503), `subject_session_limit` (429), `spawn_failed`,
+   * `process_start_limit` (429)
    */
   async open(
     server: string,
@@ -151,8 +164,10 @@ export class SessionRegistry implements Holders {
     if (config === undefined)
       throw new BridgeError('unknown_server', `no MCP server named ${server}`)
     const owner = ownerKey(principal)
-    // At a bound, a refusal comes first, before any credential or start-failure work.
+    // At a bound, a refusal comes first, before any credential or start-failure work; past the
+    // principal's process-start budget too (counted when the process is taken, in `process`).
     await this.roomFor(server, owner)
+    if (config.mode !== 'shared') this.processStarts.check(server, principal)
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const id =
       this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
@@ -259,8 +274,11 @@ export class SessionRegistry implements Holders {
   /**
    * A process to serve `principal` (a session, or sessionless 2026-07-28 requests): from the
    * warm pool, spawned with the principal's identity (`identityEnv`) and `credentials` (the
-   * user's own, for a server that takes them), or a view of the shared process.
-   * @throws BridgeError `too_many_sessions` at `pool.max` or while closing, `spawn_failed`
+   * user's own, for a server that takes them), or a view of the shared process. Every
+   * process of its own counts against the principal's process-start budget (process-starts.ts):
+   * sessions, lanes, endpoints' backends and credential replacements all start theirs here.
+   * @throws BridgeError `too_many_sessions` at `pool.max` or while closing, `spawn_failed`,
+   * `process_start_limit` (429) past the principal's budget
    */
   async process(
     server: string,
@@ -285,6 +303,8 @@ export class SessionRegistry implements Holders {
     let child: Child
     if (config.mode === 'shared') child = await this.shared.get(server)!.attach()
     else {
+      // Counted before the spawn: a start that fails cost it too.
+      this.processStarts.take(server, principal)
       try {
         child = await take()
       } catch (err) {

@@ -16,7 +16,7 @@ import type { Child } from './child.js'
 import type { OutputCaps } from './result-cap.js'
 import { asksForTask, capTaskStatus, TaskBook, type TaskTool } from './tasks.js'
 import type { CredentialGate, GatedSession } from './credential-gate.js'
-import { RPC } from './errors.js'
+import { BridgeError, RPC } from './errors.js'
 import { covers, refuseUndeclared } from './modern-call.js'
 import { exchange, initializeTimeout } from './handshake.js'
 import { EarlyRequests } from './early-requests.js'
@@ -505,6 +505,10 @@ export class Session implements GatedSession {
       outcome = await this.o.credentials!.gate.run(this, req)
     } catch (err) {
       if (req.signal.aborted) return
+      // The replacement process would pass the user's process-start budget: told as such (it
+      // can be waited out), and the session keeps its process.
+      if (err instanceof BridgeError && err.code === 'process_start_limit')
+        return this.reply(req.id, RPC.rateLimited, err.message)
       this.o.log.warn(
         { err: { message: (err as Error).message } },
         'the request could not get its credentials',

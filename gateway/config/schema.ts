@@ -58,6 +58,14 @@ export const DEFAULT_SESSIONS_PER_SUBJECT = 32
  * start again before their window ends.
  */
 export const DEFAULT_START_FAILURE_USERS = 10_000
+/**
+ * Server processes started (or taken from a warm pool) for one subject per window at most, per
+ * replica (→ 429 with Retry-After): opening and ending sessions, or cancelling sessionless calls,
+ * in a loop costs a spawn each. Shared-mode processes are not counted. 0: no limit.
+ */
+export const DEFAULT_PROCESS_STARTS_PER_SUBJECT = 60
+/** The sliding window `limits.processStartsPerSubject` counts over, in ms. */
+export const DEFAULT_PROCESS_STARTS_WINDOW_MS = 60_000
 /** JSON-RPC messages in one batch at most (→ 400 -32600), on every transport. */
 export const DEFAULT_MAX_BATCH = 100
 /** Nesting depth of a request body at most (→ 400 -32600): no MCP message nests deeper. */
@@ -1014,6 +1022,17 @@ export const configSchema = z
           .min(1)
           .max(10_000_000)
           .default(DEFAULT_START_FAILURE_USERS),
+        /** Processes started for one subject per processStartsWindow at most (429); 0: no limit. */
+        processStartsPerSubject: z
+          .number()
+          .int()
+          .min(0)
+          .max(100_000)
+          .default(DEFAULT_PROCESS_STARTS_PER_SUBJECT),
+        processStartsWindow: ms
+          .min(1000)
+          .max(24 * 3600_000)
+          .default(DEFAULT_PROCESS_STARTS_WINDOW_MS),
         maxBatch: z.number().int().min(1).max(10_000).default(DEFAULT_MAX_BATCH),
         maxJsonDepth: z.number().int().min(8).max(1_000).default(DEFAULT_MAX_JSON_DEPTH),
         bodyTimeout: ms.min(100).default(DEFAULT_BODY_TIMEOUT_MS),

@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import { AuthError } from '../auth/errors.js'
 import { bearerChallenge } from '../auth/challenge.js'
 import { type RequestId, type RpcErrorObject, rpcError, rpcErrorObject } from '../bridge/jsonrpc.js'
+import { RPC } from '../bridge/errors.js'
 import { GatewayError } from '../errors.js'
 import type { Metrics } from '../observability/metrics.js'
 import { messagePage, PAGE_HEADERS } from './page.js'
@@ -28,10 +29,15 @@ export const RPC_TOOL_UNAPPROVED = -32012
  * JSON-RPC error code of a request a rate limit refused; `data.retryAfter` says in how many
  * seconds it would be counted again (HTTP 429 and `Retry-After` where no session exists yet).
  */
-export const RPC_RATE_LIMITED = -32029
+export const RPC_RATE_LIMITED = RPC.rateLimited
 
-/** JSON-RPC codes for gateway error codes that have a standard one. */
-const RPC_CODE: Record<string, number> = { parse_error: -32700, invalid_message: -32600 }
+/** JSON-RPC codes for gateway error codes that have a standard (or the gateway's own) one. */
+const RPC_CODE: Record<string, number> = {
+  parse_error: -32700,
+  invalid_message: -32600,
+  // A budget the subject can wait out, like a policy rate limit: the same code.
+  process_start_limit: RPC_RATE_LIMITED,
+}
 
 /** A JSON body (a JSON-RPC message, most often) as an HTTP response. */
 export function jsonResponse(

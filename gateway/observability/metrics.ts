@@ -12,6 +12,8 @@ export interface Metrics {
   serverStartFailures: Counter<'server'>
   /** Requests refused with 503 inside such a window, no process tried. */
   serverStartsRefused: Counter<'server'>
+  /** Process starts refused with 429: their subject used its budget (limits.processStartsPerSubject). */
+  processStartsRefused: Counter<'server'>
   sessionsReclaimed: Counter<'server' | 'reason'>
   /** SSE events not sent to a client that was not reading: `reason` names the bound passed, `kind` what was dropped. */
   streamEventsDropped: Counter<'reason' | 'kind'>
@@ -143,6 +145,12 @@ export function createMetrics(g: Gauges): Metrics {
     serverStartsRefused: new Counter({
       name: 'mcp_edge_server_starts_refused_total',
       help: 'Requests refused with 503 while their server was in a backoff window after a failed start (no process spawned)',
+      labelNames: ['server'],
+      registers: [registry],
+    }),
+    processStartsRefused: new Counter({
+      name: 'mcp_edge_subject_process_starts_refused_total',
+      help: 'Process starts refused with 429: the subject started limits.processStartsPerSubject processes within limits.processStartsWindow',
       labelNames: ['server'],
       registers: [registry],
     }),

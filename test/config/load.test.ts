@@ -526,6 +526,8 @@ describe('validateConfig', () => {
       maxSessions: 1000,
       maxSessionsPerSubject: 32,
       startFailureUsers: 10_000,
+      processStartsPerSubject: 60,
+      processStartsWindow: 60_000,
       maxBatch: 100,
       maxJsonDepth: 64,
       bodyTimeout: 10_000,

@@ -96,6 +96,8 @@ export async function startStack(
     idpOf?: Stack
     /** The clock of the backoff after a server failed to start (StartOptions.startClock). */
     startClock?: () => number
+    /** The clock of each subject's process-start window (StartOptions.processStartClock). */
+    processStartClock?: () => number
     /** Audit events go where `config.log.audit` says (a real file), not to {@link Stack.audit}. */
     realAudit?: boolean
     /** Told each line of the main log as it is written. */
@@ -186,6 +188,7 @@ export async function startStack(
       : { auditDestination: { write: (line: string) => void auditLines.push(line) } }),
     ...(o.store ? { store: o.store } : {}),
     ...(o.startClock ? { startClock: o.startClock } : {}),
+    ...(o.processStartClock ? { processStartClock: o.processStartClock } : {}),
     ...(o.sessionClock ? { sessionClock: o.sessionClock } : {}),
   })
   const stack: Stack = {

@@ -1,0 +1,122 @@
+import type { Logger } from 'pino'
+import type { Principal } from '../auth/principal.js'
+import type { GatewayConfig } from '../config/schema.js'
+import type { AuditLog } from '../observability/audit.js'
+import type { Metrics } from '../observability/metrics.js'
+import { BridgeError } from './errors.js'
+import { ownerKey } from './session.js'
+
+/*
+ * The bounds (bounds.ts) cap how many processes a subject holds at once, not how often it
+ * makes the gateway start one: a client that opens and DELETEs sessions, cancels sessionless
+ * calls (each retires its lane's process) or changes a secret in a loop costs a spawn
+ * (~200-300 ms of CPU) each time while holding one process. This budget counts each process
+ * started or handed out for a subject (iss+sub) and refuses the next one past
+ * `limits.processStartsPerSubject` within `limits.processStartsWindow` (a sliding window) with
+ * 429 and Retry-After: the seconds until the oldest start in the window leaves it. Shared-mode
+ * processes serve everyone and are not counted. Per replica, in memory: processes are a
+ * replica's own, so is what they cost.
+ */
+
+/** The rule a refusal names in the audit log. */
+export const PROCESS_STARTS_RULE = 'limits.processStartsPerSubject'
+
+/**
+ * Each subject's process starts within the window, oldest first. The map is ordered by each
+ * subject's latest start, so subjects whose window is over are swept from its front.
+ */
+export class ProcessStarts {
+  private readonly starts = new Map<string, number[]>()
+  private readonly now: () => number
+
+  constructor(
+    private readonly o: {
+      config: GatewayConfig
+      log: Logger
+      metrics?: Metrics
+      audit?: AuditLog
+      /** The clock the window is measured with (epoch ms). */
+      now?: () => number
+    },
+  ) {
+    this.now = o.now ?? Date.now
+  }
+
+  /**
+   * Counts a process of `server` started (or taken from the warm pool) for `principal`, or
+   * refuses it: audited, counted, and thrown before any process is spawned.
+   * @throws BridgeError `process_start_limit` (429, `retryAfter` seconds)
+   */
+  take(server: string, principal: Principal): void {
+    this.admit(server, principal, true)
+  }
+
+  /**
+   * Refuses at once, counting nothing, when a start for `principal` would be refused now: a
+   * caller with work to do before its start (resolving the user's credentials) is spared it.
+   * @throws BridgeError `process_start_limit` (429, `retryAfter` seconds)
+   */
+  check(server: string, principal: Principal): void {
+    this.admit(server, principal, false)
+  }
+
+  private admit(server: string, principal: Principal, count: boolean): void {
+    const { processStartsPerSubject: max, processStartsWindow: window } = this.o.config.limits
+    if (max === 0) return
+    const now = this.now()
+    this.sweep(now - window)
+    const owner = ownerKey(principal)
+    const times = this.starts.get(owner) ?? []
+    while (times.length > 0 && times[0]! <= now - window) times.shift()
+    if (times.length >= max) {
+      const retryAfter = Math.max(1, Math.ceil((times[0]! + window - now) / 1000))
+      this.refused(server, principal, retryAfter)
+      throw new BridgeError(
+        'process_start_limit',
+        `you started ${max} server processes in ${window / 1000} s, the most allowed; retry in ${retryAfter} s`,
+        undefined,
+        retryAfter,
+      )
+    }
+    if (!count) return
+    times.push(now)
+    // Latest start last: the front holds the subjects longest without one.
+    this.starts.delete(owner)
+    this.starts.set(owner, times)
+  }
+
+  /** Subjects with a start in the window now, for tests and the log. */
+  get size(): number {
+    this.sweep(this.now() - this.o.config.limits.processStartsWindow)
+    return this.starts.size
+  }
+
+  /** Forgets the subjects whose latest start is at or before `before`: nothing of theirs counts. */
+  private sweep(before: number): void {
+    for (const [owner, times] of this.starts) {
+      if (times[times.length - 1]! > before) break
+      this.starts.delete(owner)
+    }
+  }
+
+  private refused(server: string, principal: Principal, retryAfter: number): void {
+    this.o.metrics?.processStartsRefused.inc({ server })
+    this.o.metrics?.decisions.inc({ server, decision: 'rate_limited' })
+    this.o.log.info(
+      { server, sub: principal.sub, retryAfter },
+      'process start refused: the subject started the most processes allowed in the window',
+    )
+    // The start is a process's initialize (the client's own, or the gateway's for sessionless
+    // requests and endpoints): what the audit line names, whatever request asked for it.
+    this.o.audit?.record({
+      sub: principal.sub,
+      iss: principal.iss,
+      clientId: principal.clientId,
+      server,
+      method: 'initialize',
+      decision: 'rate_limited',
+      rule: PROCESS_STARTS_RULE,
+      outcome: 'refused',
+    })
+  }
+}
