@@ -40,7 +40,6 @@ after(async () => {
   await stack.close()
 })
 
-// biome-ignore lint/suspicious/noExplicitAny: JSON-RPC messages as the wire gives them
 type Message = any
 
 async function rpc(server: string, token: string, body: unknown, sid?: string) {
