@@ -6,18 +6,54 @@
 // of no request at all) reached another user's session. Log lines of a shared process now go
 // to no session.
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
+import { Events } from '../helpers/sse-events.js'
 import { sseData } from '../helpers/sse.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const ACCEPT = 'application/json, text/event-stream'
+type Message = any
 const RECORD = join(mkdtempSync(join(tmpdir(), 'mcp-edge-stop26-')), 'record.jsonl')
 const got = (text: string) => existsSync(RECORD) && readFileSync(RECORD, 'utf8').includes(text)
+/** What reached a process, one message a line. */
+const received = (file: string): Message[] =>
+  existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l))
+    : []
+const HUB_RECORD = join(mkdtempSync(join(tmpdir(), 'mcp-edge-stop26-')), 'hub.jsonl')
+// A raw server with subscriptions: its `emit` tool writes the messages its arguments hold (as a
+// server would on its own), then answers. Records every line it reads.
+const HUB = `
+import { appendFileSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+const out = (m) => process.stdout.write(JSON.stringify(m) + '\\n')
+createInterface({ input: process.stdin }).on('line', (line) => {
+  appendFileSync(process.env.HUB_RECORD, line + '\\n')
+  const m = JSON.parse(line)
+  if (m.id === undefined) return
+  const reply = (result) => out({ jsonrpc: '2.0', id: m.id, result })
+  if (m.method === 'initialize')
+    return reply({ protocolVersion: m.params.protocolVersion, serverInfo: { name: 'hub', version: '0' },
+      capabilities: { tools: {}, resources: { subscribe: true }, logging: {} } })
+  if (m.method === 'tools/list') return reply({ tools: [{ name: 'emit', inputSchema: { type: 'object' } }] })
+  if (m.method === 'tools/call') {
+    for (const n of m.params.arguments.messages ?? []) out(n)
+    return reply({ content: [{ type: 'text', text: 'emitted' }] })
+  }
+  if (['resources/subscribe', 'resources/unsubscribe', 'logging/setLevel'].includes(m.method)) return reply({})
+  out({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'no such method' } })
+})
+`
+const hubScript = join(mkdtempSync(join(tmpdir(), 'mcp-edge-stop26-')), 'hub.mjs')
+writeFileSync(hubScript, HUB)
 const SERVERS = {
   sharedfx: {
     command: process.execPath,
@@ -25,8 +61,13 @@ const SERVERS = {
     mode: 'shared',
     env: { FIXTURE_RECORD_FILE: RECORD },
   },
+  hub: { command: process.execPath, args: [hubScript], mode: 'shared', env: { HUB_RECORD } },
 }
 const POLICY = `${TEST_POLICY}  sharedfx:
+    access: ["mcp:read"]
+    tools: { "*": ["mcp:read"] }
+    resources: { "*": ["mcp:read"] }
+  hub:
     access: ["mcp:read"]
     tools: { "*": ["mcp:read"] }
     resources: { "*": ["mcp:read"] }
@@ -39,8 +80,6 @@ before(async () => {
 after(async () => {
   await stack.close()
 })
-
-type Message = any
 
 async function rpc(server: string, token: string, body: unknown, sid?: string) {
   const res = await request(`${stack.url}/mcp/${server}`, {
@@ -89,7 +128,20 @@ async function open(server: string, token: string) {
       method: 'DELETE',
       headers: { authorization: `Bearer ${token}`, 'mcp-session-id': sid },
     }).then((r) => r.body.dump())
-  return { sid, call, close }
+  const send = (body: unknown) => rpc(server, token, body, sid)
+  /** The session's GET stream, read as it arrives. */
+  const stream = async () => {
+    const res = await fetch(`${stack.url}/mcp/${server}`, {
+      headers: {
+        accept: 'text/event-stream',
+        authorization: `Bearer ${token}`,
+        'mcp-session-id': sid,
+      },
+    })
+    assert.equal(res.status, 200)
+    return new Events(res)
+  }
+  return { sid, call, close, send, stream }
 }
 
 describe('stop 26: shared mode, one process for every user', () => {
@@ -106,5 +158,126 @@ describe('stop 26: shared mode, one process for every user', () => {
     assert.equal(res.last?.result?.content?.[0]?.text, 'opened alice-private')
     const leaked = res.messages.filter((m) => JSON.stringify(m).includes('after alice-private'))
     assert.deepEqual(leaked, [], "alice's log line reached bob")
+  })
+
+  it("held: ids and progress tokens of one user shaped like the rewritten ones, or colliding, never touch another user's request", async () => {
+    const alice = await open('sharedfx', await stack.token('alice', { server: 'sharedfx' }))
+    const bob = await open('sharedfx', await stack.token('bob', { server: 'sharedfx' }))
+    const waiting = alice.send({
+      jsonrpc: '2.0',
+      id: 7,
+      method: 'tools/call',
+      params: { name: 'gate', arguments: { name: 'alice-gate' }, _meta: { progressToken: 'tok' } },
+    })
+    await waitFor(() => got('alice-gate'), "alice's call reached the process")
+    const sent = received(RECORD).find((m) => m.params?.arguments?.name === 'alice-gate')
+    const [backendId, backendToken] = [sent.id, sent.params._meta.progressToken]
+    assert.notEqual(backendId, 7, 'the id was rewritten')
+    const before = received(RECORD).length
+    // Bob names alice's request every way he can: its client id, its rewritten id, neighbours.
+    const guesses = [7, '7', backendId, String(backendId), 's0', 's1', 'p0', 'p1', -7, 7.5]
+    for (const requestId of guesses)
+      await bob.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId } })
+    for (const progressToken of ['tok', backendToken])
+      await bob.send({
+        jsonrpc: '2.0',
+        method: 'notifications/progress',
+        params: { progressToken, progress: 1 },
+      })
+    const hostileIds = [
+      backendId,
+      backendToken,
+      's0',
+      'p0',
+      9007199254740991,
+      -1,
+      0.5,
+      '1',
+      1,
+      'x'.repeat(5000),
+    ]
+    for (const [n, id] of hostileIds.entries()) {
+      const res = await bob.call(id, 'echo_args', { session: 2, i: n })
+      if (id === 0.5) {
+        // MCP ids are strings or integers: a fraction is refused before the process sees it.
+        assert.equal(res.last?.id, null)
+        assert.equal(typeof res.last?.error?.code, 'number')
+        continue
+      }
+      assert.equal(res.last?.id, id)
+      assert.equal(res.last?.result?.content?.[0]?.text, JSON.stringify({ session: 2, i: n }))
+    }
+    assert.deepEqual(
+      received(RECORD)
+        .slice(before)
+        .filter((m) => m.method !== 'tools/call'),
+      [],
+      "none of bob's notifications reached the process",
+    )
+    await bob.call(99, 'open_gate', { name: 'alice-gate' })
+    const res = await waiting
+    assert.equal(res.last?.id, 7)
+    assert.equal(res.last?.result?.content?.[0]?.text, 'passed alice-gate')
+    assert.deepEqual(
+      res.messages
+        .filter((m) => m.method === 'notifications/progress')
+        .map((m) => m.params.progressToken),
+      ['tok'],
+      'alice saw her own progress, under her own token, once',
+    )
+    await alice.close()
+    await bob.close()
+  })
+
+  it("held: another user's unsubscribe, setLevel and subscription updates never reach or touch a subscriber", async () => {
+    const alice = await open('hub', await stack.token('alice', { server: 'hub' }))
+    const bob = await open('hub', await stack.token('bob', { server: 'hub' }))
+    const events = await alice.stream()
+    const sub = await alice.send({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'resources/subscribe',
+      params: { uri: 'memo://alice' },
+    })
+    assert.deepEqual(sub.last?.result, {})
+    const before = received(HUB_RECORD).length
+    for (const [id, method, params] of [
+      [1, 'resources/unsubscribe', { uri: 'memo://alice' }],
+      [2, 'logging/setLevel', { level: 'emergency' }],
+    ] as const) {
+      const res = await bob.send({ jsonrpc: '2.0', id, method, params })
+      assert.deepEqual(res.last?.result, {}, method)
+    }
+    assert.deepEqual(
+      received(HUB_RECORD).slice(before),
+      [],
+      "bob's unsubscribe and setLevel reached the process",
+    )
+    // The server tells of alice's memo (and of a progress and a cancellation of no request).
+    const messages = [
+      {
+        jsonrpc: '2.0',
+        method: 'notifications/resources/updated',
+        params: { uri: 'memo://alice' },
+      },
+      {
+        jsonrpc: '2.0',
+        method: 'notifications/progress',
+        params: { progressToken: 'p0', progress: 1 },
+      },
+      { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 's0' } },
+    ]
+    const res = await bob.call(3, 'emit', { messages })
+    assert.equal(res.last?.result?.content?.[0]?.text, 'emitted')
+    assert.deepEqual(
+      res.messages.filter((m) => m.method !== undefined),
+      [],
+      'bob got none of it',
+    )
+    const update = await events.until((e) => e.data.includes('resources/updated'))
+    assert.equal(JSON.parse(update.data).params.uri, 'memo://alice', 'alice still subscribed')
+    await events.cancel()
+    await alice.close()
+    await bob.close()
   })
 })
