@@ -49,9 +49,18 @@ export class Channel implements Child {
         case 'logging/setLevel':
           // The level of a shared process is everyone's: it is not the session's to change.
           return this.answer(env.id, {})
-        case 'resources/subscribe':
-          this.subscribe(String(params?.uri), true)
+        case 'resources/subscribe': {
+          const uri = String(params?.uri)
+          // Held here and in the one process for every user: a session holds a bounded number.
+          const max = r.config.maxSubscriptions
+          if (!this.subscriptions.has(uri) && this.subscriptions.size >= max)
+            return this.refuse(env.id, {
+              code: -32000,
+              message: `this session holds ${max} resource subscriptions, the most allowed; unsubscribe from one first`,
+            })
+          this.subscribe(uri, true)
           break
+        }
         case 'resources/unsubscribe':
           this.subscribe(String(params?.uri), false)
           if (r.subscribers.has(String(params?.uri))) return this.answer(env.id, {})

@@ -5,6 +5,10 @@
 // so that guessed: the line of work the process still did for a session that had closed (or
 // of no request at all) reached another user's session. Log lines of a shared process now go
 // to no session.
+// Finding (shared mode, low): a session's resource subscriptions were held without bound in the
+// gateway (and each reached the one process every user shares): one user could grow both with
+// distinct URIs. A session now holds `servers.<name>.maxSubscriptions` (256) at most, as an
+// endpoint session does; one more new URI is -32000 and never reaches the process.
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -279,5 +283,29 @@ describe('stop 26: shared mode, one process for every user', () => {
     await events.cancel()
     await alice.close()
     await bob.close()
+  })
+
+  it('a session holds at most maxSubscriptions (256) subscriptions; one more new URI is refused and never reaches the process', async () => {
+    const alice = await open('hub', await stack.token('alice', { server: 'hub' }))
+    const subscribe = (id: number, uri: string) =>
+      alice.send({ jsonrpc: '2.0', id, method: 'resources/subscribe', params: { uri } })
+    for (let i = 0; i < 256; i++)
+      assert.deepEqual((await subscribe(i, `memo://many/${i}`)).last?.result, {})
+    const before = received(HUB_RECORD).length
+    const over = await subscribe(256, 'memo://many/256')
+    assert.equal(over.last?.error?.code, -32000, JSON.stringify(over.last))
+    assert.match(over.last?.error?.message, /256 resource subscriptions/)
+    assert.deepEqual(received(HUB_RECORD).slice(before), [], 'the process saw it')
+    // A held URI again, and a new one after an unsubscribe, still succeed.
+    assert.deepEqual((await subscribe(257, 'memo://many/3')).last?.result, {})
+    const unsub = await alice.send({
+      jsonrpc: '2.0',
+      id: 258,
+      method: 'resources/unsubscribe',
+      params: { uri: 'memo://many/4' },
+    })
+    assert.deepEqual(unsub.last?.result, {})
+    assert.deepEqual((await subscribe(259, 'memo://many/256')).last?.result, {})
+    await alice.close()
   })
 })
