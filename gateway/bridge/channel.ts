@@ -87,6 +87,11 @@ export class Channel implements Child {
       if (env.method !== 'notifications/cancelled') return // initialized, roots changes: the gateway's business
       const id = this.ids.get(env.params?.requestId as RequestId)
       if (id === undefined) return
+      // The process does not answer a cancelled request (MCP: it SHOULD NOT): forgotten now, or
+      // it would be held (and cancelled again at the session's end) for as long as the session.
+      const p = r.pending.get(id)
+      r.pending.delete(id)
+      if (p) this.settled(p)
       return r.child!.send({
         ...message,
         params: { ...env.params, requestId: id },

@@ -9,6 +9,10 @@
 // gateway (and each reached the one process every user shares): one user could grow both with
 // distinct URIs. A session now holds `servers.<name>.maxSubscriptions` (256) at most, as an
 // endpoint session does; one more new URI is -32000 and never reaches the process.
+// Finding (shared mode, low): a request the client cancelled stayed in the shared process's
+// table of requests in flight (and its session's) until the session ended, since the process
+// does not answer a cancelled request: each cancel (and each requestTimeout) of a long session
+// grew the gateway's memory, and the session's end cancelled it at the process a second time.
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -307,5 +311,29 @@ describe('stop 26: shared mode, one process for every user', () => {
     assert.deepEqual(unsub.last?.result, {})
     assert.deepEqual((await subscribe(259, 'memo://many/256')).last?.result, {})
     await alice.close()
+  })
+
+  it("a cancelled request is forgotten at once: the session's end does not cancel it at the process again", async () => {
+    const alice = await open('sharedfx', await stack.token('alice', { server: 'sharedfx' }))
+    const waiting = alice.call(5, 'gate', { name: 'cancelled-gate' })
+    await waitFor(() => got('cancelled-gate'), "alice's call reached the process")
+    const backendId = received(RECORD).find(
+      (m) => m.params?.arguments?.name === 'cancelled-gate',
+    ).id
+    await alice.send({
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: 5 },
+    })
+    await waiting
+    await alice.close()
+    // Anyone's next call is recorded after whatever alice's end sent the process.
+    const bob = await open('sharedfx', await stack.token('bob', { server: 'sharedfx' }))
+    await bob.call(1, 'open_gate', { name: 'cancelled-gate' })
+    const cancels = received(RECORD).filter(
+      (m) => m.method === 'notifications/cancelled' && m.params?.requestId === backendId,
+    )
+    assert.equal(cancels.length, 1, JSON.stringify(cancels))
+    await bob.close()
   })
 })
