@@ -336,4 +336,22 @@ describe('stop 26: shared mode, one process for every user', () => {
     assert.equal(cancels.length, 1, JSON.stringify(cancels))
     await bob.close()
   })
+
+  it('held: the process dying with both users in flight under one id fails each with its own id; both sessions end', async () => {
+    const alice = await open('sharedfx', await stack.token('alice', { server: 'sharedfx' }))
+    const bob = await open('sharedfx', await stack.token('bob', { server: 'sharedfx' }))
+    const pid = Number((await alice.call(1, 'pid')).last?.result?.content?.[0]?.text)
+    const calls = [
+      alice.call(2, 'gate', { name: 'crash-a' }),
+      bob.call(2, 'gate', { name: 'crash-b' }),
+    ]
+    await waitFor(() => got('crash-a') && got('crash-b'), 'both calls reached the process')
+    process.kill(pid, 'SIGKILL')
+    for (const res of await Promise.all(calls)) {
+      assert.equal(res.messages.length, 1, JSON.stringify(res.messages))
+      assert.equal(res.last?.id, 2)
+      assert.equal(res.last?.error?.code, -32000)
+    }
+    for (const s of [alice, bob]) assert.equal((await s.call(3, 'pid')).status, 404)
+  })
 })
