@@ -201,7 +201,28 @@ describe('stop 26 (held): names, URIs and cursors at an endpoint', () => {
     const ok = await bob.rpc('resources/read', { uri: 'mcp-edge://a_b/memo://shared' })
     assert.equal(ok.result.contents[0].text, 'a_b:memo://shared')
     assert.equal(ok.result.contents[0].uri, 'mcp-edge://a_b/memo://shared')
-    assert.equal(seen('closed').filter((m) => m.method === 'resources/read').length, 0)
+    // The closed server's template is neither listed nor completed.
+    assert.deepEqual((await bob.rpc('resources/templates/list')).result.resourceTemplates, [])
+    for (const uri of ['memo://{id}', 'mcp-edge://closed/memo://{id}'])
+      assert.equal(
+        (
+          await bob.rpc('completion/complete', {
+            ref: { type: 'ref/resource', uri },
+            argument: { name: 'id', value: 's' },
+          })
+        ).error?.code,
+        -32602,
+        uri,
+      )
+    assert.deepEqual(
+      seen('closed').filter(
+        (m) =>
+          m.method !== undefined &&
+          !['initialize', 'notifications/initialized'].includes(m.method) &&
+          !m.method.endsWith('/list'),
+      ),
+      [],
+    )
   })
 
   it("another user's cursor is only a position in bob's own list; an altered one is refused", async () => {
