@@ -49,9 +49,18 @@ export class Channel implements Child {
         case 'logging/setLevel':
           // The level of a shared process is everyone's: it is not the session's to change.
           return this.answer(env.id, {})
-        case 'resources/subscribe':
-          this.subscribe(String(params?.uri), true)
+        case 'resources/subscribe': {
+          const uri = String(params?.uri)
+          // Held here and in the one process for every user: a session holds a bounded number.
+          const max = r.config.maxSubscriptions
+          if (!this.subscriptions.has(uri) && this.subscriptions.size >= max)
+            return this.refuse(env.id, {
+              code: -32000,
+              message: `this session holds ${max} resource subscriptions, the most allowed; unsubscribe from one first`,
+            })
+          this.subscribe(uri, true)
           break
+        }
         case 'resources/unsubscribe':
           this.subscribe(String(params?.uri), false)
           if (r.subscribers.has(String(params?.uri))) return this.answer(env.id, {})
@@ -78,6 +87,11 @@ export class Channel implements Child {
       if (env.method !== 'notifications/cancelled') return // initialized, roots changes: the gateway's business
       const id = this.ids.get(env.params?.requestId as RequestId)
       if (id === undefined) return
+      // The process does not answer a cancelled request (MCP: it SHOULD NOT): forgotten now, or
+      // it would be held (and cancelled again at the session's end) for as long as the session.
+      const p = r.pending.get(id)
+      r.pending.delete(id)
+      if (p) this.settled(p)
       return r.child!.send({
         ...message,
         params: { ...env.params, requestId: id },

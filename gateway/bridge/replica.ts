@@ -133,11 +133,9 @@ export class Replica {
       case 'notifications/resources/updated':
         for (const c of this.subscribers.get(String(params?.uri)) ?? []) c.deliver(message)
         return
-      case 'notifications/message': {
-        // A log line belongs to a session only when one request is in flight; never broadcast.
-        if (this.pending.size === 1) this.pending.values().next().value!.channel.deliver(message)
-        return
-      }
+      // A log line (`notifications/message`) names no request: the one request in flight when it
+      // arrives need not be the one it is about (work the process goes on with for a closed
+      // session, a line of no request at all), so it goes to no session, never to a guessed one.
       default:
         return
     }

@@ -11,7 +11,8 @@ import { Replica } from './replica.js'
  * elicitation or roots; each session's own `initialize` is answered from that result with
  * the version the session asked for when the gateway speaks it. Request ids and progress
  * tokens are rewritten so replies, progress and cancellations reach exactly their session;
- * list-changed notifications go to every session, resource updates to subscribers only.
+ * list-changed notifications go to every session, resource updates to subscribers only, log
+ * lines (which name no request) to none.
  * When the process dies, its requests in flight fail, its sessions end (clients get 404 and
  * initialize again) and it restarts with exponential backoff.
  */

@@ -458,6 +458,11 @@ const serverSchema = z
       .prefault({}),
     /** shared mode: how many processes serve the sessions (spread by least load). */
     replicas: z.number().int().min(1).max(64).default(1),
+    /**
+     * shared mode: resources/subscribe one session holds at once (the gateway and the one process
+     * hold every user's); one more new URI is refused (-32000).
+     */
+    maxSubscriptions: z.number().int().min(1).max(100_000).default(DEFAULT_SESSION_SUBSCRIPTIONS),
     /** Live sessions and sessionless lanes of this server at most (→ 503). */
     maxSessions: z.number().int().min(1).optional(),
     /**

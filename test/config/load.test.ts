@@ -501,6 +501,7 @@ describe('validateConfig', () => {
       idleTimeout: 600_000,
       shutdownGrace: 5_000,
       maxSessionsPerSubject: 8,
+      maxSubscriptions: 256,
       credentials: {},
       initializeTimeout: 30_000,
       readyWait: 10_000,
