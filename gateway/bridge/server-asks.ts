@@ -17,14 +17,21 @@ export interface ServerAsk {
  * id is still outstanding from a process of the session is relayed under a gateway id instead
  * (the client never sees two requests with one id), and its answer goes back under the
  * process's own. Bounded like the requests a session holds before the client's `initialized`
- * (`limits.sessionQueueEvents`, early-requests.ts): past it a request is refused to the process.
+ * (`limits.sessionQueueEvents`, `limits.sessionQueueBytes`, early-requests.ts): in requests, and
+ * in the bytes of the ids held (a process's id may be a string of megabytes, kept until the
+ * client answers); past either a request is refused to the process. One is always taken.
  */
 export class ServerAsks {
   private readonly byClientId = new Map<RequestId, ServerAsk>()
   /** The id the client knows each request by, per process and its own id. */
   private readonly byChild = new Map<Child, Map<RequestId, RequestId>>()
+  /** UTF-8 bytes of the ids held (the process's, and the gateway's it is relayed under). */
+  private bytes = 0
 
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly max: number,
+    private readonly maxBytes = Number.POSITIVE_INFINITY,
+  ) {}
 
   /** Requests awaiting the client's answer. */
   get size(): number {
@@ -36,10 +43,16 @@ export class ServerAsks {
    * the bound (the request is to be refused to the process, not relayed).
    */
   relay(child: Child, id: RequestId): RequestId | undefined {
-    if (this.byClientId.size >= this.max) return undefined
     const clientId = this.byClientId.has(id)
       ? `mcp-edge-server-${randomBytes(9).toString('base64url')}`
       : id
+    const size = idBytes(id, clientId)
+    if (
+      this.byClientId.size > 0 &&
+      (this.byClientId.size >= this.max || this.bytes + size > this.maxBytes)
+    )
+      return undefined
+    this.bytes += size
     this.byClientId.set(clientId, { child, id })
     let own = this.byChild.get(child)
     if (own === undefined) this.byChild.set(child, (own = new Map()))
@@ -52,6 +65,7 @@ export class ServerAsks {
     const ask = this.byClientId.get(clientId)
     if (ask === undefined) return undefined
     this.byClientId.delete(clientId)
+    this.bytes -= idBytes(ask.id, clientId)
     const own = this.byChild.get(ask.child)
     own?.delete(ask.id)
     if (own?.size === 0) this.byChild.delete(ask.child)
@@ -69,5 +83,12 @@ export class ServerAsks {
   clear(): void {
     this.byClientId.clear()
     this.byChild.clear()
+    this.bytes = 0
   }
+}
+
+/** What a held request costs: its id's bytes, and the gateway id's when it is relayed under one. */
+function idBytes(id: RequestId, clientId: RequestId): number {
+  const own = Buffer.byteLength(String(id))
+  return clientId === id ? own : own + Buffer.byteLength(String(clientId))
 }

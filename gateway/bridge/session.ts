@@ -241,7 +241,7 @@ export class Session implements GatedSession {
     this.streams = new SessionStreams(o.budget, o.log, () => (this.lastActive = now()))
     const { sessionEvents, sessionBytes } = o.budget.limits
     this.early = new EarlyRequests({ events: sessionEvents, bytes: sessionBytes })
-    this.serverAsks = new ServerAsks(sessionEvents)
+    this.serverAsks = new ServerAsks(sessionEvents, sessionBytes)
     const { resumability, ssePolling } = o.config
     this.store =
       o.transport === undefined && resumability.enabled

@@ -20,11 +20,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
+import type { Child } from '../../gateway/bridge/child.js'
+import { ServerAsks } from '../../gateway/bridge/server-asks.js'
 import { disguisedMethod, foldMethod, MCP_METHODS } from '../../gateway/policy/method-names.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { Events } from '../helpers/sse-events.js'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
-import { initBody } from '../checklist/open-session.js'
+import { initBody, openSession } from '../checklist/open-session.js'
+import { sseData } from '../helpers/sse.js'
 
 const RECORDER = `
 import { appendFileSync } from 'node:fs'
@@ -304,3 +307,106 @@ async function ask(
     await end(stack.local('rec'), headers)
   }
 }
+
+// 4. A session's server requests awaiting the client's answers were bounded in number only
+//    (limits.sessionQueueEvents, 4000), and each keeps the process's id until the client answers:
+//    a process asking with ids of megabytes (its messages may be 8 MB) made the gateway hold
+//    4000 of them per session, gigabytes. Now the ids held count against
+//    limits.sessionQueueBytes too, as the requests held before the client's `initialized` do.
+// `ask`: asks the client for its roots under an id of 20 000 characters and answers the call at
+// once; `seen`: what this process got back for its requests (id suffixes, errors).
+const BIG_ASKER = `
+import { createInterface } from 'node:readline'
+const out = (m) => process.stdout.write(JSON.stringify(m) + '\\n')
+const seen = []
+let asks = 0
+const text = (id, value) => out({ jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: JSON.stringify(value) }] } })
+createInterface({ input: process.stdin }).on('line', (line) => {
+  const m = JSON.parse(line)
+  if (m.method === undefined) seen.push({ id: String(m.id).slice(-4), error: m.error?.message })
+  if (m.method === 'initialize')
+    out({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: m.params.protocolVersion,
+      capabilities: { tools: {} }, serverInfo: { name: 'big', version: '0' } } })
+  else if (m.method === 'tools/call' && m.params.name === 'ask') {
+    const n = asks++
+    out({ jsonrpc: '2.0', id: 'x'.repeat(20000) + '-' + String(n).padStart(3, '0'), method: 'roots/list', params: {} })
+    text(m.id, n)
+  } else if (m.method === 'tools/call') text(m.id, seen)
+  else if (m.id !== undefined && m.method !== undefined) out({ jsonrpc: '2.0', id: m.id, result: {} })
+})
+`
+
+describe("stop26c: the ids of server requests awaiting the client's answers are bounded in bytes", () => {
+  let small: Stack
+  before(async () => {
+    const script = join(tmpdir(), `stop26c-big-asker-${process.pid}.mjs`)
+    writeFileSync(script, BIG_ASKER)
+    small = await startStack({
+      policy: `${TEST_POLICY}  big:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
+      servers: { big: { command: process.execPath, args: [script] } },
+      config: { limits: { sessionQueueBytes: 65_536, streamQueueBytes: 65_536 } },
+    })
+  })
+  after(() => small.close())
+
+  it('past limits.sessionQueueBytes of ids held a request is refused to the process; an answer frees room', async () => {
+    const alice = await small.token('alice', { server: 'big' })
+    const sid = await openSession(small, 'big', alice, { roots: {} })
+    const headers = {
+      authorization: `Bearer ${alice}`,
+      'mcp-session-id': sid,
+      'mcp-protocol-version': '2025-11-25',
+    }
+    let id = 100
+    const call = async (name = 'ask') => {
+      const res = await postMcp(
+        small.local('big'),
+        { jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name, arguments: {} } },
+        headers,
+      )
+      assert.equal(res.status, 200, res.text)
+      const messages = sseData(res.text).map((d) => JSON.parse(d))
+      const reply = messages.find((m) => m.id === id)
+      return {
+        asked: messages.filter((m) => m.method === 'roots/list').map((m) => m.id as string),
+        result: JSON.parse(reply.result.content[0].text),
+      }
+    }
+    // Three ids of 20 004 bytes are held (60 012 bytes); a fourth would pass 65 536.
+    const held: string[] = []
+    for (let n = 0; n < 3; n++) {
+      const r = await call()
+      assert.equal(r.asked.length, 1, `request ${n} relayed`)
+      held.push(r.asked[0]!)
+    }
+    assert.deepEqual((await call()).asked, [], 'the fourth is refused, not relayed')
+    const answered = await postMcp(
+      small.local('big'),
+      { jsonrpc: '2.0', id: held[0], result: { roots: [] } },
+      headers,
+    )
+    assert.equal(answered.status, 202)
+    assert.equal((await call()).asked.length, 1, 'an answer frees room')
+    assert.deepEqual((await call('seen')).result, [
+      { id: '-003', error: "too many requests awaiting the client's answers" },
+      { id: '-000' },
+    ])
+  })
+})
+
+describe('stop26c: ServerAsks bounds the bytes of the ids it holds', () => {
+  const proc = { pid: 1 } as Child
+  it('one is always taken; past the bytes the next is refused until an answer frees room', () => {
+    const asks = new ServerAsks(100, 10)
+    assert.equal(asks.relay(proc, 'a'.repeat(50)), 'a'.repeat(50), 'one always')
+    assert.equal(asks.relay(proc, 1), undefined)
+    asks.take('a'.repeat(50))
+    assert.equal(asks.relay(proc, 'bbbb'), 'bbbb')
+    assert.equal(asks.relay(proc, 'cccccc'), 'cccccc')
+    assert.equal(asks.relay(proc, 7), undefined, '4 + 6 + 1 > 10')
+    assert.equal(asks.withdraw(proc, 'bbbb'), 'bbbb')
+    assert.equal(asks.relay(proc, 7), 7)
+    asks.clear()
+    assert.equal(asks.relay(proc, 'd'.repeat(10)), 'd'.repeat(10))
+  })
+})
