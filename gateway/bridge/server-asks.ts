@@ -2,9 +2,12 @@ import { randomBytes } from 'node:crypto'
 import type { Child } from './child.js'
 import type { RequestId } from './jsonrpc.js'
 
-/** A server→client request relayed to the client: which process asked, with which id of its own. */
+/**
+ * A server→client request relayed to the client: which process asked (undefined once it was
+ * replaced: an answer goes nowhere), with which id of its own.
+ */
 export interface ServerAsk {
-  child: Child
+  child: Child | undefined
   id: RequestId
 }
 
@@ -60,12 +63,28 @@ export class ServerAsks {
     return clientId
   }
 
+  /**
+   * `child` was replaced (its input closed): its requests keep their ids reserved until answered
+   * (a late answer must reach no other process) but no longer hold the process, which a session
+   * would otherwise keep in memory for each replacement whose request the client left unanswered.
+   */
+  retire(child: Child): void {
+    const own = this.byChild.get(child)
+    if (own === undefined) return
+    this.byChild.delete(child)
+    for (const clientId of own.values()) {
+      const ask = this.byClientId.get(clientId)
+      if (ask !== undefined) ask.child = undefined
+    }
+  }
+
   /** The client answered (or cancelled) the request it knows as `clientId`: who asked it, forgotten. */
   take(clientId: RequestId): ServerAsk | undefined {
     const ask = this.byClientId.get(clientId)
     if (ask === undefined) return undefined
     this.byClientId.delete(clientId)
     this.bytes -= idBytes(ask.id, clientId)
+    if (ask.child === undefined) return ask
     const own = this.byChild.get(ask.child)
     own?.delete(ask.id)
     if (own?.size === 0) this.byChild.delete(ask.child)

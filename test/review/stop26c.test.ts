@@ -410,3 +410,105 @@ describe('stop26c: ServerAsks bounds the bytes of the ids it holds', () => {
     assert.equal(asks.relay(proc, 'd'.repeat(10)), 'd'.repeat(10))
   })
 })
+
+// 5. After a credential replacement the old process's requests the client left unanswered kept
+//    the old process (its Child: pipes, stream readers, redactor) in the session's memory, one
+//    per replacement, until the session ended. Now a replaced process's requests keep only
+//    their ids (still reserved: a late answer reaches no other process) and not the process.
+describe('stop26c: a replaced process is not held by its unanswered requests', () => {
+  const older = { pid: 1 } as Child
+  const newer = { pid: 2 } as Child
+  it('retired: ids still reserved, answers go nowhere, the process no longer referenced', () => {
+    const asks = new ServerAsks(100)
+    asks.relay(older, 0)
+    asks.relay(older, 'r')
+    asks.retire(older)
+    // The new process's 0 is still relayed under a gateway id: the client has an old 0.
+    const clash = asks.relay(newer, 0)
+    assert.match(String(clash), /^mcp-edge-server-/)
+    assert.deepEqual(asks.take(0), { child: undefined, id: 0 })
+    assert.equal(asks.withdraw(older, 'r'), undefined, 'a retired process withdraws nothing')
+    assert.deepEqual(asks.take('r'), { child: undefined, id: 'r' })
+    assert.deepEqual(asks.take(clash!), { child: newer, id: 0 })
+    assert.equal(asks.size, 0)
+  })
+})
+
+// `ask`: asks the client for its roots (ids 0, 1, … of its own) and answers the call at once.
+const ROOTS_ASKER = `
+import { createInterface } from 'node:readline'
+const out = (m) => process.stdout.write(JSON.stringify(m) + '\\n')
+let asks = 0
+createInterface({ input: process.stdin }).on('line', (line) => {
+  const m = JSON.parse(line)
+  if (m.method === 'initialize')
+    out({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: m.params.protocolVersion,
+      capabilities: { tools: {} }, serverInfo: { name: 'asker', version: '0' } } })
+  else if (m.method === 'tools/call') {
+    out({ jsonrpc: '2.0', id: asks++, method: 'roots/list', params: {} })
+    out({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: String(process.pid) }] } })
+  } else if (m.id !== undefined && m.method !== undefined) out({ jsonrpc: '2.0', id: m.id, result: {} })
+})
+`
+
+describe('stop26c: a session forgets the process it replaced, whatever the client left unanswered', () => {
+  let creds: Stack
+  before(async () => {
+    const script = join(tmpdir(), `stop26c-roots-asker-${process.pid}.mjs`)
+    writeFileSync(script, ROOTS_ASKER)
+    creds = await startStack({
+      policy: `${TEST_POLICY}  asker:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
+      servers: {
+        asker: {
+          command: process.execPath,
+          args: [script],
+          credentials: { ASKER_TOKEN: { secret: 'asker_token', describe: 'Your asker token' } },
+        },
+      },
+      config: { credentials: { pollInterval: 20 } },
+    })
+  })
+  after(() => creds.close())
+
+  it("a late answer to the replaced process's request finds no process held for it", async () => {
+    const owner = { iss: creds.idp.issuer, sub: 'alice' }
+    const token = await creds.token('alice', { server: 'asker' })
+    await creds.gateway.secrets!.set(owner, 'asker_token', 'first')
+    const sid = await openSession(creds, 'asker', token, { roots: {} })
+    const headers = {
+      authorization: `Bearer ${token}`,
+      'mcp-session-id': sid,
+      'mcp-protocol-version': '2025-11-25',
+    }
+    let id = 10
+    const call = async () => {
+      const res = await postMcp(
+        creds.local('asker'),
+        { jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name: 'x', arguments: {} } },
+        headers,
+      )
+      const messages = sseData(res.text).map((d) => JSON.parse(d))
+      return {
+        asked: messages.filter((m) => m.method === 'roots/list'),
+        pid: messages.find((m) => m.id === id)?.result?.content[0]?.text as string,
+      }
+    }
+    const first = await call()
+    assert.equal(first.asked.length, 1)
+    await creds.gateway.secrets!.set(owner, 'asker_token', 'second')
+    const second = await call()
+    assert.notEqual(second.pid, first.pid, 'the process was replaced')
+    const late = await postMcp(
+      creds.local('asker'),
+      { jsonrpc: '2.0', id: first.asked[0].id, result: { roots: [] } },
+      headers,
+    )
+    assert.equal(late.status, 202)
+    // The session held no process for it: dropped at once, not written to the closed one.
+    assert.ok(
+      creds.logLines.some((l) => l.includes('the process that asked was replaced')),
+      'the answer found its asker retired',
+    )
+    assert.ok(!creds.logLines.some((l) => l.includes('the process that asked is gone')))
+  })
+})
