@@ -241,7 +241,7 @@ export class Session implements GatedSession {
     this.streams = new SessionStreams(o.budget, o.log, () => (this.lastActive = now()))
     const { sessionEvents, sessionBytes } = o.budget.limits
     this.early = new EarlyRequests({ events: sessionEvents, bytes: sessionBytes })
-    this.serverAsks = new ServerAsks(sessionEvents)
+    this.serverAsks = new ServerAsks(sessionEvents, sessionBytes)
     const { resumability, ssePolling } = o.config
     this.store =
       o.transport === undefined && resumability.enabled
@@ -471,6 +471,10 @@ export class Session implements GatedSession {
   /** Sends a message to the process a request belongs to (a replaced one's input is closed). */
   private toAsker(ask: ServerAsk, message: JSONRPCMessage): void {
     const { child } = ask
+    if (child === undefined) {
+      this.o.log.debug("the process that asked was replaced; the client's message dropped")
+      return
+    }
     child.send(message).catch((err: Error) => {
       const gone = child !== this.current || !child.alive
       this.o.log[gone ? 'debug' : 'warn'](
@@ -866,6 +870,7 @@ export class Session implements GatedSession {
       old.onexit = undefined
       this.current = next
       this.attach(next)
+      this.serverAsks.retire(old)
       this.fingerprint = credentials.fingerprint
       this.o.log.info(
         { pid: next.pid, replaced: old.pid },

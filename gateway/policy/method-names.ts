@@ -44,19 +44,37 @@ export const MCP_METHODS: ReadonlySet<string> = new Set([
   'notifications/subscriptions/acknowledged',
 ])
 
+/** What the fold removes: white space, separators, controls, format and default-ignorable characters. */
+const IGNORED = /[\p{White_Space}\p{Z}\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]/gu
+
+/**
+ * The longest name, once {@link IGNORED} is removed, that NFKC is asked to fold: 6 times MCP's
+ * longest name (40), as every character of a disguise becomes at least one of MCP's and takes at
+ * most 3 UTF-16 units (`𝐈` and a combining dot fold to `i`). A longer name folds to no MCP name
+ * and is only compared as it is: ICU's NFKC sorts a run of combining marks in quadratic time (1 MB
+ * of alternating U+0301 U+0316 in a method name took 80 s of the event loop).
+ */
+const FOLD_MAX = 240
+
 /**
  * What a name is taken for when compared to MCP's: Unicode NFKC (fullwidth and compatibility
  * forms become ASCII: `ｔ` → `t`, `ſ` → `s`, `／` → `/`), then every white space, separator,
  * control, format and default-ignorable character removed (spaces and tabs anywhere, NUL,
  * zero-width space and joiners, BOM, soft hyphen, bidi marks, variation selectors), then case
- * folded as upper-then-lower case, so `ı` and `K` (Kelvin) meet `i` and `k` as well.
+ * folded as upper-then-lower case, so `ı` and `K` (Kelvin) meet `i` and `k` as well, and `İ`
+ * (whose lower case is `i` and a combining dot, or `i` alone in Go's strings.ToLower, Java's
+ * Character.toLowerCase and C's towlower) meets `i`. A name still longer than {@link FOLD_MAX}
+ * once the ignored characters are removed is returned with them removed and no more.
  */
 export function foldMethod(method: string): string {
-  return method
+  const bare = method.replace(IGNORED, '')
+  if (bare.length > FOLD_MAX) return bare
+  return bare
     .normalize('NFKC')
-    .replace(/[\p{White_Space}\p{Z}\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]/gu, '')
+    .replace(IGNORED, '')
     .toUpperCase()
     .toLowerCase()
+    .replace(/i\u0307/g, 'i')
 }
 
 const FOLDED: ReadonlyMap<string, string> = new Map([...MCP_METHODS].map((m) => [foldMethod(m), m]))
@@ -67,7 +85,12 @@ const FOLDED: ReadonlyMap<string, string> = new Map([...MCP_METHODS].map((m) => 
  */
 export function disguisedMethod(method: string): string | undefined {
   if (MCP_METHODS.has(method)) return undefined
-  return FOLDED.get(foldMethod(method))
+  const meant = FOLDED.get(foldMethod(method))
+  if (meant !== undefined) return meant
+  // A server in C reads a name only up to its first NUL (cJSON, json-c: `strcmp`), so
+  // `tools/call\u0000x` would run as `tools/call`.
+  const nul = method.indexOf('\u0000')
+  return nul < 0 ? undefined : FOLDED.get(foldMethod(method.slice(0, nul)))
 }
 
 /**
