@@ -9,6 +9,7 @@ import { runInNewContext } from 'node:vm'
 import { after, before, describe, it } from 'node:test'
 import { Pool } from 'undici'
 import { IdleClock } from '../helpers/idle-clock.js'
+import { modernToolCall } from '../helpers/modern-request.js'
 import { sseData } from '../helpers/sse.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -587,6 +588,25 @@ describe('a reply larger than maxMessageBytes', () => {
       assert.equal(logged[0]!.maxMessageBytes, 8 * 1024 * 1024)
     })
   }
+  it('sessionless (2026-07-28): the call gets -32603; the same process answers the next one', async () => {
+    const token = await stack.token('alice', { server: 'bigsession' })
+    const call = async (name: string, args: Record<string, unknown>, id: number) => {
+      const res = await pool.request({
+        path: '/mcp/bigsession',
+        ...modernToolCall(token, name, args, { id }),
+      })
+      const text = await res.body.text()
+      const data = sseData(text)
+      return JSON.parse(data.length > 0 ? data.at(-1)! : text)
+    }
+    const pid = textOf(await call('pid', {}, 1))
+    assert.match(String(pid), /^\d+$/)
+    const big = await call('big_text', { bytes: NINE_MB }, 2)
+    assert.equal(big.id, 2)
+    assert.equal(big.error?.code, -32603, JSON.stringify(big).slice(0, 300))
+    assert.match(big.error.message, /larger than maxMessageBytes/)
+    assert.equal(textOf(await call('pid', {}, 3)), pid)
+  })
 })
 
 describe('shared mode', () => {
