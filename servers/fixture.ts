@@ -315,6 +315,22 @@ server.registerTool(
   },
 )
 
+server.registerTool(
+  'big_text',
+  {
+    description:
+      'A text result of `bytes` characters (a large file read): one reply line of that size and more',
+    inputSchema: z.object({
+      bytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(64 * 1024 * 1024),
+    }),
+  },
+  ({ bytes }) => text('x'.repeat(bytes)),
+)
+
 let dummy: RegisteredTool | undefined
 server.registerTool(
   'list_changed',

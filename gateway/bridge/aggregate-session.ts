@@ -10,7 +10,7 @@ import type { ResolvedCredentials } from '../credentials/resolve.js'
 import { LISTS, type Aggregate, type AggregateCaller, type ListMethod } from './aggregate.js'
 import { SessionSubscriptions } from './aggregate-subscriptions.js'
 import type { CredentialGate } from './credential-gate.js'
-import { BridgeError, RPC } from './errors.js'
+import { BridgeError, exposedError, RPC } from './errors.js'
 import { SessionEventStore } from './event-store.js'
 import { GATEWAY_PROTOCOL_VERSIONS, negotiate } from './handshake.js'
 import { type Envelope, isObject, progressToken, rpcError, type RequestId } from './jsonrpc.js'
@@ -302,12 +302,14 @@ export class AggregateSession {
         this.subscriptions.settled()
       }
     } catch (err) {
-      // A backend's process past the user's process-start budget: a refusal the client can
-      // wait out, answered as on every other transport (-32029, data.retryAfter).
-      if (err instanceof BridgeError && err.code === 'process_start_limit') {
-        routed.get(env.id)?.decided.span?.end({ code: RPC.rateLimited, message: err.message })
-        const data = { retryAfter: err.retryAfter }
-        this.send(rpcError(env.id, RPC.rateLimited, err.message, data), env.id)
+      // A refusal of the bridge's (the user's session bounds, the process-start budget, a
+      // server that cannot start): answered as on every other transport (exposedError), and
+      // no failure of the gateway's.
+      if (err instanceof BridgeError) {
+        const error = exposedError(err)
+        this.o.log.info({ code: err.code, reason: err.message }, 'request refused')
+        routed.get(env.id)?.decided.span?.end({ code: error.code, message: error.message })
+        this.send(rpcError(env.id, error.code, error.message, error.data), env.id)
         return
       }
       this.o.log.error(
@@ -433,7 +435,11 @@ export class AggregateSession {
       .catch((err: unknown) => {
         lease?.end('lease_failed')
         if (gone.signal.aborted) return undefined
-        span?.end({ errorType: 'lease_failed' })
+        // Refused (fromClient() answers it): the call's outcome is that answer, as in a session.
+        if (err instanceof BridgeError) {
+          const { code, message } = exposedError(err)
+          audit({ kind: 'error', code }, { code, message })
+        } else span?.end({ errorType: 'lease_failed' })
         throw err
       })
     if (lane === undefined) return cancelled()

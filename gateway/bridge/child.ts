@@ -5,8 +5,10 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
 import { redactor, type Redactor } from './redact.js'
+import { RESULT_TOO_LARGE as REPLY_TOO_LARGE } from './result-cap.js'
 import { LineSplitter } from './stderr-lines.js'
-import { FrameReader, FrameWriter, type Frame } from './stdio-frames.js'
+import { rpcError, type RequestId } from './jsonrpc.js'
+import { FrameReader, FrameWriter } from './stdio-frames.js'
 
 /** A running stdio MCP server process, spoken to in JSON-RPC messages. */
 export interface Child {
@@ -80,20 +82,31 @@ export async function spawnChild(
   }
   const streamError = (err: Error) =>
     current.warn({ err: { message: err.message } }, 'server process stream error')
+  // A line past maxMessageBytes was dropped, the process lives on (in shared mode it serves
+  // every user). The request it answered gets an error instead of waiting out requestTimeout;
+  // whoever owns the process passes it on only when that id is a request of theirs in flight
+  // (an unknown id is dropped there as any stray reply is), so a wrong id can only be an error.
+  const tooLarge = (bytes: number, reply: RequestId | undefined) => {
+    current.warn(
+      { bytes, maxMessageBytes: config.maxMessageBytes, ...(reply !== undefined ? { reply } : {}) },
+      'server process wrote a message larger than maxMessageBytes; dropped',
+    )
+    if (reply !== undefined)
+      child.onmessage?.(
+        rpcError(
+          reply,
+          REPLY_TOO_LARGE,
+          "the MCP server's reply is larger than maxMessageBytes; it was dropped",
+        ),
+      )
+  }
   proc.on('error', streamError)
   proc.stdin.on('error', streamError)
   proc.stdout.on('error', streamError)
   proc.stdout.on('data', (chunk: Buffer) => {
-    let frames: Frame[]
-    try {
-      frames = reader.push(chunk)
-    } catch (err) {
-      streamError(err as Error)
-      void child.close()
-      return
-    }
-    for (const f of frames) {
+    for (const f of reader.push(chunk)) {
       if ('message' in f) child.onmessage?.(f.message)
+      else if (f.skipped === 'too large') tooLarge(f.bytes, f.reply)
       else
         current.debug(
           { skipped: f.skipped },

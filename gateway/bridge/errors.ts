@@ -1,4 +1,5 @@
 import { GatewayError } from '../errors.js'
+import { type RpcErrorObject, rpcErrorObject } from './jsonrpc.js'
 
 /** Why the bridge refused or lost a request. */
 export type BridgeErrorCode =
@@ -41,3 +42,25 @@ export const RPC = {
   /** A request refused by a limit the caller can wait out (http/respond.ts: RPC_RATE_LIMITED). */
   rateLimited: -32029,
 } as const
+
+/** JSON-RPC codes for gateway error codes that have a standard (or the gateway's own) one. */
+const RPC_CODE: Record<string, number> = {
+  parse_error: -32700,
+  invalid_message: -32600,
+  // A budget the subject can wait out, like a policy rate limit: the same code.
+  process_start_limit: RPC.rateLimited,
+}
+
+/**
+ * What a client is told of an exposed gateway error (a bound, a budget, a server that cannot
+ * start), the same on every transport and era: a known code's own JSON-RPC code, else -32001
+ * for a 404 and -32000; its message; `data.retryAfter` when it can be waited out. The HTTP
+ * answer (http/respond.ts) and an answer inside a session are both built from it.
+ */
+export function exposedError(err: GatewayError): RpcErrorObject {
+  return rpcErrorObject(
+    RPC_CODE[err.code] ?? (err.status === 404 ? -32001 : -32000),
+    err.message,
+    err.retryAfter === undefined ? undefined : { retryAfter: err.retryAfter },
+  )
+}

@@ -8,23 +8,37 @@ import type { Writable } from 'node:stream'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import { DEFAULT_CHILD_MAX_JSON_DEPTH } from '../config/schema.js'
 import { deeperThan } from './json-depth.js'
-import { envelope } from './jsonrpc.js'
+import { envelope, type RequestId } from './jsonrpc.js'
+import { oversizeReplyId } from './oversize-id.js'
 
 const NEWLINE = 0x0a
 
-/** What the reader makes of one line: a message, or a line that is not one (skipped). */
+/**
+ * What the reader makes of one line: a message, a line that is not one (skipped), or a line
+ * longer than `maxMessageBytes` (dropped unread; `reply`: the request it answers, when its two
+ * ends show it is a response, oversize-id.ts).
+ */
 export type Frame =
   | { message: JSONRPCMessage }
   | { skipped: 'not JSON' | 'not JSON-RPC' | 'nested too deep' }
+  | { skipped: 'too large'; bytes: number; reply?: RequestId }
+
+/** Bytes kept of each end of a line too large to hold: enough for an id at either end. */
+export const OVERSIZE_EDGE_BYTES = 4096
 
 /**
- * Splits stdout chunks into lines and parses each. A line longer than `maxMessageBytes` (without
- * its newline) throws: the child is then closed, since nothing after it can be trusted to frame.
- * Chunks are kept as a list and joined once per line, so a large message costs one copy.
+ * Splits stdout chunks into lines and parses each. A line longer than `maxMessageBytes`
+ * (without its newline) is dropped up to its newline, holding no more than `maxMessageBytes`
+ * of it at any time and, once past it, only its first and last `OVERSIZE_EDGE_BYTES`: the
+ * process goes on (one huge reply of a shared process must not end every user's session),
+ * and the lines after it frame as before. Chunks are kept as a list and joined once per line,
+ * so a large message costs one copy.
  */
 export class FrameReader {
   private chunks: Buffer[] = []
   private held = 0
+  /** The line being dropped, past the cap: its length and ends. */
+  private over: Oversize | undefined
 
   /**
    * `maxJsonDepth`: a line nesting deeper is skipped before it is parsed. A process's message
@@ -40,36 +54,65 @@ export class FrameReader {
   push(chunk: Buffer): Frame[] {
     const frames: Frame[] = []
     let start = 0
-    let at = chunk.indexOf(NEWLINE)
-    while (at !== -1) {
-      const part = chunk.subarray(start, at)
-      if (this.held + part.length > this.maxMessageBytes) throw this.tooLarge()
-      const line =
-        this.chunks.length === 0
-          ? part
-          : Buffer.concat([...this.chunks, part], this.held + part.length)
-      this.chunks = []
-      this.held = 0
-      const frame = parseLine(line, this.maxJsonDepth)
+    for (;;) {
+      const at = chunk.indexOf(NEWLINE, start)
+      this.take(chunk.subarray(start, at === -1 ? chunk.length : at))
+      if (at === -1) return frames
+      const frame = this.endLine()
       if (frame !== undefined) frames.push(frame)
       start = at + 1
-      at = chunk.indexOf(NEWLINE, start)
     }
-    if (start < chunk.length) {
-      const rest = chunk.subarray(start)
-      if (this.held + rest.length > this.maxMessageBytes) throw this.tooLarge()
-      this.chunks.push(rest)
-      this.held += rest.length
-    }
-    return frames
   }
 
-  private tooLarge(): Error {
+  private take(part: Buffer): void {
+    if (part.length === 0) return
+    if (this.over !== undefined) return this.over.add(part)
+    if (this.held + part.length <= this.maxMessageBytes) {
+      this.chunks.push(part)
+      this.held += part.length
+      return
+    }
+    // Past the cap: from here on only the line's ends are kept.
+    const over = new Oversize()
+    for (const c of this.chunks) over.add(c)
+    over.add(part)
     this.chunks = []
     this.held = 0
-    return new RangeError(
-      `a message from the server process is larger than ${this.maxMessageBytes} bytes`,
-    )
+    this.over = over
+  }
+
+  private endLine(): Frame | undefined {
+    const over = this.over
+    if (over !== undefined) {
+      this.over = undefined
+      const reply = oversizeReplyId(over.head, over.tail)
+      return { skipped: 'too large', bytes: over.bytes, ...(reply !== undefined ? { reply } : {}) }
+    }
+    const line = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.held)
+    this.chunks = []
+    this.held = 0
+    return parseLine(line, this.maxJsonDepth)
+  }
+}
+
+/** A line too large to hold: its length, and copies of its first and last bytes. */
+class Oversize {
+  bytes = 0
+  head = Buffer.alloc(0)
+  tail = Buffer.alloc(0)
+
+  add(part: Buffer): void {
+    this.bytes += part.length
+    if (this.head.length < OVERSIZE_EDGE_BYTES)
+      this.head = Buffer.concat([
+        this.head,
+        part.subarray(0, OVERSIZE_EDGE_BYTES - this.head.length),
+      ])
+    // Copied, never a view of `part`: a view would keep the whole chunk it came from.
+    this.tail =
+      part.length >= OVERSIZE_EDGE_BYTES
+        ? Buffer.from(part.subarray(-OVERSIZE_EDGE_BYTES))
+        : Buffer.concat([this.tail, part]).subarray(-OVERSIZE_EDGE_BYTES)
   }
 }
 

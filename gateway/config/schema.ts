@@ -217,7 +217,7 @@ export const DEFAULT_SHARED_READY_WAIT_MS = 10_000
 export const DEFAULT_RESPAWN_BACKOFF_MS = 500
 /** Restarts are never further apart than this, in ms. */
 export const DEFAULT_RESPAWN_BACKOFF_MAX_MS = 30_000
-/** Largest single stdout message accepted from a child, in bytes; past it the child is closed. */
+/** Largest single stdout message accepted from a child, in bytes; a longer line is dropped, the child goes on. */
 export const DEFAULT_CHILD_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 /** Nesting of a process's JSON-RPC message at most; a deeper line is skipped (a stack-safe bound). */
 export const DEFAULT_CHILD_MAX_JSON_DEPTH = 256
@@ -493,7 +493,7 @@ const serverSchema = z
      */
     respawnBackoff: ms.min(10).max(3600_000).default(DEFAULT_RESPAWN_BACKOFF_MS),
     respawnBackoffMax: ms.min(10).max(3600_000).default(DEFAULT_RESPAWN_BACKOFF_MAX_MS),
-    /** Largest JSON-RPC message the process may write on stdout; a larger one closes the process. */
+    /** Largest JSON-RPC message the process may write on stdout; a larger line is dropped (its request, when its ends name one, gets -32603), the process goes on. */
     maxMessageBytes: z
       .number()
       .int()

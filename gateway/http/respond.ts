@@ -3,7 +3,7 @@ import type { Logger } from 'pino'
 import { AuthError } from '../auth/errors.js'
 import { bearerChallenge } from '../auth/challenge.js'
 import { type RequestId, type RpcErrorObject, rpcError, rpcErrorObject } from '../bridge/jsonrpc.js'
-import { RPC } from '../bridge/errors.js'
+import { exposedError, RPC } from '../bridge/errors.js'
 import { GatewayError } from '../errors.js'
 import type { Metrics } from '../observability/metrics.js'
 import { messagePage, PAGE_HEADERS } from './page.js'
@@ -30,14 +30,6 @@ export const RPC_TOOL_UNAPPROVED = -32012
  * seconds it would be counted again (HTTP 429 and `Retry-After` where no session exists yet).
  */
 export const RPC_RATE_LIMITED = RPC.rateLimited
-
-/** JSON-RPC codes for gateway error codes that have a standard (or the gateway's own) one. */
-const RPC_CODE: Record<string, number> = {
-  parse_error: -32700,
-  invalid_message: -32600,
-  // A budget the subject can wait out, like a policy rate limit: the same code.
-  process_start_limit: RPC_RATE_LIMITED,
-}
 
 /** A JSON body (a JSON-RPC message, most often) as an HTTP response. */
 export function jsonResponse(
@@ -206,16 +198,7 @@ export function errorResponse(
           : {}
     // The rest of an oversized or stalled body is never read: the connection cannot be reused.
     if (err.status === 413 || err.status === 408) headers.connection = 'close'
-    return rpcErrorResponse(
-      err.status,
-      RPC_CODE[err.code] ?? (err.status === 404 ? -32001 : -32000),
-      err.message,
-      {
-        id,
-        headers,
-        data: err.retryAfter === undefined ? undefined : { retryAfter: err.retryAfter },
-      },
-    )
+    return rpcErrorObjectResponse(err.status, id, exposedError(err), headers)
   }
   o.log.error({ err }, 'unexpected error')
   return rpcErrorResponse(500, -32603, 'internal error', { id })

@@ -5,7 +5,12 @@ import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { describe, it } from 'node:test'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
-import { FrameReader, FrameWriter, type Frame } from '../../gateway/bridge/stdio-frames.js'
+import {
+  FrameReader,
+  FrameWriter,
+  OVERSIZE_EDGE_BYTES,
+  type Frame,
+} from '../../gateway/bridge/stdio-frames.js'
 
 const msg = (id: number, extra: Record<string, unknown> = {}) => ({
   jsonrpc: '2.0',
@@ -110,24 +115,56 @@ describe('FrameReader', () => {
     })
   }
 
-  it('a line of exactly the cap is read; one byte more throws, in one chunk or split, and the reader starts clean', () => {
+  it('a line of exactly the cap is read; one byte more is dropped whole, in one chunk or split, and the reader goes on', () => {
     const exact = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { pad: '' } })
     const max = exact.length + 10
     const fits = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { pad: 'x'.repeat(10) } })
     assert.equal(fits.length, max)
     assert.equal(messages(frames(`${fits}\n`, [], max)).length, 1)
     const over = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { pad: 'x'.repeat(11) } })
-    assert.throws(() => frames(`${over}\n`, [], max), /larger than/)
-    assert.throws(() => frames(`${over}\n`, [5, 5, 5], max), /larger than/)
-    // No newline ever: throws once the held part passes the cap, before any newline comes.
+    const dropped = { skipped: 'too large', bytes: max + 1, reply: 1 }
+    const after = `${over}\n${line(msg(3))}`
+    for (let cut = 1; cut < after.length; cut++)
+      assert.deepEqual(frames(after, [cut], max), [dropped, { message: msg(3) }], `cut at ${cut}`)
+    assert.deepEqual(frames(after, Array(after.length).fill(1), max), [
+      dropped,
+      { message: msg(3) },
+    ])
+    // No newline for a long time: nothing comes out, the line's end is the end of what is dropped.
     const r = new FrameReader(max)
-    r.push(Buffer.from('x'.repeat(max)))
-    assert.throws(() => r.push(Buffer.from('x')), /larger than/)
-    assert.deepEqual(
-      messages(r.push(Buffer.from(line(msg(3))))),
-      [msg(3)],
-      'the next line frames cleanly',
-    )
+    assert.deepEqual(r.push(Buffer.from('x'.repeat(max))), [])
+    for (let i = 0; i < 100; i++) assert.deepEqual(r.push(Buffer.from('x'.repeat(1000))), [])
+    assert.deepEqual(r.push(Buffer.from(`\n${line(msg(3))}`)), [
+      { skipped: 'too large', bytes: max + 100_000 },
+      { message: msg(3) },
+    ])
+  })
+
+  it('a line far past the cap holds at most the cap, then only its two ends', () => {
+    const max = 64 * 1024
+    const r = new FrameReader(max)
+    const inside = r as unknown as {
+      held: number
+      over?: { head: Buffer; tail: Buffer }
+    }
+    const chunk = Buffer.alloc(64 * 1024, 0x78)
+    r.push(Buffer.from('{"result":{"text":"'))
+    let most = 0
+    for (let i = 0; i < 300; i++) {
+      assert.deepEqual(r.push(chunk), [])
+      const held =
+        inside.held + (inside.over ? inside.over.head.length + inside.over.tail.length : 0)
+      most = Math.max(most, held)
+    }
+    assert.ok(most <= max, `held ${most} bytes`)
+    assert.equal(inside.over!.head.length, OVERSIZE_EDGE_BYTES)
+    assert.equal(inside.over!.tail.length, OVERSIZE_EDGE_BYTES)
+    // The tail is a copy: it does not keep the 64 KiB chunk it was cut from.
+    assert.ok(inside.over!.tail.buffer.byteLength < chunk.length)
+    assert.deepEqual(r.push(Buffer.from('"}]},"jsonrpc":"2.0","id":"s1f"}\r\n')), [
+      // A CRLF's \r is part of the line.
+      { skipped: 'too large', bytes: 19 + 300 * chunk.length + 33, reply: 's1f' },
+    ])
   })
 })
 

@@ -9,6 +9,7 @@ import { runInNewContext } from 'node:vm'
 import { after, before, describe, it } from 'node:test'
 import { Pool } from 'undici'
 import { IdleClock } from '../helpers/idle-clock.js'
+import { modernToolCall } from '../helpers/modern-request.js'
 import { sseData } from '../helpers/sse.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -34,8 +35,10 @@ const SERVERS = {
   },
   // Only for the call that must be cut: every call here must beat its 1.5 s (others use fixture).
   faulty: { command: node, args: [fixture], requestTimeout: 1500 },
-  // The flood test waits for the process to die, never for a timeout, however slow the machine.
   flooded: { command: node, args: [fixture] },
+  // A reply past maxMessageBytes (8 MB by default), one process for every user or one of its own.
+  bigshared: { command: node, args: [fixture], mode: 'shared' },
+  bigsession: { command: node, args: [fixture] },
   // Many sessions of one user on one cheap shared process: its bounds are raised.
   shared: {
     command: node,
@@ -506,27 +509,103 @@ describe('faults (fixture server)', () => {
     }
   })
 
-  it('a line larger than the message limit (stdout flood) ends that process only, memory bounded', async () => {
+  it('a line larger than the message limit that is no reply (stdout flood) is dropped; the session goes on, memory bounded', async () => {
     const flooded = await stack.token('alice', { server: 'flooded' })
     const s = await open('flooded', flooded)
-    const other = await open('fixture', await token())
+    const pid = textOf((await s.call('pid')).last)
     const rss = process.memoryUsage().rss
     const res = await s.call('stdout_junk', { bytes: 24 * 1024 * 1024 })
-    assert.equal(res.last.error.code, -32000, JSON.stringify(res.last))
+    assert.equal(textOf(res.last), 'junk written', JSON.stringify(res.last))
     assert.ok(
       process.memoryUsage().rss - rss < 200 * 1024 * 1024,
       'the gateway did not buffer the flood',
     )
-    assert.equal(
-      (await rpc('flooded', flooded, { jsonrpc: '2.0', id: 5, method: 'tools/list' }, s.sid))
-        .status,
-      404,
-    )
-    assert.equal(
-      textOf((await other.call('slow', { ms: 1 })).last),
-      'done',
-      'other sessions unaffected',
-    )
+    assert.equal(textOf((await s.call('pid')).last), pid, 'the same process answers')
+    const logged = stack.logLines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter(
+        (l) => l.msg === 'server process wrote a message larger than maxMessageBytes; dropped',
+      )
+      .filter((l) => l.pid === Number(pid))
+    assert.equal(logged.length, 1)
+    assert.ok(Number(logged[0]!.bytes) >= 24 * 1024 * 1024)
+    assert.equal(logged[0]!.reply, undefined, 'junk names no request')
+  })
+})
+
+/** The gateway's memory after full GCs: V8's heap plus the buffers outside it. */
+function heldMemory(): number {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  for (let i = 0; i < 3; i++) gc()
+  const m = process.memoryUsage()
+  return m.heapUsed + m.external
+}
+
+const NINE_MB = 9 * 1024 * 1024
+
+describe('a reply larger than maxMessageBytes', () => {
+  for (const server of ['bigshared', 'bigsession']) {
+    it(`${server}: is refused -32603 to its request alone; the process lives and answers the next request, memory bounded`, async () => {
+      const alice = await stack.token('alice', { server })
+      const bob = await stack.token('bob', { server })
+      const a = await open(server, alice)
+      const b = await open(server, bob)
+      const pid = textOf((await a.call('pid')).last)
+      const bPid = textOf((await b.call('pid')).last)
+      if (server === 'bigshared') assert.equal(bPid, pid, 'one process for both users')
+      // A reply that fits passes whole (the limit is on one line, not on a session).
+      assert.equal(textOf((await a.call('big_text', { bytes: 1024 * 1024 })).last)?.length, 2 ** 20)
+      const before = heldMemory()
+      // Bob's call is in flight on the same process while Alice's huge reply is dropped.
+      const slow = b.call('slow', { ms: 300 }, { id: 41 })
+      const res = await a.call('big_text', { bytes: NINE_MB }, { id: 40 })
+      assert.equal(res.status, 200)
+      assert.equal(res.last.id, 40)
+      assert.equal(res.last.error?.code, -32603, JSON.stringify(res.last).slice(0, 300))
+      assert.match(res.last.error.message, /larger than maxMessageBytes/)
+      assert.equal(res.messages.length, 1, 'nothing else reached the caller')
+      const other = await slow
+      assert.equal(other.last.id, 41)
+      assert.equal(textOf(other.last), 'done', "the other user's call is answered normally")
+      // The next requests, on both sessions, are answered by the same process.
+      assert.equal(textOf((await a.call('pid')).last), pid)
+      assert.equal(textOf((await b.call('pid')).last), bPid)
+      assert.equal(
+        textOf((await a.call('echo_args', { session: 1, i: 2 })).last),
+        JSON.stringify({ session: 1, i: 2 }),
+      )
+      const held = heldMemory() - before
+      assert.ok(held < 4 * 1024 * 1024, `the gateway holds ${(held / 2 ** 20).toFixed(1)} MB`)
+      const logged = stack.logLines
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter(
+          (l) => l.msg === 'server process wrote a message larger than maxMessageBytes; dropped',
+        )
+        .filter((l) => l.pid === Number(pid))
+      assert.equal(logged.length, 1)
+      assert.ok(Number(logged[0]!.bytes) > NINE_MB)
+      assert.equal(logged[0]!.maxMessageBytes, 8 * 1024 * 1024)
+    })
+  }
+  it('sessionless (2026-07-28): the call gets -32603; the same process answers the next one', async () => {
+    const token = await stack.token('alice', { server: 'bigsession' })
+    const call = async (name: string, args: Record<string, unknown>, id: number) => {
+      const res = await pool.request({
+        path: '/mcp/bigsession',
+        ...modernToolCall(token, name, args, { id }),
+      })
+      const text = await res.body.text()
+      const data = sseData(text)
+      return JSON.parse(data.length > 0 ? data.at(-1)! : text)
+    }
+    const pid = textOf(await call('pid', {}, 1))
+    assert.match(String(pid), /^\d+$/)
+    const big = await call('big_text', { bytes: NINE_MB }, 2)
+    assert.equal(big.id, 2)
+    assert.equal(big.error?.code, -32603, JSON.stringify(big).slice(0, 300))
+    assert.match(big.error.message, /larger than maxMessageBytes/)
+    assert.equal(textOf(await call('pid', {}, 3)), pid)
   })
 })
 
