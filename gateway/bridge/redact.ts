@@ -31,8 +31,8 @@ export type Redactor = ((line: string, upTo?: number) => string) & {
   longest: number
   /**
    * A redacting function for the lines of one stream, one after the other: it also blots a
-   * value split over two lines ({@link splitOver}); it holds the last characters of the line
-   * before (fewer than the longest value).
+   * value split over two lines or more ({@link splitOver}); it holds the stream's last
+   * characters, over the lines before (fewer than the longest value).
    */
   lines(): (line: string, upTo?: number) => string
 }
@@ -184,7 +184,10 @@ export function redactor(values: readonly string[]): Redactor {
           const hits = new Hits()
           collect(line, hits)
           splitOver(split, before, line, hits)
-          before = held > 0 ? line.slice(-held) : ''
+          // The stream's last characters over as many lines as they span: a value wrapped over
+          // three lines or more has a line wholly inside it, and the line after that one
+          // starts with the rest of what the lines before began.
+          before = held > 0 ? (before + line).slice(-held) : ''
           return hits.blot(line, upTo)
         }
       },
@@ -193,14 +196,15 @@ export function redactor(values: readonly string[]): Redactor {
 }
 
 /**
- * A value split over two lines, as written (a server wrapping long lines, or printing in two
- * writes with a line break between): the line ending with its first characters, the next one
- * starting with the rest. The line before is logged already when the next comes (holding
- * every line back for the next would hold the log), so each line is read on its own for its
- * end and with the end of the one before for its start:
+ * A value split over two lines or more, as written (a server wrapping long lines, or printing
+ * in two writes with a line break between): the line ending with its first characters, the
+ * next ones with the rest. The lines before are logged already when the next comes (holding
+ * every line back for the next would hold the log), so each line is read joined to the end
+ * of the ones before (`before`, the line breaks left out):
  * - a line ending with the value's first half, or its first {@link MIN_ANYWHERE} characters
- *   if fewer, has them blotted: a line ending with that much of a value by chance is rare;
- * - a line starting with the rest of a value the line before ended with is blotted there,
+ *   if fewer, has them blotted (those on it): a line ending with that much of a value by
+ *   chance is rare; a line wholly inside a value wrapped over three lines or more is so;
+ * - a line starting with the rest of a value the lines before ended with is blotted there,
  *   however few characters that is.
  * What is left showing: fewer than {@link MIN_ANYWHERE} of a value's first characters (and
  * less than its half), where the line break fell among them. Each value costs two scans of
@@ -209,11 +213,13 @@ export function redactor(values: readonly string[]): Redactor {
 function splitOver(split: readonly Needle[], before: string, line: string, hits: Hits): void {
   for (const n of split) {
     const length = n.text.length
-    const ends = n.endsWith(line.slice(-(length - 1)))
-    if (ends >= Math.min(MIN_ANYWHERE, Math.ceil(length / 2)))
-      hits.add(line.length - ends, line.length)
-    if (before === '') continue
     const tail = before.slice(-(length - 1))
+    // Counted with the lines before: a line wholly inside the value (its middle, wrapped over
+    // three lines or more) ends with its first characters once those before are joined to it.
+    const ends = n.endsWith((tail + line).slice(-(length - 1)))
+    if (line.length > 0 && ends >= Math.min(MIN_ANYWHERE, Math.ceil(length / 2)))
+      hits.add(Math.max(0, line.length - ends), line.length)
+    if (tail === '') continue
     n.each(tail + line.slice(0, length - 1), (s, e) => {
       if (s < tail.length && e > tail.length) hits.add(0, e - tail.length)
     })

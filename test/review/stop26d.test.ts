@@ -4,10 +4,65 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
+import { pino } from 'pino'
+import { spawnChild } from '../../gateway/bridge/child.js'
+import { configSchema } from '../../gateway/config/schema.js'
 import { RPC_RATE_LIMITED } from '../../gateway/http/respond.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+
+/** Runs a process that writes `text` to its stderr; the stderr lines the gateway logged. */
+async function logged(text: string, secrets: string[]): Promise<string[]> {
+  const config = configSchema.parse({
+    servers: {
+      f: {
+        command: process.execPath,
+        args: ['-e', `process.stderr.write(${JSON.stringify(text)})`],
+        stderr: { linesPerWindow: 10_000 },
+      },
+    },
+  }).servers.f!
+  const lines: string[] = []
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split('\n'))
+        if (l !== '') {
+          const entry = JSON.parse(l) as { msg?: string; stderr?: string }
+          if (entry.msg === 'server stderr') lines.push(entry.stderr!)
+        }
+      done()
+    },
+  })
+  const child = await spawnChild(config, pino({ level: 'info' }, sink), {}, [...secrets])
+  await child.exited
+  return lines
+}
+
+/** Pieces of `value` of `n` characters (every start). */
+const pieces = (value: string, n: number) =>
+  Array.from({ length: value.length - n + 1 }, (_, i) => value.slice(i, i + n))
+
+describe('stop26d: a value split over more than two stderr lines', () => {
+  // A server wrapping its lines at a width under half the value (a terminal-width logger, a
+  // fixed-column dump): the value spans three, four or more lines. Only the line before was
+  // joined to the next: a line wholly inside the value, and the one after it, showed their part.
+  const value = 'ghp_R8xk2Lq9Vb7Tz0Wm4Yc1Nd6Pf3Hs5Ja8Ue2GiQw7Er'
+  for (const width of [16, 10, 20]) {
+    it(`wrapped at ${width} columns: no line shows 8 characters of it`, async () => {
+      const text = `token=${value} ok`
+      const wrapped: string[] = []
+      for (let i = 0; i < text.length; i += width) wrapped.push(text.slice(i, i + width))
+      assert.ok(wrapped.length >= 3)
+      const out = await logged(`${wrapped.join('\n')}\r\nafter\n`, [value])
+      assert.equal(out.length, wrapped.length + 1, out.join('\n'))
+      for (const line of out)
+        for (const p of pieces(value, 8)) assert.ok(!line.includes(p), `${p} shows in ${line}`)
+      assert.equal(out.at(-1), 'after')
+    })
+  }
+})
 
 describe('stop26d: a process-start refusal inside a session says when to retry', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-stop26d-'))
