@@ -29,12 +29,21 @@
  */
 export type Redactor = ((line: string, upTo?: number) => string) & {
   longest: number
+  /** How many of a line's last characters `lines()` reads for the next line (fewer than `longest`). */
+  tail: number
   /**
    * A redacting function for the lines of one stream, one after the other: it also blots a
    * value split over two lines or more ({@link splitOver}); it holds the stream's last
-   * characters, over the lines before (fewer than the longest value).
+   * characters, over the lines before (fewer than the longest value). `end`: the last `tail`
+   * characters of a line handed over cut (its end as written, joined to the next line).
    */
-  lines(): (line: string, upTo?: number) => string
+  lines(): StreamRedactor
+}
+
+/** Redacts one stream's lines in turn ({@link Redactor.lines}). */
+export type StreamRedactor = ((line: string, upTo?: number, end?: string) => string) & {
+  /** A line not logged (dropped by a rate limit): only its end is kept, for the next line. */
+  skip(line: string, end?: string): void
 }
 
 /**
@@ -136,7 +145,9 @@ export function redactor(values: readonly string[]): Redactor {
   }
   if (secrets.length === 0) {
     const none = (line: string, upTo?: number) => line.slice(0, upTo)
-    return Object.assign(none, { longest: 0, lines: () => none })
+    const lines = () =>
+      Object.assign((line: string, upTo?: number) => none(line, upTo), { skip() {} })
+    return Object.assign(none, { longest: 0, tail: 0, lines })
   }
   const anywhere = [...plain].map((f) => new Needle(f))
   const hexForms = [...hex].map((f) => new Needle(f))
@@ -178,18 +189,26 @@ export function redactor(values: readonly string[]): Redactor {
     },
     {
       longest,
+      tail: held,
       lines: () => {
         let before = ''
-        return (line: string, upTo = line.length) => {
-          const hits = new Hits()
-          collect(line, hits)
-          splitOver(split, before, line, hits)
-          // The stream's last characters over as many lines as they span: a value wrapped over
-          // three lines or more has a line wholly inside it, and the line after that one
-          // starts with the rest of what the lines before began.
-          before = held > 0 ? (before + line).slice(-held) : ''
-          return hits.blot(line, upTo)
+        // The stream's last characters over as many lines as they span: a value wrapped over
+        // three lines or more has a line wholly inside it, and the line after that one starts
+        // with the rest of what the lines before began. A line cut before its end: the next
+        // one is joined to its end as written. A line not logged still counts.
+        const skip = (line: string, end?: string) => {
+          before = held > 0 ? (end ?? before + line).slice(-held) : ''
         }
+        return Object.assign(
+          (line: string, upTo = line.length, end?: string) => {
+            const hits = new Hits()
+            collect(line, hits)
+            splitOver(split, before, line, hits)
+            skip(line, end)
+            return hits.blot(line, upTo)
+          },
+          { skip },
+        )
       },
     },
   )

@@ -14,13 +14,13 @@ import { RPC_RATE_LIMITED } from '../../gateway/http/respond.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 /** Runs a process that writes `text` to its stderr; the stderr lines the gateway logged. */
-async function logged(text: string, secrets: string[]): Promise<string[]> {
+async function logged(text: string, secrets: string[], lineMax?: number): Promise<string[]> {
   const config = configSchema.parse({
     servers: {
       f: {
         command: process.execPath,
         args: ['-e', `process.stderr.write(${JSON.stringify(text)})`],
-        stderr: { linesPerWindow: 10_000 },
+        stderr: { linesPerWindow: 10_000, ...(lineMax === undefined ? {} : { lineMax }) },
       },
     },
   }).servers.f!
@@ -62,6 +62,84 @@ describe('stop26d: a value split over more than two stderr lines', () => {
       assert.equal(out.at(-1), 'after')
     })
   }
+})
+
+describe('stop26d: a value split after a line cut at lineMax', () => {
+  // The line before a split is cut where the gateway stops holding it (lineMax plus the
+  // longest written form of a value): the rest of it was dropped as it came, its end with it,
+  // so the next line was joined to the wrong characters and showed all of the value but the
+  // characters that ended the line before.
+  const value = 'ghp_R8xk2Lq9Vb7Tz0Wm4Yc1Nd6Pf3Hs5Ja8Ue2GiQw7Er'
+  for (const k of [1, 3, 20]) {
+    it(`a line of 5000 characters ending with the value's first ${k}: the rest is blotted`, async () => {
+      const text = `${'x'.repeat(5000)}${value.slice(0, k)}\n${value.slice(k)} ok\nafter\n`
+      const out = await logged(text, [value], 80)
+      assert.equal(out.length, 3, out.join('\n'))
+      assert.equal(out[1], '[redacted] ok')
+      assert.equal(out[2], 'after')
+      for (const line of out)
+        for (const p of pieces(value, 8)) assert.ok(!line.includes(p), `${p} shows in ${line}`)
+    })
+  }
+  it('the same over many small writes (the cut line arrives in chunks)', async () => {
+    const parts = [...Array.from({ length: 50 }, () => 'y'.repeat(100)), value.slice(0, 5)]
+    const script = `const p = ${JSON.stringify(parts)}; let i = 0; const w = () => { if (i < p.length) process.stderr.write(p[i++], w); else process.stderr.write(${JSON.stringify(`\n${value.slice(5)} ok\n`)}) }; w()`
+    const config = configSchema.parse({
+      servers: {
+        f: { command: process.execPath, args: ['-e', script], stderr: { lineMax: 80 } },
+      },
+    }).servers.f!
+    const lines: string[] = []
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString().split('\n'))
+          if (l !== '') {
+            const entry = JSON.parse(l) as { msg?: string; stderr?: string }
+            if (entry.msg === 'server stderr') lines.push(entry.stderr!)
+          }
+        done()
+      },
+    })
+    const child = await spawnChild(config, pino({ level: 'info' }, sink), {}, [value])
+    await child.exited
+    assert.equal(lines.at(-1), '[redacted] ok', lines.join('\n'))
+  })
+})
+
+describe('stop26d: a value split after a line the rate limit dropped', () => {
+  // A line over linesPerWindow is not logged, and was not read either: the next line logged
+  // (in the next window) was joined to the line before the dropped one, and showed all of a
+  // value but the characters that ended the dropped line.
+  it('the rest of the value on the first line of the next window is blotted', async () => {
+    const value = 'ghp_R8xk2Lq9Vb7Tz0Wm4Yc1Nd6Pf3Hs5Ja8Ue2GiQw7Er'
+    const first = `logged\ndropped ${value.slice(0, 3)}\n`
+    const script = `process.stderr.write(${JSON.stringify(first)}, () => setTimeout(() => process.stderr.write(${JSON.stringify(`${value.slice(3)} ok\n`)}), 1000))`
+    const config = configSchema.parse({
+      servers: {
+        f: {
+          command: process.execPath,
+          args: ['-e', script],
+          stderr: { linesPerWindow: 1, window: 100 },
+        },
+      },
+    }).servers.f!
+    const lines: string[] = []
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString().split('\n'))
+          if (l !== '') {
+            const entry = JSON.parse(l) as { msg?: string; stderr?: string }
+            if (entry.msg === 'server stderr') lines.push(entry.stderr!)
+          }
+        done()
+      },
+    })
+    const child = await spawnChild(config, pino({ level: 'info' }, sink), {}, [value])
+    await child.exited
+    assert.equal(lines[0], 'logged')
+    for (const line of lines)
+      for (const p of pieces(value, 8)) assert.ok(!line.includes(p), `${p} shows in ${line}`)
+  })
 })
 
 describe('stop26d: a process-start refusal inside a session says when to retry', () => {
