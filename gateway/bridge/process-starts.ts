@@ -35,11 +35,13 @@ export class ProcessStarts {
       log: Logger
       metrics?: Metrics
       audit?: AuditLog
-      /** The clock the window is measured with (epoch ms). */
+      /** The clock the window is measured with (ms); default: a monotonic one. */
       now?: () => number
     },
   ) {
-    this.now = o.now ?? Date.now
+    // A window is a duration: the wall clock set back (NTP stepping, a VM resumed) would keep
+    // a subject at its budget refused for as long as it went back, with a Retry-After that long.
+    this.now = o.now ?? (() => performance.now())
   }
 
   /**

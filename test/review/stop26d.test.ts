@@ -9,8 +9,11 @@ import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { pino } from 'pino'
 import { spawnChild } from '../../gateway/bridge/child.js'
+import { BridgeError } from '../../gateway/bridge/errors.js'
+import { ProcessStarts } from '../../gateway/bridge/process-starts.js'
 import { configSchema } from '../../gateway/config/schema.js'
 import { RPC_RATE_LIMITED } from '../../gateway/http/respond.js'
+import { principal } from '../helpers/principal.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 /** Runs a process that writes `text` to its stderr; the stderr lines the gateway logged. */
@@ -193,6 +196,39 @@ describe('stop26d: a process-start refusal inside a session says when to retry',
       })
     } finally {
       await client.close()
+    }
+  })
+})
+
+describe('stop26d: the process-start window and the wall clock', () => {
+  // The window was measured with Date.now: a wall clock set back (NTP stepping, an operator,
+  // a VM resumed) by an hour left a subject at its budget refused for the hour plus the
+  // window, with a Retry-After of an hour. A window is a duration: a monotonic clock measures it.
+  it('a wall clock set back an hour does not stretch a refusal past the window', () => {
+    const config = configSchema.parse({
+      servers: { s: { command: 'x' } },
+      limits: { processStartsPerSubject: 2, processStartsWindow: 60_000 },
+    })
+    const real = Date.now
+    let back = 0
+    // The wall clock as the process reads it, set back below.
+    Date.now = () => real() - back
+    const starts = new ProcessStarts({ config, log: pino({ level: 'silent' }) })
+    const alice = principal('alice')
+    starts.take('s', alice)
+    starts.take('s', alice)
+    back = 3_600_000
+    try {
+      assert.throws(
+        () => starts.take('s', alice),
+        (err: unknown) => {
+          assert.ok(err instanceof BridgeError && err.code === 'process_start_limit')
+          assert.ok(err.retryAfter! >= 1 && err.retryAfter! <= 60, `Retry-After ${err.retryAfter}`)
+          return true
+        },
+      )
+    } finally {
+      Date.now = real
     }
   })
 })
