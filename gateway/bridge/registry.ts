@@ -303,20 +303,28 @@ export class SessionRegistry implements Holders {
     let child: Child
     if (config.mode === 'shared') child = await this.shared.get(server)!.attach()
     else {
-      // Counted before the spawn: a start that fails cost it too.
-      this.processStarts.take(server, principal)
+      // Counted before the spawn: a start that fails cost it too. One refused at pool.max
+      // tried no process: not counted (other users holding the server's processes would
+      // otherwise spend the budget of a client retrying its 503s).
+      const undo = this.processStarts.take(server, principal)
+      const atMax = (err: unknown) => err instanceof BridgeError && err.code === 'too_many_sessions'
       try {
-        child = await take()
+        try {
+          child = await take()
+        } catch (err) {
+          // At pool.max: an idle process kept for sessionless requests (it holds no client
+          // state), else an idle session of this server, makes room, if there is one.
+          if (!atMax(err)) throw err
+          const ofServer: Scope = (s) => s.server === server
+          const made =
+            (await this.bounds.reclaimIdleLane(ofServer, 'process limit')) ||
+            (await this.reclaimIdle(ofServer, 'process limit'))
+          if (!made) throw err
+          child = await take()
+        }
       } catch (err) {
-        // At pool.max: an idle process kept for sessionless requests (it holds no client
-        // state), else an idle session of this server, makes room, if there is one.
-        if (!(err instanceof BridgeError && err.code === 'too_many_sessions')) throw err
-        const ofServer: Scope = (s) => s.server === server
-        const made =
-          (await this.bounds.reclaimIdleLane(ofServer, 'process limit')) ||
-          (await this.reclaimIdle(ofServer, 'process limit'))
-        if (!made) throw err
-        child = await take()
+        if (atMax(err)) undo()
+        throw err
       }
     }
     // The gateway finished shutting down while this process started: it must not outlive it.

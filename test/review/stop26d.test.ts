@@ -1,20 +1,23 @@
 // Stop 26d (brief review33): an outside attacker of the per-subject process-start budget and of
 // the stderr redactor's additions. Real processes, a real gateway and IdP, raw HTTP or the SDK.
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { pino } from 'pino'
+import { request } from 'undici'
 import { spawnChild } from '../../gateway/bridge/child.js'
 import { BridgeError } from '../../gateway/bridge/errors.js'
 import { ProcessStarts } from '../../gateway/bridge/process-starts.js'
 import { configSchema } from '../../gateway/config/schema.js'
 import { RPC_RATE_LIMITED } from '../../gateway/http/respond.js'
 import { principal } from '../helpers/principal.js'
+import { postMcp } from '../helpers/post-mcp.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 /** Runs a process that writes `text` to its stderr; the stderr lines the gateway logged. */
 async function logged(text: string, secrets: string[], lineMax?: number): Promise<string[]> {
@@ -157,8 +160,15 @@ describe('stop26d: a process-start refusal inside a session says when to retry',
           args: [join(SERVERS_DIR, 'fixture.js')],
           credentials: { VAULT_TOKEN: { secret: 'vault_token', describe: 'Your vault token' } },
         },
+        // One process at most: while alice holds it, bob's starts are refused at pool.max.
+        tight: {
+          command: process.execPath,
+          args: [join(SERVERS_DIR, 'flaky.js')],
+          env: { FLAKY_STARTS_FILE: join(dir, 'tight-starts') },
+          pool: { max: 1 },
+        },
       },
-      policy: `${TEST_POLICY}  vault:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
+      policy: `${TEST_POLICY}${['vault', 'tight'].map((n) => `  ${n}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`,
       config: { limits: { processStartsPerSubject: 2, processStartsWindow: 60_000 } },
       processStartClock: () => now,
     })
@@ -166,6 +176,72 @@ describe('stop26d: a process-start refusal inside a session says when to retry',
   after(async () => {
     await stack.close()
     rmSync(dir, { recursive: true, force: true })
+  })
+  const starts = () =>
+    existsSync(join(dir, 'tight-starts'))
+      ? readFileSync(join(dir, 'tight-starts'), 'utf8').split('\n').filter(Boolean).length
+      : 0
+  const INITIALIZE = {
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: {
+      protocolVersion: '2025-11-25',
+      capabilities: {},
+      clientInfo: { name: 'x', version: '0' },
+    },
+  }
+
+  // A start refused at the server's pool.max started no process: it was counted all the same,
+  // so while other users held the server's processes, each 503 a user's client retried spent
+  // its budget, and it got 429 for up to the window once a process was free.
+  it("a start refused at pool.max (503, no process) does not spend the user's budget", async () => {
+    const init = (sub: string) =>
+      stack
+        .forge({ sub, aud: stack.endpoint('tight') })
+        .then((t) => postMcp(stack.local('tight'), INITIALIZE, { authorization: `Bearer ${t}` }))
+    const alice = await init('alice26d')
+    assert.equal(alice.status, 200, alice.text)
+    const aliceHeaders = {
+      authorization: `Bearer ${await stack.forge({ sub: 'alice26d', aud: stack.endpoint('tight') })}`,
+      'mcp-session-id': alice.headers['mcp-session-id'] as string,
+      'mcp-protocol-version': '2025-11-25',
+    }
+    await postMcp(
+      stack.local('tight'),
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      aliceHeaders,
+    )
+    // Listening: not idle, so no start of bob's ends it to make room.
+    const listening = new AbortController()
+    const stream = await request(stack.local('tight'), {
+      method: 'GET',
+      headers: { ...aliceHeaders, accept: 'text/event-stream' },
+      signal: listening.signal,
+    })
+    assert.equal(stream.statusCode, 200)
+    await waitFor(
+      () => stack.gateway.registry.isListening(aliceHeaders['mcp-session-id']),
+      'alice listens',
+    )
+    for (let i = 0; i < 3; i++) {
+      const refused = await init('bob26d')
+      assert.equal(refused.status, 503, refused.text)
+    }
+    assert.equal(starts(), 1, 'only alice got a process')
+    listening.abort()
+    await stream.body.dump().catch(() => {})
+    const res = await request(stack.local('tight'), { method: 'DELETE', headers: aliceHeaders })
+    await res.body.dump()
+    await waitFor(() => stack.gateway.registry.size === 0, "alice's session ended")
+    // Its process exits after the session ends: bob's next start finds room once it is gone.
+    let bob = await init('bob26d')
+    while (bob.status === 503) {
+      await new Promise((r) => setTimeout(r, 50))
+      bob = await init('bob26d')
+    }
+    assert.equal(bob.status, 200, bob.text)
+    assert.equal(starts(), 2)
   })
 
   // README "Process starts": -32029 with data.retryAfter on every transport and era; inside a
