@@ -156,6 +156,7 @@ export function redactor(values: readonly string[]): Redactor {
   // Quoted-printable leaves a value of printable ASCII without `=` as it is (found as written).
   const quoted = secrets.some((s) => /[^ -<>-~]/.test(s.bytes))
   const split = splitting.map((v) => new Needle(v))
+  // What of a line's end the lines() function reads for the next line.
   const held = Math.max(0, ...splitting.map((v) => v.length - 1))
   const collect = (line: string, hits: Hits) => {
     for (const f of anywhere) f.each(line, (s, e) => hits.add(s, e))
@@ -191,20 +192,23 @@ export function redactor(values: readonly string[]): Redactor {
       longest,
       tail: held,
       lines: () => {
-        let before = ''
-        // The stream's last characters over as many lines as they span: a value wrapped over
-        // three lines or more has a line wholly inside it, and the line after that one starts
-        // with the rest of what the lines before began. A line cut before its end: the next
-        // one is joined to its end as written. A line not logged still counts.
+        // Per value, how many of its first characters the stream ends with now, over as many
+        // lines as they span (a KMP state carried from line to line, the line breaks left
+        // out): a value wrapped over three lines or more has a line wholly inside it, and the
+        // line after that one starts with the rest. A line cut before its end: its end as
+        // written (`end`) sets it. A line not logged sets it too.
+        const state = new Int32Array(split.length)
         const skip = (line: string, end?: string) => {
-          before = held > 0 ? (end ?? before + line).slice(-held) : ''
+          split.forEach((n, i) => {
+            state[i] = end === undefined ? n.after(state[i]!, line) : n.after(0, end)
+          })
         }
         return Object.assign(
           (line: string, upTo = line.length, end?: string) => {
             const hits = new Hits()
             collect(line, hits)
-            splitOver(split, before, line, hits)
-            skip(line, end)
+            splitOver(split, state, line, hits)
+            if (end !== undefined) skip(line, end)
             return hits.blot(line, upTo)
           },
           { skip },
@@ -218,8 +222,8 @@ export function redactor(values: readonly string[]): Redactor {
  * A value split over two lines or more, as written (a server wrapping long lines, or printing
  * in two writes with a line break between): the line ending with its first characters, the
  * next ones with the rest. The lines before are logged already when the next comes (holding
- * every line back for the next would hold the log), so each line is read joined to the end
- * of the ones before (`before`, the line breaks left out):
+ * every line back for the next would hold the log), so each line is read after the end of
+ * the ones before (a KMP state per value, `state`, the line breaks left out):
  * - a line ending with the value's first half, or its first {@link MIN_ANYWHERE} characters
  *   if fewer, has them blotted (those on it): a line ending with that much of a value by
  *   chance is rare; a line wholly inside a value wrapped over three lines or more is so;
@@ -227,22 +231,24 @@ export function redactor(values: readonly string[]): Redactor {
  *   however few characters that is.
  * What is left showing: fewer than {@link MIN_ANYWHERE} of a value's first characters (and
  * less than its half), where the line break fell among them. Each value costs two scans of
- * at most twice its length.
+ * the line, each at most the value's length.
  */
-function splitOver(split: readonly Needle[], before: string, line: string, hits: Hits): void {
-  for (const n of split) {
+function splitOver(split: readonly Needle[], state: Int32Array, line: string, hits: Hits): void {
+  split.forEach((n, i) => {
     const length = n.text.length
-    const tail = before.slice(-(length - 1))
+    const begun = state[i]!
+    // The rest of a value the lines before began: a match ending among the line's first
+    // characters that started before it.
+    if (begun > 0)
+      n.after(begun, line.slice(0, length - 1), (e) => {
+        if (e < length) hits.add(0, e)
+      })
     // Counted with the lines before: a line wholly inside the value (its middle, wrapped over
-    // three lines or more) ends with its first characters once those before are joined to it.
-    const ends = n.endsWith((tail + line).slice(-(length - 1)))
+    // three lines or more) ends with its first characters once those before are counted.
+    const ends = (state[i] = n.after(begun, line))
     if (line.length > 0 && ends >= Math.min(MIN_ANYWHERE, Math.ceil(length / 2)))
       hits.add(Math.max(0, line.length - ends), line.length)
-    if (tail === '') continue
-    n.each(tail + line.slice(0, length - 1), (s, e) => {
-      if (s < tail.length && e > tail.length) hits.add(0, e - tail.length)
-    })
-  }
+  })
 }
 
 /**
@@ -263,15 +269,27 @@ class Needle {
     }
   }
 
-  /** The most of the text's first characters `hay` ends with, fewer than all of it. */
-  endsWith(hay: string): number {
+  /**
+   * The most of the text's first characters (fewer than all of it) a stream ends with after
+   * `hay`, when it ended with `q` of them before; `found` hears where in `hay` each match of
+   * the whole text ends (exclusive). Reads no more of `hay` than the text's length before its
+   * end: what came earlier cannot end a prefix of it.
+   */
+  after(q: number, hay: string, found?: (end: number) => void): number {
     const f = this.text
-    let q = 0
-    for (let j = 0; j < hay.length; j++) {
+    let j = 0
+    if (hay.length >= f.length - 1 && found === undefined) {
+      q = 0
+      j = hay.length - (f.length - 1)
+    }
+    for (; j < hay.length; j++) {
       const c = hay.charCodeAt(j)
       while (q > 0 && c !== f.charCodeAt(q)) q = this.fail[q - 1]!
       if (c === f.charCodeAt(q)) q++
-      if (q === f.length) q = this.fail[q - 1]!
+      if (q === f.length) {
+        found?.(j + 1)
+        q = this.fail[q - 1]!
+      }
     }
     return q
   }

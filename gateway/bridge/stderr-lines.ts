@@ -80,7 +80,9 @@ export class LineSplitter {
 
   private emit(): void {
     const line = this.line
-    const end = this.cut ? this.last.slice(-this.tail) : undefined
+    // Its end as written: what was kept of it, then what came past the cut (all of it while
+    // that is shorter than `tail`: only trimmed past twice that).
+    const end = this.cut ? (this.line + this.last).slice(-this.tail) : undefined
     this.line = ''
     this.last = ''
     this.cut = false

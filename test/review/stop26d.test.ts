@@ -87,6 +87,14 @@ describe('stop26d: a value split after a line cut at lineMax', () => {
         for (const p of pieces(value, 8)) assert.ok(!line.includes(p), `${p} shows in ${line}`)
     })
   }
+  it('a line cut two characters before its end, the value begun before the cut', async () => {
+    // lineMax 80 plus the value's widest form (10 characters a byte) are kept: x up to 10 of
+    // the value kept, 2 past the cut.
+    const kept = 80 + value.length * 10
+    const text = `${'x'.repeat(kept - 10)}${value.slice(0, 12)}\n${value.slice(12)} ok\n`
+    const out = await logged(text, [value], 80)
+    assert.equal(out[1], '[redacted] ok', out.join('\n'))
+  })
   it('the same over many small writes (the cut line arrives in chunks)', async () => {
     const parts = [...Array.from({ length: 50 }, () => 'y'.repeat(100)), value.slice(0, 5)]
     const script = `const p = ${JSON.stringify(parts)}; let i = 0; const w = () => { if (i < p.length) process.stderr.write(p[i++], w); else process.stderr.write(${JSON.stringify(`\n${value.slice(5)} ok\n`)}) }; w()`
