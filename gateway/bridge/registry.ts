@@ -164,10 +164,12 @@ export class SessionRegistry implements Holders {
     if (config === undefined)
       throw new BridgeError('unknown_server', `no MCP server named ${server}`)
     const owner = ownerKey(principal)
-    // At a bound, a refusal comes first, before any credential or start-failure work; past the
-    // principal's process-start budget too (counted when the process is taken, in `process`).
-    await this.roomFor(server, owner)
+    // Past the principal's process-start budget, a refusal comes first (counted when the
+    // process is taken, in `process`): before room is made at a bound, which ends another
+    // user's idle session, for a start that would then be refused anyway. At a bound, a
+    // refusal before any credential or start-failure work.
     if (config.mode !== 'shared') this.processStarts.check(server, principal)
+    await this.roomFor(server, owner)
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const id =
       this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`

@@ -15,6 +15,7 @@ import { ProcessStarts } from '../../gateway/bridge/process-starts.js'
 import { configSchema } from '../../gateway/config/schema.js'
 import { RPC_RATE_LIMITED } from '../../gateway/http/respond.js'
 import { principal } from '../helpers/principal.js'
+import { modernToolCall } from '../helpers/modern-request.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -314,5 +315,67 @@ describe('stop26d: the process-start window and the wall clock', () => {
     } finally {
       Date.now = real
     }
+  })
+})
+
+describe("stop26d: a start past the budget ends no one else's session", () => {
+  // At a bound (here limits.maxSessions: 1) an initialize makes room first, ending the least
+  // recently used idle session, another user's included, and the budget was checked after:
+  // a subject past its budget ended another user's idle session with each initialize, and
+  // got 429, the eviction free of any start.
+  let stack: Stack
+  before(async () => {
+    stack = await startStack({
+      servers: { one: { command: process.execPath, args: [join(SERVERS_DIR, 'fixture.js')] } },
+      policy: `${TEST_POLICY}  one:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
+      config: { limits: { maxSessions: 1, processStartsPerSubject: 1 } },
+    })
+  })
+  after(() => stack.close())
+
+  it("alice past her budget gets 429; bob's idle session is left alone", async () => {
+    const INIT = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-11-25',
+        capabilities: {},
+        clientInfo: { name: 'x', version: '0' },
+      },
+    }
+    const headers = async (sub: string) => ({
+      authorization: `Bearer ${await stack.forge({ sub, aud: stack.endpoint('one') })}`,
+    })
+    const alice = await postMcp(stack.local('one'), INIT, await headers('alice-b'))
+    assert.equal(alice.status, 200, alice.text)
+    const res = await request(stack.local('one'), {
+      method: 'DELETE',
+      headers: {
+        ...(await headers('alice-b')),
+        'mcp-session-id': alice.headers['mcp-session-id'] as string,
+        'mcp-protocol-version': '2025-11-25',
+      },
+    })
+    await res.body.dump()
+    await waitFor(() => stack.gateway.registry.size === 0, "alice's session ended")
+    const bob = await postMcp(stack.local('one'), INIT, await headers('bob-b'))
+    assert.equal(bob.status, 200, bob.text)
+    for (let i = 0; i < 3; i++) {
+      const again = await postMcp(stack.local('one'), INIT, await headers('alice-b'))
+      assert.equal(again.status, 429, again.text)
+    }
+    assert.equal(stack.gateway.registry.size, 1, "bob's session is still open")
+  })
+
+  it("the same with 2026-07-28 requests (a lane's process): 429, bob's session left alone", async () => {
+    const token = await stack.forge({ sub: 'alice-b', aud: stack.endpoint('one') })
+    for (let i = 0; i < 3; i++) {
+      const res = await request(stack.local('one'), modernToolCall(token, 'pid', {}, { id: i + 1 }))
+      const text = await res.body.text()
+      assert.equal(res.statusCode, 429, text)
+      assert.equal(JSON.parse(text).error.code, RPC_RATE_LIMITED)
+    }
+    assert.equal(stack.gateway.registry.size, 1, "bob's session is still open")
   })
 })
