@@ -74,7 +74,7 @@ export interface StartOptions {
   sessionClock?: () => number
   /** The clock of the backoff after a server failed to start, epoch ms (tests end one without waiting). */
   startClock?: () => number
-  /** The clock of each subject's process-start window, epoch ms (tests end one without waiting). */
+  /** The clock of each subject's process-start window, ms; default monotonic (tests end one without waiting). */
   processStartClock?: () => number
   /**
    * Aborted when start-up is to stop (a signal): a step waiting on the network (the store, the

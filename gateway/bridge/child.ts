@@ -174,20 +174,29 @@ function logStderr(
   // cutting after would show text from past the kept cut (where a secret may be cut in half).
   // One stream's lines in turn: a value split over two of them is blotted too.
   const blot = redact.lines()
-  const splitter = new LineSplitter(bounds.lineMax + redact.longest, (line) => {
-    const now = Date.now()
-    if (now - windowStart >= bounds.window) {
-      if (dropped > 0) log().warn({ dropped }, 'server stderr lines dropped by rate limit')
-      windowStart = now
-      lines = 0
-      dropped = 0
-    }
-    if (++lines > bounds.linesPerWindow) {
-      dropped++
-      return
-    }
-    log().info({ stderr: blot(line, bounds.lineMax).slice(0, bounds.lineMax) }, 'server stderr')
-  })
+  // A line cut there keeps its end too: a value split over it and the next line is joined.
+  const splitter = new LineSplitter(
+    bounds.lineMax + redact.longest,
+    (line, end) => {
+      const now = Date.now()
+      if (now - windowStart >= bounds.window) {
+        if (dropped > 0) log().warn({ dropped }, 'server stderr lines dropped by rate limit')
+        windowStart = now
+        lines = 0
+        dropped = 0
+      }
+      if (++lines > bounds.linesPerWindow) {
+        dropped++
+        // Its end still joins the next line logged: a value split over the two is blotted there.
+        return blot.skip(line, end)
+      }
+      log().info(
+        { stderr: blot(line, bounds.lineMax, end).slice(0, bounds.lineMax) },
+        'server stderr',
+      )
+    },
+    redact.tail,
+  )
   stream.on('data', (chunk: Buffer) => splitter.write(chunk))
   stream.once('end', () => splitter.end())
 }

@@ -140,6 +140,10 @@ export class LaneLeases {
             await starts.waitOut(server, starter)
             continue
           }
+          // Past the subject's process-start budget: refused before room is made at a bound,
+          // which ends another user's idle session, for a start refused anyway.
+          if (this.o.config.servers[server]?.mode !== 'shared')
+            this.o.source.processStarts?.check(server, principal)
           full = bounds.full(server, owner)
           // Counted as starting in this same turn: concurrent requests cannot all pass.
           if (full === undefined) return { lane: await this.start(ask, holder), started: true }

@@ -13,6 +13,7 @@ import {
   type InitResult,
 } from './handshake.js'
 import { LANE_CLIENT_CAPABILITIES } from './lane.js'
+import type { ProcessStarts } from './process-starts.js'
 import { ownerKey } from './session.js'
 import { type StartFailures, spawnThrew } from './start-failures.js'
 
@@ -29,6 +30,8 @@ export interface ProcessSource {
   identityOf(server: string, principal: Principal): string | undefined
   /** Which servers failed to start lately: no lane is started for them meanwhile. */
   readonly starts?: StartFailures
+  /** Each subject's process-start budget: checked before room is made for a lane. */
+  readonly processStarts?: Pick<ProcessStarts, 'check'>
 }
 
 /**

@@ -18,6 +18,8 @@ import { ownerKey } from './session.js'
  * replica's own, so is what they cost.
  */
 
+const NOTHING = () => {}
+
 /** The rule a refusal names in the audit log. */
 export const PROCESS_STARTS_RULE = 'limits.processStartsPerSubject'
 
@@ -35,20 +37,23 @@ export class ProcessStarts {
       log: Logger
       metrics?: Metrics
       audit?: AuditLog
-      /** The clock the window is measured with (epoch ms). */
+      /** The clock the window is measured with (ms); default: a monotonic one. */
       now?: () => number
     },
   ) {
-    this.now = o.now ?? Date.now
+    // A window is a duration: the wall clock set back (NTP stepping, a VM resumed) would keep
+    // a subject at its budget refused for as long as it went back, with a Retry-After that long.
+    this.now = o.now ?? (() => performance.now())
   }
 
   /**
    * Counts a process of `server` started (or taken from the warm pool) for `principal`, or
-   * refuses it: audited, counted, and thrown before any process is spawned.
+   * refuses it: audited, counted, and thrown before any process is spawned. Gives back the
+   * count's undoing, for a start refused with no process tried (a pool at `pool.max`).
    * @throws BridgeError `process_start_limit` (429, `retryAfter` seconds)
    */
-  take(server: string, principal: Principal): void {
-    this.admit(server, principal, true)
+  take(server: string, principal: Principal): () => void {
+    return this.admit(server, principal, true)
   }
 
   /**
@@ -60,9 +65,9 @@ export class ProcessStarts {
     this.admit(server, principal, false)
   }
 
-  private admit(server: string, principal: Principal, count: boolean): void {
+  private admit(server: string, principal: Principal, count: boolean): () => void {
     const { processStartsPerSubject: max, processStartsWindow: window } = this.o.config.limits
-    if (max === 0) return
+    if (max === 0) return NOTHING
     const now = this.now()
     this.sweep(now - window)
     const owner = ownerKey(principal)
@@ -78,11 +83,19 @@ export class ProcessStarts {
         retryAfter,
       )
     }
-    if (!count) return
+    if (!count) return NOTHING
     times.push(now)
     // Latest start last: the front holds the subjects longest without one.
     this.starts.delete(owner)
     this.starts.set(owner, times)
+    // Undone in place: an entry left later in the map than its latest start now says is only
+    // swept later, once those before it are.
+    return () => {
+      if (this.starts.get(owner) !== times) return
+      const i = times.lastIndexOf(now)
+      if (i !== -1) times.splice(i, 1)
+      if (times.length === 0) this.starts.delete(owner)
+    }
   }
 
   /** Subjects with a start in the window now, for tests and the log. */

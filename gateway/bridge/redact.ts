@@ -29,12 +29,21 @@
  */
 export type Redactor = ((line: string, upTo?: number) => string) & {
   longest: number
+  /** How many of a line's last characters `lines()` reads for the next line (fewer than `longest`). */
+  tail: number
   /**
    * A redacting function for the lines of one stream, one after the other: it also blots a
-   * value split over two lines ({@link splitOver}); it holds the last characters of the line
-   * before (fewer than the longest value).
+   * value split over two lines or more ({@link splitOver}); it holds the stream's last
+   * characters, over the lines before (fewer than the longest value). `end`: the last `tail`
+   * characters of a line handed over cut (its end as written, joined to the next line).
    */
-  lines(): (line: string, upTo?: number) => string
+  lines(): StreamRedactor
+}
+
+/** Redacts one stream's lines in turn ({@link Redactor.lines}). */
+export type StreamRedactor = ((line: string, upTo?: number, end?: string) => string) & {
+  /** A line not logged (dropped by a rate limit): only its end is kept, for the next line. */
+  skip(line: string, end?: string): void
 }
 
 /**
@@ -136,7 +145,9 @@ export function redactor(values: readonly string[]): Redactor {
   }
   if (secrets.length === 0) {
     const none = (line: string, upTo?: number) => line.slice(0, upTo)
-    return Object.assign(none, { longest: 0, lines: () => none })
+    const lines = () =>
+      Object.assign((line: string, upTo?: number) => none(line, upTo), { skip() {} })
+    return Object.assign(none, { longest: 0, tail: 0, lines })
   }
   const anywhere = [...plain].map((f) => new Needle(f))
   const hexForms = [...hex].map((f) => new Needle(f))
@@ -145,6 +156,7 @@ export function redactor(values: readonly string[]): Redactor {
   // Quoted-printable leaves a value of printable ASCII without `=` as it is (found as written).
   const quoted = secrets.some((s) => /[^ -<>-~]/.test(s.bytes))
   const split = splitting.map((v) => new Needle(v))
+  // What of a line's end the lines() function reads for the next line.
   const held = Math.max(0, ...splitting.map((v) => v.length - 1))
   const collect = (line: string, hits: Hits) => {
     for (const f of anywhere) f.each(line, (s, e) => hits.add(s, e))
@@ -178,46 +190,65 @@ export function redactor(values: readonly string[]): Redactor {
     },
     {
       longest,
+      tail: held,
       lines: () => {
-        let before = ''
-        return (line: string, upTo = line.length) => {
-          const hits = new Hits()
-          collect(line, hits)
-          splitOver(split, before, line, hits)
-          before = held > 0 ? line.slice(-held) : ''
-          return hits.blot(line, upTo)
+        // Per value, how many of its first characters the stream ends with now, over as many
+        // lines as they span (a KMP state carried from line to line, the line breaks left
+        // out): a value wrapped over three lines or more has a line wholly inside it, and the
+        // line after that one starts with the rest. A line cut before its end: its end as
+        // written (`end`) sets it. A line not logged sets it too.
+        const state = new Int32Array(split.length)
+        const skip = (line: string, end?: string) => {
+          split.forEach((n, i) => {
+            state[i] = end === undefined ? n.after(state[i]!, line) : n.after(0, end)
+          })
         }
+        return Object.assign(
+          (line: string, upTo = line.length, end?: string) => {
+            const hits = new Hits()
+            collect(line, hits)
+            splitOver(split, state, line, hits)
+            if (end !== undefined) skip(line, end)
+            return hits.blot(line, upTo)
+          },
+          { skip },
+        )
       },
     },
   )
 }
 
 /**
- * A value split over two lines, as written (a server wrapping long lines, or printing in two
- * writes with a line break between): the line ending with its first characters, the next one
- * starting with the rest. The line before is logged already when the next comes (holding
- * every line back for the next would hold the log), so each line is read on its own for its
- * end and with the end of the one before for its start:
+ * A value split over two lines or more, as written (a server wrapping long lines, or printing
+ * in two writes with a line break between): the line ending with its first characters, the
+ * next ones with the rest. The lines before are logged already when the next comes (holding
+ * every line back for the next would hold the log), so each line is read after the end of
+ * the ones before (a KMP state per value, `state`, the line breaks left out):
  * - a line ending with the value's first half, or its first {@link MIN_ANYWHERE} characters
- *   if fewer, has them blotted: a line ending with that much of a value by chance is rare;
- * - a line starting with the rest of a value the line before ended with is blotted there,
+ *   if fewer, has them blotted (those on it): a line ending with that much of a value by
+ *   chance is rare; a line wholly inside a value wrapped over three lines or more is so;
+ * - a line starting with the rest of a value the lines before ended with is blotted there,
  *   however few characters that is.
  * What is left showing: fewer than {@link MIN_ANYWHERE} of a value's first characters (and
  * less than its half), where the line break fell among them. Each value costs two scans of
- * at most twice its length.
+ * the line, each at most the value's length.
  */
-function splitOver(split: readonly Needle[], before: string, line: string, hits: Hits): void {
-  for (const n of split) {
+function splitOver(split: readonly Needle[], state: Int32Array, line: string, hits: Hits): void {
+  split.forEach((n, i) => {
     const length = n.text.length
-    const ends = n.endsWith(line.slice(-(length - 1)))
-    if (ends >= Math.min(MIN_ANYWHERE, Math.ceil(length / 2)))
-      hits.add(line.length - ends, line.length)
-    if (before === '') continue
-    const tail = before.slice(-(length - 1))
-    n.each(tail + line.slice(0, length - 1), (s, e) => {
-      if (s < tail.length && e > tail.length) hits.add(0, e - tail.length)
-    })
-  }
+    const begun = state[i]!
+    // The rest of a value the lines before began: a match ending among the line's first
+    // characters that started before it.
+    if (begun > 0)
+      n.after(begun, line.slice(0, length - 1), (e) => {
+        if (e < length) hits.add(0, e)
+      })
+    // Counted with the lines before: a line wholly inside the value (its middle, wrapped over
+    // three lines or more) ends with its first characters once those before are counted.
+    const ends = (state[i] = n.after(begun, line))
+    if (line.length > 0 && ends >= Math.min(MIN_ANYWHERE, Math.ceil(length / 2)))
+      hits.add(Math.max(0, line.length - ends), line.length)
+  })
 }
 
 /**
@@ -238,15 +269,27 @@ class Needle {
     }
   }
 
-  /** The most of the text's first characters `hay` ends with, fewer than all of it. */
-  endsWith(hay: string): number {
+  /**
+   * The most of the text's first characters (fewer than all of it) a stream ends with after
+   * `hay`, when it ended with `q` of them before; `found` hears where in `hay` each match of
+   * the whole text ends (exclusive). Reads no more of `hay` than the text's length before its
+   * end: what came earlier cannot end a prefix of it.
+   */
+  after(q: number, hay: string, found?: (end: number) => void): number {
     const f = this.text
-    let q = 0
-    for (let j = 0; j < hay.length; j++) {
+    let j = 0
+    if (hay.length >= f.length - 1 && found === undefined) {
+      q = 0
+      j = hay.length - (f.length - 1)
+    }
+    for (; j < hay.length; j++) {
       const c = hay.charCodeAt(j)
       while (q > 0 && c !== f.charCodeAt(q)) q = this.fail[q - 1]!
       if (c === f.charCodeAt(q)) q++
-      if (q === f.length) q = this.fail[q - 1]!
+      if (q === f.length) {
+        found?.(j + 1)
+        q = this.fail[q - 1]!
+      }
     }
     return q
   }

@@ -164,10 +164,12 @@ export class SessionRegistry implements Holders {
     if (config === undefined)
       throw new BridgeError('unknown_server', `no MCP server named ${server}`)
     const owner = ownerKey(principal)
-    // At a bound, a refusal comes first, before any credential or start-failure work; past the
-    // principal's process-start budget too (counted when the process is taken, in `process`).
-    await this.roomFor(server, owner)
+    // Past the principal's process-start budget, a refusal comes first (counted when the
+    // process is taken, in `process`): before room is made at a bound, which ends another
+    // user's idle session, for a start that would then be refused anyway. At a bound, a
+    // refusal before any credential or start-failure work.
     if (config.mode !== 'shared') this.processStarts.check(server, principal)
+    await this.roomFor(server, owner)
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const id =
       this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
@@ -303,20 +305,28 @@ export class SessionRegistry implements Holders {
     let child: Child
     if (config.mode === 'shared') child = await this.shared.get(server)!.attach()
     else {
-      // Counted before the spawn: a start that fails cost it too.
-      this.processStarts.take(server, principal)
+      // Counted before the spawn: a start that fails cost it too. One refused at pool.max
+      // tried no process: not counted (other users holding the server's processes would
+      // otherwise spend the budget of a client retrying its 503s).
+      const undo = this.processStarts.take(server, principal)
+      const atMax = (err: unknown) => err instanceof BridgeError && err.code === 'too_many_sessions'
       try {
-        child = await take()
+        try {
+          child = await take()
+        } catch (err) {
+          // At pool.max: an idle process kept for sessionless requests (it holds no client
+          // state), else an idle session of this server, makes room, if there is one.
+          if (!atMax(err)) throw err
+          const ofServer: Scope = (s) => s.server === server
+          const made =
+            (await this.bounds.reclaimIdleLane(ofServer, 'process limit')) ||
+            (await this.reclaimIdle(ofServer, 'process limit'))
+          if (!made) throw err
+          child = await take()
+        }
       } catch (err) {
-        // At pool.max: an idle process kept for sessionless requests (it holds no client
-        // state), else an idle session of this server, makes room, if there is one.
-        if (!(err instanceof BridgeError && err.code === 'too_many_sessions')) throw err
-        const ofServer: Scope = (s) => s.server === server
-        const made =
-          (await this.bounds.reclaimIdleLane(ofServer, 'process limit')) ||
-          (await this.reclaimIdle(ofServer, 'process limit'))
-        if (!made) throw err
-        child = await take()
+        if (atMax(err)) undo()
+        throw err
       }
     }
     // The gateway finished shutting down while this process started: it must not outlive it.

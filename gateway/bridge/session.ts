@@ -510,9 +510,12 @@ export class Session implements GatedSession {
     } catch (err) {
       if (req.signal.aborted) return
       // The replacement process would pass the user's process-start budget: told as such (it
-      // can be waited out), and the session keeps its process.
+      // can be waited out: `data.retryAfter`, as on every other transport), and the session
+      // keeps its process.
       if (err instanceof BridgeError && err.code === 'process_start_limit')
-        return this.reply(req.id, RPC.rateLimited, err.message)
+        return this.reply(req.id, RPC.rateLimited, err.message, false, {
+          retryAfter: err.retryAfter,
+        })
       this.o.log.warn(
         { err: { message: (err as Error).message } },
         'the request could not get its credentials',
@@ -886,14 +889,20 @@ export class Session implements GatedSession {
     return run
   }
 
-  private reply(id: RequestId, code: number, text: string, startFailed = false): void {
+  private reply(
+    id: RequestId,
+    code: number,
+    text: string,
+    startFailed = false,
+    data?: unknown,
+  ): void {
     const req = this.inflight.get(id)
     if (req === undefined) return
     if (req.method === 'initialize')
-      this.settleInit({ ok: false, error: rpcErrorObject(code, text), startFailed })
+      this.settleInit({ ok: false, error: rpcErrorObject(code, text, data), startFailed })
     this.settle(id, req)
     this.audit(req, { kind: 'error', code })
-    this.send(rpcError(id, code, text))
+    this.send(rpcError(id, code, text, data))
     req.decided?.span?.end({ code, message: text })
   }
 

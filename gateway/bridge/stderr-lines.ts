@@ -4,23 +4,30 @@ import { StringDecoder } from 'node:string_decoder'
  * Splits a byte stream into lines where readline does (`\n`, `\r\n`, `\r`, a `\r\n` split
  * between chunks counted once), keeping at most `keep` characters of each line and dropping the
  * rest as it arrives. readline holds a whole line until its end comes, so a process that wrote
- * stderr without a newline grew the gateway's memory for as long as it wrote. Linear in what it
- * reads; holds at most `keep` characters and one chunk.
+ * stderr without a newline grew the gateway's memory for as long as it wrote. Of a line cut so,
+ * its last `tail` characters are kept too and handed over with it (the redactor joins a line's
+ * end to the next line: a value split over the two). Linear in what it reads; holds at most
+ * `keep` characters, twice `tail` and one chunk.
  */
 export class LineSplitter {
   private line = ''
+  /** The last characters past the cut of a line longer than `keep` (between `tail` and twice it). */
+  private last = ''
+  private cut = false
   /** The last chunk ended in `\r`: a `\n` opening the next one ends no second line. */
   private afterCr = false
   private readonly decoder = new StringDecoder('utf8')
 
   constructor(
     private readonly keep: number,
-    private readonly online: (line: string) => void,
+    /** A line, its first `keep` characters; `end`: its last `tail` ones, when it was longer. */
+    private readonly online: (line: string, end?: string) => void,
+    private readonly tail = 0,
   ) {}
 
-  /** Characters held of the line not ended yet (never more than `keep`). */
+  /** Characters held of the line not ended yet (never more than `keep` and twice `tail`). */
   get held(): number {
-    return this.line.length
+    return this.line.length + this.last.length
   }
 
   write(chunk: Buffer): void {
@@ -61,11 +68,24 @@ export class LineSplitter {
   private add(s: string, from: number, to: number): void {
     const room = this.keep - this.line.length
     if (room > 0 && to > from) this.line += s.slice(from, Math.min(to, from + room))
+    const past = from + Math.max(0, room)
+    if (to <= past) return
+    this.cut = true
+    if (this.tail === 0) return
+    // Trimmed once it holds twice what is kept: each character is copied a bounded number of
+    // times, however small the chunks.
+    this.last += s.slice(Math.max(past, to - this.tail), to)
+    if (this.last.length > 2 * this.tail) this.last = this.last.slice(-this.tail)
   }
 
   private emit(): void {
     const line = this.line
+    // Its end as written: what was kept of it, then what came past the cut (all of it while
+    // that is shorter than `tail`: only trimmed past twice that).
+    const end = this.cut ? (this.line + this.last).slice(-this.tail) : undefined
     this.line = ''
-    this.online(line)
+    this.last = ''
+    this.cut = false
+    this.online(line, end)
   }
 }
