@@ -178,10 +178,16 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   }
   const metrics = createMetrics(gauges)
   // An audit file that fails a write is opened again with backoff, its lost events counted.
-  const audit = createAuditLog(config.log.audit, log, o.auditDestination, {
-    retry: new Backoff({ first: config.log.auditRetry, max: config.log.auditRetryMax }),
-    lost: (n) => metrics.auditEventsLost.inc(n),
-  })
+  const audit = createAuditLog(
+    config.log.audit,
+    log,
+    o.auditDestination,
+    {
+      retry: new Backoff({ first: config.log.auditRetry, max: config.log.auditRetryMax }),
+      lost: (n) => metrics.auditEventsLost.inc(n),
+    },
+    config.log.auditFieldMax,
+  )
   const refuseUnaudited = config.log.auditOnFailure === 'refuse'
   // A pin file that does not load stops the start, before anything listens.
   pinned = setUpToolPins(config, { log, audit, metrics })

@@ -132,6 +132,8 @@ export const DEFAULT_IDLE_GC_AFTER_MS = 10_000
 export const DEFAULT_RELOAD_DEBOUNCE_MS = 150
 /** Bytes of log lines gathered before a write to stdout (one write per many lines under load). */
 export const DEFAULT_LOG_BUFFER_BYTES = 16 * 1024
+/** Characters of an audit event's method, name or rule written at most (the rest is counted). */
+export const DEFAULT_AUDIT_FIELD_MAX = 1024
 /** Lines waiting in the log buffer are written at the latest after this long, in ms. */
 export const DEFAULT_LOG_FLUSH_MS = 200
 /** First wait before an audit file that failed a write is opened again, in ms (doubling after each failure). */
@@ -1248,6 +1250,17 @@ export const configSchema = z
         auditRetry: ms.min(10).max(60_000).default(DEFAULT_AUDIT_RETRY_MS),
         /** Longest wait between attempts to open a failing audit destination again. */
         auditRetryMax: ms.min(10).max(600_000).default(DEFAULT_AUDIT_RETRY_MAX_MS),
+        /**
+         * Characters of an audit event's `method`, `name` and `rule` written at most: they come
+         * from the client (a method or tool name may be as long as the body), so one request
+         * could otherwise write megabytes of audit log. The rest is cut and counted.
+         */
+        auditFieldMax: z
+          .number()
+          .int()
+          .min(64)
+          .max(1024 * 1024)
+          .default(DEFAULT_AUDIT_FIELD_MAX),
         /** Bytes of log lines gathered before a write to stdout; 0 writes each line at once. */
         bufferBytes: z
           .number()

@@ -1,4 +1,5 @@
 import { pino, type DestinationStream, type Logger } from 'pino'
+import { DEFAULT_AUDIT_FIELD_MAX } from '../config/schema.js'
 import { type AuditFailure, openAuditSink, type Retry } from './audit-sink.js'
 
 /** One audit event: who did what on which server, what the policy said, how it ended. */
@@ -60,6 +61,7 @@ export function createAuditLog(
   main: Logger,
   destination?: DestinationStream,
   failures?: AuditFailureHandling,
+  fieldMax: number = DEFAULT_AUDIT_FIELD_MAX,
 ): AuditLog {
   if (target === 'off') return { record() {}, flush() {} }
   if (target === 'stdout' && destination === undefined) {
@@ -70,6 +72,7 @@ export function createAuditLog(
       time: sameMs(m[pino.symbols.timeSym] as () => string),
       bindings: `${m[pino.symbols.chindingsSym] as string},"log":"audit"`,
       end: m[pino.symbols.endSym] as string,
+      fieldMax,
     })
     return { record: (event) => stream.write(line(event)), flush: () => main.flush() }
   }
@@ -78,6 +81,7 @@ export function createAuditLog(
     time: sameMs(pino.stdTimeFunctions.isoTime),
     bindings: ',"service":"mcp-edge","log":"audit"',
     end: '}\n',
+    fieldMax,
   })
   // A destination handed in (tests) is written as it is.
   if (destination !== undefined)
@@ -118,6 +122,13 @@ function sameMs(time: () => string): () => string {
   }
 }
 
+/** `text` cut at `max` characters (never inside a surrogate pair), the rest counted. */
+function cut(text: string, max: number): string {
+  if (text.length <= max) return text
+  const end = /[\uD800-\uDBFF]/.test(text[max - 1]!) ? max - 1 : max
+  return `${text.slice(0, end)}…[${text.length - end} more characters]`
+}
+
 /** pino's level number for info. */
 const INFO = 30
 
@@ -127,9 +138,24 @@ function auditLine(p: {
   time: () => string
   bindings: string
   end: string
+  fieldMax: number
 }): (event: AuditEvent) => string {
-  const { head, time, bindings, end } = p
+  const { head, time, bindings, end, fieldMax } = p
   return (event) => {
+    // What the client wrote is cut at `log.auditFieldMax`: a method or tool name as long as the
+    // body would otherwise be written out whole, per request.
+    if (
+      event.method.length > fieldMax ||
+      (event.name?.length ?? 0) > fieldMax ||
+      event.rule.length > fieldMax
+    ) {
+      event = {
+        ...event,
+        method: cut(event.method, fieldMax),
+        rule: cut(event.rule, fieldMax),
+        ...(event.name === undefined ? {} : { name: cut(event.name, fieldMax) }),
+      }
+    }
     // The event's fields as pino writes them (undefined left out, non-finite numbers null).
     const fields = JSON.stringify(event)
     return `${head}${time()}${bindings},${fields.slice(1, -1)},"msg":"audit"${end}`
