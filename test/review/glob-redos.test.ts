@@ -10,6 +10,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
+import { DEFAULT_AUDIT_FIELD_MAX } from '../../gateway/config/schema.js'
 import { compileGlob } from '../../gateway/policy/glob.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
@@ -127,10 +128,16 @@ describe('review: policy patterns against long names', () => {
     // answers that it has no such tool. How long the event loop was held is not measured here
     // (it depends on the machine); the matcher's reads, counted above, are.
     assert.equal(await attack, 200)
+    // The audit line names it cut at log.auditFieldMax, the rest counted.
     const line = stack
       .audit()
-      .find((l) => l.method === 'tools/call' && String(l.tool ?? l.name ?? '').length > 200_000)
+      .find(
+        (l) =>
+          l.method === 'tools/call' &&
+          String(l.name).endsWith(`…[${name.length - DEFAULT_AUDIT_FIELD_MAX} more characters]`),
+      )
     assert.ok(line, 'an audit line for the long name')
+    assert.ok(String(line.name).startsWith(name.slice(0, DEFAULT_AUDIT_FIELD_MAX)))
     assert.equal(line.decision, 'allow')
   })
 })
