@@ -2,12 +2,19 @@
 // stdout line past maxMessageBytes is dropped and the request its ends name gets -32603. Real
 // processes (node -e scripts) behind spawnChild: what the gateway's owners are handed.
 import assert from 'node:assert/strict'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
-import { describe, it } from 'node:test'
+import { after, before, describe, it } from 'node:test'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import { pino } from 'pino'
+import { request } from 'undici'
 import { spawnChild } from '../../gateway/bridge/child.js'
 import { configSchema } from '../../gateway/config/schema.js'
+import { sseData } from '../helpers/sse.js'
+import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const MAX = 64 * 1024
 const BIG = 'x'.repeat(MAX + 10)
@@ -94,4 +101,108 @@ function expected(line: string): string | number | undefined {
   const m = JSON.parse(line) as Record<string, unknown>
   if (m.jsonrpc !== '2.0' || 'method' in m || !('result' in m || 'error' in m)) return undefined
   return typeof m.id === 'string' || typeof m.id === 'number' ? m.id : undefined
+}
+
+/** A shared process: `hold` is answered only after `dup`, whose oversize line names held's id first. */
+const TWO_IDS = `
+const rl = require('node:readline').createInterface({ input: process.stdin })
+const out = (m) => process.stdout.write(JSON.stringify(m) + '\\n')
+let held
+rl.on('line', (line) => {
+  const m = JSON.parse(line)
+  if (m.method === 'initialize')
+    return out({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: m.params.protocolVersion,
+      capabilities: { tools: {} }, serverInfo: { name: 'two-ids', version: '0' } } })
+  if (m.id === undefined) return
+  if (m.method !== 'tools/call') return out({ jsonrpc: '2.0', id: m.id, result: { tools: [] } })
+  if (m.params.name === 'hold') { held = m.id; return process.stderr.write('held\\n') }
+  const big = JSON.stringify({ content: [{ type: 'text', text: 'x'.repeat(70000) }] })
+  // JSON.parse reads this line as the reply to dup (the last id); the first id is held's.
+  process.stdout.write('{"result":' + big + ',"id":' + JSON.stringify(held) + ',"jsonrpc":"2.0","id":' + JSON.stringify(m.id) + '}\\n')
+  out({ jsonrpc: '2.0', id: held, result: { content: [{ type: 'text', text: 'held done' }] } })
+})
+`
+
+describe('stop26e: in shared mode, an oversize line with two ids ends only the request it answers', () => {
+  let stack: Stack
+  const script = join(mkdtempSync(join(tmpdir(), 'stop26e-')), 'two-ids.cjs')
+  before(async () => {
+    writeFileSync(script, TWO_IDS)
+    stack = await startStack({
+      servers: {
+        twoids: {
+          command: process.execPath,
+          args: [script],
+          mode: 'shared',
+          maxMessageBytes: 64 * 1024,
+          // Bounds the wait of a request whose reply is lost (the failure this test looks for).
+          requestTimeout: 3000,
+        },
+      },
+      policy: `${TEST_POLICY}  twoids:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
+    })
+  })
+  after(async () => {
+    await stack?.close()
+  })
+
+  it("bob's held call is answered by its own reply; alice's gets -32603", async () => {
+    const bob = await session(stack, await stack.token('bob', { server: 'twoids' }))
+    const alice = await session(stack, await stack.token('alice', { server: 'twoids' }))
+    const held = bob.call('hold', 7)
+    await waitFor(
+      () => stack.logLines.some((l) => l.includes('"stderr":"held"')),
+      'the process to hold bob',
+    )
+    const dup = await alice.call('dup', 8)
+    assert.equal(dup.id, 8)
+    assert.equal(dup.error?.code, -32603, JSON.stringify(dup).slice(0, 300))
+    const bobs = await held
+    assert.equal(bobs.id, 7)
+    assert.equal(bobs.result?.content?.[0]?.text, 'held done', JSON.stringify(bobs).slice(0, 300))
+  })
+})
+
+/** An initialized 2025-11-25 session; `call` returns the reply to a tools/call. */
+async function session(
+  stack: Stack,
+  token: string,
+): Promise<{ call: (name: string, id: number) => Promise<any> }> {
+  const post = async (body: unknown, sid?: string) => {
+    const res = await request(`${stack.url}/mcp/twoids`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${token}`,
+        ...(sid ? { 'mcp-session-id': sid } : {}),
+      },
+      body: JSON.stringify(body),
+    })
+    const text = await res.body.text()
+    const data = sseData(text)
+    return { headers: res.headers, body: data.length > 0 ? JSON.parse(data.at(-1)!) : text }
+  }
+  const init = await post({
+    jsonrpc: '2.0',
+    id: 0,
+    method: 'initialize',
+    params: {
+      protocolVersion: '2025-11-25',
+      capabilities: {},
+      clientInfo: { name: 't', version: '0' },
+    },
+  })
+  const sid = init.headers['mcp-session-id'] as string
+  assert.ok(sid, JSON.stringify(init.body))
+  await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, sid)
+  return {
+    call: async (name, id) =>
+      (
+        await post(
+          { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } },
+          sid,
+        )
+      ).body,
+  }
 }
