@@ -6,6 +6,7 @@
  * (a quote inside a string is escaped, so `\"id\":5` in a file's text is not taken for one).
  * Nothing is guessed: a line that is not, by its ends, a JSON-RPC 2.0 response (a `method`
  * member, no `result`/`error`, no `jsonrpc: "2.0"`, two different ids) names no request.
+ * A member written twice is read as JSON.parse reads it: the later one (at the end, the last).
  */
 import type { RequestId } from './jsonrpc.js'
 
@@ -26,9 +27,11 @@ export function oversizeReplyId(head: Buffer, tail: Buffer): RequestId | undefin
   const keys = new Set([...first.keys, ...last.keys])
   if (keys.has('method')) return undefined
   if (!keys.has('result') && !keys.has('error')) return undefined
-  if (first.jsonrpc !== '2.0' && last.jsonrpc !== '2.0') return undefined
+  // A member at the end comes after one of the same name at the start: JSON.parse keeps it.
+  const jsonrpc = last.keys.has('jsonrpc') ? last.jsonrpc : first.jsonrpc
+  if (jsonrpc !== '2.0') return undefined
   if (first.id !== undefined && last.id !== undefined && first.id !== last.id) return undefined
-  return first.id ?? last.id
+  return last.keys.has('id') ? last.id : first.id
 }
 
 const WS = new Set([' ', '\t', '\r', '\n'])
@@ -96,8 +99,9 @@ function fromTail(s: string): Members {
     if (keyStart < 0) return out
     const key = parse(s.slice(keyStart, i + 1))
     if (typeof key !== 'string') return out
+    // Read backwards: a member seen already is a later one of the same name, which JSON.parse keeps.
+    if (!out.keys.has(key)) record(out, key, value)
     out.keys.add(key)
-    record(out, key, value)
     i = back(s, keyStart - 1)
     if (s[i] !== ',') return out
   }
@@ -105,11 +109,12 @@ function fromTail(s: string): Members {
 
 function record(out: Members, key: string, value: unknown): void {
   if (key === 'jsonrpc') out.jsonrpc = value
-  if (
-    key === 'id' &&
-    (typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value)))
-  )
-    out.id = value
+  // A later `id` replaces an earlier one (as in JSON.parse), one naming no request too.
+  if (key === 'id')
+    out.id =
+      typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))
+        ? value
+        : undefined
 }
 
 /** The string starting at `i` (a quote) and the index after it, if it ends within `s`. */
