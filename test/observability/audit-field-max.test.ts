@@ -5,12 +5,11 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { pino } from 'pino'
-import { request } from 'undici'
 import { DEFAULT_AUDIT_FIELD_MAX } from '../../gateway/config/schema.js'
 import { type AuditEvent, createAuditLog } from '../../gateway/observability/audit.js'
+import { openSession } from '../checklist/open-session.js'
+import { postMcp } from '../helpers/post-mcp.js'
 import { startStack, type Stack } from '../helpers/stack.js'
-
-const ACCEPT = 'application/json, text/event-stream'
 
 const event: AuditEvent = {
   sub: 'alice',
@@ -74,49 +73,28 @@ describe('through a real gateway: a 200 kB method and tool name', () => {
   })
   after(() => stack.close())
 
-  async function post(body: unknown, headers: Record<string, string>) {
-    const res = await request(stack.local('echo'), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers },
-      body: JSON.stringify(body),
-    })
-    return { status: res.statusCode, headers: res.headers, text: await res.body.text() }
-  }
-
   it('each audit line holds at most the bound of what the client wrote', async () => {
     const token = await stack.token('alice', { server: 'echo' })
-    const auth = { authorization: `Bearer ${token}` }
-    const init = await post(
-      {
-        jsonrpc: '2.0',
-        id: 0,
-        method: 'initialize',
-        params: {
-          protocolVersion: '2025-11-25',
-          capabilities: {},
-          clientInfo: { name: 't', version: '1' },
-        },
-      },
-      auth,
-    )
-    assert.equal(init.status, 200, init.text)
+    const sid = await openSession(stack, 'echo', token)
     const session = {
-      ...auth,
-      'mcp-session-id': String(init.headers['mcp-session-id']),
+      authorization: `Bearer ${token}`,
+      'mcp-session-id': sid,
       'mcp-protocol-version': '2025-11-25',
     }
-    await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, session)
+    const post = (body: unknown) => postMcp(stack.local('echo'), body, session)
     const before = stack.audit().length
     const long = 'x'.repeat(200_000)
-    const call = await post(
-      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: long, arguments: {} } },
-      session,
-    )
+    const call = await post({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: long, arguments: {} },
+    })
     assert.ok(
       call.status === 200 || call.status === 403,
       `${call.status} ${call.text.slice(0, 200)}`,
     )
-    const custom = await post({ jsonrpc: '2.0', id: 2, method: `custom/${long}` }, session)
+    const custom = await post({ jsonrpc: '2.0', id: 2, method: `custom/${long}` })
     assert.equal(custom.status, 200, custom.text.slice(0, 200))
     const events = stack.audit().slice(before)
     const named = events.find((e) => typeof e.name === 'string' && e.name.startsWith('xxx'))
