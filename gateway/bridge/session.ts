@@ -16,7 +16,7 @@ import type { Child } from './child.js'
 import type { OutputCaps } from './result-cap.js'
 import { asksForTask, capTaskStatus, TaskBook, type TaskTool } from './tasks.js'
 import type { CredentialGate, GatedSession } from './credential-gate.js'
-import { BridgeError, RPC } from './errors.js'
+import { BridgeError, exposedError, RPC } from './errors.js'
 import { covers, refuseUndeclared } from './modern-call.js'
 import { exchange, initializeTimeout } from './handshake.js'
 import { EarlyRequests } from './early-requests.js'
@@ -512,10 +512,10 @@ export class Session implements GatedSession {
       // The replacement process would pass the user's process-start budget: told as such (it
       // can be waited out: `data.retryAfter`, as on every other transport), and the session
       // keeps its process.
-      if (err instanceof BridgeError && err.code === 'process_start_limit')
-        return this.reply(req.id, RPC.rateLimited, err.message, false, {
-          retryAfter: err.retryAfter,
-        })
+      if (err instanceof BridgeError && err.code === 'process_start_limit') {
+        const { code, message, data } = exposedError(err)
+        return this.reply(req.id, code, message, false, data)
+      }
       this.o.log.warn(
         { err: { message: (err as Error).message } },
         'the request could not get its credentials',
