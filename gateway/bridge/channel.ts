@@ -47,13 +47,15 @@ export class Channel implements Child {
     if (env.kind === 'request') {
       const params = env.params
       // Its user crashed the process too often (shared-crashes.ts): refused here too, for a
-      // session another replica still serves (a new one is refused before it attaches).
-      try {
-        r.o.crashes?.check(r.o.server, this.principal, env.method)
-      } catch (err) {
-        if (err instanceof BridgeError) return this.refuse(env.id, exposedError(err))
-        throw err
-      }
+      // session another replica still serves (a new one is refused before it attaches). What
+      // is answered here without the process (the handshake a lane's start sends) is not.
+      if (env.method !== 'initialize' && env.method !== 'logging/setLevel')
+        try {
+          r.o.crashes?.check(r.o.server, this.principal, env.method)
+        } catch (err) {
+          if (err instanceof BridgeError) return this.refuse(env.id, exposedError(err))
+          throw err
+        }
       switch (env.method) {
         case 'initialize': {
           const init = { ...r.init!, capabilities: withoutTasksCapability(r.init!.capabilities) }

@@ -61,7 +61,7 @@ export class Replica {
       crashes?: SharedCrashes
       /** The clock a run is measured with against respawnStableAfter (ms); default: monotonic. */
       now?: () => number
-    } = { server: '' },
+    },
   ) {
     this.backoff = new Backoff({
       first: config.respawnBackoff,

@@ -6,7 +6,7 @@
 // (its `crash` tool exits before answering; FIXTURE_CRASH_ON exits on another method), raw HTTP.
 // The windows' clock is the test's: nothing sleeps, the delays are read from the log.
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -22,6 +22,7 @@ const MAX = 3
 /** Longer than the window: a run between two crashes of one test is never stable by accident. */
 const STABLE = 120_000
 const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-shared-crashes-'))
+writeFileSync(join(dir, 'dead-mode'), 'exit')
 /** The fixture records every message it receives in this file. */
 const recordOf = (server: string) => join(dir, `${server}.jsonl`)
 /** Whether `server`'s process received a message whose JSON holds `text`. */
@@ -53,6 +54,12 @@ const SERVERS = {
   legacy: shared(),
   backend: shared(),
   pair: shared({ replicas: 2 }),
+  // Exits at once, before it answers initialize: it never becomes ready.
+  dead: shared({
+    command: process.execPath,
+    args: [join(SERVERS_DIR, 'flaky.js')],
+    env: { FLAKY_STARTS_FILE: join(dir, 'dead-starts'), FLAKY_MODE_FILE: join(dir, 'dead-mode') },
+  }),
 }
 const POLICY =
   TEST_POLICY +
@@ -343,14 +350,14 @@ describe('limits.sharedCrashesPerSubject and respawnStableAfter', () => {
       assert.match(text, /-32000/)
       res.body.destroy()
     }
-    assertRefused(
-      await answer(
-        await request(`${stack.url}/sse/legacy`, {
-          headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` },
-        }),
-      ),
-      WINDOW / 1000,
-    )
+    const res = await request(`${stack.url}/sse/legacy`, {
+      headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` },
+    })
+    if (res.statusCode === 200) {
+      res.body.destroy()
+      assert.fail('a stream was opened past the allowance')
+    }
+    assertRefused(await answer(res), WINDOW / 1000)
   })
 
   it('an endpoint whose backend is shared: crashing through it is charged to the backend', async () => {
@@ -404,6 +411,18 @@ describe('limits.sharedCrashesPerSubject and respawnStableAfter', () => {
     const v = await open('victim', 'crashy')
     assert.equal((await call('crashy', v, 'pid')).status, 200)
     assert.equal(refusals('victim').length, 0)
+  })
+
+  it('a process exiting before it is ready is restarted once per exit, each time later', async () => {
+    await waitFor(() => delays('dead').length >= 6, 'six restarts were logged')
+    // Stopped failing, so that the count below is final.
+    writeFileSync(join(dir, 'dead-mode'), 'serve')
+    await waitFor(() => readies('dead') === 1, 'the process is up')
+    const starts = readFileSync(join(dir, 'dead-starts'), 'utf8').split('\n').filter(Boolean)
+    const restarts = delays('dead')
+    // One start at boot, then one per restart: no exit schedules two.
+    assert.equal(starts.length, restarts.length + 1)
+    assert.deepEqual(restarts.slice(0, 5), [10, 20, 40, 80, 80])
   })
 
   it('shared by several replicas: a session on the replica still up is refused its next request', async () => {
