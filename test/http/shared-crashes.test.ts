@@ -374,6 +374,23 @@ describe('limits.sharedCrashesPerSubject and respawnStableAfter', () => {
       WINDOW / 1000,
       8,
     )
+    // The endpoint's session era: the same refusal, as the answer to the call.
+    const auth = { authorization: `Bearer ${token}` }
+    const opened = await postMcp(url, initializeOf('2025-11-25'), auth)
+    assert.equal(opened.status, 200, opened.text)
+    const session = {
+      ...auth,
+      'mcp-session-id': opened.headers['mcp-session-id'] as string,
+      'mcp-protocol-version': '2025-11-25',
+    }
+    await postMcp(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, session)
+    const refused = await postMcp(
+      url,
+      { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'backend_pid' } },
+      session,
+    )
+    assert.equal(refused.status, 200, refused.text)
+    assertRefusal(refused.json().error, WINDOW / 1000)
     // The backend itself refuses the same subject, and serves another.
     assertRefused(await initialize('aggressor', 'backend'), WINDOW / 1000)
     const other = await answer(
