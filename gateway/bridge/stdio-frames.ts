@@ -45,7 +45,10 @@ const COPY_BELOW_BYTES = 16 * 1024
 export class FrameReader {
   private chunks: Buffer[] = []
   private held = 0
-  /** Where small pieces are copied: `block[blockStart, blockEnd)` not yet in `chunks`. */
+  /**
+   * Where small pieces are copied: `block[blockStart, blockEnd)` not yet in `chunks`. Kept for
+   * the next lines once made (one block per process, reused from its start at each line).
+   */
   private block: Buffer | undefined
   private blockStart = 0
   private blockEnd = 0
