@@ -460,6 +460,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         cursorKey: endpointCursorKey(config),
         log: log.child({ endpoint: name }),
         onSkipped: (server) => metrics.endpointBackendsSkipped.inc({ endpoint: name, server }),
+        onTableBuilt: () => metrics.endpointTablesBuilt.inc({ endpoint: name }),
         starts: registry.starts,
       }),
     ]),

@@ -9,6 +9,7 @@ import { redactor } from './redact.js'
 import { BridgeError } from './errors.js'
 import { decodeCursor, encodeCursor } from './endpoint-cursor.js'
 import { buildNameTable, type NameTable } from './endpoint-names.js'
+import { EndpointTables } from './endpoint-tables.js'
 import { buildUriTable, type UriTable } from './endpoint-uris.js'
 import { isObject, rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
 import { asksForTask, withoutTask, withoutTaskSupport } from './tasks.js'
@@ -65,6 +66,8 @@ export class Aggregate {
    * and never fill (or are served from) the entry other users share.
    */
   private readonly diverged = new Set<string>()
+  /** Name and URI tables built from `cache`'s lists, each once per set of lists (endpoint-tables.ts). */
+  private readonly tables: EndpointTables
   private readonly unsubscribe: () => void
 
   constructor(
@@ -83,10 +86,13 @@ export class Aggregate {
       onSkipped?: (server: string) => void
       /** Which servers failed to start lately: left out of lists at once, never waited for. */
       starts?: StartFailures
+      /** Told when a name or URI table is built (a metric). */
+      onTableBuilt?: () => void
     },
   ) {
     this.name = o.name
     this.endpoint = o.endpoint
+    this.tables = new EndpointTables(o.endpoint.tables, o.onTableBuilt)
     this.servers =
       o.endpoint.servers === '*' ? Object.keys(o.config.servers) : [...o.endpoint.servers]
     const unlisten = o.lanes.onEvent((e) => this.changed(e))
@@ -331,7 +337,7 @@ export class Aggregate {
   ): Promise<(server: string, item: Item) => Item | undefined> {
     const { field } = LISTS[method]
     if (method === 'tools/list' || method === 'prompts/list') {
-      const table = this.tableOf(lists)
+      const table = this.tableOf(method, lists)
       return (server, item) => {
         const name = table.publicName(server, String(item[field]))
         if (name === undefined) return undefined
@@ -352,16 +358,18 @@ export class Aggregate {
     }
   }
 
-  private tableOf(lists: [string, Item[]][]): NameTable {
-    return buildNameTable(
-      lists.map(([server, items]) => ({
-        server,
-        names: items.map((i) => i.name).filter((n): n is string => typeof n === 'string'),
-      })),
-      {
-        prefix: this.o.endpoint.prefix,
-        maxLength: this.o.endpoint.maxNameLength,
-      },
+  private tableOf(method: 'tools/list' | 'prompts/list', lists: [string, Item[]][]): NameTable {
+    return this.tables.get(method, lists, () =>
+      buildNameTable(
+        lists.map(([server, items]) => ({
+          server,
+          names: items.map((i) => i.name).filter((n): n is string => typeof n === 'string'),
+        })),
+        {
+          prefix: this.o.endpoint.prefix,
+          maxLength: this.o.endpoint.maxNameLength,
+        },
+      ),
     )
   }
 
@@ -369,7 +377,7 @@ export class Aggregate {
     method: 'tools/list' | 'prompts/list',
     caller: AggregateCaller,
   ): Promise<NameTable> {
-    return this.tableOf((await this.lists(method, caller)).lists)
+    return this.tableOf(method, (await this.lists(method, caller)).lists)
   }
 
   /** Resources and templates of every accessible backend, in one table (URIs collide across both). */
@@ -378,22 +386,28 @@ export class Aggregate {
       this.lists('resources/list', caller),
       this.lists('resources/templates/list', caller),
     ])
-    const templatesOf = new Map(templates.lists)
-    const servers = [
-      ...new Set([...resources.lists.map(([s]) => s), ...templates.lists.map(([s]) => s)]),
+    const from: [string, Item[]][] = [
+      ...resources.lists.map(([s, items]): [string, Item[]] => [`resources ${s}`, items]),
+      ...templates.lists.map(([s, items]): [string, Item[]] => [`templates ${s}`, items]),
     ]
-    const uris = new Map(resources.lists)
-    return buildUriTable(
-      servers.map((server) => ({
-        server,
-        uris: (uris.get(server) ?? [])
-          .map((i) => i.uri)
-          .filter((u): u is string => typeof u === 'string'),
-        templates: (templatesOf.get(server) ?? [])
-          .map((i) => i.uriTemplate)
-          .filter((u): u is string => typeof u === 'string'),
-      })),
-    )
+    return this.tables.get('uris', from, () => {
+      const templatesOf = new Map(templates.lists)
+      const servers = [
+        ...new Set([...resources.lists.map(([s]) => s), ...templates.lists.map(([s]) => s)]),
+      ]
+      const uris = new Map(resources.lists)
+      return buildUriTable(
+        servers.map((server) => ({
+          server,
+          uris: (uris.get(server) ?? [])
+            .map((i) => i.uri)
+            .filter((u): u is string => typeof u === 'string'),
+          templates: (templatesOf.get(server) ?? [])
+            .map((i) => i.uriTemplate)
+            .filter((u): u is string => typeof u === 'string'),
+        })),
+      )
+    })
   }
 
   /**

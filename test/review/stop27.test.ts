@@ -1,0 +1,131 @@
+// Stop 27 (brief review35): an outside attacker with a low-privilege token against the
+// combinations: aggregating endpoints over shared, session and per-user-credential backends,
+// sessionless lanes and the legacy transport, namespaced names, subscriptions, policy reloads
+// and memory under a hostile client. Real processes, a real gateway and IdP, raw HTTP or the SDK.
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { request } from 'undici'
+import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
+import { connectAs } from '../helpers/sdk-session.js'
+import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+
+const node = process.execPath
+const conformance = (env: Record<string, string> = {}) => ({
+  command: node,
+  args: [join(SERVERS_DIR, 'conformance.js')],
+  env,
+})
+const ALLOW_ALL = `    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    resources: { "*": ["mcp:read"] }\n    prompts: { "*": ["mcp:read"] }\n`
+
+/** The sum of a counter's samples whose labels include `labels` (0 when it has none yet). */
+async function counter(stack: Stack, name: string, labels: string): Promise<number> {
+  const text = await (await request(`${stack.url}/metrics`)).body.text()
+  let sum = 0
+  for (const line of text.split('\n'))
+    if (line.startsWith(`${name}{`) && line.includes(labels)) sum += Number(line.split(' ').pop())
+  return sum
+}
+
+function textOf(body: string): string {
+  const result = JSON.parse(body).result as {
+    content?: { text: string }[]
+    contents?: { text: string }[]
+  }
+  return [...(result.content ?? []), ...(result.contents ?? [])].map((c) => c.text).join('')
+}
+
+describe('stop27: an endpoint builds its name and URI tables once per set of lists, not per request', () => {
+  // Each routed request (a call, a read, a subscribe, a completion) and each result carrying a
+  // resource URI rebuilt the endpoint's whole name or URI table from the cached lists: a pass
+  // over every name and URI, SHA-256 for names needing a short form, a template match for every
+  // listed URI. With a backend listing 10,000 resources that is ~12 ms of the event loop per
+  // table, two per read (route + publish): measured through a real gateway, a sessionless
+  // resources/read cost 33 ms of CPU against 4 ms with 10 resources, and a 2025-03-26 batch of
+  // 100 reads holds the event loop for seconds. Any user allowed one read could freeze every
+  // other user's requests at little cost to themselves (medium: availability, low privilege).
+  // Now a table is kept, found again by the very cached lists it maps, and rebuilt only when a
+  // list is read again (its server said it changed) or it was pushed out of the bounded cache.
+  let stack: Stack
+  const url = () => `${stack.url}/mcp/big`
+  before(async () => {
+    stack = await startStack({
+      policy: `${TEST_POLICY}  conformance:\n${ALLOW_ALL}`,
+      servers: { conformance: conformance({ CONFORMANCE_RESOURCES: '200' }) },
+      config: { endpoints: { big: { servers: ['conformance', 'notes', 'fixture'] } } },
+    })
+  })
+  after(() => stack.close())
+
+  const built = () => counter(stack, 'mcp_edge_endpoint_tables_built_total', 'endpoint="big"')
+
+  it('many sessionless calls and reads build no table once the first ones did', async () => {
+    const token = await stack.token('alice', { resource: url() })
+    let id = 0
+    const read = async (uri: string) => {
+      const res = await request(
+        url(),
+        modernRequest(token, 'resources/read', { uri }, { id: ++id, name: uri }),
+      )
+      const body = await res.body.text()
+      assert.equal(res.statusCode, 200, body)
+      return textOf(body)
+    }
+    const call = async (name: string, args: Record<string, unknown> = {}) => {
+      const res = await request(url(), modernToolCall(token, name, args, { id: ++id }))
+      const body = await res.body.text()
+      assert.equal(res.statusCode, 200, body)
+      return textOf(body)
+    }
+    // The first ones build what they need (tools and URIs).
+    assert.equal(await read('test://extra/0'), 'extra 0')
+    assert.match(await call('notes_list_notes'), /welcome/)
+    const first = await built()
+    assert.ok(first >= 2, `the first requests built the tables (${first})`)
+    for (let i = 1; i <= 30; i++) {
+      assert.equal(await read(`test://extra/${i}`), `extra ${i}`)
+      assert.match(await call('notes_read_note', { name: 'welcome' }), /Hello/)
+    }
+    assert.equal(await built(), first, '60 more requests, the same lists: no table built again')
+  })
+
+  it('a session-era batch of reads and a subscription build none either', async () => {
+    const { client } = await connectAs(stack, 'alice', 'big')
+    try {
+      await client.listTools()
+      await client.readResource({ uri: 'test://extra/1' })
+      const before = await built()
+      const reads = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => client.readResource({ uri: `test://extra/${i}` })),
+      )
+      assert.deepEqual(
+        reads.map((r) => (r.contents[0] as { text: string }).text),
+        Array.from({ length: 40 }, (_, i) => `extra ${i}`),
+      )
+      await client.subscribeResource({ uri: 'test://watched-resource' })
+      await client.unsubscribeResource({ uri: 'test://watched-resource' })
+      assert.equal(await built(), before)
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('a list that changed is a new table: a tool added since is routed at once', async () => {
+    const { client } = await connectAs(stack, 'alice', 'big')
+    try {
+      const changed = new Promise<void>((resolve) =>
+        client.setNotificationHandler('notifications/tools/list_changed', () => resolve()),
+      )
+      await client.callTool({ name: 'fixture_pid' })
+      const before = await built()
+      // The fixture's list_changed registers `dummy` in alice's process and announces it.
+      await client.callTool({ name: 'fixture_list_changed' })
+      await changed
+      const result = await client.callTool({ name: 'fixture_dummy' })
+      assert.equal((result.content as { text: string }[])[0]!.text, 'dummy')
+      assert.ok((await built()) > before, 'built again from the list read again')
+    } finally {
+      await client.close()
+    }
+  })
+})
