@@ -9,6 +9,7 @@ import { request } from 'undici'
 import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
 import { connectAs } from '../helpers/sdk-session.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const node = process.execPath
 const conformance = (env: Record<string, string> = {}) => ({
@@ -127,5 +128,109 @@ describe('stop27: an endpoint builds its name and URI tables once per set of lis
     } finally {
       await client.close()
     }
+  })
+})
+
+describe('stop27: an endpoint session with a request in progress is not idle', () => {
+  // A session-era endpoint session counted as busy only while a call ran on a backend process:
+  // a request still waiting for a free process of the user (limits.sessionless.laneWait, up to
+  // 10 minutes) or for the backends' lists (listTimeout × listPages) was "idle". At
+  // limits.maxSessions the least recently used idle endpoint session is ended to make room, so
+  // another user's initialize ended it mid-request (its client never got an answer), and the
+  // idle reaper could do the same to a wait longer than the endpoint's idleTimeout. A server's
+  // own session counts every request from its arrival (session.ts inflight); an endpoint
+  // session now does too (low: availability of one request, at the gateway's session limit).
+  let stack: Stack
+  const url = () => `${stack.url}/mcp/busy`
+  before(async () => {
+    stack = await startStack({
+      config: {
+        limits: { maxSessions: 2, sessionless: { lanesPerSubject: 1, laneWait: 60_000 } },
+        endpoints: { busy: { servers: ['fixture'] } },
+      },
+    })
+  })
+  after(() => stack.close())
+
+  const headers = (token: string, session?: string) => ({
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    authorization: `Bearer ${token}`,
+    'mcp-protocol-version': '2025-11-25',
+    ...(session ? { 'mcp-session-id': session } : {}),
+  })
+  const post = (token: string, session: string | undefined, body: unknown) =>
+    request(url(), { method: 'POST', headers: headers(token, session), body: JSON.stringify(body) })
+  /** A session of a client that only POSTs (no GET stream: many clients open none). */
+  const open = async (token: string) => {
+    const res = await post(token, undefined, {
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-11-25',
+        capabilities: {},
+        clientInfo: { name: 'raw', version: '0' },
+      },
+    })
+    const body = await res.body.text()
+    const session = res.headers['mcp-session-id'] as string | undefined
+    if (session !== undefined)
+      await (
+        await post(token, session, { jsonrpc: '2.0', method: 'notifications/initialized' })
+      ).body.text()
+    return { status: res.statusCode, session, body }
+  }
+  /** Reads a stream until `until` is in what was read (or it ends). */
+  const readUntil = async (it: AsyncIterator<unknown>, seen: { text: string }, until?: string) => {
+    while (until === undefined || !seen.text.includes(until)) {
+      const next = await it.next()
+      if (next.done) return
+      seen.text += String(next.value)
+    }
+  }
+  const waiters = async () => {
+    const text = await (await request(`${stack.url}/metrics`)).body.text()
+    return Number(/^mcp_edge_lane_waiters\{server="fixture"\} (\d+)$/m.exec(text)?.[1] ?? 0)
+  }
+
+  it("a call waiting for a free process keeps its session: another user's initialize at maxSessions is refused, not given it", async () => {
+    const alice = await stack.token('alice', { resource: url() })
+    const s1 = await open(alice)
+    const s2 = await open(alice)
+    assert.equal(s2.status, 200, s2.body)
+    // s1's call holds alice's one process at a gate.
+    const held = await post(alice, s1.session, {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'fixture_gate', arguments: { name: 'g' }, _meta: { progressToken: 'p' } },
+    })
+    const heldIt = held.body[Symbol.asyncIterator]()
+    const heldText = { text: '' }
+    await readUntil(heldIt, heldText, 'waiting at g')
+    // s2's call waits for it.
+    const waiting = await post(alice, s2.session, {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'fixture_pid', arguments: {} },
+    })
+    const waitingIt = waiting.body[Symbol.asyncIterator]()
+    const waitingText = { text: '' }
+    await waitFor(async () => (await waiters()) === 1)
+    const bob = await open(await stack.token('bob', { resource: url() }))
+    assert.equal(bob.status, 503, `bob's initialize: ${bob.body}`)
+    // s1's call cancelled, its process given up: s2's call runs and is answered.
+    await (
+      await post(alice, s1.session, {
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: 1, reason: 'test' },
+      })
+    ).body.text()
+    await readUntil(waitingIt, waitingText)
+    assert.match(waitingText.text, /"id":1,"result"/, waitingText.text)
+    await readUntil(heldIt, heldText)
   })
 })
