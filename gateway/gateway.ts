@@ -573,6 +573,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       rates,
       outbound,
       pins,
+      gate,
     },
     rates,
     pins,

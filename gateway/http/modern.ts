@@ -5,6 +5,7 @@ import type {
 } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
+import type { CredentialGate } from '../bridge/credential-gate.js'
 import type { LanePool } from '../bridge/lanes.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
 import { LISTS, type Aggregate, type ListMethod } from '../bridge/aggregate.js'
@@ -62,6 +63,8 @@ export interface ModernDeps {
   /** Where SSE streams get their bounds (a principal's streams share one budget). */
   outbound: Outbound
   pins?: import('../pins/pins.js').PinGate
+  /** Per-user credentials, for a listen stream's subscriptions (the engine has its own). */
+  gate?: CredentialGate
 }
 
 /** One modern request, already authenticated and classified. */
@@ -180,6 +183,8 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
             principal: r.principal,
             signal: r.req.signal,
             log: r.log,
+            gate: d.gate,
+            bearer: r.bearer,
           })
     audit(d, r, message.method, decided, start, { kind: 'status', status: res.status })
     return res
@@ -249,6 +254,7 @@ async function serveEndpoint(
       bearer: r.bearer,
       signal: r.req.signal,
       log: r.log,
+      gate: d.gate,
     })
     auditEndpoint(d.audit, {
       principal: r.principal,

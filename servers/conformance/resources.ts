@@ -13,10 +13,17 @@ const TEMPLATE = /^test:\/\/template\/([^/]+)\/data$/
 
 let revision = 0
 const subscribed = new Set<string>()
-/** CONFORMANCE_TRACE=1: each subscribe and unsubscribe is told on stderr, so a test knows which process got it. */
+/**
+ * CONFORMANCE_TRACE=1: each subscribe and unsubscribe is told on stderr, so a test knows which
+ * process got it; with CONFORMANCE_TRACE_VAR=NAME, also whether NAME was in its environment (a
+ * per-user credential: with what the process acted).
+ */
+const traced = process.env.CONFORMANCE_TRACE_VAR
+const traceTail =
+  traced === undefined ? '' : ` (${traced} ${process.env[traced] ? 'set' : 'unset'})`
 const trace =
   process.env.CONFORMANCE_TRACE === '1'
-    ? (line: string) => void process.stderr.write(`conformance: ${line}\n`)
+    ? (line: string) => void process.stderr.write(`conformance: ${line}${traceTail}\n`)
     : () => {}
 
 /** CONFORMANCE_RESOURCES=N: N more static resources listed, `test://extra/<i>` (a server with many). */

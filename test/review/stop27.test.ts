@@ -234,3 +234,65 @@ describe('stop27: an endpoint session with a request in progress is not idle', (
     await readUntil(heldIt, heldText)
   })
 })
+
+describe("stop27: a subscriptions/listen stream acts with the user's credentials", () => {
+  // resources/subscribe acts with the user's credentials (credential-gate.ts CREDENTIAL_METHODS):
+  // in a session, at an endpoint session and in a sessionless call it runs on a process started
+  // with them. A 2026-07-28 subscriptions/listen stream placed its subscriptions on a process it
+  // leased with none: a new process without the user's secrets (not the user's own, which has
+  // them), so a server that needs the user's token to watch a resource refused or watched as
+  // nobody, and the user's process-start budget paid for a process of no use to them.
+  const credentials = { VAULT_TOKEN: { secret: 'vault_token', describe: 'Your vault token' } }
+  let stack: Stack
+  before(async () => {
+    stack = await startStack({
+      policy: `${TEST_POLICY}  cwatch:\n${ALLOW_ALL}`,
+      servers: {
+        cwatch: {
+          ...conformance({ CONFORMANCE_TRACE: '1', CONFORMANCE_TRACE_VAR: 'VAULT_TOKEN' }),
+          credentials,
+        },
+      },
+      config: { endpoints: { cw: { servers: ['cwatch'] } } },
+    })
+    await stack.gateway.secrets!.set({ iss: stack.idp.issuer, sub: 'alice' }, 'vault_token', 'v-1')
+  })
+  after(() => stack.close())
+
+  /** What the processes said of each subscription they took (stderr, through the gateway's log). */
+  const subscribed = () =>
+    stack.logLines
+      .map((l) => JSON.parse(l) as { stderr?: string })
+      .map((l) => l.stderr ?? '')
+      .filter((l) => l.includes('conformance: subscribed'))
+
+  for (const [where, path] of [
+    ['at the server', 'cwatch'],
+    ['at an endpoint', 'cw'],
+  ] as const) {
+    it(`${where}: the process subscribed was started with the user's secret`, async () => {
+      const url = `${stack.url}/mcp/${path}`
+      const token = await stack.token('alice', { resource: url })
+      const before = subscribed().length
+      const ac = new AbortController()
+      const res = await request(url, {
+        ...modernRequest(token, 'subscriptions/listen', {
+          notifications: { resourceSubscriptions: ['test://watched-resource'] },
+        }),
+        signal: ac.signal,
+      })
+      assert.equal(res.statusCode, 200)
+      let text = ''
+      for await (const chunk of res.body) {
+        text += String(chunk)
+        if (text.includes('acknowledged')) break
+      }
+      ac.abort()
+      assert.match(text, /watched-resource/, `acknowledged: ${text}`)
+      const lines = await waitFor(
+        () => subscribed().slice(before).length > 0 && subscribed().slice(before),
+      )
+      assert.deepEqual(lines, ['conformance: subscribed test://watched-resource (VAULT_TOKEN set)'])
+    })
+  }
+})
