@@ -66,6 +66,12 @@ export class Aggregate {
    * and never fill (or are served from) the entry other users share.
    */
   private readonly diverged = new Set<string>()
+  /**
+   * The identity (identityEnv: client and scopes) a user's entry of `cache` was read under: a
+   * process of another of their identities may list otherwise, so that one reads its own (one
+   * entry per user still, never one per identity a user's tokens can name).
+   */
+  private readonly identities = new Map<string, string>()
   /** Name and URI tables built from `cache`'s lists, each once per set of lists (endpoint-tables.ts). */
   private readonly tables: EndpointTables
   private readonly unsubscribe: () => void
@@ -443,10 +449,11 @@ export class Aggregate {
     server: string,
     caller: AggregateCaller,
   ): Promise<Item[]> {
-    const key = this.cacheKey(method, server, caller.principal)
-    const cached = this.cache.get(key)
-    if (cached !== undefined) return cached
     const { lanes, gate } = this.o
+    const key = this.cacheKey(method, server, caller.principal)
+    const identity = lanes.identityOf(server, caller.principal)
+    const cached = this.cache.get(key)
+    if (cached !== undefined && this.identities.get(key) === identity) return cached
     // A server that does not offer the feature has nothing to list (and is not asked). Once one
     // of its processes has answered initialize, that is known without taking (or starting) one.
     const capability = method.startsWith('tools')
@@ -455,7 +462,7 @@ export class Aggregate {
         ? 'prompts'
         : 'resources'
     const known = lanes.initOf(server, caller.principal)?.capabilities
-    if (isObject(known) && !(capability in known)) return this.remember(key, [])
+    if (isObject(known) && !(capability in known)) return this.remember(key, [], identity)
     const credentials = gate?.needs(server)
       ? await gate.initial(server, caller.principal, caller.bearer)
       : undefined
@@ -475,7 +482,7 @@ export class Aggregate {
     const items: Item[] = []
     try {
       const caps = lane.init.capabilities
-      if (isObject(caps) && !(capability in caps)) return this.remember(key, items)
+      if (isObject(caps) && !(capability in caps)) return this.remember(key, items, identity)
       const { key: field } = LISTS[method]
       let cursor: string | undefined
       const { listPages, listTimeout } = this.o.endpoint
@@ -503,12 +510,19 @@ export class Aggregate {
       lanes.release(lane)
     }
     // Keyed again: the process may have announced a change of its own while it listed.
-    return this.remember(this.cacheKey(method, server, caller.principal), items)
+    return this.remember(this.cacheKey(method, server, caller.principal), items, identity)
   }
 
-  private remember(key: string, items: Item[]): Item[] {
+  private remember(key: string, items: Item[], identity: string | undefined): Item[] {
     this.cache.set(key, items)
+    if (identity === undefined) this.identities.delete(key)
+    else this.identities.set(key, identity)
     return items
+  }
+
+  private drop(key: string): void {
+    this.cache.delete(key)
+    this.identities.delete(key)
   }
 
   /**
@@ -541,7 +555,7 @@ export class Aggregate {
     if (!this.servers.includes(server)) return
     this.diverged.delete(`${server}\n${owner}`)
     for (const key of [...this.cache.keys()])
-      if (key.endsWith(`\n${server}\n${owner}`)) this.cache.delete(key)
+      if (key.endsWith(`\n${server}\n${owner}`)) this.drop(key)
   }
 
   /** A server said a list changed: its cached lists of that kind are read again when next needed. */
@@ -562,7 +576,7 @@ export class Aggregate {
     for (const m of methods) {
       const prefix = `${m}\n${e.server}`
       for (const key of [...this.cache.keys()])
-        if (key === prefix || key.startsWith(`${prefix}\n`)) this.cache.delete(key)
+        if (key === prefix || key.startsWith(`${prefix}\n`)) this.drop(key)
     }
   }
 }

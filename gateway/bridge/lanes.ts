@@ -106,6 +106,14 @@ export class LanePool implements Holders {
   }
 
   /**
+   * The identity a process of `server` is started with for `principal` under `identityEnv`
+   * (client and scopes; undefined without): processes of two identities may answer differently.
+   */
+  identityOf(server: string, principal: Principal): string | undefined {
+    return this.o.source.identityOf(server, principal)
+  }
+
+  /**
    * Subscribes a `subscriptions/listen` stream of `principal` on `server` to server events of
    * every lane, and to the pool closing (shutdown ends streams gracefully); returns the
    * unsubscribe, or undefined when the principal already holds `listensPerSubject`.

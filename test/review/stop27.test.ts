@@ -3,6 +3,8 @@
 // sessionless lanes and the legacy transport, namespaced names, subscriptions, policy reloads
 // and memory under a hostile client. Real processes, a real gateway and IdP, raw HTTP or the SDK.
 import assert from 'node:assert/strict'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
@@ -295,4 +297,52 @@ describe("stop27: a subscriptions/listen stream acts with the user's credentials
       assert.deepEqual(lines, ['conformance: subscribed test://watched-resource (VAULT_TOKEN set)'])
     })
   }
+})
+
+describe("stop27: an endpoint's lists of an identityEnv server are each identity's own", () => {
+  // Under identityEnv a process is started with its client's identity (MCP_EDGE_CLIENT_ID,
+  // MCP_EDGE_SCOPES), and the gateway keeps one catalog (initialize result, tool schemas) per
+  // identity (lane-catalog.ts), since each may answer differently. The endpoint's list cache was
+  // per user: a narrow client of a user (a third-party app given mcp:read) was shown the tools,
+  // with their descriptions, that the server listed to the same user's broader client, which
+  // its own process does not have (low: within one user, what the server itself withholds).
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-stop27-'))
+  let stack: Stack
+  const url = () => `${stack.url}/mcp/ids`
+  before(async () => {
+    writeFileSync(
+      join(dir, 'tools-wide.json'),
+      JSON.stringify([
+        { name: 'purge', description: 'wide only', inputSchema: { type: 'object' } },
+      ]),
+    )
+    writeFileSync(join(dir, 'tools-narrow.json'), '[]')
+    stack = await startStack({
+      policy: `${TEST_POLICY}  pinned:\n${ALLOW_ALL}`,
+      servers: {
+        pinned: {
+          command: node,
+          args: [join(SERVERS_DIR, 'pinned.js')],
+          identityEnv: true,
+          env: { PINNED_TOOLS: join(dir, 'tools-{client}.json') },
+        },
+      },
+      config: { endpoints: { ids: { servers: ['pinned'] } } },
+    })
+  })
+  after(() => stack.close())
+
+  const names = async (client: string) => {
+    const token = await stack.forge({ aud: url(), client_id: client })
+    const res = await request(url(), modernRequest(token, 'tools/list', {}))
+    const body = await res.body.text()
+    assert.equal(res.statusCode, 200, body)
+    return (JSON.parse(body).result.tools as { name: string }[]).map((t) => t.name).sort()
+  }
+
+  it("one user's narrow client is not shown what the server listed to their broad one", async () => {
+    assert.deepEqual(await names('wide'), ['pinned_announce', 'pinned_purge'])
+    assert.deepEqual(await names('narrow'), ['pinned_announce'])
+    assert.deepEqual(await names('wide'), ['pinned_announce', 'pinned_purge'])
+  })
 })
