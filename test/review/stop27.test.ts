@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
+import { editPolicy } from '../helpers/policy-edit.js'
 import { connectAs } from '../helpers/sdk-session.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -344,5 +345,93 @@ describe("stop27: an endpoint's lists of an identityEnv server are each identity
     assert.deepEqual(await names('wide'), ['pinned_announce', 'pinned_purge'])
     assert.deepEqual(await names('narrow'), ['pinned_announce'])
     assert.deepEqual(await names('wide'), ['pinned_announce', 'pinned_purge'])
+  })
+})
+
+describe('stop27 (held): a shared backend at an endpoint, its subscriptions across users and reloads', () => {
+  // One shared process serves every user; each user's endpoint requests run on their own view
+  // of it (a lane of the shared process). What was tried: a user who may not read a URI
+  // subscribing (refused, nothing placed), hearing another user's updates (no: the process's
+  // update goes to the views that subscribed, then by policy), unsubscribing another's
+  // subscription (no: the process keeps it while a view holds it), and a reload withdrawing
+  // the URI from a subscriber (its next update is dropped; restored, relayed again).
+  let stack: Stack
+  const RULES = `    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    resources: { "test://watched-resource": ["mcp:write"], "*": ["mcp:read"] }\n`
+  before(async () => {
+    stack = await startStack({
+      policy: `${TEST_POLICY}  sconf:\n${RULES}`,
+      servers: { sconf: { ...conformance(), mode: 'shared' } },
+      config: { endpoints: { sh: { servers: ['sconf', 'notes'] } } },
+    })
+  })
+  after(() => stack.close())
+
+  const WATCHED = 'test://watched-resource'
+  const session = async (user: string) => {
+    const updates: string[] = []
+    const { client } = await connectAs(stack, user, 'sh', {
+      setup: (c) =>
+        c.setNotificationHandler(
+          'notifications/resources/updated',
+          (n) => void updates.push(String(n.params.uri)),
+        ),
+    })
+    return { client, updates }
+  }
+  const touch = (c: Awaited<ReturnType<typeof session>>['client']) =>
+    c.callTool({ name: 'sconf_test_update_watched_resource' })
+
+  it('only the subscriber who may read the URI hears its updates; a reader without the scope is refused', async () => {
+    const dora = await session('dev')
+    const alice = await session('alice')
+    try {
+      await dora.client.subscribeResource({ uri: WATCHED })
+      await assert.rejects(alice.client.subscribeResource({ uri: WATCHED }), /403|insufficient/i)
+      await touch(alice.client)
+      await waitFor(() => dora.updates.length === 1, "dora hears alice's change")
+      await alice.client.ping()
+      await dora.client.ping()
+      assert.deepEqual(dora.updates, [WATCHED])
+      assert.deepEqual(alice.updates, [], 'alice subscribed to nothing: she hears nothing')
+    } finally {
+      await dora.client.close()
+      await alice.client.close()
+    }
+  })
+
+  it("another user's unsubscribe leaves a subscriber's subscription at the shared process", async () => {
+    const dora = await session('dev')
+    const ada = await session('admin')
+    try {
+      await dora.client.subscribeResource({ uri: WATCHED })
+      await ada.client.subscribeResource({ uri: WATCHED })
+      await ada.client.unsubscribeResource({ uri: WATCHED })
+      await touch(ada.client)
+      await waitFor(() => dora.updates.length === 1, 'dora still hears the change')
+      await ada.client.ping()
+      assert.deepEqual(ada.updates, [])
+    } finally {
+      await dora.client.close()
+      await ada.client.close()
+    }
+  })
+
+  it('a reload withdrawing the URI from a subscriber drops its next update; restored, the next is relayed', async () => {
+    const policy = editPolicy(stack)
+    const dora = await session('dev')
+    try {
+      await dora.client.subscribeResource({ uri: WATCHED })
+      policy.replace('"test://watched-resource": ["mcp:write"]', '"test://watched-resource": deny')
+      // The process notifies before it answers: the update was decided when the call returns.
+      await touch(dora.client)
+      policy.restore()
+      await touch(dora.client)
+      await waitFor(() => dora.updates.length >= 1, 'the update after the restore is relayed')
+      await dora.client.ping()
+      assert.deepEqual(dora.updates, [WATCHED], 'the one under the withdrawing policy was dropped')
+    } finally {
+      policy.restore()
+      await dora.client.close()
+    }
   })
 })
