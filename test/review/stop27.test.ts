@@ -298,6 +298,47 @@ describe("stop27: a subscriptions/listen stream acts with the user's credentials
       assert.deepEqual(lines, ['conformance: subscribed test://watched-resource (VAULT_TOKEN set)'])
     })
   }
+  it("a deleted secret ends the process holding a subscription with it (an endpoint session's)", async () => {
+    // A session's process is replaced once a secret it holds is deleted ("lists, pings and
+    // subscriptions would go on running with the old value", credential-gate.ts). A lane with
+    // a resource subscription was only marked stale and kept while the subscription pinned it:
+    // an endpoint session holding one (its GET stream open, so never idle) kept the deleted
+    // value in a running process for as long as the session lived.
+    const { client } = await connectAs(stack, 'alice', 'cw')
+    const owner = { iss: stack.idp.issuer, sub: 'alice' }
+    try {
+      const before = stack.logLines.length
+      await client.subscribeResource({ uri: 'test://watched-resource' })
+      const pid = await waitFor(() => {
+        for (const l of stack.logLines.slice(before)) {
+          const e = JSON.parse(l) as { stderr?: string; pid?: number }
+          if (e.stderr?.includes('subscribed test://watched-resource (VAULT_TOKEN set)'))
+            return e.pid
+        }
+        return undefined
+      })
+      await stack.gateway.secrets!.remove(owner, 'vault_token')
+      // The user's next request finds the secret gone.
+      const refused = await client.callTool({ name: 'cwatch_test_simple_text' })
+      assert.equal(refused.isError, true)
+      await waitFor(() => {
+        try {
+          process.kill(pid, 0)
+          return false
+        } catch {
+          return true
+        }
+      }, 'the process started with the deleted secret exits')
+      await waitFor(() =>
+        stack.logLines
+          .slice(before)
+          .some((l) => l.includes('the process holding a resource subscription ended')),
+      )
+    } finally {
+      await client.close()
+      await stack.gateway.secrets!.set(owner, 'vault_token', 'v-1')
+    }
+  })
 })
 
 describe("stop27: an endpoint's lists of an identityEnv server are each identity's own", () => {
