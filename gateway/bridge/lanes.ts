@@ -50,6 +50,7 @@ export class LanePool implements Holders {
     this.limits = limits
     this.events = new LaneEvents(limits.listensPerSubject)
     this.catalog = new LaneCatalog(o.config, limits)
+    this.events.onLanesEnded((server, owner) => this.catalog.forget(server, owner))
     this.lanes = new LaneSet({
       config: o.config,
       plainConcurrency: limits.lanePlainConcurrency,

@@ -476,3 +476,63 @@ describe('stop27 (held): a shared backend at an endpoint, its subscriptions acro
     }
   })
 })
+
+describe("stop27: what a process with one user's credentials says of itself is not told to another", () => {
+  // The lanes' catalog kept one initialize result (instructions, serverInfo, capabilities) and
+  // one set of tool schemas per server, from the first process started, unless identityEnv.
+  // A server that takes per-user credentials runs a process per user with their values, and
+  // what it says at initialize may depend on them (whom the token signs it in as). Bob's
+  // `server/discover` at the server, and his initialize at an endpoint over it, were answered
+  // with what alice's process said: here her secret itself, in real servers her login or
+  // account (medium: another user's data, any user, needs a server whose initialize depends on
+  // the credential). Now such a server's catalog is each user's own, forgotten with their
+  // last process of it.
+  const credentials = { VAULT_TOKEN: { secret: 'vault_token', describe: 'Your vault token' } }
+  let stack: Stack
+  before(async () => {
+    stack = await startStack({
+      policy: `${TEST_POLICY}  signed:\n${ALLOW_ALL}`,
+      servers: {
+        signed: {
+          command: node,
+          args: [join(SERVERS_DIR, 'fixture.js')],
+          credentials,
+          env: { FIXTURE_SIGNED_IN: 'VAULT_TOKEN' },
+        },
+      },
+      config: { endpoints: { signedep: { servers: ['signed'] } } },
+    })
+    for (const [sub, value] of [
+      ['alice', 'alice-login'],
+      ['bob', 'bob-login'],
+    ])
+      await stack.gateway.secrets!.set({ iss: stack.idp.issuer, sub: sub! }, 'vault_token', value!)
+  })
+  after(() => stack.close())
+
+  const discover = async (user: string) => {
+    const url = `${stack.url}/mcp/signed`
+    const res = await request(
+      url,
+      modernRequest(await stack.token(user, { resource: url }), 'server/discover', {}),
+    )
+    const body = await res.body.text()
+    assert.equal(res.statusCode, 200, body)
+    return JSON.parse(body).result.instructions as string | undefined
+  }
+
+  it('server/discover tells each user what their own process said', async () => {
+    assert.equal(await discover('alice'), 'signed in with alice-login')
+    assert.equal(await discover('bob'), 'signed in with bob-login')
+    assert.equal(await discover('alice'), 'signed in with alice-login')
+  })
+
+  it("an endpoint's initialize tells a user only their own processes' instructions", async () => {
+    const { client } = await connectAs(stack, 'dev', 'signedep')
+    try {
+      assert.doesNotMatch(client.getInstructions() ?? '', /alice-login|bob-login/)
+    } finally {
+      await client.close()
+    }
+  })
+})
