@@ -536,3 +536,59 @@ describe("stop27: what a process with one user's credentials says of itself is n
     }
   })
 })
+
+describe('stop27 (held): a paginated endpoint listing across a policy reload', () => {
+  // A cursor is a position in the caller's own list, filtered by the policy in force at each
+  // page: a tool the reload denies between two pages never shows on the next one, a cursor
+  // issued before the reload still pages on, and one of another endpoint or list is refused.
+  let stack: Stack
+  before(async () => {
+    stack = await startStack({
+      config: {
+        endpoints: {
+          paged: { servers: ['notes', 'echo'], pageSize: 2 },
+          other: { servers: ['notes', 'echo'], pageSize: 2 },
+        },
+      },
+    })
+  })
+  after(() => stack.close())
+
+  const list = async (endpoint: string, method: string, cursor?: string) => {
+    const url = `${stack.url}/mcp/${endpoint}`
+    const token = await stack.token('alice', { resource: url })
+    const res = await request(url, modernRequest(token, method, cursor ? { cursor } : {}))
+    return JSON.parse(await res.body.text())
+  }
+
+  it('the next page is decided by the policy in force; a cursor of another endpoint or list is refused', async () => {
+    const policy = editPolicy(stack)
+    try {
+      const first = await list('paged', 'tools/list')
+      assert.deepEqual(
+        first.result.tools.map((t: { name: string }) => t.name),
+        ['notes_list_notes', 'notes_read_note'],
+      )
+      const cursor = first.result.nextCursor as string
+      assert.ok(cursor)
+      policy.replace('tools: { echo: ["mcp:read"] }', 'tools: { echo: deny }')
+      const second = await list('paged', 'tools/list', cursor)
+      assert.deepEqual(second.result.tools, [], 'echo, denied since page one, is not listed')
+      assert.equal(second.result.nextCursor, undefined)
+      for (const [endpoint, method] of [
+        ['other', 'tools/list'],
+        ['paged', 'prompts/list'],
+        ['paged', 'resources/list'],
+      ] as const) {
+        const refused = await list(endpoint, method, cursor)
+        assert.equal(
+          refused.error?.code,
+          -32602,
+          `${endpoint} ${method}: ${JSON.stringify(refused)}`,
+        )
+      }
+    } finally {
+      policy.restore()
+    }
+  })
+})
