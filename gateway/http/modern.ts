@@ -29,7 +29,7 @@ import { outcomeOf, type HttpTrace, type Tracing } from '../observability/tracin
 import type { Decided } from '../policy/decided.js'
 import type { Policy } from '../policy/policy.js'
 import type { PolicyStore } from '../policy/store.js'
-import { admitBody, limitEndpointRequest, refuseDisguised } from './decide.js'
+import { admitBody, limitEndpointRequest, refuseDisguised, refuseEndpointAccess } from './decide.js'
 import { ROUTED } from './endpoint-route.js'
 import { errorOutcome, traceBody, type TracedBody } from './traced.js'
 import type { RateLimits } from './rate-limit.js'
@@ -204,6 +204,9 @@ async function serveEndpoint(
   message: JSONRPCRequest,
   traced: TracedBody | undefined,
 ): Promise<Response> {
+  const denied = refuseEndpointAccess(d, agg, r.principal, message.method, r.policy)
+  if (denied)
+    return decisionResponse(denied, { resourceMetadata: r.resourceMetadata, id: message.id })
   const caller = { ...callerOf(r), signal: r.req.signal }
   const params = (message.params ?? {}) as Record<string, unknown>
   const start = performance.now()

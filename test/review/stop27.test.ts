@@ -592,3 +592,106 @@ describe('stop27 (held): a paginated endpoint listing across a policy reload', (
     }
   })
 })
+
+describe('stop27: an endpoint refuses a caller the policy denies every backend of', () => {
+  // A server refuses a caller its policy denies (-32010 on a 200; no session, no process). An
+  // endpoint opened a session for a caller denied every one of its backends, on Streamable
+  // HTTP and on the legacy transport, and served their sessionless requests (empty lists,
+  // every capability offered): a user the policy shuts out held session slots (counted toward
+  // limits.maxSessions, where other users' idle endpoint sessions are ended to make room) and
+  // learned the endpoint's description (low). A reload that denies them everything already
+  // closed their sessions; now none opens. A backend they only lack a scope for is not denied.
+  let stack: Stack
+  before(async () => {
+    stack = await startStack({
+      // `closed` has no policy at all: nobody may use it.
+      servers: { closed: { command: node, args: [join(SERVERS_DIR, 'fixture.js')] } },
+      config: {
+        endpoints: {
+          shut: { servers: ['closed'], description: 'the shut endpoint' },
+          half: { servers: ['closed', 'notes'] },
+        },
+      },
+    })
+  })
+  after(() => stack.close())
+
+  const INIT = {
+    jsonrpc: '2.0',
+    id: 7,
+    method: 'initialize',
+    params: {
+      protocolVersion: '2025-11-25',
+      capabilities: {},
+      clientInfo: { name: 'x', version: '0' },
+    },
+  }
+  const post = async (path: string, body: unknown, extra: Record<string, string> = {}) => {
+    const url = `${stack.url}/mcp/${path}`
+    const token = await stack.token('alice', { resource: url })
+    const res = await request(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${token}`,
+        'mcp-protocol-version': '2025-11-25',
+        ...extra,
+      },
+      body: JSON.stringify(body),
+    })
+    const text = await res.body.text()
+    return { status: res.statusCode, session: res.headers['mcp-session-id'], text }
+  }
+
+  it('initialize: refused as the server refuses it, no session; an endpoint with one usable backend opens', async () => {
+    const direct = await post('closed', INIT)
+    const shut = await post('shut', INIT)
+    assert.equal(direct.session, undefined)
+    assert.equal(shut.session, undefined, `no session: ${shut.text}`)
+    assert.equal(shut.status, direct.status)
+    assert.equal(JSON.parse(shut.text).error.code, -32010)
+    assert.equal(JSON.parse(shut.text).id, 7)
+    assert.doesNotMatch(shut.text, /shut endpoint/)
+    const half = await post('half', INIT)
+    assert.equal(half.status, 200)
+    assert.ok(half.session, 'notes is usable: the endpoint opens')
+    assert.ok(
+      stack
+        .audit()
+        .some((e) => e.server === 'shut' && e.decision === 'deny' && e.method === 'initialize'),
+      'the refusal is audited',
+    )
+  })
+
+  it('the legacy transport: GET /sse/<endpoint> is refused as /sse/<server> is', async () => {
+    const get = async (path: string) => {
+      const token = await stack.token('alice', { resource: `${stack.url}/sse/${path}` })
+      const res = await request(`${stack.url}/sse/${path}`, {
+        headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` },
+      })
+      // An event stream (a session opened) never ends by itself: its first event is enough.
+      if (String(res.headers['content-type']).includes('text/event-stream')) {
+        const first = String((await res.body[Symbol.asyncIterator]().next()).value)
+        res.body.destroy()
+        return { status: res.statusCode, text: first }
+      }
+      return { status: res.statusCode, text: await res.body.text() }
+    }
+    const direct = await get('closed')
+    const shut = await get('shut')
+    assert.equal(shut.status, direct.status, shut.text)
+    assert.equal(JSON.parse(shut.text).error.code, JSON.parse(direct.text).error.code)
+    assert.doesNotMatch(shut.text, /endpoint/)
+  })
+
+  it('sessionless requests: refused -32010 like the server, lists and discover alike', async () => {
+    const url = `${stack.url}/mcp/shut`
+    const token = await stack.token('alice', { resource: url })
+    for (const method of ['tools/list', 'server/discover', 'resources/list']) {
+      const res = await request(url, modernRequest(token, method, {}))
+      const body = JSON.parse(await res.body.text())
+      assert.equal(body.error?.code, -32010, `${method}: ${JSON.stringify(body)}`)
+    }
+  })
+})
