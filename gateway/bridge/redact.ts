@@ -16,6 +16,7 @@
  *   §4, §5): a value inside a longer encoding (`Basic base64(user:token)`) is found wherever
  *   it sits; a run goes on through a `+` or `/` a URL encoder or PHP's json_encode escaped,
  *   and through an escaped line break after 60 characters or more (MIME's 76-character lines);
+ *   wrapped over stderr lines as written, it is read on from the lines before ({@link WrappedBase64});
  * - each run of base32 characters (RFC 4648 §6, §7, either case) at its eight alignments;
  * - each list of byte values, as a byte array prints: decimal (Go's `%v`, Rust's `{:?}`) or
  *   two hex digits each (Node's `<Buffer …>`, Go's `% x`).
@@ -29,7 +30,7 @@
  */
 export type Redactor = ((line: string, upTo?: number) => string) & {
   longest: number
-  /** How many of a line's last characters `lines()` reads for the next line (fewer than `longest`). */
+  /** How many of a line's last characters `lines()` reads for the next line (at most `longest`). */
   tail: number
   /**
    * A redacting function for the lines of one stream, one after the other: it also blots a
@@ -158,7 +159,13 @@ export function redactor(values: readonly string[]): Redactor {
   const split = splitting.map((v) => new Needle(v))
   // What of a line's end the lines() function reads for the next line.
   const held = Math.max(0, ...splitting.map((v) => v.length - 1))
-  const collect = (line: string, hits: Hits) => {
+  // Base64 characters of a stream's end held for its next line ({@link WrappedBase64}), and
+  // the line characters that hold them (3 for an escaped `+` or `/`).
+  const wrapKeep = Math.max(0, ...inBase64.map((s) => Math.ceil((s.bytes.length * 8) / 6) + 4))
+  const wrapRead = inBase64.length > 0 ? 3 * wrapKeep + 3 : 0
+  const openings = inBase64.length > 0 ? new Openings(inBase64) : undefined
+  /** Collects the line's hits; gives back its base64 characters where values are looked for there. */
+  const collect = (line: string, hits: Hits): Units | undefined => {
     for (const f of anywhere) f.each(line, (s, e) => hits.add(s, e))
     for (const pattern of alone)
       for (const m of line.matchAll(pattern)) hits.add(m.index, m.index + m[0].length)
@@ -173,14 +180,15 @@ export function redactor(values: readonly string[]): Redactor {
       findUnentitied(line, secrets, (s, e) => hits.add(s, e))
     if (quoted && line.includes('=') && QUOTED.test(line))
       findInView(quotedView(line), secrets, (s, e) => hits.add(s, e))
-    if (inBase64.length > 0) {
-      findBase64(line, inBase64, hits)
-      findBase32(line, inBase64, hits)
-      if (inBytes.length > 0) {
-        findByteList(line, 10, inBytes, hits)
-        findByteList(line, 16, inBytes, hits)
-      }
+    if (inBase64.length === 0) return undefined
+    const units = base64Units(line)
+    findBase64(line, units, inBase64, hits)
+    findBase32(line, inBase64, hits)
+    if (inBytes.length > 0) {
+      findByteList(line, 10, inBytes, hits)
+      findByteList(line, 16, inBytes, hits)
     }
+    return units
   }
   return Object.assign(
     (line: string, upTo = line.length) => {
@@ -190,24 +198,32 @@ export function redactor(values: readonly string[]): Redactor {
     },
     {
       longest,
-      tail: held,
+      tail: Math.min(longest, Math.max(held, wrapRead)),
       lines: () => {
         // Per value, how many of its first characters the stream ends with now, over as many
         // lines as they span (a KMP state carried from line to line, the line breaks left
         // out): a value wrapped over three lines or more has a line wholly inside it, and the
         // line after that one starts with the rest. A line cut before its end: its end as
-        // written (`end`) sets it. A line not logged sets it too.
+        // written (`end`) sets it. A line not logged sets it too. Likewise the base64 the
+        // stream ends with, for base64 wrapped over lines.
         const state = new Int32Array(split.length)
+        const wrapped = openings === undefined ? undefined : new WrappedBase64(openings, wrapKeep)
         const skip = (line: string, end?: string) => {
           split.forEach((n, i) => {
             state[i] = end === undefined ? n.after(state[i]!, line) : n.after(0, end)
           })
+          if (wrapped === undefined) return
+          // Its last characters, enough for `wrapKeep` base64 ones: the line's run before
+          // them does not change what is held.
+          const text = (end ?? line).slice(-wrapRead)
+          wrapped.read(text, base64Units(text))
         }
         return Object.assign(
           (line: string, upTo = line.length, end?: string) => {
             const hits = new Hits()
-            collect(line, hits)
+            const units = collect(line, hits)
             splitOver(split, state, line, hits)
+            if (units !== undefined) wrapped?.read(line, units, hits)
             if (end !== undefined) skip(line, end)
             return hits.blot(line, upTo)
           },
@@ -725,15 +741,18 @@ function base64At(line: string, i: number): number {
   return -1
 }
 
-/**
- * Each run of base64 characters long enough to hold a value, decoded from each of its first
- * four characters (one of them is where the encoding's 4-character groups start); a value
- * found is blotted with the characters that hold any of its bits. Per alignment, the runs are
- * decoded into one text, a NUL between two (a word's edge), and searched once.
- */
-function findBase64(line: string, secrets: readonly Secret[], hits: Hits): void {
-  const shortest = Math.ceil((Math.min(...secrets.map((s) => s.bytes.length)) * 8) / 6)
-  // The line's base64 characters: sextet, where each starts and ends; runs end at a -1.
+/** A line's base64 characters ({@link base64Units}): runs of them, each ended by a -1. */
+interface Units {
+  /** Each character's sextet; -1 ends a run (one after the last run too). */
+  sextets: Int8Array
+  /** Where in the line each character starts and ends (escaped ones take 2 or 3). */
+  starts: Int32Array
+  ends: Int32Array
+  count: number
+}
+
+/** The line's base64 characters, in runs (a run goes on through an escaped wrap, see {@link base64At}). */
+function base64Units(line: string): Units {
   const sextets = new Int8Array(line.length + 1)
   const starts = new Int32Array(line.length + 1)
   const ends = new Int32Array(line.length + 1)
@@ -759,13 +778,63 @@ function findBase64(line: string, secrets: readonly Secret[], hits: Hits): void 
     i += at >> 7
     ends[count++] = i
   }
-  sextets[count++] = -1
-  const bytes = Buffer.allocUnsafe(line.length)
-  // For each byte, the first and the last base64 character holding its bits; -1 for a NUL
-  // between runs.
-  const from = new Int32Array(line.length)
-  const to = new Int32Array(line.length)
+  if (count === 0 || sextets[count - 1]! >= 0) sextets[count++] = -1
+  return { sextets, starts, ends, count }
+}
+
+/**
+ * Each run of base64 characters long enough to hold a value, decoded from each of its first
+ * four characters (one of them is where the encoding's 4-character groups start); a value
+ * found is blotted with the characters that hold any of its bits. Per alignment, the runs are
+ * decoded into one text, a NUL between two (a word's edge), and searched once.
+ */
+function findBase64(line: string, units: Units, secrets: readonly Secret[], hits: Hits): void {
+  searchUnits(units, secrets, (start, end) => hits.add(start, padded(line, end)))
+}
+
+/**
+ * Decodes each run of `units` at its four alignments and searches the text for `secrets`
+ * (and, where it holds a backslash, its escapes decoded: base64 of JSON); `found` hears the
+ * first and the end of the characters holding a value's bits.
+ */
+function searchUnits(
+  units: Units,
+  secrets: readonly Secret[],
+  found: (start: number, end: number) => void,
+): void {
+  let least = Number.POSITIVE_INFINITY
+  for (const s of secrets) least = Math.min(least, s.bytes.length)
+  const decoded = new Decoded(units.count)
   for (let k = 0; k < 4; k++) {
+    const text = decoded.read(units, k, Math.ceil((least * 8) / 6))
+    const { from, to } = decoded
+    const at = (s: number, e: number) =>
+      found(from[s]! >= 0 ? from[s]! : from[s + 1]!, from[e - 1]! >= 0 ? to[e - 1]! : to[e - 2]!)
+    findIn(text, secrets, at)
+    // Base64 of JSON: a value with escaped characters (see findUnescaped).
+    if (text.includes('\\')) findUnescaped(text, rawByte, secrets, at)
+  }
+}
+
+/** Bytes decoded from base64 runs, each remembering the characters that hold its bits. */
+class Decoded {
+  private readonly bytes: Buffer
+  /** For each byte, the first and the end of the characters holding its bits; -1 for a NUL between runs. */
+  readonly from: Int32Array
+  readonly to: Int32Array
+  constructor(size: number) {
+    this.bytes = Buffer.allocUnsafe(size)
+    this.from = new Int32Array(size)
+    this.to = new Int32Array(size)
+  }
+
+  /**
+   * Each run of at least `shortest` characters past its first `k`, decoded from there (a NUL
+   * after each): the text, one character a byte.
+   */
+  read(units: Units, k: number, shortest: number): string {
+    const { sextets, starts, ends, count } = units
+    const { bytes, from, to } = this
     let n = 0
     for (let i = 0; i < count; ) {
       let end = i
@@ -788,21 +857,192 @@ function findBase64(line: string, secrets: readonly Secret[], hits: Hits): void 
       }
       i = end + 1
     }
-    const text = bytes.toString('latin1', 0, n)
-    const found = (s: number, e: number) => {
-      const start = from[s]! >= 0 ? from[s]! : from[s + 1]!
-      let end = from[e - 1]! >= 0 ? to[e - 1]! : to[e - 2]!
-      // A value ending the encoding takes its padding along (`=`, or `%3D` in a URL).
-      for (let pad = 0; pad < 2; pad++)
-        if (line.charCodeAt(end) === 0x3d) end++
-        else if (line.charCodeAt(end) === 0x25 && hexAt(line, end + 1, 2) === 0x3d) end += 3
-        else break
-      hits.add(start, end)
-    }
-    findIn(text, secrets, found)
-    // Base64 of JSON: a value with escaped characters (see findUnescaped).
-    if (text.includes('\\')) findUnescaped(text, rawByte, secrets, found)
+    return bytes.toString('latin1', 0, n)
   }
+}
+
+/**
+ * Base64 wrapped over stderr lines as written (MIME's 76 columns, PEM's 64, any width; a
+ * `Basic` header or a JSON blob encoded then wrapped), for the lines of one stream: the stream's
+ * last base64 characters are held (the run its last line ended with, over as many lines as it
+ * spans, at most `keep` characters: the longest value's encoding and an alignment's 3), and
+ * - a line starting (after spaces or tabs) with base64 is read on from them, decoded at the
+ *   four alignments as {@link findBase64} does: the rest of a value the lines before began is
+ *   blotted there, however little of it;
+ * - a line ending with base64 (spaces or tabs after it aside) whose decoding, read on from the
+ *   lines before, ends with a value's first half or first {@link MIN_ANYWHERE} bytes (at
+ *   least {@link MIN_ENCODED_BYTES}), has the characters holding them blotted to its end: a
+ *   line wholly inside a value's encoding, wrapped over three lines or more, is so.
+ * What is left showing, as with a value split as written ({@link splitOver}): fewer than that
+ * many of a value's first bytes, where the break fell among them. Each line costs a bounded
+ * number of reads of at most `2 * keep` characters, however long it is: a value can start only
+ * where its first two bytes stand, looked up in a table.
+ */
+class WrappedBase64 {
+  /**
+   * The stream's last base64 characters as sextets (its first `held`), when its last line
+   * ended inside a run.
+   */
+  private readonly carry: Int8Array
+  private held = 0
+  private readonly decoded: Decoded
+  /** A run read: held characters, then the line's. */
+  private readonly run: Units
+  constructor(
+    private readonly openings: Openings,
+    private readonly keep: number,
+  ) {
+    this.carry = new Int8Array(keep)
+    this.decoded = new Decoded(2 * keep + 2)
+    this.run = {
+      sextets: new Int8Array(2 * keep + 2),
+      starts: new Int32Array(2 * keep + 2),
+      ends: new Int32Array(2 * keep + 2),
+      count: 0,
+    }
+  }
+
+  /** Reads `line` (`units`, its base64 characters) after the lines before; blots into `hits`. */
+  read(line: string, units: Units, hits?: Hits): void {
+    const { sextets, starts, ends, count } = units
+    let lead = 0
+    while (lead < line.length && isBlank(line.charCodeAt(lead))) lead++
+    let trail = line.length
+    while (trail > lead && isBlank(line.charCodeAt(trail - 1))) trail--
+    // The line's first run, where it opens the line; its last, where it closes it.
+    const opens = sextets[0]! >= 0 && starts[0] === lead
+    let first = 0
+    if (opens) while (sextets[first]! >= 0 && first < this.keep) first++
+    const closes = count > 1 && sextets[count - 2]! >= 0 && ends[count - 2] === trail
+    let last = count - 1
+    if (closes) while (last > 0 && sextets[last - 1]! >= 0 && count - 1 - last < this.keep) last--
+    // The line is one run: the stream's run goes on.
+    const whole = opens && closes && last === 0
+    if (hits !== undefined && this.held > 0 && opens) this.rest(line, lead, units, first, hits)
+    if (!closes) {
+      this.held = 0
+      return
+    }
+    const tail = this.joined(lead, units, last, count - 1, whole)
+    if (hits !== undefined) this.begins(line, tail, hits)
+    const from = Math.max(0, tail.count - 1 - this.keep)
+    this.carry.set(tail.sextets.subarray(from, tail.count - 1))
+    this.held = tail.count - 1 - from
+  }
+
+  /** The rest of a value the lines before began: a match starting in them, ending in the line. */
+  private rest(line: string, lead: number, units: Units, first: number, hits: Hits): void {
+    const run = this.joined(lead, units, 0, first)
+    const { from, to } = this.decoded
+    for (let k = 0; k < 4; k++) {
+      const text = this.decoded.read(run, k, 0).slice(0, -1)
+      // Bytes starting among the held characters are placed at `lead` (and so is the line's first).
+      for (let p = 0; p + 1 < text.length && from[p] === lead; p++)
+        if (this.openings.may(text, p))
+          this.openings.at(text, p, (s) => {
+            const e = p + s.bytes.length
+            if (text.startsWith(s.bytes, p) && to[e - 1]! > lead && standsAlone(s, text, p, e))
+              hits.add(lead, padded(line, to[e - 1]!))
+          })
+      // Base64 of JSON: a value with escaped characters (see findUnescaped).
+      if (/\\["\\/u]/.test(text))
+        findUnescaped(text, rawByte, this.openings.secrets, (s, e) => {
+          if (from[s] === lead && to[e - 1]! > lead) hits.add(lead, padded(line, to[e - 1]!))
+        })
+    }
+  }
+
+  /** A line ending with a value's first bytes: those on it blotted (see the class). */
+  private begins(line: string, tail: Units, hits: Hits): void {
+    for (let k = 0; k < 4; k++) {
+      const text = this.decoded.read(tail, k, 0).slice(0, -1)
+      const o = this.openings
+      for (let p = Math.max(0, text.length - o.longest + 1); p + 1 < text.length; p++)
+        if (o.may(text, p))
+          o.at(text, p, (s, begun) => {
+            const q = text.length - p
+            if (q < s.bytes.length && q >= begun && s.bytes.startsWith(text.slice(p)))
+              hits.add(this.decoded.from[p]!, line.length)
+          })
+    }
+  }
+
+  /**
+   * Units `from` to `to` of the line, after the carried ones when `after` (these placed at
+   * `lead`, where the line's run starts): one run.
+   */
+  private joined(lead: number, units: Units, from: number, to: number, after = true): Units {
+    const out = this.run
+    const held = after ? this.held : 0
+    out.sextets.set(this.carry.subarray(0, held))
+    out.starts.fill(lead, 0, held)
+    out.ends.fill(lead, 0, held)
+    out.sextets.set(units.sextets.subarray(from, to), held)
+    out.starts.set(units.starts.subarray(from, to), held)
+    out.ends.set(units.ends.subarray(from, to), held)
+    out.count = held + (to - from) + 1
+    out.sextets[out.count - 1] = -1
+    return out
+  }
+}
+
+/** Secrets by their first two bytes: where in a decoded text one may start, in a step a byte. */
+class Openings {
+  /** A bit for each pair of first bytes (`b0 << 8 | b1`) some secret opens with. */
+  private readonly bits = new Uint32Array(2048)
+  private readonly by = new Map<number, { s: Secret; begun: number }[]>()
+  /** Most bytes of a secret. */
+  readonly longest: number
+  constructor(readonly secrets: readonly Secret[]) {
+    for (const s of secrets) {
+      const pair = (s.bytes.charCodeAt(0) << 8) | s.bytes.charCodeAt(1)
+      this.bits[pair >> 5]! |= 1 << (pair & 31)
+      // The fewest of its first bytes a line's end is blotted for (see WrappedBase64).
+      const begun = Math.max(
+        MIN_ENCODED_BYTES,
+        Math.min(MIN_ANYWHERE, Math.ceil(s.bytes.length / 2)),
+      )
+      this.by.set(pair, [...(this.by.get(pair) ?? []), { s, begun }])
+    }
+    this.longest = Math.max(...secrets.map((s) => s.bytes.length))
+  }
+
+  /** Whether some secret may start at `p` of `text` (its first two bytes stand there). */
+  may(text: string, p: number): boolean {
+    const pair = (text.charCodeAt(p) << 8) | text.charCodeAt(p + 1)
+    return (this.bits[pair >> 5]! & (1 << (pair & 31))) !== 0
+  }
+
+  /** Each secret whose first two bytes stand at `p` of `text`, with its `begun`. */
+  at(text: string, p: number, found: (s: Secret, begun: number) => void): void {
+    const pair = (text.charCodeAt(p) << 8) | text.charCodeAt(p + 1)
+    if ((this.bits[pair >> 5]! & (1 << (pair & 31))) === 0) return
+    for (const { s, begun } of this.by.get(pair)!) found(s, begun)
+  }
+}
+
+/**
+ * Whether bytes `p` to `e` of `text` holding `s` count: anywhere for a value of
+ * {@link MIN_ANYWHERE} characters or more, else where it stands alone ({@link standingAlone}).
+ */
+function standsAlone(s: Secret, text: string, p: number, e: number): boolean {
+  if (s.alone === undefined) return true
+  const word = (i: number) => i >= 0 && i < text.length && isWordChar(text.charCodeAt(i))
+  return !(
+    (word(p) && word(p - 1)) ||
+    (isWordChar(s.bytes.charCodeAt(s.bytes.length - 1)) && word(e))
+  )
+}
+
+const isBlank = (c: number) => c === 0x20 || c === 0x09
+
+/** A value ending an encoding takes its padding along (`=`, or `%3D` in a URL). */
+function padded(line: string, end: number): number {
+  for (let pad = 0; pad < 2; pad++)
+    if (line.charCodeAt(end) === 0x3d) end++
+    else if (line.charCodeAt(end) === 0x25 && hexAt(line, end + 1, 2) === 0x3d) end += 3
+    else break
+  return end
 }
 
 /** Quintet of each base32 character (RFC 4648 §6, §7 as `BASE32_HEX`), either case; -1 for any other. */

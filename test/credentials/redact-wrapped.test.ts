@@ -1,0 +1,140 @@
+// Brief redact35: a user's secret base64-encoded and then wrapped over stderr lines as written
+// (MIME's 76 columns, PEM's 64, any width), alone, after `user:` in a Basic header, or inside a
+// JSON blob at each of the three byte offsets, either alphabet, padded or not. Each line is
+// logged before the next comes, so what may show is fewer than 8 of a value's first bytes
+// (or under half of it), where a line break fell among them; nothing after those.
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { redactor } from '../../gateway/bridge/redact.js'
+import { stderrLogged } from '../helpers/stderr-log.js'
+
+const TOKEN = 'ghp_R8xk2Lq9Vb7Tz0Wm4Yc1Nd6Pf3Hs5Ja8Ue2Gi'
+const NON_ASCII = 'pässwörd-ünïcode-42'
+
+/** The base64 of `text` in `alphabet`, its padding kept or not, cut into lines of `width`. */
+function wrapped(text: string, alphabet: 'base64' | 'base64url', pad: boolean, width: number) {
+  let blob = Buffer.from(text).toString(alphabet)
+  if (alphabet === 'base64' && !pad) blob = blob.replace(/=+$/, '')
+  if (alphabet === 'base64url' && pad) blob += '='.repeat((4 - (blob.length % 4)) % 4)
+  const lines: string[] = []
+  for (let i = 0; i < blob.length; i += width) lines.push(blob.slice(i, i + width))
+  return lines
+}
+
+/**
+ * Of `value`, a piece of 5 bytes past its first 7 that a reader finds in `out` (logged
+ * lines): what shows of consecutive lines read as one text, decoded at each alignment.
+ */
+function shown(out: readonly string[], value: string): string | undefined {
+  const bytes = Buffer.from(value)
+  const pieces: Buffer[] = []
+  for (let i = 3; i + 5 <= bytes.length; i++) pieces.push(bytes.subarray(i, i + 5))
+  const texts: string[] = []
+  let run = ''
+  for (const line of out) {
+    const parts = line.split('[redacted]')
+    run += parts[0]
+    if (parts.length > 1) {
+      texts.push(run)
+      run = parts.at(-1)!
+    }
+  }
+  texts.push(run)
+  for (const text of texts) {
+    const b64 = text.replace(/[^A-Za-z0-9+/_-]/g, '')
+    for (let k = 0; k < 4; k++) {
+      const decoded = Buffer.from(b64.slice(k), 'base64')
+      const piece = pieces.find((p) => decoded.includes(p))
+      if (piece !== undefined) return piece.toString()
+    }
+  }
+  return undefined
+}
+
+describe('redact35: base64 wrapped over stderr lines as written', () => {
+  it('each blob, alphabet, padding, offset and wrap width: at most 7 first bytes show', async () => {
+    const cases: { name: string; lines: string[]; value: string }[] = []
+    for (const value of [TOKEN, NON_ASCII])
+      for (const alphabet of ['base64', 'base64url'] as const)
+        for (const pad of [true, false])
+          for (const width of [76, 64, 40, 17, 7]) {
+            const basic = wrapped(`alice:${value}`, alphabet, pad, width)
+            cases.push({
+              name: `Basic ${alphabet} pad=${pad} width=${width}`,
+              lines: [`Authorization: Basic ${basic[0]}`, ...basic.slice(1)],
+              value,
+            })
+            // The value at each of the three byte offsets of the encoding's 3-byte groups.
+            for (let offset = 0; offset < 3; offset++)
+              cases.push({
+                name: `JSON offset=${offset} ${alphabet} pad=${pad} width=${width}`,
+                lines: wrapped(
+                  `${'x'.repeat(offset)}{"token":"${value}","n":1}`,
+                  alphabet,
+                  pad,
+                  width,
+                ),
+                value,
+              })
+          }
+    // Indented (a YAML block, a folded header) and with spaces after each line.
+    cases.push({
+      name: 'indented',
+      lines: wrapped(`{"token":"${TOKEN}"}`, 'base64', true, 64).map((l) => `    ${l}  `),
+      value: TOKEN,
+    })
+    const text = cases.map((c, i) => `[case ${i}]\n${c.lines.join('\n')}\n`).join('')
+    const out = await stderrLogged(text, [TOKEN, NON_ASCII])
+    assert.equal(out.length, cases.length + cases.reduce((n, c) => n + c.lines.length, 0))
+    let at = 0
+    for (const [i, c] of cases.entries()) {
+      assert.equal(out[at], `[case ${i}]`)
+      const lines = out.slice(at + 1, at + 1 + c.lines.length)
+      at += 1 + c.lines.length
+      assert.ok(
+        lines.some((l) => l.includes('[redacted]')),
+        `${c.name}: ${lines.join('\n')}`,
+      )
+      const piece = shown(lines, c.value)
+      assert.equal(piece, undefined, `${c.name}: ${piece} shows in\n${lines.join('\n')}`)
+    }
+  })
+
+  it('base64 wrapped with no value in it, and the lines around it, are logged as written', async () => {
+    let x = 7
+    const random = Buffer.from(
+      Array.from({ length: 6000 }, () => (x = (x * 1103515245 + 12345) & 0x7fffffff) & 0xff),
+    )
+    const text = [
+      'begin',
+      ...wrapped(random.toString('latin1'), 'base64', true, 76),
+      ...wrapped(`{"token":"not-the-secret-at-all-${'y'.repeat(40)}"}`, 'base64', true, 64),
+      'Authorization: Basic',
+      'end of it',
+    ]
+    const out = await stderrLogged(`${text.join('\n')}\n`, [TOKEN, NON_ASCII])
+    assert.deepEqual(out, text)
+  })
+
+  it('the rest of a value after a line the rate limit dropped is blotted', () => {
+    const r = redactor([TOKEN])
+    const lines = wrapped(`alice:${TOKEN}`, 'base64', true, 20)
+    assert.ok(lines.length >= 3)
+    const s = r.lines()
+    s.skip(lines[0]!)
+    s.skip(lines[1]!)
+    const out = lines.slice(2).map((l) => s(l))
+    assert.ok(out[0]!.startsWith('[redacted]'), out.join('\n'))
+    assert.equal(shown(out, TOKEN), undefined, out.join('\n'))
+  })
+
+  it('the rest of a value after a line cut at lineMax is blotted', async () => {
+    const lines = wrapped(`alice:${TOKEN}`, 'base64', true, 24)
+    const text = `${'x'.repeat(5000)} Basic ${lines[0]}\n${lines.slice(1).join('\n')}\nafter\n`
+    const out = await stderrLogged(text, [TOKEN], { lineMax: 80 })
+    assert.equal(out.length, lines.length + 1, out.join('\n'))
+    assert.ok(out[1]!.startsWith('[redacted]'), out.join('\n'))
+    assert.equal(shown(out, TOKEN), undefined, out.join('\n'))
+    assert.equal(out.at(-1), 'after')
+  })
+})
