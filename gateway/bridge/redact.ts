@@ -344,9 +344,11 @@ function hexLower(line: string): string {
 
 /**
  * Each value and, for one with non-ASCII characters, the other forms a process may print it
- * in: composed and decomposed (NFC, NFD: macOS file names, a library that normalizes), and
- * with each non-ASCII character as `?` (Java's and Python's ASCII encoders, a `?` a code point,
- * NFC and NFD) where that leaves at least {@link MIN_ANYWHERE} other characters.
+ * in: composed and decomposed (NFC, NFD: macOS file names, a library that normalizes), with
+ * each non-ASCII character as `?` (Java's and Python's ASCII encoders, a `?` a code point,
+ * NFC and NFD) where that leaves at least {@link MIN_ANYWHERE} other characters, and its UTF-8
+ * read as Latin-1 or Windows-1252 and written again (mojibake: `pÃ¤sswÃ¶rd`, a process or
+ * library that decoded its input with the wrong charset).
  */
 function writtenForms(values: readonly string[]): Set<string> {
   const forms = new Set<string>()
@@ -357,10 +359,22 @@ function writtenForms(values: readonly string[]): Set<string> {
       forms.add(n)
       const ascii = n.replace(/[\u0080-\u{10ffff}]/gu, '?')
       if (ascii.length - (ascii.match(/\?/g)?.length ?? 0) >= MIN_ANYWHERE) forms.add(ascii)
+      const latin1 = Buffer.from(n).toString('latin1')
+      forms.add(latin1)
+      forms.add(latin1.replace(/[\u0080-\u009f]/g, (c) => WINDOWS_1252[c.charCodeAt(0) - 0x80]!))
     }
   }
   return forms
 }
+
+/**
+ * Bytes 0x80 to 0x9F as Windows-1252 reads them (the WHATWG Encoding table; the five it leaves
+ * undefined as their Latin-1 code point). Node's TextDecoder reads them as Latin-1.
+ */
+const WINDOWS_1252 = [
+  ...'\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f',
+  ...'\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178',
+]
 
 /** Character ranges to blot; overlapping ones are blotted as one. */
 class Hits {
@@ -1127,8 +1141,11 @@ const isWordChar = (c: number) =>
 /**
  * Each list of at least 4 byte values, a comma, a space or two, or both between two, decoded:
  * `radix` 10, numbers of 1 to 3 digits up to 255 (Go's `%v` of a `[]byte`, Rust's `{:?}` of a
- * `Vec<u8>`); 16, numbers of 2 hex digits (Node's `<Buffer 70 61>`, Go's `% x`). A number is a
- * whole word. The lists are decoded into one text, a NUL between two, and searched once.
+ * `Vec<u8>`); 16, numbers of 2 hex digits (Node's `<Buffer 70 61>`, Go's `% x`), or 1 or 2
+ * after `0x` (a C array, Python's `hex()` of each byte), and a `:` or `-` between two too
+ * (.NET's `BitConverter.ToString`, Python's `bytes.hex(':')`, OpenSSL and Java's
+ * `HexFormat.ofDelimiter`). A number is a whole word. The lists are decoded into one text, a
+ * NUL between two, and searched once.
  */
 function findByteList(line: string, radix: 10 | 16, secrets: readonly Secret[], hits: Hits): void {
   const bytes = Buffer.allocUnsafe(line.length)
@@ -1142,8 +1159,11 @@ function findByteList(line: string, radix: 10 | 16, secrets: readonly Secret[], 
     let end = p
     while (end < line.length && isWordChar(line.charCodeAt(end))) end++
     let value = -1
-    if (radix === 16) value = end - p === 2 ? hexAt(line, p, 2) : -1
-    else if (end - p <= 3)
+    if (radix === 16) {
+      const prefixed = line.charCodeAt(p) === 0x30 && (line.charCodeAt(p + 1) | 0x20) === 0x78
+      if (end - p === 2) value = hexAt(line, p, 2)
+      else if (prefixed && end - p >= 3 && end - p <= 4) value = hexAt(line, p + 2, end - p - 2)
+    } else if (end - p <= 3)
       for (let i = p; i < end; i++) {
         const d = line.charCodeAt(i) - 0x30
         if (d < 0 || d > 9) return undefined
@@ -1163,10 +1183,11 @@ function findByteList(line: string, radix: 10 | 16, secrets: readonly Secret[], 
       from[n] = p
       to[n++] = at.end
       p = at.end
-      // A comma, a space or two, or both between two numbers (at most WIDEST_ENCODING
-      // characters a byte, as a caller cutting a line counts on).
+      // A comma (or in hex a colon or a hyphen), a space or two, or both between two numbers
+      // (at most WIDEST_ENCODING characters a byte, as a caller cutting a line counts on).
       let q = p
-      if (line.charCodeAt(q) === 0x2c) q++
+      const c = line.charCodeAt(q)
+      if (c === 0x2c || (radix === 16 && (c === 0x3a || c === 0x2d))) q++
       for (let k = 0; k < 2 && line.charCodeAt(q) === 0x20; k++) q++
       const next = q > p ? numberAt(q) : undefined
       if (next === undefined) break

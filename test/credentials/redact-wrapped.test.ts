@@ -138,3 +138,66 @@ describe('redact35: base64 wrapped over stderr lines as written', () => {
     assert.equal(out.at(-1), 'after')
   })
 })
+
+describe('redact35: more written forms an outsider found showing', () => {
+  it("hex bytes with ':' or '-' between them, or each after 0x (.NET, OpenSSL, a C array, Python)", async () => {
+    const token = 'sk-live-0123456789abcdef'
+    for (const value of [token, NON_ASCII]) {
+      const hex = [...Buffer.from(`{"k":"${value}"}`)].map((b) => b.toString(16).padStart(2, '0'))
+      const lines = [
+        `BitConverter: ${hex.join('-').toUpperCase()}`,
+        `bytes.hex(':'): ${hex.join(':')}`,
+        `openssl: ${hex.join(':').toUpperCase()}`,
+        `C: { ${hex.map((h) => `0x${h}`).join(', ')} }`,
+        `hex(): [${hex.map((h) => `0x${h.replace(/^0/, '')}`).join(', ')}]`,
+        `Go %#v: []byte{${hex.map((h) => `0x${h}`).join(', ')}}`,
+      ]
+      const out = await stderrLogged(`${lines.join('\n')}\n`, [value])
+      assert.equal(out.length, lines.length)
+      for (const [i, line] of out.entries()) {
+        assert.ok(line.includes('[redacted]'), `${lines[i]} → ${line}`)
+        const left = line.split('[redacted]').join(' ')
+        const own = [...Buffer.from(value)]
+        const seen = (
+          left.match(/(?<![0-9A-Za-z])(?:0x)?[0-9A-Fa-f]{1,2}(?![0-9A-Za-z])/g) ?? []
+        ).map((t) => Number.parseInt(t.replace(/^0x/, ''), 16))
+        // No 4 of its bytes in a row are left showing.
+        for (let j = 0; j + 4 <= own.length; j++)
+          assert.ok(
+            !seen.some((_, s) => own.slice(j, j + 4).every((b, t) => seen[s + t] === b)),
+            `${lines[i]} → ${line}`,
+          )
+      }
+    }
+    // Times, versions and ids with such separators are left as they are.
+    const text = [
+      'at 12:30:45:99',
+      'v1-2-3-4',
+      'id 550e8400-e29b-41d4-a716-446655440000',
+      '0x1f 0x20',
+    ]
+    assert.deepEqual(await stderrLogged(`${text.join('\n')}\n`, [token]), text)
+  })
+
+  it('a non-ASCII value as mojibake: its UTF-8 read as Latin-1 or Windows-1252 and written again', async () => {
+    const value = 'Pässwörd-Ünïcode-€42'
+    const latin1 = Buffer.from(value).toString('latin1')
+    // Python's bytes.decode('cp1252'), .NET's Encoding.GetEncoding(1252), a browser's windows-1252.
+    const cp1252 = 'PÃ¤sswÃ¶rd-Ãœnïcode-â‚¬42'.replace('ï', 'Ã¯')
+    const lines = [
+      `pw=${latin1}`,
+      `pw=${cp1252}`,
+      `{"pw":${JSON.stringify(cp1252)}}`,
+      `{"pw":"${[...cp1252].map((c) => (c < '\x80' ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)).join('')}"}`,
+      `pw=${encodeURIComponent(cp1252)}`,
+    ]
+    const out = await stderrLogged(`${lines.join('\n')}\n`, [value])
+    assert.deepEqual(out, [
+      'pw=[redacted]',
+      'pw=[redacted]',
+      '{"pw":"[redacted]"}',
+      '{"pw":"[redacted]"}',
+      'pw=[redacted]',
+    ])
+  })
+})
