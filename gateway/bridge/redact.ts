@@ -21,7 +21,8 @@
  * - each list of byte values, as a byte array prints: decimal (Go's `%v`, Rust's `{:?}`) or
  *   two hex digits each (Node's `<Buffer …>`, Go's `% x`).
  * In base64, base32 and hex, a value's UTF-16 (either byte order) is looked for too.
- * Its hex, and a value that is itself hex, is searched for in any case (Go's `%X`, mixed).
+ * Its hex, and a value that is itself hex, is searched for in any case (Go's `%X`, mixed), and
+ * split over stream lines as the value as written is ({@link splitOver}; `xxd -p`).
  * A value is searched for as bytes in each decoding, and the characters that encode it are
  * blotted; a short value only where it stands alone ({@link MIN_ANYWHERE}). Linear in the
  * line: each search is `indexOf`, then a KMP scan while a match may go on overlapping
@@ -157,8 +158,12 @@ export function redactor(values: readonly string[]): Redactor {
   // Quoted-printable leaves a value of printable ASCII without `=` as it is (found as written).
   const quoted = secrets.some((s) => /[^ -<>-~]/.test(s.bytes))
   const split = splitting.map((v) => new Needle(v))
+  // Hex wrapped over lines (`xxd -p` at 60 columns, OpenSSL): a value's hex split as written,
+  // read in the line with its A to F lower-cased. Not a short value's (its first half, 4 hex
+  // digits, would end a line of hex by chance).
+  const splitHex = [...hex].filter((f) => f.length >= 2 * MIN_ANYWHERE).map((f) => new Needle(f))
   // What of a line's end the lines() function reads for the next line.
-  const held = Math.max(0, ...splitting.map((v) => v.length - 1))
+  const held = Math.max(0, ...[...split, ...splitHex].map((n) => n.text.length - 1))
   // Base64 characters of a stream's end held for its next line ({@link WrappedBase64}), and
   // the line characters that hold them (3 for an escaped `+` or `/`).
   const wrapKeep = Math.max(0, ...inBase64.map((s) => Math.ceil((s.bytes.length * 8) / 6) + 4))
@@ -207,11 +212,18 @@ export function redactor(values: readonly string[]): Redactor {
         // written (`end`) sets it. A line not logged sets it too. Likewise the base64 the
         // stream ends with, for base64 wrapped over lines.
         const state = new Int32Array(split.length)
+        const stateHex = new Int32Array(splitHex.length)
         const wrapped = openings === undefined ? undefined : new WrappedBase64(openings, wrapKeep)
         const skip = (line: string, end?: string) => {
           split.forEach((n, i) => {
             state[i] = end === undefined ? n.after(state[i]!, line) : n.after(0, end)
           })
+          if (splitHex.length > 0) {
+            const lower = hexLower(end ?? line)
+            splitHex.forEach((n, i) => {
+              stateHex[i] = n.after(end === undefined ? stateHex[i]! : 0, lower)
+            })
+          }
           if (wrapped === undefined) return
           // Its last characters, enough for `wrapKeep` base64 ones: the line's run before
           // them does not change what is held.
@@ -223,6 +235,7 @@ export function redactor(values: readonly string[]): Redactor {
             const hits = new Hits()
             const units = collect(line, hits)
             splitOver(split, state, line, hits)
+            if (splitHex.length > 0) splitOver(splitHex, stateHex, hexLower(line), hits)
             if (units !== undefined) wrapped?.read(line, units, hits)
             if (end !== undefined) skip(line, end)
             return hits.blot(line, upTo)

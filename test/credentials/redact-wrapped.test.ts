@@ -201,3 +201,47 @@ describe('redact35: more written forms an outsider found showing', () => {
     ])
   })
 })
+
+describe('redact35: hex wrapped over stderr lines as written', () => {
+  it('xxd -p (60 columns), upper-case, odd widths that split a byte: no 4 bytes of a value show', async () => {
+    const cases: { name: string; lines: string[]; value: string }[] = []
+    for (const value of [TOKEN, NON_ASCII])
+      for (const width of [60, 32, 31, 9])
+        for (const upper of [false, true])
+          for (let offset = 0; offset < 3; offset++) {
+            let hex = Buffer.from(`${'x'.repeat(offset)}{"token":"${value}"}`).toString('hex')
+            if (upper) hex = hex.toUpperCase()
+            const lines: string[] = []
+            for (let i = 0; i < hex.length; i += width) lines.push(hex.slice(i, i + width))
+            cases.push({ name: `width=${width} upper=${upper} offset=${offset}`, lines, value })
+          }
+    const text = cases.map((c, i) => `[case ${i}]\n${c.lines.join('\n')}\n`).join('')
+    const out = await stderrLogged(text, [TOKEN, NON_ASCII])
+    let at = 0
+    for (const [i, c] of cases.entries()) {
+      assert.equal(out[at], `[case ${i}]`)
+      const lines = out.slice(at + 1, at + 1 + c.lines.length)
+      at += 1 + c.lines.length
+      // What shows of consecutive lines, read as one hex text at either nibble.
+      const texts = lines.join('').split('[redacted]')
+      const own = Buffer.from(c.value)
+      for (const t of texts)
+        for (let k = 0; k < 2; k++) {
+          const decoded = Buffer.from(t.slice(k).replace(/[^0-9A-Fa-f]/g, ''), 'hex')
+          for (let j = 0; j + 4 <= own.length; j++)
+            assert.ok(
+              !decoded.includes(own.subarray(j, j + 4)),
+              `${c.name}: ${own.subarray(j, j + 4)} shows in\n${lines.join('\n')}`,
+            )
+        }
+    }
+    // A hex dump with no value in it is logged as written.
+    let x = 3
+    const random = Buffer.from(
+      Array.from({ length: 3000 }, () => (x = (x * 1103515245 + 12345) & 0x7fffffff) & 0xff),
+    )
+      .toString('hex')
+      .match(/.{1,60}/g)!
+    assert.deepEqual(await stderrLogged(`${random.join('\n')}\n`, [TOKEN, NON_ASCII]), random)
+  })
+})
