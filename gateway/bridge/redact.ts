@@ -216,7 +216,12 @@ export function redactor(values: readonly string[]): Redactor {
         const wrapped = openings === undefined ? undefined : new WrappedBase64(openings, wrapKeep)
         const skip = (line: string, end?: string) => {
           split.forEach((n, i) => {
-            state[i] = end === undefined ? n.after(state[i]!, line) : n.after(0, end)
+            const text = end ?? line
+            const q = end === undefined ? state[i]! : 0
+            // A quoted-printable soft line break, as in splitOver.
+            state[i] = text.endsWith('=')
+              ? Math.max(n.after(q, text), n.after(q, text.slice(0, -1)))
+              : n.after(q, text)
           })
           if (splitHex.length > 0) {
             const lower = hexLower(end ?? line)
@@ -258,8 +263,10 @@ export function redactor(values: readonly string[]): Redactor {
  *   chance is rare; a line wholly inside a value wrapped over three lines or more is so;
  * - a line starting with the rest of a value the lines before ended with is blotted there,
  *   however few characters that is.
- * What is left showing: fewer than {@link MIN_ANYWHERE} of a value's first characters (and
- * less than its half), where the line break fell among them. Each value costs two scans of
+ * A line ending with `=` is read with and without it (a quoted-printable soft line break:
+ * a mail body wraps at 76 columns inside a word). What is left showing: fewer than
+ * {@link MIN_ANYWHERE} of a value's first characters (and less than its half), where the line
+ * break fell among them. Each value costs two scans of
  * the line, each at most the value's length.
  */
 function splitOver(split: readonly Needle[], state: Int32Array, line: string, hits: Hits): void {
@@ -274,9 +281,14 @@ function splitOver(split: readonly Needle[], state: Int32Array, line: string, hi
       })
     // Counted with the lines before: a line wholly inside the value (its middle, wrapped over
     // three lines or more) ends with its first characters once those before are counted.
-    const ends = (state[i] = n.after(begun, line))
+    // RFC 2045 §6.7: a quoted-printable soft line break (`=` ending a line) is not in the
+    // text; read without it too, the longer wins.
+    const soft = line.endsWith('=') ? 1 : 0
+    let ends = n.after(begun, line)
+    if (soft) ends = Math.max(ends, n.after(begun, line.slice(0, -1)))
+    state[i] = ends
     if (line.length > 0 && ends >= Math.min(MIN_ANYWHERE, Math.ceil(length / 2)))
-      hits.add(Math.max(0, line.length - ends), line.length)
+      hits.add(Math.max(0, line.length - ends - soft), line.length)
   })
 }
 

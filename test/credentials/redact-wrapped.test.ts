@@ -245,3 +245,20 @@ describe('redact35: hex wrapped over stderr lines as written', () => {
     assert.deepEqual(await stderrLogged(`${random.join('\n')}\n`, [TOKEN, NON_ASCII]), random)
   })
 })
+
+describe('redact35: a quoted-printable soft line break inside a value', () => {
+  it('`=` ending a line (RFC 2045 §6.7) is read past: the rest is blotted, and the first 8', async () => {
+    const value = 'sk-live-0123456789abcdef'
+    const lines: string[] = []
+    for (let k = 1; k < value.length; k++)
+      lines.push(`token=3D${value.slice(0, k)}=`, `${value.slice(k)} u${k}`)
+    const out = await stderrLogged(`${lines.join('\n')}\n`, [value])
+    assert.equal(out.length, lines.length, out.join('\n'))
+    for (let k = 1; k < value.length; k++) {
+      const first = out[2 * (k - 1)]!
+      const second = out[2 * k - 1]!
+      assert.equal(second, `[redacted] u${k}`, `split after ${k}: ${first} / ${second}`)
+      assert.equal(first, k >= 8 ? 'token=3D[redacted]' : `token=3D${value.slice(0, k)}=`)
+    }
+  })
+})
