@@ -108,6 +108,8 @@ export function redactor(values: readonly string[]): Redactor {
   const alone: RegExp[] = []
   // UTF-16 forms of each value, looked for in base64, base32 and hex only.
   const utf16: Secret[] = []
+  // JSON-escaped forms of each value, looked for in base64 and base32 only ({@link jsonForms}).
+  const json: Secret[] = []
   // Looked for split over two lines of a stream ({@link splitOver}).
   const splitting: string[] = []
   // Searched lower-case, in the line with its A to F lower-cased: hex is either case, and a
@@ -138,6 +140,11 @@ export function redactor(values: readonly string[]): Redactor {
         // Two hex digits a byte is its widest form here.
         longest = Math.max(longest, b.length * 2)
       }
+    if (!short)
+      for (const form of jsonForms(v)) {
+        const b = Buffer.from(form).toString('latin1')
+        json.push({ bytes: b, needle: new Needle(b), alone: undefined, encoded: true })
+      }
     // A value of several lines (a PEM key) is printed over several stderr lines.
     const lines = v.split(/\r\n|\r|\n/)
     if (lines.length > 1) for (const line of lines) if (line.length >= MIN_LINE) plain.add(line)
@@ -154,7 +161,7 @@ export function redactor(values: readonly string[]): Redactor {
   const anywhere = [...plain].map((f) => new Needle(f))
   const hexForms = [...hex].map((f) => new Needle(f))
   const inBytes = secrets.filter((s) => s.encoded)
-  const inBase64 = [...inBytes, ...utf16]
+  const inBase64 = [...inBytes, ...utf16, ...json]
   // Quoted-printable leaves a value of printable ASCII without `=` as it is (found as written).
   const quoted = secrets.some((s) => /[^ -<>-~]/.test(s.bytes))
   const split = splitting.map((v) => new Needle(v))
@@ -400,6 +407,23 @@ const WINDOWS_1252 = [
   ...'\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f',
   ...'\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178',
 ]
+
+/**
+ * A value inside a JSON string, where that is not the value as written: as JavaScript and
+ * Java write it (`\"`, `\\`, control characters), as Python's json.dumps (`\u00e4` for each
+ * non-ASCII character, a surrogate pair beyond U+FFFF), PHP's json_encode (that, and `\/`) and
+ * Go's encoding/json (`\u003c` for `<`, `>`, `&`) write it. A line's base64 of JSON is read
+ * unescaped too ({@link findUnescaped}), but only a form held whole is read on over base64
+ * wrapped over lines ({@link WrappedBase64}).
+ */
+function jsonForms(v: string): Set<string> {
+  const plain = JSON.stringify(v).slice(1, -1)
+  const u = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`
+  const python = plain.replace(/[\u0080-\uffff]/g, u)
+  const forms = new Set([plain, python, python.replace(/\//g, '\\/'), plain.replace(/[<>&]/g, u)])
+  forms.delete(v)
+  return forms
+}
 
 /** Character ranges to blot; overlapping ones are blotted as one. */
 class Hits {

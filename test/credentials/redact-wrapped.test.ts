@@ -262,3 +262,42 @@ describe('redact35: a quoted-printable soft line break inside a value', () => {
     }
   })
 })
+
+describe('redact35: base64 of JSON that escaped the value, wrapped over lines', () => {
+  it("Python's json.dumps (\\u00e4), PHP's json_encode (\\/) and Go's (\\u0026) then base64 wrapped", async () => {
+    const slash = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'
+    const amp = 'tok&en<0123456789>abcdef'
+    const u = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`
+    const python = (o: unknown) => JSON.stringify(o).replace(/[\u0080-\uffff]/g, u)
+    const php = (o: unknown) => python(o).replace(/\//g, '\\/')
+    const go = (o: unknown) => JSON.stringify(o).replace(/[<>&]/g, u)
+    const cases: { name: string; lines: string[]; escaped: string }[] = []
+    for (const width of [76, 40, 16])
+      for (const [name, json] of [
+        ['python', python({ password: NON_ASCII, n: 1 })],
+        ['php', php({ key: slash, n: 1 })],
+        ['go', go({ token: amp, n: 1 })],
+      ] as const)
+        cases.push({
+          name: `${name} ${width}`,
+          lines: wrapped(json, 'base64', true, width),
+          // The value as the encoder escaped it: between `":"` and `","`.
+          escaped: json.slice(json.indexOf('":"') + 3, json.indexOf('","')),
+        })
+    const text = cases.map((c, i) => `[case ${i}]\n${c.lines.join('\n')}\n`).join('')
+    const out = await stderrLogged(text, [NON_ASCII, slash, amp])
+    let at = 0
+    for (const [i, c] of cases.entries()) {
+      assert.equal(out[at], `[case ${i}]`)
+      const lines = out.slice(at + 1, at + 1 + c.lines.length)
+      at += 1 + c.lines.length
+      assert.ok(
+        lines.some((l) => l.includes('[redacted]')),
+        `${c.name}: ${lines.join('\n')}`,
+      )
+      // No piece of the value as escaped, past its first 7 bytes, decodes from what shows.
+      const piece = shown(lines, c.escaped)
+      assert.equal(piece, undefined, `${c.name}: ${piece} shows in\n${lines.join('\n')}`)
+    }
+  })
+})
