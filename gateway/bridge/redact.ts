@@ -112,11 +112,13 @@ export function redactor(values: readonly string[]): Redactor {
   const json: Secret[] = []
   // Looked for split over two lines of a stream ({@link splitOver}).
   const splitting: string[] = []
+  // Its hex, looked for split over two lines of a stream (see `splitHex` below).
+  const hexSplitting = new Set<string>()
   // Searched lower-case, in the line with its A to F lower-cased: hex is either case, and a
   // printer may change it (Go's `%X`, .NET's `ToString("X")`, a value that is itself hex).
   const hex = new Set<string>()
   let longest = 0
-  for (const v of writtenForms(values)) {
+  for (const [v, mojibake] of writtenForms(values)) {
     if (v === '' || [...v.slice(0, 4)].length < MIN_VALUE) continue
     const bytes = Buffer.from(v)
     const short = v.length < MIN_ANYWHERE
@@ -132,7 +134,8 @@ export function redactor(values: readonly string[]): Redactor {
     if (!short && !/[\r\n]/.test(v)) splitting.push(v)
     // UTF-16 (.NET's Encoding.Unicode, PowerShell's -EncodedCommand, Java's UTF_16BE) then
     // base64, base32 or hex: looked for in those only.
-    if (!short)
+    // Not of mojibake: a process that decoded a value wrongly does not then write it so.
+    if (!short && !mojibake)
       for (const b of [Buffer.from(v, 'utf16le'), Buffer.from(v, 'utf16le').swap16()]) {
         const wide = b.toString('latin1')
         utf16.push({ bytes: wide, needle: new Needle(wide), alone: undefined, encoded: true })
@@ -140,7 +143,7 @@ export function redactor(values: readonly string[]): Redactor {
         // Two hex digits a byte is its widest form here.
         longest = Math.max(longest, b.length * 2)
       }
-    if (!short)
+    if (!short && !mojibake)
       for (const form of jsonForms(v)) {
         const b = Buffer.from(form).toString('latin1')
         json.push({ bytes: b, needle: new Needle(b), alone: undefined, encoded: true })
@@ -149,6 +152,7 @@ export function redactor(values: readonly string[]): Redactor {
     const lines = v.split(/\r\n|\r|\n/)
     if (lines.length > 1) for (const line of lines) if (line.length >= MIN_LINE) plain.add(line)
     if (bytes.length >= MIN_ENCODED_BYTES) hex.add(bytes.toString('hex'))
+    if (!short && !mojibake) hexSplitting.add(bytes.toString('hex'))
     if (!short && /^[0-9A-Fa-f]+$/.test(v)) hex.add(v.toLowerCase())
     longest = Math.max(longest, v.length, bytes.length * WIDEST_ENCODING)
   }
@@ -167,8 +171,9 @@ export function redactor(values: readonly string[]): Redactor {
   const split = splitting.map((v) => new Needle(v))
   // Hex wrapped over lines (`xxd -p` at 60 columns, OpenSSL): a value's hex split as written,
   // read in the line with its A to F lower-cased. Not a short value's (its first half, 4 hex
-  // digits, would end a line of hex by chance).
-  const splitHex = [...hex].filter((f) => f.length >= 2 * MIN_ANYWHERE).map((f) => new Needle(f))
+  // digits, would end a line of hex by chance); its UTF-16's is not either (two scans of 4
+  // characters a character for each line, for a form no dump of a stream is likely to show).
+  const splitHex = [...hexSplitting].map((f) => new Needle(f))
   // What of a line's end the lines() function reads for the next line.
   const held = Math.max(0, ...[...split, ...splitHex].map((n) => n.text.length - 1))
   // Base64 characters of a stream's end held for its next line ({@link WrappedBase64}), and
@@ -380,20 +385,25 @@ function hexLower(line: string): string {
  * each non-ASCII character as `?` (Java's and Python's ASCII encoders, a `?` a code point,
  * NFC and NFD) where that leaves at least {@link MIN_ANYWHERE} other characters, and its UTF-8
  * read as Latin-1 or Windows-1252 and written again (mojibake: `pÃ¤sswÃ¶rd`, a process or
- * library that decoded its input with the wrong charset).
+ * library that decoded its input with the wrong charset): each form, and whether it is mojibake.
  */
-function writtenForms(values: readonly string[]): Set<string> {
-  const forms = new Set<string>()
+function writtenForms(values: readonly string[]): Map<string, boolean> {
+  const forms = new Map<string, boolean>()
+  const add = (form: string, mojibake = false) =>
+    forms.set(form, forms.get(form) === false ? false : mojibake)
   for (const v of values) {
-    forms.add(v)
+    add(v)
     if (!/[\u0080-\u{10ffff}]/u.test(v)) continue
     for (const n of [v.normalize('NFC'), v.normalize('NFD')]) {
-      forms.add(n)
+      add(n)
       const ascii = n.replace(/[\u0080-\u{10ffff}]/gu, '?')
-      if (ascii.length - (ascii.match(/\?/g)?.length ?? 0) >= MIN_ANYWHERE) forms.add(ascii)
+      if (ascii.length - (ascii.match(/\?/g)?.length ?? 0) >= MIN_ANYWHERE) add(ascii)
       const latin1 = Buffer.from(n).toString('latin1')
-      forms.add(latin1)
-      forms.add(latin1.replace(/[\u0080-\u009f]/g, (c) => WINDOWS_1252[c.charCodeAt(0) - 0x80]!))
+      add(latin1, true)
+      add(
+        latin1.replace(/[\u0080-\u009f]/g, (c) => WINDOWS_1252[c.charCodeAt(0) - 0x80]!),
+        true,
+      )
     }
   }
   return forms
