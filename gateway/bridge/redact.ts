@@ -180,7 +180,8 @@ export function redactor(values: readonly string[]): Redactor {
   // the line characters that hold them (3 for an escaped `+` or `/`).
   const wrapKeep = Math.max(0, ...inBase64.map((s) => Math.ceil((s.bytes.length * 8) / 6) + 4))
   const wrapRead = inBase64.length > 0 ? 3 * wrapKeep + 3 : 0
-  const openings = inBase64.length > 0 ? new Openings(inBase64) : undefined
+  // Built for the first stream read (a one-off error text has no lines before).
+  let openings: Openings | undefined
   /** Collects the line's hits; gives back its base64 characters where values are looked for there. */
   const collect = (line: string, hits: Hits): Units | undefined => {
     for (const f of anywhere) f.each(line, (s, e) => hits.add(s, e))
@@ -225,6 +226,7 @@ export function redactor(values: readonly string[]): Redactor {
         // stream ends with, for base64 wrapped over lines.
         const state = new Int32Array(split.length)
         const stateHex = new Int32Array(splitHex.length)
+        if (inBase64.length > 0) openings ??= new Openings(inBase64)
         const wrapped = openings === undefined ? undefined : new WrappedBase64(openings, wrapKeep)
         const skip = (line: string, end?: string) => {
           split.forEach((n, i) => {
