@@ -49,9 +49,11 @@ import { findByteList, hexLower } from './redact-hex.js'
 import { Hits } from './redact-hits.js'
 import { Needle } from './redact-needle.js'
 import { MIN_ANYWHERE, MIN_ENCODED_BYTES, type Secret, standingAlone } from './redact-secret.js'
-import { splitOver } from './redact-stream.js'
+import { type StreamRedactor, streamRedactor } from './redact-stream.js'
 import { findInView, rawChar } from './redact-view.js'
-import { Openings, WrappedBase64 } from './redact-wrapped.js'
+import { Openings } from './redact-wrapped.js'
+
+export type { StreamRedactor } from './redact-stream.js'
 
 /** Blots a user's values out of a line (see {@link redactor}). */
 export type Redactor = ((line: string, upTo?: number) => string) & {
@@ -65,12 +67,6 @@ export type Redactor = ((line: string, upTo?: number) => string) & {
    * characters of a line handed over cut (its end as written, joined to the next line).
    */
   lines(): StreamRedactor
-}
-
-/** Redacts one stream's lines in turn ({@link Redactor.lines}). */
-export type StreamRedactor = ((line: string, upTo?: number, end?: string) => string) & {
-  /** A line not logged (dropped by a rate limit): only its end is kept, for the next line. */
-  skip(line: string, end?: string): void
 }
 
 /**
@@ -220,49 +216,8 @@ export function redactor(values: readonly string[]): Redactor {
       longest,
       tail: Math.min(longest, Math.max(held, wrapRead)),
       lines: () => {
-        // Per value, how many of its first characters the stream ends with now, over as many
-        // lines as they span (a KMP state carried from line to line, the line breaks left
-        // out): a value wrapped over three lines or more has a line wholly inside it, and the
-        // line after that one starts with the rest. A line cut before its end: its end as
-        // written (`end`) sets it. A line not logged sets it too. Likewise the base64 the
-        // stream ends with, for base64 wrapped over lines.
-        const state = new Int32Array(split.length)
-        const stateHex = new Int32Array(splitHex.length)
         if (inBase64.length > 0) openings ??= new Openings(inBase64)
-        const wrapped = openings === undefined ? undefined : new WrappedBase64(openings, wrapKeep)
-        const skip = (line: string, end?: string) => {
-          split.forEach((n, i) => {
-            const text = end ?? line
-            const q = end === undefined ? state[i]! : 0
-            // A quoted-printable soft line break, as in splitOver.
-            state[i] = text.endsWith('=')
-              ? Math.max(n.after(q, text), n.after(q, text.slice(0, -1)))
-              : n.after(q, text)
-          })
-          if (splitHex.length > 0) {
-            const lower = hexLower(end ?? line)
-            splitHex.forEach((n, i) => {
-              stateHex[i] = n.after(end === undefined ? stateHex[i]! : 0, lower)
-            })
-          }
-          if (wrapped === undefined) return
-          // Its last characters, enough for `wrapKeep` base64 ones: the line's run before
-          // them does not change what is held.
-          const text = (end ?? line).slice(-wrapRead)
-          wrapped.read(text, base64Units(text))
-        }
-        return Object.assign(
-          (line: string, upTo = line.length, end?: string) => {
-            const hits = new Hits()
-            const units = collect(line, hits)
-            splitOver(split, state, line, hits)
-            if (splitHex.length > 0) splitOver(splitHex, stateHex, hexLower(line), hits)
-            if (units !== undefined) wrapped?.read(line, units, hits)
-            if (end !== undefined) skip(line, end)
-            return hits.blot(line, upTo)
-          },
-          { skip },
-        )
+        return streamRedactor({ split, splitHex, openings, wrapKeep, wrapRead, collect })
       },
     },
   )
