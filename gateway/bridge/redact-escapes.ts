@@ -17,13 +17,7 @@ export function findUnescaped(
   secrets: readonly Secret[],
   found: (start: number, end: number) => void,
 ): void {
-  const once = unescapeView(text, raw)
-  findInView(once, secrets, found)
-  const decoded = once.bytes.toString('latin1')
-  if (decoded.includes('\\'))
-    findInView(unescapeView(decoded, rawByte), secrets, (s, e) =>
-      found(once.from[s]!, once.end(once.from[e - 1]!)),
-    )
+  findTwice(unescapeView, '\\', text, raw, secrets, found)
 }
 
 /**
@@ -35,13 +29,7 @@ export function findUnpercented(
   secrets: readonly Secret[],
   found: (start: number, end: number) => void,
 ): void {
-  const once = percentView(text)
-  findInView(once, secrets, found)
-  const decoded = once.bytes.toString('latin1')
-  if (decoded.includes('%'))
-    findInView(percentView(decoded, rawByte), secrets, (s, e) =>
-      found(once.from[s]!, once.end(once.from[e - 1]!)),
-    )
+  findTwice(percentView, '%', text, rawChar, secrets, found)
 }
 
 /**
@@ -53,11 +41,27 @@ export function findUnentitied(
   secrets: readonly Secret[],
   found: (start: number, end: number) => void,
 ): void {
-  const once = entityView(text)
+  findTwice(entityView, '&', text, rawChar, secrets, found)
+}
+
+/**
+ * Each value found in `text` read through `view`, and where what that decodes still holds
+ * `mark` (an escape's first character), read through it again; `found` hears the range of
+ * `text` that encodes each.
+ */
+function findTwice(
+  view: (line: string, raw: typeof rawChar) => View,
+  mark: string,
+  text: string,
+  raw: typeof rawChar,
+  secrets: readonly Secret[],
+  found: (start: number, end: number) => void,
+): void {
+  const once = view(text, raw)
   findInView(once, secrets, found)
   const decoded = once.bytes.toString('latin1')
-  if (decoded.includes('&'))
-    findInView(entityView(decoded, rawByte), secrets, (s, e) =>
+  if (decoded.includes(mark))
+    findInView(view(decoded, rawByte), secrets, (s, e) =>
       found(once.from[s]!, once.end(once.from[e - 1]!)),
     )
 }
