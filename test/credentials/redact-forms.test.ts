@@ -1,43 +1,13 @@
 // More forms of a user's secret in a process's stderr (brief redact31): each written by a real
 // process and read back from the log the gateway writes, as an operator would see it.
 import assert from 'node:assert/strict'
-import { Writable } from 'node:stream'
 import { describe, it } from 'node:test'
-import { pino } from 'pino'
-import { spawnChild } from '../../gateway/bridge/child.js'
 import { redactor } from '../../gateway/bridge/redact.js'
-import { configSchema } from '../../gateway/config/schema.js'
-
-/** Runs a process that writes `text` to its stderr; the stderr lines the gateway logged. */
-async function logged(text: string, secrets: string[], lineMax?: number): Promise<string[]> {
-  const config = configSchema.parse({
-    servers: {
-      f: {
-        command: process.execPath,
-        args: ['-e', `process.stderr.write(${JSON.stringify(text)})`],
-        stderr: { linesPerWindow: 10_000, ...(lineMax === undefined ? {} : { lineMax }) },
-      },
-    },
-  }).servers.f!
-  const lines: string[] = []
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString().split('\n'))
-        if (l !== '') {
-          const entry = JSON.parse(l) as { msg?: string; stderr?: string }
-          if (entry.msg === 'server stderr') lines.push(entry.stderr!)
-        }
-      done()
-    },
-  })
-  const child = await spawnChild(config, pino({ level: 'info' }, sink), {}, secrets)
-  await child.exited
-  return lines
-}
+import { scriptStderrLogged, stderrLogged } from '../helpers/stderr-log.js'
 
 /** Asserts each line was logged with a `[redacted]` and without `leak` (a part of the value). */
 async function blotted(lines: string[], secrets: string[], leaks: string[]): Promise<void> {
-  const out = await logged(lines.map((l) => `${l}\n`).join(''), secrets)
+  const out = await stderrLogged(lines.map((l) => `${l}\n`).join(''), secrets)
   assert.equal(out.length, lines.length, out.join('\n'))
   for (const [i, line] of out.entries()) {
     assert.ok(line.includes('[redacted]'), `${lines[i]} → ${line}`)
@@ -111,7 +81,7 @@ describe('redact31: more written forms of a value', () => {
     const value = 'Qw3rTy-Qw3rTy'
     const twice = 'Qw3rTy-Qw3rTy-Qw3rTy'
     const thrice = 'Qw3rTy-Qw3rTy-Qw3rTy-Qw3rTy'
-    const out = await logged(
+    const out = await stderrLogged(
       [
         `k=${twice} end`,
         `k=${thrice} end`,
@@ -135,7 +105,7 @@ describe('redact31: more written forms of a value', () => {
   })
 
   it('a one-character value is not blotted anywhere (it hides nothing and would blot that character in every line)', async () => {
-    const out = await logged('a - b -- c 1 x-1 é 😀 real-secret-value\nplain line - 1\n', [
+    const out = await stderrLogged('a - b -- c 1 x-1 é 😀 real-secret-value\nplain line - 1\n', [
       '-',
       '1',
       'é',
@@ -179,7 +149,7 @@ describe('redact31: more written forms of a value', () => {
       lines.push(`t${k}=${value.slice(0, k)}`, `${value.slice(k)} u${k}`)
     // A line break as \r\n, and a line that starts like a value's end with no start before it.
     const text = `${lines.join('\n')}\r\nseparate\n${value.slice(-6)} is not split\n`
-    const out = await logged(text, [value])
+    const out = await stderrLogged(text, [value])
     assert.equal(out.length, lines.length + 2, out.join('\n'))
     for (let k = 1; k < value.length; k++) {
       const first = out[2 * (k - 1)]!
@@ -193,27 +163,10 @@ describe('redact31: more written forms of a value', () => {
 
   it('a value split over two writes of a process, a while apart', async () => {
     const value = 'sk-live-0123456789abcdef'
-    const config = configSchema.parse({
-      servers: {
-        f: {
-          command: process.execPath,
-          args: [
-            '-e',
-            `process.stderr.write('key=sk-li\\n'); setTimeout(() => process.stderr.write('ve-0123456789abcdef ok\\n'), 50)`,
-          ],
-        },
-      },
-    }).servers.f!
-    const seen: string[] = []
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const l of chunk.toString().split('\n'))
-          if (l !== '') seen.push((JSON.parse(l) as { stderr?: string }).stderr ?? '')
-        done()
-      },
-    })
-    const child = await spawnChild(config, pino({ level: 'info' }, sink), {}, [value])
-    await child.exited
+    const seen = await scriptStderrLogged(
+      `process.stderr.write('key=sk-li\\n'); setTimeout(() => process.stderr.write('ve-0123456789abcdef ok\\n'), 50)`,
+      [value],
+    )
     assert.deepEqual(
       seen.filter((l) => l !== ''),
       ['key=sk-li', '[redacted] ok'],
@@ -242,7 +195,7 @@ describe('redact31: more written forms of a value', () => {
         )
       }
     await blotted(lines, [value], ['horse'])
-    const out = await logged(`${lines.join('\n')}\n`, [value])
+    const out = await stderrLogged(`${lines.join('\n')}\n`, [value])
     for (const line of out) {
       const left = line.split('[redacted]').map((p) => p.replace(/^.* /, ''))
       for (const part of left)
@@ -299,7 +252,7 @@ describe('redact31: more written forms of a value', () => {
         const left = Math.floor((prefix.length * 8) / 5)
         kept.push(left, left)
       }
-    const out = await logged(`${lines.join('\n')}\n`, [value])
+    const out = await stderrLogged(`${lines.join('\n')}\n`, [value])
     assert.equal(out.length, lines.length)
     for (const [i, line] of out.entries())
       assert.equal(line, `${lines[i]!.slice(0, 5 + kept[i]!)}[redacted]`, lines[i])
@@ -316,7 +269,7 @@ describe('redact31: more written forms of a value', () => {
     const twice = [...value].map((c) => `&amp;#x${c.charCodeAt(0).toString(16)};`).join('')
     const lineMax = 100
     for (const at of [lineMax - 30, lineMax - 60, lineMax - 1]) {
-      const out = await logged(`${'x'.repeat(at)}${twice} end\n`, [value], lineMax)
+      const out = await stderrLogged(`${'x'.repeat(at)}${twice} end\n`, [value], { lineMax })
       assert.deepEqual(out, [`${'x'.repeat(at)}[redacted]`.slice(0, lineMax)])
     }
   })

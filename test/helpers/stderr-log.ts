@@ -3,6 +3,13 @@ import { pino } from 'pino'
 import { spawnChild } from '../../gateway/bridge/child.js'
 import { configSchema } from '../../gateway/config/schema.js'
 
+/** The `stderr` settings of the process's server (the schema's defaults where left out). */
+export interface StderrSettings {
+  lineMax?: number
+  linesPerWindow?: number
+  window?: number
+}
+
 /**
  * Runs a real process that writes `text` to its stderr, started with `secrets` as a user's
  * credentials; the stderr lines the gateway logged, as an operator reads them.
@@ -10,16 +17,25 @@ import { configSchema } from '../../gateway/config/schema.js'
 export async function stderrLogged(
   text: string,
   secrets: readonly string[],
-  stderr: { lineMax?: number; linesPerWindow?: number } = {},
+  stderr: StderrSettings = {},
+): Promise<string[]> {
+  return scriptStderrLogged(`process.stderr.write(${JSON.stringify(text)})`, secrets, {
+    linesPerWindow: 100_000,
+    ...stderr,
+  })
+}
+
+/**
+ * Runs a real process that runs `script` (`node -e`: writes in several calls, a while apart),
+ * started with `secrets` as a user's credentials; the stderr lines the gateway logged.
+ */
+export async function scriptStderrLogged(
+  script: string,
+  secrets: readonly string[],
+  stderr: StderrSettings = {},
 ): Promise<string[]> {
   const config = configSchema.parse({
-    servers: {
-      f: {
-        command: process.execPath,
-        args: ['-e', `process.stderr.write(${JSON.stringify(text)})`],
-        stderr: { linesPerWindow: 100_000, ...stderr },
-      },
-    },
+    servers: { f: { command: process.execPath, args: ['-e', script], stderr } },
   }).servers.f!
   const lines: string[] = []
   const sink = new Writable({

@@ -4,12 +4,10 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { pino } from 'pino'
 import { request } from 'undici'
-import { spawnChild } from '../../gateway/bridge/child.js'
 import { BridgeError } from '../../gateway/bridge/errors.js'
 import { ProcessStarts } from '../../gateway/bridge/process-starts.js'
 import { configSchema } from '../../gateway/config/schema.js'
@@ -18,34 +16,8 @@ import { principal } from '../helpers/principal.js'
 import { modernToolCall } from '../helpers/modern-request.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { scriptStderrLogged, stderrLogged } from '../helpers/stderr-log.js'
 import { waitFor } from '../helpers/wait-for.js'
-
-/** Runs a process that writes `text` to its stderr; the stderr lines the gateway logged. */
-async function logged(text: string, secrets: string[], lineMax?: number): Promise<string[]> {
-  const config = configSchema.parse({
-    servers: {
-      f: {
-        command: process.execPath,
-        args: ['-e', `process.stderr.write(${JSON.stringify(text)})`],
-        stderr: { linesPerWindow: 10_000, ...(lineMax === undefined ? {} : { lineMax }) },
-      },
-    },
-  }).servers.f!
-  const lines: string[] = []
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString().split('\n'))
-        if (l !== '') {
-          const entry = JSON.parse(l) as { msg?: string; stderr?: string }
-          if (entry.msg === 'server stderr') lines.push(entry.stderr!)
-        }
-      done()
-    },
-  })
-  const child = await spawnChild(config, pino({ level: 'info' }, sink), {}, [...secrets])
-  await child.exited
-  return lines
-}
 
 /** Pieces of `value` of `n` characters (every start). */
 const pieces = (value: string, n: number) =>
@@ -62,7 +34,7 @@ describe('stop26d: a value split over more than two stderr lines', () => {
       const wrapped: string[] = []
       for (let i = 0; i < text.length; i += width) wrapped.push(text.slice(i, i + width))
       assert.ok(wrapped.length >= 3)
-      const out = await logged(`${wrapped.join('\n')}\r\nafter\n`, [value])
+      const out = await stderrLogged(`${wrapped.join('\n')}\r\nafter\n`, [value])
       assert.equal(out.length, wrapped.length + 1, out.join('\n'))
       for (const line of out)
         for (const p of pieces(value, 8)) assert.ok(!line.includes(p), `${p} shows in ${line}`)
@@ -80,7 +52,7 @@ describe('stop26d: a value split after a line cut at lineMax', () => {
   for (const k of [1, 3, 20]) {
     it(`a line of 5000 characters ending with the value's first ${k}: the rest is blotted`, async () => {
       const text = `${'x'.repeat(5000)}${value.slice(0, k)}\n${value.slice(k)} ok\nafter\n`
-      const out = await logged(text, [value], 80)
+      const out = await stderrLogged(text, [value], { lineMax: 80 })
       assert.equal(out.length, 3, out.join('\n'))
       assert.equal(out[1], '[redacted] ok')
       assert.equal(out[2], 'after')
@@ -93,30 +65,13 @@ describe('stop26d: a value split after a line cut at lineMax', () => {
     // the value kept, 2 past the cut.
     const kept = 80 + value.length * 10
     const text = `${'x'.repeat(kept - 10)}${value.slice(0, 12)}\n${value.slice(12)} ok\n`
-    const out = await logged(text, [value], 80)
+    const out = await stderrLogged(text, [value], { lineMax: 80 })
     assert.equal(out[1], '[redacted] ok', out.join('\n'))
   })
   it('the same over many small writes (the cut line arrives in chunks)', async () => {
     const parts = [...Array.from({ length: 50 }, () => 'y'.repeat(100)), value.slice(0, 5)]
     const script = `const p = ${JSON.stringify(parts)}; let i = 0; const w = () => { if (i < p.length) process.stderr.write(p[i++], w); else process.stderr.write(${JSON.stringify(`\n${value.slice(5)} ok\n`)}) }; w()`
-    const config = configSchema.parse({
-      servers: {
-        f: { command: process.execPath, args: ['-e', script], stderr: { lineMax: 80 } },
-      },
-    }).servers.f!
-    const lines: string[] = []
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const l of chunk.toString().split('\n'))
-          if (l !== '') {
-            const entry = JSON.parse(l) as { msg?: string; stderr?: string }
-            if (entry.msg === 'server stderr') lines.push(entry.stderr!)
-          }
-        done()
-      },
-    })
-    const child = await spawnChild(config, pino({ level: 'info' }, sink), {}, [value])
-    await child.exited
+    const lines = await scriptStderrLogged(script, [value], { lineMax: 80 })
     assert.equal(lines.at(-1), '[redacted] ok', lines.join('\n'))
   })
 })
@@ -129,28 +84,7 @@ describe('stop26d: a value split after a line the rate limit dropped', () => {
     const value = 'ghp_R8xk2Lq9Vb7Tz0Wm4Yc1Nd6Pf3Hs5Ja8Ue2GiQw7Er'
     const first = `logged\ndropped ${value.slice(0, 3)}\n`
     const script = `process.stderr.write(${JSON.stringify(first)}, () => setTimeout(() => process.stderr.write(${JSON.stringify(`${value.slice(3)} ok\n`)}), 1000))`
-    const config = configSchema.parse({
-      servers: {
-        f: {
-          command: process.execPath,
-          args: ['-e', script],
-          stderr: { linesPerWindow: 1, window: 100 },
-        },
-      },
-    }).servers.f!
-    const lines: string[] = []
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const l of chunk.toString().split('\n'))
-          if (l !== '') {
-            const entry = JSON.parse(l) as { msg?: string; stderr?: string }
-            if (entry.msg === 'server stderr') lines.push(entry.stderr!)
-          }
-        done()
-      },
-    })
-    const child = await spawnChild(config, pino({ level: 'info' }, sink), {}, [value])
-    await child.exited
+    const lines = await scriptStderrLogged(script, [value], { linesPerWindow: 1, window: 100 })
     assert.equal(lines[0], 'logged')
     for (const line of lines)
       for (const p of pieces(value, 8)) assert.ok(!line.includes(p), `${p} shows in ${line}`)

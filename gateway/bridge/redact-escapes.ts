@@ -1,0 +1,212 @@
+/**
+ * A line read with its escapes decoded: backslash (JSON, repr, `%q`), percent (URL, form),
+ * quoted-printable and HTML/XML character references; twice where once leaves some.
+ */
+import { hexAt } from './redact-hex.js'
+import type { Secret } from './redact-secret.js'
+import { decode, findInView, rawByte, rawChar, utf8, type View } from './redact-view.js'
+
+/**
+ * Each value found in `text` with its backslash escapes decoded, once and, where that leaves
+ * some, twice: JSON inside JSON (a JSON log line's message quoting a JSON body) escapes a
+ * value's `"`, `\`, PHP's `/` or Python's non-ASCII characters twice.
+ */
+export function findUnescaped(
+  text: string,
+  raw: typeof rawChar,
+  secrets: readonly Secret[],
+  found: (start: number, end: number) => void,
+): void {
+  findTwice(unescapeView, '\\', text, raw, secrets, found)
+}
+
+/**
+ * Each value found in `text` with its percent escapes decoded, once and, where that leaves
+ * some, twice: a URL carried in another URL's query (`next=…%253D…`) is encoded twice.
+ */
+export function findUnpercented(
+  text: string,
+  secrets: readonly Secret[],
+  found: (start: number, end: number) => void,
+): void {
+  findTwice(percentView, '%', text, rawChar, secrets, found)
+}
+
+/**
+ * Each value found in `text` with its HTML and XML character references decoded, once and,
+ * where that leaves some, twice (`&amp;#39;`: a page escaped twice).
+ */
+export function findUnentitied(
+  text: string,
+  secrets: readonly Secret[],
+  found: (start: number, end: number) => void,
+): void {
+  findTwice(entityView, '&', text, rawChar, secrets, found)
+}
+
+/**
+ * Each value found in `text` read through `view`, and where what that decodes still holds
+ * `mark` (an escape's first character), read through it again; `found` hears the range of
+ * `text` that encodes each.
+ */
+function findTwice(
+  view: (line: string, raw: typeof rawChar) => View,
+  mark: string,
+  text: string,
+  raw: typeof rawChar,
+  secrets: readonly Secret[],
+  found: (start: number, end: number) => void,
+): void {
+  const once = view(text, raw)
+  findInView(once, secrets, found)
+  const decoded = once.bytes.toString('latin1')
+  if (decoded.includes(mark))
+    findInView(view(decoded, rawByte), secrets, (s, e) =>
+      found(once.from[s]!, once.end(once.from[e - 1]!)),
+    )
+}
+
+/** One-letter escapes of JSON, Python, Go and C: the byte each stands for. */
+const SIMPLE_ESCAPES: Record<string, number> = {
+  '\\': 0x5c,
+  '"': 0x22,
+  "'": 0x27,
+  '/': 0x2f,
+  '`': 0x60,
+  n: 0x0a,
+  r: 0x0d,
+  t: 0x09,
+  b: 0x08,
+  f: 0x0c,
+  v: 0x0b,
+  a: 0x07,
+  '0': 0x00,
+}
+
+/**
+ * Backslash escapes decoded: `\xNN` is a byte (a Python `b'…'`, Go's `%q` of invalid UTF-8;
+ * so a Python str's repr of a non-printable U+0080–U+00FF as `\xNN` is not matched),
+ * `\uXXXX` (a surrogate pair as one) and `\UXXXXXXXX` a code point; an unknown escape is left
+ * as written.
+ */
+function unescapeView(line: string, raw = rawChar): View {
+  return decode(line, (p, emit) => {
+    if (line.charCodeAt(p) !== 0x5c || p + 1 >= line.length) return raw(line, p, emit)
+    const d = line[p + 1]!
+    const simple = SIMPLE_ESCAPES[d]
+    if (simple !== undefined) {
+      emit(simple)
+      return p + 2
+    }
+    if (d === 'x') {
+      const b = hexAt(line, p + 2, 2)
+      if (b >= 0) {
+        emit(b)
+        return p + 4
+      }
+    } else if (d === 'u') {
+      const unit = hexAt(line, p + 2, 4)
+      if (unit >= 0) {
+        if (unit >= 0xd800 && unit < 0xdc00 && line.startsWith('\\u', p + 6)) {
+          const low = hexAt(line, p + 8, 4)
+          if (low >= 0xdc00 && low < 0xe000) {
+            utf8(0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00), emit)
+            return p + 12
+          }
+        }
+        utf8(unit, emit)
+        return p + 6
+      }
+    } else if (d === 'U') {
+      const cp = hexAt(line, p + 2, 8)
+      if (cp >= 0 && cp <= 0x10ffff) {
+        utf8(cp, emit)
+        return p + 10
+      }
+    }
+    emit(0x5c)
+    return p + 1
+  })
+}
+
+/** Percent escapes decoded, either case (RFC 3986 §2.1), and `+` as a space (a form body). */
+function percentView(line: string, raw = rawChar): View {
+  return decode(line, (p, emit) => {
+    const c = line.charCodeAt(p)
+    if (c === 0x2b) {
+      emit(0x20)
+      return p + 1
+    }
+    if (c === 0x25) {
+      const b = hexAt(line, p + 1, 2)
+      if (b >= 0) {
+        emit(b)
+        return p + 3
+      }
+    }
+    return raw(line, p, emit)
+  })
+}
+
+/** A line with a quoted-printable escape in it (upper-case hex, as RFC 2045 §6.7 has it). */
+export const QUOTED = /=[0-9A-F]{2}/
+
+/**
+ * Quoted-printable escapes decoded (`=3D`, `=C3=A4`: a mail body or MIME part a process logs).
+ * Upper-case hex only, as encoders write it: `id=ab` is not an escape. A soft line break (`=`
+ * ending a line) is a line break of stderr: not joined here.
+ */
+export function quotedView(line: string): View {
+  return decode(line, (p, emit) => {
+    if (line.charCodeAt(p) === 0x3d) {
+      const b = hexAt(line, p + 1, 2)
+      if (b >= 0 && QUOTED_HEX.test(line.slice(p + 1, p + 3))) {
+        emit(b)
+        return p + 3
+      }
+    }
+    return rawChar(line, p, emit)
+  })
+}
+
+const QUOTED_HEX = /^[0-9A-F]{2}$/
+
+/** A line with a character reference in it (a `&` alone, as in a query, is not one). */
+export const REFERENCE = /&(?:#|amp;|lt;|gt;|quot;|apos;|nbsp;)/
+
+/** The named references HTML and XML escapers write (Python's html.escape, PHP, Java, .NET). */
+const ENTITIES = new Map([
+  ['amp', 0x26],
+  ['lt', 0x3c],
+  ['gt', 0x3e],
+  ['quot', 0x22],
+  ['apos', 0x27],
+  ['nbsp', 0xa0],
+])
+
+/**
+ * HTML and XML character references decoded: `&#NNN;` and `&#xHH;` (either case, leading
+ * zeros as PHP writes `&#039;`) a code point, `&amp;` `&lt;` `&gt;` `&quot;` `&apos;` `&nbsp;`;
+ * anything else is left as written. A reference is at most 12 characters.
+ */
+function entityView(line: string, raw = rawChar): View {
+  return decode(line, (p, emit) => {
+    if (line.charCodeAt(p) !== 0x26) return raw(line, p, emit)
+    // Only the next 12 characters are looked at: a line of `&` stays one pass.
+    let semi = p + 2
+    while (semi < line.length && semi - p < 12 && line.charCodeAt(semi) !== 0x3b) semi++
+    if (line.charCodeAt(semi) === 0x3b) {
+      const name = line.slice(p + 1, semi)
+      let cp = -1
+      if (/^#[0-9]{1,8}$/.test(name)) cp = Number(name.slice(1))
+      else if (/^#[xX][0-9A-Fa-f]{1,8}$/.test(name)) cp = Number.parseInt(name.slice(2), 16)
+      else cp = ENTITIES.get(name) ?? -1
+      if (cp >= 0 && cp <= 0x10ffff) {
+        utf8(cp, emit)
+        return semi + 1
+      }
+    }
+    emit(0x26)
+    return p + 1
+  })
+}
