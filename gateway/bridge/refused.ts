@@ -15,8 +15,10 @@ import { BridgeError, exposedError } from './errors.js'
  *   or process starts, a server's or the gateway's capacity): `rate_limited`, the limit's key
  *   as the rule, `refused`, counted as that decision;
  * - else, for a request the policy allowed (`decided`): `allow` with what the client got
- *   (`error <code>`, or `cancelled` when it left first), as any allowed request ends.
- * A failure of a request no policy decision was recorded for is the log's alone.
+ *   (`error <code>`), as any allowed request ends.
+ * A client that left before anything ran for it (`client_gone`) was refused nothing: no line,
+ * as a sessionless request gone before its lease never had one. A failure of a request no
+ * policy decision was recorded for is the log's alone.
  */
 export function auditRefused(
   audit: AuditLog | undefined,
@@ -27,8 +29,6 @@ export function auditRefused(
     method: string
     /** The policy's verdict on the request, when it has one (its name is the line's). */
     decided?: Decided
-    /** The tool, prompt or URI the request names, when no verdict carries it. */
-    name?: string
     /** When the request was decided (performance.now()). */
     start: number
     err: unknown
@@ -48,14 +48,14 @@ export function auditRefused(
       clientId: principal.clientId,
       server,
       method: e.method,
-      name: e.decided?.name ?? e.name,
+      name: e.decided?.name,
       decision: 'rate_limited',
       rule: err.limit,
       outcome: 'refused',
     })
     return
   }
-  if (e.decided === undefined) return
+  if (e.decided === undefined || (err instanceof GatewayError && err.code === 'client_gone')) return
   auditAllowed(audit, metrics, {
     principal,
     server,
@@ -70,7 +70,6 @@ export function auditRefused(
 /** How a request the bridge could not run ended, for its audit line. */
 function failure(err: unknown, status: boolean): AuditOutcome {
   const exposed = err instanceof GatewayError && err.expose ? err : undefined
-  if (exposed?.code === 'client_gone') return { kind: 'cancelled' }
   if (status) return { kind: 'status', status: exposed?.status ?? 500 }
   return { kind: 'error', code: exposed ? exposedError(exposed).code : -32603 }
 }

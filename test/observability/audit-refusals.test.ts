@@ -40,7 +40,11 @@ before(async () => {
     servers: SERVERS,
     policy: POLICY,
     config: {
-      limits: { processStartsPerSubject: STARTS, maxSessionsPerSubject: ENDPOINT_SESSIONS },
+      limits: {
+        processStartsPerSubject: STARTS,
+        maxSessionsPerSubject: ENDPOINT_SESSIONS,
+        sessionless: { listensPerSubject: 1 },
+      },
       endpoints: { duo: { servers: ['solo'] } },
     },
     processStartClock: () => 0,
@@ -98,9 +102,10 @@ async function initialize(sub: string, server: string): Promise<Answer> {
 /** A 2026-07-28 request (a tools/call when `tool` is given). */
 async function modern(sub: string, server: string, method: string, tool?: string): Promise<Answer> {
   const token = await tokenOf(sub, server)
+  const params = method === 'subscriptions/listen' ? LISTEN : {}
   const res = await request(
     stack.local(server),
-    tool === undefined ? modernRequest(token, method, {}) : modernToolCall(token, tool),
+    tool === undefined ? modernRequest(token, method, params) : modernToolCall(token, tool),
   )
   return { status: res.statusCode, text: await res.body.text() }
 }
@@ -132,6 +137,21 @@ async function holdEndpoint(sub: string): Promise<Arranged> {
       for (const close of closes) close()
     },
   }
+}
+
+const LISTEN = { notifications: { toolsListChanged: true } }
+
+/** The user's one `subscriptions/listen` stream at `server` (or an endpoint), open. */
+async function listening(sub: string, server: string): Promise<Arranged> {
+  const res = await request(
+    stack.local(server),
+    modernRequest(await tokenOf(sub, server), 'subscriptions/listen', LISTEN),
+  )
+  assert.equal(res.statusCode, 200)
+  const events = res.body[Symbol.asyncIterator]()
+  let text = ''
+  while (!text.includes('\n\n')) text += String((await events.next()).value ?? '')
+  return { undo: async () => void res.body.destroy() }
 }
 
 /** A session-era session of `sub` at `server` (a server or an endpoint): its headers. */
@@ -253,6 +273,22 @@ const CASES: Case[] = [
     status: 429,
     event: { server: 'budget', method: 'GET /sse', ...budget },
   },
+  // The user's listen streams (limits.sessionless.listensPerSubject), at a server and an endpoint.
+  ...['fixture', 'duo'].map(
+    (server): Case => ({
+      name: `sessionless: subscriptions/listen at ${server} past the user’s streams`,
+      arrange: (sub) => listening(sub, server),
+      act: (sub) => modern(sub, server, 'subscriptions/listen'),
+      status: 429,
+      event: {
+        server,
+        method: 'subscriptions/listen',
+        decision: 'rate_limited',
+        rule: 'limits.sessionless.listensPerSubject',
+        outcome: 'refused',
+      },
+    }),
+  ),
   // An endpoint's sessions (limits.maxSessionsPerSubject).
   {
     name: 'endpoint, session era: initialize past the user’s endpoint sessions',
