@@ -11,7 +11,7 @@ import { request } from 'undici'
 import { scopeOf } from '../../gateway/bridge/bounds.js'
 import { ownerKey } from '../../gateway/bridge/session.js'
 import type { Principal } from '../../gateway/auth/principal.js'
-import { initBody } from '../checklist/open-session.js'
+import { initBody, openSession } from '../checklist/open-session.js'
 import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
@@ -157,16 +157,10 @@ async function listening(sub: string, server: string): Promise<Arranged> {
 /** A session-era session of `sub` at `server` (a server or an endpoint): its headers. */
 async function session(sub: string, server: string): Promise<Arranged> {
   const auth = await bearer(sub, server)
-  const url = stack.local(server)
-  const opened = await postMcp(url, initBody(), auth)
-  assert.equal(opened.status, 200, opened.text)
-  const headers = {
-    ...auth,
-    'mcp-session-id': opened.headers['mcp-session-id'] as string,
-    'mcp-protocol-version': '2025-11-25',
+  const sid = await openSession(stack, server, auth.authorization.slice('Bearer '.length))
+  return {
+    session: { ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
   }
-  await postMcp(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, headers)
-  return { session: headers }
 }
 
 /** What a case's arrangement leaves: its undoing, the session its request goes to. */
@@ -207,6 +201,15 @@ const endpointBound = {
   rule: 'limits.maxSessionsPerSubject',
   outcome: 'refused',
 }
+/** A tool no backend of the endpoint has (for the caller): refused before any backend decides. */
+const unrouted = {
+  server: 'duo',
+  method: 'tools/call',
+  name: 'solo_nope',
+  decision: 'invalid',
+  rule: 'Invalid params: no tool named "solo_nope" on this endpoint',
+  outcome: 'refused',
+}
 /** The policy's refusal of access to a server, for a token without its scope. */
 const noAccess = { decision: 'challenge', rule: /access/, outcome: 'refused' }
 const spent = async (sub: string): Promise<Arranged> => {
@@ -215,64 +218,35 @@ const spent = async (sub: string): Promise<Arranged> => {
 }
 
 const CASES: Case[] = [
-  // The user's bound on one server (servers.solo.maxSessionsPerSubject), every era.
-  {
-    name: 'session era: initialize past the user’s session bound',
-    arrange: holdSolo,
-    act: (sub) => initialize(sub, 'solo'),
-    status: 429,
-    event: { server: 'solo', method: 'initialize', ...bound('solo') },
-  },
-  {
-    name: 'sessionless: tools/call past the user’s session bound',
-    arrange: holdSolo,
-    act: (sub) => modern(sub, 'solo', 'tools/call', 'pid'),
-    status: 429,
-    event: { server: 'solo', method: 'tools/call', name: 'pid', ...bound('solo') },
-  },
-  {
-    name: 'sessionless: server/discover past the user’s session bound',
-    arrange: holdSolo,
-    act: (sub) => modern(sub, 'solo', 'server/discover'),
-    status: 429,
-    event: { server: 'solo', method: 'server/discover', ...bound('solo') },
-  },
-  {
-    name: 'legacy: GET /sse past the user’s session bound',
-    arrange: holdSolo,
-    act: (sub) => sse(sub, 'solo'),
-    status: 429,
-    event: { server: 'solo', method: 'GET /sse', ...bound('solo') },
-  },
-  // The process-start budget: the request that needed the process, not `initialize`.
-  {
-    name: 'session era: initialize past the process-start budget',
-    arrange: spent,
-    act: (sub) => initialize(sub, 'budget'),
-    status: 429,
-    event: { server: 'budget', method: 'initialize', ...budget },
-  },
-  {
-    name: 'sessionless: tools/call past the process-start budget',
-    arrange: spent,
-    act: (sub) => modern(sub, 'budget', 'tools/call', 'pid'),
-    status: 429,
-    event: { server: 'budget', method: 'tools/call', name: 'pid', ...budget },
-  },
-  {
-    name: 'sessionless: server/discover past the process-start budget',
-    arrange: spent,
-    act: (sub) => modern(sub, 'budget', 'server/discover'),
-    status: 429,
-    event: { server: 'budget', method: 'server/discover', ...budget },
-  },
-  {
-    name: 'legacy: GET /sse past the process-start budget',
-    arrange: spent,
-    act: (sub) => sse(sub, 'budget'),
-    status: 429,
-    event: { server: 'budget', method: 'GET /sse', ...budget },
-  },
+  // A limit on what the user holds or starts, in every era: the user's bound on one server
+  // (servers.solo.maxSessionsPerSubject), and its process-start budget, whose line names the
+  // request that needed the process, not `initialize`.
+  ...[
+    { limit: 'session bound', server: 'solo', arrange: holdSolo, ...bound('solo') },
+    { limit: 'process-start budget', server: 'budget', arrange: spent, ...budget },
+  ].flatMap(({ limit, server, arrange, ...refused }): Case[] =>
+    [
+      { era: 'session era', method: 'initialize', act: (sub: string) => initialize(sub, server) },
+      {
+        era: 'sessionless',
+        method: 'tools/call',
+        name: 'pid',
+        act: (sub: string) => modern(sub, server, 'tools/call', 'pid'),
+      },
+      {
+        era: 'sessionless',
+        method: 'server/discover',
+        act: (sub: string) => modern(sub, server, 'server/discover'),
+      },
+      { era: 'legacy', method: 'GET /sse', act: (sub: string) => sse(sub, server) },
+    ].map(({ era, method, name, act }) => ({
+      name: `${era}: ${method} past the ${limit}`,
+      arrange,
+      act,
+      status: 429,
+      event: { server, method, ...(name ? { name } : {}), ...refused },
+    })),
+  ),
   // The user's listen streams (limits.sessionless.listensPerSubject), at a server and an endpoint.
   ...['fixture', 'duo'].map(
     (server): Case => ({
@@ -340,27 +314,13 @@ const CASES: Case[] = [
       return postMcp(stack.local('duo'), call, session)
     },
     status: 200,
-    event: {
-      server: 'duo',
-      method: 'tools/call',
-      name: 'solo_nope',
-      decision: 'invalid',
-      rule: 'Invalid params: no tool named "solo_nope" on this endpoint',
-      outcome: 'refused',
-    },
+    event: unrouted,
   },
   {
     name: 'endpoint, sessionless: tools/call of a name no backend has',
     act: (sub) => modern(sub, 'duo', 'tools/call', 'solo_nope'),
     status: 200,
-    event: {
-      server: 'duo',
-      method: 'tools/call',
-      name: 'solo_nope',
-      decision: 'invalid',
-      rule: 'Invalid params: no tool named "solo_nope" on this endpoint',
-      outcome: 'refused',
-    },
+    event: unrouted,
   },
   {
     name: 'endpoint: a body whose two requests share an id',
