@@ -1,4 +1,5 @@
 import type { Context } from 'hono'
+import type { Principal } from '../auth/principal.js'
 import { BridgeError } from '../bridge/errors.js'
 import { auditRefused } from '../bridge/refused.js'
 import { envelope } from '../bridge/jsonrpc.js'
@@ -55,6 +56,15 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
       metrics: d.metrics,
     })
   }
+  // The stream opens its session: a limit that refused it is audited as this request (an opened
+  // stream has no line of its own, nor has one that failed).
+  const streamRefused =
+    (principal: Principal, server: string) =>
+    (err: unknown): never => {
+      const start = performance.now()
+      auditRefused(d.audit, d.metrics, { principal, server, method: SSE_OPEN, start, err })
+      throw err
+    }
   return {
     /** `GET /sse/<endpoint>`: a legacy session on an aggregating endpoint. */
     async endpointStream(c: Context<Vars>, name: string): Promise<Response> {
@@ -76,16 +86,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
             )
             return transport
           })
-          .catch((err: unknown) => {
-            auditRefused(d.audit, d.metrics, {
-              principal,
-              server: name,
-              method: SSE_OPEN,
-              start: performance.now(),
-              err,
-            })
-            throw err
-          })
+          .catch(streamRefused(principal, name))
         transport.onclosed = () => void session.close()
         return sendReply(c, streamReply(transport))
       } catch (err) {
@@ -183,18 +184,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
             },
             bearerOf(c),
           )
-          .catch((err: unknown) => {
-            // The stream opens the session: a limit that refused it is audited as this request
-            // (an opened stream has no line of its own, nor has one that failed).
-            auditRefused(d.audit, d.metrics, {
-              principal,
-              server,
-              method: SSE_OPEN,
-              start: performance.now(),
-              err,
-            })
-            throw err
-          })
+          .catch(streamRefused(principal, server))
         transport.onclosed = (why) => {
           // This transport has no resumption: a stream closed on a slow client takes its session.
           if (why === 'slow_client')
