@@ -77,6 +77,11 @@ export interface StartOptions {
   /** The clock of each subject's process-start window, ms; default monotonic (tests end one without waiting). */
   processStartClock?: () => number
   /**
+   * The clock of shared processes' runs against respawnStableAfter and of each subject's
+   * crash window, ms; default monotonic (tests move it rather than wait).
+   */
+  sharedClock?: () => number
+  /**
    * Aborted when start-up is to stop (a signal): a step waiting on the network (the store, the
    * upstream IdP) is abandoned at once, what started is stopped, and the start rejects with the
    * signal's reason.
@@ -435,6 +440,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     now: o.sessionClock,
     startClock: o.startClock,
     processStartClock: o.processStartClock,
+    sharedClock: o.sharedClock,
   })
   registry.start()
   gauges.sessions = () => registry.size

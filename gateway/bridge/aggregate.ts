@@ -310,10 +310,13 @@ export class Aggregate {
         skipped.push(server)
         this.o.onSkipped?.(server)
         // A server failing to start was logged once, when it failed; a start past the user's
-        // budget when it was refused: not on every list.
+        // budget (or a user refused for crashing a shared process) when it was refused: not on
+        // every list.
         const failing =
           r.reason instanceof BridgeError &&
-          (r.reason.code === 'server_unavailable' || r.reason.code === 'process_start_limit')
+          (r.reason.code === 'server_unavailable' ||
+            r.reason.code === 'process_start_limit' ||
+            r.reason.code === 'shared_crash_limit')
         caller.log[failing ? 'debug' : 'warn'](
           { endpoint: this.name, server, method, err: { message: (r.reason as Error).message } },
           "a backend could not list; left out of the endpoint's list",

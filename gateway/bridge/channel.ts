@@ -1,5 +1,7 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
+import type { Principal } from '../auth/principal.js'
 import type { Child } from './child.js'
+import { BridgeError, exposedError } from './errors.js'
 import { envelope, rpcError, type RequestId } from './jsonrpc.js'
 import { initializeReply } from './handshake.js'
 import type { Pending, Replica } from './replica.js'
@@ -21,7 +23,11 @@ export class Channel implements Child {
   private markExited!: () => void
   private open = true
 
-  constructor(private readonly replica: Replica) {
+  constructor(
+    private readonly replica: Replica,
+    /** Whose session (or sessionless lane) this is: what the process's exits are charged to. */
+    readonly principal: Principal,
+  ) {
     this.pid = replica.child?.pid ?? 0
     this.exited = new Promise((resolve) => (this.markExited = resolve))
     replica.channels.add(this)
@@ -40,6 +46,16 @@ export class Channel implements Child {
     const r = this.replica
     if (env.kind === 'request') {
       const params = env.params
+      // Its user crashed the process too often (shared-crashes.ts): refused here too, for a
+      // session another replica still serves (a new one is refused before it attaches). What
+      // is answered here without the process (the handshake a lane's start sends) is not.
+      if (env.method !== 'initialize' && env.method !== 'logging/setLevel')
+        try {
+          r.o.crashes?.check(r.o.server, this.principal, env.method)
+        } catch (err) {
+          if (err instanceof BridgeError) return this.refuse(env.id, exposedError(err))
+          throw err
+        }
       switch (env.method) {
         case 'initialize': {
           const init = { ...r.init!, capabilities: withoutTasksCapability(r.init!.capabilities) }
@@ -91,7 +107,10 @@ export class Channel implements Child {
       // it would be held (and cancelled again at the session's end) for as long as the session.
       const p = r.pending.get(id)
       r.pending.delete(id)
-      if (p) this.settled(p)
+      if (p) {
+        this.settled(p)
+        r.cancel(id, this.principal)
+      }
       return r.child!.send({
         ...message,
         params: { ...env.params, requestId: id },
@@ -134,7 +153,10 @@ export class Channel implements Child {
     for (const id of [...this.ids.values()]) {
       const p = r.pending.get(id)
       r.pending.delete(id)
-      if (p) this.settled(p)
+      if (p) {
+        this.settled(p)
+        r.cancel(id, this.principal)
+      }
       void r.child
         ?.send({
           jsonrpc: '2.0',
@@ -162,8 +184,11 @@ export class Channel implements Child {
     return Promise.resolve()
   }
 
-  private refuse(id: RequestId, error: { code: number; message: string }): Promise<void> {
-    queueMicrotask(() => this.deliver(rpcError(id, error.code, error.message)))
+  private refuse(
+    id: RequestId,
+    error: { code: number; message: string; data?: unknown },
+  ): Promise<void> {
+    queueMicrotask(() => this.deliver(rpcError(id, error.code, error.message, error.data)))
     return Promise.resolve()
   }
 

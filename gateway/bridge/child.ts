@@ -4,6 +4,7 @@ import { getDefaultEnvironment } from '@modelcontextprotocol/client/stdio'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
+import { disguisedMethod } from '../policy/method-names.js'
 import { redactor, type Redactor } from './redact.js'
 import { RESULT_TOO_LARGE as REPLY_TOO_LARGE } from './result-cap.js'
 import { LineSplitter } from './stderr-lines.js'
@@ -103,10 +104,31 @@ export async function spawnChild(
   proc.on('error', streamError)
   proc.stdin.on('error', streamError)
   proc.stdout.on('error', streamError)
+  // A notification named like one of MCP's in disguise (`notifications/Resources/updated`,
+  // `notifications/progress\u200b`) reaches no owner, and is logged. A session's owner relays
+  // what it does not know as it is and checks MCP's notifications by their exact names (a
+  // resource update by the policy on its URI, a task's status by its tool's): a disguise went
+  // to the client unchecked, and a client that folds names takes it for the real one. (Shared,
+  // sessionless and endpoint owners relay MCP's exact names only.) Requests in disguise are the
+  // owners' to refuse (-32601): the process waits on an answer.
+  const disguised = (message: JSONRPCMessage, meant: string) =>
+    current.warn(
+      {
+        method: blot((message as { method: string }).method, DISGUISE_LOG_MAX).slice(
+          0,
+          DISGUISE_LOG_MAX,
+        ),
+        meant,
+      },
+      'server process wrote a notification named like an MCP method in disguise; dropped',
+    )
   proc.stdout.on('data', (chunk: Buffer) => {
     for (const f of reader.push(chunk)) {
-      if ('message' in f) child.onmessage?.(f.message)
-      else if (f.skipped === 'too large') tooLarge(f.bytes, f.reply)
+      if ('message' in f) {
+        const meant = disguisedNotification(f.message)
+        if (meant === undefined) child.onmessage?.(f.message)
+        else disguised(f.message, meant)
+      } else if (f.skipped === 'too large') tooLarge(f.bytes, f.reply)
       else
         current.debug(
           { skipped: f.skipped },
@@ -140,6 +162,17 @@ export async function spawnChild(
   proc.once('close', gone)
   logStderr(proc.stderr, () => current, config.stderr, blot)
   return child
+}
+
+/** Characters of a disguised method name logged (a name may be as long as a message). */
+const DISGUISE_LOG_MAX = 120
+
+/** The MCP notification `message` is one of in disguise, if it is a notification and one. */
+function disguisedNotification(message: JSONRPCMessage): string | undefined {
+  const m = message as { id?: unknown; method?: unknown }
+  // A message with a method and no id: a notification (jsonrpc.ts envelope).
+  if (m.id !== undefined || typeof m.method !== 'string') return undefined
+  return disguisedMethod(m.method)
 }
 
 /** Closes stdin, then SIGTERM, then SIGKILL, each after `graceMs`; resolves once the process is gone. */

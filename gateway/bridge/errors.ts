@@ -11,6 +11,7 @@ export type BridgeErrorCode =
   | 'spawn_failed' // 502: the server process could not start
   | 'server_unavailable' // 503: its last start failed; no process is tried before retryAfter
   | 'process_start_limit' // 429: the subject started the most processes allowed in the window
+  | 'shared_crash_limit' // 429: a shared process exited too often with the subject's requests in flight
   | 'client_gone' // 499: the client disconnected before its request could run
 
 const STATUS: Record<BridgeErrorCode, number> = {
@@ -22,6 +23,7 @@ const STATUS: Record<BridgeErrorCode, number> = {
   spawn_failed: 502,
   server_unavailable: 503,
   process_start_limit: 429,
+  shared_crash_limit: 429,
   client_gone: 499,
 }
 
@@ -72,6 +74,7 @@ const RPC_CODE: Record<string, number> = {
   invalid_message: -32600,
   // A budget the subject can wait out, like a policy rate limit: the same code.
   process_start_limit: RPC.rateLimited,
+  shared_crash_limit: RPC.rateLimited,
 }
 
 /**

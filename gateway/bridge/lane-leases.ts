@@ -144,6 +144,7 @@ export class LaneLeases {
           // which ends another user's idle session, for a start refused anyway.
           if (this.o.config.servers[server]?.mode !== 'shared')
             this.o.source.processStarts?.check(server, principal)
+          else this.o.source.sharedCrashes?.check(server, principal, 'initialize')
           full = bounds.full(server, owner)
           // Counted as starting in this same turn: concurrent requests cannot all pass.
           if (full === undefined) return { lane: await this.start(ask, holder), started: true }

@@ -14,6 +14,7 @@ import {
 } from './handshake.js'
 import { LANE_CLIENT_CAPABILITIES } from './lane.js'
 import type { ProcessStarts } from './process-starts.js'
+import type { SharedCrashes } from './shared-crashes.js'
 import { ownerKey } from './session.js'
 import { type StartFailures, spawnThrew } from './start-failures.js'
 
@@ -32,6 +33,8 @@ export interface ProcessSource {
   readonly starts?: StartFailures
   /** Each subject's process-start budget: checked before room is made for a lane. */
   readonly processStarts?: Pick<ProcessStarts, 'check'>
+  /** Each subject's share of shared processes' exits: checked before room is made for a lane. */
+  readonly sharedCrashes?: Pick<SharedCrashes, 'check'>
 }
 
 /**

@@ -87,12 +87,22 @@ export async function drain(busy: () => boolean, graceMs: number): Promise<boole
 
 /**
  * Exponential restart delays: `first` ms, doubled after each failure, at most `max`; `reset`
- * once a start succeeded. A command that keeps crashing cannot spin.
+ * once a start succeeded, or, for a process that may be made to exit once started (a shared
+ * one, by any of its users), `ran` once it served `stableAfter`. A command that keeps
+ * crashing cannot spin, nor can a client that crashes it as soon as it is back.
  */
 export class Backoff {
   private current = 0
 
-  constructor(private readonly o: { first: number; max: number }) {}
+  constructor(private readonly o: { first: number; max: number; stableAfter?: number }) {}
+
+  /**
+   * A started process ended after serving `ms`: at least `stableAfter`, the next delay is
+   * `first` again; sooner, it goes on doubling.
+   */
+  ran(ms: number): void {
+    if (ms >= (this.o.stableAfter ?? 0)) this.reset()
+  }
 
   /** The delay before the next attempt (and the one after it is longer). */
   next(): number {

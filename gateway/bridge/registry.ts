@@ -19,6 +19,7 @@ import { ProcessStarts } from './process-starts.js'
 import type { OutputCaps } from './result-cap.js'
 import { ownerKey, Session, type ClientTransport, type ResultFilter } from './session.js'
 import { SharedServer } from './shared.js'
+import { SharedCrashes } from './shared-crashes.js'
 import { StartFailures, spawnThrew } from './start-failures.js'
 
 /**
@@ -59,6 +60,8 @@ export class SessionRegistry implements Holders {
   readonly starts: StartFailures
   /** Each subject's process starts in the window (`limits.processStartsPerSubject`). */
   readonly processStarts: ProcessStarts
+  /** Each subject's share of shared processes' exits in the window (`limits.sharedCrashesPerSubject`). */
+  readonly sharedCrashes: SharedCrashes
 
   /** Each server's logger: sessions log through it (never through the request that opened them). */
   private readonly serverLogs = new Map<string, Logger>()
@@ -90,8 +93,17 @@ export class SessionRegistry implements Holders {
       startClock?: () => number
       /** The clock of the subjects' process-start windows (tests end one without waiting). */
       processStartClock?: () => number
+      /** The clock of shared processes' runs (respawnStableAfter) and crash windows. */
+      sharedClock?: () => number
     },
   ) {
+    this.sharedCrashes = new SharedCrashes({
+      config: o.config,
+      log: o.log,
+      metrics: o.metrics,
+      audit: o.audit,
+      now: o.sharedClock,
+    })
     this.processStarts = new ProcessStarts({
       config: o.config,
       log: o.log,
@@ -120,7 +132,11 @@ export class SessionRegistry implements Holders {
     for (const [name, config] of Object.entries(o.config.servers)) {
       const log = o.log.child({ server: name })
       this.serverLogs.set(name, log)
-      if (config.mode === 'shared') this.shared.set(name, new SharedServer({ name, config, log }))
+      if (config.mode === 'shared')
+        this.shared.set(
+          name,
+          new SharedServer({ name, config, log, crashes: this.sharedCrashes, now: o.sharedClock }),
+        )
       else this.pools.set(name, new ProcessPool({ name, config, log, starts: this.starts }))
     }
     this.reaper = startReaper(
@@ -150,7 +166,7 @@ export class SessionRegistry implements Holders {
    * and sessionless lanes count alike) room is made first: an idle lane or the least recently
    * used idle session in the limit's scope, else the principal's oldest round waiting for input.
    * @throws BridgeError `too_many_sessions` (503), `subject_session_limit` (429), `spawn_failed`,
-   * `process_start_limit` (429)
+   * `process_start_limit` (429), `shared_crash_limit` (429)
    */
   async open(
     server: string,
@@ -167,7 +183,9 @@ export class SessionRegistry implements Holders {
     // process is taken, in `process`): before room is made at a bound, which ends another
     // user's idle session, for a start that would then be refused anyway. At a bound, a
     // refusal before any credential or start-failure work.
+    // A subject that crashed a shared process too often likewise, before room is made.
     if (config.mode !== 'shared') this.processStarts.check(server, principal)
+    else this.sharedCrashes.check(server, principal, 'initialize')
     await this.roomFor(server, owner)
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const id =
@@ -279,7 +297,8 @@ export class SessionRegistry implements Holders {
    * process of its own counts against the principal's process-start budget (process-starts.ts):
    * sessions, lanes, endpoints' backends and credential replacements all start theirs here.
    * @throws BridgeError `too_many_sessions` at `pool.max` or while closing, `spawn_failed`,
-   * `process_start_limit` (429) past the principal's budget
+   * `process_start_limit` (429) past the principal's budget, `shared_crash_limit` (429) for a
+   * principal that crashed a shared process too often
    */
   async process(
     server: string,
@@ -302,7 +321,7 @@ export class SessionRegistry implements Holders {
     const take = () =>
       this.pools.get(server)!.take(log, env, credentials ? Object.values(credentials.env) : [])
     let child: Child
-    if (config.mode === 'shared') child = await this.shared.get(server)!.attach()
+    if (config.mode === 'shared') child = await this.shared.get(server)!.attach(principal)
     else {
       // Counted before the spawn: a start that fails cost it too. One refused at pool.max
       // tried no process: not counted (other users holding the server's processes would

@@ -1,5 +1,6 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
+import type { Principal } from '../auth/principal.js'
 import type { ServerConfig } from '../config/schema.js'
 import type { Channel } from './channel.js'
 import { spawnChild, type Child } from './child.js'
@@ -7,7 +8,16 @@ import { RPC } from './errors.js'
 import { initializeChild, initializeTimeout, refusal, type InitResult } from './handshake.js'
 import { envelope, rpcError, type RequestId } from './jsonrpc.js'
 import { Backoff } from './lifecycle.js'
+import type { SharedCrashes } from './shared-crashes.js'
+import { ownerKey } from './session.js'
 import { toolsWithoutTasks } from './tasks.js'
+
+/**
+ * Requests cancelled at the process (or left by a closed session) that it has not answered,
+ * remembered at most per process: they may still be running when it exits (the oldest is
+ * forgotten first). Not a setting: a bound on memory, far above the requests one process runs.
+ */
+const CANCELLED_REMEMBERED = 1024
 
 /** A session's request on its way through the shared process. */
 export interface Pending {
@@ -30,7 +40,12 @@ export class Replica {
   readonly pending = new Map<string, Pending>()
   readonly progress = new Map<string, Pending>()
   readonly subscribers = new Map<string, Set<Channel>>()
+  /** Requests cancelled at this process and not answered, by backend id: who sent them. */
+  readonly cancelled = new Map<string, Principal>()
   private seq = 0
+  /** When the running process became ready (the injected clock), to tell a stable run. */
+  private readyAt: number | undefined
+  private readonly now: () => number
   private readonly backoff: Backoff
   private closed = false
   private waiters: (() => void)[] = []
@@ -39,8 +54,28 @@ export class Replica {
   constructor(
     readonly config: ServerConfig,
     readonly log: Logger,
+    readonly o: {
+      /** The server's name (what its exits are charged to subjects under). */
+      server: string
+      /** Charges each exit to the subjects in flight, and refuses those past their allowance. */
+      crashes?: SharedCrashes
+      /** The clock a run is measured with against respawnStableAfter (ms); default: monotonic. */
+      now?: () => number
+    },
   ) {
-    this.backoff = new Backoff({ first: config.respawnBackoff, max: config.respawnBackoffMax })
+    this.backoff = new Backoff({
+      first: config.respawnBackoff,
+      max: config.respawnBackoffMax,
+      stableAfter: config.respawnStableAfter,
+    })
+    this.now = o.now ?? (() => performance.now())
+  }
+
+  /** A request the process may still be running though nobody waits for it any more. */
+  cancel(id: string, principal: Principal): void {
+    this.cancelled.set(id, principal)
+    if (this.cancelled.size > CANCELLED_REMEMBERED)
+      this.cancelled.delete(this.cancelled.keys().next().value!)
   }
 
   get ready(): boolean {
@@ -69,7 +104,10 @@ export class Replica {
       this.init = await initializeChild(child, initializeTimeout(this.config))
       if (this.closed) return void (await child.close())
       child.onmessage = (m) => this.fromServer(m)
-      this.backoff.reset()
+      // Not a reset of the backoff yet: that waits until this process has served
+      // respawnStableAfter (onExit), or a client crashing it at once would restart it every
+      // respawnBackoff and end everyone's sessions each time.
+      this.readyAt = this.now()
       this.log.info(
         { pid: child.pid, protocolVersion: this.init.protocolVersion },
         'shared server process ready',
@@ -90,8 +128,11 @@ export class Replica {
     const env = envelope(message)
     if (env.kind === 'response') {
       const p = this.pending.get(String(env.id))
-      if (p === undefined)
+      if (p === undefined) {
+        // A cancelled request the process finished anyway: it no longer runs.
+        if (this.cancelled.delete(String(env.id))) return
         return this.log.warn('shared server replied to no pending request; dropped')
+      }
       this.pending.delete(String(env.id))
       p.channel.settled(p)
       const result = (message as { result?: unknown }).result
@@ -144,10 +185,22 @@ export class Replica {
   private onExit(): void {
     this.init = undefined
     if (this.closed) return
+    // Exited before it was ready: boot() hears it from initialize and restarts it (once).
+    if (this.readyAt === undefined) return
+    const ran = this.now() - this.readyAt
+    this.readyAt = undefined
     this.log.warn(
-      { pending: this.pending.size, sessions: this.channels.size },
+      { pending: this.pending.size, sessions: this.channels.size, ranMs: Math.round(ran) },
       'shared server process exited; its sessions end and it restarts',
     )
+    // Who had requests running on it (shared-crashes.ts says why each is charged a share).
+    const blamed = new Map<string, Principal>()
+    for (const p of this.pending.values())
+      blamed.set(ownerKey(p.channel.principal), p.channel.principal)
+    for (const principal of this.cancelled.values()) blamed.set(ownerKey(principal), principal)
+    this.cancelled.clear()
+    this.o.crashes?.crashed(this.o.server, [...blamed.values()])
+    this.backoff.ran(ran)
     for (const [, p] of this.pending)
       p.channel.deliver(rpcError(p.id, RPC.connectionClosed, 'the MCP server process exited'))
     this.pending.clear()
@@ -171,6 +224,7 @@ export class Replica {
     for (const [, p] of this.pending)
       p.channel.deliver(rpcError(p.id, RPC.connectionClosed, 'the gateway is shutting down'))
     this.pending.clear()
+    this.cancelled.clear()
     await this.child?.close()
     for (const w of this.waiters.splice(0)) w()
   }

@@ -1,9 +1,11 @@
 import type { Logger } from 'pino'
+import type { Principal } from '../auth/principal.js'
 import type { ServerConfig } from '../config/schema.js'
 import { Channel } from './channel.js'
 import type { Child } from './child.js'
 import { BridgeError } from './errors.js'
 import { Replica } from './replica.js'
+import type { SharedCrashes } from './shared-crashes.js'
 
 /**
  * One long-lived process (per replica) serving every session of a `shared` server. The
@@ -14,17 +16,34 @@ import { Replica } from './replica.js'
  * list-changed notifications go to every session, resource updates to subscribers only, log
  * lines (which name no request) to none.
  * When the process dies, its requests in flight fail, its sessions end (clients get 404 and
- * initialize again) and it restarts with exponential backoff.
+ * initialize again) and it restarts with exponential backoff, reset only by a run of
+ * respawnStableAfter; the subjects whose requests were in flight are charged for the exit, and
+ * one charged too often is refused here (shared-crashes.ts).
  */
 export class SharedServer {
   private readonly replicas: Replica[]
   private readonly readyWait: number
 
-  constructor(o: { name: string; config: ServerConfig; log: Logger }) {
+  constructor(
+    private readonly o: {
+      name: string
+      config: ServerConfig
+      log: Logger
+      /** Each subject's share of the process's exits (limits.sharedCrashesPerSubject). */
+      crashes?: SharedCrashes
+      /** The clock of runs against respawnStableAfter (ms); default: monotonic. */
+      now?: () => number
+    },
+  ) {
     this.readyWait = o.config.readyWait
     this.replicas = Array.from(
       { length: o.config.replicas },
-      (_, i) => new Replica(o.config, o.log.child({ replica: i })),
+      (_, i) =>
+        new Replica(o.config, o.log.child({ replica: i }), {
+          server: o.name,
+          crashes: o.crashes,
+          now: o.now,
+        }),
     )
   }
 
@@ -39,16 +58,19 @@ export class SharedServer {
   }
 
   /**
-   * A session's view of the shared process, on the least-loaded ready replica.
-   * @throws BridgeError `spawn_failed` when no replica becomes ready in time
+   * A view of the shared process for `principal`'s session or lane, on the least-loaded ready
+   * replica; `method` the request that asks for it, as a refusal's audit line names it.
+   * @throws BridgeError `shared_crash_limit` (429) while the process exited too often with
+   * `principal`'s requests in flight, `spawn_failed` when no replica becomes ready in time
    */
-  async attach(): Promise<Child> {
+  async attach(principal: Principal, method = 'initialize'): Promise<Child> {
+    this.o.crashes?.check(this.o.name, principal, method)
     const deadline = Date.now() + this.readyWait
     for (;;) {
       const ready = this.replicas.filter((r) => r.ready)
       if (ready.length > 0) {
         const replica = ready.reduce((a, b) => (b.channels.size < a.channels.size ? b : a))
-        return new Channel(replica)
+        return new Channel(replica, principal)
       }
       const left = deadline - Date.now()
       if (left <= 0)

@@ -27,16 +27,31 @@ export type Frame =
 export const OVERSIZE_EDGE_BYTES = 4096
 
 /**
+ * A piece of an unfinished line shorter than this is copied into a block of this size instead
+ * of kept as a view of the read it came from: a process writing a line a few bytes at a time
+ * costs the gateway the bytes, not an object (or a whole pipe read) per write.
+ */
+const COPY_BELOW_BYTES = 16 * 1024
+
+/**
  * Splits stdout chunks into lines and parses each. A line longer than `maxMessageBytes`
  * (without its newline) is dropped up to its newline, holding no more than `maxMessageBytes`
  * of it at any time and, once past it, only its first and last `OVERSIZE_EDGE_BYTES`: the
  * process goes on (one huge reply of a shared process must not end every user's session),
- * and the lines after it frame as before. Chunks are kept as a list and joined once per line,
- * so a large message costs one copy.
+ * and the lines after it frame as before. A line within one read is parsed from it; one across
+ * reads is kept as a list of its large pieces (small ones copied together, COPY_BELOW_BYTES)
+ * and joined once, so every byte of it costs a copy or two, however it was cut.
  */
 export class FrameReader {
   private chunks: Buffer[] = []
   private held = 0
+  /**
+   * Where small pieces are copied: `block[blockStart, blockEnd)` not yet in `chunks`. Kept for
+   * the next lines once made (one block per process, reused from its start at each line).
+   */
+  private block: Buffer | undefined
+  private blockStart = 0
+  private blockEnd = 0
   /** The line being dropped, past the cap: its length and ends. */
   private over: Oversize | undefined
 
@@ -56,29 +71,60 @@ export class FrameReader {
     let start = 0
     for (;;) {
       const at = chunk.indexOf(NEWLINE, start)
-      this.take(chunk.subarray(start, at === -1 ? chunk.length : at))
-      if (at === -1) return frames
+      if (at === -1) {
+        this.take(chunk.subarray(start), false)
+        return frames
+      }
+      this.take(chunk.subarray(start, at), true)
       const frame = this.endLine()
       if (frame !== undefined) frames.push(frame)
       start = at + 1
     }
   }
 
-  private take(part: Buffer): void {
+  /** `last`: the line ends after `part`, which is joined before this read is gone. */
+  private take(part: Buffer, last: boolean): void {
     if (part.length === 0) return
     if (this.over !== undefined) return this.over.add(part)
-    if (this.held + part.length <= this.maxMessageBytes) {
+    if (this.held + part.length > this.maxMessageBytes) return this.drop(part)
+    this.held += part.length
+    if (last || part.length >= COPY_BELOW_BYTES) {
+      this.flush()
       this.chunks.push(part)
-      this.held += part.length
       return
     }
-    // Past the cap: from here on only the line's ends are kept.
+    let block = this.block
+    if (block === undefined || block.length - this.blockEnd < part.length) {
+      this.flush()
+      block = this.block = Buffer.allocUnsafe(COPY_BELOW_BYTES)
+      this.blockStart = this.blockEnd = 0
+    }
+    part.copy(block, this.blockEnd)
+    this.blockEnd += part.length
+  }
+
+  /** What the block holds of the line goes to the line's list, in order. */
+  private flush(): void {
+    if (this.blockEnd === this.blockStart) return
+    this.chunks.push(this.block!.subarray(this.blockStart, this.blockEnd))
+    this.blockStart = this.blockEnd
+  }
+
+  /** Past the cap: from here on only the line's ends are kept. */
+  private drop(part: Buffer): void {
+    this.flush()
     const over = new Oversize()
     for (const c of this.chunks) over.add(c)
     over.add(part)
+    this.clear()
+    this.over = over
+  }
+
+  private clear(): void {
     this.chunks = []
     this.held = 0
-    this.over = over
+    // Nothing refers to the block's bytes any more (a line is parsed before the next read).
+    this.blockStart = this.blockEnd = 0
   }
 
   private endLine(): Frame | undefined {
@@ -88,31 +134,50 @@ export class FrameReader {
       const reply = oversizeReplyId(over.head, over.tail)
       return { skipped: 'too large', bytes: over.bytes, ...(reply !== undefined ? { reply } : {}) }
     }
+    this.flush()
     const line = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.held)
-    this.chunks = []
-    this.held = 0
-    return parseLine(line, this.maxJsonDepth)
+    const frame = parseLine(line, this.maxJsonDepth)
+    this.clear()
+    return frame
   }
 }
 
-/** A line too large to hold: its length, and copies of its first and last bytes. */
+/**
+ * A line too large to hold: its length, and copies of its first and last bytes, each kept in
+ * a buffer of its own (the last ones in a ring): a piece costs its own bytes, at most
+ * OVERSIZE_EDGE_BYTES of copying, however small the pieces come.
+ */
 class Oversize {
   bytes = 0
-  head = Buffer.alloc(0)
-  tail = Buffer.alloc(0)
+  private readonly first = Buffer.allocUnsafe(OVERSIZE_EDGE_BYTES)
+  private firstEnd = 0
+  private readonly ring = Buffer.allocUnsafe(OVERSIZE_EDGE_BYTES)
+  /** Where the ring's next byte goes; `filled`: how many of its bytes are the line's. */
+  private ringAt = 0
+  private filled = 0
 
   add(part: Buffer): void {
     this.bytes += part.length
-    if (this.head.length < OVERSIZE_EDGE_BYTES)
-      this.head = Buffer.concat([
-        this.head,
-        part.subarray(0, OVERSIZE_EDGE_BYTES - this.head.length),
-      ])
-    // Copied, never a view of `part`: a view would keep the whole chunk it came from.
-    this.tail =
-      part.length >= OVERSIZE_EDGE_BYTES
-        ? Buffer.from(part.subarray(-OVERSIZE_EDGE_BYTES))
-        : Buffer.concat([this.tail, part]).subarray(-OVERSIZE_EDGE_BYTES)
+    if (this.firstEnd < OVERSIZE_EDGE_BYTES)
+      this.firstEnd += part.copy(this.first, this.firstEnd, 0, OVERSIZE_EDGE_BYTES - this.firstEnd)
+    const size = OVERSIZE_EDGE_BYTES
+    const end = part.subarray(-size)
+    // The piece's last bytes, from ringAt on, wrapping at the ring's end.
+    const copied = end.copy(this.ring, this.ringAt)
+    if (copied < end.length) end.copy(this.ring, 0, copied)
+    this.ringAt = (this.ringAt + end.length) % size
+    this.filled = Math.min(size, this.filled + end.length)
+  }
+
+  get head(): Buffer {
+    return this.first.subarray(0, this.firstEnd)
+  }
+
+  /** The last bytes in order (a copy once the ring has wrapped). */
+  get tail(): Buffer {
+    if (this.filled < OVERSIZE_EDGE_BYTES) return this.ring.subarray(0, this.filled)
+    if (this.ringAt === 0) return this.ring
+    return Buffer.concat([this.ring.subarray(this.ringAt), this.ring.subarray(0, this.ringAt)])
   }
 }
 

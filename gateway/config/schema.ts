@@ -66,6 +66,15 @@ export const DEFAULT_START_FAILURE_USERS = 10_000
 export const DEFAULT_PROCESS_STARTS_PER_SUBJECT = 60
 /** The sliding window `limits.processStartsPerSubject` counts over, in ms. */
 export const DEFAULT_PROCESS_STARTS_WINDOW_MS = 60_000
+/**
+ * Exits of a shared process one subject may be blamed for per window, per server and replica
+ * (→ 429 with Retry-After on its next requests to that server): each exit is one charge,
+ * divided equally among the subjects with requests in flight on the process (bridge/shared-crashes.ts).
+ * 0: no limit.
+ */
+export const DEFAULT_SHARED_CRASHES_PER_SUBJECT = 3
+/** The sliding window `limits.sharedCrashesPerSubject` counts over, in ms. */
+export const DEFAULT_SHARED_CRASHES_WINDOW_MS = 600_000
 /** JSON-RPC messages in one batch at most (→ 400 -32600), on every transport. */
 export const DEFAULT_MAX_BATCH = 100
 /** Nesting depth of a request body at most (→ 400 -32600): no MCP message nests deeper. */
@@ -219,6 +228,12 @@ export const DEFAULT_SHARED_READY_WAIT_MS = 10_000
 export const DEFAULT_RESPAWN_BACKOFF_MS = 500
 /** Restarts are never further apart than this, in ms. */
 export const DEFAULT_RESPAWN_BACKOFF_MAX_MS = 30_000
+/**
+ * How long a shared process must have served before its exit restarts it after
+ * `respawnBackoff` again, in ms: one that exits sooner (a client crashing it on purpose) is
+ * restarted twice as late each time, up to `respawnBackoffMax`.
+ */
+export const DEFAULT_RESPAWN_STABLE_AFTER_MS = 60_000
 /** Largest single stdout message accepted from a child, in bytes; a longer line is dropped, the child goes on. */
 export const DEFAULT_CHILD_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 /** Nesting of a process's JSON-RPC message at most; a deeper line is skipped (a stack-safe bound). */
@@ -495,6 +510,8 @@ const serverSchema = z
      */
     respawnBackoff: ms.min(10).max(3600_000).default(DEFAULT_RESPAWN_BACKOFF_MS),
     respawnBackoffMax: ms.min(10).max(3600_000).default(DEFAULT_RESPAWN_BACKOFF_MAX_MS),
+    /** shared mode: a process that served this long before it exited restarts after respawnBackoff again; sooner, the delay doubles. */
+    respawnStableAfter: ms.max(24 * 3600_000).default(DEFAULT_RESPAWN_STABLE_AFTER_MS),
     /** Largest JSON-RPC message the process may write on stdout; a larger line is dropped (its request, when its ends name one, gets -32603), the process goes on. */
     maxMessageBytes: z
       .number()
@@ -1040,6 +1057,17 @@ export const configSchema = z
           .min(1000)
           .max(24 * 3600_000)
           .default(DEFAULT_PROCESS_STARTS_WINDOW_MS),
+        /** Exits of a shared process one subject is blamed for per sharedCrashesWindow at most (429); 0: no limit. */
+        sharedCrashesPerSubject: z
+          .number()
+          .int()
+          .min(0)
+          .max(100_000)
+          .default(DEFAULT_SHARED_CRASHES_PER_SUBJECT),
+        sharedCrashesWindow: ms
+          .min(1000)
+          .max(24 * 3600_000)
+          .default(DEFAULT_SHARED_CRASHES_WINDOW_MS),
         maxBatch: z.number().int().min(1).max(10_000).default(DEFAULT_MAX_BATCH),
         maxJsonDepth: z.number().int().min(8).max(1_000).default(DEFAULT_MAX_JSON_DEPTH),
         bodyTimeout: ms.min(100).default(DEFAULT_BODY_TIMEOUT_MS),

@@ -14,6 +14,8 @@ export interface Metrics {
   serverStartsRefused: Counter<'server'>
   /** Process starts refused with 429: their subject used its budget (limits.processStartsPerSubject). */
   processStartsRefused: Counter<'server'>
+  /** Requests refused with 429: a shared process exited too often with the subject's requests in flight (limits.sharedCrashesPerSubject). */
+  sharedCrashesRefused: Counter<'server'>
   sessionsReclaimed: Counter<'server' | 'reason'>
   /** SSE events not sent to a client that was not reading: `reason` names the bound passed, `kind` what was dropped. */
   streamEventsDropped: Counter<'reason' | 'kind'>
@@ -151,6 +153,12 @@ export function createMetrics(g: Gauges): Metrics {
     processStartsRefused: new Counter({
       name: 'mcp_edge_subject_process_starts_refused_total',
       help: 'Process starts refused with 429: the subject started limits.processStartsPerSubject processes within limits.processStartsWindow',
+      labelNames: ['server'],
+      registers: [registry],
+    }),
+    sharedCrashesRefused: new Counter({
+      name: 'mcp_edge_subject_shared_crashes_refused_total',
+      help: "Requests refused with 429: a shared server's process exited limits.sharedCrashesPerSubject times within limits.sharedCrashesWindow with the subject's requests in flight (each exit divided among the subjects in flight)",
       labelNames: ['server'],
       registers: [registry],
     }),

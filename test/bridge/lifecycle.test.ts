@@ -124,6 +124,16 @@ describe('lifecycle: backoff', () => {
       assert.equal(b.next(), c.first, 'after a success the next failure waits `first` again')
     })
   }
+  it('ran: a process that served stableAfter resets the delays, one that exited sooner keeps doubling', () => {
+    const b = new Backoff({ first: 10, max: 1000, stableAfter: 5000 })
+    assert.equal(b.next(), 10)
+    for (const ran of [0, 4999, 100]) b.ran(ran)
+    assert.equal(b.next(), 20, 'exits sooner than stableAfter reset nothing')
+    b.ran(4999)
+    assert.equal(b.next(), 40)
+    b.ran(5000)
+    assert.equal(b.next(), 10, 'a stable run: `first` again')
+  })
 })
 
 describe('lifecycle: drain', () => {

@@ -11,6 +11,7 @@ import {
   OVERSIZE_EDGE_BYTES,
   type Frame,
 } from '../../gateway/bridge/stdio-frames.js'
+import { oversizeReplyId } from '../../gateway/bridge/oversize-id.js'
 
 const msg = (id: number, extra: Record<string, unknown> = {}) => ({
   jsonrpc: '2.0',
@@ -167,6 +168,170 @@ describe('FrameReader', () => {
     ])
   })
 })
+
+/** Bytes copied by Buffer.concat and Buffer#copy while `f` runs. */
+function copiedBy(f: () => void): number {
+  const concat = Buffer.concat
+  const copy = Buffer.prototype.copy
+  let bytes = 0
+  Buffer.concat = ((list: readonly Uint8Array[], total?: number) => {
+    const out = concat(list, total)
+    bytes += out.length
+    return out
+  }) as typeof Buffer.concat
+  Buffer.prototype.copy = function (this: Buffer, ...args: Parameters<Buffer['copy']>) {
+    const n = copy.apply(this, args)
+    bytes += n
+    return n
+  }
+  try {
+    f()
+  } finally {
+    Buffer.concat = concat
+    Buffer.prototype.copy = copy
+  }
+  return bytes
+}
+
+describe('FrameReader: a line written a few bytes at a time costs its bytes, not a copy or an object per piece', () => {
+  const big = (n: number) =>
+    Buffer.from(`{"jsonrpc":"2.0","id":7,"result":{"t":"${'x'.repeat(n)}"}}`)
+  const inside = (r: FrameReader) => r as unknown as { chunks: Buffer[]; held: number }
+
+  for (const piece of [1, 7, 64, 1000]) {
+    it(`a line that fits, in ${piece}-byte pieces: a few pieces held, each byte copied at most twice`, () => {
+      const bytes = big(200_000)
+      const r = new FrameReader(1 << 20)
+      let most = 0
+      let out: Frame[] = []
+      const copied = copiedBy(() => {
+        for (let at = 0; at < bytes.length; at += piece) {
+          assert.deepEqual(r.push(bytes.subarray(at, at + piece)), [])
+          most = Math.max(most, inside(r).chunks.length)
+        }
+        out = r.push(Buffer.from('\n'))
+      })
+      assert.equal(out.length, 1)
+      assert.equal((out[0] as { message: { id: number } }).message.id, 7)
+      // One piece per 16 KiB block, not one per write (1 byte each: 200,000 Buffers held).
+      assert.ok(most <= Math.ceil(bytes.length / (16 * 1024)) + 1, `${most} pieces held`)
+      assert.ok(copied <= 2 * bytes.length, `${copied} bytes copied for ${bytes.length}`)
+      // A piece held keeps no more than its block: what the line holds is about its length.
+      const kept = new Set(inside(r).chunks.map((c) => c.buffer))
+      assert.equal(kept.size, 0, 'nothing held once the line is read')
+    })
+
+    it(`a line past the cap, in ${piece}-byte pieces: at most its piece and two edges copied per piece`, () => {
+      const max = 64 * 1024
+      const bytes = big(300_000)
+      const r = new FrameReader(max)
+      let out: Frame[] = []
+      const copied = copiedBy(() => {
+        for (let at = 0; at < bytes.length; at += piece)
+          assert.deepEqual(r.push(bytes.subarray(at, at + piece)), [])
+        out = r.push(Buffer.from('\n'))
+      })
+      assert.deepEqual(out, [{ skipped: 'too large', bytes: bytes.length, reply: 7 }])
+      // Crossing the cap copies the held part's ends once; each piece after it, its own bytes.
+      // (Before: the 4 KiB tail copied again for every piece, 4 KiB per byte written.)
+      assert.ok(
+        copied <= 3 * bytes.length + 4 * OVERSIZE_EDGE_BYTES,
+        `${copied} bytes copied for ${bytes.length}`,
+      )
+    })
+  }
+
+  it('a line held across reads keeps none of the larger reads its first piece came from', () => {
+    const r = new FrameReader(1 << 20)
+    // A read of 64 KiB whose last 10 bytes start a line.
+    const read = Buffer.from(`${line(msg(1))}${' '.repeat(65_000)}\n`)
+    const start = Buffer.concat([read, Buffer.from('{"jsonrpc"')])
+    assert.equal(r.push(start).length, 1)
+    for (const c of inside(r).chunks)
+      assert.ok(c.buffer.byteLength <= 16 * 1024, `${c.buffer.byteLength}`)
+    assert.deepEqual(r.push(Buffer.from(':"2.0","id":2,"result":{}}\n')), [
+      { message: { jsonrpc: '2.0', id: 2, result: {} } },
+    ])
+  })
+})
+
+/** A seeded generator (mulberry32): the same cases every run. */
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+// Two caps: lines of a few kB (pieces copied into one block) and of a 100 kB (pieces of a whole
+// read kept as views between copied ones, blocks filled and replaced).
+for (const max of [10_000, 100_000])
+  describe(`FrameReader: fuzz, any cut of any stream reads as its lines do whole (cap ${max})`, () => {
+    /** One line: a message, an oversize reply (id at either end), a bad line, blanks. */
+    const lineOf = (next: () => number, i: number): string => {
+      const pad = (n: number) => 'y'.repeat(n)
+      switch (Math.floor(next() * 7)) {
+        case 0:
+          return JSON.stringify(msg(i, { s: pad(Math.floor(next() * 200)) }))
+        case 1:
+          return JSON.stringify(msg(i, { s: pad(Math.floor(next() * (max + 200))) }))
+        case 2:
+          return `{"result":{"t":"${pad(max + Math.floor(next() * 30_000))}"},"jsonrpc":"2.0","id":${i}}`
+        case 3:
+          return `{"jsonrpc":"2.0","id":"s${i}","result":{"t":"${pad(max + Math.floor(next() * 9000))}"}}\r`
+        case 4:
+          return `${'é😀'.repeat(Math.floor(next() * 4000))}`
+        case 5:
+          return ' \t'
+        default:
+          return JSON.stringify({
+            jsonrpc: '2.0',
+            method: 'notifications/progress',
+            params: { n: i },
+          })
+      }
+    }
+    /** What a line read whole gives: the reference. */
+    const whole = (l: Buffer): Frame[] => {
+      if (l.length > max) {
+        const reply = oversizeReplyId(
+          l.subarray(0, OVERSIZE_EDGE_BYTES),
+          l.subarray(-OVERSIZE_EDGE_BYTES),
+        )
+        return [
+          { skipped: 'too large', bytes: l.length, ...(reply !== undefined ? { reply } : {}) },
+        ]
+      }
+      return new FrameReader(max).push(Buffer.concat([l, Buffer.from('\n')]))
+    }
+
+    for (let seed = 1; seed <= 25; seed++)
+      it(`seed ${seed}`, () => {
+        const next = random(seed)
+        const lines = Array.from({ length: 1 + Math.floor(next() * 12) }, (_, i) =>
+          Buffer.from(lineOf(next, i)),
+        )
+        const want = lines.flatMap(whole)
+        const bytes = Buffer.concat(lines.flatMap((l) => [l, Buffer.from('\n')]))
+        const r = new FrameReader(max)
+        const got: Frame[] = []
+        // Cuts: runs of tiny pieces, middling ones, a whole pipe read, cuts inside characters.
+        for (let at = 0; at < bytes.length; ) {
+          const kind = next()
+          const n =
+            kind < 0.4
+              ? 1 + Math.floor(next() * 8)
+              : kind < 0.8
+                ? Math.floor(next() * 5000)
+                : 65_536
+          got.push(...r.push(bytes.subarray(at, at + n)))
+          at += n
+        }
+        assert.deepEqual(got, want)
+      })
+  })
 
 /** A stdin that counts writes; `full` makes write() report a full pipe. */
 function sink(o: { full?: boolean } = {}) {

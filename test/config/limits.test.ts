@@ -102,6 +102,18 @@ const cases: LimitCase[] = [
     bad: 999,
     message: min(1000),
   },
+  {
+    key: 'limits.sharedCrashesPerSubject',
+    default: S.DEFAULT_SHARED_CRASHES_PER_SUBJECT,
+    bad: -1,
+    message: min(0),
+  },
+  {
+    key: 'limits.sharedCrashesWindow',
+    default: S.DEFAULT_SHARED_CRASHES_WINDOW_MS,
+    bad: 999,
+    message: min(1000),
+  },
   { key: 'log.bufferBytes', default: S.DEFAULT_LOG_BUFFER_BYTES, bad: -1, message: min(0) },
   { key: 'log.auditFieldMax', default: S.DEFAULT_AUDIT_FIELD_MAX, bad: 63, message: min(64) },
   { key: 'log.flushInterval', default: S.DEFAULT_LOG_FLUSH_MS, bad: 9, message: min(10) },
@@ -350,6 +362,12 @@ const cases: LimitCase[] = [
     default: S.DEFAULT_RESPAWN_BACKOFF_MAX_MS,
     bad: 3_600_001,
     message: max(3_600_000),
+  },
+  {
+    key: 'servers.echo.respawnStableAfter',
+    default: S.DEFAULT_RESPAWN_STABLE_AFTER_MS,
+    bad: 86_400_001,
+    message: max(86_400_000),
   },
   {
     key: 'servers.echo.stopGrace',

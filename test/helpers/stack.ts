@@ -98,6 +98,8 @@ export async function startStack(
     startClock?: () => number
     /** The clock of each subject's process-start window (StartOptions.processStartClock). */
     processStartClock?: () => number
+    /** The clock of shared processes' stable runs and crash windows (StartOptions.sharedClock). */
+    sharedClock?: () => number
     /** Audit events go where `config.log.audit` says (a real file), not to {@link Stack.audit}. */
     realAudit?: boolean
     /** Told each line of the main log as it is written. */
@@ -189,6 +191,7 @@ export async function startStack(
     ...(o.store ? { store: o.store } : {}),
     ...(o.startClock ? { startClock: o.startClock } : {}),
     ...(o.processStartClock ? { processStartClock: o.processStartClock } : {}),
+    ...(o.sharedClock ? { sharedClock: o.sharedClock } : {}),
     ...(o.sessionClock ? { sessionClock: o.sessionClock } : {}),
   })
   const stack: Stack = {

@@ -1,0 +1,148 @@
+import type { Logger } from 'pino'
+import type { Principal } from '../auth/principal.js'
+import type { GatewayConfig } from '../config/schema.js'
+import type { AuditLog } from '../observability/audit.js'
+import type { Metrics } from '../observability/metrics.js'
+import { BridgeError } from './errors.js'
+import { ownerKey } from './session.js'
+
+/*
+ * A shared process serves every user: when it exits, every session on it ends and every
+ * request in flight on it fails. It restarts with a backoff that only shrinks once a start
+ * served `respawnStableAfter` (replica.ts), so a crash loop slows down for everyone; this
+ * budget finds who keeps crashing it and refuses them alone.
+ *
+ * Who is blamed. The gateway cannot see which message made a process exit. Each exit is one
+ * charge, divided equally among the distinct subjects (iss+sub) with a request in flight on
+ * the process then, counting requests they cancelled (or left by closing their session) that
+ * the process never answered: a cancel sent right after the crashing call must not hide it. A
+ * subject whose charges within `limits.sharedCrashesWindow` (sliding) reach
+ * `limits.sharedCrashesPerSubject` gets 429 with Retry-After on its next requests to that
+ * server (new sessions, sessionless requests, endpoints, and requests on a session another
+ * replica of the process still serves) until enough of its charges leave the window.
+ *
+ * Why divided, not charged whole nor only to a subject alone in flight: whoever crashes the
+ * process is in flight at every exit it causes, a bystander only at some, and a bystander's
+ * share of an exit is never larger than the culprit's. One attacker reaches the allowance
+ * first (a bystander in flight at every one of its crashes, at the same exit at worst), so it
+ * cannot get another user refused without being refused as well; several accounts of one
+ * attacker in flight together divide each charge instead of escaping it (charging only a
+ * subject alone in flight would let two accounts crash the process forever). An exit with
+ * nothing in flight (a process that exits after it answered) charges no one: the backoff
+ * still slows that loop for everyone.
+ *
+ * Per server and replica, in memory, like the process-start budget: the process is the
+ * replica's own. Each exit also sweeps the charges that left the window.
+ */
+
+/** The rule a refusal names in the audit log. */
+export const SHARED_CRASHES_RULE = 'limits.sharedCrashesPerSubject'
+
+/** Shares add up in floating point (three thirds): a total this close to the allowance is it. */
+const EPSILON = 1e-9
+
+interface Charge {
+  at: number
+  share: number
+}
+
+/** Each subject's charges for each shared server's exits within the window, oldest first. */
+export class SharedCrashes {
+  private readonly charges = new Map<string, Charge[]>()
+  private readonly now: () => number
+
+  constructor(
+    private readonly o: {
+      config: GatewayConfig
+      log: Logger
+      metrics?: Metrics
+      audit?: AuditLog
+      /** The clock the window is measured with (ms); default: a monotonic one. */
+      now?: () => number
+    },
+  ) {
+    this.now = o.now ?? (() => performance.now())
+  }
+
+  /**
+   * The shared process of `server` exited with requests of `blamed` (each subject once) in
+   * flight: one charge, divided among them.
+   */
+  crashed(server: string, blamed: readonly Principal[]): void {
+    const { sharedCrashesPerSubject: max, sharedCrashesWindow: window } = this.o.config.limits
+    if (max === 0) return
+    const now = this.now()
+    for (const [key, list] of this.charges) {
+      while (list.length > 0 && list[0]!.at <= now - window) list.shift()
+      if (list.length === 0) this.charges.delete(key)
+    }
+    if (blamed.length === 0) return
+    const share = 1 / blamed.length
+    for (const p of blamed) {
+      const key = `${server}\n${ownerKey(p)}`
+      const list = this.charges.get(key) ?? []
+      list.push({ at: now, share })
+      this.charges.set(key, list)
+    }
+    this.o.log.info(
+      { server, blamed: blamed.map((p) => p.sub), share },
+      'shared server process exit charged to the subjects with requests in flight',
+    )
+  }
+
+  /**
+   * Refuses `principal`'s request (`method`) to `server` when its charges in the window reach
+   * the allowance: audited, counted, and thrown before anything reaches the process.
+   * @throws BridgeError `shared_crash_limit` (429, `retryAfter` seconds)
+   */
+  check(server: string, principal: Principal, method: string): void {
+    const { sharedCrashesPerSubject: max, sharedCrashesWindow: window } = this.o.config.limits
+    // Every request to a shared process passes here: nobody charged is the common case.
+    if (max === 0 || this.charges.size === 0) return
+    const list = this.charges.get(`${server}\n${ownerKey(principal)}`)
+    if (list === undefined) return
+    const now = this.now()
+    while (list.length > 0 && list[0]!.at <= now - window) list.shift()
+    let total = list.reduce((n, c) => n + c.share, 0)
+    if (total < max - EPSILON) return
+    // Allowed again once enough of the oldest charges left the window to bring it below max.
+    let until = now
+    for (const c of list) {
+      total -= c.share
+      until = c.at + window
+      if (total < max - EPSILON) break
+    }
+    const retryAfter = Math.max(1, Math.ceil((until - now) / 1000))
+    this.refused(server, principal, method, retryAfter)
+    throw new BridgeError(
+      'shared_crash_limit',
+      `the shared server process exited too often with your requests in flight (at most ${max} in ${window / 1000} s); retry in ${retryAfter} s`,
+      undefined,
+      retryAfter,
+    )
+  }
+
+  /** Subjects (per server) with a charge in the window, for tests and the log. */
+  get size(): number {
+    return this.charges.size
+  }
+
+  private refused(server: string, principal: Principal, method: string, retryAfter: number): void {
+    this.o.metrics?.sharedCrashesRefused.inc({ server })
+    this.o.metrics?.decisions.inc({ server, decision: 'rate_limited' })
+    this.o.log.info(
+      { server, sub: principal.sub, method, retryAfter },
+      "request refused: the shared server process exited too often with the subject's requests in flight",
+    )
+    this.o.audit?.record({
+      sub: principal.sub,
+      iss: principal.iss,
+      clientId: principal.clientId,
+      server,
+      method,
+      decision: 'rate_limited',
+      rule: SHARED_CRASHES_RULE,
+      outcome: 'refused',
+    })
+  }
+}

@@ -1,0 +1,127 @@
+// Each subject's share of a shared process's exits (bridge/shared-crashes.ts) on its own: one
+// exit divided among the subjects in flight, a refusal once the shares in the window reach the
+// allowance (code, status, Retry-After until enough charges leave), servers and subjects kept
+// apart, 0 turning it off. The HTTP paths (every era and transport, real crashes) are in
+// test/http/shared-crashes.test.ts.
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { pino } from 'pino'
+import { BridgeError, exposedError } from '../../gateway/bridge/errors.js'
+import { SharedCrashes } from '../../gateway/bridge/shared-crashes.js'
+import { configSchema } from '../../gateway/config/schema.js'
+import type { AuditEvent } from '../../gateway/observability/audit.js'
+import { createMetrics, zeroGauges } from '../../gateway/observability/metrics.js'
+import { principal } from '../helpers/principal.js'
+
+const WINDOW = 60_000
+
+function budget(limits: Record<string, number> = { sharedCrashesPerSubject: 3 }) {
+  const config = configSchema.parse({
+    servers: { s: { command: 'x', mode: 'shared' } },
+    limits: { sharedCrashesWindow: WINDOW, ...limits },
+  })
+  const clock = { now: 1_000_000 }
+  const audit: AuditEvent[] = []
+  const metrics = createMetrics(zeroGauges())
+  const crashes = new SharedCrashes({
+    config,
+    log: pino({ level: 'silent' }),
+    metrics,
+    audit: { record: (e) => void audit.push(e), flush() {} },
+    now: () => clock.now,
+  })
+  return { crashes, clock, audit, metrics }
+}
+
+/** The Retry-After of `sub`'s refusal on `server`, or undefined when it is let through. */
+function refusal(crashes: SharedCrashes, sub: string, server = 's'): number | undefined {
+  try {
+    crashes.check(server, principal(sub), 'tools/call')
+    return undefined
+  } catch (err) {
+    assert.ok(err instanceof BridgeError)
+    assert.equal(err.code, 'shared_crash_limit')
+    assert.equal(err.status, 429)
+    assert.equal(exposedError(err).code, -32029)
+    assert.deepEqual(exposedError(err).data, { retryAfter: err.retryAfter })
+    return err.retryAfter
+  }
+}
+
+describe('SharedCrashes', () => {
+  it('refuses a subject alone in flight at its allowance, with Retry-After until the oldest charge leaves', () => {
+    const { crashes, clock, audit } = budget()
+    const t0 = clock.now
+    for (let i = 0; i < 3; i++) {
+      assert.equal(refusal(crashes, 'mallory'), undefined)
+      clock.now = t0 + i * 10_000
+      crashes.crashed('s', [principal('mallory')])
+    }
+    assert.equal(refusal(crashes, 'mallory'), 40)
+    assert.equal(audit.length, 1)
+    assert.equal(audit[0]!.rule, 'limits.sharedCrashesPerSubject')
+    assert.equal(audit[0]!.method, 'tools/call')
+    assert.equal(audit[0]!.decision, 'rate_limited')
+    // Another subject, another server: untouched.
+    assert.equal(refusal(crashes, 'bob'), undefined)
+    assert.equal(refusal(crashes, 'mallory', 'other'), undefined)
+    // The oldest charge left: in again.
+    clock.now = t0 + WINDOW
+    assert.equal(refusal(crashes, 'mallory'), undefined)
+  })
+
+  it('divides an exit among the subjects in flight: the attacker, always there, is refused first', () => {
+    const { crashes } = budget()
+    // Two exits with a bystander in flight (a half each), then the attacker alone.
+    crashes.crashed('s', [principal('mallory'), principal('victim')])
+    crashes.crashed('s', [principal('mallory'), principal('victim')])
+    crashes.crashed('s', [principal('mallory')])
+    assert.equal(refusal(crashes, 'mallory'), undefined, 'at 2 of 3')
+    crashes.crashed('s', [principal('mallory')])
+    assert.equal(refusal(crashes, 'mallory'), WINDOW / 1000)
+    assert.equal(refusal(crashes, 'victim'), undefined, 'at 1 of 3')
+  })
+
+  it('thirds add up to a whole: three subjects in flight at three exits each reach 1', () => {
+    const { crashes } = budget({ sharedCrashesPerSubject: 1 })
+    const three = [principal('a'), principal('b'), principal('c')]
+    crashes.crashed('s', three)
+    crashes.crashed('s', three)
+    assert.equal(refusal(crashes, 'a'), undefined)
+    crashes.crashed('s', three)
+    for (const sub of ['a', 'b', 'c']) assert.equal(refusal(crashes, sub), WINDOW / 1000)
+  })
+
+  it('Retry-After waits for as many charges to leave as bring the total below the allowance', () => {
+    const { crashes, clock } = budget({ sharedCrashesPerSubject: 2 })
+    const t0 = clock.now
+    // Halves at t0, t0+10 s, t0+20 s, t0+30 s: 2 in all; allowed again once the first leaves.
+    for (let i = 0; i < 4; i++) {
+      clock.now = t0 + i * 10_000
+      crashes.crashed('s', [principal('m'), principal(`other-${i}`)])
+    }
+    assert.equal(refusal(crashes, 'm'), 30)
+    // A whole charge as well (3 in all): three halves must leave to bring it below 2.
+    crashes.crashed('s', [principal('m')])
+    assert.equal(refusal(crashes, 'm'), 50)
+  })
+
+  it('an exit with nothing in flight charges no one; 0 turns the limit off', () => {
+    const { crashes } = budget()
+    crashes.crashed('s', [])
+    assert.equal(crashes.size, 0)
+    const off = budget({ sharedCrashesPerSubject: 0 }).crashes
+    for (let i = 0; i < 10; i++) off.crashed('s', [principal('m')])
+    assert.equal(refusal(off, 'm'), undefined)
+    assert.equal(off.size, 0)
+  })
+
+  it('charges that left the window are forgotten at the next exit', () => {
+    const { crashes, clock } = budget()
+    crashes.crashed('s', [principal('a'), principal('b')])
+    assert.equal(crashes.size, 2)
+    clock.now += WINDOW
+    crashes.crashed('s', [principal('c')])
+    assert.equal(crashes.size, 1)
+  })
+})
