@@ -14,10 +14,16 @@ const server = new McpServer(
     capabilities: { logging: {} },
     // Strict: server→client requests fail fast when the client did not declare the capability.
     enforceStrictCapabilities: true,
-    // Under identityEnv, what the server tells its client depends on whom it acts for.
+    // Under identityEnv, what the server tells its client depends on whom it acts for; with
+    // FIXTURE_SIGNED_IN=VAR, on whose credential it holds (as a server saying whom its token
+    // signs it in as).
     ...(process.env.MCP_EDGE_SUBJECT
       ? { instructions: `acting for ${process.env.MCP_EDGE_SUBJECT}` }
-      : {}),
+      : process.env.FIXTURE_SIGNED_IN
+        ? {
+            instructions: `signed in with ${process.env[process.env.FIXTURE_SIGNED_IN] ?? 'nothing'}`,
+          }
+        : {}),
   },
 )
 

@@ -2,7 +2,8 @@
 // pinned: a stdio MCP server whose tool definitions a test rewrites while it runs (tests only).
 //
 // PINNED_TOOLS names a JSON file holding an array of tool definitions, read again on every
-// tools/list, so a test changes what the server announces without restarting it. The tool
+// tools/list, so a test changes what the server announces without restarting it; `{client}` in
+// it stands for MCP_EDGE_CLIENT_ID (identityEnv: a server listing per client). The tool
 // `announce` (always listed) sends notifications/tools/list_changed, as a server does after
 // changing its tools. Every tools/call is appended to PINNED_CALLS (one JSON line each), so a
 // test can prove what reached the server. Raw JSON-RPC, like the conformance server: the
@@ -17,7 +18,10 @@ const ANNOUNCE = {
 }
 
 function tools(): Record<string, unknown>[] {
-  const file = process.env.PINNED_TOOLS
+  const file = process.env.PINNED_TOOLS?.replaceAll(
+    '{client}',
+    process.env.MCP_EDGE_CLIENT_ID ?? '',
+  )
   if (!file) return [ANNOUNCE]
   return [ANNOUNCE, ...(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>[])]
 }

@@ -77,6 +77,8 @@ export class AggregateSession {
   /** Set by the client's logging/setLevel; until then every log the backends send is relayed. */
   private logLevel: string | undefined
   private readonly calls = new Map<RequestId, BackendCall>()
+  /** Requests of the client being answered (`pending`). */
+  private active = 0
   /** Routed requests from their arrival to their end: a cancel aborts the one of its id. */
   private readonly waiting = new Map<RequestId, AbortController>()
   private readonly asked = new Map<string, (answer: JSONRPCMessage | undefined) => void>()
@@ -164,9 +166,12 @@ export class AggregateSession {
     this.send(message)
   }
 
-  /** Requests in flight (a call on a backend, or the gateway's own answer being made). */
+  /**
+   * Requests in flight, from their arrival to their answer: a call on a backend, one waiting for
+   * a process or at the credential gate, a list being gathered. What makes a session not idle.
+   */
   get pending(): number {
-    return this.calls.size
+    return this.active
   }
 
   get listening(): boolean {
@@ -251,6 +256,20 @@ export class AggregateSession {
       return
     }
     if (env.kind !== 'request') return
+    this.active++
+    try {
+      await this.request(env, caller0, closeStream)
+    } finally {
+      this.active--
+    }
+  }
+
+  /** One request of the client, answered on its stream (a refusal of the bridge's too). */
+  private async request(
+    env: Extract<Envelope, { kind: 'request' }>,
+    caller0: EndpointCaller,
+    closeStream: (() => void) | undefined,
+  ): Promise<void> {
     const { principal, routed, bearer } = caller0
     this.principal = principal
     const caller: AggregateCaller = { principal, bearer, log: this.o.log, accepted: Date.now() }

@@ -9,6 +9,7 @@ import { redactor } from './redact.js'
 import { BridgeError } from './errors.js'
 import { decodeCursor, encodeCursor } from './endpoint-cursor.js'
 import { buildNameTable, type NameTable } from './endpoint-names.js'
+import { EndpointTables } from './endpoint-tables.js'
 import { buildUriTable, type UriTable } from './endpoint-uris.js'
 import { isObject, rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
 import { asksForTask, withoutTask, withoutTaskSupport } from './tasks.js'
@@ -65,6 +66,14 @@ export class Aggregate {
    * and never fill (or are served from) the entry other users share.
    */
   private readonly diverged = new Set<string>()
+  /**
+   * The identity (identityEnv: client and scopes) a user's entry of `cache` was read under: a
+   * process of another of their identities may list otherwise, so that one reads its own (one
+   * entry per user still, never one per identity a user's tokens can name).
+   */
+  private readonly identities = new Map<string, string>()
+  /** Name and URI tables built from `cache`'s lists, each once per set of lists (endpoint-tables.ts). */
+  private readonly tables: EndpointTables
   private readonly unsubscribe: () => void
 
   constructor(
@@ -83,10 +92,13 @@ export class Aggregate {
       onSkipped?: (server: string) => void
       /** Which servers failed to start lately: left out of lists at once, never waited for. */
       starts?: StartFailures
+      /** Told when a name or URI table is built (a metric). */
+      onTableBuilt?: () => void
     },
   ) {
     this.name = o.name
     this.endpoint = o.endpoint
+    this.tables = new EndpointTables(o.endpoint.tables, o.onTableBuilt)
     this.servers =
       o.endpoint.servers === '*' ? Object.keys(o.config.servers) : [...o.endpoint.servers]
     const unlisten = o.lanes.onEvent((e) => this.changed(e))
@@ -334,7 +346,7 @@ export class Aggregate {
   ): Promise<(server: string, item: Item) => Item | undefined> {
     const { field } = LISTS[method]
     if (method === 'tools/list' || method === 'prompts/list') {
-      const table = this.tableOf(lists)
+      const table = this.tableOf(method, lists)
       return (server, item) => {
         const name = table.publicName(server, String(item[field]))
         if (name === undefined) return undefined
@@ -355,16 +367,18 @@ export class Aggregate {
     }
   }
 
-  private tableOf(lists: [string, Item[]][]): NameTable {
-    return buildNameTable(
-      lists.map(([server, items]) => ({
-        server,
-        names: items.map((i) => i.name).filter((n): n is string => typeof n === 'string'),
-      })),
-      {
-        prefix: this.o.endpoint.prefix,
-        maxLength: this.o.endpoint.maxNameLength,
-      },
+  private tableOf(method: 'tools/list' | 'prompts/list', lists: [string, Item[]][]): NameTable {
+    return this.tables.get(method, lists, () =>
+      buildNameTable(
+        lists.map(([server, items]) => ({
+          server,
+          names: items.map((i) => i.name).filter((n): n is string => typeof n === 'string'),
+        })),
+        {
+          prefix: this.o.endpoint.prefix,
+          maxLength: this.o.endpoint.maxNameLength,
+        },
+      ),
     )
   }
 
@@ -372,7 +386,7 @@ export class Aggregate {
     method: 'tools/list' | 'prompts/list',
     caller: AggregateCaller,
   ): Promise<NameTable> {
-    return this.tableOf((await this.lists(method, caller)).lists)
+    return this.tableOf(method, (await this.lists(method, caller)).lists)
   }
 
   /** Resources and templates of every accessible backend, in one table (URIs collide across both). */
@@ -381,22 +395,28 @@ export class Aggregate {
       this.lists('resources/list', caller),
       this.lists('resources/templates/list', caller),
     ])
-    const templatesOf = new Map(templates.lists)
-    const servers = [
-      ...new Set([...resources.lists.map(([s]) => s), ...templates.lists.map(([s]) => s)]),
+    const from: [string, Item[]][] = [
+      ...resources.lists.map(([s, items]): [string, Item[]] => [`resources ${s}`, items]),
+      ...templates.lists.map(([s, items]): [string, Item[]] => [`templates ${s}`, items]),
     ]
-    const uris = new Map(resources.lists)
-    return buildUriTable(
-      servers.map((server) => ({
-        server,
-        uris: (uris.get(server) ?? [])
-          .map((i) => i.uri)
-          .filter((u): u is string => typeof u === 'string'),
-        templates: (templatesOf.get(server) ?? [])
-          .map((i) => i.uriTemplate)
-          .filter((u): u is string => typeof u === 'string'),
-      })),
-    )
+    return this.tables.get('uris', from, () => {
+      const templatesOf = new Map(templates.lists)
+      const servers = [
+        ...new Set([...resources.lists.map(([s]) => s), ...templates.lists.map(([s]) => s)]),
+      ]
+      const uris = new Map(resources.lists)
+      return buildUriTable(
+        servers.map((server) => ({
+          server,
+          uris: (uris.get(server) ?? [])
+            .map((i) => i.uri)
+            .filter((u): u is string => typeof u === 'string'),
+          templates: (templatesOf.get(server) ?? [])
+            .map((i) => i.uriTemplate)
+            .filter((u): u is string => typeof u === 'string'),
+        })),
+      )
+    })
   }
 
   /**
@@ -432,10 +452,11 @@ export class Aggregate {
     server: string,
     caller: AggregateCaller,
   ): Promise<Item[]> {
-    const key = this.cacheKey(method, server, caller.principal)
-    const cached = this.cache.get(key)
-    if (cached !== undefined) return cached
     const { lanes, gate } = this.o
+    const key = this.cacheKey(method, server, caller.principal)
+    const identity = lanes.identityOf(server, caller.principal)
+    const cached = this.cache.get(key)
+    if (cached !== undefined && this.identities.get(key) === identity) return cached
     // A server that does not offer the feature has nothing to list (and is not asked). Once one
     // of its processes has answered initialize, that is known without taking (or starting) one.
     const capability = method.startsWith('tools')
@@ -444,7 +465,7 @@ export class Aggregate {
         ? 'prompts'
         : 'resources'
     const known = lanes.initOf(server, caller.principal)?.capabilities
-    if (isObject(known) && !(capability in known)) return this.remember(key, [])
+    if (isObject(known) && !(capability in known)) return this.remember(key, [], identity)
     const credentials = gate?.needs(server)
       ? await gate.initial(server, caller.principal, caller.bearer)
       : undefined
@@ -464,7 +485,7 @@ export class Aggregate {
     const items: Item[] = []
     try {
       const caps = lane.init.capabilities
-      if (isObject(caps) && !(capability in caps)) return this.remember(key, items)
+      if (isObject(caps) && !(capability in caps)) return this.remember(key, items, identity)
       const { key: field } = LISTS[method]
       let cursor: string | undefined
       const { listPages, listTimeout } = this.o.endpoint
@@ -492,12 +513,19 @@ export class Aggregate {
       lanes.release(lane)
     }
     // Keyed again: the process may have announced a change of its own while it listed.
-    return this.remember(this.cacheKey(method, server, caller.principal), items)
+    return this.remember(this.cacheKey(method, server, caller.principal), items, identity)
   }
 
-  private remember(key: string, items: Item[]): Item[] {
+  private remember(key: string, items: Item[], identity: string | undefined): Item[] {
     this.cache.set(key, items)
+    if (identity === undefined) this.identities.delete(key)
+    else this.identities.set(key, identity)
     return items
+  }
+
+  private drop(key: string): void {
+    this.cache.delete(key)
+    this.identities.delete(key)
   }
 
   /**
@@ -530,7 +558,7 @@ export class Aggregate {
     if (!this.servers.includes(server)) return
     this.diverged.delete(`${server}\n${owner}`)
     for (const key of [...this.cache.keys()])
-      if (key.endsWith(`\n${server}\n${owner}`)) this.cache.delete(key)
+      if (key.endsWith(`\n${server}\n${owner}`)) this.drop(key)
   }
 
   /** A server said a list changed: its cached lists of that kind are read again when next needed. */
@@ -551,7 +579,7 @@ export class Aggregate {
     for (const m of methods) {
       const prefix = `${m}\n${e.server}`
       for (const key of [...this.cache.keys()])
-        if (key === prefix || key.startsWith(`${prefix}\n`)) this.cache.delete(key)
+        if (key === prefix || key.startsWith(`${prefix}\n`)) this.drop(key)
     }
   }
 }

@@ -37,8 +37,10 @@ export function laneRequest(
 
 /**
  * What the gateway remembers of the processes behind lanes: each one's initialize result and
- * its tools' input schemas, per server, or under `identityEnv` per identity (each principal's
- * processes may answer differently).
+ * its tools' input schemas, per server; under `identityEnv` per identity, and for a server
+ * that takes per-user credentials per user (each principal's processes may answer
+ * differently: whom the credential signs them in as), forgotten with the user's last process
+ * of the server.
  */
 export class LaneCatalog {
   private readonly inits = new Map<string, InitResult>()
@@ -53,10 +55,25 @@ export class LaneCatalog {
 
   /**
    * What the processes behind lane key `key` have in common with others of the server: all of
-   * them, or under `identityEnv` only those of the same identity.
+   * them, under `identityEnv` only those of the same identity, and with per-user credentials
+   * only the same user's (`server \n owner`, the key without the values' fingerprint).
    */
   private cacheKey(server: string, key: string): string {
-    return this.config.servers[server]?.identityEnv ? key : server
+    const c = this.config.servers[server]
+    if (c?.identityEnv) return key
+    if (c !== undefined && Object.keys(c.credentials).length > 0) return key.split('\n#')[0]!
+    return server
+  }
+
+  /**
+   * A user's last process of `server` is gone: what was kept from their own processes goes too,
+   * so the catalog holds per-user entries only for users with a process (lanes.ts onLanesEnded).
+   */
+  forget(server: string, owner: string): void {
+    const mine = `${server}\n${owner}`
+    for (const map of [this.inits, this.schemas])
+      for (const key of [...map.keys()])
+        if (key === mine || key.startsWith(`${mine}\n`)) map.delete(key)
   }
 
   /** The initialize result of the processes behind lane key `key`, if one has started yet. */

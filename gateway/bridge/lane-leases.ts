@@ -185,9 +185,9 @@ export class LaneLeases {
       lane.parked = false
     }
     lane.lastUsed = Date.now()
-    // Started with credentials that have changed since, or maybe still running a call whose
-    // client left: ended at this request boundary.
-    if ((lane.stale || lane.abandoned) && !lane.busy && lane.pins.size === 0)
+    // Started with credentials that have changed since (its subscriptions end with it: lane-set.ts
+    // retireStale), or maybe still running a call whose client left: ended at this request boundary.
+    if (!lane.busy && (lane.stale || (lane.abandoned && lane.pins.size === 0)))
       void this.o.lanes.retire(lane)
     else if (this.handOff(lane)) return
     this.o.waiters.wakeAll()

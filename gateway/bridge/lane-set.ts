@@ -194,8 +194,11 @@ export class LaneSet {
   }
 
   /**
-   * A user's credentials changed (a secret set or rotated, a token renewed): their lanes
-   * started with the old values end at a request boundary, now if idle, else when released.
+   * A user's credentials changed (a secret set, rotated or deleted, a token renewed): their
+   * lanes started with the old values end at a request boundary, now if idle, else when
+   * released. One holding resource subscriptions ends too (their holders are told, as when a
+   * process exits): a subscription never keeps a value the user changed or deleted running, as
+   * a session's process is replaced with its subscriptions (session.ts replaceChild).
    */
   retireStale(server: string, owner: string, current: string): void {
     // The same server, principal and identity; other values (`\n#<fingerprint>` ends a key,
@@ -212,7 +215,7 @@ export class LaneSet {
       const [, keyBy, keyShared] = keyValues.split(' ')
       if (by !== undefined && keyBy !== undefined && keyBy !== by && keyShared === shared) continue
       for (const lane of [...list]) {
-        if (lane.busy || lane.pins.size > 0) lane.stale = true
+        if (lane.busy) lane.stale = true
         else void this.retire(lane)
       }
     }

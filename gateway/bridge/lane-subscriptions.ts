@@ -1,6 +1,7 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
+import type { ResolvedCredentials } from '../credentials/resolve.js'
 import { BridgeError } from './errors.js'
 import type { InitResult } from './handshake.js'
 import type { Lane } from './lane.js'
@@ -41,9 +42,14 @@ export async function holdSubscriptions(
     signal: AbortSignal
     log: Logger
     onLost: () => void
+    /**
+     * The user's credentials for a server that takes them (what is set now): subscriptions act
+     * with them, on one of the user's processes started with them, as in a session.
+     */
+    credentials?: ResolvedCredentials
   },
 ): Promise<SubscriptionHold> {
-  const lane = await lanes.acquire(o.server, o.principal, o.log, undefined, o.signal)
+  const lane = await lanes.acquire(o.server, o.principal, o.log, undefined, o.signal, o.credentials)
   let subscribed: string[] = []
   let pinned = false
   const pin = () => o.onLost()

@@ -72,7 +72,7 @@ export class Lane implements Hold {
   /** Resource subscriptions placed on this process, by URI, with the streams that share each. */
   readonly subscriptions = new Map<string, number>()
   lastUsed = Date.now()
-  /** Started with credentials the user has changed since: ended once released. */
+  /** Started with credentials the user has changed since: ended once released (its subscriptions with it). */
   stale = false
   /**
    * Ran a call that ended without the process's answer (its client gone, timed out): the

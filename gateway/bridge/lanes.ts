@@ -50,6 +50,7 @@ export class LanePool implements Holders {
     this.limits = limits
     this.events = new LaneEvents(limits.listensPerSubject)
     this.catalog = new LaneCatalog(o.config, limits)
+    this.events.onLanesEnded((server, owner) => this.catalog.forget(server, owner))
     this.lanes = new LaneSet({
       config: o.config,
       plainConcurrency: limits.lanePlainConcurrency,
@@ -103,6 +104,14 @@ export class LanePool implements Holders {
    */
   initOf(server: string, principal: Principal): InitResult | undefined {
     return this.catalog.init(server, laneKey(this.o.source, server, principal))
+  }
+
+  /**
+   * The identity a process of `server` is started with for `principal` under `identityEnv`
+   * (client and scopes; undefined without): processes of two identities may answer differently.
+   */
+  identityOf(server: string, principal: Principal): string | undefined {
+    return this.o.source.identityOf(server, principal)
   }
 
   /**

@@ -16,11 +16,13 @@
  *   §4, §5): a value inside a longer encoding (`Basic base64(user:token)`) is found wherever
  *   it sits; a run goes on through a `+` or `/` a URL encoder or PHP's json_encode escaped,
  *   and through an escaped line break after 60 characters or more (MIME's 76-character lines);
+ *   wrapped over stderr lines as written, it is read on from the lines before ({@link WrappedBase64});
  * - each run of base32 characters (RFC 4648 §6, §7, either case) at its eight alignments;
  * - each list of byte values, as a byte array prints: decimal (Go's `%v`, Rust's `{:?}`) or
  *   two hex digits each (Node's `<Buffer …>`, Go's `% x`).
  * In base64, base32 and hex, a value's UTF-16 (either byte order) is looked for too.
- * Its hex, and a value that is itself hex, is searched for in any case (Go's `%X`, mixed).
+ * Its hex, and a value that is itself hex, is searched for in any case (Go's `%X`, mixed), and
+ * split over stream lines as the value as written is ({@link splitOver}; `xxd -p`).
  * A value is searched for as bytes in each decoding, and the characters that encode it are
  * blotted; a short value only where it stands alone ({@link MIN_ANYWHERE}). Linear in the
  * line: each search is `indexOf`, then a KMP scan while a match may go on overlapping
@@ -29,7 +31,7 @@
  */
 export type Redactor = ((line: string, upTo?: number) => string) & {
   longest: number
-  /** How many of a line's last characters `lines()` reads for the next line (fewer than `longest`). */
+  /** How many of a line's last characters `lines()` reads for the next line (at most `longest`). */
   tail: number
   /**
    * A redacting function for the lines of one stream, one after the other: it also blots a
@@ -106,13 +108,17 @@ export function redactor(values: readonly string[]): Redactor {
   const alone: RegExp[] = []
   // UTF-16 forms of each value, looked for in base64, base32 and hex only.
   const utf16: Secret[] = []
+  // JSON-escaped forms of each value, looked for in base64 and base32 only ({@link jsonForms}).
+  const json: Secret[] = []
   // Looked for split over two lines of a stream ({@link splitOver}).
   const splitting: string[] = []
+  // Its hex, looked for split over two lines of a stream (see `splitHex` below).
+  const hexSplitting = new Set<string>()
   // Searched lower-case, in the line with its A to F lower-cased: hex is either case, and a
   // printer may change it (Go's `%X`, .NET's `ToString("X")`, a value that is itself hex).
   const hex = new Set<string>()
   let longest = 0
-  for (const v of writtenForms(values)) {
+  for (const [v, mojibake] of writtenForms(values)) {
     if (v === '' || [...v.slice(0, 4)].length < MIN_VALUE) continue
     const bytes = Buffer.from(v)
     const short = v.length < MIN_ANYWHERE
@@ -128,7 +134,8 @@ export function redactor(values: readonly string[]): Redactor {
     if (!short && !/[\r\n]/.test(v)) splitting.push(v)
     // UTF-16 (.NET's Encoding.Unicode, PowerShell's -EncodedCommand, Java's UTF_16BE) then
     // base64, base32 or hex: looked for in those only.
-    if (!short)
+    // Not of mojibake: a process that decoded a value wrongly does not then write it so.
+    if (!short && !mojibake)
       for (const b of [Buffer.from(v, 'utf16le'), Buffer.from(v, 'utf16le').swap16()]) {
         const wide = b.toString('latin1')
         utf16.push({ bytes: wide, needle: new Needle(wide), alone: undefined, encoded: true })
@@ -136,10 +143,16 @@ export function redactor(values: readonly string[]): Redactor {
         // Two hex digits a byte is its widest form here.
         longest = Math.max(longest, b.length * 2)
       }
+    if (!short && !mojibake)
+      for (const form of jsonForms(v)) {
+        const b = Buffer.from(form).toString('latin1')
+        json.push({ bytes: b, needle: new Needle(b), alone: undefined, encoded: true })
+      }
     // A value of several lines (a PEM key) is printed over several stderr lines.
     const lines = v.split(/\r\n|\r|\n/)
     if (lines.length > 1) for (const line of lines) if (line.length >= MIN_LINE) plain.add(line)
     if (bytes.length >= MIN_ENCODED_BYTES) hex.add(bytes.toString('hex'))
+    if (!short && !mojibake) hexSplitting.add(bytes.toString('hex'))
     if (!short && /^[0-9A-Fa-f]+$/.test(v)) hex.add(v.toLowerCase())
     longest = Math.max(longest, v.length, bytes.length * WIDEST_ENCODING)
   }
@@ -152,13 +165,25 @@ export function redactor(values: readonly string[]): Redactor {
   const anywhere = [...plain].map((f) => new Needle(f))
   const hexForms = [...hex].map((f) => new Needle(f))
   const inBytes = secrets.filter((s) => s.encoded)
-  const inBase64 = [...inBytes, ...utf16]
+  const inBase64 = [...inBytes, ...utf16, ...json]
   // Quoted-printable leaves a value of printable ASCII without `=` as it is (found as written).
   const quoted = secrets.some((s) => /[^ -<>-~]/.test(s.bytes))
   const split = splitting.map((v) => new Needle(v))
+  // Hex wrapped over lines (`xxd -p` at 60 columns, OpenSSL): a value's hex split as written,
+  // read in the line with its A to F lower-cased. Not a short value's (its first half, 4 hex
+  // digits, would end a line of hex by chance); its UTF-16's is not either (two scans of 4
+  // characters a character for each line, for a form no dump of a stream is likely to show).
+  const splitHex = [...hexSplitting].map((f) => new Needle(f))
   // What of a line's end the lines() function reads for the next line.
-  const held = Math.max(0, ...splitting.map((v) => v.length - 1))
-  const collect = (line: string, hits: Hits) => {
+  const held = Math.max(0, ...[...split, ...splitHex].map((n) => n.text.length - 1))
+  // Base64 characters of a stream's end held for its next line ({@link WrappedBase64}), and
+  // the line characters that hold them (3 for an escaped `+` or `/`).
+  const wrapKeep = Math.max(0, ...inBase64.map((s) => Math.ceil((s.bytes.length * 8) / 6) + 4))
+  const wrapRead = inBase64.length > 0 ? 3 * wrapKeep + 3 : 0
+  // Built for the first stream read (a one-off error text has no lines before).
+  let openings: Openings | undefined
+  /** Collects the line's hits; gives back its base64 characters where values are looked for there. */
+  const collect = (line: string, hits: Hits): Units | undefined => {
     for (const f of anywhere) f.each(line, (s, e) => hits.add(s, e))
     for (const pattern of alone)
       for (const m of line.matchAll(pattern)) hits.add(m.index, m.index + m[0].length)
@@ -173,14 +198,15 @@ export function redactor(values: readonly string[]): Redactor {
       findUnentitied(line, secrets, (s, e) => hits.add(s, e))
     if (quoted && line.includes('=') && QUOTED.test(line))
       findInView(quotedView(line), secrets, (s, e) => hits.add(s, e))
-    if (inBase64.length > 0) {
-      findBase64(line, inBase64, hits)
-      findBase32(line, inBase64, hits)
-      if (inBytes.length > 0) {
-        findByteList(line, 10, inBytes, hits)
-        findByteList(line, 16, inBytes, hits)
-      }
+    if (inBase64.length === 0) return undefined
+    const units = base64Units(line)
+    findBase64(line, units, inBase64, hits)
+    findBase32(line, inBase64, hits)
+    if (inBytes.length > 0) {
+      findByteList(line, 10, inBytes, hits)
+      findByteList(line, 16, inBytes, hits)
     }
+    return units
   }
   return Object.assign(
     (line: string, upTo = line.length) => {
@@ -190,24 +216,46 @@ export function redactor(values: readonly string[]): Redactor {
     },
     {
       longest,
-      tail: held,
+      tail: Math.min(longest, Math.max(held, wrapRead)),
       lines: () => {
         // Per value, how many of its first characters the stream ends with now, over as many
         // lines as they span (a KMP state carried from line to line, the line breaks left
         // out): a value wrapped over three lines or more has a line wholly inside it, and the
         // line after that one starts with the rest. A line cut before its end: its end as
-        // written (`end`) sets it. A line not logged sets it too.
+        // written (`end`) sets it. A line not logged sets it too. Likewise the base64 the
+        // stream ends with, for base64 wrapped over lines.
         const state = new Int32Array(split.length)
+        const stateHex = new Int32Array(splitHex.length)
+        if (inBase64.length > 0) openings ??= new Openings(inBase64)
+        const wrapped = openings === undefined ? undefined : new WrappedBase64(openings, wrapKeep)
         const skip = (line: string, end?: string) => {
           split.forEach((n, i) => {
-            state[i] = end === undefined ? n.after(state[i]!, line) : n.after(0, end)
+            const text = end ?? line
+            const q = end === undefined ? state[i]! : 0
+            // A quoted-printable soft line break, as in splitOver.
+            state[i] = text.endsWith('=')
+              ? Math.max(n.after(q, text), n.after(q, text.slice(0, -1)))
+              : n.after(q, text)
           })
+          if (splitHex.length > 0) {
+            const lower = hexLower(end ?? line)
+            splitHex.forEach((n, i) => {
+              stateHex[i] = n.after(end === undefined ? stateHex[i]! : 0, lower)
+            })
+          }
+          if (wrapped === undefined) return
+          // Its last characters, enough for `wrapKeep` base64 ones: the line's run before
+          // them does not change what is held.
+          const text = (end ?? line).slice(-wrapRead)
+          wrapped.read(text, base64Units(text))
         }
         return Object.assign(
           (line: string, upTo = line.length, end?: string) => {
             const hits = new Hits()
-            collect(line, hits)
+            const units = collect(line, hits)
             splitOver(split, state, line, hits)
+            if (splitHex.length > 0) splitOver(splitHex, stateHex, hexLower(line), hits)
+            if (units !== undefined) wrapped?.read(line, units, hits)
             if (end !== undefined) skip(line, end)
             return hits.blot(line, upTo)
           },
@@ -229,8 +277,10 @@ export function redactor(values: readonly string[]): Redactor {
  *   chance is rare; a line wholly inside a value wrapped over three lines or more is so;
  * - a line starting with the rest of a value the lines before ended with is blotted there,
  *   however few characters that is.
- * What is left showing: fewer than {@link MIN_ANYWHERE} of a value's first characters (and
- * less than its half), where the line break fell among them. Each value costs two scans of
+ * A line ending with `=` is read with and without it (a quoted-printable soft line break:
+ * a mail body wraps at 76 columns inside a word). What is left showing: fewer than
+ * {@link MIN_ANYWHERE} of a value's first characters (and less than its half), where the line
+ * break fell among them. Each value costs two scans of
  * the line, each at most the value's length.
  */
 function splitOver(split: readonly Needle[], state: Int32Array, line: string, hits: Hits): void {
@@ -245,9 +295,14 @@ function splitOver(split: readonly Needle[], state: Int32Array, line: string, hi
       })
     // Counted with the lines before: a line wholly inside the value (its middle, wrapped over
     // three lines or more) ends with its first characters once those before are counted.
-    const ends = (state[i] = n.after(begun, line))
+    // RFC 2045 §6.7: a quoted-printable soft line break (`=` ending a line) is not in the
+    // text; read without it too, the longer wins.
+    const soft = line.endsWith('=') ? 1 : 0
+    let ends = n.after(begun, line)
+    if (soft) ends = Math.max(ends, n.after(begun, line.slice(0, -1)))
+    state[i] = ends
     if (line.length > 0 && ends >= Math.min(MIN_ANYWHERE, Math.ceil(length / 2)))
-      hits.add(Math.max(0, line.length - ends), line.length)
+      hits.add(Math.max(0, line.length - ends - soft), line.length)
   })
 }
 
@@ -328,21 +383,57 @@ function hexLower(line: string): string {
 
 /**
  * Each value and, for one with non-ASCII characters, the other forms a process may print it
- * in: composed and decomposed (NFC, NFD: macOS file names, a library that normalizes), and
- * with each non-ASCII character as `?` (Java's and Python's ASCII encoders, a `?` a code point,
- * NFC and NFD) where that leaves at least {@link MIN_ANYWHERE} other characters.
+ * in: composed and decomposed (NFC, NFD: macOS file names, a library that normalizes), with
+ * each non-ASCII character as `?` (Java's and Python's ASCII encoders, a `?` a code point,
+ * NFC and NFD) where that leaves at least {@link MIN_ANYWHERE} other characters, and its UTF-8
+ * read as Latin-1 or Windows-1252 and written again (mojibake: `pÃ¤sswÃ¶rd`, a process or
+ * library that decoded its input with the wrong charset): each form, and whether it is mojibake.
  */
-function writtenForms(values: readonly string[]): Set<string> {
-  const forms = new Set<string>()
+function writtenForms(values: readonly string[]): Map<string, boolean> {
+  const forms = new Map<string, boolean>()
+  const add = (form: string, mojibake = false) =>
+    forms.set(form, forms.get(form) === false ? false : mojibake)
   for (const v of values) {
-    forms.add(v)
+    add(v)
     if (!/[\u0080-\u{10ffff}]/u.test(v)) continue
     for (const n of [v.normalize('NFC'), v.normalize('NFD')]) {
-      forms.add(n)
+      add(n)
       const ascii = n.replace(/[\u0080-\u{10ffff}]/gu, '?')
-      if (ascii.length - (ascii.match(/\?/g)?.length ?? 0) >= MIN_ANYWHERE) forms.add(ascii)
+      if (ascii.length - (ascii.match(/\?/g)?.length ?? 0) >= MIN_ANYWHERE) add(ascii)
+      const latin1 = Buffer.from(n).toString('latin1')
+      add(latin1, true)
+      add(
+        latin1.replace(/[\u0080-\u009f]/g, (c) => WINDOWS_1252[c.charCodeAt(0) - 0x80]!),
+        true,
+      )
     }
   }
+  return forms
+}
+
+/**
+ * Bytes 0x80 to 0x9F as Windows-1252 reads them (the WHATWG Encoding table; the five it leaves
+ * undefined as their Latin-1 code point). Node's TextDecoder reads them as Latin-1.
+ */
+const WINDOWS_1252 = [
+  ...'\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f',
+  ...'\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178',
+]
+
+/**
+ * A value inside a JSON string, where that is not the value as written: as JavaScript and
+ * Java write it (`\"`, `\\`, control characters), as Python's json.dumps (`\u00e4` for each
+ * non-ASCII character, a surrogate pair beyond U+FFFF), PHP's json_encode (that, and `\/`) and
+ * Go's encoding/json (`\u003c` for `<`, `>`, `&`) write it. A line's base64 of JSON is read
+ * unescaped too ({@link findUnescaped}), but only a form held whole is read on over base64
+ * wrapped over lines ({@link WrappedBase64}).
+ */
+function jsonForms(v: string): Set<string> {
+  const plain = JSON.stringify(v).slice(1, -1)
+  const u = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`
+  const python = plain.replace(/[\u0080-\uffff]/g, u)
+  const forms = new Set([plain, python, python.replace(/\//g, '\\/'), plain.replace(/[<>&]/g, u)])
+  forms.delete(v)
   return forms
 }
 
@@ -725,15 +816,18 @@ function base64At(line: string, i: number): number {
   return -1
 }
 
-/**
- * Each run of base64 characters long enough to hold a value, decoded from each of its first
- * four characters (one of them is where the encoding's 4-character groups start); a value
- * found is blotted with the characters that hold any of its bits. Per alignment, the runs are
- * decoded into one text, a NUL between two (a word's edge), and searched once.
- */
-function findBase64(line: string, secrets: readonly Secret[], hits: Hits): void {
-  const shortest = Math.ceil((Math.min(...secrets.map((s) => s.bytes.length)) * 8) / 6)
-  // The line's base64 characters: sextet, where each starts and ends; runs end at a -1.
+/** A line's base64 characters ({@link base64Units}): runs of them, each ended by a -1. */
+interface Units {
+  /** Each character's sextet; -1 ends a run (one after the last run too). */
+  sextets: Int8Array
+  /** Where in the line each character starts and ends (escaped ones take 2 or 3). */
+  starts: Int32Array
+  ends: Int32Array
+  count: number
+}
+
+/** The line's base64 characters, in runs (a run goes on through an escaped wrap, see {@link base64At}). */
+function base64Units(line: string): Units {
   const sextets = new Int8Array(line.length + 1)
   const starts = new Int32Array(line.length + 1)
   const ends = new Int32Array(line.length + 1)
@@ -759,13 +853,63 @@ function findBase64(line: string, secrets: readonly Secret[], hits: Hits): void 
     i += at >> 7
     ends[count++] = i
   }
-  sextets[count++] = -1
-  const bytes = Buffer.allocUnsafe(line.length)
-  // For each byte, the first and the last base64 character holding its bits; -1 for a NUL
-  // between runs.
-  const from = new Int32Array(line.length)
-  const to = new Int32Array(line.length)
+  if (count === 0 || sextets[count - 1]! >= 0) sextets[count++] = -1
+  return { sextets, starts, ends, count }
+}
+
+/**
+ * Each run of base64 characters long enough to hold a value, decoded from each of its first
+ * four characters (one of them is where the encoding's 4-character groups start); a value
+ * found is blotted with the characters that hold any of its bits. Per alignment, the runs are
+ * decoded into one text, a NUL between two (a word's edge), and searched once.
+ */
+function findBase64(line: string, units: Units, secrets: readonly Secret[], hits: Hits): void {
+  searchUnits(units, secrets, (start, end) => hits.add(start, padded(line, end)))
+}
+
+/**
+ * Decodes each run of `units` at its four alignments and searches the text for `secrets`
+ * (and, where it holds a backslash, its escapes decoded: base64 of JSON); `found` hears the
+ * first and the end of the characters holding a value's bits.
+ */
+function searchUnits(
+  units: Units,
+  secrets: readonly Secret[],
+  found: (start: number, end: number) => void,
+): void {
+  let least = Number.POSITIVE_INFINITY
+  for (const s of secrets) least = Math.min(least, s.bytes.length)
+  const decoded = new Decoded(units.count)
   for (let k = 0; k < 4; k++) {
+    const text = decoded.read(units, k, Math.ceil((least * 8) / 6))
+    const { from, to } = decoded
+    const at = (s: number, e: number) =>
+      found(from[s]! >= 0 ? from[s]! : from[s + 1]!, from[e - 1]! >= 0 ? to[e - 1]! : to[e - 2]!)
+    findIn(text, secrets, at)
+    // Base64 of JSON: a value with escaped characters (see findUnescaped).
+    if (text.includes('\\')) findUnescaped(text, rawByte, secrets, at)
+  }
+}
+
+/** Bytes decoded from base64 runs, each remembering the characters that hold its bits. */
+class Decoded {
+  private readonly bytes: Buffer
+  /** For each byte, the first and the end of the characters holding its bits; -1 for a NUL between runs. */
+  readonly from: Int32Array
+  readonly to: Int32Array
+  constructor(size: number) {
+    this.bytes = Buffer.allocUnsafe(size)
+    this.from = new Int32Array(size)
+    this.to = new Int32Array(size)
+  }
+
+  /**
+   * Each run of at least `shortest` characters past its first `k`, decoded from there (a NUL
+   * after each): the text, one character a byte.
+   */
+  read(units: Units, k: number, shortest: number): string {
+    const { sextets, starts, ends, count } = units
+    const { bytes, from, to } = this
     let n = 0
     for (let i = 0; i < count; ) {
       let end = i
@@ -788,21 +932,192 @@ function findBase64(line: string, secrets: readonly Secret[], hits: Hits): void 
       }
       i = end + 1
     }
-    const text = bytes.toString('latin1', 0, n)
-    const found = (s: number, e: number) => {
-      const start = from[s]! >= 0 ? from[s]! : from[s + 1]!
-      let end = from[e - 1]! >= 0 ? to[e - 1]! : to[e - 2]!
-      // A value ending the encoding takes its padding along (`=`, or `%3D` in a URL).
-      for (let pad = 0; pad < 2; pad++)
-        if (line.charCodeAt(end) === 0x3d) end++
-        else if (line.charCodeAt(end) === 0x25 && hexAt(line, end + 1, 2) === 0x3d) end += 3
-        else break
-      hits.add(start, end)
-    }
-    findIn(text, secrets, found)
-    // Base64 of JSON: a value with escaped characters (see findUnescaped).
-    if (text.includes('\\')) findUnescaped(text, rawByte, secrets, found)
+    return bytes.toString('latin1', 0, n)
   }
+}
+
+/**
+ * Base64 wrapped over stderr lines as written (MIME's 76 columns, PEM's 64, any width; a
+ * `Basic` header or a JSON blob encoded then wrapped), for the lines of one stream: the stream's
+ * last base64 characters are held (the run its last line ended with, over as many lines as it
+ * spans, at most `keep` characters: the longest value's encoding and an alignment's 3), and
+ * - a line starting (after spaces or tabs) with base64 is read on from them, decoded at the
+ *   four alignments as {@link findBase64} does: the rest of a value the lines before began is
+ *   blotted there, however little of it;
+ * - a line ending with base64 (spaces or tabs after it aside) whose decoding, read on from the
+ *   lines before, ends with a value's first half or first {@link MIN_ANYWHERE} bytes (at
+ *   least {@link MIN_ENCODED_BYTES}), has the characters holding them blotted to its end: a
+ *   line wholly inside a value's encoding, wrapped over three lines or more, is so.
+ * What is left showing, as with a value split as written ({@link splitOver}): fewer than that
+ * many of a value's first bytes, where the break fell among them. Each line costs a bounded
+ * number of reads of at most `2 * keep` characters, however long it is: a value can start only
+ * where its first two bytes stand, looked up in a table.
+ */
+class WrappedBase64 {
+  /**
+   * The stream's last base64 characters as sextets (its first `held`), when its last line
+   * ended inside a run.
+   */
+  private readonly carry: Int8Array
+  private held = 0
+  private readonly decoded: Decoded
+  /** A run read: held characters, then the line's. */
+  private readonly run: Units
+  constructor(
+    private readonly openings: Openings,
+    private readonly keep: number,
+  ) {
+    this.carry = new Int8Array(keep)
+    this.decoded = new Decoded(2 * keep + 2)
+    this.run = {
+      sextets: new Int8Array(2 * keep + 2),
+      starts: new Int32Array(2 * keep + 2),
+      ends: new Int32Array(2 * keep + 2),
+      count: 0,
+    }
+  }
+
+  /** Reads `line` (`units`, its base64 characters) after the lines before; blots into `hits`. */
+  read(line: string, units: Units, hits?: Hits): void {
+    const { sextets, starts, ends, count } = units
+    let lead = 0
+    while (lead < line.length && isBlank(line.charCodeAt(lead))) lead++
+    let trail = line.length
+    while (trail > lead && isBlank(line.charCodeAt(trail - 1))) trail--
+    // The line's first run, where it opens the line; its last, where it closes it.
+    const opens = sextets[0]! >= 0 && starts[0] === lead
+    let first = 0
+    if (opens) while (sextets[first]! >= 0 && first < this.keep) first++
+    const closes = count > 1 && sextets[count - 2]! >= 0 && ends[count - 2] === trail
+    let last = count - 1
+    if (closes) while (last > 0 && sextets[last - 1]! >= 0 && count - 1 - last < this.keep) last--
+    // The line is one run: the stream's run goes on.
+    const whole = opens && closes && last === 0
+    if (hits !== undefined && this.held > 0 && opens) this.rest(line, lead, units, first, hits)
+    if (!closes) {
+      this.held = 0
+      return
+    }
+    const tail = this.joined(lead, units, last, count - 1, whole)
+    if (hits !== undefined) this.begins(line, tail, hits)
+    const from = Math.max(0, tail.count - 1 - this.keep)
+    this.carry.set(tail.sextets.subarray(from, tail.count - 1))
+    this.held = tail.count - 1 - from
+  }
+
+  /** The rest of a value the lines before began: a match starting in them, ending in the line. */
+  private rest(line: string, lead: number, units: Units, first: number, hits: Hits): void {
+    const run = this.joined(lead, units, 0, first)
+    const { from, to } = this.decoded
+    for (let k = 0; k < 4; k++) {
+      const text = this.decoded.read(run, k, 0).slice(0, -1)
+      // Bytes starting among the held characters are placed at `lead` (and so is the line's first).
+      for (let p = 0; p + 1 < text.length && from[p] === lead; p++)
+        if (this.openings.may(text, p))
+          this.openings.at(text, p, (s) => {
+            const e = p + s.bytes.length
+            if (text.startsWith(s.bytes, p) && to[e - 1]! > lead && standsAlone(s, text, p, e))
+              hits.add(lead, padded(line, to[e - 1]!))
+          })
+      // Base64 of JSON: a value with escaped characters (see findUnescaped).
+      if (/\\["\\/u]/.test(text))
+        findUnescaped(text, rawByte, this.openings.secrets, (s, e) => {
+          if (from[s] === lead && to[e - 1]! > lead) hits.add(lead, padded(line, to[e - 1]!))
+        })
+    }
+  }
+
+  /** A line ending with a value's first bytes: those on it blotted (see the class). */
+  private begins(line: string, tail: Units, hits: Hits): void {
+    for (let k = 0; k < 4; k++) {
+      const text = this.decoded.read(tail, k, 0).slice(0, -1)
+      const o = this.openings
+      for (let p = Math.max(0, text.length - o.longest + 1); p + 1 < text.length; p++)
+        if (o.may(text, p))
+          o.at(text, p, (s, begun) => {
+            const q = text.length - p
+            if (q < s.bytes.length && q >= begun && s.bytes.startsWith(text.slice(p)))
+              hits.add(this.decoded.from[p]!, line.length)
+          })
+    }
+  }
+
+  /**
+   * Units `from` to `to` of the line, after the carried ones when `after` (these placed at
+   * `lead`, where the line's run starts): one run.
+   */
+  private joined(lead: number, units: Units, from: number, to: number, after = true): Units {
+    const out = this.run
+    const held = after ? this.held : 0
+    out.sextets.set(this.carry.subarray(0, held))
+    out.starts.fill(lead, 0, held)
+    out.ends.fill(lead, 0, held)
+    out.sextets.set(units.sextets.subarray(from, to), held)
+    out.starts.set(units.starts.subarray(from, to), held)
+    out.ends.set(units.ends.subarray(from, to), held)
+    out.count = held + (to - from) + 1
+    out.sextets[out.count - 1] = -1
+    return out
+  }
+}
+
+/** Secrets by their first two bytes: where in a decoded text one may start, in a step a byte. */
+class Openings {
+  /** A bit for each pair of first bytes (`b0 << 8 | b1`) some secret opens with. */
+  private readonly bits = new Uint32Array(2048)
+  private readonly by = new Map<number, { s: Secret; begun: number }[]>()
+  /** Most bytes of a secret. */
+  readonly longest: number
+  constructor(readonly secrets: readonly Secret[]) {
+    for (const s of secrets) {
+      const pair = (s.bytes.charCodeAt(0) << 8) | s.bytes.charCodeAt(1)
+      this.bits[pair >> 5]! |= 1 << (pair & 31)
+      // The fewest of its first bytes a line's end is blotted for (see WrappedBase64).
+      const begun = Math.max(
+        MIN_ENCODED_BYTES,
+        Math.min(MIN_ANYWHERE, Math.ceil(s.bytes.length / 2)),
+      )
+      this.by.set(pair, [...(this.by.get(pair) ?? []), { s, begun }])
+    }
+    this.longest = Math.max(...secrets.map((s) => s.bytes.length))
+  }
+
+  /** Whether some secret may start at `p` of `text` (its first two bytes stand there). */
+  may(text: string, p: number): boolean {
+    const pair = (text.charCodeAt(p) << 8) | text.charCodeAt(p + 1)
+    return (this.bits[pair >> 5]! & (1 << (pair & 31))) !== 0
+  }
+
+  /** Each secret whose first two bytes stand at `p` of `text`, with its `begun`. */
+  at(text: string, p: number, found: (s: Secret, begun: number) => void): void {
+    const pair = (text.charCodeAt(p) << 8) | text.charCodeAt(p + 1)
+    if ((this.bits[pair >> 5]! & (1 << (pair & 31))) === 0) return
+    for (const { s, begun } of this.by.get(pair)!) found(s, begun)
+  }
+}
+
+/**
+ * Whether bytes `p` to `e` of `text` holding `s` count: anywhere for a value of
+ * {@link MIN_ANYWHERE} characters or more, else where it stands alone ({@link standingAlone}).
+ */
+function standsAlone(s: Secret, text: string, p: number, e: number): boolean {
+  if (s.alone === undefined) return true
+  const word = (i: number) => i >= 0 && i < text.length && isWordChar(text.charCodeAt(i))
+  return !(
+    (word(p) && word(p - 1)) ||
+    (isWordChar(s.bytes.charCodeAt(s.bytes.length - 1)) && word(e))
+  )
+}
+
+const isBlank = (c: number) => c === 0x20 || c === 0x09
+
+/** A value ending an encoding takes its padding along (`=`, or `%3D` in a URL). */
+function padded(line: string, end: number): number {
+  for (let pad = 0; pad < 2; pad++)
+    if (line.charCodeAt(end) === 0x3d) end++
+    else if (line.charCodeAt(end) === 0x25 && hexAt(line, end + 1, 2) === 0x3d) end += 3
+    else break
+  return end
 }
 
 /** Quintet of each base32 character (RFC 4648 §6, §7 as `BASE32_HEX`), either case; -1 for any other. */
@@ -887,8 +1202,11 @@ const isWordChar = (c: number) =>
 /**
  * Each list of at least 4 byte values, a comma, a space or two, or both between two, decoded:
  * `radix` 10, numbers of 1 to 3 digits up to 255 (Go's `%v` of a `[]byte`, Rust's `{:?}` of a
- * `Vec<u8>`); 16, numbers of 2 hex digits (Node's `<Buffer 70 61>`, Go's `% x`). A number is a
- * whole word. The lists are decoded into one text, a NUL between two, and searched once.
+ * `Vec<u8>`); 16, numbers of 2 hex digits (Node's `<Buffer 70 61>`, Go's `% x`), or 1 or 2
+ * after `0x` (a C array, Python's `hex()` of each byte), and a `:` or `-` between two too
+ * (.NET's `BitConverter.ToString`, Python's `bytes.hex(':')`, OpenSSL and Java's
+ * `HexFormat.ofDelimiter`). A number is a whole word. The lists are decoded into one text, a
+ * NUL between two, and searched once.
  */
 function findByteList(line: string, radix: 10 | 16, secrets: readonly Secret[], hits: Hits): void {
   const bytes = Buffer.allocUnsafe(line.length)
@@ -902,8 +1220,11 @@ function findByteList(line: string, radix: 10 | 16, secrets: readonly Secret[], 
     let end = p
     while (end < line.length && isWordChar(line.charCodeAt(end))) end++
     let value = -1
-    if (radix === 16) value = end - p === 2 ? hexAt(line, p, 2) : -1
-    else if (end - p <= 3)
+    if (radix === 16) {
+      const prefixed = line.charCodeAt(p) === 0x30 && (line.charCodeAt(p + 1) | 0x20) === 0x78
+      if (end - p === 2) value = hexAt(line, p, 2)
+      else if (prefixed && end - p >= 3 && end - p <= 4) value = hexAt(line, p + 2, end - p - 2)
+    } else if (end - p <= 3)
       for (let i = p; i < end; i++) {
         const d = line.charCodeAt(i) - 0x30
         if (d < 0 || d > 9) return undefined
@@ -923,10 +1244,11 @@ function findByteList(line: string, radix: 10 | 16, secrets: readonly Secret[], 
       from[n] = p
       to[n++] = at.end
       p = at.end
-      // A comma, a space or two, or both between two numbers (at most WIDEST_ENCODING
-      // characters a byte, as a caller cutting a line counts on).
+      // A comma (or in hex a colon or a hyphen), a space or two, or both between two numbers
+      // (at most WIDEST_ENCODING characters a byte, as a caller cutting a line counts on).
       let q = p
-      if (line.charCodeAt(q) === 0x2c) q++
+      const c = line.charCodeAt(q)
+      if (c === 0x2c || (radix === 16 && (c === 0x3a || c === 0x2d))) q++
       for (let k = 0; k < 2 && line.charCodeAt(q) === 0x20; k++) q++
       const next = q > p ? numberAt(q) : undefined
       if (next === undefined) break

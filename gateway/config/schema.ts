@@ -348,6 +348,12 @@ const ssePollingSchema = z
 export const DEFAULT_ENDPOINT_MAX_NAME_LENGTH = 64
 /** Items of a merged list per page an endpoint answers with. */
 export const DEFAULT_ENDPOINT_PAGE_SIZE = 500
+/**
+ * Name and URI tables an endpoint keeps (one per set of backend lists its callers see: per
+ * policy group, and per user whose processes' lists are their own); one pushed out is built
+ * again, a pass over every name or URI, when next needed.
+ */
+export const DEFAULT_ENDPOINT_TABLES = 64
 
 /**
  * An endpoint: one URL serving several servers' tools, prompts and resources, each namespaced
@@ -389,6 +395,8 @@ const endpointSchema = z
     idleTimeout: ms.min(1000).default(DEFAULT_ENDPOINT_SESSION_IDLE_MS),
     /** resources/subscribe of a session-era session held at once; one more new URI is refused (-32000). */
     maxSubscriptions: z.number().int().min(1).max(100_000).default(DEFAULT_SESSION_SUBSCRIPTIONS),
+    /** Name and URI tables kept, built from the backends' lists; past it the least recently used is built again when needed. */
+    tables: z.number().int().min(1).max(10_000).default(DEFAULT_ENDPOINT_TABLES),
     /** Shown as the endpoint's resource_name and in its initialize instructions. */
     description: z.string().max(500).optional(),
     /** The endpoint's own session-era streams (a backend's settings are its own sessions'). */

@@ -137,6 +137,29 @@ async function admit(
 }
 
 /**
+ * A caller the policy denies every backend of an endpoint is refused there as a server refuses
+ * a caller it denies (-32010, audited and counted), before a session opens or a request is
+ * served: the endpoint has nothing for them. A backend they only lack a scope for is not
+ * denied (they may step up on the same session), and then neither is the endpoint.
+ */
+export function refuseEndpointAccess(
+  d: DecideDeps,
+  endpoint: { name: string; servers: readonly string[] },
+  principal: Principal,
+  method: string,
+  policy: Policy,
+): Exclude<Decision, { effect: 'allow' }> | undefined {
+  let refusal: Exclude<Decision, { effect: 'allow' }> | undefined
+  for (const server of endpoint.servers) {
+    const access = decideAccess(policy, principal, server)
+    if (access.effect !== 'deny') return undefined
+    refusal ??= access
+  }
+  if (refusal !== undefined) recordRefusal(d, principal, endpoint.name, method, undefined, refusal)
+  return refusal
+}
+
+/**
  * An endpoint's own request (`initialize`, a merged list, `server/discover`, a listen stream,
  * `ping`): no backend decides it, but rate limits count it, with the endpoint's name as the
  * server. Resolves the refusal (audited and counted like any), or undefined.

@@ -2,6 +2,7 @@ import type { JSONRPCRequest } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { Aggregate } from '../bridge/aggregate.js'
+import type { CredentialGate } from '../bridge/credential-gate.js'
 import { holdSubscriptions } from '../bridge/lane-subscriptions.js'
 import type { LaneEvent } from '../bridge/lane.js'
 import type { LanePool } from '../bridge/lanes.js'
@@ -42,6 +43,8 @@ export async function listenEndpoint(o: {
   bearer: string | undefined
   signal: AbortSignal
   log: Logger
+  /** Per-user credentials: each backend's subscriptions run on a process started with the caller's. */
+  gate?: CredentialGate
 }): Promise<Response> {
   const { message, principal, agg } = o
   const requested = requestedFilter(message, o.lanes)
@@ -96,6 +99,10 @@ export async function listenEndpoint(o: {
         signal: o.signal,
         log: o.log,
         onLost: () => life.end(false),
+        // resources/subscribe acts with the user's credentials (credential-gate.ts): what is set now.
+        credentials: o.gate?.needs(server)
+          ? await o.gate.initial(server, principal, o.bearer)
+          : undefined,
       })
       life.onEnd(hold.release)
       for (const own of hold.subscribed) shown.set(`${server}\n${own}`, uris.get(own)!)

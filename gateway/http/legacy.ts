@@ -8,7 +8,7 @@ import type { TransportReply } from '../bridge/stream-transport.js'
 import { decideAccess } from '../policy/evaluate.js'
 import { readJsonBody } from './body.js'
 import { SSE_HEADERS } from './sse.js'
-import { admitBody, recordRefusal } from './decide.js'
+import { admitBody, recordRefusal, refuseEndpointAccess } from './decide.js'
 import { routeBody } from './endpoint-route.js'
 import { authenticated, bearerOf, requestOf, type McpEndpointDeps } from './mcp.js'
 import { sendReply } from './reply.js'
@@ -74,6 +74,12 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           c.req.header('authorization'),
           d.resources.endpointAudiences(name),
         )
+        const denied = refuseEndpointAccess(d, agg, principal, 'initialize', d.policy.current)
+        if (denied)
+          return decisionResponse(denied, {
+            resourceMetadata: endpointMetadataOf(c, name),
+            id: null,
+          })
         const log = c.get('log').child({ endpoint: name, transport: 'sse' })
         let transport!: LegacySseTransport
         const session = await d

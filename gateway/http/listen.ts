@@ -1,6 +1,7 @@
 import type { JSONRPCRequest } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
+import type { CredentialGate } from '../bridge/credential-gate.js'
 import { holdSubscriptions } from '../bridge/lane-subscriptions.js'
 import type { LaneEvent } from '../bridge/lane.js'
 import type { LanePool } from '../bridge/lanes.js'
@@ -43,6 +44,9 @@ export async function listenStream(o: {
   principal: Principal
   signal: AbortSignal
   log: Logger
+  /** Per-user credentials: the subscriptions' process is started with the caller's. */
+  gate?: CredentialGate
+  bearer?: string
 }): Promise<Response> {
   const { message, principal, server } = o
   const requested = requestedFilter(message, o.lanes)
@@ -63,7 +67,16 @@ export async function listenStream(o: {
   let subscribed: string[] = []
   try {
     if (init === undefined || uris.length > 0) {
-      const hold = await holdSubscriptions(o.lanes, { ...o, uris, onLost: () => life.end(false) })
+      // resources/subscribe acts with the user's credentials (credential-gate.ts): what is set now.
+      const credentials = o.gate?.needs(server)
+        ? await o.gate.initial(server, principal, o.bearer)
+        : undefined
+      const hold = await holdSubscriptions(o.lanes, {
+        ...o,
+        uris,
+        credentials,
+        onLost: () => life.end(false),
+      })
       life.onEnd(hold.release)
       init = hold.init
       subscribed = hold.subscribed

@@ -23,7 +23,7 @@ import { classify } from './classify.js'
 import { clientGone, sendReply } from './reply.js'
 import { answeredStatus, errorOutcome, statusOutcome, traceBody } from './traced.js'
 import { routeBody } from './endpoint-route.js'
-import { admitBody, readsTask, recordRefusal } from './decide.js'
+import { admitBody, readsTask, recordRefusal, refuseEndpointAccess } from './decide.js'
 import type { RateLimits } from './rate-limit.js'
 import type { Vars } from './request-id.js'
 import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
@@ -407,6 +407,12 @@ function endpointHandler(d: McpEndpointDeps) {
         requireInitialize(messages)
         const notAcceptable = negotiationRefusal(c.req.raw)
         if (notAcceptable) return notAcceptable
+        const denied = refuseEndpointAccess(d, agg, principal, 'initialize', d.policy.current)
+        if (denied) {
+          const init = messages.find((m) => m.kind === 'request')
+          const id = !Array.isArray(body) && init?.kind === 'request' ? init.id : null
+          return decisionResponse(denied, { resourceMetadata: resourceMetadata(), id })
+        }
         const lease = trace.step('lease')
         const session = await sessions.open(agg, principal, log()).catch((err: unknown) => {
           lease.end(errorOutcome(err).errorType)

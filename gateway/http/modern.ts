@@ -5,6 +5,7 @@ import type {
 } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
+import type { CredentialGate } from '../bridge/credential-gate.js'
 import type { LanePool } from '../bridge/lanes.js'
 import type { Outbound } from '../bridge/outbound-budget.js'
 import { LISTS, type Aggregate, type ListMethod } from '../bridge/aggregate.js'
@@ -31,7 +32,7 @@ import { outcomeOf, type HttpTrace, type Tracing } from '../observability/tracin
 import type { Decided } from '../policy/decided.js'
 import type { Policy } from '../policy/policy.js'
 import type { PolicyStore } from '../policy/store.js'
-import { admitBody, limitEndpointRequest, refuseDisguised } from './decide.js'
+import { admitBody, limitEndpointRequest, refuseDisguised, refuseEndpointAccess } from './decide.js'
 import { recordUnrouted, ROUTED } from './endpoint-route.js'
 import { errorOutcome, traceBody, type TracedBody } from './traced.js'
 import type { RateLimits } from './rate-limit.js'
@@ -65,6 +66,8 @@ export interface ModernDeps {
   /** Where SSE streams get their bounds (a principal's streams share one budget). */
   outbound: Outbound
   pins?: import('../pins/pins.js').PinGate
+  /** Per-user credentials, for a listen stream's subscriptions (the engine has its own). */
+  gate?: CredentialGate
 }
 
 /** One modern request, already authenticated and classified. */
@@ -182,6 +185,8 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
           principal: r.principal,
           signal: r.req.signal,
           log: r.log,
+          gate: d.gate,
+          bearer: r.bearer,
         })
     ).catch((err: unknown) => {
       // The process it needed was refused or failed: answered by mcp.ts, audited here.
@@ -215,6 +220,9 @@ async function serveEndpoint(
   message: JSONRPCRequest,
   traced: TracedBody | undefined,
 ): Promise<Response> {
+  const denied = refuseEndpointAccess(d, agg, r.principal, message.method, r.policy)
+  if (denied)
+    return decisionResponse(denied, { resourceMetadata: r.resourceMetadata, id: message.id })
   const caller = { ...callerOf(r), signal: r.req.signal }
   const params = (message.params ?? {}) as Record<string, unknown>
   const start = performance.now()
@@ -273,6 +281,7 @@ async function serveEndpoint(
       bearer: r.bearer,
       signal: r.req.signal,
       log: r.log,
+      gate: d.gate,
     }).catch((err: unknown) => {
       // A backend's process refused by a limit: that limit is the line's rule; else the status.
       if (err instanceof BridgeError && err.limit !== undefined)

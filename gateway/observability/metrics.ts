@@ -23,6 +23,8 @@ export interface Metrics {
   streamsClosed: Counter<'reason'>
   /** Backends an endpoint left out of a list because they failed or timed out. */
   endpointBackendsSkipped: Counter<'endpoint' | 'server'>
+  /** Name and URI tables an endpoint built from its backends' lists (kept until a list changes). */
+  endpointTablesBuilt: Counter<'endpoint'>
   /** Results over their output cap, by server and what was done (`truncated`, `refused`). */
   resultsCapped: Counter<'server' | 'action'>
   /** Requests refused by a rate limit, by server and rule (`store`: the counts could not be reached). */
@@ -178,6 +180,12 @@ export function createMetrics(g: Gauges): Metrics {
       name: 'mcp_edge_endpoint_backends_skipped_total',
       help: 'Backends an endpoint left out of a list because they failed or timed out, by endpoint and server',
       labelNames: ['endpoint', 'server'],
+      registers: [registry],
+    }),
+    endpointTablesBuilt: new Counter({
+      name: 'mcp_edge_endpoint_tables_built_total',
+      help: "Name and URI tables an endpoint built from its backends' lists, by endpoint",
+      labelNames: ['endpoint'],
       registers: [registry],
     }),
     revocations: new Counter({

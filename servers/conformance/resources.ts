@@ -13,11 +13,22 @@ const TEMPLATE = /^test:\/\/template\/([^/]+)\/data$/
 
 let revision = 0
 const subscribed = new Set<string>()
-/** CONFORMANCE_TRACE=1: each subscribe and unsubscribe is told on stderr, so a test knows which process got it. */
+/**
+ * CONFORMANCE_TRACE=1: each subscribe and unsubscribe is told on stderr, so a test knows which
+ * process got it; with CONFORMANCE_TRACE_VAR=NAME, also whether NAME was in its environment (a
+ * per-user credential: with what the process acted).
+ */
+const traced = process.env.CONFORMANCE_TRACE_VAR
+const traceTail =
+  traced === undefined ? '' : ` (${traced} ${process.env[traced] ? 'set' : 'unset'})`
 const trace =
   process.env.CONFORMANCE_TRACE === '1'
-    ? (line: string) => void process.stderr.write(`conformance: ${line}\n`)
+    ? (line: string) => void process.stderr.write(`conformance: ${line}${traceTail}\n`)
     : () => {}
+
+/** CONFORMANCE_RESOURCES=N: N more static resources listed, `test://extra/<i>` (a server with many). */
+const EXTRA = Number(process.env.CONFORMANCE_RESOURCES ?? 0)
+const EXTRA_URI = /^test:\/\/extra\/(\d+)$/
 
 /** Listed first: the caching scenario reads the first resource listed. */
 const RESOURCES: Resource[] = [
@@ -39,6 +50,11 @@ const RESOURCES: Resource[] = [
     description: 'Changes on test_update_watched_resource; subscribable',
     mimeType: 'text/plain',
   },
+  ...Array.from({ length: EXTRA }, (_, i) => ({
+    uri: `test://extra/${i}`,
+    name: `extra-${i}`,
+    mimeType: 'text/plain',
+  })),
 ]
 
 const TEMPLATES: ResourceTemplateType[] = [
@@ -72,6 +88,9 @@ function read(uri: string): ReadResourceResult {
     return {
       contents: [{ uri, mimeType: 'text/plain', text: `Watched resource, revision ${revision}` }],
     }
+  const extra = EXTRA_URI.exec(uri)?.[1]
+  if (extra !== undefined && Number(extra) < EXTRA)
+    return { contents: [{ uri, mimeType: 'text/plain', text: `extra ${extra}` }] }
   const id = TEMPLATE.exec(uri)?.[1]
   if (id !== undefined) {
     const data = decodeURIComponent(id)
