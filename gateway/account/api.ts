@@ -272,7 +272,9 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
       } catch (err) {
         // The secret store's refusals (length, NUL, how many) are written for the user.
         if (err instanceof GatewayError) throw err
-        throw new AccountError('secret_refused', (err as Error).message)
+        const why = (err as Error).message
+        record(p, needs, 'account/secret.set', name, 'deny', `refused: ${why}`)
+        throw new AccountError('secret_refused', why)
       }
       record(p, needs, 'account/secret.set', name, 'allow', replaced ? 'replaced' : 'set')
       return reply(replaced ? 200 : 201, { name, setAt: new Date(setAt).toISOString(), replaced })

@@ -13,6 +13,9 @@ import { accountCookies, PageSessions, type PageSession } from './session.js'
 import { accountPage, apiOnlyPage, refusalPage, savedPage, signInPage } from './page.js'
 import { brokerSignIn } from './sign-in.js'
 
+/** Why a set or delete of a name no server of the user takes is refused (as the API says it). */
+const NOT_TAKEN = 'no server of the caller takes it'
+
 /** What a link may ask the page to point at: a server and a secret name, as the config spells them. */
 const LINK_PARAM = /^[A-Za-z0-9_.-]{1,64}$/
 
@@ -160,6 +163,7 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
     method: string,
     name: string,
     outcome: string,
+    decision: 'allow' | 'deny' = 'allow',
   ) =>
     d.audit.record({
       sub: session.sub,
@@ -168,10 +172,29 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
       server,
       method,
       name,
-      decision: 'allow',
+      decision,
       rule: 'account page',
       outcome,
     })
+  /** A set or delete refused for the user: audited as the account API audits its own (deny). */
+  const refused = (
+    session: PageSession,
+    b: AccountBroker,
+    needs: AccountNeeds,
+    method: string,
+    name: string,
+    form: URLSearchParams,
+    why: string,
+  ) =>
+    record(
+      session,
+      b,
+      serverTaking(needs, name, form.get('server') ?? undefined),
+      method,
+      name,
+      `refused: ${why}`,
+      'deny',
+    )
 
   app.get('/account', async (c) => {
     if (broker === undefined) return html(c, 200, apiOnlyPage(d.publicUrl))
@@ -274,17 +297,20 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
           'Your account is no longer known here. Sign in again.',
         )
       // No free-form storage: only what a server this user may use takes.
-      if (!user.needs.settable.has(name))
+      if (!user.needs.settable.has(name)) {
+        refused(session, b, user.needs, 'account/secret.set', name, form, NOT_TAKEN)
         throw new AccountError(
           'secret_not_allowed',
           'No server you may use takes a secret of that name.',
         )
+      }
       const replaced = user.needs.held.some((h) => h.name === name)
       try {
         await d.secrets.set({ iss: session.iss, sub: session.sub }, name, value)
       } catch (err) {
         // The secret store's refusals (length, NUL, how many) are written for the user.
         if (err instanceof GatewayError) throw err
+        refused(session, b, user.needs, 'account/secret.set', name, form, (err as Error).message)
         throw new AccountError('secret_refused', (err as Error).message)
       }
       record(
@@ -322,11 +348,13 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
         )
       // What a server of theirs takes, or what is held for them anyway (a server dropped it since).
       const held = user.needs.held.some((h) => h.name === name)
-      if (!held && !user.needs.settable.has(name))
+      if (!held && !user.needs.settable.has(name)) {
+        refused(session, b, user.needs, 'account/secret.delete', name, form, NOT_TAKEN)
         throw new AccountError(
           'secret_not_allowed',
           'No server you may use takes a secret of that name.',
         )
+      }
       await d.secrets.remove({ iss: session.iss, sub: session.sub }, name)
       record(
         session,

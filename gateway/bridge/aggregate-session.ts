@@ -11,6 +11,7 @@ import { LISTS, type Aggregate, type AggregateCaller, type ListMethod } from './
 import { SessionSubscriptions } from './aggregate-subscriptions.js'
 import type { CredentialGate } from './credential-gate.js'
 import { BridgeError, exposedError, RPC } from './errors.js'
+import { auditRefused } from './refused.js'
 import { SessionEventStore } from './event-store.js'
 import { GATEWAY_PROTOCOL_VERSIONS, negotiate } from './handshake.js'
 import { type Envelope, isObject, progressToken, rpcError, type RequestId } from './jsonrpc.js'
@@ -454,10 +455,20 @@ export class AggregateSession {
       .catch((err: unknown) => {
         lease?.end('lease_failed')
         if (gone.signal.aborted) return undefined
-        // Refused (fromClient() answers it): the call's outcome is that answer, as in a session.
+        // Refused (fromClient() answers it): audited once, here, with the limit that refused
+        // it as the rule (the budget or bound does not audit), else as the call's outcome.
         if (err instanceof BridgeError) {
           const { code, message } = exposedError(err)
-          audit({ kind: 'error', code }, { code, message })
+          span?.end({ code, message })
+          auditRefused(this.o.audit, this.o.metrics, {
+            principal: caller.principal,
+            server,
+            method,
+            decided: target.decided,
+            start,
+            err,
+            credentials: credentials?.supplied,
+          })
         } else span?.end({ errorType: 'lease_failed' })
         throw err
       })

@@ -64,16 +64,21 @@ export class AggregateSessions {
     const limits = this.o.config.limits
     const mine = () => [...this.sessions.values()].filter((s) => s.owner === owner)
     if (mine().length >= limits.maxSessionsPerSubject && !(await this.reclaim(mine()))) {
-      throw new BridgeError(
+      throw BridgeError.limited(
         'subject_session_limit',
         `you have ${limits.maxSessionsPerSubject} endpoint sessions in use, the most allowed; end one (DELETE) or retry later`,
+        'limits.maxSessionsPerSubject',
       )
     }
     if (
       this.sessions.size >= limits.maxSessions &&
       !(await this.reclaim([...this.sessions.values()]))
     ) {
-      throw new BridgeError('too_many_sessions', 'the gateway is at its session limit; retry later')
+      throw BridgeError.limited(
+        'too_many_sessions',
+        'the gateway is at its session limit; retry later',
+        'limits.maxSessions',
+      )
     }
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const id =

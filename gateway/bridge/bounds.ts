@@ -108,34 +108,41 @@ export class SubjectBounds {
         scope: scopeOf({ server, owner }),
         max: config?.maxSessionsPerSubject ?? Infinity,
         refuse: () =>
-          new BridgeError(
+          BridgeError.limited(
             'subject_session_limit',
             `you have ${config?.maxSessionsPerSubject} sessions in use on ${server} (sessionless requests count as sessions), the most allowed; end one (DELETE) or retry later`,
+            `servers.${server}.maxSessionsPerSubject`,
           ),
       },
       {
         scope: scopeOf({ owner }),
         max: limits.maxSessionsPerSubject,
         refuse: () =>
-          new BridgeError(
+          BridgeError.limited(
             'subject_session_limit',
             `you have ${limits.maxSessionsPerSubject} sessions in use on this gateway (sessionless requests count as sessions), the most allowed; end one (DELETE) or retry later`,
+            'limits.maxSessionsPerSubject',
           ),
       },
       {
         scope: scopeOf({ server }),
         max: config?.maxSessions ?? Infinity,
         refuse: () =>
-          new BridgeError(
+          BridgeError.limited(
             'too_many_sessions',
             `server ${server} is at its session limit; retry later`,
+            `servers.${server}.maxSessions`,
           ),
       },
       {
         scope: scopeOf({}),
         max: limits.maxSessions,
         refuse: () =>
-          new BridgeError('too_many_sessions', 'the gateway is at its session limit; retry later'),
+          BridgeError.limited(
+            'too_many_sessions',
+            'the gateway is at its session limit; retry later',
+            'limits.maxSessions',
+          ),
       },
     ]
     return bounds.find((b) => this.count(b.scope) >= b.max)

@@ -51,7 +51,7 @@ export class Channel implements Child {
       // is answered here without the process (the handshake a lane's start sends) is not.
       if (env.method !== 'initialize' && env.method !== 'logging/setLevel')
         try {
-          r.o.crashes?.check(r.o.server, this.principal, env.method)
+          r.o.crashes?.checkInSession(r.o.server, this.principal, env.method)
         } catch (err) {
           if (err instanceof BridgeError) return this.refuse(env.id, exposedError(err))
           throw err

@@ -29,8 +29,31 @@ const STATUS: Record<BridgeErrorCode, number> = {
 
 /** A bridge failure; its message is safe for the client. */
 export class BridgeError extends GatewayError<BridgeErrorCode> {
-  constructor(code: BridgeErrorCode, message: string, cause?: unknown, retryAfter?: number) {
+  /**
+   * For a refusal by a configured limit: its key (`limits.maxSessionsPerSubject`,
+   * `servers.notes.maxSessions`), the rule the refused request's audit line names (refused.ts).
+   */
+  readonly limit: string | undefined
+
+  constructor(
+    code: BridgeErrorCode,
+    message: string,
+    cause?: unknown,
+    retryAfter?: number,
+    limit?: string,
+  ) {
     super(code, message, { status: STATUS[code], expose: true, cause, retryAfter })
+    this.limit = limit
+  }
+
+  /** A refusal by the configured limit `limit` (its key, as the audit line's rule). */
+  static limited(
+    code: BridgeErrorCode,
+    message: string,
+    limit: string,
+    retryAfter?: number,
+  ): BridgeError {
+    return new BridgeError(code, message, undefined, retryAfter, limit)
   }
 }
 

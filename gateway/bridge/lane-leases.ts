@@ -158,9 +158,12 @@ export class LaneLeases {
       if (left <= 0 || waiters.count(server, owner) >= limits.laneWaiters)
         throw (
           full?.refuse() ??
-          new BridgeError(
+          BridgeError.limited(
             'too_many_sessions',
             `you have ${cap} requests in progress on ${server}, the most allowed; retry later`,
+            cap < limits.lanesPerSubject
+              ? `servers.${server}.maxSessionsPerSubject`
+              : 'limits.sessionless.lanesPerSubject',
           )
         )
       if (signal?.aborted) throw new BridgeError('client_gone', 'the client disconnected')

@@ -145,9 +145,10 @@ export class ProcessPool {
       if (init !== undefined) child = preinitialized(child, init)
     } else {
       if (this.size >= this.o.config.pool.max) {
-        throw new BridgeError(
+        throw BridgeError.limited(
           'too_many_sessions',
           `server ${this.o.name} is at its process limit; retry later`,
+          `servers.${this.o.name}.pool.max`,
         )
       }
       this.starting++

@@ -1,7 +1,6 @@
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { GatewayConfig } from '../config/schema.js'
-import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { BridgeError } from './errors.js'
 import { ownerKey } from './session.js'
@@ -20,7 +19,7 @@ import { ownerKey } from './session.js'
 
 const NOTHING = () => {}
 
-/** The rule a refusal names in the audit log. */
+/** The rule a refusal names in the audit log (its request's line: bridge/refused.ts). */
 export const PROCESS_STARTS_RULE = 'limits.processStartsPerSubject'
 
 /**
@@ -36,7 +35,6 @@ export class ProcessStarts {
       config: GatewayConfig
       log: Logger
       metrics?: Metrics
-      audit?: AuditLog
       /** The clock the window is measured with (ms); default: a monotonic one. */
       now?: () => number
     },
@@ -48,7 +46,8 @@ export class ProcessStarts {
 
   /**
    * Counts a process of `server` started (or taken from the warm pool) for `principal`, or
-   * refuses it: audited, counted, and thrown before any process is spawned. Gives back the
+   * refuses it: counted, logged, and thrown before any process is spawned (audited by whoever
+   * answers the request that needed it, with that request's method: refused.ts). Gives back the
    * count's undoing, for a start refused with no process tried (a pool at `pool.max`).
    * @throws BridgeError `process_start_limit` (429, `retryAfter` seconds)
    */
@@ -76,10 +75,10 @@ export class ProcessStarts {
     if (times.length >= max) {
       const retryAfter = Math.max(1, Math.ceil((times[0]! + window - now) / 1000))
       this.refused(server, principal, retryAfter)
-      throw new BridgeError(
+      throw BridgeError.limited(
         'process_start_limit',
         `you started ${max} server processes in ${window / 1000} s, the most allowed; retry in ${retryAfter} s`,
-        undefined,
+        PROCESS_STARTS_RULE,
         retryAfter,
       )
     }
@@ -114,22 +113,9 @@ export class ProcessStarts {
 
   private refused(server: string, principal: Principal, retryAfter: number): void {
     this.o.metrics?.processStartsRefused.inc({ server })
-    this.o.metrics?.decisions.inc({ server, decision: 'rate_limited' })
     this.o.log.info(
       { server, sub: principal.sub, retryAfter },
       'process start refused: the subject started the most processes allowed in the window',
     )
-    // The start is a process's initialize (the client's own, or the gateway's for sessionless
-    // requests and endpoints): what the audit line names, whatever request asked for it.
-    this.o.audit?.record({
-      sub: principal.sub,
-      iss: principal.iss,
-      clientId: principal.clientId,
-      server,
-      method: 'initialize',
-      decision: 'rate_limited',
-      rule: PROCESS_STARTS_RULE,
-      outcome: 'refused',
-    })
   }
 }

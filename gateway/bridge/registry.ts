@@ -108,7 +108,6 @@ export class SessionRegistry implements Holders {
       config: o.config,
       log: o.log,
       metrics: o.metrics,
-      audit: o.audit,
       now: o.processStartClock,
     })
     this.starts = new StartFailures({

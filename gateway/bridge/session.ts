@@ -17,6 +17,7 @@ import type { OutputCaps } from './result-cap.js'
 import { asksForTask, capTaskStatus, TaskBook, type TaskTool } from './tasks.js'
 import type { CredentialGate, GatedSession } from './credential-gate.js'
 import { BridgeError, exposedError, RPC } from './errors.js'
+import { auditRefused } from './refused.js'
 import { covers, refuseUndeclared } from './modern-call.js'
 import { exchange, initializeTimeout } from './handshake.js'
 import { EarlyRequests } from './early-requests.js'
@@ -510,11 +511,21 @@ export class Session implements GatedSession {
     } catch (err) {
       if (req.signal.aborted) return
       // The replacement process would pass the user's process-start budget: told as such (it
-      // can be waited out: `data.retryAfter`, as on every other transport), and the session
-      // keeps its process.
+      // can be waited out: `data.retryAfter`, as on every other transport), audited with the
+      // budget as its rule, and the session keeps its process.
       if (err instanceof BridgeError && err.code === 'process_start_limit') {
+        const pending = this.inflight.get(req.id)
+        if (pending !== undefined)
+          auditRefused(this.o.audit, this.o.metrics, {
+            principal: pending.principal,
+            server: this.server,
+            method: pending.method,
+            decided: pending.decided,
+            start: pending.start,
+            err,
+          })
         const { code, message, data } = exposedError(err)
-        return this.reply(req.id, code, message, false, data)
+        return this.reply(req.id, code, message, false, data, true)
       }
       this.o.log.warn(
         { err: { message: (err as Error).message } },
@@ -889,19 +900,21 @@ export class Session implements GatedSession {
     return run
   }
 
+  /** `audited`: its audit line is written already (a refusal's: refused.ts). */
   private reply(
     id: RequestId,
     code: number,
     text: string,
     startFailed = false,
     data?: unknown,
+    audited = false,
   ): void {
     const req = this.inflight.get(id)
     if (req === undefined) return
     if (req.method === 'initialize')
       this.settleInit({ ok: false, error: rpcErrorObject(code, text, data), startFailed })
     this.settle(id, req)
-    this.audit(req, { kind: 'error', code })
+    if (!audited) this.audit(req, { kind: 'error', code })
     this.send(rpcError(id, code, text, data))
     req.decided?.span?.end({ code, message: text })
   }

@@ -9,6 +9,7 @@ import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { Decided } from '../policy/decided.js'
 import type { OutputCaps } from './result-cap.js'
+import { auditRefused } from './refused.js'
 import type { CredentialGate } from './credential-gate.js'
 import type { InitResult } from './handshake.js'
 import type { InputRounds, RoundBinding } from './input-rounds.js'
@@ -169,7 +170,7 @@ export class Sessionless {
     const meta = clientMeta(r.message)
     const leased =
       params.requestState === undefined
-        ? await this.begin(caller, r, params, meta, audit)
+        ? await this.begin(caller, r, params, meta, audit, start)
         : await this.claim(params, binding, audit)
     // Answered without a lease (a refusal, the gateway's own tool error): nothing to give back.
     if ('settled' in leased) return leased.settled
@@ -193,6 +194,7 @@ export class Sessionless {
     params: Record<string, unknown>,
     meta: ClientMeta,
     audit: (o: AuditOutcome) => void,
+    start: number,
   ): Promise<Leased | { settled: CallOutcome }> {
     const { lanes, gate } = this.d
     const toolCall = r.message.method === 'tools/call' && r.checkArguments !== undefined
@@ -233,6 +235,16 @@ export class Sessionless {
     const plain = isPlain(r.message.method, params, meta)
     const lease = await lanes.lease(r.server, caller, credentials, plain).catch((err: unknown) => {
       step?.end(err instanceof GatewayError ? err.code : '_OTHER')
+      // Thrown to the one place errors become answers (http/respond.ts), audited here: the
+      // limit that refused it names its rule, a start that failed is this request's outcome.
+      auditRefused(this.d.audit, this.d.metrics, {
+        principal: caller.principal,
+        server: r.server,
+        method: r.message.method,
+        decided: r.decided,
+        start,
+        err,
+      })
       throw err
     })
     step?.end()

@@ -4,6 +4,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { BridgeError } from './errors.js'
+import { auditRefused } from './refused.js'
 import { ownerKey } from './session.js'
 
 /*
@@ -91,8 +92,9 @@ export class SharedCrashes {
   }
 
   /**
-   * Refuses `principal`'s request (`method`) to `server` when its charges in the window reach
-   * the allowance: audited, counted, and thrown before anything reaches the process.
+   * Refuses `principal`'s request (`method`, for the log) to `server` when its charges in the
+   * window reach the allowance: counted, logged, and thrown before anything reaches the process,
+   * with the allowance as its `limit` (audited by whoever answers the request: refused.ts).
    * @throws BridgeError `shared_crash_limit` (429, `retryAfter` seconds)
    */
   check(server: string, principal: Principal, method: string): void {
@@ -114,12 +116,30 @@ export class SharedCrashes {
     }
     const retryAfter = Math.max(1, Math.ceil((until - now) / 1000))
     this.refused(server, principal, method, retryAfter)
-    throw new BridgeError(
+    throw BridgeError.limited(
       'shared_crash_limit',
       `the shared server process exited too often with your requests in flight (at most ${max} in ${window / 1000} s); retry in ${retryAfter} s`,
-      undefined,
+      SHARED_CRASHES_RULE,
       retryAfter,
     )
+  }
+
+  /**
+   * {@link check} for a request of a session already on the process (channel.ts), which the
+   * session relays as the process's answer: its refusal is audited here, with that request's
+   * method, as nobody else audits it as refused.
+   * @throws BridgeError `shared_crash_limit` (429, `retryAfter` seconds)
+   */
+  checkInSession(server: string, principal: Principal, method: string): void {
+    try {
+      this.check(server, principal, method)
+    } catch (err) {
+      if (err instanceof BridgeError) {
+        const start = performance.now()
+        auditRefused(this.o.audit, this.o.metrics, { principal, server, method, start, err })
+      }
+      throw err
+    }
   }
 
   /** Subjects (per server) with a charge in the window, for tests and the log. */
@@ -129,20 +149,9 @@ export class SharedCrashes {
 
   private refused(server: string, principal: Principal, method: string, retryAfter: number): void {
     this.o.metrics?.sharedCrashesRefused.inc({ server })
-    this.o.metrics?.decisions.inc({ server, decision: 'rate_limited' })
     this.o.log.info(
       { server, sub: principal.sub, method, retryAfter },
       "request refused: the shared server process exited too often with the subject's requests in flight",
     )
-    this.o.audit?.record({
-      sub: principal.sub,
-      iss: principal.iss,
-      clientId: principal.clientId,
-      server,
-      method,
-      decision: 'rate_limited',
-      rule: SHARED_CRASHES_RULE,
-      outcome: 'refused',
-    })
   }
 }

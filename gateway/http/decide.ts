@@ -189,8 +189,11 @@ async function limit(
   return limited
 }
 
-/** The audit event and decision count of a refused message: the one place both are made. */
-function recordRefusal(
+/**
+ * The audit event and decision count of a refused message (or of a stream or session end
+ * refused access: `method` names the HTTP request, `GET /sse`): the one place both are made.
+ */
+export function recordRefusal(
   d: DecideDeps,
   principal: Principal,
   server: string,
@@ -317,6 +320,7 @@ function unapproved(pin: PinRefusal): PolicyRefusal {
 
 type Invalid = Extract<PolicyRefusal, { effect: 'invalid' }>
 
-function invalid(code: Invalid['code'], reason: string): Invalid {
+/** The refusal of a message malformed where the gateway reads it (`reason`: the client's text). */
+export function invalid(code: Invalid['code'], reason: string): Invalid {
   return { effect: 'invalid', code, reason, source: undefined }
 }

@@ -58,7 +58,7 @@ export async function listenEndpoint(o: {
     (e) => onEvent(e),
     () => life.end(true),
   )
-  if (slot === undefined) return tooManyStreams(message.id, o.lanes, agg.name)
+  if (slot === undefined) throw tooManyStreams(o.lanes, agg.name)
   life.onEnd(slot)
 
   /** `server \n own URI` → the public URI the client subscribed to. */

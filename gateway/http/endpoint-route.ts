@@ -7,9 +7,17 @@ import {
   type RequestId,
   type RpcErrorObject,
 } from '../bridge/jsonrpc.js'
+import type { Principal } from '../auth/principal.js'
 import type { Policy } from '../policy/policy.js'
 import type { RateLimits } from './rate-limit.js'
-import { admitBody, type DecideDeps, limitEndpointRequest, refuseDisguised } from './decide.js'
+import {
+  admitBody,
+  type DecideDeps,
+  invalid,
+  limitEndpointRequest,
+  recordRefusal,
+  refuseDisguised,
+} from './decide.js'
 import type { TracedBody } from './traced.js'
 import {
   decisionResponse,
@@ -55,15 +63,15 @@ export async function routeBody(
     tell(rpcError(id, error.code, error.message, error.data))
     return new Response(null, { status: 202 })
   }
+  // Refused here, before any backend decides: audited as decideBody audits its own.
+  const audited = (method: string, name: string | undefined, code: -32600 | -32602, why: string) =>
+    recordRefusal(d, caller.principal, agg.name, method, name, invalid(code, why))
   for (const m of messages) {
-    if (m.kind === 'invalid')
-      return {
-        refused: rpcErrorResponse(
-          400,
-          -32600,
-          'Invalid Request: not a JSON-RPC 2.0 request, notification or response',
-        ),
-      }
+    if (m.kind === 'invalid') {
+      const why = 'Invalid Request: not a JSON-RPC 2.0 request, notification or response'
+      audited(m.kind, undefined, -32600, why)
+      return { refused: rpcErrorResponse(400, -32600, why) }
+    }
     // MCP's method in disguise (`TOOLS/LIST`, `tools/call `): refused before the endpoint
     // answers or routes it, as decideBody refuses it for one server.
     const disguised = refuseDisguised(d, [m], caller.principal, agg.name)
@@ -76,14 +84,11 @@ export async function routeBody(
       return { refused: decisionResponse(disguised.decision, { resourceMetadata, id }) }
     }
     if (m.kind !== 'request') continue
-    if (ids.has(m.id))
-      return {
-        refused: rpcErrorResponse(
-          400,
-          -32600,
-          `Invalid Request: two requests of the body have the id ${JSON.stringify(m.id)}`,
-        ),
-      }
+    if (ids.has(m.id)) {
+      const why = `Invalid Request: two requests of the body have the id ${JSON.stringify(m.id)}`
+      audited(m.method, undefined, -32600, why)
+      return { refused: rpcErrorResponse(400, -32600, why) }
+    }
     ids.add(m.id)
     if (!ROUTED.has(m.method)) {
       const limited = await limitEndpointRequest(d, m.method, caller.principal, agg.name, policy)
@@ -102,6 +107,7 @@ export async function routeBody(
     const params = m.params ?? {}
     const r = await agg.route(m.method, params, caller)
     if ('error' in r) {
+      recordUnrouted(d, caller.principal, agg.name, m.method, params, r.error)
       traced?.spans.get(m.id)?.end({ code: r.error.code, message: r.error.message })
       return { refused: refuseWith(m.id, r.error) }
     }
@@ -139,4 +145,27 @@ export async function routeBody(
     })
   }
   return { routed }
+}
+
+/**
+ * Audits a request no backend of the caller's has the name (or URI) of, one the policy hides
+ * from them included: `invalid`, its answer's text as the rule, the name it asked for.
+ */
+export function recordUnrouted(
+  d: DecideDeps,
+  principal: Principal,
+  endpoint: string,
+  method: string,
+  params: Record<string, unknown>,
+  error: RpcErrorObject,
+): void {
+  const code = error.code === -32601 ? -32601 : -32602
+  recordRefusal(d, principal, endpoint, method, namedIn(params), invalid(code, error.message))
+}
+
+/** The tool or prompt name, or resource URI, a routed request names (for its audit line). */
+function namedIn(params: Record<string, unknown>): string | undefined {
+  const ref = params.ref as Record<string, unknown> | undefined
+  const named = params.name ?? params.uri ?? ref?.name ?? ref?.uri
+  return typeof named === 'string' ? named : undefined
 }

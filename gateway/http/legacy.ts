@@ -1,12 +1,14 @@
 import type { Context } from 'hono'
+import type { Principal } from '../auth/principal.js'
 import { BridgeError } from '../bridge/errors.js'
+import { auditRefused } from '../bridge/refused.js'
 import { envelope } from '../bridge/jsonrpc.js'
 import { LegacySseTransport } from '../bridge/legacy-sse.js'
 import type { TransportReply } from '../bridge/stream-transport.js'
 import { decideAccess } from '../policy/evaluate.js'
 import { readJsonBody } from './body.js'
 import { SSE_HEADERS } from './sse.js'
-import { admitBody, refuseEndpointAccess } from './decide.js'
+import { admitBody, recordRefusal, refuseEndpointAccess } from './decide.js'
 import { routeBody } from './endpoint-route.js'
 import { authenticated, bearerOf, requestOf, type McpEndpointDeps } from './mcp.js'
 import { sendReply } from './reply.js'
@@ -14,6 +16,9 @@ import { errorOutcome, statusOutcome, traceBody } from './traced.js'
 import { NO_HTTP_TRACE } from '../observability/tracing.js'
 import type { Vars } from './request-id.js'
 import { decisionResponse, errorResponse, refusalReply } from './respond.js'
+
+/** How the audit log names a legacy `GET /sse/<server>` (it opens a session; no JSON-RPC method). */
+const SSE_OPEN = 'GET /sse'
 
 /** The legacy event stream as a reply: headers at once (the client waits for its endpoint event). */
 function streamReply(transport: LegacySseTransport): TransportReply {
@@ -51,6 +56,15 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
       metrics: d.metrics,
     })
   }
+  // The stream opens its session: a limit that refused it is audited as this request (an opened
+  // stream has no line of its own, nor has one that failed).
+  const streamRefused =
+    (principal: Principal, server: string) =>
+    (err: unknown): never => {
+      const start = performance.now()
+      auditRefused(d.audit, d.metrics, { principal, server, method: SSE_OPEN, start, err })
+      throw err
+    }
   return {
     /** `GET /sse/<endpoint>`: a legacy session on an aggregating endpoint. */
     async endpointStream(c: Context<Vars>, name: string): Promise<Response> {
@@ -68,15 +82,17 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           })
         const log = c.get('log').child({ endpoint: name, transport: 'sse' })
         let transport!: LegacySseTransport
-        const session = await d.endpointSessions!.open(agg, principal, log, (s) => {
-          const endpoint = `${d.basePath}/messages/${name}?sessionId=${encodeURIComponent(s.id)}`
-          transport = new LegacySseTransport(
-            endpoint,
-            (onEnd) => s.openStream({ listening: true, exp: principal.exp, onEnd }),
-            d.config.limits.sseKeepAlive,
-          )
-          return transport
-        })
+        const session = await d
+          .endpointSessions!.open(agg, principal, log, (s) => {
+            const endpoint = `${d.basePath}/messages/${name}?sessionId=${encodeURIComponent(s.id)}`
+            transport = new LegacySseTransport(
+              endpoint,
+              (onEnd) => s.openStream({ listening: true, exp: principal.exp, onEnd }),
+              d.config.limits.sseKeepAlive,
+            )
+            return transport
+          })
+          .catch(streamRefused(principal, name))
         transport.onclosed = () => void session.close()
         return sendReply(c, streamReply(transport))
       } catch (err) {
@@ -152,25 +168,29 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           throw new BridgeError('unknown_server', `no MCP server named ${server}`)
         const principal = await authenticate(c, server)
         const access = decideAccess(d.policy.current, principal, server)
-        if (access.effect !== 'allow')
+        if (access.effect !== 'allow') {
+          recordRefusal(d, principal, server, SSE_OPEN, undefined, access)
           return decisionResponse(access, { resourceMetadata: metadataOf(c, server), id: null })
+        }
         let transport!: LegacySseTransport
         const log = c.get('log').child({ server, transport: 'sse' })
-        const session = await d.registry.open(
-          server,
-          principal,
-          log,
-          (s) => {
-            const endpoint = `${d.basePath}/messages/${server}?sessionId=${encodeURIComponent(s.id)}`
-            transport = new LegacySseTransport(
-              endpoint,
-              (onEnd) => s.openStream({ listening: true, exp: principal.exp, onEnd }),
-              d.config.limits.sseKeepAlive,
-            )
-            return transport
-          },
-          bearerOf(c),
-        )
+        const session = await d.registry
+          .open(
+            server,
+            principal,
+            log,
+            (s) => {
+              const endpoint = `${d.basePath}/messages/${server}?sessionId=${encodeURIComponent(s.id)}`
+              transport = new LegacySseTransport(
+                endpoint,
+                (onEnd) => s.openStream({ listening: true, exp: principal.exp, onEnd }),
+                d.config.limits.sseKeepAlive,
+              )
+              return transport
+            },
+            bearerOf(c),
+          )
+          .catch(streamRefused(principal, server))
         transport.onclosed = (why) => {
           // This transport has no resumption: a stream closed on a slow client takes its session.
           if (why === 'slow_client')

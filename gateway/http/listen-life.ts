@@ -9,6 +9,7 @@ import {
 } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
+import { BridgeError } from '../bridge/errors.js'
 import { isObject } from '../bridge/jsonrpc.js'
 import type { LaneEvent } from '../bridge/lane.js'
 import type { LanePool } from '../bridge/lanes.js'
@@ -49,13 +50,15 @@ export function requestedFilter(message: JSONRPCRequest, lanes: LanePool): Filte
   return requested
 }
 
-/** A subject at its bound of streams on `where`. */
-export function tooManyStreams(id: string | number, lanes: LanePool, where: string): Response {
-  return rpcErrorResponse(
-    429,
-    -32000,
+/**
+ * A subject at its bound of streams on `where`: thrown to the one place errors become answers
+ * (429, -32000, `Retry-After`), audited with the bound as its rule (modern.ts).
+ */
+export function tooManyStreams(lanes: LanePool, where: string): BridgeError {
+  return BridgeError.limited(
+    'subject_session_limit',
     `you have ${lanes.limits.listensPerSubject} subscription streams open on ${where}, the most allowed; close one`,
-    { id, headers: { 'retry-after': '5' } },
+    'limits.sessionless.listensPerSubject',
   )
 }
 

@@ -60,7 +60,7 @@ export async function listenStream(o: {
     (e) => onEvent(e),
     () => life.end(true),
   )
-  if (slot === undefined) return tooManyStreams(message.id, o.lanes, server)
+  if (slot === undefined) throw tooManyStreams(o.lanes, server)
   life.onEnd(slot)
 
   let init = o.lanes.initOf(server, principal)

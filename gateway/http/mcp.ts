@@ -6,6 +6,7 @@ import type { Resources } from '../auth/resources.js'
 import type { Aggregate } from '../bridge/aggregate.js'
 import type { AggregateSessions } from '../bridge/aggregate-sessions.js'
 import { BridgeError } from '../bridge/errors.js'
+import { auditRefused } from '../bridge/refused.js'
 import { envelope, type Envelope, type RequestId } from '../bridge/jsonrpc.js'
 import type { SessionRegistry } from '../bridge/registry.js'
 import type { GatewayConfig } from '../config/schema.js'
@@ -22,7 +23,7 @@ import { classify } from './classify.js'
 import { clientGone, sendReply } from './reply.js'
 import { answeredStatus, errorOutcome, statusOutcome, traceBody } from './traced.js'
 import { routeBody } from './endpoint-route.js'
-import { admitBody, readsTask, refuseEndpointAccess } from './decide.js'
+import { admitBody, readsTask, recordRefusal, refuseEndpointAccess } from './decide.js'
 import type { RateLimits } from './rate-limit.js'
 import type { Vars } from './request-id.js'
 import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
@@ -133,8 +134,11 @@ function serverHandler(d: McpEndpointDeps) {
         const wrongVersion = versionMismatch(c.req.raw, session.version)
         if (wrongVersion) return wrongVersion
         const access = decideAccess(policy, principal, server)
-        if (access.effect !== 'allow')
+        if (access.effect !== 'allow') {
+          // The session's stream or its end, refused: no JSON-RPC method, the HTTP request named.
+          recordRefusal(d, principal, server, `${method} /mcp`, undefined, access)
           return decisionResponse(access, { resourceMetadata: resourceMetadata(), id: null })
+        }
         const caller = { principal, decided: new Map(), bearer: bearerOf(c) }
         return sendReply(c, await session.handle(requestOf(c), undefined, caller))
       }
@@ -223,10 +227,21 @@ function serverHandler(d: McpEndpointDeps) {
         const notAcceptable = negotiationRefusal(c.req.raw)
         if (notAcceptable) return notAcceptable
         const lease = trace.step('lease')
+        const start = performance.now()
         const session = await d.registry
           .open(server, principal, log(), undefined, bearerOf(c))
           .catch((err: unknown) => {
             lease.end(errorOutcome(err).errorType)
+            // No session, so no session audits it: its one line is here.
+            const init = messages[0] as { id: RequestId }
+            auditRefused(d.audit, d.metrics, {
+              principal,
+              server,
+              method: 'initialize',
+              decided: decided.get(init.id),
+              start,
+              err,
+            })
             throw err
           })
         lease.end()
@@ -399,7 +414,17 @@ function endpointHandler(d: McpEndpointDeps) {
           return decisionResponse(denied, { resourceMetadata: resourceMetadata(), id })
         }
         const lease = trace.step('lease')
-        const session = await sessions.open(agg, principal, log())
+        const session = await sessions.open(agg, principal, log()).catch((err: unknown) => {
+          lease.end(errorOutcome(err).errorType)
+          auditRefused(d.audit, d.metrics, {
+            principal,
+            server: name,
+            method: 'initialize',
+            start: performance.now(),
+            err,
+          })
+          throw err
+        })
         lease.end()
         const from = { principal, routed, bearer: bearerOf(c) }
         const reply = await session.handle(requestOf(c), { body, envelopes: messages }, from)

@@ -18,6 +18,9 @@ import {
   SUPPORTED_PROTOCOL_VERSIONS,
 } from '../bridge/modern-wire.js'
 import { envelope, rpcError } from '../bridge/jsonrpc.js'
+import { BridgeError } from '../bridge/errors.js'
+import { auditRefused } from '../bridge/refused.js'
+import { GatewayError } from '../errors.js'
 import { ownerKey } from '../bridge/session.js'
 import { ClientGone, type GoneSignal } from '../bridge/gone.js'
 import type { CallOutcome, Caller, Sessionless } from '../bridge/sessionless.js'
@@ -30,7 +33,7 @@ import type { Decided } from '../policy/decided.js'
 import type { Policy } from '../policy/policy.js'
 import type { PolicyStore } from '../policy/store.js'
 import { admitBody, limitEndpointRequest, refuseDisguised, refuseEndpointAccess } from './decide.js'
-import { ROUTED } from './endpoint-route.js'
+import { recordUnrouted, ROUTED } from './endpoint-route.js'
 import { errorOutcome, traceBody, type TracedBody } from './traced.js'
 import type { RateLimits } from './rate-limit.js'
 import { listenEndpoint } from './endpoint-listen.js'
@@ -163,29 +166,42 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
 
   if (message.method === 'server/discover' || message.method === 'subscriptions/listen') {
     const start = performance.now()
-    const res =
-      message.method === 'server/discover'
-        ? jsonResponse(200, {
+    const res = await (message.method === 'server/discover'
+      ? d.engine.discover(r.server, { ...callerOf(r), signal: r.req.signal }).then((init) =>
+          jsonResponse(200, {
             jsonrpc: '2.0',
             id: message.id,
-            result: discoverResult(
-              await d.engine.discover(r.server, { ...callerOf(r), signal: r.req.signal }),
-            ),
-          })
-        : await listenStream({
-            lanes: d.lanes,
-            policy: d.policy,
-            audit: d.audit,
-            outbound: d.outbound,
-            message,
-            server: r.server,
-            owner: ownerKey(r.principal),
-            principal: r.principal,
-            signal: r.req.signal,
-            log: r.log,
-            gate: d.gate,
-            bearer: r.bearer,
-          })
+            result: discoverResult(init),
+          }),
+        )
+      : listenStream({
+          lanes: d.lanes,
+          policy: d.policy,
+          audit: d.audit,
+          outbound: d.outbound,
+          message,
+          server: r.server,
+          owner: ownerKey(r.principal),
+          principal: r.principal,
+          signal: r.req.signal,
+          log: r.log,
+          gate: d.gate,
+          bearer: r.bearer,
+        })
+    ).catch((err: unknown) => {
+      // The process it needed was refused or failed: answered by mcp.ts, audited here.
+      const { principal, server } = r
+      auditRefused(d.audit, d.metrics, {
+        principal,
+        server,
+        method: message.method,
+        decided,
+        start,
+        err,
+        status: true,
+      })
+      throw err
+    })
     audit(d, r, message.method, decided, start, { kind: 'status', status: res.status })
     return res
   }
@@ -245,6 +261,14 @@ async function serveEndpoint(
     })
   }
   if (message.method === 'subscriptions/listen') {
+    const listened = (status: number) =>
+      auditEndpoint(d.audit, {
+        principal: r.principal,
+        endpoint: agg.name,
+        method: message.method,
+        start,
+        outcome: { kind: 'status', status },
+      })
     const res = await listenEndpoint({
       lanes: d.lanes,
       policy: d.policy,
@@ -258,18 +282,25 @@ async function serveEndpoint(
       signal: r.req.signal,
       log: r.log,
       gate: d.gate,
+    }).catch((err: unknown) => {
+      // A backend's process refused by a limit: that limit is the line's rule; else the status.
+      if (err instanceof BridgeError && err.limit !== undefined)
+        auditRefused(d.audit, d.metrics, {
+          principal: r.principal,
+          server: agg.name,
+          method: message.method,
+          start,
+          err,
+        })
+      else listened(err instanceof GatewayError ? err.status : 500)
+      throw err
     })
-    auditEndpoint(d.audit, {
-      principal: r.principal,
-      endpoint: agg.name,
-      method: message.method,
-      start,
-      outcome: { kind: 'status', status: res.status },
-    })
+    listened(res.status)
     return res
   }
   const routed = await agg.route(message.method, params, caller)
   if ('error' in routed) {
+    recordUnrouted(d, r.principal, agg.name, message.method, params, routed.error)
     traced?.spans.get(message.id)?.end({ code: routed.error.code, message: routed.error.message })
     return rpcErrorObjectResponse(200, message.id, routed.error)
   }

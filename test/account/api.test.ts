@@ -644,6 +644,7 @@ describe('the account API with an external issuer (the dev IdP)', () => {
     for (const c of cases) {
       it(`${c.name}: ${c.status} ${c.error}`, async () => {
         const before = await secretKeys()
+        const audits = stack.audit().length
         const res = await api(secret(c.path ?? 'github-token'), {
           method: c.method ?? 'PUT',
           token: alice,
@@ -655,6 +656,27 @@ describe('the account API with an external issuer (the dev IdP)', () => {
         assert.equal(res.json.error, c.error)
         assert.equal(typeof res.json.message, 'string')
         assert.deepEqual(await secretKeys(), before)
+        // A name or value refused for the user is one audit line (deny) saying why; a request
+        // refused before its name is looked at (media type, body shape, origin) is none.
+        const lines = stack
+          .audit()
+          .slice(audits)
+          .filter((e) => String(e.method).startsWith('account/'))
+        const refused = c.error === 'secret_refused' || c.error === 'secret_not_allowed'
+        assert.equal(lines.length, refused ? 1 : 0, JSON.stringify(lines))
+        if (refused) {
+          assert.equal(lines[0]!.decision, 'deny')
+          assert.equal(
+            lines[0]!.method,
+            c.method === 'DELETE' ? 'account/secret.delete' : 'account/secret.set',
+          )
+          assert.equal(
+            lines[0]!.outcome,
+            c.error === 'secret_refused'
+              ? `refused: ${res.json.message}`
+              : 'refused: no server of the caller takes it',
+          )
+        }
       })
     }
 

@@ -120,6 +120,8 @@ describe('forms the page refuses, storing nothing', () => {
     body?: () => string | Buffer
     status: number
     code: string
+    /** The refusal's audit line (deny) for the user's request: the name and why. */
+    audited?: [name: string, outcome: string]
   }[] = [
     {
       name: 'no session (a browser never signed in)',
@@ -164,25 +166,35 @@ describe('forms the page refuses, storing nothing', () => {
       over: () => ({ name: 'aws-key', value: 'v' }),
       status: 403,
       code: 'secret_not_allowed',
+      audited: ['aws-key', 'refused: no server of the caller takes it'],
     },
     {
       name: 'the name of a server the user may not use (vault: admin only)',
       over: () => ({ name: 'vault-token', value: 'v' }),
       status: 403,
       code: 'secret_not_allowed',
+      audited: ['vault-token', 'refused: no server of the caller takes it'],
     },
-    { name: 'an empty value', over: () => ({ value: '' }), status: 400, code: 'secret_refused' },
+    {
+      name: 'an empty value',
+      over: () => ({ value: '' }),
+      status: 400,
+      code: 'secret_refused',
+      audited: ['github-token', 'refused: a secret value is 1 to 8192 characters'],
+    },
     {
       name: 'a value over 8192 characters',
       over: () => ({ value: 'x'.repeat(8193) }),
       status: 400,
       code: 'secret_refused',
+      audited: ['github-token', 'refused: a secret value is 1 to 8192 characters'],
     },
     {
       name: 'a value holding NUL',
       over: () => ({ value: 'ab\u0000cd' }),
       status: 400,
       code: 'secret_refused',
+      audited: ['github-token', 'refused: a secret value cannot hold a NUL character'],
     },
     {
       name: 'a body over account.maxBodyBytes',
@@ -233,13 +245,14 @@ describe('forms the page refuses, storing nothing', () => {
         : await submit(stack.url, jar, set, c.over(), c.headers)
       assertPage(res, c.status, c.code)
       assert.deepEqual(await secretKeys(), before, 'nothing stored')
-      assert.equal(
+      // Nothing set; a refusal of the user's own request is its one line (deny), no value in it.
+      assert.deepEqual(
         stack
           .audit()
           .slice(audits)
-          .filter((e) => e.method === 'account/secret.set').length,
-        0,
-        'nothing set',
+          .filter((e) => e.method === 'account/secret.set')
+          .map((e) => [e.decision, e.name, e.outcome]),
+        c.audited ? [['deny', ...c.audited]] : [],
       )
     })
   }
@@ -291,7 +304,22 @@ describe('forms the page refuses, storing nothing', () => {
       takesValue: false,
       button: '',
     }
+    const audits = stack.audit().length
     assertPage(await submit(stack.url, a.jar, del), 403, 'secret_not_allowed')
+    assert.deepEqual(
+      stack
+        .audit()
+        .slice(audits)
+        .map((e) => [e.method, e.decision, e.name, e.outcome]),
+      [
+        [
+          'account/secret.delete',
+          'deny',
+          'vault-token',
+          'refused: no server of the caller takes it',
+        ],
+      ],
+    )
   })
 })
 

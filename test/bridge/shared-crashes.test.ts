@@ -58,6 +58,14 @@ describe('SharedCrashes', () => {
       crashes.crashed('s', [principal('mallory')])
     }
     assert.equal(refusal(crashes, 'mallory'), 40)
+    // Its caller audits the refused request (bridge/refused.ts): the allowance is its rule.
+    assert.equal(audit.length, 0)
+    // Inside a session on the process (channel.ts) nobody else does: audited here, once.
+    assert.throws(
+      () => crashes.checkInSession('s', principal('mallory'), 'tools/call'),
+      (err: unknown) =>
+        err instanceof BridgeError && err.limit === 'limits.sharedCrashesPerSubject',
+    )
     assert.equal(audit.length, 1)
     assert.equal(audit[0]!.rule, 'limits.sharedCrashesPerSubject')
     assert.equal(audit[0]!.method, 'tools/call')

@@ -1,6 +1,6 @@
 // An endpoint's session era (2025-11-25 session at /mcp/<endpoint>): a routed call refused by the
 // user's own bounds (maxSessionsPerSubject, maxSessions) is answered with the code and text every
-// other transport gives (-32000, the bound named), audited as that call's outcome, and not
+// other transport gives (-32000, the bound named), audited once with that bound as its rule, and not
 // logged as a gateway failure (it was a -32603 "internal error"). Real gateway, real fixture
 // processes, raw HTTP.
 import assert from 'node:assert/strict'
@@ -111,7 +111,11 @@ describe('endpoint session: a call past the user’s session bound', () => {
     const audit = stack.audit().slice(audited)
     const mine = audit.filter((e) => e.sub === 'holder' && e.method === 'tools/call')
     assert.equal(mine.length, 1, JSON.stringify(audit))
-    assert.equal(mine[0]!.outcome, 'error -32000')
+    // The bound that refused it is the rule (the call's backend and own tool name).
+    assert.equal(mine[0]!.server, 'single')
+    assert.equal(mine[0]!.decision, 'rate_limited')
+    assert.equal(mine[0]!.rule, 'servers.single.maxSessionsPerSubject')
+    assert.equal(mine[0]!.outcome, 'refused')
     abort.abort()
     await gate.body.dump().catch(() => {})
   })

@@ -152,6 +152,33 @@ const refusals = (sub: string) =>
         e.sub === sub && e.rule === 'limits.processStartsPerSubject' && e.outcome === 'refused',
     )
 
+/**
+ * The audit lines of `sub` since `mark`: the refused request's one line, naming that request
+ * (not the `initialize` of the process it needed) and the budget.
+ */
+function assertOneRefusal(
+  sub: string,
+  mark: number,
+  want: { server: string; method: string; name?: string },
+): void {
+  const lines = stack
+    .audit()
+    .slice(mark)
+    .filter((e) => e.sub === sub)
+  assert.equal(lines.length, 1, JSON.stringify(lines))
+  const { server, method, name, decision, rule, outcome } = lines[0]!
+  assert.deepEqual(
+    { server, method, name, decision, rule, outcome },
+    {
+      name: undefined,
+      ...want,
+      decision: 'rate_limited',
+      rule: 'limits.processStartsPerSubject',
+      outcome: 'refused',
+    },
+  )
+}
+
 describe('limits.processStartsPerSubject', () => {
   it('session era: an initialize+DELETE loop is refused past the budget; the server saw only its starts', async () => {
     const t0 = now
@@ -224,6 +251,7 @@ describe('limits.processStartsPerSubject', () => {
       await waitFor(() => held('canceller') === 0, 'the lane of the cancelled call ended')
     }
     assert.equal(initializes(), MAX)
+    const mark = stack.audit().length
     const res = await request(stack.local('gated'), modernToolCall(token, 'pid', {}, { id: 9 }))
     const text = await res.body.text()
     assertRefused(
@@ -233,6 +261,7 @@ describe('limits.processStartsPerSubject', () => {
     )
     assert.equal(initializes(), MAX, 'no process was started for the refused call')
     assert.equal(refusals('canceller').length, 1)
+    assertOneRefusal('canceller', mark, { server: 'gated', method: 'tools/call', name: 'pid' })
   })
 
   it('an endpoint: each backend it starts counts; a cancel loop on one is refused past the budget', async () => {
@@ -268,6 +297,7 @@ describe('limits.processStartsPerSubject', () => {
     // The third start.
     await cancelled(3)
     const before = received().length
+    const mark = stack.audit().length
     const res = await request(url, modernToolCall(token, 'gated_pid', {}, { id: 4 }))
     const text = await res.body.text()
     assertRefused(
@@ -276,6 +306,8 @@ describe('limits.processStartsPerSubject', () => {
       4,
     )
     assert.equal(received().length, before, 'no process of the endpoint saw the refused call')
+    // The backend's own name: policy decided it there.
+    assertOneRefusal('aggregator', mark, { server: 'gated', method: 'tools/call', name: 'pid' })
     // Lists go on from what the endpoint knows, starting nothing.
     const names = (await list(5)).result.tools.map((t) => t.name)
     assert.ok(names.includes('ea_ping') && names.includes('gated_gate'), names.join())
@@ -294,6 +326,7 @@ describe('limits.processStartsPerSubject', () => {
     }
     await postMcp(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, session)
     const call = { jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'gated_pid' } }
+    const sessionMark = stack.audit().length
     const answer = await postMcp(url, call, session)
     assert.equal(answer.status, 200, answer.text)
     assert.deepEqual(answer.json().error, {
@@ -303,6 +336,11 @@ describe('limits.processStartsPerSubject', () => {
     })
     assert.equal(received().length, before)
     assert.equal(refusals('aggregator').length, 2)
+    assertOneRefusal('aggregator', sessionMark, {
+      server: 'gated',
+      method: 'tools/call',
+      name: 'pid',
+    })
   })
 
   it('legacy HTTP+SSE: a stream opened past the budget gets the same refusal', async () => {
@@ -320,6 +358,7 @@ describe('limits.processStartsPerSubject', () => {
       res.body.destroy()
       await waitFor(() => held('old') === 0, 'the legacy session ended')
     }
+    const mark = stack.audit().length
     const res = await request(`${stack.url}/sse/legacy`, {
       headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` },
     })
@@ -333,6 +372,7 @@ describe('limits.processStartsPerSubject', () => {
       WINDOW / 1000,
     )
     assert.equal(starts('legacy'), MAX)
+    assertOneRefusal('old', mark, { server: 'legacy', method: 'GET /sse' })
   })
 
   it('credentials: a secret changed in a loop replaces the process until the budget says no; the session keeps its process', async () => {
@@ -361,6 +401,7 @@ describe('limits.processStartsPerSubject', () => {
       }
       assert.equal(new Set(pids).size, MAX, 'each value ran on a process of its own')
       await secrets.set(owner, 'vault_token', 'v3')
+      const mark = stack.audit().length
       await assert.rejects(
         client.callTool({ name: 'credential', arguments: { name: 'VAULT_TOKEN' } }),
         (err: { code?: number; message: string }) =>
@@ -368,6 +409,12 @@ describe('limits.processStartsPerSubject', () => {
           err.message.includes(`you started ${MAX} server processes in ${WINDOW / 1000} s`),
       )
       assert.equal(refusals('rotator').length, 1)
+      // The call that needed the replacement, once (it was also audited `allow`, `error -32029`).
+      assertOneRefusal('rotator', mark, {
+        server: 'vault',
+        method: 'tools/call',
+        name: 'credential',
+      })
       // Once the window moved on, the next request gets its process with the new value.
       now += WINDOW
       const next = await pidWith()

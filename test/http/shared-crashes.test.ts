@@ -299,6 +299,7 @@ describe('limits.sharedCrashesPerSubject and respawnStableAfter', () => {
       )
       assert.equal(a.json().error?.code, -32000, a.text)
     }
+    const mark = stack.audit().length
     assertRefused(
       await answer(
         await request(stack.local('modern'), modernToolCall(token, 'pid', {}, { id: 9 })),
@@ -307,6 +308,15 @@ describe('limits.sharedCrashesPerSubject and respawnStableAfter', () => {
       9,
     )
     assert.equal(refusals('modernist').length, 1)
+    // The refused request's one line names it (the call and its tool), not `initialize`.
+    const lines = stack
+      .audit()
+      .slice(mark)
+      .filter((e) => e.sub === 'modernist')
+    assert.deepEqual(
+      lines.map((e) => [e.method, e.name, e.decision, e.rule]),
+      [['tools/call', 'pid', 'rate_limited', 'limits.sharedCrashesPerSubject']],
+    )
     // Another user's sessionless call runs.
     const other = await answer(
       await request(

@@ -1,0 +1,75 @@
+import type { Principal } from '../auth/principal.js'
+import { GatewayError } from '../errors.js'
+import { auditAllowed, type AuditOutcome } from '../observability/allowed.js'
+import type { AuditLog } from '../observability/audit.js'
+import type { Metrics } from '../observability/metrics.js'
+import type { Decided } from '../policy/decided.js'
+import { BridgeError, exposedError } from './errors.js'
+
+/**
+ * The one audit event of a request the bridge could not run because the session, lane or
+ * process it needed was refused or failed, recorded by whoever answers that request (never
+ * where the refusal is made: a session bound or the process-start budget does not know which
+ * request asked, nor whether someone else answers it):
+ * - refused by a configured limit (a {@link BridgeError} with a `limit`: the subject's sessions
+ *   or process starts, a server's or the gateway's capacity): `rate_limited`, the limit's key
+ *   as the rule, `refused`, counted as that decision;
+ * - else, for a request the policy allowed (`decided`): `allow` with what the client got
+ *   (`error <code>`), as any allowed request ends.
+ * A client that left before anything ran for it (`client_gone`) was refused nothing: no line,
+ * as a sessionless request gone before its lease never had one. A failure of a request no
+ * policy decision was recorded for is the log's alone.
+ */
+export function auditRefused(
+  audit: AuditLog | undefined,
+  metrics: Metrics | undefined,
+  e: {
+    principal: Principal
+    server: string
+    method: string
+    /** The policy's verdict on the request, when it has one (its name is the line's). */
+    decided?: Decided
+    /** When the request was decided (performance.now()). */
+    start: number
+    err: unknown
+    /** A failure's outcome is its HTTP status (`server/discover`, a listen stream), not its code. */
+    status?: boolean
+    /** Which of the user's credentials the request was to act with (names and sources). */
+    credentials?: Parameters<typeof auditAllowed>[2]['credentials']
+  },
+): void {
+  if (audit === undefined) return
+  const { err, principal, server } = e
+  if (err instanceof BridgeError && err.limit !== undefined) {
+    metrics?.decisions.inc({ server, decision: 'rate_limited' })
+    audit.record({
+      sub: principal.sub,
+      iss: principal.iss,
+      clientId: principal.clientId,
+      server,
+      method: e.method,
+      name: e.decided?.name,
+      decision: 'rate_limited',
+      rule: err.limit,
+      outcome: 'refused',
+    })
+    return
+  }
+  if (e.decided === undefined || (err instanceof GatewayError && err.code === 'client_gone')) return
+  auditAllowed(audit, metrics, {
+    principal,
+    server,
+    method: e.method,
+    decided: e.decided,
+    start: e.start,
+    outcome: failure(err, e.status === true),
+    credentials: e.credentials,
+  })
+}
+
+/** How a request the bridge could not run ended, for its audit line. */
+function failure(err: unknown, status: boolean): AuditOutcome {
+  const exposed = err instanceof GatewayError && err.expose ? err : undefined
+  if (status) return { kind: 'status', status: exposed?.status ?? 500 }
+  return { kind: 'error', code: exposed ? exposedError(exposed).code : -32603 }
+}
