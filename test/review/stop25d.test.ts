@@ -10,36 +10,11 @@
 // alive to the gateway for as long as that one lived, so its session or lane was not ended
 // and its requests were written to a dead process, each waiting out requestTimeout.
 import assert from 'node:assert/strict'
-import { Writable } from 'node:stream'
 import { after, describe, it } from 'node:test'
 import { pino } from 'pino'
 import { spawnChild } from '../../gateway/bridge/child.js'
 import { configSchema } from '../../gateway/config/schema.js'
-
-/** Runs `script` as a real process whose stderr the gateway logs; the stderr lines logged. */
-async function stderrOf(
-  script: string,
-  secrets: string[],
-  stderr: { lineMax: number; linesPerWindow?: number },
-): Promise<string[]> {
-  const config = configSchema.parse({
-    servers: { f: { command: process.execPath, args: ['-e', script], stderr } },
-  }).servers.f!
-  const lines: string[] = []
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString().split('\n'))
-        if (l !== '') {
-          const entry = JSON.parse(l) as { msg?: string; stderr?: string }
-          if (entry.msg === 'server stderr') lines.push(entry.stderr!)
-        }
-      done()
-    },
-  })
-  const child = await spawnChild(config, pino({ level: 'info' }, sink), {}, secrets)
-  await child.exited
-  return lines
-}
+import { scriptStderrLogged as stderrOf } from '../helpers/stderr-log.js'
 
 describe('stop 25d: no part of a secret past the kept cut reaches the log', () => {
   const secret = 'tok_9f2c81d7e4a6b3095c1d8e7f2a4b6c8d0e1f3a5b'
