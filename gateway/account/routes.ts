@@ -101,12 +101,19 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
    */
   const posted = async (
     c: Context,
+    method: string,
   ): Promise<{ b: AccountBroker; session: PageSession; form: URLSearchParams } | Response> => {
     if (broker === undefined) return noSignIn(c)
     const origin = c.req.header('origin')
-    // A browser names the page a form came from; another site's is refused before anything is read.
-    if (origin !== undefined && !originAllowed(origin, d.origin))
-      throw new AccountError('origin_not_allowed', 'The form was sent from another site.')
+    // A browser names the page a form came from; another site's is refused before the body is
+    // read. A forged form that rode on a signed-in user's cookie is audited as that user's.
+    if (origin !== undefined && !originAllowed(origin, d.origin)) {
+      const err = new AccountError('origin_not_allowed', 'The form was sent from another site.')
+      // The store unreachable: the refusal stands, unaudited (no user is known).
+      const session = await sessions.read(c).catch(() => undefined)
+      if (session !== undefined) forged(method, session, broker, err)
+      throw err
+    }
     const session = await sessions.read(c)
     if (session === undefined)
       throw new AccountError(
@@ -117,16 +124,28 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
       maxBodyBytes: d.config.account.maxBodyBytes,
       bodyTimeout: d.config.limits.bodyTimeout,
     })
-    if (!sessions.csrfOk(session, form.get('csrf')))
-      throw new AccountError(
+    if (!sessions.csrfOk(session, form.get('csrf'))) {
+      const err = new AccountError(
         'csrf_mismatch',
         'The form did not come from your account page. Open the page again and retry.',
       )
+      forged(method, session, broker, err)
+      throw err
+    }
     return { b: broker, session, form }
   }
+  /**
+   * A form refused as not the page's own (another site's Origin, no CSRF token of the session):
+   * a possible cross-site request, audited as the signed-in user's `deny`, named by the form's
+   * action (nothing the form says is read for it: no name, no value).
+   */
+  const forged = (method: string, session: PageSession, b: AccountBroker, err: AccountError) =>
+    record(session, b, '', method, undefined, `refused: ${err.code}`, 'deny')
   /** Runs a form's action after its checks; refusals become pages. */
   const onPost =
     (
+      /** What the audit log names the form's request (`account/secret.set`, …). */
+      method: string,
       action: (
         c: Context,
         p: { b: AccountBroker; session: PageSession; form: URLSearchParams },
@@ -135,7 +154,7 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
     async (c: Context): Promise<Response> => {
       let p: Awaited<ReturnType<typeof posted>>
       try {
-        p = await posted(c)
+        p = await posted(c, method)
       } catch (err) {
         if (err instanceof AccountError) return refuse(c, err)
         // The body's own limits (size, time): a page too; the rest of the body is never read.
@@ -161,7 +180,7 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
     b: AccountBroker,
     server: string,
     method: string,
-    name: string,
+    name: string | undefined,
     outcome: string,
     decision: 'allow' | 'deny' = 'allow',
   ) =>
@@ -287,7 +306,7 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
 
   app.post(
     '/account/secrets',
-    onPost(async (c, { b, session, form }) => {
+    onPost('account/secret.set', async (c, { b, session, form }) => {
       const name = form.get('name') ?? ''
       const value = form.get('value') ?? ''
       const user = await who(b, session)
@@ -338,7 +357,7 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
 
   app.post(
     '/account/secrets/delete',
-    onPost(async (c, { b, session, form }) => {
+    onPost('account/secret.delete', async (c, { b, session, form }) => {
       const name = form.get('name') ?? ''
       const user = await who(b, session)
       if (user === undefined)
@@ -370,7 +389,7 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
 
   app.post(
     '/account/logout',
-    onPost(async (c, { session }) => {
+    onPost('account/logout', async (c, { session }) => {
       await sessions.end(c, session)
       return c.redirect(`${base}/account?signed_out=1`, 303)
     }),

@@ -117,6 +117,12 @@ export class AggregateSessions {
       : s
   }
 
+  /** Whether a session with this id exists and another subject owns it (any endpoint). */
+  heldByOther(id: string, principal: Principal): boolean {
+    const s = this.sessions.get(id)
+    return s !== undefined && s.owner !== ownerKey(principal)
+  }
+
   /**
    * After a policy reload: sessions whose user the policy in force leaves no backend of their
    * endpoint are closed now, their streams ended, not left open until their next request.

@@ -368,6 +368,12 @@ export class SessionRegistry implements Holders {
     return session
   }
 
+  /** Whether a session with this id exists and another subject owns it (any server). */
+  heldByOther(id: string, principal: Principal): boolean {
+    const session = this.sessions.get(id)
+    return session !== undefined && session.owner !== ownerKey(principal)
+  }
+
   /**
    * After a policy reload: sessions whose user the policy in force no longer lets use their
    * server are closed now, their streams ended, not left open until their next request.

@@ -9,6 +9,7 @@ import { decideAccess } from '../policy/evaluate.js'
 import { readJsonBody } from './body.js'
 import { SSE_HEADERS } from './sse.js'
 import { admitBody, recordRefusal, refuseEndpointAccess } from './decide.js'
+import { sessionNotFound } from './session-probe.js'
 import { routeBody } from './endpoint-route.js'
 import { authenticated, bearerOf, requestOf, type McpEndpointDeps } from './mcp.js'
 import { sendReply } from './reply.js'
@@ -119,7 +120,12 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
         const lease = trace.step('lease')
         const session = d.endpointSessions!.find(id, name, principal)
         lease.end(session === undefined ? 'session_not_found' : undefined)
-        if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
+        if (session === undefined)
+          throw sessionNotFound(d, d.endpointSessions!, id, {
+            principal,
+            server: name,
+            method: 'POST /messages',
+          })
         const body = await readJsonBody(c.req.raw, d.config.limits, c.env?.incoming)
         const messages = (Array.isArray(body) ? body : [body]).map(envelope)
         const traced = traceBody(d.tracing, trace, messages, {
@@ -223,7 +229,12 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
         const lease = trace.step('lease')
         const session = d.registry.find(id, server, principal)
         lease.end(session === undefined ? 'session_not_found' : undefined)
-        if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
+        if (session === undefined)
+          throw sessionNotFound(d, d.registry, id, {
+            principal,
+            server,
+            method: 'POST /messages',
+          })
         const body = await readJsonBody(c.req.raw, d.config.limits, c.env?.incoming)
         const messages = (Array.isArray(body) ? body : [body]).map(envelope)
         const traced = traceBody(d.tracing, trace, messages, {

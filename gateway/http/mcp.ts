@@ -24,6 +24,7 @@ import { clientGone, sendReply } from './reply.js'
 import { answeredStatus, errorOutcome, statusOutcome, traceBody } from './traced.js'
 import { routeBody } from './endpoint-route.js'
 import { admitBody, readsTask, recordRefusal, refuseEndpointAccess } from './decide.js'
+import { sessionNotFound } from './session-probe.js'
 import type { RateLimits } from './rate-limit.js'
 import type { Vars } from './request-id.js'
 import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
@@ -130,7 +131,12 @@ function serverHandler(d: McpEndpointDeps) {
         if (sessionId === undefined)
           throw new BridgeError('session_required', 'the Mcp-Session-Id header is required')
         const session = d.registry.find(sessionId, server, principal)
-        if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
+        if (session === undefined)
+          throw sessionNotFound(d, d.registry, sessionId, {
+            principal,
+            server,
+            method: `${method} /mcp`,
+          })
         const wrongVersion = versionMismatch(c.req.raw, session.version)
         if (wrongVersion) return wrongVersion
         const access = decideAccess(policy, principal, server)
@@ -265,7 +271,12 @@ function serverHandler(d: McpEndpointDeps) {
       const lease = trace.step('lease')
       const session = d.registry.find(sessionId, server, principal)
       lease.end(session === undefined ? 'session_not_found' : undefined)
-      if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
+      if (session === undefined)
+        throw sessionNotFound(d, d.registry, sessionId, {
+          principal,
+          server,
+          method: `${method} /mcp`,
+        })
       const wrongVersion = versionMismatch(c.req.raw, session.version)
       if (wrongVersion) return wrongVersion
       const caller = { principal, decided, bearer: bearerOf(c) }
@@ -333,7 +344,12 @@ function endpointHandler(d: McpEndpointDeps) {
         if (sessionId === undefined)
           throw new BridgeError('session_required', 'the Mcp-Session-Id header is required')
         const session = sessions.find(sessionId, name, principal)
-        if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
+        if (session === undefined)
+          throw sessionNotFound(d, sessions, sessionId, {
+            principal,
+            server: name,
+            method: `${method} /mcp`,
+          })
         const wrongVersion = versionMismatch(c.req.raw, session.version)
         if (wrongVersion) return wrongVersion
         const caller = { principal, routed: new Map(), bearer: bearerOf(c) }
@@ -434,7 +450,12 @@ function endpointHandler(d: McpEndpointDeps) {
       const lease = trace.step('lease')
       const session = sessions.find(sessionId, name, principal)
       lease.end(session === undefined ? 'session_not_found' : undefined)
-      if (session === undefined) throw new BridgeError('session_not_found', 'session not found')
+      if (session === undefined)
+        throw sessionNotFound(d, sessions, sessionId, {
+          principal,
+          server: name,
+          method: `${method} /mcp`,
+        })
       const wrongVersion = versionMismatch(c.req.raw, session.version)
       if (wrongVersion) return wrongVersion
       const from = { principal, routed, bearer: bearerOf(c) }

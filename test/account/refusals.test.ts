@@ -121,7 +121,7 @@ describe('forms the page refuses, storing nothing', () => {
     status: number
     code: string
     /** The refusal's audit line (deny) for the user's request: the name and why. */
-    audited?: [name: string, outcome: string]
+    audited?: [name: string | undefined, outcome: string]
   }[] = [
     {
       name: 'no session (a browser never signed in)',
@@ -135,27 +135,44 @@ describe('forms the page refuses, storing nothing', () => {
       over: () => ({ csrf: undefined, value: 'v' }),
       status: 403,
       code: 'csrf_mismatch',
+      // A form not the page's own, riding on alice's cookie: audited as hers (no name read).
+      audited: [undefined, 'refused: csrf_mismatch'],
     },
     {
       name: 'a wrong CSRF token',
       over: () => ({ csrf: 'A'.repeat(43), value: 'v' }),
       status: 403,
       code: 'csrf_mismatch',
+      // A form not the page's own, riding on alice's cookie: audited as hers (no name read).
+      audited: [undefined, 'refused: csrf_mismatch'],
     },
     {
       name: "the CSRF token of the same user's other session",
       over: () => ({ csrf: csrfOf(a2.page), value: 'v' }),
       status: 403,
       code: 'csrf_mismatch',
+      // A form not the page's own, riding on alice's cookie: audited as hers (no name read).
+      audited: [undefined, 'refused: csrf_mismatch'],
     },
     {
       name: "the CSRF token of another user's session",
       over: () => ({ csrf: csrfOf(b.page), value: 'v' }),
       status: 403,
       code: 'csrf_mismatch',
+      // A form not the page's own, riding on alice's cookie: audited as hers (no name read).
+      audited: [undefined, 'refused: csrf_mismatch'],
     },
     {
       name: 'a form from another site (Origin)',
+      over: () => ({ value: 'v' }),
+      headers: { origin: 'http://evil.example' },
+      status: 403,
+      code: 'origin_not_allowed',
+      audited: [undefined, 'refused: origin_not_allowed'],
+    },
+    {
+      name: 'a form from another site, no session: no user to audit',
+      jar: () => new Map(),
       over: () => ({ value: 'v' }),
       headers: { origin: 'http://evil.example' },
       status: 403,
@@ -251,8 +268,8 @@ describe('forms the page refuses, storing nothing', () => {
           .audit()
           .slice(audits)
           .filter((e) => e.method === 'account/secret.set')
-          .map((e) => [e.decision, e.name, e.outcome]),
-        c.audited ? [['deny', ...c.audited]] : [],
+          .map((e) => [e.sub, e.decision, e.name, e.outcome]),
+        c.audited ? [[ALICE, 'deny', ...c.audited]] : [],
       )
     })
   }
