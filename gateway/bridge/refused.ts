@@ -29,8 +29,8 @@ export function auditRefused(
     method: string
     /** The policy's verdict on the request, when it has one (its name is the line's). */
     decided?: Decided
-    /** When the request was decided (performance.now()). */
-    start: number
+    /** When the request was decided (performance.now()): its latency, with `decided`. */
+    start?: number
     err: unknown
     /** A failure's outcome is its HTTP status (`server/discover`, a listen stream), not its code. */
     status?: boolean
@@ -61,7 +61,7 @@ export function auditRefused(
     server,
     method: e.method,
     decided: e.decided,
-    start: e.start,
+    start: e.start ?? performance.now(),
     outcome: failure(err, e.status === true),
     credentials: e.credentials,
   })

@@ -134,10 +134,8 @@ export class SharedCrashes {
     try {
       this.check(server, principal, method)
     } catch (err) {
-      if (err instanceof BridgeError) {
-        const start = performance.now()
-        auditRefused(this.o.audit, this.o.metrics, { principal, server, method, start, err })
-      }
+      if (err instanceof BridgeError)
+        auditRefused(this.o.audit, this.o.metrics, { principal, server, method, err })
       throw err
     }
   }

@@ -62,8 +62,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
   const streamRefused =
     (principal: Principal, server: string) =>
     (err: unknown): never => {
-      const start = performance.now()
-      auditRefused(d.audit, d.metrics, { principal, server, method: SSE_OPEN, start, err })
+      auditRefused(d.audit, d.metrics, { principal, server, method: SSE_OPEN, err })
       throw err
     }
   return {

@@ -436,7 +436,6 @@ function endpointHandler(d: McpEndpointDeps) {
             principal,
             server: name,
             method: 'initialize',
-            start: performance.now(),
             err,
           })
           throw err
