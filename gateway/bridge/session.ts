@@ -525,7 +525,7 @@ export class Session implements GatedSession {
             err,
           })
         const { code, message, data } = exposedError(err)
-        return this.reply(req.id, code, message, false, data, true)
+        return this.reply(req.id, code, message, { data, audited: true })
       }
       this.o.log.warn(
         { err: { message: (err as Error).message } },
@@ -900,15 +900,17 @@ export class Session implements GatedSession {
     return run
   }
 
-  /** `audited`: its audit line is written already (a refusal's: refused.ts). */
+  /**
+   * Answers request `id` with an error. `startFailed`: an initialize whose process never
+   * answered; `audited`: its audit line is written already (a refusal's: refused.ts).
+   */
   private reply(
     id: RequestId,
     code: number,
     text: string,
-    startFailed = false,
-    data?: unknown,
-    audited = false,
+    o: { startFailed?: boolean; data?: unknown; audited?: boolean } = {},
   ): void {
+    const { startFailed = false, data, audited = false } = o
     const req = this.inflight.get(id)
     if (req === undefined) return
     if (req.method === 'initialize')
@@ -952,7 +954,9 @@ export class Session implements GatedSession {
   private timeOut(id: RequestId): void {
     this.o.log.warn({ requestTimeout: this.o.config.requestTimeout }, 'server request timed out')
     const initialize = this.inflight.get(id)?.method === 'initialize'
-    this.reply(id, RPC.requestTimeout, 'the MCP server did not answer in time', initialize)
+    this.reply(id, RPC.requestTimeout, 'the MCP server did not answer in time', {
+      startFailed: initialize,
+    })
     void this.child
       .send({
         jsonrpc: '2.0',
