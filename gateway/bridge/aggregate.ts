@@ -4,7 +4,7 @@ import type { EndpointConfig, GatewayConfig } from '../config/schema.js'
 import { decideAccess } from '../policy/evaluate.js'
 import { noticeOf, type Notice } from '../policy/notice.js'
 import type { PolicyStore } from '../policy/store.js'
-import type { CredentialGate } from './credential-gate.js'
+import { type CredentialGate, initialCredentials } from './credential-gate.js'
 import { redactor } from './redact.js'
 import { BridgeError } from './errors.js'
 import { decodeCursor, encodeCursor } from './endpoint-cursor.js'
@@ -466,9 +466,7 @@ export class Aggregate {
         : 'resources'
     const known = lanes.initOf(server, caller.principal)?.capabilities
     if (isObject(known) && !(capability in known)) return this.remember(key, [], identity)
-    const credentials = gate?.needs(server)
-      ? await gate.initial(server, caller.principal, caller.bearer)
-      : undefined
+    const credentials = await initialCredentials(gate, server, caller.principal, caller.bearer)
     // A server failing to start (or being probed) is left out now: a list never spawns nor
     // waits for it. Its processes already running would serve, but a new one is what it lacks.
     const starter = { principal: caller.principal, fingerprint: credentials?.fingerprint }

@@ -10,7 +10,7 @@ import type { Metrics } from '../observability/metrics.js'
 import type { Decided } from '../policy/decided.js'
 import type { OutputCaps } from './result-cap.js'
 import { auditRefused } from './refused.js'
-import type { CredentialGate } from './credential-gate.js'
+import { type CredentialGate, initialCredentials } from './credential-gate.js'
 import type { InitResult } from './handshake.js'
 import type { InputRounds, RoundBinding } from './input-rounds.js'
 import { isObject, rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
@@ -129,9 +129,12 @@ export class Sessionless {
   async discover(server: string, caller: Caller): Promise<InitResult> {
     const known = this.d.lanes.initOf(server, caller.principal)
     if (known !== undefined) return known
-    const credentials = this.d.gate?.needs(server)
-      ? await this.d.gate.initial(server, caller.principal, caller.bearer)
-      : undefined
+    const credentials = await initialCredentials(
+      this.d.gate,
+      server,
+      caller.principal,
+      caller.bearer,
+    )
     // Not cancelled by the caller's going: the process is kept for its next requests.
     const { lane, holder } = await this.d.lanes.lease(
       server,

@@ -2,7 +2,7 @@ import type { JSONRPCRequest } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { Aggregate } from '../bridge/aggregate.js'
-import type { CredentialGate } from '../bridge/credential-gate.js'
+import { type CredentialGate, initialCredentials } from '../bridge/credential-gate.js'
 import { holdSubscriptions } from '../bridge/lane-subscriptions.js'
 import type { LaneEvent } from '../bridge/lane.js'
 import type { LanePool } from '../bridge/lanes.js'
@@ -100,9 +100,7 @@ export async function listenEndpoint(o: {
         log: o.log,
         onLost: () => life.end(false),
         // resources/subscribe acts with the user's credentials (credential-gate.ts): what is set now.
-        credentials: o.gate?.needs(server)
-          ? await o.gate.initial(server, principal, o.bearer)
-          : undefined,
+        credentials: await initialCredentials(o.gate, server, principal, o.bearer),
       })
       life.onEnd(hold.release)
       for (const own of hold.subscribed) shown.set(`${server}\n${own}`, uris.get(own)!)

@@ -1,7 +1,7 @@
 import type { JSONRPCRequest } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
-import type { CredentialGate } from '../bridge/credential-gate.js'
+import { type CredentialGate, initialCredentials } from '../bridge/credential-gate.js'
 import { holdSubscriptions } from '../bridge/lane-subscriptions.js'
 import type { LaneEvent } from '../bridge/lane.js'
 import type { LanePool } from '../bridge/lanes.js'
@@ -68,9 +68,7 @@ export async function listenStream(o: {
   try {
     if (init === undefined || uris.length > 0) {
       // resources/subscribe acts with the user's credentials (credential-gate.ts): what is set now.
-      const credentials = o.gate?.needs(server)
-        ? await o.gate.initial(server, principal, o.bearer)
-        : undefined
+      const credentials = await initialCredentials(o.gate, server, principal, o.bearer)
       const hold = await holdSubscriptions(o.lanes, {
         ...o,
         uris,
