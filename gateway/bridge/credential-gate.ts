@@ -364,16 +364,3 @@ export class CredentialGate {
 function credential(detail: string): AuditOutcome {
   return { kind: 'credential', detail }
 }
-
-/**
- * The credentials a new process of `server` starts with for `principal` (what is set now,
- * {@link CredentialGate.initial}), or undefined for a server that takes none (or no gate).
- */
-export async function initialCredentials(
-  gate: CredentialGate | undefined,
-  server: string,
-  principal: Principal,
-  bearer: string | undefined,
-): Promise<ResolvedCredentials | undefined> {
-  return gate?.needs(server) ? await gate.initial(server, principal, bearer) : undefined
-}
