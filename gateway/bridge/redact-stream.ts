@@ -3,6 +3,7 @@
  * or as its hex, and base64 wrapped over lines, blotted from state carried between lines.
  */
 import { base64Units, type Units } from './redact-base64.js'
+import { type Dump, DumpStream, parseDump } from './redact-dump.js'
 import { hexLower } from './redact-hex.js'
 import { Hits } from './redact-hits.js'
 import type { Needle } from './redact-needle.js'
@@ -27,8 +28,14 @@ export interface StreamReading {
   readonly wrapKeep: number
   /** The line characters that hold them. */
   readonly wrapRead: number
-  /** Collects the line's hits; gives back its base64 characters where values are looked for there. */
-  readonly collect: (line: string, hits: Hits) => Units | undefined
+  /** Collects the line's hits; gives back what it read of the line that the next lines go on from. */
+  readonly collect: (line: string, hits: Hits) => LineRead
+}
+
+/** What `collect` read of a line: its base64 characters and its hex dump, where values are looked for there. */
+export interface LineRead {
+  readonly units?: Units
+  readonly dump?: Dump
 }
 
 /** A redacting function for the lines of one stream, one after the other ({@link Redactor.lines}). */
@@ -43,6 +50,8 @@ export function streamRedactor(reading: StreamReading): StreamRedactor {
   const state = new Int32Array(split.length)
   const stateHex = new Int32Array(splitHex.length)
   const wrapped = openings === undefined ? undefined : new WrappedBase64(openings, wrapKeep)
+  // A hex dump's bytes, read on over its lines (the values looked for in base64).
+  const dumps = openings === undefined ? undefined : new DumpStream(openings.secrets)
   const skip = (line: string, end?: string) => {
     split.forEach((n, i) => {
       const text = end ?? line
@@ -58,6 +67,7 @@ export function streamRedactor(reading: StreamReading): StreamRedactor {
         stateHex[i] = n.after(end === undefined ? stateHex[i]! : 0, lower)
       })
     }
+    dumps?.read(end === undefined ? parseDump(line) : undefined)
     if (wrapped === undefined) return
     // Its last characters, enough for `wrapKeep` base64 ones: the line's run before
     // them does not change what is held.
@@ -67,11 +77,12 @@ export function streamRedactor(reading: StreamReading): StreamRedactor {
   return Object.assign(
     (line: string, upTo = line.length, end?: string) => {
       const hits = new Hits()
-      const units = collect(line, hits)
+      const { units, dump } = collect(line, hits)
       splitOver(split, state, line, hits)
       if (splitHex.length > 0) splitOver(splitHex, stateHex, hexLower(line), hits)
       if (units !== undefined) wrapped?.read(line, units, hits)
       if (end !== undefined) skip(line, end)
+      else dumps?.read(dump, hits)
       return hits.blot(line, upTo)
     },
     { skip },

@@ -2,7 +2,7 @@
  * Blots known secret values (a user's credentials) out of a text a server process wrote: its
  * stderr lines, its error messages. A process may print a value as written, or as any
  * language's JSON, repr, URL or form encoding, hex or base64 would write it, so besides the
- * value as written the line is read seven more ways, each in one pass over it:
+ * value as written the line is read eight more ways, each in one pass over it:
  * - backslash escapes decoded (JSON of every language, `\/` of PHP, `\'` and `\xNN` of a
  *   Python repr and its `b'…'`, Go's `%q`), upper- or lower-case hex; twice where once leaves
  *   some (JSON inside JSON), and in each base64 reading below (base64 of JSON);
@@ -19,7 +19,9 @@
  *   wrapped over stderr lines as written, it is read on from the lines before ({@link WrappedBase64});
  * - each run of base32 characters (RFC 4648 §6, §7, either case) at its eight alignments;
  * - each list of byte values, as a byte array prints: decimal (Go's `%v`, Rust's `{:?}`) or
- *   two hex digits each (Node's `<Buffer …>`, Go's `% x`).
+ *   two hex digits each (Node's `<Buffer …>`, Go's `% x`);
+ * - a formatted hex dump's line (`xxd`, `hexdump -C`, `od`: offset, groups, text column), its
+ *   bytes read on over a stream's lines (redact-dump's `DumpStream`).
  * In base64, base32 and hex, a value's UTF-16 (either byte order) is looked for too.
  * Its hex, and a value that is itself hex, is searched for in any case (Go's `%X`, mixed), and
  * split over stream lines as the value as written is ({@link splitOver}; `xxd -p`).
@@ -31,10 +33,10 @@
  *
  * This file builds the forms and needles and reads a line each way; each reading has its file:
  * redact-escapes (backslash, percent, HTML, quoted-printable), redact-base64, redact-base32,
- * redact-hex (byte lists), redact-forms (written forms), redact-stream and redact-wrapped
- * (values split or wrapped over a stream's lines).
+ * redact-hex (byte lists), redact-dump (hex dumps), redact-forms (written forms), redact-stream
+ * and redact-wrapped (values split or wrapped over a stream's lines).
  */
-import { base64Units, findBase64, type Units } from './redact-base64.js'
+import { base64Units, findBase64 } from './redact-base64.js'
 import { findBase32 } from './redact-base32.js'
 import {
   findUnentitied,
@@ -44,12 +46,13 @@ import {
   quotedView,
   REFERENCE,
 } from './redact-escapes.js'
+import { findInDump, parseDump } from './redact-dump.js'
 import { jsonForms, writtenForms } from './redact-forms.js'
 import { findByteList, hexLower } from './redact-hex.js'
 import { Hits } from './redact-hits.js'
 import { Needle } from './redact-needle.js'
 import { MIN_ANYWHERE, MIN_ENCODED_BYTES, type Secret, standingAlone } from './redact-secret.js'
-import { type StreamRedactor, streamRedactor } from './redact-stream.js'
+import { type LineRead, type StreamRedactor, streamRedactor } from './redact-stream.js'
 import { findInView, rawChar } from './redact-view.js'
 import { Openings } from './redact-wrapped.js'
 
@@ -180,8 +183,8 @@ export function redactor(values: readonly string[]): Redactor {
   const wrapRead = inBase64.length > 0 ? 3 * wrapKeep + 3 : 0
   // Built for the first stream read (a one-off error text has no lines before).
   let openings: Openings | undefined
-  /** Collects the line's hits; gives back its base64 characters where values are looked for there. */
-  const collect = (line: string, hits: Hits): Units | undefined => {
+  /** Collects the line's hits; gives back its base64 characters and hex dump where values are looked for there. */
+  const collect = (line: string, hits: Hits): LineRead => {
     for (const f of anywhere) f.each(line, (s, e) => hits.add(s, e))
     for (const pattern of alone)
       for (const m of line.matchAll(pattern)) hits.add(m.index, m.index + m[0].length)
@@ -196,7 +199,7 @@ export function redactor(values: readonly string[]): Redactor {
       findUnentitied(line, secrets, (s, e) => hits.add(s, e))
     if (quoted && line.includes('=') && QUOTED.test(line))
       findInView(quotedView(line), secrets, (s, e) => hits.add(s, e))
-    if (inBase64.length === 0) return undefined
+    if (inBase64.length === 0) return {}
     const units = base64Units(line)
     findBase64(line, units, inBase64, hits)
     findBase32(line, inBase64, hits)
@@ -204,7 +207,9 @@ export function redactor(values: readonly string[]): Redactor {
       findByteList(line, 10, inBytes, hits)
       findByteList(line, 16, inBytes, hits)
     }
-    return units
+    const dump = parseDump(line)
+    if (dump !== undefined) findInDump(dump, inBase64, hits)
+    return { units, dump }
   }
   return Object.assign(
     (line: string, upTo = line.length) => {
