@@ -22,7 +22,8 @@
  *   two hex digits each (Node's `<Buffer …>`, Go's `% x`);
  * - a formatted hex dump's line (`xxd`, `hexdump -C`, `od`: offset, groups, text column), its
  *   bytes read on over a stream's lines (redact-dump's `DumpStream`).
- * In base64, base32 and hex, a value's UTF-16 (either byte order) is looked for too.
+ * In base64, base32, hex and byte lists, a value's UTF-16 (either byte order) is looked for
+ * too, and in a line with a NUL, the value written as UTF-16 text ({@link rawUtf16Forms}).
  * Its hex, and a value that is itself hex, is searched for in any case (Go's `%X`, mixed), and
  * split over stream lines as the value as written is ({@link splitOver}; `xxd -p`).
  * A value is searched for as bytes in each decoding, and the characters that encode it are
@@ -54,6 +55,7 @@ import { Needle } from './redact-needle.js'
 import { MIN_ANYWHERE, MIN_ENCODED_BYTES, type Secret, standingAlone } from './redact-secret.js'
 import { type LineRead, type StreamRedactor, streamRedactor } from './redact-stream.js'
 import { findInView, rawChar } from './redact-view.js'
+import { rawUtf16Forms } from './redact-utf16.js'
 import { Openings } from './redact-wrapped.js'
 
 export type { StreamRedactor } from './redact-stream.js'
@@ -109,6 +111,8 @@ export function redactor(values: readonly string[]): Redactor {
   const alone: RegExp[] = []
   // UTF-16 forms of each value, looked for in base64, base32 and hex only.
   const utf16: Secret[] = []
+  // Each value written as UTF-16 text, as the gateway reads it: in a line with a NUL only.
+  const wideText = new Set<string>()
   // JSON-escaped forms of each value, looked for in base64 and base32 only ({@link jsonForms}).
   const json: Secret[] = []
   // Looked for split over two lines of a stream ({@link splitOver}).
@@ -136,6 +140,7 @@ export function redactor(values: readonly string[]): Redactor {
     // UTF-16 (.NET's Encoding.Unicode, PowerShell's -EncodedCommand, Java's UTF_16BE) then
     // base64, base32 or hex: looked for in those only.
     // Not of mojibake: a process that decoded a value wrongly does not then write it so.
+    if (!short && !mojibake) for (const f of rawUtf16Forms(v)) wideText.add(f)
     if (!short && !mojibake)
       for (const b of [Buffer.from(v, 'utf16le'), Buffer.from(v, 'utf16le').swap16()]) {
         const wide = b.toString('latin1')
@@ -164,9 +169,11 @@ export function redactor(values: readonly string[]): Redactor {
     return Object.assign(none, { longest: 0, tail: 0, lines })
   }
   const anywhere = [...plain].map((f) => new Needle(f))
+  const wide = [...wideText].map((f) => new Needle(f))
   const hexForms = [...hex].map((f) => new Needle(f))
   const inBytes = secrets.filter((s) => s.encoded)
   const inBase64 = [...inBytes, ...utf16, ...json]
+  const inLists = [...inBytes, ...utf16]
   // Quoted-printable leaves a value of printable ASCII without `=` as it is (found as written).
   const quoted = secrets.some((s) => /[^ -<>-~]/.test(s.bytes))
   const split = splitting.map((v) => new Needle(v))
@@ -186,6 +193,8 @@ export function redactor(values: readonly string[]): Redactor {
   /** Collects the line's hits; gives back its base64 characters and hex dump where values are looked for there. */
   const collect = (line: string, hits: Hits): LineRead => {
     for (const f of anywhere) f.each(line, (s, e) => hits.add(s, e))
+    if (wide.length > 0 && line.includes('\0'))
+      for (const f of wide) f.each(line, (s, e) => hits.add(s, e))
     for (const pattern of alone)
       for (const m of line.matchAll(pattern)) hits.add(m.index, m.index + m[0].length)
     if (hexForms.length > 0) {
@@ -203,9 +212,10 @@ export function redactor(values: readonly string[]): Redactor {
     const units = base64Units(line)
     findBase64(line, units, inBase64, hits)
     findBase32(line, inBase64, hits)
+    // A byte array of the value's UTF-16 (`116, 0, 111, 0`) too.
     if (inBytes.length > 0) {
-      findByteList(line, 10, inBytes, hits)
-      findByteList(line, 16, inBytes, hits)
+      findByteList(line, 10, inLists, hits)
+      findByteList(line, 16, inLists, hits)
     }
     const dump = parseDump(line)
     if (dump !== undefined) findInDump(dump, inBase64, hits)
