@@ -180,7 +180,7 @@ function blotBytes(reading: Reading, from: number, to: number, hits: Hits): void
  * A hex dump over the lines of one stream (16 bytes a line, a value's bytes over two lines or
  * more, its text column showing it in pieces): the dump's bytes read on from line to line,
  * per value and reading a KMP state of how many of its first bytes the dump ended with (the
- * offsets and text columns left out), as {@link splitOver} reads a value split as written:
+ * offsets and text columns left out), as {@link SplitOver} reads a value split as written:
  * - a dump line starting with the rest of a value the lines before began is blotted there,
  *   however little of it;
  * - a dump line ending with a value's first {@link MIN_ENCODED_BYTES} bytes or more (counted

@@ -25,7 +25,7 @@
  * In base64, base32, hex and byte lists, a value's UTF-16 (either byte order) is looked for
  * too, and in a line with a NUL, the value written as UTF-16 text ({@link rawUtf16Forms}).
  * Its hex, and a value that is itself hex, is searched for in any case (Go's `%X`, mixed), and
- * split over stream lines as the value as written is ({@link splitOver}; `xxd -p`).
+ * split over stream lines as the value as written is ({@link SplitOver}; `xxd -p`).
  * A value is searched for as bytes in each decoding, and the characters that encode it are
  * blotted; a short value only where it stands alone ({@link MIN_ANYWHERE}). Linear in the
  * line: each search is `indexOf`, then a KMP scan while a match may go on overlapping
@@ -67,7 +67,7 @@ export type Redactor = ((line: string, upTo?: number) => string) & {
   tail: number
   /**
    * A redacting function for the lines of one stream, one after the other: it also blots a
-   * value split over two lines or more ({@link splitOver}); it holds the stream's last
+   * value split over two lines or more ({@link SplitOver}); it holds the stream's last
    * characters, over the lines before (fewer than the longest value). `end`: the last `tail`
    * characters of a line handed over cut (its end as written, joined to the next line).
    */
@@ -115,7 +115,7 @@ export function redactor(values: readonly string[]): Redactor {
   const wideText = new Set<string>()
   // JSON-escaped forms of each value, looked for in base64 and base32 only ({@link jsonForms}).
   const json: Secret[] = []
-  // Looked for split over two lines of a stream ({@link splitOver}).
+  // Looked for split over two lines of a stream ({@link SplitOver}).
   const splitting: string[] = []
   // Its hex, looked for split over two lines of a stream (see `splitHex` below).
   const hexSplitting = new Set<string>()

@@ -63,3 +63,71 @@ describe('redact36: a value in UTF-16', () => {
     }
   })
 })
+
+describe('redact36: a value split at a line break', () => {
+  it('a continued line (`\\` ending it), the next indented or not: the rest is blotted, and the first 8', async () => {
+    for (const indent of ['', '    ']) {
+      const lines: string[] = []
+      for (let k = 1; k < TOKEN.length; k++)
+        lines.push(
+          `curl -H "Authorization: Bearer ${TOKEN.slice(0, k)}\\`,
+          `${indent}${TOKEN.slice(k)}" u${k}`,
+        )
+      const out = await stderrLogged(`${lines.join('\n')}\n`, [TOKEN])
+      assert.equal(out.length, lines.length, out.join('\n'))
+      for (let k = 1; k < TOKEN.length; k++) {
+        const first = out[2 * (k - 1)]!
+        const second = out[2 * k - 1]!
+        assert.equal(second, `[redacted]" u${k}`, `split after ${k}: ${first} / ${second}`)
+        assert.equal(
+          first,
+          k >= 8
+            ? 'curl -H "Authorization: Bearer [redacted]'
+            : `curl -H "Authorization: Bearer ${TOKEN.slice(0, k)}\\`,
+        )
+      }
+    }
+  })
+
+  it('fewer than 8 bytes of a non-ASCII value show on the first line, not 7 characters', async () => {
+    const chars = [...NON_ASCII]
+    const lines: string[] = []
+    for (let k = 1; k < chars.length; k++)
+      lines.push(`pw=${chars.slice(0, k).join('')}`, `${chars.slice(k).join('')} u${k}`)
+    const out = await stderrLogged(`${lines.join('\n')}\n`, [NON_ASCII])
+    for (let k = 1; k < chars.length; k++) {
+      const first = out[2 * (k - 1)]!
+      assert.equal(out[2 * k - 1], `[redacted] u${k}`)
+      const shown = first === 'pw=[redacted]' ? '' : first.slice(3)
+      assert.ok(Buffer.byteLength(shown) < 8, `split after ${k}: ${first}`)
+    }
+  })
+
+  it('a value holding `=` or `\\`, the break just before it: both readings go on', async () => {
+    const value = 'Zm9vYmFy=cXV4\\0123456789'
+    const lines: string[] = []
+    for (const k of [8, 13])
+      lines.push(`k=${value.slice(0, k)}${value[k]}`, `${value.slice(k)} end`)
+    const out = await stderrLogged(`${lines.join('\n')}\n`, [value])
+    assert.deepEqual(out, ['k=[redacted]', '[redacted] end', 'k=[redacted]', '[redacted] end'])
+  })
+
+  it('base64 wrapped over continued lines (`\\` ending each) is read on', async () => {
+    const blob = Buffer.from(`{"token":"${TOKEN}","n":1}`).toString('base64')
+    const lines = (blob.match(/.{1,20}/g) ?? []).map((l, i, all) =>
+      i < all.length - 1 ? `${l}\\` : l,
+    )
+    const out = await stderrLogged(`${lines.join('\n')}\n`, [TOKEN])
+    const left = out
+      .join('')
+      .split('[redacted]')
+      .map((p) => p.replace(/[^A-Za-z0-9+/]/g, ''))
+    for (const part of left)
+      for (let k = 0; k < 4; k++)
+        assert.equal(
+          holdsPiece(Buffer.from(part.slice(k), 'base64').toString('latin1'), TOKEN, 8),
+          undefined,
+          out.join('\n'),
+        )
+  })
+})
