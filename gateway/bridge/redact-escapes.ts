@@ -80,19 +80,32 @@ const SIMPLE_ESCAPES: Record<string, number> = {
   f: 0x0c,
   v: 0x0b,
   a: 0x07,
-  '0': 0x00,
 }
 
 /**
  * Backslash escapes decoded: `\xNN` is a byte (a Python `b'…'`, Go's `%q` of invalid UTF-8;
- * so a Python str's repr of a non-printable U+0080–U+00FF as `\xNN` is not matched),
- * `\uXXXX` (a surrogate pair as one) and `\UXXXXXXXX` a code point; an unknown escape is left
- * as written.
+ * so a Python str's repr of a non-printable U+0080–U+00FF as `\xNN` is not matched), and so is
+ * `\NNN`, one to three octal digits (C, strace, git's quoted paths, PostgreSQL's bytea);
+ * `\uXXXX` (a surrogate pair as one), `\u{X…}` (JavaScript, Rust, Ruby, Swift) and
+ * `\UXXXXXXXX` a code point; an unknown escape is left as written.
  */
 function unescapeView(line: string, raw = rawChar): View {
   return decode(line, (p, emit) => {
     if (line.charCodeAt(p) !== 0x5c || p + 1 >= line.length) return raw(line, p, emit)
     const d = line[p + 1]!
+    const octal = octalAt(line, p + 1)
+    if (octal >= 0) {
+      emit(octal & 0xff)
+      return p + 1 + (octal >> 8)
+    }
+    if (d === 'u' && line.charCodeAt(p + 2) === 0x7b) {
+      const close = line.indexOf('}', p + 3)
+      const cp = close > p + 3 && close <= p + 9 ? hexAt(line, p + 3, close - p - 3) : -1
+      if (cp >= 0 && cp <= 0x10ffff) {
+        utf8(cp, emit)
+        return close + 1
+      }
+    }
     const simple = SIMPLE_ESCAPES[d]
     if (simple !== undefined) {
       emit(simple)
@@ -127,6 +140,18 @@ function unescapeView(line: string, raw = rawChar): View {
     emit(0x5c)
     return p + 1
   })
+}
+
+/** The byte of one to three octal digits at `p` (at most 0o377) and how many (`digits << 8 | byte`), or -1. */
+function octalAt(line: string, p: number): number {
+  let v = 0
+  let q = p
+  for (; q < p + 3 && q < line.length; q++) {
+    const c = line.charCodeAt(q) - 0x30
+    if (c < 0 || c > 7 || v * 8 + c > 0o377) break
+    v = v * 8 + c
+  }
+  return q === p ? -1 : ((q - p) << 8) | v
 }
 
 /** Percent escapes decoded, either case (RFC 3986 §2.1), and `+` as a space (a form body). */

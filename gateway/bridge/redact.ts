@@ -10,8 +10,7 @@
  *   encoder left as they are; twice where once leaves some (a URL inside a URL);
  * - HTML and XML character references decoded (`&#39;`, `&#x41;`, `&quot;` …); twice where
  *   once leaves some (a page escaped twice);
- * - quoted-printable escapes decoded (`=3D`, `=C3=A4`), where a value has a character that
- *   encoding escapes;
+ * - quoted-printable escapes decoded (`=3D`, `=C3=A4`; every byte of a value escaped, too);
  * - each run of base64 characters decoded at its four alignments, either alphabet (RFC 4648
  *   §4, §5): a value inside a longer encoding (`Basic base64(user:token)`) is found wherever
  *   it sits; a run goes on through a `+` or `/` a URL encoder or PHP's json_encode escaped,
@@ -174,8 +173,6 @@ export function redactor(values: readonly string[]): Redactor {
   const inBytes = secrets.filter((s) => s.encoded)
   const inBase64 = [...inBytes, ...utf16, ...json]
   const inLists = [...inBytes, ...utf16]
-  // Quoted-printable leaves a value of printable ASCII without `=` as it is (found as written).
-  const quoted = secrets.some((s) => /[^ -<>-~]/.test(s.bytes))
   const split = splitting.map((v) => new Needle(v))
   // Hex wrapped over lines (`xxd -p` at 60 columns, OpenSSL): a value's hex split as written,
   // read in the line with its A to F lower-cased. Not a short value's (its first half, 4 hex
@@ -206,7 +203,9 @@ export function redactor(values: readonly string[]): Redactor {
       findUnpercented(line, secrets, (s, e) => hits.add(s, e))
     if (line.includes('&') && REFERENCE.test(line))
       findUnentitied(line, secrets, (s, e) => hits.add(s, e))
-    if (quoted && line.includes('=') && QUOTED.test(line))
+    // Not only where a value has a character the encoding escapes: a process may escape every
+    // byte (`=67=68=70`), and an encoder of printable ASCII leaves nothing to find as written.
+    if (line.includes('=') && QUOTED.test(line))
       findInView(quotedView(line), secrets, (s, e) => hits.add(s, e))
     if (inBase64.length === 0) return {}
     const units = base64Units(line)

@@ -131,3 +131,31 @@ describe('redact36: a value split at a line break', () => {
         )
   })
 })
+
+describe('redact36: every byte of a value escaped', () => {
+  it('quoted-printable of every byte, octal escapes (C, strace), \\u{…} (JavaScript, Rust)', async () => {
+    const hex = (b: number) => b.toString(16).padStart(2, '0').toUpperCase()
+    const lines: string[] = []
+    for (const value of [TOKEN, NON_ASCII]) {
+      const bytes = [...Buffer.from(value)]
+      lines.push(
+        `qp: token=${bytes.map((b) => `=${hex(b)}`).join('')} end`,
+        `C: "${bytes.map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('')}" end`,
+        `strace: write(2, "${bytes.map((b) => (b < 0x80 ? String.fromCharCode(b) : `\\${b.toString(8)}`)).join('')}", 42) end`,
+        `short octal: "${bytes.map((b) => `\\${b.toString(8)}`).join('')}" end`,
+        `rust: "${[...value].map((c) => `\\u{${c.codePointAt(0)!.toString(16)}}`).join('')}" end`,
+      )
+    }
+    const out = await stderrLogged(`${lines.join('\n')}\n`, [TOKEN, NON_ASCII])
+    assert.equal(out.length, lines.length)
+    for (const [i, line] of out.entries())
+      assert.match(
+        line,
+        /^[A-Za-z ]+: [^[]{0,20}\[redacted\][^[]{0,10} end$/,
+        `${lines[i]} → ${line}`,
+      )
+    // Octal-looking text with no value in it is left as it is.
+    const text = ['path C:\\101\\102 and \\0 and \\777', 'a=10 b=20 c=3D d=FF']
+    assert.deepEqual(await stderrLogged(`${text.join('\n')}\n`, [TOKEN, NON_ASCII]), text)
+  })
+})
