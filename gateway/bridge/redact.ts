@@ -21,7 +21,8 @@
  *   two hex digits each (Node's `<Buffer …>`, Go's `% x`);
  * - a formatted hex dump's line (`xxd`, `hexdump -C`, `od`: offset, groups, text column), its
  *   bytes read on over a stream's lines (redact-dump's `DumpStream`).
- * In base64, base32, hex and byte lists, a value's UTF-16 (either byte order) is looked for
+ * Reversed, and in base85 (its whole 4-byte groups, {@link base85Forms}), it is searched as
+ * written. In base64, base32, hex and byte lists, a value's UTF-16 (either byte order) is looked for
  * too, and in a line with a NUL, the value written as UTF-16 text ({@link rawUtf16Forms}).
  * Its hex, and a value that is itself hex, is searched for in any case (Go's `%X`, mixed), and
  * split over stream lines as the value as written is ({@link SplitOver}; `xxd -p`).
@@ -37,6 +38,7 @@
  * and redact-wrapped (values split or wrapped over a stream's lines).
  */
 import { base64Units, findBase64 } from './redact-base64.js'
+import { base85Forms } from './redact-base85.js'
 import { findBase32 } from './redact-base32.js'
 import {
   findUnentitied,
@@ -47,7 +49,7 @@ import {
   REFERENCE,
 } from './redact-escapes.js'
 import { findInDump, parseDump } from './redact-dump.js'
-import { jsonForms, writtenForms } from './redact-forms.js'
+import { jsonForms, reversedForm, writtenForms } from './redact-forms.js'
 import { findByteList, hexLower } from './redact-hex.js'
 import { Hits } from './redact-hits.js'
 import { Needle } from './redact-needle.js'
@@ -135,6 +137,12 @@ export function redactor(values: readonly string[]): Redactor {
     })
     if (short) alone.push(standingAlone(v))
     else plain.add(v)
+    // Reversed, and in base85: searched as written (see reversedForm, base85Forms).
+    if (!short && !mojibake) {
+      const reversed = reversedForm(v)
+      if (reversed !== undefined) plain.add(reversed)
+      for (const f of base85Forms(bytes)) plain.add(f)
+    }
     if (!short && !/[\r\n]/.test(v)) splitting.push(v)
     // UTF-16 (.NET's Encoding.Unicode, PowerShell's -EncodedCommand, Java's UTF_16BE) then
     // base64, base32 or hex: looked for in those only.

@@ -159,3 +159,47 @@ describe('redact36: every byte of a value escaped', () => {
     assert.deepEqual(await stderrLogged(`${text.join('\n')}\n`, [TOKEN, NON_ASCII]), text)
   })
 })
+
+/** `bytes` in base85 (`alphabet`), a last group of n bytes as n + 1 characters (Python's a85encode, b85encode; Z85). */
+function base85(bytes: Buffer, alphabet: string): string {
+  let out = ''
+  for (let i = 0; i < bytes.length; i += 4) {
+    const group = Buffer.alloc(4)
+    bytes.copy(group, 0, i, i + 4)
+    let v = group.readUInt32BE(0)
+    const chars: string[] = []
+    for (let k = 0; k < 5; k++) {
+      chars.unshift(alphabet[v % 85]!)
+      v = Math.floor(v / 85)
+    }
+    out += chars.slice(0, Math.min(4, bytes.length - i) + 1).join('')
+  }
+  return out
+}
+
+describe('redact36: a value reversed, or in base85', () => {
+  it('reversed, and Ascii85, RFC 1924 (Python b85encode, git) and Z85 at each offset: at most 3 bytes at an end show', async () => {
+    const alphabets = {
+      ascii85: Array.from({ length: 85 }, (_, i) => String.fromCharCode(33 + i)).join(''),
+      b85: '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&()*+-;<=>?@^_`{|}~',
+      z85: '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#',
+    }
+    // As Python's base64.a85encode and b85encode write them.
+    assert.equal(base85(Buffer.from('x{"t":"abc'), alphabets.ascii85), 'G^CWV,!$oV@Uf')
+    assert.equal(base85(Buffer.from('x{"t":"abc'), alphabets.b85), 'czYsrB03^rVq*')
+    const lines: string[] = []
+    for (const value of [TOKEN, NON_ASCII]) {
+      lines.push(`reversed: ${[...value].reverse().join('')} end`)
+      for (const [name, alphabet] of Object.entries(alphabets))
+        for (let offset = 0; offset < 4; offset++)
+          lines.push(
+            `${name}: ${base85(Buffer.from(`${'x'.repeat(offset)}{"t":"${value}"}`), alphabet)} end`,
+          )
+    }
+    const out = await stderrLogged(`${lines.join('\n')}\n`, [TOKEN, NON_ASCII])
+    assert.equal(out.length, lines.length)
+    // What is left each side is the text around the value and at most one group (5 characters).
+    for (const [i, line] of out.entries())
+      assert.match(line, /^[a-z0-9]+: .{0,15}\[redacted\].{0,10} end$/, `${lines[i]} → ${line}`)
+  })
+})
