@@ -99,8 +99,11 @@ function unescapeView(line: string, raw = rawChar): View {
       return p + 1 + (octal >> 8)
     }
     if (d === 'u' && line.charCodeAt(p + 2) === 0x7b) {
-      const close = line.indexOf('}', p + 3)
-      const cp = close > p + 3 && close <= p + 9 ? hexAt(line, p + 3, close - p - 3) : -1
+      // At most 6 digits looked at: a line of `\u{` stays one pass.
+      let close = p + 3
+      while (close < line.length && close <= p + 9 && line.charCodeAt(close) !== 0x7d) close++
+      const cp =
+        close > p + 3 && line.charCodeAt(close) === 0x7d ? hexAt(line, p + 3, close - p - 3) : -1
       if (cp >= 0 && cp <= 0x10ffff) {
         utf8(cp, emit)
         return close + 1
