@@ -176,8 +176,33 @@ function percentView(line: string, raw = rawChar): View {
   })
 }
 
-/** A line with a quoted-printable escape in it (upper-case hex, as RFC 2045 §6.7 has it). */
-export const QUOTED = /=[0-9A-F]{2}/
+/**
+ * Whether the line has a quoted-printable escape (upper-case hex, as RFC 2045 §6.7 has it) of
+ * a byte some value holds (`used`, a bit a byte): `status=200` (a space) or `limit=10` (a
+ * control character) mostly stand for none, and the line is not decoded.
+ */
+export function quotedHolds(line: string, used: Uint32Array): boolean {
+  for (let p = line.indexOf('='); p !== -1; p = line.indexOf('=', p + 1)) {
+    const b = upperHex(line.charCodeAt(p + 1)) * 16 + upperHex(line.charCodeAt(p + 2))
+    if (b >= 0 && (used[b >> 5]! & (1 << (b & 31))) !== 0) return true
+  }
+  return false
+}
+
+/** The value of an upper-case hex digit, or -256 (making any byte of it negative). */
+const upperHex = (c: number) =>
+  c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -256
+
+/** A bit for each byte that some of `secrets` holds (see {@link quotedHolds}). */
+export function bytesUsed(secrets: readonly Secret[]): Uint32Array {
+  const used = new Uint32Array(8)
+  for (const s of secrets)
+    for (let i = 0; i < s.bytes.length; i++) {
+      const b = s.bytes.charCodeAt(i)
+      used[b >> 5]! |= 1 << (b & 31)
+    }
+  return used
+}
 
 /**
  * Quoted-printable escapes decoded (`=3D`, `=C3=A4`: a mail body or MIME part a process logs).

@@ -44,7 +44,8 @@ import {
   findUnentitied,
   findUnescaped,
   findUnpercented,
-  QUOTED,
+  bytesUsed,
+  quotedHolds,
   quotedView,
   REFERENCE,
 } from './redact-escapes.js'
@@ -181,6 +182,8 @@ export function redactor(values: readonly string[]): Redactor {
   const inBytes = secrets.filter((s) => s.encoded)
   const inBase64 = [...inBytes, ...utf16, ...json]
   const inLists = [...inBytes, ...utf16]
+  // The bytes values hold: a quoted-printable escape of none of them is no value's.
+  const used = bytesUsed(secrets)
   const split = splitting.map((v) => new Needle(v))
   // Hex wrapped over lines (`xxd -p` at 60 columns, OpenSSL): a value's hex split as written,
   // read in the line with its A to F lower-cased. Not a short value's (its first half, 4 hex
@@ -213,8 +216,7 @@ export function redactor(values: readonly string[]): Redactor {
       findUnentitied(line, secrets, (s, e) => hits.add(s, e))
     // Not only where a value has a character the encoding escapes: a process may escape every
     // byte (`=67=68=70`), and an encoder of printable ASCII leaves nothing to find as written.
-    if (line.includes('=') && QUOTED.test(line))
-      findInView(quotedView(line), secrets, (s, e) => hits.add(s, e))
+    if (quotedHolds(line, used)) findInView(quotedView(line), secrets, (s, e) => hits.add(s, e))
     if (inBase64.length === 0) return {}
     const units = base64Units(line)
     findBase64(line, units, inBase64, hits)
