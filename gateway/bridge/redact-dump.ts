@@ -12,11 +12,10 @@ import { findIn, MIN_ENCODED_BYTES, type Secret } from './redact-secret.js'
 const MAX_DUMP_LINE = 1024
 
 /**
- * Where a dump's line may start after a prefix (a timestamp, a logger's name): after a blank
- * among the line's first so many characters, at most {@link PREFIX_TRIES} of them tried.
+ * Most places in a line a dump is looked for at (see {@link parseDump}): a line of decoys costs
+ * at most so many parses of at most {@link MAX_DUMP_LINE} characters.
  */
-const PREFIX = 64
-const PREFIX_TRIES = 8
+const MAX_TRIES = 32
 
 /** A dump line's bytes read one way: as written, or each group's bytes reversed. */
 export interface Reading {
@@ -40,18 +39,37 @@ export type Dump = readonly Reading[]
  * them or not, `:` after them or not; none at all where every token is a group), then groups
  * of hex digits, two a byte (`7b`, `7b22`, `7b22746f`), a blank or more between two, then
  * nothing, or a text column of one character a byte after two blanks or more (`xxd`, Python),
- * or between `|` (`hexdump -C`) or `>` and `<` (`od -t x1z`). A line's first 64 characters may
- * be a prefix (a timestamp): the dump is looked for after a blank there too.
+ * or between `|` (`hexdump -C`) or `>` and `<` (`od -t x1z`). Any prefix may come before (a
+ * timestamp, a logger's name, hex-looking words): the dump is looked for at each token that
+ * may be an offset (digits and `:`; digits of another width than the group before), and at
+ * each run of groups' first; at most {@link MAX_TRIES} of them.
  */
 export function parseDump(line: string): Dump | undefined {
   if (line.length > MAX_DUMP_LINE) return undefined
   let tries = 0
-  for (let p = 0; p < Math.min(line.length, PREFIX) && tries < PREFIX_TRIES; p++) {
-    if (p > 0 && !isBlank(line.charCodeAt(p - 1))) continue
-    if (hexDigit(line.charCodeAt(p)) < 0) continue
-    tries++
-    const dump = parseAt(line, p)
-    if (dump !== undefined) return dump
+  // The width of the token before, where it was a group (hex digits, an even number).
+  let before = 0
+  for (let p = 0; p < line.length && tries < MAX_TRIES; ) {
+    let e = p
+    while (e < line.length && !isBlank(line.charCodeAt(e))) e++
+    if (e === p) {
+      p++
+      continue
+    }
+    let q = line.startsWith('0x', p) || line.startsWith('0X', p) ? p + 2 : p
+    const digits = q
+    while (q < e && hexDigit(line.charCodeAt(q)) >= 0) q++
+    const width = q - digits
+    const colon = width > 0 && q === e - 1 && line.charCodeAt(q) === 0x3a
+    const group = width > 0 && q === e && digits === p && width % 2 === 0 && width <= 16
+    // An offset, or a run's first group: not a group inside a run of groups as wide.
+    if (colon || (width > 0 && q === e && (!group || width !== before))) {
+      tries++
+      const dump = parseAt(line, p)
+      if (dump !== undefined) return dump
+    }
+    before = group ? width : 0
+    p = e
   }
   return undefined
 }

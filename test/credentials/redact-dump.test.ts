@@ -24,7 +24,8 @@ const shows = (b: number) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '
 /**
  * `bytes` as each tool prints them, 16 a line (as xxd 2022, util-linux hexdump and GNU od write
  * them, byte for byte): `xxd`, `hexdump -C`, `od -A x -t x1z`, `hexdump` (16-bit little-endian
- * words, no text column) and `xxd -g1 -u` after a logger's prefix.
+ * words, no text column) and `xxd -g1 -u` after a logger's prefix, or after 70 characters and
+ * hex-looking words.
  */
 function dump(kind: string, bytes: Buffer): Dumped {
   const out: Dumped = { lines: [], at: [] }
@@ -76,12 +77,16 @@ function dump(kind: string, bytes: Buffer): Dumped {
         if (i + 1 < b.length) hexAt[i + 1] = p
       }
     } else {
-      line = `2026-12-03T15:40:00Z dbg dump: ${row.toString(16).padStart(8, '0')}: `
+      // A logger's prefix; or a long one with hex-looking words (a decoy offset, groups).
+      const prefix = kind.startsWith('decoys')
+        ? `${'-'.repeat(70)} ab cd 12: 0x1f `
+        : '2026-12-03T15:40:00Z dbg dump: '
+      line = `${prefix}${row.toString(16).padStart(8, '0')}: `
       b.forEach((x, i) => {
         if (i > 0) line += ' '
         put(i, hx(x).toUpperCase())
       })
-      line = `${line.padEnd(31 + 57)}  `
+      line = `${line.padEnd(prefix.length + 57)}  `
       column = line.length
       line += text
     }
@@ -131,9 +136,9 @@ function mostShown(d: Dumped, out: readonly string[], from: number, length: numb
 }
 
 describe('redact36: a value in a formatted hex dump', () => {
-  it('xxd, hexdump -C, od, hexdump, xxd -g1 after a prefix, UTF-16: fewer than 4 bytes in a row show', async () => {
+  it('xxd, hexdump -C, od, hexdump, xxd -g1 after a prefix or decoys, UTF-16: fewer than 4 bytes in a row show', async () => {
     const cases: { name: string; d: Dumped; from: number; length: number }[] = []
-    for (const kind of ['xxd', 'hexdump -C', 'od', 'hexdump', 'prefixed xxd -g1 -u'])
+    for (const kind of ['xxd', 'hexdump -C', 'od', 'hexdump', 'prefixed xxd -g1 -u', 'decoys'])
       for (const [value, encoding] of [
         [TOKEN, 'utf8'],
         [NON_ASCII, 'utf8'],
@@ -149,17 +154,20 @@ describe('redact36: a value in a formatted hex dump', () => {
             length: Buffer.byteLength(value, encoding),
           })
         }
-    const text = cases.map((c, i) => `[case ${i}]\n${c.d.lines.join('\n')}\n`).join('')
-    const out = await stderrLogged(text, [TOKEN, NON_ASCII])
-    let at = 0
-    for (const [i, c] of cases.entries()) {
-      assert.equal(out[at], `[case ${i}]`)
-      const lines = out.slice(at + 1, at + 1 + c.d.lines.length)
-      at += 1 + c.d.lines.length
-      const most = mostShown(c.d, lines, c.from, c.length)
-      assert.ok(most < 4, `${c.name}: ${most} bytes in a row show in\n${lines.join('\n')}`)
+    // A process a half of them (one command line holds at most 128 kB).
+    for (const half of [cases.slice(0, cases.length / 2), cases.slice(cases.length / 2)]) {
+      const text = half.map((c, i) => `[case ${i}]\n${c.d.lines.join('\n')}\n`).join('')
+      const out = await stderrLogged(text, [TOKEN, NON_ASCII])
+      let at = 0
+      for (const [i, c] of half.entries()) {
+        assert.equal(out[at], `[case ${i}]`)
+        const lines = out.slice(at + 1, at + 1 + c.d.lines.length)
+        at += 1 + c.d.lines.length
+        const most = mostShown(c.d, lines, c.from, c.length)
+        assert.ok(most < 4, `${c.name}: ${most} bytes in a row show in\n${lines.join('\n')}`)
+      }
+      assert.equal(at, out.length)
     }
-    assert.equal(at, out.length)
   })
 
   it('a dump with no value in it, and lines that look like one, are logged as written', async () => {
