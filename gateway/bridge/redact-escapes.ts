@@ -80,19 +80,35 @@ const SIMPLE_ESCAPES: Record<string, number> = {
   f: 0x0c,
   v: 0x0b,
   a: 0x07,
-  '0': 0x00,
 }
 
 /**
  * Backslash escapes decoded: `\xNN` is a byte (a Python `b'…'`, Go's `%q` of invalid UTF-8;
- * so a Python str's repr of a non-printable U+0080–U+00FF as `\xNN` is not matched),
- * `\uXXXX` (a surrogate pair as one) and `\UXXXXXXXX` a code point; an unknown escape is left
- * as written.
+ * so a Python str's repr of a non-printable U+0080–U+00FF as `\xNN` is not matched), and so is
+ * `\NNN`, one to three octal digits (C, strace, git's quoted paths, PostgreSQL's bytea);
+ * `\uXXXX` (a surrogate pair as one), `\u{X…}` (JavaScript, Rust, Ruby, Swift) and
+ * `\UXXXXXXXX` a code point; an unknown escape is left as written.
  */
 function unescapeView(line: string, raw = rawChar): View {
   return decode(line, (p, emit) => {
     if (line.charCodeAt(p) !== 0x5c || p + 1 >= line.length) return raw(line, p, emit)
     const d = line[p + 1]!
+    const octal = octalAt(line, p + 1)
+    if (octal >= 0) {
+      emit(octal & 0xff)
+      return p + 1 + (octal >> 8)
+    }
+    if (d === 'u' && line.charCodeAt(p + 2) === 0x7b) {
+      // At most 6 digits looked at: a line of `\u{` stays one pass.
+      let close = p + 3
+      while (close < line.length && close <= p + 9 && line.charCodeAt(close) !== 0x7d) close++
+      const cp =
+        close > p + 3 && line.charCodeAt(close) === 0x7d ? hexAt(line, p + 3, close - p - 3) : -1
+      if (cp >= 0 && cp <= 0x10ffff) {
+        utf8(cp, emit)
+        return close + 1
+      }
+    }
     const simple = SIMPLE_ESCAPES[d]
     if (simple !== undefined) {
       emit(simple)
@@ -129,6 +145,18 @@ function unescapeView(line: string, raw = rawChar): View {
   })
 }
 
+/** The byte of one to three octal digits at `p` (at most 0o377) and how many (`digits << 8 | byte`), or -1. */
+function octalAt(line: string, p: number): number {
+  let v = 0
+  let q = p
+  for (; q < p + 3 && q < line.length; q++) {
+    const c = line.charCodeAt(q) - 0x30
+    if (c < 0 || c > 7 || v * 8 + c > 0o377) break
+    v = v * 8 + c
+  }
+  return q === p ? -1 : ((q - p) << 8) | v
+}
+
 /** Percent escapes decoded, either case (RFC 3986 §2.1), and `+` as a space (a form body). */
 function percentView(line: string, raw = rawChar): View {
   return decode(line, (p, emit) => {
@@ -148,8 +176,33 @@ function percentView(line: string, raw = rawChar): View {
   })
 }
 
-/** A line with a quoted-printable escape in it (upper-case hex, as RFC 2045 §6.7 has it). */
-export const QUOTED = /=[0-9A-F]{2}/
+/**
+ * Whether the line has a quoted-printable escape (upper-case hex, as RFC 2045 §6.7 has it) of
+ * a byte some value holds (`used`, a bit a byte): `status=200` (a space) or `limit=10` (a
+ * control character) mostly stand for none, and the line is not decoded.
+ */
+export function quotedHolds(line: string, used: Uint32Array): boolean {
+  for (let p = line.indexOf('='); p !== -1; p = line.indexOf('=', p + 1)) {
+    const b = upperHex(line.charCodeAt(p + 1)) * 16 + upperHex(line.charCodeAt(p + 2))
+    if (b >= 0 && (used[b >> 5]! & (1 << (b & 31))) !== 0) return true
+  }
+  return false
+}
+
+/** The value of an upper-case hex digit, or -256 (making any byte of it negative). */
+const upperHex = (c: number) =>
+  c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -256
+
+/** A bit for each byte that some of `secrets` holds (see {@link quotedHolds}). */
+export function bytesUsed(secrets: readonly Secret[]): Uint32Array {
+  const used = new Uint32Array(8)
+  for (const s of secrets)
+    for (let i = 0; i < s.bytes.length; i++) {
+      const b = s.bytes.charCodeAt(i)
+      used[b >> 5]! |= 1 << (b & 31)
+    }
+  return used
+}
 
 /**
  * Quoted-printable escapes decoded (`=3D`, `=C3=A4`: a mail body or MIME part a process logs).

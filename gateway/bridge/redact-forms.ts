@@ -1,6 +1,6 @@
 /**
  * The forms a value is written in before any encoding: NFC, NFD, `?` for non-ASCII, mojibake,
- * and JSON's escapes of it (searched in base64 and base32).
+ * reversed, and JSON's escapes of it (searched in base64 and base32).
  */
 import { MIN_ANYWHERE } from './redact-secret.js'
 
@@ -58,4 +58,14 @@ export function jsonForms(v: string): Set<string> {
   const forms = new Set([plain, python, python.replace(/\//g, '\\/'), plain.replace(/[<>&]/g, u)])
   forms.delete(v)
   return forms
+}
+
+/**
+ * The value's characters (code points) in reverse order, where that is not the value: a
+ * process printing a value backwards hides it from a search as written and from nobody who
+ * reads the log. Searched as written only.
+ */
+export function reversedForm(v: string): string | undefined {
+  const reversed = [...v].reverse().join('')
+  return reversed === v ? undefined : reversed
 }

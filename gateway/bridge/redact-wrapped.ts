@@ -16,11 +16,11 @@ import { rawByte } from './redact-view.js'
  * - a line starting (after spaces or tabs) with base64 is read on from them, decoded at the
  *   four alignments as {@link findBase64} does: the rest of a value the lines before began is
  *   blotted there, however little of it;
- * - a line ending with base64 (spaces or tabs after it aside) whose decoding, read on from the
+ * - a line ending with base64 (spaces or tabs, or a continued line's `\`, after it aside) whose decoding, read on from the
  *   lines before, ends with a value's first half or first {@link MIN_ANYWHERE} bytes (at
  *   least {@link MIN_ENCODED_BYTES}), has the characters holding them blotted to its end: a
  *   line wholly inside a value's encoding, wrapped over three lines or more, is so.
- * What is left showing, as with a value split as written ({@link splitOver}): fewer than that
+ * What is left showing, as with a value split as written ({@link SplitOver}): fewer than that
  * many of a value's first bytes, where the break fell among them. Each line costs a bounded
  * number of reads of at most `2 * keep` characters, however long it is: a value can start only
  * where its first two bytes stand, looked up in a table.
@@ -56,6 +56,8 @@ export class WrappedBase64 {
     while (lead < line.length && isBlank(line.charCodeAt(lead))) lead++
     let trail = line.length
     while (trail > lead && isBlank(line.charCodeAt(trail - 1))) trail--
+    // A continued line's `\` (a shell command, a C string) is no end of the run.
+    if (trail > lead && line.charCodeAt(trail - 1) === 0x5c) trail--
     // The line's first run, where it opens the line; its last, where it closes it.
     const opens = sextets[0]! >= 0 && starts[0] === lead
     let first = 0

@@ -2,7 +2,7 @@
  * Blots known secret values (a user's credentials) out of a text a server process wrote: its
  * stderr lines, its error messages. A process may print a value as written, or as any
  * language's JSON, repr, URL or form encoding, hex or base64 would write it, so besides the
- * value as written the line is read seven more ways, each in one pass over it:
+ * value as written the line is read eight more ways, each in one pass over it:
  * - backslash escapes decoded (JSON of every language, `\/` of PHP, `\'` and `\xNN` of a
  *   Python repr and its `b'…'`, Go's `%q`), upper- or lower-case hex; twice where once leaves
  *   some (JSON inside JSON), and in each base64 reading below (base64 of JSON);
@@ -10,8 +10,7 @@
  *   encoder left as they are; twice where once leaves some (a URL inside a URL);
  * - HTML and XML character references decoded (`&#39;`, `&#x41;`, `&quot;` …); twice where
  *   once leaves some (a page escaped twice);
- * - quoted-printable escapes decoded (`=3D`, `=C3=A4`), where a value has a character that
- *   encoding escapes;
+ * - quoted-printable escapes decoded (`=3D`, `=C3=A4`; every byte of a value escaped, too);
  * - each run of base64 characters decoded at its four alignments, either alphabet (RFC 4648
  *   §4, §5): a value inside a longer encoding (`Basic base64(user:token)`) is found wherever
  *   it sits; a run goes on through a `+` or `/` a URL encoder or PHP's json_encode escaped,
@@ -19,10 +18,14 @@
  *   wrapped over stderr lines as written, it is read on from the lines before ({@link WrappedBase64});
  * - each run of base32 characters (RFC 4648 §6, §7, either case) at its eight alignments;
  * - each list of byte values, as a byte array prints: decimal (Go's `%v`, Rust's `{:?}`) or
- *   two hex digits each (Node's `<Buffer …>`, Go's `% x`).
- * In base64, base32 and hex, a value's UTF-16 (either byte order) is looked for too.
+ *   two hex digits each (Node's `<Buffer …>`, Go's `% x`);
+ * - a formatted hex dump's line (`xxd`, `hexdump -C`, `od`: offset, groups, text column), its
+ *   bytes read on over a stream's lines (redact-dump's `DumpStream`).
+ * Reversed, and in base85 (its whole 4-byte groups, {@link base85Forms}), it is searched as
+ * written. In base64, base32, hex and byte lists, a value's UTF-16 (either byte order) is looked for
+ * too, and in a line with a NUL, the value written as UTF-16 text ({@link rawUtf16Forms}).
  * Its hex, and a value that is itself hex, is searched for in any case (Go's `%X`, mixed), and
- * split over stream lines as the value as written is ({@link splitOver}; `xxd -p`).
+ * split over stream lines as the value as written is ({@link SplitOver}; `xxd -p`).
  * A value is searched for as bytes in each decoding, and the characters that encode it are
  * blotted; a short value only where it stands alone ({@link MIN_ANYWHERE}). Linear in the
  * line: each search is `indexOf`, then a KMP scan while a match may go on overlapping
@@ -31,26 +34,30 @@
  *
  * This file builds the forms and needles and reads a line each way; each reading has its file:
  * redact-escapes (backslash, percent, HTML, quoted-printable), redact-base64, redact-base32,
- * redact-hex (byte lists), redact-forms (written forms), redact-stream and redact-wrapped
- * (values split or wrapped over a stream's lines).
+ * redact-hex (byte lists), redact-dump (hex dumps), redact-forms (written forms), redact-stream
+ * and redact-wrapped (values split or wrapped over a stream's lines).
  */
-import { base64Units, findBase64, type Units } from './redact-base64.js'
+import { base64Units, findBase64 } from './redact-base64.js'
+import { base85Forms } from './redact-base85.js'
 import { findBase32 } from './redact-base32.js'
 import {
   findUnentitied,
   findUnescaped,
   findUnpercented,
-  QUOTED,
+  bytesUsed,
+  quotedHolds,
   quotedView,
   REFERENCE,
 } from './redact-escapes.js'
-import { jsonForms, writtenForms } from './redact-forms.js'
+import { findInDump, parseDump } from './redact-dump.js'
+import { jsonForms, reversedForm, writtenForms } from './redact-forms.js'
 import { findByteList, hexLower } from './redact-hex.js'
 import { Hits } from './redact-hits.js'
 import { Needle } from './redact-needle.js'
 import { MIN_ANYWHERE, MIN_ENCODED_BYTES, type Secret, standingAlone } from './redact-secret.js'
-import { type StreamRedactor, streamRedactor } from './redact-stream.js'
+import { type LineRead, type StreamRedactor, streamRedactor } from './redact-stream.js'
 import { findInView, rawChar } from './redact-view.js'
+import { rawUtf16Forms } from './redact-utf16.js'
 import { Openings } from './redact-wrapped.js'
 
 export type { StreamRedactor } from './redact-stream.js'
@@ -62,7 +69,7 @@ export type Redactor = ((line: string, upTo?: number) => string) & {
   tail: number
   /**
    * A redacting function for the lines of one stream, one after the other: it also blots a
-   * value split over two lines or more ({@link splitOver}); it holds the stream's last
+   * value split over two lines or more ({@link SplitOver}); it holds the stream's last
    * characters, over the lines before (fewer than the longest value). `end`: the last `tail`
    * characters of a line handed over cut (its end as written, joined to the next line).
    */
@@ -106,9 +113,11 @@ export function redactor(values: readonly string[]): Redactor {
   const alone: RegExp[] = []
   // UTF-16 forms of each value, looked for in base64, base32 and hex only.
   const utf16: Secret[] = []
+  // Each value written as UTF-16 text, as the gateway reads it: in a line with a NUL only.
+  const wideText = new Set<string>()
   // JSON-escaped forms of each value, looked for in base64 and base32 only ({@link jsonForms}).
   const json: Secret[] = []
-  // Looked for split over two lines of a stream ({@link splitOver}).
+  // Looked for split over two lines of a stream ({@link SplitOver}).
   const splitting: string[] = []
   // Its hex, looked for split over two lines of a stream (see `splitHex` below).
   const hexSplitting = new Set<string>()
@@ -129,10 +138,17 @@ export function redactor(values: readonly string[]): Redactor {
     })
     if (short) alone.push(standingAlone(v))
     else plain.add(v)
+    // Reversed, and in base85: searched as written (see reversedForm, base85Forms).
+    if (!short && !mojibake) {
+      const reversed = reversedForm(v)
+      if (reversed !== undefined) plain.add(reversed)
+      for (const f of base85Forms(bytes)) plain.add(f)
+    }
     if (!short && !/[\r\n]/.test(v)) splitting.push(v)
     // UTF-16 (.NET's Encoding.Unicode, PowerShell's -EncodedCommand, Java's UTF_16BE) then
     // base64, base32 or hex: looked for in those only.
     // Not of mojibake: a process that decoded a value wrongly does not then write it so.
+    if (!short && !mojibake) for (const f of rawUtf16Forms(v)) wideText.add(f)
     if (!short && !mojibake)
       for (const b of [Buffer.from(v, 'utf16le'), Buffer.from(v, 'utf16le').swap16()]) {
         const wide = b.toString('latin1')
@@ -161,11 +177,13 @@ export function redactor(values: readonly string[]): Redactor {
     return Object.assign(none, { longest: 0, tail: 0, lines })
   }
   const anywhere = [...plain].map((f) => new Needle(f))
+  const wide = [...wideText].map((f) => new Needle(f))
   const hexForms = [...hex].map((f) => new Needle(f))
   const inBytes = secrets.filter((s) => s.encoded)
   const inBase64 = [...inBytes, ...utf16, ...json]
-  // Quoted-printable leaves a value of printable ASCII without `=` as it is (found as written).
-  const quoted = secrets.some((s) => /[^ -<>-~]/.test(s.bytes))
+  const inLists = [...inBytes, ...utf16]
+  // The bytes values hold: a quoted-printable escape of none of them is no value's.
+  const used = bytesUsed(secrets)
   const split = splitting.map((v) => new Needle(v))
   // Hex wrapped over lines (`xxd -p` at 60 columns, OpenSSL): a value's hex split as written,
   // read in the line with its A to F lower-cased. Not a short value's (its first half, 4 hex
@@ -180,9 +198,11 @@ export function redactor(values: readonly string[]): Redactor {
   const wrapRead = inBase64.length > 0 ? 3 * wrapKeep + 3 : 0
   // Built for the first stream read (a one-off error text has no lines before).
   let openings: Openings | undefined
-  /** Collects the line's hits; gives back its base64 characters where values are looked for there. */
-  const collect = (line: string, hits: Hits): Units | undefined => {
+  /** Collects the line's hits; gives back its base64 characters and hex dump where values are looked for there. */
+  const collect = (line: string, hits: Hits): LineRead => {
     for (const f of anywhere) f.each(line, (s, e) => hits.add(s, e))
+    if (wide.length > 0 && line.includes('\0'))
+      for (const f of wide) f.each(line, (s, e) => hits.add(s, e))
     for (const pattern of alone)
       for (const m of line.matchAll(pattern)) hits.add(m.index, m.index + m[0].length)
     if (hexForms.length > 0) {
@@ -194,17 +214,21 @@ export function redactor(values: readonly string[]): Redactor {
       findUnpercented(line, secrets, (s, e) => hits.add(s, e))
     if (line.includes('&') && REFERENCE.test(line))
       findUnentitied(line, secrets, (s, e) => hits.add(s, e))
-    if (quoted && line.includes('=') && QUOTED.test(line))
-      findInView(quotedView(line), secrets, (s, e) => hits.add(s, e))
-    if (inBase64.length === 0) return undefined
+    // Not only where a value has a character the encoding escapes: a process may escape every
+    // byte (`=67=68=70`), and an encoder of printable ASCII leaves nothing to find as written.
+    if (quotedHolds(line, used)) findInView(quotedView(line), secrets, (s, e) => hits.add(s, e))
+    if (inBase64.length === 0) return {}
     const units = base64Units(line)
     findBase64(line, units, inBase64, hits)
     findBase32(line, inBase64, hits)
+    // A byte array of the value's UTF-16 (`116, 0, 111, 0`) too.
     if (inBytes.length > 0) {
-      findByteList(line, 10, inBytes, hits)
-      findByteList(line, 16, inBytes, hits)
+      findByteList(line, 10, inLists, hits)
+      findByteList(line, 16, inLists, hits)
     }
-    return units
+    const dump = parseDump(line)
+    if (dump !== undefined) findInDump(dump, inBase64, hits)
+    return { units, dump }
   }
   return Object.assign(
     (line: string, upTo = line.length) => {
