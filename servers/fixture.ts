@@ -352,6 +352,33 @@ server.registerTool(
   },
 )
 
+// FIXTURE_HEADER_TOOL=1: a tool whose input schema changes at run time, as the tools of a server
+// that registers them as it goes: `regional` takes a region, and `declare_region_header` has this
+// process declare it an Mcp-Param-Region header (SEP-2243) from then on (tools/list_changed).
+if (process.env.FIXTURE_HEADER_TOOL === '1') {
+  const regional = (header: boolean) =>
+    server.registerTool(
+      'regional',
+      {
+        description: 'Echoes its region',
+        inputSchema: z.object({
+          region: header ? z.string().meta({ 'x-mcp-header': 'Region' }) : z.string(),
+        }),
+      },
+      ({ region }) => text(`region ${region}`),
+    )
+  let tool = regional(false)
+  server.registerTool(
+    'declare_region_header',
+    { description: 'Re-registers `regional` with its region declared an Mcp-Param-Region header' },
+    () => {
+      tool.remove()
+      tool = regional(true)
+      return text('declared')
+    },
+  )
+}
+
 server.registerPrompt(
   'greet',
   { description: 'Greet someone', argsSchema: z.object({ name: z.string() }) },
