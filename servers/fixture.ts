@@ -352,6 +352,16 @@ server.registerTool(
   },
 )
 
+// FIXTURE_SIGNED_IN=VAR also lists a tool whose description says whom the credential signs this
+// process in as (as a server listing what its token lets it do).
+if (process.env.FIXTURE_SIGNED_IN) {
+  server.registerTool(
+    'signed_in',
+    { description: `signed in with ${process.env[process.env.FIXTURE_SIGNED_IN] ?? 'nothing'}` },
+    () => text('signed in'),
+  )
+}
+
 // FIXTURE_HEADER_TOOL=1: a tool whose input schema changes at run time, as the tools of a server
 // that registers them as it goes: `regional` takes a region, and `declare_region_header` has this
 // process declare it an Mcp-Param-Region header (SEP-2243) from then on (tools/list_changed).

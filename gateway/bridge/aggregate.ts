@@ -15,6 +15,7 @@ import { buildUriTable, type UriTable } from './endpoint-uris.js'
 import { isObject, rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
 import { asksForTask, withoutTask, withoutTaskSupport } from './tasks.js'
 import type { LaneEvent } from './lane.js'
+import { presenterScope } from './lane-catalog.js'
 import type { LanePool } from './lanes.js'
 import { ownerKey, type ResultFilter } from './session.js'
 import type { StartFailures } from './start-failures.js'
@@ -529,7 +530,8 @@ export class Aggregate {
 
   /**
    * Per server, or per user when the server's processes differ per user (identity, credentials,
-   * or a session-mode process of this user that has changed its lists).
+   * or a session-mode process of this user that has changed its lists), and per app of the user
+   * when the server trades the token the app presented (lane-catalog.ts presenterScope).
    */
   private cacheKey(method: ListMethod, server: string, principal: Principal): string {
     const c = this.o.config.servers[server]
@@ -539,7 +541,7 @@ export class Aggregate {
       (c.identityEnv ||
         Object.keys(c.credentials).length > 0 ||
         this.diverged.has(`${server}\n${owner}`))
-    return `${method}\n${server}${own ? `\n${owner}` : ''}`
+    return `${method}\n${server}${own ? `\n${owner}${presenterScope(this.o.config, server, principal)}` : ''}`
   }
 
   /** Lists kept for one user, and users whose process changed its lists (what grows with users). */
@@ -556,8 +558,11 @@ export class Aggregate {
   private forget(server: string, owner: string): void {
     if (!this.servers.includes(server)) return
     this.diverged.delete(`${server}\n${owner}`)
-    for (const key of [...this.cache.keys()])
-      if (key.endsWith(`\n${server}\n${owner}`)) this.drop(key)
+    for (const key of [...this.cache.keys()]) {
+      // `method \n server \n owner`, and `\n @app` after it for a server trading the app's token.
+      const [, s, o] = key.split('\n')
+      if (s === server && o === owner) this.drop(key)
+    }
   }
 
   /** A server said a list changed: its cached lists of that kind are read again when next needed. */

@@ -37,6 +37,22 @@ export function laneRequest(
 }
 
 /**
+ * Whose processes of `server` a catalog entry is about besides their user (`\n@<client> <scopes>`),
+ * or '' for the user alone: a server that trades the presented token (`exchange` credentials)
+ * runs each app of a user with that app's own exchanged token (credentials/resolve.ts), and
+ * what such a process says (its lists, its instructions) may depend on it.
+ */
+export function presenterScope(
+  config: GatewayConfig,
+  server: string,
+  principal: Pick<Principal, 'clientId' | 'scopes'>,
+): string {
+  const credentials = Object.values(config.servers[server]?.credentials ?? {})
+  if (!credentials.some((c) => 'exchange' in c)) return ''
+  return `\n@${JSON.stringify([principal.clientId ?? null, [...principal.scopes].sort()])}`
+}
+
+/**
  * What the gateway remembers of the processes behind lanes: each one's initialize result and
  * its tools' input schemas.
  * - The initialize result is one per server: a process answers it before any request of its
@@ -69,8 +85,8 @@ export class LaneCatalog {
    * the credential values' fingerprint (`\n#…`: a user's new values make new processes, which
    * say what the old ones said).
    */
-  private ownKey(_server: string, key: string, _principal: Principal): string {
-    return key.split('\n#')[0]!
+  private ownKey(server: string, key: string, principal: Principal): string {
+    return key.split('\n#')[0]! + presenterScope(this.config, server, principal)
   }
 
   /** Whose processes answer initialize alike (see the class). */

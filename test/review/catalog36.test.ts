@@ -7,8 +7,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { modernToolCall } from '../helpers/modern-request.js'
+import { GATEWAY_AUDIENCE } from '../helpers/exchange-idp.js'
+import { startExchangeStack, type ExchangeStack } from '../helpers/exchange-stack.js'
+import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const node = process.execPath
 const fixture = join(SERVERS_DIR, 'fixture.js')
@@ -91,5 +94,102 @@ describe("catalog36: a user's process that changed its tools decides no other us
     const alice = await on2('alice', 'regional', { region: 'eu' })
     assert.equal(alice.status, 400, alice.body)
     assert.match(alice.body, /Mcp-Param-Region/)
+  })
+})
+
+describe("catalog36: an app of a user never sees what a process with another app's exchanged token said", () => {
+  // A server that trades the token an MCP client presented (RFC 8693, `subjectToken: bearer`)
+  // runs each app of a user with that app's own exchanged token (resolve.ts: "what the IdP
+  // exchanged for one client is never handed to another client of the same user"). But what
+  // those processes say was kept per user: the initialize result (lane-catalog.ts), so the
+  // narrower app's `server/discover` told it what the broader app's process said, and an
+  // endpoint's lists (aggregate.ts), so its tools/list was the one read with the broader app's
+  // token (low: the same user's data, across the apps they allowed, for a server whose answers
+  // depend on the token). Now both are kept per app where the server trades the presented token.
+  let stack: ExchangeStack
+  const issued: string[] = []
+  before(async () => {
+    stack = await startExchangeStack(
+      'MCP_EDGE_CATALOG36_EXCHANGE_SECRET',
+      {},
+      {
+        server: { env: { FIXTURE_SIGNED_IN: 'WAREHOUSE_TOKEN' } },
+        config: { endpoints: { wh: { servers: ['warehouse'] } } },
+      },
+    )
+    stack.idp.knobs.tamper = (body) => {
+      issued.push(String((body as { access_token?: unknown }).access_token))
+      return body
+    }
+  })
+  after(() => stack?.close())
+
+  async function tokens() {
+    const { idp } = stack
+    const broad = await idp.subjectToken('alice')
+    const now = Math.floor(Date.now() / 1000)
+    // The same user through another app (its own client id, a token the IdP signed for it).
+    const narrow = await idp.forge({
+      iss: idp.issuer,
+      sub: 'alice',
+      aud: GATEWAY_AUDIENCE,
+      client_id: 'narrow-app',
+      scope: 'mcp:read',
+      iat: now,
+      exp: now + 600,
+    })
+    return { broad, narrow }
+  }
+  let id = 0
+  async function ask(token: string, path: string, method: string) {
+    const res = await request(
+      `${stack.gateway.url}${path}`,
+      modernRequest(token, method, {}, { id: ++id }),
+    )
+    const body = await res.body.text()
+    assert.equal(res.statusCode, 200, body)
+    return JSON.parse(body).result as {
+      instructions?: string
+      tools?: { name: string; description?: string }[]
+    }
+  }
+  const signedIn = (tools: { name: string; description?: string }[] | undefined) =>
+    tools?.find((t) => t.name.endsWith('signed_in'))?.description
+
+  it('server/discover tells each app what its own process said', async () => {
+    const { broad, narrow } = await tokens()
+    const a = await ask(broad, '/mcp/warehouse', 'server/discover')
+    assert.equal(a.instructions, `signed in with ${issued[0]}`)
+    const b = await ask(narrow, '/mcp/warehouse', 'server/discover')
+    assert.equal(issued.length, 2, 'each app had its own token exchanged')
+    assert.equal(b.instructions, `signed in with ${issued[1]}`)
+  })
+
+  it("an endpoint's tools/list for one app is read from that app's process", async () => {
+    const { broad, narrow } = await tokens()
+    const a = await ask(broad, '/mcp/wh', 'tools/list')
+    assert.equal(signedIn(a.tools), `signed in with ${issued[0]}`)
+    const b = await ask(narrow, '/mcp/wh', 'tools/list')
+    assert.equal(signedIn(b.tools), `signed in with ${issued[1]}`)
+  })
+
+  it("each app's lists go with the user's last process of the server", async () => {
+    const userLists = async () => {
+      const text = await (await request(`${stack.gateway.url}/metrics`)).body.text()
+      return Number(/^mcp_edge_endpoint_user_lists (\d+)$/m.exec(text)![1])
+    }
+    assert.ok((await userLists()) >= 2, "each app's tools list is kept")
+    // Both apps' processes end (the fixture's crash tool): nothing of theirs stays.
+    const { broad, narrow } = await tokens()
+    for (const token of [broad, narrow])
+      await request(
+        `${stack.gateway.url}/mcp/warehouse`,
+        modernToolCall(token, 'crash', {}, { id: ++id }),
+      ).then((r) => r.body.text())
+    let n = -1
+    await waitFor(
+      async () => (n = await userLists()) === 0,
+      () => `the endpoint still keeps ${n} lists of a user with no process`,
+    )
   })
 })
