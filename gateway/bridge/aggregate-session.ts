@@ -142,6 +142,15 @@ export class AggregateSession {
     })
   }
 
+  /**
+   * The backend and its own URI a resource subscription of the session is held under (by the
+   * public URI it was subscribed with): where its `resources/unsubscribe` goes, even once the
+   * backend's list no longer names the URI (endpoint-route.ts).
+   */
+  subscribedAt(publicUri: string): { server: string; uri: string } | undefined {
+    return this.subscriptions.heldAt(publicUri)
+  }
+
   /** A stream to the client (session-streams.ts): the legacy transport's event stream. */
   openStream(o: {
     listening: boolean
@@ -194,6 +203,16 @@ export class AggregateSession {
       'the policy in force no longer grants access to any backend of the endpoint; session closed',
     )
     void this.close()
+  }
+
+  /**
+   * After a policy reload: the resource subscriptions on backends the policy now denies the
+   * session's user are given back (their processes unpinned). Its client could not: an
+   * unsubscribe on such a backend is refused like any request to it.
+   */
+  releaseDenied(): void {
+    const principal = this.principal ?? this.o.owner
+    this.subscriptions.releaseOn((server) => this.o.agg.denied(principal, server))
   }
 
   async close(): Promise<void> {

@@ -130,9 +130,12 @@ export class Aggregate {
    * denied: the client may step up and go on on the same session).
    */
   deniedAll(principal: Principal): boolean {
-    return this.servers.every(
-      (s) => decideAccess(this.o.policy.current, principal, s).effect === 'deny',
-    )
+    return this.servers.every((s) => this.denied(principal, s))
+  }
+
+  /** Whether the policy denies `principal` the backend `server` (lacking a scope is no denial). */
+  denied(principal: Principal, server: string): boolean {
+    return decideAccess(this.o.policy.current, principal, server).effect === 'deny'
   }
 
   /** The backends `principal` may use, in the endpoint's order. */

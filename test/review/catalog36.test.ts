@@ -10,6 +10,8 @@ import { request } from 'undici'
 import { GATEWAY_AUDIENCE } from '../helpers/exchange-idp.js'
 import { startExchangeStack, type ExchangeStack } from '../helpers/exchange-stack.js'
 import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
+import { editPolicy } from '../helpers/policy-edit.js'
+import { connectAs } from '../helpers/sdk-session.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
 
@@ -191,5 +193,101 @@ describe("catalog36: an app of a user never sees what a process with another app
       async () => (n = await userLists()) === 0,
       () => `the endpoint still keeps ${n} lists of a user with no process`,
     )
+  })
+})
+
+describe('catalog36: an endpoint session can always give back a subscription it holds', () => {
+  // An endpoint's resources/unsubscribe was routed like a read: the public URI looked up in the
+  // caller's URI table, built from the backends' lists as they are now. Once the backend's list
+  // no longer had the URI (its process took it out, a list that failed to read, a new
+  // collision), the subscription could not be removed (-32602, no resource on this endpoint):
+  // the session kept it, and with it the backend process pinned (never reaped or reclaimed,
+  // counted against the user's bounds) until the session ended (low: the user's own process,
+  // held against every idle bound). Now an unsubscribe of a URI the session holds goes by what
+  // the session holds: the backend and the backend's own URI it was subscribed under.
+  let stack: Stack
+  const WATCHED = 'test://watched-resource'
+  before(async () => {
+    stack = await startStack({
+      policy: `${TEST_POLICY}  conformance:\n${ALLOW_ALL}`,
+      servers: {
+        conformance: {
+          command: node,
+          args: [join(SERVERS_DIR, 'conformance.js')],
+          env: { CONFORMANCE_TRACE: '1', CONFORMANCE_UNLIST: '1' },
+          // One process of each user: the one holding the subscription takes it out of its list.
+          maxSessionsPerSubject: 1,
+        },
+      },
+      config: {
+        endpoints: {
+          subs: { servers: ['conformance'] },
+          both: { servers: ['conformance', 'notes'] },
+        },
+      },
+    })
+  })
+  after(() => stack.close())
+
+  const traced = (what: string, uri = WATCHED) =>
+    stack.logLines
+      .map((l) => (JSON.parse(l) as { stderr?: string }).stderr ?? '')
+      .filter((l) => l === `conformance: ${what} ${uri}`).length
+
+  it("an unsubscribe after the backend's list dropped the URI reaches the process holding it", async () => {
+    let changed!: () => void
+    const heard = new Promise<void>((resolve) => (changed = resolve))
+    const { client } = await connectAs(stack, 'alice', 'subs', {
+      setup: (c) =>
+        c.setNotificationHandler('notifications/resources/list_changed', () => changed()),
+    })
+    try {
+      await client.subscribeResource({ uri: WATCHED })
+      await waitFor(() => traced('subscribed') === 1, 'the process took the subscription')
+      await client.callTool({ name: 'conformance_test_unlist_watched', arguments: {} })
+      await heard
+      // Not on the endpoint any more: a read is refused as an unknown resource.
+      await assert.rejects(client.readResource({ uri: WATCHED }), /no resource/)
+      await client.unsubscribeResource({ uri: WATCHED })
+      await waitFor(() => traced('unsubscribed') === 1, 'the process was told to unsubscribe')
+      // Given back: a second unsubscribe is routed as any URI the session does not hold.
+      await assert.rejects(client.unsubscribeResource({ uri: WATCHED }), /no resource/)
+      assert.equal(traced('unsubscribed'), 1)
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('a reload that denies the backend (not the endpoint) gives its subscriptions back', async () => {
+    // Refused now like any request to that backend, the client's own unsubscribe could not.
+    const { client } = await connectAs(stack, 'dev', 'both')
+    const policy = editPolicy(stack)
+    const uri = 'test://template/denied/data'
+    try {
+      await client.subscribeResource({ uri })
+      await waitFor(() => traced('subscribed', uri) === 1, 'the process took it')
+      policy.replace(`  conformance:\n${ALLOW_ALL}`, '')
+      await waitFor(
+        () => traced('unsubscribed', uri) === 1,
+        'the process holding it was told to unsubscribe',
+      )
+      // The session goes on with the backend left (notes).
+      assert.ok((await client.listTools()).tools.some((t) => t.name === 'notes_list_notes'))
+    } finally {
+      policy.restore()
+      await client.close()
+    }
+  })
+
+  it('an unsubscribe of a URI the session does not hold is refused as before', async () => {
+    const { client } = await connectAs(stack, 'bob', 'subs')
+    try {
+      await assert.rejects(
+        client.unsubscribeResource({ uri: 'test://nothing-here' }),
+        /no resource "test:\/\/nothing-here"/,
+      )
+    } finally {
+      await client.close()
+    }
   })
 })
