@@ -136,8 +136,8 @@ export class AggregateSession {
       })
     this.transport.onmessage = (message, env, extra) =>
       void this.fromClient(message, env, extra.caller, extra.closeSSEStream)
-    this.unlisten = o.lanes.onEvent((e) => {
-      if (e.owner !== this.owner || this.closed) return
+    this.unlisten = o.lanes.onEventOf(this.owner, (e) => {
+      if (this.closed) return
       this.serverEvent(e.server, e.method, e.params)
     })
   }

@@ -141,9 +141,20 @@ export class LanePool implements Holders {
     return this.events.onLanesEnded(fn)
   }
 
-  /** The gateway's own listener to every lane's server events (an endpoint's list caches); unbounded, uncounted. */
+  /**
+   * The gateway's own listener to every lane's server events (an endpoint's list caches);
+   * unbounded, uncounted. A shared process's event is heard once, not once per principal.
+   */
   onEvent(fn: (event: LaneEvent) => void): () => void {
     return this.events.onEvent(fn)
+  }
+
+  /**
+   * The gateway's own listener to the server events of one principal's lanes (`owner`, an
+   * ownerKey: an endpoint session's); unbounded, uncounted.
+   */
+  onEventOf(owner: string, fn: (event: LaneEvent) => void): () => void {
+    return this.events.onEventOf(owner, fn)
   }
 
   /**
