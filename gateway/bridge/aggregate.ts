@@ -583,11 +583,17 @@ export class Aggregate {
           : e.method === 'notifications/resources/list_changed'
             ? ['resources/list', 'resources/templates/list']
             : []
-    for (const m of methods) {
-      const prefix = `${m}\n${e.server}`
-      for (const key of [...this.cache.keys()])
-        if (key === prefix || key.startsWith(`${prefix}\n`)) this.drop(key)
-    }
+    const shared = this.o.config.servers[e.server]?.mode === 'shared'
+    for (const m of methods)
+      for (const key of [...this.cache.keys()]) {
+        // `method \n server [\n owner [\n @app]]`
+        const [method, server, owner] = key.split('\n')
+        if (method !== m || server !== e.server) continue
+        // Everyone's process changed; or only this user's, whose own lists go. (The entry others
+        // share was read before: a list read after the change comes after this notification on
+        // the process's stdout, and is kept as the user's own, backendList.)
+        if (shared || owner === e.owner) this.drop(key)
+      }
   }
 }
 

@@ -291,3 +291,54 @@ describe('catalog36: an endpoint session can always give back a subscription it 
     }
   })
 })
+
+describe("catalog36: one user's process changing its lists leaves other users' endpoint lists alone", () => {
+  // An endpoint keeps a backend's lists once for everyone (per user where processes differ).
+  // A session-mode process announcing a change made its user's lists their own (right), but
+  // also dropped every entry of that server: the one everyone shares and every other user's
+  // own, so any user calling a tool that changes their own process's tools had every other
+  // user's next list read again from their processes, and the endpoint's name and URI tables
+  // built again (low: cost only, at will). Now the change drops that user's lists only (the
+  // shared entry was read before their change: a list read after it comes after the change's
+  // notification on the process's stdout, and is kept as their own).
+  let stack: Stack
+  let record: string
+  const url = () => `${stack.url}/mcp/fxep`
+  before(async () => {
+    record = join(mkdtempSync(join(tmpdir(), 'catalog36-')), 'record.jsonl')
+    writeFileSync(record, '')
+    stack = await startStack({
+      policy: `${TEST_POLICY}  fx:\n${ALLOW_ALL}`,
+      servers: { fx: { command: node, args: [fixture], env: { FIXTURE_RECORD_FILE: record } } },
+      config: { endpoints: { fxep: { servers: ['fx', 'notes'] } } },
+    })
+  })
+  after(() => stack.close())
+
+  let id = 0
+  async function send(user: string, method: string, params: Record<string, unknown>) {
+    const token = await stack.token(user, { resource: url() })
+    const options =
+      method === 'tools/call'
+        ? modernToolCall(token, String(params.name), {}, { id: ++id })
+        : modernRequest(token, method, params, { id: ++id })
+    const res = await request(url(), options)
+    const body = await res.body.text()
+    assert.equal(res.statusCode, 200, body)
+    return JSON.parse(body).result as { tools?: { name: string }[] }
+  }
+  const toolLists = () =>
+    readFileSync(record, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"method":"tools/list"')).length
+  const names = (r: { tools?: { name: string }[] }) => (r.tools ?? []).map((t) => t.name)
+
+  it("alice's list_changed re-reads her list, not bob's", async () => {
+    assert.ok(!names(await send('bob', 'tools/list', {})).includes('fx_dummy'))
+    await send('alice', 'tools/call', { name: 'fx_list_changed' })
+    assert.ok(names(await send('alice', 'tools/list', {})).includes('fx_dummy'))
+    const lists = toolLists()
+    assert.ok(!names(await send('bob', 'tools/list', {})).includes('fx_dummy'))
+    assert.equal(toolLists(), lists, "bob's list was read again for alice's change")
+  })
+})
