@@ -6,6 +6,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js'
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
+import { ResourceListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
 import { request } from 'undici'
 import { GATEWAY_AUDIENCE } from '../helpers/exchange-idp.js'
 import { startExchangeStack, type ExchangeStack } from '../helpers/exchange-stack.js'
@@ -234,29 +237,54 @@ describe('catalog36: an endpoint session can always give back a subscription it 
       .map((l) => (JSON.parse(l) as { stderr?: string }).stderr ?? '')
       .filter((l) => l === `conformance: ${what} ${uri}`).length
 
-  it("an unsubscribe after the backend's list dropped the URI reaches the process holding it", async () => {
-    let changed!: () => void
-    const heard = new Promise<void>((resolve) => (changed = resolve))
-    const { client } = await connectAs(stack, 'alice', 'subs', {
-      setup: (c) =>
-        c.setNotificationHandler('notifications/resources/list_changed', () => changed()),
-    })
-    try {
-      await client.subscribeResource({ uri: WATCHED })
-      await waitFor(() => traced('subscribed') === 1, 'the process took the subscription')
-      await client.callTool({ name: 'conformance_test_unlist_watched', arguments: {} })
-      await heard
-      // Not on the endpoint any more: a read is refused as an unknown resource.
-      await assert.rejects(client.readResource({ uri: WATCHED }), /no resource/)
-      await client.unsubscribeResource({ uri: WATCHED })
-      await waitFor(() => traced('unsubscribed') === 1, 'the process was told to unsubscribe')
-      // Given back: a second unsubscribe is routed as any URI the session does not hold.
-      await assert.rejects(client.unsubscribeResource({ uri: WATCHED }), /no resource/)
-      assert.equal(traced('unsubscribed'), 1)
-    } finally {
-      await client.close()
+  /** A session-era client of the endpoint `subs` as `user`, over Streamable HTTP or HTTP+SSE. */
+  async function open(user: string, legacy: boolean, onListChanged: () => void) {
+    if (!legacy) {
+      const { client } = await connectAs(stack, user, 'subs', {
+        setup: (c) =>
+          c.setNotificationHandler('notifications/resources/list_changed', onListChanged),
+      })
+      return client
     }
-  })
+    const token = await stack.token(user, { resource: `${stack.url}/mcp/subs` })
+    const client = new LegacyClient({ name: 'legacy', version: '0' })
+    client.setNotificationHandler(ResourceListChangedNotificationSchema, onListChanged)
+    await client.connect(
+      new SSEClientTransport(new URL(`${stack.url}/sse/subs`), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+      }),
+    )
+    return client
+  }
+
+  for (const [transport, user] of [
+    ['Streamable HTTP', 'alice'],
+    ['HTTP+SSE', 'admin'],
+  ] as const)
+    it(`${transport}: an unsubscribe after the backend's list dropped the URI reaches the process holding it`, async () => {
+      let changed!: () => void
+      const heard = new Promise<void>((resolve) => (changed = resolve))
+      const client = await open(user, transport === 'HTTP+SSE', () => changed())
+      const [subscribed, unsubscribed] = [traced('subscribed'), traced('unsubscribed')]
+      try {
+        await client.subscribeResource({ uri: WATCHED })
+        await waitFor(() => traced('subscribed') === subscribed + 1, 'the process took it')
+        await client.callTool({ name: 'conformance_test_unlist_watched', arguments: {} })
+        await heard
+        // Not on the endpoint any more: a read is refused as an unknown resource.
+        await assert.rejects(client.readResource({ uri: WATCHED }), /no resource/)
+        await client.unsubscribeResource({ uri: WATCHED })
+        await waitFor(
+          () => traced('unsubscribed') === unsubscribed + 1,
+          'the process was told to unsubscribe',
+        )
+        // Given back: a second unsubscribe is routed as any URI the session does not hold.
+        await assert.rejects(client.unsubscribeResource({ uri: WATCHED }), /no resource/)
+        assert.equal(traced('unsubscribed'), unsubscribed + 1)
+      } finally {
+        await client.close()
+      }
+    })
 
   it('a reload that denies the backend (not the endpoint) gives its subscriptions back', async () => {
     // Refused now like any request to that backend, the client's own unsubscribe could not.
