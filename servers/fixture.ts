@@ -352,6 +352,43 @@ server.registerTool(
   },
 )
 
+// FIXTURE_SIGNED_IN=VAR also lists a tool whose description says whom the credential signs this
+// process in as (as a server listing what its token lets it do).
+if (process.env.FIXTURE_SIGNED_IN) {
+  server.registerTool(
+    'signed_in',
+    { description: `signed in with ${process.env[process.env.FIXTURE_SIGNED_IN] ?? 'nothing'}` },
+    () => text('signed in'),
+  )
+}
+
+// FIXTURE_HEADER_TOOL=1: a tool whose input schema changes at run time, as the tools of a server
+// that registers them as it goes: `regional` takes a region, and `declare_region_header` has this
+// process declare it an Mcp-Param-Region header (SEP-2243) from then on (tools/list_changed).
+if (process.env.FIXTURE_HEADER_TOOL === '1') {
+  const regional = (header: boolean) =>
+    server.registerTool(
+      'regional',
+      {
+        description: 'Echoes its region',
+        inputSchema: z.object({
+          region: header ? z.string().meta({ 'x-mcp-header': 'Region' }) : z.string(),
+        }),
+      },
+      ({ region }) => text(`region ${region}`),
+    )
+  let tool = regional(false)
+  server.registerTool(
+    'declare_region_header',
+    { description: 'Re-registers `regional` with its region declared an Mcp-Param-Region header' },
+    () => {
+      tool.remove()
+      tool = regional(true)
+      return text('declared')
+    },
+  )
+}
+
 server.registerPrompt(
   'greet',
   { description: 'Greet someone', argsSchema: z.object({ name: z.string() }) },

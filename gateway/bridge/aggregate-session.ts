@@ -136,10 +136,19 @@ export class AggregateSession {
       })
     this.transport.onmessage = (message, env, extra) =>
       void this.fromClient(message, env, extra.caller, extra.closeSSEStream)
-    this.unlisten = o.lanes.onEvent((e) => {
-      if (e.owner !== this.owner || this.closed) return
+    this.unlisten = o.lanes.onEventOf(this.owner, (e) => {
+      if (this.closed) return
       this.serverEvent(e.server, e.method, e.params)
     })
+  }
+
+  /**
+   * The backend and its own URI a resource subscription of the session is held under (by the
+   * public URI it was subscribed with): where its `resources/unsubscribe` goes, even once the
+   * backend's list no longer names the URI (endpoint-route.ts).
+   */
+  subscribedAt(publicUri: string): { server: string; uri: string } | undefined {
+    return this.subscriptions.heldAt(publicUri)
   }
 
   /** A stream to the client (session-streams.ts): the legacy transport's event stream. */
@@ -194,6 +203,16 @@ export class AggregateSession {
       'the policy in force no longer grants access to any backend of the endpoint; session closed',
     )
     void this.close()
+  }
+
+  /**
+   * After a policy reload: the resource subscriptions on backends the policy now denies the
+   * session's user are given back (their processes unpinned). Its client could not: an
+   * unsubscribe on such a backend is refused like any request to it.
+   */
+  releaseDenied(): void {
+    const principal = this.principal ?? this.o.owner
+    this.subscriptions.releaseOn((server) => this.o.agg.denied(principal, server))
   }
 
   async close(): Promise<void> {

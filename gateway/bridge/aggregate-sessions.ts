@@ -125,10 +125,13 @@ export class AggregateSessions {
 
   /**
    * After a policy reload: sessions whose user the policy in force leaves no backend of their
-   * endpoint are closed now, their streams ended, not left open until their next request.
+   * endpoint are closed now, their streams ended, not left open until their next request; the
+   * others give back their subscriptions on backends now denied to their user.
    */
   withdrawRevoked(): void {
-    for (const s of [...this.sessions.values()]) if (s.accessWithdrawn) s.withdraw()
+    for (const s of [...this.sessions.values()])
+      if (s.accessWithdrawn) s.withdraw()
+      else s.releaseDenied()
   }
 
   async closeAll(): Promise<void> {

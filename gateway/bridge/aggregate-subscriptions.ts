@@ -35,6 +35,12 @@ export class SessionSubscriptions {
     return this.held.has(publicUri)
   }
 
+  /** The backend and its own URI a public URI is held under, if it is. */
+  heldAt(publicUri: string): { server: string; uri: string } | undefined {
+    const h = this.held.get(publicUri)
+    return h === undefined ? undefined : { server: h.server, uri: h.uri }
+  }
+
   /**
    * Room for one more subscribe, taken until `settled` is called (after `hold`, or on failure);
    * false when the session holds (or is taking) as many as it may.
@@ -83,6 +89,11 @@ export class SessionSubscriptions {
     for (const [publicUri, h] of this.held)
       if (h.server === server && h.uri === uri) return publicUri
     return undefined
+  }
+
+  /** Gives back those held on the backends `gone` says yes to. */
+  releaseOn(gone: (server: string) => boolean): void {
+    for (const [publicUri, h] of [...this.held]) if (gone(h.server)) this.release(publicUri)
   }
 
   /** The session ended: everything given back, and nothing held from now on. */

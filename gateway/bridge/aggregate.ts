@@ -15,6 +15,7 @@ import { buildUriTable, type UriTable } from './endpoint-uris.js'
 import { isObject, rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
 import { asksForTask, withoutTask, withoutTaskSupport } from './tasks.js'
 import type { LaneEvent } from './lane.js'
+import { presenterScope } from './lane-catalog.js'
 import type { LanePool } from './lanes.js'
 import { ownerKey, type ResultFilter } from './session.js'
 import type { StartFailures } from './start-failures.js'
@@ -129,9 +130,12 @@ export class Aggregate {
    * denied: the client may step up and go on on the same session).
    */
   deniedAll(principal: Principal): boolean {
-    return this.servers.every(
-      (s) => decideAccess(this.o.policy.current, principal, s).effect === 'deny',
-    )
+    return this.servers.every((s) => this.denied(principal, s))
+  }
+
+  /** Whether the policy denies `principal` the backend `server` (lacking a scope is no denial). */
+  denied(principal: Principal, server: string): boolean {
+    return decideAccess(this.o.policy.current, principal, server).effect === 'deny'
   }
 
   /** The backends `principal` may use, in the endpoint's order. */
@@ -529,7 +533,8 @@ export class Aggregate {
 
   /**
    * Per server, or per user when the server's processes differ per user (identity, credentials,
-   * or a session-mode process of this user that has changed its lists).
+   * or a session-mode process of this user that has changed its lists), and per app of the user
+   * when the server trades the token the app presented (lane-catalog.ts presenterScope).
    */
   private cacheKey(method: ListMethod, server: string, principal: Principal): string {
     const c = this.o.config.servers[server]
@@ -539,7 +544,7 @@ export class Aggregate {
       (c.identityEnv ||
         Object.keys(c.credentials).length > 0 ||
         this.diverged.has(`${server}\n${owner}`))
-    return `${method}\n${server}${own ? `\n${owner}` : ''}`
+    return `${method}\n${server}${own ? `\n${owner}${presenterScope(this.o.config, server, principal)}` : ''}`
   }
 
   /** Lists kept for one user, and users whose process changed its lists (what grows with users). */
@@ -556,8 +561,11 @@ export class Aggregate {
   private forget(server: string, owner: string): void {
     if (!this.servers.includes(server)) return
     this.diverged.delete(`${server}\n${owner}`)
-    for (const key of [...this.cache.keys()])
-      if (key.endsWith(`\n${server}\n${owner}`)) this.drop(key)
+    for (const key of [...this.cache.keys()]) {
+      // `method \n server \n owner`, and `\n @app` after it for a server trading the app's token.
+      const [, s, o] = key.split('\n')
+      if (s === server && o === owner) this.drop(key)
+    }
   }
 
   /** A server said a list changed: its cached lists of that kind are read again when next needed. */
@@ -575,11 +583,17 @@ export class Aggregate {
           : e.method === 'notifications/resources/list_changed'
             ? ['resources/list', 'resources/templates/list']
             : []
-    for (const m of methods) {
-      const prefix = `${m}\n${e.server}`
-      for (const key of [...this.cache.keys()])
-        if (key === prefix || key.startsWith(`${prefix}\n`)) this.drop(key)
-    }
+    const shared = this.o.config.servers[e.server]?.mode === 'shared'
+    for (const m of methods)
+      for (const key of [...this.cache.keys()]) {
+        // `method \n server [\n owner [\n @app]]`
+        const [method, server, owner] = key.split('\n')
+        if (method !== m || server !== e.server) continue
+        // Everyone's process changed; or only this user's, whose own lists go. (The entry others
+        // share was read before: a list read after the change comes after this notification on
+        // the process's stdout, and is kept as the user's own, backendList.)
+        if (shared || owner === e.owner) this.drop(key)
+      }
   }
 }
 

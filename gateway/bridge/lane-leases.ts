@@ -236,11 +236,11 @@ export class LaneLeases {
         await child.close()
         throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
       }
-      catalog.initialized(server, key, init)
+      catalog.initialized(server, key, principal, init)
       const shared = this.o.config.servers[server]?.mode === 'shared'
       const lane = new Lane(key, server, ownerKey(principal), child, init, (event) => {
         if (event.method === 'notifications/tools/list_changed')
-          catalog.forgetSchemas(event.server, key)
+          catalog.forgetSchemas(event.server, key, principal)
         this.o.events.emit(event, shared)
       })
       // Held from the start: listed unheld, another request could take it first.

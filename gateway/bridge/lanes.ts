@@ -103,7 +103,7 @@ export class LanePool implements Holders {
    * each principal's processes may answer differently, so each has its own.
    */
   initOf(server: string, principal: Principal): InitResult | undefined {
-    return this.catalog.init(server, laneKey(this.o.source, server, principal))
+    return this.catalog.init(server, laneKey(this.o.source, server, principal), principal)
   }
 
   /**
@@ -141,9 +141,20 @@ export class LanePool implements Holders {
     return this.events.onLanesEnded(fn)
   }
 
-  /** The gateway's own listener to every lane's server events (an endpoint's list caches); unbounded, uncounted. */
+  /**
+   * The gateway's own listener to every lane's server events (an endpoint's list caches);
+   * unbounded, uncounted. A shared process's event is heard once, not once per principal.
+   */
   onEvent(fn: (event: LaneEvent) => void): () => void {
     return this.events.onEvent(fn)
+  }
+
+  /**
+   * The gateway's own listener to the server events of one principal's lanes (`owner`, an
+   * ownerKey: an endpoint session's); unbounded, uncounted.
+   */
+  onEventOf(owner: string, fn: (event: LaneEvent) => void): () => void {
+    return this.events.onEventOf(owner, fn)
   }
 
   /**
@@ -236,16 +247,16 @@ export class LanePool implements Holders {
 
   /** The tool schemas of a server as the principal's processes have them, if already read. */
   knownToolSchemas(server: string, principal: Principal): Map<string, unknown> | undefined {
-    return this.catalog.knownSchemas(server, laneKey(this.o.source, server, principal))
+    return this.catalog.knownSchemas(server, laneKey(this.o.source, server, principal), principal)
   }
 
   /**
-   * The input schema of each tool of a server, read with `tools/list` on a held lane when not
-   * known yet (a server's tools are the same for every principal's process, unless
-   * `identityEnv` makes them the principal's own).
+   * The input schema of each tool of a server as `principal`'s processes have them, read with
+   * `tools/list` on `lane` (theirs, held) when not known yet: a session-mode process's tools
+   * are its user's own (it may register tools as it runs), a shared process's everyone's.
    */
-  toolSchemas(lane: Lane): Promise<Map<string, unknown>> {
-    return this.catalog.toolSchemas(lane)
+  toolSchemas(lane: Lane, principal: Principal): Promise<Map<string, unknown>> {
+    return this.catalog.toolSchemas(lane, principal)
   }
 
   /**

@@ -255,7 +255,7 @@ export class Sessionless {
     const { lane, holder } = lease
     try {
       if (toolCall && known === undefined) {
-        const bad = r.checkArguments!(await lanes.toolSchemas(lane))
+        const bad = r.checkArguments!(await lanes.toolSchemas(lane, caller.principal))
         if (bad) {
           lanes.release(lane, holder)
           return refused({ code: 'header_mismatch', mismatch: bad })

@@ -44,6 +44,9 @@ export const ROUTED = new Set([
  * error), a policy refusal (its deny, or the 403 step-up naming the endpoint's metadata).
  * `tell`: where a refusal with an id goes instead when replies travel on a stream (the legacy
  * transport); then only a challenge or a malformed body is the POST's own answer.
+ * `held`: the session's subscriptions (AggregateSession.subscribedAt): an unsubscribe of a URI
+ * it holds goes to the backend holding it, whatever the backends' lists say now (a URI they
+ * no longer list would leave it held, and its process pinned, until the session ends).
  */
 export async function routeBody(
   d: DecideDeps & { rates: RateLimits },
@@ -55,6 +58,7 @@ export async function routeBody(
   resourceMetadata: string,
   tell?: (message: ReturnType<typeof rpcError>) => void,
   traced?: TracedBody,
+  held?: (publicUri: string) => { server: string; uri: string } | undefined,
 ): Promise<{ routed: Map<RequestId, RoutedRequest> } | { refused: Response }> {
   const routed = new Map<RequestId, RoutedRequest>()
   const ids = new Set<RequestId>()
@@ -105,7 +109,7 @@ export async function routeBody(
       }
     }
     const params = m.params ?? {}
-    const r = await agg.route(m.method, params, caller)
+    const r = heldRoute(m.method, params, held) ?? (await agg.route(m.method, params, caller))
     if ('error' in r) {
       recordUnrouted(d, caller.principal, agg.name, m.method, params, r.error)
       traced?.spans.get(m.id)?.end({ code: r.error.code, message: r.error.message })
@@ -145,6 +149,17 @@ export async function routeBody(
     })
   }
   return { routed }
+}
+
+/** Where an unsubscribe of a URI the session holds goes: its backend, under the backend's own URI. */
+function heldRoute(
+  method: string,
+  params: Record<string, unknown>,
+  held: ((publicUri: string) => { server: string; uri: string } | undefined) | undefined,
+): { server: string; params: Record<string, unknown> } | undefined {
+  if (method !== 'resources/unsubscribe' || typeof params.uri !== 'string') return undefined
+  const at = held?.(params.uri)
+  return at === undefined ? undefined : { server: at.server, params: { ...params, uri: at.uri } }
 }
 
 /**

@@ -150,6 +150,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
           endpointMetadataOf(c, name),
           (m) => session.tell(m),
           traced,
+          (uri) => session.subscribedAt(uri),
         )
         if ('refused' in verdict) {
           if (d.tracing.on) trace.done(statusOutcome(verdict.refused.status))

@@ -416,6 +416,9 @@ function endpointHandler(d: McpEndpointDeps) {
         resourceMetadata(),
         undefined,
         traced,
+        sessionId === undefined
+          ? undefined
+          : (uri) => sessions.find(sessionId, name, principal)?.subscribedAt(uri),
       )
       if ('refused' in verdict) return verdict.refused
       const { routed } = verdict

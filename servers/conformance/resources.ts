@@ -114,6 +114,15 @@ export function touchWatched(peer: Peer): number {
   return revision
 }
 
+/** Takes the watched resource out of the list (it can still be read); true if it was listed. */
+export function unlistWatched(peer: Peer): boolean {
+  const at = RESOURCES.findIndex((r) => r.uri === WATCHED)
+  if (at < 0) return false
+  RESOURCES.splice(at, 1)
+  peer.notify('notifications/resources/list_changed', {})
+  return true
+}
+
 export const RESOURCE_HANDLERS: Record<string, Handler> = {
   'resources/list': () => ({ resources: RESOURCES }),
   'resources/templates/list': () => ({ resourceTemplates: TEMPLATES }),

@@ -5,7 +5,7 @@ import type { Tool } from '@modelcontextprotocol/server'
 import { elicit, sample, textOf, type FormSchema } from './ask.js'
 import { JSON_SCHEMA_2020_12, RED_PIXEL_PNG, SILENT_WAV } from './media.js'
 import type { Call } from './peer.js'
-import { touchWatched } from './resources.js'
+import { touchWatched, unlistWatched } from './resources.js'
 import { attempt, entry, failed, str, text, type ToolEntry } from './result.js'
 
 /** Emits one progress step when the request carried a progressToken. */
@@ -265,3 +265,12 @@ export const TOOLS: ToolEntry[] = [
       ),
   ),
 ]
+
+// CONFORMANCE_UNLIST=1: a tool that takes the watched resource out of the resource list (as a
+// server whose resources come and go), notifying resources/list_changed.
+if (process.env.CONFORMANCE_UNLIST === '1')
+  TOOLS.push(
+    entry('test_unlist_watched', 'Takes test://watched-resource out of resources/list', (call) =>
+      text(`unlisted: ${unlistWatched(call.peer)}`),
+    ),
+  )

@@ -45,6 +45,9 @@ export async function exchangeConfig(o: {
   secretEnv: string
   exchange?: Record<string, unknown>
   credentials?: Record<string, unknown>
+  /** More of `warehouse`'s settings (its `env`), and of the gateway's (its `endpoints`). */
+  server?: Record<string, unknown>
+  config?: Record<string, unknown>
 }): Promise<GatewayConfig> {
   return validateConfig(
     {
@@ -70,9 +73,11 @@ export async function exchangeConfig(o: {
             WAREHOUSE_TOKEN: { exchange: { audience: 'warehouse-api', scope: 'read' } },
             ...o.credentials,
           },
+          ...o.server,
         },
       },
       policies: join(o.dir, 'policy.yaml'),
+      ...o.config,
     },
     { file: 'test', baseDir: o.dir },
   )
@@ -80,11 +85,13 @@ export async function exchangeConfig(o: {
 
 /**
  * {@link exchangeConfig} served, in front of its own IdP (alice may have `warehouse-api`);
- * `secretEnv` carries the exchange client's secret; `credentials`: more of the server's.
+ * `secretEnv` carries the exchange client's secret; `credentials`: more of the server's;
+ * `more`: more of the server's settings and the gateway's (see exchangeConfig).
  */
 export async function startExchangeStack(
   secretEnv: string,
   credentials: Record<string, unknown> = {},
+  more: { server?: Record<string, unknown>; config?: Record<string, unknown> } = {},
 ): Promise<ExchangeStack> {
   const ca = makeTestCa()
   const dir = exchangeDir(ca.ca)
@@ -94,7 +101,7 @@ export async function startExchangeStack(
     targets: { 'warehouse-api': ['read'] },
   })
   process.env[secretEnv] = EXCHANGE_CLIENTS.basic.clientSecret
-  const config = await exchangeConfig({ dir, idp, secretEnv, credentials })
+  const config = await exchangeConfig({ dir, idp, secretEnv, credentials, ...more })
   const gateway = await startGateway(config, {
     log: pino({ level: 'silent' }),
     auditDestination: { write: () => {} },
