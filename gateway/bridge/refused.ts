@@ -67,6 +67,25 @@ export function auditRefused(
   })
 }
 
+/** Replies made by the gateway for a process (channel.ts), by the limit that refused them. */
+const limitReplies = new WeakMap<object, BridgeError>()
+
+/**
+ * Marks `reply`, an error answer the gateway made in a process's place because `err` (a limit)
+ * refused its request, so the session or lane relaying it as the process's answer audits the
+ * refusal ({@link auditRefused}: `rate_limited`, the limit's rule) instead of an allowed
+ * request's error: one line, whoever relays it.
+ */
+export function markRefused<T extends object>(reply: T, err: BridgeError): T {
+  limitReplies.set(reply, err)
+  return reply
+}
+
+/** The limit that refused the request `reply` answers, when the gateway made it ({@link markRefused}). */
+export function refusedBy(reply: object): BridgeError | undefined {
+  return limitReplies.get(reply)
+}
+
 /** How a request the bridge could not run ended, for its audit line. */
 function failure(err: unknown, status: boolean): AuditOutcome {
   const exposed = err instanceof GatewayError && err.expose ? err : undefined

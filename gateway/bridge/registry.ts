@@ -101,7 +101,6 @@ export class SessionRegistry implements Holders {
       config: o.config,
       log: o.log,
       metrics: o.metrics,
-      audit: o.audit,
       now: o.sharedClock,
     })
     this.processStarts = new ProcessStarts({

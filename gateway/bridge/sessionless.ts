@@ -9,7 +9,7 @@ import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { Decided } from '../policy/decided.js'
 import type { OutputCaps } from './result-cap.js'
-import { auditRefused } from './refused.js'
+import { auditRefused, refusedBy } from './refused.js'
 import type { CredentialGate } from './credential-gate.js'
 import { initialCredentials } from './initial-credentials.js'
 import type { InitResult } from './handshake.js'
@@ -336,6 +336,19 @@ export class Sessionless {
           ? await backend.begin(r.notify)
           : await backend.resume(answers, meta, r.notify)
       if (gone) return cancelled()
+      // Refused in the process's place by a limit (a shared process's crash budget): thrown to
+      // the one place errors become answers, as a refusal at the lease is, and audited once.
+      const limited = o.kind === 'response' ? refusedBy(o.message) : undefined
+      if (limited !== undefined) {
+        auditRefused(this.d.audit, this.d.metrics, {
+          principal: caller.principal,
+          server: r.server,
+          method: r.message.method,
+          decided: r.decided,
+          err: limited,
+        })
+        throw limited
+      }
       const settled = await this.settle(caller, r, backend, binding, o)
       // Gone while the round was being parked: it waits for nobody.
       if (gone) return cancelled()
