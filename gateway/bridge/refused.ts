@@ -67,6 +67,38 @@ export function auditRefused(
   })
 }
 
+/**
+ * The one audit event of a request refused after authentication by a check of the gateway's
+ * own before any process saw it, `rule` naming the check: `deny` for headers that disagree
+ * with the body (a proxy may route by the header while the server acts on the body: an attempt
+ * to get past it, as much as a client's bug), `invalid` for a malformed part of the body.
+ */
+export function auditChecked(
+  audit: AuditLog | undefined,
+  metrics: Metrics | undefined,
+  e: {
+    principal: Principal
+    server: string
+    method: string
+    name?: string
+    decision: 'deny' | 'invalid'
+    rule: string
+  },
+): void {
+  metrics?.decisions.inc({ server: e.server, decision: e.decision })
+  audit?.record({
+    sub: e.principal.sub,
+    iss: e.principal.iss,
+    clientId: e.principal.clientId,
+    server: e.server,
+    method: e.method,
+    name: e.name,
+    decision: e.decision,
+    rule: e.rule,
+    outcome: 'refused',
+  })
+}
+
 /** Replies made by the gateway for a process (channel.ts), by the limit that refused them. */
 const limitReplies = new WeakMap<object, BridgeError>()
 
