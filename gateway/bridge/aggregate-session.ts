@@ -11,7 +11,7 @@ import { LISTS, type Aggregate, type AggregateCaller, type ListMethod } from './
 import { SessionSubscriptions } from './aggregate-subscriptions.js'
 import type { CredentialGate } from './credential-gate.js'
 import { BridgeError, exposedError, RPC } from './errors.js'
-import { auditRefused } from './refused.js'
+import { auditRefused, refusedBy } from './refused.js'
 import { SessionEventStore } from './event-store.js'
 import { GATEWAY_PROTOCOL_VERSIONS, negotiate } from './handshake.js'
 import { type Envelope, isObject, progressToken, rpcError, type RequestId } from './jsonrpc.js'
@@ -535,6 +535,21 @@ export class AggregateSession {
         )
       }
       if (this.calls.get(id) !== backend) return cancelled()
+      // Refused in the process's place by a limit (a shared process's crash budget): audited
+      // as that refusal, once, as a refusal at the lease is (refused.ts).
+      const limited = outcome.kind === 'response' ? refusedBy(outcome.message) : undefined
+      if (limited !== undefined) {
+        const error = exposedError(limited)
+        span?.end(error)
+        auditRefused(this.o.audit, this.o.metrics, {
+          principal: caller.principal,
+          server,
+          method,
+          decided: target.decided,
+          err: limited,
+        })
+        return this.send(rpcError(id, error.code, error.message, error.data), id)
+      }
       if (outcome.kind === 'failed') {
         audit(
           { kind: 'error', code: outcome.code },

@@ -4,6 +4,7 @@ import type { Child } from './child.js'
 import { BridgeError, exposedError } from './errors.js'
 import { envelope, rpcError, type RequestId } from './jsonrpc.js'
 import { initializeReply } from './handshake.js'
+import { markRefused } from './refused.js'
 import type { Pending, Replica } from './replica.js'
 import { asksForTask, noTasks, TASK_METHODS, withoutTask, withoutTasksCapability } from './tasks.js'
 
@@ -48,12 +49,13 @@ export class Channel implements Child {
       const params = env.params
       // Its user crashed the process too often (shared-crashes.ts): refused here too, for a
       // session another replica still serves (a new one is refused before it attaches). What
-      // is answered here without the process (the handshake a lane's start sends) is not.
+      // is answered here without the process (the handshake a lane's start sends) is not. The
+      // answer is marked: whoever relays it audits the refusal, once (refused.ts).
       if (env.method !== 'initialize' && env.method !== 'logging/setLevel')
         try {
-          r.o.crashes?.checkInSession(r.o.server, this.principal, env.method)
+          r.o.crashes?.check(r.o.server, this.principal, env.method)
         } catch (err) {
-          if (err instanceof BridgeError) return this.refuse(env.id, exposedError(err))
+          if (err instanceof BridgeError) return this.refuse(env.id, exposedError(err), err)
           throw err
         }
       switch (env.method) {
@@ -184,11 +186,15 @@ export class Channel implements Child {
     return Promise.resolve()
   }
 
+  /** Answers `id` with `error` in the process's place; `limit`: the limit that refused it. */
   private refuse(
     id: RequestId,
     error: { code: number; message: string; data?: unknown },
+    limit?: BridgeError,
   ): Promise<void> {
-    queueMicrotask(() => this.deliver(rpcError(id, error.code, error.message, error.data)))
+    const reply = rpcError(id, error.code, error.message, error.data)
+    if (limit !== undefined) markRefused(reply, limit)
+    queueMicrotask(() => this.deliver(reply))
     return Promise.resolve()
   }
 

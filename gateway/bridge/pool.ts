@@ -118,6 +118,7 @@ export class ProcessPool {
     log: Logger,
     identity?: Record<string, string>,
     redact: readonly string[] = [],
+    pay?: (starts: number) => number,
   ): Promise<Child> {
     let child: Child | undefined
     // A process with an env of its own is no demand on the warm pool: it could never use it.
@@ -128,12 +129,12 @@ export class ProcessPool {
       }
       if (child !== undefined) {
         // The last one: the next session would miss. Warmed after this session's reply is out.
-        if (this.idle.length === 0) this.demand()
+        if (this.idle.length === 0) this.demand(pay)
         break
       }
       // A miss: warm more at once, then wait for one loading or starting on the next turns (it
       // started before this session's own would), unless every one is another waiting session's.
-      this.demand()
+      this.demand(pay)
       this.refill()
       if (this.warming + this.queued() <= this.waiters.length) break
       child = await new Promise<Child | undefined>((resolve) => this.waiters.push(resolve))
@@ -216,15 +217,22 @@ export class ProcessPool {
     for (const c of surplus) void c.close()
   }
 
-  /** Sessions are coming faster than the pool refills: doubles the target (the caller refills). */
-  private demand(): void {
+  /**
+   * Sessions are coming faster than the pool refills: doubles the target (the caller refills).
+   * The warm processes a raise adds are spawns the session asking made the gateway do: `pay`
+   * charges them to its subject (process-starts.ts) and the target rises only as far as it
+   * paid, so one user opening sessions cannot have the pool spawn what nobody is charged for.
+   */
+  private demand(pay?: (starts: number) => number): void {
     const { min, max, burst, cooldown } = this.o.config.pool
     this.lastDemand = this.now()
     const ceiling = Math.min(max, Math.max(min, burst))
-    const wanted = Math.min(ceiling, Math.max(2, this.wanted * 2))
-    if (wanted > this.wanted) {
-      this.wanted = wanted
-      this.o.log.debug({ target: wanted }, 'warm target raised')
+    const doubled = Math.min(ceiling, Math.max(2, this.wanted * 2))
+    const raise = doubled > this.wanted ? doubled - this.wanted : 0
+    const paid = raise > 0 && pay !== undefined ? Math.min(raise, pay(raise)) : raise
+    if (paid > 0) {
+      this.wanted += paid
+      this.o.log.debug({ target: this.wanted }, 'warm target raised')
     }
     if (this.wanted > min && this.cooling === undefined)
       this.cooling = setTimeout(() => this.cool(), cooldown).unref()

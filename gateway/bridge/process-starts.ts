@@ -12,8 +12,10 @@ import { ownerKey } from './session.js'
  * (~200-300 ms of CPU) each time while holding one process. This budget counts each process
  * started or handed out for a subject (iss+sub) and refuses the next one past
  * `limits.processStartsPerSubject` within `limits.processStartsWindow` (a sliding window) with
- * 429 and Retry-After: the seconds until the oldest start in the window leaves it. Shared-mode
- * processes serve everyone and are not counted. Per replica, in memory: processes are a
+ * 429 and Retry-After: the seconds until the oldest start in the window leaves it. The warm
+ * processes a session's demand adds to a pool (`pool.burst`) are counted as that subject's
+ * too, as far as its budget goes (past it the pool is not raised). Shared-mode processes serve
+ * everyone and are not counted. Per replica, in memory: processes are a
  * replica's own, so is what they cost.
  */
 
@@ -62,6 +64,28 @@ export class ProcessStarts {
    */
   check(server: string, principal: Principal): void {
     this.admit(server, principal, false)
+  }
+
+  /**
+   * Counts up to `n` starts for `principal` within its budget, never refusing: the warm
+   * processes its session made the pool add (pool.ts `demand`), which are raised only as far
+   * as they are paid. Gives back how many were counted (`n` with no limit).
+   */
+  spend(principal: Principal, n: number): number {
+    const { processStartsPerSubject: max, processStartsWindow: window } = this.o.config.limits
+    if (max === 0) return n
+    const now = this.now()
+    this.sweep(now - window)
+    const owner = ownerKey(principal)
+    const times = this.starts.get(owner) ?? []
+    while (times.length > 0 && times[0]! <= now - window) times.shift()
+    const paid = Math.max(0, Math.min(n, max - times.length))
+    if (paid === 0) return 0
+    for (let i = 0; i < paid; i++) times.push(now)
+    // Latest start last, as in `admit`.
+    this.starts.delete(owner)
+    this.starts.set(owner, times)
+    return paid
   }
 
   private admit(server: string, principal: Principal, count: boolean): () => void {

@@ -67,6 +67,57 @@ export function auditRefused(
   })
 }
 
+/**
+ * The one audit event of a request refused after authentication by a check of the gateway's
+ * own before any process saw it, `rule` naming the check: `deny` for headers that disagree
+ * with the body (a proxy may route by the header while the server acts on the body: an attempt
+ * to get past it, as much as a client's bug), `invalid` for a malformed part of the body.
+ */
+export function auditChecked(
+  audit: AuditLog | undefined,
+  metrics: Metrics | undefined,
+  e: {
+    principal: Principal
+    server: string
+    method: string
+    name?: string
+    decision: 'deny' | 'invalid'
+    rule: string
+  },
+): void {
+  metrics?.decisions.inc({ server: e.server, decision: e.decision })
+  audit?.record({
+    sub: e.principal.sub,
+    iss: e.principal.iss,
+    clientId: e.principal.clientId,
+    server: e.server,
+    method: e.method,
+    name: e.name,
+    decision: e.decision,
+    rule: e.rule,
+    outcome: 'refused',
+  })
+}
+
+/** Replies made by the gateway for a process (channel.ts), by the limit that refused them. */
+const limitReplies = new WeakMap<object, BridgeError>()
+
+/**
+ * Marks `reply`, an error answer the gateway made in a process's place because `err` (a limit)
+ * refused its request, so the session or lane relaying it as the process's answer audits the
+ * refusal ({@link auditRefused}: `rate_limited`, the limit's rule) instead of an allowed
+ * request's error: one line, whoever relays it.
+ */
+export function markRefused<T extends object>(reply: T, err: BridgeError): T {
+  limitReplies.set(reply, err)
+  return reply
+}
+
+/** The limit that refused the request `reply` answers, when the gateway made it ({@link markRefused}). */
+export function refusedBy(reply: object): BridgeError | undefined {
+  return limitReplies.get(reply)
+}
+
 /** How a request the bridge could not run ended, for its audit line. */
 function failure(err: unknown, status: boolean): AuditOutcome {
   const exposed = err instanceof GatewayError && err.expose ? err : undefined

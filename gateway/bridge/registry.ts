@@ -101,7 +101,6 @@ export class SessionRegistry implements Holders {
       config: o.config,
       log: o.log,
       metrics: o.metrics,
-      audit: o.audit,
       now: o.sharedClock,
     })
     this.processStarts = new ProcessStarts({
@@ -159,6 +158,11 @@ export class SessionRegistry implements Holders {
   /** Warm processes waiting, per session-mode server. */
   warm(server: string): number {
     return this.pools.get(server)?.warm ?? 0
+  }
+
+  /** Warm processes wanted now, per session-mode server (`pool.min`, up to `pool.burst`). */
+  warmTarget(server: string): number {
+    return this.pools.get(server)?.target ?? 0
   }
 
   /**
@@ -318,8 +322,10 @@ export class SessionRegistry implements Holders {
     const env = own
       ? { ...(config.identityEnv ? this.identity(principal) : {}), ...credentials?.env }
       : undefined
+    // The warm processes this session's demand adds are spawns of the principal's too.
+    const pay = (n: number) => this.processStarts.spend(principal, n)
     const take = () =>
-      this.pools.get(server)!.take(log, env, credentials ? Object.values(credentials.env) : [])
+      this.pools.get(server)!.take(log, env, credentials ? Object.values(credentials.env) : [], pay)
     let child: Child
     if (config.mode === 'shared') child = await this.shared.get(server)!.attach(principal)
     else {

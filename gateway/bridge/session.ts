@@ -17,7 +17,7 @@ import type { OutputCaps } from './result-cap.js'
 import { asksForTask, capTaskStatus, TaskBook, type TaskTool } from './tasks.js'
 import type { CredentialGate, GatedSession } from './credential-gate.js'
 import { BridgeError, exposedError, RPC } from './errors.js'
-import { auditRefused } from './refused.js'
+import { auditRefused, refusedBy } from './refused.js'
 import { covers, refuseUndeclared } from './modern-call.js'
 import { exchange, initializeTimeout } from './handshake.js'
 import { EarlyRequests } from './early-requests.js'
@@ -596,6 +596,22 @@ export class Session implements GatedSession {
         return
       }
       this.settle(env.id, req)
+      // Refused in the process's place by a limit (a shared process's crash budget): its one
+      // audit line is that refusal's, not an allowed request's error (refused.ts).
+      const limited = refusedBy(message)
+      if (limited !== undefined) {
+        this.sent(message)
+        if (req.decided !== undefined)
+          auditRefused(this.o.audit, this.o.metrics, {
+            principal: req.principal,
+            server: this.server,
+            method: req.method,
+            decided: req.decided,
+            err: limited,
+          })
+        req.decided?.span?.end(exposedError(limited))
+        return
+      }
       const m = message as { result?: unknown; error?: { code?: unknown } }
       if (req.method === 'initialize') {
         const v = (m.result as { protocolVersion?: unknown } | undefined)?.protocolVersion

@@ -9,7 +9,7 @@ import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { Decided } from '../policy/decided.js'
 import type { OutputCaps } from './result-cap.js'
-import { auditRefused } from './refused.js'
+import { auditChecked, auditRefused, refusedBy } from './refused.js'
 import type { CredentialGate } from './credential-gate.js'
 import { initialCredentials } from './initial-credentials.js'
 import type { InitResult } from './handshake.js'
@@ -56,6 +56,8 @@ export interface Caller {
 
 /** A mismatch between a tool's `Mcp-Param-*` headers and its arguments (SEP-2243). */
 export interface ArgumentMismatch {
+  /** The header that disagrees (`Mcp-Param-Region`): its audit line's rule names it. */
+  header: string
   message: string
   data: unknown
 }
@@ -177,7 +179,19 @@ export class Sessionless {
         ? await this.begin(caller, r, params, meta, audit, start)
         : await this.claim(params, binding, audit)
     // Answered without a lease (a refusal, the gateway's own tool error): nothing to give back.
-    if ('settled' in leased) return leased.settled
+    if ('settled' in leased) {
+      const o = leased.settled
+      const line = o.kind === 'refused' ? checkLine(o.refusal) : undefined
+      if (line !== undefined)
+        auditChecked(this.d.audit, this.d.metrics, {
+          principal: caller.principal,
+          server: r.server,
+          method: r.message.method,
+          name: r.decided?.name,
+          ...line,
+        })
+      return o
+    }
     const { backend, credentials, answers } = leased
     let kept = false
     try {
@@ -336,6 +350,19 @@ export class Sessionless {
           ? await backend.begin(r.notify)
           : await backend.resume(answers, meta, r.notify)
       if (gone) return cancelled()
+      // Refused in the process's place by a limit (a shared process's crash budget): thrown to
+      // the one place errors become answers, as a refusal at the lease is, and audited once.
+      const limited = o.kind === 'response' ? refusedBy(o.message) : undefined
+      if (limited !== undefined) {
+        auditRefused(this.d.audit, this.d.metrics, {
+          principal: caller.principal,
+          server: r.server,
+          method: r.message.method,
+          decided: r.decided,
+          err: limited,
+        })
+        throw limited
+      }
       const settled = await this.settle(caller, r, backend, binding, o)
       // Gone while the round was being parked: it waits for nobody.
       if (gone) return cancelled()
@@ -463,6 +490,24 @@ interface Leased {
   backend: BackendCall
   credentials: ResolvedCredentials['supplied'] | undefined
   answers: Record<string, unknown> | undefined
+}
+
+/**
+ * The audit line of a refusal nothing else audits (a request-state or credential refusal has
+ * its line already): `Mcp-Param-*` headers that disagree with the arguments are `deny`, the
+ * header named in the rule; a malformed `requestState` or `inputResponses` is `invalid`.
+ */
+function checkLine(r: CallRefusal): { decision: 'deny' | 'invalid'; rule: string } | undefined {
+  switch (r.code) {
+    case 'header_mismatch':
+      return { decision: 'deny', rule: `headers.${r.mismatch.header}` }
+    case 'input_responses':
+      return { decision: 'invalid', rule: 'inputResponses is not an object' }
+    case 'request_state_type':
+      return { decision: 'invalid', rule: 'requestState is not a string' }
+    default:
+      return undefined
+  }
 }
 
 function refused(refusal: CallRefusal): { settled: CallOutcome } {

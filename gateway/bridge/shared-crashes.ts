@@ -1,10 +1,8 @@
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { GatewayConfig } from '../config/schema.js'
-import type { AuditLog } from '../observability/audit.js'
 import type { Metrics } from '../observability/metrics.js'
 import { BridgeError } from './errors.js'
-import { auditRefused } from './refused.js'
 import { ownerKey } from './session.js'
 
 /*
@@ -57,7 +55,6 @@ export class SharedCrashes {
       config: GatewayConfig
       log: Logger
       metrics?: Metrics
-      audit?: AuditLog
       /** The clock the window is measured with (ms); default: a monotonic one. */
       now?: () => number
     },
@@ -122,22 +119,6 @@ export class SharedCrashes {
       SHARED_CRASHES_RULE,
       retryAfter,
     )
-  }
-
-  /**
-   * {@link check} for a request of a session already on the process (channel.ts), which the
-   * session relays as the process's answer: its refusal is audited here, with that request's
-   * method, as nobody else audits it as refused.
-   * @throws BridgeError `shared_crash_limit` (429, `retryAfter` seconds)
-   */
-  checkInSession(server: string, principal: Principal, method: string): void {
-    try {
-      this.check(server, principal, method)
-    } catch (err) {
-      if (err instanceof BridgeError)
-        auditRefused(this.o.audit, this.o.metrics, { principal, server, method, err })
-      throw err
-    }
   }
 
   /** Subjects (per server) with a charge in the window, for tests and the log. */

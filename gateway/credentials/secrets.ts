@@ -27,8 +27,11 @@ export interface SecretOwner {
  * Each user's own secrets (API tokens, passwords) for the servers that need them, in the shared
  * store, sealed at rest (AES-256-GCM, bound to their key so records cannot be swapped). Write
  * only: a value goes in and, apart from the process it is handed to, never comes out — the
- * account page and the API show a name and when it was set. Keys name the user by a hash, so
- * a store listing shows no subjects.
+ * account page and the API show a name and when it was set. Keys name the user by a keyed
+ * hash (the sealer's `macs`), so a store listing shows no subjects and reading the store does
+ * not let anyone test a guess of whose secrets it holds. Records made under a former sealing
+ * key, or under the unkeyed hash earlier versions used, are still found, and move to the
+ * active key's name when the user changes that secret.
  */
 export class UserSecrets {
   /** Longest value and most secrets per user (`credentials.secretMaxLength`, `secretsPerUser`). */
@@ -61,40 +64,65 @@ export class UserSecrets {
     // One change of the user's at a time, on any replica: two sets of new names at once would
     // each find room under the cap, and a set racing a delete could leave a value unlisted.
     return this.locked(owner, async () => {
-      const index = indexKey(owner)
-      const names = await this.o.store.smembers(index)
-      if (!names.includes(name) && names.length >= this.perUser)
+      const [user, ...older] = this.users(owner)
+      const listed = await this.listed(owner)
+      const names = new Set(listed.flat())
+      if (!names.has(name) && names.size >= this.perUser)
         throw new Error(`at most ${this.perUser} secrets per user`)
       const setAt = (this.o.now ?? Date.now)()
-      const key = valueKey(owner, name)
+      const key = valueKey(user!, name)
       // Listed first: a set cut short leaves a listed name with no value (not shown, not
       // used), never a value handed to processes that the user's page does not show.
-      await this.o.store.sadd(index, name)
+      await this.o.store.sadd(indexKey(user!), name)
       await this.o.store.set(key, this.o.sealer.seal(JSON.stringify({ value, setAt }), key))
+      // Moved: the same name under a former key's name (or the unkeyed hash) goes.
+      for (const [i, u] of older.entries())
+        if (listed[i + 1]!.includes(name)) await this.drop(u, name)
       return { name, setAt }
     })
   }
 
-  /** Deletes a secret (absent is fine). */
+  /** Deletes a secret (absent is fine), under every name the user's records may have. */
   async remove(owner: SecretOwner, name: string): Promise<void> {
     await this.locked(owner, async () => {
-      // The value first, for the same reason as in set.
-      await this.o.store.del([valueKey(owner, name)])
-      await this.o.store.srem(indexKey(owner), name)
+      for (const u of this.users(owner)) await this.drop(u, name)
     })
+  }
+
+  /** The user's part of the keys its records are written under now (a keyed hash). */
+  userKey(owner: SecretOwner): string {
+    return this.users(owner)[0]!
+  }
+
+  /** The user's parts of keys, the one records are written under first (secrets.ts header). */
+  private users(owner: SecretOwner): string[] {
+    return [...this.o.sealer.macs(JSON.stringify([owner.iss, owner.sub])), legacyUserKey(owner)]
+  }
+
+  /** The names listed under each of the user's parts of keys, in {@link users} order. */
+  private listed(owner: SecretOwner): Promise<string[][]> {
+    return Promise.all(this.users(owner).map((u) => this.o.store.smembers(indexKey(u))))
+  }
+
+  /** Deletes one record: the value first, for the same reason as in set. */
+  private async drop(user: string, name: string): Promise<void> {
+    await this.o.store.del([valueKey(user, name)])
+    await this.o.store.srem(indexKey(user), name)
   }
 
   /** Runs `fn` holding the user's secret lock. @throws StoreError lock_timeout */
   private locked<T>(owner: SecretOwner, fn: () => Promise<T>): Promise<T> {
-    // Not under `secrets:<user>:`, where a secret named `lock` would live.
-    return withLock(this.o.store, `secrets-lock:${userKey(owner)}`, SECRET_LOCK_TTL_MS, fn, {
+    // Not under `secrets:<user>:`, where a secret named `lock` would live. Named by the unkeyed
+    // hash: replicas whose sealing keys differ mid-rotation must take the same lock (it exists
+    // only while a change is under way).
+    return withLock(this.o.store, `secrets-lock:${legacyUserKey(owner)}`, SECRET_LOCK_TTL_MS, fn, {
       waitMs: this.o.lockWait,
     })
   }
 
   /** The user's secrets: names and dates only. */
   async list(owner: SecretOwner): Promise<SecretInfo[]> {
-    const names = (await this.o.store.smembers(indexKey(owner))).sort()
+    const names = [...new Set((await this.listed(owner)).flat())].sort()
     const out: SecretInfo[] = []
     for (const name of names) {
       const got = await this.read(owner, name)
@@ -117,30 +145,31 @@ export class UserSecrets {
     owner: SecretOwner,
     name: string,
   ): Promise<{ value: string; setAt: number } | undefined> {
-    const key = valueKey(owner, name)
-    const sealed = await this.o.store.get(key)
-    if (sealed === undefined) return undefined
-    let opened: string
-    try {
-      opened = this.o.sealer.open(sealed, key)
-    } catch {
-      return undefined
+    for (const user of this.users(owner)) {
+      const key = valueKey(user, name)
+      const sealed = await this.o.store.get(key)
+      if (sealed === undefined) continue
+      try {
+        return JSON.parse(this.o.sealer.open(sealed, key)) as { value: string; setAt: number }
+      } catch {
+        // Not opening under this name: perhaps under an older one.
+      }
     }
-    return JSON.parse(opened) as { value: string; setAt: number }
+    return undefined
   }
 }
 
-/** The user's part of a key: a hash of issuer and subject. */
-export function userKey(owner: SecretOwner): string {
+/** The user's part of a key before keyed hashes: an unkeyed hash of issuer and subject. */
+function legacyUserKey(owner: SecretOwner): string {
   return createHash('sha256')
     .update(JSON.stringify([owner.iss, owner.sub]))
     .digest('base64url')
 }
 
-function indexKey(owner: SecretOwner): string {
-  return `secrets:${userKey(owner)}`
+function indexKey(user: string): string {
+  return `secrets:${user}`
 }
 
-function valueKey(owner: SecretOwner, name: string): string {
-  return `secrets:${userKey(owner)}:${name}`
+function valueKey(user: string, name: string): string {
+  return `secrets:${user}:${name}`
 }

@@ -5,7 +5,7 @@ import { auditRefused } from '../bridge/refused.js'
 import { envelope } from '../bridge/jsonrpc.js'
 import { LegacySseTransport } from '../bridge/legacy-sse.js'
 import type { TransportReply } from '../bridge/stream-transport.js'
-import { decideAccess } from '../policy/evaluate.js'
+import { decideAccess, type Decision } from '../policy/evaluate.js'
 import { readJsonBody } from './body.js'
 import { SSE_HEADERS } from './sse.js'
 import { admitBody, recordRefusal, refuseEndpointAccess } from './decide.js'
@@ -57,12 +57,20 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
       metrics: d.metrics,
     })
   }
-  // The stream opens its session: a limit that refused it is audited as this request (an opened
-  // stream has no line of its own, nor has one that failed).
+  // The stream opens its session: a limit that refused it is audited as this request, and so
+  // is a session whose process could not start (its HTTP status: the client gets no initialize
+  // to fail, so the stream is the one request of the attempt). An opened stream has no line of
+  // its own: the session's initialize, next, has it.
   const streamRefused =
-    (principal: Principal, server: string) =>
+    (principal: Principal, server: string, access?: Decision, start?: number) =>
     (err: unknown): never => {
-      auditRefused(d.audit, d.metrics, { principal, server, method: SSE_OPEN, err })
+      auditRefused(d.audit, d.metrics, {
+        principal,
+        server,
+        method: SSE_OPEN,
+        err,
+        ...(access ? { decided: { decision: access }, start, status: true } : {}),
+      })
       throw err
     }
   return {
@@ -180,6 +188,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
         }
         let transport!: LegacySseTransport
         const log = c.get('log').child({ server, transport: 'sse' })
+        const start = performance.now()
         const session = await d.registry
           .open(
             server,
@@ -196,7 +205,7 @@ export function legacyEndpoints(d: McpEndpointDeps & { basePath: string }) {
             },
             bearerOf(c),
           )
-          .catch(streamRefused(principal, server))
+          .catch(streamRefused(principal, server, access, start))
         transport.onclosed = (why) => {
           // This transport has no resumption: a stream closed on a slow client takes its session.
           if (why === 'slow_client')

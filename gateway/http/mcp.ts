@@ -27,7 +27,7 @@ import { admitBody, readsTask, recordRefusal, refuseEndpointAccess } from './dec
 import { sessionNotFound } from './session-probe.js'
 import type { RateLimits } from './rate-limit.js'
 import type { Vars } from './request-id.js'
-import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
+import { MODERN_PROTOCOL_VERSION, MODERN_RPC } from '../bridge/modern-wire.js'
 import { lazyLogger, serveModern, type ModernDeps } from './modern.js'
 import { standardHeaders } from './modern-headers.js'
 import {
@@ -183,7 +183,9 @@ function serverHandler(d: McpEndpointDeps) {
           })
         }
       }
-      const rejected = classifierRefusal(route, body)
+      const rejected = classifierRefusal(route, body, (m, named, rule) =>
+        recordRefusal(d, principal, server, m, named, headerDenial(rule)),
+      )
       if (rejected) return rejected
       // An existing session's version is known now (an initialize's when its server answers):
       // looked up once, when a batch is checked against it or a trace names it.
@@ -389,7 +391,9 @@ function endpointHandler(d: McpEndpointDeps) {
           })
         }
       }
-      const rejected = classifierRefusal(route, body)
+      const rejected = classifierRefusal(route, body, (m, named, rule) =>
+        recordRefusal(d, principal, name, m, named, headerDenial(rule)),
+      )
       if (rejected) return rejected
       // Looked up once, when a batch is checked against its version or a trace names it.
       const known =
@@ -515,14 +519,41 @@ function modernGetRefusal(req: Request): Response | undefined {
 function classifierRefusal(
   route: ReturnType<typeof classifyInboundRequest>,
   body: unknown,
+  /** Told of a header that disagrees with the body: its method, name, and the header's rule. */
+  mismatched: (method: string, name: string | undefined, rule: string) => void,
 ): Response | undefined {
   if (route.kind !== 'reject') return undefined
   if (route.rung === 'jsonrpc-shape' && route.cell !== 'batch-with-modern-element') return undefined
+  // A header that disagrees with the body (the version, Mcp-Method): a proxy may route by the
+  // header while the server acts on the body, so the refusal is audited (modern.ts likewise).
+  if (
+    route.code === MODERN_RPC.headerMismatch &&
+    isRecord(body) &&
+    typeof body.method === 'string'
+  ) {
+    const params = isRecord(body.params) ? body.params : {}
+    const named =
+      typeof params.name === 'string'
+        ? params.name
+        : typeof params.uri === 'string'
+          ? params.uri
+          : undefined
+    const header = route.cell.includes('method') ? 'Mcp-Method' : 'MCP-Protocol-Version'
+    mismatched(body.method, named, `headers.${header}`)
+  }
   return rpcErrorResponse(route.httpStatus, route.code, route.message, {
     id: idOf(body),
     data: route.data,
   })
 }
+
+/** The policy-shaped refusal of a request whose header disagrees with its body (`rule`: the header). */
+function headerDenial(rule: string) {
+  return { effect: 'deny' as const, reason: rule, source: undefined }
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** A body without a session must be one `initialize`. */
 function requireInitialize(messages: readonly Envelope[]): void {

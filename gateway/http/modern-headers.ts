@@ -2,6 +2,8 @@ import type { JSONRPCRequest } from '@modelcontextprotocol/server'
 
 /** A header/body disagreement (2026-07-28 HeaderMismatch: 400, -32020). */
 export interface HeaderMismatch {
+  /** The header checked (`Mcp-Method`, `Mcp-Param-Region`…): its audit line's rule names it. */
+  header: string
   message: string
   data: { mismatch: { header: string; body: string } }
 }
@@ -46,14 +48,20 @@ export function headerMismatch(
 ): HeaderMismatch | undefined {
   const method = message.method
   if (h.protocolVersion === undefined)
-    return mismatch('(missing)', 'the required MCP-Protocol-Version header is absent')
+    return mismatch(
+      'MCP-Protocol-Version',
+      '(missing)',
+      'the required MCP-Protocol-Version header is absent',
+    )
   if (h.method === undefined)
     return mismatch(
+      'Mcp-Method',
       '(missing)',
       `the body names method ${method} but the required Mcp-Method header is absent`,
     )
   if (h.method !== method)
     return mismatch(
+      'Mcp-Method',
       h.method,
       `the body names method ${method} but the Mcp-Method header names ${h.method}`,
     )
@@ -65,15 +73,17 @@ export function headerMismatch(
     return body === undefined
       ? undefined
       : mismatch(
+          'Mcp-Name',
           '(missing)',
           `the body carries params.${field}="${body}" but the required Mcp-Name header is absent`,
         )
   }
   const decoded = decodeHeaderValue(h.name)
   if (decoded === undefined)
-    return mismatch(h.name, 'the Mcp-Name header carries an invalid Base64 value')
+    return mismatch('Mcp-Name', h.name, 'the Mcp-Name header carries an invalid Base64 value')
   if (body !== undefined && decoded !== body)
     return mismatch(
+      'Mcp-Name',
       h.name,
       `the body carries params.${field}="${body}" but the Mcp-Name header names "${decoded}"`,
     )
@@ -92,8 +102,9 @@ export function decodeHeaderValue(value: string): string | undefined {
   }
 }
 
-function mismatch(header: string, body: string): HeaderMismatch {
+function mismatch(name: string, header: string, body: string): HeaderMismatch {
   return {
+    header: name,
     message: `Bad Request: the request headers and body disagree: ${body}`,
     data: { mismatch: { header, body } },
   }

@@ -32,7 +32,13 @@ import { outcomeOf, type HttpTrace, type Tracing } from '../observability/tracin
 import type { Decided } from '../policy/decided.js'
 import type { Policy } from '../policy/policy.js'
 import type { PolicyStore } from '../policy/store.js'
-import { admitBody, limitEndpointRequest, refuseDisguised, refuseEndpointAccess } from './decide.js'
+import {
+  admitBody,
+  limitEndpointRequest,
+  recordRefusal,
+  refuseDisguised,
+  refuseEndpointAccess,
+} from './decide.js'
 import { recordUnrouted, ROUTED } from './endpoint-route.js'
 import { errorOutcome, traceBody, type TracedBody } from './traced.js'
 import type { RateLimits } from './rate-limit.js'
@@ -131,11 +137,22 @@ export async function serveModern(d: ModernDeps, r: ModernRequest): Promise<Resp
     )
   }
   const mismatch = headerMismatch(standardHeaders(r.req.headers), message)
-  if (mismatch)
+  if (mismatch) {
+    // A proxy may route by the header while the server acts on the body: audited as the
+    // refusal of an authenticated request it may be an attempt at, naming the header.
+    const p = message.params as Record<string, unknown> | undefined
+    const named =
+      typeof p?.name === 'string' ? p.name : typeof p?.uri === 'string' ? p.uri : undefined
+    recordRefusal(d, r.principal, r.server, message.method, named, {
+      effect: 'deny',
+      reason: `headers.${mismatch.header}`,
+      source: undefined,
+    })
     return rpcErrorResponse(400, MODERN_RPC.headerMismatch, mismatch.message, {
       id: message.id,
       data: mismatch.data,
     })
+  }
   // MCP's own method in disguise (`TOOLS/CALL`): not found like any unknown method, and
   // audited as the refusal it is.
   const disguised = refuseDisguised(d, [envelope(message)], r.principal, r.server)

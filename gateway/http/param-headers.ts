@@ -88,6 +88,7 @@ function valueAt(root: unknown, path: readonly string[]): unknown {
 
 function mismatch(header: string, body: string): HeaderMismatch {
   return {
+    header,
     message: `Bad Request: the request headers and body disagree: ${body}`,
     data: { mismatch: { header, body } },
   }

@@ -1,6 +1,7 @@
 import {
   createCipheriv,
   createDecipheriv,
+  createHmac,
   createSecretKey,
   randomBytes,
   type KeyObject,
@@ -35,6 +36,13 @@ export interface Sealer {
    * @throws StoreError seal_malformed, seal_unknown_key, seal_forged (tampered or wrong aad)
    */
   open(sealed: string, aad: string): string
+  /**
+   * Keyed hashes of `data` (HMAC-SHA256, base64url) under a key derived from each sealing key,
+   * the active key's first: what names a user in store keys, so that reading the store does
+   * not let anyone test a guess of who has something stored (an unkeyed hash would). Each
+   * configured key gives one, so names made before a rotation are still found.
+   */
+  macs(data: string): string[]
 }
 
 /**
@@ -55,6 +63,10 @@ export function createSealer(keys: Record<string, Uint8Array>, active: string): 
   const activeKey = ring.get(active)
   if (activeKey === undefined)
     throw new StoreError('invalid_argument', `the active sealing key "${active}" is not configured`)
+  // Store names: a key of their own per sealing key (never the AES key itself), active first.
+  const namers = [active, ...[...ring.keys()].filter((kid) => kid !== active)].map((kid) =>
+    createSecretKey(createHmac('sha256', ring.get(kid)!).update('mcp-edge store names').digest()),
+  )
   // The header is authenticated with the caller's aad: no part of a value can be moved.
   const additional = (kid: string, aad: string) => Buffer.from(`${VERSION}.${kid}.${aad}`, 'utf8')
 
@@ -65,6 +77,10 @@ export function createSealer(keys: Record<string, Uint8Array>, active: string): 
       cipher.setAAD(additional(active, aad))
       const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
       return [VERSION, active, b64u(nonce), b64u(ciphertext), b64u(cipher.getAuthTag())].join('.')
+    },
+
+    macs(data) {
+      return namers.map((k) => createHmac('sha256', k).update(data, 'utf8').digest('base64url'))
     },
 
     open(sealed, aad) {

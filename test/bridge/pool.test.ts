@@ -99,6 +99,31 @@ describe('process pool: demand', () => {
     assert.equal(seen.at(-1), 4)
   })
 
+  // The warm processes a raise adds are the asking session's subject's starts (process-starts.ts):
+  // the target rises only as far as `pay` paid, whatever the doubling wanted.
+  for (const budget of [0, 1, 2, 3]) {
+    it(`a raise is paid by the session that asked: with ${budget} to pay, the target is ${budget}`, async () => {
+      const h = harness({})
+      pools.push(h.p)
+      h.p.start()
+      let left = budget
+      const asked: number[] = []
+      const pay = (n: number) => {
+        asked.push(n)
+        const paid = Math.min(n, left)
+        left -= paid
+        return paid
+      }
+      taken.push(await h.p.take(h.log, undefined, [], pay))
+      taken.push(await h.p.take(h.log, undefined, [], pay))
+      assert.equal(asked[0], 2, 'the first miss asks for the doubling (0 → 2)')
+      assert.equal(h.p.target, budget)
+      // The pool fills its target and spawns nothing more: the sessions' two and those paid for.
+      await h.warm(budget)
+      assert.equal(h.p.size, 2 + budget)
+    })
+  }
+
   it('a miss waits for a warm process already loading rather than spawning its own', async () => {
     const h = harness({ min: 1 })
     pools.push(h.p)

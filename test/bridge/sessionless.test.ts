@@ -249,24 +249,37 @@ describe('sessionless engine: every path releases its lease', () => {
     h.assertReleased('gone before the lease')
   })
 
+  /** A mismatch of `header` as param-headers.ts makes it. */
+  const mismatchOf = (header: string) => ({
+    header,
+    message: `${header} does not match`,
+    data: { mismatch: { header, body: 'x' } },
+  })
+  /** The one audit line of a request refused for a header: `deny`, the header its rule. */
+  const assertDenied = (events: readonly AuditEvent[], rule: string) => {
+    assert.equal(events.length, 1, JSON.stringify(events))
+    assert.equal(events[0]!.decision, 'deny')
+    assert.equal(events[0]!.rule, rule)
+    assert.equal(events[0]!.outcome, 'refused')
+    assert.equal(events[0]!.name, 'echo_args')
+  }
+
   it('a header refusal after the lease (schemas read on the leased lane) gives the lane back', async () => {
     const h = await harness()
     let seen: Map<string, unknown> | undefined
     const o = await h.call('tools/call', tool('echo_args', { session: 1, i: 2 }), {
       check: (schemas) => {
         seen = schemas
-        return { message: 'Mcp-Param-I does not match', data: { header: 'Mcp-Param-I' } }
+        return mismatchOf('Mcp-Param-I')
       },
     })
     assert.deepEqual(o, {
       kind: 'refused',
-      refusal: {
-        code: 'header_mismatch',
-        mismatch: { message: 'Mcp-Param-I does not match', data: { header: 'Mcp-Param-I' } },
-      },
+      refusal: { code: 'header_mismatch', mismatch: mismatchOf('Mcp-Param-I') },
     })
     assert.ok(seen?.has('echo_args'), 'checked against the schemas the process listed')
-    assert.equal(h.events.length, 0)
+    // One line: a header that disagrees with the body is denied, the header named.
+    assertDenied(h.events, 'headers.Mcp-Param-I')
     h.assertReleased('header refusal after the lease')
     assert.equal(h.lanes.size, 1)
   })
@@ -280,9 +293,10 @@ describe('sessionless engine: every path releases its lease', () => {
     // Adversarial: a client already gone would make any lease throw client_gone.
     const o = await h.call('tools/call', tool('echo_args', { session: 1, i: 2 }), {
       signal: gone.signal,
-      check: () => ({ message: 'mismatch', data: undefined }),
+      check: () => mismatchOf('Mcp-Param-Region'),
     })
     assert.equal(o.kind, 'refused')
+    assertDenied(h.events.slice(1), 'headers.Mcp-Param-Region')
     h.assertReleased('early header refusal')
   })
 
@@ -325,6 +339,8 @@ describe('sessionless engine: input rounds', () => {
     audit: string | undefined
     /** Then the same requestState once more. */
     again?: 'gone'
+    /** Refused as malformed: its one line is `invalid`, with this rule. */
+    invalid?: string
   }[] = [
     {
       name: 'answered: the process gets the answer, the result comes back',
@@ -343,13 +359,15 @@ describe('sessionless engine: input rounds', () => {
       name: 'a requestState that is not a string',
       retry: () => ({ ...elicit(), requestState: 7 }),
       kind: 'refused',
-      audit: undefined,
+      audit: 'refused',
+      invalid: 'requestState is not a string',
     },
     {
       name: 'inputResponses that are not an object: the waiting call ends',
       retry: (w) => ({ ...elicit(), requestState: w.state, inputResponses: 'yes' }),
       kind: 'refused',
-      audit: undefined,
+      audit: 'refused',
+      invalid: 'inputResponses is not an object',
       again: 'gone',
     },
   ]
@@ -363,6 +381,11 @@ describe('sessionless engine: input rounds', () => {
       if (c.kind === 'result') assert.match(textOf(o), /Alice/)
       assert.equal(h.events.at(-1)!.outcome, c.audit ?? h.events[before - 1]!.outcome)
       if (c.audit === undefined) assert.equal(h.events.length, before, 'not audited')
+      if (c.invalid !== undefined) {
+        assert.equal(h.events.length, before + 1, 'one line')
+        assert.equal(h.events.at(-1)!.decision, 'invalid')
+        assert.equal(h.events.at(-1)!.rule, c.invalid)
+      }
       if (c.again) {
         h.assertReleased(c.name)
         const o2 = await h.call('tools/call', c.retry(w))

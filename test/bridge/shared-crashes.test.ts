@@ -9,7 +9,6 @@ import { pino } from 'pino'
 import { BridgeError, exposedError } from '../../gateway/bridge/errors.js'
 import { SharedCrashes } from '../../gateway/bridge/shared-crashes.js'
 import { configSchema } from '../../gateway/config/schema.js'
-import type { AuditEvent } from '../../gateway/observability/audit.js'
 import { createMetrics, zeroGauges } from '../../gateway/observability/metrics.js'
 import { principal } from '../helpers/principal.js'
 
@@ -21,16 +20,14 @@ function budget(limits: Record<string, number> = { sharedCrashesPerSubject: 3 })
     limits: { sharedCrashesWindow: WINDOW, ...limits },
   })
   const clock = { now: 1_000_000 }
-  const audit: AuditEvent[] = []
   const metrics = createMetrics(zeroGauges())
   const crashes = new SharedCrashes({
     config,
     log: pino({ level: 'silent' }),
     metrics,
-    audit: { record: (e) => void audit.push(e), flush() {} },
     now: () => clock.now,
   })
-  return { crashes, clock, audit, metrics }
+  return { crashes, clock, metrics }
 }
 
 /** The Retry-After of `sub`'s refusal on `server`, or undefined when it is let through. */
@@ -50,7 +47,7 @@ function refusal(crashes: SharedCrashes, sub: string, server = 's'): number | un
 
 describe('SharedCrashes', () => {
   it('refuses a subject alone in flight at its allowance, with Retry-After until the oldest charge leaves', () => {
-    const { crashes, clock, audit } = budget()
+    const { crashes, clock } = budget()
     const t0 = clock.now
     for (let i = 0; i < 3; i++) {
       assert.equal(refusal(crashes, 'mallory'), undefined)
@@ -58,18 +55,6 @@ describe('SharedCrashes', () => {
       crashes.crashed('s', [principal('mallory')])
     }
     assert.equal(refusal(crashes, 'mallory'), 40)
-    // Its caller audits the refused request (bridge/refused.ts): the allowance is its rule.
-    assert.equal(audit.length, 0)
-    // Inside a session on the process (channel.ts) nobody else does: audited here, once.
-    assert.throws(
-      () => crashes.checkInSession('s', principal('mallory'), 'tools/call'),
-      (err: unknown) =>
-        err instanceof BridgeError && err.limit === 'limits.sharedCrashesPerSubject',
-    )
-    assert.equal(audit.length, 1)
-    assert.equal(audit[0]!.rule, 'limits.sharedCrashesPerSubject')
-    assert.equal(audit[0]!.method, 'tools/call')
-    assert.equal(audit[0]!.decision, 'rate_limited')
     // Another subject, another server: untouched.
     assert.equal(refusal(crashes, 'bob'), undefined)
     assert.equal(refusal(crashes, 'mallory', 'other'), undefined)

@@ -1,4 +1,4 @@
-// Users' secrets at rest: write-only, sealed, keyed by a hash of the user, validated, bounded,
+// Users' secrets at rest: write-only, sealed, keyed by a keyed hash of the user, validated, bounded,
 // isolated between users and issuers; key rotation opens old values; with Redis they survive a
 // gateway restart and the restarted gateway starts the user's process with them.
 import assert from 'node:assert/strict'
@@ -22,6 +22,11 @@ import { freePort } from '../helpers/ports.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
 
 const key = () => randomBytes(32)
+/** The unkeyed hash earlier versions named a user by (anyone can make it from a guess). */
+const unkeyed = (o: { iss: string; sub: string }) =>
+  createHash('sha256')
+    .update(JSON.stringify([o.iss, o.sub]))
+    .digest('base64url')
 const alice = { iss: 'https://idp.example', sub: 'alice' }
 
 describe('UserSecrets', () => {
@@ -77,16 +82,70 @@ describe('UserSecrets', () => {
     await secrets.set(alice, 'token', 'alice-value')
     await secrets.set(bob, 'token', 'bob-value')
     await secrets.set(alice, 'other', 'x')
-    const k = (o: typeof alice, name: string) =>
-      `secrets:${createHash('sha256')
-        .update(JSON.stringify([o.iss, o.sub]))
-        .digest('base64url')}:${name}`
+    const k = (o: typeof alice, name: string) => `secrets:${secrets.userKey(o)}:${name}`
     // Bob's record copied over Alice's: it was sealed to Bob's key, so it opens for no one else.
     store.values.set(k(alice, 'token'), store.values.get(k(bob, 'token'))!)
     store.values.set(k(alice, 'other'), store.values.get(k(alice, 'token'))!)
     assert.equal(await secrets.value(alice, 'token'), undefined)
     assert.equal(await secrets.value(alice, 'other'), undefined)
     assert.equal(await secrets.value(bob, 'token'), 'bob-value')
+  })
+
+  it('store keys name the user by a keyed hash: a guess of the subject, hashed, finds nothing', async () => {
+    const store = testStore()
+    const sealer = createSealer({ k1: key() }, 'k1')
+    const secrets = new UserSecrets({ store, sealer })
+    await secrets.set(alice, 'token', 'v')
+    const guess = unkeyed(alice)
+    const keys = [...store.values.keys(), ...store.sets.keys()]
+    assert.ok(keys.length > 0)
+    assert.ok(!keys.some((k) => k.includes(guess)), JSON.stringify(keys))
+    assert.ok(keys.includes(`secrets:${secrets.userKey(alice)}`))
+    assert.equal(secrets.userKey(alice), sealer.macs(JSON.stringify([alice.iss, alice.sub]))[0])
+    // Another gateway key, another name: the hash is nothing a reader of the store can make.
+    const other = new UserSecrets({ store, sealer: createSealer({ k1: key() }, 'k1') })
+    assert.notEqual(other.userKey(alice), secrets.userKey(alice))
+  })
+
+  it('records stored under the unkeyed hash (earlier versions) are read, listed, and move when changed', async () => {
+    const store = testStore()
+    const sealer = createSealer({ k1: key() }, 'k1')
+    // As an earlier version wrote them.
+    const old = `secrets:${unkeyed(alice)}`
+    for (const [name, value] of [
+      ['token', 'old-token'],
+      ['other', 'old-other'],
+    ] as const) {
+      await store.sadd(old, name)
+      await store.set(
+        `${old}:${name}`,
+        sealer.seal(JSON.stringify({ value, setAt: 1 }), `${old}:${name}`),
+      )
+    }
+    const secrets = new UserSecrets({ store, sealer, perUser: 2 })
+    assert.equal(await secrets.value(alice, 'token'), 'old-token')
+    assert.deepEqual(
+      (await secrets.list(alice)).map((x) => x.name),
+      ['other', 'token'],
+    )
+    // The cap counts them: a third name is refused.
+    await assert.rejects(secrets.set(alice, 'third', 'v'), /at most 2 secrets per user/)
+    // Changed: written under the keyed name, gone from the old one.
+    await secrets.set(alice, 'token', 'new-token')
+    assert.equal(await secrets.value(alice, 'token'), 'new-token')
+    assert.equal(await store.get(`${old}:token`), undefined)
+    assert.deepEqual(await store.smembers(old), ['other'])
+    assert.deepEqual(
+      (await secrets.list(alice)).map((x) => x.name),
+      ['other', 'token'],
+    )
+    // Deleted: from wherever it is.
+    await secrets.remove(alice, 'other')
+    assert.equal(await store.get(`${old}:other`), undefined)
+    assert.deepEqual(
+      (await secrets.list(alice)).map((x) => x.name),
+      ['token'],
+    )
   })
 
   it('refuses bad names and values with a message a user can act on; bounds the count per user', async () => {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, beforeEach, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
-import { type SecretOwner, userKey } from '../../gateway/credentials/secrets.js'
+import type { SecretOwner } from '../../gateway/credentials/secrets.js'
 import { createMemoryStore } from '../../gateway/store/memory.js'
 import type { Store } from '../../gateway/store/store.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
@@ -59,7 +59,8 @@ const store: Store = {
 let stack: Stack
 const sha = (v: string) => createHash('sha256').update(v).digest('hex')
 const owner = (user: string): SecretOwner => ({ iss: stack.idp.issuer, sub: SUBJECT[user]! })
-const readsOf = (user: string) => reads.get(`secrets:${userKey(owner(user))}:vault_token`) ?? 0
+const readsOf = (user: string) =>
+  reads.get(`secrets:${stack.gateway.secrets!.userKey(owner(user))}:vault_token`) ?? 0
 const textOf = (result: unknown) =>
   ((result as { content?: { text: string }[] }).content ?? []).map((c) => c.text).join('')
 

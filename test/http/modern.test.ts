@@ -217,23 +217,48 @@ describe("2026-07-28 validation, with the revision's codes", () => {
     assert.equal(res.status, 200, res.text)
   })
 
-  it('a missing Mcp-Method, a mismatched or case-changed one, a mismatched Mcp-Name: 400 -32020', async () => {
+  it('a missing Mcp-Method, a mismatched or case-changed one, a mismatched Mcp-Name: 400 -32020, audited deny naming the header', async () => {
+    // Each refusal is one audit line: `deny`, the header in the rule (a proxy may route by it).
+    const denied = async (
+      b: unknown,
+      headers: Record<string, string>,
+      rule: string,
+      name?: string,
+    ) => {
+      const mark = stack.audit().length
+      await reject(b, headers, 400, -32020)
+      const lines = await waitFor(() => {
+        const l = stack.audit().slice(mark)
+        return l.length > 0 && l
+      }, 'the refusal was audited')
+      assert.equal(lines.length, 1, JSON.stringify(lines))
+      const { method } = b as { method: string }
+      assert.deepEqual(
+        [lines[0]!.method, lines[0]!.name, lines[0]!.decision, lines[0]!.rule, lines[0]!.outcome],
+        [method, name, 'deny', rule, 'refused'],
+      )
+    }
     const b = body('tools/list')
-    await reject(b, { 'mcp-protocol-version': V }, 400, -32020)
-    await reject(b, { 'mcp-protocol-version': V, 'mcp-method': 'TOOLS/LIST' }, 400, -32020)
+    await denied(b, { 'mcp-protocol-version': V }, 'headers.Mcp-Method')
+    await denied(b, { 'mcp-protocol-version': V, 'mcp-method': 'TOOLS/LIST' }, 'headers.Mcp-Method')
     const c = body('tools/call', { name: 'pid' })
-    await reject(
+    await denied(
       c,
       { 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': 'other' },
-      400,
-      -32020,
+      'headers.Mcp-Name',
+      'pid',
     )
-    await reject(c, { 'mcp-protocol-version': V, 'mcp-method': 'tools/call' }, 400, -32020)
-    await reject(
+    await denied(
+      c,
+      { 'mcp-protocol-version': V, 'mcp-method': 'tools/call' },
+      'headers.Mcp-Name',
+      'pid',
+    )
+    await denied(
       c,
       { 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': '=?base64?***?=' },
-      400,
-      -32020,
+      'headers.Mcp-Name',
+      'pid',
     )
   })
 

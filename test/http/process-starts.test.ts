@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
+import type { Principal } from '../../gateway/auth/principal.js'
 import { scopeOf } from '../../gateway/bridge/bounds.js'
 import { ownerKey } from '../../gateway/bridge/session.js'
 import { RPC_RATE_LIMITED } from '../../gateway/http/respond.js'
@@ -47,6 +48,8 @@ const SERVERS = {
   counted: counted('counted'),
   legacy: counted('legacy'),
   warm: counted('warm', { pool: { min: 2 } }),
+  // Demand warming on: a session finding the pool empty doubles the warm target (0 → 2 → 4…).
+  ramp: counted('ramp', { pool: { min: 0, burst: 64 } }),
   ea: counted('ea'),
   one: counted('one', { mode: 'shared' }),
   // The fixture taking each user's own secret: a new value replaces the session's process.
@@ -231,6 +234,32 @@ describe('limits.processStartsPerSubject', () => {
       await end('warmer', 'warm', a)
     }
     assertRefused(await initialize('warmer', 'warm'), WINDOW / 1000)
+  })
+
+  it('pool.burst: the warm processes a session makes the pool add are its subject’s starts; past the budget the pool is not raised', async () => {
+    const t0 = now
+    // One start left: its session's own process.
+    const who = { iss: stack.gateway.issuer!, sub: 'rampant' } as Principal
+    for (let i = 0; i < MAX - 1; i++) stack.gateway.registry.processStarts.take('ramp', who)
+    const a = await initialize('rampant', 'ramp')
+    assert.equal(a.status, 200, a.text)
+    // Its miss would double the warm target (0 → 2): two spawns nobody paid for. Not raised.
+    assert.equal(stack.gateway.registry.warmTarget('ramp'), 0)
+    await end('rampant', 'ramp', a)
+    assert.equal(starts('ramp'), 1, 'the session’s own process, and nothing else')
+    assertRefused(await initialize('rampant', 'ramp'), WINDOW / 1000)
+    assert.equal(stack.gateway.registry.warmTarget('ramp'), 0)
+
+    // A subject with budget left pays for the raise: its process, then the two warm ones.
+    const b = await initialize('payer', 'ramp')
+    assert.equal(b.status, 200, b.text)
+    assert.equal(stack.gateway.registry.warmTarget('ramp'), 2)
+    await waitFor(() => stack.gateway.registry.warm('ramp') === 2, 'the two warm processes')
+    await end('payer', 'ramp', b)
+    assert.equal(starts('ramp'), 1 + MAX)
+    // Its budget is spent: the next session is refused, the warm ones stay for others.
+    assertRefused(await initialize('payer', 'ramp'), (t0 + WINDOW - now) / 1000)
+    assert.equal(stack.gateway.registry.warm('ramp'), 2)
   })
 
   it('sessionless: a loop of calls cancelled mid-way is refused past the budget', async () => {

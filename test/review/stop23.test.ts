@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { type SecretOwner, userKey } from '../../gateway/credentials/secrets.js'
+import type { SecretOwner } from '../../gateway/credentials/secrets.js'
 import { createMemoryStore } from '../../gateway/store/memory.js'
 import type { Store } from '../../gateway/store/store.js'
 import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
@@ -254,7 +254,7 @@ describe('stop 23: a call waiting for a missing secret stops waiting when its re
   }
   /** Reads of the secrets of subject `sub` so far. */
   const readsOf = (sub: string) => {
-    const prefix = `secrets:${userKey(ownerOf(stack, sub))}`
+    const prefix = `secrets:${stack.gateway.secrets!.userKey(ownerOf(stack, sub))}`
     let n = 0
     for (const [key, count] of secretReads) if (key.startsWith(prefix)) n += count
     return n

@@ -295,3 +295,20 @@ describe('sealerFromConfig', () => {
     )
   })
 })
+
+describe('sealer: store names (macs)', () => {
+  it('one keyed hash per key, the active key’s first; stable for a key, different across keys, never the key', () => {
+    const one = createSealer({ k1 }, 'k1').macs('who')
+    const both = createSealer({ k1, k2 }, 'k2').macs('who')
+    assert.equal(one.length, 1)
+    assert.deepEqual(createSealer({ k1 }, 'k1').macs('who'), one, 'stable')
+    assert.equal(both.length, 2)
+    assert.equal(both[1], one[0], "the former key's name, after the active one's")
+    assert.notEqual(both[0], one[0])
+    assert.notEqual(createSealer({ k1 }, 'k1').macs('whom')[0], one[0])
+    for (const m of [...one, ...both]) {
+      assert.match(m, /^[A-Za-z0-9_-]{43}$/)
+      assert.ok(!m.includes(Buffer.from(k1).toString('base64url').slice(0, 8)))
+    }
+  })
+})
