@@ -10,6 +10,7 @@ import { RESULT_TOO_LARGE as REPLY_TOO_LARGE } from './result-cap.js'
 import { LineSplitter } from './stderr-lines.js'
 import { rpcError, type RequestId } from './jsonrpc.js'
 import { FrameReader, FrameWriter } from './stdio-frames.js'
+import { readPaced } from './stdout-pacing.js'
 
 /** A running stdio MCP server process, spoken to in JSON-RPC messages. */
 export interface Child {
@@ -122,7 +123,8 @@ export async function spawnChild(
       },
       'server process wrote a notification named like an MCP method in disguise; dropped',
     )
-  proc.stdout.on('data', (chunk: Buffer) => {
+  // Read paced: a line written a few bytes at a time is read in few reads (stdout-pacing.ts).
+  readPaced(proc.stdout, (chunk) => {
     for (const f of reader.push(chunk)) {
       if ('message' in f) {
         const meant = disguisedNotification(f.message)
