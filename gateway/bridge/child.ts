@@ -258,8 +258,12 @@ function logStderr(
   const blot = redact.lines()
   const redacted = (line: string, end: string | undefined) =>
     blot(line, bounds.lineMax, end).slice(0, bounds.lineMax)
-  /** The last lines suppressed in this window, redacted (the redactor read them in turn). */
-  let last: string[] = []
+  /**
+   * The last lines suppressed in this window, as written: redacted only if they are logged, when
+   * it ends. The redactor reads the lines in turn, so one pushed out is skipped then (before
+   * any line after it is read), and the ones kept are read before the next window's lines.
+   */
+  let last: { line: string; end: string | undefined }[] = []
   const window = new LogWindow({
     linesPerWindow: bounds.linesPerWindow,
     window: bounds.window,
@@ -275,7 +279,8 @@ function logStderr(
         suppressed(more)
       }
       // `late`: logged when its window ended, not when written.
-      for (const line of kept) log().info({ stderr: line, late: true }, 'server stderr')
+      for (const { line, end } of kept)
+        log().info({ stderr: redacted(line, end), late: true }, 'server stderr')
     },
   })
   // A line cut there keeps its end too: a value split over it and the next line is joined.
@@ -283,10 +288,11 @@ function logStderr(
     bounds.lineMax + redact.longest,
     (line, end) => {
       if (window.admit()) return log().info({ stderr: redacted(line, end) }, 'server stderr')
+      last.push({ line, end })
+      if (last.length <= bounds.keepLast) return
       // Its end still joins the next line logged: a value split over the two is blotted there.
-      if (bounds.keepLast === 0) return blot.skip(line, end)
-      last.push(redacted(line, end))
-      if (last.length > bounds.keepLast) last.shift()
+      const out = last.shift()!
+      blot.skip(out.line, out.end)
     },
     redact.tail,
   )

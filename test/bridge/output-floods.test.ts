@@ -95,6 +95,24 @@ describe('a process flooding its stderr', () => {
     noSecret(r.entries)
   })
 
+  it('a secret split over a line pushed out of the kept ones and a kept one, or over two kept ones, is blotted', async () => {
+    const half = SECRET.length / 2
+    const [a, b] = [SECRET.slice(0, half), SECRET.slice(half)]
+    const text = ['first', 'x', 'y', `out ${a}`, `${b} kept`, `kept ${a}`, `${b} last`, ''].join(
+      '\n',
+    )
+    const script = `process.stderr.write(${JSON.stringify(text)}, () => process.exit(0))`
+    const r = await run(script, { stderr: { linesPerWindow: 1, window: HOUR, keepLast: 3 } })
+    await r.exited
+    await waitFor(() => summaries(r.entries, 'server stderr lines').length > 0, 'the count')
+    assert.deepEqual(
+      stderrLines(r.entries).map((e) => e.late ?? false),
+      [false, true, true, true],
+    )
+    assert.equal(summaries(r.entries, 'server stderr lines')[0]!.suppressed, 3)
+    noSecret(r.entries)
+  })
+
   it('keepLast 0: only the count', async () => {
     const script = `process.stderr.write('a\\nb\\nc\\nd\\n', () => process.exit(0))`
     const r = await run(script, { stderr: { linesPerWindow: 1, window: HOUR, keepLast: 0 } })
