@@ -41,6 +41,11 @@ export class Channel implements Child {
   /** The shared process's own lines belong to no single session: they stay under its logger. */
   retag(): void {}
 
+  /** Under the shared process's logger and budget: what it writes is the process's, not a session's. */
+  warn(fields: object, msg: string): void {
+    this.replica.child?.warn(fields, msg)
+  }
+
   async send(message: JSONRPCMessage): Promise<void> {
     if (!this.alive) throw new Error('the shared server process is not running')
     const env = envelope(message)

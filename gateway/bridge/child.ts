@@ -8,8 +8,10 @@ import { disguisedMethod } from '../policy/method-names.js'
 import { redactor, type Redactor } from './redact.js'
 import { RESULT_TOO_LARGE as REPLY_TOO_LARGE } from './result-cap.js'
 import { LineSplitter } from './stderr-lines.js'
+import { LogWindow } from './log-window.js'
 import { rpcError, type RequestId } from './jsonrpc.js'
 import { FrameReader, FrameWriter } from './stdio-frames.js'
+import { readPaced } from './stdout-pacing.js'
 
 /** A running stdio MCP server process, spoken to in JSON-RPC messages. */
 export interface Child {
@@ -25,16 +27,28 @@ export interface Child {
   retag(log: Logger): void
   /** Blots out the user's credentials this process was started with (as its stderr is); absent: none. */
   readonly redact?: (text: string) => string
+  /**
+   * Logs a warning about what the process wrote (a message dropped or refused) under its
+   * logger, within its budget: `warnings.linesPerWindow` per window, the rest counted and
+   * summed up in one line when the window ends (log-window.ts).
+   */
+  warn(fields: object, msg: string): void
   onmessage?: (message: JSONRPCMessage) => void
   onexit?: () => void
+  /** Log lines of the process a rate limit suppressed (`stderr`, `warnings`), told as each window ends. */
+  onsuppressed?: (source: SuppressedSource, lines: number) => void
 }
+
+/** Which of a process's log lines a rate limit suppressed: its stderr, or warnings about its stdout. */
+export type SuppressedSource = 'stderr' | 'warnings'
 
 /**
  * Spawns a server process: no shell, a minimal environment (the SDK's allow-list of HOME,
  * LOGNAME, PATH, SHELL, TERM, USER, plus the names in `inheritEnv`) and the server's own
  * `env`, then `extraEnv` (identity), the configured `cwd`. Nothing from the request (token,
  * headers) reaches its argv or environment. Its stderr is logged line by line, rate-limited,
- * with every value in `redact` (the user's credentials it was started with) blotted out.
+ * with every value in `redact` (the user's credentials it was started with) blotted out; so are
+ * the warnings about what it writes on stdout (`Child.warn`).
  */
 export async function spawnChild(
   config: ServerConfig,
@@ -68,6 +82,21 @@ export async function spawnChild(
   const reader = new FrameReader(config.maxMessageBytes, config.maxJsonDepth)
   let closing: Promise<void> | undefined
   const blot = redactor(redact)
+  const suppressed = (source: SuppressedSource, lines: number) =>
+    child.onsuppressed?.(source, lines)
+  const warnings = new LogWindow({
+    ...config.warnings,
+    ended: (n) => {
+      current.warn(
+        { suppressed: n },
+        `${n} more warnings about what the server process wrote suppressed (warnings.linesPerWindow)`,
+      )
+      suppressed('warnings', n)
+    },
+  })
+  const warn = (fields: object, msg: string) => {
+    if (warnings.admit()) current.warn(fields, msg)
+  }
   const child: Child = {
     pid: proc.pid ?? 0,
     exited,
@@ -80,6 +109,7 @@ export async function spawnChild(
       current = next.child({ pid: child.pid })
     },
     ...(blot.longest > 0 ? { redact: blot } : {}),
+    warn,
   }
   const streamError = (err: Error) =>
     current.warn({ err: { message: err.message } }, 'server process stream error')
@@ -88,8 +118,14 @@ export async function spawnChild(
   // whoever owns the process passes it on only when that id is a request of theirs in flight
   // (an unknown id is dropped there as any stray reply is), so a wrong id can only be an error.
   const tooLarge = (bytes: number, reply: RequestId | undefined) => {
-    current.warn(
-      { bytes, maxMessageBytes: config.maxMessageBytes, ...(reply !== undefined ? { reply } : {}) },
+    // The id as the process wrote it: blotted as its stderr is (it may write anything there).
+    const id = typeof reply === 'string' ? blot(reply) : reply
+    warn(
+      {
+        bytes,
+        maxMessageBytes: config.maxMessageBytes,
+        ...(id !== undefined ? { reply: id } : {}),
+      },
       'server process wrote a message larger than maxMessageBytes; dropped',
     )
     if (reply !== undefined)
@@ -112,7 +148,7 @@ export async function spawnChild(
   // sessionless and endpoint owners relay MCP's exact names only.) Requests in disguise are the
   // owners' to refuse (-32601): the process waits on an answer.
   const disguised = (message: JSONRPCMessage, meant: string) =>
-    current.warn(
+    warn(
       {
         method: blot((message as { method: string }).method, DISGUISE_LOG_MAX).slice(
           0,
@@ -122,14 +158,15 @@ export async function spawnChild(
       },
       'server process wrote a notification named like an MCP method in disguise; dropped',
     )
-  proc.stdout.on('data', (chunk: Buffer) => {
+  // Read paced: a line written a few bytes at a time is read in few reads (stdout-pacing.ts).
+  readPaced(proc.stdout, (chunk) => {
     for (const f of reader.push(chunk)) {
       if ('message' in f) {
         const meant = disguisedNotification(f.message)
         if (meant === undefined) child.onmessage?.(f.message)
         else disguised(f.message, meant)
       } else if (f.skipped === 'too large') tooLarge(f.bytes, f.reply)
-      else
+      else if (current.isLevelEnabled('debug') && warnings.admit())
         current.debug(
           { skipped: f.skipped },
           'server process wrote a line that is not a JSON-RPC message',
@@ -146,6 +183,8 @@ export async function spawnChild(
     if (ended) return
     ended = true
     alive = false
+    // Its last window's count now: the process's lines end with it.
+    warnings.end()
     markExited()
     child.onexit?.()
   }
@@ -160,7 +199,13 @@ export async function spawnChild(
     proc.stdout.once('close', () => clearTimeout(late))
   })
   proc.once('close', gone)
-  logStderr(proc.stderr, () => current, config.stderr, blot)
+  logStderr(
+    proc.stderr,
+    () => current,
+    config.stderr,
+    blot,
+    (n) => suppressed('stderr', n),
+  )
   return child
 }
 
@@ -192,44 +237,68 @@ async function stop(proc: ChildProcess, exited: Promise<void>, graceMs: number):
   }
 }
 
+/**
+ * Logs the process's stderr line by line: `linesPerWindow` per window (log-window.ts); of the
+ * rest, the last `keepLast` are logged when the window ends, after one line counting the others
+ * (`suppressed`): what a process wrote just before it crashed is in the log however much it
+ * wrote before (the stream's end ends the window).
+ */
 function logStderr(
   stream: Readable,
   log: () => Logger,
   bounds: ServerConfig['stderr'],
   redact: Redactor,
+  suppressed: (lines: number) => void,
 ): void {
-  let windowStart = Date.now()
-  let lines = 0
-  let dropped = 0
   // Redacted before it is cut: a cut must not leave half a secret showing, so what is kept of a
   // line is as long as the longest form of a secret past the cut (and no more is held). The
   // redactor cuts at lineMax of the line as written: each `[redacted]` shortens the line, and
   // cutting after would show text from past the kept cut (where a secret may be cut in half).
   // One stream's lines in turn: a value split over two of them is blotted too.
   const blot = redact.lines()
+  const redacted = (line: string, end: string | undefined) =>
+    blot(line, bounds.lineMax, end).slice(0, bounds.lineMax)
+  /**
+   * The last lines suppressed in this window, as written: redacted only if they are logged, when
+   * it ends. The redactor reads the lines in turn, so one pushed out is skipped then (before
+   * any line after it is read), and the ones kept are read before the next window's lines.
+   */
+  let last: { line: string; end: string | undefined }[] = []
+  const window = new LogWindow({
+    linesPerWindow: bounds.linesPerWindow,
+    window: bounds.window,
+    ended: (n) => {
+      const kept = last
+      last = []
+      const more = n - kept.length
+      if (more > 0) {
+        log().warn(
+          { suppressed: more },
+          `${more} more server stderr lines suppressed (stderr.linesPerWindow)`,
+        )
+        suppressed(more)
+      }
+      // `late`: logged when its window ended, not when written.
+      for (const { line, end } of kept)
+        log().info({ stderr: redacted(line, end), late: true }, 'server stderr')
+    },
+  })
   // A line cut there keeps its end too: a value split over it and the next line is joined.
   const splitter = new LineSplitter(
     bounds.lineMax + redact.longest,
     (line, end) => {
-      const now = Date.now()
-      if (now - windowStart >= bounds.window) {
-        if (dropped > 0) log().warn({ dropped }, 'server stderr lines dropped by rate limit')
-        windowStart = now
-        lines = 0
-        dropped = 0
-      }
-      if (++lines > bounds.linesPerWindow) {
-        dropped++
-        // Its end still joins the next line logged: a value split over the two is blotted there.
-        return blot.skip(line, end)
-      }
-      log().info(
-        { stderr: blot(line, bounds.lineMax, end).slice(0, bounds.lineMax) },
-        'server stderr',
-      )
+      if (window.admit()) return log().info({ stderr: redacted(line, end) }, 'server stderr')
+      last.push({ line, end })
+      if (last.length <= bounds.keepLast) return
+      // Its end still joins the next line logged: a value split over the two is blotted there.
+      const out = last.shift()!
+      blot.skip(out.line, out.end)
     },
     redact.tail,
   )
   stream.on('data', (chunk: Buffer) => splitter.write(chunk))
-  stream.once('end', () => splitter.end())
+  stream.once('end', () => {
+    splitter.end()
+    window.end()
+  })
 }

@@ -162,6 +162,7 @@ export function preinitialized(child: Child, init: InitResult): Child {
     exited: child.exited,
     close: () => child.close(),
     retag: (log) => child.retag(log),
+    warn: (fields, msg) => child.warn(fields, msg),
     async send(message) {
       const env = envelope(message)
       if (env.kind === 'request' && env.method === 'initialize') {
@@ -176,5 +177,6 @@ export function preinitialized(child: Child, init: InitResult): Child {
     if (refuseAsk(child, message) === undefined) view.onmessage?.(message)
   }
   child.onexit = () => view.onexit?.()
+  child.onsuppressed = (source, lines) => view.onsuppressed?.(source, lines)
   return view
 }

@@ -134,7 +134,14 @@ export class SessionRegistry implements Holders {
       if (config.mode === 'shared')
         this.shared.set(
           name,
-          new SharedServer({ name, config, log, crashes: this.sharedCrashes, now: o.sharedClock }),
+          new SharedServer({
+            name,
+            config,
+            log,
+            crashes: this.sharedCrashes,
+            now: o.sharedClock,
+            metrics: o.metrics,
+          }),
         )
       else this.pools.set(name, new ProcessPool({ name, config, log, starts: this.starts }))
     }
@@ -352,6 +359,9 @@ export class SessionRegistry implements Holders {
         if (atMax(err)) undo()
         throw err
       }
+      // A shared process's lines are counted by its replica (replica.ts).
+      child.onsuppressed = (source, lines) =>
+        this.o.metrics?.logLinesSuppressed.inc({ server, source }, lines)
     }
     // The gateway finished shutting down while this process started: it must not outlive it.
     if (this.closed) {

@@ -2,6 +2,7 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { ServerConfig } from '../config/schema.js'
+import type { Metrics } from '../observability/metrics.js'
 import type { Channel } from './channel.js'
 import { spawnChild, type Child } from './child.js'
 import { RPC } from './errors.js'
@@ -61,6 +62,8 @@ export class Replica {
       crashes?: SharedCrashes
       /** The clock a run is measured with against respawnStableAfter (ms); default: monotonic. */
       now?: () => number
+      /** Counts the process's log lines a rate limit suppressed. */
+      metrics?: Metrics
     },
   ) {
     this.backoff = new Backoff({
@@ -98,6 +101,8 @@ export class Replica {
     try {
       const child = await spawnChild(this.config, this.log)
       this.child = child
+      child.onsuppressed = (source, lines) =>
+        this.o.metrics?.logLinesSuppressed.inc({ server: this.o.server, source }, lines)
       // Closed while it was starting: nothing may outlive the gateway.
       if (this.closed) return void (await child.close())
       child.onexit = () => this.onExit()
@@ -131,7 +136,7 @@ export class Replica {
       if (p === undefined) {
         // A cancelled request the process finished anyway: it no longer runs.
         if (this.cancelled.delete(String(env.id))) return
-        return this.log.warn('shared server replied to no pending request; dropped')
+        return this.child?.warn({}, 'shared server replied to no pending request; dropped')
       }
       this.pending.delete(String(env.id))
       p.channel.settled(p)

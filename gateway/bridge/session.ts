@@ -592,7 +592,7 @@ export class Session implements GatedSession {
       if (req === undefined) {
         // After the session closed, a late reply is expected (e.g. DELETE during initialize).
         if (this.closed) this.o.log.debug('reply after the session closed; dropped')
-        else this.o.log.warn('server sent a reply to no pending request; dropped')
+        else this.current.warn({}, 'server sent a reply to no pending request; dropped')
         return
       }
       this.settle(env.id, req)
@@ -669,7 +669,7 @@ export class Session implements GatedSession {
       return
     }
     if (env.kind === 'invalid') {
-      this.o.log.warn('server sent an invalid JSON-RPC message; dropped')
+      this.current.warn({}, 'server sent an invalid JSON-RPC message; dropped')
       return
     }
     // Only negotiated capabilities are used (MCP lifecycle §Operation, checklist D27): a request
@@ -685,8 +685,13 @@ export class Session implements GatedSession {
     const early = this.early.wait(message, env)
     if (early !== undefined) {
       if ('refused' in early) {
-        this.o.log.warn(
-          { method: env.kind === 'request' ? env.method : undefined },
+        // The process's name for it, blotted then cut as a disguised one's is (child.ts).
+        const method =
+          env.kind === 'request'
+            ? (this.current.redact?.(env.method) ?? env.method).slice(0, 120)
+            : undefined
+        this.current.warn(
+          { method },
           "server request before the client's initialized past the session's bounds; refused",
         )
         this.child.send(early.refused).catch(() => {})
@@ -732,7 +737,7 @@ export class Session implements GatedSession {
     const asker = this.current
     const relayed = this.serverAsks.relay(asker, id)
     if (relayed === undefined) {
-      this.o.log.warn(
+      asker.warn(
         { pending: this.serverAsks.size },
         "server request past the session's bound of requests awaiting the client's answers; refused",
       )
@@ -798,7 +803,8 @@ export class Session implements GatedSession {
 
   /** {@link send}, false when the message could not be serialized (a reply's client got -32603). */
   private sent(message: JSONRPCMessage, relatedRequestId?: RequestId): boolean {
-    return sendSafely(this.transport, message, relatedRequestId, this.o.log)
+    // A message that cannot be serialized is the process's: its warning is within its budget.
+    return sendSafely(this.transport, message, relatedRequestId, this.current)
   }
 
   /** `end`: when the server's reply came, if it is not now. */

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { ServerConfig } from '../config/schema.js'
+import type { Metrics } from '../observability/metrics.js'
 import { Channel } from './channel.js'
 import type { Child } from './child.js'
 import { BridgeError } from './errors.js'
@@ -33,6 +34,8 @@ export class SharedServer {
       crashes?: SharedCrashes
       /** The clock of runs against respawnStableAfter (ms); default: monotonic. */
       now?: () => number
+      /** Counts the process's log lines a rate limit suppressed. */
+      metrics?: Metrics
     },
   ) {
     this.readyWait = o.config.readyWait
@@ -43,6 +46,7 @@ export class SharedServer {
           server: o.name,
           crashes: o.crashes,
           now: o.now,
+          metrics: o.metrics,
         }),
     )
   }

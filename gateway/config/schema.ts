@@ -244,6 +244,12 @@ export const DEFAULT_STDERR_LINES_PER_WINDOW = 50
 export const DEFAULT_STDERR_WINDOW_MS = 10_000
 /** Longest stderr line logged, in characters; the rest is cut. */
 export const DEFAULT_STDERR_LINE_MAX = 2_000
+/** Of the stderr lines a window suppressed, the last ones logged when it ends (a crash's last words). */
+export const DEFAULT_STDERR_KEEP_LAST = 10
+/** Warnings about what a child wrote (a message dropped or refused) logged per child per window; the rest counted. */
+export const DEFAULT_WARNINGS_PER_WINDOW = 20
+/** The window of `warnings.linesPerWindow`, in ms. */
+export const DEFAULT_WARNINGS_WINDOW_MS = 10_000
 /** Stopping a process: after stdin closes, then after SIGTERM, it has this long to exit before the next step (SIGTERM, SIGKILL), in ms. */
 export const DEFAULT_STOP_GRACE_MS = 2_000
 
@@ -544,7 +550,7 @@ const serverSchema = z
         tools: z.record(z.string().min(1).max(256), resultBytes).default({}),
       })
       .prefault({}),
-    /** The process's stderr in the log: `linesPerWindow` lines per `window` ms (the rest counted), each cut at `lineMax` characters. */
+    /** The process's stderr in the log: `linesPerWindow` lines per `window` ms (the rest counted, the last `keepLast` logged when the window ends), each cut at `lineMax` characters. */
     stderr: z
       .strictObject({
         linesPerWindow: z.number().int().min(0).default(DEFAULT_STDERR_LINES_PER_WINDOW),
@@ -555,6 +561,14 @@ const serverSchema = z
           .min(80)
           .max(1024 * 1024)
           .default(DEFAULT_STDERR_LINE_MAX),
+        keepLast: z.number().int().min(0).max(1000).default(DEFAULT_STDERR_KEEP_LAST),
+      })
+      .prefault({}),
+    /** Warnings about what the process wrote (a message dropped or refused): `linesPerWindow` per `window` ms, the rest counted. */
+    warnings: z
+      .strictObject({
+        linesPerWindow: z.number().int().min(0).default(DEFAULT_WARNINGS_PER_WINDOW),
+        window: ms.min(100).default(DEFAULT_WARNINGS_WINDOW_MS),
       })
       .prefault({}),
     description: z.string().optional(),

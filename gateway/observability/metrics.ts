@@ -8,6 +8,7 @@ export interface Metrics {
   policyReloads: Counter<'result'>
   jwksRefreshes: Counter<'result'>
   childExits: Counter<'server'>
+  logLinesSuppressed: Counter<'server' | 'source'>
   /** Failed starts of a server's process that opened a backoff window (bridge/start-failures.ts). */
   serverStartFailures: Counter<'server'>
   /** Requests refused with 503 inside such a window, no process tried. */
@@ -132,6 +133,12 @@ export function createMetrics(g: Gauges): Metrics {
       name: 'mcp_edge_sessions_reclaimed_total',
       help: 'Idle sessions ended early to make room at a limit (session or process), by server and reason',
       labelNames: ['server', 'reason'],
+      registers: [registry],
+    }),
+    logLinesSuppressed: new Counter({
+      name: 'mcp_edge_log_lines_suppressed_total',
+      help: "Log lines a server process's output caused that a rate limit suppressed (source: stderr, warnings)",
+      labelNames: ['server', 'source'],
       registers: [registry],
     }),
     childExits: new Counter({

@@ -2,7 +2,8 @@
 // pieces. A real child (node -e) writes FRAMING_MB megabytes with no newline in FRAMING_CHUNK-
 // byte writes, then a valid reply; the gateway side is spawnChild, as every owner uses it. It
 // prints, per chunk size: the reads the gateway saw (chunks), wall time, the gateway's CPU per
-// MB, its longest event-loop stall, its RSS growth, and that the valid line after came through.
+// MB (and the kernel's part of it), its longest event-loop stall, its RSS growth, and that the
+// valid line after came through.
 // `node dist/test/bench/stdout-framing.js` (FRAMING_CHUNKS="1,64,1024,65536", FRAMING_MB=100,
 // FRAMING_MAX_MESSAGE_BYTES: the cap, default the gateway's).
 import { Writable } from 'node:stream'
@@ -77,6 +78,8 @@ async function run(n: number): Promise<void> {
       wallMs: Math.round(ms),
       gatewayCpuMs: Math.round(cpuMs),
       gatewayCpuUsPerMb: Math.round((cpuMs * 1000) / mb),
+      // The kernel's part: a pipe's reads cost it per write(2) read, however few the reads.
+      gatewaySysUsPerMb: Math.round(cpu.system / mb),
       longestStallMs: Math.round(stalls.max / 1e6),
       rssGrowthMb: Math.round((rssMax - rss0) / 1048576),
       after: got,

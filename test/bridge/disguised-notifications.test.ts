@@ -167,6 +167,8 @@ before(async () => {
     command: process.execPath,
     args: [script, JSON.stringify(DISGUISES.map(([m]) => m))],
     mode,
+    // Every disguise of every call is looked for in the log: none suppressed (log-window.ts).
+    warnings: { linesPerWindow: 100_000 },
   })
   const rules = `
     access: ["mcp:read"]

@@ -60,6 +60,7 @@ class StandIn implements Child {
     })
   }
   retag(): void {}
+  warn(): void {}
   /** The process exits by itself. */
   crash(): void {
     this.gone = true

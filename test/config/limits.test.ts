@@ -399,6 +399,24 @@ const cases: LimitCase[] = [
     bad: 79,
     message: min(80),
   },
+  {
+    key: 'servers.echo.stderr.keepLast',
+    default: S.DEFAULT_STDERR_KEEP_LAST,
+    bad: 1001,
+    message: max(1000),
+  },
+  {
+    key: 'servers.echo.warnings.linesPerWindow',
+    default: S.DEFAULT_WARNINGS_PER_WINDOW,
+    bad: -1,
+    message: min(0),
+  },
+  {
+    key: 'servers.echo.warnings.window',
+    default: S.DEFAULT_WARNINGS_WINDOW_MS,
+    bad: 99,
+    message: min(100),
+  },
   // endpoints.<name>: an endpoint's lists of its backends, and its session-era sessions.
   {
     key: 'endpoints.all.listTimeout',

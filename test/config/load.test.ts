@@ -511,7 +511,8 @@ describe('validateConfig', () => {
       maxMessageBytes: 8_388_608,
       maxJsonDepth: 256,
       stopGrace: 2000,
-      stderr: { linesPerWindow: 50, window: 10_000, lineMax: 2000 },
+      stderr: { linesPerWindow: 50, window: 10_000, lineMax: 2000, keepLast: 10 },
+      warnings: { linesPerWindow: 20, window: 10_000 },
       output: { overflow: 'truncate', tools: {} },
       pinTools: false,
     })
