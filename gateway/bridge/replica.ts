@@ -40,8 +40,8 @@ export class Replica {
   readonly pending = new Map<string, Pending>()
   readonly progress = new Map<string, Pending>()
   readonly subscribers = new Map<string, Set<Channel>>()
-  /** Requests cancelled at this process and not answered, by backend id: who sent them. */
-  readonly cancelled = new Map<string, Principal>()
+  /** Requests cancelled at this process and not answered, by backend id: who sent them, when. */
+  readonly cancelled = new Map<string, { principal: Principal; at: number }>()
   private seq = 0
   /** When the running process became ready (the injected clock), to tell a stable run. */
   private readyAt: number | undefined
@@ -73,7 +73,7 @@ export class Replica {
 
   /** A request the process may still be running though nobody waits for it any more. */
   cancel(id: string, principal: Principal): void {
-    this.cancelled.set(id, principal)
+    this.cancelled.set(id, { principal, at: this.now() })
     if (this.cancelled.size > CANCELLED_REMEMBERED)
       this.cancelled.delete(this.cancelled.keys().next().value!)
   }
@@ -197,7 +197,14 @@ export class Replica {
     const blamed = new Map<string, Principal>()
     for (const p of this.pending.values())
       blamed.set(ownerKey(p.channel.principal), p.channel.principal)
-    for (const principal of this.cancelled.values()) blamed.set(ownerKey(principal), principal)
+    // A cancelled request counts for requestTimeout after its cancel, as long as the gateway
+    // lets any request run: an SDK server never answers one (MCP: it SHOULD NOT), so without
+    // a bound whoever cancelled a call (or timed out, or closed a session) once was charged for
+    // any exit of the process, however much later.
+    const timeout = this.config.requestTimeout
+    const now = this.now()
+    for (const { principal, at } of this.cancelled.values())
+      if (timeout <= 0 || now - at <= timeout) blamed.set(ownerKey(principal), principal)
     this.cancelled.clear()
     this.o.crashes?.crashed(this.o.server, [...blamed.values()])
     this.backoff.ran(ran)

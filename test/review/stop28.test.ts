@@ -1,0 +1,191 @@
+// Stop 28 (brief review36): an outside attacker with low-privilege tokens (several accounts)
+// against last stop's new code: each shared process exit charged to the subjects in flight
+// (bridge/shared-crashes.ts, replica.ts, channel.ts). Real processes, a real gateway and IdP,
+// raw HTTP; the crash windows' clock is the test's (nothing sleeps).
+import assert from 'node:assert/strict'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { pino } from 'pino'
+import { RPC_RATE_LIMITED } from '../../gateway/http/respond.js'
+import { BridgeError } from '../../gateway/bridge/errors.js'
+import { SharedCrashes } from '../../gateway/bridge/shared-crashes.js'
+import { configSchema } from '../../gateway/config/schema.js'
+import { postMcp, type McpAnswer } from '../helpers/post-mcp.js'
+import { principal } from '../helpers/principal.js'
+import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
+
+const WINDOW = 600_000
+const REQUEST_TIMEOUT = 60_000
+const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-stop28-'))
+const recordOf = (server: string) => join(dir, `${server}.jsonl`)
+const got = (server: string, text: string) =>
+  existsSync(recordOf(server)) && readFileSync(recordOf(server), 'utf8').includes(text)
+const shared = (name: string) => ({
+  command: process.execPath,
+  args: [join(SERVERS_DIR, 'fixture.js')],
+  mode: 'shared',
+  respawnBackoff: 10,
+  respawnBackoffMax: 80,
+  respawnStableAfter: 3600_000,
+  requestTimeout: REQUEST_TIMEOUT,
+  env: { FIXTURE_RECORD_FILE: recordOf(name) },
+})
+const SERVERS = { stale: shared('stale'), recent: shared('recent') }
+const POLICY =
+  TEST_POLICY +
+  Object.keys(SERVERS)
+    .map((s) => `  ${s}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`)
+    .join('')
+
+let now = 1_000_000
+let stack: Stack
+before(async () => {
+  stack = await startStack({
+    servers: SERVERS,
+    policy: POLICY,
+    config: { limits: { sharedCrashesPerSubject: 1, sharedCrashesWindow: WINDOW } },
+    sharedClock: () => now,
+  })
+})
+after(async () => {
+  await stack.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+const tokenOf = (sub: string, server: string) => stack.forge({ sub, aud: stack.endpoint(server) })
+
+async function initialize(sub: string, server: string): Promise<McpAnswer> {
+  return postMcp(
+    stack.local(server),
+    {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-11-25',
+        capabilities: {},
+        clientInfo: { name: 'c', version: '0' },
+      },
+    },
+    { authorization: `Bearer ${await tokenOf(sub, server)}` },
+  )
+}
+
+async function open(sub: string, server: string): Promise<Record<string, string>> {
+  const a = await initialize(sub, server)
+  assert.equal(a.status, 200, a.text)
+  const headers = {
+    authorization: `Bearer ${await tokenOf(sub, server)}`,
+    'mcp-session-id': a.headers['mcp-session-id'] as string,
+    'mcp-protocol-version': '2025-11-25',
+  }
+  await postMcp(
+    stack.local(server),
+    { jsonrpc: '2.0', method: 'notifications/initialized' },
+    headers,
+  )
+  return headers
+}
+
+const call = (server: string, s: Record<string, string>, name: string, id = 2, args = {}) =>
+  postMcp(
+    stack.local(server),
+    { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } },
+    s,
+  )
+
+const restarts = (server: string) =>
+  stack.logLines
+    .map((l) => JSON.parse(l) as { msg?: string; server?: string })
+    .filter((l) => l.msg === 'shared server process restarting' && l.server === server).length
+
+/** `sub`'s call on `server` runs at the process; the client then cancels it (no answer comes). */
+async function cancelOne(sub: string, server: string, marker: string): Promise<void> {
+  const s = await open(sub, server)
+  const pending = call(server, s, 'gate', 7, { name: marker })
+  await waitFor(() => got(server, marker), 'the call runs at the process')
+  const cancel = await postMcp(
+    stack.local(server),
+    { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 7 } },
+    s,
+  )
+  assert.equal(cancel.status, 202, cancel.text)
+  await pending
+}
+
+/** `sub` crashes `server`'s process with a call of its own, and it is restarting. */
+async function crash(sub: string, server: string): Promise<void> {
+  const before = restarts(server)
+  const s = await open(sub, server)
+  const a = await call(server, s, 'crash')
+  assert.equal(a.json().error?.code, -32000, a.text)
+  await waitFor(() => restarts(server) > before, 'the process exited and restarts')
+  await waitFor(async () => (await initialize('probe', server)).status === 200, 'back up')
+}
+
+function assertRefused(a: McpAnswer): void {
+  assert.equal(a.status, 429, a.text)
+  assert.equal(a.json().error?.code, RPC_RATE_LIMITED)
+}
+
+describe('stop28: shared process exits charged to the subjects in flight', () => {
+  it('a request its user cancelled minutes ago is not in flight: a later crash by someone else is not charged to that user', async () => {
+    // The MCP SDK's servers never answer a cancelled request (spec: SHOULD NOT), so the
+    // gateway's note that it may still run stayed for the process's whole life: whoever cancelled
+    // a call (or whose call the gateway timed out, or who closed a session with one in flight)
+    // was charged a share of the next exit, however much later. Two attacker accounts taking
+    // turns, each crashing once after a victim's routine cancel, got the victim refused (1 of 1)
+    // while each attacker stood at a half (medium: a low-privilege user locks another out of a
+    // shared server). Now a cancelled request counts for requestTimeout after its cancel.
+    for (const attacker of ['mallory-1', 'mallory-2']) {
+      await cancelOne('victim', 'stale', `stale-${attacker}`)
+      now += 2 * REQUEST_TIMEOUT
+      await crash(attacker, 'stale')
+    }
+    const v = await initialize('victim', 'stale')
+    assert.equal(v.status, 200, `the victim was refused: ${v.text}`)
+    // Each attacker account was alone in flight at its crash: charged whole, refused.
+    for (const attacker of ['mallory-1', 'mallory-2'])
+      assertRefused(await initialize(attacker, 'stale'))
+  })
+
+  it('held: a call cancelled just before the crash is still charged to whoever cancelled it', async () => {
+    // Cancel the crashing call at once: within requestTimeout the cancelled call still counts.
+    await cancelOne('hider', 'recent', 'recent-hider')
+    now += REQUEST_TIMEOUT / 2
+    await crash('bystander', 'recent')
+    // hider and bystander: a half each.
+    await cancelOne('hider', 'recent', 'recent-hider-2')
+    await crash('bystander-2', 'recent')
+    assertRefused(await initialize('hider', 'recent'))
+    assert.equal((await initialize('bystander', 'recent')).status, 200)
+  })
+})
+
+describe('stop28: SharedCrashes against accounts taking turns', () => {
+  it('a bystander in flight at every exit is refused while two attacker accounts alternating are not', {
+    todo: 'design: per-subject shares cannot tell two accounts of one attacker from two users; see report',
+  }, () => {
+    const config = configSchema.parse({
+      servers: { s: { command: 'x', mode: 'shared' } },
+      limits: { sharedCrashesWindow: WINDOW, sharedCrashesPerSubject: 3 },
+    })
+    const crashes = new SharedCrashes({ config, log: pino({ level: 'silent' }), now: () => 0 })
+    for (let i = 0; i < 6; i++)
+      crashes.crashed('s', [principal(i % 2 === 0 ? 'm1' : 'm2'), principal('busy-victim')])
+    const refused = (sub: string) => {
+      try {
+        crashes.check('s', principal(sub), 'tools/call')
+        return false
+      } catch (err) {
+        assert.ok(err instanceof BridgeError)
+        return true
+      }
+    }
+    // Each attacker account stands at 1.5 of 3, the victim at 3: the victim alone is refused.
+    assert.equal(refused('m1') || refused('m2'), true, 'an attacker account is refused first')
+  })
+})
