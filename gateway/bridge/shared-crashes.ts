@@ -15,9 +15,9 @@ import { ownerKey } from './session.js'
  *
  * Who is blamed. The gateway cannot see which message made a process exit. Each exit is one
  * charge, divided equally among the distinct subjects (iss+sub) with a request in flight on
- * the process then, counting requests they cancelled (or left by closing their session) that
- * the process never answered, for `requestTimeout` after the cancel (replica.ts): a cancel sent
- * right after the crashing call must not hide it, one long past must not charge its user. A
+ * the process then, counting requests they cancelled (or left by closing their session) for
+ * `requestTimeout` after the cancel, answered or not (replica.ts): a cancel sent right after the
+ * crashing call must not hide it, one long past must not charge its user. A
  * subject whose charges within `limits.sharedCrashesWindow` (sliding) reach
  * `limits.sharedCrashesPerSubject` gets 429 with Retry-After on its next requests to that
  * server (new sessions, sessionless requests, endpoints, and requests on a session another

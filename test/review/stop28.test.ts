@@ -33,7 +33,14 @@ const shared = (name: string) => ({
   requestTimeout: REQUEST_TIMEOUT,
   env: { FIXTURE_RECORD_FILE: recordOf(name) },
 })
-const SERVERS = { stale: shared('stale'), recent: shared('recent') }
+const SERVERS = {
+  stale: shared('stale'),
+  recent: shared('recent'),
+  racer: {
+    ...shared('racer'),
+    env: { FIXTURE_RECORD_FILE: recordOf('racer'), FIXTURE_ANSWER_CANCELLED_THEN_EXIT: '1' },
+  },
+}
 const POLICY =
   TEST_POLICY +
   Object.keys(SERVERS)
@@ -57,7 +64,7 @@ after(async () => {
 
 const tokenOf = (sub: string, server: string) => stack.forge({ sub, aud: stack.endpoint(server) })
 
-async function initialize(sub: string, server: string): Promise<McpAnswer> {
+async function initialize(sub: string, server: string, version = '2025-11-25'): Promise<McpAnswer> {
   return postMcp(
     stack.local(server),
     {
@@ -65,7 +72,7 @@ async function initialize(sub: string, server: string): Promise<McpAnswer> {
       id: 1,
       method: 'initialize',
       params: {
-        protocolVersion: '2025-11-25',
+        protocolVersion: version,
         capabilities: {},
         clientInfo: { name: 'c', version: '0' },
       },
@@ -74,13 +81,17 @@ async function initialize(sub: string, server: string): Promise<McpAnswer> {
   )
 }
 
-async function open(sub: string, server: string): Promise<Record<string, string>> {
-  const a = await initialize(sub, server)
+async function open(
+  sub: string,
+  server: string,
+  version = '2025-11-25',
+): Promise<Record<string, string>> {
+  const a = await initialize(sub, server, version)
   assert.equal(a.status, 200, a.text)
   const headers = {
     authorization: `Bearer ${await tokenOf(sub, server)}`,
     'mcp-session-id': a.headers['mcp-session-id'] as string,
-    'mcp-protocol-version': '2025-11-25',
+    'mcp-protocol-version': version,
   }
   await postMcp(
     stack.local(server),
@@ -162,6 +173,33 @@ describe('stop28: shared process exits charged to the subjects in flight', () =>
     await crash('bystander-2', 'recent')
     assertRefused(await initialize('hider', 'recent'))
     assert.equal((await initialize('bystander', 'recent')).status, 200)
+  })
+
+  it('a cancel the process answers the call for, then exits on, is still charged to whoever cancelled', async () => {
+    // The process answered the call once the cancel had left the gateway (it finished just as
+    // the cancel came) and then exited handling the cancel: the late answer made the gateway
+    // forget the call, and the exit was charged to no one. Measured with a server exiting on any
+    // cancellation, a ping and its cancel escaped the charge 7 times in 10, so a user could crash
+    // a shared process for everyone without ever reaching the allowance (medium). Now a cancelled
+    // call counts for requestTimeout after its cancel, answered or not.
+    const before = restarts('racer')
+    const s = await open('sly', 'racer')
+    const pending = call('racer', s, 'gate', 7, { name: 'sly' })
+    await waitFor(() => got('racer', '"sly"'), 'the call runs at the process')
+    const cancel = await postMcp(
+      stack.local('racer'),
+      { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 7 } },
+      s,
+    )
+    assert.equal(cancel.status, 202, cancel.text)
+    await pending
+    await waitFor(() => restarts('racer') > before, 'the process exited and restarts')
+    assert.ok(
+      stack.logLines.some((l) => l.includes('answered the cancelled request, exiting')),
+      'the process answered the call before it exited',
+    )
+    // Alone in flight (a cancelled call of its own): charged whole, at the allowance (1).
+    assertRefused(await initialize('sly', 'racer'))
   })
 })
 
