@@ -12,6 +12,8 @@ import { RPC_RATE_LIMITED } from '../../gateway/http/respond.js'
 import { BridgeError } from '../../gateway/bridge/errors.js'
 import { SharedCrashes } from '../../gateway/bridge/shared-crashes.js'
 import { configSchema } from '../../gateway/config/schema.js'
+import { request } from 'undici'
+import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
 import { postMcp, type McpAnswer } from '../helpers/post-mcp.js'
 import { principal } from '../helpers/principal.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
@@ -34,6 +36,7 @@ const shared = (name: string) => ({
   env: { FIXTURE_RECORD_FILE: recordOf(name) },
 })
 const SERVERS = {
+  held: shared('held'),
   pair: { ...shared('pair'), replicas: 2 },
   stale: shared('stale'),
   recent: shared('recent'),
@@ -231,6 +234,81 @@ describe('stop28: shared process exits charged to the subjects in flight', () =>
       lines.map((e) => [e.method, e.decision, e.rule, e.outcome]),
       [['tools/call', 'rate_limited', 'limits.sharedCrashesPerSubject', 'refused']],
     )
+  })
+})
+
+describe('stop28: held, a subject past its allowance reaches the process by no route', () => {
+  it('new sessions of any era, sessionless calls and lists, another client of the same user, legacy streams: 429, -32029, nothing at the process', async () => {
+    await crash('hostile', 'held')
+    const marker = 'hostile-marker'
+    const answer = async (res: Awaited<ReturnType<typeof request>>): Promise<McpAnswer> => {
+      const text = await res.body.text()
+      return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) }
+    }
+    const token = await tokenOf('hostile', 'held')
+    const otherClient = await stack.forge({
+      sub: 'hostile',
+      aud: stack.endpoint('held'),
+      azp: 'another-client',
+      client_id: 'another-client',
+    })
+    const cases: [string, () => Promise<McpAnswer>, unknown][] = [
+      ['initialize 2025-11-25', () => initialize('hostile', 'held'), null],
+      ['initialize 2025-03-26', () => initialize('hostile', 'held', '2025-03-26'), null],
+      ['initialize 2024-11-05', () => initialize('hostile', 'held', '2024-11-05'), null],
+      [
+        'sessionless tools/call',
+        async () =>
+          answer(
+            await request(
+              stack.local('held'),
+              modernToolCall(token, 'gate', { name: `${marker}-1` }, { id: 41 }),
+            ),
+          ),
+        41,
+      ],
+      [
+        'sessionless tools/list',
+        async () =>
+          answer(
+            await request(stack.local('held'), modernRequest(token, 'tools/list', {}, { id: 42 })),
+          ),
+        42,
+      ],
+      [
+        'sessionless call, another client of the same user',
+        async () =>
+          answer(
+            await request(
+              stack.local('held'),
+              modernToolCall(otherClient, 'gate', { name: `${marker}-2` }, { id: 43 }),
+            ),
+          ),
+        43,
+      ],
+      [
+        'legacy GET /sse',
+        async () =>
+          answer(
+            await request(`${stack.url}/sse/held`, {
+              headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` },
+            }),
+          ),
+        null,
+      ],
+    ]
+    for (const [what, send, id] of cases) {
+      const a = await send()
+      assert.equal(a.status, 429, `${what}: ${a.text}`)
+      assert.ok(Number(a.headers['retry-after']) > 0, what)
+      assert.equal(a.json().id, id, what)
+      assert.equal(a.json().error?.code, RPC_RATE_LIMITED, what)
+      assert.equal(a.headers['mcp-session-id'], undefined, what)
+    }
+    assert.equal(got('held', marker), false, 'the process saw none of it')
+    // Another user is served.
+    const other = await open('passer-by', 'held')
+    assert.equal((await call('held', other, 'pid')).status, 200)
   })
 })
 
