@@ -38,6 +38,7 @@ const shared = (name: string) => ({
 const SERVERS = {
   held: shared('held'),
   pair: { ...shared('pair'), replicas: 2 },
+  trio: { ...shared('trio'), replicas: 2 },
   stale: shared('stale'),
   recent: shared('recent'),
   racer: {
@@ -141,6 +142,11 @@ async function crash(sub: string, server: string): Promise<void> {
   await waitFor(async () => (await initialize('probe', server)).status === 200, 'back up')
 }
 
+async function answerOf(res: Awaited<ReturnType<typeof request>>): Promise<McpAnswer> {
+  const text = await res.body.text()
+  return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) }
+}
+
 function assertRefused(a: McpAnswer): void {
   assert.equal(a.status, 429, a.text)
   assert.equal(a.json().error?.code, RPC_RATE_LIMITED)
@@ -235,16 +241,52 @@ describe('stop28: shared process exits charged to the subjects in flight', () =>
       [['tools/call', 'rate_limited', 'limits.sharedCrashesPerSubject', 'refused']],
     )
   })
+
+  it('sessionless, on a lane of its own the crash left running: 429 with Retry-After, one audit line', async () => {
+    // A user's lane on one replica, its session on the other; crashing through the session
+    // left the lane, and its next sessionless call went through it: answered 200 with the
+    // refusal as the process's error (no 429, no Retry-After, unlike every other sessionless
+    // refusal) and audited twice, rate_limited and allow/error (low). Now a shared server's
+    // lease is refused before any lane, a held one too.
+    const token = await tokenOf('trio', 'trio')
+    const first = await answerOf(
+      await request(stack.local('trio'), modernToolCall(token, 'pid', {}, { id: 1 })),
+    )
+    const lanePid = first.json().result.content[0].text
+    const s = await open('trio', 'trio')
+    const sessionPid = (await call('trio', s, 'pid', 11)).json().result.content[0].text
+    assert.notEqual(lanePid, sessionPid, 'the lane and the session on different replicas')
+    const before = restarts('trio')
+    assert.equal((await call('trio', s, 'crash', 12)).json().error?.code, -32000)
+    await waitFor(() => restarts('trio') > before, 'the process exited and restarts')
+    const mark = stack.audit().length
+    const a = await answerOf(
+      await request(
+        stack.local('trio'),
+        modernToolCall(token, 'gate', { name: 'trio-marker' }, { id: 2 }),
+      ),
+    )
+    assert.equal(a.status, 429, a.text)
+    assert.equal(a.headers['retry-after'], String(WINDOW / 1000))
+    assert.equal(a.json().id, 2)
+    assert.equal(a.json().error?.code, RPC_RATE_LIMITED)
+    assert.equal(got('trio', 'trio-marker'), false, 'the process saw nothing')
+    assert.deepEqual(
+      stack
+        .audit()
+        .slice(mark)
+        .filter((e) => e.sub === 'trio')
+        .map((e) => [e.method, e.name, e.decision, e.rule, e.outcome]),
+      [['tools/call', 'gate', 'rate_limited', 'limits.sharedCrashesPerSubject', 'refused']],
+    )
+  })
 })
 
 describe('stop28: held, a subject past its allowance reaches the process by no route', () => {
   it('new sessions of any era, sessionless calls and lists, another client of the same user, legacy streams: 429, -32029, nothing at the process', async () => {
     await crash('hostile', 'held')
     const marker = 'hostile-marker'
-    const answer = async (res: Awaited<ReturnType<typeof request>>): Promise<McpAnswer> => {
-      const text = await res.body.text()
-      return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) }
-    }
+    const answer = answerOf
     const token = await tokenOf('hostile', 'held')
     const otherClient = await stack.forge({
       sub: 'hostile',
