@@ -340,12 +340,23 @@ describe('stop28: held, a subject past its allowance reaches the process by no r
       ],
     ]
     for (const [what, send, id] of cases) {
+      const mark = stack.audit().length
       const a = await send()
       assert.equal(a.status, 429, `${what}: ${a.text}`)
       assert.ok(Number(a.headers['retry-after']) > 0, what)
       assert.equal(a.json().id, id, what)
       assert.equal(a.json().error?.code, RPC_RATE_LIMITED, what)
       assert.equal(a.headers['mcp-session-id'], undefined, what)
+      // One audit line, the refusal's (the audit is written before the answer goes).
+      assert.deepEqual(
+        stack
+          .audit()
+          .slice(mark)
+          .filter((e) => e.sub === 'hostile')
+          .map((e) => [e.decision, e.rule, e.outcome]),
+        [['rate_limited', 'limits.sharedCrashesPerSubject', 'refused']],
+        what,
+      )
     }
     assert.equal(got('held', marker), false, 'the process saw none of it')
     // Another user is served.
