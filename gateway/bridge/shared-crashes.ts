@@ -31,9 +31,9 @@ import { ownerKey } from './session.js'
  * attacker in flight together divide each charge instead of escaping it (charging only a
  * subject alone in flight would let two accounts crash the process forever). Accounts taking
  * turns are the limit of any per-subject count: each is charged at its own crashes only, so a
- * user in flight at every one of them (always a call running) reaches the allowance first. An exit with
- * nothing in flight (a process that exits after it answered) charges no one: the backoff
- * still slows that loop for everyone.
+ * user in flight at every one of them (always a call running) reaches the allowance first.
+ * An exit with nothing in flight (a process that exits after it answered) charges no one: the
+ * backoff still slows that loop for everyone.
  *
  * Per server and replica, in memory, like the process-start budget: the process is the
  * replica's own. Each exit also sweeps the charges that left the window.
