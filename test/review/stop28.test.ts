@@ -12,6 +12,7 @@ import { RPC_RATE_LIMITED } from '../../gateway/http/respond.js'
 import { BridgeError } from '../../gateway/bridge/errors.js'
 import { SharedCrashes } from '../../gateway/bridge/shared-crashes.js'
 import { configSchema } from '../../gateway/config/schema.js'
+import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
 import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
 import { postMcp, type McpAnswer } from '../helpers/post-mcp.js'
@@ -36,6 +37,7 @@ const shared = (name: string) => ({
   env: { FIXTURE_RECORD_FILE: recordOf(name) },
 })
 const SERVERS = {
+  probed: { command: process.execPath, args: [join(SERVERS_DIR, 'fixture.js')] },
   held: shared('held'),
   pair: { ...shared('pair'), replicas: 2 },
   trio: { ...shared('trio'), replicas: 2 },
@@ -362,6 +364,57 @@ describe('stop28: held, a subject past its allowance reaches the process by no r
     // Another user is served.
     const other = await open('passer-by', 'held')
     assert.equal((await call('held', other, 'pid')).status, 200)
+  })
+})
+
+describe("stop28: held, another subject's session id answers exactly as an unknown one", () => {
+  // Status, body and every header but the per-response ones (date, request id) alike, on every
+  // transport that takes a session id: nothing tells a probe the id exists (session-probe.ts).
+  const PER_RESPONSE = new Set(['date', 'x-request-id', 'content-length'])
+  const shape = async (res: Awaited<ReturnType<typeof request>>) => {
+    const text = await res.body.text()
+    const headers = Object.fromEntries(
+      Object.entries(res.headers).filter(([k]) => !PER_RESPONSE.has(k.toLowerCase())),
+    )
+    return { status: res.statusCode, headers, text }
+  }
+  const list = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' })
+  it('POST, GET and DELETE /mcp and legacy POST /messages', async () => {
+    const alice = await open('alice', 'probed')
+    const id = alice['mcp-session-id']!
+    const unknown = randomBytes(id.length / 2).toString('hex')
+    const bob = `Bearer ${await tokenOf('bob', 'probed')}`
+    const modern = (method: string, sid: string) =>
+      request(stack.local('probed'), {
+        method: method as 'POST',
+        headers: {
+          authorization: bob,
+          'mcp-session-id': sid,
+          'mcp-protocol-version': '2025-11-25',
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        ...(method === 'POST' ? { body: list } : {}),
+      })
+    const legacy = (sid: string) =>
+      request(`${stack.url}/messages/probed?sessionId=${sid}`, {
+        method: 'POST',
+        headers: { authorization: bob, 'content-type': 'application/json' },
+        body: list,
+      })
+    for (const [what, send] of [
+      ['POST /mcp', (sid: string) => modern('POST', sid)],
+      ['GET /mcp', (sid: string) => modern('GET', sid)],
+      ['DELETE /mcp', (sid: string) => modern('DELETE', sid)],
+      ['POST /messages', legacy],
+    ] as const) {
+      const a = await shape(await send(unknown))
+      const b = await shape(await send(id))
+      assert.equal(a.status, 404, `${what}: ${a.text}`)
+      assert.deepEqual(b, a, what)
+    }
+    // Alice's session lives on.
+    assert.equal((await call('probed', alice, 'pid')).status, 200)
   })
 })
 
