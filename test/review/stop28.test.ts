@@ -3,7 +3,7 @@
 // (bridge/shared-crashes.ts, replica.ts, channel.ts). Real processes, a real gateway and IdP,
 // raw HTTP; the crash windows' clock is the test's (nothing sleeps).
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -36,7 +36,33 @@ const shared = (name: string) => ({
   requestTimeout: REQUEST_TIMEOUT,
   env: { FIXTURE_RECORD_FILE: recordOf(name) },
 })
+// The fixture behind a wrapper whose first start also starts a helper holding its stdout (a
+// server running a background command): when the fixture exits, its stdout stays open until
+// the test ends the helper (its pid in a file). Restarts start none.
+const helperPid = join(dir, 'leaky-helper.pid')
+const wrapper = join(dir, 'leaky.mjs')
+writeFileSync(
+  wrapper,
+  `import { spawn } from 'node:child_process'
+import { existsSync, writeFileSync } from 'node:fs'
+if (!existsSync(${JSON.stringify(helperPid)})) {
+  const helper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 120000)'], {
+    stdio: ['ignore', 'inherit', 'ignore'],
+    detached: true,
+  })
+  helper.unref()
+  writeFileSync(${JSON.stringify(helperPid)}, String(helper.pid))
+}
+await import(${JSON.stringify(join(SERVERS_DIR, 'fixture.js'))})
+`,
+)
 const SERVERS = {
+  leaky: {
+    ...shared('leaky'),
+    args: [wrapper],
+    // Longer than the helper lives: the gateway waits for the stdout, as for any slow close.
+    stopGrace: 60_000,
+  },
   probed: { command: process.execPath, args: [join(SERVERS_DIR, 'fixture.js')] },
   held: shared('held'),
   pair: { ...shared('pair'), replicas: 2 },
@@ -65,6 +91,10 @@ before(async () => {
   })
 })
 after(async () => {
+  // The helper holds the leaky process's stdout: ended (if a test did not), or closing waits.
+  try {
+    process.kill(Number(readFileSync(helperPid, 'utf8')))
+  } catch {}
   await stack.close()
   rmSync(dir, { recursive: true, force: true })
 })
@@ -415,6 +445,65 @@ describe("stop28: held, another subject's session id answers exactly as an unkno
     }
     // Alice's session lives on.
     assert.equal((await call('probed', alice, 'pid')).status, 200)
+  })
+})
+
+describe('stop28: a shared process that exited while a helper holds its stdout', () => {
+  // child.ts calls a process alive until its stdout closes (every message it wrote is read),
+  // up to stopGrace after its exit when a helper it started holds the pipe. Meanwhile the
+  // replica still looks ready: a new session attaches to the dead process (its initialize is
+  // answered from the cache) and its call fails at once (the stdin closed with the exit), yet
+  // the call stayed in the process's requests in flight, so when the stdout finally closed that
+  // user was charged a share of an exit it had no part in. An attacker crashing a server that
+  // runs background commands got every user active in that window charged with it, diluting
+  // its own share (low: server-specific, at most stopGrace). Now a request that could not be
+  // written is not in flight. (Sessions still attach to the dead process in that window and
+  // get -32603 for their calls: child.ts could tell the exit apart from the end of stdout.)
+  it('a request sent to it after its exit is not charged for it', async () => {
+    const a = await open('arsonist', 'leaky')
+    const pid = Number((await call('leaky', a, 'pid')).json().result.content[0].text)
+    const before = restarts('leaky')
+    // Its answer comes once the exit is handled: not waited for here.
+    const crashed = call('leaky', a, 'crash', 3)
+    await waitFor(() => {
+      try {
+        process.kill(pid, 0)
+        return false
+      } catch {
+        return true
+      }
+    }, 'the process exited (its helper lives on)')
+    const mark = stack.logLines.length
+    const late = await initialize('latecomer', 'leaky')
+    // Still unhandled: the exit waits for the stdout.
+    assert.equal(restarts('leaky'), before)
+    if (late.status === 200) {
+      const s = {
+        authorization: `Bearer ${await tokenOf('latecomer', 'leaky')}`,
+        'mcp-session-id': late.headers['mcp-session-id'] as string,
+        'mcp-protocol-version': '2025-11-25',
+      }
+      await postMcp(
+        stack.local('leaky'),
+        { jsonrpc: '2.0', method: 'notifications/initialized' },
+        s,
+      )
+      // Sent to the dead process (its stdin is closed): an error at once, yet counted in flight.
+      const c = await call('leaky', s, 'pid', 4)
+      assert.ok(c.json().error, c.text)
+    }
+    // The helper ends: the stdout closes, the exit is handled.
+    process.kill(Number(readFileSync(helperPid, 'utf8')))
+    await waitFor(() => restarts('leaky') > before, 'the exit was handled')
+    await crashed
+    const charged = stack.logLines
+      .slice(mark)
+      .map((l) => JSON.parse(l) as { msg?: string; blamed?: string[] })
+      .filter((l) => l.msg?.startsWith('shared server process exit charged'))
+    assert.deepEqual(
+      charged.map((l) => l.blamed),
+      [['arsonist']],
+    )
   })
 })
 
