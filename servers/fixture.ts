@@ -516,6 +516,25 @@ if (crashOn) {
   }
 }
 
+// FIXTURE_ANSWER_CANCELLED_THEN_EXIT=1: on a cancellation, answer the cancelled request after
+// all, then exit (code 5): a server that finished the call just as the cancel came, and crashes
+// handling the cancel.
+if (process.env.FIXTURE_ANSWER_CANCELLED_THEN_EXIT === '1') {
+  const handle = transport.onmessage
+  transport.onmessage = (message) => {
+    const m = message as { method?: string; params?: { requestId?: string | number } }
+    if (m.method === 'notifications/cancelled' && m.params?.requestId !== undefined) {
+      const answer = { jsonrpc: '2.0' as const, id: m.params.requestId, result: {} }
+      void transport.send(answer).then(() => {
+        process.stderr.write('fixture: answered the cancelled request, exiting\n')
+        process.exit(5)
+      })
+      return
+    }
+    handle?.(message)
+  }
+}
+
 // FIXTURE_STRICT_LIFECYCLE=1: behave like servers that exit on any request before initialize.
 if (process.env.FIXTURE_STRICT_LIFECYCLE === '1') {
   let initialized = false

@@ -104,7 +104,15 @@ export class Channel implements Child {
         r.progress.set(p.backendToken, p)
         outParams = { ...params, _meta: { ...meta, progressToken: p.backendToken } }
       }
-      return r.child!.send({ ...message, id, params: outParams } as JSONRPCMessage)
+      // Not written (its stdin closed as it exited): not in flight, so not charged for its
+      // exit (shared-crashes.ts); the sender answers the client.
+      return r.child!.send({ ...message, id, params: outParams } as JSONRPCMessage).catch((err) => {
+        if (r.pending.get(id) === p) {
+          r.pending.delete(id)
+          this.settled(p)
+        }
+        throw err
+      })
     }
     if (env.kind === 'notification') {
       if (env.method !== 'notifications/cancelled') return // initialized, roots changes: the gateway's business

@@ -65,12 +65,18 @@ export class LaneLeases {
 
   /**
    * A lane for `ask`, held with `holder`: HELD (alone) or a plain request's share.
-   * @throws BridgeError `too_many_sessions`, `subject_session_limit`, `client_gone`, `spawn_failed`
+   * @throws BridgeError `too_many_sessions`, `subject_session_limit`, `client_gone`, `spawn_failed`,
+   * `shared_crash_limit` (429) for a subject that crashed the shared process too often
    */
   async hold(ask: LeaseAsk, holder: LaneUser): Promise<Lease> {
     // A request the gateway accepted before shutdown began is still served (within the grace).
     if (this.closedAt !== undefined && ask.accepted >= this.closedAt)
       throw new BridgeError('too_many_sessions', 'the gateway is shutting down; retry later')
+    // Past its share of a shared process's exits: refused before any lane, one it holds
+    // already (left running on another replica) too, so that the refusal is this request's
+    // 429, audited once by whoever answers it, not the process's answer (channel.ts).
+    if (this.o.config.servers[ask.server]?.mode === 'shared')
+      this.o.source.sharedCrashes?.check(ask.server, ask.principal, 'initialize')
     // A request already here when shutdown begins is waited for, even while its lane starts.
     this.acquiring++
     try {
@@ -142,9 +148,9 @@ export class LaneLeases {
           }
           // Past the subject's process-start budget: refused before room is made at a bound,
           // which ends another user's idle session, for a start refused anyway.
+          // (A shared server's is checked in hold: there is no start to count there.)
           if (this.o.config.servers[server]?.mode !== 'shared')
             this.o.source.processStarts?.check(server, principal)
-          else this.o.source.sharedCrashes?.check(server, principal, 'initialize')
           full = bounds.full(server, owner)
           // Counted as starting in this same turn: concurrent requests cannot all pass.
           if (full === undefined) return { lane: await this.start(ask, holder), started: true }

@@ -14,7 +14,7 @@ import { ownerKey } from './session.js'
 import { toolsWithoutTasks } from './tasks.js'
 
 /**
- * Requests cancelled at the process (or left by a closed session) that it has not answered,
+ * Requests cancelled at the process (or left by a closed session) within requestTimeout,
  * remembered at most per process: they may still be running when it exits (the oldest is
  * forgotten first). Not a setting: a bound on memory, far above the requests one process runs.
  */
@@ -41,8 +41,8 @@ export class Replica {
   readonly pending = new Map<string, Pending>()
   readonly progress = new Map<string, Pending>()
   readonly subscribers = new Map<string, Set<Channel>>()
-  /** Requests cancelled at this process and not answered, by backend id: who sent them. */
-  readonly cancelled = new Map<string, Principal>()
+  /** Requests cancelled at this process lately, by backend id: who sent them, when (oldest first). */
+  readonly cancelled = new Map<string, { principal: Principal; at: number }>()
   private seq = 0
   /** When the running process became ready (the injected clock), to tell a stable run. */
   private readyAt: number | undefined
@@ -76,7 +76,14 @@ export class Replica {
 
   /** A request the process may still be running though nobody waits for it any more. */
   cancel(id: string, principal: Principal): void {
-    this.cancelled.set(id, principal)
+    const now = this.now()
+    const timeout = this.config.requestTimeout
+    // Those past requestTimeout no longer count (onExit): forgotten, oldest first.
+    for (const [key, c] of this.cancelled) {
+      if (timeout <= 0 || now - c.at <= timeout) break
+      this.cancelled.delete(key)
+    }
+    this.cancelled.set(id, { principal, at: now })
     if (this.cancelled.size > CANCELLED_REMEMBERED)
       this.cancelled.delete(this.cancelled.keys().next().value!)
   }
@@ -134,8 +141,9 @@ export class Replica {
     if (env.kind === 'response') {
       const p = this.pending.get(String(env.id))
       if (p === undefined) {
-        // A cancelled request the process finished anyway: it no longer runs.
-        if (this.cancelled.delete(String(env.id))) return
+        // A cancelled request the process finished anyway: dropped, and still counted in
+        // onExit (the cancel it answered after may be what makes it exit).
+        if (this.cancelled.has(String(env.id))) return
         return this.child?.warn({}, 'shared server replied to no pending request; dropped')
       }
       this.pending.delete(String(env.id))
@@ -202,7 +210,15 @@ export class Replica {
     const blamed = new Map<string, Principal>()
     for (const p of this.pending.values())
       blamed.set(ownerKey(p.channel.principal), p.channel.principal)
-    for (const principal of this.cancelled.values()) blamed.set(ownerKey(principal), principal)
+    // A cancelled request counts for requestTimeout after its cancel (as long as the gateway
+    // lets any request run), answered or not: an SDK server never answers one (MCP: it SHOULD
+    // NOT), so without a bound whoever cancelled a call (or timed out, or closed a session) once
+    // was charged for any exit of the process, however much later; and a process may answer
+    // it just as the cancel comes, then exit handling the cancel.
+    const timeout = this.config.requestTimeout
+    const now = this.now()
+    for (const { principal, at } of this.cancelled.values())
+      if (timeout <= 0 || now - at <= timeout) blamed.set(ownerKey(principal), principal)
     this.cancelled.clear()
     this.o.crashes?.crashed(this.o.server, [...blamed.values()])
     this.backoff.ran(ran)

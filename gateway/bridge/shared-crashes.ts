@@ -13,8 +13,9 @@ import { ownerKey } from './session.js'
  *
  * Who is blamed. The gateway cannot see which message made a process exit. Each exit is one
  * charge, divided equally among the distinct subjects (iss+sub) with a request in flight on
- * the process then, counting requests they cancelled (or left by closing their session) that
- * the process never answered: a cancel sent right after the crashing call must not hide it. A
+ * the process then, counting requests they cancelled (or left by closing their session) for
+ * `requestTimeout` after the cancel, answered or not (replica.ts): a cancel sent right after the
+ * crashing call must not hide it, one long past must not charge its user. A
  * subject whose charges within `limits.sharedCrashesWindow` (sliding) reach
  * `limits.sharedCrashesPerSubject` gets 429 with Retry-After on its next requests to that
  * server (new sessions, sessionless requests, endpoints, and requests on a session another
@@ -26,9 +27,11 @@ import { ownerKey } from './session.js'
  * first (a bystander in flight at every one of its crashes, at the same exit at worst), so it
  * cannot get another user refused without being refused as well; several accounts of one
  * attacker in flight together divide each charge instead of escaping it (charging only a
- * subject alone in flight would let two accounts crash the process forever). An exit with
- * nothing in flight (a process that exits after it answered) charges no one: the backoff
- * still slows that loop for everyone.
+ * subject alone in flight would let two accounts crash the process forever). Accounts taking
+ * turns are the limit of any per-subject count: each is charged at its own crashes only, so a
+ * user in flight at every one of them (always a call running) reaches the allowance first.
+ * An exit with nothing in flight (a process that exits after it answered) charges no one: the
+ * backoff still slows that loop for everyone.
  *
  * Per server and replica, in memory, like the process-start budget: the process is the
  * replica's own. Each exit also sweeps the charges that left the window.
