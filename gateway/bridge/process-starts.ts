@@ -72,30 +72,20 @@ export class ProcessStarts {
    * as they are paid. Gives back how many were counted (`n` with no limit).
    */
   spend(principal: Principal, n: number): number {
-    const { processStartsPerSubject: max, processStartsWindow: window } = this.o.config.limits
+    const max = this.o.config.limits.processStartsPerSubject
     if (max === 0) return n
-    const now = this.now()
-    this.sweep(now - window)
-    const owner = ownerKey(principal)
-    const times = this.starts.get(owner) ?? []
-    while (times.length > 0 && times[0]! <= now - window) times.shift()
+    const { now, owner, times } = this.inWindow(principal)
     const paid = Math.max(0, Math.min(n, max - times.length))
     if (paid === 0) return 0
     for (let i = 0; i < paid; i++) times.push(now)
-    // Latest start last, as in `admit`.
-    this.starts.delete(owner)
-    this.starts.set(owner, times)
+    this.latest(owner, times)
     return paid
   }
 
   private admit(server: string, principal: Principal, count: boolean): () => void {
     const { processStartsPerSubject: max, processStartsWindow: window } = this.o.config.limits
     if (max === 0) return NOTHING
-    const now = this.now()
-    this.sweep(now - window)
-    const owner = ownerKey(principal)
-    const times = this.starts.get(owner) ?? []
-    while (times.length > 0 && times[0]! <= now - window) times.shift()
+    const { now, owner, times } = this.inWindow(principal)
     if (times.length >= max) {
       const retryAfter = Math.max(1, Math.ceil((times[0]! + window - now) / 1000))
       this.refused(server, principal, retryAfter)
@@ -108,9 +98,7 @@ export class ProcessStarts {
     }
     if (!count) return NOTHING
     times.push(now)
-    // Latest start last: the front holds the subjects longest without one.
-    this.starts.delete(owner)
-    this.starts.set(owner, times)
+    this.latest(owner, times)
     // Undone in place: an entry left later in the map than its latest start now says is only
     // swept later, once those before it are.
     return () => {
@@ -119,6 +107,23 @@ export class ProcessStarts {
       if (i !== -1) times.splice(i, 1)
       if (times.length === 0) this.starts.delete(owner)
     }
+  }
+
+  /** `principal`'s starts still in the window now (the map swept of subjects without any). */
+  private inWindow(principal: Principal): { now: number; owner: string; times: number[] } {
+    const window = this.o.config.limits.processStartsWindow
+    const now = this.now()
+    this.sweep(now - window)
+    const owner = ownerKey(principal)
+    const times = this.starts.get(owner) ?? []
+    while (times.length > 0 && times[0]! <= now - window) times.shift()
+    return { now, owner, times }
+  }
+
+  /** Latest start last: the front of the map holds the subjects longest without one. */
+  private latest(owner: string, times: number[]): void {
+    this.starts.delete(owner)
+    this.starts.set(owner, times)
   }
 
   /** Subjects with a start in the window now, for tests and the log. */
