@@ -41,17 +41,13 @@ export function auditRefused(
   if (audit === undefined) return
   const { err, principal, server } = e
   if (err instanceof BridgeError && err.limit !== undefined) {
-    metrics?.decisions.inc({ server, decision: 'rate_limited' })
-    audit.record({
-      sub: principal.sub,
-      iss: principal.iss,
-      clientId: principal.clientId,
+    auditChecked(audit, metrics, {
+      principal,
       server,
       method: e.method,
       name: e.decided?.name,
       decision: 'rate_limited',
       rule: err.limit,
-      outcome: 'refused',
     })
     return
   }
@@ -69,7 +65,8 @@ export function auditRefused(
 
 /**
  * The one audit event of a request refused after authentication by a check of the gateway's
- * own before any process saw it, `rule` naming the check: `deny` for headers that disagree
+ * own before any process saw it, `rule` naming the check (or the limit: `rate_limited`, from
+ * {@link auditRefused}): `deny` for headers that disagree
  * with the body (a proxy may route by the header while the server acts on the body: an attempt
  * to get past it, as much as a client's bug), `invalid` for a malformed part of the body.
  */
@@ -81,7 +78,7 @@ export function auditChecked(
     server: string
     method: string
     name?: string
-    decision: 'deny' | 'invalid'
+    decision: 'deny' | 'invalid' | 'rate_limited'
     rule: string
   },
 ): void {
