@@ -11,12 +11,18 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { postMcp } from '../helpers/post-mcp.js'
-import { fragmentsOf, troubleshootingQuotes, type Quote } from '../helpers/readme-quotes.js'
+import {
+  fragmentsOf,
+  type Quote,
+  troubleshootingQuotes,
+  troubleshootingRows,
+} from '../helpers/readme-quotes.js'
 import {
   literalLength,
   overlap,
   type Pattern,
   type SourceString,
+  sourceFiles,
   sourceStrings,
   WILD,
   wordsOf,
@@ -28,6 +34,11 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8')
 
 const SOURCES = sourceStrings(ROOT, ['gateway', 'servers', 'node_modules/oidc-provider/lib'])
+
+/** The gateway's source, whole, for the numbers it uses. */
+const SOURCE_TEXT = sourceFiles(path.join(ROOT, 'gateway'), '.ts')
+  .map((f) => readFileSync(f, 'utf8'))
+  .join('\n')
 
 /** Source strings by the words of four letters or more they hold. */
 const BY_WORD = new Map<string, SourceString[]>()
@@ -135,6 +146,20 @@ describe('README troubleshooting quotes what the gateway prints', () => {
 
   test('every quoted message is a string of the source, placeholders for its values', () => {
     assert.deepEqual(unprinted(quotes), [])
+  })
+
+  test('every JSON-RPC error code it quotes is one the gateway (or JSON-RPC itself) uses', () => {
+    const codes = new Set(
+      troubleshootingRows(README).flatMap((r) =>
+        [...r.cells[0]!.matchAll(/`[^`]*?(-32\d{3})\b[^`]*`/g)].map((m) => m[1]!),
+      ),
+    )
+    assert.ok(codes.size > 10, `${codes.size} codes`)
+    const used = new Set(SOURCE_TEXT.match(/-32\d{3}\b/g))
+    assert.deepEqual(
+      [...codes].filter((c) => !used.has(c)),
+      [],
+    )
   })
 
   test('drift is caught: a changed word, a dropped one, an invented message', () => {

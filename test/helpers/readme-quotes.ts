@@ -65,11 +65,15 @@ export function fragmentsOf(span: string): Pattern[] {
     .map((part) => part.replace(PLACEHOLDER, WILD))
 }
 
+/** A log line quoted as its JSON (`"msg":"audit events lost"`) is its message. */
+const logMessage = (span: string) => /^"msg":"([^"]*)"$/.exec(span)?.[1] ?? span
+
 /** Every message quoted in the troubleshooting table. */
 export function troubleshootingQuotes(readme: string): Quote[] {
   return troubleshootingRows(readme).flatMap((row) =>
     row.cells.flatMap((cell) =>
       spans(cell)
+        .map(logMessage)
         .filter(isMessage)
         .map((text) => ({ line: row.line, text, fragments: fragmentsOf(text) })),
     ),

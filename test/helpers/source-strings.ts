@@ -19,7 +19,7 @@ export interface SourceString {
 }
 
 /** Every .ts (or .js) file under `dir`, recursively. */
-function sourceFiles(dir: string, ext: '.ts' | '.js'): string[] {
+export function sourceFiles(dir: string, ext: '.ts' | '.js'): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const p = path.join(dir, e.name)
     if (e.isDirectory()) return sourceFiles(p, ext)
