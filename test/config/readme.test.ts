@@ -809,3 +809,98 @@ function dedentTo(text: string, spaces: number): string {
 function show(v: unknown): string {
   return JSON.stringify(v)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Keys and metrics named anywhere in the README (prose, tables, troubleshooting), not only in
+// the reference: each is one the gateway has.
+
+/** The top-level keys of gateway.yaml. */
+const TOP_KEYS = new Set([...KEYS.keys()].map((k) => k.split('.')[0]!))
+
+/**
+ * The schema key a dotted name of the README stands for, or undefined when none: `<…>`
+ * segments and record entries (`servers.notes.mode`) are `<name>`; a trailing `*` is any key
+ * that starts so (`limits.streamQueue*`).
+ */
+export function keyFor(name: string): string | undefined {
+  const parts = normal(name).split('.')
+  const resolve = (at: number, done: string[]): string | undefined => {
+    if (at === parts.length) return done.join('.')
+    const part = parts[at]!
+    if (part.endsWith('*')) {
+      const prefix = [...done, part.slice(0, -1)].join('.')
+      return [...KEYS.keys()].find((k) => k.startsWith(prefix))
+    }
+    for (const p of [part, '<name>']) {
+      const key = [...done, p].join('.')
+      if (KEYS.has(key)) {
+        const found = resolve(at + 1, [...done, p])
+        if (found) return found
+      }
+    }
+    return undefined
+  }
+  return resolve(0, [])
+}
+
+/** Backticked dotted names whose first segment is a top-level key: `limits.maxBatch`. */
+function namedKeys(text: string): { line: number; name: string }[] {
+  return text.split('\n').flatMap((l, i) =>
+    [...l.matchAll(/`([a-z]\w*(?:\.[\w<>*-]+)+)`/gi)]
+      .map((m) => m[1]!)
+      .filter((name) => TOP_KEYS.has(name.split('.')[0]!))
+      .map((name) => ({ line: i + 1, name })),
+  )
+}
+
+/** Metric names anywhere in the README, histogram series (`_bucket`, `_sum`, `_count`) as theirs. */
+function namedMetrics(text: string): { line: number; name: string }[] {
+  return text
+    .split('\n')
+    .flatMap((l, i) =>
+      [...l.matchAll(/(?<!\$)\bmcp_edge_\w+/g)].map((m) => ({ line: i + 1, name: m[0] })),
+    )
+}
+
+describe('README names only keys and metrics the gateway has', () => {
+  test('every dotted key named in the README is a key of the schema', () => {
+    const named = namedKeys(README)
+    assert.ok(named.length > 100, `${named.length} keys named`)
+    const unknown = named.filter((k) => keyFor(k.name) === undefined)
+    assert.deepEqual(
+      unknown.map((k) => `README.md:${k.line}: ${k.name}`),
+      [],
+    )
+  })
+
+  test('every metric named in the README is registered', () => {
+    const registered = new Set(
+      createMetrics(zeroGauges())
+        .registry.getMetricsAsArray()
+        .map((m) => m.name),
+    )
+    const series = (name: string) =>
+      registered.has(name) || registered.has(name.replace(/_(bucket|sum|count)$/, ''))
+    const named = namedMetrics(README)
+    assert.ok(named.length > 30, `${named.length} metric names`)
+    assert.deepEqual(
+      named.filter((m) => !series(m.name)).map((m) => `README.md:${m.line}: ${m.name}`),
+      [],
+    )
+  })
+
+  test('drift is caught: a key or metric that is not the gateway’s', () => {
+    assert.equal(keyFor('limits.maxBatch'), 'limits.maxBatch')
+    assert.equal(keyFor('servers.notes.maxSubscriptions'), 'servers.<name>.maxSubscriptions')
+    assert.equal(keyFor('servers.<name>.pool.max'), 'servers.<name>.pool.max')
+    assert.ok(keyFor('limits.streamQueue*')?.startsWith('limits.streamQueue'))
+    for (const wrong of ['limits.maxBatchSize', 'servers.notes.maxSubscription', 'log.audits'])
+      assert.equal(keyFor(wrong), undefined, wrong)
+    assert.deepEqual(namedKeys('`limits.maxBatch` and `mcp.example.com`'), [
+      { line: 1, name: 'limits.maxBatch' },
+    ])
+    assert.deepEqual(namedMetrics('`mcp_edge_no_such_total`'), [
+      { line: 1, name: 'mcp_edge_no_such_total' },
+    ])
+  })
+})
