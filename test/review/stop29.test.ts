@@ -1,0 +1,107 @@
+// Stop 29 (brief review29): an outside attacker against token verification, the IdP documents
+// the gateway fetches, the HTTP edge and policy hot reload. Real JWKS servers, real tokens, a
+// real gateway and IdP; clocks injected where time matters.
+import assert from 'node:assert/strict'
+import { after, before, describe, test, type TestContext } from 'node:test'
+import { createIdpHttp } from '../../gateway/auth/idp-http.js'
+import { createKeySource, type KeySource, type KeySourceOptions } from '../../gateway/auth/keys.js'
+import { verifyAccessToken } from '../../gateway/auth/verify.js'
+import { ASYMMETRIC_ALGORITHMS } from '../../gateway/config/schema.js'
+import { JWKS_PATH, startJwksServer, type JwksServer, type Reply } from '../helpers/jwks-server.js'
+import { claims, makeKey, rejectsWith, signToken, type TestKey } from '../helpers/keys.js'
+
+let server: JwksServer
+let k1: TestKey
+let k2: TestKey
+
+before(async () => {
+  ;[k1, k2] = await Promise.all([makeKey('RS256', 'k1'), makeKey('RS256', 'k2')])
+  server = await startJwksServer()
+})
+after(() => server.close())
+
+describe('stop29: a failing JWKS is not fetched once per request', () => {
+  // jose refetches the key set on every request while it holds none (or stale ones), and on an
+  // unknown kid once its cooldown is over; a failed fetch starts no cooldown. So while the IdP's
+  // JWKS failed (down, 5xx, a body too large or not a key set), every request carrying any
+  // token that names the issuer (unsigned, random kid: no credentials needed) made the gateway
+  // fetch the JWKS again, one after the other: 20 requests, 20 fetches. An unauthenticated
+  // flood at the gateway became a flood at an IdP already in trouble (medium: amplification,
+  // no privilege). Now a failed fetch is not retried for auth.discoveryRetry (as discovery).
+  const RETRY = 5_000
+  let clock = 0
+  const now = () => clock
+
+  function source(t: TestContext, o: Partial<KeySourceOptions> = {}): KeySource {
+    const http = createIdpHttp(2_000)
+    t.after(() => http.close())
+    return createKeySource({
+      issuer: server.origin,
+      jwksUri: server.jwksUri,
+      http,
+      timeoutMs: 2_000,
+      cooldownMs: 0,
+      maxAgeMs: 600_000,
+      retryMs: RETRY,
+      now,
+      ...o,
+    })
+  }
+  const verify = (keys: KeySource, token: string) =>
+    verifyAccessToken(token, {
+      issuer: server.origin,
+      algorithms: [...ASYMMETRIC_ALGORITHMS],
+      clockTolerance: 30,
+      requireJwtAccessTokenType: false,
+      getKey: keys.getKey,
+    })
+
+  const failures: { name: string; reply: () => Reply }[] = [
+    { name: '500', reply: () => ({ status: 500, body: { error: 'boom' } }) },
+    { name: 'a redirect', reply: () => ({ status: 302, headers: { location: '/elsewhere' } }) },
+    { name: 'not JSON', reply: () => ({ status: 200, body: undefined }) },
+    { name: 'no key set', reply: () => ({ body: { nope: [] } }) },
+    { name: 'too large', reply: () => ({ body: { keys: [], pad: 'x'.repeat(300 * 1024) } }) },
+  ]
+  for (const f of failures) {
+    test(`never loaded, JWKS answers ${f.name}: one fetch per retry window`, async (t) => {
+      server.keys = [k1.publicJwk]
+      server.routes.clear()
+      server.routes.set(JWKS_PATH, f.reply)
+      server.requests.length = 0
+      clock = 1_000_000
+      const keys = source(t)
+      const forged = await signToken(k2, claims(server.origin), { kid: 'nope' })
+      for (let i = 0; i < 20; i++) await rejectsWith(verify(keys, forged), 'idp_unavailable', 503)
+      assert.equal(server.hits(JWKS_PATH), 1)
+      // The IdP recovers; the window passes: the next request fetches, and works.
+      server.routes.clear()
+      await rejectsWith(
+        verify(keys, await signToken(k1, claims(server.origin))),
+        'idp_unavailable',
+        503,
+      )
+      assert.equal(server.hits(JWKS_PATH), 1)
+      clock += RETRY
+      assert.equal((await verify(keys, await signToken(k1, claims(server.origin)))).sub, 'user-1')
+      assert.equal(server.hits(JWKS_PATH), 2)
+    })
+  }
+
+  test('keys held, an unknown-kid flood while the JWKS fails: one fetch, known keys still work', async (t) => {
+    server.keys = [k1.publicJwk]
+    server.routes.clear()
+    server.requests.length = 0
+    clock = 2_000_000
+    const keys = source(t)
+    await keys.warm()
+    assert.equal(server.hits(JWKS_PATH), 1)
+    server.routes.set(JWKS_PATH, () => ({ status: 503, body: {} }))
+    const forged = await signToken(k2, claims(server.origin), { kid: 'random-kid' })
+    for (let i = 0; i < 20; i++) await rejectsWith(verify(keys, forged), 'idp_unavailable', 503)
+    assert.equal(server.hits(JWKS_PATH), 2)
+    // A token of a held key never needed the IdP.
+    assert.equal((await verify(keys, await signToken(k1, claims(server.origin)))).sub, 'user-1')
+    assert.equal(server.hits(JWKS_PATH), 2)
+  })
+})
