@@ -2,13 +2,19 @@
 // the gateway fetches, the HTTP edge and policy hot reload. Real JWKS servers, real tokens, a
 // real gateway and IdP; clocks injected where time matters.
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
 import { after, before, describe, test, type TestContext } from 'node:test'
+import { request } from 'undici'
 import { createIdpHttp } from '../../gateway/auth/idp-http.js'
 import { createKeySource, type KeySource, type KeySourceOptions } from '../../gateway/auth/keys.js'
 import { verifyAccessToken } from '../../gateway/auth/verify.js'
 import { ASYMMETRIC_ALGORITHMS } from '../../gateway/config/schema.js'
 import { JWKS_PATH, startJwksServer, type JwksServer, type Reply } from '../helpers/jwks-server.js'
 import { claims, makeKey, rejectsWith, signToken, type TestKey } from '../helpers/keys.js'
+import { modernToolCall } from '../helpers/modern-request.js'
+import { startStack, type Stack } from '../helpers/stack.js'
 
 let server: JwksServer
 let k1: TestKey
@@ -103,5 +109,91 @@ describe('stop29: a failing JWKS is not fetched once per request', () => {
     // A token of a held key never needed the IdP.
     assert.equal((await verify(keys, await signToken(k1, claims(server.origin)))).sub, 'user-1')
     assert.equal(server.hits(JWKS_PATH), 2)
+  })
+})
+
+describe('stop29: the HTTP edge', () => {
+  let stack: Stack
+  let token: string
+  before(async () => {
+    stack = await startStack()
+    token = await stack.token('alice', { server: 'fixture' })
+  })
+  after(() => stack.close())
+
+  /** Messages the fixture process received whose arguments carry `marker`. */
+  const seen = (marker: string) => {
+    let text = ''
+    try {
+      text = readFileSync(join(stack.dir, 'fixture-record.jsonl'), 'utf8')
+    } catch {}
+    return text.split('\n').filter((l) => l.includes(marker)).length
+  }
+
+  describe('a Content-Encoding is refused (415), never read as identity nor inflated', () => {
+    // A body labelled gzip was read as if it had no coding: gzip-labelled plain JSON was relayed
+    // to the process (a filter in front that decodes saw garbage, the process saw a call), and
+    // real gzip failed only by chance as invalid UTF-8 (low: a parsing differential).
+    const INIT = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-06-18',
+        capabilities: {},
+        clientInfo: { name: 'x', version: '1' },
+      },
+    }
+    const cases: { name: string; encoding: string; gzip?: boolean }[] = [
+      { name: 'gzip label, plain JSON', encoding: 'gzip' },
+      { name: 'gzip label, gzip body', encoding: 'gzip', gzip: true },
+      { name: 'GZIP in upper case', encoding: 'GZIP' },
+      { name: 'deflate', encoding: 'deflate' },
+      { name: 'br', encoding: 'br' },
+      { name: 'identity, gzip (a list)', encoding: 'identity, gzip' },
+      { name: 'unknown coding', encoding: 'x-made-up' },
+    ]
+    for (const c of cases) {
+      test(`sessionless tools/call: ${c.name}`, async () => {
+        const marker = `enc-${Math.random().toString(36).slice(2)}`
+        const req = modernToolCall(token, 'pid', { marker })
+        const body = c.gzip ? gzipSync(req.body) : req.body
+        const res = await request(stack.local('fixture'), {
+          ...req,
+          headers: { ...req.headers, 'content-encoding': c.encoding },
+          body,
+        })
+        const text = await res.body.text()
+        assert.equal(res.statusCode, 415, text)
+        assert.match(JSON.parse(text).error.message, /must not be compressed/)
+        assert.equal(seen(marker), 0)
+      })
+      test(`session initialize: ${c.name}`, async () => {
+        const raw = JSON.stringify(INIT)
+        const res = await request(stack.local('fixture'), {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            authorization: `Bearer ${token}`,
+            'content-encoding': c.encoding,
+          },
+          body: c.gzip ? gzipSync(raw) : raw,
+        })
+        const text = await res.body.text()
+        assert.equal(res.statusCode, 415, text)
+        assert.equal(res.headers['mcp-session-id'], undefined)
+      })
+    }
+    test('control: identity (or none) is read as before', async () => {
+      for (const encoding of ['identity', undefined]) {
+        const marker = `enc-${Math.random().toString(36).slice(2)}`
+        const req = modernToolCall(token, 'pid', { marker })
+        const headers = encoding ? { ...req.headers, 'content-encoding': encoding } : req.headers
+        const res = await request(stack.local('fixture'), { ...req, headers })
+        assert.equal(res.statusCode, 200, await res.body.text())
+        assert.equal(seen(marker), 1)
+      }
+    })
   })
 })
