@@ -68,14 +68,13 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
       await res.body?.cancel().catch(() => {})
       return res
     }
-    // What jose reads of the answer: a body that is no key set (or too large, or too slow)
-    // fails the fetch as an error status does.
-    return {
-      status: res.status,
-      json: async () => {
+    // A body that is no key set (or too large, or too slow) fails the fetch as a status does.
+    const read = res.json.bind(res)
+    return Object.defineProperty(res, 'json', {
+      value: async () => {
         let doc: unknown
         try {
-          doc = await res.json()
+          doc = await read()
         } catch (err) {
           failed()
           throw err
@@ -84,7 +83,7 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
         else failed()
         return doc
       },
-    }
+    })
   }
   const build = (uri: string) =>
     createRemoteJWKSet(new URL(uri), {
