@@ -13,6 +13,7 @@ import { verifyAccessToken } from '../../gateway/auth/verify.js'
 import { ASYMMETRIC_ALGORITHMS } from '../../gateway/config/schema.js'
 import { JWKS_PATH, startJwksServer, type JwksServer, type Reply } from '../helpers/jwks-server.js'
 import { claims, makeKey, rejectsWith, signToken, type TestKey } from '../helpers/keys.js'
+import { startProbeListener } from '../helpers/jwks-server.js'
 import { modernToolCall } from '../helpers/modern-request.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
@@ -110,6 +111,169 @@ describe('stop29: a failing JWKS is not fetched once per request', () => {
     assert.equal((await verify(keys, await signToken(k1, claims(server.origin)))).sub, 'user-1')
     assert.equal(server.hits(JWKS_PATH), 2)
   })
+})
+
+describe('stop29: held attacks on verification (kept as regressions)', () => {
+  // Each refused with its code; where the header or the issuer is refused, before any key
+  // lookup (no JWKS fetch); header URLs (jku, x5u) never dialled.
+  let ec: TestKey
+  let dupRsa: TestKey
+  let dupEc: TestKey
+  let encOnly: TestKey
+  let noVerify: TestKey
+  let jwks: JwksServer
+  before(async () => {
+    ;[ec, dupRsa, dupEc, encOnly, noVerify] = await Promise.all([
+      makeKey('ES256'),
+      makeKey('RS256', 'dup'),
+      makeKey('ES256', 'dup'),
+      makeKey('RS256', 'enc-only'),
+      makeKey('RS256', 'no-verify'),
+    ])
+    jwks = await startJwksServer([
+      k1.publicJwk,
+      ec.publicJwk,
+      dupRsa.publicJwk,
+      dupEc.publicJwk,
+      { ...encOnly.publicJwk, use: 'enc' },
+      { ...noVerify.publicJwk, use: undefined, key_ops: ['encrypt'] },
+    ])
+  })
+  after(() => jwks.close())
+
+  const cyrillic = () => jwks.origin.replace('127.0.0.1', '127.0.0.1\u0435')
+  const cases: {
+    name: string
+    token: (probe: string) => Promise<string> | string
+    code?: string
+    fetches?: number
+  }[] = [
+    {
+      name: 'alg in lower case',
+      token: () =>
+        signToken(k1, claims(jwks.origin), { alg: 'rs256' }).catch(() =>
+          hand({ alg: 'rs256', kid: 'k1' }),
+        ),
+      code: 'alg_not_allowed',
+      fetches: 0,
+    },
+    {
+      name: 'unknown crit header',
+      token: () => signedByHand(k1, { alg: 'RS256', kid: 'k1', crit: ['x-mine'], 'x-mine': 1 }),
+      code: 'malformed_token',
+      fetches: 0,
+    },
+    {
+      name: 'x5u naming another key is never dialled',
+      token: (probe) =>
+        signToken(k2, claims(jwks.origin), { kid: undefined, x5u: `${probe}/cert` }),
+      code: 'unknown_key',
+    },
+    {
+      name: 'the only key with this kid is use=enc',
+      token: () => signToken(encOnly, claims(jwks.origin)),
+      code: 'unknown_key',
+    },
+    {
+      name: 'the only key with this kid has key_ops without verify',
+      token: () => signToken(noVerify, claims(jwks.origin)),
+      code: 'unknown_key',
+    },
+    {
+      name: 'duplicate kid, RSA and EC: ES256 picks the EC key',
+      token: () => signToken(dupEc, claims(jwks.origin)),
+    },
+    {
+      name: 'duplicate kid, RSA and EC: RS256 picks the RSA key',
+      token: () => signToken(dupRsa, claims(jwks.origin)),
+    },
+    {
+      name: 'duplicate kid: ES256 signed by the RSA key',
+      token: () => signToken(dupRsa, claims(jwks.origin)).then((t) => swapAlg(t, 'ES256')),
+      code: 'bad_signature',
+    },
+    {
+      name: 'exp as a string',
+      token: () => signToken(k1, claims(jwks.origin, { exp: '9999999999' as never })),
+      code: 'malformed_token',
+    },
+    {
+      name: 'nbf as a string',
+      token: () => signToken(k1, claims(jwks.origin, { nbf: '0' as never })),
+      code: 'malformed_token',
+    },
+    {
+      name: 'iat as a string',
+      token: () => signToken(k1, claims(jwks.origin, { iat: '0' as never })),
+      code: 'malformed_token',
+    },
+    {
+      name: 'exp negative',
+      token: () => signToken(k1, claims(jwks.origin, { exp: -1 })),
+      code: 'token_expired',
+    },
+    {
+      name: 'iss with a trailing slash',
+      token: () => signToken(k1, claims(`${jwks.origin}/`)),
+      code: 'wrong_issuer',
+      fetches: 0,
+    },
+    {
+      name: 'iss in upper case',
+      token: () => signToken(k1, claims(jwks.origin.toUpperCase())),
+      code: 'wrong_issuer',
+      fetches: 0,
+    },
+    {
+      name: 'iss with a look-alike letter',
+      token: () => signToken(k1, claims(cyrillic())),
+      code: 'wrong_issuer',
+      fetches: 0,
+    },
+  ]
+  /** A token whose header is `header` and whose signature is junk. */
+  const hand = (header: Record<string, unknown>) =>
+    `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(claims(jwks.origin))).toString('base64url')}.c2ln`
+  /** A token signed by `key` (RS256) under any header, which jose would refuse to write. */
+  const signedByHand = async (key: TestKey, header: Record<string, unknown>) => {
+    const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(claims(jwks.origin))).toString('base64url')}`
+    const sig = await crypto.subtle.sign('RSASSA-PKCS1-v1_5', key.privateKey, Buffer.from(input))
+    return `${input}.${Buffer.from(sig).toString('base64url')}`
+  }
+  /** The token with its header's alg replaced (the signature left as it was). */
+  const swapAlg = (token: string, alg: string) => {
+    const [h, p, sig] = token.split('.')
+    const header = { ...JSON.parse(Buffer.from(h!, 'base64url').toString()), alg }
+    return `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${p}.${sig}`
+  }
+  for (const c of cases) {
+    test(c.name, async (t) => {
+      const probe = await startProbeListener()
+      t.after(() => probe.close())
+      const http = createIdpHttp(2_000)
+      t.after(() => http.close())
+      const keys = createKeySource({
+        issuer: jwks.origin,
+        jwksUri: jwks.jwksUri,
+        http,
+        timeoutMs: 2_000,
+        cooldownMs: 30_000,
+        maxAgeMs: 600_000,
+      })
+      const fetched = jwks.hits(JWKS_PATH)
+      const verified = verifyAccessToken(await c.token(probe.url), {
+        issuer: jwks.origin,
+        algorithms: [...ASYMMETRIC_ALGORITHMS],
+        clockTolerance: 30,
+        requireJwtAccessTokenType: false,
+        getKey: keys.getKey,
+      })
+      if (c.code === undefined) assert.equal((await verified).sub, 'user-1')
+      else await rejectsWith(verified, c.code)
+      if (c.fetches !== undefined) assert.equal(jwks.hits(JWKS_PATH) - fetched, c.fetches)
+      assert.equal(probe.connections, 0)
+    })
+  }
 })
 
 describe('stop29: the HTTP edge', () => {
