@@ -2,7 +2,16 @@
 // the gateway fetches, the HTTP edge and policy hot reload. Real JWKS servers, real tokens, a
 // real gateway and IdP; clocks injected where time matters.
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { after, before, describe, test, type TestContext } from 'node:test'
@@ -14,7 +23,11 @@ import { ASYMMETRIC_ALGORITHMS } from '../../gateway/config/schema.js'
 import { JWKS_PATH, startJwksServer, type JwksServer, type Reply } from '../helpers/jwks-server.js'
 import { claims, makeKey, rejectsWith, signToken, type TestKey } from '../helpers/keys.js'
 import { startProbeListener } from '../helpers/jwks-server.js'
+import { loadPolicy } from '../../gateway/policy/load.js'
+import { watchPolicy, type ReloadResult } from '../../gateway/policy/reload.js'
+import { createPolicyStore } from '../../gateway/policy/store.js'
 import { modernToolCall } from '../helpers/modern-request.js'
+import { waitFor } from '../helpers/wait-for.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 let server: JwksServer
@@ -360,4 +373,52 @@ describe('stop29: the HTTP edge', () => {
       }
     })
   })
+})
+
+describe('stop29: a policy file that is a symlink into another folder is reloaded when edited', () => {
+  // The watch was on the policy path's own folder. A policy file linked from elsewhere
+  // (/etc/mcp-edge/policy.yaml -> /srv/policies/prod.yaml, or a folder's entries linked in) is
+  // changed in the target's folder, even when edited through the link: no event, no reload, no
+  // log line, /readyz quiet. An operator who denied a tool saw the edit "saved" while the
+  // gateway went on allowing it until a restart or SIGHUP (medium: a revocation silently not
+  // applied). Now the folders the files resolve into are watched too, found again at each reload.
+  const policy = (effect: string) => `servers:\n  s:\n    tools:\n      t: ${effect}\n`
+  const effect = (store: ReturnType<typeof createPolicyStore>) =>
+    store.current.servers.get('s')!.rules.tools[0]!.effect.kind
+  const dirs: string[] = []
+  after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
+  const root = () => {
+    const d = mkdtempSync(join(tmpdir(), 'mcp-edge-link-'))
+    dirs.push(d)
+    for (const sub of ['etc', 'real', 'real2']) mkdirSync(join(d, sub))
+    return d
+  }
+
+  for (const shape of ['file', 'folder'] as const) {
+    test(`${shape}: an edit of the link's target is applied, also after the link is re-pointed`, async () => {
+      const d = root()
+      writeFileSync(join(d, 'real', 'p.yaml'), policy('allow'))
+      symlinkSync(join(d, 'real', 'p.yaml'), join(d, 'etc', 'policy.yaml'))
+      const path = shape === 'file' ? join(d, 'etc', 'policy.yaml') : join(d, 'etc')
+      const store = createPolicyStore(loadPolicy(path))
+      const results: ReloadResult[] = []
+      const reloader = watchPolicy(path, store, 20, (r) => results.push(r))
+      try {
+        assert.equal(effect(store), 'allow')
+        // The operator denies the tool, editing the file where it lives.
+        writeFileSync(join(d, 'real', 'p.yaml'), policy('deny'))
+        await waitFor(() => effect(store) === 'deny', 'the edit of the target was applied')
+        assert.ok(results.every((r) => r.ok))
+        // The link is pointed at another file (atomically); that file's edits count now.
+        writeFileSync(join(d, 'real2', 'p.yaml'), policy('deny'))
+        symlinkSync(join(d, 'real2', 'p.yaml'), join(d, 'etc', 'policy.yaml.new'))
+        renameSync(join(d, 'etc', 'policy.yaml.new'), join(d, 'etc', 'policy.yaml'))
+        await waitFor(() => results.length >= 2, 'the re-pointed link was reloaded')
+        writeFileSync(join(d, 'real2', 'p.yaml'), policy('["x:y"]'))
+        await waitFor(() => effect(store) === 'scopes', 'the edit of the new target was applied')
+      } finally {
+        reloader.close()
+      }
+    })
+  }
 })
