@@ -79,7 +79,7 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
           failed()
           throw err
         }
-        if (Array.isArray((doc as { keys?: unknown } | null)?.keys)) opts.onJwksFetch?.('ok')
+        if (isKeySet(doc)) opts.onJwksFetch?.('ok')
         else failed()
         return doc
       },
@@ -126,6 +126,15 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
       await reload?.call(get)
     },
   }
+}
+
+/** What jose takes for a key set: an object whose `keys` are all objects. */
+function isKeySet(doc: unknown): boolean {
+  const keys = (doc as { keys?: unknown } | null)?.keys
+  return (
+    Array.isArray(keys) &&
+    keys.every((k) => typeof k === 'object' && k !== null && !Array.isArray(k))
+  )
 }
 
 async function discoverJwksUri(issuer: string, http: IdpHttp): Promise<string> {

@@ -81,6 +81,7 @@ describe('stop29: a failing JWKS is not fetched once per request', () => {
     { name: 'a redirect', reply: () => ({ status: 302, headers: { location: '/elsewhere' } }) },
     { name: 'not JSON', reply: () => ({ status: 200, body: undefined }) },
     { name: 'no key set', reply: () => ({ body: { nope: [] } }) },
+    { name: 'keys that are no objects', reply: () => ({ body: { keys: [1, 'k', null] } }) },
     { name: 'too large', reply: () => ({ body: { keys: [], pad: 'x'.repeat(300 * 1024) } }) },
   ]
   for (const f of failures) {
