@@ -76,36 +76,47 @@ export function watchPolicy(
   // watched too, found again at every reload (a link may be pointed elsewhere). Folders inside
   // the watched one (Kubernetes' `..<timestamp>`) need none: their swap is `..data` changing.
   const home = realpathSync(folder)
-  const targets = new Map<string, FSWatcher>()
+  const targets = new Map<string, { watcher: FSWatcher; names: Set<string> }>()
   function follow(): void {
-    const wanted = new Set<string>()
+    // Each outside folder, with the names of the policy files in it (its other files' events
+    // are not ours).
+    const wanted = new Map<string, Set<string>>()
     let files: string[] = []
     try {
       files = policyFiles(path)
     } catch {}
     for (const file of files) {
-      let dir: string
+      let real: string
       try {
-        dir = dirname(realpathSync(file))
+        real = realpathSync(file)
       } catch {
         continue
       }
-      if (dir !== home && !dir.startsWith(`${home}${sep}`)) wanted.add(dir)
+      const dir = dirname(real)
+      if (dir === home || dir.startsWith(`${home}${sep}`)) continue
+      const names = wanted.get(dir) ?? new Set<string>()
+      wanted.set(dir, names.add(basename(real)))
     }
-    for (const [dir, w] of targets) {
+    for (const [dir, t] of targets) {
       if (wanted.has(dir)) continue
-      w.close()
+      t.watcher.close()
       targets.delete(dir)
     }
-    for (const dir of wanted) {
-      if (targets.has(dir)) continue
+    for (const [dir, names] of wanted) {
+      const held = targets.get(dir)
+      if (held) {
+        held.names = names
+        continue
+      }
       try {
-        const w = watch(dir, { persistent: false }, schedule)
-        w.on('error', () => {
-          w.close()
+        const watcher = watch(dir, { persistent: false }, (_event, file) => {
+          if (file === null || targets.get(dir)?.names.has(file)) schedule()
+        })
+        watcher.on('error', () => {
+          watcher.close()
           targets.delete(dir)
         })
-        targets.set(dir, w)
+        targets.set(dir, { watcher, names })
       } catch {}
     }
   }
@@ -118,7 +129,7 @@ export function watchPolicy(
     close() {
       clearTimeout(timer)
       watcher?.close()
-      for (const w of targets.values()) w.close()
+      for (const t of targets.values()) t.watcher.close()
       targets.clear()
     },
   }
