@@ -77,7 +77,10 @@ export function watchPolicy(
   // the watched one (Kubernetes' `..<timestamp>`) need none: their swap is `..data` changing.
   const home = realpathSync(folder)
   const targets = new Map<string, { watcher: FSWatcher; names: Set<string> }>()
+  let closed = false
   function follow(): void {
+    // A reload after close (a late SIGHUP) opens no watcher nothing would close.
+    if (closed) return
     // Each outside folder, with the names of the policy files in it (its other files' events
     // are not ours).
     const wanted = new Map<string, Set<string>>()
@@ -127,6 +130,7 @@ export function watchPolicy(
       return lastError
     },
     close() {
+      closed = true
       clearTimeout(timer)
       watcher?.close()
       for (const t of targets.values()) t.watcher.close()
