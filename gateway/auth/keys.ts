@@ -10,7 +10,7 @@ export interface KeySourceOptions {
   timeoutMs: number
   cooldownMs: number
   maxAgeMs: number
-  /** After a failed discovery, wait this long before the next attempt (`auth.discoveryRetry`). */
+  /** After a failed discovery or JWKS fetch, wait this long before the next (`auth.discoveryRetry`). */
   retryMs?: number
   now?: () => number
   /** Told of every JWKS fetch and its result. */
@@ -19,7 +19,10 @@ export interface KeySourceOptions {
 
 /** The issuer's signing keys: discovery once, then jose's remote JWKS with its own cache. */
 export interface KeySource {
-  /** jose key resolver; refetches the JWKS on an unknown `kid`, at most once per cooldown. */
+  /**
+   * jose key resolver; refetches the JWKS on an unknown `kid`, at most once per cooldown, and
+   * after a failed fetch not before `retryMs`.
+   */
   getKey: JWTVerifyGetKey
   /** Resolves once the JWKS URI is known and the keys were fetched once; rejects on failure. */
   warm(): Promise<void>
@@ -39,27 +42,60 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
   let jwksUri = opts.jwksUri
   let pending: Promise<JWTVerifyGetKey> | undefined
   let failedAt = -Infinity
-
+  const retryMs = opts.retryMs ?? DEFAULT_DISCOVERY_RETRY_MS
+  // jose refetches the JWKS on every request while it holds no keys (or stale ones), and on an
+  // unknown `kid` past the cooldown; a failed fetch starts no cooldown. So while the JWKS fails,
+  // each request (any token naming our issuer, signed or not) was a fetch at the IdP: a flood at
+  // the gateway became one at an IdP already in trouble. After a failure none for `retryMs`.
+  let jwksFailedAt = -Infinity
+  const fetchJwks = async (url: string, init: Parameters<IdpHttp['fetch']>[1]) => {
+    if (now() - jwksFailedAt < retryMs)
+      throw new AuthError('idp_unavailable', 'the authorization server is unreachable')
+    const failed = () => {
+      jwksFailedAt = now()
+      opts.onJwksFetch?.('failed')
+    }
+    let res: Response
+    try {
+      res = await opts.http.fetch(url, init)
+    } catch (err) {
+      failed()
+      throw err
+    }
+    if (res.status !== 200) {
+      failed()
+      // jose reads nothing of it: the connection is not held for an unread body.
+      await res.body?.cancel().catch(() => {})
+      return res
+    }
+    // A body that is no key set (or too large, or too slow) fails the fetch as a status does.
+    const read = res.json.bind(res)
+    return Object.defineProperty(res, 'json', {
+      value: async () => {
+        let doc: unknown
+        try {
+          doc = await read()
+        } catch (err) {
+          failed()
+          throw err
+        }
+        if (isKeySet(doc)) opts.onJwksFetch?.('ok')
+        else failed()
+        return doc
+      },
+    })
+  }
   const build = (uri: string) =>
     createRemoteJWKSet(new URL(uri), {
       timeoutDuration: opts.timeoutMs,
       cooldownDuration: opts.cooldownMs,
       cacheMaxAge: opts.maxAgeMs,
-      [customFetch]: (async (url: string, init: Parameters<IdpHttp['fetch']>[1]) => {
-        try {
-          const res = await opts.http.fetch(url, init)
-          opts.onJwksFetch?.(res.status === 200 ? 'ok' : 'failed')
-          return res
-        } catch (err) {
-          opts.onJwksFetch?.('failed')
-          throw err
-        }
-      }) as never,
+      [customFetch]: fetchJwks as never,
     })
 
   async function resolveJwks(): Promise<JWTVerifyGetKey> {
     if (jwks) return jwks
-    if (now() - failedAt < (opts.retryMs ?? DEFAULT_DISCOVERY_RETRY_MS)) {
+    if (now() - failedAt < retryMs) {
       throw new AuthError('idp_unavailable', 'the authorization server is unreachable')
     }
     pending ??= (async () => {
@@ -90,6 +126,15 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
       await reload?.call(get)
     },
   }
+}
+
+/** What jose takes for a key set: an object whose `keys` are all objects. */
+function isKeySet(doc: unknown): boolean {
+  const keys = (doc as { keys?: unknown } | null)?.keys
+  return (
+    Array.isArray(keys) &&
+    keys.every((k) => typeof k === 'object' && k !== null && !Array.isArray(k))
+  )
 }
 
 async function discoverJwksUri(issuer: string, http: IdpHttp): Promise<string> {

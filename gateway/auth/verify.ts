@@ -100,7 +100,9 @@ function translate(err: unknown): AuthError {
   if (err instanceof errors.JWTExpired)
     return new AuthError('token_expired', 'the access token has expired', err)
   if (err instanceof errors.JWTClaimValidationFailed) {
-    if (err.claim === 'nbf')
+    // Only a failed time check means "not yet": an nbf that is no number is malformed (a client
+    // told "not yet" would wait for a token that never becomes valid).
+    if (err.claim === 'nbf' && err.reason === 'check_failed')
       return new AuthError('token_not_yet_valid', 'the access token is not valid yet', err)
     if (err.claim === 'iss')
       return new AuthError('wrong_issuer', 'the token was issued by another issuer', err)

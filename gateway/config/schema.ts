@@ -157,7 +157,7 @@ export const DEFAULT_IDP_CONNECTIONS = 4
 export const DEFAULT_IDP_MAX_RESPONSE_BYTES = 256 * 1024
 /** An idle connection to the IdP is closed after this long, in ms. */
 export const DEFAULT_IDP_KEEP_ALIVE_MS = 30_000
-/** After a failed discovery, wait this long before the next attempt, in ms (requests meanwhile get 503). */
+/** After a failed discovery or JWKS fetch, wait this long before the next, in ms (requests meanwhile get 503). */
 export const DEFAULT_DISCOVERY_RETRY_MS = 5_000
 /** How long clients may cache an RFC 9728 metadata document (Cache-Control max-age, RFC 9728 §7.10), in s. */
 export const DEFAULT_METADATA_MAX_AGE_S = 300
@@ -897,7 +897,10 @@ const authSchema = z.strictObject({
     .default(DEFAULT_IDP_MAX_RESPONSE_BYTES),
   /** An idle connection to the IdP is closed after this. */
   idpKeepAlive: ms.min(1000).max(600_000).default(DEFAULT_IDP_KEEP_ALIVE_MS),
-  /** After a failed discovery, requests are refused (503) for this long before it is tried again. */
+  /**
+   * After a failed discovery or JWKS fetch, requests that need the IdP are refused (503) for
+   * this long before it is tried again (a failed fetch starts no JWKS cooldown).
+   */
   discoveryRetry: ms.min(100).max(600_000).default(DEFAULT_DISCOVERY_RETRY_MS),
   /** Cache-Control max-age of the RFC 9728 metadata documents, in s. */
   metadataMaxAge: z.number().int().min(0).max(86_400).default(DEFAULT_METADATA_MAX_AGE_S),

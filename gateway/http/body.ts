@@ -17,7 +17,7 @@ export interface BodyLimits {
  * Reads a request body within `limits` and parses it as JSON: the one reader every MCP
  * transport uses, so every transport has the same bounds.
  * @throws GatewayError `body_too_large` (413), `body_timeout` (408), `parse_error` (400),
- * `invalid_message` (400, nesting or batch size), `client_gone` (499)
+ * `unsupported_encoding` (415), `invalid_message` (400, nesting or batch size), `client_gone` (499)
  */
 export async function readJsonBody(
   req: Request,
@@ -69,7 +69,7 @@ export async function readJsonBody(
  * refused without reading on) and `bodyTimeout`: from Node's request itself when there is one
  * (`incoming`, not read yet: no web stream is made for it), else from the web request.
  * @throws GatewayError `body_too_large` (413), `body_timeout` (408), `parse_error` (400, no body),
- * `client_gone` (499: the client left before its body was read)
+ * `unsupported_encoding` (415, a Content-Encoding other than identity), `client_gone` (499: the client left before its body was read)
  */
 export async function readBody(
   req: Request,
@@ -77,6 +77,16 @@ export async function readBody(
   incoming?: IncomingMessage,
 ): Promise<Buffer> {
   const limit = limits.maxBodyBytes
+  // RFC 9110 §8.4.1: a content coding the gateway does not decode is refused, never read as
+  // identity: a compressed body is not inflated (no decompression bomb), and a body labelled
+  // gzip is not relayed as the JSON it is, which a filter in front that decodes saw otherwise.
+  const coding = req.headers.get('content-encoding')
+  if (coding !== null && !/^\s*(identity\s*)?$/i.test(coding))
+    throw new GatewayError(
+      'unsupported_encoding',
+      'Unsupported Media Type: a request body must not be compressed (no Content-Encoding)',
+      { status: 415, expose: true },
+    )
   const declared = Number(req.headers.get('content-length') ?? NaN)
   if (declared > limit) throw tooLarge(limit)
   if (incoming !== undefined && !incoming.readableDidRead && !incoming.readableEnded)

@@ -137,7 +137,11 @@ function compileRule(pattern: string, value: RuleValue, source: Source): Rule {
   return { pattern, matches, when, effect, source }
 }
 
-function policyFiles(path: string): string[] {
+/**
+ * The policy files `path` names: itself, or a folder's `*.yaml`/`*.yml` files in name order.
+ * @throws ConfigError when it cannot be read or the folder holds none
+ */
+export function policyFiles(path: string): string[] {
   let stat: ReturnType<typeof statSync>
   try {
     stat = statSync(path)
