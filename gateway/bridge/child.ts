@@ -25,8 +25,11 @@ export interface Child {
   close(): Promise<void>
   /** Moves the child's log lines (stderr, stream errors) under another logger, e.g. its session's. */
   retag(log: Logger): void
-  /** Blots out the user's credentials this process was started with (as its stderr is); absent: none. */
-  readonly redact?: (text: string) => string
+  /**
+   * Blots out the user's credentials this process was started with (as its stderr is), reading
+   * `upTo` characters of the text at most when given; absent: none.
+   */
+  readonly redact?: (text: string, upTo?: number) => string
   /**
    * Logs a warning about what the process wrote (a message dropped or refused) under its
    * logger, within its budget: `warnings.linesPerWindow` per window, the rest counted and
@@ -149,13 +152,7 @@ export async function spawnChild(
   // owners' to refuse (-32601): the process waits on an answer.
   const disguised = (message: JSONRPCMessage, meant: string) =>
     warn(
-      {
-        method: blot((message as { method: string }).method, DISGUISE_LOG_MAX).slice(
-          0,
-          DISGUISE_LOG_MAX,
-        ),
-        meant,
-      },
+      { method: loggedMethod((message as { method: string }).method, blot), meant },
       'server process wrote a notification named like an MCP method in disguise; dropped',
     )
   // Read paced: a line written a few bytes at a time is read in few reads (stdout-pacing.ts).
@@ -209,8 +206,19 @@ export async function spawnChild(
   return child
 }
 
-/** Characters of a disguised method name logged (a name may be as long as a message). */
-const DISGUISE_LOG_MAX = 120
+/** Characters of a method name a process wrote that are logged (a name may be as long as a message). */
+const METHOD_LOG_MAX = 120
+
+/**
+ * A method name a process wrote, as a log line shows it: blotted as its stderr is (`redact`,
+ * the process's), then cut to METHOD_LOG_MAX characters.
+ */
+export function loggedMethod(
+  method: string,
+  redact: ((text: string, upTo?: number) => string) | undefined,
+): string {
+  return (redact === undefined ? method : redact(method, METHOD_LOG_MAX)).slice(0, METHOD_LOG_MAX)
+}
 
 /** The MCP notification `message` is one of in disguise, if it is a notification and one. */
 function disguisedNotification(message: JSONRPCMessage): string | undefined {
