@@ -405,7 +405,9 @@ export class ProcessPool {
       if (waiter !== undefined) return waiter(child)
       // Loading when the target fell back to pool.min: not wanted any more.
       if (this.idle.length >= this.wanted) return void child.close()
-      child.onexit = () => this.onWarmExit(child)
+      // Out of the pool as soon as it exits: its stdout may stay open (a descendant holding
+      // it) for up to stopGrace, and no session may take it meanwhile.
+      child.ondead = () => this.onWarmExit(child)
       this.idle.push(child)
     } finally {
       loaded()
