@@ -159,10 +159,12 @@ export async function spawnChild(
       )
   }
   proc.on('error', streamError)
-  // Its stdin broke (EPIPE: the process closed it, or exited): nothing more reaches it.
+  // Its stdin broke (EPIPE: the process closed it, or exited): nothing more reaches it. One
+  // still running is of no use to anyone, and no owner hands it out to stop it: stopped here.
   proc.stdin.on('error', (err) => {
     dead()
     streamError(err)
+    if (!exitSeen) void child.close()
   })
   proc.stdout.on('error', streamError)
   // A notification named like one of MCP's in disguise (`notifications/Resources/updated`,
