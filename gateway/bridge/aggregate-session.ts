@@ -2,7 +2,12 @@ import { randomBytes } from 'node:crypto'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
-import { DEFAULT_REQUEST_TIMEOUT_MS, type GatewayConfig } from '../config/schema.js'
+import {
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_WARNINGS_PER_WINDOW,
+  DEFAULT_WARNINGS_WINDOW_MS,
+  type GatewayConfig,
+} from '../config/schema.js'
 import type { AuditLog } from '../observability/audit.js'
 import { outcomeOf, type Outcome } from '../observability/tracing.js'
 import type { Metrics } from '../observability/metrics.js'
@@ -16,6 +21,7 @@ import { SessionEventStore } from './event-store.js'
 import { GATEWAY_PROTOCOL_VERSIONS, negotiate } from './handshake.js'
 import { type Envelope, isObject, progressToken, rpcError, type RequestId } from './jsonrpc.js'
 import type { LanePool } from './lanes.js'
+import { LogWindow } from './log-window.js'
 import { BackendCall, type InputRequest } from './modern-call.js'
 import type { EndReason, OutboundStream } from './outbound.js'
 import type { QueueBudget } from './outbound-budget.js'
@@ -88,6 +94,17 @@ export class AggregateSession {
   /** The replay buffer, when the endpoint's resumability is on. */
   private readonly store: SessionEventStore | undefined
   private readonly unlisten: () => void
+  /**
+   * The budget of warnings about messages the session could not pass on (one that cannot be
+   * serialized): its backends' processes write them, so they are bounded as a process's
+   * warnings are (`warnings` defaults; the rest counted when a window or the session ends).
+   */
+  private readonly warnings: LogWindow
+  private readonly budgeted = {
+    warn: (fields: object, msg: string) => {
+      if (this.warnings.admit()) this.o.log.warn(fields, msg)
+    },
+  }
   /** List-changed notifications already sent this tick (several backends, one notification). */
   private readonly sentThisTick = new Set<string>()
   /** Whom the session's latest request came from: the policy decides what reaches them. */
@@ -115,6 +132,17 @@ export class AggregateSession {
   ) {
     this.id = o.id
     this.endpoint = o.agg.name
+    this.warnings = new LogWindow({
+      linesPerWindow: DEFAULT_WARNINGS_PER_WINDOW,
+      window: DEFAULT_WARNINGS_WINDOW_MS,
+      ended: (n) => {
+        o.log.warn(
+          { suppressed: n },
+          `${n} more warnings about what the endpoint session could not pass on suppressed`,
+        )
+        o.metrics?.logLinesSuppressed.inc({ server: this.endpoint, source: 'warnings' }, n)
+      },
+    })
     this.owner = ownerKey(o.owner)
     this.subscriptions = new SessionSubscriptions(o.log, o.agg.endpoint.maxSubscriptions)
     const now = o.now ?? Date.now
@@ -230,11 +258,13 @@ export class AggregateSession {
     this.waiting.clear()
     for (const answer of [...this.asked.values()]) answer(undefined)
     this.transport.close()
+    // Its last window's count now: the session's lines end with it.
+    this.warnings.end()
   }
 
   /** Hands a message to the transport (stream-transport.ts `sendSafely`: never throws). */
   private send(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
-    sendSafely(this.transport, message, relatedRequestId, this.o.log)
+    sendSafely(this.transport, message, relatedRequestId, this.budgeted)
   }
 
   /** Sends a result; false when it could not be serialized (the client got -32603 instead). */
@@ -243,7 +273,7 @@ export class AggregateSession {
       this.transport,
       { jsonrpc: '2.0', id, result } as JSONRPCMessage,
       id,
-      this.o.log,
+      this.budgeted,
     )
   }
 

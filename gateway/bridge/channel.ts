@@ -23,19 +23,25 @@ export class Channel implements Child {
   private readonly subscriptions = new Set<string>()
   private markExited!: () => void
   private open = true
+  /**
+   * The process this session is on: the replica's when it attached. Once that one died, the
+   * replica's next one is not the session's (it ends with its process).
+   */
+  readonly backend: Child | undefined
 
   constructor(
     private readonly replica: Replica,
     /** Whose session (or sessionless lane) this is: what the process's exits are charged to. */
     readonly principal: Principal,
   ) {
-    this.pid = replica.child?.pid ?? 0
+    this.backend = replica.child
+    this.pid = this.backend?.pid ?? 0
     this.exited = new Promise((resolve) => (this.markExited = resolve))
     replica.channels.add(this)
   }
 
   get alive(): boolean {
-    return this.open && this.replica.child?.alive === true
+    return this.open && this.backend?.alive === true
   }
 
   /** The shared process's own lines belong to no single session: they stay under its logger. */
@@ -43,7 +49,7 @@ export class Channel implements Child {
 
   /** Under the shared process's logger and budget: what it writes is the process's, not a session's. */
   warn(fields: object, msg: string): void {
-    this.replica.child?.warn(fields, msg)
+    this.backend?.warn(fields, msg)
   }
 
   async send(message: JSONRPCMessage): Promise<void> {
@@ -106,13 +112,15 @@ export class Channel implements Child {
       }
       // Not written (its stdin closed as it exited): not in flight, so not charged for its
       // exit (shared-crashes.ts); the sender answers the client.
-      return r.child!.send({ ...message, id, params: outParams } as JSONRPCMessage).catch((err) => {
-        if (r.pending.get(id) === p) {
-          r.pending.delete(id)
-          this.settled(p)
-        }
-        throw err
-      })
+      return this.backend!.send({ ...message, id, params: outParams } as JSONRPCMessage).catch(
+        (err) => {
+          if (r.pending.get(id) === p) {
+            r.pending.delete(id)
+            this.settled(p)
+          }
+          throw err
+        },
+      )
     }
     if (env.kind === 'notification') {
       if (env.method !== 'notifications/cancelled') return // initialized, roots changes: the gateway's business
@@ -124,9 +132,9 @@ export class Channel implements Child {
       r.pending.delete(id)
       if (p) {
         this.settled(p)
-        r.cancel(id, this.principal)
+        r.cancel(id, this)
       }
-      return r.child!.send({
+      return this.backend!.send({
         ...message,
         params: { ...env.params, requestId: id },
       } as JSONRPCMessage)
@@ -170,9 +178,9 @@ export class Channel implements Child {
       r.pending.delete(id)
       if (p) {
         this.settled(p)
-        r.cancel(id, this.principal)
+        r.cancel(id, this)
       }
-      void r.child
+      void this.backend
         ?.send({
           jsonrpc: '2.0',
           method: 'notifications/cancelled',
@@ -189,7 +197,7 @@ export class Channel implements Child {
     const r = this.replica
     const id = r.nextId('s')
     r.pending.set(id, { channel: this, id, token: undefined })
-    void r.child
+    void this.backend
       ?.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage)
       .catch(() => r.pending.delete(id))
   }

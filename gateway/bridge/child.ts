@@ -16,17 +16,27 @@ import { readPaced } from './stdout-pacing.js'
 /** A running stdio MCP server process, spoken to in JSON-RPC messages. */
 export interface Child {
   readonly pid: number
-  /** False once the process has exited. */
+  /**
+   * False once the process has exited or its stdin broke: from then on it is handed out no more
+   * (no pool take, no shared attach, no lane lease) and `send` fails at once, though what it
+   * wrote before is still read (`ondead`, then `exited` and `onexit` once its stdout ended).
+   */
   readonly alive: boolean
-  /** Resolves when the process has exited, for whoever else needs to know. */
+  /**
+   * Resolves when the process has exited and its stdout was read to the end (a descendant
+   * holding it open is not waited for past stopGrace), for whoever else needs to know.
+   */
   readonly exited: Promise<void>
   send(message: JSONRPCMessage): Promise<void>
   /** Closes stdin, then SIGTERM, then SIGKILL (the SDK's ladder). Resolves once it is gone. */
   close(): Promise<void>
   /** Moves the child's log lines (stderr, stream errors) under another logger, e.g. its session's. */
   retag(log: Logger): void
-  /** Blots out the user's credentials this process was started with (as its stderr is); absent: none. */
-  readonly redact?: (text: string) => string
+  /**
+   * Blots out the user's credentials this process was started with (as its stderr is), reading
+   * `upTo` characters of the text at most when given; absent: none.
+   */
+  readonly redact?: (text: string, upTo?: number) => string
   /**
    * Logs a warning about what the process wrote (a message dropped or refused) under its
    * logger, within its budget: `warnings.linesPerWindow` per window, the rest counted and
@@ -34,6 +44,12 @@ export interface Child {
    */
   warn(fields: object, msg: string): void
   onmessage?: (message: JSONRPCMessage) => void
+  /**
+   * The process exited or its stdin broke (`alive` turned false): whoever hands it out stops
+   * now. Its last messages may still come; `onexit` follows when they have.
+   */
+  ondead?: () => void
+  /** The process is gone: exited, and its stdout read to the end. */
   onexit?: () => void
   /** Log lines of the process a rate limit suppressed (`stderr`, `warnings`), told as each window ends. */
   onsuppressed?: (source: SuppressedSource, lines: number) => void
@@ -81,6 +97,8 @@ export async function spawnChild(
   const writer = new FrameWriter(proc.stdin)
   const reader = new FrameReader(config.maxMessageBytes, config.maxJsonDepth)
   let closing: Promise<void> | undefined
+  /** Exited and its stdout read: gone. */
+  let ended = false
   const blot = redactor(redact)
   const suppressed = (source: SuppressedSource, lines: number) =>
     child.onsuppressed?.(source, lines)
@@ -103,8 +121,11 @@ export async function spawnChild(
     get alive() {
       return alive
     },
-    send: (message) => writer.send(message),
-    close: () => (closing ??= alive ? stop(proc, exited, config.stopGrace) : Promise.resolve()),
+    // A dead process reads nothing: a message for it fails now, not after requestTimeout.
+    send: (message) =>
+      alive ? writer.send(message) : Promise.reject(new Error('the server process exited')),
+    // Exited, its stdout maybe still held open: stop() waits for that (stopGrace at most).
+    close: () => (closing ??= ended ? Promise.resolve() : stop(proc, exited, config.stopGrace)),
     retag: (next) => {
       current = next.child({ pid: child.pid })
     },
@@ -138,7 +159,13 @@ export async function spawnChild(
       )
   }
   proc.on('error', streamError)
-  proc.stdin.on('error', streamError)
+  // Its stdin broke (EPIPE: the process closed it, or exited): nothing more reaches it. One
+  // still running is of no use to anyone, and no owner hands it out to stop it: stopped here.
+  proc.stdin.on('error', (err) => {
+    dead()
+    streamError(err)
+    if (!exitSeen) void child.close()
+  })
   proc.stdout.on('error', streamError)
   // A notification named like one of MCP's in disguise (`notifications/Resources/updated`,
   // `notifications/progress\u200b`) reaches no owner, and is logged. A session's owner relays
@@ -149,13 +176,7 @@ export async function spawnChild(
   // owners' to refuse (-32601): the process waits on an answer.
   const disguised = (message: JSONRPCMessage, meant: string) =>
     warn(
-      {
-        method: blot((message as { method: string }).method, DISGUISE_LOG_MAX).slice(
-          0,
-          DISGUISE_LOG_MAX,
-        ),
-        meant,
-      },
+      { method: loggedMethod((message as { method: string }).method, blot), meant },
       'server process wrote a notification named like an MCP method in disguise; dropped',
     )
   // Read paced: a line written a few bytes at a time is read in few reads (stdout-pacing.ts).
@@ -178,11 +199,16 @@ export async function spawnChild(
   // holding its stderr (a helper it started) was alive to the gateway while that one lived,
   // its requests written to a dead process. A stdout held open past the exit is not waited for
   // past stopGrace.
-  let ended = false
+  // Dead at once, gone once its stdout is read (what it wrote before it exited still counts).
+  const dead = () => {
+    if (!alive) return
+    alive = false
+    child.ondead?.()
+  }
   const gone = () => {
     if (ended) return
+    dead()
     ended = true
-    alive = false
     // Its last window's count now: the process's lines end with it.
     warnings.end()
     markExited()
@@ -194,6 +220,7 @@ export async function spawnChild(
   })
   proc.once('exit', () => {
     exitSeen = true
+    dead()
     if (proc.stdout.closed) return gone()
     const late = setTimeout(() => proc.stdout.destroy(), config.stopGrace).unref()
     proc.stdout.once('close', () => clearTimeout(late))
@@ -209,8 +236,19 @@ export async function spawnChild(
   return child
 }
 
-/** Characters of a disguised method name logged (a name may be as long as a message). */
-const DISGUISE_LOG_MAX = 120
+/** Characters of a method name a process wrote that are logged (a name may be as long as a message). */
+const METHOD_LOG_MAX = 120
+
+/**
+ * A method name a process wrote, as a log line shows it: blotted as its stderr is (`redact`,
+ * the process's), then cut to METHOD_LOG_MAX characters.
+ */
+export function loggedMethod(
+  method: string,
+  redact: ((text: string, upTo?: number) => string) | undefined,
+): string {
+  return (redact === undefined ? method : redact(method, METHOD_LOG_MAX)).slice(0, METHOD_LOG_MAX)
+}
 
 /** The MCP notification `message` is one of in disguise, if it is a notification and one. */
 function disguisedNotification(message: JSONRPCMessage): string | undefined {

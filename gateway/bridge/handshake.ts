@@ -176,6 +176,7 @@ export function preinitialized(child: Child, init: InitResult): Child {
   child.onmessage = (message) => {
     if (refuseAsk(child, message) === undefined) view.onmessage?.(message)
   }
+  child.ondead = () => view.ondead?.()
   child.onexit = () => view.onexit?.()
   child.onsuppressed = (source, lines) => view.onsuppressed?.(source, lines)
   return view

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
-import { spawnChild, type Child } from './child.js'
+import type { Metrics } from '../observability/metrics.js'
+import { loggedMethod, spawnChild, type Child } from './child.js'
 import { BridgeError } from './errors.js'
 import { Backoff } from './lifecycle.js'
 import type { FailureKind, StartAttempt, StartFailures } from './start-failures.js'
@@ -78,6 +79,8 @@ export class ProcessPool {
       now?: () => number
       /** The start-failure memory: warm starts follow its windows and feed it. */
       starts?: StartFailures
+      /** Counts a warm process's log lines a rate limit suppressed while it has no owner. */
+      metrics?: Metrics
     },
   ) {
     this.wanted = o.config.pool.min
@@ -323,6 +326,9 @@ export class ProcessPool {
     let child: Child
     try {
       child = await spawnChild(this.o.config, this.o.log.child({ warm: true }))
+      // Counted while it waits for a session too (whoever takes it counts from then on).
+      child.onsuppressed = (source, lines) =>
+        this.o.metrics?.logLinesSuppressed.inc({ server: this.o.name, source }, lines)
     } catch (err) {
       loaded()
       attempt.failed('spawn')
@@ -374,7 +380,10 @@ export class ProcessPool {
         child.onmessage = (m) => {
           const method = refuseAsk(child, m)
           if (method !== undefined)
-            this.o.log.debug({ pid: child.pid, method }, 'warm server process asked; refused')
+            this.o.log.debug(
+              { pid: child.pid, method: loggedMethod(method, child.redact) },
+              'warm server process asked; refused',
+            )
         }
         attempt.succeeded()
       }
@@ -396,7 +405,9 @@ export class ProcessPool {
       if (waiter !== undefined) return waiter(child)
       // Loading when the target fell back to pool.min: not wanted any more.
       if (this.idle.length >= this.wanted) return void child.close()
-      child.onexit = () => this.onWarmExit(child)
+      // Out of the pool as soon as it exits: its stdout may stay open (a descendant holding
+      // it) for up to stopGrace, and no session may take it meanwhile.
+      child.ondead = () => this.onWarmExit(child)
       this.idle.push(child)
     } finally {
       loaded()

@@ -143,7 +143,11 @@ export class SessionRegistry implements Holders {
             metrics: o.metrics,
           }),
         )
-      else this.pools.set(name, new ProcessPool({ name, config, log, starts: this.starts }))
+      else
+        this.pools.set(
+          name,
+          new ProcessPool({ name, config, log, starts: this.starts, metrics: o.metrics }),
+        )
     }
     this.reaper = startReaper(
       Object.values(o.config.servers).map((s) => s.idleTimeout),

@@ -41,8 +41,19 @@ export class Replica {
   readonly pending = new Map<string, Pending>()
   readonly progress = new Map<string, Pending>()
   readonly subscribers = new Map<string, Set<Channel>>()
-  /** Requests cancelled at this process lately, by backend id: who sent them, when (oldest first). */
-  readonly cancelled = new Map<string, { principal: Principal; at: number }>()
+  /**
+   * Requests cancelled lately, by backend id: who sent them, to which process, when (oldest
+   * first).
+   */
+  readonly cancelled = new Map<
+    string,
+    { principal: Principal; child: Child | undefined; at: number }
+  >()
+  /**
+   * The processes that were ready and have not ended yet, with when each died (it exited, or its
+   * stdin broke), if it did: a dead one is read to the end while its replacement starts.
+   */
+  private readonly runs = new Map<Child, { diedAt?: number }>()
   private seq = 0
   /** When the running process became ready (the injected clock), to tell a stable run. */
   private readyAt: number | undefined
@@ -74,8 +85,8 @@ export class Replica {
     this.now = o.now ?? (() => performance.now())
   }
 
-  /** A request the process may still be running though nobody waits for it any more. */
-  cancel(id: string, principal: Principal): void {
+  /** A request `channel`'s process may still be running though nobody waits for it any more. */
+  cancel(id: string, channel: Channel): void {
     const now = this.now()
     const timeout = this.config.requestTimeout
     // Those past requestTimeout no longer count (onExit): forgotten, oldest first.
@@ -83,7 +94,7 @@ export class Replica {
       if (timeout <= 0 || now - c.at <= timeout) break
       this.cancelled.delete(key)
     }
-    this.cancelled.set(id, { principal, at: now })
+    this.cancelled.set(id, { principal: channel.principal, child: channel.backend, at: now })
     if (this.cancelled.size > CANCELLED_REMEMBERED)
       this.cancelled.delete(this.cancelled.keys().next().value!)
   }
@@ -105,17 +116,23 @@ export class Replica {
   }
 
   private async boot(): Promise<void> {
+    let started: Child | undefined
     try {
       const child = await spawnChild(this.config, this.log)
+      started = child
       this.child = child
       child.onsuppressed = (source, lines) =>
         this.o.metrics?.logLinesSuppressed.inc({ server: this.o.server, source }, lines)
       // Closed while it was starting: nothing may outlive the gateway.
       if (this.closed) return void (await child.close())
-      child.onexit = () => this.onExit()
+      child.ondead = () => this.onDead(child)
+      child.onexit = () => this.onExit(child)
       this.init = await initializeChild(child, initializeTimeout(this.config))
       if (this.closed) return void (await child.close())
-      child.onmessage = (m) => this.fromServer(m)
+      // Its initialize result came, then it exited (or its stdin broke): not ready, started again.
+      if (!child.alive) throw new Error('the process exited after its initialize result')
+      child.onmessage = (m) => this.fromServer(child, m)
+      this.runs.set(child, {})
       // Not a reset of the backoff yet: that waits until this process has served
       // respawnStableAfter (onExit), or a client crashing it at once would restart it every
       // respawnBackoff and end everyone's sessions each time.
@@ -130,13 +147,17 @@ export class Replica {
         { err: { message: (err as Error).message } },
         'shared server process failed to start',
       )
-      await this.child?.close()
-      this.child = undefined
+      await started?.close()
+      if (this.child === started) {
+        this.child = undefined
+        this.init = undefined
+      }
       this.restartLater()
     }
   }
 
-  private fromServer(message: JSONRPCMessage): void {
+  /** A message of `child`, the replica's process or one that died and is read to the end. */
+  private fromServer(child: Child, message: JSONRPCMessage): void {
     const env = envelope(message)
     if (env.kind === 'response') {
       const p = this.pending.get(String(env.id))
@@ -144,7 +165,7 @@ export class Replica {
         // A cancelled request the process finished anyway: dropped, and still counted in
         // onExit (the cancel it answered after may be what makes it exit).
         if (this.cancelled.has(String(env.id))) return
-        return this.child?.warn({}, 'shared server replied to no pending request; dropped')
+        return child.warn({}, 'shared server replied to no pending request; dropped')
       }
       this.pending.delete(String(env.id))
       p.channel.settled(p)
@@ -155,7 +176,7 @@ export class Replica {
     }
     if (env.kind === 'request') {
       // Server→client requests are not offered in shared mode: refuse at once, so it does not wait.
-      void this.child?.send(refusal(env.id, env.method)).catch(() => {})
+      void child.send(refusal(env.id, env.method)).catch(() => {})
       return
     }
     if (env.kind !== 'notification') return
@@ -182,10 +203,11 @@ export class Replica {
       case 'notifications/tools/list_changed':
       case 'notifications/prompts/list_changed':
       case 'notifications/resources/list_changed':
-        for (const c of this.channels) c.deliver(message)
+        for (const c of this.channels) if (c.backend === child) c.deliver(message)
         return
       case 'notifications/resources/updated':
-        for (const c of this.subscribers.get(String(params?.uri)) ?? []) c.deliver(message)
+        for (const c of this.subscribers.get(String(params?.uri)) ?? [])
+          if (c.backend === child) c.deliver(message)
         return
       // A log line (`notifications/message`) names no request: the one request in flight when it
       // arrives need not be the one it is about (work the process goes on with for a closed
@@ -195,40 +217,65 @@ export class Replica {
     }
   }
 
-  private onExit(): void {
-    this.init = undefined
+  /**
+   * The ready process died (exited, or its stdin broke): handed out no more from now (`ready`),
+   * and its replacement starts after the backoff. Its sessions end, and its exit is charged,
+   * once its stdout is read to the end (onExit): a reply it wrote before it exited still reaches
+   * its caller, and a request it answered is not in flight at its exit.
+   */
+  private onDead(child: Child): void {
+    const run = this.runs.get(child)
+    // Not ready yet: boot() hears of it from initialize, and starts it again.
+    if (run === undefined || run.diedAt !== undefined) return
+    run.diedAt = this.now()
+    if (child === this.child) this.init = undefined
     if (this.closed) return
-    // Exited before it was ready: boot() hears it from initialize and restarts it (once).
-    if (this.readyAt === undefined) return
-    const ran = this.now() - this.readyAt
+    const ran = run.diedAt - (this.readyAt ?? run.diedAt)
     this.readyAt = undefined
     this.log.warn(
-      { pending: this.pending.size, sessions: this.channels.size, ranMs: Math.round(ran) },
+      { pid: child.pid, sessions: this.channels.size, ranMs: Math.round(ran) },
       'shared server process exited; its sessions end and it restarts',
     )
+    this.backoff.ran(ran)
+    this.restartLater()
+  }
+
+  /** A process that was ready is gone, its stdout read to the end: its sessions end, its exit is charged. */
+  private onExit(child: Child): void {
+    const run = this.runs.get(child)
+    if (run === undefined) return
+    this.runs.delete(child)
+    if (this.closed) return
+    const mine = (p: Pending) => p.channel.backend === child
     // Who had requests running on it (shared-crashes.ts says why each is charged a share).
     const blamed = new Map<string, Principal>()
     for (const p of this.pending.values())
-      blamed.set(ownerKey(p.channel.principal), p.channel.principal)
+      if (mine(p)) blamed.set(ownerKey(p.channel.principal), p.channel.principal)
     // A cancelled request counts for requestTimeout after its cancel (as long as the gateway
     // lets any request run), answered or not: an SDK server never answers one (MCP: it SHOULD
     // NOT), so without a bound whoever cancelled a call (or timed out, or closed a session) once
     // was charged for any exit of the process, however much later; and a process may answer
-    // it just as the cancel comes, then exit handling the cancel.
+    // it just as the cancel comes, then exit handling the cancel. Measured to its death.
     const timeout = this.config.requestTimeout
-    const now = this.now()
-    for (const { principal, at } of this.cancelled.values())
-      if (timeout <= 0 || now - at <= timeout) blamed.set(ownerKey(principal), principal)
-    this.cancelled.clear()
+    const diedAt = run.diedAt ?? this.now()
+    for (const [id, c] of this.cancelled) {
+      if (c.child !== child) continue
+      if (timeout <= 0 || diedAt - c.at <= timeout) blamed.set(ownerKey(c.principal), c.principal)
+      this.cancelled.delete(id)
+    }
+    // Once per process: this is its one end.
     this.o.crashes?.crashed(this.o.server, [...blamed.values()])
-    this.backoff.ran(ran)
-    for (const [, p] of this.pending)
+    for (const [id, p] of this.pending) {
+      if (!mine(p)) continue
+      this.pending.delete(id)
       p.channel.deliver(rpcError(p.id, RPC.connectionClosed, 'the MCP server process exited'))
-    this.pending.clear()
-    this.progress.clear()
-    this.subscribers.clear()
-    for (const c of [...this.channels]) c.lost()
-    this.restartLater()
+    }
+    for (const [token, p] of this.progress) if (mine(p)) this.progress.delete(token)
+    for (const [uri, subs] of this.subscribers) {
+      for (const c of subs) if (c.backend === child) subs.delete(c)
+      if (subs.size === 0) this.subscribers.delete(uri)
+    }
+    for (const c of [...this.channels]) if (c.backend === child) c.lost()
   }
 
   private restartLater(): void {
@@ -246,7 +293,9 @@ export class Replica {
       p.channel.deliver(rpcError(p.id, RPC.connectionClosed, 'the gateway is shutting down'))
     this.pending.clear()
     this.cancelled.clear()
-    await this.child?.close()
+    // Dead ones still read to the end too: their stdout is let go within stopGrace.
+    const children = new Set([...this.runs.keys(), ...(this.child ? [this.child] : [])])
+    await Promise.all([...children].map((c) => c.close()))
     for (const w of this.waiters.splice(0)) w()
   }
 }

@@ -34,8 +34,21 @@ import { ownerKey } from './session.js'
  * backoff still slows that loop for everyone.
  *
  * Per server and replica, in memory, like the process-start budget: the process is the
- * replica's own. Each exit also sweeps the charges that left the window.
+ * replica's own. Each exit also sweeps the server's charges that left the window.
+ *
+ * Bounded for any number of subjects (`limits.sharedCrashesSubjects`, N): an exit with more than
+ * N subjects in flight charges no one (each share would be under 1/N: a subject would need
+ * `sharedCrashesPerSubject` × N such exits within the window, which the restart backoff does not
+ * allow), and a server keeps the charges of N subjects at most, the smallest totals forgotten
+ * first. What an attacker with many accounts gains: having more than N of them in flight at each
+ * crash escapes charges it could not have reached anyway; pushing a culprit's charges out takes N
+ * subjects each charged more than it, that is, refused before it. A bystander, charged less
+ * than whoever crashes the process, is forgotten first. The log line names the first
+ * BLAMED_LOGGED subjects and counts them all.
  */
+
+/** Subjects an exit's log line names at most (`blamedCount` counts them all). */
+export const BLAMED_LOGGED = 10
 
 /** The rule a refusal names in the audit log. */
 export const SHARED_CRASHES_RULE = 'limits.sharedCrashesPerSubject'
@@ -48,9 +61,24 @@ interface Charge {
   share: number
 }
 
+/**
+ * Forgets the `n` subjects of a server with the smallest totals (of equal ones, those charged
+ * least lately): bystanders before whoever crashes the process, which is in flight at each exit.
+ */
+function forgetSmallest(charges: Map<string, Charge[]>, n: number): void {
+  const totals = [...charges].map(([key, list]) => ({
+    key,
+    total: list.reduce((t, c) => t + c.share, 0),
+    last: list[list.length - 1]!.at,
+  }))
+  totals.sort((a, b) => a.total - b.total || a.last - b.last)
+  for (let i = 0; i < n; i++) charges.delete(totals[i]!.key)
+}
+
 /** Each subject's charges for each shared server's exits within the window, oldest first. */
 export class SharedCrashes {
-  private readonly charges = new Map<string, Charge[]>()
+  /** By server, then by subject (ownerKey). */
+  private readonly charges = new Map<string, Map<string, Charge[]>>()
   private readonly now: () => number
 
   constructor(
@@ -70,25 +98,42 @@ export class SharedCrashes {
    * flight: one charge, divided among them.
    */
   crashed(server: string, blamed: readonly Principal[]): void {
-    const { sharedCrashesPerSubject: max, sharedCrashesWindow: window } = this.o.config.limits
+    const {
+      sharedCrashesPerSubject: max,
+      sharedCrashesWindow: window,
+      sharedCrashesSubjects: most,
+    } = this.o.config.limits
     if (max === 0) return
     const now = this.now()
-    for (const [key, list] of this.charges) {
+    const charges = this.charges.get(server) ?? new Map<string, Charge[]>()
+    for (const [key, list] of charges) {
       while (list.length > 0 && list[0]!.at <= now - window) list.shift()
-      if (list.length === 0) this.charges.delete(key)
+      if (list.length === 0) charges.delete(key)
     }
-    if (blamed.length === 0) return
-    const share = 1 / blamed.length
-    for (const p of blamed) {
-      const key = `${server}\n${ownerKey(p)}`
-      const list = this.charges.get(key) ?? []
-      list.push({ at: now, share })
-      this.charges.set(key, list)
+    const named = blamed.slice(0, BLAMED_LOGGED).map((p) => p.sub)
+    if (blamed.length > most) {
+      if (charges.size === 0) this.charges.delete(server)
+      return this.o.log.info(
+        { server, blamed: named, blamedCount: blamed.length, limit: most },
+        'shared server process exit charged to no one: more subjects had requests in flight than limits.sharedCrashesSubjects',
+      )
     }
-    this.o.log.info(
-      { server, blamed: blamed.map((p) => p.sub), share },
-      'shared server process exit charged to the subjects with requests in flight',
-    )
+    if (blamed.length > 0) {
+      const share = 1 / blamed.length
+      for (const p of blamed) {
+        const key = ownerKey(p)
+        const list = charges.get(key)
+        if (list === undefined) charges.set(key, [{ at: now, share }])
+        else list.push({ at: now, share })
+      }
+      if (charges.size > most) forgetSmallest(charges, charges.size - most)
+      this.o.log.info(
+        { server, blamed: named, blamedCount: blamed.length, share },
+        'shared server process exit charged to the subjects with requests in flight',
+      )
+    }
+    if (charges.size === 0) this.charges.delete(server)
+    else this.charges.set(server, charges)
   }
 
   /**
@@ -101,7 +146,7 @@ export class SharedCrashes {
     const { sharedCrashesPerSubject: max, sharedCrashesWindow: window } = this.o.config.limits
     // Every request to a shared process passes here: nobody charged is the common case.
     if (max === 0 || this.charges.size === 0) return
-    const list = this.charges.get(`${server}\n${ownerKey(principal)}`)
+    const list = this.charges.get(server)?.get(ownerKey(principal))
     if (list === undefined) return
     const now = this.now()
     while (list.length > 0 && list[0]!.at <= now - window) list.shift()
@@ -126,7 +171,9 @@ export class SharedCrashes {
 
   /** Subjects (per server) with a charge in the window, for tests and the log. */
   get size(): number {
-    return this.charges.size
+    let n = 0
+    for (const charges of this.charges.values()) n += charges.size
+    return n
   }
 
   private refused(server: string, principal: Principal, method: string, retryAfter: number): void {

@@ -16,10 +16,11 @@ import type { SharedCrashes } from './shared-crashes.js'
  * tokens are rewritten so replies, progress and cancellations reach exactly their session;
  * list-changed notifications go to every session, resource updates to subscribers only, log
  * lines (which name no request) to none.
- * When the process dies, its requests in flight fail, its sessions end (clients get 404 and
- * initialize again) and it restarts with exponential backoff, reset only by a run of
- * respawnStableAfter; the subjects whose requests were in flight are charged for the exit, and
- * one charged too often is refused here (shared-crashes.ts).
+ * When the process dies (exits, or its stdin breaks) it is attached to no more and restarts with
+ * exponential backoff, reset only by a run of respawnStableAfter; once what it wrote is read to
+ * the end, its requests still in flight fail, its sessions end (clients get 404 and initialize
+ * again) and the subjects whose requests were in flight are charged for the exit, once; one
+ * charged too often is refused here (shared-crashes.ts).
  */
 export class SharedServer {
   private readonly replicas: Replica[]

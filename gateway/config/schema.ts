@@ -75,6 +75,11 @@ export const DEFAULT_PROCESS_STARTS_WINDOW_MS = 60_000
 export const DEFAULT_SHARED_CRASHES_PER_SUBJECT = 3
 /** The sliding window `limits.sharedCrashesPerSubject` counts over, in ms. */
 export const DEFAULT_SHARED_CRASHES_WINDOW_MS = 600_000
+/**
+ * Subjects one shared server's exits are charged to at most (per replica): an exit with more in
+ * flight charges no one, and the smallest totals are forgotten first past it (bridge/shared-crashes.ts).
+ */
+export const DEFAULT_SHARED_CRASHES_SUBJECTS = 1000
 /** JSON-RPC messages in one batch at most (→ 400 -32600), on every transport. */
 export const DEFAULT_MAX_BATCH = 100
 /** Nesting depth of a request body at most (→ 400 -32600): no MCP message nests deeper. */
@@ -1093,6 +1098,13 @@ export const configSchema = z
           .min(1000)
           .max(24 * 3600_000)
           .default(DEFAULT_SHARED_CRASHES_WINDOW_MS),
+        /** Subjects a shared server's exits are charged to at most; more in flight at one exit: no one. */
+        sharedCrashesSubjects: z
+          .number()
+          .int()
+          .min(1)
+          .max(100_000)
+          .default(DEFAULT_SHARED_CRASHES_SUBJECTS),
         maxBatch: z.number().int().min(1).max(10_000).default(DEFAULT_MAX_BATCH),
         maxJsonDepth: z.number().int().min(8).max(1_000).default(DEFAULT_MAX_JSON_DEPTH),
         bodyTimeout: ms.min(100).default(DEFAULT_BODY_TIMEOUT_MS),

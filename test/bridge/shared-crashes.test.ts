@@ -118,3 +118,73 @@ describe('SharedCrashes', () => {
     assert.equal(crashes.size, 1)
   })
 })
+
+/** A budget whose log lines are kept (parsed) for the test to read. */
+function logged(limits: Record<string, number>) {
+  const lines: Record<string, unknown>[] = []
+  const config = configSchema.parse({
+    servers: { s: { command: 'x', mode: 'shared' } },
+    limits: { sharedCrashesWindow: WINDOW, ...limits },
+  })
+  const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) })
+  const clock = { now: 1_000_000 }
+  return { crashes: new SharedCrashes({ config, log, now: () => clock.now }), lines, clock }
+}
+
+const many = (n: number, prefix = 'u') =>
+  Array.from({ length: n }, (_, i) => principal(`${prefix}${i}`))
+
+describe('SharedCrashes: bounded for any number of subjects in flight', () => {
+  it('an exit line names the first 10 subjects and counts them all', () => {
+    const { crashes, lines } = logged({ sharedCrashesSubjects: 1000 })
+    crashes.crashed('s', many(500))
+    assert.equal(lines.length, 1)
+    assert.deepEqual(
+      lines[0]!.blamed,
+      Array.from({ length: 10 }, (_, i) => `u${i}`),
+    )
+    assert.equal(lines[0]!.blamedCount, 500)
+    assert.equal(lines[0]!.share, 1 / 500)
+    assert.equal(crashes.size, 500)
+    // A few: all named.
+    crashes.crashed('s', many(3, 'v'))
+    assert.deepEqual(lines[1]!.blamed, ['v0', 'v1', 'v2'])
+    assert.equal(lines[1]!.blamedCount, 3)
+  })
+
+  it('more subjects in flight than limits.sharedCrashesSubjects: no one charged, one bounded line', () => {
+    const { crashes, lines } = logged({ sharedCrashesSubjects: 100, sharedCrashesPerSubject: 1 })
+    const crowd = many(101)
+    for (let i = 0; i < 5; i++) crashes.crashed('s', crowd)
+    assert.equal(crashes.size, 0)
+    for (const p of crowd) assert.equal(refusal(crashes, p.sub), undefined)
+    assert.equal(lines.length, 5)
+    for (const line of lines) {
+      assert.equal((line.blamed as string[]).length, 10)
+      assert.equal(line.blamedCount, 101)
+      assert.equal(line.limit, 100)
+      assert.match(String(line.msg), /charged to no one/)
+    }
+    // At the cap: charged as ever.
+    crashes.crashed('s', crowd.slice(0, 100))
+    assert.equal(crashes.size, 100)
+  })
+
+  it('a server keeps the charges of sharedCrashesSubjects subjects at most: bystanders forgotten first, the culprit kept', () => {
+    const { crashes } = logged({ sharedCrashesSubjects: 10, sharedCrashesPerSubject: 3 })
+    // The culprit in flight at every exit, with nine new bystanders each time (a tenth each).
+    for (let i = 0; i < 29; i++) {
+      crashes.crashed('s', [principal('mallory'), ...many(9, `b${i}-`)])
+      assert.ok(crashes.size <= 10, `size ${crashes.size} at exit ${i}`)
+    }
+    assert.equal(refusal(crashes, 'mallory'), undefined, 'at 2.9 of 3')
+    crashes.crashed('s', [principal('mallory'), ...many(9, 'last-')])
+    assert.equal(refusal(crashes, 'mallory'), WINDOW / 1000)
+    // Other servers keep their own: one server's crowd forgets nothing of another's.
+    crashes.crashed('t', [principal('eve')])
+    for (let i = 0; i < 5; i++) crashes.crashed('s', many(10, `c${i}-`))
+    assert.equal(crashes.size, 11)
+    for (let i = 0; i < 2; i++) crashes.crashed('t', [principal('eve')])
+    assert.equal(refusal(crashes, 'eve', 't'), WINDOW / 1000)
+  })
+})

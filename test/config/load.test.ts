@@ -533,6 +533,7 @@ describe('validateConfig', () => {
       processStartsWindow: 60_000,
       sharedCrashesPerSubject: 3,
       sharedCrashesWindow: 600_000,
+      sharedCrashesSubjects: 1000,
       maxBatch: 100,
       maxJsonDepth: 64,
       bodyTimeout: 10_000,

@@ -453,10 +453,11 @@ describe('stop28: a shared process that exited while a helper holds its stdout',
   // the call stayed in the process's requests in flight, so when the stdout finally closed that
   // user was charged a share of an exit it had no part in. An attacker crashing a server that
   // runs background commands got every user active in that window charged with it, diluting
-  // its own share (low: server-specific, at most stopGrace). Now a request that could not be
-  // written is not in flight. (Sessions still attach to the dead process in that window and
-  // get -32603 for their calls: child.ts could tell the exit apart from the end of stdout.)
-  it('a request sent to it after its exit is not charged for it', async () => {
+  // its own share (low: server-specific, at most stopGrace). Then a request that could not be
+  // written was not in flight. Now (live29) the exit alone makes the process dead: a new
+  // session attaches to its replacement, started at once (after the backoff), and its calls are
+  // answered there; the exit is charged once, when the stdout closes, to those in flight then.
+  it('a session opened after its exit is served by the replacement, and not charged for the exit', async () => {
     const a = await open('arsonist', 'leaky')
     const pid = Number((await call('leaky', a, 'pid')).json().result.content[0].text)
     const before = restarts('leaky')
@@ -471,28 +472,34 @@ describe('stop28: a shared process that exited while a helper holds its stdout',
       }
     }, 'the process exited (its helper lives on)')
     const mark = stack.logLines.length
+    // Restarting already, though its stdout is still open.
+    assert.equal(restarts('leaky'), before + 1)
     const late = await initialize('latecomer', 'leaky')
-    // Still unhandled: the exit waits for the stdout.
-    assert.equal(restarts('leaky'), before)
-    if (late.status === 200) {
-      const s = {
-        authorization: `Bearer ${await tokenOf('latecomer', 'leaky')}`,
-        'mcp-session-id': late.headers['mcp-session-id'] as string,
-        'mcp-protocol-version': '2025-11-25',
-      }
-      await postMcp(
-        stack.local('leaky'),
-        { jsonrpc: '2.0', method: 'notifications/initialized' },
-        s,
-      )
-      // Sent to the dead process (its stdin is closed): an error at once, yet counted in flight.
-      const c = await call('leaky', s, 'pid', 4)
-      assert.ok(c.json().error, c.text)
+    assert.equal(late.status, 200, late.text)
+    const s = {
+      authorization: `Bearer ${await tokenOf('latecomer', 'leaky')}`,
+      'mcp-session-id': late.headers['mcp-session-id'] as string,
+      'mcp-protocol-version': '2025-11-25',
     }
+    await postMcp(stack.local('leaky'), { jsonrpc: '2.0', method: 'notifications/initialized' }, s)
+    const c = await call('leaky', s, 'pid', 4)
+    const served = Number(c.json().result?.content[0].text)
+    assert.ok(served > 0 && served !== pid, c.text)
     // The helper ends: the stdout closes, the exit is handled.
     process.kill(Number(readFileSync(helperPid, 'utf8')))
-    await waitFor(() => restarts('leaky') > before, 'the exit was handled')
-    await crashed
+    const crash = await crashed
+    assert.ok(crash.json().error, crash.text)
+    await waitFor(
+      () =>
+        stack.logLines
+          .slice(mark)
+          .some((l) =>
+            (JSON.parse(l) as { msg?: string }).msg?.startsWith(
+              'shared server process exit charged',
+            ),
+          ),
+      'the exit was charged',
+    )
     const charged = stack.logLines
       .slice(mark)
       .map((l) => JSON.parse(l) as { msg?: string; blamed?: string[] })
@@ -501,6 +508,9 @@ describe('stop28: a shared process that exited while a helper holds its stdout',
       charged.map((l) => l.blamed),
       [['arsonist']],
     )
+    // The latecomer's session is on the replacement: it lives on.
+    assert.equal(restarts('leaky'), before + 1)
+    assert.ok((await call('leaky', s, 'pid', 5)).json().result, 'still served')
   })
 })
 

@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// holder: a stdio MCP server that exits while a descendant of its own keeps its stdout open, as
+// a server that started a helper or daemon does (tests only). Tools: `echo` (answers `echo
+// <pid>`), `hang` (never answers), `exit` (starts the descendant, answers first when `answer`
+// is true, then exits with code 6). SIGUSR2 does what `exit` does, unanswered: for a process
+// no client holds (a warm one). Each descendant's pid is appended to HOLDER_PIDS_FILE (the test
+// ends them: its stdout closes then); it lives ten minutes at most. Written without the SDK.
+import { spawn } from 'node:child_process'
+import { appendFileSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+
+const send = (message: unknown) => process.stdout.write(`${JSON.stringify(message)}\n`)
+
+/** Starts the descendant holding stdout (stdin and stderr not), then exits. */
+function exitHolding(last?: unknown): never {
+  const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600000)'], {
+    stdio: ['ignore', 'inherit', 'ignore'],
+  })
+  if (process.env.HOLDER_PIDS_FILE) appendFileSync(process.env.HOLDER_PIDS_FILE, `${holder.pid}\n`)
+  // A pipe's writes are synchronous on Linux: the answer is in the pipe before the exit.
+  if (last !== undefined) send(last)
+  process.exit(6)
+}
+
+process.on('SIGUSR2', () => exitHolding())
+
+const TOOLS = ['echo', 'hang', 'exit'].map((name) => ({
+  name,
+  inputSchema: { type: 'object', properties: {} },
+}))
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  let m: {
+    id?: string | number
+    method?: string
+    params?: { protocolVersion?: string; name?: string; arguments?: { answer?: boolean } }
+  }
+  try {
+    m = JSON.parse(line)
+  } catch {
+    return
+  }
+  if (m.id === undefined || typeof m.method !== 'string') return
+  const result = (r: unknown) => ({ jsonrpc: '2.0', id: m.id, result: r })
+  switch (m.method) {
+    case 'initialize':
+      return send(
+        result({
+          protocolVersion: m.params?.protocolVersion ?? '2025-11-25',
+          capabilities: { tools: {} },
+          serverInfo: { name: 'holder', version: '1.0.0' },
+        }),
+      )
+    case 'tools/list':
+      return send(result({ tools: TOOLS }))
+    case 'tools/call': {
+      const name = m.params?.name
+      if (name === 'hang') return
+      if (name === 'exit')
+        return exitHolding(
+          m.params?.arguments?.answer
+            ? result({ content: [{ type: 'text', text: 'last words' }] })
+            : undefined,
+        )
+      return send(result({ content: [{ type: 'text', text: `echo ${process.pid}` }] }))
+    }
+    default:
+      return send(result({}))
+  }
+})
