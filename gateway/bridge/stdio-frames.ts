@@ -96,7 +96,9 @@ export class FrameReader {
     let block = this.block
     if (block === undefined || block.length - this.blockEnd < part.length) {
       this.flush()
-      block = this.block = Buffer.allocUnsafe(COPY_BELOW_BYTES)
+      // Kept as long as the process lives: memory of its own, not a slice of Node's shared pool
+      // (64 KiB slabs since Node 24, where 16 KiB is pooled: a block would pin a slab each).
+      block = this.block = Buffer.allocUnsafeSlow(COPY_BELOW_BYTES)
       this.blockStart = this.blockEnd = 0
     }
     part.copy(block, this.blockEnd)
@@ -145,13 +147,14 @@ export class FrameReader {
 /**
  * A line too large to hold: its length, and copies of its first and last bytes, each kept in
  * a buffer of its own (the last ones in a ring): a piece costs its own bytes, at most
- * OVERSIZE_EDGE_BYTES of copying, however small the pieces come.
+ * OVERSIZE_EDGE_BYTES of copying, however small the pieces come. Of its own: allocUnsafeSlow,
+ * not a slice of Node's pool (whose slabs are 64 KiB since Node 24).
  */
 class Oversize {
   bytes = 0
-  private readonly first = Buffer.allocUnsafe(OVERSIZE_EDGE_BYTES)
+  private readonly first = Buffer.allocUnsafeSlow(OVERSIZE_EDGE_BYTES)
   private firstEnd = 0
-  private readonly ring = Buffer.allocUnsafe(OVERSIZE_EDGE_BYTES)
+  private readonly ring = Buffer.allocUnsafeSlow(OVERSIZE_EDGE_BYTES)
   /** Where the ring's next byte goes; `filled`: how many of its bytes are the line's. */
   private ringAt = 0
   private filled = 0

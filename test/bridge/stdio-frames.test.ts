@@ -160,8 +160,14 @@ describe('FrameReader', () => {
     assert.ok(most <= max, `held ${most} bytes`)
     assert.equal(inside.over!.head.length, OVERSIZE_EDGE_BYTES)
     assert.equal(inside.over!.tail.length, OVERSIZE_EDGE_BYTES)
-    // The tail is a copy: it does not keep the 64 KiB chunk it was cut from.
-    assert.ok(inside.over!.tail.buffer.byteLength < chunk.length)
+    // The ends are copies: neither keeps the 64 KiB chunk it was cut from.
+    assert.notEqual(inside.over!.head.buffer, chunk.buffer)
+    assert.notEqual(inside.over!.tail.buffer, chunk.buffer)
+    // What holds them while the line goes on is memory of their own, 4 KiB each, not a slice of
+    // Node's shared pool that it would keep alive (its slabs are 64 KiB since Node 24).
+    const kept = inside.over as unknown as { first: Buffer; ring: Buffer }
+    assert.equal(kept.first.buffer.byteLength, OVERSIZE_EDGE_BYTES)
+    assert.equal(kept.ring.buffer.byteLength, OVERSIZE_EDGE_BYTES)
     assert.deepEqual(r.push(Buffer.from('"}]},"jsonrpc":"2.0","id":"s1f"}\r\n')), [
       // A CRLF's \r is part of the line.
       { skipped: 'too large', bytes: 19 + 300 * chunk.length + 33, reply: 's1f' },
@@ -249,6 +255,10 @@ describe('FrameReader: a line written a few bytes at a time costs its bytes, not
     assert.equal(r.push(start).length, 1)
     for (const c of inside(r).chunks)
       assert.ok(c.buffer.byteLength <= 16 * 1024, `${c.buffer.byteLength}`)
+    // The block the piece was copied into, kept while the process lives, is memory of its own:
+    // 16 KiB, not a slab of Node's pool (64 KiB since Node 24) that it would keep alive.
+    const { block } = r as unknown as { block: Buffer }
+    assert.equal(block.buffer.byteLength, 16 * 1024)
     assert.deepEqual(r.push(Buffer.from(':"2.0","id":2,"result":{}}\n')), [
       { message: { jsonrpc: '2.0', id: 2, result: {} } },
     ])
