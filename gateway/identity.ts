@@ -87,6 +87,17 @@ export async function setUpIdentity(o: {
   // The dev IdP runs when nothing else issues tokens, or as the broker's upstream (the
   // embedded default), where it knows the broker as a registered app and has no DCR, like Entra.
   const devUpstream = broker !== undefined && broker.upstream.issuer === devIdpUrl
+  if (devUpstream && config.devIdp.port === 0)
+    // The broker names its upstream before the dev IdP listens: a port picked at start would
+    // leave it asking http://127.0.0.1:0 for discovery every few seconds, never signing anyone in.
+    throw new ConfigError([
+      {
+        file: 'configuration',
+        path: 'devIdp.port',
+        message:
+          "the dev IdP is the broker's upstream here, so its port must be fixed: set MCP_EDGE_DEV_IDP_PORT (devIdp.port) to a free port, not 0",
+      },
+    ])
   if (issuer === undefined && (broker === undefined || devUpstream)) {
     if (!o.allowDevIdp || process.env.NODE_ENV === 'production') {
       throw new ConfigError([

@@ -148,3 +148,25 @@ describe('the embedded default runs the broker', () => {
     assert.equal(((await res.body.json()) as { sub: string }).sub, 'dev-user')
   })
 })
+
+describe('the embedded default with MCP_EDGE_DEV_IDP_PORT=0', () => {
+  it('refuses to start, naming devIdp.port: the broker would ask http://127.0.0.1:0 forever', async () => {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      MCP_EDGE_PORT: '0',
+      MCP_EDGE_DEV_IDP_PORT: '0',
+      MCP_EDGE_DEV_IDP_STATE: join(mkdtempSync(join(tmpdir(), 'mcp-edge-default0-')), 's.json'),
+    }
+    delete env.MCP_EDGE_ISSUER
+    const config = defaultConfig(env)
+    process.env.MCP_EDGE_DEV_BROKER_SECRET = env.MCP_EDGE_DEV_BROKER_SECRET
+    await assert.rejects(
+      startGateway(config, { log: pino({ level: 'silent' }), allowDevIdp: true }),
+      (err: Error) => {
+        assert.match(err.message, /devIdp\.port/)
+        assert.match(err.message, /MCP_EDGE_DEV_IDP_PORT/)
+        return true
+      },
+    )
+  })
+})
