@@ -79,10 +79,10 @@ export async function request(
   // The body's reads throw as the request does: a stalled body names its request too.
   const body = res.body
   const read =
-    <T>(f: () => Promise<T>) =>
-    async (): Promise<T> => {
+    <A extends unknown[], T>(f: (...args: A) => Promise<T>) =>
+    async (...args: A): Promise<T> => {
       try {
-        return await f()
+        return await f(...args)
       } catch (err) {
         throw named(err, init, url, wait)
       }
