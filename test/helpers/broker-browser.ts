@@ -1,8 +1,7 @@
 // A scripted browser for the broker's login: follows redirects with one cookie jar (cookies of
 // 127.0.0.1 are shared across ports, as in a real browser), answers the consent page and the
 // missing-role page as told, and lets the upstream fixture sign its chosen user in.
-import { request } from 'undici'
-import type { CookieJar } from './oauth-flow.js'
+import { type CookieJar, request } from './oauth-flow.js'
 
 /** What the person does on each page. */
 export interface Choices {

@@ -2,10 +2,9 @@
 // that must see each status, header and OAuth error code the SDK would hide.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { request } from 'undici'
 import { brokerLogin, type Choices, type Visit } from './broker-browser.js'
 import type { BrokerStack } from './broker-stack.js'
-import type { CookieJar } from './oauth-flow.js'
+import { type CookieJar, request } from './oauth-flow.js'
 
 /** One answer, read whole. */
 export interface Answer {

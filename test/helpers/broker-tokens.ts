@@ -3,9 +3,9 @@
 // bearer ping's status and challenge, /revoke as a public or a confidential client (whose
 // registration is broker-raw.ts's newConfidentialClient).
 import assert from 'node:assert/strict'
-import { request } from 'undici'
 import { type Answer, type ClientSecret, exchange, login, send } from './broker-raw.js'
 import type { BrokerStack } from './broker-stack.js'
+import { request } from './oauth-flow.js'
 
 /** A login's two tokens. */
 export interface TokenPair {

@@ -2,9 +2,10 @@ import { createHash, randomBytes } from 'node:crypto'
 import { request as undiciRequest } from 'undici'
 
 /**
- * Longest wait for an answer's headers, then for its body, in ms. undici's own default is 300 s,
- * node --test's file timeout in CI: a request nobody answers would fail the whole file there
- * with no message. Here it fails its test, naming the URL.
+ * Longest wait for one whole request, in ms: its answer's headers and its body. undici's own
+ * waits are 300 s, node --test's file timeout in CI: a request nobody answers would fail the
+ * whole file there with no message. Here it fails its test, naming the method and URL. A
+ * bound, not a timing assertion: every answer these helpers wait for comes in milliseconds.
  */
 export const HTTP_WAIT_MS = 30_000
 
@@ -14,25 +15,83 @@ export const HTTP_WAIT_MS = 30_000
  */
 export const SETUP = { timeout: 60_000 }
 
-/** undici's request, bounded by {@link HTTP_WAIT_MS}; a timeout names the method and URL. */
+/**
+ * How long after a test file loads these helpers it writes what it is waiting on to stderr
+ * (which the runner shows with the file's result), below node --test's 300 s file timeout in CI.
+ * A file once hung there with nothing reported (scopes.test.js, ci28c): the next one says which
+ * connections and timers were open and how much CPU the file had used (near all of it: a busy
+ * loop), or, if nothing is written, that its event loop never ran again.
+ */
+export const HANG_REPORT_MS = 240_000
+
+setTimeout(() => {
+  const report = process.report.getReport() as unknown as {
+    resourceUsage: { userCpuSeconds: number; kernelCpuSeconds: number }
+    libuv: { type: string; is_active: boolean; is_referenced: boolean }[]
+  }
+  const open = report.libuv.filter((h) => h.is_active && h.is_referenced)
+  process.stderr.write(
+    `still running after ${HANG_REPORT_MS} ms: ${JSON.stringify({ userCpuSeconds: report.resourceUsage.userCpuSeconds, kernelCpuSeconds: report.resourceUsage.kernelCpuSeconds, open })}\n`,
+  )
+}, HANG_REPORT_MS).unref()
+
+type Init = NonNullable<Parameters<typeof undiciRequest>[1]>
+type Response = Awaited<ReturnType<typeof undiciRequest>>
+
+/** Whether `err` is the end of a bounded wait: undici's headers or body timeout, or the signal's. */
+function timedOut(err: unknown): boolean {
+  const { name, code } = err as { name?: string; code?: string }
+  return (
+    name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT'
+  )
+}
+
+/** `err` as the error of a request that timed out, naming it; any other error as it is. */
+function named(err: unknown, init: Init, url: string | URL, ms: number): unknown {
+  if (!timedOut(err)) return err
+  return new Error(`${init.method ?? 'GET'} ${String(url)}: no answer within ${ms} ms`, {
+    cause: err,
+  })
+}
+
+/**
+ * undici's request, bounded: the answer's headers and its whole body within `wait` ms
+ * ({@link HTTP_WAIT_MS}); a timeout, while waiting for the headers or reading the body, names
+ * the method and URL. A caller's own `signal` or `headersTimeout` replaces the bound.
+ */
 export async function request(
   url: string | URL,
-  init: NonNullable<Parameters<typeof undiciRequest>[1]> = {},
-): ReturnType<typeof undiciRequest> {
+  init: Init = {},
+  wait: number = HTTP_WAIT_MS,
+): Promise<Response> {
+  const ms = init.headersTimeout ?? wait
+  let res: Response
   try {
-    return await undiciRequest(url, {
-      headersTimeout: HTTP_WAIT_MS,
-      bodyTimeout: HTTP_WAIT_MS,
+    res = await undiciRequest(url, {
+      headersTimeout: wait,
+      bodyTimeout: wait,
+      signal: AbortSignal.timeout(wait),
       ...init,
     })
   } catch (err) {
-    const code = (err as { code?: string }).code
-    if (code !== 'UND_ERR_HEADERS_TIMEOUT') throw err
-    const ms = init.headersTimeout ?? HTTP_WAIT_MS
-    throw new Error(`${init.method ?? 'GET'} ${String(url)}: no answer within ${ms} ms`, {
-      cause: err,
-    })
+    throw named(err, init, url, ms)
   }
+  // The body's reads throw as the request does: a stalled body names its request too.
+  const body = res.body
+  const read =
+    <A extends unknown[], T>(f: (...args: A) => Promise<T>) =>
+    async (...args: A): Promise<T> => {
+      try {
+        return await f(...args)
+      } catch (err) {
+        throw named(err, init, url, wait)
+      }
+    }
+  body.text = read(body.text.bind(body))
+  body.json = read(body.json.bind(body))
+  body.arrayBuffer = read(body.arrayBuffer.bind(body))
+  body.dump = read(body.dump.bind(body))
+  return res
 }
 
 /** The authorization server metadata fields the helpers use. */
