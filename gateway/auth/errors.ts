@@ -34,9 +34,12 @@ const STATUS: Record<AuthErrorCode, number> = {
   idp_unavailable: 503,
 }
 
-/** An authentication failure. `message` is safe for the client: it never holds keys or claims. */
+/**
+ * An authentication failure. `message` is safe for the client: it never holds keys or claims.
+ * `retryAfter` (s): when an `idp_unavailable` IdP will be tried again.
+ */
 export class AuthError extends GatewayError<AuthErrorCode> {
-  constructor(code: AuthErrorCode, message: string, cause?: unknown) {
-    super(code, message, { status: STATUS[code], expose: true, cause })
+  constructor(code: AuthErrorCode, message: string, cause?: unknown, retryAfter?: number) {
+    super(code, message, { status: STATUS[code], expose: true, cause, retryAfter })
   }
 }

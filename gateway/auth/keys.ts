@@ -48,42 +48,45 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
   // each request (any token naming our issuer, signed or not) was a fetch at the IdP: a flood at
   // the gateway became one at an IdP already in trouble. After a failure none for `retryMs`.
   let jwksFailedAt = -Infinity
+  // The client is told when to come back: what is left of the window (RFC 9110 §10.2.3 counts
+  // whole seconds; at least 1, so a client never retries at once).
+  const unavailable = (failed: number, cause?: unknown) =>
+    new AuthError(
+      'idp_unavailable',
+      'the authorization server is unreachable',
+      cause,
+      Math.max(1, Math.ceil((retryMs - (now() - failed)) / 1000)),
+    )
+  // Every failure is thrown from here as our own error (jose passes a fetch's error through),
+  // so the window it opens reaches the response.
   const fetchJwks = async (url: string, init: Parameters<IdpHttp['fetch']>[1]) => {
-    if (now() - jwksFailedAt < retryMs)
-      throw new AuthError('idp_unavailable', 'the authorization server is unreachable')
-    const failed = () => {
+    if (now() - jwksFailedAt < retryMs) throw unavailable(jwksFailedAt)
+    const failed = (cause: unknown) => {
       jwksFailedAt = now()
       opts.onJwksFetch?.('failed')
+      return unavailable(jwksFailedAt, cause)
     }
     let res: Response
     try {
       res = await opts.http.fetch(url, init)
     } catch (err) {
-      failed()
-      throw err
+      throw failed(err)
     }
     if (res.status !== 200) {
-      failed()
-      // jose reads nothing of it: the connection is not held for an unread body.
+      // The connection is not held for an unread body.
       await res.body?.cancel().catch(() => {})
-      return res
+      throw failed(new Error(`${url} answered ${res.status}`))
     }
     // A body that is no key set (or too large, or too slow) fails the fetch as a status does.
-    const read = res.json.bind(res)
-    return Object.defineProperty(res, 'json', {
-      value: async () => {
-        let doc: unknown
-        try {
-          doc = await read()
-        } catch (err) {
-          failed()
-          throw err
-        }
-        if (isKeySet(doc)) opts.onJwksFetch?.('ok')
-        else failed()
-        return doc
-      },
-    })
+    let doc: unknown
+    try {
+      doc = await res.json()
+    } catch (err) {
+      throw failed(err)
+    }
+    if (!isKeySet(doc)) throw failed(new Error(`${url} holds no key set`))
+    opts.onJwksFetch?.('ok')
+    return { status: 200, json: async () => doc }
   }
   const build = (uri: string) =>
     createRemoteJWKSet(new URL(uri), {
@@ -95,9 +98,7 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
 
   async function resolveJwks(): Promise<JWTVerifyGetKey> {
     if (jwks) return jwks
-    if (now() - failedAt < retryMs) {
-      throw new AuthError('idp_unavailable', 'the authorization server is unreachable')
-    }
+    if (now() - failedAt < retryMs) throw unavailable(failedAt)
     pending ??= (async () => {
       try {
         jwksUri ??= await discoverJwksUri(opts.issuer, opts.http)
@@ -105,9 +106,7 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
         return jwks
       } catch (err) {
         failedAt = now()
-        throw err instanceof AuthError
-          ? err
-          : new AuthError('idp_unavailable', 'the authorization server is unreachable', err)
+        throw unavailable(failedAt, err instanceof AuthError ? (err.cause ?? err) : err)
       } finally {
         pending = undefined
       }

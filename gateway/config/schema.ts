@@ -888,7 +888,13 @@ const authSchema = z.strictObject({
   /** Require `typ: at+jwt` (RFC 9068 §4). Off by default: many IdPs issue `typ: JWT`. */
   requireJwtAccessTokenType: z.boolean().default(false),
   scopesSupported: z.array(z.string().min(1)).optional(),
-  jwksCooldown: ms.default(DEFAULT_JWKS_COOLDOWN_MS),
+  /**
+   * Unknown-`kid` refetches at most this often. At least 1 s: at 0 a healthy JWKS was fetched
+   * once per request carrying a made-up `kid` (no credentials needed, each token unsigned), a
+   * flood at the gateway becoming one at the IdP; 1 s bounds that to one fetch a second per
+   * issuer whatever the request rate, and still picks up a rotated key within a second.
+   */
+  jwksCooldown: ms.min(1000).default(DEFAULT_JWKS_COOLDOWN_MS),
   jwksMaxAge: ms.default(DEFAULT_JWKS_MAX_AGE_MS),
   idpTimeout: ms.min(100).default(DEFAULT_IDP_TIMEOUT_MS),
   /** Connections to the IdP (discovery, JWKS) at most. */

@@ -4,6 +4,7 @@ import { AuthError } from '../auth/errors.js'
 import { bearerChallenge } from '../auth/challenge.js'
 import { type RequestId, type RpcErrorObject, rpcError, rpcErrorObject } from '../bridge/jsonrpc.js'
 import { exposedError, RPC } from '../bridge/errors.js'
+import { DEFAULT_DISCOVERY_RETRY_MS } from '../config/schema.js'
 import { GatewayError } from '../errors.js'
 import type { Metrics } from '../observability/metrics.js'
 import { messagePage, PAGE_HEADERS } from './page.js'
@@ -138,6 +139,14 @@ export function auditUnavailableResponse(audience: Audience, retryAfterS: number
 }
 
 /**
+ * `Retry-After` (s) of an unreachable IdP: what the key source counted is left of its retry
+ * window, or (an error that does not say) the default window.
+ */
+export function idpRetryAfter(err: AuthError): string {
+  return String(err.retryAfter ?? Math.ceil(DEFAULT_DISCOVERY_RETRY_MS / 1000))
+}
+
+/**
  * The one place an error becomes a response. Exposed errors keep their message; anything
  * else is a 500 with a fixed text, its detail going to the log only.
  */
@@ -159,9 +168,10 @@ export function errorResponse(
       'authentication failed',
     )
     if (err.code === 'idp_unavailable') {
+      // RFC 9110 §10.2.3: when the IdP will be tried again.
       return rpcErrorResponse(503, -32000, 'the authorization server is unreachable; retry later', {
         id,
-        headers: { 'retry-after': '5' },
+        headers: { 'retry-after': idpRetryAfter(err) },
       })
     }
     // RFC 6750 §3.1: no error code when the request carried no credentials.

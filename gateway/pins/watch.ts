@@ -1,5 +1,4 @@
-import { watch, type FSWatcher } from 'node:fs'
-import { basename, dirname } from 'node:path'
+import { watchFiles } from '../config/file-watch.js'
 import type { ToolPins } from './pins.js'
 
 /** The outcome of one pin file reload. */
@@ -15,8 +14,9 @@ export interface PinWatcher {
 /**
  * Watches the pin file through its folder (an editor or `mcp-edge tools approve` replaces it by
  * rename, which would leave a watch on the old inode blind; a Kubernetes ConfigMap swaps its
- * `..data` link) and reloads it after `debounceMs` of quiet. The gateway's own writes come back
- * here too and load what it already holds.
+ * `..data` link), and along its chain of links when it is a symlink (an edit of the target was
+ * never seen), and reloads it after `debounceMs` of quiet ({@link watchFiles}). The gateway's
+ * own writes come back here too and load what it already holds.
  */
 export function watchPins(
   pins: ToolPins,
@@ -25,29 +25,22 @@ export function watchPins(
   onResult: (r: PinReload) => void,
 ): PinWatcher {
   let lastError: string[] | undefined
-  let timer: NodeJS.Timeout | undefined
-  const name = basename(file)
-  const reload = () => {
-    const r = pins.reload()
-    lastError = r.ok ? undefined : r.problems
-    onResult(r)
-  }
-  let watcher: FSWatcher | undefined = watch(dirname(file), { persistent: false }, (_e, f) => {
-    if (f !== null && f !== name && !f.startsWith('..')) return
-    clearTimeout(timer)
-    timer = setTimeout(reload, debounceMs)
-  })
-  watcher.on('error', () => {
-    watcher?.close()
-    watcher = undefined
-  })
+  const watch = watchFiles(
+    file,
+    () => [file],
+    debounceMs,
+    () => {
+      const r = pins.reload()
+      lastError = r.ok ? undefined : r.problems
+      onResult(r)
+    },
+  )
   return {
     get lastError() {
       return lastError
     },
     close() {
-      clearTimeout(timer)
-      watcher?.close()
+      watch.close()
     },
   }
 }

@@ -250,3 +250,56 @@ describe('createKeySource: key rotation', () => {
     assert.deepEqual(server.requests, [JWKS_PATH])
   })
 })
+
+describe('createKeySource: an unreachable IdP says when it is tried again (Retry-After)', () => {
+  // Retry-After was a fixed 5 s whatever auth.discoveryRetry said: a client told 5 while the
+  // window ran 60 s came back eleven times for nothing; one told 5 with a 1 s window waited
+  // longer than needed. Now the error carries what is left of the window, at least 1 s.
+  const RETRY = 30_000
+  /** The retryAfter of the idp_unavailable a call is refused with. */
+  async function retryAfter(p: Promise<unknown>): Promise<number | undefined> {
+    let seen: number | undefined
+    await assert.rejects(p, (err: { code?: string; status?: number; retryAfter?: number }) => {
+      assert.equal(err.code, 'idp_unavailable')
+      assert.equal(err.status, 503)
+      seen = err.retryAfter
+      return true
+    })
+    return seen
+  }
+  const steps = [
+    { at: 0, want: 30, fetches: 1 }, // the failing fetch itself: the whole window
+    { at: 1, want: 30, fetches: 1 }, // 29.999 s left: whole seconds, rounded up
+    { at: 12_300, want: 18, fetches: 1 },
+    { at: RETRY - 1_000, want: 1, fetches: 1 },
+    { at: RETRY - 1, want: 1, fetches: 1 }, // never 0: a client would retry at once
+    { at: RETRY, want: 30, fetches: 2 }, // tried again, failed again: a new window
+  ]
+  for (const what of ['JWKS', 'discovery'] as const) {
+    test(`${what} failing: Retry-After counts down the window (injected clock)`, async (t) => {
+      reset()
+      const path = what === 'JWKS' ? JWKS_PATH : OIDC_PATH
+      server.routes.set(path, () => ({ status: 503 }))
+      if (what === 'discovery') server.routes.set(OAUTH_PATH, () => ({ status: 503 }))
+      let clock = 1_000_000
+      const keys = source(t, {
+        retryMs: RETRY,
+        now: () => clock,
+        ...(what === 'JWKS' ? { jwksUri: server.jwksUri } : {}),
+      })
+      for (const s of steps) {
+        clock = 1_000_000 + s.at
+        assert.equal(await retryAfter(verify(keys, k1)), s.want, `at +${s.at} ms`)
+        assert.equal(server.hits(path), s.fetches, `fetches at +${s.at} ms`)
+      }
+    })
+  }
+
+  test('a window of 100 ms (the least auth.discoveryRetry takes) says 1 s', async (t) => {
+    reset()
+    server.routes.set(JWKS_PATH, () => ({ status: 500 }))
+    const keys = source(t, { retryMs: 100, now: () => 5_000, jwksUri: server.jwksUri })
+    assert.equal(await retryAfter(verify(keys, k1)), 1)
+    assert.equal(await retryAfter(verify(keys, k1)), 1)
+  })
+})

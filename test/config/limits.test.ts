@@ -202,6 +202,9 @@ const cases: LimitCase[] = [
   },
   { key: 'auth.idpKeepAlive', default: S.DEFAULT_IDP_KEEP_ALIVE_MS, bad: 999, message: min(1000) },
   { key: 'auth.discoveryRetry', default: S.DEFAULT_DISCOVERY_RETRY_MS, bad: 99, message: min(100) },
+  // At 0 a made-up kid was a JWKS fetch per request (no credentials needed): 0 only in tests.
+  { key: 'auth.jwksCooldown', default: S.DEFAULT_JWKS_COOLDOWN_MS, bad: 0, message: min(1000) },
+  { key: 'auth.jwksCooldown', default: S.DEFAULT_JWKS_COOLDOWN_MS, bad: 999, message: min(1000) },
   {
     key: 'auth.metadataMaxAge',
     default: S.DEFAULT_METADATA_MAX_AGE_S,

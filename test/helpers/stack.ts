@@ -163,7 +163,7 @@ export async function startStack(
     {
       listen: { host: '127.0.0.1', port: gwPort },
       ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}),
-      auth: { issuer: idp.issuer, jwksCooldown: 0, ...o.auth },
+      auth: { issuer: idp.issuer, ...o.auth },
       servers: {
         echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] },
         notes: { command: node, args: [join(SERVERS_DIR, 'notes.js')] },
@@ -182,6 +182,9 @@ export async function startStack(
     },
     { file: 'test', baseDir: dir },
   )
+  // Tests rotate keys between requests: no cooldown. Set past validation, where no config file
+  // or environment variable reaches (auth.jwksCooldown is at least 1000 there).
+  if (o.auth?.jwksCooldown === undefined) config.auth.jwksCooldown = 0
   const auditLines: string[] = []
   const gateway = await startGateway(config, {
     log,

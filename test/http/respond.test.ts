@@ -93,6 +93,15 @@ describe('errorResponse: one status switch, telling the client less than the log
       },
     ],
     [
+      'IdP down, its retry window known: 503 with what is left of it',
+      new AuthError('idp_unavailable', 'jwks fetch failed', undefined, 17),
+      {
+        status: 503,
+        body: err(-32000, 'the authorization server is unreachable; retry later'),
+        headers: { 'retry-after': '17', 'www-authenticate': null },
+      },
+    ],
+    [
       'exposed 413: connection closed',
       new GatewayError('body_too_large', 'too big', { status: 413, expose: true }),
       { status: 413, body: err(-32000, 'too big'), headers: { connection: 'close' } },

@@ -69,4 +69,80 @@ describe('watchPolicy', () => {
       reloader.close()
     }
   })
+
+  it('a chain of links (etc/p -> mid/p -> real/p): a re-pointed middle link is applied', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'mcp-edge-chain-'))
+    dirs.push(root)
+    for (const sub of ['etc', 'mid', 'real', 'real2']) mkdirSync(join(root, sub))
+    writeFileSync(join(root, 'real', 'p.yaml'), policy('a:one'))
+    writeFileSync(join(root, 'real2', 'p.yaml'), policy('b:two'))
+    symlinkSync(join(root, 'real', 'p.yaml'), join(root, 'mid', 'p.yaml'))
+    const file = join(root, 'etc', 'p.yaml')
+    symlinkSync(join(root, 'mid', 'p.yaml'), file)
+    const store = createPolicyStore(loadPolicy(file))
+    const scopes = () => {
+      const e = store.current.servers.get('s')!.rules.tools[0]!.effect
+      return e.kind === 'scopes' ? e.scopes[0] : e.kind
+    }
+    const results: ReloadResult[] = []
+    const reloader = watchPolicy(file, store, 20, (r) => results.push(r))
+    try {
+      // The operator moves production to another policy by re-pointing the middle link.
+      symlinkSync(join(root, 'real2', 'p.yaml'), join(root, 'mid', 'p.yaml.new'))
+      renameSync(join(root, 'mid', 'p.yaml.new'), join(root, 'mid', 'p.yaml'))
+      await waitFor(() => scopes() === 'b:two', 'the re-pointed middle link was applied')
+      // And edits that file, where it lives.
+      writeFileSync(join(root, 'real2', 'p.yaml'), policy('c:three'))
+      await waitFor(() => scopes() === 'c:three', "the new target's edit was applied")
+      assert.ok(results.every((r) => r.ok))
+    } finally {
+      reloader.close()
+    }
+  })
+
+  it('a loop of links is a refused reload, the last good policy stays; undone, it applies', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'mcp-edge-loop-'))
+    dirs.push(root)
+    for (const sub of ['etc', 'mid', 'real']) mkdirSync(join(root, sub))
+    writeFileSync(join(root, 'real', 'p.yaml'), policy('a:one'))
+    symlinkSync(join(root, 'real', 'p.yaml'), join(root, 'mid', 'p.yaml'))
+    const file = join(root, 'etc', 'p.yaml')
+    symlinkSync(join(root, 'mid', 'p.yaml'), file)
+    const store = createPolicyStore(loadPolicy(file))
+    const results: ReloadResult[] = []
+    const reloader = watchPolicy(file, store, 20, (r) => results.push(r))
+    const repoint = (link: string, target: string) => {
+      symlinkSync(target, `${link}.new`)
+      renameSync(`${link}.new`, link)
+    }
+    try {
+      // real/p now points back at mid/p: etc/p -> mid/p -> real/p -> mid/p -> ...
+      repoint(join(root, 'real', 'p.yaml'), join(root, 'mid', 'p.yaml'))
+      const refused = await waitFor(() => results.find((r) => !r.ok), 'the loop was refused')
+      assert.match(refused.ok ? '' : refused.problems.join('\n'), /ELOOP/)
+      assert.deepEqual(store.current.servers.get('s')!.rules.tools[0]!.effect, {
+        kind: 'scopes',
+        scopes: ['a:one'],
+      })
+      // An explicit reload (SIGHUP) on the loop returns, refused too.
+      assert.equal(reloader.reload().ok, false)
+      // Undone: the middle link now leads to a file in a folder nothing watched before.
+      mkdirSync(join(root, 'real2'))
+      writeFileSync(join(root, 'real2', 'p.yaml'), policy('b:two'))
+      repoint(join(root, 'real', 'p.yaml'), join(root, 'real2', 'p.yaml'))
+      await waitFor(
+        () => results.at(-1)?.ok,
+        () => JSON.stringify(results),
+      )
+      writeFileSync(join(root, 'real2', 'p.yaml'), policy('c:three'))
+      await waitFor(
+        () =>
+          (store.current.servers.get('s')!.rules.tools[0]!.effect as { scopes?: string[] })
+            .scopes?.[0] === 'c:three',
+        "the edit past the former loop's end was applied",
+      )
+    } finally {
+      reloader.close()
+    }
+  })
 })
