@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { realpathSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { Document, parseDocument } from 'yaml'
 import { ConfigError } from '../config/errors.js'
@@ -25,10 +25,11 @@ const ATTEMPTS = 5
  * broken edit), would exceed `maxBytes`, or cannot be written
  */
 export function editPins(
-  file: string,
+  path: string,
   maxBytes: number,
   edit: (doc: Document) => boolean,
 ): PinFile | undefined {
+  const file = written(path)
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const before = readPinText(file, maxBytes)
     // Checked whole before any change: a file that does not load is never rewritten.
@@ -66,6 +67,19 @@ export function editPins(
     return next
   }
   throw new ConfigError([{ file, message: 'changed under every write attempt; not written' }])
+}
+
+/**
+ * Where a write goes: a pin file reached through links (a mounted or shared file) is rewritten
+ * where it really lives, so the rename replaces the file, not the link beside it (which would
+ * leave the target stale and the link gone). A path that does not exist yet is written as given.
+ */
+function written(path: string): string {
+  try {
+    return realpathSync(path)
+  } catch {
+    return path
+  }
 }
 
 function fresh(): Document {

@@ -1,6 +1,15 @@
 // The pin file: what loads, what is refused (with file:line), and how it is rewritten.
 import assert from 'node:assert/strict'
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
@@ -212,6 +221,23 @@ describe('pin file: read-modify-write', () => {
       editPins(file, 65536, (doc) => approveTool(doc, 's', 't')),
       undefined,
     )
+  })
+
+  it('a pin file reached through links is rewritten where it lives; the links stay links', () => {
+    const [real, mid, mounted] = [dir(), dir(), dir()]
+    const target = join(real, 'pins.yaml')
+    editPins(target, 65536, (doc) => pinTool(doc, 's', 't', A))
+    symlinkSync(target, join(mid, 'pins.yaml'))
+    symlinkSync(join(mid, 'pins.yaml'), join(mounted, 'pins.yaml'))
+    const next = editPins(join(mounted, 'pins.yaml'), 65536, (doc) =>
+      addPending(doc, 's', 't', { hash: B, seen: 'now', previous: A }),
+    )
+    assert.equal(next?.servers.get('s')?.pending.get('t')?.hash, B)
+    assert.ok(lstatSync(join(mounted, 'pins.yaml')).isSymbolicLink())
+    assert.ok(lstatSync(join(mid, 'pins.yaml')).isSymbolicLink())
+    assert.deepEqual(readdirSync(mounted), ['pins.yaml'])
+    assert.deepEqual(readdirSync(real), ['pins.yaml'])
+    assert.equal(loadPins(target, 65536).servers.get('s')?.pending.get('t')?.hash, B)
   })
 
   it('an edit that changes nothing writes nothing', () => {
