@@ -159,8 +159,11 @@ export class Replica {
   /** A message of `child`, the replica's process or one that died and is read to the end. */
   private fromServer(child: Child, message: JSONRPCMessage): void {
     const env = envelope(message)
+    // Its own requests only: ids are the replica's, so a dead process's stdout (read to the
+    // end while its replacement serves) could name a request on the replacement.
+    const own = (p: Pending | undefined) => (p?.channel.backend === child ? p : undefined)
     if (env.kind === 'response') {
-      const p = this.pending.get(String(env.id))
+      const p = own(this.pending.get(String(env.id)))
       if (p === undefined) {
         // A cancelled request the process finished anyway: dropped, and still counted in
         // onExit (the cancel it answered after may be what makes it exit).
@@ -183,7 +186,7 @@ export class Replica {
     const params = env.params
     switch (env.method) {
       case 'notifications/progress': {
-        const p = this.progress.get(String(params?.progressToken))
+        const p = own(this.progress.get(String(params?.progressToken)))
         if (p)
           p.channel.deliver({
             ...message,
@@ -192,7 +195,7 @@ export class Replica {
         return
       }
       case 'notifications/cancelled': {
-        const p = this.pending.get(String(params?.requestId))
+        const p = own(this.pending.get(String(params?.requestId)))
         if (p)
           p.channel.deliver({
             ...message,
