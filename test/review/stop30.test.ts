@@ -179,3 +179,82 @@ describe('stop30: a dead shared process is read to the end while its replacement
     assert.equal(bob.alive, true)
   })
 })
+
+// A shared server whose `closein` tool closes its stdin (answered first) and ignores SIGTERM:
+// it runs on, deaf, until the gateway writes to it (EPIPE) and stops it with SIGKILL.
+const deaf = join(dir, 'deaf.mjs')
+writeFileSync(
+  deaf,
+  `import { closeSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+process.on('SIGTERM', () => {})
+const send = (m) => process.stdout.write(JSON.stringify(m) + '\\n')
+const rl = createInterface({ input: process.stdin })
+rl.on('line', (line) => {
+  let m
+  try { m = JSON.parse(line) } catch { return }
+  if (m.id === undefined) return
+  const result = (r) => send({ jsonrpc: '2.0', id: m.id, result: r })
+  if (m.method === 'initialize')
+    return result({ protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'deaf', version: '1' } })
+  if (m.method !== 'tools/call') return result({})
+  if (m.params.name === 'hang') return
+  if (m.params.name === 'closein') {
+    result({ content: [{ type: 'text', text: 'deaf now' }] })
+    rl.close()
+    closeSync(0)
+    setInterval(() => {}, 600000)
+    return
+  }
+  return result({ content: [{ type: 'text', text: 'echo ' + process.pid }] })
+})
+`,
+)
+
+describe('stop30: held, a shared process whose stdin broke while it runs on', () => {
+  it('dead at the broken pipe, stopped though it ignores SIGTERM, restarted once, its sessions ended, its exit charged once to those in flight', async () => {
+    const { log, lines } = recorder()
+    const config = gatewayConfig({ args: [deaf], stopGrace: 100 })
+    const crashes = new SharedCrashes({ config, log })
+    const shared = new SharedServer({
+      name: 'forger',
+      config: config.servers.forger!,
+      log,
+      crashes,
+    })
+    closing.push(() => shared.close())
+    shared.start()
+    const alice = await shared.attach(principal('alice'))
+    const bob = await shared.attach(principal('bob'))
+    const aliceIn = inbox(alice)
+    const bobIn = inbox(bob)
+    const old = alice.pid
+    await bob.send(call(1, 'hang'))
+    await alice.send(call(1, 'closein'))
+    assert.equal((await aliceIn.reply(1)).result.content[0].text, 'deaf now')
+    // Carol attached to it before anything was written: her writes break the pipe.
+    const carol = await shared.attach(principal('carol'))
+    assert.equal(carol.pid, old)
+    let sent = 0
+    for (let id = 1; carol.alive && id < 1000; id++, sent++)
+      await carol.send(call(id, 'echo')).catch(() => {})
+    assert.equal(carol.alive, false, `dead after ${sent} writes`)
+    // Not attached to any more: the next session is on the replacement.
+    const dave = await shared.attach(principal('dave'))
+    assert.notEqual(dave.pid, old)
+    const daveIn = inbox(dave)
+    // Stopped (SIGTERM ignored: SIGKILL) and read to the end: its sessions end.
+    await reaped(old)
+    await Promise.all([alice.exited, bob.exited, carol.exited])
+    assert.equal((await bobIn.reply(1)).error.code, -32000)
+    const charged = lines.filter((l) => /^shared server process exit charged/.test(l.msg))
+    // Once; Bob's call was in flight, Alice's answered. (Carol's first write may count as in
+    // flight though the pipe was broken: its write is taken before the EPIPE is heard.)
+    assert.equal(charged.length, 1)
+    assert.ok(charged[0]!.blamed.includes('bob'), charged[0]!.blamed)
+    assert.ok(!charged[0]!.blamed.includes('alice'), charged[0]!.blamed)
+    assert.equal(lines.filter((l) => l.msg === 'shared server process restarting').length, 1)
+    await dave.send(call(1, 'echo'))
+    assert.equal((await daveIn.reply(1)).result.content[0].text, `echo ${dave.pid}`)
+  })
+})
