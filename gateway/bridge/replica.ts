@@ -240,7 +240,34 @@ export class Replica {
       'shared server process exited; its sessions end and it restarts',
     )
     this.backoff.ran(ran)
+    // Counted against its culprit from now: its replacement may start before this exit is
+    // charged (once its stdout is read, up to stopGrace later).
+    this.o.crashes?.dying(child, this.o.server, [...this.blamed(child, run.diedAt, false).values()])
     this.restartLater()
+  }
+
+  /**
+   * The subjects with requests running on `child` (shared-crashes.ts says why each is charged a
+   * share), cancelled ones counted until requestTimeout after `diedAt`; `forget`: its cancelled
+   * ones are forgotten too (its exit is charged now).
+   */
+  private blamed(child: Child, diedAt: number, forget: boolean): Map<string, Principal> {
+    const blamed = new Map<string, Principal>()
+    for (const p of this.pending.values())
+      if (p.channel.backend === child)
+        blamed.set(ownerKey(p.channel.principal), p.channel.principal)
+    // A cancelled request counts for requestTimeout after its cancel (as long as the gateway
+    // lets any request run), answered or not: an SDK server never answers one (MCP: it SHOULD
+    // NOT), so without a bound whoever cancelled a call (or timed out, or closed a session) once
+    // was charged for any exit of the process, however much later; and a process may answer
+    // it just as the cancel comes, then exit handling the cancel. Measured to its death.
+    const timeout = this.config.requestTimeout
+    for (const [id, c] of this.cancelled) {
+      if (c.child !== child) continue
+      if (timeout <= 0 || diedAt - c.at <= timeout) blamed.set(ownerKey(c.principal), c.principal)
+      if (forget) this.cancelled.delete(id)
+    }
+    return blamed
   }
 
   /** A process that was ready is gone, its stdout read to the end: its sessions end, its exit is charged. */
@@ -248,24 +275,10 @@ export class Replica {
     const run = this.runs.get(child)
     if (run === undefined) return
     this.runs.delete(child)
+    this.o.crashes?.settled(child)
     if (this.closed) return
     const mine = (p: Pending) => p.channel.backend === child
-    // Who had requests running on it (shared-crashes.ts says why each is charged a share).
-    const blamed = new Map<string, Principal>()
-    for (const p of this.pending.values())
-      if (mine(p)) blamed.set(ownerKey(p.channel.principal), p.channel.principal)
-    // A cancelled request counts for requestTimeout after its cancel (as long as the gateway
-    // lets any request run), answered or not: an SDK server never answers one (MCP: it SHOULD
-    // NOT), so without a bound whoever cancelled a call (or timed out, or closed a session) once
-    // was charged for any exit of the process, however much later; and a process may answer
-    // it just as the cancel comes, then exit handling the cancel. Measured to its death.
-    const timeout = this.config.requestTimeout
-    const diedAt = run.diedAt ?? this.now()
-    for (const [id, c] of this.cancelled) {
-      if (c.child !== child) continue
-      if (timeout <= 0 || diedAt - c.at <= timeout) blamed.set(ownerKey(c.principal), c.principal)
-      this.cancelled.delete(id)
-    }
+    const blamed = this.blamed(child, run.diedAt ?? this.now(), true)
     // Once per process: this is its one end.
     this.o.crashes?.crashed(this.o.server, [...blamed.values()])
     for (const [id, p] of this.pending) {
@@ -297,6 +310,7 @@ export class Replica {
     this.pending.clear()
     this.cancelled.clear()
     // Dead ones still read to the end too: their stdout is let go within stopGrace.
+    for (const c of this.runs.keys()) this.o.crashes?.settled(c)
     const children = new Set([...this.runs.keys(), ...(this.child ? [this.child] : [])])
     await Promise.all([...children].map((c) => c.close()))
     for (const w of this.waiters.splice(0)) w()

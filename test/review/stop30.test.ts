@@ -5,7 +5,7 @@
 // an event, a reaped pid or a line, never for a time.
 import assert from 'node:assert/strict'
 import { EventEmitter, once } from 'node:events'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, it } from 'node:test'
@@ -15,11 +15,14 @@ import type { Child } from '../../gateway/bridge/child.js'
 import { SharedCrashes } from '../../gateway/bridge/shared-crashes.js'
 import { SharedServer } from '../../gateway/bridge/shared.js'
 import { configSchema } from '../../gateway/config/schema.js'
+import { BridgeError } from '../../gateway/bridge/errors.js'
 import { principal } from '../helpers/principal.js'
+import { SERVERS_DIR } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'stop30-'))
 const forgerPid = join(dir, 'forger.pid')
+const holderPids = join(dir, 'holders')
 
 // A shared server whose `exit` tool leaves a descendant holding its stdout; on SIGUSR1 that
 // descendant writes replies, progress and cancellations for every id the gateway is likely to
@@ -68,9 +71,14 @@ createInterface({ input: process.stdin }).on('line', (line) => {
 
 const closing: (() => Promise<void>)[] = []
 afterEach(async () => {
-  try {
-    process.kill(Number(readFileSync(forgerPid, 'utf8')))
-  } catch {}
+  const pids = [forgerPid, holderPids].flatMap((f) =>
+    existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean) : [],
+  )
+  for (const pid of pids)
+    try {
+      process.kill(Number(pid))
+    } catch {}
+  writeFileSync(holderPids, '')
   await Promise.all(closing.splice(0).map((c) => c()))
 })
 
@@ -256,5 +264,59 @@ describe('stop30: held, a shared process whose stdin broke while it runs on', ()
     assert.equal(lines.filter((l) => l.msg === 'shared server process restarting').length, 1)
     await dave.send(call(1, 'echo'))
     assert.equal((await daveIn.reply(1)).result.content[0].text, `echo ${dave.pid}`)
+  })
+})
+
+describe('stop30: an exit not charged yet (its stdout still read) counts against its culprit', () => {
+  it('the culprit of a crash is refused at once, before the dead process is read to the end: it cannot crash each replacement meanwhile', async () => {
+    const { log, lines } = recorder()
+    const config = configSchema.parse({
+      servers: {
+        holder: {
+          command: process.execPath,
+          args: [join(SERVERS_DIR, 'holder.js')],
+          mode: 'shared',
+          // The descendant holds the dead process's stdout this long at most.
+          stopGrace: 60_000,
+          respawnBackoff: 10,
+          env: { HOLDER_PIDS_FILE: holderPids },
+        },
+      },
+      limits: { sharedCrashesPerSubject: 1 },
+    })
+    const crashes = new SharedCrashes({ config, log })
+    const shared = new SharedServer({
+      name: 'holder',
+      config: config.servers.holder!,
+      log,
+      crashes,
+    })
+    closing.push(() => shared.close())
+    shared.start()
+    const mallory = await shared.attach(principal('mallory'))
+    const old = mallory.pid
+    await mallory.send(call(1, 'exit'))
+    await reaped(old)
+    // The replacement is up (Bob is on it), the dead process's stdout still open: not charged yet.
+    const bob = await shared.attach(principal('bob'))
+    assert.notEqual(bob.pid, old)
+    assert.equal(crashes.size, 0)
+    const refused = (err: unknown) =>
+      err instanceof BridgeError && err.code === 'shared_crash_limit'
+    await assert.rejects(shared.attach(principal('mallory'), 'tools/call'), refused)
+    // Bob, not in flight at the crash, is not.
+    const bob2 = await shared.attach(principal('bob'))
+    assert.equal(bob2.pid, bob.pid)
+    // Once the dead process is read to the end, its exit is charged once: still refused.
+    for (const pid of readFileSync(holderPids, 'utf8').split('\n').filter(Boolean))
+      process.kill(Number(pid))
+    await mallory.exited
+    assert.equal(crashes.size, 1)
+    await assert.rejects(shared.attach(principal('mallory'), 'tools/call'), refused)
+    const charged = lines.filter((l) => /^shared server process exit charged/.test(l.msg))
+    assert.deepEqual(
+      charged.map((l) => l.blamed),
+      [['mallory']],
+    )
   })
 })
