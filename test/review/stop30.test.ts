@@ -320,3 +320,43 @@ describe('stop30: an exit not charged yet (its stdout still read) counts against
     )
   })
 })
+
+describe('stop30: held, a crash loop restarts no faster than the backoff', () => {
+  it('each death of a shared process (its stdout held open) starts one replacement, each after a doubled delay', async () => {
+    const { log, lines } = recorder()
+    const config = configSchema.parse({
+      servers: {
+        holder: {
+          command: process.execPath,
+          args: [join(SERVERS_DIR, 'holder.js')],
+          mode: 'shared',
+          stopGrace: 60_000,
+          respawnBackoff: 10,
+          respawnBackoffMax: 80,
+          respawnStableAfter: 3600_000,
+          env: { HOLDER_PIDS_FILE: holderPids },
+        },
+      },
+      limits: { sharedCrashesPerSubject: 0 },
+    })
+    const shared = new SharedServer({ name: 'holder', config: config.servers.holder!, log })
+    closing.push(() => shared.close())
+    shared.start()
+    const pids = new Set<number>()
+    for (let i = 0; i < 5; i++) {
+      const c = await shared.attach(principal('mallory'))
+      assert.ok(!pids.has(c.pid), 'a new process each time')
+      pids.add(c.pid)
+      await c.send(call(1, 'exit'))
+      await reaped(c.pid)
+    }
+    // The fifth replacement: five deaths, five restarts, six processes ready.
+    const last = await shared.attach(principal('bob'))
+    assert.ok(!pids.has(last.pid))
+    const delays = lines
+      .filter((l) => l.msg === 'shared server process restarting')
+      .map((l) => l.inMs)
+    assert.deepEqual(delays, [10, 20, 40, 80, 80])
+    assert.equal(lines.filter((l) => l.msg === 'shared server process ready').length, 6)
+  })
+})
