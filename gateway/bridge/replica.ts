@@ -159,8 +159,11 @@ export class Replica {
   /** A message of `child`, the replica's process or one that died and is read to the end. */
   private fromServer(child: Child, message: JSONRPCMessage): void {
     const env = envelope(message)
+    // Its own requests only: ids are the replica's, so a dead process's stdout (read to the
+    // end while its replacement serves) could name a request on the replacement.
+    const own = (p: Pending | undefined) => (p?.channel.backend === child ? p : undefined)
     if (env.kind === 'response') {
-      const p = this.pending.get(String(env.id))
+      const p = own(this.pending.get(String(env.id)))
       if (p === undefined) {
         // A cancelled request the process finished anyway: dropped, and still counted in
         // onExit (the cancel it answered after may be what makes it exit).
@@ -183,7 +186,7 @@ export class Replica {
     const params = env.params
     switch (env.method) {
       case 'notifications/progress': {
-        const p = this.progress.get(String(params?.progressToken))
+        const p = own(this.progress.get(String(params?.progressToken)))
         if (p)
           p.channel.deliver({
             ...message,
@@ -192,7 +195,7 @@ export class Replica {
         return
       }
       case 'notifications/cancelled': {
-        const p = this.pending.get(String(params?.requestId))
+        const p = own(this.pending.get(String(params?.requestId)))
         if (p)
           p.channel.deliver({
             ...message,
@@ -237,7 +240,34 @@ export class Replica {
       'shared server process exited; its sessions end and it restarts',
     )
     this.backoff.ran(ran)
+    // Counted against its culprit from now: its replacement may start before this exit is
+    // charged (once its stdout is read, up to stopGrace later).
+    this.o.crashes?.dying(child, this.o.server, [...this.blamed(child, run.diedAt, false).values()])
     this.restartLater()
+  }
+
+  /**
+   * The subjects with requests running on `child` (shared-crashes.ts says why each is charged a
+   * share), cancelled ones counted until requestTimeout after `diedAt`; `forget`: its cancelled
+   * ones are forgotten too (its exit is charged now).
+   */
+  private blamed(child: Child, diedAt: number, forget: boolean): Map<string, Principal> {
+    const blamed = new Map<string, Principal>()
+    for (const p of this.pending.values())
+      if (p.channel.backend === child)
+        blamed.set(ownerKey(p.channel.principal), p.channel.principal)
+    // A cancelled request counts for requestTimeout after its cancel (as long as the gateway
+    // lets any request run), answered or not: an SDK server never answers one (MCP: it SHOULD
+    // NOT), so without a bound whoever cancelled a call (or timed out, or closed a session) once
+    // was charged for any exit of the process, however much later; and a process may answer
+    // it just as the cancel comes, then exit handling the cancel. Measured to its death.
+    const timeout = this.config.requestTimeout
+    for (const [id, c] of this.cancelled) {
+      if (c.child !== child) continue
+      if (timeout <= 0 || diedAt - c.at <= timeout) blamed.set(ownerKey(c.principal), c.principal)
+      if (forget) this.cancelled.delete(id)
+    }
+    return blamed
   }
 
   /** A process that was ready is gone, its stdout read to the end: its sessions end, its exit is charged. */
@@ -245,24 +275,10 @@ export class Replica {
     const run = this.runs.get(child)
     if (run === undefined) return
     this.runs.delete(child)
+    this.o.crashes?.settled(child)
     if (this.closed) return
     const mine = (p: Pending) => p.channel.backend === child
-    // Who had requests running on it (shared-crashes.ts says why each is charged a share).
-    const blamed = new Map<string, Principal>()
-    for (const p of this.pending.values())
-      if (mine(p)) blamed.set(ownerKey(p.channel.principal), p.channel.principal)
-    // A cancelled request counts for requestTimeout after its cancel (as long as the gateway
-    // lets any request run), answered or not: an SDK server never answers one (MCP: it SHOULD
-    // NOT), so without a bound whoever cancelled a call (or timed out, or closed a session) once
-    // was charged for any exit of the process, however much later; and a process may answer
-    // it just as the cancel comes, then exit handling the cancel. Measured to its death.
-    const timeout = this.config.requestTimeout
-    const diedAt = run.diedAt ?? this.now()
-    for (const [id, c] of this.cancelled) {
-      if (c.child !== child) continue
-      if (timeout <= 0 || diedAt - c.at <= timeout) blamed.set(ownerKey(c.principal), c.principal)
-      this.cancelled.delete(id)
-    }
+    const blamed = this.blamed(child, run.diedAt ?? this.now(), true)
     // Once per process: this is its one end.
     this.o.crashes?.crashed(this.o.server, [...blamed.values()])
     for (const [id, p] of this.pending) {
@@ -294,6 +310,7 @@ export class Replica {
     this.pending.clear()
     this.cancelled.clear()
     // Dead ones still read to the end too: their stdout is let go within stopGrace.
+    for (const c of this.runs.keys()) this.o.crashes?.settled(c)
     const children = new Set([...this.runs.keys(), ...(this.child ? [this.child] : [])])
     await Promise.all([...children].map((c) => c.close()))
     for (const w of this.waiters.splice(0)) w()

@@ -34,7 +34,10 @@ import { ownerKey } from './session.js'
  * backoff still slows that loop for everyone.
  *
  * Per server and replica, in memory, like the process-start budget: the process is the
- * replica's own. Each exit also sweeps the server's charges that left the window.
+ * replica's own. Each exit also sweeps the server's charges that left the window. An exit is
+ * charged once the dead process's stdout is read to the end (up to stopGrace after it died,
+ * replica.ts), its replacement starting meanwhile: from its death, `check` counts the share it
+ * will charge (`dying`), or whoever crashed it could crash each replacement before being charged.
  *
  * Bounded for any number of subjects (`limits.sharedCrashesSubjects`, N): an exit with more than
  * N subjects in flight charges no one (each share would be under 1/N: a subject would need
@@ -80,6 +83,12 @@ export class SharedCrashes {
   /** By server, then by subject (ownerKey). */
   private readonly charges = new Map<string, Map<string, Charge[]>>()
   private readonly now: () => number
+  /**
+   * Exits not charged yet, by process: it died (the replica restarted it) and its stdout is
+   * still read, for up to stopGrace. Counted by `check` as charged now, or whoever crashed it
+   * could crash each replacement before the charges of the last crashes land.
+   */
+  private readonly pending = new Map<object, { server: string; share: number; keys: Set<string> }>()
 
   constructor(
     private readonly o: {
@@ -91,6 +100,23 @@ export class SharedCrashes {
     },
   ) {
     this.now = o.now ?? (() => performance.now())
+  }
+
+  /**
+   * The shared process `process` of `server` died with requests of `blamed` in flight: until
+   * `settled`, each is counted as charged its share (what `crashed` will charge, or less: a
+   * request it answered before its stdout ended is not charged then).
+   */
+  dying(process: object, server: string, blamed: readonly Principal[]): void {
+    const { sharedCrashesPerSubject: max, sharedCrashesSubjects: most } = this.o.config.limits
+    if (max === 0 || blamed.length === 0 || blamed.length > most) return
+    const keys = new Set(blamed.map((p) => ownerKey(p)))
+    this.pending.set(process, { server, share: 1 / blamed.length, keys })
+  }
+
+  /** The exit of `process` was charged (`crashed`), or will not be (shutdown). */
+  settled(process: object): void {
+    this.pending.delete(process)
   }
 
   /**
@@ -145,11 +171,18 @@ export class SharedCrashes {
   check(server: string, principal: Principal, method: string): void {
     const { sharedCrashesPerSubject: max, sharedCrashesWindow: window } = this.o.config.limits
     // Every request to a shared process passes here: nobody charged is the common case.
-    if (max === 0 || this.charges.size === 0) return
-    const list = this.charges.get(server)?.get(ownerKey(principal))
-    if (list === undefined) return
+    if (max === 0 || (this.charges.size === 0 && this.pending.size === 0)) return
+    const key = ownerKey(principal)
+    const charged = this.charges.get(server)?.get(key)
     const now = this.now()
-    while (list.length > 0 && list[0]!.at <= now - window) list.shift()
+    // Exits not charged yet count as charged now.
+    const coming: Charge[] = []
+    for (const d of this.pending.values())
+      if (d.server === server && d.keys.has(key)) coming.push({ at: now, share: d.share })
+    if (charged === undefined && coming.length === 0) return
+    if (charged !== undefined)
+      while (charged.length > 0 && charged[0]!.at <= now - window) charged.shift()
+    const list = [...(charged ?? []), ...coming]
     let total = list.reduce((n, c) => n + c.share, 0)
     if (total < max - EPSILON) return
     // Allowed again once enough of the oldest charges left the window to bring it below max.
