@@ -1104,11 +1104,15 @@ export const configSchema = z
           .min(1000)
           .max(24 * 3600_000)
           .default(DEFAULT_SHARED_CRASHES_WINDOW_MS),
-        /** Subjects a shared server's exits are charged to at most; more in flight at one exit: no one. */
+        /**
+         * Subjects a shared server's exits are charged to at most; more in flight at one exit: no
+         * one. At least 10: with a cap of 1 or 2, a culprit with one or two decoy accounts in
+         * flight at each crash was never charged.
+         */
         sharedCrashesSubjects: z
           .number()
           .int()
-          .min(1)
+          .min(10)
           .max(100_000)
           .default(DEFAULT_SHARED_CRASHES_SUBJECTS),
         maxBatch: z.number().int().min(1).max(10_000).default(DEFAULT_MAX_BATCH),

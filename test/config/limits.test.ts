@@ -109,6 +109,12 @@ const cases: LimitCase[] = [
     message: min(0),
   },
   {
+    key: 'limits.sharedCrashesSubjects',
+    default: S.DEFAULT_SHARED_CRASHES_SUBJECTS,
+    bad: 9,
+    message: min(10),
+  },
+  {
     key: 'limits.sharedCrashesWindow',
     default: S.DEFAULT_SHARED_CRASHES_WINDOW_MS,
     bad: 999,
