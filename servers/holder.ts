@@ -4,7 +4,10 @@
 // <pid>`), `hang` (never answers), `exit` (starts the descendant, answers first when `answer`
 // is true, then exits with code 6). SIGUSR2 does what `exit` does, unanswered: for a process
 // no client holds (a warm one). Each descendant's pid is appended to HOLDER_PIDS_FILE (the test
-// ends them: its stdout closes then); it lives ten minutes at most. Written without the SDK.
+// ends them: its stdout closes then); it lives ten minutes at most. With HOLDER_START_HELPER set,
+// it also starts a helper at once that holds none of its pipes (`stubborn`: one that ignores
+// SIGTERM), its pid appended to the same file before anything is read: a server that started a
+// language server or a browser. Written without the SDK.
 import { spawn } from 'node:child_process'
 import { appendFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
@@ -23,6 +26,16 @@ function exitHolding(last?: unknown): never {
 }
 
 process.on('SIGUSR2', () => exitHolding())
+
+const helperKind = process.env.HOLDER_START_HELPER
+if (helperKind) {
+  const code =
+    helperKind === 'stubborn'
+      ? "process.on('SIGTERM', () => {}); setTimeout(() => {}, 600000)"
+      : 'setTimeout(() => {}, 600000)'
+  const helper = spawn(process.execPath, ['-e', code], { stdio: 'ignore' })
+  if (process.env.HOLDER_PIDS_FILE) appendFileSync(process.env.HOLDER_PIDS_FILE, `${helper.pid}\n`)
+}
 
 const TOOLS = ['echo', 'hang', 'exit'].map((name) => ({
   name,

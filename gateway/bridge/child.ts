@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readdir, readFile } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { getDefaultEnvironment } from '@modelcontextprotocol/client/stdio'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
@@ -28,7 +29,10 @@ export interface Child {
    */
   readonly exited: Promise<void>
   send(message: JSONRPCMessage): Promise<void>
-  /** Closes stdin, then SIGTERM, then SIGKILL (the SDK's ladder). Resolves once it is gone. */
+  /**
+   * Closes stdin, then SIGTERM, then SIGKILL, each to its whole process group (what it started
+   * too). Resolves once it is gone and its group is empty, or the ladder ran out.
+   */
   close(): Promise<void>
   /** Moves the child's log lines (stderr, stream errors) under another logger, e.g. its session's. */
   retag(log: Logger): void
@@ -79,7 +83,11 @@ export async function spawnChild(
   }
   // The SDK's stdio transport validated every message with zod and wrote each to the pipe on
   // its own; framing is ours now (stdio-frames.ts), the environment allow-list still the SDK's.
+  // The leader of a process group of its own (POSIX): stopping it signals the group, so what it
+  // started (a helper, a browser, with the user's credentials in its environment) ends with it.
+  // Its own session too: a terminal's Ctrl-C reaches the gateway only, which stops every group.
   const proc = spawn(config.command, config.args, {
+    detached: PROCESS_GROUPS,
     env: { ...getDefaultEnvironment(), ...inherited, ...config.env, ...extraEnv },
     cwd: config.cwd,
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -125,7 +133,8 @@ export async function spawnChild(
     send: (message) =>
       alive ? writer.send(message) : Promise.reject(new Error('the server process exited')),
     // Exited, its stdout maybe still held open: stop() waits for that (stopGrace at most).
-    close: () => (closing ??= ended ? Promise.resolve() : stop(proc, exited, config.stopGrace)),
+    // Gone, its group is ended still: what it started outlives it otherwise.
+    close: () => (closing ??= stop(proc, exited, config.stopGrace)),
     retag: (next) => {
       current = next.child({ pid: child.pid })
     },
@@ -213,6 +222,8 @@ export async function spawnChild(
     warnings.end()
     markExited()
     child.onexit?.()
+    // What it started and left running (after a crash too) is ended: the ladder on its group.
+    if (PROCESS_GROUPS) void child.close()
   }
   let exitSeen = false
   proc.stdout.once('close', () => {
@@ -222,6 +233,7 @@ export async function spawnChild(
     exitSeen = true
     dead()
     if (proc.stdout.closed) return gone()
+    // Let go: its stdout no longer waited for (gone() ends the group holding it).
     const late = setTimeout(() => proc.stdout.destroy(), config.stopGrace).unref()
     proc.stdout.once('close', () => clearTimeout(late))
   })
@@ -258,20 +270,98 @@ function disguisedNotification(message: JSONRPCMessage): string | undefined {
   return disguisedMethod(m.method)
 }
 
-/** Closes stdin, then SIGTERM, then SIGKILL, each after `graceMs`; resolves once the process is gone. */
+/** POSIX: each server process leads a process group of its own, signalled as one. Not Windows. */
+const PROCESS_GROUPS = process.platform !== 'win32'
+
+/** How often a stopping process's group is looked at for members left, in ms. */
+const GROUP_POLL_MS = 50
+
+/**
+ * Resolves once `until` has, or after `ms`. The timer holds the event loop (cleared when `until`
+ * resolves): a shutdown's ladder on what a gone process left runs to its end, where no process
+ * of the gateway's own is left to keep the loop alive.
+ */
+function within(ms: number, until: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  return Promise.race([
+    until,
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms)
+    }),
+  ]).finally(() => clearTimeout(timer))
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/**
+ * Whether the process group led by `pid` has a member left (the leader, or what it started).
+ * A zombie does not count where /proc tells (Linux): an init that does not reap (a container's
+ * PID 1 without one) keeps a killed orphan as one for good, and the ladder would wait out its grace.
+ */
+async function groupAlive(pid: number): Promise<boolean> {
+  try {
+    process.kill(-pid, 0)
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+  if (process.platform !== 'linux') return true
+  let entries: string[]
+  try {
+    entries = await readdir('/proc')
+  } catch {
+    return true
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue
+    let stat: string
+    try {
+      stat = await readFile(`/proc/${entry}/stat`, 'latin1')
+    } catch {
+      continue
+    }
+    // pid (comm) state ppid pgrp …: comm may hold spaces and parentheses, the last ')' ends it.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    if (Number(pgrp) === pid && state !== 'Z' && state !== 'X') return true
+  }
+  return false
+}
+
+/**
+ * Closes stdin, then SIGTERM, then SIGKILL, each after `graceMs`, to the process's whole group
+ * (POSIX): its descendants too, also once it has exited itself. Resolves once the process is
+ * gone and its group empty, or after the last step's grace.
+ */
 async function stop(proc: ChildProcess, exited: Promise<void>, graceMs: number): Promise<void> {
-  const gone = (ms: number) =>
-    Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, ms).unref())])
+  const pid = proc.pid
+  const group = PROCESS_GROUPS && pid !== undefined && pid > 0
+  const running = () => proc.exitCode === null && proc.signalCode === null
+  const left = async () => running() || (group && (await groupAlive(pid)))
+  /** Until the process is gone (and its group empty), `ms` at most. */
+  const settled = async (ms: number) => {
+    let done = false
+    const empty = exited.then(async () => {
+      while (!done && group && (await groupAlive(pid))) await sleep(GROUP_POLL_MS)
+    })
+    await within(ms, empty)
+    done = true
+  }
   try {
     proc.stdin?.end()
   } catch {}
-  await gone(graceMs)
+  // Closing stdin asks the process (not what it started) to end: it alone is waited for.
+  await within(graceMs, exited)
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-    if (proc.exitCode !== null || proc.signalCode !== null) break
+    if (!(await left())) break
     try {
-      proc.kill(signal)
-    } catch {}
-    await gone(graceMs)
+      if (group) process.kill(-pid, signal)
+      else proc.kill(signal)
+    } catch {
+      // A process that moved to another group of its own is still signalled itself.
+      try {
+        if (running()) proc.kill(signal)
+      } catch {}
+    }
+    await settled(graceMs)
   }
 }
 
