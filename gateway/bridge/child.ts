@@ -1,11 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readdir, readFile } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Readable } from 'node:stream'
 import { getDefaultEnvironment } from '@modelcontextprotocol/client/stdio'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
 import { disguisedMethod } from '../policy/method-names.js'
+import { within } from '../timeout.js'
 import { redactor, type Redactor } from './redact.js'
 import { RESULT_TOO_LARGE as REPLY_TOO_LARGE } from './result-cap.js'
 import { LineSplitter } from './stderr-lines.js'
@@ -277,21 +279,12 @@ const PROCESS_GROUPS = process.platform !== 'win32'
 const GROUP_POLL_MS = 50
 
 /**
- * Resolves once `until` has, or after `ms`. The timer holds the event loop (cleared when `until`
- * resolves): a shutdown's ladder on what a gone process left runs to its end, where no process
- * of the gateway's own is left to keep the loop alive.
+ * Waits for `until`, `ms` at most, never failing: timeout.ts's `within`, its timeout taken as an
+ * answer. Its timer holds the event loop (cleared when `until` resolves): a shutdown's ladder on
+ * what a gone process left runs to its end, where no process of the gateway's own is left to
+ * keep the loop alive.
  */
-function within(ms: number, until: Promise<void>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined
-  return Promise.race([
-    until,
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms)
-    }),
-  ]).finally(() => clearTimeout(timer))
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+const upTo = (ms: number, until: Promise<void>) => within(until, ms).catch(() => {})
 
 /**
  * Whether the process group led by `pid` has a member left (the leader, or what it started).
@@ -342,14 +335,14 @@ async function stop(proc: ChildProcess, exited: Promise<void>, graceMs: number):
     const empty = exited.then(async () => {
       while (!done && group && (await groupAlive(pid))) await sleep(GROUP_POLL_MS)
     })
-    await within(ms, empty)
+    await upTo(ms, empty)
     done = true
   }
   try {
     proc.stdin?.end()
   } catch {}
   // Closing stdin asks the process (not what it started) to end: it alone is waited for.
-  await within(graceMs, exited)
+  await upTo(graceMs, exited)
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     if (!(await left())) break
     try {
