@@ -7,7 +7,6 @@
 // flight then. Real processes; the gap is held open by the descendant until the test ends it
 // (stopGrace 60 s), and every wait is for an event or for the process to be reaped.
 import assert from 'node:assert/strict'
-import { EventEmitter, once } from 'node:events'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -20,9 +19,10 @@ import { SharedCrashes } from '../../gateway/bridge/shared-crashes.js'
 import { SharedServer } from '../../gateway/bridge/shared.js'
 import { configSchema } from '../../gateway/config/schema.js'
 import { outcomeText, startLaneEngine, toolCall } from '../helpers/lane-engine.js'
+import { recorder } from '../helpers/log-recorder.js'
 import { principal } from '../helpers/principal.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { reaped } from '../helpers/wait-for.js'
 
 const HOLDER = join(SERVERS_DIR, 'holder.js')
 const dir = mkdtempSync(join(tmpdir(), 'dead-process-'))
@@ -61,42 +61,6 @@ function gatewayConfig(mode: string, extra: Record<string, unknown> = {}) {
     },
     limits: { sharedCrashesPerSubject: 3 },
   })
-}
-
-/**
- * Resolves once `pid` is reaped: the gateway's 'exit' of it has run (node reaps a child and
- * emits its exit in one callback), whatever its stdout does.
- */
-async function reaped(pid: number): Promise<void> {
-  await waitFor(() => {
-    try {
-      process.kill(pid, 0)
-      return false
-    } catch {
-      return true
-    }
-  }, `process ${pid} reaped`)
-}
-
-/** A logger whose lines are events (`line`, parsed) and kept. */
-function recorder() {
-  const events = new EventEmitter()
-  const lines: Record<string, any>[] = []
-  const log = pino({ level: 'debug' }, {
-    write: (line: string) => {
-      const parsed = JSON.parse(line)
-      lines.push(parsed)
-      events.emit('line', parsed)
-    },
-  } as never)
-  const line = async (test: RegExp): Promise<Record<string, any>> => {
-    for (;;) {
-      const seen = lines.find((l) => test.test(l.msg))
-      if (seen !== undefined) return seen
-      await once(events, 'line')
-    }
-  }
-  return { log, lines, line }
 }
 
 const call = (id: number, name: string, args: Record<string, unknown> = {}) =>

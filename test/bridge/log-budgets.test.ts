@@ -4,13 +4,11 @@
 // the rest counted when the session ends; a warm process's refused request is logged with its
 // method cut to 120 characters. Real processes, a real logger; every wait is for a log line.
 import assert from 'node:assert/strict'
-import { EventEmitter, once } from 'node:events'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
-import { pino } from 'pino'
 import { AggregateSession } from '../../gateway/bridge/aggregate-session.js'
 import { ProcessPool } from '../../gateway/bridge/pool.js'
 import {
@@ -19,29 +17,8 @@ import {
   type ServerConfig,
 } from '../../gateway/config/schema.js'
 import { createMetrics, zeroGauges, type Metrics } from '../../gateway/observability/metrics.js'
+import { recorder } from '../helpers/log-recorder.js'
 import { principal } from '../helpers/principal.js'
-
-/** A logger whose lines are events (`line`, parsed) and kept. */
-function recorder() {
-  const events = new EventEmitter()
-  const lines: Record<string, any>[] = []
-  const log = pino({ level: 'debug' }, {
-    write: (line: string) => {
-      const parsed = JSON.parse(line)
-      lines.push(parsed)
-      events.emit('line', parsed)
-    },
-  } as never)
-  /** Resolves with the first line (kept or to come) whose msg `test` matches. */
-  const line = async (test: RegExp): Promise<Record<string, any>> => {
-    for (;;) {
-      const seen = lines.find((l) => test.test(l.msg))
-      if (seen !== undefined) return seen
-      await once(events, 'line')
-    }
-  }
-  return { log, lines, line }
-}
 
 async function suppressed(metrics: Metrics, server: string, source: string): Promise<number> {
   const m = await metrics.logLinesSuppressed.get()

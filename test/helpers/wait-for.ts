@@ -21,3 +21,18 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 10))
   }
 }
+
+/**
+ * Resolves once `pid` is reaped: the gateway's 'exit' of it has run (node reaps a child and
+ * emits its exit in one callback), whatever its stdout does.
+ */
+export async function reaped(pid: number): Promise<void> {
+  await waitFor(() => {
+    try {
+      process.kill(pid, 0)
+      return false
+    } catch {
+      return true
+    }
+  }, `process ${pid} reaped`)
+}

@@ -10,15 +10,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, it } from 'node:test'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
-import { pino } from 'pino'
 import type { Child } from '../../gateway/bridge/child.js'
 import { SharedCrashes } from '../../gateway/bridge/shared-crashes.js'
 import { SharedServer } from '../../gateway/bridge/shared.js'
 import { configSchema } from '../../gateway/config/schema.js'
 import { BridgeError } from '../../gateway/bridge/errors.js'
+import { recorder } from '../helpers/log-recorder.js'
 import { principal } from '../helpers/principal.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { reaped } from '../helpers/wait-for.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'stop30-'))
 const forgerPid = join(dir, 'forger.pid')
@@ -97,30 +97,6 @@ function gatewayConfig(extra: Record<string, unknown> = {}) {
     },
     limits: { sharedCrashesPerSubject: 3 },
   })
-}
-
-async function reaped(pid: number): Promise<void> {
-  await waitFor(() => {
-    try {
-      process.kill(pid, 0)
-      return false
-    } catch {
-      return true
-    }
-  }, `process ${pid} reaped`)
-}
-
-function recorder() {
-  const events = new EventEmitter()
-  const lines: Record<string, any>[] = []
-  const log = pino({ level: 'debug' }, {
-    write: (line: string) => {
-      const parsed = JSON.parse(line)
-      lines.push(parsed)
-      events.emit('line', parsed)
-    },
-  } as never)
-  return { log, lines, events }
 }
 
 const call = (id: number, name: string, meta?: Record<string, unknown>) =>
