@@ -5,7 +5,7 @@
 // leaving it holding its stdout (let go after stopGrace). Real processes; every wait is for an
 // event or for a pid to be gone, never for a time.
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, it } from 'node:test'
@@ -15,6 +15,7 @@ import { ProcessPool } from '../../gateway/bridge/pool.js'
 import { configSchema } from '../../gateway/config/schema.js'
 import { SERVERS_DIR, startStack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
+import { gone, pidsIn } from '../helpers/pids.js'
 
 const HOLDER = join(SERVERS_DIR, 'holder.js')
 const dir = mkdtempSync(join(tmpdir(), 'process-groups-'))
@@ -25,27 +26,6 @@ function pidsFile(): string {
   const file = join(dir, `pids-${files++}`)
   writeFileSync(file, '')
   return file
-}
-
-const pidsIn = (file: string) =>
-  existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number) : []
-
-/**
- * Whether `pid` is gone: no such process (ESRCH), or a zombie (dead, waiting for an init that
- * does not reap orphans to reap it, as this machine's PID 1 does not).
- */
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH'
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')
-  } catch {
-    return true
-  }
 }
 
 const left: number[] = []

@@ -6,7 +6,7 @@
 // event or a pid to be gone.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -14,28 +14,11 @@ import { fileURLToPath } from 'node:url'
 import { afterEach, describe, it } from 'node:test'
 import { SERVERS_DIR } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
+import { gone, pidsIn } from '../helpers/pids.js'
 
 const MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url))
 const POLICIES = fileURLToPath(new URL('../../../policies/', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'cli-process-groups-'))
-
-const pidsIn = (file: string) =>
-  existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number) : []
-
-/** No such process (ESRCH), or a zombie this machine's PID 1 does not reap. */
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH'
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')
-  } catch {
-    return true
-  }
-}
 
 const left: number[] = []
 afterEach(() => {
