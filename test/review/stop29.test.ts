@@ -363,6 +363,96 @@ describe('stop29: the HTTP edge', () => {
         assert.equal(res.headers['mcp-session-id'], undefined)
       })
     }
+    // The same reader serves every transport: a call on a session already open, and the legacy
+    // transport's POST /messages, are refused alike (and the process sees nothing).
+    const CALL = (marker: string) => ({
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'pid', arguments: { marker } },
+    })
+    test('tools/call on an open session: every coding refused, the session goes on', async () => {
+      const init = await request(stack.local('fixture'), {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          authorization: `Bearer ${token}`,
+        },
+        body: JSON.stringify(INIT),
+      })
+      await init.body.text()
+      const sessionId = String(init.headers['mcp-session-id'])
+      const headers = {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${token}`,
+        'mcp-session-id': sessionId,
+        'mcp-protocol-version': '2025-06-18',
+      }
+      const post = (body: string | Buffer, encoding?: string) =>
+        request(stack.local('fixture'), {
+          method: 'POST',
+          headers: encoding === undefined ? headers : { ...headers, 'content-encoding': encoding },
+          body,
+        })
+      await (
+        await post(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }))
+      ).body.text()
+      for (const c of cases) {
+        const marker = `enc-${Math.random().toString(36).slice(2)}`
+        const raw = JSON.stringify(CALL(marker))
+        const res = await post(c.gzip ? gzipSync(raw) : raw, c.encoding)
+        const text = await res.body.text()
+        assert.equal(res.statusCode, 415, `${c.name}: ${text}`)
+        assert.match(JSON.parse(text).error.message, /must not be compressed/)
+        assert.equal(seen(marker), 0, c.name)
+      }
+      const marker = `enc-${Math.random().toString(36).slice(2)}`
+      const res = await post(JSON.stringify(CALL(marker)))
+      assert.equal(res.statusCode, 200, await res.body.text())
+      assert.equal(seen(marker), 1)
+    })
+    test('legacy POST /messages: every coding refused, the stream goes on', async () => {
+      const sse = await request(`${stack.url}/sse/fixture`, {
+        headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` },
+      })
+      assert.equal(sse.statusCode, 200)
+      const events = sse.body[Symbol.asyncIterator]()
+      let text = ''
+      while (!text.includes('\n\n')) text += String((await events.next()).value ?? '')
+      const endpoint = /event: endpoint\ndata: (.*)\n/.exec(text)![1]!
+      const post = (body: string | Buffer, encoding?: string) =>
+        request(`${stack.url}${endpoint}`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            authorization: `Bearer ${token}`,
+            ...(encoding === undefined ? {} : { 'content-encoding': encoding }),
+          },
+          body,
+        })
+      try {
+        await (await post(JSON.stringify(INIT))).body.text()
+        await (
+          await post(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }))
+        ).body.text()
+        for (const c of cases) {
+          const marker = `enc-${Math.random().toString(36).slice(2)}`
+          const raw = JSON.stringify(CALL(marker))
+          const res = await post(c.gzip ? gzipSync(raw) : raw, c.encoding)
+          const body = await res.body.text()
+          assert.equal(res.statusCode, 415, `${c.name}: ${body}`)
+          assert.equal(seen(marker), 0, c.name)
+        }
+        const marker = `enc-${Math.random().toString(36).slice(2)}`
+        const res = await post(JSON.stringify(CALL(marker)))
+        assert.equal(res.statusCode, 202, await res.body.text())
+        await waitFor(() => seen(marker) === 1, 'the uncompressed call reached the process')
+      } finally {
+        sse.body.destroy()
+      }
+    })
     test('control: identity (or none) is read as before', async () => {
       for (const encoding of ['identity', undefined]) {
         const marker = `enc-${Math.random().toString(36).slice(2)}`
