@@ -69,7 +69,12 @@ export interface BrokerReplicas {
  * an Entra-like upstream, the router, and replicas `a` and `b`.
  */
 export async function startBrokerReplicas(
-  o: { broker?: Record<string, unknown>; upstream?: Record<string, unknown> } = {},
+  o: {
+    broker?: Record<string, unknown>
+    upstream?: Record<string, unknown>
+    /** Added to each replica's `store` section (lockWait, commandTimeout). */
+    store?: Record<string, unknown>
+  } = {},
 ): Promise<BrokerReplicas> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-replicas-'))
   writeFileSync(join(dir, 'policy.yaml'), BROKER_POLICY)
@@ -120,7 +125,7 @@ export async function startBrokerReplicas(
         ...o.broker,
       },
     },
-    store: { kind: 'redis', url: { env: env.redisUrl }, keyPrefix },
+    store: { kind: 'redis', url: { env: env.redisUrl }, keyPrefix, ...o.store },
     secrets: { keys: { env: env.sealingKeys }, active: 'k1' },
     servers: {
       echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] },

@@ -1,0 +1,142 @@
+// Stop 31, an outsider's attack on what replicas share through Redis: two broker replicas on
+// one real redis-server, real upstream IdP, real tokens. Found: a per-user lock (the upstream
+// re-check's) expired while its holder was still at work (a slow IdP: a token call then a
+// userinfo call, each within the upstream timeout), so the other replica re-checked at the same
+// time with the upstream refresh token the first had just rotated: the upstream saw it reused
+// and the user was signed out everywhere. Now a lock is renewed while its holder works.
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import { createClient } from '@redis/client'
+import { brokerLogin } from '../helpers/broker-browser.js'
+import {
+  REPLICA_HEADER,
+  startBrokerReplicas,
+  type BrokerReplicas,
+  type ReplicaName,
+} from '../helpers/broker-replicas.js'
+import { REDIRECT } from '../helpers/oauth-provider.js'
+import { request, type CookieJar } from '../helpers/oauth-flow.js'
+import { NO_REDIS } from '../helpers/redis.js'
+import { waitFor } from '../helpers/wait-for.js'
+
+/** Alice's upstream id (Entra `oid`): the broker's subject, and part of her lock's key. */
+const ALICE = '00000000-0000-0000-0000-00000000a11c'
+/** A request may wait for another replica's whole re-check and then make its own. */
+const SLOW_WAIT_MS = 120_000
+
+let s: BrokerReplicas
+const notes = () => `${s.publicUrl}/mcp/notes`
+
+/** A POST to the public URL that the router sends to replica `via`. */
+async function post(via: ReplicaName, path: string, body: string, type: string) {
+  const res = await request(
+    `${s.publicUrl}${path}`,
+    { method: 'POST', headers: { [REPLICA_HEADER]: via, 'content-type': type }, body },
+    SLOW_WAIT_MS,
+  )
+  const text = await res.body.text()
+  let json: Record<string, string> = {}
+  try {
+    json = JSON.parse(text) as Record<string, string>
+  } catch {}
+  return { status: res.statusCode, text, json }
+}
+
+const token = (via: ReplicaName, form: Record<string, string>) =>
+  post(via, '/token', new URLSearchParams(form).toString(), 'application/x-www-form-urlencoded')
+
+async function register(via: ReplicaName): Promise<string> {
+  const res = await post(
+    via,
+    '/register',
+    JSON.stringify({
+      client_name: 'stop31 client',
+      redirect_uris: [REDIRECT],
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+    }),
+    'application/json',
+  )
+  assert.equal(res.status, 201, res.text)
+  return res.json.client_id!
+}
+
+/** Alice's login for `clientId` through A (one browser: `jar`), the code exchanged at B; her refresh token. */
+async function signedIn(clientId: string, jar: CookieJar): Promise<string> {
+  const verifier = randomBytes(32).toString('base64url')
+  const url = new URL(`${s.publicUrl}/authorize`)
+  url.search = new URLSearchParams({
+    response_type: 'code',
+    client_id: clientId,
+    redirect_uri: REDIRECT,
+    scope: 'mcp:read',
+    resource: notes(),
+    state: randomBytes(8).toString('base64url'),
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
+  }).toString()
+  s.router.mode = 'a'
+  const { callback } = await brokerLogin(url.href, { redirectUri: REDIRECT, jar })
+  const code = callback.searchParams.get('code')
+  assert.ok(code, `no code: ${callback.href}`)
+  const res = await token('b', {
+    grant_type: 'authorization_code',
+    code,
+    code_verifier: verifier,
+    redirect_uri: REDIRECT,
+    client_id: clientId,
+    resource: notes(),
+  })
+  assert.equal(res.status, 200, res.text)
+  return res.json.refresh_token!
+}
+
+const refresh = (via: ReplicaName, clientId: string, refreshToken: string) =>
+  token(via, { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId })
+
+/** Whether the store holds `key` (without the stack's prefix) now. */
+async function inRedis(key: string): Promise<boolean> {
+  const client = createClient({ url: s.redis.url })
+  client.on('error', () => {})
+  await client.connect()
+  try {
+    return (await client.exists(s.keyPrefix + key)) === 1
+  } finally {
+    client.destroy()
+  }
+}
+
+describe('stop31: a re-check that outlasts its lock', { skip: NO_REDIS, timeout: 300_000 }, () => {
+  before(async () => {
+    // Each upstream call well within its timeout; a token call plus a userinfo call is not
+    // within the lock's time to live (which need only exceed one call's timeout).
+    s = await startBrokerReplicas({
+      upstream: { recheckInterval: 0, timeout: 8_000, recheckLock: 9_000 },
+      store: { lockWait: 60_000 },
+    })
+  })
+  after(() => s?.close())
+
+  it("a slow upstream re-check on A keeps its lock until done: B waits, then re-checks with A's rotated upstream token; nobody is signed out", async () => {
+    const jar: CookieJar = new Map()
+    const first = await register('a')
+    const second = await register('b')
+    const one = await signedIn(first, jar)
+    const two = await signedIn(second, jar)
+    // A slow IdP: each call 5 s (under the 8 s timeout), a re-check's two 10 s (over the 9 s lock).
+    s.idp.knobs.tokenDelayMs = 5_000
+    s.idp.knobs.userinfoDelayMs = 5_000
+    const before = s.idp.counts.token
+    const atA = refresh('a', first, one)
+    await waitFor(() => inRedis(`broker:recheck:${ALICE}`), 'A holds the re-check lock')
+    const atB = refresh('b', second, two)
+    const [a, b] = await Promise.all([atA, atB])
+    assert.equal(a.status, 200, `A: ${a.text}`)
+    assert.equal(b.status, 200, `B: ${b.text}`)
+    assert.equal(s.idp.counts.token - before, 2, 'one upstream refresh each, none refused')
+    const signedOut = `broker:signed-out:${createHash('sha256').update(ALICE).digest('base64url')}`
+    assert.equal(await inRedis(signedOut), false, 'Alice was not signed out')
+  })
+})
