@@ -74,6 +74,8 @@ export async function startBrokerReplicas(
     upstream?: Record<string, unknown>
     /** Added to each replica's `store` section (lockWait, commandTimeout). */
     store?: Record<string, unknown>
+    /** The URL the replicas reach Redis at, given its own (a proxy in front of it). */
+    redisUrl?: (url: string) => string | Promise<string>
   } = {},
 ): Promise<BrokerReplicas> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-replicas-'))
@@ -93,7 +95,7 @@ export async function startBrokerReplicas(
     upstreamSecret: `MCP_EDGE_TEST_${tag}_UPSTREAM_SECRET`,
   }
   const { privateKey } = await generateKeyPair('ES256', { extractable: true })
-  process.env[env.redisUrl] = redis.url
+  process.env[env.redisUrl] = o.redisUrl ? await o.redisUrl(redis.url) : redis.url
   process.env[env.signingKeys] = JSON.stringify({
     keys: [{ ...(await exportJWK(privateKey)), kid: randomUUID(), alg: 'ES256' }],
   })
