@@ -7,7 +7,7 @@
 // (2) Redis slow just as a refresh token was consumed: the client got 503, the consumed mark
 // was written once Redis answered, and the client's retry was taken for a replay that revoked
 // the grant; now a consume that failed undoes its own mark. Held: sealed upstream tokens copied
-// onto another user's key do not open for them.
+// onto another user's key do not open for them; client ids shaped like other keys write nothing.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { createServer, connect, type Socket } from 'node:net'
@@ -113,6 +113,18 @@ async function inRedis(key: string): Promise<boolean> {
   }
 }
 
+/** Every key of the stack in Redis now (without the prefix). */
+async function redisKeys(): Promise<Set<string>> {
+  const client = createClient({ url: s.redis.url })
+  client.on('error', () => {})
+  await client.connect()
+  try {
+    return new Set((await client.keys(`${s.keyPrefix}*`)).map((k) => k.slice(s.keyPrefix.length)))
+  } finally {
+    client.destroy()
+  }
+}
+
 /** The value Redis holds at `key` (without the stack's prefix); `to` replaces it first when given. */
 async function atRedis(key: string, to?: string): Promise<string | null> {
   const client = createClient({ url: s.redis.url })
@@ -184,6 +196,33 @@ describe('stop31: a re-check that outlasts its lock', { skip: NO_REDIS, timeout:
     assert.equal(s.idp.counts.token, before, 'no upstream refresh with what was copied')
     assert.equal(await atRedis(`broker:account:${BOB}`), null, 'Bob is forgotten')
     assert.ok(await atRedis(`broker:account:${ALICE}`), 'Alice is untouched')
+  })
+
+  it('held: client ids that look like other keys (`:consumed`, `grant:`, `uid:`, globs, Unicode, 4096 characters) are unknown clients at B, and write nothing to Redis', async () => {
+    const real = await register('a')
+    const hostile = [
+      `${real}:consumed`,
+      `grant:${real}`,
+      `uid:${real}`,
+      '*',
+      `${real.slice(0, 8)}*`,
+      '../Grant/x',
+      'ключ🙂',
+      'x'.repeat(4096),
+    ]
+    const before = await redisKeys()
+    for (const clientId of hostile) {
+      const res = await refresh('b', clientId, 'not-a-refresh-token')
+      assert.ok(
+        [400, 401].includes(res.status),
+        `${clientId.slice(0, 40)}: ${res.status} ${res.text}`,
+      )
+      assert.ok(['invalid_client', 'invalid_request'].includes(res.json.error!), res.text)
+    }
+    const written = [...(await redisKeys())].filter((k) => !before.has(k))
+    assert.deepEqual(written, [], 'no key written')
+    const ok = await refresh('b', real, 'not-a-refresh-token')
+    assert.equal(ok.json.error, 'invalid_grant', 'the real client is still known at B')
   })
 })
 
