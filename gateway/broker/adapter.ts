@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { Adapter, AdapterPayload } from 'oidc-provider'
 import type { Logger } from 'pino'
 import type { StoreError } from '../store/errors.js'
@@ -116,7 +116,10 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
       if (value === undefined) return undefined
       const payload = JSON.parse(value) as AdapterPayload
       if (id !== undefined && CREDENTIALS.has(this.name)) payload.jti = id
-      return consumed === undefined ? payload : { ...payload, consumed: Number(consumed) }
+      // The mark is `<epoch s>.<nonce>` (consume): its time is what oidc-provider is told.
+      return consumed === undefined
+        ? payload
+        : { ...payload, consumed: Number.parseInt(consumed, 10) }
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
@@ -156,11 +159,19 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
     }
 
     async consume(id: string): Promise<void> {
-      const won = await store.set(
-        `${this.key(id)}:consumed`,
-        String(Math.floor(Date.now() / 1000)),
-        { ifAbsent: true, ttlMs: o.consumedTtl * 1000 },
-      )
+      const key = `${this.key(id)}:consumed`
+      // This consume's own mark, so that only it is ever undone.
+      const mark = `${Math.floor(Date.now() / 1000)}.${randomBytes(9).toString('base64url')}`
+      let won: boolean
+      try {
+        won = await store.set(key, mark, { ifAbsent: true, ttlMs: o.consumedTtl * 1000 })
+      } catch (err) {
+        // Redis too slow (the client is told 503): the write may still run once it answers,
+        // and the client's retry would be taken for a replay and end the grant. Undone then:
+        // sent after it on the same connection, so run after it.
+        o.store.delIf(key, mark).catch(() => {})
+        throw err
+      }
       if (won) return
       // Another request consumed it first (a replay, or a race between replicas): RFC 9700
       // §4.14.2, the grant ends, whichever request got there first.

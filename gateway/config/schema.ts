@@ -209,7 +209,7 @@ export const DEFAULT_UPSTREAM_CONNECTIONS = 8
 export const DEFAULT_UPSTREAM_KEEP_ALIVE_MS = 30_000
 /** After a failed upstream discovery, logins are refused for this long before it is tried again, in ms. */
 export const DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS = 5_000
-/** How long a per-user upstream re-check may hold its lock, in ms (it must finish well within). */
+/** How long a per-user upstream re-check lock lives unless renewed (a holder renews it while working), in ms. */
 export const DEFAULT_RECHECK_LOCK_MS = 30_000
 /** An upstream token handed to a process is refreshed first when less than this is left of it, in ms. */
 export const DEFAULT_UPSTREAM_RENEW_BEFORE_MS = 60_000
@@ -756,7 +756,7 @@ const upstreamSchema = z
     keepAlive: ms.min(1000).max(600_000).default(DEFAULT_UPSTREAM_KEEP_ALIVE_MS),
     /** After a failed discovery, logins are refused for this long before it is tried again. */
     discoveryRetry: ms.min(100).max(600_000).default(DEFAULT_UPSTREAM_DISCOVERY_RETRY_MS),
-    /** A user's re-check holds a lock this long at most (replicas wait meanwhile); it must exceed timeout. */
+    /** A user's re-check lock lives this long unless renewed (its holder renews it while working; replicas wait); it must exceed timeout. */
     recheckLock: ms.min(1000).max(600_000).default(DEFAULT_RECHECK_LOCK_MS),
     /** An upstream token handed to a process (upstreamToken credentials) is refreshed when less than this is left. */
     renewBefore: ms.max(3600_000).default(DEFAULT_UPSTREAM_RENEW_BEFORE_MS),

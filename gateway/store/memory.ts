@@ -150,6 +150,15 @@ export function createMemoryStore(
       return true
     },
 
+    async expireIf(key, value, ttlMs) {
+      open('expireIf')
+      const expiresAt = expiry(ttlMs, 'expireIf ttlMs')
+      const e = valueAt(key, 'expireIf')
+      if (e?.value !== value) return false
+      e.expiresAt = expiresAt
+      return true
+    },
+
     async expire(key, ttlMs) {
       open('expire')
       const expiresAt = expiry(ttlMs, 'expire ttlMs')

@@ -14,6 +14,9 @@ import type { Store } from './store.js'
 // Compare-and-delete: releases a lock only while it still holds the releaser's token.
 const DEL_IF = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
+// Compare-and-expire: renews a lock only while it still holds the renewer's token.
+const EXPIRE_IF = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`
 // A fixed window: the first increment (or a counter without a time to live) starts it.
 const INCR_WINDOW = `local n = redis.call('INCR', KEYS[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
@@ -51,7 +54,7 @@ export interface RedisStoreOptions {
 
 /**
  * The store of several replicas: one Redis (node-redis, RESP3). Every key is prefixed; SET
- * NX PX, GETDEL and two Lua scripts (compare-and-delete, fixed-window increment) make the
+ * NX PX, GETDEL and Lua scripts (compare-and-delete, compare-and-expire, fixed-window increment) make the
  * deciding operations atomic on the server. Resolves once connected; afterwards the client
  * reconnects by itself, and while Redis is away every operation fails fast (no offline queue)
  * or after `commandTimeoutMs` with `unavailable`, never with a Redis error.
@@ -175,6 +178,12 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
     async expire(key, ttlMs) {
       checkTtl(ttlMs, 'expire ttlMs')
       return run('expire', async () => (await client.pExpire(k(key), ttlMs)) === 1)
+    },
+
+    async expireIf(key, value, ttlMs) {
+      checkTtl(ttlMs, 'expireIf ttlMs')
+      const args = { keys: [k(key)], arguments: [value, String(ttlMs)] }
+      return run('expireIf', async () => (await client.eval(EXPIRE_IF, args)) === 1)
     },
 
     async sadd(set, member, ttlMs) {

@@ -29,6 +29,11 @@ export interface Store {
   delIf(key: string, value: string): Promise<boolean>
   /** Gives an existing key a new time to live. Resolves false when it does not exist. */
   expire(key: string, ttlMs: number): Promise<boolean>
+  /**
+   * Gives `key` a new time to live only if it still holds `value` (renewing a lock). Resolves
+   * whether it did.
+   */
+  expireIf(key: string, value: string, ttlMs: number): Promise<boolean>
   /** Adds a member to a set (an index); `ttlMs` renews the set's time to live. */
   sadd(set: string, member: string, ttlMs?: number): Promise<void>
   /** Removes a member from a set. */

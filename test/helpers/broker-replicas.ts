@@ -69,7 +69,14 @@ export interface BrokerReplicas {
  * an Entra-like upstream, the router, and replicas `a` and `b`.
  */
 export async function startBrokerReplicas(
-  o: { broker?: Record<string, unknown>; upstream?: Record<string, unknown> } = {},
+  o: {
+    broker?: Record<string, unknown>
+    upstream?: Record<string, unknown>
+    /** Added to each replica's `store` section (lockWait, commandTimeout). */
+    store?: Record<string, unknown>
+    /** The URL the replicas reach Redis at, given its own (a proxy in front of it). */
+    redisUrl?: (url: string) => string | Promise<string>
+  } = {},
 ): Promise<BrokerReplicas> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-replicas-'))
   writeFileSync(join(dir, 'policy.yaml'), BROKER_POLICY)
@@ -88,7 +95,7 @@ export async function startBrokerReplicas(
     upstreamSecret: `MCP_EDGE_TEST_${tag}_UPSTREAM_SECRET`,
   }
   const { privateKey } = await generateKeyPair('ES256', { extractable: true })
-  process.env[env.redisUrl] = redis.url
+  process.env[env.redisUrl] = o.redisUrl ? await o.redisUrl(redis.url) : redis.url
   process.env[env.signingKeys] = JSON.stringify({
     keys: [{ ...(await exportJWK(privateKey)), kid: randomUUID(), alg: 'ES256' }],
   })
@@ -120,7 +127,7 @@ export async function startBrokerReplicas(
         ...o.broker,
       },
     },
-    store: { kind: 'redis', url: { env: env.redisUrl }, keyPrefix },
+    store: { kind: 'redis', url: { env: env.redisUrl }, keyPrefix, ...o.store },
     secrets: { keys: { env: env.sealingKeys }, active: 'k1' },
     servers: {
       echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] },

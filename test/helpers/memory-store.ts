@@ -35,6 +35,12 @@ export function testStore(now: () => number = Date.now): Store & {
       for (const k of keys) values.delete(k)
     },
     delIf: async (key, value) => live(key)?.value === value && values.delete(key),
+    expireIf: async (key, value, ttlMs) => {
+      const v = live(key)
+      if (v?.value !== value) return false
+      v.expires = now() + ttlMs
+      return true
+    },
     expire: async (key, ttlMs) => {
       const v = live(key)
       if (v === undefined) return false

@@ -37,6 +37,8 @@ export interface Knobs {
   deny?: boolean
   /** Every token request waits this long first (ended early by close()). */
   tokenDelayMs?: number
+  /** Every userinfo request waits this long first (ended early by close()). */
+  userinfoDelayMs?: number
   /** The next token request is answered 307 to this URL (one-shot). */
   tokenRedirect?: string
   /** The next token response is a JSON body of this many bytes (one-shot); chunked: no Content-Length. */
@@ -248,7 +250,10 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
   // Sign-in and consent without pages; knobs on the way out of oidc-provider.
   provider.use(async (ctx, next) => {
     if (ctx.path.startsWith('/interaction/')) return interact(ctx)
-    if (ctx.path === path('userinfo')) idp.counts.userinfo++
+    if (ctx.path === path('userinfo')) {
+      idp.counts.userinfo++
+      if (idp.knobs.userinfoDelayMs !== undefined) await wait(idp.knobs.userinfoDelayMs)
+    }
     if (!(profile.route && (await profile.route(ctx, state)))) await next()
     if (ctx.path === path('token') && ctx.status === 200 && idp.knobs.tamperToken) {
       const tamper = idp.knobs.tamperToken

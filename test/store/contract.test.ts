@@ -112,6 +112,19 @@ const cases: { name: string; run(h: Harness): Promise<void> }[] = [
     },
   },
   {
+    name: 'expireIf renews only while the key holds the value (a lock kept by its holder)',
+    async run({ s, ttl, long, elapse }) {
+      await s.set('lock', 'mine', { ttlMs: ttl })
+      assert.equal(await s.expireIf('lock', 'theirs', long), false)
+      assert.equal(await s.expireIf('lock', 'mine', long), true)
+      await s.set('short', 'mine', { ttlMs: ttl })
+      await elapse(async () => (await s.get('short')) === undefined)
+      assert.equal(await s.get('lock'), 'mine', 'renewed: outlived the first ttl')
+      assert.equal(await s.expireIf('short', 'mine', long), false, 'absent')
+      assert.equal(await s.get('short'), undefined)
+    },
+  },
+  {
     name: 'getMany answers in order: duplicates repeated, absent keys undefined, [] for []',
     async run({ s }) {
       await s.set('a', '1')
@@ -249,6 +262,7 @@ const cases: { name: string; run(h: Harness): Promise<void> }[] = [
       await rejectsWith(s.get('set'), 'wrong_type', 'get of a set')
       await rejectsWith(s.take('set'), 'wrong_type', 'take of a set')
       await rejectsWith(s.delIf('set', 'm'), 'wrong_type', 'delIf of a set')
+      await rejectsWith(s.expireIf('set', 'm', 1000), 'wrong_type', 'expireIf of a set')
       await rejectsWith(s.incr('set', 1000), 'wrong_type', 'incr of a set')
       await rejectsWith(s.sadd('value', 'm'), 'wrong_type', 'sadd to a value')
       await rejectsWith(s.srem('value', 'm'), 'wrong_type', 'srem from a value')
