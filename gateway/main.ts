@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // The mcp-edge command line: serve | token | validate | policy | secrets | tools.
 // The commands other than `serve` (and the broker's checks) are imported when run: a serving
-// gateway never loads code it does not use (issue 14's idle memory target).
+// gateway never loads code it does not use (issue 14's idle memory target). `serve` imports the
+// gateway itself when run, so the other commands start without loading it.
 import { parseArgs } from 'node:util'
 import { ConfigError } from './config/errors.js'
 import { defaultConfig } from './config/defaults.js'
 import { loadConfigFile } from './config/load.js'
 import type { GatewayConfig } from './config/schema.js'
-import { startGateway, type Gateway } from './gateway.js'
-import { startIdleGc } from './idle-gc.js'
+import type { Gateway } from './gateway.js'
 import { telemetrySettings } from './observability/telemetry-env.js'
 import { createLogger } from './observability/logger.js'
 import { loadPolicy } from './policy/load.js'
@@ -58,6 +58,10 @@ function readConfig(file: string | undefined): GatewayConfig {
 }
 
 async function serve(args: string[]): Promise<number> {
+  const [{ startGateway }, { startIdleGc }] = await Promise.all([
+    import('./gateway.js'),
+    import('./idle-gc.js'),
+  ])
   const { values } = parseArgs({
     args,
     options: {

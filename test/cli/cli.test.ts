@@ -401,9 +401,12 @@ describe('serve with the dev IdP, token, and a clean shutdown', () => {
   })
 })
 
-describe('log.bufferBytes: every value the schema takes starts and serves', () => {
+describe('log.bufferBytes: every value the schema takes starts and serves', {
+  concurrency: true,
+}, () => {
   // sonic-boom refuses a buffer not under its largest write (16 KiB by default): the gateway
-  // once exited at start with the default raised to 16 KiB.
+  // once exited at start with the default raised to 16 KiB. Each value its own gateway and
+  // config file: they start side by side.
   for (const bytes of [0, 4096, 16_383, 16_384, 100_000, 1024 * 1024])
     it(`${bytes} bytes`, async () => {
       const s = serve([

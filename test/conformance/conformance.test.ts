@@ -31,6 +31,21 @@ export const CONFORMANCE = [
 /** One whole run of the suite, at most (it takes seconds; npx may first have to fetch). */
 const RUN_TIMEOUT_MS = 240_000
 
+/**
+ * The whole file's limit (`node --test --test-timeout`, which the runner passes to this
+ * process), else none. Past it the runner kills the file and names no run and no scenario: a
+ * run still going this close to it is stopped here, naming both.
+ */
+const FILE_TIMEOUT_MS = Number(
+  /^--test-timeout=(\d+)$/.exec(
+    process.execArgv.find((a) => a.startsWith('--test-timeout=')) ?? '',
+  )?.[1] ?? Number.POSITIVE_INFINITY,
+)
+/** What the file keeps of its limit to stop a run, close its gateway and report. */
+const FILE_MARGIN_MS = 20_000
+/** When the last run must have been stopped. */
+const FILE_DEADLINE = performance.now() + FILE_TIMEOUT_MS - FILE_MARGIN_MS
+
 const SERVER = fileURLToPath(new URL('../../servers/conformance.js', import.meta.url))
 /** Baselines are read from the source tree: dist/test/conformance → test/conformance. */
 const baseline = (name: string) =>
@@ -94,9 +109,21 @@ async function gateway(dir: string, mode: 'session' | 'shared', target: Target):
   })
 }
 
-/** Runs the suite's CLI in cwd; resolves with its exit code and output, never rejects on failure. */
-function conformance(cwd: string, args: string[]): Promise<{ code: number | null; out: string }> {
+/**
+ * Runs the suite's CLI in cwd; resolves with its exit code and output, never rejects on failure.
+ * Stopped after RUN_TIMEOUT_MS, or at the file's deadline if that comes first: `stopped` then
+ * says which, with the scenario it was running.
+ */
+function conformance(
+  cwd: string,
+  args: string[],
+): Promise<{ code: number | null; out: string; stopped?: string }> {
   return new Promise((resolve, reject) => {
+    const left = FILE_DEADLINE - performance.now()
+    if (left <= 0) {
+      resolve({ code: null, out: '', stopped: "not started: the file's time limit is near" })
+      return
+    }
     // Its own process group: on timeout, npx and the Node it started are stopped together.
     const child = spawn('npx', [...CONFORMANCE, ...args], {
       cwd,
@@ -106,13 +133,32 @@ function conformance(cwd: string, args: string[]): Promise<{ code: number | null
     let out = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
     child.stderr.on('data', (d: Buffer) => (out += d.toString()))
-    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), RUN_TIMEOUT_MS)
+    const limit = Math.min(RUN_TIMEOUT_MS, left)
+    let stopped: string | undefined
+    const timer = setTimeout(() => {
+      const running = [...out.matchAll(/=== Running scenario: (\S+) ===/g)].at(-1)?.[1]
+      stopped =
+        `stopped after ${Math.round(limit / 1000)} s (${limit < RUN_TIMEOUT_MS ? "the file's time limit was near" : 'its own limit'})` +
+        ` while running scenario ${running ?? '(none started yet)'}`
+      process.kill(-child.pid!, 'SIGKILL')
+    }, limit)
     child.on('error', reject)
     child.on('close', (code) => {
       clearTimeout(timer)
-      resolve({ code, out })
+      resolve({ code, out, stopped })
     })
   })
+}
+
+/** `conformance list --requirements <set>`, run once per set (it depends on nothing else). */
+const listings = new Map<string, ReturnType<typeof conformance>>()
+function listing(cwd: string, set: string): ReturnType<typeof conformance> {
+  let found = listings.get(set)
+  if (found === undefined) {
+    found = conformance(cwd, ['list', '--requirements', set])
+    listings.set(set, found)
+  }
+  return found
 }
 
 /** One line per scenario, then the scored totals. */
@@ -236,7 +282,7 @@ describe('MCP conformance suite against the gateway', {
       const gw = await gateway(dir, mode, target)
       try {
         const url = `${gw.url}/mcp${'server' in target ? '/conformance' : ''}`
-        const { code, out } = await conformance(dir, [
+        const { code, out, stopped } = await conformance(dir, [
           'server',
           '--url',
           url,
@@ -246,12 +292,12 @@ describe('MCP conformance suite against the gateway', {
           '-o',
           join(dir, 'results'),
         ])
+        assert.equal(stopped, undefined, `${name}: ${stopped}\n${out.slice(-4000)}`)
         // With a baseline the run does not print which scenarios its set leaves unscored.
         const set = select[0] === '--requirements' ? select[1] : undefined
-        const unscored =
-          set === undefined
-            ? new Map<string, string>()
-            : notScored((await conformance(dir, ['list', '--requirements', set])).out)
+        const listed = set === undefined ? undefined : await listing(dir, set)
+        assert.equal(listed?.stopped, undefined, `conformance list: ${listed?.stopped}`)
+        const unscored = notScored(listed?.out ?? '')
         const results = join(dir, 'results')
         for (const line of report(existsSync(results) ? tallies(results) : [], unscored))
           t.diagnostic(line)
