@@ -363,26 +363,11 @@ describe('createAuthenticator: a key removed from the JWKS fails its cached toke
     const jwks = await startJwksServer(keys)
     t.after(() => jwks.close())
     let clock = Date.now()
-    const http = createIdpHttp(2_000)
-    t.after(() => http.close())
-    const source = createKeySource({
+    const auth = authenticator(t, { issuer: jwks.origin, tokenCacheTtl: 300 }, () => clock, {
       issuer: jwks.origin,
       jwksUri: jwks.jwksUri,
-      http,
-      timeoutMs: 2_000,
-      cooldownMs: 0,
       maxAgeMs: 60_000,
-      now: () => clock,
     })
-    const getKey: typeof source.getKey = (header, token) => {
-      verifications++
-      return source.getKey(header, token)
-    }
-    const auth = createAuthenticator(
-      authConfig({ issuer: jwks.origin, tokenCacheTtl: 300 }),
-      { ...source, getKey },
-      () => clock,
-    )
     return {
       jwks,
       auth,
