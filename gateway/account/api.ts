@@ -7,7 +7,7 @@ import { GatewayError } from '../errors.js'
 import { decideAccess } from '../policy/evaluate.js'
 import { readJsonBody } from '../http/body.js'
 import { originAllowed } from '../http/origin.js'
-import { idpRetryAfter } from '../http/respond.js'
+import { idpUnavailableResponse } from '../http/respond.js'
 import type { Vars } from '../http/request-id.js'
 import type { AccountDeps } from './deps.js'
 import { AccountError } from './errors.js'
@@ -106,15 +106,7 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
     const log = c.get('log')
     if (err instanceof AuthError) {
       log.info({ auth: err.code, reason: err.message }, 'account API: authentication failed')
-      if (err.code === 'idp_unavailable')
-        return reply(
-          503,
-          {
-            error: 'idp_unavailable',
-            message: 'the authorization server is unreachable; retry later',
-          },
-          { 'retry-after': idpRetryAfter(err) },
-        )
+      if (err.code === 'idp_unavailable') return idpUnavailableResponse('account-api', err)
       const resourceMetadata = d.resources.metadata(servers[0] ?? '', 'mcp', c.req.header('host'))
       // RFC 6750 §3.1: no error code when no credentials came.
       const error =
@@ -146,12 +138,37 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
     return reply(500, { error: 'internal_error', message: 'internal error' })
   }
 
-  /** Origin (a present one must be ours), then the bearer token for any of the gateway's servers or endpoints. */
-  const caller = async (c: Context<Vars>): Promise<Principal> => {
+  /**
+   * Origin (a present one must be ours), then the bearer token for any of the gateway's servers
+   * or endpoints. `method` and `name`: what an audit line of an Origin refusal names.
+   */
+  const caller = async (c: Context<Vars>, method: string, name?: string): Promise<Principal> => {
     const origin = c.req.header('origin')
-    if (origin !== undefined && !originAllowed(origin, d.origin))
-      throw new AccountError('origin_not_allowed', 'requests from this origin are not accepted')
-    return d.authenticator.authenticate(c.req.header('authorization'), audiences)
+    const authorization = c.req.header('authorization')
+    if (origin !== undefined && !originAllowed(origin, d.origin)) {
+      const err = new AccountError(
+        'origin_not_allowed',
+        'requests from this origin are not accepted',
+      )
+      // Another site's page sent a user's token (its script held one): audited as that user's
+      // deny, as the page audits a forged form. A token that does not verify names no one:
+      // the refusal is the access log's alone, as before authentication anywhere.
+      const p = await d.authenticator.authenticate(authorization, audiences).catch(() => undefined)
+      if (p !== undefined)
+        d.audit.record({
+          sub: p.sub,
+          iss: p.iss,
+          clientId: p.clientId,
+          server: '',
+          method,
+          name,
+          decision: 'deny',
+          rule: 'account api',
+          outcome: `refused: ${err.code}`,
+        })
+      throw err
+    }
+    return d.authenticator.authenticate(authorization, audiences)
   }
   const needsOf = async (p: Principal): Promise<AccountNeeds> => {
     const b = d.broker
@@ -202,7 +219,7 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
   app.get(
     ACCOUNT_API_PATH,
     handle(async (c) => {
-      const p = await caller(c)
+      const p = await caller(c, 'account/read')
       const needs = await needsOf(p)
       return reply(200, {
         iss: p.iss,
@@ -220,8 +237,8 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
   app.put(
     `${ACCOUNT_API_PATH}/secrets/:name`,
     handle(async (c) => {
-      const p = await caller(c)
       const name = c.req.param('name') ?? ''
+      const p = await caller(c, 'account/secret.set', name)
       const needs = await needsOf(p)
       // No free-form storage: only names a server this caller may use takes.
       if (!needs.settable.has(name)) {
@@ -285,8 +302,8 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
   app.delete(
     `${ACCOUNT_API_PATH}/secrets/:name`,
     handle(async (c) => {
-      const p = await caller(c)
       const name = c.req.param('name') ?? ''
+      const p = await caller(c, 'account/secret.delete', name)
       const needs = await needsOf(p)
       const held = needs.held.some((h) => h.name === name)
       // What a server of theirs takes, or what is held for them anyway (a server dropped it since).

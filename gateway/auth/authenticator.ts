@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto'
+import { decodeProtectedHeader } from 'jose'
 import { LRUCache } from 'lru-cache'
 import type { AuthConfig } from '../config/schema.js'
 import { parseBearer } from './bearer.js'
@@ -13,6 +14,10 @@ interface Verified {
   aud: string | string[] | undefined
   /** With revocations: what the token is refused by once revoked. */
   marks?: RevocationMarks
+  /** The token's `kid`, and the identity of the key material it named when verified. */
+  kid: unknown
+  /** Undefined: verified again on every request (its key unknown to the tracker when cached). */
+  version: object | undefined
 }
 
 /** Turns an `Authorization` header into a Principal for one resource. */
@@ -32,13 +37,15 @@ export interface Authenticator {
 
 /**
  * Creates the authenticator: bearer parse, a cache of verified tokens (LRU keyed by the
- * token's SHA-256, an entry never outliving the token's `exp`), full verification on a miss,
- * and on every request the revocation check (when the issuer revokes: the broker) and the
- * audience check.
+ * token's SHA-256, an entry never outliving the token's `exp`, nor the key material it was
+ * verified with when the keys are fetched), full verification on a miss, and on every request
+ * the revocation check (when the issuer revokes: the broker) and the audience check.
  */
 export function createAuthenticator(
   auth: AuthConfig & { issuer: string },
-  keys: Pick<KeySource, 'getKey'>,
+  // The broker's keys are fixed for the life of the process (none refetched, none to follow).
+  keys: Pick<KeySource, 'getKey'> &
+    Partial<Pick<KeySource, 'version' | 'generation' | 'refreshIfStale'>>,
   now: () => number = Date.now,
   o: {
     /**
@@ -93,14 +100,39 @@ export function createAuthenticator(
     async authenticate(authorization, audiences) {
       const token = parseBearer(authorization)
       const key = cache ? keyOf(token) : ''
+      // Keys older than jwksMaxAge are fetched again first, for a cache hit too (jose would
+      // only on a miss); then a hit whose key is no longer the one it was verified with (the
+      // IdP removed it, or put other material under its kid) is verified afresh, and fails.
+      const refresh = keys.refreshIfStale?.()
+      if (refresh !== undefined) await refresh
       let verified = cache?.get(key)
+      if (verified !== undefined && keys.version !== undefined) {
+        const current = keys.version(verified.kid)
+        if (current === undefined || current !== verified.version) {
+          cache?.delete(key)
+          verified = undefined
+        }
+      }
       if (verified === undefined) {
+        const kid = keys.version && kidOf(token)
+        const before = keys.version?.(kid)
+        const generation = keys.generation?.()
         const payload = await verifyAccessToken(token, options)
+        // The key's identity as read before its lookup: a set taken in meanwhile makes it stale
+        // (one more verification, never an entry kept past its key). A kid unknown then was
+        // found in the one set taken in since (a first fetch, a rotation), if just one was.
+        const version =
+          before ??
+          (generation !== undefined && keys.generation?.() === generation + 1
+            ? keys.version?.(kid)
+            : undefined)
         const principal = toPrincipal(payload, auth.roleClaims)
         verified = {
           principal: o.scopesAlwaysDelegated ? { ...principal, hasScopeClaim: true } : principal,
           aud: payload.aud,
           marks: o.revocations && revocationMarks(payload, token),
+          kid,
+          version,
         }
         const ttl = Math.min(auth.tokenCacheTtl * 1000, (payload.exp ?? 0) * 1000 - now())
         if (cache && now() - sweptAt >= auth.tokenCacheTtl * 1000) {
@@ -120,5 +152,14 @@ export function createAuthenticator(
       checkAudience(verified.aud, audiences)
       return verified.principal
     },
+  }
+}
+
+/** The `kid` of a token's protected header; undefined when it has none or is unreadable. */
+function kidOf(token: string): unknown {
+  try {
+    return decodeProtectedHeader(token).kid
+  } catch {
+    return undefined
   }
 }

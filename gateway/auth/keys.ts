@@ -2,6 +2,7 @@ import { createRemoteJWKSet, customFetch, type JWTVerifyGetKey } from 'jose'
 import { DEFAULT_DISCOVERY_RETRY_MS } from '../config/schema.js'
 import { AuthError } from './errors.js'
 import type { IdpHttp } from './idp-http.js'
+import { createKeyVersions } from './key-versions.js'
 
 export interface KeySourceOptions {
   issuer: string
@@ -28,6 +29,20 @@ export interface KeySource {
   warm(): Promise<void>
   /** The JWKS URI in use, once known. */
   readonly jwksUri: string | undefined
+  /**
+   * The identity of the key material a token naming `kid` is verified with now (key-versions.ts):
+   * a cached token verified under another is verified again.
+   */
+  version(kid: unknown): object | undefined
+  /** How many fetched key sets were taken in so far (key-versions.ts). */
+  generation(): number
+  /**
+   * When the keys were fetched `maxAgeMs` ago or more (by `now`), refetches them (failures
+   * swallowed: they open the retry window as any); undefined when they are fresh, not fetched
+   * yet, or inside a retry window. A cache hit waits for it, so a key removed from the JWKS
+   * stops verifying cached tokens within `maxAgeMs` too.
+   */
+  refreshIfStale(): Promise<void> | undefined
 }
 
 /**
@@ -48,6 +63,8 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
   // each request (any token naming our issuer, signed or not) was a fetch at the IdP: a flood at
   // the gateway became one at an IdP already in trouble. After a failure none for `retryMs`.
   let jwksFailedAt = -Infinity
+  let jwksFetchedAt = -Infinity
+  const versions = createKeyVersions()
   // The client is told when to come back: what is left of the window (RFC 9110 §10.2.3 counts
   // whole seconds; at least 1, so a client never retries at once).
   const unavailable = (failed: number, cause?: unknown) =>
@@ -85,6 +102,8 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
       throw failed(err)
     }
     if (!isKeySet(doc)) throw failed(new Error(`${url} holds no key set`))
+    jwksFetchedAt = now()
+    versions.fetched((doc as { keys: unknown[] }).keys)
     opts.onJwksFetch?.('ok')
     return { status: 200, json: async () => doc }
   }
@@ -118,13 +137,51 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
     get jwksUri() {
       return jwksUri
     },
-    getKey: async (header, token) => (await resolveJwks())(header, token),
-    async warm() {
+    // A fetch jose made to find a key (an unknown kid, a stale set) is settled once it holds it.
+    getKey: async (header, token) => {
       const get = await resolveJwks()
-      const reload = (get as unknown as { reload?: () => Promise<void> }).reload
-      await reload?.call(get)
+      try {
+        return await get(header, token)
+      } finally {
+        settle()
+      }
+    },
+    async warm() {
+      await reload(await resolveJwks())
+    },
+    version(kid) {
+      settle()
+      return versions.version(kid)
+    },
+    generation() {
+      settle()
+      return versions.generation
+    },
+    refreshIfStale() {
+      const t = now()
+      if (jwks === undefined || t - jwksFetchedAt < opts.maxAgeMs || t - jwksFailedAt < retryMs)
+        return undefined
+      return reload(jwks).catch(() => {})
     },
   }
+
+  function settle(): void {
+    versions.settle((jwks as unknown as RemoteSet | undefined)?.reloading === true)
+  }
+
+  async function reload(get: JWTVerifyGetKey): Promise<void> {
+    try {
+      await (get as unknown as RemoteSet).reload?.()
+    } finally {
+      settle()
+    }
+  }
+}
+
+/** The members of jose's remote key set used here besides the resolver itself. */
+interface RemoteSet {
+  reload?: () => Promise<void>
+  readonly reloading?: boolean
 }
 
 /** What jose takes for a key set: an object whose `keys` are all objects. */

@@ -154,6 +154,10 @@ export const DEFAULT_LOG_FLUSH_MS = 200
 export const DEFAULT_AUDIT_RETRY_MS = 1_000
 /** Longest wait between attempts to open a failing audit file again, in ms. */
 export const DEFAULT_AUDIT_RETRY_MAX_MS = 30_000
+/** Audit lines of requests naming a session id this replica does not hold, per window at most. */
+export const DEFAULT_UNKNOWN_SESSION_AUDIT_LINES = 20
+/** The window of `log.unknownSessionAudit.linesPerWindow`, in ms. */
+export const DEFAULT_UNKNOWN_SESSION_AUDIT_WINDOW_MS = 60_000
 
 // The IdP as the gateway reaches it (`auth`), for discovery, JWKS and token exchange.
 /** Sockets kept open to the IdP at most. */
@@ -895,6 +899,7 @@ const authSchema = z.strictObject({
    * issuer whatever the request rate, and still picks up a rotated key within a second.
    */
   jwksCooldown: ms.min(1000).default(DEFAULT_JWKS_COOLDOWN_MS),
+  /** Keys fetched longer ago are fetched again first (a cache hit too): a removed key stops working within it. */
   jwksMaxAge: ms.default(DEFAULT_JWKS_MAX_AGE_MS),
   idpTimeout: ms.min(100).default(DEFAULT_IDP_TIMEOUT_MS),
   /** Connections to the IdP (discovery, JWKS) at most. */
@@ -1325,6 +1330,17 @@ export const configSchema = z
         auditRetry: ms.min(10).max(60_000).default(DEFAULT_AUDIT_RETRY_MS),
         /** Longest wait between attempts to open a failing audit destination again. */
         auditRetryMax: ms.min(10).max(600_000).default(DEFAULT_AUDIT_RETRY_MAX_MS),
+        /**
+         * Requests naming a session id this replica does not hold (ended, another replica's, made
+         * up) are audited, `linesPerWindow` per `window` ms at most: a spray of random ids writes
+         * no more; the rest are counted (`mcp_edge_log_lines_suppressed_total`).
+         */
+        unknownSessionAudit: z
+          .strictObject({
+            linesPerWindow: z.number().int().min(0).default(DEFAULT_UNKNOWN_SESSION_AUDIT_LINES),
+            window: ms.min(1000).max(3_600_000).default(DEFAULT_UNKNOWN_SESSION_AUDIT_WINDOW_MS),
+          })
+          .prefault({}),
         /**
          * Characters of an audit event's `method`, `name` and `rule` written at most: they come
          * from the client (a method or tool name may be as long as the body), so one request

@@ -4,7 +4,6 @@ import { AuthError } from '../auth/errors.js'
 import { bearerChallenge } from '../auth/challenge.js'
 import { type RequestId, type RpcErrorObject, rpcError, rpcErrorObject } from '../bridge/jsonrpc.js'
 import { exposedError, RPC } from '../bridge/errors.js'
-import { DEFAULT_DISCOVERY_RETRY_MS } from '../config/schema.js'
 import { GatewayError } from '../errors.js'
 import type { Metrics } from '../observability/metrics.js'
 import { messagePage, PAGE_HEADERS } from './page.js'
@@ -139,11 +138,35 @@ export function auditUnavailableResponse(audience: Audience, retryAfterS: number
 }
 
 /**
- * `Retry-After` (s) of an unreachable IdP: what the key source counted is left of its retry
- * window, or (an error that does not say) the default window.
+ * RFC 9110 §10.2.3 `Retry-After` of a refusal: the figure of the limit or window that refused,
+ * or no header where none knows when a retry would succeed (a session cap frees when some
+ * session ends; a made-up figure would have clients retry in step, or wait for nothing).
  */
-export function idpRetryAfter(err: AuthError): string {
-  return String(err.retryAfter ?? Math.ceil(DEFAULT_DISCOVERY_RETRY_MS / 1000))
+export function retryAfterHeader(seconds: number | undefined): Record<string, string> {
+  return seconds === undefined ? {} : { 'retry-after': String(seconds) }
+}
+
+/** What a client is told while the IdP cannot be reached. */
+export const IDP_UNAVAILABLE = 'the authorization server is unreachable; retry later'
+
+/**
+ * An unreachable IdP (AuthError `idp_unavailable`): 503 with what the key source counted is
+ * left of its retry window, in the words of whoever asked (MCP: JSON-RPC with the request's id
+ * or none; the account API: its `error`, `message` object).
+ */
+export function idpUnavailableResponse(
+  audience: 'mcp' | 'account-api',
+  err: AuthError,
+  id: string | number | null = null,
+): Response {
+  const headers = retryAfterHeader(err.retryAfter)
+  if (audience === 'account-api')
+    return jsonResponse(
+      503,
+      { error: 'idp_unavailable', message: IDP_UNAVAILABLE },
+      { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers },
+    )
+  return rpcErrorResponse(503, -32000, IDP_UNAVAILABLE, { id, headers })
 }
 
 /**
@@ -167,13 +190,7 @@ export function errorResponse(
       { auth: err.code, reason: err.message, cause: causeOf(err) },
       'authentication failed',
     )
-    if (err.code === 'idp_unavailable') {
-      // RFC 9110 §10.2.3: when the IdP will be tried again.
-      return rpcErrorResponse(503, -32000, 'the authorization server is unreachable; retry later', {
-        id,
-        headers: { 'retry-after': idpRetryAfter(err) },
-      })
-    }
+    if (err.code === 'idp_unavailable') return idpUnavailableResponse('mcp', err, id)
     // RFC 6750 §3.1: no error code when the request carried no credentials.
     const error =
       err.code === 'missing_token'
@@ -199,13 +216,8 @@ export function errorResponse(
   }
   if (err instanceof GatewayError && err.expose) {
     o.log.info({ code: err.code, reason: err.message }, 'request refused')
-    // RFC 9110 §10.2.3: when to come back, for the limits a client can wait out.
-    const headers: Record<string, string> =
-      err.retryAfter !== undefined
-        ? { 'retry-after': String(err.retryAfter) }
-        : err.status === 503 || err.status === 429
-          ? { 'retry-after': '5' }
-          : {}
+    // When to come back, for the limits and windows a client can wait out; nothing made up.
+    const headers = retryAfterHeader(err.retryAfter)
     // The rest of an oversized or stalled body is never read: the connection cannot be reused.
     if (err.status === 413 || err.status === 408) headers.connection = 'close'
     return rpcErrorObjectResponse(err.status, id, exposedError(err), headers)

@@ -1,9 +1,17 @@
 import type { Principal } from '../auth/principal.js'
 import { BridgeError } from '../bridge/errors.js'
+import { LogWindow } from '../bridge/log-window.js'
+import type { GatewayConfig } from '../config/schema.js'
+import type { AuditLog } from '../observability/audit.js'
 import { recordRefusal, type DecideDeps } from './decide.js'
 
 /** The audit rule of a request that presented a session id another subject owns. */
 export const SESSION_OWNER_RULE = 'session.owner'
+/** The audit rule of a request that presented a session id no session here has. */
+export const SESSION_UNKNOWN_RULE = 'session.unknown'
+
+/** The budget of `session.unknown` lines of each gateway (one audit log each). */
+const budgets = new WeakMap<AuditLog, LogWindow>()
 
 /** Sessions that can tell whether an id is someone else's (registry, endpoint sessions). */
 export interface OwnedSessions {
@@ -12,25 +20,41 @@ export interface OwnedSessions {
 
 /**
  * The error for a request whose session id names no session of the caller's here. The client
- * gets the same `404` whatever the reason (nothing says the id exists), but an id that names
- * another subject's session is a possible hijack probe: it is audited once, as this request,
- * `deny` with rule {@link SESSION_OWNER_RULE}, with the requesting principal and never the id
- * nor its owner. An unknown id (expired, mistyped, another replica's) is a protocol error, not
- * an audit event (README "Audit").
+ * gets the same `404` whatever the reason (nothing says the id exists). The request is audited
+ * as the requester's `deny`, never with the id (a session's id is its handle: whoever reads the
+ * log must not get one of another replica's live sessions) nor its owner:
+ * - an id that names another subject's session, a possible hijack probe: always, with rule
+ *   {@link SESSION_OWNER_RULE};
+ * - an unknown id (ended, mistyped, another replica's, made up): rule {@link SESSION_UNKNOWN_RULE},
+ *   within `log.unknownSessionAudit` (a spray of random ids writes no more lines than that per
+ *   window; the rest are counted in `mcp_edge_log_lines_suppressed_total`).
  */
 export function sessionNotFound(
-  d: DecideDeps,
+  d: DecideDeps & { config: GatewayConfig },
   sessions: OwnedSessions,
   id: string,
   request: { principal: Principal; server: string; method: string },
 ): BridgeError {
   const { principal, server, method } = request
-  if (sessions.heldByOther(id, principal)) {
+  const owned = sessions.heldByOther(id, principal)
+  if (owned || admitUnknown(d)) {
     recordRefusal(d, principal, server, method, undefined, {
       effect: 'deny',
-      reason: SESSION_OWNER_RULE,
+      reason: owned ? SESSION_OWNER_RULE : SESSION_UNKNOWN_RULE,
       source: undefined,
     })
-  }
+  } else d.metrics.logLinesSuppressed.inc({ server, source: 'unknown_session_audit' })
   return new BridgeError('session_not_found', 'session not found')
+}
+
+/** Whether the gateway's budget of `session.unknown` lines admits one more now. */
+function admitUnknown(d: DecideDeps & { config: GatewayConfig }): boolean {
+  let budget = budgets.get(d.audit)
+  if (budget === undefined) {
+    const { linesPerWindow, window } = d.config.log.unknownSessionAudit
+    // Counted as each is refused (the metric above), so the window's own count is not needed.
+    budget = new LogWindow({ linesPerWindow, window, ended: () => {} })
+    budgets.set(d.audit, budget)
+  }
+  return budget.admit()
 }

@@ -656,13 +656,16 @@ describe('the account API with an external issuer (the dev IdP)', () => {
         assert.equal(res.json.error, c.error)
         assert.equal(typeof res.json.message, 'string')
         assert.deepEqual(await secretKeys(), before)
-        // A name or value refused for the user is one audit line (deny) saying why; a request
-        // refused before its name is looked at (media type, body shape, origin) is none.
+        // A name or value refused for the user, or a request from another site, is one audit
+        // line (deny) saying why; one refused for its media type or body shape is none.
         const lines = stack
           .audit()
           .slice(audits)
           .filter((e) => String(e.method).startsWith('account/'))
-        const refused = c.error === 'secret_refused' || c.error === 'secret_not_allowed'
+        const refused =
+          c.error === 'secret_refused' ||
+          c.error === 'secret_not_allowed' ||
+          c.error === 'origin_not_allowed'
         assert.equal(lines.length, refused ? 1 : 0, JSON.stringify(lines))
         if (refused) {
           assert.equal(lines[0]!.decision, 'deny')
@@ -674,7 +677,9 @@ describe('the account API with an external issuer (the dev IdP)', () => {
             lines[0]!.outcome,
             c.error === 'secret_refused'
               ? `refused: ${res.json.message}`
-              : 'refused: no server of the caller takes it',
+              : c.error === 'origin_not_allowed'
+                ? 'refused: origin_not_allowed'
+                : 'refused: no server of the caller takes it',
           )
         }
       })
@@ -728,6 +733,110 @@ describe('the account API with an external issuer (the dev IdP)', () => {
         assert.equal(res.headers['access-control-allow-origin'], undefined)
       })
     }
+  })
+
+  describe("another site's requests (Origin): refused, audited as the token's user, nothing stored", () => {
+    const origins = [
+      'http://evil.example',
+      'HTTP://EVIL.EXAMPLE',
+      'null',
+      'http://127.0.0.1.evil.example',
+      'https://evil.example:443',
+      'http://evil.example, http://127.0.0.1',
+    ]
+    const requests = [
+      { method: 'GET', path: '', audit: 'account/read', name: undefined },
+      {
+        method: 'PUT',
+        path: '/secrets/github-token',
+        audit: 'account/secret.set',
+        name: 'github-token',
+      },
+      {
+        method: 'DELETE',
+        path: '/secrets/github-token',
+        audit: 'account/secret.delete',
+        name: 'github-token',
+      },
+    ]
+    for (const origin of origins) {
+      for (const r of requests) {
+        it(`${r.method} from ${JSON.stringify(origin)}: 403 origin_not_allowed, one deny line`, async () => {
+          const before = await secretKeys()
+          const audits = stack.audit().length
+          const res = await api(`${base()}${r.path}`, {
+            method: r.method,
+            token: alice,
+            body: r.method === 'PUT' ? { value: 'from-another-site' } : undefined,
+            headers: { origin },
+          })
+          assert.equal(res.status, 403, res.text)
+          assert.equal(res.json.error, 'origin_not_allowed')
+          assert.deepEqual(await secretKeys(), before)
+          const lines = stack.audit().slice(audits)
+          assert.deepEqual(
+            lines.map((l) => [
+              l.sub,
+              l.iss,
+              l.server,
+              l.method,
+              l.name,
+              l.decision,
+              l.rule,
+              l.outcome,
+            ]),
+            [
+              [
+                'alice',
+                stack.gateway.issuer,
+                '',
+                r.audit,
+                r.name,
+                'deny',
+                'account api',
+                'refused: origin_not_allowed',
+              ],
+            ],
+          )
+          assert.ok(!JSON.stringify(lines).includes('from-another-site'), 'no value')
+        })
+      }
+    }
+
+    const nobody: [string, () => Promise<Record<string, string>>][] = [
+      ['no token', async () => ({})],
+      ['a malformed token', async () => ({ authorization: 'Bearer not.a.jwt' })],
+      [
+        'an expired token',
+        async () => ({
+          authorization: `Bearer ${await stack.forge({ sub: 'alice', aud: stack.endpoint('github'), exp: Math.floor(Date.now() / 1000) - 3600 })}`,
+        }),
+      ],
+      [
+        'a token for another resource',
+        async () => ({
+          authorization: `Bearer ${await stack.forge({ sub: 'alice', aud: 'https://elsewhere.example/mcp' })}`,
+        }),
+      ],
+    ]
+    for (const [name, headers] of nobody) {
+      it(`from another site with ${name}: 403, no audit line (no user known)`, async () => {
+        const audits = stack.audit().length
+        const res = await api(`${base()}/secrets/github-token`, {
+          method: 'PUT',
+          body: { value: 'v' },
+          headers: { origin: 'http://evil.example', ...(await headers()) },
+        })
+        assert.equal(res.status, 403, res.text)
+        assert.equal(res.json.error, 'origin_not_allowed')
+        assert.deepEqual(stack.audit().slice(audits), [])
+      })
+    }
+
+    it('control: our own origin is served', async () => {
+      const res = await api(base(), { token: alice, headers: { origin: stack.url } })
+      assert.equal(res.status, 200, res.text)
+    })
   })
 
   describe('the page, without the broker', () => {

@@ -3,7 +3,7 @@ import { after, before, describe, test, type TestContext } from 'node:test'
 import { setTimeout as delay } from 'node:timers/promises'
 import { createAuthenticator, type Authenticator } from '../../gateway/auth/authenticator.js'
 import { createIdpHttp } from '../../gateway/auth/idp-http.js'
-import { createKeySource } from '../../gateway/auth/keys.js'
+import { createKeySource, type KeySourceOptions } from '../../gateway/auth/keys.js'
 import { validateConfig } from '../../gateway/config/load.js'
 import type { AuthConfig } from '../../gateway/config/schema.js'
 import { JWKS_PATH, startJwksServer, type JwksServer } from '../helpers/jwks-server.js'
@@ -28,14 +28,18 @@ function authConfig(over: Partial<AuthConfig> = {}): AuthConfig & { issuer: stri
   return { ...auth, issuer: server.origin, ...over }
 }
 
+/** Full verifications so far: the key lookups of every authenticator made here. */
+let verifications = 0
+
 /**
- * An authenticator whose key source refetches the JWKS on every lookup (maxAge 0), so each
- * full verification shows up as one JWKS request and a cache hit as none.
+ * An authenticator on a real key source, whose every full verification is counted (a cache hit
+ * looks up no key).
  */
 function authenticator(
   t: TestContext,
   over: Partial<AuthConfig> = {},
   now?: () => number,
+  keyOver: Partial<KeySourceOptions> = {},
 ): Authenticator {
   const http = createIdpHttp(2_000)
   t.after(() => http.close())
@@ -45,19 +49,25 @@ function authenticator(
     http,
     timeoutMs: 2_000,
     cooldownMs: 0,
-    maxAgeMs: 0,
+    maxAgeMs: 600_000,
+    now,
+    ...keyOver,
   })
-  return createAuthenticator(authConfig(over), keys, now)
+  const getKey: typeof keys.getKey = (header, token) => {
+    verifications++
+    return keys.getKey(header, token)
+  }
+  return createAuthenticator(authConfig(over), { ...keys, getKey }, now)
 }
 
 const bearer = async (over = {}, nowMs = Date.now()) =>
   `Bearer ${await signToken(key, claims(server.origin, over, nowMs))}`
 
-/** Runs `fn` and returns how many JWKS requests it caused. */
-async function fetchesOf(fn: () => Promise<unknown>): Promise<number> {
-  const before = server.hits(JWKS_PATH)
+/** Runs `fn` and returns how many full verifications it caused. */
+async function verificationsOf(fn: () => Promise<unknown>): Promise<number> {
+  const before = verifications
   await fn()
-  return server.hits(JWKS_PATH) - before
+  return verifications - before
 }
 
 describe('createAuthenticator', () => {
@@ -144,8 +154,8 @@ describe('createAuthenticator: the verified-token cache', () => {
     const header = await bearer()
     const principals: unknown[] = []
     const call = async () => principals.push(await auth.authenticate(header, [ECHO]))
-    assert.equal(await fetchesOf(call), 1)
-    assert.equal(await fetchesOf(call), 0)
+    assert.equal(await verificationsOf(call), 1)
+    assert.equal(await verificationsOf(call), 0)
     assert.equal(principals[1], principals[0])
   })
 
@@ -161,15 +171,15 @@ describe('createAuthenticator: the verified-token cache', () => {
   test('control: without a cache every call verifies', async (t) => {
     const auth = authenticator(t, { tokenCacheMax: 0 })
     const header = await bearer()
-    assert.equal(await fetchesOf(() => auth.authenticate(header, [ECHO])), 1)
-    assert.equal(await fetchesOf(() => auth.authenticate(header, [ECHO])), 1)
+    assert.equal(await verificationsOf(() => auth.authenticate(header, [ECHO])), 1)
+    assert.equal(await verificationsOf(() => auth.authenticate(header, [ECHO])), 1)
   })
 
   test('another token is another entry', async (t) => {
     const auth = authenticator(t)
     const [a, b] = [await bearer({ sub: 'a' }), await bearer({ sub: 'b' })]
-    assert.equal(await fetchesOf(() => auth.authenticate(a, [ECHO])), 1)
-    assert.equal(await fetchesOf(() => auth.authenticate(b, [ECHO])), 1)
+    assert.equal(await verificationsOf(() => auth.authenticate(a, [ECHO])), 1)
+    assert.equal(await verificationsOf(() => auth.authenticate(b, [ECHO])), 1)
   })
 
   test('alternating tokens each hit their own entry (many principals interleaved)', async (t) => {
@@ -184,7 +194,7 @@ describe('createAuthenticator: the verified-token cache', () => {
     ] as const) {
       let principal: unknown
       assert.equal(
-        await fetchesOf(async () => (principal = await auth.authenticate(header, [ECHO]))),
+        await verificationsOf(async () => (principal = await auth.authenticate(header, [ECHO]))),
         0,
       )
       // The very object cached for this token: a hit on its own entry, not a new verification.
@@ -224,7 +234,7 @@ describe('createAuthenticator: the verified-token cache', () => {
       { audiences: [NOTES, ECHO], code: undefined },
       { audiences: [], code: 'wrong_audience' },
     ]
-    const fetched = await fetchesOf(async () => {
+    const fetched = await verificationsOf(async () => {
       for (const s of steps) {
         const run = auth.authenticate(header, s.audiences)
         if (s.code) await rejectsWith(run, s.code)
@@ -264,7 +274,7 @@ describe('createAuthenticator: the verified-token cache', () => {
     ]
     for (const s of steps) {
       clock = s.at
-      const fetched = await fetchesOf(async () => {
+      const fetched = await verificationsOf(async () => {
         const run = auth.authenticate(header, [ECHO])
         if (s.code) await rejectsWith(run, s.code)
         else await run
@@ -286,7 +296,7 @@ describe('createAuthenticator: the verified-token cache', () => {
       const header = await bearer({}, t0)
       await auth.authenticate(header, [ECHO])
       clock = t0 + c.after
-      assert.equal(await fetchesOf(() => auth.authenticate(header, [ECHO])), c.fetches)
+      assert.equal(await verificationsOf(() => auth.authenticate(header, [ECHO])), c.fetches)
     })
   }
 
@@ -319,12 +329,13 @@ describe('createAuthenticator: the verified-token cache', () => {
   test('a token past exp but within clock tolerance is not cached', async (t) => {
     const auth = authenticator(t)
     const header = await bearer({ exp: Math.floor(Date.now() / 1000) - 5 })
-    assert.equal(await fetchesOf(() => auth.authenticate(header, [ECHO])), 1)
-    assert.equal(await fetchesOf(() => auth.authenticate(header, [ECHO])), 1)
+    assert.equal(await verificationsOf(() => auth.authenticate(header, [ECHO])), 1)
+    assert.equal(await verificationsOf(() => auth.authenticate(header, [ECHO])), 1)
   })
 
   test('failures are not cached', async (t) => {
-    const auth = authenticator(t)
+    // Keys fetched again for every request, so the JWKS served next is the one that counts.
+    const auth = authenticator(t, {}, undefined, { maxAgeMs: 0 })
     const header = await bearer()
     const saved = server.keys
     server.keys = []
@@ -340,5 +351,145 @@ describe('createAuthenticator: the verified-token cache', () => {
     const twoHours = 2 * 3600 * 1000
     const auth = authenticator(t, {}, () => Date.now() + twoHours)
     await rejectsWith(auth.authenticate(await bearer(), [ECHO]), 'token_expired')
+  })
+})
+
+describe('createAuthenticator: a key removed from the JWKS fails its cached tokens', () => {
+  /**
+   * A JWKS server of its own serving `keys`, and an authenticator on it with an injected clock
+   * (jwksMaxAge 60 s, unknown kids refetched at once, tokenCacheTtl 300 s).
+   */
+  async function rig(t: TestContext, keys: object[]) {
+    const jwks = await startJwksServer(keys)
+    t.after(() => jwks.close())
+    let clock = Date.now()
+    const auth = authenticator(t, { issuer: jwks.origin, tokenCacheTtl: 300 }, () => clock, {
+      issuer: jwks.origin,
+      jwksUri: jwks.jwksUri,
+      maxAgeMs: 60_000,
+    })
+    return {
+      jwks,
+      auth,
+      /** Moves the clock past jwksMaxAge: the next request refetches the keys first. */
+      age: () => {
+        clock += 60_001
+      },
+      token: async (k: TestKey, header: Record<string, unknown> = {}) =>
+        `Bearer ${await signToken(k, claims(jwks.origin, {}, clock), header)}`,
+    }
+  }
+
+  /** Accepted: `verified` says whether it took a full verification (a miss) or was a hit. */
+  async function accepted(auth: Authenticator, header: string, verified: boolean, why: string) {
+    let sub: string | undefined
+    const n = await verificationsOf(async () => {
+      sub = (await auth.authenticate(header, [ECHO])).sub
+    })
+    assert.equal(sub, 'user-1', why)
+    assert.equal(n, verified ? 1 : 0, `${why}: ${verified ? 'a full verification' : 'a cache hit'}`)
+  }
+
+  let a: TestKey
+  let b: TestKey
+  before(async () => {
+    ;[a, b] = await Promise.all([makeKey('ES256', 'a'), makeKey('RS256', 'b')])
+  })
+
+  test('the key removed and its refetch past jwksMaxAge: 401, no longer from the cache; a kept key still hits', async (t) => {
+    const r = await rig(t, [a.publicJwk, b.publicJwk])
+    const [ta, tb] = [await r.token(a), await r.token(b)]
+    await accepted(r.auth, ta, true, 'first use')
+    await accepted(r.auth, tb, true, 'first use')
+    await accepted(r.auth, ta, false, 'cached')
+    r.jwks.keys = [b.publicJwk]
+    const fetched = r.jwks.hits(JWKS_PATH)
+    await accepted(r.auth, ta, false, 'removed, not refetched yet: the cache still holds it')
+    r.age()
+    await rejectsWith(r.auth.authenticate(ta, [ECHO]), 'unknown_key', 401)
+    // Refetched first for its age; its kid then unknown, once more (no cooldown here).
+    assert.ok(r.jwks.hits(JWKS_PATH) > fetched, 'refetched at the first request past jwksMaxAge')
+    await accepted(r.auth, tb, false, 'its key kept: still a hit')
+    await rejectsWith(r.auth.authenticate(ta, [ECHO]), 'unknown_key', 401)
+  })
+
+  test('a rotation (new kid in, old kid out) refetched for the new kid fails the old cached tokens at once', async (t) => {
+    const c = await makeKey('ES256', 'c')
+    const r = await rig(t, [a.publicJwk, b.publicJwk])
+    const ta = await r.token(a)
+    await accepted(r.auth, ta, true, 'first use')
+    r.jwks.keys = [b.publicJwk, c.publicJwk]
+    await accepted(r.auth, await r.token(c), true, 'a token of the new kid: refetched')
+    await rejectsWith(r.auth.authenticate(ta, [ECHO]), 'unknown_key', 401)
+  })
+
+  // Each: what the JWKS serves after the refetch, and how the token cached under `a` fares.
+  const hostile: [string, () => Promise<object[]>, string | undefined][] = [
+    [
+      'same kid, new key material',
+      async () => [(await makeKey('ES256', 'a')).publicJwk],
+      'bad_signature',
+    ],
+    [
+      'kid reused with another kty and alg',
+      async () => [(await makeKey('RS256', 'a')).publicJwk],
+      'unknown_key',
+    ],
+    [
+      'kid reused with another alg, same kty',
+      async () => [(await makeKey('ES384', 'a')).publicJwk],
+      'unknown_key',
+    ],
+    [
+      'the kid now twice (its key and another)',
+      async () => [a.publicJwk, (await makeKey('ES256', 'a')).publicJwk],
+      'unknown_key',
+    ],
+    ['the kid now twice, the same key', async () => [a.publicJwk, a.publicJwk], 'unknown_key'],
+    ['the key without its kid', async () => [{ ...a.publicJwk, kid: undefined }], 'unknown_key'],
+    ['the key under another kid', async () => [{ ...a.publicJwk, kid: 'A' }], 'unknown_key'],
+    ['no keys at all', async () => [], 'unknown_key'],
+    ['control: the same set', async () => [a.publicJwk, b.publicJwk], undefined],
+    ['control: its key kept, members reordered', async () => [b.publicJwk, a.publicJwk], undefined],
+  ]
+  for (const [name, served, code] of hostile) {
+    test(`${name}: ${code ?? 'still a hit'}`, async (t) => {
+      const r = await rig(t, [a.publicJwk, b.publicJwk])
+      const ta = await r.token(a)
+      await accepted(r.auth, ta, true, 'first use')
+      r.jwks.keys = JSON.parse(JSON.stringify(await served()))
+      r.age()
+      if (code === undefined) await accepted(r.auth, ta, false, 'its key unchanged')
+      else await rejectsWith(r.auth.authenticate(ta, [ECHO]), code, 401)
+    })
+  }
+
+  test('a token naming no kid is verified again after any change of the set, and fails once its key is gone', async (t) => {
+    const r = await rig(t, [a.publicJwk])
+    const t0 = await r.token(a, { kid: undefined })
+    await accepted(r.auth, t0, true, 'first use')
+    r.jwks.keys = [a.publicJwk, b.publicJwk]
+    r.age()
+    await accepted(r.auth, t0, true, 'another key added: verified again, still good')
+    await accepted(r.auth, t0, false, 'then cached again')
+    r.jwks.keys = [b.publicJwk]
+    r.age()
+    await rejectsWith(r.auth.authenticate(t0, [ECHO]), 'unknown_key', 401)
+  })
+
+  test('a failed refetch keeps the cached tokens (until their ttl) and is not retried inside the retry window', async (t) => {
+    const r = await rig(t, [a.publicJwk])
+    const ta = await r.token(a)
+    await accepted(r.auth, ta, true, 'first use')
+    r.jwks.routes.set(JWKS_PATH, () => ({ status: 500 }))
+    r.age()
+    const fetched = r.jwks.hits(JWKS_PATH)
+    await accepted(r.auth, ta, false, 'the IdP down: the cache serves')
+    await accepted(r.auth, ta, false, 'again')
+    assert.equal(
+      r.jwks.hits(JWKS_PATH),
+      fetched + 1,
+      'one failed refetch, then none inside the window',
+    )
   })
 })

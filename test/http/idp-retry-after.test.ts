@@ -9,6 +9,7 @@ import { validateConfig } from '../../gateway/config/load.js'
 import { startGateway } from '../../gateway/gateway.js'
 import { freePort } from '../helpers/ports.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
+import { SEALING } from '../helpers/account.js'
 
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
 
@@ -20,7 +21,16 @@ it('503 idp_unavailable: Retry-After is the seconds left of a 600 s window, not 
     {
       listen: { host: '127.0.0.1', port: gwPort },
       auth: { issuer, discoveryRetry: 600_000 },
-      servers: { echo: { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js')] } },
+      servers: {
+        echo: { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js')] },
+        // A server taking a user's secret: the account API runs, behind the same IdP.
+        vault: {
+          command: process.execPath,
+          args: [join(SERVERS_DIR, 'echo.js')],
+          credentials: { VAULT_TOKEN: { secret: 'vault-token' } },
+        },
+      },
+      secrets: SEALING,
     },
     { file: 'test', baseDir: '/' },
   )
@@ -45,6 +55,18 @@ it('503 idp_unavailable: Retry-After is the seconds left of a 600 s window, not 
       // Whole seconds left of 600 (the test would have to stall for minutes to see less).
       const retry = Number(res.headers['retry-after'])
       assert.ok(Number.isInteger(retry) && retry > 60 && retry <= 600, `Retry-After ${retry}`)
+      // The account API answers through the same builder, in its own words, with the same window.
+      const api = await request(`${gateway.url}/account/api`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+      assert.equal(api.statusCode, 503)
+      assert.deepEqual(await api.body.json(), {
+        error: 'idp_unavailable',
+        message: 'the authorization server is unreachable; retry later',
+      })
+      const apiRetry = Number(api.headers['retry-after'])
+      assert.ok(apiRetry > 60 && apiRetry <= 600, `account API Retry-After ${apiRetry}`)
+      assert.equal(api.headers['cache-control'], 'no-store')
     }
   } finally {
     await gateway.close()

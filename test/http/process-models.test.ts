@@ -226,7 +226,7 @@ async function listen(server: string, token: string, sid: string): Promise<() =>
 }
 
 describe('limits', () => {
-  it("maxSessionsPerSubject → 429 with Retry-After once none of the subject's sessions is idle; maxSessions → 503 likewise", async () => {
+  it("maxSessionsPerSubject → 429 without a made-up Retry-After once none of the subject's sessions is idle; maxSessions → 503 likewise", async () => {
     const alice = await stack.token('alice', { server: 'limited' })
     const bob = await stack.token('bob', { server: 'limited' })
     const first = await open('limited', alice)
@@ -234,14 +234,15 @@ describe('limits', () => {
     const release = await listen('limited', alice, first.sid)
     const again = await open('limited', alice)
     assert.equal(again.init.status, 429)
-    assert.equal(again.init.headers['retry-after'], '5')
+    // No honest figure: a place frees when a session ends (it said 5 s).
+    assert.equal(again.init.headers['retry-after'], undefined)
     assert.match(again.init.last.error.message, /sessions in use on limited/)
     const ofBob = await open('limited', bob)
     assert.equal(ofBob.init.status, 200)
     const releaseBob = await listen('limited', bob, ofBob.sid)
     const third = await open('limited', await stack.token('dev', { server: 'limited' }))
     assert.equal(third.init.status, 503)
-    assert.equal(third.init.headers['retry-after'], '5')
+    assert.equal(third.init.headers['retry-after'], undefined)
     await release()
     await releaseBob()
   })

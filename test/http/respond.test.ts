@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import pino from 'pino'
 import { AuthError } from '../../gateway/auth/errors.js'
+import { BridgeError } from '../../gateway/bridge/errors.js'
 import { GatewayError } from '../../gateway/errors.js'
 import type { Refusal } from '../../gateway/http/decide.js'
 import {
@@ -84,12 +85,12 @@ describe('errorResponse: one status switch, telling the client less than the log
       },
     ],
     [
-      'IdP down: 503 with retry-after',
+      'IdP down, no window known (a jose failure): 503 without a made-up retry-after',
       new AuthError('idp_unavailable', 'jwks fetch failed'),
       {
         status: 503,
         body: err(-32000, 'the authorization server is unreachable; retry later'),
-        headers: { 'retry-after': '5', 'www-authenticate': null },
+        headers: { 'retry-after': null, 'www-authenticate': null },
       },
     ],
     [
@@ -99,6 +100,50 @@ describe('errorResponse: one status switch, telling the client less than the log
         status: 503,
         body: err(-32000, 'the authorization server is unreachable; retry later'),
         headers: { 'retry-after': '17', 'www-authenticate': null },
+      },
+    ],
+    [
+      'a 503 that names no window (the session cap, a shutdown): no retry-after, not 5 s',
+      new BridgeError('too_many_sessions', 'the gateway is at its session limit; retry later'),
+      {
+        status: 503,
+        body: err(-32000, 'the gateway is at its session limit; retry later'),
+        headers: { 'retry-after': null },
+      },
+    ],
+    [
+      'a 429 that names no window (a per-subject cap): no retry-after',
+      new BridgeError('subject_session_limit', 'you have 2 sessions in use'),
+      {
+        status: 429,
+        body: err(-32000, 'you have 2 sessions in use'),
+        headers: { 'retry-after': null },
+      },
+    ],
+    [
+      'a plain GatewayError 503 or 429 without retryAfter: no retry-after',
+      new GatewayError('busy', 'busy', { status: 503, expose: true }),
+      { status: 503, body: err(-32000, 'busy'), headers: { 'retry-after': null } },
+    ],
+    [
+      'a plain 429 without retryAfter: no retry-after',
+      new GatewayError('slow', 'slow', { status: 429, expose: true }),
+      { status: 429, body: err(-32000, 'slow'), headers: { 'retry-after': null } },
+    ],
+    [
+      "a server's start window: its own seconds",
+      new BridgeError(
+        'server_unavailable',
+        'server x could not be started; retrying in 7 s',
+        undefined,
+        7,
+      ),
+      {
+        status: 503,
+        body: err(-32000, 'server x could not be started; retrying in 7 s', null, {
+          retryAfter: 7,
+        }),
+        headers: { 'retry-after': '7' },
       },
     ],
     [

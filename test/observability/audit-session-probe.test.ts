@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { SESSION_OWNER_RULE } from '../../gateway/http/session-probe.js'
+import { SESSION_OWNER_RULE, SESSION_UNKNOWN_RULE } from '../../gateway/http/session-probe.js'
 import { openSession } from '../checklist/open-session.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
@@ -141,15 +141,19 @@ describe('a session id of another subject is audited as a deny, answered as unkn
         const bob = `bob-${n}`
         const session = await t.open(alice, where)
         try {
-          const mark = stack.audit().length
-          // An id nobody holds, of the same shape: a protocol error, no audit line.
-          const unknown = await t.probe(
-            bob,
-            where,
-            randomBytes(session.id.length / 2).toString('hex'),
-          )
+          // An id nobody holds here, of the same shape (ended, another replica's, made up):
+          // audited as bob's deny with rule session.unknown, the id nowhere in it.
+          const mark0 = stack.audit().length
+          const made = randomBytes(session.id.length / 2).toString('hex')
+          const unknown = await t.probe(bob, where, made)
           assert.equal(unknown.status, 404, unknown.text)
-          assert.deepEqual(stack.audit().slice(mark), [], 'an unknown session id is not audited')
+          const unknownLines = stack.audit().slice(mark0)
+          assert.deepEqual(
+            unknownLines.map((l) => [l.sub, l.server, l.method, l.decision, l.rule, l.outcome]),
+            [[bob, where, t.method, 'deny', SESSION_UNKNOWN_RULE, 'refused']],
+          )
+          assert.ok(!JSON.stringify(unknownLines).includes(made.slice(0, 8)), 'no part of the id')
+          const mark = stack.audit().length
           const probe = await t.probe(bob, where, session.id)
           // The client learns nothing: the answer is the unknown id's.
           assert.deepEqual(probe, unknown)
@@ -192,4 +196,79 @@ describe('a session id of another subject is audited as a deny, answered as unkn
       })
     }
   }
+})
+
+describe('unknown session ids are audited within log.unknownSessionAudit, the rest counted', () => {
+  let small: Stack
+  before(async () => {
+    small = await startStack({
+      servers: SERVERS,
+      policy: POLICY,
+      config: { log: { unknownSessionAudit: { linesPerWindow: 3, window: 3_600_000 } } },
+    })
+  })
+  after(() => small?.close())
+
+  const suppressed = async () => {
+    const text = await (await request(`${small.url}/metrics`)).body.text()
+    const line = text
+      .split('\n')
+      .find(
+        (l) =>
+          l.startsWith('mcp_edge_log_lines_suppressed_total{') &&
+          l.includes('unknown_session_audit'),
+      )
+    return Number(line?.split(' ').pop() ?? 0)
+  }
+
+  it('a spray of 10 random ids (POST, GET, DELETE, legacy, hostile shapes): 3 lines, 7 counted, each a 404', async () => {
+    const auth = {
+      authorization: `Bearer ${await small.forge({ sub: 'sprayer', aud: small.endpoint('probed'), realm_access: { roles: ['mcp-user'] } })}`,
+    }
+    const ids = [
+      randomBytes(16).toString('hex'),
+      randomBytes(16).toString('hex').toUpperCase(),
+      ` ${randomBytes(16).toString('hex')}`,
+      'x'.repeat(200),
+      '00000000-0000-0000-0000-000000000000',
+      '%00',
+      randomBytes(8).toString('base64url'),
+      'a',
+      randomBytes(16).toString('hex'),
+      randomBytes(16).toString('hex'),
+    ]
+    const before = await suppressed()
+    const mark = small.audit().length
+    let notFound = 0
+    for (const [i, id] of ids.entries()) {
+      const kind = i % 3
+      const res =
+        kind === 0
+          ? await postMcp(small.local('probed'), LIST, {
+              ...auth,
+              'mcp-session-id': id.trim(),
+              'mcp-protocol-version': '2025-11-25',
+            })
+          : kind === 1
+            ? await request(small.local('probed'), {
+                method: 'GET',
+                headers: { ...auth, 'mcp-session-id': id.trim(), accept: 'text/event-stream' },
+              }).then(async (r) => ({ status: r.statusCode, text: await r.body.text() }))
+            : await request(`${small.url}/messages/probed?sessionId=${encodeURIComponent(id)}`, {
+                method: 'POST',
+                headers: { 'content-type': 'application/json', ...auth },
+                body: JSON.stringify(LIST),
+              }).then(async (r) => ({ status: r.statusCode, text: await r.body.text() }))
+      // A malformed id may be refused as such (400) before any lookup: no session refusal.
+      assert.ok([404, 400].includes(res.status), `${id}: ${res.status} ${res.text}`)
+      if (res.status === 404) notFound++
+    }
+    assert.ok(notFound > 3, `${notFound} unknown ids`)
+    const lines = small.audit().slice(mark)
+    const unknown = lines.filter((l) => l.rule === SESSION_UNKNOWN_RULE)
+    assert.equal(unknown.length, 3, JSON.stringify(lines))
+    assert.ok(unknown.every((l) => l.sub === 'sprayer' && l.decision === 'deny'))
+    assert.equal(lines.length, 3, 'no other line')
+    assert.equal((await suppressed()) - before, notFound - 3, 'the rest counted')
+  })
 })

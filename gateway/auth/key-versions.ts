@@ -1,0 +1,69 @@
+/**
+ * Which key material each `kid` of an issuer's JWKS names now, as an identity that changes
+ * when it does: a cached verified token remembers the identity it was verified under and is
+ * verified afresh once that differs (its key removed, or other material under its `kid`).
+ */
+export interface KeyVersions {
+  /** A key set was fetched; it counts once the resolver holds it ({@link settle}). */
+  fetched(keys: readonly unknown[]): void
+  /**
+   * Applies the last fetched set when `resolving` is false: jose swaps in a fetched set before
+   * it stops reloading, so a version read before that names the old set (a later mismatch and
+   * one more verification, never a token kept past its key).
+   */
+  settle(resolving: boolean): void
+  /**
+   * The identity of what a token naming `kid` is verified with: its group of keys; every key
+   * for a token without a `kid` (jose then tries them all); undefined for a `kid` the set lacks.
+   */
+  version(kid: unknown): object | undefined
+  /** How many sets were applied so far. */
+  readonly generation: number
+}
+
+/** Creates the tracker, empty until a first set is fetched and settled. */
+export function createKeyVersions(): KeyVersions {
+  let byKid = new Map<string, { print: string; version: object }>()
+  let all: { print: string; version: object } = { print: '\0', version: {} }
+  let pending: readonly unknown[] | undefined
+  let generation = 0
+  return {
+    get generation() {
+      return generation
+    },
+    fetched(keys) {
+      pending = keys
+    },
+    settle(resolving) {
+      if (pending === undefined || resolving) return
+      const groups = new Map<string, string[]>()
+      for (const k of pending) {
+        const kid = (k as { kid?: unknown }).kid
+        // RFC 7517 §4.5: a kid is a string; a key without one (or another type) is found by
+        // no kid, only by tokens that name none, so it counts in `all` alone.
+        if (typeof kid !== 'string') continue
+        const group = groups.get(kid) ?? groups.set(kid, []).get(kid)!
+        group.push(JSON.stringify(k))
+      }
+      const next = new Map<string, { print: string; version: object }>()
+      for (const [kid, prints] of groups) {
+        // Duplicates, reordered or not, are one group: any change to it is a change of the kid.
+        const print = prints.sort().join('\n')
+        const was = byKid.get(kid)
+        next.set(kid, was?.print === print ? was : { print, version: {} })
+      }
+      const allPrint = pending
+        .map((k) => JSON.stringify(k))
+        .sort()
+        .join('\n')
+      if (allPrint !== all.print) all = { print: allPrint, version: {} }
+      byKid = next
+      pending = undefined
+      generation++
+    },
+    version(kid) {
+      if (kid === undefined) return generation === 0 ? undefined : all.version
+      return typeof kid === 'string' ? byKid.get(kid)?.version : undefined
+    },
+  }
+}
