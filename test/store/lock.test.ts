@@ -71,14 +71,17 @@ const cases: { name: string; run(h: Harness): Promise<void> }[] = [
     },
   },
   {
-    name: "a holder whose lock expired does not release the next holder's lock",
-    async run({ s, ttl, long, elapse }) {
+    // A holder renews its lock while it works, so the lock is lost only when the renewals could
+    // not reach the store (an outage, a stalled event loop) for its whole time to live: here it
+    // is gone from under the holder, deleted through the other client.
+    name: "a holder whose lock was lost does not release the next holder's lock",
+    async run({ s, t, ttl, long }) {
       const second = gate()
       let bToken: string | undefined
       const b = { done: Promise.resolve() }
       await withLock(s, KEY, ttl, async () => {
-        const mine = await s.get(KEY)
-        await elapse(async () => (await s.get(KEY)) !== mine)
+        assert.notEqual(await s.get(KEY), undefined, 'A holds the lock')
+        await t.del([KEY])
         b.done = withLock(s, KEY, long, async () => {
           bToken = await s.get(KEY)
           await second.opened
