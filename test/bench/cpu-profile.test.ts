@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { locate, summarize, type CpuProfile } from './cpu-profile.js'
+import { callersOf, locate, summarize, type CpuProfile } from './cpu-profile.js'
 
 const ROOT = '/repo'
 
@@ -65,13 +65,14 @@ describe('locate: a call frame to its package and file', () => {
   }
 })
 
+const frame = (functionName: string, url: string, lineNumber = 0) => ({
+  functionName,
+  url,
+  lineNumber,
+})
+
 /** A profile of four functions; samples every 100 µs from t = 1000 µs, in this order. */
 function profile(): CpuProfile {
-  const frame = (functionName: string, url: string, lineNumber = 0) => ({
-    functionName,
-    url,
-    lineNumber,
-  })
   const nodes = [
     { id: 1, callFrame: frame('(root)', '') },
     { id: 2, callFrame: frame('(idle)', '') },
@@ -120,5 +121,55 @@ describe('summarize: self time of the samples', () => {
     const s = summarize([profile(), profile()], ROOT)
     assert.equal(s.samples, 14)
     assert.equal(s.functions[0]!.ms, 0.6)
+  })
+})
+
+/**
+ * A call tree: the gateway's sendReply and FrameWriter.write reach native writes through Node's
+ * internals; one writev has no gateway frame above it. Samples every 100 µs from t = 1000 µs.
+ */
+function tree(): CpuProfile {
+  const nodes = [
+    { id: 1, callFrame: frame('(root)', ''), children: [2, 5, 8] },
+    {
+      id: 2,
+      callFrame: frame('sendReply', 'file:///repo/dist/gateway/http/reply.js', 11),
+      children: [3],
+    },
+    { id: 3, callFrame: frame('end', 'node:_http_outgoing', 1033), children: [4] },
+    { id: 4, callFrame: frame('writev', '') },
+    {
+      id: 5,
+      callFrame: frame('write', 'file:///repo/dist/gateway/bridge/stdio-frames.js', 244),
+      children: [6],
+    },
+    { id: 6, callFrame: frame('', 'file:///repo/node_modules/x/index.js'), children: [7] },
+    { id: 7, callFrame: frame('writev', '') },
+    { id: 8, callFrame: frame('processTicks', 'node:internal/process/task_queues'), children: [9] },
+    { id: 9, callFrame: frame('writev', '') },
+  ]
+  const samples = [4, 4, 7, 9, 3, 4, 2]
+  return { nodes, startTime: 900, endTime: 1700, samples, timeDeltas: samples.map(() => 100) }
+}
+
+describe("callersOf: a function's self time by the gateway code above it", () => {
+  test('each sample goes to the nearest gateway frame, past Node and packages; none: apart', () => {
+    assert.deepEqual(callersOf([tree()], ROOT, 'writev'), [
+      { name: 'sendReply', where: 'gateway/http/reply.js:12', ms: 0.3 },
+      { name: 'write', where: 'gateway/bridge/stdio-frames.js:245', ms: 0.1 },
+      { name: '(no gateway frame)', ms: 0.1 },
+    ])
+  })
+
+  test('only the function named, and only within the window', () => {
+    assert.deepEqual(callersOf([tree()], ROOT, 'end'), [
+      { name: 'sendReply', where: 'gateway/http/reply.js:12', ms: 0.1 },
+    ])
+    // Samples at 1000, 1100, …; [1150, 1350] holds the 3rd and 4th (writev under write, under nothing).
+    assert.deepEqual(
+      callersOf([tree()], ROOT, 'writev', () => [1150, 1350]).map((c) => c.name),
+      ['write', '(no gateway frame)'],
+    )
+    assert.deepEqual(callersOf([tree()], ROOT, 'nothing'), [])
   })
 })

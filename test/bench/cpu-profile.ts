@@ -1,9 +1,10 @@
 // Self time of a V8 .cpuprofile (what `node --cpu-prof` writes), optionally only within a time
-// window, by function, by file and by package: where a process's CPU goes, for a reader.
+// window, by function, by file and by package: where a process's CPU goes, for a reader; and the
+// self time of one function (native code, a Node internal) by the gateway code that called it.
 
 /** The parts of a .cpuprofile this reads (Chrome DevTools Protocol `Profiler.Profile`). */
 export interface CpuProfile {
-  nodes: { id: number; callFrame: CallFrame }[]
+  nodes: { id: number; callFrame: CallFrame; children?: number[] }[]
   /** µs, on the clock of the process (CLOCK_MONOTONIC on Linux). */
   startTime: number
   endTime: number
@@ -65,6 +66,22 @@ export function locate(
 }
 
 /**
+ * The samples of `p` stamped within `window` ([start, end] µs on the profile's clock; every one
+ * without it), each as its node and its time: the gap to the next sample (the last has none).
+ */
+function* samplesIn(
+  p: CpuProfile,
+  window?: (p: CpuProfile) => [number, number] | undefined,
+): Generator<[id: number, us: number]> {
+  const [from, to] = window?.(p) ?? [-Infinity, Infinity]
+  let t = p.startTime
+  for (let i = 0; i < p.samples.length; i++) {
+    t += p.timeDeltas[i] ?? 0
+    if (t >= from && t <= to) yield [p.samples[i]!, p.timeDeltas[i + 1] ?? 0]
+  }
+}
+
+/**
  * Self time by function, file and package, of the samples within `window` ([start, end] µs on
  * the profile's clock; all samples without it). A sample's time is the gap to the next sample.
  */
@@ -82,13 +99,8 @@ export function summarize(
   const add = (m: Map<string, number>, k: string, us: number) => m.set(k, (m.get(k) ?? 0) + us)
   for (const p of profiles) {
     const frames = new Map(p.nodes.map((n) => [n.id, n.callFrame]))
-    const [from, to] = window?.(p) ?? [-Infinity, Infinity]
-    let t = p.startTime
-    for (let i = 0; i < p.samples.length; i++) {
-      t += p.timeDeltas[i] ?? 0
-      const us = p.timeDeltas[i + 1] ?? 0
-      if (t < from || t > to) continue
-      const frame = frames.get(p.samples[i]!)
+    for (const [id, us] of samplesIn(p, window)) {
+      const frame = frames.get(id)
       if (frame === undefined) continue
       samples++
       if (frame.functionName === '(idle)') {
@@ -123,4 +135,45 @@ export function summarize(
     files: ranked(files),
     packages: ranked(pkgs),
   }
+}
+
+/**
+ * Where the self time of the functions named `name` comes from: each of their samples (within
+ * `window`) given to the nearest frame of the gateway's own code above it, `(no gateway frame)`
+ * when none is. Native code (`writeUtf8String`, `writev`) and Node's internals have no caller of
+ * their own in a summary: this says which of the gateway's writes (or parses, or timers) they are.
+ */
+export function callersOf(
+  profiles: CpuProfile[],
+  root: string,
+  name: string,
+  window?: (p: CpuProfile) => [number, number] | undefined,
+): SelfTime[] {
+  const by = new Map<string, SelfTime>()
+  for (const p of profiles) {
+    const nodes = new Map(p.nodes.map((n) => [n.id, n]))
+    const parent = new Map<number, number>()
+    for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+    for (const [id, us] of samplesIn(p, window)) {
+      if (nodes.get(id)?.callFrame.functionName !== name) continue
+      let caller: CallFrame | undefined
+      for (let up = parent.get(id); up !== undefined && caller === undefined; up = parent.get(up)) {
+        const frame = nodes.get(up)!.callFrame
+        if (locate(frame.url, frame.functionName, root).pkg.startsWith('mcp-edge ')) caller = frame
+      }
+      const file = caller && locate(caller.url, caller.functionName, root).file
+      const entry: SelfTime = caller
+        ? {
+            name: caller.functionName || '(anonymous)',
+            where: `${file}:${caller.lineNumber + 1}`,
+            ms: 0,
+          }
+        : { name: '(no gateway frame)', ms: 0 }
+      const key = `${entry.name}\u0000${entry.where}`
+      const found = by.get(key) ?? entry
+      found.ms += us
+      by.set(key, found)
+    }
+  }
+  return [...by.values()].map((c) => ({ ...c, ms: c.ms / 1000 })).sort((a, b) => b.ms - a.ms)
 }

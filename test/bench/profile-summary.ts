@@ -1,13 +1,15 @@
 // Prints where a profiled gateway's CPU went: self time by package, by file and by function.
 //   node dist/test/bench/profile-summary.js [PROFILE.cpuprofile | DIR]... [--top N] [--whole]
+//     [--callers NAME[,NAME…]]
 // Default: every .cpuprofile in dist/bench-profile/ (BENCH_PROFILE=1 or =<row keys> npm run bench
 // writes them; name one file to read one row's when several were profiled),
 // each cut to the load run the bench recorded beside it (window-<pid>.json); --whole: the
-// process's whole life (start-up included).
+// process's whole life (start-up included); --callers: the self time of the functions named
+// (e.g. writeUtf8String,writev) by the gateway code that called them.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { summarize, type CpuProfile, type SelfTime } from './cpu-profile.js'
+import { callersOf, summarize, type CpuProfile, type SelfTime } from './cpu-profile.js'
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
@@ -42,7 +44,10 @@ function loadWindow(file: string): { us: [number, number]; row: string } | undef
 function main(argv: string[]): number {
   const top = Number(argv[argv.indexOf('--top') + 1] ?? 25)
   const whole = argv.includes('--whole')
-  const args = argv.filter((a, i) => !a.startsWith('--') && argv[i - 1] !== '--top')
+  const named = argv.includes('--callers') ? argv[argv.indexOf('--callers') + 1] : undefined
+  const args = argv.filter(
+    (a, i) => !a.startsWith('--') && argv[i - 1] !== '--top' && argv[i - 1] !== '--callers',
+  )
   const files = profileFiles(args)
   if (files.length === 0) {
     console.error('no .cpuprofile found (run BENCH_PROFILE=1 npm run bench first)')
@@ -82,6 +87,10 @@ function main(argv: string[]): number {
   console.log(`${table('package', s.packages)}\n`)
   console.log(`${table('file', s.files)}\n`)
   console.log(table('function  where', s.functions))
+  for (const name of named?.split(',') ?? []) {
+    const rows = callersOf(profiles, ROOT, name, (p) => windows.get(p))
+    console.log(`\n${name}, by the gateway code that called it:\n${table('caller  where', rows)}`)
+  }
   return 0
 }
 
