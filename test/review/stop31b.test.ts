@@ -1,0 +1,264 @@
+// Stop 31b (brief review32): an outsider's attack on keys31, the verified-token cache following
+// the IdP's key set (auth/key-versions.ts, keys.ts, authenticator.ts: a cached token is verified
+// again once its key is removed or replaced; a hit past jwksMaxAge refetches first). Real JWKS
+// servers over HTTP, real signed tokens; a real gateway where no clock is needed, else a real
+// key source and authenticator with an injected clock. Every wait is for an event, never a time.
+import assert from 'node:assert/strict'
+import type http from 'node:http'
+import { join } from 'node:path'
+import { after, before, describe, it, type TestContext } from 'node:test'
+import { pino } from 'pino'
+import { request } from 'undici'
+import { createAuthenticator, type Authenticator } from '../../gateway/auth/authenticator.js'
+import { createIdpHttp } from '../../gateway/auth/idp-http.js'
+import { byIssuer } from '../../gateway/auth/issuers.js'
+import { createKeySource } from '../../gateway/auth/keys.js'
+import { validateConfig } from '../../gateway/config/load.js'
+import { startGateway, type Gateway } from '../../gateway/gateway.js'
+import { JWKS_PATH, startJwksServer, type JwksServer } from '../helpers/jwks-server.js'
+import { claims, makeKey, rejectsWith, signToken, type TestKey } from '../helpers/keys.js'
+import { freePort } from '../helpers/ports.js'
+import { SERVERS_DIR } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
+
+const ECHO = 'http://127.0.0.1:8080/mcp/echo'
+
+let a: TestKey
+let b: TestKey
+before(async () => {
+  ;[a, b] = await Promise.all([makeKey('ES256', 'a'), makeKey('RS256', 'b')])
+})
+
+/** A gateway on `jwks` (its issuer) with the echo server and `auth` over the defaults. */
+async function gatewayOn(jwks: JwksServer, auth: Record<string, unknown>): Promise<Gateway> {
+  const config = validateConfig(
+    {
+      listen: { host: '127.0.0.1', port: await freePort() },
+      auth: { issuer: jwks.origin, ...auth },
+      servers: { echo: { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js')] } },
+    },
+    { file: 'test', baseDir: '/' },
+  )
+  return startGateway(config, { log: pino({ level: 'silent' }) })
+}
+
+/** GET /whoami with `token`: status, Retry-After and the challenge. */
+async function whoami(g: Gateway, token: string) {
+  const res = await request(`${g.url}/whoami`, { headers: { authorization: `Bearer ${token}` } })
+  await res.body.text()
+  return {
+    status: res.statusCode,
+    retryAfter: res.headers['retry-after'] as string | undefined,
+    challenge: res.headers['www-authenticate'] as string | undefined,
+  }
+}
+
+/** The gateway's JWKS fetches that failed so far (mcp_edge_jwks_fetches_total). */
+async function failedFetches(g: Gateway): Promise<number> {
+  const { values } = await g.metrics.jwksRefreshes.get()
+  return values.find((v) => v.labels.result === 'failed')?.value ?? 0
+}
+
+describe('an IdP that hangs while the keys are stale', () => {
+  let jwks: JwksServer
+  let gateway: Gateway
+  /** JWKS requests the IdP holds unanswered (until the test answers them on their socket). */
+  const held: http.IncomingMessage[] = []
+  before(async () => {
+    jwks = await startJwksServer([a.publicJwk, b.publicJwk])
+    // Keys stale 1 ms after each fetch, so each request past the retry window refreshes them;
+    // a fetch is given up after 20 s (the held one must still be pending when a hit answers).
+    gateway = await gatewayOn(jwks, { jwksMaxAge: 1, discoveryRetry: 100, idpTimeout: 20_000 })
+  })
+  after(async () => {
+    for (const req of held) req.socket.destroy()
+    await gateway?.close()
+    await jwks?.close()
+  })
+
+  // Finding (medium, availability): while the IdP failed, every retry of the refresh (one per
+  // discoveryRetry) was awaited by the cache hit that started it and by every hit meanwhile:
+  // with an IdP that hangs, the hits stalled up to idpTimeout, again and again, for keys the IdP
+  // could not give. Before keys31 a hit never waited for the IdP. Now a hit waits for the first
+  // refresh past jwksMaxAge (a removed key still fails at once with a healthy IdP); while the IdP
+  // fails, the retries run beside the hits, which the cache serves as before.
+  it('a cache hit does not wait for a retry at a failing IdP; a miss is 503 with Retry-After; the key set it finally gives applies', async () => {
+    const t = await signToken(a, claims(jwks.origin, { aud: `${gateway.url}/mcp/echo` }))
+    assert.equal((await whoami(gateway, t)).status, 200, 'verified')
+    // The IdP fails fast first (500): the hit is served from the cache.
+    jwks.routes.set(JWKS_PATH, () => ({ status: 500 }))
+    await waitFor(async () => {
+      assert.equal((await whoami(gateway, t)).status, 200, 'a hit while the IdP fails')
+      return (await failedFetches(gateway)) > 0
+    }, 'a refresh to fail')
+    // held: a miss (a new token) while the IdP fails: 503 idp_unavailable, a counted Retry-After.
+    const miss = await whoami(
+      gateway,
+      await signToken(a, claims(jwks.origin, { aud: `${gateway.url}/mcp/echo`, jti: 'new' })),
+    )
+    assert.deepEqual(
+      { status: miss.status, retryAfter: miss.retryAfter },
+      {
+        status: 503,
+        retryAfter: '1',
+      },
+    )
+    // Now it hangs: its next retry is held unanswered.
+    jwks.routes.set(JWKS_PATH, (req) => {
+      held.push(req)
+      return 'hang'
+    })
+    const failed = await failedFetches(gateway)
+    await waitFor(async () => {
+      assert.equal((await whoami(gateway, t)).status, 200, 'a hit while a retry hangs')
+      return held.length > 0
+    }, 'a retry to reach the IdP')
+    assert.equal((await whoami(gateway, t)).status, 200, 'a hit beside the held retry')
+    assert.equal(
+      await failedFetches(gateway),
+      failed,
+      'the hits answered while the retry was still held at the IdP (none waited for it)',
+    )
+    // The IdP answers the held retry at last, with the key removed: the token fails from then.
+    const set = JSON.stringify({ keys: [b.publicJwk] })
+    const answer = `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(set)}\r\n\r\n${set}`
+    for (const req of held.splice(0)) req.socket.end(answer)
+    jwks.routes.delete(JWKS_PATH)
+    jwks.keys = [b.publicJwk]
+    const refused = await waitFor(async () => {
+      const r = await whoami(gateway, t)
+      return r.status === 401 && r
+    }, 'the removed key to fail its cached token')
+    assert.match(refused.challenge ?? '', /error="invalid_token"/)
+  })
+})
+
+/**
+ * A real key source on `jwks` (jwksMaxAge 60 s by `clock`, unknown kids refetched once a
+ * minute) and an authenticator on it, with every default of the auth section.
+ */
+function authOn(t: TestContext, jwks: JwksServer, clock: () => number): Authenticator {
+  const http = createIdpHttp(5_000)
+  t.after(() => http.close())
+  const keys = createKeySource({
+    issuer: jwks.origin,
+    jwksUri: jwks.jwksUri,
+    http,
+    timeoutMs: 5_000,
+    cooldownMs: 60_000,
+    maxAgeMs: 60_000,
+    now: clock,
+  })
+  const raw = { servers: { echo: { command: 'node' } } }
+  const { auth } = validateConfig(raw, { file: 'test', baseDir: '/' })
+  return createAuthenticator({ ...auth, issuer: jwks.origin }, keys, clock)
+}
+
+describe('held: the cache follows the key set under attack', () => {
+  let now = Date.now()
+  const clock = () => now
+  /** Past jwksMaxAge: the next request refetches the keys first. */
+  const age = () => {
+    now += 60_001
+  }
+  const token = (k: TestKey, iss: string, header: Record<string, unknown> = {}, over = {}) =>
+    signToken(k, claims(iss, over, now), header).then((s) => `Bearer ${s}`)
+
+  async function rig(t: TestContext, keys: object[]) {
+    const jwks = await startJwksServer(keys)
+    t.after(() => jwks.close())
+    const auth = authOn(t, jwks, clock)
+    return { jwks, auth }
+  }
+
+  it('held: 20 concurrent hits of a removed key past jwksMaxAge: each 401, one fetch', async (t) => {
+    const { jwks, auth } = await rig(t, [a.publicJwk, b.publicJwk])
+    const ta = await token(a, jwks.origin)
+    assert.equal((await auth.authenticate(ta, [ECHO])).sub, 'user-1')
+    jwks.keys = [b.publicJwk]
+    age()
+    const fetched = jwks.hits(JWKS_PATH)
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, () => auth.authenticate(ta, [ECHO])),
+    )
+    for (const r of results) {
+      assert.equal(r.status, 'rejected')
+      await rejectsWith(Promise.reject(r.reason), 'unknown_key', 401)
+    }
+    assert.equal(jwks.hits(JWKS_PATH), fetched + 1, 'the refresh is shared')
+  })
+
+  it('held: a flood of hostile tokens past jwksMaxAge (random kids, no kid, kid types, other issuers, alg none): one fetch, all 401', async (t) => {
+    const { jwks, auth } = await rig(t, [a.publicJwk, b.publicJwk])
+    const ta = await token(a, jwks.origin)
+    await auth.authenticate(ta, [ECHO])
+    age()
+    const fetched = jwks.hits(JWKS_PATH)
+    const evil = await makeKey('ES256')
+    const hostile: string[] = []
+    for (let i = 0; i < 20; i++) {
+      hostile.push(await token(evil, jwks.origin, { kid: `k${i}-${Math.random()}` }))
+      hostile.push(await token(evil, jwks.origin, { kid: undefined }, { jti: `${i}` }))
+      hostile.push(await token(evil, `https://other${i}.example`, { kid: 'a' }))
+      hostile.push(await token(evil, jwks.origin, { kid: 'a' }, { jti: `a${i}` }))
+    }
+    for (const kid of [1, null, { a: 1 }, ['a'], '', 'a ', 'A', '\u0061\u200b'])
+      hostile.push(await token(evil, jwks.origin, { kid }))
+    const none = (h: object) => Buffer.from(JSON.stringify(h)).toString('base64url')
+    hostile.push(`Bearer ${none({ alg: 'none', kid: 'a' })}.${none(claims(jwks.origin))}.`)
+    const results = await Promise.allSettled(hostile.map((h) => auth.authenticate(h, [ECHO])))
+    for (const [i, r] of results.entries()) {
+      assert.equal(r.status, 'rejected', `hostile token ${i} refused`)
+      assert.equal((r as PromiseRejectedResult).reason.status, 401, `hostile token ${i}: 401`)
+    }
+    // Sequentially too: no fetch per request, kid or none.
+    for (const h of hostile.slice(0, 40))
+      await assert.rejects(auth.authenticate(h, [ECHO]), { status: 401 })
+    assert.equal(jwks.hits(JWKS_PATH), fetched + 1, 'one refresh for its age, none per token')
+    assert.equal((await auth.authenticate(ta, [ECHO])).sub, 'user-1', 'the real token still passes')
+  })
+
+  it('held: a JWKS that flaps (key out, in, broken, out): 401, 200, 503, 401 at each refetch', async (t) => {
+    const { jwks, auth } = await rig(t, [a.publicJwk, b.publicJwk])
+    const ta = await token(a, jwks.origin)
+    await auth.authenticate(ta, [ECHO])
+    jwks.keys = [b.publicJwk]
+    age()
+    await rejectsWith(auth.authenticate(ta, [ECHO]), 'unknown_key', 401)
+    jwks.keys = [b.publicJwk, a.publicJwk]
+    age()
+    assert.equal((await auth.authenticate(ta, [ECHO])).sub, 'user-1')
+    // Its kid back with broken material (an EC key with an RSA modulus for x): refused, as the
+    // IdP's failure (a key set jose cannot use), never from the cache.
+    jwks.keys = [b.publicJwk, { ...a.publicJwk, x: b.publicJwk.n }]
+    age()
+    await rejectsWith(auth.authenticate(ta, [ECHO]), 'idp_unavailable', 503)
+    jwks.keys = [b.publicJwk]
+    age()
+    await rejectsWith(auth.authenticate(ta, [ECHO]), 'unknown_key', 401)
+  })
+
+  it('held: two issuers sharing a kid: each follows its own set; a token of one signed by the other fails', async (t) => {
+    const [k1, k2] = await Promise.all([makeKey('ES256', 'k'), makeKey('ES256', 'k')])
+    const one = await rig(t, [k1.publicJwk])
+    const two = await rig(t, [k2.publicJwk])
+    const auth = byIssuer([
+      { issuer: one.jwks.origin, authenticator: one.auth },
+      { issuer: two.jwks.origin, authenticator: two.auth },
+    ])
+    const t1 = await token(k1, one.jwks.origin)
+    const t2 = await token(k2, two.jwks.origin)
+    await auth.authenticate(t1, [ECHO])
+    await auth.authenticate(t2, [ECHO])
+    await rejectsWith(auth.authenticate(await token(k2, one.jwks.origin), [ECHO]), 'bad_signature')
+    // Issuer two puts other material under k: its token fails, issuer one's does not.
+    two.jwks.keys = [(await makeKey('ES256', 'k')).publicJwk]
+    age()
+    await rejectsWith(auth.authenticate(t2, [ECHO]), 'bad_signature', 401)
+    assert.equal((await auth.authenticate(t1, [ECHO])).sub, 'user-1')
+    // Issuer one serves issuer two's old key under k: issuer one's token fails.
+    one.jwks.keys = [k2.publicJwk]
+    age()
+    await rejectsWith(auth.authenticate(t1, [ECHO]), 'bad_signature', 401)
+  })
+})
