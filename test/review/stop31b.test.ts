@@ -13,6 +13,7 @@ import { createAuthenticator, type Authenticator } from '../../gateway/auth/auth
 import { createIdpHttp } from '../../gateway/auth/idp-http.js'
 import { byIssuer } from '../../gateway/auth/issuers.js'
 import { createKeySource } from '../../gateway/auth/keys.js'
+import { ConfigError } from '../../gateway/config/errors.js'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
 import { JWKS_PATH, startJwksServer, type JwksServer } from '../helpers/jwks-server.js'
@@ -66,9 +67,9 @@ describe('an IdP that hangs while the keys are stale', () => {
   const held: http.IncomingMessage[] = []
   before(async () => {
     jwks = await startJwksServer([a.publicJwk, b.publicJwk])
-    // Keys stale 1 ms after each fetch, so each request past the retry window refreshes them;
-    // a fetch is given up after 20 s (the held one must still be pending when a hit answers).
-    gateway = await gatewayOn(jwks, { jwksMaxAge: 1, discoveryRetry: 100, idpTimeout: 20_000 })
+    // Keys stale 1 s after each fetch (the least), then each request past the retry window
+    // refreshes them; a fetch is given up after 20 s (the held one is pending when a hit answers).
+    gateway = await gatewayOn(jwks, { jwksMaxAge: 1000, discoveryRetry: 100, idpTimeout: 20_000 })
   })
   after(async () => {
     for (const req of held) req.socket.destroy()
@@ -261,4 +262,28 @@ describe('held: the cache follows the key set under attack', () => {
     age()
     await rejectsWith(auth.authenticate(t1, [ECHO]), 'bad_signature', 401)
   })
+})
+
+// Finding (low, IdP flood by configuration): jwksMaxAge took any value from 0. Since keys31 every
+// request past it refreshes the keys before its token is even read (a cache hit too, and a
+// made-up bearer needing no credentials), so at 0 or a few ms each request was a JWKS fetch at
+// the IdP, one after another, and each hit waited for one: the flood jwksCooldown's floor of
+// 1000 ms closed for made-up kids. It now has the same floor.
+it('jwksMaxAge below 1000 ms is refused at load, like jwksCooldown (each request would be a JWKS fetch)', () => {
+  const at = (jwksMaxAge: number) => () =>
+    validateConfig(
+      {
+        auth: { issuer: 'https://idp.example', jwksMaxAge },
+        servers: { echo: { command: 'node' } },
+      },
+      { file: 'test', baseDir: '/' },
+    )
+  for (const bad of [0, 1, 999])
+    assert.throws(at(bad), (err: unknown) => {
+      assert.ok(err instanceof ConfigError, `${bad}: a ConfigError`)
+      assert.match(String(err.message), /jwksMaxAge/)
+      assert.match(String(err.message), />=1000/)
+      return true
+    })
+  assert.equal(at(1000)().auth.jwksMaxAge, 1000)
 })
