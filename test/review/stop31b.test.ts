@@ -4,6 +4,7 @@
 // servers over HTTP, real signed tokens; a real gateway where no clock is needed, else a real
 // key source and authenticator with an injected clock. Every wait is for an event, never a time.
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import type http from 'node:http'
 import { join } from 'node:path'
 import { after, before, describe, it, type TestContext } from 'node:test'
@@ -16,10 +17,13 @@ import { createKeySource } from '../../gateway/auth/keys.js'
 import { ConfigError } from '../../gateway/config/errors.js'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
+import { SESSION_OWNER_RULE, SESSION_UNKNOWN_RULE } from '../../gateway/http/session-probe.js'
+import { openSession } from '../checklist/open-session.js'
 import { JWKS_PATH, startJwksServer, type JwksServer } from '../helpers/jwks-server.js'
 import { claims, makeKey, rejectsWith, signToken, type TestKey } from '../helpers/keys.js'
 import { freePort } from '../helpers/ports.js'
-import { SERVERS_DIR } from '../helpers/stack.js'
+import { postMcp } from '../helpers/post-mcp.js'
+import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const ECHO = 'http://127.0.0.1:8080/mcp/echo'
@@ -286,4 +290,121 @@ it('jwksMaxAge below 1000 ms is refused at load, like jwksCooldown (each request
       return true
     })
   assert.equal(at(1000)().auth.jwksMaxAge, 1000)
+})
+
+describe('held: the session.unknown budget against a spray', () => {
+  const fixture = { command: process.execPath, args: [join(SERVERS_DIR, 'fixture.js')] }
+  const POLICY = `${TEST_POLICY}  probed:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`
+  const LIST = { jsonrpc: '2.0', id: 7, method: 'tools/list' }
+  let stack: Stack
+  before(async () => {
+    stack = await startStack({
+      servers: { probed: fixture },
+      policy: POLICY,
+      config: {
+        endpoints: { duo: { servers: ['probed'] } },
+        log: { unknownSessionAudit: { linesPerWindow: 2, window: 3_600_000 } },
+      },
+    })
+  })
+  after(() => stack?.close())
+
+  const suppressed = async () => {
+    const text = await (await request(`${stack.url}/metrics`)).body.text()
+    return text
+      .split('\n')
+      .filter(
+        (l) =>
+          l.startsWith('mcp_edge_log_lines_suppressed_total{') &&
+          l.includes('unknown_session_audit'),
+      )
+      .reduce((n, l) => n + Number(l.split(' ').pop()), 0)
+  }
+  const bearerOf = async (sub: string, where: string) =>
+    `Bearer ${await stack.forge({ sub, aud: stack.endpoint(where), realm_access: { roles: ['mcp-user'] } })}`
+
+  /** Every transport naming a session id, at `where`, with `authorization` (or none). */
+  async function probe(where: string, id: string, authorization: string | undefined) {
+    const auth: Record<string, string> = authorization ? { authorization } : {}
+    const modern = { ...auth, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' }
+    const statuses = [(await postMcp(stack.local(where), LIST, modern)).status]
+    for (const method of ['GET', 'DELETE'] as const) {
+      const res = await request(stack.local(where), {
+        method,
+        headers: { ...modern, accept: 'text/event-stream' },
+      })
+      await res.body.text()
+      statuses.push(res.statusCode)
+    }
+    const legacy = await request(
+      `${stack.url}/messages/${where}?sessionId=${encodeURIComponent(id)}`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth },
+        body: JSON.stringify(LIST),
+      },
+    )
+    await legacy.body.text()
+    statuses.push(legacy.statusCode)
+    return statuses
+  }
+
+  it('held: unauthenticated sprays (none, garbage, another audience, a bad signature) write no line and spend no budget; an authenticated spray writes 2, counts the rest, names no id; a hijack probe past the budget is still audited', async () => {
+    const ids = () => [randomBytes(16).toString('hex'), `${randomBytes(8).toString('hex')}-x`]
+    const good = await bearerOf('sprayer', 'probed')
+    const [h, p] = good.slice(7).split('.')
+    const strangers = [
+      undefined,
+      'Bearer x.y.z',
+      `Bearer ${await stack.forge({ sub: 'sprayer', aud: 'https://elsewhere.example/mcp' })}`,
+      `Bearer ${h}.${p}.${'A'.repeat(86)}`,
+    ]
+    const before0 = await suppressed()
+    const mark0 = stack.audit().length
+    for (const where of ['probed', 'duo'])
+      for (const authorization of strangers)
+        for (const id of ids())
+          for (const s of await probe(where, id, authorization))
+            assert.equal(s, 401, `${where} ${authorization?.slice(0, 12)}: 401`)
+    assert.deepEqual(stack.audit().slice(mark0), [], 'no audit line without a verified token')
+    assert.equal(await suppressed(), before0, 'nothing counted: the budget untouched')
+
+    const sprayed: string[] = []
+    let answered = 0
+    for (const where of ['probed', 'duo'])
+      for (const id of ids()) {
+        sprayed.push(id)
+        for (const s of await probe(where, id, await bearerOf('sprayer', where))) {
+          assert.ok(s === 404 || s === 400, `${where}: ${s}`)
+          if (s === 404) answered++
+        }
+      }
+    const lines = stack.audit().slice(mark0)
+    assert.equal(
+      lines.filter((l) => l.rule === SESSION_UNKNOWN_RULE).length,
+      2,
+      JSON.stringify(lines),
+    )
+    assert.equal(lines.length, 2)
+    assert.equal((await suppressed()) - before0, answered - 2, 'the rest counted')
+    for (const id of sprayed)
+      assert.ok(!JSON.stringify(lines).includes(id), 'no sprayed id in a line')
+
+    // The budget spent, a probe of another subject's live session is still audited, naming
+    // neither the session nor its owner.
+    const victim = await bearerOf('victim', 'probed')
+    const live = await openSession(stack, 'probed', victim.slice(7))
+    const mark1 = stack.audit().length
+    const res = await postMcp(stack.local('probed'), LIST, {
+      authorization: good,
+      'mcp-session-id': live,
+      'mcp-protocol-version': '2025-11-25',
+    })
+    assert.equal(res.status, 404)
+    const owner = stack.audit().slice(mark1)
+    assert.equal(owner.length, 1, JSON.stringify(owner))
+    assert.equal(owner[0]!.rule, SESSION_OWNER_RULE)
+    assert.equal(owner[0]!.sub, 'sprayer')
+    assert.ok(!JSON.stringify(owner).includes(live) && !JSON.stringify(owner).includes('victim'))
+  })
 })
