@@ -2,7 +2,8 @@
 // the IdP's key set (auth/key-versions.ts, keys.ts, authenticator.ts: a cached token is verified
 // again once its key is removed or replaced; a hit past jwksMaxAge refetches first). Real JWKS
 // servers over HTTP, real signed tokens; a real gateway where no clock is needed, else a real
-// key source and authenticator with an injected clock. Every wait is for an event, never a time.
+// key source and authenticator with an injected clock. And the session.unknown audit budget
+// (http/session-probe.ts) against a spray. Every wait is for an event, never a time.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import type http from 'node:http'
@@ -16,6 +17,7 @@ import { byIssuer } from '../../gateway/auth/issuers.js'
 import { createKeySource } from '../../gateway/auth/keys.js'
 import { ConfigError } from '../../gateway/config/errors.js'
 import { validateConfig } from '../../gateway/config/load.js'
+import type { AuthConfig } from '../../gateway/config/schema.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
 import { SESSION_OWNER_RULE, SESSION_UNKNOWN_RULE } from '../../gateway/http/session-probe.js'
 import { openSession } from '../checklist/open-session.js'
@@ -142,7 +144,12 @@ describe('an IdP that hangs while the keys are stale', () => {
  * A real key source on `jwks` (jwksMaxAge 60 s by `clock`, unknown kids refetched once a
  * minute) and an authenticator on it, with every default of the auth section.
  */
-function authOn(t: TestContext, jwks: JwksServer, clock: () => number): Authenticator {
+function authOn(
+  t: TestContext,
+  jwks: JwksServer,
+  clock: () => number,
+  over: Partial<AuthConfig> = {},
+): Authenticator {
   const http = createIdpHttp(5_000)
   t.after(() => http.close())
   const keys = createKeySource({
@@ -156,7 +163,7 @@ function authOn(t: TestContext, jwks: JwksServer, clock: () => number): Authenti
   })
   const raw = { servers: { echo: { command: 'node' } } }
   const { auth } = validateConfig(raw, { file: 'test', baseDir: '/' })
-  return createAuthenticator({ ...auth, issuer: jwks.origin }, keys, clock)
+  return createAuthenticator({ ...auth, issuer: jwks.origin, ...over }, keys, clock)
 }
 
 describe('held: the cache follows the key set under attack', () => {
@@ -169,10 +176,10 @@ describe('held: the cache follows the key set under attack', () => {
   const token = (k: TestKey, iss: string, header: Record<string, unknown> = {}, over = {}) =>
     signToken(k, claims(iss, over, now), header).then((s) => `Bearer ${s}`)
 
-  async function rig(t: TestContext, keys: object[]) {
+  async function rig(t: TestContext, keys: object[], over: Partial<AuthConfig> = {}) {
     const jwks = await startJwksServer(keys)
     t.after(() => jwks.close())
-    const auth = authOn(t, jwks, clock)
+    const auth = authOn(t, jwks, clock, over)
     return { jwks, auth }
   }
 
@@ -241,6 +248,23 @@ describe('held: the cache follows the key set under attack', () => {
     jwks.keys = [b.publicJwk]
     age()
     await rejectsWith(auth.authenticate(ta, [ECHO]), 'unknown_key', 401)
+  })
+
+  it('held: memory: verified tokens stay within tokenCacheMax whatever their kids; a kid the set lacks (4 KB) is never held', async (t) => {
+    const { jwks, auth } = await rig(t, [a.publicJwk, b.publicJwk], { tokenCacheMax: 3 })
+    for (let i = 0; i < 12; i++) {
+      const k = i % 2 ? a : b
+      const header = i % 3 === 0 ? { kid: undefined } : {}
+      await auth.authenticate(await token(k, jwks.origin, header, { jti: `t${i}` }), [ECHO])
+      assert.ok((auth.cached ?? 0) <= 3, `${auth.cached} held`)
+    }
+    const before = auth.cached
+    for (let i = 0; i < 5; i++)
+      await rejectsWith(
+        auth.authenticate(await token(a, jwks.origin, { kid: `${i}${'k'.repeat(4096)}` }), [ECHO]),
+        'unknown_key',
+      )
+    assert.equal(auth.cached, before, 'no entry for a kid the set lacks')
   })
 
   it('held: two issuers sharing a kid: each follows its own set; a token of one signed by the other fails', async (t) => {
