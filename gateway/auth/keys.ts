@@ -39,8 +39,9 @@ export interface KeySource {
   /**
    * When the keys were fetched `maxAgeMs` ago or more (by `now`), refetches them (failures
    * swallowed: they open the retry window as any); undefined when they are fresh, not fetched
-   * yet, or inside a retry window. A cache hit waits for it, so a key removed from the JWKS
-   * stops verifying cached tokens within `maxAgeMs` too.
+   * yet, or inside a retry window, and when the last fetch failed (the retry runs, unwaited for).
+   * A cache hit waits for it, so a key removed from the JWKS stops verifying cached tokens within
+   * `maxAgeMs` too, or at the first fetch the IdP answers.
    */
   refreshIfStale(): Promise<void> | undefined
 }
@@ -161,7 +162,11 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
       const t = now()
       if (jwks === undefined || t - jwksFetchedAt < opts.maxAgeMs || t - jwksFailedAt < retryMs)
         return undefined
-      return reload(jwks).catch(() => {})
+      // While the IdP fails, its retries run beside the hits: each would otherwise wait for one
+      // (up to idpTimeout when it hangs, once per retry window) for keys it cannot give.
+      const failing = jwksFailedAt > jwksFetchedAt
+      const refresh = reload(jwks).catch(() => {})
+      return failing ? undefined : refresh
     },
   }
 

@@ -899,8 +899,11 @@ const authSchema = z.strictObject({
    * issuer whatever the request rate, and still picks up a rotated key within a second.
    */
   jwksCooldown: ms.min(1000).default(DEFAULT_JWKS_COOLDOWN_MS),
-  /** Keys fetched longer ago are fetched again first (a cache hit too): a removed key stops working within it. */
-  jwksMaxAge: ms.default(DEFAULT_JWKS_MAX_AGE_MS),
+  /**
+   * Keys fetched longer ago are fetched again first (a cache hit too): a removed key stops working
+   * within it. At least 1 s: below, each request (a made-up bearer too) was a fetch at the IdP.
+   */
+  jwksMaxAge: ms.min(1000).default(DEFAULT_JWKS_MAX_AGE_MS),
   idpTimeout: ms.min(100).default(DEFAULT_IDP_TIMEOUT_MS),
   /** Connections to the IdP (discovery, JWKS) at most. */
   idpConnections: z.number().int().min(1).max(256).default(DEFAULT_IDP_CONNECTIONS),

@@ -210,6 +210,8 @@ const cases: LimitCase[] = [
   { key: 'auth.discoveryRetry', default: S.DEFAULT_DISCOVERY_RETRY_MS, bad: 99, message: min(100) },
   // At 0 a made-up kid was a JWKS fetch per request (no credentials needed): 0 only in tests.
   { key: 'auth.jwksCooldown', default: S.DEFAULT_JWKS_COOLDOWN_MS, bad: 0, message: min(1000) },
+  // Past it every request refreshes the keys (a made-up bearer too): at 0 each was a fetch.
+  { key: 'auth.jwksMaxAge', default: S.DEFAULT_JWKS_MAX_AGE_MS, bad: 999, message: min(1000) },
   { key: 'auth.jwksCooldown', default: S.DEFAULT_JWKS_COOLDOWN_MS, bad: 999, message: min(1000) },
   {
     key: 'auth.metadataMaxAge',
