@@ -15,12 +15,14 @@ import { afterEach, describe, it } from 'node:test'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import { pino } from 'pino'
 import { spawnChild, type Child } from '../../gateway/bridge/child.js'
+import { scopeOf } from '../../gateway/bridge/bounds.js'
 import { ProcessPool } from '../../gateway/bridge/pool.js'
 import { SharedCrashes } from '../../gateway/bridge/shared-crashes.js'
 import { SharedServer } from '../../gateway/bridge/shared.js'
 import { configSchema } from '../../gateway/config/schema.js'
 import { outcomeText, startLaneEngine, toolCall } from '../helpers/lane-engine.js'
 import { recorder } from '../helpers/log-recorder.js'
+import { gone, pidsIn } from '../helpers/pids.js'
 import { principal } from '../helpers/principal.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
 import { reaped, waitFor } from '../helpers/wait-for.js'
@@ -288,5 +290,40 @@ describe('a dead process: a request never written to it', () => {
       charged.map((l) => l.blamed),
       [['alice']],
     )
+  })
+})
+
+describe('a dead process: a lane counts toward the bounds until its process is gone', () => {
+  it('a lane whose process crashed leaving a helper that ignores SIGTERM: counted until the stop ladder ended it, the next request served then', async () => {
+    const e = startLaneEngine(
+      gatewayConfig('session', {
+        env: { HOLDER_PIDS_FILE: pidsFile, HOLDER_START_HELPER: 'stubborn' },
+        maxSessionsPerSubject: 1,
+      }),
+    )
+    closing.push(() => e.close())
+    const holder = scopeOf({ server: 'holder' })
+    const first = Number(outcomeText(await e.call('holder', toolCall('echo'))).slice(5))
+    const [helper] = pidsIn(pidsFile)
+    try {
+      assert.equal(e.lanes.count(holder), 1)
+      process.kill(first, 'SIGKILL')
+      await reaped(first)
+      // Its stdout read: no longer a lane (leased by nobody), its helper still running.
+      await waitFor(() => e.lanes.size === 0, 'the dead lane forgotten')
+      assert.equal(gone(helper!), false)
+      assert.equal(e.lanes.count(holder), 1, 'counted while its group is stopped')
+      // At the bound: the next request waits for the ladder, then gets a process of its own.
+      const next = e.call('holder', toolCall('echo', {}, { id: 2 }))
+      process.kill(helper!, 'SIGKILL')
+      const second = Number(outcomeText(await next).slice(5))
+      assert.ok(second > 0 && second !== first, `${second} after ${first}`)
+      assert.equal(e.lanes.count(holder), 1)
+    } finally {
+      for (const pid of pidsIn(pidsFile))
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {}
+    }
   })
 })
