@@ -15,20 +15,22 @@ import type { Vars } from './request-id.js'
  */
 export function sendReply(c: Context<Vars>, reply: TransportReply): Response {
   const extra = c.get('replyHeaders')
+  const headers = extra === undefined ? reply.headers : { ...reply.headers, ...extra }
   const res = c.env?.outgoing
   if (reply.kind === 'json') {
     const text = reply.body === undefined ? undefined : JSON.stringify(reply.body)
-    // One object for the response's headers, in the order they were always written.
-    const all: Record<string, string> = { ...reply.headers, ...extra }
-    if (text !== undefined) all['content-type'] = 'application/json'
+    const all = text === undefined ? headers : { ...headers, 'content-type': 'application/json' }
     if (!(res instanceof ServerResponse))
       return new Response(text ?? null, { status: reply.status, headers: all })
-    all['content-length'] = text === undefined ? '0' : String(Buffer.byteLength(text))
-    res.writeHead(reply.status, all)
-    res.end(text)
+    if (text === undefined) {
+      res.writeHead(reply.status, { ...all, 'content-length': '0' })
+      res.end()
+    } else {
+      res.writeHead(reply.status, { ...all, 'content-length': String(Buffer.byteLength(text)) })
+      res.end(text)
+    }
     return RESPONSE_ALREADY_SENT
   }
-  const headers = extra === undefined ? reply.headers : { ...reply.headers, ...extra }
   if (!(res instanceof ServerResponse))
     return new Response(reply.stream.body, { status: reply.status, headers })
   reply.stream.attach(res, { status: reply.status, headers, flush: reply.flush })

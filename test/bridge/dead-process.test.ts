@@ -7,6 +7,7 @@
 // flight then. Real processes; the gap is held open by the descendant until the test ends it
 // (stopGrace 60 s), and every wait is for an event or for the process to be reaped.
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -213,6 +214,82 @@ describe('a dead process: no process model hands it out', () => {
     // A call that makes the process exit, answered first: the answer reaches the caller.
     const last = await e.call('holder', toolCall('exit', { answer: true }, { id: 3 }))
     assert.equal(outcomeText(last), 'last words')
+  })
+})
+
+/**
+ * How many `bytes`-long lines, written one a turn, a process's stdin pipe takes before one
+ * waits (the pipe is full), measured on a process of the same kind that reads nothing.
+ */
+async function pipeTakes(bytes: number): Promise<number> {
+  const proc = spawn(process.execPath, ['-e', 'setInterval(() => {}, 60000)'], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  })
+  await new Promise((r) => proc.once('spawn', r))
+  proc.stdin.on('error', () => {})
+  const line = `${'x'.repeat(bytes - 1)}\n`
+  let n = 0
+  try {
+    while (proc.stdin.writableLength === 0 && n < 100_000) {
+      proc.stdin.write(line)
+      n++
+      await new Promise((r) => setImmediate(r))
+    }
+    return n - 1
+  } finally {
+    proc.kill('SIGKILL')
+  }
+}
+
+describe('a dead process: a request never written to it', () => {
+  it('shared: one waiting behind a full pipe when the process is killed is not charged for its exit, nor counted while it dies', async () => {
+    const { log, lines } = recorder()
+    const base = gatewayConfig('shared')
+    const config = { ...base, limits: { ...base.limits, sharedCrashesPerSubject: 1 } }
+    const crashes = new SharedCrashes({ config, log })
+    const shared = new SharedServer({
+      name: 'holder',
+      config: config.servers.holder!,
+      log,
+      crashes,
+    })
+    closing.push(() => shared.close())
+    shared.start()
+    const alice = await shared.attach(principal('alice'))
+    const bob = await shared.attach(principal('bob'))
+    const aliceReply = replies(alice)
+    // Alice's call holds the process: it reads nothing more, its stdin pipe fills.
+    await alice.send(call(1, 'stall'))
+    assert.equal((await aliceReply(1)).result.content[0].text, 'stalled')
+    const pad = 'x'.repeat(1000)
+    const filler = (id: number) => call(id, 'echo', { pad })
+    // As the process gets it: the id is the replica's (`s` and a few characters).
+    const bytes = JSON.stringify({ ...filler(0), id: 's1f' }).length + 1
+    // A few past full: the last of hers wait behind the pipe, under the stream's mark.
+    const fill = (await pipeTakes(bytes)) + 4
+    for (let id = 100; id < 100 + fill; id++) {
+      void alice.send(filler(id)).catch(() => {})
+      await new Promise((r) => setImmediate(r))
+    }
+    // Bob's one request: write() takes it behind hers; it never reaches the process.
+    const bobSent = bob.send(call(1, 'echo')).then(
+      () => 'sent',
+      () => 'not sent',
+    )
+    process.kill(alice.pid, 'SIGKILL')
+    await reaped(alice.pid)
+    assert.equal(await bobSent, 'not sent')
+    // Its stdout is held open: the exit is not charged yet, only counted, Alice's whole.
+    await waitFor(() => !alice.alive, 'the dead process seen')
+    assert.throws(() => crashes.check('holder', principal('alice'), 'tools/call'), /retry in/)
+    crashes.check('holder', principal('bob'), 'tools/call')
+    endHolders()
+    await Promise.all([alice.exited, bob.exited])
+    const charged = lines.filter((l) => /^shared server process exit charged/.test(l.msg))
+    assert.deepEqual(
+      charged.map((l) => l.blamed),
+      [['alice']],
+    )
   })
 })
 
