@@ -23,7 +23,7 @@ describe('leaveWindow', () => {
     const a = { at: 1, share: 0.5 }
     const b = { at: 50, share: 1 }
     const list = [a, b]
-    leaveWindow(list, 60, 10, (e) => e.at)
+    leaveWindow(list, 59, 10, (e) => e.at)
     assert.deepEqual(list, [b])
     assert.equal(list[0], b)
   })
