@@ -2,7 +2,9 @@
 // holder: a stdio MCP server that exits while a descendant of its own keeps its stdout open, as
 // a server that started a helper or daemon does (tests only). Tools: `echo` (answers `echo
 // <pid>`), `hang` (never answers), `exit` (starts the descendant, answers first when `answer`
-// is true, then exits with code 6). SIGUSR2 does what `exit` does, unanswered: for a process
+// is true, then exits with code 6), `stall` (starts the descendant, answers, then reads nothing
+// more, its event loop held, until it is killed: a server stuck in a loop, its stdin pipe
+// filling). SIGUSR2 does what `exit` does, unanswered: for a process
 // no client holds (a warm one). Each descendant's pid is appended to HOLDER_PIDS_FILE (the test
 // ends them: its stdout closes then); it lives ten minutes at most. With HOLDER_START_HELPER set,
 // it also starts a helper at once that holds none of its pipes (`stubborn`: one that ignores
@@ -14,12 +16,17 @@ import { createInterface } from 'node:readline'
 
 const send = (message: unknown) => process.stdout.write(`${JSON.stringify(message)}\n`)
 
-/** Starts the descendant holding stdout (stdin and stderr not), then exits. */
-function exitHolding(last?: unknown): never {
+/** Starts the descendant holding stdout (stdin and stderr not). */
+function holdStdout(): void {
   const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600000)'], {
     stdio: ['ignore', 'inherit', 'ignore'],
   })
   if (process.env.HOLDER_PIDS_FILE) appendFileSync(process.env.HOLDER_PIDS_FILE, `${holder.pid}\n`)
+}
+
+/** Starts the descendant holding stdout, then exits. */
+function exitHolding(last?: unknown): never {
+  holdStdout()
   // A pipe's writes are synchronous on Linux: the answer is in the pipe before the exit.
   if (last !== undefined) send(last)
   process.exit(6)
@@ -37,7 +44,7 @@ if (helperKind) {
   if (process.env.HOLDER_PIDS_FILE) appendFileSync(process.env.HOLDER_PIDS_FILE, `${helper.pid}\n`)
 }
 
-const TOOLS = ['echo', 'hang', 'exit'].map((name) => ({
+const TOOLS = ['echo', 'hang', 'exit', 'stall'].map((name) => ({
   name,
   inputSchema: { type: 'object', properties: {} },
 }))
@@ -69,6 +76,12 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     case 'tools/call': {
       const name = m.params?.name
       if (name === 'hang') return
+      if (name === 'stall') {
+        holdStdout()
+        send(result({ content: [{ type: 'text', text: 'stalled' }] }))
+        // Held for ten minutes at most, reading nothing: its stdin pipe fills.
+        return void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600_000)
+      }
       if (name === 'exit')
         return exitHolding(
           m.params?.arguments?.answer

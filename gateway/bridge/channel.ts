@@ -110,9 +110,14 @@ export class Channel implements Child {
         r.progress.set(p.backendToken, p)
         outParams = { ...params, _meta: { ...meta, progressToken: p.backendToken } }
       }
-      // Not written (its stdin closed as it exited): not in flight, so not charged for its
-      // exit (shared-crashes.ts); the sender answers the client.
-      return this.backend!.send({ ...message, id, params: outParams } as JSONRPCMessage).catch(
+      // In flight once written (its bytes in the pipe), not before: one never written (its
+      // stdin broke, or closed as it exited, with the write still waiting) is not charged for
+      // the exit (shared-crashes.ts), nor counted as charged while it dies; the sender answers
+      // the client.
+      return this.backend!.send({ ...message, id, params: outParams } as JSONRPCMessage).then(
+        () => {
+          p.sent = true
+        },
         (err) => {
           if (r.pending.get(id) === p) {
             r.pending.delete(id)
@@ -196,10 +201,14 @@ export class Channel implements Child {
   private forward(method: string, params: Params): void {
     const r = this.replica
     const id = r.nextId('s')
-    r.pending.set(id, { channel: this, id, token: undefined })
-    void this.backend
-      ?.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage)
-      .catch(() => r.pending.delete(id))
+    const p: Pending = { channel: this, id, token: undefined }
+    r.pending.set(id, p)
+    void this.backend?.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage).then(
+      () => {
+        p.sent = true
+      },
+      () => r.pending.delete(id),
+    )
   }
 
   private answer(id: RequestId, result: unknown): Promise<void> {

@@ -8,6 +8,12 @@ import type { LaneEvents } from './lane-events.js'
 /**
  * The lanes of every key, live, starting or ending: what they count toward the bounds, which
  * one a request may take, and how they end (idle, stale credentials, reclaimed, process gone).
+ *
+ * A lane counts toward the bounds from its start until its process is gone, as a pool's
+ * process counts toward `pool.max` (pool.ts): the bounds cap the processes a subject holds,
+ * and a dead one holds its process until then. Dead (it exited or its stdin broke), it is
+ * leased no more but still live while its stdout is read (`onexit`); then it is ended like a
+ * retired lane, counted until its close (the stop ladder on its group, what it started) is over.
  */
 export class LaneSet {
   /** Live lanes by key. */
@@ -24,7 +30,7 @@ export class LaneSet {
   private readonly startingOf = new Map<string, number>()
   /** Lanes being started for a plain request, per key: other plain requests wait to join them. */
   readonly startingPlain = new Map<string, number>()
-  /** Lanes whose process is being ended: they count toward the bounds until it has exited. */
+  /** Lanes whose process is being ended: they count toward the bounds until it is gone. */
   private readonly ending = new Map<Lane, Promise<void>>()
   /**
    * `count` of every scope a bound names: live, starting and ending lanes, kept as each enters
@@ -75,7 +81,8 @@ export class LaneSet {
     list.push(lane)
     this.live++
     this.held.add(lane)
-    lane.child.onexit = () => this.lost(lane)
+    // Gone from the lanes, counted until its group is stopped too.
+    lane.child.onexit = () => void this.retire(lane)
     this.o.added?.()
   }
 
@@ -168,7 +175,7 @@ export class LaneSet {
     return n
   }
 
-  /** Waits until the lanes in `scope` being ended have exited; true when there were any. */
+  /** Waits until the lanes in `scope` being ended are gone; true when there were any. */
   async ended(scope: Scope): Promise<boolean> {
     const closing = [...this.ending].filter(([l]) => scope(l)).map(([, p]) => p)
     await Promise.all(closing)
@@ -223,7 +230,8 @@ export class LaneSet {
 
   /**
    * Ends a lane's process, forgotten first: a closing lane is never handed out, and a view of a
-   * shared process (whose close fires no exit) is forgotten all the same.
+   * shared process (whose close fires no exit) is forgotten all the same. Counted until the
+   * close is over: the process and what it started are gone (or the ladder ran out).
    */
   retire(lane: Lane): Promise<void> {
     this.lost(lane)

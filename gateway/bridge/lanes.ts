@@ -219,7 +219,7 @@ export class LanePool implements Holders {
     return this.lanes.count(scope)
   }
 
-  /** Waits until the lanes in `scope` being ended have exited; true when there were any. */
+  /** Waits until the lanes in `scope` being ended are gone; true when there were any. */
   ended(scope: Scope): Promise<boolean> {
     return this.lanes.ended(scope)
   }

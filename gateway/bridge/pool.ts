@@ -45,8 +45,13 @@ export class ProcessPool {
    * the next one ready, or undefined when one failed (it then looks again).
    */
   private readonly waiters: ((child: Child | undefined) => void)[] = []
-  /** Processes spawning, warm and sessions' own. */
-  private starting = 0
+  /** Processes spawning (not started yet), warm and sessions' own. */
+  private spawning = 0
+  /**
+   * Every process the pool started, from its start until it is gone: warm, loading, a
+   * session's, and dead ones still being stopped (their stdout read, their group's stop ladder).
+   */
+  private readonly processes = new Set<Child>()
   /** Warm processes spawning. */
   private warming = 0
   /** Those warm processes, each until it is warm or ended: shutdown waits for them. */
@@ -55,7 +60,6 @@ export class ProcessPool {
   private readonly unready = new Set<Child>()
   /** Whether new warm processes are primed with a ping (false once a server exited on one). */
   private primeable = true
-  private inUse = 0
   private readonly backoff: Backoff
   private retry: NodeJS.Timeout | undefined
   /** The next warm spawn, one turn of the event loop after the last (`refill`). */
@@ -91,9 +95,14 @@ export class ProcessPool {
     })
   }
 
-  /** Processes alive or starting, warm and in use. */
+  /**
+   * The processes `pool.max` caps: spawning, and started until gone, dead ones too until they
+   * are: one that exited (or was ended) may still hold its stdout open, or leave what it started
+   * running, for up to three `stopGrace`s of the stop ladder, and its replacement must not come
+   * on top of it.
+   */
   get size(): number {
-    return this.idle.length + this.starting + this.inUse
+    return this.spawning + this.processes.size
   }
 
   /** Warm processes waiting for a session. */
@@ -155,9 +164,10 @@ export class ProcessPool {
           `servers.${this.o.name}.pool.max`,
         )
       }
-      this.starting++
+      this.spawning++
       try {
         child = await spawnChild(this.o.config, log, identity, redact)
+        this.own(child)
       } catch (err) {
         log.error(
           { err: { message: (err as Error).message }, command: this.o.config.command },
@@ -165,14 +175,9 @@ export class ProcessPool {
         )
         throw new BridgeError('spawn_failed', 'the MCP server could not be started', err)
       } finally {
-        this.starting--
+        this.spawning--
       }
     }
-    this.inUse++
-    void child.exited.then(() => {
-      this.inUse--
-      this.refill()
-    })
     // Spawning blocks the event loop for a moment: do it after this session's reply is out.
     setTimeout(() => this.refill(), REFILL_DELAY_MS).unref()
     return child
@@ -266,7 +271,7 @@ export class ProcessPool {
     if (this.missing() > 0) {
       const attempt = this.admitted()
       if (attempt === undefined) return
-      this.starting++
+      this.spawning++
       this.warming++
       const loading = this.load(attempt)
         .catch((err: Error) => {
@@ -315,21 +320,23 @@ export class ProcessPool {
 
   /** One warm process: spawned, primed, initialized when asked; ready for a session, or ended. */
   private async load(attempt: StartAttempt): Promise<void> {
-    // Counted as starting until it is ready or ended, once, whichever way it goes.
+    // Counted as warming until it is ready or ended, once, whichever way it goes.
     let counted = true
     const loaded = () => {
       if (!counted) return
       counted = false
-      this.starting--
       this.warming--
     }
     let child: Child
     try {
       child = await spawnChild(this.o.config, this.o.log.child({ warm: true }))
+      this.spawning--
+      this.own(child)
       // Counted while it waits for a session too (whoever takes it counts from then on).
       child.onsuppressed = (source, lines) =>
         this.o.metrics?.logLinesSuppressed.inc({ server: this.o.name, source }, lines)
     } catch (err) {
+      this.spawning--
       loaded()
       attempt.failed('spawn')
       throw err
@@ -413,6 +420,20 @@ export class ProcessPool {
       loaded()
       this.unready.delete(child)
     }
+  }
+
+  /**
+   * Counts `child` until it is gone: exited, its stdout read, and the stop ladder on its group
+   * (what it started) over; `close` after the exit is that ladder, started already (child.ts).
+   */
+  private own(child: Child): void {
+    this.processes.add(child)
+    void child.exited
+      .then(() => child.close())
+      .then(() => {
+        this.processes.delete(child)
+        this.refill()
+      })
   }
 
   /** A warm process failed to start: the memory's window holds the next, else the pool's backoff. */

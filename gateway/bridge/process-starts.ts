@@ -4,6 +4,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import type { Metrics } from '../observability/metrics.js'
 import { BridgeError } from './errors.js'
 import { ownerKey } from './session.js'
+import { leaveWindow } from './sliding-window.js'
 
 /*
  * The bounds (bounds.ts) cap how many processes a subject holds at once, not how often it
@@ -20,6 +21,8 @@ import { ownerKey } from './session.js'
  */
 
 const NOTHING = () => {}
+
+const startedAt = (t: number) => t
 
 /** The rule a refusal names in the audit log (its request's line: bridge/refused.ts). */
 export const PROCESS_STARTS_RULE = 'limits.processStartsPerSubject'
@@ -116,7 +119,7 @@ export class ProcessStarts {
     this.sweep(now - window)
     const owner = ownerKey(principal)
     const times = this.starts.get(owner) ?? []
-    while (times.length > 0 && times[0]! <= now - window) times.shift()
+    leaveWindow(times, now, window, startedAt)
     return { now, owner, times }
   }
 

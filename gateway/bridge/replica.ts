@@ -28,6 +28,8 @@ export interface Pending {
   backendToken?: string
   /** A `tools/list`: its tools lose `taskSupport` (tasks are not offered in shared mode). */
   tools?: true
+  /** Written to the process (its write done): in flight from then on, for `blamed`. */
+  sent?: true
 }
 
 /**
@@ -253,8 +255,9 @@ export class Replica {
    */
   private blamed(child: Child, diedAt: number, forget: boolean): Map<string, Principal> {
     const blamed = new Map<string, Principal>()
+    // Requests written: one whose write was still waiting when the process went never reached it.
     for (const p of this.pending.values())
-      if (p.channel.backend === child)
+      if (p.sent && p.channel.backend === child)
         blamed.set(ownerKey(p.channel.principal), p.channel.principal)
     // A cancelled request counts for requestTimeout after its cancel (as long as the gateway
     // lets any request run), answered or not: an SDK server never answers one (MCP: it SHOULD

@@ -4,6 +4,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import type { Metrics } from '../observability/metrics.js'
 import { BridgeError } from './errors.js'
 import { ownerKey } from './session.js'
+import { leaveWindow } from './sliding-window.js'
 
 /*
  * A shared process serves every user: when it exits, every session on it ends and every
@@ -63,6 +64,8 @@ interface Charge {
   at: number
   share: number
 }
+
+const chargedAt = (c: Charge) => c.at
 
 /**
  * Forgets the `n` subjects of a server with the smallest totals (of equal ones, those charged
@@ -133,7 +136,7 @@ export class SharedCrashes {
     const now = this.now()
     const charges = this.charges.get(server) ?? new Map<string, Charge[]>()
     for (const [key, list] of charges) {
-      while (list.length > 0 && list[0]!.at <= now - window) list.shift()
+      leaveWindow(list, now, window, chargedAt)
       if (list.length === 0) charges.delete(key)
     }
     const named = blamed.slice(0, BLAMED_LOGGED).map((p) => p.sub)
@@ -180,8 +183,7 @@ export class SharedCrashes {
     for (const d of this.pending.values())
       if (d.server === server && d.keys.has(key)) coming.push({ at: now, share: d.share })
     if (charged === undefined && coming.length === 0) return
-    if (charged !== undefined)
-      while (charged.length > 0 && charged[0]!.at <= now - window) charged.shift()
+    if (charged !== undefined) leaveWindow(charged, now, window, chargedAt)
     const list = [...(charged ?? []), ...coming]
     let total = list.reduce((n, c) => n + c.share, 0)
     if (total < max - EPSILON) return

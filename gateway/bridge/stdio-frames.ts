@@ -218,9 +218,10 @@ function endTurn(): void {
  * the rest of that turn joined into one write when the turn ends (every HTTP request read in
  * one poll phase: two pipe writes at most, not one each). A lone request reaches its process
  * as soon as it is sent, so the process works on it while the gateway finishes the request's
- * own work (its reply stream, its bookkeeping) instead of after it. Resolves when the write
- * was taken (at once unless the pipe is full, then on `drain`); rejects when stdin is closed
- * (the process is gone), as a write to it would fail.
+ * own work (its reply stream, its bookkeeping) instead of after it. Resolves once the write is
+ * done (its bytes are in the pipe: the process can read them); rejects when it failed or stdin
+ * closed first (the process is gone), so a message that never reached the process is never
+ * taken for one it was sent (shared-crashes.ts charges an exit to the requests sent).
  */
 export class FrameWriter {
   private pending: string[] = []
@@ -254,32 +255,37 @@ export class FrameWriter {
     const waiting = this.waiting
     this.pending = []
     this.waiting = []
-    if (!this.open()) {
-      const err = notRunning()
-      for (const w of waiting) w.reject(err)
-      return
-    }
+    if (!this.open()) return unsent(waiting)
     this.write(text, waiting)
   }
 
   private write(text: string, waiting: Waiter[]): void {
-    if (this.stdin.write(text)) {
-      for (const w of waiting) w.resolve()
-      return
+    const stdin = this.stdin
+    let closed: (() => void) | undefined
+    // Sent once the write is done, not when `write` returns true: a write behind one still in
+    // the pipe (a process not reading) returns true, and fails with it when the process goes.
+    // Done after the stream was destroyed: Node reports a write its close cut short (the process
+    // exited: ChildProcess destroys its stdin) as done, so only one done at once (in the pipe
+    // before write() returned; told on the next tick) is sent then.
+    let now = false
+    const done = (err?: Error | null) => {
+      if (closed !== undefined) stdin.off('close', closed)
+      if (err == null && (now || !stdin.destroyed)) for (const w of waiting) w.resolve()
+      else unsent(waiting)
     }
-    // The pipe is full: taken on drain, or lost if the process goes first.
-    const drained = () => {
-      this.stdin.off('close', closed)
-      for (const w of waiting) w.resolve()
-    }
-    const closed = () => {
-      this.stdin.off('drain', drained)
-      const err = notRunning()
-      for (const w of waiting) w.reject(err)
-    }
-    this.stdin.once('drain', drained)
-    this.stdin.once('close', closed)
+    const taken = stdin.write(text, done)
+    now = stdin.writableLength === 0
+    if (taken) return
+    // The pipe is full: a stream that is closed before it took the write may never call back.
+    closed = () => unsent(waiting)
+    stdin.once('close', closed)
   }
+}
+
+/** What `waiting` sent never reached the process: each refused (a promise settles once). */
+function unsent(waiting: Waiter[]): void {
+  const err = notRunning()
+  for (const w of waiting) w.reject(err)
 }
 
 interface Waiter {

@@ -7,6 +7,7 @@
 // flight then. Real processes; the gap is held open by the descendant until the test ends it
 // (stopGrace 60 s), and every wait is for an event or for the process to be reaped.
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,15 +15,17 @@ import { afterEach, describe, it } from 'node:test'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import { pino } from 'pino'
 import { spawnChild, type Child } from '../../gateway/bridge/child.js'
+import { scopeOf } from '../../gateway/bridge/bounds.js'
 import { ProcessPool } from '../../gateway/bridge/pool.js'
 import { SharedCrashes } from '../../gateway/bridge/shared-crashes.js'
 import { SharedServer } from '../../gateway/bridge/shared.js'
 import { configSchema } from '../../gateway/config/schema.js'
 import { outcomeText, startLaneEngine, toolCall } from '../helpers/lane-engine.js'
 import { recorder } from '../helpers/log-recorder.js'
+import { gone, pidsIn } from '../helpers/pids.js'
 import { principal } from '../helpers/principal.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
-import { reaped } from '../helpers/wait-for.js'
+import { reaped, waitFor } from '../helpers/wait-for.js'
 
 const HOLDER = join(SERVERS_DIR, 'holder.js')
 const dir = mkdtempSync(join(tmpdir(), 'dead-process-'))
@@ -211,5 +214,116 @@ describe('a dead process: no process model hands it out', () => {
     // A call that makes the process exit, answered first: the answer reaches the caller.
     const last = await e.call('holder', toolCall('exit', { answer: true }, { id: 3 }))
     assert.equal(outcomeText(last), 'last words')
+  })
+})
+
+/**
+ * How many `bytes`-long lines, written one a turn, a process's stdin pipe takes before one
+ * waits (the pipe is full), measured on a process of the same kind that reads nothing.
+ */
+async function pipeTakes(bytes: number): Promise<number> {
+  const proc = spawn(process.execPath, ['-e', 'setInterval(() => {}, 60000)'], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  })
+  await new Promise((r) => proc.once('spawn', r))
+  proc.stdin.on('error', () => {})
+  const line = `${'x'.repeat(bytes - 1)}\n`
+  let n = 0
+  try {
+    while (proc.stdin.writableLength === 0 && n < 100_000) {
+      proc.stdin.write(line)
+      n++
+      await new Promise((r) => setImmediate(r))
+    }
+    return n - 1
+  } finally {
+    proc.kill('SIGKILL')
+  }
+}
+
+describe('a dead process: a request never written to it', () => {
+  it('shared: one waiting behind a full pipe when the process is killed is not charged for its exit, nor counted while it dies', async () => {
+    const { log, lines } = recorder()
+    const base = gatewayConfig('shared')
+    const config = { ...base, limits: { ...base.limits, sharedCrashesPerSubject: 1 } }
+    const crashes = new SharedCrashes({ config, log })
+    const shared = new SharedServer({
+      name: 'holder',
+      config: config.servers.holder!,
+      log,
+      crashes,
+    })
+    closing.push(() => shared.close())
+    shared.start()
+    const alice = await shared.attach(principal('alice'))
+    const bob = await shared.attach(principal('bob'))
+    const aliceReply = replies(alice)
+    // Alice's call holds the process: it reads nothing more, its stdin pipe fills.
+    await alice.send(call(1, 'stall'))
+    assert.equal((await aliceReply(1)).result.content[0].text, 'stalled')
+    const pad = 'x'.repeat(1000)
+    const filler = (id: number) => call(id, 'echo', { pad })
+    // As the process gets it: the id is the replica's (`s` and a few characters).
+    const bytes = JSON.stringify({ ...filler(0), id: 's1f' }).length + 1
+    // A few past full: the last of hers wait behind the pipe, under the stream's mark.
+    const fill = (await pipeTakes(bytes)) + 4
+    for (let id = 100; id < 100 + fill; id++) {
+      void alice.send(filler(id)).catch(() => {})
+      await new Promise((r) => setImmediate(r))
+    }
+    // Bob's one request: write() takes it behind hers; it never reaches the process.
+    const bobSent = bob.send(call(1, 'echo')).then(
+      () => 'sent',
+      () => 'not sent',
+    )
+    process.kill(alice.pid, 'SIGKILL')
+    await reaped(alice.pid)
+    assert.equal(await bobSent, 'not sent')
+    // Its stdout is held open: the exit is not charged yet, only counted, Alice's whole.
+    await waitFor(() => !alice.alive, 'the dead process seen')
+    assert.throws(() => crashes.check('holder', principal('alice'), 'tools/call'), /retry in/)
+    crashes.check('holder', principal('bob'), 'tools/call')
+    endHolders()
+    await Promise.all([alice.exited, bob.exited])
+    const charged = lines.filter((l) => /^shared server process exit charged/.test(l.msg))
+    assert.deepEqual(
+      charged.map((l) => l.blamed),
+      [['alice']],
+    )
+  })
+})
+
+describe('a dead process: a lane counts toward the bounds until its process is gone', () => {
+  it('a lane whose process crashed leaving a helper that ignores SIGTERM: counted until the stop ladder ended it, the next request served then', async () => {
+    const e = startLaneEngine(
+      gatewayConfig('session', {
+        env: { HOLDER_PIDS_FILE: pidsFile, HOLDER_START_HELPER: 'stubborn' },
+        maxSessionsPerSubject: 1,
+      }),
+    )
+    closing.push(() => e.close())
+    const holder = scopeOf({ server: 'holder' })
+    const first = Number(outcomeText(await e.call('holder', toolCall('echo'))).slice(5))
+    const [helper] = pidsIn(pidsFile)
+    try {
+      assert.equal(e.lanes.count(holder), 1)
+      process.kill(first, 'SIGKILL')
+      await reaped(first)
+      // Its stdout read: no longer a lane (leased by nobody), its helper still running.
+      await waitFor(() => e.lanes.size === 0, 'the dead lane forgotten')
+      assert.equal(gone(helper!), false)
+      assert.equal(e.lanes.count(holder), 1, 'counted while its group is stopped')
+      // At the bound: the next request waits for the ladder, then gets a process of its own.
+      const next = e.call('holder', toolCall('echo', {}, { id: 2 }))
+      process.kill(helper!, 'SIGKILL')
+      const second = Number(outcomeText(await next).slice(5))
+      assert.ok(second > 0 && second !== first, `${second} after ${first}`)
+      assert.equal(e.lanes.count(holder), 1)
+    } finally {
+      for (const pid of pidsIn(pidsFile))
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {}
+    }
   })
 })

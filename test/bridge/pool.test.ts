@@ -12,7 +12,10 @@ import { pino } from 'pino'
 import { ProcessPool } from '../../gateway/bridge/pool.js'
 import type { Child } from '../../gateway/bridge/child.js'
 import { configSchema, type ServerConfig } from '../../gateway/config/schema.js'
+import { recorder } from '../helpers/log-recorder.js'
+import { gone, pidsIn } from '../helpers/pids.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
+import { reaped, waitFor } from '../helpers/wait-for.js'
 
 const ECHO = join(SERVERS_DIR, 'echo.js')
 
@@ -200,7 +203,9 @@ describe('process pool: cooldown', () => {
     h.p.cool()
     assert.equal(h.p.target, 1)
     assert.equal(h.p.warm, 1, 'one warm process ended')
-    assert.equal(h.p.size, 2, 'the one in use and the one warm')
+    // The one ended counts toward pool.max until it is gone (its stop ladder over).
+    assert.equal(h.p.size, 3, 'the one in use, the one warm, the one ended')
+    await waitFor(() => h.p.size === 2, 'the one in use and the one warm')
   })
 })
 
@@ -279,5 +284,81 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     const reply = await replied
     assert.equal(reply.id, 5)
     assert.equal(reply.result.code, -32601, 'its roots/list was refused')
+  })
+})
+
+describe('process pool: a dead process counts toward pool.max until it is gone', () => {
+  const HOLDER = join(SERVERS_DIR, 'holder.js')
+  const dir = mkdtempSync(join(tmpdir(), 'pool-dying-'))
+  /** The holder server (servers/holder.js), its descendants' pids written to `file`. */
+  function holder(file: string, pool: Record<string, unknown>, env: Record<string, string> = {}) {
+    writeFileSync(file, '')
+    return configSchema.parse({
+      servers: {
+        holder: {
+          command: process.execPath,
+          args: [HOLDER],
+          // Longer than any test: the gap lasts until the test ends the descendant.
+          stopGrace: 60_000,
+          respawnBackoff: 10,
+          pool,
+          env: { HOLDER_PIDS_FILE: file, ...env },
+        },
+      },
+    }).servers.holder!
+  }
+  const kill = (pids: number[]) => {
+    for (const pid of pids)
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {}
+  }
+  const left: number[] = []
+  afterEach(() => kill(left.splice(0)))
+
+  it('a warm process that exited while a descendant holds its stdout: no replacement on top of it at pool.max', async () => {
+    const file = join(dir, 'warm')
+    const { log, line } = recorder()
+    const pool = new ProcessPool({ name: 'holder', config: holder(file, { min: 1, max: 1 }), log })
+    pools.push(pool)
+    pool.start()
+    const warm = (await line(/^warm server process ready$/)).pid as number
+    process.kill(warm, 'SIGUSR2')
+    await reaped(warm)
+    await line(/^warm server process exited before use$/)
+    left.push(...pidsIn(file))
+    assert.equal(pool.size, 1, 'the dead process, its stdout held open')
+    await assert.rejects(pool.take(log), { code: 'too_many_sessions' })
+    // The descendant ends: its stdout closes, the process is gone; its replacement comes.
+    kill(pidsIn(file))
+    await waitFor(() => pool.warm === 1, 'the replacement warm')
+    const child = await pool.take(log)
+    taken.push(child)
+    assert.notEqual(child.pid, warm)
+    assert.equal(pool.size, 1)
+  })
+
+  it("a session's process that crashed leaving a helper that ignores SIGTERM: counted until the stop ladder ended it", async () => {
+    const file = join(dir, 'stubborn')
+    const { log } = recorder()
+    const config = holder(file, { min: 0, max: 1 }, { HOLDER_START_HELPER: 'stubborn' })
+    const pool = new ProcessPool({ name: 'holder', config, log })
+    pools.push(pool)
+    const child = await pool.take(log)
+    taken.push(child)
+    const [helper] = await waitFor(() => pidsIn(file).length === 1 && pidsIn(file))
+    left.push(helper!)
+    process.kill(child.pid, 'SIGKILL')
+    await child.exited
+    // Exited and read; its helper runs on (SIGTERM ignored, SIGKILL stopGrace later).
+    assert.equal(gone(helper!), false)
+    assert.equal(pool.size, 1)
+    await assert.rejects(pool.take(log), { code: 'too_many_sessions' })
+    kill([helper!])
+    await child.close()
+    await waitFor(() => pool.size === 0, 'the crashed process no longer counted')
+    const next = await pool.take(log)
+    taken.push(next)
+    assert.equal(pool.size, 1)
   })
 })

@@ -2,6 +2,7 @@
 // chunk, CRLF, blank lines, multi-byte characters cut in two, lines that are not JSON or not
 // JSON-RPC, a line past the cap), and stdin writes joined per loop turn with their promises kept.
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { Writable } from 'node:stream'
 import { describe, it } from 'node:test'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
@@ -480,6 +481,90 @@ describe('FrameWriter', () => {
     await new Promise((r) => setImmediate(r))
     w.destroy()
     await assert.rejects(p, /not running/)
+  })
+})
+
+describe('FrameWriter: sent means written, not taken by write()', () => {
+  // Each a stream whose write() returns true (under its mark) and whose write then ends.
+  const cases: {
+    name: string
+    /** How the stream ends the write it was given. */
+    end: (w: Writable, cb: (err?: Error | null) => void) => void
+    sent: boolean
+  }[] = [
+    { name: 'written later', end: (_w, cb) => setImmediate(cb), sent: true },
+    {
+      name: 'failed later (EPIPE: the process closed its stdin or exited)',
+      end: (_w, cb) => setImmediate(() => cb(Object.assign(new Error('EPIPE'), { code: 'EPIPE' }))),
+      sent: false,
+    },
+    {
+      // Node reports a pipe write cut short by the stream's close as done.
+      name: 'reported done after the stream was destroyed (the exit closed stdin first)',
+      end: (w, cb) => {
+        w.destroy()
+        setImmediate(cb)
+      },
+      sent: false,
+    },
+  ]
+  for (const c of cases)
+    it(`${c.name}: ${c.sent ? 'resolves once written' : 'refused'}`, async () => {
+      let ended = false
+      const w: Writable = new Writable({
+        write(_chunk, _enc, cb) {
+          c.end(w, (err) => {
+            ended = true
+            cb(err)
+          })
+        },
+        highWaterMark: 1 << 20,
+      })
+      w.on('error', () => {})
+      const fw = new FrameWriter(w)
+      const outcomes: string[] = []
+      const watch = (p: Promise<void>, name: string) =>
+        p.then(
+          () => void outcomes.push(`${name} sent`),
+          (err: Error) => void outcomes.push(`${name} ${err.message}`),
+        )
+      const first = watch(fw.send(msg(1) as JSONRPCMessage), 'first')
+      await Promise.resolve()
+      assert.deepEqual(outcomes, [], 'nothing settled when write() returned')
+      // Behind the first, in the next turn: write() takes it into the stream's buffer.
+      await new Promise((r) => setImmediate(r))
+      const behind = w.destroyed ? undefined : watch(fw.send(msg(2) as JSONRPCMessage), 'behind')
+      await Promise.all([first, behind])
+      assert.equal(ended, true)
+      const how = c.sent ? 'sent' : 'the MCP server process is not running'
+      assert.deepEqual(outcomes, [`first ${how}`, ...(behind ? [`behind ${how}`] : [])])
+    })
+
+  it('a real process not reading its stdin, then killed: what was in its pipe was sent, what waited behind was not', async () => {
+    const proc = spawn(process.execPath, ['-e', 'setInterval(() => {}, 60000)'], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+    })
+    await new Promise((r) => proc.once('spawn', r))
+    proc.stdin.on('error', () => {})
+    try {
+      const fw = new FrameWriter(proc.stdin)
+      const sent: Promise<void>[] = []
+      const filler = (id: number) => msg(id, { pad: 'x'.repeat(1000) }) as JSONRPCMessage
+      // One message a turn (each written at once) until one waits: the pipe is full.
+      while (proc.stdin.writableLength === 0 && sent.length < 100_000) {
+        sent.push(fw.send(filler(sent.length)))
+        await new Promise((r) => setImmediate(r))
+      }
+      // Partly in the pipe; one more waits behind it. write() took both (under its mark).
+      sent.push(fw.send(filler(sent.length)))
+      assert.ok(proc.stdin.writableLength < proc.stdin.writableHighWaterMark)
+      proc.kill('SIGKILL')
+      const outcomes = await Promise.allSettled(sent)
+      const refused = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [i] : []))
+      assert.deepEqual(refused, [sent.length - 2, sent.length - 1])
+    } finally {
+      proc.kill('SIGKILL')
+    }
   })
 })
 
