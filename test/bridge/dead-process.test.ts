@@ -74,6 +74,16 @@ const call = (id: number, name: string, args: Record<string, unknown> = {}) =>
     params: { name, arguments: args },
   }) as JSONRPCMessage
 
+/** The holder server in shared mode with its crash budget and a log recorder, started; closed after the test. */
+function sharedHolder(config: ReturnType<typeof gatewayConfig>) {
+  const { log, lines } = recorder()
+  const crashes = new SharedCrashes({ config, log })
+  const shared = new SharedServer({ name: 'holder', config: config.servers.holder!, log, crashes })
+  closing.push(() => shared.close())
+  shared.start()
+  return { log, lines, crashes, shared }
+}
+
 /** The replies `child` hands on, by id, as promises. */
 function replies(child: Child) {
   const waiting = new Map<unknown, (m: Record<string, any>) => void>()
@@ -151,17 +161,7 @@ describe('a dead process: no process model hands it out', () => {
   })
 
   it('shared: a new session waits for the replacement; the last reply reaches its caller; the exit is charged once, at the end of its stdout', async () => {
-    const { log, lines } = recorder()
-    const config = gatewayConfig('shared')
-    const crashes = new SharedCrashes({ config, log })
-    const shared = new SharedServer({
-      name: 'holder',
-      config: config.servers.holder!,
-      log,
-      crashes,
-    })
-    closing.push(() => shared.close())
-    shared.start()
+    const { lines, crashes, shared } = sharedHolder(gatewayConfig('shared'))
     const alice = await shared.attach(principal('alice'))
     const bob = await shared.attach(principal('bob'))
     const aliceReply = replies(alice)
@@ -243,18 +243,9 @@ async function pipeTakes(bytes: number): Promise<number> {
 
 describe('a dead process: a request never written to it', () => {
   it('shared: one waiting behind a full pipe when the process is killed is not charged for its exit, nor counted while it dies', async () => {
-    const { log, lines } = recorder()
     const base = gatewayConfig('shared')
     const config = { ...base, limits: { ...base.limits, sharedCrashesPerSubject: 1 } }
-    const crashes = new SharedCrashes({ config, log })
-    const shared = new SharedServer({
-      name: 'holder',
-      config: config.servers.holder!,
-      log,
-      crashes,
-    })
-    closing.push(() => shared.close())
-    shared.start()
+    const { lines, crashes, shared } = sharedHolder(config)
     const alice = await shared.attach(principal('alice'))
     const bob = await shared.attach(principal('bob'))
     const aliceReply = replies(alice)
