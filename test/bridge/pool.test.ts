@@ -360,5 +360,9 @@ describe('process pool: a dead process counts toward pool.max until it is gone',
     const next = await pool.take(log)
     taken.push(next)
     assert.equal(pool.size, 1)
+    // Its own helper ignores SIGTERM too: ended here, or closing it after the test would wait
+    // out the 60 s grace (twice: the CI spent two minutes on this case).
+    const [, own] = await waitFor(() => pidsIn(file).length === 2 && pidsIn(file))
+    kill([own!])
   })
 })
