@@ -36,7 +36,10 @@ export function scopeOf(where: Where): Scope {
 
 /** A kind of hold the bounds count and may end to make room: sessions, lanes. */
 export interface Holders {
-  /** Holds in `scope`: live, being opened, or being ended (their process has not exited yet). */
+  /**
+   * Holds in `scope`: live, being opened, or being ended (a session until its process has
+   * exited; a lane until its process is gone, the stop ladder on its group over).
+   */
   count(scope: Scope): number
   /** Ends the least recently used idle hold in `scope`; resolves true when one was ended. */
   reclaimIdle(scope: Scope, reason: string): Promise<boolean>
