@@ -27,6 +27,7 @@ import { loadPolicy } from '../../gateway/policy/load.js'
 import { watchPolicy, type ReloadResult } from '../../gateway/policy/reload.js'
 import { createPolicyStore } from '../../gateway/policy/store.js'
 import { modernToolCall } from '../helpers/modern-request.js'
+import { postMcp } from '../helpers/post-mcp.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
@@ -371,17 +372,22 @@ describe('stop29: the HTTP edge', () => {
       method: 'tools/call',
       params: { name: 'pid', arguments: { marker } },
     })
+    /** Each case's call, sent through `post`, is refused (415) and never reaches the process. */
+    const refusesEveryCoding = async (
+      post: (body: string | Buffer, encoding?: string) => ReturnType<typeof request>,
+    ) => {
+      for (const c of cases) {
+        const marker = `enc-${Math.random().toString(36).slice(2)}`
+        const raw = JSON.stringify(CALL(marker))
+        const res = await post(c.gzip ? gzipSync(raw) : raw, c.encoding)
+        const text = await res.body.text()
+        assert.equal(res.statusCode, 415, `${c.name}: ${text}`)
+        assert.match(JSON.parse(text).error.message, /must not be compressed/)
+        assert.equal(seen(marker), 0, c.name)
+      }
+    }
     test('tools/call on an open session: every coding refused, the session goes on', async () => {
-      const init = await request(stack.local('fixture'), {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          authorization: `Bearer ${token}`,
-        },
-        body: JSON.stringify(INIT),
-      })
-      await init.body.text()
+      const init = await postMcp(stack.local('fixture'), INIT, { authorization: `Bearer ${token}` })
       const sessionId = String(init.headers['mcp-session-id'])
       const headers = {
         'content-type': 'application/json',
@@ -399,15 +405,7 @@ describe('stop29: the HTTP edge', () => {
       await (
         await post(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }))
       ).body.text()
-      for (const c of cases) {
-        const marker = `enc-${Math.random().toString(36).slice(2)}`
-        const raw = JSON.stringify(CALL(marker))
-        const res = await post(c.gzip ? gzipSync(raw) : raw, c.encoding)
-        const text = await res.body.text()
-        assert.equal(res.statusCode, 415, `${c.name}: ${text}`)
-        assert.match(JSON.parse(text).error.message, /must not be compressed/)
-        assert.equal(seen(marker), 0, c.name)
-      }
+      await refusesEveryCoding(post)
       const marker = `enc-${Math.random().toString(36).slice(2)}`
       const res = await post(JSON.stringify(CALL(marker)))
       assert.equal(res.statusCode, 200, await res.body.text())
@@ -437,14 +435,7 @@ describe('stop29: the HTTP edge', () => {
         await (
           await post(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }))
         ).body.text()
-        for (const c of cases) {
-          const marker = `enc-${Math.random().toString(36).slice(2)}`
-          const raw = JSON.stringify(CALL(marker))
-          const res = await post(c.gzip ? gzipSync(raw) : raw, c.encoding)
-          const body = await res.body.text()
-          assert.equal(res.statusCode, 415, `${c.name}: ${body}`)
-          assert.equal(seen(marker), 0, c.name)
-        }
+        await refusesEveryCoding(post)
         const marker = `enc-${Math.random().toString(36).slice(2)}`
         const res = await post(JSON.stringify(CALL(marker)))
         assert.equal(res.statusCode, 202, await res.body.text())
