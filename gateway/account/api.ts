@@ -7,7 +7,7 @@ import { GatewayError } from '../errors.js'
 import { decideAccess } from '../policy/evaluate.js'
 import { readJsonBody } from '../http/body.js'
 import { originAllowed } from '../http/origin.js'
-import { idpUnavailableResponse } from '../http/respond.js'
+import { IDP_UNAVAILABLE, retryAfterHeader } from '../http/respond.js'
 import type { Vars } from '../http/request-id.js'
 import type { AccountDeps } from './deps.js'
 import { AccountError } from './errors.js'
@@ -106,7 +106,12 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
     const log = c.get('log')
     if (err instanceof AuthError) {
       log.info({ auth: err.code, reason: err.message }, 'account API: authentication failed')
-      if (err.code === 'idp_unavailable') return idpUnavailableResponse('account-api', err)
+      if (err.code === 'idp_unavailable')
+        return reply(
+          503,
+          { error: 'idp_unavailable', message: IDP_UNAVAILABLE },
+          retryAfterHeader(err.retryAfter),
+        )
       const resourceMetadata = d.resources.metadata(servers[0] ?? '', 'mcp', c.req.header('host'))
       // RFC 6750 §3.1: no error code when no credentials came.
       const error =

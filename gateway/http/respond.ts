@@ -146,28 +146,8 @@ export function retryAfterHeader(seconds: number | undefined): Record<string, st
   return seconds === undefined ? {} : { 'retry-after': String(seconds) }
 }
 
-/** What a client is told while the IdP cannot be reached. */
+/** What a client is told while the IdP cannot be reached (503, with the key source's window). */
 export const IDP_UNAVAILABLE = 'the authorization server is unreachable; retry later'
-
-/**
- * An unreachable IdP (AuthError `idp_unavailable`): 503 with what the key source counted is
- * left of its retry window, in the words of whoever asked (MCP: JSON-RPC with the request's id
- * or none; the account API: its `error`, `message` object).
- */
-export function idpUnavailableResponse(
-  audience: 'mcp' | 'account-api',
-  err: AuthError,
-  id: string | number | null = null,
-): Response {
-  const headers = retryAfterHeader(err.retryAfter)
-  if (audience === 'account-api')
-    return jsonResponse(
-      503,
-      { error: 'idp_unavailable', message: IDP_UNAVAILABLE },
-      { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers },
-    )
-  return rpcErrorResponse(503, -32000, IDP_UNAVAILABLE, { id, headers })
-}
 
 /**
  * The one place an error becomes a response. Exposed errors keep their message; anything
@@ -190,7 +170,11 @@ export function errorResponse(
       { auth: err.code, reason: err.message, cause: causeOf(err) },
       'authentication failed',
     )
-    if (err.code === 'idp_unavailable') return idpUnavailableResponse('mcp', err, id)
+    if (err.code === 'idp_unavailable')
+      return rpcErrorResponse(503, -32000, IDP_UNAVAILABLE, {
+        id,
+        headers: retryAfterHeader(err.retryAfter),
+      })
     // RFC 6750 §3.1: no error code when the request carried no credentials.
     const error =
       err.code === 'missing_token'
