@@ -35,6 +35,7 @@ import { createApp } from './http/app.js'
 import { metricsResponse } from './http/metrics.js'
 import { hostAllowed, hostname, isProbe, type OriginPolicy } from './http/origin.js'
 import { rpcErrorResponse } from './http/respond.js'
+import { unknownSessionBudget } from './http/session-probe.js'
 import { setUpIdentity, type Identity } from './identity.js'
 import { type AuditLog, createAuditLog } from './observability/audit.js'
 import { createMetrics, type Gauges, zeroGauges, type Metrics } from './observability/metrics.js'
@@ -586,6 +587,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     aggregates,
     endpointSessions,
     tracing,
+    unknownSessions: unknownSessionBudget(config),
     origin,
     broker: broker?.routes,
     account,

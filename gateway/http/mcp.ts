@@ -6,6 +6,7 @@ import type { Resources } from '../auth/resources.js'
 import type { Aggregate } from '../bridge/aggregate.js'
 import type { AggregateSessions } from '../bridge/aggregate-sessions.js'
 import { BridgeError } from '../bridge/errors.js'
+import type { LogWindow } from '../bridge/log-window.js'
 import { auditRefused } from '../bridge/refused.js'
 import { envelope, type Envelope, type RequestId } from '../bridge/jsonrpc.js'
 import type { SessionRegistry } from '../bridge/registry.js'
@@ -63,6 +64,8 @@ export interface McpEndpointDeps {
   pins?: PinGate
   /** Spans of the MCP messages POSTed (a no-op object when tracing is off). */
   tracing: Tracing
+  /** The budget of audit lines for session ids no session here has (session-probe.ts). */
+  unknownSessions: LogWindow
 }
 
 /** What an MCP request is for: one server, or an endpoint aggregating several; `routed` when it came to a routed host's `/mcp`. */

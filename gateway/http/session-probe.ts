@@ -2,7 +2,6 @@ import type { Principal } from '../auth/principal.js'
 import { BridgeError } from '../bridge/errors.js'
 import { LogWindow } from '../bridge/log-window.js'
 import type { GatewayConfig } from '../config/schema.js'
-import type { AuditLog } from '../observability/audit.js'
 import { recordRefusal, type DecideDeps } from './decide.js'
 
 /** The audit rule of a request that presented a session id another subject owns. */
@@ -10,8 +9,14 @@ export const SESSION_OWNER_RULE = 'session.owner'
 /** The audit rule of a request that presented a session id no session here has. */
 export const SESSION_UNKNOWN_RULE = 'session.unknown'
 
-/** The budget of `session.unknown` lines of each gateway (one audit log each). */
-const budgets = new WeakMap<AuditLog, LogWindow>()
+/**
+ * The gateway's budget of `session.unknown` lines (`log.unknownSessionAudit`), one for every
+ * transport: those past it are counted as each is refused, so the window's own count is unused.
+ */
+export function unknownSessionBudget(config: GatewayConfig): LogWindow {
+  const { linesPerWindow, window } = config.log.unknownSessionAudit
+  return new LogWindow({ linesPerWindow, window, ended: () => {} })
+}
 
 /** Sessions that can tell whether an id is someone else's (registry, endpoint sessions). */
 export interface OwnedSessions {
@@ -30,14 +35,14 @@ export interface OwnedSessions {
  *   window; the rest are counted in `mcp_edge_log_lines_suppressed_total`).
  */
 export function sessionNotFound(
-  d: DecideDeps & { config: GatewayConfig },
+  d: DecideDeps & { unknownSessions: LogWindow },
   sessions: OwnedSessions,
   id: string,
   request: { principal: Principal; server: string; method: string },
 ): BridgeError {
   const { principal, server, method } = request
   const owned = sessions.heldByOther(id, principal)
-  if (owned || admitUnknown(d)) {
+  if (owned || d.unknownSessions.admit()) {
     recordRefusal(d, principal, server, method, undefined, {
       effect: 'deny',
       reason: owned ? SESSION_OWNER_RULE : SESSION_UNKNOWN_RULE,
@@ -45,16 +50,4 @@ export function sessionNotFound(
     })
   } else d.metrics.logLinesSuppressed.inc({ server, source: 'unknown_session_audit' })
   return new BridgeError('session_not_found', 'session not found')
-}
-
-/** Whether the gateway's budget of `session.unknown` lines admits one more now. */
-function admitUnknown(d: DecideDeps & { config: GatewayConfig }): boolean {
-  let budget = budgets.get(d.audit)
-  if (budget === undefined) {
-    const { linesPerWindow, window } = d.config.log.unknownSessionAudit
-    // Counted as each is refused (the metric above), so the window's own count is not needed.
-    budget = new LogWindow({ linesPerWindow, window, ended: () => {} })
-    budgets.set(d.audit, budget)
-  }
-  return budget.admit()
 }
