@@ -253,10 +253,13 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
         : toUpstream(c, det)
     }
     // Remembered consent: a grant this browser's user gave this client covers the request;
-    // only the upstream login is due again.
+    // only the upstream login is due again. Never for a native client (RFC 8252 §8.6): any app
+    // can claim its loopback port or scheme, and the upstream's single sign-on asks nobody, so
+    // the page is what keeps a code from going where no person sent it.
     if (
       det.prompt.name === 'login' &&
       broker.consent.remember &&
+      client.applicationType !== 'native' &&
       det.grantId &&
       (await covers(d.provider, det))
     )

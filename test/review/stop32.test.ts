@@ -1,0 +1,78 @@
+// Stop 32: an outsider's attack on the broker (the gateway as authorization server), as a
+// malicious MCP client and as a low-privilege user, with real brokers, real upstream fixtures,
+// real tokens and real MCP requests. Findings (each a failing test first, then the fix):
+// - a native client's remembered consent skipped the consent page whenever the login was due
+//   again (recheckInterval passed): the gateway's own "remembered consent covers it" shortcut went
+//   straight to the upstream, whose single sign-on answers without a page, so a code reached any
+//   loopback port with no person asked (RFC 8252 §8.6; README: "Native apps see the page every
+//   time"; oidc-provider's native_client_prompt was satisfied by the consent the shortcut gave).
+// What held is pinned as "held: …".
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { decodeJwt } from 'jose'
+import type { Visit } from '../helpers/broker-browser.js'
+import { exchange, login, newClient, useAt } from '../helpers/broker-raw.js'
+import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+
+const WEB = 'https://claude.ai/api/mcp/auth_callback'
+
+/** The broker's pages a login showed (consent, missing role): 200s on the gateway. */
+function pagesShown(stack: BrokerStack, visits: Visit[]): Visit[] {
+  return visits.filter((v) => v.status === 200 && v.url.startsWith(stack.url))
+}
+
+for (const [when, upstream] of [
+  ['the login still fresh', {}],
+  ['the login due again (recheckInterval 0)', { recheckInterval: 0 }],
+] as const)
+  describe(`stop 32: a native client is asked every time (${when})`, () => {
+    let stack: BrokerStack
+    before(async () => {
+      stack = await startBrokerStack({ upstream })
+    })
+    after(() => stack?.close())
+
+    for (const [name, registered, again] of [
+      ['loopback, another port', 'http://127.0.0.1/callback', 'http://127.0.0.1:45123/callback'],
+      [
+        'loopback, the same URI',
+        'http://127.0.0.1:45124/callback',
+        'http://127.0.0.1:45124/callback',
+      ],
+      [
+        'an app scheme',
+        'cursor://anysphere.cursor-mcp/oauth/callback',
+        'cursor://anysphere.cursor-mcp/oauth/callback',
+      ],
+    ] as const)
+      it(`${name}: the consent page again, then a code that works`, async () => {
+        const clientId = await newClient(stack, [registered])
+        const jar = new Map<string, string>()
+        const first = await login(stack, { clientId, redirectUri: registered, jar })
+        assert.equal(pagesShown(stack, first.visits).length, 1, 'the consent page, first')
+        const t1 = await exchange(stack, first, { clientId, redirectUri: registered })
+        assert.equal(t1.status, 200, t1.text)
+        // Someone else starts an authorization of the same client in the user's browser.
+        const second = await login(stack, { clientId, redirectUri: again, jar })
+        assert.equal(
+          pagesShown(stack, second.visits).length,
+          1,
+          'the consent page is shown again for a native client',
+        )
+        const t2 = await exchange(stack, second, { clientId, redirectUri: again })
+        assert.equal(t2.status, 200, t2.text)
+        assert.equal(decodeJwt(String(t2.json.access_token)).aud, stack.endpoint('notes'))
+        assert.equal(await useAt(stack, 'notes', String(t2.json.access_token)), 200)
+      })
+
+    it('held: a hosted (https) client is remembered: no page the second time', async () => {
+      const clientId = await newClient(stack, [WEB])
+      const jar = new Map<string, string>()
+      const first = await login(stack, { clientId, redirectUri: WEB, jar })
+      assert.equal(pagesShown(stack, first.visits).length, 1)
+      const second = await login(stack, { clientId, redirectUri: WEB, jar })
+      assert.equal(pagesShown(stack, second.visits).length, 0)
+      const t = await exchange(stack, second, { clientId, redirectUri: WEB })
+      assert.equal(t.status, 200, t.text)
+    })
+  })
