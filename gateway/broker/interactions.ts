@@ -14,7 +14,7 @@ import type { Accounts } from './accounts.js'
 import { heldFor, recordApproval } from './approval.js'
 import { consentPage, messagePage, missingRolePage, PAGE_HEADERS } from './consent-page.js'
 import { isOutage, STORE_RETRY_AFTER_S, STORE_UNAVAILABLE } from './errors.js'
-import { INTERACTION_PREFIX } from './provider.js'
+import { askedEveryTime, INTERACTION_PREFIX } from './provider.js'
 import { grantableScopes, rolesGranting, serverScopes } from './scopes.js'
 import type { Upstream, UpstreamIdentity, UpstreamTx } from './upstream.js'
 
@@ -253,13 +253,14 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
         : toUpstream(c, det)
     }
     // Remembered consent: a grant this browser's user gave this client covers the request;
-    // only the upstream login is due again. Never for a native client (RFC 8252 §8.6): any app
-    // can claim its loopback port or scheme, and the upstream's single sign-on asks nobody, so
-    // the page is what keeps a code from going where no person sent it.
+    // only the upstream login is due again. Never for a redirect to this device (RFC 8252
+    // §8.6, provider.ts askedEveryTime): any program can claim a loopback port or an app
+    // scheme, and the upstream's single sign-on asks nobody; the page is what keeps a code
+    // from going where no person sent it.
     if (
       det.prompt.name === 'login' &&
       broker.consent.remember &&
-      client.applicationType !== 'native' &&
+      !askedEveryTime(det.params.redirect_uri) &&
       det.grantId &&
       (await covers(d.provider, det))
     )

@@ -6,6 +6,10 @@
 //   straight to the upstream, whose single sign-on answers without a page, so a code reached any
 //   loopback port with no person asked (RFC 8252 §8.6; README: "Native apps see the page every
 //   time"; oidc-provider's native_client_prompt was satisfied by the consent the shortcut gave).
+// - the same for a client of https and loopback redirect URIs (VS Code registers both): not
+//   native, so its consent was remembered, and any program on the device that held its loopback
+//   port got a code with no page, the login fresh or due; a redirect to this device (anything
+//   but https) now asks every time (provider.ts askedEveryTime, as an interaction policy check).
 // What held is pinned as "held: …".
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
@@ -64,6 +68,18 @@ for (const [when, upstream] of [
         assert.equal(decodeJwt(String(t2.json.access_token)).aud, stack.endpoint('notes'))
         assert.equal(await useAt(stack, 'notes', String(t2.json.access_token)), 200)
       })
+
+    it('a client of https and loopback redirect URIs, asked back to its loopback one: the consent page again', async () => {
+      const loopback = 'http://127.0.0.1:45125/callback'
+      const clientId = await newClient(stack, [WEB, loopback])
+      const jar = new Map<string, string>()
+      const first = await login(stack, { clientId, redirectUri: WEB, jar })
+      assert.equal(pagesShown(stack, first.visits).length, 1, 'the consent page, first')
+      const second = await login(stack, { clientId, redirectUri: loopback, jar })
+      assert.equal(pagesShown(stack, second.visits).length, 1, 'the consent page again')
+      const t = await exchange(stack, second, { clientId, redirectUri: loopback })
+      assert.equal(t.status, 200, t.text)
+    })
 
     it('held: a hosted (https) client is remembered: no page the second time', async () => {
       const clientId = await newClient(stack, [WEB])
