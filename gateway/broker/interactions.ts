@@ -179,9 +179,8 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
     for (const p of plan) for (const s of p.missing) missing.set(s, [])
     if (missing.size > 0) {
       const token = randomBytes(24).toString('base64url')
-      await d.store.set(`broker:decide:${token}`, JSON.stringify({ uid: det.uid, accountId }), {
-        ttlMs: loginTtlMs,
-      })
+      const held: DecideRecord = { uid: det.uid, accountId, signedIn: o.signedIn === true }
+      await d.store.set(`broker:decide:${token}`, JSON.stringify(held), { ttlMs: loginTtlMs })
       audit(det, 'deny', `missing role for ${[...missing.keys()].join(' ')}`, accountId)
       const client = await d.provider.Client.find(String(det.params.client_id))
       return html(
@@ -313,8 +312,11 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
         403,
         messagePage('Request refused', 'The form did not come from this sign-in page.'),
       )
+    // A consent on the browser's session is no login: the session keeps its upstream login's
+    // time, or approving a page now and then would keep a user the upstream disabled getting
+    // codes past every re-check (mcp_edge_stale_login).
     if (det.prompt.name === 'consent' && det.session?.accountId)
-      return decide(c, det, det.session.accountId)
+      return decide(c, det, det.session.accountId, { signedIn: true })
     return toUpstream(c, det)
   })
 
@@ -413,8 +415,7 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
       )
     const stored =
       typeof body?.t === 'string' ? await d.store.take(`broker:decide:${body.t}`) : undefined
-    const rec =
-      stored === undefined ? undefined : (JSON.parse(stored) as { uid: string; accountId: string })
+    const rec = stored === undefined ? undefined : (JSON.parse(stored) as DecideRecord)
     if (rec === undefined || rec.uid !== det.uid)
       return html(
         400,
@@ -434,8 +435,15 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
         error: 'access_denied',
         error_description: 'the user lacks a role for the requested scope',
       })
-    return complete(c, det, rec.accountId, plan)
+    return complete(c, det, rec.accountId, plan, { signedIn: rec.signedIn === true })
   })
+}
+
+/** What the missing-role page's choice is about: the sign-in, its user, and whether the browser's session vouched for them. */
+interface DecideRecord {
+  uid: string
+  accountId: string
+  signedIn?: boolean
 }
 
 interface ScopePlan {

@@ -4,18 +4,23 @@
 // - a native client's remembered consent skipped the consent page whenever the login was due
 //   again (recheckInterval passed): the gateway's own "remembered consent covers it" shortcut went
 //   straight to the upstream, whose single sign-on answers without a page, so a code reached any
-//   loopback port with no person asked (RFC 8252 §8.6; README: "Native apps see the page every
-//   time"; oidc-provider's native_client_prompt was satisfied by the consent the shortcut gave).
+//   loopback port with no person asked (RFC 8252 §8.6; README promised the page every time;
+//   oidc-provider's native_client_prompt was satisfied by the consent the shortcut gave).
 // - the same for a client of https and loopback redirect URIs (VS Code registers both): not
 //   native, so its consent was remembered, and any program on the device that held its loopback
 //   port got a code with no page, the login fresh or due; a redirect to this device (anything
 //   but https) now asks every time (provider.ts askedEveryTime, as an interaction policy check).
+// - a consent approved on the browser's session (a step-up, or any native client's page, now
+//   shown every time) handed oidc-provider a fresh login: the session's login time moved to now
+//   with no upstream trip, so a user approving a page within each recheckInterval was never
+//   sent to the upstream again at /authorize, and one the company disabled kept getting codes
+//   (mcp_edge_stale_login never due). The session now keeps its upstream login's time.
 // What held is pinned as "held: …".
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { decodeJwt } from 'jose'
 import type { Visit } from '../helpers/broker-browser.js'
-import { exchange, login, newClient, useAt } from '../helpers/broker-raw.js'
+import { exchange, login, newClient, nextSecond, useAt } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 
 const WEB = 'https://claude.ai/api/mcp/auth_callback'
@@ -92,3 +97,47 @@ for (const [when, upstream] of [
       assert.equal(t.status, 200, t.text)
     })
   })
+
+describe('stop 32: a consent given in a signed-in browser is no login', () => {
+  let stack: BrokerStack
+  before(async () => {
+    stack = await startBrokerStack()
+  })
+  after(() => stack?.close())
+
+  /** The login time (epoch s) of every browser session the broker holds, sorted. */
+  async function loginTimes(): Promise<number[]> {
+    const all = await stack.store.dump()
+    return [...all]
+      .filter(([k]) => /^oidc:Session:[^:]+$/.test(k))
+      .map(([, v]) => (JSON.parse(v) as { loginTs?: number }).loginTs ?? 0)
+      .sort()
+  }
+
+  for (const [name, scope, choices] of [
+    ['approved on the consent page', 'mcp:read', { consent: 'allow' }],
+    [
+      'continued past the missing-role page',
+      'mcp:read mcp:admin',
+      { consent: 'allow', missingRole: 'continue' },
+    ],
+  ] as const)
+    it(`a step-up ${name} keeps the upstream login's time (the re-check stays due)`, async () => {
+      // A loopback client: the consent page every time, on the browser's session.
+      const redirectUri = 'http://127.0.0.1:45126/callback'
+      const clientId = await newClient(stack, [redirectUri])
+      const jar = new Map<string, string>()
+      const first = await login(stack, { clientId, redirectUri, jar })
+      assert.equal((await exchange(stack, first, { clientId, redirectUri })).status, 200)
+      const before = await loginTimes()
+      const upstreamLogins = stack.idp.counts.token
+      await nextSecond()
+      const again = await login(stack, { clientId, redirectUri, jar, scope, choices })
+      assert.ok(pagesShown(stack, again.visits).length >= 1, 'the consent page')
+      assert.equal(stack.idp.counts.token, upstreamLogins, 'no upstream login')
+      const t = await exchange(stack, again, { clientId, redirectUri })
+      assert.equal(t.status, 200, t.text)
+      assert.equal(decodeJwt(String(t.json.access_token)).scope, 'mcp:read')
+      assert.deepEqual(await loginTimes(), before, 'each session is as old as its upstream login')
+    })
+})
