@@ -164,6 +164,14 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
     accountId: string,
     o: { signedIn?: boolean } = {},
   ) => {
+    // Another user signed in upstream over this browser's session (a shared browser): that
+    // session ends here, or oidc-provider answered with its logout form, which the broker does
+    // not serve (no one else could sign in in this browser until it expired). Whatever was
+    // approved before was the other user's doing (a remembered consent): this one is asked.
+    if (!o.signedIn && det.session?.accountId && det.session.accountId !== accountId) {
+      await endSession(d.provider, det)
+      return finishWith(c, { login: { accountId, ts: Math.floor(Date.now() / 1000) } })
+    }
     const account = await d.accounts.find(accountId)
     if (account === undefined)
       return html(
@@ -508,6 +516,20 @@ async function covers(provider: Provider, det: Details): Promise<boolean> {
     const held = heldFor(grant, r)
     return held.approved && asked.every((s) => held.scopes.has(s))
   })
+}
+
+/**
+ * Ends the browser's session an interaction started on, and unties the interaction from it:
+ * oidc-provider then resumes on a new session (the session cookie finds no record).
+ */
+async function endSession(provider: Provider, det: Details): Promise<void> {
+  const id = det.session?.cookie
+  const session = id ? await provider.Session.find(id) : undefined
+  await session?.destroy()
+  const interaction = await provider.Interaction.find(det.uid)
+  if (interaction?.session === undefined) return
+  delete interaction.session
+  await interaction.save(interaction.exp - Math.floor(Date.now() / 1000))
 }
 
 function sha256(value: string): string {

@@ -15,13 +15,18 @@
 //   with no upstream trip, so a user approving a page within each recheckInterval was never
 //   sent to the upstream again at /authorize, and one the company disabled kept getting codes
 //   (mcp_edge_stale_login never due). The session now keeps its upstream login's time.
+// - another user signing in upstream over the browser's broker session (a shared browser, the
+//   login due again) got oidc-provider's auto-submitted logout form to /session/end/confirm,
+//   which the broker does not serve: nobody else could sign in in that browser until the session
+//   expired (refreshTokenTtl, 14 days). The old session now ends and the new user is asked.
 // What held is pinned as "held: …".
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { decodeJwt } from 'jose'
 import type { Visit } from '../helpers/broker-browser.js'
 import { exchange, login, newClient, nextSecond, useAt } from '../helpers/broker-raw.js'
-import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { BROKER_POLICY, startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { ENTRA_GROUPS } from '../helpers/upstream-idp.js'
 
 const WEB = 'https://claude.ai/api/mcp/auth_callback'
 
@@ -139,5 +144,47 @@ describe('stop 32: a consent given in a signed-in browser is no login', () => {
       assert.equal(t.status, 200, t.text)
       assert.equal(decodeJwt(String(t.json.access_token)).scope, 'mcp:read')
       assert.deepEqual(await loginTimes(), before, 'each session is as old as its upstream login')
+    })
+})
+
+describe('stop 32: another user signs in upstream over the browser’s session (a shared browser)', () => {
+  const BOB = '00000000-0000-0000-0000-000000000b0b'
+  let stack: BrokerStack
+  before(async () => {
+    stack = await startBrokerStack({
+      // Both users may read notes (Bob by a group every user is in); the login is due each time.
+      upstream: { recheckInterval: 0, roleClaims: ['roles', 'groups'] },
+      policy: BROKER_POLICY.replace(
+        'roles:\n',
+        `roles:\n  "${ENTRA_GROUPS.everyone}": ["mcp:read"]\n`,
+      ),
+    })
+  })
+  after(() => stack?.close())
+
+  for (const [name, redirectUri] of [
+    ['a remembered (hosted) client', WEB],
+    ['a loopback client', 'http://127.0.0.1:45127/callback'],
+  ] as const)
+    it(`${name}: Bob is asked himself, and signed in as himself`, async () => {
+      const clientId = await newClient(stack, [redirectUri])
+      const jar = new Map<string, string>()
+      stack.idp.nextUser('alice-pairwise-sub')
+      const alice = await login(stack, { clientId, redirectUri, jar })
+      assert.equal(pagesShown(stack, alice.visits).length, 1, 'Alice saw the consent page')
+      // Alice signs out at the company IdP (its cookies gone); the broker's session stays.
+      for (const cookie of jar.keys()) if (!/^_?mcp_edge/.test(cookie)) jar.delete(cookie)
+      stack.idp.nextUser('bob-pairwise-sub')
+      const bob = await login(stack, { clientId, redirectUri, jar })
+      const pages = pagesShown(stack, bob.visits)
+      assert.ok(
+        pages.some((p) => /Signed in as <strong>bob@contoso\.example<\/strong>/.test(p.html)),
+        'Bob saw the consent page, as himself',
+      )
+      assert.ok(!pages.some((p) => /alice/i.test(p.html)), 'no page names Alice')
+      const t = await exchange(stack, bob, { clientId, redirectUri })
+      assert.equal(t.status, 200, t.text)
+      assert.equal(decodeJwt(String(t.json.access_token)).sub, BOB)
+      assert.equal(await useAt(stack, 'notes', String(t.json.access_token)), 200)
     })
 })
