@@ -19,12 +19,28 @@
 //   login due again) got oidc-provider's auto-submitted logout form to /session/end/confirm,
 //   which the broker does not serve: nobody else could sign in in that browser until the session
 //   expired (refreshTokenTtl, 14 days). The old session now ends and the new user is asked.
-// What held is pinned as "held: …".
+// What held is pinned as "held: …": a hosted client's consent is remembered; a token is good at
+// its server only (a real MCP initialize); a code is its client's, redirect URI's and verifier's;
+// no PKCE or `plain` is refused at /authorize; a refresh cannot widen its scope, and a reused
+// refresh token ends the grant's access tokens at the MCP endpoint; the consent form refuses
+// a missing, forged or other sign-in's token, and another browser, with an unframable page.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { decodeJwt } from 'jose'
-import type { Visit } from '../helpers/broker-browser.js'
-import { exchange, login, newClient, nextSecond, useAt } from '../helpers/broker-raw.js'
+import { forms, type Visit } from '../helpers/broker-browser.js'
+import {
+  assertGatewayPage,
+  authorizeUrl,
+  authParams,
+  exchange,
+  login,
+  newClient,
+  nextSecond,
+  pkce,
+  refresh,
+  send,
+  useAt,
+} from '../helpers/broker-raw.js'
 import { BROKER_POLICY, startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { ENTRA_GROUPS } from '../helpers/upstream-idp.js'
 
@@ -187,4 +203,125 @@ describe('stop 32: another user signs in upstream over the browser’s session (
       assert.equal(decodeJwt(String(t.json.access_token)).sub, BOB)
       assert.equal(await useAt(stack, 'notes', String(t.json.access_token)), 200)
     })
+})
+
+describe('stop 32, held: codes, PKCE, audiences, refresh and the consent form', () => {
+  let stack: BrokerStack
+  before(async () => {
+    stack = await startBrokerStack()
+  })
+  after(() => stack?.close())
+
+  it('held: a token for notes is refused at echo (401), good at notes', async () => {
+    const clientId = await newClient(stack, [WEB])
+    const l = await login(stack, { clientId, redirectUri: WEB })
+    const t = await exchange(stack, l, { clientId, redirectUri: WEB })
+    assert.equal(t.status, 200, t.text)
+    const access = String(t.json.access_token)
+    assert.equal(await useAt(stack, 'echo', access), 401)
+    assert.equal(await useAt(stack, 'notes', access), 200)
+  })
+
+  it('held: a code is its client’s, its redirect URI’s and its verifier’s', async () => {
+    const clientId = await newClient(stack, [WEB, 'https://claude.com/api/mcp/auth_callback'])
+    const other = await newClient(stack, [WEB])
+    const l = await login(stack, { clientId, redirectUri: WEB })
+    const o = { clientId, redirectUri: WEB }
+    for (const [what, over] of [
+      ['another client', { client_id: other }],
+      [
+        'another registered redirect URI',
+        { redirect_uri: 'https://claude.com/api/mcp/auth_callback' },
+      ],
+      ['another verifier', { code_verifier: pkce().verifier }],
+      ['no verifier', { code_verifier: undefined }],
+    ] as const) {
+      const res = await exchange(stack, l, o, over)
+      assert.equal(res.status, 400, `${what}: ${res.text}`)
+      assert.equal(res.json.access_token, undefined, what)
+    }
+  })
+
+  for (const [what, over] of [
+    ['no PKCE', { code_challenge: undefined, code_challenge_method: undefined }],
+    ['PKCE plain', { code_challenge_method: 'plain' }],
+  ] as const)
+    it(`held: ${what} is refused at /authorize, before any page`, async () => {
+      const clientId = await newClient(stack, [WEB])
+      const { challenge } = pkce()
+      const params = { ...authParams(stack, { clientId, redirectUri: WEB, challenge }), ...over }
+      const res = await send(authorizeUrl(stack, params))
+      assert.equal(res.status, 303, res.text)
+      const to = new URL(String(res.location))
+      assert.ok(to.href.startsWith(WEB), to.href)
+      assert.equal(to.searchParams.get('error'), 'invalid_request')
+      assert.equal(to.searchParams.get('code'), null)
+    })
+
+  it('held: a refresh asking more scope is refused; a reused refresh token ends the grant’s access tokens', async () => {
+    const clientId = await newClient(stack, [WEB])
+    const l = await login(stack, { clientId, redirectUri: WEB, scope: 'mcp:read' })
+    const t = await exchange(stack, l, { clientId, redirectUri: WEB })
+    assert.equal(t.status, 200, t.text)
+    const more = await refresh(stack, String(t.json.refresh_token), clientId, {
+      scope: 'mcp:read mcp:write',
+    })
+    assert.equal(more.status, 400, more.text)
+    assert.equal(more.json.error, 'invalid_scope')
+    const next = await refresh(stack, String(t.json.refresh_token), clientId)
+    assert.equal(next.status, 200, next.text)
+    assert.equal(decodeJwt(String(next.json.access_token)).scope, 'mcp:read')
+    assert.equal(await useAt(stack, 'notes', String(next.json.access_token)), 200)
+    // The first refresh token again (a thief's copy): the grant ends, its tokens with it.
+    const replay = await refresh(stack, String(t.json.refresh_token), clientId)
+    assert.equal(replay.json.error, 'invalid_grant', replay.text)
+    assert.equal(await useAt(stack, 'notes', String(next.json.access_token)), 401)
+    assert.equal(await useAt(stack, 'notes', String(t.json.access_token)), 401)
+  })
+
+  it('held: the consent form needs its own page’s token; the page cannot be framed', async () => {
+    const clientId = await newClient(stack, [WEB])
+    const { challenge } = pkce()
+    const jar = new Map<string, string>()
+    const start = await send(
+      authorizeUrl(stack, authParams(stack, { clientId, redirectUri: WEB, challenge })),
+      { jar },
+    )
+    const page = await send(new URL(String(start.location), stack.url).href, { jar })
+    assertGatewayPage(assert, page, 200, 'the consent page')
+    const approve = forms(page.text).find((f) => f.action.endsWith('/approve'))!
+    // Another sign-in's page, in another browser: its token is not this one's.
+    const otherJar = new Map<string, string>()
+    const other = await send(
+      authorizeUrl(stack, authParams(stack, { clientId, redirectUri: WEB, challenge })),
+      { jar: otherJar },
+    )
+    const otherPage = await send(new URL(String(other.location), stack.url).href, {
+      jar: otherJar,
+    })
+    const otherCsrf = forms(otherPage.text)[0]?.fields.csrf
+    assert.ok(otherCsrf && otherCsrf !== approve.fields.csrf)
+    for (const [what, body] of [
+      ['no token', ''],
+      ['an empty token', 'csrf='],
+      ['a forged token', `csrf=${'A'.repeat(43)}`],
+      ['a token of another sign-in', `csrf=${otherCsrf}`],
+    ] as const) {
+      const res = await send(new URL(approve.action, stack.url).href, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body,
+        jar,
+      })
+      assertGatewayPage(assert, res, 403, what)
+    }
+    // The right token from another browser (no interaction cookie): the sign-in is not found.
+    const stranger = await send(new URL(approve.action, stack.url).href, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `csrf=${approve.fields.csrf}`,
+    })
+    assertGatewayPage(assert, stranger, 400, 'another browser')
+    assert.deepEqual(await stack.store.keys('broker:tx:'), [], 'no upstream login was started')
+  })
 })
