@@ -14,7 +14,7 @@ import type { Accounts } from './accounts.js'
 import { heldFor, recordApproval } from './approval.js'
 import { consentPage, messagePage, missingRolePage, PAGE_HEADERS } from './consent-page.js'
 import { isOutage, STORE_RETRY_AFTER_S, STORE_UNAVAILABLE } from './errors.js'
-import { INTERACTION_PREFIX } from './provider.js'
+import { askedEveryTime, INTERACTION_PREFIX } from './provider.js'
 import { grantableScopes, rolesGranting, serverScopes } from './scopes.js'
 import type { Upstream, UpstreamIdentity, UpstreamTx } from './upstream.js'
 
@@ -164,6 +164,14 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
     accountId: string,
     o: { signedIn?: boolean } = {},
   ) => {
+    // Another user signed in upstream over this browser's session (a shared browser): that
+    // session ends here, or oidc-provider answered with its logout form, which the broker does
+    // not serve (no one else could sign in in this browser until it expired). Whatever was
+    // approved before was the other user's doing (a remembered consent): this one is asked.
+    if (!o.signedIn && det.session?.accountId && det.session.accountId !== accountId) {
+      await endSession(d.provider, det)
+      return finishWith(c, { login: { accountId, ts: Math.floor(Date.now() / 1000) } })
+    }
     const account = await d.accounts.find(accountId)
     if (account === undefined)
       return html(
@@ -179,9 +187,8 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
     for (const p of plan) for (const s of p.missing) missing.set(s, [])
     if (missing.size > 0) {
       const token = randomBytes(24).toString('base64url')
-      await d.store.set(`broker:decide:${token}`, JSON.stringify({ uid: det.uid, accountId }), {
-        ttlMs: loginTtlMs,
-      })
+      const held: DecideRecord = { uid: det.uid, accountId, signedIn: o.signedIn === true }
+      await d.store.set(`broker:decide:${token}`, JSON.stringify(held), { ttlMs: loginTtlMs })
       audit(det, 'deny', `missing role for ${[...missing.keys()].join(' ')}`, accountId)
       const client = await d.provider.Client.find(String(det.params.client_id))
       return html(
@@ -253,10 +260,14 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
         : toUpstream(c, det)
     }
     // Remembered consent: a grant this browser's user gave this client covers the request;
-    // only the upstream login is due again.
+    // only the upstream login is due again. Never for a redirect to this device (RFC 8252
+    // §8.6, provider.ts askedEveryTime): any program can claim a loopback port or an app
+    // scheme, and the upstream's single sign-on asks nobody; the page is what keeps a code
+    // from going where no person sent it.
     if (
       det.prompt.name === 'login' &&
       broker.consent.remember &&
+      !askedEveryTime(det.params.redirect_uri) &&
       det.grantId &&
       (await covers(d.provider, det))
     )
@@ -309,8 +320,11 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
         403,
         messagePage('Request refused', 'The form did not come from this sign-in page.'),
       )
+    // A consent on the browser's session is no login: the session keeps its upstream login's
+    // time, or approving a page now and then would keep a user the upstream disabled getting
+    // codes past every re-check (mcp_edge_stale_login).
     if (det.prompt.name === 'consent' && det.session?.accountId)
-      return decide(c, det, det.session.accountId)
+      return decide(c, det, det.session.accountId, { signedIn: true })
     return toUpstream(c, det)
   })
 
@@ -409,8 +423,7 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
       )
     const stored =
       typeof body?.t === 'string' ? await d.store.take(`broker:decide:${body.t}`) : undefined
-    const rec =
-      stored === undefined ? undefined : (JSON.parse(stored) as { uid: string; accountId: string })
+    const rec = stored === undefined ? undefined : (JSON.parse(stored) as DecideRecord)
     if (rec === undefined || rec.uid !== det.uid)
       return html(
         400,
@@ -430,8 +443,15 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
         error: 'access_denied',
         error_description: 'the user lacks a role for the requested scope',
       })
-    return complete(c, det, rec.accountId, plan)
+    return complete(c, det, rec.accountId, plan, { signedIn: rec.signedIn === true })
   })
+}
+
+/** What the missing-role page's choice is about: the sign-in, its user, and whether the browser's session vouched for them. */
+interface DecideRecord {
+  uid: string
+  accountId: string
+  signedIn?: boolean
 }
 
 interface ScopePlan {
@@ -496,6 +516,20 @@ async function covers(provider: Provider, det: Details): Promise<boolean> {
     const held = heldFor(grant, r)
     return held.approved && asked.every((s) => held.scopes.has(s))
   })
+}
+
+/**
+ * Ends the browser's session an interaction started on, and unties the interaction from it:
+ * oidc-provider then resumes on a new session (the session cookie finds no record).
+ */
+async function endSession(provider: Provider, det: Details): Promise<void> {
+  const id = det.session?.cookie
+  const session = id ? await provider.Session.find(id) : undefined
+  await session?.destroy()
+  const interaction = await provider.Interaction.find(det.uid)
+  if (interaction?.session === undefined) return
+  delete interaction.session
+  await interaction.save(interaction.exp - Math.floor(Date.now() / 1000))
 }
 
 function sha256(value: string): string {

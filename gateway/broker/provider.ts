@@ -15,6 +15,7 @@ import { CLIENT_POLICY_PROPERTY, type ClientPolicy } from './client-policy.js'
 import { messagePage, PAGE_HEADERS } from './consent-page.js'
 import { firstPartyMetadata, type FirstPartyClient } from './first-party.js'
 import type { BrokerKeys } from './keys.js'
+import { redirectKind } from './redirects.js'
 import { grantableScopes, serverScopes } from './scopes.js'
 
 type OidcModule = typeof import('oidc-provider')
@@ -271,7 +272,7 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
     },
     interactions: {
       url: (_ctx, interaction) => `${INTERACTION_PREFIX}${interaction.uid}`,
-      policy: interactionPolicy(oidc, config),
+      policy: interactionPolicy(oidc, config, d.firstParty?.clientId),
     },
     issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     expiresWithSession: () => false,
@@ -331,7 +332,7 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
  * older than the upstream re-check interval, so a user is confirmed at the company IdP at least
  * that often, and a consent every time unless remembering it is on.
  */
-function interactionPolicy(oidc: OidcModule, config: BrokerConfig) {
+function interactionPolicy(oidc: OidcModule, config: BrokerConfig, firstPartyId?: string) {
   const {
     interactionPolicy: { base, Check },
   } = oidc
@@ -370,6 +371,24 @@ function interactionPolicy(oidc: OidcModule, config: BrokerConfig) {
       },
     ),
   )
+  // A code sent to this device (a loopback port or an app scheme) can be claimed by any program
+  // on it (RFC 8252 §8.6), and the upstream's single sign-on asks nobody: such a request is
+  // asked every time, whatever the client, as oidc-provider asks a native client's (a client of
+  // https and loopback redirect URIs, as VS Code registers, is not native, and was remembered).
+  policy
+    .get('consent')!
+    .checks.add(
+      new Check(
+        'mcp_edge_device_redirect',
+        'a redirect to this device is asked every time',
+        (ctx) =>
+          ctx.oidc.result?.consent ||
+          ctx.oidc.client?.clientId === firstPartyId ||
+          !askedEveryTime(ctx.oidc.params?.redirect_uri)
+            ? Check.NO_NEED_TO_PROMPT
+            : Check.REQUEST_PROMPT,
+      ),
+    )
   if (!config.consent.remember) {
     policy
       .get('consent')!
@@ -380,6 +399,14 @@ function interactionPolicy(oidc: OidcModule, config: BrokerConfig) {
       )
   }
   return policy
+}
+
+/**
+ * Whether an authorization to `redirectUri` needs the consent page every time: anything but a
+ * hosted https URI (a loopback port or an app scheme is this device's, any program's on it).
+ */
+export function askedEveryTime(redirectUri: unknown): boolean {
+  return redirectKind(redirectUri) !== 'https'
 }
 
 /** The roles of whoever is being granted scopes now, if known (undefined before login). */
