@@ -13,7 +13,7 @@ import type { Store } from '../store/store.js'
 import type { Accounts } from './accounts.js'
 import { heldFor, recordApproval } from './approval.js'
 import { consentPage, messagePage, missingRolePage, PAGE_HEADERS } from './consent-page.js'
-import { isOutage, STORE_RETRY_AFTER_S, STORE_UNAVAILABLE } from './errors.js'
+import { isOutage, STORE_UNAVAILABLE } from './errors.js'
 import { INTERACTION_PREFIX } from './provider.js'
 import { grantableScopes, rolesGranting, serverScopes } from './scopes.js'
 import type { Upstream, UpstreamIdentity, UpstreamTx } from './upstream.js'
@@ -65,14 +65,11 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
   const nodeOf = (c: Context) => c.env as { incoming: IncomingMessage; outgoing: ServerResponse }
   const html = (status: number, body: string) =>
     new Response(body, { status, headers: PAGE_HEADERS })
-  // The store down (Redis unreachable): the broker's page with 503 and Retry-After, as at
-  // /authorize; never "expired" (the person would start over for nothing) nor a 500. The
-  // adapter hands oidc-provider the outage as its TemporarilyUnavailable (503).
-  const unavailable = () => {
-    const res = html(503, messagePage('Sign-in unavailable', STORE_UNAVAILABLE))
-    res.headers.set('retry-after', String(STORE_RETRY_AFTER_S))
-    return res
-  }
+  // The store down (Redis unreachable): the broker's page with 503, as at /authorize (no
+  // Retry-After: when it answers again is not known); never "expired" (the person would start
+  // over for nothing) nor a 500. The adapter hands oidc-provider the outage as its
+  // TemporarilyUnavailable (503).
+  const unavailable = () => html(503, messagePage('Sign-in unavailable', STORE_UNAVAILABLE))
   // Hono hands a handler's error to onError and sets `c.error`: an outage's answer replaced.
   const onOutage = async (c: Context, next: () => Promise<void>) => {
     await next()
