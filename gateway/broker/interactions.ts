@@ -9,6 +9,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import { GatewayError } from '../errors.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { PolicyStore } from '../policy/store.js'
+import { type Fields, parseRecord } from '../store/record.js'
 import type { Store } from '../store/store.js'
 import type { Accounts } from './accounts.js'
 import { heldFor, recordApproval } from './approval.js'
@@ -26,6 +27,13 @@ export const UPSTREAM_CALLBACK_PATH = '/oauth/callback'
  */
 const MAX_FORM_BYTES = 4096
 const OIDC_SCOPES = new Set(['openid', 'email', 'profile', 'offline_access'])
+
+/** A sign-in between the consent page and the upstream's callback, as stored. */
+const TX: Fields = { uid: 'string', tx: 'object', binding: 'string' }
+
+/** Who signed in, handed from one step of the sign-in to the next, as stored. */
+type Handoff = { uid: string; accountId: string }
+const HANDOFF: Fields = { uid: 'string', accountId: 'string' }
 
 /** The upstream login the interactions drive. */
 export type UpstreamLogin = Pick<Upstream, 'begin' | 'finish'>
@@ -328,8 +336,13 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
 
   app.get(UPSTREAM_CALLBACK_PATH, async (c) => {
     const state = c.req.query('state')
-    const stored = state ? await d.store.take(`broker:tx:${state}`) : undefined
-    if (stored === undefined)
+    const tx = parseRecord<{ uid: string; tx: UpstreamTx; binding: string }>(
+      state ? await d.store.take(`broker:tx:${state}`) : undefined,
+      'sign-in transaction',
+      TX,
+      d.log,
+    )
+    if (tx === undefined)
       return html(
         400,
         messagePage(
@@ -337,7 +350,6 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
           'The sign-in was already completed, or left too long. Start again from your application.',
         ),
       )
-    const tx = JSON.parse(stored) as { uid: string; tx: UpstreamTx; binding: string }
     const binding = getCookie(c, bindingCookie)
     deleteCookie(c, bindingCookie, { path: secure ? '/' : UPSTREAM_CALLBACK_PATH, secure })
     // FastMCP GHSA-rww4-4w9c-7733: the browser that approved must be the one coming back.
@@ -384,9 +396,12 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
     const det = await details(c)
     if (det instanceof Response) return det
     const t = c.req.query('t')
-    const stored = t ? await d.store.take(`broker:finish:${t}`) : undefined
-    const rec =
-      stored === undefined ? undefined : (JSON.parse(stored) as { uid: string; accountId: string })
+    const rec = parseRecord<Handoff>(
+      t ? await d.store.take(`broker:finish:${t}`) : undefined,
+      'sign-in handoff',
+      HANDOFF,
+      d.log,
+    )
     if (rec === undefined || rec.uid !== det.uid)
       return html(
         400,
@@ -404,10 +419,12 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
         403,
         messagePage('Request refused', 'The form did not come from this sign-in page.'),
       )
-    const stored =
-      typeof body?.t === 'string' ? await d.store.take(`broker:decide:${body.t}`) : undefined
-    const rec =
-      stored === undefined ? undefined : (JSON.parse(stored) as { uid: string; accountId: string })
+    const rec = parseRecord<Handoff>(
+      typeof body?.t === 'string' ? await d.store.take(`broker:decide:${body.t}`) : undefined,
+      'sign-in handoff',
+      HANDOFF,
+      d.log,
+    )
     if (rec === undefined || rec.uid !== det.uid)
       return html(
         400,
