@@ -8,14 +8,13 @@ import { after, before, describe, it } from 'node:test'
 import { createClient } from '@redis/client'
 import { brokerLogin } from '../helpers/broker-browser.js'
 import {
-  REPLICA_HEADER,
   startBrokerReplicas,
   type BrokerReplicas,
   type ReplicaName,
 } from '../helpers/broker-replicas.js'
 import { REDIRECT } from '../helpers/oauth-provider.js'
-import { request } from '../helpers/oauth-flow.js'
 import { NO_REDIS } from '../helpers/redis.js'
+import { registerClient, replicaCall } from '../helpers/replica-call.js'
 
 /** In every hostile value: no log line may quote it. */
 const MARK = 'MARK-3e1c'
@@ -40,22 +39,8 @@ const HOSTILE: Record<string, string> = {
 let s: BrokerReplicas
 let clientId: string
 
-async function post(via: ReplicaName, path: string, body: string, type: string) {
-  const res = await request(`${s.publicUrl}${path}`, {
-    method: 'POST',
-    headers: { [REPLICA_HEADER]: via, 'content-type': type },
-    body,
-  })
-  const text = await res.body.text()
-  let json: Record<string, string> = {}
-  try {
-    json = JSON.parse(text) as Record<string, string>
-  } catch {}
-  return { status: res.statusCode, text, json }
-}
-
 const token = (via: ReplicaName, form: Record<string, string>) =>
-  post(via, '/token', new URLSearchParams(form).toString(), 'application/x-www-form-urlencoded')
+  replicaCall(s, via, '/token', { form })
 
 /** Writes `value` at `key` (without the stack's prefix) in Redis. */
 async function write(key: string, value: string): Promise<void> {
@@ -83,20 +68,7 @@ function logged(via: ReplicaName, mark: number, kind: string, what: string): voi
 describe('malformed records in the broker store', { skip: NO_REDIS, timeout: 600_000 }, () => {
   before(async () => {
     s = await startBrokerReplicas()
-    const res = await post(
-      'a',
-      '/register',
-      JSON.stringify({
-        client_name: 'malformed-records client',
-        redirect_uris: [REDIRECT],
-        token_endpoint_auth_method: 'none',
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-      }),
-      'application/json',
-    )
-    assert.equal(res.status, 201, res.text)
-    clientId = res.json.client_id!
+    clientId = await registerClient(s, 'a', 'malformed-records client')
   })
   after(() => s?.close())
 

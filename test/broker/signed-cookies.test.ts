@@ -16,6 +16,7 @@ import {
 import { REDIRECT } from '../helpers/oauth-provider.js'
 import { request, type CookieJar } from '../helpers/oauth-flow.js'
 import { NO_REDIS } from '../helpers/redis.js'
+import { registerClient } from '../helpers/replica-call.js'
 
 const SESSION = '_mcp_edge_session'
 const INTERACTION = '_mcp_edge_interaction'
@@ -23,22 +24,7 @@ const ALICE_EMAIL = 'alice@contoso.example'
 
 let s: BrokerReplicas
 
-async function register(): Promise<string> {
-  const res = await request(`${s.publicUrl}/register`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      client_name: 'signed-cookies client',
-      redirect_uris: [REDIRECT],
-      token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-    }),
-  })
-  const text = await res.body.text()
-  assert.equal(res.statusCode, 201, text)
-  return (JSON.parse(text) as { client_id: string }).client_id
-}
+const register = () => registerClient(s, 'a', 'signed-cookies client')
 
 function authorizeUrl(clientId: string): string {
   const url = new URL(`${s.publicUrl}/authorize`)
