@@ -14,7 +14,7 @@ import {
 } from '../helpers/broker-replicas.js'
 import { REDIRECT } from '../helpers/oauth-provider.js'
 import { NO_REDIS } from '../helpers/redis.js'
-import { registerClient, replicaCall } from '../helpers/replica-call.js'
+import { authorizeUrl, registerClient, replicaCall } from '../helpers/replica-call.js'
 
 /** In every hostile value: no log line may quote it. */
 const MARK = 'MARK-3e1c'
@@ -113,20 +113,9 @@ describe('malformed records in the broker store', { skip: NO_REDIS, timeout: 600
       ['b', '__proto__ key'],
       ['b', 'missing fields'],
     ] as const) {
-      const verifier = randomBytes(32).toString('base64url')
-      const url = new URL(`${s.publicUrl}/authorize`)
-      url.search = new URLSearchParams({
-        response_type: 'code',
-        client_id: clientId,
-        redirect_uri: REDIRECT,
-        scope: 'mcp:read',
-        resource: `${s.publicUrl}/mcp/notes`,
-        state: randomBytes(8).toString('base64url'),
-        code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-        code_challenge_method: 'S256',
-      }).toString()
+      const { url, verifier } = authorizeUrl(s, clientId)
       s.router.mode = via
-      const { callback } = await brokerLogin(url.href, { redirectUri: REDIRECT, jar: new Map() })
+      const { callback } = await brokerLogin(url, { redirectUri: REDIRECT, jar: new Map() })
       const code = callback.searchParams.get('code')
       assert.ok(code, `no code: ${callback.href}`)
       const issued = await token(via, {

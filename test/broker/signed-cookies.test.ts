@@ -4,7 +4,7 @@
 // made-up one, or with another cookie's, is no session: on either replica. Two broker replicas
 // on one real redis-server, a real upstream IdP, real logins.
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { brokerLogin } from '../helpers/broker-browser.js'
 import {
@@ -16,7 +16,7 @@ import {
 import { REDIRECT } from '../helpers/oauth-provider.js'
 import { request, type CookieJar } from '../helpers/oauth-flow.js'
 import { NO_REDIS } from '../helpers/redis.js'
-import { registerClient } from '../helpers/replica-call.js'
+import { authorizeUrl, registerClient } from '../helpers/replica-call.js'
 
 const SESSION = '_mcp_edge_session'
 const INTERACTION = '_mcp_edge_interaction'
@@ -26,20 +26,7 @@ let s: BrokerReplicas
 
 const register = () => registerClient(s, 'a', 'signed-cookies client')
 
-function authorizeUrl(clientId: string): string {
-  const url = new URL(`${s.publicUrl}/authorize`)
-  url.search = new URLSearchParams({
-    response_type: 'code',
-    client_id: clientId,
-    redirect_uri: REDIRECT,
-    scope: 'mcp:read',
-    resource: `${s.publicUrl}/mcp/notes`,
-    state: randomBytes(8).toString('base64url'),
-    code_challenge: createHash('sha256').update('v'.repeat(43)).digest('base64url'),
-    code_challenge_method: 'S256',
-  }).toString()
-  return url.href
-}
+const authorize = (clientId: string) => authorizeUrl(s, clientId).url
 
 const header = (jar: CookieJar) => [...jar].map(([k, v]) => `${k}=${v}`).join('; ')
 
@@ -67,7 +54,7 @@ async function get(via: ReplicaName, url: string, cookie: string) {
  * the session was taken as theirs.
  */
 async function consentPage(via: ReplicaName, clientId: string, session: string) {
-  const start = await get(via, authorizeUrl(clientId), session)
+  const start = await get(via, authorize(clientId), session)
   assert.equal(start.status, 303, start.html)
   const interaction = [...start.set].map(([k, v]) => `${k}=${v}`).join('; ')
   return get(via, start.location!, [session, interaction].filter(Boolean).join('; '))
@@ -84,10 +71,10 @@ describe('held: ids the store holds need their cookie signature', {
     s.router.mode = 'a'
     const clientId = await register()
     alice = new Map()
-    await brokerLogin(authorizeUrl(clientId), { redirectUri: REDIRECT, jar: alice })
+    await brokerLogin(authorize(clientId), { redirectUri: REDIRECT, jar: alice })
     s.idp.nextUser('bob-pairwise-sub')
     bob = new Map()
-    await brokerLogin(authorizeUrl(clientId), {
+    await brokerLogin(authorize(clientId), {
       redirectUri: REDIRECT,
       jar: bob,
       choices: { consent: 'allow', missingRole: 'continue' },
@@ -139,7 +126,7 @@ describe('held: ids the store holds need their cookie signature', {
   it('held: an interaction id without its signature, or with a made-up one, finds no interaction, on either replica', async () => {
     for (const via of ['a', 'b'] as const) {
       const clientId = await register()
-      const start = await get(via, authorizeUrl(clientId), '')
+      const start = await get(via, authorize(clientId), '')
       assert.equal(start.status, 303)
       const uid = start.set.get(INTERACTION)!
       const sig = start.set.get(`${INTERACTION}.sig`)!

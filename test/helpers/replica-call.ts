@@ -1,4 +1,5 @@
 // Requests to a broker-replica stack's public URL, sent by its router to the replica named.
+import { createHash, randomBytes } from 'node:crypto'
 import { REPLICA_HEADER, type BrokerReplicas, type ReplicaName } from './broker-replicas.js'
 import { REDIRECT } from './oauth-provider.js'
 import { request } from './oauth-flow.js'
@@ -64,4 +65,27 @@ export async function registerClient(
   })
   if (res.status !== 201) throw new Error(`registration refused: ${res.status} ${res.text}`)
   return res.json.client_id!
+}
+
+/**
+ * An authorization request of `clientId` for the notes server (`mcp:read`) at `s`'s public URL,
+ * PKCE S256 with `verifier`, a random state: the URL and the verifier.
+ */
+export function authorizeUrl(
+  s: BrokerReplicas,
+  clientId: string,
+  verifier = randomBytes(32).toString('base64url'),
+): { url: string; verifier: string } {
+  const url = new URL(`${s.publicUrl}/authorize`)
+  url.search = new URLSearchParams({
+    response_type: 'code',
+    client_id: clientId,
+    redirect_uri: REDIRECT,
+    scope: 'mcp:read',
+    resource: `${s.publicUrl}/mcp/notes`,
+    state: randomBytes(8).toString('base64url'),
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
+  }).toString()
+  return { url: url.href, verifier }
 }

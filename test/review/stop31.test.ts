@@ -9,7 +9,7 @@
 // the grant; now a consume that failed undoes its own mark. Held: sealed upstream tokens copied
 // onto another user's key do not open for them; client ids shaped like other keys write nothing.
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { createServer, connect, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { createClient } from '@redis/client'
@@ -22,7 +22,7 @@ import {
 import { REDIRECT } from '../helpers/oauth-provider.js'
 import type { CookieJar } from '../helpers/oauth-flow.js'
 import { NO_REDIS } from '../helpers/redis.js'
-import { registerClient, replicaCall } from '../helpers/replica-call.js'
+import { authorizeUrl, registerClient, replicaCall } from '../helpers/replica-call.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 /** Alice's upstream id (Entra `oid`): the broker's subject, and part of her lock's key. */
@@ -40,20 +40,9 @@ const register = (via: ReplicaName) => registerClient(s, via, 'stop31 client', S
 
 /** Alice's login for `clientId` through A (one browser: `jar`), the code exchanged at B; her refresh token. */
 async function signedIn(clientId: string, jar: CookieJar): Promise<string> {
-  const verifier = randomBytes(32).toString('base64url')
-  const url = new URL(`${s.publicUrl}/authorize`)
-  url.search = new URLSearchParams({
-    response_type: 'code',
-    client_id: clientId,
-    redirect_uri: REDIRECT,
-    scope: 'mcp:read',
-    resource: notes(),
-    state: randomBytes(8).toString('base64url'),
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-    code_challenge_method: 'S256',
-  }).toString()
+  const { url, verifier } = authorizeUrl(s, clientId)
   s.router.mode = 'a'
-  const { callback } = await brokerLogin(url.href, { redirectUri: REDIRECT, jar })
+  const { callback } = await brokerLogin(url, { redirectUri: REDIRECT, jar })
   const code = callback.searchParams.get('code')
   assert.ok(code, `no code: ${callback.href}`)
   const res = await token('b', {
