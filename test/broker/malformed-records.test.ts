@@ -107,6 +107,19 @@ describe('malformed records in the broker store', { skip: NO_REDIS, timeout: 600
       }
   })
 
+  it('a sign-in transaction not as written: the callback says the sign-in expired (400), on either replica, its kind logged', async () => {
+    for (const via of ['a', 'b'] as const)
+      for (const [what, value] of Object.entries(HOSTILE)) {
+        const state = randomBytes(16).toString('base64url')
+        await write(`broker:tx:${state}`, value)
+        const mark = s.replicas[via].logLines.length
+        const res = await replicaCall(s, via, `/oauth/callback?state=${state}&code=c`)
+        assert.equal(res.status, 400, `${via} ${what}: ${res.text.slice(0, 200)}`)
+        assert.match(res.text, /This sign-in has expired/, `${via} ${what}`)
+        logged(via, mark, 'sign-in transaction', `${via} ${what}`)
+      }
+  })
+
   it("a user's account not as written: the refresh is refused (400 invalid_grant) as for a user gone, on either replica", async () => {
     for (const [via, what] of [
       ['a', 'not JSON'],
