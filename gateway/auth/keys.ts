@@ -78,6 +78,7 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
   // Every failure is thrown from here as our own error (jose passes a fetch's error through),
   // so the window it opens reaches the response.
   const fetchJwks = async (url: string, init: Parameters<IdpHttp['fetch']>[1]) => {
+    const n = versions.started()
     if (now() - jwksFailedAt < retryMs) throw unavailable(jwksFailedAt)
     const failed = (cause: unknown) => {
       jwksFailedAt = now()
@@ -104,7 +105,7 @@ export function createKeySource(opts: KeySourceOptions): KeySource {
     }
     if (!isKeySet(doc)) throw failed(new Error(`${url} holds no key set`))
     jwksFetchedAt = now()
-    versions.fetched((doc as { keys: unknown[] }).keys)
+    versions.fetched(n, (doc as { keys: unknown[] }).keys)
     opts.onJwksFetch?.('ok')
     return { status: 200, json: async () => doc }
   }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
+import { type Fields, parseRecord } from '../store/record.js'
 import type { Store } from '../store/store.js'
 import type { UpstreamIdentity, UpstreamTokens } from './upstream.js'
 
@@ -81,8 +82,12 @@ export class Accounts {
   }
 
   async find(sub: string): Promise<Account | undefined> {
-    const value = await this.o.store.get(accountKey(sub))
-    return value === undefined ? undefined : (JSON.parse(value) as Account)
+    return parseRecord<Account>(
+      await this.o.store.get(accountKey(sub)),
+      'account',
+      ACCOUNT,
+      this.o.log,
+    )
   }
 
   /** The user's upstream tokens, opened; undefined when none are kept (or they do not open). */
@@ -90,7 +95,8 @@ export class Accounts {
     const sealed = await this.o.store.get(tokensKey(sub))
     if (sealed === undefined) return undefined
     try {
-      return JSON.parse(this.o.sealer.open(sealed, tokensKey(sub))) as UpstreamTokens
+      const opened = this.o.sealer.open(sealed, tokensKey(sub))
+      return parseRecord<UpstreamTokens>(opened, 'upstream tokens', TOKENS, this.o.log)
     } catch {
       this.o.log.warn(
         { sub },
@@ -155,7 +161,7 @@ export class Accounts {
     const [value, out] = await this.o.store.getMany([accountKey(sub), signedOutKey(sub)])
     if (value === undefined || (out !== undefined && (issuedAt ?? 0) <= Number(out)))
       return undefined
-    return JSON.parse(value) as Account
+    return parseRecord<Account>(value, 'account', ACCOUNT, this.o.log)
   }
 
   /**
@@ -241,6 +247,24 @@ export class Accounts {
       { ttlMs },
     )
   }
+}
+
+/** An account as {@link Accounts.login} writes it. */
+const ACCOUNT: Fields = {
+  sub: 'string',
+  roles: 'string[]',
+  email: 'string?',
+  name: 'string?',
+  checkedAt: 'number',
+}
+
+/** Upstream tokens as {@link Accounts.login} seals them. */
+const TOKENS: Fields = {
+  accessToken: 'string',
+  refreshToken: 'string?',
+  idToken: 'string?',
+  expiresAt: 'number?',
+  scope: 'string?',
 }
 
 function accountKey(sub: string): string {

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { Adapter, AdapterPayload } from 'oidc-provider'
 import type { Logger } from 'pino'
 import type { StoreError } from '../store/errors.js'
+import { type Fields, parseRecord } from '../store/record.js'
 import type { Store } from '../store/store.js'
 import { isStoreOutage } from './errors.js'
 
@@ -34,6 +35,20 @@ export interface AdapterOptions {
   /** Told once per outage (its cause), and when the store answers again. */
   log?: Logger
 }
+
+/**
+ * What the adapter reads of a record oidc-provider wrote, and the field every model's payload
+ * has (its `kind`); the rest is oidc-provider's to check.
+ */
+const PAYLOAD: Fields = {
+  kind: 'string',
+  grantId: 'string?',
+  accountId: 'string?',
+  clientId: 'string?',
+  uid: 'string?',
+}
+/** A client's record is its metadata, which names it. */
+const CLIENT: Fields = { client_id: 'string' }
 
 /** The set of every registered (DCR) client id: its size is the client count. */
 export const CLIENTS_SET = 'broker:clients'
@@ -106,6 +121,12 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
   return class StoreAdapter implements Adapter {
     constructor(private readonly name: string) {}
 
+    /** A record of this model as stored, or undefined when absent or not as written. */
+    private parse(value: string | undefined): AdapterPayload | undefined {
+      const fields = this.name === 'Client' ? CLIENT : PAYLOAD
+      return parseRecord<AdapterPayload>(value, `oidc ${this.name}`, fields, o.log)
+    }
+
     private key(id: string): string {
       return keyOf(this.name, id)
     }
@@ -113,8 +134,8 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
     /** The record under `key`, with its id (when known) and consumed mark. */
     private async read(key: string, id?: string): Promise<AdapterPayload | undefined> {
       const [value, consumed] = await store.getMany([key, `${key}:consumed`])
-      if (value === undefined) return undefined
-      const payload = JSON.parse(value) as AdapterPayload
+      const payload = this.parse(value)
+      if (payload === undefined) return undefined
       if (id !== undefined && CREDENTIALS.has(this.name)) payload.jti = id
       // The mark is `<epoch s>.<nonce>` (consume): its time is what oidc-provider is told.
       return consumed === undefined
@@ -175,8 +196,7 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
       if (won) return
       // Another request consumed it first (a replay, or a race between replicas): RFC 9700
       // §4.14.2, the grant ends, whichever request got there first.
-      const value = await store.get(this.key(id))
-      const payload = value === undefined ? undefined : (JSON.parse(value) as AdapterPayload)
+      const payload = this.parse(await store.get(this.key(id)))
       if (payload?.grantId) {
         const { grantId, accountId, clientId } = payload
         // The grant's records go even when listing it fails (a store write timing out): the
@@ -194,18 +214,23 @@ export function storeAdapter(o: AdapterOptions): new (name: string) => Adapter {
 
     async destroy(id: string): Promise<void> {
       const value = await store.get(this.key(id))
+      const payload = this.parse(value)
       // oidc-provider destroys a grant only to revoke it (helpers/revoke.js; ours in provider.ts).
+      // One stored unreadable is revoked too, by its id.
       try {
         if (this.name === 'Grant' && value !== undefined) {
-          const { accountId, clientId } = JSON.parse(value) as AdapterPayload
-          await o.grantRevoked({ grantId: id, accountId, clientId })
+          await o.grantRevoked({
+            grantId: id,
+            accountId: payload?.accountId ?? undefined,
+            clientId: payload?.clientId ?? undefined,
+          })
         }
       } finally {
         // Destroyed even when listing the grant failed: nothing of it can mint a token again.
         await store.del([this.key(id), `${this.key(id)}:consumed`])
       }
       if (this.name === 'Client') await store.srem(CLIENTS_SET, id)
-      const uid = value === undefined ? undefined : (JSON.parse(value) as AdapterPayload).uid
+      const uid = payload?.uid
       if (uid) await store.del([`oidc:${this.name}:uid:${uid}`])
     }
 

@@ -22,7 +22,6 @@ import { mountProvider } from './mount.js'
 import { loadOidcModule } from './oidc-module.js'
 import { BROKER_ROUTES, brokerConfiguration } from './provider.js'
 import { registrationGuard } from './registration-guard.js'
-import { retryAfterWhenUnavailable } from './errors.js'
 import { revocationPolicy, revokeAccessTokens } from './revoke-access.js'
 import type { RevocationList } from './revocations.js'
 import { oneResourcePerCode } from './token-resource.js'
@@ -179,7 +178,6 @@ export async function startBroker(o: {
     }),
   )
   observe(provider, o.audit, issuer, log)
-  provider.use(retryAfterWhenUnavailable)
   provider.use(oneResourcePerCode(provider))
   revokeAccessTokens(provider, {
     issuer,

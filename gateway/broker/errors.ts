@@ -57,12 +57,6 @@ export function oauthErrorCode(value: unknown): string | undefined {
   return typeof value === 'string' && /^[A-Za-z0-9_.:-]{1,64}$/.test(value) ? value : undefined
 }
 
-/**
- * Seconds a client is told to wait (`Retry-After`) when the broker's store is unreachable: about
- * the store client's reconnect backoff at its longest, not a setting (nothing to tune per site).
- */
-export const STORE_RETRY_AFTER_S = 5
-
 /** What a client (or a person) is told while the broker's store is down. */
 export const STORE_UNAVAILABLE = 'the authorization server cannot reach its storage; retry later'
 
@@ -74,7 +68,8 @@ export function isStoreOutage(err: unknown): err is StoreError {
 /**
  * The one OAuth error the broker answers while its store is away: RFC 6749
  * `temporarily_unavailable` with status 503 (oidc-provider's class, whose default is 400), its
- * message safe to show. The error handlers add {@link STORE_RETRY_AFTER_S} as `Retry-After`.
+ * message safe to show. No `Retry-After`: when the store answers again is not known (a reconnect
+ * attempt's time is no promise that Redis is back, and a command that timed out has none).
  */
 export function storeUnavailable(errors: OidcModule['errors'], cause: StoreError): Error {
   const err = new errors.TemporarilyUnavailable(STORE_UNAVAILABLE, { cause })
@@ -102,20 +97,6 @@ export function storeUnavailableResponse(): Response {
     headers: {
       'content-type': 'application/json',
       'cache-control': 'no-store',
-      'retry-after': String(STORE_RETRY_AFTER_S),
     },
   })
-}
-
-/**
- * oidc-provider middleware: a 503 its error handler built (a {@link storeUnavailable}) goes out
- * with `Retry-After`, unless the route set its own.
- */
-export async function retryAfterWhenUnavailable(
-  ctx: { status: number; response: { get(name: string): string }; set(n: string, v: string): void },
-  next: () => Promise<unknown>,
-): Promise<void> {
-  await next()
-  if (ctx.status === 503 && !ctx.response.get('retry-after'))
-    ctx.set('retry-after', String(STORE_RETRY_AFTER_S))
 }

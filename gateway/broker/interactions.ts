@@ -9,11 +9,12 @@ import type { GatewayConfig } from '../config/schema.js'
 import { GatewayError } from '../errors.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { PolicyStore } from '../policy/store.js'
+import { type Fields, parseRecord } from '../store/record.js'
 import type { Store } from '../store/store.js'
 import type { Accounts } from './accounts.js'
 import { heldFor, recordApproval } from './approval.js'
 import { consentPage, messagePage, missingRolePage, PAGE_HEADERS } from './consent-page.js'
-import { isOutage, STORE_RETRY_AFTER_S, STORE_UNAVAILABLE } from './errors.js'
+import { isOutage, STORE_UNAVAILABLE } from './errors.js'
 import { askedEveryTime, INTERACTION_PREFIX } from './provider.js'
 import { grantableScopes, rolesGranting, serverScopes } from './scopes.js'
 import type { Upstream, UpstreamIdentity, UpstreamTx } from './upstream.js'
@@ -26,6 +27,16 @@ export const UPSTREAM_CALLBACK_PATH = '/oauth/callback'
  */
 const MAX_FORM_BYTES = 4096
 const OIDC_SCOPES = new Set(['openid', 'email', 'profile', 'offline_access'])
+
+/** A sign-in between the consent page and the upstream's callback, as stored. */
+const TX: Fields = { uid: 'string', tx: 'object', binding: 'string' }
+
+/** Who signed in, handed from one step of the sign-in to the next, as stored. */
+type Handoff = { uid: string; accountId: string }
+const HANDOFF: Fields = { uid: 'string', accountId: 'string' }
+/** What the missing-role page's choice is about: the sign-in, its user, and whether the browser's session vouched for them. */
+type DecideRecord = Handoff & { signedIn?: boolean }
+const DECIDE: Fields = { ...HANDOFF, signedIn: 'boolean?' }
 
 /** The upstream login the interactions drive. */
 export type UpstreamLogin = Pick<Upstream, 'begin' | 'finish'>
@@ -65,14 +76,11 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
   const nodeOf = (c: Context) => c.env as { incoming: IncomingMessage; outgoing: ServerResponse }
   const html = (status: number, body: string) =>
     new Response(body, { status, headers: PAGE_HEADERS })
-  // The store down (Redis unreachable): the broker's page with 503 and Retry-After, as at
-  // /authorize; never "expired" (the person would start over for nothing) nor a 500. The
-  // adapter hands oidc-provider the outage as its TemporarilyUnavailable (503).
-  const unavailable = () => {
-    const res = html(503, messagePage('Sign-in unavailable', STORE_UNAVAILABLE))
-    res.headers.set('retry-after', String(STORE_RETRY_AFTER_S))
-    return res
-  }
+  // The store down (Redis unreachable): the broker's page with 503, as at /authorize (no
+  // Retry-After: when it answers again is not known); never "expired" (the person would start
+  // over for nothing) nor a 500. The adapter hands oidc-provider the outage as its
+  // TemporarilyUnavailable (503).
+  const unavailable = () => html(503, messagePage('Sign-in unavailable', STORE_UNAVAILABLE))
   // Hono hands a handler's error to onError and sets `c.error`: an outage's answer replaced.
   const onOutage = async (c: Context, next: () => Promise<void>) => {
     await next()
@@ -345,8 +353,13 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
 
   app.get(UPSTREAM_CALLBACK_PATH, async (c) => {
     const state = c.req.query('state')
-    const stored = state ? await d.store.take(`broker:tx:${state}`) : undefined
-    if (stored === undefined)
+    const tx = parseRecord<{ uid: string; tx: UpstreamTx; binding: string }>(
+      state ? await d.store.take(`broker:tx:${state}`) : undefined,
+      'sign-in transaction',
+      TX,
+      d.log,
+    )
+    if (tx === undefined)
       return html(
         400,
         messagePage(
@@ -354,7 +367,6 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
           'The sign-in was already completed, or left too long. Start again from your application.',
         ),
       )
-    const tx = JSON.parse(stored) as { uid: string; tx: UpstreamTx; binding: string }
     const binding = getCookie(c, bindingCookie)
     deleteCookie(c, bindingCookie, { path: secure ? '/' : UPSTREAM_CALLBACK_PATH, secure })
     // FastMCP GHSA-rww4-4w9c-7733: the browser that approved must be the one coming back.
@@ -401,9 +413,12 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
     const det = await details(c)
     if (det instanceof Response) return det
     const t = c.req.query('t')
-    const stored = t ? await d.store.take(`broker:finish:${t}`) : undefined
-    const rec =
-      stored === undefined ? undefined : (JSON.parse(stored) as { uid: string; accountId: string })
+    const rec = parseRecord<Handoff>(
+      t ? await d.store.take(`broker:finish:${t}`) : undefined,
+      'sign-in handoff',
+      HANDOFF,
+      d.log,
+    )
     if (rec === undefined || rec.uid !== det.uid)
       return html(
         400,
@@ -421,9 +436,12 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
         403,
         messagePage('Request refused', 'The form did not come from this sign-in page.'),
       )
-    const stored =
-      typeof body?.t === 'string' ? await d.store.take(`broker:decide:${body.t}`) : undefined
-    const rec = stored === undefined ? undefined : (JSON.parse(stored) as DecideRecord)
+    const rec = parseRecord<DecideRecord>(
+      typeof body?.t === 'string' ? await d.store.take(`broker:decide:${body.t}`) : undefined,
+      'sign-in handoff',
+      DECIDE,
+      d.log,
+    )
     if (rec === undefined || rec.uid !== det.uid)
       return html(
         400,
@@ -445,13 +463,6 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
       })
     return complete(c, det, rec.accountId, plan, { signedIn: rec.signedIn === true })
   })
-}
-
-/** What the missing-role page's choice is about: the sign-in, its user, and whether the browser's session vouched for them. */
-interface DecideRecord {
-  uid: string
-  accountId: string
-  signedIn?: boolean
 }
 
 interface ScopePlan {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { DEFAULT_SECRET_MAX_LENGTH, DEFAULT_SECRETS_PER_USER } from '../config/schema.js'
 import { withLock } from '../store/lock.js'
+import { type Fields, parseRecord } from '../store/record.js'
 import type { Sealer } from '../store/sealed.js'
 import type { Store } from '../store/store.js'
 
@@ -150,7 +151,9 @@ export class UserSecrets {
       const sealed = await this.o.store.get(key)
       if (sealed === undefined) continue
       try {
-        return JSON.parse(this.o.sealer.open(sealed, key)) as { value: string; setAt: number }
+        const opened = this.o.sealer.open(sealed, key)
+        // Sealed under our key, so not another writer's: another version's, at most.
+        return parseRecord(opened, 'secret', SECRET, undefined)
       } catch {
         // Not opening under this name: perhaps under an older one.
       }
@@ -158,6 +161,9 @@ export class UserSecrets {
     return undefined
   }
 }
+
+/** A secret's record as {@link UserSecrets.set} seals it. */
+const SECRET: Fields = { value: 'string', setAt: 'number' }
 
 /** The user's part of a key before keyed hashes: an unkeyed hash of issuer and subject. */
 function legacyUserKey(owner: SecretOwner): string {

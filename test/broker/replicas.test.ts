@@ -16,46 +16,20 @@ import { request } from 'undici'
 import { ConfigError } from '../../gateway/config/errors.js'
 import { brokerLogin, type Choices, type Visit } from '../helpers/broker-browser.js'
 import {
-  REPLICA_HEADER,
   startBrokerReplicas,
   type BrokerReplicas,
   type ReplicaName,
 } from '../helpers/broker-replicas.js'
 import { REDIRECT } from '../helpers/oauth-provider.js'
 import { NO_REDIS } from '../helpers/redis.js'
+import { type CallInit, replicaCall } from '../helpers/replica-call.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 let s: BrokerReplicas
 const notes = () => `${s.publicUrl}/mcp/notes`
 
 /** A request to the public URL that the router sends to replica `via`. */
-async function call(
-  via: ReplicaName,
-  path: string,
-  o: { form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {},
-) {
-  const body = o.form
-    ? new URLSearchParams(o.form).toString()
-    : o.json === undefined
-      ? undefined
-      : JSON.stringify(o.json)
-  const type = o.form ? 'application/x-www-form-urlencoded' : 'application/json'
-  const res = await request(`${s.publicUrl}${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: {
-      [REPLICA_HEADER]: via,
-      ...(body === undefined ? {} : { 'content-type': type }),
-      ...o.headers,
-    },
-    body,
-  })
-  const text = await res.body.text()
-  let json: Record<string, string> = {}
-  try {
-    json = JSON.parse(text) as Record<string, string>
-  } catch {}
-  return { status: res.statusCode, headers: res.headers, text, json }
-}
+const call = (via: ReplicaName, path: string, o: CallInit = {}) => replicaCall(s, via, path, o)
 
 /** A hosted (web) client's callback, on the default allow-list; nothing is fetched from it. */
 const WEB_REDIRECT = 'https://claude.ai/api/mcp/auth_callback'

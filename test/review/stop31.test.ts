@@ -9,20 +9,20 @@
 // the grant; now a consume that failed undoes its own mark. Held: sealed upstream tokens copied
 // onto another user's key do not open for them; client ids shaped like other keys write nothing.
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { createServer, connect, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { createClient } from '@redis/client'
 import { brokerLogin } from '../helpers/broker-browser.js'
 import {
-  REPLICA_HEADER,
   startBrokerReplicas,
   type BrokerReplicas,
   type ReplicaName,
 } from '../helpers/broker-replicas.js'
 import { REDIRECT } from '../helpers/oauth-provider.js'
-import { request, type CookieJar } from '../helpers/oauth-flow.js'
+import type { CookieJar } from '../helpers/oauth-flow.js'
 import { NO_REDIS } from '../helpers/redis.js'
+import { authorizeUrl, registerClient, replicaCall } from '../helpers/replica-call.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 /** Alice's upstream id (Entra `oid`): the broker's subject, and part of her lock's key. */
@@ -33,57 +33,16 @@ const SLOW_WAIT_MS = 120_000
 let s: BrokerReplicas
 const notes = () => `${s.publicUrl}/mcp/notes`
 
-/** A POST to the public URL that the router sends to replica `via`. */
-async function post(via: ReplicaName, path: string, body: string, type: string) {
-  const res = await request(
-    `${s.publicUrl}${path}`,
-    { method: 'POST', headers: { [REPLICA_HEADER]: via, 'content-type': type }, body },
-    SLOW_WAIT_MS,
-  )
-  const text = await res.body.text()
-  let json: Record<string, string> = {}
-  try {
-    json = JSON.parse(text) as Record<string, string>
-  } catch {}
-  return { status: res.statusCode, text, json }
-}
-
 const token = (via: ReplicaName, form: Record<string, string>) =>
-  post(via, '/token', new URLSearchParams(form).toString(), 'application/x-www-form-urlencoded')
+  replicaCall(s, via, '/token', { form, wait: SLOW_WAIT_MS })
 
-async function register(via: ReplicaName): Promise<string> {
-  const res = await post(
-    via,
-    '/register',
-    JSON.stringify({
-      client_name: 'stop31 client',
-      redirect_uris: [REDIRECT],
-      token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-    }),
-    'application/json',
-  )
-  assert.equal(res.status, 201, res.text)
-  return res.json.client_id!
-}
+const register = (via: ReplicaName) => registerClient(s, via, 'stop31 client', SLOW_WAIT_MS)
 
 /** Alice's login for `clientId` through A (one browser: `jar`), the code exchanged at B; her refresh token. */
 async function signedIn(clientId: string, jar: CookieJar): Promise<string> {
-  const verifier = randomBytes(32).toString('base64url')
-  const url = new URL(`${s.publicUrl}/authorize`)
-  url.search = new URLSearchParams({
-    response_type: 'code',
-    client_id: clientId,
-    redirect_uri: REDIRECT,
-    scope: 'mcp:read',
-    resource: notes(),
-    state: randomBytes(8).toString('base64url'),
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-    code_challenge_method: 'S256',
-  }).toString()
+  const { url, verifier } = authorizeUrl(s, clientId)
   s.router.mode = 'a'
-  const { callback } = await brokerLogin(url.href, { redirectUri: REDIRECT, jar })
+  const { callback } = await brokerLogin(url, { redirectUri: REDIRECT, jar })
   const code = callback.searchParams.get('code')
   assert.ok(code, `no code: ${callback.href}`)
   const res = await token('b', {
