@@ -99,12 +99,22 @@ async function atRedis(key: string, to?: string): Promise<string | null> {
 
 const BOB = '00000000-0000-0000-0000-000000000b0b'
 
+/**
+ * The slow IdP's every call, in ms: a re-check (a token call, then a userinfo call) takes at
+ * least twice this, whatever the machine's speed, so it outlives LOCK_MS; one call stays under
+ * UPSTREAM_TIMEOUT_MS by 2 s of slack for the IdP's own work on a loaded machine. (It was 5 s
+ * against 8 s and 9 s: the same race, 20 s of waiting where 10 s show it.)
+ */
+const CALL_MS = 2_500
+const UPSTREAM_TIMEOUT_MS = 4_500
+const LOCK_MS = 4_800
+
 describe('stop31: a re-check that outlasts its lock', { skip: NO_REDIS, timeout: 300_000 }, () => {
   before(async () => {
     // Each upstream call well within its timeout; a token call plus a userinfo call is not
     // within the lock's time to live (which need only exceed one call's timeout).
     s = await startBrokerReplicas({
-      upstream: { recheckInterval: 0, timeout: 8_000, recheckLock: 9_000 },
+      upstream: { recheckInterval: 0, timeout: UPSTREAM_TIMEOUT_MS, recheckLock: LOCK_MS },
       store: { lockWait: 60_000 },
     })
   })
@@ -116,9 +126,9 @@ describe('stop31: a re-check that outlasts its lock', { skip: NO_REDIS, timeout:
     const second = await register('b')
     const one = await signedIn(first, jar)
     const two = await signedIn(second, jar)
-    // A slow IdP: each call 5 s (under the 8 s timeout), a re-check's two 10 s (over the 9 s lock).
-    s.idp.knobs.tokenDelayMs = 5_000
-    s.idp.knobs.userinfoDelayMs = 5_000
+    // A slow IdP: each call 2.5 s (under the timeout), a re-check's two at least 5 s (over the lock).
+    s.idp.knobs.tokenDelayMs = CALL_MS
+    s.idp.knobs.userinfoDelayMs = CALL_MS
     const before = s.idp.counts.token
     const atA = refresh('a', first, one)
     await waitFor(() => inRedis(`broker:recheck:${ALICE}`), 'A holds the re-check lock')
