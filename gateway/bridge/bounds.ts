@@ -37,14 +37,17 @@ export function scopeOf(where: Where): Scope {
 /** A kind of hold the bounds count and may end to make room: sessions, lanes. */
 export interface Holders {
   /**
-   * Holds in `scope`: live, being opened, or being ended (a session until its process has
-   * exited; a lane until its process is gone, the stop ladder on its group over).
+   * Holds in `scope`: live, being opened, or ended with their process not gone yet (exited,
+   * its stdout read, the stop ladder on its group over: ending-holds.ts).
    */
   count(scope: Scope): number
-  /** Ends the least recently used idle hold in `scope`; resolves true when one was ended. */
+  /**
+   * Ends the least recently used idle hold in `scope`; resolves true once one was ended and
+   * its process is gone.
+   */
   reclaimIdle(scope: Scope, reason: string): Promise<boolean>
-  /** Waits for the holds in `scope` being ended to be gone; true when there were any. */
-  ended?(scope: Scope): Promise<boolean>
+  /** When each hold in `scope` being ended is gone (none: none is). */
+  ending(scope: Scope): Promise<void>[]
 }
 
 /** Rounds waiting for their client's answers (input_required), each holding a lane. */
@@ -153,13 +156,23 @@ export class SubjectBounds {
 
   /**
    * Makes room under `bound` for one more hold of `owner`: waits for holds in its scope that
-   * are ending already, else ends an idle lane in its scope, else the least recently used idle
-   * session, else `owner`'s oldest round waiting for input in its scope. Resolves true when
-   * something ended (the caller checks the bounds again).
+   * are ending already (sessions and lanes whose process is not gone yet: a few milliseconds
+   * after a DELETE, up to three stopGraces for a process whose group outlives it), else ends an
+   * idle lane in its scope, else the least recently used idle session, else `owner`'s oldest
+   * round waiting for input in its scope. Resolves true when something ended (the caller
+   * checks the bounds again: with nothing left to end, it refuses).
    */
   async makeRoom(bound: Bound, owner: string, reason: string): Promise<boolean> {
     const { sessions, lanes, rounds } = this.holders
-    if (await lanes?.ended?.(bound.scope)) return true
+    const ending = [...(lanes?.ending(bound.scope) ?? []), ...(sessions?.ending(bound.scope) ?? [])]
+    if (ending.length > 0) {
+      this.o.log.debug(
+        { reason, ending: ending.length },
+        'at a bound: waiting for ended sessions or lanes to have their processes gone',
+      )
+      await Promise.all(ending)
+      return true
+    }
     if (await lanes?.reclaimIdle(bound.scope, reason)) return true
     if (await sessions?.reclaimIdle(bound.scope, reason)) return true
     const mine: Scope = (h) => h.owner === owner && bound.scope(h)

@@ -117,6 +117,8 @@ export class Channel implements Child {
       return this.backend!.send({ ...message, id, params: outParams } as JSONRPCMessage).then(
         () => {
           p.sent = true
+          // Cancelled while its write waited: the process got it all the same, and may run it.
+          if (p.dropped) r.cancel(id, this)
         },
         (err) => {
           if (r.pending.get(id) === p) {
@@ -135,10 +137,7 @@ export class Channel implements Child {
       // it would be held (and cancelled again at the session's end) for as long as the session.
       const p = r.pending.get(id)
       r.pending.delete(id)
-      if (p) {
-        this.settled(p)
-        r.cancel(id, this)
-      }
+      if (p) this.drop(id, p)
       return this.backend!.send({
         ...message,
         params: { ...env.params, requestId: id },
@@ -156,6 +155,18 @@ export class Channel implements Child {
   settled(p: Pending): void {
     this.ids.delete(p.id)
     if (p.backendToken !== undefined) this.replica.progress.delete(p.backendToken)
+  }
+
+  /**
+   * Forgets request `id` (`p`), cancelled or left by its closing session: nobody waits for its
+   * answer. The process may still run it: remembered for its exit (shared-crashes.ts) if it got
+   * it, or once it does (its write still waiting now); one whose write fails never reached it,
+   * and is not charged for the process's exit.
+   */
+  private drop(id: string, p: Pending): void {
+    this.settled(p)
+    if (p.sent) this.replica.cancel(id, this)
+    else p.dropped = true
   }
 
   /** The process died: this session ends. */
@@ -181,10 +192,7 @@ export class Channel implements Child {
     for (const id of [...this.ids.values()]) {
       const p = r.pending.get(id)
       r.pending.delete(id)
-      if (p) {
-        this.settled(p)
-        r.cancel(id, this)
-      }
+      if (p) this.drop(id, p)
       void this.backend
         ?.send({
           jsonrpc: '2.0',

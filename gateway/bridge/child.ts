@@ -61,6 +61,17 @@ export interface Child {
   onsuppressed?: (source: SuppressedSource, lines: number) => void
 }
 
+/**
+ * Resolves once `child` is gone: exited, its stdout read to the end, and the stop ladder on its
+ * group over (what it started ended too, or the ladder ran out). Until then a process that
+ * exited may still hold its stdout open, or leave what it started running, for up to three
+ * stopGraces: `pool.max` and the bounds on sessions and lanes count it until this resolves.
+ * Ends nothing that is running: the ladder starts at the exit (or when its owner closes it).
+ */
+export function goneOf(child: Child): Promise<void> {
+  return child.exited.then(() => child.close())
+}
+
 /** Which of a process's log lines a rate limit suppressed: its stderr, or warnings about its stdout. */
 export type SuppressedSource = 'stderr' | 'warnings'
 

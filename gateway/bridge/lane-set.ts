@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { GatewayConfig } from '../config/schema.js'
 import type { Hold, Scope } from './bounds.js'
+import { EndingHolds } from './ending-holds.js'
 import { HoldCounts } from './hold-counts.js'
 import { HELD, type Lane, type LaneUser } from './lane.js'
 import type { LaneEvents } from './lane-events.js'
@@ -9,11 +10,11 @@ import type { LaneEvents } from './lane-events.js'
  * The lanes of every key, live, starting or ending: what they count toward the bounds, which
  * one a request may take, and how they end (idle, stale credentials, reclaimed, process gone).
  *
- * A lane counts toward the bounds from its start until its process is gone, as a pool's
- * process counts toward `pool.max` (pool.ts): the bounds cap the processes a subject holds,
- * and a dead one holds its process until then. Dead (it exited or its stdin broke), it is
- * leased no more but still live while its stdout is read (`onexit`); then it is ended like a
- * retired lane, counted until its close (the stop ladder on its group, what it started) is over.
+ * A lane counts toward the bounds from its start until its process is gone (ending-holds.ts),
+ * as a session does (registry.ts): the bounds cap the processes a subject holds, and a dead one
+ * holds its process until then. Dead (it exited or its stdin broke), it is leased no more but
+ * still live while its stdout is read (`onexit`); then it is ended like a retired lane, counted
+ * until it is gone (the stop ladder on its group, what it started, over).
  */
 export class LaneSet {
   /** Live lanes by key. */
@@ -30,13 +31,13 @@ export class LaneSet {
   private readonly startingOf = new Map<string, number>()
   /** Lanes being started for a plain request, per key: other plain requests wait to join them. */
   readonly startingPlain = new Map<string, number>()
-  /** Lanes whose process is being ended: they count toward the bounds until it is gone. */
-  private readonly ending = new Map<Lane, Promise<void>>()
   /**
    * `count` of every scope a bound names: live, starting and ending lanes, kept as each enters
    * or leaves one of the three.
    */
   private readonly held = new HoldCounts()
+  /** Lanes whose process is being ended: they count toward the bounds until it is gone. */
+  private readonly ending: EndingHolds<Lane>
 
   constructor(
     private readonly o: {
@@ -51,7 +52,9 @@ export class LaneSet {
       /** A lane was added: the idle reaper watches from now on. */
       added?(): void
     },
-  ) {}
+  ) {
+    this.ending = new EndingHolds(this.held, () => this.o.changed())
+  }
 
   get size(): number {
     return this.live
@@ -171,15 +174,12 @@ export class LaneSet {
     let n = 0
     for (const list of this.lanes.values()) for (const l of list) if (scope(l)) n++
     for (const h of this.starting) if (scope(h)) n++
-    for (const l of this.ending.keys()) if (scope(l)) n++
-    return n
+    return n + this.ending.count(scope)
   }
 
-  /** Waits until the lanes in `scope` being ended are gone; true when there were any. */
-  async ended(scope: Scope): Promise<boolean> {
-    const closing = [...this.ending].filter(([l]) => scope(l)).map(([, p]) => p)
-    await Promise.all(closing)
-    return closing.length > 0
+  /** When each lane in `scope` being ended is gone (none: none is). */
+  endingIn(scope: Scope): Promise<void>[] {
+    return this.ending.ending(scope)
   }
 
   /** See LanePool.reclaimIdle. */
@@ -230,22 +230,13 @@ export class LaneSet {
 
   /**
    * Ends a lane's process, forgotten first: a closing lane is never handed out, and a view of a
-   * shared process (whose close fires no exit) is forgotten all the same. Counted until the
-   * close is over: the process and what it started are gone (or the ladder ran out).
+   * shared process (whose close fires no exit) is forgotten all the same. Counted until its
+   * process is gone (`goneOf`); resolves then.
    */
   retire(lane: Lane): Promise<void> {
     this.lost(lane)
-    let closing = this.ending.get(lane)
-    if (closing === undefined) {
-      closing = lane.child.close().finally(() => {
-        this.ending.delete(lane)
-        this.held.remove(lane)
-        this.o.changed()
-      })
-      this.ending.set(lane, closing)
-      this.held.add(lane)
-    }
-    return closing
+    void lane.child.close()
+    return this.ending.add(lane, lane.child)
   }
 
   /** Ends the lanes unused for longer than their idle timeout (the reaper's sweep). */

@@ -219,9 +219,9 @@ export class LanePool implements Holders {
     return this.lanes.count(scope)
   }
 
-  /** Waits until the lanes in `scope` being ended are gone; true when there were any. */
-  ended(scope: Scope): Promise<boolean> {
-    return this.lanes.ended(scope)
+  /** When each lane in `scope` being ended is gone (none: none is). */
+  ending(scope: Scope): Promise<void>[] {
+    return this.lanes.endingIn(scope)
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
 import type { Metrics } from '../observability/metrics.js'
-import { loggedMethod, spawnChild, type Child } from './child.js'
+import { goneOf, loggedMethod, spawnChild, type Child } from './child.js'
 import { BridgeError } from './errors.js'
 import { Backoff } from './lifecycle.js'
 import type { FailureKind, StartAttempt, StartFailures } from './start-failures.js'
@@ -422,18 +422,13 @@ export class ProcessPool {
     }
   }
 
-  /**
-   * Counts `child` until it is gone: exited, its stdout read, and the stop ladder on its group
-   * (what it started) over; `close` after the exit is that ladder, started already (child.ts).
-   */
+  /** Counts `child` until it is gone (`goneOf`: exited, its stdout read, its group's ladder over). */
   private own(child: Child): void {
     this.processes.add(child)
-    void child.exited
-      .then(() => child.close())
-      .then(() => {
-        this.processes.delete(child)
-        this.refill()
-      })
+    void goneOf(child).then(() => {
+      this.processes.delete(child)
+      this.refill()
+    })
   }
 
   /** A warm process failed to start: the memory's window holds the next, else the pool's backoff. */

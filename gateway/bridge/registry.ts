@@ -10,6 +10,7 @@ import type { PolicyStore } from '../policy/store.js'
 import { SubjectBounds, type Hold, type Holders, type Scope } from './bounds.js'
 import type { Child } from './child.js'
 import type { CredentialGate } from './credential-gate.js'
+import { EndingHolds } from './ending-holds.js'
 import { BridgeError } from './errors.js'
 import { HoldCounts } from './hold-counts.js'
 import { Outbound, queueLimits } from './outbound-budget.js'
@@ -35,18 +36,22 @@ const SESSION_ID_CHARS = 32
  * session-mode server, a shared process per shared-mode server. A lookup from a principal
  * other than the session's owner finds nothing, exactly like an unknown id, so session ids
  * are not authentication and do not leak. Sessions are bounded together with sessionless
- * lanes (`bounds`).
+ * lanes (`bounds`): a session counts from its open until its process is gone, not only until it
+ * ends (ending-holds.ts), as a lane does.
  */
 export class SessionRegistry implements Holders {
   private readonly sessions = new Map<string, Session>()
   /** Sessions whose process is being taken: they count toward every limit already. */
   private readonly opening = new Set<Hold>()
   /**
-   * `count` of every scope a bound names: live sessions and sessions being opened, kept as
-   * each enters or leaves one of the two (in `open`, and in a session's `onclose`), so an
-   * initialize checks the bounds in four reads whatever the number of sessions open.
+   * `count` of every scope a bound names: live sessions, sessions being opened and sessions
+   * ended whose process is not gone yet, kept as each enters or leaves one of the three (in
+   * `open`, in a session's `onclose`, and in `stopping`), so an initialize checks the bounds in
+   * four reads whatever the number of sessions open.
    */
   private readonly held = new HoldCounts()
+  /** Sessions ended whose process is not gone yet: they count toward every bound until it is. */
+  private readonly stopping = new EndingHolds<Session>(this.held)
   private readonly pools = new Map<string, ProcessPool>()
   private readonly shared = new Map<string, SharedServer>()
   private readonly reaper: Reaper
@@ -260,9 +265,12 @@ export class SessionRegistry implements Holders {
       transport,
       now: this.o.now,
       onclose: (s) => {
-        // Every way a session ends (DELETE, reaped, reclaimed, its process gone, shutdown)
-        // passes here, once.
-        if (this.sessions.delete(s.id)) this.held.remove(s)
+        // Every way a session ends (DELETE, reaped, reclaimed, its process exited, shutdown)
+        // passes here, once, before its process is closed: it counts on until that is gone.
+        if (this.sessions.delete(s.id)) {
+          this.held.remove(s)
+          void this.stopping.add(s, s.child)
+        }
         this.o.tracing?.sessionEnded({
           durationMs: Date.now() - s.opened,
           protocolVersion: s.version,
@@ -293,8 +301,10 @@ export class SessionRegistry implements Holders {
   /**
    * Returns once `owner` may open a session of `server` under every bound, running `take`
    * synchronously after the check that found room (an await in between would let concurrent
-   * opens pass the same check). At a bound, room is made (clients rarely send DELETE); a
-   * session never waits, with nothing to end it is a refusal.
+   * opens pass the same check). At a bound, room is made (clients rarely send DELETE): a
+   * session waits for nothing but sessions and lanes in the bound's scope that ended with their
+   * process not gone yet (a DELETE just before, a crash whose group is still being stopped);
+   * with nothing ending nor to end, it is a refusal, as it always was.
    * @throws BridgeError `too_many_sessions` (503), `subject_session_limit` (429)
    */
   private async roomFor(server: string, owner: string, take?: () => void): Promise<void> {
@@ -439,18 +449,24 @@ export class SessionRegistry implements Holders {
     }
   }
 
-  /** Sessions, and sessions being opened, that `of` selects. */
+  /** Sessions, sessions being opened, and sessions ended whose process is not gone, that `of` selects. */
   count(of: Scope): number {
     if (of.where !== undefined) return this.held.of(of.where)
     let n = 0
     for (const s of this.sessions.values()) if (of(s)) n++
     for (const s of this.opening) if (of(s)) n++
-    return n
+    return n + this.stopping.count(of)
+  }
+
+  /** When the process of each ended session `of` selects is gone (none: none is ending). */
+  ending(of: Scope): Promise<void>[] {
+    return this.stopping.ending(of)
   }
 
   /**
    * Ends the least recently used idle session among those `of` selects: no request in flight,
-   * no stream open (a client listening is not idle). Resolves true when one was ended.
+   * no stream open (a client listening is not idle). Resolves true once it ended and its
+   * process is gone (it counts until then).
    */
   async reclaimIdle(of: Scope, reason: string): Promise<boolean> {
     let oldest: Session | undefined
@@ -469,6 +485,7 @@ export class SessionRegistry implements Holders {
     )
     this.o.metrics?.sessionsReclaimed.inc({ server: oldest.server, reason })
     await oldest.close()
+    await Promise.all(this.stopping.ending((s) => s === oldest))
     return true
   }
 

@@ -30,6 +30,11 @@ export interface Pending {
   tools?: true
   /** Written to the process (its write done): in flight from then on, for `blamed`. */
   sent?: true
+  /**
+   * Cancelled (or left by a closed session) before its write was done: remembered as cancelled
+   * (`Replica.cancel`) once the write is done, never if it fails (the process never got it).
+   */
+  dropped?: true
 }
 
 /**
@@ -87,7 +92,10 @@ export class Replica {
     this.now = o.now ?? (() => performance.now())
   }
 
-  /** A request `channel`'s process may still be running though nobody waits for it any more. */
+  /**
+   * A request `channel`'s process may still be running though nobody waits for it any more:
+   * one it received (its write done), never one still waiting to be written (Channel).
+   */
   cancel(id: string, channel: Channel): void {
     const now = this.now()
     const timeout = this.config.requestTimeout

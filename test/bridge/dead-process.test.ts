@@ -241,46 +241,93 @@ async function pipeTakes(bytes: number): Promise<number> {
   }
 }
 
+const cancel = (id: number) =>
+  ({
+    jsonrpc: '2.0',
+    method: 'notifications/cancelled',
+    params: { requestId: id, reason: 'x' },
+  }) as JSONRPCMessage
+
+/**
+ * The shared holder with Alice's `stall` holding its process (it reads nothing more, its stdin
+ * pipe full behind her fillers) and Bob's one request taken by write() behind hers: it never
+ * reaches the process. `bobSent` settles once its write is done ('sent') or failed.
+ */
+async function bobBehindAFullPipe() {
+  const base = gatewayConfig('shared')
+  const config = { ...base, limits: { ...base.limits, sharedCrashesPerSubject: 1 } }
+  const { lines, crashes, shared } = sharedHolder(config)
+  const alice = await shared.attach(principal('alice'))
+  const bob = await shared.attach(principal('bob'))
+  const aliceReply = replies(alice)
+  // Alice's call holds the process: it reads nothing more, its stdin pipe fills.
+  await alice.send(call(1, 'stall'))
+  assert.equal((await aliceReply(1)).result.content[0].text, 'stalled')
+  const pad = 'x'.repeat(1000)
+  const filler = (id: number) => call(id, 'echo', { pad })
+  // As the process gets it: the id is the replica's (`s` and a few characters).
+  const bytes = JSON.stringify({ ...filler(0), id: 's1f' }).length + 1
+  // A few past full: the last of hers wait behind the pipe, under the stream's mark.
+  const fill = (await pipeTakes(bytes)) + 4
+  for (let id = 100; id < 100 + fill; id++) {
+    void alice.send(filler(id)).catch(() => {})
+    await new Promise((r) => setImmediate(r))
+  }
+  // Bob's one request: write() takes it behind hers; it never reaches the process.
+  const bobSent = bob.send(call(1, 'echo')).then(
+    () => 'sent',
+    () => 'not sent',
+  )
+  return { lines, crashes, alice, bob, bobSent }
+}
+
+/** The subjects each charged exit of the shared process was charged to, from the log. */
+const chargedTo = (lines: Record<string, any>[]) =>
+  lines.filter((l) => /^shared server process exit charged/.test(l.msg)).map((l) => l.blamed)
+
 describe('a dead process: a request never written to it', () => {
-  it('shared: one waiting behind a full pipe when the process is killed is not charged for its exit, nor counted while it dies', async () => {
-    const base = gatewayConfig('shared')
-    const config = { ...base, limits: { ...base.limits, sharedCrashesPerSubject: 1 } }
-    const { lines, crashes, shared } = sharedHolder(config)
-    const alice = await shared.attach(principal('alice'))
+  // Left alone, cancelled, or left by its closing session while its write waits: either way the
+  // process never got it, and it cannot have crashed it.
+  const drops: [string, (bob: Child) => Promise<void>][] = [
+    ['left alone', async () => {}],
+    // The cancel waits behind the pipe too: not waited for.
+    [
+      'cancelled by its client before its write was done',
+      async (bob) => void bob.send(cancel(1)).catch(() => {}),
+    ],
+    ['left by its closing session before its write was done', (bob) => bob.close()],
+  ]
+  for (const [how, drop] of drops)
+    it(`shared: one waiting behind a full pipe when the process is killed, ${how}, is not charged for its exit, nor counted while it dies`, async () => {
+      const { lines, crashes, alice, bob, bobSent } = await bobBehindAFullPipe()
+      await drop(bob)
+      process.kill(alice.pid, 'SIGKILL')
+      await reaped(alice.pid)
+      assert.equal(await bobSent, 'not sent')
+      // Its stdout is held open: the exit is not charged yet, only counted, Alice's whole.
+      await waitFor(() => !alice.alive, 'the dead process seen')
+      assert.throws(() => crashes.check('holder', principal('alice'), 'tools/call'), /retry in/)
+      crashes.check('holder', principal('bob'), 'tools/call')
+      endHolders()
+      await Promise.all([alice.exited, bob.exited])
+      assert.deepEqual(chargedTo(lines), [['alice']])
+      crashes.check('holder', principal('bob'), 'tools/call')
+    })
+
+  it('shared: a crashing call cancelled in the turn it was sent still reached the process: its exit is charged', async () => {
+    const { lines, crashes, shared } = sharedHolder(gatewayConfig('shared'))
     const bob = await shared.attach(principal('bob'))
-    const aliceReply = replies(alice)
-    // Alice's call holds the process: it reads nothing more, its stdin pipe fills.
-    await alice.send(call(1, 'stall'))
-    assert.equal((await aliceReply(1)).result.content[0].text, 'stalled')
-    const pad = 'x'.repeat(1000)
-    const filler = (id: number) => call(id, 'echo', { pad })
-    // As the process gets it: the id is the replica's (`s` and a few characters).
-    const bytes = JSON.stringify({ ...filler(0), id: 's1f' }).length + 1
-    // A few past full: the last of hers wait behind the pipe, under the stream's mark.
-    const fill = (await pipeTakes(bytes)) + 4
-    for (let id = 100; id < 100 + fill; id++) {
-      void alice.send(filler(id)).catch(() => {})
-      await new Promise((r) => setImmediate(r))
-    }
-    // Bob's one request: write() takes it behind hers; it never reaches the process.
-    const bobSent = bob.send(call(1, 'echo')).then(
-      () => 'sent',
-      () => 'not sent',
-    )
-    process.kill(alice.pid, 'SIGKILL')
-    await reaped(alice.pid)
-    assert.equal(await bobSent, 'not sent')
-    // Its stdout is held open: the exit is not charged yet, only counted, Alice's whole.
-    await waitFor(() => !alice.alive, 'the dead process seen')
-    assert.throws(() => crashes.check('holder', principal('alice'), 'tools/call'), /retry in/)
-    crashes.check('holder', principal('bob'), 'tools/call')
+    // Both in one write: the cancel is heard before the call's write is done.
+    const sent = bob.send(call(1, 'exit'))
+    await bob.send(cancel(1))
+    await sent
+    const pid = bob.pid
+    await reaped(pid)
     endHolders()
-    await Promise.all([alice.exited, bob.exited])
-    const charged = lines.filter((l) => /^shared server process exit charged/.test(l.msg))
-    assert.deepEqual(
-      charged.map((l) => l.blamed),
-      [['alice']],
-    )
+    await bob.exited
+    await waitFor(() => chargedTo(lines).length === 1, 'the exit charged')
+    assert.deepEqual(chargedTo(lines), [['bob']])
+    assert.equal(crashes.size, 1)
   })
 })
 

@@ -39,31 +39,38 @@ function prng(seed: number): () => number {
 class StandIn implements Child {
   readonly pid = 0
   gone = false
-  /** Closed (retired), and not exited yet: the lane counts toward the bounds until `exit`. */
+  /** Closed (retired), and not gone yet: the lane counts toward the bounds until `exit`. */
   closing = false
   exit = () => {}
-  readonly exited = new Promise<void>(() => {})
+  private markExited!: () => void
+  /** As a process's: once it exited (crashed, or ended by its close). */
+  readonly exited = new Promise<void>((resolve) => (this.markExited = resolve))
   onmessage?: (message: JSONRPCMessage) => void
   onexit?: () => void
   get alive(): boolean {
     return !this.gone
   }
   async send(): Promise<void> {}
+  private closed: Promise<void> | undefined
+  /** Once, however often called, as a process's. */
   close(): Promise<void> {
-    this.gone = true
-    this.closing = true
-    return new Promise((resolve) => {
+    this.closed ??= new Promise((resolve) => {
+      this.gone = true
+      this.closing = true
       this.exit = () => {
         this.closing = false
+        this.markExited()
         resolve()
       }
     })
+    return this.closed
   }
   retag(): void {}
   warn(): void {}
-  /** The process exits by itself. */
+  /** The process exits by itself (its close, the stop ladder on its group, still to come). */
   crash(): void {
     this.gone = true
+    this.markExited()
     this.onexit?.()
   }
 }

@@ -5,13 +5,15 @@
 // pool.max, a session's process crashing and a shared process crashing (every session on it
 // ends), over shared and session-mode servers and several subjects, from a seeded PRNG. After
 // each step, and while opens are under way, the counters must agree with a scan of the
-// registry's sessions and with the sessions the test knows to be open; every bound holds; and
-// after shutdown every count is 0.
+// registry's sessions and with the sessions the test knows to be open or ended with their
+// process not gone yet (`goneOf`: they count until then); every bound holds; and after
+// shutdown every count is 0.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { pino } from 'pino'
 import { type Hold, scopeOf } from '../../gateway/bridge/bounds.js'
+import { goneOf } from '../../gateway/bridge/child.js'
 import { BridgeError } from '../../gateway/bridge/errors.js'
 import { SessionRegistry } from '../../gateway/bridge/registry.js'
 import { ownerKey, type Session } from '../../gateway/bridge/session.js'
@@ -71,9 +73,15 @@ describe('SessionRegistry counts agree with a scan of every session', () => {
       // Every session the test opened and has not seen end. No initialize is ever sent, so
       // `initialized` settles exactly when the session is closed (by any path).
       const open = new Set<Session>()
+      /** Those open, and those ended whose process is not gone yet: what the bounds count. */
+      const counted = new Set<Session>()
       const opened = (s: Session) => {
         open.add(s)
-        void s.initialized.then(() => open.delete(s))
+        counted.add(s)
+        void s.initialized.then(() => {
+          open.delete(s)
+          return goneOf(s.child).then(() => counted.delete(s))
+        })
       }
       const tryOpen = async (server: string, sub: string) => {
         try {
@@ -173,7 +181,7 @@ describe('SessionRegistry counts agree with a scan of every session', () => {
           indexAgreesWithScan(where)
           for (const server of [...servers, undefined])
             for (const owner of [...owners, undefined]) {
-              const model = [...open].filter(
+              const model = [...counted].filter(
                 (s) =>
                   (server === undefined || s.server === server) &&
                   (owner === undefined || s.owner === owner),
@@ -225,6 +233,7 @@ describe('SessionRegistry counts agree with a scan of every session', () => {
       }
       await tick()
       assert.equal(open.size, 0, 'every session ended at shutdown')
+      assert.equal(counted.size, 0, 'every process gone after shutdown')
       for (const server of [...servers, undefined])
         for (const owner of [...owners, undefined])
           assert.equal(registry.count(scopeOf({ server, owner })), 0, 'count after shutdown')
