@@ -163,10 +163,7 @@ function serverHandler(d: McpEndpointDeps) {
             principal,
             policy,
             route,
-            // Built only when an answer names it (most answers do not).
-            get resourceMetadata() {
-              return resourceMetadata()
-            },
+            resourceMetadata,
             log: lazyLogger(log),
             accepted,
             bearer: bearerOf(c),
@@ -371,10 +368,7 @@ function endpointHandler(d: McpEndpointDeps) {
             principal,
             policy: d.policy.current,
             route,
-            // Built only when an answer names it (most answers do not).
-            get resourceMetadata() {
-              return resourceMetadata()
-            },
+            resourceMetadata,
             log: lazyLogger(log),
             accepted,
             bearer: bearerOf(c),
