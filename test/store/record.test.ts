@@ -59,3 +59,16 @@ it('anything else is absent, its kind logged and its value never', () => {
   }
   assert.equal(({} as { admin?: boolean }).admin, undefined, 'no prototype was touched')
 })
+
+it('a boolean field (the missing-role hand-off’s signedIn) takes true or false, nothing like them', () => {
+  const fields: Fields = { uid: 'string', signedIn: 'boolean?' }
+  const log = pino({ level: 'silent' })
+  for (const text of ['{"uid":"u"}', '{"uid":"u","signedIn":true}', '{"uid":"u","signedIn":false}'])
+    assert.deepEqual(parseRecord(text, 'sign-in handoff', fields, log), JSON.parse(text), text)
+  for (const v of ['"true"', '1', '0', '[]', '{}', '"yes"'])
+    assert.equal(
+      parseRecord(`{"uid":"u","signedIn":${v}}`, 'sign-in handoff', fields, log),
+      undefined,
+      v,
+    )
+})
