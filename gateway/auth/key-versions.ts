@@ -70,6 +70,8 @@ export function createKeyVersions(): KeyVersions {
       arrived.set(n, keys)
     },
     settle(resolving) {
+      // Asked at every cache hit (`version`): with no set arrived, no work and no allocation.
+      if (arrived.size === 0) return
       for (const n of [...arrived.keys()].sort((x, y) => x - y)) {
         if (resolving && n === begun) break
         const keys = arrived.get(n)!
