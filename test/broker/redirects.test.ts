@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { ClientPolicyError } from '../../gateway/broker/client-errors.js'
+import { askedEveryTime } from '../../gateway/broker/provider.js'
 import {
   compileRedirectPatterns,
   isLocalhostByName,
@@ -345,6 +346,39 @@ describe('isLocalhostByName', () => {
   ]
   for (const [uri, expected] of cases)
     test(`${uri} → ${expected}`, () => assert.equal(isLocalhostByName(uri), expected))
+})
+
+// The consent page every time (RFC 8252 §8.6): only a hosted https URI may be remembered; this
+// device's (any loopback spelling, an app scheme) and anything not a clean redirect URI never.
+describe('askedEveryTime', () => {
+  const remembered = ['https://app.example/cb', 'https://app.example:8443/oauth/callback?x=1']
+  const asked: unknown[] = [
+    'http://127.0.0.1:5000/cb',
+    'http://127.0.0.1/cb',
+    'http://[::1]:5000/cb',
+    'http://localhost:5000/cb',
+    'http://LOCALHOST:5000/cb',
+    'cursor://anysphere.cursor-mcp/oauth/callback',
+    'com.example.app:/oauth/callback',
+    'https://127.0.0.1/cb',
+    'https://localhost/cb',
+    'http://app.example/cb',
+    'https://APP.example:8443/oauth/callback?x=1',
+    ' https://app.example/cb',
+    'https://app.example/cb\n',
+    'https://app.example/cb#frag',
+    'javascript:alert(1)',
+    '',
+    undefined,
+    null,
+    5,
+    ['https://app.example/cb'],
+    { href: 'https://app.example/cb' },
+  ]
+  for (const uri of remembered)
+    test(`${uri}: may be remembered`, () => assert.equal(askedEveryTime(uri), false))
+  for (const uri of asked)
+    test(`${JSON.stringify(uri)}: asked every time`, () => assert.equal(askedEveryTime(uri), true))
 })
 
 describe('isNativeClient', () => {
