@@ -348,6 +348,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         maxLength: config.credentials.secretMaxLength,
         perUser: config.credentials.secretsPerUser,
         lockWait: config.store.lockWait,
+        log: log.child({ component: 'secrets' }),
       })
       if (keys)
         // The upstream's discovery may wait for its whole timeout: a stop does not.

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { Logger } from 'pino'
 import { DEFAULT_SECRET_MAX_LENGTH, DEFAULT_SECRETS_PER_USER } from '../config/schema.js'
 import { withLock } from '../store/lock.js'
 import { type Fields, parseRecord } from '../store/record.js'
@@ -48,6 +49,8 @@ export class UserSecrets {
       perUser?: number
       /** How long a set or delete waits for another of the user's (`store.lockWait`). */
       lockWait?: number
+      /** Told of a stored secret that does not open or parse (never its value nor its owner). */
+      log?: Logger
     },
   ) {
     this.maxLength = o.maxLength ?? DEFAULT_SECRET_MAX_LENGTH
@@ -146,18 +149,29 @@ export class UserSecrets {
     owner: SecretOwner,
     name: string,
   ): Promise<{ value: string; setAt: number } | undefined> {
+    let unopened = false
     for (const user of this.users(owner)) {
       const key = valueKey(user, name)
       const sealed = await this.o.store.get(key)
       if (sealed === undefined) continue
+      let opened: string
       try {
-        const opened = this.o.sealer.open(sealed, key)
-        // Sealed under our key, so not another writer's: another version's, at most.
-        return parseRecord(opened, 'secret', SECRET, undefined)
+        opened = this.o.sealer.open(sealed, key)
       } catch {
         // Not opening under this name: perhaps under an older one.
+        unopened = true
+        continue
       }
+      // Sealed under our key, so not another writer's: another version's, at most.
+      return parseRecord(opened, 'secret', SECRET, this.o.log)
     }
+    // Sealed values are found by names derived from the keys that sealed them, so one found
+    // that does not open was moved or altered in the store: the operator is told.
+    if (unopened)
+      this.o.log?.warn(
+        { kind: 'secret', name },
+        "a user's stored secret does not open (moved from another user or name, or altered in the store); treated as not set",
+      )
     return undefined
   }
 }

@@ -17,6 +17,7 @@ import { createRedisStore } from '../../gateway/store/redis.js'
 import { createSealer } from '../../gateway/store/sealed.js'
 import type { Store } from '../../gateway/store/store.js'
 import { testStore } from '../helpers/memory-store.js'
+import { recorder } from '../helpers/log-recorder.js'
 import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
 import { freePort } from '../helpers/ports.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
@@ -77,7 +78,12 @@ describe('UserSecrets', () => {
 
   it('records cannot be swapped between users or names: a moved value does not open', async () => {
     const store = testStore()
-    const secrets = new UserSecrets({ store, sealer: createSealer({ k1: key() }, 'k1') })
+    const logs = recorder()
+    const secrets = new UserSecrets({
+      store,
+      sealer: createSealer({ k1: key() }, 'k1'),
+      log: logs.log,
+    })
     const bob = { iss: alice.iss, sub: 'bob' }
     await secrets.set(alice, 'token', 'alice-value')
     await secrets.set(bob, 'token', 'bob-value')
@@ -89,6 +95,53 @@ describe('UserSecrets', () => {
     assert.equal(await secrets.value(alice, 'token'), undefined)
     assert.equal(await secrets.value(alice, 'other'), undefined)
     assert.equal(await secrets.value(bob, 'token'), 'bob-value')
+    // The operator is told, by the secret's name: never its value, its owner or its store key.
+    const warned = logs.lines.filter((l) => /stored secret does not open/.test(l.msg))
+    assert.deepEqual(
+      warned.map((l) => [l.level, l.kind, l.name]),
+      [
+        [40, 'secret', 'token'],
+        [40, 'secret', 'other'],
+      ],
+    )
+    const text = JSON.stringify(logs.lines)
+    for (const leak of [
+      'alice-value',
+      'bob-value',
+      'alice',
+      secrets.userKey(alice),
+      k(bob, 'token'),
+    ])
+      assert.ok(!text.includes(leak), `no ${leak} in the log`)
+  })
+
+  it('a sealed value that opens but is not a record this gateway writes counts as not set, and is logged by its kind', async () => {
+    const store = testStore()
+    const logs = recorder()
+    const sealer = createSealer({ k1: key() }, 'k1')
+    const secrets = new UserSecrets({ store, sealer, log: logs.log })
+    await secrets.set(alice, 'token', 'v')
+    const k = `secrets:${secrets.userKey(alice)}:token`
+    const bodies = [
+      'not json',
+      '"a string"',
+      '[]',
+      '{"value":1,"setAt":2}',
+      '{"value":"v"}',
+      '{"value":"v","setAt":"1"}',
+      '{"__proto__":{"value":"x"},"value":"v","setAt":1}',
+    ]
+    for (const body of bodies) {
+      store.values.set(k, { value: sealer.seal(body, k), expires: Number.POSITIVE_INFINITY })
+      assert.equal(await secrets.value(alice, 'token'), undefined, body)
+      assert.deepEqual(await secrets.list(alice), [], body)
+    }
+    const warned = logs.lines.filter((l) =>
+      /stored record is not what this gateway writes/.test(l.msg),
+    )
+    assert.equal(warned.length, bodies.length * 2)
+    for (const l of warned) assert.equal(l.kind, 'secret')
+    assert.ok(!JSON.stringify(logs.lines).includes(k), 'no store key in the log')
   })
 
   it('store keys name the user by a keyed hash: a guess of the subject, hashed, finds nothing', async () => {
