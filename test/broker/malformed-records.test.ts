@@ -152,4 +152,39 @@ describe('malformed records in the broker store', { skip: NO_REDIS, timeout: 600
       logged(via, mark, 'account', `${via} ${what}`)
     }
   })
+
+  it('a sign-in hand-off not as written: the finish step says the sign-in expired (400), on either replica, its kind logged; no code reaches the client', async () => {
+    const cases: [ReplicaName, string, string][] = [
+      ['a', 'not JSON', HOSTILE['not JSON']!],
+      ['b', '__proto__ key', HOSTILE['__proto__ key']!],
+      ['a', 'missing fields', HOSTILE['missing fields']!],
+      ['b', 'a field of another type', HOSTILE['a field of another type']!],
+      ['a', 'huge', HOSTILE.huge!],
+    ]
+    for (const [via, what, value] of cases) {
+      s.router.mode = via
+      const jar = new Map<string, string>()
+      const { url } = authorizeUrl(s, clientId)
+      // Up to the broker's own interaction page, then through the upstream login up to the
+      // hand-off to the finish step, whose record is replaced before the browser follows it.
+      const started = await brokerLogin(url, { redirectUri: `${s.publicUrl}/interaction/`, jar })
+      const uid = started.callback.pathname.split('/')[2]!
+      const { callback } = await brokerLogin(started.callback.href, {
+        redirectUri: `${s.publicUrl}/interaction/${uid}/finish`,
+        jar,
+      })
+      const t = callback.searchParams.get('t')
+      assert.ok(t, `${via} ${what}: no hand-off token in ${callback.href}`)
+      await write(`broker:finish:${t}`, value)
+      const mark = s.replicas[via].logLines.length
+      const res = await replicaCall(s, via, `${callback.pathname}${callback.search}`, {
+        headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') },
+      })
+      assert.equal(res.status, 400, `${via} ${what}: ${res.text.slice(0, 200)}`)
+      assert.match(res.text, /This sign-in has expired/, `${via} ${what}`)
+      assert.equal(res.headers.location, undefined, `${via} ${what}: not sent on`)
+      assert.ok(!res.text.includes('code='), `${via} ${what}: no code`)
+      logged(via, mark, 'sign-in handoff', `${via} ${what}`)
+    }
+  })
 })
