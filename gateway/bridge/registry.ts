@@ -51,8 +51,11 @@ export class SessionRegistry implements Holders {
    * four reads whatever the number of sessions open.
    */
   private readonly held = new HoldCounts()
-  /** Sessions ended whose process is not gone yet: they count toward every bound until it is. */
-  private readonly stopping = new EndingHolds<Session>(this.held)
+  /**
+   * Sessions ended whose process is not gone yet, and processes a session replaced (the user's
+   * credentials changed) not gone yet: each counts toward every bound until it is.
+   */
+  private readonly stopping = new EndingHolds<Hold>(this.held)
   private readonly pools = new Map<string, ProcessPool>()
   private readonly shared = new Map<string, SharedServer>()
   private readonly reaper: Reaper
@@ -282,6 +285,8 @@ export class SessionRegistry implements Holders {
           gate,
           fingerprint: initial.fingerprint,
           spawn: (c) => this.process(server, principal, sessionLog, Date.now(), c),
+          // A hold of its own: the session counts on for its current process.
+          ended: (old) => void this.stopping.add({ server, owner }, old),
         },
     })
     // Started once its server answered initialize; exiting or silent before that, not started

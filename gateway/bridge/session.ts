@@ -89,6 +89,11 @@ export interface SessionCredentials {
   fingerprint: string
   /** A process started with these credentials, for this session's owner. */
   spawn(credentials: ResolvedCredentials): Promise<Child>
+  /**
+   * A process of the session's that is no longer its (replaced, or a replacement that did not
+   * initialize), being closed: it counts toward the session's bounds until it is gone.
+   */
+  ended(child: Child): void
 }
 
 /** What task bookkeeping a request needs: a task-augmented `tools/call`, or a task it names. */
@@ -896,6 +901,7 @@ export class Session implements GatedSession {
         | { result?: unknown }
         | undefined
       if (init?.result === undefined || this.closed) {
+        this.o.credentials!.ended(next)
         await next.close()
         if (this.closed) return
         throw new Error('the replacement process did not initialize')
@@ -912,6 +918,7 @@ export class Session implements GatedSession {
         { pid: next.pid, replaced: old.pid },
         "process replaced: the user's credentials changed",
       )
+      this.o.credentials!.ended(old)
       void old.close()
     })
     const settled = run.catch(() => {})
