@@ -209,7 +209,7 @@ export class Channel implements Child {
   private forward(method: string, params: Params): void {
     const r = this.replica
     const id = r.nextId('s')
-    const p: Pending = { channel: this, id, token: undefined }
+    const p: Pending = { channel: this, id, token: undefined, own: true }
     r.pending.set(id, p)
     void this.backend?.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage).then(
       () => {

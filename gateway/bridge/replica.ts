@@ -31,6 +31,11 @@ export interface Pending {
   /** Written to the process (its write done): in flight from then on, for `blamed`. */
   sent?: true
   /**
+   * The gateway's own request (a closing session's `resources/unsubscribe`): in flight for no
+   * subject, so its session's user is never charged for an exit it is in flight at.
+   */
+  own?: true
+  /**
    * Cancelled (or left by a closed session) before its write was done: remembered as cancelled
    * (`Replica.cancel`) once the write is done, never if it fails (the process never got it).
    */
@@ -265,7 +270,7 @@ export class Replica {
     const blamed = new Map<string, Principal>()
     // Requests written: one whose write was still waiting when the process went never reached it.
     for (const p of this.pending.values())
-      if (p.sent && p.channel.backend === child)
+      if (p.sent && !p.own && p.channel.backend === child)
         blamed.set(ownerKey(p.channel.principal), p.channel.principal)
     // A cancelled request counts for requestTimeout after its cancel (as long as the gateway
     // lets any request run), answered or not: an SDK server never answers one (MCP: it SHOULD
