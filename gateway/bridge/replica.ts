@@ -20,6 +20,23 @@ import { toolsWithoutTasks } from './tasks.js'
  */
 const CANCELLED_REMEMBERED = 1024
 
+/** Messages the gateway sends a process on its own, no user's request (`asOwn`). */
+const own = new WeakSet<object>()
+
+/**
+ * Marks `message` as the gateway's own (a subscription given back as its last holder went): on a
+ * shared process it is in flight for no subject, and never refused for one (shared-crashes.ts).
+ */
+export function asOwn<M extends object>(message: M): M {
+  own.add(message)
+  return message
+}
+
+/** Whether `message` is the gateway's own (`asOwn`). */
+export function isOwn(message: object): boolean {
+  return own.has(message)
+}
+
 /** A session's request on its way through the shared process. */
 export interface Pending {
   channel: Channel
@@ -31,8 +48,8 @@ export interface Pending {
   /** Written to the process (its write done): in flight from then on, for `blamed`. */
   sent?: true
   /**
-   * The gateway's own request (a closing session's `resources/unsubscribe`): in flight for no
-   * subject, so its session's user is never charged for an exit it is in flight at.
+   * The gateway's own request (a closing session's `resources/unsubscribe`, `asOwn`): in flight
+   * for no subject, so its session's user is never charged for an exit it is in flight at.
    */
   own?: true
   /**

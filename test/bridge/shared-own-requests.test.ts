@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { initBody } from '../checklist/open-session.js'
 import { postMcp } from '../helpers/post-mcp.js'
@@ -26,14 +27,36 @@ const SERVERS = {
 const POLICY = `${TEST_POLICY}  subby:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    resources: { "*": allow }\n`
 
 let stack: Stack
+let laneStack: Stack
 before(async () => {
+  // An endpoint on a shared conformance process that exits on resources/unsubscribe; one exit
+  // charged to a subject is their allowance: the next request refused if they were charged.
+  laneStack = await startStack({
+    servers: {
+      shconf: {
+        command: process.execPath,
+        args: [join(SERVERS_DIR, 'conformance.js'), 'shconf'],
+        mode: 'shared',
+        respawnBackoff: 10,
+        env: { CONFORMANCE_EXIT_ON_UNSUBSCRIBE: '1' },
+      },
+    },
+    policy: `${TEST_POLICY}  shconf:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    resources: { "*": allow }\n`,
+    config: {
+      limits: { sharedCrashesPerSubject: 1 },
+      endpoints: { shsub: { servers: ['shconf'] } },
+    },
+  })
   stack = await startStack({
     servers: SERVERS,
     policy: POLICY,
     config: { limits: { sharedCrashesPerSubject: 100 } },
   })
 })
-after(() => stack.close())
+after(async () => {
+  await stack.close()
+  await laneStack.close()
+})
 
 const ERAS = ['2025-03-26', '2025-06-18', '2025-11-25', 'legacy'] as const
 
@@ -144,4 +167,52 @@ describe("a closing session's own resources/unsubscribe is charged to no one", (
         gateText += String(next.value)
       assert.match(gateText, /"id":5,"error"/)
     })
+})
+
+describe("an endpoint session's subscription given back on its lane is charged to no one", () => {
+  const url = () => `${laneStack.url}/mcp/shsub`
+  const connect = async () => {
+    const c = new Client({ name: 'own-alice', version: '0' }, { capabilities: {} })
+    const transport = new StreamableHTTPClientTransport(new URL(url()), {
+      requestInit: {
+        headers: {
+          authorization: `Bearer ${await laneStack.token('alice', { resource: url() })}`,
+        },
+      },
+    })
+    await c.connect(transport)
+    return { c, transport }
+  }
+  it('the process exits on the unsubscribe sent as the session ends: alice is not refused after', async () => {
+    const first = await connect()
+    await first.c.subscribeResource({ uri: 'test://watched-resource' })
+    const from = laneStack.logLines.length
+    await first.transport.terminateSession()
+    await first.c.close()
+    await waitFor(
+      () =>
+        laneStack.logLines
+          .slice(from)
+          .some((l) =>
+            l.includes('shared server process exited; its sessions end and it restarts'),
+          ),
+      'the process exited on the unsubscribe',
+    )
+    // Charged, alice would be at her allowance (1) from the process's death on: refused (429).
+    const second = await connect()
+    try {
+      const result = (await second.c.callTool({
+        name: 'shconf_test_simple_text',
+        arguments: {},
+      })) as {
+        content: { text: string }[]
+        isError?: boolean
+      }
+      assert.equal(result.isError, undefined, JSON.stringify(result))
+      assert.match(result.content[0]!.text, /simple text/i)
+    } finally {
+      await second.transport.terminateSession()
+      await second.c.close()
+    }
+  })
 })
