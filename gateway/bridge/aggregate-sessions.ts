@@ -30,6 +30,8 @@ export class AggregateSessions implements Holders {
   private readonly sessions = new Map<string, AggregateSession>()
   /** Each live session's hold (its endpoint as `endpointHold`, its owner), counted in `held`. */
   private readonly holds = new Map<AggregateSession, Hold>()
+  /** Holds counted from the check that found room until their session is made (same turn on). */
+  private readonly opening = new Set<Hold>()
   private readonly held = new HoldCounts()
   private readonly reaper: Reaper
 
@@ -72,38 +74,62 @@ export class AggregateSessions implements Holders {
   ): Promise<AggregateSession> {
     const owner = ownerKey(principal)
     const hold: Hold = { server: endpointHold(agg.name), owner }
-    // Counted from the check that found room, in the same turn (nothing is awaited after it).
-    await this.o.bounds.room(hold.server, owner)
+    // Counted from the check that found room, synchronously: concurrent opens (all waiting for
+    // the same ended process to be gone) cannot all pass it before this one is counted.
+    await this.o.bounds.room(hold.server, owner, () => {
+      this.opening.add(hold)
+      this.held.add(hold)
+    })
+    try {
+      return this.made(agg, principal, log, hold, transport)
+    } finally {
+      this.opening.delete(hold)
+    }
+  }
+
+  /** The session of `hold`, counted already: in `holds` from now on (else `held` gives it back). */
+  private made(
+    agg: Aggregate,
+    principal: Principal,
+    log: Logger,
+    hold: Hold,
+    transport?: (s: AggregateSession) => ClientTransport,
+  ): AggregateSession {
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const id =
       this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
-    const session = new AggregateSession({
-      id,
-      agg,
-      owner: principal,
-      config: this.o.config,
-      lanes: this.o.lanes,
-      gate: this.o.gate,
-      caps: this.o.caps,
-      log: log.child({ session: random.slice(0, 8) }),
-      audit: this.o.audit,
-      metrics: this.o.metrics,
-      budget: this.o.outbound.session(),
-      transport,
-      now: this.o.now,
-      onclose: (s) => {
-        // It holds no process of its own: it stops counting now (its lanes count on their own).
-        if (this.sessions.delete(s.id)) this.held.remove(this.holds.get(s)!)
-        this.holds.delete(s)
-        this.o.tracing?.sessionEnded({
-          durationMs: Date.now() - s.opened,
-          protocolVersion: s.version,
-        })
-      },
-    })
+    let session: AggregateSession
+    try {
+      session = new AggregateSession({
+        id,
+        agg,
+        owner: principal,
+        config: this.o.config,
+        lanes: this.o.lanes,
+        gate: this.o.gate,
+        caps: this.o.caps,
+        log: log.child({ session: random.slice(0, 8) }),
+        audit: this.o.audit,
+        metrics: this.o.metrics,
+        budget: this.o.outbound.session(),
+        transport,
+        now: this.o.now,
+        onclose: (s) => {
+          // It holds no process of its own: it stops counting now (its lanes count on their own).
+          if (this.sessions.delete(s.id)) this.held.remove(this.holds.get(s)!)
+          this.holds.delete(s)
+          this.o.tracing?.sessionEnded({
+            durationMs: Date.now() - s.opened,
+            protocolVersion: s.version,
+          })
+        },
+      })
+    } catch (err) {
+      this.held.remove(hold)
+      throw err
+    }
     this.sessions.set(id, session)
     this.holds.set(session, hold)
-    this.held.add(hold)
     this.reaper.watch()
     return session
   }
@@ -142,6 +168,7 @@ export class AggregateSessions implements Holders {
     if (of.where !== undefined) return this.held.of(of.where)
     let n = 0
     for (const h of this.holds.values()) if (of(h)) n++
+    for (const h of this.opening) if (of(h)) n++
     return n
   }
 
@@ -171,11 +198,14 @@ export class AggregateSessions implements Holders {
     return true
   }
 
-  /** The least recently used idle session `of` selects: no request in flight, no stream open. */
+  /**
+   * The least recently used idle session `of` selects: no request in flight, no stream open, and
+   * its initialize answered (one just opened is not ended before it answered its client).
+   */
   private idlest(of: Scope): AggregateSession | undefined {
     let oldest: AggregateSession | undefined
     for (const [s, h] of this.holds) {
-      if (!of(h) || s.pending > 0 || s.listening) continue
+      if (!of(h) || s.pending > 0 || s.listening || s.version === undefined) continue
       if (oldest === undefined || s.lastActive < oldest.lastActive) oldest = s
     }
     return oldest

@@ -9,6 +9,8 @@
 // none is idle); the refused opens are raw, in every era that opens a session.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
@@ -16,6 +18,7 @@ import { request } from 'undici'
 import { scopeOf } from '../../gateway/bridge/bounds.js'
 import { ownerKey } from '../../gateway/bridge/session.js'
 import { initBody } from '../checklist/open-session.js'
+import { pidsIn } from '../helpers/pids.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -24,7 +27,15 @@ const ERAS = ['2025-03-26', '2025-06-18', '2025-11-25', 'legacy'] as const
 type Era = (typeof ERAS)[number]
 
 const ALLOW = '    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n'
-const POLICY = `${TEST_POLICY}  eb:\n${ALLOW}  pb:\n${ALLOW}`
+const POLICY = `${TEST_POLICY}  eb:\n${ALLOW}  pb:\n${ALLOW}  stub:\n${ALLOW}`
+/** The stubborn helpers `stub`'s processes started (servers/holder.js). */
+const stubPids = join(mkdtempSync(join(tmpdir(), 'endpoint-bounds-')), 'pids')
+const killStubs = () => {
+  for (const pid of pidsIn(stubPids))
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {}
+}
 const conformance = (name: string) => ({
   command: process.execPath,
   args: [join(SERVERS_DIR, 'conformance.js'), name],
@@ -50,7 +61,18 @@ let clock = Date.now()
 before(async () => {
   stack = await startStack({
     policy: POLICY,
-    servers: { eb: conformance('eb'), pb: conformance('pb') },
+    servers: {
+      eb: conformance('eb'),
+      pb: conformance('pb'),
+      // Its group outlives its session (a helper ignoring SIGTERM) until the test ends it.
+      stub: {
+        command: process.execPath,
+        args: [join(SERVERS_DIR, 'holder.js')],
+        stopGrace: 60_000,
+        pool: { min: 0 },
+        env: { HOLDER_PIDS_FILE: stubPids, HOLDER_START_HELPER: 'stubborn' },
+      },
+    },
     config: {
       limits: { maxSessionsPerSubject: 2, maxSessions: 4 },
       endpoints: { agg: { servers: ['eb'], idleTimeout: 1000 } },
@@ -58,7 +80,10 @@ before(async () => {
     sessionClock: () => clock,
   })
 })
-after(() => stack.close())
+after(async () => {
+  killStubs()
+  await stack.close()
+})
 
 const aggUrl = () => `${stack.url}/mcp/agg`
 const held: { close(): Promise<void> }[] = []
@@ -240,6 +265,52 @@ describe('endpoint sessions count toward limits.maxSessionsPerSubject (2) with s
       },
     )
     assert.equal(gone.status, 404, 'the idle endpoint session was the one ended')
+    assert.equal(count('alice'), 2)
+  })
+})
+
+describe('two endpoint opens waiting at the bound for the same ended process', () => {
+  it('once it is gone, the first is counted before the second looks: one opens, the other is refused', async () => {
+    await hold('alice', 'agg')
+    // A server session of alice's, ended, its group left running (its helper ignores SIGTERM).
+    const auth = { authorization: `Bearer ${await stack.token('alice', { server: 'stub' })}` }
+    const stub = await postMcp(stack.local('stub'), initBody({}, '2025-11-25'), auth)
+    assert.equal(stub.status, 200, stub.text)
+    const del = await request(stack.local('stub'), {
+      method: 'DELETE',
+      headers: {
+        ...auth,
+        'mcp-session-id': stub.headers['mcp-session-id'] as string,
+        'mcp-protocol-version': '2025-11-25',
+      },
+    })
+    await del.body.dump()
+    assert.equal(count('alice'), 2, 'the ended one counts while its group is stopped')
+    const waiting = () =>
+      stack.logLines.filter((l) => l.includes('at a bound: waiting for ended sessions or lanes'))
+        .length
+    const before = waiting()
+    const aliceAgg = { authorization: `Bearer ${await tokenFor('alice', 'agg')}` }
+    const opens = [1, 2].map(() => postMcp(aggUrl(), initBody({}, '2025-11-25'), aliceAgg))
+    await waitFor(() => waiting() >= before + 2, 'both opens waiting')
+    killStubs()
+    const answers = await Promise.all(opens)
+    for (const a of answers) {
+      const sid = a.headers['mcp-session-id'] as string | undefined
+      if (sid === undefined) continue
+      const headers = { ...aliceAgg, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' }
+      held.push({
+        close: async () => (await request(aggUrl(), { method: 'DELETE', headers })).body.dump(),
+      })
+    }
+    // As two server sessions do (ending-holds.test.ts): one opens, the other is refused (the
+    // first, not answered yet, is not idle).
+    assert.deepEqual(
+      answers.map((a) => a.status).sort(),
+      [200, 429],
+      answers.map((a) => a.text).join('\n'),
+    )
+    assertRefused(answers.find((a) => a.status === 429)!, 'the second')
     assert.equal(count('alice'), 2)
   })
 })
