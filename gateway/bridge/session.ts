@@ -894,7 +894,15 @@ export class Session implements GatedSession {
     const previous = this.swapping ?? Promise.resolve()
     const run = previous.then(async () => {
       if (credentials.fingerprint === this.fingerprint || this.closed) return
+      const inFlight = this.forwardedCount()
+      if (inFlight > 0)
+        this.o.log.debug(
+          { inFlight },
+          "the user's credentials changed: the process is replaced once its requests are answered",
+        )
       await this.whenIdle()
+      // Ended meanwhile (DELETE, its process crashed, reaped): no process is started for it.
+      if (this.closed) return
       const next = await this.o.credentials!.spawn(credentials)
       const timeout = initializeTimeout(this.o.config)
       const init = (await exchange(next, 'initialize', this.initParams, timeout)) as

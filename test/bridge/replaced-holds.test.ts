@@ -115,3 +115,59 @@ describe('a replaced process counts toward maxSessionsPerSubject until it is gon
     }
   })
 })
+
+describe('a session ended while its replacement waits for its requests starts no process', () => {
+  // The session's process is replaced at a request boundary: the replacement waits for the
+  // requests in flight on the old one. The session ended meanwhile (DELETE) fails them, which
+  // woke the replacement: it started a process for a session already gone, paid from the
+  // user's process-start budget. limits.processStartsPerSubject 2 tells: the session's start
+  // and one more.
+  let fixture: Stack
+  before(async () => {
+    fixture = await startStack({
+      servers: {
+        fv: {
+          command: process.execPath,
+          args: [join(SERVERS_DIR, 'fixture.js')],
+          credentials: { VAULT_TOKEN: { secret: 'vault_token', describe: 'Your vault token' } },
+          pool: { min: 0 },
+        },
+      },
+      policy: `${TEST_POLICY}  fv:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
+      config: {
+        credentials: { pollInterval: 20, elicitationTimeout: 60_000 },
+        limits: { processStartsPerSubject: 2 },
+      },
+    })
+  })
+  after(() => fixture.close())
+
+  const era = '2025-11-25'
+  it(`${era}: DELETE while the replacement waits for a call in flight: the next session still gets its start`, async () => {
+    const bob: SecretOwner = { iss: fixture.idp.issuer, sub: 'bob' }
+    await fixture.gateway.secrets!.set(bob, 'vault_token', 'v1')
+    const { client, transport } = await connectAs(fixture, 'bob', 'fv')
+    let running!: () => void
+    const started = new Promise<void>((resolve) => (running = resolve))
+    // In flight on the process: it waits at its gate, forever.
+    const gated = client
+      .callTool({ name: 'gate', arguments: { name: 'g' } }, { onprogress: () => running() })
+      .catch(() => {})
+    await started
+    await fixture.gateway.secrets!.set(bob, 'vault_token', 'v2')
+    const waiting = () =>
+      fixture.logLines.filter((l) => l.includes('the process is replaced once its requests')).length
+    const before = waiting()
+    const second = client.callTool({ name: 'pid', arguments: {} }).catch(() => {})
+    await waitFor(() => waiting() > before, 'the replacement waiting for the call in flight')
+    await transport.terminateSession()
+    await Promise.all([gated, second])
+    await client.close()
+    // A new session: its start is the second of the window, not the third.
+    const token = await fixture.token('bob', { server: 'fv' })
+    const opened = await postMcp(fixture.local('fv'), initBody({}, era), {
+      authorization: `Bearer ${token}`,
+    })
+    assert.equal(opened.status, 200, opened.text)
+  })
+})
