@@ -477,6 +477,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
   const endpointSessions = new AggregateSessions({
     config,
     lanes,
+    bounds,
     gate,
     caps,
     log: log.child({ endpoints: true }),

@@ -5,9 +5,10 @@ import { BridgeError } from './errors.js'
 /**
  * One of a subject's holds on a server: a session, or a lane (the process of a sessionless
  * request: running, idle, or parked on an input_required round). Each is a process, or a view
- * of a shared one.
+ * of a shared one. An endpoint's session is a hold too, on no server (`endpointHold`).
  */
 export interface Hold {
+  /** The server; an endpoint session's is `endpointHold`'s, which no server is named. */
   readonly server: string
   /** The subject (`ownerKey`: issuer and sub). */
   readonly owner: string
@@ -24,6 +25,15 @@ export type Scope = ((h: Hold) => boolean) & { readonly where?: Where }
 export interface Where {
   readonly server?: string
   readonly owner?: string
+}
+
+/**
+ * What an endpoint session of `endpoint` holds as its `server`: no server is named so (server
+ * names have no space), so it counts toward its subject's and the gateway's bounds, never a
+ * server's. Its calls run on its user's lanes, which count on their own.
+ */
+export function endpointHold(endpoint: string): string {
+  return `endpoint ${endpoint}`
 }
 
 /** The holds on `where.server` of `where.owner` (every hold, with neither), as a Scope. */
@@ -48,6 +58,19 @@ export interface Holders {
   reclaimIdle(scope: Scope, reason: string): Promise<boolean>
   /** When each hold in `scope` being ended is gone (none: none is). */
   ending(scope: Scope): Promise<void>[]
+  /**
+   * When the least recently used idle hold in `scope` was last active (epoch ms; undefined:
+   * none is idle): at a bound, the idlest session of any kind is ended first.
+   */
+  idleSince?(scope: Scope): number | undefined
+}
+
+/** The kinds of holds the bounds count: server sessions, endpoint sessions, lanes, rounds. */
+interface Kinds {
+  sessions?: Holders
+  endpoints?: Holders
+  lanes?: Holders
+  rounds?: ParkedRounds
 }
 
 /** Rounds waiting for their client's answers (input_required), each holding a lane. */
@@ -70,12 +93,14 @@ export interface Bound {
  * The limits on what subjects hold, for sessions and lanes together: a server's
  * `maxSessionsPerSubject` bounds one subject's sessions and lanes on it (every client id,
  * identity and credential alike), `limits.maxSessionsPerSubject` one subject's on every server,
- * `maxSessions` a server's, `limits.maxSessions` the gateway's. At a bound, room is made before
- * anything is refused: an idle lane (it holds no client state), else the least recently used
- * idle session, else the requesting subject's oldest parked round, never another subject's.
+ * `maxSessions` a server's, `limits.maxSessions` the gateway's; an endpoint's sessions count in
+ * the two `limits` ones (`endpointHold`). At a bound, room is made before anything is refused:
+ * an idle lane (it holds no client state), else the least recently used idle session (of a
+ * server or an endpoint), else the requesting subject's oldest parked round, never another
+ * subject's.
  */
 export class SubjectBounds {
-  private readonly holders: { sessions?: Holders; lanes?: Holders; rounds?: ParkedRounds } = {}
+  private readonly holders: Kinds = {}
 
   constructor(private readonly o: { config: GatewayConfig; log: Logger }) {}
 
@@ -84,7 +109,7 @@ export class SubjectBounds {
    * its constructor and joins): nothing is patched in from outside afterwards.
    * @throws Error when a kind of holder joins twice (two registries would count apart)
    */
-  join(holder: { sessions?: Holders; lanes?: Holders; rounds?: ParkedRounds }): void {
+  join(holder: Kinds): void {
     for (const [kind, h] of Object.entries(holder) as [keyof typeof holder, never][]) {
       if (this.holders[kind] !== undefined) throw new Error(`the bounds already count ${kind}`)
       this.holders[kind] = h
@@ -96,9 +121,27 @@ export class SubjectBounds {
     return (await this.holders.lanes?.reclaimIdle(scope, reason)) ?? false
   }
 
-  /** Holds in `scope`, sessions and lanes. */
+  /** Holds in `scope`: sessions (of servers and of endpoints) and lanes. */
   count(scope: Scope): number {
-    return (this.holders.sessions?.count(scope) ?? 0) + (this.holders.lanes?.count(scope) ?? 0)
+    const { sessions, endpoints, lanes } = this.holders
+    return (
+      (sessions?.count(scope) ?? 0) + (endpoints?.count(scope) ?? 0) + (lanes?.count(scope) ?? 0)
+    )
+  }
+
+  /**
+   * Returns once `owner` may open one more hold on `server` (an `endpointHold` for an endpoint
+   * session) under every bound, running `take` synchronously after the check that found room
+   * (an await in between would let concurrent opens pass the same check). At a bound, room is
+   * made (`makeRoom`); with nothing ending nor to end, the bound's refusal.
+   * @throws BridgeError `too_many_sessions` (503), `subject_session_limit` (429)
+   */
+  async room(server: string, owner: string, take?: () => void): Promise<void> {
+    for (;;) {
+      const full = this.full(server, owner)
+      if (full === undefined) return take?.()
+      if (!(await this.makeRoom(full, owner, 'session limit'))) throw full.refuse()
+    }
   }
 
   /**
@@ -163,8 +206,8 @@ export class SubjectBounds {
    * checks the bounds again: with nothing left to end, it refuses).
    */
   async makeRoom(bound: Bound, owner: string, reason: string): Promise<boolean> {
-    const { sessions, lanes, rounds } = this.holders
-    const ending = [...(lanes?.ending(bound.scope) ?? []), ...(sessions?.ending(bound.scope) ?? [])]
+    const { sessions, endpoints, lanes, rounds } = this.holders
+    const ending = [lanes, sessions, endpoints].flatMap((h) => h?.ending(bound.scope) ?? [])
     if (ending.length > 0) {
       this.o.log.debug(
         { reason, ending: ending.length },
@@ -174,7 +217,11 @@ export class SubjectBounds {
       return true
     }
     if (await lanes?.reclaimIdle(bound.scope, reason)) return true
-    if (await sessions?.reclaimIdle(bound.scope, reason)) return true
+    // The least recently used idle session, of a server or of an endpoint.
+    const idle = [sessions, endpoints]
+      .map((h) => ({ h, since: h?.idleSince?.(bound.scope) ?? Infinity }))
+      .sort((a, b) => a.since - b.since)
+    for (const { h } of idle) if (await h?.reclaimIdle(bound.scope, reason)) return true
     const mine: Scope = (h) => h.owner === owner && bound.scope(h)
     if (rounds?.endOldest(mine)) {
       this.o.log.info({ reason }, 'oldest round waiting for input ended to make room')

@@ -5,7 +5,7 @@ import { BridgeError, exposedError } from './errors.js'
 import { envelope, rpcError, type RequestId } from './jsonrpc.js'
 import { initializeReply } from './handshake.js'
 import { markRefused } from './refused.js'
-import type { Pending, Replica } from './replica.js'
+import { isOwn, type Pending, type Replica } from './replica.js'
 import { asksForTask, noTasks, TASK_METHODS, withoutTask, withoutTasksCapability } from './tasks.js'
 
 type Params = Record<string, unknown> | undefined
@@ -61,8 +61,9 @@ export class Channel implements Child {
       // Its user crashed the process too often (shared-crashes.ts): refused here too, for a
       // session another replica still serves (a new one is refused before it attaches). What
       // is answered here without the process (the handshake a lane's start sends) is not. The
-      // answer is marked: whoever relays it audits the refusal, once (refused.ts).
-      if (env.method !== 'initialize' && env.method !== 'logging/setLevel')
+      // answer is marked: whoever relays it audits the refusal, once (refused.ts). The gateway's
+      // own (`asOwn`) is nobody's request: never refused for a user.
+      if (env.method !== 'initialize' && env.method !== 'logging/setLevel' && !isOwn(message))
         try {
           r.o.crashes?.check(r.o.server, this.principal, env.method)
         } catch (err) {
@@ -100,6 +101,7 @@ export class Channel implements Child {
       const meta = params?._meta as Record<string, unknown> | undefined
       const token = meta?.progressToken as RequestId | undefined
       const p: Pending = { channel: this, id: env.id, token }
+      if (isOwn(message)) p.own = true
       if (env.method === 'tools/list') p.tools = true
       r.pending.set(id, p)
       this.ids.set(env.id, id)
@@ -165,6 +167,8 @@ export class Channel implements Child {
    */
   private drop(id: string, p: Pending): void {
     this.settled(p)
+    // The gateway's own (`asOwn`) is nobody's, cancelled or not.
+    if (p.own) return
     if (p.sent) this.replica.cancel(id, this)
     else p.dropped = true
   }
@@ -209,7 +213,7 @@ export class Channel implements Child {
   private forward(method: string, params: Params): void {
     const r = this.replica
     const id = r.nextId('s')
-    const p: Pending = { channel: this, id, token: undefined }
+    const p: Pending = { channel: this, id, token: undefined, own: true }
     r.pending.set(id, p)
     void this.backend?.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage).then(
       () => {

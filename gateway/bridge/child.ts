@@ -147,7 +147,7 @@ export async function spawnChild(
       alive ? writer.send(message) : Promise.reject(new Error('the server process exited')),
     // Exited, its stdout maybe still held open: stop() waits for that (stopGrace at most).
     // Gone, its group is ended still: what it started outlives it otherwise.
-    close: () => (closing ??= stop(proc, exited, config.stopGrace)),
+    close: () => (closing ??= stop(proc, exited, config.stopGrace, () => current)),
     retag: (next) => {
       current = next.child({ pid: child.pid })
     },
@@ -333,9 +333,18 @@ async function groupAlive(pid: number): Promise<boolean> {
 /**
  * Closes stdin, then SIGTERM, then SIGKILL, each after `graceMs`, to the process's whole group
  * (POSIX): its descendants too, also once it has exited itself. Resolves once the process is
- * gone and its group empty, or after the last step's grace.
+ * gone and its group empty, or after the last step's grace. What survives SIGKILL (a process in
+ * uninterruptible sleep, stuck on a hung disk or network mount, or one the gateway may not
+ * signal) is logged once, at warn: the process itself counts toward `pool.max` and the session
+ * bounds until it exits (`goneOf`), however long that takes, since it still holds what it holds;
+ * its descendants are no longer waited for.
  */
-async function stop(proc: ChildProcess, exited: Promise<void>, graceMs: number): Promise<void> {
+async function stop(
+  proc: ChildProcess,
+  exited: Promise<void>,
+  graceMs: number,
+  log: () => Logger,
+): Promise<void> {
   const pid = proc.pid
   const group = PROCESS_GROUPS && pid !== undefined && pid > 0
   const running = () => proc.exitCode === null && proc.signalCode === null
@@ -367,6 +376,13 @@ async function stop(proc: ChildProcess, exited: Promise<void>, graceMs: number):
     }
     await settled(graceMs)
   }
+  if (await left())
+    log().warn(
+      { pid, leaderRunning: running() },
+      running()
+        ? 'server process still running after SIGKILL (uninterruptible sleep?); it counts toward pool.max and the session limits until it exits'
+        : 'server process group still has members after SIGKILL (uninterruptible sleep?); no longer waited for',
+    )
 }
 
 /**

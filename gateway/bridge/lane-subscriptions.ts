@@ -6,6 +6,7 @@ import { BridgeError } from './errors.js'
 import type { InitResult } from './handshake.js'
 import type { Lane } from './lane.js'
 import type { LanePool } from './lanes.js'
+import { asOwn } from './replica.js'
 
 /*
  * A resource subscription lives in one process, so whoever subscribes a lane's process holds
@@ -132,13 +133,16 @@ export function withdrawSubscriptions(lane: Lane, uris: readonly string[]): void
     // Sent to the process directly, busy or not: the subscription is there, wherever the
     // lane's next request would go. Its reply goes to nobody (or to whichever request holds
     // the lane, which ignores an id not its own).
+    // The gateway's own: on a shared process, nobody's request (replica.ts `asOwn`).
     void lane.child
-      .send({
-        jsonrpc: '2.0',
-        id: lane.nextId(),
-        method: 'resources/unsubscribe',
-        params: { uri },
-      } as JSONRPCMessage)
+      .send(
+        asOwn({
+          jsonrpc: '2.0',
+          id: lane.nextId(),
+          method: 'resources/unsubscribe',
+          params: { uri },
+        } as JSONRPCMessage),
+      )
       .catch(() => {})
   }
 }

@@ -29,7 +29,8 @@ import { StartFailures, spawnThrew } from './start-failures.js'
  * shorter one would weaken it and a longer one adds nothing.
  */
 export const SESSION_ID_BYTES = 24
-const SESSION_ID_CHARS = 32
+/** A session id's random part, in characters (a replica id may come before it). */
+export const SESSION_ID_CHARS = 32
 
 /**
  * Every live session, by id, and where their processes come from: a warm pool per
@@ -50,8 +51,11 @@ export class SessionRegistry implements Holders {
    * four reads whatever the number of sessions open.
    */
   private readonly held = new HoldCounts()
-  /** Sessions ended whose process is not gone yet: they count toward every bound until it is. */
-  private readonly stopping = new EndingHolds<Session>(this.held)
+  /**
+   * Sessions ended whose process is not gone yet, and processes a session replaced (the user's
+   * credentials changed) not gone yet: each counts toward every bound until it is.
+   */
+  private readonly stopping = new EndingHolds<Hold>(this.held)
   private readonly pools = new Map<string, ProcessPool>()
   private readonly shared = new Map<string, SharedServer>()
   private readonly reaper: Reaper
@@ -206,7 +210,7 @@ export class SessionRegistry implements Holders {
     // A subject that crashed a shared process too often likewise, before room is made.
     if (config.mode !== 'shared') this.processStarts.check(server, principal)
     else this.sharedCrashes.check(server, principal, 'initialize')
-    await this.roomFor(server, owner)
+    await this.bounds.room(server, owner)
     const random = randomBytes(SESSION_ID_BYTES).toString('base64url')
     const id =
       this.o.config.replicaId === undefined ? random : `${this.o.config.replicaId}.${random}`
@@ -233,7 +237,7 @@ export class SessionRegistry implements Holders {
     try {
       // Counted from the check that found room, synchronously: concurrent initializes cannot
       // all pass the bounds while their processes start.
-      await this.roomFor(server, owner, () => {
+      await this.bounds.room(server, owner, () => {
         this.opening.add(slot)
         this.held.add(slot)
       })
@@ -281,6 +285,8 @@ export class SessionRegistry implements Holders {
           gate,
           fingerprint: initial.fingerprint,
           spawn: (c) => this.process(server, principal, sessionLog, Date.now(), c),
+          // A hold of its own: the session counts on for its current process.
+          ended: (old) => void this.stopping.add({ server, owner }, old),
         },
     })
     // Started once its server answered initialize; exiting or silent before that, not started
@@ -296,23 +302,6 @@ export class SessionRegistry implements Holders {
     this.reaper.watch()
     log.info({ session: random.slice(0, 8), pid: child.pid, mode: config.mode }, 'session opened')
     return session
-  }
-
-  /**
-   * Returns once `owner` may open a session of `server` under every bound, running `take`
-   * synchronously after the check that found room (an await in between would let concurrent
-   * opens pass the same check). At a bound, room is made (clients rarely send DELETE): a
-   * session waits for nothing but sessions and lanes in the bound's scope that ended with their
-   * process not gone yet (a DELETE just before, a crash whose group is still being stopped);
-   * with nothing ending nor to end, it is a refusal, as it always was.
-   * @throws BridgeError `too_many_sessions` (503), `subject_session_limit` (429)
-   */
-  private async roomFor(server: string, owner: string, take?: () => void): Promise<void> {
-    for (;;) {
-      const full = this.bounds.full(server, owner)
-      if (full === undefined) return take?.()
-      if (!(await this.bounds.makeRoom(full, owner, 'session limit'))) throw full.refuse()
-    }
   }
 
   /**
@@ -463,17 +452,28 @@ export class SessionRegistry implements Holders {
     return this.stopping.ending(of)
   }
 
+  /** When the least recently used idle session `of` selects was last active (none: undefined). */
+  idleSince(of: Scope): number | undefined {
+    return this.idlest(of)?.lastActive
+  }
+
+  /** The least recently used idle session `of` selects: no request in flight, no stream open. */
+  private idlest(of: Scope): Session | undefined {
+    let oldest: Session | undefined
+    for (const s of this.sessions.values()) {
+      if (!of(s) || s.pending > 0 || s.listening) continue
+      if (oldest === undefined || s.lastActive < oldest.lastActive) oldest = s
+    }
+    return oldest
+  }
+
   /**
    * Ends the least recently used idle session among those `of` selects: no request in flight,
    * no stream open (a client listening is not idle). Resolves true once it ended and its
    * process is gone (it counts until then).
    */
   async reclaimIdle(of: Scope, reason: string): Promise<boolean> {
-    let oldest: Session | undefined
-    for (const s of this.sessions.values()) {
-      if (!of(s) || s.pending > 0 || s.listening) continue
-      if (oldest === undefined || s.lastActive < oldest.lastActive) oldest = s
-    }
+    const oldest = this.idlest(of)
     if (oldest === undefined) return false
     this.o.log.info(
       {

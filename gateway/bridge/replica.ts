@@ -20,6 +20,23 @@ import { toolsWithoutTasks } from './tasks.js'
  */
 const CANCELLED_REMEMBERED = 1024
 
+/** Messages the gateway sends a process on its own, no user's request (`asOwn`). */
+const own = new WeakSet<object>()
+
+/**
+ * Marks `message` as the gateway's own (a subscription given back as its last holder went): on a
+ * shared process it is in flight for no subject, and never refused for one (shared-crashes.ts).
+ */
+export function asOwn<M extends object>(message: M): M {
+  own.add(message)
+  return message
+}
+
+/** Whether `message` is the gateway's own (`asOwn`). */
+export function isOwn(message: object): boolean {
+  return own.has(message)
+}
+
 /** A session's request on its way through the shared process. */
 export interface Pending {
   channel: Channel
@@ -30,6 +47,11 @@ export interface Pending {
   tools?: true
   /** Written to the process (its write done): in flight from then on, for `blamed`. */
   sent?: true
+  /**
+   * The gateway's own request (a closing session's `resources/unsubscribe`, `asOwn`): in flight
+   * for no subject, so its session's user is never charged for an exit it is in flight at.
+   */
+  own?: true
   /**
    * Cancelled (or left by a closed session) before its write was done: remembered as cancelled
    * (`Replica.cancel`) once the write is done, never if it fails (the process never got it).
@@ -265,7 +287,7 @@ export class Replica {
     const blamed = new Map<string, Principal>()
     // Requests written: one whose write was still waiting when the process went never reached it.
     for (const p of this.pending.values())
-      if (p.sent && p.channel.backend === child)
+      if (p.sent && !p.own && p.channel.backend === child)
         blamed.set(ownerKey(p.channel.principal), p.channel.principal)
     // A cancelled request counts for requestTimeout after its cancel (as long as the gateway
     // lets any request run), answered or not: an SDK server never answers one (MCP: it SHOULD

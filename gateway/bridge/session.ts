@@ -89,6 +89,11 @@ export interface SessionCredentials {
   fingerprint: string
   /** A process started with these credentials, for this session's owner. */
   spawn(credentials: ResolvedCredentials): Promise<Child>
+  /**
+   * A process of the session's that is no longer its (replaced, or a replacement that did not
+   * initialize), being closed: it counts toward the session's bounds until it is gone.
+   */
+  ended(child: Child): void
 }
 
 /** What task bookkeeping a request needs: a task-augmented `tools/call`, or a task it names. */
@@ -889,13 +894,22 @@ export class Session implements GatedSession {
     const previous = this.swapping ?? Promise.resolve()
     const run = previous.then(async () => {
       if (credentials.fingerprint === this.fingerprint || this.closed) return
+      const inFlight = this.forwardedCount()
+      if (inFlight > 0)
+        this.o.log.debug(
+          { inFlight },
+          "the user's credentials changed: the process is replaced once its requests are answered",
+        )
       await this.whenIdle()
+      // Ended meanwhile (DELETE, its process crashed, reaped): no process is started for it.
+      if (this.closed) return
       const next = await this.o.credentials!.spawn(credentials)
       const timeout = initializeTimeout(this.o.config)
       const init = (await exchange(next, 'initialize', this.initParams, timeout)) as
         | { result?: unknown }
         | undefined
       if (init?.result === undefined || this.closed) {
+        this.o.credentials!.ended(next)
         await next.close()
         if (this.closed) return
         throw new Error('the replacement process did not initialize')
@@ -912,6 +926,7 @@ export class Session implements GatedSession {
         { pid: next.pid, replaced: old.pid },
         "process replaced: the user's credentials changed",
       )
+      this.o.credentials!.ended(old)
       void old.close()
     })
     const settled = run.catch(() => {})

@@ -136,6 +136,8 @@ export const RESOURCE_HANDLERS: Record<string, Handler> = {
   },
   'resources/unsubscribe': ({ params }) => {
     const uri = uriOf(params)
+    // CONFORMANCE_EXIT_ON_UNSUBSCRIBE=1: exits instead of answering (a server crashing on it).
+    if (process.env.CONFORMANCE_EXIT_ON_UNSUBSCRIBE === '1') process.exit(4)
     subscribed.delete(uri)
     trace(`unsubscribed ${uri}`)
     return {}

@@ -148,7 +148,9 @@ describe('stop27: an endpoint session with a request in progress is not idle', (
   before(async () => {
     stack = await startStack({
       config: {
-        limits: { maxSessions: 2, sessionless: { lanesPerSubject: 1, laneWait: 60_000 } },
+        // Alice's two endpoint sessions and the one process her calls share fill it (bridge41:
+        // endpoint sessions count toward maxSessions together with server sessions and lanes).
+        limits: { maxSessions: 3, sessionless: { lanesPerSubject: 1, laneWait: 60_000 } },
         endpoints: { busy: { servers: ['fixture'] } },
       },
     })
