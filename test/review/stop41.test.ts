@@ -1,0 +1,87 @@
+// Stop 41: an outsider's attack on the surfaces around the relay: the edge middleware, the
+// forwarded headers, /metrics and /readyz, the legacy HTTP+SSE transport, the logs and the
+// command line, with real gateways, real tokens, real stdio servers and real processes.
+// Findings (each a failing test first, then the fix):
+// - `trustProxy: true` believed the leftmost X-Forwarded-For entry, the one a client writes
+//   itself behind any proxy that appends (nginx's $proxy_add_x_forwarded_for, cloud load
+//   balancers): the broker's registrations per address (broker.registration.perAddressPerMinute)
+//   were unlimited by writing a new address in each request, and the log's `ip` was the
+//   client's word. With `true` only the last entry (the one the peer itself wrote) is believed.
+// What held is pinned as "held: …" (see the describe blocks).
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { request } from 'undici'
+import { register } from '../helpers/broker-raw.js'
+import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { startStack } from '../helpers/stack.js'
+
+/** A public client's registration body. */
+const metadata = () => ({
+  client_name: 'stop41',
+  redirect_uris: ['http://127.0.0.1:43141/cb'],
+  token_endpoint_auth_method: 'none',
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+})
+
+/** The `ip` of the main log's request line for `path`, the last one. */
+function loggedIp(lines: string[], path: string): unknown {
+  const line = lines
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.msg === 'request' && l.path === path)
+    .at(-1)
+  assert.ok(line, `a request line for ${path}`)
+  return line.ip
+}
+
+describe('stop 41: trustProxy true believes only what the peer wrote in X-Forwarded-For', () => {
+  let stack: BrokerStack
+  before(async () => {
+    stack = await startBrokerStack({
+      kind: 'entra',
+      config: { trustProxy: true },
+      broker: { registration: { perAddressPerMinute: 3 } },
+    })
+  })
+  after(() => stack.close())
+
+  it('a client writing a new address in front of the proxy’s is still counted at its own (429 slow_down)', async () => {
+    // The proxy appends the address it saw (198.51.100.7); the client wrote the rest.
+    const via = (i: number) => ({ 'x-forwarded-for': `203.0.113.${i}, 198.51.100.7` })
+    for (let i = 1; i <= 3; i++)
+      assert.equal((await register(stack, metadata(), via(i))).status, 201, `registration ${i}`)
+    const over = await register(stack, metadata(), via(4))
+    assert.equal(over.status, 429, over.text)
+    assert.equal(over.json.error, 'slow_down')
+    assert.equal(over.json.client_id, undefined)
+    assert.equal(loggedIp(stack.logLines, '/register'), '198.51.100.7')
+  })
+
+  it('held: a lone entry (a proxy that overwrites the header, as the shipped nginx does) is believed', async () => {
+    const res = await request(`${stack.url}/no-such-path`, {
+      headers: { 'x-forwarded-for': '192.0.2.44' },
+    })
+    await res.body.dump()
+    assert.equal(res.statusCode, 404)
+    assert.equal(loggedIp(stack.logLines, '/no-such-path'), '192.0.2.44')
+  })
+})
+
+describe('stop 41: the log ip with trustProxy true and a list', () => {
+  for (const trust of [true, ['127.0.0.1']] as const) {
+    it(`trustProxy ${JSON.stringify(trust)}: the client's own leftmost entry is never the ip`, async () => {
+      const stack = await startStack({ config: { trustProxy: trust } })
+      try {
+        // Refused requests are logged at info: a 404 is one.
+        const res = await request(`${stack.url}/no-such-path`, {
+          headers: { 'x-forwarded-for': '6.6.6.6, 198.51.100.9' },
+        })
+        await res.body.dump()
+        assert.equal(res.statusCode, 404)
+        assert.equal(loggedIp(stack.logLines, '/no-such-path'), '198.51.100.9')
+      } finally {
+        await stack.close()
+      }
+    })
+  }
+})
