@@ -97,10 +97,10 @@ async function pins(args: string[]): Promise<number> {
     const note = t.pinned && !t.pinned.has(server) ? ' (pinTools is off in the config)' : ''
     lines.push(`${server}${note}`)
     for (const [tool, hash] of [...(p?.tools ?? [])].sort(byName))
-      lines.push(`  pinned   ${tool}  ${hash}`)
+      lines.push(`  pinned   ${shown(tool)}  ${hash}`)
     for (const [tool, pending] of [...(p?.pending ?? [])].sort(byName))
       lines.push(
-        `  PENDING  ${tool}  ${pending.hash}  seen ${pending.seen}${pending.previous ? `  (approved: ${pending.previous})` : '  (new)'}`,
+        `  PENDING  ${shown(tool)}  ${pending.hash}  seen ${pending.seen}${pending.previous ? `  (approved: ${pending.previous})` : '  (new)'}`,
       )
     if (p === undefined || (p.tools.size === 0 && p.pending.size === 0))
       lines.push('  (nothing pinned yet)')
@@ -143,6 +143,21 @@ async function approve(args: string[]): Promise<number> {
     return 1
   }
   return out(`${approved.map((a) => `approved ${a}`).join('\n')}\n`, 0)
+}
+
+/**
+ * A tool name as the listing prints it: as it is when it is plain text, else as a JSON string
+ * with every control, format (bidi) and line-separator character escaped. The server chose the
+ * name (the gateway records whatever a pinned server lists), and printed raw an escape sequence
+ * or line break in it redraws the operator's terminal: a pending change hidden, a line faked.
+ */
+function shown(tool: string): string {
+  if (!/[\p{C}\p{Z}"\\]/u.test(tool)) return tool
+  return JSON.stringify(tool).replace(/[\p{C}\p{Zl}\p{Zp}]/gu, (c) =>
+    [...Array(c.length).keys()]
+      .map((i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`)
+      .join(''),
+  )
 }
 
 function byName(a: [string, unknown], b: [string, unknown]): number {

@@ -7,13 +7,24 @@
 //   balancers): the broker's registrations per address (broker.registration.perAddressPerMinute)
 //   were unlimited by writing a new address in each request, and the log's `ip` was the
 //   client's word. With `true` only the last entry (the one the peer itself wrote) is believed.
+// - `mcp-edge tools pins` printed pending tool names as the server wrote them: a pinned server
+//   (the one the pins guard against) could put terminal escapes and line breaks in a name and
+//   redraw the operator's review (hide a pending change, fake a "pinned" line). A name that is
+//   not plain text is printed as a JSON string, as `approve` already prints it.
 // What held is pinned as "held: …" (see the describe blocks).
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { register } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { startStack } from '../helpers/stack.js'
+
+const MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url))
 
 /** A public client's registration body. */
 const metadata = () => ({
@@ -84,4 +95,57 @@ describe('stop 41: the log ip with trustProxy true and a list', () => {
       }
     })
   }
+})
+
+/** Runs the command line; resolves its exit code and output. */
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [MAIN, ...args])
+    let stdout = ''
+    let stderr = ''
+    p.stdout.on('data', (d) => (stdout += d))
+    p.stderr.on('data', (d) => (stderr += d))
+    p.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+describe('stop 41: mcp-edge tools pins with tool names a server chose', () => {
+  const A = `sha256:${'a'.repeat(64)}`
+  const B = `sha256:${'b'.repeat(64)}`
+  // What a server can name a tool (the gateway records any name it lists as pending): a line
+  // that erases the line above and writes a fake "pinned" one, a bell, a bidi override.
+  const HOSTILE = [
+    `\u001b[1A\u001b[2K\r  pinned   read  ${A}`,
+    'a\nb',
+    'x\u0007\u009b2J',
+    'safe\u202eevil',
+  ]
+
+  it('every name that is not plain text is printed quoted: no escape, no line break, one line each', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-stop41-'))
+    const file = join(dir, 'tool-pins.yaml')
+    const pending = HOSTILE.map(
+      (name, i) =>
+        `      ${JSON.stringify(name)}: { hash: ${B}, seen: "2026-12-04T0${i}:00:00.000Z" }`,
+    )
+    writeFileSync(
+      file,
+      `servers:\n  files:\n    tools:\n      read: ${A}\n    pending:\n${pending.join('\n')}\n      plain_name: { hash: ${B}, seen: "2026-12-04T09:00:00.000Z", previous: ${A} }\n`,
+    )
+    const r = await run(['tools', 'pins', '--file', file])
+    assert.equal(r.code, 0, r.stderr)
+    assert.doesNotMatch(r.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/)
+    const lines = r.stdout.split('\n')
+    // pin file, server, one pinned, five pending, and the end.
+    assert.equal(lines.length, 9, r.stdout)
+    // Each odd name is one JSON string, read back as the name it is.
+    const quoted = lines
+      .map((l) => /^ {2}PENDING {2}(".*") {2}sha256:/.exec(l)?.[1])
+      .filter((q) => q !== undefined)
+      .map((q) => JSON.parse(q) as string)
+    assert.deepEqual(quoted.sort(), [...HOSTILE].sort())
+    // Plain names are shown as they are.
+    assert.ok(lines.includes(`  pinned   read  ${A}`))
+    assert.ok(lines.some((l) => l.startsWith(`  PENDING  plain_name  ${B}`)))
+  })
 })
