@@ -11,6 +11,10 @@
 //   (the one the pins guard against) could put terminal escapes and line breaks in a name and
 //   redraw the operator's review (hide a pending change, fake a "pinned" line). A name that is
 //   not plain text is printed as a JSON string, as `approve` already prints it.
+// - the pretty log format (a person at a terminal) wrote the message and an error's stack as
+//   they were: a subject in "failed to start a session of <sub>", or an error's text, could
+//   carry escape sequences and line breaks to the operator's terminal (a forged line, a cleared
+//   screen). Control and bidi characters are shown as \uXXXX there now (JSON lines escaped them).
 // What held is pinned as "held: …" (see the describe blocks).
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -22,6 +26,7 @@ import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { register } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { createLogger } from '../../gateway/observability/logger.js'
 import { startStack } from '../helpers/stack.js'
 
 const MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url))
@@ -147,5 +152,44 @@ describe('stop 41: mcp-edge tools pins with tool names a server chose', () => {
     // Plain names are shown as they are.
     assert.ok(lines.includes(`  pinned   read  ${A}`))
     assert.ok(lines.some((l) => l.startsWith(`  PENDING  plain_name  ${B}`)))
+  })
+})
+
+describe('stop 41: the pretty log shows what a terminal would act on, never acts on it', () => {
+  // A terminal acts on these: C0 and C1 controls but tab and newline, bidi overrides.
+  const ACTED_ON =
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/
+
+  it('a message, a field and an error with escapes and line breaks: shown escaped, one line for the message', () => {
+    const lines: string[] = []
+    const log = createLogger(
+      { level: 'info', bufferBytes: 0, flushInterval: 1000, format: 'pretty' },
+      { write: (line: string) => void lines.push(line) },
+    )
+    // A subject as an IdP may hand it over, in the one message that names one.
+    const sub = 'bob\u001b[2J\r\n[12:00:00.000] INFO: forged'
+    log.warn(
+      { server: 's', sub },
+      `server s failed to start a session of ${sub}; that user is refused for 1 s`,
+    )
+    log.info({ stderr: 'x\u009b31m\u202etxt' }, 'server stderr')
+    log.error({ err: new Error('bad \u001b]0;title\u0007 text') }, 'unhandled error')
+    const out = lines.join('')
+    assert.doesNotMatch(out, ACTED_ON, JSON.stringify(out))
+    assert.ok(!out.split('\n').some((l) => l.startsWith('[12:00:00.000] INFO: forged')), out)
+    assert.match(out, /failed to start a session of bob\\u001b\[2J\\u000d\\u000a\[12:00/)
+    assert.match(out, /bad \\u001b\]0;title\\u0007 text/)
+  })
+
+  it('held: the JSON format escapes every control character (the default off a terminal)', () => {
+    const lines: string[] = []
+    const log = createLogger(
+      { level: 'info', bufferBytes: 0, flushInterval: 1000, format: 'json' },
+      { write: (line: string) => void lines.push(line) },
+    )
+    log.warn({ sub: 'a\u001b\nb' }, 'x\u001b\ny')
+    assert.equal(lines.length, 1)
+    assert.doesNotMatch(lines[0]!.slice(0, -1), /[\u0000-\u001f]/)
+    assert.equal(JSON.parse(lines[0]!).msg, 'x\u001b\ny')
   })
 })
