@@ -177,3 +177,215 @@ describe('stop 41: the OTLP operation histogram takes no method name a client in
     assert.ok(methods.has('_OTHER'), [...methods].join(' '))
   })
 })
+
+describe('held: /metrics grows no series from what a client writes, and names nobody', () => {
+  let stack: Stack
+  before(async () => {
+    stack = await startStack()
+  })
+  after(() => stack.close())
+
+  it('invented servers, paths, sessions, tools, methods and tokens: every label value is one the gateway chose', async () => {
+    const token = await stack.token('alice', { server: 'fixture' })
+    const auth = { authorization: `Bearer ${token}` }
+    const HOSTILE = 'zz-hostile'
+    // Unknown servers on every transport, with and without a token.
+    for (const path of [
+      `/mcp/${HOSTILE}-1`,
+      `/sse/${HOSTILE}-2`,
+      `/messages/${HOSTILE}-3?sessionId=${HOSTILE}`,
+      `/mcp/${HOSTILE}%0a4`,
+      `/.well-known/oauth-protected-resource/mcp/${HOSTILE}-5`,
+    ]) {
+      for (const headers of [{}, auth]) {
+        const res = await request(`${stack.url}${path}`, {
+          method: path.startsWith('/sse') || path.startsWith('/.well') ? 'GET' : 'POST',
+          headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers },
+          ...(path.startsWith('/sse') || path.startsWith('/.well') ? {} : { body: '{}' }),
+        })
+        await res.body.dump()
+        assert.ok(res.statusCode >= 400, `${path}: ${res.statusCode}`)
+      }
+    }
+    // Unknown session ids, invented tools and methods on a real session.
+    const sid = await openSession(stack, 'fixture', token)
+    for (let i = 0; i < 3; i++) {
+      const gone = await post(
+        stack,
+        '/mcp/fixture',
+        { jsonrpc: '2.0', id: i, method: 'tools/list' },
+        { ...auth, 'mcp-session-id': `${HOSTILE}-session-${i}` },
+      )
+      assert.equal(gone.status, 404)
+      const call = await post(
+        stack,
+        '/mcp/fixture',
+        {
+          jsonrpc: '2.0',
+          id: 10 + i,
+          method: 'tools/call',
+          params: { name: `${HOSTILE}-tool-${i}` },
+        },
+        { ...auth, 'mcp-session-id': sid },
+      )
+      assert.equal(call.status, 200, call.text)
+      const crash = await post(
+        stack,
+        '/mcp/fixture',
+        { jsonrpc: '2.0', id: 20 + i, method: 'tools/call', params: { name: 'crash' } },
+        { ...auth, 'mcp-session-id': sid },
+      )
+      assert.match(crash.text, /-32010/, 'denied by policy')
+    }
+    // Tokens that fail in every way a client can choose: garbage, forged kid and issuer.
+    for (const bad of [
+      `${HOSTILE}.x.y`,
+      await stack.forge({ sub: HOSTILE, iss: `https://${HOSTILE}.example`, aud: 'x' }),
+      await stack.forge({ sub: HOSTILE }, { kid: HOSTILE }),
+    ]) {
+      const res = await post(
+        stack,
+        '/mcp/fixture',
+        { jsonrpc: '2.0', id: 1, method: 'tools/list' },
+        { authorization: `Bearer ${bad}` },
+      )
+      assert.equal(res.status, 401)
+    }
+    const scrape = await request(`${stack.url}/metrics`)
+    const text = await scrape.body.text()
+    assert.equal(scrape.statusCode, 200)
+    const series = text.split('\n').filter((l) => l !== '' && !l.startsWith('#'))
+    assert.deepEqual(
+      series.filter((l) => /hostile|alice|invented/i.test(l)),
+      [],
+      'no client-written value and no subject in any series',
+    )
+    assert.ok(!text.includes(token), 'no token')
+    const configured = new Set(['echo', 'notes', 'fixture', 'impatient', 'echojson', 'broken'])
+    const servers = new Set([...text.matchAll(/server="([^"]*)"/g)].map((m) => m[1]!))
+    assert.ok(servers.size > 0, 'decisions are counted by server')
+    for (const s of servers) assert.ok(configured.has(s), `server label ${s} is a configured one`)
+    const codes = new Set(
+      [...text.matchAll(/mcp_edge_auth_failures_total\{code="([^"]*)"/g)].map((m) => m[1]!),
+    )
+    for (const c of codes) assert.match(c, /^[a-z_]+$/, `auth failure code ${c}`)
+    // /readyz says nothing of anyone either.
+    const ready = await request(`${stack.url}/readyz`)
+    const readyText = await ready.body.text()
+    assert.doesNotMatch(readyText, /hostile|alice/i)
+  })
+})
+
+describe('held: the edge refuses hostile Origin spellings and smuggled framing on every transport, before any process', () => {
+  let stack: Stack
+  before(async () => {
+    stack = await startStack({ publicUrl: 'https://mcp.example.com' })
+  })
+  after(() => stack.close())
+
+  const ORIGINS = [
+    'null',
+    'https://mcp.example.com.',
+    'https://mcp.example.com:444',
+    'http://mcp.example.com',
+    'https://user@mcp.example.com',
+    'https://mcp.example.com.evil.example',
+    'https://evil.example/https://mcp.example.com',
+    'https://mcp.example.com, https://evil.example',
+    'https://evil.example, https://mcp.example.com',
+    'https://xn--mcp-example-com.evil',
+    'http://127.0.0.1.nip.io',
+    'file://',
+  ]
+
+  it('Origin: 403 origin not allowed on /mcp, /sse and /messages, with a good token, and no session opens', async () => {
+    const token = await stack.token('alice', { server: 'echo' })
+    const sessions = stack.gateway.registry.size
+    const audited = stack.audit().length
+    for (const origin of ORIGINS)
+      for (const [method, path] of [
+        ['POST', '/mcp/echo'],
+        ['GET', '/sse/echo'],
+        ['POST', '/messages/echo?sessionId=x'],
+        ['OPTIONS', '/mcp/echo'],
+      ] as const) {
+        const res = await request(`${stack.url}${path}`, {
+          method,
+          headers: {
+            origin,
+            authorization: `Bearer ${token}`,
+            'content-type': 'application/json',
+            accept: ACCEPT,
+          },
+          ...(method === 'POST'
+            ? {
+                body: JSON.stringify({
+                  jsonrpc: '2.0',
+                  id: 1,
+                  method: 'initialize',
+                  params: {
+                    protocolVersion: '2025-11-25',
+                    capabilities: {},
+                    clientInfo: { name: 'x', version: '0' },
+                  },
+                }),
+              }
+            : {}),
+        })
+        const text = await res.body.text()
+        assert.equal(res.statusCode, 403, `${method} ${path} Origin ${origin}: ${text}`)
+        assert.match(text, /origin not allowed/)
+        assert.equal(res.headers['access-control-allow-origin'], undefined)
+      }
+    assert.equal(stack.gateway.registry.size, sessions, 'no session opened')
+    assert.equal(stack.audit().length, audited, 'nothing reached a decision')
+  })
+
+  it('two Origin headers, one of them ours, are refused as one joined value', async () => {
+    const { Socket } = await import('node:net')
+    const port = Number(new URL(stack.url).port)
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = new Socket()
+      let text = ''
+      socket.on('data', (d) => (text += d))
+      socket.on('end', () => resolve(text))
+      socket.on('error', reject)
+      socket.connect(port, '127.0.0.1', () =>
+        socket.end(
+          'GET /sse/echo HTTP/1.1\r\nHost: mcp.example.com\r\nOrigin: https://mcp.example.com\r\nOrigin: https://evil.example\r\nConnection: close\r\n\r\n',
+        ),
+      )
+    })
+    assert.match(answer, /^HTTP\/1\.1 403 /)
+  })
+
+  for (const [what, head] of [
+    ['two different Content-Length', 'Content-Length: 2\r\nContent-Length: 40\r\n'],
+    ['Content-Length and chunked', 'Content-Length: 40\r\nTransfer-Encoding: chunked\r\n'],
+    ['chunked twice', 'Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n'],
+    ['a Content-Length with a sign', 'Content-Length: +40\r\n'],
+  ] as const)
+    it(`${what}: 400 from the parser, nothing read as a request`, async () => {
+      const { Socket } = await import('node:net')
+      const token = await stack.token('alice', { server: 'echo' })
+      const port = Number(new URL(stack.url).port)
+      const sessions = stack.gateway.registry.size
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }).padEnd(40, ' ')
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = new Socket()
+        let text = ''
+        socket.on('data', (d) => (text += d))
+        socket.on('end', () => resolve(text))
+        socket.on('close', () => resolve(text))
+        socket.on('error', reject)
+        socket.connect(port, '127.0.0.1', () =>
+          socket.end(
+            `POST /mcp/echo HTTP/1.1\r\nHost: mcp.example.com\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nAccept: ${ACCEPT}\r\n${head}\r\n${body}`,
+          ),
+        )
+      })
+      assert.match(answer, /^HTTP\/1\.1 400 /, answer.slice(0, 200))
+      assert.equal(answer.match(/HTTP\/1\.1 /g)?.length, 1, 'one answer: nothing smuggled')
+      assert.equal(stack.gateway.registry.size, sessions)
+    })
+})
