@@ -389,3 +389,64 @@ describe('held: the edge refuses hostile Origin spellings and smuggled framing o
       assert.equal(stack.gateway.registry.size, sessions)
     })
 })
+
+describe('held: a body refused or left unread is never read as the next request on the connection', () => {
+  let stack: Stack
+  before(async () => {
+    stack = await startStack({ config: { limits: { maxBodyBytes: 1024 } } })
+  })
+  after(() => stack.close())
+
+  /**
+   * Writes `raw` on one connection and ends it; resolves what the gateway answered once the
+   * connection closed (every request the gateway read on it answered by then). A close with
+   * the body unread may come as a reset that drops the answer: it is checked only when read.
+   */
+  async function exchange(raw: string): Promise<string> {
+    const { Socket } = await import('node:net')
+    const port = Number(new URL(stack.url).port)
+    return new Promise<string>((resolve) => {
+      const socket = new Socket()
+      let text = ''
+      socket.on('data', (d) => (text += d))
+      socket.on('close', () => resolve(text))
+      socket.on('error', () => {})
+      socket.connect(port, '127.0.0.1', () => socket.end(raw))
+    })
+  }
+  // What a proxy reusing the connection for another client would run, hidden in the body.
+  const HIDDEN = 'GET /no-such-path-smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
+  const chunk = (s: string) => `${s.length.toString(16)}\r\n${s}\r\n`
+
+  for (const [what, path, extra, status] of [
+    ['/mcp, over the limit', '/mcp/echo', '', 413],
+    [
+      '/mcp, an unknown session (the body is read first: 413)',
+      '/mcp/echo',
+      'Mcp-Session-Id: nope\r\n',
+      413,
+    ],
+    [
+      '/messages, an unknown session (answered before the body)',
+      '/messages/echo?sessionId=x',
+      '',
+      404,
+    ],
+  ] as const) {
+    it(`${what}: one answer (${status}), the hidden request never runs, declared or chunked`, async () => {
+      const token = await stack.token('alice', { server: 'echo' })
+      const head = `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nAccept: ${ACCEPT}\r\n${extra}`
+      const declared = HIDDEN.padStart(1100, ' ')
+      for (const raw of [
+        `${head}Content-Length: ${declared.length}\r\n\r\n${declared}`,
+        `${head}Transfer-Encoding: chunked\r\n\r\n${chunk(' '.repeat(1100))}${chunk(HIDDEN)}0\r\n\r\n`,
+      ]) {
+        const answer = await exchange(raw)
+        if (answer !== '') assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), answer)
+        assert.ok((answer.match(/HTTP\/1\.1 \d{3}/g)?.length ?? 0) <= 1, answer)
+      }
+      const ran = stack.logLines.filter((l) => l.includes('no-such-path-smuggled'))
+      assert.deepEqual(ran, [], 'the hidden request never ran')
+    })
+  }
+})
