@@ -17,19 +17,16 @@
 //   screen). Control and bidi characters are shown as \uXXXX there now (JSON lines escaped them).
 // What held is pinned as "held: …" (see the describe blocks).
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { register } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { createLogger } from '../../gateway/observability/logger.js'
 import { startStack } from '../helpers/stack.js'
-
-const MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url))
+import { runCli } from '../helpers/cli-run.js'
 
 /** A public client's registration body. */
 const metadata = () => ({
@@ -102,17 +99,7 @@ describe('stop 41: the log ip with trustProxy true and a list', () => {
   }
 })
 
-/** Runs the command line; resolves its exit code and output. */
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [MAIN, ...args])
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', (d) => (stdout += d))
-    p.stderr.on('data', (d) => (stderr += d))
-    p.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+const run = runCli
 
 describe('stop 41: mcp-edge tools pins with tool names a server chose', () => {
   const A = `sha256:${'a'.repeat(64)}`

@@ -12,36 +12,40 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js'
+import { startOtlpReceiver, withEnv, type OtlpReceiver } from '../helpers/otlp-receiver.js'
+import { postMcp } from '../helpers/post-mcp.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 const ACCEPT = 'application/json, text/event-stream'
 
-/** Sets `vars` in process.env (the SDK reads it) while `fn` runs, then restores it. */
-async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
-  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]))
-  Object.assign(process.env, vars)
-  try {
-    return await fn()
-  } finally {
-    for (const [k, v] of Object.entries(saved))
-      if (v === undefined) delete process.env[k]
-      else process.env[k] = v
-  }
-}
+/** POSTs `body` as JSON to `path` of the stack. */
+const post = (stack: Stack, path: string, body: unknown, headers: Record<string, string>) =>
+  postMcp(`${stack.url}${path}`, body, headers)
 
-async function post(
-  stack: Stack,
-  path: string,
-  body: unknown,
-  headers: Record<string, string>,
-): Promise<{ status: number; headers: Record<string, unknown>; text: string }> {
-  const res = await request(`${stack.url}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers },
-    body: JSON.stringify(body),
+/** A session-era initialize request asking for `protocolVersion`. */
+const initialize = (protocolVersion = '2025-11-25') => ({
+  jsonrpc: '2.0',
+  id: 0,
+  method: 'initialize',
+  params: { protocolVersion, capabilities: {}, clientInfo: { name: 'stop41', version: '0' } },
+})
+
+/**
+ * Writes `raw` on one connection to the stack and ends it; resolves what the gateway answered
+ * once the connection closed (every request the gateway read on it answered by then). A close
+ * with a body unread may come as a reset that drops the answer: check it only when read.
+ */
+async function rawExchange(stack: Stack, raw: string): Promise<string> {
+  const { Socket } = await import('node:net')
+  const port = Number(new URL(stack.url).port)
+  return new Promise<string>((resolve) => {
+    const socket = new Socket()
+    let text = ''
+    socket.on('data', (d) => (text += d))
+    socket.on('close', () => resolve(text))
+    socket.on('error', () => {})
+    socket.connect(port, '127.0.0.1', () => socket.end(raw))
   })
-  return { status: res.statusCode, headers: res.headers, text: await res.body.text() }
 }
 
 /** initialize + notifications/initialized; returns the session id. */
@@ -52,21 +56,7 @@ async function openSession(
   protocolVersion = '2025-11-25',
 ): Promise<string> {
   const auth = { authorization: `Bearer ${token}` }
-  const init = await post(
-    stack,
-    `/mcp/${server}`,
-    {
-      jsonrpc: '2.0',
-      id: 0,
-      method: 'initialize',
-      params: {
-        protocolVersion,
-        capabilities: {},
-        clientInfo: { name: 'stop41', version: '0' },
-      },
-    },
-    auth,
-  )
+  const init = await post(stack, `/mcp/${server}`, initialize(protocolVersion), auth)
   assert.equal(init.status, 200, init.text)
   const sid = init.headers['mcp-session-id'] as string
   const ack = await post(
@@ -317,20 +307,7 @@ describe('held: the edge refuses hostile Origin spellings and smuggled framing o
             'content-type': 'application/json',
             accept: ACCEPT,
           },
-          ...(method === 'POST'
-            ? {
-                body: JSON.stringify({
-                  jsonrpc: '2.0',
-                  id: 1,
-                  method: 'initialize',
-                  params: {
-                    protocolVersion: '2025-11-25',
-                    capabilities: {},
-                    clientInfo: { name: 'x', version: '0' },
-                  },
-                }),
-              }
-            : {}),
+          ...(method === 'POST' ? { body: JSON.stringify(initialize()) } : {}),
         })
         const text = await res.body.text()
         assert.equal(res.statusCode, 403, `${method} ${path} Origin ${origin}: ${text}`)
@@ -342,20 +319,10 @@ describe('held: the edge refuses hostile Origin spellings and smuggled framing o
   })
 
   it('two Origin headers, one of them ours, are refused as one joined value', async () => {
-    const { Socket } = await import('node:net')
-    const port = Number(new URL(stack.url).port)
-    const answer = await new Promise<string>((resolve, reject) => {
-      const socket = new Socket()
-      let text = ''
-      socket.on('data', (d) => (text += d))
-      socket.on('end', () => resolve(text))
-      socket.on('error', reject)
-      socket.connect(port, '127.0.0.1', () =>
-        socket.end(
-          'GET /sse/echo HTTP/1.1\r\nHost: mcp.example.com\r\nOrigin: https://mcp.example.com\r\nOrigin: https://evil.example\r\nConnection: close\r\n\r\n',
-        ),
-      )
-    })
+    const answer = await rawExchange(
+      stack,
+      'GET /sse/echo HTTP/1.1\r\nHost: mcp.example.com\r\nOrigin: https://mcp.example.com\r\nOrigin: https://evil.example\r\nConnection: close\r\n\r\n',
+    )
     assert.match(answer, /^HTTP\/1\.1 403 /)
   })
 
@@ -366,24 +333,13 @@ describe('held: the edge refuses hostile Origin spellings and smuggled framing o
     ['a Content-Length with a sign', 'Content-Length: +40\r\n'],
   ] as const)
     it(`${what}: 400 from the parser, nothing read as a request`, async () => {
-      const { Socket } = await import('node:net')
       const token = await stack.token('alice', { server: 'echo' })
-      const port = Number(new URL(stack.url).port)
       const sessions = stack.gateway.registry.size
       const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }).padEnd(40, ' ')
-      const answer = await new Promise<string>((resolve, reject) => {
-        const socket = new Socket()
-        let text = ''
-        socket.on('data', (d) => (text += d))
-        socket.on('end', () => resolve(text))
-        socket.on('close', () => resolve(text))
-        socket.on('error', reject)
-        socket.connect(port, '127.0.0.1', () =>
-          socket.end(
-            `POST /mcp/echo HTTP/1.1\r\nHost: mcp.example.com\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nAccept: ${ACCEPT}\r\n${head}\r\n${body}`,
-          ),
-        )
-      })
+      const answer = await rawExchange(
+        stack,
+        `POST /mcp/echo HTTP/1.1\r\nHost: mcp.example.com\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nAccept: ${ACCEPT}\r\n${head}\r\n${body}`,
+      )
       assert.match(answer, /^HTTP\/1\.1 400 /, answer.slice(0, 200))
       assert.equal(answer.match(/HTTP\/1\.1 /g)?.length, 1, 'one answer: nothing smuggled')
       assert.equal(stack.gateway.registry.size, sessions)
@@ -397,23 +353,6 @@ describe('held: a body refused or left unread is never read as the next request 
   })
   after(() => stack.close())
 
-  /**
-   * Writes `raw` on one connection and ends it; resolves what the gateway answered once the
-   * connection closed (every request the gateway read on it answered by then). A close with
-   * the body unread may come as a reset that drops the answer: it is checked only when read.
-   */
-  async function exchange(raw: string): Promise<string> {
-    const { Socket } = await import('node:net')
-    const port = Number(new URL(stack.url).port)
-    return new Promise<string>((resolve) => {
-      const socket = new Socket()
-      let text = ''
-      socket.on('data', (d) => (text += d))
-      socket.on('close', () => resolve(text))
-      socket.on('error', () => {})
-      socket.connect(port, '127.0.0.1', () => socket.end(raw))
-    })
-  }
   // What a proxy reusing the connection for another client would run, hidden in the body.
   const HIDDEN = 'GET /no-such-path-smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
   const chunk = (s: string) => `${s.length.toString(16)}\r\n${s}\r\n`
@@ -441,7 +380,7 @@ describe('held: a body refused or left unread is never read as the next request 
         `${head}Content-Length: ${declared.length}\r\n\r\n${declared}`,
         `${head}Transfer-Encoding: chunked\r\n\r\n${chunk(' '.repeat(1100))}${chunk(HIDDEN)}0\r\n\r\n`,
       ]) {
-        const answer = await exchange(raw)
+        const answer = await rawExchange(stack, raw)
         if (answer !== '') assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), answer)
         assert.ok((answer.match(/HTTP\/1\.1 \d{3}/g)?.length ?? 0) <= 1, answer)
       }
