@@ -15,6 +15,7 @@ import { request } from 'undici'
 import { startOtlpReceiver, withEnv, type OtlpReceiver } from '../helpers/otlp-receiver.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { startStack, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const ACCEPT = 'application/json, text/event-stream'
 
@@ -388,4 +389,91 @@ describe('held: a body refused or left unread is never read as the next request 
       assert.deepEqual(ran, [], 'the hidden request never ran')
     })
   }
+})
+
+describe('held: the legacy transport names its own endpoint and finds sessions only for their owner', () => {
+  let stack: Stack
+  before(async () => {
+    stack = await startStack({
+      publicUrl: 'https://mcp.example.com/base',
+      config: { trustProxy: true, allowedHosts: ['evil.example'] },
+    })
+  })
+  after(() => stack.close())
+
+  /** Opens `/sse/echo` with `headers` and reads its endpoint event; resolves it and a closer. */
+  async function endpointOf(token: string, headers: Record<string, string> = {}) {
+    const res = await request(`${stack.url}/sse/echo`, {
+      headers: { accept: 'text/event-stream', authorization: `Bearer ${token}`, ...headers },
+    })
+    assert.equal(res.statusCode, 200)
+    const events = res.body[Symbol.asyncIterator]()
+    let text = ''
+    while (!text.includes('\n\n')) text += String((await events.next()).value ?? '')
+    const endpoint = /event: endpoint\ndata: (.*)\n/.exec(text)![1]!
+    const close = async () => {
+      const before = stack.gateway.registry.size
+      res.body.destroy()
+      await waitFor(() => stack.gateway.registry.size < before, 'the session ended')
+    }
+    return { endpoint, close }
+  }
+
+  it('the endpoint event is publicUrl’s path, whatever Host and X-Forwarded-* say (trustProxy true)', async () => {
+    const { endpoint, close } = await endpointOf(await stack.token('alice'), {
+      host: 'evil.example',
+      'x-forwarded-host': 'evil.example',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-prefix': '/evil',
+      forwarded: 'host=evil.example;proto=http',
+    })
+    try {
+      assert.match(endpoint, /^\/base\/messages\/echo\?sessionId=[\w.-]+$/)
+    } finally {
+      await close()
+    }
+  })
+
+  it("another subject's id, the id on another server, its case changed or cut: 404, nothing reaches the process", async () => {
+    const alice = await stack.token('alice')
+    const { endpoint, close } = await endpointOf(alice)
+    try {
+      const id = new URL(endpoint, 'https://x').searchParams.get('sessionId')!
+      const audited = () => stack.audit().filter((e) => e.method === 'ping').length
+      const before = audited()
+      const cases: [string, string][] = [
+        [await stack.token('bob'), `/messages/echo?sessionId=${id}`],
+        [await stack.token('alice', { server: 'notes' }), `/messages/notes?sessionId=${id}`],
+        [alice, `/messages/echo?sessionId=${id.toUpperCase()}`],
+        [alice, `/messages/echo?sessionId=${id.slice(0, -1)}`],
+        [alice, `/messages/echo?sessionId=${id}%00`],
+        [alice, `/messages/echo?sessionId=%20${id}`],
+      ]
+      for (const [token, path] of cases) {
+        const res = await post(
+          stack,
+          path,
+          { jsonrpc: '2.0', id: 1, method: 'ping' },
+          {
+            authorization: `Bearer ${token}`,
+          },
+        )
+        assert.equal(res.status, 404, `${path}: ${res.text}`)
+      }
+      assert.equal(audited(), before, 'no ping was relayed')
+      // held: its owner's POST is accepted (the refusals above were not the request's fault).
+      const ok = await post(
+        stack,
+        endpoint.replace(/^\/base/, ''),
+        { jsonrpc: '2.0', id: 2, method: 'ping' },
+        {
+          authorization: `Bearer ${alice}`,
+        },
+      )
+      assert.equal(ok.status, 202, ok.text)
+      await waitFor(() => audited() === before + 1, 'the owner’s ping is relayed and audited')
+    } finally {
+      await close()
+    }
+  })
 })
