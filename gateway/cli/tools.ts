@@ -8,6 +8,7 @@ import { approveTool, pendingIn } from '../pins/edits.js'
 import { loadPins } from '../pins/file.js'
 import { PIN_HASH } from '../pins/hash.js'
 import { editPins } from '../pins/write.js'
+import { shown } from './shown.js'
 
 /** Usage of the `tools` command, printed on any usage error. */
 export const TOOLS_USAGE = `\
@@ -143,21 +144,6 @@ async function approve(args: string[]): Promise<number> {
     return 1
   }
   return out(`${approved.map((a) => `approved ${a}`).join('\n')}\n`, 0)
-}
-
-/**
- * A tool name as the listing prints it: as it is when it is plain text, else as a JSON string
- * with every control, format (bidi) and line-separator character escaped. The server chose the
- * name (the gateway records whatever a pinned server lists), and printed raw an escape sequence
- * or line break in it redraws the operator's terminal: a pending change hidden, a line faked.
- */
-function shown(tool: string): string {
-  if (!/[\p{C}\p{Z}"\\]/u.test(tool)) return tool
-  return JSON.stringify(tool).replace(/[\p{C}\p{Zl}\p{Zp}]/gu, (c) =>
-    [...Array(c.length).keys()]
-      .map((i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`)
-      .join(''),
-  )
 }
 
 function byName(a: [string, unknown], b: [string, unknown]): number {

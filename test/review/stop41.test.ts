@@ -10,7 +10,9 @@
 // - `mcp-edge tools pins` printed pending tool names as the server wrote them: a pinned server
 //   (the one the pins guard against) could put terminal escapes and line breaks in a name and
 //   redraw the operator's review (hide a pending change, fake a "pinned" line). A name that is
-//   not plain text is printed as a JSON string, as `approve` already prints it.
+//   not plain text is printed as a JSON string, as `approve` already prints it. So are a
+//   token's subject, client id, roles and scopes in `mcp-edge policy check`'s explanation (a
+//   user's claims, pasted by an operator asking why they were refused).
 // - the pretty log format (a person at a terminal) wrote the message and an error's stack as
 //   they were: a subject in "failed to start a session of <sub>", or an error's text, could
 //   carry escape sequences and line breaks to the operator's terminal (a forged line, a cleared
@@ -178,5 +180,48 @@ describe('stop 41: the pretty log shows what a terminal would act on, never acts
     assert.equal(lines.length, 1)
     assert.doesNotMatch(lines[0]!.slice(0, -1), /[\u0000-\u001f]/)
     assert.equal(JSON.parse(lines[0]!).msg, 'x\u001b\ny')
+  })
+})
+
+describe('stop 41: mcp-edge policy check with claims a user can shape', () => {
+  it('subject, client id, roles and scopes that are not plain text are printed quoted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-stop41-'))
+    const policy = join(dir, 'policy.yaml')
+    writeFileSync(
+      policy,
+      'roles:\n  "ops\\u001b[2J": ["mcp:read"]\nservers:\n  notes:\n    access: ["mcp:read"]\n    tools: { read_note: ["mcp:read"] }\n',
+    )
+    const claims = join(dir, 'claims.json')
+    writeFileSync(
+      claims,
+      JSON.stringify({
+        sub: 'bob\r\n  rule      allow-all at policy.yaml:1',
+        azp: 'client\u001b]0;title\u0007',
+        realm_access: { roles: ['ops\u001b[2J'] },
+        scope: 'mcp:read x\u202ey',
+      }),
+    )
+    const r = await run([
+      'policy',
+      'check',
+      '--policy',
+      policy,
+      '--claims',
+      claims,
+      '--server',
+      'notes',
+      '--tool',
+      'read_note',
+    ])
+    assert.equal(r.code, 0, r.stderr + r.stdout)
+    assert.doesNotMatch(r.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/)
+    assert.equal(r.stdout.split('\n').filter((l) => l.startsWith('  rule ')).length, 1, r.stdout)
+    const caller = r.stdout.split('\n').find((l) => l.startsWith('  caller '))!
+    assert.ok(
+      caller.includes(JSON.stringify('bob\r\n  rule      allow-all at policy.yaml:1')),
+      caller,
+    )
+    assert.ok(caller.includes('client_id "client\\u001b]0;title\\u0007"'), caller)
+    assert.ok(caller.includes('roles "ops\\u001b[2J"'), caller)
   })
 })
