@@ -8,13 +8,20 @@
 //   the SDK's overflow series: anyone with a token could blind the operator's dashboards. A
 //   method the MCP specification does not name is recorded as `_OTHER` (as the HTTP conventions
 //   do for methods), on the span it stays as it was.
-// What held is pinned as "held: …".
+// What held is pinned as "held: …": no client-written value or subject in a /metrics series;
+// hostile Origin spellings, two Origin headers and smuggled framing refused before any process;
+// a refused or unread body never read as a next request; the legacy endpoint event and session
+// ids; a secret deleted on one replica gone on the other (Redis).
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
+import { createHash, randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { connectAs } from '../helpers/sdk-session.js'
+import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
 import { startOtlpReceiver, withEnv, type OtlpReceiver } from '../helpers/otlp-receiver.js'
 import { postMcp } from '../helpers/post-mcp.js'
-import { startStack, type Stack } from '../helpers/stack.js'
+import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const ACCEPT = 'application/json, text/event-stream'
@@ -474,6 +481,89 @@ describe('held: the legacy transport names its own endpoint and finds sessions o
       await waitFor(() => audited() === before + 1, 'the owner’s ping is relayed and audited')
     } finally {
       await close()
+    }
+  })
+})
+
+describe('held: a secret deleted on one replica is gone on the other (Redis)', {
+  skip: NO_REDIS,
+}, () => {
+  const URL_VAR = 'MCP_EDGE_TEST_STOP41_REDIS'
+  const KEYS_VAR = 'MCP_EDGE_TEST_STOP41_SEALING'
+  const VAULT = { VAULT_TOKEN: { secret: 'vault_token' } }
+  const POLICY = `${TEST_POLICY}  vault:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`
+  const sha = (v: string) => createHash('sha256').update(v).digest('hex')
+  let redis: RedisServer
+  let a: Stack
+  let b: Stack
+  before(async () => {
+    redis = await startRedis()
+    process.env[URL_VAR] = redis.url
+    process.env[KEYS_VAR] = JSON.stringify({ k1: randomBytes(32).toString('base64url') })
+    const config = {
+      store: { kind: 'redis', url: { env: URL_VAR }, keyPrefix: 'stop41:' },
+      secrets: { keys: { env: KEYS_VAR }, active: 'k1' },
+      credentials: { pollInterval: 20 },
+    }
+    const servers = {
+      vault: {
+        command: process.execPath,
+        args: [join(SERVERS_DIR, 'fixture.js')],
+        credentials: VAULT,
+      },
+    }
+    a = await startStack({ policy: POLICY, servers, config, publicUrl: 'https://mcp.example.com' })
+    b = await startStack({
+      policy: POLICY,
+      servers,
+      config,
+      publicUrl: 'https://mcp.example.com',
+      idpOf: a,
+    })
+  })
+  after(async () => {
+    await b?.close()
+    await a?.close()
+    await redis?.close()
+    delete process.env[URL_VAR]
+    delete process.env[KEYS_VAR]
+  })
+
+  const textOf = (result: unknown) =>
+    ((result as { content?: { text: string }[] }).content ?? []).map((c) => c.text).join('')
+
+  it('set on A, used on B; deleted on A: B refuses the next call, lists nothing, and its process ends', async () => {
+    const alice = { iss: a.idp.issuer, sub: 'alice' }
+    await a.gateway.secrets!.set(alice, 'vault_token', 'set-on-a')
+    assert.deepEqual(
+      (await b.gateway.secrets!.list(alice)).map((x) => x.name),
+      ['vault_token'],
+    )
+    const { client } = await connectAs(b, 'alice', 'vault')
+    try {
+      const first = JSON.parse(
+        textOf(await client.callTool({ name: 'credential', arguments: { name: 'VAULT_TOKEN' } })),
+      ) as { pid: number; sha256: string }
+      assert.equal(first.sha256, sha('set-on-a'))
+      await a.gateway.secrets!.remove(alice, 'vault_token')
+      assert.deepEqual(await b.gateway.secrets!.list(alice), [])
+      assert.equal(await b.gateway.secrets!.value(alice, 'vault_token'), undefined)
+      const refused = await client.callTool({
+        name: 'credential',
+        arguments: { name: 'VAULT_TOKEN' },
+      })
+      assert.equal((refused as { isError?: boolean }).isError, true, textOf(refused))
+      assert.doesNotMatch(textOf(refused), /set-on-a/)
+      await waitFor(() => {
+        try {
+          process.kill(first.pid, 0)
+          return false
+        } catch {
+          return true
+        }
+      }, 'the process holding the deleted value exited')
+    } finally {
+      await client.close()
     }
   })
 })
