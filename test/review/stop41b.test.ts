@@ -20,6 +20,7 @@ import { join } from 'node:path'
 import { connectAs } from '../helpers/sdk-session.js'
 import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
 import { startOtlpReceiver, withEnv, type OtlpReceiver } from '../helpers/otlp-receiver.js'
+import { legacyEndpoint } from '../helpers/legacy-endpoint.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -408,23 +409,8 @@ describe('held: the legacy transport names its own endpoint and finds sessions o
   })
   after(() => stack.close())
 
-  /** Opens `/sse/echo` with `headers` and reads its endpoint event; resolves it and a closer. */
-  async function endpointOf(token: string, headers: Record<string, string> = {}) {
-    const res = await request(`${stack.url}/sse/echo`, {
-      headers: { accept: 'text/event-stream', authorization: `Bearer ${token}`, ...headers },
-    })
-    assert.equal(res.statusCode, 200)
-    const events = res.body[Symbol.asyncIterator]()
-    let text = ''
-    while (!text.includes('\n\n')) text += String((await events.next()).value ?? '')
-    const endpoint = /event: endpoint\ndata: (.*)\n/.exec(text)![1]!
-    const close = async () => {
-      const before = stack.gateway.registry.size
-      res.body.destroy()
-      await waitFor(() => stack.gateway.registry.size < before, 'the session ended')
-    }
-    return { endpoint, close }
-  }
+  const endpointOf = (token: string, headers: Record<string, string> = {}) =>
+    legacyEndpoint(stack, 'echo', token, headers)
 
   it('the endpoint event is publicUrl’s path, whatever Host and X-Forwarded-* say (trustProxy true)', async () => {
     const { endpoint, close } = await endpointOf(await stack.token('alice'), {
