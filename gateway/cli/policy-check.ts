@@ -15,6 +15,7 @@ import type { Feature, Policy } from '../policy/policy.js'
 import { decideAccess, type ScopeBasis } from '../policy/evaluate.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { endpointTarget, EndpointTargetError, type EndpointTarget } from './endpoint-target.js'
+import { shown } from './shown.js'
 
 /** Usage of the `policy` command, printed on any usage error. */
 export const POLICY_USAGE = `\
@@ -238,9 +239,9 @@ function human(t: Target, p: Principal, e: Explanation, hidden: boolean): string
     `  reason    ${e.reason}`,
     `  rule      ${e.rule === undefined ? '(none)' : where(e.rule)}`,
     ...e.skipped.map((r) => `  skipped   ${where(r)} (its when does not hold)`),
-    `  caller    sub ${c.sub || '(none)'}, client_id ${c.client_id ?? '(none)'}, ` +
-      `roles ${list(c.roles)}`,
-    `  has       ${list(e.has)}`,
+    `  caller    sub ${c.sub ? shown(c.sub) : '(none)'}, client_id ${c.client_id === null ? '(none)' : shown(c.client_id)}, ` +
+      `roles ${list(c.roles.map(shown))}`,
+    `  has       ${list(e.has.map(shown))}`,
     ...e.implied.map(
       (i) =>
         `  implied   ${i.scope} through ${i.from}: ` +

@@ -8,6 +8,7 @@ import { approveTool, pendingIn } from '../pins/edits.js'
 import { loadPins } from '../pins/file.js'
 import { PIN_HASH } from '../pins/hash.js'
 import { editPins } from '../pins/write.js'
+import { shown } from './shown.js'
 
 /** Usage of the `tools` command, printed on any usage error. */
 export const TOOLS_USAGE = `\
@@ -97,10 +98,10 @@ async function pins(args: string[]): Promise<number> {
     const note = t.pinned && !t.pinned.has(server) ? ' (pinTools is off in the config)' : ''
     lines.push(`${server}${note}`)
     for (const [tool, hash] of [...(p?.tools ?? [])].sort(byName))
-      lines.push(`  pinned   ${tool}  ${hash}`)
+      lines.push(`  pinned   ${shown(tool)}  ${hash}`)
     for (const [tool, pending] of [...(p?.pending ?? [])].sort(byName))
       lines.push(
-        `  PENDING  ${tool}  ${pending.hash}  seen ${pending.seen}${pending.previous ? `  (approved: ${pending.previous})` : '  (new)'}`,
+        `  PENDING  ${shown(tool)}  ${pending.hash}  seen ${pending.seen}${pending.previous ? `  (approved: ${pending.previous})` : '  (new)'}`,
       )
     if (p === undefined || (p.tools.size === 0 && p.pending.size === 0))
       lines.push('  (nothing pinned yet)')

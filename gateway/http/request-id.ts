@@ -3,7 +3,7 @@ import type { HttpBindings } from '@hono/node-server'
 import type { Context, Next } from 'hono'
 import type { Logger } from 'pino'
 import { alreadySent } from './reply.js'
-import type { TrustedPeer } from './trust.js'
+import { TRUST_ANY_PEER, type TrustedPeer } from './trust.js'
 
 /** Hono context variables set by the gateway's middleware. */
 export interface Vars {
@@ -61,13 +61,16 @@ function requestLogger(parent: Logger, bindings: { req: string; ip: string | und
 
 /**
  * The client's address from X-Forwarded-For: the rightmost entry that is not a trusted proxy
- * (entries further left were written by the client and prove nothing).
+ * (entries further left were written by the client and prove nothing). With every peer trusted
+ * (`trustProxy: true`) nothing marks where the proxies end: the rightmost entry, which the peer
+ * wrote (the leftmost is the client's own word behind any proxy that appends).
  */
 function clientAddress(header: string | undefined, trusted: TrustedPeer): string | undefined {
   const hops = (header ?? '')
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '')
+  if (trusted === TRUST_ANY_PEER) return hops.at(-1)
   for (let i = hops.length - 1; i >= 0; i--) if (!trusted(hops[i])) return hops[i]
   return hops[0]
 }

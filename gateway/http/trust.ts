@@ -4,11 +4,17 @@ import { BlockList, isIP } from 'node:net'
 export type TrustedPeer = (address: string | undefined) => boolean
 
 /**
+ * `trustProxy: true`: every peer is a proxy, so no address in X-Forwarded-For can tell a proxy
+ * from a client: only the entry the peer itself wrote (the last) is believed.
+ */
+export const TRUST_ANY_PEER: TrustedPeer = () => true
+
+/**
  * Compiles `trustProxy`: `true` trusts every peer, `false` none, a list trusts those addresses
  * and CIDR ranges (IPv4-mapped IPv6 peers are compared as IPv4).
  */
 export function trustedPeer(setting: boolean | readonly string[]): TrustedPeer {
-  if (setting === true) return () => true
+  if (setting === true) return TRUST_ANY_PEER
   if (setting === false) return () => false
   const list = new BlockList()
   for (const entry of setting) {

@@ -87,7 +87,47 @@ function prettyDestination(to?: DestinationStream): DestinationStream {
     ignore: 'pid,hostname,service',
   })
   const out = to ?? pino.destination({ dest: 1, sync: true })
-  return { write: (line: string) => void out.write(prettify(line)) }
+  return {
+    write: (line: string) => {
+      let record: unknown
+      try {
+        record = JSON.parse(line)
+      } catch {
+        return void out.write(prettify(line))
+      }
+      out.write(prettify(visible(record, true) as object))
+    },
+  }
+}
+
+/** Control and bidi characters a terminal would act on rather than show. */
+const UNSHOWN =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+/** The same, and line breaks: in the message, which pino-pretty writes at the line's start. */
+const UNSHOWN_IN_MSG =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g
+
+/**
+ * A record's strings as a terminal should show them: what it would act on (escape sequences,
+ * carriage returns, bidi overrides) written as `\uXXXX`. pino-pretty writes the message and
+ * an error's stack as they are, so a subject, a server's error text or any string a client
+ * chose could redraw the operator's screen or start a forged line; JSON lines escape it all.
+ */
+function visible(value: unknown, top = false): unknown {
+  if (typeof value === 'string') return value.replace(UNSHOWN, escaped)
+  if (typeof value !== 'object' || value === null) return value
+  if (Array.isArray(value)) return value.map((v) => visible(v))
+  const copy: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(value))
+    copy[k] =
+      top && k === 'msg' && typeof v === 'string' ? v.replace(UNSHOWN_IN_MSG, escaped) : visible(v)
+  return copy
+}
+
+function escaped(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`
 }
 
 /** sonic-boom's default largest single write, in bytes. */

@@ -22,6 +22,7 @@ import {
   now,
   record,
 } from './otel-attributes.js'
+import { MCP_METHODS } from '../policy/method-names.js'
 import { headerGetter, metaGetter, propagator, remoteParent } from './otel-context.js'
 import type { HttpTrace, McpMessage, McpSpan, Outcome, Step, StepName } from './tracing.js'
 
@@ -245,13 +246,17 @@ class McpMessageSpan implements McpSpan {
     if (this.i.operation === undefined) return
     // Metric attributes stay low-cardinality: a tool or prompt name is kept only when the
     // policy allowed it and the server answered without a protocol error (a made-up name
-    // from a client would otherwise open a series of its own).
+    // from a client would otherwise open a series of its own). So is a method name: one MCP
+    // does not name is `_OTHER` (as the HTTP conventions record methods), or any client with a
+    // token fills the SDK's 2000 series per instrument and every later one, real ones too, goes
+    // to its overflow series.
     const named = this.allowed && outcome?.code === undefined
     const attributes: Attributes = { ...HTTP_TRANSPORT }
     for (const [key, value] of Object.entries(this.attributes)) {
       if (key === 'mcp.resource.uri') continue
       if (!named && (key === 'gen_ai.tool.name' || key === 'gen_ai.prompt.name')) continue
-      attributes[key] = value
+      attributes[key] =
+        key === 'mcp.method.name' && !MCP_METHODS.has(value as string) ? '_OTHER' : value
     }
     const error = errorType(outcome)
     if (error !== undefined) attributes['error.type'] = error

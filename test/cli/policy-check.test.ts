@@ -1,13 +1,11 @@
 // `mcp-edge policy check` as operators run it: real processes, real exit codes, real output.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { after, describe, it } from 'node:test'
+import { runCli } from '../helpers/cli-run.js'
 
-const MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-policy-check-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 
@@ -17,21 +15,7 @@ function file(name: string, text: string): string {
   return path
 }
 
-/** Runs the CLI to completion, with `stdin` piped in. */
-function run(
-  args: string[],
-  stdin = '',
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [MAIN, ...args])
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', (d) => (stdout += d))
-    p.stderr.on('data', (d) => (stderr += d))
-    p.on('close', (code) => resolve({ code, stdout, stderr }))
-    p.stdin.end(stdin)
-  })
-}
+const run = runCli
 
 // Line numbers matter: the cases name the rule lines.
 const POLICY = file(

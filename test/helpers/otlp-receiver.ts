@@ -170,3 +170,16 @@ function attributes(list: unknown): Record<string, unknown> {
   }
   return out
 }
+
+/** Sets `vars` in process.env (the OpenTelemetry SDK reads it) while `fn` runs, then restores it. */
+export async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]))
+  Object.assign(process.env, vars)
+  try {
+    return await fn()
+  } finally {
+    for (const [k, v] of Object.entries(saved))
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
+  }
+}

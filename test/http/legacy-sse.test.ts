@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { request } from 'undici'
+import { legacyEndpoint } from '../helpers/legacy-endpoint.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
 
@@ -26,24 +27,7 @@ async function connect(server: string, token: string) {
 }
 
 /** Opens the event stream by hand and reads its first event (the endpoint). */
-async function endpointOf(server: string, token: string) {
-  const res = await request(sseUrl(server), {
-    headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` },
-  })
-  assert.equal(res.statusCode, 200)
-  // Read the first event without ending the stream (leaving a for-await loop would close it).
-  const events = res.body[Symbol.asyncIterator]()
-  let text = ''
-  while (!text.includes('\n\n')) text += String((await events.next()).value ?? '')
-  const endpoint = /event: endpoint\ndata: (.*)\n/.exec(text)![1]!
-  /** Ends the stream and resolves once the gateway has ended the session. */
-  const close = async () => {
-    const before = stack.gateway.registry.size
-    res.body.destroy()
-    await waitFor(() => stack.gateway.registry.size < before, 'the gateway ended the session')
-  }
-  return { endpoint, close }
-}
+const endpointOf = (server: string, token: string) => legacyEndpoint(stack, server, token)
 
 describe('HTTP+SSE (2024-11-05)', () => {
   it('the SDK SSE client initializes, lists tools filtered by policy, and calls one', async () => {

@@ -13,6 +13,7 @@ import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import {
   SPAN_KIND,
   startOtlpReceiver,
+  withEnv,
   type OtlpReceiver,
   type ReceivedSpan,
 } from '../helpers/otlp-receiver.js'
@@ -33,19 +34,6 @@ rateLimits:
     limit: 1
     interval: 1h
 `
-
-/** Sets `vars` in process.env (the SDK reads it) while `fn` runs, then restores it. */
-async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
-  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]))
-  Object.assign(process.env, vars)
-  try {
-    return await fn()
-  } finally {
-    for (const [k, v] of Object.entries(saved))
-      if (v === undefined) delete process.env[k]
-      else process.env[k] = v
-  }
-}
 
 async function post(
   stack: Stack,

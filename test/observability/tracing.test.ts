@@ -14,6 +14,7 @@ import {
 import {
   SPAN_KIND,
   startOtlpReceiver,
+  withEnv,
   type OtlpReceiver,
   type ReceivedSpan,
 } from '../helpers/otlp-receiver.js'
@@ -197,19 +198,6 @@ describe('tracing off', () => {
     assert.ok(on.loaded > 0, 'the check sees the SDK when it is loaded')
   })
 })
-
-/** Sets `vars` in process.env (the SDK reads it) while `fn` runs, then restores it. */
-async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
-  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]))
-  Object.assign(process.env, vars)
-  try {
-    return await fn()
-  } finally {
-    for (const [k, v] of Object.entries(saved))
-      if (v === undefined) delete process.env[k]
-      else process.env[k] = v
-  }
-}
 
 describe('tracing on, exported to a real OTLP/HTTP receiver', () => {
   let receiver: OtlpReceiver

@@ -1,28 +1,17 @@
 // `mcp-edge tools` and `validate` with a pin file, as operators run them: real processes,
 // real exit codes, real output.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { describe, it } from 'node:test'
+import { runCli } from '../helpers/cli-run.js'
 
-const MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url))
 const A = `sha256:${'a'.repeat(64)}`
 const B = `sha256:${'b'.repeat(64)}`
 const C = `sha256:${'c'.repeat(64)}`
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [MAIN, ...args])
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', (d) => (stdout += d))
-    p.stderr.on('data', (d) => (stderr += d))
-    p.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+const run = runCli
 
 /** A config whose `files` server pins its tools, and its pin file (next to it). */
 function setup(pins: string) {

@@ -2,11 +2,9 @@
 // the test rewrites while it runs, SDK v2 clients of both eras and an aggregated endpoint, and
 // `mcp-edge tools` run as a real child process.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js'
@@ -15,9 +13,9 @@ import { request } from 'undici'
 import { toolHash } from '../../gateway/pins/hash.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
+import { runCli } from '../helpers/cli-run.js'
 
 const V = '2026-07-28'
-const MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url))
 // `announce` needs mcp:write: dora (mcp-developer) may use it, and a read-only token of hers
 // sees it marked for step-up.
 const POLICY = `${TEST_POLICY}  pinned:\n    access: ["mcp:read"]\n    tools: { announce: ["mcp:write"], "*": ["mcp:read"] }\n`
@@ -59,17 +57,7 @@ async function pinnedStack(toolPins: Record<string, unknown>, dir: string, tools
 const textOf = (r: unknown) =>
   ((r as { content: { text?: string }[] }).content ?? []).map((c) => c.text ?? '').join('')
 
-/** Runs `mcp-edge` to completion. */
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [MAIN, ...args])
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', (d) => (stdout += d))
-    p.stderr.on('data', (d) => (stderr += d))
-    p.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+const cli = runCli
 
 async function readyz(stack: Stack) {
   const res = await request(`${stack.url}/readyz`)
