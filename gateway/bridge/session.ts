@@ -669,8 +669,15 @@ export class Session implements GatedSession {
       const end = performance.now()
       // The outcome is what the client got: -32603 when the reply could not be serialized.
       if (!this.sent(message)) outcome = { kind: 'error', code: -32603 }
-      this.audit(req, outcome, end)
-      req.decided?.span?.end(outcomeOf(m, this.current.redact))
+      const redact = this.current.redact
+      const after = () => {
+        this.audit(req, outcome, end)
+        req.decided?.span?.end(outcomeOf(m, redact))
+      }
+      // An SSE reply is on the socket already; a JSON one is written by its HTTP request's own
+      // continuation, which `sent` queued as a promise reaction: the line waits behind it.
+      if (this.o.config.responses === 'json') queueMicrotask(after)
+      else after()
       return
     }
     if (env.kind === 'invalid') {
