@@ -15,18 +15,14 @@ import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
+import { npxBin, npxEnv } from '../helpers/npx-bin.js'
 import { notScored, summary, tallies, type Tally } from './results.js'
 
-/** The suite the tests pin, and the Node it runs on. */
-export const CONFORMANCE = [
-  '-y',
-  '-p',
-  'node@24',
-  '-p',
-  '@modelcontextprotocol/conformance@0.2.0-alpha.12',
-  '--',
-  'conformance',
-]
+/**
+ * The suite the tests pin, and the Node it runs on: resolved by npx once for the file
+ * (test/helpers/npx-bin.ts), then its `conformance` started directly at each of the 12 runs.
+ */
+export const CONFORMANCE = ['node@24', '@modelcontextprotocol/conformance@0.2.0-alpha.12']
 
 /** One whole run of the suite, at most (it takes seconds; npx may first have to fetch). */
 const RUN_TIMEOUT_MS = 240_000
@@ -114,19 +110,21 @@ async function gateway(dir: string, mode: 'session' | 'shared', target: Target):
  * Stopped after RUN_TIMEOUT_MS, or at the file's deadline if that comes first: `stopped` then
  * says which, with the scenario it was running.
  */
-function conformance(
+async function conformance(
   cwd: string,
   args: string[],
 ): Promise<{ code: number | null; out: string; stopped?: string }> {
+  const bin = await npxBin(CONFORMANCE, 'conformance', cwd)
   return new Promise((resolve, reject) => {
     const left = FILE_DEADLINE - performance.now()
     if (left <= 0) {
       resolve({ code: null, out: '', stopped: "not started: the file's time limit is near" })
       return
     }
-    // Its own process group: on timeout, npx and the Node it started are stopped together.
-    const child = spawn('npx', [...CONFORMANCE, ...args], {
+    // Its own process group: on timeout, the suite and anything it started are stopped together.
+    const child = spawn(join(bin, 'conformance'), args, {
       cwd,
+      env: npxEnv(bin),
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     })

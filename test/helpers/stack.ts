@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose'
+import { exportJWK, SignJWT, type JWTPayload } from 'jose'
 import { pino, type Logger } from 'pino'
 import { createResources } from '../../gateway/auth/resources.js'
 import { validateConfig } from '../../gateway/config/load.js'
@@ -15,6 +15,7 @@ import type { Store } from '../../gateway/store/store.js'
 import { scopesForPolicy } from './dev-roles.js'
 import { discover, tokenRequest } from './oauth-flow.js'
 import { freePort } from './ports.js'
+import { rsaSigningKey } from './rsa-keys.js'
 
 export const SERVERS_DIR = fileURLToPath(new URL('../../servers/', import.meta.url))
 
@@ -276,7 +277,7 @@ function endpointsOf(
 }
 
 async function newKey() {
-  const { privateKey } = await generateKeyPair('RS256', { extractable: true })
+  const privateKey = await rsaSigningKey()
   const kid = `k-${Math.random().toString(36).slice(2, 10)}`
   const jwk = { ...(await exportJWK(privateKey)), kid, alg: 'RS256', use: 'sig' }
   return { privateKey, kid, jwk }

@@ -7,6 +7,7 @@ import Provider, { type AccountClaims, type Configuration } from 'oidc-provider'
 
 type KoaContext = Parameters<Parameters<Provider['use']>[0]>[0]
 import { followToRedirectUri, type CookieJar } from './oauth-flow.js'
+import { rsaSigningKey } from './rsa-keys.js'
 
 /** The gateway's callback URL the fixtures' clients are registered with (nothing listens there). */
 export const UPSTREAM_CALLBACK = 'http://127.0.0.1:9/oauth/upstream/callback'
@@ -157,7 +158,7 @@ export async function startIdp(profile: Profile): Promise<UpstreamIdp> {
   const listening = `${profile.tls ? 'https' : 'http'}://127.0.0.1:${port}`
   const origin = profile.publicOrigin?.(port) ?? listening
   const issuer = `${origin}${profile.prefix}`
-  const signing = await generateKeyPair('RS256', { extractable: true })
+  const signing = { privateKey: await rsaSigningKey() }
   const kid = `idp-${randomBytes(4).toString('hex')}`
   const signingJwk = { ...(await exportJWK(signing.privateKey)), kid, alg: 'RS256', use: 'sig' }
   const users = new Map(profile.users.map((u) => [u.id, u]))

@@ -3,21 +3,23 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { after, before, describe, it } from 'node:test'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { npxBin, npxEnv } from '../helpers/npx-bin.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
-/** The Inspector the tests pin, and the Node it runs on. */
-export const INSPECTOR = [
-  '-y',
-  '-p',
-  'node@24',
-  '-p',
-  '@modelcontextprotocol/inspector@0.17.5',
-  '--',
-  'mcp-inspector',
-]
+/**
+ * The Inspector the tests pin, and the Node it runs on: resolved by npx once for the file
+ * (test/helpers/npx-bin.ts), then its `mcp-inspector` started directly at each run.
+ */
+export const INSPECTOR = ['node@24', '@modelcontextprotocol/inspector@0.17.5']
 
-const run = promisify(execFile)
+const execFileAsync = promisify(execFile)
+/** The Inspector with `args`, as `npx -y -p node@24 -p <inspector> -- mcp-inspector` runs it. */
+async function run(args: string[], o: { timeout: number; maxBuffer?: number }) {
+  const bin = await npxBin(INSPECTOR, 'mcp-inspector')
+  return execFileAsync(join(bin, 'mcp-inspector'), args, { ...o, env: npxEnv(bin) })
+}
 
 let stack: Stack
 before(async () => {
@@ -27,9 +29,7 @@ after(() => stack.close())
 
 async function inspector(token: string, ...args: string[]) {
   const { stdout } = await run(
-    'npx',
     [
-      ...INSPECTOR,
       '--cli',
       stack.local('echo'),
       '--transport',
@@ -64,20 +64,12 @@ describe('MCP Inspector CLI', { timeout: 600_000 }, () => {
   })
 
   it('without a token it fails', async () => {
+    // Resolved outside the assertion: an npx that fails must not pass for the Inspector's refusal.
+    await npxBin(INSPECTOR, 'mcp-inspector')
     await assert.rejects(
-      run(
-        'npx',
-        [
-          ...INSPECTOR,
-          '--cli',
-          stack.local('echo'),
-          '--transport',
-          'http',
-          '--method',
-          'tools/list',
-        ],
-        { timeout: 240_000 },
-      ),
+      run(['--cli', stack.local('echo'), '--transport', 'http', '--method', 'tools/list'], {
+        timeout: 240_000,
+      }),
     )
   })
 })

@@ -208,12 +208,14 @@ describe('sessionless lanes: reaping, identity, capacity', () => {
   })
 })
 
+// Each gateway here has only the server its test shuts down with: the others' warm and shared
+// processes (four at start) were spawned for nothing.
 describe('shutdown with sessionless requests', () => {
   it('lets a request on a shared process finish within the grace', async (t) => {
     // The shared process records what it receives: the test shuts down once the call is there.
     const record = join(mkdtempSync(join(tmpdir(), 'mcp-edge-grace-')), 'shared.jsonl')
     const own = await startStack({
-      servers: { ...SERVERS, shared: { ...SERVERS.shared, env: { FIXTURE_RECORD_FILE: record } } },
+      servers: { shared: { ...SERVERS.shared, env: { FIXTURE_RECORD_FILE: record } } },
       policy: POLICY,
     })
     let closed = false
@@ -239,7 +241,7 @@ describe('shutdown with sessionless requests', () => {
   })
 
   it('leaves no lane process behind', async (t) => {
-    const own = await startStack({ servers: SERVERS, policy: POLICY })
+    const own = await startStack({ servers: { pooled: SERVERS.pooled }, policy: POLICY })
     let closed = false
     t.after(() => (closed ? undefined : own.close()))
     const token = await own.token('alice', { server: 'pooled' })

@@ -35,6 +35,9 @@ const SERVERS = {
   // processes keep a session's start well inside it).
   quick: fixture({ requestTimeout: 2000, pool: { min: 2 } }),
   shr: fixture({ mode: 'shared' }),
+  // The barriers' server: one process for every subject's barrier (a process of their own cost
+  // each case a spawn), apart from the servers the cases act on.
+  seen: fixture({ mode: 'shared' }),
   nostart: { command: join(dir, 'no-such-command') },
 }
 const POLICY = `${TEST_POLICY}
@@ -46,6 +49,9 @@ const POLICY = `${TEST_POLICY}
     access: ["mcp:read"]
     tools: { "*": ["mcp:read"] }
   shr:
+    access: ["mcp:read"]
+    tools: { "*": ["mcp:read"] }
+  seen:
     access: ["mcp:read"]
     tools: { "*": ["mcp:read"] }
   nostart:
@@ -364,8 +370,8 @@ const linesOf = (sub: string, mark: number) =>
 
 /** A later request of `sub` whose line is written: every line of the case's is in by then. */
 async function barrier(sub: string): Promise<void> {
-  const c = await sessionless(sub, 'tbl')
-  const m = call('sessionless', 'tbl', 'echo_args', { barrier: true })
+  const c = await sessionless(sub, 'seen')
+  const m = call('sessionless', 'seen', 'echo_args', { barrier: true })
   await c.send(m)
   await waitFor(
     () => stack.audit().some((e) => e.sub === sub && e.name === 'echo_args'),
