@@ -58,10 +58,6 @@ function readConfig(file: string | undefined): GatewayConfig {
 }
 
 async function serve(args: string[]): Promise<number> {
-  const [{ startGateway }, { startIdleGc }] = await Promise.all([
-    import('./gateway.js'),
-    import('./idle-gc.js'),
-  ])
   const { values } = parseArgs({
     args,
     options: {
@@ -71,6 +67,12 @@ async function serve(args: string[]): Promise<number> {
     },
   })
   const config = readConfig(values.config)
+  // The gateway is loaded once its config is known good: a bad file or option is reported
+  // without loading it first (about 0.3 s of CPU here).
+  const [{ startGateway }, { startIdleGc }] = await Promise.all([
+    import('./gateway.js'),
+    import('./idle-gc.js'),
+  ])
   const log = createLogger(config.log)
   // The log is flushed before exit, and the deadline's exit too: a line left buffered for the
   // exit handler's sync write is dropped if the reader went away (logger.ts). A reader that
