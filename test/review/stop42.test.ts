@@ -1,0 +1,132 @@
+// Stop 42: an outsider's attack on what stop 41 changed: the client address behind a proxy
+// (trustProxy), the pretty log's escaping, endpoint sessions under the session bounds, and a
+// JSON reply written before its audit line. Real gateways, real tokens, real stdio servers.
+// Findings (each a failing test first, then the fix):
+// - an X-Forwarded-For entry with a port (`203.0.113.5:40001`, as Azure Application Gateway
+//   writes it, `[2001:db8::5]:443`) or in brackets was the client's address as written: the
+//   broker counted registrations per address and port, so a client opening a new connection
+//   (a new source port) per registration had no broker.registration.perAddressPerMinute, and a
+//   trusted proxy writing its own address with a port was taken for the client. The address is
+//   read without its port and brackets now.
+// What held is pinned as "held: …" (see the describe blocks).
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { request } from 'undici'
+import { register } from '../helpers/broker-raw.js'
+import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { startStack, type Stack } from '../helpers/stack.js'
+
+/** A public client's registration body. */
+const metadata = () => ({
+  client_name: 'stop42',
+  redirect_uris: ['http://127.0.0.1:43142/cb'],
+  token_endpoint_auth_method: 'none',
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+})
+
+/** The `ip` of the main log's request line for `path`, the last one. */
+function loggedIp(lines: string[], path: string): unknown {
+  const line = lines
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.msg === 'request' && l.path === path)
+    .at(-1)
+  assert.ok(line, `a request line for ${path}`)
+  return line.ip
+}
+
+/** The logged client address of a 404 sent with `forwarded` as its X-Forwarded-For. */
+async function ipOf(stack: Stack, forwarded: string | string[], path: string): Promise<unknown> {
+  const res = await request(`${stack.url}${path}`, { headers: { 'x-forwarded-for': forwarded } })
+  await res.body.dump()
+  assert.equal(res.statusCode, 404)
+  return loggedIp(stack.logLines, path)
+}
+
+describe('stop 42: an X-Forwarded-For address with a port or brackets is the address', () => {
+  // [what the proxy appended, the address it names]
+  const SPELLINGS: [string, string][] = [
+    ['198.51.100.7:40001', '198.51.100.7'],
+    ['198.51.100.7:1', '198.51.100.7'],
+    ['[2001:db8::7]:443', '2001:db8::7'],
+    ['[2001:db8::7]', '2001:db8::7'],
+    ['  [2001:DB8::7]:8443 ', '2001:DB8::7'],
+  ]
+  for (const trust of [true, ['127.0.0.1', '10.0.0.0/8']] as const) {
+    describe(`trustProxy ${JSON.stringify(trust)}`, () => {
+      let stack: Stack
+      before(async () => {
+        stack = await startStack({ config: { trustProxy: trust } })
+      })
+      after(() => stack.close())
+
+      for (const [i, [entry, address]] of SPELLINGS.entries())
+        it(`${JSON.stringify(entry)} after a client's own entry: the ip is ${address}`, async () => {
+          assert.equal(await ipOf(stack, `6.6.6.6, ${entry}`, `/p${i}`), address)
+        })
+
+      it('held: garbage, an empty last entry, a bare port, a bracket left open: never a client-written address before it', async () => {
+        for (const [j, entry] of ['unknown', '[2001:db8::7', ':443', '1.2.3.4:x', '[]:1'].entries())
+          assert.equal(await ipOf(stack, `6.6.6.6, ${entry}`, `/g${j}`), entry.trim())
+      })
+
+      it("two header lines are one list (the proxy's line last): its address, without the port", async () => {
+        assert.equal(await ipOf(stack, ['6.6.6.6', '198.51.100.8:2'], '/two'), '198.51.100.8')
+      })
+    })
+  }
+
+  it('trustProxy [10.0.0.0/8]: a trusted proxy that wrote its own address with a port is skipped', async () => {
+    const stack = await startStack({ config: { trustProxy: ['127.0.0.1', '10.0.0.0/8'] } })
+    try {
+      assert.equal(await ipOf(stack, '203.0.113.9:5000, 10.1.2.3:6000', '/hop'), '203.0.113.9')
+      assert.equal(
+        await ipOf(stack, '6.6.6.6, 203.0.113.9, [::ffff:10.1.2.3]:1', '/m'),
+        '203.0.113.9',
+      )
+    } finally {
+      await stack.close()
+    }
+  })
+})
+
+describe('stop 42: a client on new source ports is still counted at its address (broker registrations)', () => {
+  let stack: BrokerStack
+  before(async () => {
+    stack = await startBrokerStack({
+      kind: 'entra',
+      config: { trustProxy: true },
+      broker: { registration: { perAddressPerMinute: 3 } },
+    })
+  })
+  after(() => stack.close())
+
+  /**
+   * Registrations 1-4 from `address` with a new port each: the fourth's answer. The window is a
+   * clock minute: a run that crossed one is run again from another address (never twice).
+   */
+  async function fourth(address: (port: number, round: number) => string) {
+    for (let round = 0; ; round++) {
+      const minute = Math.floor(Date.now() / 60_000)
+      const answers = []
+      for (let port = 40001; port <= 40004; port++)
+        answers.push(await register(stack, metadata(), { 'x-forwarded-for': address(port, round) }))
+      if (Math.floor(Date.now() / 60_000) === minute || round > 0) {
+        for (const [i, a] of answers.slice(0, 3).entries())
+          assert.equal(a.status, 201, `registration ${i + 1}: ${a.text}`)
+        return answers[3]!
+      }
+    }
+  }
+
+  for (const [name, address] of [
+    ['IPv4', (port: number, round: number) => `203.0.113.${20 + round}:${port}`],
+    ['IPv6', (port: number, round: number) => `[2001:db8:${round + 1}::5]:${port}`],
+  ] as const)
+    it(`${name}: the fourth registration in a minute is 429 slow_down, no client registered`, async () => {
+      const over = await fourth(address)
+      assert.equal(over.status, 429, over.text)
+      assert.equal(over.json.error, 'slow_down')
+      assert.equal(over.json.client_id, undefined)
+    })
+})
