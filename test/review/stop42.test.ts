@@ -8,10 +8,15 @@
 //   (a new source port) per registration had no broker.registration.perAddressPerMinute, and a
 //   trusted proxy writing its own address with a port was taken for the client. The address is
 //   read without its port and brackets now.
+// - the pretty log left format characters as they were: zero-width spaces and joiners, the BOM,
+//   Unicode tag characters (invisible text) in a subject or a tool name, so `alice` and
+//   `alice\u200b` printed alike, and a field's name (pino-pretty writes names raw) kept bidi
+//   overrides. Every control and format character is shown as \uXXXX now, in names too.
 // What held is pinned as "held: …" (see the describe blocks).
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
+import { createLogger } from '../../gateway/observability/logger.js'
 import { register } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { startStack, type Stack } from '../helpers/stack.js'
@@ -129,4 +134,57 @@ describe('stop 42: a client on new source ports is still counted at its address 
       assert.equal(over.json.error, 'slow_down')
       assert.equal(over.json.client_id, undefined)
     })
+})
+
+describe('stop 42: the pretty log shows format characters, and field names, escaped', () => {
+  /** What a terminal acts on or shows as nothing: controls but tab and newline, format characters. */
+  const UNSEEN = /(?![\t\n])[\p{Cc}\p{Cf}]/u
+
+  function pretty(write: (log: ReturnType<typeof createLogger>) => void): string {
+    const lines: string[] = []
+    const log = createLogger(
+      { level: 'info', bufferBytes: 0, flushInterval: 1000, format: 'pretty' },
+      { write: (line: string) => void lines.push(line) },
+    )
+    write(log)
+    return lines.join('')
+  }
+
+  it('zero-width characters, the BOM, a soft hyphen and tag characters in a message and a field: \\uXXXX', () => {
+    const sub = 'alice\u200b\u200d\ufeff\u00ad\u2060\u{e0041}\u{e007f}'
+    const out = pretty((log) =>
+      log.warn({ sub, tool: `read\u200cfile` }, `server s failed to start a session of ${sub}`),
+    )
+    assert.doesNotMatch(out, UNSEEN, JSON.stringify(out))
+    assert.match(
+      out,
+      /session of alice\\u200b\\u200d\\ufeff\\u00ad\\u2060\\udb40\\udc41\\udb40\\udc7f/,
+    )
+    assert.match(out, /read\\u200cfile/)
+  })
+
+  it("a field's name, at the top and nested, with a bidi override or an escape: \\uXXXX", () => {
+    const out = pretty((log) =>
+      log.info(
+        { 'k\u202eey': 'v', nested: { 'a\u001b[2Jb': 1, 'c\u200bd': [{ 'e\u2066f': 2 }] } },
+        'm',
+      ),
+    )
+    assert.doesNotMatch(out, UNSEEN, JSON.stringify(out))
+    assert.match(out, /k\\u202eey/)
+    assert.match(out, /c\\u200bd/)
+  })
+
+  it('held: a line break in an error (its stack) is indented under the error, never a line of its own at column 0', () => {
+    const out = pretty((log) =>
+      log.error({ err: new Error('bad\n[12:00:00.000] INFO: forged') }, 'unhandled error'),
+    )
+    assert.ok(!out.split('\n').some((l) => l.startsWith('[12:00:00.000] INFO: forged')), out)
+  })
+
+  it('held: plain text, tabs in a field, and characters of other scripts are shown as they are', () => {
+    const out = pretty((log) => log.info({ name: 'Zoë 東京 مرحبا' }, 'plain message'))
+    assert.match(out, /plain message/)
+    assert.match(out, /Zoë 東京 مرحبا/)
+  })
 })
