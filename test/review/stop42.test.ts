@@ -14,31 +14,23 @@
 //   overrides. Every control and format character is shown as \uXXXX now, in names too.
 // What held is pinned as "held: …" (see the describe blocks).
 import assert from 'node:assert/strict'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { connect, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { createLogger } from '../../gateway/observability/logger.js'
-import { register } from '../helpers/broker-raw.js'
+import { clientMetadata, register } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
-import { startStack, type Stack } from '../helpers/stack.js'
+import { loggedIp } from '../helpers/logged-ip.js'
+import { initBody } from '../checklist/open-session.js'
+import { postMcp } from '../helpers/post-mcp.js'
+import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 /** A public client's registration body. */
-const metadata = () => ({
-  client_name: 'stop42',
-  redirect_uris: ['http://127.0.0.1:43142/cb'],
-  token_endpoint_auth_method: 'none',
-  grant_types: ['authorization_code', 'refresh_token'],
-  response_types: ['code'],
-})
-
-/** The `ip` of the main log's request line for `path`, the last one. */
-function loggedIp(lines: string[], path: string): unknown {
-  const line = lines
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((l) => l.msg === 'request' && l.path === path)
-    .at(-1)
-  assert.ok(line, `a request line for ${path}`)
-  return line.ip
-}
+const metadata = () => clientMetadata(['http://127.0.0.1:43142/cb'], { client_name: 'stop42' })
 
 /** The logged client address of a 404 sent with `forwarded` as its X-Forwarded-For. */
 async function ipOf(stack: Stack, forwarded: string | string[], path: string): Promise<unknown> {
@@ -187,4 +179,110 @@ describe('stop 42: the pretty log shows format characters, and field names, esca
     assert.match(out, /plain message/)
     assert.match(out, /Zoë 東京 مرحبا/)
   })
+})
+
+describe('stop 42: a JSON reply written before its audit line, its client gone', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-stop42-'))
+  const record = join(dir, 'record.jsonl')
+  const got = (text: string) => existsSync(record) && readFileSync(record, 'utf8').includes(text)
+  let stack: Stack
+  before(async () => {
+    stack = await startStack({
+      servers: {
+        fixjson: {
+          command: process.execPath,
+          args: [join(SERVERS_DIR, 'fixture.js')],
+          env: { FIXTURE_RECORD_FILE: record },
+          responses: 'json',
+        },
+      },
+      policy: `${TEST_POLICY}  fixjson:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
+    })
+  })
+  after(async () => {
+    await stack.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  /** The audit lines of `sub` for tool `name` so far. */
+  const lines = (sub: string, name: string) =>
+    stack.audit().filter((e) => e.server === 'fixjson' && e.sub === sub && e.name === name)
+
+  for (const [how, user] of [
+    ['aborted its request', 'alice'],
+    ['closed its connection', 'bob'],
+  ] as const)
+    it(`held: the call's client ${how} before its reply: one audit line, once the reply came`, async () => {
+      const gate = `gate-of-${user}`
+      const token = await stack.token(user, { server: 'fixjson' })
+      const auth = { authorization: `Bearer ${token}` }
+      const init = await postMcp(stack.local('fixjson'), initBody({}), auth)
+      assert.equal(init.status, 200, init.text)
+      const session = {
+        ...auth,
+        'mcp-session-id': init.headers['mcp-session-id'] as string,
+        'mcp-protocol-version': '2025-11-25',
+      }
+      const rpc = (id: number, name: string, args: Record<string, unknown>) =>
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id,
+          method: 'tools/call',
+          params: { name, arguments: args },
+        })
+      const headers = {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        ...session,
+      }
+      await postMcp(
+        stack.local('fixjson'),
+        { jsonrpc: '2.0', method: 'notifications/initialized' },
+        session,
+      )
+      // The gate call, left by its client once the process has it.
+      const gone = new AbortController()
+      let socket: Socket | undefined
+      if (how === 'aborted its request')
+        void request(stack.local('fixjson'), {
+          method: 'POST',
+          headers,
+          body: rpc(2, 'gate', { name: gate }),
+          signal: gone.signal,
+        }).catch(() => {})
+      else {
+        const url = new URL(stack.local('fixjson'))
+        socket = connect(Number(url.port), url.hostname)
+        const body = rpc(2, 'gate', { name: gate })
+        const head = Object.entries({
+          ...headers,
+          host: url.host,
+          'content-length': String(Buffer.byteLength(body)),
+        })
+          .map(([k, v]) => `${k}: ${v}`)
+          .join('\r\n')
+        socket.on('error', () => {})
+        socket.write(`POST ${url.pathname} HTTP/1.1\r\n${head}\r\n\r\n${body}`)
+      }
+      await waitFor(() => got(`"name":"${gate}"`), 'the gate call reached the process')
+      gone.abort()
+      socket?.destroy()
+      const opened = await request(stack.local('fixjson'), {
+        method: 'POST',
+        headers,
+        body: rpc(3, 'open_gate', { name: gate }),
+      })
+      assert.equal(opened.statusCode, 200)
+      await opened.body.dump()
+      await waitFor(() => lines(user, 'gate').length > 0, 'the gate call audited')
+      // A later call of the same user audited: a second line of the gate call would be written by now.
+      const later = await request(stack.local('fixjson'), {
+        method: 'POST',
+        headers,
+        body: rpc(4, 'open_gate', { name: `${gate}-later` }),
+      })
+      await later.body.dump()
+      await waitFor(() => lines(user, 'open_gate').length === 2, 'the later call audited')
+      assert.equal(lines(user, 'gate').length, 1, JSON.stringify(lines(user, 'gate')))
+    })
 })
