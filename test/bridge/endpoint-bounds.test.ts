@@ -13,11 +13,11 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, it } from 'node:test'
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { scopeOf } from '../../gateway/bridge/bounds.js'
 import { ownerKey } from '../../gateway/bridge/session.js'
 import { initBody } from '../checklist/open-session.js'
+import { listeningClient } from '../helpers/listening-client.js'
 import { pidsIn } from '../helpers/pids.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
@@ -101,24 +101,11 @@ const urlOf = (target: 'agg' | 'pb') => (target === 'agg' ? aggUrl() : stack.loc
  * `end` DELETEs it, as the afterEach does.
  */
 async function hold(user: string, target: 'agg' | 'pb') {
-  const c = new Client({ name: `bounds-${user}`, version: '0' }, { capabilities: {} })
-  let listening!: () => void
-  const listens = new Promise<void>((resolve) => (listening = resolve))
-  const transport = new StreamableHTTPClientTransport(new URL(urlOf(target)), {
-    requestInit: { headers: { authorization: `Bearer ${await tokenFor(user, target)}` } },
-    // The gateway has the stream once it answered the GET.
-    fetch: async (url, init) => {
-      const res = await fetch(url, init)
-      if (init?.method === 'GET' && res.status === 200) listening()
-      return res
-    },
-  })
-  await c.connect(transport)
-  await listens
-  const end = async () => {
-    await transport.terminateSession()
-    await c.close()
-  }
+  const { c, end } = await listeningClient(
+    urlOf(target),
+    await tokenFor(user, target),
+    `bounds-${user}`,
+  )
   held.push({ close: end })
   return { c, end }
 }
