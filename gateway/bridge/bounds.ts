@@ -226,8 +226,8 @@ export class SubjectBounds {
   }
 
   /**
-   * Makes room under `bound` for one more hold of `owner`: waits for holds in its scope that
-   * are ending already (sessions and lanes whose process is not gone yet: a few milliseconds
+   * Makes room under `bound` for one more hold of `owner`: waits for the first of the holds in
+   * its scope that are ending already to be gone (sessions and lanes whose process is not gone yet: a few milliseconds
    * after a DELETE, up to three stopGraces for a process whose group outlives it), else ends an
    * idle lane in its scope, else the least recently used idle session, else `owner`'s oldest
    * round waiting for input in its scope. Resolves true when something ended (the caller
@@ -241,7 +241,9 @@ export class SubjectBounds {
         { reason, ending: ending.length },
         'at a bound: waiting for ended sessions or lanes to have their processes gone',
       )
-      await Promise.all(ending)
+      // The first one gone makes room: the caller looks again (waiting for all of them held an
+      // open back as long as the slowest ladder in the scope, another user's too, at a gateway bound).
+      await Promise.race(ending)
       return true
     }
     if (await lanes?.reclaimIdle(bound.scope, reason)) return true

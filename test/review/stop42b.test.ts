@@ -1,21 +1,29 @@
 // Stop 42: an outsider's attack on the session bounds as stop 41 changed them: an endpoint's
 // sessions count toward limits.maxSessionsPerSubject and limits.maxSessions with server
 // sessions and lanes. Real gateway, real conformance processes, the SDK v2 client.
-// Finding (a failing test first, then the fix):
+// Findings (each a failing test first, then the fix):
 // - an endpoint session and the lanes its calls run on were counted apart: a user at a bound
 //   of 1, or one below their bound, had an endpoint whose tools/list was empty and whose every
 //   call was "no tool named" (its own session filled the room its lanes needed; nothing was
 //   logged above debug). Per user, endpoint sessions and lanes now count as the more of the
 //   two: a user holds at most the bound's processes and at most the bound's sessions.
+// - an open at a bound waited for every ended hold in the bound's scope to be gone (Promise.all),
+//   though the first one gone made room: one helper ignoring SIGTERM held every open at that
+//   bound for its whole stop ladder (three stopGraces), another user's too at a gateway bound.
+//   It now looks again as soon as the first is gone.
 // What held is pinned as "held: …".
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, it } from 'node:test'
 import type { Client } from '@modelcontextprotocol/client'
+import { request } from 'undici'
 import { scopeOf } from '../../gateway/bridge/bounds.js'
 import { ownerKey } from '../../gateway/bridge/session.js'
 import { initBody } from '../checklist/open-session.js'
 import { listeningClient } from '../helpers/listening-client.js'
+import { pidsIn } from '../helpers/pids.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -148,5 +156,81 @@ describe('stop 42: a user one below limits.maxSessionsPerSubject (2) uses an end
       const a = await open(b, 'dev', target)
       assert.equal(a.status, 503, `${target}: ${a.text}`)
     }
+  })
+})
+
+describe('stop 42: an open at a bound waits for the first ended hold to be gone, not for every one', () => {
+  // Two ended sessions of alice's whose helpers ignore SIGTERM: each counts until the test
+  // ends its helper (stopGrace 60 s: the ladder would take minutes).
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-stop42b-'))
+  const pidsFile = join(dir, 'pids')
+  let stack: Stack
+  before(async () => {
+    stack = await startStack({
+      policy: `${TEST_POLICY}  stub:\n${ALLOW}  pb:\n${ALLOW}`,
+      servers: {
+        pb: conformance('pb'),
+        stub: {
+          command: process.execPath,
+          args: [join(SERVERS_DIR, 'holder.js')],
+          stopGrace: 60_000,
+          pool: { min: 0 },
+          env: { HOLDER_PIDS_FILE: pidsFile, HOLDER_START_HELPER: 'stubborn' },
+        },
+      },
+      config: { limits: { maxSessionsPerSubject: 2 } },
+    })
+  })
+  after(async () => {
+    kill(pidsIn(pidsFile))
+    await stack.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const kill = (pids: number[]) => {
+    for (const pid of pids)
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {}
+  }
+  const stubHolds = () => stack.gateway.registry.bounds.count(scopeOf({ server: 'stub' }))
+
+  it("one of two ended sessions gone: alice's open is answered while the other still ends", async () => {
+    const token = await stack.token('alice', { server: 'stub' })
+    const auth = { authorization: `Bearer ${token}` }
+    /** A stub session opened then DELETEd: the pids of the helpers it started. */
+    const openAndEnd = async () => {
+      const before = pidsIn(pidsFile).length
+      const res = await postMcp(stack.local('stub'), initBody({}), auth)
+      assert.equal(res.status, 200, res.text)
+      await waitFor(() => pidsIn(pidsFile).length > before, 'its helper started')
+      const del = await request(stack.local('stub'), {
+        method: 'DELETE',
+        headers: {
+          ...auth,
+          'mcp-session-id': res.headers['mcp-session-id'] as string,
+          'mcp-protocol-version': '2025-11-25',
+        },
+      })
+      await del.body.dump()
+      return pidsIn(pidsFile).slice(before)
+    }
+    const first = await openAndEnd()
+    await openAndEnd()
+    assert.equal(stubHolds(), 2, 'both count while their groups are stopped')
+    const waits = () =>
+      stack.logLines.filter((l) => l.includes('at a bound: waiting for ended sessions or lanes'))
+        .length
+    const before = waits()
+    let answered: { status: number; text: string } | undefined
+    const pbToken = await stack.token('alice', { server: 'pb' })
+    void postMcp(stack.local('pb'), initBody({}), { authorization: `Bearer ${pbToken}` }).then(
+      (a) => (answered = a),
+    )
+    await waitFor(() => waits() > before, 'the open waits at the bound')
+    kill(first)
+    await waitFor(() => stubHolds() === 1, 'the first ended session gone')
+    await waitFor(() => answered !== undefined, 'the open answered')
+    assert.equal(answered!.status, 200, answered!.text)
+    assert.equal(stubHolds(), 1, 'the other still ends')
   })
 })
