@@ -11,6 +11,12 @@
 //   though the first one gone made room: one helper ignoring SIGTERM held every open at that
 //   bound for its whole stop ladder (three stopGraces), another user's too at a gateway bound.
 //   It now looks again as soon as the first is gone.
+// - an endpoint client's own resources/unsubscribe (the last holder of the URI on its lane) went
+//   to a shared process as the gateway's own request (asOwn, bridge41): a process that exits on
+//   it charged no one, so a user could crash the shared process (every user's) again and again
+//   past limits.sharedCrashesPerSubject; the same request in a server session was charged. It
+//   is sent as the user's request now; a session ending still gives its subscriptions back as
+//   the gateway's own.
 // What held is pinned as "held: …".
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -232,5 +238,84 @@ describe('stop 42: an open at a bound waits for the first ended hold to be gone,
     await waitFor(() => answered !== undefined, 'the open answered')
     assert.equal(answered!.status, 200, answered!.text)
     assert.equal(stubHolds(), 1, 'the other still ends')
+  })
+})
+
+describe("stop 42: an endpoint client's own resources/unsubscribe on a shared process is its own", () => {
+  // A shared process that exits on resources/unsubscribe; one exit charged to a subject is their
+  // allowance (limits.sharedCrashesPerSubject 1): their next request is refused.
+  let stack: Stack
+  before(async () => {
+    stack = await startStack({
+      servers: {
+        shconf: {
+          command: process.execPath,
+          args: [join(SERVERS_DIR, 'conformance.js'), 'shconf'],
+          mode: 'shared',
+          respawnBackoff: 10,
+          env: { CONFORMANCE_EXIT_ON_UNSUBSCRIBE: '1' },
+        },
+      },
+      policy: `${TEST_POLICY}  shconf:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    resources: { "*": allow }\n`,
+      config: {
+        limits: { sharedCrashesPerSubject: 1 },
+        endpoints: { shsub: { servers: ['shconf'] } },
+      },
+    })
+  })
+  after(() => stack.close())
+
+  const url = () => `${stack.url}/mcp/shsub`
+  const connect = async (user: string) => {
+    const token = await stack.token(user, { resource: url() })
+    return listeningClient(url(), token, `own-${user}`)
+  }
+  const call = (c: Client) =>
+    c.callTool({ name: 'shconf_test_simple_text', arguments: {} }).then(
+      (r) => JSON.stringify(r),
+      (err: Error) => `refused: ${err.message}`,
+    )
+
+  it('the process exits on it: alice is charged (her next call refused), bob is not', async () => {
+    const alice = await connect('alice')
+    try {
+      await alice.c.subscribeResource({ uri: 'test://watched-resource' })
+      const from = stack.logLines.length
+      await alice.c.unsubscribeResource({ uri: 'test://watched-resource' }).catch(() => {})
+      await waitFor(
+        () =>
+          stack.logLines
+            .slice(from)
+            .some((l) =>
+              l.includes('shared server process exited; its sessions end and it restarts'),
+            ),
+        'the process exited on the unsubscribe',
+      )
+      const charged = () =>
+        stack.logLines
+          .slice(from)
+          .filter((l) => l.includes('shared server process exit charged to the subjects'))
+          .map((l) => JSON.parse(l) as { blamed: string[] })
+      await waitFor(() => charged().length > 0, 'the exit charged')
+      assert.ok(
+        charged()[0]!.blamed.some((b) => b.endsWith('alice')),
+        JSON.stringify(charged()),
+      )
+    } finally {
+      await alice.end().catch(() => {})
+    }
+    const again = await connect('alice')
+    try {
+      // Refused (the endpoint lists no tool of a server its user may not use now).
+      assert.doesNotMatch(await call(again.c), /simple text/i)
+    } finally {
+      await again.end().catch(() => {})
+    }
+    const bob = await connect('bob')
+    try {
+      assert.match(await call(bob.c), /simple text/i)
+    } finally {
+      await bob.end()
+    }
   })
 })
