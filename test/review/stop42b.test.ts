@@ -24,10 +24,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, it } from 'node:test'
 import type { Client } from '@modelcontextprotocol/client'
-import { request } from 'undici'
 import { scopeOf } from '../../gateway/bridge/bounds.js'
 import { ownerKey } from '../../gateway/bridge/session.js'
 import { initBody } from '../checklist/open-session.js'
+import { openAndDelete, stubbornServer, unsubscribeExitStack } from '../helpers/held-stacks.js'
 import { listeningClient } from '../helpers/listening-client.js'
 import { pidsIn } from '../helpers/pids.js'
 import { postMcp } from '../helpers/post-mcp.js'
@@ -176,13 +176,7 @@ describe('stop 42: an open at a bound waits for the first ended hold to be gone,
       policy: `${TEST_POLICY}  stub:\n${ALLOW}  pb:\n${ALLOW}`,
       servers: {
         pb: conformance('pb'),
-        stub: {
-          command: process.execPath,
-          args: [join(SERVERS_DIR, 'holder.js')],
-          stopGrace: 60_000,
-          pool: { min: 0 },
-          env: { HOLDER_PIDS_FILE: pidsFile, HOLDER_START_HELPER: 'stubborn' },
-        },
+        stub: stubbornServer(pidsFile),
       },
       config: { limits: { maxSessionsPerSubject: 2 } },
     })
@@ -206,18 +200,9 @@ describe('stop 42: an open at a bound waits for the first ended hold to be gone,
     /** A stub session opened then DELETEd: the pids of the helpers it started. */
     const openAndEnd = async () => {
       const before = pidsIn(pidsFile).length
-      const res = await postMcp(stack.local('stub'), initBody({}), auth)
-      assert.equal(res.status, 200, res.text)
+      const opened = openAndDelete(stack, 'stub', auth)
       await waitFor(() => pidsIn(pidsFile).length > before, 'its helper started')
-      const del = await request(stack.local('stub'), {
-        method: 'DELETE',
-        headers: {
-          ...auth,
-          'mcp-session-id': res.headers['mcp-session-id'] as string,
-          'mcp-protocol-version': '2025-11-25',
-        },
-      })
-      await del.body.dump()
+      await opened
       return pidsIn(pidsFile).slice(before)
     }
     const first = await openAndEnd()
@@ -246,22 +231,7 @@ describe("stop 42: an endpoint client's own resources/unsubscribe on a shared pr
   // allowance (limits.sharedCrashesPerSubject 1): their next request is refused.
   let stack: Stack
   before(async () => {
-    stack = await startStack({
-      servers: {
-        shconf: {
-          command: process.execPath,
-          args: [join(SERVERS_DIR, 'conformance.js'), 'shconf'],
-          mode: 'shared',
-          respawnBackoff: 10,
-          env: { CONFORMANCE_EXIT_ON_UNSUBSCRIBE: '1' },
-        },
-      },
-      policy: `${TEST_POLICY}  shconf:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    resources: { "*": allow }\n`,
-      config: {
-        limits: { sharedCrashesPerSubject: 1 },
-        endpoints: { shsub: { servers: ['shconf'] } },
-      },
-    })
+    stack = await unsubscribeExitStack()
   })
   after(() => stack.close())
 
