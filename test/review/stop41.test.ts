@@ -25,7 +25,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { clientMetadata, register } from '../helpers/broker-raw.js'
-import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { startProxiedBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { loggedIp } from '../helpers/logged-ip.js'
 import { createLogger } from '../../gateway/observability/logger.js'
 import { startStack } from '../helpers/stack.js'
@@ -37,11 +37,7 @@ const metadata = () => clientMetadata(['http://127.0.0.1:43141/cb'], { client_na
 describe('stop 41: trustProxy true believes only what the peer wrote in X-Forwarded-For', () => {
   let stack: BrokerStack
   before(async () => {
-    stack = await startBrokerStack({
-      kind: 'entra',
-      config: { trustProxy: true },
-      broker: { registration: { perAddressPerMinute: 3 } },
-    })
+    stack = await startProxiedBrokerStack()
   })
   after(() => stack.close())
 

@@ -22,7 +22,7 @@ import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { createLogger } from '../../gateway/observability/logger.js'
 import { clientMetadata, register } from '../helpers/broker-raw.js'
-import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { startProxiedBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { loggedIp } from '../helpers/logged-ip.js'
 import { initBody } from '../checklist/open-session.js'
 import { postMcp } from '../helpers/post-mcp.js'
@@ -90,11 +90,7 @@ describe('stop 42: an X-Forwarded-For address with a port or brackets is the add
 describe('stop 42: a client on new source ports is still counted at its address (broker registrations)', () => {
   let stack: BrokerStack
   before(async () => {
-    stack = await startBrokerStack({
-      kind: 'entra',
-      config: { trustProxy: true },
-      broker: { registration: { perAddressPerMinute: 3 } },
-    })
+    stack = await startProxiedBrokerStack()
   })
   after(() => stack.close())
 
