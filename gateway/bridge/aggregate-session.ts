@@ -629,7 +629,8 @@ export class AggregateSession {
     caller: AggregateCaller,
   ): void {
     const start = performance.now()
-    if (method === 'resources/unsubscribe') this.subscriptions.release(String(target.original.uri))
+    if (method === 'resources/unsubscribe')
+      this.subscriptions.release(String(target.original.uri), true)
     if (this.o.audit)
       auditAllowed(this.o.audit, this.o.metrics, {
         principal: caller.principal,

@@ -172,6 +172,14 @@ export class AggregateSessions implements Holders {
     return n
   }
 
+  /** The owners of the sessions `of` selects. */
+  owners(of: Scope): Set<string> {
+    const owners = new Set<string>()
+    for (const h of this.holds.values()) if (of(h)) owners.add(h.owner)
+    for (const h of this.opening) if (of(h)) owners.add(h.owner)
+    return owners
+  }
+
   /** None: a session stops counting as it ends (it holds no process; its lanes count on their own). */
   ending(): Promise<void>[] {
     return []

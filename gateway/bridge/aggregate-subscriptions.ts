@@ -75,12 +75,15 @@ export class SessionSubscriptions {
     this.held.set(publicUri, { server, uri, lane, pin })
   }
 
-  /** Gives one back; its process is unsubscribed unless another holder shares it. False when none was held. */
-  release(publicUri: string): boolean {
+  /**
+   * Gives one back; its process is unsubscribed unless another holder shares it. False when none
+   * was held. `asked`: the client's own unsubscribe (its request, charged as the user's).
+   */
+  release(publicUri: string, asked = false): boolean {
     const h = this.held.get(publicUri)
     if (h === undefined) return false
     this.held.delete(publicUri)
-    if (h.lane.pins.delete(h.pin)) withdrawSubscriptions(h.lane, [h.uri])
+    if (h.lane.pins.delete(h.pin)) withdrawSubscriptions(h.lane, [h.uri], asked)
     return true
   }
 

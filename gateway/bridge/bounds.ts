@@ -63,6 +63,8 @@ export interface Holders {
    * none is idle): at a bound, the idlest session of any kind is ended first.
    */
   idleSince?(scope: Scope): number | undefined
+  /** The owners of the holds in `scope` (endpoint sessions: whose calls run on their lanes). */
+  owners?(scope: Scope): Iterable<string>
 }
 
 /** The kinds of holds the bounds count: server sessions, endpoint sessions, lanes, rounds. */
@@ -121,12 +123,33 @@ export class SubjectBounds {
     return (await this.holders.lanes?.reclaimIdle(scope, reason)) ?? false
   }
 
-  /** Holds in `scope`: sessions (of servers and of endpoints) and lanes. */
-  count(scope: Scope): number {
+  /**
+   * Holds in `scope`: server sessions, and per owner the more of their endpoint sessions and
+   * their lanes. An endpoint session's calls run on its user's lanes: counted apart, one session
+   * and the lane its call needs were two, and a user one below their bound (or at a bound of 1)
+   * had an endpoint whose every list was empty and every call refused. So a user holds at most
+   * the bound's processes and at most the bound's sessions. `adding`: with one more hold of that
+   * kind and owner (in `scope`), as `full` asks.
+   */
+  count(scope: Scope, adding?: { kind: 'session' | 'endpoint' | 'lane'; owner: string }): number {
     const { sessions, endpoints, lanes } = this.holders
-    return (
-      (sessions?.count(scope) ?? 0) + (endpoints?.count(scope) ?? 0) + (lanes?.count(scope) ?? 0)
-    )
+    const e = endpoints?.count(scope) ?? 0
+    const l = lanes?.count(scope) ?? 0
+    let n = (sessions?.count(scope) ?? 0) + e + l + (adding === undefined ? 0 : 1)
+    const overlap = new Set(e > 0 ? (endpoints?.owners?.(scope) ?? []) : [])
+    if (adding !== undefined && adding.kind !== 'session') overlap.add(adding.owner)
+    for (const owner of overlap) {
+      const mine =
+        scope.where !== undefined
+          ? scopeOf({ ...scope.where, owner })
+          : Object.assign((h: Hold) => h.owner === owner && scope(h), {})
+      const more = (kind: string) => (adding?.kind === kind && adding.owner === owner ? 1 : 0)
+      n -= Math.min(
+        (e > 0 ? (endpoints?.count(mine) ?? 0) : 0) + more('endpoint'),
+        (l > 0 ? (lanes?.count(mine) ?? 0) : 0) + more('lane'),
+      )
+    }
+    return n
   }
 
   /**
@@ -138,7 +161,8 @@ export class SubjectBounds {
    */
   async room(server: string, owner: string, take?: () => void): Promise<void> {
     for (;;) {
-      const full = this.full(server, owner)
+      const kind = server.startsWith(endpointHold('')) ? 'endpoint' : 'session'
+      const full = this.full(server, owner, kind)
       if (full === undefined) return take?.()
       if (!(await this.makeRoom(full, owner, 'session limit'))) throw full.refuse()
     }
@@ -149,7 +173,11 @@ export class SubjectBounds {
    * there is room. Synchronous: a caller counts its new hold in the same turn, so concurrent
    * requests cannot all pass.
    */
-  full(server: string, owner: string): Bound | undefined {
+  full(
+    server: string,
+    owner: string,
+    kind: 'session' | 'endpoint' | 'lane' = 'session',
+  ): Bound | undefined {
     const config = this.o.config.servers[server]
     const limits = this.o.config.limits
     const bounds: Bound[] = [
@@ -194,12 +222,12 @@ export class SubjectBounds {
           ),
       },
     ]
-    return bounds.find((b) => this.count(b.scope) >= b.max)
+    return bounds.find((b) => this.count(b.scope, { kind, owner }) > b.max)
   }
 
   /**
-   * Makes room under `bound` for one more hold of `owner`: waits for holds in its scope that
-   * are ending already (sessions and lanes whose process is not gone yet: a few milliseconds
+   * Makes room under `bound` for one more hold of `owner`: waits for the first of the holds in
+   * its scope that are ending already to be gone (sessions and lanes whose process is not gone yet: a few milliseconds
    * after a DELETE, up to three stopGraces for a process whose group outlives it), else ends an
    * idle lane in its scope, else the least recently used idle session, else `owner`'s oldest
    * round waiting for input in its scope. Resolves true when something ended (the caller
@@ -213,7 +241,9 @@ export class SubjectBounds {
         { reason, ending: ending.length },
         'at a bound: waiting for ended sessions or lanes to have their processes gone',
       )
-      await Promise.all(ending)
+      // The first one gone makes room: the caller looks again (waiting for all of them held an
+      // open back as long as the slowest ladder in the scope, another user's too, at a gateway bound).
+      await Promise.race(ending)
       return true
     }
     if (await lanes?.reclaimIdle(bound.scope, reason)) return true

@@ -151,7 +151,7 @@ export class LaneLeases {
           // (A shared server's is checked in hold: there is no start to count there.)
           if (this.o.config.servers[server]?.mode !== 'shared')
             this.o.source.processStarts?.check(server, principal)
-          full = bounds.full(server, owner)
+          full = bounds.full(server, owner, 'lane')
           // Counted as starting in this same turn: concurrent requests cannot all pass.
           if (full === undefined) return { lane: await this.start(ask, holder), started: true }
           if (await bounds.makeRoom(full, owner, 'session limit')) continue

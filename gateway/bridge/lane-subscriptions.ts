@@ -121,8 +121,13 @@ export function countSubscription(lane: Lane, uri: string): void {
   lane.subscriptions.set(uri, (lane.subscriptions.get(uri) ?? 0) + 1)
 }
 
-/** A holder's share of its lane's subscriptions given back: the last holder of a URI unsubscribes the process. */
-export function withdrawSubscriptions(lane: Lane, uris: readonly string[]): void {
+/**
+ * A holder's share of its lane's subscriptions given back: the last holder of a URI unsubscribes
+ * the process. `asked`: the user's own `resources/unsubscribe` (an endpoint session's), sent as
+ * their request: on a shared process, charged to them if the process exits on it, as the same
+ * request in a server session is; else (a session ending, access withdrawn) the gateway's own.
+ */
+export function withdrawSubscriptions(lane: Lane, uris: readonly string[], asked = false): void {
   for (const uri of uris) {
     const left = (lane.subscriptions.get(uri) ?? 1) - 1
     if (left > 0) {
@@ -134,16 +139,13 @@ export function withdrawSubscriptions(lane: Lane, uris: readonly string[]): void
     // lane's next request would go. Its reply goes to nobody (or to whichever request holds
     // the lane, which ignores an id not its own).
     // The gateway's own: on a shared process, nobody's request (replica.ts `asOwn`).
-    void lane.child
-      .send(
-        asOwn({
-          jsonrpc: '2.0',
-          id: lane.nextId(),
-          method: 'resources/unsubscribe',
-          params: { uri },
-        } as JSONRPCMessage),
-      )
-      .catch(() => {})
+    const message = {
+      jsonrpc: '2.0',
+      id: lane.nextId(),
+      method: 'resources/unsubscribe',
+      params: { uri },
+    } as JSONRPCMessage
+    void lane.child.send(asked ? message : asOwn(message)).catch(() => {})
   }
 }
 

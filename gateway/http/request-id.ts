@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { isIP } from 'node:net'
 import type { HttpBindings } from '@hono/node-server'
 import type { Context, Next } from 'hono'
 import type { Logger } from 'pino'
@@ -68,9 +69,19 @@ function requestLogger(parent: Logger, bindings: { req: string; ip: string | und
 function clientAddress(header: string | undefined, trusted: TrustedPeer): string | undefined {
   const hops = (header ?? '')
     .split(',')
-    .map((s) => s.trim())
+    .map((s) => addressOf(s.trim()))
     .filter((s) => s !== '')
   if (trusted === TRUST_ANY_PEER) return hops.at(-1)
   for (let i = hops.length - 1; i >= 0; i--) if (!trusted(hops[i])) return hops[i]
   return hops[0]
+}
+
+/**
+ * An X-Forwarded-For entry's address: without the port or brackets some proxies write
+ * (`203.0.113.5:40001`, `[2001:db8::5]:443`). Kept, the port made each connection its own
+ * address: a new one for every per-address limit, and a trusted proxy taken for a client.
+ */
+function addressOf(entry: string): string {
+  const spelled = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(entry) ?? /^([\d.]+):\d{1,5}$/.exec(entry)
+  return spelled !== null && isIP(spelled[1]!) !== 0 ? spelled[1]! : entry
 }

@@ -100,20 +100,20 @@ function prettyDestination(to?: DestinationStream): DestinationStream {
   }
 }
 
-/** Control and bidi characters a terminal would act on rather than show. */
-const UNSHOWN =
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
-  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+/**
+ * What a terminal would act on rather than show, or show as nothing: controls but tab and line
+ * feed, format characters (bidi marks and overrides, zero-width ones, the BOM, tag characters).
+ */
+const UNSHOWN = /(?![\t\n])[\p{Cc}\p{Cf}]/gu
 /** The same, and line breaks: in the message, which pino-pretty writes at the line's start. */
-const UNSHOWN_IN_MSG =
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g
+const UNSHOWN_IN_MSG = /[\p{Cc}\p{Cf}\u2028\u2029]/gu
 
 /**
  * A record's strings as a terminal should show them: what it would act on (escape sequences,
- * carriage returns, bidi overrides) written as `\uXXXX`. pino-pretty writes the message and
- * an error's stack as they are, so a subject, a server's error text or any string a client
- * chose could redraw the operator's screen or start a forged line; JSON lines escape it all.
+ * carriage returns, bidi overrides) or hide (zero-width text) written as `\uXXXX`. pino-pretty
+ * writes the message, an error's stack and fields' names as they are, so a subject, a server's
+ * error text or any string a client chose could redraw the operator's screen, start a forged
+ * line or pass for another (JSON lines are read by programs, not shown on a terminal).
  */
 function visible(value: unknown, top = false): unknown {
   if (typeof value === 'string') return value.replace(UNSHOWN, escaped)
@@ -121,13 +121,16 @@ function visible(value: unknown, top = false): unknown {
   if (Array.isArray(value)) return value.map((v) => visible(v))
   const copy: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(value))
-    copy[k] =
+    copy[k.replace(UNSHOWN, escaped)] =
       top && k === 'msg' && typeof v === 'string' ? v.replace(UNSHOWN_IN_MSG, escaped) : visible(v)
   return copy
 }
 
+/** `c` as `\uXXXX` escapes, one per UTF-16 unit (a tag character is two). */
 function escaped(c: string): string {
-  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`
+  let out = ''
+  for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`
+  return out
 }
 
 /** sonic-boom's default largest single write, in bytes. */

@@ -13,11 +13,12 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, it } from 'node:test'
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { scopeOf } from '../../gateway/bridge/bounds.js'
 import { ownerKey } from '../../gateway/bridge/session.js'
 import { initBody } from '../checklist/open-session.js'
+import { openAndDelete, stubbornServer } from '../helpers/held-stacks.js'
+import { listeningClient } from '../helpers/listening-client.js'
 import { pidsIn } from '../helpers/pids.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
@@ -65,13 +66,7 @@ before(async () => {
       eb: conformance('eb'),
       pb: conformance('pb'),
       // Its group outlives its session (a helper ignoring SIGTERM) until the test ends it.
-      stub: {
-        command: process.execPath,
-        args: [join(SERVERS_DIR, 'holder.js')],
-        stopGrace: 60_000,
-        pool: { min: 0 },
-        env: { HOLDER_PIDS_FILE: stubPids, HOLDER_START_HELPER: 'stubborn' },
-      },
+      stub: stubbornServer(stubPids),
     },
     config: {
       limits: { maxSessionsPerSubject: 2, maxSessions: 4 },
@@ -101,24 +96,11 @@ const urlOf = (target: 'agg' | 'pb') => (target === 'agg' ? aggUrl() : stack.loc
  * `end` DELETEs it, as the afterEach does.
  */
 async function hold(user: string, target: 'agg' | 'pb') {
-  const c = new Client({ name: `bounds-${user}`, version: '0' }, { capabilities: {} })
-  let listening!: () => void
-  const listens = new Promise<void>((resolve) => (listening = resolve))
-  const transport = new StreamableHTTPClientTransport(new URL(urlOf(target)), {
-    requestInit: { headers: { authorization: `Bearer ${await tokenFor(user, target)}` } },
-    // The gateway has the stream once it answered the GET.
-    fetch: async (url, init) => {
-      const res = await fetch(url, init)
-      if (init?.method === 'GET' && res.status === 200) listening()
-      return res
-    },
-  })
-  await c.connect(transport)
-  await listens
-  const end = async () => {
-    await transport.terminateSession()
-    await c.close()
-  }
+  const { c, end } = await listeningClient(
+    urlOf(target),
+    await tokenFor(user, target),
+    `bounds-${user}`,
+  )
   held.push({ close: end })
   return { c, end }
 }
@@ -274,17 +256,7 @@ describe('two endpoint opens waiting at the bound for the same ended process', (
     await hold('alice', 'agg')
     // A server session of alice's, ended, its group left running (its helper ignores SIGTERM).
     const auth = { authorization: `Bearer ${await stack.token('alice', { server: 'stub' })}` }
-    const stub = await postMcp(stack.local('stub'), initBody({}, '2025-11-25'), auth)
-    assert.equal(stub.status, 200, stub.text)
-    const del = await request(stack.local('stub'), {
-      method: 'DELETE',
-      headers: {
-        ...auth,
-        'mcp-session-id': stub.headers['mcp-session-id'] as string,
-        'mcp-protocol-version': '2025-11-25',
-      },
-    })
-    await del.body.dump()
+    await openAndDelete(stack, 'stub', auth)
     assert.equal(count('alice'), 2, 'the ended one counts while its group is stopped')
     const waiting = () =>
       stack.logLines.filter((l) => l.includes('at a bound: waiting for ended sessions or lanes'))

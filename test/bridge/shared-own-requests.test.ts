@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { initBody } from '../checklist/open-session.js'
+import { unsubscribeExitStack } from '../helpers/held-stacks.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -31,22 +32,7 @@ let laneStack: Stack
 before(async () => {
   // An endpoint on a shared conformance process that exits on resources/unsubscribe; one exit
   // charged to a subject is their allowance: the next request refused if they were charged.
-  laneStack = await startStack({
-    servers: {
-      shconf: {
-        command: process.execPath,
-        args: [join(SERVERS_DIR, 'conformance.js'), 'shconf'],
-        mode: 'shared',
-        respawnBackoff: 10,
-        env: { CONFORMANCE_EXIT_ON_UNSUBSCRIBE: '1' },
-      },
-    },
-    policy: `${TEST_POLICY}  shconf:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n    resources: { "*": allow }\n`,
-    config: {
-      limits: { sharedCrashesPerSubject: 1 },
-      endpoints: { shsub: { servers: ['shconf'] } },
-    },
-  })
+  laneStack = await unsubscribeExitStack()
   stack = await startStack({
     servers: SERVERS,
     policy: POLICY,

@@ -87,7 +87,7 @@ export function register(
 }
 
 /** What a test client registers: these redirect URIs, the code flow with refresh; `over` wins. */
-function clientMetadata(
+export function clientMetadata(
   redirectUris: string[],
   over: Record<string, unknown>,
 ): Record<string, unknown> {

@@ -174,3 +174,15 @@ export async function startBrokerStack(
     },
   }
 }
+
+/**
+ * A broker behind a proxy (`trustProxy: true`) that takes 3 registrations per client address a
+ * minute: the stack of the tests of which address a registration counts at.
+ */
+export function startProxiedBrokerStack(): Promise<BrokerStack> {
+  return startBrokerStack({
+    kind: 'entra',
+    config: { trustProxy: true },
+    broker: { registration: { perAddressPerMinute: 3 } },
+  })
+}

@@ -148,9 +148,10 @@ describe('stop27: an endpoint session with a request in progress is not idle', (
   before(async () => {
     stack = await startStack({
       config: {
-        // Alice's two endpoint sessions and the one process her calls share fill it (bridge41:
-        // endpoint sessions count toward maxSessions together with server sessions and lanes).
-        limits: { maxSessions: 3, sessionless: { lanesPerSubject: 1, laneWait: 60_000 } },
+        // Alice's two endpoint sessions fill it, the one process her calls share with them
+        // (bridge41: endpoint sessions count toward maxSessions; stop42: a user's endpoint
+        // sessions and lanes count as the more of the two).
+        limits: { maxSessions: 2, sessionless: { lanesPerSubject: 1, laneWait: 60_000 } },
         endpoints: { busy: { servers: ['fixture'] } },
       },
     })

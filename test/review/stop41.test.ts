@@ -24,39 +24,20 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { register } from '../helpers/broker-raw.js'
-import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { clientMetadata, register } from '../helpers/broker-raw.js'
+import { startProxiedBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { loggedIp } from '../helpers/logged-ip.js'
 import { createLogger } from '../../gateway/observability/logger.js'
 import { startStack } from '../helpers/stack.js'
 import { runCli } from '../helpers/cli-run.js'
 
 /** A public client's registration body. */
-const metadata = () => ({
-  client_name: 'stop41',
-  redirect_uris: ['http://127.0.0.1:43141/cb'],
-  token_endpoint_auth_method: 'none',
-  grant_types: ['authorization_code', 'refresh_token'],
-  response_types: ['code'],
-})
-
-/** The `ip` of the main log's request line for `path`, the last one. */
-function loggedIp(lines: string[], path: string): unknown {
-  const line = lines
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((l) => l.msg === 'request' && l.path === path)
-    .at(-1)
-  assert.ok(line, `a request line for ${path}`)
-  return line.ip
-}
+const metadata = () => clientMetadata(['http://127.0.0.1:43141/cb'], { client_name: 'stop41' })
 
 describe('stop 41: trustProxy true believes only what the peer wrote in X-Forwarded-For', () => {
   let stack: BrokerStack
   before(async () => {
-    stack = await startBrokerStack({
-      kind: 'entra',
-      config: { trustProxy: true },
-      broker: { registration: { perAddressPerMinute: 3 } },
-    })
+    stack = await startProxiedBrokerStack()
   })
   after(() => stack.close())
 
