@@ -55,19 +55,19 @@ const allowed =
       end: 100.53,
       outcome,
     })
+const recordedEvent: AuditEvent = {
+  sub: principal.sub,
+  iss: principal.iss,
+  clientId: principal.clientId,
+  server: 'echo',
+  method: 'tools/call',
+  name: 'echo',
+  decision: 'deny',
+  rule: 'policies/team.yaml:3 tools/call *',
+  outcome: 'refused',
+}
 const recorded = (event: Partial<AuditEvent>) => (audit: AuditLog) =>
-  audit.record({
-    sub: principal.sub,
-    iss: principal.iss,
-    clientId: principal.clientId,
-    server: 'echo',
-    method: 'tools/call',
-    name: 'echo',
-    decision: 'deny',
-    rule: 'policies/team.yaml:3 tools/call *',
-    outcome: 'refused',
-    ...event,
-  })
+  audit.record({ ...recordedEvent, ...event })
 
 const long = (c: string) => c.repeat(FIELD_MAX + 10)
 // 63 characters, then an emoji: a cut at 64 would fall between its two halves.
@@ -157,6 +157,54 @@ const cases: [string, (audit: AuditLog) => void][] = [
     recorded({ rule: `${'r'.repeat(FIELD_MAX - 1)}\ud800${'r'.repeat(9)}` }),
   ],
   ['a subject past the cap (not cut)', recorded({ sub: long('s') })],
+  // Events whose keys are not AuditEvent's, or not in its order (every caller builds its own).
+  [
+    'an own __proto__ key',
+    (audit) =>
+      audit.record({
+        ...(JSON.parse('{"__proto__":{"x":1},"sub":"s"}') as AuditEvent),
+        iss: 'i',
+        clientId: undefined,
+        server: 'echo',
+        method: 'tools/call',
+        decision: 'deny',
+        rule: 'r',
+        outcome: 'refused',
+      }),
+  ],
+  ['a key AuditEvent does not have', recorded({ ['extra"\n' as 'sub']: 'x' })],
+  [
+    'keys in another order, a function and a symbol left out',
+    (audit) =>
+      audit.record({
+        outcome: 'ok',
+        decision: 'allow',
+        rule: 'r',
+        method: 'm',
+        server: 's',
+        clientId: 'c',
+        durationMs: (() => 1) as unknown as number,
+        name: Symbol('n') as unknown as string,
+        iss: 'i',
+        sub: 'u',
+      }),
+  ],
+  [
+    'an enumerable key on Object.prototype',
+    (audit) => {
+      Object.defineProperty(Object.prototype, 'name', {
+        value: 'polluted',
+        enumerable: true,
+        configurable: true,
+      })
+      try {
+        const { name: _, ...nameless } = recordedEvent
+        audit.record(nameless)
+      } finally {
+        delete (Object.prototype as Record<string, unknown>).name
+      }
+    },
+  ],
 ]
 
 // Generated from the implementation before perf42 (AUDIT_BYTES_PRINT=<file> writes the table).
@@ -243,6 +291,14 @@ const EXPECTED: Record<string, string> = {
     '{"level":"info","time":"2026-12-04T23:00:00.123Z","service":"mcp-edge","log":"audit","sub":"2f1c9a7e-55b3-4c1e-9d0a-8e6b1f2a3c4d","iss":"https://idp.example.com/realms/acme","clientId":"mcp-inspector","server":"echo","method":"tools/call","name":"echo","decision":"deny","rule":"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr…[10 more characters]","outcome":"refused","msg":"audit"}\n',
   'a subject past the cap (not cut)':
     '{"level":"info","time":"2026-12-04T23:00:00.123Z","service":"mcp-edge","log":"audit","sub":"ssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssss","iss":"https://idp.example.com/realms/acme","clientId":"mcp-inspector","server":"echo","method":"tools/call","name":"echo","decision":"deny","rule":"policies/team.yaml:3 tools/call *","outcome":"refused","msg":"audit"}\n',
+  'an own __proto__ key':
+    '{"level":"info","time":"2026-12-04T23:00:00.123Z","service":"mcp-edge","log":"audit","__proto__":{"x":1},"sub":"s","iss":"i","server":"echo","method":"tools/call","decision":"deny","rule":"r","outcome":"refused","msg":"audit"}\n',
+  'a key AuditEvent does not have':
+    '{"level":"info","time":"2026-12-04T23:00:00.123Z","service":"mcp-edge","log":"audit","sub":"2f1c9a7e-55b3-4c1e-9d0a-8e6b1f2a3c4d","iss":"https://idp.example.com/realms/acme","clientId":"mcp-inspector","server":"echo","method":"tools/call","name":"echo","decision":"deny","rule":"policies/team.yaml:3 tools/call *","outcome":"refused","extra\\"\\n":"x","msg":"audit"}\n',
+  'keys in another order, a function and a symbol left out':
+    '{"level":"info","time":"2026-12-04T23:00:00.123Z","service":"mcp-edge","log":"audit","outcome":"ok","decision":"allow","rule":"r","method":"m","server":"s","clientId":"c","iss":"i","sub":"u","msg":"audit"}\n',
+  'an enumerable key on Object.prototype':
+    '{"level":"info","time":"2026-12-04T23:00:00.123Z","service":"mcp-edge","log":"audit","sub":"2f1c9a7e-55b3-4c1e-9d0a-8e6b1f2a3c4d","iss":"https://idp.example.com/realms/acme","clientId":"mcp-inspector","server":"echo","method":"tools/call","decision":"deny","rule":"policies/team.yaml:3 tools/call *","outcome":"refused","msg":"audit"}\n',
 }
 
 /** Each case's line, through the main logger's stream and through a destination of its own. */
@@ -268,6 +324,22 @@ describe('audit line bytes, pinned', () => {
       assert.equal(stdout, EXPECTED[name])
       assert.equal(own, EXPECTED[name])
     })
+  it('one log, every case in a row, forward then backward: each line as pinned', (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: NOW })
+    const out: string[] = []
+    const capture = { write: (line: string) => void out.push(line) }
+    const main = createLogger({ level: 'error', bufferBytes: 0, flushInterval: 1000 }, capture)
+    const logs = [
+      createAuditLog('stdout', main, undefined, undefined, FIELD_MAX),
+      createAuditLog('/unused', main, capture, undefined, FIELD_MAX),
+    ]
+    const order = [...cases, ...cases.toReversed()]
+    for (const [, record] of order) for (const log of logs) record(log)
+    assert.deepEqual(
+      out,
+      order.flatMap(([name]) => [EXPECTED[name], EXPECTED[name]]),
+    )
+  })
   it('every case is pinned', () => {
     assert.deepEqual(Object.keys(EXPECTED).sort(), cases.map(([n]) => n).sort())
   })
