@@ -51,10 +51,11 @@ export interface AuditFailureHandling {
  * `off`. Always at level info, whatever the main log level.
  *
  * A line is the one pino writes for `logger.info(event, 'audit')` (level, time, bindings,
- * the event's fields in order, message), built here with one `JSON.stringify` of the event: a
+ * the event's fields in order, message), built here as `JSON.stringify` writes the event: a
  * pino call ran the main logger's redaction over every field, and an event carries no
- * credential (names and sources only), so there is nothing to redact. Test:
- * test/observability/audit-line.test.ts holds the lines to pino's.
+ * credential (names and sources only), so there is nothing to redact. Tests:
+ * test/observability/audit-line.test.ts holds the lines to pino's, audit-bytes.test.ts pins
+ * their bytes.
  */
 export function createAuditLog(
   target: string,
