@@ -162,8 +162,30 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
     failed = true
     written.wake()
   })
-  const flush = stdout.flush.bind(stdout)
-  const flushSync = stdout.flushSync.bind(stdout)
+  // Lines are gathered here and handed to sonic-boom as one chunk once they reach `bytes`, or
+  // when a flush comes: sonic-boom measures the byte length of all it holds at each write (a
+  // copy of up to `maxWrite` bytes, per line: three quarters of a busy gateway's audit line),
+  // here each line is measured once. The bytes and their order are sonic-boom's alone.
+  let held = ''
+  let heldBytes = 0
+  const write = stdout.write.bind(stdout)
+  const handOn = () => {
+    if (held === '') return true
+    const chunk = held
+    held = ''
+    heldBytes = 0
+    return write(chunk)
+  }
+  const boomFlush = stdout.flush.bind(stdout)
+  const flush = (cb?: (err?: Error | null) => void) => {
+    handOn()
+    boomFlush(cb)
+  }
+  const boomFlushSync = stdout.flushSync.bind(stdout)
+  const flushSync = () => {
+    handOn()
+    boomFlushSync()
+  }
   // Counted only when given a callback: sonic-boom fsyncs a flush that has one, so none is
   // added to a flush asked for without.
   //
@@ -218,11 +240,13 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
     armed = true
     setTimeout(due, interval).unref()
   }
-  const write = stdout.write.bind(stdout)
   stdout.write = (chunk: string) => {
     arm()
-    written.given(chunk)
-    return write(chunk)
+    const n = Buffer.byteLength(chunk)
+    written.given(n)
+    held += chunk
+    heldBytes += n
+    return heldBytes >= bytes ? handOn() : true
   }
   process.once('exit', () => stdout.flushSync())
   return stdout

@@ -12,8 +12,8 @@ interface Writes {
 export interface Written {
   /** Bytes given and not yet written out. */
   readonly outstanding: number
-  /** Counts a chunk handed to the stream. */
-  given(chunk: string): void
+  /** Counts a chunk of `bytes` handed to the stream. */
+  given(bytes: number): void
   /** Calls `fn` once, when the next write lands (or {@link wake} is called). */
   afterNextWrite(fn: () => void): void
   /** Calls the waiters now (a write failed: they look again, and give up). */
@@ -40,7 +40,7 @@ export function countWritten(stream: Writes): Written {
     get outstanding() {
       return outstanding
     },
-    given: (chunk) => void (outstanding += Buffer.byteLength(chunk)),
+    given: (bytes) => void (outstanding += bytes),
     afterNextWrite,
     wake,
     drained: () => {
