@@ -204,9 +204,13 @@ export class Aggregate {
       error: rpcErrorObject(-32602, `Invalid params: ${what}`, data),
     })
     const allowed = new Set(this.accessible(caller.principal))
+    /** Backends that could not list, and why: a name of theirs is not found while they cannot. */
+    let leftOut: string[] = []
     const byName = async (list: 'tools/list' | 'prompts/list', name: unknown) => {
       if (typeof name !== 'string' || name === '') return undefined
-      const hit = (await this.nameTable(list, caller)).resolve(name)
+      const { table, why } = await this.nameTable(list, caller)
+      leftOut = why
+      const hit = table.resolve(name)
       return hit !== undefined && allowed.has(hit.server) ? hit : undefined
     }
     const byUri = async (uri: unknown) => {
@@ -221,10 +225,14 @@ export class Aggregate {
           method === 'tools/call' ? 'tools/list' : 'prompts/list',
           params.name,
         )
-        if (hit === undefined)
+        if (hit === undefined) {
+          // A backend the user is refused (their crash or start budget spent, a limit) lists
+          // nothing: the answer says so, not only that the name is unknown.
+          const why = leftOut.length > 0 ? `; left out, could not list: ${leftOut.join('; ')}` : ''
           return notFound(
-            `no ${method === 'tools/call' ? 'tool' : 'prompt'} named ${JSON.stringify(params.name)} on this endpoint`,
+            `no ${method === 'tools/call' ? 'tool' : 'prompt'} named ${JSON.stringify(params.name)} on this endpoint${why}`,
           )
+        }
         // Asked for as a task, run as a plain call: task ids are no endpoint's (tasks.ts).
         const plain = asksForTask(params) ? withoutTask(params) : params
         return { server: hit.server, params: { ...plain, name: hit.name } }
@@ -309,22 +317,29 @@ export class Aggregate {
     return undefined
   }
 
-  /** Each accessible backend's whole list, fetched where not cached; failures left out. */
+  /**
+   * Each accessible backend's whole list, fetched where not cached; failures left out, each
+   * with what its user may be told (`why`: a refusal's own message, else "not answering").
+   */
   private async lists(
     method: ListMethod,
     caller: AggregateCaller,
-  ): Promise<{ lists: [string, Item[]][]; skipped: string[] }> {
+  ): Promise<{ lists: [string, Item[]][]; skipped: string[]; why: string[] }> {
     const servers = this.accessible(caller.principal)
     const settled = await Promise.allSettled(
       servers.map((s) => this.backendList(method, s, caller)),
     )
     const lists: [string, Item[]][] = []
     const skipped: string[] = []
+    const why: string[] = []
     settled.forEach((r, i) => {
       const server = servers[i]!
       if (r.status === 'fulfilled') lists.push([server, r.value])
       else {
         skipped.push(server)
+        why.push(
+          `${server}: ${r.reason instanceof BridgeError ? r.reason.message : 'not answering'}`,
+        )
         this.o.onSkipped?.(server)
         // A server failing to start was logged once, when it failed; a start past the user's
         // budget (or a user refused for crashing a shared process) when it was refused: not on
@@ -340,7 +355,7 @@ export class Aggregate {
         )
       }
     })
-    return { lists, skipped }
+    return { lists, skipped, why }
   }
 
   /** Maps a backend's item to its public form, for the list being answered. */
@@ -387,11 +402,13 @@ export class Aggregate {
     )
   }
 
+  /** The name table of the backends that listed, and why the others did not (see `lists`). */
   private async nameTable(
     method: 'tools/list' | 'prompts/list',
     caller: AggregateCaller,
-  ): Promise<NameTable> {
-    return this.tableOf(method, (await this.lists(method, caller)).lists)
+  ): Promise<{ table: NameTable; why: string[] }> {
+    const { lists, why } = await this.lists(method, caller)
+    return { table: this.tableOf(method, lists), why }
   }
 
   /** Resources and templates of every accessible backend, in one table (URIs collide across both). */
