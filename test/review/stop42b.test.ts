@@ -284,6 +284,15 @@ describe("stop 42: an endpoint client's own resources/unsubscribe on a shared pr
         refused,
         /no tool named "shconf_test_simple_text" on this endpoint; left out, could not list: shconf: the shared server process exited too often with your requests in flight \(at most 1 in \d+ s\); retry in \d+ s/,
       )
+      // A resource of it is routed by URI and refused by the backend's own budget, as at its URL.
+      const read = await again.c.readResource({ uri: 'test://static-text' }).then(
+        (r) => JSON.stringify(r),
+        (err: Error) => `refused: ${err.message}`,
+      )
+      assert.match(
+        read,
+        /^refused: .*the shared server process exited too often with your requests in flight \(at most 1 in \d+ s\); retry in \d+ s$/,
+      )
     } finally {
       await again.end().catch(() => {})
     }
