@@ -60,6 +60,8 @@ export class LaneLeases {
       cap(server: string): number
       /** Who hears the server events of a lane's process. */
       events: LaneEvents
+      /** The lanes' own logger: a lane's process logs under it once started. */
+      log: Logger
     },
   ) {}
 
@@ -249,6 +251,10 @@ export class LaneLeases {
           catalog.forgetSchemas(event.server, key, principal)
         this.o.events.emit(event, shared)
       })
+      // Its process served the request that started it; from now on it serves whoever holds
+      // the lane: its log lines name the lane, not that request (whose context the request's
+      // logger would also keep alive for the lane's life).
+      child.retag(this.o.log.child({ server, lane: lane.id }))
       // Held from the start: listed unheld, another request could take it first.
       take(lane, holder)
       lanes.add(lane)
