@@ -1,3 +1,5 @@
+import { unitEscapes } from '../observability/unit-escapes.js'
+
 /**
  * Text that came from outside the operator's files (a tool name a server chose, a subject or a
  * role from a token's claims) as a command prints it for a person: as it is when it is plain,
@@ -7,9 +9,5 @@
  */
 export function shown(text: string): string {
   if (!/[\p{C}\p{Z}"\\]/u.test(text)) return text
-  return JSON.stringify(text).replace(/[\p{C}\p{Zl}\p{Zp}]/gu, (c) =>
-    [...Array(c.length).keys()]
-      .map((i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`)
-      .join(''),
-  )
+  return JSON.stringify(text).replace(/[\p{C}\p{Zl}\p{Zp}]/gu, unitEscapes)
 }

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import { pino, type DestinationStream, type Logger } from 'pino'
 import { countWritten } from './written.js'
+import { unitEscapes } from './unit-escapes.js'
 
 /**
  * Paths never written to the log: credentials in headers, token-bearing fields, secrets.
@@ -116,21 +117,16 @@ const UNSHOWN_IN_MSG = /[\p{Cc}\p{Cf}\u2028\u2029]/gu
  * line or pass for another (JSON lines are read by programs, not shown on a terminal).
  */
 function visible(value: unknown, top = false): unknown {
-  if (typeof value === 'string') return value.replace(UNSHOWN, escaped)
+  if (typeof value === 'string') return value.replace(UNSHOWN, unitEscapes)
   if (typeof value !== 'object' || value === null) return value
   if (Array.isArray(value)) return value.map((v) => visible(v))
   const copy: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(value))
-    copy[k.replace(UNSHOWN, escaped)] =
-      top && k === 'msg' && typeof v === 'string' ? v.replace(UNSHOWN_IN_MSG, escaped) : visible(v)
+    copy[k.replace(UNSHOWN, unitEscapes)] =
+      top && k === 'msg' && typeof v === 'string'
+        ? v.replace(UNSHOWN_IN_MSG, unitEscapes)
+        : visible(v)
   return copy
-}
-
-/** `c` as `\uXXXX` escapes, one per UTF-16 unit (a tag character is two). */
-function escaped(c: string): string {
-  let out = ''
-  for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`
-  return out
 }
 
 /** sonic-boom's default largest single write, in bytes. */
