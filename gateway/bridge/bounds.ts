@@ -139,10 +139,10 @@ export class SubjectBounds {
     const overlap = new Set(e > 0 ? (endpoints?.owners?.(scope) ?? []) : [])
     if (adding !== undefined && adding.kind !== 'session') overlap.add(adding.owner)
     for (const owner of overlap) {
-      const mine =
+      const mine: Scope =
         scope.where !== undefined
           ? scopeOf({ ...scope.where, owner })
-          : Object.assign((h: Hold) => h.owner === owner && scope(h), {})
+          : (h) => h.owner === owner && scope(h)
       const more = (kind: string) => (adding?.kind === kind && adding.owner === owner ? 1 : 0)
       n -= Math.min(
         (e > 0 ? (endpoints?.count(mine) ?? 0) : 0) + more('endpoint'),
