@@ -347,6 +347,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         sealer,
         maxLength: config.credentials.secretMaxLength,
         perUser: config.credentials.secretsPerUser,
+        unusedTtl: config.credentials.secretUnusedTtl,
         lockWait: config.store.lockWait,
         log: log.child({ component: 'secrets' }),
       })
