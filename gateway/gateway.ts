@@ -351,6 +351,8 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         lockWait: config.store.lockWait,
         log: log.child({ component: 'secrets' }),
       })
+      // Configured keys (not a memory store's key of the moment): `secrets purge` checks its own.
+      if (config.secrets !== undefined) await secrets.markKeys()
       if (keys)
         // The upstream's discovery may wait for its whole timeout: a stop does not.
         broker = await unlessAborted(
