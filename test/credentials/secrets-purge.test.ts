@@ -24,6 +24,7 @@ import type { Store } from '../../gateway/store/store.js'
 import { runCli } from '../helpers/cli-run.js'
 import { closedPortUrl } from '../helpers/jwks-server.js'
 import { modernToolCall } from '../helpers/modern-request.js'
+import { gone } from '../helpers/pids.js'
 import { freePort } from '../helpers/ports.js'
 import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
@@ -164,6 +165,15 @@ describe('mcp-edge secrets purge, against a real Redis and a running gateway', {
   let insecure: SecretOwner
   let gatewayYaml: string
   const purge = (args: string[]) => runCli(['secrets', 'purge', ...args])
+  /** Purging alice with the gateway's config changed by `change`. */
+  const aliceWith = (change: Record<string, unknown>) => [
+    '--subject',
+    'alice',
+    '--issuer',
+    ISS,
+    '--config',
+    configFile(change),
+  ]
 
   before(async () => {
     redis = await startRedis()
@@ -253,7 +263,7 @@ describe('mcp-edge secrets purge, against a real Redis and a running gateway', {
     const text = JSON.stringify(after)
     assert.ok(text.includes('/account?server=vault&secret=vault_token'), text)
     assert.ok(!text.includes(sha('vault-purged-value')), text)
-    await waitFor(() => !alive(ran.pid), 'the process started with the purged value ended')
+    await waitFor(() => gone(ran.pid), 'the process started with the purged value ended')
     await aliceIntact()
   })
 
@@ -328,88 +338,47 @@ describe('mcp-edge secrets purge, against a real Redis and a running gateway', {
   const refusals: {
     name: string
     args: () => string[]
-    env?: Record<string, string>
     code: number
     stderr: RegExp
   }[] = [
     {
       name: 'sealing keys with other bytes than the gateway’s',
-      args: () => [
-        '--subject',
-        'alice',
-        '--issuer',
-        ISS,
-        '--config',
-        configFile({ secrets: { keys: { file: wrongKeysFile }, active: 'k1' } }),
-      ],
+      args: () => aliceWith({ secrets: { keys: { file: wrongKeysFile }, active: 'k1' } }),
       code: 1,
       stderr:
         /the gateway seals with key "k1", which these secrets\.keys do not hold \(or hold with other bytes\)/,
     },
     {
       name: 'sealing keys under another id',
-      args: () => [
-        '--subject',
-        'alice',
-        '--issuer',
-        ISS,
-        '--config',
-        configFile({ secrets: { keys: { file: otherKidFile }, active: 'k9' } }),
-      ],
+      args: () => aliceWith({ secrets: { keys: { file: otherKidFile }, active: 'k9' } }),
       code: 1,
       stderr: /the gateway seals with key "k1", which these secrets\.keys do not hold/,
     },
     {
       name: 'no sealing keys in the config',
-      args: () => [
-        '--subject',
-        'alice',
-        '--issuer',
-        ISS,
-        '--config',
-        configFile({ secrets: undefined }),
-      ],
+      args: () => aliceWith({ secrets: undefined }),
       code: 2,
       stderr: /secrets: required with a shared store/,
     },
     {
       name: 'a key file that cannot be read',
-      args: () => [
-        '--subject',
-        'alice',
-        '--issuer',
-        ISS,
-        '--config',
-        configFile({ secrets: { keys: { file: join(dir, 'absent.json') }, active: 'k1' } }),
-      ],
+      args: () =>
+        aliceWith({ secrets: { keys: { file: join(dir, 'absent.json') }, active: 'k1' } }),
       code: 2,
       stderr: /secrets\.keys.*cannot read .*absent\.json: ENOENT/,
     },
     {
       name: 'a store that is down',
-      args: () => [
-        '--subject',
-        'alice',
-        '--issuer',
-        ISS,
-        '--config',
-        configFile({
+      args: () =>
+        aliceWith({
           store: { kind: 'redis', url: { env: 'MCP_EDGE_TEST_PURGE_DOWN' }, connectTimeout: 300 },
         }),
-      ],
       code: 1,
       stderr: /^mcp-edge secrets purge: cannot reach Redis at 127\.0\.0\.1:\d+ within 300 ms/,
     },
     {
       name: 'the in-memory store',
-      args: () => [
-        '--subject',
-        'alice',
-        '--issuer',
-        ISS,
-        '--config',
-        configFile({ store: { kind: 'memory' } }),
-      ],
+      args: () => aliceWith({ store: { kind: 'memory' } }),
       code: 1,
       stderr: /store\.kind is memory: users' secrets live in the running gateway's memory/,
     },
@@ -476,12 +445,3 @@ describe('mcp-edge secrets purge, against a real Redis and a running gateway', {
     assert.equal(r.stdout, `no secrets held for subject alice of ${ISS}\n`)
   })
 })
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
