@@ -69,14 +69,14 @@ export async function purgeCommand(args: string[]): Promise<number> {
     return 1
   }
   // Loaded once the command is known good, as `serve` loads the gateway.
-  const [{ sealerForStore }, { createStore }, { UserSecrets }, { accountKeys }] = await Promise.all(
-    [
+  const [{ sealerForStore }, { createStore }, { UserSecrets }, { accountKeys }, { checkKeys }] =
+    await Promise.all([
       import('../store/sealed.js'),
       import('../store/create.js'),
       import('../credentials/secrets.js'),
       import('../broker/accounts.js'),
-    ],
-  )
+      import('../store/key-check.js'),
+    ])
   let sealer: ReturnType<typeof sealerForStore>
   try {
     sealer = sealerForStore(config, readSecret)
@@ -88,7 +88,7 @@ export async function purgeCommand(args: string[]): Promise<number> {
     store = await createStore(config.store, { log: pino({ level: 'silent' }), readSecret })
     const secrets = new UserSecrets({ store, sealer, lockWait: config.store.lockWait })
     // Other keys name users otherwise: they would find nothing and say so.
-    if ((await secrets.checkKeys()) === 'unknown')
+    if ((await checkKeys(store, sealer)) === 'unknown')
       process.stderr.write(
         'mcp-edge secrets purge: note: no gateway of this version has marked its sealing keys in this store; with keys other than its own nothing is found\n',
       )

@@ -31,10 +31,6 @@ const TOUCH_EVERY_PART = 10
  */
 const TOUCHED_MAX = 10_000
 
-/** Where the gateway leaves a value sealed with its active key, so an operator's command can tell it holds the same keys. */
-const KEY_CHECK = 'secrets-keycheck'
-const KEY_CHECK_TEXT = 'mcp-edge sealing key check'
-
 /** What the gateway says of a secret: never its value. */
 export interface SecretInfo {
   name: string
@@ -146,39 +142,6 @@ export class UserSecrets {
       }
       return [...purged].sort()
     })
-  }
-
-  /**
-   * Leaves a value sealed with the active key where {@link checkKeys} finds it, unless one that
-   * opens under these keys is there (a replica mid-rotation leaves another replica's).
-   */
-  async markKeys(): Promise<void> {
-    const sealed = await this.o.store.get(KEY_CHECK)
-    if (sealed !== undefined && this.opens(sealed)) return
-    await this.o.store.set(KEY_CHECK, this.o.sealer.seal(KEY_CHECK_TEXT, KEY_CHECK))
-  }
-
-  /**
-   * Whether these keys are the gateway's: they open the value it left ({@link markKeys});
-   * `unknown` when none is there (no gateway of this version has run on the store).
-   * @throws Error naming the key that does not open it (never key material)
-   */
-  async checkKeys(): Promise<'match' | 'unknown'> {
-    const sealed = await this.o.store.get(KEY_CHECK)
-    if (sealed === undefined) return 'unknown'
-    if (this.opens(sealed)) return 'match'
-    const kid = sealed.split('.')[1] ?? ''
-    throw new Error(
-      `the gateway seals with key "${/^[A-Za-z0-9_-]{1,64}$/.test(kid) ? kid : '?'}", which these secrets.keys do not hold (or hold with other bytes): with other keys no user's secrets are found`,
-    )
-  }
-
-  private opens(sealed: string): boolean {
-    try {
-      return this.o.sealer.open(sealed, KEY_CHECK) === KEY_CHECK_TEXT
-    } catch {
-      return false
-    }
   }
 
   /** Deletes a secret (absent is fine), under every name the user's records may have. */

@@ -19,6 +19,7 @@ import type { Gateway } from '../../gateway/gateway.js'
 import { startGateway } from '../../gateway/gateway.js'
 import { createMemoryStore } from '../../gateway/store/memory.js'
 import { createRedisStore } from '../../gateway/store/redis.js'
+import { checkKeys, markKeys } from '../../gateway/store/key-check.js'
 import { createSealer } from '../../gateway/store/sealed.js'
 import type { Store } from '../../gateway/store/store.js'
 import { runCli } from '../helpers/cli-run.js'
@@ -111,6 +112,45 @@ describe('UserSecrets.purge (memory store)', () => {
       assert.deepEqual(await secrets.purge(other), [], JSON.stringify(other))
     assert.equal(await secrets.value(alice, 'tok'), 'alice-value')
     assert.equal(await secrets.value(jose, 'tok'), 'jose-value')
+  })
+})
+
+describe('the sealing-key check a gateway leaves at start (store/key-check)', () => {
+  it('one that opens is left (mid-rotation); one that does not is replaced; other keys are named, never shown', async () => {
+    const store = createMemoryStore()
+    const k1 = randomBytes(32)
+    const k2 = randomBytes(32)
+    const only1 = createSealer({ k1 }, 'k1')
+    const rotating = createSealer({ k1, k2 }, 'k2')
+    const only2 = createSealer({ k2 }, 'k2')
+    assert.equal(await checkKeys(store, only1), 'unknown')
+    await markKeys(store, only1)
+    const first = await store.get('secrets-keycheck')
+    await markKeys(store, rotating)
+    assert.equal(
+      await store.get('secrets-keycheck'),
+      first,
+      "a replica mid-rotation leaves the other's",
+    )
+    assert.equal(await checkKeys(store, rotating), 'match')
+    await markKeys(store, only2)
+    assert.equal(await checkKeys(store, rotating), 'match')
+    await assert.rejects(checkKeys(store, only1), (err: Error) => {
+      assert.match(
+        err.message,
+        /^the gateway seals with key "k2", which these secrets\.keys do not hold/,
+      )
+      assert.ok(!err.message.includes(k2.toString('base64url')))
+      return true
+    })
+    const sameIdOtherBytes = createSealer({ k2: randomBytes(32) }, 'k2')
+    await assert.rejects(
+      checkKeys(store, sameIdOtherBytes),
+      /key "k2", which these secrets\.keys do not hold \(or hold with other bytes\)/,
+    )
+    // A value someone wrote there that names no key id: not shown either.
+    await store.set('secrets-keycheck', 's1.\u001b[2J.x.y.z')
+    await assert.rejects(checkKeys(store, only2), /seals with key "\?"/)
   })
 })
 
