@@ -335,9 +335,10 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     if (keys || usesCredentials(config)) {
       const shared = await sharedStore()
       // Imported here: a gateway without the broker or per-user credentials seals nothing.
-      const [{ sealerForStore }, { UserSecrets }] = await Promise.all([
+      const [{ sealerForStore }, { UserSecrets }, { markKeys }] = await Promise.all([
         import('./store/sealed.js'),
         import('./credentials/secrets.js'),
+        import('./store/key-check.js'),
       ])
       // Every key replicas must share, named at once (the broker's, then the sealing keys).
       if (keys && config.store.kind !== 'memory') code!.requireSharedKeys(config)
@@ -347,9 +348,12 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
         sealer,
         maxLength: config.credentials.secretMaxLength,
         perUser: config.credentials.secretsPerUser,
+        unusedTtl: config.credentials.secretUnusedTtl,
         lockWait: config.store.lockWait,
         log: log.child({ component: 'secrets' }),
       })
+      // Configured keys (not a memory store's key of the moment): `secrets purge` checks its own.
+      if (config.secrets !== undefined) await markKeys(shared, sealer)
       if (keys)
         // The upstream's discovery may wait for its whole timeout: a stop does not.
         broker = await unlessAborted(

@@ -22,6 +22,7 @@ commands:
   validate  [--config FILE] [--skip-secrets]                    check config, policies and secrets, then exit
   policy    check --policy P --claims F|- --server S --tool T    explain a policy decision (policy --help)
   secrets   set NAME | list | delete NAME [--url U]              your own secrets at a gateway (secrets --help)
+  secrets   purge --subject SUB --config FILE                    an operator deletes a user's secrets (secrets purge --help)
   tools     pins | approve SERVER TOOL | approve --all           tool pins: list, approve changes (tools --help)
 
 Without --config the embedded default runs: demo servers, example policies, dev IdP on 127.0.0.1.`

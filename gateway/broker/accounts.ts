@@ -267,6 +267,11 @@ const TOKENS: Fields = {
   scope: 'string?',
 }
 
+/** The store keys of a user's account and upstream tokens (`mcp-edge secrets purge` deletes them). */
+export function accountKeys(sub: string): string[] {
+  return [accountKey(sub), tokensKey(sub)]
+}
+
 function accountKey(sub: string): string {
   return `broker:account:${encodeURIComponent(sub)}`
 }

@@ -7,6 +7,7 @@ export const SECRETS_USAGE = `\
 usage: mcp-edge secrets set NAME    [--url URL] [--token-file FILE]   value from standard input
        mcp-edge secrets list        [--url URL] [--token-file FILE] [--json]
        mcp-edge secrets delete NAME [--url URL] [--token-file FILE]
+       mcp-edge secrets purge --subject SUB [--issuer ISS] --config FILE   (an operator: purge --help)
 
   --url         the gateway (default ${'http://127.0.0.1:8080'}; with its path, if it has one)
   --token-file  a file holding your access token (default: the MCP_EDGE_TOKEN variable);
@@ -35,6 +36,8 @@ class Failure extends Error {}
  * go to stderr with exit code 2, refusals with the gateway's code and exit code 1.
  */
 export async function secretsCommand(args: string[]): Promise<number> {
+  // The operator's command: the gateway's own config, not a user's token (its own file).
+  if (args[0] === 'purge') return (await import('./secrets-purge.js')).purgeCommand(args.slice(1))
   try {
     const { values, positionals } = parseArgs({
       args,

@@ -203,6 +203,8 @@ export const DEFAULT_MEMORY_SWEEP_INTERVAL_MS = 60_000
 export const DEFAULT_SECRET_MAX_LENGTH = 8192
 /** Secrets one user may hold at most. */
 export const DEFAULT_SECRETS_PER_USER = 64
+/** A user's secret no process was started with for this long (nor set again) is gone, in ms: 90 days. */
+export const DEFAULT_SECRET_UNUSED_TTL_MS = 90 * 24 * 3600 * 1000
 
 // The broker's upstream IdP and registrations (`auth.broker`).
 /** Largest answer of the upstream IdP accepted (discovery, token, userinfo, JWKS), in bytes. */
@@ -1280,6 +1282,11 @@ export const configSchema = z
         secretMaxLength: z.number().int().min(1).max(65_536).default(DEFAULT_SECRET_MAX_LENGTH),
         /** Secrets one user may hold. */
         secretsPerUser: z.number().int().min(1).max(10_000).default(DEFAULT_SECRETS_PER_USER),
+        /** A secret no process was started with (nor set again) for this long is deleted, in ms; 0 = never. */
+        secretUnusedTtl: ms
+          .max(10 * 365 * 24 * 3600 * 1000)
+          .refine((v) => v === 0 || v >= 60_000, 'at least 60000 (a minute), or 0 for never')
+          .default(DEFAULT_SECRET_UNUSED_TTL_MS),
       })
       .prefault({}),
     /**

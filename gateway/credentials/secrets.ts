@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 import type { Logger } from 'pino'
-import { DEFAULT_SECRET_MAX_LENGTH, DEFAULT_SECRETS_PER_USER } from '../config/schema.js'
+import {
+  DEFAULT_SECRET_MAX_LENGTH,
+  DEFAULT_SECRET_UNUSED_TTL_MS,
+  DEFAULT_SECRETS_PER_USER,
+} from '../config/schema.js'
 import { withLock } from '../store/lock.js'
 import { type Fields, parseRecord } from '../store/record.js'
 import type { Sealer } from '../store/sealed.js'
@@ -11,6 +16,20 @@ import type { Store } from '../store/store.js'
  * replica that died holding it; a holder makes at most three store calls.
  */
 const SECRET_LOCK_TTL_MS = 10_000
+
+/**
+ * A used secret's time to live is pushed out at most once per this part of it (a tenth: with
+ * 90 days, once in 9 days per user and secret on each replica), not with a store write on every
+ * process start; so an unused secret goes between 9/10 of `secretUnusedTtl` and all of it after
+ * its last use.
+ */
+const TOUCH_EVERY_PART = 10
+
+/**
+ * Secrets whose last push-out this replica remembers, at most. Not a setting: one forgotten
+ * costs a single store write at its next use.
+ */
+const TOUCHED_MAX = 10_000
 
 /** What the gateway says of a secret: never its value. */
 export interface SecretInfo {
@@ -33,12 +52,17 @@ export interface SecretOwner {
  * hash (the sealer's `macs`), so a store listing shows no subjects and reading the store does
  * not let anyone test a guess of whose secrets it holds. Records made under a former sealing
  * key, or under the unkeyed hash earlier versions used, are still found, and move to the
- * active key's name when the user changes that secret.
+ * active key's name when the user changes that secret. A secret no process was started with,
+ * nor set again, for `unusedTtl` expires in the store itself (no sweeper); a use pushes it out.
  */
 export class UserSecrets {
   /** Longest value and most secrets per user (`credentials.secretMaxLength`, `secretsPerUser`). */
   readonly maxLength: number
   readonly perUser: number
+  /** How long a secret lives unused, in ms; 0: for ever (`credentials.secretUnusedTtl`). */
+  readonly unusedTtl: number
+  /** When this replica last pushed each secret's expiry out (its store key → epoch ms). */
+  private readonly touched = new LRUCache<string, number>({ max: TOUCHED_MAX })
 
   constructor(
     private readonly o: {
@@ -47,6 +71,7 @@ export class UserSecrets {
       now?: () => number
       maxLength?: number
       perUser?: number
+      unusedTtl?: number
       /** How long a set or delete waits for another of the user's (`store.lockWait`). */
       lockWait?: number
       /** Told of a stored secret that does not open or parse (never its value nor its owner). */
@@ -55,6 +80,11 @@ export class UserSecrets {
   ) {
     this.maxLength = o.maxLength ?? DEFAULT_SECRET_MAX_LENGTH
     this.perUser = o.perUser ?? DEFAULT_SECRETS_PER_USER
+    this.unusedTtl = o.unusedTtl ?? DEFAULT_SECRET_UNUSED_TTL_MS
+  }
+
+  private now(): number {
+    return (this.o.now ?? Date.now)()
   }
 
   /** Sets or replaces a secret. @throws Error with a user-facing message when refused */
@@ -69,20 +99,48 @@ export class UserSecrets {
     // each find room under the cap, and a set racing a delete could leave a value unlisted.
     return this.locked(owner, async () => {
       const [user, ...older] = this.users(owner)
-      const listed = await this.listed(owner)
+      const listed = await this.held(owner)
       const names = new Set(listed.flat())
       if (!names.has(name) && names.size >= this.perUser)
         throw new Error(`at most ${this.perUser} secrets per user`)
-      const setAt = (this.o.now ?? Date.now)()
+      const setAt = this.now()
       const key = valueKey(user!, name)
+      const ttl = this.unusedTtl
       // Listed first: a set cut short leaves a listed name with no value (not shown, not
-      // used), never a value handed to processes that the user's page does not show.
-      await this.o.store.sadd(indexKey(user!), name)
-      await this.o.store.set(key, this.o.sealer.seal(JSON.stringify({ value, setAt }), key))
+      // used), never a value handed to processes that the user's page does not show. The list
+      // lives as long as its newest value (each set and use pushes both out).
+      await this.o.store.sadd(indexKey(user!), name, ttl || undefined)
+      if (ttl === 0) await this.o.store.persist(indexKey(user!))
+      await this.o.store.set(key, this.o.sealer.seal(JSON.stringify({ value, setAt }), key), {
+        ...(ttl === 0 ? {} : { ttlMs: ttl }),
+      })
+      this.touched.set(key, setAt)
       // Moved: the same name under a former key's name (or the unkeyed hash) goes.
       for (const [i, u] of older.entries())
         if (listed[i + 1]!.includes(name)) await this.drop(u, name)
       return { name, setAt }
+    })
+  }
+
+  /**
+   * Deletes every secret of the user, under every name their records may have: an operator's
+   * `mcp-edge secrets purge` (someone who left). Resolves the names that held a value.
+   */
+  async purge(owner: SecretOwner): Promise<string[]> {
+    return this.locked(owner, async () => {
+      const users = this.users(owner)
+      const listed = await this.listed(owner)
+      const purged = new Set<string>()
+      for (const [i, user] of users.entries()) {
+        const keys = listed[i]!.map((name) => valueKey(user, name))
+        const values = keys.length === 0 ? [] : await this.o.store.getMany(keys)
+        for (const [j, name] of listed[i]!.entries()) if (values[j] !== undefined) purged.add(name)
+        // The values first, as in drop.
+        await this.o.store.del(keys)
+        await this.o.store.del([indexKey(user)])
+        for (const key of keys) this.touched.delete(key)
+      }
+      return [...purged].sort()
     })
   }
 
@@ -106,6 +164,25 @@ export class UserSecrets {
   /** The names listed under each of the user's parts of keys, in {@link users} order. */
   private listed(owner: SecretOwner): Promise<string[][]> {
     return Promise.all(this.users(owner).map((u) => this.o.store.smembers(indexKey(u))))
+  }
+
+  /**
+   * The names that hold a value, as {@link listed}: a name whose value expired unused (or whose
+   * set was cut short) leaves its list, so it no longer counts against `secretsPerUser`.
+   */
+  private async held(owner: SecretOwner): Promise<string[][]> {
+    const users = this.users(owner)
+    const listed = await this.listed(owner)
+    return Promise.all(
+      users.map(async (user, i) => {
+        const names = listed[i]!
+        if (names.length === 0) return names
+        const values = await this.o.store.getMany(names.map((n) => valueKey(user, n)))
+        const gone = names.filter((_, j) => values[j] === undefined)
+        for (const name of gone) await this.o.store.srem(indexKey(user), name)
+        return names.filter((_, j) => values[j] !== undefined)
+      }),
+    )
   }
 
   /** Deletes one record: the value first, for the same reason as in set. */
@@ -135,9 +212,39 @@ export class UserSecrets {
     return out
   }
 
-  /** A secret's value, for the process it is handed to; undefined when not set. */
+  /**
+   * A secret's value, for the process it is handed to; undefined when not set (or gone unused).
+   * Its use pushes its expiry out (at most once per {@link TOUCH_EVERY_PART} of it here).
+   */
   async value(owner: SecretOwner, name: string): Promise<string | undefined> {
-    return (await this.read(owner, name))?.value
+    const got = await this.read(owner, name)
+    if (got !== undefined) await this.touch(got.user, name)
+    return got?.value
+  }
+
+  /** A used secret lives `unusedTtl` from now (or for ever with 0), listed as long. */
+  private async touch(user: string, name: string): Promise<void> {
+    const key = valueKey(user, name)
+    const t = this.now()
+    const last = this.touched.get(key)
+    const every = this.unusedTtl === 0 ? Infinity : this.unusedTtl / TOUCH_EVERY_PART
+    if (last !== undefined && t - last < every) return
+    const ttl = this.unusedTtl
+    try {
+      // The value first: one deleted meanwhile is not listed again.
+      if (await (ttl === 0 ? this.o.store.persist(key) : this.o.store.expire(key, ttl))) {
+        // Listed again too: a list that expired first (a shorter ttl since) shows it again.
+        await this.o.store.sadd(indexKey(user), name, ttl || undefined)
+        if (ttl === 0) await this.o.store.persist(indexKey(user))
+      }
+      this.touched.set(key, t)
+    } catch (err) {
+      // The value was read: the process gets it; its next use tries again.
+      this.o.log?.warn(
+        { kind: 'secret', name, err: String(err) },
+        "a user's secret's expiry could not be pushed out",
+      )
+    }
   }
 
   /**
@@ -148,7 +255,7 @@ export class UserSecrets {
   private async read(
     owner: SecretOwner,
     name: string,
-  ): Promise<{ value: string; setAt: number } | undefined> {
+  ): Promise<{ value: string; setAt: number; user: string } | undefined> {
     let unopened = false
     for (const user of this.users(owner)) {
       const key = valueKey(user, name)
@@ -163,7 +270,13 @@ export class UserSecrets {
         continue
       }
       // Sealed under our key, so not another writer's: another version's, at most.
-      return parseRecord(opened, 'secret', SECRET, this.o.log)
+      const record = parseRecord<{ value: string; setAt: number }>(
+        opened,
+        'secret',
+        SECRET,
+        this.o.log,
+      )
+      return record && { ...record, user }
     }
     // Sealed values are found by names derived from the keys that sealed them, so one found
     // that does not open was moved or altered in the store: the operator is told.

@@ -168,6 +168,14 @@ export function createMemoryStore(
       return true
     },
 
+    async persist(key) {
+      open('persist')
+      const e = live(key)
+      if (e === undefined) return false
+      e.expiresAt = undefined
+      return true
+    },
+
     async sadd(set, member, ttlMs) {
       open('sadd')
       const expiresAt = expiry(ttlMs, 'sadd ttlMs')

@@ -186,6 +186,13 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
       return run('expireIf', async () => (await client.eval(EXPIRE_IF, args)) === 1)
     },
 
+    // PERSIST answers 0 for a key without a time to live too: it exists all the same.
+    persist: (key) =>
+      run(
+        'persist',
+        async () => (await client.persist(k(key))) === 1 || (await client.exists(k(key))) === 1,
+      ),
+
     async sadd(set, member, ttlMs) {
       if (ttlMs !== undefined) checkTtl(ttlMs, 'sadd ttlMs')
       return run('sadd', async () => {

@@ -29,6 +29,8 @@ export interface Store {
   delIf(key: string, value: string): Promise<boolean>
   /** Gives an existing key a new time to live. Resolves false when it does not exist. */
   expire(key: string, ttlMs: number): Promise<boolean>
+  /** Takes an existing key's time to live away: it lives until deleted. Resolves false when absent. */
+  persist(key: string): Promise<boolean>
   /**
    * Gives `key` a new time to live only if it still holds `value` (renewing a lock). Resolves
    * whether it did.

@@ -47,6 +47,11 @@ export function testStore(now: () => number = Date.now): Store & {
       v.expires = now() + ttlMs
       return true
     },
+    persist: async (key) => {
+      const v = live(key)
+      if (v !== undefined) v.expires = Infinity
+      return v !== undefined || sets.has(key)
+    },
     sadd: async (set, member) => {
       sets.set(set, (sets.get(set) ?? new Set()).add(member))
     },

@@ -216,6 +216,23 @@ const cases: { name: string; run(h: Harness): Promise<void> }[] = [
       assert.equal(await s.get('extended'), 'v')
     },
   },
+  {
+    name: 'persist takes a ttl away (a value, a set); a key without one stays; false when absent',
+    async run({ s, ttl, elapse }) {
+      await s.set('witness', 'w', { ttlMs: ttl })
+      await s.set('kept', 'v', { ttlMs: ttl })
+      await s.sadd('set', 'm', ttl)
+      await s.set('forever', 'v')
+      assert.equal(await s.persist('kept'), true)
+      assert.equal(await s.persist('set'), true)
+      assert.equal(await s.persist('forever'), true, 'no ttl to take: it exists all the same')
+      assert.equal(await s.persist('absent'), false)
+      await elapse(async () => (await s.get('witness')) === undefined)
+      assert.deepEqual(await s.getMany(['kept', 'forever']), ['v', 'v'])
+      assert.deepEqual(await s.smembers('set'), ['m'])
+      assert.equal(await s.persist('witness'), false, 'expired is absent')
+    },
+  },
 
   // sets
   {
