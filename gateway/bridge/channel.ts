@@ -110,7 +110,7 @@ export class Channel implements Child {
       if (token !== undefined) {
         p.backendToken = r.nextId('p')
         r.progress.set(p.backendToken, p)
-        outParams = { ...params, _meta: { ...meta, progressToken: p.backendToken } }
+        outParams = { ...outParams, _meta: { ...meta, progressToken: p.backendToken } }
       }
       // In flight once written (its bytes in the pipe), not before: one never written (its
       // stdin broke, or closed as it exited, with the write still waiting) is not charged for
