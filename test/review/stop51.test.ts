@@ -7,13 +7,22 @@
 //   again from the client's params): the shared process ran it as a task, kept its result for
 //   the ttl the client chose, and the client got a CreateTaskResult whose task no one can read
 //   (tasks/* are unknown there). The task is dropped on that path too now.
-// - tracing: a client's tool name, resource URI or error text was cut to 256 UTF-16 units for a
-//   span attribute, splitting an emoji's surrogate pair: the span carried a lone surrogate,
-//   which http/protobuf writes as invalid UTF-8 (a collector that checks refuses the batch,
-//   other users' spans with it). Cut at a code point now.
+// - tracing: a client's tool or prompt name, resource URI or request id was cut to 256 UTF-16
+//   units for a span attribute, splitting an emoji's surrogate pair, and a lone surrogate the
+//   client's JSON held (`"\ud800"`) went as it was, into the span name too: http/protobuf
+//   writes it as invalid UTF-8 (a collector that checks refuses the batch, other users' spans
+//   with it). And `mcp_edge.policy.rule` was not cut at all: `no tools rule matches <name>`
+//   carried a 50,000-character tool name whole, on every refused call's span. Lone surrogates
+//   are U+FFFD now, and the rule is cut like any client-sent value.
 // What held is pinned as "held: …" (see the describe blocks).
 import assert from 'node:assert/strict'
-import { describe, it } from 'node:test'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { openSession } from '../checklist/open-session.js'
+import { startOtlpReceiver, withEnv, type OtlpReceiver } from '../helpers/otlp-receiver.js'
+import { postMcp } from '../helpers/post-mcp.js'
+import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import {
   connectClient,
   rawStream,
@@ -50,4 +59,103 @@ describe('stop 51: tasks in shared mode', () => {
       await alice.close()
     }
   })
+})
+
+/** Every request method the fixture process received, in order. */
+function fixtureMethods(stack: Stack): string[] {
+  const file = join(stack.dir, 'fixture-record.jsonl')
+  if (!existsSync(file)) return []
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { method?: string }).method ?? '')
+    .filter((m) => !m.startsWith('notifications/'))
+}
+
+describe('stop 51: what a client sends reaches span attributes well-formed', () => {
+  // fixture: only echo_args, no prompts, no resources: every case below is refused.
+  const POLICY = TEST_POLICY.replace(
+    'crash: deny\n      "*": ["mcp:read"]\n    prompts: { "*": allow }\n    resources: { "*": allow }',
+    'echo_args: ["mcp:read"]',
+  )
+  let receiver: OtlpReceiver
+  let stack: Stack
+  let alice: string
+  before(async () => {
+    assert.notEqual(POLICY, TEST_POLICY)
+    receiver = await startOtlpReceiver()
+    stack = await withEnv(
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_METRIC_EXPORT_INTERVAL: '3600000',
+      },
+      () => startStack({ policy: POLICY }),
+    )
+    alice = await stack.token('alice', { server: 'fixture' })
+  })
+  after(async () => {
+    await stack.close()
+    await receiver.close()
+  })
+
+  const EMOJI = '\u{1F600}'
+  // [case, JSON-RPC id, method, params]: an emoji across the 256-unit cut, or a lone surrogate.
+  const CASES: [string, string, string, Record<string, unknown>][] = [
+    [
+      'a tool name cut inside an emoji',
+      'ts-1',
+      'tools/call',
+      { name: `${'a'.repeat(255)}${EMOJI}` },
+    ],
+    ['a lone surrogate in a tool name', 'ts-2', 'tools/call', { name: 'x\ud800y' }],
+    ['a tool name of 50,000 characters', 'ts-7', 'tools/call', { name: 'z'.repeat(50_000) }],
+    [
+      'a prompt name cut inside an emoji',
+      'ts-3',
+      'prompts/get',
+      { name: `${'p'.repeat(255)}${EMOJI}` },
+    ],
+    [
+      'a resource URI cut inside an emoji',
+      'ts-4',
+      'resources/read',
+      { uri: `file:///${'u'.repeat(247)}${EMOJI}` },
+    ],
+    [
+      'a request id cut inside an emoji',
+      `ts-5${'i'.repeat(251)}${EMOJI}`,
+      'tools/call',
+      { name: 'nope' },
+    ],
+    ['a lone surrogate in a request id', 'ts-6\udfff', 'tools/call', { name: 'nope' }],
+  ]
+  for (const [what, id, method, params] of CASES)
+    it(`${what}: refused; no value of the SERVER span is a lone surrogate or over 256 units`, async () => {
+      const sid = await openSession(stack, 'fixture', alice)
+      const seen = fixtureMethods(stack).length
+      // JSON.stringify writes a lone surrogate as its \u escape: the gateway parses it back.
+      const res = await postMcp(
+        stack.local('fixture'),
+        JSON.stringify({ jsonrpc: '2.0', id, method, params }),
+        { authorization: `Bearer ${alice}`, 'mcp-session-id': sid },
+      )
+      assert.equal(res.status, 200, res.text)
+      assert.ok(res.json().error, res.text)
+      await stack.gateway.tracing.flush()
+      const prefix = id.slice(0, 4)
+      const span = await receiver.span((s) =>
+        String(s.attributes['jsonrpc.request.id']).startsWith(prefix),
+      )
+      const strings = [
+        span.name,
+        span.status.message ?? '',
+        ...Object.values(span.attributes).filter((v): v is string => typeof v === 'string'),
+      ]
+      for (const v of strings)
+        assert.ok(!/\p{Cs}/u.test(v), `not well-formed: ${JSON.stringify(v)}`)
+      // Each value at most 256 units (a span name: a method and a target of at most 128).
+      for (const v of strings) assert.ok(v.length <= 512, `${v.length} long: ${v.slice(0, 80)}`)
+      assert.deepEqual(fixtureMethods(stack).slice(seen), [], 'the process saw nothing')
+    })
 })
