@@ -21,7 +21,9 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { openSession } from '../checklist/open-session.js'
 import { startOtlpReceiver, withEnv, type OtlpReceiver } from '../helpers/otlp-receiver.js'
+import { modernRequest } from '../helpers/modern-request.js'
 import { postMcp } from '../helpers/post-mcp.js'
+import { request } from 'undici'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import {
   connectClient,
@@ -57,6 +59,43 @@ describe('stop 51: tasks in shared mode', () => {
       for (const m of calls) assert.ok(!('task' in m.params!), JSON.stringify(m.params))
     } finally {
       await alice.close()
+    }
+  })
+
+  it('held: sessionless (2026-07-28), session and shared servers: tasks/* are unknown, a task-augmented call runs plain', async () => {
+    for (const [server, file] of [
+      ['tasks', tasks.record.session],
+      ['tasksshared', tasks.record.shared],
+    ] as const) {
+      const token = await tasks.stack.token('bob', { server })
+      const seen = recorded(file).length
+      for (const method of ['tasks/get', 'tasks/result', 'tasks/cancel', 'tasks/list']) {
+        const res = await request(
+          tasks.stack.local(server),
+          modernRequest(token, method, { taskId: 'a'.repeat(32) }),
+        )
+        const body = (await res.body.json()) as { error?: { code: number } }
+        assert.equal(res.statusCode, 404, `${server} ${method}`)
+        assert.equal(body.error?.code, -32601, `${server} ${method}`)
+      }
+      const res = await request(
+        tasks.stack.local(server),
+        modernRequest(
+          token,
+          'tools/call',
+          { name: 'bulk', arguments: { bytes: 10 }, task: { ttl: 86_400_000 } },
+          { name: 'bulk', meta: { progressToken: 'p' } },
+        ),
+      )
+      const text = await res.body.text()
+      assert.equal(res.statusCode, 200, text)
+      assert.doesNotMatch(text, /"taskId"/, `${server}: no task created`)
+      const got = recorded(file).slice(seen)
+      assert.ok(!got.some((m) => m.method?.startsWith('tasks/')), `${server}: no tasks/*`)
+      const calls = got.filter((m) => m.method === 'tools/call')
+      assert.equal(calls.length, 1, `${server}: the call ran`)
+      for (const m of calls)
+        assert.ok(!('task' in m.params!), `${server}: ${JSON.stringify(m.params)}`)
     }
   })
 })
