@@ -7,6 +7,11 @@
 //   again from the client's params): the shared process ran it as a task, kept its result for
 //   the ttl the client chose, and the client got a CreateTaskResult whose task no one can read
 //   (tasks/* are unknown there). The task is dropped on that path too now.
+// - where tasks are not offered (a shared process, for sessions and sessionless requests alike,
+//   and an endpoint), a request's `_meta["io.modelcontextprotocol/related-task"]` reached the
+//   process: one with the SDK's task message queue queued its answer for that task's
+//   tasks/result (unknown there), so the call waited out its timeout and everyone's process
+//   kept the answer for good, one per task id the client made up. The key is dropped there now.
 // - tracing: a client's tool or prompt name, resource URI or request id was cut to 256 UTF-16
 //   units for a span attribute, splitting an emoji's surrogate pair, and a lone surrogate the
 //   client's JSON held (`"\ud800"`) went as it was, into the span name too: http/protobuf
@@ -16,7 +21,8 @@
 //   are U+FFFD now, and the rule is cut like any client-sent value.
 // What held is pinned as "held: …" (see the describe blocks).
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { openSession } from '../checklist/open-session.js'
@@ -24,10 +30,13 @@ import { startOtlpReceiver, withEnv, type OtlpReceiver } from '../helpers/otlp-r
 import { modernRequest } from '../helpers/modern-request.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { request } from 'undici'
-import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
+import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import {
   connectClient,
+  raw,
   rawStream,
+  rememberSession,
   recorded,
   sizeOf,
   useTasksStack,
@@ -197,4 +206,103 @@ describe('stop 51: what a client sends reaches span attributes well-formed', () 
       for (const v of strings) assert.ok(v.length <= 512, `${v.length} long: ${v.slice(0, 80)}`)
       assert.deepEqual(fixtureMethods(stack).slice(seen), [], 'the process saw nothing')
     })
+})
+
+describe("stop 51: a client's related-task _meta where tasks are not offered", () => {
+  // A shared task server with the SDK's task message queue: a request naming a related task
+  // has its answer queued for that task (for tasks/result), not sent.
+  const RELATED = 'io.modelcontextprotocol/related-task'
+  let stack: Stack
+  let file: string
+  before(async () => {
+    file = join(mkdtempSync(join(tmpdir(), 'stop51-')), 'shared.jsonl')
+    writeFileSync(file, '')
+    stack = await startStack({
+      servers: {
+        tasksq: {
+          command: process.execPath,
+          args: [join(SERVERS_DIR, 'tasks.js')],
+          mode: 'shared',
+          env: { TASKS_MESSAGE_QUEUE: '1', FIXTURE_RECORD_FILE: file },
+          requestTimeout: 5000,
+        },
+        // Session mode, behind an endpoint (which offers no tasks either).
+        tasksqs: {
+          command: process.execPath,
+          args: [join(SERVERS_DIR, 'tasks.js')],
+          env: { TASKS_MESSAGE_QUEUE: '1', FIXTURE_RECORD_FILE: file },
+          requestTimeout: 5000,
+        },
+      },
+      config: { endpoints: { taskqep: { servers: ['tasksqs'], prefix: '{server}_' } } },
+      policy: `${TEST_POLICY}${['tasksq', 'tasksqs'].map((n) => `  ${n}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`,
+    })
+  })
+  after(() => stack.close())
+
+  const calls = () => recorded(file).filter((m) => m.method === 'tools/call')
+  const related = (taskId: string) => ({ [RELATED]: { taskId } })
+
+  it('shared, session era: answered, and the process never sees the related task', async () => {
+    const alice = await connectClient(stack, 'tasksq', 'alice')
+    try {
+      const r = await raw('tasksq', alice, 'tools/call', {
+        name: 'plain',
+        arguments: { bytes: 10 },
+        _meta: related('no-such-task'),
+      })
+      assert.ok(r.result?.content, JSON.stringify(r))
+    } finally {
+      await alice.close()
+    }
+    const seen = calls()
+    assert.equal(seen.length, 1)
+    assert.equal((seen[0]!.params!._meta as Record<string, unknown>)?.[RELATED], undefined)
+  })
+
+  it('shared, sessionless (2026-07-28): answered, and the process never sees the related task', async () => {
+    const token = await stack.token('bob', { server: 'tasksq' })
+    const before = calls().length
+    const res = await request(
+      stack.local('tasksq'),
+      modernRequest(
+        token,
+        'tools/call',
+        { name: 'plain', arguments: { bytes: 10 } },
+        { name: 'plain', meta: related('no-such-task-2') },
+      ),
+    )
+    const text = await res.body.text()
+    assert.equal(res.statusCode, 200, text)
+    assert.match(text, /"content"/)
+    const seen = calls().slice(before)
+    assert.equal(seen.length, 1)
+    assert.equal((seen[0]!.params!._meta as Record<string, unknown>)?.[RELATED], undefined)
+  })
+
+  it('an endpoint over a session-mode server: answered, and the process never sees the related task', async () => {
+    const url = `${stack.url}/mcp/taskqep`
+    const token = await stack.token('alice', { resource: url })
+    const client = new Client({ name: 'stop51', version: '0' })
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(url), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+      }),
+    )
+    const before = calls().length
+    try {
+      rememberSession(client, stack, token)
+      const r = await raw(url, client, 'tools/call', {
+        name: 'tasksqs_plain',
+        arguments: { bytes: 10 },
+        _meta: related('no-such-task-3'),
+      })
+      assert.ok(r.result?.content, JSON.stringify(r))
+    } finally {
+      await client.close()
+    }
+    const seen = calls().slice(before)
+    assert.equal(seen.length, 1)
+    assert.equal((seen[0]!.params!._meta as Record<string, unknown>)?.[RELATED], undefined)
+  })
 })
