@@ -242,22 +242,30 @@ describe("stop 51: a client's related-task _meta where tasks are not offered", (
 
   const calls = () => recorded(file).filter((m) => m.method === 'tools/call')
   const related = (taskId: string) => ({ [RELATED]: { taskId } })
-
-  it('shared, session era: answered, and the process never sees the related task', async () => {
-    const alice = await connectClient(stack, 'tasksq', 'alice')
+  /** The process got one call since `before` calls, without the related task. */
+  const plainSince = (before: number) => {
+    const seen = calls().slice(before)
+    assert.equal(seen.length, 1)
+    assert.equal((seen[0]!.params!._meta as Record<string, unknown>)?.[RELATED], undefined)
+  }
+  /** A session-era call of `tool` naming a related task, on `client`'s session, then closed. */
+  const callNaming = async (where: string, client: Client, tool: string, taskId: string) => {
     try {
-      const r = await raw('tasksq', alice, 'tools/call', {
-        name: 'plain',
+      const r = await raw(where, client, 'tools/call', {
+        name: tool,
         arguments: { bytes: 10 },
-        _meta: related('no-such-task'),
+        _meta: related(taskId),
       })
       assert.ok(r.result?.content, JSON.stringify(r))
     } finally {
-      await alice.close()
+      await client.close()
     }
-    const seen = calls()
-    assert.equal(seen.length, 1)
-    assert.equal((seen[0]!.params!._meta as Record<string, unknown>)?.[RELATED], undefined)
+  }
+
+  it('shared, session era: answered, and the process never sees the related task', async () => {
+    const before = calls().length
+    await callNaming('tasksq', await connectClient(stack, 'tasksq', 'alice'), 'plain', 'no-task')
+    plainSince(before)
   })
 
   it('shared, sessionless (2026-07-28): answered, and the process never sees the related task', async () => {
@@ -275,9 +283,7 @@ describe("stop 51: a client's related-task _meta where tasks are not offered", (
     const text = await res.body.text()
     assert.equal(res.statusCode, 200, text)
     assert.match(text, /"content"/)
-    const seen = calls().slice(before)
-    assert.equal(seen.length, 1)
-    assert.equal((seen[0]!.params!._meta as Record<string, unknown>)?.[RELATED], undefined)
+    plainSince(before)
   })
 
   it('an endpoint over a session-mode server: answered, and the process never sees the related task', async () => {
@@ -290,19 +296,8 @@ describe("stop 51: a client's related-task _meta where tasks are not offered", (
       }),
     )
     const before = calls().length
-    try {
-      rememberSession(client, stack, token)
-      const r = await raw(url, client, 'tools/call', {
-        name: 'tasksqs_plain',
-        arguments: { bytes: 10 },
-        _meta: related('no-such-task-3'),
-      })
-      assert.ok(r.result?.content, JSON.stringify(r))
-    } finally {
-      await client.close()
-    }
-    const seen = calls().slice(before)
-    assert.equal(seen.length, 1)
-    assert.equal((seen[0]!.params!._meta as Record<string, unknown>)?.[RELATED], undefined)
+    rememberSession(client, stack, token)
+    await callNaming(url, client, 'tasksqs_plain', 'no-task-3')
+    plainSince(before)
   })
 })
