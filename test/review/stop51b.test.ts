@@ -1,21 +1,44 @@
-// Stop 51 (b): resumability under attack, with real tokens, the real gateway and the real stdio
-// fixture, raw fetch reading the event streams. What held: a Last-Event-ID of the same user's
-// other session, forged, oversized or malformed ids, and ids naming another stream's events
-// replay nothing of what they should not; a stream's events are never replayed to another
-// user. Nothing here was a finding (stop51.test.ts has the findings of stop 51).
+// Stop 51 (b): resumability and the legacy transport's POST /messages under attack, with real
+// tokens, the real gateway and the real stdio fixture, raw fetch reading the event streams.
+// Finding (a failing test first, then the fix):
+// - POST /messages (HTTP+SSE, 2024-11-05) checked only that each message was a JSON-RPC
+//   envelope, not its shape: a request with a `result` member too, a fractional id, an object
+//   progress token, an array `_meta`, unknown members, a response with both a result and an
+//   error were answered 202 and written to the process's stdin, where Streamable HTTP answers
+//   400 and the process sees nothing. The client waited for a reply that never came (the SDK
+//   in the process dropped them), and a process with a laxer parser got shapes the gateway
+//   refuses everywhere else. Refused with the transport's 400 now.
+// What held: a Last-Event-ID of the same user's other session, forged, oversized or malformed
+// ids, and ids naming another stream's events replay nothing of what they should not.
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { Events } from '../helpers/sse-events.js'
-import { startStack, type Stack } from '../helpers/stack.js'
+import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const ACCEPT = 'application/json, text/event-stream'
 const V = '2025-11-25'
 
 let stack: Stack
+let rawFile: string
 before(async () => {
-  stack = await startStack()
+  rawFile = join(mkdtempSync(join(tmpdir(), 'stop51b-')), 'stdin.txt')
+  writeFileSync(rawFile, '')
+  stack = await startStack({
+    servers: {
+      // The fixture, writing every byte of its stdin down before its SDK parses any of it.
+      rawfix: {
+        command: process.execPath,
+        args: [join(SERVERS_DIR, 'fixture.js')],
+        env: { FIXTURE_RAW_RECORD_FILE: rawFile },
+      },
+    },
+    policy: `${TEST_POLICY}  rawfix:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
+  })
 })
 after(() => stack.close())
 
@@ -152,5 +175,63 @@ describe('stop 51: held: Last-Event-ID replays only its own stream of its own se
     assert.equal(res.status, 200)
     const replayed = await new Events(res).rest()
     assert.doesNotMatch(replayed.map((e) => e.data).join(''), /736451928|645192837/)
+  })
+})
+
+describe('stop 51: POST /messages (HTTP+SSE) refuses what Streamable HTTP refuses', () => {
+  const echo = (i: number) => ({ name: 'echo_args', arguments: { session: 51, i } })
+  // [case, message]: each is a JSON-RPC envelope of the wrong shape; `9051xx` marks it.
+  const CASES: [string, Record<string, unknown>][] = [
+    [
+      'a request with a result too',
+      { jsonrpc: '2.0', id: 'm1', method: 'tools/call', params: echo(905101), result: {} },
+    ],
+    ['a fractional id', { jsonrpc: '2.0', id: 1.5, method: 'tools/call', params: echo(905102) }],
+    [
+      'an object progress token',
+      {
+        jsonrpc: '2.0',
+        id: 'm3',
+        method: 'tools/call',
+        params: { ...echo(905103), _meta: { progressToken: { a: 1 } } },
+      },
+    ],
+    [
+      'an array _meta',
+      { jsonrpc: '2.0', id: 'm4', method: 'tools/call', params: { ...echo(905104), _meta: [1] } },
+    ],
+    [
+      'an unknown member',
+      { jsonrpc: '2.0', id: 'm5', method: 'tools/call', params: echo(905105), extra: 1 },
+    ],
+    [
+      'a result and an error',
+      { jsonrpc: '2.0', id: 7, result: { m: 905106 }, error: { code: 1, message: 'x' } },
+    ],
+  ]
+  it('each is 400 -32600, and the process reads none of it; a good call still goes', async () => {
+    const token = await stack.token('alice', { server: 'rawfix' })
+    const client = new Client({ name: 'stop51b', version: '0' })
+    const transport = new SSEClientTransport(new URL(`${stack.url}/sse/rawfix`), {
+      requestInit: { headers: { authorization: `Bearer ${token}` } },
+    })
+    await client.connect(transport)
+    try {
+      const endpoint = (transport as unknown as { _endpoint: URL })._endpoint
+      for (const [what, message] of CASES) {
+        const res = await fetch(endpoint, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify(message),
+        })
+        assert.equal(res.status, 400, what)
+        assert.equal(((await res.json()) as { error: { code: number } }).error.code, -32600, what)
+      }
+      const good = await client.callTool(echo(905199))
+      assert.match(JSON.stringify(good), /905199/)
+      assert.doesNotMatch(readFileSync(rawFile, 'utf8'), /9051(0[1-6])/, 'the process read none')
+    } finally {
+      await client.close()
+    }
   })
 })
