@@ -9,7 +9,9 @@
 //   in the process dropped them), and a process with a laxer parser got shapes the gateway
 //   refuses everywhere else. Refused with the transport's 400 now.
 // What held: a Last-Event-ID of the same user's other session, forged, oversized or malformed
-// ids, and ids naming another stream's events replay nothing of what they should not.
+// ids, and ids naming another stream's events replay nothing of what they should not; a
+// 2026-07-28 request of the wrong shape reaches no process (it is taken for a session-era one
+// without a session: 400).
 import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -233,5 +235,72 @@ describe('stop 51: POST /messages (HTTP+SSE) refuses what Streamable HTTP refuse
     } finally {
       await client.close()
     }
+  })
+})
+
+describe('stop 51: held: a sessionless (2026-07-28) request of the wrong shape reaches no process', () => {
+  const META = {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientCapabilities': {},
+  }
+  const call = (i: number, meta: Record<string, unknown> = {}) => ({
+    name: 'echo_args',
+    arguments: { session: 52, i },
+    _meta: { ...META, ...meta },
+  })
+  // [case, message]: `9052xx` marks each.
+  const CASES: [string, Record<string, unknown>][] = [
+    ['control', { jsonrpc: '2.0', id: 9, method: 'tools/call', params: call(905299) }],
+    [
+      'a request with a result too',
+      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: call(905201), result: {} },
+    ],
+    ['a fractional id', { jsonrpc: '2.0', id: 1.5, method: 'tools/call', params: call(905202) }],
+    [
+      'an object progress token',
+      {
+        jsonrpc: '2.0',
+        id: 3,
+        method: 'tools/call',
+        params: call(905203, { progressToken: { a: 1 } }),
+      },
+    ],
+    [
+      'an unknown member',
+      { jsonrpc: '2.0', id: 5, method: 'tools/call', params: call(905205), extra: 1 },
+    ],
+    [
+      'a related task that is no object',
+      {
+        jsonrpc: '2.0',
+        id: 6,
+        method: 'tools/call',
+        params: call(905206, { 'io.modelcontextprotocol/related-task': 'x' }),
+      },
+    ],
+  ]
+  it('each is refused with a 400, and the process reads none of it; a good one goes', async () => {
+    const token = await stack.token('alice', { server: 'rawfix' })
+    for (const [what, message] of CASES) {
+      const res = await fetch(stack.local('rawfix'), {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: ACCEPT,
+          authorization: `Bearer ${token}`,
+          'mcp-protocol-version': '2026-07-28',
+          'mcp-method': 'tools/call',
+          'mcp-name': 'echo_args',
+        },
+        body: JSON.stringify(message),
+      })
+      const text = await res.text()
+      // The control goes; the rest are no 2026-07-28 request, so a session-era one without a
+      // session: refused before any process.
+      assert.equal(res.status, what === 'control' ? 200 : 400, `${what}: ${text.slice(0, 200)}`)
+    }
+    const stdin = readFileSync(rawFile, 'utf8')
+    assert.match(stdin, /905299/, 'the control reached the process')
+    assert.doesNotMatch(stdin, /9052(0[1-6])/, 'the process read none of the rest')
   })
 })
