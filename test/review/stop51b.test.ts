@@ -19,6 +19,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
+import { modernRequest } from '../helpers/modern-request.js'
 import { Events } from '../helpers/sse-events.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
@@ -282,16 +283,11 @@ describe('stop 51: held: a sessionless (2026-07-28) request of the wrong shape r
   it('each is refused with a 400, and the process reads none of it; a good one goes', async () => {
     const token = await stack.token('alice', { server: 'rawfix' })
     for (const [what, message] of CASES) {
+      // A 2026-07-28 request's headers, this body.
+      const { headers } = modernRequest(token, 'tools/call', {}, { name: 'echo_args' })
       const res = await fetch(stack.local('rawfix'), {
         method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: ACCEPT,
-          authorization: `Bearer ${token}`,
-          'mcp-protocol-version': '2026-07-28',
-          'mcp-method': 'tools/call',
-          'mcp-name': 'echo_args',
-        },
+        headers,
         body: JSON.stringify(message),
       })
       const text = await res.text()
