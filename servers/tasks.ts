@@ -4,7 +4,10 @@
 // only. Its task store knows no sessions (stdio has none): every task is everyone's, which is
 // what a shared process makes of it.
 import { appendFileSync } from 'node:fs'
-import { InMemoryTaskStore } from '@modelcontextprotocol/sdk/experimental/tasks/stores/in-memory.js'
+import {
+  InMemoryTaskMessageQueue,
+  InMemoryTaskStore,
+} from '@modelcontextprotocol/sdk/experimental/tasks/stores/in-memory.js'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
@@ -19,6 +22,11 @@ const server = new McpServer(
       tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } },
     },
     taskStore,
+    // TASKS_MESSAGE_QUEUE=1: the SDK's queue of task messages, as a server that sends requests
+    // within tasks keeps: a request naming a related task has its answer queued for that task.
+    ...(process.env.TASKS_MESSAGE_QUEUE === '1' && {
+      taskMessageQueue: new InMemoryTaskMessageQueue(),
+    }),
   },
 )
 

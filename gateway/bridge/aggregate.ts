@@ -13,7 +13,7 @@ import { buildNameTable, type NameTable } from './endpoint-names.js'
 import { EndpointTables } from './endpoint-tables.js'
 import { buildUriTable, type UriTable } from './endpoint-uris.js'
 import { isObject, rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
-import { asksForTask, withoutTask, withoutTaskSupport } from './tasks.js'
+import { taskless, withoutTaskSupport } from './tasks.js'
 import type { LaneEvent } from './lane.js'
 import { presenterScope } from './lane-catalog.js'
 import type { LanePool } from './lanes.js'
@@ -233,8 +233,8 @@ export class Aggregate {
             `no ${method === 'tools/call' ? 'tool' : 'prompt'} named ${JSON.stringify(params.name)} on this endpoint${why}`,
           )
         }
-        // Asked for as a task, run as a plain call: task ids are no endpoint's (tasks.ts).
-        const plain = asksForTask(params) ? withoutTask(params) : params
+        // Asked for as a task, run plain, no related task: task ids are no endpoint's (tasks.ts).
+        const plain = taskless(params)
         return { server: hit.server, params: { ...plain, name: hit.name } }
       }
       case 'resources/read':

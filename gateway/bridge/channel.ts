@@ -6,7 +6,7 @@ import { envelope, rpcError, type RequestId } from './jsonrpc.js'
 import { initializeReply } from './handshake.js'
 import { markRefused } from './refused.js'
 import { isOwn, type Pending, type Replica } from './replica.js'
-import { asksForTask, noTasks, TASK_METHODS, withoutTask, withoutTasksCapability } from './tasks.js'
+import { noTasks, TASK_METHODS, taskless, withoutTasksCapability } from './tasks.js'
 
 type Params = Record<string, unknown> | undefined
 
@@ -105,12 +105,13 @@ export class Channel implements Child {
       if (env.method === 'tools/list') p.tools = true
       r.pending.set(id, p)
       this.ids.set(env.id, id)
-      // Asked for as a task, run as a plain call (tasks.ts `withoutTask`).
-      let outParams: Params = asksForTask(params) ? withoutTask(params!) : params
+      // Asked for as a task, run as a plain call; a related task not passed on (tasks.ts).
+      let outParams: Params = params && taskless(params)
       if (token !== undefined) {
         p.backendToken = r.nextId('p')
         r.progress.set(p.backendToken, p)
-        outParams = { ...params, _meta: { ...meta, progressToken: p.backendToken } }
+        const kept = outParams?._meta as Record<string, unknown>
+        outParams = { ...outParams, _meta: { ...kept, progressToken: p.backendToken } }
       }
       // In flight once written (its bytes in the pipe), not before: one never written (its
       // stdin broke, or closed as it exited, with the write still waiting) is not charged for

@@ -3,6 +3,7 @@ import { rpcError } from './jsonrpc.js'
 import type { EndReason, OutboundStream } from './outbound.js'
 import type { ChunkKind } from './sse-chunk.js'
 import type { ClientTransport, TransportReply, TransportRequest } from './stream-transport.js'
+import { validMessage } from './wire-check.js'
 
 const encoder = new TextEncoder()
 
@@ -52,7 +53,8 @@ export class LegacySseTransport implements ClientTransport {
   handle(req: TransportRequest<unknown>): TransportReply {
     const messages = (Array.isArray(req.body) ? req.body : [req.body]) as JSONRPCMessage[]
     const envs = req.envelopes ?? []
-    if (messages.length === 0 || envs.some((e) => e.kind === 'invalid')) {
+    // The shape Streamable HTTP checks too (wire-check.ts): a process reads only what it would.
+    if (messages.length === 0 || messages.some((m, i) => !validMessage(m, envs[i]))) {
       return {
         kind: 'json',
         status: 400,

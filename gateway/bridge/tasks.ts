@@ -11,7 +11,8 @@ import { isObject } from './jsonrpc.js'
  * runs, so `tasks/result` is held to that tool's output cap. Where a process serves several
  * sessions (shared mode, endpoints) task ids are the process's, not a session's: the gateway
  * does not offer tasks there (the capability and the tools' `taskSupport` are not advertised,
- * `params.task` is dropped so the call runs as a plain one, `tasks/*` are unknown methods).
+ * `params.task` is dropped so the call runs as a plain one, and a related task in `_meta` with
+ * it, `tasks/*` are unknown methods).
  */
 
 /** The task methods of 2025-11-25 a client sends to a server. */
@@ -42,6 +43,24 @@ export function asksForTask(params: Record<string, unknown> | undefined): boolea
 export function withoutTask(params: Record<string, unknown>): Record<string, unknown> {
   const { task: _, ...rest } = params
   return rest
+}
+
+/** The `_meta` key naming the task a message belongs to (MCP 2025-11-25 tasks). */
+export const RELATED_TASK_META = 'io.modelcontextprotocol/related-task'
+
+/**
+ * A request's params where tasks are not offered: without `task` (it runs as a plain call), and
+ * without a related task in `_meta`: a process with a task message queue (the SDK's) queues
+ * the answer of a request that names a task for that task's `tasks/result`, unknown here, so the
+ * caller would wait for nothing and the process keep the answer for good. The same object when
+ * neither is there.
+ */
+export function taskless(params: Record<string, unknown>): Record<string, unknown> {
+  const out = asksForTask(params) ? withoutTask(params) : params
+  const meta = out._meta
+  if (!isObject(meta) || !Object.hasOwn(meta, RELATED_TASK_META)) return out
+  const { [RELATED_TASK_META]: _, ...rest } = meta
+  return { ...out, _meta: rest }
 }
 
 /** A server's capabilities without `tasks`. */

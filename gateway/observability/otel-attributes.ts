@@ -38,7 +38,8 @@ export function describe(m: McpMessage): { name: string; attributes: Attributes 
     attributes['mcp.resource.uri'] = clip(p.uri)
   }
   const method = clip(m.method)
-  const name = target !== undefined && target.length <= MAX_TARGET ? `${method} ${target}` : method
+  const name =
+    target !== undefined && target.length <= MAX_TARGET ? `${method} ${clip(target)}` : method
   return { name, attributes }
 }
 
@@ -73,9 +74,19 @@ export function failed(span: Span, error: string): void {
   span.setStatus({ code: SpanStatusCode.ERROR })
 }
 
+/**
+ * `value` cut to {@link MAX_ATTRIBUTE} UTF-16 units, then every lone surrogate (the half of a
+ * pair the cut split, or one a client's JSON held as `"\\ud800"`) as U+FFFD: http/protobuf
+ * writes a lone surrogate as invalid UTF-8, which a collector that checks refuses, and with it
+ * the whole batch (other requests' spans).
+ */
 export function clip(value: string): string {
-  return value.length <= MAX_ATTRIBUTE ? value : value.slice(0, MAX_ATTRIBUTE)
+  const cut = value.length <= MAX_ATTRIBUTE ? value : value.slice(0, MAX_ATTRIBUTE)
+  return cut.replace(LONE_SURROGATE, '\uFFFD')
 }
+
+/** In `u` mode a surrogate pair is one code point: only a lone half matches. */
+const LONE_SURROGATE = /\p{Cs}/gu
 
 /** Epoch milliseconds with sub-millisecond precision: every span's start and end. */
 export function now(): number {

@@ -177,7 +177,11 @@ class McpMessageSpan implements McpSpan {
   decision(effect: string, rule: string): void {
     this.allowed = effect === 'allow' || effect === 'filter'
     if (!this.recording) return
-    this.span!.setAttributes({ 'mcp_edge.policy.decision': effect, 'mcp_edge.policy.rule': rule })
+    // A rule that matched nothing names what the client sent (`no tools rule matches <name>`).
+    this.span!.setAttributes({
+      'mcp_edge.policy.decision': effect,
+      'mcp_edge.policy.rule': clip(rule),
+    })
   }
 
   session(id: string | undefined, protocolVersion: string | undefined): void {
