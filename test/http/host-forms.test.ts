@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { INITIALIZE as INIT } from '../helpers/initialize.js'
 import { MODERN_VERSION } from '../helpers/modern-request.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
@@ -74,16 +75,6 @@ function req(method: string, target: string, host: string, headers: string[], bo
 }
 
 const ACCEPT = 'Accept: application/json, text/event-stream'
-const INIT = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: {
-    protocolVersion: '2025-11-25',
-    capabilities: {},
-    clientInfo: { name: 't', version: '0' },
-  },
-}
 const modernCall = {
   jsonrpc: '2.0',
   id: 1,

@@ -17,6 +17,7 @@ import {
   type AuditLog,
   createAuditLog,
 } from '../../gateway/observability/audit.js'
+import { INITIALIZE as INIT } from '../helpers/initialize.js'
 import { modernToolCall } from '../helpers/modern-request.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -52,16 +53,6 @@ after(async () => {
 })
 
 const CALL = { jsonrpc: '2.0', id: 2, method: 'tools/call' }
-const INIT = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: {
-    protocolVersion: '2025-11-25',
-    capabilities: {},
-    clientInfo: { name: 't', version: '0' },
-  },
-}
 
 /** A session-era `odd` call (tool `name`) at `path` by Alice: its answer's JSON-RPC error. */
 async function sessionCall(path: string, name: string): Promise<unknown> {
