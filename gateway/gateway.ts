@@ -491,6 +491,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     tracing,
     now: o.sessionClock,
   })
+  gauges.endpointSessions = () => endpointSessions.size
   const reloader = config.policies
     ? watchPolicy(config.policies, policy, config.limits.policyReloadDebounce, (r) => {
         metrics.policyReloads.inc({ result: r.ok ? 'ok' : 'failed' })

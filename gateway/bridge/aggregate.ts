@@ -215,9 +215,15 @@ export class Aggregate {
     }
     const byUri = async (uri: unknown) => {
       if (typeof uri !== 'string' || uri === '') return undefined
-      const hit = (await this.uriTable(caller)).resolveUri(uri)
+      const { table, why } = await this.uriTableWhy(caller)
+      leftOut = why
+      const hit = table.resolveUri(uri)
       return hit !== undefined && allowed.has(hit.server) ? hit : undefined
     }
+    // A backend the user is refused (their crash or start budget spent, a limit) lists
+    // nothing: the answer says so, not only that the name or URI is unknown.
+    const leftOutText = () =>
+      leftOut.length > 0 ? `; left out, could not list: ${leftOut.join('; ')}` : ''
     switch (method) {
       case 'tools/call':
       case 'prompts/get': {
@@ -225,14 +231,10 @@ export class Aggregate {
           method === 'tools/call' ? 'tools/list' : 'prompts/list',
           params.name,
         )
-        if (hit === undefined) {
-          // A backend the user is refused (their crash or start budget spent, a limit) lists
-          // nothing: the answer says so, not only that the name is unknown.
-          const why = leftOut.length > 0 ? `; left out, could not list: ${leftOut.join('; ')}` : ''
+        if (hit === undefined)
           return notFound(
-            `no ${method === 'tools/call' ? 'tool' : 'prompt'} named ${JSON.stringify(params.name)} on this endpoint${why}`,
+            `no ${method === 'tools/call' ? 'tool' : 'prompt'} named ${JSON.stringify(params.name)} on this endpoint${leftOutText()}`,
           )
-        }
         // Asked for as a task, run plain, no related task: task ids are no endpoint's (tasks.ts).
         const plain = taskless(params)
         return { server: hit.server, params: { ...plain, name: hit.name } }
@@ -244,7 +246,7 @@ export class Aggregate {
         // SEP-2164: resource not found is -32602 with the URI asked for in its data.
         if (hit === undefined)
           return notFound(
-            `no resource ${JSON.stringify(params.uri)} on this endpoint (or it matches the templates of several servers)`,
+            `no resource ${JSON.stringify(params.uri)} on this endpoint (or it matches the templates of several servers)${leftOutText()}`,
             { uri: params.uri },
           )
         return { server: hit.server, params: { ...params, uri: hit.uri } }
@@ -413,15 +415,28 @@ export class Aggregate {
 
   /** Resources and templates of every accessible backend, in one table (URIs collide across both). */
   private async uriTable(caller: AggregateCaller): Promise<UriTable> {
+    return (await this.uriTableWhy(caller)).table
+  }
+
+  /**
+   * The URI table, and why backends did not list resources or templates (see `lists`; a backend
+   * that could list neither is named once).
+   */
+  private async uriTableWhy(caller: AggregateCaller): Promise<{ table: UriTable; why: string[] }> {
     const [resources, templates] = await Promise.all([
       this.lists('resources/list', caller),
       this.lists('resources/templates/list', caller),
     ])
+    const skipped = new Set(resources.skipped)
+    const why = [
+      ...resources.why,
+      ...templates.why.filter((_, i) => !skipped.has(templates.skipped[i]!)),
+    ]
     const from: [string, Item[]][] = [
       ...resources.lists.map(([s, items]): [string, Item[]] => [`resources ${s}`, items]),
       ...templates.lists.map(([s, items]): [string, Item[]] => [`templates ${s}`, items]),
     ]
-    return this.tables.get('uris', from, () => {
+    const table = this.tables.get('uris', from, () => {
       const templatesOf = new Map(templates.lists)
       const servers = [
         ...new Set([...resources.lists.map(([s]) => s), ...templates.lists.map(([s]) => s)]),
@@ -439,6 +454,7 @@ export class Aggregate {
         })),
       )
     })
+    return { table, why }
   }
 
   /**

@@ -4,7 +4,9 @@ import { alreadySent } from './reply.js'
 import type { Vars } from './request-id.js'
 import { rpcErrorResponse } from './respond.js'
 
-const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i
+const LOOPBACK_NAME = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/
+/** RFC 9110 §7.2 `uri-host [":" port]`: a bracketed IPv6 address or a name, one decimal port. */
+const PLAIN_HOST = /^(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(?::([0-9]{1,5}))?$/
 const LOOPBACK_ORIGIN = /^https?:\/\/(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i
 
 /** Request headers a browser client may send to the MCP endpoint (plus any `Mcp-Param-*`). */
@@ -47,10 +49,25 @@ export function hostAllowed(
   p: OriginPolicy,
   ipLiterals = false,
 ): boolean {
-  const h = (host ?? '').toLowerCase()
+  const name = plainName((host ?? '').toLowerCase())
+  if (name === undefined) return false
   // The name matters for DNS rebinding, not the port (proxies often drop it from Host).
-  if (LOOPBACK_HOST.test(h) || p.hosts.includes(hostname(h))) return true
-  return ipLiterals && isIP(hostname(h).replace(/^\[|\]$/g, '')) !== 0
+  if (LOOPBACK_NAME.test(name) || p.hosts.includes(name)) return true
+  return ipLiterals && isIP(name.replace(/^\[|\]$/g, '')) !== 0
+}
+
+/**
+ * The name of a lower-cased Host that is a plain `host[:port]` with a port of 1 to 65535, else
+ * undefined: user-info (`localhost:1@evil.example`), a path, a query, several colons outside
+ * brackets, an empty port, a list are no Host a browser sends. The name was read up to the first
+ * colon, so an allowed name followed by anything after a colon passed (Node refuses most such
+ * Hosts when it builds a request's URL from them, but not with an absolute-form target).
+ */
+function plainName(host: string): string | undefined {
+  const m = PLAIN_HOST.exec(host)
+  if (m === null) return undefined
+  const port = m[2] === undefined ? 1 : Number(m[2])
+  return port >= 1 && port <= 65_535 ? m[1] : undefined
 }
 
 /** What probes and scrapers ask: health, readiness and metrics. */

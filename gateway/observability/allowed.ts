@@ -39,7 +39,7 @@ export function outcomeText(o: AuditOutcome): string {
     case 'ok':
       return 'ok'
     case 'error':
-      return `error ${o.code}`
+      return `error ${codeText(o.code)}`
     case 'filtered':
       return `kept ${o.kept} of ${o.of}`
     case 'cancelled':
@@ -58,6 +58,19 @@ export function outcomeText(o: AuditOutcome): string {
       return `truncated ${o.bytes} of ${o.of} bytes`
     case 'too_large':
       return `refused ${o.of} bytes over the output cap`
+  }
+}
+
+/**
+ * A JSON-RPC error's code as the line writes it: as a template writes it (a number, and anything
+ * else a process wrote there), or as JSON when it has no string form (`{"toString":0}`, valid
+ * JSON, made the template throw in the child's stdout callback and ended the gateway).
+ */
+function codeText(code: unknown): string {
+  try {
+    return `${code}`
+  } catch {
+    return JSON.stringify(code) ?? typeof code
   }
 }
 

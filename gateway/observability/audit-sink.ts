@@ -38,9 +38,14 @@ interface Boom {
   write(line: string): boolean
   on(event: 'write', fn: (n: number) => void): unknown
   on(event: 'error', fn: (err: NodeJS.ErrnoException) => void): unknown
+  on(event: 'ready', fn: () => void): unknown
   destroy(): void
+  flush(cb?: (err?: Error | null) => void): void
   flushSync(): void
 }
+
+/** sonic-boom's `maxWrite` (its default): the most bytes of lines it gathers into one write. */
+const MAX_WRITE = 16 * 1024
 
 /**
  * Opens `target` (`stderr` or a file path, appended, its folder made) for audit lines. The main
@@ -67,6 +72,16 @@ export function openAuditSink(o: {
   // The gap line written by an attempt is in `owed`, not an event.
   let probing = false
   let timer: NodeJS.Timeout | undefined
+  // Lines wait here while `dest` has a write out (or is opening), gathered into chunks of at most
+  // MAX_WRITE bytes as sonic-boom gathers them, and the next chunk is handed on when the write
+  // lands: sonic-boom measured the byte length of the chunk it was gathering at each line (a
+  // copy of up to 16 KiB per line, in a burst), here each line is measured once. The writes,
+  // their bytes and their order are what sonic-boom made of the lines.
+  let chunks: string[] = []
+  let chunkBytes: number[] = []
+  // Bytes handed to `dest` and not yet written out; whether it is open.
+  let out = 0
+  let ready = false
 
   const wake = () => {
     const next = waiting
@@ -80,8 +95,16 @@ export function openAuditSink(o: {
       sync: false,
       mkdir: true,
     }) as unknown as Boom
+    ready = d.fd >= 0
+    d.on('ready', () => {
+      if (d !== dest) return
+      ready = true
+      if (out === 0) handOn(d)
+    })
     d.on('write', (n) => {
       if (d !== dest) return
+      out -= n
+      if (out === 0) handOn(d)
       while (n > 0 && owed.length > 0) {
         const first = owed[0]!
         if (first <= n) {
@@ -99,7 +122,48 @@ export function openAuditSink(o: {
     d.on('error', (err) => {
       if (d === dest) fail(d, err)
     })
+    // A flush (pino's at beforeExit) or a sync flush (pino's at exit) writes what waits here too.
+    const boomFlush = d.flush.bind(d)
+    d.flush = (cb) => {
+      handOnAll(d)
+      boomFlush(cb)
+    }
+    const boomFlushSync = d.flushSync.bind(d)
+    d.flushSync = () => {
+      handOnAll(d)
+      boomFlushSync()
+    }
     return d
+  }
+
+  /** The next chunk waiting, handed to `d` (with no write out: it writes it at once). */
+  const handOn = (d: Boom) => {
+    const chunk = chunks.shift()
+    if (chunk === undefined) return
+    out += chunkBytes.shift()!
+    d.write(chunk)
+  }
+  const handOnAll = (d: Boom) => {
+    while (chunks.length > 0) handOn(d)
+  }
+
+  /** Hands `line` on, or gathers it while a write is out; counted owed either way. */
+  const put = (d: Boom, line: string) => {
+    const n = Buffer.byteLength(line)
+    owed.push(n)
+    if (ready && out === 0 && chunks.length === 0) {
+      out = n
+      d.write(line)
+      return
+    }
+    const last = chunks.length - 1
+    if (last < 0 || chunkBytes[last]! + n > MAX_WRITE) {
+      chunks.push(line)
+      chunkBytes.push(n)
+    } else {
+      chunks[last] += line
+      chunkBytes[last]! += n
+    }
   }
 
   const fail = (d: Boom, err: NodeJS.ErrnoException) => {
@@ -107,6 +171,9 @@ export function openAuditSink(o: {
     const events = owed.length - (probing ? 1 : 0)
     dest = undefined
     owed = []
+    chunks = []
+    chunkBytes = []
+    out = 0
     probing = false
     abandon(d, code)
     if (events > 0) {
@@ -132,8 +199,7 @@ export function openAuditSink(o: {
     dest = open()
     probing = true
     const line = `{"level":"warn","time":"${new Date(now()).toISOString()}","service":"mcp-edge","log":"audit","lost":${lostSince},"since":"${since}","msg":"audit events lost"}\n`
-    owed.push(Buffer.byteLength(line))
-    dest.write(line)
+    put(dest, line)
   }
 
   const recovered = () => {
@@ -153,8 +219,7 @@ export function openAuditSink(o: {
         o.lost(1)
         return
       }
-      owed.push(Buffer.byteLength(line))
-      dest.write(line)
+      put(dest, line)
     },
     drained() {
       if (owed.length === 0) return undefined

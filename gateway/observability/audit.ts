@@ -65,6 +65,49 @@ export function createAuditLog(
   fieldMax: number = DEFAULT_AUDIT_FIELD_MAX,
 ): AuditLog {
   if (target === 'off') return { record() {}, flush() {} }
+  return neverThrows(
+    openAuditLog(target, main, destination, failures, fieldMax),
+    main,
+    failures?.lost ?? (() => {}),
+  )
+}
+
+/**
+ * `log` whose `record` never throws. An event is recorded in a child's stdout callback or exit
+ * handler, or before its request's reply: a throw there (a field that does not serialise, a
+ * getter that throws, a destination that throws) ended the gateway and every session, or left
+ * the request unanswered. Such an event is lost, counted as a failed write's are, and the main
+ * log says so with the error's type only (its message may quote the event).
+ */
+function neverThrows(log: AuditLog, main: Logger, lost: (n: number) => void): AuditLog {
+  const record = log.record
+  log.record = (event) => {
+    try {
+      record(event)
+    } catch (err) {
+      lost(1)
+      main.error({ err: { type: typeOf(err) } }, 'audit event could not be written; it is lost')
+    }
+  }
+  return log
+}
+
+/** What was thrown, by its constructor's name (reading it may throw too: then `unknown`). */
+function typeOf(err: unknown): string {
+  try {
+    return err instanceof Error ? String(err.name) : typeof err
+  } catch {
+    return 'unknown'
+  }
+}
+
+function openAuditLog(
+  target: string,
+  main: Logger,
+  destination: DestinationStream | undefined,
+  failures: AuditFailureHandling | undefined,
+  fieldMax: number,
+): AuditLog {
   if (target === 'stdout' && destination === undefined) {
     const m = main as unknown as Record<symbol, unknown>
     const stream = m[pino.symbols.streamSym] as DestinationStream

@@ -42,7 +42,10 @@ export interface Metrics {
 
 /** Live counts read at scrape time. */
 export interface Gauges {
+  /** Live session-era sessions at servers' own URLs (either transport). */
   sessions(): number
+  /** Live session-era sessions at endpoints (their calls run on lanes, counted apart). */
+  endpointSessions(): number
   /** Processes serving sessionless (2026-07-28) requests. */
   lanes(): number
   /** Sessionless requests waiting for their client's answers (input_required). */
@@ -65,6 +68,7 @@ export interface Gauges {
 export function zeroGauges(): Gauges {
   return {
     sessions: () => 0,
+    endpointSessions: () => 0,
     lanes: () => 0,
     waitingRounds: () => 0,
     laneWaiters: () => new Map<string, number>(),
@@ -215,10 +219,12 @@ export function createMetrics(g: Gauges): Metrics {
   }
   new Gauge({
     name: 'mcp_edge_sessions',
-    help: 'Live MCP sessions',
+    help: "Live MCP sessions (session era), by kind: a server's own (server) or an endpoint's (endpoint); each counted once",
+    labelNames: ['kind'],
     registers: [registry],
     collect() {
-      this.set(g.sessions())
+      this.set({ kind: 'server' }, g.sessions())
+      this.set({ kind: 'endpoint' }, g.endpointSessions())
     },
   })
   new Gauge({

@@ -55,6 +55,7 @@ function label(chunk: Uint8Array): string {
 function setup(limits: Partial<QueueLimits> = {}) {
   const metrics = createMetrics({
     sessions: () => 0,
+    endpointSessions: () => 0,
     lanes: () => 0,
     waitingRounds: () => 0,
     laneWaiters: () => new Map(),

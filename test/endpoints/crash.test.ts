@@ -9,7 +9,7 @@ import { request } from 'undici'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const V = '2026-07-28'
-const POLICY = `${TEST_POLICY}  crashy:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`
+const POLICY = `${TEST_POLICY}  crashy:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n  crashres:\n    access: ["mcp:read"]\n    resources: { "*": allow }\n`
 
 let stack: Stack
 before(async () => {
@@ -21,21 +21,35 @@ before(async () => {
         args: [join(SERVERS_DIR, 'fixture.js'), 'crashy'],
         env: { FIXTURE_CRASH_ON: 'tools/list' },
       },
+      crashres: {
+        command: process.execPath,
+        args: [join(SERVERS_DIR, 'fixture.js'), 'crashres'],
+        env: { FIXTURE_CRASH_ON: 'resources/list' },
+      },
     },
-    config: { endpoints: { both: { servers: ['echo', 'crashy'] } } },
+    config: {
+      endpoints: {
+        both: { servers: ['echo', 'crashy'] },
+        res: { servers: ['fixture', 'crashres'] },
+      },
+    },
   })
 })
 after(() => stack.close())
 
-async function connect(era: 'session' | typeof V, logs: string[]): Promise<Client> {
+async function connect(
+  era: 'session' | typeof V,
+  logs: string[],
+  endpoint = 'both',
+): Promise<Client> {
   const c = new Client(
     { name: 'crash', version: '0' },
     era === V ? { versionNegotiation: { mode: { pin: V } } } : {},
   )
   c.setNotificationHandler('notifications/message', (n) => void logs.push(JSON.stringify(n.params)))
-  const token = await stack.token('alice', { resource: `${stack.url}/mcp/both` })
+  const token = await stack.token('alice', { resource: `${stack.url}/mcp/${endpoint}` })
   await c.connect(
-    new StreamableHTTPClientTransport(new URL(`${stack.url}/mcp/both`), {
+    new StreamableHTTPClientTransport(new URL(`${stack.url}/mcp/${endpoint}`), {
       requestInit: { headers: { authorization: `Bearer ${token}` } },
     }),
   )
@@ -87,6 +101,40 @@ for (const era of ['session', V] as const) {
         assert.ok((await skippedCount()) > afterFirst)
       } finally {
         await c.close()
+      }
+    })
+  })
+}
+
+for (const era of ['session', V] as const) {
+  describe(`a resource URI no listing has, while a backend could not list (${era})`, () => {
+    it('says which backend was left out and why, as a name of a refused backend does; none left out, none said', async () => {
+      const uri = 'crashres://nowhere'
+      const c = await connect(era, [], 'res')
+      try {
+        const left = /; left out, could not list: crashres: not answering$/
+        // resources/subscribe is the session era's (2026-07-28 has subscriptions/listen).
+        const asks: (() => Promise<unknown>)[] = [() => c.readResource({ uri })]
+        if (era === 'session') asks.push(() => c.subscribeResource({ uri }))
+        for (const ask of asks)
+          await assert.rejects(ask(), (err: Error) => {
+            assert.match(err.message, /no resource "crashres:\/\/nowhere" on this endpoint/)
+            assert.match(err.message, left)
+            return true
+          })
+      } finally {
+        await c.close()
+      }
+      // Every backend of `both` lists its resources: the answer is the bare one.
+      const d = await connect(era, [])
+      try {
+        await assert.rejects(d.readResource({ uri }), (err: Error) => {
+          assert.match(err.message, /no resource "crashres:\/\/nowhere" on this endpoint/)
+          assert.doesNotMatch(err.message, /left out/)
+          return true
+        })
+      } finally {
+        await d.close()
       }
     })
   })

@@ -5,6 +5,8 @@
 //   for, then answers its own request with its arguments.
 // - `hold`: answers once `free` names it (requests held at once, on one process).
 // - `ask`: sends an elicitation/create and answers with what the client said (or its error).
+// - `odd`: answers with a JSON-RPC error whose `code` is the `code` argument, whatever its type
+//   (an object with a `toString` that is not a function cannot be made a string).
 import { createInterface } from 'node:readline'
 
 type Id = string | number
@@ -23,7 +25,7 @@ const held = new Map<string, Id[]>()
 const asked = new Map<Id, Id>()
 let nextAsk = 0
 
-const tools = ['stray', 'hold', 'free', 'ask'].map((name) => ({
+const tools = ['stray', 'hold', 'free', 'ask', 'odd'].map((name) => ({
   name,
   inputSchema: { type: 'object' },
 }))
@@ -54,6 +56,8 @@ function call(id: Id, name: unknown, args: Record<string, unknown>): void {
         params: { mode: 'form', message: 'name?', requestedSchema: { type: 'object' } },
       })
     }
+    case 'odd':
+      return send({ id, error: { code: args.code, message: 'odd code' } })
     default:
       send({ id, error: { code: -32602, message: `Unknown tool: ${String(name)}` } })
   }

@@ -72,6 +72,24 @@ describe('Host allow-list', () => {
     assert.ok(!hostAllowed(undefined, PUBLIC))
   })
 
+  it('only a plain host[:port]: user-info, paths, extra colons, empty or out-of-range ports refused', () => {
+    for (const p of [LOCAL, PUBLIC])
+      for (const name of ['localhost', '127.0.0.1', 'mcp.example.com', '[::1]', '10.0.0.7'])
+        for (const host of [
+          `${name}:1@evil.example`,
+          `${name}/x`,
+          `${name}:`,
+          `${name}:0`,
+          `${name}:65536`,
+          `${name}:1:2`,
+          `${name}:+1`,
+          `${name}.`,
+        ])
+          assert.ok(!hostAllowed(host, p, true), host)
+    assert.ok(hostAllowed('mcp.example.com:65535', PUBLIC))
+    assert.ok(hostAllowed('10.0.0.7:1', PUBLIC, true))
+  })
+
   it('allowedHosts takes names without a port', () => {
     const base = { servers: { x: { command: 'node' } }, auth: { issuer: 'https://idp.example' } }
     const ok = validateConfig(

@@ -220,7 +220,7 @@ describe('/metrics', () => {
     const text = await res.body.text()
     assert.match(text, /^mcp_edge_policy_decisions_total\{server="notes",decision="allow"\} \d+/m)
     assert.match(text, /^mcp_edge_auth_failures_total\{code="malformed_token"\} [1-9]/m)
-    assert.match(text, /^mcp_edge_sessions [1-9]/m)
+    assert.match(text, /^mcp_edge_sessions\{kind="server"\} [1-9]/m)
     assert.match(text, /^mcp_edge_jwks_fetches_total\{result="ok"\} [1-9]/m)
   })
 })

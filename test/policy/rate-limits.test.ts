@@ -18,6 +18,7 @@ import { policyDir } from './fixtures.js'
 
 const NO_GAUGES: Gauges = {
   sessions: () => 0,
+  endpointSessions: () => 0,
   lanes: () => 0,
   waitingRounds: () => 0,
   laneWaiters: () => new Map(),
