@@ -1352,9 +1352,10 @@ export const configSchema = z
           })
           .prefault({}),
         /**
-         * Characters of an audit event's `method`, `name` and `rule` written at most: they come
-         * from the client (a method or tool name may be as long as the body), so one request
-         * could otherwise write megabytes of audit log. The rest is cut and counted.
+         * Characters of an audit event's `method`, `name`, `rule` and `outcome` written at most:
+         * they come from the client (a method or tool name may be as long as the body) or the
+         * process (an error code, any JSON value), so one request could otherwise write
+         * megabytes of audit log. The rest is cut and counted.
          */
         auditFieldMax: z
           .number()

@@ -188,16 +188,19 @@ function auditLine(p: {
   const fields = eventFields()
   return (event) => {
     // What the client wrote is cut at `log.auditFieldMax`: a method or tool name as long as the
-    // body would otherwise be written out whole, per request.
+    // body would otherwise be written out whole, per request; so is the outcome, which carries
+    // the error code a process wrote (any JSON value, as long as its line).
     if (
       event.method.length > fieldMax ||
       (event.name?.length ?? 0) > fieldMax ||
-      event.rule.length > fieldMax
+      event.rule.length > fieldMax ||
+      event.outcome.length > fieldMax
     ) {
       event = {
         ...event,
         method: cut(event.method, fieldMax),
         rule: cut(event.rule, fieldMax),
+        outcome: cut(event.outcome, fieldMax),
         ...(event.name === undefined ? {} : { name: cut(event.name, fieldMax) }),
       }
     }

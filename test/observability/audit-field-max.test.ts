@@ -1,6 +1,6 @@
 // An audit event's method, name and rule are what a client wrote (a method or tool name may be
-// as long as the body): each is cut at log.auditFieldMax, the rest counted, so one request
-// cannot write megabytes of audit log. Through a real gateway, a real session and the audit
+// as long as the body), and its outcome carries what a process wrote as an error code: each is
+// cut at log.auditFieldMax, the rest counted, so one request cannot write megabytes of audit log. Through a real gateway, a real session and the audit
 // line builder itself.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
@@ -47,6 +47,21 @@ describe('audit fields cut at log.auditFieldMax', () => {
     assert.equal(got.sub, 'alice')
     assert.equal(got.outcome, 'refused')
     assert.ok(out[0]!.length < 600, `line of ${out[0]!.length}`)
+  })
+
+  it("the outcome (a process's error code, any JSON it wrote) past the bound is cut and counted", () => {
+    const { log, out } = lines(64)
+    const code = JSON.stringify({ pad: 'c'.repeat(100_000) })
+    log.record({ ...event, outcome: `error ${code}` })
+    const got = JSON.parse(out[0]!) as Record<string, string>
+    assert.equal(
+      got.outcome,
+      `error ${code.slice(0, 58)}…[${code.length + 6 - 64} more characters]`,
+    )
+    assert.ok(out[0]!.length < 600, `line of ${out[0]!.length}`)
+    const within = lines(64)
+    within.log.record({ ...event, outcome: 'error -32603' })
+    assert.equal((JSON.parse(within.out[0]!) as Record<string, string>).outcome, 'error -32603')
   })
 
   it('fields within the bound, and an event with no name, are written as they are', () => {
