@@ -3,13 +3,22 @@
 //    Python SDKs do) let a client's made-up names through to the OTLP operation histogram: one
 //    series per name until the SDK's 2000 cap sent the real ones to its overflow series. A tool
 //    name labels a series only when the server listed it.
+// 2. A sessionless (2026-07-28) request to a session-mode server passed its related-task
+//    `_meta` to the lane's process, which the gateway initialized without tasks and whose
+//    tasks 2026-07-28 does not offer (they are an extension there): a process with the SDK's
+//    task message queue queued the answer for a task no one asks about, and the client waited
+//    until the request timed out. Dropped on a lane; a session-era session, where tasks are
+//    offered, keeps it.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connectAs } from '../helpers/sdk-session.js'
 import { modernRequest } from '../helpers/modern-request.js'
 import { exportingTo, startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js'
+import { connectClient, raw, recorded, sessionlessPlain } from '../helpers/tasks-stack.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
 const LAX_POLICY = `${TEST_POLICY}
@@ -96,5 +105,90 @@ describe('fix52 1: a tool name the server never listed labels no metric series',
     const text = await scrape.body.text()
     assert.equal(scrape.statusCode, 200)
     assert.doesNotMatch(text, /zz-invented/)
+  })
+})
+
+describe('fix52 2: a related task reaches a lane of a session-mode server no more', () => {
+  const RELATED = 'io.modelcontextprotocol/related-task'
+  let stack: Stack
+  let queued: string
+  let plain: string
+  const tasks = (env: Record<string, string>) => ({
+    command: process.execPath,
+    args: [join(SERVERS_DIR, 'tasks.js')],
+    env,
+    requestTimeout: 5000,
+  })
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fix52-'))
+    queued = join(dir, 'queued.jsonl')
+    plain = join(dir, 'plain.jsonl')
+    for (const f of [queued, plain]) writeFileSync(f, '')
+    stack = await startStack({
+      servers: {
+        // With the SDK's task message queue: a request naming a related task has its answer
+        // queued for that task's tasks/result.
+        tasksq: tasks({ TASKS_MESSAGE_QUEUE: '1', FIXTURE_RECORD_FILE: queued }),
+        tasksp: tasks({ FIXTURE_RECORD_FILE: plain }),
+      },
+      policy: `${TEST_POLICY}${['tasksq', 'tasksp'].map((n) => `  ${n}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`,
+    })
+  })
+  after(() => stack.close())
+
+  const calls = (file: string) => recorded(file).filter((m) => m.method === 'tools/call')
+  const relatedOf = (m: { params?: Record<string, unknown> }) =>
+    (m.params?._meta as Record<string, unknown> | undefined)?.[RELATED]
+
+  /** A sessionless call of `plain` on tasksq with `meta`; the calls the process got since. */
+  const sessionless = async (meta: Record<string, unknown>) => {
+    const token = await stack.token('alice', { server: 'tasksq' })
+    const seen = calls(queued).length
+    const answer = await sessionlessPlain(stack, 'tasksq', token, meta)
+    return { ...answer, got: calls(queued).slice(seen) }
+  }
+
+  for (const [label, value] of [
+    ['a task id', { taskId: 'no-such-task' }],
+    ['a task id and more', { taskId: 'no-such-task', more: { taskId: 'x' } }],
+    ['an empty task id', { taskId: '' }],
+  ] as const)
+    it(`sessionless, the related task ${label}: answered, and the process never sees it`, async () => {
+      const { status, text, got } = await sessionless({ [RELATED]: value, progressToken: 'p1' })
+      assert.equal(status, 200, text)
+      assert.match(text, /"content"/)
+      assert.equal(got.length, 1)
+      assert.equal(relatedOf(got[0]!), undefined)
+      // The rest of _meta goes on (the progress token, as the lane's own).
+      assert.notEqual((got[0]!.params!._meta as Record<string, unknown>).progressToken, undefined)
+    })
+
+  for (const [label, value] of [
+    ['a string', 'no-such-task'],
+    ['an empty object', {}],
+    ['a number task id', { taskId: 7 }],
+  ] as const)
+    it(`held: sessionless, the related task ${label}: 400, the process sees nothing`, async () => {
+      const { status, text, got } = await sessionless({ [RELATED]: value })
+      assert.equal(status, 400, text)
+      assert.deepEqual(got, [])
+    })
+
+  it('held: a session-era session, where tasks are offered, passes the related task on', async () => {
+    const client = await connectClient(stack, 'tasksp')
+    try {
+      const seen = calls(plain).length
+      const r = await raw('tasksp', client, 'tools/call', {
+        name: 'plain',
+        arguments: { bytes: 10 },
+        _meta: { [RELATED]: { taskId: 'kept' } },
+      })
+      assert.ok(r.result?.content, JSON.stringify(r))
+      const got = calls(plain).slice(seen)
+      assert.equal(got.length, 1)
+      assert.deepEqual(relatedOf(got[0]!), { taskId: 'kept' })
+    } finally {
+      await client.close()
+    }
   })
 })
