@@ -9,15 +9,21 @@
 //    task message queue queued the answer for a task no one asks about, and the client waited
 //    until the request timed out. Dropped on a lane; a session-era session, where tasks are
 //    offered, keeps it.
+// 3. A server listing a tool named "" (the pin file refuses an empty name) made every write
+//    of that server's pins fail: its new tools were held in memory and hidden, all of them. Now
+//    the nameless one is refused alone (hidden, uncallable, logged once) and the rest pinned;
+//    other degenerate names (spaces only, control characters, a lone surrogate, 10,000
+//    characters) are pinned and survive the pin file's round trip.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connectAs } from '../helpers/sdk-session.js'
 import { modernRequest } from '../helpers/modern-request.js'
 import { exportingTo, startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js'
+import { loadPins } from '../../gateway/pins/file.js'
 import { connectClient, raw, recorded, sessionlessPlain } from '../helpers/tasks-stack.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 
@@ -187,6 +193,85 @@ describe('fix52 2: a related task reaches a lane of a session-mode server no mor
       const got = calls(plain).slice(seen)
       assert.equal(got.length, 1)
       assert.deepEqual(relatedOf(got[0]!), { taskId: 'kept' })
+    } finally {
+      await client.close()
+    }
+  })
+})
+
+describe('fix52 3: a tool named "" is refused alone; the server\'s other tools are pinned', () => {
+  const SCHEMA = { type: 'object', properties: {} }
+  const NAMES = [
+    '',
+    '   ',
+    '\u0007bell\u001b[31m',
+    '\u2028',
+    'a\ud800b',
+    'x'.repeat(10_000),
+    'plain',
+  ]
+  const dir = mkdtempSync(join(tmpdir(), 'fix52-pins-'))
+  const pinFile = join(dir, 'pins.yaml')
+  const callsFile = join(dir, 'calls.jsonl')
+  let stack: Stack
+  before(async () => {
+    writeFileSync(
+      join(dir, 'tools.json'),
+      JSON.stringify(NAMES.map((name) => ({ name, inputSchema: SCHEMA }))),
+    )
+    stack = await startStack({
+      policy: `${TEST_POLICY}  pinned:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
+      servers: {
+        pinned: {
+          command: process.execPath,
+          args: [join(SERVERS_DIR, 'pinned.js')],
+          env: { PINNED_TOOLS: join(dir, 'tools.json'), PINNED_CALLS: callsFile },
+          pinTools: true,
+        },
+      },
+      config: { toolPins: { file: pinFile } },
+    })
+  })
+  after(() => stack.close())
+
+  const called = () => recorded(callsFile).map((m) => (m as { name?: string }).name)
+  /** Names as an assertion may print them: a long one by its start and length. */
+  const short = (names: Iterable<string>) =>
+    [...names].map((n) => (n.length > 40 ? `${n.slice(0, 8)}…(${n.length})` : n)).sort()
+  const EXPECTED = short(['announce', ...NAMES.slice(1)])
+
+  it('listed twice: every other name shown and pinned (read back from the file), "" hidden, uncallable, logged once', async () => {
+    writeFileSync(callsFile, '')
+    const client = await connectClient(stack, 'pinned')
+    try {
+      for (let i = 0; i < 2; i++) {
+        const listed = await raw('pinned', client, 'tools/list', {})
+        const tools = (listed.result?.tools ?? []) as { name: string }[]
+        const names = tools.map((t) => t.name)
+        assert.deepEqual(short(names), EXPECTED)
+      }
+      const pins = loadPins(pinFile, 1024 * 1024).servers.get('pinned')!
+      assert.deepEqual(short(pins.tools.keys()), EXPECTED)
+      // Each read back as the server wrote it, not only its start.
+      for (const name of NAMES.slice(1))
+        assert.ok(pins.tools.has(name), JSON.stringify(name).slice(0, 40))
+      assert.equal(pins.pending.size, 0)
+      assert.equal(stack.gateway.toolPins?.refusal('pinned', 'plain'), undefined)
+      // The nameless tool: refused at the gateway (no name to decide by), the process never called.
+      const nameless = await raw('pinned', client, 'tools/call', { name: '', arguments: {} })
+      assert.equal(nameless.error?.code, -32602, JSON.stringify(nameless))
+      const ok = await raw('pinned', client, 'tools/call', { name: 'plain', arguments: {} })
+      assert.ok(ok.result?.content, JSON.stringify(ok))
+      assert.deepEqual(called(), ['plain'])
+      const lines = stack.logLines.filter((l) => /tool pins: .*empty name/.test(l))
+      assert.equal(lines.length, 1, lines.join('\n'))
+      assert.match(lines[0]!, /"server":"pinned"/)
+      assert.doesNotMatch(
+        stack.logLines.join('\n'),
+        /the pin file was not written/,
+        'no write failed',
+      )
+      assert.ok(readFileSync(pinFile, 'utf8').includes('plain'))
     } finally {
       await client.close()
     }
