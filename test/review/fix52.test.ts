@@ -14,14 +14,19 @@
 //    the nameless one is refused alone (hidden, uncallable, logged once) and the rest pinned;
 //    other degenerate names (spaces only, control characters, a lone surrogate, 10,000
 //    characters) are pinned and survive the pin file's round trip.
+// 4. A request that claims 2026-07-28 (its MCP-Protocol-Version header or its `_meta`) but is
+//    no valid JSON-RPC request was handed to the session transport, which answered "the
+//    Mcp-Session-Id header is required": a sessionless client was told to open a session. Now
+//    400 -32600 saying which member is wrong; the process reads none of it.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connectAs } from '../helpers/sdk-session.js'
 import { modernRequest } from '../helpers/modern-request.js'
+import { postMcp } from '../helpers/post-mcp.js'
 import { exportingTo, startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js'
 import { loadPins } from '../../gateway/pins/file.js'
 import { connectClient, raw, recorded, sessionlessPlain } from '../helpers/tasks-stack.js'
@@ -275,5 +280,111 @@ describe('fix52 3: a tool named "" is refused alone; the server\'s other tools a
     } finally {
       await client.close()
     }
+  })
+})
+
+describe('fix52 4: a malformed 2026-07-28 request is told what is wrong, not to send a session id', () => {
+  let stack: Stack
+  before(async () => {
+    stack = await startStack()
+  })
+  after(() => stack.close())
+
+  const META = {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientCapabilities': {},
+  }
+  const params = (i: number, meta: Record<string, unknown> = META) => ({
+    name: 'echo_args',
+    arguments: { fix52: i },
+    _meta: meta,
+  })
+  const req = (extra: Record<string, unknown>, i: number) => ({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'tools/call',
+    params: params(i),
+    ...extra,
+  })
+  // [case, body, what the message names]; `52040x` marks each in what the process read.
+  const CASES: [string, Record<string, unknown>, RegExp][] = [
+    ['a result member too', req({ result: {} }, 520401), /no "result" member/],
+    ['an error member too', req({ error: { code: 1, message: 'x' } }, 520402), /no "error" member/],
+    ['a fractional id', req({ id: 1.5 }, 520403), /id must be a string or an integer/],
+    ['a null id', req({ id: null }, 520404), /id must be a string or an integer/],
+    ['an object id', req({ id: { a: 1 } }, 520405), /id must be a string or an integer/],
+    ['an unknown member', req({ extra: 1 }, 520406), /unknown member "extra"/],
+    [
+      'an unknown member with control characters',
+      req({ 'x\u0000\u001b[31m\n': 1 }, 520407),
+      /unknown member "x\\u0000\\u001b\[31m\\n"/,
+    ],
+    ['a long unknown member', req({ ['k'.repeat(5000)]: 1 }, 520408), /unknown member "k{64}…"/],
+    ['jsonrpc 1.0', req({ jsonrpc: '1.0' }, 520409), /jsonrpc must be "2\.0"/],
+    ['a number method', req({ method: 7 }, 520410), /method must be a string/],
+    [
+      'an object progress token',
+      req({ params: params(520411, { ...META, progressToken: { a: 1 } }) }, 0),
+      /progressToken must be a string or an integer/,
+    ],
+    [
+      'a fractional progress token',
+      req({ params: params(520412, { ...META, progressToken: 1.5 }) }, 0),
+      /progressToken must be a string or an integer/,
+    ],
+    [
+      'a related task that is no object',
+      req({ params: params(520413, { ...META, 'io.modelcontextprotocol/related-task': 'x' }) }, 0),
+      /related-task"\] must be an object with a string taskId/,
+    ],
+  ]
+  /** What the fixture processes read so far (none started yet: nothing). */
+  const seen = () => {
+    const file = join(stack.dir, 'fixture-record.jsonl')
+    return existsSync(file) ? readFileSync(file, 'utf8') : ''
+  }
+
+  for (const [by, headersOf] of [
+    ['its header and _meta', (t: string) => modernRequest(t, 'tools/call', {}).headers],
+    ['its _meta alone', (t: string) => ({ authorization: `Bearer ${t}` })],
+  ] as const)
+    it(`claimed by ${by}: each 400 -32600 naming the member, no session asked for, the process reads none`, async () => {
+      const token = await stack.token('alice', { server: 'fixture' })
+      for (const [what, body, named] of CASES) {
+        const { status, text } = await postMcp(stack.local('fixture'), body, headersOf(token))
+        assert.equal(status, 400, `${what}: ${text.slice(0, 300)}`)
+        const answer = JSON.parse(text) as { error: { code: number; message: string } }
+        assert.equal(answer.error.code, -32600, what)
+        assert.match(answer.error.message, /not a valid 2026-07-28 JSON-RPC request/, what)
+        assert.match(answer.error.message, named, what)
+        assert.doesNotMatch(answer.error.message, /Mcp-Session-Id|initialize/i, what)
+        assert.ok(answer.error.message.length < 300, what)
+      }
+      assert.doesNotMatch(seen(), /5204[01]\d/, 'the process read none of it')
+      // A good one goes.
+      const good = await request(
+        stack.local('fixture'),
+        modernRequest(
+          token,
+          'tools/call',
+          { name: 'echo_args', arguments: { fix52: 520499 } },
+          {
+            name: 'echo_args',
+          },
+        ),
+      )
+      assert.equal(good.statusCode, 200, await good.body.text())
+      assert.match(seen(), /520499/)
+    })
+
+  it("held: a session-era body that claims nothing is still the session transport's to refuse", async () => {
+    const token = await stack.token('alice', { server: 'fixture' })
+    const { status, text } = await postMcp(
+      stack.local('fixture'),
+      { jsonrpc: '2.0', id: 1.5, method: 'tools/list', extra: 1 },
+      { authorization: `Bearer ${token}` },
+    )
+    assert.equal(status, 400, text)
+    assert.doesNotMatch(text, /2026-07-28/)
   })
 })
