@@ -55,6 +55,7 @@ describe('fix52 1: a tool name the server never listed labels no metric series',
       startStack({
         policy: LAX_POLICY,
         servers: { lax: lax(), laxshared: lax({ mode: 'shared' }) },
+        config: { endpoints: { laxep: { servers: ['lax'], prefix: '{server}_' } } },
       }),
     )
   })
@@ -82,6 +83,17 @@ describe('fix52 1: a tool name the server never listed labels no metric series',
         await client.close()
       }
     }
+    // An endpoint: its backend listed `known` (shown as lax_known); a name it does not publish
+    // is refused before any backend.
+    const { client } = await connectAs(stack, 'alice', 'laxep')
+    try {
+      const { tools } = await client.listTools()
+      assert.ok(tools.some((t) => t.name === 'lax_known'))
+      assert.equal((await client.callTool({ name: 'lax_known' })).isError, undefined)
+      await assert.rejects(client.callTool({ name: invented('lax_endpoint', 0) }))
+    } finally {
+      await client.close()
+    }
     // Sessionless (2026-07-28), the name also in the Mcp-Name header.
     const token = await stack.token('alice', { server: 'lax' })
     for (let i = 0; i < 3; i++) {
@@ -101,7 +113,7 @@ describe('fix52 1: a tool name the server never listed labels no metric series',
         .map((p) => p.attributes['gen_ai.tool.name'])
         .filter((n) => n !== undefined),
     )
-    assert.deepEqual([...tools], ['known'], 'only the listed tool names a series')
+    assert.deepEqual([...tools].sort(), ['known', 'lax_known'], 'only listed tools name a series')
     // The tool errors are still counted, without a name.
     assert.ok(
       receiver.points.some(
