@@ -397,10 +397,12 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     log: log.child({ component: 'rate-limits' }),
   })
 
-  // Raw server result → tool pins (hashed as the server sent it) → policy filter (its marks).
+  // Raw server result → the names metrics may carry → tool pins (hashed as the server sent
+  // it) → policy filter (its marks).
   const pins = pinned?.pins
   // Tasks: status messages cut; a task list by each task's tool (tasks.ts).
   const filter: ResultFilter = (name, method, result, principal, taskTool) => {
+    tracing.listed(name, method, result)
     const capped = capTaskStatus(method, result)
     if (method === 'tasks/list')
       return filterTaskList(policy.current, name, capped, principal, taskTool ?? (() => undefined))

@@ -9,7 +9,7 @@ import {
 import { GATEWAY_PROTOCOL_VERSIONS, type InitResult } from './handshake.js'
 import type { ClientMeta, InputRequest } from './modern-call.js'
 import { progressToken, rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
-import { withoutTaskSupport } from './tasks.js'
+import { RELATED_TASK_META, withoutTaskSupport } from './tasks.js'
 
 /** The sessionless protocol revision the gateway serves. */
 export const MODERN_PROTOCOL_VERSION = '2026-07-28'
@@ -161,12 +161,19 @@ export function statusOf(code: number): number {
   return 200
 }
 
-/** The envelope keys of 2026-07-28 that are the gateway's to read, never the process's. */
-const ENVELOPE_KEYS = [
+/**
+ * The `_meta` keys a 2026-07-28 request's process never gets: the envelope's, the gateway's to
+ * read, and a related task. 2026-07-28 has tasks only as an extension, which the gateway does
+ * not offer, and the process was initialized without them (lane.ts): a process with a task
+ * message queue (the SDK's) would queue the answer for a task no one asks about (tasks.ts
+ * `taskless`), and the client wait until the request timed out.
+ */
+const NOT_PASSED_META_KEYS = [
   PROTOCOL_VERSION_META_KEY,
   CLIENT_CAPABILITIES_META_KEY,
   CLIENT_INFO_META_KEY,
   LOG_LEVEL_META_KEY,
+  RELATED_TASK_META,
 ]
 
 /** What the request's `_meta` declares (validated by the SDK's classifier already). */
@@ -187,13 +194,13 @@ export function clientMeta(message: JSONRPCRequest): ClientMeta {
 
 /**
  * The request as the session-era process gets it: no envelope keys, no round fields, and no
- * `task` (2026-07-28 offers no tasks here: a receiver that does not processes the request
- * normally, so the process runs a plain call whose result this request can carry).
+ * `task` or related task (2026-07-28 offers no tasks here: a receiver that does not processes
+ * the request normally, so the process runs a plain call whose result this request can carry).
  */
 export function backendParams(params: Record<string, unknown>): Record<string, unknown> {
   const { requestState: _s, inputResponses: _i, task: _t, _meta, ...rest } = params
   if (typeof _meta !== 'object' || _meta === null) return rest
   const kept: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(_meta)) if (!ENVELOPE_KEYS.includes(k)) kept[k] = v
+  for (const [k, v] of Object.entries(_meta)) if (!NOT_PASSED_META_KEYS.includes(k)) kept[k] = v
   return Object.keys(kept).length > 0 ? { ...rest, _meta: kept } : rest
 }

@@ -17,6 +17,7 @@ import {
 import { isObject } from '../bridge/jsonrpc.js'
 import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
 import { standardHeaders } from './modern-headers.js'
+import { modernShapeProblem } from './modern-shape.js'
 
 /** The classifier's answer: a route to one era, or its refusal. */
 export type InboundRoute = ReturnType<typeof classifyInboundRequest>
@@ -33,7 +34,7 @@ const SESSION_ERA: InboundLegacyRoute = { kind: 'legacy', reason: 'no-claim' }
 export function classify(req: Request, body: unknown): InboundRoute {
   const h = standardHeaders(req.headers)
   if (!Array.isArray(body) && !mayBeModern(h.protocolVersion, body)) return SESSION_ERA
-  return (
+  const route =
     modernRequest(body, h.protocolVersion, h.method) ??
     classifyInboundRequest({
       httpMethod: 'POST',
@@ -42,8 +43,18 @@ export function classify(req: Request, body: unknown): InboundRoute {
       mcpNameHeader: h.name,
       body,
     })
-  )
+  // A single message that reaches the classifier claims 2026-07-28: refused as one, saying
+  // which member is wrong (the classifier says only "not a valid JSON-RPC message"), never
+  // taken for a session-era request without a session.
+  if (route.kind !== 'reject' || route.cell !== INVALID_BODY) return route
+  const problem = modernShapeProblem(body)
+  return problem === undefined
+    ? route
+    : { ...route, message: `Bad Request: not a valid 2026-07-28 JSON-RPC request: ${problem}` }
 }
+
+/** The classifier's refusal of a single message that is no valid JSON-RPC message. */
+export const INVALID_BODY = 'invalid-json-rpc-body'
 
 /** A 2026-07-28 (or later) header, or an envelope claim (`_meta` naming a protocol version). */
 export function mayBeModern(header: string | undefined, body: unknown): boolean {

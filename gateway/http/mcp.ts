@@ -20,7 +20,7 @@ import type { Metrics } from '../observability/metrics.js'
 import { NO_HTTP_TRACE, type HttpTrace, type Tracing } from '../observability/tracing.js'
 import type { SessionRequest } from '../bridge/stream-transport.js'
 import { readJsonBody } from './body.js'
-import { classify } from './classify.js'
+import { classify, INVALID_BODY } from './classify.js'
 import { clientGone, sendReply } from './reply.js'
 import { answeredStatus, errorOutcome, statusOutcome, traceBody } from './traced.js'
 import { routeBody } from './endpoint-route.js'
@@ -509,9 +509,11 @@ function modernGetRefusal(req: Request): Response | undefined {
 }
 
 /**
- * The classifier's refusal, where it is the one to refuse: malformed JSON-RPC stays the
+ * The classifier's refusal, where it is the one to refuse: a malformed batch stays the
  * session transport's to refuse, as it always was; a batch with a 2026-07-28 request in it is
- * the classifier's (batches are session-era only).
+ * the classifier's (batches are session-era only), and so is a single message that claims
+ * 2026-07-28 but is no valid request (classify.ts says what is wrong with it): a session-era
+ * refusal would tell its client to send an Mcp-Session-Id.
  */
 function classifierRefusal(
   route: ReturnType<typeof classifyInboundRequest>,
@@ -520,7 +522,12 @@ function classifierRefusal(
   mismatched: (method: string, name: string | undefined, rule: string) => void,
 ): Response | undefined {
   if (route.kind !== 'reject') return undefined
-  if (route.rung === 'jsonrpc-shape' && route.cell !== 'batch-with-modern-element') return undefined
+  if (
+    route.rung === 'jsonrpc-shape' &&
+    route.cell !== 'batch-with-modern-element' &&
+    route.cell !== INVALID_BODY
+  )
+    return undefined
   // A header that disagrees with the body (the version, Mcp-Method): a proxy may route by the
   // header while the server acts on the body, so the refusal is audited (modern.ts likewise).
   if (

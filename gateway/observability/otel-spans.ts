@@ -24,12 +24,15 @@ import {
 } from './otel-attributes.js'
 import { MCP_METHODS } from '../policy/method-names.js'
 import { headerGetter, metaGetter, propagator, remoteParent } from './otel-context.js'
+import type { ListedNames } from './listed-names.js'
 import type { HttpTrace, McpMessage, McpSpan, Outcome, Step, StepName } from './tracing.js'
 
 /** What the spans record into: the tracer (none: metrics only) and the operation histogram. */
 export interface Instruments {
   tracer: Tracer | undefined
   operation: Histogram | undefined
+  /** What each server listed: a tool or prompt name labels the histogram only when listed. */
+  listed: ListedNames | undefined
   userAttributes: boolean
 }
 
@@ -122,6 +125,8 @@ class McpMessageSpan implements McpSpan {
   private client: Span | undefined
   private ended = false
   private allowed = false
+  /** The server and the name the process was asked for (an endpoint's backend, unclipped). */
+  private target: { server: string; name: unknown } | undefined
 
   constructor(
     private readonly i: Instruments,
@@ -198,10 +203,11 @@ class McpMessageSpan implements McpSpan {
   }
 
   toChild<T>(message: T, to?: { id?: string | number; server?: string }): T {
+    const msg = message as { method?: unknown; params?: Record<string, unknown> }
+    this.target = { server: to?.server ?? this.m.server, name: msg.params?.name }
     // No span (metrics only): the message goes as the client sent it.
     if (this.span === undefined) return message
     this.client?.end(now())
-    const msg = message as { method?: unknown; params?: Record<string, unknown> }
     const method = typeof msg.method === 'string' ? msg.method : this.m.method
     const { name, attributes } = describe({ ...this.m, method, params: msg.params })
     attributes['network.transport'] = 'pipe'
@@ -249,12 +255,12 @@ class McpMessageSpan implements McpSpan {
     }
     if (this.i.operation === undefined) return
     // Metric attributes stay low-cardinality: a tool or prompt name is kept only when the
-    // policy allowed it and the server answered without a protocol error (a made-up name
-    // from a client would otherwise open a series of its own). So is a method name: one MCP
-    // does not name is `_OTHER` (as the HTTP conventions record methods), or any client with a
-    // token fills the SDK's 2000 series per instrument and every later one, real ones too, goes
-    // to its overflow series.
-    const named = this.allowed && outcome?.code === undefined
+    // policy allowed it, the server answered without a protocol error and had listed it (a
+    // server answering a made-up name with an `isError` result makes no protocol error). So is
+    // a method name: one MCP does not name is `_OTHER` (as the HTTP conventions record
+    // methods), or any client with a token fills the SDK's 2000 series per instrument and every
+    // later one, real ones too, goes to its overflow series.
+    const named = this.allowed && outcome?.code === undefined && this.listed()
     const attributes: Attributes = { ...HTTP_TRANSPORT }
     for (const [key, value] of Object.entries(this.attributes)) {
       if (key === 'mcp.resource.uri') continue
@@ -266,6 +272,20 @@ class McpMessageSpan implements McpSpan {
     if (error !== undefined) attributes['error.type'] = error
     if (outcome?.code !== undefined) attributes['rpc.response.status_code'] = String(outcome.code)
     this.i.operation.record((finish - this.start) / 1000, attributes)
+  }
+
+  /** Whether the server listed the tool or prompt the message names (none named: true). */
+  private listed(): boolean {
+    const kind =
+      this.m.method === 'tools/call'
+        ? 'tools'
+        : this.m.method === 'prompts/get'
+          ? 'prompts'
+          : undefined
+    if (kind === undefined) return true
+    const server = this.target?.server ?? this.m.server
+    const name = this.target !== undefined ? this.target.name : this.m.params?.name
+    return typeof name === 'string' && this.i.listed?.has(server, kind, name) === true
   }
 
   private context(): Context {

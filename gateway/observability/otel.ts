@@ -22,6 +22,7 @@ import type { Logger } from 'pino'
 import type { TelemetryExporter, TelemetrySettings } from './telemetry-env.js'
 import { HTTP_TRANSPORT, clip } from './otel-attributes.js'
 import { HttpRequestTrace, type Instruments } from './otel-spans.js'
+import { ListedNames } from './listed-names.js'
 import type { Tracing } from './tracing.js'
 
 /**
@@ -78,6 +79,7 @@ export async function startOtel(s: TelemetrySettings, log: Logger): Promise<Trac
         'MCP request or notification duration as observed on the receiver from the time it was received until the result or ack is sent.',
       advice: { explicitBucketBoundaries: DURATION_BUCKETS },
     }),
+    listed: meter && new ListedNames(),
     userAttributes: s.userAttributes,
   }
   const sessions = meter?.createHistogram('mcp.server.session.duration', {
@@ -96,6 +98,9 @@ export async function startOtel(s: TelemetrySettings, log: Logger): Promise<Trac
   return {
     on: true,
     begin: (headers, client) => new HttpRequestTrace(instruments, headers, client),
+    listed(server, method, result) {
+      instruments.listed?.record(server, method, result)
+    },
     sessionEnded(e) {
       sessions?.record(e.durationMs / 1000, {
         ...HTTP_TRANSPORT,

@@ -15,6 +15,11 @@ export interface Tracing {
    * `traceparent` header is a candidate parent, `client` the caller's address.
    */
   begin(headers: Headers, client?: string): HttpTrace
+  /**
+   * A server's `tools/list` or `prompts/list` result, as it sent it: the names a tool or
+   * prompt label of the operation metric may take (any other method is ignored).
+   */
+  listed(server: string, method: string, result: unknown): void
   /** A session ended (`mcp.server.session.duration`): how long it lasted, in ms. */
   sessionEnded(s: { durationMs: number; protocolVersion?: string; error?: string }): void
   /** Exports what is buffered now (tests; an operator's collector sees it within the batch delay). */
@@ -116,6 +121,7 @@ const NO_HTTP: HttpTrace = { step: () => NO_STEP, message: () => NO_SPAN, done()
 export const TRACING_OFF: Tracing = {
   on: false,
   begin: () => NO_HTTP,
+  listed() {},
   sessionEnded() {},
   flush: async () => {},
   close: async () => {},

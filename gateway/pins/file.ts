@@ -36,6 +36,11 @@ const hash = z
 /** `tools:` with nothing under it is an empty mapping, not an error. */
 const orEmpty = <T extends z.ZodType>(schema: T) => z.preprocess((v) => v ?? {}, schema)
 const toolName = z.string().min(1, 'a tool name is not empty')
+
+/** Whether the pin file can hold `name` as a tool's key (the same rule it is read with). */
+export function pinnableName(name: string): boolean {
+  return toolName.safeParse(name).success
+}
 const pendingSchema = z.strictObject({
   hash,
   seen: z.string().min(1).max(64),

@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import { ConfigError, formatProblem } from '../config/errors.js'
 import { addPending, pinTool } from './edits.js'
-import { loadPins, NO_PINS, type PendingPin, type PinFile } from './file.js'
+import { loadPins, NO_PINS, pinnableName, type PendingPin, type PinFile } from './file.js'
 import { toolHash } from './hash.js'
 import { editPins } from './write.js'
 
@@ -65,6 +65,8 @@ export class ToolPins implements PinGate {
   /** The hash last reported per server and tool: each new definition is logged and audited once. */
   private readonly reported = new Map<string, string>()
   private readonly full = new Set<string>()
+  /** Servers already logged for listing a tool the pin file cannot name. */
+  private readonly nameless = new Set<string>()
   /** The last write failed: the next failure is not logged again (a hostile server lists often). */
   private writeFailing = false
 
@@ -112,6 +114,12 @@ export class ToolPins implements PinGate {
       const name = (item as Record<string, unknown> | null)?.name
       // A nameless item is no tool anyone could call; the policy filter drops it too.
       if (typeof name !== 'string') continue
+      // A name the pin file cannot hold (empty) is never pinned: refused alone, or every write
+      // of the server's pins would fail and all its new tools stay hidden.
+      if (!pinnableName(name)) {
+        this.refuseName(server, name)
+        continue
+      }
       let hash: string
       try {
         hash = toolHash(item)
@@ -255,6 +263,16 @@ export class ToolPins implements PinGate {
       this.reported.set(key, p.hash)
       this.o.events.pending({ ...p, where }, principal)
     }
+  }
+
+  /** Logs, once per server, a tool left out because the pin file cannot name it. */
+  private refuseName(server: string, name: string): void {
+    if (this.nameless.has(server)) return
+    this.nameless.add(server)
+    this.o.log.warn(
+      { server, tool: JSON.stringify(name) },
+      "tool pins: a tool with an empty name is never pinned; it stays hidden and uncallable, the server's other tools are pinned as usual",
+    )
   }
 
   /** Holds a change in memory; false past the bound. */

@@ -171,6 +171,21 @@ function attributes(list: unknown): Record<string, unknown> {
   return out
 }
 
+/**
+ * Runs `fn` (a stack's start) with telemetry exported to `receiver` as OTLP/JSON, metrics
+ * exported only when flushed (no periodic export within a test).
+ */
+export function exportingTo<T>(receiver: OtlpReceiver, fn: () => Promise<T>): Promise<T> {
+  return withEnv(
+    {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_METRIC_EXPORT_INTERVAL: '3600000',
+    },
+    fn,
+  )
+}
+
 /** Sets `vars` in process.env (the OpenTelemetry SDK reads it) while `fn` runs, then restores it. */
 export async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
   const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]))

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { after, before } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
+import { modernRequest } from './modern-request.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from './stack.js'
 
 /** The tools rule of the `tasks` server as started: `forever` denied, the rest mcp:read. */
@@ -166,3 +167,22 @@ export const recorded = (file: string) =>
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as { method?: string; params?: Record<string, unknown> })
+
+/** A 2026-07-28 call of the `plain` tool of `server` (10 bytes) with `meta`, read whole. */
+export async function sessionlessPlain(
+  stack: Stack,
+  server: string,
+  token: string,
+  meta: Record<string, unknown>,
+): Promise<{ status: number; text: string }> {
+  const res = await request(
+    stack.local(server),
+    modernRequest(
+      token,
+      'tools/call',
+      { name: 'plain', arguments: { bytes: 10 } },
+      { name: 'plain', meta },
+    ),
+  )
+  return { status: res.statusCode, text: await res.body.text() }
+}

@@ -225,6 +225,14 @@ describe('classify: the fast path answers as the SDK does, or leaves it to the S
           )
           if (got.kind === 'legacy' && got.reason === 'no-claim' && expected.kind !== 'modern')
             continue
+          // A body of the wrong shape is refused as the SDK refuses it, in words that name
+          // the member to fix (modern-shape.ts).
+          if (expected.kind === 'reject' && expected.cell === 'invalid-json-rpc-body') {
+            assert.ok(got.kind === 'reject', where)
+            assert.match(got.message, /^Bad Request: not a valid 2026-07-28 JSON-RPC request: /)
+            assert.deepStrictEqual({ ...got, message: expected.message }, expected, where)
+            continue
+          }
           assert.deepStrictEqual(got, expected, where)
         }
       }

@@ -147,6 +147,14 @@ describe('tracing on: spans exported to a real OTLP/HTTP receiver', () => {
 
   it('session era: SERVER span under the HTTP traceparent, auth/policy/lease, CLIENT span, child joins', async () => {
     const sid = await openSession(stack, '/mcp/fixture', alice)
+    // The server lists its tools: the operation metric may carry their names (fix52).
+    const listed = await post(
+      stack,
+      '/mcp/fixture',
+      { jsonrpc: '2.0', id: 'list-1', method: 'tools/list' },
+      { authorization: `Bearer ${alice}`, 'mcp-session-id': sid },
+    )
+    assert.equal(listed.status, 200)
     const res = await post(
       stack,
       '/mcp/fixture',

@@ -226,6 +226,8 @@ describe('tracing on, exported to a real OTLP/HTTP receiver', () => {
       '10.0.0.9',
     )
     http.step('auth').end()
+    // The server listed the tool: the operation metric may carry its name.
+    tracing.listed('echo', 'tools/list', { tools: [{ name: 'echo' }] })
     const params = {
       name: 'echo',
       arguments: { text: 'hi' },

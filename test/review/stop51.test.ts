@@ -38,6 +38,7 @@ import {
   rawStream,
   rememberSession,
   recorded,
+  sessionlessPlain,
   sizeOf,
   useTasksStack,
 } from '../helpers/tasks-stack.js'
@@ -271,17 +272,13 @@ describe("stop 51: a client's related-task _meta where tasks are not offered", (
   it('shared, sessionless (2026-07-28): answered, and the process never sees the related task', async () => {
     const token = await stack.token('bob', { server: 'tasksq' })
     const before = calls().length
-    const res = await request(
-      stack.local('tasksq'),
-      modernRequest(
-        token,
-        'tools/call',
-        { name: 'plain', arguments: { bytes: 10 } },
-        { name: 'plain', meta: related('no-such-task-2') },
-      ),
+    const { status, text } = await sessionlessPlain(
+      stack,
+      'tasksq',
+      token,
+      related('no-such-task-2'),
     )
-    const text = await res.body.text()
-    assert.equal(res.statusCode, 200, text)
+    assert.equal(status, 200, text)
     assert.match(text, /"content"/)
     plainSince(before)
   })

@@ -10,8 +10,8 @@
 //   refuses everywhere else. Refused with the transport's 400 now.
 // What held: a Last-Event-ID of the same user's other session, forged, oversized or malformed
 // ids, and ids naming another stream's events replay nothing of what they should not; a
-// 2026-07-28 request of the wrong shape reaches no process (it is taken for a session-era one
-// without a session: 400).
+// 2026-07-28 request of the wrong shape reaches no process (400; since fix52 -32600 naming
+// the member, no longer taken for a session-era one without a session).
 import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -291,8 +291,8 @@ describe('stop 51: held: a sessionless (2026-07-28) request of the wrong shape r
         body: JSON.stringify(message),
       })
       const text = await res.text()
-      // The control goes; the rest are no 2026-07-28 request, so a session-era one without a
-      // session: refused before any process.
+      // The control goes; the rest are 2026-07-28 requests of the wrong shape: refused before
+      // any process (fix52.test.ts checks what the refusal says).
       assert.equal(res.status, what === 'control' ? 200 : 400, `${what}: ${text.slice(0, 200)}`)
     }
     const stdin = readFileSync(rawFile, 'utf8')
