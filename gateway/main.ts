@@ -70,10 +70,13 @@ async function serve(args: string[]): Promise<number> {
   const config = readConfig(values.config)
   // The gateway is loaded once its config is known good: a bad file or option is reported
   // without loading it first (about 0.3 s of CPU here).
-  const [{ startGateway }, { startIdleGc }] = await Promise.all([
+  const [{ startGateway }, { startIdleGc }, { wasmLiftoffOnly }] = await Promise.all([
     import('./gateway.js'),
     import('./idle-gc.js'),
+    import('./wasm-liftoff.js'),
   ])
+  // Before any outbound request compiles undici's parser: glibc's malloc thresholds stay low.
+  wasmLiftoffOnly()
   const log = createLogger(config.log)
   // The log is flushed before exit, and the deadline's exit too: a line left buffered for the
   // exit handler's sync write is dropped if the reader went away (logger.ts). A reader that

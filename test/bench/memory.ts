@@ -19,7 +19,7 @@ import type { GcProbeReport } from './gc-probe.js'
 import type { Gateway } from './gateway-target.js'
 import { eachLimit } from './load.js'
 import { HttpSession } from './mcp-http.js'
-import { ownAnonMb, ownCpuMs, ownRssMb, treeRssMb } from './proc.js'
+import { ownAnonMb, ownArenaMb, ownCpuMs, ownRssMb, treeRssMb } from './proc.js'
 import { cleanup } from './procs.js'
 
 /** Sizes of the memory section (env BENCH_MEMORY_*). */
@@ -42,6 +42,9 @@ export interface MemoryAt {
   /** Of gatewayMb, the process's own memory (V8's heap, malloc, stacks: RssAnon + RssShmem);
    *  the rest is file pages of the node binary and libraries. */
   anonMb: number
+  /** Of anonMb, glibc's per-thread malloc arenas (resident; much of it may be free memory glibc
+   *  keeps): a diagnostic, from /proc/<pid>/smaps. */
+  arenasMb: number
   treeMb: number
   /** V8's heap: bytes in use (live and not yet collected) and reserved; off-heap (Buffers…). */
   heapUsedMb: number
@@ -97,7 +100,7 @@ export function gcProbeSetup(): { nodeArgs: string[]; dir: string } {
 /** prom-client's heap figures from the gateway's /metrics, MB. */
 async function heapOf(
   client: Pool,
-): Promise<Omit<MemoryAt, 'gatewayMb' | 'anonMb' | 'treeMb' | 'gc'>> {
+): Promise<Omit<MemoryAt, 'gatewayMb' | 'anonMb' | 'arenasMb' | 'treeMb' | 'gc'>> {
   const res = await client.request({ path: '/metrics', method: 'GET' })
   const text = await res.body.text()
   const value = (name: string) => {
@@ -141,7 +144,12 @@ export async function memory(
   const bad = new Map<string, number>()
   let probes = 0
   const at = async (): Promise<MemoryAt> => {
-    const rss = { gatewayMb: ownRssMb(pid), anonMb: ownAnonMb(pid), treeMb: treeRssMb(pid) }
+    const rss = {
+      gatewayMb: ownRssMb(pid),
+      anonMb: ownAnonMb(pid),
+      arenasMb: ownArenaMb(pid),
+      treeMb: treeRssMb(pid),
+    }
     const heap = await heapOf(client)
     if (gcDir === undefined) return { ...rss, ...heap }
     const { after } = await probeGc(pid, gcDir, probes++)

@@ -166,6 +166,58 @@ export function ownAnonMb(pid: number): number {
   }
 }
 
+/** glibc's HEAP_MAX_SIZE on 64-bit: each heap of a per-thread malloc arena is reserved this
+ *  big and aligned to it. */
+const ARENA_HEAP_BYTES = 64n * 1024n * 1024n
+
+/**
+ * Of an smaps(5) text, the resident KB of glibc's per-thread malloc arenas (a diagnostic: the
+ * main thread's arena is `[heap]`, not counted). Each heap of such an arena is one anonymous
+ * mapping that starts on a 64 MB boundary: its usable part `rw-p`, the rest of the 64 MB
+ * reserved `---p` right after it (none once it is fully grown). Memory glibc keeps there may be
+ * free: malloc_info tells; this says only how much of it is resident.
+ */
+export function arenaKb(smaps: string): number {
+  const maps: { start: bigint; end: bigint; perms: string; anon: boolean; rssKb: number }[] = []
+  for (const line of smaps.split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ (\S+)\s*(\S*)/.exec(line)
+    if (m) {
+      const [, start, end, perms, inode, path] = m
+      const anon = inode === '0' && path === ''
+      maps.push({
+        start: BigInt(`0x${start}`),
+        end: BigInt(`0x${end}`),
+        perms: perms!,
+        anon,
+        rssKb: 0,
+      })
+      continue
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line)
+    const last = maps.at(-1)
+    if (rss && last) last.rssKb = Number(rss[1])
+  }
+  let kb = 0
+  maps.forEach((m, i) => {
+    if (!m.anon || m.perms !== 'rw-p' || m.start % ARENA_HEAP_BYTES !== 0n) return
+    const heapEnd = m.start + ARENA_HEAP_BYTES
+    const next = maps[i + 1]
+    const reserved =
+      next?.anon && next.perms === '---p' && next.start === m.end && next.end === heapEnd
+    if (m.end === heapEnd || reserved) kb += m.rssKb
+  })
+  return kb
+}
+
+/** Resident MB of `pid`'s per-thread malloc arenas ({@link arenaKb}; NaN if it is gone). */
+export function ownArenaMb(pid: number): number {
+  try {
+    return arenaKb(readFileSync(`/proc/${pid}/smaps`, 'utf8')) / 1024
+  } catch {
+    return NaN
+  }
+}
+
 /** A live (not zombie) direct child of a process and how long it has been running. */
 export interface LiveChild {
   pid: number

@@ -283,6 +283,8 @@ export function memorySummary(r: MemoryResult) {
     heapUsedChurnOverIdle: r.settled.heapUsedMb / r.idle.heapUsedMb,
     /** The same over the process's own memory (RSS without file pages), MB above idle. */
     anonOverIdleMb: r.settled.anonMb - r.idle.anonMb,
+    /** Of that, glibc's per-thread malloc arenas (a diagnostic; NaN from an older result). */
+    arenasOverIdleMb: r.settled.arenasMb - r.idle.arenasMb,
   }
 }
 
@@ -310,6 +312,7 @@ export function memoryText(r: MemoryResult): string {
         'MB',
         'gateway RSS',
         'of it anon',
+        'malloc arenas',
         'tree RSS',
         'heapUsed',
         'heapTotal',
@@ -320,6 +323,7 @@ export function memoryText(r: MemoryResult): string {
         k,
         mb(v.gatewayMb),
         mb(v.anonMb),
+        mb(v.arenasMb),
         mb(v.treeMb),
         mb(v.heapUsedMb),
         mb(v.heapTotalMb),
@@ -338,6 +342,9 @@ export function memoryText(r: MemoryResult): string {
       `after the first ${r.sessions} closed: ${verdict(s.churnOverClosed <= s.churnOverIdle.limit)} ` +
       `(×${s.churnOverClosed.toFixed(2)}); heapUsed ×${s.heapUsedChurnOverIdle.toFixed(2)} the idle heapUsed; ` +
       `anon ${s.anonOverIdleMb >= 0 ? '+' : ''}${mb(s.anonOverIdleMb)} MB over idle`,
+    // Not a verdict: which part of the anon over idle is glibc's and not V8's or ours.
+    `  of the anon over idle, glibc's per-thread malloc arenas (memory it may keep free; README, ` +
+      `Deployment, Memory): ${s.arenasOverIdleMb >= 0 ? '+' : ''}${mb(s.arenasOverIdleMb)} MB`,
     ...r.problems.map((p) => `  ${p}`),
   ].join('\n')
 }
