@@ -7,6 +7,11 @@
 //   or with `secretUnusedTtl: 0`, both kept with no expiry; or set before the setting was
 //   lowered) outlived its list, and the purge said `no secrets held` (exit 0) while it stayed
 //   at rest for good and the next process of that user was started with it.
+// - the sealing-key check was one value, left by the first gateway and kept by every later one
+//   whose keys open it: after a rotation (k2 made active, k1 still held) it was still k1's, so
+//   a purge with a copy of the config from before the rotation (k1 alone) matched and found
+//   nothing under k2's names: `no secrets held`, exit 0. One mark per active key now; a gateway
+//   that no longer holds a key removes that key's.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
@@ -14,12 +19,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { pino } from 'pino'
+import { validateConfig } from '../../gateway/config/load.js'
 import { UserSecrets, type SecretOwner } from '../../gateway/credentials/secrets.js'
+import { type Gateway, startGateway } from '../../gateway/gateway.js'
 import { createRedisStore } from '../../gateway/store/redis.js'
 import { createSealer } from '../../gateway/store/sealed.js'
 import type { Store } from '../../gateway/store/store.js'
 import { runCli } from '../helpers/cli-run.js'
 import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
+import { SERVERS_DIR } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const ISS = 'https://idp.example'
@@ -27,51 +35,72 @@ const alice: SecretOwner = { iss: ISS, sub: 'alice' }
 const bob: SecretOwner = { iss: ISS, sub: 'bob' }
 const MINUTE = 60_000
 const DAY = 24 * 3600 * 1000
+const dir = mkdtempSync(join(tmpdir(), 'stop52-'))
+const REDIS_ENV = 'MCP_EDGE_TEST_STOP52_REDIS'
+const PREFIX = 'stop52:'
+const k1 = randomBytes(32)
+const k2 = randomBytes(32)
+const file = (name: string, text: string) => {
+  writeFileSync(join(dir, name), text, { mode: 0o600 })
+  return join(dir, name)
+}
+const policy = file(
+  'policy.yaml',
+  'servers:\n  vault:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n',
+)
+let configs = 0
+/** A gateway's config (JSON is YAML) sealing with `keys` (the first one active), as a file. */
+const configOf = (keys: Record<string, Buffer>) => {
+  const n = ++configs
+  const keyFile = file(
+    `keys-${n}.json`,
+    JSON.stringify(
+      Object.fromEntries(Object.entries(keys).map(([id, k]) => [id, k.toString('base64url')])),
+    ),
+  )
+  const config = {
+    store: { kind: 'redis', url: { env: REDIS_ENV }, keyPrefix: PREFIX, connectTimeout: 500 },
+    secrets: { keys: { file: keyFile }, active: Object.keys(keys)[0] },
+    servers: {
+      vault: {
+        command: process.execPath,
+        args: [join(SERVERS_DIR, 'fixture.js')],
+        credentials: { VAULT_TOKEN: { secret: 'vault_token' } },
+      },
+    },
+    policies: policy,
+  }
+  return { config, path: file(`gateway-${n}.yaml`, JSON.stringify(config)) }
+}
+/** `mcp-edge secrets purge` of `sub` with the config file at `path`. */
+const purge = (sub: string, path: string) =>
+  runCli(['secrets', 'purge', '--subject', sub, '--issuer', ISS, '--config', path])
+
+let redis: RedisServer
+let store: Store
+before(async () => {
+  if (NO_REDIS) return
+  redis = await startRedis()
+  process.env[REDIS_ENV] = redis.url
+  store = await createRedisStore({
+    url: redis.url,
+    keyPrefix: PREFIX,
+    log: pino({ level: 'silent' }),
+  })
+})
+after(async () => {
+  await store?.close()
+  await redis?.close()
+  delete process.env[REDIS_ENV]
+})
 
 describe('secrets purge: a value its list no longer names (real Redis, the built CLI)', {
   skip: NO_REDIS,
 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'stop52-'))
-  const REDIS_ENV = 'MCP_EDGE_TEST_STOP52_REDIS'
-  const PREFIX = 'stop52:'
-  const key = randomBytes(32)
-  const file = (name: string, text: string) => {
-    writeFileSync(join(dir, name), text, { mode: 0o600 })
-    return join(dir, name)
-  }
-  const keysFile = file('keys.json', JSON.stringify({ k1: key.toString('base64url') }))
-  const policy = file('policy.yaml', 'servers:\n  vault:\n    access: ["mcp:read"]\n')
-  const gatewayYaml = file(
-    'gateway.yaml',
-    JSON.stringify({
-      store: { kind: 'redis', url: { env: REDIS_ENV }, keyPrefix: PREFIX, connectTimeout: 500 },
-      secrets: { keys: { file: keysFile }, active: 'k1' },
-      servers: { vault: { command: process.execPath, args: ['-e', ''] } },
-      policies: policy,
-    }),
-  )
-  const sealer = createSealer({ k1: key }, 'k1')
-  let redis: RedisServer
-  let store: Store
+  const gatewayYaml = configOf({ k1 }).path
+  const sealer = createSealer({ k1 }, 'k1')
   /** The gateway's secrets under a `secretUnusedTtl`. */
   const secretsWith = (unusedTtl: number) => new UserSecrets({ store, sealer, unusedTtl })
-  const purge = (sub: string) =>
-    runCli(['secrets', 'purge', '--subject', sub, '--issuer', ISS, '--config', gatewayYaml])
-
-  before(async () => {
-    redis = await startRedis()
-    process.env[REDIS_ENV] = redis.url
-    store = await createRedisStore({
-      url: redis.url,
-      keyPrefix: PREFIX,
-      log: pino({ level: 'silent' }),
-    })
-  })
-  after(async () => {
-    await store?.close()
-    await redis?.close()
-    delete process.env[REDIS_ENV]
-  })
 
   /** Redis expires the list of alice's names and the value named (as it does once their time is up). */
   const expire = async (...keys: string[]) => {
@@ -99,7 +128,7 @@ describe('secrets purge: a value its list no longer names (real Redis, the built
       await expire(`secrets:${user}`, `secrets:${user}:new_token`)
       assert.notEqual(await store.get(`secrets:${user}:old_token`), undefined, 'at rest, unlisted')
 
-      const r = await purge('alice')
+      const r = await purge('alice', gatewayYaml)
       assert.equal(r.code, 0, r.stderr)
       assert.equal(r.stdout, `purged 1 secret of subject alice of ${ISS}: old_token\n`)
       assert.ok(!`${r.stdout}${r.stderr}`.includes('secret-value'))
@@ -113,4 +142,68 @@ describe('secrets purge: a value its list no longer names (real Redis, the built
       assert.equal(await now.value(bob, 'old_token'), 'bob-secret-value')
       await now.purge(bob)
     })
+})
+
+describe('secrets purge and the sealing-key check across a key rotation (real gateways)', {
+  skip: NO_REDIS,
+}, () => {
+  /** Starts a gateway on the shared store with `config`, runs `fn` with it, and stops it. */
+  const withGateway = async (
+    config: Record<string, unknown>,
+    fn: (g: Gateway) => Promise<void>,
+  ) => {
+    const g = await startGateway(
+      validateConfig(
+        { ...config, listen: { host: '127.0.0.1', port: 0 } },
+        { file: 'test', baseDir: dir },
+      ),
+      { log: pino({ level: 'silent' }), insecureNoAuth: true },
+    )
+    try {
+      await fn(g)
+    } finally {
+      await g.close()
+    }
+  }
+
+  it("a config without the key the gateways seal with now (a copy from before the rotation) is refused, not 'no secrets held'", async () => {
+    const before = configOf({ k1 })
+    const rotated = configOf({ k2, k1 })
+    // Before the rotation: the gateway marks k1. Then k2 is made active (k1 still held).
+    await withGateway(before.config, async () => {})
+    await withGateway(rotated.config, async (g) => {
+      await g.secrets!.set(alice, 'vault_token', 'rotated-secret-value')
+    })
+    const stale = await purge('alice', before.path)
+    assert.equal(stale.code, 1, stale.stdout)
+    assert.equal(stale.stdout, '')
+    assert.match(
+      stale.stderr,
+      /^mcp-edge secrets purge: the gateway seals with key "k2", which these secrets\.keys do not hold/,
+    )
+    assert.ok(!`${stale.stdout}${stale.stderr}`.includes('secret-value'))
+    assert.ok(!stale.stderr.includes(k2.toString('base64url')))
+    const secrets = new UserSecrets({ store, sealer: createSealer({ k2, k1 }, 'k2') })
+    assert.equal(
+      await secrets.value(alice, 'vault_token'),
+      'rotated-secret-value',
+      'left as it was',
+    )
+
+    // With the gateway's own keys it goes; once k1 is retired (a gateway with k2 alone), the
+    // rotated config still matches and the copy from before does not.
+    const own = await purge('alice', rotated.path)
+    assert.equal(own.code, 0, own.stderr)
+    assert.equal(own.stdout, `purged 1 secret of subject alice of ${ISS}: vault_token\n`)
+    const retired = configOf({ k2 })
+    await withGateway(retired.config, async () => {})
+    for (const path of [retired.path, rotated.path]) {
+      const r = await purge('alice', path)
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.stderr, '')
+    }
+    const r = await purge('alice', before.path)
+    assert.equal(r.code, 1)
+    assert.match(r.stderr, /seals with key "k2"/)
+  })
 })
