@@ -12,6 +12,8 @@
 //   a purge with a copy of the config from before the rotation (k1 alone) matched and found
 //   nothing under k2's names: `no secrets held`, exit 0. One mark per active key now; a gateway
 //   that no longer holds a key removes that key's.
+// - purge printed the names it found raw: one a store writer planted (an escape sequence, a
+//   line break) redrew the operator's terminal or faked a line. Quoted as other commands do.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
@@ -205,5 +207,29 @@ describe('secrets purge and the sealing-key check across a key rotation (real ga
     const r = await purge('alice', before.path)
     assert.equal(r.code, 1)
     assert.match(r.stderr, /seals with key "k2"/)
+  })
+})
+
+describe('secrets purge prints what it found, never what a store writer could make of it', {
+  skip: NO_REDIS,
+}, () => {
+  it('a name planted in the store (an escape sequence, a line break) is printed quoted, and goes', async () => {
+    const { path } = configOf({ k1 })
+    // No gateway's marks of other keys (the rotation's): the check finds nothing to refuse.
+    await store.del(await store.keysWithPrefix('secrets-keycheck'))
+    const secrets = new UserSecrets({ store, sealer: createSealer({ k1 }, 'k1') })
+    const user = secrets.userKey(alice)
+    await secrets.set(alice, 'github_token', 'alice-secret-value')
+    const planted = 'x\u001b[2J\u001b[Hpurged 0 secrets\nfake'
+    await store.set(`secrets:${user}:${planted}`, 'not sealed')
+    await store.sadd(`secrets:${user}`, `y\u001b]0;title\u0007`)
+    await store.set(`secrets:${user}:y\u001b]0;title\u0007`, 'not sealed')
+    const r = await purge('alice', path)
+    assert.equal(r.code, 0, r.stderr)
+    assert.ok(!/[\u0000-\u0009\u000b-\u001f]/.test(r.stdout), JSON.stringify(r.stdout))
+    assert.equal(r.stdout.split('\n').length, 2, JSON.stringify(r.stdout))
+    assert.match(r.stdout, /^purged 3 secrets of subject alice of https:\/\/idp\.example: /)
+    assert.ok(r.stdout.includes('"x\\u001b[2J\\u001b[Hpurged 0 secrets\\nfake"'), r.stdout)
+    assert.deepEqual(await store.keysWithPrefix(`secrets:${user}`), [])
   })
 })
