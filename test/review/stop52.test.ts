@@ -52,7 +52,7 @@ import { runCli } from '../helpers/cli-run.js'
 import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
 import { modernRequest } from '../helpers/modern-request.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
-import { recorded } from '../helpers/tasks-stack.js'
+import { queueServer, recorded } from '../helpers/tasks-stack.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const ISS = 'https://idp.example'
@@ -347,31 +347,13 @@ describe('held: secrets purge against a store that takes connections and does no
       const secrets = new UserSecrets({ store: s, sealer: createSealer({ k1 }, 'k1') })
       await secrets.set(alice, 'tok', 'paused-secret-value')
       paused.pause()
-      const r = await runCli([
-        'secrets',
-        'purge',
-        '--subject',
-        'alice',
-        '--issuer',
-        ISS,
-        '--config',
-        path,
-      ])
+      const r = await purge('alice', path)
       paused.resume()
       assert.equal(r.code, 1, r.stdout)
       assert.equal(r.stdout, '')
       assert.match(r.stderr, /^mcp-edge secrets purge: /)
       assert.ok(!r.stderr.includes('paused-secret-value'))
-      const again = await runCli([
-        'secrets',
-        'purge',
-        '--subject',
-        'alice',
-        '--issuer',
-        ISS,
-        '--config',
-        path,
-      ])
+      const again = await purge('alice', path)
       assert.equal(again.code, 0, again.stderr)
       assert.equal(again.stdout, `purged 1 secret of subject alice of ${ISS}: tok\n`)
     } finally {
@@ -488,20 +470,11 @@ describe('held: span values clipped from what a client sends (otel-attributes cl
 describe("held: a related task where tasks are not offered, however the client spells it (shared process, the SDK's task message queue)", () => {
   const RELATED = 'io.modelcontextprotocol/related-task'
   let stack: Stack
-  let record: string
+  const q = queueServer({ mode: 'shared' })
+  const record = q.record
   before(async () => {
-    record = join(mkdtempSync(join(tmpdir(), 'stop52-tasks-')), 'shared.jsonl')
-    writeFileSync(record, '')
     stack = await startStack({
-      servers: {
-        tasksq: {
-          command: process.execPath,
-          args: [join(SERVERS_DIR, 'tasks.js')],
-          mode: 'shared',
-          env: { TASKS_MESSAGE_QUEUE: '1', FIXTURE_RECORD_FILE: record },
-          requestTimeout: 5000,
-        },
-      },
+      servers: { tasksq: q.server },
       policy: `${TEST_POLICY}  tasksq:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`,
     })
   })
