@@ -3,9 +3,11 @@ import type { Store } from './store.js'
 
 /**
  * Where gateways leave a constant sealed with their active key: no one's data. One per active
- * key, named by its keyed hash (`secrets-keycheck:<mac>`); earlier builds left one at this name.
+ * key, named by its keyed hash (`secrets-keycheck:<mac>`) and listed in {@link MARKS} (no scan
+ * of the store at start); earlier builds left one at this name itself.
  */
 const KEY_CHECK = 'secrets-keycheck'
+const MARKS = 'secrets-keychecks'
 const KEY_CHECK_TEXT = 'mcp-edge sealing key check'
 
 /**
@@ -18,14 +20,17 @@ const KEY_CHECK_TEXT = 'mcp-edge sealing key check'
  */
 export async function markKeys(store: Store, sealer: Sealer): Promise<void> {
   const own = markerName(sealer)
-  for (const name of await store.keysWithPrefix(KEY_CHECK)) {
+  for (const name of await marks(store)) {
     if (name === own) continue
     const sealed = await store.get(name)
-    if (sealed !== undefined && !opens(sealer, sealed, name)) await store.del([name])
+    if (sealed !== undefined && opens(sealer, sealed, name)) continue
+    await store.del([name])
+    await store.srem(MARKS, name)
   }
   const sealed = await store.get(own)
   if (sealed === undefined || !opens(sealer, sealed, own))
     await store.set(own, sealer.seal(KEY_CHECK_TEXT, own))
+  await store.sadd(MARKS, own)
 }
 
 /**
@@ -35,18 +40,23 @@ export async function markKeys(store: Store, sealer: Sealer): Promise<void> {
  * @throws Error naming the key id of one that does not open (never key material)
  */
 export async function checkKeys(store: Store, sealer: Sealer): Promise<'match' | 'unknown'> {
-  let marks = 0
-  for (const name of (await store.keysWithPrefix(KEY_CHECK)).sort()) {
+  let found = 0
+  for (const name of (await marks(store)).sort()) {
     const sealed = await store.get(name)
     if (sealed === undefined) continue
-    marks++
+    found++
     if (opens(sealer, sealed, name)) continue
     const kid = sealed.split('.')[1] ?? ''
     throw new Error(
       `the gateway seals with key "${KEY_ID.test(kid) ? kid : '?'}", which these secrets.keys do not hold (or hold with other bytes): with other keys no user's secrets are found`,
     )
   }
-  return marks === 0 ? 'unknown' : 'match'
+  return found === 0 ? 'unknown' : 'match'
+}
+
+/** The names of the marks left: the listed ones, and an earlier build's. */
+async function marks(store: Store): Promise<string[]> {
+  return [KEY_CHECK, ...(await store.smembers(MARKS))]
 }
 
 /** The mark of `sealer`'s active key: its keyed hash names it (no key id in store names). */

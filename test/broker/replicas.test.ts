@@ -460,7 +460,8 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
         .map((k) => k.key.replace(token, '<token>'))
       assert.deepEqual(holders, [], 'keys naming or holding a refresh token')
     }
-    // The sealing-key check: one constant per active key, under its keyed hash (no one's data).
+    // The sealing-key check: one constant per active key, under its keyed hash (no one's data),
+    // and the list of them.
     const forever = all
       .filter((k) => k.ttl < 0)
       .map((k) => k.key.replace(/^secrets-keycheck:[\w-]{43}$/, 'secrets-keycheck:<mac>'))
@@ -468,7 +469,7 @@ describe('two broker replicas sharing one Redis', { skip: NO_REDIS }, () => {
     // expire.
     assert.deepEqual(
       forever.sort(),
-      ['broker:clients', 'secrets-keycheck:<mac>'],
+      ['broker:clients', 'secrets-keycheck:<mac>', 'secrets-keychecks'],
       'keys without a time to live',
     )
   })

@@ -293,7 +293,8 @@ describe('held: two replicas on one Redis, expiry and the cap', { skip: NO_REDIS
     assert.equal(await b.value(bob, 'tok'), 'bob-secret-value')
     await a.purge(alice)
     await a.purge(bob)
-    assert.deepEqual(await store.keysWithPrefix('secrets:'), [])
+    for (const u of [user, a.userKey(bob)])
+      assert.deepEqual(await store.keysWithPrefix(`secrets:${u}`), [])
   })
 
   it("an expired value frees its place under secretsPerUser for its user only; another's list is not touched", async () => {
