@@ -16,13 +16,14 @@
 //   line break) redrew the operator's terminal or faked a line. Quoted as other commands do.
 // What held: sets, deletes, uses and a purge interleaved on two replicas leave every value at
 // rest listed and no one else's touched; an expired value frees its user's place under the cap
-// only; a store that takes connections and does not answer: exit 1, nothing printed as done;
+// only; a store that takes connections and does not answer, or a user's lock held by another
+// replica's change: exit 1, nothing printed as done, nothing deleted;
 // `validate` refuses every bad `secretUnusedTtl`; legacy POST /messages still takes every
 // answer (roots, sampling, elicitation, an error) and notification the v1 SDK client sends;
 // a related task spelled any way (duplicate keys, an escaped slash, `__proto__`) never reaches
 // a shared process under its name; span values are clipped with no lone surrogate left.
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -37,6 +38,7 @@ import {
   describe as describeMessage,
   MAX_ATTRIBUTE,
 } from '../../gateway/observability/otel-attributes.js'
+import { markKeys } from '../../gateway/store/key-check.js'
 import { createRedisStore } from '../../gateway/store/redis.js'
 import { createSealer } from '../../gateway/store/sealed.js'
 import type { Store } from '../../gateway/store/store.js'
@@ -321,6 +323,40 @@ describe('held: two replicas on one Redis, expiry and the cap', { skip: NO_REDIS
     )
     await a.purge(alice)
     await a.purge(bob)
+  })
+})
+
+describe("held: secrets purge while a change of the user's secrets holds their lock", {
+  skip: NO_REDIS,
+}, () => {
+  it('exit 1 with the message README quotes, nothing deleted, nothing printed as done', async () => {
+    const { config } = configOf({ k1 })
+    const path = file(
+      'lock-wait.yaml',
+      JSON.stringify({ ...config, store: { ...config.store, lockWait: 100 } }),
+    )
+    // The marks of a gateway with these keys alone (not the rotation case's).
+    await store.del(await store.keysWithPrefix('secrets-keycheck'))
+    await markKeys(store, createSealer({ k1 }, 'k1'))
+    const secrets = new UserSecrets({ store, sealer: createSealer({ k1 }, 'k1') })
+    await secrets.set(alice, 'tok', 'locked-secret-value')
+    const unkeyed = createHash('sha256')
+      .update(JSON.stringify([ISS, 'alice']))
+      .digest('base64url')
+    // Another replica's set of alice's, under way (its lock as withLock takes it).
+    await store.set(`secrets-lock:${unkeyed}`, 'another-replica', { ttlMs: 60_000 })
+    try {
+      const r = await purge('alice', path)
+      assert.equal(r.code, 1, r.stdout)
+      assert.equal(r.stdout, '')
+      assert.equal(r.stderr, 'mcp-edge secrets purge: the lock was still held after 100 ms\n')
+      assert.equal(await secrets.value(alice, 'tok'), 'locked-secret-value')
+    } finally {
+      await store.del([`secrets-lock:${unkeyed}`])
+    }
+    const r = await purge('alice', path)
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stdout, `purged 1 secret of subject alice of ${ISS}: tok\n`)
   })
 })
 
