@@ -100,9 +100,10 @@ export async function purgeCommand(args: string[]): Promise<number> {
       account = (await store.getMany(keys)).some((v) => v !== undefined)
       await store.del(keys)
     }
+    // Names as the store has them: a store writer's could redraw the terminal (shown.ts).
     const who = `subject ${shown(owner.sub)} of ${shown(owner.iss)}`
     process.stdout.write(
-      `${names.length === 0 ? `no secrets held for ${who}` : `purged ${names.length} secret${names.length === 1 ? '' : 's'} of ${who}: ${names.join(', ')}`}` +
+      `${names.length === 0 ? `no secrets held for ${who}` : `purged ${names.length} secret${names.length === 1 ? '' : 's'} of ${who}: ${names.map(shown).join(', ')}`}` +
         `${account ? '; and the account and upstream tokens the broker kept for them' : ''}\n`,
     )
     return 0

@@ -132,9 +132,16 @@ export class UserSecrets {
       const listed = await this.listed(owner)
       const purged = new Set<string>()
       for (const [i, user] of users.entries()) {
-        const keys = listed[i]!.map((name) => valueKey(user, name))
+        // Listed or not: a value can outlive its list (one set with no expiry, by an earlier
+        // version or with 0, or before the setting was lowered), and is still handed out.
+        const prefix = valueKey(user, '')
+        const atRest = (await this.o.store.keysWithPrefix(prefix)).map((k) =>
+          k.slice(prefix.length),
+        )
+        const names = [...new Set([...listed[i]!, ...atRest])]
+        const keys = names.map((name) => valueKey(user, name))
         const values = keys.length === 0 ? [] : await this.o.store.getMany(keys)
-        for (const [j, name] of listed[i]!.entries()) if (values[j] !== undefined) purged.add(name)
+        for (const [j, name] of names.entries()) if (values[j] !== undefined) purged.add(name)
         // The values first, as in drop.
         await this.o.store.del(keys)
         await this.o.store.del([indexKey(user)])

@@ -176,6 +176,11 @@ export function createMemoryStore(
       return true
     },
 
+    async keysWithPrefix(prefix) {
+      open('keysWithPrefix')
+      return [...entries.keys()].filter((key) => key.startsWith(prefix) && live(key) !== undefined)
+    },
+
     async sadd(set, member, ttlMs) {
       open('sadd')
       const expiresAt = expiry(ttlMs, 'sadd ttlMs')

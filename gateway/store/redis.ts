@@ -193,6 +193,21 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
         async () => (await client.persist(k(key))) === 1 || (await client.exists(k(key))) === 1,
       ),
 
+    // SCAN MATCH, one call per batch (each within commandTimeoutMs), the prefix glob-escaped.
+    async keysWithPrefix(prefix) {
+      const match = `${k(prefix).replace(/[*?[\]\\]/g, '\\$&')}*`
+      const out = new Set<string>()
+      let cursor = '0'
+      do {
+        const reply = await run('keysWithPrefix', () =>
+          client.scan(cursor, { MATCH: match, COUNT: 1000 }),
+        )
+        cursor = String(reply.cursor)
+        for (const key of reply.keys) out.add(key.slice(o.keyPrefix.length))
+      } while (cursor !== '0')
+      return [...out]
+    },
+
     async sadd(set, member, ttlMs) {
       if (ttlMs !== undefined) checkTtl(ttlMs, 'sadd ttlMs')
       return run('sadd', async () => {

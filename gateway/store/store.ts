@@ -32,6 +32,11 @@ export interface Store {
   /** Takes an existing key's time to live away: it lives until deleted. Resolves false when absent. */
   persist(key: string): Promise<boolean>
   /**
+   * Every live key that begins with `prefix` (any kind). Not one atomic read (Redis SCAN): a
+   * key written or deleted meanwhile may be missing or still there.
+   */
+  keysWithPrefix(prefix: string): Promise<string[]>
+  /**
    * Gives `key` a new time to live only if it still holds `value` (renewing a lock). Resolves
    * whether it did.
    */

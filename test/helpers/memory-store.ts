@@ -52,6 +52,10 @@ export function testStore(now: () => number = Date.now): Store & {
       if (v !== undefined) v.expires = Infinity
       return v !== undefined || sets.has(key)
     },
+    keysWithPrefix: async (prefix) =>
+      [...values.keys(), ...sets.keys()].filter(
+        (key) => key.startsWith(prefix) && (sets.has(key) || live(key) !== undefined),
+      ),
     sadd: async (set, member) => {
       sets.set(set, (sets.get(set) ?? new Set()).add(member))
     },

@@ -25,6 +25,20 @@ const tasksServer = (o: Record<string, unknown>) => ({
   args: [join(SERVERS_DIR, 'tasks.js')],
   ...o,
 })
+/**
+ * A `tasks` server with the SDK's task message queue (a request naming a related task has its
+ * answer queued for that task's tasks/result), recording each message in a new file; 5 s
+ * requestTimeout. For the tests of a related task where tasks are not offered.
+ */
+export function queueServer(o: Record<string, unknown> = {}): {
+  server: Record<string, unknown>
+  record: string
+} {
+  const record = join(mkdtempSync(join(tmpdir(), 'mcp-edge-tasksq-')), 'record.jsonl')
+  writeFileSync(record, '')
+  const env = { TASKS_MESSAGE_QUEUE: '1', FIXTURE_RECORD_FILE: record }
+  return { server: tasksServer({ env, requestTimeout: 5000, ...o }), record }
+}
 const access = (tools: string) => `    access: ["mcp:read"]\n    ${tools}\n`
 
 /**

@@ -21,8 +21,7 @@
 //   are U+FFFD now, and the rule is cut like any client-sent value.
 // What held is pinned as "held: …" (see the describe blocks).
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { openSession } from '../checklist/open-session.js'
@@ -31,7 +30,7 @@ import { modernRequest } from '../helpers/modern-request.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { request } from 'undici'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
-import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import {
   connectClient,
   raw,
@@ -40,6 +39,7 @@ import {
   recorded,
   sessionlessPlain,
   sizeOf,
+  queueServer,
   useTasksStack,
 } from '../helpers/tasks-stack.js'
 
@@ -214,27 +214,13 @@ describe("stop 51: a client's related-task _meta where tasks are not offered", (
   // has its answer queued for that task (for tasks/result), not sent.
   const RELATED = 'io.modelcontextprotocol/related-task'
   let stack: Stack
-  let file: string
+  const shared = queueServer({ mode: 'shared' })
+  // Session mode, behind an endpoint (which offers no tasks either); both record in one file.
+  const file = shared.record
+  const session = queueServer({ env: { TASKS_MESSAGE_QUEUE: '1', FIXTURE_RECORD_FILE: file } })
   before(async () => {
-    file = join(mkdtempSync(join(tmpdir(), 'stop51-')), 'shared.jsonl')
-    writeFileSync(file, '')
     stack = await startStack({
-      servers: {
-        tasksq: {
-          command: process.execPath,
-          args: [join(SERVERS_DIR, 'tasks.js')],
-          mode: 'shared',
-          env: { TASKS_MESSAGE_QUEUE: '1', FIXTURE_RECORD_FILE: file },
-          requestTimeout: 5000,
-        },
-        // Session mode, behind an endpoint (which offers no tasks either).
-        tasksqs: {
-          command: process.execPath,
-          args: [join(SERVERS_DIR, 'tasks.js')],
-          env: { TASKS_MESSAGE_QUEUE: '1', FIXTURE_RECORD_FILE: file },
-          requestTimeout: 5000,
-        },
-      },
+      servers: { tasksq: shared.server, tasksqs: session.server },
       config: { endpoints: { taskqep: { servers: ['tasksqs'], prefix: '{server}_' } } },
       policy: `${TEST_POLICY}${['tasksq', 'tasksqs'].map((n) => `  ${n}:\n    access: ["mcp:read"]\n    tools: { "*": ["mcp:read"] }\n`).join('')}`,
     })

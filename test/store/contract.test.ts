@@ -234,6 +234,28 @@ const cases: { name: string; run(h: Harness): Promise<void> }[] = [
     },
   },
 
+  {
+    name: 'keysWithPrefix: live keys of any kind under the prefix, glob characters taken literally, not another namespace',
+    async run({ s, t, foreign, ttl, long, elapse }) {
+      assert.deepEqual(await s.keysWithPrefix('p*?[x]\\:'), [])
+      await s.set('p*?[x]\\:a', 'v')
+      await t.set('p*?[x]\\:b', 'v', { ttlMs: long })
+      await s.sadd('p*?[x]\\:set', 'm')
+      await s.set('p*?[x]\\:going', 'v', { ttlMs: ttl })
+      for (const near of ['p*?[x]\\', 'pX?[x]\\:a', 'p*?x\\:a', 'p*?[x]:a', 'q*?[x]\\:a'])
+        await s.set(near, 'v')
+      await foreign.set('p*?[x]\\:foreign', 'v')
+      for (const key of ODD_KEYS) await s.set(`p*?[x]\\:${key}`, 'odd')
+      const odd = ODD_KEYS.map((key) => `p*?[x]\\:${key}`)
+      await elapse(async () => (await s.get('p*?[x]\\:going')) === undefined)
+      assert.deepEqual(
+        sorted(await s.keysWithPrefix('p*?[x]\\:')),
+        sorted([...new Set(['p*?[x]\\:a', 'p*?[x]\\:b', 'p*?[x]\\:set', ...odd])]),
+      )
+      assert.deepEqual(await foreign.keysWithPrefix('p*?[x]\\:'), ['p*?[x]\\:foreign'])
+    },
+  },
+
   // sets
   {
     name: 'sadd, srem, smembers and scard keep a set of distinct members',
