@@ -3,10 +3,30 @@
 // 1. The metrics listener (`metrics.listen`) checked the Host header only: an absolute-form
 //    target (`GET http://evil.example/metrics`, RFC 9112 §3.2.2: its authority replaces Host)
 //    naming a host not ours was served, where every route of the main listener refuses it.
+// What held, kept as tests:
+// 2. Tool pins: names YAML reads as something else unquoted (null, ~, booleans, numbers,
+//    dates, indicators, merge keys, line breaks, BOM, NEL, lone surrogates, a key past YAML's
+//    1024-character simple-key limit, __proto__) are written and read back equal.
+// 3. A malformed 2026-07-28 request at an endpoint and at a host-routed endpoint is told what
+//    is wrong (400 -32600), a member name cut at 64 never inside a surrogate pair's escape,
+//    the processes reading nothing; a client's JSON-RPC response or notification with the
+//    2026-07-28 header is not taken for a malformed request.
+// 4. mcp_edge_sessions: a DELETE by another subject ends nothing, the process of a server
+//    session crashing ends its session, each counted once.
 import assert from 'node:assert/strict'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { startStack, type Stack } from '../helpers/stack.js'
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
+import { request } from 'undici'
+import { pinTool } from '../../gateway/pins/edits.js'
+import { loadPins } from '../../gateway/pins/file.js'
+import { editPins } from '../../gateway/pins/write.js'
+import { modernToolCall } from '../helpers/modern-request.js'
+import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 /** One raw GET of `target` (as written: origin- or absolute-form) with `host` to `url`'s port. */
 function rawGet(
@@ -14,8 +34,31 @@ function rawGet(
   target: string,
   host: string,
 ): Promise<{ status: number; body: string }> {
+  return rawHttp(url, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)
+}
+
+/** One raw POST of `body` (JSON text) to `path` with `host` and `headers` to `url`'s port. */
+function rawPost(
+  url: string,
+  path: string,
+  host: string,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ status: number; body: string }> {
+  const head = Object.entries(headers)
+    .filter(([k]) => !['host', 'content-length'].includes(k.toLowerCase()))
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')
+  const length = Buffer.byteLength(body)
+  return rawHttp(
+    url,
+    `POST ${path} HTTP/1.1\r\nHost: ${host}\r\n${head}Content-Length: ${length}\r\nConnection: close\r\n\r\n${body}`,
+  )
+}
+
+/** Sends `text` to `url`'s port; resolves the answer's status and body (once it closes). */
+function rawHttp(url: string, text: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
-    const text = `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`
     const s = connect(Number(new URL(url).port), '127.0.0.1', () => s.write(text))
     let out = ''
     s.on('data', (d) => (out += d))
@@ -69,5 +112,168 @@ describe('stop53 1: an absolute-form target must name us on the metrics listener
       200,
     )
     assert.equal((await rawGet(url, 'http://10.0.0.7:9464/metrics', '10.0.0.7')).status, 200)
+  })
+})
+
+describe('stop53 2: pinned tool names YAML would read as something else round-trip (held)', () => {
+  const NAMES = [
+    ...['null', '~', 'Null', 'true', 'yes', 'no', 'on', 'off', 'y', '1', '-1', '0x1F', '0o17'],
+    ...['1e3', '.inf', '-.inf', '.nan', '-', '?', '? x', '*a', '&a', '!t', '!!str', '%x', '@x'],
+    ...['`x', '#x', "'", '"', '- x', ': x', ':', 'a: b', 'a #b', '\uFEFF', '\tx\t', ' x ', '\\'],
+    ...['a\nb', 'a\r\nb', 'a\rb', '{', '}', '[', ']', ',', '|', '>', '2001-01-01', '12:30'],
+    ...['1_000', '0b1', '=', '<<', '\u0085', '\ud83d', '\udc00x', 'e\u0301', '__proto__'],
+    ...['constructor', '...', '---', 'a\u0000b', 'x'.repeat(1025)],
+  ]
+  const dir = mkdtempSync(join(tmpdir(), 'stop53-pins-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  it('each written (the file re-read and checked before each write) and read back equal', () => {
+    const file = join(dir, 'pins.yaml')
+    const hash = `sha256:${'a'.repeat(64)}`
+    for (const name of NAMES) editPins(file, 10_000_000, (doc) => pinTool(doc, 's', name, hash))
+    const tools = loadPins(file, 10_000_000).servers.get('s')!.tools
+    assert.equal(tools.size, NAMES.length)
+    for (const name of NAMES) assert.equal(tools.get(name), hash, JSON.stringify(name))
+  })
+})
+
+describe('stop53 3: a malformed 2026-07-28 request at endpoints is told what is wrong (held)', () => {
+  const ROUTED = 'tools.example.com'
+  let stack: Stack
+  before(async () => {
+    stack = await startStack({
+      config: {
+        endpoints: { both: { servers: ['echo', 'fixture'] } },
+        hosts: { [ROUTED]: { endpoint: 'both' } },
+      },
+    })
+  })
+  after(() => stack.close())
+  const seen = () => {
+    const file = join(stack.dir, 'fixture-record.jsonl')
+    return existsSync(file) ? readFileSync(file, 'utf8') : ''
+  }
+  /** [where, the Host, the path, the token's resource] */
+  const WHERE = (): [string, string, string, string][] => {
+    const port = new URL(stack.url).port
+    return [
+      ['an endpoint', new URL(stack.url).host, '/mcp/both', `${stack.url}/mcp/both`],
+      ['a host-routed endpoint', `${ROUTED}:${port}`, '/mcp', `http://${ROUTED}:${port}/mcp`],
+    ]
+  }
+  // [case, what is changed in a valid request, the message's end]
+  const CASES: [string, Record<string, unknown>, RegExp][] = [
+    ['a null id', { id: null }, /: id must be a string or an integer$/],
+    ['a result member', { result: {} }, /: a request has no "result" member/],
+    // 63 characters, then a surrogate pair: the cut never leaves half of it escaped alone.
+    [
+      'a long member name ending in a surrogate pair',
+      { [`${'k'.repeat(63)}\u{1F600}tail`]: 1 },
+      /: unknown member "k{63}(\\ud83d)?…"$/,
+    ],
+    ['a control character', { 'a\u0007': 1 }, /: unknown member "a\\u0007"$/],
+  ]
+  it('400 -32600 naming the member, valid JSON, the process reading nothing', async () => {
+    const before = seen()
+    for (const [where, host, path, resource] of WHERE()) {
+      const token = await stack.token('alice', { resource })
+      for (const [what, change, message] of CASES) {
+        const r = modernToolCall(token, 'fixture_pid', {})
+        const body = JSON.stringify({ ...JSON.parse(r.body), ...change })
+        const res = await rawPost(stack.url, path, host, r.headers, body)
+        assert.equal(res.status, 400, `${where}, ${what}: ${res.body}`)
+        const answer = JSON.parse(res.body.slice(res.body.indexOf('{'))) as {
+          error: { code: number; message: string }
+        }
+        assert.equal(answer.error.code, -32600, `${where}, ${what}`)
+        assert.match(answer.error.message, /^Bad Request: not a valid 2026-07-28 JSON-RPC request/)
+        assert.match(answer.error.message, message, `${where}, ${what}`)
+        assert.doesNotMatch(
+          answer.error.message,
+          /[\ud800-\udfff]/u,
+          `${where}, ${what}: no lone surrogate`,
+        )
+      }
+      // The same request unchanged is answered (the endpoint and the token are right).
+      const ok = modernToolCall(token, 'fixture_pid', {})
+      const res = await rawPost(stack.url, path, host, ok.headers, ok.body)
+      assert.equal(res.status, 200, `${where}: ${res.body}`)
+    }
+    assert.equal(seen().replace(before, '').includes('"id":null'), false)
+  })
+
+  it('a JSON-RPC response or a notification with the 2026-07-28 header is not called malformed', async () => {
+    const url = `${stack.url}/mcp/both`
+    const token = await stack.token('alice', { resource: url })
+    const headers = modernToolCall(token, 'fixture_pid', {}).headers
+    for (const body of [
+      { jsonrpc: '2.0', id: 1, result: {} },
+      { jsonrpc: '2.0', id: 1, error: { code: 1, message: 'x' } },
+      { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 1 } },
+    ]) {
+      const res = await request(url, { method: 'POST', headers, body: JSON.stringify(body) })
+      const text = await res.body.text()
+      assert.doesNotMatch(text, /not a valid 2026-07-28/, JSON.stringify(body))
+    }
+  })
+})
+
+describe('stop53 4: mcp_edge_sessions ends each session once, every way (held)', () => {
+  let stack: Stack
+  before(async () => {
+    stack = await startStack({
+      // The fixture's crash tool is allowed here: a crash is one way a session ends.
+      policy: TEST_POLICY.replace('      crash: deny\n', ''),
+      config: { endpoints: { both: { servers: ['echo', 'fixture'] } } },
+    })
+  })
+  after(() => stack.close())
+  async function gauge(): Promise<{ server: number; endpoint: number }> {
+    const text = await (await request(`${stack.url}/metrics`)).body.text()
+    const kind = (k: string) =>
+      Number(new RegExp(`^mcp_edge_sessions\\{kind="${k}"\\} (\\d+)$`, 'm').exec(text)?.[1])
+    return { server: kind('server'), endpoint: kind('endpoint') }
+  }
+  async function connectAs(user: string, path: string) {
+    const url = `${stack.url}/mcp/${path}`
+    const token = await stack.token(user, { resource: url })
+    const client = new Client({ name: 'stop53', version: '0' })
+    const transport = new StreamableHTTPClientTransport(new URL(url), {
+      requestInit: { headers: { authorization: `Bearer ${token}` } },
+    })
+    await client.connect(transport)
+    return { client, transport, url, token }
+  }
+
+  it("another subject's DELETE ends nothing; a crash ends its session; each counted once", async () => {
+    const server = await connectAs('alice', 'fixture')
+    const endpoint = await connectAs('alice', 'both')
+    try {
+      assert.deepEqual(await gauge(), { server: 1, endpoint: 1 })
+      // Bob deletes Alice's sessions by their ids: refused, nothing ends.
+      for (const s of [server, endpoint]) {
+        const bob = await stack.token('bob', { resource: s.url })
+        const res = await request(s.url, {
+          method: 'DELETE',
+          headers: {
+            authorization: `Bearer ${bob}`,
+            'mcp-session-id': s.transport.sessionId!,
+            'mcp-protocol-version': '2025-11-25',
+          },
+        })
+        await res.body.dump()
+        assert.ok([403, 404].includes(res.statusCode), `DELETE by Bob: ${res.statusCode}`)
+      }
+      assert.deepEqual(await gauge(), { server: 1, endpoint: 1 })
+      // The server session's process crashes: its session ends, counted once.
+      await server.client.callTool({ name: 'crash', arguments: {} }).catch(() => undefined)
+      await waitFor(async () => (await gauge()).server === 0, 'the crashed session ended')
+      assert.deepEqual(await gauge(), { server: 0, endpoint: 1 })
+      await endpoint.transport.terminateSession()
+      await waitFor(async () => (await gauge()).endpoint === 0, 'the endpoint session ended')
+      assert.deepEqual(await gauge(), { server: 0, endpoint: 0 })
+    } finally {
+      await server.client.close().catch(() => undefined)
+      await endpoint.client.close()
+    }
   })
 })
