@@ -13,14 +13,26 @@
 //    2026-07-28 header is not taken for a malformed request.
 // 4. mcp_edge_sessions: a DELETE by another subject ends nothing, the process of a server
 //    session crashing ends its session, each counted once.
+// 5. The audit file sink's gathering, written to a FIFO whose reader opens late and reads
+//    slowly (a slow disk, writes held out): every line once, in order, none lost.
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import {
+  createReadStream,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
+import pino from 'pino'
 import { request } from 'undici'
+import { createAuditLog } from '../../gateway/observability/audit.js'
 import { pinTool } from '../../gateway/pins/edits.js'
 import { loadPins } from '../../gateway/pins/file.js'
 import { editPins } from '../../gateway/pins/write.js'
@@ -274,6 +286,58 @@ describe('stop53 4: mcp_edge_sessions ends each session once, every way (held)',
     } finally {
       await server.client.close().catch(() => undefined)
       await endpoint.client.close()
+    }
+  })
+})
+
+describe('stop53 5: the audit file sink through a slow FIFO: each line once, in order (held)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stop53-fifo-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  it('20,000 events, half before the reader opens, the rest while writes are out', async () => {
+    const fifo = join(dir, 'audit.fifo')
+    execFileSync('mkfifo', [fifo])
+    const main = pino({ level: 'info' }, { write() {} })
+    let lost = 0
+    const retry = { next: () => 1_000, reset() {} }
+    const audit = createAuditLog(fifo, main, undefined, { retry, lost: (n) => (lost += n) })
+    const N = 20_000
+    // Names of varied length (up to 300 characters): chunks end anywhere in a line.
+    const event = (i: number) => ({
+      sub: 'alice',
+      iss: 'https://idp.example',
+      clientId: 'c',
+      server: 's',
+      method: 'tools/call',
+      name: `t${i}-${'x'.repeat(i % 300)}`,
+      decision: 'allow' as const,
+      rule: 'r',
+      outcome: 'ok',
+    })
+    // The open of a FIFO for writing waits for its reader: these all wait in the sink.
+    for (let i = 0; i < N / 2; i++) audit.record(event(i))
+    let text = ''
+    const reader = createReadStream(fifo, { encoding: 'utf8', highWaterMark: 512 })
+    reader.on('data', (d) => (text += d))
+    try {
+      for (let i = N / 2; i < N; i++) {
+        audit.record(event(i))
+        if (i % 1_000 === 0) await new Promise((r) => setImmediate(r))
+      }
+      await audit.flush()
+      await waitFor(() => text.split('\n').length > N, 'every line read')
+      const names = text
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { name: string }).name.replace(/-x*$/, ''))
+      assert.equal(names.length, N)
+      const wrong = names.map((n, i) => (n === `t${i}` ? '' : `${i}: ${n}`)).filter(Boolean)
+      assert.deepEqual(wrong.slice(0, 5), [])
+      assert.equal(lost, 0)
+    } finally {
+      audit.close?.()
+      reader.destroy()
+      // The reader's last read waits for data (the sink keeps its end open): a line ends it.
+      writeFileSync(fifo, '\n')
     }
   })
 })
