@@ -3,6 +3,11 @@
 // 1. The metrics listener (`metrics.listen`) checked the Host header only: an absolute-form
 //    target (`GET http://evil.example/metrics`, RFC 9112 §3.2.2: its authority replaces Host)
 //    naming a host not ours was served, where every route of the main listener refuses it.
+// 6. The dev IdP's listener (loopback only) answered any Host: a DNS-rebinding page (a name of
+//    its own resolving to 127.0.0.1) could read its discovery document (which then named the
+//    page's host as the authorization endpoint), register a client and run the passwordless
+//    sign-in for the dev user. Its Host (and an absolute-form target) must be a plain loopback
+//    host[:port] now, 403 'host not allowed' otherwise, as at the gateway.
 // What held, kept as tests:
 // 2. Tool pins: names YAML reads as something else unquoted (null, ~, booleans, numbers,
 //    dates, indicators, merge keys, line breaks, BOM, NEL, lone surrogates, a key past YAML's
@@ -339,5 +344,51 @@ describe('stop53 5: the audit file sink through a slow FIFO: each line once, in 
       // The reader's last read waits for data (the sink keeps its end open): a line ends it.
       writeFileSync(fifo, '\n')
     }
+  })
+})
+
+describe("stop53 6: the dev IdP's listener takes only a loopback Host", () => {
+  let stack: Stack
+  before(async () => {
+    stack = await startStack()
+  })
+  after(() => stack.close())
+  const PATHS = ['/.well-known/openid-configuration', '/jwks', '/auth?client_id=x', '/reg']
+  it('a rebinding name, a hostile form or an absolute-form target naming another host: 403', async () => {
+    const issuer = stack.idp.issuer
+    const port = new URL(issuer).port
+    const cases: [string, string][] = [
+      ...['evil.example', `evil.example:${port}`, `127.0.0.1:${port}@evil.example`].map(
+        (host): [string, string] => [host, ''],
+      ),
+      ...[`127.0.0.1:${port}:1`, 'localhost.', `127.0.0.1:${port}, evil.example`].map(
+        (host): [string, string] => [host, ''],
+      ),
+      [`127.0.0.1:${port}`, `http://evil.example:${port}`],
+    ]
+    for (const [host, origin] of cases)
+      for (const path of PATHS) {
+        const res = await rawGet(issuer, `${origin}${path}`, host)
+        assert.equal(res.status, 403, `${host} ${origin}${path}: ${res.status}`)
+        assert.match(res.body, /host not allowed/)
+        assert.doesNotMatch(res.body, /evil/)
+      }
+  })
+  it('loopback names are served (any case, any port), the token grant too', async () => {
+    const issuer = stack.idp.issuer
+    const port = new URL(issuer).port
+    for (const host of [
+      `127.0.0.1:${port}`,
+      `localhost:${port}`,
+      'LOCALHOST',
+      '127.0.0.1',
+      '[::1]:9',
+    ])
+      assert.equal(
+        (await rawGet(issuer, '/.well-known/openid-configuration', host)).status,
+        200,
+        host,
+      )
+    assert.ok((await stack.token('alice')).length > 0)
   })
 })
