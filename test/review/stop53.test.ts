@@ -30,7 +30,6 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs'
-import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -42,6 +41,7 @@ import { pinTool } from '../../gateway/pins/edits.js'
 import { loadPins } from '../../gateway/pins/file.js'
 import { editPins } from '../../gateway/pins/write.js'
 import { modernToolCall } from '../helpers/modern-request.js'
+import { rawHttp } from '../helpers/raw-http.js'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
 
@@ -51,7 +51,10 @@ function rawGet(
   target: string,
   host: string,
 ): Promise<{ status: number; body: string }> {
-  return rawHttp(url, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)
+  return rawHttp(
+    Number(new URL(url).port),
+    `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+  )
 }
 
 /** One raw POST of `body` (JSON text) to `path` with `host` and `headers` to `url`'s port. */
@@ -68,25 +71,9 @@ function rawPost(
     .join('')
   const length = Buffer.byteLength(body)
   return rawHttp(
-    url,
+    Number(new URL(url).port),
     `POST ${path} HTTP/1.1\r\nHost: ${host}\r\n${head}Content-Length: ${length}\r\nConnection: close\r\n\r\n${body}`,
   )
-}
-
-/** Sends `text` to `url`'s port; resolves the answer's status and body (once it closes). */
-function rawHttp(url: string, text: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const s = connect(Number(new URL(url).port), '127.0.0.1', () => s.write(text))
-    let out = ''
-    s.on('data', (d) => (out += d))
-    const done = () =>
-      resolve({
-        status: Number(out.split(' ')[1] ?? 0),
-        body: out.split('\r\n\r\n').slice(1).join('\r\n\r\n'),
-      })
-    s.on('close', done)
-    s.on('error', done)
-  })
 }
 
 describe('stop53 1: an absolute-form target must name us on the metrics listener too', () => {
