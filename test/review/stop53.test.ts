@@ -9,6 +9,7 @@
 //    sign-in for the dev user. Its Host (and an absolute-form target) must be a plain loopback
 //    host[:port] now, 403 'host not allowed' otherwise, as at the gateway.
 // What held, kept as tests:
+// 1b. No Host (HTTP/1.0) and two Host headers are refused on both listeners.
 // 2. Tool pins: names YAML reads as something else unquoted (null, ~, booleans, numbers,
 //    dates, indicators, merge keys, line breaks, BOM, NEL, lone surrogates, a key past YAML's
 //    1024-character simple-key limit, __proto__) are written and read back equal.
@@ -100,6 +101,25 @@ describe('stop53 1: an absolute-form target must name us on the metrics listener
         assert.equal(res.status, 403, `${origin}${path}: ${res.status}`)
         assert.match(res.body, /host not allowed/)
       }
+  })
+
+  it('no Host (HTTP/1.0) or two Host headers: refused on both listeners (held)', async () => {
+    for (const url of [stack.url, stack.gateway.metricsUrl!]) {
+      const port = Number(new URL(url).port)
+      const host = new URL(url).host
+      const none = await rawHttp(port, 'GET /metrics HTTP/1.0\r\n\r\n')
+      assert.ok([400, 403].includes(none.status), `${url}: no Host: ${none.status}`)
+      for (const [a, b] of [
+        [host, 'evil.example'],
+        ['evil.example', host],
+        [host, host],
+      ]) {
+        const text = `GET /metrics HTTP/1.1\r\nHost: ${a}\r\nHost: ${b}\r\nConnection: close\r\n\r\n`
+        const res = await rawHttp(port, text)
+        assert.ok([400, 403].includes(res.status), `${url}: Host ${a}, Host ${b}: ${res.status}`)
+        assert.doesNotMatch(res.body, /mcp_edge_/)
+      }
+    }
   })
 
   it('the metrics listener refuses it too, 403 host not allowed', async () => {
