@@ -33,7 +33,7 @@ import type { GatewayConfig } from './config/schema.js'
 import type { DevIdp, DevIdpOptions } from './devidp/provider.js'
 import { createApp } from './http/app.js'
 import { metricsResponse } from './http/metrics.js'
-import { hostAllowed, hostname, isProbe, type OriginPolicy } from './http/origin.js'
+import { hostname, isProbe, type OriginPolicy, requestHostAllowed } from './http/origin.js'
 import { rpcErrorResponse } from './http/respond.js'
 import { unknownSessionBudget } from './http/session-probe.js'
 import { setUpIdentity, type Identity } from './identity.js'
@@ -757,9 +757,9 @@ async function listenMetrics(
   hosts: OriginPolicy,
 ): Promise<{ url: string; close(): Promise<void> }> {
   const server = createAdaptorServer({
-    fetch: (req: Request) => {
+    fetch: (req: Request, env: unknown) => {
       const path = new URL(req.url).pathname
-      if (!hostAllowed(req.headers.get('host') ?? undefined, hosts, true))
+      if (!requestHostAllowed(req.headers.get('host') ?? undefined, env, hosts, true))
         return rpcErrorResponse(403, -32000, 'host not allowed')
       if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD'))
         return rpcErrorResponse(404, -32601, 'not found')

@@ -8,6 +8,7 @@ import type { errors as OidcErrors } from 'oidc-provider'
 import { pino, type Logger } from 'pino'
 import { createModelStore, MODELS_FILE, type ModelStore } from './adapter.js'
 import { loadOidcModule } from '../broker/oidc-module.js'
+import { type OriginPolicy, requestHostAllowed } from '../http/origin.js'
 import { configuration, isLoopbackHost, registrationCors, type Settings } from './configuration.js'
 import { DevIdpError } from './errors.js'
 import { devInteractions } from './interactions.js'
@@ -94,6 +95,9 @@ export interface DevIdp {
 
 /** Client id of the built-in confidential client used by `mcp-edge token` (first user). */
 export const CLI_CLIENT_ID = 'mcp-edge-cli'
+/** The dev IdP's Host rule: the loopback names only (it listens on loopback alone). */
+const LOOPBACK_ONLY: OriginPolicy = { origins: [], local: true, hosts: [] }
+
 const DEFAULT_SCOPES = ['mcp:read', 'mcp:write', 'mcp:admin']
 const DEFAULT_USERS: DevUser[] = [{ sub: 'dev-user', roles: ['mcp-user', 'mcp-developer'] }]
 
@@ -183,7 +187,16 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     provider.use(registrationCors())
     provider.use(devInteractions(provider, [...users.values()], logger))
     observe(provider, logger)
-    server.on('request', provider.callback())
+    const callback = provider.callback()
+    server.on('request', (req, res) => {
+      // DNS rebinding: a page whose own name resolves to 127.0.0.1 could read discovery (which
+      // names the request's Host as the authorization endpoint), register a client and sign in
+      // as the dev user. Only a plain loopback host[:port] passes, as at the gateway.
+      if (requestHostAllowed(req.headers.host, { incoming: req }, LOOPBACK_ONLY, false))
+        return void callback(req, res)
+      res.writeHead(403, { 'content-type': 'application/json' })
+      res.end('{"error":"invalid_request","error_description":"host not allowed"}')
+    })
     if (stateFile) {
       await writeDevIdpState(stateFile, {
         issuer,

@@ -90,20 +90,31 @@ export function isProbe(target: string | undefined): boolean {
  */
 export function hostGuard(p: OriginPolicy) {
   return async function checkHost(c: Context, next: Next): Promise<Response | void> {
-    const ipLiterals = isProbe(c.req.path)
-    if (!hostAllowed(c.req.header('host'), p, ipLiterals))
+    if (!requestHostAllowed(c.req.header('host'), c.env, p, isProbe(c.req.path)))
       return rpcErrorResponse(403, -32000, 'host not allowed')
-    // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host; it must name us too.
-    const target: unknown = (c.env as { incoming?: { url?: unknown } } | undefined)?.incoming?.url
-    if (
-      typeof target === 'string' &&
-      !target.startsWith('/') &&
-      !hostAllowed(URL.parse(target)?.host, p, ipLiterals)
-    ) {
-      return rpcErrorResponse(403, -32000, 'host not allowed')
-    }
     await next()
   }
+}
+
+/**
+ * Whether a request's Host (`host`) and, with an absolute-form target, the target's authority
+ * (RFC 9112 §3.2.2: it replaces Host, so it must name us too) are allowed. `env` is the Node
+ * adaptor's (its `incoming` request holds the target as the client wrote it). Every listener's
+ * guard, the metrics listener's too.
+ */
+export function requestHostAllowed(
+  host: string | undefined,
+  env: unknown,
+  p: OriginPolicy,
+  ipLiterals: boolean,
+): boolean {
+  if (!hostAllowed(host, p, ipLiterals)) return false
+  const target: unknown = (env as { incoming?: { url?: unknown } } | undefined)?.incoming?.url
+  return (
+    typeof target !== 'string' ||
+    target.startsWith('/') ||
+    hostAllowed(URL.parse(target)?.host, p, ipLiterals)
+  )
 }
 
 /**

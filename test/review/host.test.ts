@@ -5,8 +5,8 @@
 // - a loopback Host other than the three loopback names (127.9.9.9) makes the metadata name a
 //   resource that no token can carry: neither the gateway nor the dev IdP knows it.
 import assert from 'node:assert/strict'
-import { connect } from 'node:net'
 import { after, before, describe, it } from 'node:test'
+import { rawHttp } from '../helpers/raw-http.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 let stack: Stack
@@ -18,21 +18,7 @@ before(async () => {
 after(() => stack.close())
 
 /** Sends raw bytes, returns the status line's code and the body. */
-function raw(text: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1', () => s.write(text))
-    let out = ''
-    s.on('data', (d) => (out += d))
-    const done = () =>
-      resolve({
-        status: Number(out.split(' ')[1] ?? 0),
-        body: out.split('\r\n\r\n').slice(1).join('\r\n\r\n'),
-      })
-    s.on('close', done)
-    s.on('error', done)
-    setTimeout(() => s.destroy(), 3000).unref()
-  })
-}
+const raw = (text: string) => rawHttp(port, text)
 
 const get = (target: string, headers: string[]) =>
   raw(
