@@ -64,13 +64,20 @@ export function outcomeText(o: AuditOutcome): string {
 /**
  * A JSON-RPC error's code as the line writes it: as a template writes it (a number, and anything
  * else a process wrote there), or as JSON when it has no string form (`{"toString":0}`, valid
- * JSON, made the template throw in the child's stdout callback and ended the gateway).
+ * JSON, made the template throw in the child's stdout callback and ended the gateway), or its
+ * type when it cannot be written as JSON either.
  */
 function codeText(code: unknown): string {
   try {
     return `${code}`
   } catch {
-    return JSON.stringify(code) ?? typeof code
+    // Nested deeper than the stack lets JSON.stringify go (a process's line past ~3000 levels,
+    // should servers.<name>.childMaxJsonDepth ever let one through): its type, never a throw.
+    try {
+      return JSON.stringify(code) ?? typeof code
+    } catch {
+      return typeof code
+    }
   }
 }
 

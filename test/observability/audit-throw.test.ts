@@ -17,6 +17,7 @@ import {
   type AuditLog,
   createAuditLog,
 } from '../../gateway/observability/audit.js'
+import { outcomeText } from '../../gateway/observability/allowed.js'
 import { INITIALIZE as INIT } from '../helpers/initialize.js'
 import { modernToolCall } from '../helpers/modern-request.js'
 import { postMcp } from '../helpers/post-mcp.js'
@@ -164,6 +165,18 @@ describe('an error code that cannot be made a string', () => {
       assert.equal(audited[0]!.decision, 'allow')
       assert.equal(audited[0]!.outcome, c.outcome)
     })
+})
+
+describe('an error code too deep for JSON', () => {
+  it('its outcome text is its type: built before the never-throwing audit step, it must not throw', () => {
+    // No string form at the top, then nested past what JSON.stringify's recursion takes. A
+    // process's line that deep is dropped by childMaxJsonDepth (at most 2048) before this, so
+    // this holds the text builder itself to never throwing.
+    let code: Record<string, unknown> = { toString: 0, valueOf: 0 }
+    for (let i = 0; i < 100_000; i++) code = { toString: 0, valueOf: 0, inner: code }
+    assert.throws(() => JSON.stringify(code), RangeError)
+    assert.equal(outcomeText({ kind: 'error', code: code as never }), 'error object')
+  })
 })
 
 const NO_RETRY = { next: () => 1_000, reset() {} }
