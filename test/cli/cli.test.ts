@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { after, describe, it } from 'node:test'
 import { request } from 'undici'
+import { initBody } from '../checklist/open-session.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
 
@@ -258,16 +259,7 @@ describe('production safety', () => {
     const res = await request(`${url}/mcp/echo`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: ACCEPT },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: {
-          protocolVersion: '2025-11-25',
-          capabilities: {},
-          clientInfo: { name: 't', version: '0' },
-        },
-      }),
+      body: JSON.stringify(initBody()),
     })
     assert.equal(res.statusCode, 200)
     await res.body.dump()
@@ -358,16 +350,7 @@ describe('serve with the dev IdP, token, and a clean shutdown', () => {
         },
         body: JSON.stringify(body),
       })
-    const initialize = {
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: {
-        protocolVersion: '2025-11-25',
-        capabilities: {},
-        clientInfo: { name: 't', version: '0' },
-      },
-    }
+    const initialize = initBody()
     const init = await post('echo', initialize)
     assert.equal(init.statusCode, 200)
     await init.body.dump()

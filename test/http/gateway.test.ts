@@ -8,22 +8,14 @@ import { Readable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
+import { initBody } from '../checklist/open-session.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { authorizationCodeFlow, registerPublicClient } from '../helpers/oauth-flow.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const ACCEPT = 'application/json, text/event-stream'
-const INIT = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: {
-    protocolVersion: '2025-11-25',
-    capabilities: {},
-    clientInfo: { name: 't', version: '0' },
-  },
-}
+const INIT = initBody()
 
 let stack: Stack
 before(async () => {

@@ -11,9 +11,12 @@ import { existsSync, readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { INITIALIZE as INIT } from '../helpers/initialize.js'
+import { initBody } from '../checklist/open-session.js'
 import { MODERN_VERSION } from '../helpers/modern-request.js'
 import { startStack, type Stack } from '../helpers/stack.js'
+
+/** The session-era initialize a raw-HTTP client sends first. */
+const INIT = initBody()
 
 let stack: Stack
 let token: string

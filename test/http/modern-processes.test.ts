@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { DEFAULT_LANES_PER_SUBJECT } from '../../gateway/config/schema.js'
+import { initBody } from '../checklist/open-session.js'
 import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -191,16 +192,7 @@ describe('sessionless lanes: reaping, identity, capacity', () => {
         accept: 'application/json, text/event-stream',
         authorization: `Bearer ${a}`,
       },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: {
-          protocolVersion: '2025-11-25',
-          capabilities: {},
-          clientInfo: { name: 't', version: '0' },
-        },
-      }),
+      body: JSON.stringify(initBody()),
     })
     await init.body.text()
     assert.equal(init.statusCode, 200, 'a session too')

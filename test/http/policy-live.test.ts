@@ -10,6 +10,7 @@ import {
   UnauthorizedError,
 } from '@modelcontextprotocol/client'
 import { request } from 'undici'
+import { initBody } from '../checklist/open-session.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { followToRedirectUri } from '../helpers/oauth-flow.js'
 import { memoryProvider, REDIRECT } from '../helpers/oauth-provider.js'
@@ -17,16 +18,7 @@ import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const _ACCEPT = 'application/json, text/event-stream'
-const INIT = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: {
-    protocolVersion: '2025-11-25',
-    capabilities: {},
-    clientInfo: { name: 't', version: '0' },
-  },
-}
+const INIT = initBody()
 
 let stack: Stack
 before(async () => {

@@ -3,19 +3,11 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
+import { initBody } from '../checklist/open-session.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 const PUBLIC = 'https://MCP.example.com/edge'.replace('MCP', 'mcp')
-const INIT = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: {
-    protocolVersion: '2025-11-25',
-    capabilities: {},
-    clientInfo: { name: 't', version: '0' },
-  },
-}
+const INIT = initBody()
 
 let stack: Stack
 before(async () => {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
+import { initBody } from '../checklist/open-session.js'
 import { firstData } from '../helpers/sse.js'
 import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
@@ -69,16 +70,7 @@ describe('rate limits across replicas (Redis)', { skip: NO_REDIS }, () => {
       const text = await res.body.text()
       return { status: res.statusCode, headers: res.headers, text }
     }
-    const init = await post({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: {
-        protocolVersion: '2025-11-25',
-        capabilities: {},
-        clientInfo: { name: 't', version: '0' },
-      },
-    })
+    const init = await post(initBody())
     assert.equal(init.status, 200, init.text)
     const sid = init.headers['mcp-session-id'] as string
     await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, sid)

@@ -10,6 +10,7 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { request } from 'undici'
+import { initBody } from '../checklist/open-session.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -54,16 +55,7 @@ after(() => stack.close())
 const post = (server: string, body: unknown, headers: Record<string, string> = {}) =>
   postMcp(stack.local(server), body, headers)
 
-const INIT = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: {
-    protocolVersion: '2025-11-25',
-    capabilities: {},
-    clientInfo: { name: 't', version: '0' },
-  },
-}
+const INIT = initBody()
 
 async function session(server: string, token: string) {
   const auth = { authorization: `Bearer ${token}` }

@@ -5,20 +5,12 @@
 import assert from 'node:assert/strict'
 import { ServerResponse } from 'node:http'
 import { after, before, describe, it } from 'node:test'
+import { initBody } from '../checklist/open-session.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
 
-const INIT = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: {
-    protocolVersion: '2025-11-25',
-    capabilities: {},
-    clientInfo: { name: 't', version: '0' },
-  },
-}
+const INIT = initBody()
 
 let stack: Stack
 before(async () => {

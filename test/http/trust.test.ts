@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it, test } from 'node:test'
 import { trustedPeer } from '../../gateway/http/trust.js'
+import { initBody } from '../checklist/open-session.js'
 
 describe('trustedPeer', () => {
   const cases = [
@@ -55,16 +56,7 @@ describe('forwarded headers reach the log only from trusted proxies', async () =
             accept: 'application/json, text/event-stream',
             authorization: `Bearer ${await stack.token('alice')}`,
           },
-          body: JSON.stringify({
-            jsonrpc: '2.0',
-            id: 1,
-            method: 'initialize',
-            params: {
-              protocolVersion: '2025-11-25',
-              capabilities: {},
-              clientInfo: { name: 't', version: '0' },
-            },
-          }),
+          body: JSON.stringify(initBody()),
         })
         await init.body.dump()
         assert.match(init.headers['mcp-session-id'] as string, /^r7\.[\w-]{32}$/)

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { request } from 'undici'
+import { initBody } from '../checklist/open-session.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { launchBrowser, NO_BROWSER } from '../helpers/browser.js'
@@ -15,16 +16,7 @@ import { freePort } from '../helpers/ports.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 const ACCEPT = 'application/json, text/event-stream'
-const INIT = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: {
-    protocolVersion: '2025-11-25',
-    capabilities: {},
-    clientInfo: { name: 't', version: '0' },
-  },
-}
+const INIT = initBody()
 const CALL = {
   jsonrpc: '2.0',
   id: 2,

@@ -18,11 +18,14 @@ import {
   createAuditLog,
 } from '../../gateway/observability/audit.js'
 import { outcomeText } from '../../gateway/observability/allowed.js'
-import { INITIALIZE as INIT } from '../helpers/initialize.js'
+import { initBody } from '../checklist/open-session.js'
 import { modernToolCall } from '../helpers/modern-request.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+
+/** The session-era initialize a raw-HTTP client sends first. */
+const INIT = initBody()
 
 const STRAY = join(import.meta.dirname, '../helpers/stray-server.js')
 const ODD = { toString: 0, valueOf: 0 }
