@@ -1,0 +1,127 @@
+// An operator's `mcp-edge secrets purge` of a broker user (someone who left) signs them out
+// everywhere: two broker replicas on one real redis-server, a broker access token of the user
+// that both accept, then the built command run with a replica's own config, then that token
+// refused by both (401 invalid_token, "signed out everywhere"), told over Redis pub/sub, while
+// another user's token is still accepted. The store names the user only by a hash.
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { createClient } from '@redis/client'
+import { decodeJwt } from 'jose'
+import { brokerLogin } from '../helpers/broker-browser.js'
+import { startBrokerReplicas, type BrokerReplicas } from '../helpers/broker-replicas.js'
+import { BOB, BOB_READER_CLAIMS } from '../helpers/broker-tokens.js'
+import { runCli } from '../helpers/cli-run.js'
+import { REDIRECT } from '../helpers/oauth-provider.js'
+import { NO_REDIS } from '../helpers/redis.js'
+import { authorizeUrl, registerClient, replicaCall } from '../helpers/replica-call.js'
+import { waitFor } from '../helpers/wait-for.js'
+
+const SIGNED_OUT = 'the user was signed out everywhere; sign in again'
+
+describe('secrets purge with the broker signs the user out on every replica', {
+  skip: NO_REDIS,
+  timeout: 300_000,
+}, () => {
+  let s: BrokerReplicas
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-purge-sign-out-'))
+  before(async () => {
+    s = await startBrokerReplicas()
+  })
+  after(async () => {
+    await s?.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  /** A fresh login (its own browser) through A, the code exchanged at B: the access token. */
+  async function accessToken(clientId: string): Promise<string> {
+    const { url, verifier } = authorizeUrl(s, clientId)
+    s.router.mode = 'a'
+    const { callback } = await brokerLogin(url, { redirectUri: REDIRECT, jar: new Map() })
+    const code = callback.searchParams.get('code')
+    assert.ok(code, `no code: ${callback.href}`)
+    const res = await replicaCall(s, 'b', '/token', {
+      form: {
+        grant_type: 'authorization_code',
+        code,
+        code_verifier: verifier,
+        redirect_uri: REDIRECT,
+        client_id: clientId,
+        resource: `${s.publicUrl}/mcp/notes`,
+      },
+    })
+    assert.equal(res.status, 200, res.text)
+    return res.json.access_token!
+  }
+
+  /** An MCP initialize with `token` at replica `via`: its status and challenge. */
+  async function useAt(via: 'a' | 'b', token: string) {
+    const res = await replicaCall(s, via, '/mcp/notes', {
+      json: {
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-11-25',
+          capabilities: {},
+          clientInfo: { name: 'purge sign-out', version: '0' },
+        },
+      },
+      headers: { authorization: `Bearer ${token}`, accept: 'application/json, text/event-stream' },
+    })
+    return { status: res.status, challenge: String(res.headers['www-authenticate'] ?? '') }
+  }
+
+  it("refuses the purged user's broker token on both replicas (401 invalid_token, signed out), not another user's", async () => {
+    const clientId = await registerClient(s, 'a', 'purge sign-out client')
+    const alice = await accessToken(clientId)
+    s.idp.nextUser(BOB)
+    s.idp.updateUser(BOB, BOB_READER_CLAIMS)
+    const bob = await accessToken(clientId)
+    const aliceSub = String(decodeJwt(alice).sub)
+    assert.notEqual(aliceSub, String(decodeJwt(bob).sub))
+    for (const via of ['a', 'b'] as const)
+      for (const token of [alice, bob])
+        assert.equal((await useAt(via, token)).status, 200, `${via} accepts before the purge`)
+
+    const config = join(dir, 'gateway.yaml')
+    writeFileSync(config, JSON.stringify(s.rawConfig('operator')), { mode: 0o600 })
+    const r = await runCli(['secrets', 'purge', '--subject', aliceSub, '--config', config])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(
+      r.stdout,
+      `no secrets held for subject ${aliceSub} of ${s.publicUrl}; and the account and upstream tokens the broker kept for them; signed out everywhere\n`,
+    )
+
+    // Each replica learns it by message (neither made it): wait for that event, on both.
+    for (const via of ['a', 'b'] as const) {
+      let last = { status: 0, challenge: '' }
+      await waitFor(
+        async () => (last = await useAt(via, alice)).status === 401,
+        () => `${via} still answers ${last.status} to the purged user's token`,
+      )
+      assert.match(last.challenge, /error="invalid_token"/, via)
+      assert.ok(last.challenge.includes(`error_description="${SIGNED_OUT}"`), last.challenge)
+      assert.equal((await useAt(via, bob)).status, 200, `${via} still accepts another user's`)
+    }
+
+    // Listed in the store (a replica starting later loads it) under a hash, never the subject.
+    const redis = createClient({ url: s.redis.url })
+    redis.on('error', () => {})
+    await redis.connect()
+    try {
+      const members = await redis.zRange(`${s.keyPrefix}broker:revoked`, 0, -1)
+      const hash = createHash('sha256').update(aliceSub).digest('base64url')
+      assert.ok(
+        members.some((m) => m.startsWith(`s.${hash}.`)),
+        `listed: ${members.join(' ')}`,
+      )
+      assert.ok(!members.some((m) => m.includes(aliceSub)), 'the subject itself is not stored')
+    } finally {
+      redis.destroy()
+    }
+  })
+})
