@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createClient } from '@redis/client'
 import { decodeJwt } from 'jose'
+import { request } from 'undici'
 import { brokerLogin } from '../helpers/broker-browser.js'
 import { startBrokerReplicas, type BrokerReplicas } from '../helpers/broker-replicas.js'
 import { BOB, BOB_READER_CLAIMS } from '../helpers/broker-tokens.js'
@@ -75,6 +76,12 @@ describe('secrets purge with the broker signs the user out on every replica', {
     return { status: res.status, challenge: String(res.headers['www-authenticate'] ?? '') }
   }
 
+  /** How many revocations replica `via` learned of from others (its metric). */
+  async function learned(via: 'a' | 'b'): Promise<number> {
+    const text = await (await request(`${s.replicas[via].url}/metrics`)).body.text()
+    return Number(/^mcp_edge_revocations_total\{event="learned"\} (\d+)$/m.exec(text)?.[1] ?? 0)
+  }
+
   it("refuses the purged user's broker token on both replicas (401 invalid_token, signed out), not another user's", async () => {
     const clientId = await registerClient(s, 'a', 'purge sign-out client')
     const alice = await accessToken(clientId)
@@ -87,6 +94,7 @@ describe('secrets purge with the broker signs the user out on every replica', {
       for (const token of [alice, bob])
         assert.equal((await useAt(via, token)).status, 200, `${via} accepts before the purge`)
 
+    const learnedBefore = { a: await learned('a'), b: await learned('b') }
     const config = join(dir, 'gateway.yaml')
     writeFileSync(config, JSON.stringify(s.rawConfig('operator')), { mode: 0o600 })
     const r = await runCli(['secrets', 'purge', '--subject', aliceSub, '--config', config])
@@ -98,13 +106,14 @@ describe('secrets purge with the broker signs the user out on every replica', {
 
     // Each replica learns it by message (neither made it): wait for that event, on both.
     for (const via of ['a', 'b'] as const) {
-      let last = { status: 0, challenge: '' }
       await waitFor(
-        async () => (last = await useAt(via, alice)).status === 401,
-        () => `${via} still answers ${last.status} to the purged user's token`,
+        async () => (await learned(via)) > learnedBefore[via],
+        `${via} learned of the sign-out`,
       )
-      assert.match(last.challenge, /error="invalid_token"/, via)
-      assert.ok(last.challenge.includes(`error_description="${SIGNED_OUT}"`), last.challenge)
+      const refused = await useAt(via, alice)
+      assert.equal(refused.status, 401, `${via} refuses the purged user's token`)
+      assert.match(refused.challenge, /error="invalid_token"/, via)
+      assert.ok(refused.challenge.includes(`error_description="${SIGNED_OUT}"`), refused.challenge)
       assert.equal((await useAt(via, bob)).status, 200, `${via} still accepts another user's`)
     }
 
