@@ -12,13 +12,14 @@ import { after, before, describe, it } from 'node:test'
 import { createClient } from '@redis/client'
 import { decodeJwt } from 'jose'
 import { request } from 'undici'
-import { brokerLogin } from '../helpers/broker-browser.js'
+import { initBody } from '../checklist/open-session.js'
+import { newClient } from '../helpers/broker-raw.js'
 import { startBrokerReplicas, type BrokerReplicas } from '../helpers/broker-replicas.js'
-import { BOB, BOB_READER_CLAIMS } from '../helpers/broker-tokens.js'
+import { BOB, loginTokens } from '../helpers/broker-tokens.js'
 import { runCli } from '../helpers/cli-run.js'
 import { REDIRECT } from '../helpers/oauth-provider.js'
 import { NO_REDIS } from '../helpers/redis.js'
-import { authorizeUrl, registerClient, replicaCall } from '../helpers/replica-call.js'
+import { replicaCall } from '../helpers/replica-call.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const SIGNED_OUT = 'the user was signed out everywhere; sign in again'
@@ -37,40 +38,17 @@ describe('secrets purge with the broker signs the user out on every replica', {
     rmSync(dir, { recursive: true, force: true })
   })
 
-  /** A fresh login (its own browser) through A, the code exchanged at B: the access token. */
-  async function accessToken(clientId: string): Promise<string> {
-    const { url, verifier } = authorizeUrl(s, clientId)
-    s.router.mode = 'a'
-    const { callback } = await brokerLogin(url, { redirectUri: REDIRECT, jar: new Map() })
-    const code = callback.searchParams.get('code')
-    assert.ok(code, `no code: ${callback.href}`)
-    const res = await replicaCall(s, 'b', '/token', {
-      form: {
-        grant_type: 'authorization_code',
-        code,
-        code_verifier: verifier,
-        redirect_uri: REDIRECT,
-        client_id: clientId,
-        resource: `${s.publicUrl}/mcp/notes`,
-      },
-    })
-    assert.equal(res.status, 200, res.text)
-    return res.json.access_token!
-  }
+  /** The replicas' public URL, where a client logs in (every request at A: the router's default). */
+  const front = () => ({
+    url: s.publicUrl,
+    endpoint: (server: string) => `${s.publicUrl}/mcp/${server}`,
+    idp: s.idp,
+  })
 
   /** An MCP initialize with `token` at replica `via`: its status and challenge. */
   async function useAt(via: 'a' | 'b', token: string) {
     const res = await replicaCall(s, via, '/mcp/notes', {
-      json: {
-        jsonrpc: '2.0',
-        id: 0,
-        method: 'initialize',
-        params: {
-          protocolVersion: '2025-11-25',
-          capabilities: {},
-          clientInfo: { name: 'purge sign-out', version: '0' },
-        },
-      },
+      json: initBody(),
       headers: { authorization: `Bearer ${token}`, accept: 'application/json, text/event-stream' },
     })
     return { status: res.status, challenge: String(res.headers['www-authenticate'] ?? '') }
@@ -83,11 +61,9 @@ describe('secrets purge with the broker signs the user out on every replica', {
   }
 
   it("refuses the purged user's broker token on both replicas (401 invalid_token, signed out), not another user's", async () => {
-    const clientId = await registerClient(s, 'a', 'purge sign-out client')
-    const alice = await accessToken(clientId)
-    s.idp.nextUser(BOB)
-    s.idp.updateUser(BOB, BOB_READER_CLAIMS)
-    const bob = await accessToken(clientId)
+    const client = await newClient(front(), [REDIRECT])
+    const { access: alice } = await loginTokens(front(), { client, redirectUri: REDIRECT })
+    const { access: bob } = await loginTokens(front(), { client, redirectUri: REDIRECT, user: BOB })
     const aliceSub = String(decodeJwt(alice).sub)
     assert.notEqual(aliceSub, String(decodeJwt(bob).sub))
     for (const via of ['a', 'b'] as const)
