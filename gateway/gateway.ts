@@ -134,6 +134,7 @@ async function importBroker() {
   ])
   return {
     RevocationList: revocations.RevocationList,
+    revocationTtlMs: revocations.revocationTtlMs,
     startBroker: broker.startBroker,
     requireSharedKeys: broker.requireSharedKeys,
     brokerKeys: keys.brokerKeys,
@@ -287,9 +288,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
       (await unlessAborted(
         code.RevocationList.start({
           store: await sharedStore(),
-          // Plus a minute: a refresh already in flight when its grant is revoked may mint a token
-          // a little later, and that token must be refused to its end too (the outside review).
-          ttlMs: (brokerConfig.accessTokenTtl + config.auth.clockTolerance + 60) * 1000,
+          ttlMs: code.revocationTtlMs(config, brokerConfig),
           toleranceMs: config.auth.clockTolerance * 1000,
           maxEntries: brokerConfig.revocationListMax,
           tokensPerUser: brokerConfig.revocationsPerUser,

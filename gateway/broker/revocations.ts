@@ -1,6 +1,7 @@
 import { createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { RevocationMarks, Revocations } from '../auth/revocation.js'
+import type { GatewayConfig } from '../config/schema.js'
 import type { Store } from '../store/store.js'
 
 /** The store key of the list (an expiring set) and the channel replicas tell each other on. */
@@ -214,7 +215,7 @@ export class RevocationList implements Revocations {
    * @throws StoreError when the store cannot list it (this replica refuses them already)
    */
   async revokeSubject(subject: string): Promise<void> {
-    await this.add([`s.${subjectHash(subject)}.${Math.floor(this.now() / 1000)}`])
+    await this.add([subjectEntry(subject, this.now())])
   }
 
   /**
@@ -252,10 +253,7 @@ export class RevocationList implements Revocations {
     for (const e of entries) this.note(e, ttlMs)
     this.o.onEvent?.('revoked')
     // Here first, so this replica refuses at once; then where the others look.
-    for (const e of entries) {
-      await this.o.store.addExpiring(REVOKED_SET, e, ttlMs)
-      await this.o.store.broadcast?.publish(REVOKED_CHANNEL, `${e} ${ttlMs}`)
-    }
+    for (const e of entries) await listEntry(this.o.store, e, ttlMs)
   }
 
   private live(entry: string, t: number): boolean {
@@ -355,6 +353,33 @@ export class RevocationList implements Revocations {
       this.o.log.warn({ err }, 'revocation list: reload after subscribing failed')
     }
   }
+}
+
+/**
+ * How long an entry lives, in ms, with `config`'s broker: the access token TTL plus the clock
+ * tolerance, plus a minute: a refresh already in flight when its grant is revoked may mint a
+ * token a little later, and that token must be refused to its end too (the outside review).
+ */
+export function revocationTtlMs(
+  config: GatewayConfig,
+  broker: NonNullable<GatewayConfig['auth']['broker']>,
+): number {
+  return (broker.accessTokenTtl + config.auth.clockTolerance + 60) * 1000
+}
+
+/** The entry signing `subject` out everywhere: every token of theirs issued until `nowMs`'s second. */
+export function subjectEntry(subject: string, nowMs: number): string {
+  return `s.${subjectHash(subject)}.${Math.floor(nowMs / 1000)}`
+}
+
+/**
+ * Lists `entry` for `ttlMs` in the store, where a replica (re)starting loads it, and tells every
+ * subscribed replica (a list, or an operator's command that holds none).
+ * @throws StoreError when the store cannot list it
+ */
+export async function listEntry(store: Store, entry: string, ttlMs: number): Promise<void> {
+  await store.addExpiring(REVOKED_SET, entry, ttlMs)
+  await store.broadcast?.publish(REVOKED_CHANNEL, `${entry} ${ttlMs}`)
 }
 
 /** How a subject is named in the list, the store and messages (never as itself). */

@@ -15,7 +15,7 @@ usage: mcp-edge secrets purge --subject SUB [--issuer ISS] --config FILE
   --issuer   their issuer (default: the broker's publicUrl with auth.broker, else auth.issuer)
   --config   the gateway's own config: its store (redis) and secrets.keys
   Deletes every secret the user set, and with the broker the account and upstream tokens it
-  keeps for them; prints how many, never a value.
+  keeps for them and signs them out everywhere; prints how many, never a value.
 
 exit: 0 done (nothing held included), 1 not done (store not reached, other keys, a memory
 store), 2 usage or configuration error`
@@ -69,14 +69,21 @@ export async function purgeCommand(args: string[]): Promise<number> {
     return 1
   }
   // Loaded once the command is known good, as `serve` loads the gateway.
-  const [{ sealerForStore }, { createStore }, { UserSecrets }, { accountKeys }, { checkKeys }] =
-    await Promise.all([
-      import('../store/sealed.js'),
-      import('../store/create.js'),
-      import('../credentials/secrets.js'),
-      import('../broker/accounts.js'),
-      import('../store/key-check.js'),
-    ])
+  const [
+    { sealerForStore },
+    { createStore },
+    { UserSecrets },
+    { accountKeys },
+    { checkKeys },
+    { listEntry, revocationTtlMs, subjectEntry },
+  ] = await Promise.all([
+    import('../store/sealed.js'),
+    import('../store/create.js'),
+    import('../credentials/secrets.js'),
+    import('../broker/accounts.js'),
+    import('../store/key-check.js'),
+    import('../broker/revocations.js'),
+  ])
   let sealer: ReturnType<typeof sealerForStore>
   try {
     sealer = sealerForStore(config, readSecret)
@@ -95,16 +102,23 @@ export async function purgeCommand(args: string[]): Promise<number> {
     const names = await secrets.purge(owner)
     // The broker's records of its own users: keyed by the subject itself (README).
     let account = false
-    if (config.auth.broker !== undefined && owner.iss === config.publicUrl) {
+    let signedOut = false
+    const broker = config.auth.broker
+    if (broker !== undefined && owner.iss === config.publicUrl) {
       const keys = accountKeys(owner.sub)
       account = (await store.getMany(keys)).some((v) => v !== undefined)
       await store.del(keys)
+      // Signed out everywhere, as the IdP's refusal does: the broker access tokens already
+      // issued are refused on every replica (told now; one starting loads it from the store).
+      await listEntry(store, subjectEntry(owner.sub, Date.now()), revocationTtlMs(config, broker))
+      signedOut = true
     }
     // Names as the store has them: a store writer's could redraw the terminal (shown.ts).
     const who = `subject ${shown(owner.sub)} of ${shown(owner.iss)}`
     process.stdout.write(
       `${names.length === 0 ? `no secrets held for ${who}` : `purged ${names.length} secret${names.length === 1 ? '' : 's'} of ${who}: ${names.map(shown).join(', ')}`}` +
-        `${account ? '; and the account and upstream tokens the broker kept for them' : ''}\n`,
+        `${account ? '; and the account and upstream tokens the broker kept for them' : ''}` +
+        `${signedOut ? '; signed out everywhere' : ''}\n`,
     )
     return 0
   } catch (err) {

@@ -363,7 +363,7 @@ describe('mcp-edge secrets purge, against a real Redis and a running gateway', {
     assert.equal(r.code, 0, r.stderr)
     assert.equal(
       r.stdout,
-      'purged 1 secret of subject alice of https://mcp.example.com: github_token; and the account and upstream tokens the broker kept for them\n',
+      'purged 1 secret of subject alice of https://mcp.example.com: github_token; and the account and upstream tokens the broker kept for them; signed out everywhere\n',
     )
     assert.deepEqual(
       await store.getMany([

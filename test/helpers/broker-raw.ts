@@ -6,6 +6,9 @@ import { brokerLogin, type Choices, type Visit } from './broker-browser.js'
 import type { BrokerStack } from './broker-stack.js'
 import { type CookieJar, request } from './oauth-flow.js'
 
+/** What a login and its code's exchange need of a broker (a replicas' stack has it too). */
+export type BrokerFront = Pick<BrokerStack, 'url' | 'endpoint'>
+
 /** One answer, read whole. */
 export interface Answer {
   status: number
@@ -75,7 +78,7 @@ export function pkce(): { verifier: string; challenge: string } {
 
 /** POSTs JSON metadata to /register. */
 export function register(
-  stack: BrokerStack,
+  stack: BrokerFront,
   metadata: Record<string, unknown>,
   headers: Record<string, string> = {},
 ): Promise<Answer> {
@@ -103,7 +106,7 @@ export function clientMetadata(
 
 /** Registers a public client with these redirect URIs; returns its client_id. */
 export async function newClient(
-  stack: BrokerStack,
+  stack: BrokerFront,
   redirectUris: string[],
   extra: Record<string, unknown> = {},
 ): Promise<string> {
@@ -136,7 +139,7 @@ export async function newConfidentialClient(
 
 /** An authorization request URL; parameters set to undefined are left out. */
 export function authorizeUrl(
-  stack: BrokerStack,
+  stack: BrokerFront,
   params: Record<string, string | undefined>,
 ): string {
   const url = new URL(`${stack.url}/authorize`)
@@ -146,7 +149,7 @@ export function authorizeUrl(
 
 /** What an ordinary authorization request carries, for `clientId` and `redirectUri`. */
 export function authParams(
-  stack: BrokerStack,
+  stack: BrokerFront,
   o: {
     clientId: string
     redirectUri: string
@@ -182,7 +185,7 @@ export interface Login {
  * returns where the browser was sent; `params` changes or removes request parameters.
  */
 export async function login(
-  stack: BrokerStack,
+  stack: BrokerFront,
   o: {
     clientId: string
     redirectUri: string
@@ -208,7 +211,7 @@ export async function login(
 
 /** POSTs a form to /token. */
 export function token(
-  stack: BrokerStack,
+  stack: BrokerFront,
   form: Record<string, string | undefined>,
   headers: Record<string, string> = {},
 ): Promise<Answer> {
@@ -223,7 +226,7 @@ export function token(
 
 /** Exchanges a login's code as its client would. */
 export function exchange(
-  stack: BrokerStack,
+  stack: BrokerFront,
   l: Login,
   o: { clientId: string; redirectUri: string; server?: string },
   over: Record<string, string | undefined> = {},

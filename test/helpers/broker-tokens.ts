@@ -3,7 +3,14 @@
 // bearer ping's status and challenge, /revoke as a public or a confidential client (whose
 // registration is broker-raw.ts's newConfidentialClient).
 import assert from 'node:assert/strict'
-import { type Answer, type ClientSecret, exchange, login, send } from './broker-raw.js'
+import {
+  type Answer,
+  type BrokerFront,
+  type ClientSecret,
+  exchange,
+  login,
+  send,
+} from './broker-raw.js'
 import type { BrokerStack } from './broker-stack.js'
 import { request } from './oauth-flow.js'
 
@@ -30,7 +37,7 @@ export const BOB_READER_CLAIMS = {
  * choice sticks until its reset()); Bob is given BOB_READER_CLAIMS first.
  */
 export async function loginTokens(
-  stack: BrokerStack,
+  stack: BrokerFront & Pick<BrokerStack, 'idp'>,
   o: { client: string; redirectUri: string; user?: string },
 ): Promise<TokenPair> {
   if (o.user !== undefined) stack.idp.nextUser(o.user)
