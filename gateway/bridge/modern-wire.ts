@@ -3,13 +3,14 @@ import {
   CLIENT_INFO_META_KEY,
   LOG_LEVEL_META_KEY,
   PROTOCOL_VERSION_META_KEY,
+  RELATED_TASK_META_KEY,
   SERVER_INFO_META_KEY,
   type JSONRPCRequest,
 } from '@modelcontextprotocol/server'
 import { GATEWAY_PROTOCOL_VERSIONS, type InitResult } from './handshake.js'
 import type { ClientMeta, InputRequest } from './modern-call.js'
 import { progressToken, rpcErrorObject, type RpcErrorObject } from './jsonrpc.js'
-import { RELATED_TASK_META, withoutTaskSupport } from './tasks.js'
+import { withoutTaskSupport } from './tasks.js'
 
 /** The sessionless protocol revision the gateway serves. */
 export const MODERN_PROTOCOL_VERSION = '2026-07-28'
@@ -173,7 +174,7 @@ const NOT_PASSED_META_KEYS = [
   CLIENT_CAPABILITIES_META_KEY,
   CLIENT_INFO_META_KEY,
   LOG_LEVEL_META_KEY,
-  RELATED_TASK_META,
+  RELATED_TASK_META_KEY,
 ]
 
 /** What the request's `_meta` declares (validated by the SDK's classifier already). */

@@ -1,3 +1,4 @@
+import { RELATED_TASK_META_KEY } from '@modelcontextprotocol/server'
 import { DEFAULT_MAX_TASK_ID_LENGTH } from '../config/schema.js'
 import { compileGlob } from '../policy/glob.js'
 
@@ -160,18 +161,15 @@ export function capResult(method: string, result: unknown, cap: OutputCap): Capp
   return { result: out, outcome: { kind: 'truncated', bytes: final, of } }
 }
 
-/** MCP 2025-11-25 tasks: a `tasks/result` answer names its task in `_meta` under this key. */
-const RELATED_TASK_META = 'io.modelcontextprotocol/related-task'
-
 /** The related-task `_meta` a refused task result keeps (only an object's, only that key). */
 function relatedTask(method: string, record: Record<string, unknown>): unknown {
   if (method !== 'tasks/result' || !isPlainObject(record._meta)) return undefined
-  const related = record._meta[RELATED_TASK_META]
+  const related = record._meta[RELATED_TASK_META_KEY]
   // Bounded like a client's task id: the server's `_meta` is no way around the cap.
   return isPlainObject(related) &&
     typeof related.taskId === 'string' &&
     related.taskId.length <= DEFAULT_MAX_TASK_ID_LENGTH
-    ? { [RELATED_TASK_META]: { taskId: related.taskId } }
+    ? { [RELATED_TASK_META_KEY]: { taskId: related.taskId } }
     : undefined
 }
 

@@ -1,3 +1,4 @@
+import { RELATED_TASK_META_KEY } from '@modelcontextprotocol/server'
 import type { Principal } from '../auth/principal.js'
 import { DEFAULT_MAX_TASK_STATUS_LENGTH, DEFAULT_TASKS_PER_SESSION } from '../config/schema.js'
 import { decideAccess, decideByRules } from '../policy/evaluate.js'
@@ -45,9 +46,6 @@ export function withoutTask(params: Record<string, unknown>): Record<string, unk
   return rest
 }
 
-/** The `_meta` key naming the task a message belongs to (MCP 2025-11-25 tasks). */
-export const RELATED_TASK_META = 'io.modelcontextprotocol/related-task'
-
 /**
  * A request's params where tasks are not offered: without `task` (it runs as a plain call), and
  * without a related task in `_meta`: a process with a task message queue (the SDK's) queues
@@ -58,8 +56,8 @@ export const RELATED_TASK_META = 'io.modelcontextprotocol/related-task'
 export function taskless(params: Record<string, unknown>): Record<string, unknown> {
   const out = asksForTask(params) ? withoutTask(params) : params
   const meta = out._meta
-  if (!isObject(meta) || !Object.hasOwn(meta, RELATED_TASK_META)) return out
-  const { [RELATED_TASK_META]: _, ...rest } = meta
+  if (!isObject(meta) || !Object.hasOwn(meta, RELATED_TASK_META_KEY)) return out
+  const { [RELATED_TASK_META_KEY]: _, ...rest } = meta
   return { ...out, _meta: rest }
 }
 

@@ -1,11 +1,11 @@
+import { RELATED_TASK_META_KEY } from '@modelcontextprotocol/server'
 import type { Envelope } from './jsonrpc.js'
 
-const REQUEST_KEYS = new Set(['jsonrpc', 'id', 'method', 'params'])
+/** The members a JSON-RPC request may have (http/classify.ts and modern-shape.ts read it too). */
+export const REQUEST_KEYS: ReadonlySet<string> = new Set(['jsonrpc', 'id', 'method', 'params'])
 const NOTIFICATION_KEYS = new Set(['jsonrpc', 'method', 'params'])
 const RESULT_KEYS = new Set(['jsonrpc', 'id', 'result'])
 const ERROR_KEYS = new Set(['jsonrpc', 'id', 'error'])
-/** The `_meta` key of a message about a task (MCP 2025-11-25). */
-const RELATED_TASK = 'io.modelcontextprotocol/related-task'
 
 /**
  * Whether a client message already classified by its envelope (jsonrpc.ts) has the shape the
@@ -49,7 +49,7 @@ function validParams(params: unknown): boolean {
   if (meta === undefined) return true
   if (!isPlainObject(meta)) return false
   const token = meta.progressToken
-  const task = meta[RELATED_TASK]
+  const task = meta[RELATED_TASK_META_KEY]
   return (
     (token === undefined ||
       typeof token === 'string' ||

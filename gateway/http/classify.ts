@@ -16,6 +16,7 @@ import {
 } from '@modelcontextprotocol/server'
 import { isObject } from '../bridge/jsonrpc.js'
 import { MODERN_PROTOCOL_VERSION } from '../bridge/modern-wire.js'
+import { REQUEST_KEYS } from '../bridge/wire-check.js'
 import { standardHeaders } from './modern-headers.js'
 import { modernShapeProblem } from './modern-shape.js'
 
@@ -63,8 +64,6 @@ export function mayBeModern(header: string | undefined, body: unknown): boolean 
   const meta = isObject(params) ? params._meta : undefined
   return isObject(meta) && PROTOCOL_VERSION_META_KEY in meta
 }
-
-const REQUEST_KEYS = new Set(['jsonrpc', 'id', 'method', 'params'])
 
 /**
  * The classifier's route for a JSON-RPC request (its strict schema: these members only, an id

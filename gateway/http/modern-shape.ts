@@ -4,8 +4,8 @@
 // the member to fix instead.
 import { RELATED_TASK_META_KEY } from '@modelcontextprotocol/server'
 import { isObject } from '../bridge/jsonrpc.js'
+import { REQUEST_KEYS } from '../bridge/wire-check.js'
 
-const REQUEST_KEYS = new Set(['jsonrpc', 'id', 'method', 'params'])
 /** Longest member name quoted back to the client; a longer one is cut. */
 const MAX_QUOTED = 64
 
