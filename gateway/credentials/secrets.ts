@@ -109,8 +109,7 @@ export class UserSecrets {
       // Listed first: a set cut short leaves a listed name with no value (not shown, not
       // used), never a value handed to processes that the user's page does not show. The list
       // lives as long as its newest value (each set and use pushes both out).
-      await this.o.store.sadd(indexKey(user!), name, ttl || undefined)
-      if (ttl === 0) await this.o.store.persist(indexKey(user!))
+      await this.listName(user!, name)
       await this.o.store.set(key, this.o.sealer.seal(JSON.stringify({ value, setAt }), key), {
         ...(ttl === 0 ? {} : { ttlMs: ttl }),
       })
@@ -229,6 +228,13 @@ export class UserSecrets {
     return got?.value
   }
 
+  /** `name` in `user`'s list, which lives `unusedTtl` from now (or for ever with 0). */
+  private async listName(user: string, name: string): Promise<void> {
+    const ttl = this.unusedTtl
+    await this.o.store.sadd(indexKey(user), name, ttl || undefined)
+    if (ttl === 0) await this.o.store.persist(indexKey(user))
+  }
+
   /** A used secret lives `unusedTtl` from now (or for ever with 0), listed as long. */
   private async touch(user: string, name: string): Promise<void> {
     const key = valueKey(user, name)
@@ -241,8 +247,7 @@ export class UserSecrets {
       // The value first: one deleted meanwhile is not listed again.
       if (await (ttl === 0 ? this.o.store.persist(key) : this.o.store.expire(key, ttl))) {
         // Listed again too: a list that expired first (a shorter ttl since) shows it again.
-        await this.o.store.sadd(indexKey(user), name, ttl || undefined)
-        if (ttl === 0) await this.o.store.persist(indexKey(user))
+        await this.listName(user, name)
       }
       this.touched.set(key, t)
     } catch (err) {
