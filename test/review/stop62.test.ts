@@ -1,0 +1,230 @@
+// Review stop 62 (an outsider's attack on the pages people see), over raw HTTP. What held:
+// - hostile Hosts (foreign, uppercase foreign, trailing dot, another IPv6 literal, user-info,
+//   duplicates, an absolute-form target naming another host) at the broker's and the account
+//   page's routes, GET and POST: 403 `host not allowed`, nothing registered or stored;
+// - every page of the broker and of the account page carries the page headers (no script, no
+//   framing, no caching, no referrer beyond the origin, nosniff);
+// - an IPv6 public URL (`http://[::1]:PORT`) end to end: both metadata documents, a broker
+//   login through the consent page, the account page's sign-in and a form, and an MCP call
+//   with the SDK's client carrying the broker's token.
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
+import {
+  ACCOUNT_EXCHANGE,
+  ACCOUNT_POLICY,
+  accountServers,
+  formFor,
+  pageSignIn,
+  SEALING,
+  secretsIn,
+  submit,
+} from '../helpers/account.js'
+import { exchange, login, newClient, send, type Answer } from '../helpers/broker-raw.js'
+import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import type { CookieJar } from '../helpers/oauth-flow.js'
+import { freePort } from '../helpers/ports.js'
+import { rawHttp } from '../helpers/raw-http.js'
+
+const ALICE = '00000000-0000-0000-0000-00000000a11c'
+
+/** The answer is one of the gateway's pages, with every header a page must carry. */
+function assertPageHeaders(res: Answer, where: string): void {
+  assert.match(String(res.headers['content-type']), /^text\/html/, where)
+  const csp = String(res.headers['content-security-policy'])
+  for (const d of [/default-src 'none'/, /frame-ancestors 'none'/, /base-uri 'none'/])
+    assert.match(csp, d, `${where}: ${csp}`)
+  assert.doesNotMatch(csp, /script-src|unsafe-inline/, where)
+  assert.equal(res.headers['x-frame-options'], 'DENY', where)
+  assert.equal(res.headers['cache-control'], 'no-store', where)
+  assert.match(String(res.headers['referrer-policy']), /^(no-referrer|same-origin)$/, where)
+  assert.equal(res.headers['x-content-type-options'], 'nosniff', where)
+  assert.doesNotMatch(res.text, /<script/i, where)
+}
+
+describe('stop62: hostile Hosts at the broker and account routes', () => {
+  let stack: BrokerStack
+  let port: number
+  before(async () => {
+    stack = await startBrokerStack({
+      policy: ACCOUNT_POLICY,
+      auth: ACCOUNT_EXCHANGE,
+      config: { servers: accountServers(), secrets: SEALING },
+    })
+    port = Number(new URL(stack.url).port)
+  })
+  after(() => stack?.close())
+
+  const me = () => `127.0.0.1:${port}`
+  /** Host header lines (and a request target) a browser never sends for this gateway. */
+  const hostile = (): { name: string; target?: (path: string) => string; hosts: string[] }[] => [
+    { name: 'a foreign name', hosts: ['Host: evil.example'] },
+    { name: 'a foreign name in capitals', hosts: [`Host: EVIL.EXAMPLE:${port}`] },
+    { name: 'a trailing dot', hosts: [`Host: localhost.:${port}`] },
+    { name: 'an IPv4 loopback with a trailing dot', hosts: [`Host: 127.0.0.1.:${port}`] },
+    { name: 'another IPv6 literal', hosts: [`Host: [::2]:${port}`] },
+    { name: 'an IPv4-mapped IPv6 literal', hosts: [`Host: [::ffff:7f00:1]:${port}`] },
+    { name: 'user-info', hosts: [`Host: ${me()}@evil.example`] },
+    { name: 'two ports', hosts: [`Host: ${me()}:80`] },
+    { name: 'duplicates, ours first', hosts: [`Host: ${me()}`, 'Host: evil.example'] },
+    { name: 'duplicates, ours last', hosts: ['Host: evil.example', `Host: ${me()}`] },
+    {
+      name: 'an absolute-form target naming another host',
+      target: (path) => `http://evil.example${path}`,
+      hosts: [`Host: ${me()}`],
+    },
+    {
+      name: 'an absolute-form target naming another IPv6 host',
+      target: (path) => `http://[::2]:${port}${path}`,
+      hosts: [`Host: ${me()}`],
+    },
+  ]
+  const routes: { method: 'GET' | 'POST'; path: string; body?: string; type?: string }[] = [
+    { method: 'GET', path: '/.well-known/oauth-authorization-server' },
+    { method: 'GET', path: '/authorize?response_type=code&client_id=x' },
+    { method: 'GET', path: '/interaction/abc' },
+    { method: 'POST', path: '/interaction/abc/approve', body: 'csrf=x', type: 'form' },
+    { method: 'GET', path: '/oauth/callback?state=x&code=y' },
+    {
+      method: 'POST',
+      path: '/register',
+      type: 'json',
+      body: JSON.stringify({
+        client_name: 'host test',
+        redirect_uris: ['http://127.0.0.1:9/cb'],
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+      }),
+    },
+    { method: 'POST', path: '/token', body: 'grant_type=authorization_code', type: 'form' },
+    { method: 'GET', path: '/jwks' },
+    { method: 'GET', path: '/account' },
+    { method: 'GET', path: '/account/login' },
+    { method: 'GET', path: '/account/callback?state=x&code=y' },
+    { method: 'POST', path: '/account/secrets', body: 'name=github-token&value=v', type: 'form' },
+    { method: 'POST', path: '/account/logout', body: 'csrf=x', type: 'form' },
+  ]
+
+  it('every hostile Host, every route, GET and POST: 403 host not allowed, nothing kept', async () => {
+    const before = (await stack.store.keys('')).sort()
+    for (const r of routes) {
+      for (const h of hostile()) {
+        const type = r.type === 'json' ? 'application/json' : 'application/x-www-form-urlencoded'
+        const body = r.body ?? ''
+        const head = [
+          `${r.method} ${h.target ? h.target(r.path) : r.path} HTTP/1.1`,
+          ...h.hosts,
+          ...(r.method === 'POST'
+            ? [`Content-Type: ${type}`, `Content-Length: ${Buffer.byteLength(body)}`]
+            : []),
+          'Connection: close',
+        ]
+        const res = await rawHttp(port, `${head.join('\r\n')}\r\n\r\n${body}`)
+        const where = `${r.method} ${r.path} with ${h.name}`
+        // Node's parser refuses some outright (400); the guard refuses the rest (403).
+        assert.ok([400, 403].includes(res.status), `${where}: ${res.status} ${res.body}`)
+        if (res.status === 403) assert.match(res.body, /host not allowed/, where)
+      }
+    }
+    assert.deepEqual((await stack.store.keys('')).sort(), before, 'nothing registered or stored')
+  })
+
+  it('a loopback name in any case and each loopback literal is ours (the same routes answer)', async () => {
+    for (const host of [`LOCALHOST:${port}`, `LocalHost:${port}`, `[::1]:${port}`, me()]) {
+      const res = await rawHttp(
+        port,
+        `GET /account HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+      )
+      assert.equal(res.status, 200, `${host}: ${res.body.slice(0, 200)}`)
+    }
+  })
+
+  it('the broker and account pages carry the page headers, refusals included', async () => {
+    const pages: [string, Answer][] = [
+      ['/account', await send(`${stack.url}/account`)],
+      ['/account/callback', await send(`${stack.url}/account/callback?state=x&code=y`)],
+      ['/interaction/nope', await send(`${stack.url}/interaction/nope`)],
+      ['/oauth/callback', await send(`${stack.url}/oauth/callback?state=x&code=y`)],
+      [
+        '/account/secrets (no session)',
+        await send(`${stack.url}/account/secrets`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'csrf=x&name=github-token&value=v',
+        }),
+      ],
+    ]
+    for (const [where, res] of pages) assertPageHeaders(res, where)
+  })
+})
+
+describe('stop62: an IPv6 public URL (http://[::1]:PORT) end to end', () => {
+  let stack: BrokerStack
+  let port: number
+  before(async () => {
+    port = await freePort()
+    stack = await startBrokerStack({
+      host: '::1',
+      port,
+      policy: ACCOUNT_POLICY,
+      auth: ACCOUNT_EXCHANGE,
+      config: {
+        publicUrl: `http://[::1]:${port}`,
+        servers: accountServers(),
+        secrets: SEALING,
+      },
+    })
+  })
+  after(() => stack?.close())
+
+  it('both metadata documents name the bracketed address', async () => {
+    const prm = await send(`${stack.url}/.well-known/oauth-protected-resource/mcp/echo`)
+    assert.equal(prm.status, 200, prm.text)
+    assert.equal(prm.json.resource, `http://[::1]:${port}/mcp/echo`)
+    assert.deepEqual(prm.json.authorization_servers, [`http://[::1]:${port}`])
+    const as = await send(`${stack.url}/.well-known/oauth-authorization-server`)
+    assert.equal(as.status, 200, as.text)
+    assert.equal(as.json.issuer, `http://[::1]:${port}`)
+    assert.equal(as.json.authorization_endpoint, `http://[::1]:${port}/authorize`)
+  })
+
+  it('a broker login through the consent page, then an MCP call with the SDK client', async () => {
+    const redirectUri = 'http://127.0.0.1:9/callback'
+    const clientId = await newClient(stack, [redirectUri])
+    stack.idp.nextUser('alice-pairwise-sub')
+    const l = await login(stack, { clientId, redirectUri, server: 'echo' })
+    assert.ok(
+      l.visits.some((v) => /Allow .* to use these tools/.test(v.html)),
+      'the consent page was shown',
+    )
+    assert.equal(l.callback.searchParams.get('iss'), `http://[::1]:${port}`)
+    const tokens = await exchange(stack, l, { clientId, redirectUri, server: 'echo' })
+    assert.equal(tokens.status, 200, tokens.text)
+    const client = new Client({ name: 'stop62', version: '1' })
+    const transport = new StreamableHTTPClientTransport(new URL(stack.endpoint('echo')), {
+      requestInit: { headers: { authorization: `Bearer ${tokens.json.access_token}` } },
+    })
+    await client.connect(transport)
+    try {
+      const res = await client.callTool({ name: 'echo', arguments: { text: 'over [::1]' } })
+      assert.match(JSON.stringify(res.content), /over \[::1\]/)
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('the account page: sign-in, its forms post to the bracketed origin, a secret is set', async () => {
+    stack.idp.nextUser('alice-pairwise-sub')
+    const jar: CookieJar = new Map()
+    const { page } = await pageSignIn(stack.url, jar)
+    assert.equal(page.status, 200, page.text)
+    assert.match(page.text, /Signed in as/)
+    assertPageHeaders(page, '/account over [::1]')
+    const set = formFor(page.text, { set: 'github-token' })
+    const res = await submit(stack.url, jar, set, { value: 'ghp_ipv6' })
+    assert.equal(res.status, 303, res.text)
+    const held = await secretsIn(stack.store).value({ iss: stack.url, sub: ALICE }, 'github-token')
+    assert.equal(held, 'ghp_ipv6')
+  })
+})
