@@ -1,0 +1,155 @@
+// Review stop 62, in a real headless Chromium: an outsider's pages against the broker's consent
+// page and the account page of a gateway on loopback.
+// - Held: a client_name or scope carrying HTML, attribute breaks, script or `javascript:` URLs
+//   shows as text on the consent page (scripts on: nothing runs, no element is added).
+// - Open (todo, a design choice for the lead): cookies are not bound to a port (RFC 6265 §8.5),
+//   so another web server on the same loopback host (another local app, another port) receives
+//   the account page's session cookie as soon as the browser requests any of its pages under
+//   /account; replayed from that server, it opens the page, reads its CSRF token and replaces
+//   the user's secret.
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { after, before, describe, it } from 'node:test'
+import type { Browser, BrowserContext, Page } from 'puppeteer-core'
+import {
+  ACCOUNT_EXCHANGE,
+  ACCOUNT_POLICY,
+  accountServers,
+  formFor,
+  SEALING,
+  secretsIn,
+} from '../helpers/account.js'
+import { newClient, send } from '../helpers/broker-raw.js'
+import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { launchBrowser, NO_BROWSER } from '../helpers/browser.js'
+
+const ALICE = '00000000-0000-0000-0000-00000000a11c'
+
+describe('stop62: pages against an outsider, in headless Chromium', { skip: NO_BROWSER }, () => {
+  let stack: BrokerStack
+  let browser: Browser
+  let closeBrowser: () => Promise<void>
+  // Another web server on the same loopback host: it records every Cookie header it is sent.
+  let site: http.Server
+  let sitePort: number
+  const cookiesSeen: string[] = []
+  const contexts: BrowserContext[] = []
+
+  before(async () => {
+    stack = await startBrokerStack({
+      kind: 'entra',
+      policy: ACCOUNT_POLICY,
+      auth: ACCOUNT_EXCHANGE,
+      config: { servers: accountServers(), secrets: SEALING },
+    })
+    site = http.createServer((req, res) => {
+      if (req.headers.cookie) cookiesSeen.push(req.headers.cookie)
+      res.setHeader('content-type', 'text/html; charset=utf-8')
+      res.end('<!doctype html><title>Local app</title>')
+    })
+    await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve))
+    sitePort = (site.address() as AddressInfo).port
+    ;({ browser, close: closeBrowser } = await launchBrowser())
+  })
+  after(async () => {
+    for (const c of contexts) await c.close().catch(() => {})
+    await closeBrowser?.()
+    site?.closeAllConnections()
+    await new Promise<void>((resolve) => (site ? site.close(() => resolve()) : resolve()))
+    await stack?.close()
+  })
+
+  /** A page in a browser profile of its own; scripts on unless told (to see that none runs). */
+  async function newPage(o: { scripts?: boolean } = {}): Promise<Page> {
+    const context = await browser.createBrowserContext()
+    contexts.push(context)
+    const page = await context.newPage()
+    await page.setJavaScriptEnabled(o.scripts ?? true)
+    return page
+  }
+
+  const hostile = [
+    '<script>window.__pwned=1</script>',
+    '"><img src=x onerror="window.__pwned=1">',
+    "'><svg onload=window.__pwned=1>",
+    '`${window.__pwned=1}`',
+    'javascript:window.__pwned=1',
+    'data:text/html,<script>window.__pwned=1</script>',
+    '</title><script>window.__pwned=1</script>',
+    '<a href="javascript:window.__pwned=1">Claude</a>',
+  ]
+
+  for (const name of hostile) {
+    it(`client_name ${JSON.stringify(name)} is text on the consent page; nothing runs`, async () => {
+      const redirect = `http://127.0.0.1:${sitePort}/callback`
+      const clientId = await newClient(stack, [redirect], { client_name: name })
+      const page = await newPage()
+      const dialogs: string[] = []
+      page.on('dialog', (d) => {
+        dialogs.push(d.message())
+        void d.dismiss()
+      })
+      // RFC 6749 §3.3: a scope token holds no quote, backslash or space.
+      const scope = name.replace(/[\s"\\]/g, '')
+      const url = `${stack.url}/authorize?${new URLSearchParams({
+        response_type: 'code',
+        client_id: clientId,
+        redirect_uri: redirect,
+        scope: `mcp:read ${scope}`,
+        resource: stack.endpoint('github'),
+        state: 's',
+        code_challenge: createHash('sha256').update(randomBytes(32)).digest('base64url'),
+        code_challenge_method: 'S256',
+      })}`
+      const res = await page.goto(url)
+      assert.equal(res?.status(), 200)
+      assert.match(page.url(), /\/interaction\//)
+      assert.equal(
+        await page.$eval('h1', (h) => h.textContent),
+        `Allow ${name} to use these tools for you?`,
+      )
+      assert.equal(await page.title(), `Allow ${name}?`)
+      assert.equal(await page.$('h1 *:not(span)'), null, 'no element made of the name')
+      const scopes = await page.$$eval('li code', (c) => c.map((x) => x.textContent))
+      assert.ok(scopes.includes(scope), `the scope shows as text: ${JSON.stringify(scopes)}`)
+      assert.equal(
+        await page.$$eval('script, img, svg, iframe, a[href^="javascript"]', (e) => e.length),
+        0,
+      )
+      assert.equal(await page.evaluate(() => (window as { __pwned?: number }).__pwned), undefined)
+      assert.deepEqual(dialogs, [])
+      await page.close()
+    })
+  }
+
+  it('another web server on the same loopback host never receives the account session cookie', {
+    todo: 'cookies are not bound to a port (RFC 6265 §8.5): a design choice for the lead',
+  }, async () => {
+    const page = await newPage({ scripts: false })
+    const res = await page.goto(`${stack.url}/account`)
+    assert.equal(res?.status(), 200)
+    await Promise.all([page.waitForNavigation(), page.click('a.button.primary')])
+    assert.match(await page.evaluate(() => document.body.innerText), /Signed in as/)
+    // The user then opens a page of another local app (another port of the same host) whose
+    // path starts /account (any page of it can make the browser fetch one).
+    cookiesSeen.length = 0
+    await page.goto(`http://127.0.0.1:${sitePort}/account/welcome`)
+    const leaked = cookiesSeen.join('; ')
+    // What that server can do with it: open the page, read its token, replace the secret.
+    if (leaked.includes('mcp_edge_account=')) {
+      const accountPage = await send(`${stack.url}/account`, { headers: { cookie: leaked } })
+      const set = formFor(accountPage.text, { set: 'github-token' })
+      const body = new URLSearchParams({ ...set.fields, value: 'attacker-value' }).toString()
+      await send(`${stack.url}/account/secrets`, {
+        method: 'POST',
+        headers: { cookie: leaked, 'content-type': 'application/x-www-form-urlencoded' },
+        body,
+      })
+    }
+    const held = await secretsIn(stack.store).value({ iss: stack.url, sub: ALICE }, 'github-token')
+    assert.notEqual(held, 'attacker-value', "the other server replaced the user's secret")
+    assert.doesNotMatch(leaked, /mcp_edge_account=/, `the other server was sent: ${leaked}`)
+  })
+})
