@@ -20,7 +20,15 @@ import {
   secretsIn,
   submit,
 } from '../helpers/account.js'
-import { exchange, login, newClient, send, type Answer } from '../helpers/broker-raw.js'
+import {
+  clientMetadata,
+  exchange,
+  login,
+  newClient,
+  register,
+  send,
+  type Answer,
+} from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import type { CookieJar } from '../helpers/oauth-flow.js'
 import { freePort } from '../helpers/ports.js'
@@ -156,6 +164,72 @@ describe('stop62: hostile Hosts at the broker and account routes', () => {
       ],
     ]
     for (const [where, res] of pages) assertPageHeaders(res, where)
+  })
+})
+
+describe('stop62: what a client registers for the consent page to show', () => {
+  let stack: BrokerStack
+  before(async () => {
+    // Every case registers a client: the per-address limit is not what is tested here.
+    stack = await startBrokerStack({ broker: { registration: { perAddressPerMinute: 1000 } } })
+  })
+  after(() => stack?.close())
+  const redirect = ['http://127.0.0.1:9/callback']
+
+  // A name that reads as another's: invisible characters between its letters, or a name that
+  // shows nothing at all ("Allow  to use these tools"). Bidi overrides and C0/C1 were refused.
+  const invisible: [string, string][] = [
+    ['a zero-width space', 'Cla\u200bude'],
+    ['a zero-width non-joiner', 'Cla\u200cude'],
+    ['a zero-width joiner', 'Cla\u200dude'],
+    ['a word joiner', 'Cla\u2060ude'],
+    ['a byte order mark', '\ufeffClaude'],
+    ['a soft hyphen', 'Cl\u00adaude'],
+    ['a Mongolian vowel separator', 'Claude\u180e'],
+    ['an invisible times', 'Claude\u2062'],
+    ['a deprecated format character', 'Claude\u206a'],
+    ['an interlinear annotation', 'Claude\ufff9hidden\ufffb'],
+    ['a tag character', 'Claude\u{e0041}'],
+    ['a line separator', 'Claude\u2028Code'],
+    ['a paragraph separator', 'Claude\u2029Code'],
+    ['only spaces', '   '],
+    ['only zero-width spaces', '\u200b\u200b'],
+  ]
+  for (const [what, name] of invisible) {
+    it(`a client_name with ${what}: 400 invalid_client_metadata, nothing registered`, async () => {
+      const before = await stack.store.keys('oidc:Client:')
+      const res = await register(stack, clientMetadata(redirect, { client_name: name }))
+      assert.equal(res.status, 400, res.text)
+      assert.equal(res.json.error, 'invalid_client_metadata')
+      assert.match(String(res.json.error_description), /^client_name must/)
+      assert.deepEqual(await stack.store.keys('oidc:Client:'), before)
+    })
+  }
+
+  it('names people write are still taken (accents, scripts, an emoji, inner spaces)', async () => {
+    for (const name of ['Café Client', 'Клиент', 'クライアント', 'عميل', 'Notes 📝', 'A  B'])
+      assert.equal(
+        (await register(stack, clientMetadata(redirect, { client_name: name }))).status,
+        201,
+        name,
+      )
+  })
+
+  it('javascript:, data: and other non-web URLs in client_uri, logo_uri, policy_uri, tos_uri: 400', async () => {
+    for (const field of ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri']) {
+      for (const url of [
+        'javascript:alert(1)',
+        'JaVaScRiPt:alert(1)',
+        ' javascript:alert(1)',
+        'data:text/html,<script>alert(1)</script>',
+        'vbscript:msgbox(1)',
+        'file:///etc/passwd',
+      ]) {
+        const res = await register(stack, clientMetadata(redirect, { [field]: url }))
+        assert.equal(res.status, 400, `${field} ${url}: ${res.text}`)
+        assert.equal(res.json.error, 'invalid_client_metadata', `${field} ${url}`)
+      }
+    }
   })
 })
 
