@@ -4,14 +4,15 @@
 //   shows as text on the consent page (scripts on: nothing runs, no element is added).
 // - Open (todo, a design choice for the lead): cookies are not bound to a port (RFC 6265 §8.5),
 //   so another web server on the same loopback host (another local app, another port) receives
-//   the account page's session cookie as soon as the browser requests any of its pages under
-//   /account; replayed from that server, it opens the page, reads its CSRF token and replaces
-//   the user's secret.
+//   the account page's session cookie (any of its pages under /account) and the broker's (any
+//   page at all). Replayed from that server, the first opens the page, reads its CSRF token and
+//   replaces the user's secret; the second gets a client of its own a token as the user.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
+import { decodeJwt } from 'jose'
 import type { Browser, BrowserContext, Page } from 'puppeteer-core'
 import {
   ACCOUNT_EXCHANGE,
@@ -21,9 +22,10 @@ import {
   SEALING,
   secretsIn,
 } from '../helpers/account.js'
-import { newClient, send } from '../helpers/broker-raw.js'
+import { exchange, login, newClient, send } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { launchBrowser, NO_BROWSER } from '../helpers/browser.js'
+import type { CookieJar } from '../helpers/oauth-flow.js'
 
 const ALICE = '00000000-0000-0000-0000-00000000a11c'
 
@@ -124,7 +126,7 @@ describe('stop62: pages against an outsider, in headless Chromium', { skip: NO_B
     })
   }
 
-  it('another web server on the same loopback host never receives the account session cookie', {
+  it("another web server on the same loopback host gets neither the account page's nor the broker's session", {
     todo: 'cookies are not bound to a port (RFC 6265 §8.5): a design choice for the lead',
   }, async () => {
     const page = await newPage({ scripts: false })
@@ -137,7 +139,8 @@ describe('stop62: pages against an outsider, in headless Chromium', { skip: NO_B
     cookiesSeen.length = 0
     await page.goto(`http://127.0.0.1:${sitePort}/account/welcome`)
     const leaked = cookiesSeen.join('; ')
-    // What that server can do with it: open the page, read its token, replace the secret.
+    // What that server can do with them, from its own process: open the account page, read
+    // its CSRF token, replace the user's secret...
     if (leaked.includes('mcp_edge_account=')) {
       const accountPage = await send(`${stack.url}/account`, { headers: { cookie: leaked } })
       const set = formFor(accountPage.text, { set: 'github-token' })
@@ -148,8 +151,28 @@ describe('stop62: pages against an outsider, in headless Chromium', { skip: NO_B
         body,
       })
     }
+    // ...and, with the broker's session cookie alone, register a client of its own, approve
+    // the consent page itself and take a token as the user (no upstream login is asked).
+    const jar: CookieJar = new Map(
+      leaked
+        .split('; ')
+        .map((c) => [c.slice(0, c.indexOf('=')), c.slice(c.indexOf('=') + 1)] as [string, string])
+        .filter(([k]) => k.startsWith('_mcp_edge_session')),
+    )
+    let stolen: unknown
+    try {
+      const redirectUri = `http://127.0.0.1:${sitePort}/callback`
+      const clientId = await newClient(stack, [redirectUri], { client_name: 'Local app' })
+      stack.idp.nextUser('bob-pairwise-sub')
+      const l = await login(stack, { clientId, redirectUri, server: 'github', jar })
+      const t = await exchange(stack, l, { clientId, redirectUri, server: 'github' })
+      stolen = decodeJwt(String(t.json.access_token)).sub
+    } catch {
+      // refused somewhere: nothing stolen
+    }
     const held = await secretsIn(stack.store).value({ iss: stack.url, sub: ALICE }, 'github-token')
     assert.notEqual(held, 'attacker-value', "the other server replaced the user's secret")
-    assert.doesNotMatch(leaked, /mcp_edge_account=/, `the other server was sent: ${leaked}`)
+    assert.notEqual(stolen, ALICE, 'the other server got a broker token as the user')
+    assert.doesNotMatch(leaked, /mcp_edge_(account|session)=/, `it was sent: ${leaked}`)
   })
 })
