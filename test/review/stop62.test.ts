@@ -148,6 +148,93 @@ describe('stop62: hostile Hosts at the broker and account routes', () => {
     }
   })
 
+  it('an error page reflects nothing of the request (HTML, bidi, zero-width in client_id, redirect_uri)', async () => {
+    const redirectUri = 'http://127.0.0.1:9/cb'
+    const clientId = await newClient(stack, [redirectUri])
+    const evil = '<b>x</b>"\u202eevil\u200b'
+    const base = {
+      response_type: 'code',
+      client_id: clientId,
+      scope: 'mcp:read',
+      code_challenge: 'x'.repeat(43),
+      code_challenge_method: 'S256',
+      state: 's',
+      resource: `${stack.url}/mcp/github`,
+    }
+    for (const p of [
+      { ...base, client_id: evil, redirect_uri: redirectUri },
+      { ...base, redirect_uri: `https://evil.example/${evil}` },
+      { ...base, redirect_uri: 'javascript:alert(1)' },
+    ]) {
+      const res = await send(`${stack.url}/authorize?${new URLSearchParams(p)}`)
+      assert.equal(res.status, 400, res.text)
+      assertPageHeaders(res, 'authorize error page')
+      assert.doesNotMatch(res.text, /evil|<b>|\u202e|\u200b|javascript/)
+    }
+    // A request the client could have sent: the error goes to its registered URI, nowhere else.
+    for (const p of [
+      { ...base, response_type: evil },
+      { ...base, resource: evil },
+      { ...base, response_mode: evil },
+    ]) {
+      const res = await send(`${stack.url}/authorize?${new URLSearchParams(p)}`)
+      assert.equal(res.status, 303)
+      assert.ok(res.location?.startsWith(`${redirectUri}?error=`), res.location)
+      assert.doesNotMatch(decodeURIComponent(res.location ?? ''), /evil/)
+    }
+  })
+
+  it('no parameter of the account page sends the browser anywhere but here or the broker', async () => {
+    const hostile = [
+      'https://evil.example',
+      '//evil.example',
+      '/\\evil.example',
+      'javascript:alert(1)',
+    ]
+    for (const v of hostile) {
+      const q = new URLSearchParams({ server: v, secret: v, next: v, return_to: v, redirect: v })
+      const login = await send(`${stack.url}/account/login?${q}`)
+      assert.equal(login.status, 303)
+      assert.ok(login.location?.startsWith(`${stack.url}/authorize?`), login.location)
+      assert.doesNotMatch(decodeURIComponent(login.location ?? ''), /evil|javascript/)
+      const saved = await send(`${stack.url}/account/saved?${q}`)
+      assert.equal(saved.status, 303)
+      assert.equal(saved.location, '/account')
+      const page = await send(`${stack.url}/account?${q}&deleted=${encodeURIComponent(v)}`)
+      assert.equal(page.status, 200)
+      assert.doesNotMatch(page.text, /evil|javascript/)
+    }
+  })
+
+  it("the account forms: Origin null, another origin, another user's token: refused, nothing stored", async () => {
+    stack.idp.nextUser('alice-pairwise-sub')
+    const alice: CookieJar = new Map()
+    const a = await pageSignIn(stack.url, alice)
+    stack.idp.nextUser('bob-pairwise-sub')
+    const bob: CookieJar = new Map()
+    const b = await pageSignIn(stack.url, bob)
+    const set = formFor(a.page.text, { set: 'github-token' })
+    const bobCsrf = /name="csrf" value="([^"]+)"/.exec(b.page.text)![1]!
+    const cases: [string, Record<string, string | undefined>, Record<string, string>, string][] = [
+      ['Origin: null', {}, { origin: 'null' }, 'origin_not_allowed'],
+      ['another site', {}, { origin: 'https://evil.example' }, 'origin_not_allowed'],
+      [
+        'a foreign Referer, no token',
+        { csrf: undefined },
+        { referer: 'https://evil.example/' },
+        'csrf_mismatch',
+      ],
+      ["another user's token", { csrf: bobCsrf }, {}, 'csrf_mismatch'],
+    ]
+    for (const [what, over, headers, code] of cases) {
+      const res = await submit(stack.url, alice, set, { value: 'forged', ...over }, headers)
+      assert.equal(res.status, 403, `${what}: ${res.text.slice(0, 200)}`)
+      assert.match(res.text, new RegExp(`<code>${code}</code>`), what)
+    }
+    const held = await secretsIn(stack.store).value({ iss: stack.url, sub: ALICE }, 'github-token')
+    assert.equal(held, undefined)
+  })
+
   it('the broker and account pages carry the page headers, refusals included', async () => {
     const pages: [string, Answer][] = [
       ['/account', await send(`${stack.url}/account`)],
