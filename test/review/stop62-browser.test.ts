@@ -126,6 +126,43 @@ describe('stop62: pages against an outsider, in headless Chromium', { skip: NO_B
     })
   }
 
+  it('a 256-character name without a space, at 360 px: no sideways scrolling, the host and both buttons on screen', async () => {
+    const redirect = `http://127.0.0.1:${sitePort}/callback`
+    const clientId = await newClient(stack, [redirect], { client_name: 'W'.repeat(256) })
+    const context = await browser.createBrowserContext()
+    contexts.push(context)
+    const page = await context.newPage()
+    await page.setJavaScriptEnabled(false)
+    await page.setViewport({ width: 360, height: 740, isMobile: true })
+    const res = await page.goto(
+      `${stack.url}/authorize?${new URLSearchParams({
+        response_type: 'code',
+        client_id: clientId,
+        redirect_uri: redirect,
+        scope: `mcp:read ${'s'.repeat(200)}`,
+        resource: stack.endpoint('github'),
+        state: 's',
+        code_challenge: createHash('sha256').update(randomBytes(32)).digest('base64url'),
+        code_challenge_method: 'S256',
+      })}`,
+    )
+    assert.equal(res?.status(), 200)
+    const scroll = await page.evaluate(() => document.documentElement.scrollWidth)
+    assert.ok(scroll <= 360, `scrollWidth ${scroll} > 360`)
+    for (const selector of [
+      '.host',
+      'form[action$="/approve"] button',
+      'form[action$="/deny"] button',
+    ]) {
+      const box = await page.$eval(selector, (b) => {
+        const r = b.getBoundingClientRect()
+        return { left: r.left, right: r.right }
+      })
+      assert.ok(box.left >= 0 && box.right <= 360, `${selector} ${JSON.stringify(box)}`)
+    }
+    await page.close()
+  })
+
   it("another web server on the same loopback host gets neither the account page's nor the broker's session", {
     todo: 'cookies are not bound to a port (RFC 6265 §8.5): a design choice for the lead',
   }, async () => {
