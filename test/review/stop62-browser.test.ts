@@ -9,22 +9,13 @@
 //   replaces the user's secret; the second gets a client of its own a token as the user.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { decodeJwt } from 'jose'
 import type { Browser, BrowserContext, Page } from 'puppeteer-core'
-import {
-  ACCOUNT_EXCHANGE,
-  ACCOUNT_POLICY,
-  accountServers,
-  formFor,
-  SEALING,
-  secretsIn,
-} from '../helpers/account.js'
+import { formFor, secretsIn, startAccountStack } from '../helpers/account.js'
 import { exchange, login, newClient, send } from '../helpers/broker-raw.js'
-import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
-import { launchBrowser, NO_BROWSER } from '../helpers/browser.js'
+import type { BrokerStack } from '../helpers/broker-stack.js'
+import { launchBrowser, NO_BROWSER, startSite } from '../helpers/browser.js'
 import type { CookieJar } from '../helpers/oauth-flow.js'
 
 const ALICE = '00000000-0000-0000-0000-00000000a11c'
@@ -34,32 +25,25 @@ describe('stop62: pages against an outsider, in headless Chromium', { skip: NO_B
   let browser: Browser
   let closeBrowser: () => Promise<void>
   // Another web server on the same loopback host: it records every Cookie header it is sent.
-  let site: http.Server
+  let site: Awaited<ReturnType<typeof startSite>> | undefined
   let sitePort: number
   const cookiesSeen: string[] = []
   const contexts: BrowserContext[] = []
 
   before(async () => {
-    stack = await startBrokerStack({
-      kind: 'entra',
-      policy: ACCOUNT_POLICY,
-      auth: ACCOUNT_EXCHANGE,
-      config: { servers: accountServers(), secrets: SEALING },
-    })
-    site = http.createServer((req, res) => {
+    stack = await startAccountStack()
+    site = await startSite((req, res) => {
       if (req.headers.cookie) cookiesSeen.push(req.headers.cookie)
       res.setHeader('content-type', 'text/html; charset=utf-8')
       res.end('<!doctype html><title>Local app</title>')
     })
-    await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve))
-    sitePort = (site.address() as AddressInfo).port
+    sitePort = site.port
     ;({ browser, close: closeBrowser } = await launchBrowser())
   })
   after(async () => {
     for (const c of contexts) await c.close().catch(() => {})
     await closeBrowser?.()
-    site?.closeAllConnections()
-    await new Promise<void>((resolve) => (site ? site.close(() => resolve()) : resolve()))
+    await site?.close()
     await stack?.close()
   })
 

@@ -10,16 +10,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
-import {
-  ACCOUNT_EXCHANGE,
-  ACCOUNT_POLICY,
-  accountServers,
-  formFor,
-  pageSignIn,
-  SEALING,
-  secretsIn,
-  submit,
-} from '../helpers/account.js'
+import { formFor, pageSignIn, secretsIn, startAccountStack, submit } from '../helpers/account.js'
 import {
   clientMetadata,
   exchange,
@@ -54,11 +45,7 @@ describe('stop62: hostile Hosts at the broker and account routes', () => {
   let stack: BrokerStack
   let port: number
   before(async () => {
-    stack = await startBrokerStack({
-      policy: ACCOUNT_POLICY,
-      auth: ACCOUNT_EXCHANGE,
-      config: { servers: accountServers(), secrets: SEALING },
-    })
+    stack = await startAccountStack()
     port = Number(new URL(stack.url).port)
   })
   after(() => stack?.close())
@@ -325,16 +312,10 @@ describe('stop62: an IPv6 public URL (http://[::1]:PORT) end to end', () => {
   let port: number
   before(async () => {
     port = await freePort()
-    stack = await startBrokerStack({
+    stack = await startAccountStack({
       host: '::1',
       port,
-      policy: ACCOUNT_POLICY,
-      auth: ACCOUNT_EXCHANGE,
-      config: {
-        publicUrl: `http://[::1]:${port}`,
-        servers: accountServers(),
-        secrets: SEALING,
-      },
+      config: { publicUrl: `http://[::1]:${port}` },
     })
   })
   after(() => stack?.close())
