@@ -280,6 +280,25 @@ describe('stop62: what a client registers for the consent page to show', () => {
     })
   }
 
+  it("another site's form (text/plain, urlencoded, multipart) registers no client: 400, no CORS", async () => {
+    const before = await stack.store.keys('oidc:Client:')
+    const body = JSON.stringify(clientMetadata(redirect, {}))
+    for (const type of [
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+    ]) {
+      const res = await send(`${stack.url}/register`, {
+        method: 'POST',
+        headers: { 'content-type': type, origin: 'https://evil.example' },
+        body,
+      })
+      assert.equal(res.status, 400, `${type}: ${res.text}`)
+      assert.equal(res.headers['access-control-allow-origin'], undefined, type)
+    }
+    assert.deepEqual(await stack.store.keys('oidc:Client:'), before)
+  })
+
   it('names people write are still taken (accents, scripts, an emoji, inner spaces)', async () => {
     for (const name of ['Café Client', 'Клиент', 'クライアント', 'عميل', 'Notes 📝', 'A  B'])
       assert.equal(
