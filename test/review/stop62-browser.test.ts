@@ -1,7 +1,9 @@
 // Review stop 62, in a real headless Chromium: an outsider's pages against the broker's consent
 // page and the account page of a gateway on loopback.
 // - Held: a client_name or scope carrying HTML, attribute breaks, script or `javascript:` URLs
-//   shows as text on the consent page (scripts on: nothing runs, no element is added).
+//   shows as text on the consent page (scripts on: nothing runs, no element is added); a long
+//   unbroken name keeps the page within a phone's width; an IPv6 public URL (http://[::1]:PORT)
+//   works in the browser: consent, the account page's sign-in and a form (its Origin accepted).
 // - Open (todo, a design choice for the lead): cookies are not bound to a port (RFC 6265 §8.5),
 //   so another web server on the same loopback host (another local app, another port) receives
 //   the account page's session cookie (any of its pages under /account) and the broker's (any
@@ -17,6 +19,7 @@ import { exchange, login, newClient, send } from '../helpers/broker-raw.js'
 import type { BrokerStack } from '../helpers/broker-stack.js'
 import { launchBrowser, NO_BROWSER, startSite } from '../helpers/browser.js'
 import type { CookieJar } from '../helpers/oauth-flow.js'
+import { freePort } from '../helpers/ports.js'
 
 const ALICE = '00000000-0000-0000-0000-00000000a11c'
 
@@ -195,5 +198,75 @@ describe('stop62: pages against an outsider, in headless Chromium', { skip: NO_B
     assert.notEqual(held, 'attacker-value', "the other server replaced the user's secret")
     assert.notEqual(stolen, ALICE, 'the other server got a broker token as the user')
     assert.doesNotMatch(leaked, /mcp_edge_(account|session)=/, `it was sent: ${leaked}`)
+  })
+})
+
+describe('stop62: an IPv6 public URL in headless Chromium', { skip: NO_BROWSER }, () => {
+  let stack: BrokerStack
+  let browser: Browser
+  let closeBrowser: () => Promise<void>
+  let site: Awaited<ReturnType<typeof startSite>> | undefined
+
+  before(async () => {
+    const port = await freePort()
+    stack = await startAccountStack({
+      host: '::1',
+      port,
+      config: { publicUrl: `http://[::1]:${port}` },
+    })
+    site = await startSite((_req, res) => res.end('back at the client'))
+    ;({ browser, close: closeBrowser } = await launchBrowser())
+  })
+  after(async () => {
+    await closeBrowser?.()
+    await site?.close()
+    await stack?.close()
+  })
+
+  it('consent at http://[::1]:PORT, then the account page: sign in, set a secret (its Origin accepted)', async () => {
+    const context = await browser.createBrowserContext()
+    const page = await context.newPage()
+    await page.setJavaScriptEnabled(false)
+    try {
+      const redirect = `http://127.0.0.1:${site!.port}/callback`
+      const clientId = await newClient(stack, [redirect], { client_name: 'IPv6 client' })
+      await page.goto(
+        `${stack.url}/authorize?${new URLSearchParams({
+          response_type: 'code',
+          client_id: clientId,
+          redirect_uri: redirect,
+          scope: 'mcp:read',
+          resource: stack.endpoint('github'),
+          state: 's',
+          code_challenge: createHash('sha256').update(randomBytes(32)).digest('base64url'),
+          code_challenge_method: 'S256',
+        })}`,
+      )
+      assert.equal(
+        await page.$eval('h1', (h) => h.textContent),
+        'Allow IPv6 client to use these tools for you?',
+      )
+      await Promise.all([page.waitForNavigation(), page.click('form[action$="/approve"] button')])
+      const landed = new URL(page.url())
+      assert.equal(`${landed.origin}${landed.pathname}`, redirect)
+      assert.equal(landed.searchParams.get('iss'), stack.url)
+      assert.ok(landed.searchParams.get('code'))
+
+      await page.goto(`${stack.url}/account?server=github&secret=github-token`)
+      await Promise.all([page.waitForNavigation(), page.click('a.button.primary')])
+      assert.equal(new URL(page.url()).host, new URL(stack.url).host)
+      assert.match(await page.evaluate(() => document.body.innerText), /Signed in as/)
+      const item = 'li#secret-github-github-token'
+      await page.type(`${item} input[name=value]`, 'ghp_from_ipv6')
+      await Promise.all([page.waitForNavigation(), page.click(`${item} button.primary`)])
+      assert.equal(new URL(page.url()).pathname, '/account/saved')
+      const held = await secretsIn(stack.store).value(
+        { iss: stack.url, sub: ALICE },
+        'github-token',
+      )
+      assert.equal(held, 'ghp_from_ipv6')
+    } finally {
+      await context.close()
+    }
   })
 })
