@@ -222,6 +222,26 @@ describe('stop62: hostile Hosts at the broker and account routes', () => {
     assert.equal(held, undefined)
   })
 
+  it('after Sign out, the next Sign in in that browser asks the upstream: the next person is not the last', async () => {
+    stack.idp.nextUser('alice-pairwise-sub')
+    const jar: CookieJar = new Map()
+    const first = await pageSignIn(stack.url, jar)
+    assert.match(first.page.text, /Signed in as <strong>alice@contoso\.example/)
+    const out = await submit(stack.url, jar, formFor(first.page.text, 'logout'))
+    assert.equal(out.status, 303, out.text)
+    // Alice signed out at the upstream too (or it never knew this browser): only the gateway's
+    // cookies are left. Bob sits down and signs in.
+    const upstream = new URL(stack.idp.issuer).host
+    for (const name of [...jar.keys()]) if (!name.startsWith('_mcp_edge_')) jar.delete(name)
+    stack.idp.nextUser('bob-pairwise-sub')
+    const next = await pageSignIn(stack.url, jar)
+    assert.ok(
+      next.visited.some((u) => new URL(u).host === upstream),
+      `the sign-in went to the upstream: ${next.visited.join(' → ')}`,
+    )
+    assert.doesNotMatch(next.page.text, /alice@contoso/, 'signed in as the previous user')
+  })
+
   it('the broker and account pages carry the page headers, refusals included', async () => {
     const pages: [string, Answer][] = [
       ['/account', await send(`${stack.url}/account`)],
