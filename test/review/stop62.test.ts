@@ -21,6 +21,7 @@ import {
   type Answer,
 } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { form, steps } from '../helpers/broker-steps.js'
 import type { CookieJar } from '../helpers/oauth-flow.js'
 import { freePort } from '../helpers/ports.js'
 import { rawHttp } from '../helpers/raw-http.js'
@@ -317,6 +318,39 @@ describe('stop62: what a client registers for the consent page to show', () => {
       assert.equal(res.headers['access-control-allow-origin'], undefined, type)
     }
     assert.deepEqual(await stack.store.keys('oidc:Client:'), before)
+  })
+
+  it("the upstream's error and its description reach the page as a fixed text and a safe code only", async () => {
+    const walk = steps(stack, await newClient(stack, redirect), redirect[0]!)
+    /** A login approved on the consent page, sent to the upstream: its state and the browser. */
+    const toUpstream = async () => {
+      const t = await walk.toConsent()
+      const approve = form(t.consent, 'approve')
+      const to = new URL((await walk.post(t.jar, approve.action, approve.fields)).location!)
+      assert.equal(to.origin, new URL(stack.idp.issuer).origin)
+      return { jar: t.jar, state: to.searchParams.get('state')! }
+    }
+    const hostile = '<script>alert(1)</script>\u202eevil "quoted" \u200bhidden'
+    const cases: [string, RegExp][] = [
+      ['access_denied', /the user did not sign in at the upstream \(access_denied\)/],
+      ['invalid_request', /the upstream refused the sign-in request \(invalid_request\)/],
+      [`x<b>${hostile}`, /the upstream refused the sign-in request \(unreadable error\)/],
+    ]
+    for (const [error, says] of cases) {
+      const { jar, state } = await toUpstream()
+      const back = new URLSearchParams({
+        state,
+        iss: stack.idp.issuer,
+        error,
+        error_description: hostile,
+        error_uri: 'javascript:alert(1)',
+      })
+      const page = await send(`${stack.url}/oauth/callback?${back}`, { jar })
+      assertPageHeaders(page, `upstream error ${error}`)
+      assert.equal(page.status, 403, page.text.slice(0, 300))
+      assert.match(page.text, says)
+      assert.doesNotMatch(page.text, /<b>|alert|evil|quoted|hidden|\u202e|\u200b|javascript/)
+    }
   })
 
   it('names people write are still taken (accents, scripts, an emoji, inner spaces)', async () => {
