@@ -805,6 +805,7 @@ function accountBroker(
       return a && { roles: a.roles, label: a.email ?? a.name ?? a.sub }
     },
     holdsUpstreamToken: (sub) => broker.accounts.holdsTokens(sub),
+    endBrowserSession: (cookie) => broker.endBrowserSession(cookie),
     upstream: new URL(upstream.issuer ?? upstream.endpoints!.authorization).host,
   }
 }

@@ -18,6 +18,8 @@ export interface AccountBroker extends Omit<BrokerClientDeps, 'timeoutMs'> {
   holdsUpstreamToken(sub: string): Promise<boolean>
   /** The upstream identity provider as users know it (its host). */
   upstream: string
+  /** Ends this browser's sign-in at the broker (`cookie` reads the request's cookies), at sign-out. */
+  endBrowserSession(cookie: (name: string) => string | undefined): Promise<void>
 }
 
 /** What the account page and its API need from the gateway. */

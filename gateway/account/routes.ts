@@ -389,8 +389,11 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
 
   app.post(
     '/account/logout',
-    onPost('account/logout', async (c, { session }) => {
+    onPost('account/logout', async (c, { b, session }) => {
       await sessions.end(c, session)
+      // And the broker's sign-in of this browser, or "Sign in" next signed the same user back in
+      // with no upstream login (the next person at a shared browser became the previous one).
+      await b.endBrowserSession((name) => getCookie(c, name))
       return c.redirect(`${base}/account?signed_out=1`, 303)
     }),
   )

@@ -20,7 +20,7 @@ import { mountInteractions, UPSTREAM_CALLBACK_PATH } from './interactions.js'
 import type { BrokerKeys } from './keys.js'
 import { mountProvider } from './mount.js'
 import { loadOidcModule } from './oidc-module.js'
-import { BROKER_ROUTES, brokerConfiguration } from './provider.js'
+import { BROKER_ROUTES, BROKER_SESSION_COOKIE, brokerConfiguration } from './provider.js'
 import { registrationGuard } from './registration-guard.js'
 import { revocationPolicy, revokeAccessTokens } from './revoke-access.js'
 import type { RevocationList } from './revocations.js'
@@ -36,6 +36,12 @@ export interface Broker {
   accounts: Accounts
   /** The gateway's own client, which the account page signs users in with. */
   firstParty: FirstPartyClient
+  /**
+   * Ends a browser's sign-in at the broker, found by its session cookie (`cookie` reads the
+   * request's cookies): the next authorization in that browser goes to the upstream again (the
+   * account page's sign-out).
+   */
+  endBrowserSession(cookie: (name: string) => string | undefined): Promise<void>
   /** Why it cannot serve yet (the upstream not discovered), if it cannot. */
   problem(): string | undefined
   close(): Promise<void>
@@ -261,6 +267,10 @@ export async function startBroker(o: {
     routes,
     accounts,
     firstParty,
+    async endBrowserSession(cookie) {
+      const id = cookie(BROKER_SESSION_COOKIE)
+      if (id) await (await provider.Session.find(id))?.destroy()
+    },
     problem: () =>
       upstream.problem() ??
       (storeDown ? 'the shared store (Redis) cannot be reached' : undefined) ??

@@ -70,8 +70,13 @@ const REFUSED_URIS = [
   'backchannel_logout_uri',
   'initiate_login_uri',
 ]
-/** Control characters (C0, DEL, C1) and bidirectional overrides, which can disguise a name. */
-const DISGUISING = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u
+/**
+ * Characters that disguise a name on the consent page: controls (C0, DEL, C1), format characters
+ * (bidirectional overrides and marks, zero-width spaces and joiners, soft hyphen, BOM, tags,
+ * interlinear annotations: invisible, so `Cla\u200bude` reads as another client's name) and
+ * line or paragraph separators.
+ */
+const DISGUISING = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u
 
 /**
  * Compiles the registration settings into a {@link ClientPolicy}. `ownCallbacks` are the
@@ -124,8 +129,12 @@ export function clientPolicy(
     }
     if (typeof name === 'string' && DISGUISING.test(name)) {
       throw metadataError(
-        'client_name must not contain control or bidirectional formatting characters',
+        'client_name must not contain control, formatting (bidirectional, zero-width) or line separator characters',
       )
+    }
+    // A blank name shows no one on the consent page ("Allow  to use these tools").
+    if (typeof name === 'string' && name.trim() === '') {
+      throw metadataError('client_name must not be blank')
     }
     const method = metadata.token_endpoint_auth_method
     if (typeof method !== 'string' || !AUTH_METHODS[source].has(method)) {

@@ -61,8 +61,9 @@ export function consentPage(v: ConsentView): string {
   const user = v.user
     ? `<p class="muted">Signed in as <strong>${esc(v.user)}</strong>.</p>`
     : `<p class="muted">You will sign in with your organization's account next.</p>`
+  // page() escapes the title itself: the name goes in as it is, or the tab reads `&#60;`.
   return page(
-    `Allow ${name}?`,
+    `Allow ${v.clientName || 'An application'}?`,
     `
 <h1>Allow <span>${name}</span> to use these tools for you?</h1>
 ${who}

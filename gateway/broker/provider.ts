@@ -21,6 +21,9 @@ import { grantableScopes, serverScopes } from './scopes.js'
 type OidcModule = typeof import('oidc-provider')
 type BrokerConfig = NonNullable<GatewayConfig['auth']['broker']>
 
+/** The cookie of a browser's sign-in at the broker (its value is the session's id). */
+export const BROKER_SESSION_COOKIE = '_mcp_edge_session'
+
 /** Paths the authorization server answers at, relative to the issuer. */
 export const BROKER_ROUTES = {
   authorization: '/authorize',
@@ -119,7 +122,7 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
     cookies: {
       keys: d.keys.cookieKeys,
       names: {
-        session: '_mcp_edge_session',
+        session: BROKER_SESSION_COOKIE,
         interaction: '_mcp_edge_interaction',
         resume: '_mcp_edge_resume',
       },

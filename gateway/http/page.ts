@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
  * pages, the account page): a card on a grey page, readable on a phone, no script anywhere.
  */
 const CSS = `
-body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f4f5f7;color:#1d2126}
+body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f4f5f7;color:#1d2126;overflow-wrap:anywhere}
 main{max-width:34rem;margin:0 auto;padding:1.5rem 1rem}
 .card{background:#fff;border:1px solid #d8dce2;border-radius:10px;padding:1.25rem 1.25rem 1rem}
 h1{font-size:1.3rem;margin:0 0 .75rem}

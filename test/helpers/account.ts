@@ -9,6 +9,7 @@ import { UserSecrets } from '../../gateway/credentials/secrets.js'
 import { sealerFromConfig } from '../../gateway/store/sealed.js'
 import type { Store } from '../../gateway/store/store.js'
 import { send, type Answer } from './broker-raw.js'
+import { startBrokerStack, type BrokerStack } from './broker-stack.js'
 import type { CookieJar } from './oauth-flow.js'
 import { SERVERS_DIR } from './stack.js'
 
@@ -76,6 +77,21 @@ export const ACCOUNT_EXCHANGE = {
     clientId: 'account-tests',
     clientAuth: 'none',
   },
+}
+
+/**
+ * A broker stack (Entra-like upstream) serving the account page: the servers and policy above,
+ * sealing with the test's keys; `o` adds to it (its `config` to the account's).
+ */
+export function startAccountStack(
+  o: Parameters<typeof startBrokerStack>[0] = {},
+): Promise<BrokerStack> {
+  return startBrokerStack({
+    policy: ACCOUNT_POLICY,
+    auth: ACCOUNT_EXCHANGE,
+    ...o,
+    config: { servers: accountServers(), secrets: SEALING, ...o.config },
+  })
 }
 
 /** The environment variable holding the test's sealing keys. */

@@ -66,6 +66,8 @@ export async function startBrokerStack(
     config?: Record<string, unknown>
     policy?: string
     port?: number
+    /** The loopback address the gateway listens on and its URL names (default 127.0.0.1). */
+    host?: '127.0.0.1' | '::1'
     start?: Pick<StartOptions, 'accountClock'>
     /** The configured audit destination (`log.audit`) instead of the in-memory one. */
     realAudit?: boolean
@@ -77,7 +79,8 @@ export async function startBrokerStack(
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-broker-'))
   writeFileSync(join(dir, 'policy.yaml'), o.policy ?? BROKER_POLICY)
   const port = o.port ?? (await freePort())
-  const url = `http://127.0.0.1:${port}`
+  const host = o.host ?? '127.0.0.1'
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
   const callback = `${url}/oauth/callback`
   const idp =
     kind === 'entra'
@@ -130,7 +133,7 @@ export async function startBrokerStack(
   const node = process.execPath
   const config = validateConfig(
     {
-      listen: { host: '127.0.0.1', port },
+      listen: { host, port },
       auth: { broker: { upstream: { ...upstream, ...o.upstream }, ...o.broker }, ...o.auth },
       servers: {
         echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] },

@@ -2,6 +2,8 @@
 // downloads no browser; .ci/run installs /usr/bin/chromium. Outside CI a machine without it
 // skips the browser tests; in CI (CI=true) a missing browser is a failure, never a skip.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import puppeteer, { type Browser } from 'puppeteer-core'
@@ -37,6 +39,24 @@ export async function launchBrowser(): Promise<{ browser: Browser; close(): Prom
     async close() {
       await browser.close().catch(() => {})
       rmSync(profile, { recursive: true, force: true })
+    },
+  }
+}
+
+/**
+ * A web server of another origin on 127.0.0.1 (an attacker's page, a client's redirect URI,
+ * another local app) answering every request with `handler`; `close` ends it and its connections.
+ */
+export async function startSite(
+  handler: http.RequestListener,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const site = http.createServer(handler)
+  await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (site.address() as AddressInfo).port,
+    close() {
+      site.closeAllConnections()
+      return new Promise<void>((resolve) => site.close(() => resolve()))
     },
   }
 }
