@@ -373,6 +373,14 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
           signal,
           (b) => b.close(),
         )
+      // Plain http is loopback only (the schema refuses it elsewhere), and browsers do not bind
+      // cookies to a port: every web server on this host is sent the broker's and the account
+      // page's sign-in cookies, and can replay them as the user (README, Security model).
+      if (broker !== undefined && new URL(publicUrl).protocol === 'http:')
+        log.warn(
+          { publicUrl },
+          'the broker serves on plain http: browsers send its sign-in cookies to every web server on this host, whatever its port; give it a host name of its own over https (publicUrl) before people who browse other local web apps sign in through it',
+        )
     }
   } catch (err) {
     pinned?.watcher.close()

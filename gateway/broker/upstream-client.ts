@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import * as oidc from 'openid-client'
+import { loopbackUrl } from '../config/loopback.js'
 import type { UpstreamConfig } from './upstream.js'
 import { UpstreamError } from './errors.js'
 import { upstreamFailure } from './upstream-failure.js'
@@ -145,8 +146,5 @@ export function clientSource(o: {
 
 /** http:// is acceptable only to a loopback host: elsewhere it would carry secrets in clear. */
 export function insecureAllowed(url: string): boolean {
-  const u = new URL(url)
-  if (u.protocol !== 'http:') return false
-  const host = u.hostname.replace(/^\[|\]$/g, '')
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+  return new URL(url).protocol === 'http:' && loopbackUrl(url)
 }

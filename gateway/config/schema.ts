@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import { DEFAULT_INHERITED_ENV_VARS } from '@modelcontextprotocol/client/stdio'
 import { z } from 'zod'
+import { loopbackUrl } from './loopback.js'
 
 /** Request body cap in bytes (→ 413). A JSON-RPC message larger than this is not a tool call. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -1377,6 +1378,21 @@ export const configSchema = z
   })
   .superRefine((c, ctx) => {
     endpointProblems(c, ctx)
+    // The broker's endpoints, its sign-in cookies and the codes and tokens it hands out would
+    // cross a network in clear: MCP requires every authorization server endpoint on https.
+    if (
+      c.auth.broker !== undefined &&
+      c.publicUrl !== undefined &&
+      URL.parse(c.publicUrl)?.protocol === 'http:' &&
+      !loopbackUrl(c.publicUrl)
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['publicUrl'],
+        message:
+          'must be https with auth.broker (its sign-in, codes and tokens would cross the network in clear); http only for loopback',
+      })
+    }
     // The account page's body cap must carry at least the longest plain-ASCII secret and the
     // form's other fields (other characters take up to 9 bytes each once percent-encoded).
     const needed = c.credentials.secretMaxLength + 1024
