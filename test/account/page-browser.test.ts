@@ -140,20 +140,35 @@ describe('the account page in headless Chromium', { skip: NO_BROWSER }, () => {
 
     // Set.
     await page.type(input, 'ghp_first-value')
+    const before = Date.now()
     await click(page, `${item('github', 'github-token')} button.primary`)
     assert.equal(new URL(page.url()).pathname, '/account/saved')
     assert.match(
       await text(page),
-      /github-token is set \(on .+ UTC\)\.\s+You can go back to your application now/,
+      /github-token is set \(on .+ UTC; expires on .+ UTC unless used\)\.\s+You can go back to your application now/,
     )
     assert.equal(await secretsIn(stack.store).value(alice(), 'github-token'), 'ghp_first-value')
     await shot(page, '3-saved')
 
-    // Back: "Set on", and held for the user (name and date, never the value).
+    // Back: "Set on", when it expires unused, and held for the user (names and dates, never
+    // the value).
     await click(page, 'a.button')
+    const listedAt = Date.now()
     assert.match(
       await page.$eval(item('github', 'github-token'), (l) => l.textContent ?? ''),
-      /Set on \d{4}-\d\d-\d\d \d\d:\d\d UTC/,
+      /Set on \d{4}-\d\d-\d\d \d\d:\d\d UTC; expires on \d{4}-\d\d-\d\d \d\d:\d\d UTC unless used/,
+    )
+    // The instant is the store's time to live of the value (secretUnusedTtl, 90 days), read
+    // back: within the set's round trip.
+    const [setAt, expiresAt] = await page.$$eval(`${item('github', 'github-token')} time`, (t) =>
+      t.map((x) => Date.parse(x.getAttribute('datetime') ?? '')),
+    )
+    const ttl = 90 * 24 * 3600 * 1000
+    assert.ok(setAt! >= before && setAt! <= listedAt, String(setAt))
+    assert.ok(expiresAt! >= before + ttl - 1 && expiresAt! <= listedAt + ttl, String(expiresAt))
+    assert.match(
+      await text(page),
+      /What the gateway holds for you\s+github-token set on .+ UTC; expires on .+ UTC unless used/,
     )
     assert.equal(
       await page.$eval(`${item('github', 'github-token')} button.primary`, (b) => b.textContent),
