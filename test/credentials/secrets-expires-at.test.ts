@@ -6,13 +6,11 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
-import { pino } from 'pino'
 import { UserSecrets } from '../../gateway/credentials/secrets.js'
 import { createMemoryStore } from '../../gateway/store/memory.js'
-import { createRedisStore } from '../../gateway/store/redis.js'
 import { createSealer } from '../../gateway/store/sealed.js'
 import type { Store } from '../../gateway/store/store.js'
-import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
+import { NO_REDIS, redisStoreAt, startRedis, type RedisServer } from '../helpers/redis.js'
 
 const DAY = 24 * 3600 * 1000
 const alice = { iss: 'https://idp.example', sub: 'alice' }
@@ -39,11 +37,7 @@ const kinds: Kind[] = [
     skip: NO_REDIS,
     async open() {
       redis ??= await startRedis()
-      const store = await createRedisStore({
-        url: redis.url,
-        keyPrefix: `expires-at-${randomBytes(4).toString('hex')}:`,
-        log: pino({ level: 'silent' }),
-      })
+      const store = await redisStoreAt(redis.url, `expires-at-${randomBytes(4).toString('hex')}:`)
       // Redis keeps time itself: a later instant is the same key's shorter time to live.
       const skew = { ms: 0 }
       return { store, now: () => Date.now() + skew.ms, advance: (ms) => void (skew.ms += ms) }

@@ -10,15 +10,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { after, before, beforeEach, describe, it } from 'node:test'
-import { pino } from 'pino'
 import { shown } from '../../gateway/cli/shown.js'
 import { UserSecrets, type SecretOwner } from '../../gateway/credentials/secrets.js'
 import { markKeys } from '../../gateway/store/key-check.js'
-import { createRedisStore } from '../../gateway/store/redis.js'
 import { createSealer } from '../../gateway/store/sealed.js'
 import type { Store } from '../../gateway/store/store.js'
 import { runCli } from '../helpers/cli-run.js'
-import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
+import { NO_REDIS, redisStoreAt, startRedis, type RedisServer } from '../helpers/redis.js'
 
 const ISS = 'https://idp.example'
 const alice: SecretOwner = { iss: ISS, sub: 'alice' }
@@ -65,11 +63,7 @@ describe('the audit line of mcp-edge secrets purge (real Redis, the built CLI)',
   before(async () => {
     redis = await startRedis()
     process.env[REDIS_ENV] = redis.url
-    store = await createRedisStore({
-      url: redis.url,
-      keyPrefix: PREFIX,
-      log: pino({ level: 'silent' }),
-    })
+    store = await redisStoreAt(redis.url, PREFIX)
     const sealer = createSealer({ k1: key }, 'k1')
     secrets = new UserSecrets({ store, sealer })
     // As a gateway of this version leaves them: the purge's check passes without a note.

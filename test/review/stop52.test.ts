@@ -51,7 +51,7 @@ import {
   McpError,
 } from '@modelcontextprotocol/sdk/types.js'
 import { runCli } from '../helpers/cli-run.js'
-import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
+import { NO_REDIS, redisStoreAt, startRedis, type RedisServer } from '../helpers/redis.js'
 import { modernRequest } from '../helpers/modern-request.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { queueServer, recorded } from '../helpers/tasks-stack.js'
@@ -111,11 +111,7 @@ before(async () => {
   if (NO_REDIS) return
   redis = await startRedis()
   process.env[REDIS_ENV] = redis.url
-  store = await createRedisStore({
-    url: redis.url,
-    keyPrefix: PREFIX,
-    log: pino({ level: 'silent' }),
-  })
+  store = await redisStoreAt(redis.url, PREFIX)
 })
 after(async () => {
   await store?.close()
