@@ -16,10 +16,12 @@ usage: mcp-edge secrets purge --subject SUB [--issuer ISS] --config FILE
   --issuer   their issuer (default: the broker's publicUrl with auth.broker, else auth.issuer)
   --config   the gateway's own config: its store (redis) and secrets.keys
   Deletes every secret the user set, and with the broker the account and upstream tokens it
-  keeps for them and signs them out everywhere; prints how many, never a value.
+  keeps for them and signs them out everywhere; prints how many, never a value. Writes one
+  audit line where the gateway writes its own (log.audit), done or not.
 
 exit: 0 done (nothing held included), 1 not done (store not reached, other keys, a memory
-store), 2 usage or configuration error`
+store, an audit file that cannot be written with log.auditOnFailure refuse), 2 usage or
+configuration error`
 
 class UsageError extends Error {}
 
