@@ -234,7 +234,11 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
           ...(s.description ? { description: s.description } : {}),
           credentials: s.credentials.map(credentialJson),
         })),
-        secrets: needs.held.map((s) => ({ name: s.name, setAt: new Date(s.setAt).toISOString() })),
+        secrets: needs.held.map((s) => ({
+          name: s.name,
+          setAt: new Date(s.setAt).toISOString(),
+          expiresAt: iso(s.expiresAt),
+        })),
       })
     }),
   )
@@ -286,8 +290,9 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
       }
       const replaced = needs.held.some((h) => h.name === name)
       let setAt: number
+      let expiresAt: number | null
       try {
-        ;({ setAt } = await d.secrets.set(
+        ;({ setAt, expiresAt } = await d.secrets.set(
           { iss: p.iss, sub: p.sub },
           name,
           (body as { value: string }).value,
@@ -300,7 +305,12 @@ export function accountApi(app: Hono<Vars>, d: AccountDeps): void {
         throw new AccountError('secret_refused', why)
       }
       record(p, needs, 'account/secret.set', name, 'allow', replaced ? 'replaced' : 'set')
-      return reply(replaced ? 200 : 201, { name, setAt: new Date(setAt).toISOString(), replaced })
+      return reply(replaced ? 200 : 201, {
+        name,
+        setAt: new Date(setAt).toISOString(),
+        expiresAt: iso(expiresAt),
+        replaced,
+      })
     }),
   )
 
@@ -359,6 +369,7 @@ function credentialJson(c: CredentialNeed): Record<string, unknown> {
         ...(c.describe ? { describe: c.describe } : {}),
         set: c.setAt !== undefined,
         setAt: c.setAt === undefined ? null : new Date(c.setAt).toISOString(),
+        expiresAt: iso(c.expiresAt),
       }
     case 'exchange':
       return {
@@ -377,4 +388,9 @@ function credentialJson(c: CredentialNeed): Record<string, unknown> {
         held: c.held ?? null,
       }
   }
+}
+
+/** An instant as the API writes it; null for none (not set, or never expires). */
+function iso(ms: number | null | undefined): string | null {
+  return ms == null ? null : new Date(ms).toISOString()
 }

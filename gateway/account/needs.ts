@@ -6,13 +6,17 @@ import type { Policy } from '../policy/policy.js'
 
 /** One credential a server's process gets, as the user sees it: never a value. */
 export type CredentialNeed =
-  /** A secret the user sets: its name, what it is, and when it was set (undefined: not set). */
+  /**
+   * A secret the user sets: its name, what it is, when it was set and when it expires unused
+   * (undefined: not set; expiresAt null: never).
+   */
   | {
       env: string
       kind: 'secret'
       secret: string
       describe: string | undefined
       setAt: number | undefined
+      expiresAt: number | null | undefined
     }
   /** Supplied automatically: the user's token exchanged at the identity provider (RFC 8693). */
   | {
@@ -64,7 +68,7 @@ export function accountNeeds(o: {
   /** The broker's upstream (its host) and whether it holds a token for this user, when the user signed in through it. */
   upstream?: { name: string; held: boolean | undefined }
 }): AccountNeeds {
-  const setAt = new Map(o.held.map((s) => [s.name, s.setAt]))
+  const held = new Map(o.held.map((s) => [s.name, s]))
   const servers: ServerNeeds[] = []
   const settable = new Set<string>()
   for (const [name, server] of Object.entries(o.servers)) {
@@ -77,7 +81,8 @@ export function accountNeeds(o: {
           kind: 'secret',
           secret: c.secret,
           describe: c.describe,
-          setAt: setAt.get(c.secret),
+          setAt: held.get(c.secret)?.setAt,
+          expiresAt: held.get(c.secret)?.expiresAt,
         }
       }
       if ('exchange' in c)

@@ -82,7 +82,7 @@ function credential(v: AccountView, server: string, c: CredentialNeed): string {
   const status =
     c.setAt === undefined
       ? '<div class="muted">Not set</div>'
-      : `<div class="muted">Set on ${date(c.setAt)}</div>`
+      : `<div class="muted">Set on ${date(c.setAt)}; ${expires(c.expiresAt ?? null)}</div>`
   const remove =
     c.setAt === undefined
       ? ''
@@ -105,7 +105,7 @@ function heldSection(v: AccountView): string {
       const remove = orphan
         ? `<form method="post" action="${esc(v.base)}/account/secrets/delete">${csrf(v.csrf)}<input type="hidden" name="name" value="${esc(s.name)}"><div class="row"><span class="muted">No server you may use takes it.</span><button type="submit">Delete</button></div></form>`
         : ''
-      return `<li class="cred"><code>${esc(s.name)}</code> <span class="muted">set on ${date(s.setAt)}</span>${remove}</li>`
+      return `<li class="cred"><code>${esc(s.name)}</code> <span class="muted">set on ${date(s.setAt)}; ${expires(s.expiresAt)}</span>${remove}</li>`
     })
     .join('')
   return `<h2>What the gateway holds for you</h2>
@@ -146,12 +146,15 @@ export function apiOnlyPage(publicUrl: string): string {
 }
 
 /** The confirmation after a secret was set (the POST's redirect target). */
-export function savedPage(base: string, o: { name: string; setAt: number }): string {
+export function savedPage(
+  base: string,
+  o: { name: string; setAt: number; expiresAt: number | null },
+): string {
   return page(
     'Saved',
     `
 <h1>Saved</h1>
-<div class="note"><code>${esc(o.name)}</code> is set (on ${date(o.setAt)}).</div>
+<div class="note"><code>${esc(o.name)}</code> is set (on ${date(o.setAt)}; ${expires(o.expiresAt)}).</div>
 <p>You can go back to your application now: it uses the new value from its next request.</p>
 <div class="actions"><a class="button" href="${esc(base)}/account">Back to your credentials</a></div>`,
   )
@@ -176,6 +179,14 @@ export function refusalPage(
 
 function csrf(token: string): string {
   return `<input type="hidden" name="csrf" value="${esc(token)}">`
+}
+
+/**
+ * When a secret expires unless used or set again (the store's time to live of its value), or
+ * that it never does (`credentials.secretUnusedTtl` 0).
+ */
+function expires(ms: number | null): string {
+  return ms === null ? 'never expires' : `expires on ${date(ms)} unless used`
 }
 
 /** A date a person reads (UTC, to the minute), with the exact instant in `datetime`. */

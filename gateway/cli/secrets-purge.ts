@@ -5,6 +5,7 @@ import { pino } from 'pino'
 import { loadConfigFile } from '../config/load.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { readSecret } from '../config/secrets.js'
+import { openPurgeAudit, type PurgeAudit, type PurgeRecord } from './purge-audit.js'
 import { shown } from './shown.js'
 
 /** Usage of `secrets purge`, printed on any usage error. */
@@ -15,22 +16,32 @@ usage: mcp-edge secrets purge --subject SUB [--issuer ISS] --config FILE
   --issuer   their issuer (default: the broker's publicUrl with auth.broker, else auth.issuer)
   --config   the gateway's own config: its store (redis) and secrets.keys
   Deletes every secret the user set, and with the broker the account and upstream tokens it
-  keeps for them and signs them out everywhere; prints how many, never a value.
+  keeps for them and signs them out everywhere; prints how many, never a value. Writes one
+  audit line where the gateway writes its own (log.audit), done or not.
 
 exit: 0 done (nothing held included), 1 not done (store not reached, other keys, a memory
-store), 2 usage or configuration error`
+store, an audit file that cannot be written with log.auditOnFailure refuse), 2 usage or
+configuration error`
 
 class UsageError extends Error {}
+
+/** A configuration the purge cannot work with (exit 2, no usage). */
+class ConfigProblem extends Error {}
+
+/** A purge refused before it deleted anything (exit 1). */
+class Refusal extends Error {}
 
 /**
  * Runs `mcp-edge secrets purge <args>` and resolves with the exit code. Never throws: usage and
  * configuration errors go to stderr with exit code 2, anything that stopped the purge with 1.
+ * Once the config is read, every run leaves one audit line where the gateway writes its own
+ * (purge-audit.ts): done, refused or failed.
  */
 export async function purgeCommand(args: string[]): Promise<number> {
   let config: GatewayConfig
-  let owner: { iss: string; sub: string }
+  let values: { subject?: string; issuer?: string }
   try {
-    const { values, positionals } = parseArgs({
+    const parsed = parseArgs({
       args,
       allowPositionals: true,
       options: {
@@ -40,34 +51,70 @@ export async function purgeCommand(args: string[]): Promise<number> {
         help: { type: 'boolean', short: 'h' },
       },
     })
-    if (values.help) {
+    values = parsed.values
+    if (parsed.values.help) {
       process.stdout.write(`${PURGE_USAGE}\n`)
       return 0
     }
-    if (positionals.length > 0) throw new UsageError('purge takes no NAME: it deletes them all')
-    const sub = values.subject
-    if (sub === undefined || sub === '') throw new UsageError('--subject is required')
-    // A control character is no one's subject: a pasted escape sequence, not a user.
-    if (/\p{Cc}/u.test(sub)) throw new UsageError('--subject holds a control character')
-    if (values.config === undefined)
+    if (parsed.positionals.length > 0)
+      throw new UsageError('purge takes no NAME: it deletes them all')
+    if (parsed.values.config === undefined)
       throw new UsageError("--config is required: the gateway's own (its store and secrets.keys)")
-    config = loadConfigFile(values.config)
-    const iss =
-      values.issuer ?? (config.auth.broker !== undefined ? config.publicUrl : config.auth.issuer)
-    if (iss === undefined || iss === '')
-      throw new UsageError(
-        '--issuer is required: the config names no issuer (auth.issuer, publicUrl)',
-      )
-    owner = { iss, sub }
+    config = loadConfigFile(parsed.values.config)
   } catch (err) {
     return refused(err, 2)
   }
-  if (config.store.kind === 'memory') {
-    process.stderr.write(
-      "mcp-edge secrets purge: store.kind is memory: users' secrets live in the running gateway's memory (gone when it stops); a purge reaches a shared store (redis) only\n",
-    )
-    return 1
+  let audit: PurgeAudit
+  try {
+    audit = openPurgeAudit(config)
+  } catch (err) {
+    return refused(err, 1)
   }
+  const iss =
+    values.issuer ?? (config.auth.broker !== undefined ? config.publicUrl : config.auth.issuer)
+  const record: PurgeRecord = {
+    owner: { iss: iss ?? '', sub: values.subject ?? '' },
+    names: [],
+    signedOut: false,
+    began: false,
+    outcome: '',
+  }
+  let code: number
+  let failure: unknown
+  try {
+    code = await purge(config, record)
+  } catch (err) {
+    failure = err
+    code = err instanceof UsageError || err instanceof ConfigProblem ? 2 : 1
+    const message = err instanceof Error ? err.message : String(err)
+    record.outcome = `${record.began ? 'error' : 'refused'}: ${message}`
+  }
+  const unwritten = await audit.write(record)
+  if (failure !== undefined) refused(failure, code)
+  if (unwritten !== undefined)
+    process.stderr.write(
+      `mcp-edge secrets purge: the audit line could not be written (${unwritten}): this run is not in the audit log ${shown(config.log.audit)}\n`,
+    )
+  return code
+}
+
+/**
+ * The purge itself: fills `record` as it goes (what was deleted, whether the user was signed
+ * out) and prints the result. @throws UsageError, ConfigProblem, Refusal, or what stopped it
+ */
+async function purge(config: GatewayConfig, record: PurgeRecord): Promise<number> {
+  const owner = record.owner
+  if (owner.sub === '') throw new UsageError('--subject is required')
+  // A control character is no one's subject: a pasted escape sequence, not a user.
+  if (/\p{Cc}/u.test(owner.sub)) throw new UsageError('--subject holds a control character')
+  if (owner.iss === '')
+    throw new UsageError(
+      '--issuer is required: the config names no issuer (auth.issuer, publicUrl)',
+    )
+  if (config.store.kind === 'memory')
+    throw new Refusal(
+      "store.kind is memory: users' secrets live in the running gateway's memory (gone when it stops); a purge reaches a shared store (redis) only",
+    )
   // Loaded once the command is known good, as `serve` loads the gateway.
   const [
     { sealerForStore },
@@ -88,7 +135,7 @@ export async function purgeCommand(args: string[]): Promise<number> {
   try {
     sealer = sealerForStore(config, readSecret)
   } catch (err) {
-    return refused(err, 2)
+    throw new ConfigProblem((err as Error).message)
   }
   let store: Awaited<ReturnType<typeof createStore>> | undefined
   try {
@@ -99,10 +146,12 @@ export async function purgeCommand(args: string[]): Promise<number> {
       process.stderr.write(
         'mcp-edge secrets purge: note: no gateway of this version has marked its sealing keys in this store; with keys other than its own nothing is found\n',
       )
-    const names = await secrets.purge(owner)
+    record.began = true
+    // Names as the store has them: a store writer's could redraw the terminal (shown.ts).
+    const names = (await secrets.purge(owner)).map(shown)
+    record.names = names
     // The broker's records of its own users: keyed by the subject itself (README).
     let account = false
-    let signedOut = false
     const broker = config.auth.broker
     if (broker !== undefined && owner.iss === config.publicUrl) {
       const keys = accountKeys(owner.sub)
@@ -111,18 +160,21 @@ export async function purgeCommand(args: string[]): Promise<number> {
       // Signed out everywhere, as the IdP's refusal does: the broker access tokens already
       // issued are refused on every replica (told now; one starting loads it from the store).
       await listEntry(store, subjectEntry(owner.sub, Date.now()), revocationTtlMs(config, broker))
-      signedOut = true
+      record.signedOut = true
     }
-    // Names as the store has them: a store writer's could redraw the terminal (shown.ts).
+    const count =
+      names.length === 0
+        ? 'no secrets held'
+        : `purged ${names.length} secret${names.length === 1 ? '' : 's'}`
+    const rest =
+      `${account ? '; and the account and upstream tokens the broker kept for them' : ''}` +
+      `${record.signedOut ? '; signed out everywhere' : ''}`
+    record.outcome = `${count}${rest}`
     const who = `subject ${shown(owner.sub)} of ${shown(owner.iss)}`
     process.stdout.write(
-      `${names.length === 0 ? `no secrets held for ${who}` : `purged ${names.length} secret${names.length === 1 ? '' : 's'} of ${who}: ${names.map(shown).join(', ')}`}` +
-        `${account ? '; and the account and upstream tokens the broker kept for them' : ''}` +
-        `${signedOut ? '; signed out everywhere' : ''}\n`,
+      `${names.length === 0 ? `${count} for ${who}` : `${count} of ${who}: ${names.join(', ')}`}${rest}\n`,
     )
     return 0
-  } catch (err) {
-    return refused(err, 1)
   } finally {
     await store?.close()
   }

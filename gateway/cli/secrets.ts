@@ -123,7 +123,7 @@ async function list(api: string, bearer: string, json: boolean): Promise<number>
     for (const c of s.credentials) {
       if (c.kind === 'secret')
         lines.push(
-          `  ${c.secret}  ${c.setAt ? `set ${when(c.setAt)}` : 'not set'}${c.describe ? `  (${c.describe})` : ''}`,
+          `  ${c.secret}  ${c.setAt ? `set ${when(c.setAt)}${expires(c.expiresAt)}` : 'not set'}${c.describe ? `  (${c.describe})` : ''}`,
         )
       else if (c.kind === 'exchange')
         lines.push(
@@ -139,7 +139,7 @@ async function list(api: string, bearer: string, json: boolean): Promise<number>
   lines.push(
     body.secrets.length === 0
       ? 'held for you: nothing'
-      : `held for you: ${body.secrets.map((s) => `${s.name} (set ${when(s.setAt)})`).join(', ')}`,
+      : `held for you: ${body.secrets.map((s) => `${s.name} (set ${when(s.setAt)}${expires(s.expiresAt)})`).join(', ')}`,
   )
   process.stdout.write(`${lines.join('\n')}\n`)
   return 0
@@ -150,8 +150,10 @@ async function set(api: string, bearer: string, name: string): Promise<number> {
   if (value === '') throw new Failure('no value was given (standard input was empty)')
   const body = (await call('PUT', `${api}/secrets/${encodeURIComponent(name)}`, bearer, {
     value,
-  })) as { name: string; setAt: string; replaced: boolean }
-  process.stdout.write(`${body.name} ${body.replaced ? 'replaced' : 'set'} ${when(body.setAt)}\n`)
+  })) as { name: string; setAt: string; expiresAt?: string | null; replaced: boolean }
+  process.stdout.write(
+    `${body.name} ${body.replaced ? 'replaced' : 'set'} ${when(body.setAt)}${expires(body.expiresAt)}\n`,
+  )
   return 0
 }
 
@@ -247,6 +249,15 @@ function readHidden(prompt: string): Promise<string> {
   })
 }
 
+/**
+ * `, expires … unless used` (or `, never expires`): when a secret goes unless used or set again.
+ * Nothing from a gateway that does not say (an older version).
+ */
+function expires(iso: string | null | undefined): string {
+  if (iso === undefined) return ''
+  return iso === null ? ', never expires' : `, expires ${when(iso)} unless used`
+}
+
 /** An ISO instant as a person reads it: UTC, to the minute. */
 function when(iso: string): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`
@@ -266,10 +277,11 @@ interface ApiList {
           describe?: string
           set: boolean
           setAt: string | null
+          expiresAt?: string | null
         }
       | { env: string; kind: 'exchange'; audience?: string; resource?: string }
       | { env: string; kind: 'upstreamToken'; upstream?: string; held: boolean | null }
     )[]
   }[]
-  secrets: { name: string; setAt: string }[]
+  secrets: { name: string; setAt: string; expiresAt?: string | null }[]
 }

@@ -36,6 +36,11 @@ export interface SecretInfo {
   name: string
   /** When it was set, epoch ms. */
   setAt: number
+  /**
+   * When it expires unless used or set again before, epoch ms, from the store's own time to
+   * live of its value (`credentials.secretUnusedTtl`); null: never (0, or set so).
+   */
+  expiresAt: number | null
 }
 
 /** Whose secrets: the issuer and subject of a verified token, never the token. */
@@ -117,7 +122,7 @@ export class UserSecrets {
       // Moved: the same name under a former key's name (or the unkeyed hash) goes.
       for (const [i, u] of older.entries())
         if (listed[i + 1]!.includes(name)) await this.drop(u, name)
-      return { name, setAt }
+      return { name, setAt, expiresAt: ttl === 0 ? null : setAt + ttl }
     })
   }
 
@@ -207,13 +212,17 @@ export class UserSecrets {
     })
   }
 
-  /** The user's secrets: names and dates only. */
+  /** The user's secrets: names and dates only (when set, when they expire unused). */
   async list(owner: SecretOwner): Promise<SecretInfo[]> {
     const names = [...new Set((await this.listed(owner)).flat())].sort()
     const out: SecretInfo[] = []
     for (const name of names) {
       const got = await this.read(owner, name)
-      if (got) out.push({ name, setAt: got.setAt })
+      if (got === undefined) continue
+      // The store's own clock of the value read: gone meanwhile, it is not listed.
+      const left = await this.o.store.timeToLive(valueKey(got.user, name))
+      if (left === undefined) continue
+      out.push({ name, setAt: got.setAt, expiresAt: left === null ? null : this.now() + left })
     }
     return out
   }

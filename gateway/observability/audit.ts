@@ -25,6 +25,12 @@ export interface AuditEvent {
   outcome: string
   /** The user's credentials the server's process acted with: each variable and where its value came from. */
   credentials?: { name: string; source: 'secret' | 'exchange' | 'upstreamToken' }[]
+  /** An operator's `secrets purge`: the secret names it deleted, each as the command printed it. */
+  names?: string[]
+  /** An operator's `secrets purge`: whether it signed the user out everywhere (the broker). */
+  signedOut?: boolean
+  /** An operator's command: who ran it, as the operating system names them. */
+  operator?: string
 }
 
 /** Where audit events go: a dedicated logger, so they can be routed apart from the rest. */
@@ -221,6 +227,9 @@ const EVENT_KEYS: ReadonlySet<string> = new Set<keyof AuditEvent>([
   'durationMs',
   'outcome',
   'credentials',
+  'names',
+  'signedOut',
+  'operator',
 ])
 
 /**

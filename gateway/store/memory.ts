@@ -168,6 +168,13 @@ export function createMemoryStore(
       return true
     },
 
+    async timeToLive(key) {
+      open('timeToLive')
+      const e = live(key)
+      if (e === undefined) return undefined
+      return e.expiresAt === undefined ? null : e.expiresAt - now()
+    },
+
     async persist(key) {
       open('persist')
       const e = live(key)

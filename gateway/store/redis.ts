@@ -186,6 +186,12 @@ export async function createRedisStore(o: RedisStoreOptions): Promise<Store> {
       return run('expireIf', async () => (await client.eval(EXPIRE_IF, args)) === 1)
     },
 
+    // PTTL: -2 absent, -1 no time to live.
+    async timeToLive(key) {
+      const ms = await run('timeToLive', () => client.pTTL(k(key)))
+      return ms === -2 ? undefined : ms === -1 ? null : ms
+    },
+
     // PERSIST answers 0 for a key without a time to live too: it exists all the same.
     persist: (key) =>
       run(

@@ -29,6 +29,11 @@ export interface Store {
   delIf(key: string, value: string): Promise<boolean>
   /** Gives an existing key a new time to live. Resolves false when it does not exist. */
   expire(key: string, ttlMs: number): Promise<boolean>
+  /**
+   * The ms `key` has left (Redis PTTL): null when it has no time to live (it lives until
+   * deleted), undefined when absent.
+   */
+  timeToLive(key: string): Promise<number | null | undefined>
   /** Takes an existing key's time to live away: it lives until deleted. Resolves false when absent. */
   persist(key: string): Promise<boolean>
   /**

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { JWTPayload } from 'jose'
 import { request } from 'undici'
+import { DEFAULT_SECRET_UNUSED_TTL_MS } from '../../gateway/config/schema.js'
 import {
   ACCOUNT_EXCHANGE,
   ACCOUNT_POLICY,
@@ -224,6 +225,7 @@ describe('the account API with an external issuer (the dev IdP)', () => {
                 describe: 'a GitHub personal access token',
                 set: false,
                 setAt: null,
+                expiresAt: null,
               },
             ],
           },
@@ -238,13 +240,21 @@ describe('the account API with an external issuer (the dev IdP)', () => {
         (s) => s.name === 'jira',
       )
       assert.deepEqual(jira?.credentials, [
-        { env: 'JIRA_TOKEN', kind: 'secret', secret: 'jira-token', set: false, setAt: null },
+        {
+          env: 'JIRA_TOKEN',
+          kind: 'secret',
+          secret: 'jira-token',
+          set: false,
+          setAt: null,
+          expiresAt: null,
+        },
         { env: 'CONFLUENCE', kind: 'exchange', audience: 'https://confluence.example' },
       ])
     })
 
     it('PUT sets (201), PUT again replaces (200), GET shows the date, DELETE deletes (204): never a value', async () => {
       const seen: string[] = []
+      const before = Date.now()
       const set = await api(secret('github-token'), {
         method: 'PUT',
         token: alice,
@@ -262,8 +272,23 @@ describe('the account API with an external issuer (the dev IdP)', () => {
         listed.json.servers as { name: string; credentials: Record<string, unknown>[] }[]
       ).find((s) => s.name === 'github')!.credentials[0]!
       assert.equal(cred.set, true)
+      const listedAt = Date.now()
       assert.equal(cred.setAt, set.json.setAt)
-      assert.deepEqual(listed.json.secrets, [{ name: 'github-token', setAt: set.json.setAt }])
+      // When it goes unused: set's own, and listed from the store's time to live of the value
+      // (read back, so within the time the set took, to the ms PTTL rounds to).
+      const ttl = DEFAULT_SECRET_UNUSED_TTL_MS
+      assert.equal(
+        set.json.expiresAt,
+        new Date(Date.parse(set.json.setAt as string) + ttl).toISOString(),
+      )
+      const expiresAt = Date.parse(cred.expiresAt as string)
+      assert.ok(
+        expiresAt >= before + ttl - 1 && expiresAt <= listedAt + ttl,
+        `${cred.expiresAt} not within the set's time + ${ttl} ms`,
+      )
+      assert.deepEqual(listed.json.secrets, [
+        { name: 'github-token', setAt: set.json.setAt, expiresAt: cred.expiresAt },
+      ])
 
       const again = await api(secret('github-token'), {
         method: 'PUT',

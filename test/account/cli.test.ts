@@ -72,16 +72,28 @@ describe('mcp-edge secrets', () => {
   it('set: the piped value, one final line break dropped; then list shows it set, never the value', async () => {
     const set = await cli(['set', 'github-token', ...url()], { token, stdin: 'ghp_piped-value\n' })
     assert.equal(set.code, 0, set.stderr)
-    assert.match(set.stdout, /^github-token set \d{4}-\d\d-\d\d \d\d:\d\d UTC\n$/)
+    // When it goes unused: secretUnusedTtl (90 days) from its set, to the minute.
+    const [, setAt, expires] =
+      /^github-token set (\d{4}-\d\d-\d\d \d\d:\d\d) UTC, expires (\d{4}-\d\d-\d\d \d\d:\d\d) UTC unless used\n$/.exec(
+        set.stdout,
+      ) ?? assert.fail(set.stdout)
+    const minute = (text: string) => Date.parse(`${text.replace(' ', 'T')}:00Z`)
+    assert.equal(minute(expires!) - minute(setAt!), 90 * 24 * 3600 * 1000)
     assert.equal(await secretsIn(store).value(alice(), 'github-token'), 'ghp_piped-value')
 
     const list = await cli(['list', ...url()], { token })
     assert.equal(list.code, 0, list.stderr)
     assert.match(
       list.stdout,
-      /^github: GitHub tools\n {2}github-token {2}set \d{4}-\d\d-\d\d \d\d:\d\d UTC {2}\(a GitHub personal access token\)$/m,
+      /^github: GitHub tools\n {2}github-token {2}set \d{4}-\d\d-\d\d \d\d:\d\d UTC, expires \d{4}-\d\d-\d\d \d\d:\d\d UTC unless used {2}\(a GitHub personal access token\)$/m,
     )
-    assert.match(list.stdout, /^held for you: github-token \(set /m)
+    // Listed from the store's time to live: the set's expiry, or a minute before it (read back
+    // a few ms later, it may fall in the minute before).
+    const held = /^held for you: github-token \(set [^,]+, expires (.+) UTC unless used\)$/m.exec(
+      list.stdout,
+    )
+    assert.ok(held, list.stdout)
+    assert.ok([0, 60_000].includes(minute(expires!) - minute(held[1]!)), list.stdout)
     assert.doesNotMatch(list.stdout + list.stderr, /ghp_piped-value/)
   })
 

@@ -3,7 +3,8 @@
 // them in without a page; the gateway shows no consent page for its own client), sees the
 // needed secret highlighted, sets it, sees "Set on", replaces it, deletes it; a phone's width
 // without sideways scrolling; signing out; pages of other origins can neither post the forms
-// nor frame the page. The store is read as a process would get the values.
+// nor frame the page. The store is read as a process would get the values. With
+// `secretUnusedTtl: 0` a secret "never expires", and an expiry set in the store by hand shows.
 // MCP_EDGE_SCREENSHOTS=<dir> keeps a screenshot of each page there.
 import assert from 'node:assert/strict'
 import { mkdirSync } from 'node:fs'
@@ -86,8 +87,12 @@ describe('the account page in headless Chromium', { skip: NO_BROWSER }, () => {
   }
 
   /** Opens the link an elicitation gives and signs in; resolves on the account page. */
-  async function signIn(page: Page, query = 'server=github&secret=github-token'): Promise<void> {
-    const res = await page.goto(`${stack.url}/account?${query}`)
+  async function signIn(
+    page: Page,
+    query = 'server=github&secret=github-token',
+    at: BrokerStack = stack,
+  ): Promise<void> {
+    const res = await page.goto(`${at.url}/account?${query}`)
     assert.equal(res?.status(), 200)
     assert.equal(await page.$eval('a.button.primary', (a) => a.textContent), 'Sign in')
     const landed = await click(page, 'a.button.primary')
@@ -140,20 +145,35 @@ describe('the account page in headless Chromium', { skip: NO_BROWSER }, () => {
 
     // Set.
     await page.type(input, 'ghp_first-value')
+    const before = Date.now()
     await click(page, `${item('github', 'github-token')} button.primary`)
     assert.equal(new URL(page.url()).pathname, '/account/saved')
     assert.match(
       await text(page),
-      /github-token is set \(on .+ UTC\)\.\s+You can go back to your application now/,
+      /github-token is set \(on .+ UTC; expires on .+ UTC unless used\)\.\s+You can go back to your application now/,
     )
     assert.equal(await secretsIn(stack.store).value(alice(), 'github-token'), 'ghp_first-value')
     await shot(page, '3-saved')
 
-    // Back: "Set on", and held for the user (name and date, never the value).
+    // Back: "Set on", when it expires unused, and held for the user (names and dates, never
+    // the value).
     await click(page, 'a.button')
+    const listedAt = Date.now()
     assert.match(
       await page.$eval(item('github', 'github-token'), (l) => l.textContent ?? ''),
-      /Set on \d{4}-\d\d-\d\d \d\d:\d\d UTC/,
+      /Set on \d{4}-\d\d-\d\d \d\d:\d\d UTC; expires on \d{4}-\d\d-\d\d \d\d:\d\d UTC unless used/,
+    )
+    // The instant is the store's time to live of the value (secretUnusedTtl, 90 days), read
+    // back: within the set's round trip.
+    const [setAt, expiresAt] = await page.$$eval(`${item('github', 'github-token')} time`, (t) =>
+      t.map((x) => Date.parse(x.getAttribute('datetime') ?? '')),
+    )
+    const ttl = 90 * 24 * 3600 * 1000
+    assert.ok(setAt! >= before && setAt! <= listedAt, String(setAt))
+    assert.ok(expiresAt! >= before + ttl - 1 && expiresAt! <= listedAt + ttl, String(expiresAt))
+    assert.match(
+      await text(page),
+      /What the gateway holds for you\s+github-token set on .+ UTC; expires on .+ UTC unless used/,
     )
     assert.equal(
       await page.$eval(`${item('github', 'github-token')} button.primary`, (b) => b.textContent),
@@ -280,5 +300,63 @@ describe('the account page in headless Chromium', { skip: NO_BROWSER }, () => {
     assert.doesNotMatch(inside, /Your credentials/)
     await evil.close()
     await page.close()
+  })
+
+  // A gateway that keeps secrets for ever: "never expires"; and an expiry set by hand in the
+  // store shows as that instant: the page reads the store's own time to live.
+  describe('with credentials.secretUnusedTtl 0', () => {
+    let forever: BrokerStack
+    before(async () => {
+      forever = await startBrokerStack({
+        kind: 'entra',
+        policy: ACCOUNT_POLICY,
+        auth: ACCOUNT_EXCHANGE,
+        config: {
+          servers: accountServers(),
+          secrets: SEALING,
+          credentials: { secretUnusedTtl: 0 },
+        },
+      })
+    })
+    after(() => forever?.close())
+
+    it('"never expires" once set; an instant in UTC once the store gives the value a time to live', async () => {
+      const value = 'ghp_never-expiring-value'
+      const entry = item('github', 'github-token')
+      const page = await newPage()
+      await signIn(page, undefined, forever)
+      await page.type(`${entry} input[name=value]`, value)
+      await click(page, `${entry} button.primary`)
+      assert.match(await text(page), /github-token is set \(on .+ UTC; never expires\)\./)
+      await click(page, 'a.button')
+      assert.match(
+        await page.$eval(entry, (l) => l.textContent ?? ''),
+        /Set on \d{4}-\d\d-\d\d \d\d:\d\d UTC; never expires/,
+      )
+      assert.match(
+        await text(page),
+        /What the gateway holds for you\s+github-token set on .+ UTC; never expires/,
+      )
+
+      // An operator gives the value a time to live in the store: the page shows the store's.
+      const secrets = secretsIn(forever.store)
+      const key = `secrets:${secrets.userKey({ iss: forever.url, sub: ALICE })}:github-token`
+      const at = Date.parse('2031-02-03T04:05:00.000Z')
+      const from = Date.now()
+      assert.equal(await forever.store.expire(key, at - from), true)
+      await page.reload()
+      const to = Date.now()
+      assert.match(
+        await page.$eval(entry, (l) => l.textContent ?? ''),
+        /; expires on 2031-02-03 04:0[45] UTC unless used/,
+      )
+      const shown = await page.$$eval(`${entry} time`, (t) =>
+        t.map((x) => x.getAttribute('datetime')),
+      )
+      const expiresAt = Date.parse(shown[1]!)
+      assert.ok(expiresAt >= at - 1 && expiresAt <= at + (to - from), shown[1]!)
+      assert.doesNotMatch(await page.content(), new RegExp(value))
+      await page.close()
+    })
   })
 })

@@ -7,7 +7,7 @@
 // quotes; the running gateway starts no process with a purged value, and never is a value printed.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, beforeEach, describe, it } from 'node:test'
@@ -193,8 +193,16 @@ describe('mcp-edge secrets purge, against a real Redis and a running gateway', {
     secrets: { keys: { file: keysFile }, active: 'k1' },
     servers,
     policies: policy,
+    // The purge's audit line goes here, not among what it prints (purge-audit tests read it).
+    log: { audit: join(dir, 'audit.log') },
     ...change,
   })
+  /** The purge lines of the audit log so far (the gateway's own lines left out). */
+  const auditLines = () =>
+    (existsSync(join(dir, 'audit.log')) ? readFileSync(join(dir, 'audit.log'), 'utf8') : '')
+      .split('\n')
+      .filter((l) => l.includes('"method":"secrets/purge"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
   let configs = 0
   const configFile = (change: Record<string, unknown> = {}) =>
     file(`gateway-${++configs}.yaml`, JSON.stringify(configOf(change)))
@@ -365,6 +373,18 @@ describe('mcp-edge secrets purge, against a real Redis and a running gateway', {
       r.stdout,
       'purged 1 secret of subject alice of https://mcp.example.com: github_token; and the account and upstream tokens the broker kept for them; signed out everywhere\n',
     )
+    const line = auditLines().at(-1)!
+    assert.deepEqual(
+      [line.sub, line.iss, line.decision, line.names, line.signedOut, line.outcome],
+      [
+        'alice',
+        'https://mcp.example.com',
+        'allow',
+        ['github_token'],
+        true,
+        'purged 1 secret; and the account and upstream tokens the broker kept for them; signed out everywhere',
+      ],
+    )
     assert.deepEqual(
       await store.getMany([
         'broker:account:alice',
@@ -381,6 +401,8 @@ describe('mcp-edge secrets purge, against a real Redis and a running gateway', {
     args: () => string[]
     code: number
     stderr: RegExp
+    /** Once the config is read, the refusal's audit line: its subject and outcome. */
+    audited?: { sub: string; outcome: RegExp }
   }[] = [
     {
       name: 'sealing keys with other bytes than the gateway’s',
@@ -388,18 +410,24 @@ describe('mcp-edge secrets purge, against a real Redis and a running gateway', {
       code: 1,
       stderr:
         /the gateway seals with key "k1", which these secrets\.keys do not hold \(or hold with other bytes\)/,
+      audited: { sub: 'alice', outcome: /^refused: the gateway seals with key "k1"/ },
     },
     {
       name: 'sealing keys under another id',
       args: () => aliceWith({ secrets: { keys: { file: otherKidFile }, active: 'k9' } }),
       code: 1,
       stderr: /the gateway seals with key "k1", which these secrets\.keys do not hold/,
+      audited: { sub: 'alice', outcome: /^refused: the gateway seals with key "k1"/ },
     },
     {
       name: 'no sealing keys in the config',
       args: () => aliceWith({ secrets: undefined }),
       code: 2,
       stderr: /secrets: required with a shared store/,
+      audited: {
+        sub: 'alice',
+        outcome: /^refused: invalid configuration:\n.*secrets: required with a shared store/,
+      },
     },
     {
       name: 'a key file that cannot be read',
@@ -407,6 +435,10 @@ describe('mcp-edge secrets purge, against a real Redis and a running gateway', {
         aliceWith({ secrets: { keys: { file: join(dir, 'absent.json') }, active: 'k1' } }),
       code: 2,
       stderr: /secrets\.keys.*cannot read .*absent\.json: ENOENT/,
+      audited: {
+        sub: 'alice',
+        outcome: /^refused: invalid configuration:\n.*cannot read .*absent\.json: ENOENT/,
+      },
     },
     {
       name: 'a store that is down',
@@ -416,30 +448,35 @@ describe('mcp-edge secrets purge, against a real Redis and a running gateway', {
         }),
       code: 1,
       stderr: /^mcp-edge secrets purge: cannot reach Redis at 127\.0\.0\.1:\d+ within 300 ms/,
+      audited: { sub: 'alice', outcome: /^refused: cannot reach Redis at 127\.0\.0\.1:\d+/ },
     },
     {
       name: 'the in-memory store',
       args: () => aliceWith({ store: { kind: 'memory' } }),
       code: 1,
       stderr: /store\.kind is memory: users' secrets live in the running gateway's memory/,
+      audited: { sub: 'alice', outcome: /^refused: store\.kind is memory: / },
     },
     {
       name: 'no --subject',
       args: () => ['--issuer', ISS, '--config', gatewayYaml],
       code: 2,
       stderr: /--subject is required\nusage: mcp-edge secrets purge/,
+      audited: { sub: '', outcome: /^refused: --subject is required$/ },
     },
     {
       name: 'an empty --subject',
       args: () => ['--subject', '', '--issuer', ISS, '--config', gatewayYaml],
       code: 2,
       stderr: /--subject is required/,
+      audited: { sub: '', outcome: /^refused: --subject is required$/ },
     },
     {
       name: 'a subject with a control character (a pasted escape sequence)',
       args: () => ['--subject', 'alice\u001b[2K', '--issuer', ISS, '--config', gatewayYaml],
       code: 2,
       stderr: /--subject holds a control character/,
+      audited: { sub: 'alice\u001b[2K', outcome: /^refused: --subject holds a control character$/ },
     },
     {
       name: 'no --config',
@@ -452,6 +489,7 @@ describe('mcp-edge secrets purge, against a real Redis and a running gateway', {
       args: () => ['--subject', 'alice', '--config', gatewayYaml],
       code: 2,
       stderr: /--issuer is required: the config names no issuer/,
+      audited: { sub: 'alice', outcome: /^refused: --issuer is required/ },
     },
     {
       name: 'a secret name (purge takes none)',
@@ -465,12 +503,23 @@ describe('mcp-edge secrets purge, against a real Redis and a running gateway', {
       process.env.MCP_EDGE_TEST_PURGE_DOWN = await closedPortUrl().then((u) =>
         u.replace(/^http/, 'redis'),
       )
+      const from = auditLines().length
       const res = await purge(r.args())
       assert.equal(res.code, r.code, `${res.stdout}${res.stderr}`)
       assert.match(res.stderr, r.stderr)
       assert.equal(res.stdout, '')
       assert.ok(!res.stderr.includes('secret-value'))
       await aliceIntact()
+      // Refused after the config was read: one line says so, nothing deleted; before: none.
+      const lines = auditLines().slice(from)
+      if (r.audited === undefined) return assert.deepEqual(lines, [])
+      assert.equal(lines.length, 1, JSON.stringify(lines))
+      const line = lines[0]!
+      assert.match(String(line.outcome), r.audited.outcome)
+      assert.deepEqual(
+        [line.method, line.sub, line.decision, line.names, line.signedOut],
+        ['secrets/purge', r.audited.sub, 'deny', [], false],
+      )
     })
 
   it('a store no gateway of this version marked: a note that other keys find nothing, then the purge', async () => {

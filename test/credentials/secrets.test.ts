@@ -10,7 +10,11 @@ import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { pino } from 'pino'
 import { validateConfig } from '../../gateway/config/load.js'
-import { DEFAULT_SECRET_MAX_LENGTH, DEFAULT_SECRETS_PER_USER } from '../../gateway/config/schema.js'
+import {
+  DEFAULT_SECRET_MAX_LENGTH,
+  DEFAULT_SECRET_UNUSED_TTL_MS,
+  DEFAULT_SECRETS_PER_USER,
+} from '../../gateway/config/schema.js'
 import { UserSecrets } from '../../gateway/credentials/secrets.js'
 import { startGateway } from '../../gateway/gateway.js'
 import { createRedisStore } from '../../gateway/store/redis.js'
@@ -32,19 +36,22 @@ const alice = { iss: 'https://idp.example', sub: 'alice' }
 
 describe('UserSecrets', () => {
   it('write-only: a value goes in; list gives names and dates; the store holds neither the value nor the subject', async () => {
-    const store = testStore()
+    // One clock for both: the expiry listed is the store's own, read back.
+    const store = testStore(() => 1_700_000_000_000)
     const secrets = new UserSecrets({
       store,
       sealer: createSealer({ k1: key() }, 'k1'),
       now: () => 1_700_000_000_000,
     })
     const value = 'ghp_0123456789abcdefghij'
+    const expiresAt = 1_700_000_000_000 + DEFAULT_SECRET_UNUSED_TTL_MS
     assert.deepEqual(await secrets.set(alice, 'github_token', value), {
       name: 'github_token',
       setAt: 1_700_000_000_000,
+      expiresAt,
     })
     assert.deepEqual(await secrets.list(alice), [
-      { name: 'github_token', setAt: 1_700_000_000_000 },
+      { name: 'github_token', setAt: 1_700_000_000_000, expiresAt },
     ])
     assert.equal(await secrets.value(alice, 'github_token'), value)
     const dump = JSON.stringify(

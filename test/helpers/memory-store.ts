@@ -47,6 +47,11 @@ export function testStore(now: () => number = Date.now): Store & {
       v.expires = now() + ttlMs
       return true
     },
+    timeToLive: async (key) => {
+      const v = live(key)
+      if (v === undefined) return sets.has(key) ? null : undefined
+      return v.expires === Infinity ? null : v.expires - now()
+    },
     persist: async (key) => {
       const v = live(key)
       if (v !== undefined) v.expires = Infinity

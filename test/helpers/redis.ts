@@ -7,6 +7,9 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { pino } from 'pino'
+import { createRedisStore } from '../../gateway/store/redis.js'
+import type { Store } from '../../gateway/store/store.js'
 import { freePort } from './ports.js'
 
 const BINARY = 'redis-server'
@@ -134,4 +137,9 @@ function answersPing(port: number): Promise<boolean> {
     socket.on('error', () => resolve(false))
     socket.on('close', () => resolve(false))
   })
+}
+
+/** The gateway's Redis store at `url` under `keyPrefix`, logging nothing: a test's own view of it. */
+export function redisStoreAt(url: string, keyPrefix: string): Promise<Store> {
+  return createRedisStore({ url, keyPrefix, log: pino({ level: 'silent' }) })
 }

@@ -51,7 +51,7 @@ import {
   McpError,
 } from '@modelcontextprotocol/sdk/types.js'
 import { runCli } from '../helpers/cli-run.js'
-import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
+import { NO_REDIS, redisStoreAt, startRedis, type RedisServer } from '../helpers/redis.js'
 import { modernRequest } from '../helpers/modern-request.js'
 import { SERVERS_DIR, startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
 import { queueServer, recorded } from '../helpers/tasks-stack.js'
@@ -96,6 +96,8 @@ const configOf = (keys: Record<string, Buffer>) => {
       },
     },
     policies: policy,
+    // The purge's audit line goes here, not among what it prints (purge-audit tests read it).
+    log: { audit: join(dir, 'audit.log') },
   }
   return { config, path: file(`gateway-${n}.yaml`, JSON.stringify(config)) }
 }
@@ -109,11 +111,7 @@ before(async () => {
   if (NO_REDIS) return
   redis = await startRedis()
   process.env[REDIS_ENV] = redis.url
-  store = await createRedisStore({
-    url: redis.url,
-    keyPrefix: PREFIX,
-    log: pino({ level: 'silent' }),
-  })
+  store = await redisStoreAt(redis.url, PREFIX)
 })
 after(async () => {
   await store?.close()

@@ -233,6 +233,29 @@ const cases: { name: string; run(h: Harness): Promise<void> }[] = [
       assert.equal(await s.persist('witness'), false, 'expired is absent')
     },
   },
+  {
+    name: 'timeToLive: the ms a key has left (at most what it was given), null without one, undefined when absent or expired',
+    async run({ s, t, ttl, long, elapse }) {
+      await s.set('witness', 'w', { ttlMs: ttl })
+      await s.set('timed', 'v', { ttlMs: long })
+      await s.sadd('set', 'm', long)
+      await s.set('forever', 'v')
+      await s.sadd('plain-set', 'm')
+      for (const key of ['timed', 'set']) {
+        const left = await t.timeToLive(key)
+        assert.ok(typeof left === 'number' && left > 0 && left <= long, `${key}: ${left}`)
+      }
+      assert.equal(await s.timeToLive('forever'), null)
+      assert.equal(await s.timeToLive('plain-set'), null)
+      assert.equal(await s.timeToLive('absent'), undefined)
+      await s.persist('timed')
+      assert.equal(await s.timeToLive('timed'), null, 'persisted: none')
+      await s.expire('forever', long)
+      assert.ok(((await s.timeToLive('forever')) ?? 0) > 0, 'given one by expire')
+      await elapse(async () => (await s.get('witness')) === undefined)
+      assert.equal(await s.timeToLive('witness'), undefined, 'expired is absent')
+    },
+  },
 
   {
     name: 'keysWithPrefix: live keys of any kind under the prefix, glob characters taken literally, not another namespace',

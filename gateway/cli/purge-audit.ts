@@ -1,0 +1,88 @@
+// The audit line of an operator's `mcp-edge secrets purge`: written where the gateway writes its
+// own (`log.audit`), so the trail shows who deleted a user's secrets and signed them out, and
+// which; a purge refused or failed says so too. Never a value: names, as the command prints them.
+import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { userInfo } from 'node:os'
+import { dirname } from 'node:path'
+import type { GatewayConfig } from '../config/schema.js'
+import { createAuditLog } from '../observability/audit.js'
+import { createLogger } from '../observability/logger.js'
+import { shown } from './shown.js'
+
+/** What one purge did, for its audit line. */
+export interface PurgeRecord {
+  owner: { iss: string; sub: string }
+  /** The secret names deleted, as the command prints them (shown.ts). */
+  names: string[]
+  signedOut: boolean
+  /** Whether deleting began: a refusal before it deleted nothing. */
+  began: boolean
+  /** `purged N secrets…`, `no secrets held…`, `refused: …` or `error: …`. */
+  outcome: string
+}
+
+/** The purge's audit log, opened as the gateway's config says. */
+export interface PurgeAudit {
+  /** Writes the one line and waits until it is out; resolves why it was not written, if it was not. */
+  write(r: PurgeRecord): Promise<string | undefined>
+}
+
+/**
+ * Opens the audit destination of `config`. With `log.auditOnFailure: refuse` an audit file is
+ * opened for appending first: what cannot be audited is not done, as the gateway refuses what
+ * it cannot audit, so a purge refuses before it deletes anything.
+ * @throws Error naming the file and the error code, when refused
+ */
+export function openPurgeAudit(config: GatewayConfig): PurgeAudit {
+  const target = config.log.audit
+  if (config.log.auditOnFailure === 'refuse' && !['off', 'stdout', 'stderr'].includes(target)) {
+    try {
+      mkdirSync(dirname(target), { recursive: true })
+      closeSync(openSync(target, 'a'))
+    } catch (err) {
+      throw new Error(
+        `the audit log ${shown(target)} cannot be written (${(err as NodeJS.ErrnoException).code ?? 'error'}) and log.auditOnFailure is refuse: nothing was deleted`,
+      )
+    }
+  }
+  // JSON whatever log.format says: the line is for the audit trail, not a terminal.
+  const main = createLogger({ ...config.log, level: 'silent', format: 'json' })
+  const audit = createAuditLog(target, main, undefined, undefined, config.log.auditFieldMax)
+  return {
+    async write(r) {
+      audit.record({
+        sub: r.owner.sub,
+        iss: r.owner.iss,
+        clientId: undefined,
+        server: '',
+        method: 'secrets/purge',
+        decision: r.began ? 'allow' : 'deny',
+        rule: 'operator command',
+        outcome: r.outcome,
+        names: r.names,
+        signedOut: r.signedOut,
+        operator: operator(),
+      })
+      await audit.flush()
+      const failure = audit.failing?.()
+      audit.close?.()
+      return failure?.code
+    },
+  }
+}
+
+/**
+ * Who runs the command: the OS user of the process (its uid's name, not `$USER`, which anyone
+ * sets), and under sudo the user sudo names (root could name anyone: so could root's shell).
+ */
+function operator(): string {
+  let who: string
+  try {
+    const u = userInfo()
+    who = `${shown(u.username)} (uid ${u.uid})`
+  } catch {
+    who = `uid ${process.getuid?.() ?? 'unknown'}`
+  }
+  const sudo = process.env.SUDO_USER
+  return sudo ? `${who}, through sudo by ${shown(sudo)}` : who
+}

@@ -1,0 +1,235 @@
+// An operator's `mcp-edge secrets purge` leaves one audit line where the gateway writes its own
+// (`log.audit`): who ran it, whose secrets, which names (as the command printed them, a planted
+// name's control and bidi characters escaped), whether the user was signed out, the outcome;
+// never a value. With `log.auditOnFailure: refuse` an audit file that cannot be written stops
+// the purge before it deletes anything; with `continue` the purge is done and says the line is
+// missing. The built CLI against a real Redis. (Refusals' lines: secrets-purge.test.ts.)
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir, userInfo } from 'node:os'
+import { join } from 'node:path'
+import { after, before, beforeEach, describe, it } from 'node:test'
+import { shown } from '../../gateway/cli/shown.js'
+import { UserSecrets, type SecretOwner } from '../../gateway/credentials/secrets.js'
+import { markKeys } from '../../gateway/store/key-check.js'
+import { createSealer } from '../../gateway/store/sealed.js'
+import type { Store } from '../../gateway/store/store.js'
+import { runCli } from '../helpers/cli-run.js'
+import { NO_REDIS, redisStoreAt, startRedis, type RedisServer } from '../helpers/redis.js'
+
+const ISS = 'https://idp.example'
+const alice: SecretOwner = { iss: ISS, sub: 'alice' }
+const PREFIX = 'purge-audit:'
+const REDIS_ENV = 'MCP_EDGE_TEST_PURGE_AUDIT_REDIS'
+const VALUES = ['ghp_alice-secret-value', 'jira-alice-secret-value']
+
+describe('the audit line of mcp-edge secrets purge (real Redis, the built CLI)', {
+  skip: NO_REDIS,
+}, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-purge-audit-'))
+  const key = randomBytes(32)
+  const keysFile = join(dir, 'keys.json')
+  writeFileSync(keysFile, JSON.stringify({ k1: key.toString('base64url') }), { mode: 0o600 })
+  const auditFile = join(dir, 'audit.log')
+  let configs = 0
+  /** The gateway's config with `log` as given, as a file (JSON is YAML). */
+  const configFile = (log: Record<string, unknown> = { audit: auditFile }) => {
+    const path = join(dir, `gateway-${++configs}.yaml`)
+    const config = {
+      store: { kind: 'redis', url: { env: REDIS_ENV }, keyPrefix: PREFIX, connectTimeout: 500 },
+      secrets: { keys: { file: keysFile }, active: 'k1' },
+      servers: { vault: { command: process.execPath } },
+      log,
+    }
+    writeFileSync(path, JSON.stringify(config))
+    return path
+  }
+  const purge = (path: string, sub = 'alice') =>
+    runCli(['secrets', 'purge', '--subject', sub, '--issuer', ISS, '--config', path])
+  /** The audit file's text after `from` characters. */
+  const written = (from = 0) =>
+    existsSync(auditFile) ? readFileSync(auditFile, 'utf8').slice(from) : ''
+  const lines = (text: string) =>
+    text
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+  const me = userInfo()
+
+  let redis: RedisServer
+  let store: Store
+  let secrets: UserSecrets
+  before(async () => {
+    redis = await startRedis()
+    process.env[REDIS_ENV] = redis.url
+    store = await redisStoreAt(redis.url, PREFIX)
+    const sealer = createSealer({ k1: key }, 'k1')
+    secrets = new UserSecrets({ store, sealer })
+    // As a gateway of this version leaves them: the purge's check passes without a note.
+    await markKeys(store, sealer)
+  })
+  after(async () => {
+    await store?.close()
+    await redis?.close()
+    delete process.env[REDIS_ENV]
+  })
+  beforeEach(async () => {
+    await secrets.purge(alice)
+    await secrets.set(alice, 'github_token', VALUES[0]!)
+    await secrets.set(alice, 'jira', VALUES[1]!)
+  })
+
+  it('one line: who ran it, whose, which names, not signed out (no broker), the outcome; no value', async () => {
+    const from = written().length
+    const r = await purge(configFile())
+    assert.equal(r.code, 0, r.stderr)
+    const text = written(from)
+    const [line, ...more] = lines(text)
+    assert.deepEqual(more, [])
+    assert.deepEqual(
+      { ...line, time: undefined },
+      {
+        level: 'info',
+        time: undefined,
+        service: 'mcp-edge',
+        log: 'audit',
+        sub: 'alice',
+        iss: ISS,
+        server: '',
+        method: 'secrets/purge',
+        decision: 'allow',
+        rule: 'operator command',
+        outcome: 'purged 2 secrets',
+        names: ['github_token', 'jira'],
+        signedOut: false,
+        operator: `${me.username} (uid ${me.uid})`,
+        msg: 'audit',
+      },
+    )
+    for (const v of VALUES) assert.ok(!text.includes(v), 'a value in the audit line')
+    // Nothing left: the next run's line says so.
+    const again = written().length
+    assert.equal((await purge(configFile())).code, 0)
+    const [next] = lines(written(again))
+    assert.deepEqual([next!.outcome, next!.names], ['no secrets held', []])
+  })
+
+  it('under sudo: the user sudo names, after the OS user (quoted when not plain)', async () => {
+    const from = written().length
+    process.env.SUDO_USER = 'bob\u202e'
+    const running = purge(configFile())
+    delete process.env.SUDO_USER
+    assert.equal((await running).code, 0)
+    const [line] = lines(written(from))
+    assert.equal(line!.operator, `${me.username} (uid ${me.uid}), through sudo by "bob\\u202e"`)
+  })
+
+  it('names a store writer planted (control, bidi, quote, line break) as the command printed them', async () => {
+    const user = secrets.userKey(alice)
+    const planted = [
+      'x\u001b[2J\u001b[Hpurged 0 secrets\nfake',
+      'evil\u202etxt.exe',
+      'quote"d\\',
+      'line\u2028sep',
+      'zero\u200bwidth',
+    ]
+    for (const name of planted) await store.set(`secrets:${user}:${name}`, 'not sealed')
+    const from = written().length
+    const r = await purge(configFile())
+    assert.equal(r.code, 0, r.stderr)
+    const printed = r.stdout
+      .replace(/^purged 7 secrets of subject alice of https:\/\/idp\.example: /, '')
+      .trimEnd()
+    const text = written(from)
+    const [line] = lines(text)
+    const names = line!.names as string[]
+    assert.equal(names.length, 7)
+    // Each as shown() prints it, in the order printed: the audit line and the terminal agree.
+    assert.equal(names.join(', '), printed)
+    for (const name of planted) assert.ok(names.includes(shown(name)), shown(name))
+    // Decoded, no name acts on a terminal or hides; the line is one line of JSON.
+    assert.ok(!/[\p{Cc}\p{Cf}\u2028\u2029]/u.test(names.join('')), JSON.stringify(names))
+    assert.ok(!/[\u001b\u202e\u2028\u200b]/.test(text), JSON.stringify(text))
+    assert.equal(text.split('\n').length, 2)
+    assert.deepEqual(await store.keysWithPrefix(`secrets:${user}`), [])
+  })
+
+  it('log.audit stdout: the line follows what the command prints', async () => {
+    const r = await purge(configFile({ audit: 'stdout' }))
+    assert.equal(r.code, 0, r.stderr)
+    const [human, json, ...rest] = r.stdout.split('\n')
+    assert.equal(human, `purged 2 secrets of subject alice of ${ISS}: github_token, jira`)
+    assert.deepEqual(rest, [''])
+    const line = JSON.parse(json!) as Record<string, unknown>
+    assert.deepEqual([line.method, line.names], ['secrets/purge', ['github_token', 'jira']])
+  })
+
+  // Root opens any file it may: unwritable here is a directory, or a path through a file.
+  const unwritable = () => {
+    const a = join(dir, `is-a-dir-${++configs}`)
+    mkdirSync(a)
+    const b = join(dir, `a-file-${++configs}`)
+    writeFileSync(b, '')
+    return [
+      { path: a, code: 'EISDIR' },
+      // Its folder made first, as the gateway makes it: mkdir finds a file there.
+      { path: join(b, 'audit.log'), code: 'EEXIST' },
+    ]
+  }
+
+  it('log.auditOnFailure refuse and an audit file that cannot be written: exit 1, nothing deleted', async () => {
+    for (const { path, code } of unwritable()) {
+      const r = await purge(configFile({ audit: path, auditOnFailure: 'refuse' }))
+      assert.equal(r.code, 1, r.stdout)
+      assert.equal(r.stdout, '')
+      assert.equal(
+        r.stderr,
+        `mcp-edge secrets purge: the audit log ${path} cannot be written (${code}) and log.auditOnFailure is refuse: nothing was deleted\n`,
+      )
+      assert.equal(await secrets.value(alice, 'github_token'), VALUES[0])
+      assert.equal(await secrets.value(alice, 'jira'), VALUES[1])
+    }
+  })
+
+  it('log.auditOnFailure continue (the default): the purge is done and says its line is missing', async () => {
+    const { path, code } = unwritable()[0]!
+    const r = await purge(configFile({ audit: path }))
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stdout, `purged 2 secrets of subject alice of ${ISS}: github_token, jira\n`)
+    assert.equal(
+      r.stderr,
+      `mcp-edge secrets purge: the audit line could not be written (${code}): this run is not in the audit log ${path}\n`,
+    )
+    assert.deepEqual(await secrets.list(alice), [])
+  })
+
+  it('sets racing the purge: the line names each exactly when the purge deleted it', async () => {
+    // Sets one after another for as long as the purge runs (refused at the cap until the purge
+    // frees it): some land before it, some after, one may wait for its lock.
+    let running = true
+    const from = written().length
+    const r = purge(configFile()).finally(() => {
+      running = false
+    })
+    const set: string[] = []
+    while (running) {
+      const name = `racer${set.length}`
+      try {
+        await secrets.set(alice, name, 'racer-secret-value')
+        set.push(name)
+      } catch (err) {
+        if (!/at most \d+ secrets per user/.test(String(err))) throw err
+      }
+    }
+    assert.equal((await r).code, 0)
+    const [line] = lines(written(from))
+    const names = line!.names as string[]
+    assert.ok(names.includes('github_token') && names.includes('jira'), JSON.stringify(names))
+    for (const name of set) {
+      const left = await secrets.value(alice, name)
+      assert.equal(names.includes(name), left === undefined, JSON.stringify({ name, names }))
+    }
+    assert.ok(!written(from).includes('secret-value'))
+  })
+})
