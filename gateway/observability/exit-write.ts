@@ -40,9 +40,8 @@ export interface ExitWrite {
  * bytes known unwritten), or handed to the thread pool (not known: it may have landed, so it is
  * left to the pool, as sonic-boom 5 leaves it). sonic-boom retries every EAGAIN meanwhile.
  */
-export function exitWrite(stream: unknown, o: { wait: number; now?: () => number }): ExitWrite {
+export function exitWrite(stream: unknown, o: { wait: number }): ExitWrite {
   const boom = stream as Boom
-  const now = o.now ?? Date.now
   let refused = false
   boom.retryEAGAIN = () => (refused = true)
   // sonic-boom reads `release` as it hands a write to the pool (its first try and each retry),
@@ -65,7 +64,7 @@ export function exitWrite(stream: unknown, o: { wait: number; now?: () => number
       if (refused) boom._writingBuf = ''
       boom._bufs = []
       boom._len = 0
-      writeAll(boom.fd, bufs, o.wait, now)
+      writeAll(boom.fd, bufs, Math.ceil(o.wait / RETRY_MS))
       try {
         fsyncSync(boom.fd)
       } catch {
@@ -75,19 +74,22 @@ export function exitWrite(stream: unknown, o: { wait: number; now?: () => number
   }
 }
 
-/** Writes `bufs` to `fd` in order, retrying EAGAIN and EBUSY while bytes go out within `wait`. */
-function writeAll(fd: number, bufs: (string | Buffer)[], wait: number, now: () => number): void {
+/**
+ * Writes `bufs` to `fd` in order, retrying EAGAIN and EBUSY every RETRY_MS, `retries` times in a
+ * row at most (counted, not timed: a clock may be stopped or set back).
+ */
+function writeAll(fd: number, bufs: (string | Buffer)[], retries: number): void {
   const pause = new Int32Array(new SharedArrayBuffer(4))
-  let since = now()
+  let left = retries
   for (const b of bufs) {
     let buf = typeof b === 'string' ? Buffer.from(b) : b
     while (buf.length > 0) {
       try {
         buf = buf.subarray(writeSync(fd, buf))
-        since = now()
+        left = retries
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
-        if ((code !== 'EAGAIN' && code !== 'EBUSY') || now() - since >= wait) throw err
+        if ((code !== 'EAGAIN' && code !== 'EBUSY') || left-- <= 0) throw err
         Atomics.wait(pause, 0, 0, RETRY_MS)
       }
     }
