@@ -28,7 +28,7 @@ export interface ExitWrite {
   /**
    * Writes synchronously, in order: the part of the write out that EAGAIN refused, the stream's
    * queue, then `more` (lines held before the stream). Retries EAGAIN while the reader takes
-   * bytes, giving up after `wait` ms without any taken; any other error gives up at once. Then
+   * bytes, giving up after `wait` ms (in 100 ms retries) without any taken; any other error at once. Then
    * nothing is left for the stream to write (its late retry writes nothing).
    * @throws the error given up on (what was unwritten is dropped all the same)
    */
