@@ -192,6 +192,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
     {
       retry: new Backoff({ first: config.log.auditRetry, max: config.log.auditRetryMax }),
       lost: (n) => metrics.auditEventsLost.inc(n),
+      exitWait: config.log.exitWait,
     },
     config.log.auditFieldMax,
   )

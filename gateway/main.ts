@@ -80,7 +80,8 @@ async function serve(args: string[]): Promise<number> {
   const log = createLogger(config.log)
   // The log is flushed before exit, and the deadline's exit too: a line left buffered for the
   // exit handler's sync write is dropped if the reader went away (logger.ts). A reader that
-  // stopped reading never takes the flush: the process ends a flush interval later anyway.
+  // stopped reading never takes the flush: the process ends a flush interval later anyway, its
+  // sync write waiting `log.exitWait` at most for the reader to take something.
   const exit = (code: number) => {
     process.exitCode = code
     setTimeout(() => process.exit(code), config.log.flushInterval).unref()

@@ -151,6 +151,8 @@ export const DEFAULT_LOG_BUFFER_BYTES = 16 * 1024
 export const DEFAULT_AUDIT_FIELD_MAX = 1024
 /** Lines waiting in the log buffer are written at the latest after this long, in ms. */
 export const DEFAULT_LOG_FLUSH_MS = 200
+/** At exit, a reader that takes none of the last log or audit lines for this long is given up, in ms. */
+export const DEFAULT_LOG_EXIT_WAIT_MS = 1_000
 /** First wait before an audit file that failed a write is opened again, in ms (doubling after each failure). */
 export const DEFAULT_AUDIT_RETRY_MS = 1_000
 /** Longest wait between attempts to open a failing audit file again, in ms. */
@@ -1373,6 +1375,8 @@ export const configSchema = z
           .default(DEFAULT_LOG_BUFFER_BYTES),
         /** Buffered lines are written at the latest after this. */
         flushInterval: ms.min(10).max(60_000).default(DEFAULT_LOG_FLUSH_MS),
+        /** At exit, the last lines are written while their reader takes some within this. */
+        exitWait: ms.max(60_000).default(DEFAULT_LOG_EXIT_WAIT_MS),
       })
       .prefault({}),
   })

@@ -5,6 +5,8 @@
 // with backoff (a rotated file, a freed disk, a directory made again). The first line each
 // attempt writes says how many events were lost and since when, so the file tells its own gap.
 import { pino, type Logger } from 'pino'
+import { DEFAULT_LOG_EXIT_WAIT_MS } from '../config/schema.js'
+import { exitWrite } from './exit-write.js'
 
 /** The waits between attempts to open the destination again (bridge/lifecycle.ts Backoff). */
 export interface Retry {
@@ -58,6 +60,8 @@ export function openAuditSink(o: {
   log: Logger
   retry: Retry
   lost: (n: number) => void
+  /** At exit, ms the reader may take nothing before the last lines are given up. */
+  exitWait?: number
   now?: () => number
 }): AuditSink {
   const now = o.now ?? Date.now
@@ -122,16 +126,23 @@ export function openAuditSink(o: {
     d.on('error', (err) => {
       if (d === dest) fail(d, err)
     })
-    // A flush (pino's at beforeExit) or a sync flush (pino's at exit) writes what waits here too.
+    // A flush (pino's at beforeExit) writes what waits here too; the sync flush at exit (pino's)
+    // too, after a write refused (exit-write.ts), within `exitWait` of the reader taking nothing.
     const boomFlush = d.flush.bind(d)
     d.flush = (cb) => {
       handOnAll(d)
       boomFlush(cb)
     }
-    const boomFlushSync = d.flushSync.bind(d)
+    const exit = exitWrite(d, { wait: o.exitWait ?? DEFAULT_LOG_EXIT_WAIT_MS })
     d.flushSync = () => {
-      handOnAll(d)
-      boomFlushSync()
+      const more = d === dest && ready ? chunks : []
+      chunks = []
+      chunkBytes = []
+      try {
+        exit.write(more)
+      } catch {
+        // the reader is not taking it, or went away: what is unwritten is lost, the process ends
+      }
     }
     return d
   }

@@ -49,6 +49,8 @@ export interface AuditFailureHandling {
   retry: Retry
   /** Told each event lost because the destination failed. */
   lost: (n: number) => void
+  /** At exit, ms the reader may take nothing before the last lines are given up (`log.exitWait`). */
+  exitWait?: number
 }
 
 /**
@@ -145,6 +147,7 @@ function openAuditLog(
     log: main,
     retry: failures?.retry ?? { next: () => 1_000, reset() {} },
     lost: failures?.lost ?? (() => {}),
+    exitWait: failures?.exitWait,
   })
   return {
     record: (event) => sink.write(line(event)),

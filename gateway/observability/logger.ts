@@ -1,5 +1,7 @@
 import { createRequire } from 'node:module'
 import { pino, type DestinationStream, type Logger } from 'pino'
+import { DEFAULT_LOG_EXIT_WAIT_MS } from '../config/schema.js'
+import { exitWrite } from './exit-write.js'
 import { countWritten } from './written.js'
 import { unitEscapes } from './unit-escapes.js'
 
@@ -50,7 +52,13 @@ export function resolveLogFormat(
  * after pino's redaction, so a secret is as hidden on a terminal as in JSON.
  */
 export function createLogger(
-  o: { level: string; bufferBytes: number; flushInterval: number; format?: LogFormat },
+  o: {
+    level: string
+    bufferBytes: number
+    flushInterval: number
+    exitWait?: number
+    format?: LogFormat
+  },
   destination?: DestinationStream,
 ): Logger {
   const { level } = o
@@ -59,7 +67,12 @@ export function createLogger(
     env: process.env,
   })
   if (format === 'pretty') destination = prettyDestination(destination)
-  else if (destination === undefined) destination = bufferedStdout(o.bufferBytes, o.flushInterval)
+  else if (destination === undefined)
+    destination = bufferedStdout(
+      o.bufferBytes,
+      o.flushInterval,
+      o.exitWait ?? DEFAULT_LOG_EXIT_WAIT_MS,
+    )
   return pino(
     {
       level,
@@ -133,15 +146,13 @@ function visible(value: unknown, top = false): unknown {
 const SONIC_MAX_WRITE = 16 * 1024
 
 /**
- * Stdout, buffered (`bytes`, flushed every `interval` ms), written synchronously at exit only
- * while its reader is known to take it. sonic-boom's `flushSync` retries forever: a write
- * error other than EAGAIN (EPIPE: the reader went away) sleeps and tries again, as does EAGAIN
- * (the reader stopped reading); and pino calls it at exit too. So a line buffered when the
- * reader goes would hold the process in its exit handler for good. Here the sync flush is
- * skipped once a write failed, or while a flush has not come back; and EAGAIN then throws.
+ * Stdout, buffered (`bytes`, flushed every `interval` ms), written synchronously at exit
+ * (exit-write.ts): what a write out was refused (EAGAIN: the reader is behind), then the rest, in
+ * order, while the reader takes bytes within `wait` ms. sonic-boom's own `flushSync` (pino calls
+ * it at exit too) retries for ever, EPIPE (the reader went away) included, and leaves out a write
+ * refused; it is not used. Nothing is written at exit once a write failed.
  */
-function bufferedStdout(bytes: number, interval: number): DestinationStream {
-  let exiting = false
+function bufferedStdout(bytes: number, interval: number, wait: number): DestinationStream {
   let failed = false
   let pending = 0
   const stdout = pino.destination({
@@ -150,9 +161,9 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
     minLength: bytes,
     // sonic-boom refuses a minLength not under maxWrite (16 KiB by default): room for any.
     maxWrite: Math.max(SONIC_MAX_WRITE, bytes * 2),
-    retryEAGAIN: () => !exiting,
   })
   const written = countWritten(stdout)
+  const exit = exitWrite(stdout, { wait })
   // pino's own listener stops writing on EPIPE; this one remembers any failure.
   stdout.on('error', () => {
     failed = true
@@ -176,11 +187,6 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
   const flush = (cb?: (err?: Error | null) => void) => {
     handOn()
     boomFlush(cb)
-  }
-  const boomFlushSync = stdout.flushSync.bind(stdout)
-  const flushSync = () => {
-    handOn()
-    boomFlushSync()
   }
   // Counted only when given a callback: sonic-boom fsyncs a flush that has one, so none is
   // added to a flush asked for without.
@@ -206,13 +212,16 @@ function bufferedStdout(bytes: number, interval: number): DestinationStream {
     }
     flush(settle)
   }
+  // At exit (a flush with a callback may be under way: serve's exit after its deadline).
   stdout.flushSync = () => {
-    exiting = true
-    if (failed || pending > 0) return
+    if (failed) return
+    const chunk = held
+    held = ''
+    heldBytes = 0
     try {
-      flushSync()
+      exit.write([chunk])
     } catch {
-      // the reader is not taking it: what was buffered is lost, the process still ends
+      // the reader is not taking it, or went away: what is unwritten is lost, the process ends
     }
   }
   // Flushed `interval` ms after the first line written since the last flush, without a

@@ -123,6 +123,12 @@ const cases: LimitCase[] = [
   { key: 'log.bufferBytes', default: S.DEFAULT_LOG_BUFFER_BYTES, bad: -1, message: min(0) },
   { key: 'log.auditFieldMax', default: S.DEFAULT_AUDIT_FIELD_MAX, bad: 63, message: min(64) },
   { key: 'log.flushInterval', default: S.DEFAULT_LOG_FLUSH_MS, bad: 9, message: min(10) },
+  {
+    key: 'log.exitWait',
+    default: S.DEFAULT_LOG_EXIT_WAIT_MS,
+    bad: 60_001,
+    message: max(60_000),
+  },
   { key: 'log.auditRetry', default: S.DEFAULT_AUDIT_RETRY_MS, bad: 9, message: min(10) },
   {
     key: 'log.auditRetryMax',
