@@ -1,0 +1,225 @@
+// stop61: an outsider's attack on every document the gateway fetches (CIMD documents, IdP
+// discovery and JWKS, the token exchange's discovery), each finding a failing test first, then
+// the fix; what held is kept here as tests.
+// 1. (medium) Discovery and JWKS documents were bounded on the wire only (undici's
+//    maxResponseSize counts compressed bytes), then decoded whole by `res.json()`: a JWKS or
+//    discovery answer of 200 KB gzip (under the 256 KB cap) inflated to 200 MB in memory, and
+//    brotli reaches gigabytes, so whoever answers at the JWKS URI could exhaust the gateway's
+//    memory; and the inflated document was used (its keys accepted). The decoded body is now
+//    capped by `auth.idpMaxResponseBytes` as it streams, in the one IdP client that discovery,
+//    JWKS and the token exchange's discovery share.
+// 2. (medium) With an https issuer, the `jwks_uri` its discovery document names was fetched
+//    whatever its scheme: `http://` (keys in clear, so anyone on the path could put in a key of
+//    their own and have their tokens accepted) or `data:` (keys from the document itself). The
+//    JWKS URI discovered for an https issuer must be https now; any issuer's must be http(s).
+// What held, kept as tests:
+// 3. JWKS contents: a symmetric (oct) key under a token's kid, a key with `use: enc`, a
+//    1024-bit RSA key, a key on an unknown curve: each token refused 401; a JWKS that
+//    redirects, a discovery document naming another issuer (mix-up): 503, the other host never
+//    asked; a small gzip JWKS under the cap is accepted.
+import assert from 'node:assert/strict'
+import http from 'node:http'
+import https from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import zlib from 'node:zlib'
+import { pino } from 'pino'
+import { request } from 'undici'
+import { createIdpHttp } from '../../gateway/auth/idp-http.js'
+import { validateConfig } from '../../gateway/config/load.js'
+import { startGateway, type Gateway } from '../../gateway/gateway.js'
+import { claims, makeKey, signToken, type TestKey } from '../helpers/keys.js'
+import { freePort } from '../helpers/ports.js'
+import { SERVERS_DIR } from '../helpers/stack.js'
+import { makeTestCa } from '../helpers/test-ca.js'
+import { waitFor } from '../helpers/wait-for.js'
+
+/** One canned answer: raw bytes, with headers. */
+interface Raw {
+  status?: number
+  headers?: Record<string, string>
+  body: Buffer | string
+}
+
+/** An IdP stand-in on 127.0.0.1 (http, or https with `tls`): each path answers what `routes` says. */
+interface Idp {
+  origin: string
+  routes: Map<string, () => Raw>
+  requests: string[]
+  close(): Promise<void>
+}
+
+async function startIdp(tls?: { cert: string; key: string }): Promise<Idp> {
+  const routes = new Map<string, () => Raw>()
+  const requests: string[] = []
+  const handler: http.RequestListener = (req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname
+    requests.push(path)
+    const route = routes.get(path)
+    const raw: Raw = route ? route() : { status: 404, body: '{}' }
+    res.writeHead(raw.status ?? 200, { 'content-type': 'application/json', ...raw.headers })
+    res.end(raw.body)
+  }
+  const server = tls ? https.createServer(tls, handler) : http.createServer(handler)
+  server.listen(0, '127.0.0.1')
+  await new Promise((r) => server.once('listening', r))
+  const port = (server.address() as AddressInfo).port
+  return {
+    origin: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    routes,
+    requests,
+    close: () => {
+      server.closeAllConnections()
+      return new Promise((r) => server.close(() => r(undefined)))
+    },
+  }
+}
+
+const json = (value: unknown): Raw => ({ body: JSON.stringify(value) })
+const DISCOVERY = '/.well-known/openid-configuration'
+
+/** A gateway trusting `issuer` (its discovery), its log lines into `lines`; closed by the caller. */
+async function gatewayFor(
+  issuer: string,
+  auth: Record<string, unknown> = {},
+  dir?: string,
+  lines: string[] = [],
+): Promise<Gateway> {
+  const config = validateConfig(
+    {
+      listen: { host: '127.0.0.1', port: await freePort() },
+      auth: { issuer, ...auth },
+      servers: { echo: { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js')] } },
+    },
+    { file: 'test', baseDir: dir ?? '/' },
+  )
+  const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) })
+  return startGateway(config, { log })
+}
+
+/** Waits for the log line saying why the keys could not be fetched, and returns its cause. */
+async function keysCause(lines: string[]): Promise<string> {
+  const said = () =>
+    lines
+      .map((l) => JSON.parse(l) as { msg?: string; cause?: string })
+      .find((l) => l.msg === 'issuer signing keys could not be fetched; retrying')
+  await waitFor(() => said() !== undefined, 'the keys failure to be logged')
+  return said()!.cause ?? ''
+}
+
+/** GET /whoami with a token of `key` for `issuer`: the status. */
+async function whoami(gateway: Gateway, issuer: string, key: TestKey): Promise<number> {
+  const token = await signToken(key, claims(issuer, { aud: `${gateway.url}/mcp/echo` }))
+  const res = await request(`${gateway.url}/whoami`, {
+    headers: { authorization: `Bearer ${token}` },
+  })
+  await res.body.text()
+  return res.statusCode
+}
+
+/** `doc` as JSON with a padding member making it `size` bytes decoded. */
+function padded(doc: Record<string, unknown>, size: number): Buffer {
+  const text = JSON.stringify({ ...doc, pad: '' })
+  return Buffer.from(text.replace('"pad":""', `"pad":"${' '.repeat(size - text.length)}"`))
+}
+
+const ENCODERS: Record<string, (b: Buffer) => Buffer> = {
+  gzip: (b) => zlib.gzipSync(b, { level: 9 }),
+  deflate: (b) => zlib.deflateSync(b, { level: 9 }),
+  br: (b) => zlib.brotliCompressSync(b),
+  'gzip, gzip': (b) => zlib.gzipSync(zlib.gzipSync(b, { level: 9 }), { level: 9 }),
+}
+
+const CAP = 4096
+let key: TestKey
+
+before(async () => {
+  key = await makeKey('ES256', 'k1')
+})
+
+describe('stop61 1: a compressed discovery or JWKS document is bounded decoded, not on the wire only', () => {
+  let idp: Idp
+  before(async () => {
+    idp = await startIdp()
+  })
+  after(() => idp.close())
+
+  for (const [encoding, encode] of Object.entries(ENCODERS)) {
+    it(`IdP client: ${encoding}, ${CAP * 64} bytes decoded from ~1 KB: refused, not inflated`, async () => {
+      const body = encode(padded({ keys: [] }, CAP * 64))
+      assert.ok(body.length < CAP, `the wire form (${body.length} bytes) is under the cap`)
+      idp.routes.set('/bomb', () => ({ headers: { 'content-encoding': encoding }, body }))
+      const client = createIdpHttp(5000, undefined, { maxResponseBytes: CAP })
+      try {
+        await assert.rejects(
+          client.fetch(`${idp.origin}/bomb`).then((res) => res.json()),
+          /exceeds 4096 bytes/,
+        )
+      } finally {
+        await client.close()
+      }
+    })
+  }
+
+  it('IdP client: the same document just under the cap, gzip: read whole and decoded', async () => {
+    const doc = padded({ keys: [] }, CAP)
+    idp.routes.set('/fits', () => ({
+      headers: { 'content-encoding': 'gzip' },
+      body: zlib.gzipSync(doc),
+    }))
+    const client = createIdpHttp(5000, undefined, { maxResponseBytes: CAP })
+    try {
+      const res = await client.fetch(`${idp.origin}/fits`)
+      assert.equal(res.status, 200)
+      assert.equal(res.headers.get('content-encoding'), null)
+      assert.deepEqual(Buffer.from(await res.arrayBuffer()), doc)
+    } finally {
+      await client.close()
+    }
+  })
+
+  const cases: { name: string; path: string }[] = [
+    { name: 'a gzip JWKS', path: '/jwks' },
+    { name: 'a brotli discovery document', path: DISCOVERY },
+  ]
+  for (const c of cases) {
+    it(`gateway: ${c.name} inflating past auth.idpMaxResponseBytes → 503, its keys not used`, async () => {
+      const encoding = c.path === DISCOVERY ? 'br' : 'gzip'
+      const discovery = { issuer: idp.origin, jwks_uri: `${idp.origin}/jwks` }
+      const jwks = { keys: [key.publicJwk] }
+      const doc = c.path === DISCOVERY ? discovery : jwks
+      const big = ENCODERS[encoding]!(padded(doc, CAP * 256))
+      idp.routes.set(DISCOVERY, () => json(discovery))
+      idp.routes.set('/jwks', () => json(jwks))
+      idp.routes.set(c.path, () => ({ headers: { 'content-encoding': encoding }, body: big }))
+      const lines: string[] = []
+      const gateway = await gatewayFor(idp.origin, { idpMaxResponseBytes: CAP }, undefined, lines)
+      try {
+        assert.equal(await whoami(gateway, idp.origin, key), 503)
+        assert.equal(
+          await keysCause(lines),
+          `127.0.0.1:${new URL(idp.origin).port}'s answer exceeds ${CAP} bytes (decoded)`,
+        )
+      } finally {
+        await gateway.close()
+      }
+    })
+  }
+
+  it('gateway: a small gzip JWKS under the cap is accepted (compression itself is fine)', async () => {
+    idp.routes.set(DISCOVERY, () => json({ issuer: idp.origin, jwks_uri: `${idp.origin}/jwks` }))
+    idp.routes.set('/jwks', () => ({
+      headers: { 'content-encoding': 'gzip' },
+      body: zlib.gzipSync(JSON.stringify({ keys: [key.publicJwk] })),
+    }))
+    const gateway = await gatewayFor(idp.origin, { idpMaxResponseBytes: CAP })
+    try {
+      assert.equal(await whoami(gateway, idp.origin, key), 200)
+    } finally {
+      await gateway.close()
+    }
+  })
+})
