@@ -223,3 +223,71 @@ describe('stop61 1: a compressed discovery or JWKS document is bounded decoded, 
     }
   })
 })
+
+describe('stop61 2: an https issuer’s discovered jwks_uri must be https', () => {
+  let idp: Idp
+  let plain: Idp
+  let dir: string
+  before(async () => {
+    const ca = makeTestCa()
+    dir = mkdtempSync(join(tmpdir(), 'stop61-'))
+    writeFileSync(join(dir, 'ca.pem'), ca.ca)
+    idp = await startIdp(ca)
+    plain = await startIdp()
+    idp.routes.set('/jwks', () => json({ keys: [key.publicJwk] }))
+    plain.routes.set('/jwks', () => json({ keys: [key.publicJwk] }))
+  })
+  after(async () => {
+    await idp.close()
+    await plain.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  const hostile: { name: string; uri: () => string }[] = [
+    { name: 'http on another host', uri: () => `${plain.origin}/jwks` },
+    { name: 'HTTP, upper case', uri: () => `${plain.origin.toUpperCase()}/jwks` },
+    {
+      name: 'a data: URL holding the keys',
+      uri: () =>
+        `data:application/json,${encodeURIComponent(JSON.stringify({ keys: [key.publicJwk] }))}`,
+    },
+  ]
+  for (const c of hostile) {
+    it(`${c.name}: 503, the keys never fetched`, async () => {
+      idp.routes.set(DISCOVERY, () => json({ issuer: idp.origin, jwks_uri: c.uri() }))
+      plain.requests.length = 0
+      const lines: string[] = []
+      const gateway = await gatewayFor(idp.origin, { caFile: 'ca.pem' }, dir, lines)
+      try {
+        assert.equal(await whoami(gateway, idp.origin, key), 503)
+        const doc = `${idp.origin}${DISCOVERY}`
+        assert.equal(await keysCause(lines), `${doc} names a jwks_uri that is not an https URL`)
+        assert.deepEqual(plain.requests, [], 'the http JWKS host was never asked')
+      } finally {
+        await gateway.close()
+      }
+    })
+  }
+
+  it('an https jwks_uri: 200 (held)', async () => {
+    idp.routes.set(DISCOVERY, () => json({ issuer: idp.origin, jwks_uri: `${idp.origin}/jwks` }))
+    const gateway = await gatewayFor(idp.origin, { caFile: 'ca.pem' }, dir)
+    try {
+      assert.equal(await whoami(gateway, idp.origin, key), 200)
+    } finally {
+      await gateway.close()
+    }
+  })
+
+  it('an http issuer (loopback development IdP) may name an http jwks_uri (held)', async () => {
+    plain.routes.set(DISCOVERY, () =>
+      json({ issuer: plain.origin, jwks_uri: `${plain.origin}/jwks` }),
+    )
+    const gateway = await gatewayFor(plain.origin)
+    try {
+      assert.equal(await whoami(gateway, plain.origin, key), 200)
+    } finally {
+      await gateway.close()
+    }
+  })
+})
