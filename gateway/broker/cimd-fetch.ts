@@ -7,6 +7,7 @@ import {
   fetch as undiciFetch,
   type RequestInit as UndiciRequestInit,
 } from 'undici'
+import { DEFAULT_CIMD_MAX_CONCURRENT } from '../config/schema.js'
 import { compileCidrs, isSpecialUseAddress } from './addresses.js'
 import { CimdFetchError } from './client-errors.js'
 
@@ -27,6 +28,8 @@ export interface CimdFetchOptions {
   timeoutMs: number
   /** Largest body accepted, in bytes (decoded), checked while it streams. */
   maxBytes: number
+  /** Fetches under way at most; one more is refused (`busy`), not queued. Default: the schema's. */
+  maxConcurrent?: number
   /** A PEM CA certificate trusted besides the system's roots. */
   ca?: string
 }
@@ -42,7 +45,7 @@ export interface CimdFetch {
 
 /**
  * Builds the fetcher. Resolves a `Response` with the body fully read (≤ `maxBytes`) or
- * rejects with a `CimdFetchError`: `bad_url`, `not_https`, `host_not_allowed`,
+ * rejects with a `CimdFetchError`: `bad_url`, `not_https`, `host_not_allowed`, `busy`,
  * `address_refused`, `redirect_refused`, `too_large`, `timeout`, `aborted`, `fetch_failed`.
  * @throws CimdFetchError `bad_options` when `allowPrivate` or `allowHosts` cannot work
  */
@@ -73,6 +76,10 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
     base(opts, callback)
   }
   const agent = new Agent({ connect, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs })
+  // Anyone's /authorize names a document to fetch: without a bound, stalling hosts (one name
+  // each, or one host and many paths) held a socket apiece, as many as requests came.
+  let underWay = 0
+  const maxConcurrent = o.maxConcurrent ?? DEFAULT_CIMD_MAX_CONCURRENT
 
   async function cimdFetch(
     input: string | URL | Request,
@@ -89,6 +96,20 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
     if (!hosts.test(url.hostname)) {
       throw new CimdFetchError('host_not_allowed', `${url.hostname} is not an allowed host`)
     }
+    if (underWay >= maxConcurrent) {
+      const why = `${maxConcurrent} client metadata documents are being fetched already`
+      throw new CimdFetchError('busy', why)
+    }
+    underWay++
+    try {
+      return await fetchOne(url, init)
+    } finally {
+      underWay--
+    }
+  }
+
+  /** One fetch of a checked URL, body read whole. */
+  async function fetchOne(url: URL, init: CimdFetchInit): Promise<Response> {
     const timeout = AbortSignal.timeout(o.timeoutMs)
     const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout
     const failed = (err: unknown) => translate(err, url.host, signal)

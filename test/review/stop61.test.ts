@@ -12,8 +12,14 @@
 //    whatever its scheme: `http://` (keys in clear, so anyone on the path could put in a key of
 //    their own and have their tokens accepted) or `data:` (keys from the document itself). The
 //    JWKS URI discovered for an https issuer must be https now; any issuer's must be http(s).
+// 3. (medium) Client ID Metadata Document fetches were not bounded in number: every outsider's
+//    /authorize names an https client_id the broker fetches (failures are not cached), so
+//    documents on stalling hosts (a name each, or one host and many paths) each held a socket
+//    and a request for the whole `cimd.timeout`, as many as came: file descriptors and memory
+//    for anyone. At most `auth.broker.cimd.maxConcurrent` (16) are fetched at once now; one
+//    more is refused at once (the client's `invalid_client` page, retry later), never queued.
 // What held, kept as tests:
-// 3. JWKS contents: a symmetric (oct) key under a token's kid, a key with `use: enc`, a
+// 4. JWKS contents: a symmetric (oct) key under a token's kid, a key with `use: enc`, a
 //    1024-bit RSA key, a key on an unknown curve: each token refused 401; a JWKS that
 //    redirects, a discovery document naming another issuer (mix-up): 503, the other host never
 //    asked; a small gzip JWKS under the cap is accepted.
@@ -29,8 +35,18 @@ import zlib from 'node:zlib'
 import { pino } from 'pino'
 import { request } from 'undici'
 import { createIdpHttp } from '../../gateway/auth/idp-http.js'
+import { DEFAULT_CIMD_MAX_CONCURRENT } from '../../gateway/config/schema.js'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
+import {
+  assertGatewayPage,
+  authorizeUrl,
+  authParams,
+  pkce,
+  send,
+  type Answer,
+} from '../helpers/broker-raw.js'
+import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { claims, makeKey, signToken, type TestKey } from '../helpers/keys.js'
 import { freePort } from '../helpers/ports.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
@@ -289,5 +305,97 @@ describe('stop61 2: an https issuer’s discovered jwks_uri must be https', () =
     } finally {
       await gateway.close()
     }
+  })
+})
+
+describe('stop61 3: Client ID Metadata Documents fetched at once are bounded', () => {
+  const REDIRECT = 'http://127.0.0.1:43150/cb'
+  let stack: BrokerStack
+  let host: https.Server
+  let origin = ''
+  let dir: string
+  /** Requests the document host got, and the answers it holds back. */
+  const seen: string[] = []
+  const held: http.ServerResponse[] = []
+  const document = (path: string) =>
+    JSON.stringify({
+      client_id: `${origin}${path}`,
+      client_name: 'Doc client',
+      redirect_uris: [REDIRECT],
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+    })
+  /** Answers every held request: a good document (`ok`) or a 500. */
+  const release = (ok: (i: number) => boolean) => {
+    for (const [i, res] of held.splice(0).entries()) {
+      const path = new URL(res.req.url ?? '/', 'https://x').pathname
+      if (ok(i)) res.writeHead(200, { 'content-type': 'application/json' }).end(document(path))
+      else res.writeHead(500).end()
+    }
+  }
+  before(async () => {
+    const ca = makeTestCa()
+    dir = mkdtempSync(join(tmpdir(), 'stop61-cimd-'))
+    writeFileSync(join(dir, 'ca.pem'), ca.ca)
+    host = https.createServer({ key: ca.key, cert: ca.cert }, (req, res) => {
+      seen.push(req.url ?? '')
+      held.push(res)
+    })
+    host.listen(0, '127.0.0.1')
+    await new Promise((r) => host.once('listening', r))
+    origin = `https://127.0.0.1:${(host.address() as AddressInfo).port}`
+    stack = await startBrokerStack({
+      kind: 'entra',
+      broker: {
+        cimd: { caFile: join(dir, 'ca.pem'), allowPrivate: ['127.0.0.1/32'], timeout: 2500 },
+      },
+    })
+  })
+  after(async () => {
+    await stack?.close()
+    host.closeAllConnections()
+    await new Promise((r) => host.close(r))
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  let unique = 0
+  const authorize = (): Promise<Answer> =>
+    send(
+      authorizeUrl(
+        stack,
+        authParams(stack, {
+          clientId: `${origin}/doc-${++unique}.json`,
+          redirectUri: REDIRECT,
+          challenge: pkce().challenge,
+          state: 'st',
+        }),
+      ),
+    )
+
+  it(`${DEFAULT_CIMD_MAX_CONCURRENT} stalled documents at once: the next ones refused at once, the host never asked; slots freed on success and failure`, async () => {
+    const max = DEFAULT_CIMD_MAX_CONCURRENT
+    const answers: Answer[] = []
+    const first = Array.from({ length: max + 4 }, () =>
+      authorize().then((a) => void answers.push(a)),
+    )
+    await waitFor(() => held.length >= max, `${max} fetches under way`)
+    // The four beyond the bound are answered while the others still stall.
+    await waitFor(() => answers.length === 4, 'the four beyond the bound to be refused')
+    assert.equal(held.length, max, 'still stalled: the refusals did not wait for them')
+    for (const a of answers) {
+      assertGatewayPage(assert, a, 400, 'beyond the bound')
+      assert.equal(/<code>([^<]*)<\/code>/.exec(a.text)?.[1], 'invalid_client')
+    }
+    assert.equal(seen.length, max, 'the host was asked for no more than the bound')
+    // Half succeed, half fail: every slot comes back either way.
+    release((i) => i % 2 === 0)
+    await Promise.all(first)
+    assert.equal(answers.filter((a) => a.status === 400).length, 4 + max / 2)
+    const again = Array.from({ length: max }, () => authorize())
+    await waitFor(() => held.length === max, `${max} fetches under way again`)
+    release(() => false)
+    await Promise.all(again)
+    assert.equal(seen.length, 2 * max)
   })
 })
