@@ -19,10 +19,13 @@
 //    for anyone. At most `auth.broker.cimd.maxConcurrent` (16) are fetched at once now; one
 //    more is refused at once (the client's `invalid_client` page, retry later), never queued.
 // What held, kept as tests:
-// 4. JWKS contents: a symmetric (oct) key under a token's kid, a key with `use: enc`, a
-//    1024-bit RSA key, a key on an unknown curve: each token refused 401; a JWKS that
-//    redirects, a discovery document naming another issuer (mix-up): 503, the other host never
-//    asked; a small gzip JWKS under the cap is accepted.
+// 4. JWKS contents: a symmetric (oct) key under a token's kid (HS256), a key with `use: enc`,
+//    a 1024-bit RSA key, a key on an unknown curve, two keys under one kid: each token refused
+//    401, a good key beside them still 200; a JWKS that redirects, a discovery document naming
+//    another issuer (mix-up): 503, the redirect's target and the JWKS never asked.
+// 5. CIMD documents: a `__proto__` member carrying redirect_uris changes nothing; of two client_id members the last counts (one parser, one answer);
+//    logo_uri, tos_uri, policy_uri, client_uri that are not https are refused. Production
+//    refuses loopback and private document hosts by default (test/broker/cimd.test.ts, kept).
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import https from 'node:https'
@@ -33,6 +36,8 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import zlib from 'node:zlib'
 import { pino } from 'pino'
+import { createPrivateKey, generateKeyPairSync, sign as rsaSign } from 'node:crypto'
+import { SignJWT } from 'jose'
 import { request } from 'undici'
 import { createIdpHttp } from '../../gateway/auth/idp-http.js'
 import { DEFAULT_CIMD_MAX_CONCURRENT } from '../../gateway/config/schema.js'
@@ -103,6 +108,7 @@ async function gatewayFor(
   auth: Record<string, unknown> = {},
   dir?: string,
   lines: string[] = [],
+  cooldown?: number,
 ): Promise<Gateway> {
   const config = validateConfig(
     {
@@ -112,6 +118,8 @@ async function gatewayFor(
     },
     { file: 'test', baseDir: dir ?? '/' },
   )
+  // Past validation (at least 1000 there): every unknown kid refetches the JWKS at once.
+  if (cooldown !== undefined) config.auth.jwksCooldown = cooldown
   const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) })
   return startGateway(config, { log })
 }
@@ -317,15 +325,17 @@ describe('stop61 3: Client ID Metadata Documents fetched at once are bounded', (
   /** Requests the document host got, and the answers it holds back. */
   const seen: string[] = []
   const held: http.ServerResponse[] = []
-  const document = (path: string) =>
-    JSON.stringify({
-      client_id: `${origin}${path}`,
-      client_name: 'Doc client',
-      redirect_uris: [REDIRECT],
-      token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code'],
-      response_types: ['code'],
-    })
+  /** Paths answered at once, with these bodies (all others are held). */
+  const bodies = new Map<string, string>()
+  const fields = (path: string): Record<string, unknown> => ({
+    client_id: `${origin}${path}`,
+    client_name: 'Doc client',
+    redirect_uris: [REDIRECT],
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+  })
+  const document = (path: string) => JSON.stringify(fields(path))
   /** Answers every held request: a good document (`ok`) or a 500. */
   const release = (ok: (i: number) => boolean) => {
     for (const [i, res] of held.splice(0).entries()) {
@@ -340,7 +350,9 @@ describe('stop61 3: Client ID Metadata Documents fetched at once are bounded', (
     writeFileSync(join(dir, 'ca.pem'), ca.ca)
     host = https.createServer({ key: ca.key, cert: ca.cert }, (req, res) => {
       seen.push(req.url ?? '')
-      held.push(res)
+      const body = bodies.get(req.url ?? '')
+      if (body === undefined) held.push(res)
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(body)
     })
     host.listen(0, '127.0.0.1')
     await new Promise((r) => host.once('listening', r))
@@ -360,13 +372,14 @@ describe('stop61 3: Client ID Metadata Documents fetched at once are bounded', (
   })
 
   let unique = 0
-  const authorize = (): Promise<Answer> =>
+  /** /authorize for the document at `path` (a fresh, held one by default). */
+  const authorize = (path = `/doc-${++unique}.json`, redirectUri = REDIRECT): Promise<Answer> =>
     send(
       authorizeUrl(
         stack,
         authParams(stack, {
-          clientId: `${origin}/doc-${++unique}.json`,
-          redirectUri: REDIRECT,
+          clientId: `${origin}${path}`,
+          redirectUri,
           challenge: pkce().challenge,
           state: 'st',
         }),
@@ -398,4 +411,173 @@ describe('stop61 3: Client ID Metadata Documents fetched at once are bounded', (
     await Promise.all(again)
     assert.equal(seen.length, 2 * max)
   })
+
+  const EVIL = 'http://127.0.0.1:43150/evil'
+  const shapes: {
+    name: string
+    body: (path: string) => string
+    redirect?: string
+    /** The error page's code, or 303 (accepted: on to the sign-in). */
+    expect: string | 303
+  }[] = [
+    {
+      name: 'stop61 5 (held): a __proto__ member naming another redirect URI: that URI refused',
+      body: (p) => JSON.stringify({ ...fields(p), ['__proto__']: { redirect_uris: [EVIL] } }),
+      redirect: EVIL,
+      expect: 'invalid_redirect_uri',
+    },
+    {
+      name: 'stop61 5 (held): the same document with its own redirect URI: accepted',
+      body: (p) => JSON.stringify({ ...fields(p), ['__proto__']: { redirect_uris: [EVIL] } }),
+      expect: 303,
+    },
+    {
+      name: 'stop61 5 (held): two client_id members, the last another URL: refused',
+      body: (p) => `${document(p).slice(0, -1)},"client_id":"${origin}/other.json"}`,
+      expect: 'invalid_client_metadata',
+    },
+    ...(
+      [
+        ['logo_uri', 'javascript:alert(1)'],
+        ['tos_uri', 'http://127.0.0.1/tos'],
+        ['policy_uri', 'data:text/html,<script>alert(1)</script>'],
+        ['client_uri', 'file:///etc/passwd'],
+      ] as const
+    ).map(([field, uri]) => ({
+      name: `stop61 5 (held): ${field} ${uri.split(':')[0]}: refused`,
+      body: (p: string) => JSON.stringify({ ...fields(p), [field]: uri }),
+      expect: 'invalid_client_metadata' as const,
+    })),
+  ]
+  for (const c of shapes) {
+    it(c.name, async () => {
+      const path = `/shape-${++unique}.json`
+      // JSON.stringify writes a computed __proto__ key as an own member, as a hostile host would.
+      bodies.set(path, c.body(path))
+      const res = await authorize(path, c.redirect)
+      if (c.expect === 303) assert.equal(res.status, 303, res.text.slice(0, 300))
+      else {
+        assertGatewayPage(assert, res, 400, c.name)
+        assert.equal(/<code>([^<]*)<\/code>/.exec(res.text)?.[1], c.expect)
+      }
+      assert.equal(held.length, 0)
+    })
+  }
+})
+
+describe('stop61 4 (held): what a JWKS holds cannot get a token accepted', () => {
+  let idp: Idp
+  let gateway: Gateway
+  let served: object[] = []
+  before(async () => {
+    idp = await startIdp()
+    idp.routes.set(DISCOVERY, () => json({ issuer: idp.origin, jwks_uri: `${idp.origin}/jwks` }))
+    idp.routes.set('/jwks', () => json({ keys: served }))
+    served = [key.publicJwk]
+    gateway = await gatewayFor(idp.origin, {}, undefined, [], 0)
+  })
+  after(async () => {
+    await gateway?.close()
+    await idp.close()
+  })
+  const payload = () => claims(idp.origin, { aud: `${gateway.url}/mcp/echo` })
+  const status = async (token: string) => {
+    const res = await request(`${gateway.url}/whoami`, {
+      headers: { authorization: `Bearer ${token}` },
+    })
+    await res.body.text()
+    return res.statusCode
+  }
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
+
+  const cases: { name: string; make: () => Promise<{ jwks: object[]; token: string }> }[] = [
+    {
+      name: 'a symmetric (oct) key under the kid, the token HS256 with its secret',
+      make: async () => {
+        const secret = Buffer.alloc(32, 7)
+        const jwk = { kty: 'oct', kid: 'hs', alg: 'HS256', k: secret.toString('base64url') }
+        const token = await new SignJWT(payload())
+          .setProtectedHeader({ alg: 'HS256', kid: 'hs', typ: 'at+jwt' })
+          .sign(secret)
+        return { jwks: [jwk], token }
+      },
+    },
+    {
+      name: 'an encryption key (use: enc)',
+      make: async () => {
+        const k = await makeKey('ES256', 'enc')
+        return { jwks: [{ ...k.publicJwk, use: 'enc' }], token: await signToken(k, payload()) }
+      },
+    },
+    {
+      name: 'a 1024-bit RSA key',
+      make: async () => {
+        const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024 })
+        const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'weak', alg: 'RS256' }
+        const input = `${b64({ alg: 'RS256', kid: 'weak', typ: 'at+jwt' })}.${b64(payload())}`
+        const sig = rsaSign(
+          'sha256',
+          Buffer.from(input),
+          createPrivateKey(privateKey.export({ format: 'pem', type: 'pkcs8' })),
+        )
+        return { jwks: [jwk], token: `${input}.${sig.toString('base64url')}` }
+      },
+    },
+    {
+      name: 'a key on an unknown curve',
+      make: async () => {
+        const k = await makeKey('ES256', 'curve')
+        return { jwks: [{ ...k.publicJwk, crv: 'P-999' }], token: await signToken(k, payload()) }
+      },
+    },
+    {
+      name: 'two keys under one kid (the token picks neither)',
+      make: async () => {
+        const [a, b] = [await makeKey('ES256', 'dup'), await makeKey('ES256', 'dup')]
+        return { jwks: [a.publicJwk, b.publicJwk], token: await signToken(a, payload()) }
+      },
+    },
+  ]
+  for (const c of cases) {
+    it(`${c.name}: 401; a good key beside it still 200`, async () => {
+      const { jwks, token } = await c.make()
+      served = [key.publicJwk, ...jwks]
+      assert.equal(await status(token), 401)
+      assert.equal(await status(await signToken(key, payload())), 200)
+    })
+  }
+})
+
+describe('stop61 4 (held): a redirecting JWKS and a mixed-up issuer are not followed', () => {
+  let idp: Idp
+  before(async () => {
+    idp = await startIdp()
+    idp.routes.set('/jwks', () => json({ keys: [key.publicJwk] }))
+  })
+  after(() => idp.close())
+
+  const cases: { name: string; discovery: () => object }[] = [
+    {
+      name: 'a JWKS that redirects (302) to good keys',
+      discovery: () => ({ issuer: idp.origin, jwks_uri: `${idp.origin}/moved` }),
+    },
+    {
+      name: 'a discovery document naming another issuer',
+      discovery: () => ({ issuer: `${idp.origin}/other`, jwks_uri: `${idp.origin}/jwks` }),
+    },
+  ]
+  for (const c of cases) {
+    it(`${c.name}: 503, the good keys never fetched`, async () => {
+      idp.routes.set(DISCOVERY, () => json(c.discovery()))
+      idp.routes.set('/moved', () => ({ status: 302, headers: { location: '/jwks' }, body: '' }))
+      idp.requests.length = 0
+      const gateway = await gatewayFor(idp.origin)
+      try {
+        assert.equal(await whoami(gateway, idp.origin, key), 503)
+        assert.ok(!idp.requests.includes('/jwks'), idp.requests.join(' '))
+      } finally {
+        await gateway.close()
+      }
+    })
+  }
 })
