@@ -1,4 +1,4 @@
-import dns from 'node:dns'
+import dns, { type LookupAddress } from 'node:dns'
 import { isIP, type LookupFunction } from 'node:net'
 import tls from 'node:tls'
 import {
@@ -16,6 +16,9 @@ import { CimdFetchError } from './client-errors.js'
  * word) without letting a stranger aim the broker at the inside: https only, no redirects,
  * a bounded body and time, optional host allow-list, and every address it connects to checked
  * when it is resolved (so a DNS answer cannot change between the check and the connect).
+ * Names are resolved by DNS queries on the event loop, never by getaddrinfo on libuv's thread
+ * pool: a stranger's name that takes long to resolve must not hold the threads that verify
+ * every token (WebCrypto), read files and inflate bodies.
  * Loopback, private and special-use addresses are refused unless inside `allowPrivate`.
  */
 
@@ -32,6 +35,8 @@ export interface CimdFetchOptions {
   maxConcurrent?: number
   /** A PEM CA certificate trusted besides the system's roots. */
   ca?: string
+  /** DNS servers to ask (`ip[:port]`) instead of the system's (tests). */
+  dnsServers?: readonly string[]
 }
 
 /** What oidc-provider hands its `fetch` hook: fetch options plus its own `dispatcher`, which is ignored. */
@@ -61,9 +66,12 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
   }
   const permitted = (ip: string) => !isSpecialUseAddress(ip) || allowPrivate.test(ip)
 
+  // One try per server, each at most the fetch's time; cancelled with the fetcher.
+  const resolver = new dns.promises.Resolver({ timeout: o.timeoutMs, tries: 1 })
+  if (o.dnsServers !== undefined) resolver.setServers(o.dnsServers)
   const base = buildConnector({
     timeout: o.timeoutMs,
-    lookup: checkedLookup(permitted),
+    lookup: checkedLookup(permitted, resolver),
     ...(o.ca === undefined ? {} : { ca: [...tls.rootCertificates, o.ca] }),
   })
   // Names are checked by the lookup above; an IP literal is never looked up, so check it here.
@@ -150,34 +158,70 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
     return new Response(empty ? null : body, answer)
   }
 
-  return Object.assign(cimdFetch, { close: () => agent.destroy() })
+  return Object.assign(cimdFetch, {
+    close: () => {
+      resolver.cancel()
+      return agent.destroy()
+    },
+  })
 }
 
 /**
  * A `net.connect` lookup that resolves every address of a name and refuses the name when
  * any of them is not `permitted`; the socket then connects to exactly what was checked.
  */
-function checkedLookup(permitted: (ip: string) => boolean): LookupFunction {
+function checkedLookup(
+  permitted: (ip: string) => boolean,
+  resolver: dns.promises.Resolver,
+): LookupFunction {
   return (hostname, options, callback) => {
-    const query = { all: true, family: options.family ?? 0, hints: options.hints ?? 0 } as const
-    dns.lookup(hostname, query, (err, addresses) => {
-      if (err) return callback(err, '', 0)
-      const refused = addresses.find((a) => !permitted(a.address))
-      if (refused !== undefined || addresses.length === 0) {
-        const why =
-          refused === undefined
-            ? 'no address'
-            : `${refused.address}, a loopback, private or special-use address`
-        return callback(
-          new CimdFetchError('address_refused', `${hostname} resolves to ${why}`),
-          '',
-          0,
-        )
-      }
-      if (options.all) return callback(null, addresses)
-      callback(null, addresses[0]!.address, addresses[0]!.family)
-    })
+    const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family
+    resolveAll(resolver, hostname, family ?? 0).then(
+      (addresses) => {
+        const refused = addresses.find((a) => !permitted(a.address))
+        if (refused !== undefined || addresses.length === 0) {
+          const why =
+            refused === undefined
+              ? 'no address'
+              : `${refused.address}, a loopback, private or special-use address`
+          return callback(
+            new CimdFetchError('address_refused', `${hostname} resolves to ${why}`),
+            '',
+            0,
+          )
+        }
+        if (options.all) return callback(null, addresses)
+        callback(null, addresses[0]!.address, addresses[0]!.family)
+      },
+      (err: NodeJS.ErrnoException) => callback(err, '', 0),
+    )
   }
+}
+
+/** RFC 6761 §6.3: localhost names are loopback, answered without asking DNS. */
+const LOCALHOST = /^(?:[^.]+\.)*localhost\.?$/i
+const LOOPBACK_V4 = { address: '127.0.0.1', family: 4 }
+
+/** The A and AAAA records of `name` (of `family` only, when 4 or 6), by DNS queries. */
+async function resolveAll(
+  resolver: dns.promises.Resolver,
+  name: string,
+  family: number,
+): Promise<LookupAddress[]> {
+  // IPv4's loopback, as the hosts file has it, unless only IPv6 is asked for.
+  if (LOCALHOST.test(name)) return [family === 6 ? { address: '::1', family: 6 } : LOOPBACK_V4]
+  const [v4, v6] = await Promise.allSettled([
+    family === 6 ? [] : resolver.resolve4(name),
+    family === 4 ? [] : resolver.resolve6(name),
+  ])
+  const addresses = [
+    ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 })) : []),
+    ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 })) : []),
+  ]
+  if (addresses.length > 0) return addresses
+  const failed = [v4, v6].find((r) => r.status === 'rejected')
+  if (failed) throw failed.reason
+  return addresses
 }
 
 /** The body, read until `max` bytes at most; one byte more cancels the stream. */

@@ -18,6 +18,13 @@
 //    and a request for the whole `cimd.timeout`, as many as came: file descriptors and memory
 //    for anyone. At most `auth.broker.cimd.maxConcurrent` (16) are fetched at once now; one
 //    more is refused at once (the client's `invalid_client` page, retry later), never queued.
+// 6. (medium) CIMD document host names were resolved with dns.lookup: getaddrinfo(3) on libuv's
+//    thread pool (4 threads), which no timeout or abort ends. A stranger's client_id on a name
+//    whose DNS never answers held a thread for the resolver's whole timeout (seconds), every
+//    aborted fetch leaving its lookup behind; four such held every thread, and with them every
+//    token verification (WebCrypto runs there), file read and inflate of the gateway. Names are
+//    now asked of DNS by c-ares on the event loop (A and AAAA), bounded by `cimd.timeout` and
+//    cancelled on close; `localhost` names stay loopback without a query (RFC 6761 §6.3).
 // What held, kept as tests:
 // 4. JWKS contents: a symmetric (oct) key under a token's kid (HS256), a key with `use: enc`,
 //    a 1024-bit RSA key, a key on an unknown curve, two keys under one kid: each token refused
@@ -36,10 +43,19 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import zlib from 'node:zlib'
 import { pino } from 'pino'
-import { createPrivateKey, generateKeyPairSync, sign as rsaSign } from 'node:crypto'
+import {
+  createPrivateKey,
+  generateKeyPairSync,
+  pbkdf2 as pbkdf2Callback,
+  sign as rsaSign,
+} from 'node:crypto'
+import dgram from 'node:dgram'
+import { promisify } from 'node:util'
 import { SignJWT } from 'jose'
 import { request } from 'undici'
 import { createIdpHttp } from '../../gateway/auth/idp-http.js'
+import { createCimdFetch } from '../../gateway/broker/cimd-fetch.js'
+import type { CimdFetchError } from '../../gateway/broker/client-errors.js'
 import { DEFAULT_CIMD_MAX_CONCURRENT } from '../../gateway/config/schema.js'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
@@ -578,6 +594,144 @@ describe('stop61 4 (held): a redirecting JWKS and a mixed-up issuer are not foll
       } finally {
         await gateway.close()
       }
+    })
+  }
+})
+
+/** A DNS server on 127.0.0.1 (UDP): A and AAAA answers per name; a name not listed never answered. */
+interface Dns {
+  address: string
+  answers: Map<string, { a?: string[]; aaaa?: string[] }>
+  /** `name type` of every query, in order. */
+  queries: string[]
+  close(): Promise<void>
+}
+
+async function startDns(): Promise<Dns> {
+  const answers = new Map<string, { a?: string[]; aaaa?: string[] }>()
+  const queries: string[] = []
+  const socket = dgram.createSocket('udp4')
+  socket.on('message', (msg, from) => {
+    // RFC 1035 §4.1: a 12-byte header, then the question: labels, QTYPE, QCLASS.
+    const labels: string[] = []
+    let at = 12
+    while (msg[at]! > 0) {
+      labels.push(msg.subarray(at + 1, at + 1 + msg[at]!).toString('latin1'))
+      at += 1 + msg[at]!
+    }
+    const question = msg.subarray(12, at + 5)
+    const type = msg.readUInt16BE(at + 1)
+    const name = labels.join('.').toLowerCase()
+    queries.push(`${name} ${type === 1 ? 'A' : type === 28 ? 'AAAA' : type}`)
+    const known = answers.get(name)
+    if (known === undefined) return
+    const records = (type === 1 ? known.a : type === 28 ? known.aaaa : undefined) ?? []
+    const header = Buffer.alloc(12)
+    msg.copy(header, 0, 0, 2)
+    header.writeUInt16BE(0x8180, 2) // a response, recursion available, no error
+    header.writeUInt16BE(1, 4)
+    header.writeUInt16BE(records.length, 6)
+    const rrs = records.map((ip) => {
+      const data =
+        type === 1
+          ? Buffer.from(ip.split('.').map(Number))
+          : Buffer.from(ip.split(':').flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 255]))
+      const rr = Buffer.alloc(12)
+      rr.writeUInt16BE(0xc00c, 0) // the question's name
+      rr.writeUInt16BE(type, 2)
+      rr.writeUInt16BE(1, 4)
+      rr.writeUInt32BE(60, 6)
+      rr.writeUInt16BE(data.length, 10)
+      return Buffer.concat([rr, data])
+    })
+    socket.send(Buffer.concat([header, question, ...rrs]), from.port, from.address)
+  })
+  socket.bind(0, '127.0.0.1')
+  await new Promise((r) => socket.once('listening', r))
+  return {
+    address: `127.0.0.1:${socket.address().port}`,
+    answers,
+    queries,
+    close: () => new Promise((r) => socket.close(() => r(undefined))),
+  }
+}
+
+describe('stop61 6: a CIMD host name is resolved by DNS on the event loop, not on the thread pool', () => {
+  let dns: Dns
+  let docs: https.Server
+  let port = 0
+  let connections = 0
+  const fetchers: { close(): Promise<void> }[] = []
+  let ca: ReturnType<typeof makeTestCa>
+  const make = () => {
+    const f = createCimdFetch({
+      allowPrivate: ['127.0.0.1/32'],
+      timeoutMs: 2000,
+      maxBytes: 5120,
+      ca: ca.ca,
+      dnsServers: [dns.address],
+    })
+    fetchers.push(f)
+    return f
+  }
+  const code = (p: Promise<unknown>) =>
+    p.then(
+      () => 'fetched',
+      (err: CimdFetchError) => err.code,
+    )
+  before(async () => {
+    ca = makeTestCa([
+      'DNS:good.test',
+      'DNS:mixed.test',
+      'DNS:mapped.test',
+      'DNS:localhost',
+      'IP:127.0.0.1',
+    ])
+    dns = await startDns()
+    docs = https.createServer({ key: ca.key, cert: ca.cert }, (_req, res) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}'),
+    )
+    docs.on('connection', () => connections++)
+    docs.listen(0, '127.0.0.1')
+    await new Promise((r) => docs.once('listening', r))
+    port = (docs.address() as AddressInfo).port
+    dns.answers.set('good.test', { a: ['127.0.0.1'] })
+    dns.answers.set('mixed.test', { a: ['127.0.0.1', '10.0.0.1'] })
+    dns.answers.set('mapped.test', { aaaa: ['0:0:0:0:0:ffff:a9fe:a9fe'] })
+  })
+  after(async () => {
+    await Promise.all(fetchers.map((f) => f.close()))
+    docs.closeAllConnections()
+    await new Promise((r) => docs.close(r))
+    await dns.close()
+  })
+
+  it('names that never resolve hold no thread: four stall, and the pool still works', async () => {
+    const f = make()
+    const stalled = [1, 2, 3, 4].map((i) => code(f(`https://stall-${i}.test:${port}/doc.json`)))
+    await waitFor(
+      () => [1, 2, 3, 4].every((i) => dns.queries.includes(`stall-${i}.test A`)),
+      () => `the four names asked of the DNS server (${dns.queries.join(', ')})`,
+    )
+    // Four jobs on libuv's pool (its default size) while the four names are still unanswered.
+    const pbkdf2 = promisify(pbkdf2Callback)
+    await Promise.all([1, 2, 3, 4].map(() => pbkdf2('pw', 'salt', 1, 32, 'sha256')))
+    for (const c of await Promise.all(stalled))
+      assert.ok(['timeout', 'fetch_failed'].includes(c), c)
+  })
+
+  const cases: [string, string, string][] = [
+    ['a name resolving to an allowed address', 'good.test', 'fetched'],
+    ['a name resolving to an allowed and a private address', 'mixed.test', 'address_refused'],
+    ['a name whose only AAAA is mapped cloud metadata', 'mapped.test', 'address_refused'],
+    ['localhost, never asked of DNS', 'localhost', 'fetched'],
+  ]
+  for (const [name, host, expected] of cases) {
+    it(`${name}: ${expected}`, async () => {
+      const was = connections
+      assert.equal(await code(make()(`https://${host}:${port}/doc.json`)), expected)
+      if (expected !== 'fetched') assert.equal(connections, was, 'nothing connected')
+      if (host === 'localhost') assert.ok(!dns.queries.some((q) => q.startsWith('localhost')))
     })
   }
 })
