@@ -25,14 +25,18 @@
 //    token verification (WebCrypto runs there), file read and inflate of the gateway. Names are
 //    now asked of DNS by c-ares on the event loop (A and AAAA), bounded by `cimd.timeout` and
 //    cancelled on close; `localhost` names stay loopback without a query (RFC 6761 §6.3).
+// 4. (low) A JWKS key jose will not use (a 1024-bit RSA key): a token naming it was answered
+//    503 'unreachable, retry later' (verify.ts took jose's TypeError for a fetch failure), so
+//    clients retried the same token; it is 401 invalid_token now. Never accepted either way.
 // What held, kept as tests:
 // 4. JWKS contents: a symmetric (oct) key under a token's kid (HS256), a key with `use: enc`,
-//    a 1024-bit RSA key, a key on an unknown curve, two keys under one kid: each token refused
-//    401, a good key beside them still 200; a JWKS that redirects, a discovery document naming
-//    another issuer (mix-up): 503, the redirect's target and the JWKS never asked.
-// 5. CIMD documents: a `__proto__` member carrying redirect_uris changes nothing; of two client_id members the last counts (one parser, one answer);
-//    logo_uri, tos_uri, policy_uri, client_uri that are not https are refused. Production
-//    refuses loopback and private document hosts by default (test/broker/cimd.test.ts, kept).
+//    a key on an unknown curve, two keys under one kid: each token refused 401, a good key
+//    beside them still 200; a JWKS that redirects, a discovery document naming another issuer
+//    (mix-up): 503, the redirect's target and the JWKS never asked; six gzip layers refused.
+// 5. CIMD documents: a `__proto__` member carrying redirect_uris changes nothing; of two
+//    client_id members the last counts (one parser, one answer); logo_uri, tos_uri,
+//    policy_uri, client_uri that are not https are refused. Production refuses loopback and
+//    private document hosts by default (test/broker/cimd.test.ts, kept).
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import https from 'node:https'
@@ -203,6 +207,19 @@ describe('stop61 1: a compressed discovery or JWKS document is bounded decoded, 
       }
     })
   }
+
+  it('IdP client: six gzip layers are refused (undici decodes five at most) (held)', async () => {
+    let body = Buffer.from('{"keys":[]}')
+    for (let i = 0; i < 6; i++) body = zlib.gzipSync(body)
+    const encoding = Array(6).fill('gzip').join(', ')
+    idp.routes.set('/layers', () => ({ headers: { 'content-encoding': encoding }, body }))
+    const client = createIdpHttp(5000, undefined, { maxResponseBytes: CAP })
+    try {
+      await assert.rejects(client.fetch(`${idp.origin}/layers`), /fetch failed/)
+    } finally {
+      await client.close()
+    }
+  })
 
   it('IdP client: the same document just under the cap, gzip: read whole and decoded', async () => {
     const doc = padded({ keys: [] }, CAP)
