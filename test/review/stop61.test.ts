@@ -32,7 +32,8 @@
 // 4. JWKS contents: a symmetric (oct) key under a token's kid (HS256), a key with `use: enc`,
 //    a key on an unknown curve, two keys under one kid: each token refused 401, a good key
 //    beside them still 200; a JWKS that redirects, a discovery document naming another issuer
-//    (mix-up): 503, the redirect's target and the JWKS never asked; six gzip layers refused.
+//    (mix-up): 503, the redirect's target and the JWKS never asked; six gzip layers refused;
+//    a token exchange answer that inflates past `maxResponseBytes` is refused decoded too.
 // 5. CIMD documents: a `__proto__` member carrying redirect_uris changes nothing; of two
 //    client_id members the last counts (one parser, one answer); logo_uri, tos_uri,
 //    policy_uri, client_uri that are not https are refused. Production refuses loopback and
@@ -56,8 +57,9 @@ import {
 import dgram from 'node:dgram'
 import { promisify } from 'node:util'
 import { SignJWT } from 'jose'
-import { request } from 'undici'
+import { Agent, request } from 'undici'
 import { createIdpHttp } from '../../gateway/auth/idp-http.js'
+import { postForm } from '../../gateway/credentials/exchange-http.js'
 import { createCimdFetch } from '../../gateway/broker/cimd-fetch.js'
 import type { CimdFetchError } from '../../gateway/broker/client-errors.js'
 import { DEFAULT_CIMD_MAX_CONCURRENT } from '../../gateway/config/schema.js'
@@ -218,6 +220,21 @@ describe('stop61 1: a compressed discovery or JWKS document is bounded decoded, 
       await assert.rejects(client.fetch(`${idp.origin}/layers`), /fetch failed/)
     } finally {
       await client.close()
+    }
+  })
+
+  it('token exchange: a gzip answer inflating past maxResponseBytes is refused (held)', async () => {
+    const body = zlib.gzipSync(padded({ access_token: 'x', token_type: 'Bearer' }, CAP * 64))
+    idp.routes.set('/token', () => ({ headers: { 'content-encoding': 'gzip' }, body }))
+    const dispatcher = new Agent()
+    try {
+      const limits = { timeoutMs: 5000, maxBytes: CAP, dispatcher }
+      await assert.rejects(postForm(new URL(`${idp.origin}/token`), 'a=b', {}, limits), {
+        code: 'exchange_unavailable',
+        message: `the IdP's token exchange answer exceeds ${CAP} bytes`,
+      })
+    } finally {
+      await dispatcher.close()
     }
   })
 
