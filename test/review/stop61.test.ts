@@ -48,12 +48,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import zlib from 'node:zlib'
 import { pino } from 'pino'
-import {
-  createPrivateKey,
-  generateKeyPairSync,
-  pbkdf2 as pbkdf2Callback,
-  sign as rsaSign,
-} from 'node:crypto'
+import { generateKeyPairSync, pbkdf2 as pbkdf2Callback, sign as rsaSign } from 'node:crypto'
 import dgram from 'node:dgram'
 import { promisify } from 'node:util'
 import { SignJWT } from 'jose'
@@ -539,6 +534,14 @@ describe('stop61 4 (held): what a JWKS holds cannot get a token accepted', () =>
     return res.statusCode
   }
   const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
+  /** A case: an ES256 key served with `change` made to its JWK, and a token it signed. */
+  const altered = (name: string, kid: string, change: object) => ({
+    name,
+    make: async () => {
+      const k = await makeKey('ES256', kid)
+      return { jwks: [{ ...k.publicJwk, ...change }], token: await signToken(k, payload()) }
+    },
+  })
 
   const cases: { name: string; make: () => Promise<{ jwks: object[]; token: string }> }[] = [
     {
@@ -552,34 +555,18 @@ describe('stop61 4 (held): what a JWKS holds cannot get a token accepted', () =>
         return { jwks: [jwk], token }
       },
     },
-    {
-      name: 'an encryption key (use: enc)',
-      make: async () => {
-        const k = await makeKey('ES256', 'enc')
-        return { jwks: [{ ...k.publicJwk, use: 'enc' }], token: await signToken(k, payload()) }
-      },
-    },
+    altered('an encryption key (use: enc)', 'enc', { use: 'enc' }),
     {
       name: 'a 1024-bit RSA key',
       make: async () => {
         const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024 })
         const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'weak', alg: 'RS256' }
         const input = `${b64({ alg: 'RS256', kid: 'weak', typ: 'at+jwt' })}.${b64(payload())}`
-        const sig = rsaSign(
-          'sha256',
-          Buffer.from(input),
-          createPrivateKey(privateKey.export({ format: 'pem', type: 'pkcs8' })),
-        )
+        const sig = rsaSign('sha256', Buffer.from(input), privateKey)
         return { jwks: [jwk], token: `${input}.${sig.toString('base64url')}` }
       },
     },
-    {
-      name: 'a key on an unknown curve',
-      make: async () => {
-        const k = await makeKey('ES256', 'curve')
-        return { jwks: [{ ...k.publicJwk, crv: 'P-999' }], token: await signToken(k, payload()) }
-      },
-    },
+    altered('a key on an unknown curve', 'curve', { crv: 'P-999' }),
     {
       name: 'two keys under one kid (the token picks neither)',
       make: async () => {
