@@ -212,7 +212,9 @@ async function discoverJwksUri(issuer: string, http: IdpHttp): Promise<string> {
     try {
       const res = await http.fetch(url, { headers: new Headers({ accept: 'application/json' }) })
       if (res.status !== 200) {
-        lastError = new Error(`${url} answered ${res.status}`)
+        // The other document's refusal says more than this one's absence.
+        if (res.status !== 404 || lastError === undefined)
+          lastError = new Error(`${url} answered ${res.status}`)
         continue
       }
       const doc = (await res.json()) as { issuer?: unknown; jwks_uri?: unknown }
@@ -224,6 +226,14 @@ async function discoverJwksUri(issuer: string, http: IdpHttp): Promise<string> {
       }
       if (typeof doc.jwks_uri !== 'string') {
         lastError = new Error(`${url} has no jwks_uri`)
+        continue
+      }
+      // The keys decide which tokens are genuine: fetched no less safely than the issuer's own
+      // documents (an https issuer's over https), and only over http(s) (never a `data:` URL).
+      const scheme = URL.parse(doc.jwks_uri)?.protocol
+      if (scheme !== 'https:' && (scheme !== 'http:' || issuerUrl.protocol === 'https:')) {
+        const allowed = issuerUrl.protocol === 'https:' ? 'https' : 'http(s)'
+        lastError = new Error(`${url} names a jwks_uri that is not an ${allowed} URL`)
         continue
       }
       return doc.jwks_uri

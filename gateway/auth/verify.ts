@@ -132,7 +132,11 @@ function translate(err: unknown): AuthError {
   }
   if (err instanceof errors.JWKSMultipleMatchingKeys)
     return new AuthError('unknown_key', 'the token names an ambiguous key', err)
-  // Anything else is a fetch failure inside the key resolver.
+  // jose refuses a key the IdP serves but it will not use (RSA under 2048 bits) with a TypeError.
+  // The token is no good here; the IdP is reachable (a 503 had clients retry the same token).
+  if (err instanceof TypeError)
+    return new AuthError('unknown_key', 'the token was signed with a key the gateway refuses', err)
+  // Anything else is a failure inside the key resolver (its fetches throw AuthError already).
   return new AuthError('idp_unavailable', 'the authorization server is unreachable', err)
 }
 

@@ -124,6 +124,7 @@ export async function startBroker(o: {
     allowHosts: broker.cimd.allowHosts,
     timeoutMs: broker.cimd.timeout,
     maxBytes: broker.cimd.maxBytes,
+    maxConcurrent: broker.cimd.maxConcurrent,
     ca: broker.cimd.caFile ? readFileSync(broker.cimd.caFile, 'utf8') : undefined,
   })
   const oidc = await loadOidcModule(log)

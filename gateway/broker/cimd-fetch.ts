@@ -1,4 +1,4 @@
-import dns from 'node:dns'
+import dns, { type LookupAddress } from 'node:dns'
 import { isIP, type LookupFunction } from 'node:net'
 import tls from 'node:tls'
 import {
@@ -7,6 +7,7 @@ import {
   fetch as undiciFetch,
   type RequestInit as UndiciRequestInit,
 } from 'undici'
+import { DEFAULT_CIMD_MAX_CONCURRENT } from '../config/schema.js'
 import { compileCidrs, isSpecialUseAddress } from './addresses.js'
 import { CimdFetchError } from './client-errors.js'
 
@@ -15,6 +16,9 @@ import { CimdFetchError } from './client-errors.js'
  * word) without letting a stranger aim the broker at the inside: https only, no redirects,
  * a bounded body and time, optional host allow-list, and every address it connects to checked
  * when it is resolved (so a DNS answer cannot change between the check and the connect).
+ * Names are resolved by DNS queries on the event loop, never by getaddrinfo on libuv's thread
+ * pool: a stranger's name that takes long to resolve must not hold the threads that verify
+ * every token (WebCrypto), read files and inflate bodies.
  * Loopback, private and special-use addresses are refused unless inside `allowPrivate`.
  */
 
@@ -27,8 +31,12 @@ export interface CimdFetchOptions {
   timeoutMs: number
   /** Largest body accepted, in bytes (decoded), checked while it streams. */
   maxBytes: number
+  /** Fetches under way at most; one more is refused (`busy`), not queued. Default: the schema's. */
+  maxConcurrent?: number
   /** A PEM CA certificate trusted besides the system's roots. */
   ca?: string
+  /** DNS servers to ask (`ip[:port]`) instead of the system's (tests). */
+  dnsServers?: readonly string[]
 }
 
 /** What oidc-provider hands its `fetch` hook: fetch options plus its own `dispatcher`, which is ignored. */
@@ -42,7 +50,7 @@ export interface CimdFetch {
 
 /**
  * Builds the fetcher. Resolves a `Response` with the body fully read (≤ `maxBytes`) or
- * rejects with a `CimdFetchError`: `bad_url`, `not_https`, `host_not_allowed`,
+ * rejects with a `CimdFetchError`: `bad_url`, `not_https`, `host_not_allowed`, `busy`,
  * `address_refused`, `redirect_refused`, `too_large`, `timeout`, `aborted`, `fetch_failed`.
  * @throws CimdFetchError `bad_options` when `allowPrivate` or `allowHosts` cannot work
  */
@@ -58,9 +66,12 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
   }
   const permitted = (ip: string) => !isSpecialUseAddress(ip) || allowPrivate.test(ip)
 
+  // One try per server, each at most the fetch's time; cancelled with the fetcher.
+  const resolver = new dns.promises.Resolver({ timeout: o.timeoutMs, tries: 1 })
+  if (o.dnsServers !== undefined) resolver.setServers(o.dnsServers)
   const base = buildConnector({
     timeout: o.timeoutMs,
-    lookup: checkedLookup(permitted),
+    lookup: checkedLookup(permitted, resolver),
     ...(o.ca === undefined ? {} : { ca: [...tls.rootCertificates, o.ca] }),
   })
   // Names are checked by the lookup above; an IP literal is never looked up, so check it here.
@@ -73,6 +84,10 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
     base(opts, callback)
   }
   const agent = new Agent({ connect, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs })
+  // Anyone's /authorize names a document to fetch: without a bound, stalling hosts (one name
+  // each, or one host and many paths) held a socket apiece, as many as requests came.
+  let underWay = 0
+  const maxConcurrent = o.maxConcurrent ?? DEFAULT_CIMD_MAX_CONCURRENT
 
   async function cimdFetch(
     input: string | URL | Request,
@@ -89,6 +104,20 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
     if (!hosts.test(url.hostname)) {
       throw new CimdFetchError('host_not_allowed', `${url.hostname} is not an allowed host`)
     }
+    if (underWay >= maxConcurrent) {
+      const why = `${maxConcurrent} client metadata documents are being fetched already`
+      throw new CimdFetchError('busy', why)
+    }
+    underWay++
+    try {
+      return await fetchOne(url, init)
+    } finally {
+      underWay--
+    }
+  }
+
+  /** One fetch of a checked URL, body read whole. */
+  async function fetchOne(url: URL, init: CimdFetchInit): Promise<Response> {
     const timeout = AbortSignal.timeout(o.timeoutMs)
     const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout
     const failed = (err: unknown) => translate(err, url.host, signal)
@@ -129,34 +158,70 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
     return new Response(empty ? null : body, answer)
   }
 
-  return Object.assign(cimdFetch, { close: () => agent.destroy() })
+  return Object.assign(cimdFetch, {
+    close: () => {
+      resolver.cancel()
+      return agent.destroy()
+    },
+  })
 }
 
 /**
  * A `net.connect` lookup that resolves every address of a name and refuses the name when
  * any of them is not `permitted`; the socket then connects to exactly what was checked.
  */
-function checkedLookup(permitted: (ip: string) => boolean): LookupFunction {
+function checkedLookup(
+  permitted: (ip: string) => boolean,
+  resolver: dns.promises.Resolver,
+): LookupFunction {
   return (hostname, options, callback) => {
-    const query = { all: true, family: options.family ?? 0, hints: options.hints ?? 0 } as const
-    dns.lookup(hostname, query, (err, addresses) => {
-      if (err) return callback(err, '', 0)
-      const refused = addresses.find((a) => !permitted(a.address))
-      if (refused !== undefined || addresses.length === 0) {
-        const why =
-          refused === undefined
-            ? 'no address'
-            : `${refused.address}, a loopback, private or special-use address`
-        return callback(
-          new CimdFetchError('address_refused', `${hostname} resolves to ${why}`),
-          '',
-          0,
-        )
-      }
-      if (options.all) return callback(null, addresses)
-      callback(null, addresses[0]!.address, addresses[0]!.family)
-    })
+    const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family
+    resolveAll(resolver, hostname, family ?? 0).then(
+      (addresses) => {
+        const refused = addresses.find((a) => !permitted(a.address))
+        if (refused !== undefined || addresses.length === 0) {
+          const why =
+            refused === undefined
+              ? 'no address'
+              : `${refused.address}, a loopback, private or special-use address`
+          return callback(
+            new CimdFetchError('address_refused', `${hostname} resolves to ${why}`),
+            '',
+            0,
+          )
+        }
+        if (options.all) return callback(null, addresses)
+        callback(null, addresses[0]!.address, addresses[0]!.family)
+      },
+      (err: NodeJS.ErrnoException) => callback(err, '', 0),
+    )
   }
+}
+
+/** RFC 6761 §6.3: localhost names are loopback, answered without asking DNS. */
+const LOCALHOST = /^(?:[^.]+\.)*localhost\.?$/i
+const LOOPBACK_V4 = { address: '127.0.0.1', family: 4 }
+
+/** The A and AAAA records of `name` (of `family` only, when 4 or 6), by DNS queries. */
+async function resolveAll(
+  resolver: dns.promises.Resolver,
+  name: string,
+  family: number,
+): Promise<LookupAddress[]> {
+  // IPv4's loopback, as the hosts file has it, unless only IPv6 is asked for.
+  if (LOCALHOST.test(name)) return [family === 6 ? { address: '::1', family: 6 } : LOOPBACK_V4]
+  const [v4, v6] = await Promise.allSettled([
+    family === 6 ? [] : resolver.resolve4(name),
+    family === 4 ? [] : resolver.resolve6(name),
+  ])
+  const addresses = [
+    ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 })) : []),
+    ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 })) : []),
+  ]
+  if (addresses.length > 0) return addresses
+  const failed = [v4, v6].find((r) => r.status === 'rejected')
+  if (failed) throw failed.reason
+  return addresses
 }
 
 /** The body, read until `max` bytes at most; one byte more cancels the stream. */

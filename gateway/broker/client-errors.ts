@@ -57,6 +57,7 @@ export type CimdFetchErrorCode =
   | 'too_large' // the body is larger than `maxBytes`
   | 'timeout' // the whole fetch, body included, took longer than allowed
   | 'aborted' // the caller's signal aborted the fetch
+  | 'busy' // `maxConcurrent` documents are being fetched already
   | 'fetch_failed' // DNS, TCP, TLS or HTTP failure
 
 /** A refused or failed document fetch; `message` names the URL's host, never its body. */

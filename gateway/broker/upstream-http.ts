@@ -2,7 +2,7 @@ import dns from 'node:dns'
 import type { LookupFunction } from 'node:net'
 import tls from 'node:tls'
 import { Agent, fetch as undiciFetch } from 'undici'
-import { readCapped } from '../auth/idp-http.js'
+import { boundedResponse } from '../auth/idp-http.js'
 import {
   DEFAULT_UPSTREAM_CONNECTIONS,
   DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
@@ -28,9 +28,8 @@ export interface UpstreamHttp {
   close(): Promise<void>
 }
 
-// Fetch (WHATWG) forbids a body on these statuses; these are its redirect statuses.
+// Fetch (WHATWG)'s redirect statuses.
 const REDIRECT = new Set([301, 302, 303, 307, 308])
-const NULL_BODY = new Set([101, 103, 204, 205, 304])
 
 /**
  * Creates the upstream client: a dedicated undici Agent with connect, headers and body
@@ -83,13 +82,12 @@ export function createUpstreamHttp(o: {
           `the upstream answered ${res.status} with a redirect, which is not followed`,
         )
       }
-      const body = NULL_BODY.has(res.status) ? null : await readBounded(res, max)
-      const headers = new Headers(res.headers)
-      // The body is now decoded and whole: its original framing no longer applies.
-      headers.delete('content-length')
-      headers.delete('content-encoding')
-      const { status, statusText } = res
-      return new Response(body as BodyInit | null, { status, statusText, headers })
+      return boundedResponse(res, max, () => {
+        return new UpstreamError(
+          'upstream_invalid_response',
+          `the upstream's response exceeds ${max} bytes`,
+        )
+      })
     },
     // Destroyed, requests under way included: the broker closes last, when no one is left to
     // use an answer, and a hung upstream must not hold shutdown up for its whole timeout.
@@ -106,16 +104,4 @@ export function createUpstreamHttp(o: {
  */
 function lookupAt(host: string): LookupFunction {
   return (_name, options, callback) => dns.lookup(host, options, callback as never)
-}
-
-/** The body, refused as soon as it is known to exceed `max` bytes. */
-async function readBounded(res: Response, max: number): Promise<Uint8Array> {
-  const tooLarge = () =>
-    new UpstreamError('upstream_invalid_response', `the upstream's response exceeds ${max} bytes`)
-  if (Number(res.headers.get('content-length') ?? 0) > max) {
-    await res.body?.cancel()
-    throw tooLarge()
-  }
-  if (!res.body) return new Uint8Array(0)
-  return readCapped(res.body as ReadableStream<Uint8Array>, max, tooLarge)
 }

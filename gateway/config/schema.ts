@@ -695,6 +695,8 @@ export const DEFAULT_BROKER_UPSTREAM_TIMEOUT_MS = 10_000
 export const DEFAULT_CIMD_TIMEOUT_MS = 2_500
 /** Largest Client ID Metadata Document accepted, in bytes (the CIMD draft: 5 KB). */
 export const DEFAULT_CIMD_MAX_BYTES = 5_120
+/** Client ID Metadata Documents fetched at once at most; one more is refused, not queued. */
+export const DEFAULT_CIMD_MAX_CONCURRENT = 16
 
 /**
  * Redirect URIs dynamically registered clients may use unless the operator sets their own:
@@ -867,6 +869,8 @@ const brokerSchema = z.strictObject({
       allowPrivate: z.array(cidr).default([]),
       timeout: ms.min(100).max(2_500).default(DEFAULT_CIMD_TIMEOUT_MS),
       maxBytes: z.number().int().min(512).max(5_120).default(DEFAULT_CIMD_MAX_BYTES),
+      /** Documents fetched at once at most (every outsider's /authorize can start one); one more is refused. */
+      maxConcurrent: z.number().int().min(1).max(1024).default(DEFAULT_CIMD_MAX_CONCURRENT),
       /** A CA certificate (PEM file) trusted for document hosts besides the system's (tests, intranets). */
       caFile: z.string().min(1).optional(),
     })
