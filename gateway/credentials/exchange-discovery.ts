@@ -1,3 +1,4 @@
+import { discoveryUrls } from '../auth/discovery-urls.js'
 import type { IdpHttp } from '../auth/idp-http.js'
 import { CredentialError } from './errors.js'
 
@@ -9,13 +10,9 @@ import { CredentialError } from './errors.js'
  */
 export function discoveredTokenEndpoint(issuer: string, http: IdpHttp): () => Promise<string> {
   let found: string | undefined
-  const base = issuer.replace(/\/$/, '')
   return async () => {
     if (found !== undefined) return found
-    for (const url of [
-      `${base}/.well-known/openid-configuration`,
-      `${base}/.well-known/oauth-authorization-server`,
-    ]) {
+    for (const url of discoveryUrls(issuer)) {
       try {
         const res = await http.fetch(url)
         if (res.status !== 200) {
