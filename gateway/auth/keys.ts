@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, customFetch, type JWTVerifyGetKey } from 'jose'
 import { DEFAULT_DISCOVERY_RETRY_MS } from '../config/schema.js'
 import { AuthError } from './errors.js'
+import { discoveryUrls } from './discovery-urls.js'
 import type { IdpHttp } from './idp-http.js'
 import { createKeyVersions } from './key-versions.js'
 
@@ -200,13 +201,8 @@ function isKeySet(doc: unknown): boolean {
 }
 
 async function discoverJwksUri(issuer: string, http: IdpHttp): Promise<string> {
-  const base = issuer.replace(/\/$/, '')
   const issuerUrl = new URL(issuer)
-  const path = issuerUrl.pathname === '/' ? '' : issuerUrl.pathname.replace(/\/$/, '')
-  const candidates = [
-    `${base}/.well-known/openid-configuration`,
-    `${issuerUrl.origin}/.well-known/oauth-authorization-server${path}`,
-  ]
+  const candidates = discoveryUrls(issuer)
   let lastError: unknown
   for (const url of candidates) {
     try {
@@ -219,8 +215,10 @@ async function discoverJwksUri(issuer: string, http: IdpHttp): Promise<string> {
       }
       const doc = (await res.json()) as { issuer?: unknown; jwks_uri?: unknown }
       if (doc.issuer !== issuer) {
+        // The IdP's value is cut: an answer may be as long as idpMaxResponseBytes.
+        const named = JSON.stringify(doc.issuer) ?? 'none'
         lastError = new Error(
-          `${url} names issuer ${JSON.stringify(doc.issuer)}, expected ${issuer}`,
+          `${url} names issuer ${named.length > 200 ? `${named.slice(0, 200)}…` : named}, expected ${issuer}`,
         )
         continue
       }

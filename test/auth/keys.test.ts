@@ -142,6 +142,25 @@ describe('createKeySource: discovery', () => {
     })
   }
 
+  test("a mismatched issuer is named in the cause cut to 200 characters (the IdP's answer may be 256 KB)", async (t) => {
+    reset()
+    const named = `http://evil.example/${'\u202e<x>'.repeat(30_000)}`
+    server.routes.set(OIDC_PATH, () => doc(named))
+    server.routes.set(OAUTH_PATH, () => ({ status: 404 }))
+    const keys = source(t)
+    const err = await keys.warm().then(
+      () => assert.fail('discovery should fail'),
+      (e: unknown) => e as Error,
+    )
+    const cause = (err.cause as Error).message
+    const quoted = JSON.stringify(named)
+    assert.ok(
+      cause.includes(`names issuer ${quoted.slice(0, 200)}…, expected ${server.origin}`),
+      cause,
+    )
+    assert.ok(cause.length < 400, `${cause.length} characters`)
+  })
+
   test('a configured jwksUri skips discovery', async (t) => {
     reset()
     const keys = source(t, { jwksUri: server.jwksUri })
