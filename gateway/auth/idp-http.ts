@@ -1,3 +1,4 @@
+import tls from 'node:tls'
 import { Agent, fetch as undiciFetch } from 'undici'
 import {
   DEFAULT_IDP_CONNECTIONS,
@@ -40,7 +41,8 @@ export function createIdpHttp(
 ): IdpHttp {
   const max = bounds.maxResponseBytes ?? DEFAULT_IDP_MAX_RESPONSE_BYTES
   const agent = new Agent({
-    connect: { timeout: timeoutMs, ...(ca ? { ca } : {}) },
+    // Given alone, `ca` would replace the system's roots (as the broker's clients do not).
+    connect: { timeout: timeoutMs, ...(ca ? { ca: [...tls.rootCertificates, ca] } : {}) },
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
     keepAliveTimeout: bounds.keepAliveMs ?? DEFAULT_IDP_KEEP_ALIVE_MS,
