@@ -126,6 +126,7 @@ export async function startBroker(o: {
     maxBytes: broker.cimd.maxBytes,
     maxConcurrent: broker.cimd.maxConcurrent,
     ca: broker.cimd.caFile ? readFileSync(broker.cimd.caFile, 'utf8') : undefined,
+    log: log.child({ component: 'cimd' }),
   })
   const oidc = await loadOidcModule(log)
   const provider: Provider = new oidc.Provider(

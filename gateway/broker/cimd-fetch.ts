@@ -1,6 +1,7 @@
 import dns, { type LookupAddress } from 'node:dns'
 import { isIP, type LookupFunction } from 'node:net'
 import tls from 'node:tls'
+import type { Logger } from 'pino'
 import {
   Agent,
   buildConnector,
@@ -31,6 +32,8 @@ export interface CimdFetchOptions {
   timeoutMs: number
   /** Largest body accepted, in bytes (decoded), checked while it streams. */
   maxBytes: number
+  /** Told why each document was not fetched, or its status when not 200 (info; never the body). */
+  log?: Logger
   /** Fetches under way at most; one more is refused (`busy`), not queued. Default: the schema's. */
   maxConcurrent?: number
   /** A PEM CA certificate trusted besides the system's roots. */
@@ -92,6 +95,24 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
   async function cimdFetch(
     input: string | URL | Request,
     init: CimdFetchInit = {},
+  ): Promise<Response> {
+    // The client only learns `invalid_client`: the operator learns why (never the body).
+    const host = input instanceof Request ? undefined : URL.parse(String(input))?.host
+    try {
+      const res = await checkedFetch(input, init)
+      if (res.status !== 200)
+        o.log?.info({ host, status: res.status }, 'client metadata document not fetched')
+      return res
+    } catch (err) {
+      const { code, message } = err as CimdFetchError
+      o.log?.info({ host, code, why: message }, 'client metadata document not fetched')
+      throw err
+    }
+  }
+
+  async function checkedFetch(
+    input: string | URL | Request,
+    init: CimdFetchInit,
   ): Promise<Response> {
     // A Request would carry its own method, headers and body past these checks: URLs only.
     const url = input instanceof Request ? null : URL.parse(String(input))

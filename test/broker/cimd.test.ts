@@ -373,6 +373,45 @@ describe('CIMD: refused documents and hosts', () => {
   })
 })
 
+describe("CIMD: the operator's log says why a document was refused (never its body)", () => {
+  const MARKER = 'body-text-never-logged-4242'
+  const cases: { name: string; route: (p: string) => Route; logged: Record<string, unknown> }[] = [
+    {
+      name: 'a 404',
+      route: () => ({ status: 404, body: `{"note":"${MARKER}"}` }),
+      logged: { status: 404 },
+    },
+    {
+      name: 'a redirect',
+      route: () => ({ status: 302, headers: { location: `/${MARKER}` }, body: MARKER }),
+      logged: { code: 'redirect_refused' },
+    },
+    {
+      name: 'a document too large',
+      route: (p) => ({ body: `${sized(docs.origin, p, MAX_BYTES + 1)}${MARKER}` }),
+      logged: { code: 'too_large' },
+    },
+  ]
+  for (const c of cases) {
+    it(`${c.name}: one info line with the host and ${JSON.stringify(c.logged)}`, async () => {
+      const path = fresh('logged')
+      docs.routes.set(path, c.route(path))
+      const mark = stack.logLines.length
+      await assertRefused(stack, `${docs.origin}${path}`, 'invalid_client', c.name)
+      const lines = stack.logLines.slice(mark)
+      const said = lines
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.msg === 'client metadata document not fetched')
+      assert.equal(said.length, 1, lines.join(''))
+      assert.equal(said[0]!.level, 30)
+      assert.equal(said[0]!.component, 'cimd')
+      assert.equal(said[0]!.host, new URL(docs.origin).host)
+      for (const [k, v] of Object.entries(c.logged)) assert.equal(said[0]![k], v, k)
+      assert.ok(!lines.some((l) => l.includes(MARKER)), 'nothing of the body is logged')
+    })
+  }
+})
+
 describe('CIMD: caching', () => {
   const broken: { name: string; route: (p: string) => Route }[] = [
     { name: 'invalid JSON', route: () => ({ body: 'not json' }) },
