@@ -68,6 +68,8 @@ export interface StartOptions {
   store?: Store
   /** The account page's clock, epoch ms (tests expire its sessions without waiting). */
   accountClock?: () => number
+  /** The clock of the broker's sign-in counts' windows, epoch ms (tests hold it mid-window). */
+  signInClock?: () => number
   /**
    * The idle clock of sessions (servers' and endpoints'), epoch ms: when each was last active,
    * and the reapers' now (tests move it rather than wait).
@@ -370,6 +372,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
             readSecret,
             peer: (c) => (c as Context<Vars>).get('clientIp'),
             revocations: revocations!,
+            signInClock: o.signInClock,
           }),
           signal,
           (b) => b.close(),

@@ -24,6 +24,7 @@ import { BROKER_ROUTES, BROKER_SESSION_COOKIE, brokerConfiguration } from './pro
 import { registrationGuard } from './registration-guard.js'
 import { revocationPolicy, revokeAccessTokens } from './revoke-access.js'
 import type { RevocationList } from './revocations.js'
+import { signInGuard } from './sign-in-guard.js'
 import { oneResourcePerCode } from './token-resource.js'
 import { createUpstream, type Upstream } from './upstream.js'
 
@@ -66,8 +67,10 @@ export async function startBroker(o: {
   audit: AuditLog
   log: Logger
   readSecret: (ref: SecretRef, path: string) => string
-  /** The address a registration counts against (the direct peer, or X-Forwarded-For from a trusted proxy). */
+  /** The address a registration or sign-in counts against (the direct peer, or X-Forwarded-For from a trusted proxy). */
   peer: (c: Context) => string | undefined
+  /** The clock of the sign-in counts' windows, epoch ms (tests hold it mid-window). */
+  signInClock?: () => number
   /** Revoked grants and tokens (started before the gateway's verifier, which consults it). */
   revocations: RevocationList
 }): Promise<Broker> {
@@ -226,7 +229,16 @@ export async function startBroker(o: {
       peer: o.peer,
     }),
   )
-  mountProvider(routes, provider, issuer, config.limits.bodyTimeout)
+  // Authorization requests and trips upstream store state for anyone who asks: bounded per
+  // address and in all, so no one fills the store (sign-in-guard.ts).
+  const admitSignIn = signInGuard({
+    store: o.store,
+    perAddressPerMinute: broker.signIn.perAddressPerMinute,
+    perMinute: broker.signIn.perMinute,
+    peer: o.peer,
+    now: o.signInClock,
+  })
+  mountProvider(routes, provider, issuer, config.limits.bodyTimeout, admitSignIn)
   mountInteractions(routes, {
     provider,
     issuer,
@@ -240,6 +252,7 @@ export async function startBroker(o: {
     audit: o.audit,
     log,
     firstPartyId: firstParty.clientId,
+    admitSignIn,
   })
   log.info(
     {

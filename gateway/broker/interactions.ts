@@ -58,6 +58,8 @@ export interface InteractionDeps {
   log: Logger
   /** The gateway's own client (the account page): it asks for no scope of any server, so no consent page. */
   firstPartyId?: string
+  /** Counts a trip upstream (it stores a login transaction): the refusal page, or undefined to go on. */
+  admitSignIn?: (c: Context) => Promise<Response | undefined>
 }
 
 /**
@@ -146,6 +148,9 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
     return c.redirect(to, 303)
   }
   const toUpstream = async (c: Context, det: Details) => {
+    // Each trip stores a login transaction, however often one sign-in page asks for it.
+    const refused = await d.admitSignIn?.(c)
+    if (refused !== undefined) return refused
     const resource = [det.params.resource].flat()[0]
     const { url, tx } = await d.upstream.begin({
       resource: typeof resource === 'string' ? resource : undefined,

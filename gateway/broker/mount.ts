@@ -3,6 +3,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import type { Context, Hono } from 'hono'
 import type Provider from 'oidc-provider'
 import { BROKER_ROUTES } from './provider.js'
+import { startsSignIn } from './sign-in-guard.js'
 import { TOKEN_EXPOSED_HEADERS } from './token-resource.js'
 
 /** Every path oidc-provider answers, relative to the issuer. */
@@ -24,12 +25,15 @@ export const PROVIDER_PATHS = [
  * connection is closed, as at the MCP endpoints: oidc-provider (and the code exchange guard,
  * token-resource.ts) wait for a body with no bound of their own but Node's requestTimeout (300 s),
  * so a client that declared a /token, /register or /revoke body and stalled held the socket.
+ * An authorization request (it stores an Interaction) goes through `admitSignIn` first, matched
+ * as oidc-provider's router matches it, so no spelling of the path escapes the count.
  */
 export function mountProvider(
   app: Hono,
   provider: Provider,
   issuer: string,
   bodyTimeout: number,
+  admitSignIn?: (c: Context) => Promise<Response | undefined>,
 ): void {
   const url = new URL(issuer)
   const base = url.pathname.replace(/\/$/, '')
@@ -42,6 +46,13 @@ export function mountProvider(
     }
     const path = incoming.url ?? '/'
     const stripped = base !== '' && path.startsWith(`${base}/`) ? path.slice(base.length) : path
+    if (
+      admitSignIn !== undefined &&
+      startsSignIn(incoming.method ?? 'GET', stripped, BROKER_ROUTES.authorization)
+    ) {
+      const refused = await admitSignIn(c)
+      if (refused !== undefined) return refused
+    }
     incoming.url = stripped
     incoming.originalUrl = `${base}${stripped}`
     incoming.headers['x-forwarded-proto'] = url.protocol.slice(0, -1)

@@ -689,6 +689,18 @@ export const DEFAULT_BROKER_REGISTRATION_MAX_BYTES = 8192
 export const DEFAULT_BROKER_MAX_REDIRECT_URIS = 10
 /** Registrations one address may make per minute. */
 export const DEFAULT_BROKER_REGISTRATIONS_PER_MINUTE = 20
+/**
+ * Sign-in steps that store state (an authorization request, a trip to the upstream IdP: two per
+ * sign-in) one address may start per minute: 30 sign-ins a minute from one office NAT, while one
+ * address holds at most 60 × (loginTtl / 60 + 1) records (660 of store.maxKeys' 100,000).
+ */
+export const DEFAULT_BROKER_SIGN_INS_PER_ADDRESS_PER_MINUTE = 60
+/**
+ * Sign-in steps every address together may start per minute: bounds what logins in progress
+ * hold (22,000 records at the default loginTtl) so that many addresses cannot fill the store
+ * (refreshes and grants keep their room) nor grow Redis without bound.
+ */
+export const DEFAULT_BROKER_SIGN_INS_PER_MINUTE = 2000
 /** Timeout of one upstream IdP call (discovery, token, userinfo), in ms. */
 export const DEFAULT_BROKER_UPSTREAM_TIMEOUT_MS = 10_000
 /** Timeout of one Client ID Metadata Document fetch, in ms (oidc-provider caps it at 2500). */
@@ -821,6 +833,19 @@ const brokerSchema = z.strictObject({
   revocationsPerUser: z.number().int().min(1).default(DEFAULT_BROKER_REVOCATIONS_PER_USER),
   codeTtl: z.number().int().min(10).max(600).default(DEFAULT_BROKER_CODE_TTL_S),
   loginTtl: z.number().int().min(60).max(3600).default(DEFAULT_BROKER_LOGIN_TTL_S),
+  /** Sign-in steps that store state (authorization requests, trips upstream) per minute. */
+  signIn: z
+    .strictObject({
+      /** From one address (an IPv6 /64), see DEFAULT_BROKER_SIGN_INS_PER_ADDRESS_PER_MINUTE. */
+      perAddressPerMinute: z
+        .number()
+        .int()
+        .min(2)
+        .default(DEFAULT_BROKER_SIGN_INS_PER_ADDRESS_PER_MINUTE),
+      /** From every address together, see DEFAULT_BROKER_SIGN_INS_PER_MINUTE. */
+      perMinute: z.number().int().min(2).default(DEFAULT_BROKER_SIGN_INS_PER_MINUTE),
+    })
+    .prefault({}),
   consent: z
     .strictObject({
       /** Remember a user's consent per client, redirect URI and scope set (else ask every time). */

@@ -13,7 +13,7 @@ import { exportJWK, generateKeyPair } from 'jose'
 import { pino } from 'pino'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js'
-import { BROKER_POLICY } from './broker-stack.js'
+import { BROKER_POLICY, TESTS_SIGN_INS_PER_MINUTE } from './broker-stack.js'
 import { startRedis, type RedisServer } from './redis.js'
 import { SERVERS_DIR } from './stack.js'
 import { startEntraLike, type UpstreamIdp } from './upstream-idp.js'
@@ -76,6 +76,8 @@ export async function startBrokerReplicas(
     store?: Record<string, unknown>
     /** The URL the replicas reach Redis at, given its own (a proxy in front of it). */
     redisUrl?: (url: string) => string | Promise<string>
+    /** The clock of the replicas' sign-in counts' windows (default the real one). */
+    signInClock?: () => number
   } = {},
 ): Promise<BrokerReplicas> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-replicas-'))
@@ -124,6 +126,7 @@ export async function startBrokerReplicas(
         },
         signingKeys: { env: env.signingKeys },
         cookieKeys: { env: env.cookieKeys },
+        signIn: { perAddressPerMinute: TESTS_SIGN_INS_PER_MINUTE },
         ...o.broker,
       },
     },
@@ -140,6 +143,7 @@ export async function startBrokerReplicas(
   const start = (raw: Record<string, unknown>, lines: string[] = []) =>
     startGateway(validateConfig(raw, { file: 'test', baseDir: dir }), {
       log: pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) }),
+      signInClock: o.signInClock,
     })
 
   const started: Gateway[] = []

@@ -38,6 +38,9 @@ servers:
 
 export type UpstreamKind = 'entra' | 'google' | 'github'
 
+/** The sign-in steps per address a test stack takes a minute unless told (the product's: 60). */
+export const TESTS_SIGN_INS_PER_MINUTE = 100_000
+
 export interface BrokerStack {
   gateway: Gateway
   idp: UpstreamIdp
@@ -68,11 +71,13 @@ export async function startBrokerStack(
     port?: number
     /** The loopback address the gateway listens on and its URL names (default 127.0.0.1). */
     host?: '127.0.0.1' | '::1'
-    start?: Pick<StartOptions, 'accountClock'>
+    start?: Pick<StartOptions, 'accountClock' | 'signInClock'>
     /** The configured audit destination (`log.audit`) instead of the in-memory one. */
     realAudit?: boolean
     /** Told each line of the main log as it is written. */
     onLog?: (line: string) => void
+    /** The memory store's `maxKeys` (default the product's). */
+    storeMaxKeys?: number
   } = {},
 ): Promise<BrokerStack> {
   const kind = o.kind ?? 'entra'
@@ -134,7 +139,16 @@ export async function startBrokerStack(
   const config = validateConfig(
     {
       listen: { host, port },
-      auth: { broker: { upstream: { ...upstream, ...o.upstream }, ...o.broker }, ...o.auth },
+      auth: {
+        broker: {
+          upstream: { ...upstream, ...o.upstream },
+          // Tests of other concerns start many sign-ins a minute, all from 127.0.0.1; the tests
+          // of the bound (sign-in-guard.test.ts) set it, or `signIn: {}` for the product's.
+          signIn: { perAddressPerMinute: TESTS_SIGN_INS_PER_MINUTE },
+          ...o.broker,
+        },
+        ...o.auth,
+      },
       servers: {
         echo: { command: node, args: [join(SERVERS_DIR, 'echo.js')] },
         notes: { command: node, args: [join(SERVERS_DIR, 'notes.js')] },
@@ -145,7 +159,7 @@ export async function startBrokerStack(
     { file: 'test', baseDir: dir },
   )
   const auditLines: string[] = []
-  const store = recordingStore()
+  const store = recordingStore({ maxKeys: o.storeMaxKeys })
   let gateway: Gateway
   try {
     gateway = await startGateway(config, {

@@ -12,9 +12,9 @@ export interface RecordingStore extends Store {
 }
 
 /** A memory store (optionally with a clock ahead of the real one) that can list what it holds. */
-export function recordingStore(): RecordingStore {
+export function recordingStore(o: { maxKeys?: number } = {}): RecordingStore {
   let skew = 0
-  const inner = createMemoryStore({ now: () => Date.now() + skew })
+  const inner = createMemoryStore({ now: () => Date.now() + skew, maxKeys: o.maxKeys })
   const written = new Set<string>()
   const sets = new Set<string>()
   const live = async (): Promise<Map<string, string>> => {
