@@ -23,50 +23,69 @@ export interface PurgeRecord {
 
 /** The purge's audit log, opened as the gateway's config says. */
 export interface PurgeAudit {
+  /**
+   * With `log.auditOnFailure: refuse` and an audit file, writes a line before deleting (outcome
+   * `deleting`) and waits until it is out. @throws Error as {@link openPurgeAudit}'s, if it is not
+   */
+  ahead(r: PurgeRecord): Promise<void>
   /** Writes the one line and waits until it is out; resolves why it was not written, if it was not. */
   write(r: PurgeRecord): Promise<string | undefined>
 }
 
 /**
  * Opens the audit destination of `config`. With `log.auditOnFailure: refuse` an audit file is
- * opened for appending first: what cannot be audited is not done, as the gateway refuses what
- * it cannot audit, so a purge refuses before it deletes anything.
+ * opened for appending first, and takes a line before deleting ({@link PurgeAudit.ahead}): what
+ * cannot be audited is not done, as the gateway refuses what it cannot audit, so a purge
+ * refuses before it deletes anything.
  * @throws Error naming the file and the error code, when refused
  */
 export function openPurgeAudit(config: GatewayConfig): PurgeAudit {
   const target = config.log.audit
-  if (config.log.auditOnFailure === 'refuse' && !['off', 'stdout', 'stderr'].includes(target)) {
+  const refuse =
+    config.log.auditOnFailure === 'refuse' && !['off', 'stdout', 'stderr'].includes(target)
+  const unwritable = (code: string) =>
+    new Error(
+      `the audit log ${shown(target)} cannot be written (${code}) and log.auditOnFailure is refuse: nothing was deleted`,
+    )
+  if (refuse) {
     try {
       mkdirSync(dirname(target), { recursive: true })
       closeSync(openSync(target, 'a'))
     } catch (err) {
-      throw new Error(
-        `the audit log ${shown(target)} cannot be written (${(err as NodeJS.ErrnoException).code ?? 'error'}) and log.auditOnFailure is refuse: nothing was deleted`,
-      )
+      throw unwritable((err as NodeJS.ErrnoException).code ?? 'error')
     }
   }
   // JSON whatever log.format says: the line is for the audit trail, not a terminal.
   const main = createLogger({ ...config.log, level: 'silent', format: 'json' })
   const audit = createAuditLog(target, main, undefined, undefined, config.log.auditFieldMax)
+  const line = async (r: PurgeRecord) => {
+    audit.record({
+      sub: r.owner.sub,
+      iss: r.owner.iss,
+      clientId: undefined,
+      server: '',
+      method: 'secrets/purge',
+      decision: r.began ? 'allow' : 'deny',
+      rule: 'operator command',
+      outcome: r.outcome,
+      names: r.names,
+      signedOut: r.signedOut,
+      operator: operator(),
+    })
+    await audit.flush()
+    return audit.failing?.()?.code
+  }
   return {
+    // A file that opens may still take no line (a full disk, a quota, /dev/full): only a line
+    // written says the purge is in the trail, so refuse writes one before it deletes.
+    async ahead(r) {
+      const failed = refuse ? await line({ ...r, outcome: 'deleting' }) : undefined
+      if (failed !== undefined) throw unwritable(failed)
+    },
     async write(r) {
-      audit.record({
-        sub: r.owner.sub,
-        iss: r.owner.iss,
-        clientId: undefined,
-        server: '',
-        method: 'secrets/purge',
-        decision: r.began ? 'allow' : 'deny',
-        rule: 'operator command',
-        outcome: r.outcome,
-        names: r.names,
-        signedOut: r.signedOut,
-        operator: operator(),
-      })
-      await audit.flush()
-      const failure = audit.failing?.()
+      const failed = await line(r)
       audit.close?.()
-      return failure?.code
+      return failed
     },
   }
 }

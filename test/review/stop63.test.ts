@@ -3,7 +3,17 @@
 // client_name's invisible characters). What held is kept here as tests; findings are marked in
 // the test's name with their rating.
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, beforeEach, describe, it } from 'node:test'
+import { UserSecrets, type SecretOwner } from '../../gateway/credentials/secrets.js'
+import { markKeys } from '../../gateway/store/key-check.js'
+import { createSealer } from '../../gateway/store/sealed.js'
+import type { Store } from '../../gateway/store/store.js'
+import { runCli } from '../helpers/cli-run.js'
+import { NO_REDIS, redisStoreAt, startRedis, type RedisServer } from '../helpers/redis.js'
 import { formFor, pageSignIn, startAccountStack, submit } from '../helpers/account.js'
 import type { BrokerStack } from '../helpers/broker-stack.js'
 import type { CookieJar } from '../helpers/oauth-flow.js'
@@ -59,5 +69,83 @@ describe('stop63: the account page sign-out and the broker session', () => {
     const again = await pageSignIn(stack.url, jar)
     assert.ok(!again.visited.some((u) => new URL(u).host === upstream), again.visited.join(' → '))
     assert.match(again.page.text, /alice@contoso/)
+  })
+})
+
+describe('stop63: a purge that cannot be audited (real Redis, the built CLI)', {
+  skip: NO_REDIS,
+}, () => {
+  const ISS = 'https://idp.example'
+  const alice: SecretOwner = { iss: ISS, sub: 'alice' }
+  const PREFIX = 'stop63-purge:'
+  const REDIS_ENV = 'MCP_EDGE_TEST_STOP63_REDIS'
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-stop63-'))
+  const key = randomBytes(32)
+  const keysFile = join(dir, 'keys.json')
+  writeFileSync(keysFile, JSON.stringify({ k1: key.toString('base64url') }), { mode: 0o600 })
+  let configs = 0
+  const configFile = (log: Record<string, unknown>) => {
+    const path = join(dir, `gateway-${++configs}.yaml`)
+    const config = {
+      store: { kind: 'redis', url: { env: REDIS_ENV }, keyPrefix: PREFIX, connectTimeout: 500 },
+      secrets: { keys: { file: keysFile }, active: 'k1' },
+      servers: { vault: { command: process.execPath } },
+      log,
+    }
+    writeFileSync(path, JSON.stringify(config))
+    return path
+  }
+  const purge = (path: string) =>
+    runCli(['secrets', 'purge', '--subject', 'alice', '--issuer', ISS, '--config', path])
+
+  let redis: RedisServer
+  let store: Store
+  let secrets: UserSecrets
+  before(async () => {
+    redis = await startRedis()
+    process.env[REDIS_ENV] = redis.url
+    store = await redisStoreAt(redis.url, PREFIX)
+    const sealer = createSealer({ k1: key }, 'k1')
+    secrets = new UserSecrets({ store, sealer })
+    await markKeys(store, sealer)
+  })
+  after(async () => {
+    await store?.close()
+    await redis?.close()
+    delete process.env[REDIS_ENV]
+  })
+  beforeEach(async () => {
+    await secrets.purge(alice)
+    await secrets.set(alice, 'github_token', 'ghp_alice')
+  })
+
+  it('low: refuse, and an audit file that opens but takes no line (a full disk: /dev/full): exit 1, nothing deleted', {
+    skip: !existsSync('/dev/full'),
+  }, async () => {
+    const r = await purge(configFile({ audit: '/dev/full', auditOnFailure: 'refuse' }))
+    assert.equal(r.code, 1, r.stdout)
+    assert.equal(r.stdout, '')
+    assert.match(
+      r.stderr,
+      /^mcp-edge secrets purge: the audit log \/dev\/full cannot be written \(ENOSPC\) and log\.auditOnFailure is refuse: nothing was deleted\n/,
+    )
+    assert.equal(await secrets.value(alice, 'github_token'), 'ghp_alice')
+  })
+
+  it('refuse and a writable file: a line before deleting (deleting), then the outcome', async () => {
+    const audit = join(dir, 'audit.log')
+    const r = await purge(configFile({ audit, auditOnFailure: 'refuse' }))
+    assert.equal(r.code, 0, r.stderr)
+    const lines = readFileSync(audit, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+    assert.deepEqual(
+      lines.map((l) => [l.decision, l.outcome, l.names]),
+      [
+        ['allow', 'deleting', []],
+        ['allow', 'purged 1 secret', ['github_token']],
+      ],
+    )
   })
 })
