@@ -15,7 +15,8 @@ import type { Store } from '../../gateway/store/store.js'
 import { runCli } from '../helpers/cli-run.js'
 import { NO_REDIS, redisStoreAt, startRedis, type RedisServer } from '../helpers/redis.js'
 import { formFor, pageSignIn, startAccountStack, submit } from '../helpers/account.js'
-import type { BrokerStack } from '../helpers/broker-stack.js'
+import { clientMetadata, register } from '../helpers/broker-raw.js'
+import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import type { CookieJar } from '../helpers/oauth-flow.js'
 
 describe('stop63: the account page sign-out and the broker session', () => {
@@ -148,4 +149,70 @@ describe('stop63: a purge that cannot be audited (real Redis, the built CLI)', {
       ],
     )
   })
+})
+
+describe('stop63: client_name, invisible and written', () => {
+  let stack: BrokerStack
+  before(async () => {
+    stack = await startBrokerStack({ broker: { registration: { perAddressPerMinute: 1000 } } })
+  })
+  after(() => stack?.close())
+  const redirect = ['http://127.0.0.1:9/callback']
+  const registered = (name: string) =>
+    register(stack, clientMetadata(redirect, { client_name: name }))
+
+  // Invisible, yet neither format (Cf) nor control characters: Unicode's other default-ignorable
+  // code points, a lone surrogate, and names with nothing to see.
+  const invisible: [string, string][] = [
+    ['a variation selector between letters', 'Cla\ufe0fude'],
+    ['a variation selector (VS1)', 'Cla\ufe00ude'],
+    ['a supplementary variation selector', 'Claude\u{e0100}'],
+    ['a Hangul filler (U+3164)', 'Cla\u3164ude'],
+    ['a Hangul choseong filler (U+115F)', 'Cla\u115fude'],
+    ['a Hangul jungseong filler (U+1160)', 'Cla\u1160ude'],
+    ['a halfwidth Hangul filler (U+FFA0)', 'Cla\uffa0ude'],
+    ['a combining grapheme joiner', 'Cla\u034fude'],
+    ['a Mongolian free variation selector', 'Cla\u180bude'],
+    ['a Khmer inherent vowel', 'Cla\u17b4ude'],
+    ['a lone surrogate', 'Cla\ud800ude'],
+    ['only a Hangul filler', '\u3164'],
+    ['only combining marks', '\u0301\u0308'],
+    ['only a Braille blank', '\u2800'],
+    ['a joiner between Latin letters next to an emoji', 'Cla\u200dude 📝'],
+  ]
+  for (const [what, name] of invisible) {
+    it(`low: a client_name with ${what}: 400 invalid_client_metadata, nothing registered`, async () => {
+      const before = await stack.store.keys('oidc:Client:')
+      const res = await registered(name)
+      assert.equal(res.status, 400, res.text)
+      assert.equal(res.json.error, 'invalid_client_metadata')
+      assert.match(String(res.json.error_description), /^client_name must/)
+      assert.deepEqual(await stack.store.keys('oidc:Client:'), before)
+    })
+  }
+
+  // What people write: an emoji sequence's joiners and presentation selectors, a keycap, the
+  // non-joiner Persian spelling needs and the joiners of Indic conjuncts; other scripts mixed in
+  // (a look-alike name is no worse than the same name: anyone may register "Claude" itself, and
+  // the consent page marks such names unverified).
+  const written: [string, string][] = [
+    ['a family emoji (ZWJ sequence)', 'Family 👨\u200d👩\u200d👧'],
+    ['a red heart with its emoji selector', 'Notes \u2764\ufe0f'],
+    ['a skin tone and a ZWJ profession', 'Dev 👩🏽\u200d💻'],
+    ['a keycap', 'Room 1\ufe0f\u20e3'],
+    ['Persian with a zero-width non-joiner', 'می\u200cخواهم'],
+    ['Hindi with a zero-width joiner', 'क्\u200dष'],
+    ['Hindi with a zero-width non-joiner', 'क्\u200cष'],
+    ['Korean', '클로드'],
+    ['Chinese', '克劳德助手'],
+    ['Arabic', 'مساعد كلود'],
+    ['a Cyrillic look-alike letter', '\u0421laude'],
+    ['Latin and Cyrillic words', 'Claude для команды'],
+  ]
+  for (const [what, name] of written) {
+    it(`a client_name of ${what} registers (201)`, async () => {
+      const res = await registered(name)
+      assert.equal(res.status, 201, res.text)
+    })
+  }
 })
