@@ -15,7 +15,16 @@ import type { Store } from '../../gateway/store/store.js'
 import { runCli } from '../helpers/cli-run.js'
 import { NO_REDIS, redisStoreAt, startRedis, type RedisServer } from '../helpers/redis.js'
 import { formFor, pageSignIn, startAccountStack, submit } from '../helpers/account.js'
-import { clientMetadata, register } from '../helpers/broker-raw.js'
+import {
+  clientMetadata,
+  exchange,
+  login,
+  newClient,
+  refresh,
+  register,
+  useAt,
+} from '../helpers/broker-raw.js'
+import { startBrokerReplicas, type BrokerReplicas } from '../helpers/broker-replicas.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import type { CookieJar } from '../helpers/oauth-flow.js'
 
@@ -51,6 +60,29 @@ describe('stop63: the account page sign-out and the broker session', () => {
     assert.equal(out.status, 303, out.text)
     assert.match(String(out.location), /\/account\?signed_out=1$/)
     await nextPersonSignsIn(jar)
+  })
+
+  it("held: an MCP client signed in at the same browser keeps its grant through the page's Sign out (README)", async () => {
+    const redirect = 'http://127.0.0.1:9/cb'
+    const client = {
+      clientId: await newClient(stack, [redirect]),
+      redirectUri: redirect,
+      server: 'echo',
+    }
+    stack.idp.nextUser('alice-pairwise-sub')
+    const jar: CookieJar = new Map()
+    const l = await login(stack, { ...client, jar })
+    const tokens = await exchange(stack, l, client)
+    assert.equal(tokens.status, 200, tokens.text)
+    // The account page in the same browser: signed in by the broker's session, then out.
+    const page = await pageSignIn(stack.url, jar)
+    assert.match(page.page.text, /alice@contoso/)
+    const out = await submit(stack.url, jar, formFor(page.page.text, 'logout'))
+    assert.equal(out.status, 303, out.text)
+    assert.equal(await useAt(stack, 'echo', String(tokens.json.access_token)), 200)
+    const next = await refresh(stack, String(tokens.json.refresh_token), client.clientId)
+    assert.equal(next.status, 200, next.text)
+    assert.equal(await useAt(stack, 'echo', String(next.json.access_token)), 200)
   })
 
   it('held: another site cannot end the broker sign-in (no page session, a foreign or null Origin): 403, still signed in', async () => {
@@ -215,4 +247,40 @@ describe('stop63: client_name, invisible and written', () => {
       assert.equal(res.status, 201, res.text)
     })
   }
+})
+
+describe('stop63: Sign out with two replicas and Redis', { skip: NO_REDIS }, () => {
+  let s: BrokerReplicas
+  before(async () => {
+    s = await startBrokerReplicas()
+  })
+  after(() => s?.close())
+
+  it("held: signed in at replica a, out at b: the next sign-in at a asks the upstream; another browser's sign-in stays", async () => {
+    const upstream = new URL(s.idp.issuer).host
+    const viaUpstream = (visited: string[]) => visited.some((u) => new URL(u).host === upstream)
+    s.router.mode = 'a'
+    s.idp.nextUser('alice-pairwise-sub')
+    const alice: CookieJar = new Map()
+    const first = await pageSignIn(s.publicUrl, alice)
+    assert.match(first.page.text, /alice@contoso/)
+    s.idp.nextUser('bob-pairwise-sub')
+    const bob: CookieJar = new Map()
+    assert.match((await pageSignIn(s.publicUrl, bob)).page.text, /bob@contoso/)
+    s.router.mode = 'b'
+    const out = await submit(s.publicUrl, alice, formFor(first.page.text, 'logout'))
+    assert.equal(out.status, 303, out.text)
+    s.router.mode = 'a'
+    for (const jar of [alice, bob])
+      for (const name of [...jar.keys()]) if (!name.startsWith('_mcp_edge_')) jar.delete(name)
+    // Bob, in his own browser, is still signed in at the broker: no upstream login.
+    const bobAgain = await pageSignIn(s.publicUrl, bob)
+    assert.ok(!viaUpstream(bobAgain.visited), bobAgain.visited.join(' → '))
+    assert.match(bobAgain.page.text, /bob@contoso/)
+    // Alice's browser goes to the upstream, on either replica.
+    s.idp.nextUser('bob-pairwise-sub')
+    const next = await pageSignIn(s.publicUrl, alice)
+    assert.ok(viaUpstream(next.visited), next.visited.join(' → '))
+    assert.doesNotMatch(next.page.text, /alice@contoso/)
+  })
 })
