@@ -8,6 +8,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, beforeEach, describe, it } from 'node:test'
+import { ConfigError } from '../../gateway/config/errors.js'
+import { validateConfig } from '../../gateway/config/load.js'
 import { UserSecrets, type SecretOwner } from '../../gateway/credentials/secrets.js'
 import { markKeys } from '../../gateway/store/key-check.js'
 import { createSealer } from '../../gateway/store/sealed.js'
@@ -282,5 +284,73 @@ describe('stop63: Sign out with two replicas and Redis', { skip: NO_REDIS }, () 
     const next = await pageSignIn(s.publicUrl, alice)
     assert.ok(viaUpstream(next.visited), next.visited.join(' → '))
     assert.doesNotMatch(next.page.text, /alice@contoso/)
+  })
+})
+
+describe("stop63: a broker's publicUrl that other URL parsers read as another host", () => {
+  /** A broker's config with `publicUrl`, validated as the gateway loads it. */
+  const load = (publicUrl: string) =>
+    validateConfig(
+      {
+        publicUrl,
+        auth: {
+          broker: {
+            upstream: {
+              issuer: 'https://login.example',
+              clientId: 'gw',
+              clientSecret: { env: 'S' },
+            },
+          },
+        },
+        servers: { echo: { command: '/bin/echo' } },
+      },
+      { file: 'test', baseDir: '/' },
+    )
+  /** Its problems, as path: message. */
+  const problems = (publicUrl: string): string[] => {
+    try {
+      load(publicUrl)
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err))
+      return err.problems.map((p) => `${p.path ?? p.file}: ${p.message}`)
+    }
+    return []
+  }
+  // WHATWG reads 127.0.0.1 in each; Python's urlsplit, curl and others read the host after the
+  // last @ (evil.example): the gateway published the raw string as its issuer and in its metadata.
+  for (const url of [
+    'http://127.0.0.1\\@evil.example',
+    'http://localhost:8080\\@evil.example',
+    'http://127.0.0.1:8080/\\@evil.example',
+    'https://gw.example.com\\@evil.example',
+    'http://evil.example@localhost:8080',
+    'http://user:pass@127.0.0.1:8080',
+    'https://gw.example.com/a b',
+  ])
+    it(`low: publicUrl ${JSON.stringify(url)} is refused at start-up`, () => {
+      const found = problems(url)
+      assert.ok(
+        found.some((p) => /^publicUrl: must have no user name/.test(p)),
+        found.join('\n'),
+      )
+    })
+
+  it('held: the loopback and https spellings people write still start (IPv6 forms, ports, a path)', () => {
+    for (const url of [
+      'http://localhost:8080',
+      'http://[::1]:8080',
+      'http://[0:0:0:0:0:0:0:1]:8080',
+      'http://127.0.0.1:8080/mcp-edge',
+      'https://gw.example.com',
+      'https://gw.example.com:8443/edge',
+    ])
+      assert.deepEqual(problems(url), [], url)
+  })
+
+  it('held: a trailing space or a tab in the authority is dropped before it is published', () => {
+    for (const url of ['http://127.0.0.1:8080 ', 'http://127.0.0.1\t:8080']) {
+      const c = load(url)
+      assert.equal(c.publicUrl, 'http://127.0.0.1:8080', JSON.stringify(url))
+    }
   })
 })
