@@ -167,6 +167,29 @@ describe('stop63: a purge that cannot be audited (real Redis, the built CLI)', {
     assert.equal(await secrets.value(alice, 'github_token'), 'ghp_alice')
   })
 
+  it('low: secretUnusedTtl lowered since: a set under the new one leaves the list living as long as the older secret it lists', async () => {
+    // The list is what the account page, the API and secrets list show; the value is what a
+    // process gets. A list gone first hid a secret still handed out (and counted it out of the cap).
+    const lowered = new UserSecrets({
+      store,
+      sealer: createSealer({ k1: key }, 'k1'),
+      unusedTtl: 60_000,
+    })
+    await lowered.set(alice, 'jira', 'jira-alice')
+    const index = `secrets:${lowered.userKey(alice)}`
+    const older = await store.timeToLive(`${index}:github_token`)
+    const listed = await store.timeToLive(index)
+    assert.ok(typeof older === 'number' && older > 60_000, String(older))
+    assert.ok(
+      listed === null || (typeof listed === 'number' && listed >= older - 1_000),
+      `the list expires in ${listed} ms, a secret it lists in ${older} ms`,
+    )
+    assert.deepEqual(
+      (await lowered.list(alice)).map((s) => s.name),
+      ['github_token', 'jira'],
+    )
+  })
+
   it('refuse and a writable file: a line before deleting (deleting), then the outcome', async () => {
     const audit = join(dir, 'audit.log')
     const r = await purge(configFile({ audit, auditOnFailure: 'refuse' }))
