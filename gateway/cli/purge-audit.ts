@@ -1,7 +1,7 @@
 // The audit line of an operator's `mcp-edge secrets purge`: written where the gateway writes its
 // own (`log.audit`), so the trail shows who deleted a user's secrets and signed them out, and
 // which; a purge refused or failed says so too. Never a value: names, as the command prints them.
-import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { dirname } from 'node:path'
 import type { GatewayConfig } from '../config/schema.js'
@@ -92,16 +92,43 @@ export function openPurgeAudit(config: GatewayConfig): PurgeAudit {
 
 /**
  * Who runs the command: the OS user of the process (its uid's name, not `$USER`, which anyone
- * sets), and under sudo the user sudo names (root could name anyone: so could root's shell).
+ * sets); the uid the session logged in as, when another (Linux's audit login uid, which only
+ * root can change: `sudo` and `su` keep it); and sudo's `SUDO_USER`. That one is the
+ * environment's word, which anyone sets: it is said to be sudo's only when its `SUDO_UID` is the
+ * login uid, which is then named too (root could name anyone: so could root's shell).
  */
-function operator(): string {
+export function operator(
+  o: { env?: NodeJS.ProcessEnv; loginUid?: number } = {
+    env: process.env,
+    loginUid: loginUid(),
+  },
+): string {
   let who: string
+  let uid: number | undefined
   try {
     const u = userInfo()
+    uid = u.uid
     who = `${shown(u.username)} (uid ${u.uid})`
   } catch {
-    who = `uid ${process.getuid?.() ?? 'unknown'}`
+    uid = process.getuid?.()
+    who = `uid ${uid ?? 'unknown'}`
   }
-  const sudo = process.env.SUDO_USER
-  return sudo ? `${who}, through sudo by ${shown(sudo)}` : who
+  const login = o.loginUid
+  const sudo = o.env?.SUDO_USER
+  // The login uid is the record; the name beside it is sudo's word for it.
+  if (sudo && login !== undefined && o.env?.SUDO_UID === String(login))
+    return `${who}, through sudo by ${shown(sudo)} (login uid ${login})`
+  if (login !== undefined && login !== uid) who += `, logged in as uid ${login}`
+  return sudo ? `${who}, SUDO_USER ${shown(sudo)} (not verified: not the login's)` : who
+}
+
+/** The audit login uid of this process (Linux), unless unset or unknown. */
+function loginUid(): number | undefined {
+  try {
+    const id = Number(readFileSync('/proc/self/loginuid', 'utf8').trim())
+    // (uid_t)-1: no login recorded (a service, a container).
+    return Number.isSafeInteger(id) && id !== 4294967295 ? id : undefined
+  } catch {
+    return undefined
+  }
 }

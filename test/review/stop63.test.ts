@@ -5,11 +5,12 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { after, before, beforeEach, describe, it } from 'node:test'
 import { ConfigError } from '../../gateway/config/errors.js'
 import { validateConfig } from '../../gateway/config/load.js'
+import { operator } from '../../gateway/cli/purge-audit.js'
 import { UserSecrets, type SecretOwner } from '../../gateway/credentials/secrets.js'
 import { markKeys } from '../../gateway/store/key-check.js'
 import { createSealer } from '../../gateway/store/sealed.js'
@@ -188,6 +189,54 @@ describe('stop63: a purge that cannot be audited (real Redis, the built CLI)', {
       (await lowered.list(alice)).map((s) => s.name),
       ['github_token', 'jira'],
     )
+  })
+
+  it('low: SUDO_USER set by hand (no sudo, no login uid to match): the line does not say sudo named them', async () => {
+    const audit = join(dir, 'sudo.log')
+    process.env.SUDO_USER = 'bob'
+    process.env.SUDO_UID = '4242'
+    const running = purge(configFile({ audit }))
+    delete process.env.SUDO_USER
+    delete process.env.SUDO_UID
+    assert.equal((await running).code, 0)
+    const line = JSON.parse(readFileSync(audit, 'utf8').trim()) as { operator: string }
+    assert.doesNotMatch(line.operator, /through sudo/)
+    assert.match(line.operator, /, SUDO_USER bob \(not verified: not the login's\)$/)
+  })
+
+  it("the operator field: sudo's name only beside the login uid it matches (injected login uids)", () => {
+    const me = userInfo()
+    const who = `${me.username} (uid ${me.uid})`
+    const cases: [string, Parameters<typeof operator>[0], string][] = [
+      ['no login uid, no sudo', { env: {} }, who],
+      ['logged in as this user', { env: {}, loginUid: me.uid }, who],
+      [
+        'logged in as another, no sudo (su)',
+        { env: {}, loginUid: 1000 },
+        `${who}, logged in as uid 1000`,
+      ],
+      [
+        "sudo by the login's user",
+        { env: { SUDO_USER: 'bob', SUDO_UID: '1000' }, loginUid: 1000 },
+        `${who}, through sudo by bob (login uid 1000)`,
+      ],
+      [
+        "SUDO_UID not the login's",
+        { env: { SUDO_USER: 'bob', SUDO_UID: '1001' }, loginUid: 1000 },
+        `${who}, logged in as uid 1000, SUDO_USER bob (not verified: not the login's)`,
+      ],
+      [
+        'SUDO_USER without SUDO_UID',
+        { env: { SUDO_USER: 'bob' }, loginUid: 1000 },
+        `${who}, logged in as uid 1000, SUDO_USER bob (not verified: not the login's)`,
+      ],
+      [
+        'a name that redraws a terminal',
+        { env: { SUDO_USER: 'bob\u001b[2K', SUDO_UID: '1000' }, loginUid: 1000 },
+        `${who}, through sudo by "bob\\u001b[2K" (login uid 1000)`,
+      ],
+    ]
+    for (const [what, o, expected] of cases) assert.equal(operator(o), expected, what)
   })
 
   it('refuse and a writable file: a line before deleting (deleting), then the outcome', async () => {
