@@ -248,6 +248,27 @@ describe('secretUnusedTtl in Redis: the key expires by itself (PTTL), pushed out
     assert.ok((await pttl(value)) <= 300_000, 'no write per use')
   })
 
+  it('review63 (low): secretUnusedTtl lowered since: a set under the new one leaves the list living as long as the older secret it lists', async () => {
+    // The list is what the account page, the API and secrets list show; the value is what a
+    // process gets. A list gone first hid a secret still handed out (and counted it out of the cap).
+    const carol = { ...alice, sub: 'carol-review63' }
+    await (await replica()).set(carol, 'github_token', 'ghp_carol')
+    const lowered = await replica(60_000)
+    await lowered.set(carol, 'jira', 'jira-carol')
+    const index = `secrets:${lowered.userKey(carol)}`
+    const older = await pttl(`${index}:github_token`)
+    const listed = await pttl(index)
+    assert.ok(older > 60_000, String(older))
+    assert.ok(
+      listed === -1 || listed >= older - 1_000,
+      `the list expires in ${listed} ms, a secret it lists in ${older} ms`,
+    )
+    assert.deepEqual(
+      (await lowered.list(carol)).map((s) => s.name),
+      ['github_token', 'jira'],
+    )
+  })
+
   it('0 = never: set leaves no ttl on the value or its list; a use takes an old ttl away', async () => {
     const withTtl = await replica()
     await withTtl.set(alice, 'old', 'x')

@@ -1,23 +1,20 @@
-// Review stop 63 (an outsider's attack on the morning's changes: the purge's audit line, the
-// secrets' expiry shown, the broker's https publicUrl, the account page's sign-out and
-// client_name's invisible characters). What held is kept here as tests; findings are marked in
-// the test's name with their rating.
+// Review stop 63 (an outsider's attack on the morning's changes). Findings are marked in the
+// test's name with their rating (the purge's and the secrets' ones are in
+// test/credentials/secrets-purge-audit and secrets-expiry). What held, kept here:
+// - an MCP client signed in at the same browser keeps its grant through the account page's Sign
+//   out; another site (foreign or null Origin) cannot end the broker sign-in;
+// - with two replicas and Redis, Sign out at one ends the sign-in the other made, and not
+//   another browser's;
+// - names people write register: emoji sequences, Persian and Indic joiners, CJK, Arabic, and
+//   look-alike letters (judged: anyone may register the same name outright, and the consent
+//   page marks it unverified);
+// - the loopback and https publicUrl spellings people write still start; a trailing space or
+//   tab is dropped before it is published.
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir, userInfo } from 'node:os'
-import { join } from 'node:path'
-import { after, before, beforeEach, describe, it } from 'node:test'
+import { after, before, describe, it } from 'node:test'
 import { ConfigError } from '../../gateway/config/errors.js'
 import { validateConfig } from '../../gateway/config/load.js'
-import { operator } from '../../gateway/cli/purge-audit.js'
-import { UserSecrets, type SecretOwner } from '../../gateway/credentials/secrets.js'
-import { markKeys } from '../../gateway/store/key-check.js'
-import { createSealer } from '../../gateway/store/sealed.js'
-import type { Store } from '../../gateway/store/store.js'
-import { runCli } from '../helpers/cli-run.js'
-import { NO_REDIS, redisStoreAt, startRedis, type RedisServer } from '../helpers/redis.js'
-import { formFor, pageSignIn, startAccountStack, submit } from '../helpers/account.js'
+import { formFor, nextSignIn, pageSignIn, startAccountStack, submit } from '../helpers/account.js'
 import {
   clientMetadata,
   exchange,
@@ -30,6 +27,7 @@ import {
 import { startBrokerReplicas, type BrokerReplicas } from '../helpers/broker-replicas.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import type { CookieJar } from '../helpers/oauth-flow.js'
+import { NO_REDIS } from '../helpers/redis.js'
 
 describe('stop63: the account page sign-out and the broker session', () => {
   let stack: BrokerStack
@@ -38,16 +36,10 @@ describe('stop63: the account page sign-out and the broker session', () => {
   })
   after(() => stack?.close())
 
-  /** Bob signs in next in `jar`'s browser, Alice's upstream cookies gone: must reach the upstream. */
+  /** Bob signs in next in `jar`'s browser: he must reach the upstream, and not be Alice. */
   async function nextPersonSignsIn(jar: CookieJar): Promise<void> {
-    const upstream = new URL(stack.idp.issuer).host
-    for (const name of [...jar.keys()]) if (!name.startsWith('_mcp_edge_')) jar.delete(name)
-    stack.idp.nextUser('bob-pairwise-sub')
-    const next = await pageSignIn(stack.url, jar)
-    assert.ok(
-      next.visited.some((u) => new URL(u).host === upstream),
-      `the sign-in went to the upstream: ${next.visited.join(' → ')}`,
-    )
+    const next = await nextSignIn(stack.url, stack.idp, jar)
+    assert.ok(next.upstream, `the sign-in went to the upstream: ${next.visited.join(' → ')}`)
     assert.doesNotMatch(next.page.text, /alice@contoso/, 'signed in as the previous user')
   }
 
@@ -105,155 +97,6 @@ describe('stop63: the account page sign-out and the broker session', () => {
     const again = await pageSignIn(stack.url, jar)
     assert.ok(!again.visited.some((u) => new URL(u).host === upstream), again.visited.join(' → '))
     assert.match(again.page.text, /alice@contoso/)
-  })
-})
-
-describe('stop63: a purge that cannot be audited (real Redis, the built CLI)', {
-  skip: NO_REDIS,
-}, () => {
-  const ISS = 'https://idp.example'
-  const alice: SecretOwner = { iss: ISS, sub: 'alice' }
-  const PREFIX = 'stop63-purge:'
-  const REDIS_ENV = 'MCP_EDGE_TEST_STOP63_REDIS'
-  const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-stop63-'))
-  const key = randomBytes(32)
-  const keysFile = join(dir, 'keys.json')
-  writeFileSync(keysFile, JSON.stringify({ k1: key.toString('base64url') }), { mode: 0o600 })
-  let configs = 0
-  const configFile = (log: Record<string, unknown>) => {
-    const path = join(dir, `gateway-${++configs}.yaml`)
-    const config = {
-      store: { kind: 'redis', url: { env: REDIS_ENV }, keyPrefix: PREFIX, connectTimeout: 500 },
-      secrets: { keys: { file: keysFile }, active: 'k1' },
-      servers: { vault: { command: process.execPath } },
-      log,
-    }
-    writeFileSync(path, JSON.stringify(config))
-    return path
-  }
-  const purge = (path: string) =>
-    runCli(['secrets', 'purge', '--subject', 'alice', '--issuer', ISS, '--config', path])
-
-  let redis: RedisServer
-  let store: Store
-  let secrets: UserSecrets
-  before(async () => {
-    redis = await startRedis()
-    process.env[REDIS_ENV] = redis.url
-    store = await redisStoreAt(redis.url, PREFIX)
-    const sealer = createSealer({ k1: key }, 'k1')
-    secrets = new UserSecrets({ store, sealer })
-    await markKeys(store, sealer)
-  })
-  after(async () => {
-    await store?.close()
-    await redis?.close()
-    delete process.env[REDIS_ENV]
-  })
-  beforeEach(async () => {
-    await secrets.purge(alice)
-    await secrets.set(alice, 'github_token', 'ghp_alice')
-  })
-
-  it('low: refuse, and an audit file that opens but takes no line (a full disk: /dev/full): exit 1, nothing deleted', {
-    skip: !existsSync('/dev/full'),
-  }, async () => {
-    const r = await purge(configFile({ audit: '/dev/full', auditOnFailure: 'refuse' }))
-    assert.equal(r.code, 1, r.stdout)
-    assert.equal(r.stdout, '')
-    assert.match(
-      r.stderr,
-      /^mcp-edge secrets purge: the audit log \/dev\/full cannot be written \(ENOSPC\) and log\.auditOnFailure is refuse: nothing was deleted\n/,
-    )
-    assert.equal(await secrets.value(alice, 'github_token'), 'ghp_alice')
-  })
-
-  it('low: secretUnusedTtl lowered since: a set under the new one leaves the list living as long as the older secret it lists', async () => {
-    // The list is what the account page, the API and secrets list show; the value is what a
-    // process gets. A list gone first hid a secret still handed out (and counted it out of the cap).
-    const lowered = new UserSecrets({
-      store,
-      sealer: createSealer({ k1: key }, 'k1'),
-      unusedTtl: 60_000,
-    })
-    await lowered.set(alice, 'jira', 'jira-alice')
-    const index = `secrets:${lowered.userKey(alice)}`
-    const older = await store.timeToLive(`${index}:github_token`)
-    const listed = await store.timeToLive(index)
-    assert.ok(typeof older === 'number' && older > 60_000, String(older))
-    assert.ok(
-      listed === null || (typeof listed === 'number' && listed >= older - 1_000),
-      `the list expires in ${listed} ms, a secret it lists in ${older} ms`,
-    )
-    assert.deepEqual(
-      (await lowered.list(alice)).map((s) => s.name),
-      ['github_token', 'jira'],
-    )
-  })
-
-  it('low: SUDO_USER set by hand (no sudo, no login uid to match): the line does not say sudo named them', async () => {
-    const audit = join(dir, 'sudo.log')
-    process.env.SUDO_USER = 'bob'
-    process.env.SUDO_UID = '4242'
-    const running = purge(configFile({ audit }))
-    delete process.env.SUDO_USER
-    delete process.env.SUDO_UID
-    assert.equal((await running).code, 0)
-    const line = JSON.parse(readFileSync(audit, 'utf8').trim()) as { operator: string }
-    assert.doesNotMatch(line.operator, /through sudo/)
-    assert.match(line.operator, /, SUDO_USER bob \(not verified: not the login's\)$/)
-  })
-
-  it("the operator field: sudo's name only beside the login uid it matches (injected login uids)", () => {
-    const me = userInfo()
-    const who = `${me.username} (uid ${me.uid})`
-    const cases: [string, Parameters<typeof operator>[0], string][] = [
-      ['no login uid, no sudo', { env: {} }, who],
-      ['logged in as this user', { env: {}, loginUid: me.uid }, who],
-      [
-        'logged in as another, no sudo (su)',
-        { env: {}, loginUid: 1000 },
-        `${who}, logged in as uid 1000`,
-      ],
-      [
-        "sudo by the login's user",
-        { env: { SUDO_USER: 'bob', SUDO_UID: '1000' }, loginUid: 1000 },
-        `${who}, through sudo by bob (login uid 1000)`,
-      ],
-      [
-        "SUDO_UID not the login's",
-        { env: { SUDO_USER: 'bob', SUDO_UID: '1001' }, loginUid: 1000 },
-        `${who}, logged in as uid 1000, SUDO_USER bob (not verified: not the login's)`,
-      ],
-      [
-        'SUDO_USER without SUDO_UID',
-        { env: { SUDO_USER: 'bob' }, loginUid: 1000 },
-        `${who}, logged in as uid 1000, SUDO_USER bob (not verified: not the login's)`,
-      ],
-      [
-        'a name that redraws a terminal',
-        { env: { SUDO_USER: 'bob\u001b[2K', SUDO_UID: '1000' }, loginUid: 1000 },
-        `${who}, through sudo by "bob\\u001b[2K" (login uid 1000)`,
-      ],
-    ]
-    for (const [what, o, expected] of cases) assert.equal(operator(o), expected, what)
-  })
-
-  it('refuse and a writable file: a line before deleting (deleting), then the outcome', async () => {
-    const audit = join(dir, 'audit.log')
-    const r = await purge(configFile({ audit, auditOnFailure: 'refuse' }))
-    assert.equal(r.code, 0, r.stderr)
-    const lines = readFileSync(audit, 'utf8')
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-    assert.deepEqual(
-      lines.map((l) => [l.decision, l.outcome, l.names]),
-      [
-        ['allow', 'deleting', []],
-        ['allow', 'purged 1 secret', ['github_token']],
-      ],
-    )
   })
 })
 
@@ -331,8 +174,6 @@ describe('stop63: Sign out with two replicas and Redis', { skip: NO_REDIS }, () 
   after(() => s?.close())
 
   it("held: signed in at replica a, out at b: the next sign-in at a asks the upstream; another browser's sign-in stays", async () => {
-    const upstream = new URL(s.idp.issuer).host
-    const viaUpstream = (visited: string[]) => visited.some((u) => new URL(u).host === upstream)
     s.router.mode = 'a'
     s.idp.nextUser('alice-pairwise-sub')
     const alice: CookieJar = new Map()
@@ -345,16 +186,13 @@ describe('stop63: Sign out with two replicas and Redis', { skip: NO_REDIS }, () 
     const out = await submit(s.publicUrl, alice, formFor(first.page.text, 'logout'))
     assert.equal(out.status, 303, out.text)
     s.router.mode = 'a'
-    for (const jar of [alice, bob])
-      for (const name of [...jar.keys()]) if (!name.startsWith('_mcp_edge_')) jar.delete(name)
     // Bob, in his own browser, is still signed in at the broker: no upstream login.
-    const bobAgain = await pageSignIn(s.publicUrl, bob)
-    assert.ok(!viaUpstream(bobAgain.visited), bobAgain.visited.join(' → '))
+    const bobAgain = await nextSignIn(s.publicUrl, s.idp, bob)
+    assert.ok(!bobAgain.upstream, bobAgain.visited.join(' → '))
     assert.match(bobAgain.page.text, /bob@contoso/)
     // Alice's browser goes to the upstream, on either replica.
-    s.idp.nextUser('bob-pairwise-sub')
-    const next = await pageSignIn(s.publicUrl, alice)
-    assert.ok(viaUpstream(next.visited), next.visited.join(' → '))
+    const next = await nextSignIn(s.publicUrl, s.idp, alice)
+    assert.ok(next.upstream, next.visited.join(' → '))
     assert.doesNotMatch(next.page.text, /alice@contoso/)
   })
 })
