@@ -115,6 +115,13 @@ export function accountPages(app: Hono<Vars>, d: AccountDeps): void {
       throw err
     }
     const session = await sessions.read(c)
+    // Sign out with the page's session gone (account.sessionTtl went by, the page left open):
+    // the broker's sign-in of this browser ends all the same, or the next person's "Sign in"
+    // became this one. Another site's form was refused above; the broker's cookie is SameSite.
+    if (session === undefined && method === 'account/logout') {
+      await broker.endBrowserSession((name) => getCookie(c, name))
+      return c.redirect(`${base}/account?signed_out=1`, 303)
+    }
     if (session === undefined)
       throw new AccountError(
         'not_signed_in',

@@ -73,10 +73,31 @@ const REFUSED_URIS = [
 /**
  * Characters that disguise a name on the consent page: controls (C0, DEL, C1), format characters
  * (bidirectional overrides and marks, zero-width spaces and joiners, soft hyphen, BOM, tags,
- * interlinear annotations: invisible, so `Cla\u200bude` reads as another client's name) and
- * line or paragraph separators.
+ * interlinear annotations: invisible, so `Cla\u200bude` reads as another client's name), the
+ * other default-ignorable code points (variation selectors, Hangul fillers, the combining
+ * grapheme joiner, Mongolian and Khmer ones: as invisible), lone surrogates, and line or
+ * paragraph separators.
  */
-const DISGUISING = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u
+const DISGUISING = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Default_Ignorable_Code_Point}]/u
+/** Scripts whose letters the zero-width (non-)joiner visibly changes (RFC 5892 A.1, A.2). */
+const JOINING =
+  '[\\p{sc=Arab}\\p{sc=Syrc}\\p{sc=Nkoo}\\p{sc=Mong}\\p{sc=Deva}\\p{sc=Beng}\\p{sc=Guru}\\p{sc=Gujr}\\p{sc=Orya}\\p{sc=Taml}\\p{sc=Telu}\\p{sc=Knda}\\p{sc=Mlym}\\p{sc=Sinh}]'
+/**
+ * Those of them that show, in the places people write them: an emoji's presentation selector
+ * after it and the joiner between emoji of a sequence (UTS #51 §1.4), a keycap's selector, and
+ * the joiners between letters of a joining script (Persian's non-joiner, Indic conjuncts).
+ */
+const SHOWN = new RegExp(
+  [
+    '(?<=\\p{Extended_Pictographic})[\\ufe0e\\ufe0f]',
+    '(?<=\\p{Extended_Pictographic}\\ufe0f?\\p{Emoji_Modifier}?)\\u200d(?=\\p{Extended_Pictographic})',
+    '(?<=[0-9#*])\\ufe0f(?=\\u20e3)',
+    `(?<=${JOINING}\\p{M}*)[\\u200c\\u200d](?=${JOINING})`,
+  ].join('|'),
+  'gu',
+)
+/** Something to see: a letter, digit, symbol or punctuation (not a blank Braille cell). */
+const VISIBLE = /[\p{L}\p{N}\p{P}\p{S}]/u
 
 /**
  * Compiles the registration settings into a {@link ClientPolicy}. `ownCallbacks` are the
@@ -127,13 +148,14 @@ export function clientPolicy(
     ) {
       throw metadataError(`client_name must be a string of 1 to ${longest} characters`)
     }
-    if (typeof name === 'string' && DISGUISING.test(name)) {
+    if (typeof name === 'string' && DISGUISING.test(name.replace(SHOWN, ''))) {
       throw metadataError(
-        'client_name must not contain control, formatting (bidirectional, zero-width) or line separator characters',
+        'client_name must not contain control, formatting (bidirectional, zero-width), other invisible (variation selectors, fillers) or line separator characters',
       )
     }
-    // A blank name shows no one on the consent page ("Allow  to use these tools").
-    if (typeof name === 'string' && name.trim() === '') {
+    // A blank name shows no one on the consent page ("Allow  to use these tools"); so do
+    // combining marks with nothing to sit on.
+    if (typeof name === 'string' && !VISIBLE.test(name.replaceAll('\u2800', ''))) {
       throw metadataError('client_name must not be blank')
     }
     const method = metadata.token_endpoint_auth_method

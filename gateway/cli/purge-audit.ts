@@ -1,7 +1,7 @@
 // The audit line of an operator's `mcp-edge secrets purge`: written where the gateway writes its
 // own (`log.audit`), so the trail shows who deleted a user's secrets and signed them out, and
 // which; a purge refused or failed says so too. Never a value: names, as the command prints them.
-import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { dirname } from 'node:path'
 import type { GatewayConfig } from '../config/schema.js'
@@ -23,66 +23,112 @@ export interface PurgeRecord {
 
 /** The purge's audit log, opened as the gateway's config says. */
 export interface PurgeAudit {
+  /**
+   * With `log.auditOnFailure: refuse` and an audit file, writes a line before deleting (outcome
+   * `deleting`) and waits until it is out. @throws Error as {@link openPurgeAudit}'s, if it is not
+   */
+  ahead(r: PurgeRecord): Promise<void>
   /** Writes the one line and waits until it is out; resolves why it was not written, if it was not. */
   write(r: PurgeRecord): Promise<string | undefined>
 }
 
 /**
  * Opens the audit destination of `config`. With `log.auditOnFailure: refuse` an audit file is
- * opened for appending first: what cannot be audited is not done, as the gateway refuses what
- * it cannot audit, so a purge refuses before it deletes anything.
+ * opened for appending first, and takes a line before deleting ({@link PurgeAudit.ahead}): what
+ * cannot be audited is not done, as the gateway refuses what it cannot audit, so a purge
+ * refuses before it deletes anything.
  * @throws Error naming the file and the error code, when refused
  */
 export function openPurgeAudit(config: GatewayConfig): PurgeAudit {
   const target = config.log.audit
-  if (config.log.auditOnFailure === 'refuse' && !['off', 'stdout', 'stderr'].includes(target)) {
+  const refuse =
+    config.log.auditOnFailure === 'refuse' && !['off', 'stdout', 'stderr'].includes(target)
+  const unwritable = (code: string) =>
+    new Error(
+      `the audit log ${shown(target)} cannot be written (${code}) and log.auditOnFailure is refuse: nothing was deleted`,
+    )
+  if (refuse) {
     try {
       mkdirSync(dirname(target), { recursive: true })
       closeSync(openSync(target, 'a'))
     } catch (err) {
-      throw new Error(
-        `the audit log ${shown(target)} cannot be written (${(err as NodeJS.ErrnoException).code ?? 'error'}) and log.auditOnFailure is refuse: nothing was deleted`,
-      )
+      throw unwritable((err as NodeJS.ErrnoException).code ?? 'error')
     }
   }
   // JSON whatever log.format says: the line is for the audit trail, not a terminal.
   const main = createLogger({ ...config.log, level: 'silent', format: 'json' })
   const audit = createAuditLog(target, main, undefined, undefined, config.log.auditFieldMax)
+  const line = async (r: PurgeRecord) => {
+    audit.record({
+      sub: r.owner.sub,
+      iss: r.owner.iss,
+      clientId: undefined,
+      server: '',
+      method: 'secrets/purge',
+      decision: r.began ? 'allow' : 'deny',
+      rule: 'operator command',
+      outcome: r.outcome,
+      names: r.names,
+      signedOut: r.signedOut,
+      operator: operator(),
+    })
+    await audit.flush()
+    return audit.failing?.()?.code
+  }
   return {
+    // A file that opens may still take no line (a full disk, a quota, /dev/full): only a line
+    // written says the purge is in the trail, so refuse writes one before it deletes.
+    async ahead(r) {
+      const failed = refuse ? await line({ ...r, outcome: 'deleting' }) : undefined
+      if (failed !== undefined) throw unwritable(failed)
+    },
     async write(r) {
-      audit.record({
-        sub: r.owner.sub,
-        iss: r.owner.iss,
-        clientId: undefined,
-        server: '',
-        method: 'secrets/purge',
-        decision: r.began ? 'allow' : 'deny',
-        rule: 'operator command',
-        outcome: r.outcome,
-        names: r.names,
-        signedOut: r.signedOut,
-        operator: operator(),
-      })
-      await audit.flush()
-      const failure = audit.failing?.()
+      const failed = await line(r)
       audit.close?.()
-      return failure?.code
+      return failed
     },
   }
 }
 
 /**
  * Who runs the command: the OS user of the process (its uid's name, not `$USER`, which anyone
- * sets), and under sudo the user sudo names (root could name anyone: so could root's shell).
+ * sets); the uid the session logged in as, when another (Linux's audit login uid, which only
+ * root can change: `sudo` and `su` keep it); and sudo's `SUDO_USER`. That one is the
+ * environment's word, which anyone sets: it is said to be sudo's only when its `SUDO_UID` is the
+ * login uid, which is then named too (root could name anyone: so could root's shell).
  */
-function operator(): string {
+export function operator(
+  o: { env?: NodeJS.ProcessEnv; loginUid?: number } = {
+    env: process.env,
+    loginUid: loginUid(),
+  },
+): string {
   let who: string
+  let uid: number | undefined
   try {
     const u = userInfo()
+    uid = u.uid
     who = `${shown(u.username)} (uid ${u.uid})`
   } catch {
-    who = `uid ${process.getuid?.() ?? 'unknown'}`
+    uid = process.getuid?.()
+    who = `uid ${uid ?? 'unknown'}`
   }
-  const sudo = process.env.SUDO_USER
-  return sudo ? `${who}, through sudo by ${shown(sudo)}` : who
+  const login = o.loginUid
+  const sudo = o.env?.SUDO_USER
+  // The login uid is the record; the name beside it is sudo's word for it.
+  if (sudo && login !== undefined && o.env?.SUDO_UID === String(login))
+    return `${who}, through sudo by ${shown(sudo)} (login uid ${login})`
+  if (login !== undefined && login !== uid) who += `, logged in as uid ${login}`
+  return sudo ? `${who}, SUDO_USER ${shown(sudo)} (not verified: not the login's)` : who
+}
+
+/** The audit login uid of this process (Linux), unless unset or unknown. */
+function loginUid(): number | undefined {
+  try {
+    const id = Number(readFileSync('/proc/self/loginuid', 'utf8').trim())
+    // (uid_t)-1: no login recorded (a service, a container).
+    return Number.isSafeInteger(id) && id !== 4294967295 ? id : undefined
+  } catch {
+    return undefined
+  }
 }

@@ -17,7 +17,8 @@ usage: mcp-edge secrets purge --subject SUB [--issuer ISS] --config FILE
   --config   the gateway's own config: its store (redis) and secrets.keys
   Deletes every secret the user set, and with the broker the account and upstream tokens it
   keeps for them and signs them out everywhere; prints how many, never a value. Writes one
-  audit line where the gateway writes its own (log.audit), done or not.
+  audit line where the gateway writes its own (log.audit), done or not; with
+  log.auditOnFailure refuse, one more before it deletes.
 
 exit: 0 done (nothing held included), 1 not done (store not reached, other keys, a memory
 store, an audit file that cannot be written with log.auditOnFailure refuse), 2 usage or
@@ -82,7 +83,7 @@ export async function purgeCommand(args: string[]): Promise<number> {
   let code: number
   let failure: unknown
   try {
-    code = await purge(config, record)
+    code = await purge(config, record, audit)
   } catch (err) {
     failure = err
     code = err instanceof UsageError || err instanceof ConfigProblem ? 2 : 1
@@ -102,7 +103,11 @@ export async function purgeCommand(args: string[]): Promise<number> {
  * The purge itself: fills `record` as it goes (what was deleted, whether the user was signed
  * out) and prints the result. @throws UsageError, ConfigProblem, Refusal, or what stopped it
  */
-async function purge(config: GatewayConfig, record: PurgeRecord): Promise<number> {
+async function purge(
+  config: GatewayConfig,
+  record: PurgeRecord,
+  audit: PurgeAudit,
+): Promise<number> {
   const owner = record.owner
   if (owner.sub === '') throw new UsageError('--subject is required')
   // A control character is no one's subject: a pasted escape sequence, not a user.
@@ -146,6 +151,11 @@ async function purge(config: GatewayConfig, record: PurgeRecord): Promise<number
       process.stderr.write(
         'mcp-edge secrets purge: note: no gateway of this version has marked its sealing keys in this store; with keys other than its own nothing is found\n',
       )
+    try {
+      await audit.ahead({ ...record, began: true })
+    } catch (err) {
+      throw new Refusal((err as Error).message)
+    }
     record.began = true
     // Names as the store has them: a store writer's could redraw the terminal (shown.ts).
     const names = (await secrets.purge(owner)).map(shown)

@@ -329,10 +329,17 @@ const SERVER_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
 
 /** A URL used as an identifier: no query, no fragment, no trailing slash (MCP canonical URI). */
-const canonicalUrl = httpUrl.refine(
-  (u) => !u.includes('?') && !u.includes('#') && !u.endsWith('/'),
-  'must have no query, no fragment and no trailing slash',
-)
+const canonicalUrl = httpUrl
+  .refine(
+    (u) => !u.includes('?') && !u.includes('#') && !u.endsWith('/'),
+    'must have no query, no fragment and no trailing slash',
+  )
+  // Published as written (issuer, metadata): where WHATWG reads `127.0.0.1`, other parsers read
+  // the host after the last `@` of `http://127.0.0.1\@evil.example`, or keep a space.
+  .refine(
+    (u) => !/[\\@\s\p{C}]/u.test(u),
+    'must have no user name, password, backslash, space or control character (other URL parsers read another host in them)',
+  )
 
 const ms = z.number().int().nonnegative()
 

@@ -237,10 +237,19 @@ export class UserSecrets {
     return got?.value
   }
 
-  /** `name` in `user`'s list, which lives `unusedTtl` from now (or for ever with 0). */
+  /**
+   * `name` in `user`'s list, which lives `unusedTtl` from now (or for ever with 0), or longer if
+   * it already did: a value set under a longer `secretUnusedTtl` (lowered since) lives that long,
+   * and a list gone first hid it from the user while processes still got it.
+   */
   private async listName(user: string, name: string): Promise<void> {
     const ttl = this.unusedTtl
-    await this.o.store.sadd(indexKey(user), name, ttl || undefined)
+    const left = ttl === 0 ? null : await this.o.store.timeToLive(indexKey(user))
+    await this.o.store.sadd(
+      indexKey(user),
+      name,
+      left === null ? undefined : Math.max(ttl, left ?? 0),
+    )
     if (ttl === 0) await this.o.store.persist(indexKey(user))
   }
 

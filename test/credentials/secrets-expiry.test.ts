@@ -162,13 +162,18 @@ describe('secretUnusedTtl: a secret unused that long is gone (memory store, inje
     await assert.rejects(secrets.set(alice, 'd', '4'), /at most 2 secrets per user/)
   })
 
-  it('a shorter ttl configured later: a value its list outlived is listed again at its use, before it is handed over', async () => {
+  it('a shorter ttl configured later: the list lives as long as the older value it lists, which a use puts on the new ttl', async () => {
     const { clock, secrets, make } = onClock({ ttl: TTL })
     await secrets.set(alice, 'long', 'set-under-90-days')
     const shorter = make(30 * DAY)
     await shorter.set(alice, 'short', 'set-under-30-days')
     clock.now += 31 * DAY
-    assert.deepEqual(await shorter.list(alice), [], 'the list expired with the 30-day value')
+    // Still handed to processes: still shown (review63; the list went with the 30-day value).
+    assert.deepEqual(
+      (await shorter.list(alice)).map((s) => s.name),
+      ['long'],
+      'the list outlives the 30-day value',
+    )
     assert.equal(await shorter.value(alice, 'long'), 'set-under-90-days')
     assert.deepEqual(
       (await shorter.list(alice)).map((s) => s.name),
@@ -241,6 +246,27 @@ describe('secretUnusedTtl in Redis: the key expires by itself (PTTL), pushed out
     await raw.pExpire(`expiry:${value}`, 300_000)
     for (let i = 0; i < 5; i++) assert.equal(await b.value(alice, 'tok'), 'redis-value')
     assert.ok((await pttl(value)) <= 300_000, 'no write per use')
+  })
+
+  it('review63 (low): secretUnusedTtl lowered since: a set under the new one leaves the list living as long as the older secret it lists', async () => {
+    // The list is what the account page, the API and secrets list show; the value is what a
+    // process gets. A list gone first hid a secret still handed out (and counted it out of the cap).
+    const carol = { ...alice, sub: 'carol-review63' }
+    await (await replica()).set(carol, 'github_token', 'ghp_carol')
+    const lowered = await replica(60_000)
+    await lowered.set(carol, 'jira', 'jira-carol')
+    const index = `secrets:${lowered.userKey(carol)}`
+    const older = await pttl(`${index}:github_token`)
+    const listed = await pttl(index)
+    assert.ok(older > 60_000, String(older))
+    assert.ok(
+      listed === -1 || listed >= older - 1_000,
+      `the list expires in ${listed} ms, a secret it lists in ${older} ms`,
+    )
+    assert.deepEqual(
+      (await lowered.list(carol)).map((s) => s.name),
+      ['github_token', 'jira'],
+    )
   })
 
   it('0 = never: set leaves no ttl on the value or its list; a use takes an old ttl away', async () => {

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { after, before, beforeEach, describe, it } from 'node:test'
+import { operator } from '../../gateway/cli/purge-audit.js'
 import { shown } from '../../gateway/cli/shown.js'
 import { UserSecrets, type SecretOwner } from '../../gateway/credentials/secrets.js'
 import { markKeys } from '../../gateway/store/key-check.js'
@@ -115,14 +116,18 @@ describe('the audit line of mcp-edge secrets purge (real Redis, the built CLI)',
     assert.deepEqual([next!.outcome, next!.names], ['no secrets held', []])
   })
 
-  it('under sudo: the user sudo names, after the OS user (quoted when not plain)', async () => {
+  it('SUDO_USER with no login uid to check it by: named as not verified, after the OS user (quoted when not plain)', async () => {
     const from = written().length
     process.env.SUDO_USER = 'bob\u202e'
     const running = purge(configFile())
     delete process.env.SUDO_USER
     assert.equal((await running).code, 0)
     const [line] = lines(written(from))
-    assert.equal(line!.operator, `${me.username} (uid ${me.uid}), through sudo by "bob\\u202e"`)
+    // (Verified against the login uid: stop63's operator cases.)
+    assert.equal(
+      line!.operator,
+      `${me.username} (uid ${me.uid}), SUDO_USER "bob\\u202e" (not verified: not the login's)`,
+    )
   })
 
   it('names a store writer planted (control, bidi, quote, line break) as the command printed them', async () => {
@@ -231,5 +236,69 @@ describe('the audit line of mcp-edge secrets purge (real Redis, the built CLI)',
       assert.equal(names.includes(name), left === undefined, JSON.stringify({ name, names }))
     }
     assert.ok(!written(from).includes('secret-value'))
+  })
+
+  it('review63 (low): refuse, and an audit file that opens but takes no line (a full disk: /dev/full): exit 1, nothing deleted', {
+    skip: !existsSync('/dev/full'),
+  }, async () => {
+    const r = await purge(configFile({ audit: '/dev/full', auditOnFailure: 'refuse' }))
+    assert.equal(r.code, 1, r.stdout)
+    assert.equal(r.stdout, '')
+    assert.match(
+      r.stderr,
+      /^mcp-edge secrets purge: the audit log \/dev\/full cannot be written \(ENOSPC\) and log\.auditOnFailure is refuse: nothing was deleted\n/,
+    )
+    assert.equal(await secrets.value(alice, 'github_token'), VALUES[0])
+  })
+
+  it('refuse and a writable file: a line before deleting (deleting), then the outcome', async () => {
+    const audit = join(dir, 'refuse.log')
+    const r = await purge(configFile({ audit, auditOnFailure: 'refuse' }))
+    assert.equal(r.code, 0, r.stderr)
+    const got = readFileSync(audit, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+    assert.deepEqual(
+      got.map((l) => [l.decision, l.outcome, l.names]),
+      [
+        ['allow', 'deleting', []],
+        ['allow', 'purged 2 secrets', ['github_token', 'jira']],
+      ],
+    )
+  })
+
+  it("review63: the operator field: sudo's name only beside the login uid it matches (injected login uids)", () => {
+    const who = `${me.username} (uid ${me.uid})`
+    const cases: [string, Parameters<typeof operator>[0], string][] = [
+      ['no login uid, no sudo', { env: {} }, who],
+      ['logged in as this user', { env: {}, loginUid: me.uid }, who],
+      [
+        'logged in as another, no sudo (su)',
+        { env: {}, loginUid: 1000 },
+        `${who}, logged in as uid 1000`,
+      ],
+      [
+        "sudo by the login's user",
+        { env: { SUDO_USER: 'bob', SUDO_UID: '1000' }, loginUid: 1000 },
+        `${who}, through sudo by bob (login uid 1000)`,
+      ],
+      [
+        "SUDO_UID not the login's",
+        { env: { SUDO_USER: 'bob', SUDO_UID: '1001' }, loginUid: 1000 },
+        `${who}, logged in as uid 1000, SUDO_USER bob (not verified: not the login's)`,
+      ],
+      [
+        'SUDO_USER without SUDO_UID',
+        { env: { SUDO_USER: 'bob' }, loginUid: 1000 },
+        `${who}, logged in as uid 1000, SUDO_USER bob (not verified: not the login's)`,
+      ],
+      [
+        'a name that redraws a terminal',
+        { env: { SUDO_USER: 'bob\u001b[2K', SUDO_UID: '1000' }, loginUid: 1000 },
+        `${who}, through sudo by "bob\\u001b[2K" (login uid 1000)`,
+      ],
+    ]
+    for (const [what, o, expected] of cases) assert.equal(operator(o), expected, what)
   })
 })

@@ -199,3 +199,22 @@ export function submit(
     body: body.toString(),
   })
 }
+
+/**
+ * The next person at `jar`'s browser signs in to the account page at `url` as `user`, the
+ * upstream's own cookies gone (the last person signed out there too, or it never knew this
+ * browser): only the gateway's are left. Resolves the page, and whether the sign-in went to the
+ * upstream (`idp`'s host) or the broker signed them in by its own session.
+ */
+export async function nextSignIn(
+  url: string,
+  idp: { issuer: string; nextUser(id: string): void },
+  jar: CookieJar,
+  user = 'bob-pairwise-sub',
+): Promise<{ page: Answer; upstream: boolean; visited: string[] }> {
+  for (const name of [...jar.keys()]) if (!name.startsWith('_mcp_edge_')) jar.delete(name)
+  idp.nextUser(user)
+  const { page, visited } = await pageSignIn(url, jar)
+  const host = new URL(idp.issuer).host
+  return { page, visited, upstream: visited.some((u) => new URL(u).host === host) }
+}
