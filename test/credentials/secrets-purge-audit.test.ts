@@ -19,6 +19,10 @@ import type { Store } from '../../gateway/store/store.js'
 import { runCli } from '../helpers/cli-run.js'
 import { NO_REDIS, redisStoreAt, startRedis, type RedisServer } from '../helpers/redis.js'
 
+// A suite run through sudo inherits SUDO_USER and SUDO_UID: the cases that need them set them.
+delete process.env.SUDO_USER
+delete process.env.SUDO_UID
+
 const ISS = 'https://idp.example'
 const alice: SecretOwner = { iss: ISS, sub: 'alice' }
 const PREFIX = 'purge-audit:'
@@ -57,6 +61,15 @@ describe('the audit line of mcp-edge secrets purge (real Redis, the built CLI)',
       .filter((l) => l !== '')
       .map((l) => JSON.parse(l) as Record<string, unknown>)
   const me = userInfo()
+  // The CLI names the audit login uid when one is recorded and it is not the runner's own (a
+  // suite run from an ssh login through sudo): read here, so the expectation holds on any host.
+  const recorded = existsSync('/proc/self/loginuid')
+    ? Number(readFileSync('/proc/self/loginuid', 'utf8').trim())
+    : Number.NaN
+  const login =
+    Number.isSafeInteger(recorded) && recorded !== 4294967295 && recorded !== me.uid
+      ? `, logged in as uid ${recorded}`
+      : ''
 
   let redis: RedisServer
   let store: Store
@@ -104,7 +117,7 @@ describe('the audit line of mcp-edge secrets purge (real Redis, the built CLI)',
         outcome: 'purged 2 secrets',
         names: ['github_token', 'jira'],
         signedOut: false,
-        operator: `${me.username} (uid ${me.uid})`,
+        operator: `${me.username} (uid ${me.uid})${login}`,
         msg: 'audit',
       },
     )
@@ -126,7 +139,7 @@ describe('the audit line of mcp-edge secrets purge (real Redis, the built CLI)',
     // (Verified against the login uid: stop63's operator cases.)
     assert.equal(
       line!.operator,
-      `${me.username} (uid ${me.uid}), SUDO_USER "bob\\u202e" (not verified: not the login's)`,
+      `${me.username} (uid ${me.uid})${login}, SUDO_USER "bob\\u202e" (not verified: not the login's)`,
     )
   })
 
