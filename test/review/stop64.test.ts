@@ -3,9 +3,11 @@
 // describe's comment.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { admitSignIn } from '../../gateway/broker/sign-in-guard.js'
 import { authorizeUrl, authParams, newClient, pkce } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { rawHttp } from '../helpers/raw-http.js'
+import { recordingStore } from '../helpers/recording-store.js'
 
 const REDIRECT = 'http://127.0.0.1:43150/cb'
 /** Every stack's window clock: held 30 s into a minute, so no count crosses a window. */
@@ -60,5 +62,25 @@ describe('stop64: request targets the sign-in guard must count', () => {
     assert.ok(stored <= PER_ADDRESS, `Interactions stored: ${stored}, statuses ${statuses}`)
     // Each counts (the first, its query in the fragment, is refused by oidc-provider: 400).
     assert.deepEqual(statuses.slice(PER_ADDRESS), Array<number>(3 * PER_ADDRESS).fill(429))
+  })
+})
+
+describe('stop64: the sign-in counts themselves', () => {
+  it('medium: every new address stored a counter even past perMinute, so many addresses (an IPv6 /48 is 65,536 buckets) filled the store with counters; now at most perMinute counters a window', async () => {
+    const store = recordingStore({ maxKeys: 1000 })
+    const o = { store, perAddressPerMinute: 2, perMinute: 50, now: clock }
+    const refused: string[] = []
+    for (let i = 0; i < 2000; i++) {
+      // 2000 /64s of one /48, each starting one step.
+      const r = await admitSignIn(o, `2001:db8:7:${i.toString(16)}::1`)
+      if (r !== undefined) refused.push(r.bound)
+    }
+    assert.equal(refused.length, 2000 - 50)
+    assert.ok(refused.every((b) => b === 'all'))
+    const counters = await store.keys('broker:sign-in:')
+    // 50 addresses admitted and the count in all; the refused ones stored nothing.
+    assert.equal(counters.length, 51, `${counters.length} counters`)
+    // The store has room for everyone else (without it the 1000th address filled it: full, 503).
+    await store.set('someone:else', 'x', { ttlMs: 60_000 })
   })
 })
