@@ -1,11 +1,20 @@
 // Review stop 64 (an outsider's attack on authorize61's sign-in guard and review63's changes).
-// Findings are marked in the test's name with their rating. What held, kept here: see each
-// describe's comment.
+// Findings are marked in the test's name with their rating. What held, kept here:
+// - Retry-After at a window's edges: 60 at its first millisecond, 1 at its last, never 0;
+// - look-alike (Cyrillic, Greek), emoji-sequence and right-to-left names on the consent page, in
+//   Chromium: the name shows as written and the "cannot verify" line is on screen below it.
+// Open (todo, a design choice for the lead): the bound in all is spent by perMinute /
+// perAddressPerMinute buckets (34 by default); one home IPv6 delegation (a /56 is 256 /64s)
+// holds that many, so one person can refuse everyone's sign-in for as long as they keep at it.
 import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
+import type { Browser } from 'puppeteer-core'
 import { admitSignIn } from '../../gateway/broker/sign-in-guard.js'
 import { authorizeUrl, authParams, newClient, pkce } from '../helpers/broker-raw.js'
+import { startAccountStack } from '../helpers/account.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { launchBrowser, NO_BROWSER } from '../helpers/browser.js'
 import { rawHttp } from '../helpers/raw-http.js'
 import { recordingStore } from '../helpers/recording-store.js'
 
@@ -83,4 +92,92 @@ describe('stop64: the sign-in counts themselves', () => {
     // The store has room for everyone else (without it the 1000th address filled it: full, 503).
     await store.set('someone:else', 'x', { ttlMs: 60_000 })
   })
+})
+
+describe("stop64: the refusal's Retry-After at the window's edges", () => {
+  it('held: 60 s at the first millisecond of a window, 1 s at its last (never 0), the next window admits', async () => {
+    const start = Math.floor(Date.now() / 60_000) * 60_000 + 120_000
+    let now = start
+    const o = { store: recordingStore(), perAddressPerMinute: 2, perMinute: 100, now: () => now }
+    await admitSignIn(o, '192.0.2.9')
+    await admitSignIn(o, '192.0.2.9')
+    assert.equal((await admitSignIn(o, '192.0.2.9'))?.retryAfterS, 60)
+    now = start + 59_999
+    assert.equal((await admitSignIn(o, '192.0.2.9'))?.retryAfterS, 1)
+    now = start + 59_000
+    assert.equal((await admitSignIn(o, '192.0.2.9'))?.retryAfterS, 1)
+    now = start + 60_000
+    assert.equal(await admitSignIn(o, '192.0.2.9'), undefined, 'the next window')
+  })
+
+  it('open: one IPv6 /56 (256 /64s, a home delegation) spends the bound in all, and everyone is refused', {
+    todo: 'a design choice: count IPv6 sign-ins per /48 or /56 as well, or keep a share of the bound in all for addresses that started none',
+  }, async () => {
+    const o = { store: recordingStore(), perAddressPerMinute: 60, perMinute: 2000, now: clock }
+    for (let i = 0; i < 256; i++)
+      for (let j = 0; j < 60; j++) await admitSignIn(o, `2001:db8:0:${(0x100 + i).toString(16)}::1`)
+    assert.equal(await admitSignIn(o, '192.0.2.1'), undefined, 'someone else signs in')
+  })
+})
+
+describe("stop64: names that look like another client's on the consent page, in Chromium", {
+  skip: NO_BROWSER,
+}, () => {
+  let stack: BrokerStack
+  let browser: Browser
+  let closeBrowser: () => Promise<void>
+  before(async () => {
+    stack = await startAccountStack()
+    ;({ browser, close: closeBrowser } = await launchBrowser())
+  })
+  after(async () => {
+    await closeBrowser?.()
+    await stack?.close()
+  })
+
+  const names: [string, string][] = [
+    ['a Cyrillic C', '\u0421laude'],
+    ['a Greek A and O', 'Cl\u0391ude C\u039Fde'],
+    ['an emoji ZWJ sequence after it', 'Claude 👩🏽\u200d💻'],
+    ['Arabic around Latin', 'مساعد Claude كلود'],
+    ['Hebrew then digits', 'Claude \u05E2\u05D5\u05D6\u05E8 2.0'],
+  ]
+  for (const [what, name] of names) {
+    it(`held: ${what} shows as written, with the "cannot verify" line on screen`, async () => {
+      const redirect = 'http://127.0.0.1:43150/cb'
+      const clientId = await newClient(stack, [redirect], { client_name: name })
+      const page = await browser.newPage()
+      try {
+        await page.setJavaScriptEnabled(false)
+        await page.setViewport({ width: 360, height: 740, isMobile: true })
+        const res = await page.goto(
+          `${stack.url}/authorize?${new URLSearchParams({
+            response_type: 'code',
+            client_id: clientId,
+            redirect_uri: redirect,
+            scope: 'mcp:read',
+            resource: stack.endpoint('github'),
+            state: 's',
+            code_challenge: createHash('sha256').update(randomBytes(32)).digest('base64url'),
+            code_challenge_method: 'S256',
+          })}`,
+        )
+        assert.equal(res?.status(), 200)
+        assert.equal(await page.$eval('h1 span', (s) => s.textContent), name)
+        const mark = await page.$$eval('p.muted', (ps) =>
+          ps
+            .filter((p) => /cannot verify/.test(p.textContent ?? ''))
+            .map((p) => {
+              const r = p.getBoundingClientRect()
+              const h = document.querySelector('h1')!.getBoundingClientRect()
+              return { top: r.top, height: r.height, below: r.top >= h.bottom, width: r.width }
+            }),
+        )
+        assert.equal(mark.length, 1, 'the unverified line')
+        assert.ok(mark[0]!.below && mark[0]!.height > 0 && mark[0]!.top < 740, JSON.stringify(mark))
+      } finally {
+        await page.close()
+      }
+    })
+  }
 })
