@@ -1,5 +1,7 @@
 // Review stop 64 (an outsider's attack on authorize61's sign-in guard and review63's changes).
 // Findings are marked in the test's name with their rating. What held, kept here:
+// - an issuer with a path: its authorization requests with and without the path, origin- or
+//   absolute-form, count against one address;
 // - Retry-After at a window's edges: 60 at its first millisecond, 1 at its last, never 0;
 // - look-alike (Cyrillic, Greek), emoji-sequence and right-to-left names on the consent page, in
 //   Chromium: the name shows as written and the "cannot verify" line is on screen below it.
@@ -15,6 +17,7 @@ import { authorizeUrl, authParams, newClient, pkce } from '../helpers/broker-raw
 import { startAccountStack } from '../helpers/account.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
 import { launchBrowser, NO_BROWSER } from '../helpers/browser.js'
+import { freePort } from '../helpers/ports.js'
 import { rawHttp } from '../helpers/raw-http.js'
 import { recordingStore } from '../helpers/recording-store.js'
 
@@ -180,4 +183,55 @@ describe("stop64: names that look like another client's on the consent page, in 
       }
     })
   }
+})
+
+describe('stop64: an issuer with a path', () => {
+  const PER_ADDRESS = 4
+  let stack: BrokerStack
+  let port: number
+  let clientId: string
+  before(async () => {
+    port = await freePort()
+    stack = await startBrokerStack({
+      port,
+      broker: { signIn: { perAddressPerMinute: PER_ADDRESS } },
+      config: { publicUrl: `http://127.0.0.1:${port}/edge` },
+      start: { signInClock: clock },
+    })
+    clientId = await newClient(stack, [REDIRECT])
+  })
+  after(() => stack?.close())
+
+  it('held (the absolute forms since b7bf911): /edge/authorize, /authorize and the absolute form of each count against one address; oidc-provider answers each', async () => {
+    const query = () =>
+      new URL(
+        authorizeUrl(
+          front,
+          authParams(front, { clientId, redirectUri: REDIRECT, challenge: pkce().challenge }),
+        ),
+      ).search
+    const host = `127.0.0.1:${port}`
+    const publicUrl = `http://${host}/edge`
+    const front = { url: publicUrl, endpoint: (server: string) => `${publicUrl}/mcp/${server}` }
+    const targets = [
+      (q: string) => `/edge/authorize${q}`,
+      (q: string) => `/authorize${q}`,
+      (q: string) => `http://${host}/edge/authorize${q}`,
+      (q: string) => `http://${host}/authorize${q}`,
+    ]
+    const before = (await stack.store.keys('oidc:Interaction:')).length
+    const statuses: number[] = []
+    for (let i = 0; i < 2 * PER_ADDRESS; i++) {
+      const line = targets[i % targets.length]!(query())
+      statuses.push(
+        (await rawHttp(port, `GET ${line} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`))
+          .status,
+      )
+    }
+    assert.deepEqual(statuses, [
+      ...Array<number>(PER_ADDRESS).fill(303),
+      ...Array<number>(PER_ADDRESS).fill(429),
+    ])
+    assert.equal((await stack.store.keys('oidc:Interaction:')).length - before, PER_ADDRESS)
+  })
 })
