@@ -8,10 +8,14 @@
 // Open (todo, a design choice for the lead): the bound in all is spent by perMinute /
 // perAddressPerMinute buckets (34 by default); one home IPv6 delegation (a /56 is 256 /64s)
 // holds that many, so one person can refuse everyone's sign-in for as long as they keep at it.
+// Open (todo): registrations' per-address counters have no bound in all (the same growth as
+// the sign-in counters before this stop): registrations oidc-provider then refuses (bad
+// metadata) add no client, so the client cap never stops them.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import type { Browser } from 'puppeteer-core'
+import { admitRegistration } from '../../gateway/broker/registration-guard.js'
 import { admitSignIn } from '../../gateway/broker/sign-in-guard.js'
 import { authorizeUrl, authParams, newClient, pkce } from '../helpers/broker-raw.js'
 import { startAccountStack } from '../helpers/account.js'
@@ -93,6 +97,28 @@ describe('stop64: the sign-in counts themselves', () => {
     // 50 addresses admitted and the count in all; the refused ones stored nothing.
     assert.equal(counters.length, 51, `${counters.length} counters`)
     // The store has room for everyone else (without it the 1000th address filled it: full, 503).
+    await store.set('someone:else', 'x', { ttlMs: 60_000 })
+  })
+})
+
+describe('stop64: registration counters', () => {
+  it('open: 2000 addresses (IPv6 /64s of one /48) registering once each fill a store of 1000 keys with counters', {
+    todo: 'a bound in all on registrations (a new limit), read before an address counter is made, as the sign-in guard does',
+  }, async () => {
+    const store = recordingStore({ maxKeys: 1000 })
+    const o = {
+      store,
+      maxBodyBytes: 8192,
+      maxClients: 10_000,
+      perAddressPerMinute: 20,
+      retryAfterWhenFull: 60,
+      peer: () => undefined,
+      now: clock,
+    }
+    const headers = { contentLength: '100', transferEncoding: undefined }
+    for (let i = 0; i < 2000; i++)
+      await admitRegistration(o, headers, `2001:db8:9:${i.toString(16)}::1`).catch(() => {})
+    // Room left for the grants and sign-ins of everyone else.
     await store.set('someone:else', 'x', { ttlMs: 60_000 })
   })
 })
