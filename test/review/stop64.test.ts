@@ -12,7 +12,6 @@
 // the sign-in counters before this stop): registrations oidc-provider then refuses (bad
 // metadata) add no client, so the client cap never stops them.
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import type { Browser } from 'puppeteer-core'
 import { admitRegistration } from '../../gateway/broker/registration-guard.js'
@@ -179,17 +178,9 @@ describe("stop64: names that look like another client's on the consent page, in 
       try {
         await page.setJavaScriptEnabled(false)
         await page.setViewport({ width: 360, height: 740, isMobile: true })
+        const params = { clientId, redirectUri: redirect, server: 'github' }
         const res = await page.goto(
-          `${stack.url}/authorize?${new URLSearchParams({
-            response_type: 'code',
-            client_id: clientId,
-            redirect_uri: redirect,
-            scope: 'mcp:read',
-            resource: stack.endpoint('github'),
-            state: 's',
-            code_challenge: createHash('sha256').update(randomBytes(32)).digest('base64url'),
-            code_challenge_method: 'S256',
-          })}`,
+          authorizeUrl(stack, authParams(stack, { ...params, challenge: pkce().challenge })),
         )
         assert.equal(res?.status(), 200)
         assert.equal(await page.$eval('h1 span', (s) => s.textContent), name)
