@@ -26,7 +26,8 @@ export const PROVIDER_PATHS = [
  * token-resource.ts) wait for a body with no bound of their own but Node's requestTimeout (300 s),
  * so a client that declared a /token, /register or /revoke body and stalled held the socket.
  * An authorization request (it stores an Interaction) goes through `admitSignIn` first, matched
- * as oidc-provider's router matches it, so no spelling of the path escapes the count.
+ * as oidc-provider's router matches it, so no spelling of the path escapes the count; oidc-provider
+ * gets the target as parsed (no fragment, origin-form), the one that was matched.
  */
 export function mountProvider(
   app: Hono,
@@ -44,7 +45,10 @@ export function mountProvider(
       incoming: IncomingMessage & { originalUrl?: string }
       outgoing: ServerResponse
     }
-    const path = incoming.url ?? '/'
+    // The target as parsed (Hono's URL): a fragment or an absolute-form target is read as its
+    // path by koa's parser, so the raw one escaped the authorization request's match.
+    const parsed = new URL(c.req.url)
+    const path = `${parsed.pathname}${parsed.search}`
     const stripped = base !== '' && path.startsWith(`${base}/`) ? path.slice(base.length) : path
     if (
       admitSignIn !== undefined &&

@@ -50,10 +50,15 @@ export async function admitSignIn(
   const window = Math.floor(now / SIGN_IN_WINDOW_MS)
   const retryAfterS = Math.ceil(((window + 1) * SIGN_IN_WINDOW_MS - now) / 1000)
   const bucket = addressBucket(peer ?? 'unknown')
+  const allKey = `broker:sign-in:*:${window}`
+  // Read before the address's count is made: past the bound in all, a new address stores no
+  // counter either, so many addresses (an IPv6 /48 is 65,536 of them) cannot fill the store with
+  // counters; a window holds at most about perMinute of them.
+  if (Number((await o.store.get(allKey)) ?? 0) >= o.perMinute) return { bound: 'all', retryAfterS }
   const mine = await o.store.incr(`broker:sign-in:${bucket}:${window}`, SIGN_IN_WINDOW_MS)
   if (mine > o.perAddressPerMinute) return { bound: 'address', retryAfterS }
   // After the address's own bound: one address hammering spends its share, not everyone's.
-  const all = await o.store.incr(`broker:sign-in:*:${window}`, SIGN_IN_WINDOW_MS)
+  const all = await o.store.incr(allKey, SIGN_IN_WINDOW_MS)
   if (all > o.perMinute) return { bound: 'all', retryAfterS }
   return undefined
 }
