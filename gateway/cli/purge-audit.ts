@@ -5,7 +5,7 @@ import { closeSync, constants as fsConstants, openSync, readFileSync, writeSync 
 import { userInfo } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { GatewayConfig } from '../config/schema.js'
-import { createAuditLog } from '../observability/audit.js'
+import { createAuditLog, cut } from '../observability/audit.js'
 import { createLogger } from '../observability/logger.js'
 import { shown } from './shown.js'
 
@@ -86,6 +86,8 @@ export function openPurgeAudit(config: GatewayConfig): PurgeAudit {
     undefined,
     config.log.auditFieldMax,
   )
+  const fieldMax = config.log.auditFieldMax
+  const most = config.credentials.secretsPerUser
   const line = async (r: PurgeRecord): Promise<string | undefined> => {
     made = ''
     audit.record({
@@ -97,7 +99,7 @@ export function openPurgeAudit(config: GatewayConfig): PurgeAudit {
       decision: r.began ? 'allow' : 'deny',
       rule: 'operator command',
       outcome: r.outcome,
-      names: r.names,
+      names: cutNames(r.names, most, fieldMax),
       signedOut: r.signedOut,
       operator: operator(),
     })
@@ -125,6 +127,17 @@ export function openPurgeAudit(config: GatewayConfig): PurgeAudit {
       return failed
     },
   }
+}
+
+/**
+ * A purge's names as its audit line holds them: a store writer may plant any number, each as
+ * long as the store takes, so each is cut at `log.auditFieldMax` as the gateway cuts its own
+ * fields, and the list after as many as a user may hold (`secretsPerUser`), the rest counted.
+ */
+export function cutNames(names: string[], most: number, fieldMax: number): string[] {
+  const kept = names.slice(0, most).map((n) => cut(n, fieldMax))
+  if (names.length > most) kept.push(`…[${names.length - most} more names]`)
+  return kept
 }
 
 /**

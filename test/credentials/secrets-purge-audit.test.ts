@@ -462,6 +462,28 @@ describe('the audit line of mcp-edge secrets purge (real Redis, the built CLI)',
     }
   })
 
+  it('purgeops61: names a store writer planted, any number, any length: each cut at log.auditFieldMax, the list after secretsPerUser, the rest counted', async () => {
+    const user = secrets.userKey(alice)
+    const planted = ['a', 'b', 'c', 'd'].map((c) => `z${c}`.padEnd(100_000, c))
+    for (const name of planted) await store.set(`secrets:${user}:${name}`, 'not sealed')
+    const from = written().length
+    const r = await purge(
+      configFile({ audit: auditFile, auditFieldMax: 64 }, { credentials: { secretsPerUser: 3 } }),
+    )
+    assert.equal(r.code, 0, r.stderr)
+    const text = written(from)
+    const [line, ...more] = lines(text)
+    assert.deepEqual(more, [])
+    assert.deepEqual(line!.names, [
+      'github_token',
+      'jira',
+      `${planted[0]!.slice(0, 64)}…[${100_000 - 64} more characters]`,
+      '…[3 more names]',
+    ])
+    assert.ok(text.length < 2048, `${text.length} characters`)
+    assert.deepEqual(await store.keysWithPrefix(`secrets:${user}`), [])
+  })
+
   /** A folder `nobody` can reach (the suite's own is root's: it may pass through it). */
   const homeFolder = (whose: string) => {
     chmodSync(dir, 0o711)
