@@ -1,11 +1,11 @@
 // The audit line of an operator's `mcp-edge secrets purge`: written where the gateway writes its
 // own (`log.audit`), so the trail shows who deleted a user's secrets and signed them out, and
 // which; a purge refused or failed says so too. Never a value: names, as the command prints them.
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs'
+import { closeSync, constants as fsConstants, openSync, readFileSync, writeSync } from 'node:fs'
 import { userInfo } from 'node:os'
-import { dirname } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { GatewayConfig } from '../config/schema.js'
-import { createAuditLog } from '../observability/audit.js'
+import { createAuditLog, cut } from '../observability/audit.js'
 import { createLogger } from '../observability/logger.js'
 import { shown } from './shown.js'
 
@@ -32,33 +32,64 @@ export interface PurgeAudit {
   write(r: PurgeRecord): Promise<string | undefined>
 }
 
+/** How the purge opens an audit file: appended, never made, never waited on. */
+const FILE_FLAGS =
+  fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY
+
+/** Between attempts to write to a reader that takes nothing now (a full pipe). */
+const WRITE_POLL_MS = 10
+
 /**
- * Opens the audit destination of `config`. With `log.auditOnFailure: refuse` an audit file is
- * opened for appending first, and takes a line before deleting ({@link PurgeAudit.ahead}): what
- * cannot be audited is not done, as the gateway refuses what it cannot audit, so a purge
- * refuses before it deletes anything.
+ * Opens the audit destination of `config`. An audit file is the gateway's: the purge appends to
+ * the one there and never makes it nor its folder (run as root, one it made would be root's,
+ * and the gateway, not root, could not open it again: with `refuse` it would refuse every
+ * request). It opens it non-blocking (a FIFO no one reads fails at once, ENXIO) and gives up a
+ * line its reader takes nothing of for `log.exitWait`, as the gateway does its last lines at
+ * exit: the gateway's own sink accepts what it does today (a FIFO to a log shipper, a device).
+ * With `log.auditOnFailure: refuse` the file is opened first and takes a line before deleting
+ * ({@link PurgeAudit.ahead}): what cannot be audited is not done, as the gateway refuses what it
+ * cannot audit, so a purge refuses before it deletes anything.
  * @throws Error naming the file and the error code, when refused
  */
 export function openPurgeAudit(config: GatewayConfig): PurgeAudit {
   const target = config.log.audit
-  const refuse =
-    config.log.auditOnFailure === 'refuse' && !['off', 'stdout', 'stderr'].includes(target)
+  const file = !['off', 'stdout', 'stderr'].includes(target)
+  const refuse = config.log.auditOnFailure === 'refuse' && file
   const unwritable = (code: string) =>
     new Error(
       `the audit log ${shown(target)} cannot be written (${code}) and log.auditOnFailure is refuse: nothing was deleted`,
     )
-  if (refuse) {
+  let fd: number | undefined
+  let problem: string | undefined
+  if (file) {
     try {
-      mkdirSync(dirname(target), { recursive: true })
-      closeSync(openSync(target, 'a'))
+      fd = openSync(target, FILE_FLAGS)
     } catch (err) {
-      throw unwritable((err as NodeJS.ErrnoException).code ?? 'error')
+      const code = (err as NodeJS.ErrnoException).code ?? 'error'
+      problem =
+        code === 'ENOENT'
+          ? 'ENOENT: there is no such file, and the purge never makes it: the gateway does'
+          : code === 'ENXIO'
+            ? 'ENXIO: a FIFO no one reads'
+            : code
     }
+    if (refuse && problem !== undefined) throw unwritable(problem)
   }
-  // JSON whatever log.format says: the line is for the audit trail, not a terminal.
+  // JSON whatever log.format says: the line is for the audit trail, not a terminal. A file's
+  // line is made as the gateway makes it, and written here (writeWithin).
   const main = createLogger({ ...config.log, level: 'silent', format: 'json' })
-  const audit = createAuditLog(target, main, undefined, undefined, config.log.auditFieldMax)
-  const line = async (r: PurgeRecord) => {
+  let made = ''
+  const audit = createAuditLog(
+    target,
+    main,
+    file ? { write: (l: string) => void (made = l) } : undefined,
+    undefined,
+    config.log.auditFieldMax,
+  )
+  const fieldMax = config.log.auditFieldMax
+  const most = config.credentials.secretsPerUser
+  const line = async (r: PurgeRecord): Promise<string | undefined> => {
+    made = ''
     audit.record({
       sub: r.owner.sub,
       iss: r.owner.iss,
@@ -68,12 +99,18 @@ export function openPurgeAudit(config: GatewayConfig): PurgeAudit {
       decision: r.began ? 'allow' : 'deny',
       rule: 'operator command',
       outcome: r.outcome,
-      names: r.names,
+      names: cutNames(r.names, most, fieldMax),
       signedOut: r.signedOut,
       operator: operator(),
     })
-    await audit.flush()
-    return audit.failing?.()?.code
+    if (!file) {
+      await audit.flush()
+      return audit.failing?.()?.code
+    }
+    if (fd === undefined) return problem
+    // An event that could not be made into a line (audit.ts's neverThrows) is not in the trail.
+    if (made === '') return 'no line made'
+    return writeWithin(fd, made, config.log.exitWait)
   }
   return {
     // A file that opens may still take no line (a full disk, a quota, /dev/full): only a line
@@ -85,9 +122,49 @@ export function openPurgeAudit(config: GatewayConfig): PurgeAudit {
     async write(r) {
       const failed = await line(r)
       audit.close?.()
+      if (fd !== undefined) closeSync(fd)
+      fd = undefined
       return failed
     },
   }
+}
+
+/**
+ * A purge's names as its audit line holds them: a store writer may plant any number, each as
+ * long as the store takes, so each is cut at `log.auditFieldMax` as the gateway cuts its own
+ * fields, and the list after as many as a user may hold (`secretsPerUser`), the rest counted.
+ */
+export function cutNames(names: string[], most: number, fieldMax: number): string[] {
+  const kept = names.slice(0, most).map((n) => cut(n, fieldMax))
+  if (names.length > most) kept.push(`…[${names.length - most} more names]`)
+  return kept
+}
+
+/**
+ * Writes `text` to the non-blocking `fd`, waiting while its reader takes nothing (EAGAIN) for
+ * at most `wait` ms since it last took some; resolves why it was not all written, if not.
+ */
+async function writeWithin(
+  fd: number,
+  text: string,
+  wait: number,
+  now: () => number = Date.now,
+): Promise<string | undefined> {
+  const bytes = Buffer.from(text)
+  let at = 0
+  let took = now()
+  while (at < bytes.length) {
+    try {
+      at += writeSync(fd, bytes, at)
+      took = now()
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error'
+      if (code !== 'EAGAIN') return code
+      if (now() - took >= wait) return `EAGAIN: its reader took nothing for log.exitWait ${wait} ms`
+      await sleep(WRITE_POLL_MS)
+    }
+  }
+  return undefined
 }
 
 /**

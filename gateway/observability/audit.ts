@@ -176,7 +176,7 @@ function sameMs(time: () => string): () => string {
 }
 
 /** `text` cut at `max` characters (never inside a surrogate pair), the rest counted. */
-function cut(text: string, max: number): string {
+export function cut(text: string, max: number): string {
   if (text.length <= max) return text
   const end = /[\uD800-\uDBFF]/.test(text[max - 1]!) ? max - 1 : max
   return `${text.slice(0, end)}…[${text.length - end} more characters]`

@@ -5,19 +5,40 @@
 // the purge before it deletes anything; with `continue` the purge is done and says the line is
 // missing. The built CLI against a real Redis. (Refusals' lines: secrets-purge.test.ts.)
 import assert from 'node:assert/strict'
+import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import { tmpdir, userInfo } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { after, before, beforeEach, describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { initBody } from '../checklist/open-session.js'
 import { operator } from '../../gateway/cli/purge-audit.js'
 import { shown } from '../../gateway/cli/shown.js'
 import { UserSecrets, type SecretOwner } from '../../gateway/credentials/secrets.js'
 import { markKeys } from '../../gateway/store/key-check.js'
 import { createSealer } from '../../gateway/store/sealed.js'
 import type { Store } from '../../gateway/store/store.js'
-import { runCli } from '../helpers/cli-run.js'
+import { CLI_MAIN, runCli } from '../helpers/cli-run.js'
+import { postMcp } from '../helpers/post-mcp.js'
 import { NO_REDIS, redisStoreAt, startRedis, type RedisServer } from '../helpers/redis.js'
+import { SERVERS_DIR } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 // A suite run through sudo inherits SUDO_USER and SUDO_UID: the cases that need them set them.
 delete process.env.SUDO_USER
@@ -28,6 +49,13 @@ const alice: SecretOwner = { iss: ISS, sub: 'alice' }
 const PREFIX = 'purge-audit:'
 const REDIS_ENV = 'MCP_EDGE_TEST_PURGE_AUDIT_REDIS'
 const VALUES = ['ghp_alice-secret-value', 'jira-alice-secret-value']
+const POLICIES = fileURLToPath(new URL('../../../policies/', import.meta.url))
+/** The gateway's user in the cases run as root: not root, owning the audit file's folder. */
+const NOBODY = 65534
+const IS_ROOT = process.getuid?.() === 0
+/** What the purge says of an audit file that is not there. */
+const NONE = 'ENOENT: there is no such file, and the purge never makes it: the gateway does'
+const NO_READER = 'ENXIO: a FIFO no one reads'
 
 describe('the audit line of mcp-edge secrets purge (real Redis, the built CLI)', {
   skip: NO_REDIS,
@@ -36,16 +64,23 @@ describe('the audit line of mcp-edge secrets purge (real Redis, the built CLI)',
   const key = randomBytes(32)
   const keysFile = join(dir, 'keys.json')
   writeFileSync(keysFile, JSON.stringify({ k1: key.toString('base64url') }), { mode: 0o600 })
+  // The gateway's audit file, as the gateway made it: the purge appends only to one there.
   const auditFile = join(dir, 'audit.log')
+  writeFileSync(auditFile, '')
   let configs = 0
-  /** The gateway's config with `log` as given, as a file (JSON is YAML). */
-  const configFile = (log: Record<string, unknown> = { audit: auditFile }) => {
+  /** The gateway's config with `log` (and `more`) as given, as a file (JSON is YAML). */
+  const configFile = (
+    log: Record<string, unknown> = { audit: auditFile },
+    more: Record<string, unknown> = {},
+    keys = keysFile,
+  ) => {
     const path = join(dir, `gateway-${++configs}.yaml`)
     const config = {
       store: { kind: 'redis', url: { env: REDIS_ENV }, keyPrefix: PREFIX, connectTimeout: 500 },
-      secrets: { keys: { file: keysFile }, active: 'k1' },
+      secrets: { keys: { file: keys }, active: 'k1' },
       servers: { vault: { command: process.execPath } },
       log,
+      ...more,
     }
     writeFileSync(path, JSON.stringify(config))
     return path
@@ -191,8 +226,8 @@ describe('the audit line of mcp-edge secrets purge (real Redis, the built CLI)',
     writeFileSync(b, '')
     return [
       { path: a, code: 'EISDIR' },
-      // Its folder made first, as the gateway makes it: mkdir finds a file there.
-      { path: join(b, 'audit.log'), code: 'EEXIST' },
+      // A folder that is a file: the purge makes no folder (the gateway does).
+      { path: join(b, 'audit.log'), code: 'ENOTDIR' },
     ]
   }
 
@@ -266,6 +301,7 @@ describe('the audit line of mcp-edge secrets purge (real Redis, the built CLI)',
 
   it('refuse and a writable file: a line before deleting (deleting), then the outcome', async () => {
     const audit = join(dir, 'refuse.log')
+    writeFileSync(audit, '')
     const r = await purge(configFile({ audit, auditOnFailure: 'refuse' }))
     assert.equal(r.code, 0, r.stderr)
     const got = readFileSync(audit, 'utf8')
@@ -313,5 +349,243 @@ describe('the audit line of mcp-edge secrets purge (real Redis, the built CLI)',
       ],
     ]
     for (const [what, o, expected] of cases) assert.equal(operator(o), expected, what)
+  })
+  /** The secrets beforeEach set are all still there: nothing was deleted. */
+  const untouched = async () => {
+    assert.equal(await secrets.value(alice, 'github_token'), VALUES[0])
+    assert.equal(await secrets.value(alice, 'jira'), VALUES[1])
+  }
+  const refusedFor = (path: string, code: string) =>
+    `mcp-edge secrets purge: the audit log ${path} cannot be written (${code}) and log.auditOnFailure is refuse: nothing was deleted\n`
+  const missingFor = (path: string, code: string) =>
+    `mcp-edge secrets purge: the audit line could not be written (${code}): this run is not in the audit log ${path}\n`
+  const fifo = () => {
+    const path = join(dir, `fifo-${++configs}`)
+    execFileSync('mkfifo', [path])
+    return path
+  }
+
+  it('purgeops61: refuse and an audit path the purge cannot append to: exit 1 at once (never waits on a FIFO), nothing deleted, nothing made', async () => {
+    const link = (to: string) => {
+      const path = join(dir, `link-${++configs}`)
+      symlinkSync(to, path)
+      return path
+    }
+    const noFolder = join(dir, `no-folder-${++configs}`, 'audit.log')
+    const nothing = join(dir, `nothing-${++configs}`)
+    const cases = [
+      ...unwritable(),
+      { path: fifo(), code: NO_READER },
+      { path: link(fifo()), code: NO_READER },
+      { path: noFolder, code: NONE },
+      { path: link(nothing), code: NONE },
+      // Opens, takes no line: the refusal's own line is missing too, and said so.
+      ...(existsSync('/dev/full')
+        ? [{ path: link('/dev/full'), code: 'ENOSPC', wrote: true }]
+        : []),
+    ]
+    for (const { path, code, wrote } of cases as { path: string; code: string; wrote?: true }[]) {
+      const r = await purge(configFile({ audit: path, auditOnFailure: 'refuse' }))
+      const said = refusedFor(path, code) + (wrote ? missingFor(path, code) : '')
+      assert.deepEqual([r.code, r.stdout, r.stderr], [1, '', said])
+      await untouched()
+    }
+    // Neither the missing folder nor the file a dangling link names was made.
+    assert.equal(existsSync(dirname(noFolder)), false)
+    assert.equal(existsSync(nothing), false)
+  })
+
+  it('purgeops61: continue and a FIFO no one reads, or no file: the purge is done at once and says its line is missing', async () => {
+    for (const [path, code] of [
+      [fifo(), NO_READER],
+      [join(dir, `no-folder-${++configs}`, 'audit.log'), NONE],
+    ] as const) {
+      await secrets.set(alice, 'jira', VALUES[1]!)
+      const r = await purge(configFile({ audit: path }))
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.stderr, missingFor(path, code))
+      assert.deepEqual(await secrets.list(alice), [])
+    }
+  })
+
+  it('purgeops61: a FIFO a log shipper reads takes the lines; one whose reader takes nothing is given up after log.exitWait', async () => {
+    const path = fifo()
+    const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+    /** What the FIFO holds now, read out. */
+    const drain = () => {
+      const buf = Buffer.alloc(65536)
+      let text = ''
+      for (;;) {
+        try {
+          const n = readSync(reader, buf)
+          if (n === 0) return text
+          text += buf.subarray(0, n).toString()
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return text
+          throw err
+        }
+      }
+    }
+    try {
+      const r = await purge(configFile({ audit: path, auditOnFailure: 'refuse' }))
+      assert.equal(r.code, 0, r.stderr)
+      assert.deepEqual(
+        lines(drain()).map((l) => [l.outcome, l.names]),
+        [
+          ['deleting', []],
+          ['purged 2 secrets', ['github_token', 'jira']],
+        ],
+      )
+      // The pipe filled by another writer: its reader takes nothing more.
+      const filler = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK)
+      assert.throws(() => {
+        for (;;) writeSync(filler, Buffer.alloc(65536, 'x'))
+      }, /EAGAIN/)
+      closeSync(filler)
+      await secrets.set(alice, 'github_token', VALUES[0]!)
+      await secrets.set(alice, 'jira', VALUES[1]!)
+      const refused = await purge(
+        configFile({ audit: path, auditOnFailure: 'refuse', exitWait: 0 }),
+      )
+      const gaveUp = 'EAGAIN: its reader took nothing for log.exitWait'
+      const given = `${gaveUp} 0 ms`
+      assert.deepEqual(
+        [refused.code, refused.stderr],
+        [1, refusedFor(path, given) + missingFor(path, given)],
+      )
+      await untouched()
+      const done = await purge(configFile({ audit: path, exitWait: 30 }))
+      assert.deepEqual([done.code, done.stderr], [0, missingFor(path, `${gaveUp} 30 ms`)])
+      assert.deepEqual(await secrets.list(alice), [])
+    } finally {
+      closeSync(reader)
+    }
+  })
+
+  it('purgeops61: names a store writer planted, any number, any length: each cut at log.auditFieldMax, the list after secretsPerUser, the rest counted', async () => {
+    const user = secrets.userKey(alice)
+    const planted = ['a', 'b', 'c', 'd'].map((c) => `z${c}`.padEnd(100_000, c))
+    for (const name of planted) await store.set(`secrets:${user}:${name}`, 'not sealed')
+    const from = written().length
+    const r = await purge(
+      configFile({ audit: auditFile, auditFieldMax: 64 }, { credentials: { secretsPerUser: 3 } }),
+    )
+    assert.equal(r.code, 0, r.stderr)
+    const text = written(from)
+    const [line, ...more] = lines(text)
+    assert.deepEqual(more, [])
+    assert.deepEqual(line!.names, [
+      'github_token',
+      'jira',
+      `${planted[0]!.slice(0, 64)}…[${100_000 - 64} more characters]`,
+      '…[3 more names]',
+    ])
+    assert.ok(text.length < 2048, `${text.length} characters`)
+    assert.deepEqual(await store.keysWithPrefix(`secrets:${user}`), [])
+  })
+
+  /** A folder `nobody` can reach (the suite's own is root's: it may pass through it). */
+  const homeFolder = (whose: string) => {
+    chmodSync(dir, 0o711)
+    const home = join(dir, `${whose}-home-${++configs}`)
+    mkdirSync(home, { mode: 0o755 })
+    return home
+  }
+
+  /**
+   * The gateway itself, as `nobody`, auditing to `audit` with refuse: resolves the answer to one
+   * initialize (audited), and stops it.
+   */
+  async function gatewayAsNobody(home: string, audit: string) {
+    const config = join(home, 'gateway.yaml')
+    writeFileSync(
+      config,
+      JSON.stringify({
+        listen: { port: 0 },
+        servers: { echo: { command: process.execPath, args: [join(SERVERS_DIR, 'echo.js')] } },
+        policies: POLICIES,
+        log: { audit, auditOnFailure: 'refuse' },
+      }),
+    )
+    const gateway = spawn(
+      process.execPath,
+      [CLI_MAIN, 'serve', '--config', config, '--insecure-no-auth'],
+      {
+        uid: NOBODY,
+        gid: NOBODY,
+        cwd: home,
+        env: { ...process.env, HOME: home },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    const exited = new Promise((r) => gateway.on('exit', r))
+    try {
+      let out = ''
+      gateway.stdout.on('data', (d) => (out += d))
+      gateway.stderr.on('data', (d) => (out += d))
+      const url = await waitFor(
+        () => {
+          assert.equal(gateway.exitCode, null, `the gateway exited: ${out}`)
+          for (const l of out.split('\n'))
+            if (l.includes('"msg":"listening"')) return (JSON.parse(l) as { url: string }).url
+          return undefined
+        },
+        () => `the gateway listening: ${out}`,
+      )
+      return await postMcp(`${url}/mcp/echo`, initBody())
+    } finally {
+      gateway.kill('SIGTERM')
+      await exited
+    }
+  }
+
+  it('purgeops61: run as root while the audit file is missing (just rotated) in the folder of the gateway (another uid): the purge makes no file, and the gateway still audits after it', {
+    skip: !IS_ROOT,
+  }, async () => {
+    const home = homeFolder('gateway')
+    chownSync(home, NOBODY, NOBODY)
+    const audit = join(home, 'audit.log')
+    const refused = await purge(configFile({ audit, auditOnFailure: 'refuse' }))
+    assert.deepEqual([refused.code, refused.stderr], [1, refusedFor(audit, NONE)])
+    await untouched()
+    const done = await purge(configFile({ audit }))
+    assert.deepEqual([done.code, done.stderr], [0, missingFor(audit, NONE)])
+    assert.deepEqual(await secrets.list(alice), [])
+    assert.equal(existsSync(audit), false)
+    // The gateway makes it, its own, and audits (with refuse it would answer 503 otherwise).
+    const init = await gatewayAsNobody(home, audit)
+    assert.equal(init.status, 200, init.text)
+    assert.equal(statSync(audit).uid, NOBODY)
+    await waitFor(() => readFileSync(audit, 'utf8').includes('"method":"initialize"'))
+    // A purge (root) then appends to the gateway's file, which stays the gateway's.
+    await secrets.set(alice, 'jira', VALUES[1]!)
+    const next = await purge(configFile({ audit, auditOnFailure: 'refuse' }))
+    assert.equal(next.code, 0, next.stderr)
+    assert.equal(statSync(audit).uid, NOBODY)
+    assert.deepEqual(
+      lines(readFileSync(audit, 'utf8'))
+        .filter((l) => l.method === 'secrets/purge')
+        .map((l) => l.outcome),
+      ['deleting', 'purged 1 secret'],
+    )
+    const again = await gatewayAsNobody(home, audit)
+    assert.equal(again.status, 200, again.text)
+  })
+
+  it('purgeops61: run as a user who may not write the audit file (read-only to them): refuse exits 1, nothing deleted', {
+    skip: !IS_ROOT,
+  }, async () => {
+    const home = homeFolder('operator')
+    const keys = join(home, 'keys.json')
+    writeFileSync(keys, readFileSync(keysFile), { mode: 0o600 })
+    chownSync(keys, NOBODY, NOBODY)
+    const audit = join(home, 'audit.log')
+    writeFileSync(audit, '', { mode: 0o644 })
+    const config = configFile({ audit, auditOnFailure: 'refuse' }, {}, keys)
+    const args = ['secrets', 'purge', '--subject', 'alice', '--issuer', ISS, '--config', config]
+    const r = await runCli(args, '', { uid: NOBODY, gid: NOBODY, cwd: home })
+    assert.deepEqual([r.code, r.stdout, r.stderr], [1, '', refusedFor(audit, 'EACCES')])
+    await untouched()
+    assert.equal(readFileSync(audit, 'utf8'), '')
   })
 })
