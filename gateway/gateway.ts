@@ -368,7 +368,7 @@ export async function startGateway(config: GatewayConfig, o: StartOptions): Prom
             resources,
             policy,
             audit,
-            log: log.child({ component: 'broker' }),
+            log,
             readSecret,
             peer: (c) => (c as Context<Vars>).get('clientIp'),
             revocations: revocations!,

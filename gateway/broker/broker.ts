@@ -65,6 +65,7 @@ export async function startBroker(o: {
   resources: Resources
   policy: PolicyStore
   audit: AuditLog
+  /** The gateway's logger: the broker binds its own component names to it. */
   log: Logger
   readSecret: (ref: SecretRef, path: string) => string
   /** The address a registration or sign-in counts against (the direct peer, or X-Forwarded-For from a trusted proxy). */
@@ -74,7 +75,10 @@ export async function startBroker(o: {
   /** Revoked grants and tokens (started before the gateway's verifier, which consults it). */
   revocations: RevocationList
 }): Promise<Broker> {
-  const { config, issuer, log } = o
+  const { config, issuer } = o
+  // Its parts log as components of their own: a child of this one would write `component` twice
+  // in one line (pino repeats bindings), which a strict JSON reader refuses (the line is lost).
+  const log = o.log.child({ component: 'broker' })
   const broker = config.auth.broker!
   const shared = config.store.kind !== 'memory'
   if (shared) requireSharedKeys(config)
@@ -83,7 +87,7 @@ export async function startBroker(o: {
   const upstream: Upstream = await createUpstream(broker.upstream, {
     redirectUri: callback,
     readSecret: o.readSecret,
-    log: log.child({ component: 'upstream' }),
+    log: o.log.child({ component: 'upstream' }),
     txTtl: broker.loginTtl,
     // A login transaction is single use on every replica.
     claimTx: (state, ttlMs) =>
@@ -129,7 +133,7 @@ export async function startBroker(o: {
     maxBytes: broker.cimd.maxBytes,
     maxConcurrent: broker.cimd.maxConcurrent,
     ca: broker.cimd.caFile ? readFileSync(broker.cimd.caFile, 'utf8') : undefined,
-    log: log.child({ component: 'cimd' }),
+    log: o.log.child({ component: 'cimd' }),
   })
   const oidc = await loadOidcModule(log)
   const provider: Provider = new oidc.Provider(

@@ -132,6 +132,11 @@ describe('a broker on plain-http loopback warns at start', () => {
         const warning = lines.filter((l) => l.msg.startsWith(WARNING))
         assert.equal(warning.length, warned ? 1 : 0, JSON.stringify(warning))
         if (warned) assert.equal(warning[0]!.level, 40)
+        // The broker's parts name their own component, once per line: pino repeats a parent's
+        // bindings, and a strict JSON reader (a log pipeline) refuses a key written twice.
+        for (const l of stack.logLines) assert.ok(l.split('"component":').length <= 2, l)
+        const components = new Set(lines.map((l) => (l as { component?: string }).component))
+        for (const c of ['broker', 'upstream']) assert.ok(components.has(c), c)
       } finally {
         await stack.close()
       }
