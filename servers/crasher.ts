@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+// crasher: a stdio MCP server to be crashed again and again (tests only), written without the
+// SDK so that each restart costs what node's own start does (the SDK-based fixture spent ~0.2 s
+// of CPU on its imports, restart after restart). Tools as the fixture names them: `pid` (its
+// process id), `crash` (exits before answering), `gate` (runs until cancelled, never
+// answering). Prompts: an empty list. CRASHER_RECORD_FILE: every message received is appended
+// there before it is handled. CRASHER_CRASH_ON=<method>: exit 4 on a message with that method.
+import { appendFileSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+
+type Id = string | number
+interface Message {
+  id?: Id
+  method?: string
+  params?: { protocolVersion?: string; name?: string }
+}
+
+const recordFile = process.env.CRASHER_RECORD_FILE
+const crashOn = process.env.CRASHER_CRASH_ON
+const send = (message: unknown): void => void process.stdout.write(`${JSON.stringify(message)}\n`)
+const TOOLS = ['pid', 'crash', 'gate'].map((name) => ({
+  name,
+  inputSchema: { type: 'object', properties: {} },
+}))
+
+function handle(m: Message): void {
+  if (typeof m !== 'object' || m === null) return
+  if (recordFile) appendFileSync(recordFile, `${JSON.stringify(m)}\n`)
+  if (crashOn !== undefined && m.method === crashOn) {
+    process.stderr.write(`crasher: crashing on ${crashOn}\n`)
+    process.exit(4)
+  }
+  // Notifications (initialized, cancelled) ask nothing of it: a cancelled gate stays unanswered.
+  if (m.id === undefined || typeof m.method !== 'string') return
+  const reply = (result: unknown) => send({ jsonrpc: '2.0', id: m.id, result })
+  switch (m.method) {
+    case 'initialize':
+      return reply({
+        protocolVersion: m.params?.protocolVersion ?? '2025-11-25',
+        capabilities: { tools: {}, prompts: {} },
+        serverInfo: { name: 'crasher', version: '1.0.0' },
+      })
+    case 'ping':
+      return reply({})
+    case 'tools/list':
+      return reply({ tools: TOOLS })
+    case 'prompts/list':
+      return reply({ prompts: [] })
+    case 'tools/call':
+      if (m.params?.name === 'pid')
+        return reply({ content: [{ type: 'text', text: `${process.pid}` }] })
+      if (m.params?.name === 'crash') {
+        process.stderr.write('crasher: crashing with exit code 1\n')
+        process.exit(1)
+      }
+      if (m.params?.name === 'gate') return
+      return send({ jsonrpc: '2.0', id: m.id, error: { code: -32602, message: 'Unknown tool' } })
+    default:
+      return send({
+        jsonrpc: '2.0',
+        id: m.id,
+        error: { code: -32601, message: `Method not found: ${m.method}` },
+      })
+  }
+}
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  let message: Message | Message[]
+  try {
+    message = JSON.parse(line)
+  } catch {
+    return
+  }
+  for (const m of Array.isArray(message) ? message : [message]) handle(m)
+})
