@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// crasher: a stdio MCP server to be crashed again and again (tests only), written without the
-// SDK so that each restart costs what node's own start does (the SDK-based fixture spent ~0.2 s
-// of CPU on its imports, restart after restart). Tools as the fixture names them: `pid` (its
-// process id), `crash` (exits before answering), `gate` (runs until cancelled, never
-// answering). Prompts: an empty list. CRASHER_RECORD_FILE: every message received is appended
-// there before it is handled. CRASHER_CRASH_ON=<method>: exit 4 on a message with that method.
+// plain: a stdio MCP server written without the SDK (tests only), for cases where what the
+// process is does not matter, only that it starts, answers, holds a call and exits: each start
+// costs what node's own does (the SDK-based fixture and echo spend ~0.2 s of CPU on their
+// imports, start after start). Tools as the fixture names them: `pid` (its process id), `crash`
+// (exits before answering), `gate` (runs until cancelled, never answering). Prompts: an empty
+// list. PLAIN_RECORD_FILE: every message received is appended there before it is handled.
+// PLAIN_CRASH_ON=<method>: exit 4 on a message with that method.
 import { appendFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 
@@ -15,8 +16,8 @@ interface Message {
   params?: { protocolVersion?: string; name?: string }
 }
 
-const recordFile = process.env.CRASHER_RECORD_FILE
-const crashOn = process.env.CRASHER_CRASH_ON
+const recordFile = process.env.PLAIN_RECORD_FILE
+const crashOn = process.env.PLAIN_CRASH_ON
 const send = (message: unknown): void => void process.stdout.write(`${JSON.stringify(message)}\n`)
 const TOOLS = ['pid', 'crash', 'gate'].map((name) => ({
   name,
@@ -27,7 +28,7 @@ function handle(m: Message): void {
   if (typeof m !== 'object' || m === null) return
   if (recordFile) appendFileSync(recordFile, `${JSON.stringify(m)}\n`)
   if (crashOn !== undefined && m.method === crashOn) {
-    process.stderr.write(`crasher: crashing on ${crashOn}\n`)
+    process.stderr.write(`plain: crashing on ${crashOn}\n`)
     process.exit(4)
   }
   // Notifications (initialized, cancelled) ask nothing of it: a cancelled gate stays unanswered.
@@ -38,7 +39,7 @@ function handle(m: Message): void {
       return reply({
         protocolVersion: m.params?.protocolVersion ?? '2025-11-25',
         capabilities: { tools: {}, prompts: {} },
-        serverInfo: { name: 'crasher', version: '1.0.0' },
+        serverInfo: { name: 'plain', version: '1.0.0' },
       })
     case 'ping':
       return reply({})
@@ -50,7 +51,7 @@ function handle(m: Message): void {
       if (m.params?.name === 'pid')
         return reply({ content: [{ type: 'text', text: `${process.pid}` }] })
       if (m.params?.name === 'crash') {
-        process.stderr.write('crasher: crashing with exit code 1\n')
+        process.stderr.write('plain: crashing with exit code 1\n')
         process.exit(1)
       }
       if (m.params?.name === 'gate') return
