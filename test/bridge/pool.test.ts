@@ -17,13 +17,17 @@ import { gone, pidsIn } from '../helpers/pids.js'
 import { SERVERS_DIR } from '../helpers/stack.js'
 import { reaped, waitFor } from '../helpers/wait-for.js'
 
-const ECHO = join(SERVERS_DIR, 'echo.js')
+/**
+ * The server without the SDK: the pool's cases ask of their ~60 warm processes only that they
+ * start and answer its ping, and the SDK's imports cost each ~0.2 s of CPU.
+ */
+const PLAIN = join(SERVERS_DIR, 'plain.js')
 
 /** A server's config as the schema fills it in, with this `pool`. */
 function server(pool: Record<string, unknown>): ServerConfig {
   return configSchema.parse({
     // Demand warming is opt-in (burst 0 by default): on here unless a case says otherwise.
-    servers: { echo: { command: process.execPath, args: [ECHO], pool: { burst: 8, ...pool } } },
+    servers: { echo: { command: process.execPath, args: [PLAIN], pool: { burst: 8, ...pool } } },
   }).servers.echo!
 }
 

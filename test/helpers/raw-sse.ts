@@ -19,6 +19,9 @@ export class RawSse {
   private head = true
   private ended = false
   private check: () => void = () => {}
+  /** The messages of `events` before `parsedUpTo`, parsed (see {@link messages}). */
+  private readonly parsed: Record<string, any>[] = []
+  private parsedUpTo = 0
 
   private constructor(private readonly socket: Socket) {
     socket.setEncoding('utf8')
@@ -95,11 +98,17 @@ export class RawSse {
     this.socket.destroy()
   }
 
-  /** The JSON-RPC messages among the events read. */
+  /**
+   * The JSON-RPC messages among the events read. Each event is parsed once: a test waits with
+   * `until(() => s.messages()...)`, asked again at every chunk of a flood of thousands.
+   */
   messages(): Record<string, any>[] {
-    return this.events
-      .filter((e) => e.data !== '' && (e.event === undefined || e.event === 'message'))
-      .map((e) => JSON.parse(e.data))
+    for (; this.parsedUpTo < this.events.length; this.parsedUpTo++) {
+      const e = this.events[this.parsedUpTo]!
+      if (e.data !== '' && (e.event === undefined || e.event === 'message'))
+        this.parsed.push(JSON.parse(e.data))
+    }
+    return [...this.parsed]
   }
 
   private onData(text: string): void {

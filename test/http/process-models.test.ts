@@ -21,11 +21,15 @@ const SHARED_CALLS = join(mkdtempSync(join(tmpdir(), 'mcp-edge-shared-')), 'call
 const sharedGot = (text: string) =>
   existsSync(SHARED_CALLS) && readFileSync(SHARED_CALLS, 'utf8').includes(text)
 const fixture = join(SERVERS_DIR, 'fixture.js')
-const echo = join(SERVERS_DIR, 'echo.js')
+/**
+ * Where a case needs of the process only that it starts, answers and ends (pools, limits,
+ * reaping): the server without the SDK, whose imports cost each of their ~20 starts ~0.2 s of CPU.
+ */
+const plain = join(SERVERS_DIR, 'plain.js')
 const SERVERS = {
-  pooled: { command: node, args: [fixture], pool: { min: 2, max: 4 } },
-  limited: { command: node, args: [echo], maxSessions: 2, maxSessionsPerSubject: 1 },
-  sleepy: { command: node, args: [echo], idleTimeout: 300 },
+  pooled: { command: node, args: [plain], pool: { min: 2, max: 4 } },
+  limited: { command: node, args: [plain], maxSessions: 2, maxSessionsPerSubject: 1 },
+  sleepy: { command: node, args: [plain], idleTimeout: 300 },
   identity: {
     command: node,
     args: [fixture],

@@ -2,8 +2,8 @@
 // each exit is charged to the subjects with requests in flight on it (divided among them), a
 // subject charged limits.sharedCrashesPerSubject times in the window is refused (429, -32029,
 // Retry-After) on that server while everyone else goes on, and the restart delay keeps doubling
-// until a process served respawnStableAfter. The real gateway, a real IdP, the fixture server
-// (its `crash` tool exits before answering; FIXTURE_CRASH_ON exits on another method), raw HTTP.
+// until a process served respawnStableAfter. The real gateway, a real IdP, the plain server (no SDK)
+// (its `crash` tool exits before answering; PLAIN_CRASH_ON exits on another method), raw HTTP.
 // The windows' clock is the test's: nothing sleeps, the delays are read from the log.
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -23,15 +23,19 @@ const MAX = 3
 const STABLE = 120_000
 const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-shared-crashes-'))
 writeFileSync(join(dir, 'dead-mode'), 'exit')
-/** The fixture records every message it receives in this file. */
+/** The plain server records every message it receives in this file. */
 const recordOf = (server: string) => join(dir, `${server}.jsonl`)
 /** Whether `server`'s process received a message whose JSON holds `text`. */
 const got = (server: string, text: string) =>
   existsSync(recordOf(server)) && readFileSync(recordOf(server), 'utf8').includes(text)
-/** The fixture in shared mode, restarted 10 ms after an exit, doubling up to 80 ms. */
+/**
+ * The plain server in shared mode, restarted 10 ms after an exit, doubling up to 80 ms. Not the
+ * fixture: what is under test is the gateway's count of exits, and the ~40 restarts here each
+ * paid the SDK's imports (~0.2 s of CPU) in the fixture.
+ */
 const shared = (extra: Record<string, unknown> = {}) => ({
   command: process.execPath,
-  args: [join(SERVERS_DIR, 'fixture.js')],
+  args: [join(SERVERS_DIR, 'plain.js')],
   mode: 'shared',
   respawnBackoff: 10,
   respawnBackoffMax: 80,
@@ -39,14 +43,14 @@ const shared = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 })
 const SERVERS = {
-  crashy: shared({ env: { FIXTURE_RECORD_FILE: recordOf('crashy') } }),
+  crashy: shared({ env: { PLAIN_RECORD_FILE: recordOf('crashy') } }),
   // Exits on a prompts/list, as a server might on any method it handles badly.
-  lister: shared({ env: { FIXTURE_CRASH_ON: 'prompts/list' } }),
+  lister: shared({ env: { PLAIN_CRASH_ON: 'prompts/list' } }),
   // Exits on a cancellation: the crash comes after the gateway forgot the cancelled request.
   canceller: shared({
     env: {
-      FIXTURE_CRASH_ON: 'notifications/cancelled',
-      FIXTURE_RECORD_FILE: recordOf('canceller'),
+      PLAIN_CRASH_ON: 'notifications/cancelled',
+      PLAIN_RECORD_FILE: recordOf('canceller'),
     },
   }),
   batchy: shared(),

@@ -26,18 +26,22 @@ const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-stop28-'))
 const recordOf = (server: string) => join(dir, `${server}.jsonl`)
 const got = (server: string, text: string) =>
   existsSync(recordOf(server)) && readFileSync(recordOf(server), 'utf8').includes(text)
+/**
+ * The server without the SDK in shared mode: the cases ask of it pid, gate and crash, and its
+ * ~16 starts and restarts each paid the SDK's imports (~0.2 s of CPU) in the fixture.
+ */
 const shared = (name: string) => ({
   command: process.execPath,
-  args: [join(SERVERS_DIR, 'fixture.js')],
+  args: [join(SERVERS_DIR, 'plain.js')],
   mode: 'shared',
   respawnBackoff: 10,
   respawnBackoffMax: 80,
   respawnStableAfter: 3600_000,
   requestTimeout: REQUEST_TIMEOUT,
-  env: { FIXTURE_RECORD_FILE: recordOf(name) },
+  env: { PLAIN_RECORD_FILE: recordOf(name) },
 })
-// The fixture behind a wrapper whose first start also starts a helper holding its stdout (a
-// server running a background command): when the fixture exits, its stdout stays open until
+// The plain server behind a wrapper whose first start also starts a helper holding its stdout (a
+// server running a background command): when the server exits, its stdout stays open until
 // the test ends the helper (its pid in a file). Restarts start none.
 const helperPid = join(dir, 'leaky-helper.pid')
 const wrapper = join(dir, 'leaky.mjs')
@@ -53,7 +57,7 @@ if (!existsSync(${JSON.stringify(helperPid)})) {
   helper.unref()
   writeFileSync(${JSON.stringify(helperPid)}, String(helper.pid))
 }
-await import(${JSON.stringify(join(SERVERS_DIR, 'fixture.js'))})
+await import(${JSON.stringify(join(SERVERS_DIR, 'plain.js'))})
 `,
 )
 const SERVERS = {
@@ -69,8 +73,10 @@ const SERVERS = {
   trio: { ...shared('trio'), replicas: 2 },
   stale: shared('stale'),
   recent: shared('recent'),
+  // The fixture: it answers a cancelled call, then exits (FIXTURE_ANSWER_CANCELLED_THEN_EXIT).
   racer: {
     ...shared('racer'),
+    args: [join(SERVERS_DIR, 'fixture.js')],
     env: { FIXTURE_RECORD_FILE: recordOf('racer'), FIXTURE_ANSWER_CANCELLED_THEN_EXIT: '1' },
   },
 }
