@@ -11,6 +11,7 @@
 // SIGTERM), its pid appended to the same file before anything is read: a server that started a
 // language server or a browser. Written without the SDK.
 import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { appendFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 
@@ -36,11 +37,17 @@ process.on('SIGUSR2', () => exitHolding())
 
 const helperKind = process.env.HOLDER_START_HELPER
 if (helperKind) {
+  // Named, and anything read, only once the helper is what it claims: a stubborn one ignores
+  // SIGTERM from then on. Named at spawn, a stop ladder starting at once could end it before
+  // its handler was set (a busy machine), and a test saw it gone. Its own pipe tells when; the
+  // pipe is closed after, so it holds none of the gateway's nor ours.
   const code =
     helperKind === 'stubborn'
-      ? "process.on('SIGTERM', () => {}); setTimeout(() => {}, 600000)"
-      : 'setTimeout(() => {}, 600000)'
-  const helper = spawn(process.execPath, ['-e', code], { stdio: 'ignore' })
+      ? "process.on('SIGTERM', () => {}); process.stdout.write('ready'); setTimeout(() => {}, 600000)"
+      : "process.stdout.write('ready'); setTimeout(() => {}, 600000)"
+  const helper = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'ignore'] })
+  await once(helper.stdout!, 'data')
+  helper.stdout!.destroy()
   if (process.env.HOLDER_PIDS_FILE) appendFileSync(process.env.HOLDER_PIDS_FILE, `${helper.pid}\n`)
 }
 
