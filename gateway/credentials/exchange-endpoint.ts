@@ -1,7 +1,5 @@
+import { loopbackUrl } from '../config/loopback.js'
 import { CredentialError } from './errors.js'
-
-/** Host names that never leave the machine: plain http to them carries nothing over a network. */
-const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/
 
 /**
  * The token endpoint an exchange posts to: the one configured (`auth.tokenExchange.tokenEndpoint`),
@@ -34,7 +32,7 @@ export function checkTokenEndpoint(endpoint: string): URL {
   const refuse = (why: string) =>
     new CredentialError('exchange_unavailable', `the token exchange endpoint ${why}`)
   if (url === null) throw refuse('is not an absolute URL')
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.test(url.hostname))) {
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopbackUrl(endpoint))) {
     throw refuse(
       `${url.origin} is neither https nor on this machine: ` +
         "the client secret and the user's token would cross the network in clear",

@@ -410,6 +410,20 @@ describe('TokenExchange refusals and failures', () => {
         endpoint: async () => 'http://idp.example/token',
         mentions: /neither https nor on this machine/,
       },
+      // Spellings that look like this machine and are not (config/loopback.ts, as the broker's).
+      ...[
+        'HTTP://IDP.EXAMPLE/token',
+        'http://localhost.evil.example/token',
+        'http://127.0.0.1.nip.io/token',
+        'http://localhost./token',
+        'http://[::ffff:127.0.0.1]/token',
+        'http://0.0.0.0/token',
+        'http://[::]/token',
+      ].map((url) => ({
+        name: `plain http to ${url}`,
+        endpoint: async () => url,
+        mentions: /neither https nor on this machine/,
+      })),
       {
         name: 'credentials in the URL',
         endpoint: async () => 'https://user:pw@127.0.0.1:9/token',
