@@ -182,3 +182,32 @@ export function addressBucket(ip: string): string {
   for (let i = 0; i < 8; i += 2) groups.push(((address[i]! << 8) | address[i + 1]!).toString(16))
   return `${groups.join(':')}::/64`
 }
+
+/** A peer's count of one kind of request in the fixed window the request falls in. */
+export interface AddressWindow {
+  /** The store key of the count: `<kind>:<the peer's bucket>:<window>`. */
+  key: string
+  /** The window's number (`now` divided by its length). */
+  window: number
+  /** Whole seconds until the next window: 1 in its last millisecond, never 0. */
+  retryAfterS: number
+}
+
+/**
+ * Where `peer`'s requests of `kind` (a store key prefix) are counted at `now`, in fixed windows
+ * of `windowMs`, by {@link addressBucket}. Requests without a known peer share one bucket, so
+ * they cannot escape the limit.
+ */
+export function addressWindow(
+  kind: string,
+  peer: string | undefined,
+  now: number,
+  windowMs: number,
+): AddressWindow {
+  const window = Math.floor(now / windowMs)
+  return {
+    key: `${kind}:${addressBucket(peer ?? 'unknown')}:${window}`,
+    window,
+    retryAfterS: Math.ceil(((window + 1) * windowMs - now) / 1000),
+  }
+}

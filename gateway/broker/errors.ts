@@ -1,4 +1,5 @@
 import { GatewayError } from '../errors.js'
+import { messagePage, PAGE_HEADERS } from '../http/page.js'
 import { StoreError } from '../store/errors.js'
 
 type OidcModule = typeof import('oidc-provider')
@@ -98,5 +99,16 @@ export function storeUnavailableResponse(): Response {
       'content-type': 'application/json',
       'cache-control': 'no-store',
     },
+  })
+}
+
+/**
+ * The same for a person's browser: the broker's page with 503 (no Retry-After, as above), never
+ * "expired" (the person would start over for nothing) nor a 500.
+ */
+export function storeUnavailablePage(): Response {
+  return new Response(messagePage('Sign-in unavailable', STORE_UNAVAILABLE), {
+    status: 503,
+    headers: PAGE_HEADERS,
   })
 }

@@ -14,7 +14,7 @@ import type { Store } from '../store/store.js'
 import type { Accounts } from './accounts.js'
 import { heldFor, recordApproval } from './approval.js'
 import { consentPage, messagePage, missingRolePage, PAGE_HEADERS } from './consent-page.js'
-import { isOutage, STORE_UNAVAILABLE } from './errors.js'
+import { isOutage, storeUnavailablePage } from './errors.js'
 import { askedEveryTime, INTERACTION_PREFIX } from './provider.js'
 import { grantableScopes, rolesGranting, serverScopes } from './scopes.js'
 import type { Upstream, UpstreamIdentity, UpstreamTx } from './upstream.js'
@@ -78,17 +78,14 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
   const nodeOf = (c: Context) => c.env as { incoming: IncomingMessage; outgoing: ServerResponse }
   const html = (status: number, body: string) =>
     new Response(body, { status, headers: PAGE_HEADERS })
-  // The store down (Redis unreachable): the broker's page with 503, as at /authorize (no
-  // Retry-After: when it answers again is not known); never "expired" (the person would start
-  // over for nothing) nor a 500. The adapter hands oidc-provider the outage as its
-  // TemporarilyUnavailable (503).
-  const unavailable = () => html(503, messagePage('Sign-in unavailable', STORE_UNAVAILABLE))
   // Hono hands a handler's error to onError and sets `c.error`: an outage's answer replaced.
   const onOutage = async (c: Context, next: () => Promise<void>) => {
     await next()
     if (c.error === undefined || !isOutage(c.error)) return
     c.res = undefined
-    c.res = unavailable()
+    // The store down (Redis unreachable): the broker's page with 503, as at /authorize. The
+    // adapter hands oidc-provider the outage as its TemporarilyUnavailable (503).
+    c.res = storeUnavailablePage()
   }
   app.use(`${INTERACTION_PREFIX}*`, onOutage)
   app.use(UPSTREAM_CALLBACK_PATH, onOutage)
@@ -107,7 +104,7 @@ export function mountInteractions(app: Hono, d: InteractionDeps): void {
       if (got.uid !== c.req.param('uid')) throw new Error('interaction mismatch')
       return got
     } catch (err) {
-      if (isOutage(err)) return unavailable()
+      if (isOutage(err)) return storeUnavailablePage()
       return html(
         400,
         messagePage(

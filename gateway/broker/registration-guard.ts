@@ -1,7 +1,7 @@
 import type { Context, Next } from 'hono'
 import type { Store } from '../store/store.js'
 import { CLIENTS_SET } from './adapter.js'
-import { addressBucket } from './addresses.js'
+import { addressWindow } from './addresses.js'
 import { RegistrationGuardError } from './client-errors.js'
 import { isStoreOutage, storeUnavailableResponse } from './errors.js'
 
@@ -68,12 +68,9 @@ export async function admitRegistration(
     throw new RegistrationGuardError('body_too_large', why)
   }
   const now = (o.now ?? Date.now)()
-  const window = Math.floor(now / REGISTRATION_WINDOW_MS)
-  // Requests without a known peer share one bucket, so they cannot escape the limit.
-  const key = `broker:register:${addressBucket(peer ?? 'unknown')}:${window}`
+  const { key, retryAfterS } = addressWindow('broker:register', peer, now, REGISTRATION_WINDOW_MS)
   const count = await o.store.incr(key, REGISTRATION_WINDOW_MS)
   if (count > o.perAddressPerMinute) {
-    const retryAfterS = Math.ceil(((window + 1) * REGISTRATION_WINDOW_MS - now) / 1000)
     const why = 'too many registrations from this address; retry later'
     throw new RegistrationGuardError('slow_down', why, retryAfterS)
   }

@@ -1,8 +1,8 @@
 import type { Context } from 'hono'
 import type { Store } from '../store/store.js'
-import { addressBucket } from './addresses.js'
+import { addressWindow } from './addresses.js'
 import { messagePage, PAGE_HEADERS } from './consent-page.js'
-import { isStoreOutage, STORE_UNAVAILABLE } from './errors.js'
+import { isStoreOutage, storeUnavailablePage } from './errors.js'
 
 /**
  * The bound on sign-in steps that store state for anyone who asks: an authorization request
@@ -39,7 +39,6 @@ export interface SignInRefusal {
 
 /**
  * Counts one sign-in step from `peer`; resolves undefined when it may go on, else the refusal.
- * Requests without a known peer share one bucket, so they cannot escape the limit.
  * @throws StoreError when the store cannot count
  */
 export async function admitSignIn(
@@ -47,15 +46,13 @@ export async function admitSignIn(
   peer: string | undefined,
 ): Promise<SignInRefusal | undefined> {
   const now = (o.now ?? Date.now)()
-  const window = Math.floor(now / SIGN_IN_WINDOW_MS)
-  const retryAfterS = Math.ceil(((window + 1) * SIGN_IN_WINDOW_MS - now) / 1000)
-  const bucket = addressBucket(peer ?? 'unknown')
+  const { key, window, retryAfterS } = addressWindow('broker:sign-in', peer, now, SIGN_IN_WINDOW_MS)
   const allKey = `broker:sign-in:*:${window}`
   // Read before the address's count is made: past the bound in all, a new address stores no
   // counter either, so many addresses (an IPv6 /48 is 65,536 of them) cannot fill the store with
   // counters; a window holds at most about perMinute of them.
   if (Number((await o.store.get(allKey)) ?? 0) >= o.perMinute) return { bound: 'all', retryAfterS }
-  const mine = await o.store.incr(`broker:sign-in:${bucket}:${window}`, SIGN_IN_WINDOW_MS)
+  const mine = await o.store.incr(key, SIGN_IN_WINDOW_MS)
   if (mine > o.perAddressPerMinute) return { bound: 'address', retryAfterS }
   // After the address's own bound: one address hammering spends its share, not everyone's.
   const all = await o.store.incr(allKey, SIGN_IN_WINDOW_MS)
@@ -65,11 +62,7 @@ export async function admitSignIn(
 
 /** The page a refused step gets: `429` with `Retry-After`, or `503` while the store is down. */
 function refusalPage(refusal: SignInRefusal | 'outage'): Response {
-  if (refusal === 'outage')
-    return new Response(messagePage('Sign-in unavailable', STORE_UNAVAILABLE), {
-      status: 503,
-      headers: PAGE_HEADERS,
-    })
+  if (refusal === 'outage') return storeUnavailablePage()
   const why =
     refusal.bound === 'address'
       ? 'Too many sign-ins were started from your network in the last minute.'
