@@ -96,10 +96,12 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
     input: string | URL | Request,
     init: CimdFetchInit = {},
   ): Promise<Response> {
+    // A Request would carry its own method, headers and body past these checks: URLs only.
+    const url = input instanceof Request ? null : URL.parse(String(input))
     // The client only learns `invalid_client`: the operator learns why (never the body).
-    const host = input instanceof Request ? undefined : URL.parse(String(input))?.host
+    const host = url?.host
     try {
-      const res = await checkedFetch(input, init)
+      const res = await checkedFetch(url, init)
       if (res.status !== 200)
         o.log?.info({ host, status: res.status }, 'client metadata document not fetched')
       return res
@@ -110,12 +112,7 @@ export function createCimdFetch(o: CimdFetchOptions): CimdFetch {
     }
   }
 
-  async function checkedFetch(
-    input: string | URL | Request,
-    init: CimdFetchInit,
-  ): Promise<Response> {
-    // A Request would carry its own method, headers and body past these checks: URLs only.
-    const url = input instanceof Request ? null : URL.parse(String(input))
+  async function checkedFetch(url: URL | null, init: CimdFetchInit): Promise<Response> {
     if (url === null) throw new CimdFetchError('bad_url', 'not an absolute URL')
     if (url.protocol !== 'https:')
       throw new CimdFetchError('not_https', `${url.protocol} is not https:`)
