@@ -1,11 +1,11 @@
 // The audit line of an operator's `mcp-edge secrets purge`: written where the gateway writes its
 // own (`log.audit`), so the trail shows who deleted a user's secrets and signed them out, and
 // which; a purge refused or failed says so too. Never a value: names, as the command prints them.
-import { closeSync, constants as fsConstants, openSync, readFileSync, writeSync } from 'node:fs'
+import { closeSync, constants as fsConstants, openSync, readFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { GatewayConfig } from '../config/schema.js'
 import { createAuditLog, cut } from '../observability/audit.js'
+import { writeAll } from '../observability/exit-write.js'
 import { createLogger } from '../observability/logger.js'
 import { shown } from './shown.js'
 
@@ -142,29 +142,17 @@ export function cutNames(names: string[], most: number, fieldMax: number): strin
 
 /**
  * Writes `text` to the non-blocking `fd`, waiting while its reader takes nothing (EAGAIN) for
- * at most `wait` ms since it last took some; resolves why it was not all written, if not.
+ * at most `wait` ms in a row, as the gateway writes its last lines at exit; resolves why it was
+ * not all written, if not.
  */
-async function writeWithin(
-  fd: number,
-  text: string,
-  wait: number,
-  now: () => number = Date.now,
-): Promise<string | undefined> {
-  const bytes = Buffer.from(text)
-  let at = 0
-  let took = now()
-  while (at < bytes.length) {
-    try {
-      at += writeSync(fd, bytes, at)
-      took = now()
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? 'error'
-      if (code !== 'EAGAIN') return code
-      if (now() - took >= wait) return `EAGAIN: its reader took nothing for log.exitWait ${wait} ms`
-      await sleep(WRITE_POLL_MS)
-    }
+function writeWithin(fd: number, text: string, wait: number): string | undefined {
+  try {
+    writeAll(fd, [text], wait, WRITE_POLL_MS)
+    return undefined
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error'
+    return code === 'EAGAIN' ? `EAGAIN: its reader took nothing for log.exitWait ${wait} ms` : code
   }
-  return undefined
 }
 
 /**

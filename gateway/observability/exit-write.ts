@@ -64,7 +64,7 @@ export function exitWrite(stream: unknown, o: { wait: number }): ExitWrite {
       if (refused) boom._writingBuf = ''
       boom._bufs = []
       boom._len = 0
-      writeAll(boom.fd, bufs, Math.ceil(o.wait / RETRY_MS))
+      writeAll(boom.fd, bufs, o.wait)
       try {
         fsyncSync(boom.fd)
       } catch {
@@ -75,11 +75,19 @@ export function exitWrite(stream: unknown, o: { wait: number }): ExitWrite {
 }
 
 /**
- * Writes `bufs` to `fd` in order, retrying EAGAIN and EBUSY every RETRY_MS, `retries` times in a
- * row at most (counted, not timed: a clock may be stopped or set back).
+ * Writes `bufs` to `fd` in order, synchronously, retrying EAGAIN and EBUSY (a reader behind) every
+ * `pauseMs` while the reader takes nothing, for `wait` ms in a row at most: counted in pauses,
+ * not timed (a clock may be stopped or set back). Also the last write of `secrets purge`'s line.
+ * @throws the error given up on
  */
-function writeAll(fd: number, bufs: (string | Buffer)[], retries: number): void {
+export function writeAll(
+  fd: number,
+  bufs: (string | Buffer)[],
+  wait: number,
+  pauseMs = RETRY_MS,
+): void {
   const pause = new Int32Array(new SharedArrayBuffer(4))
+  const retries = Math.ceil(wait / pauseMs)
   let left = retries
   for (const b of bufs) {
     let buf = typeof b === 'string' ? Buffer.from(b) : b
@@ -90,7 +98,7 @@ function writeAll(fd: number, bufs: (string | Buffer)[], retries: number): void 
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
         if ((code !== 'EAGAIN' && code !== 'EBUSY') || left-- <= 0) throw err
-        Atomics.wait(pause, 0, 0, RETRY_MS)
+        Atomics.wait(pause, 0, 0, pauseMs)
       }
     }
   }
