@@ -6,7 +6,7 @@
 // attempt writes says how many events were lost and since when, so the file tells its own gap.
 import { pino, type Logger } from 'pino'
 import { DEFAULT_LOG_EXIT_WAIT_MS } from '../config/schema.js'
-import { exitWrite } from './exit-write.js'
+import { exitWrite, SONIC_MAX_WRITE } from './exit-write.js'
 
 /** The waits between attempts to open the destination again (bridge/lifecycle.ts Backoff). */
 export interface Retry {
@@ -46,9 +46,6 @@ interface Boom {
   flushSync(): void
 }
 
-/** sonic-boom's `maxWrite` (its default): the most bytes of lines it gathers into one write. */
-const MAX_WRITE = 16 * 1024
-
 /**
  * Opens `target` (`stderr` or a file path, appended, its folder made) for audit lines. The main
  * log hears each change once: `audit log not writable` (never a line's content) when writing
@@ -77,7 +74,7 @@ export function openAuditSink(o: {
   let probing = false
   let timer: NodeJS.Timeout | undefined
   // Lines wait here while `dest` has a write out (or is opening), gathered into chunks of at most
-  // MAX_WRITE bytes as sonic-boom gathers them, and the next chunk is handed on when the write
+  // SONIC_MAX_WRITE bytes as sonic-boom gathers them, and the next chunk is handed on when the write
   // lands: sonic-boom measured the byte length of the chunk it was gathering at each line (a
   // copy of up to 16 KiB per line, in a burst), here each line is measured once. The writes,
   // their bytes and their order are what sonic-boom made of the lines.
@@ -168,7 +165,7 @@ export function openAuditSink(o: {
       return
     }
     const last = chunks.length - 1
-    if (last < 0 || chunkBytes[last]! + n > MAX_WRITE) {
+    if (last < 0 || chunkBytes[last]! + n > SONIC_MAX_WRITE) {
       chunks.push(line)
       chunkBytes.push(n)
     } else {

@@ -9,6 +9,9 @@
 
 import { writeSync, fsyncSync } from 'node:fs'
 
+/** sonic-boom's default `maxWrite`: the most bytes of lines it gathers into one write. */
+export const SONIC_MAX_WRITE = 16 * 1024
+
 /** sonic-boom's wait before it writes again what EAGAIN or EBUSY refused, in ms. */
 const RETRY_MS = 100
 

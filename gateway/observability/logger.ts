@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import { pino, type DestinationStream, type Logger } from 'pino'
 import { DEFAULT_LOG_EXIT_WAIT_MS } from '../config/schema.js'
-import { exitWrite } from './exit-write.js'
+import { exitWrite, SONIC_MAX_WRITE } from './exit-write.js'
 import { countWritten } from './written.js'
 import { unitEscapes } from './unit-escapes.js'
 
@@ -141,9 +141,6 @@ function visible(value: unknown, top = false): unknown {
         : visible(v)
   return copy
 }
-
-/** sonic-boom's default largest single write, in bytes. */
-const SONIC_MAX_WRITE = 16 * 1024
 
 /**
  * Stdout, buffered (`bytes`, flushed every `interval` ms), written synchronously at exit
