@@ -18,21 +18,12 @@ import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import pino from 'pino'
 import { type AuditEvent, createAuditLog } from '../../gateway/observability/audit.js'
+import { auditEvent } from '../helpers/audit-event.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-audit-failure-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 
-const event = (i: number): AuditEvent => ({
-  sub: `user-${i}`,
-  iss: 'https://idp.example',
-  clientId: 'client',
-  server: 'echo',
-  method: 'tools/call',
-  name: 'echo',
-  decision: 'allow',
-  rule: 'policy.yaml:3 echo',
-  outcome: 'ok',
-})
+const event = (i: number): AuditEvent => auditEvent(`user-${i}`)
 
 /** A main log whose lines are kept, and waited for by their message. */
 function mainLog() {

@@ -23,6 +23,7 @@ import { modernToolCall } from '../helpers/modern-request.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { startStack, TEST_POLICY, type Stack } from '../helpers/stack.js'
+import { auditEvent } from '../helpers/audit-event.js'
 
 /** The session-era initialize a raw-HTTP client sends first. */
 const INIT = initBody()
@@ -184,17 +185,7 @@ describe('an error code too deep for JSON', () => {
 
 const NO_RETRY = { next: () => 1_000, reset() {} }
 const SECRET = 'tok_do-not-log-me'
-const EVENT: AuditEvent = {
-  sub: 'alice',
-  iss: 'https://idp.example',
-  clientId: 'client',
-  server: 'echo',
-  method: 'tools/call',
-  name: 'echo',
-  decision: 'allow',
-  rule: 'policy.yaml:3 echo',
-  outcome: 'ok',
-}
+const EVENT: AuditEvent = auditEvent('alice')
 /** Events the line cannot be made of, each carrying the secret where an error may quote it. */
 const UNWRITABLE: [string, () => AuditEvent][] = [
   ['a field that does not serialise (a BigInt)', () => ({ ...EVENT, durationMs: 1n as never })],
