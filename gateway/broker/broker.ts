@@ -228,16 +228,19 @@ export async function startBroker(o: {
       maxBodyBytes: broker.registration.maxBodyBytes,
       maxClients: broker.registration.maxClients,
       perAddressPerMinute: broker.registration.perAddressPerMinute,
+      perNetworkPerMinute: broker.registration.perNetworkPerMinute,
+      perMinute: broker.registration.perMinute,
       retryAfterWhenFull: broker.registration.retryAfterWhenFull,
       recount: () => pruneClients(o.store),
       peer: o.peer,
     }),
   )
   // Authorization requests and trips upstream store state for anyone who asks: bounded per
-  // address and in all, so no one fills the store (sign-in-guard.ts).
+  // address, per IPv6 /48 and in all, so no one fills the store (sign-in-guard.ts).
   const admitSignIn = signInGuard({
     store: o.store,
     perAddressPerMinute: broker.signIn.perAddressPerMinute,
+    perNetworkPerMinute: broker.signIn.perNetworkPerMinute,
     perMinute: broker.signIn.perMinute,
     peer: o.peer,
     now: o.signInClock,

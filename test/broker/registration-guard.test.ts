@@ -19,6 +19,10 @@ import { testStore } from '../helpers/memory-store.js'
 
 const MAX_BYTES = 1024
 const PER_MINUTE = 20
+/** Registrations one IPv6 /48 may make a minute (2 /64s at their bound). */
+const PER_NETWORK = 40
+/** Registrations everyone may make a minute. */
+const IN_ALL = 100
 const MAX_CLIENTS = 5
 /** A clock the tests move: the middle of a minute window. */
 let clock = Math.floor(1.7e12 / 60_000) * 60_000 + 30_000
@@ -62,6 +66,8 @@ describe('registrationGuard over HTTP', () => {
     maxBodyBytes: MAX_BYTES,
     maxClients: MAX_CLIENTS,
     perAddressPerMinute: PER_MINUTE,
+    perNetworkPerMinute: PER_NETWORK,
+    perMinute: IN_ALL,
     retryAfterWhenFull: DEFAULT_CLIENT_CAP_RETRY_AFTER_S,
     // Stands in for a trusted proxy's forwarded address when a test sets it.
     peer: (c) => c.req.header('x-test-peer') ?? c.env.incoming.socket.remoteAddress,
@@ -256,6 +262,8 @@ describe('admitRegistration: request headers', () => {
     maxBodyBytes: MAX_BYTES,
     maxClients: 10,
     perAddressPerMinute: 5,
+    perNetworkPerMinute: 10,
+    perMinute: 100,
     retryAfterWhenFull: DEFAULT_CLIENT_CAP_RETRY_AFTER_S,
     peer: () => undefined,
     now: () => clock,

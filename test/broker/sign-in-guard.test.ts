@@ -235,7 +235,7 @@ describe('sign-in steps without a trusted proxy, default bounds', () => {
 describe('sign-in counts in all', () => {
   it('past perMinute every address is refused; what one address was refused is not counted in all', async () => {
     const store = createMemoryStore()
-    const o = { store, perAddressPerMinute: 3, perMinute: 5, now: clock }
+    const o = { store, perAddressPerMinute: 3, perNetworkPerMinute: 5, perMinute: 5, now: clock }
     const got = async (peer: string) => (await admitSignIn(o, peer))?.bound ?? 'admitted'
     const a = [await got('192.0.2.1'), await got('192.0.2.1'), await got('192.0.2.1')]
     assert.deepEqual(a, ['admitted', 'admitted', 'admitted'])
