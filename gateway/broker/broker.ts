@@ -70,7 +70,7 @@ export async function startBroker(o: {
   readSecret: (ref: SecretRef, path: string) => string
   /** The address a registration or sign-in counts against (the direct peer, or X-Forwarded-For from a trusted proxy). */
   peer: (c: Context) => string | undefined
-  /** The clock of the sign-in counts' windows, epoch ms (tests hold it mid-window). */
+  /** The clock of the sign-in and registration counts' windows, epoch ms (tests hold it mid-window). */
   signInClock?: () => number
   /** Revoked grants and tokens (started before the gateway's verifier, which consults it). */
   revocations: RevocationList
@@ -233,6 +233,7 @@ export async function startBroker(o: {
       retryAfterWhenFull: broker.registration.retryAfterWhenFull,
       recount: () => pruneClients(o.store),
       peer: o.peer,
+      now: o.signInClock,
     }),
   )
   // Authorization requests and trips upstream store state for anyone who asks: bounded per
