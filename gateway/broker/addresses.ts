@@ -6,6 +6,8 @@ import type { Store } from '../store/store.js'
  * plainly public (loopback, RFC 1918, link-local, CGNAT, unique-local, multicast, unspecified,
  * documentation, benchmarking, reserved and protocol ranges), IPv4-mapped and NAT64 forms
  * judged by the IPv4 address inside. Anything that does not parse as an address is refused.
+ * And the other question the broker asks of a peer's address: which requests it counts with
+ * (its /64, its /48), for the per-address limits of sign-ins and registrations.
  */
 
 /** IPv4 special-purpose ranges (IANA IPv4 Special-Purpose Address Registry, RFC 6890). */
@@ -210,7 +212,7 @@ export function networkBucket(ip: string): string | undefined {
 
 /** Fixed-window bounds on one kind of request, all counted in the same window. */
 export interface WindowBounds {
-  /** Requests one address (an IPv4 address, an IPv6 /64, or every unknown peer together) may make. */
+  /** Requests one address (an IPv4 address, an IPv6 /64, every unknown peer together) may make. */
   perAddress: number
   /** Requests one IPv6 /48 may make, its /64s together (IPv4 and unknown peers: no such bound). */
   perNetwork: number
@@ -218,9 +220,10 @@ export interface WindowBounds {
   perAll: number
 }
 
-/** A refused request: the bound it met, and whole seconds to the next window (1 in its last millisecond, never 0). */
+/** A refused request: the bound it met, and when to come back. */
 export interface WindowRefusal {
   bound: 'address' | 'network' | 'all'
+  /** Whole seconds to the next window, whichever bound refused: 1 in its last ms, never 0. */
   retryAfterS: number
 }
 

@@ -8,7 +8,8 @@ import { isStoreOutage, storeUnavailableResponse } from './errors.js'
 /**
  * The bounds of `POST /register` that oidc-provider has no setting for, checked before it
  * reads a byte of the body: a declared, bounded body size; registrations per minute per
- * address, per IPv6 /48 and in all; registered clients in all. The body stream is left untouched for oidc-provider.
+ * address, per IPv6 /48 and in all; registered clients in all. The body stream is left
+ * untouched for oidc-provider.
  */
 
 /**

@@ -696,7 +696,7 @@ export const DEFAULT_BROKER_REGISTRATION_MAX_BYTES = 8192
 export const DEFAULT_BROKER_MAX_REDIRECT_URIS = 10
 /** Registrations one address may make per minute. */
 export const DEFAULT_BROKER_REGISTRATIONS_PER_MINUTE = 20
-/** Registrations one IPv6 /48 may make per minute: 4× one address's, as for sign-ins (16% of the bound in all). */
+/** Registrations one IPv6 /48 may make per minute: 4× one address's (16% of those in all). */
 export const DEFAULT_BROKER_REGISTRATIONS_PER_NETWORK_PER_MINUTE = 80
 /**
  * Registrations every address together may make per minute: an MCP client registers once, so
