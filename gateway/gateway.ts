@@ -68,7 +68,7 @@ export interface StartOptions {
   store?: Store
   /** The account page's clock, epoch ms (tests expire its sessions without waiting). */
   accountClock?: () => number
-  /** The clock of the broker's sign-in counts' windows, epoch ms (tests hold it mid-window). */
+  /** The clock of the broker's sign-in and registration counts' windows, epoch ms (tests hold it mid-window). */
   signInClock?: () => number
   /**
    * The idle clock of sessions (servers' and endpoints'), epoch ms: when each was last active,

@@ -1,10 +1,13 @@
 import { isIP } from 'node:net'
+import type { Store } from '../store/store.js'
 
 /**
  * IP addresses a fetch made on a stranger's behalf must not reach: everything that is not
  * plainly public (loopback, RFC 1918, link-local, CGNAT, unique-local, multicast, unspecified,
  * documentation, benchmarking, reserved and protocol ranges), IPv4-mapped and NAT64 forms
  * judged by the IPv4 address inside. Anything that does not parse as an address is refused.
+ * And the other question the broker asks of a peer's address: which requests it counts with
+ * (its /64, its /48), for the per-address limits of sign-ins and registrations.
  */
 
 /** IPv4 special-purpose ranges (IANA IPv4 Special-Purpose Address Registry, RFC 6890). */
@@ -169,45 +172,108 @@ export function compileCidrs(list: readonly string[]): {
 }
 
 /**
+ * A peer address as counted: its bytes, an IPv4-mapped address as the IPv4 address it is, a
+ * zone id (`fe80::1%eth0`, which names the local interface, not the peer) left out; undefined
+ * when it is not an address.
+ */
+function countedBytes(ip: string): Uint8Array | undefined {
+  const bytes = parseIp(ip.split('%')[0]!)
+  return bytes === undefined ? undefined : unmapped(bytes)
+}
+
+/** The first `groups` 16-bit groups of an IPv6 address, as `a:b:c::/<16 × groups>`. */
+function v6Prefix(address: Uint8Array, groups: number): string {
+  const out: string[] = []
+  for (let i = 0; i < 2 * groups; i += 2)
+    out.push(((address[i]! << 8) | address[i + 1]!).toString(16))
+  return `${out.join(':')}::/${16 * groups}`
+}
+
+/**
  * The bucket a peer address counts in for per-address limits: an IPv4 address (mapped forms
  * unmapped) as itself, an IPv6 address by its /64 (one subscriber usually holds a whole /64,
  * RFC 6177), anything else as-is.
  */
 export function addressBucket(ip: string): string {
-  const bytes = parseIp(ip)
-  if (bytes === undefined) return ip
-  const address = unmapped(bytes)
-  if (address.length === 4) return address.join('.')
-  const groups: string[] = []
-  for (let i = 0; i < 8; i += 2) groups.push(((address[i]! << 8) | address[i + 1]!).toString(16))
-  return `${groups.join(':')}::/64`
-}
-
-/** A peer's count of one kind of request in the fixed window the request falls in. */
-export interface AddressWindow {
-  /** The store key of the count: `<kind>:<the peer's bucket>:<window>`. */
-  key: string
-  /** The window's number (`now` divided by its length). */
-  window: number
-  /** Whole seconds until the next window: 1 in its last millisecond, never 0. */
-  retryAfterS: number
+  const address = countedBytes(ip)
+  if (address === undefined) return ip
+  return address.length === 4 ? address.join('.') : v6Prefix(address, 4)
 }
 
 /**
- * Where `peer`'s requests of `kind` (a store key prefix) are counted at `now`, in fixed windows
- * of `windowMs`, by {@link addressBucket}. Requests without a known peer share one bucket, so
- * they cannot escape the limit.
+ * The wider bucket an IPv6 address also counts in: its /48, what one site is usually given
+ * (RFC 6177) and what a tunnel broker hands anyone for free, 65,536 /64s. Undefined for IPv4
+ * (mapped forms included) and for anything that is not an address: those count per address only.
  */
-export function addressWindow(
-  kind: string,
+export function networkBucket(ip: string): string | undefined {
+  const address = countedBytes(ip)
+  return address?.length === 16 ? v6Prefix(address, 3) : undefined
+}
+
+/** Fixed-window bounds on one kind of request, all counted in the same window. */
+export interface WindowBounds {
+  /** Requests one address (an IPv4 address, an IPv6 /64, every unknown peer together) may make. */
+  perAddress: number
+  /** Requests one IPv6 /48 may make, its /64s together (IPv4 and unknown peers: no such bound). */
+  perNetwork: number
+  /** Requests every address together may make. */
+  perAll: number
+}
+
+/** A refused request: the bound it met, and when to come back. */
+export interface WindowRefusal {
+  bound: 'address' | 'network' | 'all'
+  /** Whole seconds to the next window, whichever bound refused: 1 in its last ms, never 0. */
+  retryAfterS: number
+}
+
+/** Where and how one kind of request is counted. */
+export interface WindowCount {
+  store: Pick<Store, 'getMany' | 'incr'>
+  /** The store key prefix of the counts: `<kind>:<bucket>:<window>`, `<kind>:*:<window>` in all. */
+  kind: string
+  windowMs: number
+  bounds: WindowBounds
+}
+
+/**
+ * Counts one request from `peer` at `now` against its address ({@link addressBucket}), its
+ * IPv6 /48 ({@link networkBucket}) and every address together; resolves undefined when each had
+ * room, else the bound that refused it. Requests without a known peer share one bucket, so they
+ * cannot escape the limit. Counts live in the store, so replicas share them.
+ * @throws StoreError when the store cannot count
+ */
+export async function countInWindow(
+  o: WindowCount,
   peer: string | undefined,
   now: number,
-  windowMs: number,
-): AddressWindow {
-  const window = Math.floor(now / windowMs)
-  return {
-    key: `${kind}:${addressBucket(peer ?? 'unknown')}:${window}`,
-    window,
-    retryAfterS: Math.ceil(((window + 1) * windowMs - now) / 1000),
-  }
+): Promise<WindowRefusal | undefined> {
+  const window = Math.floor(now / o.windowMs)
+  const retryAfterS = Math.ceil(((window + 1) * o.windowMs - now) / 1000)
+  const from = peer ?? 'unknown'
+  const network = networkBucket(from)
+  const key = (bucket: string) => `${o.kind}:${bucket}:${window}`
+  const allKey = key('*')
+  const networkKey = network === undefined ? undefined : key(network)
+  // Read before the address's count is made: past the bound in all, or its /48's, a new address
+  // stores no counter, so many addresses (a /48 is 65,536 /64s, the Internet many /48s) cannot
+  // fill the store with counters; a window holds at most perAll address counters and as many
+  // /48 counters, and one /48 at most perNetwork address counters.
+  const [all, net] = await o.store.getMany(
+    networkKey === undefined ? [allKey] : [allKey, networkKey],
+  )
+  if (Number(all ?? 0) >= o.bounds.perAll) return { bound: 'all', retryAfterS }
+  if (Number(net ?? 0) >= o.bounds.perNetwork) return { bound: 'network', retryAfterS }
+  if ((await o.store.incr(key(addressBucket(from)), o.windowMs)) > o.bounds.perAddress)
+    return { bound: 'address', retryAfterS }
+  // Each wider count after the narrower bound: one /64 hammering spends its own share, not its
+  // /48's, and one /48 its share, not everyone's.
+  if (
+    networkKey !== undefined &&
+    (await o.store.incr(networkKey, o.windowMs)) > o.bounds.perNetwork
+  )
+    return { bound: 'network', retryAfterS }
+  if ((await o.store.incr(allKey, o.windowMs)) > o.bounds.perAll)
+    return { bound: 'all', retryAfterS }
+  return undefined
 }

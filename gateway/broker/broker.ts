@@ -70,7 +70,7 @@ export async function startBroker(o: {
   readSecret: (ref: SecretRef, path: string) => string
   /** The address a registration or sign-in counts against (the direct peer, or X-Forwarded-For from a trusted proxy). */
   peer: (c: Context) => string | undefined
-  /** The clock of the sign-in counts' windows, epoch ms (tests hold it mid-window). */
+  /** The clock of the sign-in and registration counts' windows, epoch ms (tests hold it mid-window). */
   signInClock?: () => number
   /** Revoked grants and tokens (started before the gateway's verifier, which consults it). */
   revocations: RevocationList
@@ -228,16 +228,20 @@ export async function startBroker(o: {
       maxBodyBytes: broker.registration.maxBodyBytes,
       maxClients: broker.registration.maxClients,
       perAddressPerMinute: broker.registration.perAddressPerMinute,
+      perNetworkPerMinute: broker.registration.perNetworkPerMinute,
+      perMinute: broker.registration.perMinute,
       retryAfterWhenFull: broker.registration.retryAfterWhenFull,
       recount: () => pruneClients(o.store),
       peer: o.peer,
+      now: o.signInClock,
     }),
   )
   // Authorization requests and trips upstream store state for anyone who asks: bounded per
-  // address and in all, so no one fills the store (sign-in-guard.ts).
+  // address, per IPv6 /48 and in all, so no one fills the store (sign-in-guard.ts).
   const admitSignIn = signInGuard({
     store: o.store,
     perAddressPerMinute: broker.signIn.perAddressPerMinute,
+    perNetworkPerMinute: broker.signIn.perNetworkPerMinute,
     perMinute: broker.signIn.perMinute,
     peer: o.peer,
     now: o.signInClock,

@@ -25,7 +25,7 @@ export type RegistrationGuardErrorCode =
   | 'length_required' // no Content-Length (a chunked body): 411
   | 'bad_content_length' // a Content-Length that is not one decimal number: 400
   | 'body_too_large' // Content-Length above `maxBodyBytes`: 413
-  | 'slow_down' // this address registered too often in the current minute: 429
+  | 'slow_down' // this address, its IPv6 /48 or everyone registered too often this minute: 429
   | 'too_many_clients' // the broker holds `maxClients` registrations: 429
 
 const GUARD_STATUS: Record<RegistrationGuardErrorCode, number> = {

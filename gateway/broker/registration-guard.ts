@@ -1,19 +1,21 @@
 import type { Context, Next } from 'hono'
 import type { Store } from '../store/store.js'
 import { CLIENTS_SET } from './adapter.js'
-import { addressWindow } from './addresses.js'
+import { countInWindow, type WindowRefusal } from './addresses.js'
 import { RegistrationGuardError } from './client-errors.js'
 import { isStoreOutage, storeUnavailableResponse } from './errors.js'
 
 /**
  * The bounds of `POST /register` that oidc-provider has no setting for, checked before it
- * reads a byte of the body: a declared, bounded body size; registrations per address per
- * minute; registered clients in all. The body stream is left untouched for oidc-provider.
+ * reads a byte of the body: a declared, bounded body size; registrations per minute per
+ * address, per IPv6 /48 and in all; registered clients in all. The body stream is left
+ * untouched for oidc-provider.
  */
 
 /**
- * Registrations are counted per address in fixed windows of this length, in ms. Not a setting:
- * the operator's bound is `perAddressPerMinute`, whose name fixes the window.
+ * Registrations are counted in fixed windows of this length, in ms. Not a setting: the
+ * operator's bounds are `perAddressPerMinute`, `perNetworkPerMinute` and `perMinute`, whose
+ * names fix the window.
  */
 export const REGISTRATION_WINDOW_MS = 60_000
 
@@ -25,6 +27,14 @@ export interface RegistrationGuardOptions {
   maxClients: number
   /** Registrations one address (an IPv6 /64) may make per window. */
   perAddressPerMinute: number
+  /** Registrations one IPv6 /48 may make per window, its /64s together. */
+  perNetworkPerMinute: number
+  /**
+   * Registrations every address together may make per window (what one address or /48 was
+   * refused is not counted): registrations oidc-provider refuses add no client, so the client
+   * cap alone does not bound their counters.
+   */
+  perMinute: number
   /** `Retry-After` when the client cap is reached, in s (unused clients expire slowly). */
   retryAfterWhenFull: number
   /**
@@ -36,6 +46,13 @@ export interface RegistrationGuardOptions {
   peer: (c: Context) => string | undefined
   /** Milliseconds since the epoch; injected by tests. */
   now?: () => number
+}
+
+/** Why a registration was refused `slow_down`, by the bound it met. */
+const SLOW_DOWN: Record<WindowRefusal['bound'], string> = {
+  address: 'too many registrations from this address; retry later',
+  network: 'too many registrations from this network; retry later',
+  all: 'too many registrations right now; retry later',
 }
 
 /**
@@ -67,13 +84,20 @@ export async function admitRegistration(
     const why = `a registration request is at most ${o.maxBodyBytes} bytes`
     throw new RegistrationGuardError('body_too_large', why)
   }
-  const now = (o.now ?? Date.now)()
-  const { key, retryAfterS } = addressWindow('broker:register', peer, now, REGISTRATION_WINDOW_MS)
-  const count = await o.store.incr(key, REGISTRATION_WINDOW_MS)
-  if (count > o.perAddressPerMinute) {
-    const why = 'too many registrations from this address; retry later'
-    throw new RegistrationGuardError('slow_down', why, retryAfterS)
+  const bounds = {
+    perAddress: o.perAddressPerMinute,
+    perNetwork: o.perNetworkPerMinute,
+    perAll: o.perMinute,
   }
+  const count = {
+    store: o.store,
+    kind: 'broker:register',
+    windowMs: REGISTRATION_WINDOW_MS,
+    bounds,
+  }
+  const refused = await countInWindow(count, peer, (o.now ?? Date.now)())
+  if (refused !== undefined)
+    throw new RegistrationGuardError('slow_down', SLOW_DOWN[refused.bound], refused.retryAfterS)
   // A soft cap: concurrent registrations may each see room for one more. Expired clients
   // leave the set only when recounted, so a full set is recounted before it refuses.
   const full = (await o.store.scard(CLIENTS_SET)) >= o.maxClients

@@ -1,6 +1,6 @@
 import type { Context } from 'hono'
 import type { Store } from '../store/store.js'
-import { addressWindow } from './addresses.js'
+import { countInWindow, type WindowRefusal } from './addresses.js'
 import { messagePage, PAGE_HEADERS } from './consent-page.js'
 import { isStoreOutage, storeUnavailablePage } from './errors.js'
 
@@ -9,13 +9,15 @@ import { isStoreOutage, storeUnavailablePage } from './errors.js'
  * (oidc-provider stores an Interaction) and a trip to the upstream IdP (a login transaction),
  * each living `loginTtl`. Neither needs a credential, so without a bound one client could fill
  * the memory store (`store.maxKeys`: then nobody signs in or refreshes) or grow Redis. Counted
- * per address (an IPv6 /64, as registrations are) and in all, in the store, so replicas share
- * the counts; past either bound the step is refused with a page and `429 Retry-After`.
+ * per address (an IPv6 /64, as registrations are), per IPv6 /48 (one person's delegation holds
+ * many /64s) and in all, in the store, so replicas share the counts; past any bound the step is
+ * refused with a page and `429 Retry-After`.
  */
 
 /**
  * Sign-in steps are counted in fixed windows of this length, in ms. Not a setting: the
- * operator's bounds are `perAddressPerMinute` and `perMinute`, whose names fix the window.
+ * operator's bounds are `perAddressPerMinute`, `perNetworkPerMinute` and `perMinute`, whose
+ * names fix the window.
  */
 export const SIGN_IN_WINDOW_MS = 60_000
 
@@ -23,6 +25,8 @@ export interface SignInGuardOptions {
   store: Store
   /** Steps one address (an IPv6 /64) may start per window. */
   perAddressPerMinute: number
+  /** Steps one IPv6 /48 may start per window, its /64s together. */
+  perNetworkPerMinute: number
   /** Steps every address together may start per window (what one address was refused is not counted). */
   perMinute: number
   /** The client's address, as the broker trusts it (the socket's, or a trusted proxy's header). */
@@ -32,39 +36,30 @@ export interface SignInGuardOptions {
 }
 
 /** A refused step: whose bound, and whole seconds to the next window. */
-export interface SignInRefusal {
-  bound: 'address' | 'all'
-  retryAfterS: number
-}
+export type SignInRefusal = WindowRefusal
 
 /**
  * Counts one sign-in step from `peer`; resolves undefined when it may go on, else the refusal.
  * @throws StoreError when the store cannot count
  */
-export async function admitSignIn(
+export function admitSignIn(
   o: Omit<SignInGuardOptions, 'peer'>,
   peer: string | undefined,
 ): Promise<SignInRefusal | undefined> {
-  const now = (o.now ?? Date.now)()
-  const { key, window, retryAfterS } = addressWindow('broker:sign-in', peer, now, SIGN_IN_WINDOW_MS)
-  const allKey = `broker:sign-in:*:${window}`
-  // Read before the address's count is made: past the bound in all, a new address stores no
-  // counter either, so many addresses (an IPv6 /48 is 65,536 of them) cannot fill the store with
-  // counters; a window holds at most about perMinute of them.
-  if (Number((await o.store.get(allKey)) ?? 0) >= o.perMinute) return { bound: 'all', retryAfterS }
-  const mine = await o.store.incr(key, SIGN_IN_WINDOW_MS)
-  if (mine > o.perAddressPerMinute) return { bound: 'address', retryAfterS }
-  // After the address's own bound: one address hammering spends its share, not everyone's.
-  const all = await o.store.incr(allKey, SIGN_IN_WINDOW_MS)
-  if (all > o.perMinute) return { bound: 'all', retryAfterS }
-  return undefined
+  const bounds = {
+    perAddress: o.perAddressPerMinute,
+    perNetwork: o.perNetworkPerMinute,
+    perAll: o.perMinute,
+  }
+  const count = { store: o.store, kind: 'broker:sign-in', windowMs: SIGN_IN_WINDOW_MS, bounds }
+  return countInWindow(count, peer, (o.now ?? Date.now)())
 }
 
 /** The page a refused step gets: `429` with `Retry-After`, or `503` while the store is down. */
 function refusalPage(refusal: SignInRefusal | 'outage'): Response {
   if (refusal === 'outage') return storeUnavailablePage()
   const why =
-    refusal.bound === 'address'
+    refusal.bound !== 'all'
       ? 'Too many sign-ins were started from your network in the last minute.'
       : 'Too many sign-ins are being started right now.'
   const body = messagePage(

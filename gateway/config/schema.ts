@@ -696,12 +696,26 @@ export const DEFAULT_BROKER_REGISTRATION_MAX_BYTES = 8192
 export const DEFAULT_BROKER_MAX_REDIRECT_URIS = 10
 /** Registrations one address may make per minute. */
 export const DEFAULT_BROKER_REGISTRATIONS_PER_MINUTE = 20
+/** Registrations one IPv6 /48 may make per minute: 4× one address's (16% of those in all). */
+export const DEFAULT_BROKER_REGISTRATIONS_PER_NETWORK_PER_MINUTE = 80
+/**
+ * Registrations every address together may make per minute: an MCP client registers once, so
+ * 25 addresses at their bound; holds the counters to about 1000 a window (1% of store.maxKeys),
+ * however many addresses register (refused registrations add no client to the client cap).
+ */
+export const DEFAULT_BROKER_REGISTRATIONS_IN_ALL_PER_MINUTE = 500
 /**
  * Sign-in steps that store state (an authorization request, a trip to the upstream IdP: two per
  * sign-in) one address may start per minute: 30 sign-ins a minute from one office NAT, while one
  * address holds at most 60 × (loginTtl / 60 + 1) records (660 of store.maxKeys' 100,000).
  */
 export const DEFAULT_BROKER_SIGN_INS_PER_ADDRESS_PER_MINUTE = 60
+/**
+ * Sign-in steps one IPv6 /48 (its 65,536 /64s together) may start per minute: 4× one address's,
+ * so a site's few busy /64s sign in, while one person's delegation (a home /56, a free tunnel
+ * /48) spends at most 12% of the bound in all instead of all of it.
+ */
+export const DEFAULT_BROKER_SIGN_INS_PER_NETWORK_PER_MINUTE = 240
 /**
  * Sign-in steps every address together may start per minute: bounds what logins in progress
  * hold (22,000 records at the default loginTtl) so that many addresses cannot fill the store
@@ -849,6 +863,12 @@ const brokerSchema = z.strictObject({
         .int()
         .min(2)
         .default(DEFAULT_BROKER_SIGN_INS_PER_ADDRESS_PER_MINUTE),
+      /** From one IPv6 /48, see DEFAULT_BROKER_SIGN_INS_PER_NETWORK_PER_MINUTE. */
+      perNetworkPerMinute: z
+        .number()
+        .int()
+        .min(2)
+        .default(DEFAULT_BROKER_SIGN_INS_PER_NETWORK_PER_MINUTE),
       /** From every address together, see DEFAULT_BROKER_SIGN_INS_PER_MINUTE. */
       perMinute: z.number().int().min(2).default(DEFAULT_BROKER_SIGN_INS_PER_MINUTE),
     })
@@ -873,6 +893,14 @@ const brokerSchema = z.strictObject({
         .default(DEFAULT_BROKER_REGISTRATION_MAX_BYTES),
       maxRedirectUris: z.number().int().min(1).max(100).default(DEFAULT_BROKER_MAX_REDIRECT_URIS),
       perAddressPerMinute: z.number().int().min(1).default(DEFAULT_BROKER_REGISTRATIONS_PER_MINUTE),
+      /** From one IPv6 /48, see DEFAULT_BROKER_REGISTRATIONS_PER_NETWORK_PER_MINUTE. */
+      perNetworkPerMinute: z
+        .number()
+        .int()
+        .min(1)
+        .default(DEFAULT_BROKER_REGISTRATIONS_PER_NETWORK_PER_MINUTE),
+      /** From every address together, see DEFAULT_BROKER_REGISTRATIONS_IN_ALL_PER_MINUTE. */
+      perMinute: z.number().int().min(1).default(DEFAULT_BROKER_REGISTRATIONS_IN_ALL_PER_MINUTE),
       /** Longest client_name accepted (shown on the consent page). */
       maxClientNameLength: z
         .number()

@@ -6,6 +6,7 @@ import {
   addressBucket,
   compileCidrs,
   isSpecialUseAddress,
+  networkBucket,
   parseIp,
 } from '../../gateway/broker/addresses.js'
 
@@ -225,8 +226,46 @@ describe('addressBucket', () => {
     ['2001:db8:1:2:aaaa::1', '2001:db8:1:2::/64'],
     ['2001:db8:1:2:bbbb::2', '2001:db8:1:2::/64'],
     ['2001:db8:1:3::1', '2001:db8:1:3::/64'],
+    ['2001:0DB8:0001:0003:0000:0000:0000:0001', '2001:db8:1:3::/64'],
+    ['2001:db8:1:3::1%eth0', '2001:db8:1:3::/64'],
+    ['fe80::1%eth0', 'fe80:0:0:0::/64'],
     ['unknown', 'unknown'],
   ]
   for (const [ip, bucket] of cases)
     test(`${ip} → ${bucket}`, () => assert.equal(addressBucket(ip), bucket))
+})
+
+describe('networkBucket: every spelling of one IPv6 /48 is one bucket; IPv4 has none', () => {
+  const cases: [string, string, string | undefined][] = [
+    ['compressed', '2001:db8:5:1::1', '2001:db8:5::/48'],
+    ['expanded', '2001:0db8:0005:0002:0000:0000:0000:0001', '2001:db8:5::/48'],
+    ['upper case', '2001:DB8:5:3::ABCD', '2001:db8:5::/48'],
+    ['zone id', '2001:db8:5:4::1%eth0', '2001:db8:5::/48'],
+    ['numeric zone id', '2001:db8:5:4::1%2', '2001:db8:5::/48'],
+    ['leading zeros in some groups', '2001:0db8:05:0005::1', '2001:db8:5::/48'],
+    ['no ::', '2001:db8:5:ffff:ffff:ffff:ffff:ffff', '2001:db8:5::/48'],
+    ['a dotted tail', '2001:db8:5:6::192.0.2.1', '2001:db8:5::/48'],
+    ['the next /48', '2001:db8:6::1', '2001:db8:6::/48'],
+    ['a zero group inside', '2001:0:5::1', '2001:0:5::/48'],
+    ['6to4: its IPv4 address is its /48', '2002:c000:0201::1', '2002:c000:201::/48'],
+    ['IPv4', '192.0.2.1', undefined],
+    ['IPv4-mapped', '::ffff:192.0.2.1', undefined],
+    ['IPv4-mapped, upper case hex', '::FFFF:C000:201', undefined],
+    ['IPv4-mapped, expanded', '0:0:0:0:0:ffff:192.0.2.1', undefined],
+    ['IPv4-mapped, zone id', '::ffff:192.0.2.1%eth0', undefined],
+    ['not an address', 'unknown', undefined],
+    ['empty', '', undefined],
+    ['bracketed', '[2001:db8:5::1]', undefined],
+    ['only a zone id', '%eth0', undefined],
+  ]
+  for (const [what, ip, bucket] of cases)
+    test(`${what}: ${JSON.stringify(ip)} → ${bucket}`, () =>
+      assert.equal(networkBucket(ip), bucket))
+
+  test('a mapped IPv4 address is its IPv4 address, not an address of ::/48', () => {
+    assert.equal(addressBucket('::ffff:192.0.2.1'), addressBucket('192.0.2.1'))
+    assert.equal(addressBucket('::FFFF:C000:201'), '192.0.2.1')
+    // IPv4-compatible (deprecated ::/96, not mapped) is an IPv6 address like any other.
+    assert.equal(networkBucket('::192.0.2.1'), '0:0:0::/48')
+  })
 })

@@ -4,8 +4,9 @@
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { after, before, beforeEach, describe, test } from 'node:test'
+import { after, before, beforeEach, describe, it, test } from 'node:test'
 import { createAdaptorServer, type HttpBindings } from '@hono/node-server'
+import { createClient } from '@redis/client'
 import { Hono } from 'hono'
 import { CLIENTS_SET, clientKey, pruneClients } from '../../gateway/broker/adapter.js'
 import { RegistrationGuardError } from '../../gateway/broker/client-errors.js'
@@ -15,10 +16,17 @@ import {
   type RegistrationGuardOptions,
 } from '../../gateway/broker/registration-guard.js'
 import { DEFAULT_CLIENT_CAP_RETRY_AFTER_S } from '../../gateway/config/schema.js'
+import { startBrokerReplicas, type BrokerReplicas } from '../helpers/broker-replicas.js'
+import { type BrokerFront, clientMetadata, register } from '../helpers/broker-raw.js'
 import { testStore } from '../helpers/memory-store.js'
+import { NO_REDIS } from '../helpers/redis.js'
 
 const MAX_BYTES = 1024
 const PER_MINUTE = 20
+/** Registrations one IPv6 /48 may make a minute (2 /64s at their bound). */
+const PER_NETWORK = 40
+/** Registrations everyone may make a minute. */
+const IN_ALL = 100
 const MAX_CLIENTS = 5
 /** A clock the tests move: the middle of a minute window. */
 let clock = Math.floor(1.7e12 / 60_000) * 60_000 + 30_000
@@ -62,6 +70,8 @@ describe('registrationGuard over HTTP', () => {
     maxBodyBytes: MAX_BYTES,
     maxClients: MAX_CLIENTS,
     perAddressPerMinute: PER_MINUTE,
+    perNetworkPerMinute: PER_NETWORK,
+    perMinute: IN_ALL,
     retryAfterWhenFull: DEFAULT_CLIENT_CAP_RETRY_AFTER_S,
     // Stands in for a trusted proxy's forwarded address when a test sets it.
     peer: (c) => c.req.header('x-test-peer') ?? c.env.incoming.socket.remoteAddress,
@@ -210,6 +220,67 @@ describe('registrationGuard over HTTP', () => {
     assert.equal((await post(port, { ...headers, 'x-test-peer': '203.0.113.9' }, '{}')).status, 429)
   })
 
+  test('one IPv6 /48 in any spelling makes PER_NETWORK registrations, its /64s together; a third /64 is refused 429 "from this network" and stores no counter; the next /48 registers', async () => {
+    const headers = { 'content-type': 'application/json', 'content-length': '2' }
+    const spellings = [
+      '2001:db8:48:1::1',
+      '2001:0DB8:0048:0002:0000:0000:0000:0002',
+      '2001:db8:48:1::3%eth0',
+      '2001:0db8:048:2::4',
+    ]
+    for (let i = 0; i < PER_NETWORK; i++) {
+      const from = spellings[i % spellings.length]!
+      assert.equal((await post(port, { ...headers, 'x-test-peer': from }, '{}')).status, 201, from)
+    }
+    const keys = store.values.size
+    const refused = await post(port, { ...headers, 'x-test-peer': '2001:DB8:48:3::1' }, '{}')
+    assert.equal(refused.status, 429)
+    assert.deepEqual(JSON.parse(refused.body), {
+      error: 'slow_down',
+      error_description: 'too many registrations from this network; retry later',
+    })
+    assert.equal(refused.headers['retry-after'], '30')
+    assert.equal(store.values.size, keys, 'no counter for the refused /64')
+    assert.equal(reached.length, PER_NETWORK)
+    assert.equal(
+      (await post(port, { ...headers, 'x-test-peer': '2001:db8:49::1' }, '{}')).status,
+      201,
+    )
+  })
+
+  test('IPv4-mapped peers are IPv4 addresses, never one /48: more of them than a /48 may make all register', async () => {
+    const headers = { 'content-type': 'application/json', 'content-length': '2' }
+    for (let i = 0; i < PER_NETWORK + 10; i++) {
+      const from = `::ffff:203.0.113.${i + 1}`
+      assert.equal((await post(port, { ...headers, 'x-test-peer': from }, '{}')).status, 201, from)
+    }
+  })
+
+  test('past perMinute every address is refused 429 "right now" until the next minute, storing no counter; what one address was refused is not counted', async () => {
+    const headers = { 'content-type': 'application/json', 'content-length': '2' }
+    const from = (peer: string) => ({ ...headers, 'x-test-peer': peer })
+    // One address past its own bound: its refusals do not spend the bound in all.
+    for (let i = 0; i < PER_MINUTE + 10; i++) await post(port, from('192.0.2.200'), '{}')
+    for (let n = 1; reached.length < IN_ALL; n++)
+      for (let i = 0; i < PER_MINUTE && reached.length < IN_ALL; i++)
+        assert.equal((await post(port, from(`192.0.2.${n}`), '{}')).status, 201)
+    const keys = store.values.size
+    for (const peer of ['198.51.100.1', '2001:db8:50::1', '::ffff:198.51.100.2', '192.0.2.1']) {
+      const r = await post(port, from(peer), '{}')
+      assert.equal(r.status, 429, peer)
+      assert.deepEqual(JSON.parse(r.body), {
+        error: 'slow_down',
+        error_description: 'too many registrations right now; retry later',
+      })
+      assert.equal(r.headers['retry-after'], '30', peer)
+    }
+    assert.equal(store.values.size, keys, 'no counter for the refused')
+    assert.equal(reached.length, IN_ALL)
+    clock += 30_000
+    assert.equal((await post(port, from('198.51.100.1'), '{}')).status, 201, 'the next minute')
+    clock -= 30_000
+  })
+
   test('at maxClients registered clients, the next registration is refused 429', async () => {
     const add = async (id: string) => {
       await store.sadd(CLIENTS_SET, id)
@@ -256,6 +327,8 @@ describe('admitRegistration: request headers', () => {
     maxBodyBytes: MAX_BYTES,
     maxClients: 10,
     perAddressPerMinute: 5,
+    perNetworkPerMinute: 10,
+    perMinute: 100,
     retryAfterWhenFull: DEFAULT_CLIENT_CAP_RETRY_AFTER_S,
     peer: () => undefined,
     now: () => clock,
@@ -321,5 +394,71 @@ describe('admitRegistration: request headers', () => {
       (err) =>
         err instanceof RegistrationGuardError && err.code === 'slow_down' && err.retryAfterS === 30,
     )
+  })
+})
+
+describe('registration counts shared by replicas (Redis), behind a trusted proxy', {
+  skip: NO_REDIS,
+}, () => {
+  const REDIRECT = 'http://127.0.0.1:43150/cb'
+  /** The replicas' count clock: 30 s into a minute, so no count crosses a window. */
+  const held = Math.floor(Date.now() / 60_000) * 60_000 + 30_000
+  let s: BrokerReplicas
+  let front: BrokerFront
+  before(async () => {
+    s = await startBrokerReplicas({
+      broker: { registration: { perAddressPerMinute: 2, perNetworkPerMinute: 3, perMinute: 6 } },
+      config: { trustProxy: true },
+      signInClock: () => held,
+    })
+    front = { url: s.publicUrl, endpoint: (server) => `${s.publicUrl}/mcp/${server}` }
+  })
+  after(() => s?.close())
+
+  it('each bound is met once for both replicas: per address, per /48 in any spelling, in all; refused registrations add no client', async () => {
+    s.router.mode = 'alternate'
+    const outcomes: string[] = []
+    const from = [
+      // One /48: three /64s in three spellings, then a fourth /64 with a zone id.
+      '2001:db8:cc:1::1',
+      '2001:DB8:CC:2::1',
+      '2001:0db8:00cc:0003:0:0:0:1',
+      '2001:db8:cc:4::1%eth0',
+      // One IPv4 address, mapped or not: twice, then refused.
+      '192.0.2.1',
+      '::ffff:192.0.2.1',
+      '192.0.2.1',
+      // The sixth registration in all, then everyone is refused.
+      '192.0.2.2',
+      '192.0.2.3',
+      '2001:db8:dd::1',
+    ]
+    for (const peer of from) {
+      const r = await register(front, clientMetadata([REDIRECT], {}), { 'x-forwarded-for': peer })
+      const why = r.status === 429 ? String(r.json.error_description).split(';')[0] : ''
+      outcomes.push(`${r.status} ${why}`.trim())
+      if (r.status === 429) assert.equal(r.headers['retry-after'], '30', peer)
+    }
+    assert.deepEqual(outcomes, [
+      '201',
+      '201',
+      '201',
+      '429 too many registrations from this network',
+      '201',
+      '201',
+      '429 too many registrations from this address',
+      '201',
+      '429 too many registrations right now',
+      '429 too many registrations right now',
+    ])
+    assert.ok(s.router.hits.a >= 5 && s.router.hits.b >= 5, JSON.stringify(s.router.hits))
+    const client = createClient({ url: s.redis.url })
+    client.on('error', () => {})
+    await client.connect()
+    try {
+      assert.equal(await client.sCard(`${s.keyPrefix}${CLIENTS_SET}`), 6, 'clients registered')
+    } finally {
+      await client.quit()
+    }
   })
 })

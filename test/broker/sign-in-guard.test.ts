@@ -68,13 +68,14 @@ const xff = (address: string) => ({ 'x-forwarded-for': address })
 
 describe('sign-in steps behind a proxy (trustProxy), memory store of 1000 keys', () => {
   const PER_ADDRESS = 10
+  const PER_NETWORK = 20
   let stack: BrokerStack
   let clientId: string
   before(async () => {
     stack = await startBrokerStack({
       kind: 'entra',
       config: { trustProxy: true },
-      broker: { signIn: { perAddressPerMinute: PER_ADDRESS } },
+      broker: { signIn: { perAddressPerMinute: PER_ADDRESS, perNetworkPerMinute: PER_NETWORK } },
       storeMaxKeys: 1000,
       start: { signInClock: clock },
     })
@@ -170,6 +171,52 @@ describe('sign-in steps behind a proxy (trustProxy), memory store of 1000 keys',
     }
   })
 
+  it('one IPv6 /48 in any spelling (X-Forwarded-For) gets 20 steps, its /64s together; its other /64s store nothing; the next /48 signs in', async () => {
+    const before = await interactions()
+    const spellings = [
+      '2001:db8:48:1::1',
+      '2001:0DB8:0048:0002:0000:0000:0000:0001',
+      '[2001:db8:48:3::1]:443',
+      '2001:db8:48:4::1%eth0',
+      '2001:db8:0048:5::1',
+      // Entries to the left are the client's word: the rightmost is counted.
+      '2001:db8:ffff::1, 2001:db8:48:6::1',
+    ]
+    for (let i = 0; i < PER_NETWORK; i++) {
+      const from = spellings[i % spellings.length]!
+      assert.equal((await authorize(stack, clientId, { headers: xff(from) })).status, 303, from)
+    }
+    // Fresh /64s of the /48, in each spelling: each refused (none is at its own bound).
+    for (const fresh of [
+      '2001:db8:48:71::1',
+      '2001:0DB8:0048:0072:0000:0000:0000:0001',
+      '[2001:db8:48:73::1]:443',
+      '2001:db8:48:74::1%eth0',
+      '2001:db8:0048:75::1',
+      '2001:db8:ffff::1, 2001:db8:48:76::1',
+    ])
+      assertTooMany(await authorize(stack, clientId, { headers: xff(fresh) }), fresh)
+    assert.equal((await interactions()) - before, PER_NETWORK, 'Interactions stored')
+    const next = await authorize(stack, clientId, { headers: xff('2001:db8:49::1') })
+    assert.equal(next.status, 303, 'the next /48')
+  })
+
+  it('IPv4-mapped addresses count as their IPv4 address, and never as one IPv6 /48', async () => {
+    // One address, mapped or not: PER_ADDRESS steps in all.
+    const one = ['::ffff:198.51.100.90', '198.51.100.90', '::FFFF:C633:645A']
+    for (let i = 0; i < PER_ADDRESS; i++) {
+      const res = await authorize(stack, clientId, { headers: xff(one[i % one.length]!) })
+      assert.equal(res.status, 303, `${i}`)
+    }
+    for (const spelling of one)
+      assertTooMany(await authorize(stack, clientId, { headers: xff(spelling) }), spelling)
+    // More mapped addresses than a /48 may start steps: each is its own IPv4 address.
+    for (let i = 0; i < PER_NETWORK + 5; i++) {
+      const from = `::ffff:198.51.101.${i + 1}`
+      assert.equal((await authorize(stack, clientId, { headers: xff(from) })).status, 303, from)
+    }
+  })
+
   it('CIMD client ids count the same (refused before any document is fetched)', async () => {
     const from = xff('198.51.100.60')
     for (let i = 0; i < PER_ADDRESS; i++) {
@@ -235,7 +282,7 @@ describe('sign-in steps without a trusted proxy, default bounds', () => {
 describe('sign-in counts in all', () => {
   it('past perMinute every address is refused; what one address was refused is not counted in all', async () => {
     const store = createMemoryStore()
-    const o = { store, perAddressPerMinute: 3, perMinute: 5, now: clock }
+    const o = { store, perAddressPerMinute: 3, perNetworkPerMinute: 5, perMinute: 5, now: clock }
     const got = async (peer: string) => (await admitSignIn(o, peer))?.bound ?? 'admitted'
     const a = [await got('192.0.2.1'), await got('192.0.2.1'), await got('192.0.2.1')]
     assert.deepEqual(a, ['admitted', 'admitted', 'admitted'])
@@ -269,12 +316,15 @@ describe('sign-in counts in all', () => {
 
 describe('sign-in counts shared by replicas (Redis)', { skip: NO_REDIS }, () => {
   const PER_ADDRESS = 4
+  const PER_NETWORK = 6
   let s: BrokerReplicas
   let front: BrokerFront
   let clientId: string
   before(async () => {
     s = await startBrokerReplicas({
-      broker: { signIn: { perAddressPerMinute: PER_ADDRESS } },
+      broker: { signIn: { perAddressPerMinute: PER_ADDRESS, perNetworkPerMinute: PER_NETWORK } },
+      // The router is a trusted proxy: the tests name the client's address in X-Forwarded-For.
+      config: { trustProxy: true },
       signInClock: clock,
     })
     front = { url: s.publicUrl, endpoint: (server) => `${s.publicUrl}/mcp/${server}` }
@@ -309,5 +359,28 @@ describe('sign-in counts shared by replicas (Redis)', { skip: NO_REDIS }, () => 
     } finally {
       await client.quit()
     }
+  })
+
+  it('one IPv6 /48 alternating between replicas gets its bound once, not once per replica', async () => {
+    s.router.mode = 'alternate'
+    const hits = { ...s.router.hits }
+    const statuses: number[] = []
+    // Three /64s of one /48 in turn, spelled differently each time.
+    const spellings = ['2001:db8:aa:1::1', '2001:DB8:AA:2::2', '2001:0db8:00aa:0003::3']
+    for (let i = 0; i < 3 * PER_ADDRESS; i++) {
+      const res = await authorize(front, clientId, { headers: xff(spellings[i % 3]!) })
+      statuses.push(res.status)
+      if (res.status === 429) assertTooMany(res, `${i}`)
+    }
+    assert.deepEqual(statuses, [
+      ...Array<number>(PER_NETWORK).fill(303),
+      ...Array<number>(3 * PER_ADDRESS - PER_NETWORK).fill(429),
+    ])
+    assert.ok(
+      s.router.hits.a - hits.a >= PER_NETWORK / 2 && s.router.hits.b - hits.b >= PER_NETWORK / 2,
+    )
+    // Another /48, and an IPv4 address, through either replica.
+    for (const from of ['2001:db8:ab::1', '192.0.2.200'])
+      assert.equal((await authorize(front, clientId, { headers: xff(from) })).status, 303, from)
   })
 })

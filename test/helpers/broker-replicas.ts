@@ -76,8 +76,10 @@ export async function startBrokerReplicas(
     store?: Record<string, unknown>
     /** The URL the replicas reach Redis at, given its own (a proxy in front of it). */
     redisUrl?: (url: string) => string | Promise<string>
-    /** The clock of the replicas' sign-in counts' windows (default the real one). */
+    /** The clock of the replicas' sign-in and registration counts' windows (default the real one). */
     signInClock?: () => number
+    /** Added to each replica's top-level configuration (trustProxy). */
+    config?: Record<string, unknown>
   } = {},
 ): Promise<BrokerReplicas> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-replicas-'))
@@ -138,6 +140,7 @@ export async function startBrokerReplicas(
     },
     policies: join(dir, 'policy.yaml'),
     log: { level: 'debug', audit: 'off' },
+    ...o.config,
   })
   const logs: Record<ReplicaName, string[]> = { a: [], b: [] }
   const start = (raw: Record<string, unknown>, lines: string[] = []) =>

@@ -5,17 +5,25 @@
 // - Retry-After at a window's edges: 60 at its first millisecond, 1 at its last, never 0;
 // - look-alike (Cyrillic, Greek), emoji-sequence and right-to-left names on the consent page, in
 //   Chromium: the name shows as written and the "cannot verify" line is on screen below it.
-// Open (todo, a design choice for the lead): the bound in all is spent by perMinute /
-// perAddressPerMinute buckets (34 by default); one home IPv6 delegation (a /56 is 256 /64s)
-// holds that many, so one person can refuse everyone's sign-in for as long as they keep at it.
-// Open (todo): registrations' per-address counters have no bound in all (the same growth as
-// the sign-in counters before this stop): registrations oidc-provider then refuses (bad
-// metadata) add no client, so the client cap never stops them.
+// Fixed at stop 71 (guard71): the bound in all was spent by perMinute / perAddressPerMinute
+// buckets (34 by default); one home IPv6 delegation (a /56 is 256 /64s) holds that many, so one
+// person could refuse everyone's sign-in for as long as they kept at it. IPv6 sign-ins now count
+// per /48 too (perNetworkPerMinute, 240: 12% of the bound in all).
+// Fixed at stop 71 (guard71): registrations' per-address counters had no bound in all (the
+// same growth as the sign-in counters before this stop): registrations oidc-provider then
+// refuses (bad metadata) add no client, so the client cap never stopped them. Now
+// registration.perMinute, read before an address's counter is made, and the same /48 level.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { Browser } from 'puppeteer-core'
+import type { RegistrationGuardError } from '../../gateway/broker/client-errors.js'
 import { admitRegistration } from '../../gateway/broker/registration-guard.js'
 import { admitSignIn } from '../../gateway/broker/sign-in-guard.js'
+import {
+  DEFAULT_BROKER_SIGN_INS_PER_ADDRESS_PER_MINUTE,
+  DEFAULT_BROKER_SIGN_INS_PER_MINUTE,
+  DEFAULT_BROKER_SIGN_INS_PER_NETWORK_PER_MINUTE,
+} from '../../gateway/config/schema.js'
 import { authorizeUrl, authParams, newClient, pkce } from '../helpers/broker-raw.js'
 import { startAccountStack } from '../helpers/account.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
@@ -83,7 +91,8 @@ describe('stop64: request targets the sign-in guard must count', () => {
 describe('stop64: the sign-in counts themselves', () => {
   it('medium: every new address stored a counter even past perMinute, so many addresses (an IPv6 /48 is 65,536 buckets) filled the store with counters; now at most perMinute counters a window', async () => {
     const store = recordingStore({ maxKeys: 1000 })
-    const o = { store, perAddressPerMinute: 2, perMinute: 50, now: clock }
+    // The /48's own bound above the bound in all, so that the bound in all is the one met.
+    const o = { store, perAddressPerMinute: 2, perNetworkPerMinute: 100, perMinute: 50, now: clock }
     const refused: string[] = []
     for (let i = 0; i < 2000; i++) {
       // 2000 /64s of one /48, each starting one step.
@@ -93,32 +102,79 @@ describe('stop64: the sign-in counts themselves', () => {
     assert.equal(refused.length, 2000 - 50)
     assert.ok(refused.every((b) => b === 'all'))
     const counters = await store.keys('broker:sign-in:')
-    // 50 addresses admitted and the count in all; the refused ones stored nothing.
-    assert.equal(counters.length, 51, `${counters.length} counters`)
+    // 50 addresses admitted, their /48's count and the count in all; the refused ones stored nothing.
+    assert.equal(counters.length, 52, `${counters.length} counters`)
     // The store has room for everyone else (without it the 1000th address filled it: full, 503).
     await store.set('someone:else', 'x', { ttlMs: 60_000 })
   })
 })
 
 describe('stop64: registration counters', () => {
-  it('open: 2000 addresses (IPv6 /64s of one /48) registering once each fill a store of 1000 keys with counters', {
-    todo: 'a bound in all on registrations (a new limit), read before an address counter is made, as the sign-in guard does',
-  }, async () => {
+  const headers = { contentLength: '100', transferEncoding: undefined }
+  /** Registers once from each of `peers` into a fresh store of 1000 keys: what was refused, what is stored. */
+  const registerOnceEach = async (peers: string[]) => {
     const store = recordingStore({ maxKeys: 1000 })
     const o = {
       store,
       maxBodyBytes: 8192,
       maxClients: 10_000,
       perAddressPerMinute: 20,
+      perNetworkPerMinute: 80,
+      perMinute: 100,
       retryAfterWhenFull: 60,
       peer: () => undefined,
       now: clock,
     }
-    const headers = { contentLength: '100', transferEncoding: undefined }
-    for (let i = 0; i < 2000; i++)
-      await admitRegistration(o, headers, `2001:db8:9:${i.toString(16)}::1`).catch(() => {})
+    const refused = new Map<string, number>()
+    for (const peer of peers) {
+      const why = await admitRegistration(o, headers, peer).then(
+        () => 'admitted',
+        (err: RegistrationGuardError) => `${err.code} ${err.retryAfterS}: ${err.message}`,
+      )
+      refused.set(why, (refused.get(why) ?? 0) + 1)
+    }
+    return {
+      store,
+      refused: Object.fromEntries(refused),
+      counters: await store.keys('broker:register:'),
+    }
+  }
+  const hex = (i: number) => i.toString(16)
+
+  it('medium (was open): 2000 addresses (IPv6 /64s of one /48) registering once each filled a store of 1000 keys with counters; now their /48 stops them at 80, storing 82 counters', async () => {
+    const r = await registerOnceEach(
+      Array.from({ length: 2000 }, (_, i) => `2001:db8:9:${hex(i)}::1`),
+    )
+    assert.deepEqual(r.refused, {
+      admitted: 80,
+      'slow_down 30: too many registrations from this network; retry later': 1920,
+    })
+    // 80 /64s, their /48 and the count in all.
+    assert.equal(r.counters.length, 82, `${r.counters.length} counters`)
     // Room left for the grants and sign-ins of everyone else.
-    await store.set('someone:else', 'x', { ttlMs: 60_000 })
+    await r.store.set('someone:else', 'x', { ttlMs: 60_000 })
+  })
+
+  it('medium (was open): 2000 /48s, or 2000 IPv4 addresses, once each: the bound in all admits 100 and stores no counter for the rest', async () => {
+    const populations: [string, string[], number][] = [
+      // A /64 and its /48 per admitted registration, and the count in all.
+      ['2000 /48s', Array.from({ length: 2000 }, (_, i) => `2001:${hex(0x1000 + i)}:1::1`), 201],
+      [
+        '2000 IPv4 addresses',
+        Array.from({ length: 2000 }, (_, i) => `198.18.${i >> 8}.${i & 255}`),
+        101,
+      ],
+    ]
+    for (const [what, peers, counters] of populations) {
+      const r = await registerOnceEach(peers)
+      assert.deepEqual(
+        r.refused,
+        { admitted: 100, 'slow_down 30: too many registrations right now; retry later': 1900 },
+        what,
+      )
+      assert.equal(r.counters.length, counters, what)
+      await r.store.set('someone:else', 'x', { ttlMs: 60_000 })
+    }
   })
 })
 
@@ -126,7 +182,13 @@ describe("stop64: the refusal's Retry-After at the window's edges", () => {
   it('held: 60 s at the first millisecond of a window, 1 s at its last (never 0), the next window admits', async () => {
     const start = Math.floor(Date.now() / 60_000) * 60_000 + 120_000
     let now = start
-    const o = { store: recordingStore(), perAddressPerMinute: 2, perMinute: 100, now: () => now }
+    const o = {
+      store: recordingStore(),
+      perAddressPerMinute: 2,
+      perNetworkPerMinute: 4,
+      perMinute: 100,
+      now: () => now,
+    }
     await admitSignIn(o, '192.0.2.9')
     await admitSignIn(o, '192.0.2.9')
     assert.equal((await admitSignIn(o, '192.0.2.9'))?.retryAfterS, 60)
@@ -138,13 +200,27 @@ describe("stop64: the refusal's Retry-After at the window's edges", () => {
     assert.equal(await admitSignIn(o, '192.0.2.9'), undefined, 'the next window')
   })
 
-  it('open: one IPv6 /56 (256 /64s, a home delegation) spends the bound in all, and everyone is refused', {
-    todo: 'a design choice: count IPv6 sign-ins per /48 or /56 as well, or keep a share of the bound in all for addresses that started none',
-  }, async () => {
-    const o = { store: recordingStore(), perAddressPerMinute: 60, perMinute: 2000, now: clock }
+  it('medium (was open): one IPv6 /56 (256 /64s, a home delegation) spent the bound in all, and everyone was refused; now its /48 spends 240 of the 2000 (default bounds)', async () => {
+    const store = recordingStore()
+    const o = {
+      store,
+      perAddressPerMinute: DEFAULT_BROKER_SIGN_INS_PER_ADDRESS_PER_MINUTE,
+      perNetworkPerMinute: DEFAULT_BROKER_SIGN_INS_PER_NETWORK_PER_MINUTE,
+      perMinute: DEFAULT_BROKER_SIGN_INS_PER_MINUTE,
+      now: clock,
+    }
+    const bounds = new Map<string, number>()
     for (let i = 0; i < 256; i++)
-      for (let j = 0; j < 60; j++) await admitSignIn(o, `2001:db8:0:${(0x100 + i).toString(16)}::1`)
+      for (let j = 0; j < 60; j++) {
+        const r = await admitSignIn(o, `2001:db8:0:${(0x100 + i).toString(16)}::1`)
+        bounds.set(r?.bound ?? 'admitted', (bounds.get(r?.bound ?? 'admitted') ?? 0) + 1)
+      }
+    assert.deepEqual(Object.fromEntries(bounds), { admitted: 240, network: 256 * 60 - 240 })
     assert.equal(await admitSignIn(o, '192.0.2.1'), undefined, 'someone else signs in')
+    assert.equal(await admitSignIn(o, '2001:db8:1:1::1'), undefined, 'and from the next /48')
+    // 4 /64s, the /48, the other two addresses, their /48 and the count in all: nothing more for
+    // the 15,120 refused.
+    assert.equal((await store.keys('broker:sign-in:')).length, 9)
   })
 })
 
