@@ -24,6 +24,9 @@ type BrokerConfig = NonNullable<GatewayConfig['auth']['broker']>
 /** The cookie of a browser's sign-in at the broker (its value is the session's id). */
 export const BROKER_SESSION_COOKIE = '_mcp_edge_session'
 
+/** oidc-provider's least cache time of a client metadata document (one saying less, or nothing), in s. */
+const CIMD_MIN_CACHE_AGE_S = 30
+
 /** Paths the authorization server answers at, relative to the issuer. */
 export const BROKER_ROUTES = {
   authorization: '/authorize',
@@ -194,6 +197,12 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       clientIdMetadataDocument: {
         enabled: config.cimd.enabled,
         ack: 'draft-02',
+        // A document's own max-age (or Expires), within oidc-provider's floor and the operator's
+        // ceiling: 0 fetches it at every request, so the floor gives way to a lower ceiling.
+        cacheDuration: {
+          min: Math.min(CIMD_MIN_CACHE_AGE_S, config.cimd.maxCacheAge),
+          max: config.cimd.maxCacheAge,
+        },
         allowFetch: (
           ctx: { state?: { cimdTried?: Set<string> } } | undefined,
           clientId: string,
