@@ -20,7 +20,7 @@ import { mountInteractions, UPSTREAM_CALLBACK_PATH } from './interactions.js'
 import type { BrokerKeys } from './keys.js'
 import { mountProvider } from './mount.js'
 import { loadOidcModule } from './oidc-module.js'
-import { BROKER_ROUTES, BROKER_SESSION_COOKIE, brokerConfiguration } from './provider.js'
+import { BROKER_ROUTES, brokerConfiguration, brokerSessionCookie } from './provider.js'
 import { registrationGuard } from './registration-guard.js'
 import { revocationPolicy, revokeAccessTokens } from './revoke-access.js'
 import type { RevocationList } from './revocations.js'
@@ -291,7 +291,7 @@ export async function startBroker(o: {
     accounts,
     firstParty,
     async endBrowserSession(cookie) {
-      const id = cookie(BROKER_SESSION_COOKIE)
+      const id = cookie(brokerSessionCookie(issuer))
       if (id) await (await provider.Session.find(id))?.destroy()
     },
     problem: () =>

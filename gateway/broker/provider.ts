@@ -21,8 +21,18 @@ import { grantableScopes, serverScopes } from './scopes.js'
 type OidcModule = typeof import('oidc-provider')
 type BrokerConfig = NonNullable<GatewayConfig['auth']['broker']>
 
-/** The cookie of a browser's sign-in at the broker (its value is the session's id). */
-export const BROKER_SESSION_COOKIE = '_mcp_edge_session'
+/**
+ * The cookie of a browser's sign-in at the broker (its value is the session's id), for an
+ * issuer: on https a `__Host-` cookie (Secure, Path=/, no Domain), which no other host can set,
+ * so a page on a sibling subdomain cannot plant one (Domain=example.com) that the browser sends
+ * with, or before, the broker's own; on http (loopback only) the plain name.
+ */
+export function brokerSessionCookie(issuer: string): string {
+  return new URL(issuer).protocol === 'https:' ? '__Host-mcp_edge_session' : '_mcp_edge_session'
+}
+
+/** oidc-provider's least cache time of a client metadata document (one saying less, or nothing), in s. */
+const CIMD_MIN_CACHE_AGE_S = 30
 
 /** Paths the authorization server answers at, relative to the issuer. */
 export const BROKER_ROUTES = {
@@ -86,6 +96,7 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
   const { errors } = oidc
   const resources = new Set(d.resources.all())
   const serversOf = (indicator: string) => d.resources.serversOf(indicator)
+  const secureIssuer = new URL(d.issuer).protocol === 'https:'
   const ttl = {
     AccessToken: config.accessTokenTtl,
     AuthorizationCode: config.codeTtl,
@@ -121,12 +132,26 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
     conformIdTokenClaims: true,
     cookies: {
       keys: d.keys.cookieKeys,
+      // The interaction and resume cookies keep plain names: oidc-provider sets them on the
+      // path of one authorization (/interaction/<uid>, /authorize/<uid>; the resume cookie's
+      // path cannot be changed), and `__Host-` needs Path=/. A copy planted from a sibling
+      // subdomain on a shorter path is sent after the broker's own (RFC 6265 §5.4) and the first
+      // is read; on its own it names another uid than the page's (interactions.ts refuses it),
+      // or an interaction begun in another browser session, which oidc-provider refuses at
+      // resume now that the session cookie cannot be planted.
       names: {
-        session: BROKER_SESSION_COOKIE,
+        session: brokerSessionCookie(d.issuer),
         interaction: '_mcp_edge_interaction',
         resume: '_mcp_edge_resume',
       },
-      long: { httpOnly: true, sameSite: 'lax', signed: true },
+      long: {
+        httpOnly: true,
+        sameSite: 'lax',
+        signed: true,
+        // What `__Host-` needs on https, said here rather than left to defaults.
+        path: '/',
+        ...(secureIssuer ? { secure: true } : {}),
+      },
       short: { httpOnly: true, sameSite: 'lax', signed: true },
     },
     enabledJWA: { idTokenSigningAlgValues: [d.keys.alg] as never },
@@ -194,6 +219,12 @@ export function brokerConfiguration(d: ProviderDeps): Configuration {
       clientIdMetadataDocument: {
         enabled: config.cimd.enabled,
         ack: 'draft-02',
+        // A document's own max-age (or Expires), within oidc-provider's floor and the operator's
+        // ceiling: 0 fetches it at every request, so the floor gives way to a lower ceiling.
+        cacheDuration: {
+          min: Math.min(CIMD_MIN_CACHE_AGE_S, config.cimd.maxCacheAge),
+          max: config.cimd.maxCacheAge,
+        },
         allowFetch: (
           ctx: { state?: { cimdTried?: Set<string> } } | undefined,
           clientId: string,

@@ -730,6 +730,8 @@ export const DEFAULT_CIMD_TIMEOUT_MS = 2_500
 export const DEFAULT_CIMD_MAX_BYTES = 5_120
 /** Client ID Metadata Documents fetched at once at most; one more is refused, not queued. */
 export const DEFAULT_CIMD_MAX_CONCURRENT = 16
+/** Longest a Client ID Metadata Document is cached, in s (oidc-provider's own ceiling: one day). */
+export const DEFAULT_CIMD_MAX_CACHE_AGE_S = 86_400
 
 /**
  * Redirect URIs dynamically registered clients may use unless the operator sets their own:
@@ -931,6 +933,8 @@ const brokerSchema = z.strictObject({
       maxBytes: z.number().int().min(512).max(5_120).default(DEFAULT_CIMD_MAX_BYTES),
       /** Documents fetched at once at most (every outsider's /authorize can start one); one more is refused. */
       maxConcurrent: z.number().int().min(1).max(1024).default(DEFAULT_CIMD_MAX_CONCURRENT),
+      /** s a fetched document is used at most (its own Cache-Control max-age up to this); 0: fetched at every request. */
+      maxCacheAge: z.number().int().min(0).max(86_400).default(DEFAULT_CIMD_MAX_CACHE_AGE_S),
       /** A CA certificate (PEM file) trusted for document hosts besides the system's (tests, intranets). */
       caFile: z.string().min(1).optional(),
     })

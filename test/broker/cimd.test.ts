@@ -12,6 +12,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, beforeEach, describe, it } from 'node:test'
 import { decodeJwt } from 'jose'
+import { ConfigError } from '../../gateway/config/errors.js'
+import { validateConfig } from '../../gateway/config/load.js'
+import { DEFAULT_CIMD_MAX_CACHE_AGE_S } from '../../gateway/config/schema.js'
 import {
   assertGatewayPage,
   authorizeUrl,
@@ -120,6 +123,8 @@ function sized(origin: string, path: string, bytes: number): string {
 let ca: TestCa
 let docs: DocHost
 let stack: BrokerStack
+/** The test CA's certificate, as auth.broker.cimd.caFile. */
+let caFile: string
 let unique = 0
 /** A fresh path, so oidc-provider's document cache never answers for another case. */
 const fresh = (name: string) => `/${name}-${++unique}.json`
@@ -127,13 +132,12 @@ const fresh = (name: string) => `/${name}-${++unique}.json`
 before(async () => {
   ca = makeTestCa()
   const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-cimd-'))
-  writeFileSync(join(dir, 'ca.pem'), ca.ca)
+  caFile = join(dir, 'ca.pem')
+  writeFileSync(caFile, ca.ca)
   docs = await startDocHost(ca)
   stack = await startBrokerStack({
     kind: 'entra',
-    broker: {
-      cimd: { caFile: join(dir, 'ca.pem'), allowPrivate: ['127.0.0.1/32'], timeout: 2000 },
-    },
+    broker: { cimd: { caFile, allowPrivate: ['127.0.0.1/32'], timeout: 2000 } },
   })
 })
 after(async () => {
@@ -463,5 +467,125 @@ describe('CIMD: caching', () => {
       [303, 303, 303, 303],
     )
     assert.equal(docs.hits.get(path), 1)
+  })
+})
+
+describe('CIMD: a document is cached no longer than auth.broker.cimd.maxCacheAge', () => {
+  let capped: BrokerStack
+  let never: BrokerStack
+  before(async () => {
+    const cimd = (maxCacheAge: number) => ({
+      broker: {
+        cimd: { caFile, allowPrivate: ['127.0.0.1/32'], timeout: 2000, maxCacheAge },
+      },
+    })
+    capped = await startBrokerStack(cimd(600))
+    never = await startBrokerStack(cimd(0))
+  })
+  after(async () => {
+    await capped?.close()
+    await never?.close()
+  })
+
+  // Oidc-provider's cache reads Date.now(): the test's clock is moved, nothing waits.
+  const cases: {
+    name: string
+    s: () => BrokerStack
+    headers: Record<string, string>
+    /** s it is cached: still at `age` - 1 after the first fetch, fetched again at `age` + 1. */
+    age: number
+  }[] = [
+    {
+      name: 'the default: a document asking two days is fetched again after one',
+      s: () => stack,
+      headers: { 'cache-control': 'max-age=172800' },
+      age: DEFAULT_CIMD_MAX_CACHE_AGE_S,
+    },
+    {
+      name: 'maxCacheAge 600: a document asking an hour is fetched again after 600 s',
+      s: () => capped,
+      headers: { 'cache-control': 'public, max-age=3600' },
+      age: 600,
+    },
+    {
+      name: "maxCacheAge 600: a document's own shorter max-age is kept",
+      s: () => capped,
+      headers: { 'cache-control': 'max-age=120' },
+      age: 120,
+    },
+    {
+      name: 'maxCacheAge 600: Expires when there is no max-age',
+      s: () => capped,
+      headers: { expires: 'EXPIRES_IN_300' },
+      age: 300,
+    },
+    {
+      name: 'maxCacheAge 600: a document saying nothing is kept 30 s (the floor)',
+      s: () => capped,
+      headers: {},
+      age: 30,
+    },
+    {
+      name: 'maxCacheAge 600: max-age=0 is raised to the floor, not fetched at every request',
+      s: () => capped,
+      headers: { 'cache-control': 'max-age=0' },
+      age: 30,
+    },
+  ]
+  for (const c of cases) {
+    it(c.name, async (t) => {
+      const path = fresh('aged')
+      const clientId = `${docs.origin}${path}`
+      // A whole second: Expires has no finer unit.
+      t.mock.timers.enable({ apis: ['Date'], now: Math.floor(Date.now() / 1000) * 1000 })
+      const headers = { ...c.headers }
+      if (headers.expires) headers.expires = new Date(Date.now() + 300_000).toUTCString()
+      docs.routes.set(path, { headers })
+      assert.equal((await authorize(c.s(), clientId)).status, 303)
+      assert.equal(docs.hits.get(path), 1)
+      t.mock.timers.tick((c.age - 1) * 1000)
+      assert.equal((await authorize(c.s(), clientId)).status, 303)
+      assert.equal(docs.hits.get(path), 1, `still cached at ${c.age - 1} s`)
+      t.mock.timers.tick(2000)
+      assert.equal((await authorize(c.s(), clientId)).status, 303)
+      assert.equal(docs.hits.get(path), 2, `fetched again at ${c.age + 1} s`)
+    })
+  }
+
+  it('maxCacheAge 0: fetched at every request, whatever the document says', async () => {
+    for (const headers of [{ 'cache-control': 'max-age=3600' }, {}] as Record<string, string>[]) {
+      const path = fresh('uncached')
+      docs.routes.set(path, { headers })
+      for (let i = 1; i <= 3; i++) {
+        assert.equal((await authorize(never, `${docs.origin}${path}`)).status, 303)
+        assert.equal(docs.hits.get(path), i, JSON.stringify(headers))
+      }
+    }
+  })
+
+  it('a maxCacheAge that is not a whole number of seconds from 0 to 86400 is a start-up error naming it', () => {
+    for (const bad of [-1, 86_401, 1.5, '600', null, Number.NaN]) {
+      assert.throws(
+        () =>
+          validateConfig(
+            {
+              auth: {
+                broker: {
+                  upstream: {
+                    issuer: 'https://idp.example',
+                    clientId: 'c',
+                    clientSecret: { env: 'X' },
+                  },
+                  cimd: { maxCacheAge: bad },
+                },
+              },
+            },
+            { file: 'gateway.yaml', baseDir: '.' },
+          ),
+        (err: unknown) =>
+          err instanceof ConfigError && /auth\.broker\.cimd\.maxCacheAge/.test(err.message),
+        String(bad),
+      )
+    }
   })
 })

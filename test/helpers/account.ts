@@ -156,23 +156,26 @@ function unescape(s: string): string {
 /**
  * Signs in to the account page at `url` as the upstream fixture's next user, one request at a
  * time with `jar`'s cookies: /account/login, the broker, the upstream's automatic login, back
- * to /account/callback and on to the page. Resolves the page and every URL visited.
+ * to /account/callback and on to the page. Resolves the page, every URL visited and every
+ * Set-Cookie line answered on the way.
  */
 export async function pageSignIn(
   url: string,
   jar: CookieJar,
   query = '',
-): Promise<{ page: Answer; visited: string[] }> {
+): Promise<{ page: Answer; visited: string[]; setCookies: string[] }> {
   let next = `${url}/account/login${query ? `?${query}` : ''}`
   const visited: string[] = []
+  const setCookies: string[] = []
   for (let hop = 0; hop < 20; hop++) {
     visited.push(next)
     const res = await send(next, { jar })
+    setCookies.push(...[res.headers['set-cookie'] ?? []].flat())
     if (res.status === 302 || res.status === 303) {
       next = new URL(res.location!, next).href
       continue
     }
-    return { page: res, visited }
+    return { page: res, visited, setCookies }
   }
   throw new Error(`the sign-in did not end: ${visited.join(' → ')}`)
 }

@@ -8,6 +8,7 @@ import { pino, type Logger } from 'pino'
 import { validateConfig } from '../../gateway/config/load.js'
 import { startGateway, type Gateway, type StartOptions } from '../../gateway/gateway.js'
 import { recordingStore, type RecordingStore } from './recording-store.js'
+import { startTlsFront, type TestCa } from './test-ca.js'
 import { freePort } from './ports.js'
 import { SERVERS_DIR } from './stack.js'
 import {
@@ -78,6 +79,12 @@ export async function startBrokerStack(
     onLog?: (line: string) => void
     /** The memory store's `maxKeys` (default the product's). */
     storeMaxKeys?: number
+    /**
+     * Served on https through a TLS terminator with `ca`'s certificate, at `name` (default
+     * 127.0.0.1): the publicUrl, the upstream callback and `url` are the terminator's (a client
+     * trusts the CA and resolves the name to 127.0.0.1).
+     */
+    tls?: { ca: TestCa; name?: string }
   } = {},
 ): Promise<BrokerStack> {
   const kind = o.kind ?? 'entra'
@@ -85,7 +92,8 @@ export async function startBrokerStack(
   writeFileSync(join(dir, 'policy.yaml'), o.policy ?? BROKER_POLICY)
   const port = o.port ?? (await freePort())
   const host = o.host ?? '127.0.0.1'
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  const front = o.tls ? await startTlsFront(o.tls.ca, port, o.tls.name) : undefined
+  const url = front?.url ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`
   const callback = `${url}/oauth/callback`
   const idp =
     kind === 'entra'
@@ -154,6 +162,7 @@ export async function startBrokerStack(
         notes: { command: node, args: [join(SERVERS_DIR, 'notes.js')] },
       },
       policies: join(dir, 'policy.yaml'),
+      ...(front ? { publicUrl: front.url } : {}),
       ...o.config,
     },
     { file: 'test', baseDir: dir },
@@ -172,6 +181,7 @@ export async function startBrokerStack(
     })
   } catch (err) {
     await idp.close()
+    await front?.close()
     throw err
   }
   return {
@@ -187,6 +197,7 @@ export async function startBrokerStack(
     async close() {
       await gateway.close()
       await idp.close()
+      await front?.close()
       delete process.env[env]
     },
   }

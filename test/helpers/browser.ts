@@ -16,14 +16,19 @@ export const NO_BROWSER: string | false =
 
 /**
  * Launches headless Chromium with a fresh profile and the flags this closed network needs
- * (no background networking: its connections would be refused, many at a time).
+ * (no background networking: its connections would be refused, many at a time); `o.args` adds
+ * flags, `o.acceptInsecureCerts` takes a test CA's certificates.
  */
-export async function launchBrowser(): Promise<{ browser: Browser; close(): Promise<void> }> {
+export async function launchBrowser(
+  o: { args?: string[]; acceptInsecureCerts?: boolean } = {},
+): Promise<{ browser: Browser; close(): Promise<void> }> {
   const profile = mkdtempSync(join(tmpdir(), 'mcp-edge-chromium-'))
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     headless: true,
+    acceptInsecureCerts: o.acceptInsecureCerts ?? false,
     args: [
+      ...(o.args ?? []),
       '--no-sandbox',
       '--disable-gpu',
       '--disable-background-networking',

@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import type { LookupFunction } from 'node:net'
+import { connect, type AddressInfo, type LookupFunction } from 'node:net'
 import { join } from 'node:path'
-import { rootCertificates } from 'node:tls'
+import { createServer, rootCertificates } from 'node:tls'
 import { Agent } from 'undici'
 
 /** A throwaway certificate authority and one server certificate it signed. */
@@ -97,4 +97,44 @@ export function loopbackAgent(ca: string): Agent {
   const lookup: LookupFunction = (_name, o, cb) =>
     o.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4)
   return new Agent({ connect: { ca: [...rootCertificates, ca], lookup } })
+}
+
+/** A TLS terminator in front of a plain-http server, as nginx is in front of the gateway. */
+export interface TlsFront {
+  /** Its https origin (`https://127.0.0.1:<port>`). */
+  url: string
+  close(): Promise<void>
+}
+
+/**
+ * Listens on 127.0.0.1 with `ca`'s server certificate and relays each connection's bytes
+ * (Host, headers and body as sent) to 127.0.0.1:`port`; its URL names `name` (one of the
+ * certificate's, resolved to 127.0.0.1 by the client: loopbackAgent, a browser's resolver rules).
+ */
+export async function startTlsFront(
+  ca: TestCa,
+  port: number,
+  name = '127.0.0.1',
+): Promise<TlsFront> {
+  const open = new Set<{ destroy(): void }>()
+  const server = createServer({ key: ca.key, cert: ca.cert }, (tls) => {
+    const plain = connect(port, '127.0.0.1')
+    for (const [a, b] of [
+      [tls, plain],
+      [plain, tls],
+    ] as const) {
+      open.add(a)
+      a.on('error', () => b.destroy())
+      a.on('close', () => (open.delete(a), b.destroy()))
+    }
+    tls.pipe(plain).pipe(tls)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `https://${name}:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      for (const s of open) s.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
 }
