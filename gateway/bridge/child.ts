@@ -80,7 +80,8 @@ export type SuppressedSource = 'stderr' | 'warnings'
  * LOGNAME, PATH, SHELL, TERM, USER, plus the names in `inheritEnv`) and the server's own
  * `env`, then `extraEnv` (identity), the configured `cwd`. Nothing from the request (token,
  * headers) reaches its argv or environment. Its stderr is logged line by line, rate-limited,
- * with every value in `redact` (the user's credentials it was started with) blotted out; so are
+ * with every value in `redact` (the user's credentials it was started with) and every value it
+ * inherited from the gateway (`inheritEnv`: the operator's tokens for it) blotted out; so are
  * the warnings about what it writes on stdout (`Child.warn`).
  */
 export async function spawnChild(
@@ -120,7 +121,8 @@ export async function spawnChild(
   let closing: Promise<void> | undefined
   /** Exited and its stdout read: gone. */
   let ended = false
-  const blot = redactor(redact)
+  // What it inherited is the gateway's environment, where an operator's secrets live.
+  const blot = redactor([...redact, ...Object.values(inherited)])
   const suppressed = (source: SuppressedSource, lines: number) =>
     child.onsuppressed?.(source, lines)
   const warnings = new LogWindow({
