@@ -230,3 +230,31 @@ describe('stop71: the bearer token, however a client sends it, is in no log, aud
       assert.ok(!text.includes(sig), `the token is in: ${text.slice(0, 300)}`)
   })
 })
+
+describe("stop71: the tracing SDK's warnings", () => {
+  const saved = { ...process.env }
+  after(() => {
+    for (const k of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_PROTOCOL'])
+      if (saved[k] === undefined) delete process.env[k]
+      else process.env[k] = saved[k]
+  })
+
+  it('low: an OTLP endpoint the SDK cannot parse is logged without its password or API key', async () => {
+    // A typo in the port: the SDK quotes the URL as written in its warning.
+    process.env.OTEL_EXPORTER_OTLP_ENDPOINT =
+      'https://otel:stop71-otlp-p@ss@collector.example:44x3/v1?api_key=stop71-otlp-key#x'
+    process.env.OTEL_EXPORTER_OTLP_PROTOCOL = 'http/json'
+    const stack = await startStack({})
+    delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT
+    try {
+      const warned = stack.logLines.filter((l) => l.includes('Could not parse'))
+      assert.ok(warned.length > 0, 'the SDK warned')
+      for (const line of warned) {
+        assert.match(line, /collector\.example:44x3\/v1/)
+        assert.doesNotMatch(line, /stop71-otlp|ss@/, line)
+      }
+    } finally {
+      await stack.close()
+    }
+  })
+})
