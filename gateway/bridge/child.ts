@@ -263,6 +263,14 @@ export async function spawnChild(
   return child
 }
 
+/**
+ * A text of a process's own (an error it answered) as the log shows it: blotted as its stderr
+ * is, of the user's credentials and what it inherited (`Child.redact`).
+ */
+export function blotted(child: Pick<Child, 'redact'>, text: string): string {
+  return child.redact?.(text) ?? text
+}
+
 /** Characters of a method name a process wrote that are logged (a name may be as long as a message). */
 const METHOD_LOG_MAX = 120
 

@@ -7,6 +7,7 @@ import { request } from 'undici'
 import { ConfigError } from '../../gateway/config/errors.js'
 import { validateConfig } from '../../gateway/config/load.js'
 import { connectAs } from '../helpers/sdk-session.js'
+import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
 import { postMcp } from '../helpers/post-mcp.js'
 import { startStack, SERVERS_DIR, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -117,6 +118,88 @@ servers:
   })
 })
 
+/**
+ * A server refusing every request with a text quoting the token it inherited; initialize too,
+ * unless STOP71_INIT_OK is set.
+ */
+const REFUSES_INIT = `
+const send = (m) => process.stdout.write(JSON.stringify(m) + '\\n')
+require('node:readline').createInterface({ input: process.stdin }).on('line', (l) => {
+  const m = JSON.parse(l)
+  if (m.id === undefined) return
+  if (m.method === 'initialize' && process.env.STOP71_INIT_OK)
+    return send({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: m.params.protocolVersion,
+      capabilities: { tools: {} }, serverInfo: { name: 'refuses', version: '0' } } })
+  process.stdout.write(JSON.stringify({ jsonrpc: '2.0', id: m.id, error: { code: -32603,
+    message: 'the API rejected key ' + process.env.STOP71_SERVER_TOKEN } }) + '\\n')
+})`
+
+describe('stop71: a server refusing initialize with the token it inherited', () => {
+  let stack: Stack
+  const saved = process.env.STOP71_SERVER_TOKEN
+  before(async () => {
+    process.env.STOP71_SERVER_TOKEN = SERVER_TOKEN
+    const refuses = {
+      command: process.execPath,
+      args: ['-e', REFUSES_INIT],
+      inheritEnv: ['STOP71_SERVER_TOKEN'],
+    }
+    stack = await startStack({
+      servers: {
+        refshared: { ...refuses, mode: 'shared' },
+        refwarm: { ...refuses, pool: { min: 1, preinitialize: true } },
+        reflane: refuses,
+        reflist: { ...refuses, env: { STOP71_INIT_OK: '1' } },
+      },
+      config: { endpoints: { stop71: { servers: ['reflist'] } } },
+      policy: `
+roles: { mcp-user: ["mcp:read"] }
+servers:
+  echo: { access: ["mcp:read"], tools: { "*": ["mcp:read"] } }
+  refshared: { access: ["mcp:read"], tools: { "*": ["mcp:read"] } }
+  refwarm: { access: ["mcp:read"], tools: { "*": ["mcp:read"] } }
+  reflane: { access: ["mcp:read"], tools: { "*": ["mcp:read"] } }
+  reflist: { access: ["mcp:read"], tools: { "*": ["mcp:read"] } }
+`,
+    })
+  })
+  after(async () => {
+    await stack?.close()
+    if (saved === undefined) delete process.env.STOP71_SERVER_TOKEN
+    else process.env.STOP71_SERVER_TOKEN = saved
+  })
+
+  it('medium: its error text is logged with the token blotted (shared, warm, sessionless, endpoint lists)', async () => {
+    const token = await stack.token('alice', { server: 'reflane' })
+    const res = await request(stack.local('reflane'), modernToolCall(token, 'pid'))
+    await res.body.text()
+    const listed = await request(
+      `${stack.url}/mcp/stop71`,
+      modernRequest(
+        await stack.token('alice', { resource: `${stack.url}/mcp/stop71` }),
+        'tools/list',
+        {},
+      ),
+    )
+    const list = await listed.body.text()
+    assert.equal(listed.statusCode, 200, list)
+    assert.ok(!list.includes(SERVER_TOKEN), list)
+    for (const what of [
+      'shared server process failed to start',
+      'warm server process failed to initialize',
+      'server process failed to initialize',
+      "a backend could not list; left out of the endpoint's list",
+    ]) {
+      const line = await waitFor(
+        () => stack.logLines.find((l) => l.includes(`"msg":"${what}"`)),
+        `logged: ${what}`,
+      )
+      assert.match(line, /the API rejected key/, line)
+    }
+    for (const line of stack.logLines) assert.ok(!line.includes(SERVER_TOKEN), line)
+  })
+})
+
 describe("stop71: a server never inherits the gateway's own secrets", () => {
   function problems(input: Record<string, unknown>): string[] {
     try {
@@ -216,8 +299,18 @@ describe('stop71: the bearer token, however a client sends it, is in no log, aud
       )
     }
     assert.ok(refused >= forms.length - 3, `${refused} refused`)
+    for (const [name, extra] of [
+      ['Mcp-Method', { 'mcp-method': token }],
+      ['Mcp-Name', { 'mcp-name': token }],
+      ['Mcp-Name base64', { 'mcp-name': `=?base64?${Buffer.from(token).toString('base64')}?=` }],
+    ] as const) {
+      const r = modernToolCall(token, 'echo', { text: 'x' })
+      const res = await request(stack.local('echo'), { ...r, headers: { ...r.headers, ...extra } })
+      await res.body.text()
+      assert.equal(res.statusCode, 400, name)
+    }
     // SEP-2243: a header that disagrees with the body is echoed back (data.mismatch.header),
-    // to its sender only: judged no leak. It is in no log line.
+    // to its sender only: judged no leak. Those above and this one are in no log line.
     const echoed = await postMcp(stack.local('echo'), INIT, {
       authorization: `Bearer ${token}`,
       'mcp-protocol-version': token,
