@@ -99,6 +99,22 @@ servers:
     }
   })
 
+  it("todo (a design choice): a value written in the server's env in the YAML is blotted from its stderr", {
+    todo: 'env values are not taken for secrets (LOG_LEVEL: warn would blot every standalone "warn"); README says to give a server its token by inheritEnv; a { env: NAME } / { file } form for env values would make a secret explicit',
+  }, async () => {
+    const { client } = await connectAs(stack, 'alice', 'inherits')
+    try {
+      await client.callTool({ name: 'print_credential', arguments: { name: 'FIXTURE_LABEL' } })
+      const line = await waitFor(
+        () => stack.logLines.find((l) => l.includes('config FIXTURE_LABEL=')),
+        'the stderr line was logged',
+      )
+      assert.ok(!line.includes('configured'), line)
+    } finally {
+      await client.close()
+    }
+  })
+
   it('medium: a value the server inherits from the gateway (inheritEnv) is blotted from its stderr in the log', async () => {
     const { client } = await connectAs(stack, 'alice', 'inherits')
     try {
