@@ -2,10 +2,13 @@
 // test's name with their rating. What held, kept here as tests that can fail.
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import { networkInterfaces } from 'node:os'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { ConfigError } from '../../gateway/config/errors.js'
 import { validateConfig } from '../../gateway/config/load.js'
+import { runCli } from '../helpers/cli-run.js'
 import { connectAs } from '../helpers/sdk-session.js'
 import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
 import { postMcp } from '../helpers/post-mcp.js'
@@ -365,5 +368,85 @@ describe("stop71: the tracing SDK's warnings", () => {
     } finally {
       await stack.close()
     }
+  })
+})
+
+describe('stop71: mcp-edge secrets sends the token and the value only where nobody reads them', () => {
+  /** This machine's first address that is not loopback (undefined: none to test with). */
+  const outside = Object.values(networkInterfaces())
+    .flat()
+    .find((i) => i !== undefined && !i.internal && i.family === 'IPv4')?.address
+  /** What the account API at each address was sent. */
+  const seen: string[] = []
+  const servers = [outside, '127.0.0.1'].map(() =>
+    createServer((req, res) => {
+      seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`)
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end('{"servers":[],"secrets":[]}')
+    }),
+  )
+  const ports: number[] = []
+  before(async () => {
+    for (const [i, host] of [outside ?? '127.0.0.1', '127.0.0.1'].entries()) {
+      await new Promise<void>((r) => servers[i]!.listen(0, host, r))
+      ports.push((servers[i]!.address() as { port: number }).port)
+    }
+  })
+  after(() => Promise.all(servers.map((s) => new Promise((r) => s.close(r)))))
+  const env = { ...process.env, MCP_EDGE_TOKEN: 'stop71-cli-bearer-0123456789' }
+
+  it('medium: plain http to a host off this machine is refused before anything is sent', {
+    skip: outside === undefined && 'no address but loopback',
+  }, async () => {
+    seen.length = 0
+    for (const args of [['list'], ['delete', 'github-token'], ['set', 'github-token']]) {
+      const got = await runCli(
+        ['secrets', ...args, '--url', `http://${outside}:${ports[0]}`],
+        'v',
+        {
+          env,
+        },
+      )
+      assert.equal(got.code, 2, got.stderr)
+      assert.match(
+        got.stderr,
+        /--url must be https \(http only for loopback\): the token and the value would cross the network in clear/,
+      )
+    }
+    assert.deepEqual(seen, [])
+  })
+
+  it('low: a --url with a user name or password is refused without echoing it', async () => {
+    const got = await runCli(
+      ['secrets', 'list', '--url', `http://u:stop71-url-password@127.0.0.1:${ports[1]}`],
+      '',
+      { env },
+    )
+    assert.equal(got.code, 2, got.stderr)
+    assert.match(got.stderr, /--url must have no user name or password/)
+    assert.doesNotMatch(got.stdout + got.stderr, /stop71-url-password/)
+  })
+
+  it('held: http to loopback, and https anywhere, are let through', async () => {
+    seen.length = 0
+    for (const host of ['127.0.0.1', 'localhost']) {
+      const got = await runCli(
+        ['secrets', 'list', '--json', '--url', `http://${host}:${ports[1]}`],
+        '',
+        {
+          env,
+        },
+      )
+      assert.equal(got.code, 0, got.stderr)
+    }
+    assert.equal(seen.length, 2)
+    assert.match(seen[0]!, /^GET \/account\/api Bearer stop71-cli-bearer-0123456789$/)
+    const tls = await runCli(
+      ['secrets', 'list', '--url', `https://${outside ?? '127.0.0.1'}:9`],
+      '',
+      { env },
+    )
+    assert.equal(tls.code, 1, tls.stderr)
+    assert.match(tls.stderr, /cannot reach https:/)
   })
 })
