@@ -2,7 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readdir, readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Readable } from 'node:stream'
-import { getDefaultEnvironment } from '@modelcontextprotocol/client/stdio'
+import {
+  DEFAULT_INHERITED_ENV_VARS,
+  getDefaultEnvironment,
+} from '@modelcontextprotocol/client/stdio'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
@@ -121,8 +124,14 @@ export async function spawnChild(
   let closing: Promise<void> | undefined
   /** Exited and its stdout read: gone. */
   let ended = false
-  // What it inherited is the gateway's environment, where an operator's secrets live.
-  const blot = redactor([...redact, ...Object.values(inherited)])
+  // What it inherited is the gateway's environment, where an operator's secrets live (but the
+  // allow-list's, which every process gets anyway: HOME blotted would hide paths in every trace).
+  const blot = redactor([
+    ...redact,
+    ...Object.entries(inherited)
+      .filter(([name]) => !DEFAULT_INHERITED_ENV_VARS.includes(name))
+      .map(([, value]) => value),
+  ])
   const suppressed = (source: SuppressedSource, lines: number) =>
     child.onsuppressed?.(source, lines)
   const warnings = new LogWindow({

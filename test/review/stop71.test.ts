@@ -53,7 +53,7 @@ describe('stop71: what a server process is started with', () => {
           command: process.execPath,
           args: [`${SERVERS_DIR}fixture.js`],
           env: { FIXTURE_LABEL: 'configured' },
-          inheritEnv: ['STOP71_SERVER_TOKEN'],
+          inheritEnv: ['STOP71_SERVER_TOKEN', 'HOME'],
         },
       },
       policy: `
@@ -131,6 +131,13 @@ servers:
       )
       assert.ok(!line.includes(SERVER_TOKEN), line)
       assert.ok(!line.includes(Buffer.from(SERVER_TOKEN).toString('base64')), line)
+      // What every process gets anyway is no secret: a path under HOME still reads in the log.
+      await client.callTool({ name: 'print_credential', arguments: { name: 'HOME' } })
+      const home = await waitFor(
+        () => stack.logLines.find((l) => l.includes('config HOME=')),
+        'the HOME line was logged',
+      )
+      assert.ok(home.includes(`config HOME=${process.env.HOME}`), home)
     } finally {
       await client.close()
     }
