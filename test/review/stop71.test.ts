@@ -6,14 +6,13 @@ import { createServer } from 'node:http'
 import { networkInterfaces } from 'node:os'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { ConfigError } from '../../gateway/config/errors.js'
-import { validateConfig } from '../../gateway/config/load.js'
 import { runCli } from '../helpers/cli-run.js'
 import { connectAs } from '../helpers/sdk-session.js'
 import { modernRequest, modernToolCall } from '../helpers/modern-request.js'
-import { postMcp } from '../helpers/post-mcp.js'
+import { initializeRequest, postMcp } from '../helpers/post-mcp.js'
 import { startStack, SERVERS_DIR, type Stack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
+import { configProblems } from '../helpers/config-problems.js'
 
 /** The gateway's own environment, as an operator's would hold it. */
 const GATEWAY_SECRETS = {
@@ -25,16 +24,7 @@ const GATEWAY_SECRETS = {
 /** What the operator hands the server from the gateway's environment (`inheritEnv`). */
 const SERVER_TOKEN = 'stop71-server-api-token-abcdef0123456789'
 
-const INIT = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: {
-    protocolVersion: '2025-11-25',
-    capabilities: {},
-    clientInfo: { name: 'stop71', version: '0' },
-  },
-}
+const INIT = initializeRequest('stop71')
 
 describe('stop71: what a server process is started with', () => {
   let stack: Stack
@@ -227,15 +217,7 @@ servers:
 })
 
 describe("stop71: a server never inherits the gateway's own secrets", () => {
-  function problems(input: Record<string, unknown>): string[] {
-    try {
-      validateConfig(input, { file: 'test.yaml', baseDir: '/tmp' })
-    } catch (err) {
-      assert.ok(err instanceof ConfigError, String(err))
-      return err.problems.map((p) => `${p.path ?? ''}: ${p.message}`)
-    }
-    return []
-  }
+  const problems = configProblems
   const config = (inheritEnv: string[]) => ({
     publicUrl: 'https://gw.example',
     auth: {
