@@ -7,6 +7,9 @@
 //   Cookie, X-Api-Key, Mcp-Session-Id or the SEP-2243 headers is in no log line, audit event,
 //   /metrics or /readyz; answers echo it only to its sender (SEP-2243 data.mismatch.header);
 // - config errors name a secret's source, never its value (secrets.keys, cookieKeys, signingKeys).
+// Open (todo, high, a design choice): every server process runs as the gateway's OS user, so
+// one that reads files for bob reads /proc/<pid>/environ of alice's process (her credentials),
+// the gateway's and its secret files: README now says so where it promised isolation.
 // Open (todo, a design choice): values of a server's `env` (written in the YAML) are not blotted.
 // Judged, left alone: a resource URI with user:password@ is audited and traced as the client
 // sent it (the audit must say what was read); a shared server's own error replies to a client
@@ -225,6 +228,83 @@ servers:
       assert.match(line, /the API rejected key/, line)
     }
     for (const line of stack.logLines) assert.ok(!line.includes(SERVER_TOKEN), line)
+  })
+})
+
+/** A server with one tool, `read`, that gives back the file at `path` (what any tool may do). */
+const READS_FILES = `
+const send = (m) => process.stdout.write(JSON.stringify(m) + '\\n')
+require('node:readline').createInterface({ input: process.stdin }).on('line', (l) => {
+  const m = JSON.parse(l)
+  if (m.id === undefined) return
+  const ok = (result) => send({ jsonrpc: '2.0', id: m.id, result })
+  if (m.method === 'initialize')
+    return ok({ protocolVersion: m.params.protocolVersion, capabilities: { tools: {} },
+      serverInfo: { name: 'reader', version: '0' } })
+  if (m.method === 'tools/list')
+    return ok({ tools: [{ name: 'read', inputSchema: { type: 'object' } }] })
+  if (m.method === 'tools/call') {
+    let text
+    try { text = require('node:fs').readFileSync(m.params.arguments.path, 'latin1') }
+    catch (e) { text = String(e) }
+    return ok({ content: [{ type: 'text', text }] })
+  }
+  send({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'no' } })
+})`
+
+describe("stop71: one user's process and another's environment", () => {
+  let stack: Stack
+  const ALICE_SECRET = 'stop71-alice-vault-token-0123456789'
+  before(async () => {
+    stack = await startStack({
+      servers: {
+        vault: {
+          command: process.execPath,
+          args: [`${SERVERS_DIR}fixture.js`],
+          credentials: { VAULT_TOKEN: { secret: 'vault_token' } },
+        },
+        reader: { command: process.execPath, args: ['-e', READS_FILES] },
+      },
+      policy: `
+roles: { mcp-user: ["mcp:read"] }
+servers:
+  echo: { access: ["mcp:read"], tools: { "*": ["mcp:read"] } }
+  vault: { access: ["mcp:read"], tools: { "*": ["mcp:read"] } }
+  reader: { access: ["mcp:read"], tools: { "*": ["mcp:read"] } }
+`,
+    })
+  })
+  after(() => stack?.close())
+
+  it("todo (high, a design choice): a process of one user cannot read the credentials of another user's process (/proc/<pid>/environ, same OS user)", {
+    todo: "every server process runs as the gateway's OS user, so any of them reads /proc/<pid>/environ of the others (and of the gateway, and its secret files): per-user credentials in the environment are one tool call away from every other user of any server that reads files or runs code. Needs a uid per process (or per user), or the README to say so where it promises isolation",
+  }, async () => {
+    await stack.gateway.secrets!.set(
+      { iss: stack.idp.issuer, sub: 'alice' },
+      'vault_token',
+      ALICE_SECRET,
+    )
+    const { client } = await connectAs(stack, 'alice', 'vault')
+    try {
+      const got = (await client.callTool({
+        name: 'credential',
+        arguments: { name: 'VAULT_TOKEN' },
+      })) as {
+        content: { text: string }[]
+      }
+      const { pid } = JSON.parse(got.content[0]!.text) as { pid: number }
+      const bob = await stack.token('bob', { server: 'reader' })
+      const res = await request(
+        stack.local('reader'),
+        modernToolCall(bob, 'read', { path: `/proc/${pid}/environ` }),
+      )
+      const text = await res.body.text()
+      assert.equal(res.statusCode, 200, text)
+      assert.match(text, /VAULT_TOKEN|EACCES|EPERM/, 'the read ran')
+      assert.ok(!text.includes(ALICE_SECRET), "bob's process read alice's secret")
+    } finally {
+      await client.close()
+    }
   })
 })
 
