@@ -35,6 +35,8 @@ const GATEWAY_SECRETS = {
   REDIS_URL: 'redis://:stop71-redis-password@10.0.0.9:6379/0',
   MCP_EDGE_STOP71_CLIENT_SECRET: 'stop71-client-secret-fedcba9876543210',
   OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer stop71-otlp-token-5555',
+  // Not a secret, but what a child must not run under (a --require would run in it).
+  NODE_OPTIONS: '--max-old-space-size=3071',
 }
 /** What the operator hands the server from the gateway's environment (`inheritEnv`). */
 const SERVER_TOKEN = 'stop71-server-api-token-abcdef0123456789'
