@@ -175,7 +175,8 @@ function diagLog(log: Logger) {
  * to the last `@`, and the query to its end: the URL the SDK quotes is one it could not parse, a
  * password's own `@`, `/` or `#` left unescaped perhaps.
  */
-const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/)([^\s'"]*@)?([^\s'"?#]*)(\?[^\s'"]*)?/gi
+const URL_CREDENTIALS =
+  /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/)([^\s'"]*@)?([^\s'"?#]*)(\?[^\s'"]*)?/gi
 
 function withoutUrlCredentials(text: string): string {
   return text.replace(
