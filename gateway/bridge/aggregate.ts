@@ -4,9 +4,9 @@ import type { EndpointConfig, GatewayConfig } from '../config/schema.js'
 import { decideAccess } from '../policy/evaluate.js'
 import { noticeOf, type Notice } from '../policy/notice.js'
 import type { PolicyStore } from '../policy/store.js'
+import { blotted } from './child.js'
 import type { CredentialGate } from './credential-gate.js'
 import { initialCredentials } from './initial-credentials.js'
-import { redactor } from './redact.js'
 import { BridgeError } from './errors.js'
 import { decodeCursor, encodeCursor } from './endpoint-cursor.js'
 import { buildNameTable, type NameTable } from './endpoint-names.js'
@@ -534,9 +534,11 @@ export class Aggregate {
         )) as { result?: Record<string, unknown>; error?: { message?: unknown } } | undefined
         if (reply === undefined) throw new Error(`${server} did not answer ${method}`)
         if (reply.error !== undefined)
-          // Logged: the process's own text may quote the user's credentials (blotted out).
+          // Logged: the process's own text may quote the user's credentials or what it
+          // inherited (blotted out, as its stderr is).
           throw new Error(
-            redactor(Object.values(credentials?.env ?? {}))(
+            blotted(
+              lane.child,
               `${server} refused ${method}: ${String(reply.error.message ?? '')}`,
             ),
           )

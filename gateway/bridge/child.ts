@@ -2,7 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readdir, readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Readable } from 'node:stream'
-import { getDefaultEnvironment } from '@modelcontextprotocol/client/stdio'
+import {
+  DEFAULT_INHERITED_ENV_VARS,
+  getDefaultEnvironment,
+} from '@modelcontextprotocol/client/stdio'
 import type { JSONRPCMessage } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
@@ -80,7 +83,8 @@ export type SuppressedSource = 'stderr' | 'warnings'
  * LOGNAME, PATH, SHELL, TERM, USER, plus the names in `inheritEnv`) and the server's own
  * `env`, then `extraEnv` (identity), the configured `cwd`. Nothing from the request (token,
  * headers) reaches its argv or environment. Its stderr is logged line by line, rate-limited,
- * with every value in `redact` (the user's credentials it was started with) blotted out; so are
+ * with every value in `redact` (the user's credentials it was started with) and every value it
+ * inherited from the gateway (`inheritEnv`: the operator's tokens for it) blotted out; so are
  * the warnings about what it writes on stdout (`Child.warn`).
  */
 export async function spawnChild(
@@ -120,7 +124,14 @@ export async function spawnChild(
   let closing: Promise<void> | undefined
   /** Exited and its stdout read: gone. */
   let ended = false
-  const blot = redactor(redact)
+  // What it inherited is the gateway's environment, where an operator's secrets live (but the
+  // allow-list's, which every process gets anyway: HOME blotted would hide paths in every trace).
+  const blot = redactor([
+    ...redact,
+    ...Object.entries(inherited)
+      .filter(([name]) => !DEFAULT_INHERITED_ENV_VARS.includes(name))
+      .map(([, value]) => value),
+  ])
   const suppressed = (source: SuppressedSource, lines: number) =>
     child.onsuppressed?.(source, lines)
   const warnings = new LogWindow({
@@ -259,6 +270,14 @@ export async function spawnChild(
     (n) => suppressed('stderr', n),
   )
   return child
+}
+
+/**
+ * A text of a process's own (an error it answered) as the log shows it: blotted as its stderr
+ * is, of the user's credentials and what it inherited (`Child.redact`).
+ */
+export function blotted(child: Pick<Child, 'redact'>, text: string): string {
+  return child.redact?.(text) ?? text
 }
 
 /** Characters of a method name a process wrote that are logged (a name may be as long as a message). */

@@ -2,8 +2,7 @@ import type { Logger } from 'pino'
 import type { Principal } from '../auth/principal.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { ResolvedCredentials } from '../credentials/resolve.js'
-import type { Child } from './child.js'
-import { redactor } from './redact.js'
+import { blotted, type Child } from './child.js'
 import { BridgeError } from './errors.js'
 import {
   exchange,
@@ -98,8 +97,9 @@ export async function startLaneProcess(
   } catch (err) {
     attempt?.failed(err instanceof InitializeFailed ? err.kind : child.alive ? 'timeout' : 'exit')
     await child.close()
-    // The process's own error text may quote the user's credentials: blotted out like its stderr.
-    const safe = new Error(redactor(Object.values(credentials?.env ?? {}))((err as Error).message))
+    // The process's own error text may quote the user's credentials or what it inherited
+    // (inheritEnv): blotted out like its stderr.
+    const safe = new Error(blotted(child, (err as Error).message))
     log.error({ err: { message: safe.message } }, 'server process failed to initialize')
     throw new BridgeError('spawn_failed', 'the MCP server could not be started', safe)
   }

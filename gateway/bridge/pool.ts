@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
 import type { Metrics } from '../observability/metrics.js'
-import { goneOf, loggedMethod, spawnChild, type Child } from './child.js'
+import { blotted, goneOf, loggedMethod, spawnChild, type Child } from './child.js'
 import { BridgeError } from './errors.js'
 import { Backoff } from './lifecycle.js'
 import type { FailureKind, StartAttempt, StartFailures } from './start-failures.js'
@@ -369,7 +369,7 @@ export class ProcessPool {
           (err: Error) => {
             if (err instanceof InitializeFailed) failure = err.kind
             this.o.log.error(
-              { err: { message: err.message }, pid: child.pid },
+              { err: { message: blotted(child, err.message) }, pid: child.pid },
               'warm server process failed to initialize',
             )
             return undefined

@@ -4,7 +4,7 @@ import type { Principal } from '../auth/principal.js'
 import type { ServerConfig } from '../config/schema.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { Channel } from './channel.js'
-import { spawnChild, type Child } from './child.js'
+import { blotted, spawnChild, type Child } from './child.js'
 import { RPC } from './errors.js'
 import { initializeChild, initializeTimeout, refusal, type InitResult } from './handshake.js'
 import { envelope, rpcError, type RequestId } from './jsonrpc.js'
@@ -175,8 +175,10 @@ export class Replica {
       )
       for (const w of this.waiters.splice(0)) w()
     } catch (err) {
+      // Its own error text may quote what it inherited (inheritEnv): blotted like its stderr.
+      const message = (err as Error).message
       this.log.error(
-        { err: { message: (err as Error).message } },
+        { err: { message: started ? blotted(started, message) : message } },
         'shared server process failed to start',
       )
       await started?.close()

@@ -1,6 +1,7 @@
 // `mcp-edge secrets`: a user's own secrets at a running gateway, through its account API.
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { loopbackUrl } from '../config/loopback.js'
 
 /** Usage of the `secrets` command, printed on any usage error. */
 export const SECRETS_USAGE = `\
@@ -56,6 +57,7 @@ export async function secretsCommand(args: string[]): Promise<number> {
     const [sub, name, ...extra] = positionals
     const api = `${(values.url ?? DEFAULT_GATEWAY_URL).replace(/\/+$/, '')}/account/api`
     if (!/^https?:\/\//.test(api)) throw new UsageError('--url must be an http(s) URL')
+    checkUrl(api)
     switch (sub) {
       case 'list':
         if (name !== undefined) throw new UsageError('list takes no name')
@@ -89,6 +91,22 @@ export async function secretsCommand(args: string[]): Promise<number> {
     process.stderr.write(`mcp-edge secrets: ${err instanceof Error ? err.message : String(err)}\n`)
     return 1
   }
+}
+
+/**
+ * Refuses a gateway URL the token and the value would leak at: plain http off this machine
+ * (OAuth 2.1 §1.5: http for loopback only), or a user name and password (not echoed: fetch
+ * would quote them in its error).
+ */
+function checkUrl(api: string): void {
+  const u = URL.parse(api)
+  if (u === null) throw new UsageError('--url must be an http(s) URL')
+  if (u.username !== '' || u.password !== '')
+    throw new UsageError('--url must have no user name or password')
+  if (u.protocol === 'http:' && !loopbackUrl(api))
+    throw new UsageError(
+      '--url must be https (http only for loopback): the token and the value would cross the network in clear',
+    )
 }
 
 /** The bearer token: from --token-file, else MCP_EDGE_TOKEN. */

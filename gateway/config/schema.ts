@@ -1552,7 +1552,36 @@ export const configSchema = z
         }
       }
     }
+    // A variable the gateway reads its own secret from is never a server process's.
+    const ownSecrets = ownSecretVariables(c)
+    for (const [name, server] of Object.entries(c.servers))
+      server.inheritEnv.forEach((variable, i) => {
+        const at = ownSecrets.get(variable)
+        if (at !== undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['servers', name, 'inheritEnv', i],
+            message: `${variable} holds the gateway's own secret (${at}): a server process never gets the gateway's secrets`,
+          })
+      })
   })
+
+/** The environment variables a configuration reads its own secrets from, and where each is set. */
+function ownSecretVariables(c: z.infer<typeof configSchema>): Map<string, string> {
+  const broker = c.auth.broker
+  const refs: [string, z.infer<typeof secretRef> | undefined][] = [
+    ['auth.broker.upstream.clientSecret', broker?.upstream.clientSecret],
+    ['auth.broker.upstream.privateKey', broker?.upstream.privateKey],
+    ['auth.broker.signingKeys', broker?.signingKeys],
+    ['auth.broker.cookieKeys', broker?.cookieKeys],
+    ['auth.tokenExchange.clientSecret', c.auth.tokenExchange?.clientSecret],
+    ['store.url', c.store.url],
+    ['secrets.keys', c.secrets?.keys],
+  ]
+  return new Map(
+    refs.flatMap(([at, ref]) => (ref !== undefined && 'env' in ref ? [[ref.env, at]] : [])),
+  )
+}
 
 /** The variables `identityEnv` hands a process (bridge/registry.ts). */
 const IDENTITY_VARIABLES = ['MCP_EDGE_SUBJECT', 'MCP_EDGE_CLIENT_ID', 'MCP_EDGE_SCOPES']

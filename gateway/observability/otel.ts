@@ -149,9 +149,18 @@ async function metricExporter(e: TelemetryExporter): Promise<PushMetricExporter>
   return new (await import('@opentelemetry/exporter-metrics-otlp-proto')).OTLPMetricExporter()
 }
 
+/**
+ * The SDK's own warnings, with what an exporter URL holds of a credential taken out: the SDK
+ * quotes an `OTEL_EXPORTER_OTLP_*ENDPOINT` it cannot parse as written, and a collector's URL may
+ * carry its password or API key (`https://user:key@…`, `?api_key=…`).
+ */
 function diagLog(log: Logger) {
+  const text = (a: unknown) => (typeof a === 'string' ? withoutUrlCredentials(a) : a)
   const warn = (message: string, ...args: unknown[]) =>
-    log.warn({ detail: args.map((a) => (a instanceof Error ? a.message : a)) }, message)
+    log.warn(
+      { detail: args.map((a) => text(a instanceof Error ? a.message : a)) },
+      withoutUrlCredentials(message),
+    )
   return {
     error: warn,
     warn,
@@ -159,4 +168,20 @@ function diagLog(log: Logger) {
     debug: () => {},
     verbose: () => {},
   }
+}
+
+/**
+ * A URL's user information (RFC 3986 §3.2.1) and query (§3.4), anywhere in a text: blotted. Up
+ * to the last `@`, and the query to its end: the URL the SDK quotes is one it could not parse, a
+ * password's own `@`, `/` or `#` left unescaped perhaps.
+ */
+const URL_CREDENTIALS =
+  /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/)([^\s'"]*@)?([^\s'"?#]*)(\?[^\s'"]*)?/gi
+
+function withoutUrlCredentials(text: string): string {
+  return text.replace(
+    URL_CREDENTIALS,
+    (_, scheme: string, user: string | undefined, rest: string, query: string | undefined) =>
+      `${scheme}${user ? '[redacted]@' : ''}${rest}${query ? '?[redacted]' : ''}`,
+  )
 }

@@ -2,23 +2,14 @@
 // message that says why, for every way a server's credentials can be wrong.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ConfigError } from '../../gateway/config/errors.js'
-import { validateConfig } from '../../gateway/config/load.js'
+import { configProblems } from '../helpers/config-problems.js'
 
 const BROKER = {
   upstream: { issuer: 'https://login.example', clientId: 'gw', clientSecret: { env: 'X' } },
 }
 const EXCHANGE = { clientId: 'gw', clientSecret: { env: 'X' } }
 
-function problems(input: Record<string, unknown>): string[] {
-  try {
-    validateConfig(input, { file: 'test.yaml', baseDir: '/tmp' })
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, String(err))
-    return err.problems.map((p) => `${p.path ?? ''}: ${p.message}`)
-  }
-  return []
-}
+const problems = configProblems
 
 const server = (extra: Record<string, unknown>) => ({
   servers: { gh: { command: 'node', ...extra } },

@@ -32,3 +32,17 @@ export async function postMcp(
     json: () => JSON.parse(firstData(text) ?? text),
   }
 }
+
+/** A session-era (2025-11-25) `initialize` request, id 1, of a client declaring no capabilities. */
+export function initializeRequest(client: string): Record<string, unknown> {
+  return {
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: {
+      protocolVersion: '2025-11-25',
+      capabilities: {},
+      clientInfo: { name: client, version: '0' },
+    },
+  }
+}

@@ -8,12 +8,11 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { ConfigError } from '../../gateway/config/errors.js'
-import { validateConfig } from '../../gateway/config/load.js'
 import type { Gateway } from '../../gateway/gateway.js'
 import { GATEWAY_AUDIENCE, type ExchangeIdp } from '../helpers/exchange-idp.js'
 import { startExchangeStack, type ExchangeStack } from '../helpers/exchange-stack.js'
 import { modernToolCall } from '../helpers/modern-request.js'
+import { configProblems } from '../helpers/config-problems.js'
 
 const VAULT = { VAULT_TOKEN: { secret: 'vault_token', describe: 'Your vault token' } }
 const sha = (v: string) => createHash('sha256').update(v).digest('hex')
@@ -21,15 +20,7 @@ const textOf = (result: unknown) =>
   ((result as { content?: { text: string }[] }).content ?? []).map((c) => c.text).join('')
 
 describe('stop 23: a credential variable takes no other value', () => {
-  function problems(input: Record<string, unknown>): string[] {
-    try {
-      validateConfig(input, { file: 'test.yaml', baseDir: '/tmp' })
-    } catch (err) {
-      assert.ok(err instanceof ConfigError, String(err))
-      return err.problems.map((p) => `${p.path ?? ''}: ${p.message}`)
-    }
-    return []
-  }
+  const problems = configProblems
   const server = (extra: Record<string, unknown>) => ({
     servers: { vault: { command: 'node', credentials: VAULT, ...extra } },
   })
