@@ -5,11 +5,13 @@
 // before its line building was made cheaper (perf42): any byte it changes fails here. Then the
 // bytes that reach stdout through the buffered log are the lines handed to it, in order.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { appendFileSync } from 'node:fs'
+import { execFileSync, spawn } from 'node:child_process'
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import { describe, it, type TestContext } from 'node:test'
+import { after, describe, it, type TestContext } from 'node:test'
 import type { Principal } from '../../gateway/auth/principal.js'
 import { type AuditOutcome, auditAllowed } from '../../gateway/observability/allowed.js'
 import {
@@ -349,12 +351,24 @@ const LOGGER = fileURLToPath(new URL('../../gateway/observability/logger.js', im
 const AUDIT = fileURLToPath(new URL('../../gateway/observability/audit.js', import.meta.url))
 const PINO = createRequire(import.meta.url).resolve('pino')
 
+// The child's one thread-pool thread held from here, opening a FIFO no one writes. At exit,
+// after the log's own exit write (its listener comes first), a writer opens the FIFO: node joins
+// the pool's threads as it ends, so a write still queued there would be made then, behind the
+// exit write (the order the log must keep) and not lost.
+const BUSY = (fifo: string) => `
+open(${JSON.stringify(fifo)}, 'r', () => process.exit(3))
+process.on('exit', () => closeSync(openSync(${JSON.stringify(fifo)}, constants.O_WRONLY | constants.O_NONBLOCK)))
+`
+
 // A gateway's stdout: log and audit lines (non-ASCII, so bytes are not characters) past the
 // buffer many times over, a timer's flush, a flush asked for, then the exit: with the exit's
 // flush, or straight away (pino's sync flush at exit). What reaches the pipe must be every line
-// handed to the stream, in order, byte for byte.
-const STDOUT_CHILD = (bytes: number, exit: 'flush' | 'sync') => `
+// handed to the stream, in order, byte for byte. With `busy`, the child's one thread-pool thread
+// is held from before the last lines to the exit (BUSY): a write handed to the pool is not made
+// before the exit, which cannot know that its bytes are not out.
+const STDOUT_CHILD = (bytes: number, exit: 'flush' | 'sync', busy?: string) => `
 import { createRequire } from 'node:module'
+import { closeSync, constants, open, openSync } from 'node:fs'
 const { pino } = createRequire(import.meta.url)(${JSON.stringify(PINO)})
 const { createLogger } = await import(${JSON.stringify(LOGGER)})
 const { createAuditLog } = await import(${JSON.stringify(AUDIT)})
@@ -371,28 +385,37 @@ burst(300, 0)
 await new Promise((r) => setTimeout(r, 50))
 burst(5, 300)
 await new Promise((r) => log.flush(r))
+${busy === undefined ? '' : BUSY(busy)}
 burst(100, 305)
 const done = () => { process.stderr.write(JSON.stringify(given)); process.exit(0) }
 ${exit === 'flush' ? 'log.flush(done)' : 'done()'}
 `
 
 describe('the bytes on stdout are the lines handed to the log, in order', () => {
-  for (const bytes of [0, 4096, 16_384])
-    for (const exit of ['flush', 'sync'] as const)
-      it(`buffer ${bytes}, exit ${exit}`, async () => {
-        const child = spawn(
-          process.execPath,
-          ['--input-type=module', '-e', STDOUT_CHILD(bytes, exit)],
-          { stdio: ['ignore', 'pipe', 'pipe'] },
-        )
-        const out: Buffer[] = []
-        let err = ''
-        child.stdout.on('data', (d: Buffer) => out.push(d))
-        child.stderr.on('data', (d) => (err += d))
-        const code = await new Promise((r) => child.once('close', r))
-        assert.equal(code, 0, err)
-        const given = JSON.parse(err) as string[]
-        assert.equal(given.length, 810)
-        assert.ok(Buffer.concat(out).equals(Buffer.from(given.join(''))))
-      })
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-audit-bytes-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  const fifo = join(dir, 'never-written')
+  execFileSync('mkfifo', [fifo])
+  for (const busy of [false, true])
+    for (const bytes of [0, 4096, 16_384])
+      for (const exit of ['flush', 'sync'] as const)
+        it(`buffer ${bytes}, exit ${exit}${busy ? ', the thread pool busy' : ''}`, async () => {
+          const child = spawn(
+            process.execPath,
+            ['--input-type=module', '-e', STDOUT_CHILD(bytes, exit, busy ? fifo : undefined)],
+            {
+              stdio: ['ignore', 'pipe', 'pipe'],
+              env: busy ? { ...process.env, UV_THREADPOOL_SIZE: '1' } : process.env,
+            },
+          )
+          const out: Buffer[] = []
+          let err = ''
+          child.stdout.on('data', (d: Buffer) => out.push(d))
+          child.stderr.on('data', (d) => (err += d))
+          const code = await new Promise((r) => child.once('close', r))
+          assert.equal(code, 0, err)
+          const given = JSON.parse(err) as string[]
+          assert.equal(given.length, 810)
+          assert.ok(Buffer.concat(out).equals(Buffer.from(given.join(''))))
+        })
 })

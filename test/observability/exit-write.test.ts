@@ -1,8 +1,9 @@
 // A process that exits while its reader is behind still writes every log and audit line, once
-// and in order: the write sonic-boom had out, refused with EAGAIN (the pipe full) and waiting
-// for a retry that never comes once the process exits, first, then the lines queued after it.
+// and in order: the bytes refused with EAGAIN (the pipe full) and waiting for a retry that never
+// comes once the process exits (sonic-boom's write out, on the audit sink; the bytes the log's
+// stdout stream keeps), first, then the lines queued after them.
 // The reader here is a real pipe the test does not read until the child says it is exiting:
-// the child writes until a write is refused for sure (seen by its fs.write callback), logs
+// the child writes until a write is refused for sure (seen by the fs call's result), logs
 // more behind it, and exits; only then does the test read. Both of the gateway's ways out:
 // process.exit at once, and serve's exit after its deadline (a flush asked for, not come back).
 // And both destinations: stdout (the main log, audit lines in it) and the audit sink on stderr.
@@ -45,6 +46,8 @@ const fs = require('node:fs')
 Date.now = () => 1767225600000
 const fd = ${to === 'stdout' ? 1 : 2}
 let refused = false
+// The audit sink (sonic-boom) writes from the thread pool, the log on stdout from the event loop:
+// either refused (EAGAIN, or a part written) is seen.
 const fsWrite = fs.write
 fs.write = function (f, ...rest) {
   const cb = rest.pop()
@@ -52,6 +55,20 @@ fs.write = function (f, ...rest) {
     if (f === fd && err?.code === 'EAGAIN') refused = true
     cb(err, n)
   })
+}
+for (const name of ['writeSync', 'writevSync']) {
+  const real = fs[name]
+  fs[name] = function (f, data, ...rest) {
+    try {
+      const n = real.call(this, f, data, ...rest)
+      const size = Array.isArray(data) ? data.reduce((t, b) => t + b.length, 0) : Buffer.byteLength(data)
+      if (f === fd && n < size) refused = true
+      return n
+    } catch (err) {
+      if (f === fd && err.code === 'EAGAIN') refused = true
+      throw err
+    }
+  }
 }
 const { pino } = require(${JSON.stringify(PINO)})
 const { createLogger } = await import(${JSON.stringify(LOGGER)})

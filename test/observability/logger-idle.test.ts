@@ -1,7 +1,8 @@
 // The buffered stdout log of `mcp-edge serve` when nothing is logged: no timer runs, no write
-// and no fsync (sonic-boom fsyncs a flush given a callback, and writes even an empty buffer),
-// and a line logged is written once, by one timer, without an fsync. Run in a child process
-// whose stdout is a pipe, counting the fs calls sonic-boom makes and the timers that ran.
+// and no fsync (sonic-boom, the log's stream before, fsynced a flush given a callback and wrote
+// even an empty buffer), and a line logged is written once, by one timer, without an fsync. Run
+// in a child process whose stdout is a pipe, counting every fs write and fsync call on stdout
+// (sync or not) and the timers that ran.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -13,9 +14,10 @@ const LOGGER = fileURLToPath(new URL('../../gateway/observability/logger.js', im
 const CHILD = `
 import fs from 'node:fs'
 const counts = { write: 0, fsync: 0, timers: 0 }
-for (const name of ['write', 'fsync']) {
+for (const name of ['write', 'writeSync', 'writev', 'writevSync', 'fsync', 'fsyncSync']) {
   const real = fs[name]
-  fs[name] = (fd, ...rest) => { if (fd === 1) counts[name]++; return real(fd, ...rest) }
+  const counted = name.startsWith('fsync') ? 'fsync' : 'write'
+  fs[name] = (fd, ...rest) => { if (fd === 1) counts[counted]++; return real(fd, ...rest) }
 }
 const realTimeout = globalThis.setTimeout
 for (const name of ['setTimeout', 'setInterval']) {

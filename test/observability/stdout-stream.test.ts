@@ -1,0 +1,165 @@
+// The log's stdout stream on a real pipe, while the process goes on (exit-write.test.ts and
+// audit-bytes.test.ts hold its exit): a reader that stops reading leaves the bytes it had no room
+// for waiting, in order, and they are written once it reads again, a flush coming back only
+// then; a reader gone (EPIPE) fails the flush and every later line is dropped without a throw.
+// The pipe is a child's stdin, written by the stream on its descriptor as the gateway's stdout is.
+import assert from 'node:assert/strict'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { bufferedStdout } from '../../gateway/observability/stdout-stream.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'mcp-edge-stdout-stream-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+
+// Reads nothing until SIGUSR1, then copies its stdin to the file named, and says `done` at end.
+const READER = `
+const fs = require('node:fs')
+const alive = setInterval(() => {}, 1 << 30)
+process.once('SIGUSR1', () => {
+  const out = fs.createWriteStream(process.argv[1])
+  process.stdin.pipe(out).on('finish', () => {
+    clearInterval(alive)
+    process.stdout.write('done')
+  })
+})
+process.stdout.write('ready')
+`
+
+/** The descriptor of the test's end of `child`'s stdin (a non-blocking pipe, as libuv opens it). */
+const stdinFd = (child: ChildProcess) =>
+  (child.stdin as unknown as { _handle: { fd: number } })._handle.fd
+
+const said = (child: ChildProcess, what: string) =>
+  new Promise<void>((resolve) => {
+    let out = ''
+    child.stdout!.on('data', (d) => {
+      out += d
+      if (out.includes(what)) resolve()
+    })
+  })
+
+const line = (i: number) => `{"i":${i},"s":"${'é'.repeat(i % 50)}ツール😀"}\n`
+
+describe('the log stdout stream, its reader behind', () => {
+  for (const bytes of [0, 4096])
+    it(`buffer ${bytes}: what the reader had no room for waits, in order, and is written once it reads`, async () => {
+      const file = join(dir, `out-${bytes}`)
+      const child = spawn(process.execPath, ['-e', READER, file], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      })
+      try {
+        await said(child, 'ready')
+        const stream = bufferedStdout({ fd: stdinFd(child), bytes, interval: 10, wait: 1000 })
+        const given: string[] = []
+        // Far past what any pipe holds (a few hundred KiB at most), not one byte read.
+        let size = 0
+        for (let i = 0; size < 4 * 1024 * 1024; i++) {
+          const l = line(i)
+          given.push(l)
+          size += Buffer.byteLength(l)
+          stream.write(l)
+        }
+        let flushed = false
+        const flush = new Promise<Error | undefined>((resolve) =>
+          stream.flush((err) => {
+            flushed = true
+            resolve(err)
+          }),
+        )
+        for (let k = 0; k < 20; k++) await new Promise((r) => setImmediate(r))
+        assert.equal(flushed, false, 'nothing was read: the flush waits')
+        // More lines while behind: they go after the ones waiting.
+        for (let i = -1; i > -50; i--) {
+          given.push(line(-i))
+          stream.write(line(-i))
+        }
+        const done = said(child, 'done')
+        child.kill('SIGUSR1')
+        assert.equal(await flush, undefined)
+        child.stdin!.end()
+        await done
+        assert.ok(readFileSync(file).equals(Buffer.from(given.join(''))))
+      } finally {
+        child.kill()
+      }
+    })
+})
+
+// Reads nothing until SIGUSR1, then copies its stdin to the file named, says `read` after its
+// first read and `done` at end.
+const READER_TELLS = READER.replace(
+  'process.stdin.pipe(out)',
+  "process.stdin.once('data', () => process.stdout.write('read'))\n  process.stdin.pipe(out)",
+)
+
+describe('the log stdout stream, room in the pipe again before its retry', () => {
+  it('a line given while bytes wait goes after them, though the pipe could take it', async (t) => {
+    // The retry held back (its timer mocked): the reader makes room, a line is given, then the
+    // retry runs. Written at once, the line would overtake the bytes waiting.
+    t.mock.timers.enable({ apis: ['setTimeout'] })
+    const file = join(dir, 'out-room')
+    const child = spawn(process.execPath, ['-e', READER_TELLS, file], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
+    try {
+      await said(child, 'ready')
+      const stream = bufferedStdout({ fd: stdinFd(child), bytes: 0, interval: 10, wait: 1000 })
+      const given: string[] = []
+      let size = 0
+      for (let i = 0; size < 4 * 1024 * 1024; i++) {
+        given.push(line(i))
+        size += Buffer.byteLength(line(i))
+        stream.write(line(i))
+      }
+      const read = said(child, 'read')
+      child.kill('SIGUSR1')
+      await read
+      given.push('last\n')
+      stream.write('last\n')
+      const flushed = new Promise((resolve) => stream.flush(resolve))
+      const done = said(child, 'done')
+      // The retry's timer, until everything waiting is out (the mocked clock moves; no waiting).
+      let out = false
+      void flushed.then(() => (out = true))
+      while (!out) {
+        t.mock.timers.tick(100)
+        await new Promise((r) => setImmediate(r))
+      }
+      child.stdin!.end()
+      await done
+      assert.ok(readFileSync(file).equals(Buffer.from(given.join(''))))
+    } finally {
+      child.kill()
+    }
+  })
+})
+
+describe('the log stdout stream, its reader gone', () => {
+  it('a flush comes back with EPIPE; later lines are dropped, nothing throws', async () => {
+    // Closes its end of the pipe, says so, and stays (its exit would close the test's end too).
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        "require('node:fs').closeSync(0); process.stdout.write('closed'); setInterval(() => {}, 1 << 30)",
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    )
+    try {
+      await said(child, 'closed')
+      const stream = bufferedStdout({ fd: stdinFd(child), bytes: 0, interval: 10, wait: 1000 })
+      assert.equal(stream.write(line(1)), true)
+      const err = await new Promise<Error | undefined>((resolve) => stream.flush(resolve))
+      assert.equal((err as NodeJS.ErrnoException | undefined)?.code, 'EPIPE')
+      assert.equal(stream.write(line(2)), true)
+      const again = await new Promise<Error | undefined>((resolve) => stream.flush(resolve))
+      assert.equal((again as NodeJS.ErrnoException | undefined)?.code, 'EPIPE')
+      stream.flushSync()
+    } finally {
+      child.kill()
+    }
+  })
+})
