@@ -153,6 +153,8 @@ export const DEFAULT_AUDIT_FIELD_MAX = 1024
 export const DEFAULT_LOG_FLUSH_MS = 200
 /** At exit, a reader that takes none of the last log or audit lines for this long is given up, in ms. */
 export const DEFAULT_LOG_EXIT_WAIT_MS = 1_000
+/** Bytes of log lines waiting for a reader of stdout that is behind, at most (the rest are dropped and counted). */
+export const DEFAULT_LOG_MAX_PENDING_BYTES = 16 * 1024 * 1024
 /** First wait before an audit file that failed a write is opened again, in ms (doubling after each failure). */
 export const DEFAULT_AUDIT_RETRY_MS = 1_000
 /** Longest wait between attempts to open a failing audit file again, in ms. */
@@ -1445,6 +1447,16 @@ export const configSchema = z
         flushInterval: ms.min(10).max(60_000).default(DEFAULT_LOG_FLUSH_MS),
         /** At exit, the last lines are written while their reader takes some within this. */
         exitWait: ms.max(60_000).default(DEFAULT_LOG_EXIT_WAIT_MS),
+        /**
+         * Bytes of log lines (audit lines on stdout too) kept while the reader of stdout is behind;
+         * past it lines are dropped, and counted in one warning once it has caught up.
+         */
+        maxPendingBytes: z
+          .number()
+          .int()
+          .min(64 * 1024)
+          .max(1024 * 1024 * 1024)
+          .default(DEFAULT_LOG_MAX_PENDING_BYTES),
       })
       .prefault({}),
   })

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module'
 import { pino, type DestinationStream, type Logger } from 'pino'
-import { DEFAULT_LOG_EXIT_WAIT_MS } from '../config/schema.js'
+import { DEFAULT_LOG_EXIT_WAIT_MS, DEFAULT_LOG_MAX_PENDING_BYTES } from '../config/schema.js'
 import { bufferedStdout } from './stdout-stream.js'
 import { unitEscapes } from './unit-escapes.js'
 
@@ -56,6 +56,7 @@ export function createLogger(
     bufferBytes: number
     flushInterval: number
     exitWait?: number
+    maxPendingBytes?: number
     format?: LogFormat
   },
   destination?: DestinationStream,
@@ -71,8 +72,14 @@ export function createLogger(
       bytes: o.bufferBytes,
       interval: o.flushInterval,
       wait: o.exitWait ?? DEFAULT_LOG_EXIT_WAIT_MS,
+      maxPending: o.maxPendingBytes ?? DEFAULT_LOG_MAX_PENDING_BYTES,
+      lost: (lost, since) =>
+        logger.warn(
+          { lost, since: since.toISOString() },
+          'log lines lost: the reader of stdout fell behind by log.maxPendingBytes',
+        ),
     })
-  return pino(
+  const logger = pino(
     {
       level,
       base: { service: 'mcp-edge' },
@@ -82,6 +89,7 @@ export function createLogger(
     },
     destination,
   )
+  return logger
 }
 
 /**

@@ -7,7 +7,9 @@
 // which is non-blocking for a pipe or a socket, as libuv's own `uv_try_write` does; what the
 // reader has no room for (EAGAIN, or a part written) waits here, in order, and is tried again on
 // a timer. At exit it is all written synchronously (exit-write.ts `writeAll`), for as long as
-// the reader takes bytes within `log.exitWait`.
+// the reader takes bytes within `log.exitWait`. What waits is bounded (`log.maxPendingBytes`): a
+// reader that stops reading costs that much memory at most, and the lines past it are dropped,
+// counted, and said once the reader has taken what waited.
 
 import fs from 'node:fs'
 import type { DestinationStream } from 'pino'
@@ -37,6 +39,10 @@ export function bufferedStdout(o: {
   bytes: number
   interval: number
   wait: number
+  /** Bytes waiting for the reader at most; a line given past it is dropped and counted. */
+  maxPending: number
+  /** Told, once the reader has taken what waited, how many lines were dropped since when. */
+  lost?: (lines: number, since: Date) => void
   fd?: number
 }): StdoutStream {
   const fd = o.fd ?? 1
@@ -49,6 +55,10 @@ export function bufferedStdout(o: {
   let heldBytes = 0
   // Bytes the reader had no room for, oldest first; while any wait, lines queue behind them.
   let queue: Buffer[] = []
+  let queued = 0
+  // Lines dropped while the reader was behind, and when the first was.
+  let lost = 0
+  let lostSince = new Date(0)
   let retryMs = RETRY_FIRST_MS
   let retrying = false
   // Flushes waiting for the queue to be written out.
@@ -64,6 +74,7 @@ export function bufferedStdout(o: {
     held = ''
     heldBytes = 0
     queue = []
+    queued = 0
     settle()
   }
   const isAgain = (err: unknown) => {
@@ -86,6 +97,7 @@ export function bufferedStdout(o: {
       n = 0
     }
     retryMs = n > 0 ? RETRY_FIRST_MS : Math.min(retryMs * 2, RETRY_MAX_MS)
+    queued -= n
     while (n > 0) {
       const first = queue[0]!
       if (first.length > n) {
@@ -97,6 +109,15 @@ export function bufferedStdout(o: {
     }
     if (queue.length > 0) return retryLater()
     settle()
+    if (lost > 0) {
+      const lines = lost
+      lost = 0
+      o.lost?.(lines, lostSince)
+    }
+  }
+  const enqueue = (buf: Buffer) => {
+    queue.push(buf)
+    queued += buf.length
   }
   const handOn = () => {
     if (held === '' || failed !== undefined) return
@@ -104,7 +125,7 @@ export function bufferedStdout(o: {
     const bytes = heldBytes
     held = ''
     heldBytes = 0
-    if (queue.length > 0) return void queue.push(Buffer.from(chunk))
+    if (queue.length > 0) return enqueue(Buffer.from(chunk))
     let n: number
     try {
       n = fs.writeSync(fd, chunk)
@@ -113,7 +134,7 @@ export function bufferedStdout(o: {
       n = 0
     }
     if (n === bytes) return
-    queue.push(Buffer.from(chunk).subarray(n))
+    enqueue(Buffer.from(chunk).subarray(n))
     retryLater()
   }
 
@@ -131,8 +152,15 @@ export function bufferedStdout(o: {
   const stream: StdoutStream = {
     write(chunk) {
       if (failed !== undefined) return true
+      const n = Buffer.byteLength(chunk)
+      // Once one is dropped, every line is until the reader has taken what waits: the log keeps
+      // no gap but the one the warning names.
+      if (lost > 0 || (queued > 0 && queued + heldBytes + n > o.maxPending)) {
+        if (lost++ === 0) lostSince = new Date()
+        return true
+      }
       held += chunk
-      heldBytes += Buffer.byteLength(chunk)
+      heldBytes += n
       if (heldBytes >= o.bytes) handOn()
       else arm()
       return true
@@ -147,6 +175,7 @@ export function bufferedStdout(o: {
       if (failed !== undefined) return
       const rest = [...queue, Buffer.from(held)]
       queue = []
+      queued = 0
       held = ''
       heldBytes = 0
       try {

@@ -1,7 +1,8 @@
 // The log's stdout stream on a real pipe, while the process goes on (exit-write.test.ts and
 // audit-bytes.test.ts hold its exit): a reader that stops reading leaves the bytes it had no room
 // for waiting, in order, and they are written once it reads again, a flush coming back only
-// then; a reader gone (EPIPE) fails the flush and every later line is dropped without a throw.
+// then; a reader gone (EPIPE) fails the flush and every later line is dropped without a throw;
+// a reader that stopped costs `maxPending` bytes at most, the lines past it dropped and counted.
 // The pipe is a child's stdin, written by the stream on its descriptor as the gateway's stdout is.
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -41,6 +42,9 @@ const said = (child: ChildProcess, what: string) =>
     })
   })
 
+/** A bound far past anything these tests keep waiting. */
+const PLENTY = 64 * 1024 * 1024
+
 const line = (i: number) => `{"i":${i},"s":"${'é'.repeat(i % 50)}ツール😀"}\n`
 
 describe('the log stdout stream, its reader behind', () => {
@@ -52,7 +56,13 @@ describe('the log stdout stream, its reader behind', () => {
       })
       try {
         await said(child, 'ready')
-        const stream = bufferedStdout({ fd: stdinFd(child), bytes, interval: 10, wait: 1000 })
+        const stream = bufferedStdout({
+          fd: stdinFd(child),
+          bytes,
+          interval: 10,
+          wait: 1000,
+          maxPending: PLENTY,
+        })
         const given: string[] = []
         // Far past what any pipe holds (a few hundred KiB at most), not one byte read.
         let size = 0
@@ -95,6 +105,66 @@ const READER_TELLS = READER.replace(
   "process.stdin.once('data', () => process.stdout.write('read'))\n  process.stdin.pipe(out)",
 )
 
+describe('the log stdout stream, its reader stopped: memory stays bounded', () => {
+  it('past maxPending lines are dropped, counted once the reader caught up, and the next line goes out', async () => {
+    const MAX = 1024 * 1024
+    const file = join(dir, 'out-bounded')
+    const child = spawn(process.execPath, ['-e', READER, file], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
+    try {
+      await said(child, 'ready')
+      const told: { lines: number; since: Date }[] = []
+      const before = new Date()
+      const stream = bufferedStdout({
+        fd: stdinFd(child),
+        bytes: 4096,
+        interval: 10,
+        wait: 1000,
+        maxPending: MAX,
+        lost: (lines, since) => void told.push({ lines, since }),
+      })
+      const given: string[] = []
+      let size = 0
+      for (let i = 0; size < 8 * MAX; i++) {
+        given.push(line(i))
+        size += Buffer.byteLength(line(i))
+        stream.write(line(i))
+      }
+      const flushed = new Promise((resolve) => stream.flush(resolve))
+      assert.equal(told.length, 0, 'nothing said while the reader is behind')
+      const done = said(child, 'done')
+      child.kill('SIGUSR1')
+      await flushed
+      stream.write('after\n')
+      await new Promise((resolve) => stream.flush(resolve))
+      child.stdin!.end()
+      await done
+      const out = readFileSync(file, 'utf8')
+      assert.ok(out.endsWith('after\n'))
+      const kept = out.slice(0, -'after\n'.length)
+      // Whole lines, the first ones given, in order (what the pipe took and what waited), no gap.
+      let k = 0
+      let at = 0
+      while (at < kept.length) {
+        assert.ok(kept.startsWith(given[k]!, at), `line ${k}`)
+        at += given[k]!.length
+        k++
+      }
+      const keptBytes = Buffer.byteLength(kept)
+      // At most the bound waited, besides what the pipe held (a few hundred KiB) and one chunk.
+      assert.ok(keptBytes < MAX + 1024 * 1024, `${keptBytes} bytes kept`)
+      assert.ok(k < given.length)
+      assert.equal(told.length, 1)
+      const { lines, since } = told[0]!
+      assert.equal(lines, given.length - k, 'every line dropped is counted')
+      assert.ok(since.getTime() >= before.getTime())
+    } finally {
+      child.kill()
+    }
+  })
+})
+
 describe('the log stdout stream, room in the pipe again before its retry', () => {
   it('a line given while bytes wait goes after them, though the pipe could take it', async (t) => {
     // The retry held back (its timer mocked): the reader makes room, a line is given, then the
@@ -106,7 +176,13 @@ describe('the log stdout stream, room in the pipe again before its retry', () =>
     })
     try {
       await said(child, 'ready')
-      const stream = bufferedStdout({ fd: stdinFd(child), bytes: 0, interval: 10, wait: 1000 })
+      const stream = bufferedStdout({
+        fd: stdinFd(child),
+        bytes: 0,
+        interval: 10,
+        wait: 1000,
+        maxPending: PLENTY,
+      })
       const given: string[] = []
       let size = 0
       for (let i = 0; size < 4 * 1024 * 1024; i++) {
@@ -150,7 +226,13 @@ describe('the log stdout stream, its reader gone', () => {
     )
     try {
       await said(child, 'closed')
-      const stream = bufferedStdout({ fd: stdinFd(child), bytes: 0, interval: 10, wait: 1000 })
+      const stream = bufferedStdout({
+        fd: stdinFd(child),
+        bytes: 0,
+        interval: 10,
+        wait: 1000,
+        maxPending: PLENTY,
+      })
       assert.equal(stream.write(line(1)), true)
       const err = await new Promise<Error | undefined>((resolve) => stream.flush(resolve))
       assert.equal((err as NodeJS.ErrnoException | undefined)?.code, 'EPIPE')
