@@ -355,9 +355,22 @@ const PINO = createRequire(import.meta.url).resolve('pino')
 // after the log's own exit write (its listener comes first), a writer opens the FIFO: node joins
 // the pool's threads as it ends, so a write still queued there would be made then, behind the
 // exit write (the order the log must keep) and not lost.
+// The writer's open fails (ENXIO) until the pool's thread is in its open of the FIFO: tried again
+// until then (the thread may not have got there yet on a loaded machine; left in it, the exit
+// would wait for ever).
 const BUSY = (fifo: string) => `
 open(${JSON.stringify(fifo)}, 'r', () => process.exit(3))
-process.on('exit', () => closeSync(openSync(${JSON.stringify(fifo)}, constants.O_WRONLY | constants.O_NONBLOCK)))
+process.on('exit', () => {
+  const pause = new Int32Array(new SharedArrayBuffer(4))
+  for (;;) {
+    try {
+      return closeSync(openSync(${JSON.stringify(fifo)}, constants.O_WRONLY | constants.O_NONBLOCK))
+    } catch (err) {
+      if (err.code !== 'ENXIO') throw err
+      Atomics.wait(pause, 0, 0, 1)
+    }
+  }
+})
 `
 
 // A gateway's stdout: log and audit lines (non-ASCII, so bytes are not characters) past the
