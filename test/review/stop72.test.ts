@@ -1,0 +1,87 @@
+// Review stop 72 (an outsider's attack on stop 71's changes). Findings are marked in the test's
+// name with their rating; what held is kept here as tests that can fail.
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import {
+  addressBucket,
+  countInWindow,
+  networkBucket,
+  type WindowBounds,
+} from '../../gateway/broker/addresses.js'
+import type { Store } from '../../gateway/store/store.js'
+import { recordingStore } from '../helpers/recording-store.js'
+
+const WINDOW_MS = 60_000
+/** 45.5 s into a minute: 14.5 s left, so Retry-After 15. */
+const AT = Math.floor(Date.now() / WINDOW_MS) * WINDOW_MS + 45_500
+const BOUNDS: WindowBounds = { perAddress: 3, perNetwork: 6, perAll: 20 }
+const times = <T>(n: number, x: T): T[] => Array<T>(n).fill(x)
+
+/** Counts one request from each peer in turn: each peer's outcome. */
+async function countEach(store: Store, peers: (string | undefined)[], at = AT) {
+  const outcomes: string[] = []
+  for (const peer of peers) {
+    const o = { store, kind: 'stop72', windowMs: WINDOW_MS, bounds: BOUNDS }
+    const r = await countInWindow(o, peer, at)
+    outcomes.push(r === undefined ? 'admitted' : `${r.bound} ${r.retryAfterS}`)
+  }
+  return outcomes
+}
+
+/** The IPv4 address a.b.c.d as Teredo obfuscates it (RFC 4380 §4: every bit inverted), as two groups. */
+const teredoClient = (v4: string) => {
+  const b = v4.split('.').map((x) => 255 - Number(x))
+  return `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`
+}
+
+describe('stop72: per-address counting of translated addresses', () => {
+  // Each form carries the IPv4 address the packet came from; the prefix before it is the
+  // translator's (or, for Teredo, the Teredo server's), shared by everyone it translates.
+  const forms: [string, (v4: string) => string][] = [
+    [
+      'NAT64 64:ff9b::/96 (RFC 6052; SIIT-DC in front of an IPv6-only gateway)',
+      (v4) => `64:ff9b::${v4}`,
+    ],
+    [
+      'Teredo 2001::/32 (RFC 4380), one Teredo server',
+      (v4) => `2001:0:4136:e378:8000:63bf:${teredoClient(v4)}`,
+    ],
+    [
+      '6to4 2002::/16 (RFC 3056)',
+      (v4) => {
+        const b = v4.split('.').map(Number)
+        return `2002:${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}:1::1`
+      },
+    ],
+    ['IPv4-compatible ::a.b.c.d (RFC 4291 §2.5.5.1)', (v4) => `::${v4}`],
+  ]
+  for (const [name, form] of forms) {
+    test(`finding (medium): ${name}: each client is counted as its IPv4 address, so one client does not refuse every other client of the translator`, async () => {
+      const store = recordingStore()
+      // One client spends its own bound.
+      assert.deepEqual(await countEach(store, times(4, form('198.51.100.7'))), [
+        ...times(3, 'admitted'),
+        'address 15',
+      ])
+      // Other clients behind the same translator still sign in, more than a /48 may.
+      const others = Array.from({ length: 8 }, (_, i) => form(`203.0.113.${i + 10}`))
+      assert.deepEqual(await countEach(store, others), times(8, 'admitted'))
+      // The same client in its plain IPv4 spelling shares its counter.
+      assert.equal(addressBucket(form('198.51.100.7')), '198.51.100.7')
+      assert.equal(networkBucket(form('198.51.100.7')), undefined)
+    })
+  }
+
+  test('held: native IPv6 next to the translated prefixes is still counted by /64 and /48', () => {
+    assert.equal(addressBucket('2001:db8:1:2::5'), '2001:db8:1:2::/64')
+    assert.equal(networkBucket('2001:db8:1:2::5'), '2001:db8:1::/48')
+    // 2001:1::/32 is not Teredo; 64:ff9b:1::/48 (RFC 8215 local use) is not the well-known prefix.
+    assert.equal(addressBucket('2001:1:4136:e378:8000:63bf:3fff:fdd2'), '2001:1:4136:e378::/64')
+    assert.equal(networkBucket('64:ff9b:1::c000:205'), '64:ff9b:1::/48')
+    // Mapped stays as it was.
+    assert.equal(addressBucket('::ffff:192.0.2.5'), '192.0.2.5')
+    // Loopback and link-local: each their own bucket, a zone id left out.
+    assert.equal(addressBucket('fe80::1%eth0'), addressBucket('fe80::1%2'))
+    assert.equal(addressBucket('::1'), addressBucket('0:0:0:0:0:0:0:1'))
+  })
+})
