@@ -8,7 +8,9 @@ import {
   networkBucket,
   type WindowBounds,
 } from '../../gateway/broker/addresses.js'
+import { redactor } from '../../gateway/bridge/redact.js'
 import type { Store } from '../../gateway/store/store.js'
+import { configProblems } from '../helpers/config-problems.js'
 import { recordingStore } from '../helpers/recording-store.js'
 
 const WINDOW_MS = 60_000
@@ -83,5 +85,47 @@ describe('stop72: per-address counting of translated addresses', () => {
     // Loopback and link-local: each their own bucket, a zone id left out.
     assert.equal(addressBucket('fe80::1%eth0'), addressBucket('fe80::1%2'))
     assert.equal(addressBucket('::1'), addressBucket('0:0:0:0:0:0:0:1'))
+  })
+})
+
+describe("stop72: inheritEnv and the gateway's own secret variables", () => {
+  const config = (inheritEnv: string[]) => ({
+    servers: { files: { command: 'node', inheritEnv } },
+  })
+  const refusal = (variable: string, at: string) =>
+    `servers.files.inheritEnv.0: ${variable} holds the gateway's own secret (${at}): a server process never gets the gateway's secrets`
+
+  test('finding (low): the OpenTelemetry exporter headers (the collector credential the gateway exports with) are refused like the other secret variables', () => {
+    for (const signal of ['', 'TRACES_', 'METRICS_', 'LOGS_']) {
+      const variable = `OTEL_EXPORTER_OTLP_${signal}HEADERS`
+      assert.deepEqual(configProblems(config([variable, 'LANG'])), [
+        refusal(variable, 'the OpenTelemetry exporter'),
+      ])
+    }
+  })
+
+  test('held: the exporter endpoint and other OTEL_ settings (no credential by themselves) and other names pass', () => {
+    assert.deepEqual(
+      configProblems(
+        config([
+          'OTEL_EXPORTER_OTLP_ENDPOINT',
+          'OTEL_SERVICE_NAME',
+          'OTEL_EXPORTER_OTLP_HEADERS_X',
+        ]),
+      ),
+      [],
+    )
+  })
+})
+
+describe('stop72: what inherited values blot', () => {
+  test('todo (low, a design choice): a harmless inherited value (LOG_LEVEL=info, TZ=UTC, NODE_ENV=production) is not blotted out of every line', {
+    todo: 'every inheritEnv value is taken for a secret: "info", "UTC", "production" become [redacted] wherever they stand alone; marking which inherited names are secret (or blotting only values of a secret\'s length) is the lead\'s call',
+  }, () => {
+    const blot = redactor(['info', 'UTC', 'production'])
+    assert.equal(
+      blot('info: started in production mode, TZ UTC'),
+      'info: started in production mode, TZ UTC',
+    )
   })
 })
