@@ -1,7 +1,7 @@
 // Review stop 72 (an outsider's attack on stop 71's changes). Findings are marked in the test's
 // name with their rating; what held is kept here as tests that can fail.
 import assert from 'node:assert/strict'
-import { describe, test } from 'node:test'
+import { after, describe, test } from 'node:test'
 import {
   addressBucket,
   countInWindow,
@@ -11,6 +11,7 @@ import {
 import { redactor } from '../../gateway/bridge/redact.js'
 import type { Store } from '../../gateway/store/store.js'
 import { configProblems } from '../helpers/config-problems.js'
+import { startStack } from '../helpers/stack.js'
 import { recordingStore } from '../helpers/recording-store.js'
 
 const WINDOW_MS = 60_000
@@ -127,5 +128,40 @@ describe('stop72: what inherited values blot', () => {
       blot('info: started in production mode, TZ UTC'),
       'info: started in production mode, TZ UTC',
     )
+  })
+})
+
+describe("stop72: the tracing SDK's warnings quote an endpoint that does not parse", () => {
+  const names = [
+    'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+    'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT',
+    'OTEL_EXPORTER_OTLP_PROTOCOL',
+  ]
+  const saved = Object.fromEntries(names.map((k) => [k, process.env[k]]))
+  after(() => {
+    for (const k of names)
+      if (saved[k] === undefined) delete process.env[k]
+      else process.env[k] = saved[k]
+  })
+
+  test('finding (low): its password is in no log line when it holds a quote or the scheme lost a colon', async () => {
+    // A quote in a password left unescaped (the SDK quotes the URL in '…'), and `http//`.
+    process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT =
+      "https://otel:pa'ss-stop72-one@collector.example:44x3/v1/traces"
+    process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT =
+      'http//otel:stop72-two@collector.example:4318/v1/metrics'
+    process.env.OTEL_EXPORTER_OTLP_PROTOCOL = 'http/json'
+    const stack = await startStack({})
+    for (const k of names) delete process.env[k]
+    try {
+      const warned = stack.logLines.filter((l) => l.includes('Could not parse'))
+      assert.equal(warned.length, 2, stack.logLines.join('\n'))
+      for (const line of warned) {
+        assert.match(line, /collector\.example:4/)
+        assert.doesNotMatch(line, /stop72-|pa'ss|otel:/, line)
+      }
+    } finally {
+      await stack.close()
+    }
   })
 })
