@@ -89,6 +89,64 @@ describe('stop72: per-address counting of translated addresses', () => {
   })
 })
 
+describe('stop72: Retry-After of each bound', () => {
+  test('held: the whole seconds to the next window, whichever bound refused: 60 at its first ms, 1 at its last, never 0', async () => {
+    const start = Math.floor(AT / WINDOW_MS) * WINDOW_MS
+    for (const [at, retry] of [
+      [start, 60],
+      [start + 1, 60],
+      [start + 59_000, 1],
+      [start + 59_999, 1],
+    ] as const) {
+      const store = recordingStore()
+      // The address bound, then the /48's (another /64 of it), then the bound in all (another /48).
+      const peers = [
+        ...times(4, '2001:db8:9:1::1'),
+        ...times(3, '2001:db8:9:2::1'),
+        '2001:db8:9:3::1',
+        ...Array.from({ length: 15 }, (_, i) => `2001:db8:${(0xa00 + i).toString(16)}::1`),
+      ]
+      const got = await countEach(store, peers, at)
+      assert.deepEqual(
+        [got[3], got[7], got.at(-1)],
+        [`address ${retry}`, `network ${retry}`, `all ${retry}`],
+        `${at - start} ms into the window: ${got.join(', ')}`,
+      )
+    }
+  })
+})
+
+describe('stop72: the counters a window stores, requests at once', () => {
+  test('held: what is admitted stays within each bound, however many come at once', async () => {
+    const store = recordingStore()
+    const o = { store, kind: 'stop72c', windowMs: WINDOW_MS, bounds: BOUNDS }
+    const oneNetwork = Array.from(
+      { length: 200 },
+      (_, i) => `2001:db8:5:${(i + 1).toString(16)}::1`,
+    )
+    const many = Array.from({ length: 200 }, (_, i) => `2001:db8:${(i + 0x100).toString(16)}::1`)
+    for (const peers of [oneNetwork, many]) {
+      const got = await Promise.all(peers.map((p) => countInWindow(o, p, AT)))
+      const admitted = got.filter((r) => r === undefined).length
+      assert.equal(
+        admitted,
+        peers === oneNetwork ? BOUNDS.perNetwork : BOUNDS.perAll - BOUNDS.perNetwork,
+      )
+    }
+  })
+
+  test('todo (low): past a bound, requests at once store no more counters than requests one by one', {
+    todo: 'the bound is read before the address is counted, not in one step: 200 /64s of one /48 at once store 200 counters (one by one: 6), 200 /48s at once 400 (one by one: 20 and as many /48 counters); over Redis a burst of connections gets this, bounded by the burst; an atomic check-and-count in the store would close it',
+  }, async () => {
+    const store = recordingStore()
+    const o = { store, kind: 'stop72d', windowMs: WINDOW_MS, bounds: BOUNDS }
+    const peers = Array.from({ length: 200 }, (_, i) => `2001:db8:5:${(i + 1).toString(16)}::1`)
+    await Promise.all(peers.map((p) => countInWindow(o, p, AT)))
+    // 6 /64 counters, the /48's and the count in all.
+    assert.equal((await store.keys('stop72d:')).length, BOUNDS.perNetwork + 2)
+  })
+})
+
 describe("stop72: inheritEnv and the gateway's own secret variables", () => {
   const config = (inheritEnv: string[]) => ({
     servers: { files: { command: 'node', inheritEnv } },

@@ -3,13 +3,20 @@
 // a reader taking one byte at a time, a reader that never reads. Held: every line lands, whole and
 // in order, where a reader reads; the process neither throws nor hangs where none does. Open (todo,
 // the lead's fix in progress in stdout-stream.ts): what a reader that stops reading refuses is
-// kept without a bound.
+// kept without a bound. And (held) a Client ID Metadata Document's hostile cache headers: cached
+// within oidc-provider's 30 s floor and auth.broker.cimd.maxCacheAge, whatever they say.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { once } from 'node:events'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import https from 'node:https'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, describe, it } from 'node:test'
+import { after, before, describe, it } from 'node:test'
+import { authorizeUrl, authParams, pkce, send } from '../helpers/broker-raw.js'
+import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { makeTestCa, type TestCa } from '../helpers/test-ca.js'
 
 const STREAM = new URL('../../gateway/observability/stdout-stream.js', import.meta.url).href
 const dir = mkdtempSync(join(tmpdir(), 'stop72b-'))
@@ -130,4 +137,97 @@ describe('stop72: the log stdout stream on what a supervisor gives a process as 
     const held = Number(/held (\d+)/.exec(stderr)?.[1])
     assert.ok(held < 64 * 2 ** 20, `${held} bytes held: ${stderr}`)
   })
+})
+
+describe('stop72: hostile cache headers of a Client ID Metadata Document, maxCacheAge 600', () => {
+  const REDIRECT = 'http://127.0.0.1:43150/cb'
+  let ca: TestCa
+  let stack: BrokerStack
+  let docs: https.Server
+  let origin = ''
+  const routes = new Map<string, Record<string, string | string[]>>()
+  const hits = new Map<string, number>()
+  let unique = 0
+
+  before(async () => {
+    ca = makeTestCa()
+    const caFile = join(dir, 'cimd-ca.pem')
+    writeFileSync(caFile, ca.ca)
+    docs = https.createServer({ key: ca.key, cert: ca.cert }, (req, res) => {
+      const path = req.url ?? '/'
+      hits.set(path, (hits.get(path) ?? 0) + 1)
+      const headers = routes.get(path)
+      if (headers === undefined) return void res.writeHead(404).end()
+      const body = JSON.stringify({
+        client_id: `${origin}${path}`,
+        client_name: 'stop72',
+        redirect_uris: [REDIRECT],
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+      })
+      res.writeHead(200, { 'content-type': 'application/json', ...headers }).end(body)
+    })
+    docs.listen(0, '127.0.0.1')
+    await once(docs, 'listening')
+    origin = `https://127.0.0.1:${(docs.address() as AddressInfo).port}`
+    stack = await startBrokerStack({
+      broker: {
+        cimd: { caFile, allowPrivate: ['127.0.0.1/32'], timeout: 2000, maxCacheAge: 600 },
+      },
+    })
+  })
+  after(async () => {
+    await stack?.close()
+    docs?.closeAllConnections()
+    docs?.close()
+  })
+
+  const authorize = (clientId: string) =>
+    send(
+      authorizeUrl(
+        stack,
+        authParams(stack, { clientId, redirectUri: REDIRECT, challenge: pkce().challenge }),
+      ),
+    )
+
+  // Each: the headers, and how long (s) the document is then cached.
+  const cases: [string, Record<string, string | string[]>, number][] = [
+    ['a max-age past any integer', { 'cache-control': `max-age=${'9'.repeat(400)}` }, 600],
+    ['a negative max-age (not one: the floor)', { 'cache-control': 'max-age=-5' }, 30],
+    [
+      'max-age with a fraction (its whole part, raised to the floor)',
+      { 'cache-control': 'max-age=1.5e9' },
+      30,
+    ],
+    ['s-maxage only (not max-age: the floor)', { 'cache-control': 's-maxage=100000' }, 30],
+    ['no-store (the floor, not every request)', { 'cache-control': 'no-store, no-cache' }, 30],
+    [
+      'two Cache-Control headers (the first max-age)',
+      { 'cache-control': ['max-age=100', 'max-age=100000'] },
+      100,
+    ],
+    ['Expires in the past', { expires: 'Thu, 01 Jan 1970 00:00:00 GMT' }, 30],
+    ['Expires far ahead', { expires: 'Fri, 31 Dec 9999 23:59:59 GMT' }, 600],
+    ['Expires garbage', { expires: '0' }, 30],
+    [
+      'max-age=0 beside a far Expires (max-age wins, raised to the floor)',
+      { 'cache-control': 'max-age=0', expires: 'Fri, 31 Dec 9999 23:59:59 GMT' },
+      30,
+    ],
+  ]
+  for (const [name, headers, age] of cases) {
+    it(`held: ${name}: cached ${age} s, never past maxCacheAge`, async (t) => {
+      const path = `/doc-${++unique}.json`
+      routes.set(path, headers)
+      t.mock.timers.enable({ apis: ['Date'], now: Math.floor(Date.now() / 1000) * 1000 })
+      assert.equal((await authorize(`${origin}${path}`)).status, 303)
+      t.mock.timers.tick((age - 1) * 1000)
+      assert.equal((await authorize(`${origin}${path}`)).status, 303)
+      assert.equal(hits.get(path), 1, `still cached at ${age - 1} s`)
+      t.mock.timers.tick(2000)
+      assert.equal((await authorize(`${origin}${path}`)).status, 303)
+      assert.equal(hits.get(path), 2, `fetched again at ${age + 1} s`)
+    })
+  }
 })
