@@ -1,7 +1,7 @@
 // Review stop 72 (an outsider's attack on stop 71's changes). Findings are marked in the test's
 // name with their rating; what held is kept here as tests that can fail.
 import assert from 'node:assert/strict'
-import { after, describe, test } from 'node:test'
+import { after, before, describe, test } from 'node:test'
 import {
   addressBucket,
   countInWindow,
@@ -10,7 +10,14 @@ import {
 } from '../../gateway/broker/addresses.js'
 import { redactor } from '../../gateway/bridge/redact.js'
 import type { Store } from '../../gateway/store/store.js'
+import {
+  type BrokerReplicas,
+  REPLICA_HEADER,
+  startBrokerReplicas,
+} from '../helpers/broker-replicas.js'
+import { clientMetadata, register } from '../helpers/broker-raw.js'
 import { configProblems } from '../helpers/config-problems.js'
+import { NO_REDIS } from '../helpers/redis.js'
 import { startStack } from '../helpers/stack.js'
 import { recordingStore } from '../helpers/recording-store.js'
 
@@ -221,5 +228,49 @@ describe("stop72: the tracing SDK's warnings quote an endpoint that does not par
     } finally {
       await stack.close()
     }
+  })
+})
+
+describe('stop72: translated clients through two replicas sharing a real redis-server', {
+  skip: NO_REDIS,
+}, () => {
+  const MID_WINDOW = Math.floor(Date.now() / WINDOW_MS) * WINDOW_MS + 30_000
+  let s: BrokerReplicas
+  before(async () => {
+    s = await startBrokerReplicas({
+      signInClock: () => MID_WINDOW,
+      config: { trustProxy: ['127.0.0.1/32'] },
+      broker: { registration: { perAddressPerMinute: 2, perNetworkPerMinute: 4 } },
+    })
+  })
+  after(() => s?.close())
+
+  let n = 0
+  /** Registers once, as `client` by a trusted proxy's X-Forwarded-For, at replica a or b in turn. */
+  const registerAs = async (client: string) => {
+    const res = await register(
+      { url: s.publicUrl, endpoint: (server) => `${s.publicUrl}/mcp/${server}` },
+      clientMetadata(['http://127.0.0.1:43150/cb'], {}),
+      { 'x-forwarded-for': client, [REPLICA_HEADER]: n++ % 2 === 0 ? 'a' : 'b' },
+    )
+    return res.status === 201
+      ? 'admitted'
+      : `${res.status} ${res.headers['retry-after']} ${res.json.error_description}`
+  }
+
+  test("finding (medium): behind NAT64 (SIIT-DC), one IPv4 client spends its own registrations, not every IPv4 client's", async () => {
+    // One client in three spellings a proxy may write, the replicas taking turns.
+    const one = ['64:ff9b::198.51.100.7', '[64:ff9b::c633:6407]:443', '64:FF9B:0:0:0:0:C633:6407']
+    assert.deepEqual(await Promise.all(one.map(registerAs)).then((r) => r.sort()), [
+      '429 30 too many registrations from this address; retry later',
+      'admitted',
+      'admitted',
+    ])
+    // Six other IPv4 clients through the same translator: more than one /48 may register.
+    const others = Array.from({ length: 6 }, (_, i) => `64:ff9b::203.0.113.${i + 10}`)
+    const got: string[] = []
+    for (const c of others) got.push(await registerAs(c))
+    assert.deepEqual(got, times(6, 'admitted'))
+    assert.ok(s.router.hits.a > 0 && s.router.hits.b > 0)
   })
 })
