@@ -1,5 +1,16 @@
 // Review stop 72 (an outsider's attack on stop 71's changes). Findings are marked in the test's
-// name with their rating; what held is kept here as tests that can fail.
+// name with their rating; what held is kept here as tests that can fail (stop72b: the log's
+// stdout stream, CIMD cache headers; stop72-browser: cookies a sibling subdomain plants).
+// Fixed: IPv6 forms carrying an IPv4 address (NAT64 64:ff9b::/96, Teredo, 6to4, IPv4-compatible)
+// were counted by the translator's /64 and /48, so behind SIIT-DC one IPv4 client refused every
+// other; now counted as that IPv4 address (medium). inheritEnv may not name the OpenTelemetry
+// exporter's headers, the gateway's collector credential (low). The OTLP endpoints as written are
+// blotted from the SDK's warnings: one holding a quote, or `http//`, kept its password (low).
+// Open (todo): counters made past a bound by requests at once (low); a harmless inherited value
+// blotted from every line (low, a design choice); the stdout queue's bound (the lead's).
+// Held: every spelling of one /48 (case, zeros, zone ids, dotted tails, brackets and ports from a
+// trusted proxy) is one bucket; Retry-After is the rest of the window for each bound, never 0;
+// two replicas on a real redis-server share the counts.
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import {
