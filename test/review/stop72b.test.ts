@@ -16,7 +16,9 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { authorizeUrl, authParams, pkce, send } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { startStack, type Stack } from '../helpers/stack.js'
 import { makeTestCa, type TestCa } from '../helpers/test-ca.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const STREAM = new URL('../../gateway/observability/stdout-stream.js', import.meta.url).href
 const dir = mkdtempSync(join(tmpdir(), 'stop72b-'))
@@ -230,4 +232,53 @@ describe('stop72: hostile cache headers of a Client ID Metadata Document, maxCac
       assert.equal(hits.get(path), 2, `fetched again at ${age + 1} s`)
     })
   }
+})
+
+describe('stop72: an inherited value split over stderr writes and lines, by a real process', () => {
+  const TOKEN = 'stop72-inherited-token-0123456789abcdef'
+  /** Writes TOKEN split over separate writes, over two lines and over three, then a marker. */
+  const SPLITS = `
+const t = process.env.STOP72_TOKEN
+const parts = [
+  'one ' + t.slice(0, 9), t.slice(9) + ' end\\n',
+  'two ' + t.slice(0, 14) + '\\n', t.slice(14) + ' end\\n',
+  'three ' + t.slice(0, 7) + '\\n' + t.slice(7, 20) + '\\n', t.slice(20) + ' end\\n',
+  'stop72-done\\n',
+]
+const next = () => parts.length > 0 && process.stderr.write(parts.shift(), () => setTimeout(next, 5))
+next()
+setInterval(() => {}, 1 << 30)
+`
+  let stack: Stack
+  const saved = process.env.STOP72_TOKEN
+  before(async () => {
+    process.env.STOP72_TOKEN = TOKEN
+    stack = await startStack({
+      servers: {
+        splits: {
+          command: process.execPath,
+          args: ['-e', SPLITS],
+          inheritEnv: ['STOP72_TOKEN'],
+          pool: { min: 1, preinitialize: true },
+        },
+      },
+    })
+  })
+  after(async () => {
+    await stack?.close()
+    if (saved === undefined) delete process.env.STOP72_TOKEN
+    else process.env.STOP72_TOKEN = saved
+  })
+
+  it('held: no part of it long enough to say anything reaches the log', async () => {
+    await waitFor(
+      () => stack.logLines.some((l) => l.includes('stop72-done')),
+      'the marker line was logged',
+    )
+    const lines = stack.logLines.filter((l) => /"(one|two|three) |end"|[0-9a-f]{6}/.test(l))
+    assert.ok(lines.some((l) => l.includes('one ')) && lines.some((l) => l.includes(' end')))
+    // Every run of 8 characters of the value (MIN_ANYWHERE: a shorter run says little).
+    for (let i = 0; i + 8 <= TOKEN.length; i++)
+      for (const l of stack.logLines) assert.ok(!l.includes(TOKEN.slice(i, i + 8)), l)
+  })
 })
