@@ -174,7 +174,8 @@ export function compileCidrs(list: readonly string[]): {
 /**
  * IPv6 forms that carry the IPv4 address a client connected from, and where it sits: behind a
  * translator, its prefix is shared by every client it translates, so counted by /64 or /48 one
- * client would spend everyone's bound.
+ * client would spend everyone's bound. The IPv4 address cannot be made up: a connection's answers
+ * go to it (through the translator, relay or tunnel), so whoever completes one holds it.
  */
 const V6_CARRYING_V4: readonly { range: Range; at: number; inverted?: true }[] = [
   { range: range(['::ffff:0:0', 96]), at: 12 }, // RFC 4291 §2.5.5.2: IPv4-mapped

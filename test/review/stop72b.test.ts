@@ -5,6 +5,7 @@
 // the lead's fix in progress in stdout-stream.ts): what a reader that stops reading refuses is
 // kept without a bound. And (held) a Client ID Metadata Document's hostile cache headers: cached
 // within oidc-provider's 30 s floor and auth.broker.cimd.maxCacheAge, whatever they say.
+// And (held) an inherited value a real process splits over stderr writes and lines is blotted.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
