@@ -247,7 +247,7 @@ export interface WindowRefusal {
 
 /** Where and how one kind of request is counted. */
 export interface WindowCount {
-  store: Pick<Store, 'getMany' | 'incr'>
+  store: Pick<Store, 'getMany' | 'incr' | 'del'>
   /** The store key prefix of the counts: `<kind>:<bucket>:<window>`, `<kind>:*:<window>` in all. */
   kind: string
   windowMs: number
@@ -276,22 +276,32 @@ export async function countInWindow(
   // Read before the address's count is made: past the bound in all, or its /48's, a new address
   // stores no counter, so many addresses (a /48 is 65,536 /64s, the Internet many /48s) cannot
   // fill the store with counters; a window holds at most perAll address counters and as many
-  // /48 counters, and one /48 at most perNetwork address counters.
+  // /48 counters, and one /48 at most perNetwork address counters (requests at once: see below).
   const [all, net] = await o.store.getMany(
     networkKey === undefined ? [allKey] : [allKey, networkKey],
   )
   if (Number(all ?? 0) >= o.bounds.perAll) return { bound: 'all', retryAfterS }
   if (Number(net ?? 0) >= o.bounds.perNetwork) return { bound: 'network', retryAfterS }
-  if ((await o.store.incr(key(addressBucket(from)), o.windowMs)) > o.bounds.perAddress)
-    return { bound: 'address', retryAfterS }
+  const addressKey = key(addressBucket(from))
+  const addressCount = await o.store.incr(addressKey, o.windowMs)
+  if (addressCount > o.bounds.perAddress) return { bound: 'address', retryAfterS }
+  // Counters this request made: requests at once all read the bounds before any is counted, so
+  // each may make its address's (and /48's) counter; one a wider bound then refuses is taken out
+  // again. That bound refuses every later request of the window before it counts anything
+  // (counts only grow), so no count that matters is lost.
+  const made = addressCount === 1 ? [addressKey] : []
+  const refuse = async (bound: WindowRefusal['bound']): Promise<WindowRefusal> => {
+    // A counter left by a store failing here expires with its window.
+    if (made.length > 0) await o.store.del(made).catch(() => {})
+    return { bound, retryAfterS }
+  }
   // Each wider count after the narrower bound: one /64 hammering spends its own share, not its
   // /48's, and one /48 its share, not everyone's.
-  if (
-    networkKey !== undefined &&
-    (await o.store.incr(networkKey, o.windowMs)) > o.bounds.perNetwork
-  )
-    return { bound: 'network', retryAfterS }
-  if ((await o.store.incr(allKey, o.windowMs)) > o.bounds.perAll)
-    return { bound: 'all', retryAfterS }
+  if (networkKey !== undefined) {
+    const count = await o.store.incr(networkKey, o.windowMs)
+    if (count > o.bounds.perNetwork) return refuse('network')
+    if (count === 1) made.push(networkKey)
+  }
+  if ((await o.store.incr(allKey, o.windowMs)) > o.bounds.perAll) return refuse('all')
   return undefined
 }
