@@ -243,6 +243,23 @@ describe("stop72: inheritEnv and the gateway's own secret variables", () => {
 })
 
 describe('stop72: what inherited values blot', () => {
+  test('held: empty and one-character values blot nothing; values that are prefixes of each other and values of regex metacharacters are blotted whole, and nothing else', () => {
+    const blot = redactor([
+      '',
+      'x',
+      '-',
+      'stop72-token-abcdef',
+      'stop72-token-abcdef0123456789',
+      'a.b*c+d?(e)[f]{g}|h^$\\',
+    ])
+    assert.equal(blot('x - marks -x- the spot'), 'x - marks -x- the spot')
+    assert.equal(blot('k stop72-token-abcdef0123456789 e'), 'k [redacted] e')
+    assert.equal(blot('k stop72-token-abcdef e'), 'k [redacted] e')
+    assert.equal(blot('m a.b*c+d?(e)[f]{g}|h^$\\ e'), 'm [redacted] e')
+    // The same characters, one changed: a pattern would have matched it, a value does not.
+    assert.equal(blot('m aXb*c+d?(e)[f]{g}|h^$\\ e'), 'm aXb*c+d?(e)[f]{g}|h^$\\ e')
+  })
+
   test('todo (low, a design choice): a harmless inherited value (LOG_LEVEL=info, TZ=UTC, NODE_ENV=production) is not blotted out of every line', {
     todo: 'every inheritEnv value is taken for a secret: "info", "UTC", "production" become [redacted] wherever they stand alone; marking which inherited names are secret (or blotting only values of a secret\'s length) is the lead\'s call',
   }, () => {
