@@ -1,9 +1,9 @@
 // Review stop 72: the log's stdout stream (observability/stdout-stream.ts) in a real process whose
 // fd 1 is what an operator's supervisor may give it: a regular file, /dev/null, nothing (closed),
 // a reader taking one byte at a time, a reader that never reads. Held: every line lands, whole and
-// in order, where a reader reads; the process neither throws nor hangs where none does. Open (todo,
-// the lead's fix in progress in stdout-stream.ts): what a reader that stops reading refuses is
-// kept without a bound. And (held) a Client ID Metadata Document's hostile cache headers: cached
+// in order, where a reader reads; the process neither throws nor hangs where none does; what a
+// reader that stops reading refuses costs log.maxPendingBytes at most (unbounded before bound71:
+// 256 MB of lines, all held). And (held) a Client ID Metadata Document's hostile cache headers: cached
 // within oidc-provider's 30 s floor and auth.broker.cimd.maxCacheAge, whatever they say.
 // And (held) an inherited value a real process splits over stderr writes and lines is blotted.
 import assert from 'node:assert/strict'
@@ -17,6 +17,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { authorizeUrl, authParams, pkce, send } from '../helpers/broker-raw.js'
 import { startBrokerStack, type BrokerStack } from '../helpers/broker-stack.js'
+import { DEFAULT_LOG_MAX_PENDING_BYTES } from '../../gateway/config/schema.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { makeTestCa, type TestCa } from '../helpers/test-ca.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -36,7 +37,7 @@ const expected = Array.from({ length: LINES }, (_, i) => line(i)).join('')
 const writer = (then = '') => `
 import { bufferedStdout } from ${JSON.stringify(STREAM)}
 const line = ${line.toString()}
-const s = bufferedStdout({ bytes: 4096, interval: 1, wait: 60_000 })
+const s = bufferedStdout({ bytes: 4096, interval: 1, wait: 60_000, maxPending: ${DEFAULT_LOG_MAX_PENDING_BYTES} })
 for (let i = 0; i < ${LINES / 2}; i++) s.write(line(i))
 // The stream's retries do not hold the process (a gateway's listeners do): this does.
 const alive = setInterval(() => {}, 1 << 30)
@@ -101,14 +102,12 @@ describe('stop72: the log stdout stream on what a supervisor gives a process as 
     assert.ok(expected.startsWith(read))
   })
 
-  it('todo (medium, known: the lead is bounding it in stdout-stream.ts): a reader that never reads does not make the process hold every line given since', {
-    todo: 'the queue of bytes the reader refused has no bound: 256 MB of log lines given, all held',
-  }, async () => {
+  it('held (was medium, fixed by the lead at bound71): a reader that never reads costs log.maxPendingBytes, not every line given since', async () => {
     // 256 MB of lines while nobody reads fd 1 (a pipe to `sleep`, which never reads), then
     // what the process holds outside its heap (queued Buffers); killed there, in its own group.
     const grow = `
       import { bufferedStdout } from ${JSON.stringify(STREAM)}
-      const s = bufferedStdout({ bytes: 4096, interval: 1, wait: 0 })
+      const s = bufferedStdout({ bytes: 4096, interval: 1, wait: 0, maxPending: ${DEFAULT_LOG_MAX_PENDING_BYTES} })
       const big = 'x'.repeat(1 << 16) + '\\n'
       for (let i = 0; i < 4096; i++) s.write(big)
       process.stderr.write('held ' + process.memoryUsage().arrayBuffers + '\\n')
@@ -138,7 +137,8 @@ describe('stop72: the log stdout stream on what a supervisor gives a process as 
       process.kill(-child.pid!, 'SIGKILL')
     }
     const held = Number(/held (\d+)/.exec(stderr)?.[1])
-    assert.ok(held < 64 * 2 ** 20, `${held} bytes held: ${stderr}`)
+    // Before the bound: 256 MB held. Now what waits, and a line's worth besides.
+    assert.ok(held < DEFAULT_LOG_MAX_PENDING_BYTES + 2 ** 20, `${held} bytes held: ${stderr}`)
   })
 })
 
