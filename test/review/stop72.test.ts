@@ -8,8 +8,7 @@
 // blotted from the SDK's warnings: one holding a quote, or `http//`, kept its password (low).
 // Requests at once each made a counter past the bound (200 /64s of a /48: 200, not 6); a counter
 // a wider bound refuses is now taken out again (low).
-// Open (todo): a harmless inherited value blotted from every line (low, a design choice); the
-// stdout queue's bound (the lead's).
+// Open (todo): a harmless inherited value blotted from every line (low, a design choice).
 // Held: every spelling of one /48 (case, zeros, zone ids, dotted tails, brackets and ports from a
 // trusted proxy) is one bucket; Retry-After is the rest of the window for each bound, never 0;
 // two replicas on a real redis-server share the counts.
