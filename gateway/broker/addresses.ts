@@ -172,13 +172,31 @@ export function compileCidrs(list: readonly string[]): {
 }
 
 /**
- * A peer address as counted: its bytes, an IPv4-mapped address as the IPv4 address it is, a
- * zone id (`fe80::1%eth0`, which names the local interface, not the peer) left out; undefined
- * when it is not an address.
+ * IPv6 forms that carry the IPv4 address a client connected from, and where it sits: behind a
+ * translator, its prefix is shared by every client it translates, so counted by /64 or /48 one
+ * client would spend everyone's bound. The IPv4 address cannot be made up: a connection's answers
+ * go to it (through the translator, relay or tunnel), so whoever completes one holds it.
+ */
+const V6_CARRYING_V4: readonly { range: Range; at: number; inverted?: true }[] = [
+  { range: range(['::ffff:0:0', 96]), at: 12 }, // RFC 4291 §2.5.5.2: IPv4-mapped
+  { range: range(['64:ff9b::', 96]), at: 12 }, // RFC 6052: NAT64 well-known prefix (SIIT-DC)
+  { range: range(['::', 96]), at: 12 }, // RFC 4291 §2.5.5.1: IPv4-compatible (deprecated)
+  { range: range(['2002::', 16]), at: 2 }, // RFC 3056: 6to4, the /48 is the IPv4 address
+  { range: range(['2001::', 32]), at: 12, inverted: true }, // RFC 4380 §4: Teredo, the client's address inverted
+]
+
+/**
+ * A peer address as counted: its bytes, an IPv6 form carrying an IPv4 address
+ * ({@link V6_CARRYING_V4}) as that IPv4 address, a zone id (`fe80::1%eth0`, which names the
+ * local interface, not the peer) left out; undefined when it is not an address.
  */
 function countedBytes(ip: string): Uint8Array | undefined {
   const bytes = parseIp(ip.split('%')[0]!)
-  return bytes === undefined ? undefined : unmapped(bytes)
+  if (bytes === undefined || bytes.length === 4) return bytes
+  const form = V6_CARRYING_V4.find((f) => inRange(bytes, f.range))
+  if (form === undefined) return bytes
+  const v4 = bytes.slice(form.at, form.at + 4)
+  return form.inverted ? v4.map((b) => b ^ 0xff) : v4
 }
 
 /** The first `groups` 16-bit groups of an IPv6 address, as `a:b:c::/<16 × groups>`. */
@@ -190,8 +208,8 @@ function v6Prefix(address: Uint8Array, groups: number): string {
 }
 
 /**
- * The bucket a peer address counts in for per-address limits: an IPv4 address (mapped forms
- * unmapped) as itself, an IPv6 address by its /64 (one subscriber usually holds a whole /64,
+ * The bucket a peer address counts in for per-address limits: an IPv4 address (mapped,
+ * translated and tunnelled forms as the IPv4 address they carry) as itself, an IPv6 address by its /64 (one subscriber usually holds a whole /64,
  * RFC 6177), anything else as-is.
  */
 export function addressBucket(ip: string): string {
@@ -203,7 +221,7 @@ export function addressBucket(ip: string): string {
 /**
  * The wider bucket an IPv6 address also counts in: its /48, what one site is usually given
  * (RFC 6177) and what a tunnel broker hands anyone for free, 65,536 /64s. Undefined for IPv4
- * (mapped forms included) and for anything that is not an address: those count per address only.
+ * (the forms carrying one included) and for anything that is not an address: those count per address only.
  */
 export function networkBucket(ip: string): string | undefined {
   const address = countedBytes(ip)
@@ -229,7 +247,7 @@ export interface WindowRefusal {
 
 /** Where and how one kind of request is counted. */
 export interface WindowCount {
-  store: Pick<Store, 'getMany' | 'incr'>
+  store: Pick<Store, 'getMany' | 'incr' | 'del'>
   /** The store key prefix of the counts: `<kind>:<bucket>:<window>`, `<kind>:*:<window>` in all. */
   kind: string
   windowMs: number
@@ -258,22 +276,32 @@ export async function countInWindow(
   // Read before the address's count is made: past the bound in all, or its /48's, a new address
   // stores no counter, so many addresses (a /48 is 65,536 /64s, the Internet many /48s) cannot
   // fill the store with counters; a window holds at most perAll address counters and as many
-  // /48 counters, and one /48 at most perNetwork address counters.
+  // /48 counters, and one /48 at most perNetwork address counters (requests at once: see below).
   const [all, net] = await o.store.getMany(
     networkKey === undefined ? [allKey] : [allKey, networkKey],
   )
   if (Number(all ?? 0) >= o.bounds.perAll) return { bound: 'all', retryAfterS }
   if (Number(net ?? 0) >= o.bounds.perNetwork) return { bound: 'network', retryAfterS }
-  if ((await o.store.incr(key(addressBucket(from)), o.windowMs)) > o.bounds.perAddress)
-    return { bound: 'address', retryAfterS }
+  const addressKey = key(addressBucket(from))
+  const addressCount = await o.store.incr(addressKey, o.windowMs)
+  if (addressCount > o.bounds.perAddress) return { bound: 'address', retryAfterS }
+  // Counters this request made: requests at once all read the bounds before any is counted, so
+  // each may make its address's (and /48's) counter; one a wider bound then refuses is taken out
+  // again. That bound refuses every later request of the window before it counts anything
+  // (counts only grow), so no count that matters is lost.
+  const made = addressCount === 1 ? [addressKey] : []
+  const refuse = async (bound: WindowRefusal['bound']): Promise<WindowRefusal> => {
+    // A counter left by a store failing here expires with its window.
+    if (made.length > 0) await o.store.del(made).catch(() => {})
+    return { bound, retryAfterS }
+  }
   // Each wider count after the narrower bound: one /64 hammering spends its own share, not its
   // /48's, and one /48 its share, not everyone's.
-  if (
-    networkKey !== undefined &&
-    (await o.store.incr(networkKey, o.windowMs)) > o.bounds.perNetwork
-  )
-    return { bound: 'network', retryAfterS }
-  if ((await o.store.incr(allKey, o.windowMs)) > o.bounds.perAll)
-    return { bound: 'all', retryAfterS }
+  if (networkKey !== undefined) {
+    const count = await o.store.incr(networkKey, o.windowMs)
+    if (count > o.bounds.perNetwork) return refuse('network')
+    if (count === 1) made.push(networkKey)
+  }
+  if ((await o.store.incr(allKey, o.windowMs)) > o.bounds.perAll) return refuse('all')
   return undefined
 }

@@ -1590,9 +1590,18 @@ function ownSecretVariables(c: z.infer<typeof configSchema>): Map<string, string
     ['store.url', c.store.url],
     ['secrets.keys', c.secrets?.keys],
   ]
-  return new Map(
-    refs.flatMap(([at, ref]) => (ref !== undefined && 'env' in ref ? [[ref.env, at]] : [])),
-  )
+  // The OpenTelemetry SDK reads the collector's credential from these whenever the environment
+  // turns telemetry on (observability/telemetry-env.ts), whatever the file says.
+  const exporter = ['', 'TRACES_', 'METRICS_', 'LOGS_'].map((signal): [string, string] => [
+    `OTEL_EXPORTER_OTLP_${signal}HEADERS`,
+    'the OpenTelemetry exporter',
+  ])
+  return new Map([
+    ...exporter,
+    ...refs.flatMap(([at, ref]): [string, string][] =>
+      ref !== undefined && 'env' in ref ? [[ref.env, at]] : [],
+    ),
+  ])
 }
 
 /** The variables `identityEnv` hands a process (bridge/registry.ts). */

@@ -155,12 +155,14 @@ async function metricExporter(e: TelemetryExporter): Promise<PushMetricExporter>
  * carry its password or API key (`https://user:key@…`, `?api_key=…`).
  */
 function diagLog(log: Logger) {
-  const text = (a: unknown) => (typeof a === 'string' ? withoutUrlCredentials(a) : a)
+  // The endpoints as written are blotted first: one that does not parse may hold what no
+  // pattern of a URL finds (a quote, the SDK's own delimiter; `http//` with no colon).
+  const endpoints = ENDPOINT_VARIABLES.flatMap((name) => process.env[name] || [])
+  const clean = (t: string) =>
+    withoutUrlCredentials(endpoints.reduce((t, e) => t.replaceAll(e, endpointShown(e)), t))
+  const text = (a: unknown) => (typeof a === 'string' ? clean(a) : a)
   const warn = (message: string, ...args: unknown[]) =>
-    log.warn(
-      { detail: args.map((a) => text(a instanceof Error ? a.message : a)) },
-      withoutUrlCredentials(message),
-    )
+    log.warn({ detail: args.map((a) => text(a instanceof Error ? a.message : a)) }, clean(message))
   return {
     error: warn,
     warn,
@@ -184,4 +186,18 @@ function withoutUrlCredentials(text: string): string {
     (_, scheme: string, user: string | undefined, rest: string, query: string | undefined) =>
       `${scheme}${user ? '[redacted]@' : ''}${rest}${query ? '?[redacted]' : ''}`,
   )
+}
+
+/** The variables the SDK reads an exporter's endpoint from. */
+const ENDPOINT_VARIABLES = ['', 'TRACES_', 'METRICS_', 'LOGS_'].map(
+  (signal) => `OTEL_EXPORTER_OTLP_${signal}ENDPOINT`,
+)
+
+/** An endpoint as written, shown without what stands before its last `@` or after its `?`. */
+function endpointShown(url: string): string {
+  const at = url.lastIndexOf('@')
+  const scheme = at === -1 ? '' : (/^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? '')
+  const rest = at === -1 ? url : `[redacted]@${url.slice(at + 1)}`
+  const query = rest.indexOf('?')
+  return `${scheme}${query === -1 ? rest : `${rest.slice(0, query)}?[redacted]`}`
 }

@@ -246,8 +246,10 @@ describe('networkBucket: every spelling of one IPv6 /48 is one bucket; IPv4 has 
     ['no ::', '2001:db8:5:ffff:ffff:ffff:ffff:ffff', '2001:db8:5::/48'],
     ['a dotted tail', '2001:db8:5:6::192.0.2.1', '2001:db8:5::/48'],
     ['the next /48', '2001:db8:6::1', '2001:db8:6::/48'],
-    ['a zero group inside', '2001:0:5::1', '2001:0:5::/48'],
-    ['6to4: its IPv4 address is its /48', '2002:c000:0201::1', '2002:c000:201::/48'],
+    ['a zero group inside', '2a01:0:5::1', '2a01:0:5::/48'],
+    ['6to4: counted as the IPv4 address it carries', '2002:c000:0201::1', undefined],
+    ['Teredo: counted as the IPv4 address it carries', '2001:0:4136:e378::1', undefined],
+    ['NAT64: counted as the IPv4 address it carries', '64:ff9b::192.0.2.1', undefined],
     ['IPv4', '192.0.2.1', undefined],
     ['IPv4-mapped', '::ffff:192.0.2.1', undefined],
     ['IPv4-mapped, upper case hex', '::FFFF:C000:201', undefined],
@@ -265,7 +267,8 @@ describe('networkBucket: every spelling of one IPv6 /48 is one bucket; IPv4 has 
   test('a mapped IPv4 address is its IPv4 address, not an address of ::/48', () => {
     assert.equal(addressBucket('::ffff:192.0.2.1'), addressBucket('192.0.2.1'))
     assert.equal(addressBucket('::FFFF:C000:201'), '192.0.2.1')
-    // IPv4-compatible (deprecated ::/96, not mapped) is an IPv6 address like any other.
-    assert.equal(networkBucket('::192.0.2.1'), '0:0:0::/48')
+    // IPv4-compatible (deprecated ::/96) too: its /64 would be every such address's.
+    assert.equal(addressBucket('::192.0.2.1'), '192.0.2.1')
+    assert.equal(networkBucket('::192.0.2.1'), undefined)
   })
 })
