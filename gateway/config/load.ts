@@ -1,5 +1,6 @@
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { ConfigError, schemaProblems, type ConfigProblem } from './errors.js'
+import { runAsHostProblems, thisHost, type RunAsHost } from './run-as.js'
 import { configSchema, type GatewayConfig } from './schema.js'
 import { readYamlFile } from './yaml.js'
 
@@ -45,6 +46,8 @@ export function validateConfig(
     baseDir: string
     env?: NodeJS.ProcessEnv
     locate?: (path: PropertyKey[]) => Partial<ConfigProblem>
+    /** The gateway process `runAs` is checked against (default: this one). */
+    host?: RunAsHost
   },
 ): GatewayConfig {
   const input = structuredClone(raw) as Record<string, unknown>
@@ -62,6 +65,17 @@ export function validateConfig(
     ])
   }
   const config = parsed.data
+  // What this gateway may do, not what the file says: checked where it runs (serve, validate).
+  const host = runAsHostProblems(config.servers, opts.host ?? thisHost())
+  if (host.length > 0)
+    throw new ConfigError(
+      host.map((p) => ({
+        file: opts.file,
+        ...opts.locate?.(p.path),
+        path: p.path.join('.'),
+        message: p.message,
+      })),
+    )
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(opts.baseDir, p))
   if (config.policies) config.policies = abs(config.policies)
   // The pin file sits next to the config unless placed elsewhere.
