@@ -147,7 +147,7 @@ export function runAsHostProblems(
     if (s.runAs === undefined) continue
     const path = ['servers', name, 'runAs']
     if (host.platform !== 'linux') {
-      problems.push({ path, message: `server ${name}: runAs needs Linux` })
+      problems.push({ path, message: 'needs Linux' })
       continue
     }
     const missing = NEEDED.filter(
@@ -156,13 +156,13 @@ export function runAsHostProblems(
     if (missing.length > 0)
       problems.push({
         path,
-        message: `server ${name}: runAs needs the gateway to run as root or with CAP_SETUID, CAP_SETGID and CAP_KILL; it lacks ${missing.join(', ')}`,
+        message: `needs the gateway to run as root or with CAP_SETUID, CAP_SETGID and CAP_KILL; it lacks ${missing.join(', ')}`,
       })
     const span = runAsSpan(s.runAs)
     if (span.from <= host.uid && host.uid <= span.to)
       problems.push({
         path,
-        message: `server ${name}: runAs holds the gateway's own uid ${host.uid}: its processes could read the gateway's secrets`,
+        message: `holds the gateway's own uid ${host.uid}: its processes could read the gateway's secrets`,
       })
   }
   return problems
