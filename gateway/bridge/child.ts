@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readdir, readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Readable } from 'node:stream'
 import {
@@ -12,6 +11,7 @@ import type { ServerConfig } from '../config/schema.js'
 import { disguisedMethod } from '../policy/method-names.js'
 import { within } from '../timeout.js'
 import { redactor, type Redactor } from './redact.js'
+import { procFind } from './proc-scan.js'
 import { leaseUid } from './run-as.js'
 import { RESULT_TOO_LARGE as REPLY_TOO_LARGE } from './result-cap.js'
 import { LineSplitter } from './stderr-lines.js'
@@ -340,25 +340,16 @@ async function groupAlive(pid: number): Promise<boolean> {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
   if (process.platform !== 'linux') return true
-  let entries: string[]
-  try {
-    entries = await readdir('/proc')
-  } catch {
-    return true
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue
-    let stat: string
-    try {
-      stat = await readFile(`/proc/${entry}/stat`, 'latin1')
-    } catch {
-      continue
-    }
-    // pid (comm) state ppid pgrp …: comm may hold spaces and parentheses, the last ')' ends it.
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (Number(pgrp) === pid && state !== 'Z' && state !== 'X') return true
-  }
-  return false
+  const member = await procFind(
+    'stat',
+    (stat) => {
+      // pid (comm) state ppid pgrp …: comm may hold spaces and parentheses, the last ')' ends it.
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      return Number(pgrp) === pid && state !== 'Z' && state !== 'X'
+    },
+    true,
+  )
+  return member === undefined || member.length > 0
 }
 
 /**

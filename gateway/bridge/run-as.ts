@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
-import { readdir, readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { RunAs } from '../config/run-as.js'
+import { procFind } from './proc-scan.js'
 
 /*
  * The uids of `runAs` ranges: each live process of such a server runs as a uid no other live
@@ -162,25 +162,10 @@ async function killAll(uid: number, gid: number, pids: number[]): Promise<void> 
 
 /** Pids of processes (not zombies) whose real, effective, saved or fs uid is `uid` (Linux /proc). */
 async function processesOf(uid: number): Promise<number[]> {
-  const found: number[] = []
-  let entries: string[]
-  try {
-    entries = await readdir('/proc')
-  } catch {
-    return found
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue
-    let status: string
-    try {
-      status = await readFile(`/proc/${entry}/status`, 'latin1')
-    } catch {
-      continue
-    }
+  const found = await procFind('status', (status) => {
     const state = /^State:\s*(\S)/m.exec(status)?.[1]
-    if (state === 'Z' || state === 'X') continue
-    const uids = /^Uid:\s*(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? []
-    if (uids.includes(uid)) found.push(Number(entry))
-  }
-  return found
+    if (state === 'Z' || state === 'X') return false
+    return (/^Uid:\s*(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? []).includes(uid)
+  })
+  return found ?? []
 }

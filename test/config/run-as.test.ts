@@ -272,9 +272,9 @@ describe('runAs and the gateway that must do it', () => {
   it('an unprivileged gateway given CAP_SETUID, CAP_SETGID and CAP_KILL (setpriv): loads; without CAP_KILL (it could not signal its processes): refused', {
     skip: !existsSync(setpriv) && 'setpriv (util-linux) not installed',
   }, async () => {
-    /** `mcp-edge validate` as nobody with `caps` (inheritable and ambient: kept across exec). */
-    const as = (caps: string) =>
-      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    /** `args` run by node as nobody with `caps` (inheritable and ambient: kept across exec). */
+    const asNobody = (caps: string, args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
         const p = spawn(
           setpriv,
           [
@@ -284,43 +284,27 @@ describe('runAs and the gateway that must do it', () => {
             `--inh-caps=${caps}`,
             `--ambient-caps=${caps}`,
             process.execPath,
-            CLI_MAIN,
-            'validate',
-            '--config',
-            ok,
-            '--skip-secrets',
+            ...args,
           ],
-          { cwd: '/', stdio: ['ignore', 'ignore', 'pipe'] },
+          { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] },
         )
+        let stdout = ''
         let stderr = ''
+        p.stdout.on('data', (d: Buffer) => (stdout += d))
         p.stderr.on('data', (d: Buffer) => (stderr += d))
-        p.on('close', (code) => resolve({ code, stderr }))
+        p.on('close', (code) => resolve({ code, stdout, stderr }))
       })
+    const as = (caps: string) =>
+      asNobody(caps, [CLI_MAIN, 'validate', '--config', ok, '--skip-secrets'])
     // Why CAP_KILL: with the other two a gateway starts a process as another uid, and cannot
     // signal it (the stop ladder's SIGTERM and SIGKILL would fail with EPERM).
-    const signals = (caps: string) =>
-      new Promise<{ pid: number; said: string }>((resolve) => {
-        const code = `const c = require('node:child_process').spawn('sleep', ['600'], { uid: 200190, gid: 200190, stdio: 'ignore' })
+    const signals = async (caps: string) => {
+      const code = `const c = require('node:child_process').spawn('sleep', ['600'], { uid: 200190, gid: 200190, stdio: 'ignore' })
 c.on('spawn', () => { let said = 'signalled'; try { process.kill(c.pid, 'SIGKILL') } catch (e) { said = e.code }
   process.stdout.write(JSON.stringify({ pid: c.pid, said })); process.exit(0) })`
-        const p = spawn(
-          setpriv,
-          [
-            '--reuid=65534',
-            '--regid=65534',
-            '--clear-groups',
-            `--inh-caps=${caps}`,
-            `--ambient-caps=${caps}`,
-            process.execPath,
-            '-e',
-            code,
-          ],
-          { cwd: '/', stdio: ['ignore', 'pipe', 'inherit'] },
-        )
-        let out = ''
-        p.stdout.on('data', (d: Buffer) => (out += d))
-        p.on('close', () => resolve(JSON.parse(out)))
-      })
+      const got = await asNobody(caps, ['-e', code])
+      return JSON.parse(got.stdout) as { pid: number; said: string }
+    }
     const without = await signals('+setuid,+setgid')
     try {
       assert.equal(without.said, 'EPERM')
