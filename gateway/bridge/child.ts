@@ -273,7 +273,10 @@ export async function spawnChild(
   })
   proc.once('close', gone)
   // Its uid is free again once it is gone, and what it left under that uid is swept.
-  if (runAs !== undefined) void goneOf(child).then(runAs.release)
+  if (runAs !== undefined) {
+    proc.once('exit', runAs.exited)
+    void goneOf(child).then(runAs.release)
+  }
   logStderr(
     proc.stderr,
     () => current,

@@ -25,6 +25,8 @@ const TAKE_TRIES = 4
 export interface UidLease {
   uid: number
   gid: number
+  /** The process exited: its uid comes back once it is gone (its stop ladder over). */
+  exited(): void
   /** The process is gone: its uid is swept, then free again (the least recently used last). */
   release(): void
 }
@@ -42,6 +44,10 @@ interface Range {
   free: number[]
   /** Uids given back and being swept: free once their sweep is over. */
   sweeping: Set<Promise<void>>
+  /** Leases whose process exited and is not gone yet: their uids come back within a stop ladder. */
+  dying: number
+  /** Those waiting for a uid to be given back. */
+  waiting: Set<() => void>
 }
 const ranges = new Map<string, Range>()
 
@@ -56,20 +62,17 @@ export async function leaseUid(
 ): Promise<UidLease | undefined> {
   if (runAs === undefined) return undefined
   const { gid } = runAs
-  if (runAs.uids === undefined) return { uid: runAs.uid!, gid, release: () => {} }
+  if (runAs.uids === undefined) return { uid: runAs.uid!, gid, exited: () => {}, release: () => {} }
   const { from, to } = runAs.uids
   const key = `${from}-${to}`
   let range = ranges.get(key)
   if (range === undefined)
-    ranges.set(key, (range = { next: from, to, free: [], sweeping: new Set() }))
+    ranges.set(
+      key,
+      (range = { next: from, to, free: [], sweeping: new Set(), dying: 0, waiting: new Set() }),
+    )
   for (let tries = 0; tries < TAKE_TRIES; tries++) {
-    let uid = pick(range)
-    // Its process is gone (pool.max no longer counts it) and its uid is being swept: one
-    // /proc scan, unless something escaped. Waited for, not refused.
-    while (uid === undefined && range.sweeping.size > 0) {
-      await Promise.race(range.sweeping)
-      uid = pick(range)
-    }
+    const uid = await free(range)
     if (uid === undefined) break
     held.add(uid)
     // Nothing runs under it (its last process's escapees were swept when it was given back):
@@ -77,12 +80,21 @@ export async function leaseUid(
     if (await sweep(uid, gid, graceMs)) {
       const lease = range
       let released = false
+      let dying = false
       return {
         uid,
         gid,
+        exited: () => {
+          if (dying || released) return
+          dying = true
+          lease.dying++
+        },
         release: () => {
           if (released) return
           released = true
+          if (dying) lease.dying--
+          for (const wake of lease.waiting) wake()
+          lease.waiting.clear()
           // Swept now, not when next taken: what escaped holds the user's credentials.
           const swept = sweep(uid, gid, graceMs).then(() => {
             held.delete(uid)
@@ -106,6 +118,22 @@ export async function leaseUid(
  */
 export async function uidsSwept(): Promise<void> {
   await Promise.all([...ranges.values()].flatMap((r) => [...r.sweeping]))
+}
+
+/**
+ * A free uid of `range`, waited for while one is being swept (its process is gone and pool.max
+ * no longer counts it: one /proc scan, unless something escaped), or while a process of the
+ * range has exited and is not gone yet (within its stop ladder: a shared process restarting
+ * while the one it replaces is being stopped). Undefined when none is free or coming.
+ */
+async function free(range: Range): Promise<number | undefined> {
+  let uid = pick(range)
+  while (uid === undefined && (range.sweeping.size > 0 || range.dying > 0)) {
+    if (range.sweeping.size > 0) await Promise.race(range.sweeping)
+    else await new Promise<void>((resolve) => range.waiting.add(resolve))
+    uid = pick(range)
+  }
+  return uid
 }
 
 /** The least recently used uid of `range` no live process holds: never used ones first. */

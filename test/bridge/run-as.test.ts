@@ -21,7 +21,7 @@ import { startStack, type Stack } from '../helpers/stack.js'
 
 /**
  * A stdio MCP server without the SDK: `read` gives back the file at `path` (or the error),
- * `whoami` its pid, uid, gid and groups, `escape` starts a process in a session of its own
+ * `whoami` its pid, uid, gid and groups, `exit` exits (`exitHolding` leaving a descendant holding its stdout), `escape` starts a process in a session of its own
  * (setsid: out of its group, which the stop ladder signals) and gives back its pid. With
  * PROBE_STUBBORN set it ignores SIGTERM and its stdin closing.
  */
@@ -39,7 +39,7 @@ require('node:readline').createInterface({ input: process.stdin }).on('line', (l
       serverInfo: { name: 'probe', version: '0' } })
   if (m.method === 'ping') return ok({})
   if (m.method === 'tools/list')
-    return ok({ tools: ['read', 'whoami', 'escape'].map((name) => ({ name, inputSchema: { type: 'object' } })) })
+    return ok({ tools: ['read', 'whoami', 'escape', 'exit', 'exitHolding'].map((name) => ({ name, inputSchema: { type: 'object' } })) })
   if (m.method === 'tools/call') {
     const { name, arguments: a } = m.params
     if (name === 'read') {
@@ -47,6 +47,13 @@ require('node:readline').createInterface({ input: process.stdin }).on('line', (l
     }
     if (name === 'whoami')
       return text({ pid: process.pid, uid: process.getuid(), gid: process.getgid(), groups: process.getgroups() })
+    if (name === 'exit') process.exit(3)
+    if (name === 'exitHolding') {
+      // A descendant in its group holds its stdout: it is gone only once the ladder ended that.
+      require('node:child_process').spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600000)'],
+        { stdio: ['ignore', 'inherit', 'ignore'] })
+      process.exit(3)
+    }
     if (name === 'escape') {
       const c = require('node:child_process').spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600000)'],
         { detached: true, stdio: 'ignore' })
@@ -218,9 +225,18 @@ describe('runAs through the gateway: warm, shared and sessionless processes; a r
           pool: { min: 1, max: 2, preinitialize: true },
         }),
         shared: server({ mode: 'shared', runAs: { uids: '200150-200150', gid: 200150 } }),
-        narrow: server({ runAs: { uids: '200160-200160', gid: 200160 }, pool: { max: 1 } }),
+        restarts: server({
+          mode: 'shared',
+          runAs: { uids: '200155-200155', gid: 200155 },
+          respawnBackoff: 10,
+          stopGrace: 100,
+        }),
+        narrow: server({
+          runAs: { uids: '200160-200160', gid: 200160 },
+          pool: { max: 1 },
+        }),
       },
-      policy: policy(['plain', 'warm', 'shared', 'narrow']),
+      policy: policy(['plain', 'warm', 'shared', 'restarts', 'narrow']),
     })
   })
   after(() => stack?.close())
@@ -252,6 +268,28 @@ describe('runAs through the gateway: warm, shared and sessionless processes; a r
     assert.equal(shared.uid, 200150)
     const read = await tool('warm', 'read', { path: `/proc/${process.pid}/environ` })
     assert.match(read.text!, /EACCES: permission denied/)
+  })
+
+  it("a shared process that crashed is replaced under its range's one uid once it is gone", async () => {
+    const first = JSON.parse((await tool('shared', 'whoami')).text!) as { pid: number; uid: number }
+    await tool('shared', 'exit')
+    const next = JSON.parse((await tool('shared', 'whoami')).text!) as { pid: number; uid: number }
+    assert.notEqual(next.pid, first.pid)
+    assert.equal(next.uid, 200150)
+    assert.ok(gone(first.pid))
+  })
+
+  it('a shared process restarting before the one it replaces is gone waits for its uid, no failed start', async () => {
+    const first = JSON.parse((await tool('restarts', 'whoami')).text!) as { pid: number }
+    await tool('restarts', 'exitHolding')
+    const next = JSON.parse((await tool('restarts', 'whoami')).text!) as {
+      pid: number
+      uid: number
+    }
+    assert.notEqual(next.pid, first.pid)
+    assert.equal(next.uid, 200155)
+    const failed = stack.logLines.filter((l) => l.includes('shared server process failed to start'))
+    assert.deepEqual(failed, [])
   })
 
   it('a range whose every uid is held is a 503 naming runAs.uids; served again once one is free', async () => {
