@@ -1,6 +1,6 @@
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { ConfigError, schemaProblems, type ConfigProblem } from './errors.js'
-import { runAsHostProblems, thisHost, type RunAsHost } from './run-as.js'
+import { runAsHostProblems, type RunAsHost } from './run-as.js'
 import { configSchema, type GatewayConfig } from './schema.js'
 import { readYamlFile } from './yaml.js'
 
@@ -26,13 +26,23 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; number?: boolean; l
  * `cwd`, `policies`, `toolPins.file`) are resolved against the file's folder.
  * @throws ConfigError listing every problem with file and line
  */
-export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+export function loadConfigFile(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  host?: RunAsHost,
+): GatewayConfig {
   const yaml = readYamlFile(file)
   const raw = yaml.value ?? {}
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError([{ file, line: 1, message: 'the top level must be a mapping' }])
   }
-  return validateConfig(raw, { file, baseDir: dirname(resolve(file)), env, locate: yaml.locate })
+  return validateConfig(raw, {
+    file,
+    baseDir: dirname(resolve(file)),
+    env,
+    locate: yaml.locate,
+    ...(host ? { host } : {}),
+  })
 }
 
 /**
@@ -46,7 +56,10 @@ export function validateConfig(
     baseDir: string
     env?: NodeJS.ProcessEnv
     locate?: (path: PropertyKey[]) => Partial<ConfigProblem>
-    /** The gateway process `runAs` is checked against (default: this one). */
+    /**
+     * The gateway process that will run the servers, checked for what `runAs` needs (serve,
+     * validate); absent: not checked (a command that only reads the file, run by anyone).
+     */
     host?: RunAsHost
   },
 ): GatewayConfig {
@@ -66,7 +79,7 @@ export function validateConfig(
   }
   const config = parsed.data
   // What this gateway may do, not what the file says: checked where it runs (serve, validate).
-  const host = runAsHostProblems(config.servers, opts.host ?? thisHost())
+  const host = opts.host === undefined ? [] : runAsHostProblems(config.servers, opts.host)
   if (host.length > 0)
     throw new ConfigError(
       host.map((p) => ({

@@ -268,6 +268,16 @@ describe('runAs and the gateway that must do it', () => {
     assert.equal(root.code, 0, root.stderr)
   })
 
+  it('a command that only reads the file (tools pins) runs for anyone: runAs is what serve needs', async () => {
+    const got = await runCli(['tools', 'pins', '--config', ok], '', {
+      uid: 65534,
+      gid: 65534,
+      cwd: '/',
+    })
+    assert.equal(got.code, 0, got.stderr)
+    assert.doesNotMatch(got.stderr, /runAs/)
+  })
+
   const setpriv = '/usr/bin/setpriv'
   it('an unprivileged gateway given CAP_SETUID, CAP_SETGID and CAP_KILL (setpriv): loads; without CAP_KILL (it could not signal its processes): refused', {
     skip: !existsSync(setpriv) && 'setpriv (util-linux) not installed',
