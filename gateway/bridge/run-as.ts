@@ -71,9 +71,15 @@ export async function leaseUid(
       key,
       (range = { next: from, to, free: [], sweeping: new Set(), dying: 0, waiting: new Set() }),
     )
+  const setAside = new Set<number>()
   for (let tries = 0; tries < TAKE_TRIES; tries++) {
     const uid = await free(range)
     if (uid === undefined) break
+    // Back to one that could not be swept just now: the others are no better.
+    if (setAside.has(uid)) {
+      range.free.push(uid)
+      break
+    }
     held.add(uid)
     // Nothing runs under it (its last process's escapees were swept when it was given back):
     // looked at again, since another process on the host may have started something since.
@@ -108,6 +114,7 @@ export async function leaseUid(
     // Something under it survived SIGKILL: tried again last.
     held.delete(uid)
     range.free.push(uid)
+    setAside.add(uid)
   }
   throw new NoFreeUid(`no free uid in ${key}`)
 }
