@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util'
 import { ConfigError } from './config/errors.js'
 import { defaultConfig } from './config/defaults.js'
 import { loadConfigFile } from './config/load.js'
+import { thisHost } from './config/run-as.js'
 import type { GatewayConfig } from './config/schema.js'
 import type { Gateway } from './gateway.js'
 import { telemetrySettings } from './observability/telemetry-env.js'
@@ -54,8 +55,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** The config `serve` runs (and `validate` checks): with what this process may do for `runAs`. */
 function readConfig(file: string | undefined): GatewayConfig {
-  return file === undefined ? defaultConfig() : loadConfigFile(file)
+  return file === undefined ? defaultConfig() : loadConfigFile(file, process.env, thisHost())
 }
 
 async function serve(args: string[]): Promise<number> {

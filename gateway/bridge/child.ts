@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readdir, readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Readable } from 'node:stream'
 import {
@@ -12,6 +11,8 @@ import type { ServerConfig } from '../config/schema.js'
 import { disguisedMethod } from '../policy/method-names.js'
 import { within } from '../timeout.js'
 import { redactor, type Redactor } from './redact.js'
+import { procFind } from './proc-scan.js'
+import { leaseUid } from './run-as.js'
 import { RESULT_TOO_LARGE as REPLY_TOO_LARGE } from './result-cap.js'
 import { LineSplitter } from './stderr-lines.js'
 import { LogWindow } from './log-window.js'
@@ -103,6 +104,9 @@ export async function spawnChild(
   // The leader of a process group of its own (POSIX): stopping it signals the group, so what it
   // started (a helper, a browser, with the user's credentials in its environment) ends with it.
   // Its own session too: a terminal's Ctrl-C reaches the gateway only, which stops every group.
+  // `runAs`: its own OS user, so it reads no other process's environment (nor the gateway's).
+  // libuv drops the supplementary groups (setgroups(0)) when it sets the uid and gid.
+  const runAs = await leaseUid(config.runAs, config.stopGrace)
   const proc = spawn(config.command, config.args, {
     detached: PROCESS_GROUPS,
     env: { ...getDefaultEnvironment(), ...inherited, ...config.env, ...extraEnv },
@@ -110,11 +114,17 @@ export async function spawnChild(
     stdio: ['pipe', 'pipe', 'pipe'],
     shell: false,
     windowsHide: process.platform === 'win32',
+    ...(runAs === undefined ? {} : { uid: runAs.uid, gid: runAs.gid }),
   })
-  await new Promise<void>((resolve, reject) => {
-    proc.once('spawn', resolve)
-    proc.once('error', reject)
-  })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      proc.once('spawn', resolve)
+      proc.once('error', reject)
+    })
+  } catch (err) {
+    runAs?.release()
+    throw err
+  }
   let current = log.child({ pid: proc.pid })
   let alive = true
   let markExited!: () => void
@@ -262,6 +272,11 @@ export async function spawnChild(
     proc.stdout.once('close', () => clearTimeout(late))
   })
   proc.once('close', gone)
+  // Its uid is free again once it is gone, and what it left under that uid is swept.
+  if (runAs !== undefined) {
+    proc.once('exit', runAs.exited)
+    void goneOf(child).then(runAs.release)
+  }
   logStderr(
     proc.stderr,
     () => current,
@@ -328,25 +343,16 @@ async function groupAlive(pid: number): Promise<boolean> {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
   if (process.platform !== 'linux') return true
-  let entries: string[]
-  try {
-    entries = await readdir('/proc')
-  } catch {
-    return true
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue
-    let stat: string
-    try {
-      stat = await readFile(`/proc/${entry}/stat`, 'latin1')
-    } catch {
-      continue
-    }
-    // pid (comm) state ppid pgrp …: comm may hold spaces and parentheses, the last ')' ends it.
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (Number(pgrp) === pid && state !== 'Z' && state !== 'X') return true
-  }
-  return false
+  const member = await procFind(
+    'stat',
+    (stat) => {
+      // pid (comm) state ppid pgrp …: comm may hold spaces and parentheses, the last ')' ends it.
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      return Number(pgrp) === pid && state !== 'Z' && state !== 'X'
+    },
+    true,
+  )
+  return member === undefined || member.length > 0
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Metrics } from '../observability/metrics.js'
 import { blotted, goneOf, loggedMethod, spawnChild, type Child } from './child.js'
 import { BridgeError } from './errors.js'
 import { Backoff } from './lifecycle.js'
+import { NoFreeUid } from './run-as.js'
 import type { FailureKind, StartAttempt, StartFailures } from './start-failures.js'
 import {
   exchange,
@@ -169,6 +170,13 @@ export class ProcessPool {
         child = await spawnChild(this.o.config, log, identity, redact)
         this.own(child)
       } catch (err) {
+        // Every uid of its runAs range is a live process's: a bound, like pool.max.
+        if (err instanceof NoFreeUid)
+          throw BridgeError.limited(
+            'too_many_sessions',
+            `server ${this.o.name} has no free uid in runAs.uids; retry later`,
+            `servers.${this.o.name}.runAs.uids`,
+          )
         log.error(
           { err: { message: (err as Error).message }, command: this.o.config.command },
           'server process failed to start',

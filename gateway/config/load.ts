@@ -1,5 +1,6 @@
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { ConfigError, schemaProblems, type ConfigProblem } from './errors.js'
+import { runAsHostProblems, type RunAsHost } from './run-as.js'
 import { configSchema, type GatewayConfig } from './schema.js'
 import { readYamlFile } from './yaml.js'
 
@@ -25,13 +26,23 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; number?: boolean; l
  * `cwd`, `policies`, `toolPins.file`) are resolved against the file's folder.
  * @throws ConfigError listing every problem with file and line
  */
-export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+export function loadConfigFile(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  host?: RunAsHost,
+): GatewayConfig {
   const yaml = readYamlFile(file)
   const raw = yaml.value ?? {}
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError([{ file, line: 1, message: 'the top level must be a mapping' }])
   }
-  return validateConfig(raw, { file, baseDir: dirname(resolve(file)), env, locate: yaml.locate })
+  return validateConfig(raw, {
+    file,
+    baseDir: dirname(resolve(file)),
+    env,
+    locate: yaml.locate,
+    ...(host ? { host } : {}),
+  })
 }
 
 /**
@@ -45,6 +56,11 @@ export function validateConfig(
     baseDir: string
     env?: NodeJS.ProcessEnv
     locate?: (path: PropertyKey[]) => Partial<ConfigProblem>
+    /**
+     * The gateway process that will run the servers, checked for what `runAs` needs (serve,
+     * validate); absent: not checked (a command that only reads the file, run by anyone).
+     */
+    host?: RunAsHost
   },
 ): GatewayConfig {
   const input = structuredClone(raw) as Record<string, unknown>
@@ -62,6 +78,17 @@ export function validateConfig(
     ])
   }
   const config = parsed.data
+  // What this gateway may do, not what the file says: checked where it runs (serve, validate).
+  const host = opts.host === undefined ? [] : runAsHostProblems(config.servers, opts.host)
+  if (host.length > 0)
+    throw new ConfigError(
+      host.map((p) => ({
+        file: opts.file,
+        ...opts.locate?.(p.path),
+        path: p.path.join('.'),
+        message: p.message,
+      })),
+    )
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(opts.baseDir, p))
   if (config.policies) config.policies = abs(config.policies)
   // The pin file sits next to the config unless placed elsewhere.

@@ -2,6 +2,7 @@ import { isIP } from 'node:net'
 import { DEFAULT_INHERITED_ENV_VARS } from '@modelcontextprotocol/client/stdio'
 import { z } from 'zod'
 import { loopbackUrl } from './loopback.js'
+import { runAsProblems, runAsSchema } from './run-as.js'
 
 /** Request body cap in bytes (→ 413). A JSON-RPC message larger than this is not a tool call. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -484,6 +485,8 @@ const serverSchema = z
       .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'))
       .default([]),
     cwd: z.string().optional(),
+    /** The OS user its processes run as: `{ uids: "from-to", gid }` a uid per live process, `{ uid, gid }` one user; absent: the gateway's. */
+    runAs: runAsSchema.optional(),
     /** `session`: a process per session; `shared`: one long-lived process (per replica) for every session. */
     mode: z.enum(['session', 'shared']).default('session'),
     /** session mode: `min` processes kept spawned and ready; `max` processes at most (warm and in use). */
@@ -1564,6 +1567,7 @@ export const configSchema = z
         }
       }
     }
+    for (const issue of runAsProblems(c.servers)) ctx.addIssue({ code: 'custom', ...issue })
     // A variable the gateway reads its own secret from is never a server process's.
     const ownSecrets = ownSecretVariables(c)
     for (const [name, server] of Object.entries(c.servers))
