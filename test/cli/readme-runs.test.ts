@@ -1,0 +1,267 @@
+// What README shows a user running runs as shown:
+// - every transcript (a code block whose first line is `$ mcp-edge …`) prints what the block
+//   shows after it, line for line (`…` stands for any text); the command is given to the real
+//   CLI from the project root, its `<<< '…'` on stdin. A transcript reading a claims file
+//   (`--claims claims.json`) is given the claims its own `caller` line names (sub, client_id,
+//   realm roles), as the README's decode line would have written them from such a token.
+// - the walkthrough's SDK snippet (the `ts` block importing `@modelcontextprotocol/client`) runs
+//   against a real gateway, prints the tool's result and exits by itself; the token the
+//   walkthrough gets for it (the last `TOKEN=$(… mcp-edge token --resource URL)` before it) is
+//   for the URL it calls: a token for another server is refused there.
+import assert from 'node:assert/strict'
+import { execFile, spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { type Stack, startStack } from '../helpers/stack.js'
+import { waitFor } from '../helpers/wait-for.js'
+
+/** The project root: this file runs as dist/test/cli/readme-runs.test.js. */
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+const MAIN = path.join(ROOT, 'dist/gateway/main.js')
+const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8')
+
+interface Block {
+  /** README line of the opening fence. */
+  line: number
+  lang: string
+  lines: string[]
+}
+
+/** Every fenced code block of `text`. */
+function blocksOf(text: string): Block[] {
+  const out: Block[] = []
+  let open: Block | undefined
+  for (const [i, l] of text.split('\n').entries()) {
+    if (!l.startsWith('```')) open?.lines.push(l)
+    else if (open) {
+      out.push(open)
+      open = undefined
+    } else open = { line: i + 1, lang: l.slice(3).trim(), lines: [] }
+  }
+  return out
+}
+
+interface Transcript {
+  line: number
+  /** The arguments after `mcp-edge`. */
+  args: string[]
+  stdin: string
+  /** The lines README shows it printing. */
+  shown: string[]
+}
+
+/** A command line split as a shell would: words, '…' and "…" quoting, and `<<<` (here-string). */
+function shellWords(command: string): { words: string[]; stdin: string } {
+  const words: string[] = []
+  let stdin = ''
+  const re = /<<<\s*(?:'([^']*)'|"([^"]*)"|(\S+))|'([^']*)'|"([^"]*)"|(\S+)/g
+  for (const m of command.matchAll(re)) {
+    if (m[0].startsWith('<<<')) stdin = `${m[1] ?? m[2] ?? m[3]}\n`
+    else words.push(m[4] ?? m[5] ?? m[6]!)
+  }
+  return { words, stdin }
+}
+
+/** The `$ mcp-edge …` transcripts of `text`. */
+export function transcriptsOf(text: string): Transcript[] {
+  const out: Transcript[] = []
+  for (const b of blocksOf(text)) {
+    if (b.lang !== '' || !b.lines[0]?.startsWith('$ mcp-edge ')) continue
+    let n = 0
+    let command = ''
+    do command += `${b.lines[n]!.replace(/\\$/, '')} `
+    while (b.lines[n++]!.endsWith('\\'))
+    const { words, stdin } = shellWords(command.slice(2))
+    out.push({ line: b.line, args: words.slice(1), stdin, shown: b.lines.slice(n) })
+  }
+  return out
+}
+
+/** Where `printed` differs from `shown` (README's lines, `…` any text), or undefined. */
+export function mismatch(shown: string[], printed: string[]): string | undefined {
+  const expected = shown.map((l) => l.trimEnd()).filter((l) => l !== '')
+  const actual = printed.map((l) => l.trimEnd()).filter((l) => l !== '')
+  for (let i = 0; i < Math.max(expected.length, actual.length); i++) {
+    const want = expected[i]
+    const got = actual[i]
+    const pattern =
+      want === undefined
+        ? undefined
+        : new RegExp(`^${want.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replaceAll('…', '.*?')}$`)
+    if (got === undefined || pattern === undefined || !pattern.test(got))
+      return `line ${i + 1}: README shows ${JSON.stringify(want ?? '(nothing)')}, printed ${JSON.stringify(got ?? '(nothing)')}`
+  }
+  return undefined
+}
+
+/** The claims a transcript's `caller` line names (its `…` elisions dropped). */
+function callerClaims(shown: string[]): Record<string, unknown> {
+  const caller = shown.find((l) => /^\s*caller\s/.test(l))
+  const m = caller && /caller\s+sub (\S+), client_id (\S+), roles (.+)$/.exec(caller)
+  assert.ok(m, `a transcript reading a claims file shows its caller: ${caller}`)
+  return {
+    sub: m[1]!.replaceAll('…', ''),
+    client_id: m[2],
+    realm_access: { roles: m[3]!.trim().split(/\s+/) },
+  }
+}
+
+/** Runs the CLI from the project root; resolves with its stdout, stderr and exit code. */
+function run(
+  args: string[],
+  stdin: string,
+): Promise<{ stdout: string; stderr: string; code: number }> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [MAIN, ...args],
+      { cwd: ROOT, timeout: 60_000, env: { PATH: process.env.PATH ?? '' } },
+      (err, stdout, stderr) =>
+        resolve({ stdout, stderr, code: err ? Number((err as { code?: number }).code ?? 1) : 0 }),
+    )
+    child.stdin?.end(stdin)
+  })
+}
+
+describe('README transcripts ($ mcp-edge …) print what they show', () => {
+  const transcripts = transcriptsOf(README)
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mcp-edge-readme-runs-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+
+  /** A transcript's arguments, a claims file it names but the project lacks written to `dir`. */
+  const argsOf = (t: Transcript): string[] =>
+    t.args.map((a, i) => {
+      if (t.args[i - 1] !== '--claims' || a === '-' || existsSync(path.join(ROOT, a))) return a
+      const file = path.join(dir, `${t.line}-${path.basename(a)}`)
+      writeFileSync(file, JSON.stringify(callerClaims(t.shown)))
+      return file
+    })
+
+  test('there are transcripts, each with output', () => {
+    assert.ok(transcripts.length >= 2, `${transcripts.length} transcripts`)
+    for (const t of transcripts) assert.ok(t.shown.length > 0, `README.md:${t.line}`)
+  })
+
+  for (const t of transcripts)
+    test(`README.md:${t.line}: mcp-edge ${t.args.slice(0, 2).join(' ')}`, async () => {
+      const out = await run(argsOf(t), t.stdin)
+      assert.equal(out.stderr, '', `README.md:${t.line}: nothing on stderr`)
+      const wrong = mismatch(t.shown, out.stdout.split('\n'))
+      assert.equal(wrong, undefined, `README.md:${t.line}: ${wrong}\n${out.stdout}`)
+    })
+
+  test('drift is caught: a line changed, left out or added, a stale rule line', async () => {
+    const t = transcripts[0]!
+    const printed = (await run(argsOf(t), t.stdin)).stdout.split('\n')
+    assert.equal(mismatch(t.shown, printed), undefined)
+    const rule = t.shown.findIndex((l) => /^\s*rule\s.*:\d+$/.test(l))
+    assert.ok(rule > 0, 'the transcript shows a rule with its line')
+    const stale = t.shown.map((l, i) => (i === rule ? l.replace(/\d+$/, (n) => `${+n + 1}`) : l))
+    assert.match(mismatch(stale, printed) ?? '', new RegExp(`line ${rule + 1}:`))
+    assert.ok(mismatch(t.shown.slice(0, -1), printed))
+    assert.ok(mismatch([...t.shown, '  extra     line'], printed))
+    assert.ok(mismatch(t.shown.toSpliced(1, 1), printed))
+    assert.equal(mismatch(['a … c'], ['a b b c']), undefined, '… stands for any text')
+    assert.ok(mismatch(['a … c'], ['a b b d']))
+    assert.ok(mismatch(['a.c'], ['abc']), 'other characters are literal')
+  })
+
+  test('the reader splits a command as a shell does', () => {
+    const [t] = transcriptsOf(
+      '```\n$ mcp-edge policy check --claims - \\\n    --tool \'a b\' <<< \'{"sub":"x y"}\'\nallow\n```\n',
+    )
+    assert.deepEqual(t, {
+      line: 1,
+      args: ['policy', 'check', '--claims', '-', '--tool', 'a b'],
+      stdin: '{"sub":"x y"}\n',
+      shown: ['allow'],
+    })
+  })
+})
+
+describe("README's SDK snippet runs against a gateway and exits", () => {
+  const blocks = blocksOf(README)
+  const at = blocks.findIndex(
+    (b) =>
+      b.lang === 'ts' && b.lines.some((l) => l.includes("from '@modelcontextprotocol/client'")),
+  )
+  const snippet = blocks[at]!
+  const code = snippet.lines.join('\n')
+  /** The URL the snippet calls. */
+  const url = /new URL\('([^']+)'\)/.exec(code)?.[1]
+  /** The `--resource` of the last `TOKEN=$(… mcp-edge token …)` README shows before it. */
+  const resource = README.split('\n')
+    .slice(0, snippet.line)
+    .filter((l) => /TOKEN=\$\(.*mcp-edge token/.test(l))
+    .map((l) => /--resource (\S+?)\)?$/.exec(l)?.[1] ?? 'http://127.0.0.1:8080/mcp/echo')
+    .at(-1)
+
+  let stack: Stack
+  let dir: string
+  before(async () => {
+    stack = await startStack()
+    dir = mkdtempSync(path.join(os.tmpdir(), 'mcp-edge-readme-sdk-'))
+    symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'))
+  })
+  after(async () => {
+    await stack.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  /** Runs `source` as an ES module with TOKEN set; resolves what it printed and its exit code. */
+  async function runSnippet(source: string, token: string) {
+    const file = path.join(dir, `snippet-${Math.random().toString(36).slice(2)}.mjs`)
+    writeFileSync(file, source)
+    const child = spawn(process.execPath, [file], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', TOKEN: token },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d))
+    child.stderr.on('data', (d: Buffer) => (stderr += d))
+    let exit: number | null | undefined
+    child.on('exit', (c) => (exit = c))
+    try {
+      // The bound starts once it has printed (or failed): a client left open never exits.
+      await waitFor(() => /hello/.test(stdout) || stderr !== '' || exit !== undefined)
+      await waitFor(
+        () => exit !== undefined,
+        () => `the snippet exited; it printed ${stdout}`,
+      )
+    } finally {
+      child.kill('SIGKILL')
+    }
+    return { stdout, stderr, exit }
+  }
+
+  test('the walkthrough gets its token for the URL the snippet calls', () => {
+    assert.ok(url, 'the snippet names its URL')
+    assert.equal(resource, url, 'the token is for the server the snippet calls')
+  })
+
+  test('it prints the tool result and exits 0', async () => {
+    const source = code.replaceAll(url!, stack.local('echo'))
+    const out = await runSnippet(source, await stack.token('alice', { server: 'echo' }))
+    assert.equal(out.stderr, '')
+    assert.match(out.stdout, /text: 'hello'/)
+    assert.equal(out.exit, 0)
+  })
+
+  test('drift is caught: without close it never exits; a token for another server is refused', async () => {
+    const source = code.replaceAll(url!, stack.local('echo'))
+    const open = source.replace(/^await client\.close\(\)$/m, '')
+    assert.notEqual(open, source, 'the snippet closes its client')
+    await assert.rejects(
+      runSnippet(open, await stack.token('alice', { server: 'echo' })),
+      /the snippet exited/,
+    )
+    const other = await runSnippet(source, await stack.token('alice', { server: 'notes' }))
+    assert.match(other.stderr, /the token was issued for another resource/)
+    assert.notEqual(other.exit, 0)
+  })
+})
