@@ -8,6 +8,10 @@
 //   against a real gateway, prints the tool's result and exits by itself; the token the
 //   walkthrough gets for it (the last `TOKEN=$(… mcp-edge token --resource URL)` before it) is
 //   for the URL it calls: a token for another server is refused there.
+// - the five-minute walkthrough's shell blocks run, in order and in one shell, against the
+//   embedded default gateway (`npm start`'s, on free ports: `127.0.0.1:8080` stands for its URL,
+//   `npx mcp-edge` for the CLI); each `# ` comment after a command is found in what that command
+//   printed (`…` any text, a comment's line break at most one space).
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
@@ -15,6 +19,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { freePort } from '../helpers/ports.js'
 import { type Stack, startStack } from '../helpers/stack.js'
 import { waitFor } from '../helpers/wait-for.js'
 
@@ -263,5 +268,148 @@ describe("README's SDK snippet runs against a gateway and exits", () => {
     const other = await runSnippet(source, await stack.token('alice', { server: 'notes' }))
     assert.match(other.stderr, /the token was issued for another resource/)
     assert.notEqual(other.exit, 0)
+  })
+})
+
+/** One command (or several lines run together) of the walkthrough, and the comment after it. */
+export interface Step {
+  line: number
+  script: string
+  /** The output README shows for it (comment lines, `# ` dropped), if any. */
+  shows?: string[]
+}
+
+/** The shell steps of the README section headed `heading`, in order. */
+export function stepsOf(text: string, heading: string): Step[] {
+  const start = text.indexOf(`\n${heading}\n`)
+  const end = text.indexOf('\n## ', start + 1)
+  const before = text.slice(0, start).split('\n').length
+  const steps: Step[] = []
+  for (const b of blocksOf(text.slice(start, end)).filter((b) => b.lang === 'sh')) {
+    let step: Step | undefined
+    for (const [i, l] of b.lines.entries()) {
+      if (l.startsWith('#')) {
+        if (step) (step.shows ??= []).push(l.replace(/^# ?/, ''))
+        continue
+      }
+      if (!step || step.shows) {
+        step = { line: before + b.line + i, script: '' }
+        steps.push(step)
+      }
+      step.script += `${l}\n`
+    }
+  }
+  return steps
+}
+
+/** Whether `printed` holds what `shows` shows: `…` any text, a line break at most one space. */
+export function holds(shows: string[], printed: string): boolean {
+  const pattern = shows
+    .map((l) =>
+      l
+        .trim()
+        .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+        .replaceAll('…', '[\\s\\S]*?'),
+    )
+    .join(' ?')
+  return new RegExp(pattern).test(printed)
+}
+
+describe('the five-minute walkthrough runs as written', () => {
+  const steps = stepsOf(README, '## A five-minute walkthrough')
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mcp-edge-readme-walk-'))
+  let url: string
+  let gateway: ReturnType<typeof spawn>
+  let log = ''
+  /** What each step printed, by index; and the shell's stderr. */
+  let printed: string[] = []
+  let stderr = ''
+  const env = { PATH: process.env.PATH ?? '', MCP_EDGE_DEV_IDP_STATE: path.join(dir, 'idp.json') }
+
+  before(async () => {
+    const [port, idpPort] = [await freePort(), await freePort()]
+    url = `http://127.0.0.1:${port}`
+    gateway = spawn(process.execPath, [MAIN, 'serve'], {
+      cwd: ROOT,
+      env: { ...env, MCP_EDGE_PORT: `${port}`, MCP_EDGE_DEV_IDP_PORT: `${idpPort}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    // Listening, or gone: told by its log line or its exit, however long start-up takes.
+    await new Promise<void>((resolve, reject) => {
+      const read = (d: Buffer) => {
+        log += d
+        if (/"msg":"listening"/.test(log)) resolve()
+      }
+      gateway.stdout!.on('data', read)
+      gateway.stderr!.on('data', read)
+      gateway.once('exit', (code) => reject(new Error(`the gateway exited ${code}: ${log}`)))
+    })
+    // Every step in one shell (its variables carry on), each followed by a marker.
+    const script = steps
+      .map((s, i) => `${ours(s.script)}\nprintf '\\n@@readme-step ${i}@@\\n'\n`)
+      .join('')
+    const out = await new Promise<{ stdout: string; stderr: string }>((resolve) =>
+      execFile(
+        'bash',
+        ['--norc', '--noprofile', '-c', script],
+        { cwd: ROOT, env, timeout: 120_000 },
+        (_e, o, e) => resolve({ stdout: o, stderr: e }),
+      ),
+    )
+    printed = out.stdout.split(/\n@@readme-step \d+@@\n/)
+    stderr = out.stderr
+  })
+  after(async () => {
+    if (gateway.exitCode === null) {
+      const exited = new Promise((r) => gateway.once('exit', r))
+      gateway.kill('SIGTERM')
+      await exited
+    }
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  /** README's text with this gateway's URL and CLI. */
+  const ours = (text: string) =>
+    text.replaceAll('http://127.0.0.1:8080', url).replaceAll('npx mcp-edge', `node ${MAIN}`)
+
+  test('there are steps, most of them showing output', () => {
+    assert.ok(steps.length >= 10, `${steps.length} steps`)
+    assert.ok(steps.filter((s) => s.shows).length >= 6)
+  })
+
+  test('every step ran, the shell saw no error', () => {
+    assert.equal(printed.length, steps.length + 1, stderr)
+    assert.equal(stderr, '')
+  })
+
+  for (const [i, s] of steps.entries())
+    if (s.shows)
+      test(`README.md:${s.line}: ${s.script.split('\n')[0]!.slice(0, 60)}`, () => {
+        const shows = s.shows!.map(ours)
+        assert.ok(
+          holds(shows, printed[i]!),
+          `README shows\n${shows.join('\n')}\nprinted\n${printed[i]}`,
+        )
+      })
+
+  test('drift is caught: a changed value, a changed message, a line break inside a word', () => {
+    const i = steps.findIndex((s) => s.shows?.some((l) => l.includes('scopes_supported')))
+    assert.ok(i >= 0, 'the metadata step')
+    const shows = steps[i]!.shows!.map(ours)
+    assert.ok(holds(shows, printed[i]!))
+    assert.ok(
+      !holds(
+        shows.map((l) => l.replace('"mcp:read"', '"mcp:write"')),
+        printed[i]!,
+      ),
+    )
+    assert.ok(
+      !holds(
+        shows.map((l) => l.replace('notes: In-memory', 'notes: On-disk')),
+        printed[i]!,
+      ),
+    )
+    assert.ok(holds(['a', 'b'], 'a b') && holds(['a', 'b'], 'ab') && !holds(['a', 'b'], 'a  b'))
+    assert.ok(holds(['x … z'], 'x y\ny z') && !holds(['x … z'], 'x y'))
   })
 })
