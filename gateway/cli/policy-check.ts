@@ -85,8 +85,10 @@ async function check(args: string[]): Promise<number> {
       json: { type: 'boolean' },
       batch: { type: 'string' },
       endpoint: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
   })
+  if (v.help) return await out(`${POLICY_USAGE}\n`, 0)
   const config = v.config === undefined ? undefined : loadConfigFile(v.config)
   const policyPath = v.policy ?? config?.policies
   if (policyPath === undefined) {
