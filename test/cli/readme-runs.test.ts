@@ -370,7 +370,9 @@ describe('the five-minute walkthrough runs as written', () => {
 
   /** README's text with this gateway's URL and CLI. */
   const ours = (text: string) =>
-    text.replaceAll('http://127.0.0.1:8080', url).replaceAll('npx mcp-edge', `node ${MAIN}`)
+    text
+      .replaceAll('http://127.0.0.1:8080', url)
+      .replaceAll('npx mcp-edge', `node ${JSON.stringify(MAIN)}`)
 
   test('there are steps, most of them showing output', () => {
     assert.ok(steps.length >= 10, `${steps.length} steps`)
