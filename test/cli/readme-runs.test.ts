@@ -394,6 +394,21 @@ describe('the five-minute walkthrough runs as written', () => {
         )
       })
 
+  test("README's audit line has the fields of the walkthrough's own, in their order", () => {
+    const example = blocksOf(README).find(
+      (b) => b.lang === 'json' && b.lines.some((l) => l.includes('"log":"audit"')),
+    )
+    assert.ok(example, 'README shows an audit line')
+    const shown = Object.keys(JSON.parse(example.lines.join('\n')) as object)
+    const line = log
+      .split('\n')
+      .filter((l) => l.includes('"log":"audit"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((a) => a.method === 'tools/call' && a.decision === 'allow' && a.outcome === 'ok')
+    assert.ok(line, `an allowed call was audited: ${log}`)
+    assert.deepEqual(shown, Object.keys(line))
+  })
+
   test('drift is caught: a changed value, a changed message, a line break inside a word', () => {
     const i = steps.findIndex((s) => s.shows?.some((l) => l.includes('scopes_supported')))
     assert.ok(i >= 0, 'the metadata step')
