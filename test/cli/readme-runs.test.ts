@@ -409,6 +409,34 @@ describe('the five-minute walkthrough runs as written', () => {
     assert.deepEqual(shown, Object.keys(line))
   })
 
+  test("the troubleshooting row of /register's length refusals quotes what the broker answers", async () => {
+    const row = README.split('\n').find(
+      (l) => l.startsWith('| broker:') && /Content-Length/.test(l),
+    )
+    assert.ok(row, 'README has the row')
+    const said = row.split(' | ')[0]!
+    const register = (init: RequestInit) =>
+      fetch(`${url}/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        ...init,
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, string> }))
+    const chunked = await register({
+      body: new Blob(['{"redirect_uris":["http://127.0.0.1:3000/cb"]}']).stream(),
+      duplex: 'half',
+    } as RequestInit)
+    const large = await register({ body: ' '.repeat(70_000) })
+    for (const [status, answer] of [
+      [411, chunked],
+      [413, large],
+    ] as const) {
+      assert.equal(answer.status, status, JSON.stringify(answer.body))
+      const description = answer.body.error_description!.replace(/\d{3,}/, 'N')
+      for (const shown of [`\`${status}\``, `\`${answer.body.error}\``, `\`${description}\``])
+        assert.ok(said.includes(shown), `README.md row: ${said}\nlacks ${shown}`)
+    }
+  })
+
   test('drift is caught: a changed value, a changed message, a line break inside a word', () => {
     const i = steps.findIndex((s) => s.shows?.some((l) => l.includes('scopes_supported')))
     assert.ok(i >= 0, 'the metadata step')
