@@ -227,13 +227,18 @@ describe("README's SDK snippet runs against a gateway and exits", () => {
     })
     let stdout = ''
     let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d))
-    child.stderr.on('data', (d: Buffer) => (stderr += d))
     let exit: number | null | undefined
-    child.on('exit', (c) => (exit = c))
     try {
-      // The bound starts once it has printed (or failed): a client left open never exits.
-      await waitFor(() => /hello/.test(stdout) || stderr !== '' || exit !== undefined)
+      // However long it takes to start: until it printed, failed or exited.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          if (/hello/.test(stdout) || stderr !== '' || exit !== undefined) resolve()
+        }
+        child.stdout.on('data', (d: Buffer) => ((stdout += d), done()))
+        child.stderr.on('data', (d: Buffer) => ((stderr += d), done()))
+        child.on('exit', (c) => ((exit = c), done()))
+      })
+      // The bound starts once it has printed: a client left open never exits.
       await waitFor(
         () => exit !== undefined,
         () => `the snippet exited; it printed ${stdout}`,
