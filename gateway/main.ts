@@ -55,6 +55,15 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** The `--help` (`-h`) option of serve, token and validate. */
+const HELP = { help: { type: 'boolean', short: 'h' } } as const
+
+/** `--help`: the usage on stdout, exit 0. */
+function usage(): number {
+  process.stdout.write(`${USAGE}\n`)
+  return 0
+}
+
 /** The config `serve` runs (and `validate` checks): with what this process may do for `runAs`. */
 function readConfig(file: string | undefined): GatewayConfig {
   return file === undefined ? defaultConfig() : loadConfigFile(file, process.env, thisHost())
@@ -67,8 +76,10 @@ async function serve(args: string[]): Promise<number> {
       config: { type: 'string' },
       'insecure-no-auth': { type: 'boolean' },
       'dev-idp': { type: 'boolean' },
+      ...HELP,
     },
   })
+  if (values.help) return usage()
   const config = readConfig(values.config)
   // The gateway is loaded once its config is known good: a bad file or option is reported
   // without loading it first (about 0.3 s of CPU here).
@@ -161,8 +172,10 @@ async function token(args: string[]): Promise<number> {
       // Repeatable (RFC 8707 allows several): all go to the IdP, none is dropped silently.
       resource: { type: 'string', multiple: true },
       user: { type: 'string' },
+      ...HELP,
     },
   })
+  if (values.help) return usage()
   const { requestDevToken } = await import('./devidp/token-client.js')
   const t = await requestDevToken({
     scope: values.scope,
@@ -176,8 +189,9 @@ async function token(args: string[]): Promise<number> {
 async function validate(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { config: { type: 'string' }, 'skip-secrets': { type: 'boolean' } },
+    options: { config: { type: 'string' }, 'skip-secrets': { type: 'boolean' }, ...HELP },
   })
+  if (values.help) return usage()
   const config = readConfig(values.config)
   if (config.policies) loadPolicy(config.policies)
   // The OTEL_* variables serve would read (pure: the SDK is not loaded to check them).
@@ -207,10 +221,12 @@ main(process.argv.slice(2)).then(
     if (err instanceof ConfigError) process.stderr.write(`mcp-edge: ${err.message}\n`)
     else if (
       err instanceof Error &&
-      (err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION'
-    )
+      (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS_') === true
+    ) {
+      // A usage error (unknown option, missing value, operand): exit 2, as every command's.
       process.stderr.write(`mcp-edge: ${err.message}\n${USAGE}\n`)
-    else process.stderr.write(`mcp-edge: ${err instanceof Error ? err.message : String(err)}\n`)
+      process.exit(2)
+    } else process.stderr.write(`mcp-edge: ${err instanceof Error ? err.message : String(err)}\n`)
     process.exit(1)
   },
 )

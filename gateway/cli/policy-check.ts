@@ -37,7 +37,7 @@ usage: mcp-edge policy check [--policy FILE|DIR] [--config FILE] --claims FILE|-
               stdin; one JSON line out per line in
 
 exit: 0 allow, 1 deny or challenge, 2 usage or load error (--batch: 0 once every line
-was answered)`
+was answered, 2 if a line could not be: its output line holds "error")`
 
 /** What one check names: a server's own tool, prompt or resource (reached through an endpoint). */
 interface Target {
@@ -85,8 +85,10 @@ async function check(args: string[]): Promise<number> {
       json: { type: 'boolean' },
       batch: { type: 'string' },
       endpoint: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
   })
+  if (v.help) return await out(`${POLICY_USAGE}\n`, 0)
   const config = v.config === undefined ? undefined : loadConfigFile(v.config)
   const policyPath = v.policy ?? config?.policies
   if (policyPath === undefined) {

@@ -49,6 +49,8 @@ export async function toolsCommand(args: string[]): Promise<number> {
 }
 
 const FILE_OPTIONS = { config: { type: 'string' }, file: { type: 'string' } } as const
+/** `--help` (`-h`) after a subcommand: the usage, exit 0. */
+const HELP = { help: { type: 'boolean', short: 'h' } } as const
 
 /** The pin file named, its size cap, and the servers that pin (undefined with --file). */
 function target(v: { config?: string; file?: string }): {
@@ -77,8 +79,9 @@ async function pins(args: string[]): Promise<number> {
     args,
     strict: true,
     allowPositionals: true,
-    options: { ...FILE_OPTIONS, json: { type: 'boolean' } },
+    options: { ...FILE_OPTIONS, ...HELP, json: { type: 'boolean' } },
   })
+  if (v.help) return await out(`${TOOLS_USAGE}\n`, 0)
   if (positionals.length > 0) throw new UsageError(`unexpected ${positionals[0]}`)
   const t = target(v)
   const file = loadPins(t.file, t.maxBytes)
@@ -114,8 +117,9 @@ async function approve(args: string[]): Promise<number> {
     args,
     strict: true,
     allowPositionals: true,
-    options: { ...FILE_OPTIONS, all: { type: 'boolean' }, hash: { type: 'string' } },
+    options: { ...FILE_OPTIONS, ...HELP, all: { type: 'boolean' }, hash: { type: 'string' } },
   })
+  if (v.help) return await out(`${TOOLS_USAGE}\n`, 0)
   if (v.hash !== undefined && !PIN_HASH.test(v.hash))
     throw new UsageError('--hash is "sha256:" followed by 64 lowercase hex digits')
   if (v.all ? positionals.length > 1 || v.hash !== undefined : positionals.length !== 2)

@@ -66,17 +66,18 @@ function signal(
     return undefined
   }
   if (wanted.includes('otlp')) {
-    const protocol = (
-      env[`OTEL_EXPORTER_OTLP_${name}_PROTOCOL`] ??
-      env.OTEL_EXPORTER_OTLP_PROTOCOL ??
-      'http/protobuf'
-    ).trim()
+    // The signal's own variable, else the shared one: a problem names the one that was set
+    // (once, for the shared one both signals read).
+    const own = `OTEL_EXPORTER_OTLP_${name}_PROTOCOL`
+    const from = env[own] !== undefined ? own : 'OTEL_EXPORTER_OTLP_PROTOCOL'
+    const protocol = (env[from] ?? 'http/protobuf').trim()
     if (!PROTOCOLS.includes(protocol)) {
-      problems.push({
-        file: 'environment',
-        path: `OTEL_EXPORTER_OTLP_${name}_PROTOCOL`,
-        message: `${protocol}: not supported (http/protobuf or http/json)`,
-      })
+      if (!problems.some((p) => p.path === from))
+        problems.push({
+          file: 'environment',
+          path: from,
+          message: `${protocol}: not supported (http/protobuf or http/json)`,
+        })
       return undefined
     }
     return { kind: 'otlp', protocol: protocol as OtlpProtocol }

@@ -208,6 +208,67 @@ describe('the mcp-edge command', () => {
   })
 })
 
+describe('--help and usage errors, every command alike (as README says)', () => {
+  // Where help were ignored, a config that does not exist stops the command (exit 1), so a
+  // command that forgets its help cannot start a gateway or reach the network here.
+  const none = ['--config', join(dir, 'none.yaml')]
+  const helps = [
+    ['help'],
+    ['--help'],
+    ['serve', '--help'],
+    ['serve', '-h'],
+    ['serve', ...none, '--help'],
+    ['token', '--help'],
+    ['token', '--resource', 'http://127.0.0.1:1/mcp/x', '-h'],
+    ['validate', '--help'],
+    ['validate', ...none, '--skip-secrets', '--help'],
+    ['policy', '--help'],
+    ['policy', 'check', '--help'],
+    ['policy', 'check', '--policy', join(dir, 'none'), '-h'],
+    ['secrets', '--help'],
+    ['secrets', 'list', '--help'],
+    ['secrets', 'purge', '--help'],
+    ['tools', '--help'],
+    ['tools', 'pins', '--help'],
+    ['tools', 'pins', ...none, '--help'],
+    ['tools', 'approve', '--help'],
+    ['tools', 'approve', 's', 't', '-h'],
+  ]
+  for (const args of helps)
+    it(`mcp-edge ${args.join(' ')}: the usage on stdout, exit 0`, async () => {
+      const res = await run(args, { MCP_EDGE_DEV_IDP_STATE: join(dir, 'none.json') })
+      assert.deepEqual([res.code, res.stderr], [0, ''], res.stderr)
+      assert.match(res.stdout, /^usage: mcp-edge /)
+    })
+
+  const usageErrors = [
+    ['serve', '--bogus'],
+    ['serve', '--HELP'],
+    ['serve', '--help=yes'],
+    ['serve', '--config'],
+    ['serve', 'extra'],
+    ['token', '--bogus'],
+    ['token', '--user'],
+    ['token', 'extra'],
+    ['validate', '--bogus'],
+    ['validate', ...none, 'extra'],
+    ['validate', '--skip-secrets=1'],
+    ['policy', 'check', '--bogus'],
+    ['policy', 'check', '--help=1'],
+    ['secrets', 'list', '--bogus'],
+    ['tools', 'pins', '--bogus'],
+    ['tools', 'pins', '--help=1'],
+    ['bogus'],
+  ]
+  for (const args of usageErrors)
+    it(`mcp-edge ${args.join(' ')}: a usage error, exit 2, the usage on stderr`, async () => {
+      const res = await run(args, { MCP_EDGE_DEV_IDP_STATE: join(dir, 'none.json') })
+      assert.equal(res.code, 2, res.stderr)
+      assert.equal(res.stdout, '')
+      assert.match(res.stderr, /^mcp-edge[^\n]*: [^\n]+\nusage: mcp-edge /)
+    })
+})
+
 describe('production safety', () => {
   it('a config without an issuer refuses to start', async () => {
     const res = await run([

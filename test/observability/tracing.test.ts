@@ -102,7 +102,7 @@ describe('telemetry settings from the OTEL_* environment', () => {
     [
       'grpc (no gRPC exporter is shipped)',
       { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' },
-      /OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: grpc: not supported/,
+      /OTEL_EXPORTER_OTLP_PROTOCOL: grpc: not supported/,
     ],
     [
       'an exporter the gateway does not ship',
@@ -125,6 +125,54 @@ describe('telemetry settings from the OTEL_* environment', () => {
       assert.throws(
         () => telemetrySettings(env),
         (err: unknown) => err instanceof ConfigError && message.test(err.message),
+      )
+    })
+
+  // README: a variable the gateway cannot honour stops start-up "with its name": the one set.
+  const named: [string, Record<string, string>, string[]][] = [
+    [
+      'the protocol for both signals, named once',
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' },
+      ['OTEL_EXPORTER_OTLP_PROTOCOL'],
+    ],
+    [
+      "one signal's own protocol",
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c', OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: ' GRPC ' },
+      ['OTEL_EXPORTER_OTLP_METRICS_PROTOCOL'],
+    ],
+    [
+      "a signal's own protocol wins over the shared one",
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c',
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+      },
+      ['OTEL_EXPORTER_OTLP_PROTOCOL'],
+    ],
+    [
+      'both own protocols wrong, the shared one right',
+      {
+        OTEL_TRACES_EXPORTER: 'otlp',
+        OTEL_METRICS_EXPORTER: 'otlp',
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc',
+        OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'http/grpc',
+      },
+      ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL'],
+    ],
+  ]
+  for (const [name, env, variables] of named)
+    test(`a refused protocol names the variable set: ${name}`, () => {
+      assert.throws(
+        () => telemetrySettings(env),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError)
+          assert.deepEqual(
+            err.problems.map((p) => p.path),
+            variables,
+          )
+          return true
+        },
       )
     })
 
