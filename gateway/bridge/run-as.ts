@@ -158,25 +158,27 @@ function pick(range: Range): number | undefined {
 
 /**
  * Ends every process running as `uid` (real, effective or saved): resolves true once none is
- * left, false when one still is after SWEEP_ROUNDS rounds of `graceMs` each.
+ * left after the helper ran, false when none of SWEEP_ROUNDS rounds of `graceMs` got there.
  */
 async function sweep(uid: number, gid: number, graceMs: number): Promise<boolean> {
   for (let round = 0; round < SWEEP_ROUNDS; round++) {
-    const left = await processesOf(uid)
-    if (left.length === 0) return true
-    await killAll(uid, gid, left)
+    // Killed even when a scan finds nothing: one that forks and exits in a loop (a pid never the
+    // same twice) or whose leader is a zombie with threads running is in no scan. Swept only
+    // once the helper ran: one killed by a process of the uid proves nothing.
+    const ran = await killAll(uid, gid, await processesOf(uid))
     const deadline = Date.now() + graceMs
     while ((await processesOf(uid)).length > 0 && Date.now() < deadline) await sleep(SWEEP_POLL_MS)
+    if (ran && (await processesOf(uid)).length === 0) return true
   }
-  return (await processesOf(uid)).length === 0
+  return false
 }
 
 /**
  * SIGKILL to every process of `uid`: from a helper running as it (kill(-1) signals every process
  * the caller may signal, those of its own uid, itself excepted), and from the gateway to each
- * of `pids` (its CAP_KILL) should the helper not start.
+ * of `pids` (its CAP_KILL) should the helper not start. True once the helper ran to its end.
  */
-async function killAll(uid: number, gid: number, pids: number[]): Promise<void> {
+async function killAll(uid: number, gid: number, pids: number[]): Promise<boolean> {
   const helper = spawn(process.execPath, ['-e', "process.kill(-1, 'SIGKILL')"], {
     uid,
     gid,
@@ -188,11 +190,12 @@ async function killAll(uid: number, gid: number, pids: number[]): Promise<void> 
     helper.once('error', () => resolve(false))
     helper.once('exit', (code) => resolve(code === 0))
   })
-  if (ran) return
+  if (ran) return true
   for (const pid of pids)
     try {
       process.kill(pid, 'SIGKILL')
     } catch {}
+  return false
 }
 
 /** Pids of processes (not zombies) whose real, effective, saved or fs uid is `uid` (Linux /proc). */
