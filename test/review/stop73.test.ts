@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { after, describe, it } from 'node:test'
-import { leaseUid, uidsSwept } from '../../gateway/bridge/run-as.js'
+import { leaseUid, NoFreeUid, uidsSwept } from '../../gateway/bridge/run-as.js'
 
 /** Uids whose every process is SIGKILLed whatever a test ended in (a hopper has no one pid). */
 const uidsUsed: number[] = []
@@ -18,8 +18,9 @@ after(() => {
  * a new `sh`, in a session of its own), writing a byte on the stdout it inherits each time. Its
  * stdout: bytes while one generation lives, its end once none does.
  */
-function pidHopper(uid: number, gid: number) {
-  const hop = 'printf x; sh -c "$HOP" & exit 0'
+function pidHopper(uid: number, gid: number, killer = false) {
+  // A killer also sends SIGKILL to every other process of its uid each time (the sweep's helper).
+  const hop = `${killer ? 'kill -9 -1; ' : ''}printf x; sh -c "$HOP" & exit 0`
   const first = spawn('setsid', ['sh', '-c', hop], {
     uid,
     gid,
@@ -53,5 +54,29 @@ describe('runAs sweep: nothing of a uid survives its being given back', () => {
     await uidsSwept()
     // The uid is free again, and would go to the next user's process: nothing of the last may run.
     assert.equal(await stillWriting(out), false, 'a process of the swept uid still runs')
+  })
+
+  it('one that also kills every other process of its uid (the helper too) keeps its uid from being handed out', async () => {
+    const runAs = { uids: { from: 273_101, to: 273_101 }, gid: 273_101 }
+    const lease = (await leaseUid(runAs, 200))!
+    const out = pidHopper(lease.uid, lease.gid, true)
+    try {
+      await new Promise((resolve) => out.once('data', resolve))
+      out.on('data', () => {})
+      lease.exited()
+      lease.release()
+      await uidsSwept()
+      // The helper never gets to kill(-1); the gateway's own SIGKILL to the pids a scan found may
+      // catch one generation or not: the uid goes to no one unless nothing runs under it.
+      const next = await leaseUid(runAs, 200).catch((err: unknown) => err)
+      if (next instanceof NoFreeUid) return
+      assert.ok(!(next instanceof Error), String(next))
+      assert.equal(await stillWriting(out), false, 'handed out while a process of it still runs')
+      ;(next as { release(): void }).release()
+      await uidsSwept()
+    } finally {
+      // Its next printf gets SIGPIPE: the chain ends.
+      out.destroy()
+    }
   })
 })
