@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process'
+import { spawn, type StdioPipe } from 'node:child_process'
+import { openSync, readdirSync, readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { RunAs } from '../config/run-as.js'
 import { procFind } from './proc-scan.js'
@@ -184,7 +185,8 @@ async function killAll(uid: number, gid: number, pids: number[]): Promise<boolea
     gid,
     cwd: '/',
     env: {},
-    stdio: 'ignore',
+    // Run as the uid too: what the gateway inherited is no more its than the process's.
+    stdio: runAsStdio().map((o, fd) => (fd < 3 ? 'ignore' : o)),
   })
   const ran = await new Promise<boolean>((resolve) => {
     helper.once('error', () => resolve(false))
@@ -196,6 +198,33 @@ async function killAll(uid: number, gid: number, pids: number[]): Promise<boolea
       process.kill(pid, 'SIGKILL')
     } catch {}
   return false
+}
+
+/** O_CLOEXEC as /proc/<pid>/fdinfo spells the flags (octal). */
+const O_CLOEXEC = 0o2000000
+let stdio: (StdioPipe | 'ignore' | number)[] | undefined
+
+/**
+ * The stdio of a process under a \`runAs\` uid: its three pipes, and /dev/null over every
+ * descriptor this gateway inherited open across exec (without O_CLOEXEC: its own all have it)
+ * from whoever started it (a supervisor's pipe, a file it was handed), which the process would
+ * otherwise get as well: a stranger's uid reads and writes through it all the same.
+ */
+export function runAsStdio(): (StdioPipe | 'ignore' | number)[] {
+  if (stdio !== undefined) return stdio
+  const open: (StdioPipe | 'ignore' | number)[] = ['pipe', 'pipe', 'pipe']
+  let nul: number | undefined
+  for (const fd of readdirSync('/proc/self/fd').map(Number)) {
+    if (fd < 3) continue
+    let flags: string | undefined
+    try {
+      flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1'))?.[1]
+    } catch {}
+    if (flags === undefined || (Number.parseInt(flags, 8) & O_CLOEXEC) !== 0) continue
+    open[fd] = nul ??= openSync('/dev/null', 'r+')
+  }
+  // Every index filled: spawn reads the array as a list, skipping holes.
+  return (stdio = Array.from(open, (o) => o ?? 'ignore'))
 }
 
 /** Pids of processes (not zombies) whose real, effective, saved or fs uid is `uid` (Linux /proc). */
