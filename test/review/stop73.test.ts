@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test'
 import { pino } from 'pino'
 import { spawnChild, type Child } from '../../gateway/bridge/child.js'
 import { leaseUid, NoFreeUid, uidsSwept } from '../../gateway/bridge/run-as.js'
+import { runAsHostProblems, runAsSchema, type RunAsHost } from '../../gateway/config/run-as.js'
 import { configSchema } from '../../gateway/config/schema.js'
 
 /** Uids whose every process is SIGKILLed whatever a test ended in (a hopper has no one pid). */
@@ -211,4 +212,26 @@ describe('runAs: files a process leaves behind (todo: design)', () => {
     assert.equal(await call(alice, 'write', { path, text: 'alice-token' }), 'ok')
     assert.notEqual(await call(bob, 'read', { path }), 'alice-token')
   })
+})
+
+describe("runAs config: a gid the gateway's files are readable by", () => {
+  // A gateway with the capabilities but not root: its secret files (sealing keys, pins, audit)
+  // readable by its group, as 0640 files are.
+  const gateway: RunAsHost = { platform: 'linux', uid: 1000, gids: [1000, 27], capabilities: 0xe0n }
+  const check = (runAs: Record<string, unknown>) =>
+    runAsHostProblems({ files: { runAs: runAsSchema.parse(runAs) } }, gateway).map((p) => p.message)
+
+  it("refuses the gateway's own gid, or one of its groups, as runAs.gid", () => {
+    for (const gid of [1000, 27])
+      for (const runAs of [
+        { uids: '200000-200009', gid },
+        { uid: 200000, gid },
+      ])
+        assert.deepEqual(check(runAs), [
+          `gid ${gid} is the gateway's own group: its processes could read the gateway's group-readable files`,
+        ])
+  })
+
+  it('a gid of its own loads', () =>
+    assert.deepEqual(check({ uids: '200000-200009', gid: 200000 }), []))
 })
