@@ -3,7 +3,7 @@
 // out again, and what held. Real processes under real uids (this machine and CI run as root).
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { after, describe, it } from 'node:test'
 import { pino } from 'pino'
 import { spawnChild, type Child } from '../../gateway/bridge/child.js'
@@ -13,6 +13,7 @@ import { configSchema } from '../../gateway/config/schema.js'
 import { createAuditLog } from '../../gateway/observability/audit.js'
 import { auditEvent } from '../helpers/audit-event.js'
 import { toolText } from '../helpers/tool-text.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 /** Uids whose every process is SIGKILLed whatever a test ended in (a hopper has no one pid). */
 const uidsUsed: number[] = []
@@ -62,6 +63,33 @@ describe('runAs sweep: nothing of a uid survives its being given back', () => {
     await uidsSwept()
     // The uid is free again, and would go to the next user's process: nothing of the last may run.
     assert.equal(await stillWriting(out), false, 'a process of the swept uid still runs')
+  })
+
+  it('one whose leader thread exited (a zombie in /proc) while its other threads run is killed', async (t) => {
+    // Python's ctypes ends the main thread alone (pthread_exit): /proc says Z, a thread writes on.
+    if (spawnSync('python3', ['-c', 'import ctypes']).status !== 0) return t.skip('no python3')
+    const runAs = { uids: { from: 273_103, to: 273_103 }, gid: 273_103 }
+    const lease = (await leaseUid(runAs, 200))!
+    uidsUsed.push(lease.uid)
+    const threads = spawn(
+      'python3',
+      [
+        '-c',
+        'import threading, ctypes, os, time\n' +
+          'def w():\n  while True: os.write(1, b"x"); time.sleep(0.01)\n' +
+          'threading.Thread(target=w).start()\nctypes.CDLL(None).pthread_exit(None)',
+      ],
+      { uid: lease.uid, gid: lease.gid, cwd: '/', stdio: ['ignore', 'pipe', 'ignore'] },
+    )
+    const out = threads.stdout
+    // Its leader is a zombie (what the scan passes over), its thread still writing.
+    await waitFor(() => /^State:\s*Z/m.test(readFileSync(`/proc/${threads.pid}/status`, 'latin1')))
+    await new Promise((resolve) => out.once('data', resolve))
+    out.on('data', () => {})
+    lease.exited()
+    lease.release()
+    await uidsSwept()
+    assert.equal(await stillWriting(out), false, 'a thread of the swept uid still runs')
   })
 
   it('one that also kills every other process of its uid (the helper too) keeps its uid from being handed out', async () => {
