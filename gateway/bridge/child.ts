@@ -12,7 +12,7 @@ import { disguisedMethod } from '../policy/method-names.js'
 import { within } from '../timeout.js'
 import { redactor, type Redactor } from './redact.js'
 import { procFind } from './proc-scan.js'
-import { leaseUid } from './run-as.js'
+import { leaseUid, runAsStdio } from './run-as.js'
 import { RESULT_TOO_LARGE as REPLY_TOO_LARGE } from './result-cap.js'
 import { LineSplitter } from './stderr-lines.js'
 import { LogWindow } from './log-window.js'
@@ -111,7 +111,12 @@ export async function spawnChild(
     detached: PROCESS_GROUPS,
     env: { ...getDefaultEnvironment(), ...inherited, ...config.env, ...extraEnv },
     cwd: config.cwd,
-    stdio: ['pipe', 'pipe', 'pipe'],
+    // Its three pipes first whatever follows (runAsStdio: /dev/null over inherited descriptors).
+    stdio: (runAs === undefined ? ['pipe', 'pipe', 'pipe'] : runAsStdio()) as [
+      'pipe',
+      'pipe',
+      'pipe',
+    ],
     shell: false,
     windowsHide: process.platform === 'win32',
     ...(runAs === undefined ? {} : { uid: runAs.uid, gid: runAs.gid }),

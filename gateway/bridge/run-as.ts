@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process'
+import { spawn, type StdioPipe } from 'node:child_process'
+import { openSync, readdirSync, readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { RunAs } from '../config/run-as.js'
 import { procFind } from './proc-scan.js'
@@ -158,41 +159,72 @@ function pick(range: Range): number | undefined {
 
 /**
  * Ends every process running as `uid` (real, effective or saved): resolves true once none is
- * left, false when one still is after SWEEP_ROUNDS rounds of `graceMs` each.
+ * left after the helper ran, false when none of SWEEP_ROUNDS rounds of `graceMs` got there.
  */
 async function sweep(uid: number, gid: number, graceMs: number): Promise<boolean> {
   for (let round = 0; round < SWEEP_ROUNDS; round++) {
-    const left = await processesOf(uid)
-    if (left.length === 0) return true
-    await killAll(uid, gid, left)
+    // Killed even when a scan finds nothing: one that forks and exits in a loop (a pid never the
+    // same twice) or whose leader is a zombie with threads running is in no scan. Swept only
+    // once the helper ran: one killed by a process of the uid proves nothing.
+    const ran = await killAll(uid, gid, await processesOf(uid))
     const deadline = Date.now() + graceMs
     while ((await processesOf(uid)).length > 0 && Date.now() < deadline) await sleep(SWEEP_POLL_MS)
+    if (ran && (await processesOf(uid)).length === 0) return true
   }
-  return (await processesOf(uid)).length === 0
+  return false
 }
 
 /**
  * SIGKILL to every process of `uid`: from a helper running as it (kill(-1) signals every process
  * the caller may signal, those of its own uid, itself excepted), and from the gateway to each
- * of `pids` (its CAP_KILL) should the helper not start.
+ * of `pids` (its CAP_KILL) should the helper not start. True once the helper ran to its end.
  */
-async function killAll(uid: number, gid: number, pids: number[]): Promise<void> {
+async function killAll(uid: number, gid: number, pids: number[]): Promise<boolean> {
   const helper = spawn(process.execPath, ['-e', "process.kill(-1, 'SIGKILL')"], {
     uid,
     gid,
     cwd: '/',
     env: {},
-    stdio: 'ignore',
+    // Run as the uid too: what the gateway inherited is no more its than the process's.
+    stdio: runAsStdio().map((o, fd) => (fd < 3 ? 'ignore' : o)),
   })
   const ran = await new Promise<boolean>((resolve) => {
     helper.once('error', () => resolve(false))
     helper.once('exit', (code) => resolve(code === 0))
   })
-  if (ran) return
+  if (ran) return true
   for (const pid of pids)
     try {
       process.kill(pid, 'SIGKILL')
     } catch {}
+  return false
+}
+
+/** O_CLOEXEC as /proc/<pid>/fdinfo spells the flags (octal). */
+const O_CLOEXEC = 0o2000000
+let stdio: (StdioPipe | 'ignore' | number)[] | undefined
+
+/**
+ * The stdio of a process under a \`runAs\` uid: its three pipes, and /dev/null over every
+ * descriptor this gateway inherited open across exec (without O_CLOEXEC: its own all have it)
+ * from whoever started it (a supervisor's pipe, a file it was handed), which the process would
+ * otherwise get as well: a stranger's uid reads and writes through it all the same.
+ */
+export function runAsStdio(): (StdioPipe | 'ignore' | number)[] {
+  if (stdio !== undefined) return stdio
+  const open: (StdioPipe | 'ignore' | number)[] = ['pipe', 'pipe', 'pipe']
+  let nul: number | undefined
+  for (const fd of readdirSync('/proc/self/fd').map(Number)) {
+    if (fd < 3) continue
+    let flags: string | undefined
+    try {
+      flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1'))?.[1]
+    } catch {}
+    if (flags === undefined || (Number.parseInt(flags, 8) & O_CLOEXEC) !== 0) continue
+    open[fd] = nul ??= openSync('/dev/null', 'r+')
+  }
+  // Every index filled: spawn reads the array as a list, skipping holes.
+  return (stdio = Array.from(open, (o) => o ?? 'ignore'))
 }
 
 /** Pids of processes (not zombies) whose real, effective, saved or fs uid is `uid` (Linux /proc). */

@@ -108,6 +108,8 @@ export interface RunAsHost {
   platform: NodeJS.Platform
   /** Its effective uid. */
   uid: number
+  /** Its effective gid and supplementary groups: those its files may be readable by. */
+  gids?: number[]
   /** Its effective capabilities (CapEff in /proc/self/status); undefined where unreadable. */
   capabilities: bigint | undefined
 }
@@ -129,14 +131,17 @@ export function thisHost(): RunAsHost {
     const line = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'))
     capabilities = line ? BigInt(`0x${line[1]}`) : undefined
   } catch {}
-  return { platform: process.platform, uid: process.geteuid?.() ?? -1, capabilities }
+  const gids = [process.getegid?.(), ...(process.getgroups?.() ?? [])].filter(
+    (g) => g !== undefined,
+  )
+  return { platform: process.platform, uid: process.geteuid?.() ?? -1, gids, capabilities }
 }
 
 /**
  * What keeps this gateway from running the servers' processes as their `runAs` users: not
  * Linux; without CAP_SETUID and CAP_SETGID (to start them, and drop the supplementary groups)
  * and CAP_KILL (the stop ladder signals a process of another uid, and one that ignores its
- * closed stdin would run on); a range holding the gateway's own uid.
+ * closed stdin would run on); a range holding the gateway's own uid; a gid of the gateway's.
  */
 export function runAsHostProblems(
   servers: Record<string, { runAs?: RunAs }>,
@@ -163,6 +168,11 @@ export function runAsHostProblems(
       problems.push({
         path,
         message: `holds the gateway's own uid ${host.uid}: its processes could read the gateway's secrets`,
+      })
+    if (host.gids?.includes(s.runAs.gid))
+      problems.push({
+        path,
+        message: `gid ${s.runAs.gid} is the gateway's own group: its processes could read the gateway's group-readable files`,
       })
   }
   return problems

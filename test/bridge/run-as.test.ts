@@ -18,6 +18,7 @@ import { modernToolCall } from '../helpers/modern-request.js'
 import { gone } from '../helpers/pids.js'
 import { firstData } from '../helpers/sse.js'
 import { startStack, type Stack } from '../helpers/stack.js'
+import { toolText } from '../helpers/tool-text.js'
 
 /**
  * A stdio MCP server without the SDK: `read` gives back the file at `path` (or the error),
@@ -86,22 +87,9 @@ function credentialsOf(pid: number): { uids: number[]; gids: number[]; groups: s
   }
 }
 
-let ids = 100
 /** Calls `name` on `child` (no handshake: PROBE needs none) and gives back its text, parsed. */
-function call(child: Child, name: string, args: Record<string, unknown> = {}) {
-  const id = ids++
-  return new Promise<Record<string, unknown>>((resolve) => {
-    child.onmessage = (m) => {
-      const r = m as { id?: number; result?: { content: { text: string }[] } }
-      if (r.id === id) resolve(JSON.parse(r.result!.content[0]!.text))
-    }
-    void child.send({
-      jsonrpc: '2.0',
-      id,
-      method: 'tools/call',
-      params: { name, arguments: args },
-    } as never)
-  })
+async function call(child: Child, name: string, args: Record<string, unknown> = {}) {
+  return JSON.parse(await toolText(child, name, args)) as Record<string, unknown>
 }
 
 const started: Child[] = []
