@@ -166,10 +166,14 @@ async function sweep(uid: number, gid: number, graceMs: number): Promise<boolean
     // Killed even when a scan finds nothing: one that forks and exits in a loop (a pid never the
     // same twice) or whose leader is a zombie with threads running is in no scan. Swept only
     // once the helper ran: one killed by a process of the uid proves nothing.
-    const ran = await killAll(uid, gid, await processesOf(uid))
+    const ran = await killAll(uid, gid)
     const deadline = Date.now() + graceMs
-    while ((await processesOf(uid)).length > 0 && Date.now() < deadline) await sleep(SWEEP_POLL_MS)
-    if (ran && (await processesOf(uid)).length === 0) return true
+    let left = await processesOf(uid)
+    while (left.length > 0 && Date.now() < deadline) {
+      await sleep(SWEEP_POLL_MS)
+      left = await processesOf(uid)
+    }
+    if (ran && left.length === 0) return true
   }
   return false
 }
@@ -177,9 +181,9 @@ async function sweep(uid: number, gid: number, graceMs: number): Promise<boolean
 /**
  * SIGKILL to every process of `uid`: from a helper running as it (kill(-1) signals every process
  * the caller may signal, those of its own uid, itself excepted), and from the gateway to each
- * of `pids` (its CAP_KILL) should the helper not start. True once the helper ran to its end.
+ * one a scan finds (its CAP_KILL) should the helper not run to its end. True once it did.
  */
-async function killAll(uid: number, gid: number, pids: number[]): Promise<boolean> {
+async function killAll(uid: number, gid: number): Promise<boolean> {
   const helper = spawn(process.execPath, ['-e', "process.kill(-1, 'SIGKILL')"], {
     uid,
     gid,
@@ -193,7 +197,7 @@ async function killAll(uid: number, gid: number, pids: number[]): Promise<boolea
     helper.once('exit', (code) => resolve(code === 0))
   })
   if (ran) return true
-  for (const pid of pids)
+  for (const pid of await processesOf(uid))
     try {
       process.kill(pid, 'SIGKILL')
     } catch {}

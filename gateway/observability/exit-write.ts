@@ -99,10 +99,15 @@ export function writeAll(
         buf = buf.subarray(writeSync(fd, buf))
         left = retries
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code
-        if ((code !== 'EAGAIN' && code !== 'EBUSY') || left-- <= 0) throw err
+        if (!readerBehind(err) || left-- <= 0) throw err
         Atomics.wait(pause, 0, 0, pauseMs)
       }
     }
   }
+}
+
+/** A write refused because the reader is behind (EAGAIN, EBUSY): worth trying again later. */
+export function readerBehind(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code
+  return code === 'EAGAIN' || code === 'EBUSY'
 }

@@ -13,7 +13,7 @@
 
 import fs from 'node:fs'
 import type { DestinationStream } from 'pino'
-import { writeAll } from './exit-write.js'
+import { readerBehind, writeAll } from './exit-write.js'
 
 /** The first wait before bytes the reader refused are tried again, in ms (then doubled). */
 const RETRY_FIRST_MS = 1
@@ -69,17 +69,17 @@ export function bufferedStdout(o: {
     waiting = []
     for (const cb of next) cb(failed)
   }
-  const fail = (err: Error) => {
-    failed = err
+  /** Nothing held or waiting any more (written at exit, or dropped after a failure). */
+  const clear = () => {
     held = ''
     heldBytes = 0
     queue = []
     queued = 0
-    settle()
   }
-  const isAgain = (err: unknown) => {
-    const code = (err as NodeJS.ErrnoException).code
-    return code === 'EAGAIN' || code === 'EBUSY'
+  const fail = (err: Error) => {
+    failed = err
+    clear()
+    settle()
   }
   const retryLater = () => {
     if (retrying) return
@@ -93,7 +93,7 @@ export function bufferedStdout(o: {
     try {
       n = fs.writevSync(fd, queue)
     } catch (err) {
-      if (!isAgain(err)) return fail(err as Error)
+      if (!readerBehind(err)) return fail(err as Error)
       n = 0
     }
     retryMs = n > 0 ? RETRY_FIRST_MS : Math.min(retryMs * 2, RETRY_MAX_MS)
@@ -130,7 +130,7 @@ export function bufferedStdout(o: {
     try {
       n = fs.writeSync(fd, chunk)
     } catch (err) {
-      if (!isAgain(err)) return fail(err as Error)
+      if (!readerBehind(err)) return fail(err as Error)
       n = 0
     }
     if (n === bytes) return
@@ -174,10 +174,7 @@ export function bufferedStdout(o: {
     flushSync() {
       if (failed !== undefined) return
       const rest = [...queue, Buffer.from(held)]
-      queue = []
-      queued = 0
-      held = ''
-      heldBytes = 0
+      clear()
       try {
         writeAll(fd, rest, o.wait)
       } catch {

@@ -47,6 +47,17 @@ const PLENTY = 64 * 1024 * 1024
 
 const line = (i: number) => `{"i":${i},"s":"${'é'.repeat(i % 50)}ツール😀"}\n`
 
+/** Writes `line(0)`, `line(1)`, … to `stream` until `bytes` are given; returns them in order. */
+function give(stream: { write(chunk: string): unknown }, bytes: number): string[] {
+  const given: string[] = []
+  for (let i = 0, size = 0; size < bytes; i++) {
+    given.push(line(i))
+    size += Buffer.byteLength(line(i))
+    stream.write(line(i))
+  }
+  return given
+}
+
 describe('the log stdout stream, its reader behind', () => {
   for (const bytes of [0, 4096])
     it(`buffer ${bytes}: what the reader had no room for waits, in order, and is written once it reads`, async () => {
@@ -63,15 +74,8 @@ describe('the log stdout stream, its reader behind', () => {
           wait: 1000,
           maxPending: PLENTY,
         })
-        const given: string[] = []
         // Far past what any pipe holds (a few hundred KiB at most), not one byte read.
-        let size = 0
-        for (let i = 0; size < 4 * 1024 * 1024; i++) {
-          const l = line(i)
-          given.push(l)
-          size += Buffer.byteLength(l)
-          stream.write(l)
-        }
+        const given = give(stream, 4 * 1024 * 1024)
         let flushed = false
         const flush = new Promise<Error | undefined>((resolve) =>
           stream.flush((err) => {
@@ -124,13 +128,7 @@ describe('the log stdout stream, its reader stopped: memory stays bounded', () =
         maxPending: MAX,
         lost: (lines, since) => void told.push({ lines, since }),
       })
-      const given: string[] = []
-      let size = 0
-      for (let i = 0; size < 8 * MAX; i++) {
-        given.push(line(i))
-        size += Buffer.byteLength(line(i))
-        stream.write(line(i))
-      }
+      const given = give(stream, 8 * MAX)
       const flushed = new Promise((resolve) => stream.flush(resolve))
       assert.equal(told.length, 0, 'nothing said while the reader is behind')
       const done = said(child, 'done')
@@ -183,13 +181,7 @@ describe('the log stdout stream, room in the pipe again before its retry', () =>
         wait: 1000,
         maxPending: PLENTY,
       })
-      const given: string[] = []
-      let size = 0
-      for (let i = 0; size < 4 * 1024 * 1024; i++) {
-        given.push(line(i))
-        size += Buffer.byteLength(line(i))
-        stream.write(line(i))
-      }
+      const given = give(stream, 4 * 1024 * 1024)
       const read = said(child, 'read')
       child.kill('SIGUSR1')
       await read
